@@ -1,0 +1,238 @@
+import { Packr } from 'msgpackr';
+import {
+  FrameType,
+  PROTOCOL_VERSION,
+  type Attrs,
+  type DeviceInfo,
+  type Frame,
+  type HubToServerFrame,
+  type ServerToHubFrame,
+} from '../../proto/frames.js';
+import { ID_PATTERN } from '../../proto/subjects.js';
+import { ProtocolError } from '../errors.js';
+
+/**
+ * Plain msgpack only: no records, no msgpackr extensions, smallest map headers, so the bytes are
+ * what any msgpack library (and the test vectors) produce and a C firmware can read them.
+ */
+const packr = new Packr({
+  ...({ skipValues: [undefined] } as object), // absent optional fields are left out, never sent as nil
+  useRecords: false,
+  variableMapSize: true,
+  mapsAsObjects: true,
+  moreTypes: false,
+});
+
+/** @default 16_384 (bytes): largest hub frame accepted; the welcome frame tells the hub. */
+export const DEFAULT_MAX_FRAME = 16 * 1024;
+/** Limits on what one frame may carry, so a frame cannot make the shadow grow without bound. */
+export const LIMITS = { devicesPerFrame: 256, attrsPerDevice: 64, stringBytes: 1024, idLength: 64 } as const;
+
+export function encode(frame: Frame | object): Buffer {
+  return packr.pack(frame);
+}
+
+/** Decodes one msgpack value; any failure becomes `malformed_frame`. */
+export function decodeValue(bytes: Uint8Array): unknown {
+  try {
+    return packr.unpack(bytes);
+  } catch (err) {
+    throw new ProtocolError('malformed_frame', `not a msgpack value: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+/** Decodes and validates a frame sent by a hub. Throws ProtocolError with the field at fault. */
+export function decodeHubFrame(bytes: Uint8Array, maxBytes = DEFAULT_MAX_FRAME): HubToServerFrame {
+  if (bytes.byteLength > maxBytes) throw new ProtocolError('frame_too_large', `frame of ${bytes.byteLength} bytes exceeds ${maxBytes}`);
+  return validateHubFrame(decodeValue(bytes));
+}
+
+/** Decodes and validates a frame sent by the server (used by the simulator and tests). */
+export function decodeServerFrame(bytes: Uint8Array): ServerToHubFrame {
+  return validateServerFrame(decodeValue(bytes));
+}
+
+function fail(field: string, what: string): never {
+  throw new ProtocolError('invalid_field', `${field}: ${what}`, { field });
+}
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) return false;
+  const proto = Object.getPrototypeOf(v);
+  return proto === Object.prototype || proto === null;
+}
+
+function map(v: unknown, field: string): Record<string, unknown> {
+  if (!isPlainObject(v)) fail(field, 'must be a map');
+  return v;
+}
+
+function uint(v: unknown, field: string): number {
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) fail(field, 'must be an unsigned integer');
+  return v;
+}
+
+function str(v: unknown, field: string, max: number = LIMITS.stringBytes): string {
+  if (typeof v !== 'string' || v.length === 0 || v.length > max) fail(field, `must be a string of 1..${max} characters`);
+  return v;
+}
+
+function id(v: unknown, field: string): string {
+  if (typeof v !== 'string' || !ID_PATTERN.test(v)) fail(field, 'must be an id of 1..64 characters [A-Za-z0-9_-]');
+  return v;
+}
+
+function optional<T>(v: unknown, check: (v: unknown, field: string) => T, field: string): T | undefined {
+  return v === undefined || v === null ? undefined : check(v, field);
+}
+
+/** Attribute maps hold scalars only: the shadow stays flat and cheap to merge and store. */
+export function attrs(v: unknown, field: string): Attrs {
+  const m = map(v, field);
+  let n = 0;
+  for (const key in m) {
+    if (++n > LIMITS.attrsPerDevice) fail(field, `more than ${LIMITS.attrsPerDevice} attributes`);
+    if (key.length === 0 || key.length > LIMITS.idLength) fail(`${field}.${key}`, 'attribute name of 1..64 characters');
+    const val = m[key];
+    const type = typeof val;
+    if (val === null || type === 'boolean' || (type === 'number' && Number.isFinite(val as number))) continue;
+    if (type === 'string' && (val as string).length <= LIMITS.stringBytes) continue;
+    fail(`${field}.${key}`, 'must be a string, finite number, boolean or nil');
+  }
+  return m as Attrs;
+}
+
+function deviceMap(v: unknown, field: string): Record<string, Attrs> {
+  const m = map(v, field);
+  let n = 0;
+  for (const key in m) {
+    if (++n > LIMITS.devicesPerFrame) fail(field, `more than ${LIMITS.devicesPerFrame} devices`);
+    id(key, `${field} key`);
+    attrs(m[key], `${field}.${key}`);
+  }
+  return m as Record<string, Attrs>;
+}
+
+function deviceInfos(v: unknown, field: string): DeviceInfo[] {
+  if (!Array.isArray(v)) fail(field, 'must be an array');
+  if (v.length > LIMITS.devicesPerFrame) fail(field, `more than ${LIMITS.devicesPerFrame} devices`);
+  return v.map((item, i) => {
+    const m = map(item, `${field}[${i}]`);
+    const info: DeviceInfo = { d: id(m.d, `${field}[${i}].d`), k: str(m.k, `${field}[${i}].k`, LIMITS.idLength) };
+    const model = optional(m.m, (x, f) => str(x, f, LIMITS.idLength), `${field}[${i}].m`);
+    if (model !== undefined) info.m = model;
+    return info;
+  });
+}
+
+function idList(v: unknown, field: string): string[] {
+  if (!Array.isArray(v)) fail(field, 'must be an array');
+  if (v.length > LIMITS.devicesPerFrame) fail(field, `more than ${LIMITS.devicesPerFrame} devices`);
+  return v.map((x, i) => id(x, `${field}[${i}]`));
+}
+
+function frameType(v: unknown): number {
+  const m = map(v, 'frame');
+  if (typeof m.t !== 'number') fail('t', 'frame type must be an integer');
+  return m.t;
+}
+
+export function validateHubFrame(value: unknown): HubToServerFrame {
+  if (!isPlainObject(value)) throw new ProtocolError('malformed_frame', 'a frame must be a msgpack map');
+  const f = value;
+  switch (frameType(f)) {
+    case FrameType.hello: {
+      const v = uint(f.v, 'v');
+      if (v !== PROTOCOL_VERSION) throw new ProtocolError('unsupported_version', `protocol version ${v} is not supported (speak ${PROTOCOL_VERSION})`, { field: 'v' });
+      return { t: 1, v, b: str(f.b, 'b', LIMITS.idLength), fw: optional(f.fw, (x, k) => str(x, k, LIMITS.idLength), 'fw') };
+    }
+    case FrameType.heartbeat:
+      return { t: 3, ts: optional(f.ts, uint, 'ts') };
+    case FrameType.report:
+      return { t: 4, s: uint(f.s, 's'), r: deviceMap(f.r, 'r'), ts: optional(f.ts, uint, 'ts') };
+    case FrameType.event:
+      return {
+        t: 5,
+        s: uint(f.s, 's'),
+        d: id(f.d, 'd'),
+        e: str(f.e, 'e', LIMITS.idLength),
+        p: optional(f.p, attrs, 'p'),
+        ts: optional(f.ts, uint, 'ts'),
+      };
+    case FrameType.result: {
+      const ok = f.ok;
+      if (typeof ok !== 'boolean') fail('ok', 'must be a boolean');
+      return {
+        t: 8,
+        id: uint(f.id, 'id'),
+        ok,
+        r: f.r,
+        e: optional(f.e, (x, k) => str(x, k, LIMITS.idLength), 'e'),
+        msg: optional(f.msg, str, 'msg'),
+      };
+    }
+    case FrameType.devices: {
+      if (f.f !== undefined && f.f !== null && typeof f.f !== 'boolean') fail('f', 'must be a boolean');
+      return {
+        t: 9,
+        s: uint(f.s, 's'),
+        f: f.f === true,
+        j: optional(f.j, deviceInfos, 'j'),
+        l: optional(f.l, idList, 'l'),
+      };
+    }
+    case FrameType.error:
+      return errorFrame(f);
+    case FrameType.bye:
+      return { t: 12, e: optional(f.e, str, 'e'), msg: optional(f.msg, str, 'msg') };
+    default:
+      throw new ProtocolError('unknown_frame_type', `frame type ${String(f.t)} is not one a hub may send`, { field: 't' });
+  }
+}
+
+function errorFrame(f: Record<string, unknown>) {
+  if (typeof f.tmp !== 'boolean') fail('tmp', 'must be a boolean');
+  return {
+    t: 10 as const,
+    c: uint(f.c, 'c'),
+    e: str(f.e, 'e', LIMITS.idLength),
+    tmp: f.tmp,
+    msg: optional(f.msg, str, 'msg'),
+    ref: optional(f.ref, uint, 'ref'),
+  };
+}
+
+export function validateServerFrame(value: unknown): ServerToHubFrame {
+  if (!isPlainObject(value)) throw new ProtocolError('malformed_frame', 'a frame must be a msgpack map');
+  const f = value;
+  switch (frameType(f)) {
+    case FrameType.welcome: {
+      const dl = deviceMap(f.dl ?? {}, 'dl');
+      return {
+        t: 2,
+        v: uint(f.v, 'v'),
+        ep: uint(f.ep, 'ep'),
+        hb: uint(f.hb, 'hb'),
+        idle: uint(f.idle, 'idle'),
+        max: uint(f.max, 'max'),
+        ts: uint(f.ts, 'ts'),
+        s: uint(f.s, 's'),
+        dl,
+      };
+    }
+    case FrameType.heartbeat:
+      return { t: 3, ts: optional(f.ts, uint, 'ts') };
+    case FrameType.ack:
+      return { t: 6, s: uint(f.s, 's') };
+    case FrameType.command:
+      return { t: 7, id: uint(f.id, 'id'), d: id(f.d, 'd'), m: str(f.m, 'm', LIMITS.idLength), p: map(f.p ?? {}, 'p'), to: uint(f.to, 'to') };
+    case FrameType.error:
+      return errorFrame(f);
+    case FrameType.reconnect:
+      return { t: 11, after: uint(f.after, 'after'), url: optional(f.url, str, 'url'), e: optional(f.e, str, 'e') };
+    case FrameType.bye:
+      return { t: 12, e: optional(f.e, str, 'e'), msg: optional(f.msg, str, 'msg') };
+    default:
+      throw new ProtocolError('unknown_frame_type', `frame type ${String(f.t)} is not one a server sends`, { field: 't' });
+  }
+}
