@@ -21,6 +21,10 @@ const packr = new Packr({
   variableMapSize: true,
   mapsAsObjects: true,
   moreTypes: false,
+  // decoded bin values must not alias the socket's buffer, which uWS reuses after the callback
+  copyBuffers: true,
+  // C hubs send integers above 32 bits (ms timestamps) as uint64 0xcf: decode them as numbers, never BigInt
+  int64AsType: 'number',
 });
 
 /** @default 16_384 (bytes): largest hub frame accepted; the welcome frame tells the hub. */
@@ -28,17 +32,70 @@ export const DEFAULT_MAX_FRAME = 16 * 1024;
 /** Limits on what one frame may carry, so a frame cannot make the shadow grow without bound. */
 export const LIMITS = { devicesPerFrame: 256, attrsPerDevice: 64, stringBytes: 1024, idLength: 64 } as const;
 
-export function encode(frame: Frame | object): Buffer {
+export function encode(frame: Frame | object | unknown): Buffer {
   return packr.pack(frame);
 }
 
 /** Decodes one msgpack value; any failure becomes `malformed_frame`. */
 export function decodeValue(bytes: Uint8Array): unknown {
+  checkPlainMsgpack(bytes);
   try {
     return packr.unpack(bytes);
   } catch (err) {
     throw new ProtocolError('malformed_frame', `not a msgpack value: ${(err as Error).message}`, { cause: err });
   }
+}
+
+function malformed(what: string): never {
+  throw new ProtocolError('malformed_frame', what);
+}
+
+/** Big-endian unsigned length of `size` bytes at `pos`. */
+function length(b: Uint8Array, pos: number, size: 1 | 2 | 4): number {
+  if (pos + size > b.length) malformed('truncated msgpack');
+  let n = 0;
+  for (let i = 0; i < size; i++) n = n * 256 + b[pos + i]!;
+  return n;
+}
+
+/**
+ * One pass over the bytes before msgpackr sees them: exactly one value, nothing after it, plain
+ * msgpack types only. msgpackr would turn extension types into Dates, Sets, Errors, BigInts,
+ * `undefined` or (structured clone) cyclic objects, and byte 0xc1 into a marker object, wherever
+ * validation does not look (unknown keys, result `r`). O(bytes): every value takes at least one byte.
+ */
+function checkPlainMsgpack(b: Uint8Array): void {
+  let pos = 0;
+  let pending = 1; // values still to read
+  while (pending > 0) {
+    if (pos >= b.length) malformed('truncated msgpack');
+    const c = b[pos++]!;
+    pending--;
+    if (c < 0x80 || c >= 0xe0) continue; // fixint
+    if (c < 0x90) pending += 2 * (c & 0x0f); // fixmap
+    else if (c < 0xa0) pending += c & 0x0f; // fixarray
+    else if (c < 0xc0) pos += c & 0x1f; // fixstr
+    else {
+      switch (c) {
+        case 0xc0: case 0xc2: case 0xc3: break;
+        case 0xcc: case 0xd0: pos += 1; break;
+        case 0xcd: case 0xd1: pos += 2; break;
+        case 0xca: case 0xce: case 0xd2: pos += 4; break;
+        case 0xcb: case 0xcf: case 0xd3: pos += 8; break;
+        case 0xc4: case 0xd9: pos += 1 + length(b, pos, 1); break;
+        case 0xc5: case 0xda: pos += 2 + length(b, pos, 2); break;
+        case 0xc6: case 0xdb: pos += 4 + length(b, pos, 4); break;
+        case 0xdc: pending += length(b, pos, 2); pos += 2; break;
+        case 0xdd: pending += length(b, pos, 4); pos += 4; break;
+        case 0xde: pending += 2 * length(b, pos, 2); pos += 2; break;
+        case 0xdf: pending += 2 * length(b, pos, 4); pos += 4; break;
+        case 0xc1: malformed(`byte 0xc1 (never used in msgpack) at offset ${pos - 1}`);
+        default: malformed(`msgpack extension type 0x${c.toString(16)} at offset ${pos - 1}: not allowed`);
+      }
+    }
+  }
+  if (pos > b.length) malformed('truncated msgpack');
+  if (pos < b.length) malformed(`${b.length - pos} bytes after the end of the msgpack value`);
 }
 
 /** Decodes and validates a frame sent by a hub. Throws ProtocolError with the field at fault. */

@@ -1,0 +1,117 @@
+import type { AppReply, AppRequest } from '../../proto/app.js';
+import { ErrorCodes } from '../../proto/errors.js';
+import { canSeeHome, type Principal } from '../api/auth.js';
+import { TierError, asTierError } from '../errors.js';
+import { Actor, type ActorSystem } from './actor.js';
+import type { CommandSpec } from './commands.js';
+
+/** The app socket as the actor sees it. */
+export interface AppLink {
+  reply(msg: AppReply): void;
+  /** joins the local fan-out of a home's events */
+  join(homeId: string): void;
+  leave(homeId: string): void;
+  readonly open: boolean;
+}
+
+export interface AppSessionDeps {
+  readonly system: ActorSystem;
+  /** node-wide, reference-counted interest in a home's events on the bus */
+  readonly feeds: { acquire(homeId: string): void; release(homeId: string): void };
+  readonly sendCommand: (hubId: string, deviceId: string, spec: CommandSpec, timeoutMs: number) => Promise<unknown>;
+  /** home of a hub, null when unknown */
+  readonly homeOf: (hubId: string) => Promise<string | null>;
+  readonly commandTimeoutMs: number;
+  readonly commandTimeoutMaxMs: number;
+  /** @default 64: homes one connection may subscribe to */
+  readonly maxSubscriptions: number;
+}
+
+export type AppMessage = { type: 'request'; request: AppRequest } | { type: 'closed' };
+
+/**
+ * One app connection: the user's identity and homes, its subscriptions (each also held as
+ * node-wide interest in the home's bus subject), and its commands. Subscribe and unsubscribe run
+ * in order; commands run concurrently and answer with the request id when the hub answers.
+ */
+export class AppSession extends Actor<AppMessage> {
+  private readonly homes = new Set<string>();
+
+  constructor(
+    readonly principal: Principal,
+    private readonly link: AppLink,
+    private readonly deps: AppSessionDeps,
+    address: string,
+  ) {
+    super(address, deps.system);
+  }
+
+  protected receive(msg: AppMessage): void {
+    if (msg.type === 'closed') {
+      this.stop('closed');
+      return;
+    }
+    const req = msg.request;
+    switch (req.op) {
+      case 'ping':
+        return this.link.reply({ op: 'ok', id: req.id, result: { ts: Date.now() } });
+      case 'sub':
+        return this.subscribe(req.id, req.home);
+      case 'unsub':
+        if (this.homes.delete(req.home)) {
+          this.link.leave(req.home);
+          this.deps.feeds.release(req.home);
+        }
+        return this.link.reply({ op: 'ok', id: req.id });
+      case 'cmd':
+        this.command(req);
+        return;
+    }
+  }
+
+  private subscribe(id: number, homeId: string): void {
+    if (!canSeeHome(this.principal, homeId)) return this.answerError(id, new TierError('forbidden', `not allowed to subscribe to home ${homeId}`));
+    if (!this.homes.has(homeId)) {
+      if (this.homes.size >= this.deps.maxSubscriptions) return this.answerError(id, new TierError('rate_limited', `at most ${this.deps.maxSubscriptions} homes per connection`));
+      this.homes.add(homeId);
+      this.deps.feeds.acquire(homeId);
+      this.link.join(homeId);
+    }
+    this.link.reply({ op: 'ok', id, result: { home: homeId } });
+  }
+
+  private command(req: Extract<AppRequest, { op: 'cmd' }>): void {
+    const timeoutMs = req.timeoutMs ?? this.deps.commandTimeoutMs;
+    if (timeoutMs > this.deps.commandTimeoutMaxMs) return this.answerError(req.id, new TierError('invalid_field', `timeoutMs: at most ${this.deps.commandTimeoutMaxMs}`, { field: 'timeoutMs' }));
+    const spec: CommandSpec = req.set ? { set: req.set } : { method: req.method!, params: req.params ?? {} };
+    const run = async () => {
+      const home = await this.deps.homeOf(req.hub);
+      // an unknown hub and a hub of another home look the same to the caller
+      if (home === null || !canSeeHome(this.principal, home)) throw new TierError('forbidden', `not allowed to command hub ${req.hub}`);
+      return this.deps.sendCommand(req.hub, req.device, spec, timeoutMs);
+    };
+    run().then(
+      (result) => this.link.open && this.link.reply({ op: 'ok', id: req.id, result }),
+      (err: unknown) => this.link.open && this.answerError(req.id, asTierError(err)),
+    );
+  }
+
+  private answerError(id: number | undefined, err: TierError): void {
+    const row = ErrorCodes[err.code];
+    this.link.reply({ op: 'err', id, code: err.code, num: row.code, temporary: row.temporary, msg: err.message });
+  }
+
+  /** Answers a request that could not be decoded. */
+  rejectRaw(err: TierError): void {
+    this.answerError(undefined, err);
+  }
+
+  protected onStop(): void {
+    for (const home of this.homes) this.deps.feeds.release(home);
+    this.homes.clear();
+  }
+
+  protected override refused(msg: AppMessage): void {
+    if (msg.type === 'request') this.answerError(msg.request.id, new TierError('busy'));
+  }
+}

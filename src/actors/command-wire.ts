@@ -1,0 +1,43 @@
+import { ID_PATTERN } from '../../proto/subjects.js';
+import { ProtocolError } from '../errors.js';
+import type { ErrorCode } from '../../proto/errors.js';
+import { decodeValue, encode } from '../protocol/codec.js';
+
+/** A command as carried on `hub.<hubId>.cmd` (msgpack map). */
+export interface CommandRequest {
+  /** device id */
+  d: string;
+  /** method; `set` applies `p` as attributes */
+  m: string;
+  p: Record<string, unknown>;
+  /** ms the hub has to answer */
+  to: number;
+}
+
+/** The answer on the reply subject. */
+export type CommandReply = { ok: true; r: unknown } | { ok: false; e: ErrorCode; msg?: string };
+
+export function encodeCommandRequest(req: CommandRequest): Uint8Array {
+  return encode(req);
+}
+
+export function decodeCommandRequest(data: Uint8Array): CommandRequest {
+  const v = decodeValue(data) as Partial<CommandRequest> | null;
+  if (typeof v !== 'object' || v === null) throw new ProtocolError('malformed_frame', 'command must be a map');
+  if (typeof v.d !== 'string' || !ID_PATTERN.test(v.d)) throw new ProtocolError('invalid_field', 'd: device id', { field: 'd' });
+  if (typeof v.m !== 'string' || v.m.length === 0 || v.m.length > 64) throw new ProtocolError('invalid_field', 'm: method', { field: 'm' });
+  if (typeof v.p !== 'object' || v.p === null || Array.isArray(v.p)) throw new ProtocolError('invalid_field', 'p: params map', { field: 'p' });
+  if (typeof v.to !== 'number' || !Number.isInteger(v.to) || v.to <= 0) throw new ProtocolError('invalid_field', 'to: timeout ms', { field: 'to' });
+  return { d: v.d, m: v.m, p: v.p, to: v.to };
+}
+
+export function encodeCommandReply(reply: CommandReply): Uint8Array {
+  return encode(reply);
+}
+
+export function decodeCommandReply(data: Uint8Array): CommandReply {
+  const v = decodeValue(data) as { ok?: unknown; r?: unknown; e?: unknown; msg?: unknown } | null;
+  if (typeof v !== 'object' || v === null || typeof v.ok !== 'boolean') throw new ProtocolError('malformed_frame', 'command reply must be a map with ok');
+  if (v.ok) return { ok: true, r: v.r };
+  return { ok: false, e: (typeof v.e === 'string' ? v.e : 'internal') as ErrorCode, msg: typeof v.msg === 'string' ? v.msg : undefined };
+}

@@ -1,0 +1,31 @@
+import type { Attrs } from '../../proto/frames.js';
+import { subjects } from '../../proto/subjects.js';
+import { NoRespondersError, RequestTimeoutError, type Bus } from '../cluster/bus.js';
+import { CommandError, TierError } from '../errors.js';
+import { decodeCommandReply, encodeCommandRequest } from './command-wire.js';
+
+/** What a caller (HTTP, app socket, rules) asks a device to do. */
+export type CommandSpec = { set: Attrs } | { method: string; params: Record<string, unknown> };
+
+/** The bus waits this much longer than the hub's own timeout, so the session answers first. */
+const BUS_MARGIN_MS = 1_000;
+
+/**
+ * Sends a command to whichever node holds the hub and returns the hub's result.
+ * Throws CommandError: `hub_offline` at once when no node holds it, `command_timeout` when the hub
+ * does not answer within `timeoutMs`, or the code the hub or its session answered with.
+ */
+export async function sendCommand(bus: Bus, hubId: string, deviceId: string, spec: CommandSpec, timeoutMs: number): Promise<unknown> {
+  const [m, p] = 'set' in spec ? ['set', spec.set] : [spec.method, spec.params];
+  let data: Uint8Array;
+  try {
+    data = await bus.request(subjects.hubCommand(hubId), encodeCommandRequest({ d: deviceId, m, p, to: timeoutMs }), timeoutMs + BUS_MARGIN_MS);
+  } catch (err) {
+    if (err instanceof NoRespondersError) throw new CommandError('hub_offline', `hub ${hubId} is not connected`, { cause: err });
+    if (err instanceof RequestTimeoutError) throw new CommandError('command_timeout', `hub ${hubId} did not answer within ${timeoutMs} ms`, { cause: err });
+    throw err instanceof TierError ? err : new CommandError('internal', 'command failed on the bus', { cause: err });
+  }
+  const reply = decodeCommandReply(data);
+  if (reply.ok) return reply.r;
+  throw new CommandError(reply.e, reply.msg);
+}

@@ -1,0 +1,496 @@
+import type { HubEvent } from '../../proto/app.js';
+import { CloseCode, ErrorCodes, isErrorCode, type ErrorCode } from '../../proto/errors.js';
+import {
+  FrameType,
+  PROTOCOL_VERSION,
+  type Attrs,
+  type CommandFrame,
+  type DevicesFrame,
+  type EventFrame,
+  type HelloFrame,
+  type HubToServerFrame,
+  type ReportFrame,
+  type ResultFrame,
+} from '../../proto/frames.js';
+import { subjects } from '../../proto/subjects.js';
+import type { Bus, BusMessage, BusSubscription } from '../cluster/bus.js';
+import type { Directory } from '../cluster/directory.js';
+import { emptyDevice, hubDelta, mergeAttrs, type HubShadow, type ShadowStore } from '../cluster/shadow-store.js';
+import { TierError } from '../errors.js';
+import type { Logger } from '../log/logger.js';
+import { decodeValue, encode } from '../protocol/codec.js';
+import { decodeCommandRequest, encodeCommandReply, type CommandReply } from './command-wire.js';
+import { Actor, type ActorSystem } from './actor.js';
+import type { TimerHandle, TimerTarget } from './timer-wheel.js';
+
+/** The socket of a hub as the actor sees it; the gateway implements it over uWS. */
+export interface HubLink {
+  /** Sends one binary frame; false when the socket dropped it (closed or backpressure limit). */
+  send(bytes: Uint8Array): boolean;
+  /** Closes the socket; the gateway then tells the actor `closed`. */
+  close(code: number, reason: string): void;
+}
+
+/** What all hub sessions of a node share. */
+export interface HubSessionDeps {
+  readonly system: ActorSystem;
+  readonly bus: Bus;
+  readonly directory: Directory;
+  readonly shadows: ShadowStore;
+  readonly nodeId: string;
+  readonly heartbeatMs: number;
+  readonly idleMs: number;
+  readonly helloTimeoutMs: number;
+  readonly maxFrameBytes: number;
+  readonly ratePerSec: number;
+  readonly rateBurst: number;
+  readonly publishEvent: (event: HubEvent) => void;
+  /** the node's index of live sessions; the actor removes itself when closed */
+  readonly sessions: Map<string, HubSession>;
+  readonly metrics?: HubSessionMetrics;
+}
+
+export interface HubSessionMetrics {
+  frameIn(type: number): void;
+  commandDone(outcome: 'ok' | 'failed' | 'timeout' | 'closed'): void;
+  sessionClosed(reason: string): void;
+}
+
+export type SessionState = 'connecting' | 'online' | 'draining' | 'closed';
+
+export type HubMessage =
+  | { type: 'frame'; frame: HubToServerFrame }
+  | { type: 'command'; request: BusMessage }
+  | { type: 'desired'; data: Uint8Array }
+  | { type: 'takeover'; data: Uint8Array }
+  | { type: 'timer'; tag: number }
+  | { type: 'closed'; code: number };
+
+const HELLO_TIMER = -1;
+const IDLE_TIMER = -2;
+
+interface PendingCommand {
+  /** null for commands the session sent on its own (desired deltas) */
+  request: BusMessage | null;
+  timer: TimerHandle;
+}
+
+/**
+ * One connected hub: handshake (hello → welcome), acknowledgement and de-duplication of reports
+ * by sequence number, the shadow cache, commands as RPCs with correlation ids and timeouts,
+ * heartbeat and idle enforcement, per-hub rate limit. Addressed on the bus as `hub.<hubId>.*`
+ * while it holds the hub.
+ */
+export class HubSession extends Actor<HubMessage> implements TimerTarget {
+  state: SessionState = 'connecting';
+  epoch = 0;
+  readonly since = Date.now();
+  private shadow: HubShadow = {};
+  private boot = '';
+  private lastSeq = 0;
+  private lastSeen = Date.now();
+  private tokens: number;
+  private tokensAt = Date.now();
+  private violations = 0;
+  private nextCommandId = 0;
+  private pending: Map<number, PendingCommand> | null = null;
+  private timer: TimerHandle | null;
+  private subscription: BusSubscription | null = null;
+  private readonly log: Logger;
+
+  constructor(
+    readonly hubId: string,
+    readonly homeId: string,
+    private readonly link: HubLink,
+    private readonly deps: HubSessionDeps,
+  ) {
+    super(`hub:${hubId}`, deps.system);
+    this.tokens = deps.rateBurst;
+    this.log = deps.system.log.child({ hubId });
+    this.timer = deps.system.timers.schedule(deps.helloTimeoutMs, this, HELLO_TIMER);
+  }
+
+  /** Entry point of the gateway for every decoded frame: rate limit, then the mailbox. */
+  receiveFrame(frame: HubToServerFrame): void {
+    this.lastSeen = Date.now();
+    if (!this.withinRate()) {
+      this.violations++;
+      if (this.violations > this.deps.rateBurst) {
+        this.closeWith(CloseCode.rateLimited, 'rate_limited');
+        return;
+      }
+      this.sendError('rate_limited', 'slow down: frame refused, resend it later', seqOf(frame));
+      return;
+    }
+    this.tell({ type: 'frame', frame });
+  }
+
+  /** Called by the wheel; handled in the mailbox so it never interleaves with a message. */
+  onTimer(tag: number): void {
+    this.tell({ type: 'timer', tag });
+  }
+
+  protected receive(msg: HubMessage): void | Promise<void> {
+    switch (msg.type) {
+      case 'frame':
+        this.deps.metrics?.frameIn(msg.frame.t);
+        return this.onFrame(msg.frame);
+      case 'command':
+        return this.onCommand(msg.request);
+      case 'desired':
+        return this.onDesired(msg.data);
+      case 'takeover':
+        return this.onTakeover(msg.data);
+      case 'timer':
+        return this.onTimerTag(msg.tag);
+      case 'closed':
+        return this.onClosed(msg.code);
+    }
+  }
+
+  private onFrame(frame: HubToServerFrame): void | Promise<void> {
+    if (this.state === 'connecting') {
+      if (frame.t === FrameType.hello) return this.onHello(frame);
+      this.sendError('hello_required', 'send hello first');
+      this.closeWith(CloseCode.protocolError, 'hello_required');
+      return;
+    }
+    if (this.state !== 'online') return;
+    switch (frame.t) {
+      case FrameType.heartbeat:
+        this.send({ t: FrameType.heartbeat, ts: Date.now() });
+        return;
+      case FrameType.report:
+        return this.onReport(frame);
+      case FrameType.event:
+        return this.onEvent(frame);
+      case FrameType.devices:
+        return this.onDevices(frame);
+      case FrameType.result:
+        return this.onResult(frame);
+      case FrameType.error:
+        this.log.warn({ code: frame.e, msg: frame.msg, ref: frame.ref }, 'hub reported an error');
+        return;
+      case FrameType.bye:
+        this.closeWith(CloseCode.normal, 'bye');
+        return;
+      case FrameType.hello:
+        this.sendError('invalid_field', 'hello was already received');
+        return;
+    }
+  }
+
+  private async onHello(hello: HelloFrame): Promise<void> {
+    const { bus, directory, shadows, nodeId } = this.deps;
+    this.deps.system.timers.cancel(this.timer);
+    this.timer = null;
+    const location = await directory.claim(this.hubId, nodeId);
+    this.epoch = location.epoch;
+    // the previous holder, here or on another node, closes when it sees a larger epoch
+    bus.publish(subjects.hubTakeover(this.hubId), encode({ epoch: this.epoch, node: nodeId }));
+    const [shadow, cursor] = await Promise.all([shadows.load(this.hubId), shadows.loadCursor(this.hubId)]);
+    // a connection that raced this one and claimed later has won: this one gives way
+    if (this.state === 'connecting' && !(await directory.holds(this.hubId, nodeId, this.epoch))) {
+      this.closeWith(CloseCode.takeover, 'session_taken_over');
+    }
+    if (this.stopped || this.state !== 'connecting') {
+      await directory.release(this.hubId, nodeId, this.epoch);
+      return;
+    }
+    this.shadow = shadow;
+    this.boot = hello.b;
+    this.lastSeq = cursor !== null && cursor.boot === hello.b ? cursor.seq : 0;
+    this.subscription = bus.subscribe(`hub.${this.hubId}.*`, (m) => this.onBusMessage(m));
+    this.deps.sessions.get(this.hubId)?.closeWith(CloseCode.takeover, 'session_taken_over');
+    this.deps.sessions.set(this.hubId, this);
+    this.state = 'online';
+    this.send({
+      t: FrameType.welcome,
+      v: PROTOCOL_VERSION,
+      ep: this.epoch,
+      hb: this.deps.heartbeatMs,
+      idle: this.deps.idleMs,
+      max: this.deps.maxFrameBytes,
+      ts: Date.now(),
+      s: this.lastSeq,
+      dl: hubDelta(this.shadow),
+    });
+    this.armIdle();
+    this.deps.publishEvent({ kind: 'online', home: this.homeId, hub: this.hubId, node: nodeId, ts: Date.now() });
+    this.log.debug({ epoch: this.epoch, fw: hello.fw }, 'hub online');
+  }
+
+  /** Applies a sequenced frame once: true when new, false when a duplicate or out of order. */
+  private accept(seq: number): boolean {
+    if (seq <= this.lastSeq) {
+      this.send({ t: FrameType.ack, s: this.lastSeq });
+      return false;
+    }
+    // the first frame of a boot may start anywhere; after that, no gaps
+    if (this.lastSeq !== 0 && seq !== this.lastSeq + 1) {
+      this.sendError('sequence_gap', `expected sequence ${this.lastSeq + 1}, resend from there`, this.lastSeq + 1);
+      return false;
+    }
+    return true;
+  }
+
+  private acknowledge(seq: number): void {
+    this.lastSeq = seq;
+    this.deps.shadows.writeCursor(this.hubId, { boot: this.boot, seq });
+    this.send({ t: FrameType.ack, s: seq });
+  }
+
+  private onReport(frame: ReportFrame): void {
+    if (!this.accept(frame.s)) return;
+    const now = Date.now();
+    for (const deviceId in frame.r) {
+      const device = (this.shadow[deviceId] ??= emptyDevice());
+      const attrs = frame.r[deviceId]!;
+      if (!mergeAttrs(device.reported, attrs)) continue;
+      device.reportedVersion++;
+      device.reportedAt = now;
+      this.deps.shadows.writeReported(this.hubId, deviceId, device);
+      this.deps.publishEvent({
+        kind: 'state',
+        home: this.homeId,
+        hub: this.hubId,
+        device: deviceId,
+        attrs,
+        version: device.reportedVersion,
+        ts: frame.ts ?? now,
+      });
+    }
+    this.acknowledge(frame.s);
+  }
+
+  private onEvent(frame: EventFrame): void {
+    if (!this.accept(frame.s)) return;
+    this.deps.publishEvent({
+      kind: 'event',
+      home: this.homeId,
+      hub: this.hubId,
+      device: frame.d,
+      event: frame.e,
+      params: frame.p,
+      ts: frame.ts ?? Date.now(),
+    });
+    this.acknowledge(frame.s);
+  }
+
+  private async onDevices(frame: DevicesFrame): Promise<void> {
+    if (!this.accept(frame.s)) return;
+    const joined = frame.j ?? [];
+    const left = frame.l ?? [];
+    await this.deps.shadows.writeDevices(this.hubId, joined, left, frame.f === true);
+    const full = frame.f === true;
+    const keep = full ? new Set(joined.map((d) => d.d)) : null;
+    const removed = [...left];
+    if (keep) for (const id in this.shadow) if (!keep.has(id)) removed.push(id);
+    for (const id of removed) delete this.shadow[id];
+    for (const d of joined) {
+      const device = (this.shadow[d.d] ??= emptyDevice());
+      device.kind = d.k;
+      if (d.m !== undefined) device.model = d.m;
+    }
+    this.deps.publishEvent({ kind: 'devices', home: this.homeId, hub: this.hubId, joined, left: removed, ts: Date.now() });
+    this.acknowledge(frame.s);
+  }
+
+  private onBusMessage(msg: BusMessage): void {
+    const verb = msg.subject.slice(msg.subject.lastIndexOf('.') + 1);
+    if (verb === 'cmd') {
+      if (!this.tell({ type: 'command', request: msg }) && this.stopped) reply(msg, { ok: false, e: 'session_closed' });
+    } else if (verb === 'desired') this.tell({ type: 'desired', data: msg.data });
+    else if (verb === 'takeover') this.tell({ type: 'takeover', data: msg.data });
+  }
+
+  private onCommand(request: BusMessage): void {
+    if (this.state !== 'online') {
+      reply(request, { ok: false, e: 'session_closed', msg: 'the session is closing' });
+      return;
+    }
+    let cmd;
+    try {
+      cmd = decodeCommandRequest(request.data);
+    } catch (err) {
+      const e = err instanceof TierError ? err : new TierError('invalid_field');
+      reply(request, { ok: false, e: e.code, msg: e.message });
+      return;
+    }
+    const known = Object.keys(this.shadow).length;
+    if (known > 0 && this.shadow[cmd.d] === undefined) {
+      reply(request, { ok: false, e: 'unknown_device', msg: `hub ${this.hubId} has no device ${cmd.d}` });
+      return;
+    }
+    this.startCommand(cmd.d, cmd.m, cmd.p, cmd.to, request);
+  }
+
+  private startCommand(deviceId: string, method: string, params: Record<string, unknown>, timeoutMs: number, request: BusMessage | null): void {
+    const id = (this.nextCommandId = (this.nextCommandId % 0x7fffffff) + 1);
+    const frame: CommandFrame = { t: FrameType.command, id, d: deviceId, m: method, p: params, to: timeoutMs };
+    if (!this.send(frame)) {
+      if (request) reply(request, { ok: false, e: 'session_closed', msg: 'the hub socket refused the frame' });
+      return;
+    }
+    const timer = this.deps.system.timers.schedule(timeoutMs, this, id);
+    (this.pending ??= new Map()).set(id, { request, timer });
+  }
+
+  private onResult(frame: ResultFrame): void {
+    const p = this.pending?.get(frame.id);
+    if (!p) return; // late answer after the timeout: already answered with command_timeout
+    this.pending!.delete(frame.id);
+    this.deps.system.timers.cancel(p.timer);
+    this.deps.metrics?.commandDone(frame.ok ? 'ok' : 'failed');
+    if (!p.request) return;
+    if (frame.ok) reply(p.request, { ok: true, r: frame.r });
+    else {
+      const code: ErrorCode = isErrorCode(frame.e) ? frame.e : 'command_failed';
+      reply(p.request, { ok: false, e: code, msg: frame.msg ?? `the hub answered ${frame.e ?? 'failure'}` });
+    }
+  }
+
+  private onDesired(data: Uint8Array): void {
+    if (this.state !== 'online') return;
+    const msg = decodeValue(data) as { d?: unknown; desired?: unknown; v?: unknown };
+    if (typeof msg.d !== 'string' || typeof msg.desired !== 'object' || msg.desired === null || typeof msg.v !== 'number') return;
+    const device = (this.shadow[msg.d] ??= emptyDevice());
+    if (msg.v <= device.desiredVersion) return;
+    device.desired = msg.desired as Attrs;
+    device.desiredVersion = msg.v;
+    const delta = hubDelta({ [msg.d]: device })[msg.d];
+    if (delta) this.startCommand(msg.d, 'set', delta, this.deps.idleMs, null);
+  }
+
+  private onTakeover(data: Uint8Array): void {
+    const msg = decodeValue(data) as { epoch?: unknown };
+    if (typeof msg.epoch === 'number' && msg.epoch > this.epoch && this.state !== 'closed') {
+      this.closeWith(CloseCode.takeover, 'session_taken_over');
+    }
+  }
+
+  private onTimerTag(tag: number): void {
+    if (tag === HELLO_TIMER) {
+      this.timer = null;
+      if (this.state === 'connecting') this.closeWith(CloseCode.helloTimeout, 'hello_timeout');
+    } else if (tag === IDLE_TIMER) {
+      this.timer = null;
+      const silent = Date.now() - this.lastSeen;
+      if (this.state !== 'online') return;
+      if (silent >= this.deps.idleMs) this.closeWith(CloseCode.heartbeatTimeout, 'heartbeat_timeout');
+      else this.armIdle(this.deps.idleMs - silent);
+    } else {
+      const p = this.pending?.get(tag);
+      if (!p) return;
+      this.pending!.delete(tag);
+      this.deps.metrics?.commandDone('timeout');
+      if (p.request) reply(p.request, { ok: false, e: 'command_timeout', msg: 'the hub did not answer in time' });
+    }
+  }
+
+  /** One wheel entry per session, re-armed once per idle period rather than per frame. */
+  private armIdle(delay = this.deps.idleMs): void {
+    this.timer = this.deps.system.timers.schedule(delay, this, IDLE_TIMER);
+  }
+
+  /** Sends bye (for a reason a hub should know) and closes; cleanup follows on `closed`. */
+  closeWith(code: number, reason: ErrorCode | 'bye'): void {
+    if (this.state === 'closed' || this.state === 'draining') return;
+    this.state = 'draining';
+    if (reason !== 'bye') this.send({ t: FrameType.bye, e: reason });
+    this.link.close(code, reason);
+  }
+
+  private async onClosed(code: number): Promise<void> {
+    if (this.state === 'closed') return;
+    const wasOnline = this.epoch !== 0;
+    this.state = 'closed';
+    this.release();
+    this.deps.metrics?.sessionClosed(String(code));
+    if (wasOnline) {
+      if (code !== CloseCode.takeover) {
+        this.deps.publishEvent({ kind: 'offline', home: this.homeId, hub: this.hubId, reason: String(code), ts: Date.now() });
+      }
+      await this.deps.directory.release(this.hubId, this.deps.nodeId, this.epoch);
+    }
+    this.stop('closed');
+  }
+
+  /** Drops the subscription, timers and pending commands (answered with session_closed). */
+  private release(): void {
+    this.subscription?.unsubscribe();
+    this.subscription = null;
+    this.deps.system.timers.cancel(this.timer);
+    this.timer = null;
+    if (this.pending) {
+      for (const p of this.pending.values()) {
+        this.deps.system.timers.cancel(p.timer);
+        this.deps.metrics?.commandDone('closed');
+        if (p.request) reply(p.request, { ok: false, e: 'session_closed', msg: 'the hub disconnected before answering' });
+      }
+      this.pending = null;
+    }
+    if (this.deps.sessions.get(this.hubId) === this) this.deps.sessions.delete(this.hubId);
+  }
+
+  protected onStop(reason: string): void {
+    if (this.state !== 'closed') {
+      this.log.error({ reason }, 'hub session stopped by its supervisor');
+      this.release();
+      this.state = 'closed';
+      this.link.close(CloseCode.internal, 'internal');
+      if (this.epoch !== 0) void this.deps.directory.release(this.hubId, this.deps.nodeId, this.epoch).catch(() => {});
+    }
+  }
+
+  /** A full mailbox coalesces a report into a queued report just before it; anything else is refused. */
+  protected override overflow(msg: HubMessage, queued: HubMessage[]): boolean {
+    const tail = queued[queued.length - 1];
+    if (msg.type === 'frame' && msg.frame.t === FrameType.report && tail?.type === 'frame' && tail.frame.t === FrameType.report && msg.frame.s === tail.frame.s + 1) {
+      for (const id in msg.frame.r) tail.frame.r[id] = { ...tail.frame.r[id], ...msg.frame.r[id] };
+      tail.frame.s = msg.frame.s;
+      return true;
+    }
+    this.refused(msg);
+    return false;
+  }
+
+  protected override refused(msg: HubMessage): void {
+    if (msg.type === 'command') reply(msg.request, { ok: false, e: this.stopped ? 'session_closed' : 'busy', msg: 'the hub session is busy' });
+    else if (msg.type === 'frame') this.sendError('busy', 'frame refused: the session is busy, resend it', seqOf(msg.frame));
+  }
+
+  private withinRate(): boolean {
+    const now = Date.now();
+    const elapsed = now - this.tokensAt;
+    if (elapsed > 0) {
+      this.tokens = Math.min(this.deps.rateBurst, this.tokens + (elapsed * this.deps.ratePerSec) / 1000);
+      this.tokensAt = now;
+    }
+    if (this.tokens < 1) return false;
+    this.tokens -= 1;
+    return true;
+  }
+
+  private send(frame: object): boolean {
+    return this.link.send(encode(frame));
+  }
+
+  private sendError(code: ErrorCode, msg: string, ref?: number): void {
+    const e = ErrorCodes[code];
+    this.send({ t: FrameType.error, c: e.code, e: code, tmp: e.temporary, msg, ref });
+  }
+
+  /** A snapshot for the HTTP API (GET /v1/hubs/{id}/shadow answers from the store instead). */
+  get deviceCount(): number {
+    return Object.keys(this.shadow).length;
+  }
+}
+
+function seqOf(frame: HubToServerFrame): number | undefined {
+  return 's' in frame ? frame.s : undefined;
+}
+
+function reply(request: BusMessage, answer: CommandReply): void {
+  request.respond(encodeCommandReply(answer));
+}

@@ -1,0 +1,44 @@
+import { HUB_AUTH_HEADERS, NONCE_PATTERN, signatureMatches, type HubCredentials } from '../protocol/hub-auth.js';
+import type { HubRecord, HubRegistry, NonceStore } from '../cluster/hub-registry.js';
+import { AuthError } from '../errors.js';
+import { ID_PATTERN } from '../../proto/subjects.js';
+
+/**
+ * Decides whether a hub may open a session, before the WebSocket upgrade completes: the hub is
+ * provisioned and enabled, the signature verifies with its secret, the timestamp is within the
+ * allowed skew, and the nonce was not used before (nonces are kept twice the skew).
+ * The nonce is claimed only after the signature verifies, so forged attempts cannot burn nonces.
+ */
+export class HubAdmission {
+  constructor(
+    private readonly registry: HubRegistry,
+    private readonly nonces: NonceStore,
+    private readonly skewS: number,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  async admit(c: HubCredentials): Promise<HubRecord> {
+    const record = await this.registry.get(c.hubId);
+    if (!record) throw new AuthError('unknown_hub', `hub ${c.hubId} is not provisioned`);
+    if (!signatureMatches(record.secret, c)) throw new AuthError('bad_signature');
+    const skew = Math.abs(this.now() / 1000 - c.ts);
+    if (skew > this.skewS) throw new AuthError('stale_timestamp', `timestamp is ${Math.round(skew)} s away from the server clock (allowed ${this.skewS} s)`);
+    if (!(await this.nonces.claim(`${c.hubId}:${c.nonce}`, this.skewS * 2 * 1000))) throw new AuthError('nonce_reused');
+    if (!record.enabled) throw new AuthError('hub_disabled');
+    return record;
+  }
+}
+
+/** Reads the credentials from headers, or from query parameters (hub, ts, nonce, signature). */
+export function readHubCredentials(header: (name: string) => string, query: URLSearchParams): HubCredentials {
+  const get = (h: string, q: string) => header(h) || query.get(q) || '';
+  const hubId = get(HUB_AUTH_HEADERS.hubId, 'hub');
+  const ts = get(HUB_AUTH_HEADERS.ts, 'ts');
+  const nonce = get(HUB_AUTH_HEADERS.nonce, 'nonce');
+  const signature = get(HUB_AUTH_HEADERS.signature, 'signature');
+  if (!ID_PATTERN.test(hubId)) throw new AuthError('unauthorized', `${HUB_AUTH_HEADERS.hubId} missing or not an id`, { field: HUB_AUTH_HEADERS.hubId });
+  if (!/^\d{1,12}$/.test(ts)) throw new AuthError('unauthorized', `${HUB_AUTH_HEADERS.ts} must be Unix seconds`, { field: HUB_AUTH_HEADERS.ts });
+  if (!NONCE_PATTERN.test(nonce)) throw new AuthError('unauthorized', `${HUB_AUTH_HEADERS.nonce} must be 16-64 characters [A-Za-z0-9_-]`, { field: HUB_AUTH_HEADERS.nonce });
+  if (!/^[0-9a-f]{64}$/i.test(signature)) throw new AuthError('unauthorized', `${HUB_AUTH_HEADERS.signature} must be 64 hex digits`, { field: HUB_AUTH_HEADERS.signature });
+  return { hubId, ts: Number(ts), nonce, signature };
+}

@@ -1,0 +1,184 @@
+import type { Logger } from '../log/logger.js';
+import type { TimerHandle, TimerTarget, TimerWheel } from '../actors/timer-wheel.js';
+import {
+  NoRespondersError,
+  RequestTimeoutError,
+  validateSubject,
+  type Bus,
+  type BusHandler,
+  type BusMessage,
+  type BusSubscription,
+  type SubscribeOptions,
+} from './bus.js';
+
+interface Sub {
+  readonly pattern: string[];
+  readonly handler: BusHandler;
+  readonly queue: string | undefined;
+  active: boolean;
+}
+
+/**
+ * In-process bus for the embedded default: the same subjects, wildcards, queue groups and
+ * request/reply as NATS. Delivery is synchronous, in subscription order. Subscriptions are indexed
+ * by their literal prefix (the tokens before the first wildcard), so a publish costs one map
+ * look-up per subject token however many hubs are subscribed.
+ */
+export class MemoryBus implements Bus {
+  private readonly byPrefix = new Map<string, Sub[]>();
+  private closed = false;
+
+  constructor(
+    private readonly timers: TimerWheel,
+    private readonly log: Logger,
+  ) {}
+
+  publish(subject: string, data: Uint8Array): void {
+    this.deliver(subject, data, undefined);
+  }
+
+  subscribe(subject: string, handler: BusHandler, options: SubscribeOptions = {}): BusSubscription {
+    validateSubject(subject, true);
+    const pattern = subject.split('.');
+    let literal = 0;
+    while (literal < pattern.length && pattern[literal] !== '*' && pattern[literal] !== '>') literal++;
+    const key = pattern.slice(0, literal).join('.');
+    const sub: Sub = { pattern, handler, queue: options.queue, active: true };
+    const list = this.byPrefix.get(key);
+    if (list) list.push(sub);
+    else this.byPrefix.set(key, [sub]);
+    return {
+      unsubscribe: () => {
+        if (!sub.active) return;
+        sub.active = false;
+        const l = this.byPrefix.get(key);
+        if (!l) return;
+        const i = l.indexOf(sub);
+        if (i >= 0) l.splice(i, 1);
+        if (l.length === 0) this.byPrefix.delete(key);
+      },
+    };
+  }
+
+  request(subject: string, data: Uint8Array, timeoutMs: number): Promise<Uint8Array> {
+    return new Promise<Uint8Array>((resolve, reject) => {
+      const pending = new PendingRequest(subject, timeoutMs, resolve, reject);
+      const delivered = this.deliver(subject, data, pending);
+      if (delivered === 0) {
+        reject(new NoRespondersError(subject));
+        return;
+      }
+      if (pending.settled) return;
+      pending.timer = this.timers.schedule(timeoutMs, pending);
+      pending.wheel = this.timers;
+    });
+  }
+
+  async flush(): Promise<void> {}
+
+  async close(): Promise<void> {
+    this.closed = true;
+    this.byPrefix.clear();
+  }
+
+  /** Subscriber count by literal prefix, for tests and diagnostics. */
+  get subscriptionCount(): number {
+    let n = 0;
+    for (const l of this.byPrefix.values()) n += l.length;
+    return n;
+  }
+
+  private deliver(subject: string, data: Uint8Array, pending: PendingRequest | undefined): number {
+    if (this.closed) return 0;
+    const tokens = subject.split('.');
+    const matched: Sub[] = [];
+    let prefix = '';
+    for (let k = 0; k <= tokens.length; k++) {
+      if (k > 0) prefix = k === 1 ? tokens[0]! : `${prefix}.${tokens[k - 1]}`;
+      const list = this.byPrefix.get(prefix);
+      if (list) for (const s of list) if (matches(s.pattern, tokens, k)) matched.push(s);
+    }
+    if (matched.length === 0) return 0;
+    const chosen = pickQueueMembers(matched);
+    const msg = new MemoryMessage(subject, data, pending);
+    for (const s of chosen) {
+      if (!s.active) continue;
+      try {
+        s.handler(msg);
+      } catch (err) {
+        this.log.error({ err, subject }, 'bus handler threw');
+      }
+    }
+    return chosen.length;
+  }
+}
+
+/** Pattern tokens from `from` on (the literal prefix already matched) against the subject. */
+function matches(pattern: string[], tokens: string[], from: number): boolean {
+  for (let i = from; i < pattern.length; i++) {
+    const p = pattern[i];
+    if (p === '>') return tokens.length > i;
+    if (i >= tokens.length) return false;
+    if (p !== '*' && p !== tokens[i]) return false;
+  }
+  return pattern.length === tokens.length;
+}
+
+/** Plain subscribers all get the message; of each queue group one member, chosen at random. */
+function pickQueueMembers(subs: Sub[]): Sub[] {
+  if (!subs.some((s) => s.queue !== undefined)) return subs;
+  const out: Sub[] = [];
+  const groups = new Map<string, Sub[]>();
+  for (const s of subs) {
+    if (s.queue === undefined) out.push(s);
+    else {
+      const g = groups.get(s.queue);
+      if (g) g.push(s);
+      else groups.set(s.queue, [s]);
+    }
+  }
+  for (const g of groups.values()) out.push(g[Math.floor(Math.random() * g.length)]!);
+  return out;
+}
+
+class PendingRequest implements TimerTarget {
+  settled = false;
+  timer: TimerHandle | null = null;
+  wheel: TimerWheel | null = null;
+  constructor(
+    readonly subject: string,
+    readonly timeoutMs: number,
+    private readonly resolve: (data: Uint8Array) => void,
+    private readonly reject: (err: Error) => void,
+  ) {}
+
+  answer(data: Uint8Array): boolean {
+    if (this.settled) return false;
+    this.settled = true;
+    this.wheel?.cancel(this.timer);
+    this.resolve(data);
+    return true;
+  }
+
+  onTimer(): void {
+    if (this.settled) return;
+    this.settled = true;
+    this.reject(new RequestTimeoutError(this.subject, this.timeoutMs));
+  }
+}
+
+class MemoryMessage implements BusMessage {
+  constructor(
+    readonly subject: string,
+    readonly data: Uint8Array,
+    private readonly pending: PendingRequest | undefined,
+  ) {}
+
+  get replyTo(): string | undefined {
+    return this.pending ? `_INBOX.memory` : undefined;
+  }
+
+  respond(data: Uint8Array): boolean {
+    return this.pending?.answer(data) ?? false;
+  }
+}

@@ -1,0 +1,67 @@
+import { TierError } from '../errors.js';
+
+/** A message as delivered to a subscriber. */
+export interface BusMessage {
+  readonly subject: string;
+  readonly data: Uint8Array;
+  /** set when the sender waits for an answer (request/reply) */
+  readonly replyTo: string | undefined;
+  /** Answers a request; false when the message carries no reply address. */
+  respond(data: Uint8Array): boolean;
+}
+
+export type BusHandler = (msg: BusMessage) => void;
+
+export interface BusSubscription {
+  unsubscribe(): void;
+}
+
+export interface SubscribeOptions {
+  /** queue group: each message goes to one member of the group instead of to all */
+  queue?: string;
+}
+
+/**
+ * The message bus between nodes (NATS in cluster mode).
+ *
+ * - Subjects are dot-separated tokens; subscriptions may use `*` (one token) and `>` (the rest).
+ * - Delivery is at most once, in order per publisher and subject. No persistence: a message
+ *   published while nobody listens is gone.
+ * - `request` sends to the subject and resolves with the first answer. With no subscriber it fails
+ *   at once with `NoRespondersError` (how "hub offline" is told without a lookup), and after
+ *   `timeoutMs` with `RequestTimeoutError`.
+ * - Handlers run on the event loop and must not throw; an exception is logged and dropped by the
+ *   implementation, never passed to the publisher.
+ */
+export interface Bus {
+  publish(subject: string, data: Uint8Array): void;
+  subscribe(subject: string, handler: BusHandler, options?: SubscribeOptions): BusSubscription;
+  request(subject: string, data: Uint8Array, timeoutMs: number): Promise<Uint8Array>;
+  /** Resolves when everything published so far has left this process (no-op in memory). */
+  flush(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export class NoRespondersError extends TierError {
+  override name = 'NoRespondersError';
+  constructor(subject: string) {
+    super('hub_offline', `no responders on ${subject}`);
+  }
+}
+
+export class RequestTimeoutError extends TierError {
+  override name = 'RequestTimeoutError';
+  constructor(subject: string, timeoutMs: number) {
+    super('command_timeout', `no answer on ${subject} within ${timeoutMs} ms`);
+  }
+}
+
+/** Checks a subscription subject: tokens non-empty, `>` only last. */
+export function validateSubject(subject: string, allowWildcards: boolean): void {
+  const tokens = subject.split('.');
+  tokens.forEach((t, i) => {
+    if (t.length === 0 || /\s/.test(t)) throw new TypeError(`bad subject "${subject}"`);
+    if ((t === '*' || t === '>') && !allowWildcards) throw new TypeError(`wildcards not allowed in "${subject}"`);
+    if (t === '>' && i !== tokens.length - 1) throw new TypeError(`">" must be the last token in "${subject}"`);
+  });
+}

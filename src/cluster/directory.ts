@@ -1,0 +1,31 @@
+/** Who holds a hub's session, as far as the directory knows. */
+export interface HubLocation {
+  node: string;
+  /** increases at every new session of the hub, across all nodes, never reused */
+  epoch: number;
+  /** ms since the Unix epoch when this session claimed the hub */
+  since: number;
+}
+
+/**
+ * Which node holds which hub.
+ *
+ * - `claim` makes `node` the holder and returns a strictly larger epoch than any earlier claim of
+ *   the hub (also after expiry or restart of the holder). Two racing claims get different epochs;
+ *   the larger one wins and the other holder must close (it learns it from the takeover message
+ *   or from `holds` returning false).
+ * - `release` removes the entry only if it still names that node and epoch (a late release of a
+ *   taken-over session changes nothing).
+ * - Entries live as long as their node refreshes its liveness (`refreshNode`) within `ttlMs`;
+ *   after that `lookup` answers null, as if the hub were offline.
+ */
+export interface Directory {
+  claim(hubId: string, node: string, now?: number): Promise<HubLocation>;
+  release(hubId: string, node: string, epoch: number): Promise<void>;
+  lookup(hubId: string): Promise<HubLocation | null>;
+  /** true while `node` holds `hubId` with exactly `epoch` */
+  holds(hubId: string, node: string, epoch: number): Promise<boolean>;
+  /** Marks the node alive for another ttl; call every ttl/3. */
+  refreshNode(node: string): Promise<void>;
+  close(): Promise<void>;
+}

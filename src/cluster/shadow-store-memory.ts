@@ -1,0 +1,81 @@
+import type { Attrs } from '../../proto/frames.js';
+import { emptyDevice, mergeAttrs, type DeviceShadow, type HubShadow, type SeqCursor, type ShadowStore } from './shadow-store.js';
+
+/**
+ * Shadows held in this process (embedded default). Writes are applied at once (batch window 0);
+ * everything is lost when the process ends, which the embedded default accepts.
+ * Stored objects are copies: callers may keep mutating what they passed in.
+ */
+export class MemoryShadowStore implements ShadowStore {
+  readonly batchWindowMs = 0;
+  private readonly hubs = new Map<string, HubShadow>();
+  private readonly cursors = new Map<string, SeqCursor>();
+
+  writeCursor(hubId: string, cursor: SeqCursor): void {
+    this.cursors.set(hubId, { ...cursor });
+  }
+
+  async loadCursor(hubId: string): Promise<SeqCursor | null> {
+    const c = this.cursors.get(hubId);
+    return c ? { ...c } : null;
+  }
+
+  async load(hubId: string): Promise<HubShadow> {
+    const hub = this.hubs.get(hubId);
+    const out: HubShadow = {};
+    if (hub) for (const id in hub) out[id] = copyDevice(hub[id]!);
+    return out;
+  }
+
+  writeReported(hubId: string, deviceId: string, device: DeviceShadow): void {
+    const hub = this.hub(hubId);
+    const stored = (hub[deviceId] ??= emptyDevice());
+    // the desired side belongs to setDesired; only the reported side is written here
+    stored.reported = { ...device.reported };
+    stored.reportedVersion = device.reportedVersion;
+    stored.reportedAt = device.reportedAt;
+    if (device.kind !== undefined) stored.kind = device.kind;
+  }
+
+  async setDesired(hubId: string, deviceId: string, patch: Attrs): Promise<DeviceShadow> {
+    const hub = this.hub(hubId);
+    const device = (hub[deviceId] ??= emptyDevice());
+    const desired = { ...device.desired };
+    if (mergeAttrs(desired, patch)) {
+      device.desired = desired;
+      device.desiredVersion++;
+    }
+    return copyDevice(device);
+  }
+
+  async writeDevices(hubId: string, devices: Array<{ d: string; k: string; m?: string }>, left: string[], full: boolean): Promise<void> {
+    const hub = this.hub(hubId);
+    if (full) {
+      const keep = new Set(devices.map((d) => d.d));
+      for (const id in hub) if (!keep.has(id)) delete hub[id];
+    }
+    for (const id of left) delete hub[id];
+    for (const d of devices) {
+      const device = (hub[d.d] ??= emptyDevice());
+      device.kind = d.k;
+      if (d.m !== undefined) device.model = d.m;
+    }
+  }
+
+  async flush(): Promise<void> {}
+
+  async close(): Promise<void> {}
+
+  private hub(hubId: string): HubShadow {
+    let hub = this.hubs.get(hubId);
+    if (!hub) {
+      hub = Object.create(null) as HubShadow;
+      this.hubs.set(hubId, hub);
+    }
+    return hub;
+  }
+}
+
+function copyDevice(d: DeviceShadow): DeviceShadow {
+  return { ...d, reported: { ...d.reported }, desired: { ...d.desired } };
+}

@@ -1,0 +1,93 @@
+import type { Attrs } from '../../proto/frames.js';
+
+/** One sub-device's shadow. */
+export interface DeviceShadow {
+  /** device kind from the hub's device list (sensor.door, switch, ...), if known */
+  kind?: string;
+  model?: string;
+  reported: Attrs;
+  /** increases by one on every change of `reported` */
+  reportedVersion: number;
+  /** ms since the Unix epoch of the last report */
+  reportedAt: number;
+  desired: Attrs;
+  /** increases by one on every change of `desired` */
+  desiredVersion: number;
+}
+
+export type HubShadow = Record<string, DeviceShadow>;
+
+/** Where a hub's inbound sequence stands: the boot id and the last sequence number accepted. */
+export interface SeqCursor {
+  boot: string;
+  seq: number;
+}
+
+/**
+ * Per hub, per sub-device: reported and desired attribute maps, each with a version.
+ *
+ * - `writeReported` comes from the hot path (the hub actor, the single writer of `reported` while
+ *   it holds the session): it is queued and written in batches. It returns at once; a node crash
+ *   loses at most the writes of the last `batchWindowMs`, which the implementation states.
+ * - `setDesired` is a read-modify-write that is durable when it resolves; a nil value removes the
+ *   key. It returns the device's new shadow.
+ * - `load` returns the latest durable state plus any queued writes of this process.
+ * - `delta` semantics: desired keys whose value differs from reported (see `desiredDelta`).
+ */
+export interface ShadowStore {
+  /** the most a crash can lose of `writeReported`, ms (0: written through) */
+  readonly batchWindowMs: number;
+  load(hubId: string): Promise<HubShadow>;
+  writeReported(hubId: string, deviceId: string, device: DeviceShadow): void;
+  /** Queued and batched like `writeReported`; a crash may lose the last window (the hub resends). */
+  writeCursor(hubId: string, cursor: SeqCursor): void;
+  loadCursor(hubId: string): Promise<SeqCursor | null>;
+  setDesired(hubId: string, deviceId: string, patch: Attrs): Promise<DeviceShadow>;
+  /** Replaces the device list: kinds are set, devices not in `devices` are removed when `full`. */
+  writeDevices(hubId: string, devices: Array<{ d: string; k: string; m?: string }>, left: string[], full: boolean): Promise<void>;
+  /** Writes everything queued; resolves when durable. */
+  flush(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export function emptyDevice(): DeviceShadow {
+  return { reported: {}, reportedVersion: 0, reportedAt: 0, desired: {}, desiredVersion: 0 };
+}
+
+/** Desired attributes whose value the device has not reported yet. */
+export function desiredDelta(device: DeviceShadow): Attrs | null {
+  let out: Attrs | null = null;
+  for (const key in device.desired) {
+    const want = device.desired[key]!;
+    if (device.reported[key] !== want) (out ??= {})[key] = want;
+  }
+  return out;
+}
+
+/** The delta of every device of a hub, devices without one left out. */
+export function hubDelta(shadow: HubShadow): Record<string, Attrs> {
+  const out: Record<string, Attrs> = {};
+  for (const id in shadow) {
+    const d = desiredDelta(shadow[id]!);
+    if (d) out[id] = d;
+  }
+  return out;
+}
+
+/** Applies a patch (nil removes) and tells whether anything changed. */
+export function mergeAttrs(target: Attrs, patch: Attrs): boolean {
+  let changed = false;
+  for (const key in patch) {
+    const v = patch[key]!;
+    if (v === null) {
+      if (key in target) {
+        delete target[key];
+        changed = true;
+      }
+    } else if (target[key] !== v) {
+      target[key] = v;
+      changed = true;
+    }
+  }
+  return changed;
+}

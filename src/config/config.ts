@@ -1,0 +1,200 @@
+import { randomBytes, randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+
+/**
+ * The one typed configuration, layered defaults → JSON file (`CONFIG_FILE`) → environment.
+ * Bad values fail fast naming the key; unknown file keys and unknown `TIER_*` variables are
+ * returned as warnings so typos do not pass silently.
+ */
+export interface Config {
+  /** @default 8080: hubs (/hub/v1), apps (/app/v1) and the HTTP API */
+  port: number;
+  /** @default '0.0.0.0' */
+  host: string;
+  /** @default 9090: /healthz, /readyz, /metrics */
+  adminPort: number;
+  /** @default '127.0.0.1' */
+  adminHost: string;
+  /** bearer token of the administrator; generated and printed when not set */
+  adminToken: string;
+  /** HS256 key of user JWTs; generated and printed when not set */
+  jwtSecret: string;
+  /** generated when not set */
+  nodeId: string;
+  natsUrl: string | undefined;
+  redisUrl: string | undefined;
+  /** @default 'info' */
+  logLevel: string;
+  /** fail at start-up when only the slow uWS shim is available */
+  uwsRequireNative: boolean;
+  /** @default 30_000 (ms): heartbeat interval told to hubs */
+  heartbeatMs: number;
+  /** @default 75_000 (ms): a hub silent this long is closed with heartbeat_timeout */
+  idleMs: number;
+  /** @default 10_000 (ms): time allowed between the upgrade and the hello frame */
+  helloTimeoutMs: number;
+  /** @default 300 (s): allowed difference between a hub's handshake timestamp and the server clock */
+  authSkewS: number;
+  /** @default 16_384 (bytes): largest hub frame */
+  maxFrameBytes: number;
+  /** @default 65_536 (bytes): largest HTTP body */
+  maxBodyBytes: number;
+  /** @default 5_000 (ms): command timeout when the caller gives none */
+  commandTimeoutMs: number;
+  /** @default 60_000 (ms): largest command timeout a caller may ask for */
+  commandTimeoutMaxMs: number;
+  /** @default 128: messages an actor may have queued before the overflow policy applies */
+  mailboxSize: number;
+  /** @default 50 (frames/s) sustained per hub */
+  hubRatePerSec: number;
+  /** @default 200 (frames): burst per hub */
+  hubRateBurst: number;
+  /** @default 1_048_576 (bytes): app socket backpressure beyond which events are skipped */
+  appMaxBackpressure: number;
+}
+
+export interface LoadedConfig {
+  config: Config;
+  warnings: string[];
+  /** secrets that were generated because the environment gave none */
+  generated: Array<'adminToken' | 'jwtSecret'>;
+}
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+  readonly code = 'config_invalid';
+}
+
+type Parser<T> = (raw: unknown, key: string) => T;
+
+const int =
+  (min: number, max: number): Parser<number> =>
+  (raw, key) => {
+    const n = typeof raw === 'number' ? raw : Number(String(raw).trim());
+    if (!Number.isInteger(n) || n < min || n > max) throw new ConfigError(`${key}: expected an integer in ${min}..${max}, got ${JSON.stringify(raw)}`);
+    return n;
+  };
+const text: Parser<string> = (raw, key) => {
+  if (typeof raw !== 'string' || raw.length === 0) throw new ConfigError(`${key}: expected a non-empty string`);
+  return raw;
+};
+const secret: Parser<string> = (raw, key) => {
+  const s = text(raw, key);
+  if (s.length < 16) throw new ConfigError(`${key}: must be at least 16 characters`);
+  return s;
+};
+const bool: Parser<boolean> = (raw, key) => {
+  if (typeof raw === 'boolean') return raw;
+  const s = String(raw).toLowerCase();
+  if (['1', 'true', 'yes'].includes(s)) return true;
+  if (['0', 'false', 'no', ''].includes(s)) return false;
+  throw new ConfigError(`${key}: expected 1/0/true/false, got ${JSON.stringify(raw)}`);
+};
+const oneOf =
+  (values: string[]): Parser<string> =>
+  (raw, key) => {
+    if (typeof raw !== 'string' || !values.includes(raw)) throw new ConfigError(`${key}: expected one of ${values.join(', ')}, got ${JSON.stringify(raw)}`);
+    return raw;
+  };
+const url =
+  (schemes: string[]): Parser<string> =>
+  (raw, key) => {
+    const s = text(raw, key);
+    let parsed: URL;
+    try {
+      parsed = new URL(s);
+    } catch {
+      throw new ConfigError(`${key}: not a URL: ${s}`);
+    }
+    if (!schemes.includes(parsed.protocol)) throw new ConfigError(`${key}: expected a ${schemes.join(' or ')} URL, got ${s}`);
+    return s;
+  };
+
+interface Field<K extends keyof Config> {
+  env: string;
+  parse: Parser<NonNullable<Config[K]>>;
+  default?: Config[K];
+}
+
+/** Every setting: its environment variable, parser and default. File keys are the Config names. */
+const FIELDS: { [K in keyof Config]: Field<K> } = {
+  port: { env: 'PORT', parse: int(0, 65535), default: 8080 },
+  host: { env: 'HOST', parse: text, default: '0.0.0.0' },
+  adminPort: { env: 'ADMIN_PORT', parse: int(0, 65535), default: 9090 },
+  adminHost: { env: 'ADMIN_HOST', parse: text, default: '127.0.0.1' },
+  adminToken: { env: 'ADMIN_TOKEN', parse: secret },
+  jwtSecret: { env: 'JWT_SECRET', parse: secret },
+  nodeId: { env: 'NODE_ID', parse: text },
+  natsUrl: { env: 'NATS_URL', parse: url(['nats:', 'tls:', 'ws:', 'wss:']) },
+  redisUrl: { env: 'REDIS_URL', parse: url(['redis:', 'rediss:']) },
+  logLevel: { env: 'LOG_LEVEL', parse: oneOf(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']), default: 'info' },
+  uwsRequireNative: { env: 'UWS_REQUIRE_NATIVE', parse: bool, default: false },
+  heartbeatMs: { env: 'TIER_HEARTBEAT_MS', parse: int(1_000, 600_000), default: 30_000 },
+  idleMs: { env: 'TIER_IDLE_MS', parse: int(2_000, 1_800_000), default: 75_000 },
+  helloTimeoutMs: { env: 'TIER_HELLO_TIMEOUT_MS', parse: int(100, 120_000), default: 10_000 },
+  authSkewS: { env: 'TIER_AUTH_SKEW_S', parse: int(1, 86_400), default: 300 },
+  maxFrameBytes: { env: 'TIER_MAX_FRAME_BYTES', parse: int(512, 16 * 1024 * 1024), default: 16 * 1024 },
+  maxBodyBytes: { env: 'TIER_MAX_BODY_BYTES', parse: int(512, 16 * 1024 * 1024), default: 64 * 1024 },
+  commandTimeoutMs: { env: 'TIER_COMMAND_TIMEOUT_MS', parse: int(10, 600_000), default: 5_000 },
+  commandTimeoutMaxMs: { env: 'TIER_COMMAND_TIMEOUT_MAX_MS', parse: int(10, 600_000), default: 60_000 },
+  mailboxSize: { env: 'TIER_MAILBOX_SIZE', parse: int(4, 1_000_000), default: 128 },
+  hubRatePerSec: { env: 'TIER_HUB_RATE_PER_SEC', parse: int(1, 1_000_000), default: 50 },
+  hubRateBurst: { env: 'TIER_HUB_RATE_BURST', parse: int(1, 1_000_000), default: 200 },
+  appMaxBackpressure: { env: 'TIER_APP_MAX_BACKPRESSURE', parse: int(1024, 1 << 30), default: 1 << 20 },
+};
+
+const ENV_PREFIX = 'TIER_';
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): LoadedConfig {
+  const warnings: string[] = [];
+  const file = readConfigFile(env.CONFIG_FILE);
+  for (const key of Object.keys(file)) {
+    if (!Object.hasOwn(FIELDS, key)) warnings.push(`CONFIG_FILE: unknown key "${key}" ignored (known: ${Object.keys(FIELDS).join(', ')})`);
+  }
+  const known = new Set(Object.values(FIELDS).map((f) => f.env));
+  for (const name of Object.keys(env)) {
+    if (name.startsWith(ENV_PREFIX) && !known.has(name)) warnings.push(`environment: unknown variable ${name} ignored`);
+  }
+
+  const out: Record<string, unknown> = {};
+  for (const [key, field] of Object.entries(FIELDS) as Array<[keyof Config, Field<keyof Config>]>) {
+    const fromEnv = env[field.env];
+    const raw = fromEnv !== undefined && fromEnv !== '' ? fromEnv : file[key];
+    out[key] = raw === undefined ? field.default : field.parse(raw, fromEnv !== undefined && fromEnv !== '' ? field.env : `CONFIG_FILE.${key}`);
+  }
+
+  const generated: LoadedConfig['generated'] = [];
+  if (out.adminToken === undefined) {
+    out.adminToken = randomBytes(24).toString('base64url');
+    generated.push('adminToken');
+  }
+  if (out.jwtSecret === undefined) {
+    out.jwtSecret = randomBytes(32).toString('base64url');
+    generated.push('jwtSecret');
+  }
+  out.nodeId ??= `node-${randomUUID().slice(0, 8)}`;
+  const config = out as unknown as Config;
+  if ((config.natsUrl === undefined) !== (config.redisUrl === undefined)) {
+    throw new ConfigError('NATS_URL and REDIS_URL: cluster mode needs both (set both, or neither for the embedded default)');
+  }
+  if (config.idleMs <= config.heartbeatMs) throw new ConfigError(`TIER_IDLE_MS (${config.idleMs}) must exceed TIER_HEARTBEAT_MS (${config.heartbeatMs})`);
+  if (config.commandTimeoutMs > config.commandTimeoutMaxMs) throw new ConfigError('TIER_COMMAND_TIMEOUT_MS must not exceed TIER_COMMAND_TIMEOUT_MAX_MS');
+  return { config, warnings, generated };
+}
+
+function readConfigFile(path: string | undefined): Record<string, unknown> {
+  if (path === undefined || path === '') return {};
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(readFileSync(path, 'utf8'));
+  } catch (err) {
+    throw new ConfigError(`CONFIG_FILE: cannot read ${path}: ${(err as Error).message}`);
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new ConfigError(`CONFIG_FILE: ${path} must hold a JSON object`);
+  return parsed as Record<string, unknown>;
+}
+
+/** Cluster mode is on when both backends are configured. */
+export function isClusterMode(config: Config): boolean {
+  return config.natsUrl !== undefined && config.redisUrl !== undefined;
+}

@@ -1,0 +1,177 @@
+import type { HubEvent } from '../proto/app.js';
+import { CloseCode } from '../proto/errors.js';
+import { subjects } from '../proto/subjects.js';
+import type { ActorSystem } from './actors/actor.js';
+import { sendCommand } from './actors/commands.js';
+import type { HubSession, HubSessionDeps } from './actors/hub-session.js';
+import { TimerWheel } from './actors/timer-wheel.js';
+import { createAdminApp } from './admin/admin-server.js';
+import { NodeMetrics } from './admin/metrics.js';
+import { Authenticator } from './api/auth.js';
+import { HubAdmission } from './api/hub-admission.js';
+import { mountApi } from './api/routes.js';
+import type { Bus } from './cluster/bus.js';
+import { MemoryBus } from './cluster/bus-memory.js';
+import type { Directory } from './cluster/directory.js';
+import { MemoryDirectory } from './cluster/directory-memory.js';
+import type { HubRegistry, NonceStore } from './cluster/hub-registry.js';
+import { MemoryHubRegistry, MemoryNonceStore } from './cluster/hub-registry-memory.js';
+import type { ShadowStore } from './cluster/shadow-store.js';
+import { MemoryShadowStore } from './cluster/shadow-store-memory.js';
+import { isClusterMode, type Config } from './config/config.js';
+import type { Logger } from './log/logger.js';
+import { encode } from './protocol/codec.js';
+import { HomeFeeds, mountAppGateway } from './transport/app-gateway.js';
+import { mountHubGateway } from './transport/hub-gateway.js';
+import { loadUws, type UwsBinding, type us_listen_socket } from './transport/uws.js';
+
+/** The infrastructure behind the ports; the embedded default builds the memory ones. */
+export interface Ports {
+  bus: Bus;
+  directory: Directory;
+  shadows: ShadowStore;
+  registry: HubRegistry;
+  nonces: NonceStore;
+}
+
+export interface RunningServer {
+  readonly port: number;
+  readonly adminPort: number;
+  readonly binding: UwsBinding;
+  readonly sessions: ReadonlyMap<string, HubSession>;
+  /** Stops taking connections, tells hubs to reconnect elsewhere, flushes state, closes the ports. */
+  close(): Promise<void>;
+}
+
+export function memoryPorts(timers: TimerWheel, log: Logger): Ports {
+  return {
+    bus: new MemoryBus(timers, log),
+    directory: new MemoryDirectory(),
+    shadows: new MemoryShadowStore(),
+    registry: new MemoryHubRegistry(),
+    nonces: new MemoryNonceStore(),
+  };
+}
+
+/** Wires one connection node: ports, actors, gateways, API and admin port. */
+export async function startServer(config: Config, log: Logger, makePorts?: (timers: TimerWheel) => Promise<Ports>): Promise<RunningServer> {
+  if (isClusterMode(config) && !makePorts) throw new Error('cluster mode (NATS_URL and REDIS_URL) is not available in this build yet');
+  const binding = loadUws({ requireNative: config.uwsRequireNative, onWarning: (msg) => log.warn(msg) });
+  log.info({ package: binding.packageName, native: binding.native }, 'uWebSockets.js loaded');
+
+  const timers = new TimerWheel({ onError: (err) => log.error({ err }, 'timer callback failed') });
+  const ports = makePorts ? await makePorts(timers) : memoryPorts(timers, log);
+  const sessions = new Map<string, HubSession>();
+  const metrics = new NodeMetrics(() => sessions.size);
+  metrics.binding.set({ package: binding.packageName, native: String(binding.native) }, 1);
+  const system: ActorSystem = {
+    timers,
+    log,
+    mailboxSize: config.mailboxSize,
+    onFailure: (_address, messageType) => metrics.actorFailures.inc({ message: messageType }),
+  };
+  const auth = new Authenticator(config.adminToken, config.jwtSecret);
+  const publishEvent = (event: HubEvent) => ports.bus.publish(subjects.hubEvents(event.home, event.hub), encode(event));
+  const hubDeps: HubSessionDeps = {
+    system,
+    bus: ports.bus,
+    directory: ports.directory,
+    shadows: ports.shadows,
+    nodeId: config.nodeId,
+    heartbeatMs: config.heartbeatMs,
+    idleMs: config.idleMs,
+    helloTimeoutMs: config.helloTimeoutMs,
+    maxFrameBytes: config.maxFrameBytes,
+    ratePerSec: config.hubRatePerSec,
+    rateBurst: config.hubRateBurst,
+    publishEvent,
+    sessions,
+    metrics,
+  };
+
+  const app = binding.uws.App();
+  mountHubGateway(app, { admission: new HubAdmission(ports.registry, ports.nonces, config.authSkewS), sessions: hubDeps, log, idleMs: config.idleMs, metrics });
+  const feeds = new HomeFeeds(ports.bus, app, log);
+  mountAppGateway(app, {
+    auth,
+    feeds,
+    log,
+    maxMessageBytes: config.maxFrameBytes,
+    maxBackpressure: config.appMaxBackpressure,
+    session: {
+      system,
+      sendCommand: (hubId, deviceId, spec, timeoutMs) => sendCommand(ports.bus, hubId, deviceId, spec, timeoutMs),
+      homeOf: async (hubId) => (await ports.registry.get(hubId))?.homeId ?? null,
+      commandTimeoutMs: config.commandTimeoutMs,
+      commandTimeoutMaxMs: config.commandTimeoutMaxMs,
+      maxSubscriptions: 64,
+    },
+  });
+  mountApi(app, {
+    auth,
+    bus: ports.bus,
+    registry: ports.registry,
+    directory: ports.directory,
+    shadows: ports.shadows,
+    log,
+    maxBodyBytes: config.maxBodyBytes,
+    commandTimeoutMs: config.commandTimeoutMs,
+    commandTimeoutMaxMs: config.commandTimeoutMaxMs,
+  });
+
+  let draining = false;
+  const admin = createAdminApp(binding.uws, {
+    metrics,
+    readiness: () => ({
+      ready: !draining,
+      detail: {
+        node: config.nodeId,
+        mode: isClusterMode(config) ? 'cluster' : 'embedded',
+        uws: { package: binding.packageName, native: binding.native },
+        sessions: sessions.size,
+        draining,
+      },
+    }),
+  });
+
+  const main = await listen(binding, app, config.host, config.port);
+  const adminSocket = await listen(binding, admin, config.adminHost, config.adminPort);
+  const port = binding.uws.us_socket_local_port(main.socket as never);
+  const adminPort = binding.uws.us_socket_local_port(adminSocket.socket as never);
+
+  // keeps this node's directory entries alive; they expire if the process stops
+  const refresh = setInterval(() => {
+    ports.directory.refreshNode(config.nodeId).catch((err: unknown) => log.warn({ err }, 'directory refresh failed'));
+  }, 5_000);
+  refresh.unref();
+  await ports.directory.refreshNode(config.nodeId);
+
+  return {
+    port,
+    adminPort,
+    binding,
+    sessions,
+    async close() {
+      if (draining) return;
+      draining = true;
+      clearInterval(refresh);
+      binding.uws.us_listen_socket_close(main.socket);
+      for (const s of [...sessions.values()]) {
+        s.closeWith(CloseCode.goingAway, 'draining');
+      }
+      await ports.shadows.flush();
+      binding.uws.us_listen_socket_close(adminSocket.socket);
+      await Promise.allSettled([ports.bus.close(), ports.directory.close(), ports.shadows.close(), ports.registry.close(), ports.nonces.close()]);
+      timers.close();
+    },
+  };
+}
+
+function listen(binding: UwsBinding, app: ReturnType<UwsBinding['uws']['App']>, host: string, port: number): Promise<{ socket: us_listen_socket }> {
+  return new Promise((resolve, reject) => {
+    app.listen(host, port, (socket) => {
+      if (socket) resolve({ socket });
+      else reject(new Error(`cannot listen on ${host}:${port}`));
+    });
+  });
+}

@@ -1,0 +1,169 @@
+import type { AppReply } from '../../proto/app.js';
+import { subjects } from '../../proto/subjects.js';
+import { AppSession, type AppLink, type AppSessionDeps } from '../actors/app-session.js';
+import type { Authenticator, Principal } from '../api/auth.js';
+import type { Bus, BusSubscription } from '../cluster/bus.js';
+import { asTierError } from '../errors.js';
+import type { Logger } from '../log/logger.js';
+import { decodeAppRequest, encodeAppMessage, type AppEncoding } from '../protocol/app-codec.js';
+import { decodeValue, encode } from '../protocol/codec.js';
+import { errorReply, send } from './http.js';
+import type { HttpRequest, HttpResponse, TemplatedApp, WebSocket } from './uws.js';
+
+interface AppSocketData {
+  principal: Principal;
+  enc: AppEncoding;
+  link: UwsAppLink | null;
+}
+
+/** uWS topic of a home's events in one encoding. */
+function topic(enc: AppEncoding, homeId: string): string {
+  return `${enc === 'json' ? 'j' : 'm'}/${homeId}`;
+}
+
+class UwsAppLink implements AppLink {
+  open = true;
+  session: AppSession | null = null;
+  constructor(
+    private readonly ws: WebSocket<AppSocketData>,
+    private readonly enc: AppEncoding,
+  ) {}
+
+  reply(msg: AppReply): void {
+    if (!this.open) return;
+    const payload = encodeAppMessage(msg, this.enc);
+    this.ws.cork(() => this.ws.send(payload, this.enc === 'msgpack'));
+  }
+
+  join(homeId: string): void {
+    if (this.open) this.ws.subscribe(topic(this.enc, homeId));
+  }
+
+  leave(homeId: string): void {
+    if (this.open) this.ws.unsubscribe(topic(this.enc, homeId));
+  }
+}
+
+/**
+ * The node's interest in homes' events: the first app subscriber of a home subscribes this node
+ * to `evt.<shard>.<homeId>.*`, the last one leaving unsubscribes. Each bus event is re-encoded
+ * once per encoding that has subscribers and fanned out by uWS topic publish.
+ */
+export class HomeFeeds {
+  private readonly feeds = new Map<string, { count: number; sub: BusSubscription }>();
+
+  constructor(
+    private readonly bus: Bus,
+    private readonly app: TemplatedApp,
+    private readonly log: Logger,
+  ) {}
+
+  acquire(homeId: string): void {
+    const feed = this.feeds.get(homeId);
+    if (feed) {
+      feed.count++;
+      return;
+    }
+    const sub = this.bus.subscribe(subjects.homeEvents(homeId), (msg) => this.fanOut(homeId, msg.data));
+    this.feeds.set(homeId, { count: 1, sub });
+  }
+
+  release(homeId: string): void {
+    const feed = this.feeds.get(homeId);
+    if (!feed) return;
+    if (--feed.count === 0) {
+      feed.sub.unsubscribe();
+      this.feeds.delete(homeId);
+    }
+  }
+
+  /** Homes this node is subscribed to. */
+  get size(): number {
+    return this.feeds.size;
+  }
+
+  private fanOut(homeId: string, data: Uint8Array): void {
+    try {
+      const event = { op: 'evt', ...(decodeValue(data) as object) };
+      const m = topic('msgpack', homeId);
+      if (this.app.numSubscribers(m) > 0) this.app.publish(m, encode(event), true);
+      const j = topic('json', homeId);
+      if (this.app.numSubscribers(j) > 0) this.app.publish(j, JSON.stringify(event), false);
+    } catch (err) {
+      this.log.error({ err, homeId }, 'event fan-out failed');
+    }
+  }
+}
+
+/**
+ * `/app/v1`: authenticated by a JWT (or the admin token) from `?token=`, a `bearer.<token>`
+ * WebSocket subprotocol (both usable from a browser) or `Authorization: Bearer`; refused with
+ * 401 before the upgrade. JSON text frames by default, msgpack binary frames with `?enc=msgpack`.
+ */
+export function mountAppGateway(
+  app: TemplatedApp,
+  deps: { auth: Authenticator; session: Omit<AppSessionDeps, 'feeds'>; feeds: HomeFeeds; log: Logger; maxMessageBytes: number; maxBackpressure: number },
+): void {
+  const { auth, log } = deps;
+  const sessionDeps: AppSessionDeps = { ...deps.session, feeds: deps.feeds };
+  let connections = 0;
+  app.ws<AppSocketData>('/app/v1', {
+    maxPayloadLength: deps.maxMessageBytes,
+    maxBackpressure: deps.maxBackpressure,
+    // a subscriber that cannot keep up is closed (it reconnects and reloads) rather than fed gaps
+    closeOnBackpressureLimit: 1,
+    idleTimeout: 120,
+    sendPingsAutomatically: true,
+
+    upgrade: (res: HttpResponse, req: HttpRequest, context) => {
+      const state = { aborted: false };
+      res.onAborted(() => {
+        state.aborted = true;
+      });
+      const key = req.getHeader('sec-websocket-key');
+      const protocolHeader = req.getHeader('sec-websocket-protocol');
+      const extensions = req.getHeader('sec-websocket-extensions');
+      const query = new URLSearchParams(req.getQuery() ?? '');
+      const enc: AppEncoding = query.get('enc') === 'msgpack' ? 'msgpack' : 'json';
+      const bearer = protocolHeader.split(',').map((s) => s.trim()).find((p) => p.startsWith('bearer.'));
+      const authorization = req.getHeader('authorization');
+      const token = query.get('token') ?? bearer?.slice('bearer.'.length);
+      const principal = token ? auth.fromToken(token) : auth.fromHeader(authorization);
+      principal.then(
+        (p) => {
+          if (state.aborted) return;
+          res.cork(() => res.upgrade<AppSocketData>({ principal: p, enc, link: null }, key, bearer ?? '', extensions, context));
+        },
+        (err: unknown) => send(res, state, errorReply(asTierError(err))),
+      );
+    },
+
+    open: (ws) => {
+      const data = ws.getUserData();
+      const link = new UwsAppLink(ws, data.enc);
+      data.link = link;
+      const who = data.principal.kind === 'admin' ? 'admin' : data.principal.sub;
+      link.session = new AppSession(data.principal, link, sessionDeps, `app:${who}:${++connections}`);
+    },
+
+    message: (ws, message, isBinary) => {
+      const link = ws.getUserData().link;
+      const session = link?.session;
+      if (!session) return;
+      try {
+        session.tell({ type: 'request', request: decodeAppRequest(message, isBinary, deps.maxMessageBytes) });
+      } catch (err) {
+        const e = asTierError(err);
+        if (e.code === 'internal') log.error({ err }, 'app message handling failed');
+        session.rejectRaw(e);
+      }
+    },
+
+    close: (ws) => {
+      const link = ws.getUserData().link;
+      if (!link) return;
+      link.open = false;
+      link.session?.tell({ type: 'closed' });
+    },
+  });
+}

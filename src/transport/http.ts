@@ -1,0 +1,127 @@
+import { STATUS_CODES } from 'node:http';
+import { ErrorCodes } from '../../proto/errors.js';
+import { TierError, asTierError } from '../errors.js';
+import type { Logger } from '../log/logger.js';
+import type { HttpRequest, HttpResponse, TemplatedApp } from './uws.js';
+
+/** A request as handlers see it: everything read from uWS before the first await. */
+export interface HttpCall {
+  readonly method: string;
+  readonly url: string;
+  readonly params: readonly string[];
+  readonly query: URLSearchParams;
+  readonly authorization: string;
+  /** the JSON body; `invalid_field`/`malformed_frame`/`frame_too_large` errors when it is not one */
+  json(): Promise<unknown>;
+}
+
+export interface HttpReply {
+  status: number;
+  body?: unknown;
+  /** raw text instead of JSON */
+  text?: string;
+  contentType?: string;
+}
+
+export type HttpHandler = (call: HttpCall) => Promise<HttpReply> | HttpReply;
+
+type Method = 'get' | 'post' | 'put' | 'del' | 'patch';
+
+/**
+ * Registers an async JSON handler. The wrapper keeps the uWS rules: it copies what it needs from
+ * the request synchronously, starts reading the body at once with a size cap, pairs every
+ * response with `onAborted`, corks the write, and turns any throw into a JSON error answer, so
+ * no rejected promise ever reaches uWS.
+ */
+export function route(app: TemplatedApp, method: Method, pattern: string, handler: HttpHandler, opts: { maxBodyBytes: number; log: Logger }): void {
+  const paramCount = pattern.split('/').filter((p) => p.startsWith(':')).length;
+  app[method](pattern, (res: HttpResponse, req: HttpRequest) => {
+    const state = { aborted: false };
+    res.onAborted(() => {
+      state.aborted = true;
+    });
+    const params: string[] = [];
+    for (let i = 0; i < paramCount; i++) params.push(decodeURIComponent(req.getParameter(i)));
+    const body = method === 'get' || method === 'del' ? null : readBody(res, opts.maxBodyBytes);
+    // a handler may answer before reading the body (bad token): its rejection is not unhandled
+    body?.catch(() => {});
+    const call: HttpCall = {
+      method: req.getMethod(),
+      url: req.getUrl(),
+      params,
+      query: new URLSearchParams(req.getQuery() ?? ''),
+      authorization: req.getHeader('authorization'),
+      json: () => parseJson(body),
+    };
+    run(handler, call).then(
+      (reply) => send(res, state, reply),
+      (err: unknown) => {
+        opts.log.error({ err, url: call.url }, 'http handler failed');
+        send(res, state, errorReply(asTierError(err)));
+      },
+    );
+  });
+}
+
+async function run(handler: HttpHandler, call: HttpCall): Promise<HttpReply> {
+  try {
+    return await handler(call);
+  } catch (err) {
+    if (err instanceof TierError && err.code !== 'internal') return errorReply(err);
+    throw err;
+  }
+}
+
+export function errorReply(err: TierError): HttpReply {
+  const e = ErrorCodes[err.code];
+  const body: Record<string, unknown> = { ok: false, code: err.code, num: e.code, temporary: e.temporary, message: err.message };
+  if (err.field !== undefined) body.field = err.field;
+  return { status: e.http, body };
+}
+
+export function send(res: HttpResponse, state: { aborted: boolean }, reply: HttpReply): void {
+  if (state.aborted) return;
+  const payload = reply.text ?? JSON.stringify(reply.body ?? {});
+  res.cork(() => {
+    res
+      .writeStatus(`${reply.status} ${STATUS_CODES[reply.status] ?? ''}`)
+      .writeHeader('content-type', reply.contentType ?? (reply.text !== undefined ? 'text/plain; charset=utf-8' : 'application/json'))
+      .writeHeader('cache-control', 'no-store')
+      .end(payload);
+  });
+}
+
+/** Collects the body with a cap; past the cap it answers 413 and closes the connection. */
+function readBody(res: HttpResponse, maxBytes: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let done = false;
+    res.onData((chunk, isLast) => {
+      if (done) return;
+      size += chunk.byteLength;
+      if (size > maxBytes) {
+        done = true;
+        reject(new TierError('frame_too_large', `body larger than ${maxBytes} bytes`));
+        return;
+      }
+      // uWS reuses the chunk's memory after this callback returns: copy it
+      chunks.push(Buffer.from(new Uint8Array(chunk)));
+      if (isLast) {
+        done = true;
+        resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks));
+      }
+    });
+  });
+}
+
+async function parseJson(body: Promise<Buffer> | null): Promise<unknown> {
+  if (body === null) return undefined;
+  const buf = await body;
+  if (buf.length === 0) throw new TierError('invalid_field', 'a JSON body is required', { field: 'body' });
+  try {
+    return JSON.parse(buf.toString('utf8'));
+  } catch {
+    throw new TierError('malformed_frame', 'body is not valid JSON', { field: 'body' });
+  }
+}

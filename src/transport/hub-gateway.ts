@@ -1,0 +1,137 @@
+import { CloseCode, ErrorCodes } from '../../proto/errors.js';
+import { FrameType } from '../../proto/frames.js';
+import { HubSession, type HubLink, type HubSessionDeps } from '../actors/hub-session.js';
+import { readHubCredentials, type HubAdmission } from '../api/hub-admission.js';
+import { ProtocolError, asTierError } from '../errors.js';
+import type { Logger } from '../log/logger.js';
+import { decodeHubFrame, encode } from '../protocol/codec.js';
+import { errorReply, send } from './http.js';
+import type { HttpRequest, HttpResponse, TemplatedApp, WebSocket } from './uws.js';
+
+/** Malformed frames tolerated per session before it is closed with `malformed`. */
+const MAX_BAD_FRAMES = 10;
+
+interface HubSocketData {
+  hubId: string;
+  homeId: string;
+  link: UwsHubLink | null;
+  badFrames: number;
+}
+
+export interface HubGatewayMetrics {
+  upgradeRefused(code: string): void;
+  badFrame(code: string): void;
+}
+
+/** The actor's view of a uWS socket; sends become no-ops once uWS reports the close. */
+class UwsHubLink implements HubLink {
+  open = true;
+  session: HubSession | null = null;
+  constructor(private readonly ws: WebSocket<HubSocketData>) {}
+
+  send(bytes: Uint8Array): boolean {
+    if (!this.open) return false;
+    let status = 0;
+    // corked: frames sent from a bus callback or timer go out in one write with their neighbours
+    this.ws.cork(() => {
+      status = this.ws.send(bytes, true);
+    });
+    return status !== 2;
+  }
+
+  close(code: number, reason: string): void {
+    if (!this.open) return;
+    this.open = false;
+    this.ws.end(code, reason);
+  }
+}
+
+/**
+ * `/hub/v1`: the signed upgrade (refused with 401/403 before any actor exists), then one
+ * HubSession actor per socket. Bad frames are answered with an error frame, and too many of them
+ * close the socket with `malformed`; nothing thrown here reaches uWS.
+ */
+export function mountHubGateway(
+  app: TemplatedApp,
+  deps: { admission: HubAdmission; sessions: HubSessionDeps; log: Logger; idleMs: number; metrics?: HubGatewayMetrics },
+): void {
+  const { admission, sessions, log, metrics } = deps;
+  const maxFrame = sessions.maxFrameBytes;
+  app.ws<HubSocketData>('/hub/v1', {
+    maxPayloadLength: maxFrame,
+    maxBackpressure: 256 * 1024,
+    closeOnBackpressureLimit: 1,
+    // a backstop behind the session's own idle check, which closes first with a reason
+    idleTimeout: Math.min(960, Math.ceil(deps.idleMs / 1000) + 16),
+    sendPingsAutomatically: false,
+
+    upgrade: (res: HttpResponse, req: HttpRequest, context) => {
+      const state = { aborted: false };
+      res.onAborted(() => {
+        state.aborted = true;
+      });
+      const key = req.getHeader('sec-websocket-key');
+      const protocol = req.getHeader('sec-websocket-protocol');
+      const extensions = req.getHeader('sec-websocket-extensions');
+      let credentials;
+      try {
+        credentials = readHubCredentials((h) => req.getHeader(h), new URLSearchParams(req.getQuery() ?? ''));
+      } catch (err) {
+        refuse(res, state, err);
+        return;
+      }
+      admission.admit(credentials).then(
+        (record) => {
+          if (state.aborted) return;
+          res.cork(() => {
+            res.upgrade<HubSocketData>({ hubId: record.hubId, homeId: record.homeId, link: null, badFrames: 0 }, key, protocol, extensions, context);
+          });
+        },
+        (err: unknown) => refuse(res, state, err),
+      );
+    },
+
+    open: (ws) => {
+      const data = ws.getUserData();
+      const link = new UwsHubLink(ws);
+      data.link = link;
+      try {
+        link.session = new HubSession(data.hubId, data.homeId, link, sessions);
+      } catch (err) {
+        log.error({ err, hubId: data.hubId }, 'hub session could not start');
+        link.close(CloseCode.internal, 'internal');
+      }
+    },
+
+    message: (ws, message, isBinary) => {
+      const data = ws.getUserData();
+      const session = data.link?.session;
+      if (!session) return;
+      try {
+        if (!isBinary) throw new ProtocolError('malformed_frame', 'hub frames are binary msgpack, not text');
+        session.receiveFrame(decodeHubFrame(new Uint8Array(message), maxFrame));
+      } catch (err) {
+        const e = asTierError(err);
+        metrics?.badFrame(e.code);
+        if (e.code === 'internal') log.error({ err, hubId: data.hubId }, 'hub frame handling failed');
+        const row = ErrorCodes[e.code];
+        ws.send(encode({ t: FrameType.error, c: row.code, e: e.code, tmp: row.temporary, msg: e.message }), true);
+        if (++data.badFrames >= MAX_BAD_FRAMES) data.link?.close(CloseCode.malformed, 'malformed_frame');
+      }
+    },
+
+    close: (ws, code) => {
+      const link = ws.getUserData().link;
+      if (!link) return;
+      link.open = false;
+      link.session?.tell({ type: 'closed', code });
+    },
+  });
+
+  function refuse(res: HttpResponse, state: { aborted: boolean }, err: unknown): void {
+    const e = asTierError(err);
+    if (e.code === 'internal') log.error({ err }, 'hub admission failed');
+    metrics?.upgradeRefused(e.code);
+    send(res, state, errorReply(e));
+  }
+}
