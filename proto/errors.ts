@@ -11,6 +11,7 @@ export const ErrorCodes = {
   invalid_field: { code: 103, temporary: false, http: 400, text: 'a field is missing or has the wrong type' },
   unsupported_version: { code: 104, temporary: false, http: 400, text: 'protocol version not spoken here' },
   hello_required: { code: 105, temporary: false, http: 400, text: 'the first frame must be hello' },
+  sequence_gap: { code: 107, temporary: true, http: 400, text: 'sequence number skips ahead: resend from the one expected' },
   not_found: { code: 106, temporary: false, http: 404, text: 'no such resource' },
   // 2xx: authentication and authorization
   unauthorized: { code: 200, temporary: false, http: 401, text: 'missing or invalid credentials' },
