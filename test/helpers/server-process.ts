@@ -1,0 +1,112 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { createServer } from 'node:net';
+import { fileURLToPath } from 'node:url';
+import { createInterface } from 'node:readline';
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+
+/** A free TCP port on 127.0.0.1 (closed again before it is returned). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.unref();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const addr = srv.address();
+      srv.close(() => (typeof addr === 'object' && addr ? resolve(addr.port) : reject(new Error('no port'))));
+    });
+  });
+}
+
+export interface ServerProcess {
+  readonly port: number;
+  readonly adminPort: number;
+  /** ws://127.0.0.1:port */
+  readonly wsUrl: string;
+  /** http://127.0.0.1:port */
+  readonly httpUrl: string;
+  readonly adminUrl: string;
+  readonly adminToken: string;
+  readonly jwtSecret: string;
+  readonly child: ChildProcess;
+  /** log lines (parsed JSON where possible) printed so far */
+  readonly logs: Array<Record<string, unknown>>;
+  /** resolves with the exit code when the process ends */
+  readonly exited: Promise<number | null>;
+  /** SIGTERM and wait for exit */
+  stop(): Promise<number | null>;
+}
+
+/** Starts `src/main.ts` as its own process on free ports and waits for its "node ready" line. */
+export async function startServerProcess(env: Record<string, string> = {}): Promise<ServerProcess> {
+  const port = await freePort();
+  const adminPort = await freePort();
+  const adminToken = `admin-${randomBytes(12).toString('hex')}`;
+  const jwtSecret = `jwt-${randomBytes(16).toString('hex')}`;
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+    cwd: ROOT,
+    env: {
+      ...process.env,
+      HOST: '127.0.0.1',
+      PORT: String(port),
+      ADMIN_PORT: String(adminPort),
+      ADMIN_TOKEN: adminToken,
+      JWT_SECRET: jwtSecret,
+      LOG_LEVEL: 'info',
+      ...env,
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const logs: Array<Record<string, unknown>> = [];
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const ready = new Promise<void>((resolve, reject) => {
+    const lines = createInterface({ input: child.stdout! });
+    lines.on('line', (line) => {
+      let entry: Record<string, unknown>;
+      try {
+        entry = JSON.parse(line) as Record<string, unknown>;
+      } catch {
+        entry = { text: line };
+      }
+      logs.push(entry);
+      if (entry.msg === 'node ready') resolve();
+    });
+    const errLines = createInterface({ input: child.stderr! });
+    errLines.on('line', (line) => logs.push({ stderr: line }));
+    void exited.then((code) => reject(new Error(`server exited with ${code} before it was ready: ${JSON.stringify(logs.slice(-5))}`)));
+  });
+  await ready;
+  return {
+    port,
+    adminPort,
+    wsUrl: `ws://127.0.0.1:${port}`,
+    httpUrl: `http://127.0.0.1:${port}`,
+    adminUrl: `http://127.0.0.1:${adminPort}`,
+    adminToken,
+    jwtSecret,
+    child,
+    logs,
+    exited,
+    async stop() {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+      return exited;
+    },
+  };
+}
+
+/** JSON request helper: returns status and parsed body. */
+export async function api(base: string, method: string, path: string, token: string | undefined, body?: unknown): Promise<{ status: number; body: any }> {
+  const headers: Record<string, string> = {};
+  if (token !== undefined) headers.authorization = `Bearer ${token}`;
+  if (body !== undefined) headers['content-type'] = 'application/json';
+  const res = await fetch(`${base}${path}`, { method, headers, body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body) });
+  const text = await res.text();
+  let parsed: unknown = text;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    // not JSON: keep the text
+  }
+  return { status: res.status, body: parsed };
+}

@@ -1,0 +1,116 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import WebSocket from 'ws';
+import { SignJWT } from 'jose';
+import { hubAuthHeaderMap, hubCredentials, signHub } from '../../src/protocol/hub-auth.js';
+import { api, startServerProcess, type ServerProcess } from '../helpers/server-process.js';
+
+/** Opens a WebSocket and resolves with the HTTP refusal (status and JSON body) or 'open'. */
+function attempt(url: string, headers: Record<string, string>): Promise<{ status: number; body: any } | 'open'> {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(url, { headers });
+    ws.on('open', () => {
+      ws.close();
+      resolve('open');
+    });
+    ws.on('unexpected-response', (_req, res) => {
+      let text = '';
+      res.on('data', (c: Buffer) => (text += c.toString()));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: JSON.parse(text) }));
+    });
+    ws.on('error', (err) => {
+      if (!String(err.message).includes('Unexpected server response')) reject(err);
+    });
+  });
+}
+
+describe('hub and user admission (real server process)', () => {
+  let server: ServerProcess;
+  let secret: string;
+
+  beforeAll(async () => {
+    server = await startServerProcess();
+    const res = await api(server.httpUrl, 'POST', '/v1/admin/hubs', server.adminToken, { hubId: 'adm-1', homeId: 'home-a', model: 'h2' });
+    expect(res.status).toBe(201);
+    secret = res.body.secret;
+  });
+  afterAll(async () => {
+    expect(await server.stop()).toBe(0);
+  });
+
+  it('refuses a forged signature with 401 bad_signature before the upgrade', async () => {
+    const c = hubCredentials('adm-1', 'not-the-secret');
+    const r = await attempt(`${server.wsUrl}/hub/v1`, hubAuthHeaderMap(c));
+    expect(r).toMatchObject({ status: 401, body: { code: 'bad_signature', num: 202, temporary: false } });
+  });
+
+  it('accepts a good signature once and refuses the replayed nonce', async () => {
+    const c = hubCredentials('adm-1', secret);
+    expect(await attempt(`${server.wsUrl}/hub/v1`, hubAuthHeaderMap(c))).toBe('open');
+    const replay = await attempt(`${server.wsUrl}/hub/v1`, hubAuthHeaderMap(c));
+    expect(replay).toMatchObject({ status: 401, body: { code: 'nonce_reused' } });
+  });
+
+  it('refuses a stale timestamp', async () => {
+    const c = hubCredentials('adm-1', secret, Date.now() - 3_600_000);
+    expect(await attempt(`${server.wsUrl}/hub/v1`, hubAuthHeaderMap(c))).toMatchObject({ status: 401, body: { code: 'stale_timestamp' } });
+  });
+
+  it('refuses unknown hubs and missing credentials', async () => {
+    const c = hubCredentials('adm-unknown', secret);
+    expect(await attempt(`${server.wsUrl}/hub/v1`, hubAuthHeaderMap(c))).toMatchObject({ status: 401, body: { code: 'unknown_hub' } });
+    expect(await attempt(`${server.wsUrl}/hub/v1`, {})).toMatchObject({ status: 401, body: { code: 'unauthorized', field: 'x-hub-id' } });
+  });
+
+  it('accepts credentials as query parameters too', async () => {
+    const c = hubCredentials('adm-1', secret);
+    const q = new URLSearchParams({ hub: c.hubId, ts: String(c.ts), nonce: c.nonce, signature: signHub(secret, c.hubId, c.ts, c.nonce) });
+    expect(await attempt(`${server.wsUrl}/hub/v1?${q}`, {})).toBe('open');
+  });
+
+  it('refuses a JWT of another home (403) and a JWT signed with another key (401)', async () => {
+    const key = new TextEncoder().encode(server.jwtSecret);
+    const other = await new SignJWT({ homes: ['home-b'] }).setProtectedHeader({ alg: 'HS256' }).setSubject('u1').setExpirationTime('1h').sign(key);
+    const cmd = await api(server.httpUrl, 'POST', '/v1/hubs/adm-1/devices/d1/commands', other, { set: { on: true } });
+    expect(cmd).toMatchObject({ status: 403, body: { code: 'forbidden' } });
+    const shadow = await api(server.httpUrl, 'GET', '/v1/hubs/adm-1/shadow', other);
+    expect(shadow.status).toBe(403);
+    const forged = await new SignJWT({ homes: ['home-a'] }).setProtectedHeader({ alg: 'HS256' }).setSubject('u1').sign(new TextEncoder().encode('some-other-secret-0123456789'));
+    expect((await api(server.httpUrl, 'GET', '/v1/hubs/adm-1', forged)).status).toBe(401);
+    expect((await api(server.httpUrl, 'GET', '/v1/hubs/adm-1', undefined)).body.code).toBe('unauthorized');
+    const app = await attempt(`${server.wsUrl}/app/v1?token=${forged}`, {});
+    expect(app).toMatchObject({ status: 401, body: { code: 'unauthorized' } });
+  });
+
+  it('lets a user of the home read the hub, and only the admin provision', async () => {
+    const key = new TextEncoder().encode(server.jwtSecret);
+    const mine = await new SignJWT({ homes: ['home-a'] }).setProtectedHeader({ alg: 'HS256' }).setSubject('u2').setExpirationTime('1h').sign(key);
+    const hub = await api(server.httpUrl, 'GET', '/v1/hubs/adm-1', mine);
+    expect(hub).toMatchObject({ status: 200, body: { hubId: 'adm-1', homeId: 'home-a', model: 'h2', online: false } });
+    const prov = await api(server.httpUrl, 'POST', '/v1/admin/hubs', mine, { hubId: 'adm-2', homeId: 'home-a' });
+    expect(prov).toMatchObject({ status: 403, body: { code: 'forbidden' } });
+    const dup = await api(server.httpUrl, 'POST', '/v1/admin/hubs', server.adminToken, { hubId: 'adm-1', homeId: 'home-a' });
+    expect(dup).toMatchObject({ status: 409, body: { code: 'already_exists' } });
+  });
+
+  it('answers bad HTTP input with 400 naming the field, and oversized bodies with 413', async () => {
+    const t = server.adminToken;
+    expect(await api(server.httpUrl, 'POST', '/v1/hubs/adm-1/devices/d1/commands', t, '{not json')).toMatchObject({ status: 400, body: { code: 'malformed_frame' } });
+    expect(await api(server.httpUrl, 'POST', '/v1/hubs/adm-1/devices/d1/commands', t, { set: { on: [1] } })).toMatchObject({ status: 400, body: { field: 'set.on' } });
+    expect(await api(server.httpUrl, 'POST', '/v1/hubs/adm-1/devices/d1/commands', t, { nothing: 1 })).toMatchObject({ status: 400, body: { field: 'set' } });
+    expect(await api(server.httpUrl, 'POST', '/v1/hubs/adm-1/devices/d1/commands', t, { set: { on: true }, timeoutMs: -5 })).toMatchObject({ status: 400, body: { field: 'timeoutMs' } });
+    expect(await api(server.httpUrl, 'POST', '/v1/hubs/adm-1/devices/bad.id/commands', t, { set: { on: true } })).toMatchObject({ status: 400, body: { field: 'deviceId' } });
+    expect(await api(server.httpUrl, 'POST', '/v1/admin/hubs', t, { hubId: 'x y', homeId: 'h' })).toMatchObject({ status: 400, body: { field: 'hubId' } });
+    const big = await api(server.httpUrl, 'POST', '/v1/hubs/adm-1/devices/d1/commands', t, { set: { s: 'x'.repeat(100_000) } });
+    expect(big).toMatchObject({ status: 413, body: { code: 'frame_too_large' } });
+    expect((await api(server.httpUrl, 'GET', '/v1/nothing-here', t)).status).toBe(404);
+    // the process is still serving
+    expect((await fetch(`${server.adminUrl}/healthz`)).status).toBe(200);
+  });
+
+  it('reports readiness with the uWS binding on the admin port', async () => {
+    const r = await api(server.adminUrl, 'GET', '/readyz', undefined);
+    expect(r).toMatchObject({ status: 200, body: { ready: true, mode: 'embedded', uws: { native: true } } });
+    const m = await fetch(`${server.adminUrl}/metrics`);
+    expect(await m.text()).toContain('tier_hub_upgrades_refused_total{code="bad_signature"} 1');
+  });
+});
