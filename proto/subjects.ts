@@ -11,6 +11,19 @@ export const SHARDS = 64;
 /** Ids allowed in subjects and keys: no dots, wildcards or whitespace. */
 export const ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
 
+/** Names that would reach Object.prototype when used as a plain object's key. */
+const RESERVED = new Set(['__proto__', 'constructor', 'prototype']);
+
+/** True for a hub, home, device or attribute id: ID_PATTERN and not a reserved object key. */
+export function isValidId(s: unknown): s is string {
+  return typeof s === 'string' && ID_PATTERN.test(s) && !RESERVED.has(s);
+}
+
+/** Attribute names: 1..64 characters, not a reserved object key. */
+export function isValidKey(s: string): boolean {
+  return s.length > 0 && s.length <= 64 && !RESERVED.has(s);
+}
+
 export const subjects = {
   hubCommand: (hubId: string) => `hub.${hubId}.cmd`,
   hubDesired: (hubId: string) => `hub.${hubId}.desired`,

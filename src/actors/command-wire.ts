@@ -1,4 +1,4 @@
-import { ID_PATTERN } from '../../proto/subjects.js';
+import { isValidId } from '../../proto/subjects.js';
 import { ProtocolError } from '../errors.js';
 import type { ErrorCode } from '../../proto/errors.js';
 import { decodeValue, encode } from '../protocol/codec.js';
@@ -24,7 +24,7 @@ export function encodeCommandRequest(req: CommandRequest): Uint8Array {
 export function decodeCommandRequest(data: Uint8Array): CommandRequest {
   const v = decodeValue(data) as Partial<CommandRequest> | null;
   if (typeof v !== 'object' || v === null) throw new ProtocolError('malformed_frame', 'command must be a map');
-  if (typeof v.d !== 'string' || !ID_PATTERN.test(v.d)) throw new ProtocolError('invalid_field', 'd: device id', { field: 'd' });
+  if (typeof v.d !== 'string' || !isValidId(v.d)) throw new ProtocolError('invalid_field', 'd: device id', { field: 'd' });
   if (typeof v.m !== 'string' || v.m.length === 0 || v.m.length > 64) throw new ProtocolError('invalid_field', 'm: method', { field: 'm' });
   if (typeof v.p !== 'object' || v.p === null || Array.isArray(v.p)) throw new ProtocolError('invalid_field', 'p: params map', { field: 'p' });
   if (typeof v.to !== 'number' || !Number.isInteger(v.to) || v.to <= 0) throw new ProtocolError('invalid_field', 'to: timeout ms', { field: 'to' });

@@ -96,7 +96,6 @@ export class HubSession extends Actor<HubMessage> implements TimerTarget {
   private pending: Map<number, PendingCommand> | null = null;
   private timer: TimerHandle | null;
   private subscription: BusSubscription | null = null;
-  private readonly log: Logger;
 
   constructor(
     readonly hubId: string,
@@ -106,8 +105,12 @@ export class HubSession extends Actor<HubMessage> implements TimerTarget {
   ) {
     super(`hub:${hubId}`, deps.system);
     this.tokens = deps.rateBurst;
-    this.log = deps.system.log.child({ hubId });
     this.timer = deps.system.timers.schedule(deps.helloTimeoutMs, this, HELLO_TIMER);
+  }
+
+  /** A child logger made on use: logging is rare and a cached one would cost every session memory. */
+  private get log(): Logger {
+    return this.deps.system.log.child({ hubId: this.hubId });
   }
 
   /** Entry point of the gateway for every decoded frame: rate limit, then the mailbox. */

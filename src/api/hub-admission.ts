@@ -1,7 +1,7 @@
 import { HUB_AUTH_HEADERS, NONCE_PATTERN, signatureMatches, type HubCredentials } from '../protocol/hub-auth.js';
 import type { HubRecord, HubRegistry, NonceStore } from '../cluster/hub-registry.js';
 import { AuthError } from '../errors.js';
-import { ID_PATTERN } from '../../proto/subjects.js';
+import { isValidId } from '../../proto/subjects.js';
 
 /**
  * Decides whether a hub may open a session, before the WebSocket upgrade completes: the hub is
@@ -36,7 +36,7 @@ export function readHubCredentials(header: (name: string) => string, query: URLS
   const ts = get(HUB_AUTH_HEADERS.ts, 'ts');
   const nonce = get(HUB_AUTH_HEADERS.nonce, 'nonce');
   const signature = get(HUB_AUTH_HEADERS.signature, 'signature');
-  if (!ID_PATTERN.test(hubId)) throw new AuthError('unauthorized', `${HUB_AUTH_HEADERS.hubId} missing or not an id`, { field: HUB_AUTH_HEADERS.hubId });
+  if (!isValidId(hubId)) throw new AuthError('unauthorized', `${HUB_AUTH_HEADERS.hubId} missing or not an id`, { field: HUB_AUTH_HEADERS.hubId });
   if (!/^\d{1,12}$/.test(ts)) throw new AuthError('unauthorized', `${HUB_AUTH_HEADERS.ts} must be Unix seconds`, { field: HUB_AUTH_HEADERS.ts });
   if (!NONCE_PATTERN.test(nonce)) throw new AuthError('unauthorized', `${HUB_AUTH_HEADERS.nonce} must be 16-64 characters [A-Za-z0-9_-]`, { field: HUB_AUTH_HEADERS.nonce });
   if (!/^[0-9a-f]{64}$/i.test(signature)) throw new AuthError('unauthorized', `${HUB_AUTH_HEADERS.signature} must be 64 hex digits`, { field: HUB_AUTH_HEADERS.signature });

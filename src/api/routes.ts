@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { Attrs } from '../../proto/frames.js';
-import { ID_PATTERN, subjects } from '../../proto/subjects.js';
+import { isValidId, subjects } from '../../proto/subjects.js';
 import { sendCommand, type CommandSpec } from '../actors/commands.js';
 import type { Bus } from '../cluster/bus.js';
 import type { Directory } from '../cluster/directory.js';
@@ -30,7 +30,7 @@ function invalid(field: string, what: string): never {
 }
 
 function idParam(value: string | undefined, field: string): string {
-  if (value === undefined || !ID_PATTERN.test(value)) invalid(field, 'must be an id of 1..64 characters [A-Za-z0-9_-]');
+  if (!isValidId(value)) invalid(field, 'must be an id of 1..64 characters [A-Za-z0-9_-]');
   return value;
 }
 
@@ -164,7 +164,7 @@ export function mountApi(app: TemplatedApp, deps: ApiDeps): void {
       requireAdmin(await auth.fromHeader(call.authorization));
       const body = objectBody(await call.json());
       if (typeof body.sub !== 'string' || body.sub.length === 0 || body.sub.length > 128) invalid('sub', 'must be a string of 1..128 characters');
-      if (!Array.isArray(body.homes) || body.homes.some((h) => typeof h !== 'string' || !ID_PATTERN.test(h))) invalid('homes', 'must be an array of home ids');
+      if (!Array.isArray(body.homes) || body.homes.some((h) => !isValidId(h))) invalid('homes', 'must be an array of home ids');
       const ttlS = body.ttlS ?? 3600;
       if (typeof ttlS !== 'number' || !Number.isInteger(ttlS) || ttlS < 1 || ttlS > 30 * 86400) invalid('ttlS', 'must be an integer in 1..2592000');
       return { status: 201, body: { token: await auth.issue(body.sub, body.homes as string[], ttlS) } };

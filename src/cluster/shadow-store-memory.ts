@@ -22,7 +22,7 @@ export class MemoryShadowStore implements ShadowStore {
 
   async load(hubId: string): Promise<HubShadow> {
     const hub = this.hubs.get(hubId);
-    const out: HubShadow = {};
+    const out = Object.create(null) as HubShadow;
     if (hub) for (const id in hub) out[id] = copyDevice(hub[id]!);
     return out;
   }

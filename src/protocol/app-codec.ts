@@ -1,5 +1,5 @@
 import type { AppRequest } from '../../proto/app.js';
-import { ID_PATTERN } from '../../proto/subjects.js';
+import { isValidId } from '../../proto/subjects.js';
 import { ProtocolError } from '../errors.js';
 import { attrs, decodeValue, encode } from './codec.js';
 
@@ -25,7 +25,7 @@ function fail(field: string, what: string): never {
 }
 
 function idOf(v: unknown, field: string): string {
-  if (typeof v !== 'string' || !ID_PATTERN.test(v)) fail(field, 'must be an id of 1..64 characters [A-Za-z0-9_-]');
+  if (!isValidId(v)) fail(field, 'must be an id of 1..64 characters [A-Za-z0-9_-]');
   return v;
 }
 

@@ -8,7 +8,7 @@ import {
   type HubToServerFrame,
   type ServerToHubFrame,
 } from '../../proto/frames.js';
-import { ID_PATTERN } from '../../proto/subjects.js';
+import { isValidId, isValidKey } from '../../proto/subjects.js';
 import { ProtocolError } from '../errors.js';
 
 /**
@@ -135,7 +135,7 @@ function str(v: unknown, field: string, max: number = LIMITS.stringBytes): strin
 }
 
 function id(v: unknown, field: string): string {
-  if (typeof v !== 'string' || !ID_PATTERN.test(v)) fail(field, 'must be an id of 1..64 characters [A-Za-z0-9_-]');
+  if (!isValidId(v)) fail(field, 'must be an id of 1..64 characters [A-Za-z0-9_-]');
   return v;
 }
 
@@ -149,7 +149,7 @@ export function attrs(v: unknown, field: string): Attrs {
   let n = 0;
   for (const key in m) {
     if (++n > LIMITS.attrsPerDevice) fail(field, `more than ${LIMITS.attrsPerDevice} attributes`);
-    if (key.length === 0 || key.length > LIMITS.idLength) fail(`${field}.${key}`, 'attribute name of 1..64 characters');
+    if (!isValidKey(key)) fail(`${field}.${key}`, 'attribute name of 1..64 characters, not __proto__, constructor or prototype');
     const val = m[key];
     const type = typeof val;
     if (val === null || type === 'boolean' || (type === 'number' && Number.isFinite(val as number))) continue;

@@ -2,7 +2,7 @@ import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 
 /**
  * Hub handshake credentials, sent with the WebSocket upgrade request as headers (or as query
- * parameters of the same names without the `x-hub-` prefix, for stacks that cannot set headers).
+ * parameters `hub`, `ts`, `nonce`, `signature`, for stacks that cannot set headers).
  * signature = hex(HMAC-SHA256(secret, `${hubId}\n${ts}\n${nonce}`)), ts in Unix seconds.
  */
 export const HUB_AUTH_HEADERS = {

@@ -1,0 +1,323 @@
+/**
+ * Writes the protocol test vectors (proto/vectors/*.json) from the case lists below, using the
+ * server's own codec. Run once after changing a case: `node --import tsx proto/vectors/generate.ts`.
+ * The JSON files are the committed contract; this script only saves hand-computing hex. It refuses
+ * to write a valid case that does not decode back to its frame, or an invalid case that decodes or
+ * fails with another code than stated.
+ */
+import { isDeepStrictEqual } from 'node:util';
+import { writeFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { decodeHubFrame, decodeServerFrame, encode } from '../../src/protocol/codec.js';
+import { ProtocolError } from '../../src/errors.js';
+import type { ErrorCode } from '../errors.js';
+import { FrameType, type Frame, type FrameTypeName } from '../frames.js';
+
+type Direction = 'hub-to-server' | 'server-to-hub';
+interface ValidCase {
+  name: string;
+  direction: Direction;
+  frame: Frame;
+}
+interface InvalidCase {
+  name: string;
+  /** the value to encode, or raw bytes for what an encoder would never write */
+  value?: unknown;
+  hex?: string;
+  /** bytes to drop from the end of the encoded value */
+  cut?: number;
+  error: ErrorCode;
+  field?: string;
+}
+
+const H: Direction = 'hub-to-server';
+const S: Direction = 'server-to-hub';
+const TS = 1_700_000_000_000; // 2023-11-14T22:13:20Z, ms: beyond 32 bits, so it travels as float64
+
+const valid: Record<FrameTypeName, ValidCase[]> = {
+  hello: [
+    { name: 'minimal hello', direction: H, frame: { t: 1, v: 1, b: 'b7f3a9c1' } },
+    { name: 'hello with firmware version', direction: H, frame: { t: 1, v: 1, b: 'boot-0001', fw: '2.4.1-rc.3' } },
+  ],
+  welcome: [
+    {
+      name: 'first session, empty delta',
+      direction: S,
+      frame: { t: 2, v: 1, ep: 1, hb: 30000, idle: 75000, max: 16384, ts: TS, s: 0, dl: {} },
+    },
+    {
+      name: 'resume after s=41 with a desired-state delta for two devices',
+      direction: S,
+      frame: {
+        t: 2,
+        v: 1,
+        ep: 7,
+        hb: 30000,
+        idle: 75000,
+        max: 16384,
+        ts: TS + 123,
+        s: 41,
+        dl: { 'plug-1': { on: true }, 'curtain-2': { pos: 75, mode: 'quiet' } },
+      },
+    },
+  ],
+  heartbeat: [
+    { name: 'hub heartbeat without clock', direction: H, frame: { t: 3 } },
+    { name: 'hub heartbeat with clock', direction: H, frame: { t: 3, ts: TS } },
+    { name: 'server heartbeat answer with its clock', direction: S, frame: { t: 3, ts: TS + 5 } },
+  ],
+  report: [
+    { name: 'one device, one float attribute', direction: H, frame: { t: 4, s: 1, r: { 'temp-1': { temperature: 21.5 } } } },
+    {
+      name: 'two devices with hub clock',
+      direction: H,
+      frame: {
+        t: 4,
+        s: 2,
+        r: { 'temp-1': { temperature: -3.25, humidity: 48 }, 'door-2': { open: true, battery: 87 } },
+        ts: TS + 456,
+      },
+    },
+    {
+      name: 'string, nil, negative and false attribute values',
+      direction: H,
+      frame: { t: 4, s: 3, r: { 'lock-3': { state: 'locked', jammed: false, error: null, rssi: -71, lqi: -5 } } },
+    },
+    {
+      name: 'integer attribute beyond 32 bits (float64), negative int16, fraction 0.1',
+      direction: H,
+      frame: { t: 4, s: 4, r: { 'meter-9': { energy_wh: 5000000000, power_w: -1200, pf: 0.1 } } },
+    },
+    { name: 'sequence number at the uint32 maximum', direction: H, frame: { t: 4, s: 4294967295, r: { 'temp-1': { temperature: 19 } } } },
+    { name: 'sequence number beyond 32 bits (float64)', direction: H, frame: { t: 4, s: 4294967296, r: { 'temp-1': { temperature: 19 } } } },
+    {
+      name: 'non-ASCII string value (UTF-8)',
+      direction: H,
+      frame: { t: 4, s: 5, r: { 'plug-1': { label: 'Küche – Kaffeemaschine ☕' } } },
+    },
+  ],
+  event: [
+    { name: 'button double press', direction: H, frame: { t: 5, s: 6, d: 'button-4', e: 'double_press' } },
+    {
+      name: 'leak alarm with parameters and hub clock',
+      direction: H,
+      frame: { t: 5, s: 7, d: 'leak-5', e: 'leak', p: { level: 2, wet: true, zone: null }, ts: TS + 789 },
+    },
+  ],
+  ack: [
+    { name: 'ack of nothing yet', direction: S, frame: { t: 6, s: 0 } },
+    { name: 'cumulative ack up to 41', direction: S, frame: { t: 6, s: 41 } },
+    { name: 'ack with a uint16 sequence number', direction: S, frame: { t: 6, s: 70000 } },
+  ],
+  command: [
+    { name: 'set: turn a plug on', direction: S, frame: { t: 7, id: 1, d: 'plug-1', m: 'set', p: { on: true }, to: 5000 } },
+    {
+      name: 'set: several attributes, float and negative',
+      direction: S,
+      frame: { t: 7, id: 2, d: 'thermostat-8', m: 'set', p: { target: 21.5, offset: -2, mode: 'heat' }, to: 5000 },
+    },
+    {
+      name: 'method with nested parameters',
+      direction: S,
+      frame: { t: 7, id: 300, d: 'lock-3', m: 'set_codes', p: { codes: [1234, 5678], slot: { n: 2, name: 'guest' } }, to: 15000 },
+    },
+    { name: 'method without parameters', direction: S, frame: { t: 7, id: 65536, d: 'curtain-2', m: 'stop', p: {}, to: 60000 } },
+  ],
+  result: [
+    { name: 'set succeeded: new attributes', direction: H, frame: { t: 8, id: 1, ok: true, r: { on: true } } },
+    { name: 'success without a value', direction: H, frame: { t: 8, id: 65536, ok: true } },
+    { name: 'success with a non-map value', direction: H, frame: { t: 8, id: 300, ok: true, r: [1, 'two', null] } },
+    {
+      name: 'unknown device',
+      direction: H,
+      frame: { t: 8, id: 3, ok: false, e: 'unknown_device', msg: 'no device curtain-9' },
+    },
+    {
+      name: 'command failed, UTF-8 message',
+      direction: H,
+      frame: { t: 8, id: 4, ok: false, e: 'command_failed', msg: 'Motor blockiert – Vorhang klemmt' },
+    },
+    { name: 'invalid field, no message', direction: H, frame: { t: 8, id: 5, ok: false, e: 'invalid_field' } },
+  ],
+  devices: [
+    {
+      name: 'full list with and without model',
+      direction: H,
+      frame: {
+        t: 9,
+        s: 8,
+        f: true,
+        j: [
+          { d: 'temp-1', k: 'sensor.temperature', m: 'TH-01' },
+          { d: 'plug-1', k: 'plug' },
+        ],
+      },
+    },
+    { name: 'one device joined', direction: H, frame: { t: 9, s: 9, f: false, j: [{ d: 'door-2', k: 'sensor.door', m: 'DW-2' }] } },
+    { name: 'one device left', direction: H, frame: { t: 9, s: 10, f: false, l: ['door-2'] } },
+    { name: 'join and leave in one frame', direction: H, frame: { t: 9, s: 11, f: false, j: [{ d: 'smoke-6', k: 'sensor.smoke' }], l: ['leak-5'] } },
+    { name: 'full list that is empty: every device left', direction: H, frame: { t: 9, s: 12, f: true, j: [] } },
+  ],
+  error: [
+    {
+      name: 'hub rejects a command parameter',
+      direction: H,
+      frame: { t: 10, c: 103, e: 'invalid_field', tmp: false, msg: 'p.pos: must be 0..100', ref: 300 },
+    },
+    { name: 'hub error without message or ref', direction: H, frame: { t: 10, c: 500, e: 'internal', tmp: true } },
+    { name: 'server: rate limited', direction: S, frame: { t: 10, c: 302, e: 'rate_limited', tmp: true, msg: 'too many frames or requests' } },
+    { name: 'server: busy, referring to seq 12', direction: S, frame: { t: 10, c: 303, e: 'busy', tmp: true, ref: 12 } },
+  ],
+  reconnect: [
+    { name: 'reconnect after 1.5 s to any node', direction: S, frame: { t: 11, after: 1500 } },
+    {
+      name: 'node draining: reconnect now to another url',
+      direction: S,
+      frame: { t: 11, after: 0, url: 'wss://node-2.hubs.example.com/hub/v1', e: 'draining' },
+    },
+  ],
+  bye: [
+    { name: 'hub bye without reason', direction: H, frame: { t: 12 } },
+    { name: 'hub bye before a reboot', direction: H, frame: { t: 12, e: 'reboot', msg: 'firmware update 2.4.2' } },
+    {
+      name: 'server bye on takeover',
+      direction: S,
+      frame: { t: 12, e: 'session_taken_over', msg: 'a newer connection of this hub took the session' },
+    },
+  ],
+};
+
+/** A placeholder string whose encoding `raw` replaces with bytes an encoder would not write. */
+const RAW = '@raw@';
+const TIMESTAMP32 = 'd6ff6553f100'; // msgpack timestamp ext (-1), 4 bytes of seconds
+function raw(value: object, rawHex: string): string {
+  const hex = encode(value).toString('hex');
+  const marker = encode(RAW).toString('hex');
+  if (hex.split(marker).length !== 2) throw new Error('placeholder must occur once');
+  return hex.replace(marker, rawHex);
+}
+
+const manyAttrs = Object.fromEntries(Array.from({ length: 65 }, (_, i) => [`a${i}`, i]));
+const manyDevices = Object.fromEntries(Array.from({ length: 257 }, (_, i) => [`d${i}`, { x: 1 }]));
+
+const invalid: InvalidCase[] = [
+  { name: 'empty message', hex: '', error: 'malformed_frame' },
+  { name: 'truncated: map header promises 3 entries, 2 present', hex: '83a17401a17601', error: 'malformed_frame' },
+  { name: 'truncated inside a string', value: { t: 1, v: 1, b: 'boot-1' }, cut: 1, error: 'malformed_frame' },
+  { name: 'truncated float64', hex: '82a17403a27473cb4278bcfe568000', error: 'malformed_frame' },
+  { name: 'map32 header with more entries than bytes', hex: 'dfffffffffa17403', error: 'malformed_frame' },
+  { name: 'not a map: array', value: [4, 1, {}], error: 'malformed_frame' },
+  { name: 'not a map: integer', value: 4, error: 'malformed_frame' },
+  { name: 'not a map: string', value: 'hello', error: 'malformed_frame' },
+  { name: 'not a map: nil', value: null, error: 'malformed_frame' },
+  { name: 'trailing bytes after the map', hex: '81a17403c0', error: 'malformed_frame' },
+  { name: 'two frames in one message', hex: '81a1740381a17403', error: 'malformed_frame' },
+  { name: 'byte 0xc1 (never used) as a value', hex: raw({ t: 3, x: RAW }, 'c1'), error: 'malformed_frame' },
+  { name: 'byte 0xc1 as the whole message', hex: 'c1', error: 'malformed_frame' },
+  { name: 'ext type: timestamp 32 as an attribute value', hex: raw({ t: 4, s: 1, r: { 'temp-1': { at: RAW } } }, TIMESTAMP32), error: 'malformed_frame' },
+  { name: 'ext type: timestamp 32 in an unknown key', hex: raw({ t: 3, x: RAW }, TIMESTAMP32), error: 'malformed_frame' },
+  { name: 'ext type: timestamp 32 as the whole message', hex: TIMESTAMP32, error: 'malformed_frame' },
+  { name: 'ext type: fixext1 type 0 (undefined in some libraries) as ts', hex: raw({ t: 3, ts: RAW }, 'd40000'), error: 'malformed_frame' },
+  { name: 'ext type: ext8 type 1 inside result r', hex: raw({ t: 8, id: 1, ok: true, r: RAW }, 'c70301616263'), error: 'malformed_frame' },
+  { name: 'unknown frame type 99', value: { t: 99 }, error: 'unknown_frame_type', field: 't' },
+  { name: 'frame type 0', value: { t: 0 }, error: 'unknown_frame_type', field: 't' },
+  { name: 'server-only frame type from a hub: ack', value: { t: 6, s: 1 }, error: 'unknown_frame_type', field: 't' },
+  { name: 'server-only frame type from a hub: command', value: { t: 7, id: 1, d: 'plug-1', m: 'set', p: {}, to: 5000 }, error: 'unknown_frame_type', field: 't' },
+  { name: 'missing frame type', value: { s: 1, r: {} }, error: 'invalid_field', field: 't' },
+  { name: 'frame type as a string', value: { t: '4', s: 1, r: {} }, error: 'invalid_field', field: 't' },
+  { name: 'hello: unsupported version 2', value: { t: 1, v: 2, b: 'boot-1' }, error: 'unsupported_version', field: 'v' },
+  { name: 'hello: version missing', value: { t: 1, b: 'boot-1' }, error: 'invalid_field', field: 'v' },
+  { name: 'hello: boot id missing', value: { t: 1, v: 1 }, error: 'invalid_field', field: 'b' },
+  { name: 'hello: boot id of 65 characters', value: { t: 1, v: 1, b: 'b'.repeat(65) }, error: 'invalid_field', field: 'b' },
+  { name: 'hello: firmware version not a string', value: { t: 1, v: 1, b: 'boot-1', fw: 241 }, error: 'invalid_field', field: 'fw' },
+  { name: 'heartbeat: negative clock', value: { t: 3, ts: -1 }, error: 'invalid_field', field: 'ts' },
+  { name: 'report: missing seq', value: { t: 4, r: { 'temp-1': { temperature: 21.5 } } }, error: 'invalid_field', field: 's' },
+  { name: 'report: seq negative', value: { t: 4, s: -1, r: { 'temp-1': { temperature: 21.5 } } }, error: 'invalid_field', field: 's' },
+  { name: 'report: seq with a fraction', value: { t: 4, s: 1.5, r: { 'temp-1': { temperature: 21.5 } } }, error: 'invalid_field', field: 's' },
+  { name: 'report: seq as a string', value: { t: 4, s: '1', r: { 'temp-1': { temperature: 21.5 } } }, error: 'invalid_field', field: 's' },
+  { name: 'report: seq beyond 2^53', value: { t: 4, s: 2 ** 53, r: { 'temp-1': { temperature: 21.5 } } }, error: 'invalid_field', field: 's' },
+  { name: 'report: r missing', value: { t: 4, s: 1 }, error: 'invalid_field', field: 'r' },
+  { name: 'report: r is an array', value: { t: 4, s: 1, r: [{ temperature: 21.5 }] }, error: 'invalid_field', field: 'r' },
+  { name: 'report: device id with a dot', value: { t: 4, s: 1, r: { 'temp.1': { temperature: 21.5 } } }, error: 'invalid_field', field: 'r key' },
+  { name: 'report: device id with a NATS wildcard', value: { t: 4, s: 1, r: { 'temp*': { temperature: 21.5 } } }, error: 'invalid_field', field: 'r key' },
+  { name: 'report: device attributes not a map', value: { t: 4, s: 1, r: { 'temp-1': 21.5 } }, error: 'invalid_field', field: 'r.temp-1' },
+  { name: 'report: attribute value is a map', value: { t: 4, s: 1, r: { 'temp-1': { temperature: { c: 21.5 } } } }, error: 'invalid_field', field: 'r.temp-1.temperature' },
+  { name: 'report: attribute value is an array', value: { t: 4, s: 1, r: { 'temp-1': { temperature: [21.5] } } }, error: 'invalid_field', field: 'r.temp-1.temperature' },
+  { name: 'report: attribute value is binary (bin8)', value: { t: 4, s: 1, r: { 'temp-1': { b: Buffer.from([1]) } } }, error: 'invalid_field', field: 'r.temp-1.b' },
+  { name: 'report: attribute value NaN', value: { t: 4, s: 1, r: { 'temp-1': { temperature: NaN } } }, error: 'invalid_field', field: 'r.temp-1.temperature' },
+  { name: 'report: attribute value +Infinity', value: { t: 4, s: 1, r: { 'temp-1': { temperature: Infinity } } }, error: 'invalid_field', field: 'r.temp-1.temperature' },
+  { name: 'report: attribute string of 1025 characters', value: { t: 4, s: 1, r: { 'temp-1': { note: 'x'.repeat(1025) } } }, error: 'invalid_field', field: 'r.temp-1.note' },
+  { name: 'report: 65 attributes for one device (limit 64)', value: { t: 4, s: 1, r: { 'meter-9': manyAttrs } }, error: 'invalid_field', field: 'r.meter-9' },
+  { name: 'report: 257 devices in one frame (limit 256)', value: { t: 4, s: 1, r: manyDevices }, error: 'invalid_field', field: 'r' },
+  { name: 'event: device id with a dot', value: { t: 5, s: 1, d: 'button.4', e: 'press' }, error: 'invalid_field', field: 'd' },
+  { name: 'event: empty event name', value: { t: 5, s: 1, d: 'button-4', e: '' }, error: 'invalid_field', field: 'e' },
+  { name: 'event: missing seq', value: { t: 5, d: 'button-4', e: 'press' }, error: 'invalid_field', field: 's' },
+  { name: 'event: params not a map', value: { t: 5, s: 1, d: 'button-4', e: 'press', p: [1] }, error: 'invalid_field', field: 'p' },
+  { name: 'result: ok missing', value: { t: 8, id: 1 }, error: 'invalid_field', field: 'ok' },
+  { name: 'result: ok as an integer', value: { t: 8, id: 1, ok: 1 }, error: 'invalid_field', field: 'ok' },
+  { name: 'result: id missing', value: { t: 8, ok: true }, error: 'invalid_field', field: 'id' },
+  { name: 'result: error code not a string', value: { t: 8, id: 1, ok: false, e: 402 }, error: 'invalid_field', field: 'e' },
+  { name: 'devices: f as a string', value: { t: 9, s: 1, f: 'yes', j: [] }, error: 'invalid_field', field: 'f' },
+  { name: 'devices: j not an array', value: { t: 9, s: 1, j: { d: 'temp-1', k: 'switch' } }, error: 'invalid_field', field: 'j' },
+  { name: 'devices: joined device without kind', value: { t: 9, s: 1, j: [{ d: 'temp-1' }] }, error: 'invalid_field', field: 'j[0].k' },
+  { name: 'devices: joined device id with a dot', value: { t: 9, s: 1, j: [{ d: 'a.b', k: 'switch' }] }, error: 'invalid_field', field: 'j[0].d' },
+  { name: 'devices: left id not a string', value: { t: 9, s: 1, l: ['plug-1', 7] }, error: 'invalid_field', field: 'l[1]' },
+  { name: 'error: tmp missing', value: { t: 10, c: 103, e: 'invalid_field' }, error: 'invalid_field', field: 'tmp' },
+  { name: 'error: numeric code negative', value: { t: 10, c: -1, e: 'internal', tmp: true }, error: 'invalid_field', field: 'c' },
+  { name: 'bye: reason not a string', value: { t: 12, e: true }, error: 'invalid_field', field: 'e' },
+];
+
+function hexOf(c: InvalidCase): string {
+  if (c.value !== undefined || c.hex === undefined) {
+    const full = encode(c.value as object).toString('hex');
+    return c.cut === undefined ? full : full.slice(0, -2 * c.cut);
+  }
+  return c.hex;
+}
+
+/** Drops undefined-valued keys, which the decoder leaves for absent optional fields. */
+function defined(v: unknown): unknown {
+  if (Array.isArray(v)) return v.map(defined);
+  if (v !== null && typeof v === 'object') {
+    return Object.fromEntries(Object.entries(v).filter(([, x]) => x !== undefined).map(([k, x]) => [k, defined(x)]));
+  }
+  return v;
+}
+
+function json(v: unknown): string {
+  return JSON.stringify(v);
+}
+
+const dir = fileURLToPath(new URL('.', import.meta.url));
+
+for (const [type, cases] of Object.entries(valid) as Array<[FrameTypeName, ValidCase[]]>) {
+  const lines: string[] = [];
+  for (const c of cases) {
+    if (c.frame.t !== FrameType[type]) throw new Error(`${type}/${c.name}: t is ${c.frame.t}`);
+    const bytes = encode(c.frame);
+    const decoded = c.direction === H ? decodeHubFrame(bytes) : decodeServerFrame(bytes);
+    if (!isDeepStrictEqual(defined(decoded), c.frame)) throw new Error(`${type}/${c.name}: decodes to ${json(defined(decoded))}`);
+    lines.push(
+      `  {\n    "name": ${json(c.name)},\n    "direction": ${json(c.direction)},\n    "hex": ${json(bytes.toString('hex'))},\n    "frame": ${json(c.frame)}\n  }`,
+    );
+  }
+  writeFileSync(`${dir}${type}.json`, `[\n${lines.join(',\n')}\n]\n`);
+}
+
+const lines: string[] = [];
+for (const c of invalid) {
+  const hex = hexOf(c);
+  let got: unknown;
+  try {
+    decodeHubFrame(Buffer.from(hex, 'hex'));
+  } catch (err) {
+    got = err;
+  }
+  if (!(got instanceof ProtocolError) || got.code !== c.error || (c.field !== undefined && got.field !== c.field)) {
+    throw new Error(`invalid/${c.name}: expected ${c.error} ${c.field ?? ''}, got ${String(got)} field=${(got as ProtocolError | undefined)?.field}`);
+  }
+  const field = c.field === undefined ? '' : `,\n    "field": ${json(c.field)}`;
+  lines.push(`  {\n    "name": ${json(c.name)},\n    "hex": ${json(hex)},\n    "error": ${json(c.error)}${field}\n  }`);
+}
+writeFileSync(`${dir}invalid.json`, `[\n${lines.join(',\n')}\n]\n`);
+console.log(`wrote ${Object.keys(valid).length} frame files and invalid.json (${invalid.length} cases) to ${dir}`);

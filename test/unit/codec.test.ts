@@ -1,0 +1,319 @@
+import { describe, expect, it } from 'vitest';
+import { FrameType } from '../../proto/frames.js';
+import { DEFAULT_MAX_FRAME, LIMITS, decodeHubFrame, decodeServerFrame, decodeValue, encode } from '../../src/protocol/codec.js';
+import { ProtocolError } from '../../src/errors.js';
+
+/** Runs `fn` and returns what it threw (undefined when it returned). */
+function thrown(fn: () => unknown): unknown {
+  try {
+    fn();
+  } catch (err) {
+    return err;
+  }
+  return undefined;
+}
+
+function expectProtocolError(fn: () => unknown, code: string, field?: string): void {
+  const err = thrown(fn);
+  expect(err).toBeInstanceOf(ProtocolError);
+  expect((err as ProtocolError).code).toBe(code);
+  if (field !== undefined) expect((err as ProtocolError).field).toBe(field);
+}
+
+/** Encodes `value` with the placeholder string `@raw@` replaced by bytes an encoder would not write. */
+function withRaw(value: object, rawHex: string): Buffer {
+  const hex = encode(value).toString('hex');
+  const marker = encode('@raw@').toString('hex');
+  expect(hex.split(marker)).toHaveLength(2);
+  return Buffer.from(hex.replace(marker, rawHex), 'hex');
+}
+
+const report = (r: unknown) => encode({ t: 4, s: 1, r });
+
+/** mulberry32: a small seeded generator, so a failing garbage buffer can be reproduced. */
+function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+describe('frame size', () => {
+  /** A valid heartbeat padded with an unknown key to exactly `size` bytes. */
+  function heartbeatOf(size: number): Buffer {
+    const base = encode({ t: 3, x: '' }).length; // fixstr header counted in base
+    const pad = size - base - 2; // str16 header: 3 bytes instead of the fixstr's 1
+    const bytes = encode({ t: 3, x: 'p'.repeat(pad) });
+    expect(bytes.length).toBe(size);
+    return bytes;
+  }
+
+  it('accepts a frame of exactly maxBytes and refuses one byte more', () => {
+    expect(decodeHubFrame(heartbeatOf(DEFAULT_MAX_FRAME))).toEqual({ t: 3, ts: undefined });
+    expectProtocolError(() => decodeHubFrame(heartbeatOf(DEFAULT_MAX_FRAME + 1)), 'frame_too_large');
+  });
+
+  it('honours a smaller maxBytes given by the caller', () => {
+    const bytes = heartbeatOf(600);
+    expect(decodeHubFrame(bytes, 600).t).toBe(FrameType.heartbeat);
+    expectProtocolError(() => decodeHubFrame(bytes, 599), 'frame_too_large');
+  });
+
+  it('checks the size before parsing: oversized garbage is frame_too_large, not malformed', () => {
+    expectProtocolError(() => decodeHubFrame(Buffer.alloc(DEFAULT_MAX_FRAME + 1, 0xc1)), 'frame_too_large');
+  });
+});
+
+describe('garbage never escapes as anything but ProtocolError', () => {
+  const seeds = [
+    encode({ t: 1, v: 1, b: 'boot-1', fw: '1.0' }),
+    encode({ t: 4, s: 9, r: { 'temp-1': { temperature: 21.5, ok: true, e: null }, 'door-2': { open: false } }, ts: 1_700_000_000_000 }),
+    encode({ t: 5, s: 3, d: 'leak-5', e: 'leak', p: { level: -2 } }),
+    encode({ t: 8, id: 7, ok: false, e: 'command_failed', msg: 'stalled' }),
+    encode({ t: 9, s: 4, f: true, j: [{ d: 'plug-1', k: 'plug', m: 'P1' }], l: ['x'] }),
+    encode({ t: 10, c: 103, e: 'invalid_field', tmp: false, ref: 2 }),
+    encode({ t: 2, v: 1, ep: 3, hb: 30000, idle: 75000, max: 16384, ts: 1, s: 0, dl: { a: { b: 1 } } }),
+    encode({ t: 7, id: 1, d: 'plug-1', m: 'set', p: { on: true }, to: 5000 }),
+  ];
+
+  /** Random bytes, and valid frames with random bytes overwritten, truncated or extended. */
+  function* buffers(count: number): Generator<Buffer> {
+    const rnd = prng(0x5eed);
+    const byte = () => Math.floor(rnd() * 256);
+    for (let i = 0; i < count; i++) {
+      if (i % 2 === 0) {
+        yield Buffer.from(Array.from({ length: Math.floor(rnd() * 48) }, byte));
+        continue;
+      }
+      const seed = seeds[i % seeds.length]!;
+      const b = Buffer.from(seed);
+      const flips = 1 + Math.floor(rnd() * 3);
+      for (let k = 0; k < flips; k++) b[Math.floor(rnd() * b.length)] = byte();
+      const mode = Math.floor(rnd() * 3);
+      if (mode === 0) yield b.subarray(0, Math.floor(rnd() * b.length));
+      else if (mode === 1) yield Buffer.concat([b, Buffer.from([byte()])]);
+      else yield b;
+    }
+  }
+
+  it('5000 seeded buffers through both decoders', () => {
+    const outcomes = new Map<string, number>();
+    const count = (k: string) => outcomes.set(k, (outcomes.get(k) ?? 0) + 1);
+    for (const buf of buffers(5000)) {
+      for (const decode of [decodeHubFrame, decodeServerFrame]) {
+        let frame: unknown;
+        try {
+          frame = decode(buf);
+        } catch (err) {
+          if (!(err instanceof ProtocolError)) throw new Error(`${buf.toString('hex')}: threw ${String(err)}`);
+          count(err.code);
+          continue;
+        }
+        count('accepted');
+        // what is accepted is plain data: it re-encodes without extension types and decodes again
+        const again = encode(frame as object);
+        expect(() => decodeValue(again)).not.toThrow();
+      }
+    }
+    // the corpus reaches past the parser into the validator, and some mutants stay valid
+    for (const k of ['malformed_frame', 'invalid_field', 'unknown_frame_type', 'accepted']) expect(outcomes.get(k) ?? 0, k).toBeGreaterThan(20);
+  });
+
+  it('deep nesting at the size limit is accepted or malformed, never a RangeError', () => {
+    // { t: 8, id: 1, ok: true, r: [[[[ ... nil ]]]] }: as many one-element arrays as the limit allows
+    const head = withRaw({ t: 8, id: 1, ok: true, r: '@raw@' }, '');
+    const depth = DEFAULT_MAX_FRAME - head.length - 1;
+    const nested = Buffer.concat([head, Buffer.alloc(depth, 0x91), Buffer.from([0xc0])]);
+    expect(nested.length).toBe(DEFAULT_MAX_FRAME);
+    const err = thrown(() => decodeHubFrame(nested));
+    if (err !== undefined) {
+      expect(err).toBeInstanceOf(ProtocolError);
+      expect((err as ProtocolError).code).toBe('malformed_frame');
+    }
+  });
+});
+
+describe('prototype pollution', () => {
+  const protoKey = encode('__proto__').toString('hex');
+
+  it('a __proto__ key cannot supply inherited fields to a frame', () => {
+    // {"__proto__": {"t": 4, "s": 1, "r": {}}} : if it set the prototype, t/s/r would be inherited
+    const frame = Buffer.concat([Buffer.from([0x81]), Buffer.from(protoKey, 'hex'), encode({ t: 4, s: 1, r: {} })]);
+    expectProtocolError(() => decodeHubFrame(frame), 'invalid_field', 't');
+    expect(({} as Record<string, unknown>).t).toBeUndefined();
+  });
+
+  it('__proto__ as a device id or attribute name neither pollutes nor changes prototypes', () => {
+    const payload = JSON.parse('{"__proto__": {"polluted": true}}') as object;
+    const asDevice = report(payload);
+    expect(asDevice.toString('hex')).toContain(protoKey); // the bytes really carry the key
+    const asAttr = report({ 'temp-1': JSON.parse('{"__proto__": 1}') as object });
+    expect(asAttr.toString('hex')).toContain(protoKey);
+
+    const dev = decodeHubFrame(asDevice);
+    if (dev.t !== FrameType.report) throw new Error('expected a report');
+    expect(Object.getPrototypeOf(dev.r)).toBe(Object.prototype);
+    expect(Object.keys(dev.r)).toEqual(['__proto_']); // msgpackr renames the key, so it stays data
+    expect(dev.r['__proto_']).toEqual({ polluted: true });
+
+    const attr = decodeHubFrame(asAttr);
+    if (attr.t !== FrameType.report) throw new Error('expected a report');
+    const attrs = attr.r['temp-1']!;
+    expect(Object.getPrototypeOf(attrs)).toBe(Object.prototype);
+    expect(attrs).toEqual({ __proto_: 1 });
+    expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+    expect(Object.prototype).not.toHaveProperty('polluted');
+  });
+
+  it('refuses constructor and prototype as attribute names and __proto__ as a device id', () => {
+    expectProtocolError(() => decodeHubFrame(report({ 'temp-1': { constructor: 2 } })), 'invalid_field', 'r.temp-1.constructor');
+    expectProtocolError(() => decodeHubFrame(report({ 'temp-1': { prototype: 3 } })), 'invalid_field', 'r.temp-1.prototype');
+    const devices = encode({ t: 9, s: 1, f: false, j: [{ d: '__proto__', k: 'plug' }] });
+    expectProtocolError(() => decodeHubFrame(devices), 'invalid_field', 'j[0].d');
+    expect(({} as Record<string, unknown>).kind).toBeUndefined();
+  });
+
+  it('a map-valued __proto__ attribute is refused like any other map value', () => {
+    expectProtocolError(
+      () => decodeHubFrame(report({ 'temp-1': JSON.parse('{"__proto__": {"polluted": true}}') as object })),
+      'invalid_field',
+      'r.temp-1.__proto_',
+    );
+    expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+  });
+});
+
+describe('attribute values', () => {
+  const accepted: Array<[string, unknown]> = [
+    ['true', true],
+    ['false', false],
+    ['nil', null],
+    ['zero', 0],
+    ['negative fixint', -1],
+    ['uint32 max', 4294967295],
+    ['int32 min', -(2 ** 31)],
+    ['beyond 32 bits', 5_000_000_000],
+    ['fraction', 21.5],
+    ['negative fraction', -0.125],
+    ['largest safe integer', Number.MAX_SAFE_INTEGER],
+    ['empty string', ''],
+    ['string at the limit', 'x'.repeat(LIMITS.stringBytes)],
+  ];
+  it.each(accepted)('accepts %s', (_name, value) => {
+    const frame = decodeHubFrame(report({ 'dev-1': { a: value } }));
+    expect(frame).toMatchObject({ t: 4, s: 1, r: { 'dev-1': { a: value } } });
+  });
+
+  const refused: Array<[string, unknown]> = [
+    ['NaN', NaN],
+    ['+Infinity', Infinity],
+    ['-Infinity', -Infinity],
+    ['array', [1]],
+    ['map', { c: 1 }],
+    ['binary', Buffer.from([1, 2])],
+    ['string over the limit', 'x'.repeat(LIMITS.stringBytes + 1)],
+  ];
+  it.each(refused)('refuses %s', (_name, value) => {
+    expectProtocolError(() => decodeHubFrame(report({ 'dev-1': { a: value } })), 'invalid_field', 'r.dev-1.a');
+  });
+
+  it('accepts float32 (0xca), as C firmware may send it', () => {
+    const bytes = withRaw({ t: 4, s: 1, r: { 'dev-1': { a: '@raw@' } } }, 'ca41ac0000'); // 21.5f
+    expect(decodeHubFrame(bytes)).toMatchObject({ r: { 'dev-1': { a: 21.5 } } });
+  });
+
+  it('accepts uint64 (0xcf) and int64 (0xd3) as plain numbers, never BigInt', () => {
+    const ts = withRaw({ t: 3, ts: '@raw@' }, 'cf0000018bcfe56800'); // 1_700_000_000_000
+    expect(decodeHubFrame(ts)).toEqual({ t: 3, ts: 1_700_000_000_000 });
+    const neg = withRaw({ t: 4, s: 1, r: { 'dev-1': { a: '@raw@' } } }, 'd3fffffffed5fa0e00'); // -5_000_000_000
+    const frame = decodeHubFrame(neg);
+    expect(frame).toMatchObject({ r: { 'dev-1': { a: -5_000_000_000 } } });
+    const small = withRaw({ t: 6, s: '@raw@' }, 'cf0000000000000029'); // 41, not in the smallest form
+    expect(decodeServerFrame(small)).toEqual({ t: 6, s: 41 });
+  });
+
+  it('refuses a uint64 sequence number beyond 2^53 (not exact as a number)', () => {
+    const bytes = withRaw({ t: 4, s: '@raw@', r: {} }, 'cf0020000000000001');
+    expectProtocolError(() => decodeHubFrame(bytes), 'invalid_field', 's');
+  });
+
+  it('refuses attribute names that are empty or longer than 64 characters, accepts 64', () => {
+    expectProtocolError(() => decodeHubFrame(report({ 'dev-1': { '': 1 } })), 'invalid_field', 'r.dev-1.');
+    const long = 'n'.repeat(LIMITS.idLength + 1);
+    expectProtocolError(() => decodeHubFrame(report({ 'dev-1': { [long]: 1 } })), 'invalid_field', `r.dev-1.${long}`);
+    expect(decodeHubFrame(report({ 'dev-1': { ['n'.repeat(LIMITS.idLength)]: 1 } })).t).toBe(FrameType.report);
+  });
+});
+
+describe('limits', () => {
+  const attrsOf = (n: number) => Object.fromEntries(Array.from({ length: n }, (_, i) => [`a${i}`, i]));
+  const devicesOf = (n: number) => Object.fromEntries(Array.from({ length: n }, (_, i) => [`d${i}`, { x: 1 }]));
+  const infos = (n: number) => Array.from({ length: n }, (_, i) => ({ d: `d${i}`, k: 'switch' }));
+
+  it(`attributes per device: ${LIMITS.attrsPerDevice} accepted, one more refused`, () => {
+    expect(decodeHubFrame(report({ 'dev-1': attrsOf(LIMITS.attrsPerDevice) })).t).toBe(FrameType.report);
+    expectProtocolError(() => decodeHubFrame(report({ 'dev-1': attrsOf(LIMITS.attrsPerDevice + 1) })), 'invalid_field', 'r.dev-1');
+    const params = encode({ t: 5, s: 1, d: 'dev-1', e: 'x', p: attrsOf(LIMITS.attrsPerDevice + 1) });
+    expectProtocolError(() => decodeHubFrame(params), 'invalid_field', 'p');
+  });
+
+  it(`devices per frame: ${LIMITS.devicesPerFrame} accepted, one more refused (report, joins, leaves, delta)`, () => {
+    expect(decodeHubFrame(report(devicesOf(LIMITS.devicesPerFrame))).t).toBe(FrameType.report);
+    expectProtocolError(() => decodeHubFrame(report(devicesOf(LIMITS.devicesPerFrame + 1))), 'invalid_field', 'r');
+    expect(decodeHubFrame(encode({ t: 9, s: 1, f: true, j: infos(LIMITS.devicesPerFrame) })).t).toBe(FrameType.devices);
+    expectProtocolError(() => decodeHubFrame(encode({ t: 9, s: 1, j: infos(LIMITS.devicesPerFrame + 1) })), 'invalid_field', 'j');
+    const left = Array.from({ length: LIMITS.devicesPerFrame + 1 }, (_, i) => `d${i}`);
+    expectProtocolError(() => decodeHubFrame(encode({ t: 9, s: 1, l: left })), 'invalid_field', 'l');
+    const welcome = { t: 2, v: 1, ep: 1, hb: 30000, idle: 75000, max: 16384, ts: 1, s: 0, dl: devicesOf(LIMITS.devicesPerFrame + 1) };
+    expectProtocolError(() => decodeServerFrame(encode(welcome)), 'invalid_field', 'dl');
+  });
+
+  it(`device ids: ${LIMITS.idLength} characters of [A-Za-z0-9_-] accepted; longer, dotted, spaced or empty refused`, () => {
+    const ok = 'D'.repeat(LIMITS.idLength);
+    expect(decodeHubFrame(encode({ t: 5, s: 1, d: ok, e: 'x' }))).toMatchObject({ d: ok });
+    for (const d of ['D'.repeat(LIMITS.idLength + 1), 'a.b', 'a b', '', 'a>', 'é']) {
+      expectProtocolError(() => decodeHubFrame(encode({ t: 5, s: 1, d, e: 'x' })), 'invalid_field', 'd');
+    }
+  });
+
+  it(`strings: ${LIMITS.stringBytes} characters accepted in msg, one more refused`, () => {
+    const msg = 'm'.repeat(LIMITS.stringBytes);
+    expect(decodeHubFrame(encode({ t: 12, msg }))).toMatchObject({ msg });
+    expectProtocolError(() => decodeHubFrame(encode({ t: 12, msg: msg + 'm' })), 'invalid_field', 'msg');
+  });
+});
+
+describe('encoding and optional fields', () => {
+  it('leaves out undefined fields instead of writing nil or an extension', () => {
+    expect(encode({ t: 3, ts: undefined }).toString('hex')).toBe('81a17403');
+    expect(encode({ t: 12, e: undefined, msg: 'x' }).toString('hex')).toBe('82a1740ca36d7367a178');
+  });
+
+  it('reads nil in an optional field as absent', () => {
+    const frame = decodeHubFrame(encode({ t: 5, s: 1, d: 'b-1', e: 'press', p: null, ts: null }));
+    expect(frame).toEqual({ t: 5, s: 1, d: 'b-1', e: 'press', p: undefined, ts: undefined });
+  });
+
+  it('ignores unknown keys and does not pass them on', () => {
+    const frame = decodeHubFrame(encode({ t: 3, ts: 5, future: { x: [1, 2] } }));
+    expect(frame).toEqual({ t: 3, ts: 5 });
+    expect(frame).not.toHaveProperty('future');
+  });
+
+  it('fills defaults the types require: devices.f false, welcome.dl and command.p empty maps', () => {
+    expect(decodeHubFrame(encode({ t: 9, s: 1, l: ['a'] }))).toMatchObject({ f: false, l: ['a'] });
+    const welcome = decodeServerFrame(encode({ t: 2, v: 1, ep: 1, hb: 1, idle: 2, max: 3, ts: 4, s: 0 }));
+    expect(welcome).toMatchObject({ dl: {} });
+    expect(decodeServerFrame(encode({ t: 7, id: 1, d: 'a', m: 'stop', to: 10 }))).toMatchObject({ p: {} });
+  });
+
+  it('writes maps with fixmap headers and integers in their smallest form', () => {
+    expect(encode({ t: 6, s: 200 }).toString('hex')).toBe('82a17406a173ccc8');
+    expect(encode({ t: 6, s: 70000 }).toString('hex')).toBe('82a17406a173ce00011170');
+    expect(encode({ a: -33 }).toString('hex')).toBe('81a161d0df');
+  });
+});
