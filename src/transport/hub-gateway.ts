@@ -58,7 +58,9 @@ export function mountHubGateway(
   const { admission, sessions, log, metrics } = deps;
   const maxFrame = sessions.maxFrameBytes;
   app.ws<HubSocketData>('/hub/v1', {
-    maxPayloadLength: maxFrame,
+    // past the protocol limit we still read the frame to answer frame_too_large and close 1009 with a
+    // reason; only beyond this hard cap does uWS drop the connection without a close frame
+    maxPayloadLength: maxFrame * 4,
     maxBackpressure: 256 * 1024,
     closeOnBackpressureLimit: 1,
     // a backstop behind the session's own idle check, which closes first with a reason
@@ -116,7 +118,8 @@ export function mountHubGateway(
         if (e.code === 'internal') log.error({ err, hubId: data.hubId }, 'hub frame handling failed');
         const row = ErrorCodes[e.code];
         ws.send(encode({ t: FrameType.error, c: row.code, e: e.code, tmp: row.temporary, msg: e.message }), true);
-        if (++data.badFrames >= MAX_BAD_FRAMES) data.link?.close(CloseCode.malformed, 'malformed_frame');
+        if (e.code === 'frame_too_large') data.link?.close(CloseCode.tooLarge, 'frame_too_large');
+        else if (++data.badFrames >= MAX_BAD_FRAMES) data.link?.close(CloseCode.malformed, 'malformed_frame');
       }
     },
 

@@ -1,0 +1,268 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import WebSocket from 'ws';
+import { SignJWT } from 'jose';
+import { HubClient } from '../../load/hub-client.js';
+import { decodeValue, encode } from '../../src/protocol/codec.js';
+import { hubAuthHeaderMap, hubCredentials } from '../../src/protocol/hub-auth.js';
+import { api, startServerProcess, type ServerProcess } from '../helpers/server-process.js';
+
+/** An app socket collecting every message; `next(pred)` waits for the first one matching. */
+class AppSocket {
+  readonly messages: any[] = [];
+  private waiters: Array<{ pred: (m: any) => boolean; resolve: (m: any) => void }> = [];
+  private nextId = 1;
+  readonly ws: WebSocket;
+
+  constructor(url: string, readonly enc: 'json' | 'msgpack' = 'json') {
+    this.ws = new WebSocket(url);
+    this.ws.on('message', (data: Buffer, isBinary: boolean) => {
+      const msg = isBinary ? decodeValue(new Uint8Array(data)) : JSON.parse(data.toString());
+      this.messages.push(msg);
+      this.waiters = this.waiters.filter((w) => (w.pred(msg) ? (w.resolve(msg), false) : true));
+    });
+  }
+
+  opened(): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.ws.once('open', () => resolve());
+      this.ws.once('error', reject);
+    });
+  }
+
+  next(pred: (m: any) => boolean): Promise<any> {
+    const seen = this.messages.find(pred);
+    if (seen) return Promise.resolve(seen);
+    return new Promise((resolve) => this.waiters.push({ pred, resolve }));
+  }
+
+  request(body: Record<string, unknown>): Promise<any> {
+    const id = this.nextId++;
+    const msg = { id, ...body };
+    this.ws.send(this.enc === 'json' ? JSON.stringify(msg) : encode(msg));
+    return this.next((m) => m.id === id && (m.op === 'ok' || m.op === 'err'));
+  }
+
+  close(): void {
+    this.ws.close();
+  }
+}
+
+describe('hub sessions, commands and live state (real server process)', () => {
+  let server: ServerProcess;
+  const secrets: Record<string, string> = {};
+  const clients: HubClient[] = [];
+  let userToken: string;
+
+  async function provision(hubId: string, homeId: string): Promise<void> {
+    const res = await api(server.httpUrl, 'POST', '/v1/admin/hubs', server.adminToken, { hubId, homeId });
+    expect(res.status).toBe(201);
+    secrets[hubId] = res.body.secret;
+  }
+
+  async function online(hubId: string, extra: Partial<ConstructorParameters<typeof HubClient>[0]> = {}): Promise<HubClient> {
+    const c = new HubClient({ url: server.wsUrl, hubId, secret: secrets[hubId]!, ...extra });
+    clients.push(c);
+    await c.connect();
+    return c;
+  }
+
+  const command = (hubId: string, deviceId: string, body: unknown, token = server.adminToken) =>
+    api(server.httpUrl, 'POST', `/v1/hubs/${hubId}/devices/${deviceId}/commands`, token, body);
+
+  beforeAll(async () => {
+    server = await startServerProcess();
+    for (const [hub, home] of [
+      ['hs-1', 'home-1'],
+      ['hs-2', 'home-1'],
+      ['hs-3', 'home-2'],
+      ['hs-slow', 'home-1'],
+      ['hs-take', 'home-1'],
+      ['hs-bad', 'home-1'],
+      ['hs-desired', 'home-1'],
+      ['hs-off', 'home-1'],
+    ] as const) {
+      await provision(hub, home);
+    }
+    userToken = await new SignJWT({ homes: ['home-1'] })
+      .setProtectedHeader({ alg: 'HS256' })
+      .setSubject('alice')
+      .setExpirationTime('1h')
+      .sign(new TextEncoder().encode(server.jwtSecret));
+  });
+
+  afterAll(async () => {
+    await Promise.allSettled(clients.map((c) => c.terminate()));
+    expect(await server.stop()).toBe(0);
+  });
+
+  it('delivers a hub report to an app subscribed to its home (JSON and msgpack), not to other homes', async () => {
+    const json = new AppSocket(`${server.wsUrl}/app/v1?token=${userToken}`);
+    const pack = new AppSocket(`${server.wsUrl}/app/v1?token=${userToken}&enc=msgpack`, 'msgpack');
+    await Promise.all([json.opened(), pack.opened()]);
+    expect(await json.request({ op: 'sub', home: 'home-1' })).toMatchObject({ op: 'ok' });
+    expect(await pack.request({ op: 'sub', home: 'home-1' })).toMatchObject({ op: 'ok' });
+    expect(await json.request({ op: 'sub', home: 'home-2' })).toMatchObject({ op: 'err', code: 'forbidden', num: 201 });
+
+    const hub = await online('hs-1');
+    const other = await online('hs-3');
+    await other.report({ t1: { temperature: 30 } });
+    await hub.report({ t1: { temperature: 21.5, humidity: 40 } });
+    const isState = (m: any) => m.op === 'evt' && m.kind === 'state' && m.hub === 'hs-1';
+    for (const app of [json, pack]) {
+      const evt = await app.next(isState);
+      expect(evt).toMatchObject({ home: 'home-1', device: 't1', attrs: { temperature: 21.5, humidity: 40 }, version: 1 });
+    }
+    // the hub of home-2 reported first: nothing of it may have reached a home-1 subscriber
+    expect(json.messages.some((m) => m.hub === 'hs-3')).toBe(false);
+    const shadow = await api(server.httpUrl, 'GET', '/v1/hubs/hs-1/shadow', userToken);
+    expect(shadow.body.devices.t1).toMatchObject({ reported: { temperature: 21.5, humidity: 40 }, reportedVersion: 1 });
+    json.close();
+    pack.close();
+  });
+
+  it('acknowledges a duplicate sequence number again without applying it twice', async () => {
+    const hub = await online('hs-2');
+    const seq = await hub.report({ s1: { on: true } });
+    hub.sendFrame({ t: 4, s: seq, r: { s1: { on: false } } });
+    const ack = await hub.waitFor((f) => f.t === 6 && f.s === seq && hub.acked === seq);
+    expect(ack).toMatchObject({ t: 6, s: seq });
+    await hub.report({ s1: { level: 3 } }); // a barrier: processed after the duplicate
+    const shadow = await api(server.httpUrl, 'GET', '/v1/hubs/hs-2/shadow', server.adminToken);
+    expect(shadow.body.devices.s1.reported).toEqual({ on: true, level: 3 });
+    expect(shadow.body.devices.s1.reportedVersion).toBe(2);
+  });
+
+  it('runs a command round trip over HTTP and over the app socket', async () => {
+    const hub = clients.find((c) => c.hubId === 'hs-1')!;
+    const res = await command('hs-1', 't1', { set: { on: true } }, userToken);
+    expect(res).toMatchObject({ status: 200, body: { ok: true, result: { on: true } } });
+    const app = new AppSocket(`${server.wsUrl}/app/v1?token=${userToken}`);
+    await app.opened();
+    const reply = await app.request({ op: 'cmd', hub: 'hs-1', device: 't1', method: 'identify', params: {} });
+    expect(reply).toMatchObject({ op: 'err', code: 'command_failed' }); // the client's default handler knows only set
+    const ok = await app.request({ op: 'cmd', hub: 'hs-1', device: 't1', set: { brightness: 80 } });
+    expect(ok).toMatchObject({ op: 'ok', result: { brightness: 80 } });
+    const denied = await app.request({ op: 'cmd', hub: 'hs-3', device: 't1', set: { on: true } });
+    expect(denied).toMatchObject({ op: 'err', code: 'forbidden' });
+    expect(hub.connected).toBe(true);
+    app.close();
+  });
+
+  it('answers 504 when the hub does not answer in time, and 409 hub_offline at once when no session holds it', async () => {
+    const slow = await online('hs-slow');
+    slow.onCommand(() => new Promise(() => {})); // never answers
+    const t0 = Date.now();
+    const timeout = await command('hs-slow', 'd1', { set: { on: true }, timeoutMs: 300 });
+    expect(timeout).toMatchObject({ status: 504, body: { code: 'command_timeout', temporary: true } });
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(300);
+
+    const offline = await command('hs-off', 'd1', { set: { on: true }, timeoutMs: 10_000 });
+    expect(offline).toMatchObject({ status: 409, body: { code: 'hub_offline', num: 400, temporary: true } });
+    const status = await api(server.httpUrl, 'GET', '/v1/hubs/hs-off', server.adminToken);
+    expect(status.body).toMatchObject({ online: false, node: null });
+  });
+
+  it('lets a second connection take the session over: the old socket closes with 4000, commands reach the new one', async () => {
+    const first = await online('hs-take');
+    const firstClosed = first.closed;
+    const byes: string[] = [];
+    first.on('bye', (b) => byes.push(b.e ?? ''));
+    const second = await online('hs-take');
+    expect(await firstClosed).toMatchObject({ code: 4000, reason: 'session_taken_over' });
+    expect(byes).toEqual(['session_taken_over']);
+    let answeredBy = '';
+    second.onCommand((cmd) => {
+      answeredBy = 'second';
+      return { ok: true, r: cmd.p };
+    });
+    const res = await command('hs-take', 'd1', { set: { on: true } });
+    expect(res.status).toBe(200);
+    expect(answeredBy).toBe('second');
+    const status = await api(server.httpUrl, 'GET', '/v1/hubs/hs-take', server.adminToken);
+    expect(status.body).toMatchObject({ online: true, epoch: 2 });
+  });
+
+  it('answers malformed frames with error frames, closes after too many, and keeps serving others', async () => {
+    const bad = await online('hs-bad');
+    const errors: string[] = [];
+    const fiveErrors = new Promise<void>((resolve) =>
+      bad.on('errorFrame', (e) => {
+        if (errors.push(e.e) === 5) resolve();
+      }),
+    );
+    bad.sendRaw(new Uint8Array([0xc1]));
+    bad.sendRaw('{"t": 4}');
+    bad.sendFrame({ t: 99 });
+    bad.sendFrame({ t: 4, s: 'one', r: {} });
+    bad.sendFrame({ t: 4, s: 1, r: { d1: { x: { nested: true } } } });
+    await fiveErrors;
+    expect(errors).toEqual(['malformed_frame', 'malformed_frame', 'unknown_frame_type', 'invalid_field', 'invalid_field']);
+    expect(bad.connected).toBe(true);
+    for (let i = 0; i < 6; i++) bad.sendRaw(new Uint8Array([0x92, 0x01]));
+    expect(await bad.closed).toMatchObject({ code: 4003, reason: 'malformed_frame' });
+
+    const big = await online('hs-bad');
+    const tooLarge = big.waitFor((f) => f.t === 10 && f.e === 'frame_too_large');
+    big.sendRaw(new Uint8Array(20_000));
+    await tooLarge;
+    expect(await big.closed).toMatchObject({ code: 1009, reason: 'frame_too_large' });
+
+    const res = await command('hs-1', 't1', { set: { on: false } });
+    expect(res.status).toBe(200);
+  });
+
+  it('sends desired-minus-reported on connect and as a set command while online', async () => {
+    const put = await api(server.httpUrl, 'PUT', '/v1/hubs/hs-desired/devices/lamp/desired', userToken, { desired: { on: true, level: 40 } });
+    expect(put).toMatchObject({ status: 200, body: { device: { desired: { on: true, level: 40 }, desiredVersion: 1 } } });
+    const hub = new HubClient({ url: server.wsUrl, hubId: 'hs-desired', secret: secrets['hs-desired']! });
+    clients.push(hub);
+    const welcome = await hub.connect();
+    expect(welcome.dl).toEqual({ lamp: { on: true, level: 40 } });
+    await hub.report({ lamp: { on: true, level: 40 } });
+    const cmd = hub.waitFor((f) => f.t === 7);
+    await api(server.httpUrl, 'PUT', '/v1/hubs/hs-desired/devices/lamp/desired', userToken, { desired: { level: 70 } });
+    expect(await cmd).toMatchObject({ t: 7, d: 'lamp', m: 'set', p: { level: 70 } });
+  });
+
+  it('keeps the process alive and healthy after all of the above', async () => {
+    expect((await fetch(`${server.adminUrl}/healthz`)).status).toBe(200);
+    expect(server.child.exitCode).toBeNull();
+    const metrics = await (await fetch(`${server.adminUrl}/metrics`)).text();
+    expect(metrics).toMatch(/tier_hub_bad_frames_total\{code="malformed_frame"\} \d+/);
+    expect(metrics).toMatch(/tier_commands_total\{outcome="timeout"\} 1/);
+  });
+});
+
+describe('session deadlines (real server process with short timeouts)', () => {
+  let server: ServerProcess;
+  let secret: string;
+
+  beforeAll(async () => {
+    server = await startServerProcess({ TIER_HEARTBEAT_MS: '1000', TIER_IDLE_MS: '2000', TIER_HELLO_TIMEOUT_MS: '500' });
+    secret = (await api(server.httpUrl, 'POST', '/v1/admin/hubs', server.adminToken, { hubId: 'dl-1', homeId: 'h' })).body.secret;
+  });
+  afterAll(async () => {
+    await server.stop();
+  });
+
+  it('closes a silent hub with 4001 and keeps one that sends heartbeats', async () => {
+    const silent = new HubClient({ url: server.wsUrl, hubId: 'dl-1', secret, heartbeat: false });
+    await silent.connect();
+    const closed = await silent.closed;
+    expect(closed).toMatchObject({ code: 4001, reason: 'heartbeat_timeout' });
+
+    const alive = new HubClient({ url: server.wsUrl, hubId: 'dl-1', secret });
+    const welcome = await alive.connect();
+    expect(welcome).toMatchObject({ hb: 1000, idle: 2000 });
+    await alive.waitFor((f) => f.t === 3, 5_000); // the server answered a heartbeat
+    await alive.waitFor((f) => f.t === 3 && (f.ts ?? 0) > welcome.ts + 2_500, 6_000); // still there after the idle time
+    expect(alive.connected).toBe(true);
+    await alive.close();
+  });
+
+  it('closes a socket that never sends hello with 4002', async () => {
+    const mute = new WebSocket(`${server.wsUrl}/hub/v1`, { headers: hubAuthHeaderMap(hubCredentials('dl-1', secret)) });
+    const code = await new Promise<number>((resolve) => mute.on('close', (c) => resolve(c)));
+    expect(code).toBe(4002);
+  });
+});
