@@ -40,6 +40,8 @@ export class TimerWheel {
   private readonly now: () => number;
   private readonly onError: (err: unknown) => void;
   private pending = 0;
+  /** counts close() calls, so a bucket being fired notices that a callback closed the wheel */
+  private closes = 0;
   private cursor: number;
   private interval: NodeJS.Timeout | null = null;
 
@@ -94,6 +96,7 @@ export class TimerWheel {
 
   private fireBucket(bucket: TimerHandle[], now: number): void {
     if (bucket.length === 0) return;
+    const closes = this.closes;
     let keep = 0;
     // bucket.length is read each lap: handles a callback pushes here are sorted too
     for (let i = 0; i < bucket.length; i++) {
@@ -111,6 +114,8 @@ export class TimerWheel {
       } catch (err) {
         this.onError(err);
       }
+      // close() emptied every bucket: leave this one as close() (and any later schedule) left it
+      if (this.closes !== closes) return;
     }
     bucket.length = keep;
     if (this.pending === 0) this.stop();
@@ -131,6 +136,7 @@ export class TimerWheel {
 
   /** Stops ticking; pending timers never fire. */
   close(): void {
+    this.closes++;
     this.stop();
     for (const b of this.buckets) {
       for (const h of b) h.target = null;

@@ -27,6 +27,8 @@ interface Sub {
 export class MemoryBus implements Bus {
   private readonly byPrefix = new Map<string, Sub[]>();
   private closed = false;
+  private readonly queue: Array<{ subs: Sub[]; msg: MemoryMessage }> = [];
+  private delivering = false;
 
   constructor(
     private readonly timers: TimerWheel,
@@ -34,6 +36,7 @@ export class MemoryBus implements Bus {
   ) {}
 
   publish(subject: string, data: Uint8Array): void {
+    validateSubject(subject, false);
     this.deliver(subject, data, undefined);
   }
 
@@ -62,6 +65,7 @@ export class MemoryBus implements Bus {
 
   request(subject: string, data: Uint8Array, timeoutMs: number): Promise<Uint8Array> {
     return new Promise<Uint8Array>((resolve, reject) => {
+      validateSubject(subject, false); // a throw here rejects the promise
       const pending = new PendingRequest(subject, timeoutMs, resolve, reject);
       const delivered = this.deliver(subject, data, pending);
       if (delivered === 0) {
@@ -100,16 +104,29 @@ export class MemoryBus implements Bus {
     }
     if (matched.length === 0) return 0;
     const chosen = pickQueueMembers(matched);
-    const msg = new MemoryMessage(subject, data, pending);
-    for (const s of chosen) {
-      if (!s.active) continue;
-      try {
-        s.handler(msg);
-      } catch (err) {
-        this.log.error({ err, subject }, 'bus handler threw');
-      }
-    }
+    this.queue.push({ subs: chosen, msg: new MemoryMessage(subject, data, pending) });
+    // a handler that publishes gets its message queued behind the one being delivered, so every
+    // subscriber sees this process's messages in publish order
+    if (!this.delivering) this.drainQueue();
     return chosen.length;
+  }
+
+  private drainQueue(): void {
+    this.delivering = true;
+    try {
+      for (let item = this.queue.shift(); item !== undefined; item = this.queue.shift()) {
+        for (const s of item.subs) {
+          if (!s.active) continue;
+          try {
+            s.handler(item.msg);
+          } catch (err) {
+            this.log.error({ err, subject: item.msg.subject }, 'bus handler threw');
+          }
+        }
+      }
+    } finally {
+      this.delivering = false;
+    }
   }
 }
 

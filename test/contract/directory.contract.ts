@@ -1,0 +1,252 @@
+import { randomUUID } from 'node:crypto';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { Directory } from '../../src/cluster/directory.js';
+
+/** A directory under test. */
+export interface DirectoryFixture {
+  directory: Directory;
+  /**
+   * Moves the implementation's clock forward. Present only where the implementation takes an
+   * injectable clock (memory); without it the suite lets real time pass, in small polled steps.
+   */
+  advanceTime?(ms: number): void;
+  close(): Promise<void>;
+}
+
+export interface DirectoryOptions {
+  /** node liveness ttl the implementation must use; small, so a real backend expires quickly */
+  ttlMs: number;
+}
+
+/** Called once per test; a real backend should use a fresh key prefix per call. */
+export type DirectoryFactory = (options: DirectoryOptions) => Promise<DirectoryFixture>;
+
+/** Small enough for a real backend to expire entries in a test, large enough for timer jitter. */
+const TTL_MS = 600;
+
+/** Unique per test, so tests sharing a real backend never touch each other's hubs or nodes. */
+const uid = (): string => randomUUID().replaceAll('-', '').slice(0, 16);
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * The promises of `Directory` (src/cluster/directory.ts), for any implementation. Expiry is shown
+ * through the fixture's clock where it has one; otherwise by real time, bounded by a few ttls.
+ */
+export function directoryContract(name: string, make: DirectoryFactory): void {
+  describe(name, () => {
+    let fx: DirectoryFixture;
+    let dir: Directory;
+    let hub: string;
+    let nodeA: string;
+    let nodeB: string;
+
+    beforeEach(async () => {
+      fx = await make({ ttlMs: TTL_MS });
+      dir = fx.directory;
+      const id = uid();
+      hub = `hub-${id}`;
+      nodeA = `node-a-${id}`;
+      nodeB = `node-b-${id}`;
+    });
+
+    afterEach(async () => {
+      await fx.close();
+    });
+
+    /** Lets `ms` pass on the implementation's clock. */
+    async function elapse(ms: number): Promise<void> {
+      if (fx.advanceTime) fx.advanceTime(ms);
+      else await sleep(ms);
+    }
+
+    /**
+     * Lets time pass in steps of `stepMs` (calling `each` after every step) until `cond` holds;
+     * fails after `limitMs` of (real or fake) time.
+     */
+    async function passUntil(cond: () => Promise<boolean>, stepMs: number, limitMs: number, each?: () => Promise<void>): Promise<number> {
+      let passed = 0;
+      while (!(await cond())) {
+        if (passed >= limitMs) throw new Error(`condition not met after ${passed} ms`);
+        await elapse(stepMs);
+        passed += stepMs;
+        await each?.();
+      }
+      return passed;
+    }
+
+    describe('claim and lookup', () => {
+      it('lookup of a hub never claimed is null', async () => {
+        expect(await dir.lookup(hub)).toBeNull();
+        expect(await dir.holds(hub, nodeA, 1)).toBe(false);
+      });
+
+      it('claim makes the node the holder and lookup tells it', async () => {
+        const loc = await dir.claim(hub, nodeA, 1_700_000_000_123);
+        expect(loc).toEqual({ node: nodeA, epoch: expect.any(Number), since: 1_700_000_000_123 });
+        expect(await dir.lookup(hub)).toEqual(loc);
+        expect(await dir.holds(hub, nodeA, loc.epoch)).toBe(true);
+      });
+
+      it('claim without a time stamps `since` with the current time', async () => {
+        const loc = await dir.claim(hub, nodeA);
+        expect(Number.isFinite(loc.since)).toBe(true);
+        expect(loc.since).toBeGreaterThan(0);
+        expect((await dir.lookup(hub))?.since).toBe(loc.since);
+      });
+
+      it('hubs are independent', async () => {
+        const other = `${hub}-other`;
+        const a = await dir.claim(hub, nodeA);
+        expect(await dir.lookup(other)).toBeNull();
+        const b = await dir.claim(other, nodeB);
+        expect(await dir.lookup(hub)).toEqual(a);
+        expect(await dir.lookup(other)).toEqual(b);
+        await dir.release(other, nodeB, b.epoch);
+        expect(await dir.lookup(hub)).toEqual(a);
+      });
+
+      it('what claim and lookup return are copies', async () => {
+        const loc = await dir.claim(hub, nodeA);
+        const snapshot = { ...loc };
+        const seen = (await dir.lookup(hub))!;
+        seen.node = 'someone-else';
+        seen.epoch += 100;
+        loc.epoch += 100;
+        expect(await dir.lookup(hub)).toEqual(snapshot);
+      });
+    });
+
+    describe('epochs', () => {
+      it('every claim returns a larger epoch: same node, other node, after release', async () => {
+        const epochs: number[] = [];
+        epochs.push((await dir.claim(hub, nodeA)).epoch);
+        epochs.push((await dir.claim(hub, nodeA)).epoch); // reconnect to the same node
+        epochs.push((await dir.claim(hub, nodeB)).epoch); // takeover by another node
+        await dir.release(hub, nodeB, epochs[2]!);
+        expect(await dir.lookup(hub)).toBeNull();
+        epochs.push((await dir.claim(hub, nodeA)).epoch); // after release: never reused
+        for (let i = 1; i < epochs.length; i++) expect(epochs[i]!, `claim ${i}`).toBeGreaterThan(epochs[i - 1]!);
+        expect(await dir.lookup(hub)).toMatchObject({ node: nodeA, epoch: epochs[3] });
+      });
+
+      it('a reconnect to the same node makes the old session stale: holds answers only for the new epoch', async () => {
+        const first = await dir.claim(hub, nodeA);
+        const second = await dir.claim(hub, nodeA);
+        expect(await dir.holds(hub, nodeA, first.epoch)).toBe(false);
+        expect(await dir.holds(hub, nodeA, second.epoch)).toBe(true);
+        expect(await dir.holds(hub, nodeA, second.epoch + 1)).toBe(false);
+        // the old session's late release leaves the new one in place
+        await dir.release(hub, nodeA, first.epoch);
+        expect(await dir.lookup(hub)).toEqual(second);
+      });
+
+      it('a takeover makes the old holder stale: holds answers false for it', async () => {
+        const a = await dir.claim(hub, nodeA);
+        const b = await dir.claim(hub, nodeB);
+        expect(await dir.holds(hub, nodeA, a.epoch)).toBe(false);
+        expect(await dir.holds(hub, nodeB, b.epoch)).toBe(true);
+        expect(await dir.lookup(hub)).toEqual(b);
+      });
+
+      it('racing claims from two nodes get different epochs and exactly one holder, the larger epoch', async () => {
+        for (let round = 0; round < 20; round++) {
+          const h = `${hub}-${round}`;
+          const [a, b] = await Promise.all([dir.claim(h, nodeA), dir.claim(h, nodeB)]);
+          expect(a.epoch).not.toBe(b.epoch);
+          const winner = a.epoch > b.epoch ? a : b;
+          const loser = winner === a ? b : a;
+          expect(await dir.holds(h, winner.node, winner.epoch), `round ${round}`).toBe(true);
+          expect(await dir.holds(h, loser.node, loser.epoch), `round ${round}`).toBe(false);
+          expect(await dir.lookup(h)).toEqual(winner);
+        }
+      });
+
+      it('many racing claims of one hub all get distinct epochs', async () => {
+        const nodes = Array.from({ length: 10 }, (_, i) => `${nodeA}-${i}`);
+        const locs = await Promise.all(nodes.map((n) => dir.claim(hub, n)));
+        const epochs = locs.map((l) => l.epoch);
+        expect(new Set(epochs).size).toBe(epochs.length);
+        const max = locs.reduce((m, l) => (l.epoch > m.epoch ? l : m));
+        expect(await dir.lookup(hub)).toEqual(max);
+        const holders = await Promise.all(locs.map((l) => dir.holds(hub, l.node, l.epoch)));
+        expect(holders.filter(Boolean)).toHaveLength(1);
+      });
+    });
+
+    describe('release', () => {
+      it('removes the entry when node and epoch match', async () => {
+        const a = await dir.claim(hub, nodeA);
+        await dir.release(hub, nodeA, a.epoch);
+        expect(await dir.lookup(hub)).toBeNull();
+        expect(await dir.holds(hub, nodeA, a.epoch)).toBe(false);
+      });
+
+      it('changes nothing with another node or another epoch', async () => {
+        const a = await dir.claim(hub, nodeA);
+        await dir.release(hub, nodeB, a.epoch);
+        await dir.release(hub, nodeA, a.epoch + 1);
+        await dir.release(hub, nodeA, a.epoch - 1);
+        expect(await dir.lookup(hub)).toEqual(a);
+        expect(await dir.holds(hub, nodeA, a.epoch)).toBe(true);
+      });
+
+      it('a late release of a taken-over session leaves the new holder in place', async () => {
+        const a = await dir.claim(hub, nodeA);
+        const b = await dir.claim(hub, nodeB);
+        await dir.release(hub, nodeA, a.epoch);
+        expect(await dir.lookup(hub)).toEqual(b);
+        expect(await dir.holds(hub, nodeB, b.epoch)).toBe(true);
+      });
+
+      it('of a hub never claimed is harmless', async () => {
+        await expect(dir.release(hub, nodeA, 1)).resolves.toBeUndefined();
+        expect(await dir.lookup(hub)).toBeNull();
+      });
+    });
+
+    describe('liveness', () => {
+      it('entries of a node that stops refreshing disappear after the ttl; holds turns false', async () => {
+        const a = await dir.claim(hub, nodeA);
+        if (fx.advanceTime) {
+          // on a controllable clock the boundary can be checked: alive well inside the ttl
+          fx.advanceTime(TTL_MS / 2);
+          expect(await dir.lookup(hub)).toEqual(a);
+        }
+        const waited = await passUntil(async () => (await dir.lookup(hub)) === null, TTL_MS / 10, TTL_MS * 5);
+        expect(await dir.holds(hub, nodeA, a.epoch)).toBe(false);
+        if (fx.advanceTime) expect(waited + TTL_MS / 2).toBeGreaterThanOrEqual(TTL_MS);
+      });
+
+      it('a claim after expiry still gets a larger epoch', async () => {
+        const a = await dir.claim(hub, nodeA);
+        await passUntil(async () => (await dir.lookup(hub)) === null, TTL_MS / 10, TTL_MS * 5);
+        const b = await dir.claim(hub, nodeB);
+        expect(b.epoch).toBeGreaterThan(a.epoch);
+        expect(await dir.lookup(hub)).toEqual(b);
+      });
+
+      it('refreshNode keeps a node\'s entries beyond the ttl while another node\'s expire', async () => {
+        const kept = await dir.claim(hub, nodeA);
+        const other = `${hub}-other`;
+        const gone = await dir.claim(other, nodeB);
+        // refresh node A every ttl/4 (the interface asks for ttl/3); node B stays silent
+        const waited = await passUntil(
+          async () => (await dir.lookup(other)) === null,
+          TTL_MS / 4,
+          TTL_MS * 5,
+          () => dir.refreshNode(nodeA),
+        );
+        expect(waited).toBeGreaterThanOrEqual(TTL_MS * 0.75);
+        // and a further full ttl of refreshing
+        for (let passed = 0; passed <= TTL_MS; passed += TTL_MS / 4) {
+          await elapse(TTL_MS / 4);
+          await dir.refreshNode(nodeA);
+        }
+        expect(await dir.lookup(hub)).toEqual(kept);
+        expect(await dir.holds(hub, nodeA, kept.epoch)).toBe(true);
+        expect(await dir.holds(other, nodeB, gone.epoch)).toBe(false);
+      });
+    });
+  });
+}

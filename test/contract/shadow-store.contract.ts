@@ -1,0 +1,340 @@
+import { randomUUID } from 'node:crypto';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { Attrs } from '../../proto/frames.js';
+import {
+  desiredDelta,
+  emptyDevice,
+  hubDelta,
+  mergeAttrs,
+  type DeviceShadow,
+  type HubShadow,
+  type ShadowStore,
+} from '../../src/cluster/shadow-store.js';
+
+/** A shadow store under test. */
+export interface ShadowStoreFixture {
+  store: ShadowStore;
+  close(): Promise<void>;
+}
+
+/** Called once per test; a real backend should use a fresh key prefix per call. */
+export type ShadowStoreFactory = () => Promise<ShadowStoreFixture>;
+
+const uid = (): string => randomUUID().replaceAll('-', '').slice(0, 16);
+
+function device(reported: Attrs, reportedVersion: number, reportedAt: number, kind?: string): DeviceShadow {
+  return { ...emptyDevice(), ...(kind === undefined ? {} : { kind }), reported, reportedVersion, reportedAt };
+}
+
+/**
+ * The promises of `ShadowStore` (src/cluster/shadow-store.ts), for any implementation. Reads
+ * after `flush()` see durable state; reads before it must still see this process's queued writes.
+ */
+export function shadowStoreContract(name: string, make: ShadowStoreFactory): void {
+  describe(name, () => {
+    let fx: ShadowStoreFixture;
+    let store: ShadowStore;
+    let hub: string;
+
+    beforeEach(async () => {
+      fx = await make();
+      store = fx.store;
+      hub = `hub-${uid()}`;
+    });
+
+    afterEach(async () => {
+      await fx.close();
+    });
+
+    it('states its batch window: a finite number of ms, ≥ 0', () => {
+      expect(typeof store.batchWindowMs).toBe('number');
+      expect(Number.isFinite(store.batchWindowMs)).toBe(true);
+      expect(store.batchWindowMs).toBeGreaterThanOrEqual(0);
+    });
+
+    describe('load', () => {
+      it('of an unknown hub is empty', async () => {
+        expect(await store.load(hub)).toEqual({});
+        expect(await store.loadCursor(hub)).toBeNull();
+      });
+    });
+
+    describe('writeReported', () => {
+      it('is visible to load after flush, with versions, time and kind', async () => {
+        store.writeReported(hub, 'd1', device({ on: true, level: 40 }, 3, 1_700_000_000_500, 'switch'));
+        store.writeReported(hub, 'd2', device({ temp: 21.5 }, 1, 1_700_000_000_600));
+        await store.flush();
+        const shadow = await store.load(hub);
+        expect(Object.keys(shadow).sort()).toEqual(['d1', 'd2']);
+        expect(shadow.d1).toMatchObject({ kind: 'switch', reported: { on: true, level: 40 }, reportedVersion: 3, reportedAt: 1_700_000_000_500 });
+        expect(shadow.d2).toMatchObject({ reported: { temp: 21.5 }, reportedVersion: 1, reportedAt: 1_700_000_000_600 });
+        // a device only reported has no desired state yet
+        expect(shadow.d1).toMatchObject({ desired: {}, desiredVersion: 0 });
+      });
+
+      it('is visible to load of this process before flush (queued writes included)', async () => {
+        store.writeReported(hub, 'd1', device({ on: false }, 1, 1_700_000_000_000));
+        expect((await store.load(hub)).d1).toMatchObject({ reported: { on: false }, reportedVersion: 1 });
+        await store.flush();
+      });
+
+      it('replaces the reported side: the last write wins, keys not in it are gone', async () => {
+        store.writeReported(hub, 'd1', device({ on: true, level: 40 }, 1, 1_000));
+        store.writeReported(hub, 'd1', device({ on: false }, 2, 2_000));
+        await store.flush();
+        expect((await store.load(hub)).d1).toMatchObject({ reported: { on: false }, reportedVersion: 2, reportedAt: 2_000 });
+        expect((await store.load(hub)).d1!.reported).toEqual({ on: false });
+      });
+
+      it('leaves the desired side to setDesired', async () => {
+        await store.setDesired(hub, 'd1', { on: true });
+        // the hub actor writes its cached copy, whose desired side may be stale or empty
+        store.writeReported(hub, 'd1', device({ on: false }, 5, 3_000));
+        await store.flush();
+        expect((await store.load(hub)).d1).toMatchObject({
+          reported: { on: false },
+          reportedVersion: 5,
+          desired: { on: true },
+          desiredVersion: 1,
+        });
+      });
+
+      it('keeps hubs apart', async () => {
+        const other = `${hub}-other`;
+        store.writeReported(hub, 'd1', device({ a: 1 }, 1, 1));
+        store.writeReported(other, 'd1', device({ a: 2 }, 7, 2));
+        await store.flush();
+        expect((await store.load(hub)).d1?.reported).toEqual({ a: 1 });
+        expect((await store.load(other)).d1?.reported).toEqual({ a: 2 });
+      });
+    });
+
+    describe('setDesired', () => {
+      it('creates the device and starts at version 1, durable when it resolves', async () => {
+        const d = await store.setDesired(hub, 'd1', { on: true });
+        expect(d).toMatchObject({ desired: { on: true }, desiredVersion: 1, reported: {}, reportedVersion: 0 });
+        expect((await store.load(hub)).d1).toMatchObject({ desired: { on: true }, desiredVersion: 1 });
+      });
+
+      it('merges patches and increments the version once per change', async () => {
+        expect(await store.setDesired(hub, 'd1', { on: true })).toMatchObject({ desired: { on: true }, desiredVersion: 1 });
+        expect(await store.setDesired(hub, 'd1', { level: 30, mode: 'eco' })).toMatchObject({
+          desired: { on: true, level: 30, mode: 'eco' },
+          desiredVersion: 2,
+        });
+        expect(await store.setDesired(hub, 'd1', { level: 31 })).toMatchObject({
+          desired: { on: true, level: 31, mode: 'eco' },
+          desiredVersion: 3,
+        });
+        expect((await store.load(hub)).d1).toMatchObject({ desired: { on: true, level: 31, mode: 'eco' }, desiredVersion: 3 });
+      });
+
+      it('removes a key given nil', async () => {
+        await store.setDesired(hub, 'd1', { on: true, level: 30 });
+        const d = await store.setDesired(hub, 'd1', { level: null });
+        expect(d.desired).toEqual({ on: true });
+        expect(d.desiredVersion).toBe(2);
+        expect((await store.load(hub)).d1!.desired).toEqual({ on: true });
+      });
+
+      it('leaves the version alone when nothing changes', async () => {
+        await store.setDesired(hub, 'd1', { on: true, level: 30 });
+        expect((await store.setDesired(hub, 'd1', { on: true })).desiredVersion).toBe(1);
+        expect((await store.setDesired(hub, 'd1', { on: true, level: 30 })).desiredVersion).toBe(1);
+        expect((await store.setDesired(hub, 'd1', { absent: null })).desiredVersion).toBe(1);
+        expect((await store.setDesired(hub, 'd1', {})).desiredVersion).toBe(1);
+        expect((await store.load(hub)).d1).toMatchObject({ desired: { on: true, level: 30 }, desiredVersion: 1 });
+        // a change of type counts: 1 and '1' and true differ
+        expect((await store.setDesired(hub, 'd1', { level: '30' })).desiredVersion).toBe(2);
+      });
+
+      it('keeps the reported side', async () => {
+        store.writeReported(hub, 'd1', device({ on: false, temp: 20 }, 4, 9_000, 'plug'));
+        await store.flush();
+        const d = await store.setDesired(hub, 'd1', { on: true });
+        expect(d).toMatchObject({ kind: 'plug', reported: { on: false, temp: 20 }, reportedVersion: 4, reportedAt: 9_000 });
+        expect((await store.load(hub)).d1).toMatchObject({ reported: { on: false, temp: 20 }, reportedVersion: 4, desired: { on: true } });
+      });
+
+      it('concurrent patches of one device all land (read-modify-write is atomic)', async () => {
+        const keys = Array.from({ length: 10 }, (_, i) => `k${i}`);
+        await Promise.all(keys.map((k, i) => store.setDesired(hub, 'd1', { [k]: i })));
+        const d = (await store.load(hub)).d1!;
+        expect(d.desired).toEqual(Object.fromEntries(keys.map((k, i) => [k, i])));
+        expect(d.desiredVersion).toBe(keys.length);
+      });
+    });
+
+    describe('writeDevices', () => {
+      async function seed(): Promise<void> {
+        store.writeReported(hub, 'a', device({ on: true }, 2, 100));
+        store.writeReported(hub, 'b', device({ temp: 3 }, 1, 100));
+        await store.setDesired(hub, 'a', { on: false });
+        await store.setDesired(hub, 'c', { open: true });
+        await store.flush();
+      }
+
+      it('full: sets kinds and models, adds new devices, removes devices not listed', async () => {
+        await seed();
+        await store.writeDevices(hub, [{ d: 'a', k: 'switch', m: 'SW-1' }, { d: 'n', k: 'sensor.door' }], [], true);
+        const shadow = await store.load(hub);
+        expect(Object.keys(shadow).sort()).toEqual(['a', 'n']);
+        // a kept device keeps its shadow
+        expect(shadow.a).toMatchObject({ kind: 'switch', model: 'SW-1', reported: { on: true }, reportedVersion: 2, desired: { on: false }, desiredVersion: 1 });
+        expect(shadow.n).toMatchObject({ kind: 'sensor.door', reported: {}, reportedVersion: 0, desired: {}, desiredVersion: 0 });
+      });
+
+      it('partial: sets kinds, adds new devices, removes only those that left', async () => {
+        await seed();
+        await store.writeDevices(hub, [{ d: 'b', k: 'sensor.temp' }, { d: 'n', k: 'plug', m: 'P-2' }], ['c'], false);
+        const shadow = await store.load(hub);
+        expect(Object.keys(shadow).sort()).toEqual(['a', 'b', 'n']);
+        expect(shadow.a).toMatchObject({ reported: { on: true }, desired: { on: false } });
+        expect(shadow.b).toMatchObject({ kind: 'sensor.temp', reported: { temp: 3 } });
+        expect(shadow.n).toMatchObject({ kind: 'plug', model: 'P-2' });
+      });
+
+      it('full with an empty list removes every device', async () => {
+        await seed();
+        await store.writeDevices(hub, [], [], true);
+        expect(await store.load(hub)).toEqual({});
+      });
+
+      it('touches no other hub', async () => {
+        const other = `${hub}-other`;
+        await store.setDesired(other, 'a', { on: true });
+        await seed();
+        await store.writeDevices(hub, [], [], true);
+        expect(Object.keys(await store.load(other))).toEqual(['a']);
+      });
+    });
+
+    describe('cursor', () => {
+      it('writeCursor then loadCursor returns the latest, per hub', async () => {
+        const other = `${hub}-other`;
+        store.writeCursor(hub, { boot: 'b1', seq: 10 });
+        store.writeCursor(hub, { boot: 'b1', seq: 11 });
+        store.writeCursor(other, { boot: 'x', seq: 1 });
+        expect(await store.loadCursor(hub)).toEqual({ boot: 'b1', seq: 11 });
+        await store.flush();
+        expect(await store.loadCursor(hub)).toEqual({ boot: 'b1', seq: 11 });
+        store.writeCursor(hub, { boot: 'b2', seq: 0 });
+        await store.flush();
+        expect(await store.loadCursor(hub)).toEqual({ boot: 'b2', seq: 0 });
+        expect(await store.loadCursor(other)).toEqual({ boot: 'x', seq: 1 });
+      });
+
+      it('is independent of the shadow', async () => {
+        store.writeCursor(hub, { boot: 'b1', seq: 5 });
+        await store.flush();
+        expect(await store.load(hub)).toEqual({});
+      });
+    });
+
+    describe('stored data is a copy', () => {
+      it('mutating what was passed to writeReported changes nothing stored', async () => {
+        const d = device({ on: true }, 1, 1_000, 'switch');
+        store.writeReported(hub, 'd1', d);
+        d.reported.on = false;
+        d.reported.extra = 1;
+        d.reportedVersion = 99;
+        await store.flush();
+        expect((await store.load(hub)).d1).toMatchObject({ reported: { on: true }, reportedVersion: 1 });
+        expect((await store.load(hub)).d1!.reported).toEqual({ on: true });
+      });
+
+      it('mutating what load or setDesired returned changes nothing stored', async () => {
+        const patch: Attrs = { on: true };
+        const returned = await store.setDesired(hub, 'd1', patch);
+        patch.on = false;
+        returned.desired.on = false;
+        returned.desiredVersion = 50;
+        const loaded: HubShadow = await store.load(hub);
+        loaded.d1!.desired.level = 3;
+        loaded.d1!.reported.on = true;
+        delete loaded.d1;
+        const again = await store.load(hub);
+        expect(again.d1).toMatchObject({ desired: { on: true }, desiredVersion: 1, reported: {} });
+        expect(again.d1!.desired).toEqual({ on: true });
+      });
+
+      it('mutating a cursor after writing or loading changes nothing stored', async () => {
+        const c = { boot: 'b1', seq: 1 };
+        store.writeCursor(hub, c);
+        c.seq = 2;
+        const loaded = (await store.loadCursor(hub))!;
+        loaded.seq = 3;
+        expect(await store.loadCursor(hub)).toEqual({ boot: 'b1', seq: 1 });
+      });
+    });
+
+    describe('delta after a round trip', () => {
+      it('the delta of the loaded shadow is what the hub still has to apply', async () => {
+        store.writeReported(hub, 'd1', device({ on: false, level: 10 }, 1, 1_000));
+        store.writeReported(hub, 'd2', device({ on: true }, 1, 1_000));
+        await store.setDesired(hub, 'd1', { on: true, level: 10 });
+        await store.setDesired(hub, 'd2', { on: true });
+        await store.flush();
+        expect(hubDelta(await store.load(hub))).toEqual({ d1: { on: true } });
+        // the hub applies it and reports back: nothing left
+        store.writeReported(hub, 'd1', device({ on: true, level: 10 }, 2, 2_000));
+        await store.flush();
+        expect(hubDelta(await store.load(hub))).toEqual({});
+      });
+    });
+  });
+}
+
+/** The pure helpers of shadow-store.ts: the same for every implementation. */
+export function shadowDeltaSpec(): void {
+  describe('desiredDelta', () => {
+    const dev = (desired: Attrs, reported: Attrs): DeviceShadow => ({ ...emptyDevice(), desired, reported });
+
+    it('is null when every desired key is reported with the same value', () => {
+      expect(desiredDelta(dev({}, {}))).toBeNull();
+      expect(desiredDelta(dev({}, { on: true }))).toBeNull();
+      expect(desiredDelta(dev({ on: true, level: 3 }, { on: true, level: 3, temp: 20 }))).toBeNull();
+    });
+
+    it('holds the desired keys whose reported value differs or is missing, never reported-only keys', () => {
+      expect(desiredDelta(dev({ on: true, level: 3, mode: 'eco' }, { on: true, level: 4, temp: 20 }))).toEqual({ level: 3, mode: 'eco' });
+    });
+
+    it('compares values strictly: 1, "1" and true differ; false differs from missing', () => {
+      expect(desiredDelta(dev({ a: 1, b: false }, { a: '1' }))).toEqual({ a: 1, b: false });
+      expect(desiredDelta(dev({ a: true }, { a: 1 }))).toEqual({ a: true });
+    });
+
+    it('does not modify the device', () => {
+      const d = dev({ on: true }, { on: false });
+      desiredDelta(d);
+      expect(d).toEqual(dev({ on: true }, { on: false }));
+    });
+  });
+
+  describe('hubDelta', () => {
+    it('maps each device with a delta to it and leaves the others out', () => {
+      const shadow: HubShadow = {
+        a: { ...emptyDevice(), desired: { on: true }, reported: { on: false } },
+        b: { ...emptyDevice(), desired: { on: true }, reported: { on: true } },
+        c: { ...emptyDevice(), desired: {}, reported: { x: 1 } },
+        d: { ...emptyDevice(), desired: { level: 5 }, reported: {} },
+      };
+      expect(hubDelta(shadow)).toEqual({ a: { on: true }, d: { level: 5 } });
+    });
+
+    it('is empty for an empty hub', () => {
+      expect(hubDelta({})).toEqual({});
+    });
+  });
+
+  describe('mergeAttrs', () => {
+    it('sets, overwrites, removes on nil, and tells whether anything changed', () => {
+      const t: Attrs = { a: 1, b: 'x' };
+      expect(mergeAttrs(t, { a: 2, c: true, b: null })).toBe(true);
+      expect(t).toEqual({ a: 2, c: true });
+      expect(mergeAttrs(t, { a: 2, c: true, missing: null })).toBe(false);
+      expect(t).toEqual({ a: 2, c: true });
+    });
+  });
+}
