@@ -1,5 +1,4 @@
 import type { HubEvent } from '../proto/app.js';
-import { CloseCode } from '../proto/errors.js';
 import { subjects } from '../proto/subjects.js';
 import type { ActorSystem } from './actors/actor.js';
 import { sendCommand } from './actors/commands.js';
@@ -156,9 +155,8 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
       draining = true;
       clearInterval(refresh);
       binding.uws.us_listen_socket_close(main.socket);
-      for (const s of [...sessions.values()]) {
-        s.closeWith(CloseCode.goingAway, 'draining');
-      }
+      // hubs come back spread over a few seconds instead of all at once (to another node in a cluster)
+      for (const s of [...sessions.values()]) s.shutdown(Math.floor(Math.random() * 5_000));
       await ports.shadows.flush();
       binding.uws.us_listen_socket_close(adminSocket.socket);
       await Promise.allSettled([ports.bus.close(), ports.directory.close(), ports.shadows.close(), ports.registry.close(), ports.nonces.close()]);

@@ -396,6 +396,14 @@ export class HubSession extends Actor<HubMessage> implements TimerTarget {
     this.timer = this.deps.system.timers.schedule(delay, this, IDLE_TIMER);
   }
 
+  /** Node shutdown: tells the hub to reconnect after `afterMs` (spread by the caller), then closes. */
+  shutdown(afterMs: number): void {
+    if (this.state === 'closed' || this.state === 'draining') return;
+    this.send({ t: FrameType.reconnect, after: afterMs, e: 'draining' });
+    this.state = 'draining';
+    this.link.close(CloseCode.goingAway, 'draining');
+  }
+
   /** Sends bye (for a reason a hub should know) and closes; cleanup follows on `closed`. */
   closeWith(code: number, reason: ErrorCode | 'bye'): void {
     if (this.state === 'closed' || this.state === 'draining') return;
