@@ -59,13 +59,16 @@ export interface HubSessionMetrics {
 export type SessionState = 'connecting' | 'online' | 'draining' | 'closed';
 
 export type HubMessage =
-  | { type: 'frame'; frame: HubToServerFrame }
+  /** `from`: first sequence number of a report that absorbed later ones while the mailbox was full */
+  | { type: 'frame'; frame: HubToServerFrame; from?: number }
   | { type: 'command'; request: BusMessage }
   | { type: 'desired'; data: Uint8Array }
   | { type: 'takeover'; data: Uint8Array }
   | { type: 'timer'; tag: number }
   | { type: 'closed'; code: number };
 
+/** @default 10_000 (ms): window in which rate-limit refusals are counted towards closing */
+const VIOLATION_WINDOW_MS = 10_000;
 const HELLO_TIMER = -1;
 const IDLE_TIMER = -2;
 
@@ -91,7 +94,9 @@ export class HubSession extends Actor<HubMessage> implements TimerTarget {
   private lastSeen = Date.now();
   private tokens: number;
   private tokensAt = Date.now();
+  /** frames refused by the rate limit in the current window, and when that window began */
   private violations = 0;
+  private violationsSince = 0;
   private nextCommandId = 0;
   private pending: Map<number, PendingCommand> | null = null;
   private timer: TimerHandle | null;
@@ -117,8 +122,13 @@ export class HubSession extends Actor<HubMessage> implements TimerTarget {
   receiveFrame(frame: HubToServerFrame): void {
     this.lastSeen = Date.now();
     if (!this.withinRate()) {
-      this.violations++;
-      if (this.violations > this.deps.rateBurst) {
+      const now = Date.now();
+      if (now - this.violationsSince > VIOLATION_WINDOW_MS) {
+        this.violations = 0;
+        this.violationsSince = now;
+      }
+      // only persistent excess closes: more refusals within one window than the burst allows
+      if (++this.violations > this.deps.rateBurst) {
         this.closeWith(CloseCode.rateLimited, 'rate_limited');
         return;
       }
@@ -137,7 +147,7 @@ export class HubSession extends Actor<HubMessage> implements TimerTarget {
     switch (msg.type) {
       case 'frame':
         this.deps.metrics?.frameIn(msg.frame.t);
-        return this.onFrame(msg.frame);
+        return this.onFrame(msg.frame, msg.from);
       case 'command':
         return this.onCommand(msg.request);
       case 'desired':
@@ -151,7 +161,7 @@ export class HubSession extends Actor<HubMessage> implements TimerTarget {
     }
   }
 
-  private onFrame(frame: HubToServerFrame): void | Promise<void> {
+  private onFrame(frame: HubToServerFrame, from?: number): void | Promise<void> {
     if (this.state === 'connecting') {
       if (frame.t === FrameType.hello) return this.onHello(frame);
       this.sendError('hello_required', 'send hello first');
@@ -164,7 +174,7 @@ export class HubSession extends Actor<HubMessage> implements TimerTarget {
         this.send({ t: FrameType.heartbeat, ts: Date.now() });
         return;
       case FrameType.report:
-        return this.onReport(frame);
+        return this.onReport(frame, from);
       case FrameType.event:
         return this.onEvent(frame);
       case FrameType.devices:
@@ -224,13 +234,13 @@ export class HubSession extends Actor<HubMessage> implements TimerTarget {
   }
 
   /** Applies a sequenced frame once: true when new, false when a duplicate or out of order. */
-  private accept(seq: number): boolean {
+  private accept(seq: number, from = seq): boolean {
     if (seq <= this.lastSeq) {
       this.send({ t: FrameType.ack, s: this.lastSeq });
       return false;
     }
     // the first frame of a boot may start anywhere; after that, no gaps
-    if (this.lastSeq !== 0 && seq !== this.lastSeq + 1) {
+    if (this.lastSeq !== 0 && from > this.lastSeq + 1) {
       this.sendError('sequence_gap', `expected sequence ${this.lastSeq + 1}, resend from there`, this.lastSeq + 1);
       return false;
     }
@@ -243,8 +253,9 @@ export class HubSession extends Actor<HubMessage> implements TimerTarget {
     this.send({ t: FrameType.ack, s: seq });
   }
 
-  private onReport(frame: ReportFrame): void {
-    if (!this.accept(frame.s)) return;
+  private onReport(frame: ReportFrame, from?: number): void {
+    // a coalesced report spans from..s; re-applying its older part is harmless (same values)
+    if (!this.accept(frame.s, from)) return;
     const now = Date.now();
     for (const deviceId in frame.r) {
       const device = (this.shadow[deviceId] ??= emptyDevice());
@@ -459,6 +470,7 @@ export class HubSession extends Actor<HubMessage> implements TimerTarget {
     const tail = queued[queued.length - 1];
     if (msg.type === 'frame' && msg.frame.t === FrameType.report && tail?.type === 'frame' && tail.frame.t === FrameType.report && msg.frame.s === tail.frame.s + 1) {
       for (const id in msg.frame.r) tail.frame.r[id] = { ...tail.frame.r[id], ...msg.frame.r[id] };
+      tail.from ??= tail.frame.s;
       tail.frame.s = msg.frame.s;
       return true;
     }
