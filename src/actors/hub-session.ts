@@ -194,9 +194,22 @@ export class HubSession extends Actor<HubMessage> implements TimerTarget {
   }
 
   private async onHello(hello: HelloFrame): Promise<void> {
-    const { bus, directory, shadows, nodeId } = this.deps;
     this.deps.system.timers.cancel(this.timer);
     this.timer = null;
+    try {
+      await this.open(hello);
+    } catch (err) {
+      // the directory or the shadow store is unreachable: the hub retries with backoff
+      this.log.warn({ err }, 'hub session could not open');
+      if (this.epoch !== 0) this.deps.directory.release(this.hubId, this.deps.nodeId, this.epoch).catch(() => {});
+      this.epoch = 0;
+      this.sendError('internal', 'the server cannot open the session now, retry later');
+      this.closeWith(CloseCode.internal, 'internal');
+    }
+  }
+
+  private async open(hello: HelloFrame): Promise<void> {
+    const { bus, directory, shadows, nodeId } = this.deps;
     const location = await directory.claim(this.hubId, nodeId);
     this.epoch = location.epoch;
     // the previous holder, here or on another node, closes when it sees a larger epoch
@@ -383,7 +396,7 @@ export class HubSession extends Actor<HubMessage> implements TimerTarget {
     }
   }
 
-  private onTimerTag(tag: number): void {
+  private onTimerTag(tag: number): void | Promise<void> {
     if (tag === HELLO_TIMER) {
       this.timer = null;
       if (this.state === 'connecting') this.closeWith(CloseCode.helloTimeout, 'hello_timeout');
@@ -392,13 +405,34 @@ export class HubSession extends Actor<HubMessage> implements TimerTarget {
       const silent = Date.now() - this.lastSeen;
       if (this.state !== 'online') return;
       if (silent >= this.deps.idleMs) this.closeWith(CloseCode.heartbeatTimeout, 'heartbeat_timeout');
-      else this.armIdle(this.deps.idleMs - silent);
+      else {
+        this.armIdle(this.deps.idleMs - silent);
+        return this.verifyHolder();
+      }
     } else {
       const p = this.pending?.get(tag);
       if (!p) return;
       this.pending!.delete(tag);
       this.deps.metrics?.commandDone('timeout');
       if (p.request) reply(p.request, { ok: false, e: 'command_timeout', msg: 'the hub did not answer in time' });
+    }
+  }
+
+  /**
+   * Once per idle period: a holder that missed the takeover message (a partition, a lost publish)
+   * sees another node or a newer epoch in the directory and closes. An unreachable directory or
+   * an entry hidden by lapsed liveness changes nothing: the session stays up.
+   */
+  private async verifyHolder(): Promise<void> {
+    let loc;
+    try {
+      loc = await this.deps.directory.lookup(this.hubId);
+    } catch {
+      return;
+    }
+    if (loc !== null && this.state === 'online' && (loc.node !== this.deps.nodeId || loc.epoch !== this.epoch)) {
+      this.log.info({ holder: loc.node, epoch: loc.epoch, mine: this.epoch }, 'stale session: another holder in the directory');
+      this.closeWith(CloseCode.takeover, 'session_taken_over');
     }
   }
 

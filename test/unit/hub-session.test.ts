@@ -102,6 +102,31 @@ describe('HubSession', () => {
     expect(link.closed).toEqual({ code: 4004, reason: 'rate_limited' });
   });
 
+  it('closes a stale holder that missed the takeover message when its idle check sees another holder', async () => {
+    const directory = new MemoryDirectory();
+    const { link, frame } = setup({ idleMs: 200 }, directory);
+    frame({ t: 1, v: 1, b: 'boot' });
+    await settle();
+    expect(link.frames[0]).toMatchObject({ t: 2, ep: 1 });
+    await directory.refreshNode('n2');
+    await directory.claim('hub-1', 'n2'); // no takeover published: as if the message were lost
+    while (!link.closed) {
+      frame({ t: 3 }); // heartbeats keep it from idling out
+      await new Promise((r) => setTimeout(r, 40));
+    }
+    expect(link.closed).toEqual({ code: 4000, reason: 'session_taken_over' });
+  });
+
+  it('refuses the session with a temporary internal error when the directory is unreachable', async () => {
+    const directory = new MemoryDirectory();
+    directory.claim = () => Promise.reject(new Error('ECONNREFUSED'));
+    const { link, frame } = setup({}, directory);
+    frame({ t: 1, v: 1, b: 'boot' });
+    await settle();
+    expect(link.frames[0]).toMatchObject({ t: 10, e: 'internal', tmp: true });
+    expect(link.closed).toEqual({ code: 1011, reason: 'internal' });
+  });
+
   it('answers a frame before hello with hello_required and closes', async () => {
     const { link, frame } = setup();
     frame({ t: 4, s: 1, r: { d1: { n: 1 } } });
