@@ -31,6 +31,8 @@ export interface Ports {
   shadows: ShadowStore;
   registry: HubRegistry;
   nonces: NonceStore;
+  /** the backends' state for readiness: `ok: false` marks the node degraded (not ready) */
+  health?(): { ok: boolean; detail: Record<string, unknown> };
 }
 
 export interface RunningServer {
@@ -42,10 +44,10 @@ export interface RunningServer {
   close(): Promise<void>;
 }
 
-export function memoryPorts(timers: TimerWheel, log: Logger): Ports {
+export function memoryPorts(config: Config, timers: TimerWheel, log: Logger): Ports {
   return {
     bus: new MemoryBus(timers, log),
-    directory: new MemoryDirectory(),
+    directory: new MemoryDirectory(config.directoryTtlMs),
     shadows: new MemoryShadowStore(),
     registry: new MemoryHubRegistry(),
     nonces: new MemoryNonceStore(),
@@ -59,7 +61,7 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
   log.info({ package: binding.packageName, native: binding.native }, 'uWebSockets.js loaded');
 
   const timers = new TimerWheel({ onError: (err) => log.error({ err }, 'timer callback failed') });
-  const ports = makePorts ? await makePorts(timers) : memoryPorts(timers, log);
+  const ports = makePorts ? await makePorts(timers) : memoryPorts(config, timers, log);
   const sessions = new Map<string, HubSession>();
   const metrics = new NodeMetrics(() => sessions.size);
   metrics.binding.set({ package: binding.packageName, native: String(binding.native) }, 1);
@@ -121,16 +123,20 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
   let draining = false;
   const admin = createAdminApp(binding.uws, {
     metrics,
-    readiness: () => ({
-      ready: !draining,
-      detail: {
-        node: config.nodeId,
-        mode: isClusterMode(config) ? 'cluster' : 'embedded',
-        uws: { package: binding.packageName, native: binding.native },
-        sessions: sessions.size,
-        draining,
-      },
-    }),
+    readiness: () => {
+      const backends = ports.health?.() ?? { ok: true, detail: {} };
+      return {
+        ready: !draining && backends.ok,
+        detail: {
+          node: config.nodeId,
+          mode: isClusterMode(config) ? 'cluster' : 'embedded',
+          uws: { package: binding.packageName, native: binding.native },
+          sessions: sessions.size,
+          draining,
+          backends: backends.detail,
+        },
+      };
+    },
   });
 
   const main = await listen(binding, app, config.host, config.port);
@@ -141,7 +147,7 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
   // keeps this node's directory entries alive; they expire if the process stops
   const refresh = setInterval(() => {
     ports.directory.refreshNode(config.nodeId).catch((err: unknown) => log.warn({ err }, 'directory refresh failed'));
-  }, 5_000);
+  }, Math.floor(config.directoryTtlMs / 3));
   refresh.unref();
   await ports.directory.refreshNode(config.nodeId);
 

@@ -212,6 +212,10 @@ export class HubSession extends Actor<HubMessage> implements TimerTarget {
     const { bus, directory, shadows, nodeId } = this.deps;
     const location = await directory.claim(this.hubId, nodeId);
     this.epoch = location.epoch;
+    // subscribed (and confirmed by the server) before announcing: a later claim's takeover notice
+    // cannot pass us by; commands arriving meanwhile wait in the mailbox until the session is online
+    this.subscription = bus.subscribe(`hub.${this.hubId}.*`, (m) => this.onBusMessage(m));
+    await bus.flush();
     // the previous holder, here or on another node, closes when it sees a larger epoch
     bus.publish(subjects.hubTakeover(this.hubId), encode({ epoch: this.epoch, node: nodeId }));
     const [shadow, cursor] = await Promise.all([shadows.load(this.hubId), shadows.loadCursor(this.hubId)]);
@@ -219,14 +223,10 @@ export class HubSession extends Actor<HubMessage> implements TimerTarget {
     if (this.state === 'connecting' && !(await directory.holds(this.hubId, nodeId, this.epoch))) {
       this.closeWith(CloseCode.takeover, 'session_taken_over');
     }
-    if (this.stopped || this.state !== 'connecting') {
-      await directory.release(this.hubId, nodeId, this.epoch);
-      return;
-    }
+    if (this.stopped || this.state !== 'connecting') return; // cleanup follows on `closed`
     this.shadow = shadow;
     this.boot = hello.b;
     this.lastSeq = cursor !== null && cursor.boot === hello.b ? cursor.seq : 0;
-    this.subscription = bus.subscribe(`hub.${this.hubId}.*`, (m) => this.onBusMessage(m));
     this.deps.sessions.get(this.hubId)?.closeWith(CloseCode.takeover, 'session_taken_over');
     this.deps.sessions.set(this.hubId, this);
     this.state = 'online';

@@ -49,8 +49,14 @@ export interface Config {
   hubRatePerSec: number;
   /** @default 200 (frames): burst per hub */
   hubRateBurst: number;
-  /** @default 1_048_576 (bytes): app socket backpressure beyond which events are skipped */
+  /** @default 1_048_576 (bytes): app socket backpressure beyond which the app is closed */
   appMaxBackpressure: number;
+  /** @default 15_000 (ms): a node's directory entries vanish this long after its last refresh */
+  directoryTtlMs: number;
+  /** @default 'tier:': prefix of every Redis key (one Redis may serve several deployments) */
+  redisPrefix: string;
+  /** @default 50 (ms): shadow writes are batched this long; a crash loses at most this window */
+  shadowBatchMs: number;
 }
 
 export interface LoadedConfig {
@@ -141,6 +147,9 @@ const FIELDS: { [K in keyof Config]: Field<K> } = {
   hubRatePerSec: { env: 'TIER_HUB_RATE_PER_SEC', parse: int(1, 1_000_000), default: 50 },
   hubRateBurst: { env: 'TIER_HUB_RATE_BURST', parse: int(1, 1_000_000), default: 200 },
   appMaxBackpressure: { env: 'TIER_APP_MAX_BACKPRESSURE', parse: int(1024, 1 << 30), default: 1 << 20 },
+  directoryTtlMs: { env: 'TIER_DIRECTORY_TTL_MS', parse: int(1_000, 600_000), default: 15_000 },
+  redisPrefix: { env: 'TIER_REDIS_PREFIX', parse: text, default: 'tier:' },
+  shadowBatchMs: { env: 'TIER_SHADOW_BATCH_MS', parse: int(0, 10_000), default: 50 },
 };
 
 const ENV_PREFIX = 'TIER_';
