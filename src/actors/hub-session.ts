@@ -91,6 +91,8 @@ export class HubSession extends Actor<HubMessage> implements TimerTarget {
   private shadow: HubShadow = {};
   private boot = '';
   private lastSeq = 0;
+  /** a sequenced frame was accepted in this session: from now on gaps are refused */
+  private sequenced = false;
   private lastSeen = Date.now();
   private tokens: number;
   private tokensAt = Date.now();
@@ -252,8 +254,9 @@ export class HubSession extends Actor<HubMessage> implements TimerTarget {
       this.send({ t: FrameType.ack, s: this.lastSeq });
       return false;
     }
-    // the first frame of a boot may start anywhere; after that, no gaps
-    if (this.lastSeq !== 0 && from > this.lastSeq + 1) {
+    // the first sequenced frame of a session may skip ahead: a node crash can lose the newest
+    // cursor writes (the batch window) of frames the hub already saw acknowledged; then no gaps
+    if (this.sequenced && from > this.lastSeq + 1) {
       this.sendError('sequence_gap', `expected sequence ${this.lastSeq + 1}, resend from there`, this.lastSeq + 1);
       return false;
     }
@@ -262,6 +265,7 @@ export class HubSession extends Actor<HubMessage> implements TimerTarget {
 
   private acknowledge(seq: number): void {
     this.lastSeq = seq;
+    this.sequenced = true;
     this.deps.shadows.writeCursor(this.hubId, { boot: this.boot, seq });
     this.send({ t: FrameType.ack, s: seq });
   }

@@ -36,25 +36,31 @@ export interface ServerProcess {
   readonly exited: Promise<number | null>;
   /** SIGTERM and wait for exit */
   stop(): Promise<number | null>;
+  /** SIGKILL (a crash) and wait for exit */
+  kill(): Promise<number | null>;
 }
 
-/** Starts `src/main.ts` as its own process on free ports and waits for its "node ready" line. */
+/**
+ * Starts `src/main.ts` as its own process on free ports and waits for its "node ready" line.
+ * PORT, ADMIN_PORT, ADMIN_TOKEN and JWT_SECRET in `env` override the generated ones (nodes of
+ * one cluster share tokens; nodes sharing a port test SO_REUSEPORT).
+ */
 export async function startServerProcess(env: Record<string, string> = {}): Promise<ServerProcess> {
-  const port = await freePort();
-  const adminPort = await freePort();
-  const adminToken = `admin-${randomBytes(12).toString('hex')}`;
-  const jwtSecret = `jwt-${randomBytes(16).toString('hex')}`;
+  const port = env.PORT ? Number(env.PORT) : await freePort();
+  const adminPort = env.ADMIN_PORT ? Number(env.ADMIN_PORT) : await freePort();
+  const adminToken = env.ADMIN_TOKEN ?? `admin-${randomBytes(12).toString('hex')}`;
+  const jwtSecret = env.JWT_SECRET ?? `jwt-${randomBytes(16).toString('hex')}`;
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
     cwd: ROOT,
     env: {
       ...process.env,
       HOST: '127.0.0.1',
+      LOG_LEVEL: 'info',
+      ...env,
       PORT: String(port),
       ADMIN_PORT: String(adminPort),
       ADMIN_TOKEN: adminToken,
       JWT_SECRET: jwtSecret,
-      LOG_LEVEL: 'info',
-      ...env,
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -90,6 +96,10 @@ export async function startServerProcess(env: Record<string, string> = {}): Prom
     exited,
     async stop() {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+      return exited;
+    },
+    async kill() {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
       return exited;
     },
   };
