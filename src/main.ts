@@ -1,4 +1,5 @@
-import { ConfigError, loadConfig } from './config/config.js';
+import { clusterPorts } from './cluster/cluster-ports.js';
+import { ConfigError, isClusterMode, loadConfig } from './config/config.js';
 import { createLogger } from './log/logger.js';
 import { startServer } from './server.js';
 
@@ -22,9 +23,10 @@ async function main(): Promise<void> {
     log.warn(`${env} not set: generated one for this run only (${env}=${config[key]}); set it to keep it across restarts`);
   }
 
-  const server = await startServer(config, log);
+  const cluster = isClusterMode(config);
+  const server = await startServer(config, log, cluster ? () => clusterPorts(config, log) : undefined);
   const host = config.host === '0.0.0.0' ? '127.0.0.1' : config.host;
-  log.info({ port: server.port, adminPort: server.adminPort, mode: 'embedded' }, 'node ready');
+  log.info({ port: server.port, adminPort: server.adminPort, mode: cluster ? 'cluster' : 'embedded' }, 'node ready');
   process.stdout.write(
     [
       '',

@@ -33,6 +33,8 @@ export interface Ports {
   nonces: NonceStore;
   /** the backends' state for readiness: `ok: false` marks the node degraded (not ready) */
   health?(): { ok: boolean; detail: Record<string, unknown> };
+  /** closes every port (when they share connections); otherwise each port is closed on its own */
+  close?(): Promise<void>;
 }
 
 export interface RunningServer {
@@ -56,7 +58,6 @@ export function memoryPorts(config: Config, timers: TimerWheel, log: Logger): Po
 
 /** Wires one connection node: ports, actors, gateways, API and admin port. */
 export async function startServer(config: Config, log: Logger, makePorts?: (timers: TimerWheel) => Promise<Ports>): Promise<RunningServer> {
-  if (isClusterMode(config) && !makePorts) throw new Error('cluster mode (NATS_URL and REDIS_URL) is not available in this build yet');
   const binding = loadUws({ requireNative: config.uwsRequireNative, onWarning: (msg) => log.warn(msg) });
   log.info({ package: binding.packageName, native: binding.native }, 'uWebSockets.js loaded');
 
@@ -162,10 +163,14 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
       clearInterval(refresh);
       binding.uws.us_listen_socket_close(main.socket);
       // hubs come back spread over a few seconds instead of all at once (to another node in a cluster)
-      for (const s of [...sessions.values()]) s.shutdown(Math.floor(Math.random() * 5_000));
+      const closing = [...sessions.values()];
+      for (const s of closing) s.shutdown(Math.floor(Math.random() * 5_000));
+      // released entries and offline events must leave before the ports close (bounded wait)
+      await Promise.race([Promise.allSettled(closing.map((s) => s.whenClosed())), new Promise((r) => setTimeout(r, 5_000).unref())]);
       await ports.shadows.flush();
       binding.uws.us_listen_socket_close(adminSocket.socket);
-      await Promise.allSettled([ports.bus.close(), ports.directory.close(), ports.shadows.close(), ports.registry.close(), ports.nonces.close()]);
+      if (ports.close) await ports.close();
+      else await Promise.allSettled([ports.bus.close(), ports.directory.close(), ports.shadows.close(), ports.registry.close(), ports.nonces.close()]);
       timers.close();
     },
   };

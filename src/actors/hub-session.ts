@@ -103,6 +103,9 @@ export class HubSession extends Actor<HubMessage> implements TimerTarget {
   private pending: Map<number, PendingCommand> | null = null;
   private timer: TimerHandle | null;
   private subscription: BusSubscription | null = null;
+  /** closed and released; `waiters` exists only while somebody waits for that */
+  private done = false;
+  private waiters: Array<() => void> | null = null;
 
   constructor(
     readonly hubId: string,
@@ -471,9 +474,26 @@ export class HubSession extends Actor<HubMessage> implements TimerTarget {
       if (code !== CloseCode.takeover) {
         this.deps.publishEvent({ kind: 'offline', home: this.homeId, hub: this.hubId, reason: String(code), ts: Date.now() });
       }
-      await this.deps.directory.release(this.hubId, this.deps.nodeId, this.epoch);
-    }
+      try {
+        await this.deps.directory.release(this.hubId, this.deps.nodeId, this.epoch);
+      } finally {
+        this.finished();
+      }
+    } else this.finished();
     this.stop('closed');
+  }
+
+  /** Resolves once the session is closed and has released its directory entry (node shutdown waits). */
+  whenClosed(): Promise<void> {
+    if (this.done) return Promise.resolve();
+    return new Promise<void>((resolve) => (this.waiters ??= []).push(resolve));
+  }
+
+  private finished(): void {
+    this.done = true;
+    const waiters = this.waiters;
+    this.waiters = null;
+    if (waiters) for (const resolve of waiters) resolve();
   }
 
   /** Drops the subscription, timers and pending commands (answered with session_closed). */
@@ -500,6 +520,7 @@ export class HubSession extends Actor<HubMessage> implements TimerTarget {
       this.state = 'closed';
       this.link.close(CloseCode.internal, 'internal');
       if (this.epoch !== 0) void this.deps.directory.release(this.hubId, this.deps.nodeId, this.epoch).catch(() => {});
+      this.finished();
     }
   }
 

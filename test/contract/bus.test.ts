@@ -1,7 +1,19 @@
+import { afterAll, beforeAll } from 'vitest';
 import { TimerWheel } from '../../src/actors/timer-wheel.js';
 import { MemoryBus } from '../../src/cluster/bus-memory.js';
+import { NatsBus } from '../../src/cluster/bus-nats.js';
 import { createLogger } from '../../src/log/logger.js';
+import { startNats, type Backend } from '../helpers/backends.js';
 import { busContract, type BusFactory } from './bus.contract.js';
+
+/** One nats-server for this file; the suite keeps tests apart with a unique subject prefix each. */
+let nats: Backend;
+beforeAll(async () => {
+  nats = await startNats();
+});
+afterAll(async () => {
+  await nats?.stop();
+});
 
 /** Every Bus implementation runs the same contract; a new backend is one more line here. */
 const implementations: Array<[name: string, make: BusFactory]> = [
@@ -17,6 +29,13 @@ const implementations: Array<[name: string, make: BusFactory]> = [
           timers.close();
         },
       };
+    },
+  ],
+  [
+    'NatsBus',
+    async () => {
+      const bus = await NatsBus.connect(nats.url, { name: 'contract', log: createLogger('silent') });
+      return { bus, close: () => bus.close() };
     },
   ],
 ];

@@ -1,5 +1,19 @@
+import { afterAll, beforeAll } from 'vitest';
 import { MemoryDirectory } from '../../src/cluster/directory-memory.js';
+import { RedisDirectory } from '../../src/cluster/directory-redis.js';
+import { connectRedis, RedisKeys } from '../../src/cluster/redis.js';
+import { createLogger } from '../../src/log/logger.js';
+import { startRedis, uniquePrefix, type Backend } from '../helpers/backends.js';
 import { directoryContract, type DirectoryFactory } from './directory.contract.js';
+
+/** One redis-server for this file; every test gets its own key prefix. */
+let redis: Backend;
+beforeAll(async () => {
+  redis = await startRedis();
+});
+afterAll(async () => {
+  await redis?.stop();
+});
 
 /** Every Directory implementation runs the same contract; a new backend is one more line here. */
 const implementations: Array<[name: string, make: DirectoryFactory]> = [
@@ -23,6 +37,14 @@ const implementations: Array<[name: string, make: DirectoryFactory]> = [
     'MemoryDirectory (real clock)',
     async ({ ttlMs }) => {
       const directory = new MemoryDirectory(ttlMs);
+      return { directory, close: () => directory.close() };
+    },
+  ],
+  [
+    'RedisDirectory',
+    async ({ ttlMs }) => {
+      const client = await connectRedis(redis.url, { name: 'contract-directory', log: createLogger('silent') });
+      const directory = new RedisDirectory(client, { keys: new RedisKeys(uniquePrefix()), ttlMs });
       return { directory, close: () => directory.close() };
     },
   ],

@@ -1,4 +1,10 @@
+import { afterAll, beforeAll } from 'vitest';
 import { MemoryHubRegistry, MemoryNonceStore } from '../../src/cluster/hub-registry-memory.js';
+import { CachingHubRegistry } from '../../src/cluster/hub-registry-cache.js';
+import { RedisHubRegistry, RedisNonceStore } from '../../src/cluster/hub-registry-redis.js';
+import { connectRedis, RedisKeys } from '../../src/cluster/redis.js';
+import { createLogger } from '../../src/log/logger.js';
+import { startRedis, uniquePrefix, type Backend } from '../helpers/backends.js';
 import {
   hubRegistryContract,
   nonceStoreContract,
@@ -6,12 +12,37 @@ import {
   type NonceStoreFactory,
 } from './hub-registry.contract.js';
 
+/** One redis-server for this file; every test gets its own key prefix. */
+let redis: Backend;
+beforeAll(async () => {
+  redis = await startRedis();
+});
+afterAll(async () => {
+  await redis?.stop();
+});
+
+const connect = () => connectRedis(redis.url, { name: 'contract-registry', log: createLogger('silent') });
+
 /** Every implementation runs the same contract; a new backend is one more line in each list. */
 const registries: Array<[name: string, make: HubRegistryFactory]> = [
   [
     'MemoryHubRegistry',
     async () => {
       const registry = new MemoryHubRegistry();
+      return { registry, close: () => registry.close() };
+    },
+  ],
+  [
+    'RedisHubRegistry',
+    async () => {
+      const registry = new RedisHubRegistry(await connect(), { keys: new RedisKeys(uniquePrefix()) });
+      return { registry, close: () => registry.close() };
+    },
+  ],
+  [
+    'CachingHubRegistry over RedisHubRegistry',
+    async () => {
+      const registry = new CachingHubRegistry(new RedisHubRegistry(await connect(), { keys: new RedisKeys(uniquePrefix()) }));
       return { registry, close: () => registry.close() };
     },
   ],
@@ -38,6 +69,13 @@ const nonceStores: Array<[name: string, make: NonceStoreFactory]> = [
     'MemoryNonceStore (real clock)',
     async () => {
       const nonces = new MemoryNonceStore();
+      return { nonces, close: () => nonces.close() };
+    },
+  ],
+  [
+    'RedisNonceStore',
+    async () => {
+      const nonces = new RedisNonceStore(await connect(), { keys: new RedisKeys(uniquePrefix()) });
       return { nonces, close: () => nonces.close() };
     },
   ],

@@ -1,0 +1,295 @@
+import { connect, errors, type Msg, type NatsConnection, type Status } from '@nats-io/transport-node';
+import { TierError } from '../errors.js';
+import type { Logger } from '../log/logger.js';
+import {
+  NoRespondersError,
+  RequestTimeoutError,
+  validateSubject,
+  type Bus,
+  type BusHandler,
+  type BusMessage,
+  type BusSubscription,
+  type SubscribeOptions,
+} from './bus.js';
+
+export type NatsBusState = 'connected' | 'reconnecting' | 'closed';
+
+/** What readiness reports about the bus. */
+export interface NatsBusStatus {
+  state: NatsBusState;
+  /** host:port of the server this client talks to (or last talked to) */
+  server: string;
+  /** reconnects since start */
+  reconnects: number;
+  /** ms since the Unix epoch of the last state change */
+  since: number;
+  /** messages (and replies) dropped since start because they were published while disconnected */
+  dropped: number;
+}
+
+export interface NatsBusOptions {
+  /** client name shown by the server's monitoring (`connz`), e.g. the node id */
+  name: string;
+  log: Logger;
+  /** @default 2_000 (ms): wait between reconnect attempts (plus up to 100 ms jitter) */
+  reconnectTimeWaitMs?: number;
+  /** @default 5_000 (ms): how long the first connection may take before start-up fails */
+  connectTimeoutMs?: number;
+  /** @default 5_000 (ms): how long `close()` may drain before it closes hard */
+  drainTimeoutMs?: number;
+}
+
+/**
+ * The bus over NATS core (no JetStream): subjects, wildcards and queue groups are the server's own.
+ *
+ * - `request` uses the server's no-responders notice (NATS ≥ 2.2, headers), so a request nobody
+ *   subscribes to fails at once with `NoRespondersError`; no answer within the timeout is a
+ *   `RequestTimeoutError`.
+ * - The first connection must succeed within `connectTimeoutMs` (a node does not start without its
+ *   bus); after that the client reconnects forever and re-subscribes by itself. Messages published
+ *   while disconnected are dropped and counted (`status().dropped`): the client would discard its
+ *   outbound buffer at the next reconnect attempt anyway, and at most once allows it. A request made
+ *   meanwhile fails at once with a temporary `internal` TierError ("bus disconnected").
+ * - Handlers are called synchronously from the socket's data event; a throw is caught and logged.
+ * - After `close()`, publish and respond are dropped silently (a session shutting down may still
+ *   publish its offline event); subscribe and request fail with a `draining` TierError.
+ */
+export class NatsBus implements Bus {
+  private state: NatsBusState = 'connected';
+  private since = Date.now();
+  private reconnects = 0;
+  private closing: Promise<void> | null = null;
+  private dropped = 0;
+  private droppedThisOutage = 0;
+
+  private constructor(
+    private readonly nc: NatsConnection,
+    private readonly log: Logger,
+    private readonly drainTimeoutMs: number,
+  ) {
+    void this.watchStatus();
+    void nc.closed().then((err) => {
+      this.setState('closed');
+      if (err) this.log.error({ err }, 'nats connection closed with an error');
+      else this.log.info('nats connection closed');
+    });
+  }
+
+  /** Connects to `url` (several servers separated by commas) and resolves once connected. */
+  static async connect(url: string, options: NatsBusOptions): Promise<NatsBus> {
+    const servers = url.split(',').map((s) => s.trim()).filter((s) => s.length > 0);
+    let nc: NatsConnection;
+    try {
+      nc = await connect({
+        servers,
+        name: options.name,
+        maxReconnectAttempts: -1,
+        reconnectTimeWait: options.reconnectTimeWaitMs ?? 2_000,
+        timeout: options.connectTimeoutMs ?? 5_000,
+        // fail start-up instead of waiting forever for a server that is not there
+        waitOnFirstConnect: false,
+      });
+    } catch (err) {
+      throw new TierError('internal', `nats at ${servers.join(',')} is unreachable: ${(err as Error).message}`, { cause: err });
+    }
+    options.log.info({ server: nc.getServer() }, 'nats connected');
+    return new NatsBus(nc, options.log, options.drainTimeoutMs ?? 5_000);
+  }
+
+  /** True while connected to a server (false while reconnecting and after close). */
+  get connected(): boolean {
+    return this.state === 'connected';
+  }
+
+  status(): NatsBusStatus {
+    return { state: this.state, server: this.nc.getServer(), reconnects: this.reconnects, since: this.since, dropped: this.dropped };
+  }
+
+  publish(subject: string, data: Uint8Array): void {
+    validateSubject(subject, false);
+    this.send(subject, data);
+  }
+
+  subscribe(subject: string, handler: BusHandler, options: SubscribeOptions = {}): BusSubscription {
+    validateSubject(subject, true);
+    if (this.isClosed()) throw new TierError('draining', `bus closed: cannot subscribe to ${subject}`);
+    const sub = this.nc.subscribe(subject, {
+      ...(options.queue === undefined ? {} : { queue: options.queue }),
+      callback: (err, msg) => {
+        if (err) {
+          // terminal for this subscription (e.g. a permissions violation)
+          this.log.error({ err, subject }, 'nats subscription failed');
+          return;
+        }
+        try {
+          handler(new NatsMessage(msg, this));
+        } catch (e) {
+          this.log.error({ err: e, subject: msg.subject }, 'bus handler threw');
+        }
+      },
+    });
+    let active = true;
+    return {
+      unsubscribe: () => {
+        if (!active) return;
+        active = false;
+        if (this.isClosed() || sub.isClosed()) return;
+        sub.unsubscribe();
+      },
+    };
+  }
+
+  async request(subject: string, data: Uint8Array, timeoutMs: number): Promise<Uint8Array> {
+    validateSubject(subject, false);
+    if (this.isClosed()) throw new TierError('draining', `bus closed: cannot request ${subject}`);
+    if (this.state === 'reconnecting') {
+      // the client would discard the request at its next reconnect attempt: say so now, not at the timeout
+      this.dropped++;
+      throw new TierError('internal', `bus disconnected: cannot request ${subject}`);
+    }
+    try {
+      const reply = await this.nc.request(subject, data, { timeout: Math.max(1, Math.round(timeoutMs)) });
+      return reply.data;
+    } catch (err) {
+      if (err instanceof errors.TimeoutError) throw new RequestTimeoutError(subject, timeoutMs);
+      if (err instanceof errors.NoRespondersError) throw new NoRespondersError(subject);
+      if (err instanceof errors.RequestError && err.isNoResponders()) throw new NoRespondersError(subject);
+      if (err instanceof errors.RequestError && err.cause instanceof errors.TimeoutError) throw new RequestTimeoutError(subject, timeoutMs);
+      if (this.isClosed()) throw new TierError('draining', `bus closed while requesting ${subject}`, { cause: err });
+      throw new TierError('internal', `nats request on ${subject} failed: ${(err as Error).message}`, { cause: err });
+    }
+  }
+
+  /** A round trip to the server: what was published (and subscribed) before has reached it. */
+  async flush(): Promise<void> {
+    if (this.isClosed()) return;
+    if (this.state === 'reconnecting') throw new TierError('internal', 'bus disconnected: cannot flush');
+    await this.nc.flush();
+  }
+
+  /** Drains (delivers what is in flight, sends what is buffered), closing hard after `drainTimeoutMs`. */
+  close(): Promise<void> {
+    this.closing ??= this.shutdown();
+    return this.closing;
+  }
+
+  /** Publishes; false (nothing sent) while disconnected, or once closed or past the drain. */
+  send(subject: string, data: Uint8Array): boolean {
+    if (this.state === 'reconnecting') {
+      if (this.droppedThisOutage++ === 0) this.log.warn({ subject }, 'nats disconnected: dropping messages until it is back');
+      this.dropped++;
+      return false;
+    }
+    try {
+      this.nc.publish(subject, data);
+      return true;
+    } catch (err) {
+      if (err instanceof errors.ClosedConnectionError || err instanceof errors.DrainingConnectionError) {
+        this.log.debug({ subject }, 'bus closed: message dropped');
+        return false;
+      }
+      throw err;
+    }
+  }
+
+  private isClosed(): boolean {
+    return this.closing !== null || this.nc.isClosed() || this.nc.isDraining();
+  }
+
+  private async shutdown(): Promise<void> {
+    if (this.nc.isClosed()) return;
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<'timeout'>((resolve) => {
+      timer = setTimeout(() => resolve('timeout'), this.drainTimeoutMs);
+    });
+    try {
+      const outcome = await Promise.race([this.nc.drain().then(() => 'drained' as const), timedOut]);
+      if (outcome === 'timeout') this.log.warn({ ms: this.drainTimeoutMs }, 'nats drain timed out; closing');
+    } catch (err) {
+      this.log.warn({ err }, 'nats drain failed; closing');
+    } finally {
+      clearTimeout(timer);
+    }
+    if (!this.nc.isClosed()) await this.nc.close();
+    this.setState('closed');
+  }
+
+  private async watchStatus(): Promise<void> {
+    try {
+      for await (const s of this.nc.status()) this.onStatus(s);
+    } catch (err) {
+      this.log.error({ err }, 'nats status watch ended');
+    }
+  }
+
+  private onStatus(s: Status): void {
+    switch (s.type) {
+      case 'disconnect':
+        this.setState('reconnecting');
+        this.log.warn({ server: s.server }, 'nats disconnected; reconnecting');
+        return;
+      case 'reconnecting':
+        if (this.state !== 'closed') this.setState('reconnecting');
+        this.log.debug('nats reconnecting');
+        return;
+      case 'reconnect':
+        this.reconnects++;
+        this.setState('connected');
+        this.log.info({ server: s.server, dropped: this.droppedThisOutage }, 'nats reconnected');
+        this.droppedThisOutage = 0;
+        return;
+      case 'close':
+        this.setState('closed');
+        return;
+      case 'error':
+        this.log.error({ err: s.error }, 'nats error');
+        return;
+      case 'staleConnection':
+        this.log.warn('nats connection stale; reconnecting');
+        return;
+      case 'ldm':
+        this.log.warn({ server: s.server }, 'nats server entering lame duck mode');
+        return;
+      case 'slowConsumer':
+        this.log.warn({ subject: s.sub.getSubject() }, 'nats slow consumer');
+        return;
+      case 'forceReconnect':
+        this.log.info('nats forced reconnect');
+        return;
+      case 'update':
+      case 'ping':
+        return;
+    }
+  }
+
+  private setState(state: NatsBusState): void {
+    if (this.state === state || this.state === 'closed') return;
+    this.state = state;
+    this.since = Date.now();
+  }
+}
+
+class NatsMessage implements BusMessage {
+  constructor(
+    private readonly msg: Msg,
+    private readonly bus: NatsBus,
+  ) {}
+
+  get subject(): string {
+    return this.msg.subject;
+  }
+
+  get data(): Uint8Array {
+    return this.msg.data;
+  }
+
+  get replyTo(): string | undefined {
+    return this.msg.reply || undefined;
+  }
+
+  respond(data: Uint8Array): boolean {
+    const to = this.msg.reply;
+    if (!to) return false;
+    return this.bus.send(to, data);
+  }
+}

@@ -1,0 +1,116 @@
+import type { Redis } from 'ioredis';
+import type { Logger } from '../log/logger.js';
+import type { Directory, HubLocation } from './directory.js';
+import { closeRedis, connectRedis, LuaScript, RedisKeys } from './redis.js';
+
+export interface RedisDirectoryOptions {
+  /** key names and their prefix */
+  keys?: RedisKeys;
+  /** @default 15_000 (ms): a node's entries vanish this long after its last `refreshNode` */
+  ttlMs?: number;
+}
+
+/**
+ * INCR the hub's epoch counter, floored by Redis' clock in ms, and write the entry with it,
+ * atomically (one slot: `{h:<hubId>}`). The floor keeps epochs growing when Redis lost the counter
+ * (a restart without persistence, a failover to a replica that missed the last writes).
+ */
+const CLAIM = new LuaScript(`
+local epoch = redis.call('INCR', KEYS[1])
+local t = redis.call('TIME')
+local floor = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+if epoch < floor then
+  epoch = floor
+  redis.call('SET', KEYS[1], epoch)
+end
+redis.call('HSET', KEYS[2], 'node', ARGV[1], 'epoch', epoch, 'since', ARGV[2])
+return epoch`);
+
+/** Deletes the entry only if it still names this node and epoch. */
+const RELEASE = new LuaScript(`
+local cur = redis.call('HMGET', KEYS[1], 'node', 'epoch')
+if cur[1] == ARGV[1] and cur[2] == ARGV[2] then
+  redis.call('DEL', KEYS[1])
+  return 1
+end
+return 0`);
+
+/**
+ * The directory in Redis, for many nodes. Keys (prefix `tier:` by default):
+ *
+ * - `{h:<hubId>}:epoch`: the hub's epoch counter (INCR). It never expires, so epochs are never
+ *   reused, also after the entry expired; one small key per hub ever seen. Each claim takes at
+ *   least Redis' clock in ms (so an epoch is max(previous + 1, now)): should Redis lose the counter
+ *   (no persistence, eviction, an asynchronous replica promoted) epochs still grow, unless
+ *   a hub was claimed more than once per ms on average, or Redis' clock jumped back.
+ *   Epochs are therefore large (~1.7e12), still safe integers.
+ * - `{h:<hubId>}:loc`: the entry, a hash `node`, `epoch`, `since`. It has no TTL of its own.
+ * - `{n:<nodeId>}:alive`: the node's liveness, `SET … PX ttlMs` by `refreshNode` (and by `claim`).
+ *   An entry whose node's liveness key is gone counts as absent: one key per node keeps tens of
+ *   thousands of hubs alive, instead of a TTL refresh per hub.
+ *
+ * Claim and release are Lua scripts over the hub's two keys (one Redis Cluster slot). The liveness
+ * key lives in another slot, so no script touches it: `lookup` and `holds` read it with a separate
+ * command, and `claim` refreshes it with a separate SET. A Redis error rejects the call; nothing is
+ * retried here (a refused hello is retried by the hub).
+ */
+export class RedisDirectory implements Directory {
+  readonly ttlMs: number;
+  private readonly keys: RedisKeys;
+
+  /** Takes ownership of `client`: `close()` quits it. */
+  constructor(
+    private readonly client: Redis,
+    options: RedisDirectoryOptions = {},
+  ) {
+    this.keys = options.keys ?? new RedisKeys();
+    this.ttlMs = options.ttlMs ?? 15_000;
+    if (!Number.isInteger(this.ttlMs) || this.ttlMs < 1) throw new RangeError(`directory ttlMs must be a positive integer, got ${this.ttlMs}`);
+  }
+
+  static async connect(url: string, options: RedisDirectoryOptions & { name: string; log: Logger }): Promise<RedisDirectory> {
+    return new RedisDirectory(await connectRedis(url, { name: options.name, log: options.log }), options);
+  }
+
+  async claim(hubId: string, node: string, now = Date.now()): Promise<HubLocation> {
+    // sent back to back on one connection: the liveness is written before the entry appears
+    const [, epoch] = await Promise.all([
+      this.client.set(this.aliveKey(node), '1', 'PX', this.ttlMs),
+      CLAIM.run(this.client, [this.keys.hub(hubId, 'epoch'), this.keys.hub(hubId, 'loc')], [node, now]),
+    ]);
+    return { node, epoch: Number(epoch), since: now };
+  }
+
+  async release(hubId: string, node: string, epoch: number): Promise<void> {
+    await RELEASE.run(this.client, [this.keys.hub(hubId, 'loc')], [node, epoch]);
+  }
+
+  async lookup(hubId: string): Promise<HubLocation | null> {
+    const [node, epoch, since] = await this.client.hmget(this.keys.hub(hubId, 'loc'), 'node', 'epoch', 'since');
+    if (node == null || epoch == null || since == null) return null;
+    if ((await this.client.exists(this.aliveKey(node))) === 0) return null;
+    return { node, epoch: Number(epoch), since: Number(since) };
+  }
+
+  async holds(hubId: string, node: string, epoch: number): Promise<boolean> {
+    // both reads in one round trip; they are in different slots, so not one atomic read: a
+    // `true` means the node held the hub with this epoch at some moment during the call
+    const [[holder, held], alive] = await Promise.all([
+      this.client.hmget(this.keys.hub(hubId, 'loc'), 'node', 'epoch'),
+      this.client.exists(this.aliveKey(node)),
+    ]);
+    return holder === node && held === String(epoch) && alive === 1;
+  }
+
+  async refreshNode(node: string): Promise<void> {
+    await this.client.set(this.aliveKey(node), '1', 'PX', this.ttlMs);
+  }
+
+  async close(): Promise<void> {
+    await closeRedis(this.client);
+  }
+
+  private aliveKey(node: string): string {
+    return this.keys.node(node, 'alive');
+  }
+}

@@ -1,0 +1,66 @@
+import type { HubRecord, HubRegistry } from './hub-registry.js';
+
+interface Entry {
+  record: HubRecord | null;
+  at: number;
+}
+
+/**
+ * A per-node read cache in front of a remote registry: every command and handshake looks a hub up,
+ * and a Redis round trip each time would put Redis on the command path. Records are fresh for
+ * `ttlMs` (so a disabled hub or a new secret reaches every node within that time); while the
+ * registry is unreachable, a record up to `staleMs` old is served instead of failing, so commands
+ * and reconnects of known hubs survive a short Redis outage. Unknown ids are cached too (briefly),
+ * so probing random ids does not reach Redis each time. Writes go through and drop the entry.
+ */
+export class CachingHubRegistry implements HubRegistry {
+  private readonly entries = new Map<string, Entry>();
+
+  constructor(
+    private readonly inner: HubRegistry,
+    /** @default 30_000 (ms) */
+    private readonly ttlMs = 30_000,
+    /** @default 600_000 (ms) */
+    private readonly staleMs = 600_000,
+    /** @default 100_000: entries kept; the oldest go first */
+    private readonly maxEntries = 100_000,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  async create(record: HubRecord): Promise<void> {
+    this.entries.delete(record.hubId);
+    await this.inner.create(record);
+  }
+
+  async get(hubId: string): Promise<HubRecord | null> {
+    const hit = this.entries.get(hubId);
+    const now = this.now();
+    // unknown ids are re-checked sooner: a hub provisioned on another node shows up within a second
+    const ttl = hit?.record === null ? Math.min(1_000, this.ttlMs) : this.ttlMs;
+    if (hit && now - hit.at < ttl) return copy(hit.record);
+    let record: HubRecord | null;
+    try {
+      record = await this.inner.get(hubId);
+    } catch (err) {
+      if (hit && hit.record !== null && now - hit.at < this.staleMs) return copy(hit.record);
+      throw err;
+    }
+    this.entries.delete(hubId);
+    this.entries.set(hubId, { record: copy(record), at: now });
+    if (this.entries.size > this.maxEntries) this.entries.delete(this.entries.keys().next().value!);
+    return record;
+  }
+
+  async setEnabled(hubId: string, enabled: boolean): Promise<boolean> {
+    this.entries.delete(hubId);
+    return this.inner.setEnabled(hubId, enabled);
+  }
+
+  async close(): Promise<void> {
+    await this.inner.close();
+  }
+}
+
+function copy(r: HubRecord | null): HubRecord | null {
+  return r ? { ...r } : null;
+}

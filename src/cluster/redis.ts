@@ -1,0 +1,171 @@
+import { createHash } from 'node:crypto';
+import { Redis, type RedisOptions } from 'ioredis';
+import { TierError } from '../errors.js';
+import type { Logger } from '../log/logger.js';
+
+/** @default 'tier:': every key starts with it, so one Redis can serve several deployments or tests. */
+export const DEFAULT_REDIS_PREFIX = 'tier:';
+
+export interface RedisClientOptions {
+  /** connection name shown by `CLIENT LIST`, e.g. `tier:node-1:shadows` */
+  name: string;
+  log: Logger;
+  /**
+   * What a command does while the connection is down.
+   * - `'fail'` (the ports): it fails at once, and a command in flight when the connection drops
+   *   fails at once too (its outcome unknown). The caller decides: a hub handshake is refused as
+   *   temporary, the shadow store keeps its batch and retries it. No second, hidden queue in the
+   *   client that grows without bound and replays stale writes minutes later.
+   * - `'wait'`: commands wait for the next connection however long it takes (ioredis' offline
+   *   queue, `maxRetriesPerRequest: null`): only for blocking consumers such as BullMQ workers.
+   * @default 'fail'
+   */
+  offline?: 'fail' | 'wait';
+  /** @default 2_000 (ms): a command without an answer fails after this (`'fail'` only) */
+  commandTimeoutMs?: number;
+  /** @default 5_000 (ms): how long the first connection may take before start-up fails */
+  connectTimeoutMs?: number;
+  /** @default 2_000 (ms): the cap of the exponential reconnect backoff */
+  maxBackoffMs?: number;
+}
+
+/**
+ * Connects to the Redis at `url` (`redis://[:password@]host:port[/db]`, `rediss://` for TLS) and
+ * resolves once it is ready: a node does not start without its Redis. After that the client
+ * reconnects forever with capped, jittered exponential backoff, logging one warning per outage
+ * and one line when it is back.
+ */
+export async function connectRedis(url: string, options: RedisClientOptions): Promise<Redis> {
+  const { name, log } = options;
+  const offline = options.offline ?? 'fail';
+  const maxBackoffMs = options.maxBackoffMs ?? 2_000;
+  const where = redactUrl(url);
+  const settings: RedisOptions = {
+    lazyConnect: true,
+    connectionName: name,
+    connectTimeout: options.connectTimeoutMs ?? 5_000,
+    enableReadyCheck: true,
+    keepAlive: 10_000,
+    retryStrategy: (attempt) => backoff(attempt, maxBackoffMs),
+    ...(offline === 'fail'
+      ? {
+          // fail fast while disconnected (see `offline`); in-flight commands are failed on the
+          // first disconnect (0 retries) instead of being resent after the reconnect
+          enableOfflineQueue: false,
+          maxRetriesPerRequest: 0,
+          autoResendUnfulfilledCommands: false,
+          commandTimeout: options.commandTimeoutMs ?? 2_000,
+        }
+      : { enableOfflineQueue: true, maxRetriesPerRequest: null }),
+  };
+  const client = new Redis(url, settings);
+  let down = false;
+  client.on('error', (err: Error) => {
+    // every failed reconnect attempt emits one; the first of an outage is enough
+    if (!down) log.warn({ err: err.message, redis: where, client: name }, 'redis connection failed; reconnecting');
+    down = true;
+  });
+  client.on('close', () => {
+    if (!down && client.status !== 'end') log.warn({ redis: where, client: name }, 'redis connection lost; reconnecting');
+    if (client.status !== 'end') down = true;
+  });
+  client.on('ready', () => {
+    if (down) log.info({ redis: where, client: name }, 'redis connection back');
+    down = false;
+  });
+  try {
+    await client.connect();
+  } catch (err) {
+    client.disconnect();
+    throw new TierError('internal', `redis at ${where} is unreachable: ${(err as Error).message}`, { cause: err });
+  }
+  return client;
+}
+
+/** Ends a client: QUIT when connected (pending replies first), else drops the socket. */
+export async function closeRedis(client: Redis): Promise<void> {
+  if (client.status === 'end') return;
+  if (client.status === 'ready') {
+    try {
+      await client.quit();
+      return;
+    } catch {
+      // fall through: the connection went away meanwhile
+    }
+  }
+  client.disconnect();
+}
+
+/** Reconnect delay: 100 ms doubling up to `capMs`, ±20 % jitter so nodes do not reconnect in step. */
+export function backoff(attempt: number, capMs: number): number {
+  const base = Math.min(100 * 2 ** Math.min(Math.max(attempt - 1, 0), 16), capMs);
+  return Math.round(base * (0.8 + Math.random() * 0.4));
+}
+
+/**
+ * Key names. Keys of one hub carry the hash tag `{h:<hubId>}` so they hash to one Redis Cluster
+ * slot: a Lua script or MULTI may touch several of them. Keys of different hubs, and a node's
+ * liveness key (`{n:<nodeId>}`), live in other slots: nothing may touch those together atomically.
+ */
+export class RedisKeys {
+  constructor(readonly prefix: string = DEFAULT_REDIS_PREFIX) {
+    if (/[{}]/.test(prefix)) throw new TypeError(`redis key prefix "${prefix}" must not contain { or }: it would become the hash tag`);
+  }
+
+  /** `<prefix>{h:<hubId>}:<what>` */
+  hub(hubId: string, what: string): string {
+    return `${this.prefix}${hashTag('h', hubId)}:${what}`;
+  }
+
+  /** `<prefix>{n:<nodeId>}:<what>` */
+  node(nodeId: string, what: string): string {
+    return `${this.prefix}${hashTag('n', nodeId)}:${what}`;
+  }
+
+  /** `<prefix>{home:<homeId>}:<what>` */
+  home(homeId: string, what: string): string {
+    return `${this.prefix}${hashTag('home', homeId)}:${what}`;
+  }
+
+  /** `<prefix><what>`: a key that is only ever used alone (any slot will do) */
+  single(what: string): string {
+    return `${this.prefix}${what}`;
+  }
+}
+
+/** `{<kind>:<id>}`; ids with braces are refused, they would change which part is the tag. */
+export function hashTag(kind: string, id: string): string {
+  if (id.length === 0 || /[{}]/.test(id)) throw new TypeError(`id "${id}" cannot be used in a redis key`);
+  return `{${kind}:${id}}`;
+}
+
+/**
+ * A Lua script run by EVALSHA, falling back to EVAL when Redis does not know it (first use, or
+ * after a restart emptied the script cache). Scripts must declare every key they touch in KEYS.
+ */
+export class LuaScript {
+  readonly sha: string;
+
+  constructor(readonly lua: string) {
+    this.sha = createHash('sha1').update(lua).digest('hex');
+  }
+
+  async run(client: Redis, keys: string[], args: Array<string | number>): Promise<unknown> {
+    try {
+      return await client.evalsha(this.sha, keys.length, ...keys, ...args);
+    } catch (err) {
+      if (!(err instanceof Error) || !err.message.startsWith('NOSCRIPT')) throw err;
+      return client.eval(this.lua, keys.length, ...keys, ...args);
+    }
+  }
+}
+
+function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = '***';
+    return u.toString();
+  } catch {
+    return '(unparsable url)';
+  }
+}

@@ -1,0 +1,483 @@
+import type { Redis } from 'ioredis';
+import type { Attrs } from '../../proto/frames.js';
+import { TierError } from '../errors.js';
+import type { Logger } from '../log/logger.js';
+import { closeRedis, connectRedis, backoff, LuaScript, RedisKeys } from './redis.js';
+import { emptyDevice, mergeAttrs, type DeviceShadow, type HubShadow, type SeqCursor, type ShadowStore } from './shadow-store.js';
+
+export interface RedisShadowStoreOptions {
+  log: Logger;
+  /** key names and their prefix */
+  keys?: RedisKeys;
+  /** @default 50 (ms): how long `writeReported`/`writeCursor` are collected before one pipeline writes them */
+  batchWindowMs?: number;
+  /** @default 10_000 (ms): how long `flush()` waits for an unreachable Redis before it rejects */
+  flushTimeoutMs?: number;
+  /** @default 2_000 (ms): the cap of the retry backoff while Redis fails */
+  maxRetryMs?: number;
+}
+
+/** The reported side of one device as queued: a copy taken at `writeReported`. */
+interface ReportedEntry {
+  readonly a: Attrs;
+  readonly v: number;
+  readonly at: number;
+  readonly k: string | undefined;
+  /** write number of the oldest write this entry stands for (for `flush`) */
+  readonly order: number;
+}
+
+interface CursorEntry {
+  readonly boot: string;
+  readonly seq: number;
+  readonly order: number;
+}
+
+/** What is queued for one hub: the latest write per device, the latest cursor. */
+interface HubBatch {
+  readonly devices: Map<string, ReportedEntry>;
+  cursor: CursorEntry | undefined;
+}
+
+/** Sets a field only if it still holds the value read before (`''` = absent): optimistic read-modify-write. */
+const COMPARE_AND_SET = new LuaScript(`
+local cur = redis.call('HGET', KEYS[1], ARGV[1])
+if cur == false then cur = '' end
+if cur ~= ARGV[2] then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+return 1`);
+
+/**
+ * Replaces a hub's device list in one step. ARGV: full ('1'/'0'), n, then n × (id, kind,
+ * has-model '1'/'0', model), then the ids that left. Removing a device removes its four fields.
+ */
+const WRITE_DEVICES = new LuaScript(`
+local key = KEYS[1]
+local n = tonumber(ARGV[2])
+local keep = {}
+for i = 0, n - 1 do keep[ARGV[3 + i * 4]] = true end
+local del = {}
+if ARGV[1] == '1' then
+  for _, f in ipairs(redis.call('HKEYS', key)) do
+    if string.sub(f, 2, 2) == ':' and not keep[string.sub(f, 3)] then del[#del + 1] = f end
+  end
+end
+for i = 3 + n * 4, #ARGV do
+  local id = ARGV[i]
+  del[#del + 1] = 'r:' .. id
+  del[#del + 1] = 'd:' .. id
+  del[#del + 1] = 'k:' .. id
+  del[#del + 1] = 'm:' .. id
+end
+for i = 1, #del, 500 do redis.call('HDEL', key, unpack(del, i, math.min(i + 499, #del))) end
+for i = 0, n - 1 do
+  local b = 3 + i * 4
+  redis.call('HSET', key, 'k:' .. ARGV[b], ARGV[b + 1])
+  if ARGV[b + 2] == '1' then redis.call('HSET', key, 'm:' .. ARGV[b], ARGV[b + 3]) end
+end
+return #del`);
+
+/** Optimistic attempts of one `setDesired` before it gives up with `busy`. */
+const MAX_DESIRED_ATTEMPTS = 50;
+
+/**
+ * Shadows in Redis. One hash per hub, `<prefix>{h:<hubId>}:shadow` (one Redis Cluster slot), with
+ * four fields per device and the hub's cursor:
+ *
+ *   r:<deviceId>  reported side, JSON `{"a":{attrs},"v":reportedVersion,"at":reportedAt}`
+ *   d:<deviceId>  desired side, JSON `{"a":{attrs},"v":desiredVersion}`
+ *   k:<deviceId>  kind, m:<deviceId> model (plain strings)
+ *   cursor        JSON `{"boot":…,"seq":…}`
+ *
+ * The sides are separate fields so the hot path writes `reported` with a plain HSET and never
+ * reads or overwrites `desired`, which only `setDesired` writes.
+ *
+ * - `writeReported`/`writeCursor` are queued in this process, the latest per hub/device (cursor per
+ *   hub) winning, and written every `batchWindowMs` as one pipeline of one HSET per hub (atomic per
+ *   hub). **Loss window:** a crash loses the writes of the last `batchWindowMs` (default 50 ms) plus
+ *   whatever could not be written while Redis was unreachable.
+ * - While Redis fails, queued writes are kept (never dropped) and retried with capped backoff and at
+ *   once when the connection is back; a write queued meanwhile is never overwritten by an older
+ *   retry. `healthy` is false and `pendingWrites` counts what waits. Memory stays bounded: one entry
+ *   per hub and device this node writes.
+ * - `setDesired` reads, merges in this process (the same `mergeAttrs` as the memory store) and writes
+ *   with a compare-and-set script, retrying when another writer came first: atomic per device,
+ *   durable (acknowledged by Redis) when it resolves.
+ * - `writeDevices` is one Lua script per hub. `load`/`loadCursor` overlay this process's queued and
+ *   in-flight writes on what Redis holds.
+ * - Single writer per hub: after a takeover, writes the old node still had queued may land after
+ *   the new holder's (nothing fences them by epoch).
+ */
+export class RedisShadowStore implements ShadowStore {
+  readonly batchWindowMs: number;
+  private readonly keys: RedisKeys;
+  private readonly log: Logger;
+  private readonly flushTimeoutMs: number;
+  private readonly maxRetryMs: number;
+
+  /** writes not yet sent */
+  private queued = new Map<string, HubBatch>();
+  /** the batch on the wire and its completion (which never rejects) */
+  private inflight: { batch: Map<string, HubBatch>; done: Promise<void> } | null = null;
+  private timer: NodeJS.Timeout | null = null;
+  /** writes so far; every queued entry carries the number of the oldest write it covers */
+  private order = 0;
+  /** consecutive failed batches (0: the last batch was written) */
+  private failures = 0;
+  private waiters: Array<() => void> = [];
+  private closing: Promise<void> | null = null;
+  /** set once `close` gave up flushing: no further attempts */
+  private stopped = false;
+  private warnedClosed = false;
+  private readonly onReady = (): void => {
+    if (this.failures > 0 && !this.inflight) void this.sendNow();
+  };
+
+  /** Takes ownership of `client`: `close()` flushes, then quits it. */
+  constructor(
+    private readonly client: Redis,
+    options: RedisShadowStoreOptions,
+  ) {
+    this.log = options.log;
+    this.keys = options.keys ?? new RedisKeys();
+    this.batchWindowMs = options.batchWindowMs ?? 50;
+    this.flushTimeoutMs = options.flushTimeoutMs ?? 10_000;
+    this.maxRetryMs = options.maxRetryMs ?? 2_000;
+    if (!(this.batchWindowMs >= 0 && Number.isFinite(this.batchWindowMs))) throw new RangeError(`batchWindowMs must be ≥ 0, got ${this.batchWindowMs}`);
+    client.on('ready', this.onReady);
+  }
+
+  static async connect(url: string, options: RedisShadowStoreOptions & { name: string }): Promise<RedisShadowStore> {
+    return new RedisShadowStore(await connectRedis(url, { name: options.name, log: options.log }), options);
+  }
+
+  /** False while Redis is unreachable or the last batch failed: readiness should report it. */
+  get healthy(): boolean {
+    return this.failures === 0 && this.client.status === 'ready';
+  }
+
+  /** Device and cursor writes queued or in flight, not yet acknowledged by Redis. */
+  get pendingWrites(): number {
+    let n = count(this.queued);
+    if (this.inflight) n += count(this.inflight.batch);
+    return n;
+  }
+
+  /** Of `pendingWrites`, those sent to Redis and not yet answered. */
+  get inFlightWrites(): number {
+    return this.inflight ? count(this.inflight.batch) : 0;
+  }
+
+  writeReported(hubId: string, deviceId: string, device: DeviceShadow): void {
+    if (this.refuseAfterClose()) return;
+    const batch = this.batchOf(hubId);
+    const order = ++this.order;
+    const before = batch.devices.get(deviceId);
+    batch.devices.set(deviceId, {
+      a: { ...device.reported },
+      v: device.reportedVersion,
+      at: device.reportedAt,
+      k: device.kind,
+      order: before ? before.order : order,
+    });
+    this.schedule();
+  }
+
+  writeCursor(hubId: string, cursor: SeqCursor): void {
+    if (this.refuseAfterClose()) return;
+    const batch = this.batchOf(hubId);
+    const order = ++this.order;
+    batch.cursor = { boot: cursor.boot, seq: cursor.seq, order: batch.cursor ? batch.cursor.order : order };
+    this.schedule();
+  }
+
+  async loadCursor(hubId: string): Promise<SeqCursor | null> {
+    const local = this.queued.get(hubId)?.cursor ?? this.inflight?.batch.get(hubId)?.cursor;
+    if (local) return { boot: local.boot, seq: local.seq };
+    const raw = await this.client.hget(this.key(hubId), 'cursor');
+    if (raw === null) return null;
+    const c = JSON.parse(raw) as SeqCursor;
+    return { boot: c.boot, seq: c.seq };
+  }
+
+  async load(hubId: string): Promise<HubShadow> {
+    // taken before the read: a batch that lands meanwhile is then in Redis or in this snapshot
+    const overlay = this.overlayOf(hubId);
+    const fields = await this.client.hgetall(this.key(hubId));
+    const out = Object.create(null) as HubShadow;
+    for (const field in fields) {
+      if (field.charAt(1) !== ':') continue; // the cursor
+      const device = (out[field.slice(2)] ??= emptyDevice());
+      applyField(device, field.charAt(0), fields[field]!);
+    }
+    for (const [id, e] of overlay) applyReported((out[id] ??= emptyDevice()), e);
+    return out;
+  }
+
+  async setDesired(hubId: string, deviceId: string, patch: Attrs): Promise<DeviceShadow> {
+    const key = this.key(hubId);
+    const fields = [`r:${deviceId}`, `d:${deviceId}`, `k:${deviceId}`, `m:${deviceId}`];
+    for (let attempt = 1; attempt <= MAX_DESIRED_ATTEMPTS; attempt++) {
+      const overlay = this.overlayOf(hubId).filter(([id]) => id === deviceId);
+      const [r, d, k, m] = await this.client.hmget(key, ...fields);
+      const device = emptyDevice();
+      if (r != null) applyField(device, 'r', r);
+      if (d != null) applyField(device, 'd', d);
+      if (k != null) device.kind = k;
+      if (m != null) device.model = m;
+      for (const [, e] of overlay) applyReported(device, e);
+      const desired = { ...device.desired };
+      const changed = mergeAttrs(desired, patch);
+      if (changed) {
+        device.desired = desired;
+        device.desiredVersion++;
+      } else if (d != null) {
+        return device; // nothing to write
+      }
+      // a first patch creates the device even when it changes nothing, as the memory store does
+      const next = JSON.stringify({ a: device.desired, v: device.desiredVersion });
+      if ((await COMPARE_AND_SET.run(this.client, [key], [`d:${deviceId}`, d ?? '', next])) === 1) return device;
+    }
+    throw new TierError('busy', `desired state of ${hubId}/${deviceId} kept changing under ${MAX_DESIRED_ATTEMPTS} attempts`);
+  }
+
+  async writeDevices(hubId: string, devices: Array<{ d: string; k: string; m?: string }>, left: string[], full: boolean): Promise<void> {
+    // a failed in-flight batch is queued again: wait for it, so the writes of removed devices are
+    // dropped below rather than written back after the removal
+    while (this.inflight) await this.inflight.done;
+    const batch = this.queued.get(hubId);
+    if (batch) {
+      const keep = full ? new Set(devices.map((d) => d.d)) : null;
+      const gone = new Set(left);
+      for (const id of [...batch.devices.keys()]) if ((keep !== null && !keep.has(id)) || gone.has(id)) batch.devices.delete(id);
+      // a queued write carries the kind the actor had then; the new list's kind is newer
+      for (const d of devices) {
+        const e = batch.devices.get(d.d);
+        if (e?.k !== undefined) batch.devices.set(d.d, { ...e, k: d.k });
+      }
+      if (batch.devices.size === 0 && batch.cursor === undefined) this.queued.delete(hubId);
+    }
+    const args: string[] = [full ? '1' : '0', String(devices.length)];
+    for (const d of devices) args.push(d.d, d.k, d.m === undefined ? '0' : '1', d.m ?? '');
+    args.push(...left);
+    await WRITE_DEVICES.run(this.client, [this.key(hubId)], args);
+  }
+
+  /**
+   * Resolves when every write made before the call is acknowledged by Redis (or replaced by a later
+   * write that is). Rejects after `flushTimeoutMs` while Redis stays unreachable; the writes stay
+   * queued and are still retried.
+   */
+  async flush(): Promise<void> {
+    const target = this.order;
+    const deadline = Date.now() + this.flushTimeoutMs;
+    while (this.oldestPending() <= target) {
+      if (this.inflight) await this.inflight.done;
+      else if (this.failures === 0) await this.sendNow();
+      else {
+        const left = deadline - Date.now();
+        if (left <= 0) {
+          throw new TierError('internal', `${this.pendingWrites} shadow writes not durable after ${this.flushTimeoutMs} ms: redis unreachable`);
+        }
+        await this.nextSettle(left);
+      }
+    }
+  }
+
+  /** Flushes (bounded by `flushTimeoutMs`), then quits the client; what could not be written is logged as lost. */
+  close(): Promise<void> {
+    this.closing ??= this.shutdown();
+    return this.closing;
+  }
+
+  private async shutdown(): Promise<void> {
+    try {
+      await this.flush();
+    } catch (err) {
+      this.log.error({ err, lost: this.pendingWrites }, 'shadow writes lost at close: redis unreachable');
+    }
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    this.client.off('ready', this.onReady);
+    await closeRedis(this.client);
+  }
+
+  private refuseAfterClose(): boolean {
+    if (this.closing === null) return false;
+    if (!this.warnedClosed) this.log.warn('shadow write after close dropped');
+    this.warnedClosed = true;
+    return true;
+  }
+
+  private batchOf(hubId: string): HubBatch {
+    let batch = this.queued.get(hubId);
+    if (!batch) {
+      batch = { devices: new Map(), cursor: undefined };
+      this.queued.set(hubId, batch);
+    }
+    return batch;
+  }
+
+  /** This process's unacknowledged writes of a hub, oldest first (in flight, then queued). */
+  private overlayOf(hubId: string): Array<[string, ReportedEntry]> {
+    const out: Array<[string, ReportedEntry]> = [];
+    const sent = this.inflight?.batch.get(hubId);
+    if (sent) out.push(...sent.devices);
+    const queued = this.queued.get(hubId);
+    if (queued) out.push(...queued.devices);
+    return out;
+  }
+
+  private oldestPending(): number {
+    let min = Infinity;
+    for (const m of this.inflight ? [this.inflight.batch, this.queued] : [this.queued]) {
+      for (const b of m.values()) {
+        for (const e of b.devices.values()) if (e.order < min) min = e.order;
+        if (b.cursor && b.cursor.order < min) min = b.cursor.order;
+      }
+    }
+    return min;
+  }
+
+  /** Arms the timer for the next batch: the batch window, or the retry backoff while Redis fails. */
+  private schedule(): void {
+    if (this.timer || this.inflight || this.queued.size === 0 || this.stopped) return;
+    const delay = this.failures === 0 ? this.batchWindowMs : backoff(this.failures, this.maxRetryMs);
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      void this.sendNow();
+    }, delay);
+    this.timer.unref();
+  }
+
+  /** Sends what is queued now (unless a batch is on the wire); resolves when it settled. */
+  private sendNow(): Promise<void> {
+    if (this.inflight) return this.inflight.done;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    if (this.queued.size === 0) return Promise.resolve();
+    const batch = this.queued;
+    this.queued = new Map();
+    const done = this.write(batch);
+    this.inflight = { batch, done };
+    return done;
+  }
+
+  private async write(batch: Map<string, HubBatch>): Promise<void> {
+    const hubs = [...batch.keys()];
+    const pipeline = this.client.pipeline();
+    for (const hubId of hubs) pipeline.hset(this.key(hubId), fieldsOf(batch.get(hubId)!));
+    let failed: string[] = [];
+    let error: unknown;
+    try {
+      const results = await pipeline.exec();
+      if (results === null) throw new Error('pipeline discarded');
+      results.forEach(([err], i) => {
+        if (err) {
+          error ??= err;
+          failed.push(hubs[i]!);
+        }
+      });
+    } catch (err) {
+      error = err;
+      failed = hubs;
+    }
+    this.inflight = null;
+    for (const hubId of failed) this.requeue(hubId, batch.get(hubId)!);
+    if (failed.length > 0) {
+      this.failures++;
+      if (this.failures === 1) this.log.warn({ err: error, hubs: failed.length, pending: this.pendingWrites }, 'shadow writes failed; keeping them and retrying');
+      else this.log.debug({ err: error, failures: this.failures, pending: this.pendingWrites }, 'shadow writes failed again');
+    } else if (this.failures > 0) {
+      this.log.info({ failures: this.failures, pending: this.pendingWrites }, 'shadow writes succeed again');
+      this.failures = 0;
+    }
+    this.schedule();
+    const waiters = this.waiters;
+    this.waiters = [];
+    for (const w of waiters) w();
+  }
+
+  /** Puts a failed hub batch back; what was queued since is newer and wins. */
+  private requeue(hubId: string, old: HubBatch): void {
+    const now = this.queued.get(hubId);
+    if (!now) {
+      this.queued.set(hubId, old);
+      return;
+    }
+    for (const [id, e] of old.devices) {
+      const newer = now.devices.get(id);
+      if (!newer) now.devices.set(id, e);
+      else if (e.order < newer.order) now.devices.set(id, { ...newer, order: e.order });
+    }
+    if (old.cursor) {
+      if (!now.cursor) now.cursor = old.cursor;
+      else if (old.cursor.order < now.cursor.order) now.cursor = { ...now.cursor, order: old.cursor.order };
+    }
+  }
+
+  /** Resolves when the next batch settles, or after `ms`. */
+  private nextSettle(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, ms);
+      function done(): void {
+        clearTimeout(timer);
+        resolve();
+      }
+      this.waiters.push(done);
+    });
+  }
+
+  private key(hubId: string): string {
+    return this.keys.hub(hubId, 'shadow');
+  }
+}
+
+function count(m: Map<string, HubBatch>): number {
+  let n = 0;
+  for (const b of m.values()) n += b.devices.size + (b.cursor ? 1 : 0);
+  return n;
+}
+
+/** The HSET fields of one hub batch. */
+function fieldsOf(batch: HubBatch): Map<string, string> {
+  const fields = new Map<string, string>();
+  for (const [id, e] of batch.devices) {
+    fields.set(`r:${id}`, JSON.stringify({ a: e.a, v: e.v, at: e.at }));
+    if (e.k !== undefined) fields.set(`k:${id}`, e.k);
+  }
+  if (batch.cursor) fields.set('cursor', JSON.stringify({ boot: batch.cursor.boot, seq: batch.cursor.seq }));
+  return fields;
+}
+
+function applyField(device: DeviceShadow, type: string, raw: string): void {
+  switch (type) {
+    case 'r': {
+      const r = JSON.parse(raw) as { a: Attrs; v: number; at: number };
+      device.reported = r.a;
+      device.reportedVersion = r.v;
+      device.reportedAt = r.at;
+      return;
+    }
+    case 'd': {
+      const d = JSON.parse(raw) as { a: Attrs; v: number };
+      device.desired = d.a;
+      device.desiredVersion = d.v;
+      return;
+    }
+    case 'k':
+      device.kind = raw;
+      return;
+    case 'm':
+      device.model = raw;
+      return;
+  }
+}
+
+function applyReported(device: DeviceShadow, e: ReportedEntry): void {
+  device.reported = { ...e.a };
+  device.reportedVersion = e.v;
+  device.reportedAt = e.at;
+  if (e.k !== undefined) device.kind = e.k;
+}

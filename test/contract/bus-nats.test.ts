@@ -1,0 +1,147 @@
+import { Writable } from 'node:stream';
+import { pino } from 'pino';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { NoRespondersError } from '../../src/cluster/bus.js';
+import { NatsBus } from '../../src/cluster/bus-nats.js';
+import { TierError } from '../../src/errors.js';
+import { freePort } from '../helpers/server-process.js';
+import { startNats, uniquePrefix, type Backend } from '../helpers/backends.js';
+
+/** What NatsBus promises beyond the Bus contract: reconnecting forever, status for readiness, closing. */
+
+const WITHIN_MS = 8_000;
+const enc = (s: string): Uint8Array => new TextEncoder().encode(s);
+const dec = (b: Uint8Array): string => new TextDecoder().decode(b);
+
+let nats: Backend;
+beforeAll(async () => {
+  nats = await startNats();
+});
+afterAll(async () => {
+  await nats?.stop();
+});
+
+const opened: NatsBus[] = [];
+afterEach(async () => {
+  if (!nats.running) await nats.restart();
+  await Promise.all(opened.splice(0).map((b) => b.close()));
+});
+
+/** A logger whose lines the test can read. */
+function capture(): { log: pino.Logger; messages: () => string[] } {
+  const lines: Array<{ msg: string }> = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      for (const l of chunk.toString().split('\n')) if (l) lines.push(JSON.parse(l) as { msg: string });
+      cb();
+    },
+  });
+  return { log: pino({ level: 'debug' }, sink), messages: () => lines.map((l) => l.msg) };
+}
+
+async function bus(log = capture().log): Promise<NatsBus> {
+  const b = await NatsBus.connect(nats.url, { name: 'test', log, reconnectTimeWaitMs: 50 });
+  opened.push(b);
+  return b;
+}
+
+async function until(what: string, cond: () => boolean | Promise<boolean>): Promise<void> {
+  const deadline = Date.now() + WITHIN_MS;
+  while (!(await cond())) {
+    if (Date.now() > deadline) throw new Error(`not within ${WITHIN_MS} ms: ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+describe('NatsBus', () => {
+  it('reports its status, reconnects after a server restart and keeps its subscriptions', async () => {
+    const { log, messages } = capture();
+    const b = await bus(log);
+    const p = uniquePrefix().slice(0, -1);
+    b.subscribe(`${p}.echo`, (m) => void m.respond(enc(`re:${dec(m.data)}`)));
+    await b.flush();
+    expect(b.connected).toBe(true);
+    expect(b.status()).toMatchObject({ state: 'connected', server: `127.0.0.1:${nats.port}`, reconnects: 0 });
+
+    await nats.kill();
+    await until('the bus notices', () => !b.connected);
+    expect(b.status().state).toBe('reconnecting');
+
+    await nats.restart();
+    await until('the bus is back', () => b.connected);
+    expect(b.status()).toMatchObject({ state: 'connected', reconnects: 1 });
+    // the subscription was made again on the new server: requests reach it
+    await until('the responder is registered again', async () => {
+      try {
+        return dec(await b.request(`${p}.echo`, enc('x'), 1_000)) === 're:x';
+      } catch (err) {
+        if (err instanceof NoRespondersError) return false;
+        throw err;
+      }
+    });
+    expect(messages()).toEqual(expect.arrayContaining(['nats connected', 'nats disconnected; reconnecting', 'nats reconnected']));
+  });
+
+  it('drops and counts what is published while disconnected; publishing works again after the reconnect', async () => {
+    const { log, messages } = capture();
+    const b = await bus(log);
+    const p = uniquePrefix().slice(0, -1);
+    const got: string[] = [];
+    b.subscribe(`${p}.>`, (m) => void got.push(dec(m.data)));
+    await b.flush();
+    b.publish(`${p}.a`, enc('before'));
+    await until('the first message arrived', () => got.length === 1);
+
+    await nats.kill();
+    await until('the bus notices', () => !b.connected);
+    for (let i = 0; i < 5; i++) expect(() => b.publish(`${p}.a`, enc(`lost${i}`))).not.toThrow();
+    expect(b.status().dropped).toBe(5);
+    // a request cannot be delivered now: it fails at once, not after its timeout
+    const started = Date.now();
+    await expect(b.request(`${p}.a`, enc('?'), 5_000)).rejects.toMatchObject({ code: 'internal', temporary: true });
+    expect(Date.now() - started).toBeLessThan(1_000);
+    await expect(b.flush()).rejects.toMatchObject({ code: 'internal' });
+
+    await nats.restart();
+    await until('reconnected', () => b.connected);
+    b.publish(`${p}.a`, enc('after'));
+    await until('the message after the reconnect arrived', () => got.includes('after'));
+    expect(got).toEqual(['before', 'after']);
+    expect(b.status().dropped).toBe(6); // and the request
+    expect(messages().filter((m) => m === 'nats disconnected: dropping messages until it is back')).toHaveLength(1);
+  });
+
+  it('a second client sees no responders at once for a subject nobody serves', async () => {
+    const a = await bus();
+    const started = Date.now();
+    await expect(a.request(`${uniquePrefix().slice(0, -1)}.none`, enc(''), 5_000)).rejects.toBeInstanceOf(NoRespondersError);
+    expect(Date.now() - started).toBeLessThan(1_000);
+  });
+
+  it('after close: status closed, publish and respond are dropped, subscribe and request fail with draining', async () => {
+    const b = await bus();
+    const p = uniquePrefix().slice(0, -1);
+    let later: ((data: Uint8Array) => boolean) | undefined;
+    b.subscribe(`${p}.r`, (m) => {
+      later = (d) => m.respond(d);
+    });
+    await b.flush();
+    await expect(b.request(`${p}.r`, enc(''), 100)).rejects.toThrow();
+    await b.close();
+    await b.close(); // twice is harmless
+    expect(b.connected).toBe(false);
+    expect(b.status().state).toBe('closed');
+    expect(() => b.publish(`${p}.x`, enc(''))).not.toThrow();
+    expect(later?.(enc('too late'))).toBe(false);
+    expect(() => b.subscribe(`${p}.y`, () => {})).toThrow(TierError);
+    await expect(b.request(`${p}.r`, enc(''), 100)).rejects.toMatchObject({ code: 'draining' });
+    await expect(b.flush()).resolves.toBeUndefined();
+  });
+
+  it('fails start-up when no server answers', async () => {
+    const port = await freePort();
+    await expect(
+      NatsBus.connect(`nats://127.0.0.1:${port}`, { name: 'test', log: capture().log, connectTimeoutMs: 1_000 }),
+    ).rejects.toBeInstanceOf(TierError);
+  });
+});

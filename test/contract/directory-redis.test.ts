@@ -1,0 +1,39 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { RedisDirectory } from '../../src/cluster/directory-redis.js';
+import { connectRedis, RedisKeys } from '../../src/cluster/redis.js';
+import { createLogger } from '../../src/log/logger.js';
+import { startRedis, uniquePrefix, type Backend } from '../helpers/backends.js';
+
+/** What RedisDirectory promises beyond the Directory contract. */
+
+let redis: Backend;
+beforeAll(async () => {
+  redis = await startRedis();
+});
+afterAll(async () => {
+  await redis?.stop();
+});
+
+describe('RedisDirectory', () => {
+  it('epochs keep growing after Redis lost its data (restarted without persistence)', async () => {
+    const log = createLogger('silent');
+    const keys = new RedisKeys(uniquePrefix());
+    const before = new RedisDirectory(await connectRedis(redis.url, { name: 'test-directory', log }), { keys, ttlMs: 60_000 });
+    const epochs = [];
+    for (let i = 0; i < 5; i++) epochs.push((await before.claim('hub-1', 'node-a')).epoch);
+    await before.close();
+
+    await redis.restart(); // empty now: the counter is gone
+    const after = new RedisDirectory(await connectRedis(redis.url, { name: 'test-directory', log }), { keys, ttlMs: 60_000 });
+    try {
+      expect(await after.lookup('hub-1')).toBeNull();
+      const next = await after.claim('hub-1', 'node-b');
+      epochs.push(next.epoch);
+      for (let i = 1; i < epochs.length; i++) expect(epochs[i]!, `claim ${i}`).toBeGreaterThan(epochs[i - 1]!);
+      expect(Number.isSafeInteger(next.epoch)).toBe(true);
+      expect(await after.holds('hub-1', 'node-b', next.epoch)).toBe(true);
+    } finally {
+      await after.close();
+    }
+  });
+});

@@ -1,0 +1,248 @@
+import type { Redis } from 'ioredis';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import type { Attrs } from '../../proto/frames.js';
+import { RedisDirectory } from '../../src/cluster/directory-redis.js';
+import { RedisHubRegistry } from '../../src/cluster/hub-registry-redis.js';
+import { connectRedis, RedisKeys } from '../../src/cluster/redis.js';
+import { emptyDevice, type DeviceShadow } from '../../src/cluster/shadow-store.js';
+import { RedisShadowStore, type RedisShadowStoreOptions } from '../../src/cluster/shadow-store-redis.js';
+import { createLogger } from '../../src/log/logger.js';
+import { startRedis, uniquePrefix, type Backend } from '../helpers/backends.js';
+
+/**
+ * Promises of the Redis shadow store beyond the shared contract: batching, surviving a Redis
+ * outage without losing or reordering writes, and key names that fit Redis Cluster.
+ */
+
+const log = createLogger('silent');
+/** The ceiling for anything that should happen: only reached when the implementation is broken. */
+const WITHIN_MS = 8_000;
+
+let redis: Backend;
+beforeAll(async () => {
+  redis = await startRedis();
+});
+afterAll(async () => {
+  await redis?.stop();
+});
+
+let prefix: string;
+let keys: RedisKeys;
+let hub: string;
+/** everything a test opened, closed after it */
+let opened: Array<{ close(): Promise<void> }>;
+
+beforeEach(() => {
+  prefix = uniquePrefix();
+  keys = new RedisKeys(prefix);
+  hub = `hub-${prefix.slice(1, 13)}`;
+  opened = [];
+});
+
+afterEach(async () => {
+  redis.resume();
+  if (!redis.running) await redis.restart();
+  await Promise.all(opened.map((o) => o.close()));
+});
+
+/** A client that reconnects quickly (backoff capped at 100 ms), so outage tests stay short. */
+function client(name: string, commandTimeoutMs?: number): Promise<Redis> {
+  return connectRedis(redis.url, { name, log, maxBackoffMs: 100, ...(commandTimeoutMs === undefined ? {} : { commandTimeoutMs }) });
+}
+
+async function store(options: Partial<RedisShadowStoreOptions> = {}, commandTimeoutMs?: number): Promise<RedisShadowStore> {
+  const s = new RedisShadowStore(await client('test-shadows', commandTimeoutMs), { log, keys, ...options });
+  opened.push(s);
+  return s;
+}
+
+/** A second client on the same Redis, to look at what is really stored. */
+async function inspector(): Promise<Redis> {
+  const c = await client('test-inspector');
+  opened.push({ close: async () => void c.disconnect() });
+  return c;
+}
+
+function device(reported: Attrs, version: number, at = 1_700_000_000_000 + version): DeviceShadow {
+  return { ...emptyDevice(), reported, reportedVersion: version, reportedAt: at };
+}
+
+/** Polls a condition the test has caused; fails after WITHIN_MS. */
+async function until(what: string, cond: () => boolean | Promise<boolean>): Promise<void> {
+  const deadline = Date.now() + WITHIN_MS;
+  while (!(await cond())) {
+    if (Date.now() > deadline) throw new Error(`not within ${WITHIN_MS} ms: ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+describe('RedisShadowStore batching', () => {
+  it('holds writes for the batch window, coalesced per device; flush makes them durable for another store', async () => {
+    const s = await store({ batchWindowMs: 60_000 });
+    const raw = await inspector();
+    for (let v = 1; v <= 100; v++) s.writeReported(hub, 'd1', device({ level: v }, v));
+    s.writeReported(hub, 'd2', device({ on: true }, 1));
+    s.writeCursor(hub, { boot: 'b1', seq: 7 });
+    s.writeCursor(hub, { boot: 'b1', seq: 8 });
+    // nothing written yet (the window is a minute), but this process sees its own writes
+    expect(await raw.exists(keys.hub(hub, 'shadow'))).toBe(0);
+    expect(s.pendingWrites).toBe(3);
+    expect((await s.load(hub)).d1).toMatchObject({ reported: { level: 100 }, reportedVersion: 100 });
+
+    await s.flush();
+    expect(s.pendingWrites).toBe(0);
+    const other = await store();
+    const shadow = await other.load(hub);
+    expect(shadow.d1).toMatchObject({ reported: { level: 100 }, reportedVersion: 100, reportedAt: 1_700_000_000_100 });
+    expect(shadow.d2).toMatchObject({ reported: { on: true }, reportedVersion: 1 });
+    expect(await other.loadCursor(hub)).toEqual({ boot: 'b1', seq: 8 });
+  });
+
+  it('writes a batch by itself once the window has passed, without flush', async () => {
+    const s = await store({ batchWindowMs: 20 });
+    const other = await store();
+    const started = Date.now();
+    s.writeReported(hub, 'd1', device({ on: true }, 1));
+    await until('the batch reached redis', async () => (await other.load(hub)).d1 !== undefined);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(15);
+    expect(s.pendingWrites).toBe(0);
+    expect(s.healthy).toBe(true);
+  });
+
+  it('a write made while flush waits is not lost and flush still resolves', async () => {
+    const s = await store({ batchWindowMs: 5 });
+    const other = await store();
+    s.writeReported(hub, 'd1', device({ n: 1 }, 1));
+    const flushed = s.flush();
+    s.writeReported(hub, 'd1', device({ n: 2 }, 2));
+    await flushed;
+    await s.flush();
+    expect((await other.load(hub)).d1).toMatchObject({ reported: { n: 2 }, reportedVersion: 2 });
+  });
+});
+
+describe('RedisShadowStore during a Redis outage', () => {
+  it('keeps writes while Redis is down, reports unhealthy, and writes the latest values after a restart', async () => {
+    const s = await store({ batchWindowMs: 10, flushTimeoutMs: 300 });
+    s.writeReported(hub, 'd1', device({ level: 1 }, 1));
+    await s.flush();
+    expect(s.healthy).toBe(true);
+
+    await redis.stop();
+    s.writeReported(hub, 'd1', device({ level: 2 }, 2));
+    s.writeCursor(hub, { boot: 'b1', seq: 2 });
+    await until('the store notices the outage', () => !s.healthy);
+    // a batch has failed and was kept; these writes come after it and must win over its retry
+    await until('a batch failed', () => s.pendingWrites > 0);
+    for (let v = 3; v <= 6; v++) s.writeReported(hub, 'd1', device({ level: v }, v));
+    s.writeReported(hub, 'd2', device({ open: true }, 1));
+    s.writeCursor(hub, { boot: 'b1', seq: 6 });
+    expect(s.pendingWrites).toBe(3);
+    // this process still answers with its own writes; flush cannot succeed and says so in time
+    expect((await s.loadCursor(hub))).toEqual({ boot: 'b1', seq: 6 });
+    await expect(s.flush()).rejects.toMatchObject({ code: 'internal' });
+    expect(s.pendingWrites).toBe(3);
+    // a read-modify-write cannot be durable now: it fails at once instead of hanging
+    const started = Date.now();
+    await expect(s.setDesired(hub, 'd1', { level: 9 })).rejects.toThrow();
+    expect(Date.now() - started).toBeLessThan(1_000);
+
+    await redis.restart(); // same port, empty (no persistence): only the retried writes are there
+    await s.flush();
+    expect(s.pendingWrites).toBe(0);
+    await until('healthy again', () => s.healthy);
+    const fresh = await store();
+    const shadow = await fresh.load(hub);
+    expect(shadow.d1).toMatchObject({ reported: { level: 6 }, reportedVersion: 6 });
+    expect(shadow.d2).toMatchObject({ reported: { open: true }, reportedVersion: 1 });
+    expect(await fresh.loadCursor(hub)).toEqual({ boot: 'b1', seq: 6 });
+  });
+
+  it('a batch that times out on a hung Redis is retried without overwriting the writes made meanwhile', async () => {
+    const s = await store({ batchWindowMs: 10, flushTimeoutMs: 200 }, 300);
+    s.writeReported(hub, 'd1', device({ level: 1 }, 1));
+    await s.flush();
+
+    redis.pause();
+    s.writeReported(hub, 'd1', device({ level: 2 }, 2));
+    s.writeCursor(hub, { boot: 'b1', seq: 2 });
+    // the batch with version 2 goes out and hangs; newer writes queue behind it
+    await until('the batch is on the wire', () => s.inFlightWrites === 2);
+    s.writeReported(hub, 'd1', device({ level: 3 }, 3));
+    s.writeCursor(hub, { boot: 'b1', seq: 3 });
+    await until('the hung batch timed out', () => !s.healthy);
+    expect(s.pendingWrites).toBe(2);
+    // (load would time out on the hung Redis; the cursor of this process is answered locally)
+    expect(await s.loadCursor(hub)).toEqual({ boot: 'b1', seq: 3 });
+
+    redis.resume();
+    await s.flush();
+    const fresh = await store();
+    expect((await fresh.load(hub)).d1).toMatchObject({ reported: { level: 3 }, reportedVersion: 3 });
+    expect(await fresh.loadCursor(hub)).toEqual({ boot: 'b1', seq: 3 });
+  });
+
+  it('retries by itself: queued writes reach Redis after it is back, without a flush', async () => {
+    const s = await store({ batchWindowMs: 10 });
+    await redis.kill();
+    s.writeReported(hub, 'd1', device({ on: false }, 4));
+    await until('the store notices the outage', () => !s.healthy && s.pendingWrites === 1);
+    await redis.restart();
+    const fresh = await store();
+    await until('the retried write is in redis', async () => (await fresh.load(hub)).d1?.reportedVersion === 4);
+    await until('the store is healthy', () => s.healthy && s.pendingWrites === 0);
+  });
+});
+
+describe('Redis Cluster compatibility', () => {
+  /** The part of a key Redis Cluster hashes: the first non-empty `{...}`, else the whole key. */
+  function hashTagOf(key: string): string {
+    const open = key.indexOf('{');
+    if (open < 0) return key;
+    const close = key.indexOf('}', open + 1);
+    if (close < 0 || close === open + 1) return key;
+    return key.slice(open + 1, close);
+  }
+
+  it('every key of one hub carries the same hash tag; a node\'s liveness key its own', async () => {
+    const raw = await inspector();
+    const s = await store();
+    const directory = new RedisDirectory(await client('test-directory'), { keys, ttlMs: 60_000 });
+    const registry = new RedisHubRegistry(await client('test-registry'), { keys });
+    opened.push(directory, registry);
+    const node = `node-${prefix.slice(1, 9)}`;
+
+    s.writeReported(hub, 'd1', device({ on: true }, 1));
+    s.writeCursor(hub, { boot: 'b', seq: 1 });
+    await s.setDesired(hub, 'd2', { on: true });
+    await s.writeDevices(hub, [{ d: 'd1', k: 'switch', m: 'SW' }], [], false);
+    await s.flush();
+    const { epoch } = await directory.claim(hub, node);
+    expect(await directory.holds(hub, node, epoch)).toBe(true);
+    await registry.create({ hubId: hub, homeId: 'home-1', model: undefined, secret: 's', enabled: true, createdAt: 1 });
+
+    const found: string[] = [];
+    let cursor = '0';
+    do {
+      const [next, batch] = await raw.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
+      cursor = next;
+      found.push(...batch);
+    } while (cursor !== '0');
+
+    const hubKeys = found.filter((k) => k.includes(hub)).sort();
+    expect(hubKeys).toEqual([keys.hub(hub, 'epoch'), keys.hub(hub, 'hub'), keys.hub(hub, 'loc'), keys.hub(hub, 'shadow')].sort());
+    for (const k of hubKeys) {
+      expect(k.startsWith(prefix), k).toBe(true);
+      expect(hashTagOf(k), k).toBe(`h:${hub}`);
+    }
+    const nodeKeys = found.filter((k) => !k.includes(hub));
+    expect(nodeKeys).toEqual([keys.node(node, 'alive')]);
+    expect(hashTagOf(nodeKeys[0]!)).toBe(`n:${node}`);
+  });
+
+  it('refuses a key prefix or an id that would change the hash tag', () => {
+    expect(() => new RedisKeys('a{b}:')).toThrow(TypeError);
+    expect(() => new RedisKeys('x:').hub('a}b', 'shadow')).toThrow(TypeError);
+    expect(() => new RedisKeys('x:').hub('', 'shadow')).toThrow(TypeError);
+  });
+});

@@ -1,0 +1,274 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import WebSocket from 'ws';
+import { HubClient } from '../../load/hub-client.js';
+import { startNats, startRedis, uniquePrefix, type Backend } from '../helpers/backends.js';
+import { api, freePort, startServerProcess, type ServerProcess } from '../helpers/server-process.js';
+
+/** Polls `check` until it returns a value other than undefined, or fails after `ms`. */
+async function eventually<T>(check: () => Promise<T | undefined>, ms = 15_000, what = 'condition'): Promise<T> {
+  const until = Date.now() + ms;
+  for (;;) {
+    const v = await check().catch(() => undefined);
+    if (v !== undefined) return v;
+    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/** An app socket that records events; resolves `next` when a matching message arrives. */
+function appSocket(url: string) {
+  const ws = new WebSocket(url);
+  const messages: any[] = [];
+  const waiters: Array<{ pred: (m: any) => boolean; resolve: (m: any) => void }> = [];
+  ws.on('message', (d: Buffer) => {
+    const m = JSON.parse(d.toString());
+    messages.push(m);
+    for (const w of waiters.splice(0)) (w.pred(m) ? w.resolve(m) : waiters.push(w));
+  });
+  let id = 0;
+  const next = (pred: (m: any) => boolean) =>
+    new Promise<any>((resolve) => {
+      const seen = messages.find(pred);
+      if (seen) resolve(seen);
+      else waiters.push({ pred, resolve });
+    });
+  return {
+    ws,
+    messages,
+    next,
+    opened: new Promise<void>((resolve, reject) => {
+      ws.once('open', () => resolve());
+      ws.once('error', reject);
+    }),
+    async request(body: Record<string, unknown>) {
+      const rid = ++id;
+      ws.send(JSON.stringify({ id: rid, ...body }));
+      return next((m) => m.id === rid);
+    },
+  };
+}
+
+describe('cluster mode: three nodes, one NATS, one Redis (real processes)', () => {
+  let nats: Backend;
+  let redis: Backend;
+  const nodes: Record<'a' | 'b' | 'c', ServerProcess> = {} as never;
+  const secrets: Record<string, string> = {};
+  const clients: HubClient[] = [];
+  const shared = {
+    ADMIN_TOKEN: 'cluster-admin-token-0123456789',
+    JWT_SECRET: 'cluster-jwt-secret-0123456789abcdef',
+  };
+  let env: Record<string, string>;
+
+  const startNode = (name: string, extra: Record<string, string> = {}) =>
+    startServerProcess({ ...env, NODE_ID: `node-${name}`, ...extra });
+  const cmd = (node: ServerProcess, hub: string, body: unknown = { set: { on: true } }, device = 't1') =>
+    api(node.httpUrl, 'POST', `/v1/hubs/${hub}/devices/${device}/commands`, shared.ADMIN_TOKEN, body);
+  const hubOn = async (node: ServerProcess, hubId: string, boot?: string) => {
+    const c = new HubClient({ url: node.wsUrl, hubId, secret: secrets[hubId]!, ...(boot ? { boot } : {}) });
+    clients.push(c);
+    await c.connect();
+    return c;
+  };
+
+  beforeAll(async () => {
+    [nats, redis] = await Promise.all([startNats(), startRedis()]);
+    env = {
+      ...shared,
+      NATS_URL: nats.url,
+      REDIS_URL: redis.url,
+      TIER_REDIS_PREFIX: uniquePrefix(),
+      TIER_DIRECTORY_TTL_MS: '3000',
+      TIER_IDLE_MS: '4000',
+      TIER_HEARTBEAT_MS: '1000',
+    };
+    [nodes.a, nodes.b, nodes.c] = await Promise.all([startNode('a'), startNode('b'), startNode('c')]);
+    for (const hub of ['c-cmd', 'c-off', 'c-app', 'c-race', 'c-kill', 'c-nats', 'c-redis']) {
+      const res = await api(nodes.a.httpUrl, 'POST', '/v1/admin/hubs', shared.ADMIN_TOKEN, { hubId: hub, homeId: `home-${hub}` });
+      expect(res.status).toBe(201);
+      secrets[hub] = res.body.secret;
+    }
+  }, 60_000);
+
+  afterAll(async () => {
+    await Promise.allSettled(clients.map((c) => c.terminate()));
+    await Promise.allSettled(Object.values(nodes).map((n) => n.stop()));
+    await Promise.allSettled([nats?.stop(), redis?.stop()]);
+  });
+
+  it('reports cluster mode and healthy backends on /readyz', async () => {
+    const r = await api(nodes.b.adminUrl, 'GET', '/readyz', undefined);
+    expect(r).toMatchObject({ status: 200, body: { ready: true, mode: 'cluster', node: 'node-b' } });
+  });
+
+  it('routes a command arriving at one node to the node holding the hub, and shows the holder everywhere', async () => {
+    await hubOn(nodes.a, 'c-cmd');
+    expect(await cmd(nodes.b, 'c-cmd')).toMatchObject({ status: 200, body: { ok: true, result: { on: true } } });
+    expect(await cmd(nodes.c, 'c-cmd', { set: { level: 5 } })).toMatchObject({ status: 200, body: { result: { level: 5 } } });
+    const status = await api(nodes.c.httpUrl, 'GET', '/v1/hubs/c-cmd', shared.ADMIN_TOKEN);
+    expect(status.body).toMatchObject({ online: true, node: 'node-a' });
+    expect(status.body.epoch).toBeGreaterThan(0);
+  });
+
+  it('answers 409 hub_offline at once when no node holds the hub', async () => {
+    const t0 = Date.now();
+    const res = await cmd(nodes.b, 'c-off', { set: { on: true }, timeoutMs: 20_000 });
+    expect(res).toMatchObject({ status: 409, body: { code: 'hub_offline' } });
+    // a lower bound on how long a timeout would have taken, not a latency target
+    expect(Date.now() - t0).toBeLessThan(20_000);
+  });
+
+  it('delivers events of a hub on node A to an app on node C', async () => {
+    const app = appSocket(`${nodes.c.wsUrl}/app/v1?token=${shared.ADMIN_TOKEN}`);
+    await app.opened;
+    expect(await app.request({ op: 'sub', home: 'home-c-app' })).toMatchObject({ op: 'ok' });
+    const hub = await hubOn(nodes.a, 'c-app');
+    await hub.report({ t1: { temperature: 19.5 } });
+    const evt = await app.next((m) => m.op === 'evt' && m.kind === 'state');
+    expect(evt).toMatchObject({ hub: 'c-app', home: 'home-c-app', device: 't1', attrs: { temperature: 19.5 } });
+    app.ws.close();
+  });
+
+  it('leaves exactly one session when two connections of a hub race on two nodes', async () => {
+    const one = new HubClient({ url: nodes.a.wsUrl, hubId: 'c-race', secret: secrets['c-race']! });
+    const two = new HubClient({ url: nodes.b.wsUrl, hubId: 'c-race', secret: secrets['c-race']! });
+    clients.push(one, two);
+    await Promise.allSettled([one.connect(), two.connect()]);
+    const loser = await Promise.race([one.closed.then(() => one), two.closed.then(() => two)]);
+    const winner = loser === one ? two : one;
+    expect(await loser.closed).toMatchObject({ code: 4000 });
+    expect(winner.connected).toBe(true);
+    let answered = '';
+    winner.onCommand((c) => {
+      answered = 'winner';
+      return { ok: true, r: c.p };
+    });
+    expect((await cmd(nodes.c, 'c-race')).status).toBe(200);
+    expect(answered).toBe('winner');
+    const status = await api(nodes.c.httpUrl, 'GET', '/v1/hubs/c-race', shared.ADMIN_TOKEN);
+    expect(status.body.node).toBe(winner === one ? 'node-a' : 'node-b');
+  });
+
+  it('recovers the hubs of a node killed with SIGKILL on another node, shadows intact', async () => {
+    const victim = await startNode('victim');
+    const hub = await hubOn(victim, 'c-kill', 'boot-k');
+    const seq = await hub.report({ t1: { temperature: 22.25 } });
+    // durable once the batch window has passed and another node can read it
+    await eventually(async () => {
+      const s = await api(nodes.a.httpUrl, 'GET', '/v1/hubs/c-kill/shadow', shared.ADMIN_TOKEN);
+      return s.body.devices?.t1?.reported?.temperature === 22.25 ? true : undefined;
+    }, 5_000, 'the shadow write');
+    await victim.kill();
+    await hub.closed;
+    // the dead node's entry expires with its liveness key
+    await eventually(async () => {
+      const s = await api(nodes.a.httpUrl, 'GET', '/v1/hubs/c-kill', shared.ADMIN_TOKEN);
+      return s.body.online === false ? true : undefined;
+    }, 10_000, 'the directory entry to expire');
+    expect((await cmd(nodes.b, 'c-kill')).body.code).toBe('hub_offline');
+    const back = new HubClient({ url: nodes.b.wsUrl, hubId: 'c-kill', secret: secrets['c-kill']!, boot: 'boot-k' });
+    clients.push(back);
+    const welcome = await back.connect();
+    expect(welcome.s).toBe(seq);
+    const shadow = await api(nodes.c.httpUrl, 'GET', '/v1/hubs/c-kill/shadow', shared.ADMIN_TOKEN);
+    expect(shadow.body.devices.t1.reported).toEqual({ temperature: 22.25 });
+    expect((await cmd(nodes.c, 'c-kill')).status).toBe(200);
+  });
+
+  it('drains on SIGTERM: hubs get a reconnect hint, entries are released at once, not after the ttl', async () => {
+    const leaving = await startNode('leaving');
+    const res = await api(nodes.a.httpUrl, 'POST', '/v1/admin/hubs', shared.ADMIN_TOKEN, { hubId: 'c-drain', homeId: 'home-c-drain' });
+    secrets['c-drain'] = res.body.secret;
+    const hub = await hubOn(leaving, 'c-drain');
+    const hint = hub.waitFor((f) => f.t === 11, 10_000);
+    expect(await leaving.stop()).toBe(0);
+    expect(await hint).toMatchObject({ t: 11, e: 'draining' });
+    expect((await hub.closed).code).toBe(1001);
+    const status = await api(nodes.a.httpUrl, 'GET', '/v1/hubs/c-drain', shared.ADMIN_TOKEN);
+    expect(status.body.online).toBe(false);
+  });
+
+  it('keeps working after NATS restarts: nodes reconnect and re-subscribe on their own', async () => {
+    const hub = await hubOn(nodes.a, 'c-nats');
+    const app = appSocket(`${nodes.c.wsUrl}/app/v1?token=${shared.ADMIN_TOKEN}`);
+    await app.opened;
+    await app.request({ op: 'sub', home: 'home-c-nats' });
+    await nats.restart();
+    await eventually(async () => ((await cmd(nodes.b, 'c-nats')).status === 200 ? true : undefined), 20_000, 'a command after the NATS restart');
+    expect(hub.connected).toBe(true);
+    await hub.report({ t1: { temperature: 18 } });
+    const evt = await app.next((m) => m.op === 'evt' && m.kind === 'state' && m.attrs.temperature === 18);
+    expect(evt.hub).toBe('c-nats');
+    app.ws.close();
+  });
+
+  it('keeps hub sessions up while Redis is down, reports the degradation, and writes what it accepted once Redis is back', async () => {
+    const hub = await hubOn(nodes.a, 'c-redis');
+    await hub.report({ t1: { n: 1 } });
+    redis.pause(); // a hung Redis: connections open, nothing answered
+    try {
+      await hub.report({ t1: { n: 2 } }); // acked: accepted by the session, queued for Redis
+      await eventually(async () => {
+        const r = await api(nodes.a.adminUrl, 'GET', '/readyz', undefined);
+        return r.status === 503 ? r.body : undefined;
+      }, 10_000, 'readiness to report the degradation');
+      expect(hub.connected).toBe(true);
+      // the hub's record is cached on the node that admitted it: commands need NATS only
+      expect((await cmd(nodes.a, 'c-redis')).status).toBe(200);
+    } finally {
+      redis.resume();
+    }
+    await eventually(async () => ((await api(nodes.a.adminUrl, 'GET', '/readyz', undefined)).status === 200 ? true : undefined), 15_000, 'readiness to recover');
+    const shadow = await eventually(async () => {
+      const s = await api(nodes.c.httpUrl, 'GET', '/v1/hubs/c-redis/shadow', shared.ADMIN_TOKEN);
+      return s.body.devices?.t1?.reported?.n === 2 ? s.body : undefined;
+    }, 10_000, 'the queued write to reach Redis');
+    expect(shadow.devices.t1.reported).toEqual({ n: 2 });
+    expect(hub.connected).toBe(true);
+  });
+});
+
+describe('cluster mode: two nodes on one port (SO_REUSEPORT)', () => {
+  let nats: Backend;
+  let redis: Backend;
+  let nodes: ServerProcess[] = [];
+
+  beforeAll(async () => {
+    [nats, redis] = await Promise.all([startNats(), startRedis()]);
+    const port = String(await freePort());
+    const env = {
+      NATS_URL: nats.url,
+      REDIS_URL: redis.url,
+      TIER_REDIS_PREFIX: uniquePrefix(),
+      PORT: port,
+      ADMIN_TOKEN: 'reuse-admin-token-0123456789',
+      JWT_SECRET: 'reuse-jwt-secret-0123456789abcdef',
+    };
+    nodes = [await startServerProcess({ ...env, NODE_ID: 'node-r1' }), await startServerProcess({ ...env, NODE_ID: 'node-r2' })];
+  }, 60_000);
+
+  afterAll(async () => {
+    await Promise.allSettled(nodes.map((n) => n.stop()));
+    await Promise.allSettled([nats?.stop(), redis?.stop()]);
+  });
+
+  it('shares the port: hubs land on both nodes and every command reaches its hub', async () => {
+    const [n1] = nodes;
+    const token = 'reuse-admin-token-0123456789';
+    const hubs: HubClient[] = [];
+    for (let i = 0; i < 24; i++) {
+      const res = await api(n1!.httpUrl, 'POST', '/v1/admin/hubs', token, { hubId: `r-${i}`, homeId: 'home-r' });
+      const c = new HubClient({ url: n1!.wsUrl, hubId: `r-${i}`, secret: res.body.secret });
+      await c.connect();
+      hubs.push(c);
+    }
+    const holders = new Set<string>();
+    for (let i = 0; i < 24; i++) {
+      const status = await api(n1!.httpUrl, 'GET', `/v1/hubs/r-${i}`, token);
+      holders.add(status.body.node);
+      expect((await api(n1!.httpUrl, 'POST', `/v1/hubs/r-${i}/devices/d1/commands`, token, { set: { on: true } })).status).toBe(200);
+    }
+    expect([...holders].sort()).toEqual(['node-r1', 'node-r2']);
+    await Promise.all(hubs.map((h) => h.close()));
+  });
+});

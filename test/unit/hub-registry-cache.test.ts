@@ -1,0 +1,61 @@
+import { describe, expect, it } from 'vitest';
+import { CachingHubRegistry } from '../../src/cluster/hub-registry-cache.js';
+import type { HubRecord, HubRegistry } from '../../src/cluster/hub-registry.js';
+import { MemoryHubRegistry } from '../../src/cluster/hub-registry-memory.js';
+
+/** A registry that counts reads and can be made unreachable. */
+class FlakyRegistry extends MemoryHubRegistry implements HubRegistry {
+  reads = 0;
+  down = false;
+  override async get(hubId: string): Promise<HubRecord | null> {
+    this.reads++;
+    if (this.down) throw new Error('ECONNREFUSED');
+    return super.get(hubId);
+  }
+}
+
+const record = (hubId: string): HubRecord => ({ hubId, homeId: 'home', model: undefined, secret: 's', enabled: true, createdAt: 1 });
+
+describe('CachingHubRegistry', () => {
+  it('serves fresh entries from memory, re-reads after the ttl, and serves stale entries while the registry is down', async () => {
+    let now = 0;
+    const inner = new FlakyRegistry();
+    await inner.create(record('h1'));
+    const cache = new CachingHubRegistry(inner, 1_000, 60_000, 100, () => now);
+    expect((await cache.get('h1'))?.homeId).toBe('home');
+    expect((await cache.get('h1'))?.homeId).toBe('home');
+    expect(inner.reads).toBe(1);
+    now = 1_500;
+    await cache.get('h1');
+    expect(inner.reads).toBe(2);
+    inner.down = true;
+    now = 30_000;
+    expect((await cache.get('h1'))?.hubId).toBe('h1'); // stale but known
+    now = 70_000;
+    await expect(cache.get('h1')).rejects.toThrow('ECONNREFUSED'); // too old to trust
+    await expect(cache.get('h2')).rejects.toThrow('ECONNREFUSED'); // never seen
+  });
+
+  it('sees its own writes at once and re-checks unknown ids within a second', async () => {
+    let now = 0;
+    const inner = new FlakyRegistry();
+    const cache = new CachingHubRegistry(inner, 30_000, 60_000, 100, () => now);
+    expect(await cache.get('h3')).toBeNull();
+    await inner.create(record('h3')); // provisioned through another node
+    now = 1_001;
+    expect((await cache.get('h3'))?.hubId).toBe('h3');
+    await cache.setEnabled('h3', false);
+    expect((await cache.get('h3'))?.enabled).toBe(false);
+  });
+
+  it('keeps at most maxEntries records', async () => {
+    const inner = new FlakyRegistry();
+    const cache = new CachingHubRegistry(inner, 30_000, 60_000, 2);
+    for (const id of ['a', 'b', 'c']) await inner.create(record(id));
+    for (const id of ['a', 'b', 'c']) await cache.get(id);
+    inner.reads = 0;
+    await cache.get('c');
+    await cache.get('a'); // evicted first
+    expect(inner.reads).toBe(1);
+  });
+});
