@@ -62,20 +62,23 @@ export function startNats(): Promise<Backend> {
 }
 
 /**
- * Starts a redis-server on a free port: no persistence, its working dir under the OS temp dir
- * (removed by `stop`, made again by `restart`, and removed at exit whatever happened).
+ * Starts a redis-server on a free port, its working dir under the OS temp dir. Without `persist`
+ * it keeps nothing (the dir is removed by `stop` and made again by `restart`); with it, an
+ * append-only file survives `stop`/`restart` (as a production Redis would), removed at exit.
  */
-export function startRedis(): Promise<Backend> {
+export function startRedis(options: { persist?: boolean } = {}): Promise<Backend> {
+  const persist = options.persist === true;
   const dir = mkdtempSync(join(tmpdir(), 'hubtier-redis-'));
   dirs.add(dir);
   return startBackend(
     'redis',
     (port) => {
       mkdirSync(dir, { recursive: true });
-      return [REDIS_SERVER, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, '--protected-mode', 'no']];
+      return [REDIS_SERVER, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', persist ? 'yes' : 'no', '--dir', dir, '--protected-mode', 'no']];
     },
     (port) => `redis://127.0.0.1:${port}`,
     () => {
+      if (persist) return; // the append-only file must outlive the stop
       rmSync(dir, { recursive: true, force: true });
       dirs.delete(dir);
     },

@@ -72,7 +72,7 @@ describe('cluster mode: three nodes, one NATS, one Redis (real processes)', () =
   };
 
   beforeAll(async () => {
-    [nats, redis] = await Promise.all([startNats(), startRedis()]);
+    [nats, redis] = await Promise.all([startNats(), startRedis({ persist: true })]);
     env = {
       ...shared,
       NATS_URL: nats.url,
@@ -83,7 +83,7 @@ describe('cluster mode: three nodes, one NATS, one Redis (real processes)', () =
       TIER_HEARTBEAT_MS: '1000',
     };
     [nodes.a, nodes.b, nodes.c] = await Promise.all([startNode('a'), startNode('b'), startNode('c')]);
-    for (const hub of ['c-cmd', 'c-off', 'c-app', 'c-race', 'c-kill', 'c-nats', 'c-redis']) {
+    for (const hub of ['c-cmd', 'c-off', 'c-app', 'c-race', 'c-kill', 'c-nats', 'c-redis', 'c-redis-restart']) {
       const res = await api(nodes.a.httpUrl, 'POST', '/v1/admin/hubs', shared.ADMIN_TOKEN, { hubId: hub, homeId: `home-${hub}` });
       expect(res.status).toBe(201);
       secrets[hub] = res.body.secret;
@@ -225,6 +225,25 @@ describe('cluster mode: three nodes, one NATS, one Redis (real processes)', () =
     }, 10_000, 'the queued write to reach Redis');
     expect(shadow.devices.t1.reported).toEqual({ n: 2 });
     expect(hub.connected).toBe(true);
+  });
+
+  it('rides out a Redis restart: sessions stay up, writes made meanwhile are retried, new sessions open after', async () => {
+    const hub = await hubOn(nodes.b, 'c-redis-restart');
+    await hub.report({ t1: { n: 1 } });
+    await redis.stop();
+    await hub.report({ t1: { n: 2 } }); // accepted while Redis is gone
+    await eventually(async () => ((await api(nodes.b.adminUrl, 'GET', '/readyz', undefined)).status === 503 ? true : undefined), 10_000, 'readiness 503');
+    await redis.restart();
+    await eventually(async () => ((await api(nodes.b.adminUrl, 'GET', '/readyz', undefined)).status === 200 ? true : undefined), 15_000, 'readiness 200');
+    await eventually(async () => {
+      const s = await api(nodes.a.httpUrl, 'GET', '/v1/hubs/c-redis-restart/shadow', shared.ADMIN_TOKEN);
+      return s.body.devices?.t1?.reported?.n === 2 ? true : undefined;
+    }, 10_000, 'the write made during the outage');
+    expect(hub.connected).toBe(true);
+    // the registry and epochs survived (append-only file): a new connection takes the session over
+    const again = await hubOn(nodes.c, 'c-redis-restart');
+    expect(again.connected).toBe(true);
+    expect((await hub.closed).code).toBe(4000);
   });
 });
 
