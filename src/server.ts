@@ -18,7 +18,15 @@ import { MemoryHubRegistry, MemoryNonceStore } from './cluster/hub-registry-memo
 import type { ShadowStore } from './cluster/shadow-store.js';
 import { MemoryShadowStore } from './cluster/shadow-store-memory.js';
 import { isClusterMode, type Config } from './config/config.js';
+import type { PushQueue } from './events/push-queue.js';
+import { MemoryPushQueue, loggingPushSender } from './events/push-queue-memory.js';
 import type { Logger } from './log/logger.js';
+import { createAutomation } from './rules/automation.js';
+import type { Lease } from './rules/lease.js';
+import { MemoryLease } from './rules/lease-memory.js';
+import { prometheusRuleMetrics } from './rules/metrics.js';
+import type { RuleStore } from './rules/rule-store.js';
+import { MemoryRuleStore } from './rules/rule-store-memory.js';
 import { encode } from './protocol/codec.js';
 import { HomeFeeds, mountAppGateway } from './transport/app-gateway.js';
 import { mountHubGateway } from './transport/hub-gateway.js';
@@ -31,6 +39,12 @@ export interface Ports {
   shadows: ShadowStore;
   registry: HubRegistry;
   nonces: NonceStore;
+  /** automation rules, scenes, settings and cron cursors (a cluster must share one) */
+  rules: RuleStore;
+  /** once-per-instant claims of cron firings (a cluster must share one) */
+  lease: Lease;
+  /** push notifications of rule actions */
+  push: PushQueue;
   /** the backends' state for readiness: `ok: false` marks the node degraded (not ready) */
   health?(): { ok: boolean; detail: Record<string, unknown> };
   /** closes every port (when they share connections); otherwise each port is closed on its own */
@@ -53,6 +67,9 @@ export function memoryPorts(config: Config, timers: TimerWheel, log: Logger): Po
     shadows: new MemoryShadowStore(),
     registry: new MemoryHubRegistry(),
     nonces: new MemoryNonceStore(),
+    rules: new MemoryRuleStore(),
+    lease: new MemoryLease(),
+    push: new MemoryPushQueue({ sender: loggingPushSender(log) }),
   };
 }
 
@@ -73,7 +90,30 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
     onFailure: (_address, messageType) => metrics.actorFailures.inc({ message: messageType }),
   };
   const auth = new Authenticator(config.adminToken, config.jwtSecret);
-  const publishEvent = (event: HubEvent) => ports.bus.publish(subjects.hubEvents(event.home, event.hub), encode(event));
+  const automation = createAutomation({
+    store: ports.rules,
+    lease: ports.lease,
+    push: ports.push,
+    shadows: ports.shadows,
+    homeOfHub: async (hubId) => (await ports.registry.get(hubId))?.homeId ?? null,
+    runCommand: (hubId, deviceId, spec, timeoutMs) => sendCommand(ports.bus, hubId, deviceId, spec, timeoutMs),
+    setDesired: async (hubId, deviceId, patch) => {
+      const device = await ports.shadows.setDesired(hubId, deviceId, patch);
+      // the session holding the hub (if any) sends the delta to the hub now
+      ports.bus.publish(subjects.hubDesired(hubId), encode({ d: deviceId, desired: device.desired, v: device.desiredVersion }));
+    },
+    timers,
+    log: log.child({ part: 'rules' }),
+    nodeId: config.nodeId,
+    metrics: prometheusRuleMetrics(metrics.registry),
+    commandTimeoutMs: config.commandTimeoutMs,
+    commandTimeoutMaxMs: config.commandTimeoutMaxMs,
+  });
+  // a hub's events go to the bus (apps, other services) and to this node's rules
+  const publishEvent = (event: HubEvent) => {
+    ports.bus.publish(subjects.hubEvents(event.home, event.hub), encode(event));
+    automation.onEvent(event);
+  };
   const hubDeps: HubSessionDeps = {
     system,
     bus: ports.bus,
@@ -109,6 +149,8 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
       maxSubscriptions: 64,
     },
   });
+  // before mountApi: its catch-all 404 must stay the last route
+  automation.mount(app, { auth, maxBodyBytes: config.maxBodyBytes });
   mountApi(app, {
     auth,
     bus: ports.bus,
@@ -135,6 +177,7 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
           sessions: sessions.size,
           draining,
           backends: backends.detail,
+          rules: automation.pool.stats(),
         },
       };
     },
@@ -151,6 +194,7 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
   }, Math.floor(config.directoryTtlMs / 3));
   refresh.unref();
   await ports.directory.refreshNode(config.nodeId);
+  automation.start();
 
   return {
     port,
@@ -167,10 +211,16 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
       for (const s of closing) s.shutdown(Math.floor(Math.random() * 5_000));
       // released entries and offline events must leave before the ports close (bounded wait)
       await Promise.race([Promise.allSettled(closing.map((s) => s.whenClosed())), new Promise((r) => setTimeout(r, 5_000).unref())]);
+      // cron stops, delayed actions are dropped, running ones finish, the worker threads end
+      await automation.close();
+      await Promise.race([ports.push.drain(), new Promise((r) => setTimeout(r, 2_000).unref())]);
       await ports.shadows.flush();
       binding.uws.us_listen_socket_close(adminSocket.socket);
       if (ports.close) await ports.close();
-      else await Promise.allSettled([ports.bus.close(), ports.directory.close(), ports.shadows.close(), ports.registry.close(), ports.nonces.close()]);
+      else {
+        await Promise.allSettled([ports.bus.close(), ports.directory.close(), ports.shadows.close(), ports.registry.close(), ports.nonces.close()]);
+        await Promise.allSettled([ports.push.close(), ports.rules.close(), ports.lease.close()]);
+      }
       timers.close();
     },
   };

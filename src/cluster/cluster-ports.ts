@@ -1,4 +1,7 @@
 import type { Config } from '../config/config.js';
+import { MemoryPushQueue, loggingPushSender } from '../events/push-queue-memory.js';
+import { MemoryLease } from '../rules/lease-memory.js';
+import { MemoryRuleStore } from '../rules/rule-store-memory.js';
 import type { Logger } from '../log/logger.js';
 import type { Ports } from '../server.js';
 import { NatsBus } from './bus-nats.js';
@@ -47,6 +50,10 @@ export async function clusterPorts(config: Config, log: Logger): Promise<Ports> 
     shadows,
     registry,
     nonces,
+    // TODO(issue 4, cluster): Redis rule store and lease, BullMQ push queue; until then per node
+    rules: new MemoryRuleStore(),
+    lease: new MemoryLease(),
+    push: new MemoryPushQueue({ sender: loggingPushSender(log) }),
     health() {
       const nats = bus.status();
       const redisOk = shared.status === 'ready';

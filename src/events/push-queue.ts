@@ -1,0 +1,123 @@
+import { isValidId } from '../../proto/subjects.js';
+import { TierError } from '../errors.js';
+
+/** A push notification for the people of a home (rule actions, loop-guard reports). */
+export interface PushNotification {
+  homeId: string;
+  title: string;
+  body: string;
+  /**
+   * Two enqueues with the same key within the dedup window deliver once: retries of one rule
+   * firing (`rule:<ruleId>:<event>`) do not notify twice.
+   */
+  dedupKey: string;
+  /** who: everyone in the home (the sender resolves the people and their devices) */
+  audience?: 'home';
+  /** small string map passed to the app (rule id, device) */
+  data?: Record<string, string>;
+}
+
+/** One delivery attempt as the sender sees it. */
+export interface PushDelivery {
+  /** job id, the same across retries of one notification */
+  id: string;
+  /** 1 on the first try */
+  attempt: number;
+  notification: PushNotification;
+}
+
+/** Delivers to the push services; a rejection (or throw) asks for a retry. */
+export type PushSender = (delivery: PushDelivery) => Promise<void>;
+
+export interface EnqueueResult {
+  id: string;
+  /** true: a notification with this dedup key was accepted within the window; nothing new queued */
+  duplicate: boolean;
+}
+
+export interface PushQueueStats {
+  /** waiting for a free sender slot */
+  waiting: number;
+  /** waiting for the backoff of a retry */
+  delayed: number;
+  /** with the sender now */
+  active: number;
+  delivered: number;
+  /** attempts used up */
+  failed: number;
+}
+
+/**
+ * The push-event queue (BullMQ in cluster mode): enqueue here, a push worker delivers.
+ *
+ * - `enqueue` resolves once the notification is accepted (durable in a durable backend) or
+ *   rejects with `invalid_field` naming the bad field. It never waits for delivery.
+ * - Dedup: an enqueue whose `dedupKey` was accepted less than `dedupTtlMs` ago resolves with the
+ *   first id and `duplicate: true` and queues nothing.
+ * - At least once: a notification is handed to the sender until one attempt resolves, at most
+ *   `attempts` times; after a failed attempt n it waits `min(backoffMs × 2^(n-1), maxBackoffMs)`
+ *   before attempt n+1 (exponential backoff). After the last failed attempt it is kept as failed
+ *   (dead letter) and counted; nothing is dropped silently. A sender that succeeds but whose
+ *   answer is lost may see the same id again: senders de-duplicate by `id` when they must.
+ * - No order is promised between notifications; at most `concurrency` are with the sender at once.
+ * - `drain` resolves when nothing is waiting, delayed or active; `close` stops taking and
+ *   delivering (memory: what is still queued is lost; durable backends keep it for the next worker).
+ */
+export interface PushQueue {
+  enqueue(notification: PushNotification): Promise<EnqueueResult>;
+  stats(): Promise<PushQueueStats>;
+  drain(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface PushQueueOptions {
+  /** tries per notification, the first included; @default 5 */
+  attempts?: number;
+  /** wait after the first failure; doubles each time; @default 1_000 (ms) */
+  backoffMs?: number;
+  /** @default 60_000 (ms) */
+  maxBackoffMs?: number;
+  /** @default 600_000 (ms) */
+  dedupTtlMs?: number;
+  /** notifications with the sender at once; @default 8 */
+  concurrency?: number;
+}
+
+export const PUSH_LIMITS = { title: 200, body: 2_000, dedupKey: 256, dataKeys: 32, dataValue: 512 } as const;
+
+/** The backoff before attempt `attempt + 1`, after `attempt` failed (ms). */
+export function backoffDelay(attempt: number, backoffMs: number, maxBackoffMs: number): number {
+  return Math.min(maxBackoffMs, backoffMs * 2 ** Math.max(0, attempt - 1));
+}
+
+function invalid(field: string, what: string): never {
+  throw new TierError('invalid_field', `${field}: ${what}`, { field });
+}
+
+function text(v: unknown, field: string, max: number): string {
+  if (typeof v !== 'string' || v.length === 0 || v.length > max) invalid(field, `must be a string of 1..${max} characters`);
+  return v;
+}
+
+/** Checks a notification (every implementation does) and returns a clean copy; `invalid_field` names the bad field. */
+export function validatePushNotification(n: PushNotification): PushNotification {
+  if (typeof n !== 'object' || n === null) invalid('notification', 'must be an object');
+  if (!isValidId(n.homeId)) invalid('homeId', 'must be a home id');
+  const out: PushNotification = {
+    homeId: n.homeId,
+    title: text(n.title, 'title', PUSH_LIMITS.title),
+    body: text(n.body, 'body', PUSH_LIMITS.body),
+    dedupKey: text(n.dedupKey, 'dedupKey', PUSH_LIMITS.dedupKey),
+    audience: 'home',
+  };
+  if (n.audience !== undefined && n.audience !== 'home') invalid('audience', 'must be "home"');
+  if (n.data !== undefined) {
+    if (typeof n.data !== 'object' || n.data === null || Array.isArray(n.data)) invalid('data', 'must be a map of strings');
+    const keys = Object.keys(n.data);
+    if (keys.length > PUSH_LIMITS.dataKeys) invalid('data', `at most ${PUSH_LIMITS.dataKeys} keys`);
+    const data: Record<string, string> = {};
+    for (const k of keys) data[k] = text(n.data[k], `data.${k}`, PUSH_LIMITS.dataValue);
+    out.data = data;
+  }
+  return out;
+}

@@ -1,0 +1,146 @@
+/**
+ * Automation on one node, assembled: the worker pool, the engine, the cron scheduler and the API,
+ * from the ports and a few functions of the composition root. `server.ts` builds one, feeds it
+ * every published hub event, mounts its routes and closes it on shutdown.
+ */
+import type { HubEvent } from '../../proto/app.js';
+import type { Attrs } from '../../proto/frames.js';
+import type { CommandSpec } from '../actors/commands.js';
+import type { TimerWheel } from '../actors/timer-wheel.js';
+import type { Authenticator } from '../api/auth.js';
+import type { ShadowStore } from '../cluster/shadow-store.js';
+import type { PushQueue } from '../events/push-queue.js';
+import type { Logger } from '../log/logger.js';
+import type { TemplatedApp } from '../transport/uws.js';
+import { RulesEngine } from './engine.js';
+import type { Lease } from './lease.js';
+import { noRuleMetrics, type RuleMetricsSink } from './metrics.js';
+import { deviceKey, type DeviceRef } from './model.js';
+import { RulePool, type RulePoolOptions } from './pool.js';
+import type { RuleStore } from './rule-store.js';
+import { mountRulesApi } from './routes.js';
+import { CronScheduler } from './scheduler.js';
+
+export interface AutomationDeps {
+  store: RuleStore;
+  lease: Lease;
+  push: PushQueue;
+  /** device state for conditions (`reported`) */
+  shadows: ShadowStore;
+  /** the home of a hub (registry), null when unknown */
+  homeOfHub(hubId: string): Promise<string | null>;
+  /** the normal command path (`sendCommand` over the bus) */
+  runCommand(hubId: string, deviceId: string, spec: CommandSpec, timeoutMs: number): Promise<unknown>;
+  /** writes desired state and tells the node holding the hub (as `PUT .../desired` does) */
+  setDesired(hubId: string, deviceId: string, patch: Attrs): Promise<unknown>;
+  timers: TimerWheel;
+  log: Logger;
+  nodeId: string;
+  metrics?: RuleMetricsSink;
+  /** @default 5_000 (ms) */
+  commandTimeoutMs?: number;
+  /** largest timeout a rule's command may ask for; @default 60_000 (ms) */
+  commandTimeoutMaxMs?: number;
+  pool?: Omit<RulePoolOptions, 'timers'>;
+}
+
+export interface Automation {
+  readonly engine: RulesEngine;
+  readonly pool: RulePool;
+  readonly scheduler: CronScheduler;
+  /** the publishEvent hook: never throws, returns at once */
+  onEvent(event: HubEvent): void;
+  /** the rules, scenes and settings API; mount before the main API (its catch-all 404) */
+  mount(app: TemplatedApp, options: { auth: Authenticator; maxBodyBytes: number }): void;
+  /** warms the worker threads up and starts the cron scheduler */
+  start(): void;
+  /** scheduler, engine (waits for running actions), pool; the ports are the caller's to close */
+  close(): Promise<void>;
+}
+
+/** Reads `reported` of the named devices from the shadow store, one load per hub. */
+export function shadowState(shadows: ShadowStore): (refs: readonly DeviceRef[]) => Promise<Record<string, Attrs>> {
+  return async (refs) => {
+    const byHub = new Map<string, DeviceRef[]>();
+    for (const r of refs) {
+      const list = byHub.get(r.hub);
+      if (list) list.push(r);
+      else byHub.set(r.hub, [r]);
+    }
+    const out: Record<string, Attrs> = {};
+    await Promise.all(
+      [...byHub].map(async ([hub, list]) => {
+        const shadow = await shadows.load(hub);
+        for (const r of list) {
+          const device = shadow[r.device];
+          if (device) out[deviceKey(r.hub, r.device)] = device.reported;
+        }
+      }),
+    );
+    return out;
+  };
+}
+
+export function createAutomation(deps: AutomationDeps): Automation {
+  const metrics = deps.metrics ?? noRuleMetrics;
+  const log = deps.log;
+  const pool = new RulePool({
+    ...deps.pool,
+    timers: deps.timers,
+    onWorkerError: (err) => {
+      metrics.workerError();
+      log.error({ err }, 'rule worker thread failed; piscina replaces it');
+      deps.pool?.onWorkerError?.(err);
+    },
+  });
+  const engine = new RulesEngine({
+    store: deps.store,
+    runner: pool,
+    stateOf: shadowState(deps.shadows),
+    runCommand: deps.runCommand,
+    setDesired: deps.setDesired,
+    push: (n) => deps.push.enqueue(n),
+    homeOfHub: deps.homeOfHub,
+    timers: deps.timers,
+    log,
+    metrics,
+    ...(deps.commandTimeoutMs === undefined ? {} : { commandTimeoutMs: deps.commandTimeoutMs }),
+  });
+  const scheduler = new CronScheduler({
+    store: deps.store,
+    lease: deps.lease,
+    nodeId: deps.nodeId,
+    fire: (homeId, ruleId, at) => engine.fireScheduled(homeId, ruleId, at),
+    log,
+    metrics,
+  });
+  let closed = false;
+  return {
+    engine,
+    pool,
+    scheduler,
+    onEvent: (event) => engine.onEvent(event),
+    mount(app, options) {
+      mountRulesApi(app, {
+        auth: options.auth,
+        store: deps.store,
+        engine,
+        homeOfHub: deps.homeOfHub,
+        log,
+        maxBodyBytes: options.maxBodyBytes,
+        validate: { maxCommandTimeoutMs: deps.commandTimeoutMaxMs ?? 60_000 },
+      });
+    },
+    start() {
+      void pool.warmUp();
+      scheduler.start();
+    },
+    async close() {
+      if (closed) return;
+      closed = true;
+      await scheduler.stop();
+      await engine.close();
+      await pool.close();
+    },
+  };
+}

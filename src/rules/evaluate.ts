@@ -1,0 +1,293 @@
+/**
+ * The worker side of rule evaluation: trigger matching, conditions and action templates. Runs on
+ * the rule workers (`worker.ts`); plain functions, so tests may also call it directly.
+ *
+ * Compiled rules are cached per home and keyed by the home's version: a task of a newer home
+ * version drops what was compiled for older ones, and each compiled rule also checks its own rule
+ * version, so a task built from a stale rule set is still evaluated as sent.
+ */
+import { performance } from 'node:perf_hooks';
+import type { AttrValue } from '../../proto/frames.js';
+import { compile, display, parseTemplate, type Compiled } from './expr.js';
+import { deviceKey, type ConditionReport, type EvalResult, type EvalTask, type PlannedAction, type Rule, type RuleEvent, type RuleOutcome, type Trigger } from './model.js';
+
+type CompiledPart = string | Compiled;
+
+interface CompiledRule {
+  version: number;
+  conditions: Compiled[];
+  /** per action index: compiled title and body of notify actions */
+  templates: Map<number, { title: CompiledPart[]; body: CompiledPart[] }>;
+  error: string | null;
+}
+
+interface HomeCache {
+  version: number;
+  rules: Map<string, CompiledRule>;
+}
+
+export interface EvaluatorOptions {
+  /** homes whose compiled rules a worker keeps; least recently used go first; @default 5_000 */
+  maxHomes?: number;
+}
+
+export class RuleEvaluator {
+  private readonly homes = new Map<string, HomeCache>();
+  private readonly maxHomes: number;
+
+  constructor(options: EvaluatorOptions = {}) {
+    this.maxHomes = options.maxHomes ?? 5_000;
+  }
+
+  /** homes with compiled rules in this evaluator */
+  get cachedHomes(): number {
+    return this.homes.size;
+  }
+
+  evaluate(task: EvalTask): EvalResult {
+    const home = this.home(task.homeId, task.homeVersion);
+    let compiled = 0;
+    const time = localTime(task.now, task.timeZone);
+    const outcomes: RuleOutcome[] = [];
+    for (const rule of task.rules) {
+      const started = performance.now();
+      let c = home.rules.get(rule.id);
+      if (!c || c.version !== rule.version) {
+        c = compileRule(rule);
+        home.rules.set(rule.id, c);
+        compiled++;
+      }
+      const outcome = evaluateRule(rule, c, task, time);
+      outcome.evalUs = Math.round((performance.now() - started) * 1000);
+      outcomes.push(outcome);
+    }
+    return { outcomes, compiled };
+  }
+
+  private home(homeId: string, version: number): HomeCache {
+    let home = this.homes.get(homeId);
+    if (home) {
+      this.homes.delete(homeId); // re-inserted last: least recently used first in the map
+      if (version > home.version) home = { version, rules: new Map() };
+    } else {
+      home = { version, rules: new Map() };
+      if (this.homes.size >= this.maxHomes) {
+        const oldest = this.homes.keys().next();
+        if (!oldest.done) this.homes.delete(oldest.value);
+      }
+    }
+    this.homes.set(homeId, home);
+    return home;
+  }
+}
+
+function compileRule(rule: Rule): CompiledRule {
+  const out: CompiledRule = { version: rule.version, conditions: [], templates: new Map(), error: null };
+  try {
+    out.conditions = rule.conditions.map((c) => compile(c));
+    rule.actions.forEach((a, i) => {
+      if (a.type === 'notify') out.templates.set(i, { title: compileTemplate(a.title), body: compileTemplate(a.body) });
+    });
+  } catch (err) {
+    out.error = `compile: ${message(err)}`;
+  }
+  return out;
+}
+
+function compileTemplate(text: string): CompiledPart[] {
+  return parseTemplate(text).map((p) => (typeof p === 'string' ? p : compile(p.expr)));
+}
+
+function evaluateRule(rule: Rule, c: CompiledRule, task: EvalTask, time: LocalTime): RuleOutcome {
+  const outcome: RuleOutcome = { ruleId: rule.id, version: rule.version, triggered: false, passed: false, actions: [], evalUs: 0 };
+  if (c.error) {
+    outcome.error = c.error;
+    return outcome;
+  }
+  let fired: { index: number; attr?: string } | null = null;
+  const ev = task.event;
+  if (ev.kind === 'schedule' || ev.kind === 'manual') fired = { index: rule.triggers.findIndex((t) => t.type === 'cron') };
+  else {
+    for (let i = 0; i < rule.triggers.length && !fired; i++) {
+      if (matches(rule.triggers[i]!, ev, task.prev)) {
+        const t = rule.triggers[i]!;
+        fired = t.type === 'state' ? { index: i, attr: t.attr } : { index: i };
+      }
+    }
+  }
+  if (!fired) return outcome;
+  outcome.triggered = true;
+  if (fired.index >= 0) outcome.trigger = fired.index;
+
+  const ctx = { dev: devices(rule, task), time, event: eventVar(ev, task.prev, fired.attr) };
+  const reports: ConditionReport[] | undefined = task.explain ? [] : undefined;
+  let passed = true;
+  for (let i = 0; i < c.conditions.length; i++) {
+    const expr = rule.conditions[i]!;
+    let value: unknown;
+    try {
+      value = c.conditions[i]!(ctx);
+    } catch (err) {
+      const msg = `conditions[${i}]: ${message(err)}`;
+      reports?.push({ expr, error: message(err) });
+      outcome.error ??= msg;
+      passed = false;
+      if (!reports) break;
+      continue;
+    }
+    if (typeof value !== 'boolean') {
+      const msg = `conditions[${i}]: gave ${display(value) || typeof value}, not true or false`;
+      reports?.push({ expr, error: msg });
+      outcome.error ??= msg;
+      passed = false;
+      if (!reports) break;
+      continue;
+    }
+    reports?.push({ expr, value });
+    if (!value) {
+      passed = false;
+      if (!reports) break;
+    }
+  }
+  if (reports) outcome.conditions = reports;
+  if (!passed || outcome.error) return outcome;
+  outcome.passed = true;
+  outcome.actions = rule.actions.map((a, i): PlannedAction => {
+    if (a.type !== 'notify') return a;
+    const t = c.templates.get(i)!;
+    return { type: 'notify', title: render(t.title, ctx), body: render(t.body, ctx) };
+  });
+  return outcome;
+}
+
+/** Does this trigger fire for this event? See StateTrigger for the transition rules. */
+export function matches(t: Trigger, ev: RuleEvent, prev: Record<string, AttrValue>): boolean {
+  if (t.type === 'cron') return false;
+  if (ev.kind !== t.type) return false;
+  if (t.hub !== undefined && (t.hub !== ev.hub || t.device !== ev.device)) return false;
+  if (t.type === 'event') {
+    if (ev.kind !== 'event' || ev.event !== t.event) return false;
+    if (t.params) for (const k in t.params) if (ev.params[k] !== t.params[k]) return false;
+    return true;
+  }
+  if (ev.kind !== 'state' || !Object.hasOwn(ev.attrs, t.attr)) return false;
+  const v = ev.attrs[t.attr];
+  const known = Object.hasOwn(prev, t.attr);
+  const p = prev[t.attr];
+  if (known && p === v) return false;
+  if (t.to !== undefined && v !== t.to) return false;
+  if (t.from !== undefined && (!known || p !== t.from)) return false;
+  if (t.above !== undefined || t.below !== undefined) {
+    const inRange = (x: unknown) => typeof x === 'number' && (t.above === undefined || x > t.above) && (t.below === undefined || x < t.below);
+    return inRange(v) && !(known && inRange(p));
+  }
+  return true;
+}
+
+function devices(rule: Rule, task: EvalTask): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const alias in rule.devices) {
+    const ref = rule.devices[alias]!;
+    out[alias] = task.state[deviceKey(ref.hub, ref.device)] ?? {};
+  }
+  return out;
+}
+
+function eventVar(ev: RuleEvent, prev: Record<string, AttrValue>, attr: string | undefined): Record<string, unknown> {
+  switch (ev.kind) {
+    case 'state': {
+      const out: Record<string, unknown> = { kind: 'state', hub: ev.hub, device: ev.device, attrs: ev.attrs, ts: ev.ts };
+      if (attr !== undefined) {
+        out.attr = attr;
+        out.value = ev.attrs[attr] ?? null;
+        out.prev = Object.hasOwn(prev, attr) ? prev[attr] : null;
+      }
+      return out;
+    }
+    case 'event':
+      return { kind: 'event', hub: ev.hub, device: ev.device, name: ev.event, params: ev.params, ts: ev.ts };
+    case 'schedule':
+      return { kind: 'schedule', scheduledAt: ev.scheduledAt, ts: ev.ts };
+    case 'manual':
+      return { kind: 'manual', ts: ev.ts };
+  }
+}
+
+function render(parts: CompiledPart[], ctx: Record<string, unknown>): string {
+  let out = '';
+  for (const p of parts) {
+    if (typeof p === 'string') out += p;
+    else {
+      try {
+        out += display(p(ctx));
+      } catch {
+        out += '?'; // a notification still goes out when one placeholder cannot be filled
+      }
+    }
+  }
+  return out;
+}
+
+/** The home's wall-clock time as conditions see it (`time.*`). */
+export interface LocalTime {
+  hour: number;
+  minute: number;
+  second: number;
+  /** "HH:MM", 24 h, zero-padded: compares as text */
+  hhmm: string;
+  /** ISO day of week: 1 Monday … 7 Sunday */
+  weekday: number;
+  weekend: boolean;
+  day: number;
+  month: number;
+  year: number;
+  /** "YYYY-MM-DD" */
+  date: string;
+  zone: string;
+  epochMs: number;
+}
+
+const formatters = new Map<string, Intl.DateTimeFormat>();
+const WEEKDAYS: Record<string, number> = { Mon: 1, Tue: 2, Wed: 3, Thu: 4, Fri: 5, Sat: 6, Sun: 7 };
+
+export function localTime(now: number, timeZone: string): LocalTime {
+  let f = formatters.get(timeZone);
+  if (!f) {
+    f = new Intl.DateTimeFormat('en-US', {
+      timeZone,
+      hourCycle: 'h23',
+      year: 'numeric',
+      month: '2-digit',
+      day: '2-digit',
+      hour: '2-digit',
+      minute: '2-digit',
+      second: '2-digit',
+      weekday: 'short',
+    });
+    formatters.set(timeZone, f);
+  }
+  const parts: Record<string, string> = {};
+  for (const p of f.formatToParts(now)) parts[p.type] = p.value;
+  const hour = Number(parts.hour) % 24;
+  const minute = Number(parts.minute);
+  const weekday = WEEKDAYS[parts.weekday ?? ''] ?? 0;
+  return {
+    hour,
+    minute,
+    second: Number(parts.second),
+    hhmm: `${String(hour).padStart(2, '0')}:${parts.minute}`,
+    weekday,
+    weekend: weekday >= 6,
+    day: Number(parts.day),
+    month: Number(parts.month),
+    year: Number(parts.year),
+    date: `${parts.year}-${parts.month}-${parts.day}`,
+    zone: timeZone,
+    epochMs: now,
+  };
+}
+
+function message(err: unknown): string {
+  const m = err instanceof Error ? err.message : String(err);
+  return m.split('\n')[0] ?? m;
+}

@@ -1,0 +1,148 @@
+/**
+ * Condition expressions: CEL (Common Expression Language) through @marcbachmann/cel-js, a
+ * tree-walking interpreter with no `eval`/`new Function`, no loops or recursion in the language,
+ * and parse-time limits on size and depth. Used to check expressions at the API (parse only) and
+ * to compile and run them on the rule workers (never on the main thread).
+ *
+ * Variables: `dev.<alias>.<attr>` (reported state of the rule's devices), `time.*` (the home's
+ * local time), `event.*` (what fired the rule). One extra function: `between(hhmm, from, to)`,
+ * true when from ≤ hhmm < to, wrapping past midnight when from > to.
+ */
+import { Environment, type ASTNode, type ParseResult } from '@marcbachmann/cel-js';
+
+export const EXPR_MAX_LENGTH = 1_000;
+
+/** Functions refused at validation: `matches` runs a user-written RegExp (catastrophic backtracking). */
+const BANNED_FUNCTIONS = new Set(['matches']);
+
+const VARIABLES = ['dev', 'time', 'event'] as const;
+
+let env: Environment | null = null;
+
+function environment(): Environment {
+  if (env) return env;
+  const e = new Environment({
+    unlistedVariablesAreDyn: false,
+    homogeneousAggregateLiterals: false,
+    enableOptionalTypes: true,
+    limits: { maxAstNodes: 300, maxDepth: 32, maxListElements: 100, maxMapEntries: 100, maxCallArguments: 8 },
+  });
+  for (const v of VARIABLES) e.registerVariable(v, 'map');
+  e.registerFunction('between(string, string, string): bool', (t: string, from: string, to: string) => (from <= to ? t >= from && t < to : t >= from || t < to));
+  env = e;
+  return e;
+}
+
+/** A compiled expression: call it with the evaluation context. */
+export type Compiled = ParseResult;
+
+/** Parses (never evaluates) an expression; throws the library's ParseError. */
+export function compile(src: string): Compiled {
+  return environment().parse(src);
+}
+
+/**
+ * Checks an expression without running it: syntax, types, limits, banned functions and that every
+ * `dev.<alias>` names a declared alias. Returns the problem as text, or null when it is fine.
+ */
+export function checkExpression(src: string, aliases: ReadonlySet<string>): string | null {
+  if (src.length === 0) return 'must not be empty';
+  if (src.length > EXPR_MAX_LENGTH) return `must be at most ${EXPR_MAX_LENGTH} characters`;
+  let parsed: Compiled;
+  try {
+    parsed = compile(src);
+  } catch (err) {
+    return firstLine(err);
+  }
+  const check = parsed.check();
+  if (!check.valid) return firstLine(check.error ?? 'does not type-check');
+  return walk(parsed.ast, aliases);
+}
+
+function walk(node: ASTNode, aliases: ReadonlySet<string>): string | null {
+  switch (node.op) {
+    case 'value':
+    case 'id':
+      return null;
+    case '.':
+    case '.?': {
+      const [target, name] = node.args;
+      if (target.op === 'id' && target.args === 'dev' && !aliases.has(name)) return `dev.${name}: no device alias "${name}" in "devices"`;
+      return walk(target, aliases);
+    }
+    case '[]':
+    case '[?]': {
+      const [target, key] = node.args;
+      if (target.op === 'id' && target.args === 'dev') {
+        if (key.op !== 'value' || typeof key.args !== 'string') return 'dev[...]: the alias must be a string literal';
+        if (!aliases.has(key.args)) return `dev["${key.args}"]: no device alias "${key.args}" in "devices"`;
+      }
+      return walk(target, aliases) ?? walk(key, aliases);
+    }
+    case 'call': {
+      const [name, args] = node.args;
+      if (BANNED_FUNCTIONS.has(name)) return `function ${name} is not allowed`;
+      return walkAll(args, aliases);
+    }
+    case 'rcall': {
+      const [name, target, args] = node.args;
+      if (BANNED_FUNCTIONS.has(name)) return `function ${name} is not allowed`;
+      return walk(target, aliases) ?? walkAll(args, aliases);
+    }
+    case 'list':
+      return walkAll(node.args, aliases);
+    case 'map':
+      for (const [k, v] of node.args) {
+        const problem = walk(k, aliases) ?? walk(v, aliases);
+        if (problem) return problem;
+      }
+      return null;
+    case '!_':
+    case '-_':
+      return walk(node.args, aliases);
+    default:
+      return walkAll(node.args as ASTNode[], aliases);
+  }
+}
+
+function walkAll(nodes: readonly ASTNode[], aliases: ReadonlySet<string>): string | null {
+  for (const n of nodes) {
+    const problem = walk(n, aliases);
+    if (problem) return problem;
+  }
+  return null;
+}
+
+/** A text with `{{ expr }}` parts: literal strings and expressions, in order. */
+export type TemplatePart = string | { expr: string };
+
+const TEMPLATE = /\{\{(.*?)\}\}/gs;
+
+export function parseTemplate(text: string): TemplatePart[] {
+  const parts: TemplatePart[] = [];
+  let last = 0;
+  for (const m of text.matchAll(TEMPLATE)) {
+    if (m.index > last) parts.push(text.slice(last, m.index));
+    parts.push({ expr: m[1]!.trim() });
+    last = m.index + m[0].length;
+  }
+  if (last < text.length) parts.push(text.slice(last));
+  return parts;
+}
+
+/** Text of a value the way a template shows it. */
+export function display(v: unknown): string {
+  if (v === null || v === undefined) return '';
+  if (typeof v === 'string') return v;
+  if (typeof v === 'number' || typeof v === 'bigint' || typeof v === 'boolean') return String(v);
+  try {
+    return JSON.stringify(v, (_k, x: unknown) => (typeof x === 'bigint' ? Number(x) : x));
+  } catch {
+    return String(v);
+  }
+}
+
+function firstLine(err: unknown): string {
+  const msg = err instanceof Error ? err.message : String(err);
+  return msg.split('\n')[0] ?? msg;
+}

@@ -1,0 +1,184 @@
+/**
+ * Rule observability. Per rule: counters and recent evaluation latency, kept on this node and
+ * shown by the API (`GET .../rules/{id}` → `stats`). Per node: aggregate Prometheus series
+ * without a rule label (a label per rule would grow without bound with the number of homes).
+ */
+import { Counter, Histogram, type Registry } from 'prom-client';
+
+const RESERVOIR = 128;
+
+export interface LatencySummary {
+  count: number;
+  p50: number;
+  p95: number;
+  p99: number;
+  max: number;
+}
+
+export interface RuleStatsSnapshot {
+  /** sent to a worker as a candidate for an event or a schedule */
+  evaluated: number;
+  /** a trigger matched */
+  triggered: number;
+  /** a trigger matched and every condition held */
+  matched: number;
+  /** matched but not run: cooldown, or suspended by the loop guard */
+  suppressed: number;
+  /** actions that completed */
+  actionsRun: number;
+  /** evaluation failures and failed actions */
+  errors: number;
+  /** times the loop guard suspended the rule */
+  loopStops: number;
+  lastEvaluatedAt: number | null;
+  lastRunAt: number | null;
+  lastError: { at: number; message: string } | null;
+  /** worker time per evaluation of this rule, µs, over the last 128 */
+  evalUs: LatencySummary;
+}
+
+class Counters {
+  evaluated = 0;
+  triggered = 0;
+  matched = 0;
+  suppressed = 0;
+  actionsRun = 0;
+  errors = 0;
+  loopStops = 0;
+  lastEvaluatedAt: number | null = null;
+  lastRunAt: number | null = null;
+  lastError: { at: number; message: string } | null = null;
+  readonly samples = new Float64Array(RESERVOIR);
+  sampleCount = 0;
+
+  sample(us: number): void {
+    this.samples[this.sampleCount % RESERVOIR] = us;
+    this.sampleCount++;
+  }
+}
+
+/** Per-rule counters of this node. */
+export class RuleStats {
+  private readonly rules = new Map<string, Counters>();
+
+  of(ruleId: string): Counters {
+    let c = this.rules.get(ruleId);
+    if (!c) {
+      c = new Counters();
+      this.rules.set(ruleId, c);
+    }
+    return c;
+  }
+
+  error(ruleId: string, at: number, message: string): void {
+    const c = this.of(ruleId);
+    c.errors++;
+    c.lastError = { at, message };
+  }
+
+  snapshot(ruleId: string): RuleStatsSnapshot {
+    const c = this.rules.get(ruleId) ?? new Counters();
+    const n = Math.min(c.sampleCount, RESERVOIR);
+    return {
+      evaluated: c.evaluated,
+      triggered: c.triggered,
+      matched: c.matched,
+      suppressed: c.suppressed,
+      actionsRun: c.actionsRun,
+      errors: c.errors,
+      loopStops: c.loopStops,
+      lastEvaluatedAt: c.lastEvaluatedAt,
+      lastRunAt: c.lastRunAt,
+      lastError: c.lastError,
+      evalUs: summarize(Array.from(c.samples.subarray(0, n)), c.sampleCount),
+    };
+  }
+
+  delete(ruleId: string): void {
+    this.rules.delete(ruleId);
+  }
+
+  /** Sums over every rule of this node (benchmarks, diagnostics). */
+  totals(): Omit<RuleStatsSnapshot, 'lastEvaluatedAt' | 'lastRunAt' | 'lastError' | 'evalUs'> {
+    const t = { evaluated: 0, triggered: 0, matched: 0, suppressed: 0, actionsRun: 0, errors: 0, loopStops: 0 };
+    for (const c of this.rules.values()) {
+      t.evaluated += c.evaluated;
+      t.triggered += c.triggered;
+      t.matched += c.matched;
+      t.suppressed += c.suppressed;
+      t.actionsRun += c.actionsRun;
+      t.errors += c.errors;
+      t.loopStops += c.loopStops;
+    }
+    return t;
+  }
+}
+
+/** Percentiles of a sample (nearest rank). */
+export function summarize(values: number[], count = values.length): LatencySummary {
+  if (values.length === 0) return { count, p50: 0, p95: 0, p99: 0, max: 0 };
+  const s = [...values].sort((a, b) => a - b);
+  const at = (q: number) => s[Math.min(s.length - 1, Math.max(0, Math.ceil(q * s.length) - 1))]!;
+  return { count, p50: at(0.5), p95: at(0.95), p99: at(0.99), max: s[s.length - 1]! };
+}
+
+export type DropReason = 'queue_full' | 'backlog' | 'timeout' | 'worker_failed' | 'closed' | 'state_unavailable';
+
+/** Node-wide series; the engine, pool and scheduler report into one sink. */
+export interface RuleMetricsSink {
+  /** one per rule evaluated */
+  outcome(outcome: 'not_triggered' | 'not_matched' | 'matched' | 'suppressed' | 'error'): void;
+  /** pool round trip of one task (all candidate rules of one event), seconds */
+  evaluation(seconds: number): void;
+  action(type: string, ok: boolean): void;
+  /** from the event reaching the engine to its first action starting, seconds */
+  eventToAction(seconds: number): void;
+  dropped(reason: DropReason): void;
+  loopStopped(): void;
+  cron(outcome: 'fired' | 'missed' | 'taken'): void;
+  workerError(): void;
+}
+
+export const noRuleMetrics: RuleMetricsSink = {
+  outcome() {},
+  evaluation() {},
+  action() {},
+  eventToAction() {},
+  dropped() {},
+  loopStopped() {},
+  cron() {},
+  workerError() {},
+};
+
+/** The sink as Prometheus series `tier_rule_*` in `registry` (the admin port's /metrics). */
+export function prometheusRuleMetrics(registry: Registry): RuleMetricsSink {
+  const registers = [registry];
+  const outcomes = new Counter({ name: 'tier_rule_evaluations_total', help: 'Rule evaluations by outcome', labelNames: ['outcome'], registers });
+  const evalSeconds = new Histogram({
+    name: 'tier_rule_evaluation_seconds',
+    help: 'Worker pool round trip of one event (all candidate rules)',
+    buckets: [0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5],
+    registers,
+  });
+  const actions = new Counter({ name: 'tier_rule_actions_total', help: 'Rule actions by type and result', labelNames: ['type', 'result'], registers });
+  const e2a = new Histogram({
+    name: 'tier_rule_event_to_action_seconds',
+    help: 'From an event reaching the rule engine to its first action starting',
+    buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
+    registers,
+  });
+  const dropped = new Counter({ name: 'tier_rule_dropped_total', help: 'Events or tasks not evaluated, by reason', labelNames: ['reason'], registers });
+  const loops = new Counter({ name: 'tier_rule_loop_stops_total', help: 'Rules suspended by the loop guard', registers });
+  const cron = new Counter({ name: 'tier_rule_cron_total', help: 'Cron instants by outcome (taken: fired by another node)', labelNames: ['outcome'], registers });
+  const workers = new Counter({ name: 'tier_rule_worker_errors_total', help: 'Rule worker threads that failed or were terminated', registers });
+  return {
+    outcome: (o) => outcomes.inc({ outcome: o }),
+    evaluation: (s) => evalSeconds.observe(s),
+    action: (type, ok) => actions.inc({ type, result: ok ? 'ok' : 'failed' }),
+    eventToAction: (s) => e2a.observe(s),
+    dropped: (reason) => dropped.inc({ reason }),
+    loopStopped: () => loops.inc(),
+    cron: (o) => cron.inc({ outcome: o }),
+    workerError: () => workers.inc(),
+  };
+}

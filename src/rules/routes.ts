@@ -1,0 +1,222 @@
+/**
+ * The automation API: rules, scenes and settings of a home. Same bearer auth as the rest of the
+ * API: the admin reaches every home, a user the homes of the token (others answer 403). Every hub
+ * a rule or scene names must belong to the home (`invalid_field` naming the field otherwise).
+ *
+ *   GET    /v1/homes/{homeId}/rules                    list (with this node's status of each)
+ *   POST   /v1/homes/{homeId}/rules                    create → 201
+ *   GET    /v1/homes/{homeId}/rules/{ruleId}           read, with status and counters
+ *   PUT    /v1/homes/{homeId}/rules/{ruleId}           replace (version + 1)
+ *   DELETE /v1/homes/{homeId}/rules/{ruleId}
+ *   POST   /v1/homes/{homeId}/rules/{ruleId}/enable    (and /disable)
+ *   POST   /v1/homes/{homeId}/rules/{ruleId}/test      dry run: what it would do now, doing nothing
+ *   ... the same for /scenes, plus POST /v1/homes/{homeId}/scenes/{sceneId}/run
+ *   GET|PUT /v1/homes/{homeId}/settings                {"timeZone": "Europe/Berlin"}
+ */
+import { isValidId } from '../../proto/subjects.js';
+import { requireHome, type Authenticator } from '../api/auth.js';
+import { TierError } from '../errors.js';
+import type { Logger } from '../log/logger.js';
+import { route, type HttpCall, type HttpReply } from '../transport/http.js';
+import type { TemplatedApp } from '../transport/uws.js';
+import type { RulesEngine } from './engine.js';
+import type { Rule, RuleSpec, Scene } from './model.js';
+import type { RuleStore } from './rule-store.js';
+import {
+  devicesOfRule,
+  devicesOfScene,
+  validateRuleSpec,
+  validateSceneSpec,
+  validateSettings,
+  validateTestRequest,
+  type ValidateOptions,
+} from './validate.js';
+
+export interface RulesApiDeps {
+  auth: Authenticator;
+  store: RuleStore;
+  engine: RulesEngine;
+  /** the home a hub is provisioned in, null for unknown hubs */
+  homeOfHub(hubId: string): Promise<string | null>;
+  log: Logger;
+  maxBodyBytes: number;
+  validate?: ValidateOptions;
+  now?: () => number;
+}
+
+function idParam(value: string | undefined, field: string): string {
+  if (!isValidId(value)) throw new TierError('invalid_field', `${field}: must be an id of 1..64 characters [A-Za-z0-9_-]`, { field });
+  return value;
+}
+
+/** Mount before the main API (its catch-all 404 must stay the last route). */
+export function mountRulesApi(app: TemplatedApp, deps: RulesApiDeps): void {
+  const { auth, store, engine } = deps;
+  const opts = { maxBodyBytes: deps.maxBodyBytes, log: deps.log };
+  const now = deps.now ?? Date.now;
+
+  async function homeOf(call: HttpCall): Promise<string> {
+    const principal = await auth.fromHeader(call.authorization);
+    const homeId = idParam(call.params[0], 'homeId');
+    requireHome(principal, homeId);
+    return homeId;
+  }
+
+  /** Every hub named must be provisioned in this home. */
+  async function checkDevices(homeId: string, refs: Array<{ ref: { hub: string }; field: string }>): Promise<void> {
+    const homes = new Map<string, string | null>();
+    for (const { ref, field } of refs) {
+      if (!homes.has(ref.hub)) homes.set(ref.hub, await deps.homeOfHub(ref.hub));
+      if (homes.get(ref.hub) !== homeId) throw new TierError('invalid_field', `${field}: hub ${ref.hub} is not in home ${homeId}`, { field });
+    }
+  }
+
+  async function checkRule(homeId: string, spec: RuleSpec): Promise<void> {
+    await checkDevices(homeId, devicesOfRule(spec));
+    for (let i = 0; i < spec.actions.length; i++) {
+      const a = spec.actions[i]!;
+      if (a.type === 'scene' && !(await store.getScene(homeId, a.scene))) {
+        throw new TierError('invalid_field', `actions[${i}].scene: no scene ${a.scene} in home ${homeId}`, { field: `actions[${i}].scene` });
+      }
+    }
+  }
+
+  const ruleView = (r: Rule) => ({ ...r, status: engine.status(r.id, r.version) });
+  const ok = (status: number, body: Record<string, unknown>): HttpReply => ({ status, body: { ok: true, ...body } });
+  const noRule = (homeId: string, ruleId: string) => new TierError('not_found', `no rule ${ruleId} in home ${homeId}`);
+  const noScene = (homeId: string, sceneId: string) => new TierError('not_found', `no scene ${sceneId} in home ${homeId}`);
+
+  /** A body that may be empty (dry run). */
+  async function optionalJson(call: HttpCall): Promise<unknown> {
+    try {
+      return await call.json();
+    } catch (err) {
+      if (err instanceof TierError && err.code === 'invalid_field' && err.field === 'body') return undefined;
+      throw err;
+    }
+  }
+
+  // ---- rules ----
+  route(app, 'get', '/v1/homes/:homeId/rules', async (call) => {
+    const homeId = await homeOf(call);
+    return ok(200, { homeId, rules: (await store.listRules(homeId)).map(ruleView) });
+  }, opts);
+
+  route(app, 'post', '/v1/homes/:homeId/rules', async (call) => {
+    const homeId = await homeOf(call);
+    const spec = validateRuleSpec(await call.json(), deps.validate);
+    await checkRule(homeId, spec);
+    return ok(201, { rule: ruleView(await store.createRule(homeId, spec)) });
+  }, opts);
+
+  route(app, 'get', '/v1/homes/:homeId/rules/:ruleId', async (call) => {
+    const homeId = await homeOf(call);
+    const ruleId = idParam(call.params[1], 'ruleId');
+    const rule = await store.getRule(homeId, ruleId);
+    if (!rule) throw noRule(homeId, ruleId);
+    return ok(200, { rule: ruleView(rule) });
+  }, opts);
+
+  route(app, 'put', '/v1/homes/:homeId/rules/:ruleId', async (call) => {
+    const homeId = await homeOf(call);
+    const ruleId = idParam(call.params[1], 'ruleId');
+    const spec = validateRuleSpec(await call.json(), deps.validate);
+    await checkRule(homeId, spec);
+    const rule = await store.updateRule(homeId, ruleId, spec);
+    if (!rule) throw noRule(homeId, ruleId);
+    return ok(200, { rule: ruleView(rule) });
+  }, opts);
+
+  route(app, 'del', '/v1/homes/:homeId/rules/:ruleId', async (call) => {
+    const homeId = await homeOf(call);
+    const ruleId = idParam(call.params[1], 'ruleId');
+    if (!(await store.deleteRule(homeId, ruleId))) throw noRule(homeId, ruleId);
+    return ok(200, { deleted: ruleId });
+  }, opts);
+
+  for (const [verb, enabled] of [['enable', true], ['disable', false]] as const) {
+    route(app, 'post', `/v1/homes/:homeId/rules/:ruleId/${verb}`, async (call) => {
+      const homeId = await homeOf(call);
+      const ruleId = idParam(call.params[1], 'ruleId');
+      const rule = await store.setRuleEnabled(homeId, ruleId, enabled);
+      if (!rule) throw noRule(homeId, ruleId);
+      return ok(200, { rule: ruleView(rule) });
+    }, opts);
+  }
+
+  route(app, 'post', '/v1/homes/:homeId/rules/:ruleId/test', async (call) => {
+    const homeId = await homeOf(call);
+    const ruleId = idParam(call.params[1], 'ruleId');
+    const { event, prev } = validateTestRequest(await optionalJson(call), now());
+    return ok(200, { test: await engine.dryRun(homeId, ruleId, event, prev) });
+  }, opts);
+
+  // ---- scenes ----
+  const sceneView = (s: Scene) => s;
+
+  route(app, 'get', '/v1/homes/:homeId/scenes', async (call) => {
+    const homeId = await homeOf(call);
+    return ok(200, { homeId, scenes: (await store.listScenes(homeId)).map(sceneView) });
+  }, opts);
+
+  route(app, 'post', '/v1/homes/:homeId/scenes', async (call) => {
+    const homeId = await homeOf(call);
+    const spec = validateSceneSpec(await call.json(), deps.validate);
+    await checkDevices(homeId, devicesOfScene(spec));
+    return ok(201, { scene: await store.createScene(homeId, spec) });
+  }, opts);
+
+  route(app, 'get', '/v1/homes/:homeId/scenes/:sceneId', async (call) => {
+    const homeId = await homeOf(call);
+    const sceneId = idParam(call.params[1], 'sceneId');
+    const scene = await store.getScene(homeId, sceneId);
+    if (!scene) throw noScene(homeId, sceneId);
+    return ok(200, { scene });
+  }, opts);
+
+  route(app, 'put', '/v1/homes/:homeId/scenes/:sceneId', async (call) => {
+    const homeId = await homeOf(call);
+    const sceneId = idParam(call.params[1], 'sceneId');
+    const spec = validateSceneSpec(await call.json(), deps.validate);
+    await checkDevices(homeId, devicesOfScene(spec));
+    const scene = await store.updateScene(homeId, sceneId, spec);
+    if (!scene) throw noScene(homeId, sceneId);
+    return ok(200, { scene });
+  }, opts);
+
+  route(app, 'del', '/v1/homes/:homeId/scenes/:sceneId', async (call) => {
+    const homeId = await homeOf(call);
+    const sceneId = idParam(call.params[1], 'sceneId');
+    if (!(await store.deleteScene(homeId, sceneId))) throw noScene(homeId, sceneId);
+    return ok(200, { deleted: sceneId });
+  }, opts);
+
+  for (const [verb, enabled] of [['enable', true], ['disable', false]] as const) {
+    route(app, 'post', `/v1/homes/:homeId/scenes/:sceneId/${verb}`, async (call) => {
+      const homeId = await homeOf(call);
+      const sceneId = idParam(call.params[1], 'sceneId');
+      const scene = await store.setSceneEnabled(homeId, sceneId, enabled);
+      if (!scene) throw noScene(homeId, sceneId);
+      return ok(200, { scene });
+    }, opts);
+  }
+
+  route(app, 'post', '/v1/homes/:homeId/scenes/:sceneId/run', async (call) => {
+    const homeId = await homeOf(call);
+    const sceneId = idParam(call.params[1], 'sceneId');
+    const run = await engine.runScene(homeId, sceneId);
+    return ok(200, { ...run, allOk: run.results.every((r) => r.ok) });
+  }, opts);
+
+  // ---- settings ----
+  route(app, 'get', '/v1/homes/:homeId/settings', async (call) => {
+    const homeId = await homeOf(call);
+    return ok(200, { homeId, settings: await store.getSettings(homeId) });
+  }, opts);
+
+  route(app, 'put', '/v1/homes/:homeId/settings', async (call) => {
+    const homeId = await homeOf(call);
+    const settings = validateSettings(await call.json());
+    return ok(200, { homeId, settings: await store.putSettings(homeId, settings) });
+  }, opts);
+}

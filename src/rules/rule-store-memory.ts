@@ -1,0 +1,197 @@
+import { randomBytes } from 'node:crypto';
+import { DEFAULT_SETTINGS, type HomeSettings, type Rule, type RuleSpec, type Scene, type SceneSpec } from './model.js';
+import type { RuleStore, RuleStoreChange, ScheduledRule } from './rule-store.js';
+
+interface Home {
+  version: number;
+  rules: Map<string, Rule>;
+  scenes: Map<string, Scene>;
+  settings: HomeSettings;
+}
+
+/** A new id: 12 characters of base64url (72 random bits), valid in subjects and keys. */
+export function newId(prefix: 'r' | 's'): string {
+  return prefix + randomBytes(9).toString('base64url');
+}
+
+/**
+ * Rules and scenes held in this process (embedded default and tests). Everything is lost when the
+ * process ends. Watch listeners are called synchronously after each change; a listener that
+ * throws is skipped, never failing the change.
+ */
+export class MemoryRuleStore implements RuleStore {
+  private readonly homes = new Map<string, Home>();
+  private readonly cursors = new Map<string, number>();
+  private readonly listeners = new Set<(change: RuleStoreChange) => void>();
+  private readonly now: () => number;
+
+  constructor(options: { now?: () => number } = {}) {
+    this.now = options.now ?? Date.now;
+  }
+
+  async homeVersion(homeId: string): Promise<number> {
+    return this.homes.get(homeId)?.version ?? 0;
+  }
+
+  async listRules(homeId: string): Promise<Rule[]> {
+    return [...(this.homes.get(homeId)?.rules.values() ?? [])].map(copy);
+  }
+
+  async getRule(homeId: string, ruleId: string): Promise<Rule | null> {
+    const r = this.homes.get(homeId)?.rules.get(ruleId);
+    return r ? copy(r) : null;
+  }
+
+  async createRule(homeId: string, spec: RuleSpec): Promise<Rule> {
+    const home = this.home(homeId);
+    const now = this.now();
+    const rule: Rule = { ...copy(spec), id: newId('r'), homeId, version: 1, createdAt: now, updatedAt: now };
+    home.rules.set(rule.id, rule);
+    this.changed(homeId, home);
+    return copy(rule);
+  }
+
+  async updateRule(homeId: string, ruleId: string, spec: RuleSpec): Promise<Rule | null> {
+    const home = this.homes.get(homeId);
+    const old = home?.rules.get(ruleId);
+    if (!home || !old) return null;
+    const rule: Rule = { ...copy(spec), id: ruleId, homeId, version: old.version + 1, createdAt: old.createdAt, updatedAt: this.now() };
+    home.rules.set(ruleId, rule);
+    this.changed(homeId, home);
+    return copy(rule);
+  }
+
+  async setRuleEnabled(homeId: string, ruleId: string, enabled: boolean): Promise<Rule | null> {
+    const home = this.homes.get(homeId);
+    const old = home?.rules.get(ruleId);
+    if (!home || !old) return null;
+    if (old.enabled === enabled) return copy(old);
+    const rule: Rule = { ...old, enabled, version: old.version + 1, updatedAt: this.now() };
+    home.rules.set(ruleId, rule);
+    this.changed(homeId, home);
+    return copy(rule);
+  }
+
+  async deleteRule(homeId: string, ruleId: string): Promise<boolean> {
+    const home = this.homes.get(homeId);
+    if (!home?.rules.delete(ruleId)) return false;
+    this.cursors.delete(ruleId);
+    this.changed(homeId, home);
+    return true;
+  }
+
+  async listScenes(homeId: string): Promise<Scene[]> {
+    return [...(this.homes.get(homeId)?.scenes.values() ?? [])].map(copy);
+  }
+
+  async getScene(homeId: string, sceneId: string): Promise<Scene | null> {
+    const s = this.homes.get(homeId)?.scenes.get(sceneId);
+    return s ? copy(s) : null;
+  }
+
+  async createScene(homeId: string, spec: SceneSpec): Promise<Scene> {
+    const home = this.home(homeId);
+    const now = this.now();
+    const scene: Scene = { ...copy(spec), id: newId('s'), homeId, version: 1, createdAt: now, updatedAt: now };
+    home.scenes.set(scene.id, scene);
+    this.changed(homeId, home);
+    return copy(scene);
+  }
+
+  async updateScene(homeId: string, sceneId: string, spec: SceneSpec): Promise<Scene | null> {
+    const home = this.homes.get(homeId);
+    const old = home?.scenes.get(sceneId);
+    if (!home || !old) return null;
+    const scene: Scene = { ...copy(spec), id: sceneId, homeId, version: old.version + 1, createdAt: old.createdAt, updatedAt: this.now() };
+    home.scenes.set(sceneId, scene);
+    this.changed(homeId, home);
+    return copy(scene);
+  }
+
+  async setSceneEnabled(homeId: string, sceneId: string, enabled: boolean): Promise<Scene | null> {
+    const home = this.homes.get(homeId);
+    const old = home?.scenes.get(sceneId);
+    if (!home || !old) return null;
+    if (old.enabled === enabled) return copy(old);
+    const scene: Scene = { ...old, enabled, version: old.version + 1, updatedAt: this.now() };
+    home.scenes.set(sceneId, scene);
+    this.changed(homeId, home);
+    return copy(scene);
+  }
+
+  async deleteScene(homeId: string, sceneId: string): Promise<boolean> {
+    const home = this.homes.get(homeId);
+    if (!home?.scenes.delete(sceneId)) return false;
+    this.changed(homeId, home);
+    return true;
+  }
+
+  async getSettings(homeId: string): Promise<HomeSettings> {
+    return { ...(this.homes.get(homeId)?.settings ?? DEFAULT_SETTINGS) };
+  }
+
+  async putSettings(homeId: string, settings: HomeSettings): Promise<HomeSettings> {
+    const home = this.home(homeId);
+    home.settings = { ...settings };
+    this.changed(homeId, home);
+    return { ...home.settings };
+  }
+
+  async listScheduled(): Promise<ScheduledRule[]> {
+    const out: ScheduledRule[] = [];
+    for (const [homeId, home] of this.homes) {
+      for (const rule of home.rules.values()) {
+        if (!rule.enabled) continue;
+        const crons = rule.triggers.flatMap((t) => (t.type === 'cron' ? [{ cron: t.cron, catchUpMs: t.catchUpMs }] : []));
+        if (crons.length === 0) continue;
+        out.push({ homeId, ruleId: rule.id, version: rule.version, updatedAt: rule.updatedAt, timeZone: home.settings.timeZone, crons });
+      }
+    }
+    return out;
+  }
+
+  async getCursor(ruleId: string): Promise<number | null> {
+    return this.cursors.get(ruleId) ?? null;
+  }
+
+  async advanceCursor(_homeId: string, ruleId: string, at: number): Promise<boolean> {
+    const cur = this.cursors.get(ruleId);
+    if (cur !== undefined && cur >= at) return false;
+    this.cursors.set(ruleId, at);
+    return true;
+  }
+
+  watch(listener: (change: RuleStoreChange) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  async close(): Promise<void> {
+    this.listeners.clear();
+  }
+
+  private home(homeId: string): Home {
+    let home = this.homes.get(homeId);
+    if (!home) {
+      home = { version: 0, rules: new Map(), scenes: new Map(), settings: { ...DEFAULT_SETTINGS } };
+      this.homes.set(homeId, home);
+    }
+    return home;
+  }
+
+  private changed(homeId: string, home: Home): void {
+    home.version++;
+    const change = { homeId, version: home.version };
+    for (const l of [...this.listeners]) {
+      try {
+        l(change);
+      } catch {
+        // a listener's failure is its own
+      }
+    }
+  }
+}
+
+function copy<T>(v: T): T {
+  return structuredClone(v);
+}

@@ -1,0 +1,255 @@
+/**
+ * Cron timers of rules. Every node runs a scheduler over every home's cron rules; each scheduled
+ * instant fires on one node only, and a restart resumes where the cluster left off.
+ *
+ * Once per instant: the node that fires instant `t` of rule `r` first takes the lease
+ * `rule:<r>:<t>` (only one node gets it) and then advances the rule's cursor in the RuleStore to
+ * `t` (an atomic compare-and-set: it fails if any node already recorded `t` or later). Only with
+ * both does it fire, so even a lease that expired cannot cause a second firing. A node that dies
+ * between taking the lease and firing loses that firing (at most once).
+ *
+ * Restarts and missed firings (catch-up policy): the cursor is durable, so a scheduler that
+ * starts (or a node that comes back) looks at the instants after the cursor (and after the rule's
+ * last change: a new or edited rule never fires for instants before it existed):
+ * - the latest instant at or before now fires late if it is at most `catchUpMs` old (per cron
+ *   trigger, default 60 s), else it is skipped;
+ * - every earlier missed instant is skipped: after an outage a rule fires at most once, never a
+ *   burst. Skipped instants are counted (`missed`), logged, and recorded in the cursor.
+ *
+ * Time zone: patterns are read in the home's time zone (settings), with daylight saving: a time in
+ * the hour skipped in spring fires at the end of the gap (02:30 → 03:00), a time in the hour
+ * repeated in autumn fires once (the first time).
+ */
+import { Cron } from 'croner';
+import type { Logger } from '../log/logger.js';
+import type { Lease } from './lease.js';
+import { noRuleMetrics, type RuleMetricsSink } from './metrics.js';
+import { DEFAULT_CATCH_UP_MS } from './model.js';
+import type { RuleStore, ScheduledRule } from './rule-store.js';
+
+export interface CronSchedulerDeps {
+  store: RuleStore;
+  lease: Lease;
+  /** this node's name: the lease owner */
+  nodeId: string;
+  /** runs the rule for instant `scheduledAt` (the engine's `fireScheduled`) */
+  fire(homeId: string, ruleId: string, scheduledAt: number): Promise<unknown>;
+  log: Logger;
+  metrics?: RuleMetricsSink;
+  now?: () => number;
+  /** how often due instants are looked for; @default 1_000 (ms) */
+  pollMs?: number;
+  /** the list of cron rules is re-read at least this often (and after each store change); @default 30_000 (ms) */
+  reloadMs?: number;
+  /** default of `catchUpMs` for cron triggers that do not set it; @default 60_000 (ms) */
+  catchUpMs?: number;
+}
+
+interface Entry {
+  rule: ScheduledRule;
+  crons: Cron[];
+  catchUpMs: number;
+  /** instants at or before this are done (fired, skipped, or before the rule existed) */
+  after: number;
+  /** the first instant after `after`, or null when the pattern never fires again */
+  next: number | null;
+}
+
+/** What one tick did (tests, diagnostics). */
+export interface TickReport {
+  fired: Array<{ homeId: string; ruleId: string; at: number }>;
+  missed: number;
+  taken: number;
+}
+
+/** instants skipped one by one at most per rule and tick; beyond, the rest are skipped in one step */
+const MAX_SKIP_WALK = 10_000;
+
+export class CronScheduler {
+  private readonly entries = new Map<string, Entry>();
+  private readonly metrics: RuleMetricsSink;
+  private readonly now: () => number;
+  private readonly pollMs: number;
+  private readonly reloadMs: number;
+  private readonly defaultCatchUpMs: number;
+  private readonly inflight = new Set<Promise<unknown>>();
+  private lastReload = -Infinity;
+  private dirty = true;
+  private interval: NodeJS.Timeout | null = null;
+  private ticking: Promise<TickReport> | null = null;
+  private unwatch: (() => void) | null = null;
+  /** totals since start */
+  readonly counts = { fired: 0, missed: 0, taken: 0, errors: 0 };
+
+  constructor(private readonly deps: CronSchedulerDeps) {
+    this.metrics = deps.metrics ?? noRuleMetrics;
+    this.now = deps.now ?? Date.now;
+    this.pollMs = deps.pollMs ?? 1_000;
+    this.reloadMs = deps.reloadMs ?? 30_000;
+    this.defaultCatchUpMs = deps.catchUpMs ?? DEFAULT_CATCH_UP_MS;
+    this.unwatch = deps.store.watch(() => {
+      this.dirty = true;
+    });
+  }
+
+  /** Ticks every `pollMs` until `stop`. */
+  start(): void {
+    if (this.interval) return;
+    this.interval = setInterval(() => {
+      if (this.ticking) return; // a slow tick (store, lease) is not stacked
+      this.tick().catch((err: unknown) => {
+        this.counts.errors++;
+        this.deps.log.warn({ err }, 'cron scheduler tick failed');
+      });
+    }, this.pollMs);
+    this.interval.unref();
+  }
+
+  /** One pass: reload if due, then handle every instant that is due. Ticks never overlap. */
+  tick(): Promise<TickReport> {
+    if (this.ticking) return this.ticking;
+    const p = this.run().finally(() => {
+      this.ticking = null;
+    });
+    this.ticking = p;
+    return p;
+  }
+
+  /** Stops ticking and waits for firings in progress. */
+  async stop(): Promise<void> {
+    if (this.interval) clearInterval(this.interval);
+    this.interval = null;
+    this.unwatch?.();
+    this.unwatch = null;
+    await this.ticking?.catch(() => {});
+    await Promise.allSettled([...this.inflight]);
+  }
+
+  /** rules with a cron trigger this scheduler knows */
+  get size(): number {
+    return this.entries.size;
+  }
+
+  private async run(): Promise<TickReport> {
+    const report: TickReport = { fired: [], missed: 0, taken: 0 };
+    const now = this.now();
+    if (this.dirty || now - this.lastReload >= this.reloadMs) await this.reload(now);
+    for (const entry of this.entries.values()) {
+      try {
+        await this.due(entry, now, report);
+      } catch (err) {
+        this.counts.errors++;
+        this.deps.log.warn({ err, ruleId: entry.rule.ruleId }, 'cron: instant not handled, retried next tick');
+      }
+    }
+    return report;
+  }
+
+  private async reload(now: number): Promise<void> {
+    this.dirty = false;
+    const list = await this.deps.store.listScheduled();
+    const seen = new Set<string>();
+    for (const rule of list) {
+      seen.add(rule.ruleId);
+      const old = this.entries.get(rule.ruleId);
+      if (old && old.rule.version === rule.version && old.rule.timeZone === rule.timeZone) continue;
+      let crons: Cron[];
+      try {
+        crons = rule.crons.map((c) => new Cron(c.cron, { paused: true, timezone: rule.timeZone }));
+      } catch (err) {
+        this.deps.log.warn({ err, ruleId: rule.ruleId }, 'cron: pattern or time zone refused; rule not scheduled');
+        continue;
+      }
+      const cursor = await this.deps.store.getCursor(rule.ruleId);
+      const after = Math.max(cursor ?? -Infinity, rule.updatedAt);
+      const entry: Entry = {
+        rule,
+        crons,
+        catchUpMs: Math.max(...rule.crons.map((c) => c.catchUpMs ?? this.defaultCatchUpMs)),
+        after,
+        next: null,
+      };
+      entry.next = nextAfter(entry.crons, after);
+      this.entries.set(rule.ruleId, entry);
+    }
+    for (const id of this.entries.keys()) if (!seen.has(id)) this.entries.delete(id);
+    this.lastReload = now;
+  }
+
+  private async due(entry: Entry, now: number, report: TickReport): Promise<void> {
+    const { homeId, ruleId } = entry.rule;
+    while (entry.next !== null && entry.next <= now) {
+      // skip every due instant but the latest (no burst after an outage)
+      let t = entry.next;
+      let following = nextAfter(entry.crons, t);
+      let skipped = 0;
+      let lastSkipped = 0;
+      while (following !== null && following <= now) {
+        skipped++;
+        lastSkipped = t;
+        t = following;
+        if (skipped >= MAX_SKIP_WALK) {
+          // a very long outage of a frequent pattern: jump to the last instant before now
+          const back = entry.crons.map((c) => c.previousRuns(1, new Date(now + 1))[0]?.getTime() ?? -Infinity);
+          const latest = Math.max(...back);
+          if (latest > t) t = latest;
+          following = nextAfter(entry.crons, t);
+          break;
+        }
+        following = nextAfter(entry.crons, t);
+      }
+      if (skipped > 0) await this.skip(entry, lastSkipped, skipped, now, report);
+      const key = `rule:${ruleId}:${t}`;
+      if (now - t > entry.catchUpMs) await this.skip(entry, t, 1, now, report);
+      else if (!(await this.deps.lease.tryAcquire(key, this.deps.nodeId, this.leaseTtl(entry)))) this.taken(report);
+      else if (!(await this.deps.store.advanceCursor(homeId, ruleId, t))) this.taken(report);
+      else {
+        this.counts.fired++;
+        this.metrics.cron('fired');
+        report.fired.push({ homeId, ruleId, at: t });
+        this.deps.log.info({ homeId, ruleId, scheduledAt: new Date(t).toISOString(), lateMs: now - t }, 'cron: firing');
+        const firing = this.deps.fire(homeId, ruleId, t).catch((err: unknown) => {
+          this.counts.errors++;
+          this.deps.log.warn({ err, ruleId }, 'cron: firing failed');
+        });
+        this.inflight.add(firing);
+        void firing.finally(() => this.inflight.delete(firing));
+      }
+      entry.after = t;
+      entry.next = following;
+    }
+  }
+
+  /** Records skipped instants up to `upTo`; counted by the one node whose cursor write wins. */
+  private async skip(entry: Entry, upTo: number, n: number, now: number, report: TickReport): Promise<void> {
+    if (!(await this.deps.store.advanceCursor(entry.rule.homeId, entry.rule.ruleId, upTo))) return;
+    this.counts.missed += n;
+    report.missed += n;
+    for (let i = 0; i < n; i++) this.metrics.cron('missed');
+    this.deps.log.warn(
+      { homeId: entry.rule.homeId, ruleId: entry.rule.ruleId, skipped: n, last: new Date(upTo).toISOString(), lateMs: now - upTo, catchUpMs: entry.catchUpMs },
+      'cron: missed firing skipped (catch-up policy)',
+    );
+  }
+
+  private taken(report: TickReport): void {
+    this.counts.taken++;
+    report.taken++;
+    this.metrics.cron('taken');
+  }
+
+  /** long enough that no node can still be within catch-up of the instant when it expires */
+  private leaseTtl(entry: Entry): number {
+    return entry.catchUpMs + 5 * 60_000;
+  }
+}
+
+function nextAfter(crons: readonly Cron[], after: number): number | null {
+  let best: number | null = null;
+  const from = new Date(Number.isFinite(after) ? after : 0);
+  for (const c of crons) {
+    const n = c.nextRun(from)?.getTime();
+    if (n !== undefined && (best === null || n < best)) best = n;
+  }
+  return best;
+}

@@ -1,0 +1,214 @@
+import { randomUUID } from 'node:crypto';
+import { afterEach, describe, expect, it } from 'vitest';
+import { TierError } from '../../src/errors.js';
+import type { PushDelivery, PushNotification, PushQueue, PushQueueOptions, PushSender } from '../../src/events/push-queue.js';
+
+/** A push queue under test, delivering to `sender`. */
+export interface PushQueueFixture {
+  queue: PushQueue;
+  close(): Promise<void>;
+}
+
+/** Called once per test; a real backend should use a unique queue name per call. */
+export type PushQueueFactory = (options: PushQueueOptions & { sender: PushSender }) => Promise<PushQueueFixture>;
+
+const note = (patch: Partial<PushNotification> = {}): PushNotification => ({
+  homeId: 'home1',
+  title: 'Water leak',
+  body: 'A leak was detected by bath-leak.',
+  dedupKey: `rule:r1:${randomUUID()}`,
+  ...patch,
+});
+
+/** Resolves when `n` deliveries were seen (an event, not a sleep). */
+function recorder() {
+  const seen: Array<PushDelivery & { at: number }> = [];
+  let waiters: Array<{ n: number; resolve: () => void }> = [];
+  return {
+    seen,
+    record(d: PushDelivery) {
+      seen.push({ ...d, at: performance.now() });
+      waiters = waiters.filter((w) => (seen.length >= w.n ? (w.resolve(), false) : true));
+    },
+    until(n: number): Promise<void> {
+      if (seen.length >= n) return Promise.resolve();
+      return new Promise((resolve) => waiters.push({ n, resolve }));
+    },
+  };
+}
+
+/** The promises of `PushQueue` (src/events/push-queue.ts), for any implementation. */
+export function pushQueueContract(name: string, make: PushQueueFactory): void {
+  describe(name, () => {
+    let fx: PushQueueFixture | null = null;
+    afterEach(async () => {
+      await fx?.close();
+      fx = null;
+    });
+
+    async function open(sender: PushSender, options: PushQueueOptions = {}): Promise<PushQueue> {
+      fx = await make({ attempts: 5, backoffMs: 20, maxBackoffMs: 1_000, dedupTtlMs: 60_000, concurrency: 4, ...options, sender });
+      return fx.queue;
+    }
+
+    it('delivers an accepted notification once to the sender, with its id and attempt 1', async () => {
+      const rec = recorder();
+      const queue = await open(async (d) => rec.record(d));
+      const n = note({ data: { ruleId: 'r1' } });
+      const { id, duplicate } = await queue.enqueue(n);
+      expect(duplicate).toBe(false);
+      await rec.until(1);
+      await queue.drain();
+      expect(rec.seen).toHaveLength(1);
+      expect(rec.seen[0]).toMatchObject({ id, attempt: 1, notification: { ...n, audience: 'home' } });
+      expect(await queue.stats()).toMatchObject({ waiting: 0, delayed: 0, active: 0, delivered: 1, failed: 0 });
+    });
+
+    it('enqueue resolves without waiting for delivery', async () => {
+      let release!: () => void;
+      const gate = new Promise<void>((r) => (release = r));
+      const rec = recorder();
+      const queue = await open(async (d) => {
+        rec.record(d);
+        await gate;
+      });
+      await queue.enqueue(note());
+      await rec.until(1);
+      expect((await queue.stats()).active).toBe(1);
+      release();
+      await queue.drain();
+      expect((await queue.stats()).delivered).toBe(1);
+    });
+
+    it('retries a failing delivery with exponential backoff until it succeeds (at least once)', async () => {
+      const rec = recorder();
+      const queue = await open(
+        async (d) => {
+          rec.record(d);
+          if (d.attempt < 4) throw new Error(`push service down (${d.attempt})`);
+        },
+        { backoffMs: 20 },
+      );
+      const { id } = await queue.enqueue(note());
+      await rec.until(4);
+      await queue.drain();
+      expect(rec.seen.map((d) => [d.id, d.attempt])).toEqual([
+        [id, 1],
+        [id, 2],
+        [id, 3],
+        [id, 4],
+      ]);
+      const gaps = rec.seen.slice(1).map((d, i) => d.at - rec.seen[i]!.at);
+      // 20, 40, 80 ms (timers may fire a millisecond early by rounding)
+      expect(gaps[0]).toBeGreaterThanOrEqual(19);
+      expect(gaps[1]).toBeGreaterThanOrEqual(39);
+      expect(gaps[2]).toBeGreaterThanOrEqual(79);
+      expect(await queue.stats()).toMatchObject({ delivered: 1, failed: 0 });
+    });
+
+    it('a sender that throws synchronously is retried too', async () => {
+      const rec = recorder();
+      const queue = await open(((d: PushDelivery) => {
+        rec.record(d);
+        if (d.attempt === 1) throw new Error('sync failure');
+        return Promise.resolve();
+      }) as PushSender);
+      await queue.enqueue(note());
+      await rec.until(2);
+      await queue.drain();
+      expect((await queue.stats()).delivered).toBe(1);
+    });
+
+    it('gives up after `attempts` tries and keeps it as failed; backoff is capped by maxBackoffMs', async () => {
+      const rec = recorder();
+      const queue = await open(
+        async (d) => {
+          rec.record(d);
+          throw new Error('invalid device token');
+        },
+        { attempts: 3, backoffMs: 30, maxBackoffMs: 35 },
+      );
+      await queue.enqueue(note());
+      await rec.until(3);
+      await queue.drain();
+      expect(rec.seen.map((d) => d.attempt)).toEqual([1, 2, 3]);
+      const gaps = rec.seen.slice(1).map((d, i) => d.at - rec.seen[i]!.at);
+      expect(gaps[0]).toBeGreaterThanOrEqual(29);
+      expect(gaps[1]).toBeGreaterThanOrEqual(34); // capped: 35, not 60
+      expect(gaps[1]).toBeLessThan(60);
+      expect(await queue.stats()).toMatchObject({ delivered: 0, failed: 1, waiting: 0, delayed: 0, active: 0 });
+    });
+
+    it('dedup: the same key within the window is accepted once and delivered once', async () => {
+      const rec = recorder();
+      const queue = await open(async (d) => rec.record(d));
+      const n = note();
+      const first = await queue.enqueue(n);
+      const again = await queue.enqueue({ ...n, body: 'changed text' });
+      expect(again).toEqual({ id: first.id, duplicate: true });
+      const other = await queue.enqueue(note());
+      expect(other.duplicate).toBe(false);
+      expect(other.id).not.toBe(first.id);
+      await rec.until(2);
+      await queue.drain();
+      expect(rec.seen.map((d) => d.id).sort()).toEqual([first.id, other.id].sort());
+      expect(rec.seen.find((d) => d.id === first.id)?.notification.body).toBe(n.body);
+    });
+
+    it('dedup ends after dedupTtlMs: the same key is queued again', async () => {
+      const rec = recorder();
+      const queue = await open(async (d) => rec.record(d), { dedupTtlMs: 50 });
+      const n = note();
+      const first = await queue.enqueue(n);
+      await rec.until(1);
+      await expect.poll(async () => (await queue.enqueue(n)).duplicate, { timeout: 2_000, interval: 20 }).toBe(false);
+      await rec.until(2);
+      expect(rec.seen[1]!.id).not.toBe(first.id);
+    });
+
+    it('never has more than `concurrency` notifications with the sender', async () => {
+      let active = 0;
+      let peak = 0;
+      const rec = recorder();
+      const queue = await open(
+        async (d) => {
+          active++;
+          peak = Math.max(peak, active);
+          await new Promise((r) => setTimeout(r, 5));
+          active--;
+          rec.record(d);
+        },
+        { concurrency: 2 },
+      );
+      await Promise.all([...Array(8)].map(() => queue.enqueue(note())));
+      await rec.until(8);
+      await queue.drain();
+      expect(peak).toBe(2);
+    });
+
+    it('refuses a bad notification naming the field', async () => {
+      const queue = await open(async () => {});
+      const cases: Array<[Partial<PushNotification>, string]> = [
+        [{ homeId: 'a.b' }, 'homeId'],
+        [{ title: '' }, 'title'],
+        [{ body: 'x'.repeat(2_001) }, 'body'],
+        [{ dedupKey: '' }, 'dedupKey'],
+        [{ data: { ruleId: 5 as unknown as string } }, 'data.ruleId'],
+        [{ audience: 'everyone' as 'home' }, 'audience'],
+      ];
+      for (const [patch, field] of cases) {
+        const err = await queue.enqueue(note(patch)).catch((e: unknown) => e);
+        expect(err).toBeInstanceOf(TierError);
+        expect(err).toMatchObject({ code: 'invalid_field', field });
+      }
+      expect(await queue.stats()).toMatchObject({ waiting: 0, delivered: 0 });
+    });
+
+    it('drain resolves at once when idle; enqueue after close is refused', async () => {
+      const queue = await open(async () => {});
+      await queue.drain();
+      await queue.close();
+      await expect(queue.enqueue(note())).rejects.toBeInstanceOf(TierError);
+    });
+  });
+}

@@ -1,0 +1,245 @@
+import { randomUUID } from 'node:crypto';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { isValidId } from '../../proto/subjects.js';
+import type { RuleSpec, SceneSpec } from '../../src/rules/model.js';
+import type { RuleStore, RuleStoreChange } from '../../src/rules/rule-store.js';
+
+/** A rule store under test. */
+export interface RuleStoreFixture {
+  store: RuleStore;
+  close(): Promise<void>;
+}
+
+/** Called once per test; a real backend should use a fresh key prefix per call. */
+export type RuleStoreFactory = () => Promise<RuleStoreFixture>;
+
+const uid = (): string => randomUUID().replaceAll('-', '').slice(0, 12);
+
+function spec(patch: Partial<RuleSpec> = {}): RuleSpec {
+  return {
+    name: 'Hall light',
+    enabled: true,
+    triggers: [{ type: 'state', hub: 'hub1', device: 'motion', attr: 'motion', to: true }],
+    devices: { lux: { hub: 'hub1', device: 'lux' } },
+    conditions: ['dev.lux.lux < 30'],
+    actions: [
+      { type: 'command', hub: 'hub1', device: 'light', set: { on: true } },
+      { type: 'delay', ms: 300_000 },
+      { type: 'command', hub: 'hub1', device: 'light', set: { on: false } },
+    ],
+    cooldownMs: 0,
+    limit: { maxRuns: 20, windowMs: 60_000 },
+    ...patch,
+  };
+}
+
+const cronSpec = (cron = '0 7 * * 1-5', catchUpMs?: number): RuleSpec =>
+  spec({ name: 'Curtains', triggers: [{ type: 'cron', cron, ...(catchUpMs === undefined ? {} : { catchUpMs }) }], devices: {}, conditions: [] });
+
+const scene = (patch: Partial<SceneSpec> = {}): SceneSpec => ({ name: 'Movie', enabled: true, commands: [{ hub: 'hub1', device: 'tv', set: { on: true } }], ...patch });
+
+/** The promises of `RuleStore` (src/rules/rule-store.ts), for any implementation. */
+export function ruleStoreContract(name: string, make: RuleStoreFactory): void {
+  describe(name, () => {
+    let fx: RuleStoreFixture;
+    let store: RuleStore;
+    let home: string;
+
+    beforeEach(async () => {
+      fx = await make();
+      store = fx.store;
+      home = `home-${uid()}`;
+    });
+
+    afterEach(async () => {
+      await fx.close();
+    });
+
+    it('an unknown home: version 0, nothing stored, default settings', async () => {
+      expect(await store.homeVersion(home)).toBe(0);
+      expect(await store.listRules(home)).toEqual([]);
+      expect(await store.listScenes(home)).toEqual([]);
+      expect(await store.getRule(home, 'rNope')).toBeNull();
+      expect(await store.getScene(home, 'sNope')).toBeNull();
+      expect(await store.getSettings(home)).toEqual({ timeZone: 'UTC' });
+    });
+
+    describe('rules', () => {
+      it('create stores the spec with a new id, version 1 and times; the home version moves', async () => {
+        const before = Date.now();
+        const v0 = await store.homeVersion(home);
+        const r = await store.createRule(home, spec());
+        expect(isValidId(r.id)).toBe(true);
+        expect(r).toMatchObject({ ...spec(), homeId: home, version: 1 });
+        expect(r.createdAt).toBe(r.updatedAt);
+        expect(r.createdAt).toBeGreaterThanOrEqual(before - 1_000);
+        expect(r.createdAt).toBeLessThanOrEqual(Date.now() + 1_000);
+        expect(await store.getRule(home, r.id)).toEqual(r);
+        expect(await store.listRules(home)).toEqual([r]);
+        expect(await store.homeVersion(home)).toBeGreaterThan(v0);
+      });
+
+      it('ids are unique, also across homes', async () => {
+        const other = `${home}-2`;
+        const ids = await Promise.all([...Array(10)].map((_, i) => store.createRule(i % 2 ? home : other, spec())));
+        expect(new Set(ids.map((r) => r.id)).size).toBe(10);
+        expect(await store.listRules(home)).toHaveLength(5);
+      });
+
+      it('update replaces the spec, version + 1, keeps id and createdAt', async () => {
+        const r = await store.createRule(home, spec());
+        const u = await store.updateRule(home, r.id, spec({ name: 'Renamed', conditions: [], cooldownMs: 5_000 }));
+        expect(u).toMatchObject({ id: r.id, homeId: home, version: 2, name: 'Renamed', conditions: [], cooldownMs: 5_000, createdAt: r.createdAt });
+        expect(u!.updatedAt).toBeGreaterThanOrEqual(r.updatedAt);
+        expect(await store.getRule(home, r.id)).toEqual(u);
+      });
+
+      it('update, enable and delete of a rule that is not in this home answer null / false', async () => {
+        const r = await store.createRule(home, spec());
+        const other = `${home}-other`;
+        expect(await store.updateRule(other, r.id, spec())).toBeNull();
+        expect(await store.setRuleEnabled(other, r.id, false)).toBeNull();
+        expect(await store.deleteRule(other, r.id)).toBe(false);
+        expect(await store.getRule(other, r.id)).toBeNull();
+        expect(await store.getRule(home, r.id)).toEqual(r);
+      });
+
+      it('enable/disable moves the version only when it changes', async () => {
+        const r = await store.createRule(home, spec());
+        expect(await store.setRuleEnabled(home, r.id, true)).toMatchObject({ version: 1, enabled: true });
+        expect(await store.setRuleEnabled(home, r.id, false)).toMatchObject({ version: 2, enabled: false });
+        expect(await store.setRuleEnabled(home, r.id, false)).toMatchObject({ version: 2, enabled: false });
+        expect(await store.getRule(home, r.id)).toMatchObject({ version: 2, enabled: false });
+      });
+
+      it('delete removes the rule once', async () => {
+        const r = await store.createRule(home, spec());
+        expect(await store.deleteRule(home, r.id)).toBe(true);
+        expect(await store.deleteRule(home, r.id)).toBe(false);
+        expect(await store.getRule(home, r.id)).toBeNull();
+        expect(await store.listRules(home)).toEqual([]);
+      });
+
+      it('returns copies: mutating a read changes nothing stored', async () => {
+        const r = await store.createRule(home, spec());
+        r.name = 'x';
+        r.actions.length = 0;
+        const got = (await store.getRule(home, r.id))!;
+        got.conditions.push('false');
+        (got.limit as { maxRuns: number }).maxRuns = 1;
+        const list = await store.listRules(home);
+        expect(list[0]).toMatchObject({ name: 'Hall light', conditions: ['dev.lux.lux < 30'], limit: { maxRuns: 20 } });
+        expect(list[0]!.actions).toHaveLength(3);
+      });
+    });
+
+    describe('scenes', () => {
+      it('create, read, update, enable, delete', async () => {
+        const s = await store.createScene(home, scene());
+        expect(isValidId(s.id)).toBe(true);
+        expect(s).toMatchObject({ ...scene(), homeId: home, version: 1 });
+        expect(await store.listScenes(home)).toEqual([s]);
+        const u = await store.updateScene(home, s.id, scene({ name: 'Film', commands: [{ hub: 'hub1', device: 'tv', method: 'off', params: {} }] }));
+        expect(u).toMatchObject({ id: s.id, version: 2, name: 'Film', createdAt: s.createdAt });
+        expect(await store.setSceneEnabled(home, s.id, false)).toMatchObject({ version: 3, enabled: false });
+        expect(await store.updateScene(`${home}-x`, s.id, scene())).toBeNull();
+        expect(await store.setSceneEnabled(`${home}-x`, s.id, true)).toBeNull();
+        expect(await store.deleteScene(home, s.id)).toBe(true);
+        expect(await store.deleteScene(home, s.id)).toBe(false);
+        expect(await store.getScene(home, s.id)).toBeNull();
+      });
+    });
+
+    describe('home version and settings', () => {
+      it('the home version strictly increases with every change of rules, scenes or settings', async () => {
+        const seen = [await store.homeVersion(home)];
+        const step = async (change: () => Promise<unknown>) => {
+          await change();
+          seen.push(await store.homeVersion(home));
+        };
+        const r = await store.createRule(home, spec());
+        seen.push(await store.homeVersion(home));
+        await step(() => store.updateRule(home, r.id, spec({ name: 'b' })));
+        await step(() => store.setRuleEnabled(home, r.id, false));
+        const s = await store.createScene(home, scene());
+        seen.push(await store.homeVersion(home));
+        await step(() => store.updateScene(home, s.id, scene({ name: 'c' })));
+        await step(() => store.putSettings(home, { timeZone: 'Europe/Berlin' }));
+        await step(() => store.deleteScene(home, s.id));
+        await step(() => store.deleteRule(home, r.id));
+        for (let i = 1; i < seen.length; i++) expect(seen[i]!).toBeGreaterThan(seen[i - 1]!);
+        // homes are apart
+        expect(await store.homeVersion(`${home}-other`)).toBe(0);
+      });
+
+      it('settings round-trip per home', async () => {
+        expect(await store.putSettings(home, { timeZone: 'Europe/Berlin' })).toEqual({ timeZone: 'Europe/Berlin' });
+        expect(await store.getSettings(home)).toEqual({ timeZone: 'Europe/Berlin' });
+        expect(await store.getSettings(`${home}-other`)).toEqual({ timeZone: 'UTC' });
+      });
+    });
+
+    describe('scheduled rules and cursors', () => {
+      it('listScheduled holds every enabled cron rule, with its home’s time zone and catch-up', async () => {
+        await store.putSettings(home, { timeZone: 'Europe/Berlin' });
+        const a = await store.createRule(home, cronSpec('0 7 * * 1-5', 120_000));
+        const off = await store.createRule(home, { ...cronSpec(), enabled: false });
+        await store.createRule(home, spec()); // no cron trigger
+        const mine = (await store.listScheduled()).filter((s) => s.homeId === home);
+        expect(mine).toEqual([{ homeId: home, ruleId: a.id, version: 1, updatedAt: a.updatedAt, timeZone: 'Europe/Berlin', crons: [{ cron: '0 7 * * 1-5', catchUpMs: 120_000 }] }]);
+        await store.setRuleEnabled(home, off.id, true);
+        await store.setRuleEnabled(home, a.id, false);
+        const after = (await store.listScheduled()).filter((s) => s.homeId === home);
+        expect(after.map((s) => s.ruleId)).toEqual([off.id]);
+        expect(after[0]!.crons).toEqual([{ cron: '0 7 * * 1-5', catchUpMs: undefined }]);
+      });
+
+      it('a cursor only moves forward; racing writers of one instant: exactly one wins', async () => {
+        const r = await store.createRule(home, cronSpec());
+        expect(await store.getCursor(r.id)).toBeNull();
+        expect(await store.advanceCursor(home, r.id, 1_000)).toBe(true);
+        expect(await store.advanceCursor(home, r.id, 1_000)).toBe(false);
+        expect(await store.advanceCursor(home, r.id, 999)).toBe(false);
+        expect(await store.getCursor(r.id)).toBe(1_000);
+        const wins = await Promise.all([...Array(10)].map(() => store.advanceCursor(home, r.id, 2_000)));
+        expect(wins.filter(Boolean)).toHaveLength(1);
+        expect(await store.getCursor(r.id)).toBe(2_000);
+      });
+
+      it('deleting a rule deletes its cursor', async () => {
+        const r = await store.createRule(home, cronSpec());
+        await store.advanceCursor(home, r.id, 5_000);
+        await store.deleteRule(home, r.id);
+        expect(await store.getCursor(r.id)).toBeNull();
+      });
+    });
+
+    describe('watch', () => {
+      it('tells listeners of each change with the home and its new version, until unsubscribed', async () => {
+        const changes: RuleStoreChange[] = [];
+        const stop = store.watch((c) => {
+          if (c.homeId === home) changes.push(c);
+        });
+        const r = await store.createRule(home, spec());
+        await expect.poll(() => changes.length).toBe(1);
+        await store.setRuleEnabled(home, r.id, false);
+        await expect.poll(() => changes.length).toBe(2);
+        expect(changes.map((c) => c.version)).toEqual([changes[0]!.version, await store.homeVersion(home)]);
+        expect(changes[1]!.version).toBeGreaterThan(changes[0]!.version);
+        stop();
+        await store.deleteRule(home, r.id);
+        const marker = await store.createRule(`${home}-marker`, spec());
+        expect(marker).toBeTruthy();
+        expect(changes).toHaveLength(2);
+      });
+
+      it('a listener that throws does not fail the change', async () => {
+        const stop = store.watch(() => {
+          throw new Error('listener bug');
+        });
+        await expect(store.createRule(home, spec())).resolves.toMatchObject({ version: 1 });
+        stop();
+      });
+    });
+  });
+}

@@ -1,0 +1,182 @@
+/**
+ * The automation HTTP API on a real uWS app in this process: auth, CRUD, validation naming the
+ * field, dry run, scene runs, settings.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { TimerWheel } from '../../src/actors/timer-wheel.js';
+import { Authenticator } from '../../src/api/auth.js';
+import { RulePool } from '../../src/rules/pool.js';
+import { mountRulesApi } from '../../src/rules/routes.js';
+import { loadUws, type us_listen_socket } from '../../src/transport/uws.js';
+import { rig, silentLog, type Rig } from './rules-fixtures.js';
+
+const ADMIN = 'rules-api-admin-token-0123456789';
+const auth = new Authenticator(ADMIN, 'rules-api-jwt-secret-0123456789');
+const HUBS: Record<string, string> = { 'home1-hub': 'home1', 'home1-hub2': 'home1', 'home2-hub': 'home2' };
+
+const poolTimers = new TimerWheel();
+let pool: RulePool;
+let r: Rig;
+let base: string;
+let socket: us_listen_socket;
+let userToken: string;
+const binding = loadUws({ requireNative: false });
+
+beforeAll(async () => {
+  pool = new RulePool({ timers: poolTimers, threads: 1 });
+  r = rig(pool, Date.UTC(2024, 6, 1, 21)); // 23:00 in Berlin
+  const app = binding.uws.App();
+  mountRulesApi(app, { auth, store: r.store, engine: r.engine, homeOfHub: async (hub) => HUBS[hub] ?? null, log: silentLog, maxBodyBytes: 65_536 });
+  socket = await new Promise<us_listen_socket>((resolve, reject) => app.listen('127.0.0.1', 0, (s) => (s ? resolve(s) : reject(new Error('listen failed')))));
+  base = `http://127.0.0.1:${binding.uws.us_socket_local_port(socket as never)}`;
+  userToken = await auth.issue('alice', ['home1'], 600);
+});
+
+afterAll(async () => {
+  binding.uws.us_listen_socket_close(socket);
+  await r.close();
+  await pool.close();
+  poolTimers.close();
+});
+
+async function call(method: string, path: string, body?: unknown, token: string | null = ADMIN): Promise<{ status: number; body: any }> {
+  const headers: Record<string, string> = {};
+  if (token) headers.authorization = `Bearer ${token}`;
+  if (body !== undefined) headers['content-type'] = 'application/json';
+  const res = await fetch(`${base}${path}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  return { status: res.status, body: await res.json() };
+}
+
+const HALL = {
+  name: 'Hall light at night',
+  triggers: [{ type: 'state', hub: 'home1-hub', device: 'hall-motion', attr: 'motion', to: true }],
+  devices: { lux: { hub: 'home1-hub', device: 'hall-lux' } },
+  conditions: ['between(time.hhmm, "22:00", "06:00")', 'dev.lux.lux < 30'],
+  actions: [
+    { type: 'command', hub: 'home1-hub', device: 'hall-light', set: { on: true } },
+    { type: 'delay', ms: 300_000 },
+    { type: 'command', hub: 'home1-hub', device: 'hall-light', set: { on: false } },
+  ],
+};
+
+describe('auth', () => {
+  it('401 without a token, 403 for a home the user may not see, 200 for the user’s home and the admin', async () => {
+    expect(await call('GET', '/v1/homes/home1/rules', undefined, null)).toMatchObject({ status: 401, body: { ok: false, code: 'unauthorized' } });
+    expect(await call('GET', '/v1/homes/home2/rules', undefined, userToken)).toMatchObject({ status: 403, body: { code: 'forbidden' } });
+    expect(await call('POST', '/v1/homes/home2/scenes/s1/run', undefined, userToken)).toMatchObject({ status: 403 });
+    expect(await call('GET', '/v1/homes/home1/rules', undefined, userToken)).toMatchObject({ status: 200, body: { ok: true, rules: [] } });
+    expect(await call('GET', '/v1/homes/home2/rules')).toMatchObject({ status: 200 });
+  });
+});
+
+describe('rules', () => {
+  it('create, read, list, update, disable, enable, delete', async () => {
+    const created = await call('POST', '/v1/homes/home1/rules', HALL, userToken);
+    expect(created.status).toBe(201);
+    const rule = created.body.rule;
+    expect(rule).toMatchObject({ name: HALL.name, homeId: 'home1', version: 1, enabled: true, cooldownMs: 0, limit: { maxRuns: 20 } });
+    expect(rule.status).toMatchObject({ suspendedUntil: null, stats: { evaluated: 0, matched: 0, actionsRun: 0, errors: 0 } });
+
+    expect((await call('GET', `/v1/homes/home1/rules/${rule.id}`)).body.rule).toMatchObject({ id: rule.id, version: 1 });
+    expect((await call('GET', '/v1/homes/home1/rules')).body.rules.map((x: { id: string }) => x.id)).toEqual([rule.id]);
+
+    // a client may send back what it read; the server owns id, version and status
+    const updated = await call('PUT', `/v1/homes/home1/rules/${rule.id}`, { ...rule, name: 'Renamed', cooldownMs: 1_000 });
+    expect(updated).toMatchObject({ status: 200, body: { rule: { id: rule.id, version: 2, name: 'Renamed', cooldownMs: 1_000 } } });
+
+    expect((await call('POST', `/v1/homes/home1/rules/${rule.id}/disable`)).body.rule).toMatchObject({ enabled: false, version: 3 });
+    expect((await call('POST', `/v1/homes/home1/rules/${rule.id}/enable`)).body.rule).toMatchObject({ enabled: true, version: 4 });
+
+    expect(await call('DELETE', `/v1/homes/home1/rules/${rule.id}`)).toMatchObject({ status: 200, body: { deleted: rule.id } });
+    expect(await call('GET', `/v1/homes/home1/rules/${rule.id}`)).toMatchObject({ status: 404, body: { code: 'not_found' } });
+    expect(await call('DELETE', `/v1/homes/home1/rules/${rule.id}`)).toMatchObject({ status: 404 });
+    // the rule id of one home is not reachable through another
+    const other = (await call('POST', '/v1/homes/home1/rules', HALL)).body.rule;
+    expect(await call('GET', `/v1/homes/home2/rules/${other.id}`)).toMatchObject({ status: 404 });
+  });
+
+  it('refuses bad rules with 400 naming the field', async () => {
+    const bad = async (body: unknown) => (await call('POST', '/v1/homes/home1/rules', body)).body;
+    expect(await bad({ ...HALL, conditions: ['dev.lux.lux <'] })).toMatchObject({ ok: false, code: 'invalid_field', field: 'conditions[0]' });
+    expect(await bad({ ...HALL, triggers: [{ type: 'cron', cron: '0 25 * * *' }] })).toMatchObject({ field: 'triggers[0].cron' });
+    expect(await bad({ ...HALL, actions: [{ type: 'command', hub: 'home2-hub', device: 'x', set: { on: true } }] })).toMatchObject({
+      field: 'actions[0].hub',
+      message: 'actions[0].hub: hub home2-hub is not in home home1',
+    });
+    expect(await bad({ ...HALL, devices: { lux: { hub: 'ghost-hub', device: 'x' } } })).toMatchObject({ field: 'devices.lux.hub' });
+    expect(await bad({ ...HALL, actions: [{ type: 'scene', scene: 'sMissing' }] })).toMatchObject({ field: 'actions[0].scene' });
+    const res = await call('POST', '/v1/homes/home1/rules', 'not an object');
+    expect(res).toMatchObject({ status: 400, body: { field: 'body' } });
+  });
+
+  it('dry run: what the rule would do now, with each condition, doing nothing', async () => {
+    await call('PUT', '/v1/homes/home1/settings', { timeZone: 'Europe/Berlin' });
+    const rule = (await call('POST', '/v1/homes/home1/rules', HALL)).body.rule;
+    r.hubs.report('home1-hub', 'hall-lux', { lux: 10 });
+    await r.settle();
+    const before = r.hubs.commands.length;
+    const test = await call('POST', `/v1/homes/home1/rules/${rule.id}/test`);
+    expect(test.status).toBe(200);
+    expect(test.body.test).toMatchObject({
+      ruleId: rule.id,
+      wouldRun: true,
+      conditions: [
+        { expr: 'between(time.hhmm, "22:00", "06:00")', value: true },
+        { expr: 'dev.lux.lux < 30', value: true },
+      ],
+      actions: HALL.actions,
+    });
+    const withEvent = await call('POST', `/v1/homes/home1/rules/${rule.id}/test`, { event: { kind: 'state', hub: 'home1-hub', device: 'hall-motion', attrs: { motion: false } } });
+    expect(withEvent.body.test).toMatchObject({ triggered: false, wouldRun: false, actions: [] });
+    expect(await call('POST', `/v1/homes/home1/rules/${rule.id}/test`, { event: { kind: 'state' } })).toMatchObject({ status: 400, body: { field: 'event.hub' } });
+    expect(r.hubs.commands.length).toBe(before);
+  });
+});
+
+describe('scenes', () => {
+  it('create, run, disable (run refused), update, delete', async () => {
+    const created = await call('POST', '/v1/homes/home1/scenes', {
+      name: 'Good night',
+      commands: [
+        { hub: 'home1-hub', device: 'all-lights', set: { on: false } },
+        { hub: 'home1-hub2', device: 'front-door', method: 'lock' },
+      ],
+    });
+    expect(created.status).toBe(201);
+    const scene = created.body.scene;
+    expect(scene).toMatchObject({ name: 'Good night', version: 1, enabled: true });
+    const run = await call('POST', `/v1/homes/home1/scenes/${scene.id}/run`, undefined, userToken);
+    expect(run).toMatchObject({
+      status: 200,
+      body: {
+        ok: true,
+        allOk: true,
+        sceneId: scene.id,
+        results: [
+          { hub: 'home1-hub', device: 'all-lights', ok: true },
+          { hub: 'home1-hub2', device: 'front-door', ok: true },
+        ],
+      },
+    });
+    expect(r.hubs.sent().slice(-2)).toEqual(['all-lights:{"set":{"on":false}}', 'front-door:{"method":"lock","params":{}}']);
+    expect((await call('POST', `/v1/homes/home1/scenes/${scene.id}/disable`)).body.scene).toMatchObject({ enabled: false, version: 2 });
+    expect(await call('POST', `/v1/homes/home1/scenes/${scene.id}/run`)).toMatchObject({ status: 400, body: { code: 'invalid_field', field: 'enabled' } });
+    const updated = await call('PUT', `/v1/homes/home1/scenes/${scene.id}`, { name: 'Night', enabled: true, commands: [{ hub: 'home1-hub', device: 'a', set: { on: false } }] });
+    expect(updated.body.scene).toMatchObject({ name: 'Night', version: 3 });
+    expect((await call('GET', '/v1/homes/home1/scenes')).body.scenes).toHaveLength(1);
+    expect(await call('POST', '/v1/homes/home1/scenes', { name: 'x', commands: [{ hub: 'home2-hub', device: 'a', set: { on: true } }] })).toMatchObject({
+      status: 400,
+      body: { field: 'commands[0].hub' },
+    });
+    expect(await call('DELETE', `/v1/homes/home1/scenes/${scene.id}`)).toMatchObject({ status: 200 });
+    expect(await call('POST', `/v1/homes/home1/scenes/${scene.id}/run`)).toMatchObject({ status: 404 });
+  });
+});
+
+describe('settings', () => {
+  it('time zone round trip; a bad zone names the field', async () => {
+    expect(await call('PUT', '/v1/homes/home2/settings', { timeZone: 'Asia/Tokyo' })).toMatchObject({ status: 200, body: { settings: { timeZone: 'Asia/Tokyo' } } });
+    expect((await call('GET', '/v1/homes/home2/settings')).body.settings).toEqual({ timeZone: 'Asia/Tokyo' });
+    expect(await call('PUT', '/v1/homes/home2/settings', { timeZone: 'Nowhere/City' })).toMatchObject({ status: 400, body: { field: 'timeZone' } });
+  });
+});

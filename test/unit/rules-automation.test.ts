@@ -1,0 +1,93 @@
+/**
+ * The assembled automation of a node (what server.ts wires): shadow-store state for conditions,
+ * the command path, desired state, push, cron through the lease, and shutdown.
+ */
+import { describe, expect, it } from 'vitest';
+import type { Attrs } from '../../proto/frames.js';
+import type { CommandSpec } from '../../src/actors/commands.js';
+import { TimerWheel } from '../../src/actors/timer-wheel.js';
+import { emptyDevice } from '../../src/cluster/shadow-store.js';
+import { MemoryShadowStore } from '../../src/cluster/shadow-store-memory.js';
+import type { PushDelivery } from '../../src/events/push-queue.js';
+import { MemoryPushQueue } from '../../src/events/push-queue-memory.js';
+import { createAutomation, shadowState } from '../../src/rules/automation.js';
+import { MemoryLease } from '../../src/rules/lease-memory.js';
+import { MemoryRuleStore } from '../../src/rules/rule-store-memory.js';
+import { validateRuleSpec } from '../../src/rules/validate.js';
+import { silentLog } from './rules-fixtures.js';
+
+describe('createAutomation', () => {
+  it('reads conditions from the shadow store, commands over the command path, and shuts down cleanly', async () => {
+    const timers = new TimerWheel();
+    const shadows = new MemoryShadowStore();
+    const store = new MemoryRuleStore();
+    const pushes: PushDelivery[] = [];
+    const push = new MemoryPushQueue({ sender: async (d) => void pushes.push(d) });
+    const sent: Array<{ hub: string; device: string; spec: CommandSpec }> = [];
+    const desired: Array<{ hub: string; device: string; patch: Attrs }> = [];
+    const automation = createAutomation({
+      store,
+      lease: new MemoryLease(),
+      push,
+      shadows,
+      homeOfHub: async (hub) => (hub === 'h1' ? 'home1' : null),
+      runCommand: async (hub, device, spec) => void sent.push({ hub, device, spec }),
+      setDesired: async (hub, device, patch) => void desired.push({ hub, device, patch }),
+      timers,
+      log: silentLog,
+      nodeId: 'node-a',
+      pool: { threads: 1 },
+    });
+    automation.start();
+    shadows.writeReported('h1', 'lux', { ...emptyDevice(), reported: { lux: 12 }, reportedVersion: 1 });
+    const rule = await store.createRule(
+      'home1',
+      validateRuleSpec({
+        name: 'Hall',
+        triggers: [{ type: 'state', hub: 'h1', device: 'motion', attr: 'motion', to: true }],
+        devices: { lux: { hub: 'h1', device: 'lux' } },
+        conditions: ['dev.lux.lux < 30'],
+        actions: [
+          { type: 'command', hub: 'h1', device: 'light', set: { on: true } },
+          { type: 'desired', hub: 'h1', device: 'fan', desired: { on: true } },
+          { type: 'notify', title: 'Motion', body: 'lux {{ dev.lux.lux }}' },
+        ],
+      }),
+    );
+    automation.onEvent({ kind: 'state', home: 'home1', hub: 'h1', device: 'motion', attrs: { motion: true }, version: 1, ts: Date.now() });
+    // devices, online and offline events are not rule triggers: ignored without work
+    automation.onEvent({ kind: 'online', home: 'home1', hub: 'h1', node: 'node-a', ts: Date.now() });
+    await automation.engine.idle();
+    await push.drain();
+    expect(sent).toEqual([{ hub: 'h1', device: 'light', spec: { set: { on: true } } }]);
+    expect(desired).toEqual([{ hub: 'h1', device: 'fan', patch: { on: true } }]);
+    expect(pushes.map((p) => p.notification.body)).toEqual(['lux 12']);
+    expect(automation.engine.status(rule.id, rule.version).stats).toMatchObject({ evaluated: 1, matched: 1, actionsRun: 3 });
+    await automation.close();
+    expect(automation.pool.stats().threads).toBe(0);
+    await expect(automation.pool.evaluate({ homeId: 'x', homeVersion: 0, timeZone: 'UTC', now: 0, rules: [], event: { kind: 'manual', ts: 0 }, prev: {}, state: {} })).rejects.toMatchObject({ code: 'closed' });
+    await push.close();
+    timers.close();
+  });
+
+  it('shadowState reads each hub once and leaves unknown devices out', async () => {
+    const shadows = new MemoryShadowStore();
+    shadows.writeReported('h1', 'a', { ...emptyDevice(), reported: { on: true } });
+    shadows.writeReported('h1', 'b', { ...emptyDevice(), reported: { t: 20 } });
+    let loads = 0;
+    const counting = new Proxy(shadows, {
+      get(target, prop, receiver) {
+        if (prop === 'load') return (hub: string) => (loads++, target.load(hub));
+        return Reflect.get(target, prop, receiver);
+      },
+    });
+    const state = await shadowState(counting)([
+      { hub: 'h1', device: 'a' },
+      { hub: 'h1', device: 'b' },
+      { hub: 'h1', device: 'gone' },
+      { hub: 'h2', device: 'x' },
+    ]);
+    expect(state).toEqual({ 'h1/a': { on: true }, 'h1/b': { t: 20 } });
+    expect(loads).toBe(2);
+  });
+});

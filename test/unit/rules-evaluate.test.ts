@@ -1,0 +1,181 @@
+/**
+ * The worker-side semantics (trigger matching, conditions, time, templates, compile cache), called
+ * directly: the same code the worker threads run (rules-pool and rules-engine run it on threads).
+ */
+import { describe, expect, it } from 'vitest';
+import type { AttrValue } from '../../proto/frames.js';
+import { RuleEvaluator, localTime, matches } from '../../src/rules/evaluate.js';
+import type { EvalTask, Rule, RuleEvent, Trigger } from '../../src/rules/model.js';
+
+function rule(patch: Partial<Rule> = {}): Rule {
+  return {
+    id: 'r1',
+    homeId: 'home',
+    version: 1,
+    createdAt: 0,
+    updatedAt: 0,
+    name: 'r',
+    enabled: true,
+    triggers: [{ type: 'state', attr: 'on' }],
+    devices: {},
+    conditions: [],
+    actions: [{ type: 'command', hub: 'h', device: 'd', set: { on: true } }],
+    cooldownMs: 0,
+    limit: { maxRuns: 20, windowMs: 60_000 },
+    ...patch,
+  };
+}
+
+const state = (attrs: Record<string, AttrValue>, device = 'dev1', hub = 'hub1'): RuleEvent => ({ kind: 'state', hub, device, attrs, ts: 0 });
+
+function task(r: Rule, patch: Partial<EvalTask> = {}): EvalTask {
+  return { homeId: 'home', homeVersion: 1, timeZone: 'UTC', now: Date.UTC(2024, 4, 15, 12, 0), rules: [r], event: state({ on: true }), prev: {}, state: {}, ...patch };
+}
+
+describe('state triggers', () => {
+  const t = (patch: Partial<Extract<Trigger, { type: 'state' }>>): Trigger => ({ type: 'state', attr: 'on', ...patch });
+
+  it('fire on a change; a repeated value does not fire; an unknown previous value counts as a change', () => {
+    expect(matches(t({}), state({ on: true }), { on: false })).toBe(true);
+    expect(matches(t({}), state({ on: true }), { on: true })).toBe(false);
+    expect(matches(t({}), state({ on: true }), {})).toBe(true);
+    expect(matches(t({}), state({ level: 3 }), {})).toBe(false);
+  });
+
+  it('to and from pick the transition; from needs a known previous value', () => {
+    expect(matches(t({ to: true }), state({ on: true }), { on: false })).toBe(true);
+    expect(matches(t({ to: true }), state({ on: false }), { on: true })).toBe(false);
+    expect(matches(t({ from: false, to: true }), state({ on: true }), { on: false })).toBe(true);
+    expect(matches(t({ from: false, to: true }), state({ on: true }), {})).toBe(false);
+    expect(matches(t({ from: 'idle' }), state({ on: 'x' }), { on: 'busy' })).toBe(false);
+  });
+
+  it('thresholds fire when the value crosses into the range, not while it stays there', () => {
+    const above = t({ attr: 'temp', above: 28 });
+    expect(matches(above, state({ temp: 29 }), { temp: 27 })).toBe(true);
+    expect(matches(above, state({ temp: 30 }), { temp: 29 })).toBe(false);
+    expect(matches(above, state({ temp: 27 }), { temp: 29 })).toBe(false);
+    expect(matches(above, state({ temp: 28 }), { temp: 20 })).toBe(false); // strictly above
+    expect(matches(above, state({ temp: 29 }), {})).toBe(true);
+    expect(matches(above, state({ temp: '29' }), { temp: 1 })).toBe(false); // numbers only
+    const band = t({ attr: 'hum', above: 40, below: 60 });
+    expect(matches(band, state({ hum: 50 }), { hum: 70 })).toBe(true);
+    expect(matches(band, state({ hum: 65 }), { hum: 50 })).toBe(false);
+  });
+
+  it('a device-specific trigger ignores other devices; without hub/device any device matches', () => {
+    const one = t({ hub: 'hub1', device: 'lamp' });
+    expect(matches(one, state({ on: true }, 'lamp'), {})).toBe(true);
+    expect(matches(one, state({ on: true }, 'other'), {})).toBe(false);
+    expect(matches(one, state({ on: true }, 'lamp', 'hub2'), {})).toBe(false);
+    expect(matches(t({}), state({ on: true }, 'anything', 'hub9'), {})).toBe(true);
+  });
+});
+
+describe('event triggers', () => {
+  const ev = (event: string, params: Record<string, AttrValue> = {}, device = 'btn'): RuleEvent => ({ kind: 'event', hub: 'hub1', device, event, params, ts: 0 });
+
+  it('match the name and a subset of params', () => {
+    const dbl: Trigger = { type: 'event', hub: 'hub1', device: 'btn', event: 'press', params: { count: 2 } };
+    expect(matches(dbl, ev('press', { count: 2, battery: 80 }), {})).toBe(true);
+    expect(matches(dbl, ev('press', { count: 1 }), {})).toBe(false);
+    expect(matches(dbl, ev('hold', { count: 2 }), {})).toBe(false);
+    expect(matches({ type: 'event', event: 'leak' }, ev('leak', {}, 'any-sensor'), {})).toBe(true);
+    expect(matches({ type: 'event', event: 'leak' }, state({ leak: true }), {})).toBe(false);
+  });
+});
+
+describe('conditions', () => {
+  const ev = new RuleEvaluator();
+
+  it('read aliased device state, the local time in the home time zone, and the event', () => {
+    const r = rule({
+      devices: { lux: { hub: 'hub1', device: 'lux' } },
+      conditions: ['dev.lux.lux < 30', 'between(time.hhmm, "22:00", "06:00")', 'event.device == "dev1" && event.value == true'],
+    });
+    // 21:30 UTC is 23:30 in Berlin (summer time)
+    const at = Date.UTC(2024, 6, 1, 21, 30);
+    const berlin = ev.evaluate(task(r, { now: at, timeZone: 'Europe/Berlin', state: { 'hub1/lux': { lux: 12 } } }));
+    expect(berlin.outcomes[0]).toMatchObject({ triggered: true, passed: true, trigger: 0 });
+    const utc = ev.evaluate(task(r, { now: at, timeZone: 'UTC', state: { 'hub1/lux': { lux: 12 } } }));
+    expect(utc.outcomes[0]).toMatchObject({ triggered: true, passed: false, actions: [] });
+    const bright = ev.evaluate(task(r, { now: at, timeZone: 'Europe/Berlin', state: { 'hub1/lux': { lux: 300 } } }));
+    expect(bright.outcomes[0]?.passed).toBe(false);
+  });
+
+  it('a condition that fails to evaluate is an error naming it, and the rule does not run', () => {
+    const r = rule({ id: 'r5', devices: { lux: { hub: 'hub1', device: 'lux' } }, conditions: ['true', 'dev.lux.lux < 30'] });
+    const out = ev.evaluate(task(r, { state: {} })).outcomes[0]!;
+    expect(out.passed).toBe(false);
+    expect(out.error).toMatch(/^conditions\[1\]: .*lux/);
+    // has() guards a missing attribute
+    const guarded = rule({ id: 'r2', devices: { lux: { hub: 'hub1', device: 'lux' } }, conditions: ['!has(dev.lux.lux) || dev.lux.lux < 30'] });
+    expect(ev.evaluate(task(guarded)).outcomes[0]).toMatchObject({ passed: true });
+  });
+
+  it('a condition must give true or false', () => {
+    const out = ev.evaluate(task(rule({ id: 'r3', conditions: ['1 + 1'] }))).outcomes[0]!;
+    expect(out).toMatchObject({ passed: false });
+    expect(out.error).toMatch(/conditions\[0\]: gave 2, not true or false/);
+  });
+
+  it('explain reports every condition with its value (dry run)', () => {
+    const r = rule({ id: 'r4', conditions: ['time.weekday == 3', 'time.hour == 12', 'time.weekend'] });
+    // 2024-05-15 is a Wednesday
+    const out = ev.evaluate(task(r, { explain: true })).outcomes[0]!;
+    expect(out.conditions).toEqual([
+      { expr: 'time.weekday == 3', value: true },
+      { expr: 'time.hour == 12', value: true },
+      { expr: 'time.weekend', value: false },
+    ]);
+    expect(out.passed).toBe(false);
+  });
+});
+
+describe('actions', () => {
+  it('notify templates are filled from the event, state and time; a placeholder that fails shows ?', () => {
+    const ev = new RuleEvaluator();
+    const r = rule({
+      triggers: [{ type: 'event', event: 'leak' }],
+      devices: { valve: { hub: 'hub1', device: 'valve' } },
+      actions: [
+        { type: 'command', hub: 'hub1', device: 'valve', set: { open: false } },
+        { type: 'notify', title: 'Water leak', body: 'Leak at {{ event.device }} at {{time.hhmm}}, valve open: {{ dev.valve.open }}, {{ dev.valve.nope }}' },
+      ],
+    });
+    const out = ev.evaluate(task(r, { event: { kind: 'event', hub: 'hub1', device: 'bath-leak', event: 'leak', params: {}, ts: 0 }, state: { 'hub1/valve': { open: true } } })).outcomes[0]!;
+    expect(out.actions).toEqual([
+      { type: 'command', hub: 'hub1', device: 'valve', set: { open: false } },
+      { type: 'notify', title: 'Water leak', body: 'Leak at bath-leak at 12:00, valve open: true, ?' },
+    ]);
+  });
+});
+
+describe('compile cache', () => {
+  it('compiles a rule once per version and drops a home’s rules when the home version moves', () => {
+    const ev = new RuleEvaluator();
+    const r = rule({ conditions: ['true'] });
+    expect(ev.evaluate(task(r)).compiled).toBe(1);
+    expect(ev.evaluate(task(r)).compiled).toBe(0);
+    expect(ev.evaluate(task({ ...r, version: 2 }, { homeVersion: 1 })).compiled).toBe(1);
+    expect(ev.evaluate(task({ ...r, version: 2 }, { homeVersion: 2 })).compiled).toBe(1);
+    expect(ev.evaluate(task({ ...r, version: 2 }, { homeVersion: 2 })).compiled).toBe(0);
+  });
+
+  it('keeps at most maxHomes homes, least recently used out first', () => {
+    const ev = new RuleEvaluator({ maxHomes: 2 });
+    for (const h of ['a', 'b', 'a', 'c']) ev.evaluate(task(rule(), { homeId: h }));
+    expect(ev.cachedHomes).toBe(2);
+    expect(ev.evaluate(task(rule(), { homeId: 'a' })).compiled).toBe(0);
+    expect(ev.evaluate(task(rule(), { homeId: 'b' })).compiled).toBe(1);
+  });
+});
+
+describe('localTime', () => {
+  it('gives the wall clock of the zone, with daylight saving', () => {
+    expect(localTime(Date.UTC(2024, 0, 15, 6, 5), 'Europe/Berlin')).toMatchObject({ hour: 7, minute: 5, hhmm: '07:05', weekday: 1, weekend: false, date: '2024-01-15' });
+    expect(localTime(Date.UTC(2024, 6, 15, 6, 5), 'Europe/Berlin')).toMatchObject({ hour: 8, hhmm: '08:05' });
+    expect(localTime(Date.UTC(2024, 0, 14, 23, 30), 'UTC')).toMatchObject({ hour: 23, weekday: 7, weekend: true });
+    expect(localTime(Date.UTC(2024, 0, 14, 23, 30), 'Asia/Tokyo')).toMatchObject({ hour: 8, weekday: 1, date: '2024-01-15' });
+  });
+});

@@ -1,0 +1,154 @@
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { afterAll, describe, expect, it } from 'vitest';
+import { TimerWheel } from '../../src/actors/timer-wheel.js';
+import type { EvalTask, Rule } from '../../src/rules/model.js';
+import { RulePool, RulePoolError, workerExecArgv } from '../../src/rules/pool.js';
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const FAULTY = new URL('./rules-faulty-worker.ts', import.meta.url);
+
+const timers = new TimerWheel();
+const pools: RulePool[] = [];
+afterAll(async () => {
+  await Promise.all(pools.map((p) => p.close()));
+  timers.close();
+});
+
+function pool(options: Partial<ConstructorParameters<typeof RulePool>[0]> = {}): RulePool {
+  const p = new RulePool({ timers, threads: 1, ...options });
+  pools.push(p);
+  return p;
+}
+
+const rule: Rule = {
+  id: 'r1',
+  homeId: 'h',
+  version: 1,
+  createdAt: 0,
+  updatedAt: 0,
+  name: 'light on when dark',
+  enabled: true,
+  triggers: [{ type: 'state', hub: 'hub1', device: 'motion', attr: 'motion', to: true }],
+  devices: { lux: { hub: 'hub1', device: 'lux' } },
+  conditions: ['dev.lux.lux < 30'],
+  actions: [{ type: 'command', hub: 'hub1', device: 'light', set: { on: true } }],
+  cooldownMs: 0,
+  limit: { maxRuns: 20, windowMs: 60_000 },
+};
+
+function task(homeId: string, lux = 10): EvalTask {
+  return {
+    homeId,
+    homeVersion: 1,
+    timeZone: 'UTC',
+    now: Date.now(),
+    rules: [{ ...rule, homeId }],
+    event: { kind: 'state', hub: 'hub1', device: 'motion', attrs: { motion: true }, ts: 0 },
+    prev: {},
+    state: { 'hub1/lux': { lux } },
+  };
+}
+
+describe('RulePool', () => {
+  it('loads the TypeScript worker under vitest (tsx added to the worker execArgv) and evaluates on it', async () => {
+    // vitest teaches only its own module runner TypeScript, not worker threads
+    expect(process.execArgv.join(' ')).not.toMatch(/tsx/);
+    const argv = workerExecArgv('/x/worker.ts');
+    expect(argv?.slice(-2)[0]).toBe('--import');
+    expect(argv?.slice(-1)[0]).toMatch(/^file:\/\/.*\/tsx\/.*loader\.mjs$/);
+    expect(workerExecArgv('/x/worker.js')).toBeUndefined();
+
+    const p = pool();
+    const dark = await p.evaluate(task('home-a', 10));
+    expect(dark.outcomes).toEqual([expect.objectContaining({ ruleId: 'r1', triggered: true, passed: true, actions: [{ type: 'command', hub: 'hub1', device: 'light', set: { on: true } }] })]);
+    const bright = await p.evaluate(task('home-a', 80));
+    expect(bright.outcomes[0]).toMatchObject({ triggered: true, passed: false, actions: [] });
+    // the second task hit the worker's compile cache (same home, same version)
+    expect(dark.compiled).toBe(1);
+    expect(bright.compiled).toBe(0);
+  });
+
+  it('loads the TypeScript worker in a process started with node --import tsx (as the server runs)', async () => {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'test/unit/rules-pool-child.ts'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (b: Buffer) => (out += b.toString()));
+    child.stderr.on('data', (b: Buffer) => (err += b.toString()));
+    const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+    expect(err).toBe('');
+    expect(code).toBe(0);
+    const line = JSON.parse(out.trim()) as { execArgv: string[]; added: string[] | null; passed: boolean };
+    expect(line.execArgv).toEqual(['--import', 'tsx']);
+    // the worker inherits --import tsx: nothing needs adding
+    expect(line.added).toBeNull();
+    expect(line.passed).toBe(true);
+  });
+
+  it('a task whose worker throws is rejected (worker_failed); the pool keeps serving', async () => {
+    const p = pool({ filename: FAULTY });
+    const err = await p.evaluate(task('fault-throw')).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(RulePoolError);
+    expect((err as RulePoolError).code).toBe('worker_failed');
+    expect((err as RulePoolError).message).toMatch(/bug in the worker/);
+    expect((await p.evaluate(task('home-b'))).outcomes[0]?.passed).toBe(true);
+  });
+
+  it('a worker that exits mid-task: that task fails, a new thread takes the next one', async () => {
+    const p = pool({ filename: FAULTY });
+    const err = await p.evaluate(task('fault-exit')).catch((e: unknown) => e);
+    expect((err as RulePoolError).code).toBe('worker_failed');
+    expect((err as RulePoolError).message).toMatch(/exited with code: 7/);
+    expect((await p.evaluate(task('home-c'))).outcomes[0]?.passed).toBe(true);
+    expect(p.stats()).toMatchObject({ failed: 1, completed: 1 });
+  });
+
+  it('a worker module that does not load: reported through onWorkerError, tasks fail at their deadline, the node goes on', async () => {
+    const errors: unknown[] = [];
+    const p = pool({ filename: new URL('./rules-no-such-worker.ts', import.meta.url), taskTimeoutMs: 500, onWorkerError: (e) => errors.push(e) });
+    const first = await p.evaluate(task('home-d')).catch((e: unknown) => e);
+    expect(first).toBeInstanceOf(RulePoolError);
+    expect(String((first as Error).cause ?? first)).toMatch(/Cannot find module/);
+    // the thread that failed at start-up without a task is reported, not thrown
+    await expect.poll(() => errors.length, { timeout: 5_000 }).toBeGreaterThanOrEqual(1);
+    expect(String(errors[0])).toMatch(/Cannot find module/);
+    expect(p.stats().workerErrors).toBe(errors.length);
+    // piscina stops restarting a thread that fails at start-up: the deadline still answers
+    const started = Date.now();
+    const later = await p.evaluate(task('home-d')).catch((e: unknown) => e);
+    expect((later as RulePoolError).code).toBe('timeout');
+    expect(Date.now() - started).toBeGreaterThanOrEqual(490);
+  });
+
+  it('a runaway task is stopped at the deadline: its thread is terminated and replaced', async () => {
+    // the deadline counts from submission, and a replacement thread must load tsx first: generous
+    const p = pool({ filename: FAULTY, taskTimeoutMs: 1_500 });
+    await p.evaluate(task('home-e')); // the thread is up
+    const started = Date.now();
+    const err = await p.evaluate(task('fault-hang')).catch((e: unknown) => e);
+    expect((err as RulePoolError).code).toBe('timeout');
+    expect(Date.now() - started).toBeGreaterThanOrEqual(1_490);
+    expect((await p.evaluate(task('home-e'))).outcomes[0]?.passed).toBe(true);
+    expect(p.stats().timeouts).toBe(1);
+  });
+
+  it('refuses at once when the queue is full (bounded), and serves again when it drains', async () => {
+    const p = pool({ filename: FAULTY, maxQueue: 2 });
+    await p.evaluate(task('home-f')); // the thread is up
+    const slow = p.evaluate(task('fault-slow'));
+    // the only thread is busy for 300 ms: these two wait, the third is refused at once
+    const queued = [p.evaluate(task('home-f')), p.evaluate(task('home-f'))];
+    const refused = await p.evaluate(task('home-f')).catch((e: unknown) => e);
+    expect((refused as RulePoolError).code).toBe('queue_full');
+    expect((await slow).outcomes[0]?.passed).toBe(true);
+    for (const r of await Promise.all(queued)) expect(r.outcomes[0]?.passed).toBe(true);
+    expect((await p.evaluate(task('home-f'))).outcomes[0]?.passed).toBe(true);
+    expect(p.stats().rejected).toBe(1);
+  });
+
+  it('after close, evaluate is refused with code closed', async () => {
+    const p = new RulePool({ timers, threads: 1 });
+    await p.close();
+    await expect(p.evaluate(task('home-g'))).rejects.toMatchObject({ code: 'closed' });
+  });
+});
