@@ -50,16 +50,9 @@ export interface CronTrigger {
 
 export type Trigger = StateTrigger | EventTrigger | CronTrigger;
 
-/** A device command: `set` attributes, or a `method` with `params`. */
-export interface CommandAction {
+/** A device command as an action: the same fields as a scene's command. */
+export interface CommandAction extends SceneCommand {
   type: 'command';
-  hub: string;
-  device: string;
-  set?: Attrs;
-  method?: string;
-  params?: Record<string, unknown>;
-  /** @default the node's command timeout (ms) */
-  timeoutMs?: number;
 }
 
 /** Writes desired state (applied now if the hub is online, else at its next connection). */
@@ -124,12 +117,14 @@ export interface Rule extends RuleSpec {
   updatedAt: number;
 }
 
+/** A device command: `set` attributes, or a `method` with `params`. */
 export interface SceneCommand {
   hub: string;
   device: string;
   set?: Attrs;
   method?: string;
   params?: Record<string, unknown>;
+  /** @default the node's command timeout (ms) */
   timeoutMs?: number;
 }
 
