@@ -5,6 +5,8 @@ import { sendCommand } from './actors/commands.js';
 import type { HubSession, HubSessionDeps } from './actors/hub-session.js';
 import { TimerWheel } from './actors/timer-wheel.js';
 import { createAdminApp } from './admin/admin-server.js';
+import { mountBullBoard } from './admin/bull-board.js';
+import { BullMqPushQueue } from './events/push-queue-bullmq.js';
 import { NodeMetrics } from './admin/metrics.js';
 import { Authenticator } from './api/auth.js';
 import { HubAdmission } from './api/hub-admission.js';
@@ -183,6 +185,11 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
     },
   });
 
+  // the BullMQ dashboard of the push queue (cluster mode), behind the admin token
+  if (ports.push instanceof BullMqPushQueue) {
+    mountBullBoard(admin, { queues: [ports.push.queue], adminToken: config.adminToken, log: log.child({ part: 'bull-board' }), maxBodyBytes: config.maxBodyBytes });
+  }
+
   const main = await listen(binding, app, config.host, config.port);
   const adminSocket = await listen(binding, admin, config.adminHost, config.adminPort);
   const port = binding.uws.us_socket_local_port(main.socket as never);
@@ -213,7 +220,8 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
       await Promise.race([Promise.allSettled(closing.map((s) => s.whenClosed())), new Promise((r) => setTimeout(r, 5_000).unref())]);
       // cron stops, delayed actions are dropped, running ones finish, the worker threads end
       await automation.close();
-      await Promise.race([ports.push.drain(), new Promise((r) => setTimeout(r, 2_000).unref())]);
+      // a durable queue (BullMQ) keeps its jobs for the other nodes; only the memory one is drained
+      if (!(ports.push instanceof BullMqPushQueue)) await Promise.race([ports.push.drain(), new Promise((r) => setTimeout(r, 2_000).unref())]);
       await ports.shadows.flush();
       binding.uws.us_listen_socket_close(adminSocket.socket);
       if (ports.close) await ports.close();

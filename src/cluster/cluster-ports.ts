@@ -1,7 +1,8 @@
 import type { Config } from '../config/config.js';
-import { MemoryPushQueue, loggingPushSender } from '../events/push-queue-memory.js';
-import { MemoryLease } from '../rules/lease-memory.js';
-import { MemoryRuleStore } from '../rules/rule-store-memory.js';
+import { BullMqPushQueue } from '../events/push-queue-bullmq.js';
+import { loggingPushSender } from '../events/push-queue-memory.js';
+import { RedisLease } from '../rules/lease-redis.js';
+import { RedisRuleStore } from '../rules/rule-store-redis.js';
 import type { Logger } from '../log/logger.js';
 import type { Ports } from '../server.js';
 import { NatsBus } from './bus-nats.js';
@@ -14,7 +15,8 @@ import { RedisShadowStore } from './shadow-store-redis.js';
 /**
  * The ports of cluster mode: NATS for the bus, Redis for the rest. The shadow store's batches get
  * a connection of their own so a large pipeline never delays a handshake's directory claim;
- * directory, registry and nonces share one. A node does not start until both backends answer.
+ * directory, registry, nonces, rules and lease share one; BullMQ has its own. A node does not start
+ * until both backends answer.
  */
 export async function clusterPorts(config: Config, log: Logger): Promise<Ports> {
   if (!config.natsUrl || !config.redisUrl) throw new Error('cluster mode needs NATS_URL and REDIS_URL');
@@ -24,6 +26,7 @@ export async function clusterPorts(config: Config, log: Logger): Promise<Ports> 
   let bus: NatsBus;
   let shared: Awaited<ReturnType<typeof connectRedis>>;
   let shadows: RedisShadowStore;
+  let push: BullMqPushQueue;
   try {
     bus = await NatsBus.connect(config.natsUrl, { name: node, log: log.child({ port: 'bus' }) });
     opened.push(() => bus.close());
@@ -36,6 +39,12 @@ export async function clusterPorts(config: Config, log: Logger): Promise<Ports> 
       keys,
       batchWindowMs: config.shadowBatchMs,
     });
+    const batches = shadows;
+    opened.push(() => batches.close());
+    // every node also delivers (no push service is configured yet: the sender logs);
+    // `npm run push-worker` adds delivery-only processes
+    const pushLog = log.child({ port: 'push' });
+    push = await BullMqPushQueue.connect(config.redisUrl, { name: `${config.redisPrefix}${node}:push`, log: pushLog, keys, sender: loggingPushSender(pushLog) });
   } catch (err) {
     // a node that cannot reach a backend does not start; close what did open
     await Promise.allSettled(opened.map((close) => close()));
@@ -44,16 +53,18 @@ export async function clusterPorts(config: Config, log: Logger): Promise<Ports> 
   const directory = new RedisDirectory(shared, { keys, ttlMs: config.directoryTtlMs });
   const registry = new CachingHubRegistry(new RedisHubRegistry(shared, { keys }));
   const nonces = new RedisNonceStore(shared, { keys });
+  // rule writes are rare: on the control connection; the store opens its own subscriber for `watch`
+  const rules = new RedisRuleStore(shared, { log: log.child({ port: 'rules' }), keys });
+  const lease = new RedisLease(shared, { keys });
   return {
     bus,
     directory,
     shadows,
     registry,
     nonces,
-    // TODO(issue 4, cluster): Redis rule store and lease, BullMQ push queue; until then per node
-    rules: new MemoryRuleStore(),
-    lease: new MemoryLease(),
-    push: new MemoryPushQueue({ sender: loggingPushSender(log) }),
+    rules,
+    lease,
+    push,
     health() {
       const nats = bus.status();
       const redisOk = shared.status === 'ready';
@@ -64,11 +75,16 @@ export async function clusterPorts(config: Config, log: Logger): Promise<Ports> 
           nats,
           redis: { status: shared.status },
           shadows: { healthy: shadowsOk, pendingWrites: shadows.pendingWrites },
+          // not part of `ok`: a node without them still serves hubs and apps
+          rules: { watching: rules.watching, resubscribes: rules.resubscribes },
+          push: { healthy: push.healthy },
         },
       };
     },
     async close() {
-      await Promise.allSettled([bus.close(), shadows.close()]);
+      await Promise.allSettled([bus.close(), shadows.close(), push.close()]);
+      // the rule store quits its subscriber and the control connection (the lease shares it)
+      await rules.close();
       await closeRedis(shared);
     },
   };

@@ -1,5 +1,16 @@
+import { afterAll } from 'vitest';
+import { connectRedis, RedisKeys } from '../../src/cluster/redis.js';
+import { createLogger } from '../../src/log/logger.js';
 import { MemoryRuleStore } from '../../src/rules/rule-store-memory.js';
+import { RedisRuleStore } from '../../src/rules/rule-store-redis.js';
+import { startRedis, uniquePrefix, type Backend } from '../helpers/backends.js';
 import { ruleStoreContract, type RuleStoreFactory } from './rule-store.contract.js';
+
+/** one redis-server for the file, started by the first test that needs it */
+let redis: Promise<Backend> | null = null;
+afterAll(async () => {
+  if (redis) await (await redis).stop();
+});
 
 /** Every RuleStore implementation runs the same contract; a new backend is one more line here. */
 const implementations: Array<[name: string, make: RuleStoreFactory]> = [
@@ -7,6 +18,16 @@ const implementations: Array<[name: string, make: RuleStoreFactory]> = [
     'MemoryRuleStore',
     async () => {
       const store = new MemoryRuleStore();
+      return { store, close: () => store.close() };
+    },
+  ],
+  [
+    'RedisRuleStore',
+    async () => {
+      const backend = await (redis ??= startRedis());
+      const log = createLogger('silent');
+      const client = await connectRedis(backend.url, { name: 'test-rules', log });
+      const store = new RedisRuleStore(client, { log, keys: new RedisKeys(uniquePrefix()) });
       return { store, close: () => store.close() };
     },
   ],

@@ -1,0 +1,212 @@
+/**
+ * bull-board (the BullMQ dashboard) on the admin port, under `/queues`.
+ *
+ * bull-board ships adapters for Express, Fastify, Koa, Hono, …, not for uWS. The admin port is a
+ * uWS app, so this module runs bull-board's Hono adapter and bridges it: a uWS request becomes a
+ * WHATWG `Request`, Hono's `fetch` answers with a `Response`, which is written back to uWS. That
+ * keeps one admin port (no second listener to configure, expose and protect) for about as much
+ * code as a separate `node:http` server would take.
+ *
+ * Access needs the admin token, checked here before bull-board sees the request:
+ * - `Authorization: Bearer <ADMIN_TOKEN>` (curl, scripts), or
+ * - a browser opens `/queues?token=<ADMIN_TOKEN>` once: it gets a session cookie (HMAC of an
+ *   expiry under the admin token, so it never holds the token; HttpOnly, SameSite=Strict, path
+ *   `/queues`) and is redirected to the same page without the token in the address bar.
+ * Requests that change something (not GET/HEAD) must also come from the same origin.
+ */
+import { createHmac, timingSafeEqual } from 'node:crypto';
+import { STATUS_CODES } from 'node:http';
+import { createBullBoard } from '@bull-board/api';
+import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
+import { HonoAdapter } from '@bull-board/hono';
+import { serveStatic } from '@hono/node-server/serve-static';
+import type { Queue } from 'bullmq';
+import { Hono } from 'hono';
+import type { Logger } from '../log/logger.js';
+import type { HttpRequest, HttpResponse, TemplatedApp } from '../transport/uws.js';
+
+export interface BullBoardOptions {
+  /** the BullMQ queues to show (the push queue) */
+  queues: readonly Queue[];
+  adminToken: string;
+  log: Logger;
+  /** @default '/queues' */
+  basePath?: string;
+  /** hide the actions that change jobs (retry, promote, clean, remove, pause); @default false */
+  readOnly?: boolean;
+  /** @default 65_536 (bytes): largest request body */
+  maxBodyBytes?: number;
+  /** @default 43_200 (s): lifetime of the session cookie a `?token=` visit sets */
+  sessionTtlS?: number;
+  /** @default Date.now */
+  now?: () => number;
+}
+
+const COOKIE = 'tier_board';
+/** headers uWS writes itself, or that do not cross the bridge */
+const HOP_HEADERS = new Set(['content-length', 'transfer-encoding', 'connection', 'keep-alive', 'set-cookie']);
+
+/** Serves bull-board on `app` under `basePath` (call before `listen`). */
+export function mountBullBoard(app: TemplatedApp, options: BullBoardOptions): void {
+  const basePath = (options.basePath ?? '/queues').replace(/\/+$/, '');
+  if (!/^\/[A-Za-z0-9/_-]+$/.test(basePath)) throw new TypeError(`bull-board basePath "${basePath}" must be a plain path such as /queues`);
+  const maxBodyBytes = options.maxBodyBytes ?? 65_536;
+  const sessions = new Sessions(options.adminToken, options.sessionTtlS ?? 43_200, options.now ?? Date.now);
+  const { log } = options;
+
+  const serverAdapter = new HonoAdapter(serveStatic);
+  serverAdapter.setBasePath(basePath);
+  createBullBoard({
+    queues: options.queues.map((q) => new BullMQAdapter(q, { readOnlyMode: options.readOnly === true })),
+    serverAdapter,
+    options: { uiConfig: { boardTitle: 'hubtier queues' } },
+  });
+  const board = new Hono();
+  board.route(basePath, serverAdapter.registerPlugin());
+
+  const handler = (res: HttpResponse, req: HttpRequest): void => {
+    const state = { aborted: false };
+    res.onAborted(() => {
+      state.aborted = true;
+    });
+    // everything from `req` is read now: uWS frees it when this callback returns
+    const method = req.getMethod().toUpperCase();
+    const path = req.getUrl();
+    const query = new URLSearchParams(req.getQuery() ?? '');
+    const headers = new Headers();
+    req.forEach((k, v) => headers.append(k, v));
+    const secure = headers.get('x-forwarded-proto') === 'https';
+
+    const token = query.get('token');
+    if (token !== null && method === 'GET') {
+      if (!sessions.isToken(token)) return reply(res, state, 401, 'admin token refused\n');
+      // swap the token for a session cookie, and drop it from the address bar
+      query.delete('token');
+      const rest = query.toString();
+      return reply(res, state, 303, '', {
+        location: `${path}${rest ? `?${rest}` : ''}`,
+        'set-cookie': `${COOKIE}=${sessions.issue()}; Path=${basePath}; Max-Age=${sessions.ttlS}; HttpOnly; SameSite=Strict${secure ? '; Secure' : ''}`,
+      });
+    }
+    const bearer = /^Bearer\s+(.+)$/i.exec(headers.get('authorization') ?? '')?.[1];
+    const cookie = readCookie(headers.get('cookie'), COOKIE);
+    if (!(bearer !== undefined && sessions.isToken(bearer)) && !(cookie !== undefined && sessions.isValid(cookie))) {
+      return reply(res, state, 401, `admin token required: open ${basePath}?token=<ADMIN_TOKEN> or send Authorization: Bearer <ADMIN_TOKEN>\n`, {
+        'www-authenticate': 'Bearer',
+      });
+    }
+    if (method !== 'GET' && method !== 'HEAD' && !sameOrigin(headers)) return reply(res, state, 403, 'cross-origin request refused\n');
+
+    const body = method === 'GET' || method === 'HEAD' ? Promise.resolve(null) : readBody(res, maxBodyBytes);
+    const url = `http://${headers.get('host') || 'admin'}${path}${query.size > 0 ? `?${query.toString()}` : ''}`;
+    body
+      .then(async (buf) => {
+        const response = await board.fetch(new Request(url, { method, headers, body: buf === null ? null : new Uint8Array(buf) }));
+        const payload = method === 'HEAD' ? Buffer.alloc(0) : Buffer.from(await response.arrayBuffer());
+        const out: Record<string, string> = {};
+        response.headers.forEach((v, k) => {
+          if (!HOP_HEADERS.has(k)) out[k] = v;
+        });
+        reply(res, state, response.status, payload, out);
+      })
+      .catch((err: unknown) => {
+        if (err instanceof BodyTooLarge) return reply(res, state, 413, `body larger than ${maxBodyBytes} bytes\n`);
+        log.error({ err, path }, 'bull-board request failed');
+        reply(res, state, 500, 'internal error\n');
+      });
+  };
+  app.any(basePath, handler);
+  app.any(`${basePath}/*`, handler);
+}
+
+/** Session cookies: `<expiry s>.<HMAC-SHA256(admin token, expiry)>`, valid on every node that shares the token. */
+class Sessions {
+  private readonly token: Buffer;
+
+  constructor(
+    adminToken: string,
+    readonly ttlS: number,
+    private readonly now: () => number,
+  ) {
+    this.token = Buffer.from(adminToken);
+  }
+
+  isToken(given: string): boolean {
+    const b = Buffer.from(given);
+    return b.length === this.token.length && timingSafeEqual(b, this.token);
+  }
+
+  issue(): string {
+    const exp = Math.floor(this.now() / 1000) + this.ttlS;
+    return `${exp}.${this.mac(exp)}`;
+  }
+
+  isValid(cookie: string): boolean {
+    const [expText, mac] = cookie.split('.');
+    const exp = Number(expText);
+    if (!Number.isSafeInteger(exp) || mac === undefined || exp * 1000 <= this.now()) return false;
+    const want = Buffer.from(this.mac(exp));
+    const got = Buffer.from(mac);
+    return got.length === want.length && timingSafeEqual(got, want);
+  }
+
+  private mac(exp: number): string {
+    return createHmac('sha256', this.token).update(`bull-board:${exp}`).digest('base64url');
+  }
+}
+
+function readCookie(header: string | null, name: string): string | undefined {
+  for (const part of (header ?? '').split(';')) {
+    const eq = part.indexOf('=');
+    if (eq > 0 && part.slice(0, eq).trim() === name) return part.slice(eq + 1).trim();
+  }
+  return undefined;
+}
+
+/** A browser sends Origin (or Referer) with state-changing requests; it must name this host. */
+function sameOrigin(headers: Headers): boolean {
+  const from = headers.get('origin') ?? headers.get('referer');
+  if (from === null) return true; // not a browser (curl with the bearer token)
+  try {
+    return new URL(from).host === headers.get('host');
+  } catch {
+    return false;
+  }
+}
+
+class BodyTooLarge extends Error {}
+
+/** Collects the body with a cap (copies: uWS reuses each chunk's memory). */
+function readBody(res: HttpResponse, maxBytes: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let done = false;
+    res.onData((chunk, isLast) => {
+      if (done) return;
+      size += chunk.byteLength;
+      if (size > maxBytes) {
+        done = true;
+        reject(new BodyTooLarge());
+        return;
+      }
+      chunks.push(Buffer.from(new Uint8Array(chunk)));
+      if (isLast) {
+        done = true;
+        resolve(Buffer.concat(chunks));
+      }
+    });
+  });
+}
+
+function reply(res: HttpResponse, state: { aborted: boolean }, status: number, body: string | Buffer, headers: Record<string, string> = {}): void {
+  if (state.aborted) return;
+  res.cork(() => {
+    res.writeStatus(`${status} ${STATUS_CODES[status] ?? ''}`);
+    if (status >= 300 && status < 500) res.writeHeader('cache-control', 'no-store');
+    res.writeHeader('x-frame-options', 'DENY').writeHeader('referrer-policy', 'no-referrer');
+    for (const [k, v] of Object.entries(headers)) res.writeHeader(k, v);
+    if (status >= 400 && !('content-type' in headers)) res.writeHeader('content-type', 'text/plain; charset=utf-8');
+    res.end(body);
+  });
+}

@@ -1,0 +1,224 @@
+import { randomUUID } from 'node:crypto';
+import { MetricsTime, Queue, Worker, type Job, type JobsOptions } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { closeRedis, connectRedis, RedisKeys } from '../cluster/redis.js';
+import { TierError } from '../errors.js';
+import type { Logger } from '../log/logger.js';
+import {
+  backoffDelay,
+  validatePushNotification,
+  type EnqueueResult,
+  type PushDelivery,
+  type PushNotification,
+  type PushQueue,
+  type PushQueueOptions,
+  type PushQueueStats,
+  type PushSender,
+} from './push-queue.js';
+
+export interface BullMqPushQueueOptions extends PushQueueOptions {
+  log: Logger;
+  /** the key prefix: the queue's keys are `<prefix>{bull}:<queueName>:…` */
+  keys?: RedisKeys;
+  /** @default 'push' */
+  queueName?: string;
+  /**
+   * Given: this process also runs a BullMQ worker that delivers to it (`concurrency` at once).
+   * Absent: it only enqueues; a worker elsewhere (`src/events/push-worker.ts`) delivers.
+   */
+  sender?: PushSender;
+  /** a notification given up after its last attempt (also logged) */
+  onFailed?: (delivery: PushDelivery, err: unknown) => void;
+  /** @default 25 (ms): how often `drain` looks at the queue's counts */
+  drainPollMs?: number;
+}
+
+/** The connections a queue runs on; `close()` quits them. */
+export interface BullMqConnections {
+  /** commands of the producer side ('fail' profile: an enqueue fails at once while Redis is down) */
+  queue: Redis;
+  /** the worker's ('wait' profile: `maxRetriesPerRequest: null`); BullMQ duplicates it for its blocking reads */
+  worker?: Redis;
+}
+
+/** the custom backoff type of our jobs: exponential, capped by the worker's `maxBackoffMs` */
+const BACKOFF_TYPE = 'push-exponential';
+/** delivered jobs kept for inspection (bull-board): an hour, at most 1 000 */
+const KEEP_COMPLETED = { age: 3_600, count: 1_000 };
+/** dead letters kept: a week, at most 10 000 */
+const KEEP_FAILED = { age: 7 * 86_400, count: 10_000 };
+const JOB_NAME = 'push';
+
+/**
+ * The push queue on BullMQ (cluster mode): jobs are durable in Redis and delivered by whichever
+ * worker takes them, on any node or in a push-worker process.
+ *
+ * - Dedup: BullMQ's deduplication in throttle mode (`deduplication: { id: dedupKey, ttl:
+ *   dedupTtlMs }`), checked and set in the same script that adds the job: the first enqueue of a
+ *   key within the ttl wins across all nodes; a duplicate gets the first job's id. The job id
+ *   itself is a fresh UUID, not the dedup key: a key enqueued again after the ttl must be a new
+ *   job (BullMQ would keep ignoring a job id that is still kept as completed), and BullMQ refuses
+ *   `:` in job ids, which dedup keys have (`rule:<id>:<event>`).
+ * - Retries: `attempts` per job; the delay after attempt n is `min(backoffMs × 2^(n-1),
+ *   maxBackoffMs)`: `backoffMs` travels with the job, the cap is the delivering worker's
+ *   `maxBackoffMs` (a BullMQ custom backoff strategy runs in the worker).
+ * - At least once: a worker that dies mid-delivery leaves the job to BullMQ's stalled-job check
+ *   (30 s), which hands it to another worker; that redelivery counts no attempt. A job that
+ *   stalls a second time (two workers died delivering it) is moved to failed (BullMQ's
+ *   `maxStalledCount` 1): a poison notification cannot take down every worker in turn.
+ * - Dead letters: jobs that used up their attempts stay in BullMQ's failed set for a week (at
+ *   most 10 000), visible and retryable in bull-board; delivered ones stay an hour (at most 1 000).
+ * - `concurrency` is per worker process; the cluster-wide bound is the sum over workers.
+ * - `stats`: `delivered` and `failed` are BullMQ's metrics counters (queue totals, every worker);
+ *   the rest are the queue's current counts. `drain` waits for the whole queue, not only this
+ *   node's jobs, and stops waiting at `close`.
+ */
+export class BullMqPushQueue implements PushQueue {
+  /** the BullMQ queue (bull-board shows it) */
+  readonly queue: Queue<PushNotification, void, string>;
+  private readonly worker: Worker<PushNotification, void, string> | null = null;
+  private readonly log: Logger;
+  private readonly jobOptions: { attempts: number; backoffMs: number; dedupTtlMs: number };
+  private readonly drainPollMs: number;
+  private closed = false;
+
+  /** Takes ownership of the connections: `close()` quits them. */
+  constructor(
+    private readonly connections: BullMqConnections,
+    options: BullMqPushQueueOptions,
+  ) {
+    this.log = options.log;
+    const attempts = options.attempts ?? 5;
+    const backoffMs = options.backoffMs ?? 1_000;
+    const maxBackoffMs = options.maxBackoffMs ?? 60_000;
+    const dedupTtlMs = options.dedupTtlMs ?? 600_000;
+    const concurrency = options.concurrency ?? 8;
+    for (const [name, v] of Object.entries({ attempts, backoffMs, maxBackoffMs, dedupTtlMs, concurrency })) {
+      if (!Number.isInteger(v) || v < 1) throw new RangeError(`push queue ${name} must be a positive integer, got ${v}`);
+    }
+    this.jobOptions = { attempts, backoffMs, dedupTtlMs };
+    this.drainPollMs = options.drainPollMs ?? 25;
+    const keys = options.keys ?? new RedisKeys();
+    const name = options.queueName ?? 'push';
+    // one hash tag for all of the queue's keys (BullMQ's scripts touch many of them at once)
+    const prefix = `${keys.prefix}{bull}`;
+    this.queue = new Queue<PushNotification, void, string>(name, { connection: connections.queue, prefix });
+    this.queue.on('error', (err: Error) => this.log.warn({ err: err.message }, 'push queue: redis error'));
+    const sender = options.sender;
+    if (!sender) return;
+    if (!connections.worker) throw new TypeError('a push queue with a sender needs a worker connection');
+    const worker = new Worker<PushNotification, void, string>(
+      name,
+      async (job: Job<PushNotification, void, string>) => {
+        await sender(delivery(job));
+      },
+      {
+        connection: connections.worker,
+        prefix,
+        concurrency,
+        metrics: { maxDataPoints: MetricsTime.ONE_WEEK },
+        settings: {
+          backoffStrategy: (attemptsMade, _type, _err, job) => {
+            const backoff = job?.opts.backoff;
+            const base = typeof backoff === 'object' && backoff.delay !== undefined ? backoff.delay : backoffMs;
+            return backoffDelay(attemptsMade, base, maxBackoffMs);
+          },
+        },
+      },
+    );
+    worker.on('error', (err: Error) => this.log.warn({ err: err.message }, 'push worker: redis error'));
+    worker.on('failed', (job, err) => {
+      if (!job || job.attemptsMade < (job.opts.attempts ?? 1)) return;
+      this.log.warn({ pushId: job.id, homeId: job.data.homeId, attempts: job.attemptsMade, err: err.message }, 'push notification failed: attempts used up (kept as failed)');
+      options.onFailed?.({ ...delivery(job), attempt: job.attemptsMade }, err);
+    });
+    this.worker = worker;
+  }
+
+  /**
+   * Opens its own connections to `url` ('fail' profile for the queue, 'wait' for a worker) and
+   * resolves once BullMQ is ready on them.
+   */
+  static async connect(url: string, options: BullMqPushQueueOptions & { name: string }): Promise<BullMqPushQueue> {
+    const queue = await connectRedis(url, { name: `${options.name}:queue`, log: options.log });
+    let worker: Redis | undefined;
+    try {
+      if (options.sender) worker = await connectRedis(url, { name: `${options.name}:worker`, log: options.log, offline: 'wait' });
+      const push = new BullMqPushQueue({ queue, worker }, options);
+      await push.ready();
+      return push;
+    } catch (err) {
+      await Promise.allSettled([closeRedis(queue), worker ? closeRedis(worker) : Promise.resolve()]);
+      throw err;
+    }
+  }
+
+  /** Resolves once the queue (and the worker, if any) can work. */
+  async ready(): Promise<void> {
+    await Promise.all([this.queue.waitUntilReady(), this.worker?.waitUntilReady()]);
+  }
+
+  /** true while the connections are up */
+  get healthy(): boolean {
+    return this.connections.queue.status === 'ready' && (this.connections.worker?.status ?? 'ready') === 'ready';
+  }
+
+  async enqueue(notification: PushNotification): Promise<EnqueueResult> {
+    if (this.closed) throw new TierError('draining', 'push queue is closed');
+    const n = validatePushNotification(notification);
+    const id = randomUUID();
+    const opts: JobsOptions = {
+      jobId: id,
+      attempts: this.jobOptions.attempts,
+      backoff: { type: BACKOFF_TYPE, delay: this.jobOptions.backoffMs },
+      deduplication: { id: n.dedupKey, ttl: this.jobOptions.dedupTtlMs },
+      removeOnComplete: KEEP_COMPLETED,
+      removeOnFail: KEEP_FAILED,
+    };
+    let job: Job<PushNotification, void, string>;
+    try {
+      job = await this.queue.add(JOB_NAME, n, opts);
+    } catch (err) {
+      throw new TierError('internal', `push notification not queued: ${(err as Error).message}`, { cause: err });
+    }
+    // a duplicate: BullMQ answers with the job that holds the dedup key
+    return { id: job.id ?? id, duplicate: job.id !== undefined && job.id !== id };
+  }
+
+  async stats(): Promise<PushQueueStats> {
+    const [counts, delivered, failed] = await Promise.all([
+      this.queue.getJobCounts('waiting', 'prioritized', 'delayed', 'active'),
+      this.queue.getMetrics('completed', 0, 0),
+      this.queue.getMetrics('failed', 0, 0),
+    ]);
+    return {
+      waiting: (counts.waiting ?? 0) + (counts.prioritized ?? 0),
+      delayed: counts.delayed ?? 0,
+      active: counts.active ?? 0,
+      delivered: delivered.meta.count,
+      failed: failed.meta.count,
+    };
+  }
+
+  async drain(): Promise<void> {
+    while (!this.closed) {
+      const s = await this.stats();
+      if (s.waiting + s.delayed + s.active === 0) return;
+      await new Promise((r) => setTimeout(r, this.drainPollMs));
+    }
+  }
+
+  /** Stops taking and delivering: waits for deliveries in progress; queued jobs stay in Redis. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.worker?.close().catch((err: unknown) => this.log.warn({ err }, 'push worker close failed'));
+    await this.queue.close().catch((err: unknown) => this.log.warn({ err }, 'push queue close failed'));
+    await Promise.allSettled([closeRedis(this.connections.queue), this.connections.worker ? closeRedis(this.connections.worker) : Promise.resolve()]);
+  }
+}
+
+function delivery(job: Job<PushNotification, void, string>): PushDelivery {
+  // attemptsMade counts the failed attempts before this one
+  return { id: job.id ?? '', attempt: job.attemptsMade + 1, notification: job.data };
+}

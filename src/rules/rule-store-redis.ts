@@ -1,0 +1,502 @@
+import type { Redis } from 'ioredis';
+import { closeRedis, connectRedis, LuaScript, RedisKeys } from '../cluster/redis.js';
+import { TierError } from '../errors.js';
+import type { Logger } from '../log/logger.js';
+import { DEFAULT_SETTINGS, type HomeSettings, type Rule, type RuleSpec, type Scene, type SceneSpec } from './model.js';
+import type { RuleStore, RuleStoreChange, ScheduledRule } from './rule-store.js';
+import { newId } from './rule-store-memory.js';
+
+export interface RedisRuleStoreOptions {
+  log: Logger;
+  /** key names and their prefix */
+  keys?: RedisKeys;
+  /** the clock of `createdAt`/`updatedAt` (ms); @default Date.now */
+  now?: () => number;
+  /** @default 2_000 (ms): how long a write waits for this store's first SUBSCRIBE before it goes ahead */
+  subscribeWaitMs?: number;
+}
+
+/**
+ * Lua prelude of every write: moves the home's version to max(version + 1, Redis clock in ms) and
+ * publishes `<version>:<homeId>` on the change channel, in the same script as the write. The
+ * clock floor keeps versions growing should Redis lose the counter (as the directory's epochs);
+ * workers key compiled rules by (home, version), so a version must never be reused.
+ * KEYS[1] is the home hash; ARGV[1] the channel, ARGV[2] the home id.
+ */
+const BUMP = `
+local function bump()
+  local v = tonumber(redis.call('HGET', KEYS[1], 'v') or '0') + 1
+  local t = redis.call('TIME')
+  local floor = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  if v < floor then v = floor end
+  local s = string.format('%d', v)
+  redis.call('HSET', KEYS[1], 'v', s)
+  redis.call('PUBLISH', ARGV[1], s .. ':' .. ARGV[2])
+  return s
+end
+`;
+
+/**
+ * Stored items are JSON that starts with a fixed header, `{"version":N,"createdAt":N,
+ * "updatedAt":N,"enabled":B,` then `"id":…,"homeId":…` and the spec's other fields, so scripts can
+ * read and restamp the header with a pattern and never re-encode the spec (Lua's cjson would turn
+ * `[]` into `{}` and round large numbers).
+ */
+const HEADER = `^{"version":(%d+),"createdAt":(%d+),"updatedAt":(%d+),"enabled":(%a+),(.*)$`;
+const HEADER_LUA = `
+local function header(version, createdAt, updatedAt, enabled)
+  return '{"version":' .. version .. ',"createdAt":' .. createdAt .. ',"updatedAt":' .. updatedAt .. ',"enabled":' .. enabled .. ','
+end
+`;
+
+/**
+ * KEYS: home, items, cron set. ARGV: channel, homeId, id, stored json, cron ('1', '0' or '' for
+ * scenes). Returns [home version, cron rules of the home], or nil if the id exists (never
+ * overwritten: the caller draws a new id).
+ */
+const CREATE = new LuaScript(`${BUMP}
+if redis.call('HSETNX', KEYS[2], ARGV[3], ARGV[4]) == 0 then return false end
+if ARGV[5] == '1' then redis.call('SADD', KEYS[3], ARGV[3]) end
+return {bump(), redis.call('SCARD', KEYS[3])}`);
+
+/**
+ * KEYS: home, items, cron set. ARGV: channel, homeId, id, now, enabled, body (the JSON after the
+ * header), cron ('1', '0', ''). The version moves by one, createdAt stays. Returns [stored json,
+ * home version, cron rules of the home], or nil when the item does not exist.
+ */
+const UPDATE = new LuaScript(`${BUMP}${HEADER_LUA}
+local old = redis.call('HGET', KEYS[2], ARGV[3])
+if not old then return false end
+local v, c = string.match(old, '${HEADER}')
+if not v then return redis.error_reply('corrupt item ' .. ARGV[3]) end
+local json = header(string.format('%d', tonumber(v) + 1), c, ARGV[4], ARGV[5]) .. ARGV[6]
+redis.call('HSET', KEYS[2], ARGV[3], json)
+if ARGV[7] == '1' then redis.call('SADD', KEYS[3], ARGV[3]) elseif ARGV[7] == '0' then redis.call('SREM', KEYS[3], ARGV[3]) end
+return {json, bump(), redis.call('SCARD', KEYS[3])}`);
+
+/**
+ * KEYS: home, items. ARGV: channel, homeId, id, now, enabled. Returns [stored json] when nothing
+ * changed, [stored json, home version] when it did, nil when the item does not exist.
+ */
+const SET_ENABLED = new LuaScript(`${BUMP}${HEADER_LUA}
+local old = redis.call('HGET', KEYS[2], ARGV[3])
+if not old then return false end
+local v, c, u, e, rest = string.match(old, '${HEADER}')
+if not v then return redis.error_reply('corrupt item ' .. ARGV[3]) end
+if e == ARGV[5] then return {old} end
+local json = header(string.format('%d', tonumber(v) + 1), c, ARGV[4], ARGV[5]) .. rest
+redis.call('HSET', KEYS[2], ARGV[3], json)
+return {json, bump()}`);
+
+/** KEYS: home, items, cron set. ARGV: channel, homeId, id. Returns [home version, was a cron rule, cron rules left], or nil. */
+const DELETE = new LuaScript(`${BUMP}
+if redis.call('HDEL', KEYS[2], ARGV[3]) == 0 then return false end
+local was = redis.call('SREM', KEYS[3], ARGV[3])
+return {bump(), was, redis.call('SCARD', KEYS[3])}`);
+
+/** KEYS: home. ARGV: channel, homeId, settings json. Returns the home version. */
+const PUT_SETTINGS = new LuaScript(`${BUMP}
+redis.call('HSET', KEYS[1], 'settings', ARGV[3])
+return bump()`);
+
+/** KEYS: home, rules, cron set. Returns [settings json or '', the stored cron rules…]: one home's consistent view. */
+const SCHEDULED = new LuaScript(`
+local out = {redis.call('HGET', KEYS[1], 'settings') or ''}
+local ids = redis.call('SMEMBERS', KEYS[3])
+for i = 1, #ids, 500 do
+  local got = redis.call('HMGET', KEYS[2], unpack(ids, i, math.min(i + 499, #ids)))
+  for _, r in ipairs(got) do if r then out[#out + 1] = r end end
+end
+return out`);
+
+/** KEYS: cursor. ARGV: at. Compare-and-set to a larger instant; a deleted rule's tombstone refuses. */
+const ADVANCE = new LuaScript(`
+local cur = redis.call('GET', KEYS[1])
+if cur == 'deleted' then return 0 end
+if cur and tonumber(cur) >= tonumber(ARGV[1]) then return 0 end
+redis.call('SET', KEYS[1], ARGV[1])
+return 1`);
+
+/** how long a deleted rule's cursor refuses a late `advanceCursor` (a scheduler tick racing the delete) */
+const TOMBSTONE_MS = 86_400_000;
+/** homes whose cron rules are read at once by `listScheduled` */
+const SCHEDULED_BATCH = 200;
+/** attempts at a fresh id when a generated one exists (72 random bits: never in practice) */
+const ID_ATTEMPTS = 3;
+
+type Kind = 'rules' | 'scenes';
+type Stored = Rule | Scene;
+
+/**
+ * Rules, scenes and settings in Redis, shared by every node. Keys of one home share the hash tag
+ * `{home:<homeId>}` (one Redis Cluster slot), so every write is one Lua script over them:
+ *
+ * - `{home:H}:home` hash: `v` (the home version), `settings` (JSON);
+ * - `{home:H}:rules`, `{home:H}:scenes` hashes: id → the stored item (JSON with a fixed header,
+ *   see HEADER); `{home:H}:cron`: ids of the home's rules that have a cron trigger.
+ *
+ * The write, the version bump and the change notice (PUBLISH on `<prefix>rules:changes`) are one
+ * atomic script: a committed change is always announced. Versions are max(previous + 1, Redis
+ * clock in ms): large (~1.7e12), strictly growing, also after Redis lost its data.
+ *
+ * Two things live outside the home's slot, so no script touches them together with it:
+ * - `<prefix>rules:cron-homes`, the set of homes that have cron rules, read by `listScheduled`.
+ *   It is updated with separate commands around the script (added before and after a write that
+ *   leaves a cron rule; removed after one that leaves none, then re-checked), so a home with cron
+ *   rules is never missing from it, though it may list a home that has none left (harmless).
+ *   `listScheduled` is a cross-slot read without atomicity: each home is read consistently, but
+ *   homes are read one batch after another, and a change during the call may or may not show.
+ * - `<prefix>rules:cursor:<ruleId>`: the cron cursor (`getCursor` has no home). `advanceCursor`
+ *   is a compare-and-set script on it. Deleting a rule replaces the cursor by a tombstone for a
+ *   day, so a scheduler tick racing the delete cannot bring it back (`advanceCursor` answers false
+ *   for a deleted rule; the memory store would accept it).
+ *
+ * `watch`: one subscriber connection per store, opened at the first `watch`, delivers every
+ * change made through any node (this one included, through Redis: once each). A listener that
+ * throws is skipped. The gap: notices published while the subscriber is disconnected are lost,
+ * and `RuleStoreChange` has no "resync" form to tell listeners so. It resubscribes when the
+ * connection is back (logged, counted in `resubscribes`); readers catch up by their periodic
+ * checks (the engine re-reads `homeVersion` after its cache ttl, 10 s; the scheduler reloads every
+ * 30 s). A write through this store waits (at most `subscribeWaitMs`) for its first SUBSCRIBE, so
+ * a listener registered before a local change hears of it.
+ *
+ * Errors: a Redis error rejects the call ('fail' connection profile); nothing is retried here.
+ */
+export class RedisRuleStore implements RuleStore {
+  private readonly keys: RedisKeys;
+  private readonly log: Logger;
+  private readonly now: () => number;
+  private readonly subscribeWaitMs: number;
+  private readonly channel: string;
+  private readonly cronHomes: string;
+  private readonly listeners = new Set<(change: RuleStoreChange) => void>();
+  private subscriber: Redis | null = null;
+  /** resolves once the first SUBSCRIBE succeeded (or gave up waiting) */
+  private subscribed: Promise<void> = Promise.resolve();
+  private closed = false;
+  /** times the subscriber came back after losing its connection (notices may have been missed) */
+  resubscribes = 0;
+
+  /** Takes ownership of `client`: `close()` quits it (and the subscriber). */
+  constructor(
+    private readonly client: Redis,
+    options: RedisRuleStoreOptions,
+  ) {
+    this.keys = options.keys ?? new RedisKeys();
+    this.log = options.log;
+    this.now = options.now ?? Date.now;
+    this.subscribeWaitMs = options.subscribeWaitMs ?? 2_000;
+    this.channel = this.keys.single('rules:changes');
+    this.cronHomes = this.keys.single('rules:cron-homes');
+  }
+
+  static async connect(url: string, options: RedisRuleStoreOptions & { name: string }): Promise<RedisRuleStore> {
+    return new RedisRuleStore(await connectRedis(url, { name: options.name, log: options.log }), options);
+  }
+
+  /** true while changes from other nodes arrive (no `watch` yet: nothing to hear, also true) */
+  get watching(): boolean {
+    return this.subscriber === null || this.subscriber.status === 'ready';
+  }
+
+  async homeVersion(homeId: string): Promise<number> {
+    return Number((await this.client.hget(this.key(homeId, 'home'), 'v')) ?? 0);
+  }
+
+  listRules(homeId: string): Promise<Rule[]> {
+    return this.list<Rule>(homeId, 'rules');
+  }
+
+  getRule(homeId: string, ruleId: string): Promise<Rule | null> {
+    return this.get<Rule>(homeId, 'rules', ruleId);
+  }
+
+  async createRule(homeId: string, spec: RuleSpec): Promise<Rule> {
+    const cron = hasCron(spec);
+    // into the index before the rule exists: a crash after the script cannot leave it unlisted
+    if (cron) await this.client.sadd(this.cronHomes, homeId);
+    const rule = await this.create<Rule>(homeId, 'rules', 'r', spec, cron ? '1' : '0');
+    if (cron) await this.client.sadd(this.cronHomes, homeId);
+    return rule;
+  }
+
+  async updateRule(homeId: string, ruleId: string, spec: RuleSpec): Promise<Rule | null> {
+    const cron = hasCron(spec);
+    if (cron) await this.client.sadd(this.cronHomes, homeId);
+    const got = await this.update<Rule>(homeId, 'rules', ruleId, spec, cron ? '1' : '0');
+    if (!got) {
+      if (cron) await this.unindex(homeId); // undo the SADD above (no such rule)
+      return null;
+    }
+    if (cron) await this.client.sadd(this.cronHomes, homeId);
+    else if (got.cronLeft === 0) await this.unindex(homeId);
+    return got.item;
+  }
+
+  setRuleEnabled(homeId: string, ruleId: string, enabled: boolean): Promise<Rule | null> {
+    return this.setEnabled<Rule>(homeId, 'rules', ruleId, enabled);
+  }
+
+  async deleteRule(homeId: string, ruleId: string): Promise<boolean> {
+    const got = await this.remove(homeId, 'rules', ruleId);
+    if (!got) return false;
+    try {
+      await this.client.set(this.cursorKey(ruleId), 'deleted', 'PX', TOMBSTONE_MS);
+    } catch (err) {
+      // the rule is gone; its cursor stays behind (a few bytes, never read again)
+      this.log.warn({ err, homeId, ruleId }, 'rule deleted but its cron cursor was not');
+    }
+    if (got.wasCron && got.cronLeft === 0) await this.unindex(homeId);
+    return true;
+  }
+
+  listScenes(homeId: string): Promise<Scene[]> {
+    return this.list<Scene>(homeId, 'scenes');
+  }
+
+  getScene(homeId: string, sceneId: string): Promise<Scene | null> {
+    return this.get<Scene>(homeId, 'scenes', sceneId);
+  }
+
+  createScene(homeId: string, spec: SceneSpec): Promise<Scene> {
+    return this.create<Scene>(homeId, 'scenes', 's', spec, '');
+  }
+
+  async updateScene(homeId: string, sceneId: string, spec: SceneSpec): Promise<Scene | null> {
+    return (await this.update<Scene>(homeId, 'scenes', sceneId, spec, ''))?.item ?? null;
+  }
+
+  setSceneEnabled(homeId: string, sceneId: string, enabled: boolean): Promise<Scene | null> {
+    return this.setEnabled<Scene>(homeId, 'scenes', sceneId, enabled);
+  }
+
+  async deleteScene(homeId: string, sceneId: string): Promise<boolean> {
+    return (await this.remove(homeId, 'scenes', sceneId)) !== null;
+  }
+
+  async getSettings(homeId: string): Promise<HomeSettings> {
+    const raw = await this.client.hget(this.key(homeId, 'home'), 'settings');
+    return raw ? (JSON.parse(raw) as HomeSettings) : { ...DEFAULT_SETTINGS };
+  }
+
+  async putSettings(homeId: string, settings: HomeSettings): Promise<HomeSettings> {
+    await this.beforeWrite();
+    const json = JSON.stringify(settings);
+    await PUT_SETTINGS.run(this.client, [this.key(homeId, 'home')], [this.channel, homeId, json]);
+    return JSON.parse(json) as HomeSettings;
+  }
+
+  async listScheduled(): Promise<ScheduledRule[]> {
+    const homes = new Set<string>();
+    let cursor = '0';
+    do {
+      const [next, batch] = await this.client.sscan(this.cronHomes, cursor, 'COUNT', 1_000);
+      cursor = next;
+      for (const h of batch) homes.add(h);
+    } while (cursor !== '0');
+    const out: ScheduledRule[] = [];
+    const all = [...homes];
+    for (let i = 0; i < all.length; i += SCHEDULED_BATCH) {
+      // one script per home, sent back to back on the connection
+      const views = await Promise.all(
+        all.slice(i, i + SCHEDULED_BATCH).map(async (homeId) => {
+          const got = (await SCHEDULED.run(this.client, [this.key(homeId, 'home'), this.key(homeId, 'rules'), this.key(homeId, 'cron')], [])) as string[];
+          return { homeId, got };
+        }),
+      );
+      for (const { homeId, got } of views) {
+        const [settings, ...rules] = got;
+        const timeZone = settings ? (JSON.parse(settings) as HomeSettings).timeZone : DEFAULT_SETTINGS.timeZone;
+        for (const raw of rules) {
+          const rule = JSON.parse(raw) as Rule;
+          if (!rule.enabled) continue;
+          const crons = rule.triggers.flatMap((t) => (t.type === 'cron' ? [{ cron: t.cron, catchUpMs: t.catchUpMs }] : []));
+          if (crons.length === 0) continue;
+          out.push({ homeId, ruleId: rule.id, version: rule.version, updatedAt: rule.updatedAt, timeZone, crons });
+        }
+      }
+    }
+    return out;
+  }
+
+  async getCursor(ruleId: string): Promise<number | null> {
+    const raw = await this.client.get(this.cursorKey(ruleId));
+    return raw === null || raw === 'deleted' ? null : Number(raw);
+  }
+
+  async advanceCursor(_homeId: string, ruleId: string, at: number): Promise<boolean> {
+    if (!Number.isSafeInteger(at)) throw new RangeError(`cursor instant must be an integer of ms, got ${at}`);
+    return (await ADVANCE.run(this.client, [this.cursorKey(ruleId)], [at])) === 1;
+  }
+
+  watch(listener: (change: RuleStoreChange) => void): () => void {
+    this.listeners.add(listener);
+    this.subscribe();
+    return () => {
+      this.listeners.delete(listener);
+    };
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    this.listeners.clear();
+    const sub = this.subscriber;
+    this.subscriber = null;
+    if (sub) await closeRedis(sub);
+    await closeRedis(this.client);
+  }
+
+  // ---- items ------------------------------------------------------------------------------------
+
+  private async list<T extends Stored>(homeId: string, kind: Kind): Promise<T[]> {
+    const all = (await this.client.hvals(this.key(homeId, kind))).map((raw) => JSON.parse(raw) as T);
+    // hashes have no order: oldest first, as created
+    return all.sort((a, b) => a.createdAt - b.createdAt || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  }
+
+  private async get<T extends Stored>(homeId: string, kind: Kind, id: string): Promise<T | null> {
+    const raw = await this.client.hget(this.key(homeId, kind), id);
+    return raw === null ? null : (JSON.parse(raw) as T);
+  }
+
+  private async create<T extends Stored>(homeId: string, kind: Kind, prefix: 'r' | 's', spec: RuleSpec | SceneSpec, cron: '1' | '0' | ''): Promise<T> {
+    await this.beforeWrite();
+    const now = String(Math.round(this.now()));
+    for (let attempt = 1; ; attempt++) {
+      const id = newId(prefix);
+      const json = stamp(1, now, now, spec.enabled === true) + body(id, homeId, spec);
+      const got = await CREATE.run(this.client, this.itemKeys(homeId, kind), [this.channel, homeId, id, json, cron]);
+      if (got !== null) return JSON.parse(json) as T;
+      if (attempt >= ID_ATTEMPTS) throw new TierError('internal', `could not draw a free ${kind} id`);
+    }
+  }
+
+  private async update<T extends Stored>(homeId: string, kind: Kind, id: string, spec: RuleSpec | SceneSpec, cron: '1' | '0' | ''): Promise<{ item: T; cronLeft: number } | null> {
+    await this.beforeWrite();
+    const now = String(Math.round(this.now()));
+    const enabled = spec.enabled === true ? 'true' : 'false';
+    const got = (await UPDATE.run(this.client, this.itemKeys(homeId, kind), [this.channel, homeId, id, now, enabled, body(id, homeId, spec), cron])) as [string, string, number] | null;
+    if (!got) return null;
+    return { item: JSON.parse(got[0]) as T, cronLeft: got[2] };
+  }
+
+  private async setEnabled<T extends Stored>(homeId: string, kind: Kind, id: string, enabled: boolean): Promise<T | null> {
+    await this.beforeWrite();
+    const now = String(Math.round(this.now()));
+    const got = (await SET_ENABLED.run(this.client, [this.key(homeId, 'home'), this.key(homeId, kind)], [this.channel, homeId, id, now, enabled ? 'true' : 'false'])) as [string, string?] | null;
+    return got ? (JSON.parse(got[0]) as T) : null;
+  }
+
+  private async remove(homeId: string, kind: Kind, id: string): Promise<{ wasCron: boolean; cronLeft: number } | null> {
+    await this.beforeWrite();
+    const got = (await DELETE.run(this.client, this.itemKeys(homeId, kind), [this.channel, homeId, id])) as [string, number, number] | null;
+    return got ? { wasCron: got[1] === 1, cronLeft: got[2] } : null;
+  }
+
+  /**
+   * Takes a home that has no cron rule left out of the index, then looks again: a cron rule
+   * written meanwhile by another node (whose own SADD may have come before this SREM) puts it back.
+   */
+  private async unindex(homeId: string): Promise<void> {
+    await this.client.srem(this.cronHomes, homeId);
+    if ((await this.client.scard(this.key(homeId, 'cron'))) > 0) await this.client.sadd(this.cronHomes, homeId);
+  }
+
+  // ---- watch ------------------------------------------------------------------------------------
+
+  /** Opens the subscriber connection (once); it resubscribes whenever its connection is back. */
+  private subscribe(): void {
+    if (this.subscriber || this.closed) return;
+    const sub = this.client.duplicate({ connectionName: `${this.client.options.connectionName ?? 'rules'}:watch`, lazyConnect: true, autoResubscribe: false });
+    this.subscriber = sub;
+    let first: (() => void) | null = null;
+    let giveUp: NodeJS.Timeout | undefined;
+    this.subscribed = new Promise<void>((resolve) => {
+      first = resolve;
+      giveUp = setTimeout(resolve, this.subscribeWaitMs);
+      giveUp.unref();
+    });
+    let everSubscribed = false;
+    let down = false;
+    sub.on('message', (_channel: string, message: string) => this.deliver(message));
+    sub.on('error', (err: Error) => {
+      if (!down && !this.closed) this.log.warn({ err: err.message }, 'rule change subscriber: connection failed; reconnecting');
+      down = true;
+    });
+    sub.on('close', () => {
+      if (!down && !this.closed) this.log.warn('rule change subscriber: connection lost; changes from other nodes are not heard until it is back');
+      down = true;
+    });
+    sub.on('ready', () => {
+      sub.subscribe(this.channel).then(
+        () => {
+          down = false;
+          if (everSubscribed) {
+            this.resubscribes++;
+            this.log.info('rule change subscriber back: changes made meanwhile were not announced here; caches catch up at their next check');
+          }
+          everSubscribed = true;
+          clearTimeout(giveUp);
+          first?.();
+          first = null;
+        },
+        (err: unknown) => {
+          // the connection went away again; the next 'ready' tries again
+          if (!this.closed) this.log.warn({ err }, 'rule change subscriber: SUBSCRIBE failed');
+        },
+      );
+    });
+    sub.connect().catch(() => {
+      // reported by 'error'; the retry strategy keeps reconnecting
+    });
+  }
+
+  private deliver(message: string): void {
+    const colon = message.indexOf(':');
+    const version = Number(message.slice(0, colon));
+    const homeId = message.slice(colon + 1);
+    if (colon < 1 || !Number.isFinite(version)) return;
+    const change: RuleStoreChange = { homeId, version };
+    for (const l of [...this.listeners]) {
+      try {
+        l(change);
+      } catch {
+        // a listener's failure is its own
+      }
+    }
+  }
+
+  private beforeWrite(): Promise<void> {
+    if (this.closed) return Promise.reject(new TierError('draining', 'rule store is closed'));
+    return this.subscribed;
+  }
+
+  // ---- keys -------------------------------------------------------------------------------------
+
+  private key(homeId: string, what: 'home' | Kind | 'cron'): string {
+    return this.keys.home(homeId, what);
+  }
+
+  private itemKeys(homeId: string, kind: Kind): string[] {
+    return [this.key(homeId, 'home'), this.key(homeId, kind), this.key(homeId, 'cron')];
+  }
+
+  private cursorKey(ruleId: string): string {
+    return this.keys.single(`rules:cursor:${ruleId}`);
+  }
+}
+
+function hasCron(spec: RuleSpec): boolean {
+  return spec.triggers.some((t) => t.type === 'cron');
+}
+
+/** The stored header (see HEADER). */
+function stamp(version: number, createdAt: string, updatedAt: string, enabled: boolean): string {
+  return `{"version":${version},"createdAt":${createdAt},"updatedAt":${updatedAt},"enabled":${enabled},`;
+}
+
+/** The JSON after the header: id, home and the spec without the fields the store owns. */
+function body(id: string, homeId: string, spec: RuleSpec | SceneSpec): string {
+  const { version: _v, createdAt: _c, updatedAt: _u, enabled: _e, id: _i, homeId: _h, ...rest } = spec as (RuleSpec | SceneSpec) & Partial<Stored>;
+  return JSON.stringify({ id, homeId, ...rest }).slice(1);
+}

@@ -1,0 +1,102 @@
+/**
+ * bull-board on the admin uWS app: the token gate (bearer, `?token=` → cookie, refusals) and the
+ * dashboard's own API answering through the uWS ↔ Hono bridge with the push queue's real jobs.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createAdminApp } from '../../src/admin/admin-server.js';
+import { mountBullBoard } from '../../src/admin/bull-board.js';
+import { NodeMetrics } from '../../src/admin/metrics.js';
+import { RedisKeys } from '../../src/cluster/redis.js';
+import { BullMqPushQueue } from '../../src/events/push-queue-bullmq.js';
+import { createLogger } from '../../src/log/logger.js';
+import { loadUws, type us_listen_socket } from '../../src/transport/uws.js';
+import { startRedis, uniquePrefix, type Backend } from '../helpers/backends.js';
+
+const TOKEN = 'board-test-admin-token-0123456789';
+const binding = loadUws({ requireNative: false });
+let redis: Backend;
+let push: BullMqPushQueue;
+let socket: us_listen_socket;
+let base: string;
+
+beforeAll(async () => {
+  redis = await startRedis();
+  const log = createLogger('silent');
+  push = await BullMqPushQueue.connect(redis.url, { name: 'test-board', log, keys: new RedisKeys(uniquePrefix()), attempts: 1, sender: async (d) => {
+    if (d.notification.title === 'fails') throw new Error('push service said no');
+  } });
+  // the admin app as the server builds it (its catch-all 404 is registered first)
+  const admin = createAdminApp(binding.uws, { metrics: new NodeMetrics(() => 0), readiness: () => ({ ready: true, detail: {} }) });
+  mountBullBoard(admin, { queues: [push.queue], adminToken: TOKEN, log });
+  socket = await new Promise<us_listen_socket>((resolve, reject) => admin.listen('127.0.0.1', 0, (s) => (s ? resolve(s) : reject(new Error('no listen')))));
+  base = `http://127.0.0.1:${binding.uws.us_socket_local_port(socket as never)}`;
+});
+
+afterAll(async () => {
+  if (socket) binding.uws.us_listen_socket_close(socket);
+  await push?.close();
+  await redis?.stop();
+});
+
+const bearer = { authorization: `Bearer ${TOKEN}` };
+
+describe('bull-board on the admin port', () => {
+  it('refuses requests without the admin token, or with a wrong one', async () => {
+    for (const path of ['/queues', '/queues/api/queues', '/queues/static/favicon.ico']) {
+      const res = await fetch(`${base}${path}`);
+      expect(res.status, path).toBe(401);
+      expect(res.headers.get('www-authenticate')).toBe('Bearer');
+    }
+    expect((await fetch(`${base}/queues/api/queues`, { headers: { authorization: 'Bearer wrong-token-wrong-token-000' } })).status).toBe(401);
+    expect((await fetch(`${base}/queues?token=wrong`, { redirect: 'manual' })).status).toBe(401);
+    expect((await fetch(`${base}/queues/api/queues`, { headers: { cookie: 'tier_board=99999999999.forged' } })).status).toBe(401);
+    // the admin port's own routes are untouched
+    expect((await fetch(`${base}/healthz`)).status).toBe(200);
+    expect((await fetch(`${base}/nope`)).status).toBe(404);
+  });
+
+  it('with the bearer token: the UI page and the queue with its jobs', async () => {
+    await push.enqueue({ homeId: 'home1', title: 'Water leak', body: 'bath', dedupKey: 'k-ok' });
+    await push.enqueue({ homeId: 'home1', title: 'fails', body: 'x', dedupKey: 'k-fail' });
+    await push.drain();
+    const page = await fetch(`${base}/queues`, { headers: bearer });
+    expect(page.status).toBe(200);
+    expect(page.headers.get('content-type')).toContain('text/html');
+    expect(await page.text()).toContain('<base href="/queues/" />');
+    const api = await fetch(`${base}/queues/api/queues`, { headers: bearer });
+    expect(api.status).toBe(200);
+    const body = (await api.json()) as { queues: Array<{ name: string; counts: Record<string, number> }> };
+    expect(body.queues.map((q) => q.name)).toEqual(['push']);
+    expect(body.queues[0]!.counts).toMatchObject({ completed: 1, failed: 1 });
+  });
+
+  it('?token= swaps the token for a session cookie and a redirect without it; the cookie then works', async () => {
+    const res = await fetch(`${base}/queues?token=${TOKEN}&x=1`, { redirect: 'manual' });
+    expect(res.status).toBe(303);
+    expect(res.headers.get('location')).toBe('/queues?x=1');
+    const setCookie = res.headers.get('set-cookie') ?? '';
+    expect(setCookie).toMatch(/^tier_board=\d+\.[\w-]+; Path=\/queues; Max-Age=43200; HttpOnly; SameSite=Strict$/);
+    expect(setCookie).not.toContain(TOKEN);
+    const cookie = setCookie.split(';')[0]!;
+    expect((await fetch(`${base}/queues/api/queues`, { headers: { cookie } })).status).toBe(200);
+    // a static asset of the UI through the bridge
+    const html = await (await fetch(`${base}/queues`, { headers: { cookie } })).text();
+    const asset = /src="(static\/js\/main\.[^"]+\.js)"/.exec(html)?.[1];
+    expect(asset).toBeDefined();
+    const js = await fetch(`${base}/queues/${asset}`, { headers: { cookie } });
+    expect(js.status).toBe(200);
+    expect((await js.arrayBuffer()).byteLength).toBeGreaterThan(1_000);
+  });
+
+  it('an action from another origin is refused; from the dashboard itself it runs', async () => {
+    const retry = `${base}/queues/api/queues/push/retry/failed`;
+    const foreign = await fetch(retry, { method: 'PUT', headers: { ...bearer, origin: 'http://evil.example' } });
+    expect(foreign.status).toBe(403);
+    expect((await push.stats()).failed).toBe(1);
+    const own = await fetch(retry, { method: 'PUT', headers: { ...bearer, origin: base } });
+    expect(own.status).toBe(200);
+    await push.drain();
+    // the retried job failed once more (attempts: 1): the action reached BullMQ
+    expect((await push.stats()).failed).toBe(2);
+  });
+});
