@@ -1,0 +1,20 @@
+import { join } from 'node:path';
+import { writeHeapSnapshot } from 'node:v8';
+
+/**
+ * Preloaded into measured processes (`--expose-gc --import tsx --import ./bench/lib/gc-hook.ts`):
+ * on SIGUSR2 it runs a full garbage collection and prints one JSON line on stderr with the heap
+ * and resident sizes after it, so memory is read after a collection instead of at a random point.
+ * With HEAP_SNAPSHOT_DIR set it also writes a heap snapshot there (its path is in the line).
+ */
+let n = 0;
+process.on('SIGUSR2', () => {
+  const gc = (globalThis as { gc?: () => void }).gc;
+  gc?.();
+  gc?.();
+  // read before a snapshot: writing one takes memory of its own
+  const m = process.memoryUsage();
+  const dir = process.env.HEAP_SNAPSHOT_DIR;
+  const snapshot = dir ? writeHeapSnapshot(join(dir, `heap-${process.pid}-${++n}.heapsnapshot`)) : undefined;
+  process.stderr.write(`${JSON.stringify({ gcHook: true, collected: gc !== undefined, rss: m.rss, heapUsed: m.heapUsed, heapTotal: m.heapTotal, external: m.external, arrayBuffers: m.arrayBuffers, snapshot })}\n`);
+});

@@ -1,0 +1,208 @@
+import { parseArgs } from 'node:util';
+import { Fleet, MAX_SOCKETS_PER_WORKER, partition } from '../load/fleet.js';
+import type { ConnectResult, HubSpec, WorkerConfig } from '../load/fleet-protocol.js';
+import { table } from '../load/histogram.js';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { cpus, tmpdir } from 'node:os';
+import { censusDiff, census } from './lib/heap-summary.js';
+import { collect, startNats, startNode, startRedis, startRelayFloor, type GcReading, type Proc } from './lib/procs.js';
+
+const USAGE = `Server memory per hub session, against the bare-uWS floor per idle socket, in one run.
+
+usage: npm run bench:memory -- [options]
+
+  --sessions N   hub sessions held on one node (default 10000; at most 19000: one process holds
+                 at most 20,000 files here)
+  --devices M    sub-devices per hub, each with its reported state in the shadow (default 8)
+  --workers W    client processes (default: 2, or more so that each holds at most 19,000 sockets)
+  --json         print one JSON object on stdout (progress goes to stderr)
+  --cluster      run the node in cluster mode (its own nats-server and redis-server): the shadow
+                 store then lives in Redis, not in the node (the embedded default keeps a copy)
+  --heap-snapshot  also write heap snapshots of the server before and after (in $TMPDIR/hubtier-bench/) and
+                 print what the sessions added, by constructor
+  -h, --help     this text
+
+Both processes are measured after a full garbage collection (--expose-gc and a SIGUSR2 hook):
+resident memory (VmRSS) before and after the sockets, divided by their number.
+`;
+
+const say = (line: string) => process.stderr.write(`${line}\n`);
+
+function parse() {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      options: {
+        sessions: { type: 'string', default: '10000' },
+        devices: { type: 'string', default: '8' },
+        workers: { type: 'string' },
+        json: { type: 'boolean', default: false },
+        'heap-snapshot': { type: 'boolean', default: false },
+        cluster: { type: 'boolean', default: false },
+        help: { type: 'boolean', short: 'h', default: false },
+      },
+      strict: true,
+    }));
+  } catch (err) {
+    process.stderr.write(`bench:memory: ${(err as Error).message}\n\n${USAGE}`);
+    process.exit(2);
+  }
+  if (values.help) {
+    process.stdout.write(USAGE);
+    process.exit(0);
+  }
+  const sessions = Number(values.sessions);
+  const devices = Number(values.devices);
+  if (!Number.isInteger(sessions) || sessions < 100 || sessions > 19_000) {
+    process.stderr.write('bench:memory: --sessions must be an integer in 100..19000\n');
+    process.exit(2);
+  }
+  if (!Number.isInteger(devices) || devices < 0 || devices > 256) {
+    process.stderr.write('bench:memory: --devices must be an integer in 0..256\n');
+    process.exit(2);
+  }
+  const workers = values.workers === undefined ? Math.max(2, Math.ceil(sessions / MAX_SOCKETS_PER_WORKER)) : Number(values.workers);
+  return { sessions, devices, workers, json: values.json, heapSnapshot: values['heap-snapshot'], cluster: values.cluster };
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+function configs(url: string, hubs: HubSpec[], workers: number, base: Omit<WorkerConfig, 'targets' | 'hubs' | 'apps'>): WorkerConfig[] {
+  return partition(hubs, [], workers).map((p) => ({ ...base, targets: [url], hubs: p.hubs, apps: [] }));
+}
+
+/** Waits until the counters stop moving (every fill frame acknowledged) or `maxMs` passes. */
+async function settle(fleet: Fleet, expectAcks: number, maxMs: number): Promise<void> {
+  const until = Date.now() + maxMs;
+  while (Date.now() < until) {
+    const c = (await fleet.snapshot()).counters;
+    if (c.acks >= expectAcks) return;
+    await sleep(250);
+  }
+}
+
+interface Measured {
+  sockets: number;
+  before: GcReading;
+  after: GcReading;
+  rssPer: number;
+  heapPer: number;
+  heapTotalPer: number;
+  externalPer: number;
+}
+
+async function measure(proc: Proc, fleet: Fleet, sockets: number, expectAcks: number): Promise<Measured> {
+  await sleep(500);
+  const before = await collect(proc);
+  const results = await fleet.all<ConnectResult, 'connect'>('connect');
+  const ok = results.reduce((n, r) => n + r.ok, 0);
+  if (ok < sockets) throw new Error(`only ${ok} of ${sockets} sockets connected: ${JSON.stringify((await fleet.snapshot()).counters.errors)}`);
+  await settle(fleet, expectAcks, 30_000);
+  await sleep(1_000);
+  const after = await collect(proc);
+  return {
+    sockets,
+    before,
+    after,
+    rssPer: Math.round((after.rss - before.rss) / sockets),
+    heapPer: Math.round((after.heapUsed - before.heapUsed) / sockets),
+    heapTotalPer: Math.round((after.heapTotal - before.heapTotal) / sockets),
+    externalPer: Math.round((after.external - before.external) / sockets),
+  };
+}
+
+async function main(): Promise<void> {
+  const args = parse();
+  const stops: Array<() => Promise<void>> = [];
+  const base = { devices: args.devices, sourceAddresses: [], connectConcurrency: 200, connectTimeoutMs: 30_000, reconnect: false };
+  let floor: Measured;
+  let server: Measured;
+  try {
+    // the floor: a bare uWS server holding idle sockets
+    say(`floor: ${args.sessions} idle sockets on a bare uWS server`);
+    const relay = await startRelayFloor();
+    stops.push(() => relay.stop());
+    const idle = Array.from({ length: args.sessions }, (_, i) => ({ id: `idle-${i}`, home: `h-${i}`, target: 0 }));
+    const floorFleet = await Fleet.start(configs(relay.wsUrl, idle, args.workers, { ...base, adminToken: null, signed: false, fill: false, path: '/idle', hello: false }));
+    stops.push(() => floorFleet.stop());
+    floor = await measure(relay, floorFleet, args.sessions, 0);
+    await floorFleet.stop();
+    await relay.stop();
+
+    // the server: hub sessions with a filled shadow
+    say(`server: ${args.sessions} hub sessions with ${args.devices} devices each`);
+    const profDir = join(tmpdir(), 'hubtier-bench');
+    if (args.heapSnapshot) mkdirSync(profDir, { recursive: true });
+    const env: Record<string, string> = args.heapSnapshot ? { HEAP_SNAPSHOT_DIR: profDir } : {};
+    if (args.cluster) {
+      const nats = await startNats();
+      stops.push(() => nats.proc.stop());
+      const redis = await startRedis();
+      stops.push(() => redis.proc.stop());
+      Object.assign(env, { NATS_URL: nats.url, REDIS_URL: redis.url });
+    }
+    const node = await startNode({ env });
+    stops.push(() => node.stop());
+    const hubs = Array.from({ length: args.sessions }, (_, i) => ({ id: `mem-${i}`, home: `home-${Math.floor(i / 10)}`, target: 0 }));
+    const fleet = await Fleet.start(configs(node.wsUrl, hubs, args.workers, { ...base, adminToken: node.adminToken, signed: true, fill: true }));
+    stops.push(() => fleet.stop());
+    const prov = await fleet.all<{ ok: number; failed: number }, 'provision'>('provision');
+    if (prov.some((p) => p.failed > 0)) throw new Error('provisioning failed');
+    // provisioned hub records are not session memory: the baseline is taken after them
+    server = await measure(node, fleet, args.sessions, args.devices > 0 ? 2 * args.sessions : 0);
+  } finally {
+    for (const s of stops.reverse()) await s().catch(() => {});
+  }
+
+  const kb = (b: number) => (b / 1024).toFixed(2);
+  let heapText = '';
+  let heapRows: unknown = undefined;
+  if (server.before.snapshot && server.after.snapshot) {
+    const diff = censusDiff(census(server.before.snapshot), census(server.after.snapshot), args.sessions, 25);
+    heapText = `\nJS heap added per hub session (heap snapshots ${server.before.snapshot}, ${server.after.snapshot}):\n${diff.text}\n`;
+    heapRows = diff.rows;
+  }
+  const out = {
+    machine: { cores: cpus().length, node: process.version },
+    sessions: args.sessions,
+    mode: args.cluster ? 'cluster' : 'embedded',
+    devicesPerHub: args.devices,
+    bytesPerSession: server.rssPer,
+    heapBytesPerSession: server.heapPer,
+    heapCommittedBytesPerSession: server.heapTotalPer,
+    externalBytesPerSession: server.externalPer,
+    floorBytesPerSocket: floor.rssPer,
+    floorHeapBytesPerSocket: floor.heapPer,
+    ratio: Math.round((100 * server.rssPer) / Math.max(1, floor.rssPer)) / 100,
+    server: { rssBefore: server.before.rss, rssAfter: server.after.rss, heapBefore: server.before.heapUsed, heapAfter: server.after.heapUsed },
+    floor: { rssBefore: floor.before.rss, rssAfter: floor.after.rss, heapBefore: floor.before.heapUsed, heapAfter: floor.after.heapUsed },
+    heapPerSession: heapRows,
+  };
+  const text = [
+    `machine: ${cpus().length} cores, Node ${process.version}; ${args.sessions} sockets per process, measured after a full GC`,
+    '',
+    table([
+      ['process', 'RSS before MB', 'RSS after MB', 'RSS KB/socket', 'JS heap used KB/socket', 'JS heap committed KB/socket', 'external KB/socket'],
+      ['bare uWS, idle sockets (floor)', (floor.before.rss / 2 ** 20).toFixed(1), (floor.after.rss / 2 ** 20).toFixed(1), kb(floor.rssPer), kb(floor.heapPer), kb(floor.heapTotalPer), kb(floor.externalPer)],
+      [`server (${args.cluster ? 'cluster' : 'embedded'}), hub sessions (${args.devices}-device shadow)`, (server.before.rss / 2 ** 20).toFixed(1), (server.after.rss / 2 ** 20).toFixed(1), kb(server.rssPer), kb(server.heapPer), kb(server.heapTotalPer), kb(server.externalPer)],
+    ]),
+    '',
+    `server memory per hub session: ${kb(server.rssPer)} KB (${out.ratio}x the bare socket's ${kb(floor.rssPer)} KB)`,
+    heapText,
+  ].join('\n');
+  if (args.json) {
+    process.stderr.write(text);
+    process.stdout.write(`${JSON.stringify(out)}\n`);
+  } else process.stdout.write(text);
+}
+
+main().then(
+  () => process.exit(0),
+  (err: unknown) => {
+    process.stderr.write(`bench:memory: ${(err as Error).stack ?? String(err)}\n`);
+    process.exit(1);
+  },
+);

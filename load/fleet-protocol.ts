@@ -1,0 +1,150 @@
+/**
+ * What the load tool (and the benchmarks) tell their worker processes over the IPC channel, and
+ * what the workers answer. One worker holds at most ~19,000 sockets (the per-process file limit
+ * here is 20,000); the parent splits hubs and app subscribers between workers so that every
+ * home's hubs and its subscribers live in the same worker.
+ */
+
+export interface HubSpec {
+  id: string;
+  home: string;
+  /** index into `targets` */
+  target: number;
+  /** known secret; absent: provisioned by the worker (`provision`), or none (unsigned) */
+  secret?: string;
+}
+
+export interface AppSpec {
+  /** homes this subscriber follows */
+  homes: string[];
+  target: number;
+}
+
+export interface WorkerConfig {
+  /** `ws://host:port` bases of the nodes; HTTP goes to the same host over http(s) */
+  targets: string[];
+  hubs: HubSpec[];
+  /** sub-devices per hub */
+  devices: number;
+  /** local addresses to spread connections over ([]: the system's choice) */
+  sourceAddresses: string[];
+  /**
+   * With source addresses: this worker binds explicit ports below the kernel's ephemeral range,
+   * slice `index` of `count` equal slices (workers sharing an address take different slices)
+   */
+  portSlice?: { index: number; count: number };
+  connectConcurrency: number;
+  connectTimeoutMs: number;
+  /** admin token: provisioning, app tokens, HTTP commands */
+  adminToken: string | null;
+  /** false: no handshake signature (the relay floor) */
+  signed: boolean;
+  /** after each welcome: the full device list and every device's state (fills the shadow) */
+  fill: boolean;
+  /** reconnect sessions that drop during steady load (full-jitter backoff from 1 s) */
+  reconnect: boolean;
+  apps: AppSpec[];
+  /** hub path, `/hub/v1`; `/idle` with `hello: false` for the bare-socket floor */
+  path?: string;
+  hello?: boolean;
+}
+
+export type ToWorker =
+  | { rid: number; type: 'init'; config: WorkerConfig }
+  | { rid: number; type: 'provision' }
+  /** connects every hub not connected; `perSec`: at most that many new connections a second (the ramp) */
+  | { rid: number; type: 'connect'; perSec?: number }
+  | { rid: number; type: 'apps' }
+  /** every hub reports every `everyMs` (spread evenly); 0 stops */
+  | { rid: number; type: 'reports'; everyMs: number }
+  /** HTTP commands per second over this worker's hubs; 0 stops */
+  | { rid: number; type: 'commands'; perSec: number }
+  /** every hub drops its TCP connection at once and reconnects at once */
+  | { rid: number; type: 'storm'; deadlineMs: number }
+  | { rid: number; type: 'reset' }
+  | { rid: number; type: 'snapshot' }
+  | { rid: number; type: 'stop' };
+
+export interface Counters {
+  hubs: number;
+  connected: number;
+  apps: number;
+  reportsSent: number;
+  acks: number;
+  eventsReceived: number;
+  commandsSent: number;
+  commandsOk: number;
+  commandsFailed: number;
+  /** commands the hubs of this worker answered (whoever sent them) */
+  commandsAnswered: number;
+  connects: number;
+  connectFailures: number;
+  disconnects: number;
+  /** `connect:<code>`, `frame:<code>`, `command:<code>`, `close:<code>`, `app:<code>` → count */
+  errors: Record<string, number>;
+}
+
+export interface Histograms {
+  connect: string;
+  command: string;
+  reportToApp: string;
+}
+
+export interface StormResult {
+  hubs: number;
+  back: number;
+  /** ms from the drop until the last hub was welcomed again (or the deadline) */
+  allBackMs: number;
+  attempts: number;
+}
+
+export type FromWorker =
+  | { type: 'tick'; counters: Counters; interval: Histograms }
+  | { type: 'reply'; rid: number; ok: true; data?: unknown }
+  | { type: 'reply'; rid: number; ok: false; error: string };
+
+export interface ConnectResult {
+  ok: number;
+  failed: number;
+  elapsedMs: number;
+}
+
+export interface Snapshot {
+  counters: Counters;
+  total: Histograms;
+}
+
+export function emptyCounters(): Counters {
+  return {
+    hubs: 0,
+    connected: 0,
+    apps: 0,
+    reportsSent: 0,
+    acks: 0,
+    eventsReceived: 0,
+    commandsSent: 0,
+    commandsOk: 0,
+    commandsFailed: 0,
+    commandsAnswered: 0,
+    connects: 0,
+    connectFailures: 0,
+    disconnects: 0,
+    errors: {},
+  };
+}
+
+export function addCounters(into: Counters, c: Counters): Counters {
+  for (const k of Object.keys(c) as Array<keyof Counters>) {
+    if (k === 'errors') continue;
+    into[k] += c[k];
+  }
+  for (const [code, n] of Object.entries(c.errors)) into.errors[code] = (into.errors[code] ?? 0) + n;
+  return into;
+}
+
+/** `ws://h:p` → `http://h:p`, `wss://` → `https://`. */
+export function httpBaseOf(wsUrl: string): string {
+  const u = new URL(wsUrl);
+  if (u.protocol !== 'ws:' && u.protocol !== 'wss:') throw new Error(`expected a ws:// or wss:// URL, got ${wsUrl}`);
+  return `${u.protocol === 'wss:' ? 'https:' : 'http:'}//${u.host}`;
+}

@@ -1,0 +1,171 @@
+import { fork, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { addCounters, emptyCounters, type AppSpec, type Counters, type FromWorker, type HubSpec, type Snapshot, type ToWorker, type WorkerConfig } from './fleet-protocol.js';
+import { decodeHistogram, newHistogram, type Histogram } from './histogram.js';
+
+const WORKER = fileURLToPath(new URL('./worker.ts', import.meta.url));
+
+/** Sockets one worker may hold: the per-process file limit here is 20,000. */
+export const MAX_SOCKETS_PER_WORKER = 19_000;
+
+type Payload<T extends ToWorker['type']> = Omit<Extract<ToWorker, { type: T }>, 'rid' | 'type'>;
+
+interface Worker {
+  child: ChildProcess;
+  pending: Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>;
+  counters: Counters;
+  exited: Promise<number | null>;
+}
+
+export interface IntervalView {
+  counters: Counters;
+  connect: Histogram;
+  command: Histogram;
+  reportToApp: Histogram;
+}
+
+/**
+ * The parent side of the workers: forks one process per config, sends phases to all of them at
+ * once and sums what they report. `interval()` returns the counters now and the latency
+ * histograms received since the previous call (for the live progress line).
+ */
+export class Fleet {
+  private readonly workers: Worker[] = [];
+  private rid = 0;
+  private readonly since = { connect: newHistogram(), command: newHistogram(), reportToApp: newHistogram() };
+
+  private constructor() {}
+
+  static async start(configs: WorkerConfig[]): Promise<Fleet> {
+    const fleet = new Fleet();
+    for (const config of configs) fleet.spawn();
+    await Promise.all(fleet.workers.map((w, i) => fleet.ask(w, 'init', { config: configs[i]! })));
+    return fleet;
+  }
+
+  get size(): number {
+    return this.workers.length;
+  }
+
+  pids(): number[] {
+    return this.workers.map((w) => w.child.pid ?? 0);
+  }
+
+  /** Sends one phase to every worker; resolves with their answers in worker order. */
+  all<T, K extends ToWorker['type']>(type: K, payload: Payload<K> = {} as Payload<K>): Promise<T[]> {
+    return Promise.all(this.workers.map((w) => this.ask(w, type, payload) as Promise<T>));
+  }
+
+  /** Sums the counters and totals of every worker. */
+  async snapshot(): Promise<{ counters: Counters; connect: Histogram; command: Histogram; reportToApp: Histogram }> {
+    const snaps = await this.all<Snapshot, 'snapshot'>('snapshot');
+    const out = { counters: emptyCounters(), connect: newHistogram(), command: newHistogram(), reportToApp: newHistogram() };
+    for (const s of snaps) {
+      addCounters(out.counters, s.counters);
+      out.connect.add(decodeHistogram(s.total.connect));
+      out.command.add(decodeHistogram(s.total.command));
+      out.reportToApp.add(decodeHistogram(s.total.reportToApp));
+    }
+    return out;
+  }
+
+  interval(): IntervalView {
+    const counters = emptyCounters();
+    for (const w of this.workers) addCounters(counters, w.counters);
+    const view = { counters, connect: this.since.connect, command: this.since.command, reportToApp: this.since.reportToApp };
+    this.since.connect = newHistogram();
+    this.since.command = newHistogram();
+    this.since.reportToApp = newHistogram();
+    return view;
+  }
+
+  /** Stops every worker (bye from every hub); kills those that do not exit within 5 s. */
+  async stop(): Promise<void> {
+    await Promise.all(
+      this.workers.map(async (w) => {
+        if (w.child.exitCode !== null) return;
+        const timer = setTimeout(() => w.child.kill('SIGKILL'), 5_000);
+        try {
+          await Promise.race([this.ask(w, 'stop', {}), w.exited]);
+          await w.exited;
+        } catch {
+          w.child.kill('SIGKILL');
+        } finally {
+          clearTimeout(timer);
+        }
+      }),
+    );
+  }
+
+  /** Kills every worker at once (on a fatal error or a second Ctrl-C). */
+  kill(): void {
+    for (const w of this.workers) if (w.child.exitCode === null) w.child.kill('SIGKILL');
+  }
+
+  private spawn(): void {
+    const child = fork(WORKER, [], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'], serialization: 'advanced' });
+    const worker: Worker = {
+      child,
+      pending: new Map(),
+      counters: emptyCounters(),
+      exited: new Promise((resolve) => child.once('exit', (code) => resolve(code))),
+    };
+    child.on('message', (msg: FromWorker) => {
+      if (msg.type === 'tick') {
+        worker.counters = msg.counters;
+        this.since.connect.add(decodeHistogram(msg.interval.connect));
+        this.since.command.add(decodeHistogram(msg.interval.command));
+        this.since.reportToApp.add(decodeHistogram(msg.interval.reportToApp));
+        return;
+      }
+      const p = worker.pending.get(msg.rid);
+      if (!p) return;
+      worker.pending.delete(msg.rid);
+      if (msg.ok) p.resolve(msg.data);
+      else p.reject(new Error(`worker ${child.pid}: ${msg.error}`));
+    });
+    void worker.exited.then((code) => {
+      for (const p of worker.pending.values()) p.reject(new Error(`worker ${child.pid} exited with ${code}`));
+      worker.pending.clear();
+    });
+    this.workers.push(worker);
+  }
+
+  private ask(w: Worker, type: ToWorker['type'], payload: object): Promise<unknown> {
+    const rid = ++this.rid;
+    return new Promise((resolve, reject) => {
+      if (w.child.exitCode !== null || !w.child.connected) {
+        reject(new Error(`worker ${w.child.pid} is gone`));
+        return;
+      }
+      w.pending.set(rid, { resolve, reject });
+      w.child.send({ rid, type, ...payload } as ToWorker);
+    });
+  }
+}
+
+/**
+ * Splits hubs and app subscribers over workers: whole homes per worker (a home's subscribers
+ * measure its hubs' report latency in the same process), at most `perWorker` sockets each.
+ */
+export function partition(hubs: HubSpec[], apps: AppSpec[], workers: number): Array<{ hubs: HubSpec[]; apps: AppSpec[] }> {
+  const out = Array.from({ length: workers }, () => ({ hubs: [] as HubSpec[], apps: [] as AppSpec[] }));
+  const homeWorker = new Map<string, number>();
+  const perWorker = Math.ceil(hubs.length / workers);
+  let w = 0;
+  for (const hub of hubs) {
+    let k = homeWorker.get(hub.home);
+    if (k === undefined) {
+      if (out[w]!.hubs.length >= perWorker && w < workers - 1) w++;
+      k = w;
+      homeWorker.set(hub.home, k);
+    }
+    out[k]!.hubs.push(hub);
+  }
+  let spill = 0;
+  for (const app of apps) {
+    const k = homeWorker.get(app.homes[0] ?? '') ?? spill++ % workers;
+    out[k]!.apps.push(app);
+  }
+  return out;
+}
