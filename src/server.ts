@@ -33,6 +33,7 @@ import { encode } from './protocol/codec.js';
 import { HomeFeeds, mountAppGateway } from './transport/app-gateway.js';
 import { mountHubGateway } from './transport/hub-gateway.js';
 import { loadUws, type UwsBinding, type us_listen_socket } from './transport/uws.js';
+import { WriteBatch } from './transport/write-batch.js';
 
 /** The infrastructure behind the ports; the embedded default builds the memory ones. */
 export interface Ports {
@@ -134,7 +135,8 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
   };
 
   const app = binding.uws.App();
-  mountHubGateway(app, { admission: new HubAdmission(ports.registry, ports.nonces, config.authSkewS), sessions: hubDeps, log, idleMs: config.idleMs, metrics });
+  const writes = new WriteBatch((err) => log.error({ err }, 'deferred write failed'));
+  mountHubGateway(app, { admission: new HubAdmission(ports.registry, ports.nonces, config.authSkewS), sessions: hubDeps, log, idleMs: config.idleMs, writes, metrics });
   const feeds = new HomeFeeds(ports.bus, app, log);
   mountAppGateway(app, {
     auth,
@@ -142,6 +144,7 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
     log,
     maxMessageBytes: config.maxFrameBytes,
     maxBackpressure: config.appMaxBackpressure,
+    writes,
     session: {
       system,
       sendCommand: (hubId, deviceId, spec, timeoutMs) => sendCommand(ports.bus, hubId, deviceId, spec, timeoutMs),
@@ -152,7 +155,7 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
     },
   });
   // before mountApi: its catch-all 404 must stay the last route
-  automation.mount(app, { auth, maxBodyBytes: config.maxBodyBytes });
+  automation.mount(app, { auth, maxBodyBytes: config.maxBodyBytes, writes });
   mountApi(app, {
     auth,
     bus: ports.bus,
@@ -163,6 +166,7 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
     maxBodyBytes: config.maxBodyBytes,
     commandTimeoutMs: config.commandTimeoutMs,
     commandTimeoutMaxMs: config.commandTimeoutMaxMs,
+    writes,
   });
 
   let draining = false;

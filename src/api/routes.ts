@@ -11,6 +11,7 @@ import type { Logger } from '../log/logger.js';
 import { attrs, encode } from '../protocol/codec.js';
 import { route, type HttpCall } from '../transport/http.js';
 import type { TemplatedApp } from '../transport/uws.js';
+import type { WriteBatch } from '../transport/write-batch.js';
 import { requireAdmin, requireHome, type Authenticator, type Principal } from './auth.js';
 
 export interface ApiDeps {
@@ -23,6 +24,7 @@ export interface ApiDeps {
   maxBodyBytes: number;
   commandTimeoutMs: number;
   commandTimeoutMaxMs: number;
+  writes?: WriteBatch;
 }
 
 function invalid(field: string, what: string): never {
@@ -45,7 +47,7 @@ function objectBody(v: unknown): Record<string, unknown> {
  */
 export function mountApi(app: TemplatedApp, deps: ApiDeps): void {
   const { auth, registry } = deps;
-  const opts = { maxBodyBytes: deps.maxBodyBytes, log: deps.log };
+  const opts = { maxBodyBytes: deps.maxBodyBytes, log: deps.log, writes: deps.writes };
 
   /** Authenticates and loads the hub the caller may touch. */
   async function hubFor(call: HttpCall): Promise<{ principal: Principal; hub: HubRecord }> {

@@ -12,6 +12,7 @@ import type { ShadowStore } from '../cluster/shadow-store.js';
 import type { PushQueue } from '../events/push-queue.js';
 import type { Logger } from '../log/logger.js';
 import type { TemplatedApp } from '../transport/uws.js';
+import type { WriteBatch } from '../transport/write-batch.js';
 import { RulesEngine } from './engine.js';
 import type { Lease } from './lease.js';
 import { noRuleMetrics, type RuleMetricsSink } from './metrics.js';
@@ -51,7 +52,7 @@ export interface Automation {
   /** the publishEvent hook: never throws, returns at once */
   onEvent(event: HubEvent): void;
   /** the rules, scenes and settings API; mount before the main API (its catch-all 404) */
-  mount(app: TemplatedApp, options: { auth: Authenticator; maxBodyBytes: number }): void;
+  mount(app: TemplatedApp, options: { auth: Authenticator; maxBodyBytes: number; writes?: WriteBatch }): void;
   /** warms the worker threads up and starts the cron scheduler */
   start(): void;
   /** scheduler, engine (waits for running actions), pool; the ports are the caller's to close */
@@ -128,6 +129,7 @@ export function createAutomation(deps: AutomationDeps): Automation {
         homeOfHub: deps.homeOfHub,
         log,
         maxBodyBytes: options.maxBodyBytes,
+        writes: options.writes,
         validate: { maxCommandTimeoutMs: deps.commandTimeoutMaxMs ?? 60_000 },
       });
     },

@@ -19,6 +19,7 @@ import { TierError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 import { route, type HttpCall, type HttpReply } from '../transport/http.js';
 import type { TemplatedApp } from '../transport/uws.js';
+import type { WriteBatch } from '../transport/write-batch.js';
 import type { RulesEngine } from './engine.js';
 import type { Rule, RuleSpec, Scene } from './model.js';
 import type { RuleStore } from './rule-store.js';
@@ -40,6 +41,8 @@ export interface RulesApiDeps {
   homeOfHub(hubId: string): Promise<string | null>;
   log: Logger;
   maxBodyBytes: number;
+  /** answers written corked at the end of the turn (src/transport/write-batch.ts) */
+  writes?: WriteBatch;
   validate?: ValidateOptions;
   now?: () => number;
 }
@@ -52,7 +55,7 @@ function idParam(value: string | undefined, field: string): string {
 /** Mount before the main API (its catch-all 404 must stay the last route). */
 export function mountRulesApi(app: TemplatedApp, deps: RulesApiDeps): void {
   const { auth, store, engine } = deps;
-  const opts = { maxBodyBytes: deps.maxBodyBytes, log: deps.log };
+  const opts = { maxBodyBytes: deps.maxBodyBytes, log: deps.log, writes: deps.writes };
   const now = deps.now ?? Date.now;
 
   async function homeOf(call: HttpCall): Promise<string> {

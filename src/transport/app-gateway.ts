@@ -9,6 +9,7 @@ import { decodeAppRequest, encodeAppMessage, type AppEncoding } from '../protoco
 import { decodeValue, encode } from '../protocol/codec.js';
 import { errorReply, send } from './http.js';
 import type { HttpRequest, HttpResponse, TemplatedApp, WebSocket } from './uws.js';
+import type { WriteBatch } from './write-batch.js';
 
 interface AppSocketData {
   principal: Principal;
@@ -27,12 +28,16 @@ class UwsAppLink implements AppLink {
   constructor(
     private readonly ws: WebSocket<AppSocketData>,
     private readonly enc: AppEncoding,
+    private readonly writes: WriteBatch,
   ) {}
 
+  /** Written corked at the end of the turn: a command's answer arrives inside a hub socket's callback. */
   reply(msg: AppReply): void {
     if (!this.open) return;
     const payload = encodeAppMessage(msg, this.enc);
-    this.ws.cork(() => this.ws.send(payload, this.enc === 'msgpack'));
+    this.writes.defer(() => {
+      if (this.open) this.ws.cork(() => this.ws.send(payload, this.enc === 'msgpack'));
+    });
   }
 
   join(homeId: string): void {
@@ -102,7 +107,7 @@ export class HomeFeeds {
  */
 export function mountAppGateway(
   app: TemplatedApp,
-  deps: { auth: Authenticator; session: Omit<AppSessionDeps, 'feeds'>; feeds: HomeFeeds; log: Logger; maxMessageBytes: number; maxBackpressure: number },
+  deps: { auth: Authenticator; session: Omit<AppSessionDeps, 'feeds'>; feeds: HomeFeeds; log: Logger; maxMessageBytes: number; maxBackpressure: number; writes: WriteBatch },
 ): void {
   const { auth, log } = deps;
   const sessionDeps: AppSessionDeps = { ...deps.session, feeds: deps.feeds };
@@ -140,7 +145,7 @@ export function mountAppGateway(
 
     open: (ws) => {
       const data = ws.getUserData();
-      const link = new UwsAppLink(ws, data.enc);
+      const link = new UwsAppLink(ws, data.enc, deps.writes);
       data.link = link;
       const who = data.principal.kind === 'admin' ? 'admin' : data.principal.sub;
       link.session = new AppSession(data.principal, link, sessionDeps, `app:${who}:${++connections}`);

@@ -3,6 +3,7 @@ import { ErrorCodes } from '../../proto/errors.js';
 import { TierError, asTierError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 import type { HttpRequest, HttpResponse, TemplatedApp } from './uws.js';
+import type { WriteBatch } from './write-batch.js';
 
 /** A request as handlers see it: everything read from uWS before the first await. */
 export interface HttpCall {
@@ -27,13 +28,21 @@ export type HttpHandler = (call: HttpCall) => Promise<HttpReply> | HttpReply;
 
 type Method = 'get' | 'post' | 'put' | 'del' | 'patch';
 
+export interface RouteOptions {
+  /** largest body read, bytes; more answers 413 */
+  maxBodyBytes: number;
+  log: Logger;
+  /** answers are written at the end of the turn, corked (see WriteBatch); immediately without */
+  writes?: WriteBatch;
+}
+
 /**
  * Registers an async JSON handler. The wrapper keeps the uWS rules: it copies what it needs from
  * the request synchronously, starts reading the body at once with a size cap, pairs every
  * response with `onAborted`, corks the write, and turns any throw into a JSON error answer, so
  * no rejected promise ever reaches uWS.
  */
-export function route(app: TemplatedApp, method: Method, pattern: string, handler: HttpHandler, opts: { maxBodyBytes: number; log: Logger }): void {
+export function route(app: TemplatedApp, method: Method, pattern: string, handler: HttpHandler, opts: RouteOptions): void {
   const paramCount = pattern.split('/').filter((p) => p.startsWith(':')).length;
   app[method](pattern, (res: HttpResponse, req: HttpRequest) => {
     const state = { aborted: false };
@@ -54,10 +63,10 @@ export function route(app: TemplatedApp, method: Method, pattern: string, handle
       json: () => parseJson(body),
     };
     run(handler, call).then(
-      (reply) => send(res, state, reply),
+      (reply) => send(res, state, reply, opts.writes),
       (err: unknown) => {
         opts.log.error({ err, url: call.url }, 'http handler failed');
-        send(res, state, errorReply(asTierError(err)));
+        send(res, state, errorReply(asTierError(err)), opts.writes);
       },
     );
   });
@@ -79,7 +88,11 @@ export function errorReply(err: TierError): HttpReply {
   return { status: e.http, body };
 }
 
-export function send(res: HttpResponse, state: { aborted: boolean }, reply: HttpReply): void {
+export function send(res: HttpResponse, state: { aborted: boolean }, reply: HttpReply, writes?: WriteBatch): void {
+  if (writes) {
+    writes.defer(() => send(res, state, reply));
+    return;
+  }
   if (state.aborted) return;
   const payload = reply.text ?? JSON.stringify(reply.body ?? {});
   res.cork(() => {

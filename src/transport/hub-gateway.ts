@@ -7,6 +7,7 @@ import type { Logger } from '../log/logger.js';
 import { decodeHubFrame, encode } from '../protocol/codec.js';
 import { errorReply, send } from './http.js';
 import type { HttpRequest, HttpResponse, TemplatedApp, WebSocket } from './uws.js';
+import type { WriteBatch } from './write-batch.js';
 
 /** Malformed frames tolerated per session before it is closed with `malformed`. */
 const MAX_BAD_FRAMES = 10;
@@ -23,24 +24,43 @@ export interface HubGatewayMetrics {
   badFrame(code: string): void;
 }
 
-/** The actor's view of a uWS socket; sends become no-ops once uWS reports the close. */
+/**
+ * The actor's view of a uWS socket. Frames are queued and written at the end of the turn, all of
+ * this turn's frames in one corked write (see WriteBatch); sends become no-ops once uWS reports
+ * the close. A frame the socket cannot take (backpressure past its limit) closes the socket, and
+ * the session answers its pending commands with `session_closed`.
+ */
 class UwsHubLink implements HubLink {
   open = true;
   session: HubSession | null = null;
-  constructor(private readonly ws: WebSocket<HubSocketData>) {}
+  private queued: Uint8Array[] | null = null;
+  constructor(
+    private readonly ws: WebSocket<HubSocketData>,
+    private readonly writes: WriteBatch,
+  ) {}
 
   send(bytes: Uint8Array): boolean {
     if (!this.open) return false;
-    let status = 0;
-    // corked: frames sent from a bus callback or timer go out in one write with their neighbours
+    if (this.queued) this.queued.push(bytes);
+    else {
+      this.queued = [bytes];
+      this.writes.defer(() => this.flush());
+    }
+    return true;
+  }
+
+  flush(): void {
+    const frames = this.queued;
+    this.queued = null;
+    if (!frames || !this.open) return;
     this.ws.cork(() => {
-      status = this.ws.send(bytes, true);
+      for (const f of frames) this.ws.send(f, true);
     });
-    return status !== 2;
   }
 
   close(code: number, reason: string): void {
     if (!this.open) return;
+    this.flush(); // a bye or reconnect frame queued this turn goes out before the close
     this.open = false;
     this.ws.end(code, reason);
   }
@@ -53,9 +73,9 @@ class UwsHubLink implements HubLink {
  */
 export function mountHubGateway(
   app: TemplatedApp,
-  deps: { admission: HubAdmission; sessions: HubSessionDeps; log: Logger; idleMs: number; metrics?: HubGatewayMetrics },
+  deps: { admission: HubAdmission; sessions: HubSessionDeps; log: Logger; idleMs: number; writes: WriteBatch; metrics?: HubGatewayMetrics },
 ): void {
-  const { admission, sessions, log, metrics } = deps;
+  const { admission, sessions, log, metrics, writes } = deps;
   const maxFrame = sessions.maxFrameBytes;
   app.ws<HubSocketData>('/hub/v1', {
     // past the protocol limit we still read the frame to answer frame_too_large and close 1009 with a
@@ -95,7 +115,7 @@ export function mountHubGateway(
 
     open: (ws) => {
       const data = ws.getUserData();
-      const link = new UwsHubLink(ws);
+      const link = new UwsHubLink(ws, writes);
       data.link = link;
       try {
         link.session = new HubSession(data.hubId, data.homeId, link, sessions);
