@@ -1,5 +1,5 @@
 import type { Attrs } from '../../proto/frames.js';
-import { emptyDevice, mergeAttrs, type DeviceShadow, type HubShadow, type SeqCursor, type ShadowStore } from './shadow-store.js';
+import { copyAttrs, emptyDevice, mergeAttrs, type DeviceShadow, type HubShadow, type SeqCursor, type ShadowStore } from './shadow-store.js';
 
 /**
  * Shadows held in this process (embedded default). Writes are applied at once (batch window 0);
@@ -22,7 +22,8 @@ export class MemoryShadowStore implements ShadowStore {
 
   async load(hubId: string): Promise<HubShadow> {
     const hub = this.hubs.get(hubId);
-    const out = Object.create(null) as HubShadow;
+    // a plain object: device ids are validated (no __proto__), and V8 keeps it in fast mode
+    const out: HubShadow = {};
     if (hub) for (const id in hub) out[id] = copyDevice(hub[id]!);
     return out;
   }
@@ -69,7 +70,7 @@ export class MemoryShadowStore implements ShadowStore {
   private hub(hubId: string): HubShadow {
     let hub = this.hubs.get(hubId);
     if (!hub) {
-      hub = Object.create(null) as HubShadow;
+      hub = {};
       this.hubs.set(hubId, hub);
     }
     return hub;
@@ -77,5 +78,5 @@ export class MemoryShadowStore implements ShadowStore {
 }
 
 function copyDevice(d: DeviceShadow): DeviceShadow {
-  return { ...d, reported: { ...d.reported }, desired: { ...d.desired } };
+  return { ...d, reported: { ...d.reported }, desired: copyAttrs(d.desired) };
 }

@@ -50,8 +50,19 @@ export interface ShadowStore {
   close(): Promise<void>;
 }
 
+/**
+ * The desired side of every device that has none: one frozen object shared by all shadows, since
+ * most devices never get a desired state. Every writer replaces `desired`, never mutates it.
+ */
+export const NO_DESIRED: Attrs = Object.freeze({}) as Attrs;
+
 export function emptyDevice(): DeviceShadow {
-  return { reported: {}, reportedVersion: 0, reportedAt: 0, desired: {}, desiredVersion: 0 };
+  return { reported: {}, reportedVersion: 0, reportedAt: 0, desired: NO_DESIRED, desiredVersion: 0 };
+}
+
+/** A copy of an attribute map; the shared empty desired map stays shared. */
+export function copyAttrs(a: Attrs): Attrs {
+  return a === NO_DESIRED ? a : { ...a };
 }
 
 /** Desired attributes whose value the device has not reported yet. */
