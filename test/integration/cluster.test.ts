@@ -48,7 +48,8 @@ function appSocket(url: string) {
   };
 }
 
-describe('cluster mode: three nodes, one NATS, one Redis (real processes)', () => {
+// fault tests wait (bounded) for reconnects and expiry: a loaded CI machine needs more than 30 s
+describe('cluster mode: three nodes, one NATS, one Redis (real processes)', { timeout: 60_000 }, () => {
   let nats: Backend;
   let redis: Backend;
   const nodes: Record<'a' | 'b' | 'c', ServerProcess> = {} as never;
@@ -196,8 +197,14 @@ describe('cluster mode: three nodes, one NATS, one Redis (real processes)', () =
     await nats.restart();
     await eventually(async () => ((await cmd(nodes.b, 'c-nats')).status === 200 ? true : undefined), 20_000, 'a command after the NATS restart');
     expect(hub.connected).toBe(true);
-    await hub.report({ t1: { temperature: 18 } });
-    const evt = await app.next((m) => m.op === 'evt' && m.kind === 'state' && m.attrs.temperature === 18);
+    // node C re-subscribes on its own reconnect, which may come a little later than A's and B's
+    let temperature = 18;
+    const evt = await eventually(async () => {
+      const t = ++temperature;
+      await hub.report({ t1: { temperature: t } });
+      const seen = app.next((m) => m.op === 'evt' && m.kind === 'state' && m.attrs.temperature === t);
+      return Promise.race([seen, new Promise<undefined>((r) => setTimeout(() => r(undefined), 1_000))]);
+    }, 20_000, 'an event through the restarted NATS');
     expect(evt.hub).toBe('c-nats');
     app.ws.close();
   });
