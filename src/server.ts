@@ -3,6 +3,7 @@ import { subjects } from '../proto/subjects.js';
 import type { ActorSystem } from './actors/actor.js';
 import { sendCommand } from './actors/commands.js';
 import type { HubSession, HubSessionDeps } from './actors/hub-session.js';
+import { Interner } from './actors/intern.js';
 import { TimerWheel } from './actors/timer-wheel.js';
 import { createAdminApp } from './admin/admin-server.js';
 import { mountBullBoard } from './admin/bull-board.js';
@@ -132,6 +133,7 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
     publishEvent,
     sessions,
     metrics,
+    interner: new Interner(),
   };
 
   const app = binding.uws.App();

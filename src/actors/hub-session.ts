@@ -21,6 +21,7 @@ import type { Logger } from '../log/logger.js';
 import { decodeValue, encode } from '../protocol/codec.js';
 import { decodeCommandRequest, encodeCommandReply, type CommandReply } from './command-wire.js';
 import { Actor, type ActorSystem } from './actor.js';
+import type { Interner } from './intern.js';
 import type { TimerHandle, TimerTarget } from './timer-wheel.js';
 
 /** The socket of a hub as the actor sees it; the gateway implements it over uWS. */
@@ -48,6 +49,8 @@ export interface HubSessionDeps {
   /** the node's index of live sessions; the actor removes itself when closed */
   readonly sessions: Map<string, HubSession>;
   readonly metrics?: HubSessionMetrics;
+  /** node-wide copies of strings every hub repeats (device kinds, attribute values) */
+  readonly interner?: Interner;
 }
 
 export interface HubSessionMetrics {
@@ -279,7 +282,7 @@ export class HubSession extends Actor<HubMessage> implements TimerTarget {
     const now = Date.now();
     for (const deviceId in frame.r) {
       const device = (this.shadow[deviceId] ??= emptyDevice());
-      const attrs = frame.r[deviceId]!;
+      const attrs = this.deps.interner?.attrs(frame.r[deviceId]!) ?? frame.r[deviceId]!;
       if (!mergeAttrs(device.reported, attrs)) continue;
       device.reportedVersion++;
       device.reportedAt = now;
@@ -323,8 +326,8 @@ export class HubSession extends Actor<HubMessage> implements TimerTarget {
     for (const id of removed) delete this.shadow[id];
     for (const d of joined) {
       const device = (this.shadow[d.d] ??= emptyDevice());
-      device.kind = d.k;
-      if (d.m !== undefined) device.model = d.m;
+      device.kind = this.deps.interner?.intern(d.k) ?? d.k;
+      if (d.m !== undefined) device.model = this.deps.interner?.intern(d.m) ?? d.m;
     }
     this.deps.publishEvent({ kind: 'devices', home: this.homeId, hub: this.hubId, joined, left: removed, ts: Date.now() });
     this.acknowledge(frame.s);

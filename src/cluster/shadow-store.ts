@@ -3,8 +3,8 @@ import type { Attrs } from '../../proto/frames.js';
 /** One sub-device's shadow. */
 export interface DeviceShadow {
   /** device kind from the hub's device list (sensor.door, switch, ...), if known */
-  kind?: string;
-  model?: string;
+  kind?: string | undefined;
+  model?: string | undefined;
   reported: Attrs;
   /** increases by one on every change of `reported` */
   reportedVersion: number;
@@ -57,7 +57,9 @@ export interface ShadowStore {
 export const NO_DESIRED: Attrs = Object.freeze({}) as Attrs;
 
 export function emptyDevice(): DeviceShadow {
-  return { reported: {}, reportedVersion: 0, reportedAt: 0, desired: NO_DESIRED, desiredVersion: 0 };
+  // kind and model present from the start: adding them later would give every device object an
+  // out-of-object property store in V8 (and a different hidden class per order of arrival)
+  return { kind: undefined, model: undefined, reported: {}, reportedVersion: 0, reportedAt: 0, desired: NO_DESIRED, desiredVersion: 0 };
 }
 
 /** A copy of an attribute map; the shared empty desired map stays shared. */
