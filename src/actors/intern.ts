@@ -21,6 +21,11 @@ export class Interner {
     return s;
   }
 
+  /** Distinct strings held. */
+  get size(): number {
+    return this.table.size;
+  }
+
   /** Interns the string values of an attribute map in place. */
   attrs<T extends Record<string, unknown>>(a: T): T {
     for (const key in a) {

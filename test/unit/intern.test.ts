@@ -2,15 +2,24 @@ import { describe, expect, it } from 'vitest';
 import { Interner } from '../../src/actors/intern.js';
 
 describe('Interner', () => {
-  it('returns the first copy of an equal short string, and stops growing at its bound', () => {
-    const i = new Interner(2, 8);
-    const a = i.intern(['sensor', 'door'].join('.')); // built at run time: a distinct string object
-    expect(i.intern('sensor.door')).toBe(a);
-    const long = 'x'.repeat(9);
-    expect(i.intern(long)).toBe(long); // too long: never held
+  it('holds one copy per distinct short string and stops growing at its bound', () => {
+    const i = new Interner(3, 8);
+    i.intern(['sensor', 'do'].join('.'));
+    i.intern('sensor.do');
+    expect(i.size).toBe(1); // equal strings share one entry
+    i.intern('x'.repeat(9));
+    expect(i.size).toBe(1); // too long: never held
     i.intern('b');
-    i.intern('c'); // over the bound: returned, not held
-    const attrs = i.attrs({ contact: 'closed', battery: 90, kind: 'sensor.door' });
-    expect(attrs).toEqual({ contact: 'closed', battery: 90, kind: 'sensor.door' });
+    i.intern('c');
+    i.intern('d'); // over the bound: returned as it is, not held
+    expect(i.size).toBe(3);
+    expect(i.intern('d')).toBe('d');
+  });
+
+  it('interns the string values of an attribute map and leaves the rest', () => {
+    const i = new Interner();
+    const attrs = i.attrs({ contact: 'closed', battery: 90, on: true });
+    expect(attrs).toEqual({ contact: 'closed', battery: 90, on: true });
+    expect(i.size).toBe(1);
   });
 });
