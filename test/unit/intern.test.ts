@@ -3,11 +3,11 @@ import { Interner } from '../../src/actors/intern.js';
 
 describe('Interner', () => {
   it('holds one copy per distinct short string and stops growing at its bound', () => {
-    const i = new Interner(3, 8);
+    const i = new Interner(3, 10);
     i.intern(['sensor', 'do'].join('.'));
     i.intern('sensor.do');
     expect(i.size).toBe(1); // equal strings share one entry
-    i.intern('x'.repeat(9));
+    i.intern('x'.repeat(11));
     expect(i.size).toBe(1); // too long: never held
     i.intern('b');
     i.intern('c');
