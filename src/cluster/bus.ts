@@ -32,12 +32,21 @@ export interface SubscribeOptions {
  *   `timeoutMs` with `RequestTimeoutError`.
  * - Handlers run on the event loop and must not throw; an exception is logged and dropped by the
  *   implementation, never passed to the publisher.
+ * - Subjects are validated: an empty token, whitespace, or a wildcard in a publish/request subject
+ *   throws a TypeError (a request rejects with it).
+ * - While disconnected (NATS), publishes and answers are dropped and counted, and requests fail at
+ *   once with a temporary error; subscriptions are restored by the implementation on reconnect.
+ *   After `close()`, publishes are dropped and subscribe/request fail.
  */
 export interface Bus {
   publish(subject: string, data: Uint8Array): void;
   subscribe(subject: string, handler: BusHandler, options?: SubscribeOptions): BusSubscription;
   request(subject: string, data: Uint8Array, timeoutMs: number): Promise<Uint8Array>;
-  /** Resolves when everything published so far has left this process (no-op in memory). */
+  /**
+   * Resolves when everything published so far has left this process and every subscription made
+   * before the call is registered where publishers' messages are routed (the NATS server): a
+   * session announces its takeover only after that. No-op in memory.
+   */
   flush(): Promise<void>;
   close(): Promise<void>;
 }

@@ -11,13 +11,15 @@ export interface HubLocation {
  * Which node holds which hub.
  *
  * - `claim` makes `node` the holder and returns a strictly larger epoch than any earlier claim of
- *   the hub (also after expiry or restart of the holder). Two racing claims get different epochs;
- *   the larger one wins and the other holder must close (it learns it from the takeover message
- *   or from `holds` returning false).
+ *   the hub (also after expiry or restart of the holder; epochs grow but need not be consecutive:
+ *   Redis floors them by its clock). Two racing claims get different epochs; the larger one wins
+ *   and the other holder must close (it learns it from the takeover message or from `holds`
+ *   returning false). A claim also marks `node` alive, as `refreshNode` does.
  * - `release` removes the entry only if it still names that node and epoch (a late release of a
  *   taken-over session changes nothing).
  * - Entries live as long as their node refreshes its liveness (`refreshNode`) within `ttlMs`;
- *   after that `lookup` answers null, as if the hub were offline.
+ *   after that `lookup` answers null, as if the hub were offline. `holds` and `lookup` read the
+ *   entry and the liveness separately (different Redis Cluster slots): not one atomic snapshot.
  */
 export interface Directory {
   claim(hubId: string, node: string, now?: number): Promise<HubLocation>;

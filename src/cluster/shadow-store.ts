@@ -28,9 +28,15 @@ export interface SeqCursor {
  *
  * - `writeReported` comes from the hot path (the hub actor, the single writer of `reported` while
  *   it holds the session): it is queued and written in batches. It returns at once; a node crash
- *   loses at most the writes of the last `batchWindowMs`, which the implementation states.
- * - `setDesired` is a read-modify-write that is durable when it resolves; a nil value removes the
- *   key. It returns the device's new shadow.
+ *   loses at most the writes of the last `batchWindowMs`, plus whatever is queued while the
+ *   backend is unreachable (kept and retried, never dropped while the process lives). It never
+ *   touches the desired side. There is no epoch fencing: a stale holder's retried batch can
+ *   overwrite a newer holder's reported state until that one reports again.
+ * - `setDesired` is a read-modify-write that is durable (acknowledged by the backend) when it
+ *   resolves; a nil value removes the key; the version increases only on a change. It returns the
+ *   device's new shadow.
+ * - `flush()` may reject after a bounded wait while the backend is unreachable (the writes stay
+ *   queued); `close()` flushes with the same bound and then drops what is left, logging it.
  * - `load` returns the latest durable state plus any queued writes of this process.
  * - `delta` semantics: desired keys whose value differs from reported (see `desiredDelta`).
  */
