@@ -1,21 +1,12 @@
 import { clusterPorts } from './cluster/cluster-ports.js';
-import { ConfigError, isClusterMode, loadConfig } from './config/config.js';
+import { isClusterMode } from './config/config.js';
+import { closeOnSignals, loadConfigOrExit, runMain } from './config/process.js';
 import { createLogger } from './log/logger.js';
 import { startServer } from './server.js';
 
 /** `npm start`: one connection node on the embedded default unless NATS_URL and REDIS_URL are set. */
 async function main(): Promise<void> {
-  let loaded;
-  try {
-    loaded = loadConfig();
-  } catch (err) {
-    if (err instanceof ConfigError) {
-      process.stderr.write(`configuration error: ${err.message}\n`);
-      process.exit(2);
-    }
-    throw err;
-  }
-  const { config, warnings, generated } = loaded;
+  const { config, warnings, generated } = loadConfigOrExit();
   const log = createLogger(config.logLevel, { node: config.nodeId });
   for (const w of warnings) log.warn(w);
   for (const key of generated) {
@@ -31,30 +22,13 @@ async function main(): Promise<void> {
     [
       '',
       `hubtier node ${config.nodeId} listening: hubs ws://${host}:${server.port}/hub/v1, apps ws://${host}:${server.port}/app/v1, API http://${host}:${server.port}/v1`,
-      `admin: http://${config.adminHost}:${server.adminPort}/healthz /readyz /metrics`,
+      `admin: http://${config.adminHost}:${server.adminPort}/healthz /readyz /metrics${cluster ? ' /queues (push queue dashboard, admin token)' : ''}`,
       `connect simulated hubs:  npm run sim -- --url ws://${host}:${server.port} --hubs 10 --devices 8 --admin-token ${config.adminToken}`,
       '',
     ].join('\n'),
   );
 
-  let stopping = false;
-  const stop = (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    log.info({ signal }, 'draining');
-    server.close().then(
-      () => process.exit(0),
-      (err: unknown) => {
-        log.error({ err }, 'shutdown failed');
-        process.exit(1);
-      },
-    );
-  };
-  process.on('SIGTERM', () => stop('SIGTERM'));
-  process.on('SIGINT', () => stop('SIGINT'));
+  closeOnSignals(log, 'draining', () => server.close());
 }
 
-main().catch((err: unknown) => {
-  process.stderr.write(`fatal: ${(err as Error).stack ?? String(err)}\n`);
-  process.exit(1);
-});
+runMain(main);

@@ -22,7 +22,9 @@ import { HonoAdapter } from '@bull-board/hono';
 import { serveStatic } from '@hono/node-server/serve-static';
 import type { Queue } from 'bullmq';
 import { Hono } from 'hono';
+import { TierError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
+import { readBody } from '../transport/http.js';
 import type { HttpRequest, HttpResponse, TemplatedApp } from '../transport/uws.js';
 
 export interface BullBoardOptions {
@@ -110,7 +112,7 @@ export function mountBullBoard(app: TemplatedApp, options: BullBoardOptions): vo
         reply(res, state, response.status, payload, out);
       })
       .catch((err: unknown) => {
-        if (err instanceof BodyTooLarge) return reply(res, state, 413, `body larger than ${maxBodyBytes} bytes\n`);
+        if (err instanceof TierError && err.code === 'frame_too_large') return reply(res, state, 413, `body larger than ${maxBodyBytes} bytes\n`);
         log.error({ err, path }, 'bull-board request failed');
         reply(res, state, 500, 'internal error\n');
       });
@@ -172,31 +174,6 @@ function sameOrigin(headers: Headers): boolean {
   } catch {
     return false;
   }
-}
-
-class BodyTooLarge extends Error {}
-
-/** Collects the body with a cap (copies: uWS reuses each chunk's memory). */
-function readBody(res: HttpResponse, maxBytes: number): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    let done = false;
-    res.onData((chunk, isLast) => {
-      if (done) return;
-      size += chunk.byteLength;
-      if (size > maxBytes) {
-        done = true;
-        reject(new BodyTooLarge());
-        return;
-      }
-      chunks.push(Buffer.from(new Uint8Array(chunk)));
-      if (isLast) {
-        done = true;
-        resolve(Buffer.concat(chunks));
-      }
-    });
-  });
 }
 
 function reply(res: HttpResponse, state: { aborted: boolean }, status: number, body: string | Buffer, headers: Record<string, string> = {}): void {

@@ -7,23 +7,13 @@
  * jobs stay in Redis for the other workers.
  */
 import { RedisKeys } from '../cluster/redis.js';
-import { ConfigError, loadConfig } from '../config/config.js';
+import { closeOnSignals, loadConfigOrExit, runMain } from '../config/process.js';
 import { createLogger } from '../log/logger.js';
 import { BullMqPushQueue } from './push-queue-bullmq.js';
 import { loggingPushSender } from './push-queue-memory.js';
 
 async function main(): Promise<void> {
-  let loaded;
-  try {
-    loaded = loadConfig();
-  } catch (err) {
-    if (err instanceof ConfigError) {
-      process.stderr.write(`configuration error: ${err.message}\n`);
-      process.exit(2);
-    }
-    throw err;
-  }
-  const { config, warnings } = loaded;
+  const { config, warnings } = loadConfigOrExit();
   if (!config.redisUrl) {
     process.stderr.write('configuration error: REDIS_URL: the push worker delivers the cluster queue in Redis\n');
     process.exit(2);
@@ -40,24 +30,7 @@ async function main(): Promise<void> {
   });
   log.info(await push.stats(), 'push worker ready');
 
-  let stopping = false;
-  const stop = (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    log.info({ signal }, 'push worker stopping');
-    push.close().then(
-      () => process.exit(0),
-      (err: unknown) => {
-        log.error({ err }, 'push worker shutdown failed');
-        process.exit(1);
-      },
-    );
-  };
-  process.on('SIGTERM', () => stop('SIGTERM'));
-  process.on('SIGINT', () => stop('SIGINT'));
+  closeOnSignals(log, 'push worker stopping', () => push.close());
 }
 
-main().catch((err: unknown) => {
-  process.stderr.write(`fatal: ${(err as Error).stack ?? String(err)}\n`);
-  process.exit(1);
-});
+runMain(main);

@@ -104,8 +104,11 @@ export function send(res: HttpResponse, state: { aborted: boolean }, reply: Http
   });
 }
 
-/** Collects the body with a cap; past the cap it answers 413 and closes the connection. */
-function readBody(res: HttpResponse, maxBytes: number): Promise<Buffer> {
+/**
+ * Collects a request body with a cap, copying each chunk (uWS reuses its memory). Past the cap it
+ * rejects with `frame_too_large`. Call it synchronously in the handler, before any await.
+ */
+export function readBody(res: HttpResponse, maxBytes: number): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
