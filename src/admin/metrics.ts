@@ -20,11 +20,25 @@ export class NodeMetrics implements HubSessionMetrics, HubGatewayMetrics {
     collectDefaultMetrics({ register: this.registry });
   }
 
+  /** Counters of the per-frame and per-command paths, bound to their label once (no label look-up per call). */
+  private readonly frameCounters = new Map<number, Counter.Internal>();
+  private readonly commandCounters = new Map<string, Counter.Internal>();
+
   frameIn(type: number): void {
-    this.framesIn.inc({ type: FRAME_NAMES[type] ?? String(type) });
+    let c = this.frameCounters.get(type);
+    if (!c) {
+      c = this.framesIn.labels(FRAME_NAMES[type] ?? String(type));
+      this.frameCounters.set(type, c);
+    }
+    c.inc();
   }
   commandDone(outcome: 'ok' | 'failed' | 'timeout' | 'closed'): void {
-    this.commands.inc({ outcome });
+    let c = this.commandCounters.get(outcome);
+    if (!c) {
+      c = this.commands.labels(outcome);
+      this.commandCounters.set(outcome, c);
+    }
+    c.inc();
   }
   sessionClosed(reason: string): void {
     this.closed.inc({ code: reason });
