@@ -22,9 +22,9 @@ export const MAX_FAILURES = 10;
  * messages wait, so an idle actor costs a few fields.
  */
 export abstract class Actor<M extends { type: string }> {
-  private mailbox: M[] | null = null;
-  private busy = false;
-  private failures = 0;
+  #mailbox: M[] | null = null;
+  #busy = false;
+  #failures = 0;
   protected stopped = false;
 
   constructor(
@@ -35,11 +35,11 @@ export abstract class Actor<M extends { type: string }> {
   /** Delivers a message. false: refused by the overflow policy or the actor has stopped. */
   tell(msg: M): boolean {
     if (this.stopped) return false;
-    if (!this.busy) {
-      this.drain(msg);
+    if (!this.#busy) {
+      this.#drain(msg);
       return true;
     }
-    const box = (this.mailbox ??= []);
+    const box = (this.#mailbox ??= []);
     if (box.length < this.system.mailboxSize) {
       box.push(msg);
       return true;
@@ -66,8 +66,8 @@ export abstract class Actor<M extends { type: string }> {
   /** Called when the actor gives up after too many failures; it should release what it holds. */
   protected abstract onStop(reason: string): void;
 
-  private drain(first: M): void {
-    this.busy = true;
+  #drain(first: M): void {
+    this.#busy = true;
     let msg: M | undefined = first;
     while (msg !== undefined) {
       try {
@@ -75,41 +75,41 @@ export abstract class Actor<M extends { type: string }> {
         if (r !== undefined) {
           const current: M = msg;
           r.then(
-            () => this.resume(),
+            () => this.#resume(),
             (err: unknown) => {
-              this.fail(current, err);
-              this.resume();
+              this.#fail(current, err);
+              this.#resume();
             },
           );
           return;
         }
       } catch (err) {
-        this.fail(msg, err);
+        this.#fail(msg, err);
       }
-      msg = this.next();
+      msg = this.#next();
     }
-    this.busy = false;
+    this.#busy = false;
   }
 
-  private resume(): void {
-    const msg = this.next();
-    if (msg === undefined) this.busy = false;
-    else this.drain(msg);
+  #resume(): void {
+    const msg = this.#next();
+    if (msg === undefined) this.#busy = false;
+    else this.#drain(msg);
   }
 
-  private next(): M | undefined {
-    if (this.stopped || this.mailbox === null) return undefined;
-    const msg = this.mailbox.shift();
-    if (this.mailbox.length === 0) this.mailbox = null;
+  #next(): M | undefined {
+    if (this.stopped || this.#mailbox === null) return undefined;
+    const msg = this.#mailbox.shift();
+    if (this.#mailbox.length === 0) this.#mailbox = null;
     return msg;
   }
 
-  private fail(msg: M, err: unknown): void {
-    this.failures++;
+  #fail(msg: M, err: unknown): void {
+    this.#failures++;
     this.system.onFailure?.(this.address, msg.type, err);
-    this.system.log.error({ err, actor: this.address, message: msg.type, failures: this.failures }, 'actor message failed');
-    if (this.failures >= MAX_FAILURES && !this.stopped) {
-      this.stop(`${this.failures} failed messages`);
+    this.system.log.error({ err, actor: this.address, message: msg.type, failures: this.#failures }, 'actor message failed');
+    if (this.#failures >= MAX_FAILURES && !this.stopped) {
+      this.stop(`${this.#failures} failed messages`);
     }
   }
 
@@ -117,8 +117,8 @@ export abstract class Actor<M extends { type: string }> {
   protected stop(reason: string): void {
     if (this.stopped) return;
     this.stopped = true;
-    const queued = this.mailbox;
-    this.mailbox = null;
+    const queued = this.#mailbox;
+    this.#mailbox = null;
     if (queued) for (const m of queued) this.refused(m);
     try {
       this.onStop(reason);
@@ -129,6 +129,6 @@ export abstract class Actor<M extends { type: string }> {
 
   /** Messages waiting (not counting the one being processed). */
   get queued(): number {
-    return this.mailbox?.length ?? 0;
+    return this.#mailbox?.length ?? 0;
   }
 }

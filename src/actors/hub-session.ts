@@ -455,16 +455,27 @@ export class HubSession extends Actor<HubMessage> implements TimerTarget {
   shutdown(afterMs: number): void {
     if (this.state === 'closed' || this.state === 'draining') return;
     this.send({ t: FrameType.reconnect, after: afterMs, e: 'draining' });
-    this.state = 'draining';
+    this.drain();
     this.link.close(CloseCode.goingAway, 'draining');
   }
 
   /** Sends bye (for a reason a hub should know) and closes; cleanup follows on `closed`. */
   closeWith(code: number, reason: ErrorCode | 'bye'): void {
     if (this.state === 'closed' || this.state === 'draining') return;
-    this.state = 'draining';
+    this.drain();
     if (reason !== 'bye') this.send({ t: FrameType.bye, e: reason });
     this.link.close(code, reason);
+  }
+
+  /**
+   * Stops being a responder at once: until the socket's close completes, a new command goes to
+   * the session that took over, or fails fast as `hub_offline`, instead of being answered
+   * `session_closed` by this one. Commands already sent to the hub are answered when it closes.
+   */
+  private drain(): void {
+    this.state = 'draining';
+    this.subscription?.unsubscribe();
+    this.subscription = null;
   }
 
   private async onClosed(code: number): Promise<void> {
