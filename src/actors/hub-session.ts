@@ -272,7 +272,7 @@ export class HubSession extends Actor<HubMessage> implements TimerTarget {
   private acknowledge(seq: number): void {
     this.lastSeq = seq;
     this.sequenced = true;
-    this.deps.shadows.writeCursor(this.hubId, { boot: this.boot, seq });
+    this.deps.shadows.writeCursor(this.hubId, { boot: this.boot, seq }, this.epoch);
     this.send({ t: FrameType.ack, s: seq });
   }
 
@@ -286,7 +286,7 @@ export class HubSession extends Actor<HubMessage> implements TimerTarget {
       if (!mergeAttrs(device.reported, attrs)) continue;
       device.reportedVersion++;
       device.reportedAt = now;
-      this.deps.shadows.writeReported(this.hubId, deviceId, device);
+      this.deps.shadows.writeReported(this.hubId, deviceId, device, this.epoch);
       this.deps.publishEvent({
         kind: 'state',
         home: this.homeId,

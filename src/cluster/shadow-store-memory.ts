@@ -11,7 +11,8 @@ export class MemoryShadowStore implements ShadowStore {
   private readonly hubs = new Map<string, HubShadow>();
   private readonly cursors = new Map<string, SeqCursor>();
 
-  writeCursor(hubId: string, cursor: SeqCursor): void {
+  /** Writes apply at once in one process: there are no late batches to fence, so `epoch` is unused. */
+  writeCursor(hubId: string, cursor: SeqCursor, _epoch?: number): void {
     this.cursors.set(hubId, { ...cursor });
   }
 
@@ -28,7 +29,7 @@ export class MemoryShadowStore implements ShadowStore {
     return out;
   }
 
-  writeReported(hubId: string, deviceId: string, device: DeviceShadow): void {
+  writeReported(hubId: string, deviceId: string, device: DeviceShadow, _epoch?: number): void {
     const hub = this.hub(hubId);
     const stored = (hub[deviceId] ??= emptyDevice());
     // the desired side belongs to setDesired; only the reported side is written here

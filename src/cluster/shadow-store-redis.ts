@@ -37,7 +37,26 @@ interface CursorEntry {
 interface HubBatch {
   readonly devices: Map<string, ReportedEntry>;
   cursor: CursorEntry | undefined;
+  /** the largest session epoch among the writes (0: unfenced) */
+  epoch: number;
 }
+
+/**
+ * Writes one hub's batch unless a newer session already wrote: the hash's `ep` field holds the
+ * largest epoch written. ARGV[1] is the batch's epoch (0: unfenced), the rest field/value pairs.
+ */
+const FENCED_HSET = `
+local ep = tonumber(ARGV[1])
+if ep > 0 then
+  local cur = tonumber(redis.call('HGET', KEYS[1], 'ep') or '0')
+  if cur > ep then return 0 end
+  redis.call('HSET', KEYS[1], 'ep', ARGV[1])
+end
+redis.call('HSET', KEYS[1], unpack(ARGV, 2))
+return 1`;
+/** The script as an ioredis command: pipelines then load it themselves after a NOSCRIPT. */
+const FENCED_HSET_COMMAND = 'tierFencedHset';
+type FencedPipeline = { [FENCED_HSET_COMMAND]: (key: string, ...args: string[]) => unknown };
 
 /** Sets a field only if it still holds the value read before (`''` = absent): optimistic read-modify-write. */
 const COMPARE_AND_SET = new LuaScript(`
@@ -145,6 +164,7 @@ export class RedisShadowStore implements ShadowStore {
     this.maxRetryMs = options.maxRetryMs ?? 2_000;
     if (!(this.batchWindowMs >= 0 && Number.isFinite(this.batchWindowMs))) throw new RangeError(`batchWindowMs must be ≥ 0, got ${this.batchWindowMs}`);
     client.on('ready', this.onReady);
+    if (!(FENCED_HSET_COMMAND in client)) client.defineCommand(FENCED_HSET_COMMAND, { numberOfKeys: 1, lua: FENCED_HSET });
   }
 
   static async connect(url: string, options: RedisShadowStoreOptions & { name: string }): Promise<RedisShadowStore> {
@@ -157,6 +177,9 @@ export class RedisShadowStore implements ShadowStore {
   }
 
   /** Device and cursor writes queued or in flight, not yet acknowledged by Redis. */
+  /** Batches refused because a newer session of their hub had written (see `writeReported`). */
+  staleBatches = 0;
+
   get pendingWrites(): number {
     let n = count(this.queued);
     if (this.inflight) n += count(this.inflight.batch);
@@ -168,9 +191,9 @@ export class RedisShadowStore implements ShadowStore {
     return this.inflight ? count(this.inflight.batch) : 0;
   }
 
-  writeReported(hubId: string, deviceId: string, device: DeviceShadow): void {
+  writeReported(hubId: string, deviceId: string, device: DeviceShadow, epoch = 0): void {
     if (this.refuseAfterClose()) return;
-    const batch = this.batchOf(hubId);
+    const batch = this.batchOf(hubId, epoch);
     const order = ++this.order;
     const before = batch.devices.get(deviceId);
     batch.devices.set(deviceId, {
@@ -183,9 +206,9 @@ export class RedisShadowStore implements ShadowStore {
     this.schedule();
   }
 
-  writeCursor(hubId: string, cursor: SeqCursor): void {
+  writeCursor(hubId: string, cursor: SeqCursor, epoch = 0): void {
     if (this.refuseAfterClose()) return;
-    const batch = this.batchOf(hubId);
+    const batch = this.batchOf(hubId, epoch);
     const order = ++this.order;
     batch.cursor = { boot: cursor.boot, seq: cursor.seq, order: batch.cursor ? batch.cursor.order : order };
     this.schedule();
@@ -206,7 +229,7 @@ export class RedisShadowStore implements ShadowStore {
     const fields = await this.client.hgetall(this.key(hubId));
     const out = Object.create(null) as HubShadow;
     for (const field in fields) {
-      if (field.charAt(1) !== ':') continue; // the cursor
+      if (field.charAt(1) !== ':') continue; // the cursor and the fencing epoch `ep`
       const device = (out[field.slice(2)] ??= emptyDevice());
       applyField(device, field.charAt(0), fields[field]!);
     }
@@ -310,12 +333,12 @@ export class RedisShadowStore implements ShadowStore {
     return true;
   }
 
-  private batchOf(hubId: string): HubBatch {
+  private batchOf(hubId: string, epoch: number): HubBatch {
     let batch = this.queued.get(hubId);
     if (!batch) {
-      batch = { devices: new Map(), cursor: undefined };
+      batch = { devices: new Map(), cursor: undefined, epoch };
       this.queued.set(hubId, batch);
-    }
+    } else if (epoch > batch.epoch) batch.epoch = epoch;
     return batch;
   }
 
@@ -367,16 +390,25 @@ export class RedisShadowStore implements ShadowStore {
   private async write(batch: Map<string, HubBatch>): Promise<void> {
     const hubs = [...batch.keys()];
     const pipeline = this.client.pipeline();
-    for (const hubId of hubs) pipeline.hset(this.key(hubId), fieldsOf(batch.get(hubId)!));
+    for (const hubId of hubs) {
+      const b = batch.get(hubId)!;
+      const args: string[] = [String(b.epoch)];
+      for (const [field, value] of fieldsOf(b)) args.push(field, value);
+      (pipeline as unknown as FencedPipeline)[FENCED_HSET_COMMAND](this.key(hubId), ...args);
+    }
     let failed: string[] = [];
     let error: unknown;
     try {
       const results = await pipeline.exec();
       if (results === null) throw new Error('pipeline discarded');
-      results.forEach(([err], i) => {
+      results.forEach(([err, written], i) => {
         if (err) {
           error ??= err;
           failed.push(hubs[i]!);
+        } else if (written === 0) {
+          // a newer session of the hub (another node) wrote after this one: this batch is stale
+          this.staleBatches++;
+          this.log.debug({ hubId: hubs[i], epoch: batch.get(hubs[i]!)!.epoch }, 'stale shadow batch refused by the epoch fence');
         }
       });
     } catch (err) {
@@ -406,6 +438,7 @@ export class RedisShadowStore implements ShadowStore {
       this.queued.set(hubId, old);
       return;
     }
+    if (old.epoch > now.epoch) now.epoch = old.epoch;
     for (const [id, e] of old.devices) {
       const newer = now.devices.get(id);
       if (!newer) now.devices.set(id, e);

@@ -30,8 +30,7 @@ export interface SeqCursor {
  *   it holds the session): it is queued and written in batches. It returns at once; a node crash
  *   loses at most the writes of the last `batchWindowMs`, plus whatever is queued while the
  *   backend is unreachable (kept and retried, never dropped while the process lives). It never
- *   touches the desired side. There is no epoch fencing: a stale holder's retried batch can
- *   overwrite a newer holder's reported state until that one reports again.
+ *   touches the desired side. Writes carry the session's epoch (see `writeReported`).
  * - `setDesired` is a read-modify-write that is durable (acknowledged by the backend) when it
  *   resolves; a nil value removes the key; the version increases only on a change. It returns the
  *   device's new shadow.
@@ -44,9 +43,14 @@ export interface ShadowStore {
   /** the most a crash can lose of `writeReported`, ms (0: written through) */
   readonly batchWindowMs: number;
   load(hubId: string): Promise<HubShadow>;
-  writeReported(hubId: string, deviceId: string, device: DeviceShadow): void;
-  /** Queued and batched like `writeReported`; a crash may lose the last window (the hub resends). */
-  writeCursor(hubId: string, cursor: SeqCursor): void;
+  /**
+   * `epoch`: the writing session's directory epoch. A backend with batched writes refuses a batch
+   * whose epoch is below the last one written for the hub (a stale holder's late batch cannot
+   * overwrite a newer holder's state); 0 writes unfenced. A refused batch is dropped and counted.
+   */
+  writeReported(hubId: string, deviceId: string, device: DeviceShadow, epoch?: number): void;
+  /** Queued, batched and fenced like `writeReported`; a crash may lose the last window. */
+  writeCursor(hubId: string, cursor: SeqCursor, epoch?: number): void;
   loadCursor(hubId: string): Promise<SeqCursor | null>;
   setDesired(hubId: string, deviceId: string, patch: Attrs): Promise<DeviceShadow>;
   /** Replaces the device list: kinds are set, devices not in `devices` are removed when `full`. */

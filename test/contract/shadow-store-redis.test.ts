@@ -122,6 +122,38 @@ describe('RedisShadowStore batching', () => {
   });
 });
 
+describe('RedisShadowStore epoch fence', () => {
+  it("refuses a stale holder's late batch after a newer session of the hub has written", async () => {
+    const newer = await store({ batchWindowMs: 5 });
+    const stale = await store({ batchWindowMs: 5 });
+    newer.writeReported(hub, 'd1', device({ temperature: 22 }, 7), 2);
+    newer.writeCursor(hub, { boot: 'b', seq: 40 }, 2);
+    await newer.flush();
+    // the old node comes back from a partition and sends what it had queued under epoch 1
+    stale.writeReported(hub, 'd1', device({ temperature: 19 }, 3), 1);
+    stale.writeCursor(hub, { boot: 'b', seq: 12 }, 1);
+    await stale.flush();
+    expect(stale.staleBatches).toBe(1);
+    const reader = await store();
+    expect((await reader.load(hub)).d1).toMatchObject({ reported: { temperature: 22 }, reportedVersion: 7 });
+    expect(await reader.loadCursor(hub)).toEqual({ boot: 'b', seq: 40 });
+    // the same or a newer epoch writes as before
+    newer.writeReported(hub, 'd1', device({ temperature: 23 }, 8), 2);
+    await newer.flush();
+    expect((await reader.load(hub)).d1?.reported).toEqual({ temperature: 23 });
+    expect(newer.staleBatches).toBe(0);
+  });
+
+  it('writes unfenced batches (epoch 0) whatever the stored epoch', async () => {
+    const s = await store({ batchWindowMs: 5 });
+    s.writeReported(hub, 'd1', device({ n: 1 }, 1), 5);
+    await s.flush();
+    s.writeReported(hub, 'd1', device({ n: 2 }, 2));
+    await s.flush();
+    expect((await s.load(hub)).d1?.reported).toEqual({ n: 2 });
+  });
+});
+
 describe('RedisShadowStore during a Redis outage', () => {
   it('keeps writes while Redis is down, reports unhealthy, and writes the latest values after a restart', async () => {
     const s = await store({ batchWindowMs: 10, flushTimeoutMs: 300 });
