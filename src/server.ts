@@ -34,6 +34,7 @@ import { encode } from './protocol/codec.js';
 import { HomeFeeds, mountAppGateway } from './transport/app-gateway.js';
 import { mountHubGateway } from './transport/hub-gateway.js';
 import { loadUws, type UwsBinding, type us_listen_socket } from './transport/uws.js';
+import { UpgradeLimits } from './transport/upgrade-limits.js';
 import { WriteBatch } from './transport/write-batch.js';
 
 /** The infrastructure behind the ports; the embedded default builds the memory ones. */
@@ -138,7 +139,8 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
 
   const app = binding.uws.App();
   const writes = new WriteBatch((err) => log.error({ err }, 'deferred write failed'));
-  mountHubGateway(app, { admission: new HubAdmission(ports.registry, ports.nonces, config.authSkewS), sessions: hubDeps, log, idleMs: config.idleMs, writes, metrics });
+  const limits = new UpgradeLimits({ maxSockets: config.maxHubSessions, maxPending: config.maxPendingUpgrades, ratePerSec: config.hubConnectRatePerSec });
+  mountHubGateway(app, { admission: new HubAdmission(ports.registry, ports.nonces, config.authSkewS), limits, sessions: hubDeps, log, idleMs: config.idleMs, writes, metrics });
   const feeds = new HomeFeeds(ports.bus, app, log);
   mountAppGateway(app, {
     auth,
@@ -183,6 +185,7 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
           mode: isClusterMode(config) ? 'cluster' : 'embedded',
           uws: { package: binding.packageName, native: binding.native },
           sessions: sessions.size,
+          hubSockets: limits.stats,
           draining,
           backends: backends.detail,
           rules: automation.pool.stats(),

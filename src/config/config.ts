@@ -57,6 +57,12 @@ export interface Config {
   redisPrefix: string;
   /** @default 50 (ms): shadow writes are batched this long; a crash loses at most this window */
   shadowBatchMs: number;
+  /** @default 19_000: hub sockets a node holds at most (the open-file limit here is 20,000) */
+  maxHubSessions: number;
+  /** @default 1_000: hub handshakes authenticated at once */
+  maxPendingUpgrades: number;
+  /** @default 5_000 (per s): new hub connections a node takes, sustained */
+  hubConnectRatePerSec: number;
 }
 
 export interface LoadedConfig {
@@ -150,6 +156,9 @@ const FIELDS: { [K in keyof Config]: Field<K> } = {
   directoryTtlMs: { env: 'TIER_DIRECTORY_TTL_MS', parse: int(1_000, 600_000), default: 15_000 },
   redisPrefix: { env: 'TIER_REDIS_PREFIX', parse: text, default: 'tier:' },
   shadowBatchMs: { env: 'TIER_SHADOW_BATCH_MS', parse: int(0, 10_000), default: 50 },
+  maxHubSessions: { env: 'TIER_MAX_HUB_SESSIONS', parse: int(1, 10_000_000), default: 19_000 },
+  maxPendingUpgrades: { env: 'TIER_MAX_PENDING_UPGRADES', parse: int(1, 1_000_000), default: 1_000 },
+  hubConnectRatePerSec: { env: 'TIER_HUB_CONNECT_RATE', parse: int(1, 1_000_000), default: 5_000 },
 };
 
 const ENV_PREFIX = 'TIER_';

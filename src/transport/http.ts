@@ -22,6 +22,8 @@ export interface HttpReply {
   /** raw text instead of JSON */
   text?: string;
   contentType?: string;
+  /** extra response headers (lower-case names) */
+  headers?: Record<string, string>;
 }
 
 export type HttpHandler = (call: HttpCall) => Promise<HttpReply> | HttpReply;
@@ -99,8 +101,9 @@ export function send(res: HttpResponse, state: { aborted: boolean }, reply: Http
     res
       .writeStatus(`${reply.status} ${STATUS_CODES[reply.status] ?? ''}`)
       .writeHeader('content-type', reply.contentType ?? (reply.text !== undefined ? 'text/plain; charset=utf-8' : 'application/json'))
-      .writeHeader('cache-control', 'no-store')
-      .end(payload);
+      .writeHeader('cache-control', 'no-store');
+    if (reply.headers) for (const name in reply.headers) res.writeHeader(name, reply.headers[name]!);
+    res.end(payload);
   });
 }
 

@@ -7,6 +7,7 @@ import type { Logger } from '../log/logger.js';
 import { decodeHubFrame, encode } from '../protocol/codec.js';
 import { errorReply, send } from './http.js';
 import type { HttpRequest, HttpResponse, TemplatedApp, WebSocket } from './uws.js';
+import type { UpgradeLimits } from './upgrade-limits.js';
 import type { WriteBatch } from './write-batch.js';
 
 /** Malformed frames tolerated per session before it is closed with `malformed`. */
@@ -73,9 +74,9 @@ class UwsHubLink implements HubLink {
  */
 export function mountHubGateway(
   app: TemplatedApp,
-  deps: { admission: HubAdmission; sessions: HubSessionDeps; log: Logger; idleMs: number; writes: WriteBatch; metrics?: HubGatewayMetrics },
+  deps: { admission: HubAdmission; limits: UpgradeLimits; sessions: HubSessionDeps; log: Logger; idleMs: number; writes: WriteBatch; metrics?: HubGatewayMetrics },
 ): void {
-  const { admission, sessions, log, metrics, writes } = deps;
+  const { admission, limits, sessions, log, metrics, writes } = deps;
   const maxFrame = sessions.maxFrameBytes;
   app.ws<HubSocketData>('/hub/v1', {
     // past the protocol limit we still read the frame to answer frame_too_large and close 1009 with a
@@ -102,14 +103,23 @@ export function mountHubGateway(
         refuse(res, state, err);
         return;
       }
+      const busy = limits.tryStart();
+      if (busy) {
+        refuse(res, state, busy);
+        return;
+      }
       admission.admit(credentials).then(
         (record) => {
-          if (state.aborted) return;
+          if (state.aborted) return limits.finish(false);
+          limits.finish(true); // counted now: `close` decrements it whatever happens next
           res.cork(() => {
             res.upgrade<HubSocketData>({ hubId: record.hubId, homeId: record.homeId, link: null, badFrames: 0 }, key, protocol, extensions, context);
           });
         },
-        (err: unknown) => refuse(res, state, err),
+        (err: unknown) => {
+          limits.finish(false);
+          refuse(res, state, err);
+        },
       );
     },
 
@@ -144,6 +154,7 @@ export function mountHubGateway(
     },
 
     close: (ws, code) => {
+      limits.socketClosed();
       const link = ws.getUserData().link;
       if (!link) return;
       link.open = false;
@@ -155,6 +166,9 @@ export function mountHubGateway(
     const e = asTierError(err);
     if (e.code === 'internal') log.error({ err }, 'hub admission failed');
     metrics?.upgradeRefused(e.code);
-    send(res, state, errorReply(e));
+    // a full or overloaded node: the hub should come back later (or be sent to another node)
+    const reply = errorReply(e);
+    if (e.code === 'busy') reply.headers = { 'retry-after': '1' };
+    send(res, state, reply);
   }
 }

@@ -114,3 +114,42 @@ describe('hub and user admission (real server process)', () => {
     expect(await m.text()).toContain('tier_hub_upgrades_refused_total{code="bad_signature"} 1');
   });
 });
+
+describe('admission control (real server process with a full node)', () => {
+  let server: ServerProcess;
+  const secrets: string[] = [];
+
+  beforeAll(async () => {
+    server = await startServerProcess({ TIER_MAX_HUB_SESSIONS: '2' });
+    for (let i = 0; i < 3; i++) {
+      secrets.push((await api(server.httpUrl, 'POST', '/v1/admin/hubs', server.adminToken, { hubId: `full-${i}`, homeId: 'h' })).body.secret);
+    }
+  });
+  afterAll(async () => {
+    await server.stop();
+  });
+
+  it('refuses a hub beyond the maximum of the node with 503 busy and Retry-After, and admits it once a socket closes', async () => {
+    const open: WebSocket[] = [];
+    for (let i = 0; i < 2; i++) {
+      const ws = new WebSocket(`${server.wsUrl}/hub/v1`, { headers: hubAuthHeaderMap(hubCredentials(`full-${i}`, secrets[i]!)) });
+      await new Promise((resolve, reject) => (ws.once('open', resolve), ws.once('error', reject)));
+      open.push(ws);
+    }
+    const refused = await new Promise<{ status: number; retryAfter: string | undefined; body: any }>((resolve) => {
+      const ws = new WebSocket(`${server.wsUrl}/hub/v1`, { headers: hubAuthHeaderMap(hubCredentials('full-2', secrets[2]!)) });
+      ws.on('unexpected-response', (_req, res) => {
+        let text = '';
+        res.on('data', (c: Buffer) => (text += c.toString()));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, retryAfter: res.headers['retry-after'] as string | undefined, body: JSON.parse(text) }));
+      });
+      ws.on('error', () => {});
+    });
+    expect(refused).toMatchObject({ status: 503, retryAfter: '1', body: { code: 'busy', temporary: true } });
+    const closed = new Promise((r) => open[0]!.once('close', r));
+    open[0]!.close();
+    await closed;
+    expect(await attempt(`${server.wsUrl}/hub/v1`, hubAuthHeaderMap(hubCredentials('full-2', secrets[2]!)))).toBe('open');
+    open[1]!.close();
+  });
+});
