@@ -36,6 +36,7 @@ import { mountHubGateway } from './transport/hub-gateway.js';
 import { loadUws, type UwsBinding, type us_listen_socket } from './transport/uws.js';
 import { UpgradeLimits } from './transport/upgrade-limits.js';
 import { WriteBatch } from './transport/write-batch.js';
+import type { RouteTable } from './transport/http.js';
 
 /** The infrastructure behind the ports; the embedded default builds the memory ones. */
 export interface Ports {
@@ -159,7 +160,8 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
     },
   });
   // before mountApi: its catch-all 404 must stay the last route
-  automation.mount(app, { auth, maxBodyBytes: config.maxBodyBytes, writes });
+  const table: RouteTable = [];
+  automation.mount(app, { auth, maxBodyBytes: config.maxBodyBytes, writes, table });
   mountApi(app, {
     auth,
     bus: ports.bus,
@@ -171,6 +173,7 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
     commandTimeoutMs: config.commandTimeoutMs,
     commandTimeoutMaxMs: config.commandTimeoutMaxMs,
     writes,
+    table,
   });
 
   let draining = false;

@@ -9,10 +9,14 @@ import type { ShadowStore } from '../cluster/shadow-store.js';
 import { TierError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 import { attrs, encode } from '../protocol/codec.js';
-import { route, type HttpCall } from '../transport/http.js';
+import { route, type HttpCall, type RouteTable } from '../transport/http.js';
 import type { TemplatedApp } from '../transport/uws.js';
 import type { WriteBatch } from '../transport/write-batch.js';
 import { requireAdmin, requireHome, type Authenticator, type Principal } from './auth.js';
+import { openApiDocument } from './openapi.js';
+
+/** Version of the HTTP API in the OpenAPI document. */
+const API_VERSION = '1.0.0';
 
 export interface ApiDeps {
   auth: Authenticator;
@@ -25,6 +29,8 @@ export interface ApiDeps {
   commandTimeoutMs: number;
   commandTimeoutMaxMs: number;
   writes?: WriteBatch;
+  /** all routes of the app (this API's and the automation's), for the OpenAPI document */
+  table?: RouteTable;
 }
 
 function invalid(field: string, what: string): never {
@@ -47,7 +53,7 @@ function objectBody(v: unknown): Record<string, unknown> {
  */
 export function mountApi(app: TemplatedApp, deps: ApiDeps): void {
   const { auth, registry } = deps;
-  const opts = { maxBodyBytes: deps.maxBodyBytes, log: deps.log, writes: deps.writes };
+  const opts = { maxBodyBytes: deps.maxBodyBytes, log: deps.log, writes: deps.writes, table: deps.table };
 
   /** Authenticates and loads the hub the caller may touch. */
   async function hubFor(call: HttpCall): Promise<{ principal: Principal; hub: HubRecord }> {
@@ -173,6 +179,9 @@ export function mountApi(app: TemplatedApp, deps: ApiDeps): void {
     },
     opts,
   );
+
+  // computed per request from the table, so routes mounted by other modules are in it too
+  route(app, 'get', '/v1/openapi.json', () => ({ status: 200, body: openApiDocument(deps.table ?? [], API_VERSION) }), opts);
 
   app.any('/*', (res) => {
     res.cork(() => {

@@ -13,6 +13,7 @@ import type { PushQueue } from '../events/push-queue.js';
 import type { Logger } from '../log/logger.js';
 import type { TemplatedApp } from '../transport/uws.js';
 import type { WriteBatch } from '../transport/write-batch.js';
+import type { RouteTable } from '../transport/http.js';
 import { RulesEngine } from './engine.js';
 import type { Lease } from './lease.js';
 import { noRuleMetrics, type RuleMetricsSink } from './metrics.js';
@@ -52,7 +53,7 @@ export interface Automation {
   /** the publishEvent hook: never throws, returns at once */
   onEvent(event: HubEvent): void;
   /** the rules, scenes and settings API; mount before the main API (its catch-all 404) */
-  mount(app: TemplatedApp, options: { auth: Authenticator; maxBodyBytes: number; writes?: WriteBatch }): void;
+  mount(app: TemplatedApp, options: { auth: Authenticator; maxBodyBytes: number; writes?: WriteBatch; table?: RouteTable }): void;
   /** warms the worker threads up and starts the cron scheduler */
   start(): void;
   /** scheduler, engine (waits for running actions), pool; the ports are the caller's to close */
@@ -130,6 +131,7 @@ export function createAutomation(deps: AutomationDeps): Automation {
         log,
         maxBodyBytes: options.maxBodyBytes,
         writes: options.writes,
+        table: options.table,
         validate: { maxCommandTimeoutMs: deps.commandTimeoutMaxMs ?? 60_000 },
       });
     },

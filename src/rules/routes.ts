@@ -17,7 +17,7 @@ import { isValidId } from '../../proto/subjects.js';
 import { requireHome, type Authenticator } from '../api/auth.js';
 import { TierError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
-import { route, type HttpCall, type HttpReply } from '../transport/http.js';
+import { route, type HttpCall, type HttpReply, type RouteTable } from '../transport/http.js';
 import type { TemplatedApp } from '../transport/uws.js';
 import type { WriteBatch } from '../transport/write-batch.js';
 import type { RulesEngine } from './engine.js';
@@ -43,6 +43,8 @@ export interface RulesApiDeps {
   maxBodyBytes: number;
   /** answers written corked at the end of the turn (src/transport/write-batch.ts) */
   writes?: WriteBatch;
+  /** registered routes, for the OpenAPI document */
+  table?: RouteTable;
   validate?: ValidateOptions;
   now?: () => number;
 }
@@ -55,7 +57,7 @@ function idParam(value: string | undefined, field: string): string {
 /** Mount before the main API (its catch-all 404 must stay the last route). */
 export function mountRulesApi(app: TemplatedApp, deps: RulesApiDeps): void {
   const { auth, store, engine } = deps;
-  const opts = { maxBodyBytes: deps.maxBodyBytes, log: deps.log, writes: deps.writes };
+  const opts = { maxBodyBytes: deps.maxBodyBytes, log: deps.log, writes: deps.writes, table: deps.table };
   const now = deps.now ?? Date.now;
 
   async function homeOf(call: HttpCall): Promise<string> {

@@ -36,7 +36,12 @@ export interface RouteOptions {
   log: Logger;
   /** answers are written at the end of the turn, corked (see WriteBatch); immediately without */
   writes?: WriteBatch;
+  /** every registered route is added here (the OpenAPI document is checked against it) */
+  table?: RouteTable;
 }
+
+/** The routes registered on an app, as `METHOD /pattern/:param`. */
+export type RouteTable = Array<{ method: string; pattern: string }>;
 
 /**
  * Registers an async JSON handler. The wrapper keeps the uWS rules: it copies what it needs from
@@ -46,6 +51,7 @@ export interface RouteOptions {
  */
 export function route(app: TemplatedApp, method: Method, pattern: string, handler: HttpHandler, opts: RouteOptions): void {
   const paramCount = pattern.split('/').filter((p) => p.startsWith(':')).length;
+  opts.table?.push({ method: method === 'del' ? 'delete' : method, pattern });
   app[method](pattern, (res: HttpResponse, req: HttpRequest) => {
     const state = { aborted: false };
     res.onAborted(() => {

@@ -107,6 +107,22 @@ describe('hub and user admission (real server process)', () => {
     expect((await fetch(`${server.adminUrl}/healthz`)).status).toBe(200);
   });
 
+  it('serves an OpenAPI document that describes every registered route', async () => {
+    const res = await api(server.httpUrl, 'GET', '/v1/openapi.json', undefined);
+    expect(res.status).toBe(200);
+    const doc = res.body;
+    expect(doc.openapi).toBe('3.1.0');
+    const operations = Object.entries(doc.paths as Record<string, Record<string, any>>).flatMap(([path, ops]) => Object.entries(ops).map(([m, op]) => ({ key: `${m} ${path}`, op })));
+    // the API, the automation API and the document itself, all registered and all described
+    expect(operations.length).toBeGreaterThanOrEqual(25);
+    expect(operations.filter((o) => o.op.summary === 'undocumented').map((o) => o.key)).toEqual([]);
+    const command = doc.paths['/v1/hubs/{hubId}/devices/{deviceId}/commands'].post;
+    expect(command.responses['409'].description).toContain('hub_offline');
+    expect(command.responses['504'].description).toContain('command_timeout');
+    expect(command.parameters.map((p: any) => p.name)).toEqual(['hubId', 'deviceId']);
+    expect(doc.paths['/v1/homes/{homeId}/rules/{ruleId}/test'].post.summary).toMatch(/dry run/i);
+  });
+
   it('reports readiness with the uWS binding on the admin port', async () => {
     const r = await api(server.adminUrl, 'GET', '/readyz', undefined);
     expect(r).toMatchObject({ status: 200, body: { ready: true, mode: 'embedded', uws: { native: true } } });
