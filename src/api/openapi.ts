@@ -45,6 +45,7 @@ const OPERATIONS: Record<string, Operation> = {
   'post /v1/homes/:homeId/scenes/:sceneId/disable': { summary: 'Disable a scene', tag: 'scenes', ok: 'scene', errors: ['not_found'] },
   'post /v1/homes/:homeId/scenes/:sceneId/run': { summary: 'Run a scene now', tag: 'scenes', ok: '{results: [{hub, device, ok, result|code, message}], allOk}', errors: ['not_found', 'invalid_field'] },
   'get /v1/openapi.json': { summary: 'This document', tag: 'meta', ok: 'OpenAPI 3.1 JSON', open: true },
+  'get /': { summary: 'The demo console: live events of a home and commands, in a browser', tag: 'meta', ok: 'text/html', open: true },
 };
 
 /** Registered routes the document does not describe (a test keeps this empty). */

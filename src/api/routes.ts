@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import type { Attrs } from '../../proto/frames.js';
 import { isValidId, subjects } from '../../proto/subjects.js';
 import { sendCommand, type CommandSpec } from '../actors/commands.js';
@@ -17,6 +18,12 @@ import { openApiDocument } from './openapi.js';
 
 /** Version of the HTTP API in the OpenAPI document. */
 const API_VERSION = '1.0.0';
+
+const CONSOLE_PAGE = readFileSync(new URL('./console.html', import.meta.url), 'utf8');
+const CONSOLE_HEADERS = {
+  'content-security-policy': "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'",
+  'x-frame-options': 'DENY',
+};
 
 export interface ApiDeps {
   auth: Authenticator;
@@ -179,6 +186,9 @@ export function mountApi(app: TemplatedApp, deps: ApiDeps): void {
     },
     opts,
   );
+
+  // the demo console: a static page; it asks for a token and talks to /app/v1 like any app
+  route(app, 'get', '/', () => ({ status: 200, text: CONSOLE_PAGE, contentType: 'text/html; charset=utf-8', headers: CONSOLE_HEADERS }), opts);
 
   // computed per request from the table, so routes mounted by other modules are in it too
   route(app, 'get', '/v1/openapi.json', () => ({ status: 200, body: openApiDocument(deps.table ?? [], API_VERSION) }), opts);

@@ -123,6 +123,27 @@ describe('hub and user admission (real server process)', () => {
     expect(doc.paths['/v1/homes/{homeId}/rules/{ruleId}/test'].post.summary).toMatch(/dry run/i);
   });
 
+  it('serves the demo console, and accepts the app token as a bearer subprotocol as the page sends it', async () => {
+    const page = await fetch(`${server.httpUrl}/`);
+    expect(page.status).toBe(200);
+    expect(page.headers.get('content-type')).toContain('text/html');
+    expect(page.headers.get('content-security-policy')).toContain("default-src 'none'");
+    expect(await page.text()).toContain("'bearer.' + $('token').value.trim()");
+    const ws = new WebSocket(`${server.wsUrl}/app/v1`, [`bearer.${server.adminToken}`]);
+    await new Promise((resolve, reject) => (ws.once('open', resolve), ws.once('error', reject)));
+    expect(ws.protocol).toBe(`bearer.${server.adminToken}`);
+    const reply = new Promise<any>((resolve) => ws.once('message', (d: Buffer) => resolve(JSON.parse(d.toString()))));
+    ws.send(JSON.stringify({ op: 'ping', id: 7 }));
+    expect(await reply).toMatchObject({ op: 'ok', id: 7 });
+    ws.close();
+    const refused = await new Promise<number>((resolve) => {
+      const bad = new WebSocket(`${server.wsUrl}/app/v1`, ['bearer.not-a-token']);
+      bad.on('unexpected-response', (_req, res) => resolve(res.statusCode ?? 0));
+      bad.on('error', () => {});
+    });
+    expect(refused).toBe(401);
+  });
+
   it('reports readiness with the uWS binding on the admin port', async () => {
     const r = await api(server.adminUrl, 'GET', '/readyz', undefined);
     expect(r).toMatchObject({ status: 200, body: { ready: true, mode: 'embedded', uws: { native: true } } });
