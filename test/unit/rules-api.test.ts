@@ -8,7 +8,8 @@ import { Authenticator } from '../../src/api/auth.js';
 import { RulePool } from '../../src/rules/pool.js';
 import { mountRulesApi } from '../../src/rules/routes.js';
 import { loadUws, type us_listen_socket } from '../../src/transport/uws.js';
-import { rig, silentLog, type Rig } from './rules-fixtures.js';
+import { api } from '../helpers/server-process.js';
+import { HALL_LIGHT, rig, silentLog, type Rig } from './rules-fixtures.js';
 
 const ADMIN = 'rules-api-admin-token-0123456789';
 const auth = new Authenticator(ADMIN, 'rules-api-jwt-secret-0123456789');
@@ -39,25 +40,10 @@ afterAll(async () => {
   poolTimers.close();
 });
 
-async function call(method: string, path: string, body?: unknown, token: string | null = ADMIN): Promise<{ status: number; body: any }> {
-  const headers: Record<string, string> = {};
-  if (token) headers.authorization = `Bearer ${token}`;
-  if (body !== undefined) headers['content-type'] = 'application/json';
-  const res = await fetch(`${base}${path}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
-  return { status: res.status, body: await res.json() };
+/** A request with the admin token unless another (or null: none) is given. */
+function call(method: string, path: string, body?: unknown, token: string | null = ADMIN): Promise<{ status: number; body: any }> {
+  return api(base, method, path, token ?? undefined, body);
 }
-
-const HALL = {
-  name: 'Hall light at night',
-  triggers: [{ type: 'state', hub: 'home1-hub', device: 'hall-motion', attr: 'motion', to: true }],
-  devices: { lux: { hub: 'home1-hub', device: 'hall-lux' } },
-  conditions: ['between(time.hhmm, "22:00", "06:00")', 'dev.lux.lux < 30'],
-  actions: [
-    { type: 'command', hub: 'home1-hub', device: 'hall-light', set: { on: true } },
-    { type: 'delay', ms: 300_000 },
-    { type: 'command', hub: 'home1-hub', device: 'hall-light', set: { on: false } },
-  ],
-};
 
 describe('auth', () => {
   it('401 without a token, 403 for a home the user may not see, 200 for the user’s home and the admin', async () => {
@@ -71,10 +57,10 @@ describe('auth', () => {
 
 describe('rules', () => {
   it('create, read, list, update, disable, enable, delete', async () => {
-    const created = await call('POST', '/v1/homes/home1/rules', HALL, userToken);
+    const created = await call('POST', '/v1/homes/home1/rules', HALL_LIGHT, userToken);
     expect(created.status).toBe(201);
     const rule = created.body.rule;
-    expect(rule).toMatchObject({ name: HALL.name, homeId: 'home1', version: 1, enabled: true, cooldownMs: 0, limit: { maxRuns: 20 } });
+    expect(rule).toMatchObject({ name: HALL_LIGHT.name, homeId: 'home1', version: 1, enabled: true, cooldownMs: 0, limit: { maxRuns: 20 } });
     expect(rule.status).toMatchObject({ suspendedUntil: null, stats: { evaluated: 0, matched: 0, actionsRun: 0, errors: 0 } });
 
     expect((await call('GET', `/v1/homes/home1/rules/${rule.id}`)).body.rule).toMatchObject({ id: rule.id, version: 1 });
@@ -91,27 +77,27 @@ describe('rules', () => {
     expect(await call('GET', `/v1/homes/home1/rules/${rule.id}`)).toMatchObject({ status: 404, body: { code: 'not_found' } });
     expect(await call('DELETE', `/v1/homes/home1/rules/${rule.id}`)).toMatchObject({ status: 404 });
     // the rule id of one home is not reachable through another
-    const other = (await call('POST', '/v1/homes/home1/rules', HALL)).body.rule;
+    const other = (await call('POST', '/v1/homes/home1/rules', HALL_LIGHT)).body.rule;
     expect(await call('GET', `/v1/homes/home2/rules/${other.id}`)).toMatchObject({ status: 404 });
   });
 
   it('refuses bad rules with 400 naming the field', async () => {
     const bad = async (body: unknown) => (await call('POST', '/v1/homes/home1/rules', body)).body;
-    expect(await bad({ ...HALL, conditions: ['dev.lux.lux <'] })).toMatchObject({ ok: false, code: 'invalid_field', field: 'conditions[0]' });
-    expect(await bad({ ...HALL, triggers: [{ type: 'cron', cron: '0 25 * * *' }] })).toMatchObject({ field: 'triggers[0].cron' });
-    expect(await bad({ ...HALL, actions: [{ type: 'command', hub: 'home2-hub', device: 'x', set: { on: true } }] })).toMatchObject({
+    expect(await bad({ ...HALL_LIGHT, conditions: ['dev.lux.lux <'] })).toMatchObject({ ok: false, code: 'invalid_field', field: 'conditions[0]' });
+    expect(await bad({ ...HALL_LIGHT, triggers: [{ type: 'cron', cron: '0 25 * * *' }] })).toMatchObject({ field: 'triggers[0].cron' });
+    expect(await bad({ ...HALL_LIGHT, actions: [{ type: 'command', hub: 'home2-hub', device: 'x', set: { on: true } }] })).toMatchObject({
       field: 'actions[0].hub',
       message: 'actions[0].hub: hub home2-hub is not in home home1',
     });
-    expect(await bad({ ...HALL, devices: { lux: { hub: 'ghost-hub', device: 'x' } } })).toMatchObject({ field: 'devices.lux.hub' });
-    expect(await bad({ ...HALL, actions: [{ type: 'scene', scene: 'sMissing' }] })).toMatchObject({ field: 'actions[0].scene' });
+    expect(await bad({ ...HALL_LIGHT, devices: { lux: { hub: 'ghost-hub', device: 'x' } } })).toMatchObject({ field: 'devices.lux.hub' });
+    expect(await bad({ ...HALL_LIGHT, actions: [{ type: 'scene', scene: 'sMissing' }] })).toMatchObject({ field: 'actions[0].scene' });
     const res = await call('POST', '/v1/homes/home1/rules', 'not an object');
     expect(res).toMatchObject({ status: 400, body: { field: 'body' } });
   });
 
   it('dry run: what the rule would do now, with each condition, doing nothing', async () => {
     await call('PUT', '/v1/homes/home1/settings', { timeZone: 'Europe/Berlin' });
-    const rule = (await call('POST', '/v1/homes/home1/rules', HALL)).body.rule;
+    const rule = (await call('POST', '/v1/homes/home1/rules', HALL_LIGHT)).body.rule;
     r.hubs.report('home1-hub', 'hall-lux', { lux: 10 });
     await r.settle();
     const before = r.hubs.commands.length;
@@ -124,7 +110,7 @@ describe('rules', () => {
         { expr: 'between(time.hhmm, "22:00", "06:00")', value: true },
         { expr: 'dev.lux.lux < 30', value: true },
       ],
-      actions: HALL.actions,
+      actions: HALL_LIGHT.actions,
     });
     const withEvent = await call('POST', `/v1/homes/home1/rules/${rule.id}/test`, { event: { kind: 'state', hub: 'home1-hub', device: 'hall-motion', attrs: { motion: false } } });
     expect(withEvent.body.test).toMatchObject({ triggered: false, wouldRun: false, actions: [] });

@@ -8,7 +8,7 @@ import { TimerWheel } from '../../src/actors/timer-wheel.js';
 import { prometheusRuleMetrics } from '../../src/rules/metrics.js';
 import { RulePool } from '../../src/rules/pool.js';
 import { validateRuleSpec, validateSceneSpec } from '../../src/rules/validate.js';
-import { rig, type Rig } from './rules-fixtures.js';
+import { HALL_LIGHT, rig, type Rig } from './rules-fixtures.js';
 
 const poolTimers = new TimerWheel();
 let pool: RulePool;
@@ -31,18 +31,6 @@ afterEach(async () => {
 
 /** 2024-07-01 is a Monday; Berlin is UTC+2 in July. */
 const berlin = (day: number, hh: number, mm = 0, ss = 0) => Date.UTC(2024, 6, day, hh - 2, mm, ss);
-
-const HALL_LIGHT = {
-  name: 'Hall light at night',
-  triggers: [{ type: 'state', hub: 'home1-hub', device: 'hall-motion', attr: 'motion', to: true }],
-  devices: { lux: { hub: 'home1-hub', device: 'hall-lux' } },
-  conditions: ['between(time.hhmm, "22:00", "06:00")', 'dev.lux.lux < 30'],
-  actions: [
-    { type: 'command', hub: 'home1-hub', device: 'hall-light', set: { on: true } },
-    { type: 'delay', ms: 300_000 },
-    { type: 'command', hub: 'home1-hub', device: 'hall-light', set: { on: false } },
-  ],
-};
 
 const LEAK = {
   name: 'Water leak',

@@ -149,3 +149,16 @@ export function rig(runner: RuleRunner, start: number, deps: Partial<RulesEngine
     },
   };
 }
+
+/** The first example of issue 4, as the API receives it: hall motion at night, light on for 5 minutes. */
+export const HALL_LIGHT = {
+  name: 'Hall light at night',
+  triggers: [{ type: 'state', hub: 'home1-hub', device: 'hall-motion', attr: 'motion', to: true }],
+  devices: { lux: { hub: 'home1-hub', device: 'hall-lux' } },
+  conditions: ['between(time.hhmm, "22:00", "06:00")', 'dev.lux.lux < 30'],
+  actions: [
+    { type: 'command', hub: 'home1-hub', device: 'hall-light', set: { on: true } },
+    { type: 'delay', ms: 300_000 },
+    { type: 'command', hub: 'home1-hub', device: 'hall-light', set: { on: false } },
+  ],
+};
