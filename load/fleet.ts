@@ -38,7 +38,7 @@ export class Fleet {
 
   static async start(configs: WorkerConfig[]): Promise<Fleet> {
     const fleet = new Fleet();
-    for (const config of configs) fleet.spawn();
+    for (let i = 0; i < configs.length; i++) fleet.spawn();
     await Promise.all(fleet.workers.map((w, i) => fleet.ask(w, 'init', { config: configs[i]! })));
     return fleet;
   }

@@ -33,7 +33,7 @@ import { MemoryRuleStore } from './rules/rule-store-memory.js';
 import { encode } from './protocol/codec.js';
 import { HomeFeeds, mountAppGateway } from './transport/app-gateway.js';
 import { mountHubGateway } from './transport/hub-gateway.js';
-import { loadUws, type UwsBinding, type us_listen_socket } from './transport/uws.js';
+import { loadUws, type TemplatedApp, type UwsBinding, type us_listen_socket } from './transport/uws.js';
 import { UpgradeLimits } from './transport/upgrade-limits.js';
 import { WriteBatch } from './transport/write-batch.js';
 import type { RouteTable } from './transport/http.js';
@@ -202,8 +202,8 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
     mountBullBoard(admin, { queues: [ports.push.queue], adminToken: config.adminToken, log: log.child({ part: 'bull-board' }), maxBodyBytes: config.maxBodyBytes });
   }
 
-  const main = await listen(binding, app, config.host, config.port);
-  const adminSocket = await listen(binding, admin, config.adminHost, config.adminPort);
+  const main = await listen(app, config.host, config.port);
+  const adminSocket = await listen(admin, config.adminHost, config.adminPort);
   const port = binding.uws.us_socket_local_port(main.socket as never);
   const adminPort = binding.uws.us_socket_local_port(adminSocket.socket as never);
 
@@ -246,7 +246,7 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
   };
 }
 
-function listen(binding: UwsBinding, app: ReturnType<UwsBinding['uws']['App']>, host: string, port: number): Promise<{ socket: us_listen_socket }> {
+function listen(app: TemplatedApp, host: string, port: number): Promise<{ socket: us_listen_socket }> {
   return new Promise((resolve, reject) => {
     app.listen(host, port, (socket) => {
       if (socket) resolve({ socket });

@@ -1,5 +1,5 @@
 import type { HubEvent } from '../../proto/app.js';
-import { CloseCode, ErrorCodes, isErrorCode, type ErrorCode } from '../../proto/errors.js';
+import { CloseCode, isErrorCode, type ErrorCode } from '../../proto/errors.js';
 import {
   FrameType,
   PROTOCOL_VERSION,
@@ -18,7 +18,7 @@ import type { Directory } from '../cluster/directory.js';
 import { emptyDevice, hubDelta, mergeAttrs, type HubShadow, type ShadowStore } from '../cluster/shadow-store.js';
 import { TierError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
-import { decodeValue, encode } from '../protocol/codec.js';
+import { decodeValue, encode, errorFrameFor } from '../protocol/codec.js';
 import { decodeCommandRequest, encodeCommandReply, type CommandReply } from './command-wire.js';
 import { Actor, type ActorSystem } from './actor.js';
 import type { Interner } from './intern.js';
@@ -90,7 +90,6 @@ interface PendingCommand {
 export class HubSession extends Actor<HubMessage> implements TimerTarget {
   state: SessionState = 'connecting';
   epoch = 0;
-  readonly since = Date.now();
   private shadow: HubShadow = {};
   private boot = '';
   private lastSeq = 0;
@@ -573,13 +572,7 @@ export class HubSession extends Actor<HubMessage> implements TimerTarget {
   }
 
   private sendError(code: ErrorCode, msg: string, ref?: number): void {
-    const e = ErrorCodes[code];
-    this.send({ t: FrameType.error, c: e.code, e: code, tmp: e.temporary, msg, ref });
-  }
-
-  /** A snapshot for the HTTP API (GET /v1/hubs/{id}/shadow answers from the store instead). */
-  get deviceCount(): number {
-    return Object.keys(this.shadow).length;
+    this.send(errorFrameFor(code, msg, ref));
   }
 }
 

@@ -4,11 +4,13 @@ import {
   PROTOCOL_VERSION,
   type Attrs,
   type DeviceInfo,
+  type ErrorFrame,
   type Frame,
   type HubToServerFrame,
   type ServerToHubFrame,
 } from '../../proto/frames.js';
 import { isValidId, isValidKey } from '../../proto/subjects.js';
+import { ErrorCodes, type ErrorCode } from '../../proto/errors.js';
 import { ProtocolError } from '../errors.js';
 
 /**
@@ -31,6 +33,12 @@ const packr = new Packr({
 export const DEFAULT_MAX_FRAME = 16 * 1024;
 /** Limits on what one frame may carry, so a frame cannot make the shadow grow without bound. */
 export const LIMITS = { devicesPerFrame: 256, attrsPerDevice: 64, stringBytes: 1024, idLength: 64 } as const;
+
+/** The error frame for a code of the table: its number and `temporary` flag come from the table. */
+export function errorFrameFor(code: ErrorCode, msg: string, ref?: number): ErrorFrame {
+  const row = ErrorCodes[code];
+  return { t: FrameType.error, c: row.code, e: code, tmp: row.temporary, msg, ref };
+}
 
 export function encode(frame: Frame | object | unknown): Buffer {
   return packr.pack(frame);

@@ -1,10 +1,9 @@
-import { CloseCode, ErrorCodes } from '../../proto/errors.js';
-import { FrameType } from '../../proto/frames.js';
+import { CloseCode } from '../../proto/errors.js';
 import { HubSession, type HubLink, type HubSessionDeps } from '../actors/hub-session.js';
 import { readHubCredentials, type HubAdmission } from '../api/hub-admission.js';
 import { ProtocolError, asTierError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
-import { decodeHubFrame, encode } from '../protocol/codec.js';
+import { decodeHubFrame, encode, errorFrameFor } from '../protocol/codec.js';
 import { errorReply, send } from './http.js';
 import type { HttpRequest, HttpResponse, TemplatedApp, WebSocket } from './uws.js';
 import type { UpgradeLimits } from './upgrade-limits.js';
@@ -146,8 +145,7 @@ export function mountHubGateway(
         const e = asTierError(err);
         metrics?.badFrame(e.code);
         if (e.code === 'internal') log.error({ err, hubId: data.hubId }, 'hub frame handling failed');
-        const row = ErrorCodes[e.code];
-        ws.send(encode({ t: FrameType.error, c: row.code, e: e.code, tmp: row.temporary, msg: e.message }), true);
+        ws.send(encode(errorFrameFor(e.code, e.message)), true);
         if (e.code === 'frame_too_large') data.link?.close(CloseCode.tooLarge, 'frame_too_large');
         else if (++data.badFrames >= MAX_BAD_FRAMES) data.link?.close(CloseCode.malformed, 'malformed_frame');
       }
