@@ -1,3 +1,4 @@
+import { TierError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 import type { TimerHandle, TimerTarget, TimerWheel } from '../actors/timer-wheel.js';
 import {
@@ -41,6 +42,7 @@ export class MemoryBus implements Bus {
   }
 
   subscribe(subject: string, handler: BusHandler, options: SubscribeOptions = {}): BusSubscription {
+    if (this.closed) throw new TierError('draining', `bus closed: cannot subscribe to ${subject}`);
     validateSubject(subject, true);
     const pattern = subject.split('.');
     let literal = 0;
@@ -65,6 +67,7 @@ export class MemoryBus implements Bus {
 
   request(subject: string, data: Uint8Array, timeoutMs: number): Promise<Uint8Array> {
     return new Promise<Uint8Array>((resolve, reject) => {
+      if (this.closed) throw new TierError('draining', `bus closed: cannot request ${subject}`);
       validateSubject(subject, false); // a throw here rejects the promise
       const pending = new PendingRequest(subject, timeoutMs, resolve, reject);
       const delivered = this.deliver(subject, data, pending);

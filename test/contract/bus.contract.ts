@@ -110,6 +110,15 @@ export function busContract(name: string, make: BusFactory): void {
       await fx.close();
     });
 
+    describe('after close', () => {
+      it('refuses subscribe and request with draining, and drops publishes without throwing', async () => {
+        await bus.close();
+        expect(() => bus.subscribe(`${p}.x`, () => {})).toThrow(expect.objectContaining({ code: 'draining' }));
+        await expect(bus.request(`${p}.x`, new Uint8Array(1), 500)).rejects.toMatchObject({ code: 'draining' });
+        expect(() => bus.publish(`${p}.x`, new Uint8Array(1))).not.toThrow();
+      });
+    });
+
     describe('publish/subscribe', () => {
       it('delivers a message to a subscriber of the exact subject, bytes intact', async () => {
         const box = inbox(bus, `${p}.a.b`);
