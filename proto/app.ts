@@ -22,7 +22,7 @@ export type AppRequest =
 
 export type AppReply =
   | { op: 'ok'; id: number; result?: unknown }
-  | { op: 'err'; id?: number; code: string; num: number; temporary: boolean; msg: string };
+  | { op: 'err'; id?: number; code: string; num: number; temporary: boolean; msg: string; field?: string; hubCode?: string };
 
 /** A state event as published on `evt.<shard>.<homeId>.<hubId>` and delivered to apps. */
 export type HubEvent =

@@ -149,7 +149,10 @@ export interface ErrorFrame {
   /** true when retrying later may succeed */
   tmp: boolean;
   msg?: string;
+  /** the sequence number or command id of the frame it answers */
   ref?: number;
+  /** the field at fault, as a path (`r.lamp-1.on`, `j[3].d`), for validation errors */
+  f?: string;
 }
 
 /** server → hub: close and reconnect after `after` ms (to `url` if given). */

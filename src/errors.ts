@@ -9,11 +9,14 @@ export class TierError extends Error {
   readonly code: ErrorCode;
   /** the offending field, for validation failures */
   readonly field: string | undefined;
+  /** the sequence number or command id of the refused frame, when known */
+  ref: number | undefined;
 
-  constructor(code: ErrorCode, message?: string, options?: { cause?: unknown; field?: string }) {
+  constructor(code: ErrorCode, message?: string, options?: { cause?: unknown; field?: string; ref?: number }) {
     super(message ?? ErrorCodes[code].text, options?.cause === undefined ? undefined : { cause: options.cause });
     this.code = code;
     this.field = options?.field;
+    this.ref = options?.ref;
   }
 
   get numeric(): number {
@@ -32,6 +35,8 @@ export class TierError extends Error {
 /** Bytes or fields that break the wire protocol. */
 export class ProtocolError extends TierError {
   override name = 'ProtocolError';
+  /** the type `t` of the refused frame, when it decoded far enough to tell */
+  frameType: number | undefined;
 }
 
 /** Credentials that are missing, wrong, or not enough. */
@@ -42,6 +47,13 @@ export class AuthError extends TierError {
 /** A command that could not reach the hub or got no good answer. */
 export class CommandError extends TierError {
   override name = 'CommandError';
+  /** the hub's own error code when the hub refused the command (`command_failed`, `unknown_device`) */
+  readonly hubCode: string | undefined;
+
+  constructor(code: ErrorCode, message?: string, options?: { cause?: unknown; hubCode?: string | undefined }) {
+    super(code, message, options);
+    this.hubCode = options?.hubCode;
+  }
 }
 
 /** Wraps anything thrown into a TierError, keeping the cause. */

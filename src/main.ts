@@ -1,7 +1,9 @@
 import { clusterPorts } from './cluster/cluster-ports.js';
-import { isClusterMode } from './config/config.js';
+import { chmodSync, writeFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { isClusterMode, type Config, type LoadedConfig } from './config/config.js';
 import { closeOnSignals, loadConfigOrExit, runMain } from './config/process.js';
-import { createLogger } from './log/logger.js';
+import { createLogger, type Logger } from './log/logger.js';
 import { startServer } from './server.js';
 
 /** `npm start`: one connection node on the embedded default unless NATS_URL and REDIS_URL are set. */
@@ -9,10 +11,7 @@ async function main(): Promise<void> {
   const { config, warnings, generated } = loadConfigOrExit();
   const log = createLogger(config.logLevel, { node: config.nodeId });
   for (const w of warnings) log.warn(w);
-  for (const key of generated) {
-    const env = key === 'adminToken' ? 'ADMIN_TOKEN' : 'JWT_SECRET';
-    log.warn(`${env} not set: generated one for this run only (${env}=${config[key]}); set it to keep it across restarts`);
-  }
+  if (generated.length > 0) reportGeneratedSecrets(config, generated, log);
 
   const cluster = isClusterMode(config);
   const server = await startServer(config, log, cluster ? () => clusterPorts(config, log) : undefined);
@@ -23,12 +22,30 @@ async function main(): Promise<void> {
       '',
       `hubtier node ${config.nodeId} listening: hubs ws://${host}:${server.port}/hub/v1, apps ws://${host}:${server.port}/app/v1, API http://${host}:${server.port}/v1`,
       `admin: http://${config.adminHost}:${server.adminPort}/healthz /readyz /metrics${cluster ? ' /queues (push queue dashboard, admin token)' : ''}`,
-      `connect simulated hubs:  npm run sim -- --url ws://${host}:${server.port} --hubs 10 --devices 8 --admin-token ${config.adminToken}`,
+      // never the token itself: this line lands in every log store
+      `connect simulated hubs:  npm run sim -- --url ws://${host}:${server.port} --hubs 10 --devices 8 --admin-token "$ADMIN_TOKEN"`,
       '',
     ].join('\n'),
   );
 
   closeOnSignals(log, 'draining', () => server.close());
+}
+
+/**
+ * Generated secrets are never printed (stdout goes to log stores): they are written to a file only
+ * this user can read, and the log says where, so the operator reads them once.
+ */
+function reportGeneratedSecrets(config: Config, generated: LoadedConfig['generated'], log: Logger): void {
+  const names = generated.map((key) => (key === 'adminToken' ? 'ADMIN_TOKEN' : 'JWT_SECRET'));
+  const path = resolve(process.env.SECRETS_FILE ?? '.hubtier-secrets.env');
+  try {
+    const lines = generated.map((key, i) => `${names[i]}=${config[key]}\n`).join('');
+    writeFileSync(path, lines, { mode: 0o600 });
+    chmodSync(path, 0o600); // an existing file keeps its mode on write
+    log.warn({ file: path }, `${names.join(' and ')} not set: generated for this run only; read once with \`cat ${path}\` (mode 0600), or set them to keep them across restarts`);
+  } catch (err) {
+    log.warn({ err, file: path }, `${names.join(' and ')} not set: generated for this run only and could not be saved; set them to know them`);
+  }
 }
 
 runMain(main);

@@ -35,6 +35,7 @@ import { HomeFeeds, mountAppGateway } from './transport/app-gateway.js';
 import { mountHubGateway } from './transport/hub-gateway.js';
 import { loadUws, type TemplatedApp, type UwsBinding, type us_listen_socket } from './transport/uws.js';
 import { UpgradeLimits } from './transport/upgrade-limits.js';
+import { guardApp } from './transport/guard.js';
 import { WriteBatch } from './transport/write-batch.js';
 import type { RouteTable } from './transport/http.js';
 
@@ -132,13 +133,20 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
     maxFrameBytes: config.maxFrameBytes,
     ratePerSec: config.hubRatePerSec,
     rateBurst: config.hubRateBurst,
+    limits: {
+      devices: config.hubMaxDevices,
+      attrsPerDevice: config.hubMaxAttrsPerDevice,
+      valueBytes: config.hubMaxValueBytes,
+      shadowBytes: config.hubMaxShadowBytes,
+      commandsInFlight: config.hubMaxCommandsInFlight,
+    },
     publishEvent,
     sessions,
     metrics,
     interner: new Interner(),
   };
 
-  const app = binding.uws.App();
+  const app = guardApp(binding.uws.App(), log);
   const writes = new WriteBatch((err) => log.error({ err }, 'deferred write failed'));
   const limits = new UpgradeLimits({ maxSockets: config.maxHubSessions, maxPending: config.maxPendingUpgrades, ratePerSec: config.hubConnectRatePerSec });
   mountHubGateway(app, { admission: new HubAdmission(ports.registry, ports.nonces, config.authSkewS), limits, sessions: hubDeps, log, idleMs: config.idleMs, writes, metrics });
@@ -172,6 +180,7 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
     maxBodyBytes: config.maxBodyBytes,
     commandTimeoutMs: config.commandTimeoutMs,
     commandTimeoutMaxMs: config.commandTimeoutMaxMs,
+    hubLimits: hubDeps.limits,
     writes,
     table,
   });
@@ -179,6 +188,7 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
   let draining = false;
   const admin = createAdminApp(binding.uws, {
     metrics,
+    log,
     readiness: () => {
       const backends = ports.health?.() ?? { ok: true, detail: {} };
       return {
@@ -202,8 +212,8 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
     mountBullBoard(admin, { queues: [ports.push.queue], adminToken: config.adminToken, log: log.child({ part: 'bull-board' }), maxBodyBytes: config.maxBodyBytes });
   }
 
-  const main = await listen(app, config.host, config.port);
-  const adminSocket = await listen(admin, config.adminHost, config.adminPort);
+  const main = await listen(app, config.host, config.port, config.reusePort);
+  const adminSocket = await listen(admin, config.adminHost, config.adminPort, false);
   const port = binding.uws.us_socket_local_port(main.socket as never);
   const adminPort = binding.uws.us_socket_local_port(adminSocket.socket as never);
 
@@ -246,11 +256,17 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
   };
 }
 
-function listen(app: TemplatedApp, host: string, port: number): Promise<{ socket: us_listen_socket }> {
+/** uSockets' LIBUS_LISTEN_EXCLUSIVE_PORT: no SO_REUSEPORT, so a second process on the port fails to bind. */
+const LISTEN_EXCLUSIVE = 1;
+const LISTEN_DEFAULT = 0;
+
+function listen(app: TemplatedApp, host: string, port: number, shared: boolean): Promise<{ socket: us_listen_socket }> {
   return new Promise((resolve, reject) => {
-    app.listen(host, port, (socket) => {
+    const done = (socket: us_listen_socket | false) => {
       if (socket) resolve({ socket });
-      else reject(new Error(`cannot listen on ${host}:${port}`));
-    });
+      else reject(new Error(`cannot listen on ${host}:${port}: the port is in use${shared ? '' : ' (bound exclusively: set TIER_REUSE_PORT=1 to share it)'}`));
+    };
+    // the typings lack the (host, port, options, cb) overload that uWS v20 accepts
+    (app.listen as unknown as (h: string, p: number, o: number, cb: typeof done) => void)(host, port, shared ? LISTEN_DEFAULT : LISTEN_EXCLUSIVE, done);
   });
 }

@@ -1,7 +1,7 @@
 import type { AppReply, AppRequest } from '../../proto/app.js';
 import { ErrorCodes } from '../../proto/errors.js';
 import { canSeeHome, type Principal } from '../api/auth.js';
-import { TierError, asTierError } from '../errors.js';
+import { CommandError, TierError, asTierError } from '../errors.js';
 import { Actor, type ActorSystem } from './actor.js';
 import type { CommandSpec } from './commands.js';
 
@@ -98,12 +98,15 @@ export class AppSession extends Actor<AppMessage> {
 
   private answerError(id: number | undefined, err: TierError): void {
     const row = ErrorCodes[err.code];
-    this.link.reply({ op: 'err', id, code: err.code, num: row.code, temporary: row.temporary, msg: err.message });
+    const reply: AppReply = { op: 'err', id, code: err.code, num: row.code, temporary: row.temporary, msg: err.message };
+    if (err.field !== undefined) reply.field = err.field;
+    if (err instanceof CommandError && err.hubCode !== undefined) reply.hubCode = err.hubCode;
+    this.link.reply(reply);
   }
 
-  /** Answers a request that could not be decoded. */
+  /** Answers a request that could not be decoded or validated (with its id when it had a valid one). */
   rejectRaw(err: TierError): void {
-    this.answerError(undefined, err);
+    this.answerError(err.ref, err);
   }
 
   protected onStop(): void {

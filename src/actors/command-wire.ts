@@ -1,6 +1,6 @@
 import { isValidId } from '../../proto/subjects.js';
 import { ProtocolError } from '../errors.js';
-import type { ErrorCode } from '../../proto/errors.js';
+import { isErrorCode, type ErrorCode } from '../../proto/errors.js';
 import { decodeValue, encode } from '../protocol/codec.js';
 
 /** A command as carried on `hub.<hubId>.cmd` (msgpack map). */
@@ -14,8 +14,8 @@ export interface CommandRequest {
   to: number;
 }
 
-/** The answer on the reply subject. */
-export type CommandReply = { ok: true; r: unknown } | { ok: false; e: ErrorCode; msg?: string };
+/** The answer on the reply subject; `hub`: the hub's own error code, when the hub refused the command. */
+export type CommandReply = { ok: true; r: unknown } | { ok: false; e: ErrorCode; msg?: string; hub?: string };
 
 export function encodeCommandRequest(req: CommandRequest): Uint8Array {
   return encode(req);
@@ -36,8 +36,14 @@ export function encodeCommandReply(reply: CommandReply): Uint8Array {
 }
 
 export function decodeCommandReply(data: Uint8Array): CommandReply {
-  const v = decodeValue(data) as { ok?: unknown; r?: unknown; e?: unknown; msg?: unknown } | null;
+  const v = decodeValue(data) as { ok?: unknown; r?: unknown; e?: unknown; msg?: unknown; hub?: unknown } | null;
   if (typeof v !== 'object' || v === null || typeof v.ok !== 'boolean') throw new ProtocolError('malformed_frame', 'command reply must be a map with ok');
   if (v.ok) return { ok: true, r: v.r };
-  return { ok: false, e: (typeof v.e === 'string' ? v.e : 'internal') as ErrorCode, msg: typeof v.msg === 'string' ? v.msg : undefined };
+  // a code outside the table (another service's, a newer version's) is not trusted as one of ours
+  return {
+    ok: false,
+    e: isErrorCode(v.e) ? v.e : 'internal',
+    msg: typeof v.msg === 'string' ? v.msg : undefined,
+    hub: typeof v.hub === 'string' ? v.hub.slice(0, 64) : undefined,
+  };
 }

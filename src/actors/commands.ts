@@ -27,5 +27,5 @@ export async function sendCommand(bus: Bus, hubId: string, deviceId: string, spe
   }
   const reply = decodeCommandReply(data);
   if (reply.ok) return reply.r;
-  throw new CommandError(reply.e, reply.msg);
+  throw new CommandError(reply.e, reply.msg, { hubCode: reply.hub });
 }

@@ -1,8 +1,9 @@
 import type { HubEvent } from '../../proto/app.js';
-import { CloseCode, isErrorCode, type ErrorCode } from '../../proto/errors.js';
+import { CloseCode, type ErrorCode } from '../../proto/errors.js';
 import {
   FrameType,
   PROTOCOL_VERSION,
+  type AttrValue,
   type Attrs,
   type CommandFrame,
   type DevicesFrame,
@@ -15,7 +16,7 @@ import {
 import { subjects } from '../../proto/subjects.js';
 import type { Bus, BusMessage, BusSubscription } from '../cluster/bus.js';
 import type { Directory } from '../cluster/directory.js';
-import { emptyDevice, hubDelta, mergeAttrs, type HubShadow, type ShadowStore } from '../cluster/shadow-store.js';
+import { emptyDevice, hubDelta, mergeAttrs, newShadow, type CursorListener, type HubShadow, type ShadowStore } from '../cluster/shadow-store.js';
 import { TierError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 import { decodeValue, encode, errorFrameFor } from '../protocol/codec.js';
@@ -45,6 +46,8 @@ export interface HubSessionDeps {
   readonly maxFrameBytes: number;
   readonly ratePerSec: number;
   readonly rateBurst: number;
+  /** bounds on what one hub may make the node hold (devices, attributes, bytes, commands) */
+  readonly limits?: HubLimits;
   readonly publishEvent: (event: HubEvent) => void;
   /** the node's index of live sessions; the actor removes itself when closed */
   readonly sessions: Map<string, HubSession>;
@@ -52,6 +55,22 @@ export interface HubSessionDeps {
   /** node-wide copies of strings every hub repeats (device kinds, attribute values) */
   readonly interner?: Interner;
 }
+
+/** What one hub may make a node hold; beyond, frames are refused with `limit_exceeded`. */
+export interface HubLimits {
+  /** @default 512: devices in the hub's shadow */
+  devices: number;
+  /** @default 64: reported attributes per device */
+  attrsPerDevice: number;
+  /** @default 1_024 (characters): a string attribute value (the protocol's own ceiling is 1,024) */
+  valueBytes: number;
+  /** @default 131_072 (bytes): the reported shadow, keys and values counted (numbers as 8 bytes) */
+  shadowBytes: number;
+  /** @default 32: commands sent to the hub and not yet answered; more are answered `busy` */
+  commandsInFlight: number;
+}
+
+export const DEFAULT_HUB_LIMITS: HubLimits = { devices: 512, attrsPerDevice: 64, valueBytes: 1024, shadowBytes: 128 * 1024, commandsInFlight: 32 };
 
 export interface HubSessionMetrics {
   frameIn(type: number): void;
@@ -64,6 +83,8 @@ export type SessionState = 'connecting' | 'online' | 'draining' | 'closed';
 export type HubMessage =
   /** `from`: first sequence number of a report that absorbed later ones while the mailbox was full */
   | { type: 'frame'; frame: HubToServerFrame; from?: number }
+  /** a frame the gateway could not accept (validation): consumed in sequence, or failing its command */
+  | { type: 'refused'; error: TierError; seq?: number; commandId?: number }
   | { type: 'command'; request: BusMessage }
   | { type: 'desired'; data: Uint8Array }
   | { type: 'takeover'; data: Uint8Array }
@@ -87,12 +108,20 @@ interface PendingCommand {
  * heartbeat and idle enforcement, per-hub rate limit. Addressed on the bus as `hub.<hubId>.*`
  * while it holds the hub.
  */
-export class HubSession extends Actor<HubMessage> implements TimerTarget {
+export class HubSession extends Actor<HubMessage> implements TimerTarget, CursorListener {
   state: SessionState = 'connecting';
   epoch = 0;
-  private shadow: HubShadow = {};
+  private shadow: HubShadow = newShadow();
+  /** devices in `shadow`, and the estimated bytes of its reported side (see HubLimits) */
+  private deviceCount = 0;
+  private shadowBytes = 0;
   private boot = '';
-  private lastSeq = 0;
+  /** last sequence number accepted (-1: none for this boot); its writes may still be in flight */
+  private lastSeq = -1;
+  /** last sequence number acknowledged to the hub: stored */
+  private ackedSeq = -1;
+  /** when the hub's last heartbeat arrived: one per second is free of the rate budget */
+  private lastHeartbeat = 0;
   /** a sequenced frame was accepted in this session: from now on gaps are refused */
   private sequenced = false;
   private lastSeen = Date.now();
@@ -125,10 +154,19 @@ export class HubSession extends Actor<HubMessage> implements TimerTarget {
     return this.deps.system.log.child({ hubId: this.hubId });
   }
 
+  /** Activity that is not a frame (a WebSocket ping): keeps the session from the idle timeout. */
+  touch(): void {
+    this.lastSeen = Date.now();
+  }
+
+  private get limits(): HubLimits {
+    return this.deps.limits ?? DEFAULT_HUB_LIMITS;
+  }
+
   /** Entry point of the gateway for every decoded frame: rate limit, then the mailbox. */
   receiveFrame(frame: HubToServerFrame): void {
     this.lastSeen = Date.now();
-    if (!this.withinRate()) {
+    if (!this.free(frame) && !this.withinRate()) {
       const now = Date.now();
       if (now - this.violationsSince > VIOLATION_WINDOW_MS) {
         this.violations = 0;
@@ -145,6 +183,25 @@ export class HubSession extends Actor<HubMessage> implements TimerTarget {
     this.tell({ type: 'frame', frame });
   }
 
+  /**
+   * Frames that do not spend the rate budget: answers to the server's own commands (unknown ids
+   * are dropped at once) and one heartbeat per second. Otherwise a hub answering a burst of
+   * commands would be refused, and its answers lost.
+   */
+  private free(frame: HubToServerFrame): boolean {
+    if (frame.t === FrameType.result) return true;
+    if (frame.t !== FrameType.heartbeat) return false;
+    const now = this.lastSeen;
+    if (now - this.lastHeartbeat < 1_000) return false;
+    this.lastHeartbeat = now;
+    return true;
+  }
+
+  /** A sequenced frame or a result the gateway refused (validation); handled in order in the mailbox. */
+  refuse(error: TierError, seq: number | undefined, commandId: number | undefined): void {
+    this.tell({ type: 'refused', error, seq, commandId });
+  }
+
   /** Called by the wheel; handled in the mailbox so it never interleaves with a message. */
   onTimer(tag: number): void {
     this.tell({ type: 'timer', tag });
@@ -155,6 +212,8 @@ export class HubSession extends Actor<HubMessage> implements TimerTarget {
       case 'frame':
         this.deps.metrics?.frameIn(msg.frame.t);
         return this.onFrame(msg.frame, msg.from);
+      case 'refused':
+        return this.onRefused(msg.error, msg.seq, msg.commandId);
       case 'command':
         return this.onCommand(msg.request);
       case 'desired':
@@ -232,8 +291,11 @@ export class HubSession extends Actor<HubMessage> implements TimerTarget {
     }
     if (this.stopped || this.state !== 'connecting') return; // cleanup follows on `closed`
     this.shadow = shadow;
+    this.countShadow();
     this.boot = hello.b;
-    this.lastSeq = cursor !== null && cursor.boot === hello.b ? cursor.seq : 0;
+    // -1: nothing accepted for this boot yet, so a first frame with `s: 0` is new, not a duplicate
+    this.lastSeq = cursor !== null && cursor.boot === hello.b ? cursor.seq : -1;
+    this.ackedSeq = this.lastSeq;
     this.deps.sessions.get(this.hubId)?.closeWith(CloseCode.takeover, 'session_taken_over');
     this.deps.sessions.set(this.hubId, this);
     this.state = 'online';
@@ -245,7 +307,7 @@ export class HubSession extends Actor<HubMessage> implements TimerTarget {
       idle: this.deps.idleMs,
       max: this.deps.maxFrameBytes,
       ts: Date.now(),
-      s: this.lastSeq,
+      s: Math.max(0, this.lastSeq),
       dl: hubDelta(this.shadow),
     });
     this.armIdle();
@@ -256,11 +318,12 @@ export class HubSession extends Actor<HubMessage> implements TimerTarget {
   /** Applies a sequenced frame once: true when new, false when a duplicate or out of order. */
   private accept(seq: number, from = seq): boolean {
     if (seq <= this.lastSeq) {
-      this.send({ t: FrameType.ack, s: this.lastSeq });
+      // a resend: acknowledged again once stored (now, or when its batch is written)
+      if (seq <= this.ackedSeq) this.send({ t: FrameType.ack, s: this.ackedSeq });
       return false;
     }
     // the first sequenced frame of a session may skip ahead: a node crash can lose the newest
-    // cursor writes (the batch window) of frames the hub already saw acknowledged; then no gaps
+    // cursor writes (the batch window) of frames the hub never saw acknowledged; then no gaps
     if (this.sequenced && from > this.lastSeq + 1) {
       this.sendError('sequence_gap', `expected sequence ${this.lastSeq + 1}, resend from there`, this.lastSeq + 1);
       return false;
@@ -268,19 +331,102 @@ export class HubSession extends Actor<HubMessage> implements TimerTarget {
     return true;
   }
 
+  /**
+   * Consumes a sequence number: the cursor is queued with the frame's writes, and the hub gets
+   * its (cumulative) ack when the store says they are durable (`cursorStored`), not before.
+   */
   private acknowledge(seq: number): void {
     this.lastSeq = seq;
     this.sequenced = true;
-    this.deps.shadows.writeCursor(this.hubId, { boot: this.boot, seq }, this.epoch);
+    this.deps.shadows.writeCursor(this.hubId, { boot: this.boot, seq }, this.epoch, this);
+  }
+
+  /** The store wrote the cursor `seq` and everything queued before it: acknowledge up to it. */
+  cursorStored(_hubId: string, seq: number): void {
+    if (seq <= this.ackedSeq || this.state !== 'online') return;
+    this.ackedSeq = seq;
     this.send({ t: FrameType.ack, s: seq });
+  }
+
+  /**
+   * A frame refused by validation or a limit. A sequenced one is consumed (its number is
+   * acknowledged with the next ack, nothing of it stored): a permanent refusal would be refused
+   * again, and the hub must not stall on it. A refused result fails its command now.
+   */
+  private onRefused(error: TierError, seq: number | undefined, commandId: number | undefined): void {
+    if (this.state !== 'online') return;
+    if (seq !== undefined && this.accept(seq)) this.acknowledge(seq);
+    if (commandId !== undefined) this.settleCommand(commandId, { ok: false, e: 'command_failed', msg: `the hub's result was refused: ${error.message}` });
+  }
+
+  /** Counts devices and reported bytes of a loaded shadow (see HubLimits). */
+  private countShadow(): void {
+    let devices = 0;
+    let bytes = 0;
+    for (const id in this.shadow) {
+      devices++;
+      bytes += id.length + attrsBytes(this.shadow[id]!.reported);
+    }
+    this.deviceCount = devices;
+    this.shadowBytes = bytes;
+  }
+
+  /**
+   * Checks a report against the hub's limits before anything of it is applied: new devices,
+   * attributes per device, bytes of the shadow. Returns the refusal, or the shadow's bytes after it.
+   */
+  private checkLimits(frame: ReportFrame): TierError | number {
+    const limits = this.limits;
+    let devices = this.deviceCount;
+    let bytes = this.shadowBytes;
+    for (const deviceId in frame.r) {
+      const device = this.shadow[deviceId];
+      const patch = frame.r[deviceId]!;
+      if (device === undefined) {
+        if (++devices > limits.devices) return limitError(`r.${deviceId}`, `more than ${limits.devices} devices on this hub`);
+        bytes += deviceId.length;
+      }
+      const reported = device?.reported;
+      let attrs = reported === undefined ? 0 : -1; // counted on the first new attribute only
+      for (const key in patch) {
+        const v = patch[key]!;
+        if (typeof v === 'string' && v.length > limits.valueBytes) return limitError(`r.${deviceId}.${key}`, `string values are limited to ${limits.valueBytes} characters`);
+        const had = reported !== undefined && Object.hasOwn(reported, key);
+        if (v === null) {
+          if (had) bytes -= key.length + valueBytes(reported[key]!);
+          continue;
+        }
+        if (had) {
+          bytes += valueBytes(v) - valueBytes(reported[key]!);
+          continue;
+        }
+        if (attrs < 0) attrs = Object.keys(reported!).length;
+        if (++attrs > limits.attrsPerDevice) return limitError(`r.${deviceId}.${key}`, `more than ${limits.attrsPerDevice} attributes on device ${deviceId}`);
+        bytes += key.length + valueBytes(v);
+      }
+    }
+    if (bytes > limits.shadowBytes) return limitError('r', `the hub's shadow would exceed ${limits.shadowBytes} bytes`);
+    return bytes;
   }
 
   private onReport(frame: ReportFrame, from?: number): void {
     // a coalesced report spans from..s; re-applying its older part is harmless (same values)
     if (!this.accept(frame.s, from)) return;
+    const bytes = this.checkLimits(frame);
+    if (typeof bytes !== 'number') {
+      // refused whole and consumed: nothing of it is stored, the next ack covers its number
+      this.sendError(bytes.code, bytes.message, frame.s, bytes.field);
+      this.acknowledge(frame.s);
+      return;
+    }
+    this.shadowBytes = bytes;
     const now = Date.now();
     for (const deviceId in frame.r) {
-      const device = (this.shadow[deviceId] ??= emptyDevice());
+      let device = this.shadow[deviceId];
+      if (device === undefined) {
+        device = this.shadow[deviceId] = emptyDevice();
+        this.deviceCount++;
+      }
       const attrs = this.deps.interner?.attrs(frame.r[deviceId]!) ?? frame.r[deviceId]!;
       if (!mergeAttrs(device.reported, attrs)) continue;
       device.reportedVersion++;
@@ -317,17 +463,26 @@ export class HubSession extends Actor<HubMessage> implements TimerTarget {
     if (!this.accept(frame.s)) return;
     const joined = frame.j ?? [];
     const left = frame.l ?? [];
-    await this.deps.shadows.writeDevices(this.hubId, joined, left, frame.f === true);
     const full = frame.f === true;
     const keep = full ? new Set(joined.map((d) => d.d)) : null;
     const removed = [...left];
     if (keep) for (const id in this.shadow) if (!keep.has(id)) removed.push(id);
+    const gone = new Set(removed.filter((id) => this.shadow[id] !== undefined));
+    let devices = this.deviceCount - gone.size;
+    for (const d of joined) if (this.shadow[d.d] === undefined || gone.has(d.d)) devices++;
+    if (devices > this.limits.devices) {
+      this.sendError('limit_exceeded', `more than ${this.limits.devices} devices on this hub`, frame.s, 'j');
+      this.acknowledge(frame.s);
+      return;
+    }
+    await this.deps.shadows.writeDevices(this.hubId, joined, left, full);
     for (const id of removed) delete this.shadow[id];
     for (const d of joined) {
       const device = (this.shadow[d.d] ??= emptyDevice());
       device.kind = this.deps.interner?.intern(d.k) ?? d.k;
       if (d.m !== undefined) device.model = this.deps.interner?.intern(d.m) ?? d.m;
     }
+    this.countShadow();
     this.deps.publishEvent({ kind: 'devices', home: this.homeId, hub: this.hubId, joined, left: removed, ts: Date.now() });
     this.acknowledge(frame.s);
   }
@@ -353,9 +508,12 @@ export class HubSession extends Actor<HubMessage> implements TimerTarget {
       reply(request, { ok: false, e: e.code, msg: e.message });
       return;
     }
-    const known = Object.keys(this.shadow).length;
-    if (known > 0 && this.shadow[cmd.d] === undefined) {
+    if (this.deviceCount > 0 && this.shadow[cmd.d] === undefined) {
       reply(request, { ok: false, e: 'unknown_device', msg: `hub ${this.hubId} has no device ${cmd.d}` });
+      return;
+    }
+    if ((this.pending?.size ?? 0) >= this.limits.commandsInFlight) {
+      reply(request, { ok: false, e: 'busy', msg: `${this.limits.commandsInFlight} commands to hub ${this.hubId} are waiting for answers` });
       return;
     }
     this.startCommand(cmd.d, cmd.m, cmd.p, cmd.to, request);
@@ -373,24 +531,35 @@ export class HubSession extends Actor<HubMessage> implements TimerTarget {
   }
 
   private onResult(frame: ResultFrame): void {
-    const p = this.pending?.get(frame.id);
-    if (!p) return; // late answer after the timeout: already answered with command_timeout
-    this.pending!.delete(frame.id);
-    this.deps.system.timers.cancel(p.timer);
-    this.deps.metrics?.commandDone(frame.ok ? 'ok' : 'failed');
-    if (!p.request) return;
-    if (frame.ok) reply(p.request, { ok: true, r: frame.r });
+    if (frame.ok) this.settleCommand(frame.id, { ok: true, r: frame.r });
     else {
-      const code: ErrorCode = isErrorCode(frame.e) ? frame.e : 'command_failed';
-      reply(p.request, { ok: false, e: code, msg: frame.msg ?? `the hub answered ${frame.e ?? 'failure'}` });
+      // the hub's own code is passed on as `hub`: the caller's credentials or the server are not at
+      // fault when a hub answers unauthorized or internal; only unknown_device keeps its meaning
+      const code: ErrorCode = frame.e === 'unknown_device' ? 'unknown_device' : 'command_failed';
+      this.settleCommand(frame.id, { ok: false, e: code, msg: frame.msg ?? `the hub answered ${frame.e ?? 'failure'}`, hub: frame.e });
     }
+  }
+
+  /** Answers a pending command; a late answer after its timeout is dropped (answered already). */
+  private settleCommand(id: number, answer: CommandReply): void {
+    const p = this.pending?.get(id);
+    if (!p) return;
+    this.pending!.delete(id);
+    this.deps.system.timers.cancel(p.timer);
+    this.deps.metrics?.commandDone(answer.ok ? 'ok' : 'failed');
+    if (p.request) reply(p.request, answer);
   }
 
   private onDesired(data: Uint8Array): void {
     if (this.state !== 'online') return;
     const msg = decodeValue(data) as { d?: unknown; desired?: unknown; v?: unknown };
     if (typeof msg.d !== 'string' || typeof msg.desired !== 'object' || msg.desired === null || typeof msg.v !== 'number') return;
-    const device = (this.shadow[msg.d] ??= emptyDevice());
+    let device = this.shadow[msg.d];
+    if (device === undefined) {
+      // bounded where desired state is set (the API refuses devices beyond the hub's limit)
+      device = this.shadow[msg.d] = emptyDevice();
+      this.deviceCount++;
+    }
     if (msg.v <= device.desiredVersion) return;
     device.desired = msg.desired as Attrs;
     device.desiredVersion = msg.v;
@@ -531,6 +700,7 @@ export class HubSession extends Actor<HubMessage> implements TimerTarget {
       this.log.error({ reason }, 'hub session stopped by its supervisor');
       this.release();
       this.state = 'closed';
+      this.send({ t: FrameType.bye, e: 'internal' });
       this.link.close(CloseCode.internal, 'internal');
       if (this.epoch !== 0) void this.deps.directory.release(this.hubId, this.deps.nodeId, this.epoch).catch(() => {});
       this.finished();
@@ -541,7 +711,8 @@ export class HubSession extends Actor<HubMessage> implements TimerTarget {
   protected override overflow(msg: HubMessage, queued: HubMessage[]): boolean {
     const tail = queued[queued.length - 1];
     if (msg.type === 'frame' && msg.frame.t === FrameType.report && tail?.type === 'frame' && tail.frame.t === FrameType.report && msg.frame.s === tail.frame.s + 1) {
-      for (const id in msg.frame.r) tail.frame.r[id] = { ...tail.frame.r[id], ...msg.frame.r[id] };
+      const into = tail.frame.r;
+      for (const id in msg.frame.r) into[id] = Object.hasOwn(into, id) ? { ...into[id], ...msg.frame.r[id] } : msg.frame.r[id]!;
       tail.from ??= tail.frame.s;
       tail.frame.s = msg.frame.s;
       return true;
@@ -571,9 +742,24 @@ export class HubSession extends Actor<HubMessage> implements TimerTarget {
     return this.link.send(encode(frame));
   }
 
-  private sendError(code: ErrorCode, msg: string, ref?: number): void {
-    this.send(errorFrameFor(code, msg, ref));
+  private sendError(code: ErrorCode, msg: string, ref?: number, field?: string): void {
+    this.send(errorFrameFor(code, msg, ref, field));
   }
+}
+
+function limitError(field: string, what: string): TierError {
+  return new TierError('limit_exceeded', `${field}: ${what}`, { field });
+}
+
+/** Bytes of an attribute value as the limits count them: strings by length, the rest 8. */
+function valueBytes(v: AttrValue): number {
+  return typeof v === 'string' ? v.length : 8;
+}
+
+function attrsBytes(a: Attrs): number {
+  let n = 0;
+  for (const key in a) n += key.length + valueBytes(a[key]!);
+  return n;
 }
 
 function seqOf(frame: HubToServerFrame): number | undefined {

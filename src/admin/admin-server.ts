@@ -1,4 +1,6 @@
 import type { NodeMetrics } from './metrics.js';
+import type { Logger } from '../log/logger.js';
+import { guardApp } from '../transport/guard.js';
 import type { TemplatedApp, UwsModule } from '../transport/uws.js';
 
 export interface Readiness {
@@ -10,8 +12,8 @@ export interface Readiness {
  * The admin port: `/healthz` (the process serves), `/readyz` (it should get traffic: 503 while
  * starting or draining, with the reasons), `/metrics` (Prometheus text). Read-only.
  */
-export function createAdminApp(uws: UwsModule, deps: { metrics: NodeMetrics; readiness: () => Readiness }): TemplatedApp {
-  const app = uws.App();
+export function createAdminApp(uws: UwsModule, deps: { metrics: NodeMetrics; log: Logger; readiness: () => Readiness }): TemplatedApp {
+  const app = guardApp(uws.App(), deps.log);
   app.get('/healthz', (res) => {
     res.cork(() => res.writeHeader('content-type', 'application/json').end('{"ok":true}'));
   });

@@ -3,13 +3,14 @@ import { readFileSync } from 'node:fs';
 import type { Attrs } from '../../proto/frames.js';
 import { isValidId, subjects } from '../../proto/subjects.js';
 import { sendCommand, type CommandSpec } from '../actors/commands.js';
+import { DEFAULT_HUB_LIMITS, type HubLimits } from '../actors/hub-session.js';
 import type { Bus } from '../cluster/bus.js';
 import type { Directory } from '../cluster/directory.js';
 import type { HubRecord, HubRegistry } from '../cluster/hub-registry.js';
 import type { ShadowStore } from '../cluster/shadow-store.js';
 import { TierError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
-import { attrs, encode } from '../protocol/codec.js';
+import { attrs, encode, params } from '../protocol/codec.js';
 import { route, type HttpCall, type RouteTable } from '../transport/http.js';
 import type { TemplatedApp } from '../transport/uws.js';
 import type { WriteBatch } from '../transport/write-batch.js';
@@ -35,6 +36,8 @@ export interface ApiDeps {
   maxBodyBytes: number;
   commandTimeoutMs: number;
   commandTimeoutMaxMs: number;
+  /** the same bounds the hub sessions enforce: desired state cannot grow a shadow past them */
+  hubLimits?: HubLimits;
   writes?: WriteBatch;
   /** all routes of the app (this API's and the automation's), for the OpenAPI document */
   table?: RouteTable;
@@ -75,6 +78,26 @@ export function mountApi(app: TemplatedApp, deps: ApiDeps): void {
     return { principal, hub };
   }
 
+  /** A new device or new desired keys must stay within the hub's limits (one read: not a hot path). */
+  async function checkDesiredLimits(hubId: string, deviceId: string, patch: Attrs): Promise<void> {
+    const limits = deps.hubLimits ?? DEFAULT_HUB_LIMITS;
+    const shadow = await deps.shadows.load(hubId);
+    const device = shadow[deviceId];
+    if (device === undefined && Object.keys(shadow).length >= limits.devices) {
+      throw new TierError('limit_exceeded', `deviceId: hub ${hubId} has ${limits.devices} devices, the most allowed`, { field: 'deviceId' });
+    }
+    const keys = new Set(device ? Object.keys(device.desired) : []);
+    for (const key in patch) {
+      if (patch[key] === null) keys.delete(key);
+      else keys.add(key);
+    }
+    if (keys.size > limits.attrsPerDevice) throw new TierError('limit_exceeded', `desired: more than ${limits.attrsPerDevice} attributes on device ${deviceId}`, { field: 'desired' });
+    for (const key in patch) {
+      const v = patch[key];
+      if (typeof v === 'string' && v.length > limits.valueBytes) throw new TierError('limit_exceeded', `desired.${key}: string values are limited to ${limits.valueBytes} characters`, { field: `desired.${key}` });
+    }
+  }
+
   route(
     app,
     'post',
@@ -87,8 +110,7 @@ export function mountApi(app: TemplatedApp, deps: ApiDeps): void {
       if (body.set !== undefined) spec = { set: attrs(body.set, 'set') };
       else if (body.method !== undefined) {
         if (typeof body.method !== 'string' || body.method.length === 0 || body.method.length > 64) invalid('method', 'must be a string of 1..64 characters');
-        if (body.params !== undefined && (typeof body.params !== 'object' || body.params === null || Array.isArray(body.params))) invalid('params', 'must be an object');
-        spec = { method: body.method, params: (body.params ?? {}) as Record<string, unknown> };
+        spec = { method: body.method, params: body.params === undefined ? {} : params(body.params, 'params') };
       } else invalid('set', 'give "set" (attributes) or "method" (with optional "params")');
       let timeoutMs = deps.commandTimeoutMs;
       if (body.timeoutMs !== undefined) {
@@ -146,6 +168,7 @@ export function mountApi(app: TemplatedApp, deps: ApiDeps): void {
       const deviceId = idParam(call.params[1], 'deviceId');
       const body = objectBody(await call.json());
       const patch: Attrs = attrs(body.desired, 'desired');
+      await checkDesiredLimits(hub.hubId, deviceId, patch);
       const device = await deps.shadows.setDesired(hub.hubId, deviceId, patch);
       // the session holding the hub (if any) sends the delta to the hub now
       deps.bus.publish(subjects.hubDesired(hub.hubId), encode({ d: deviceId, desired: device.desired, v: device.desiredVersion }));

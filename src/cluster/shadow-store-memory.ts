@@ -1,5 +1,5 @@
 import type { Attrs } from '../../proto/frames.js';
-import { copyAttrs, emptyDevice, mergeAttrs, type DeviceShadow, type HubShadow, type SeqCursor, type ShadowStore } from './shadow-store.js';
+import { copyAttrs, emptyDevice, mergeAttrs, newShadow, type CursorListener, type DeviceShadow, type HubShadow, type SeqCursor, type ShadowStore } from './shadow-store.js';
 
 /**
  * Shadows held in this process (embedded default). Writes are applied at once (batch window 0);
@@ -12,8 +12,9 @@ export class MemoryShadowStore implements ShadowStore {
   private readonly cursors = new Map<string, SeqCursor>();
 
   /** Writes apply at once in one process: there are no late batches to fence, so `epoch` is unused. */
-  writeCursor(hubId: string, cursor: SeqCursor, _epoch?: number): void {
+  writeCursor(hubId: string, cursor: SeqCursor, _epoch?: number, stored?: CursorListener): void {
     this.cursors.set(hubId, { ...cursor });
+    stored?.cursorStored(hubId, cursor.seq);
   }
 
   async loadCursor(hubId: string): Promise<SeqCursor | null> {
@@ -23,8 +24,7 @@ export class MemoryShadowStore implements ShadowStore {
 
   async load(hubId: string): Promise<HubShadow> {
     const hub = this.hubs.get(hubId);
-    // a plain object: device ids are validated (no __proto__), and V8 keeps it in fast mode
-    const out: HubShadow = {};
+    const out = newShadow();
     if (hub) for (const id in hub) out[id] = copyDevice(hub[id]!);
     return out;
   }
@@ -71,7 +71,7 @@ export class MemoryShadowStore implements ShadowStore {
   private hub(hubId: string): HubShadow {
     let hub = this.hubs.get(hubId);
     if (!hub) {
-      hub = {};
+      hub = newShadow();
       this.hubs.set(hubId, hub);
     }
     return hub;

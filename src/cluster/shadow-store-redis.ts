@@ -3,7 +3,7 @@ import type { Attrs } from '../../proto/frames.js';
 import { TierError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 import { closeRedis, connectRedis, backoff, LuaScript, RedisKeys } from './redis.js';
-import { emptyDevice, mergeAttrs, type DeviceShadow, type HubShadow, type SeqCursor, type ShadowStore } from './shadow-store.js';
+import { emptyDevice, mergeAttrs, type CursorListener, type DeviceShadow, type HubShadow, type SeqCursor, type ShadowStore } from './shadow-store.js';
 
 export interface RedisShadowStoreOptions {
   log: Logger;
@@ -31,6 +31,8 @@ interface CursorEntry {
   readonly boot: string;
   readonly seq: number;
   readonly order: number;
+  /** told when this cursor is written */
+  readonly stored: CursorListener | undefined;
 }
 
 /** What is queued for one hub: the latest write per device, the latest cursor. */
@@ -206,11 +208,11 @@ export class RedisShadowStore implements ShadowStore {
     this.schedule();
   }
 
-  writeCursor(hubId: string, cursor: SeqCursor, epoch = 0): void {
+  writeCursor(hubId: string, cursor: SeqCursor, epoch = 0, stored?: CursorListener): void {
     if (this.refuseAfterClose()) return;
     const batch = this.batchOf(hubId, epoch);
     const order = ++this.order;
-    batch.cursor = { boot: cursor.boot, seq: cursor.seq, order: batch.cursor ? batch.cursor.order : order };
+    batch.cursor = { boot: cursor.boot, seq: cursor.seq, order: batch.cursor ? batch.cursor.order : order, stored };
     this.schedule();
   }
 
@@ -405,7 +407,10 @@ export class RedisShadowStore implements ShadowStore {
         if (err) {
           error ??= err;
           failed.push(hubs[i]!);
-        } else if (written === 0) {
+        } else if (written !== 0) {
+          const cursor = batch.get(hubs[i]!)!.cursor;
+          if (cursor?.stored) notifyStored(cursor.stored, hubs[i]!, cursor.seq, this.log);
+        } else {
           // a newer session of the hub (another node) wrote after this one: this batch is stale
           this.staleBatches++;
           this.log.debug({ hubId: hubs[i], epoch: batch.get(hubs[i]!)!.epoch }, 'stale shadow batch refused by the epoch fence');
@@ -446,7 +451,7 @@ export class RedisShadowStore implements ShadowStore {
     }
     if (old.cursor) {
       if (!now.cursor) now.cursor = old.cursor;
-      else if (old.cursor.order < now.cursor.order) now.cursor = { ...now.cursor, order: old.cursor.order };
+      else if (old.cursor.order < now.cursor.order) now.cursor = { ...now.cursor, order: old.cursor.order, stored: now.cursor.stored ?? old.cursor.stored };
     }
   }
 
@@ -513,4 +518,13 @@ function applyReported(device: DeviceShadow, e: ReportedEntry): void {
   device.reportedVersion = e.v;
   device.reportedAt = e.at;
   if (e.k !== undefined) device.kind = e.k;
+}
+
+/** A listener's throw must not fail the batch (the write is durable whatever it does). */
+function notifyStored(listener: CursorListener, hubId: string, seq: number, log: Logger): void {
+  try {
+    listener.cursorStored(hubId, seq);
+  } catch (err) {
+    log.error({ err, hubId }, 'cursor listener failed');
+  }
 }

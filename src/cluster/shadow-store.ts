@@ -15,7 +15,21 @@ export interface DeviceShadow {
   desiredVersion: number;
 }
 
+/**
+ * A hub's devices by id. Always made by `newShadow()`: a null-prototype object, so a device named
+ * like an `Object.prototype` member (`toString`, `valueOf`) is just a device, never a built-in.
+ */
 export type HubShadow = Record<string, DeviceShadow>;
+
+/** An empty shadow (null prototype: ids are client-chosen). */
+export function newShadow(): HubShadow {
+  return Object.create(null) as HubShadow;
+}
+
+/** Told when a hub's cursor (and every write of the hub queued before it) is durable. */
+export interface CursorListener {
+  cursorStored(hubId: string, seq: number): void;
+}
 
 /** Where a hub's inbound sequence stands: the boot id and the last sequence number accepted. */
 export interface SeqCursor {
@@ -49,8 +63,14 @@ export interface ShadowStore {
    * overwrite a newer holder's state); 0 writes unfenced. A refused batch is dropped and counted.
    */
   writeReported(hubId: string, deviceId: string, device: DeviceShadow, epoch?: number): void;
-  /** Queued, batched and fenced like `writeReported`; a crash may lose the last window. */
-  writeCursor(hubId: string, cursor: SeqCursor, epoch?: number): void;
+  /**
+   * Queued, batched and fenced like `writeReported`; a crash may lose the last window. `stored`
+   * is told once the cursor and every `writeReported` of the hub queued before it are durable
+   * (at once where writes are; never for a batch refused by the epoch fence). The hub session
+   * acknowledges frames only then: an acknowledgement means stored. Cursors written in one batch
+   * window coalesce: `stored` hears the latest.
+   */
+  writeCursor(hubId: string, cursor: SeqCursor, epoch?: number, stored?: CursorListener): void;
   loadCursor(hubId: string): Promise<SeqCursor | null>;
   setDesired(hubId: string, deviceId: string, patch: Attrs): Promise<DeviceShadow>;
   /** Replaces the device list: kinds are set, devices not in `devices` are removed when `full`. */
@@ -82,14 +102,14 @@ export function desiredDelta(device: DeviceShadow): Attrs | null {
   let out: Attrs | null = null;
   for (const key in device.desired) {
     const want = device.desired[key]!;
-    if (device.reported[key] !== want) (out ??= {})[key] = want;
+    if (!Object.hasOwn(device.reported, key) || device.reported[key] !== want) (out ??= {})[key] = want;
   }
   return out;
 }
 
 /** The delta of every device of a hub, devices without one left out. */
 export function hubDelta(shadow: HubShadow): Record<string, Attrs> {
-  const out: Record<string, Attrs> = {};
+  const out = Object.create(null) as Record<string, Attrs>;
   for (const id in shadow) {
     const d = desiredDelta(shadow[id]!);
     if (d) out[id] = d;
@@ -97,17 +117,17 @@ export function hubDelta(shadow: HubShadow): Record<string, Attrs> {
   return out;
 }
 
-/** Applies a patch (nil removes) and tells whether anything changed. */
+/** Applies a patch (nil removes) and tells whether anything changed. Keys are own keys only. */
 export function mergeAttrs(target: Attrs, patch: Attrs): boolean {
   let changed = false;
   for (const key in patch) {
     const v = patch[key]!;
     if (v === null) {
-      if (key in target) {
+      if (Object.hasOwn(target, key)) {
         delete target[key];
         changed = true;
       }
-    } else if (target[key] !== v) {
+    } else if (!Object.hasOwn(target, key) || target[key] !== v) {
       target[key] = v;
       changed = true;
     }

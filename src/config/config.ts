@@ -63,6 +63,21 @@ export interface Config {
   maxPendingUpgrades: number;
   /** @default 5_000 (per s): new hub connections a node takes, sustained */
   hubConnectRatePerSec: number;
+  /** @default 512: devices one hub's shadow may hold; more are refused with limit_exceeded */
+  hubMaxDevices: number;
+  /** @default 64: reported attributes per device */
+  hubMaxAttrsPerDevice: number;
+  /** @default 1_024 (characters): a string attribute value (at most the protocol's 1,024) */
+  hubMaxValueBytes: number;
+  /** @default 131_072 (bytes): one hub's reported shadow (keys and values; numbers count 8) */
+  hubMaxShadowBytes: number;
+  /** @default 32: commands to one hub waiting for its answer; more are answered busy (503) */
+  hubMaxCommandsInFlight: number;
+  /**
+   * Share the port with other processes (SO_REUSEPORT). @default false in the embedded default (a
+   * second node on the port would hold separate state and get every other request), true in cluster mode.
+   */
+  reusePort: boolean;
 }
 
 export interface LoadedConfig {
@@ -159,6 +174,12 @@ const FIELDS: { [K in keyof Config]: Field<K> } = {
   maxHubSessions: { env: 'TIER_MAX_HUB_SESSIONS', parse: int(1, 10_000_000), default: 19_000 },
   maxPendingUpgrades: { env: 'TIER_MAX_PENDING_UPGRADES', parse: int(1, 1_000_000), default: 1_000 },
   hubConnectRatePerSec: { env: 'TIER_HUB_CONNECT_RATE', parse: int(1, 1_000_000), default: 5_000 },
+  hubMaxDevices: { env: 'TIER_HUB_MAX_DEVICES', parse: int(1, 100_000), default: 512 },
+  hubMaxAttrsPerDevice: { env: 'TIER_HUB_MAX_ATTRS', parse: int(1, 64), default: 64 },
+  hubMaxValueBytes: { env: 'TIER_HUB_MAX_VALUE_BYTES', parse: int(1, 1024), default: 1024 },
+  hubMaxShadowBytes: { env: 'TIER_HUB_MAX_SHADOW_BYTES', parse: int(1024, 64 * 1024 * 1024), default: 128 * 1024 },
+  hubMaxCommandsInFlight: { env: 'TIER_HUB_MAX_COMMANDS', parse: int(1, 100_000), default: 32 },
+  reusePort: { env: 'TIER_REUSE_PORT', parse: bool },
 };
 
 const ENV_PREFIX = 'TIER_';
@@ -195,6 +216,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): LoadedConfig {
   if ((config.natsUrl === undefined) !== (config.redisUrl === undefined)) {
     throw new ConfigError('NATS_URL and REDIS_URL: cluster mode needs both (set both, or neither for the embedded default)');
   }
+  config.reusePort ??= isClusterMode(config);
   if (config.idleMs <= config.heartbeatMs) throw new ConfigError(`TIER_IDLE_MS (${config.idleMs}) must exceed TIER_HEARTBEAT_MS (${config.heartbeatMs})`);
   if (config.commandTimeoutMs > config.commandTimeoutMaxMs) throw new ConfigError('TIER_COMMAND_TIMEOUT_MS must not exceed TIER_COMMAND_TIMEOUT_MAX_MS');
   return { config, warnings, generated };

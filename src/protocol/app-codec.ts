@@ -1,7 +1,7 @@
 import type { AppRequest } from '../../proto/app.js';
 import { isValidId } from '../../proto/subjects.js';
 import { ProtocolError } from '../errors.js';
-import { attrs, decodeValue, encode } from './codec.js';
+import { attrs, decodeValue, encode, params, peekRefused } from './codec.js';
 
 export type AppEncoding = 'json' | 'msgpack';
 
@@ -9,8 +9,17 @@ export type AppEncoding = 'json' | 'msgpack';
 export function decodeAppRequest(message: ArrayBuffer, isBinary: boolean, maxBytes: number): AppRequest {
   if (message.byteLength > maxBytes) throw new ProtocolError('frame_too_large', `message of ${message.byteLength} bytes exceeds ${maxBytes}`);
   let value: unknown;
-  if (isBinary) value = decodeValue(new Uint8Array(message));
-  else {
+  if (isBinary) {
+    const bytes = new Uint8Array(message);
+    try {
+      value = decodeValue(bytes);
+    } catch (err) {
+      // well-formed but refused (a __proto__ key): the answer still names the request's id
+      const id = peekRefused(err, bytes)?.id;
+      if (err instanceof ProtocolError && typeof id === 'number' && Number.isSafeInteger(id) && id >= 0) err.ref = id;
+      throw err;
+    }
+  } else {
     try {
       value = JSON.parse(Buffer.from(message).toString('utf8'));
     } catch {
@@ -34,6 +43,16 @@ export function validateAppRequest(v: unknown): AppRequest {
   const m = v as Record<string, unknown>;
   if (typeof m.id !== 'number' || !Number.isSafeInteger(m.id) || m.id < 0) fail('id', 'must be a non-negative integer');
   const id = m.id;
+  try {
+    return validateOp(m, id);
+  } catch (err) {
+    // the error answer repeats the request's id, so the app can tell which request failed
+    if (err instanceof ProtocolError) err.ref = id;
+    throw err;
+  }
+}
+
+function validateOp(m: Record<string, unknown>, id: number): AppRequest {
   switch (m.op) {
     case 'sub':
     case 'unsub':
@@ -45,8 +64,7 @@ export function validateAppRequest(v: unknown): AppRequest {
       if (m.set !== undefined) req.set = attrs(m.set, 'set');
       else if (typeof m.method === 'string' && m.method.length > 0 && m.method.length <= 64) {
         req.method = m.method;
-        if (m.params !== undefined && (typeof m.params !== 'object' || m.params === null || Array.isArray(m.params))) fail('params', 'must be an object');
-        req.params = (m.params ?? {}) as Record<string, unknown>;
+        req.params = m.params === undefined ? {} : params(m.params, 'params');
       } else fail('set', 'give "set" (attributes) or "method" (with optional "params")');
       if (m.timeoutMs !== undefined) {
         if (typeof m.timeoutMs !== 'number' || !Number.isInteger(m.timeoutMs) || m.timeoutMs <= 0) fail('timeoutMs', 'must be a positive integer');

@@ -32,12 +32,12 @@ const packr = new Packr({
 /** @default 16_384 (bytes): largest hub frame accepted; the welcome frame tells the hub. */
 export const DEFAULT_MAX_FRAME = 16 * 1024;
 /** Limits on what one frame may carry, so a frame cannot make the shadow grow without bound. */
-export const LIMITS = { devicesPerFrame: 256, attrsPerDevice: 64, stringBytes: 1024, idLength: 64 } as const;
+export const LIMITS = { devicesPerFrame: 256, attrsPerDevice: 64, stringBytes: 1024, idLength: 64, depth: 32 } as const;
 
 /** The error frame for a code of the table: its number and `temporary` flag come from the table. */
-export function errorFrameFor(code: ErrorCode, msg: string, ref?: number): ErrorFrame {
+export function errorFrameFor(code: ErrorCode, msg: string, ref?: number, field?: string): ErrorFrame {
   const row = ErrorCodes[code];
-  return { t: FrameType.error, c: row.code, e: code, tmp: row.temporary, msg, ref };
+  return { t: FrameType.error, c: row.code, e: code, tmp: row.temporary, msg, ref, f: field };
 }
 
 export function encode(frame: Frame | object | unknown): Buffer {
@@ -58,6 +58,23 @@ function malformed(what: string): never {
   throw new ProtocolError('malformed_frame', what);
 }
 
+/** Well-formed msgpack that a rule refuses (a `__proto__` key, nesting too deep): its fields can still be read. */
+class RefusedValueError extends ProtocolError {}
+
+/**
+ * The top-level fields of a value the scanner refused although it is well-formed msgpack, so the
+ * refusal can name the frame (`s`, a result's `id`, an app request's `id`); null when unreadable.
+ */
+export function peekRefused(err: unknown, bytes: Uint8Array): Record<string, unknown> | null {
+  if (!(err instanceof RefusedValueError)) return null;
+  try {
+    const v: unknown = packr.unpack(bytes);
+    return isPlainObject(v) ? v : null;
+  } catch {
+    return null; // deep nesting can overflow msgpackr's own recursion: then nothing is named
+  }
+}
+
 /** Big-endian unsigned length of `size` bytes at `pos`. */
 function length(b: Uint8Array, pos: number, size: 1 | 2 | 4): number {
   if (pos + size > b.length) malformed('truncated msgpack');
@@ -66,23 +83,46 @@ function length(b: Uint8Array, pos: number, size: 1 | 2 | 4): number {
   return n;
 }
 
+// the scanner's stack, one entry per open map or array (reused: decoding never re-enters)
+const stackLeft = new Float64Array(LIMITS.depth + 2);
+const stackSize = new Float64Array(LIMITS.depth + 2);
+const stackMap = new Uint8Array(LIMITS.depth + 2);
+const stackKeyAt = new Int32Array(LIMITS.depth + 2);
+const stackKeyLen = new Int32Array(LIMITS.depth + 2);
+/** "__proto__" as UTF-8 */
+const PROTO_KEY = [0x5f, 0x5f, 0x70, 0x72, 0x6f, 0x74, 0x6f, 0x5f, 0x5f];
+
 /**
  * One pass over the bytes before msgpackr sees them: exactly one value, nothing after it, plain
- * msgpack types only. msgpackr would turn extension types into Dates, Sets, Errors, BigInts,
- * `undefined` or (structured clone) cyclic objects, and byte 0xc1 into a marker object, wherever
- * validation does not look (unknown keys, result `r`). O(bytes): every value takes at least one byte.
+ * msgpack types only, maps and arrays nested at most `LIMITS.depth` deep, no map key `__proto__`.
+ * msgpackr would turn extension types into Dates, Sets, Errors, BigInts, `undefined` or (structured
+ * clone) cyclic objects, byte 0xc1 into a marker object, and rename a `__proto__` key to
+ * `__proto_`, wherever validation does not look (unknown keys, result `r`, command params); deep
+ * nesting would overflow the stack when the value is encoded again. O(bytes).
  */
 function checkPlainMsgpack(b: Uint8Array): void {
   let pos = 0;
-  let pending = 1; // values still to read
-  while (pending > 0) {
+  let top = 0; // stack[0]: the one top-level value
+  stackLeft[0] = 1;
+  stackMap[0] = 0;
+  while (true) {
+    while (stackLeft[top] === 0) if (--top < 0) break;
+    if (top < 0) break;
     if (pos >= b.length) malformed('truncated msgpack');
+    // in a map, items alternate key, value: a key is read when an even number is left
+    const isKey = stackMap[top] === 1 && stackLeft[top]! % 2 === 0;
+    stackLeft[top]!--;
+    const at = pos;
     const c = b[pos++]!;
-    pending--;
+    let open = 0; // items of a map or array starting here
+    let isMap = 0;
+    let strLen = -1; // bytes of a string starting at pos
     if (c < 0x80 || c >= 0xe0) continue; // fixint
-    if (c < 0x90) pending += 2 * (c & 0x0f); // fixmap
-    else if (c < 0xa0) pending += c & 0x0f; // fixarray
-    else if (c < 0xc0) pos += c & 0x1f; // fixstr
+    if (c < 0x90) {
+      open = 2 * (c & 0x0f); // fixmap
+      isMap = 1;
+    } else if (c < 0xa0) open = c & 0x0f; // fixarray
+    else if (c < 0xc0) strLen = c & 0x1f; // fixstr
     else {
       switch (c) {
         case 0xc0: case 0xc2: case 0xc3: break;
@@ -90,26 +130,79 @@ function checkPlainMsgpack(b: Uint8Array): void {
         case 0xcd: case 0xd1: pos += 2; break;
         case 0xca: case 0xce: case 0xd2: pos += 4; break;
         case 0xcb: case 0xcf: case 0xd3: pos += 8; break;
-        case 0xc4: case 0xd9: pos += 1 + length(b, pos, 1); break;
-        case 0xc5: case 0xda: pos += 2 + length(b, pos, 2); break;
-        case 0xc6: case 0xdb: pos += 4 + length(b, pos, 4); break;
-        case 0xdc: pending += length(b, pos, 2); pos += 2; break;
-        case 0xdd: pending += length(b, pos, 4); pos += 4; break;
-        case 0xde: pending += 2 * length(b, pos, 2); pos += 2; break;
-        case 0xdf: pending += 2 * length(b, pos, 4); pos += 4; break;
-        case 0xc1: malformed(`byte 0xc1 (never used in msgpack) at offset ${pos - 1}`);
-        default: malformed(`msgpack extension type 0x${c.toString(16)} at offset ${pos - 1}: not allowed`);
+        case 0xc4: pos += 1 + length(b, pos, 1); break;
+        case 0xc5: pos += 2 + length(b, pos, 2); break;
+        case 0xc6: pos += 4 + length(b, pos, 4); break;
+        case 0xd9: strLen = length(b, pos, 1); pos += 1; break;
+        case 0xda: strLen = length(b, pos, 2); pos += 2; break;
+        case 0xdb: strLen = length(b, pos, 4); pos += 4; break;
+        case 0xdc: open = length(b, pos, 2); pos += 2; break;
+        case 0xdd: open = length(b, pos, 4); pos += 4; break;
+        case 0xde: open = 2 * length(b, pos, 2); isMap = 1; pos += 2; break;
+        case 0xdf: open = 2 * length(b, pos, 4); isMap = 1; pos += 4; break;
+        case 0xc1: malformed(`byte 0xc1 (never used in msgpack) at offset ${at}`);
+        default: malformed(`msgpack extension type 0x${c.toString(16)} at offset ${at}: not allowed`);
       }
+    }
+    if (strLen >= 0) {
+      if (isKey) {
+        stackKeyAt[top] = pos;
+        stackKeyLen[top] = strLen;
+        if (strLen === 9 && isProtoKey(b, pos)) refuseProtoKey(b, top);
+      }
+      pos += strLen;
+    } else if (isKey) stackKeyLen[top] = -1;
+    if (open > 0) {
+      if (++top > LIMITS.depth) throw new RefusedValueError('malformed_frame', `maps and arrays nested deeper than ${LIMITS.depth} levels at offset ${at}`);
+      stackLeft[top] = open;
+      stackSize[top] = open;
+      stackMap[top] = isMap;
+      stackKeyLen[top] = -1;
     }
   }
   if (pos > b.length) malformed('truncated msgpack');
   if (pos < b.length) malformed(`${b.length - pos} bytes after the end of the msgpack value`);
 }
 
+function isProtoKey(b: Uint8Array, pos: number): boolean {
+  if (pos + 9 > b.length) return false;
+  for (let i = 0; i < 9; i++) if (b[pos + i] !== PROTO_KEY[i]) return false;
+  return true;
+}
+
+/** `__proto__` as a key: refused with the path of keys (and array indexes) that leads to it. */
+function refuseProtoKey(b: Uint8Array, top: number): never {
+  const path: string[] = [];
+  for (let level = 1; level <= top; level++) {
+    if (stackMap[level] === 1) {
+      const len = stackKeyLen[level]!;
+      const key = len < 0 ? '?' : Buffer.from(b.buffer, b.byteOffset + stackKeyAt[level]!, len).toString('utf8');
+      path.push(key);
+    } else path.push(`[${stackSize[level]! - stackLeft[level]! - 1}]`);
+  }
+  const field = path.join('.').replace(/\.\[/g, '[');
+  throw new RefusedValueError('invalid_field', `${field}: __proto__ is not allowed as a key`, { field });
+}
+
 /** Decodes and validates a frame sent by a hub. Throws ProtocolError with the field at fault. */
 export function decodeHubFrame(bytes: Uint8Array, maxBytes = DEFAULT_MAX_FRAME): HubToServerFrame {
   if (bytes.byteLength > maxBytes) throw new ProtocolError('frame_too_large', `frame of ${bytes.byteLength} bytes exceeds ${maxBytes}`);
-  return validateHubFrame(decodeValue(bytes));
+  let value: unknown;
+  try {
+    value = decodeValue(bytes);
+    return validateHubFrame(value);
+  } catch (err) {
+    value ??= peekRefused(err, bytes);
+    // the hub learns which of its frames was refused: its sequence number, or a result's command id
+    if (err instanceof ProtocolError && err.ref === undefined && isPlainObject(value) && typeof value.t === 'number') {
+      const ref = value.t === FrameType.result ? value.id : value.s;
+      if (typeof ref === 'number' && Number.isSafeInteger(ref) && ref >= 0) {
+        err.ref = ref;
+        err.frameType = value.t;
+      }
+    }
+    throw err;
+  }
 }
 
 /** Decodes and validates a frame sent by the server (used by the simulator and tests). */
@@ -165,6 +258,30 @@ export function attrs(v: unknown, field: string): Attrs {
     fail(`${field}.${key}`, 'must be a string, finite number, boolean or nil');
   }
   return m as Attrs;
+}
+
+/**
+ * Free-form parameters (command `p`, from the API and the app socket, often parsed from JSON): a
+ * map of any values nested at most `LIMITS.depth` deep, with no `__proto__` key at any depth (a
+ * JSON `__proto__` key is an own property; msgpack would rename it on the way to the hub).
+ */
+export function params(v: unknown, field: string): Record<string, unknown> {
+  const m = map(v, field);
+  checkNested(m, field, 1);
+  return m;
+}
+
+function checkNested(v: unknown, field: string, depth: number): void {
+  if (typeof v !== 'object' || v === null) return;
+  if (depth > LIMITS.depth) fail(field, `nested deeper than ${LIMITS.depth} levels`);
+  if (Array.isArray(v)) {
+    for (let i = 0; i < v.length; i++) checkNested(v[i], `${field}[${i}]`, depth + 1);
+    return;
+  }
+  for (const key of Object.keys(v)) {
+    if (key === '__proto__') fail(`${field}.__proto__`, '__proto__ is not allowed as a key');
+    checkNested((v as Record<string, unknown>)[key], `${field}.${key}`, depth + 1);
+  }
 }
 
 function deviceMap(v: unknown, field: string): Record<string, Attrs> {
@@ -264,6 +381,7 @@ function errorFrame(f: Record<string, unknown>) {
     tmp: f.tmp,
     msg: optional(f.msg, str, 'msg'),
     ref: optional(f.ref, uint, 'ref'),
+    f: optional(f.f, str, 'f'),
   };
 }
 

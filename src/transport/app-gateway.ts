@@ -1,4 +1,5 @@
 import type { AppReply } from '../../proto/app.js';
+import { CloseCode } from '../../proto/errors.js';
 import { subjects } from '../../proto/subjects.js';
 import { AppSession, type AppLink, type AppSessionDeps } from '../actors/app-session.js';
 import type { Authenticator, Principal } from '../api/auth.js';
@@ -46,6 +47,12 @@ class UwsAppLink implements AppLink {
 
   leave(homeId: string): void {
     if (this.open) this.ws.unsubscribe(topic(this.enc, homeId));
+  }
+
+  close(code: number, reason: string): void {
+    if (!this.open) return;
+    this.open = false;
+    this.ws.end(code, reason);
   }
 }
 
@@ -113,7 +120,9 @@ export function mountAppGateway(
   const sessionDeps: AppSessionDeps = { ...deps.session, feeds: deps.feeds };
   let connections = 0;
   app.ws<AppSocketData>('/app/v1', {
-    maxPayloadLength: deps.maxMessageBytes,
+    // past the limit a message is still read, to answer frame_too_large and close 1009 with a
+    // reason; only beyond this hard cap does uWS drop the connection without a close frame
+    maxPayloadLength: deps.maxMessageBytes * 4,
     maxBackpressure: deps.maxBackpressure,
     // a subscriber that cannot keep up is closed (it reconnects and reloads) rather than fed gaps
     closeOnBackpressureLimit: 1,
@@ -154,13 +163,15 @@ export function mountAppGateway(
     message: (ws, message, isBinary) => {
       const link = ws.getUserData().link;
       const session = link?.session;
-      if (!session) return;
+      if (!link || !session) return;
       try {
         session.tell({ type: 'request', request: decodeAppRequest(message, isBinary, deps.maxMessageBytes) });
       } catch (err) {
         const e = asTierError(err);
         if (e.code === 'internal') log.error({ err }, 'app message handling failed');
         session.rejectRaw(e);
+        // the error answer first (written at the end of the turn), then a close with its reason
+        if (e.code === 'frame_too_large') deps.writes.defer(() => link.close(CloseCode.tooLarge, 'frame_too_large'));
       }
     },
 

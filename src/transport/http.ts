@@ -1,6 +1,6 @@
 import { STATUS_CODES } from 'node:http';
 import { ErrorCodes } from '../../proto/errors.js';
-import { TierError, asTierError } from '../errors.js';
+import { CommandError, TierError, asTierError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 import type { HttpRequest, HttpResponse, TemplatedApp } from './uws.js';
 import type { WriteBatch } from './write-batch.js';
@@ -50,7 +50,7 @@ export type RouteTable = Array<{ method: string; pattern: string }>;
  * no rejected promise ever reaches uWS.
  */
 export function route(app: TemplatedApp, method: Method, pattern: string, handler: HttpHandler, opts: RouteOptions): void {
-  const paramCount = pattern.split('/').filter((p) => p.startsWith(':')).length;
+  const paramNames = pattern.split('/').filter((p) => p.startsWith(':')).map((p) => p.slice(1));
   opts.table?.push({ method: method === 'del' ? 'delete' : method, pattern });
   app[method](pattern, (res: HttpResponse, req: HttpRequest) => {
     const state = { aborted: false };
@@ -58,7 +58,15 @@ export function route(app: TemplatedApp, method: Method, pattern: string, handle
       state.aborted = true;
     });
     const params: string[] = [];
-    for (let i = 0; i < paramCount; i++) params.push(decodeURIComponent(req.getParameter(i)));
+    for (let i = 0; i < paramNames.length; i++) {
+      const param = decodeParam(req.getParameter(i));
+      if (param === null) {
+        const name = paramNames[i]!;
+        send(res, state, errorReply(new TierError('invalid_field', `${name}: not a valid percent-encoded UTF-8 path segment`, { field: name })), opts.writes);
+        return;
+      }
+      params.push(param);
+    }
     const body = method === 'get' || method === 'del' ? null : readBody(res, opts.maxBodyBytes);
     // a handler may answer before reading the body (bad token): its rejection is not unhandled
     body?.catch(() => {});
@@ -80,6 +88,16 @@ export function route(app: TemplatedApp, method: Method, pattern: string, handle
   });
 }
 
+/** A path segment percent-decoded, or null for a malformed escape or invalid UTF-8 (never a throw). */
+export function decodeParam(raw: string): string | null {
+  if (!raw.includes('%')) return raw;
+  try {
+    return decodeURIComponent(raw);
+  } catch {
+    return null;
+  }
+}
+
 async function run(handler: HttpHandler, call: HttpCall): Promise<HttpReply> {
   try {
     return await handler(call);
@@ -93,6 +111,7 @@ export function errorReply(err: TierError): HttpReply {
   const e = ErrorCodes[err.code];
   const body: Record<string, unknown> = { ok: false, code: err.code, num: e.code, temporary: e.temporary, message: err.message };
   if (err.field !== undefined) body.field = err.field;
+  if (err instanceof CommandError && err.hubCode !== undefined) body.hubCode = err.hubCode;
   return { status: e.http, body };
 }
 

@@ -1,4 +1,5 @@
 import { CloseCode } from '../../proto/errors.js';
+import { FrameType } from '../../proto/frames.js';
 import { HubSession, type HubLink, type HubSessionDeps } from '../actors/hub-session.js';
 import { readHubCredentials, type HubAdmission } from '../api/hub-admission.js';
 import { ProtocolError, asTierError } from '../errors.js';
@@ -130,14 +131,16 @@ export function mountHubGateway(
         link.session = new HubSession(data.hubId, data.homeId, link, sessions);
       } catch (err) {
         log.error({ err, hubId: data.hubId }, 'hub session could not start');
+        link.send(encode({ t: FrameType.bye, e: 'internal' }));
         link.close(CloseCode.internal, 'internal');
       }
     },
 
     message: (ws, message, isBinary) => {
       const data = ws.getUserData();
-      const session = data.link?.session;
-      if (!session) return;
+      const link = data.link;
+      const session = link?.session;
+      if (!link || !session) return;
       try {
         if (!isBinary) throw new ProtocolError('malformed_frame', 'hub frames are binary msgpack, not text');
         session.receiveFrame(decodeHubFrame(new Uint8Array(message), maxFrame));
@@ -145,11 +148,22 @@ export function mountHubGateway(
         const e = asTierError(err);
         metrics?.badFrame(e.code);
         if (e.code === 'internal') log.error({ err, hubId: data.hubId }, 'hub frame handling failed');
-        ws.send(encode(errorFrameFor(e.code, e.message)), true);
-        if (e.code === 'frame_too_large') data.link?.close(CloseCode.tooLarge, 'frame_too_large');
-        else if (++data.badFrames >= MAX_BAD_FRAMES) data.link?.close(CloseCode.malformed, 'malformed_frame');
+        // through the link: after the frames already queued this turn, before a bye and the close
+        link.send(encode(errorFrameFor(e.code, e.message, e.ref, e.field)));
+        if (e instanceof ProtocolError && e.ref !== undefined && !e.temporary) {
+          // a permanent refusal of a sequenced frame consumes its number; of a result, fails its command
+          const t = e.frameType;
+          if (t === FrameType.report || t === FrameType.event || t === FrameType.devices) session.refuse(e, e.ref, undefined);
+          else if (t === FrameType.result) session.refuse(e, undefined, e.ref);
+        }
+        if (e.code === 'frame_too_large') session.closeWith(CloseCode.tooLarge, 'frame_too_large');
+        else if (++data.badFrames >= MAX_BAD_FRAMES) session.closeWith(CloseCode.malformed, 'malformed_frame');
       }
     },
+
+    // a WebSocket ping is activity too: a hub may keep its session alive with pings alone
+    ping: (ws) => ws.getUserData().link?.session?.touch(),
+    pong: (ws) => ws.getUserData().link?.session?.touch(),
 
     close: (ws, code) => {
       limits.socketClosed();

@@ -26,7 +26,7 @@ beforeAll(async () => {
     if (d.notification.title === 'fails') throw new Error('push service said no');
   } });
   // the admin app as the server builds it (its catch-all 404 is registered first)
-  const admin = createAdminApp(binding.uws, { metrics: new NodeMetrics(() => 0), readiness: () => ({ ready: true, detail: {} }) });
+  const admin = createAdminApp(binding.uws, { metrics: new NodeMetrics(() => 0), log, readiness: () => ({ ready: true, detail: {} }) });
   mountBullBoard(admin, { queues: [push.queue], adminToken: TOKEN, log });
   socket = await new Promise<us_listen_socket>((resolve, reject) => admin.listen('127.0.0.1', 0, (s) => (s ? resolve(s) : reject(new Error('no listen')))));
   base = `http://127.0.0.1:${binding.uws.us_socket_local_port(socket as never)}`;

@@ -213,8 +213,10 @@ describe('cluster mode: three nodes, one NATS, one Redis (real processes)', { ti
     const hub = await hubOn(nodes.a, 'c-redis');
     await hub.report({ t1: { n: 1 } });
     redis.pause(); // a hung Redis: connections open, nothing answered
+    let stored = false;
+    // accepted by the session and queued for Redis, acknowledged only once Redis has it
+    const acked = hub.report({ t1: { n: 2 } }).then(() => (stored = true));
     try {
-      await hub.report({ t1: { n: 2 } }); // acked: accepted by the session, queued for Redis
       await eventually(async () => {
         const r = await api(nodes.a.adminUrl, 'GET', '/readyz', undefined);
         return r.status === 503 ? r.body : undefined;
@@ -222,9 +224,11 @@ describe('cluster mode: three nodes, one NATS, one Redis (real processes)', { ti
       expect(hub.connected).toBe(true);
       // the hub's record is cached on the node that admitted it: commands need NATS only
       expect((await cmd(nodes.a, 'c-redis')).status).toBe(200);
+      expect(stored).toBe(false);
     } finally {
       redis.resume();
     }
+    await acked;
     await eventually(async () => ((await api(nodes.a.adminUrl, 'GET', '/readyz', undefined)).status === 200 ? true : undefined), 15_000, 'readiness to recover');
     const shadow = await eventually(async () => {
       const s = await api(nodes.c.httpUrl, 'GET', '/v1/hubs/c-redis/shadow', shared.ADMIN_TOKEN);
@@ -238,9 +242,13 @@ describe('cluster mode: three nodes, one NATS, one Redis (real processes)', { ti
     const hub = await hubOn(nodes.b, 'c-redis-restart');
     await hub.report({ t1: { n: 1 } });
     await redis.stop();
-    await hub.report({ t1: { n: 2 } }); // accepted while Redis is gone
+    let stored = false;
+    // accepted while Redis is gone, acknowledged once it is back and has the write
+    const acked = hub.report({ t1: { n: 2 } }).then(() => (stored = true));
     await eventually(async () => ((await api(nodes.b.adminUrl, 'GET', '/readyz', undefined)).status === 503 ? true : undefined), 10_000, 'readiness 503');
+    expect(stored).toBe(false);
     await redis.restart();
+    await acked;
     await eventually(async () => ((await api(nodes.b.adminUrl, 'GET', '/readyz', undefined)).status === 200 ? true : undefined), 15_000, 'readiness 200');
     await eventually(async () => {
       const s = await api(nodes.a.httpUrl, 'GET', '/v1/hubs/c-redis-restart/shadow', shared.ADMIN_TOKEN);

@@ -140,33 +140,51 @@ describe('garbage never escapes as anything but ProtocolError', () => {
 describe('prototype pollution', () => {
   const protoKey = encode('__proto__').toString('hex');
 
-  it('a __proto__ key cannot supply inherited fields to a frame', () => {
+  it('a __proto__ key cannot supply inherited fields to a frame: it is refused', () => {
     // {"__proto__": {"t": 4, "s": 1, "r": {}}} : if it set the prototype, t/s/r would be inherited
     const frame = Buffer.concat([Buffer.from([0x81]), Buffer.from(protoKey, 'hex'), encode({ t: 4, s: 1, r: {} })]);
-    expectProtocolError(() => decodeHubFrame(frame), 'invalid_field', 't');
+    expectProtocolError(() => decodeHubFrame(frame), 'invalid_field', '__proto__');
     expect(({} as Record<string, unknown>).t).toBeUndefined();
   });
 
-  it('__proto__ as a device id or attribute name neither pollutes nor changes prototypes', () => {
+  it('__proto__ as a device id or attribute name is refused (not renamed), naming the path', () => {
     const payload = JSON.parse('{"__proto__": {"polluted": true}}') as object;
     const asDevice = report(payload);
     expect(asDevice.toString('hex')).toContain(protoKey); // the bytes really carry the key
     const asAttr = report({ 'temp-1': JSON.parse('{"__proto__": 1}') as object });
     expect(asAttr.toString('hex')).toContain(protoKey);
 
-    const dev = decodeHubFrame(asDevice);
-    if (dev.t !== FrameType.report) throw new Error('expected a report');
-    expect(Object.getPrototypeOf(dev.r)).toBe(Object.prototype);
-    expect(Object.keys(dev.r)).toEqual(['__proto_']); // msgpackr renames the key, so it stays data
-    expect(dev.r['__proto_']).toEqual({ polluted: true });
-
-    const attr = decodeHubFrame(asAttr);
-    if (attr.t !== FrameType.report) throw new Error('expected a report');
-    const attrs = attr.r['temp-1']!;
-    expect(Object.getPrototypeOf(attrs)).toBe(Object.prototype);
-    expect(attrs).toEqual({ __proto_: 1 });
+    expectProtocolError(() => decodeHubFrame(asDevice), 'invalid_field', 'r.__proto__');
+    expectProtocolError(() => decodeHubFrame(asAttr), 'invalid_field', 'r.temp-1.__proto__');
+    // anywhere a value is free-form too: command results, nested in arrays
+    const result = encode({ t: 8, id: 3, ok: true, r: { list: [1, JSON.parse('{"__proto__": 1}') as object] } });
+    expectProtocolError(() => decodeHubFrame(result), 'invalid_field', 'r.list[1].__proto__');
     expect(({} as Record<string, unknown>).polluted).toBeUndefined();
     expect(Object.prototype).not.toHaveProperty('polluted');
+  });
+
+  it('a frame refused by validation names the frame it refuses (ref) and its type', () => {
+    const err = thrown(() => decodeHubFrame(encode({ t: 4, s: 17, r: { 'temp-1': { on: [1] } } })));
+    expect(err).toBeInstanceOf(ProtocolError);
+    expect((err as ProtocolError).ref).toBe(17);
+    expect((err as ProtocolError).frameType).toBe(FrameType.report);
+    const res = thrown(() => decodeHubFrame(encode({ t: 8, id: 9, ok: 'yes' })));
+    expect((res as ProtocolError).ref).toBe(9);
+  });
+
+  it('the string "__proto__" as a value is data, not a key: accepted', () => {
+    const f = decodeHubFrame(encode({ t: 5, s: 1, d: 'btn-1', e: 'press', p: { mode: '__proto__' } }));
+    expect(f).toMatchObject({ t: 5, p: { mode: '__proto__' } });
+  });
+
+  it('maps and arrays nested deeper than 32 levels are refused at decode (no stack overflow later)', () => {
+    // {t:8, id:1, ok:true, r:[[[...1...]]]} with 2,000 nested arrays, built by hand
+    const head = encode({ t: 8, id: 1, ok: true, r: 0 });
+    const frame = Buffer.concat([head.subarray(0, head.length - 1), Buffer.alloc(2_000, 0x91), Buffer.from([0x01])]);
+    expectProtocolError(() => decodeHubFrame(frame, 1 << 20), 'malformed_frame');
+    let ok: unknown = 1;
+    for (let i = 0; i < 30; i++) ok = [ok];
+    expect(decodeHubFrame(encode({ t: 8, id: 1, ok: true, r: ok }))).toMatchObject({ t: 8, id: 1 });
   });
 
   it('refuses constructor and prototype as attribute names and __proto__ as a device id', () => {
@@ -177,14 +195,6 @@ describe('prototype pollution', () => {
     expect(({} as Record<string, unknown>).kind).toBeUndefined();
   });
 
-  it('a map-valued __proto__ attribute is refused like any other map value', () => {
-    expectProtocolError(
-      () => decodeHubFrame(report({ 'temp-1': JSON.parse('{"__proto__": {"polluted": true}}') as object })),
-      'invalid_field',
-      'r.temp-1.__proto_',
-    );
-    expect(({} as Record<string, unknown>).polluted).toBeUndefined();
-  });
 });
 
 describe('attribute values', () => {

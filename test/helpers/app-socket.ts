@@ -1,0 +1,50 @@
+import WebSocket from 'ws';
+import { decodeValue, encode } from '../../src/protocol/codec.js';
+
+/** An app socket collecting every message; `next(pred)` waits for the first one matching. */
+export class AppSocket {
+  readonly messages: any[] = [];
+  private waiters: Array<{ pred: (m: any) => boolean; resolve: (m: any) => void }> = [];
+  private nextId = 1;
+  readonly ws: WebSocket;
+  /** the close code and reason, once closed */
+  readonly closed: Promise<{ code: number; reason: string }>;
+
+  constructor(url: string, readonly enc: 'json' | 'msgpack' = 'json') {
+    this.ws = new WebSocket(url);
+    this.ws.on('message', (data: Buffer, isBinary: boolean) => {
+      const msg = isBinary ? decodeValue(new Uint8Array(data)) : JSON.parse(data.toString());
+      this.messages.push(msg);
+      this.waiters = this.waiters.filter((w) => (w.pred(msg) ? (w.resolve(msg), false) : true));
+    });
+    this.closed = new Promise((resolve) => this.ws.on('close', (code, reason) => resolve({ code, reason: reason.toString() })));
+  }
+
+  opened(): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.ws.once('open', () => resolve());
+      this.ws.once('error', reject);
+    });
+  }
+
+  next(pred: (m: any) => boolean): Promise<any> {
+    const seen = this.messages.find(pred);
+    if (seen) return Promise.resolve(seen);
+    return new Promise((resolve) => this.waiters.push({ pred, resolve }));
+  }
+
+  /** Sends a request with the next id and waits for its answer. */
+  request(body: Record<string, unknown>): Promise<any> {
+    const id = this.nextId++;
+    this.send({ id, ...body });
+    return this.next((m) => m.id === id && (m.op === 'ok' || m.op === 'err'));
+  }
+
+  send(msg: unknown): void {
+    this.ws.send(this.enc === 'json' ? JSON.stringify(msg) : encode(msg));
+  }
+
+  close(): void {
+    this.ws.close();
+  }
+}
