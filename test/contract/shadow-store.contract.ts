@@ -229,6 +229,34 @@ export function shadowStoreContract(name: string, make: ShadowStoreFactory): voi
         await store.flush();
         expect(await store.load(hub)).toEqual({});
       });
+
+      it('tells the listener once the cursor and the writes queued before it are durable, and only then', async () => {
+        const heard: Array<[string, number]> = [];
+        const listener = { cursorStored: (h: string, seq: number) => heard.push([h, seq]) };
+        store.writeReported(hub, 'lamp', device({ on: true }, 1, 1000), 1);
+        store.writeCursor(hub, { boot: 'b1', seq: 1 }, 1, listener);
+        store.writeReported(hub, 'lamp', device({ on: false }, 2, 1001), 1);
+        store.writeCursor(hub, { boot: 'b1', seq: 2 }, 1, listener);
+        await store.flush();
+        // told of the latest cursor of its batch (a store that writes through tells each one)
+        expect(heard.at(-1)).toEqual([hub, 2]);
+        expect(heard.every(([h]) => h === hub)).toBe(true);
+        expect(heard.map(([, s]) => s)).toEqual([...heard.map(([, s]) => s)].sort((a, b) => a - b));
+        // what it was told about is what a reader finds
+        expect(await store.loadCursor(hub)).toEqual({ boot: 'b1', seq: 2 });
+        expect((await store.load(hub)).lamp!.reported).toEqual({ on: false });
+      });
+
+      it('never tells the listener of a write refused by the epoch fence', async () => {
+        if (store.batchWindowMs === 0) return; // written through: no late batch to fence
+        const heard: number[] = [];
+        store.writeCursor(hub, { boot: 'b1', seq: 7 }, 5, { cursorStored: (_h, seq) => heard.push(seq) });
+        await store.flush();
+        store.writeCursor(hub, { boot: 'b1', seq: 8 }, 3, { cursorStored: (_h, seq) => heard.push(seq) });
+        await store.flush();
+        expect(heard).toEqual([7]);
+        expect(await store.loadCursor(hub)).toEqual({ boot: 'b1', seq: 7 });
+      });
     });
 
     describe('stored data is a copy', () => {

@@ -1,0 +1,140 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { FrameType, type ServerToHubFrame } from '../../proto/frames.js';
+import { HubSession, type HubLink, type HubSessionDeps } from '../../src/actors/hub-session.js';
+import { TimerWheel } from '../../src/actors/timer-wheel.js';
+import { MemoryBus } from '../../src/cluster/bus-memory.js';
+import { MemoryDirectory } from '../../src/cluster/directory-memory.js';
+import type { CursorListener, DeviceShadow, SeqCursor } from '../../src/cluster/shadow-store.js';
+import { MemoryShadowStore } from '../../src/cluster/shadow-store-memory.js';
+import { createLogger } from '../../src/log/logger.js';
+import { decodeHubFrame, decodeServerFrame, encode } from '../../src/protocol/codec.js';
+
+/**
+ * A store that holds every cursor write until `release()`, as a batched backend does until its
+ * batch is written; it records the epoch of every write.
+ */
+class HeldShadowStore extends MemoryShadowStore {
+  private held: Array<() => void> = [];
+  readonly epochs: number[] = [];
+  override writeReported(hubId: string, deviceId: string, device: DeviceShadow, epoch?: number): void {
+    this.epochs.push(epoch ?? 0);
+    super.writeReported(hubId, deviceId, device, epoch);
+  }
+  override writeCursor(hubId: string, cursor: SeqCursor, epoch?: number, stored?: CursorListener): void {
+    this.epochs.push(epoch ?? 0);
+    this.held.push(() => super.writeCursor(hubId, cursor, epoch, stored));
+  }
+  release(): void {
+    const held = this.held;
+    this.held = [];
+    for (const write of held) write();
+  }
+}
+
+class RecordingLink implements HubLink {
+  readonly frames: ServerToHubFrame[] = [];
+  send(bytes: Uint8Array): boolean {
+    this.frames.push(decodeServerFrame(bytes));
+    return true;
+  }
+  close(): void {}
+  acks(): number[] {
+    return this.frames.flatMap((f) => (f.t === FrameType.ack ? [f.s] : []));
+  }
+}
+
+const wheels: TimerWheel[] = [];
+afterEach(() => wheels.splice(0).forEach((w) => w.close()));
+const settle = () => new Promise((r) => setImmediate(r));
+
+async function online(limits?: HubSessionDeps['limits']) {
+  const wheel = new TimerWheel();
+  wheels.push(wheel);
+  const log = createLogger('silent');
+  const shadows = new HeldShadowStore();
+  const directory = new MemoryDirectory();
+  await directory.claim('hub-1', 'n0'); // an earlier session: this one gets epoch 2
+  const link = new RecordingLink();
+  const session = new HubSession('hub-1', 'home-1', link, {
+    system: { timers: wheel, log, mailboxSize: 64 },
+    bus: new MemoryBus(wheel, log),
+    directory,
+    shadows,
+    nodeId: 'n1',
+    heartbeatMs: 30_000,
+    idleMs: 75_000,
+    helloTimeoutMs: 10_000,
+    maxFrameBytes: 16_384,
+    ratePerSec: 1_000,
+    rateBurst: 1_000,
+    ...(limits ? { limits } : {}),
+    publishEvent: () => {},
+    sessions: new Map(),
+  });
+  const frame = (f: object) => session.receiveFrame(decodeHubFrame(encode(f)));
+  frame({ t: 1, v: 1, b: 'boot' });
+  await settle();
+  expect(session.state).toBe('online');
+  return { session, link, shadows, frame };
+}
+
+describe('HubSession acknowledges only what is stored', () => {
+  it('no ack until the store has the frame; then one cumulative ack for everything stored', async () => {
+    const { link, shadows, frame } = await online();
+    frame({ t: 4, s: 1, r: { lamp: { on: true } } });
+    frame({ t: 4, s: 2, r: { lamp: { on: false } } });
+    frame({ t: 5, s: 3, d: 'btn', e: 'press' });
+    await settle();
+    expect(link.acks()).toEqual([]);
+    shadows.release();
+    expect(link.acks()).toEqual([1, 2, 3]);
+    expect(await shadows.loadCursor('hub-1')).toEqual({ boot: 'boot', seq: 3 });
+  });
+
+  it('a resent frame is acked at once when stored, and not before when its write is still pending', async () => {
+    const { link, shadows, frame } = await online();
+    frame({ t: 4, s: 1, r: { lamp: { on: true } } });
+    await settle();
+    shadows.release();
+    frame({ t: 4, s: 1, r: { lamp: { on: true } } }); // stored: acked again at once
+    await settle();
+    expect(link.acks()).toEqual([1, 1]);
+    frame({ t: 4, s: 2, r: { lamp: { on: false } } });
+    frame({ t: 4, s: 2, r: { lamp: { on: false } } }); // its write is pending: no early ack
+    await settle();
+    expect(link.acks()).toEqual([1, 1]);
+    shadows.release();
+    expect(link.acks()).toEqual([1, 1, 2]);
+  });
+
+  it('every write carries the session epoch from the directory claim', async () => {
+    const { session, shadows, frame } = await online();
+    frame({ t: 4, s: 1, r: { lamp: { on: true }, plug: { w: 3 } } });
+    await settle();
+    expect(session.epoch).toBe(2);
+    expect(shadows.epochs).toEqual([2, 2, 2]);
+  });
+
+  it('a report over a limit is refused whole, nothing stored, its number consumed and acked once stored', async () => {
+    const { link, shadows, frame } = await online({ devices: 2, attrsPerDevice: 4, valueBytes: 16, shadowBytes: 1024, commandsInFlight: 4 });
+    frame({ t: 4, s: 1, r: { a: { n: 1 }, b: { n: 1 } } });
+    frame({ t: 4, s: 2, r: { a: { n: 2 }, c: { n: 1 } } });
+    frame({ t: 4, s: 3, r: { a: { n: 3 } } });
+    await settle();
+    shadows.release();
+    expect(link.frames.find((f) => f.t === FrameType.error)).toMatchObject({ e: 'limit_exceeded', ref: 2, f: 'r.c' });
+    expect(link.acks()).toEqual([1, 2, 3]);
+    const shadow = await shadows.load('hub-1');
+    expect(Object.keys(shadow).sort()).toEqual(['a', 'b']);
+    expect(shadow.a!.reported).toEqual({ n: 3 });
+  });
+
+  it('a first report with s: 0 in a new boot is applied, not taken for a duplicate', async () => {
+    const { link, shadows, frame } = await online();
+    frame({ t: 4, s: 0, r: { lamp: { on: true } } });
+    await settle();
+    shadows.release();
+    expect(link.acks()).toEqual([0]);
+    expect((await shadows.load('hub-1')).lamp!.reported).toEqual({ on: true });
+  });
+});
