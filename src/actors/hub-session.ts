@@ -209,9 +209,15 @@ export class HubSession extends Actor<HubMessage> implements TimerTarget, Cursor
 
   protected receive(msg: HubMessage): void | Promise<void> {
     switch (msg.type) {
-      case 'frame':
+      case 'frame': {
         this.deps.metrics?.frameIn(msg.frame.t);
-        return this.onFrame(msg.frame, msg.from);
+        try {
+          const done = this.onFrame(msg.frame, msg.from);
+          return done === undefined ? undefined : done.catch((err: unknown) => this.frameFailed(err));
+        } catch (err) {
+          return this.frameFailed(err);
+        }
+      }
       case 'refused':
         return this.onRefused(msg.error, msg.seq, msg.commandId);
       case 'command':
@@ -225,6 +231,16 @@ export class HubSession extends Actor<HubMessage> implements TimerTarget, Cursor
       case 'closed':
         return this.onClosed(msg.code);
     }
+  }
+
+  /**
+   * A frame that failed half-applied leaves this session's copy of the shadow ahead of the store:
+   * the session closes (1011) and the hub's next session starts from the store and resends what
+   * was not acknowledged. The error still reaches the supervisor, which counts it.
+   */
+  private frameFailed(err: unknown): never {
+    this.closeWith(CloseCode.internal, 'internal');
+    throw err;
   }
 
   private onFrame(frame: HubToServerFrame, from?: number): void | Promise<void> {
@@ -327,6 +343,11 @@ export class HubSession extends Actor<HubMessage> implements TimerTarget, Cursor
     if (this.sequenced && from > this.lastSeq + 1) {
       this.sendError('sequence_gap', `expected sequence ${this.lastSeq + 1}, resend from there`, this.lastSeq + 1);
       return false;
+    }
+    if (!this.sequenced) {
+      // from here on no gaps: should applying this frame fail, a later frame's ack cannot cover it
+      this.sequenced = true;
+      this.lastSeq = from - 1;
     }
     return true;
   }

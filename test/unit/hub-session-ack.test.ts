@@ -37,7 +37,10 @@ class RecordingLink implements HubLink {
     this.frames.push(decodeServerFrame(bytes));
     return true;
   }
-  close(): void {}
+  closedWith: { code: number; reason: string } | null = null;
+  close(code: number, reason: string): void {
+    this.closedWith ??= { code, reason };
+  }
   acks(): number[] {
     return this.frames.flatMap((f) => (f.t === FrameType.ack ? [f.s] : []));
   }
@@ -136,5 +139,22 @@ describe('HubSession acknowledges only what is stored', () => {
     shadows.release();
     expect(link.acks()).toEqual([0]);
     expect((await shadows.load('hub-1')).lamp!.reported).toEqual({ on: true });
+  });
+});
+
+describe('HubSession never acknowledges a frame it failed to apply', () => {
+  it('a frame whose write throws is never covered by a later ack: the session closes (1011) and starts over from the store', async () => {
+    const { link, shadows, frame } = await online();
+    shadows.writeReported = () => {
+      throw new Error('store refused');
+    };
+    frame({ t: 4, s: 5, r: { bad: { on: true } } }); // the first frame of the session: may skip ahead
+    frame({ t: 4, s: 6, r: { lamp: { on: true } } });
+    await settle();
+    shadows.release();
+    expect(link.acks()).toEqual([]);
+    expect(link.closedWith).toEqual({ code: 1011, reason: 'internal' });
+    expect(link.frames.at(-1)).toMatchObject({ t: FrameType.bye, e: 'internal' });
+    expect(await shadows.loadCursor('hub-1')).toBeNull();
   });
 });
