@@ -25,6 +25,8 @@ export interface AppSessionDeps {
   readonly commandTimeoutMaxMs: number;
   /** @default 64: homes one connection may subscribe to */
   readonly maxSubscriptions: number;
+  /** @default 64: commands of one connection waiting for an answer; more are answered busy */
+  readonly maxCommandsInFlight?: number;
 }
 
 export type AppMessage = { type: 'request'; request: AppRequest } | { type: 'closed' };
@@ -36,6 +38,7 @@ export type AppMessage = { type: 'request'; request: AppRequest } | { type: 'clo
  */
 export class AppSession extends Actor<AppMessage> {
   private readonly homes = new Set<string>();
+  private commandsInFlight = 0;
 
   constructor(
     readonly principal: Principal,
@@ -83,6 +86,8 @@ export class AppSession extends Actor<AppMessage> {
   private command(req: Extract<AppRequest, { op: 'cmd' }>): void {
     const timeoutMs = req.timeoutMs ?? this.deps.commandTimeoutMs;
     if (timeoutMs > this.deps.commandTimeoutMaxMs) return this.answerError(req.id, new TierError('invalid_field', `timeoutMs: at most ${this.deps.commandTimeoutMaxMs}`, { field: 'timeoutMs' }));
+    const most = this.deps.maxCommandsInFlight ?? 64;
+    if (this.commandsInFlight >= most) return this.answerError(req.id, new TierError('busy', `${most} commands of this connection are waiting for answers`));
     const spec: CommandSpec = req.set ? { set: req.set } : { method: req.method!, params: req.params ?? {} };
     const run = async () => {
       const home = await this.deps.homeOf(req.hub);
@@ -90,10 +95,13 @@ export class AppSession extends Actor<AppMessage> {
       if (home === null || !canSeeHome(this.principal, home)) throw new TierError('forbidden', `not allowed to command hub ${req.hub}`);
       return this.deps.sendCommand(req.hub, req.device, spec, timeoutMs);
     };
-    run().then(
-      (result) => this.link.open && this.link.reply({ op: 'ok', id: req.id, result }),
-      (err: unknown) => this.link.open && this.answerError(req.id, asTierError(err)),
-    );
+    this.commandsInFlight++;
+    run()
+      .finally(() => this.commandsInFlight--)
+      .then(
+        (result) => this.link.open && this.link.reply({ op: 'ok', id: req.id, result }),
+        (err: unknown) => this.link.open && this.answerError(req.id, asTierError(err)),
+      );
   }
 
   private answerError(id: number | undefined, err: TierError): void {

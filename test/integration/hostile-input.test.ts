@@ -320,6 +320,30 @@ describe('hostile input against a real node (embedded default)', () => {
     });
   });
 
+  describe('an app connection cannot pile up commands', () => {
+    it('beyond 64 commands waiting for answers, more are answered busy at once', async () => {
+      let release!: () => void;
+      const gate = new Promise<void>((r) => (release = r));
+      const hubs = await Promise.all(['pile-1', 'pile-2', 'pile-3'].map((id) => online(id, 'home-pile')));
+      for (const hub of hubs) {
+        await hub.report({ lamp: { on: false } });
+        hub.onCommand(async () => {
+          await gate;
+          return { ok: true };
+        });
+      }
+      const app = new AppSocket(`${server.wsUrl}/app/v1?token=${server.adminToken}`);
+      await app.opened();
+      const answers = Array.from({ length: 70 }, (_, i) => app.request({ op: 'cmd', hub: `pile-${(i % 3) + 1}`, device: 'lamp', set: { on: true } }));
+      await expect.poll(() => app.messages.filter((m) => m.op === 'err').length, { timeout: 20_000 }).toBe(6);
+      expect(app.messages.filter((m) => m.op === 'err').every((m) => m.code === 'busy')).toBe(true);
+      release();
+      const all = await Promise.all(answers);
+      expect(all.filter((m) => m.op === 'ok')).toHaveLength(64);
+      app.close();
+    });
+  });
+
   describe('10. one port, one embedded node', () => {
     it('a second embedded node on the same port refuses to start, naming the port', async () => {
       const second = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
