@@ -1,5 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { cpus, loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
 import { ROOT } from '../bench/lib/procs.js';
 import { ChaosCluster } from './chaos/cluster.js';
@@ -64,6 +65,10 @@ const NODES = 3;
 const DRAIN_GRACE_MS = 20_000;
 /** how long the hubs of a node may take to be back online and checked */
 const BACK_MS = 30_000;
+/** a node is signalled right after it acknowledged a report sent at most this long before (ms) */
+const FRESH_ACK_MS = 20;
+/** ...or after this long without such an ack (ms), noted in the event */
+const FRESH_WAIT_MS = 5_000;
 
 function fail(msg: string): never {
   process.stderr.write(`chaos: ${msg}\n\n${USAGE}`);
@@ -161,6 +166,7 @@ async function main(): Promise<void> {
 
   const rng = new Random(o.seed);
   const started = performance.now();
+  const loadAtStart = loadavg()[0]!;
   say(`seed ${o.seed}; starting nats-server, redis-server (appendfsync ${o.appendfsync}) and ${NODES} nodes`);
   const cluster = await ChaosCluster.start({ nodes: NODES, appendfsync: o.appendfsync, env: o.env });
   say(`nodes up: ${cluster.nodes.map((n) => `${n.id} pid ${n.proc.pid} :${n.port}`).join(', ')}`);
@@ -181,6 +187,7 @@ async function main(): Promise<void> {
     const pid = node.proc.pid;
     signalled.add(pid);
     const name = `${kind} ${round}/${of}`;
+    const underTraffic = await fleet.whenFlowing(pid, FRESH_ACK_MS, FRESH_WAIT_MS);
     const hubsOnNode = fleet.onProcess(pid);
     const atS = (performance.now() - t0) / 1000;
     let exitMs: number;
@@ -213,13 +220,15 @@ async function main(): Promise<void> {
       ...extra,
       restartMs: Math.round(restartMs),
       allBack,
+      underTraffic,
       ledger,
       commandsUndefined: commands.tally.undefinedByPid.get(pid) ?? 0,
     };
     events.push(ev);
     say(
       `${name}: ${node.id} (pid ${pid}, ${hubsOnNode} hubs) ${kind === 'kill' ? 'SIGKILL' : 'SIGTERM'}, gone in ${Math.round(exitMs)} ms` +
-        `${kind === 'rolling' ? ` (exit ${ev.forced ? 'forced' : String(ev.exitCode)})` : ''}; ` +
+        `${kind === 'rolling' ? ` (exit ${ev.forced ? 'forced' : String(ev.exitCode)})` : ''}` +
+        `${underTraffic ? '' : ` (no ack within ${FRESH_ACK_MS} ms of its report for ${FRESH_WAIT_MS / 1000} s: signalled anyway)`}; ` +
         `hubs back and checked ${allBack ? `(max ${(ledger.backMaxMs / 1000).toFixed(1)} s)` : 'NOT ALL within the limit'}; ` +
         `acknowledged reports lost ${ledger.lost} on ${ledger.hubsWithLoss} hubs; restarted in ${(restartMs / 1000).toFixed(1)} s as pid ${node.proc.pid}`,
     );
@@ -245,10 +254,12 @@ async function main(): Promise<void> {
   const base: Omit<RunReport, 'failures' | 'pass'> = {
     tool: 'chaos',
     commit: git(['rev-parse', '--short', 'HEAD']),
+    serverCommit: git(['log', '-1', '--format=%h', '--', 'src', 'proto']),
     srcClean: git(['status', '--porcelain', '--', 'src', 'proto']) === '',
     seed: o.seed,
     options: { scenario: o.scenario, hubs: o.hubs, devices: o.devices, reportMs: o.reportMs, commandRate: o.commandRate, commandTimeoutMs: o.commandTimeoutMs, kills: o.kills, gapS: o.gapS, appendfsync: o.appendfsync, env: o.env },
     durationS: Math.round(durationS * 10) / 10,
+    machine: { cpus: cpus().length, loadAvg1mStart: loadAtStart, loadAvg1mEnd: loadavg()[0]! },
     events,
     other: otherReport,
     end,

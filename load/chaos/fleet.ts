@@ -69,6 +69,8 @@ interface Sent {
   /** device index; -1 for the devices frame */
   dev: number;
   n: number;
+  /** performance.now() when it was sent */
+  at: number;
 }
 
 class ChaosHub {
@@ -105,12 +107,15 @@ class ChaosHub {
     return this.client.hubId;
   }
 
-  /** Every sequenced frame up to `s` is acknowledged. */
-  advance(s: number): void {
+  /** Every sequenced frame up to `s` is acknowledged; returns when the newest of them was sent (0: none). */
+  advance(s: number): number {
+    let at = 0;
     while (this.pending.length > 0 && this.pending[0]!.seq <= s) {
       const p = this.pending.shift()!;
       if (p.dev >= 0 && p.n > this.acked[p.dev]!) this.acked[p.dev] = p.n;
+      at = p.at;
     }
+    return at;
   }
 }
 
@@ -142,6 +147,7 @@ export class HubFleet {
   };
   private stopping = false;
   private ticker: NodeJS.Timeout | null = null;
+  private trigger: { pid: number; maxAgeMs: number; resolve: (fresh: boolean) => void } | null = null;
 
   constructor(
     private readonly cluster: ChaosCluster,
@@ -172,7 +178,13 @@ export class HubFleet {
       const client = new HubClient({ url: this.cluster.nodes[0]!.wsUrl, hubId: `${this.opts.prefix}-${i}`, secret: secrets[i]!, autoResend: false });
       const hub = new ChaosHub(i, client, this.opts.devices);
       client.on('frame', (f: ServerToHubFrame) => {
-        if (f.t === FrameType.ack || f.t === FrameType.welcome) hub.advance(f.s);
+        if (f.t !== FrameType.ack && f.t !== FrameType.welcome) return;
+        const sentAt = hub.advance(f.s);
+        const t = this.trigger;
+        if (t && f.t === FrameType.ack && hub.pid === t.pid && sentAt > 0 && performance.now() - sentAt <= t.maxAgeMs) {
+          this.trigger = null;
+          t.resolve(true);
+        }
       });
       client.on('welcome', () => {
         hub.phase = 'welcomed';
@@ -200,6 +212,29 @@ export class HubFleet {
   stopReports(): void {
     if (this.ticker) clearInterval(this.ticker);
     this.ticker = null;
+  }
+
+  /**
+   * Resolves true at the first ack from process `pid` for a report sent at most `maxAgeMs`
+   * before: that process is taking reports and acknowledging them now. Signalled at that moment,
+   * a node is hit under flowing traffic rather than in a pause of this load generator (which
+   * shares a loaded machine with the nodes). False after `timeoutMs` without such an ack.
+   */
+  whenFlowing(pid: number, maxAgeMs: number, timeoutMs: number): Promise<boolean> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.trigger = null;
+        resolve(false);
+      }, timeoutMs);
+      this.trigger = {
+        pid,
+        maxAgeMs,
+        resolve: (fresh) => {
+          clearTimeout(timer);
+          resolve(fresh);
+        },
+      };
+    });
   }
 
   /** Hubs whose session is on this process now. */
@@ -276,7 +311,7 @@ export class HubFleet {
       hub.nextDev = (dev + 1) % this.opts.devices;
       const n = ++hub.sent[dev]!;
       void hub.client.report({ [deviceId(dev)]: { n } });
-      hub.pending.push({ seq: hub.client.seq, dev, n });
+      hub.pending.push({ seq: hub.client.seq, dev, n, at: performance.now() });
       this.stats.reportsSent++;
       hub.nextReportAt = Math.max(hub.nextReportAt + this.opts.reportMs, now - this.opts.reportMs);
     }
@@ -379,7 +414,7 @@ export class HubFleet {
       hub.announced = true;
       const j = Array.from({ length: this.opts.devices }, (_, dev) => ({ d: deviceId(dev), k: 'sensor.counter' }));
       void hub.client.devices({ f: true, j });
-      hub.pending.push({ seq: hub.client.seq, dev: -1, n: 0 });
+      hub.pending.push({ seq: hub.client.seq, dev: -1, n: 0, at: performance.now() });
     }
   }
 

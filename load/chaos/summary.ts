@@ -23,6 +23,11 @@ export interface EventReport {
   restartMs: number;
   /** every hub of the process was back online and checked before the next step */
   allBack: boolean;
+  /**
+   * the signal went out right after the process acknowledged a report sent at most 20 ms before;
+   * false: no such ack came within 5 s and it was signalled anyway
+   */
+  underTraffic: boolean;
   ledger: LedgerReport;
   /** command requests to this process without a definitive answer */
   commandsUndefined: number;
@@ -43,12 +48,17 @@ export interface LedgerReport {
 
 export interface RunReport {
   tool: 'chaos';
+  /** HEAD of the checkout */
   commit: string;
+  /** the last commit that changed src/ or proto/: the server code measured */
+  serverCommit: string;
   /** src/ and proto/ have no uncommitted changes */
   srcClean: boolean;
   seed: number;
   options: Record<string, unknown>;
   durationS: number;
+  /** the figures depend on what else runs on the machine: the 1-minute load average at start and end */
+  machine: { cpus: number; loadAvg1mStart: number; loadAvg1mEnd: number };
   events: EventReport[];
   /** checks of sessions that ended on processes not signalled by the run (takeovers, timeouts) */
   other: LedgerReport;
@@ -131,7 +141,7 @@ export function formatReport(r: RunReport): string {
   const s = (ms: number) => (ms / 1000).toFixed(1);
   for (const e of r.events) {
     rows.push([
-      e.name + (e.kind === 'rolling' && e.exitCode !== 0 ? ` (exit ${e.forced ? 'forced' : String(e.exitCode)})` : ''),
+      e.name + (e.kind === 'rolling' && e.exitCode !== 0 ? ` (exit ${e.forced ? 'forced' : String(e.exitCode)})` : '') + (e.underTraffic ? '' : ' (idle)'),
       e.node,
       e.pid,
       e.atS.toFixed(0),
@@ -150,7 +160,8 @@ export function formatReport(r: RunReport): string {
   rows.push(['final check', '', '', '', '', '', r.end.lost, r.end.hubsWithLoss, '', r.end.late, '', '', '']);
   const c = r.commands;
   const lines = [
-    `chaos run at ${r.commit}${r.srcClean ? '' : ' (src/ or proto/ modified)'}, seed ${r.seed}, ${r.durationS.toFixed(0)} s: ${r.options.hubs} hubs x ${r.options.devices} devices, a report every ${r.options.reportMs} ms per hub, ${r.options.commandRate} commands/s`,
+    `chaos run: server code at ${r.serverCommit}${r.srcClean ? '' : ' plus uncommitted changes'} (checkout ${r.commit}), seed ${r.seed}, ${r.durationS.toFixed(0)} s: ${r.options.hubs} hubs x ${r.options.devices} devices, a report every ${r.options.reportMs} ms per hub, ${r.options.commandRate} commands/s`,
+    `machine: ${r.machine.cpus} cores, load average ${r.machine.loadAvg1mStart.toFixed(1)} at start, ${r.machine.loadAvg1mEnd.toFixed(1)} at end`,
     '',
     table(rows),
     '',
