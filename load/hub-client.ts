@@ -129,6 +129,12 @@ function merged(base: Attrs | undefined, patch: Attrs): Attrs {
   return out;
 }
 
+/** `ws://host:port` with `/hub/v1` appended unless it is there already. */
+function hubEndpoint(url: string): string {
+  const base = url.replace(/\/+$/, '');
+  return base.endsWith('/hub/v1') ? base : `${base}/hub/v1`;
+}
+
 /** Marks a promise as handled so a caller may ignore it, while still returning it to be awaited. */
 function quiet<T>(p: Promise<T>): Promise<T> {
   p.catch(noop);
@@ -146,7 +152,7 @@ export class HubClient extends EventEmitter<HubClientEvents> {
   welcome: WelcomeFrame | null = null;
 
   private readonly opts: HubClientOptions;
-  private readonly endpoint: string;
+  private endpoint: string;
   private ws: WebSocket | null = null;
   /** increases per socket, so a late command answer never goes to a newer session */
   private generation = 0;
@@ -169,8 +175,7 @@ export class HubClient extends EventEmitter<HubClientEvents> {
     this.hubId = opts.hubId;
     this.secret = opts.secret;
     this.boot = opts.boot ?? randomBytes(8).toString('base64url');
-    const base = opts.url.replace(/\/+$/, '');
-    this.endpoint = base.endsWith('/hub/v1') ? base : `${base}/hub/v1`;
+    this.endpoint = hubEndpoint(opts.url);
   }
 
   /** True between the welcome and the close. */
@@ -200,11 +205,14 @@ export class HubClient extends EventEmitter<HubClientEvents> {
 
   /**
    * Opens the socket with fresh signed headers, sends hello and resolves with the welcome.
-   * Rejects with a HubClientError: `status` and the body's `code` when the upgrade is refused;
-   * the server's code (bye or error frame) or `closed` when the socket closes before the welcome.
+   * `url`: connect to this node from now on (a hub failing over keeps its boot id and its
+   * unacknowledged frames). Rejects with a HubClientError: `status` and the body's `code` when the
+   * upgrade is refused; the server's code (bye or error frame) or `closed` when the socket closes
+   * before the welcome.
    */
-  connect(): Promise<WelcomeFrame> {
+  connect(url?: string): Promise<WelcomeFrame> {
     if (this.ws) return quiet(Promise.reject(new HubClientError('already_connected', `hub ${this.hubId}: a socket is already open or opening`)));
+    if (url !== undefined) this.endpoint = hubEndpoint(url);
     const headers = { ...hubAuthHeaderMap(hubCredentials(this.hubId, this.secret)), ...this.opts.headers };
     const timeoutMs = this.opts.connectTimeoutMs ?? 10_000;
     let ws: WebSocket;

@@ -1,7 +1,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 
@@ -162,10 +164,20 @@ export async function startNats(): Promise<{ url: string; proc: Proc }> {
   return { url: `nats://127.0.0.1:${port}`, proc };
 }
 
-/** redis-server on a free port, without persistence. */
-export async function startRedis(): Promise<{ url: string; proc: Proc }> {
+/**
+ * redis-server on a free port: without persistence, or with an append-only file fsynced as
+ * `appendfsync` says, in a temporary directory removed when this process exits.
+ */
+export async function startRedis(opts: { appendfsync?: 'always' | 'everysec' | 'no' } = {}): Promise<{ url: string; proc: Proc }> {
   const port = await freePort();
-  const proc = start('/usr/bin/redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {});
+  const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', ''];
+  if (opts.appendfsync === undefined) args.push('--appendonly', 'no');
+  else {
+    const dir = mkdtempSync(join(tmpdir(), 'hubtier-bench-redis-'));
+    process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
+    args.push('--appendonly', 'yes', '--appendfsync', opts.appendfsync, '--dir', dir);
+  }
+  const proc = start('/usr/bin/redis-server', args, {});
   await proc.waitLine((l) => l.includes('Ready to accept connections'), 15_000);
   return { url: `redis://127.0.0.1:${port}`, proc };
 }

@@ -193,6 +193,23 @@ describe('HubClient against an in-process server', () => {
     expect(await shadowOf(hub.hubId)).toMatchObject({ d1: { reported: { n: 2 } }, d2: { reported: { n: 3 } } });
   });
 
+  it('fails over to the URL given to connect(), keeping its boot and unacknowledged frames', async () => {
+    const hub = await provision();
+    const c = client(hub, { url: 'ws://127.0.0.1:1', boot: 'boot-f' });
+    await expect(c.connect()).rejects.toMatchObject({ code: 'connect_failed' });
+    expect((await c.connect(wsUrl)).s).toBe(0);
+    await c.report({ d1: { n: 1 } });
+    const pending = c.report({ d1: { n: 2 } });
+    await c.terminate();
+    await expect(pending).rejects.toMatchObject({ code: 'closed' });
+    await expect(c.connect('ws://127.0.0.1:1')).rejects.toMatchObject({ code: 'connect_failed' });
+    // same boot: the welcome resumes the numbering; seq 2 is resent unless the server had it
+    expect((await c.connect(`${wsUrl}/hub/v1`)).s).toBeGreaterThanOrEqual(1);
+    await expect(c.report({ d1: { n: 3 } })).resolves.toBe(3);
+    expect(c.unackedCount).toBe(0);
+    expect(await shadowOf(hub.hubId)).toMatchObject({ d1: { reported: { n: 3 } } });
+  });
+
   it('resends on demand when autoResend is off; the server re-acks duplicates', async () => {
     const hub = await provision();
     const c = client(hub, { autoResend: false });

@@ -1,0 +1,291 @@
+import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { cpus, loadavg } from 'node:os';
+import { parseArgs } from 'node:util';
+import { ROOT } from '../bench/lib/procs.js';
+import { ChaosCluster } from './chaos/cluster.js';
+import { CommandStream } from './chaos/commands.js';
+import { HubFleet, newLedger } from './chaos/fleet.js';
+import { Random } from './chaos/random.js';
+import { commandsReport, failuresOf, formatReport, ledgerReport, type EventReport, type RunReport } from './chaos/summary.js';
+
+const USAGE = `hubtier chaos: crashes and restarts of cluster nodes under traffic, and what they lose.
+
+usage: npm run chaos -- [options]
+
+Starts its own nats-server, redis-server (append-only file) and three nodes in cluster mode on
+free ports of 127.0.0.1, connects the hubs, runs reports and commands, then:
+  kill      kill -9 of a node, one at a time (--kills, default 3, spaced by --gap), each restarted
+  rolling   a rolling restart: SIGTERM each node in turn, wait until it is back and ready
+  both      kill, then rolling (default)
+Every report sets one device's counter; the server's ack says which reports it accepted. When a
+hub comes back after its node died or drained, and at the end, its shadow must hold every
+acknowledged counter. Every command must get a definitive answer (200, or a code of the table in
+proto/PROTOCOL.md with its HTTP status); only requests to a killed process may go unanswered.
+
+options:
+  --scenario S        kill | rolling | both (default both)
+  --hubs N            hubs (default 300), spread over the nodes
+  --devices M         devices per hub (default 4)
+  --report-ms T       ms between two reports of one hub (default 250)
+  --command-rate R    HTTP commands per second over the cluster (default 30)
+  --command-timeout-ms T  the commands' timeoutMs (default 2000)
+  --kills K           kill -9 rounds (default 3; node i mod 3)
+  --gap S             seconds of steady traffic before each fault (default 5)
+  --appendfsync P     always | everysec | no: Redis append-only fsync policy (default everysec)
+  --env KEY=VALUE     extra environment of every node, e.g. --env TIER_SHADOW_BATCH_MS=50 (repeatable)
+  --seed N            seed of every random choice (default random; printed)
+  --max-time S        abort (exit 3) after S seconds (default 600)
+  --json              print one JSON object on stdout (the table goes to stderr)
+  -h, --help          this text
+
+exit: 0 nothing lost and every command answered; 1 acknowledged reports lost, a command without a
+definitive answer (other than to a killed process) or something left unverified; 2 bad options;
+3 the run itself failed (a node did not start, hubs did not connect, --max-time).
+`;
+
+interface Options {
+  scenario: 'kill' | 'rolling' | 'both';
+  hubs: number;
+  devices: number;
+  reportMs: number;
+  commandRate: number;
+  commandTimeoutMs: number;
+  kills: number;
+  gapS: number;
+  appendfsync: 'always' | 'everysec' | 'no';
+  env: Record<string, string>;
+  seed: number;
+  maxTimeS: number;
+  json: boolean;
+}
+
+const NODES = 3;
+/** how long a drained node may take to exit before it is killed */
+const DRAIN_GRACE_MS = 20_000;
+/** how long the hubs of a node may take to be back online and checked */
+const BACK_MS = 30_000;
+/** a node is signalled right after it acknowledged a report sent at most this long before (ms) */
+const FRESH_ACK_MS = 20;
+/** ...or after this long without such an ack (ms), noted in the event */
+const FRESH_WAIT_MS = 5_000;
+
+function fail(msg: string): never {
+  process.stderr.write(`chaos: ${msg}\n\n${USAGE}`);
+  process.exit(2);
+}
+
+function parse(): Options {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      options: {
+        scenario: { type: 'string', default: 'both' },
+        hubs: { type: 'string', default: '300' },
+        devices: { type: 'string', default: '4' },
+        'report-ms': { type: 'string', default: '250' },
+        'command-rate': { type: 'string', default: '30' },
+        'command-timeout-ms': { type: 'string', default: '2000' },
+        kills: { type: 'string', default: '3' },
+        gap: { type: 'string', default: '5' },
+        appendfsync: { type: 'string', default: 'everysec' },
+        env: { type: 'string', multiple: true },
+        seed: { type: 'string' },
+        'max-time': { type: 'string', default: '600' },
+        json: { type: 'boolean', default: false },
+        help: { type: 'boolean', short: 'h', default: false },
+      },
+      strict: true,
+    }));
+  } catch (err) {
+    fail((err as Error).message);
+  }
+  if (values.help) {
+    process.stdout.write(USAGE);
+    process.exit(0);
+  }
+  const num = (flag: string, v: string, min: number, max: number) => {
+    const n = Number(v);
+    if (!Number.isFinite(n) || n < min || n > max) fail(`--${flag} must be a number in ${min}..${max}, got ${v}`);
+    return n;
+  };
+  const int = (flag: string, v: string, min: number, max: number) => {
+    const n = num(flag, v, min, max);
+    if (!Number.isInteger(n)) fail(`--${flag} must be an integer, got ${v}`);
+    return n;
+  };
+  const scenario = values.scenario;
+  if (scenario !== 'kill' && scenario !== 'rolling' && scenario !== 'both') fail(`--scenario must be kill, rolling or both, got ${scenario}`);
+  const appendfsync = values.appendfsync;
+  if (appendfsync !== 'always' && appendfsync !== 'everysec' && appendfsync !== 'no') fail(`--appendfsync must be always, everysec or no, got ${appendfsync}`);
+  const env: Record<string, string> = {};
+  for (const kv of values.env ?? []) {
+    const m = /^([A-Z][A-Z0-9_]*)=(.*)$/.exec(kv);
+    if (!m) fail(`--env must be KEY=VALUE with an upper-case KEY, got ${kv}`);
+    if (['NATS_URL', 'REDIS_URL', 'NODE_ID', 'PORT', 'ADMIN_PORT', 'ADMIN_TOKEN', 'JWT_SECRET'].includes(m[1]!)) fail(`--env ${m[1]} is set by the chaos tool`);
+    env[m[1]!] = m[2]!;
+  }
+  return {
+    scenario,
+    hubs: int('hubs', values.hubs, 3, 5_000),
+    devices: int('devices', values.devices, 1, 64),
+    reportMs: num('report-ms', values['report-ms'], 20, 60_000),
+    commandRate: num('command-rate', values['command-rate'], 0, 2_000),
+    commandTimeoutMs: int('command-timeout-ms', values['command-timeout-ms'], 100, 60_000),
+    kills: int('kills', values.kills, 0, 30),
+    gapS: num('gap', values.gap, 0, 600),
+    appendfsync,
+    env,
+    seed: values.seed === undefined ? randomBytes(4).readUInt32LE(0) : int('seed', values.seed, 0, 2 ** 32 - 1),
+    maxTimeS: num('max-time', values['max-time'], 10, 86_400),
+    json: values.json,
+  };
+}
+
+const say = (line: string) => process.stderr.write(`chaos: ${line}\n`);
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+function git(args: string[]): string {
+  try {
+    return execFileSync('git', args, { cwd: ROOT, encoding: 'utf8' }).trim();
+  } catch {
+    return '';
+  }
+}
+
+async function main(): Promise<void> {
+  const o = parse();
+  const deadline = setTimeout(() => {
+    say(`--max-time ${o.maxTimeS} s reached: aborting`);
+    process.exit(3);
+  }, o.maxTimeS * 1000);
+  deadline.unref();
+  // Ctrl-C: the exit handlers of bench/lib/procs.ts kill every process this run started
+  process.on('SIGINT', () => process.exit(130));
+  process.on('SIGTERM', () => process.exit(143));
+
+  const rng = new Random(o.seed);
+  const started = performance.now();
+  const loadAtStart = loadavg()[0]!;
+  say(`seed ${o.seed}; starting nats-server, redis-server (appendfsync ${o.appendfsync}) and ${NODES} nodes`);
+  const cluster = await ChaosCluster.start({ nodes: NODES, appendfsync: o.appendfsync, env: o.env });
+  say(`nodes up: ${cluster.nodes.map((n) => `${n.id} pid ${n.proc.pid} :${n.port}`).join(', ')}`);
+  const fleet = new HubFleet(cluster, rng, { hubs: o.hubs, devices: o.devices, reportMs: o.reportMs, prefix: `chaos-${o.seed.toString(36)}` });
+  await fleet.provision();
+  await fleet.connectAll(60_000);
+  const commands = new CommandStream(cluster, fleet.hubIds(), o.devices, rng, { rate: o.commandRate, timeoutMs: o.commandTimeoutMs });
+  fleet.startReports();
+  commands.start();
+  const t0 = performance.now();
+  say(`${o.hubs} hubs online; traffic started`);
+
+  const events: EventReport[] = [];
+  const signalled = new Set<number>();
+  const event = async (kind: 'kill' | 'rolling', round: number, of: number, index: number) => {
+    await sleep(o.gapS * 1000);
+    const node = cluster.nodes[index]!;
+    const pid = node.proc.pid;
+    signalled.add(pid);
+    const name = `${kind} ${round}/${of}`;
+    const underTraffic = await fleet.whenFlowing(pid, FRESH_ACK_MS, FRESH_WAIT_MS);
+    const hubsOnNode = fleet.onProcess(pid);
+    const atS = (performance.now() - t0) / 1000;
+    let exitMs: number;
+    let restartMs: number;
+    let allBack: boolean;
+    const extra: Pick<EventReport, 'exitCode' | 'forced'> = {};
+    if (kind === 'kill') {
+      ({ exitMs } = await cluster.kill(index));
+      // restarted at once, as a supervisor would; the hubs meanwhile reconnect to the others
+      const restart = cluster.restart(index);
+      allBack = await fleet.waitBack(pid, BACK_MS);
+      ({ readyMs: restartMs } = await restart);
+    } else {
+      const stop = await cluster.terminate(index, DRAIN_GRACE_MS);
+      exitMs = stop.exitMs;
+      extra.exitCode = stop.code;
+      extra.forced = stop.forced;
+      ({ readyMs: restartMs } = await cluster.restart(index));
+      allBack = await fleet.waitBack(pid, BACK_MS);
+    }
+    const ledger = ledgerReport(fleet.byPid.get(pid));
+    const ev: EventReport = {
+      name,
+      kind,
+      node: node.id,
+      pid,
+      atS: Math.round(atS * 10) / 10,
+      hubsOnNode,
+      exitMs: Math.round(exitMs),
+      ...extra,
+      restartMs: Math.round(restartMs),
+      allBack,
+      underTraffic,
+      ledger,
+      commandsUndefined: commands.tally.undefinedByPid.get(pid) ?? 0,
+    };
+    events.push(ev);
+    say(
+      `${name}: ${node.id} (pid ${pid}, ${hubsOnNode} hubs) ${kind === 'kill' ? 'SIGKILL' : 'SIGTERM'}, gone in ${Math.round(exitMs)} ms` +
+        `${kind === 'rolling' ? ` (exit ${ev.forced ? 'forced' : String(ev.exitCode)})` : ''}` +
+        `${underTraffic ? '' : ` (no ack within ${FRESH_ACK_MS} ms of its report for ${FRESH_WAIT_MS / 1000} s: signalled anyway)`}; ` +
+        `hubs back and checked ${allBack ? `(max ${(ledger.backMaxMs / 1000).toFixed(1)} s)` : 'NOT ALL within the limit'}; ` +
+        `acknowledged reports lost ${ledger.lost} on ${ledger.hubsWithLoss} hubs; restarted in ${(restartMs / 1000).toFixed(1)} s as pid ${node.proc.pid}`,
+    );
+  };
+
+  if (o.scenario !== 'rolling') for (let k = 0; k < o.kills; k++) await event('kill', k + 1, o.kills, k % NODES);
+  if (o.scenario !== 'kill') for (let k = 0; k < NODES; k++) await event('rolling', k + 1, NODES, k);
+  await sleep(o.gapS * 1000);
+
+  say('stopping traffic; waiting for every hub to be online with nothing unacknowledged, then reading every shadow');
+  await commands.stop();
+  const notIdle = await fleet.finalCheck(30_000);
+  const durationS = (performance.now() - started) / 1000;
+
+  const other = newLedger();
+  for (const [pid, l] of fleet.byPid) {
+    if (signalled.has(pid)) continue;
+    for (const k of ['sessionsEnded', 'checked', 'lost', 'hubsWithLoss', 'late', 'cursorBehind', 'cursorFramesBehind', 'unreadable'] as const) other[k] += l[k];
+    other.backMs.push(...l.backMs);
+  }
+  const otherReport = ledgerReport(other);
+  const end = { ...ledgerReport(fleet.end), notIdle };
+  const base: Omit<RunReport, 'failures' | 'pass'> = {
+    tool: 'chaos',
+    commit: git(['rev-parse', '--short', 'HEAD']),
+    serverCommit: git(['log', '-1', '--format=%h', '--', 'src', 'proto']),
+    srcClean: git(['status', '--porcelain', '--', 'src', 'proto']) === '',
+    seed: o.seed,
+    options: { scenario: o.scenario, hubs: o.hubs, devices: o.devices, reportMs: o.reportMs, commandRate: o.commandRate, commandTimeoutMs: o.commandTimeoutMs, kills: o.kills, gapS: o.gapS, appendfsync: o.appendfsync, env: o.env },
+    durationS: Math.round(durationS * 10) / 10,
+    machine: { cpus: cpus().length, loadAvg1mStart: loadAtStart, loadAvg1mEnd: loadavg()[0]! },
+    events,
+    other: otherReport,
+    end,
+    totals: {
+      lostAckedReports: events.reduce((a, e) => a + e.ledger.lost, 0) + otherReport.lost + end.lost,
+      lostPerKill: events.filter((e) => e.kind === 'kill').map((e) => e.ledger.lost),
+      lostPerRestart: events.filter((e) => e.kind === 'rolling').map((e) => e.ledger.lost),
+      reportsSent: fleet.stats.reportsSent,
+    },
+    commands: commandsReport(commands.tally),
+    hubs: { closes: { ...fleet.stats.closes }, connectErrors: { ...fleet.stats.connectErrors }, errorFrames: { ...fleet.stats.errorFrames }, gaveUp: fleet.stats.gaveUp },
+  };
+  const failures = failuresOf(base);
+  const report: RunReport = { ...base, failures, pass: failures.length === 0 };
+
+  await fleet.close();
+  await cluster.close();
+  const text = formatReport(report);
+  if (o.json) {
+    process.stderr.write(`${text}\n`);
+    process.stdout.write(`${JSON.stringify(report)}\n`);
+  } else process.stdout.write(`${text}\n`);
+  process.exit(report.pass ? 0 : 1);
+}
+
+main().catch((err: unknown) => {
+  say(`the run failed: ${(err as Error).stack ?? String(err)}`);
+  process.exit(3);
+});

@@ -1,0 +1,135 @@
+import { randomBytes } from 'node:crypto';
+import { freePort, startNats, startNode, startRedis, type NodeProc, type Proc } from '../../bench/lib/procs.js';
+import { request } from './http.js';
+
+/**
+ * The cluster under test: its own nats-server and redis-server (append-only file) on free ports
+ * and K node processes in cluster mode, each on its own port so every connection names the process
+ * it went to. Nodes are killed, stopped and restarted on the same port; the cluster remembers
+ * which signal each process got, so a request's failure can be put down to it.
+ */
+
+/**
+ * `up`: takes hubs and requests. `stopping`: SIGTERM is on its way (taken out of rotation first,
+ * as a load balancer does on readiness). `down`: no process. `starting`: a new process is booting.
+ */
+export type NodeState = 'starting' | 'up' | 'stopping' | 'down';
+
+export interface ChaosNode {
+  readonly index: number;
+  readonly id: string;
+  readonly port: number;
+  readonly wsUrl: string;
+  readonly httpUrl: string;
+  state: NodeState;
+  /** the current (or last) process */
+  proc: NodeProc;
+}
+
+export interface ClusterOptions {
+  nodes: number;
+  appendfsync: 'always' | 'everysec' | 'no';
+  /** extra environment of every node (TIER_* settings) */
+  env: Record<string, string>;
+}
+
+/** How long a restarted node may take to answer 200 on /readyz. */
+const READY_MS = 30_000;
+
+export class ChaosCluster {
+  readonly adminToken = `chaos-${randomBytes(12).toString('hex')}`;
+  readonly nodes: ChaosNode[] = [];
+  /** the signal each node process got from this run, by pid */
+  readonly signalled = new Map<number, 'SIGKILL' | 'SIGTERM'>();
+  private env: Record<string, string> = {};
+  private backends: Proc[] = [];
+
+  static async start(opts: ClusterOptions): Promise<ChaosCluster> {
+    const c = new ChaosCluster();
+    const [nats, redis] = await Promise.all([startNats(), startRedis({ appendfsync: opts.appendfsync })]);
+    c.backends.push(nats.proc, redis.proc);
+    c.env = {
+      ...opts.env,
+      NATS_URL: nats.url,
+      REDIS_URL: redis.url,
+      JWT_SECRET: `jwt-${randomBytes(16).toString('hex')}`,
+    };
+    const ports: number[] = [];
+    for (let i = 0; i < opts.nodes; i++) ports.push(await freePort());
+    const procs = await Promise.all(ports.map((port, i) => c.boot(i, port)));
+    procs.forEach((proc, i) => {
+      const port = ports[i]!;
+      c.nodes.push({ index: i, id: `node-${i}`, port, wsUrl: `ws://127.0.0.1:${port}`, httpUrl: `http://127.0.0.1:${port}`, state: 'up', proc });
+    });
+    return c;
+  }
+
+  get redisPid(): number {
+    return this.backends[1]?.pid ?? 0;
+  }
+
+  up(): ChaosNode[] {
+    return this.nodes.filter((n) => n.state === 'up');
+  }
+
+  /** SIGKILL; resolves once the process has exited (the node is then `down`). */
+  async kill(index: number): Promise<{ pid: number; exitMs: number }> {
+    const node = this.nodes[index]!;
+    const { pid } = node.proc;
+    const t0 = performance.now();
+    this.signalled.set(pid, 'SIGKILL');
+    node.proc.child.kill('SIGKILL');
+    await node.proc.exited;
+    node.state = 'down';
+    return { pid, exitMs: performance.now() - t0 };
+  }
+
+  /**
+   * Takes the node out of rotation, sends SIGTERM and waits up to `graceMs` for the drain to end;
+   * past that it is killed (`forced`). `code`: the exit code (null when killed).
+   */
+  async terminate(index: number, graceMs: number): Promise<{ pid: number; exitMs: number; code: number | null; forced: boolean }> {
+    const node = this.nodes[index]!;
+    const { pid } = node.proc;
+    node.state = 'stopping';
+    const t0 = performance.now();
+    this.signalled.set(pid, 'SIGTERM');
+    node.proc.child.kill('SIGTERM');
+    let forced = false;
+    const timer = setTimeout(() => {
+      forced = true;
+      node.proc.child.kill('SIGKILL');
+    }, graceMs);
+    const code = await node.proc.exited;
+    clearTimeout(timer);
+    node.state = 'down';
+    return { pid, exitMs: performance.now() - t0, code, forced };
+  }
+
+  /** Starts a new process on the node's port; resolves when /readyz answers 200 (state `up`). */
+  async restart(index: number): Promise<{ pid: number; readyMs: number }> {
+    const node = this.nodes[index]!;
+    node.state = 'starting';
+    const t0 = performance.now();
+    node.proc = await this.boot(index, node.port);
+    node.state = 'up';
+    return { pid: node.proc.pid, readyMs: performance.now() - t0 };
+  }
+
+  /** Stops every node (SIGTERM, then SIGKILL after 5 s) and the backends. */
+  async close(): Promise<void> {
+    await Promise.allSettled(this.nodes.map((n) => n.proc.stop()));
+    await Promise.allSettled(this.backends.map((b) => b.stop()));
+  }
+
+  private async boot(index: number, port: number): Promise<NodeProc> {
+    const proc = await startNode({ env: { ...this.env, NODE_ID: `node-${index}` }, adminToken: this.adminToken, port });
+    const until = Date.now() + READY_MS;
+    for (;;) {
+      const ready = await request(`http://127.0.0.1:${proc.adminPort}`, 'GET', '/readyz', this.adminToken, undefined, 2_000).catch(() => null);
+      if (ready?.status === 200) return proc;
+      if (Date.now() > until) throw new Error(`node-${index} (pid ${proc.pid}) not ready within ${READY_MS} ms: ${JSON.stringify(ready?.body ?? null)}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+}

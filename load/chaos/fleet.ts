@@ -1,0 +1,491 @@
+import { FrameType, type ServerToHubFrame } from '../../proto/frames.js';
+import { HubClient, HubClientError } from '../hub-client.js';
+import type { ChaosCluster, ChaosNode } from './cluster.js';
+import { request } from './http.js';
+import type { Random } from './random.js';
+
+/**
+ * The hubs of a chaos run, each a `HubClient` (one boot id for the whole run, so a reconnect
+ * resumes its sequence numbers and resends what was not acknowledged). Every report sets one
+ * device's counter attribute `n` to the next integer, so for each device the largest `n` the
+ * server acknowledged is known exactly; the shadow must hold at least that.
+ *
+ * When a session ends (node killed, drained, anything), the hub reconnects with backoff to another
+ * node that is up, or after the `reconnect` hint's delay. Before it sends anything on the new
+ * session it reads its shadow through a node other than its own and counts, per device, the
+ * acknowledged reports missing from it: nothing of this hub can reach Redis between the close and
+ * that read, so later reports cannot hide a loss. The count goes to the ledger of the process the
+ * hub was on.
+ */
+
+export interface FleetOptions {
+  hubs: number;
+  devices: number;
+  /** ms between two reports of one hub */
+  reportMs: number;
+  /** hub ids `<prefix>-<i>`, homes `<prefix>-home-<i/10>` */
+  prefix: string;
+}
+
+/** What the checks found for the hub sessions that ended on one process (or at the end of the run). */
+export interface Ledger {
+  /** hub sessions that ended on this process */
+  sessionsEnded: number;
+  /** of those, hubs that came back and whose shadow was read */
+  checked: number;
+  /** acknowledged reports missing from the shadow */
+  lost: number;
+  hubsWithLoss: number;
+  /** missing at the first read but there at a re-read (a write landing late, not lost) */
+  late: number;
+  /** hubs whose next welcome `s` was below the last sequence number they saw acknowledged */
+  cursorBehind: number;
+  /** sum over those hubs of (last acknowledged - welcome `s`) */
+  cursorFramesBehind: number;
+  /** ms from the session's end to the check of the hub's shadow, per hub */
+  backMs: number[];
+  /** checks abandoned: the shadow could not be read through any node */
+  unreadable: number;
+}
+
+export function newLedger(): Ledger {
+  return { sessionsEnded: 0, checked: 0, lost: 0, hubsWithLoss: 0, late: 0, cursorBehind: 0, cursorFramesBehind: 0, backMs: [], unreadable: 0 };
+}
+
+type Phase = 'idle' | 'connecting' | 'welcomed' | 'running' | 'offline';
+
+/** A session that ended and whose loss check is still due. */
+interface Ended {
+  /** the node process the session was on */
+  pid: number;
+  /** the last sequence number the hub saw acknowledged when it closed */
+  ackedSeq: number;
+  at: number;
+  cursorCounted: boolean;
+}
+
+interface Sent {
+  seq: number;
+  /** device index; -1 for the devices frame */
+  dev: number;
+  n: number;
+  /** performance.now() when it was sent */
+  at: number;
+}
+
+class ChaosHub {
+  phase: Phase = 'idle';
+  /** node index and process of the current (or last) connection */
+  node = -1;
+  pid = 0;
+  /** increases at every welcome */
+  session = 0;
+  readonly sent: number[];
+  readonly acked: number[];
+  /** per device: losses up to this counter value are already counted */
+  readonly accounted: number[];
+  readonly pending: Sent[] = [];
+  nextDev = 0;
+  nextReportAt = 0;
+  /** `after` of a reconnect frame in the current session */
+  hint: number | null = null;
+  attempts = 0;
+  ended: Ended | null = null;
+  announced = false;
+
+  constructor(
+    readonly index: number,
+    readonly client: HubClient,
+    devices: number,
+  ) {
+    this.sent = new Array<number>(devices).fill(0);
+    this.acked = new Array<number>(devices).fill(0);
+    this.accounted = new Array<number>(devices).fill(0);
+  }
+
+  get id(): string {
+    return this.client.hubId;
+  }
+
+  /** Every sequenced frame up to `s` is acknowledged; returns when the newest of them was sent (0: none). */
+  advance(s: number): number {
+    let at = 0;
+    while (this.pending.length > 0 && this.pending[0]!.seq <= s) {
+      const p = this.pending.shift()!;
+      if (p.dev >= 0 && p.n > this.acked[p.dev]!) this.acked[p.dev] = p.n;
+      at = p.at;
+    }
+    return at;
+  }
+}
+
+/** Past this many unacknowledged frames a hub waits instead of sending more. */
+const MAX_UNACKED = 64;
+const TICK_MS = 25;
+/** Re-reads of a shadow that lacks acknowledged reports: a write may still land (a drain's flush). */
+const REREAD_MS = [300, 1_500];
+const MAX_CONNECT_ATTEMPTS = 200;
+
+export const deviceId = (dev: number) => `dev-${dev}`;
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+export class HubFleet {
+  readonly hubs: ChaosHub[] = [];
+  /** ledgers of ended sessions by the pid of the node process they were on */
+  readonly byPid = new Map<number, Ledger>();
+  /** what the final check found beyond what the reconnect checks had counted */
+  readonly end = newLedger();
+  readonly stats = {
+    reportsSent: 0,
+    /** close codes of ended sessions */
+    closes: counts(),
+    connectErrors: counts(),
+    errorFrames: counts(),
+    /** hubs that stopped reconnecting after MAX_CONNECT_ATTEMPTS */
+    gaveUp: 0,
+  };
+  private stopping = false;
+  private ticker: NodeJS.Timeout | null = null;
+  private trigger: { pid: number; maxAgeMs: number; resolve: (fresh: boolean) => void } | null = null;
+
+  constructor(
+    private readonly cluster: ChaosCluster,
+    private readonly rng: Random,
+    readonly opts: FleetOptions,
+  ) {}
+
+  hubIds(): string[] {
+    return this.hubs.map((h) => h.id);
+  }
+
+  /** Provisions every hub through node 0 (16 requests at a time). */
+  async provision(): Promise<void> {
+    const base = this.cluster.nodes[0]!.httpUrl;
+    const secrets = new Array<string>(this.opts.hubs);
+    let next = 0;
+    const one = async () => {
+      for (let i = next++; i < this.opts.hubs; i = next++) {
+        const hubId = `${this.opts.prefix}-${i}`;
+        const res = await request(base, 'POST', '/v1/admin/hubs', this.cluster.adminToken, { hubId, homeId: `${this.opts.prefix}-home-${Math.floor(i / 10)}` }, 10_000);
+        const secret = (res.body as { secret?: unknown }).secret;
+        if (res.status !== 201 || typeof secret !== 'string') throw new Error(`provisioning ${hubId}: ${res.status} ${JSON.stringify(res.body)}`);
+        secrets[i] = secret;
+      }
+    };
+    await Promise.all(Array.from({ length: 16 }, one));
+    for (let i = 0; i < this.opts.hubs; i++) {
+      const client = new HubClient({ url: this.cluster.nodes[0]!.wsUrl, hubId: `${this.opts.prefix}-${i}`, secret: secrets[i]!, autoResend: false });
+      const hub = new ChaosHub(i, client, this.opts.devices);
+      client.on('frame', (f: ServerToHubFrame) => {
+        if (f.t !== FrameType.ack && f.t !== FrameType.welcome) return;
+        const sentAt = hub.advance(f.s);
+        const t = this.trigger;
+        if (t && f.t === FrameType.ack && hub.pid === t.pid && sentAt > 0 && performance.now() - sentAt <= t.maxAgeMs) {
+          this.trigger = null;
+          t.resolve(true);
+        }
+      });
+      client.on('welcome', () => {
+        hub.phase = 'welcomed';
+        hub.session++;
+      });
+      client.on('reconnect', (f) => (hub.hint = f.after));
+      client.on('errorFrame', (f) => bump(this.stats.errorFrames, f.e));
+      client.on('close', (info) => this.onClose(hub, info.code));
+      this.hubs.push(hub);
+    }
+  }
+
+  /** Connects hub i to node i mod K; resolves when all are online, or rejects after `timeoutMs`. */
+  async connectAll(timeoutMs: number): Promise<void> {
+    for (const hub of this.hubs) this.connect(hub, this.cluster.nodes[hub.index % this.cluster.nodes.length]);
+    await this.waitFor(() => this.hubs.every((h) => h.phase === 'running'), timeoutMs, 'every hub online');
+  }
+
+  startReports(): void {
+    const now = Date.now();
+    for (const h of this.hubs) h.nextReportAt = now + this.rng.next() * this.opts.reportMs;
+    this.ticker = setInterval(() => this.tick(), TICK_MS);
+  }
+
+  stopReports(): void {
+    if (this.ticker) clearInterval(this.ticker);
+    this.ticker = null;
+  }
+
+  /**
+   * Resolves true at the first ack from process `pid` for a report sent at most `maxAgeMs`
+   * before: that process is taking reports and acknowledging them now. Signalled at that moment,
+   * a node is hit under flowing traffic rather than in a pause of this load generator (which
+   * shares a loaded machine with the nodes). False after `timeoutMs` without such an ack.
+   */
+  whenFlowing(pid: number, maxAgeMs: number, timeoutMs: number): Promise<boolean> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.trigger = null;
+        resolve(false);
+      }, timeoutMs);
+      this.trigger = {
+        pid,
+        maxAgeMs,
+        resolve: (fresh) => {
+          clearTimeout(timer);
+          resolve(fresh);
+        },
+      };
+    });
+  }
+
+  /** Hubs whose session is on this process now. */
+  onProcess(pid: number): number {
+    return this.hubs.filter((h) => h.pid === pid && (h.phase === 'welcomed' || h.phase === 'running')).length;
+  }
+
+  ledger(pid: number): Ledger {
+    let l = this.byPid.get(pid);
+    if (!l) this.byPid.set(pid, (l = newLedger()));
+    return l;
+  }
+
+  /** True once no hub is on process `pid` or has a check for it due, and every hub is online; false after `timeoutMs`. */
+  async waitBack(pid: number, timeoutMs: number): Promise<boolean> {
+    const until = Date.now() + timeoutMs;
+    while (!this.hubs.every((h) => h.pid !== pid && h.ended?.pid !== pid && h.phase === 'running')) {
+      if (Date.now() > until) return false;
+      await sleep(50);
+    }
+    return true;
+  }
+
+  /**
+   * The end of the run: reports are stopped; waits until every hub is online with nothing
+   * unacknowledged (resending what is left every 2 s), then checks every shadow. Returns the hubs
+   * that did not get there.
+   */
+  async finalCheck(timeoutMs: number): Promise<number> {
+    this.stopReports();
+    const until = Date.now() + timeoutMs;
+    let nudged = Date.now();
+    const idle = (h: ChaosHub) => h.phase === 'running' && h.client.connected && h.client.unackedCount === 0;
+    while (!this.hubs.every(idle) && Date.now() < until) {
+      if (Date.now() - nudged > 2_000) {
+        nudged = Date.now();
+        for (const h of this.hubs) if (h.phase === 'running' && h.client.unackedCount > 0) h.client.resendUnacked();
+      }
+      await sleep(50);
+    }
+    const notIdle = this.hubs.filter((h) => !idle(h)).length;
+    let next = 0;
+    const one = async () => {
+      for (let i = next++; i < this.hubs.length; i = next++) {
+        const hub = this.hubs[i]!;
+        const found = await this.verify(hub);
+        if (found === null) {
+          this.end.unreadable++;
+          continue;
+        }
+        commit(hub, found.missing);
+        this.end.checked++;
+        this.end.lost += found.lost;
+        this.end.late += found.late;
+        if (found.lost > 0) this.end.hubsWithLoss++;
+      }
+    };
+    await Promise.all(Array.from({ length: 8 }, one));
+    return notIdle;
+  }
+
+  /** Stops reconnecting and drops every socket. */
+  async close(): Promise<void> {
+    this.stopping = true;
+    this.stopReports();
+    await Promise.allSettled(this.hubs.map((h) => h.client.terminate()));
+  }
+
+  private tick(): void {
+    const now = Date.now();
+    for (const hub of this.hubs) {
+      if (hub.phase !== 'running' || now < hub.nextReportAt || !hub.client.connected || hub.client.unackedCount >= MAX_UNACKED) continue;
+      const dev = hub.nextDev;
+      hub.nextDev = (dev + 1) % this.opts.devices;
+      const n = ++hub.sent[dev]!;
+      void hub.client.report({ [deviceId(dev)]: { n } });
+      hub.pending.push({ seq: hub.client.seq, dev, n, at: performance.now() });
+      this.stats.reportsSent++;
+      hub.nextReportAt = Math.max(hub.nextReportAt + this.opts.reportMs, now - this.opts.reportMs);
+    }
+  }
+
+  private onClose(hub: ChaosHub, code: number): void {
+    // a failed connect closes too: connectOnce's rejection schedules that retry
+    if (hub.phase !== 'welcomed' && hub.phase !== 'running') return;
+    bump(this.stats.closes, String(code));
+    hub.phase = 'offline';
+    this.ledger(hub.pid).sessionsEnded++;
+    hub.ended ??= { pid: hub.pid, ackedSeq: hub.client.acked, at: Date.now(), cursorCounted: false };
+    this.schedule(hub, hub.hint ?? this.backoff(0));
+  }
+
+  private backoff(attempt: number): number {
+    // real hubs start at 1 s and double up to minutes; compressed here to keep a run short
+    return Math.min(4_000, 200 * 2 ** attempt) * (0.5 + this.rng.next());
+  }
+
+  private schedule(hub: ChaosHub, delayMs: number): void {
+    if (this.stopping) return;
+    if (++hub.attempts > MAX_CONNECT_ATTEMPTS) {
+      this.stats.gaveUp++;
+      return;
+    }
+    setTimeout(() => this.connect(hub), delayMs);
+  }
+
+  /** One connection attempt; a fault of this tool itself is counted and retried, never unhandled. */
+  private connect(hub: ChaosHub, target?: ChaosNode): void {
+    this.connectOnce(hub, target).catch(() => {
+      bump(this.stats.connectErrors, 'chaos_internal');
+      hub.phase = 'offline';
+      void hub.client.terminate();
+      this.schedule(hub, this.backoff(hub.attempts));
+    });
+  }
+
+  /** A node that is up, other than the hub's last one when there is a choice. */
+  private pickNode(exclude: number): ChaosNode | undefined {
+    const up = this.cluster.up();
+    const others = up.filter((n) => n.index !== exclude);
+    return this.rng.pick(others.length > 0 ? others : up);
+  }
+
+  private async connectOnce(hub: ChaosHub, target?: ChaosNode): Promise<void> {
+    if (this.stopping) return;
+    const node = target ?? this.pickNode(hub.node);
+    if (!node) {
+      this.schedule(hub, this.backoff(hub.attempts));
+      return;
+    }
+    hub.node = node.index;
+    hub.pid = node.proc.pid;
+    hub.phase = 'connecting';
+    hub.hint = null;
+    let welcomeS: number;
+    try {
+      welcomeS = (await hub.client.connect(node.wsUrl)).s;
+    } catch (err) {
+      bump(this.stats.connectErrors, err instanceof HubClientError ? err.code : 'error');
+      if (hub.phase === 'connecting') {
+        hub.phase = 'offline';
+        this.schedule(hub, this.backoff(hub.attempts));
+      }
+      return;
+    }
+    // the 'welcome' listener made it 'welcomed'; a close since then has scheduled the next attempt
+    if (phaseOf(hub) !== 'welcomed') return;
+    const session = hub.session;
+    hub.attempts = 0;
+    const ended = hub.ended;
+    if (ended) {
+      const ledger = this.ledger(ended.pid);
+      if (!ended.cursorCounted) {
+        ended.cursorCounted = true;
+        if (welcomeS < ended.ackedSeq) {
+          ledger.cursorBehind++;
+          ledger.cursorFramesBehind += ended.ackedSeq - welcomeS;
+        }
+      }
+      const found = await this.verify(hub);
+      // closed again while reading: the next welcome checks (nothing was sent meanwhile)
+      if (hub.session !== session || phaseOf(hub) !== 'welcomed') return;
+      if (found === null) ledger.unreadable++;
+      else {
+        commit(hub, found.missing);
+        ledger.checked++;
+        ledger.lost += found.lost;
+        ledger.late += found.late;
+        if (found.lost > 0) ledger.hubsWithLoss++;
+        ledger.backMs.push(Date.now() - ended.at);
+      }
+      hub.ended = null;
+    }
+    hub.client.resendUnacked(welcomeS + 1);
+    hub.phase = 'running';
+    if (!hub.announced) {
+      hub.announced = true;
+      const j = Array.from({ length: this.opts.devices }, (_, dev) => ({ d: deviceId(dev), k: 'sensor.counter' }));
+      void hub.client.devices({ f: true, j });
+      hub.pending.push({ seq: hub.client.seq, dev: -1, n: 0, at: performance.now() });
+    }
+  }
+
+  /**
+   * Reads the hub's shadow and counts, per device, the acknowledged reports beyond the shadow's
+   * counter that no earlier check counted (`missing`, to `commit` once the caller counts them). A
+   * shortfall is read again (bounded) before it counts. Null when the shadow could not be read.
+   */
+  private async verify(hub: ChaosHub): Promise<{ lost: number; late: number; missing: number[] } | null> {
+    let first: number | null = null;
+    let missing: number[] = [];
+    for (let attempt = 0; attempt <= REREAD_MS.length; attempt++) {
+      if (attempt > 0) await sleep(REREAD_MS[attempt - 1]!);
+      const shadow = await this.readShadow(hub);
+      if (!shadow) continue;
+      missing = hub.acked.map((a, dev) => Math.max(0, a - Math.max(shadow[dev]!, hub.accounted[dev]!)));
+      const total = missing.reduce((x, y) => x + y, 0);
+      first ??= total;
+      if (total === 0) break;
+    }
+    if (first === null) return null;
+    const lost = missing.reduce((x, y) => x + y, 0);
+    return { lost, late: first - lost, missing };
+  }
+
+  /** The counter `n` of every device as a node other than the hub's own reads it from Redis. */
+  private async readShadow(hub: ChaosHub): Promise<number[] | null> {
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const node = this.pickNode(hub.node);
+      if (!node) return null;
+      try {
+        const res = await request(node.httpUrl, 'GET', `/v1/hubs/${hub.id}/shadow`, this.cluster.adminToken, undefined, 5_000);
+        const devices = (res.body as { devices?: Record<string, { reported?: { n?: unknown } }> }).devices;
+        if (res.status !== 200 || typeof devices !== 'object' || devices === null) continue;
+        return hub.acked.map((_, dev) => {
+          const n = devices[deviceId(dev)]?.reported?.n;
+          return typeof n === 'number' ? n : 0;
+        });
+      } catch {
+        // that node did not answer: another one
+      }
+    }
+    return null;
+  }
+
+  private async waitFor(done: () => boolean, timeoutMs: number, what: string): Promise<void> {
+    const until = Date.now() + timeoutMs;
+    while (!done()) {
+      if (Date.now() > until) throw new Error(`chaos: timed out after ${timeoutMs} ms waiting for ${what}`);
+      await sleep(50);
+    }
+  }
+}
+
+/** The phase as it is now: event listeners change it across an await, which narrowing cannot see. */
+function phaseOf(hub: ChaosHub): Phase {
+  return hub.phase;
+}
+
+/** Losses found by a check are counted once: later checks start above them. */
+function commit(hub: ChaosHub, missing: number[]): void {
+  missing.forEach((m, dev) => {
+    if (m > 0) hub.accounted[dev] = hub.acked[dev]!;
+  });
+}
+
+/** Counts keyed by codes the server sends: a map without a prototype. */
+export function counts(): Record<string, number> {
+  return Object.create(null) as Record<string, number>;
+}
+
+export function bump(counts: Record<string, number>, key: string): void {
+  counts[key] = (counts[key] ?? 0) + 1;
+}

@@ -1,0 +1,180 @@
+import { table } from '../histogram.js';
+import type { CommandTally } from './commands.js';
+import type { Ledger } from './fleet.js';
+
+/** One fault the run injected and what the hubs found when they came back. */
+export interface EventReport {
+  /** `kill 1/3`, `rolling 2/3` */
+  name: string;
+  kind: 'kill' | 'rolling';
+  node: string;
+  pid: number;
+  /** seconds since the traffic started */
+  atS: number;
+  /** hub sessions on the process when the signal went out */
+  hubsOnNode: number;
+  /** signal → process gone, ms */
+  exitMs: number;
+  /** rolling: the exit code (0: a clean drain); null when it had to be killed */
+  exitCode?: number | null;
+  /** rolling: still running after the grace period, killed */
+  forced?: boolean;
+  /** the replacement process: boot → /readyz 200, ms */
+  restartMs: number;
+  /** every hub of the process was back online and checked before the next step */
+  allBack: boolean;
+  /**
+   * the signal went out right after the process acknowledged a report sent at most 20 ms before;
+   * false: no such ack came within 5 s and it was signalled anyway
+   */
+  underTraffic: boolean;
+  ledger: LedgerReport;
+  /** command requests to this process without a definitive answer */
+  commandsUndefined: number;
+}
+
+export interface LedgerReport {
+  sessionsEnded: number;
+  checked: number;
+  lost: number;
+  hubsWithLoss: number;
+  late: number;
+  cursorBehind: number;
+  cursorFramesBehind: number;
+  unreadable: number;
+  backP50Ms: number;
+  backMaxMs: number;
+}
+
+export interface RunReport {
+  tool: 'chaos';
+  /** HEAD of the checkout */
+  commit: string;
+  /** the last commit that changed src/ or proto/: the server code measured */
+  serverCommit: string;
+  /** src/ and proto/ have no uncommitted changes */
+  srcClean: boolean;
+  seed: number;
+  options: Record<string, unknown>;
+  durationS: number;
+  /** the figures depend on what else runs on the machine: the 1-minute load average at start and end */
+  machine: { cpus: number; loadAvg1mStart: number; loadAvg1mEnd: number };
+  events: EventReport[];
+  /** checks of sessions that ended on processes not signalled by the run (takeovers, timeouts) */
+  other: LedgerReport;
+  /** the final check: what no reconnect check had counted already */
+  end: LedgerReport & { notIdle: number };
+  totals: { lostAckedReports: number; lostPerKill: number[]; lostPerRestart: number[]; reportsSent: number };
+  commands: {
+    sent: number;
+    ok: number;
+    errors: Record<string, number>;
+    undefinedToKilled: Record<string, number>;
+    undefinedToStopped: Record<string, number>;
+    undefinedOther: Record<string, number>;
+  };
+  hubs: { closes: Record<string, number>; connectErrors: Record<string, number>; errorFrames: Record<string, number>; gaveUp: number };
+  /** why the run failed; empty when it passed */
+  failures: string[];
+  pass: boolean;
+}
+
+export function ledgerReport(l: Ledger | undefined): LedgerReport {
+  const back = [...(l?.backMs ?? [])].sort((a, b) => a - b);
+  return {
+    sessionsEnded: l?.sessionsEnded ?? 0,
+    checked: l?.checked ?? 0,
+    lost: l?.lost ?? 0,
+    hubsWithLoss: l?.hubsWithLoss ?? 0,
+    late: l?.late ?? 0,
+    cursorBehind: l?.cursorBehind ?? 0,
+    cursorFramesBehind: l?.cursorFramesBehind ?? 0,
+    unreadable: l?.unreadable ?? 0,
+    backP50Ms: Math.round(back[Math.floor(back.length / 2)] ?? 0),
+    backMaxMs: Math.round(back[back.length - 1] ?? 0),
+  };
+}
+
+export function sum(counts: Record<string, number>): number {
+  return Object.values(counts).reduce((a, b) => a + b, 0);
+}
+
+export function commandsReport(t: CommandTally): RunReport['commands'] {
+  return {
+    sent: t.sent,
+    ok: t.ok,
+    errors: { ...t.errors },
+    undefinedToKilled: { ...t.undefinedAnswers.toKilled },
+    undefinedToStopped: { ...t.undefinedAnswers.toStopped },
+    undefinedOther: { ...t.undefinedAnswers.other },
+  };
+}
+
+/** What makes the run fail: lost acknowledged reports, undefined answers (except from killed processes), anything unverified. */
+export function failuresOf(r: Omit<RunReport, 'failures' | 'pass'>): string[] {
+  const out: string[] = [];
+  if (r.totals.lostAckedReports > 0) out.push(`${r.totals.lostAckedReports} acknowledged reports lost`);
+  const stopped = sum(r.commands.undefinedToStopped);
+  const other = sum(r.commands.undefinedOther);
+  if (stopped > 0) out.push(`${stopped} commands to a draining (SIGTERM) process without a definitive answer`);
+  if (other > 0) out.push(`${other} commands to live processes without a definitive answer`);
+  const notBack = r.events.filter((e) => !e.allBack).map((e) => e.name);
+  if (notBack.length > 0) out.push(`hubs not back in time after ${notBack.join(', ')}`);
+  const unreadable = r.events.reduce((a, e) => a + e.ledger.unreadable, 0) + r.other.unreadable + r.end.unreadable;
+  if (unreadable > 0) out.push(`${unreadable} shadows could not be read (unverified)`);
+  if (r.end.notIdle > 0) out.push(`${r.end.notIdle} hubs not online and idle at the end`);
+  if (r.hubs.gaveUp > 0) out.push(`${r.hubs.gaveUp} hubs gave up reconnecting`);
+  return out;
+}
+
+const fmtCounts = (c: Record<string, number>) =>
+  Object.entries(c)
+    .sort((a, b) => b[1] - a[1])
+    .map(([k, v]) => `${k} ${v}`)
+    .join(', ') || '-';
+
+/** The human summary: one row per injected fault, then commands and the verdict. */
+export function formatReport(r: RunReport): string {
+  const rows: Array<Array<string | number>> = [
+    ['event', 'node', 'pid', 'at s', 'hubs on it', 'back p50/max s', 'acked reports lost', 'hubs with loss', 'cursor behind (hubs/frames)', 'late writes', 'cmds no answer', 'exit ms', 'restart s'],
+  ];
+  const s = (ms: number) => (ms / 1000).toFixed(1);
+  for (const e of r.events) {
+    rows.push([
+      e.name + (e.kind === 'rolling' && e.exitCode !== 0 ? ` (exit ${e.forced ? 'forced' : String(e.exitCode)})` : '') + (e.underTraffic ? '' : ' (idle)'),
+      e.node,
+      e.pid,
+      e.atS.toFixed(0),
+      e.hubsOnNode,
+      `${s(e.ledger.backP50Ms)}/${s(e.ledger.backMaxMs)}${e.allBack ? '' : ' (not all)'}`,
+      e.ledger.lost,
+      e.ledger.hubsWithLoss,
+      `${e.ledger.cursorBehind}/${e.ledger.cursorFramesBehind}`,
+      e.ledger.late,
+      e.commandsUndefined,
+      Math.round(e.exitMs),
+      s(e.restartMs),
+    ]);
+  }
+  if (r.other.sessionsEnded > 0 || r.other.lost > 0) rows.push(['other closes', '', '', '', r.other.sessionsEnded, '', r.other.lost, r.other.hubsWithLoss, `${r.other.cursorBehind}/${r.other.cursorFramesBehind}`, r.other.late, '', '', '']);
+  rows.push(['final check', '', '', '', '', '', r.end.lost, r.end.hubsWithLoss, '', r.end.late, '', '', '']);
+  const c = r.commands;
+  const lines = [
+    `chaos run: server code at ${r.serverCommit}${r.srcClean ? '' : ' plus uncommitted changes'} (checkout ${r.commit}), seed ${r.seed}, ${r.durationS.toFixed(0)} s: ${r.options.hubs} hubs x ${r.options.devices} devices, a report every ${r.options.reportMs} ms per hub, ${r.options.commandRate} commands/s`,
+    `machine: ${r.machine.cpus} cores, load average ${r.machine.loadAvg1mStart.toFixed(1)} at start, ${r.machine.loadAvg1mEnd.toFixed(1)} at end`,
+    '',
+    table(rows),
+    '',
+    `acknowledged reports lost: ${r.totals.lostAckedReports} in total` +
+      (r.totals.lostPerKill.length > 0 ? `; per kill -9: ${r.totals.lostPerKill.join(', ')}` : '') +
+      (r.totals.lostPerRestart.length > 0 ? `; per rolling restart: ${r.totals.lostPerRestart.join(', ')}` : '') +
+      ` (of ${r.totals.reportsSent} reports sent)`,
+    `commands: ${c.sent} sent, ${c.ok} answered 200; error answers: ${fmtCounts(c.errors)}`,
+    `commands without a definitive answer: to a killed process ${sum(c.undefinedToKilled)} (expected: ${fmtCounts(c.undefinedToKilled)}); ` +
+      `to a draining process ${sum(c.undefinedToStopped)} (${fmtCounts(c.undefinedToStopped)}); to live processes ${sum(c.undefinedOther)} (${fmtCounts(c.undefinedOther)})`,
+    `hub sessions closed by code: ${fmtCounts(r.hubs.closes)}; failed connects: ${fmtCounts(r.hubs.connectErrors)}; error frames: ${fmtCounts(r.hubs.errorFrames)}`,
+    '',
+    r.pass ? 'PASS' : `FAIL: ${r.failures.join('; ')}`,
+  ];
+  return lines.join('\n');
+}
