@@ -95,6 +95,24 @@ describe('rules', () => {
     expect(res).toMatchObject({ status: 400, body: { field: 'body' } });
   });
 
+  it('aliases named toString and constructor read their own devices', async () => {
+    const created = await call('POST', '/v1/homes/home1/rules', {
+      ...HALL_LIGHT,
+      devices: { toString: { hub: 'home1-hub', device: 'hall-lux' }, constructor: { hub: 'home1-hub2', device: 'door' } },
+      conditions: ['dev.toString.lux < 30 && dev.constructor.open == false'],
+    });
+    expect(created.status).toBe(201);
+    expect(created.body.rule.devices).toEqual({ toString: { hub: 'home1-hub', device: 'hall-lux' }, constructor: { hub: 'home1-hub2', device: 'door' } });
+    r.hubs.report('home1-hub', 'hall-lux', { lux: 12 });
+    r.hubs.report('home1-hub2', 'door', { open: false });
+    await r.settle();
+    const test = await call('POST', `/v1/homes/home1/rules/${created.body.rule.id}/test`);
+    expect(test.body.test).toMatchObject({
+      conditions: [{ expr: 'dev.toString.lux < 30 && dev.constructor.open == false', value: true }],
+      state: { 'home1-hub/hall-lux': { lux: 12 }, 'home1-hub2/door': { open: false } },
+    });
+  });
+
   it('dry run: what the rule would do now, with each condition, doing nothing', async () => {
     await call('PUT', '/v1/homes/home1/settings', { timeZone: 'Europe/Berlin' });
     const rule = (await call('POST', '/v1/homes/home1/rules', HALL_LIGHT)).body.rule;
