@@ -95,6 +95,20 @@ describe('rules', () => {
     expect(res).toMatchObject({ status: 400, body: { field: 'body' } });
   });
 
+  it('refuses __proto__ and constructor keys in a body with 400 naming the field; a devices alias __proto__ is not dropped unchecked', async () => {
+    /** the body as raw JSON text: a JS object literal would make `__proto__` its prototype, not a key */
+    const raw = (patch: string) => JSON.stringify({ ...HALL_LIGHT, devices: {}, conditions: [] }).replace(/^\{/, `{${patch},`);
+    const post = (text: string) => call('POST', '/v1/homes/home1/rules', text);
+    const before = (await call('GET', '/v1/homes/home1/rules')).body.rules.length;
+    expect(await post(raw('"__proto__": {"enabled": false}'))).toMatchObject({ status: 400, body: { code: 'invalid_field', field: '__proto__' } });
+    expect(await post(raw('"constructor": {"name": "x"}'))).toMatchObject({ status: 400, body: { code: 'invalid_field', field: 'constructor' } });
+    // a hub of another home behind the alias __proto__: it used to be stored as a rule without that
+    // device (201), the hub never checked; now it is refused
+    const hidden = await post(JSON.stringify({ ...HALL_LIGHT, devices: {}, conditions: [] }).replace('"devices":{}', '"devices":{"__proto__":{"hub":"home2-hub","device":"door"}}'));
+    expect(hidden).toMatchObject({ status: 400, body: { code: 'invalid_field', field: 'devices.__proto__' } });
+    expect((await call('GET', '/v1/homes/home1/rules')).body.rules).toHaveLength(before);
+  });
+
   it('aliases named toString and constructor read their own devices', async () => {
     const created = await call('POST', '/v1/homes/home1/rules', {
       ...HALL_LIGHT,
