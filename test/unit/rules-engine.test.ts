@@ -41,6 +41,40 @@ const LEAK = {
   ],
 };
 
+describe('names of Object.prototype members as device, alias and attribute', () => {
+  it('a rule on device toString, attribute valueOf, alias constructor runs on its own transition only, through the workers', async () => {
+    r = rig(pool, berlin(1, 12));
+    const rule = await r.store.createRule(
+      'home1',
+      validateRuleSpec({
+        name: 'Members',
+        triggers: [{ type: 'state', hub: 'home1-hub', device: 'toString', attr: 'valueOf', from: 1, to: 2 }],
+        devices: { constructor: { hub: 'home1-hub', device: 'toString' }, hasOwnProperty: { hub: 'home1-hub', device: 'isPrototypeOf' } },
+        conditions: ['dev.constructor.valueOf == 2 && event.prev == 1', '!has(dev.hasOwnProperty.on)'],
+        actions: [
+          { type: 'command', hub: 'home1-hub', device: 'hasOwnProperty', set: { toString: 'on' } },
+          { type: 'notify', title: 'Members', body: '{{ dev.constructor.valueOf }} {{ dev.hasOwnProperty.valueOf }}' },
+        ],
+      }),
+    );
+    // another home's devices of the same names change nothing here
+    r.hubs.report('home2-hub', 'toString', { valueOf: 1 });
+    r.hubs.report('home2-hub', 'toString', { valueOf: 2 });
+    r.hubs.report('home1-hub', 'toString', { valueOf: 1 });
+    r.hubs.report('home1-hub', 'toString', { toString: 3 });
+    await r.settle();
+    expect(r.hubs.sent()).toEqual([]);
+    r.hubs.report('home1-hub', 'toString', { valueOf: 2 });
+    await r.settle();
+    expect(r.hubs.sent()).toEqual(['hasOwnProperty:{"set":{"toString":"on"}}']);
+    expect(r.pushes.map((p) => p.notification.body)).toEqual(['2 ?']);
+    const stats = r.engine.status(rule.id, rule.version).stats;
+    expect(stats).toMatchObject({ triggered: 1, matched: 1, actionsRun: 2 });
+    // (a cold worker on a loaded machine may time out the first, non-matching evaluation; no condition failed)
+    expect(stats.lastError?.message ?? '').not.toMatch(/conditions/);
+  });
+});
+
 describe('example: hall motion at night, dark → light on for 5 minutes', () => {
   async function setup(at: number, lux: number): Promise<void> {
     r = rig(pool, at);
