@@ -714,14 +714,19 @@ const enc = (s: string): Uint8Array => new TextEncoder().encode(s);
 const dec = (b: Uint8Array): string => new TextDecoder().decode(b);
 
 /** Messages of one subscription, with a latch for the n-th. */
-function listen(bus: Bus, subject: string) {
+function listen(bus: Bus, subject: string, queue?: string) {
   const got: BusMessage[] = [];
   let waiters: Array<{ n: number; resolve: () => void }> = [];
-  bus.subscribe(subject, (m) => {
-    got.push(m);
-    waiters = waiters.filter((w) => (got.length >= w.n ? (w.resolve(), false) : true));
-  });
+  bus.subscribe(
+    subject,
+    (m) => {
+      got.push(m);
+      waiters = waiters.filter((w) => (got.length >= w.n ? (w.resolve(), false) : true));
+    },
+    queue === undefined ? {} : { queue },
+  );
   return {
+    count: () => got.length,
     subjects: () => got.map((m) => m.subject),
     until: (n: number): Promise<void> => (got.length >= n ? Promise.resolve() : new Promise((resolve) => waiters.push({ n, resolve }))),
   };
@@ -751,6 +756,28 @@ describe('Bus', () => {
             await Promise.all([exact.until(1), wildcard.until(1)]);
             expect(exact.subjects()).toEqual([`${p}.evt.${id}.${id}`]);
             expect(wildcard.subjects()).toEqual([`${p}.evt.${id}.${id}`]);
+          } finally {
+            await fx.close();
+          }
+        });
+
+        it(`queue group ${q(id)}: each message goes to one member of the group; another group gets its own copy`, async () => {
+          const fx = await make();
+          try {
+            const bus = fx.bus;
+            const subject = `t${uid()}.work.${id}`;
+            const members = [listen(bus, subject, id), listen(bus, subject, id)];
+            const others = HOSTILE.filter((o) => o !== id).map((o) => listen(bus, subject, o));
+            const all = listen(bus, subject);
+            const barrier = listen(bus, `${subject}.end`);
+            await bus.flush();
+            for (let i = 0; i < 6; i++) bus.publish(subject, enc(String(i)));
+            // published last: once it is here, every delivery of the six is too
+            bus.publish(`${subject}.end`, enc(''));
+            await barrier.until(1);
+            expect(all.count()).toBe(6);
+            expect(members[0]!.count() + members[1]!.count()).toBe(6);
+            for (const g of others) expect(g.count()).toBe(6);
           } finally {
             await fx.close();
           }
