@@ -191,6 +191,26 @@ describe('scenes', () => {
   });
 });
 
+describe('homes and ids named like Object.prototype members', () => {
+  it('unknown rule and scene ids answer 404; each such home has its own rules and settings', async () => {
+    for (const id of ['toString', 'valueOf', 'hasOwnProperty']) {
+      expect(await call('GET', `/v1/homes/home1/rules/${id}`), id).toMatchObject({ status: 404, body: { code: 'not_found' } });
+      expect(await call('POST', `/v1/homes/home1/rules/${id}/enable`), id).toMatchObject({ status: 404 });
+      expect(await call('DELETE', `/v1/homes/home1/scenes/${id}`), id).toMatchObject({ status: 404 });
+      expect(await call('POST', `/v1/homes/home1/scenes/${id}/run`), id).toMatchObject({ status: 404 });
+      expect(await call('GET', `/v1/homes/${id}/rules`), id).toMatchObject({ status: 200, body: { homeId: id, rules: [] } });
+    }
+    expect(await call('PUT', '/v1/homes/toString/settings', { timeZone: 'Asia/Tokyo' })).toMatchObject({ status: 200 });
+    expect((await call('GET', '/v1/homes/toString/settings')).body.settings).toEqual({ timeZone: 'Asia/Tokyo' });
+    expect((await call('GET', '/v1/homes/valueOf/settings')).body.settings).toEqual({ timeZone: 'UTC' });
+    // the ids the object model reserves are not ids at all
+    for (const id of ['__proto__', 'constructor', 'prototype']) {
+      expect(await call('GET', `/v1/homes/${id}/rules`), id).toMatchObject({ status: 400, body: { code: 'invalid_field', field: 'homeId' } });
+      expect(await call('GET', `/v1/homes/home1/rules/${id}`), id).toMatchObject({ status: 400, body: { code: 'invalid_field', field: 'ruleId' } });
+    }
+  });
+});
+
 describe('settings', () => {
   it('time zone round trip; a bad zone names the field', async () => {
     expect(await call('PUT', '/v1/homes/home2/settings', { timeZone: 'Asia/Tokyo' })).toMatchObject({ status: 200, body: { settings: { timeZone: 'Asia/Tokyo' } } });
