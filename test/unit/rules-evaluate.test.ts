@@ -173,6 +173,23 @@ describe('aliases and attributes named like Object.prototype members', () => {
     expect(out.actions).toEqual([{ type: 'notify', title: 'Door', body: 'open: false, {"constructor":{"open":false},"lux":{"lux":12}}' }]);
   });
 
+  it('an attribute named constructor (refused at the edges today) does not break conditions reading its device or event', () => {
+    const r = rule({
+      id: 'rk',
+      triggers: [{ type: 'state', attr: 'on' }],
+      devices: { lock: { hub: 'hub1', device: 'lock' } },
+      conditions: ['dev.lock.locked == true && dev.lock.constructor == 1', 'event.attrs.on == true'],
+      actions: [{ type: 'notify', title: 't', body: '{{ dev.lock }}' }],
+    });
+    const out = evaluate(r, { event: state({ on: true, constructor: 2 }), state: { 'hub1/lock': { locked: true, constructor: 1 } } });
+    expect(out.error).toBeUndefined();
+    expect(out).toMatchObject({ passed: true, actions: [{ body: '{"locked":true,"constructor":1}' }] });
+    const press = ev.evaluate(task(rule({ id: 'rk2', triggers: [{ type: 'event', event: 'press' }], conditions: ['event.params.count == 2'] }), {
+      event: { kind: 'event', hub: 'hub1', device: 'btn', event: 'press', params: { count: 2, constructor: 'x' }, ts: 0 },
+    })).outcomes[0]!;
+    expect(press).toMatchObject({ passed: true });
+  });
+
   it('a stored alias __proto__ (written before aliases were validated) reads its device, not the prototype', () => {
     const devices = JSON.parse('{"__proto__": {"hub": "hub1", "device": "door"}}') as Rule['devices'];
     const r = rule({ id: 'rp', devices, conditions: ['dev.__proto__.open == true'], actions: [{ type: 'notify', title: 'x', body: '{{ dev }}' }] });
