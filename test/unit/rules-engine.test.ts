@@ -42,8 +42,18 @@ const LEAK = {
 };
 
 describe('names of Object.prototype members as device, alias and attribute', () => {
+  // a pool of its own whose task deadline is only a ceiling: a cold worker on a loaded machine
+  // must not turn into a failed evaluation here
+  let patient: RulePool;
+  beforeAll(() => {
+    patient = new RulePool({ timers: poolTimers, threads: 1, taskTimeoutMs: 60_000 });
+  });
+  afterAll(async () => {
+    await patient.close();
+  });
+
   it('a rule on device toString, attribute valueOf, alias constructor runs on its own transition only, through the workers', async () => {
-    r = rig(pool, berlin(1, 12));
+    r = rig(patient, berlin(1, 12));
     const rule = await r.store.createRule(
       'home1',
       validateRuleSpec({
@@ -68,10 +78,7 @@ describe('names of Object.prototype members as device, alias and attribute', () 
     await r.settle();
     expect(r.hubs.sent()).toEqual(['hasOwnProperty:{"set":{"toString":"on"}}']);
     expect(r.pushes.map((p) => p.notification.body)).toEqual(['2 ?']);
-    const stats = r.engine.status(rule.id, rule.version).stats;
-    expect(stats).toMatchObject({ triggered: 1, matched: 1, actionsRun: 2 });
-    // (a cold worker on a loaded machine may time out the first, non-matching evaluation; no condition failed)
-    expect(stats.lastError?.message ?? '').not.toMatch(/conditions/);
+    expect(r.engine.status(rule.id, rule.version).stats).toMatchObject({ evaluated: 2, triggered: 1, matched: 1, actionsRun: 2, errors: 0, lastError: null });
   });
 });
 
