@@ -111,13 +111,14 @@ export function validatePushNotification(n: PushNotification): PushNotification 
     audience: 'home',
   };
   if (n.audience !== undefined && n.audience !== 'home') invalid('audience', 'must be "home"');
-  if (n.data !== undefined) {
-    if (typeof n.data !== 'object' || n.data === null || Array.isArray(n.data)) invalid('data', 'must be a map of strings');
-    const keys = Object.keys(n.data);
+  const data = n.data;
+  if (data !== undefined) {
+    if (typeof data !== 'object' || data === null || Array.isArray(data)) invalid('data', 'must be a map of strings');
+    const keys = Object.keys(data);
     if (keys.length > PUSH_LIMITS.dataKeys) invalid('data', `at most ${PUSH_LIMITS.dataKeys} keys`);
-    const data: Record<string, string> = {};
-    for (const k of keys) data[k] = text(n.data[k], `data.${k}`, PUSH_LIMITS.dataValue);
-    out.data = data;
+    // own data properties whatever the key: an assignment `out[k] = v` with k = "__proto__"
+    // would set the prototype (and drop the entry) instead
+    out.data = Object.fromEntries(keys.map((k) => [k, text(data[k], `data.${k}`, PUSH_LIMITS.dataValue)]));
   }
   return out;
 }

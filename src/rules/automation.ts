@@ -60,7 +60,11 @@ export interface Automation {
   close(): Promise<void>;
 }
 
-/** Reads `reported` of the named devices from the shadow store, one load per hub. */
+/**
+ * Reads `reported` of the named devices from the shadow store, one load per hub. Only devices the
+ * loaded shadow owns count: a device id named like an Object.prototype member (`toString`) that
+ * the hub never reported has no state, whatever a plain-object shadow inherits under that name.
+ */
 export function shadowState(shadows: ShadowStore): (refs: readonly DeviceRef[]) => Promise<Record<string, Attrs>> {
   return async (refs) => {
     const byHub = new Map<string, DeviceRef[]>();
@@ -74,6 +78,7 @@ export function shadowState(shadows: ShadowStore): (refs: readonly DeviceRef[]) 
       [...byHub].map(async ([hub, list]) => {
         const shadow = await shadows.load(hub);
         for (const r of list) {
+          if (!Object.hasOwn(shadow, r.device)) continue;
           const device = shadow[r.device];
           if (device) out[deviceKey(r.hub, r.device)] = device.reported;
         }

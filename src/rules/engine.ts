@@ -401,7 +401,8 @@ export class RulesEngine {
   private async processEvent(home: Home, ev: RuleEvent, dedup: string, received: number): Promise<void> {
     const snap = await this.load(home);
     const candidates = new Map<string, Rule>();
-    const prev: Record<string, AttrValue> = {};
+    // keyed by attribute names from the hub: no prototype, so every name is a plain own key
+    const prev = Object.create(null) as Record<string, AttrValue>;
     if (ev.kind === 'state') {
       for (const attr in ev.attrs) {
         const a = snap.index.get(stateKey(ev.hub, ev.device, attr));
@@ -437,7 +438,13 @@ export class RulesEngine {
 
   private async gather(homeId: string, rules: readonly Rule[]): Promise<Record<string, Attrs>> {
     const refs = new Map<string, DeviceRef>();
-    for (const r of rules) for (const alias in r.devices) refs.set(deviceKey(r.devices[alias]!.hub, r.devices[alias]!.device), r.devices[alias]!);
+    for (const r of rules) {
+      for (const alias in r.devices) {
+        if (!Object.hasOwn(r.devices, alias)) continue;
+        const ref = r.devices[alias]!;
+        refs.set(deviceKey(ref.hub, ref.device), ref);
+      }
+    }
     if (refs.size === 0) return {};
     const allowed: DeviceRef[] = [];
     for (const ref of refs.values()) if (await this.hubInHome(ref.hub, homeId)) allowed.push(ref);

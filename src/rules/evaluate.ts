@@ -7,7 +7,7 @@
  * version, so a task built from a stale rule set is still evaluated as sent.
  */
 import { performance } from 'node:perf_hooks';
-import type { AttrValue } from '../../proto/frames.js';
+import type { AttrValue, Attrs } from '../../proto/frames.js';
 import { compile, display, parseTemplate, type Compiled } from './expr.js';
 import { deviceKey, type ConditionReport, type EvalResult, type EvalTask, type PlannedAction, type Rule, type RuleEvent, type RuleOutcome, type Trigger } from './model.js';
 
@@ -167,7 +167,8 @@ export function matches(t: Trigger, ev: RuleEvent, prev: Record<string, AttrValu
   if (t.hub !== undefined && (t.hub !== ev.hub || t.device !== ev.device)) return false;
   if (t.type === 'event') {
     if (ev.kind !== 'event' || ev.event !== t.event) return false;
-    if (t.params) for (const k in t.params) if (ev.params[k] !== t.params[k]) return false;
+    // own keys only: a parameter the event lacks is a mismatch, whatever Object.prototype has of that name
+    if (t.params) for (const k in t.params) if (Object.hasOwn(t.params, k) && (!Object.hasOwn(ev.params, k) || ev.params[k] !== t.params[k])) return false;
     return true;
   }
   if (ev.kind !== 'state' || !Object.hasOwn(ev.attrs, t.attr)) return false;
@@ -184,28 +185,53 @@ export function matches(t: Trigger, ev: RuleEvent, prev: Record<string, AttrValu
   return true;
 }
 
-function devices(rule: Rule, task: EvalTask): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
-  for (const alias in rule.devices) {
-    const ref = rule.devices[alias]!;
-    out[alias] = task.state[deviceKey(ref.hub, ref.device)] ?? {};
+/** `dev.<alias>` of a device without reported state: no attributes (shared, never written). */
+const NO_ATTRS: Attrs = Object.freeze(Object.create(null) as Attrs);
+/** `dev` of a rule without aliases (shared, never written). */
+const NO_DEVICES: ReadonlyMap<string, CelMap> = new Map();
+
+type CelMap = Attrs | ReadonlyMap<string, AttrValue>;
+
+/**
+ * An attribute map as cel-js takes it. cel-js tells a map by its `constructor` (Object, Map or
+ * none), so an own attribute `constructor` would make every expression reading the map fail with
+ * "Unsupported type": such a map goes in as a Map. (Hubs and the API refuse that name today; this
+ * keeps conditions working should a map with it arrive anyway.) One own-key check otherwise.
+ */
+function celMap(attrs: Attrs): CelMap {
+  return Object.hasOwn(attrs, 'constructor') ? new Map(Object.entries(attrs)) : attrs;
+}
+
+/**
+ * `dev`: alias → reported attributes. A Map, so that every alias is just a key: as an object key,
+ * `__proto__` would set the prototype, and an own `constructor` key makes cel-js refuse the object
+ * as a CEL map ("Unsupported type") in every condition of the rule.
+ */
+function devices(rule: Rule, task: EvalTask): ReadonlyMap<string, CelMap> {
+  const refs = rule.devices;
+  let out: Map<string, CelMap> | null = null;
+  for (const alias in refs) {
+    if (!Object.hasOwn(refs, alias)) continue;
+    const ref = refs[alias]!;
+    const key = deviceKey(ref.hub, ref.device);
+    (out ??= new Map()).set(alias, Object.hasOwn(task.state, key) ? celMap(task.state[key]!) : NO_ATTRS);
   }
-  return out;
+  return out ?? NO_DEVICES;
 }
 
 function eventVar(ev: RuleEvent, prev: Record<string, AttrValue>, attr: string | undefined): Record<string, unknown> {
   switch (ev.kind) {
     case 'state': {
-      const out: Record<string, unknown> = { kind: 'state', hub: ev.hub, device: ev.device, attrs: ev.attrs, ts: ev.ts };
+      const out: Record<string, unknown> = { kind: 'state', hub: ev.hub, device: ev.device, attrs: celMap(ev.attrs), ts: ev.ts };
       if (attr !== undefined) {
         out.attr = attr;
-        out.value = ev.attrs[attr] ?? null;
+        out.value = Object.hasOwn(ev.attrs, attr) ? ev.attrs[attr] : null;
         out.prev = Object.hasOwn(prev, attr) ? prev[attr] : null;
       }
       return out;
     }
     case 'event':
-      return { kind: 'event', hub: ev.hub, device: ev.device, name: ev.event, params: ev.params, ts: ev.ts };
+      return { kind: 'event', hub: ev.hub, device: ev.device, name: ev.event, params: celMap(ev.params), ts: ev.ts };
     case 'schedule':
       return { kind: 'schedule', scheduledAt: ev.scheduledAt, ts: ev.ts };
     case 'manual':

@@ -96,7 +96,10 @@ export interface RuleSpec {
   enabled: boolean;
   /** any one of them fires the rule */
   triggers: Trigger[];
-  /** aliases of the devices whose state the conditions read: `dev.<alias>.<attr>` */
+  /**
+   * aliases of the devices whose state the conditions read: `dev.<alias>.<attr>`. Own keys only;
+   * names of Object.prototype members are fine, `__proto__` is refused (assigning it sets the prototype)
+   */
   devices: Record<string, DeviceRef>;
   /** CEL expressions that must all be true */
   conditions: string[];
@@ -180,9 +183,9 @@ export interface EvalTask {
   /** the candidate rules */
   rules: Rule[];
   event: RuleEvent;
-  /** for a state event: the value each attribute had before, where the engine knew it */
+  /** for a state event: the value each attribute had before, where the engine knew it (own keys only) */
   prev: Record<string, AttrValue>;
-  /** reported state of the devices the candidate rules reference, by `deviceKey` */
+  /** reported state of the devices the candidate rules reference, by `deviceKey` (own keys only) */
   state: Record<string, Attrs>;
   /** report each condition's value (dry run) */
   explain?: boolean;

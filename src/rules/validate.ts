@@ -48,6 +48,15 @@ const SERVER_KEYS = new Set(['id', 'homeId', 'version', 'createdAt', 'updatedAt'
 
 const ALIAS = /^[A-Za-z_][A-Za-z0-9_]{0,31}$/;
 
+/**
+ * True for a device alias: an identifier (`dev.<alias>` in CEL). Names of Object.prototype members
+ * (`toString`, `constructor`) are fine, aliases are own keys everywhere they are read; `__proto__`
+ * is not, since assigning it to an object sets the prototype instead of adding a key.
+ */
+function isAlias(s: string): boolean {
+  return ALIAS.test(s) && s !== '__proto__';
+}
+
 function invalid(field: string, what: string): never {
   throw new TierError('invalid_field', `${field}: ${what}`, { field });
 }
@@ -247,7 +256,7 @@ export function validateRuleSpec(body: unknown, options: ValidateOptions = {}): 
     if (names.length > RULE_LIMITS.devices) invalid('devices', `at most ${RULE_LIMITS.devices} aliases`);
     for (const alias of names) {
       const field = `devices.${alias}`;
-      if (!ALIAS.test(alias)) invalid(field, 'alias must be an identifier of 1..32 characters [A-Za-z0-9_], not starting with a digit');
+      if (!isAlias(alias)) invalid(field, 'alias must be an identifier of 1..32 characters [A-Za-z0-9_], not starting with a digit, not __proto__');
       const ref = object(devices[alias], field);
       onlyKeys(ref, field, ['hub', 'device']);
       spec.devices[alias] = { hub: id(ref.hub, `${field}.hub`), device: id(ref.device, `${field}.device`) };

@@ -95,6 +95,38 @@ describe('rules', () => {
     expect(res).toMatchObject({ status: 400, body: { field: 'body' } });
   });
 
+  it('refuses __proto__ and constructor keys in a body with 400 naming the field; a devices alias __proto__ is not dropped unchecked', async () => {
+    /** the body as raw JSON text: a JS object literal would make `__proto__` its prototype, not a key */
+    const raw = (patch: string) => JSON.stringify({ ...HALL_LIGHT, devices: {}, conditions: [] }).replace(/^\{/, `{${patch},`);
+    const post = (text: string) => call('POST', '/v1/homes/home1/rules', text);
+    const before = (await call('GET', '/v1/homes/home1/rules')).body.rules.length;
+    expect(await post(raw('"__proto__": {"enabled": false}'))).toMatchObject({ status: 400, body: { code: 'invalid_field', field: '__proto__' } });
+    expect(await post(raw('"constructor": {"name": "x"}'))).toMatchObject({ status: 400, body: { code: 'invalid_field', field: 'constructor' } });
+    // a hub of another home behind the alias __proto__: it used to be stored as a rule without that
+    // device (201), the hub never checked; now it is refused
+    const hidden = await post(JSON.stringify({ ...HALL_LIGHT, devices: {}, conditions: [] }).replace('"devices":{}', '"devices":{"__proto__":{"hub":"home2-hub","device":"door"}}'));
+    expect(hidden).toMatchObject({ status: 400, body: { code: 'invalid_field', field: 'devices.__proto__' } });
+    expect((await call('GET', '/v1/homes/home1/rules')).body.rules).toHaveLength(before);
+  });
+
+  it('aliases named toString and constructor read their own devices', async () => {
+    const created = await call('POST', '/v1/homes/home1/rules', {
+      ...HALL_LIGHT,
+      devices: { toString: { hub: 'home1-hub', device: 'hall-lux' }, constructor: { hub: 'home1-hub2', device: 'door' } },
+      conditions: ['dev.toString.lux < 30 && dev.constructor.open == false'],
+    });
+    expect(created.status).toBe(201);
+    expect(created.body.rule.devices).toEqual({ toString: { hub: 'home1-hub', device: 'hall-lux' }, constructor: { hub: 'home1-hub2', device: 'door' } });
+    r.hubs.report('home1-hub', 'hall-lux', { lux: 12 });
+    r.hubs.report('home1-hub2', 'door', { open: false });
+    await r.settle();
+    const test = await call('POST', `/v1/homes/home1/rules/${created.body.rule.id}/test`);
+    expect(test.body.test).toMatchObject({
+      conditions: [{ expr: 'dev.toString.lux < 30 && dev.constructor.open == false', value: true }],
+      state: { 'home1-hub/hall-lux': { lux: 12 }, 'home1-hub2/door': { open: false } },
+    });
+  });
+
   it('dry run: what the rule would do now, with each condition, doing nothing', async () => {
     await call('PUT', '/v1/homes/home1/settings', { timeZone: 'Europe/Berlin' });
     const rule = (await call('POST', '/v1/homes/home1/rules', HALL_LIGHT)).body.rule;
@@ -156,6 +188,26 @@ describe('scenes', () => {
     });
     expect(await call('DELETE', `/v1/homes/home1/scenes/${scene.id}`)).toMatchObject({ status: 200 });
     expect(await call('POST', `/v1/homes/home1/scenes/${scene.id}/run`)).toMatchObject({ status: 404 });
+  });
+});
+
+describe('homes and ids named like Object.prototype members', () => {
+  it('unknown rule and scene ids answer 404; each such home has its own rules and settings', async () => {
+    for (const id of ['toString', 'valueOf', 'hasOwnProperty']) {
+      expect(await call('GET', `/v1/homes/home1/rules/${id}`), id).toMatchObject({ status: 404, body: { code: 'not_found' } });
+      expect(await call('POST', `/v1/homes/home1/rules/${id}/enable`), id).toMatchObject({ status: 404 });
+      expect(await call('DELETE', `/v1/homes/home1/scenes/${id}`), id).toMatchObject({ status: 404 });
+      expect(await call('POST', `/v1/homes/home1/scenes/${id}/run`), id).toMatchObject({ status: 404 });
+      expect(await call('GET', `/v1/homes/${id}/rules`), id).toMatchObject({ status: 200, body: { homeId: id, rules: [] } });
+    }
+    expect(await call('PUT', '/v1/homes/toString/settings', { timeZone: 'Asia/Tokyo' })).toMatchObject({ status: 200 });
+    expect((await call('GET', '/v1/homes/toString/settings')).body.settings).toEqual({ timeZone: 'Asia/Tokyo' });
+    expect((await call('GET', '/v1/homes/valueOf/settings')).body.settings).toEqual({ timeZone: 'UTC' });
+    // the ids the object model reserves are not ids at all
+    for (const id of ['__proto__', 'constructor', 'prototype']) {
+      expect(await call('GET', `/v1/homes/${id}/rules`), id).toMatchObject({ status: 400, body: { code: 'invalid_field', field: 'homeId' } });
+      expect(await call('GET', `/v1/homes/home1/rules/${id}`), id).toMatchObject({ status: 400, body: { code: 'invalid_field', field: 'ruleId' } });
+    }
   });
 });
 

@@ -90,4 +90,29 @@ describe('createAutomation', () => {
     expect(state).toEqual({ 'h1/a': { on: true }, 'h1/b': { t: 20 } });
     expect(loads).toBe(2);
   });
+
+  it('shadowState: a device named like an Object.prototype member reads only its own hub’s state', async () => {
+    // the embedded store keeps a hub's devices in a plain object: a device `toString` of hub a
+    // was written onto the shared Object.prototype.toString, and a rule of another home naming
+    // its own hub's device `toString` read hub a's state through the inherited member
+    const shadows = new MemoryShadowStore();
+    const names = ['toString', 'valueOf', 'constructor', 'hasOwnProperty'];
+    const builtins = names.map((n) => (Object.prototype as unknown as Record<string, object>)[n]!);
+    const before = builtins.map((b) => new Set(Reflect.ownKeys(b)));
+    try {
+      for (const n of names) shadows.writeReported('hub-a', n, { ...emptyDevice(), reported: { doorCode: '1234' }, reportedVersion: 1 });
+      const state = await shadowState(shadows)(names.map((device) => ({ hub: 'hub-b', device })));
+      expect(Object.keys(state)).toEqual([]);
+      // a store whose load answers a plain object: the members it does not own are not devices
+      const plain = { load: async () => ({ valueOf: { ...emptyDevice(), reported: { on: true } } }) } as unknown as MemoryShadowStore;
+      const own = await shadowState(plain)(names.map((device) => ({ hub: 'hub-c', device })));
+      expect(Object.keys(own)).toEqual(['hub-c/valueOf']);
+      expect(own['hub-c/valueOf']).toEqual({ on: true });
+    } finally {
+      // whatever the store wrote onto the built-ins goes again
+      builtins.forEach((b, i) => {
+        for (const k of Reflect.ownKeys(b)) if (!before[i]!.has(k)) delete (b as Record<string | symbol, unknown>)[k];
+      });
+    }
+  });
 });

@@ -41,6 +41,47 @@ const LEAK = {
   ],
 };
 
+describe('names of Object.prototype members as device, alias and attribute', () => {
+  // a pool of its own whose task deadline is only a ceiling: a cold worker on a loaded machine
+  // must not turn into a failed evaluation here
+  let patient: RulePool;
+  beforeAll(() => {
+    patient = new RulePool({ timers: poolTimers, threads: 1, taskTimeoutMs: 60_000 });
+  });
+  afterAll(async () => {
+    await patient.close();
+  });
+
+  it('a rule on device toString, attribute valueOf, alias constructor runs on its own transition only, through the workers', async () => {
+    r = rig(patient, berlin(1, 12));
+    const rule = await r.store.createRule(
+      'home1',
+      validateRuleSpec({
+        name: 'Members',
+        triggers: [{ type: 'state', hub: 'home1-hub', device: 'toString', attr: 'valueOf', from: 1, to: 2 }],
+        devices: { constructor: { hub: 'home1-hub', device: 'toString' }, hasOwnProperty: { hub: 'home1-hub', device: 'isPrototypeOf' } },
+        conditions: ['dev.constructor.valueOf == 2 && event.prev == 1', '!has(dev.hasOwnProperty.on)'],
+        actions: [
+          { type: 'command', hub: 'home1-hub', device: 'hasOwnProperty', set: { toString: 'on' } },
+          { type: 'notify', title: 'Members', body: '{{ dev.constructor.valueOf }} {{ dev.hasOwnProperty.valueOf }}' },
+        ],
+      }),
+    );
+    // another home's devices of the same names change nothing here
+    r.hubs.report('home2-hub', 'toString', { valueOf: 1 });
+    r.hubs.report('home2-hub', 'toString', { valueOf: 2 });
+    r.hubs.report('home1-hub', 'toString', { valueOf: 1 });
+    r.hubs.report('home1-hub', 'toString', { toString: 3 });
+    await r.settle();
+    expect(r.hubs.sent()).toEqual([]);
+    r.hubs.report('home1-hub', 'toString', { valueOf: 2 });
+    await r.settle();
+    expect(r.hubs.sent()).toEqual(['hasOwnProperty:{"set":{"toString":"on"}}']);
+    expect(r.pushes.map((p) => p.notification.body)).toEqual(['2 ?']);
+    expect(r.engine.status(rule.id, rule.version).stats).toMatchObject({ evaluated: 2, triggered: 1, matched: 1, actionsRun: 2, errors: 0, lastError: null });
+  });
+});
+
 describe('example: hall motion at night, dark → light on for 5 minutes', () => {
   async function setup(at: number, lux: number): Promise<void> {
     r = rig(pool, at);

@@ -151,6 +151,88 @@ describe('actions', () => {
   });
 });
 
+describe('aliases and attributes named like Object.prototype members', () => {
+  const ev = new RuleEvaluator();
+  const evaluate = (r: Rule, patch: Partial<EvalTask> = {}) => ev.evaluate(task(r, { explain: true, ...patch })).outcomes[0]!;
+
+  it('an alias named constructor reads its device, and the rule’s other aliases still work', () => {
+    // `dev` used to be an object with an own `constructor` key, which cel-js refuses as a map:
+    // every condition of the rule failed with "Unsupported type: object"
+    const r = rule({
+      id: 'rc',
+      devices: { constructor: { hub: 'hub1', device: 'door' }, lux: { hub: 'hub1', device: 'lux' } },
+      conditions: ['dev.constructor.open == false', 'dev.lux.lux < 30'],
+      actions: [{ type: 'notify', title: 'Door', body: 'open: {{ dev.constructor.open }}, {{ dev }}' }],
+    });
+    const out = evaluate(r, { state: { 'hub1/door': { open: false }, 'hub1/lux': { lux: 12 } } });
+    expect(out.error).toBeUndefined();
+    expect(out.conditions).toEqual([
+      { expr: 'dev.constructor.open == false', value: true },
+      { expr: 'dev.lux.lux < 30', value: true },
+    ]);
+    expect(out.actions).toEqual([{ type: 'notify', title: 'Door', body: 'open: false, {"constructor":{"open":false},"lux":{"lux":12}}' }]);
+  });
+
+  it('an attribute named constructor (refused at the edges today) does not break conditions reading its device or event', () => {
+    const r = rule({
+      id: 'rk',
+      triggers: [{ type: 'state', attr: 'on' }],
+      devices: { lock: { hub: 'hub1', device: 'lock' } },
+      conditions: ['dev.lock.locked == true && dev.lock.constructor == 1', 'event.attrs.on == true'],
+      actions: [{ type: 'notify', title: 't', body: '{{ dev.lock }}' }],
+    });
+    const out = evaluate(r, { event: state({ on: true, constructor: 2 }), state: { 'hub1/lock': { locked: true, constructor: 1 } } });
+    expect(out.error).toBeUndefined();
+    expect(out).toMatchObject({ passed: true, actions: [{ body: '{"locked":true,"constructor":1}' }] });
+    const press = ev.evaluate(task(rule({ id: 'rk2', triggers: [{ type: 'event', event: 'press' }], conditions: ['event.params.count == 2'] }), {
+      event: { kind: 'event', hub: 'hub1', device: 'btn', event: 'press', params: { count: 2, constructor: 'x' }, ts: 0 },
+    })).outcomes[0]!;
+    expect(press).toMatchObject({ passed: true });
+  });
+
+  it('a stored alias __proto__ (written before aliases were validated) reads its device, not the prototype', () => {
+    const devices = JSON.parse('{"__proto__": {"hub": "hub1", "device": "door"}}') as Rule['devices'];
+    const r = rule({ id: 'rp', devices, conditions: ['dev.__proto__.open == true'], actions: [{ type: 'notify', title: 'x', body: '{{ dev }}' }] });
+    const out = evaluate(r, { state: { 'hub1/door': { open: true } } });
+    expect(out.conditions).toEqual([{ expr: 'dev.__proto__.open == true', value: true }]);
+    expect(out.actions).toEqual([{ type: 'notify', title: 'x', body: '{"__proto__":{"open":true}}' }]);
+  });
+
+  it('an alias toString of a device without reported state has no attributes, like any other alias', () => {
+    const r = rule({ id: 'rt', devices: { toString: { hub: 'hub1', device: 'ts' }, lux: { hub: 'hub1', device: 'lux' } }, conditions: ['!has(dev.toString.on)', '!has(dev.lux.on)'] });
+    expect(evaluate(r, { state: {} })).toMatchObject({ passed: true, conditions: [{ value: true }, { value: true }] });
+    const read = evaluate(rule({ id: 'rt2', devices: { toString: { hub: 'hub1', device: 'ts' } }, conditions: ['dev.toString.on'] }), { state: {} });
+    expect(read.error).toBe('conditions[0]: No such key: on');
+  });
+
+  it('an attribute valueOf never reported is no value: has() is false, reading it fails as for any missing attribute', () => {
+    const state = { 'hub1/light': { on: true } };
+    const devices = { light: { hub: 'hub1', device: 'light' } };
+    expect(evaluate(rule({ id: 'rv', devices, conditions: ['!has(dev.light.valueOf)', '!("toString" in dev.light)', '!has(event.attrs.hasOwnProperty)'] }), { state })).toMatchObject({ passed: true });
+    const read = evaluate(rule({ id: 'rv2', devices, conditions: ['dev.light.valueOf == 1'] }), { state });
+    expect(read.error).toBe('conditions[0]: No such key: valueOf');
+    const missing = evaluate(rule({ id: 'rv3', devices, conditions: ['dev.light.level == 1'] }), { state });
+    expect(missing.error).toBe('conditions[0]: No such key: level');
+    // a template shows ? for it, as for any attribute that cannot be read
+    const t = evaluate(rule({ id: 'rv4', devices, actions: [{ type: 'notify', title: '{{ dev.light.valueOf }}', body: '{{ dev.light.toString }}|{{ dev.light.on }}' }] }), { state });
+    expect(t.actions).toEqual([{ type: 'notify', title: '?', body: '?|true' }]);
+  });
+
+  it('state and event triggers on attributes named like members fire on own values only', () => {
+    const t: Trigger = { type: 'state', attr: 'toString' };
+    expect(matches(t, state({ on: true }), {})).toBe(false);
+    expect(matches(t, state({ toString: 1 }), {})).toBe(true);
+    expect(matches(t, state({ toString: 1 }), { toString: 1 })).toBe(false);
+    const e: Trigger = { type: 'event', event: 'press', params: { valueOf: 2 } };
+    const press = (params: Record<string, AttrValue>): RuleEvent => ({ kind: 'event', hub: 'hub1', device: 'btn', event: 'press', params, ts: 0 });
+    expect(matches(e, press({}), {})).toBe(false);
+    expect(matches(e, press({ valueOf: 2 }), {})).toBe(true);
+    // event.value and event.prev of a trigger on such an attribute are its own values
+    const r = rule({ id: 'rs', triggers: [t], conditions: ['event.value == 1 && event.prev == null'] });
+    expect(evaluate(r, { event: state({ toString: 1 }) })).toMatchObject({ passed: true });
+  });
+});
+
 describe('compile cache', () => {
   it('compiles a rule once per version and drops a home’s rules when the home version moves', () => {
     const ev = new RuleEvaluator();

@@ -118,6 +118,55 @@ describe('validateRuleSpec', () => {
   });
 });
 
+describe('keys named like Object.prototype members', () => {
+  /** A body as the HTTP API parses it: JSON.parse makes `__proto__` an own key, as a client sent it. */
+  const json = (patch: string) => () => validateRuleSpec({ ...base, ...(JSON.parse(patch) as Record<string, unknown>) });
+
+  it.each([
+    ['{"__proto__": {"name": "x"}}', '__proto__'],
+    ['{"constructor": {"name": "x"}}', 'constructor'],
+    ['{"devices": {"__proto__": {"hub": "hub1", "device": "x"}}}', 'devices.__proto__'],
+    ['{"devices": {"lux": {"hub": "hub1", "device": "x", "__proto__": {}}}}', 'devices.lux.__proto__'],
+    ['{"limit": {"__proto__": {"maxRuns": 1}}}', 'limit.__proto__'],
+    ['{"triggers": [{"type": "state", "attr": "on", "__proto__": {"hub": "hub2"}}]}', 'triggers[0].__proto__'],
+    ['{"triggers": [{"type": "state", "attr": "__proto__"}]}', 'triggers[0].attr'],
+    ['{"triggers": [{"type": "event", "event": "press", "params": {"__proto__": 1}}]}', 'triggers[0].params.__proto__'],
+    ['{"actions": [{"type": "command", "hub": "hub1", "device": "l", "set": {"__proto__": true}}]}', 'actions[0].set.__proto__'],
+    ['{"actions": [{"type": "command", "hub": "hub1", "device": "l", "set": {"constructor": true}}]}', 'actions[0].set.constructor'],
+    ['{"actions": [{"type": "command", "hub": "hub1", "device": "l", "method": "m", "params": {"__proto__": {}}}]}', 'actions[0].params.__proto__'],
+    ['{"actions": [{"type": "desired", "hub": "hub1", "device": "l", "desired": {"__proto__": 1}}]}', 'actions[0].desired.__proto__'],
+  ])('%s is refused naming %s', (patch, field) => {
+    const err = fieldOf(json(patch));
+    expect(err.field).toBe(field);
+    expect(err.message.startsWith(`${field}: `)).toBe(true);
+  });
+
+  it('a devices alias __proto__ is refused, not silently dropped (with its hub never checked)', () => {
+    // it used to become the prototype of `devices`: the rule was stored without the device
+    const err = fieldOf(json('{"devices": {"__proto__": {"hub": "hub1", "device": "hall-lux"}, "lux": {"hub": "hub1", "device": "hall-lux"}}}'));
+    expect(err).toEqual({ field: 'devices.__proto__', message: expect.stringContaining('not __proto__') });
+  });
+
+  it('aliases and attributes named like other members (toString, constructor, valueOf) are kept as own keys', () => {
+    const spec = validateRuleSpec({
+      ...base,
+      triggers: [{ type: 'state', hub: 'hub1', device: 'toString', attr: 'valueOf', to: true }],
+      devices: { toString: { hub: 'hub1', device: 'toString' }, constructor: { hub: 'hub1', device: 'hall-lux' }, valueOf: { hub: 'hub1', device: 'v' } },
+      conditions: ['dev.toString.valueOf == true && dev.constructor.lux < 30 && !has(dev.valueOf.toString)'],
+      actions: [{ type: 'command', hub: 'hub1', device: 'toString', set: { toString: 'x', hasOwnProperty: 1 } }],
+    });
+    expect(Object.keys(spec.devices)).toEqual(['toString', 'constructor', 'valueOf']);
+    expect(Object.getPrototypeOf(spec.devices)).toBe(Object.prototype);
+    expect(spec.devices.constructor).toEqual({ hub: 'hub1', device: 'hall-lux' });
+    expect(spec.actions[0]).toEqual({ type: 'command', hub: 'hub1', device: 'toString', set: { toString: 'x', hasOwnProperty: 1 } });
+  });
+
+  it('a condition naming an alias that is only an Object.prototype member is refused', () => {
+    expect(fieldOf(rule({ devices: {}, conditions: ['dev.toString.on'] })).message).toMatch(/no device alias "toString"/);
+    expect(fieldOf(rule({ devices: {}, conditions: ['dev["constructor"].on'] })).message).toMatch(/no device alias "constructor"/);
+  });
+});
+
 describe('validateSceneSpec', () => {
   it('accepts commands and refuses bad ones naming the field', () => {
     const ok = validateSceneSpec({ name: 'Movie', commands: [{ hub: 'hub1', device: 'tv', set: { on: true } }, { hub: 'hub1', device: 'blinds', method: 'close' }] });
