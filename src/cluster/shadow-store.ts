@@ -128,7 +128,9 @@ export function mergeAttrs(target: Attrs, patch: Attrs): boolean {
         changed = true;
       }
     } else if (!Object.hasOwn(target, key) || target[key] !== v) {
-      target[key] = v;
+      // the protocol refuses a `__proto__` key, but a store keeps what it is given: as data
+      if (key === '__proto__') Object.defineProperty(target, key, { value: v, writable: true, enumerable: true, configurable: true });
+      else target[key] = v;
       changed = true;
     }
   }
