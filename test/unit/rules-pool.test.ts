@@ -16,7 +16,8 @@ afterAll(async () => {
 });
 
 function pool(options: Partial<ConstructorParameters<typeof RulePool>[0]> = {}): RulePool {
-  const p = new RulePool({ timers, threads: 1, ...options });
+  // a deadline nothing reaches unless a test sets its own: a cold worker loads tsx first, slowly on a busy machine
+  const p = new RulePool({ timers, threads: 1, taskTimeoutMs: 30_000, ...options });
   pools.push(p);
   return p;
 }
@@ -107,8 +108,9 @@ describe('RulePool', () => {
     const errors: unknown[] = [];
     const p = pool({ filename: new URL('./rules-no-such-worker.ts', import.meta.url), taskTimeoutMs: 500, onWorkerError: (e) => errors.push(e) });
     const first = await p.evaluate(task('home-d')).catch((e: unknown) => e);
+    // the load error, or the deadline when the thread's start-up outlasts it on a busy machine
     expect(first).toBeInstanceOf(RulePoolError);
-    expect(String((first as Error).cause ?? first)).toMatch(/Cannot find module/);
+    expect(['worker_failed', 'timeout']).toContain((first as RulePoolError).code);
     // the thread that failed at start-up without a task is reported, not thrown
     await expect.poll(() => errors.length, { timeout: 5_000 }).toBeGreaterThanOrEqual(1);
     expect(String(errors[0])).toMatch(/Cannot find module/);
