@@ -17,7 +17,8 @@ usage: npm run bench -- [options]
 
   --quick              a run under a minute (shorter runs, fewer hubs)
   --json               print one JSON object on stdout (progress goes to stderr)
-  --variant LIST       comma list of: same, cross, telemetry (default: all three)
+  --variant LIST       comma list of: same, cross, telemetry (default: all three); telemetry runs on
+                       the embedded node and on a cluster-mode node
   --duration S         seconds per measured run (default 5, quick 3)
   --rounds N           floor and server alternate N times; figures are medians (default 3, quick 1)
   --connections N      HTTP connections of autocannon (default 100)
@@ -38,6 +39,9 @@ the uWS callback returns, one cork per socket (a reference of what corking buys,
 Saturated runs use autocannon; fixed-rate runs an open-loop constant-rate sender (bench/lib/paced.ts).
 Cross-node: two nodes in cluster mode with their own nats-server and redis-server, hubs on one,
 commands to the other; skipped when cluster mode is not available.
+Telemetry: hub reports at a fixed rate, report → app subscriber and report → ack (the hub's send to
+the ack covering it), on the relay floor, the embedded node and the cluster node holding the hubs
+(whose acks wait for the shadow batch to be written to Redis: TIER_SHADOW_BATCH_MS, default 50 ms).
 `;
 
 interface Args {
@@ -156,6 +160,8 @@ interface TelemetryResult extends LatencySummary {
   rate: number;
   delivered: number;
   reportsSent: number;
+  /** report → ack: the hub's send of a report to the ack covering it */
+  ack: LatencySummary;
 }
 
 async function telemetry(fleet: Fleet, hubs: number, rate: number, durationS: number): Promise<TelemetryResult> {
@@ -171,7 +177,23 @@ async function telemetry(fleet: Fleet, hubs: number, rate: number, durationS: nu
     reportsSent: snap.counters.reportsSent - before.reportsSent,
     delivered: snap.counters.eventsReceived - before.eventsReceived,
     ...summarize(snap.reportToApp),
+    ack: summarize(snap.reportToAck),
   };
+}
+
+/**
+ * Telemetry on the floor and on a server, alternating round after round; the round with the
+ * median report → app p99 stands for each target.
+ */
+async function telemetryRounds(floor: Fleet, server: Fleet, args: Args): Promise<{ floor: TelemetryResult; server: TelemetryResult }> {
+  const fs: TelemetryResult[] = [];
+  const ss: TelemetryResult[] = [];
+  for (let i = 0; i < args.rounds; i++) {
+    fs.push(await telemetry(floor, args.hubs, args.telemetryRate, args.durationS));
+    ss.push(await telemetry(server, args.hubs, args.telemetryRate, args.durationS));
+  }
+  const byP99 = (xs: TelemetryResult[]) => [...xs].sort((a, b) => a.p99Ms - b.p99Ms)[Math.floor(xs.length / 2)]!;
+  return { floor: byP99(fs), server: byP99(ss) };
 }
 
 /** Each figure the median over the runs (runs of one target under the same load). */
@@ -207,6 +229,12 @@ async function main(): Promise<void> {
   const rows: Array<Array<string | number>> = [['run', 'target', 'req/s', 'p50 ms', 'p99 ms', 'p99.9 ms', 'server cpu µs/req', 'of it kernel', 'hubs cpu µs/req', 'errors', 'late']];
   const row = (name: string, target: string, r: CannonResult) =>
     rows.push([name, target, r.perSec, r.p50Ms, r.p99Ms, r.p999Ms, r.cpuUsPerReq, r.cpuSysUsPerReq, r.otherCpuUsPerReq.hubs ?? '', r.non2xx + r.errors + r.timeouts, r.late]);
+  // report → app: events delivered per second, errors = reports not delivered; report → ack: acks
+  // that covered a hub's newest unacknowledged report, per second
+  const telemetryRows = (name: string, target: string, t: TelemetryResult) => {
+    rows.push([`${name} (report → app)`, target, Math.round(t.delivered / args.durationS), t.p50Ms, t.p99Ms, t.p999Ms, '', '', '', t.reportsSent - t.delivered, '']);
+    rows.push([`${name} (report → ack)`, target, Math.round(t.ack.count / args.durationS), t.ack.p50Ms, t.ack.p99Ms, t.ack.p999Ms, '', '', '', '', '']);
+  };
   const out: Record<string, unknown> = {
     machine: { cores: cpus().length, cpu: cpus()[0]?.model ?? 'unknown', node: process.version },
     quick: args.quick,
@@ -353,33 +381,36 @@ async function main(): Promise<void> {
 
     if (args.variants.has('telemetry')) {
       const rate = args.telemetryRate;
-      say(`telemetry: ${rate} reports/s, report → app subscriber, ${d} s each`);
+      say(`telemetry: ${rate} reports/s, report → app subscriber and report → ack, ${d} s each`);
       await floorFleet.all('apps');
       await nodeFleet.all('apps');
-      const tfs: TelemetryResult[] = [];
-      const tss: TelemetryResult[] = [];
-      for (let i = 0; i < args.rounds; i++) {
-        tfs.push(await telemetry(floorFleet, args.hubs, rate, d));
-        tss.push(await telemetry(nodeFleet, args.hubs, rate, d));
-      }
-      const byP99 = (xs: TelemetryResult[]) => [...xs].sort((a, b) => a.p99Ms - b.p99Ms)[Math.floor(xs.length / 2)]!;
-      // the round with the median p99 stands for the target
-      const tf = byP99(tfs);
-      const ts = byP99(tss);
-      const trow = (target: string, t: TelemetryResult) =>
-        rows.push([`telemetry @ ${rate}/s (report → app)`, target, Math.round(t.delivered / d), t.p50Ms, t.p99Ms, t.p999Ms, '', '', '', t.reportsSent - t.delivered, '']);
-      trow('relay floor', tf);
-      trow('server', ts);
-      out.telemetry = { rate, p50Ms: ts.p50Ms, p99Ms: ts.p99Ms, floorP50Ms: tf.p50Ms, floorP99Ms: tf.p99Ms, server: ts, floor: tf };
+      const { floor: tf, server: ts } = await telemetryRounds(floorFleet, nodeFleet, args);
+      telemetryRows(`telemetry @ ${rate}/s`, 'relay floor', tf);
+      telemetryRows(`telemetry @ ${rate}/s`, 'server', ts);
+      out.telemetry = {
+        rate,
+        p50Ms: ts.p50Ms,
+        p99Ms: ts.p99Ms,
+        ackP50Ms: ts.ack.p50Ms,
+        ackP99Ms: ts.ack.p99Ms,
+        floorP50Ms: tf.p50Ms,
+        floorP99Ms: tf.p99Ms,
+        floorAckP50Ms: tf.ack.p50Ms,
+        floorAckP99Ms: tf.ack.p99Ms,
+        server: ts,
+        floor: tf,
+      };
     }
 
-    // the same-node processes make way for the cluster
+    // the same-node processes make way for the cluster (the relay floor stays for the cluster's telemetry)
     await nodeFleet.stop();
-    await floorFleet.stop();
     await refFleet?.stop();
     await ref?.stop();
-    await floor.stop();
     await node.stop();
+    if (!args.variants.has('telemetry')) {
+      await floorFleet.stop();
+      await floor.stop();
+    }
     if (args.cpuProf) {
       // one file per thread (tsx runs its loader on a worker thread): the main thread's is the largest
       const newest = readdirSync(profDir)
@@ -393,13 +424,16 @@ async function main(): Promise<void> {
       }
     }
 
-    if (args.variants.has('cross')) {
+    if (args.variants.has('cross') || args.variants.has('telemetry')) {
       const at = args.latencyRate;
-      const cross = await crossNode(args, at, stops);
-      if (cross === null) {
-        say('cross-node: skipped (cluster mode unavailable)');
-        out.crossNode = { status: 'skipped', reason: 'cluster mode unavailable' };
-      } else {
+      const cluster = await clusterNodes(args, at, stops, args.variants.has('telemetry') ? floorFleet : null);
+      if (cluster === null) {
+        say('cluster mode unavailable: cross-node and cluster telemetry skipped');
+        if (args.variants.has('cross')) out.crossNode = { status: 'skipped', reason: 'cluster mode unavailable' };
+        if (args.variants.has('telemetry')) out.clusterTelemetry = { status: 'skipped', reason: 'cluster mode unavailable' };
+      }
+      const cross = cluster?.cross;
+      if (cross) {
         row(`cluster same-node @ ${at}/s`, 'server (NATS)', cross.same);
         row(`cross-node @ ${at}/s`, 'server A → B', cross.cross);
         const sameEmbedded = (out.atLatencyRate as { server: { p50Ms: number } } | undefined)?.server.p50Ms;
@@ -412,6 +446,26 @@ async function main(): Promise<void> {
           addedP50Ms: round(cross.cross.p50Ms - cross.same.p50Ms, 3),
           addedP50MsOverEmbedded: sameEmbedded === undefined ? null : round(cross.cross.p50Ms - sameEmbedded, 3),
           runs: cross,
+        };
+      }
+      const tel = cluster?.telemetry;
+      if (tel) {
+        const rate = args.telemetryRate;
+        telemetryRows(`cluster telemetry @ ${rate}/s`, 'relay floor', tel.floor);
+        telemetryRows(`cluster telemetry @ ${rate}/s`, 'server (cluster)', tel.server);
+        out.clusterTelemetry = {
+          status: 'ok',
+          rate,
+          p50Ms: tel.server.p50Ms,
+          p99Ms: tel.server.p99Ms,
+          ackP50Ms: tel.server.ack.p50Ms,
+          ackP99Ms: tel.server.ack.p99Ms,
+          floorP50Ms: tel.floor.p50Ms,
+          floorP99Ms: tel.floor.p99Ms,
+          floorAckP50Ms: tel.floor.ack.p50Ms,
+          floorAckP99Ms: tel.floor.ack.p99Ms,
+          server: tel.server,
+          floor: tel.floor,
         };
       }
     }
@@ -435,6 +489,11 @@ async function main(): Promise<void> {
     summary.push(`cross-node at ${args.latencyRate}/s: ${String(c.addedP50Ms)} ms added at p50 over same-node in cluster mode, ${String(e)} ms over the embedded node`);
   }
   if (c?.status === 'skipped') summary.push('cross-node: skipped (cluster mode unavailable)');
+  type Tel = { rate: number; p50Ms: number; p99Ms: number; ackP50Ms: number; ackP99Ms: number; floorP50Ms: number; floorP99Ms: number; floorAckP50Ms: number; floorAckP99Ms: number };
+  const telLine = (where: string, t: Tel) =>
+    `telemetry at ${t.rate}/s, ${where}: report → app p50/p99 ${t.p50Ms}/${t.p99Ms} ms (floor ${t.floorP50Ms}/${t.floorP99Ms}); report → ack p50/p99 ${t.ackP50Ms}/${t.ackP99Ms} ms (floor ${t.floorAckP50Ms}/${t.floorAckP99Ms})`;
+  if (out.telemetry) summary.push(telLine('embedded node', out.telemetry as Tel));
+  if ((out.clusterTelemetry as { status?: string } | undefined)?.status === 'ok') summary.push(telLine('cluster node', out.clusterTelemetry as Tel));
   const uws = out.uws as { uws: string; native: boolean } | null;
   const text = [
     `machine: ${cpus().length} cores (${cpus()[0]?.model ?? '?'}), Node ${process.version}, uWS ${uws?.uws ?? '?'} (${uws?.native ? 'native' : 'SHIM'})`,
@@ -452,9 +511,19 @@ async function main(): Promise<void> {
   } else process.stdout.write(text);
 }
 
-/** Two cluster nodes with their own nats-server and redis-server; null when cluster mode is not built. */
-async function crossNode(args: Args, rate: number, stops: Array<() => Promise<void>>): Promise<{ same: CannonResult; cross: CannonResult } | null> {
-  say('cross-node: starting nats-server, redis-server and two nodes');
+/**
+ * Two cluster nodes with their own nats-server and redis-server, the hubs on node B. With the
+ * cross variant: commands to A (cross-node) and to B. With `floor` (the telemetry variant): hub
+ * reports to B with an app subscriber per home on B, alternating with the relay floor's fleet.
+ * Null when cluster mode is not built.
+ */
+async function clusterNodes(
+  args: Args,
+  rate: number,
+  stops: Array<() => Promise<void>>,
+  floor: Fleet | null,
+): Promise<{ cross: { same: CannonResult; cross: CannonResult } | null; telemetry: { floor: TelemetryResult; server: TelemetryResult } | null } | null> {
+  say('cluster: starting nats-server, redis-server and two nodes');
   const nats = await startNats();
   stops.push(() => nats.proc.stop());
   const redis = await startRedis();
@@ -473,10 +542,25 @@ async function crossNode(args: Args, rate: number, stops: Array<() => Promise<vo
     throw err;
   }
   const hubs = hubSpecs(args.hubs, 'x');
-  const fleet = await Fleet.start([workerConfig(b.wsUrl, hubs, true, adminToken, [])]);
+  const fleet = await Fleet.start([workerConfig(b.wsUrl, hubs, true, adminToken, floor ? appSpecs(hubs) : [])]);
   stops.push(() => fleet.stop());
   await hubsOnline(fleet, 'cluster node B', true);
   await sleep(500); // directory and subscriptions settle
+  // commands first, before the app subscribers connect: the cross-node figures stay as they were
+  const cross = args.variants.has('cross') ? await crossCommands(args, rate, a, b, fleet, hubs, adminToken) : null;
+  let telemetry: { floor: TelemetryResult; server: TelemetryResult } | null = null;
+  if (floor) {
+    say(`cluster telemetry: ${args.telemetryRate} reports/s to node B (apps on B), alternating with the relay floor, ${args.durationS} s each`);
+    await fleet.all('apps');
+    telemetry = await telemetryRounds(floor, fleet, args);
+  }
+  await fleet.stop();
+  await Promise.all([a.stop(), b.stop()]);
+  return { cross, telemetry };
+}
+
+/** Commands at `rate` to node A (cross-node, hubs on B) and to node B itself, alternating. */
+async function crossCommands(args: Args, rate: number, a: NodeProc, b: NodeProc, fleet: Fleet, hubs: HubSpec[], adminToken: string): Promise<{ same: CannonResult; cross: CannonResult }> {
   const paths = commandPaths(hubs.map((h) => h.id), args.devices);
   const common = { method: 'POST' as const, body: '{"set":{"on":true}}', headers: { authorization: `Bearer ${adminToken}` }, connections: args.connections, path: paths };
   const others = { hubs: fleet.pids() };
@@ -488,11 +572,7 @@ async function crossNode(args: Args, rate: number, stops: Array<() => Promise<vo
     crosses.push(await paced({ ...common, rate, url: a.httpUrl, pid: a.pid, others, durationS: args.durationS }));
     sames.push(await paced({ ...common, rate, url: b.httpUrl, pid: b.pid, others, durationS: args.durationS }));
   }
-  const cross = median(crosses);
-  const same = median(sames);
-  await fleet.stop();
-  await Promise.all([a.stop(), b.stop()]);
-  return { same, cross };
+  return { same: median(sames), cross: median(crosses) };
 }
 
 main().then(

@@ -88,6 +88,8 @@ export interface Histograms {
   connect: string;
   command: string;
   reportToApp: string;
+  /** hub's send of a report → the ack covering it (the newest unacknowledged report of each hub) */
+  reportToAck: string;
 }
 
 export interface StormResult {

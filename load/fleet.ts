@@ -22,6 +22,7 @@ export interface IntervalView {
   connect: Histogram;
   command: Histogram;
   reportToApp: Histogram;
+  reportToAck: Histogram;
 }
 
 /**
@@ -32,7 +33,7 @@ export interface IntervalView {
 export class Fleet {
   private readonly workers: Worker[] = [];
   private rid = 0;
-  private readonly since = { connect: newHistogram(), command: newHistogram(), reportToApp: newHistogram() };
+  private readonly since = { connect: newHistogram(), command: newHistogram(), reportToApp: newHistogram(), reportToAck: newHistogram() };
 
   private constructor() {}
 
@@ -57,14 +58,15 @@ export class Fleet {
   }
 
   /** Sums the counters and totals of every worker. */
-  async snapshot(): Promise<{ counters: Counters; connect: Histogram; command: Histogram; reportToApp: Histogram }> {
+  async snapshot(): Promise<{ counters: Counters; connect: Histogram; command: Histogram; reportToApp: Histogram; reportToAck: Histogram }> {
     const snaps = await this.all<Snapshot, 'snapshot'>('snapshot');
-    const out = { counters: emptyCounters(), connect: newHistogram(), command: newHistogram(), reportToApp: newHistogram() };
+    const out = { counters: emptyCounters(), connect: newHistogram(), command: newHistogram(), reportToApp: newHistogram(), reportToAck: newHistogram() };
     for (const s of snaps) {
       addCounters(out.counters, s.counters);
       out.connect.add(decodeHistogram(s.total.connect));
       out.command.add(decodeHistogram(s.total.command));
       out.reportToApp.add(decodeHistogram(s.total.reportToApp));
+      out.reportToAck.add(decodeHistogram(s.total.reportToAck));
     }
     return out;
   }
@@ -72,10 +74,11 @@ export class Fleet {
   interval(): IntervalView {
     const counters = emptyCounters();
     for (const w of this.workers) addCounters(counters, w.counters);
-    const view = { counters, connect: this.since.connect, command: this.since.command, reportToApp: this.since.reportToApp };
+    const view = { counters, connect: this.since.connect, command: this.since.command, reportToApp: this.since.reportToApp, reportToAck: this.since.reportToAck };
     this.since.connect = newHistogram();
     this.since.command = newHistogram();
     this.since.reportToApp = newHistogram();
+    this.since.reportToAck = newHistogram();
     return view;
   }
 
@@ -116,6 +119,7 @@ export class Fleet {
         this.since.connect.add(decodeHistogram(msg.interval.connect));
         this.since.command.add(decodeHistogram(msg.interval.command));
         this.since.reportToApp.add(decodeHistogram(msg.interval.reportToApp));
+        this.since.reportToAck.add(decodeHistogram(msg.interval.reportToAck));
         return;
       }
       const p = worker.pending.get(msg.rid);

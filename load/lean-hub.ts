@@ -43,6 +43,8 @@ export interface LeanHubEvents {
   onCommand?(hub: LeanHub): void;
   /** an ack arrived */
   onAck?(hub: LeanHub, s: number): void;
+  /** an ack covered the newest unacknowledged report: `ms` since that report was sent */
+  onReportAck?(hub: LeanHub, ms: number): void;
 }
 
 /** A failed connect: `code` is the server's string code, an errno (`ECONNREFUSED`) or `timeout`/`closed`. */
@@ -81,6 +83,13 @@ export class LeanHub {
   private ws: WebSocket | null = null;
   private welcomed = false;
   private seq = 0;
+  /**
+   * The newest unacknowledged report: its sequence number (0: none) and send time
+   * (performance.now()). Two numbers per hub, not a queue: an ack covering several reports
+   * measures the newest of them.
+   */
+  private reportSeq = 0;
+  private reportAt = 0;
   private readonly url: string;
   private closedWaiters: Array<() => void> = [];
 
@@ -133,6 +142,7 @@ export class LeanHub {
       this.ws = ws;
       this.welcomed = false;
       this.seq = 0;
+      this.reportSeq = 0;
       const timer = setTimeout(() => {
         fail(new ConnectError('timeout', `${this.hubId}: no welcome within ${timeoutMs} ms`));
         ws.terminate();
@@ -196,6 +206,10 @@ export class LeanHub {
             this.events.onCommand?.(this);
             return;
           case FrameType.ack:
+            if (this.reportSeq > 0 && (f.s ?? 0) >= this.reportSeq) {
+              this.events.onReportAck?.(this, performance.now() - this.reportAt);
+              this.reportSeq = 0;
+            }
             this.events.onAck?.(this, f.s ?? 0);
             return;
           case FrameType.error:
@@ -216,7 +230,11 @@ export class LeanHub {
   /** Sends a report of changed attributes; false when not connected. */
   report(r: Record<string, Attrs>, ts?: number): boolean {
     if (!this.connected) return false;
-    return this.send(ts === undefined ? { t: FrameType.report, s: ++this.seq, r } : { t: FrameType.report, s: ++this.seq, r, ts });
+    const s = ++this.seq;
+    if (!this.send(ts === undefined ? { t: FrameType.report, s, r } : { t: FrameType.report, s, r, ts })) return false;
+    this.reportSeq = s;
+    this.reportAt = performance.now();
+    return true;
   }
 
   /** Sends the complete device list. */

@@ -299,7 +299,7 @@ async function main(): Promise<void> {
       say(
         `[${String(Math.round((now - t0) / 1000)).padStart(5)}s ${phase.padEnd(11)}] connected ${v.counters.connected}/${o.hubs} apps ${v.counters.apps}/${o.apps}` +
           ` | reports ${rate('reportsSent')}/s events ${rate('eventsReceived')}/s | cmds ${rate('commandsOk')}/s` +
-          ` | errors ${errs.other} admission ${errs.admission} | p99 ms: connect ${p99(v.connect)} cmd ${p99(v.command)} report→app ${p99(v.reportToApp)}` +
+          ` | errors ${errs.other} admission ${errs.admission} | p99 ms: connect ${p99(v.connect)} cmd ${p99(v.command)} report→app ${p99(v.reportToApp)} report→ack ${p99(v.reportToAck)}` +
           (rss !== null ? ` | server rss ${(rss / 2 ** 20).toFixed(0)} MB` : ''),
       );
       last = { at: now, c: v.counters };
@@ -363,7 +363,7 @@ async function main(): Promise<void> {
 
   const counters = snap?.counters ?? addCounters(emptyCounters(), last.c);
   const lat: Record<string, LatencySummary> = snap
-    ? { connect: summarize(snap.connect), command: summarize(snap.command), reportToApp: summarize(snap.reportToApp) }
+    ? { connect: summarize(snap.connect), command: summarize(snap.command), reportToApp: summarize(snap.reportToApp), reportToAck: summarize(snap.reportToAck) }
     : {};
   const errs = errorsSplit(counters.errors);
   const rssValues = memory.map((m) => m.rssBytes);
@@ -406,7 +406,9 @@ async function main(): Promise<void> {
     counters,
     errors: { admission: errs.admission, other: errs.other, byCode: counters.errors },
     latency: lat,
-    hdr: snap ? { unit: 'µs', connect: encodeHistogram(snap.connect), command: encodeHistogram(snap.command), reportToApp: encodeHistogram(snap.reportToApp) } : null,
+    hdr: snap
+      ? { unit: 'µs', connect: encodeHistogram(snap.connect), command: encodeHistogram(snap.command), reportToApp: encodeHistogram(snap.reportToApp), reportToAck: encodeHistogram(snap.reportToAck) }
+      : null,
     storm,
     memory: mem,
     usage,
@@ -417,7 +419,8 @@ async function main(): Promise<void> {
   writeFileSync(o.reportFile, `${JSON.stringify(report, null, 2)}\n`);
 
   const latRows: Array<Array<string | number>> = [['latency (ms)', 'count', 'p50', 'p90', 'p99', 'p99.9', 'max']];
-  for (const [name, s] of Object.entries(lat)) latRows.push([name === 'reportToApp' ? 'report → app' : name, s.count, s.p50Ms, s.p90Ms, s.p99Ms, s.p999Ms, s.maxMs]);
+  const label: Record<string, string> = { reportToApp: 'report → app', reportToAck: 'report → ack' };
+  for (const [name, s] of Object.entries(lat)) latRows.push([label[name] ?? name, s.count, s.p50Ms, s.p90Ms, s.p99Ms, s.p999Ms, s.maxMs]);
   say('');
   say(table(latRows));
   say('');

@@ -61,8 +61,8 @@ let config: WorkerConfig | null = null;
 const slots: Slot[] = [];
 const apps: App[] = [];
 const counters = emptyCounters();
-const total = { connect: newHistogram(), command: newHistogram(), reportToApp: newHistogram() };
-const interval = { connect: newHistogram(), command: newHistogram(), reportToApp: newHistogram() };
+const total = { connect: newHistogram(), command: newHistogram(), reportToApp: newHistogram(), reportToAck: newHistogram() };
+const interval = { connect: newHistogram(), command: newHistogram(), reportToApp: newHistogram(), reportToAck: newHistogram() };
 let stopping = false;
 let storming = false;
 let reportTimer: NodeJS.Timeout | null = null;
@@ -148,6 +148,7 @@ function init(c: WorkerConfig): void {
         onErrorFrame: (_hub, code) => bump(`frame:${code}`),
         onCommand: () => counters.commandsAnswered++,
         onAck: () => counters.acks++,
+        onReportAck: (_hub, ms) => record('reportToAck', ms),
       },
     );
     slot = { spec, hub, attempt: 0, retrying: false };
@@ -504,7 +505,12 @@ function sleep(ms: number): Promise<void> {
 }
 
 function histogramsOf(h: typeof total) {
-  return { connect: encodeHistogram(h.connect), command: encodeHistogram(h.command), reportToApp: encodeHistogram(h.reportToApp) };
+  return {
+    connect: encodeHistogram(h.connect),
+    command: encodeHistogram(h.command),
+    reportToApp: encodeHistogram(h.reportToApp),
+    reportToAck: encodeHistogram(h.reportToAck),
+  };
 }
 
 const ticker = setInterval(() => {
@@ -512,6 +518,7 @@ const ticker = setInterval(() => {
   interval.connect.reset();
   interval.command.reset();
   interval.reportToApp.reset();
+  interval.reportToAck.reset();
 }, 1_000);
 
 async function stop(): Promise<void> {
