@@ -3,7 +3,7 @@ import type { Attrs } from '../../proto/frames.js';
 import { TierError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 import { closeRedis, connectRedis, backoff, LuaScript, RedisKeys } from './redis.js';
-import { emptyDevice, mergeAttrs, type CursorListener, type DeviceShadow, type HubShadow, type SeqCursor, type ShadowStore } from './shadow-store.js';
+import { emptyDevice, mergeAttrs, newShadow, type CursorListener, type DeviceShadow, type HubShadow, type SeqCursor, type ShadowStore } from './shadow-store.js';
 
 export interface RedisShadowStoreOptions {
   log: Logger;
@@ -229,7 +229,7 @@ export class RedisShadowStore implements ShadowStore {
     // taken before the read: a batch that lands meanwhile is then in Redis or in this snapshot
     const overlay = this.overlayOf(hubId);
     const fields = await this.client.hgetall(this.key(hubId));
-    const out = Object.create(null) as HubShadow;
+    const out = newShadow();
     for (const field in fields) {
       if (field.charAt(1) !== ':') continue; // the cursor and the fencing epoch `ep`
       const device = (out[field.slice(2)] ??= emptyDevice());
