@@ -9,7 +9,10 @@ import { startNats, uniquePrefix, type Backend } from '../helpers/backends.js';
 
 /** What NatsBus promises beyond the Bus contract: reconnecting forever, status for readiness, closing. */
 
-const WITHIN_MS = 8_000;
+/** Ceiling of a wait for something the test caused; below the test timeout only to name what is missing. */
+const WITHIN_MS = 20_000;
+/** A request timeout beyond the test's (30 s): a request that settles did not wait for it. */
+const BEYOND_TEST_MS = 600_000;
 const enc = (s: string): Uint8Array => new TextEncoder().encode(s);
 const dec = (b: Uint8Array): string => new TextDecoder().decode(b);
 
@@ -96,10 +99,9 @@ describe('NatsBus', () => {
     await until('the bus notices', () => !b.connected);
     for (let i = 0; i < 5; i++) expect(() => b.publish(`${p}.a`, enc(`lost${i}`))).not.toThrow();
     expect(b.status().dropped).toBe(5);
-    // a request cannot be delivered now: it fails at once, not after its timeout
-    const started = Date.now();
-    await expect(b.request(`${p}.a`, enc('?'), 5_000)).rejects.toMatchObject({ code: 'internal', temporary: true });
-    expect(Date.now() - started).toBeLessThan(1_000);
+    // a request cannot be delivered now: it fails at once, not after its timeout (which is beyond
+    // the test's, and the server comes back only after this)
+    await expect(b.request(`${p}.a`, enc('?'), BEYOND_TEST_MS)).rejects.toMatchObject({ code: 'internal', temporary: true });
     await expect(b.flush()).rejects.toMatchObject({ code: 'internal' });
 
     await nats.restart();
@@ -113,9 +115,8 @@ describe('NatsBus', () => {
 
   it('a second client sees no responders at once for a subject nobody serves', async () => {
     const a = await bus();
-    const started = Date.now();
-    await expect(a.request(`${uniquePrefix().slice(0, -1)}.none`, enc(''), 5_000)).rejects.toBeInstanceOf(NoRespondersError);
-    expect(Date.now() - started).toBeLessThan(1_000);
+    // the timeout is beyond the test's: only the server's no-responders notice can settle it
+    await expect(a.request(`${uniquePrefix().slice(0, -1)}.none`, enc(''), BEYOND_TEST_MS)).rejects.toBeInstanceOf(NoRespondersError);
   });
 
   it('after close: status closed, publish and respond are dropped, subscribe and request fail with draining', async () => {

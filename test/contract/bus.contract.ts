@@ -19,8 +19,17 @@ export interface BusFixture {
 /** Called once per test: a fresh bus, so no subscription or message leaks between tests. */
 export type BusFactory = () => Promise<BusFixture>;
 
-/** The ceiling for anything that should arrive: only reached when the implementation is broken. */
-const ARRIVAL_MS = 5_000;
+/**
+ * The ceiling for anything that should arrive: only reached when the implementation is broken.
+ * Below the test timeout (30 s) only so that the failure names what did not arrive.
+ */
+const ARRIVAL_MS = 20_000;
+
+/**
+ * A request timeout beyond any test's (vitest's 30 s): a request that settles at all settles
+ * for another reason than its timeout, so "at once" needs no clock.
+ */
+const BEYOND_TEST_MS = 600_000;
 
 const text = new TextEncoder();
 const enc = (s: string): Uint8Array => text.encode(s);
@@ -343,15 +352,13 @@ export function busContract(name: string, make: BusFactory): void {
       });
 
       it('rejects at once with NoRespondersError when nobody subscribes', async () => {
-        const timeoutMs = 10_000;
-        const started = Date.now();
-        const err = await bus.request(`${p}.nobody.cmd`, enc('x'), timeoutMs).then(
+        // the request timeout is far beyond the test's: only the no-responders notice can settle it
+        const err = await bus.request(`${p}.nobody.cmd`, enc('x'), BEYOND_TEST_MS).then(
           () => undefined,
           (e: unknown) => e,
         );
         expect(err).toBeInstanceOf(NoRespondersError);
         expect((err as NoRespondersError).code).toBe('hub_offline');
-        expect(Date.now() - started).toBeLessThan(1_000);
       });
 
       it('rejects with NoRespondersError once the only responder has unsubscribed', async () => {
@@ -360,7 +367,7 @@ export function busContract(name: string, make: BusFactory): void {
         expect(dec(await bus.request(`${p}.gone`, enc(''), ARRIVAL_MS))).toBe('here');
         sub.unsubscribe();
         await bus.flush();
-        await expect(bus.request(`${p}.gone`, enc(''), 10_000)).rejects.toBeInstanceOf(NoRespondersError);
+        await expect(bus.request(`${p}.gone`, enc(''), BEYOND_TEST_MS)).rejects.toBeInstanceOf(NoRespondersError);
       });
 
       it('rejects with RequestTimeoutError after timeoutMs when the subscriber never answers', async () => {
@@ -375,22 +382,36 @@ export function busContract(name: string, make: BusFactory): void {
         const elapsed = Date.now() - started;
         expect(err).toBeInstanceOf(RequestTimeoutError);
         expect((err as RequestTimeoutError).code).toBe('command_timeout');
-        expect(received.payloads()).toEqual(['hello?']);
-        // not early (a few ms of clock granularity allowed), and not much later
+        // the subscriber got it (it may be processed after the timeout on a busy machine)
+        expect((await received.count(1)).map((m) => dec(m.data))).toEqual(['hello?']);
+        // not early (a few ms of clock granularity allowed); how late is left to the test's timeout
         expect(elapsed).toBeGreaterThanOrEqual(timeoutMs - 5);
-        expect(elapsed).toBeLessThan(timeoutMs + 2_000);
       });
 
-      it('ignores an answer given after the timeout', async () => {
-        let late: BusMessage | undefined;
+      it('drops an answer given after the timeout: the next request gets its own answer', async () => {
+        const asked: BusMessage[] = [];
         bus.subscribe(`${p}.late`, (msg) => {
-          late = msg;
+          asked.push(msg);
+          if (asked.length < 2) return; // the first request is left to time out
+          // the first request's answer comes now, just before the second's, on the same subject
+          asked[0]!.respond(enc(`too late for ${dec(asked[0]!.data)}`));
+          msg.respond(enc(`answer to ${dec(msg.data)}`));
         });
         await bus.flush();
-        await expect(bus.request(`${p}.late`, enc(''), 50)).rejects.toBeInstanceOf(RequestTimeoutError);
-        expect(late).toBeDefined();
-        // answering now must neither throw nor resurrect the request
-        expect(() => late!.respond(enc('too late'))).not.toThrow();
+        await expect(bus.request(`${p}.late`, enc('first'), 50)).rejects.toBeInstanceOf(RequestTimeoutError);
+        expect(dec(await bus.request(`${p}.late`, enc('second'), ARRIVAL_MS))).toBe('answer to second');
+        expect(asked.map((m) => dec(m.data))).toEqual(['first', 'second']);
+      });
+
+      it('resolves with the first answer when a responder answers twice', async () => {
+        bus.subscribe(`${p}.twice`, (msg) => {
+          msg.respond(enc('first'));
+          msg.respond(enc('second'));
+        });
+        await bus.flush();
+        expect(dec(await bus.request(`${p}.twice`, enc(''), ARRIVAL_MS))).toBe('first');
+        // the second answer reached nobody: a following request still gets its own first answer
+        expect(dec(await bus.request(`${p}.twice`, enc(''), ARRIVAL_MS))).toBe('first');
       });
     });
 

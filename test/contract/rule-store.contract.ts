@@ -227,10 +227,19 @@ export function ruleStoreContract(name: string, make: RuleStoreFactory): void {
         expect(changes.map((c) => c.version)).toEqual([changes[0]!.version, await store.homeVersion(home)]);
         expect(changes[1]!.version).toBeGreaterThan(changes[0]!.version);
         stop();
+        // a listener still subscribed is the barrier: once it has heard of the marker (a later
+        // change), the stopped listener would have heard of the delete too
+        const heard: RuleStoreChange[] = [];
+        const stopWitness = store.watch((c) => heard.push(c));
         await store.deleteRule(home, r.id);
-        const marker = await store.createRule(`${home}-marker`, spec());
-        expect(marker).toBeTruthy();
+        const markerHome = `${home}-marker`;
+        const marker = await store.createRule(markerHome, spec({ name: 'Marker' }));
+        expect(await store.getRule(markerHome, marker.id)).toEqual(marker);
+        expect(marker).toMatchObject({ name: 'Marker', version: 1 });
+        await expect.poll(() => heard.some((c) => c.homeId === markerHome)).toBe(true);
+        expect(heard.map((c) => c.homeId)).toEqual([home, markerHome]);
         expect(changes).toHaveLength(2);
+        stopWitness();
       });
 
       it('a listener that throws does not fail the change', async () => {

@@ -15,8 +15,13 @@ import { startRedis, uniquePrefix, type Backend } from '../helpers/backends.js';
  */
 
 const log = createLogger('silent');
-/** The ceiling for anything that should happen: only reached when the implementation is broken. */
-const WITHIN_MS = 8_000;
+/**
+ * The ceiling for anything that should happen: only reached when the implementation is broken.
+ * Below the test timeout (30 s) only so that the failure names what did not happen.
+ */
+const WITHIN_MS = 20_000;
+/** A command timeout beyond the test's: what settles did not wait for it. */
+const BEYOND_TEST_MS = 600_000;
 
 let redis: Backend;
 beforeAll(async () => {
@@ -156,7 +161,8 @@ describe('RedisShadowStore epoch fence', () => {
 
 describe('RedisShadowStore during a Redis outage', () => {
   it('keeps writes while Redis is down, reports unhealthy, and writes the latest values after a restart', async () => {
-    const s = await store({ batchWindowMs: 10, flushTimeoutMs: 300 });
+    // commands never time out within the test: whatever fails while Redis is down fails because it is down
+    const s = await store({ batchWindowMs: 10, flushTimeoutMs: 300 }, BEYOND_TEST_MS);
     s.writeReported(hub, 'd1', device({ level: 1 }, 1));
     await s.flush();
     expect(s.healthy).toBe(true);
@@ -175,10 +181,9 @@ describe('RedisShadowStore during a Redis outage', () => {
     expect((await s.loadCursor(hub))).toEqual({ boot: 'b1', seq: 6 });
     await expect(s.flush()).rejects.toMatchObject({ code: 'internal' });
     expect(s.pendingWrites).toBe(3);
-    // a read-modify-write cannot be durable now: it fails at once instead of hanging
-    const started = Date.now();
+    // a read-modify-write cannot be durable now: it fails at once instead of hanging (Redis comes
+    // back only after this, and the client's command timeout is beyond the test's)
     await expect(s.setDesired(hub, 'd1', { level: 9 })).rejects.toThrow();
-    expect(Date.now() - started).toBeLessThan(1_000);
 
     await redis.restart(); // same port, empty (no persistence): only the retried writes are there
     await s.flush();

@@ -23,6 +23,12 @@ function attempt(url: string, headers: Record<string, string>): Promise<{ status
   });
 }
 
+/** The value of one Prometheus series in an exposition text; 0 when absent (a counter not yet counted). */
+function metric(text: string, series: string): number {
+  const line = text.split('\n').find((l) => l.startsWith(`${series} `));
+  return line === undefined ? 0 : Number(line.slice(series.length + 1));
+}
+
 describe('hub and user admission (real server process)', () => {
   let server: ServerProcess;
   let secret: string;
@@ -144,11 +150,13 @@ describe('hub and user admission (real server process)', () => {
     expect(refused).toBe(401);
   });
 
-  it('reports readiness with the uWS binding on the admin port', async () => {
+  it('reports readiness with the uWS binding on the admin port, and counts refused upgrades by code', async () => {
     const r = await api(server.adminUrl, 'GET', '/readyz', undefined);
     expect(r).toMatchObject({ status: 200, body: { ready: true, mode: 'embedded', uws: { native: true } } });
-    const m = await fetch(`${server.adminUrl}/metrics`);
-    expect(await m.text()).toContain('tier_hub_upgrades_refused_total{code="bad_signature"} 1');
+    const refused = async () => metric(await (await fetch(`${server.adminUrl}/metrics`)).text(), 'tier_hub_upgrades_refused_total{code="bad_signature"}');
+    const before = await refused();
+    expect(await attempt(`${server.wsUrl}/hub/v1`, hubAuthHeaderMap(hubCredentials('adm-1', 'not-the-secret')))).toMatchObject({ status: 401 });
+    expect(await refused()).toBe(before + 1);
   });
 });
 

@@ -1,16 +1,19 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import { HubClient } from '../../load/hub-client.js';
+import { HubClient, HubClientError } from '../../load/hub-client.js';
 import { startNats, startRedis, uniquePrefix, type Backend } from '../helpers/backends.js';
 import { api, freePort, startServerProcess, type ServerProcess } from '../helpers/server-process.js';
 
-/** Polls `check` until it returns a value other than undefined, or fails after `ms`. */
-async function eventually<T>(check: () => Promise<T | undefined>, ms = 15_000, what = 'condition'): Promise<T> {
-  const until = Date.now() + ms;
+/**
+ * Polls `check` until it returns a value other than undefined (a rejection counts as not yet).
+ * No deadline of its own: the test's timeout is the ceiling, and `signal` (the test's) stops the
+ * polling when the test gives up.
+ */
+async function eventually<T>(signal: AbortSignal, what: string, check: () => Promise<T | undefined>): Promise<T> {
   for (;;) {
     const v = await check().catch(() => undefined);
     if (v !== undefined) return v;
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
+    if (signal.aborted) throw new Error(`gave up waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 100));
   }
 }
@@ -68,9 +71,37 @@ describe('cluster mode: three nodes, one NATS, one Redis (real processes)', { ti
   const hubOn = async (node: ServerProcess, hubId: string, boot?: string) => {
     const c = new HubClient({ url: node.wsUrl, hubId, secret: secrets[hubId]!, ...(boot ? { boot } : {}) });
     clients.push(c);
-    await c.connect();
+    try {
+      await c.connect();
+    } catch (err) {
+      // what the node said meanwhile is the way to tell a refusal from a bug
+      const said = node.logs.filter((l) => (typeof l.level === 'number' && l.level >= 40) || l.stderr !== undefined).slice(-8);
+      const state = node.child.exitCode ?? node.child.signalCode ?? 'running';
+      throw new Error(`${hubId} could not connect to ${node.wsUrl} (process ${state}): ${(err as Error).message}; its last warnings: ${JSON.stringify(said)}`, { cause: err });
+    }
     return c;
   };
+  /**
+   * Connects as a real hub does after an outage: a refusal the hub is told to retry (a temporary
+   * code, or the socket closing before the welcome) is retried with backoff; the test's timeout is
+   * the ceiling. Each retry is printed: a refusal by a node whose /readyz is 200 is worth a look.
+   */
+  const hubOnRetrying = async (node: ServerProcess, hubId: string): Promise<HubClient> => {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await hubOn(node, hubId);
+      } catch (err) {
+        const cause = (err as Error).cause;
+        const retry = cause instanceof HubClientError && (cause.temporary === true || cause.code === 'closed' || cause.status === 503 || cause.status === 500);
+        if (!retry) throw err;
+        console.warn(`retrying ${hubId}: ${(err as Error).message}`);
+        await new Promise((r) => setTimeout(r, Math.min(2_000, 100 * 2 ** attempt)));
+      }
+    }
+  };
+  /** Waits until the node's /readyz answers 200: its NATS and Redis connections are up. */
+  const ready = (signal: AbortSignal, node: ServerProcess, name: string) =>
+    eventually(signal, `${name} ready`, async () => ((await api(node.adminUrl, 'GET', '/readyz', undefined)).status === 200 ? true : undefined));
 
   beforeAll(async () => {
     [nats, redis] = await Promise.all([startNats(), startRedis({ persist: true })]);
@@ -82,6 +113,8 @@ describe('cluster mode: three nodes, one NATS, one Redis (real processes)', { ti
       TIER_DIRECTORY_TTL_MS: '3000',
       TIER_IDLE_MS: '4000',
       TIER_HEARTBEAT_MS: '1000',
+      // lets a test give a command a timeout beyond its own
+      TIER_COMMAND_TIMEOUT_MAX_MS: '600000',
     };
     [nodes.a, nodes.b, nodes.c] = await Promise.all([startNode('a'), startNode('b'), startNode('c')]);
     for (const hub of ['c-cmd', 'c-off', 'c-app', 'c-race', 'c-kill', 'c-nats', 'c-redis', 'c-redis-restart']) {
@@ -112,11 +145,9 @@ describe('cluster mode: three nodes, one NATS, one Redis (real processes)', { ti
   });
 
   it('answers 409 hub_offline at once when no node holds the hub', async () => {
-    const t0 = Date.now();
-    const res = await cmd(nodes.b, 'c-off', { set: { on: true }, timeoutMs: 20_000 });
+    // "at once": the command's own timeout is beyond the test's, so only hub_offline can answer it
+    const res = await cmd(nodes.b, 'c-off', { set: { on: true }, timeoutMs: 600_000 });
     expect(res).toMatchObject({ status: 409, body: { code: 'hub_offline' } });
-    // a lower bound on how long a timeout would have taken, not a latency target
-    expect(Date.now() - t0).toBeLessThan(20_000);
   });
 
   it('delivers events of a hub on node A to an app on node C', async () => {
@@ -150,22 +181,22 @@ describe('cluster mode: three nodes, one NATS, one Redis (real processes)', { ti
     expect(status.body.node).toBe(winner === one ? 'node-a' : 'node-b');
   });
 
-  it('recovers the hubs of a node killed with SIGKILL on another node, shadows intact', async () => {
+  it('recovers the hubs of a node killed with SIGKILL on another node, shadows intact', async ({ signal }) => {
     const victim = await startNode('victim');
     const hub = await hubOn(victim, 'c-kill', 'boot-k');
     const seq = await hub.report({ t1: { temperature: 22.25 } });
     // durable once the batch window has passed and another node can read it
-    await eventually(async () => {
+    await eventually(signal, 'the shadow write', async () => {
       const s = await api(nodes.a.httpUrl, 'GET', '/v1/hubs/c-kill/shadow', shared.ADMIN_TOKEN);
       return s.body.devices?.t1?.reported?.temperature === 22.25 ? true : undefined;
-    }, 5_000, 'the shadow write');
+    });
     await victim.kill();
     await hub.closed;
     // the dead node's entry expires with its liveness key
-    await eventually(async () => {
+    await eventually(signal, 'the directory entry to expire', async () => {
       const s = await api(nodes.a.httpUrl, 'GET', '/v1/hubs/c-kill', shared.ADMIN_TOKEN);
       return s.body.online === false ? true : undefined;
-    }, 10_000, 'the directory entry to expire');
+    });
     expect((await cmd(nodes.b, 'c-kill')).body.code).toBe('hub_offline');
     const back = new HubClient({ url: nodes.b.wsUrl, hubId: 'c-kill', secret: secrets['c-kill']!, boot: 'boot-k' });
     clients.push(back);
@@ -189,38 +220,40 @@ describe('cluster mode: three nodes, one NATS, one Redis (real processes)', { ti
     expect(status.body.online).toBe(false);
   });
 
-  it('keeps working after NATS restarts: nodes reconnect and re-subscribe on their own', async () => {
+  it('keeps working after NATS restarts: nodes reconnect and re-subscribe on their own', async ({ signal }) => {
     const hub = await hubOn(nodes.a, 'c-nats');
     const app = appSocket(`${nodes.c.wsUrl}/app/v1?token=${shared.ADMIN_TOKEN}`);
     await app.opened;
     await app.request({ op: 'sub', home: 'home-c-nats' });
     await nats.restart();
-    await eventually(async () => ((await cmd(nodes.b, 'c-nats')).status === 200 ? true : undefined), 20_000, 'a command after the NATS restart');
+    await eventually(signal, 'a command after the NATS restart', async () => ((await cmd(nodes.b, 'c-nats')).status === 200 ? true : undefined));
     expect(hub.connected).toBe(true);
     // node C re-subscribes on its own reconnect, which may come a little later than A's and B's
     let temperature = 18;
-    const evt = await eventually(async () => {
+    // each report not seen within a second is followed by another (a step, not a deadline)
+    const evt = await eventually(signal, 'an event through the restarted NATS', async () => {
       const t = ++temperature;
       await hub.report({ t1: { temperature: t } });
       const seen = app.next((m) => m.op === 'evt' && m.kind === 'state' && m.attrs.temperature === t);
       return Promise.race([seen, new Promise<undefined>((r) => setTimeout(() => r(undefined), 1_000))]);
-    }, 20_000, 'an event through the restarted NATS');
+    });
     expect(evt.hub).toBe('c-nats');
     app.ws.close();
   });
 
-  it('keeps hub sessions up while Redis is down, reports the degradation, and writes what it accepted once Redis is back', async () => {
-    const hub = await hubOn(nodes.a, 'c-redis');
+  it('keeps hub sessions up while Redis is down, reports the degradation, and writes what it accepted once Redis is back', async ({ signal }) => {
+    await ready(signal, nodes.a, 'node a'); // after an earlier fault test, its connections may still be coming back
+    const hub = await hubOnRetrying(nodes.a, 'c-redis');
     await hub.report({ t1: { n: 1 } });
     redis.pause(); // a hung Redis: connections open, nothing answered
     let stored = false;
     // accepted by the session and queued for Redis, acknowledged only once Redis has it
     const acked = hub.report({ t1: { n: 2 } }).then(() => (stored = true));
     try {
-      await eventually(async () => {
+      await eventually(signal, 'readiness to report the degradation', async () => {
         const r = await api(nodes.a.adminUrl, 'GET', '/readyz', undefined);
         return r.status === 503 ? r.body : undefined;
-      }, 10_000, 'readiness to report the degradation');
+      });
       expect(hub.connected).toBe(true);
       // the hub's record is cached on the node that admitted it: commands need NATS only
       expect((await cmd(nodes.a, 'c-redis')).status).toBe(200);
@@ -229,34 +262,38 @@ describe('cluster mode: three nodes, one NATS, one Redis (real processes)', { ti
       redis.resume();
     }
     await acked;
-    await eventually(async () => ((await api(nodes.a.adminUrl, 'GET', '/readyz', undefined)).status === 200 ? true : undefined), 15_000, 'readiness to recover');
-    const shadow = await eventually(async () => {
+    await ready(signal, nodes.a, 'node a');
+    const shadow = await eventually(signal, 'the queued write to reach Redis', async () => {
       const s = await api(nodes.c.httpUrl, 'GET', '/v1/hubs/c-redis/shadow', shared.ADMIN_TOKEN);
       return s.body.devices?.t1?.reported?.n === 2 ? s.body : undefined;
-    }, 10_000, 'the queued write to reach Redis');
+    });
     expect(shadow.devices.t1.reported).toEqual({ n: 2 });
     expect(hub.connected).toBe(true);
   });
 
-  it('rides out a Redis restart: sessions stay up, writes made meanwhile are retried, new sessions open after', async () => {
-    const hub = await hubOn(nodes.b, 'c-redis-restart');
+  it('rides out a Redis restart: sessions stay up, writes made meanwhile are retried, new sessions open after', async ({ signal }) => {
+    await ready(signal, nodes.b, 'node b'); // after an earlier fault test, its connections may still be coming back
+    const hub = await hubOnRetrying(nodes.b, 'c-redis-restart');
     await hub.report({ t1: { n: 1 } });
     await redis.stop();
     let stored = false;
     // accepted while Redis is gone, acknowledged once it is back and has the write
     const acked = hub.report({ t1: { n: 2 } }).then(() => (stored = true));
-    await eventually(async () => ((await api(nodes.b.adminUrl, 'GET', '/readyz', undefined)).status === 503 ? true : undefined), 10_000, 'readiness 503');
+    await eventually(signal, 'readiness 503 on node b', async () => ((await api(nodes.b.adminUrl, 'GET', '/readyz', undefined)).status === 503 ? true : undefined));
     expect(stored).toBe(false);
     await redis.restart();
     await acked;
-    await eventually(async () => ((await api(nodes.b.adminUrl, 'GET', '/readyz', undefined)).status === 200 ? true : undefined), 15_000, 'readiness 200');
-    await eventually(async () => {
+    await ready(signal, nodes.b, 'node b');
+    await eventually(signal, 'the write made during the outage', async () => {
       const s = await api(nodes.a.httpUrl, 'GET', '/v1/hubs/c-redis-restart/shadow', shared.ADMIN_TOKEN);
       return s.body.devices?.t1?.reported?.n === 2 ? true : undefined;
-    }, 10_000, 'the write made during the outage');
+    });
     expect(hub.connected).toBe(true);
+    // the next step uses node c: its own Redis connections must be back (each node reconnects on
+    // its own schedule; b being ready says nothing about c)
+    await ready(signal, nodes.c, 'node c');
     // the registry and epochs survived (append-only file): a new connection takes the session over
-    const again = await hubOn(nodes.c, 'c-redis-restart');
+    const again = await hubOnRetrying(nodes.c, 'c-redis-restart');
     expect(again.connected).toBe(true);
     expect((await hub.closed).code).toBe(4000);
   });

@@ -9,6 +9,7 @@ import { runSimulator, type Simulator } from '../../load/simulator.js';
 import { loadConfig } from '../../src/config/config.js';
 import { createLogger } from '../../src/log/logger.js';
 import { startServer, type RunningServer } from '../../src/server.js';
+import { rulesWarmedUp } from '../helpers/server-process.js';
 
 const ADMIN = 'test-admin-token-0123456789';
 
@@ -32,6 +33,7 @@ beforeAll(async () => {
   http = `http://127.0.0.1:${server.port}`;
   wsUrl = `ws://127.0.0.1:${server.port}`;
   dir = mkdtempSync(join(tmpdir(), 'hub-client-test-'));
+  await rulesWarmedUp(`http://127.0.0.1:${server.adminPort}`);
 });
 
 afterAll(async () => {
@@ -311,34 +313,42 @@ describe('HubClient against an in-process server', () => {
 
 describe('simulator core in-process', () => {
   let sim: Simulator | null = null;
+  let runs = 0;
   afterEach(async () => {
     await sim?.stop();
     sim = null;
   });
 
-  const options = (secretsFile: string, lines: string[]) => ({
+  /** Options of a simulator run; each test passes its own prefix (hub ids) and secrets file. */
+  const options = (prefix: string, secretsFile: string, lines: string[]) => ({
     url: wsUrl,
     hubs: 2,
     devices: 8,
     adminToken: ADMIN,
-    prefix: 'simt',
+    prefix,
     secretsFile,
     reportEverySec: 0.2,
     statusEverySec: 0,
     out: (line: string) => lines.push(line),
   });
 
+  /** A prefix and a secrets file no other test uses. */
+  const fresh = () => {
+    const n = ++runs;
+    return { prefix: `simt${n}`, secretsFile: join(dir, `secrets-${n}.json`) };
+  };
+
   it('provisions hubs, connects them, answers commands and reports the change', async () => {
-    const secretsFile = join(dir, 'secrets.json');
+    const { prefix, secretsFile } = fresh();
     const lines: string[] = [];
-    sim = await runSimulator(options(secretsFile, lines));
+    sim = await runSimulator(options(prefix, secretsFile, lines));
     expect(sim.stats()).toMatchObject({ total: 2, connected: 2, failed: 0 });
     expect(lines[0]).toContain('provisioned 2/2 hubs');
     const saved = JSON.parse(readFileSync(secretsFile, 'utf8')) as { servers: Record<string, Record<string, string>> };
-    expect(Object.keys(saved.servers[http] ?? {}).sort()).toEqual(['simt-0', 'simt-1']);
-    expect((await api('GET', '/v1/hubs/simt-1')).body).toMatchObject({ homeId: 'home-0', online: true });
+    expect(Object.keys(saved.servers[http] ?? {}).sort()).toEqual([`${prefix}-0`, `${prefix}-1`]);
+    expect((await api('GET', `/v1/hubs/${prefix}-1`)).body).toMatchObject({ homeId: 'home-0', online: true });
 
-    const path = '/v1/hubs/simt-1/devices/dev-4/commands'; // dev-4 is a plug
+    const path = `/v1/hubs/${prefix}-1/devices/dev-4/commands`; // dev-4 is a plug
     const on = await api('POST', path, { set: { on: true } });
     expect(on.status).toBe(200);
     expect(on.body.result).toMatchObject({ on: true, power: expect.any(Number) });
@@ -346,13 +356,13 @@ describe('simulator core in-process', () => {
     expect(off.body).toEqual({ ok: true, result: { on: false, power: 0 } });
     expect((await api('POST', path, { method: 'dance' })).body).toMatchObject({ code: 'command_failed' });
     expect((await api('POST', path, { set: { position: 5 } })).body).toMatchObject({ code: 'command_failed' });
-    expect((await api('POST', '/v1/hubs/simt-1/devices/dev-99/commands', { set: { on: true } })).body).toMatchObject({ code: 'unknown_device' });
+    expect((await api('POST', `/v1/hubs/${prefix}-1/devices/dev-99/commands`, { set: { on: true } })).body).toMatchObject({ code: 'unknown_device' });
     expect(sim.stats().commands).toBeGreaterThanOrEqual(4);
-    await vi.waitFor(async () => expect((await shadowOf('simt-1'))['dev-4']).toMatchObject({ kind: 'plug', reported: { on: false, power: 0 } }));
+    await vi.waitFor(async () => expect((await shadowOf(`${prefix}-1`))['dev-4']).toMatchObject({ kind: 'plug', reported: { on: false, power: 0 } }));
 
     // desired state while online arrives as a set command; the simulator applies and reports it
-    await api('PUT', '/v1/hubs/simt-0/devices/dev-5/desired', { desired: { position: 40 } });
-    await vi.waitFor(async () => expect((await shadowOf('simt-0'))['dev-5']?.reported).toEqual({ position: 40 }));
+    await api('PUT', `/v1/hubs/${prefix}-0/devices/dev-5/desired`, { desired: { position: 40 } });
+    await vi.waitFor(async () => expect((await shadowOf(`${prefix}-0`))['dev-5']?.reported).toEqual({ position: 40 }));
 
     // drifting sensors keep reporting
     const acked = sim.stats().reportsAcked;
@@ -360,37 +370,43 @@ describe('simulator core in-process', () => {
 
     await sim.stop();
     expect(sim.stats().connected).toBe(0);
-    await vi.waitFor(() => expect(server.sessions.has('simt-0') || server.sessions.has('simt-1')).toBe(false));
+    await vi.waitFor(() => expect(server.sessions.has(`${prefix}-0`) || server.sessions.has(`${prefix}-1`)).toBe(false));
   });
 
   it('reuses saved secrets for hubs that exist, and skips hubs whose secret is unknown', async () => {
-    const secretsFile = join(dir, 'secrets.json'); // written by the test above
+    const { prefix, secretsFile } = fresh();
+    // a first run provisions the hubs and saves their secrets
+    sim = await runSimulator(options(prefix, secretsFile, []));
+    expect(sim.stats()).toMatchObject({ total: 2, connected: 2 });
+    await sim.stop();
+
     const lines: string[] = [];
-    sim = await runSimulator(options(secretsFile, lines));
+    sim = await runSimulator(options(prefix, secretsFile, lines));
     expect(lines[0]).toContain('(0 new, 2 with saved secrets, 0 skipped)');
     expect(sim.stats()).toMatchObject({ total: 2, connected: 2 });
     await sim.stop();
 
     const other: string[] = [];
-    sim = await runSimulator(options(join(dir, 'other.json'), other));
+    sim = await runSimulator(options(prefix, join(dir, `${prefix}-other.json`), other));
     expect(sim.stats().total).toBe(0);
     expect(other.filter((l) => l.includes('its secret is not in'))).toHaveLength(2);
   });
 
   it('reconnects with backoff after being taken over, keeping its boot', async () => {
-    const secretsFile = join(dir, 'secrets.json');
-    sim = await runSimulator(options(secretsFile, []));
-    const simClient = sim.client('simt-0')!;
+    const { prefix, secretsFile } = fresh();
+    sim = await runSimulator(options(prefix, secretsFile, []));
+    const hubId = `${prefix}-0`;
+    const simClient = sim.client(hubId)!;
     const ackedBefore = simClient.acked;
     const saved = JSON.parse(readFileSync(secretsFile, 'utf8')) as { servers: Record<string, Record<string, string>> };
-    const intruder = client({ hubId: 'simt-0', secret: saved.servers[http]!['simt-0']! });
+    const intruder = client({ hubId, secret: saved.servers[http]![hubId]! });
 
     const offline = once(sim, 'offline');
     const online = once(sim, 'online');
     await intruder.connect();
     expect((await offline)[1]).toMatchObject({ code: 4000 });
-    const [hubId, welcome] = await online;
-    expect(hubId).toBe('simt-0');
+    const [onlineHub, welcome] = await online;
+    expect(onlineHub).toBe(hubId);
     expect(welcome.s).toBeGreaterThanOrEqual(ackedBefore);
     expect((await intruder.closed).code).toBe(4000);
     expect(sim.stats()).toMatchObject({ connected: 2, reconnects: 1 });

@@ -1,9 +1,11 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import type { HubEvent } from '../../proto/app.js';
 import { HubSession, type HubLink, type HubSessionDeps } from '../../src/actors/hub-session.js';
 import { TimerWheel } from '../../src/actors/timer-wheel.js';
 import { MemoryBus } from '../../src/cluster/bus-memory.js';
 import { MemoryDirectory } from '../../src/cluster/directory-memory.js';
 import type { Directory, HubLocation } from '../../src/cluster/directory.js';
+import type { DeviceShadow, SeqCursor } from '../../src/cluster/shadow-store.js';
 import { MemoryShadowStore } from '../../src/cluster/shadow-store-memory.js';
 import { createLogger } from '../../src/log/logger.js';
 import { decodeServerFrame, encode, decodeHubFrame } from '../../src/protocol/codec.js';
@@ -38,8 +40,29 @@ class GatedDirectory extends MemoryDirectory {
   }
 }
 
+/** A shadow store that records the epoch every queued write carries. */
+class EpochRecordingStore extends MemoryShadowStore {
+  readonly writes: Array<{ write: string; epoch: number | undefined }> = [];
+  override writeReported(hubId: string, deviceId: string, device: DeviceShadow, epoch?: number): void {
+    this.writes.push({ write: `reported ${deviceId}`, epoch });
+    super.writeReported(hubId, deviceId, device, epoch);
+  }
+  override writeCursor(hubId: string, cursor: SeqCursor, epoch?: number): void {
+    this.writes.push({ write: `cursor ${cursor.seq}`, epoch });
+    super.writeCursor(hubId, cursor, epoch);
+  }
+}
+
 const timers: TimerWheel[] = [];
-afterEach(() => timers.splice(0).forEach((t) => t.close()));
+afterEach(() => {
+  timers.splice(0).forEach((t) => t.close());
+  vi.useRealTimers();
+});
+
+/** The clock of the session (Date.now) and of its timer wheel (setInterval), under the test's control; setImmediate stays real. */
+function fakeClock(): void {
+  vi.useFakeTimers({ toFake: ['Date', 'setInterval', 'clearInterval', 'setTimeout', 'clearTimeout'], now: 1_700_000_000_000 });
+}
 
 function setup(overrides: Partial<HubSessionDeps> = {}, directory: Directory = new MemoryDirectory()) {
   const wheel = new TimerWheel();
@@ -103,6 +126,7 @@ describe('HubSession', () => {
   });
 
   it('closes a stale holder that missed the takeover message when its idle check sees another holder', async () => {
+    fakeClock();
     const directory = new MemoryDirectory();
     const { link, frame } = setup({ idleMs: 200 }, directory);
     frame({ t: 1, v: 1, b: 'boot' });
@@ -110,11 +134,63 @@ describe('HubSession', () => {
     expect(link.frames[0]).toMatchObject({ t: 2, ep: 1 });
     await directory.refreshNode('n2');
     await directory.claim('hub-1', 'n2'); // no takeover published: as if the message were lost
-    while (!link.closed) {
-      frame({ t: 3 }); // heartbeats keep it from idling out
-      await new Promise((r) => setTimeout(r, 40));
-    }
+    await vi.advanceTimersByTimeAsync(100);
+    frame({ t: 3 }); // a heartbeat: at its idle check the hub is alive, so the check looks at the directory
+    await settle();
+    expect(link.closed).toBeNull();
+    await vi.advanceTimersByTimeAsync(150); // past the idle check at 200 ms (and a tick of the wheel)
+    await settle();
     expect(link.closed).toEqual({ code: 4000, reason: 'session_taken_over' });
+  });
+
+  it('acknowledges a duplicate of the last accepted sequence number without applying or publishing it again', async () => {
+    const events: HubEvent[] = [];
+    const { link, shadows, frame } = setup({ publishEvent: (e) => events.push(e) });
+    frame({ t: 1, v: 1, b: 'boot' });
+    await settle();
+    frame({ t: 4, s: 1, r: { d1: { n: 1 } } });
+    // the hub missed the ack and sends frame 1 again (the same number, other content to tell them apart)
+    frame({ t: 4, s: 1, r: { d1: { n: 99 } } });
+    frame({ t: 5, s: 1, d: 'd1', e: 'press' });
+    await settle();
+    expect(link.frames.filter((f) => f.t === 10)).toEqual([]);
+    expect(link.frames.filter((f) => f.t === 6)).toEqual([
+      { t: 6, s: 1 },
+      { t: 6, s: 1 },
+      { t: 6, s: 1 },
+    ]);
+    expect((await shadows.load('hub-1')).d1).toMatchObject({ reported: { n: 1 }, reportedVersion: 1 });
+    expect(events.filter((e) => e.kind !== 'online')).toEqual([expect.objectContaining({ kind: 'state', device: 'd1', attrs: { n: 1 }, version: 1 })]);
+    // and the next number is applied as usual
+    frame({ t: 4, s: 2, r: { d1: { n: 2 } } });
+    await settle();
+    expect((await shadows.load('hub-1')).d1).toMatchObject({ reported: { n: 2 }, reportedVersion: 2 });
+  });
+
+  it('every shadow write carries the epoch of the session\'s directory claim', async () => {
+    const directory = new MemoryDirectory();
+    // earlier sessions of the hub elsewhere: this session's epoch is 3, not a default
+    await directory.claim('hub-1', 'n0');
+    await directory.claim('hub-1', 'n0');
+    const store = new EpochRecordingStore();
+    const { link, frame } = setup({ shadows: store }, directory);
+    frame({ t: 1, v: 1, b: 'boot' });
+    await settle();
+    const epoch = (await directory.lookup('hub-1'))!.epoch;
+    expect(epoch).toBe(3);
+    expect(link.frames[0]).toMatchObject({ t: 2, ep: epoch });
+    frame({ t: 4, s: 1, r: { d1: { n: 1 }, d2: { on: true } } });
+    frame({ t: 5, s: 2, d: 'd1', e: 'press' });
+    frame({ t: 4, s: 3, r: { d1: { n: 2 } } });
+    await settle();
+    expect(store.writes).toEqual([
+      { write: 'reported d1', epoch },
+      { write: 'reported d2', epoch },
+      { write: 'cursor 1', epoch },
+      { write: 'cursor 2', epoch },
+      { write: 'reported d1', epoch },
+      { write: 'cursor 3', epoch },
+    ]);
   });
 
   it('refuses the session with a temporary internal error when the directory is unreachable', async () => {
