@@ -2,50 +2,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { SignJWT } from 'jose';
 import { HubClient } from '../../load/hub-client.js';
-import { decodeValue, encode } from '../../src/protocol/codec.js';
 import { hubAuthHeaderMap, hubCredentials } from '../../src/protocol/hub-auth.js';
+import { AppSocket } from '../helpers/app-socket.js';
 import { api, startServerProcess, type ServerProcess } from '../helpers/server-process.js';
-
-/** An app socket collecting every message; `next(pred)` waits for the first one matching. */
-class AppSocket {
-  readonly messages: any[] = [];
-  private waiters: Array<{ pred: (m: any) => boolean; resolve: (m: any) => void }> = [];
-  private nextId = 1;
-  readonly ws: WebSocket;
-
-  constructor(url: string, readonly enc: 'json' | 'msgpack' = 'json') {
-    this.ws = new WebSocket(url);
-    this.ws.on('message', (data: Buffer, isBinary: boolean) => {
-      const msg = isBinary ? decodeValue(new Uint8Array(data)) : JSON.parse(data.toString());
-      this.messages.push(msg);
-      this.waiters = this.waiters.filter((w) => (w.pred(msg) ? (w.resolve(msg), false) : true));
-    });
-  }
-
-  opened(): Promise<void> {
-    return new Promise((resolve, reject) => {
-      this.ws.once('open', () => resolve());
-      this.ws.once('error', reject);
-    });
-  }
-
-  next(pred: (m: any) => boolean): Promise<any> {
-    const seen = this.messages.find(pred);
-    if (seen) return Promise.resolve(seen);
-    return new Promise((resolve) => this.waiters.push({ pred, resolve }));
-  }
-
-  request(body: Record<string, unknown>): Promise<any> {
-    const id = this.nextId++;
-    const msg = { id, ...body };
-    this.ws.send(this.enc === 'json' ? JSON.stringify(msg) : encode(msg));
-    return this.next((m) => m.id === id && (m.op === 'ok' || m.op === 'err'));
-  }
-
-  close(): void {
-    this.ws.close();
-  }
-}
 
 /** The value of one Prometheus series in an exposition text; 0 when absent (a counter not yet counted). */
 function metric(text: string, series: string): number {
