@@ -73,6 +73,7 @@ export async function startServerProcess(env: Record<string, string> = {}): Prom
     void exited.then((code) => reject(new Error(`server exited with ${code} before it was ready: ${JSON.stringify(logs.slice(-5))}`)));
   });
   await ready;
+  await rulesWarmedUp(`http://127.0.0.1:${adminPort}`);
   return {
     port,
     adminPort,
@@ -93,6 +94,21 @@ export async function startServerProcess(env: Record<string, string> = {}): Prom
       return exited;
     },
   };
+}
+
+/**
+ * Waits until the node's start-up warm-up of its rule workers has finished (succeeded or failed),
+ * as `/readyz` reports it. A node closed while that first task still runs takes piscina's 30 s close
+ * timeout to stop (a start-up issue of src/rules/pool.ts): a test that stops its node soon after
+ * starting it would hit the hook timeout instead of testing anything.
+ */
+export async function rulesWarmedUp(adminUrl: string): Promise<void> {
+  for (;;) {
+    const res = await fetch(`${adminUrl}/readyz`).catch(() => null);
+    const body = res ? ((await res.json()) as { rules?: { completed?: number; failed?: number } }) : {};
+    if ((body.rules?.completed ?? 0) + (body.rules?.failed ?? 0) > 0) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
 }
 
 /** JSON request helper: returns status and parsed body. */

@@ -8,7 +8,7 @@ import type { HubRecord } from '../../src/cluster/hub-registry.js';
 import { loadConfig } from '../../src/config/config.js';
 import { createLogger } from '../../src/log/logger.js';
 import { memoryPorts, startServer, type Ports, type RunningServer } from '../../src/server.js';
-import { api } from '../helpers/server-process.js';
+import { api, rulesWarmedUp } from '../helpers/server-process.js';
 
 const ADMIN = 'access-admin-token-0123456789';
 
@@ -33,6 +33,7 @@ beforeAll(async () => {
   server = await startServer(config, log, async (timers) => (ports = memoryPorts(config, timers, log)));
   http = `http://127.0.0.1:${server.port}`;
   wsUrl = `ws://127.0.0.1:${server.port}`;
+  await rulesWarmedUp(`http://127.0.0.1:${server.adminPort}`);
 });
 
 afterAll(async () => {

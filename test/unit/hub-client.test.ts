@@ -9,6 +9,7 @@ import { runSimulator, type Simulator } from '../../load/simulator.js';
 import { loadConfig } from '../../src/config/config.js';
 import { createLogger } from '../../src/log/logger.js';
 import { startServer, type RunningServer } from '../../src/server.js';
+import { rulesWarmedUp } from '../helpers/server-process.js';
 
 const ADMIN = 'test-admin-token-0123456789';
 
@@ -32,6 +33,7 @@ beforeAll(async () => {
   http = `http://127.0.0.1:${server.port}`;
   wsUrl = `ws://127.0.0.1:${server.port}`;
   dir = mkdtempSync(join(tmpdir(), 'hub-client-test-'));
+  await rulesWarmedUp(`http://127.0.0.1:${server.adminPort}`);
 });
 
 afterAll(async () => {
