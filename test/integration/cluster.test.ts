@@ -71,7 +71,14 @@ describe('cluster mode: three nodes, one NATS, one Redis (real processes)', { ti
   const hubOn = async (node: ServerProcess, hubId: string, boot?: string) => {
     const c = new HubClient({ url: node.wsUrl, hubId, secret: secrets[hubId]!, ...(boot ? { boot } : {}) });
     clients.push(c);
-    await c.connect();
+    try {
+      await c.connect();
+    } catch (err) {
+      // what the node said meanwhile is the way to tell a refusal from a bug
+      const said = node.logs.filter((l) => (typeof l.level === 'number' && l.level >= 40) || l.stderr !== undefined).slice(-8);
+      const state = node.child.exitCode ?? node.child.signalCode ?? 'running';
+      throw new Error(`${hubId} could not connect to ${node.wsUrl} (process ${state}): ${(err as Error).message}; its last warnings: ${JSON.stringify(said)}`, { cause: err });
+    }
     return c;
   };
   /** Waits until the node's /readyz answers 200: its NATS and Redis connections are up. */
