@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import { HubClient } from '../../load/hub-client.js';
+import { HubClient, HubClientError } from '../../load/hub-client.js';
 import { startNats, startRedis, uniquePrefix, type Backend } from '../helpers/backends.js';
 import { api, freePort, startServerProcess, type ServerProcess } from '../helpers/server-process.js';
 
@@ -80,6 +80,24 @@ describe('cluster mode: three nodes, one NATS, one Redis (real processes)', { ti
       throw new Error(`${hubId} could not connect to ${node.wsUrl} (process ${state}): ${(err as Error).message}; its last warnings: ${JSON.stringify(said)}`, { cause: err });
     }
     return c;
+  };
+  /**
+   * Connects as a real hub does after an outage: a refusal the hub is told to retry (a temporary
+   * code, or the socket closing before the welcome) is retried with backoff; the test's timeout is
+   * the ceiling. Each retry is printed: a refusal by a node whose /readyz is 200 is worth a look.
+   */
+  const hubOnRetrying = async (node: ServerProcess, hubId: string): Promise<HubClient> => {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await hubOn(node, hubId);
+      } catch (err) {
+        const cause = (err as Error).cause;
+        const retry = cause instanceof HubClientError && (cause.temporary === true || cause.code === 'closed' || cause.status === 503 || cause.status === 500);
+        if (!retry) throw err;
+        console.warn(`retrying ${hubId}: ${(err as Error).message}`);
+        await new Promise((r) => setTimeout(r, Math.min(2_000, 100 * 2 ** attempt)));
+      }
+    }
   };
   /** Waits until the node's /readyz answers 200: its NATS and Redis connections are up. */
   const ready = (signal: AbortSignal, node: ServerProcess, name: string) =>
@@ -225,7 +243,7 @@ describe('cluster mode: three nodes, one NATS, one Redis (real processes)', { ti
 
   it('keeps hub sessions up while Redis is down, reports the degradation, and writes what it accepted once Redis is back', async ({ signal }) => {
     await ready(signal, nodes.a, 'node a'); // after an earlier fault test, its connections may still be coming back
-    const hub = await hubOn(nodes.a, 'c-redis');
+    const hub = await hubOnRetrying(nodes.a, 'c-redis');
     await hub.report({ t1: { n: 1 } });
     redis.pause(); // a hung Redis: connections open, nothing answered
     try {
@@ -251,7 +269,7 @@ describe('cluster mode: three nodes, one NATS, one Redis (real processes)', { ti
 
   it('rides out a Redis restart: sessions stay up, writes made meanwhile are retried, new sessions open after', async ({ signal }) => {
     await ready(signal, nodes.b, 'node b'); // after an earlier fault test, its connections may still be coming back
-    const hub = await hubOn(nodes.b, 'c-redis-restart');
+    const hub = await hubOnRetrying(nodes.b, 'c-redis-restart');
     await hub.report({ t1: { n: 1 } });
     await redis.stop();
     await hub.report({ t1: { n: 2 } }); // accepted while Redis is gone
@@ -267,7 +285,7 @@ describe('cluster mode: three nodes, one NATS, one Redis (real processes)', { ti
     // its own schedule; b being ready says nothing about c)
     await ready(signal, nodes.c, 'node c');
     // the registry and epochs survived (append-only file): a new connection takes the session over
-    const again = await hubOn(nodes.c, 'c-redis-restart');
+    const again = await hubOnRetrying(nodes.c, 'c-redis-restart');
     expect(again.connected).toBe(true);
     expect((await hub.closed).code).toBe(4000);
   });
