@@ -286,6 +286,8 @@ export class HubSession extends Actor<HubMessage> implements TimerTarget, Cursor
       if (this.epoch !== 0) this.deps.directory.release(this.hubId, this.deps.nodeId, this.epoch).catch(() => {});
       this.epoch = 0;
       this.sendError('internal', 'the server cannot open the session now, retry later');
+      // spread over 1-5 s: every hub of a node hits the same outage, they should not return at once
+      this.send({ t: FrameType.reconnect, after: 1_000 + Math.floor(Math.random() * 4_000), e: 'internal' });
       this.closeWith(CloseCode.internal, 'internal');
     }
   }

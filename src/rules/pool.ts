@@ -110,6 +110,9 @@ export class RulePool implements RuleRunner {
       maxThreads: this.threads,
       maxQueue: this.maxQueue,
       idleTimeout: 60_000,
+      // close waits this long for running tasks: a task aborted at its deadline never reports done,
+      // and piscina's own 30 s would hold a node's shutdown (SIGTERM soon after start: the warm-up)
+      closeTimeout: Math.min(5_000, this.taskTimeoutMs + 1_000),
       resourceLimits: { maxOldGenerationSizeMb: options.maxWorkerHeapMb ?? 256 },
       ...(execArgv ? { execArgv } : {}),
     });
