@@ -692,7 +692,9 @@ export class HubFrameGen {
   }
 
   private heartbeat(): GenFrame {
-    const ts = this.rng.pick<unknown>([undefined, null, 0, 1, Date.now(), 2 ** 53 - 1, new MpInt(Date.now(), 'u64'), new MpFloat(Date.now(), 64), -1, 1.5, 2 ** 53, 'x', [], new MpFloat(NaN, 64)]);
+    // clocks from the seed, not from Date.now(): the same seed gives the same bytes
+    const clock = 1_700_000_000_000 + this.rng.int(2 ** 30);
+    const ts = this.rng.pick<unknown>([undefined, null, 0, 1, clock, 2 ** 53 - 1, new MpInt(clock, 'u64'), new MpFloat(clock, 64), -1, 1.5, 2 ** 53, 'x', [], new MpFloat(NaN, 64)]);
     const entries: Array<[unknown, unknown]> = [['t', 3]];
     if (ts !== undefined) entries.push(['ts', ts]);
     const tsValue = ts instanceof MpInt ? Number(ts.value) : ts instanceof MpFloat ? ts.value : ts;

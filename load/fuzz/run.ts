@@ -80,7 +80,9 @@ export async function runFuzz(opts: FuzzOptions): Promise<FuzzReport> {
     onLine: (line) => onServerLine(rec, line),
   });
   killOnExit(target);
-  const runId = randomBytes(3).toString('hex');
+  // ids from the seed against a fresh node (the same seed sends the same bytes); random against a
+  // running node, where a second run with the same seed would find its ids taken
+  const runId = target.spawned ? (new Rng(`ids/${opts.seed}`).u32() & 0xffffff).toString(16).padStart(6, '0') : randomBytes(3).toString('hex');
   const h = new Harness(target, rec, runId, Date.now() + opts.maxSeconds * 1000);
   const rng = new Rng(opts.seed);
   const vectors = loadVectors();
