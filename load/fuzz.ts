@@ -32,6 +32,7 @@ usage: npm run fuzz -- [options]
   -h, --help          this text
 
 Exit code: 0 when the node never crashed and no invariant was violated, 1 otherwise, 2 on a usage error.
+FUZZ_DEBUG=1 prints each hub-wire oracle violation with the last windows (frames and answers) of its hub.
 `;
 
 function fail(message: string): never {

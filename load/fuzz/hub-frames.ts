@@ -192,6 +192,7 @@ export class HubFrameGen {
   /**
    * A valid report of new devices (a hub growing its device set), within the per-frame limits;
    * ids and attribute names are sometimes hostile but valid (`toString`, `valueOf`, `__proto_`).
+   * Past GROW_LIMIT devices it reports changes of devices it already has.
    */
   grow(ctx: GenContext): GenFrame & { devices: Record<string, Record<string, unknown>> } {
     const count = this.rng.weighted([
@@ -205,7 +206,8 @@ export class HubFrameGen {
     const entries: Array<[string, MpMap]> = [];
     let size = 0;
     for (let i = 0; i < count; i++) {
-      const id = this.rng.chance(0.02) ? this.rng.pick(VALID_HOSTILE_IDS) : `${this.devicePrefix}${++this.deviceCounter}`;
+      const fresh = this.deviceCounter < GROW_LIMIT;
+      const id = this.rng.chance(0.003) ? this.rng.pick(VALID_HOSTILE_IDS) : `${this.devicePrefix}${fresh ? ++this.deviceCounter : 1 + this.rng.int(this.deviceCounter)}`;
       if (Object.hasOwn(r, id)) continue;
       const attrs: Array<[string, unknown]> = [];
       const n = this.rng.range(1, 4);
@@ -738,6 +740,12 @@ function repeat(unit: Uint8Array, n: number): Uint8Array {
   for (let i = 0; i < n; i++) out.set(unit, i * unit.length);
   return out;
 }
+
+/**
+ * @default 100_000: devices the growing hub creates at most. Every reconnect of a hub loads its
+ * whole shadow, so an unbounded set turns a long run into a benchmark of that copy.
+ */
+export const GROW_LIMIT = 100_000;
 
 /** Largest sequence number the fuzz keeps using in one session; beyond it a hub reconnects with a new boot id. */
 export const SEQ_LIMIT = MAX_SEQ;

@@ -27,6 +27,9 @@ export interface HubFuzzOptions {
   growShare: number;
 }
 
+/** FUZZ_DEBUG=1: every oracle violation is printed with the last windows of its hub (frames and answers). */
+const DEBUG = process.env.FUZZ_DEBUG === '1';
+
 /** @default 10_000 (ms): a barrier not answered in this time is a violation (the node hangs) */
 const ANSWER_TIMEOUT_MS = 10_000;
 
@@ -259,8 +262,9 @@ class Slot {
       this.sent++;
       this.h.rec.sent.hubFrames++;
       this.h.rec.counts.hubFrames.inc(`pre-hello:${f.klass.split(':')[0]}`);
-      const hello = this.gen.hello(boot);
-      conn.send(hello.data);
+      // a plain hello: a hostile one's error would be taken for the pre-hello frame's
+      conn.send(pack(new MpMap([['t', 1], ['v', 1], ['b', boot]])));
+      this.h.rec.counts.hubControl.inc('hello');
       await conn.until(() => conn.inbox.some((m) => m.frame?.t === 2), ANSWER_TIMEOUT_MS);
       const welcomeAt = conn.inbox.findIndex((m) => m.frame?.t === 2);
       const before = summarize(conn, 0);
@@ -273,7 +277,7 @@ class Slot {
         this.h.rec.violation({ invariant: 'protocol-oracle', surface: 'hub', klass: `pre-hello:${f.klass}`, detail: `before hello: expected ${expect.map(describe).join(' or ')}, got ${actual(before, true)}`, input, tag: f.tag });
       }
       this.h.done(this.name);
-      return this.afterHandshake(conn, hello.welcome ? null : hello.error ?? null, boot, f.overHardCap === true, true);
+      return this.afterHandshake(conn, f.overHardCap === true, true);
     }
 
     const hello = this.gen.hello(boot);
@@ -291,17 +295,16 @@ class Slot {
       // the refused hello left the session waiting for a proper one
       conn.send(this.gen.hello(boot).data);
     }
-    return this.afterHandshake(conn, null, boot, false, hello.klass !== 'hello');
+    return this.afterHandshake(conn, false, hello.klass !== 'hello');
   }
 
   /** Waits for the welcome (sending a plain hello when the last one was refused) and takes its parameters. */
-  private async afterHandshake(conn: HubConn, refused: string | null, boot: string, dropExpected: boolean, needSync: boolean): Promise<void> {
-    if (refused !== null && !conn.closed) conn.send(this.gen.hello(boot).data);
+  private async afterHandshake(conn: HubConn, dropExpected: boolean, needSync: boolean): Promise<void> {
     await conn.until(() => conn.inbox.some((m) => m.frame?.t === 2), ANSWER_TIMEOUT_MS);
     const welcome = conn.inbox.find((m) => m.frame?.t === 2)?.frame;
     if (!welcome) {
       if (!conn.closed) {
-        if (this.h.target.alive) this.h.rec.violation({ invariant: 'hub-no-answer', surface: 'hub', klass: 'hello', detail: `no welcome within ${ANSWER_TIMEOUT_MS} ms of a valid hello` });
+        if (this.h.target.alive && !this.h.restarting) this.h.rec.violation({ invariant: 'hub-no-answer', surface: 'hub', klass: 'hello', detail: `no welcome within ${ANSWER_TIMEOUT_MS} ms of a valid hello (got ${actual(summarize(conn, 0), false)})`, input: this.lastInput() });
         conn.terminate();
         await conn.until(() => conn.closed !== null, 2_000);
       }
@@ -319,7 +322,13 @@ class Slot {
     const from = conn.inbox.length;
     conn.send(BARRIER);
     this.h.rec.counts.hubControl.inc('barrier');
-    await conn.until(() => summarize(conn, from).heartbeats >= 1, ANSWER_TIMEOUT_MS);
+    const answered = await conn.until(() => summarize(conn, from).heartbeats >= 1, ANSWER_TIMEOUT_MS);
+    if (!answered && !conn.closed) {
+      // a late answer would be taken for the next window's: this socket is done
+      if (this.h.target.alive && !this.h.restarting) this.h.rec.violation({ invariant: 'hub-no-answer', surface: 'hub', klass: 'handshake', detail: `no answer to a heartbeat within ${ANSWER_TIMEOUT_MS} ms after the welcome` });
+      conn.terminate();
+      await conn.until(() => conn.closed !== null, 2_000);
+    }
     if (conn.closed) this.onClosed(conn, false);
   }
 
@@ -354,6 +363,9 @@ class Slot {
     await this.exchange(conn, frames);
   }
 
+  /** the last windows of this hub, with FUZZ_DEBUG=1 */
+  private traces: string[] = [];
+
   /** An oracle frame drawn while filling a window, and the sequence it was drawn for. */
   private pending: { frame: GenFrame; knownAt: number } | null = null;
 
@@ -380,12 +392,18 @@ class Slot {
     for (const a of s.acks) if (a > this.known) this.known = a;
     const nodeOk = this.h.target.alive && this.h.target.generation === generation && !this.h.restarting;
     const barrierAnswered = s.heartbeats >= 1;
-    if (!barrierAnswered && !conn.closed && nodeOk) {
-      this.h.rec.violation({ invariant: 'hub-no-answer', surface: 'hub', klass: frames[frames.length - 1]!.klass, detail: `no answer to the barrier heartbeat within ${ANSWER_TIMEOUT_MS} ms`, input: inputs[inputs.length - 1] });
+    if (!barrierAnswered && !conn.closed) {
+      if (nodeOk) this.h.rec.violation({ invariant: 'hub-no-answer', surface: 'hub', klass: frames[frames.length - 1]!.klass, detail: `no answer to the barrier heartbeat within ${ANSWER_TIMEOUT_MS} ms (got ${actual(s, false)})`, input: inputs[inputs.length - 1] });
+      // a late answer would be taken for the next window's: this socket is done
       conn.terminate();
       await conn.until(() => conn.closed !== null, 2_000);
     }
+    if (DEBUG) {
+      this.traces.push(`frames [${frames.map((f) => `${f.klass} ${typeof f.data === 'string' ? 'text' : toHex(f.data).slice(0, 60)}`).join(' | ')}] got [${conn.inbox.map((m) => (m.frame ? `t${m.frame.t}${m.frame.t === 10 ? `:${String(m.frame.e)}` : m.frame.t === 6 ? `:${String(m.frame.s)}` : ''}` : 'bad')).join(' ')}]${conn.closed ? ` closed ${conn.closed.code}` : ''}`);
+      if (this.traces.length > 4) this.traces.shift();
+    }
     if (oracle && nodeOk && !oracle.expect!.some((o) => satisfied(o, s, oracle.seq, knownBefore))) {
+      if (DEBUG) process.stderr.write(`ORACLE ${this.name} ${oracle.klass} ${oracle.tag ?? ''} ${oracle.expect!.map(describe).join(' or ')} got ${actual(s, barrierAnswered)}\n  ${this.traces.join('\n  ')}\n`);
       this.h.rec.violation({
         invariant: 'protocol-oracle',
         surface: 'hub',

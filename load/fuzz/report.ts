@@ -128,6 +128,9 @@ export class Counts {
 const RING = 256;
 /** Examples kept per violation group. */
 const EXAMPLES = 3;
+/** Violation groups kept; more are counted in one overflow group (memory stays bounded in long runs). */
+const MAX_GROUPS = 500;
+const OVERFLOW = '(overflow)';
 
 export class Recorder {
   readonly started = Date.now();
@@ -175,6 +178,11 @@ export class Recorder {
     // one group per kind of failure: the detail without its numbers (sequence numbers, counts)
     const key = `${v.invariant}|${v.surface}|${v.klass}|${v.detail.replace(/\d+/g, '#').slice(0, 100)}`;
     let g = this.groups.get(key);
+    if (!g && this.groups.size >= MAX_GROUPS) g = this.groups.get(OVERFLOW);
+    if (!g && this.groups.size >= MAX_GROUPS) {
+      g = { invariant: 'other', surface: v.surface, klass: 'more-groups', count: 0, detail: `more than ${MAX_GROUPS} kinds of violation: the rest are counted here`, tags: [], examples: [] };
+      this.groups.set(OVERFLOW, g);
+    }
     if (!g) {
       g = { invariant: v.invariant, surface: v.surface, klass: v.klass, count: 0, detail: v.detail, tags: [], examples: [] };
       this.groups.set(key, g);
