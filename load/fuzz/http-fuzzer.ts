@@ -74,8 +74,8 @@ const INVALID = { status: 400, code: 'invalid_field' };
  */
 const UNKNOWN_DEVICE = { status: 404, code: 'unknown_device' };
 
-/** @default 1_000 (ms): how long a request uWS's parser may drop is waited for */
-const PARSER_REFUSAL_WAIT_MS = 1_000;
+/** @default 300 (ms): how long a request uWS's parser may drop is waited for (it keeps some until its 10 s idle timeout) */
+const PARSER_REFUSAL_WAIT_MS = 300;
 /** @default 15_000 (ms): a request without an answer in this time is a violation */
 const REQUEST_TIMEOUT_MS = 15_000;
 /** @default 65_536 (bytes): the node's body limit (TIER_MAX_BODY_BYTES) */
