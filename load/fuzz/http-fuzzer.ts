@@ -66,6 +66,8 @@ interface Req {
 const UWS_METHODS = new Set(['GET', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS', 'HEAD', 'CONNECT', 'TRACE']);
 /** More headers than this and uWS drops the request (UWS_HTTP_MAX_HEADERS_COUNT). */
 const UWS_MAX_HEADERS = 50;
+/** A header section beyond this may be dropped by uWS (measured: 100 kB answered, 120 kB dropped). */
+const UWS_MAX_HEADER_BYTES = 100_000;
 
 const INVALID = { status: 400, code: 'invalid_field' };
 /**
@@ -163,6 +165,10 @@ export class HttpFuzzer {
       const nodeOk = this.h.target.alive && !this.h.restarting && this.h.target.generation === generation;
       if (!nodeOk) this.h.rec.counts.httpStatuses.inc('node died');
       else if (req.parserRefusal) this.h.rec.counts.httpStatuses.inc(`dropped by the HTTP parser (${req.parserRefusal})`);
+      else if (req.body && req.body.length > MAX_BODY && /EPIPE|ECONNRESET/.test(res.error)) {
+        // the node answers 413 and closes while the client is still writing: the client sees its own write fail
+        this.h.rec.counts.httpStatuses.inc('oversize body: closed while sending');
+      }
       else {
         this.h.rec.counts.httpStatuses.inc('no answer');
         this.h.rec.violation({ invariant: 'http-no-answer', surface: 'http', klass: req.klass, tag: req.tag, detail: `${req.method} ${req.route?.template ?? req.path.slice(0, 80)}: ${res.error}`, input });
@@ -351,7 +357,17 @@ export class HttpFuzzer {
     else if (headerKind === 'odd') Object.assign(headers, { 'content-type': 'application/json', expect: '100-continue', 'transfer-encoding': 'identity', 'x-forwarded-for': '%zz' });
 
     const headerCount = Object.keys(headers).length + 4;
-    const parserRefusal = !UWS_METHODS.has(method) ? `method ${method}` : headerCount > UWS_MAX_HEADERS ? `${headerCount} headers` : headers['transfer-encoding'] !== undefined ? `transfer-encoding ${headers['transfer-encoding']}` : undefined;
+    const authBytes = typeof auth === 'object' && 'header' in auth ? auth.header.length : 0;
+    const headerBytes = path.length + authBytes + Object.entries(headers).reduce((n, [k, v]) => n + k.length + v.length + 4, 0);
+    const parserRefusal = !UWS_METHODS.has(method)
+      ? `method ${method}`
+      : headerCount > UWS_MAX_HEADERS
+        ? `${headerCount} headers`
+        : headers['transfer-encoding'] !== undefined
+          ? `transfer-encoding ${headers['transfer-encoding']}`
+          : headerBytes > UWS_MAX_HEADER_BYTES
+            ? 'header section over 100 kB'
+            : undefined;
     const req: Req = { klass, method, path, auth, headers, body, route, ...(parserRefusal ? { parserRefusal } : {}), ...(tags.length ? { tag: tags.join(' ') } : {}) };
 
     // what the API's rules fix: a hostile path parameter of a matched route is refused (400 or 404)

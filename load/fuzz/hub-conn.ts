@@ -42,6 +42,8 @@ export class HubConn {
   /** every message received, in order */
   readonly inbox: Inbound[] = [];
   closed: { code: number; reason: string } | null = null;
+  /** the fuzzer dropped this socket itself */
+  terminated = false;
   /** called for each message as it arrives (the invariant checks) */
   onMessage: ((m: Inbound) => void) | null = null;
   private wake: (() => void) | null = null;
@@ -150,8 +152,9 @@ export class HubConn {
     return true;
   }
 
-  /** Drops the TCP connection without a closing handshake. */
+  /** Drops the TCP connection without a closing handshake (the close then reads 1006). */
   terminate(): void {
+    this.terminated = true;
     this.ws.terminate();
   }
 
@@ -159,7 +162,7 @@ export class HubConn {
   async close(code = 1000): Promise<void> {
     if (this.open) this.ws.close(code);
     await this.until(() => this.closed !== null, 2_000);
-    if (!this.closed) this.ws.terminate();
+    if (!this.closed) this.terminate();
   }
 
   private poke(): void {

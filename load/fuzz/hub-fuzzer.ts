@@ -293,7 +293,8 @@ class Slot {
     this.h.done(this.name);
     if (!hello.welcome && !conn.closed) {
       // the refused hello left the session waiting for a proper one
-      conn.send(this.gen.hello(boot).data);
+      conn.send(pack(new MpMap([['t', 1], ['v', 1], ['b', boot]])));
+      this.h.rec.counts.hubControl.inc('hello');
     }
     return this.afterHandshake(conn, false, hello.klass !== 'hello');
   }
@@ -422,8 +423,9 @@ class Slot {
   protected onClosed(conn: HubConn, dropExpected: boolean, inputs: InputRecord[] = []): void {
     if (this.conn === conn) this.conn = null;
     const code = conn.closed?.code ?? 0;
-    this.h.rec.counts.hubCloses.inc(code);
-    if (CLOSE_CODES.has(code)) return;
+    // a socket the fuzzer dropped itself reads 1006: that close is not the server's
+    this.h.rec.counts.hubCloses.inc(conn.terminated ? 'dropped by the fuzzer' : code);
+    if (CLOSE_CODES.has(code) || conn.terminated) return;
     if (!this.h.target.alive || this.h.restarting) return;
     if (code === 1006 && dropExpected) return;
     const last = inputs[inputs.length - 1];
