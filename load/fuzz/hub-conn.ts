@@ -1,0 +1,171 @@
+import WebSocket from 'ws';
+import { hubAuthHeaderMap, hubCredentials } from '../../src/protocol/hub-auth.js';
+import { unpackStrict } from './msgpack.js';
+
+/**
+ * One raw hub socket for the fuzzer: the signed upgrade (or a hostile one), then bytes out as
+ * given and every server frame in, decoded by the fuzzer's own strict reader. Unlike HubClient it
+ * keeps no protocol state of its own: the fuzzer decides what is sent, the connection only
+ * collects what comes back.
+ */
+
+export type ServerFrame = Record<string, unknown> & { t: number };
+
+export type OpenResult =
+  | { kind: 'open'; conn: HubConn }
+  | { kind: 'refused'; status: number; body: string }
+  | { kind: 'failed'; message: string };
+
+export interface Inbound {
+  /** decoded frame, or null for a text message or bytes the strict reader refused */
+  frame: ServerFrame | null;
+  raw: Uint8Array | string;
+  /** why `frame` is null */
+  problem?: string;
+}
+
+export interface HubConnOptions {
+  /** ws://host:port */
+  url: string;
+  hubId: string;
+  secret: string;
+  /** header overrides applied after the signed ones; null removes a header */
+  headers?: Record<string, string | null>;
+  /** query string appended to /hub/v1 (without `?`) */
+  query?: string;
+  /** send no signed headers at all (credentials only in `query`, or none) */
+  unsigned?: boolean;
+  timeoutMs?: number;
+}
+
+export class HubConn {
+  /** every message received, in order */
+  readonly inbox: Inbound[] = [];
+  closed: { code: number; reason: string } | null = null;
+  /** the fuzzer dropped this socket itself */
+  terminated = false;
+  /** called for each message as it arrives (the invariant checks) */
+  onMessage: ((m: Inbound) => void) | null = null;
+  private wake: (() => void) | null = null;
+
+  private constructor(private readonly ws: WebSocket) {
+    ws.on('message', (data, isBinary) => {
+      const bytes = Buffer.isBuffer(data) ? data : Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data);
+      let m: Inbound;
+      if (!isBinary) m = { frame: null, raw: bytes.toString('utf8'), problem: 'server sent a text message to a hub' };
+      else {
+        const raw = new Uint8Array(bytes);
+        try {
+          const v = unpackStrict(raw);
+          if (typeof v !== 'object' || v === null || Array.isArray(v) || typeof (v as { t?: unknown }).t !== 'number') m = { frame: null, raw, problem: 'server frame is not a map with a numeric t' };
+          else m = { frame: v as ServerFrame, raw };
+        } catch (err) {
+          m = { frame: null, raw, problem: `server frame does not decode: ${(err as Error).message}` };
+        }
+      }
+      this.inbox.push(m);
+      this.onMessage?.(m);
+      this.poke();
+    });
+    ws.on('close', (code, reason) => {
+      this.closed = { code, reason: reason.toString('utf8') };
+      this.poke();
+    });
+    ws.on('error', () => {
+      // a close event follows
+    });
+  }
+
+  /** Opens a socket; the upgrade's refusal (status and body) is a result, not an error. */
+  static open(opts: HubConnOptions): Promise<OpenResult> {
+    const signed = opts.unsigned ? {} : hubAuthHeaderMap(hubCredentials(opts.hubId, opts.secret));
+    const headers: Record<string, string> = { ...signed };
+    for (const [k, v] of Object.entries(opts.headers ?? {})) {
+      if (v === null) delete headers[k];
+      else headers[k] = v;
+    }
+    const url = `${opts.url.replace(/\/+$/, '')}/hub/v1${opts.query !== undefined ? `?${opts.query}` : ''}`;
+    const timeoutMs = opts.timeoutMs ?? 10_000;
+    return new Promise<OpenResult>((resolve) => {
+      let settled = false;
+      const done = (r: OpenResult) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        resolve(r);
+      };
+      let ws: WebSocket;
+      try {
+        ws = new WebSocket(url, { headers, perMessageDeflate: false, handshakeTimeout: timeoutMs, maxPayload: 64 * 1024 * 1024 });
+      } catch (err) {
+        done({ kind: 'failed', message: (err as Error).message });
+        return;
+      }
+      const timer = setTimeout(() => {
+        ws.terminate();
+        done({ kind: 'failed', message: `no upgrade answer within ${timeoutMs} ms` });
+      }, timeoutMs);
+      const conn = new HubConn(ws);
+      ws.once('open', () => done({ kind: 'open', conn }));
+      ws.on('unexpected-response', (_req, res) => {
+        const chunks: Buffer[] = [];
+        const finish = () => {
+          done({ kind: 'refused', status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') });
+          ws.terminate();
+        };
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', finish);
+        res.on('error', finish);
+      });
+      ws.once('error', (err) => done({ kind: 'failed', message: err.message }));
+      ws.once('close', (code) => done({ kind: 'failed', message: `closed during the upgrade (${code})` }));
+    });
+  }
+
+  get open(): boolean {
+    return this.closed === null && this.ws.readyState === WebSocket.OPEN;
+  }
+
+  /** Sends bytes as a binary message, a string as a text message; false when not open. */
+  send(data: Uint8Array | string): boolean {
+    if (!this.open) return false;
+    this.ws.send(data, { binary: typeof data !== 'string' });
+    return true;
+  }
+
+  /** Resolves true once `done()` holds (checked after every message and at the close), false after `timeoutMs`. */
+  async until(done: () => boolean, timeoutMs: number): Promise<boolean> {
+    const deadline = Date.now() + timeoutMs;
+    while (!done()) {
+      if (this.closed) return done();
+      const left = deadline - Date.now();
+      if (left <= 0) return false;
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, left);
+        this.wake = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+      this.wake = null;
+    }
+    return true;
+  }
+
+  /** Drops the TCP connection without a closing handshake (the close then reads 1006). */
+  terminate(): void {
+    this.terminated = true;
+    this.ws.terminate();
+  }
+
+  /** Closes with a close frame and waits (at most 2 s) for the server's answer. */
+  async close(code = 1000): Promise<void> {
+    if (this.open) this.ws.close(code);
+    await this.until(() => this.closed !== null, 2_000);
+    if (!this.closed) this.terminate();
+  }
+
+  private poke(): void {
+    this.wake?.();
+  }
+}

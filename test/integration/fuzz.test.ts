@@ -1,0 +1,57 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { HubFrameGen, loadVectors } from '../../load/fuzz/hub-frames.js';
+import { crashCause, reproducer } from '../../load/fuzz/report.js';
+import { Rng } from '../../load/fuzz/rng.js';
+import { runFuzz } from '../../load/fuzz/run.js';
+
+/**
+ * `npm run fuzz` at CI size against a real node process: a few thousand hub frames and a few
+ * hundred app messages and HTTP requests with a fixed seed. The node must never exit and every
+ * invariant must hold; a failure lists each crash and violation with its reproducer, and the
+ * replay files are kept in the directory printed.
+ */
+describe('fuzz (CI size, real node process)', () => {
+  it('generates the same inputs for the same seed', () => {
+    const frames = (seed: string) => {
+      const gen = new HubFrameGen(new Rng(seed).fork('hub/0'), loadVectors(), 'g0-');
+      const out: string[] = [];
+      for (let i = 0; i < 500; i++) {
+        const f = gen.next({ max: 16_384, known: i % 7 });
+        out.push(`${f.klass} ${typeof f.data === 'string' ? f.data : Buffer.from(f.data).toString('hex')}`);
+      }
+      return out;
+    };
+    const a = frames('same');
+    expect(frames('same')).toEqual(a);
+    expect(frames('other')).not.toEqual(a);
+  });
+
+  it('the node survives hostile hub frames, app messages and HTTP requests, and keeps every invariant', async () => {
+    const outDir = mkdtempSync(join(tmpdir(), 'hubtier-fuzz-'));
+    const budget = { hubFrames: 2_500, appMessages: 300, httpRequests: 300 };
+    const report = await runFuzz({
+      seed: 'ci',
+      ...budget,
+      hubs: 8,
+      window: 4,
+      growShare: 0.05,
+      serverEnv: {},
+      outDir,
+      maxSeconds: 150,
+      maxCrashes: 5,
+      // one crash per input class is enough to know it: the rest of the budget fuzzes the others
+      crashRepeat: 1,
+    });
+    const crashes = report.crashes.map((c) => `[${c.phase}] ${crashCause(c.stderrTail)} after ${c.inFlight.map(reproducer).join(' | ')} (replay: npm run fuzz -- --replay ${c.file})`);
+    const violations = report.violations.map((g) => `[${g.invariant}] ${g.surface} ${g.klass} x${g.count}: ${g.detail}${g.tags.length ? ` with ${g.tags.join(', ')}` : ''}${g.examples[0]?.reproducer ? ` e.g. ${g.examples[0].reproducer}` : ''}`);
+    expect.soft(crashes, `crashes (files in ${outDir})`).toEqual([]);
+    expect.soft(violations, `invariant violations (files in ${outDir})`).toEqual([]);
+    expect.soft(report.finalCheck).toEqual({ ok: true, detail: expect.any(String) });
+    // the whole budget was sent: a run cut short proves nothing
+    expect.soft(report.sent).toMatchObject({ hubFrames: budget.hubFrames, appMessages: budget.appMessages, httpRequests: budget.httpRequests });
+    expect.soft(report.stoppedEarly).toBeNull();
+  }, 240_000);
+});
