@@ -31,7 +31,12 @@ interface AppMessage {
   echo?: { device: string; method: string; params: unknown };
   /** the hostile value in it, for grouping findings */
   tag?: string;
+  /** larger than uWS reads (4 × the node's frame limit): dropped without a close frame (1006) */
+  overHardCap?: boolean;
 }
+
+/** The app socket's hard cap: 4 × the default TIER_MAX_FRAME_BYTES (src/transport/app-gateway.ts). */
+const APP_HARD_CAP = 4 * 16_384;
 
 interface Principal {
   admin: boolean;
@@ -294,10 +299,12 @@ export class AppFuzzer {
       if (!ok) this.h.rec.violation({ invariant: 'app-oracle', surface: 'app', klass: msg.klass, detail: `expected ${msg.expect.map((e) => ('close' in e ? 'a close' : e.op === 'ok' ? 'ok' : `err ${e.code}`)).join(' or ')}, got ${got}`, input, tag: msg.tag });
     }
     if (nodeOk && msg.echo && reply?.op === 'ok') this.checkEcho(msg, reply, this.responder.take(), input);
+    // frame_too_large is followed by a close 1009 (PROTOCOL.md §11): wait for it, so the next message does not meet it
+    if (reply?.op === 'err' && reply.code === 'frame_too_large') await sock.until(() => sock.closed !== null, REPLY_TIMEOUT_MS);
     if (sock.closed) {
       const code = sock.closed.code;
       this.h.rec.counts.appCloses.inc(code);
-      if (!CLOSE_CODES.has(code) && nodeOk && !sock.closedByUs) this.h.rec.violation({ invariant: 'close-code', surface: 'app', klass: msg.klass, detail: `the server closed the app socket with ${code} (not a CloseCode)`, input });
+      if (!CLOSE_CODES.has(code) && nodeOk && !sock.closedByUs && !(code === 1006 && msg.overHardCap)) this.h.rec.violation({ invariant: 'close-code', surface: 'app', klass: msg.klass, detail: `the server closed the app socket with ${code} (not a CloseCode)`, input });
       this.sock = null;
     }
   }
@@ -404,7 +411,9 @@ export class AppFuzzer {
       case 'oversize': {
         const size = this.rng.pick([16_385, 20_000, 70_000]);
         const text = `{"op":"ping","id":${id},"pad":"${'p'.repeat(size)}"}`;
-        return { klass: 'oversize', data: enc === 'json' ? text : pack({ op: 'ping', id, pad: 'p'.repeat(size) }), expect: [{ op: 'err', code: 'frame_too_large' }, { close: true }] };
+        const data = enc === 'json' ? text : pack({ op: 'ping', id, pad: 'p'.repeat(size) });
+        const bytes = typeof data === 'string' ? Buffer.byteLength(data) : data.byteLength;
+        return { klass: 'oversize', data, expect: [{ op: 'err', code: 'frame_too_large' }, { close: true }], overHardCap: bytes > APP_HARD_CAP };
       }
       case 'msgpack-raw': {
         const bad = this.rng.pick([

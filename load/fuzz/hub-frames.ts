@@ -227,7 +227,8 @@ export class HubFrameGen {
       klass: 'grow:report',
       ...(odd.length ? { tag: odd.map((x) => JSON.stringify(x)).join('+') } : {}),
       data: pack(new MpMap([['t', 4], ['s', s], ['r', new MpMap(entries)]])),
-      expect: [{ kind: 'ack' }],
+      // past the node's per-hub limits the report is refused whole (and consumed: PROTOCOL.md §3)
+      expect: [{ kind: 'ack' }, { kind: 'error', code: 'limit_exceeded' }],
       validFrame: true,
       seq: s,
       devices: r,
@@ -622,7 +623,7 @@ export class HubFrameGen {
         return { klass: `hostile:${where}`, tag, data: pack(new MpMap([['t', 8], ['id', this.unknownCommandId()], ['ok', false], ['e', h]])), expect: [valid ? { kind: 'none' } : { kind: 'error', code: 'invalid_field' }], validFrame: valid };
       }
       case 'result.r':
-        return { klass: `hostile:${where}`, tag, data: pack(new MpMap([['t', 8], ['id', this.unknownCommandId()], ['ok', true], ['r', new MpMap([[h, this.randomValue(2, true)]])]])), expect: [{ kind: 'none' }], validFrame: true };
+        return { klass: `hostile:${where}`, tag, data: pack(new MpMap([['t', 8], ['id', this.unknownCommandId()], ['ok', true], ['r', new MpMap([[h, this.randomValue(2, true)]])]])), expect: [h === '__proto__' ? { kind: 'error', code: 'invalid_field' } : { kind: 'none' }], validFrame: h !== '__proto__' };
       case 'error.e': {
         const valid = isStr(h, 64);
         return { klass: `hostile:${where}`, tag, data: pack(new MpMap([['t', 10], ['c', 103], ['e', h], ['tmp', false]])), expect: [valid ? { kind: 'none' } : { kind: 'error', code: 'invalid_field' }], validFrame: valid };

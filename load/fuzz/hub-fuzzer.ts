@@ -1,3 +1,4 @@
+import { ErrorCodes } from '../../proto/errors.js';
 import { randomBytes } from 'node:crypto';
 import { hubAuthHeaderMap, signHub } from '../../src/protocol/hub-auth.js';
 import { CLOSE_CODES, checkErrorBody, checkServerFrame, errorCodeOf } from './checks.js';
@@ -88,8 +89,15 @@ function satisfied(o: Outcome, s: Summary, seq: number | undefined, knownBefore:
       return seq !== undefined && s.acks.includes(seq) && s.errors.length === 0;
     case 'dup':
       return s.acks.length > 0 && s.acks.every((a) => a === knownBefore) && s.errors.length === 0;
-    case 'error':
-      return s.errors.length === 1 && s.errors[0]!.e === o.code && (o.ref === undefined || s.errors[0]!.ref === o.ref) && (seq === undefined || !s.acks.includes(seq));
+    case 'error': {
+      // the expected refusal; beside it at most a sequence_gap, when the refused frame also skipped ahead
+      const hit = s.errors.some((e) => e.e === o.code && (o.ref === undefined || e.ref === o.ref));
+      const others = s.errors.filter((e) => e.e !== o.code);
+      if (!hit || others.some((e) => e.e !== 'sequence_gap') || others.length > 1) return false;
+      // a permanent refusal of a sequenced frame consumes its number (PROTOCOL.md §3): acked, never applied;
+      // a temporary one (rate_limited, busy, sequence_gap) must not be acknowledged
+      return seq === undefined || !s.acks.includes(seq) || !ErrorCodes[o.code].temporary;
+    }
     case 'heartbeat':
       return s.heartbeats >= 2 && s.errors.length === 0;
     case 'none':
