@@ -318,7 +318,9 @@ export class AppFuzzer {
       return;
     }
     if (cmd.d !== echo.device || cmd.m !== utf8Normalized(echo.method) || !sameData(cmd.p, utf8Normalized(echo.params))) {
-      this.h.rec.violation({ invariant: 'command-passthrough', surface: 'app', klass: msg.klass, tag: msg.tag, detail: `the hub got d ${JSON.stringify(cmd.d)} m ${JSON.stringify(cmd.m)} p keys ${JSON.stringify(Object.keys(cmd.p as object))}, the app sent d ${JSON.stringify(echo.device)} m ${JSON.stringify(echo.method)} p keys ${JSON.stringify(Object.keys(echo.params as object))}`, input });
+      const sent = utf8Normalized(echo.method);
+      const what = cmd.d !== echo.device ? `device ${JSON.stringify(cmd.d)} for ${JSON.stringify(echo.device)}` : cmd.m !== sent ? `method ${JSON.stringify(cmd.m)} for ${JSON.stringify(sent)}` : `parameter keys ${JSON.stringify(Object.keys(cmd.p as object))} for ${JSON.stringify(Object.keys(echo.params as object))}`;
+      this.h.rec.violation({ invariant: 'command-passthrough', surface: 'app', klass: msg.klass, tag: msg.tag, detail: `the hub got ${what} (${input.surface === 'app' ? input.enc : ''})`, input });
       return;
     }
     if (!sameData(reply.result, cmd.p)) {

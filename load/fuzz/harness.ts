@@ -19,6 +19,8 @@ export class Harness {
    */
   readonly inFlight = new Map<string, InputRecord[]>();
   phase = 'setup';
+  /** hub id → the sender that drives it, so a failure the node logs for a hub names its inputs */
+  readonly owners = new Map<string, string>();
 
   constructor(
     readonly target: Target,

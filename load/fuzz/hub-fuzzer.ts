@@ -189,6 +189,7 @@ class Slot {
     this.generation = this.h.target.generation;
     this.conn = null;
     this.hubId = `fz-${this.h.runId}-${this.index}-${this.generation}`;
+    this.h.owners.set(this.hubId, this.name);
     this.secret = await this.h.provision(this.hubId, `fz-home-${this.h.runId}`);
   }
 

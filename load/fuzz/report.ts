@@ -51,6 +51,8 @@ export interface Violation {
   input?: InputRecord;
   /** what varies between occurrences of one group (the hostile name); the group lists them */
   tag?: string;
+  /** groups occurrences by this instead of by the detail (whose wording may vary) */
+  key?: string;
 }
 
 export interface ViolationGroup {
@@ -86,6 +88,8 @@ export interface FuzzReport {
   sent: Recorder['sent'];
   rates: { hubFramesPerSec: number; appMessagesPerSec: number; httpRequestsPerSec: number };
   phaseMs: Record<string, number>;
+  /** per phase: wall time, the node's CPU (null when it restarted in the phase), its RSS at the end, restarts */
+  phases: Record<string, { ms: number; nodeCpuMs: number | null; rssAfterBytes: number | null; restarts: number }>;
   hub: { framesByClass: Record<string, number>; control: Record<string, number>; responsesByType: Record<string, number>; errorFramesByCode: Record<string, number>; closesByCode: Record<string, number>; upgrades: Record<string, number> };
   app: { replies: Record<string, number>; closesByCode: Record<string, number>; upgrades: Record<string, number> };
   http: { statuses: Record<string, number>; errorCodes: Record<string, number> };
@@ -176,7 +180,7 @@ export class Recorder {
 
   violation(v: Violation): void {
     // one group per kind of failure: the detail without its numbers (sequence numbers, counts)
-    const key = `${v.invariant}|${v.surface}|${v.klass}|${v.detail.replace(/\d+/g, '#').slice(0, 100)}`;
+    const key = `${v.invariant}|${v.surface}|${v.klass}|${v.key ?? v.detail.replace(/\d+/g, '#').slice(0, 100)}`;
     let g = this.groups.get(key);
     if (!g && this.groups.size >= MAX_GROUPS) g = this.groups.get(OVERFLOW);
     if (!g && this.groups.size >= MAX_GROUPS) {
@@ -305,7 +309,10 @@ export function formatReport(r: FuzzReport, command: string): string {
   out.push(`app: replies: ${counts(r.app.replies)}; closes by code: ${counts(r.app.closesByCode)}; upgrades: ${counts(r.app.upgrades)}`);
   out.push(`http: statuses: ${counts(r.http.statuses)}; error codes: ${counts(r.http.errorCodes)}`);
   out.push(`cpu: node ${r.cpu.nodeMs === null ? 'unknown' : `${(r.cpu.nodeMs / 1000).toFixed(1)} s`}${r.target.restarts ? ' (its last process)' : ''}, fuzzer ${(r.cpu.fuzzerMs / 1000).toFixed(1)} s`);
-  out.push(`node: RSS before ${mib(r.rss.beforeBytes)}, after ${mib(r.rss.afterBytes)}; /healthz ${r.healthz.checks} checks, ${r.healthz.failures} failed; actor failures ${r.actorFailures ?? 'unknown'}`);
+  for (const [name, p] of Object.entries(r.phases)) {
+    out.push(`phase ${name}: ${(p.ms / 1000).toFixed(1)} s, node CPU ${p.nodeCpuMs === null ? 'n/a (restarted)' : `${(p.nodeCpuMs / 1000).toFixed(1)} s`}, node RSS after ${mib(p.rssAfterBytes)}${p.restarts ? `, ${p.restarts} restarts` : ''}`);
+  }
+  out.push(`node: RSS before ${mib(r.rss.beforeBytes)}, after ${mib(r.rss.afterBytes)}${r.target.restarts ? ' (of the last process)' : ''}; /healthz ${r.healthz.checks} checks, ${r.healthz.failures} failed; actor failures ${r.actorFailures ?? 'unknown'}`);
   if (Object.keys(r.serverErrorLogs).length) out.push(`node error logs: ${counts(r.serverErrorLogs)}`);
   out.push(`crashes: ${r.crashes.length}`);
   r.crashes.forEach((c, i) => {

@@ -41,6 +41,7 @@ export class Responder {
     if (this.generation !== this.h.target.generation) {
       this.generation = this.h.target.generation;
       this.hubId = `fz-${this.h.runId}-${this.role}-responder-${this.generation}`;
+      this.h.owners.set(this.hubId, this.role);
       this.secret = await this.h.provision(this.hubId, this.homeId);
       this.conn = null;
     }

@@ -57,19 +57,44 @@ export const DEFAULTS = {
   crashRepeat: 2,
 } as const;
 
-/** Log lines at error level or above (pino: 50 error, 60 fatal), counted by message. */
-function onServerLine(rec: Recorder, line: string): void {
+/**
+ * Log lines at error level or above (pino: 50 error, 60 fatal), counted by message. A failed actor
+ * message becomes a violation of its own kind (message type and error), with the input its sender
+ * sent last when the line arrived: exact for the app and HTTP phases, which wait for each answer;
+ * in the hub phase the window before may be the one (the log and the socket are two channels).
+ */
+function onServerLine(h: Harness, line: string): void {
   if (!line.startsWith('{')) return;
+  let entry: { level?: number; msg?: string; actor?: string; message?: string; err?: { message?: string; stack?: string } };
   try {
-    const entry = JSON.parse(line) as { level?: number; msg?: string; message?: string };
-    if ((entry.level ?? 0) >= 50) rec.counts.serverLogErrors.inc(entry.msg ?? entry.message ?? '?');
+    entry = JSON.parse(line) as typeof entry;
   } catch {
-    // not a log line
+    return;
   }
+  if ((entry.level ?? 0) < 50) return;
+  h.rec.counts.serverLogErrors.inc(entry.msg ?? '?');
+  if (entry.msg !== 'actor message failed' || !entry.actor) return;
+  const hubId = entry.actor.startsWith('hub:') ? entry.actor.slice(4) : null;
+  const sender = hubId !== null ? h.owners.get(hubId) : entry.actor.startsWith('app:') ? 'app' : undefined;
+  const inputs = sender ? h.inFlight.get(sender) : undefined;
+  const frame = entry.err?.stack?.split('\n').find((l) => l.includes('/src/'));
+  const at = frame ? (/(src\/[^:)]+:\d+)/.exec(frame)?.[1] ?? '') : '';
+  const hubPhase = sender?.startsWith('hub/') === true;
+  h.rec.violation({
+    invariant: 'actor-failure',
+    surface: hubPhase ? 'hub' : sender === 'app' ? 'app' : sender === 'http' ? 'http' : 'node',
+    klass: `${entry.actor.split(':')[0]}:${entry.message ?? '?'}`,
+    detail: `a ${entry.message ?? '?'} message threw in a ${entry.actor.split(':')[0]} actor${at ? ` at ${at}` : ''}: ${entry.err?.message ?? '?'}${hubPhase ? ' (hub frames go out in windows: the frame at fault may be in the window before this input; the protocol-oracle findings name it)' : ''}`,
+    key: at || entry.err?.message,
+    input: inputs?.[inputs.length - 1],
+    tag: hubPhase ? entry.err?.message : inputs?.[inputs.length - 1]?.klass,
+  });
 }
 
 export async function runFuzz(opts: FuzzOptions): Promise<FuzzReport> {
   const rec = new Recorder(opts.seed, opts.outDir);
+  // set once the run has its ids; lines before that (start-up) are only counted by the node itself
+  let harness: Harness | null = null;
   const target = await Target.start({
     url: opts.url,
     adminUrl: opts.adminUrl,
@@ -77,13 +102,14 @@ export async function runFuzz(opts: FuzzOptions): Promise<FuzzReport> {
     jwtSecret: opts.jwtSecret,
     pid: opts.pid,
     env: opts.serverEnv,
-    onLine: (line) => onServerLine(rec, line),
+    onLine: (line) => harness && onServerLine(harness, line),
   });
   killOnExit(target);
   // ids from the seed against a fresh node (the same seed sends the same bytes); random against a
   // running node, where a second run with the same seed would find its ids taken
   const runId = target.spawned ? (new Rng(`ids/${opts.seed}`).u32() & 0xffffff).toString(16).padStart(6, '0') : randomBytes(3).toString('hex');
   const h = new Harness(target, rec, runId, Date.now() + opts.maxSeconds * 1000);
+  harness = h;
   const rng = new Rng(opts.seed);
   const vectors = loadVectors();
   let restarts = 0;
@@ -166,17 +192,29 @@ export async function runFuzz(opts: FuzzOptions): Promise<FuzzReport> {
   const fuzzerCpu = process.cpuUsage();
   let cpuGeneration = target.generation;
   const phaseMs: Record<string, number> = {};
+  const phases: FuzzReport['phases'] = {};
   const phase = async (name: string, run: () => Promise<void>) => {
     if (h.over()) return;
     h.phase = name;
     h.inFlight.clear();
     const t0 = Date.now();
+    const generation = target.generation;
+    const cpu0 = target.cpuMs();
     try {
       await run();
     } finally {
       phaseMs[name] = Date.now() - t0;
       if (h.restarting) await h.restarting;
       await readActorFailures();
+      // one process all along: its CPU and memory tell what this phase cost
+      const sameProcess = target.generation === generation;
+      const cpu1 = target.cpuMs();
+      phases[name] = {
+        ms: phaseMs[name]!,
+        nodeCpuMs: sameProcess && cpu0 !== null && cpu1 !== null ? cpu1 - cpu0 : null,
+        rssAfterBytes: target.rss(),
+        restarts: target.generation - generation,
+      };
     }
   };
 
@@ -221,6 +259,7 @@ export async function runFuzz(opts: FuzzOptions): Promise<FuzzReport> {
     sent: rec.sent,
     rates: { hubFramesPerSec: perSec(rec.sent.hubFrames, phaseMs.hub), appMessagesPerSec: perSec(rec.sent.appMessages, phaseMs.app), httpRequestsPerSec: perSec(rec.sent.httpRequests, phaseMs.http) },
     phaseMs,
+    phases,
     hub: {
       framesByClass: rec.counts.hubFrames.toJSON(),
       control: rec.counts.hubControl.toJSON(),
