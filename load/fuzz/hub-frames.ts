@@ -154,7 +154,7 @@ export class HubFrameGen {
   }
 
   /** A hello for the handshake, sometimes a hostile one with the protocol's answer. */
-  hello(boot: string): { klass: string; data: Uint8Array; welcome: boolean; error?: ErrorCode } {
+  hello(boot: string): { klass: string; data: Uint8Array; welcome: boolean; error?: ErrorCode; orWelcome?: boolean } {
     const variant = this.rng.weighted([
       [90, 'plain'],
       [2, 'boot'],
@@ -184,7 +184,11 @@ export class HubFrameGen {
       }
       case 'unknown-key': {
         const k = this.hostileString();
-        return { klass: 'hello:unknown-key', data: pack(new MpMap([['t', 1], ['v', 1], ['b', boot], [k, this.randomValue(1, true)]])), welcome: true };
+        const data = pack(new MpMap([['t', 1], ['v', 1], ['b', boot], [k, this.randomValue(1, true)]]));
+        // unknown keys are ignored, but a __proto__ key anywhere is refused (PROTOCOL.md §1); the
+        // string may also be a value in the random part: then either answer is right
+        const proto = k === '__proto__' ? 'refused' : Buffer.from(data).includes(PROTO_STR) ? 'either' : 'no';
+        return { klass: 'hello:unknown-key', data, ...(proto === 'no' ? { welcome: true } : { welcome: false, error: 'invalid_field' as const, ...(proto === 'either' ? { orWelcome: true } : {}) }) };
       }
     }
   }
