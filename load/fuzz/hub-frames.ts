@@ -599,9 +599,8 @@ export class HubFrameGen {
       case 'report.attr':
         return sequenced([['r', new MpMap([['dev-1', new MpMap([[h, 1]])]])]], isAttrName(h), 4);
       case 'report.value':
-        // §8 Attrs: a string value of up to 1024 characters (the empty string is left open)
-        if (h === '') return this.hostile(ctx);
-        return sequenced([['r', new MpMap([['dev-1', new MpMap([['note', h]])]])]], isStr(h, 1024), 4);
+        // §8 Attrs: a string value of up to 1024 characters (whether "" is one is left open: not sent)
+        return sequenced([['r', new MpMap([['dev-1', new MpMap([['note', h || '-']])]])]], isStr(h || '-', 1024), 4);
       case 'event.device':
         return sequenced([['d', h], ['e', 'press']], isProtocolId(h), 5);
       case 'event.name':

@@ -1,6 +1,6 @@
 import { ErrorCodes } from '../../proto/errors.js';
 import { randomBytes } from 'node:crypto';
-import { hubAuthHeaderMap, signHub } from '../../src/protocol/hub-auth.js';
+import { hubAuthHeaderMap, hubCredentials, signHub } from '../../src/protocol/hub-auth.js';
 import { CLOSE_CODES, checkErrorBody, checkServerFrame, errorCodeOf } from './checks.js';
 import type { Harness } from './harness.js';
 import { HOSTILE_STRINGS, encodeSegment, isProtocolId } from './hostile.js';
@@ -242,11 +242,11 @@ class Slot {
     const boot = `fz${this.index}b${++this.boots}`;
     let opened;
     if (variant === 'query') {
-      const headers = hubAuthHeaderMap(credentials(this.hubId, this.secret));
+      const headers = hubAuthHeaderMap(hubCredentials(this.hubId, this.secret));
       const query = new URLSearchParams({ hub: headers['x-hub-id']!, ts: headers['x-hub-ts']!, nonce: headers['x-hub-nonce']!, signature: headers['x-hub-signature']! }).toString();
       opened = await HubConn.open({ url: this.h.target.wsUrl, hubId: this.hubId, secret: this.secret, unsigned: true, query });
     } else {
-      const headers = hubAuthHeaderMap(credentials(this.hubId, this.secret));
+      const headers = hubAuthHeaderMap(hubCredentials(this.hubId, this.secret));
       this.lastSignedHeaders = headers;
       opened = await HubConn.open({ url: this.h.target.wsUrl, hubId: this.hubId, secret: this.secret, unsigned: true, headers });
     }
@@ -558,13 +558,6 @@ class Slot {
     else if (code === 'internal') this.h.rec.violation({ invariant: 'no-internal-error', surface: 'hub', klass: input.klass, detail: `upgrade refused with internal: ${opened.body.slice(0, 200)}`, input });
     else if (code !== expect) this.h.rec.violation({ invariant: 'upgrade-oracle', surface: 'hub', klass: input.klass, detail: `expected ${expect}, got ${opened.status} ${code}`, input });
   }
-}
-
-/** Fresh credentials: `hubCredentials` with a nonce the fuzzer's headers can carry. */
-function credentials(hubId: string, secret: string): { hubId: string; ts: number; nonce: string; signature: string } {
-  const ts = Math.floor(Date.now() / 1000);
-  const nonce = randomBytes(12).toString('base64url');
-  return { hubId, ts, nonce, signature: signHub(secret, hubId, ts, nonce) };
 }
 
 /**

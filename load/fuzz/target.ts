@@ -233,9 +233,12 @@ export class Target {
   }
 }
 
-/** Kills a spawned node when the fuzzer itself exits, however it exits. */
+/**
+ * Kills a spawned node when the fuzzer itself exits, however it exits: at `exit`, and on SIGINT and
+ * SIGTERM, whose default action would end the fuzzer without `exit` handlers and leave the node running.
+ */
 export function killOnExit(target: Target): void {
-  process.once('exit', () => {
+  const kill = () => {
     const pid = target.spawned ? target.pid : undefined;
     if (pid !== undefined && target.alive) {
       try {
@@ -244,5 +247,12 @@ export function killOnExit(target: Target): void {
         // already gone
       }
     }
-  });
+  };
+  process.once('exit', kill);
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(signal, () => {
+      kill();
+      process.exit(signal === 'SIGINT' ? 130 : 143);
+    });
+  }
 }
