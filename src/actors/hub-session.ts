@@ -3,7 +3,6 @@ import { CloseCode, type ErrorCode } from '../../proto/errors.js';
 import {
   FrameType,
   PROTOCOL_VERSION,
-  type AttrValue,
   type Attrs,
   type CommandFrame,
   type DevicesFrame,
@@ -22,6 +21,7 @@ import type { Logger } from '../log/logger.js';
 import { decodeValue, encode, errorFrameFor } from '../protocol/codec.js';
 import { decodeCommandRequest, encodeCommandReply, type CommandReply } from './command-wire.js';
 import { Actor, type ActorSystem } from './actor.js';
+import { checkReport, DEFAULT_HUB_LIMITS, shadowSize, type HubLimits } from './hub-limits.js';
 import type { Interner } from './intern.js';
 import type { TimerHandle, TimerTarget } from './timer-wheel.js';
 
@@ -55,22 +55,6 @@ export interface HubSessionDeps {
   /** node-wide copies of strings every hub repeats (device kinds, attribute values) */
   readonly interner?: Interner;
 }
-
-/** What one hub may make a node hold; beyond, frames are refused with `limit_exceeded`. */
-export interface HubLimits {
-  /** @default 512: devices in the hub's shadow */
-  devices: number;
-  /** @default 64: reported attributes per device */
-  attrsPerDevice: number;
-  /** @default 1_024 (characters): a string attribute value (the protocol's own ceiling is 1,024) */
-  valueBytes: number;
-  /** @default 131_072 (bytes): the reported shadow, keys and values counted (numbers as 8 bytes) */
-  shadowBytes: number;
-  /** @default 32: commands sent to the hub and not yet answered; more are answered `busy` */
-  commandsInFlight: number;
-}
-
-export const DEFAULT_HUB_LIMITS: HubLimits = { devices: 512, attrsPerDevice: 64, valueBytes: 1024, shadowBytes: 128 * 1024, commandsInFlight: 32 };
 
 export interface HubSessionMetrics {
   frameIn(type: number): void;
@@ -384,58 +368,15 @@ export class HubSession extends Actor<HubMessage> implements TimerTarget, Cursor
 
   /** Counts devices and reported bytes of a loaded shadow (see HubLimits). */
   private countShadow(): void {
-    let devices = 0;
-    let bytes = 0;
-    for (const id in this.shadow) {
-      devices++;
-      bytes += id.length + attrsBytes(this.shadow[id]!.reported);
-    }
-    this.deviceCount = devices;
-    this.shadowBytes = bytes;
-  }
-
-  /**
-   * Checks a report against the hub's limits before anything of it is applied: new devices,
-   * attributes per device, bytes of the shadow. Returns the refusal, or the shadow's bytes after it.
-   */
-  private checkLimits(frame: ReportFrame): TierError | number {
-    const limits = this.limits;
-    let devices = this.deviceCount;
-    let bytes = this.shadowBytes;
-    for (const deviceId in frame.r) {
-      const device = this.shadow[deviceId];
-      const patch = frame.r[deviceId]!;
-      if (device === undefined) {
-        if (++devices > limits.devices) return limitError(`r.${deviceId}`, `more than ${limits.devices} devices on this hub`);
-        bytes += deviceId.length;
-      }
-      const reported = device?.reported;
-      let attrs = reported === undefined ? 0 : -1; // counted on the first new attribute only
-      for (const key in patch) {
-        const v = patch[key]!;
-        if (typeof v === 'string' && v.length > limits.valueBytes) return limitError(`r.${deviceId}.${key}`, `string values are limited to ${limits.valueBytes} characters`);
-        const had = reported !== undefined && Object.hasOwn(reported, key);
-        if (v === null) {
-          if (had) bytes -= key.length + valueBytes(reported[key]!);
-          continue;
-        }
-        if (had) {
-          bytes += valueBytes(v) - valueBytes(reported[key]!);
-          continue;
-        }
-        if (attrs < 0) attrs = Object.keys(reported!).length;
-        if (++attrs > limits.attrsPerDevice) return limitError(`r.${deviceId}.${key}`, `more than ${limits.attrsPerDevice} attributes on device ${deviceId}`);
-        bytes += key.length + valueBytes(v);
-      }
-    }
-    if (bytes > limits.shadowBytes) return limitError('r', `the hub's shadow would exceed ${limits.shadowBytes} bytes`);
-    return bytes;
+    const size = shadowSize(this.shadow);
+    this.deviceCount = size.devices;
+    this.shadowBytes = size.bytes;
   }
 
   private onReport(frame: ReportFrame, from?: number): void {
     // a coalesced report spans from..s; re-applying its older part is harmless (same values)
     if (!this.accept(frame.s, from)) return;
-    const bytes = this.checkLimits(frame);
+    const bytes = checkReport(frame, this.shadow, this.deviceCount, this.shadowBytes, this.limits);
     if (typeof bytes !== 'number') {
       // refused whole and consumed: nothing of it is stored, the next ack covers its number
       this.sendError(bytes.code, bytes.message, frame.s, bytes.field);
@@ -768,21 +709,6 @@ export class HubSession extends Actor<HubMessage> implements TimerTarget, Cursor
   private sendError(code: ErrorCode, msg: string, ref?: number, field?: string): void {
     this.send(errorFrameFor(code, msg, ref, field));
   }
-}
-
-function limitError(field: string, what: string): TierError {
-  return new TierError('limit_exceeded', `${field}: ${what}`, { field });
-}
-
-/** Bytes of an attribute value as the limits count them: strings by length, the rest 8. */
-function valueBytes(v: AttrValue): number {
-  return typeof v === 'string' ? v.length : 8;
-}
-
-function attrsBytes(a: Attrs): number {
-  let n = 0;
-  for (const key in a) n += key.length + valueBytes(a[key]!);
-  return n;
 }
 
 function seqOf(frame: HubToServerFrame): number | undefined {

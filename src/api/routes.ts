@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import type { Attrs } from '../../proto/frames.js';
 import { isValidId, subjects } from '../../proto/subjects.js';
 import { sendCommand, type CommandSpec } from '../actors/commands.js';
-import { DEFAULT_HUB_LIMITS, type HubLimits } from '../actors/hub-session.js';
+import { DEFAULT_HUB_LIMITS, type HubLimits } from '../actors/hub-limits.js';
 import type { Bus } from '../cluster/bus.js';
 import type { Directory } from '../cluster/directory.js';
 import type { HubRecord, HubRegistry } from '../cluster/hub-registry.js';

@@ -116,7 +116,8 @@ const MAX_DESIRED_ATTEMPTS = 50;
  * - `writeReported`/`writeCursor` are queued in this process, the latest per hub/device (cursor per
  *   hub) winning, and written every `batchWindowMs` as one pipeline of one HSET per hub (atomic per
  *   hub). **Loss window:** a crash loses the writes of the last `batchWindowMs` (default 50 ms) plus
- *   whatever could not be written while Redis was unreachable.
+ *   whatever could not be written while Redis was unreachable; none of them was acknowledged to a
+ *   hub, since the session acks on the cursor listener, which hears only of written batches.
  * - While Redis fails, queued writes are kept (never dropped) and retried with capped backoff and at
  *   once when the connection is back; a write queued meanwhile is never overwritten by an older
  *   retry. `healthy` is false and `pendingWrites` counts what waits. Memory stays bounded: one entry
@@ -126,8 +127,9 @@ const MAX_DESIRED_ATTEMPTS = 50;
  *   durable (acknowledged by Redis) when it resolves.
  * - `writeDevices` is one Lua script per hub. `load`/`loadCursor` overlay this process's queued and
  *   in-flight writes on what Redis holds.
- * - Single writer per hub: after a takeover, writes the old node still had queued may land after
- *   the new holder's (nothing fences them by epoch).
+ * - Single writer per hub, fenced: the hash's `ep` field holds the largest session epoch written,
+ *   and a batch of an older session (a node back from a partition) is refused, never overwriting
+ *   the new holder's writes; its cursor listener is not told, so those frames are never acked.
  */
 export class RedisShadowStore implements ShadowStore {
   readonly batchWindowMs: number;

@@ -1,0 +1,82 @@
+import type { AttrValue, Attrs, ReportFrame } from '../../proto/frames.js';
+import type { HubShadow } from '../cluster/shadow-store.js';
+import { TierError } from '../errors.js';
+
+/** What one hub may make a node hold; beyond, frames are refused with `limit_exceeded`. */
+export interface HubLimits {
+  /** @default 512: devices in the hub's shadow */
+  devices: number;
+  /** @default 64: reported attributes per device */
+  attrsPerDevice: number;
+  /** @default 1_024 (characters): a string attribute value (the protocol's own ceiling is 1,024) */
+  valueBytes: number;
+  /** @default 131_072 (bytes): the reported shadow, keys and values counted (numbers as 8 bytes) */
+  shadowBytes: number;
+  /** @default 32: commands sent to the hub and not yet answered; more are answered `busy` */
+  commandsInFlight: number;
+}
+
+export const DEFAULT_HUB_LIMITS: HubLimits = { devices: 512, attrsPerDevice: 64, valueBytes: 1024, shadowBytes: 128 * 1024, commandsInFlight: 32 };
+
+/** Devices of a shadow and the bytes of its reported side, as the limits count them. */
+export function shadowSize(shadow: HubShadow): { devices: number; bytes: number } {
+  let devices = 0;
+  let bytes = 0;
+  for (const id in shadow) {
+    devices++;
+    bytes += id.length + attrsBytes(shadow[id]!.reported);
+  }
+  return { devices, bytes };
+}
+
+/**
+ * Checks a report against the hub's limits before anything of it is applied: new devices,
+ * attributes per device, bytes of the shadow. Returns the refusal, or the shadow's bytes after it.
+ */
+export function checkReport(frame: ReportFrame, shadow: HubShadow, deviceCount: number, shadowBytes: number, limits: HubLimits): TierError | number {
+  let devices = deviceCount;
+  let bytes = shadowBytes;
+  for (const deviceId in frame.r) {
+    const device = shadow[deviceId];
+    const patch = frame.r[deviceId]!;
+    if (device === undefined) {
+      if (++devices > limits.devices) return limitError(`r.${deviceId}`, `more than ${limits.devices} devices on this hub`);
+      bytes += deviceId.length;
+    }
+    const reported = device?.reported;
+    let attrs = reported === undefined ? 0 : -1; // counted on the first new attribute only
+    for (const key in patch) {
+      const v = patch[key]!;
+      if (typeof v === 'string' && v.length > limits.valueBytes) return limitError(`r.${deviceId}.${key}`, `string values are limited to ${limits.valueBytes} characters`);
+      const had = reported !== undefined && Object.hasOwn(reported, key);
+      if (v === null) {
+        if (had) bytes -= key.length + valueBytes(reported[key]!);
+        continue;
+      }
+      if (had) {
+        bytes += valueBytes(v) - valueBytes(reported[key]!);
+        continue;
+      }
+      if (attrs < 0) attrs = Object.keys(reported!).length;
+      if (++attrs > limits.attrsPerDevice) return limitError(`r.${deviceId}.${key}`, `more than ${limits.attrsPerDevice} attributes on device ${deviceId}`);
+      bytes += key.length + valueBytes(v);
+    }
+  }
+  if (bytes > limits.shadowBytes) return limitError('r', `the hub's shadow would exceed ${limits.shadowBytes} bytes`);
+  return bytes;
+}
+
+function limitError(field: string, what: string): TierError {
+  return new TierError('limit_exceeded', `${field}: ${what}`, { field });
+}
+
+/** Bytes of an attribute value as the limits count them: strings by length, the rest 8. */
+function valueBytes(v: AttrValue): number {
+  return typeof v === 'string' ? v.length : 8;
+}
+
+function attrsBytes(a: Attrs): number {
+  let n = 0;
+  for (const key in a) n += key.length + valueBytes(a[key]!);
+  return n;
+}
