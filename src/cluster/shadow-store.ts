@@ -50,8 +50,8 @@ export interface SeqCursor {
  * - `writeReported` comes from the hot path (the hub actor, the single writer of `reported` while
  *   it holds the session): it is queued and written in batches. It returns at once; a node crash
  *   loses at most the writes of the last `batchWindowMs`, plus whatever is queued while the
- *   backend is unreachable; never those of a frame the hub saw acknowledged (see `writeCursor`) (kept and retried, never dropped while the process lives). It never
- *   touches the desired side. Writes carry the session's epoch (see `writeReported`).
+ *   backend is unreachable (kept and retried, never dropped while the process lives); never
+ *   those of a frame the hub saw acknowledged (see `writeCursor`). It never touches the desired side. Writes carry the session's epoch (see `writeReported`).
  * - `setDesired` is a read-modify-write that is durable (acknowledged by the backend) when it
  *   resolves; a nil value removes the key; the version increases only on a change. It returns the
  *   device's new shadow.
