@@ -14,7 +14,7 @@ import {
   type WelcomeFrame,
 } from '../proto/frames.js';
 import { decodeServerFrame, encode } from '../src/protocol/codec.js';
-import { hubAuthHeaderMap, hubCredentials } from '../src/protocol/hub-auth.js';
+import { hubAuthHeaderMap, hubCredentials } from '../src/auth/hub-signature.js';
 
 /**
  * A hub over `ws`, for the simulator, the integration tests and the load tool: the signed

@@ -3,7 +3,7 @@ import { Unpackr } from 'msgpackr';
 import WebSocket from 'ws';
 import { FrameType, PROTOCOL_VERSION, type Attrs, type DeviceInfo } from '../proto/frames.js';
 import { encode } from '../src/protocol/codec.js';
-import { hubAuthHeaderMap, hubCredentials } from '../src/protocol/hub-auth.js';
+import { hubAuthHeaderMap, hubCredentials } from '../src/auth/hub-signature.js';
 
 /**
  * A lean hub for load and benchmarks: the signed upgrade, hello → welcome, sequenced reports

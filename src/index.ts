@@ -2,22 +2,23 @@
  * The public surface: what code outside this package (an embedding service, a custom port
  * implementation, tooling) may import. Everything else under src/ is internal and may change.
  */
-export { startServer, memoryPorts, type Ports, type RunningServer } from './server.js';
-export { clusterPorts } from './cluster/cluster-ports.js';
+export { startServer, type RunningServer } from './compose/server.js';
+export { portsFor, memoryPorts, clusterPorts } from './compose/ports.js';
+export type { Ports, AdminPage } from './ports/ports.js';
 export { loadConfig, isClusterMode, ConfigError, type Config, type LoadedConfig } from './config/config.js';
 export { createLogger, type Logger } from './log/logger.js';
 export { TierError, ProtocolError, AuthError, CommandError } from './errors.js';
 export { sendCommand, type CommandSpec } from './actors/commands.js';
 
 // the ports, for second implementations (each has a contract suite in test/contract/)
-export type { Bus, BusMessage, BusHandler, BusSubscription, SubscribeOptions } from './cluster/bus.js';
-export { NoRespondersError, RequestTimeoutError } from './cluster/bus.js';
-export type { Directory, HubLocation } from './cluster/directory.js';
-export type { ShadowStore, DeviceShadow, HubShadow, SeqCursor } from './cluster/shadow-store.js';
-export type { HubRegistry, HubRecord, NonceStore } from './cluster/hub-registry.js';
-export type { RuleStore } from './rules/rule-store.js';
-export type { Lease } from './rules/lease.js';
-export type { PushQueue, PushNotification } from './events/push-queue.js';
+export type { Bus, BusMessage, BusHandler, BusSubscription, SubscribeOptions } from './ports/bus/bus.js';
+export { NoRespondersError, RequestTimeoutError } from './ports/bus/bus.js';
+export type { Directory, HubLocation } from './ports/directory/directory.js';
+export type { ShadowStore, DeviceShadow, HubShadow, SeqCursor } from './ports/shadow-store/shadow-store.js';
+export type { HubRegistry, HubRecord, NonceStore } from './ports/hub-registry/hub-registry.js';
+export type { RuleStore } from './ports/rule-store/rule-store.js';
+export type { Lease } from './ports/lease/lease.js';
+export type { PushQueue, PushNotification } from './ports/push-queue/push-queue.js';
 
 // the wire protocol
 export * from '../proto/frames.js';
@@ -25,4 +26,4 @@ export { ErrorCodes, CloseCode, isErrorCode, type ErrorCode } from '../proto/err
 export { subjects, shardOf, SHARDS, ID_PATTERN, isValidId } from '../proto/subjects.js';
 export type { AppRequest, AppReply, HubEvent, AppEventMessage } from '../proto/app.js';
 export { encode, decodeHubFrame, decodeServerFrame } from './protocol/codec.js';
-export { signHub, hubCredentials, hubAuthHeaderMap, HUB_AUTH_HEADERS, type HubCredentials } from './protocol/hub-auth.js';
+export { signHub, hubCredentials, hubAuthHeaderMap, HUB_AUTH_HEADERS, type HubCredentials } from './auth/hub-signature.js';

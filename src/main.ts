@@ -1,10 +1,9 @@
-import { clusterPorts } from './cluster/cluster-ports.js';
 import { chmodSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { isClusterMode, type Config, type LoadedConfig } from './config/config.js';
 import { closeOnSignals, loadConfigOrExit, runMain } from './config/process.js';
 import { createLogger, type Logger } from './log/logger.js';
-import { startServer } from './server.js';
+import { startServer } from './compose/server.js';
 
 /** `npm start`: one connection node on the embedded default unless NATS_URL and REDIS_URL are set. */
 async function main(): Promise<void> {
@@ -14,7 +13,7 @@ async function main(): Promise<void> {
   if (generated.length > 0) reportGeneratedSecrets(config, generated, log);
 
   const cluster = isClusterMode(config);
-  const server = await startServer(config, log, cluster ? () => clusterPorts(config, log) : undefined);
+  const server = await startServer(config, log);
   const host = config.host === '0.0.0.0' ? '127.0.0.1' : config.host;
   log.info({ port: server.port, adminPort: server.adminPort, mode: cluster ? 'cluster' : 'embedded' }, 'node ready');
   process.stdout.write(

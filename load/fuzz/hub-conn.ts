@@ -1,5 +1,5 @@
 import WebSocket from 'ws';
-import { hubAuthHeaderMap, hubCredentials } from '../../src/protocol/hub-auth.js';
+import { hubAuthHeaderMap, hubCredentials } from '../../src/auth/hub-signature.js';
 import { unpackStrict } from './msgpack.js';
 
 /**

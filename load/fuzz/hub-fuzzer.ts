@@ -1,6 +1,6 @@
 import { ErrorCodes } from '../../proto/errors.js';
 import { randomBytes } from 'node:crypto';
-import { hubAuthHeaderMap, hubCredentials, signHub } from '../../src/protocol/hub-auth.js';
+import { hubAuthHeaderMap, hubCredentials, signHub } from '../../src/auth/hub-signature.js';
 import { CLOSE_CODES, checkErrorBody, checkServerFrame, errorCodeOf } from './checks.js';
 import type { Harness } from './harness.js';
 import { HOSTILE_STRINGS, encodeSegment, isProtocolId } from './hostile.js';

@@ -1,6 +1,6 @@
 import type { AppReply, AppRequest } from '../../proto/app.js';
 import { ErrorCodes } from '../../proto/errors.js';
-import { canSeeHome, type Principal } from '../api/auth.js';
+import { canSeeHome, type Principal } from '../auth/authenticator.js';
 import { CommandError, TierError, asTierError } from '../errors.js';
 import { Actor, type ActorSystem } from './actor.js';
 import type { CommandSpec } from './commands.js';

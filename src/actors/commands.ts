@@ -1,6 +1,6 @@
 import type { Attrs } from '../../proto/frames.js';
 import { subjects } from '../../proto/subjects.js';
-import { NoRespondersError, RequestTimeoutError, type Bus } from '../cluster/bus.js';
+import { NoRespondersError, RequestTimeoutError, type Bus } from '../ports/bus/bus.js';
 import { CommandError, TierError } from '../errors.js';
 import { decodeCommandReply, encodeCommandRequest } from './command-wire.js';
 

@@ -1,5 +1,5 @@
 import type { AttrValue, Attrs, ReportFrame } from '../../proto/frames.js';
-import type { HubShadow } from '../cluster/shadow-store.js';
+import type { HubShadow } from '../ports/shadow-store/shadow-store.js';
 import { TierError } from '../errors.js';
 
 /** What one hub may make a node hold; beyond, frames are refused with `limit_exceeded`. */

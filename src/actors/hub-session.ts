@@ -13,9 +13,9 @@ import {
   type ResultFrame,
 } from '../../proto/frames.js';
 import { subjects } from '../../proto/subjects.js';
-import type { Bus, BusMessage, BusSubscription } from '../cluster/bus.js';
-import type { Directory } from '../cluster/directory.js';
-import { emptyDevice, hubDelta, mergeAttrs, newShadow, type CursorListener, type HubShadow, type ShadowStore } from '../cluster/shadow-store.js';
+import type { Bus, BusMessage, BusSubscription } from '../ports/bus/bus.js';
+import type { Directory } from '../ports/directory/directory.js';
+import { emptyDevice, hubDelta, mergeAttrs, newShadow, type CursorListener, type HubShadow, type ShadowStore } from '../ports/shadow-store/shadow-store.js';
 import { TierError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 import { decodeValue, encode, errorFrameFor } from '../protocol/codec.js';

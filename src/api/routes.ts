@@ -4,17 +4,17 @@ import type { Attrs } from '../../proto/frames.js';
 import { isValidId, subjects } from '../../proto/subjects.js';
 import { sendCommand, type CommandSpec } from '../actors/commands.js';
 import { DEFAULT_HUB_LIMITS, type HubLimits } from '../actors/hub-limits.js';
-import type { Bus } from '../cluster/bus.js';
-import type { Directory } from '../cluster/directory.js';
-import type { HubRecord, HubRegistry } from '../cluster/hub-registry.js';
-import type { ShadowStore } from '../cluster/shadow-store.js';
+import type { Bus } from '../ports/bus/bus.js';
+import type { Directory } from '../ports/directory/directory.js';
+import type { HubRecord, HubRegistry } from '../ports/hub-registry/hub-registry.js';
+import type { ShadowStore } from '../ports/shadow-store/shadow-store.js';
 import { TierError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 import { attrs, encode, params } from '../protocol/codec.js';
 import { route, type HttpCall, type RouteTable } from '../transport/http.js';
 import type { TemplatedApp } from '../transport/uws.js';
 import type { WriteBatch } from '../transport/write-batch.js';
-import { requireAdmin, requireHome, type Authenticator, type Principal } from './auth.js';
+import { requireAdmin, requireHome, type Authenticator, type Principal } from '../auth/authenticator.js';
 import { openApiDocument } from './openapi.js';
 
 /** Version of the HTTP API in the OpenAPI document. */

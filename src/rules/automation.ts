@@ -1,26 +1,21 @@
 /**
- * Automation on one node, assembled: the worker pool, the engine, the cron scheduler and the API,
- * from the ports and a few functions of the composition root. `server.ts` builds one, feeds it
- * every published hub event, mounts its routes and closes it on shutdown.
+ * Automation on one node, assembled: the worker pool, the engine, and the cron scheduler,
+ * from the ports and a few functions of the composition root. `compose/server.ts` builds one,
+ * feeds it every published hub event, mounts its routes (src/api/rules-routes.ts) and closes it.
  */
 import type { HubEvent } from '../../proto/app.js';
 import type { Attrs } from '../../proto/frames.js';
 import type { CommandSpec } from '../actors/commands.js';
 import type { TimerWheel } from '../actors/timer-wheel.js';
-import type { Authenticator } from '../api/auth.js';
-import type { ShadowStore } from '../cluster/shadow-store.js';
-import type { PushQueue } from '../events/push-queue.js';
+import type { ShadowStore } from '../ports/shadow-store/shadow-store.js';
+import type { PushQueue } from '../ports/push-queue/push-queue.js';
 import type { Logger } from '../log/logger.js';
-import type { TemplatedApp } from '../transport/uws.js';
-import type { WriteBatch } from '../transport/write-batch.js';
-import type { RouteTable } from '../transport/http.js';
 import { RulesEngine } from './engine.js';
-import type { Lease } from './lease.js';
+import type { Lease } from '../ports/lease/lease.js';
 import { noRuleMetrics, type RuleMetricsSink } from './metrics.js';
 import { deviceKey, type DeviceRef } from './model.js';
 import { RulePool, type RulePoolOptions } from './pool.js';
-import type { RuleStore } from './rule-store.js';
-import { mountRulesApi } from './routes.js';
+import type { RuleStore } from '../ports/rule-store/rule-store.js';
 import { CronScheduler } from './scheduler.js';
 
 export interface AutomationDeps {
@@ -52,8 +47,6 @@ export interface Automation {
   readonly scheduler: CronScheduler;
   /** the publishEvent hook: never throws, returns at once */
   onEvent(event: HubEvent): void;
-  /** the rules, scenes and settings API; mount before the main API (its catch-all 404) */
-  mount(app: TemplatedApp, options: { auth: Authenticator; maxBodyBytes: number; writes?: WriteBatch; table?: RouteTable }): void;
   /** warms the worker threads up and starts the cron scheduler */
   start(): void;
   /** scheduler, engine (waits for running actions), pool; the ports are the caller's to close */
@@ -127,19 +120,6 @@ export function createAutomation(deps: AutomationDeps): Automation {
     pool,
     scheduler,
     onEvent: (event) => engine.onEvent(event),
-    mount(app, options) {
-      mountRulesApi(app, {
-        auth: options.auth,
-        store: deps.store,
-        engine,
-        homeOfHub: deps.homeOfHub,
-        log,
-        maxBodyBytes: options.maxBodyBytes,
-        writes: options.writes,
-        table: options.table,
-        validate: { maxCommandTimeoutMs: deps.commandTimeoutMaxMs ?? 60_000 },
-      });
-    },
     start() {
       void pool.warmUp();
       scheduler.start();

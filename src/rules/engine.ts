@@ -23,12 +23,12 @@ import type { AttrValue, Attrs } from '../../proto/frames.js';
 import type { CommandSpec } from '../actors/commands.js';
 import type { TimerHandle, TimerTarget, TimerWheel } from '../actors/timer-wheel.js';
 import { TierError } from '../errors.js';
-import type { PushNotification } from '../events/push-queue.js';
+import type { PushNotification } from '../ports/push-queue/push-queue.js';
 import type { Logger } from '../log/logger.js';
 import { RuleStats, noRuleMetrics, type DropReason, type RuleMetricsSink, type RuleStatsSnapshot } from './metrics.js';
 import { deviceKey, type ConditionReport, type DeviceRef, type EvalTask, type PlannedAction, type Rule, type RuleEvent, type Scene, type SceneCommand } from './model.js';
 import { RulePoolError, type RuleRunner } from './pool.js';
-import type { RuleStore } from './rule-store.js';
+import type { RuleStore } from '../ports/rule-store/rule-store.js';
 
 export interface RulesEngineDeps {
   store: RuleStore;

@@ -22,10 +22,10 @@
  */
 import { Cron } from 'croner';
 import type { Logger } from '../log/logger.js';
-import type { Lease } from './lease.js';
+import type { Lease } from '../ports/lease/lease.js';
 import { noRuleMetrics, type RuleMetricsSink } from './metrics.js';
 import { DEFAULT_CATCH_UP_MS } from './model.js';
-import type { RuleStore, ScheduledRule } from './rule-store.js';
+import type { RuleStore, ScheduledRule } from '../ports/rule-store/rule-store.js';
 
 export interface CronSchedulerDeps {
   store: RuleStore;

@@ -1,7 +1,7 @@
 import { CloseCode } from '../../proto/errors.js';
 import { FrameType } from '../../proto/frames.js';
 import { HubSession, type HubLink, type HubSessionDeps } from '../actors/hub-session.js';
-import { readHubCredentials, type HubAdmission } from '../api/hub-admission.js';
+import { readHubCredentials, type HubAdmission } from '../auth/hub-admission.js';
 import { ProtocolError, asTierError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 import { decodeHubFrame, encode, errorFrameFor } from '../protocol/codec.js';

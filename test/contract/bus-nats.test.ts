@@ -1,8 +1,8 @@
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { NoRespondersError } from '../../src/cluster/bus.js';
-import { NatsBus } from '../../src/cluster/bus-nats.js';
+import { NoRespondersError } from '../../src/ports/bus/bus.js';
+import { NatsBus } from '../../src/ports/bus/bus-nats.js';
 import { TierError } from '../../src/errors.js';
 import { freePort } from '../helpers/server-process.js';
 import { startNats, uniquePrefix, type Backend } from '../helpers/backends.js';

@@ -8,7 +8,7 @@ import {
   type BusMessage,
   type BusSubscription,
   type SubscribeOptions,
-} from '../../src/cluster/bus.js';
+} from '../../src/ports/bus/bus.js';
 
 /** A bus under test; `close` releases it and whatever backs it (connections, processes). */
 export interface BusFixture {
@@ -98,7 +98,7 @@ function attempt<T>(fn: () => Promise<T>): Promise<T> {
 }
 
 /**
- * The promises of `Bus` (src/cluster/bus.ts), for any implementation. Subscriptions are made
+ * The promises of `Bus` (src/ports/bus/bus.ts), for any implementation. Subscriptions are made
  * before publishing and followed by `flush()`, so a real server has registered interest first.
  * "Not delivered" is shown with a barrier: a later message on a matching subject from the same
  * publisher, which arrives only after anything published before it.

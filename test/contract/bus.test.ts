@@ -1,7 +1,7 @@
 import { afterAll, beforeAll } from 'vitest';
 import { TimerWheel } from '../../src/actors/timer-wheel.js';
-import { MemoryBus } from '../../src/cluster/bus-memory.js';
-import { NatsBus } from '../../src/cluster/bus-nats.js';
+import { MemoryBus } from '../../src/ports/bus/bus-memory.js';
+import { NatsBus } from '../../src/ports/bus/bus-nats.js';
 import { createLogger } from '../../src/log/logger.js';
 import { startNats, type Backend } from '../helpers/backends.js';
 import { busContract, type BusFactory } from './bus.contract.js';

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { RedisDirectory } from '../../src/cluster/directory-redis.js';
-import { connectRedis, RedisKeys } from '../../src/cluster/redis.js';
+import { RedisDirectory } from '../../src/ports/directory/directory-redis.js';
+import { connectRedis, RedisKeys } from '../../src/ports/redis.js';
 import { createLogger } from '../../src/log/logger.js';
 import { startRedis, uniquePrefix, type Backend } from '../helpers/backends.js';
 

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { Directory } from '../../src/cluster/directory.js';
+import type { Directory } from '../../src/ports/directory/directory.js';
 
 /** A directory under test. */
 export interface DirectoryFixture {
@@ -39,7 +39,7 @@ const uid = (): string => randomUUID().replaceAll('-', '').slice(0, 16);
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /**
- * The promises of `Directory` (src/cluster/directory.ts), for any implementation. Expiry is shown
+ * The promises of `Directory` (src/ports/directory/directory.ts), for any implementation. Expiry is shown
  * through the fixture's clock where it has one, to the millisecond; otherwise by waiting for it
  * (the test's timeout is the only ceiling) and checking it did not come before the ttl.
  */

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll } from 'vitest';
-import { MemoryDirectory } from '../../src/cluster/directory-memory.js';
-import { RedisDirectory } from '../../src/cluster/directory-redis.js';
-import { connectRedis, RedisKeys } from '../../src/cluster/redis.js';
+import { MemoryDirectory } from '../../src/ports/directory/directory-memory.js';
+import { RedisDirectory } from '../../src/ports/directory/directory-redis.js';
+import { connectRedis, RedisKeys } from '../../src/ports/redis.js';
 import { createLogger } from '../../src/log/logger.js';
 import { startRedis, uniquePrefix, type Backend } from '../helpers/backends.js';
 import { directoryContract, type DirectoryFactory } from './directory.contract.js';

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { TierError } from '../../src/errors.js';
-import type { HubRecord, HubRegistry, NonceStore } from '../../src/cluster/hub-registry.js';
+import type { HubRecord, HubRegistry, NonceStore } from '../../src/ports/hub-registry/hub-registry.js';
 
 /** A hub registry under test. */
 export interface HubRegistryFixture {
@@ -50,7 +50,7 @@ async function rejection(p: Promise<unknown>): Promise<unknown> {
   );
 }
 
-/** The promises of `HubRegistry` (src/cluster/hub-registry.ts), for any implementation. */
+/** The promises of `HubRegistry` (src/ports/hub-registry/hub-registry.ts), for any implementation. */
 export function hubRegistryContract(name: string, make: HubRegistryFactory): void {
   describe(name, () => {
     let fx: HubRegistryFixture;
@@ -154,7 +154,7 @@ const NONCE_TTL_MS = 1_000;
 /** Clock granularity between this process and a backend (ms), allowed in lower bounds on time. */
 const CLOCK_SLACK_MS = 5;
 
-/** The promises of `NonceStore` (src/cluster/hub-registry.ts), for any implementation. */
+/** The promises of `NonceStore` (src/ports/hub-registry/hub-registry.ts), for any implementation. */
 export function nonceStoreContract(name: string, make: NonceStoreFactory): void {
   describe(name, () => {
     let fx: NonceStoreFixture;

@@ -1,8 +1,8 @@
 import { afterAll, beforeAll } from 'vitest';
-import { MemoryHubRegistry, MemoryNonceStore } from '../../src/cluster/hub-registry-memory.js';
-import { CachingHubRegistry } from '../../src/cluster/hub-registry-cache.js';
-import { RedisHubRegistry, RedisNonceStore } from '../../src/cluster/hub-registry-redis.js';
-import { connectRedis, RedisKeys } from '../../src/cluster/redis.js';
+import { MemoryHubRegistry, MemoryNonceStore } from '../../src/ports/hub-registry/hub-registry-memory.js';
+import { CachingHubRegistry } from '../../src/ports/hub-registry/hub-registry-cache.js';
+import { RedisHubRegistry, RedisNonceStore } from '../../src/ports/hub-registry/hub-registry-redis.js';
+import { connectRedis, RedisKeys } from '../../src/ports/redis.js';
 import { createLogger } from '../../src/log/logger.js';
 import { startRedis, uniquePrefix, type Backend } from '../helpers/backends.js';
 import {

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { Lease } from '../../src/rules/lease.js';
+import type { Lease } from '../../src/ports/lease/lease.js';
 
 /** A lease under test. `advanceTime` moves a fake clock; without it the suite waits real time. */
 export interface LeaseFixture {
@@ -20,7 +20,7 @@ const LONG = 600_000;
 const CLOCK_SLACK_MS = 5;
 
 /**
- * The promises of `Lease` (src/rules/lease.ts), for any implementation. Expiry is shown on the
+ * The promises of `Lease` (src/ports/lease/lease.ts), for any implementation. Expiry is shown on the
  * fixture's clock where it has one, to the millisecond; otherwise by waiting for it (the test's
  * timeout is the only ceiling). A claim that must still hold is made with a ttl nothing reaches.
  */

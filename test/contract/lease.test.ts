@@ -1,8 +1,8 @@
 import { afterAll } from 'vitest';
-import { connectRedis, RedisKeys } from '../../src/cluster/redis.js';
+import { connectRedis, RedisKeys } from '../../src/ports/redis.js';
 import { createLogger } from '../../src/log/logger.js';
-import { MemoryLease } from '../../src/rules/lease-memory.js';
-import { RedisLease } from '../../src/rules/lease-redis.js';
+import { MemoryLease } from '../../src/ports/lease/lease-memory.js';
+import { RedisLease } from '../../src/ports/lease/lease-redis.js';
 import { startRedis, uniquePrefix, type Backend } from '../helpers/backends.js';
 import { leaseContract, type LeaseFactory } from './lease.contract.js';
 

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
 import { TierError } from '../../src/errors.js';
-import type { PushDelivery, PushNotification, PushQueue, PushQueueOptions, PushSender } from '../../src/events/push-queue.js';
+import type { PushDelivery, PushNotification, PushQueue, PushQueueOptions, PushSender } from '../../src/ports/push-queue/push-queue.js';
 
 /** A push queue under test, delivering to `sender`. */
 export interface PushQueueFixture {
@@ -37,7 +37,7 @@ function recorder() {
   };
 }
 
-/** The promises of `PushQueue` (src/events/push-queue.ts), for any implementation. */
+/** The promises of `PushQueue` (src/ports/push-queue/push-queue.ts), for any implementation. */
 export function pushQueueContract(name: string, make: PushQueueFactory): void {
   describe(name, () => {
     let fx: PushQueueFixture | null = null;

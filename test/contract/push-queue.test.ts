@@ -1,7 +1,7 @@
 import { afterAll } from 'vitest';
-import { closeRedis, connectRedis, RedisKeys } from '../../src/cluster/redis.js';
-import { BullMqPushQueue } from '../../src/events/push-queue-bullmq.js';
-import { MemoryPushQueue } from '../../src/events/push-queue-memory.js';
+import { closeRedis, connectRedis, RedisKeys } from '../../src/ports/redis.js';
+import { BullMqPushQueue } from '../../src/ports/push-queue/push-queue-bullmq.js';
+import { MemoryPushQueue } from '../../src/ports/push-queue/push-queue-memory.js';
 import { createLogger } from '../../src/log/logger.js';
 import { startRedis, uniquePrefix, type Backend } from '../helpers/backends.js';
 import { pushQueueContract, type PushQueueFactory } from './push-queue.contract.js';

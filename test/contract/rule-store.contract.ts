@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { isValidId } from '../../proto/subjects.js';
 import type { RuleSpec, SceneSpec } from '../../src/rules/model.js';
-import type { RuleStore, RuleStoreChange } from '../../src/rules/rule-store.js';
+import type { RuleStore, RuleStoreChange } from '../../src/ports/rule-store/rule-store.js';
 
 /** A rule store under test. */
 export interface RuleStoreFixture {
@@ -38,7 +38,7 @@ const cronSpec = (cron = '0 7 * * 1-5', catchUpMs?: number): RuleSpec =>
 
 const scene = (patch: Partial<SceneSpec> = {}): SceneSpec => ({ name: 'Movie', enabled: true, commands: [{ hub: 'hub1', device: 'tv', set: { on: true } }], ...patch });
 
-/** The promises of `RuleStore` (src/rules/rule-store.ts), for any implementation. */
+/** The promises of `RuleStore` (src/ports/rule-store/rule-store.ts), for any implementation. */
 export function ruleStoreContract(name: string, make: RuleStoreFactory): void {
   describe(name, () => {
     let fx: RuleStoreFixture;

@@ -1,8 +1,8 @@
 import { afterAll } from 'vitest';
-import { connectRedis, RedisKeys } from '../../src/cluster/redis.js';
+import { connectRedis, RedisKeys } from '../../src/ports/redis.js';
 import { createLogger } from '../../src/log/logger.js';
-import { MemoryRuleStore } from '../../src/rules/rule-store-memory.js';
-import { RedisRuleStore } from '../../src/rules/rule-store-redis.js';
+import { MemoryRuleStore } from '../../src/ports/rule-store/rule-store-memory.js';
+import { RedisRuleStore } from '../../src/ports/rule-store/rule-store-redis.js';
 import { startRedis, uniquePrefix, type Backend } from '../helpers/backends.js';
 import { ruleStoreContract, type RuleStoreFactory } from './rule-store.contract.js';
 

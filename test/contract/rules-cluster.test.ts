@@ -5,11 +5,11 @@
  * variant of test/unit/rules-scheduler.test.ts).
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { connectRedis, RedisKeys } from '../../src/cluster/redis.js';
+import { connectRedis, RedisKeys } from '../../src/ports/redis.js';
 import { createLogger } from '../../src/log/logger.js';
-import { RedisLease } from '../../src/rules/lease-redis.js';
-import type { RuleStoreChange } from '../../src/rules/rule-store.js';
-import { RedisRuleStore } from '../../src/rules/rule-store-redis.js';
+import { RedisLease } from '../../src/ports/lease/lease-redis.js';
+import type { RuleStoreChange } from '../../src/ports/rule-store/rule-store.js';
+import { RedisRuleStore } from '../../src/ports/rule-store/rule-store-redis.js';
 import { CronScheduler } from '../../src/rules/scheduler.js';
 import { validateRuleSpec } from '../../src/rules/validate.js';
 import { startRedis, uniquePrefix, type Backend } from '../helpers/backends.js';

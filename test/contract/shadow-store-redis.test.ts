@@ -1,11 +1,11 @@
 import type { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { Attrs } from '../../proto/frames.js';
-import { RedisDirectory } from '../../src/cluster/directory-redis.js';
-import { RedisHubRegistry } from '../../src/cluster/hub-registry-redis.js';
-import { connectRedis, RedisKeys } from '../../src/cluster/redis.js';
-import { emptyDevice, type DeviceShadow } from '../../src/cluster/shadow-store.js';
-import { RedisShadowStore, type RedisShadowStoreOptions } from '../../src/cluster/shadow-store-redis.js';
+import { RedisDirectory } from '../../src/ports/directory/directory-redis.js';
+import { RedisHubRegistry } from '../../src/ports/hub-registry/hub-registry-redis.js';
+import { connectRedis, RedisKeys } from '../../src/ports/redis.js';
+import { emptyDevice, type DeviceShadow } from '../../src/ports/shadow-store/shadow-store.js';
+import { RedisShadowStore, type RedisShadowStoreOptions } from '../../src/ports/shadow-store/shadow-store-redis.js';
 import { createLogger } from '../../src/log/logger.js';
 import { startRedis, uniquePrefix, type Backend } from '../helpers/backends.js';
 

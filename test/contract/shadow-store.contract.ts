@@ -9,7 +9,7 @@ import {
   type DeviceShadow,
   type HubShadow,
   type ShadowStore,
-} from '../../src/cluster/shadow-store.js';
+} from '../../src/ports/shadow-store/shadow-store.js';
 
 /** A shadow store under test. */
 export interface ShadowStoreFixture {
@@ -27,7 +27,7 @@ function device(reported: Attrs, reportedVersion: number, reportedAt: number, ki
 }
 
 /**
- * The promises of `ShadowStore` (src/cluster/shadow-store.ts), for any implementation. Reads
+ * The promises of `ShadowStore` (src/ports/shadow-store/shadow-store.ts), for any implementation. Reads
  * after `flush()` see durable state; reads before it must still see this process's queued writes.
  */
 export function shadowStoreContract(name: string, make: ShadowStoreFactory): void {

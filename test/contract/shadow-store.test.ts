@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe } from 'vitest';
-import { connectRedis, RedisKeys } from '../../src/cluster/redis.js';
-import { MemoryShadowStore } from '../../src/cluster/shadow-store-memory.js';
-import { RedisShadowStore } from '../../src/cluster/shadow-store-redis.js';
+import { connectRedis, RedisKeys } from '../../src/ports/redis.js';
+import { MemoryShadowStore } from '../../src/ports/shadow-store/shadow-store-memory.js';
+import { RedisShadowStore } from '../../src/ports/shadow-store/shadow-store-redis.js';
 import { createLogger } from '../../src/log/logger.js';
 import { startRedis, uniquePrefix, type Backend } from '../helpers/backends.js';
 import { shadowDeltaSpec, shadowStoreContract, type ShadowStoreFactory } from './shadow-store.contract.js';

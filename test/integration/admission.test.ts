@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { SignJWT } from 'jose';
-import { hubAuthHeaderMap, hubCredentials, signHub } from '../../src/protocol/hub-auth.js';
+import { hubAuthHeaderMap, hubCredentials, signHub } from '../../src/auth/hub-signature.js';
 import { api, startServerProcess, type ServerProcess } from '../helpers/server-process.js';
 
 /** Opens a WebSocket and resolves with the HTTP refusal (status and JSON body) or 'open'. */

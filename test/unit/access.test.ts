@@ -4,10 +4,12 @@
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { HubClient } from '../../load/hub-client.js';
-import type { HubRecord } from '../../src/cluster/hub-registry.js';
+import type { HubRecord } from '../../src/ports/hub-registry/hub-registry.js';
 import { loadConfig } from '../../src/config/config.js';
 import { createLogger } from '../../src/log/logger.js';
-import { memoryPorts, startServer, type Ports, type RunningServer } from '../../src/server.js';
+import { startServer, type RunningServer } from '../../src/compose/server.js';
+import { memoryPorts } from '../../src/compose/memory-ports.js';
+import type { Ports } from '../../src/ports/ports.js';
 import { api, rulesWarmedUp } from '../helpers/server-process.js';
 
 const ADMIN = 'access-admin-token-0123456789';

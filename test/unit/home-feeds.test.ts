@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { TimerWheel } from '../../src/actors/timer-wheel.js';
-import { MemoryBus } from '../../src/cluster/bus-memory.js';
+import { MemoryBus } from '../../src/ports/bus/bus-memory.js';
 import { createLogger } from '../../src/log/logger.js';
 import { decodeValue, encode } from '../../src/protocol/codec.js';
 import { HomeFeeds } from '../../src/transport/app-gateway.js';

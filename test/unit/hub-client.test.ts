@@ -8,7 +8,7 @@ import { HubClient, HubClientError } from '../../load/hub-client.js';
 import { runSimulator, type Simulator } from '../../load/simulator.js';
 import { loadConfig } from '../../src/config/config.js';
 import { createLogger } from '../../src/log/logger.js';
-import { startServer, type RunningServer } from '../../src/server.js';
+import { startServer, type RunningServer } from '../../src/compose/server.js';
 import { rulesWarmedUp } from '../helpers/server-process.js';
 
 const ADMIN = 'test-admin-token-0123456789';

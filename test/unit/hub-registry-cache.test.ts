@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { CachingHubRegistry } from '../../src/cluster/hub-registry-cache.js';
-import type { HubRecord, HubRegistry } from '../../src/cluster/hub-registry.js';
-import { MemoryHubRegistry } from '../../src/cluster/hub-registry-memory.js';
+import { CachingHubRegistry } from '../../src/ports/hub-registry/hub-registry-cache.js';
+import type { HubRecord, HubRegistry } from '../../src/ports/hub-registry/hub-registry.js';
+import { MemoryHubRegistry } from '../../src/ports/hub-registry/hub-registry-memory.js';
 
 /** A registry that counts reads and can be made unreachable. */
 class FlakyRegistry extends MemoryHubRegistry implements HubRegistry {

@@ -2,10 +2,10 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { FrameType, type ServerToHubFrame } from '../../proto/frames.js';
 import { HubSession, type HubLink, type HubSessionDeps } from '../../src/actors/hub-session.js';
 import { TimerWheel } from '../../src/actors/timer-wheel.js';
-import { MemoryBus } from '../../src/cluster/bus-memory.js';
-import { MemoryDirectory } from '../../src/cluster/directory-memory.js';
-import type { CursorListener, DeviceShadow, SeqCursor } from '../../src/cluster/shadow-store.js';
-import { MemoryShadowStore } from '../../src/cluster/shadow-store-memory.js';
+import { MemoryBus } from '../../src/ports/bus/bus-memory.js';
+import { MemoryDirectory } from '../../src/ports/directory/directory-memory.js';
+import type { CursorListener, DeviceShadow, SeqCursor } from '../../src/ports/shadow-store/shadow-store.js';
+import { MemoryShadowStore } from '../../src/ports/shadow-store/shadow-store-memory.js';
 import { createLogger } from '../../src/log/logger.js';
 import { decodeHubFrame, decodeServerFrame, encode } from '../../src/protocol/codec.js';
 

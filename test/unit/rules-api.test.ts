@@ -4,9 +4,9 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TimerWheel } from '../../src/actors/timer-wheel.js';
-import { Authenticator } from '../../src/api/auth.js';
+import { Authenticator } from '../../src/auth/authenticator.js';
 import { RulePool } from '../../src/rules/pool.js';
-import { mountRulesApi } from '../../src/rules/routes.js';
+import { mountRulesApi } from '../../src/api/rules-routes.js';
 import { loadUws, type us_listen_socket } from '../../src/transport/uws.js';
 import { api } from '../helpers/server-process.js';
 import { HALL_LIGHT, rig, silentLog, type Rig } from './rules-fixtures.js';

@@ -7,13 +7,13 @@ import type { Attrs } from '../../proto/frames.js';
 import type { CommandSpec } from '../../src/actors/commands.js';
 import { TimerWheel } from '../../src/actors/timer-wheel.js';
 import { CommandError } from '../../src/errors.js';
-import type { PushDelivery } from '../../src/events/push-queue.js';
-import { MemoryPushQueue } from '../../src/events/push-queue-memory.js';
+import type { PushDelivery } from '../../src/ports/push-queue/push-queue.js';
+import { MemoryPushQueue } from '../../src/ports/push-queue/push-queue-memory.js';
 import { createLogger } from '../../src/log/logger.js';
 import { RulesEngine, type RulesEngineDeps } from '../../src/rules/engine.js';
 import { deviceKey, type DeviceRef } from '../../src/rules/model.js';
 import type { RuleRunner } from '../../src/rules/pool.js';
-import { MemoryRuleStore } from '../../src/rules/rule-store-memory.js';
+import { MemoryRuleStore } from '../../src/ports/rule-store/rule-store-memory.js';
 
 export interface SentCommand {
   hub: string;

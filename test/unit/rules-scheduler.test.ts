@@ -4,10 +4,10 @@
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { TimerWheel } from '../../src/actors/timer-wheel.js';
-import type { Lease } from '../../src/rules/lease.js';
-import { MemoryLease } from '../../src/rules/lease-memory.js';
+import type { Lease } from '../../src/ports/lease/lease.js';
+import { MemoryLease } from '../../src/ports/lease/lease-memory.js';
 import { RulePool } from '../../src/rules/pool.js';
-import { MemoryRuleStore } from '../../src/rules/rule-store-memory.js';
+import { MemoryRuleStore } from '../../src/ports/rule-store/rule-store-memory.js';
 import { CronScheduler, type CronSchedulerDeps } from '../../src/rules/scheduler.js';
 import { validateRuleSpec } from '../../src/rules/validate.js';
 import { rig, silentLog, type Rig } from './rules-fixtures.js';

@@ -14,15 +14,15 @@
  *   GET|PUT /v1/homes/{homeId}/settings                {"timeZone": "Europe/Berlin"}
  */
 import { isValidId } from '../../proto/subjects.js';
-import { requireHome, type Authenticator } from '../api/auth.js';
+import { requireHome, type Authenticator } from '../auth/authenticator.js';
 import { TierError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 import { route, type HttpCall, type HttpReply, type RouteTable } from '../transport/http.js';
 import type { TemplatedApp } from '../transport/uws.js';
 import type { WriteBatch } from '../transport/write-batch.js';
-import type { RulesEngine } from './engine.js';
-import type { Rule, RuleSpec, Scene } from './model.js';
-import type { RuleStore } from './rule-store.js';
+import type { RulesEngine } from '../rules/engine.js';
+import type { Rule, RuleSpec, Scene } from '../rules/model.js';
+import type { RuleStore } from '../ports/rule-store/rule-store.js';
 import {
   devicesOfRule,
   devicesOfScene,
@@ -31,7 +31,7 @@ import {
   validateSettings,
   validateTestRequest,
   type ValidateOptions,
-} from './validate.js';
+} from '../rules/validate.js';
 
 export interface RulesApiDeps {
   auth: Authenticator;

@@ -1,6 +1,6 @@
-import { TierError } from '../errors.js';
-import type { Logger } from '../log/logger.js';
-import type { TimerHandle, TimerTarget, TimerWheel } from '../actors/timer-wheel.js';
+import { TierError } from '../../errors.js';
+import type { Logger } from '../../log/logger.js';
+import type { TimerHandle, TimerTarget, TimerWheel } from '../../actors/timer-wheel.js';
 import {
   NoRespondersError,
   RequestTimeoutError,

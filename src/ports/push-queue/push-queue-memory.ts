@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { TierError } from '../errors.js';
+import { TierError } from '../../errors.js';
 import {
   backoffDelay,
   validatePushNotification,
@@ -30,6 +30,7 @@ export interface MemoryPushQueueOptions extends PushQueueOptions {
  * exit. Retries wait on an unref'd timer each (a retry is rare; this is not a hot path).
  */
 export class MemoryPushQueue implements PushQueue {
+  readonly durable = false;
   private readonly sender: PushSender;
   private readonly attempts: number;
   private readonly backoffMs: number;

@@ -1,16 +1,17 @@
 import type { Config } from '../config/config.js';
-import { BullMqPushQueue } from '../events/push-queue-bullmq.js';
-import { loggingPushSender } from '../events/push-queue-memory.js';
-import { RedisLease } from '../rules/lease-redis.js';
-import { RedisRuleStore } from '../rules/rule-store-redis.js';
+import { BullMqPushQueue } from '../ports/push-queue/push-queue-bullmq.js';
+import { loggingPushSender } from '../ports/push-queue/push-queue-memory.js';
+import { RedisLease } from '../ports/lease/lease-redis.js';
+import { RedisRuleStore } from '../ports/rule-store/rule-store-redis.js';
 import type { Logger } from '../log/logger.js';
-import type { Ports } from '../server.js';
-import { NatsBus } from './bus-nats.js';
-import { RedisDirectory } from './directory-redis.js';
-import { CachingHubRegistry } from './hub-registry-cache.js';
-import { RedisHubRegistry, RedisNonceStore } from './hub-registry-redis.js';
-import { closeRedis, connectRedis, RedisKeys } from './redis.js';
-import { RedisShadowStore } from './shadow-store-redis.js';
+import { mountBullBoard } from '../admin/bull-board.js';
+import type { Ports } from '../ports/ports.js';
+import { NatsBus } from '../ports/bus/bus-nats.js';
+import { RedisDirectory } from '../ports/directory/directory-redis.js';
+import { CachingHubRegistry } from '../ports/hub-registry/hub-registry-cache.js';
+import { RedisHubRegistry, RedisNonceStore } from '../ports/hub-registry/hub-registry-redis.js';
+import { closeRedis, connectRedis, RedisKeys } from '../ports/redis.js';
+import { RedisShadowStore } from '../ports/shadow-store/shadow-store-redis.js';
 
 /**
  * The ports of cluster mode: NATS for the bus, Redis for the rest. The shadow store's batches get
@@ -65,6 +66,7 @@ export async function clusterPorts(config: Config, log: Logger): Promise<Ports> 
     rules,
     lease,
     push,
+    adminPages: [(admin, context) => mountBullBoard(admin, { queues: [push.queue], ...context, log: context.log.child({ part: 'bull-board' }) })],
     health() {
       const nats = bus.status();
       const redisOk = shared.status === 'ready';

@@ -1,4 +1,4 @@
-import { TierError } from '../errors.js';
+import { TierError } from '../../errors.js';
 
 /** A message as delivered to a subscriber. */
 export interface BusMessage {

@@ -1,6 +1,6 @@
 import { connect, errors, type Msg, type NatsConnection, type Status } from '@nats-io/transport-node';
-import { TierError } from '../errors.js';
-import type { Logger } from '../log/logger.js';
+import { TierError } from '../../errors.js';
+import type { Logger } from '../../log/logger.js';
 import {
   NoRespondersError,
   RequestTimeoutError,

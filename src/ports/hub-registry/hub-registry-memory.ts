@@ -1,4 +1,4 @@
-import { TierError } from '../errors.js';
+import { TierError } from '../../errors.js';
 import type { HubRecord, HubRegistry, NonceStore } from './hub-registry.js';
 
 /** Hubs provisioned in this process (embedded default): gone when the process ends. */

@@ -1,7 +1,7 @@
 import type { Redis } from 'ioredis';
-import type { Logger } from '../log/logger.js';
+import type { Logger } from '../../log/logger.js';
 import type { Directory, HubLocation } from './directory.js';
-import { closeRedis, connectRedis, LuaScript, RedisKeys } from './redis.js';
+import { closeRedis, connectRedis, LuaScript, RedisKeys } from '../redis.js';
 
 export interface RedisDirectoryOptions {
   /** key names and their prefix */

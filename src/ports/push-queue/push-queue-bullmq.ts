@@ -1,9 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import { MetricsTime, Queue, Worker, type Job, type JobsOptions } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { closeRedis, connectRedis, RedisKeys } from '../cluster/redis.js';
-import { TierError } from '../errors.js';
-import type { Logger } from '../log/logger.js';
+import { closeRedis, connectRedis, RedisKeys } from '../redis.js';
+import { TierError } from '../../errors.js';
+import type { Logger } from '../../log/logger.js';
 import {
   backoffDelay,
   validatePushNotification,
@@ -24,7 +24,7 @@ export interface BullMqPushQueueOptions extends PushQueueOptions {
   queueName?: string;
   /**
    * Given: this process also runs a BullMQ worker that delivers to it (`concurrency` at once).
-   * Absent: it only enqueues; a worker elsewhere (`src/events/push-worker.ts`) delivers.
+   * Absent: it only enqueues; a worker elsewhere (`src/push-worker.ts`) delivers.
    */
   sender?: PushSender;
   /** a notification given up after its last attempt (also logged) */
@@ -74,6 +74,7 @@ const JOB_NAME = 'push';
  *   node's jobs, and stops waiting at `close`.
  */
 export class BullMqPushQueue implements PushQueue {
+  readonly durable = true;
   /** the BullMQ queue (bull-board shows it) */
   readonly queue: Queue<PushNotification, void, string>;
   private readonly worker: Worker<PushNotification, void, string> | null = null;

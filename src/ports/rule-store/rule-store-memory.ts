@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { DEFAULT_SETTINGS, type HomeSettings, type Rule, type RuleSpec, type Scene, type SceneSpec } from './model.js';
+import { DEFAULT_SETTINGS, type HomeSettings, type Rule, type RuleSpec, type Scene, type SceneSpec } from '../../rules/model.js';
 import type { RuleStore, RuleStoreChange, ScheduledRule } from './rule-store.js';
 
 interface Home {

@@ -1,4 +1,4 @@
-import type { Attrs } from '../../proto/frames.js';
+import type { Attrs } from '../../../proto/frames.js';
 
 /** One sub-device's shadow. */
 export interface DeviceShadow {

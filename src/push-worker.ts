@@ -6,11 +6,11 @@
  * configuration as a node; NATS is not used. SIGTERM/SIGINT: deliveries in progress finish, queued
  * jobs stay in Redis for the other workers.
  */
-import { RedisKeys } from '../cluster/redis.js';
-import { closeOnSignals, loadConfigOrExit, runMain } from '../config/process.js';
-import { createLogger } from '../log/logger.js';
-import { BullMqPushQueue } from './push-queue-bullmq.js';
-import { loggingPushSender } from './push-queue-memory.js';
+import { RedisKeys } from './ports/redis.js';
+import { closeOnSignals, loadConfigOrExit, runMain } from './config/process.js';
+import { createLogger } from './log/logger.js';
+import { BullMqPushQueue } from './ports/push-queue/push-queue-bullmq.js';
+import { loggingPushSender } from './ports/push-queue/push-queue-memory.js';
 
 async function main(): Promise<void> {
   const { config, warnings } = loadConfigOrExit();

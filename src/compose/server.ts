@@ -1,62 +1,30 @@
-import type { HubEvent } from '../proto/app.js';
-import { subjects } from '../proto/subjects.js';
-import type { ActorSystem } from './actors/actor.js';
-import { sendCommand } from './actors/commands.js';
-import type { HubSession, HubSessionDeps } from './actors/hub-session.js';
-import { Interner } from './actors/intern.js';
-import { TimerWheel } from './actors/timer-wheel.js';
-import { createAdminApp } from './admin/admin-server.js';
-import { mountBullBoard } from './admin/bull-board.js';
-import { BullMqPushQueue } from './events/push-queue-bullmq.js';
-import { NodeMetrics } from './admin/metrics.js';
-import { Authenticator } from './api/auth.js';
-import { HubAdmission } from './api/hub-admission.js';
-import { mountApi } from './api/routes.js';
-import type { Bus } from './cluster/bus.js';
-import { MemoryBus } from './cluster/bus-memory.js';
-import type { Directory } from './cluster/directory.js';
-import { MemoryDirectory } from './cluster/directory-memory.js';
-import type { HubRegistry, NonceStore } from './cluster/hub-registry.js';
-import { MemoryHubRegistry, MemoryNonceStore } from './cluster/hub-registry-memory.js';
-import type { ShadowStore } from './cluster/shadow-store.js';
-import { MemoryShadowStore } from './cluster/shadow-store-memory.js';
-import { isClusterMode, type Config } from './config/config.js';
-import type { PushQueue } from './events/push-queue.js';
-import { MemoryPushQueue, loggingPushSender } from './events/push-queue-memory.js';
-import type { Logger } from './log/logger.js';
-import { createAutomation } from './rules/automation.js';
-import type { Lease } from './rules/lease.js';
-import { MemoryLease } from './rules/lease-memory.js';
-import { prometheusRuleMetrics } from './rules/metrics.js';
-import type { RuleStore } from './rules/rule-store.js';
-import { MemoryRuleStore } from './rules/rule-store-memory.js';
-import { encode } from './protocol/codec.js';
-import { HomeFeeds, mountAppGateway } from './transport/app-gateway.js';
-import { mountHubGateway } from './transport/hub-gateway.js';
-import { loadUws, type TemplatedApp, type UwsBinding, type us_listen_socket } from './transport/uws.js';
-import { UpgradeLimits } from './transport/upgrade-limits.js';
-import { guardApp } from './transport/guard.js';
-import { WriteBatch } from './transport/write-batch.js';
-import type { RouteTable } from './transport/http.js';
-
-/** The infrastructure behind the ports; the embedded default builds the memory ones. */
-export interface Ports {
-  bus: Bus;
-  directory: Directory;
-  shadows: ShadowStore;
-  registry: HubRegistry;
-  nonces: NonceStore;
-  /** automation rules, scenes, settings and cron cursors (a cluster must share one) */
-  rules: RuleStore;
-  /** once-per-instant claims of cron firings (a cluster must share one) */
-  lease: Lease;
-  /** push notifications of rule actions */
-  push: PushQueue;
-  /** the backends' state for readiness: `ok: false` marks the node degraded (not ready) */
-  health?(): { ok: boolean; detail: Record<string, unknown> };
-  /** closes every port (when they share connections); otherwise each port is closed on its own */
-  close?(): Promise<void>;
-}
+import type { HubEvent } from '../../proto/app.js';
+import { subjects } from '../../proto/subjects.js';
+import type { ActorSystem } from '../actors/actor.js';
+import { sendCommand } from '../actors/commands.js';
+import type { HubSession, HubSessionDeps } from '../actors/hub-session.js';
+import { Interner } from '../actors/intern.js';
+import { TimerWheel } from '../actors/timer-wheel.js';
+import { createAdminApp } from '../admin/admin-server.js';
+import { NodeMetrics } from '../admin/metrics.js';
+import { Authenticator } from '../auth/authenticator.js';
+import { HubAdmission } from '../auth/hub-admission.js';
+import { mountApi } from '../api/routes.js';
+import { mountRulesApi } from '../api/rules-routes.js';
+import { isClusterMode, type Config } from '../config/config.js';
+import type { Logger } from '../log/logger.js';
+import type { Ports } from '../ports/ports.js';
+import { portsFor } from './ports.js';
+import { createAutomation } from '../rules/automation.js';
+import { prometheusRuleMetrics } from '../rules/metrics.js';
+import { encode } from '../protocol/codec.js';
+import { HomeFeeds, mountAppGateway } from '../transport/app-gateway.js';
+import { mountHubGateway } from '../transport/hub-gateway.js';
+import { loadUws, type TemplatedApp, type UwsBinding, type us_listen_socket } from '../transport/uws.js';
+import { UpgradeLimits } from '../transport/upgrade-limits.js';
+import { guardApp } from '../transport/guard.js';
+import { WriteBatch } from '../transport/write-batch.js';
+import type { RouteTable } from '../transport/http.js';
 
 export interface RunningServer {
   readonly port: number;
@@ -67,26 +35,13 @@ export interface RunningServer {
   close(): Promise<void>;
 }
 
-export function memoryPorts(config: Config, timers: TimerWheel, log: Logger): Ports {
-  return {
-    bus: new MemoryBus(timers, log),
-    directory: new MemoryDirectory(config.directoryTtlMs),
-    shadows: new MemoryShadowStore(),
-    registry: new MemoryHubRegistry(),
-    nonces: new MemoryNonceStore(),
-    rules: new MemoryRuleStore(),
-    lease: new MemoryLease(),
-    push: new MemoryPushQueue({ sender: loggingPushSender(log) }),
-  };
-}
-
 /** Wires one connection node: ports, actors, gateways, API and admin port. */
 export async function startServer(config: Config, log: Logger, makePorts?: (timers: TimerWheel) => Promise<Ports>): Promise<RunningServer> {
   const binding = loadUws({ requireNative: config.uwsRequireNative, onWarning: (msg) => log.warn(msg) });
   log.info({ package: binding.packageName, native: binding.native }, 'uWebSockets.js loaded');
 
   const timers = new TimerWheel({ onError: (err) => log.error({ err }, 'timer callback failed') });
-  const ports = makePorts ? await makePorts(timers) : memoryPorts(config, timers, log);
+  const ports = makePorts ? await makePorts(timers) : await portsFor(config, timers, log);
   const sessions = new Map<string, HubSession>();
   const metrics = new NodeMetrics(() => sessions.size);
   metrics.binding.set({ package: binding.packageName, native: String(binding.native) }, 1);
@@ -97,12 +52,13 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
     onFailure: (_address, messageType) => metrics.actorFailures.inc({ message: messageType }),
   };
   const auth = new Authenticator(config.adminToken, config.jwtSecret);
+  const homeOfHub = async (hubId: string) => (await ports.registry.get(hubId))?.homeId ?? null;
   const automation = createAutomation({
     store: ports.rules,
     lease: ports.lease,
     push: ports.push,
     shadows: ports.shadows,
-    homeOfHub: async (hubId) => (await ports.registry.get(hubId))?.homeId ?? null,
+    homeOfHub,
     runCommand: (hubId, deviceId, spec, timeoutMs) => sendCommand(ports.bus, hubId, deviceId, spec, timeoutMs),
     setDesired: async (hubId, deviceId, patch) => {
       const device = await ports.shadows.setDesired(hubId, deviceId, patch);
@@ -161,7 +117,7 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
     session: {
       system,
       sendCommand: (hubId, deviceId, spec, timeoutMs) => sendCommand(ports.bus, hubId, deviceId, spec, timeoutMs),
-      homeOf: async (hubId) => (await ports.registry.get(hubId))?.homeId ?? null,
+      homeOf: homeOfHub,
       commandTimeoutMs: config.commandTimeoutMs,
       commandTimeoutMaxMs: config.commandTimeoutMaxMs,
       maxSubscriptions: 64,
@@ -169,7 +125,17 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
   });
   // before mountApi: its catch-all 404 must stay the last route
   const table: RouteTable = [];
-  automation.mount(app, { auth, maxBodyBytes: config.maxBodyBytes, writes, table });
+  mountRulesApi(app, {
+    auth,
+    store: ports.rules,
+    engine: automation.engine,
+    homeOfHub,
+    log: log.child({ part: 'rules' }),
+    maxBodyBytes: config.maxBodyBytes,
+    writes,
+    table,
+    validate: { maxCommandTimeoutMs: config.commandTimeoutMaxMs },
+  });
   mountApi(app, {
     auth,
     bus: ports.bus,
@@ -207,10 +173,8 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
     },
   });
 
-  // the BullMQ dashboard of the push queue (cluster mode), behind the admin token
-  if (ports.push instanceof BullMqPushQueue) {
-    mountBullBoard(admin, { queues: [ports.push.queue], adminToken: config.adminToken, log: log.child({ part: 'bull-board' }), maxBodyBytes: config.maxBodyBytes });
-  }
+  // pages of the adapters (the BullMQ dashboard of a Redis push queue), behind the admin token
+  for (const mount of ports.adminPages ?? []) mount(admin, { adminToken: config.adminToken, log, maxBodyBytes: config.maxBodyBytes });
 
   const main = await listen(app, config.host, config.port, config.reusePort);
   const adminSocket = await listen(admin, config.adminHost, config.adminPort, false);
@@ -242,8 +206,8 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
       await Promise.race([Promise.allSettled(closing.map((s) => s.whenClosed())), new Promise((r) => setTimeout(r, 5_000).unref())]);
       // cron stops, delayed actions are dropped, running ones finish, the worker threads end
       await automation.close();
-      // a durable queue (BullMQ) keeps its jobs for the other nodes; only the memory one is drained
-      if (!(ports.push instanceof BullMqPushQueue)) await Promise.race([ports.push.drain(), new Promise((r) => setTimeout(r, 2_000).unref())]);
+      // a durable queue keeps its jobs for the other nodes; only one that forgets them is drained
+      if (!ports.push.durable) await Promise.race([ports.push.drain(), new Promise((r) => setTimeout(r, 2_000).unref())]);
       await ports.shadows.flush();
       binding.uws.us_listen_socket_close(adminSocket.socket);
       if (ports.close) await ports.close();

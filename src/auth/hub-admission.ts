@@ -1,5 +1,5 @@
-import { HUB_AUTH_HEADERS, NONCE_PATTERN, signatureMatches, type HubCredentials } from '../protocol/hub-auth.js';
-import type { HubRecord, HubRegistry, NonceStore } from '../cluster/hub-registry.js';
+import { HUB_AUTH_HEADERS, NONCE_PATTERN, signatureMatches, type HubCredentials } from './hub-signature.js';
+import type { HubRecord, HubRegistry, NonceStore } from '../ports/hub-registry/hub-registry.js';
 import { AuthError } from '../errors.js';
 import { isValidId } from '../../proto/subjects.js';
 

@@ -1,5 +1,5 @@
-import { isValidId } from '../../proto/subjects.js';
-import { TierError } from '../errors.js';
+import { isValidId } from '../../../proto/subjects.js';
+import { TierError } from '../../errors.js';
 
 /** A push notification for the people of a home (rule actions, loop-guard reports). */
 export interface PushNotification {
@@ -64,6 +64,11 @@ export interface PushQueueStats {
  *   delivering (memory: what is still queued is lost; durable backends keep it for the next worker).
  */
 export interface PushQueue {
+  /**
+   * true: what is queued outlives this process and another worker delivers it, so a stopping node
+   * need not drain it; false: what is still queued at `close` is lost, so a stopping node drains.
+   */
+  readonly durable: boolean;
   enqueue(notification: PushNotification): Promise<EnqueueResult>;
   stats(): Promise<PushQueueStats>;
   drain(): Promise<void>;

@@ -1,8 +1,8 @@
 import type { Redis } from 'ioredis';
-import type { Attrs } from '../../proto/frames.js';
-import { TierError } from '../errors.js';
-import type { Logger } from '../log/logger.js';
-import { closeRedis, connectRedis, backoff, LuaScript, RedisKeys } from './redis.js';
+import type { Attrs } from '../../../proto/frames.js';
+import { TierError } from '../../errors.js';
+import type { Logger } from '../../log/logger.js';
+import { closeRedis, connectRedis, backoff, LuaScript, RedisKeys } from '../redis.js';
 import { emptyDevice, mergeAttrs, newShadow, type CursorListener, type DeviceShadow, type HubShadow, type SeqCursor, type ShadowStore } from './shadow-store.js';
 
 export interface RedisShadowStoreOptions {

@@ -1,8 +1,8 @@
 import type { Redis } from 'ioredis';
-import { closeRedis, connectRedis, LuaScript, RedisKeys } from '../cluster/redis.js';
-import { TierError } from '../errors.js';
-import type { Logger } from '../log/logger.js';
-import { DEFAULT_SETTINGS, type HomeSettings, type Rule, type RuleSpec, type Scene, type SceneSpec } from './model.js';
+import { closeRedis, connectRedis, LuaScript, RedisKeys } from '../redis.js';
+import { TierError } from '../../errors.js';
+import type { Logger } from '../../log/logger.js';
+import { DEFAULT_SETTINGS, type HomeSettings, type Rule, type RuleSpec, type Scene, type SceneSpec } from '../../rules/model.js';
 import type { RuleStore, RuleStoreChange, ScheduledRule } from './rule-store.js';
 import { newId } from './rule-store-memory.js';
 

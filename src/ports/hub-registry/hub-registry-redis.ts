@@ -1,8 +1,8 @@
 import type { Redis } from 'ioredis';
-import { TierError } from '../errors.js';
-import type { Logger } from '../log/logger.js';
+import { TierError } from '../../errors.js';
+import type { Logger } from '../../log/logger.js';
 import type { HubRecord, HubRegistry, NonceStore } from './hub-registry.js';
-import { closeRedis, connectRedis, LuaScript, RedisKeys } from './redis.js';
+import { closeRedis, connectRedis, LuaScript, RedisKeys } from '../redis.js';
 
 export interface RedisRegistryOptions {
   /** key names and their prefix */

@@ -1,4 +1,4 @@
-import type { Attrs } from '../../proto/frames.js';
+import type { Attrs } from '../../../proto/frames.js';
 import { copyAttrs, emptyDevice, mergeAttrs, newShadow, type CursorListener, type DeviceShadow, type HubShadow, type SeqCursor, type ShadowStore } from './shadow-store.js';
 
 /**

@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis';
-import { closeRedis, connectRedis, LuaScript, RedisKeys } from '../cluster/redis.js';
-import type { Logger } from '../log/logger.js';
+import { closeRedis, connectRedis, LuaScript, RedisKeys } from '../redis.js';
+import type { Logger } from '../../log/logger.js';
 import type { Lease } from './lease.js';
 
 export interface RedisLeaseOptions {

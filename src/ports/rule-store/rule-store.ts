@@ -1,4 +1,4 @@
-import type { HomeSettings, Rule, RuleSpec, Scene, SceneSpec } from './model.js';
+import type { HomeSettings, Rule, RuleSpec, Scene, SceneSpec } from '../../rules/model.js';
 
 /** A cron rule as the schedulers see it. */
 export interface ScheduledRule {

@@ -1,0 +1,25 @@
+import type { TimerWheel } from '../actors/timer-wheel.js';
+import type { Config } from '../config/config.js';
+import type { Logger } from '../log/logger.js';
+import { MemoryBus } from '../ports/bus/bus-memory.js';
+import { MemoryDirectory } from '../ports/directory/directory-memory.js';
+import { MemoryHubRegistry, MemoryNonceStore } from '../ports/hub-registry/hub-registry-memory.js';
+import { MemoryLease } from '../ports/lease/lease-memory.js';
+import type { Ports } from '../ports/ports.js';
+import { MemoryPushQueue, loggingPushSender } from '../ports/push-queue/push-queue-memory.js';
+import { MemoryRuleStore } from '../ports/rule-store/rule-store-memory.js';
+import { MemoryShadowStore } from '../ports/shadow-store/shadow-store-memory.js';
+
+/** The ports of the embedded default: every one in this process's memory. */
+export function memoryPorts(config: Config, timers: TimerWheel, log: Logger): Ports {
+  return {
+    bus: new MemoryBus(timers, log),
+    directory: new MemoryDirectory(config.directoryTtlMs),
+    shadows: new MemoryShadowStore(),
+    registry: new MemoryHubRegistry(),
+    nonces: new MemoryNonceStore(),
+    rules: new MemoryRuleStore(),
+    lease: new MemoryLease(),
+    push: new MemoryPushQueue({ sender: loggingPushSender(log) }),
+  };
+}

@@ -1,0 +1,37 @@
+/**
+ * The infrastructure a node runs on, as ports: each is an interface with its promises written on
+ * it and a contract suite in test/contract/ that every adapter passes. Only the composition root
+ * (src/compose/) picks the adapters; everything else sees these interfaces.
+ */
+import type { TemplatedApp } from '../transport/uws.js';
+import type { Logger } from '../log/logger.js';
+import type { Bus } from './bus/bus.js';
+import type { Directory } from './directory/directory.js';
+import type { HubRegistry, NonceStore } from './hub-registry/hub-registry.js';
+import type { Lease } from './lease/lease.js';
+import type { PushQueue } from './push-queue/push-queue.js';
+import type { RuleStore } from './rule-store/rule-store.js';
+import type { ShadowStore } from './shadow-store/shadow-store.js';
+
+export interface Ports {
+  bus: Bus;
+  directory: Directory;
+  shadows: ShadowStore;
+  registry: HubRegistry;
+  nonces: NonceStore;
+  /** automation rules, scenes, settings and cron cursors (a cluster must share one) */
+  rules: RuleStore;
+  /** once-per-instant claims of cron firings (a cluster must share one) */
+  lease: Lease;
+  /** push notifications of rule actions */
+  push: PushQueue;
+  /** the backends' state for readiness: `ok: false` marks the node degraded (not ready) */
+  health?(): { ok: boolean; detail: Record<string, unknown> };
+  /** pages the adapters serve on the admin port (the BullMQ dashboard of a Redis push queue) */
+  adminPages?: readonly AdminPage[];
+  /** closes every port (when they share connections); otherwise each port is closed on its own */
+  close?(): Promise<void>;
+}
+
+/** Mounts an adapter's page on the admin port, behind the admin token. */
+export type AdminPage = (admin: TemplatedApp, context: { adminToken: string; log: Logger; maxBodyBytes: number }) => void;
