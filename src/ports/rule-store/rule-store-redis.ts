@@ -1,5 +1,6 @@
 import type { Redis } from 'ioredis';
-import { closeRedis, connectRedis, LuaScript, RedisKeys } from '../redis.js';
+import { closeRedis, connectRedis, RedisKeys } from '../redis.js';
+import { ADVANCE, body, CREATE, DELETE, PUT_SETTINGS, SCHEDULED, SET_ENABLED, stamp, UPDATE } from './rule-store-redis-scripts.js';
 import { TierError } from '../../errors.js';
 import type { Logger } from '../../log/logger.js';
 import { DEFAULT_SETTINGS, type HomeSettings, type Rule, type RuleSpec, type Scene, type SceneSpec } from '../../rules/model.js';
@@ -15,107 +16,6 @@ export interface RedisRuleStoreOptions {
   /** @default 2_000 (ms): how long a write waits for this store's first SUBSCRIBE before it goes ahead */
   subscribeWaitMs?: number;
 }
-
-/**
- * Lua prelude of every write: moves the home's version to max(version + 1, Redis clock in ms) and
- * publishes `<version>:<homeId>` on the change channel, in the same script as the write. The
- * clock floor keeps versions growing should Redis lose the counter (as the directory's epochs);
- * workers key compiled rules by (home, version), so a version must never be reused.
- * KEYS[1] is the home hash; ARGV[1] the channel, ARGV[2] the home id.
- */
-const BUMP = `
-local function bump()
-  local v = tonumber(redis.call('HGET', KEYS[1], 'v') or '0') + 1
-  local t = redis.call('TIME')
-  local floor = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-  if v < floor then v = floor end
-  local s = string.format('%d', v)
-  redis.call('HSET', KEYS[1], 'v', s)
-  redis.call('PUBLISH', ARGV[1], s .. ':' .. ARGV[2])
-  return s
-end
-`;
-
-/**
- * Stored items are JSON that starts with a fixed header, `{"version":N,"createdAt":N,
- * "updatedAt":N,"enabled":B,` then `"id":…,"homeId":…` and the spec's other fields, so scripts can
- * read and restamp the header with a pattern and never re-encode the spec (Lua's cjson would turn
- * `[]` into `{}` and round large numbers).
- */
-const HEADER = `^{"version":(%d+),"createdAt":(%d+),"updatedAt":(%d+),"enabled":(%a+),(.*)$`;
-const HEADER_LUA = `
-local function header(version, createdAt, updatedAt, enabled)
-  return '{"version":' .. version .. ',"createdAt":' .. createdAt .. ',"updatedAt":' .. updatedAt .. ',"enabled":' .. enabled .. ','
-end
-`;
-
-/**
- * KEYS: home, items, cron set. ARGV: channel, homeId, id, stored json, cron ('1', '0' or '' for
- * scenes). Returns [home version, cron rules of the home], or nil if the id exists (never
- * overwritten: the caller draws a new id).
- */
-const CREATE = new LuaScript(`${BUMP}
-if redis.call('HSETNX', KEYS[2], ARGV[3], ARGV[4]) == 0 then return false end
-if ARGV[5] == '1' then redis.call('SADD', KEYS[3], ARGV[3]) end
-return {bump(), redis.call('SCARD', KEYS[3])}`);
-
-/**
- * KEYS: home, items, cron set. ARGV: channel, homeId, id, now, enabled, body (the JSON after the
- * header), cron ('1', '0', ''). The version moves by one, createdAt stays. Returns [stored json,
- * home version, cron rules of the home], or nil when the item does not exist.
- */
-const UPDATE = new LuaScript(`${BUMP}${HEADER_LUA}
-local old = redis.call('HGET', KEYS[2], ARGV[3])
-if not old then return false end
-local v, c = string.match(old, '${HEADER}')
-if not v then return redis.error_reply('corrupt item ' .. ARGV[3]) end
-local json = header(string.format('%d', tonumber(v) + 1), c, ARGV[4], ARGV[5]) .. ARGV[6]
-redis.call('HSET', KEYS[2], ARGV[3], json)
-if ARGV[7] == '1' then redis.call('SADD', KEYS[3], ARGV[3]) elseif ARGV[7] == '0' then redis.call('SREM', KEYS[3], ARGV[3]) end
-return {json, bump(), redis.call('SCARD', KEYS[3])}`);
-
-/**
- * KEYS: home, items. ARGV: channel, homeId, id, now, enabled. Returns [stored json] when nothing
- * changed, [stored json, home version] when it did, nil when the item does not exist.
- */
-const SET_ENABLED = new LuaScript(`${BUMP}${HEADER_LUA}
-local old = redis.call('HGET', KEYS[2], ARGV[3])
-if not old then return false end
-local v, c, u, e, rest = string.match(old, '${HEADER}')
-if not v then return redis.error_reply('corrupt item ' .. ARGV[3]) end
-if e == ARGV[5] then return {old} end
-local json = header(string.format('%d', tonumber(v) + 1), c, ARGV[4], ARGV[5]) .. rest
-redis.call('HSET', KEYS[2], ARGV[3], json)
-return {json, bump()}`);
-
-/** KEYS: home, items, cron set. ARGV: channel, homeId, id. Returns [home version, was a cron rule, cron rules left], or nil. */
-const DELETE = new LuaScript(`${BUMP}
-if redis.call('HDEL', KEYS[2], ARGV[3]) == 0 then return false end
-local was = redis.call('SREM', KEYS[3], ARGV[3])
-return {bump(), was, redis.call('SCARD', KEYS[3])}`);
-
-/** KEYS: home. ARGV: channel, homeId, settings json. Returns the home version. */
-const PUT_SETTINGS = new LuaScript(`${BUMP}
-redis.call('HSET', KEYS[1], 'settings', ARGV[3])
-return bump()`);
-
-/** KEYS: home, rules, cron set. Returns [settings json or '', the stored cron rules…]: one home's consistent view. */
-const SCHEDULED = new LuaScript(`
-local out = {redis.call('HGET', KEYS[1], 'settings') or ''}
-local ids = redis.call('SMEMBERS', KEYS[3])
-for i = 1, #ids, 500 do
-  local got = redis.call('HMGET', KEYS[2], unpack(ids, i, math.min(i + 499, #ids)))
-  for _, r in ipairs(got) do if r then out[#out + 1] = r end end
-end
-return out`);
-
-/** KEYS: cursor. ARGV: at. Compare-and-set to a larger instant; a deleted rule's tombstone refuses. */
-const ADVANCE = new LuaScript(`
-local cur = redis.call('GET', KEYS[1])
-if cur == 'deleted' then return 0 end
-if cur and tonumber(cur) >= tonumber(ARGV[1]) then return 0 end
-redis.call('SET', KEYS[1], ARGV[1])
-return 1`);
 
 /** how long a deleted rule's cursor refuses a late `advanceCursor` (a scheduler tick racing the delete) */
 const TOMBSTONE_MS = 86_400_000;
@@ -133,7 +33,7 @@ type Stored = Rule | Scene;
  *
  * - `{home:H}:home` hash: `v` (the home version), `settings` (JSON);
  * - `{home:H}:rules`, `{home:H}:scenes` hashes: id → the stored item (JSON with a fixed header,
- *   see HEADER); `{home:H}:cron`: ids of the home's rules that have a cron trigger.
+ *   see HEADER in rule-store-redis-scripts.ts); `{home:H}:cron`: ids of the home's rules that have a cron trigger.
  *
  * The write, the version bump and the change notice (PUBLISH on `<prefix>rules:changes`) are one
  * atomic script: a committed change is always announced. Versions are max(previous + 1, Redis
@@ -488,15 +388,4 @@ export class RedisRuleStore implements RuleStore {
 
 function hasCron(spec: RuleSpec): boolean {
   return spec.triggers.some((t) => t.type === 'cron');
-}
-
-/** The stored header (see HEADER). */
-function stamp(version: number, createdAt: string, updatedAt: string, enabled: boolean): string {
-  return `{"version":${version},"createdAt":${createdAt},"updatedAt":${updatedAt},"enabled":${enabled},`;
-}
-
-/** The JSON after the header: id, home and the spec without the fields the store owns. */
-function body(id: string, homeId: string, spec: RuleSpec | SceneSpec): string {
-  const { version: _v, createdAt: _c, updatedAt: _u, enabled: _e, id: _i, homeId: _h, ...rest } = spec as (RuleSpec | SceneSpec) & Partial<Stored>;
-  return JSON.stringify({ id, homeId, ...rest }).slice(1);
 }

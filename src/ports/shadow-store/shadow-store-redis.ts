@@ -2,7 +2,20 @@ import type { Redis } from 'ioredis';
 import type { Attrs } from '../../../proto/frames.js';
 import { TierError } from '../../errors.js';
 import type { Logger } from '../../log/logger.js';
-import { closeRedis, connectRedis, backoff, LuaScript, RedisKeys } from '../redis.js';
+import { closeRedis, connectRedis, backoff, RedisKeys } from '../redis.js';
+import {
+  applyField,
+  applyReported,
+  countWrites,
+  COMPARE_AND_SET,
+  FENCED_HSET,
+  FENCED_HSET_COMMAND,
+  fieldsOf,
+  WRITE_DEVICES,
+  type FencedPipeline,
+  type HubBatch,
+  type ReportedEntry,
+} from './shadow-store-redis-layout.js';
 import { emptyDevice, mergeAttrs, newShadow, type CursorListener, type DeviceShadow, type HubShadow, type SeqCursor, type ShadowStore } from './shadow-store.js';
 
 export interface RedisShadowStoreOptions {
@@ -16,87 +29,6 @@ export interface RedisShadowStoreOptions {
   /** @default 2_000 (ms): the cap of the retry backoff while Redis fails */
   maxRetryMs?: number;
 }
-
-/** The reported side of one device as queued: a copy taken at `writeReported`. */
-interface ReportedEntry {
-  readonly a: Attrs;
-  readonly v: number;
-  readonly at: number;
-  readonly k: string | undefined;
-  /** write number of the oldest write this entry stands for (for `flush`) */
-  readonly order: number;
-}
-
-interface CursorEntry {
-  readonly boot: string;
-  readonly seq: number;
-  readonly order: number;
-  /** told when this cursor is written */
-  readonly stored: CursorListener | undefined;
-}
-
-/** What is queued for one hub: the latest write per device, the latest cursor. */
-interface HubBatch {
-  readonly devices: Map<string, ReportedEntry>;
-  cursor: CursorEntry | undefined;
-  /** the largest session epoch among the writes (0: unfenced) */
-  epoch: number;
-}
-
-/**
- * Writes one hub's batch unless a newer session already wrote: the hash's `ep` field holds the
- * largest epoch written. ARGV[1] is the batch's epoch (0: unfenced), the rest field/value pairs.
- */
-const FENCED_HSET = `
-local ep = tonumber(ARGV[1])
-if ep > 0 then
-  local cur = tonumber(redis.call('HGET', KEYS[1], 'ep') or '0')
-  if cur > ep then return 0 end
-  redis.call('HSET', KEYS[1], 'ep', ARGV[1])
-end
-redis.call('HSET', KEYS[1], unpack(ARGV, 2))
-return 1`;
-/** The script as an ioredis command: pipelines then load it themselves after a NOSCRIPT. */
-const FENCED_HSET_COMMAND = 'tierFencedHset';
-type FencedPipeline = { [FENCED_HSET_COMMAND]: (key: string, ...args: string[]) => unknown };
-
-/** Sets a field only if it still holds the value read before (`''` = absent): optimistic read-modify-write. */
-const COMPARE_AND_SET = new LuaScript(`
-local cur = redis.call('HGET', KEYS[1], ARGV[1])
-if cur == false then cur = '' end
-if cur ~= ARGV[2] then return 0 end
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
-return 1`);
-
-/**
- * Replaces a hub's device list in one step. ARGV: full ('1'/'0'), n, then n × (id, kind,
- * has-model '1'/'0', model), then the ids that left. Removing a device removes its four fields.
- */
-const WRITE_DEVICES = new LuaScript(`
-local key = KEYS[1]
-local n = tonumber(ARGV[2])
-local keep = {}
-for i = 0, n - 1 do keep[ARGV[3 + i * 4]] = true end
-local del = {}
-if ARGV[1] == '1' then
-  for _, f in ipairs(redis.call('HKEYS', key)) do
-    if string.sub(f, 2, 2) == ':' and not keep[string.sub(f, 3)] then del[#del + 1] = f end
-  end
-end
-for i = 3 + n * 4, #ARGV do
-  local id = ARGV[i]
-  del[#del + 1] = 'r:' .. id
-  del[#del + 1] = 'd:' .. id
-  del[#del + 1] = 'k:' .. id
-  del[#del + 1] = 'm:' .. id
-end
-for i = 1, #del, 500 do redis.call('HDEL', key, unpack(del, i, math.min(i + 499, #del))) end
-for i = 0, n - 1 do
-  local b = 3 + i * 4
-  redis.call('HSET', key, 'k:' .. ARGV[b], ARGV[b + 1])
-  if ARGV[b + 2] == '1' then redis.call('HSET', key, 'm:' .. ARGV[b], ARGV[b + 3]) end
-end
-return #del`);
 
 /** Optimistic attempts of one `setDesired` before it gives up with `busy`. */
 const MAX_DESIRED_ATTEMPTS = 50;
@@ -185,14 +117,14 @@ export class RedisShadowStore implements ShadowStore {
   staleBatches = 0;
 
   get pendingWrites(): number {
-    let n = count(this.queued);
-    if (this.inflight) n += count(this.inflight.batch);
+    let n = countWrites(this.queued);
+    if (this.inflight) n += countWrites(this.inflight.batch);
     return n;
   }
 
   /** Of `pendingWrites`, those sent to Redis and not yet answered. */
   get inFlightWrites(): number {
-    return this.inflight ? count(this.inflight.batch) : 0;
+    return this.inflight ? countWrites(this.inflight.batch) : 0;
   }
 
   writeReported(hubId: string, deviceId: string, device: DeviceShadow, epoch = 0): void {
@@ -472,54 +404,6 @@ export class RedisShadowStore implements ShadowStore {
   private key(hubId: string): string {
     return this.keys.hub(hubId, 'shadow');
   }
-}
-
-function count(m: Map<string, HubBatch>): number {
-  let n = 0;
-  for (const b of m.values()) n += b.devices.size + (b.cursor ? 1 : 0);
-  return n;
-}
-
-/** The HSET fields of one hub batch. */
-function fieldsOf(batch: HubBatch): Map<string, string> {
-  const fields = new Map<string, string>();
-  for (const [id, e] of batch.devices) {
-    fields.set(`r:${id}`, JSON.stringify({ a: e.a, v: e.v, at: e.at }));
-    if (e.k !== undefined) fields.set(`k:${id}`, e.k);
-  }
-  if (batch.cursor) fields.set('cursor', JSON.stringify({ boot: batch.cursor.boot, seq: batch.cursor.seq }));
-  return fields;
-}
-
-function applyField(device: DeviceShadow, type: string, raw: string): void {
-  switch (type) {
-    case 'r': {
-      const r = JSON.parse(raw) as { a: Attrs; v: number; at: number };
-      device.reported = r.a;
-      device.reportedVersion = r.v;
-      device.reportedAt = r.at;
-      return;
-    }
-    case 'd': {
-      const d = JSON.parse(raw) as { a: Attrs; v: number };
-      device.desired = d.a;
-      device.desiredVersion = d.v;
-      return;
-    }
-    case 'k':
-      device.kind = raw;
-      return;
-    case 'm':
-      device.model = raw;
-      return;
-  }
-}
-
-function applyReported(device: DeviceShadow, e: ReportedEntry): void {
-  device.reported = { ...e.a };
-  device.reportedVersion = e.v;
-  device.reportedAt = e.at;
-  if (e.k !== undefined) device.kind = e.k;
 }
 
 /** A listener's throw must not fail the batch (the write is durable whatever it does). */
