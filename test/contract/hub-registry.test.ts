@@ -4,7 +4,7 @@ import { CachingHubRegistry } from '../../src/cluster/hub-registry-cache.js';
 import { RedisHubRegistry, RedisNonceStore } from '../../src/cluster/hub-registry-redis.js';
 import { connectRedis, RedisKeys } from '../../src/cluster/redis.js';
 import { createLogger } from '../../src/log/logger.js';
-import { startRedis, uniquePrefix, type Backend } from '../helpers/backends.js';
+import { startRedis, uniquePrefix, type Backend } from '../../load/harness/index.js';
 import {
   hubRegistryContract,
   nonceStoreContract,

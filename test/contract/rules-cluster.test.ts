@@ -12,7 +12,7 @@ import type { RuleStoreChange } from '../../src/rules/rule-store.js';
 import { RedisRuleStore } from '../../src/rules/rule-store-redis.js';
 import { CronScheduler } from '../../src/rules/scheduler.js';
 import { validateRuleSpec } from '../../src/rules/validate.js';
-import { startRedis, uniquePrefix, type Backend } from '../helpers/backends.js';
+import { startRedis, uniquePrefix, type Backend } from '../../load/harness/index.js';
 
 const log = createLogger('silent');
 let redis: Backend;
