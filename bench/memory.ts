@@ -6,7 +6,8 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { cpus, tmpdir } from 'node:os';
 import { censusDiff, census } from './lib/heap-summary.js';
-import { collect, startNats, startNode, startRedis, startRelayFloor, type GcReading, type Proc } from './lib/procs.js';
+import { collect, startNats, startNode, startRedis, type GcReading, type Proc } from '../load/harness/index.js';
+import { startRelayFloor } from './lib/floor.js';
 
 const USAGE = `Server memory per hub session, against the bare-uWS floor per idle socket, in one run.
 
@@ -139,9 +140,9 @@ async function main(): Promise<void> {
     const env: Record<string, string> = args.heapSnapshot ? { HEAP_SNAPSHOT_DIR: profDir } : {};
     if (args.cluster) {
       const nats = await startNats();
-      stops.push(() => nats.proc.stop());
+      stops.push(() => nats.stop());
       const redis = await startRedis();
-      stops.push(() => redis.proc.stop());
+      stops.push(() => redis.stop());
       Object.assign(env, { NATS_URL: nats.url, REDIS_URL: redis.url });
     }
     const node = await startNode({ env });

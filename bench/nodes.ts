@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { freePort, rssBytes, startNats, startNode, startRedis, type NodeProc } from './lib/procs.js';
+import { freePort, rssBytes, startNats, startNode, startRedis, type NodeProc } from '../load/harness/index.js';
 
 const USAGE = `Starts several server nodes on this machine for load runs past one process's 20,000 files.
 
@@ -53,9 +53,9 @@ async function main(): Promise<void> {
   const stops: Array<() => Promise<void>> = [];
   if (values.cluster) {
     const nats = await startNats();
-    stops.push(() => nats.proc.stop());
+    stops.push(() => nats.stop());
     const redis = await startRedis();
-    stops.push(() => redis.proc.stop());
+    stops.push(() => redis.stop());
     Object.assign(env, { NATS_URL: nats.url, REDIS_URL: redis.url });
   }
   const shared = values.cluster ? await freePort() : undefined;

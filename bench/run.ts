@@ -8,7 +8,8 @@ import { summarize, table, type LatencySummary } from '../load/histogram.js';
 import { cannon, commandPaths, type CannonResult } from './lib/cannon.js';
 import { paced } from './lib/paced.js';
 import { countSyscalls } from './lib/syscalls.js';
-import { ExitedError, startNats, startNode, startRedis, startRelayFloor, type NodeProc } from './lib/procs.js';
+import { ExitedError, startNats, startNode, startRedis, type NodeProc } from '../load/harness/index.js';
+import { startRelayFloor } from './lib/floor.js';
 import { summarizeProfile } from './lib/profile-summary.js';
 
 const USAGE = `Benchmarks of the latency-critical paths, with floors measured in the same run.
@@ -525,9 +526,9 @@ async function clusterNodes(
 ): Promise<{ cross: { same: CannonResult; cross: CannonResult } | null; telemetry: { floor: TelemetryResult; server: TelemetryResult } | null } | null> {
   say('cluster: starting nats-server, redis-server and two nodes');
   const nats = await startNats();
-  stops.push(() => nats.proc.stop());
+  stops.push(() => nats.stop());
   const redis = await startRedis();
-  stops.push(() => redis.proc.stop());
+  stops.push(() => redis.stop());
   const adminToken = `bench-cluster-${Date.now()}-token`;
   const env = { NATS_URL: nats.url, REDIS_URL: redis.url };
   let a: NodeProc;

@@ -2,7 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { cpus, loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
-import { ROOT } from '../bench/lib/procs.js';
+import { ROOT } from './harness/index.js';
 import { ChaosCluster } from './chaos/cluster.js';
 import { CommandStream } from './chaos/commands.js';
 import { HubFleet, newLedger } from './chaos/fleet.js';
@@ -160,7 +160,7 @@ async function main(): Promise<void> {
     process.exit(3);
   }, o.maxTimeS * 1000);
   deadline.unref();
-  // Ctrl-C: the exit handlers of bench/lib/procs.ts kill every process this run started
+  // Ctrl-C: the exit hooks of load/harness kill every process this run started
   process.on('SIGINT', () => process.exit(130));
   process.on('SIGTERM', () => process.exit(143));
 

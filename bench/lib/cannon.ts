@@ -1,6 +1,6 @@
 import autocannon from 'autocannon';
 import { newHistogram, recordMs, summarize, type LatencySummary } from '../../load/histogram.js';
-import { cpuMs, cpuSplitMs } from './procs.js';
+import { cpuMs, cpuSplitMs } from '../../load/harness/index.js';
 
 /** One autocannon run against one target: the request rate it reached and its latencies. */
 export interface CannonResult extends LatencySummary {

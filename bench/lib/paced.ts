@@ -1,7 +1,7 @@
 import { connect, type Socket } from 'node:net';
 import { newHistogram, recordMs, summarize } from '../../load/histogram.js';
 import type { CannonResult } from './cannon.js';
-import { cpuMs, cpuSplitMs } from './procs.js';
+import { cpuMs, cpuSplitMs } from '../../load/harness/index.js';
 
 /**
  * An open-loop, constant-rate HTTP/1.1 load for the fixed-rate runs. autocannon's rate limit

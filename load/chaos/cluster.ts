@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { freePort, startNats, startNode, startRedis, type NodeProc, type Proc } from '../../bench/lib/procs.js';
+import { freePort, startNats, startNode, startRedis, type Backend, type NodeProc } from '../harness/index.js';
 import { request } from './http.js';
 
 /**
@@ -42,12 +42,12 @@ export class ChaosCluster {
   /** the signal each node process got from this run, by pid */
   readonly signalled = new Map<number, 'SIGKILL' | 'SIGTERM'>();
   private env: Record<string, string> = {};
-  private backends: Proc[] = [];
+  private backends: Backend[] = [];
 
   static async start(opts: ClusterOptions): Promise<ChaosCluster> {
     const c = new ChaosCluster();
     const [nats, redis] = await Promise.all([startNats(), startRedis({ appendfsync: opts.appendfsync })]);
-    c.backends.push(nats.proc, redis.proc);
+    c.backends.push(nats, redis);
     c.env = {
       ...opts.env,
       NATS_URL: nats.url,

@@ -1,7 +1,5 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { createInterface } from 'node:readline';
-import { cpuMs, freePort, rssBytes, ROOT } from '../../bench/lib/procs.js';
+import { cpuMs, freePort, rssBytes, startNode, type NodeProc } from '../harness/index.js';
 
 /**
  * The node under test: a `src/main.ts` process this fuzzer starts (and restarts after a crash) on
@@ -49,7 +47,7 @@ export class Target {
   readonly jwtSecret: string | undefined;
   /** 1 for the first process, +1 per restart: a surface that sees it change sets itself up again */
   generation = 0;
-  private child: ChildProcess | null = null;
+  private proc: NodeProc | null = null;
   private readonly tail: string[] = [];
   private exitInfo: ExitInfo | null = null;
   private exitWaiters: Array<(e: ExitInfo) => void> = [];
@@ -92,12 +90,12 @@ export class Target {
   }
 
   get pid(): number | undefined {
-    return this.spawned ? this.child?.pid : this.fixedPid;
+    return this.spawned ? this.proc?.pid : this.fixedPid;
   }
 
   /** False once a spawned node has exited (until it is restarted). */
   get alive(): boolean {
-    return this.spawned ? this.child !== null && this.exitInfo === null : true;
+    return this.spawned ? this.proc !== null && this.exitInfo === null : true;
   }
 
   /** The last output lines of the current (or last) spawned process. */
@@ -171,64 +169,44 @@ export class Target {
 
   /** SIGTERM, then SIGKILL after 5 s; resolves when it has exited. */
   async stop(): Promise<void> {
-    const child = this.child;
-    if (!child || this.exitInfo) return;
-    child.kill('SIGTERM');
-    const timer = setTimeout(() => child.kill('SIGKILL'), 5_000);
+    const proc = this.proc;
+    if (!proc || this.exitInfo) return;
+    await proc.stop();
     await this.whenExited();
-    clearTimeout(timer);
   }
 
   private async launch(): Promise<void> {
     this.exitInfo = null;
     this.tail.length = 0;
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
-      cwd: ROOT,
-      env: {
-        ...process.env,
-        ...FUZZ_SERVER_ENV,
-        ...this.opts.env,
-        HOST: '127.0.0.1',
-        PORT: String(this.port),
-        ADMIN_PORT: String(this.adminPort),
-        ADMIN_TOKEN: this.adminToken,
-        JWT_SECRET: this.jwtSecret!,
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    this.child = child;
-    let ready: (() => void) | null = null;
-    const readyP = new Promise<void>((resolve) => (ready = resolve));
-    const onLine = (line: string) => {
-      this.tail.push(line);
-      if (this.tail.length > TAIL) this.tail.shift();
-      this.opts.onLine?.(line);
-      if (ready && (line.startsWith('hubtier node ') || line.includes('"node ready"'))) {
-        ready();
-        ready = null;
-      }
-    };
-    createInterface({ input: child.stdout! }).on('line', onLine);
-    createInterface({ input: child.stderr! }).on('line', onLine);
-    const exited = new Promise<ExitInfo>((resolve) =>
-      child.once('exit', (code, signal) => {
-        const info = { code, signal };
-        // the last lines may still be in the pipes: let readline deliver them first
-        setTimeout(() => resolve(info), 50);
-      }),
-    );
-    void exited.then((info) => {
+    this.proc = null;
+    let proc: NodeProc;
+    try {
+      proc = await startNode({
+        env: { ...FUZZ_SERVER_ENV, ...this.opts.env },
+        port: this.port,
+        adminPort: this.adminPort,
+        adminToken: this.adminToken,
+        jwtSecret: this.jwtSecret,
+        measured: false,
+        readyMs: READY_TIMEOUT_MS,
+        onLine: (line) => {
+          this.tail.push(line);
+          if (this.tail.length > TAIL) this.tail.shift();
+          this.opts.onLine?.(line);
+        },
+      });
+    } catch (err) {
+      throw new Error(`the node did not start: ${(err as Error).message}`, { cause: err });
+    }
+    this.proc = proc;
+    // `exited` resolves once the output is read, so a crash report has the node's last lines
+    void proc.exited.then((code) => {
+      const info = { code, signal: proc.child.signalCode };
       this.exitInfo = info;
       const waiters = this.exitWaiters;
       this.exitWaiters = [];
       for (const w of waiters) w(info);
     });
-    const timeout = new Promise<'timeout'>((resolve) => setTimeout(() => resolve('timeout'), READY_TIMEOUT_MS).unref());
-    const outcome = await Promise.race([readyP.then(() => 'ready' as const), exited.then(() => 'exited' as const), timeout]);
-    if (outcome !== 'ready') {
-      if (outcome === 'timeout') child.kill('SIGKILL');
-      throw new Error(`the node did not start (${outcome}): ${this.tail.slice(-10).join('\n')}`);
-    }
     this.generation++;
   }
 }

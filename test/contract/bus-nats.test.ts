@@ -4,8 +4,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { NoRespondersError } from '../../src/ports/bus/bus.js';
 import { NatsBus } from '../../src/ports/bus/bus-nats.js';
 import { TierError } from '../../src/errors.js';
-import { freePort } from '../helpers/server-process.js';
-import { startNats, uniquePrefix, type Backend } from '../helpers/backends.js';
+import { freePort, startNats, uniquePrefix, type Backend } from '../../load/harness/index.js';
 
 /** What NatsBus promises beyond the Bus contract: reconnecting forever, status for readiness, closing. */
 

@@ -3,7 +3,7 @@ import { TimerWheel } from '../../src/actors/timer-wheel.js';
 import { MemoryBus } from '../../src/ports/bus/bus-memory.js';
 import { NatsBus } from '../../src/ports/bus/bus-nats.js';
 import { createLogger } from '../../src/log/logger.js';
-import { startNats, type Backend } from '../helpers/backends.js';
+import { startNats, type Backend } from '../../load/harness/index.js';
 import { busContract, type BusFactory } from './bus.contract.js';
 
 /** One nats-server for this file; the suite keeps tests apart with a unique subject prefix each. */

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RedisDirectory } from '../../src/ports/directory/directory-redis.js';
 import { connectRedis, RedisKeys } from '../../src/ports/redis.js';
 import { createLogger } from '../../src/log/logger.js';
-import { startRedis, uniquePrefix, type Backend } from '../helpers/backends.js';
+import { startRedis, uniquePrefix, type Backend } from '../../load/harness/index.js';
 
 /** What RedisDirectory promises beyond the Directory contract. */
 

@@ -3,7 +3,7 @@ import { MemoryDirectory } from '../../src/ports/directory/directory-memory.js';
 import { RedisDirectory } from '../../src/ports/directory/directory-redis.js';
 import { connectRedis, RedisKeys } from '../../src/ports/redis.js';
 import { createLogger } from '../../src/log/logger.js';
-import { startRedis, uniquePrefix, type Backend } from '../helpers/backends.js';
+import { startRedis, uniquePrefix, type Backend } from '../../load/harness/index.js';
 import { directoryContract, type DirectoryFactory } from './directory.contract.js';
 
 /** One redis-server for this file; every test gets its own key prefix. */

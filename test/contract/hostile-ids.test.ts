@@ -41,7 +41,7 @@ import { RedisLease } from '../../src/ports/lease/lease-redis.js';
 import type { RuleSpec, SceneSpec } from '../../src/rules/model.js';
 import { MemoryRuleStore } from '../../src/ports/rule-store/rule-store-memory.js';
 import { RedisRuleStore } from '../../src/ports/rule-store/rule-store-redis.js';
-import { startNats, startRedis, uniquePrefix, type Backend } from '../helpers/backends.js';
+import { startNats, startRedis, uniquePrefix, type Backend } from '../../load/harness/index.js';
 import type { BusFactory } from './bus.contract.js';
 import type { DirectoryFactory } from './directory.contract.js';
 import type { HubRegistryFactory, NonceStoreFactory } from './hub-registry.contract.js';

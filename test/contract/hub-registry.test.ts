@@ -4,7 +4,7 @@ import { CachingHubRegistry } from '../../src/ports/hub-registry/hub-registry-ca
 import { RedisHubRegistry, RedisNonceStore } from '../../src/ports/hub-registry/hub-registry-redis.js';
 import { connectRedis, RedisKeys } from '../../src/ports/redis.js';
 import { createLogger } from '../../src/log/logger.js';
-import { startRedis, uniquePrefix, type Backend } from '../helpers/backends.js';
+import { startRedis, uniquePrefix, type Backend } from '../../load/harness/index.js';
 import {
   hubRegistryContract,
   nonceStoreContract,

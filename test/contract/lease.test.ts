@@ -3,7 +3,7 @@ import { connectRedis, RedisKeys } from '../../src/ports/redis.js';
 import { createLogger } from '../../src/log/logger.js';
 import { MemoryLease } from '../../src/ports/lease/lease-memory.js';
 import { RedisLease } from '../../src/ports/lease/lease-redis.js';
-import { startRedis, uniquePrefix, type Backend } from '../helpers/backends.js';
+import { startRedis, uniquePrefix, type Backend } from '../../load/harness/index.js';
 import { leaseContract, type LeaseFactory } from './lease.contract.js';
 
 /** one redis-server for the file, started by the first test that needs it */

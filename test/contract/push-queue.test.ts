@@ -3,7 +3,7 @@ import { closeRedis, connectRedis, RedisKeys } from '../../src/ports/redis.js';
 import { BullMqPushQueue } from '../../src/ports/push-queue/push-queue-bullmq.js';
 import { MemoryPushQueue } from '../../src/ports/push-queue/push-queue-memory.js';
 import { createLogger } from '../../src/log/logger.js';
-import { startRedis, uniquePrefix, type Backend } from '../helpers/backends.js';
+import { startRedis, uniquePrefix, type Backend } from '../../load/harness/index.js';
 import { pushQueueContract, type PushQueueFactory } from './push-queue.contract.js';
 
 /**

@@ -3,7 +3,7 @@ import { connectRedis, RedisKeys } from '../../src/ports/redis.js';
 import { createLogger } from '../../src/log/logger.js';
 import { MemoryRuleStore } from '../../src/ports/rule-store/rule-store-memory.js';
 import { RedisRuleStore } from '../../src/ports/rule-store/rule-store-redis.js';
-import { startRedis, uniquePrefix, type Backend } from '../helpers/backends.js';
+import { startRedis, uniquePrefix, type Backend } from '../../load/harness/index.js';
 import { ruleStoreContract, type RuleStoreFactory } from './rule-store.contract.js';
 
 /** one redis-server for the file, started by the first test that needs it */

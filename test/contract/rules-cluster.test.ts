@@ -12,7 +12,7 @@ import type { RuleStoreChange } from '../../src/ports/rule-store/rule-store.js';
 import { RedisRuleStore } from '../../src/ports/rule-store/rule-store-redis.js';
 import { CronScheduler } from '../../src/rules/scheduler.js';
 import { validateRuleSpec } from '../../src/rules/validate.js';
-import { startRedis, uniquePrefix, type Backend } from '../helpers/backends.js';
+import { startRedis, uniquePrefix, type Backend } from '../../load/harness/index.js';
 
 const log = createLogger('silent');
 let redis: Backend;

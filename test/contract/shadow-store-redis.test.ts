@@ -7,7 +7,7 @@ import { connectRedis, RedisKeys } from '../../src/ports/redis.js';
 import { emptyDevice, type DeviceShadow } from '../../src/ports/shadow-store/shadow-store.js';
 import { RedisShadowStore, type RedisShadowStoreOptions } from '../../src/ports/shadow-store/shadow-store-redis.js';
 import { createLogger } from '../../src/log/logger.js';
-import { startRedis, uniquePrefix, type Backend } from '../helpers/backends.js';
+import { startRedis, uniquePrefix, type Backend } from '../../load/harness/index.js';
 
 /**
  * Promises of the Redis shadow store beyond the shared contract: batching, surviving a Redis

@@ -3,7 +3,7 @@ import { connectRedis, RedisKeys } from '../../src/ports/redis.js';
 import { MemoryShadowStore } from '../../src/ports/shadow-store/shadow-store-memory.js';
 import { RedisShadowStore } from '../../src/ports/shadow-store/shadow-store-redis.js';
 import { createLogger } from '../../src/log/logger.js';
-import { startRedis, uniquePrefix, type Backend } from '../helpers/backends.js';
+import { startRedis, uniquePrefix, type Backend } from '../../load/harness/index.js';
 import { shadowDeltaSpec, shadowStoreContract, type ShadowStoreFactory } from './shadow-store.contract.js';
 
 /** One redis-server for this file; every test gets its own key prefix. */

@@ -1,99 +1,53 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { fileURLToPath } from 'node:url';
-import { createInterface } from 'node:readline';
-import { freePort } from '../../bench/lib/procs.js';
+import { startNode, type NodeProc } from '../../load/harness/index.js';
 
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-
-/** A free TCP port on 127.0.0.1 (closed again before it is returned); shared with the benchmarks. */
-export { freePort };
-
-export interface ServerProcess {
-  readonly port: number;
-  readonly adminPort: number;
-  /** ws://127.0.0.1:port */
-  readonly wsUrl: string;
-  /** http://127.0.0.1:port */
-  readonly httpUrl: string;
-  readonly adminUrl: string;
-  readonly adminToken: string;
-  readonly jwtSecret: string;
-  readonly child: ChildProcess;
-  /** log lines (parsed JSON where possible) printed so far */
+/** A node process of a test: its log lines parsed, and `stop`/`kill` resolving with the exit code. */
+export interface ServerProcess extends Omit<NodeProc, 'stop' | 'kill'> {
+  /** log lines (parsed JSON where possible; stderr lines as `{ stderr }`) printed so far */
   readonly logs: Array<Record<string, unknown>>;
-  /** resolves with the exit code when the process ends */
-  readonly exited: Promise<number | null>;
-  /** SIGTERM and wait for exit */
+  /** SIGTERM and wait for the exit, however long the drain takes */
   stop(): Promise<number | null>;
-  /** SIGKILL (a crash) and wait for exit */
+  /** SIGKILL (a crash) and wait for the exit */
   kill(): Promise<number | null>;
 }
 
 /**
- * Starts `src/main.ts` as its own process on free ports and waits for its "node ready" line.
- * PORT, ADMIN_PORT, ADMIN_TOKEN and JWT_SECRET in `env` override the generated ones (nodes of
- * one cluster share tokens; nodes sharing a port test SO_REUSEPORT).
+ * Starts `src/main.ts` as its own process on free ports (as deployed: no gc hook, LOG_LEVEL=info),
+ * then waits for its rule workers' warm-up. PORT, ADMIN_PORT, ADMIN_TOKEN and JWT_SECRET in `env`
+ * override the generated ones (nodes of one cluster share tokens; nodes sharing a port test SO_REUSEPORT).
  */
 export async function startServerProcess(env: Record<string, string> = {}): Promise<ServerProcess> {
-  const port = env.PORT ? Number(env.PORT) : await freePort();
-  const adminPort = env.ADMIN_PORT ? Number(env.ADMIN_PORT) : await freePort();
-  const adminToken = env.ADMIN_TOKEN ?? `admin-${randomBytes(12).toString('hex')}`;
-  const jwtSecret = env.JWT_SECRET ?? `jwt-${randomBytes(16).toString('hex')}`;
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
-    cwd: ROOT,
-    env: {
-      ...process.env,
-      HOST: '127.0.0.1',
-      LOG_LEVEL: 'info',
-      ...env,
-      PORT: String(port),
-      ADMIN_PORT: String(adminPort),
-      ADMIN_TOKEN: adminToken,
-      JWT_SECRET: jwtSecret,
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const { PORT, ADMIN_PORT, ADMIN_TOKEN, JWT_SECRET, ...rest } = env;
   const logs: Array<Record<string, unknown>> = [];
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  const ready = new Promise<void>((resolve, reject) => {
-    const lines = createInterface({ input: child.stdout! });
-    lines.on('line', (line) => {
-      let entry: Record<string, unknown>;
-      try {
-        entry = JSON.parse(line) as Record<string, unknown>;
-      } catch {
-        entry = { text: line };
-      }
-      logs.push(entry);
-      if (entry.msg === 'node ready') resolve();
-    });
-    const errLines = createInterface({ input: child.stderr! });
-    errLines.on('line', (line) => logs.push({ stderr: line }));
-    void exited.then((code) => reject(new Error(`server exited with ${code} before it was ready: ${JSON.stringify(logs.slice(-5))}`)));
+  const node = await startNode({
+    env: { LOG_LEVEL: 'info', ...rest },
+    port: PORT ? Number(PORT) : undefined,
+    adminPort: ADMIN_PORT ? Number(ADMIN_PORT) : undefined,
+    adminToken: ADMIN_TOKEN,
+    jwtSecret: JWT_SECRET,
+    measured: false,
+    onLine: (line, stream) => logs.push(stream === 'stderr' ? { stderr: line } : parseLog(line)),
   });
-  await ready;
-  await rulesWarmedUp(`http://127.0.0.1:${adminPort}`);
+  await rulesWarmedUp(node.adminUrl);
   return {
-    port,
-    adminPort,
-    wsUrl: `ws://127.0.0.1:${port}`,
-    httpUrl: `http://127.0.0.1:${port}`,
-    adminUrl: `http://127.0.0.1:${adminPort}`,
-    adminToken,
-    jwtSecret,
-    child,
+    ...node,
     logs,
-    exited,
     async stop() {
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
-      return exited;
+      await node.stop(Infinity);
+      return node.exited;
     },
     async kill() {
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-      return exited;
+      await node.kill();
+      return node.exited;
     },
   };
+}
+
+function parseLog(line: string): Record<string, unknown> {
+  try {
+    return JSON.parse(line) as Record<string, unknown>;
+  } catch {
+    return { text: line };
+  }
 }
 
 /**

@@ -10,7 +10,7 @@ import { RedisKeys } from '../../src/ports/redis.js';
 import { BullMqPushQueue } from '../../src/ports/push-queue/push-queue-bullmq.js';
 import { createLogger } from '../../src/log/logger.js';
 import { loadUws, type us_listen_socket } from '../../src/transport/uws.js';
-import { startRedis, uniquePrefix, type Backend } from '../helpers/backends.js';
+import { startRedis, uniquePrefix, type Backend } from '../../load/harness/index.js';
 
 const TOKEN = 'board-test-admin-token-0123456789';
 const binding = loadUws({ requireNative: false });

@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { HubClient, HubClientError } from '../../load/hub-client.js';
-import { startNats, startRedis, uniquePrefix, type Backend } from '../helpers/backends.js';
-import { api, freePort, startServerProcess, type ServerProcess } from '../helpers/server-process.js';
+import { freePort, startNats, startRedis, uniquePrefix, type Backend } from '../../load/harness/index.js';
+import { api, startServerProcess, type ServerProcess } from '../helpers/server-process.js';
 
 /**
  * Polls `check` until it returns a value other than undefined (a rejection counts as not yet).

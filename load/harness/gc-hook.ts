@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import { writeHeapSnapshot } from 'node:v8';
 
 /**
- * Preloaded into measured processes (`--expose-gc --import tsx --import ./bench/lib/gc-hook.ts`):
+ * Preloaded into measured processes (`--expose-gc --import tsx --import ./load/harness/gc-hook.ts`):
  * on SIGUSR2 it runs a full garbage collection and prints one JSON line on stderr with the heap
  * and resident sizes after it, so memory is read after a collection instead of at a random point.
  * With HEAP_SNAPSHOT_DIR set it also writes a heap snapshot there (its path is in the line).

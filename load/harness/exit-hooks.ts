@@ -1,0 +1,50 @@
+import type { ChildProcess } from 'node:child_process';
+import { rmSync } from 'node:fs';
+
+/**
+ * Whatever a caller forgets (or a crash skips), the harness's children and temporary dirs go with
+ * this process: at `exit`, and on SIGINT/SIGTERM, whose default action ends a process without
+ * running its `exit` listeners.
+ */
+
+const live = new Set<ChildProcess>();
+const dirs = new Set<string>();
+let installed = false;
+
+/** SIGKILLs `child` if it still runs when this process ends. */
+export function killAtExit(child: ChildProcess): void {
+  install();
+  live.add(child);
+  child.once('exit', () => live.delete(child));
+  child.once('error', () => live.delete(child));
+}
+
+/** Removes `dir` (recursively, if it is still there) when this process ends. */
+export function removeAtExit(dir: string): void {
+  install();
+  dirs.add(dir);
+}
+
+function cleanUp(): void {
+  for (const c of live) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+  live.clear();
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+  dirs.clear();
+}
+
+function install(): void {
+  if (installed) return;
+  installed = true;
+  process.once('exit', cleanUp);
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    const onSignal = (): void => {
+      // Another listener owns the shutdown (it ends with process.exit, which runs cleanUp). Alone, we
+      // clean up and raise the signal again so the process ends as it would have without us.
+      if (process.listenerCount(signal) > 1) return;
+      cleanUp();
+      process.off(signal, onSignal);
+      process.kill(process.pid, signal);
+    };
+    process.on(signal, onSignal);
+  }
+}

@@ -1,0 +1,25 @@
+import { fileURLToPath } from 'node:url';
+import type { Proc } from './proc.js';
+
+const GC_HOOK = fileURLToPath(new URL('./gc-hook.ts', import.meta.url));
+
+/** Node flags of a measured process: `gc()` exposed and `gc-hook.ts` preloaded (TypeScript via tsx). */
+export const MEASURED_NODE_FLAGS: readonly string[] = ['--expose-gc', '--import', 'tsx', '--import', GC_HOOK];
+
+export interface GcReading {
+  rss: number;
+  heapUsed: number;
+  /** V8 heap committed (used or not) */
+  heapTotal: number;
+  external: number;
+  arrayBuffers: number;
+  /** heap snapshot written after the collection (HEAP_SNAPSHOT_DIR set for the process) */
+  snapshot?: string;
+}
+
+/** Asks a process started with MEASURED_NODE_FLAGS to collect; its memory after the collection. */
+export async function collect(proc: Proc): Promise<GcReading> {
+  const line = proc.waitLine((l) => l.startsWith('{"gcHook":true'), 300_000);
+  proc.child.kill('SIGUSR2');
+  return JSON.parse(await line) as GcReading;
+}

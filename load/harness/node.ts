@@ -1,0 +1,85 @@
+import { randomBytes } from 'node:crypto';
+import { freePort } from './free-port.js';
+import { MEASURED_NODE_FLAGS } from './measured.js';
+import { start, type Proc } from './proc.js';
+
+export interface NodeOptions {
+  /** environment on top of the defaults (LOG_LEVEL=warn, HOST=127.0.0.1): TIER_*, NATS_URL, NODE_ID… */
+  env?: Record<string, string>;
+  /** @default a free port (nodes sharing one test SO_REUSEPORT) */
+  port?: number;
+  /** @default a free port */
+  adminPort?: number;
+  /** @default random (nodes of one cluster share it) */
+  adminToken?: string;
+  /** @default random (nodes of one cluster share it) */
+  jwtSecret?: string;
+  /** node flags before the script, e.g. `--cpu-prof` */
+  nodeFlags?: string[];
+  /**
+   * A measured process: MEASURED_NODE_FLAGS (so `collect` works) and UWS_REQUIRE_NATIVE=1 (a
+   * fallback transport would skew every figure). Tests and the fuzzer run the node as deployed.
+   * @default true
+   */
+  measured?: boolean;
+  /** every output line, as it comes */
+  onLine?: (line: string, stream: 'stdout' | 'stderr') => void;
+  /** ceiling on the start-up @default 60_000 (ms) */
+  readyMs?: number;
+}
+
+export interface NodeProc extends Proc {
+  readonly port: number;
+  readonly adminPort: number;
+  /** ws://127.0.0.1:port */
+  readonly wsUrl: string;
+  /** http://127.0.0.1:port */
+  readonly httpUrl: string;
+  /** http://127.0.0.1:adminPort */
+  readonly adminUrl: string;
+  readonly adminToken: string;
+  readonly jwtSecret: string;
+}
+
+/**
+ * Starts a server node (`src/main.ts`) as its own process and resolves on its "node ready" log
+ * line (or the banner printed after it, which LOG_LEVEL=warn still shows); a node that exits or
+ * times out first is killed and the start rejects (ExitedError carries its output).
+ */
+export async function startNode(opts: NodeOptions = {}): Promise<NodeProc> {
+  const port = opts.port ?? (await freePort());
+  const adminPort = opts.adminPort ?? (await freePort());
+  const adminToken = opts.adminToken ?? `admin-${randomBytes(12).toString('hex')}`;
+  const jwtSecret = opts.jwtSecret ?? `jwt-${randomBytes(16).toString('hex')}`;
+  const measured = opts.measured ?? true;
+  const flags = [...(opts.nodeFlags ?? []), ...(measured ? MEASURED_NODE_FLAGS : ['--import', 'tsx'])];
+  const proc = start(process.execPath, [...flags, 'src/main.ts'], {
+    env: {
+      HOST: '127.0.0.1',
+      LOG_LEVEL: 'warn',
+      ...(measured ? { UWS_REQUIRE_NATIVE: '1' } : {}),
+      ...opts.env,
+      PORT: String(port),
+      ADMIN_PORT: String(adminPort),
+      ADMIN_TOKEN: adminToken,
+      JWT_SECRET: jwtSecret,
+    },
+    onLine: opts.onLine,
+  });
+  try {
+    await proc.waitLine((l) => l.includes('"node ready"') || l.startsWith('hubtier node '), opts.readyMs ?? 60_000);
+  } catch (err) {
+    await proc.kill();
+    throw err;
+  }
+  return {
+    ...proc,
+    port,
+    adminPort,
+    wsUrl: `ws://127.0.0.1:${port}`,
+    httpUrl: `http://127.0.0.1:${port}`,
+    adminUrl: `http://127.0.0.1:${adminPort}`,
+    adminToken,
+    jwtSecret,
+  };
+}
