@@ -4,7 +4,7 @@ import { cpus, tmpdir } from 'node:os';
 import { parseArgs } from 'node:util';
 import { Fleet } from '../load/fleet.js';
 import type { AppSpec, ConnectResult, HubSpec, WorkerConfig } from '../load/fleet-protocol.js';
-import { summarize, table, type LatencySummary } from '../load/histogram.js';
+import { summarize, table, type LatencySummary } from '../load/lib/histogram.js';
 import { cannon, commandPaths, type CannonResult } from './lib/cannon.js';
 import { paced } from './lib/paced.js';
 import { countSyscalls } from './lib/syscalls.js';

@@ -1,7 +1,7 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { addCounters, emptyCounters, type AppSpec, type Counters, type FromWorker, type HubSpec, type Snapshot, type ToWorker, type WorkerConfig } from './fleet-protocol.js';
-import { decodeHistogram, newHistogram, type Histogram } from './histogram.js';
+import { decodeHistogram, newHistogram, type Histogram } from './lib/histogram.js';
 
 const WORKER = fileURLToPath(new URL('./worker.ts', import.meta.url));
 

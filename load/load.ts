@@ -3,7 +3,7 @@ import { cpus, totalmem } from 'node:os';
 import { parseArgs } from 'node:util';
 import { Fleet, partition } from './fleet.js';
 import { addCounters, emptyCounters, type AppSpec, type ConnectResult, type Counters, type HubSpec, type StormResult, type WorkerConfig } from './fleet-protocol.js';
-import { encodeHistogram, summarize, table, type Histogram, type LatencySummary } from './histogram.js';
+import { encodeHistogram, summarize, table, type Histogram, type LatencySummary } from './lib/histogram.js';
 
 const USAGE = `hubtier load tool: simulated hubs and app subscribers at scale, against any node URL.
 

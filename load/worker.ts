@@ -16,7 +16,7 @@ import {
   type ToWorker,
   type WorkerConfig,
 } from './fleet-protocol.js';
-import { encodeHistogram, newHistogram, recordMs } from './histogram.js';
+import { encodeHistogram, newHistogram, recordMs } from './lib/histogram.js';
 import { ConnectError, LeanHub } from './lean-hub.js';
 
 /**

@@ -1,5 +1,5 @@
 import { FrameType, type ServerToHubFrame } from '../../proto/frames.js';
-import { HubClient, HubClientError } from '../hub-client.js';
+import { HubClient, HubClientError } from '../wire/hub-client.js';
 import type { ChaosCluster, ChaosNode } from './cluster.js';
 import { request } from './http.js';
 import type { Random } from './random.js';

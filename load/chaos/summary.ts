@@ -1,4 +1,4 @@
-import { table } from '../histogram.js';
+import { table } from '../lib/histogram.js';
 import type { CommandTally } from './commands.js';
 import type { Ledger } from './fleet.js';
 

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import { HubClient, HubClientError } from '../../load/hub-client.js';
+import { HubClient, HubClientError } from '../../load/wire/hub-client.js';
 import { startNats, startRedis, uniquePrefix, type Backend } from '../helpers/backends.js';
 import { api, freePort, startServerProcess, type ServerProcess } from '../helpers/server-process.js';
 
