@@ -27,7 +27,7 @@ function change(out: Attrs, cur: Attrs, key: string, value: number | boolean): v
 }
 
 /** Battery devices lose a percent now and then. */
-function battery(out: Attrs, cur: Attrs, rnd: () => number): Attrs {
+function drainBattery(out: Attrs, cur: Attrs, rnd: () => number): Attrs {
   if (rnd() < 0.002) change(out, cur, 'battery', Math.max(0, num(cur, 'battery', 100) - 1));
   return out;
 }
@@ -37,16 +37,18 @@ const flips =
   (key: string, p: number): DriftFn =>
   (cur, r) => ({ changes: r() < p ? { [key]: cur[key] !== true } : {} });
 
+const lockFlips = flips('locked', 0.005);
+
 const DRIFT: Record<Kind, DriftFn> = {
   'sensor.temperature': (cur, r) => {
     const changes: Attrs = {};
     change(changes, cur, 'temperature', round1(clamp(num(cur, 'temperature', 21) + (r() - 0.5) * 0.4, 10, 35)));
     if (r() < 0.3) change(changes, cur, 'humidity', clamp(num(cur, 'humidity', 45) + (r() < 0.5 ? -1 : 1), 15, 90));
-    return { changes: battery(changes, cur, r) };
+    return { changes: drainBattery(changes, cur, r) };
   },
   'sensor.door': (cur, r) => {
     const changes: Attrs = r() < 0.03 ? { contact: cur.contact !== true } : {};
-    return { changes: battery(changes, cur, r) };
+    return { changes: drainBattery(changes, cur, r) };
   },
   'sensor.motion': (cur, r) => {
     const changes: Attrs = {};
@@ -58,6 +60,7 @@ const DRIFT: Record<Kind, DriftFn> = {
       event = { e: 'motion' };
     }
     if (r() < 0.5) change(changes, cur, 'lux', Math.round(clamp(num(cur, 'lux', 200) * (0.95 + 0.1 * r()), 0, 2000)));
+    drainBattery(changes, cur, r);
     return event ? { changes, event } : { changes };
   },
   switch: flips('on', 0.01),
@@ -68,11 +71,11 @@ const DRIFT: Record<Kind, DriftFn> = {
     return { changes };
   },
   curtain: (cur, r) => ({ changes: r() < 0.005 ? diff(cur, { position: [0, 50, 100][Math.floor(r() * 3)] ?? 0 }) : {} }),
-  lock: flips('locked', 0.005),
+  lock: (cur, r) => ({ changes: drainBattery(lockFlips(cur, r).changes, cur, r) }),
   'sensor.water_leak': (cur, r): Drift => {
-    if (cur.leak === true) return { changes: r() < 0.2 ? { leak: false } : {} };
-    if (r() < 0.0005) return { changes: { leak: true }, event: { e: 'leak' } };
-    return { changes: {} };
+    if (cur.leak === true) return { changes: drainBattery(r() < 0.2 ? { leak: false } : {}, cur, r) };
+    if (r() < 0.0005) return { changes: drainBattery({ leak: true }, cur, r), event: { e: 'leak' } };
+    return { changes: drainBattery({}, cur, r) };
   },
 };
 

@@ -19,6 +19,8 @@ export interface KindSpec {
 }
 
 const round1 = (x: number) => Math.round(x * 10) / 10;
+/** a battery between 60 and 100 % */
+const battery = (r: () => number) => Math.round(60 + 40 * r());
 
 /** Attributes that follow from `on` for a plug: no power drawn when off. */
 export function plugPower(on: boolean, rnd: () => number): Attrs {
@@ -30,15 +32,15 @@ export const KINDS = [
     kind: 'sensor.temperature',
     model: 'TH-200',
     writable: {},
-    init: (r) => ({ temperature: round1(18 + 6 * r()), humidity: Math.round(35 + 25 * r()), battery: Math.round(60 + 40 * r()) }),
+    init: (r) => ({ temperature: round1(18 + 6 * r()), humidity: Math.round(35 + 25 * r()), battery: battery(r) }),
   },
-  { kind: 'sensor.door', model: 'DW-10', writable: {}, init: (r) => ({ contact: true, battery: Math.round(60 + 40 * r()) }) },
-  { kind: 'sensor.motion', model: 'PIR-3', writable: {}, init: (r) => ({ motion: false, lux: Math.round(50 + 450 * r()) }) },
+  { kind: 'sensor.door', model: 'DW-10', writable: {}, init: (r) => ({ contact: true, battery: battery(r) }) },
+  { kind: 'sensor.motion', model: 'PIR-3', writable: {}, init: (r) => ({ motion: false, lux: Math.round(50 + 450 * r()), battery: battery(r) }) },
   { kind: 'switch', model: 'SW-1', writable: { on: { type: 'boolean' } }, init: (r) => ({ on: r() < 0.5 }) },
-  { kind: 'plug', model: 'PLG-16', writable: { on: { type: 'boolean' } }, init: (r) => plugPower(r() < 0.5, r) },
-  { kind: 'curtain', model: 'CM-2', writable: { position: { type: 'number', min: 0, max: 100 } }, init: (r) => ({ position: r() < 0.5 ? 0 : 100 }) },
-  { kind: 'lock', model: 'LK-5', writable: { locked: { type: 'boolean' } }, init: () => ({ locked: true }) },
-  { kind: 'sensor.water_leak', model: 'WL-1', writable: {}, init: () => ({ leak: false }) },
+  { kind: 'plug', model: 'PLG-16', writable: { on: { type: 'boolean' } }, init: (r) => ({ ...plugPower(r() < 0.5, r), energy: round1(20 * r()) }) },
+  { kind: 'curtain', model: 'CM-2', writable: { position: { type: 'number', min: 0, max: 100 } }, init: (r) => ({ position: r() < 0.5 ? 0 : 100, moving: false }) },
+  { kind: 'lock', model: 'LK-5', writable: { locked: { type: 'boolean' } }, init: (r) => ({ locked: true, battery: battery(r) }) },
+  { kind: 'sensor.water_leak', model: 'WL-1', writable: {}, init: (r) => ({ leak: false, battery: battery(r) }) },
 ] as const satisfies readonly KindSpec[];
 
 export type Kind = (typeof KINDS)[number]['kind'];

@@ -360,7 +360,7 @@ describe('simulator core in-process', () => {
     expect(on.status).toBe(200);
     expect(on.body.result).toMatchObject({ on: true, power: expect.any(Number) });
     const off = await api('POST', path, { method: 'toggle' });
-    expect(off.body).toEqual({ ok: true, result: { on: false, power: 0 } });
+    expect(off.body).toEqual({ ok: true, result: { on: false, power: 0, energy: expect.any(Number) } });
     expect((await api('POST', path, { method: 'dance' })).body).toMatchObject({ code: 'command_failed' });
     expect((await api('POST', path, { set: { position: 5 } })).body).toMatchObject({ code: 'command_failed' });
     expect((await api('POST', `/v1/hubs/${prefix}-1/devices/dev-99/commands`, { set: { on: true } })).body).toMatchObject({ code: 'unknown_device' });
@@ -369,7 +369,7 @@ describe('simulator core in-process', () => {
 
     // desired state while online arrives as a set command; the simulator applies and reports it
     await api('PUT', `/v1/hubs/${prefix}-0/devices/dev-5/desired`, { desired: { position: 40 } });
-    await vi.waitFor(async () => expect((await shadowOf(`${prefix}-0`))['dev-5']?.reported).toEqual({ position: 40 }));
+    await vi.waitFor(async () => expect((await shadowOf(`${prefix}-0`))['dev-5']?.reported).toEqual({ position: 40, moving: false }));
 
     // drifting sensors keep reporting
     const acked = sim.stats().reportsAcked;
