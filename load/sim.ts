@@ -1,4 +1,4 @@
-import { parseArgs } from 'node:util';
+import { commandLine, usageError } from './lib/cli.js';
 import { runSimulator, type Simulator } from './sim/simulator.js';
 
 const USAGE = `Hub simulator: provisions hubs through the admin API, connects them, reports drifting
@@ -22,42 +22,26 @@ Stops with bye frames on SIGINT/SIGTERM.
 `;
 
 function fail(message: string): never {
-  process.stderr.write(`sim: ${message}\n\n${USAGE}`);
-  process.exit(2);
-}
-
-function int(value: string, flag: string, min: number): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < min) fail(`${flag} must be an integer >= ${min}, got ${JSON.stringify(value)}`);
-  return n;
+  return usageError('sim', USAGE, message);
 }
 
 async function main(): Promise<void> {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      options: {
-        url: { type: 'string' },
-        'admin-token': { type: 'string' },
-        hubs: { type: 'string', default: '10' },
-        devices: { type: 'string', default: '8' },
-        'report-every': { type: 'string', default: '5' },
-        prefix: { type: 'string', default: 'sim' },
-        first: { type: 'string', default: '0' },
-        secrets: { type: 'string', default: '.sim-secrets.json' },
-        registry: { type: 'string' },
-        help: { type: 'boolean', short: 'h', default: false },
-      },
-      strict: true,
-      allowPositionals: false,
-    }));
-  } catch (err) {
-    fail((err as Error).message);
-  }
-  if (values.help) {
-    process.stdout.write(USAGE);
-    return;
-  }
+  const values = commandLine('sim', USAGE, {
+    url: { type: 'string' },
+    'admin-token': { type: 'string' },
+    hubs: { type: 'string', default: '10' },
+    devices: { type: 'string', default: '8' },
+    'report-every': { type: 'string', default: '5' },
+    prefix: { type: 'string', default: 'sim' },
+    first: { type: 'string', default: '0' },
+    secrets: { type: 'string', default: '.sim-secrets.json' },
+    registry: { type: 'string' },
+  });
+  const int = (value: string, flag: string, min: number): number => {
+    const n = Number(value);
+    if (!Number.isInteger(n) || n < min) fail(`${flag} must be an integer >= ${min}, got ${JSON.stringify(value)}`);
+    return n;
+  };
   const url = values.url ?? fail('--url is required');
   const adminToken = values['admin-token'] ?? process.env.ADMIN_TOKEN ?? fail('--admin-token (or ADMIN_TOKEN) is required');
   if (values.registry === '') fail('--registry must not be empty');

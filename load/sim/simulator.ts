@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { ID_PATTERN, TimerWheel, type CommandFrame, type WelcomeFrame } from '../../src/index.js';
 import { mapLimit, withDeadline } from '../lib/async.js';
-import { AdminClient, AdminError, httpBaseOf } from '../wire/admin.js';
+import { AdminClient, AdminError } from '../wire/admin.js';
 import { HubClient, HubClientError, type CloseInfo, type CommandOutcome } from '../wire/hub-client.js';
 import { SimHub } from './sim-hub.js';
 import { defaultRegistry, loadSecrets, saveSecrets } from './secrets.js';
@@ -91,7 +91,8 @@ export class Simulator extends EventEmitter<SimulatorEvents> {
     this.rnd = opts.random ?? Math.random;
     this.out = opts.out ?? (() => {});
     this.timers = new TimerWheel({ tickMs: 20, onError: (err) => this.out(`simulator: scheduled task failed: ${(err as Error).stack ?? String(err)}`) });
-    this.admin = new AdminClient(httpBaseOf(opts.url), opts.adminToken, { pooled: true });
+    if (!/^wss?:\/\//.test(opts.url)) throw new Error(`--url must be ws:// or wss://, got ${opts.url}`);
+    this.admin = new AdminClient(opts.url, opts.adminToken, { pooled: true });
     this.secretsFile = opts.secretsFile === undefined ? '.sim-secrets.json' : opts.secretsFile;
     this.registry = opts.registry ?? defaultRegistry(opts.adminToken);
   }

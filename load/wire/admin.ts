@@ -155,18 +155,23 @@ export class AdminClient {
   }
 }
 
-/** An answer the call did not expect; `code` is the body's error code, else `http_<status>`. */
+/** The error code of an answer: the body's `code`, else `http_<status>` (as for a refused upgrade). */
+export function errorCodeOf(answer: HttpAnswer): string {
+  const code = field(answer, 'code');
+  return typeof code === 'string' ? code : `http_${answer.status}`;
+}
+
+/** An answer the call did not expect; `code` as `errorCodeOf` gives it. */
 export class AdminError extends Error {
   override name = 'AdminError';
   readonly status: number;
   readonly code: string;
 
   constructor(answer: HttpAnswer, what: string) {
-    const code = field(answer, 'code');
     const message = field(answer, 'message');
-    const codeText = typeof code === 'string' ? code : `http_${answer.status}`;
-    super(`${what}: ${answer.status} ${codeText}${typeof message === 'string' ? ` ${message}` : ''}`);
+    const code = errorCodeOf(answer);
+    super(`${what}: ${answer.status} ${code}${typeof message === 'string' ? ` ${message}` : ''}`);
     this.status = answer.status;
-    this.code = codeText;
+    this.code = code;
   }
 }
