@@ -5,7 +5,8 @@ import { ROOT } from '../bench/lib/procs.js';
 import { commandLine, usageError } from './lib/cli.js';
 import { ChaosCluster } from './chaos/cluster.js';
 import { CommandStream } from './chaos/commands.js';
-import { HubFleet, newLedger } from './chaos/fleet.js';
+import { HubFleet } from './chaos/fleet.js';
+import { newLedger } from './chaos/ledger.js';
 import { Random } from './chaos/random.js';
 import { commandsReport, failuresOf, formatReport, ledgerReport, type EventReport, type RunReport } from './chaos/summary.js';
 

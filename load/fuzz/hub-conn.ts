@@ -1,12 +1,12 @@
 import WebSocket from 'ws';
-import { hubAuthHeaderMap, hubCredentials } from '../../src/protocol/hub-auth.js';
+import { hubEndpoint, refusalOf, signedHeaders } from '../wire/handshake.js';
 import { unpackStrict } from './msgpack.js';
 
 /**
- * One raw hub socket for the fuzzer: the signed upgrade (or a hostile one), then bytes out as
- * given and every server frame in, decoded by the fuzzer's own strict reader. Unlike HubClient it
- * keeps no protocol state of its own: the fuzzer decides what is sent, the connection only
- * collects what comes back.
+ * One raw hub socket for the fuzzer: the signed upgrade of load/wire (or a hostile one), then
+ * bytes out as given and every server frame in, decoded by the fuzzer's own strict reader. Unlike
+ * HubClient it keeps no protocol state of its own: the fuzzer decides what is sent, the connection
+ * only collects what comes back, and a refused upgrade is a result with its body as sent.
  */
 
 export type ServerFrame = Record<string, unknown> & { t: number };
@@ -78,13 +78,13 @@ export class HubConn {
 
   /** Opens a socket; the upgrade's refusal (status and body) is a result, not an error. */
   static open(opts: HubConnOptions): Promise<OpenResult> {
-    const signed = opts.unsigned ? {} : hubAuthHeaderMap(hubCredentials(opts.hubId, opts.secret));
+    const signed = opts.unsigned ? {} : signedHeaders(opts.hubId, opts.secret);
     const headers: Record<string, string> = { ...signed };
     for (const [k, v] of Object.entries(opts.headers ?? {})) {
       if (v === null) delete headers[k];
       else headers[k] = v;
     }
-    const url = `${opts.url.replace(/\/+$/, '')}/hub/v1${opts.query !== undefined ? `?${opts.query}` : ''}`;
+    const url = `${hubEndpoint(opts.url)}${opts.query !== undefined ? `?${opts.query}` : ''}`;
     const timeoutMs = opts.timeoutMs ?? 10_000;
     return new Promise<OpenResult>((resolve) => {
       let settled = false;
@@ -108,14 +108,10 @@ export class HubConn {
       const conn = new HubConn(ws);
       ws.once('open', () => done({ kind: 'open', conn }));
       ws.on('unexpected-response', (_req, res) => {
-        const chunks: Buffer[] = [];
-        const finish = () => {
-          done({ kind: 'refused', status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') });
+        void refusalOf(res).then(({ body }) => {
+          done({ kind: 'refused', status: res.statusCode ?? 0, body });
           ws.terminate();
-        };
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', finish);
-        res.on('error', finish);
+        });
       });
       ws.once('error', (err) => done({ kind: 'failed', message: err.message }));
       ws.once('close', (code) => done({ kind: 'failed', message: `closed during the upgrade (${code})` }));

@@ -12,6 +12,8 @@ export interface HttpAnswer {
   status: number;
   /** the parsed JSON body, or the raw text when it is not JSON */
   body: unknown;
+  /** the body as sent */
+  text: string;
 }
 
 /**
@@ -80,7 +82,7 @@ export function request(base: string, method: string, path: string, token: strin
         } catch {
           // not JSON: keep the text; the caller decides whether that is an answer
         }
-        finish(null, { status: res.statusCode ?? 0, body: parsed });
+        finish(null, { status: res.statusCode ?? 0, body: parsed, text });
       });
     });
     const timer = setTimeout(() => {

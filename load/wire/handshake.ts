@@ -95,8 +95,8 @@ export function dial(opts: DialOptions, fail: (err: HubClientError) => void): Di
   return { ws, settle: () => clearTimeout(timer) };
 }
 
-/** A refused upgrade's code (the JSON body's `code`, else `http_<status>`) and message. Never rejects. */
-export function refusalOf(res: IncomingMessage): Promise<{ code: string; message: string }> {
+/** A refused upgrade's code (the JSON body's `code`, else `http_<status>`), message and body as sent. Never rejects. */
+export function refusalOf(res: IncomingMessage): Promise<{ code: string; message: string; body: string }> {
   return new Promise((resolve) => {
     const chunks: Buffer[] = [];
     const done = () => {
@@ -110,7 +110,7 @@ export function refusalOf(res: IncomingMessage): Promise<{ code: string; message
       } catch {
         // not JSON: the status is the code, the text the message
       }
-      resolve({ code, message });
+      resolve({ code, message, body: text });
     };
     res.on('data', (c: Buffer) => chunks.push(c));
     res.on('end', done);
