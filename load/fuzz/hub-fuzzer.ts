@@ -1,3 +1,4 @@
+// Over 400 lines: the window protocol of a fuzzed hub (send, barrier, attribute and check each answer) reads best in one place.
 import { ErrorCodes } from '../../proto/errors.js';
 import { randomBytes } from 'node:crypto';
 import { signHub } from '../../src/index.js';

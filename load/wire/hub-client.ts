@@ -29,8 +29,6 @@ export interface HubClientOptions {
   fw?: string;
   /** extra upgrade headers, applied after (and so able to override) the signed ones */
   headers?: Record<string, string>;
-  /** source address of the TCP connection */
-  localAddress?: string;
   /** @default 10_000 (ms): upgrade plus welcome must finish within this */
   connectTimeoutMs?: number;
   /** @default true: send heartbeats at the welcome's `hb` interval (one timer per client) */
@@ -144,8 +142,7 @@ export class HubClient extends EventEmitter<HubClientEvents> {
     if (url !== undefined) this.endpoint = hubEndpoint(url);
     const headers = { ...signedHeaders(this.hubId, this.secret), ...this.opts.headers };
     const timeoutMs = this.opts.connectTimeoutMs ?? 10_000;
-    const source = this.opts.localAddress !== undefined ? { address: this.opts.localAddress } : undefined;
-    const attempt = dial({ url: this.endpoint, hubId: this.hubId, headers, timeoutMs, source }, (err) => this.failConnect(err));
+    const attempt = dial({ url: this.endpoint, hubId: this.hubId, headers, timeoutMs }, (err) => this.failConnect(err));
     if (attempt instanceof HubClientError) return quiet(Promise.reject(attempt));
     const { ws } = attempt;
     this.ws = ws;
@@ -212,11 +209,6 @@ export class HubClient extends EventEmitter<HubClientEvents> {
       n++;
     }
     return n;
-  }
-
-  /** Forgets unacknowledged frames (their promises reject with `closed` if still pending). */
-  dropUnacked(): void {
-    this.outbox.drop();
   }
 
   /** Replaces the command handler; the default one is `defaultHandler`. */

@@ -82,11 +82,6 @@ export class Outbox {
   closed(err: () => Error): void {
     for (const o of this.unacked) settle(o, err());
   }
-
-  /** Forgets every queued frame (pending promises reject with `closed`). */
-  drop(): void {
-    for (const o of this.unacked.splice(0)) settle(o, new HubClientError('closed', `frame ${o.seq} dropped`));
-  }
 }
 
 function settle(o: Outgoing, err: Error | null): void {
