@@ -1,7 +1,7 @@
 import { parseArgs } from 'node:util';
-import { Fleet, MAX_SOCKETS_PER_WORKER, partition } from '../load/fleet.js';
-import type { ConnectResult, HubSpec, WorkerConfig } from '../load/fleet-protocol.js';
-import { table } from '../load/histogram.js';
+import { Fleet, MAX_SOCKETS_PER_WORKER, partition } from '../load/loadgen/fleet.js';
+import type { ConnectResult, HubSpec, WorkerConfig } from '../load/loadgen/ipc.js';
+import { table } from '../load/lib/histogram.js';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { cpus, tmpdir } from 'node:os';

@@ -2,9 +2,9 @@ import { mkdirSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { cpus, tmpdir } from 'node:os';
 import { parseArgs } from 'node:util';
-import { Fleet } from '../load/fleet.js';
-import type { AppSpec, ConnectResult, HubSpec, WorkerConfig } from '../load/fleet-protocol.js';
-import { summarize, table, type LatencySummary } from '../load/histogram.js';
+import { Fleet } from '../load/loadgen/fleet.js';
+import type { AppSpec, ConnectResult, HubSpec, WorkerConfig } from '../load/loadgen/ipc.js';
+import { summarize, table, type LatencySummary } from '../load/lib/histogram.js';
 import { cannon, commandPaths, type CannonResult } from './lib/cannon.js';
 import { paced } from './lib/paced.js';
 import { countSyscalls } from './lib/syscalls.js';
@@ -33,7 +33,7 @@ usage: npm run bench -- [options]
   -h, --help           this text
 
 Targets, each with its own hubs (1000 x 8 devices, in worker processes running the same lean hub,
-load/lean-hub.ts): the bare uWS GET handler and the relay floor (bench/relay-floor.ts: the POST body
+load/loadgen/lean-hub.ts): the bare uWS GET handler and the relay floor (bench/relay-floor.ts: the POST body
 relayed as a command frame to the hub and the hub's result back, no auth, validation or actors),
 the server (src/main.ts, embedded default), and a corked relay: the relay floor writing after
 the uWS callback returns, one cork per socket (a reference of what corking buys, not a floor).

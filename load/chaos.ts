@@ -1,11 +1,12 @@
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { cpus, loadavg } from 'node:os';
-import { parseArgs } from 'node:util';
 import { ROOT } from './harness/index.js';
+import { commandLine, usageError } from './lib/cli.js';
 import { ChaosCluster } from './chaos/cluster.js';
 import { CommandStream } from './chaos/commands.js';
-import { HubFleet, newLedger } from './chaos/fleet.js';
+import { HubFleet } from './chaos/fleet.js';
+import { newLedger } from './chaos/ledger.js';
 import { Random } from './chaos/random.js';
 import { commandsReport, failuresOf, formatReport, ledgerReport, type EventReport, type RunReport } from './chaos/summary.js';
 
@@ -70,40 +71,26 @@ const FRESH_ACK_MS = 20;
 /** ...or after this long without such an ack (ms), noted in the event */
 const FRESH_WAIT_MS = 5_000;
 
-function fail(msg: string): never {
-  process.stderr.write(`chaos: ${msg}\n\n${USAGE}`);
-  process.exit(2);
+function fail(message: string): never {
+  return usageError('chaos', USAGE, message);
 }
 
 function parse(): Options {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      options: {
-        scenario: { type: 'string', default: 'both' },
-        hubs: { type: 'string', default: '300' },
-        devices: { type: 'string', default: '4' },
-        'report-ms': { type: 'string', default: '250' },
-        'command-rate': { type: 'string', default: '30' },
-        'command-timeout-ms': { type: 'string', default: '2000' },
-        kills: { type: 'string', default: '3' },
-        gap: { type: 'string', default: '5' },
-        appendfsync: { type: 'string', default: 'everysec' },
-        env: { type: 'string', multiple: true },
-        seed: { type: 'string' },
-        'max-time': { type: 'string', default: '600' },
-        json: { type: 'boolean', default: false },
-        help: { type: 'boolean', short: 'h', default: false },
-      },
-      strict: true,
-    }));
-  } catch (err) {
-    fail((err as Error).message);
-  }
-  if (values.help) {
-    process.stdout.write(USAGE);
-    process.exit(0);
-  }
+  const values = commandLine('chaos', USAGE, {
+    scenario: { type: 'string', default: 'both' },
+    hubs: { type: 'string', default: '300' },
+    devices: { type: 'string', default: '4' },
+    'report-ms': { type: 'string', default: '250' },
+    'command-rate': { type: 'string', default: '30' },
+    'command-timeout-ms': { type: 'string', default: '2000' },
+    kills: { type: 'string', default: '3' },
+    gap: { type: 'string', default: '5' },
+    appendfsync: { type: 'string', default: 'everysec' },
+    env: { type: 'string', multiple: true },
+    seed: { type: 'string' },
+    'max-time': { type: 'string', default: '600' },
+    json: { type: 'boolean', default: false },
+  });
   const num = (flag: string, v: string, min: number, max: number) => {
     const n = Number(v);
     if (!Number.isFinite(n) || n < min || n > max) fail(`--${flag} must be a number in ${min}..${max}, got ${v}`);

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { parseArgs } from 'node:util';
+import { commandLine, usageError } from './lib/cli.js';
 import { formatReport } from './fuzz/report.js';
 import { replay } from './fuzz/replay.js';
 import { DEFAULTS, runFuzz, type FuzzOptions } from './fuzz/run.js';
@@ -36,8 +36,7 @@ FUZZ_DEBUG=1 prints each hub-wire oracle violation with the last windows (frames
 `;
 
 function fail(message: string): never {
-  process.stderr.write(`fuzz: ${message}\n\n${USAGE}`);
-  process.exit(2);
+  return usageError('fuzz', USAGE, message);
 }
 
 function int(value: string | undefined, flag: string, min: number): number {
@@ -47,41 +46,26 @@ function int(value: string | undefined, flag: string, min: number): number {
 }
 
 async function main(): Promise<void> {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      options: {
-        'hub-frames': { type: 'string', default: String(DEFAULTS.hubFrames) },
-        'app-messages': { type: 'string', default: String(DEFAULTS.appMessages) },
-        'http-requests': { type: 'string', default: String(DEFAULTS.httpRequests) },
-        hubs: { type: 'string', default: String(DEFAULTS.hubs) },
-        seed: { type: 'string' },
-        window: { type: 'string', default: String(DEFAULTS.window) },
-        url: { type: 'string' },
-        'admin-url': { type: 'string' },
-        'admin-token': { type: 'string' },
-        'jwt-secret': { type: 'string' },
-        pid: { type: 'string' },
-        'server-env': { type: 'string', multiple: true, default: [] },
-        out: { type: 'string', default: DEFAULTS.outDir },
-        'max-seconds': { type: 'string', default: String(DEFAULTS.maxSeconds) },
-        'max-crashes': { type: 'string', default: String(DEFAULTS.maxCrashes) },
-        'crash-repeat': { type: 'string', default: String(DEFAULTS.crashRepeat) },
-        replay: { type: 'string' },
-        json: { type: 'boolean', default: false },
-        help: { type: 'boolean', short: 'h', default: false },
-      },
-      strict: true,
-      allowPositionals: false,
-    });
-  } catch (err) {
-    fail((err as Error).message);
-  }
-  const v = parsed.values;
-  if (v.help) {
-    process.stdout.write(USAGE);
-    return;
-  }
+  const v = commandLine('fuzz', USAGE, {
+    'hub-frames': { type: 'string', default: String(DEFAULTS.hubFrames) },
+    'app-messages': { type: 'string', default: String(DEFAULTS.appMessages) },
+    'http-requests': { type: 'string', default: String(DEFAULTS.httpRequests) },
+    hubs: { type: 'string', default: String(DEFAULTS.hubs) },
+    seed: { type: 'string' },
+    window: { type: 'string', default: String(DEFAULTS.window) },
+    url: { type: 'string' },
+    'admin-url': { type: 'string' },
+    'admin-token': { type: 'string' },
+    'jwt-secret': { type: 'string' },
+    pid: { type: 'string' },
+    'server-env': { type: 'string', multiple: true, default: [] },
+    out: { type: 'string', default: DEFAULTS.outDir },
+    'max-seconds': { type: 'string', default: String(DEFAULTS.maxSeconds) },
+    'max-crashes': { type: 'string', default: String(DEFAULTS.maxCrashes) },
+    'crash-repeat': { type: 'string', default: String(DEFAULTS.crashRepeat) },
+    replay: { type: 'string' },
+    json: { type: 'boolean', default: false },
+  });
   const serverEnv: Record<string, string> = {};
   for (const kv of v['server-env']) {
     const i = kv.indexOf('=');

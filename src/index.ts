@@ -27,3 +27,7 @@ export { subjects, shardOf, SHARDS, ID_PATTERN, isValidId } from '../proto/subje
 export type { AppRequest, AppReply, HubEvent, AppEventMessage } from '../proto/app.js';
 export { encode, decodeHubFrame, decodeServerFrame } from './protocol/codec.js';
 export { signHub, hubCredentials, hubAuthHeaderMap, HUB_AUTH_HEADERS, type HubCredentials } from './auth/hub-signature.js';
+
+// for load/ and bench/
+export { decodeValue } from './protocol/codec.js';
+export { TimerWheel, type TimerTarget, type TimerHandle } from './actors/timer-wheel.js';

@@ -1,5 +1,5 @@
 import autocannon from 'autocannon';
-import { newHistogram, recordMs, summarize, type LatencySummary } from '../../load/histogram.js';
+import { newHistogram, recordMs, summarize, type LatencySummary } from '../../load/lib/histogram.js';
 import { cpuMs, cpuSplitMs } from '../../load/harness/index.js';
 
 /** One autocannon run against one target: the request rate it reached and its latencies. */

@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { table } from '../../load/histogram.js';
+import { table } from '../../load/lib/histogram.js';
 
 /**
  * Reads V8 heap snapshots and tells what a number of sessions added: objects by constructor

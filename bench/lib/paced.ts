@@ -1,5 +1,5 @@
 import { connect, type Socket } from 'node:net';
-import { newHistogram, recordMs, summarize } from '../../load/histogram.js';
+import { newHistogram, recordMs, summarize } from '../../load/lib/histogram.js';
 import type { CannonResult } from './cannon.js';
 import { cpuMs, cpuSplitMs } from '../../load/harness/index.js';
 

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { table } from '../../load/histogram.js';
+import { table } from '../../load/lib/histogram.js';
 
 /**
  * Reads a V8 `.cpuprofile` (from `node --cpu-prof`) and tells where the time went: self time by

@@ -1,6 +1,7 @@
 import { ErrorCodes, isErrorCode } from '../../proto/errors.js';
 import type { ChaosCluster } from './cluster.js';
-import { bump, counts, deviceId } from './fleet.js';
+import { deviceId } from './chaos-hub.js';
+import { bump, counts } from './ledger.js';
 import { NoAnswerError, request } from './http.js';
 import type { Random } from './random.js';
 

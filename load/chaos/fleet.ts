@@ -1,7 +1,10 @@
-import { FrameType, type ServerToHubFrame } from '../../proto/frames.js';
-import { HubClient, HubClientError } from '../hub-client.js';
+import { FrameType, type ServerToHubFrame } from '../../src/index.js';
+import { mapLimit, sleep } from '../lib/async.js';
+import { AdminClient, field } from '../wire/admin.js';
+import { HubClient, HubClientError } from '../wire/hub-client.js';
+import { ChaosHub, commit, deviceId, phaseOf } from './chaos-hub.js';
 import type { ChaosCluster, ChaosNode } from './cluster.js';
-import { request } from './http.js';
+import { bump, counts, newLedger, type Ledger } from './ledger.js';
 import type { Random } from './random.js';
 
 /**
@@ -27,108 +30,12 @@ export interface FleetOptions {
   prefix: string;
 }
 
-/** What the checks found for the hub sessions that ended on one process (or at the end of the run). */
-export interface Ledger {
-  /** hub sessions that ended on this process */
-  sessionsEnded: number;
-  /** of those, hubs that came back and whose shadow was read */
-  checked: number;
-  /** acknowledged reports missing from the shadow */
-  lost: number;
-  hubsWithLoss: number;
-  /** missing at the first read but there at a re-read (a write landing late, not lost) */
-  late: number;
-  /** hubs whose next welcome `s` was below the last sequence number they saw acknowledged */
-  cursorBehind: number;
-  /** sum over those hubs of (last acknowledged - welcome `s`) */
-  cursorFramesBehind: number;
-  /** ms from the session's end to the check of the hub's shadow, per hub */
-  backMs: number[];
-  /** checks abandoned: the shadow could not be read through any node */
-  unreadable: number;
-}
-
-export function newLedger(): Ledger {
-  return { sessionsEnded: 0, checked: 0, lost: 0, hubsWithLoss: 0, late: 0, cursorBehind: 0, cursorFramesBehind: 0, backMs: [], unreadable: 0 };
-}
-
-type Phase = 'idle' | 'connecting' | 'welcomed' | 'running' | 'offline';
-
-/** A session that ended and whose loss check is still due. */
-interface Ended {
-  /** the node process the session was on */
-  pid: number;
-  /** the last sequence number the hub saw acknowledged when it closed */
-  ackedSeq: number;
-  at: number;
-  cursorCounted: boolean;
-}
-
-interface Sent {
-  seq: number;
-  /** device index; -1 for the devices frame */
-  dev: number;
-  n: number;
-  /** performance.now() when it was sent */
-  at: number;
-}
-
-class ChaosHub {
-  phase: Phase = 'idle';
-  /** node index and process of the current (or last) connection */
-  node = -1;
-  pid = 0;
-  /** increases at every welcome */
-  session = 0;
-  readonly sent: number[];
-  readonly acked: number[];
-  /** per device: losses up to this counter value are already counted */
-  readonly accounted: number[];
-  readonly pending: Sent[] = [];
-  nextDev = 0;
-  nextReportAt = 0;
-  /** `after` of a reconnect frame in the current session */
-  hint: number | null = null;
-  attempts = 0;
-  ended: Ended | null = null;
-  announced = false;
-
-  constructor(
-    readonly index: number,
-    readonly client: HubClient,
-    devices: number,
-  ) {
-    this.sent = new Array<number>(devices).fill(0);
-    this.acked = new Array<number>(devices).fill(0);
-    this.accounted = new Array<number>(devices).fill(0);
-  }
-
-  get id(): string {
-    return this.client.hubId;
-  }
-
-  /** Every sequenced frame up to `s` is acknowledged; returns when the newest of them was sent (0: none). */
-  advance(s: number): number {
-    let at = 0;
-    while (this.pending.length > 0 && this.pending[0]!.seq <= s) {
-      const p = this.pending.shift()!;
-      if (p.dev >= 0 && p.n > this.acked[p.dev]!) this.acked[p.dev] = p.n;
-      at = p.at;
-    }
-    return at;
-  }
-}
-
 /** Past this many unacknowledged frames a hub waits instead of sending more. */
 const MAX_UNACKED = 64;
 const TICK_MS = 25;
 /** Re-reads of a shadow that lacks acknowledged reports: a write may still land (a drain's flush). */
 const REREAD_MS = [300, 1_500];
 const MAX_CONNECT_ATTEMPTS = 200;
-
-export const deviceId = (dev: number) => `dev-${dev}`;
-
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 export class HubFleet {
   readonly hubs: ChaosHub[] = [];
@@ -161,19 +68,13 @@ export class HubFleet {
 
   /** Provisions every hub through node 0 (16 requests at a time). */
   async provision(): Promise<void> {
-    const base = this.cluster.nodes[0]!.httpUrl;
-    const secrets = new Array<string>(this.opts.hubs);
-    let next = 0;
-    const one = async () => {
-      for (let i = next++; i < this.opts.hubs; i = next++) {
-        const hubId = `${this.opts.prefix}-${i}`;
-        const res = await request(base, 'POST', '/v1/admin/hubs', this.cluster.adminToken, { hubId, homeId: `${this.opts.prefix}-home-${Math.floor(i / 10)}` }, 10_000);
-        const secret = (res.body as { secret?: unknown }).secret;
-        if (res.status !== 201 || typeof secret !== 'string') throw new Error(`provisioning ${hubId}: ${res.status} ${JSON.stringify(res.body)}`);
-        secrets[i] = secret;
-      }
-    };
-    await Promise.all(Array.from({ length: 16 }, one));
+    const admin = this.admin(this.cluster.nodes[0]!);
+    const indexes = Array.from({ length: this.opts.hubs }, (_, i) => i);
+    const secrets = await mapLimit(indexes, 16, async (i) => {
+      const done = await admin.provisionHub(`${this.opts.prefix}-${i}`, `${this.opts.prefix}-home-${Math.floor(i / 10)}`);
+      if (!('secret' in done)) throw new Error(`provisioning ${this.opts.prefix}-${i}: it exists already`);
+      return done.secret;
+    });
     for (let i = 0; i < this.opts.hubs; i++) {
       const client = new HubClient({ url: this.cluster.nodes[0]!.wsUrl, hubId: `${this.opts.prefix}-${i}`, secret: secrets[i]!, autoResend: false });
       const hub = new ChaosHub(i, client, this.opts.devices);
@@ -276,23 +177,18 @@ export class HubFleet {
       await sleep(50);
     }
     const notIdle = this.hubs.filter((h) => !idle(h)).length;
-    let next = 0;
-    const one = async () => {
-      for (let i = next++; i < this.hubs.length; i = next++) {
-        const hub = this.hubs[i]!;
-        const found = await this.verify(hub);
-        if (found === null) {
-          this.end.unreadable++;
-          continue;
-        }
-        commit(hub, found.missing);
-        this.end.checked++;
-        this.end.lost += found.lost;
-        this.end.late += found.late;
-        if (found.lost > 0) this.end.hubsWithLoss++;
+    await mapLimit(this.hubs, 8, async (hub) => {
+      const found = await this.verify(hub);
+      if (found === null) {
+        this.end.unreadable++;
+        return;
       }
-    };
-    await Promise.all(Array.from({ length: 8 }, one));
+      commit(hub, found.missing);
+      this.end.checked++;
+      this.end.lost += found.lost;
+      this.end.late += found.late;
+      if (found.lost > 0) this.end.hubsWithLoss++;
+    });
     return notIdle;
   }
 
@@ -446,8 +342,8 @@ export class HubFleet {
       const node = this.pickNode(hub.node);
       if (!node) return null;
       try {
-        const res = await request(node.httpUrl, 'GET', `/v1/hubs/${hub.id}/shadow`, this.cluster.adminToken, undefined, 5_000);
-        const devices = (res.body as { devices?: Record<string, { reported?: { n?: unknown } }> }).devices;
+        const res = await this.admin(node).shadow(hub.id, 5_000);
+        const devices = field(res, 'devices') as Record<string, { reported?: { n?: unknown } }> | undefined;
         if (res.status !== 200 || typeof devices !== 'object' || devices === null) continue;
         return hub.acked.map((_, dev) => {
           const n = devices[deviceId(dev)]?.reported?.n;
@@ -460,6 +356,11 @@ export class HubFleet {
     return null;
   }
 
+  /** The admin API of a node: one connection per request, so a failure belongs to that process. */
+  private admin(node: ChaosNode): AdminClient {
+    return new AdminClient(node.httpUrl, this.cluster.adminToken);
+  }
+
   private async waitFor(done: () => boolean, timeoutMs: number, what: string): Promise<void> {
     const until = Date.now() + timeoutMs;
     while (!done()) {
@@ -467,25 +368,4 @@ export class HubFleet {
       await sleep(50);
     }
   }
-}
-
-/** The phase as it is now: event listeners change it across an await, which narrowing cannot see. */
-function phaseOf(hub: ChaosHub): Phase {
-  return hub.phase;
-}
-
-/** Losses found by a check are counted once: later checks start above them. */
-function commit(hub: ChaosHub, missing: number[]): void {
-  missing.forEach((m, dev) => {
-    if (m > 0) hub.accounted[dev] = hub.acked[dev]!;
-  });
-}
-
-/** Counts keyed by codes the server sends: a map without a prototype. */
-export function counts(): Record<string, number> {
-  return Object.create(null) as Record<string, number>;
-}
-
-export function bump(counts: Record<string, number>, key: string): void {
-  counts[key] = (counts[key] ?? 0) + 1;
 }

@@ -1,6 +1,6 @@
-import { table } from '../histogram.js';
+import { table } from '../lib/histogram.js';
 import type { CommandTally } from './commands.js';
-import type { Ledger } from './fleet.js';
+import type { Ledger } from './ledger.js';
 
 /** One fault the run injected and what the hubs found when they came back. */
 export interface EventReport {
@@ -33,18 +33,8 @@ export interface EventReport {
   commandsUndefined: number;
 }
 
-export interface LedgerReport {
-  sessionsEnded: number;
-  checked: number;
-  lost: number;
-  hubsWithLoss: number;
-  late: number;
-  cursorBehind: number;
-  cursorFramesBehind: number;
-  unreadable: number;
-  backP50Ms: number;
-  backMaxMs: number;
-}
+/** A ledger as reported: the ms back of its hubs as their median and maximum. */
+export type LedgerReport = Omit<Ledger, 'backMs'> & { backP50Ms: number; backMaxMs: number };
 
 export interface RunReport {
   tool: 'chaos';

@@ -1,3 +1,4 @@
+// Over 400 lines: the app-socket message generator and its oracle of §11 are kept side by side, so a new case gets its expected answer.
 import { SignJWT } from 'jose';
 import WebSocket from 'ws';
 import type { ErrorCode } from '../../proto/errors.js';
@@ -8,6 +9,8 @@ import { MpMap, MpRaw, pack, toHex, unpackStrict } from './msgpack.js';
 import type { AuthSpec, InputRecord } from './report.js';
 import { Responder, type ReceivedCommand } from './responder.js';
 import type { Rng } from './rng.js';
+import { upgrade } from './upgrade.js';
+import { Wakeup } from './wakeup.js';
 
 /**
  * The app-socket fuzzer (`/app/v1`, JSON and `?enc=msgpack`): valid and hostile tokens, then one
@@ -51,7 +54,7 @@ const MAX_SUBSCRIPTIONS = 64;
 class AppSocket {
   readonly inbox: unknown[] = [];
   closed: { code: number; reason: string } | null = null;
-  private wake: (() => void) | null = null;
+  private readonly wakeup = new Wakeup();
 
   constructor(
     private readonly ws: WebSocket,
@@ -69,11 +72,11 @@ class AppSocket {
       }
       if (isBinary !== (enc === 'msgpack')) this.onProblem(`a ${isBinary ? 'binary' : 'text'} reply on an ${enc} socket`, bytes.toString('hex').slice(0, 120));
       this.inbox.push(v);
-      this.wake?.();
+      this.wakeup.poke();
     });
     ws.on('close', (code, reason) => {
       this.closed = { code, reason: reason.toString('utf8') };
-      this.wake?.();
+      this.wakeup.poke();
     });
     ws.on('error', () => {});
   }
@@ -86,22 +89,8 @@ class AppSocket {
     if (this.open) this.ws.send(data, { binary: typeof data !== 'string' });
   }
 
-  async until(done: () => boolean, timeoutMs: number): Promise<boolean> {
-    const deadline = Date.now() + timeoutMs;
-    while (!done()) {
-      if (this.closed) return done();
-      const left = deadline - Date.now();
-      if (left <= 0) return false;
-      await new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, left);
-        this.wake = () => {
-          clearTimeout(t);
-          resolve();
-        };
-      });
-      this.wake = null;
-    }
-    return true;
+  until(done: () => boolean, timeoutMs: number): Promise<boolean> {
+    return this.wakeup.until(done, () => this.closed !== null, timeoutMs);
   }
 
   /** the fuzzer closed this socket itself: its close code is not the server's */
@@ -224,7 +213,7 @@ export class AppFuzzer {
     }
     const input: InputRecord = { surface: 'app', klass: `upgrade:${variant}`, at: this.h.rec.now(), enc, auth, query, upgradeOnly: true };
     this.h.sending('app', [input]);
-    const opened = await openApp(`${this.h.target.wsUrl}/app/v1${query ? `?${query}` : ''}`, headers, protocols);
+    const opened = await upgrade(`${this.h.target.wsUrl}/app/v1${query ? `?${query}` : ''}`, { headers, protocols });
     this.h.done('app');
     this.h.rec.sent.appConnects++;
     if (!this.h.target.alive || this.h.restarting) return;
@@ -497,41 +486,4 @@ export class AppFuzzer {
         return invalid;
     }
   }
-}
-
-type Opened = { kind: 'open'; ws: WebSocket } | { kind: 'refused'; status: number; body: string } | { kind: 'failed'; message: string };
-
-function openApp(url: string, headers: Record<string, string>, protocols?: string[]): Promise<Opened> {
-  return new Promise((resolve) => {
-    let settled = false;
-    const done = (r: Opened) => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      resolve(r);
-    };
-    let ws: WebSocket;
-    try {
-      ws = new WebSocket(url, protocols ?? [], { headers, perMessageDeflate: false, handshakeTimeout: 10_000 });
-    } catch (err) {
-      resolve({ kind: 'failed', message: (err as Error).message });
-      return;
-    }
-    const timer = setTimeout(() => {
-      ws.terminate();
-      done({ kind: 'failed', message: 'no upgrade answer within 10 s' });
-    }, 10_000);
-    ws.once('open', () => done({ kind: 'open', ws }));
-    ws.on('unexpected-response', (_req, res) => {
-      const chunks: Buffer[] = [];
-      const finish = () => {
-        done({ kind: 'refused', status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') });
-        ws.terminate();
-      };
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', finish);
-      res.on('error', finish);
-    });
-    ws.on('error', (err) => done({ kind: 'failed', message: err.message }));
-  });
 }

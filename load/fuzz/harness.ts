@@ -1,3 +1,4 @@
+import { AdminClient, request } from '../wire/admin.js';
 import type { InputRecord, Recorder } from './report.js';
 import type { Target } from './target.js';
 
@@ -21,6 +22,8 @@ export class Harness {
   phase = 'setup';
   /** hub id → the sender that drives it, so a failure the node logs for a hub names its inputs */
   readonly owners = new Map<string, string>();
+  /** the node's admin API with its admin token (a restarted node keeps its URL and token) */
+  readonly admin: AdminClient;
 
   constructor(
     readonly target: Target,
@@ -29,7 +32,9 @@ export class Harness {
     readonly runId: string,
     /** ms since the epoch after which every loop ends */
     readonly deadline: number,
-  ) {}
+  ) {
+    this.admin = new AdminClient(target.httpUrl, target.adminToken);
+  }
 
   /** True when the run may go on; waits out a restart in progress. */
   async ready(): Promise<boolean> {
@@ -59,42 +64,24 @@ export class Harness {
 
   /** A JSON request to the node's API; never throws (status 0 when there was no answer). */
   async api(method: string, path: string, opts: { token?: string; body?: unknown; timeoutMs?: number } = {}): Promise<{ status: number; text: string; json: unknown }> {
-    const headers: Record<string, string> = {};
-    if (opts.token !== undefined) headers.authorization = `Bearer ${opts.token}`;
-    if (opts.body !== undefined) headers['content-type'] = 'application/json';
     try {
-      const res = await fetch(`${this.target.httpUrl}${path}`, {
-        method,
-        headers,
-        body: opts.body === undefined ? undefined : JSON.stringify(opts.body),
-        signal: AbortSignal.timeout(opts.timeoutMs ?? 10_000),
-      });
-      const text = await res.text();
-      let json: unknown = null;
-      try {
-        json = JSON.parse(text);
-      } catch {
-        json = null;
-      }
-      return { status: res.status, text, json };
+      const res = await request(this.target.httpUrl, method, path, opts.token ?? null, opts.body, opts.timeoutMs ?? 10_000);
+      return { status: res.status, text: res.text, json: typeof res.body === 'string' ? null : res.body };
     } catch (err) {
       return { status: 0, text: (err as Error).message, json: null };
     }
   }
 
+
   /** Provisions a hub with the admin token; its secret. Throws when the node refuses. */
   async provision(hubId: string, homeId: string): Promise<string> {
-    const res = await this.api('POST', '/v1/admin/hubs', { token: this.target.adminToken, body: { hubId, homeId } });
-    const secret = (res.json as { secret?: unknown } | null)?.secret;
-    if (res.status !== 201 || typeof secret !== 'string') throw new Error(`provisioning ${hubId} failed: ${res.status} ${res.text.slice(0, 200)}`);
-    return secret;
+    const done = await this.admin.provisionHub(hubId, homeId);
+    if (!('secret' in done)) throw new Error(`provisioning ${hubId} failed: it exists already`);
+    return done.secret;
   }
 
   /** A user JWT for `homes`, minted by the node's admin API. */
-  async userToken(homes: string[]): Promise<string> {
-    const res = await this.api('POST', '/v1/admin/tokens', { token: this.target.adminToken, body: { sub: `fuzz-${this.runId}`, homes, ttlS: 86_400 } });
-    const token = (res.json as { token?: unknown } | null)?.token;
-    if (res.status !== 201 || typeof token !== 'string') throw new Error(`minting a user token failed: ${res.status} ${res.text.slice(0, 200)}`);
-    return token;
+  userToken(homes: string[]): Promise<string> {
+    return this.admin.appToken(`fuzz-${this.runId}`, homes);
   }
 }

@@ -1,3 +1,4 @@
+// Over 400 lines: the request builder and the oracle of the API's rules are kept side by side, so a new case gets its expected answer.
 import { request } from 'node:http';
 import { SignJWT } from 'jose';
 import { checkErrorBody, errorCodeOf, sameData, utf8Normalized } from './checks.js';

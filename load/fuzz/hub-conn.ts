@@ -1,12 +1,14 @@
 import WebSocket from 'ws';
-import { hubAuthHeaderMap, hubCredentials } from '../../src/auth/hub-signature.js';
+import { hubEndpoint, signedHeaders } from '../wire/handshake.js';
 import { unpackStrict } from './msgpack.js';
+import { upgrade } from './upgrade.js';
+import { Wakeup } from './wakeup.js';
 
 /**
- * One raw hub socket for the fuzzer: the signed upgrade (or a hostile one), then bytes out as
- * given and every server frame in, decoded by the fuzzer's own strict reader. Unlike HubClient it
- * keeps no protocol state of its own: the fuzzer decides what is sent, the connection only
- * collects what comes back.
+ * One raw hub socket for the fuzzer: the signed upgrade of load/wire (or a hostile one), then
+ * bytes out as given and every server frame in, decoded by the fuzzer's own strict reader. Unlike
+ * HubClient it keeps no protocol state of its own: the fuzzer decides what is sent, the connection
+ * only collects what comes back, and a refused upgrade is a result with its body as sent.
  */
 
 export type ServerFrame = Record<string, unknown> & { t: number };
@@ -46,7 +48,7 @@ export class HubConn {
   terminated = false;
   /** called for each message as it arrives (the invariant checks) */
   onMessage: ((m: Inbound) => void) | null = null;
-  private wake: (() => void) | null = null;
+  private readonly wakeup = new Wakeup();
 
   private constructor(private readonly ws: WebSocket) {
     ws.on('message', (data, isBinary) => {
@@ -65,11 +67,11 @@ export class HubConn {
       }
       this.inbox.push(m);
       this.onMessage?.(m);
-      this.poke();
+      this.wakeup.poke();
     });
     ws.on('close', (code, reason) => {
       this.closed = { code, reason: reason.toString('utf8') };
-      this.poke();
+      this.wakeup.poke();
     });
     ws.on('error', () => {
       // a close event follows
@@ -77,49 +79,17 @@ export class HubConn {
   }
 
   /** Opens a socket; the upgrade's refusal (status and body) is a result, not an error. */
-  static open(opts: HubConnOptions): Promise<OpenResult> {
-    const signed = opts.unsigned ? {} : hubAuthHeaderMap(hubCredentials(opts.hubId, opts.secret));
+  static async open(opts: HubConnOptions): Promise<OpenResult> {
+    const signed = opts.unsigned ? {} : signedHeaders(opts.hubId, opts.secret);
     const headers: Record<string, string> = { ...signed };
     for (const [k, v] of Object.entries(opts.headers ?? {})) {
       if (v === null) delete headers[k];
       else headers[k] = v;
     }
-    const url = `${opts.url.replace(/\/+$/, '')}/hub/v1${opts.query !== undefined ? `?${opts.query}` : ''}`;
-    const timeoutMs = opts.timeoutMs ?? 10_000;
-    return new Promise<OpenResult>((resolve) => {
-      let settled = false;
-      const done = (r: OpenResult) => {
-        if (settled) return;
-        settled = true;
-        clearTimeout(timer);
-        resolve(r);
-      };
-      let ws: WebSocket;
-      try {
-        ws = new WebSocket(url, { headers, perMessageDeflate: false, handshakeTimeout: timeoutMs, maxPayload: 64 * 1024 * 1024 });
-      } catch (err) {
-        done({ kind: 'failed', message: (err as Error).message });
-        return;
-      }
-      const timer = setTimeout(() => {
-        ws.terminate();
-        done({ kind: 'failed', message: `no upgrade answer within ${timeoutMs} ms` });
-      }, timeoutMs);
-      const conn = new HubConn(ws);
-      ws.once('open', () => done({ kind: 'open', conn }));
-      ws.on('unexpected-response', (_req, res) => {
-        const chunks: Buffer[] = [];
-        const finish = () => {
-          done({ kind: 'refused', status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') });
-          ws.terminate();
-        };
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', finish);
-        res.on('error', finish);
-      });
-      ws.once('error', (err) => done({ kind: 'failed', message: err.message }));
-      ws.once('close', (code) => done({ kind: 'failed', message: `closed during the upgrade (${code})` }));
-    });
+    const url = `${hubEndpoint(opts.url)}${opts.query !== undefined ? `?${opts.query}` : ''}`;
+    let conn: HubConn | null = null;
+    const opened = await upgrade(url, { headers, timeoutMs: opts.timeoutMs, maxPayload: 64 * 1024 * 1024, onSocket: (ws) => (conn = new HubConn(ws)) });
+    return opened.kind === 'open' ? { kind: 'open', conn: conn! } : opened;
   }
 
   get open(): boolean {
@@ -134,22 +104,8 @@ export class HubConn {
   }
 
   /** Resolves true once `done()` holds (checked after every message and at the close), false after `timeoutMs`. */
-  async until(done: () => boolean, timeoutMs: number): Promise<boolean> {
-    const deadline = Date.now() + timeoutMs;
-    while (!done()) {
-      if (this.closed) return done();
-      const left = deadline - Date.now();
-      if (left <= 0) return false;
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, left);
-        this.wake = () => {
-          clearTimeout(timer);
-          resolve();
-        };
-      });
-      this.wake = null;
-    }
-    return true;
+  until(done: () => boolean, timeoutMs: number): Promise<boolean> {
+    return this.wakeup.until(done, () => this.closed !== null, timeoutMs);
   }
 
   /** Drops the TCP connection without a closing handshake (the close then reads 1006). */
@@ -163,9 +119,5 @@ export class HubConn {
     if (this.open) this.ws.close(code);
     await this.until(() => this.closed !== null, 2_000);
     if (!this.closed) this.terminate();
-  }
-
-  private poke(): void {
-    this.wake?.();
   }
 }

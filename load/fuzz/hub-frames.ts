@@ -1,3 +1,4 @@
+// Over 400 lines: one generator whose frame kinds share its rng, its vectors and the expected-answer rules they must agree on.
 import { readdirSync, readFileSync } from 'node:fs';
 import type { ErrorCode } from '../../proto/errors.js';
 import { HOSTILE_STRINGS, PROTOTYPE_NAMES, isAttrName, isProtocolId, isStr } from './hostile.js';

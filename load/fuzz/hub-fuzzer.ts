@@ -1,6 +1,8 @@
+// Over 400 lines: the window protocol of a fuzzed hub (send, barrier, attribute and check each answer) reads best in one place.
 import { ErrorCodes } from '../../proto/errors.js';
 import { randomBytes } from 'node:crypto';
-import { hubAuthHeaderMap, hubCredentials, signHub } from '../../src/auth/hub-signature.js';
+import { signHub } from '../../src/index.js';
+import { signedHeaders } from '../wire/handshake.js';
 import { CLOSE_CODES, checkErrorBody, checkServerFrame, errorCodeOf } from './checks.js';
 import type { Harness } from './harness.js';
 import { HOSTILE_STRINGS, encodeSegment, isProtocolId } from './hostile.js';
@@ -242,11 +244,11 @@ class Slot {
     const boot = `fz${this.index}b${++this.boots}`;
     let opened;
     if (variant === 'query') {
-      const headers = hubAuthHeaderMap(hubCredentials(this.hubId, this.secret));
+      const headers = signedHeaders(this.hubId, this.secret);
       const query = new URLSearchParams({ hub: headers['x-hub-id']!, ts: headers['x-hub-ts']!, nonce: headers['x-hub-nonce']!, signature: headers['x-hub-signature']! }).toString();
       opened = await HubConn.open({ url: this.h.target.wsUrl, hubId: this.hubId, secret: this.secret, unsigned: true, query });
     } else {
-      const headers = hubAuthHeaderMap(hubCredentials(this.hubId, this.secret));
+      const headers = signedHeaders(this.hubId, this.secret);
       this.lastSignedHeaders = headers;
       opened = await HubConn.open({ url: this.h.target.wsUrl, hubId: this.hubId, secret: this.secret, unsigned: true, headers });
     }

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { request } from 'node:http';
 import WebSocket from 'ws';
+import { AdminClient } from '../wire/admin.js';
 import { HubConn } from './hub-conn.js';
 import { BARRIER } from './hub-frames.js';
 import { MpMap, fromHex, pack, unpackStrict } from './msgpack.js';
@@ -31,19 +32,15 @@ async function replayInputs(inputs: InputRecord[], targetOpts: TargetOptions, pr
   killOnExit(target);
   print(`node: ${target.httpUrl}${target.pid !== undefined ? ` (pid ${target.pid})` : ''}`);
   const hubs = new Map<number, { id: string; secret: string; conn: HubConn | null }>();
-  const admin = target.adminToken;
-  const api = async (method: string, path: string, body?: unknown) => {
-    const res = await fetch(`${target.httpUrl}${path}`, { method, headers: { authorization: `Bearer ${admin}`, 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body) });
-    return { status: res.status, json: (await res.json().catch(() => null)) as Record<string, unknown> | null };
-  };
+  const admin = new AdminClient(target.httpUrl, target.adminToken);
   const home = 'fz-replay-home';
-  const userToken = (await api('POST', '/v1/admin/tokens', { sub: 'replay', homes: [home] })).json?.token as string;
+  const userToken = await admin.appToken('replay', [home]);
   let crashed = false;
   for (let i = 0; i < inputs.length && !crashed; i++) {
     const input = inputs[i]!;
     let outcome: string;
     try {
-      if (input.surface === 'hub') outcome = await replayHub(input, hubs, target, api, home);
+      if (input.surface === 'hub') outcome = await replayHub(input, hubs, target, admin, home);
       else if (input.surface === 'app') outcome = await replayApp(input, target, userToken);
       else outcome = await replayHttp(input, target, userToken);
     } catch (err) {
@@ -66,14 +63,14 @@ async function replayHub(
   input: Extract<InputRecord, { surface: 'hub' }>,
   hubs: Map<number, { id: string; secret: string; conn: HubConn | null }>,
   target: Target,
-  api: (method: string, path: string, body?: unknown) => Promise<{ status: number; json: Record<string, unknown> | null }>,
+  admin: AdminClient,
   home: string,
 ): Promise<string> {
   let hub = hubs.get(input.hub);
   if (!hub) {
     const id = `fz-replay-${input.hub}`;
-    const res = await api('POST', '/v1/admin/hubs', { hubId: id, homeId: home });
-    hub = { id, secret: String(res.json?.secret), conn: null };
+    const done = await admin.provisionHub(id, home);
+    hub = { id, secret: 'secret' in done ? done.secret : '(exists already: unknown)', conn: null };
     hubs.set(input.hub, hub);
   }
   if (input.stage === 'upgrade') {

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { HubClient } from '../hub-client.js';
+import { HubClient } from '../wire/hub-client.js';
 import { AppFuzzer } from './app-fuzzer.js';
 import { Harness } from './harness.js';
 import { HttpFuzzer } from './http-fuzzer.js';

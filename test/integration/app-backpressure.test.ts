@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { connect, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import { HubClient } from '../../load/hub-client.js';
+import { HubClient } from '../../load/wire/hub-client.js';
 import { api, startServerProcess, type ServerProcess } from '../helpers/server-process.js';
 
 /** A client's text frame: masked, as RFC 6455 requires of clients. */

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import { HubClient, HubClientError } from '../../load/hub-client.js';
+import { HubClient, HubClientError } from '../../load/wire/hub-client.js';
 import { freePort, startNats, startRedis, uniquePrefix, type Backend } from '../../load/harness/index.js';
 import { api, startServerProcess, type ServerProcess } from '../helpers/server-process.js';
 

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { SignJWT } from 'jose';
 import { FrameType, type ServerToHubFrame } from '../../proto/frames.js';
-import { HubClient } from '../../load/hub-client.js';
+import { HubClient } from '../../load/wire/hub-client.js';
 import { encode } from '../../src/protocol/codec.js';
 import { AppSocket } from '../helpers/app-socket.js';
 import { api, startServerProcess, type ServerProcess } from '../helpers/server-process.js';

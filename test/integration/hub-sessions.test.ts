@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { SignJWT } from 'jose';
-import { HubClient } from '../../load/hub-client.js';
+import { HubClient } from '../../load/wire/hub-client.js';
 import { hubAuthHeaderMap, hubCredentials } from '../../src/auth/hub-signature.js';
 import { AppSocket } from '../helpers/app-socket.js';
 import { api, startServerProcess, type ServerProcess } from '../helpers/server-process.js';

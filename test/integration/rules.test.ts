@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { CommandFrame, ServerToHubFrame } from '../../proto/frames.js';
-import { HubClient } from '../../load/hub-client.js';
+import { HubClient } from '../../load/wire/hub-client.js';
 import { api, startServerProcess, type ServerProcess } from '../helpers/server-process.js';
 
 const isCommand = (f: ServerToHubFrame): f is CommandFrame => f.t === 7;

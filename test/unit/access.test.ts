@@ -3,7 +3,7 @@
  * hubs of its homes only, on every hub route; a disabled hub is refused at the handshake.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { HubClient } from '../../load/hub-client.js';
+import { HubClient } from '../../load/wire/hub-client.js';
 import type { HubRecord } from '../../src/ports/hub-registry/hub-registry.js';
 import { loadConfig } from '../../src/config/config.js';
 import { createLogger } from '../../src/log/logger.js';

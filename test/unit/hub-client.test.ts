@@ -4,16 +4,21 @@ import { join } from 'node:path';
 import { once } from 'node:events';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { CommandFrame, ErrorFrame, ServerToHubFrame } from '../../proto/frames.js';
-import { HubClient, HubClientError } from '../../load/hub-client.js';
-import { runSimulator, type Simulator } from '../../load/simulator.js';
+import { HubClient, HubClientError } from '../../load/wire/hub-client.js';
+import { runSimulator, type Simulator } from '../../load/sim/simulator.js';
 import { loadConfig } from '../../src/config/config.js';
 import { createLogger } from '../../src/log/logger.js';
 import { startServer, type RunningServer } from '../../src/compose/server.js';
+import { memoryPorts } from '../../src/compose/memory-ports.js';
+import type { Ports } from '../../src/ports/ports.js';
 import { rulesWarmedUp } from '../helpers/server-process.js';
 
 const ADMIN = 'test-admin-token-0123456789';
 
 let server: RunningServer;
+/** a second node sharing the first one's hub registry (and nonces): one cluster's registry */
+let sibling: RunningServer;
+let siblingUrl: string;
 let http: string;
 let wsUrl: string;
 let dir: string;
@@ -29,7 +34,11 @@ beforeAll(async () => {
     JWT_SECRET: 'test-jwt-secret-0123456789abcdef',
     LOG_LEVEL: 'silent',
   });
-  server = await startServer(config, createLogger('silent'));
+  const log = createLogger('silent');
+  let first: Ports | null = null;
+  server = await startServer(config, log, async (timers) => (first = memoryPorts(config, timers, log)));
+  sibling = await startServer(config, log, async (timers) => ({ ...memoryPorts(config, timers, log), registry: first!.registry, nonces: first!.nonces }));
+  siblingUrl = `ws://127.0.0.1:${sibling.port}`;
   http = `http://127.0.0.1:${server.port}`;
   wsUrl = `ws://127.0.0.1:${server.port}`;
   dir = mkdtempSync(join(tmpdir(), 'hub-client-test-'));
@@ -37,6 +46,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
+  await sibling?.close();
   await server?.close();
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
@@ -157,9 +167,9 @@ describe('HubClient against an in-process server', () => {
     expect(c.connected).toBe(false);
   });
 
-  it('rejects connect when nothing listens', async () => {
+  it('rejects connect when nothing listens, with the socket error as the code', async () => {
     const c = client({ hubId: 'hc-x', secret: 's' }, { url: 'ws://127.0.0.1:1' });
-    await expect(c.connect()).rejects.toMatchObject({ code: 'connect_failed' });
+    await expect(c.connect()).rejects.toMatchObject({ code: 'ECONNREFUSED' });
   });
 
   it('resumes the sequence of a boot on a new connection (the welcome says where)', async () => {
@@ -198,13 +208,13 @@ describe('HubClient against an in-process server', () => {
   it('fails over to the URL given to connect(), keeping its boot and unacknowledged frames', async () => {
     const hub = await provision();
     const c = client(hub, { url: 'ws://127.0.0.1:1', boot: 'boot-f' });
-    await expect(c.connect()).rejects.toMatchObject({ code: 'connect_failed' });
+    await expect(c.connect()).rejects.toMatchObject({ code: 'ECONNREFUSED' });
     expect((await c.connect(wsUrl)).s).toBe(0);
     await c.report({ d1: { n: 1 } });
     const pending = c.report({ d1: { n: 2 } });
     await c.terminate();
     await expect(pending).rejects.toMatchObject({ code: 'closed' });
-    await expect(c.connect('ws://127.0.0.1:1')).rejects.toMatchObject({ code: 'connect_failed' });
+    await expect(c.connect('ws://127.0.0.1:1')).rejects.toMatchObject({ code: 'ECONNREFUSED' });
     // same boot: the welcome resumes the numbering; seq 2 is resent unless the server had it
     expect((await c.connect(`${wsUrl}/hub/v1`)).s).toBeGreaterThanOrEqual(1);
     await expect(c.report({ d1: { n: 3 } })).resolves.toBe(3);
@@ -328,7 +338,6 @@ describe('simulator core in-process', () => {
     prefix,
     secretsFile,
     reportEverySec: 0.2,
-    statusEverySec: 0,
     out: (line: string) => lines.push(line),
   });
 
@@ -344,8 +353,8 @@ describe('simulator core in-process', () => {
     sim = await runSimulator(options(prefix, secretsFile, lines));
     expect(sim.stats()).toMatchObject({ total: 2, connected: 2, failed: 0 });
     expect(lines[0]).toContain('provisioned 2/2 hubs');
-    const saved = JSON.parse(readFileSync(secretsFile, 'utf8')) as { servers: Record<string, Record<string, string>> };
-    expect(Object.keys(saved.servers[http] ?? {}).sort()).toEqual([`${prefix}-0`, `${prefix}-1`]);
+    const saved = JSON.parse(readFileSync(secretsFile, 'utf8')) as { registries: Record<string, Record<string, string>> };
+    expect(Object.keys(saved.registries[sim.registry] ?? {}).sort()).toEqual([`${prefix}-0`, `${prefix}-1`]);
     expect((await api('GET', `/v1/hubs/${prefix}-1`)).body).toMatchObject({ homeId: 'home-0', online: true });
 
     const path = `/v1/hubs/${prefix}-1/devices/dev-4/commands`; // dev-4 is a plug
@@ -353,7 +362,7 @@ describe('simulator core in-process', () => {
     expect(on.status).toBe(200);
     expect(on.body.result).toMatchObject({ on: true, power: expect.any(Number) });
     const off = await api('POST', path, { method: 'toggle' });
-    expect(off.body).toEqual({ ok: true, result: { on: false, power: 0 } });
+    expect(off.body).toEqual({ ok: true, result: { on: false, power: 0, energy: expect.any(Number) } });
     expect((await api('POST', path, { method: 'dance' })).body).toMatchObject({ code: 'command_failed' });
     expect((await api('POST', path, { set: { position: 5 } })).body).toMatchObject({ code: 'command_failed' });
     expect((await api('POST', `/v1/hubs/${prefix}-1/devices/dev-99/commands`, { set: { on: true } })).body).toMatchObject({ code: 'unknown_device' });
@@ -362,7 +371,7 @@ describe('simulator core in-process', () => {
 
     // desired state while online arrives as a set command; the simulator applies and reports it
     await api('PUT', `/v1/hubs/${prefix}-0/devices/dev-5/desired`, { desired: { position: 40 } });
-    await vi.waitFor(async () => expect((await shadowOf(`${prefix}-0`))['dev-5']?.reported).toEqual({ position: 40 }));
+    await vi.waitFor(async () => expect((await shadowOf(`${prefix}-0`))['dev-5']?.reported).toEqual({ position: 40, moving: false }));
 
     // drifting sensors keep reporting
     const acked = sim.stats().reportsAcked;
@@ -392,14 +401,35 @@ describe('simulator core in-process', () => {
     expect(other.filter((l) => l.includes('its secret is not in'))).toHaveLength(2);
   });
 
+  it('finds the saved secrets when run against another node of the same registry', async () => {
+    const { prefix, secretsFile } = fresh();
+    sim = await runSimulator(options(prefix, secretsFile, []));
+    expect(sim.stats()).toMatchObject({ total: 2, connected: 2 });
+    await sim.stop();
+
+    // another node, another URL: the registry (named from the shared admin token) is the same
+    const lines: string[] = [];
+    sim = await runSimulator({ ...options(prefix, secretsFile, lines), url: siblingUrl });
+    expect(lines[0]).toContain('(0 new, 2 with saved secrets, 0 skipped)');
+    expect(sim.stats()).toMatchObject({ total: 2, connected: 2 });
+    await vi.waitFor(() => expect(sibling.sessions.has(`${prefix}-0`) && sibling.sessions.has(`${prefix}-1`)).toBe(true));
+    await sim.stop();
+
+    // a registry given by name is another registry: its secrets are not these
+    const other: string[] = [];
+    sim = await runSimulator({ ...options(prefix, secretsFile, other), url: siblingUrl, registry: 'elsewhere' });
+    expect(sim.stats().total).toBe(0);
+    expect(other.filter((l) => l.includes('already provisioned in registry elsewhere'))).toHaveLength(2);
+  });
+
   it('reconnects with backoff after being taken over, keeping its boot', async () => {
     const { prefix, secretsFile } = fresh();
     sim = await runSimulator(options(prefix, secretsFile, []));
     const hubId = `${prefix}-0`;
     const simClient = sim.client(hubId)!;
     const ackedBefore = simClient.acked;
-    const saved = JSON.parse(readFileSync(secretsFile, 'utf8')) as { servers: Record<string, Record<string, string>> };
-    const intruder = client({ hubId, secret: saved.servers[http]![hubId]! });
+    const saved = JSON.parse(readFileSync(secretsFile, 'utf8')) as { registries: Record<string, Record<string, string>> };
+    const intruder = client({ hubId, secret: saved.registries[sim.registry]![hubId]! });
 
     const offline = once(sim, 'offline');
     const online = once(sim, 'online');

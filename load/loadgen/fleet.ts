@@ -1,9 +1,9 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { addCounters, emptyCounters, type AppSpec, type Counters, type FromWorker, type HubSpec, type Snapshot, type ToWorker, type WorkerConfig } from './fleet-protocol.js';
-import { decodeHistogram, newHistogram, type Histogram } from './histogram.js';
+import { addCounters, emptyCounters, type AppSpec, type Counters, type FromWorker, type HubSpec, type Snapshot, type ToWorker, type WorkerConfig } from './ipc.js';
+import { decodeHistogram, newHistogram, type Histogram } from '../lib/histogram.js';
 
-const WORKER = fileURLToPath(new URL('./worker.ts', import.meta.url));
+const WORKER = fileURLToPath(new URL('./worker-process.ts', import.meta.url));
 
 /** Sockets one worker may hold: the per-process file limit here is 20,000. */
 export const MAX_SOCKETS_PER_WORKER = 19_000;

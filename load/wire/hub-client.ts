@@ -1,27 +1,21 @@
 import { EventEmitter } from 'node:events';
 import { randomBytes } from 'node:crypto';
 import WebSocket from 'ws';
-import {
-  FrameType,
-  PROTOCOL_VERSION,
-  type Attrs,
-  type ByeFrame,
-  type CommandFrame,
-  type DeviceInfo,
-  type ErrorFrame,
-  type ReconnectFrame,
-  type ServerToHubFrame,
-  type WelcomeFrame,
-} from '../proto/frames.js';
-import { decodeServerFrame, encode } from '../src/protocol/codec.js';
-import { hubAuthHeaderMap, hubCredentials } from '../src/auth/hub-signature.js';
+import { FrameType, type Attrs, type ByeFrame, type CommandFrame, type DeviceInfo, type ErrorFrame, type ReconnectFrame, type ServerToHubFrame, type WelcomeFrame } from '../../src/index.js';
+import { mergeAttrs } from './devices.js';
+import { decodeServer, encodeFrame, frames, type CommandOutcome } from './frames.js';
+import { HubClientError, dial, hubEndpoint, signedHeaders } from './handshake.js';
+import { Outbox } from './outbox.js';
+import { FrameWaiters } from './waiters.js';
+
+export { HubClientError, type CommandOutcome };
 
 /**
- * A hub over `ws`, for the simulator, the integration tests and the load tool: the signed
- * upgrade, hello → welcome, sequence numbers with cumulative acks and resend of unacknowledged
- * frames, command execution, heartbeats. It never writes to the console: everything is an event
- * or a promise. One instance is one hub with one boot id; `connect()` again after a close resumes
- * that boot (the welcome's `s` says what the server already has).
+ * The full hub over `ws`, for the simulator, the chaos tool, the fuzzer's final check and the
+ * tests: the signed upgrade, hello → welcome, sequence numbers with cumulative acks and resend of
+ * unacknowledged frames, command execution, heartbeats. It never writes to the console: everything
+ * is an event or a promise. One instance is one hub with one boot id; `connect()` again after a
+ * close resumes that boot (the welcome's `s` says what the server already has).
  */
 
 export interface HubClientOptions {
@@ -35,8 +29,6 @@ export interface HubClientOptions {
   fw?: string;
   /** extra upgrade headers, applied after (and so able to override) the signed ones */
   headers?: Record<string, string>;
-  /** source address of the TCP connection (the load tool spreads over 127.0.0.0/8) */
-  localAddress?: string;
   /** @default 10_000 (ms): upgrade plus welcome must finish within this */
   connectTimeoutMs?: number;
   /** @default true: send heartbeats at the welcome's `hb` interval (one timer per client) */
@@ -45,37 +37,11 @@ export interface HubClientOptions {
   autoResend?: boolean;
 }
 
-/** What a command handler answers; thrown errors become `{ ok: false, e: 'command_failed' }`. */
-export type CommandOutcome = { ok: true; r?: unknown } | { ok: false; e: string; msg?: string };
 export type CommandHandler = (cmd: CommandFrame) => CommandOutcome | Promise<CommandOutcome>;
 
 export interface CloseInfo {
   code: number;
   reason: string;
-}
-
-/**
- * A failure seen by the client. `code` is the protocol's string code when the server gave one
- * (from the refused upgrade's JSON body or an error/bye frame), otherwise one of `closed`,
- * `not_connected`, `timeout`, `connect_failed`, `upgrade_refused`.
- */
-export class HubClientError extends Error {
-  override name = 'HubClientError';
-  readonly code: string;
-  /** HTTP status of a refused upgrade */
-  readonly status: number | undefined;
-  /** WebSocket close code, when the socket closed */
-  readonly closeCode: number | undefined;
-  /** the server's `tmp` flag of an error frame */
-  readonly temporary: boolean | undefined;
-
-  constructor(code: string, message: string, extra: { status?: number; closeCode?: number; temporary?: boolean; cause?: unknown } = {}) {
-    super(message, extra.cause === undefined ? undefined : { cause: extra.cause });
-    this.code = code;
-    this.status = extra.status;
-    this.closeCode = extra.closeCode;
-    this.temporary = extra.temporary;
-  }
 }
 
 export type HubClientEvents = {
@@ -94,46 +60,13 @@ export type HubClientEvents = {
   close: [CloseInfo];
 };
 
-/** A sequenced frame (report, event, devices) until the server acknowledges it. */
-interface Outgoing {
-  seq: number;
-  bytes: Buffer;
-  settled: boolean;
-  resolve: (seq: number) => void;
-  reject: (err: Error) => void;
-}
-
-interface Waiter {
-  match: (f: ServerToHubFrame) => boolean;
-  resolve: (f: ServerToHubFrame) => void;
-  reject: (err: Error) => void;
-  timer: NodeJS.Timeout;
-}
-
 interface Connecting {
   resolve: (w: WelcomeFrame) => void;
   reject: (err: Error) => void;
-  timer: NodeJS.Timeout;
+  settle: () => void;
 }
 
 const noop = () => {};
-
-/** `patch` over `base`; nil removes the attribute (as on the server). */
-function merged(base: Attrs | undefined, patch: Attrs): Attrs {
-  const out: Attrs = { ...base };
-  for (const k in patch) {
-    const v = patch[k]!;
-    if (v === null) delete out[k];
-    else out[k] = v;
-  }
-  return out;
-}
-
-/** `ws://host:port` with `/hub/v1` appended unless it is there already. */
-function hubEndpoint(url: string): string {
-  const base = url.replace(/\/+$/, '');
-  return base.endsWith('/hub/v1') ? base : `${base}/hub/v1`;
-}
 
 /** Marks a promise as handled so a caller may ignore it, while still returning it to be awaited. */
 function quiet<T>(p: Promise<T>): Promise<T> {
@@ -157,13 +90,9 @@ export class HubClient extends EventEmitter<HubClientEvents> {
   /** increases per socket, so a late command answer never goes to a newer session */
   private generation = 0;
   private connecting: Connecting | null = null;
-  private lastSeq = 0;
-  private ackedSeq = 0;
-  private readonly unacked: Outgoing[] = [];
-  /** the sequence a `sequence_gap` resend started from, until an ack moves past it */
-  private gapResentFrom = 0;
+  private readonly outbox = new Outbox();
   private heartbeatTimer: NodeJS.Timeout | null = null;
-  private readonly waiters = new Set<Waiter>();
+  private readonly waiters = new FrameWaiters();
   private lastServerCode: string | null = null;
   private closedPromise: Promise<CloseInfo> = Promise.resolve({ code: 0, reason: 'not connected yet' });
   private resolveClosed: (info: CloseInfo) => void = noop;
@@ -188,86 +117,44 @@ export class HubClient extends EventEmitter<HubClientEvents> {
     return this.closedPromise;
   }
 
-  /** The last sequence number assigned; the next frame gets `lastSeq + 1`. */
+  /** The last sequence number assigned; the next frame gets `seq + 1`. */
   get seq(): number {
-    return this.lastSeq;
+    return this.outbox.seq;
   }
 
   /** The highest sequence number the server acknowledged in this boot. */
   get acked(): number {
-    return this.ackedSeq;
+    return this.outbox.acked;
   }
 
   /** Sequenced frames sent (or refused) but not acknowledged yet. */
   get unackedCount(): number {
-    return this.unacked.length;
+    return this.outbox.size;
   }
 
   /**
    * Opens the socket with fresh signed headers, sends hello and resolves with the welcome.
    * `url`: connect to this node from now on (a hub failing over keeps its boot id and its
-   * unacknowledged frames). Rejects with a HubClientError: `status` and the body's `code` when the
-   * upgrade is refused; the server's code (bye or error frame) or `closed` when the socket closes
-   * before the welcome.
+   * unacknowledged frames). Rejects with a HubClientError (codes in handshake.ts).
    */
   connect(url?: string): Promise<WelcomeFrame> {
     if (this.ws) return quiet(Promise.reject(new HubClientError('already_connected', `hub ${this.hubId}: a socket is already open or opening`)));
     if (url !== undefined) this.endpoint = hubEndpoint(url);
-    const headers = { ...hubAuthHeaderMap(hubCredentials(this.hubId, this.secret)), ...this.opts.headers };
+    const headers = { ...signedHeaders(this.hubId, this.secret), ...this.opts.headers };
     const timeoutMs = this.opts.connectTimeoutMs ?? 10_000;
-    let ws: WebSocket;
-    try {
-      ws = new WebSocket(this.endpoint, {
-        headers,
-        perMessageDeflate: false,
-        handshakeTimeout: timeoutMs,
-        ...(this.opts.localAddress !== undefined ? { localAddress: this.opts.localAddress } : {}),
-      });
-    } catch (err) {
-      // a URL ws cannot use
-      return quiet(Promise.reject(new HubClientError('connect_failed', `hub ${this.hubId}: ${(err as Error).message}`, { cause: err })));
-    }
+    const attempt = dial({ url: this.endpoint, hubId: this.hubId, headers, timeoutMs }, (err) => this.failConnect(err));
+    if (attempt instanceof HubClientError) return quiet(Promise.reject(attempt));
+    const { ws } = attempt;
     this.ws = ws;
     const generation = ++this.generation;
     this.lastServerCode = null;
     this.closedPromise = new Promise((resolve) => {
       this.resolveClosed = resolve;
     });
-
     const welcome = new Promise<WelcomeFrame>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.failConnect(new HubClientError('timeout', `hub ${this.hubId}: no welcome within ${timeoutMs} ms`));
-        ws.terminate();
-      }, timeoutMs);
-      timer.unref();
-      this.connecting = { resolve, reject, timer };
+      this.connecting = { resolve, reject, settle: attempt.settle };
     });
-
-    ws.on('unexpected-response', (_req, res) => {
-      const chunks: Buffer[] = [];
-      const refused = () => {
-        const body = Buffer.concat(chunks).toString('utf8');
-        let code = 'upgrade_refused';
-        let message = body;
-        try {
-          const parsed = JSON.parse(body) as { code?: unknown; message?: unknown };
-          if (typeof parsed.code === 'string') code = parsed.code;
-          if (typeof parsed.message === 'string') message = parsed.message;
-        } catch {
-          // not JSON: keep the raw body as the message
-        }
-        this.failConnect(new HubClientError(code, `hub ${this.hubId}: upgrade refused with ${res.statusCode}: ${message}`, { status: res.statusCode }));
-        ws.terminate();
-      };
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', refused);
-      res.on('error', refused);
-    });
-    ws.on('open', () => {
-      const hello: Record<string, unknown> = { t: FrameType.hello, v: PROTOCOL_VERSION, b: this.boot };
-      if (this.opts.fw !== undefined) hello.fw = this.opts.fw;
-      ws.send(encode(hello));
-    });
+    ws.on('open', () => ws.send(encodeFrame(frames.hello(this.boot, this.opts.fw))));
     ws.on('message', (data, isBinary) => {
       if (generation !== this.generation) return;
       const bytes = Buffer.isBuffer(data) ? data : Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data);
@@ -277,16 +164,12 @@ export class HubClient extends EventEmitter<HubClientEvents> {
       }
       let frame: ServerToHubFrame;
       try {
-        frame = decodeServerFrame(bytes);
+        frame = decodeServer(bytes);
       } catch (err) {
         this.emit('invalidFrame', err as Error, bytes);
         return;
       }
       this.onFrame(frame);
-    });
-    ws.on('error', (err) => {
-      // a close always follows; before the welcome this is the reason connect() gives
-      this.failConnect(new HubClientError('connect_failed', `hub ${this.hubId}: ${err.message}`, { cause: err }));
     });
     ws.on('close', (code, reason) => this.onClose(ws, code, reason.toString('utf8')));
     return quiet(welcome);
@@ -295,29 +178,23 @@ export class HubClient extends EventEmitter<HubClientEvents> {
   /** Sends a report; resolves with its sequence number once acknowledged. Merges `r` into `state`. */
   report(r: Record<string, Attrs>, ts?: number): Promise<number> {
     if (!this.connected) return this.notConnected();
-    for (const d in r) this.state.set(d, merged(this.state.get(d), r[d]!));
-    const frame: Record<string, unknown> = { t: FrameType.report, s: 0, r };
-    if (ts !== undefined) frame.ts = ts;
-    return this.sendSequenced(frame);
+    for (const d in r) {
+      const next = mergeAttrs(this.state.get(d), r[d]!);
+      if (typeof next !== 'string') this.state.set(d, next);
+    }
+    return this.sendSequenced((s) => encodeFrame(frames.report(s, r, ts)));
   }
 
   /** Sends a device event (button press, leak alarm); resolves once acknowledged. */
   event(d: string, e: string, p?: Attrs, ts?: number): Promise<number> {
     if (!this.connected) return this.notConnected();
-    const frame: Record<string, unknown> = { t: FrameType.event, s: 0, d, e };
-    if (p !== undefined) frame.p = p;
-    if (ts !== undefined) frame.ts = ts;
-    return this.sendSequenced(frame);
+    return this.sendSequenced((s) => encodeFrame(frames.event(s, d, e, p, ts)));
   }
 
   /** Sends the device list (`f: true`: `j` is complete) or joins and leaves; resolves once acknowledged. */
   devices(list: { j?: DeviceInfo[]; l?: string[]; f?: boolean }): Promise<number> {
     if (!this.connected) return this.notConnected();
-    const frame: Record<string, unknown> = { t: FrameType.devices, s: 0 };
-    if (list.f !== undefined) frame.f = list.f;
-    if (list.j !== undefined) frame.j = list.j;
-    if (list.l !== undefined) frame.l = list.l;
-    return this.sendSequenced(frame);
+    return this.sendSequenced((s) => encodeFrame(frames.devices(s, list)));
   }
 
   /**
@@ -327,17 +204,11 @@ export class HubClient extends EventEmitter<HubClientEvents> {
   resendUnacked(fromSeq = 0): number {
     if (!this.connected) return 0;
     let n = 0;
-    for (const o of this.unacked) {
-      if (o.seq < fromSeq) continue;
-      this.ws!.send(o.bytes);
+    for (const bytes of this.outbox.from(fromSeq)) {
+      this.ws!.send(bytes);
       n++;
     }
     return n;
-  }
-
-  /** Forgets unacknowledged frames (their promises reject with `closed` if still pending). */
-  dropUnacked(): void {
-    for (const o of this.unacked.splice(0)) this.settle(o, new HubClientError('closed', `frame ${o.seq} dropped`));
   }
 
   /** Replaces the command handler; the default one is `defaultHandler`. */
@@ -351,23 +222,19 @@ export class HubClient extends EventEmitter<HubClientEvents> {
    */
   defaultHandler(cmd: CommandFrame): CommandOutcome {
     if (cmd.m !== 'set') return { ok: false, e: 'command_failed', msg: `method ${cmd.m} is not supported` };
-    const next: Attrs = { ...this.state.get(cmd.d) };
-    for (const [k, v] of Object.entries(cmd.p)) {
-      if (v === null) delete next[k];
-      else if (typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean') next[k] = v;
-      else return { ok: false, e: 'command_failed', msg: `attribute ${k} must be a scalar` };
-    }
+    const next = mergeAttrs(this.state.get(cmd.d), cmd.p);
+    if (typeof next === 'string') return { ok: false, e: 'command_failed', msg: next };
     this.state.set(cmd.d, next);
     return { ok: true, r: next };
   }
 
   heartbeat(): void {
-    this.sendFrame({ t: FrameType.heartbeat, ts: Date.now() });
+    this.sendFrame(frames.heartbeat(Date.now()));
   }
 
   /** Encodes and sends any frame as is (no sequence bookkeeping): for protocol tests. */
   sendFrame(frame: object): boolean {
-    return this.sendRaw(encode(frame));
+    return this.sendRaw(encodeFrame(frame));
   }
 
   /** Sends bytes as they are: binary for bytes, a text frame for a string. False when not open. */
@@ -389,7 +256,7 @@ export class HubClient extends EventEmitter<HubClientEvents> {
 
   /** Sends bye (the hub leaves on purpose) and closes. */
   bye(reason?: string): Promise<CloseInfo> {
-    this.sendFrame(reason === undefined ? { t: FrameType.bye } : { t: FrameType.bye, msg: reason });
+    this.sendFrame(frames.bye(reason));
     return this.close(1000, 'bye');
   }
 
@@ -407,36 +274,18 @@ export class HubClient extends EventEmitter<HubClientEvents> {
   waitFor(match: (f: ServerToHubFrame) => boolean, timeoutMs?: number): Promise<ServerToHubFrame>;
   waitFor(match: (f: ServerToHubFrame) => boolean, timeoutMs = 5_000): Promise<ServerToHubFrame> {
     if (!this.ws) return quiet(Promise.reject(new HubClientError('not_connected', `hub ${this.hubId}: not connected`)));
-    const p = new Promise<ServerToHubFrame>((resolve, reject) => {
-      const waiter: Waiter = {
-        match,
-        resolve,
-        reject,
-        timer: setTimeout(() => {
-          this.waiters.delete(waiter);
-          reject(new HubClientError('timeout', `hub ${this.hubId}: no matching frame within ${timeoutMs} ms`));
-        }, timeoutMs),
-      };
-      waiter.timer.unref();
-      this.waiters.add(waiter);
-    });
-    return quiet(p);
+    return quiet(this.waiters.wait(match, timeoutMs, this.hubId));
   }
 
   private onFrame(frame: ServerToHubFrame): void {
     this.emit('frame', frame);
-    for (const w of this.waiters) {
-      if (!w.match(frame)) continue;
-      this.waiters.delete(w);
-      clearTimeout(w.timer);
-      w.resolve(frame);
-    }
+    this.waiters.offer(frame);
     switch (frame.t) {
       case FrameType.welcome:
         this.onWelcome(frame);
         return;
       case FrameType.ack:
-        this.onAck(frame.s);
+        this.outbox.ack(frame.s);
         return;
       case FrameType.command:
         this.emit('command', frame);
@@ -460,27 +309,17 @@ export class HubClient extends EventEmitter<HubClientEvents> {
   private onWelcome(welcome: WelcomeFrame): void {
     if (this.welcome !== null || !this.connecting) return;
     this.welcome = welcome;
-    // what the server already has for this boot is acknowledged; numbering continues after both
-    this.onAck(welcome.s);
-    this.lastSeq = Math.max(this.lastSeq, welcome.s);
+    this.outbox.resume(welcome.s);
     if (this.opts.autoResend !== false) this.resendUnacked(welcome.s + 1);
     if (this.opts.heartbeat !== false && welcome.hb > 0) {
       this.heartbeatTimer = setInterval(() => this.heartbeat(), welcome.hb);
       this.heartbeatTimer.unref();
     }
-    const { resolve, timer } = this.connecting;
-    clearTimeout(timer);
+    const { resolve, settle } = this.connecting;
+    settle();
     this.connecting = null;
     this.emit('welcome', welcome);
     resolve(welcome);
-  }
-
-  private onAck(s: number): void {
-    if (s > this.ackedSeq) {
-      this.ackedSeq = s;
-      this.gapResentFrom = 0;
-    }
-    while (this.unacked.length > 0 && this.unacked[0]!.seq <= s) this.settle(this.unacked.shift()!, null);
   }
 
   private onError(frame: ErrorFrame): void {
@@ -495,29 +334,18 @@ export class HubClient extends EventEmitter<HubClientEvents> {
     if (frame.ref === undefined) return;
     if (frame.e === 'sequence_gap') {
       // the server expects `ref`: resend from there, once until an ack moves past it
-      if (this.gapResentFrom !== frame.ref) {
-        this.gapResentFrom = frame.ref;
-        this.resendUnacked(frame.ref);
-      }
+      if (this.outbox.gapAt(frame.ref)) this.resendUnacked(frame.ref);
       return;
     }
     // refused (rate_limited, busy, ...): the caller learns it; the frame stays queued for a resend
-    const o = this.unacked.find((x) => x.seq === frame.ref);
-    if (o) this.settle(o, new HubClientError(frame.e, `frame ${o.seq} refused: ${frame.msg ?? frame.e}`, { temporary: frame.tmp }));
+    this.outbox.refused(frame.ref, new HubClientError(frame.e, `frame ${frame.ref} refused: ${frame.msg ?? frame.e}`, { temporary: frame.tmp }));
   }
 
   private runCommand(cmd: CommandFrame): void {
     const generation = this.generation;
     const answer = (out: CommandOutcome) => {
       if (generation !== this.generation || !this.connected) return;
-      const frame: Record<string, unknown> = { t: FrameType.result, id: cmd.id, ok: out.ok };
-      if (out.ok) {
-        if (out.r !== undefined) frame.r = out.r;
-      } else {
-        frame.e = out.e;
-        if (out.msg !== undefined) frame.msg = out.msg;
-      }
-      this.sendFrame(frame);
+      this.sendFrame(frames.result(cmd.id, out));
     };
     const failed = (err: unknown) => answer({ ok: false, e: 'command_failed', msg: err instanceof Error ? err.message : String(err) });
     let out: CommandOutcome | Promise<CommandOutcome>;
@@ -532,22 +360,10 @@ export class HubClient extends EventEmitter<HubClientEvents> {
     else answer(out);
   }
 
-  private sendSequenced(frame: Record<string, unknown>): Promise<number> {
-    const seq = ++this.lastSeq;
-    frame.s = seq;
-    const bytes = encode(frame);
-    const p = new Promise<number>((resolve, reject) => {
-      this.unacked.push({ seq, bytes, settled: false, resolve, reject });
-    });
+  private sendSequenced(encode: (seq: number) => Buffer): Promise<number> {
+    const { bytes, acked } = this.outbox.add(encode);
     this.ws!.send(bytes);
-    return quiet(p);
-  }
-
-  private settle(o: Outgoing, err: Error | null): void {
-    if (o.settled) return;
-    o.settled = true;
-    if (err) o.reject(err);
-    else o.resolve(o.seq);
+    return quiet(acked);
   }
 
   private notConnected(): Promise<number> {
@@ -558,7 +374,7 @@ export class HubClient extends EventEmitter<HubClientEvents> {
     const c = this.connecting;
     if (!c) return;
     this.connecting = null;
-    clearTimeout(c.timer);
+    c.settle();
     c.reject(err);
   }
 
@@ -573,12 +389,8 @@ export class HubClient extends EventEmitter<HubClientEvents> {
     const err = () => new HubClientError(this.lastServerCode ?? 'closed', `hub ${this.hubId}: socket closed (${code} ${because})`, { closeCode: code });
     this.failConnect(err());
     // pending frames stay queued for resendUnacked(); their callers learn the outcome is unknown
-    for (const o of this.unacked) this.settle(o, err());
-    for (const w of this.waiters) {
-      clearTimeout(w.timer);
-      w.reject(err());
-    }
-    this.waiters.clear();
+    this.outbox.closed(err);
+    this.waiters.rejectAll(err);
     const info = { code, reason };
     this.resolveClosed(info);
     this.emit('close', info);

@@ -143,10 +143,3 @@ export function addCounters(into: Counters, c: Counters): Counters {
   for (const [code, n] of Object.entries(c.errors)) into.errors[code] = (into.errors[code] ?? 0) + n;
   return into;
 }
-
-/** `ws://h:p` → `http://h:p`, `wss://` → `https://`. */
-export function httpBaseOf(wsUrl: string): string {
-  const u = new URL(wsUrl);
-  if (u.protocol !== 'ws:' && u.protocol !== 'wss:') throw new Error(`expected a ws:// or wss:// URL, got ${wsUrl}`);
-  return `${u.protocol === 'wss:' ? 'https:' : 'http:'}//${u.host}`;
-}

@@ -1,0 +1,81 @@
+import type WebSocket from 'ws';
+import { mapLimit } from '../lib/async.js';
+import { AdminError, NoAnswerError, type AdminClient } from '../wire/admin.js';
+import { AppClientError, forEachState, openApp } from '../wire/app-client.js';
+import type { AppSpec, WorkerConfig } from './ipc.js';
+import type { WorkerMetrics } from './metrics.js';
+import type { SourcePorts } from './sources.js';
+import { wallNow } from './traffic.js';
+
+/**
+ * A worker's app subscribers: each follows its homes and measures report → app, from the `lt`
+ * send time a load report carries to the state event's arrival (or, on the relay floor, the
+ * forwarded report frame's).
+ */
+export class AppPool {
+  private readonly sockets: Array<WebSocket | null>;
+  private stopping = false;
+
+  constructor(
+    private readonly specs: readonly AppSpec[],
+    private readonly config: WorkerConfig,
+    private readonly metrics: WorkerMetrics,
+    private readonly sources: SourcePorts,
+  ) {
+    this.sockets = specs.map(() => null);
+  }
+
+  /** Opens every subscriber, 32 at a time; with signed hubs each gets a user token from the admin API. */
+  async connectAll(adminFor: (target: number) => AdminClient): Promise<{ ok: number; failed: number }> {
+    let ok = 0;
+    await mapLimit(this.specs, 32, async (spec, i) => {
+      if (await this.connect(spec, i, adminFor(spec.target))) ok++;
+    });
+    return { ok, failed: this.specs.length - ok };
+  }
+
+  stop(): void {
+    this.stopping = true;
+    for (const ws of this.sockets) ws?.close(1000, 'load tool done');
+  }
+
+  private async connect(spec: AppSpec, i: number, admin: AdminClient): Promise<boolean> {
+    const m = this.metrics;
+    let token: string | null = null;
+    if (this.config.adminToken !== null && this.config.signed) {
+      try {
+        token = await admin.appToken(`load-app-${i}`, spec.homes);
+      } catch (err) {
+        m.bump(`app:token_${err instanceof AdminError || err instanceof NoAnswerError ? err.code : 'failed'}`);
+        return false;
+      }
+    }
+    const opts = { url: this.config.targets[spec.target]!, token, homes: spec.homes, timeoutMs: this.config.connectTimeoutMs, source: this.sources.next() };
+    try {
+      this.sockets[i] = await openApp(opts, {
+        message: (msg) => this.onMessage(msg),
+        close: () => {
+          m.counters.apps--;
+          this.sockets[i] = null;
+          if (!this.stopping) m.bump('app:closed');
+        },
+      });
+    } catch (err) {
+      m.bump(`app:${err instanceof AppClientError ? err.code : 'error'}`);
+      return false;
+    }
+    m.counters.apps++;
+    return true;
+  }
+
+  private onMessage(msg: Record<string, unknown> | null): void {
+    const m = this.metrics;
+    if (msg === null) return m.bump('app:undecodable');
+    if (msg.op === 'err') return m.bump(`app:${String(msg.code)}`);
+    const now = wallNow();
+    const isState = forEachState(msg, (attrs) => {
+      if (typeof attrs.lt === 'number') m.record('reportToApp', now - attrs.lt);
+    });
+    if (isState) m.counters.eventsReceived++;
+  }
+}

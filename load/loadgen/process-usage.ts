@@ -1,0 +1,68 @@
+import { readFileSync } from 'node:fs';
+
+/**
+ * What the load tool watches of processes while it runs: CPU seconds and resident memory of local
+ * processes (/proc), the resident memory a node reports on /metrics, and the growth of memory
+ * over a run.
+ */
+
+/** CPU seconds (user + system) of local processes so far; 0 for those that are gone. */
+export function cpuSeconds(pids: readonly number[]): number {
+  let ticks = 0;
+  for (const pid of pids) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      ticks += Number(f[11]) + Number(f[12]);
+    } catch {
+      // gone
+    }
+  }
+  return ticks / 100;
+}
+
+/** Resident memory of local processes, summed, bytes; 0 for those that are gone. */
+export function rssOf(pids: readonly number[]): number {
+  let total = 0;
+  for (const pid of pids) {
+    try {
+      total += Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) * 1024;
+    } catch {
+      // gone
+    }
+  }
+  return total;
+}
+
+/** Resident memory of the watched nodes, summed: /proc for local pids, /metrics otherwise; null when none is watched. */
+export async function serverRss(pids: readonly number[], metricsUrls: readonly string[]): Promise<number | null> {
+  if (pids.length === 0 && metricsUrls.length === 0) return null;
+  let total = rssOf(pids);
+  for (const url of metricsUrls) {
+    try {
+      const text = await (await fetch(url, { signal: AbortSignal.timeout(2_000) })).text();
+      const m = /^process_resident_memory_bytes\s+([0-9.e+]+)/m.exec(text);
+      total += Number(m?.[1] ?? 0);
+    } catch {
+      // unreachable this time
+    }
+  }
+  return total;
+}
+
+/** Least-squares slope of RSS over the second half of the samples, in MB per hour (runs of 5 min or more). */
+export function growth(samples: Array<{ t: number; rssBytes: number }>): number | null {
+  const s = samples.slice(Math.floor(samples.length / 2));
+  if (s.length < 3 || s.at(-1)!.t - s[0]!.t < 150_000) return null;
+  const n = s.length;
+  const mt = s.reduce((a, x) => a + x.t, 0) / n;
+  const mr = s.reduce((a, x) => a + x.rssBytes, 0) / n;
+  let num = 0;
+  let den = 0;
+  for (const x of s) {
+    num += (x.t - mt) * (x.rssBytes - mr);
+    den += (x.t - mt) ** 2;
+  }
+  if (den === 0) return null;
+  return Math.round(((num / den) * 3_600_000) / 2 ** 20);
+}

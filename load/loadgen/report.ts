@@ -1,0 +1,143 @@
+import { cpus, totalmem } from 'node:os';
+import { encodeHistogram, summarize, table, type Histogram, type LatencySummary } from '../lib/histogram.js';
+import type { ConnectResult, Counters, StormResult } from './ipc.js';
+import type { Options } from './options.js';
+import { growth } from './process-usage.js';
+
+/**
+ * The end of a load run: the JSON report (counters, latency percentiles and HDR histograms, storm,
+ * server memory, CPU, SLO verdicts) and the tables printed for a person.
+ */
+
+/** Error codes of admission control: the target protecting itself, counted apart from other errors. */
+const ADMISSION = /(^|:)(rate_limited|busy|draining|overloaded|too_many_requests|http_429|http_503|admission\w*)$/;
+
+export function errorsSplit(errors: Record<string, number>): { admission: number; other: number } {
+  let admission = 0;
+  let other = 0;
+  for (const [code, n] of Object.entries(errors)) {
+    // a source port in use is retried at once with the next one: not an error of the target
+    if (code.startsWith('source:')) continue;
+    if (ADMISSION.test(code)) admission += n;
+    else other += n;
+  }
+  return { admission, other };
+}
+
+export type StormSummary = StormResult & { allBackS: number; workers: StormResult[] };
+
+/** CPU cores busy during the steady phase (local processes), and the load workers' memory. */
+export interface Usage {
+  seconds: number;
+  serverCores: number | null;
+  clientCores: number;
+  clientRssMB: number;
+}
+
+export interface RunOutcome {
+  o: Options;
+  startedAt: Date;
+  /** Date.now() at the start */
+  t0: number;
+  /** the fleet's totals at the end; null when the workers could not be asked */
+  snap: { counters: Counters; connect: Histogram; command: Histogram; reportToApp: Histogram; reportToAck: Histogram } | null;
+  /** the last counters the progress line saw (when `snap` is null) */
+  lastCounters: Counters;
+  memory: Array<{ t: number; rssBytes: number }>;
+  connect: ConnectResult | null;
+  storm: StormSummary | null;
+  usage: Usage | null;
+  fatal: Error | null;
+}
+
+/** The report to write and the text to print; `passed`: every SLO met and no fatal error. */
+export function finalReport(r: RunOutcome): { report: Record<string, unknown>; lines: string[]; passed: boolean } {
+  const { o, snap, storm, usage, fatal } = r;
+  const counters = snap?.counters ?? r.lastCounters;
+  const lat: Record<string, LatencySummary> = snap
+    ? { connect: summarize(snap.connect), command: summarize(snap.command), reportToApp: summarize(snap.reportToApp), reportToAck: summarize(snap.reportToAck) }
+    : {};
+  const errs = errorsSplit(counters.errors);
+  const rssValues = r.memory.map((m) => m.rssBytes);
+  const mem =
+    r.memory.length === 0
+      ? null
+      : {
+          samples: r.memory.map((m) => ({ t: (m.t - r.t0) / 1000, mb: Math.round(m.rssBytes / 2 ** 20) })),
+          startMB: Math.round(rssValues[0]! / 2 ** 20),
+          endMB: Math.round(rssValues.at(-1)! / 2 ** 20),
+          maxMB: Math.round(Math.max(...rssValues) / 2 ** 20),
+          // over the second half of the run, where connecting is over
+          growthMBPerHour: growth(r.memory),
+        };
+  const value = (key: string): number | null => {
+    const [what, stat] = key.split('.');
+    if (key === 'errors') return errs.other;
+    if (key === 'storm.s') return storm ? (storm.back === storm.hubs ? storm.allBackS : Infinity) : null;
+    if (key === 'rss.mb') return mem?.maxMB ?? null;
+    const name = what === 'report' ? 'reportToApp' : what!;
+    const s = lat[name];
+    if (!s || s.count === 0) return null;
+    return stat === 'p50' ? s.p50Ms : s.p99Ms;
+  };
+  const slo = o.slo.map(({ key, limit }) => {
+    const v = value(key);
+    return { key, limit, value: v, ok: v !== null && v <= limit };
+  });
+  const passed = fatal === null && slo.every((s) => s.ok);
+
+  const report = {
+    tool: 'hubtier load',
+    startedAt: r.startedAt.toISOString(),
+    elapsedS: Math.round((Date.now() - r.t0) / 1000),
+    machine: { cores: cpus().length, memoryGB: Math.round(totalmem() / 2 ** 30), node: process.version },
+    scenario: o.scenario,
+    targets: o.urls,
+    options: { ...o, adminToken: '(hidden)' },
+    connect: r.connect,
+    counters,
+    errors: { admission: errs.admission, other: errs.other, byCode: counters.errors },
+    latency: lat,
+    hdr: snap
+      ? { unit: 'µs', connect: encodeHistogram(snap.connect), command: encodeHistogram(snap.command), reportToApp: encodeHistogram(snap.reportToApp), reportToAck: encodeHistogram(snap.reportToAck) }
+      : null,
+    storm,
+    memory: mem,
+    usage,
+    slo,
+    passed,
+    fatal: fatal?.message ?? null,
+  };
+
+  const latRows: Array<Array<string | number>> = [['latency (ms)', 'count', 'p50', 'p90', 'p99', 'p99.9', 'max']];
+  const label: Record<string, string> = { reportToApp: 'report → app', reportToAck: 'report → ack' };
+  for (const [name, s] of Object.entries(lat)) latRows.push([label[name] ?? name, s.count, s.p50Ms, s.p90Ms, s.p99Ms, s.p999Ms, s.maxMs]);
+  const lines = [
+    '',
+    table(latRows),
+    '',
+    table([
+      ['count', 'value'],
+      ['hubs connected at the end', counters.connected],
+      ['reports sent', counters.reportsSent],
+      ['state events received by apps', counters.eventsReceived],
+      ['commands ok / failed', `${counters.commandsOk} / ${counters.commandsFailed}`],
+      ['connects / failed connects', `${counters.connects} / ${counters.connectFailures}`],
+      ['sessions dropped by the server', counters.disconnects],
+      ['errors (admission control)', errs.admission],
+      ['errors (other)', errs.other],
+      ...(storm ? [['storm: hubs back / dropped', `${storm.back} / ${storm.hubs}`], ['storm: all back after (s)', storm.allBackS]] : []),
+      ...(usage
+        ? [
+            ['cores busy in the steady phase: server / load', `${usage.serverCores ?? '-'} / ${usage.clientCores}`],
+            ['load workers rss (MB)', usage.clientRssMB],
+          ]
+        : []),
+      ...(mem ? [['server rss start / end / max (MB)', `${mem.startMB} / ${mem.endMB} / ${mem.maxMB}`], ['server rss growth (MB/h)', mem.growthMBPerHour ?? '-']] : []),
+    ]),
+  ];
+  if (Object.keys(counters.errors).length > 0) lines.push(`errors by code: ${JSON.stringify(counters.errors)}`);
+  for (const s of slo) lines.push(`SLO ${s.key} <= ${s.limit}: ${s.value === null ? 'no data' : s.value} ${s.ok ? 'ok' : 'MISSED'}`);
+  if (fatal) lines.push(`load: failed: ${fatal.message}`);
+  return { report, lines, passed };
+}

@@ -1,0 +1,103 @@
+import { NoAnswerError, errorCodeOf, type AdminClient } from '../wire/admin.js';
+import type { HubPool } from './hub-pool.js';
+import type { WorkerMetrics } from './metrics.js';
+
+/**
+ * The steady traffic of a worker's scenario: reports from its hubs spread evenly over each
+ * report interval, and HTTP commands at a fixed rate to random hubs. Each runs on one interval
+ * for the whole worker, never one timer per hub.
+ */
+
+/** Wall clock with sub-ms resolution, comparable between processes of one machine. */
+export const wallNow = () => performance.timeOrigin + performance.now();
+
+const REPORT_TICK_MS = 20;
+const COMMAND_TICK_MS = 10;
+/** commands in flight at once; past it a command is counted as `command:client_backlog`, not sent */
+const MAX_INFLIGHT = 2_048;
+
+export class Traffic {
+  private reportTimer: NodeJS.Timeout | null = null;
+  private commandTimer: NodeJS.Timeout | null = null;
+  private inflight = 0;
+
+  constructor(
+    private readonly pool: HubPool,
+    private readonly devices: number,
+    private readonly metrics: WorkerMetrics,
+    private readonly adminFor: (target: number) => AdminClient,
+  ) {}
+
+  /**
+   * Every hub reports every `everyMs`, spread evenly (0 stops). A report sets one device's
+   * `temperature` and `lt`, its send time: the app subscriber that receives it measures the latency.
+   */
+  reports(everyMs: number): void {
+    if (this.reportTimer) clearInterval(this.reportTimer);
+    this.reportTimer = null;
+    const slots = this.pool.slots;
+    if (everyMs <= 0 || slots.length === 0) return;
+    const perTick = (slots.length * REPORT_TICK_MS) / everyMs;
+    let owed = 0;
+    let cursor = Math.floor(Math.random() * slots.length);
+    const n = Math.max(1, this.devices);
+    this.reportTimer = setInterval(() => {
+      owed += perTick;
+      while (owed >= 1) {
+        owed--;
+        const slot = slots[cursor++ % slots.length]!;
+        const dev = `dev-${(cursor * 7) % n}`;
+        if (slot.hub.report({ [dev]: { temperature: 15 + ((cursor * 13) % 150) / 10, lt: wallNow() } })) this.metrics.counters.reportsSent++;
+      }
+    }, REPORT_TICK_MS);
+  }
+
+  /** HTTP commands (`set on`) per second over this worker's hubs, each to the hub's own node (0 stops). */
+  commands(perSec: number): void {
+    if (this.commandTimer) clearInterval(this.commandTimer);
+    this.commandTimer = null;
+    const slots = this.pool.slots;
+    if (perSec <= 0 || slots.length === 0) return;
+    const m = this.metrics;
+    let owed = 0;
+    this.commandTimer = setInterval(() => {
+      owed += (perSec * COMMAND_TICK_MS) / 1000;
+      while (owed >= 1) {
+        owed--;
+        const slot = slots[Math.floor(Math.random() * slots.length)]!;
+        if (!slot.hub.connected) continue;
+        if (this.inflight >= MAX_INFLIGHT) {
+          m.bump('command:client_backlog');
+          continue;
+        }
+        const dev = `dev-${Math.floor(Math.random() * Math.max(1, this.devices))}`;
+        const started = performance.now();
+        this.inflight++;
+        m.counters.commandsSent++;
+        this.adminFor(slot.spec.target)
+          .command(slot.spec.id, dev, { set: { on: Math.random() < 0.5 } })
+          .then(
+            (res) => {
+              if (res.status === 200) {
+                m.counters.commandsOk++;
+                m.record('command', performance.now() - started);
+              } else {
+                m.counters.commandsFailed++;
+                m.bump(`command:${errorCodeOf(res)}`);
+              }
+            },
+            (err: unknown) => {
+              m.counters.commandsFailed++;
+              m.bump(`command:${err instanceof NoAnswerError ? err.code : 'failed'}`);
+            },
+          )
+          .finally(() => this.inflight--);
+      }
+    }, COMMAND_TICK_MS);
+  }
+
+  stop(): void {
+    this.reports(0);
+    this.commands(0);
+  }
+}
