@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { freePort, startNats, startNode, startRedis, type Backend, type NodeProc } from '../harness/index.js';
-import { request } from './http.js';
+import { request } from '../wire/admin.js';
 
 /**
  * The cluster under test: its own nats-server and redis-server (append-only file) on free ports

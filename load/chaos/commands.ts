@@ -2,7 +2,8 @@ import { ErrorCodes, isErrorCode } from '../../proto/errors.js';
 import type { ChaosCluster } from './cluster.js';
 import { deviceId } from './chaos-hub.js';
 import { bump, counts } from './ledger.js';
-import { NoAnswerError, request } from './http.js';
+// one connection per request (wire/admin.ts): a failure then belongs to exactly the node process it reached
+import { NoAnswerError, request } from '../wire/admin.js';
 import type { Random } from './random.js';
 
 /**
