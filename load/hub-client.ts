@@ -13,7 +13,7 @@ import {
   type ServerToHubFrame,
   type WelcomeFrame,
 } from '../proto/frames.js';
-import { decodeServerFrame, encode } from '../src/protocol/codec.js';
+import { decodeServerFrame, encodeValue } from '../src/protocol/codec.js';
 import { hubAuthHeaderMap, hubCredentials } from '../src/auth/hub-signature.js';
 
 /**
@@ -266,7 +266,7 @@ export class HubClient extends EventEmitter<HubClientEvents> {
     ws.on('open', () => {
       const hello: Record<string, unknown> = { t: FrameType.hello, v: PROTOCOL_VERSION, b: this.boot };
       if (this.opts.fw !== undefined) hello.fw = this.opts.fw;
-      ws.send(encode(hello));
+      ws.send(encodeValue(hello));
     });
     ws.on('message', (data, isBinary) => {
       if (generation !== this.generation) return;
@@ -367,7 +367,7 @@ export class HubClient extends EventEmitter<HubClientEvents> {
 
   /** Encodes and sends any frame as is (no sequence bookkeeping): for protocol tests. */
   sendFrame(frame: object): boolean {
-    return this.sendRaw(encode(frame));
+    return this.sendRaw(encodeValue(frame));
   }
 
   /** Sends bytes as they are: binary for bytes, a text frame for a string. False when not open. */
@@ -535,7 +535,7 @@ export class HubClient extends EventEmitter<HubClientEvents> {
   private sendSequenced(frame: Record<string, unknown>): Promise<number> {
     const seq = ++this.lastSeq;
     frame.s = seq;
-    const bytes = encode(frame);
+    const bytes = encodeValue(frame);
     const p = new Promise<number>((resolve, reject) => {
       this.unacked.push({ seq, bytes, settled: false, resolve, reject });
     });

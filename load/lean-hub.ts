@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { Unpackr } from 'msgpackr';
 import WebSocket from 'ws';
 import { FrameType, PROTOCOL_VERSION, type Attrs, type DeviceInfo } from '../proto/frames.js';
-import { encode } from '../src/protocol/codec.js';
+import { encodeValue } from '../src/protocol/codec.js';
 import { hubAuthHeaderMap, hubCredentials } from '../src/auth/hub-signature.js';
 
 /**
@@ -266,7 +266,7 @@ export class LeanHub {
   private send(frame: object): boolean {
     const ws = this.ws;
     if (!ws || ws.readyState !== WebSocket.OPEN) return false;
-    ws.send(encode(frame), { binary: true });
+    ws.send(encodeValue(frame), { binary: true });
     this.lastSent = Date.now();
     return true;
   }

@@ -1,4 +1,4 @@
-import type { HubEvent } from '../../proto/app.js';
+import type { AppEventMessage } from '../../proto/app.js';
 import { CloseCode, type ErrorCode } from '../../proto/errors.js';
 import {
   FrameType,
@@ -11,15 +11,16 @@ import {
   type HubToServerFrame,
   type ReportFrame,
   type ResultFrame,
+  type ServerToHubFrame,
 } from '../../proto/frames.js';
-import { subjects } from '../../proto/subjects.js';
+import { hubVerbOf, subjects, type CommandReply } from '../../proto/subjects.js';
 import type { Bus, BusMessage, BusSubscription } from '../ports/bus/bus.js';
 import type { Directory } from '../ports/directory/directory.js';
 import { emptyDevice, hubDelta, mergeAttrs, newShadow, type CursorListener, type HubShadow, type ShadowStore } from '../ports/shadow-store/shadow-store.js';
 import { TierError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
-import { decodeValue, encode, errorFrameFor } from '../protocol/codec.js';
-import { decodeCommandRequest, encodeCommandReply, type CommandReply } from './command-wire.js';
+import { decodeValue, encode, encodeBus, errorFrameFor } from '../protocol/codec.js';
+import { decodeCommandRequest, encodeCommandReply } from './command-wire.js';
 import { Actor, type ActorSystem } from './actor.js';
 import { checkReport, DEFAULT_HUB_LIMITS, shadowSize, type HubLimits } from './hub-limits.js';
 import type { Interner } from './intern.js';
@@ -48,7 +49,8 @@ export interface HubSessionDeps {
   readonly rateBurst: number;
   /** bounds on what one hub may make the node hold (devices, attributes, bytes, commands) */
   readonly limits?: HubLimits;
-  readonly publishEvent: (event: HubEvent) => void;
+  /** publishes an event in the shape apps receive it (see AppEventMessage) */
+  readonly publishEvent: (event: AppEventMessage) => void;
   /** the node's index of live sessions; the actor removes itself when closed */
   readonly sessions: Map<string, HubSession>;
   readonly metrics?: HubSessionMetrics;
@@ -282,10 +284,10 @@ export class HubSession extends Actor<HubMessage> implements TimerTarget, Cursor
     this.epoch = location.epoch;
     // subscribed (and confirmed by the server) before announcing: a later claim's takeover notice
     // cannot pass us by; commands arriving meanwhile wait in the mailbox until the session is online
-    this.subscription = bus.subscribe(`hub.${this.hubId}.*`, (m) => this.onBusMessage(m));
+    this.subscription = bus.subscribe(subjects.hubAll(this.hubId), (m) => this.onBusMessage(m));
     await bus.flush();
     // the previous holder, here or on another node, closes when it sees a larger epoch
-    bus.publish(subjects.hubTakeover(this.hubId), encode({ epoch: this.epoch, node: nodeId }));
+    bus.publish(subjects.hubTakeover(this.hubId), encodeBus({ epoch: this.epoch, node: nodeId }));
     const [shadow, cursor] = await Promise.all([shadows.load(this.hubId), shadows.loadCursor(this.hubId)]);
     // a connection that raced this one and claimed later has won: this one gives way
     if (this.state === 'connecting' && !(await directory.holds(this.hubId, nodeId, this.epoch))) {
@@ -313,7 +315,7 @@ export class HubSession extends Actor<HubMessage> implements TimerTarget, Cursor
       dl: hubDelta(this.shadow),
     });
     this.armIdle();
-    this.deps.publishEvent({ kind: 'online', home: this.homeId, hub: this.hubId, node: nodeId, ts: Date.now() });
+    this.deps.publishEvent({ op: 'evt', kind: 'online', home: this.homeId, hub: this.hubId, node: nodeId, ts: Date.now() });
     this.log.debug({ epoch: this.epoch, fw: hello.fw }, 'hub online');
   }
 
@@ -397,6 +399,7 @@ export class HubSession extends Actor<HubMessage> implements TimerTarget, Cursor
       device.reportedAt = now;
       this.deps.shadows.writeReported(this.hubId, deviceId, device, this.epoch);
       this.deps.publishEvent({
+        op: 'evt',
         kind: 'state',
         home: this.homeId,
         hub: this.hubId,
@@ -412,6 +415,7 @@ export class HubSession extends Actor<HubMessage> implements TimerTarget, Cursor
   private onEvent(frame: EventFrame): void {
     if (!this.accept(frame.s)) return;
     this.deps.publishEvent({
+      op: 'evt',
       kind: 'event',
       home: this.homeId,
       hub: this.hubId,
@@ -447,12 +451,12 @@ export class HubSession extends Actor<HubMessage> implements TimerTarget, Cursor
       if (d.m !== undefined) device.model = this.deps.interner?.intern(d.m) ?? d.m;
     }
     this.countShadow();
-    this.deps.publishEvent({ kind: 'devices', home: this.homeId, hub: this.hubId, joined, left: removed, ts: Date.now() });
+    this.deps.publishEvent({ op: 'evt', kind: 'devices', home: this.homeId, hub: this.hubId, joined, left: removed, ts: Date.now() });
     this.acknowledge(frame.s);
   }
 
   private onBusMessage(msg: BusMessage): void {
-    const verb = msg.subject.slice(msg.subject.lastIndexOf('.') + 1);
+    const verb = hubVerbOf(msg.subject);
     if (verb === 'cmd') {
       if (!this.tell({ type: 'command', request: msg }) && this.stopped) reply(msg, { ok: false, e: 'session_closed' });
     } else if (verb === 'desired') this.tell({ type: 'desired', data: msg.data });
@@ -618,7 +622,7 @@ export class HubSession extends Actor<HubMessage> implements TimerTarget, Cursor
     this.deps.metrics?.sessionClosed(String(code));
     if (wasOnline) {
       if (code !== CloseCode.takeover) {
-        this.deps.publishEvent({ kind: 'offline', home: this.homeId, hub: this.hubId, reason: String(code), ts: Date.now() });
+        this.deps.publishEvent({ op: 'evt', kind: 'offline', home: this.homeId, hub: this.hubId, reason: String(code), ts: Date.now() });
       }
       try {
         await this.deps.directory.release(this.hubId, this.deps.nodeId, this.epoch);
@@ -702,7 +706,7 @@ export class HubSession extends Actor<HubMessage> implements TimerTarget, Cursor
     return true;
   }
 
-  private send(frame: object): boolean {
+  private send(frame: ServerToHubFrame): boolean {
     return this.link.send(encode(frame));
   }
 

@@ -1,7 +1,7 @@
-import type { HubEvent } from '../../proto/app.js';
+import type { AppEventMessage } from '../../proto/app.js';
 import { subjects } from '../../proto/subjects.js';
 import type { ActorSystem } from '../actors/actor.js';
-import { sendCommand } from '../actors/commands.js';
+import { publishDesired, sendCommand } from '../actors/commands.js';
 import type { HubSession, HubSessionDeps } from '../actors/hub-session.js';
 import { Interner } from '../actors/intern.js';
 import { TimerWheel } from '../actors/timer-wheel.js';
@@ -17,7 +17,7 @@ import type { Ports } from '../ports/ports.js';
 import { portsFor } from './ports.js';
 import { createAutomation } from '../rules/automation.js';
 import { prometheusRuleMetrics } from '../rules/metrics.js';
-import { encode } from '../protocol/codec.js';
+import { encodeBus } from '../protocol/codec.js';
 import { HomeFeeds, mountAppGateway } from '../transport/app-gateway.js';
 import { mountHubGateway } from '../transport/hub-gateway.js';
 import { loadUws, type TemplatedApp, type UwsBinding, type us_listen_socket } from '../transport/uws.js';
@@ -61,9 +61,7 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
     homeOfHub,
     runCommand: (hubId, deviceId, spec, timeoutMs) => sendCommand(ports.bus, hubId, deviceId, spec, timeoutMs),
     setDesired: async (hubId, deviceId, patch) => {
-      const device = await ports.shadows.setDesired(hubId, deviceId, patch);
-      // the session holding the hub (if any) sends the delta to the hub now
-      ports.bus.publish(subjects.hubDesired(hubId), encode({ d: deviceId, desired: device.desired, v: device.desiredVersion }));
+      publishDesired(ports.bus, hubId, deviceId, await ports.shadows.setDesired(hubId, deviceId, patch));
     },
     timers,
     log: log.child({ part: 'rules' }),
@@ -73,8 +71,8 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
     commandTimeoutMaxMs: config.commandTimeoutMaxMs,
   });
   // a hub's events go to the bus (apps, other services) and to this node's rules
-  const publishEvent = (event: HubEvent) => {
-    ports.bus.publish(subjects.hubEvents(event.home, event.hub), encode(event));
+  const publishEvent = (event: AppEventMessage) => {
+    ports.bus.publish(subjects.hubEvents(event.home, event.hub), encodeBus(event));
     automation.onEvent(event);
   };
   const hubDeps: HubSessionDeps = {

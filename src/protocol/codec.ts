@@ -9,7 +9,8 @@ import {
   type HubToServerFrame,
   type ServerToHubFrame,
 } from '../../proto/frames.js';
-import { isValidId, isValidKey } from '../../proto/subjects.js';
+import type { AppWireMessage } from '../../proto/app.js';
+import { isValidId, isValidKey, type BusPayload } from '../../proto/subjects.js';
 import { ErrorCodes, type ErrorCode } from '../../proto/errors.js';
 import { ProtocolError } from '../errors.js';
 
@@ -40,8 +41,27 @@ export function errorFrameFor(code: ErrorCode, msg: string, ref?: number, field?
   return { t: FrameType.error, c: row.code, e: code, tmp: row.temporary, msg, ref, f: field };
 }
 
-export function encode(frame: Frame | object | unknown): Buffer {
+/** Encodes one frame of the hub protocol. */
+export function encode(frame: Frame): Buffer {
   return packr.pack(frame);
+}
+
+/** Encodes one payload of a bus subject (see proto/subjects.ts). */
+export function encodeBus(payload: BusPayload): Buffer {
+  return packr.pack(payload);
+}
+
+/** Encodes one message of the app socket in its msgpack encoding. */
+export function encodeApp(msg: AppWireMessage): Buffer {
+  return packr.pack(msg);
+}
+
+/**
+ * Encodes any value as the node would: for tools and tests that must send what a peer may,
+ * malformed frames included. The node's own code uses the typed encoders above.
+ */
+export function encodeValue(value: unknown): Buffer {
+  return packr.pack(value);
 }
 
 /** Decodes one msgpack value; any failure becomes `malformed_frame`. */
@@ -214,7 +234,8 @@ function fail(field: string, what: string): never {
   throw new ProtocolError('invalid_field', `${field}: ${what}`, { field });
 }
 
-function isPlainObject(v: unknown): v is Record<string, unknown> {
+/** A map as msgpack or JSON decode it: not an array, not a class instance. */
+export function isPlainObject(v: unknown): v is Record<string, unknown> {
   if (typeof v !== 'object' || v === null || Array.isArray(v)) return false;
   const proto = Object.getPrototypeOf(v);
   return proto === Object.prototype || proto === null;

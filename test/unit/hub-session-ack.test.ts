@@ -7,7 +7,7 @@ import { MemoryDirectory } from '../../src/ports/directory/directory-memory.js';
 import type { CursorListener, DeviceShadow, SeqCursor } from '../../src/ports/shadow-store/shadow-store.js';
 import { MemoryShadowStore } from '../../src/ports/shadow-store/shadow-store-memory.js';
 import { createLogger } from '../../src/log/logger.js';
-import { decodeHubFrame, decodeServerFrame, encode } from '../../src/protocol/codec.js';
+import { decodeHubFrame, decodeServerFrame, encodeValue } from '../../src/protocol/codec.js';
 
 /**
  * A store that holds every cursor write until `release()`, as a batched backend does until its
@@ -74,7 +74,7 @@ async function online(limits?: HubSessionDeps['limits']) {
     publishEvent: () => {},
     sessions: new Map(),
   });
-  const frame = (f: object) => session.receiveFrame(decodeHubFrame(encode(f)));
+  const frame = (f: object) => session.receiveFrame(decodeHubFrame(encodeValue(f)));
   frame({ t: 1, v: 1, b: 'boot' });
   await settle();
   expect(session.state).toBe('online');

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import type { HubEvent } from '../../proto/app.js';
+import type { AppEventMessage } from '../../proto/app.js';
 import { HubSession, type HubLink, type HubSessionDeps } from '../../src/actors/hub-session.js';
 import { TimerWheel } from '../../src/actors/timer-wheel.js';
 import { MemoryBus } from '../../src/ports/bus/bus-memory.js';
@@ -8,7 +8,7 @@ import type { Directory, HubLocation } from '../../src/ports/directory/directory
 import type { DeviceShadow, SeqCursor } from '../../src/ports/shadow-store/shadow-store.js';
 import { MemoryShadowStore } from '../../src/ports/shadow-store/shadow-store-memory.js';
 import { createLogger } from '../../src/log/logger.js';
-import { decodeServerFrame, encode, decodeHubFrame } from '../../src/protocol/codec.js';
+import { decodeServerFrame, encodeValue, decodeHubFrame } from '../../src/protocol/codec.js';
 import type { ServerToHubFrame } from '../../proto/frames.js';
 
 /** Records what the session sends and how it closes the socket. */
@@ -88,7 +88,7 @@ function setup(overrides: Partial<HubSessionDeps> = {}, directory: Directory = n
   const link = new RecordingLink();
   const session = new HubSession('hub-1', 'home-1', link, deps);
   link.session = session;
-  const frame = (f: object) => session.receiveFrame(decodeHubFrame(encode(f)));
+  const frame = (f: object) => session.receiveFrame(decodeHubFrame(encodeValue(f)));
   return { deps, link, session, shadows, frame };
 }
 
@@ -144,7 +144,7 @@ describe('HubSession', () => {
   });
 
   it('acknowledges a duplicate of the last accepted sequence number without applying or publishing it again', async () => {
-    const events: HubEvent[] = [];
+    const events: AppEventMessage[] = [];
     const { link, shadows, frame } = setup({ publishEvent: (e) => events.push(e) });
     frame({ t: 1, v: 1, b: 'boot' });
     await settle();
@@ -160,7 +160,7 @@ describe('HubSession', () => {
       { t: 6, s: 1 },
     ]);
     expect((await shadows.load('hub-1')).d1).toMatchObject({ reported: { n: 1 }, reportedVersion: 1 });
-    expect(events.filter((e) => e.kind !== 'online')).toEqual([expect.objectContaining({ kind: 'state', device: 'd1', attrs: { n: 1 }, version: 1 })]);
+    expect(events.filter((e) => e.kind !== 'online')).toEqual([expect.objectContaining({ op: 'evt', kind: 'state', device: 'd1', attrs: { n: 1 }, version: 1 })]);
     // and the next number is applied as usual
     frame({ t: 4, s: 2, r: { d1: { n: 2 } } });
     await settle();
