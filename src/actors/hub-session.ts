@@ -24,6 +24,7 @@ import { decodeCommandRequest, encodeCommandReply } from './command-wire.js';
 import { Actor, type ActorSystem } from './actor.js';
 import { checkReport, DEFAULT_HUB_LIMITS, shadowSize, type HubLimits } from './hub-limits.js';
 import type { Interner } from './intern.js';
+import type { SessionIndex } from './session-index.js';
 import type { TimerHandle, TimerTarget } from './timer-wheel.js';
 
 /** The socket of a hub as the actor sees it; the gateway implements it over uWS. */
@@ -51,8 +52,8 @@ export interface HubSessionDeps {
   readonly limits?: HubLimits;
   /** publishes an event in the shape apps receive it (see AppEventMessage) */
   readonly publishEvent: (event: AppEventMessage) => void;
-  /** the node's index of live sessions; the actor removes itself when closed */
-  readonly sessions: Map<string, HubSession>;
+  /** the node's index of live sessions: a session claims its hub there when online, releases it when closed */
+  readonly sessions: SessionIndex<HubSession>;
   readonly metrics?: HubSessionMetrics;
   /** node-wide copies of strings every hub repeats (device kinds, attribute values) */
   readonly interner?: Interner;
@@ -74,6 +75,8 @@ export type HubMessage =
   | { type: 'command'; request: BusMessage }
   | { type: 'desired'; data: Uint8Array }
   | { type: 'takeover'; data: Uint8Array }
+  /** a newer session of this hub on this node went online */
+  | { type: 'superseded' }
   | { type: 'timer'; tag: number }
   | { type: 'closed'; code: number };
 
@@ -212,6 +215,8 @@ export class HubSession extends Actor<HubMessage> implements TimerTarget, Cursor
         return this.onDesired(msg.data);
       case 'takeover':
         return this.onTakeover(msg.data);
+      case 'superseded':
+        return this.closeWith(CloseCode.takeover, 'session_taken_over');
       case 'timer':
         return this.onTimerTag(msg.tag);
       case 'closed':
@@ -300,8 +305,7 @@ export class HubSession extends Actor<HubMessage> implements TimerTarget, Cursor
     // -1: nothing accepted for this boot yet, so a first frame with `s: 0` is new, not a duplicate
     this.lastSeq = cursor !== null && cursor.boot === hello.b ? cursor.seq : -1;
     this.ackedSeq = this.lastSeq;
-    this.deps.sessions.get(this.hubId)?.closeWith(CloseCode.takeover, 'session_taken_over');
-    this.deps.sessions.set(this.hubId, this);
+    this.deps.sessions.claim(this)?.tell({ type: 'superseded' });
     this.state = 'online';
     this.send({
       t: FrameType.welcome,
@@ -660,7 +664,7 @@ export class HubSession extends Actor<HubMessage> implements TimerTarget, Cursor
       }
       this.pending = null;
     }
-    if (this.deps.sessions.get(this.hubId) === this) this.deps.sessions.delete(this.hubId);
+    this.deps.sessions.release(this);
   }
 
   protected onStop(reason: string): void {
@@ -675,8 +679,16 @@ export class HubSession extends Actor<HubMessage> implements TimerTarget, Cursor
     }
   }
 
-  /** A full mailbox coalesces a report into a queued report just before it; anything else is refused. */
+  /**
+   * A full mailbox coalesces a report into a queued report just before it, and queues the session's
+   * own control messages beyond the bound (they are few: one close, a timer per pending command and
+   * one more, one superseded notice), so none is lost; other frames and commands are refused.
+   */
   protected override overflow(msg: HubMessage, queued: HubMessage[]): boolean {
+    if (msg.type === 'closed' || msg.type === 'timer' || msg.type === 'superseded') {
+      queued.push(msg);
+      return true;
+    }
     const tail = queued[queued.length - 1];
     if (msg.type === 'frame' && msg.frame.t === FrameType.report && tail?.type === 'frame' && tail.frame.t === FrameType.report && msg.frame.s === tail.frame.s + 1) {
       const into = tail.frame.r;

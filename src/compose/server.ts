@@ -3,6 +3,7 @@ import { subjects } from '../../proto/subjects.js';
 import type { ActorSystem } from '../actors/actor.js';
 import { publishDesired, sendCommand } from '../actors/commands.js';
 import type { HubSession, HubSessionDeps } from '../actors/hub-session.js';
+import { SessionIndex, type SessionView } from '../actors/session-index.js';
 import { Interner } from '../actors/intern.js';
 import { TimerWheel } from '../actors/timer-wheel.js';
 import { createAdminApp } from '../admin/admin-server.js';
@@ -30,7 +31,7 @@ export interface RunningServer {
   readonly port: number;
   readonly adminPort: number;
   readonly binding: UwsBinding;
-  readonly sessions: ReadonlyMap<string, HubSession>;
+  readonly sessions: SessionView<HubSession>;
   /** Stops taking connections, tells hubs to reconnect elsewhere, flushes state, closes the ports. */
   close(): Promise<void>;
 }
@@ -42,7 +43,7 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
 
   const timers = new TimerWheel({ onError: (err) => log.error({ err }, 'timer callback failed') });
   const ports = makePorts ? await makePorts(timers) : await portsFor(config, timers, log);
-  const sessions = new Map<string, HubSession>();
+  const sessions = new SessionIndex<HubSession>();
   const metrics = new NodeMetrics(() => sessions.size);
   metrics.binding.set({ package: binding.packageName, native: String(binding.native) }, 1);
   const system: ActorSystem = {
@@ -198,7 +199,7 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
       clearInterval(refresh);
       binding.uws.us_listen_socket_close(main.socket);
       // hubs come back spread over a few seconds instead of all at once (to another node in a cluster)
-      const closing = [...sessions.values()];
+      const closing = sessions.list();
       for (const s of closing) s.shutdown(Math.floor(Math.random() * 5_000));
       // released entries and offline events must leave before the ports close (bounded wait)
       await Promise.race([Promise.allSettled(closing.map((s) => s.whenClosed())), new Promise((r) => setTimeout(r, 5_000).unref())]);

@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { FrameType, type ServerToHubFrame } from '../../proto/frames.js';
 import { HubSession, type HubLink, type HubSessionDeps } from '../../src/actors/hub-session.js';
+import { SessionIndex } from '../../src/actors/session-index.js';
 import { TimerWheel } from '../../src/actors/timer-wheel.js';
 import { MemoryBus } from '../../src/ports/bus/bus-memory.js';
 import { MemoryDirectory } from '../../src/ports/directory/directory-memory.js';
@@ -72,7 +73,7 @@ async function online(limits?: HubSessionDeps['limits']) {
     rateBurst: 1_000,
     ...(limits ? { limits } : {}),
     publishEvent: () => {},
-    sessions: new Map(),
+    sessions: new SessionIndex(),
   });
   const frame = (f: object) => session.receiveFrame(decodeHubFrame(encodeValue(f)));
   frame({ t: 1, v: 1, b: 'boot' });
