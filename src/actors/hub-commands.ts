@@ -11,6 +11,7 @@ import type { TimerHandle, TimerTarget } from './timer-wheel.js';
 /** What the command table needs of its session; the session routes command-id timer tags to `expire`. */
 export interface CommandHost extends TimerTarget {
   readonly hubId: string;
+  readonly deps: Pick<HubSessionDeps, 'system' | 'metrics' | 'limits'>;
   send(frame: ServerToHubFrame): boolean;
 }
 
@@ -29,10 +30,11 @@ export class HubCommands {
   private readonly pending = new Map<number, PendingCommand>();
   private nextId = 0;
 
-  constructor(
-    private readonly host: CommandHost,
-    private readonly deps: Pick<HubSessionDeps, 'system' | 'metrics' | 'limits'>,
-  ) {}
+  constructor(private readonly host: CommandHost) {}
+
+  private get deps(): CommandHost['deps'] {
+    return this.host.deps;
+  }
 
   /**
    * A request from the bus: forwarded to the hub, or answered at once when malformed, for a device

@@ -6,8 +6,15 @@ const VIOLATION_WINDOW_MS = 10_000;
 /** What the gate does with a frame: let it through, refuse it (`rate_limited`), or close the session. */
 export type RateVerdict = 'pass' | 'refuse' | 'close';
 
+/** The budget of every hub of a node. */
+export interface RateLimit {
+  readonly ratePerSec: number;
+  readonly rateBurst: number;
+}
+
 /**
- * One hub's frame budget: a token bucket of `rateBurst` tokens refilled at `ratePerSec`. A frame
+ * One hub's frame budget: a token bucket of `rateBurst` tokens refilled at `ratePerSec` (given
+ * with each frame, so a session does not hold a copy). A frame
  * over budget is refused; only persistent excess closes: more refusals within one window than the
  * burst allows. Answers to the server's own commands and one heartbeat per second are free.
  */
@@ -20,21 +27,18 @@ export class RateGate {
   /** when the last free heartbeat arrived */
   private lastHeartbeat = 0;
 
-  constructor(
-    private readonly rate: { readonly ratePerSec: number; readonly rateBurst: number },
-    now: number,
-  ) {
+  constructor(rate: RateLimit, now: number) {
     this.tokens = rate.rateBurst;
     this.tokensAt = now;
   }
 
-  admit(frame: HubToServerFrame, now: number): RateVerdict {
-    if (this.free(frame, now) || this.take(now)) return 'pass';
+  admit(frame: HubToServerFrame, now: number, rate: RateLimit): RateVerdict {
+    if (this.free(frame, now) || this.take(now, rate)) return 'pass';
     if (now - this.violationsSince > VIOLATION_WINDOW_MS) {
       this.violations = 0;
       this.violationsSince = now;
     }
-    return ++this.violations > this.rate.rateBurst ? 'close' : 'refuse';
+    return ++this.violations > rate.rateBurst ? 'close' : 'refuse';
   }
 
   /**
@@ -49,10 +53,10 @@ export class RateGate {
     return true;
   }
 
-  private take(now: number): boolean {
+  private take(now: number, rate: RateLimit): boolean {
     const elapsed = now - this.tokensAt;
     if (elapsed > 0) {
-      this.tokens = Math.min(this.rate.rateBurst, this.tokens + (elapsed * this.rate.ratePerSec) / 1000);
+      this.tokens = Math.min(rate.rateBurst, this.tokens + (elapsed * rate.ratePerSec) / 1000);
       this.tokensAt = now;
     }
     if (this.tokens < 1) return false;

@@ -29,6 +29,7 @@ export interface ReportHost {
   /** the session's directory epoch: every write carries it (see ShadowStore) */
   readonly epoch: number;
   readonly state: SessionState;
+  readonly deps: HubSessionDeps;
   send(frame: ServerToHubFrame): boolean;
   sendError(code: ErrorCode, msg: string, ref?: number, field?: string): void;
 }
@@ -52,10 +53,12 @@ export class HubReports implements CursorListener {
   /** a sequenced frame was accepted in this session: from now on gaps are refused */
   private sequenced = false;
 
-  constructor(
-    private readonly host: ReportHost,
-    private readonly deps: HubSessionDeps,
-  ) {}
+  constructor(private readonly host: ReportHost) {}
+
+  /** read through the host: one field less in every session */
+  private get deps(): HubSessionDeps {
+    return this.host.deps;
+  }
 
   private get limits(): HubLimits {
     return this.deps.limits ?? DEFAULT_HUB_LIMITS;

@@ -14,6 +14,8 @@ import type { TimerHandle, TimerTarget } from './timer-wheel.js';
 
 export type { HubLink, HubMessage, HubSessionDeps, HubSessionMetrics, SessionState } from './hub-deps.js';
 
+/** `waiters` of a closed session: one shared marker instead of a flag in every session. */
+const CLOSED = Object.freeze([]) as unknown as Array<() => void>;
 /** Timer tags of the session's own timers; command timers use the command's id (1 and up). */
 const HELLO_TIMER = -1;
 const IDLE_TIMER = -2;
@@ -34,18 +36,17 @@ export class HubSession extends Actor<HubMessage> implements TimerTarget {
   private lastSeen = Date.now();
   private timer: TimerHandle | null;
   private subscription: BusSubscription | null = null;
-  /** closed and released; `waiters` exists only while somebody waits for that */
-  private done = false;
+  /** who waits for the session to be closed and released; CLOSED once it is */
   private waiters: Array<() => void> | null = null;
 
   constructor(
     readonly hubId: string,
     readonly homeId: string,
     private readonly link: HubLink,
-    private readonly deps: HubSessionDeps,
+    readonly deps: HubSessionDeps,
   ) {
     super(`hub:${hubId}`, deps.system);
-    this.reports = new HubReports(this, deps);
+    this.reports = new HubReports(this);
     this.rate = new RateGate(deps, this.lastSeen);
     this.timer = deps.system.timers.schedule(deps.helloTimeoutMs, this, HELLO_TIMER);
   }
@@ -63,7 +64,7 @@ export class HubSession extends Actor<HubMessage> implements TimerTarget {
   /** Entry point of the gateway for every decoded frame: rate limit, then the mailbox. */
   receiveFrame(frame: HubToServerFrame): void {
     const now = (this.lastSeen = Date.now());
-    const verdict = this.rate.admit(frame, now);
+    const verdict = this.rate.admit(frame, now, this.deps);
     if (verdict === 'pass') this.tell({ type: 'frame', frame });
     else if (verdict === 'close') this.closeWith(CloseCode.rateLimited, 'rate_limited');
     else this.sendError('rate_limited', 'slow down: frame refused, resend it later', seqOf(frame));
@@ -225,7 +226,7 @@ export class HubSession extends Actor<HubMessage> implements TimerTarget {
   }
 
   private commandTable(): HubCommands {
-    return (this.commands ??= new HubCommands(this, this.deps));
+    return (this.commands ??= new HubCommands(this));
   }
 
   /** A desired change: the hub gets the delta as a `set` command nobody waits for. */
@@ -329,14 +330,13 @@ export class HubSession extends Actor<HubMessage> implements TimerTarget {
 
   /** Resolves once the session is closed and has released its directory entry (node shutdown waits). */
   whenClosed(): Promise<void> {
-    if (this.done) return Promise.resolve();
+    if (this.waiters === CLOSED) return Promise.resolve();
     return new Promise<void>((resolve) => (this.waiters ??= []).push(resolve));
   }
 
   private finished(): void {
-    this.done = true;
     const waiters = this.waiters;
-    this.waiters = null;
+    this.waiters = CLOSED;
     if (waiters) for (const resolve of waiters) resolve();
   }
 
