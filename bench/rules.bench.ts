@@ -17,14 +17,14 @@
 import { availableParallelism, cpus } from 'node:os';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
-import type { HubEvent } from '../proto/app.js';
+import type { AppEventMessage } from '../proto/app.js';
 import type { Attrs } from '../proto/frames.js';
 import { subjects } from '../proto/subjects.js';
 import { TimerWheel } from '../src/actors/timer-wheel.js';
 import { MemoryBus } from '../src/ports/bus/bus-memory.js';
 import { MemoryPushQueue } from '../src/ports/push-queue/push-queue-memory.js';
 import { createLogger } from '../src/log/logger.js';
-import { decodeValue, encode } from '../src/protocol/codec.js';
+import { decodeValue, encodeBus } from '../src/protocol/codec.js';
 import { RulesEngine } from '../src/rules/engine.js';
 import { noRuleMetrics, summarize, type DropReason, type RuleMetricsSink } from '../src/rules/metrics.js';
 import { deviceKey, type DeviceRef } from '../src/rules/model.js';
@@ -150,7 +150,7 @@ let version = 0;
  * stretch of events mixes all five. Every event is evaluated; three in five act (light, fan,
  * valve + notification).
  */
-function nextEvent(): HubEvent {
+function nextEvent(): AppEventMessage {
   const n = seq++;
   const h = n % HOMES;
   const round = Math.floor(n / HOMES);
@@ -161,17 +161,17 @@ function nextEvent(): HubEvent {
   switch (phase) {
     case 0:
     case 1:
-      return { kind: 'state', home, hub, device: 'motion', attrs: { motion: phase === 0 }, version: ++version, ts };
+      return { op: 'evt', kind: 'state', home, hub, device: 'motion', attrs: { motion: phase === 0 }, version: ++version, ts };
     case 2:
     case 3:
-      return { kind: 'state', home, hub, device: 'temp', attrs: { t: phase === 2 ? 30 : 25 }, version: ++version, ts };
+      return { op: 'evt', kind: 'state', home, hub, device: 'temp', attrs: { t: phase === 2 ? 30 : 25 }, version: ++version, ts };
     default:
-      return { kind: 'event', home, hub, device: 'bath-leak', event: 'leak', ts: ts + n };
+      return { op: 'evt', kind: 'event', home, hub, device: 'bath-leak', event: 'leak', ts: ts + n };
   }
 }
 
-function publishEvent(event: HubEvent, rules: boolean): void {
-  bus.publish(subjects.hubEvents(event.home, event.hub), encode(event));
+function publishEvent(event: AppEventMessage, rules: boolean): void {
+  bus.publish(subjects.hubEvents(event.home, event.hub), encodeBus(event));
   if (rules) engine.onEvent(event);
 }
 

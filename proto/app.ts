@@ -24,7 +24,7 @@ export type AppReply =
   | { op: 'ok'; id: number; result?: unknown }
   | { op: 'err'; id?: number; code: string; num: number; temporary: boolean; msg: string; field?: string; hubCode?: string };
 
-/** A state event as published on `evt.<shard>.<homeId>.<hubId>` and delivered to apps. */
+/** What happened at a hub: its devices' state and events, its device list, its connection. */
 export type HubEvent =
   | { kind: 'state'; home: string; hub: string; device: string; attrs: Attrs; version: number; ts: number }
   | { kind: 'event'; home: string; hub: string; device: string; event: string; params?: Attrs; ts: number }
@@ -32,4 +32,11 @@ export type HubEvent =
   | { kind: 'online'; home: string; hub: string; node: string; ts: number }
   | { kind: 'offline'; home: string; hub: string; reason: string; ts: number };
 
+/**
+ * A hub event as published on `evt.<shard>.<homeId>.<hubId>` and as apps receive it: the same map,
+ * so a node passes the bus payload's bytes through to msgpack subscribers without decoding them.
+ */
 export type AppEventMessage = { op: 'evt' } & HubEvent;
+
+/** Every message of the app socket, either way. */
+export type AppWireMessage = AppRequest | AppReply | AppEventMessage;

@@ -1,11 +1,16 @@
 /**
- * NATS subject names. Part of the protocol: other services publish and subscribe on them.
+ * NATS subject names and their payloads (plain msgpack maps). Part of the protocol: other services
+ * publish and subscribe on them.
  *
  *   hub.<hubId>.cmd        request/reply: run a command on the hub (only the holding node subscribes)
  *   hub.<hubId>.desired    publish: desired state of the hub changed, push the delta if online
  *   hub.<hubId>.takeover   publish: another node claimed the hub; the holder closes its session
  *   evt.<shard>.<homeId>.<hubId>  publish: state and device events of a hub, shard = fnv1a(homeId) mod SHARDS
  */
+import type { AppEventMessage } from './app.js';
+import type { ErrorCode } from './errors.js';
+import type { Attrs } from './frames.js';
+
 export const SHARDS = 64;
 
 /** Ids allowed in subjects and keys: no dots, wildcards or whitespace. */
@@ -24,13 +29,54 @@ export function isValidKey(s: string): boolean {
   return s.length > 0 && s.length <= 64 && !RESERVED.has(s);
 }
 
+/** The last token of a `hub.<hubId>.<verb>` subject: what the holder of the hub is asked to do. */
+export type HubVerb = 'cmd' | 'desired' | 'takeover';
+
 export const subjects = {
   hubCommand: (hubId: string) => `hub.${hubId}.cmd`,
   hubDesired: (hubId: string) => `hub.${hubId}.desired`,
   hubTakeover: (hubId: string) => `hub.${hubId}.takeover`,
+  /** every `hub.<hubId>.<verb>`: what the node holding the hub subscribes to */
+  hubAll: (hubId: string) => `hub.${hubId}.*`,
   hubEvents: (homeId: string, hubId: string) => `evt.${shardOf(homeId)}.${homeId}.${hubId}`,
   homeEvents: (homeId: string) => `evt.${shardOf(homeId)}.${homeId}.*`,
 };
+
+/** The verb of a subject received on `subjects.hubAll`, or null for one this version does not know. */
+export function hubVerbOf(subject: string): HubVerb | null {
+  const verb = subject.slice(subject.lastIndexOf('.') + 1);
+  return verb === 'cmd' || verb === 'desired' || verb === 'takeover' ? verb : null;
+}
+
+/** `hub.<hubId>.cmd` request. */
+export interface CommandRequest {
+  /** device id */
+  d: string;
+  /** method; `set` applies `p` as attributes */
+  m: string;
+  p: Record<string, unknown>;
+  /** ms the hub has to answer */
+  to: number;
+}
+
+/** `hub.<hubId>.cmd` reply; `hub`: the hub's own error code, when the hub refused the command. */
+export type CommandReply = { ok: true; r: unknown } | { ok: false; e: ErrorCode; msg?: string; hub?: string };
+
+/** `hub.<hubId>.desired`: the device's whole desired map and its version (older versions are ignored). */
+export interface DesiredChange {
+  d: string;
+  desired: Attrs;
+  v: number;
+}
+
+/** `hub.<hubId>.takeover`: the claim's epoch; a holder with a smaller one closes. */
+export interface TakeoverNotice {
+  epoch: number;
+  node: string;
+}
+
+/** Every payload the node publishes on the bus; `evt.*` carries the app's event message as it is. */
+export type BusPayload = CommandRequest | CommandReply | DesiredChange | TakeoverNotice | AppEventMessage;
 
 /** 32-bit FNV-1a over the UTF-16 code units of the id, mod SHARDS. */
 export function shardOf(homeId: string): number {

@@ -25,7 +25,7 @@ export * from '../proto/frames.js';
 export { ErrorCodes, CloseCode, isErrorCode, type ErrorCode } from '../proto/errors.js';
 export { subjects, shardOf, SHARDS, ID_PATTERN, isValidId } from '../proto/subjects.js';
 export type { AppRequest, AppReply, HubEvent, AppEventMessage } from '../proto/app.js';
-export { encode, decodeHubFrame, decodeServerFrame } from './protocol/codec.js';
+export { encode, encodeApp, encodeValue, decodeHubFrame, decodeServerFrame } from './protocol/codec.js';
 export { signHub, hubCredentials, hubAuthHeaderMap, HUB_AUTH_HEADERS, type HubCredentials } from './auth/hub-signature.js';
 
 // for load/ and bench/

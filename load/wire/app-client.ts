@@ -1,5 +1,5 @@
 import WebSocket from 'ws';
-import { FrameType, decodeValue, encode, type Attrs } from '../../src/index.js';
+import { FrameType, decodeValue, encodeApp, type Attrs } from '../../src/index.js';
 
 /**
  * An app subscriber over `/app/v1` with msgpack: opens the socket (a user token, or plain `homes`
@@ -61,7 +61,7 @@ export function openApp(opts: AppOptions, on: AppHandlers): Promise<WebSocket> {
     };
     ws.on('open', () => {
       if (pending === 0) return subscribed();
-      opts.homes.forEach((home, i) => ws.send(encode({ op: 'sub', id: i + 1, home }), { binary: true }));
+      opts.homes.forEach((home, i) => ws.send(encodeApp({ op: 'sub', id: i + 1, home }), { binary: true }));
     });
     ws.on('message', (data: Buffer) => {
       const m = decodeApp(data);

@@ -3,7 +3,7 @@ import {
   PROTOCOL_VERSION,
   decodeServerFrame,
   decodeValue,
-  encode,
+  encodeValue,
   type Attrs,
   type ByeFrame,
   type DeviceInfo,
@@ -40,7 +40,7 @@ export const frames = {
 
 /** The bytes of a frame as a hub sends them: one built above, or any map (protocol tests send wrong ones). */
 export function encodeFrame(frame: HubToServerFrame | object): Buffer {
-  return encode(frame);
+  return encodeValue(frame);
 }
 
 /** A server frame, validated field by field; throws the codec's ProtocolError otherwise. */

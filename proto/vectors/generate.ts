@@ -8,7 +8,7 @@
 import { isDeepStrictEqual } from 'node:util';
 import { writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { decodeHubFrame, decodeServerFrame, encode } from '../../src/protocol/codec.js';
+import { decodeHubFrame, decodeServerFrame, encode, encodeValue } from '../../src/protocol/codec.js';
 import { ProtocolError } from '../../src/errors.js';
 import type { ErrorCode } from '../errors.js';
 import { FrameType, type Frame, type FrameTypeName } from '../frames.js';
@@ -191,8 +191,8 @@ const valid: Record<FrameTypeName, ValidCase[]> = {
 const RAW = '@raw@';
 const TIMESTAMP32 = 'd6ff6553f100'; // msgpack timestamp ext (-1), 4 bytes of seconds
 function raw(value: object, rawHex: string): string {
-  const hex = encode(value).toString('hex');
-  const marker = encode(RAW).toString('hex');
+  const hex = encodeValue(value).toString('hex');
+  const marker = encodeValue(RAW).toString('hex');
   if (hex.split(marker).length !== 2) throw new Error('placeholder must occur once');
   return hex.replace(marker, rawHex);
 }
@@ -269,7 +269,7 @@ const invalid: InvalidCase[] = [
 
 function hexOf(c: InvalidCase): string {
   if (c.value !== undefined || c.hex === undefined) {
-    const full = encode(c.value as object).toString('hex');
+    const full = encodeValue(c.value).toString('hex');
     return c.cut === undefined ? full : full.slice(0, -2 * c.cut);
   }
   return c.hex;

@@ -1,24 +1,10 @@
-import { isValidId } from '../../proto/subjects.js';
+import { isValidId, type CommandReply, type CommandRequest } from '../../proto/subjects.js';
 import { ProtocolError } from '../errors.js';
-import { isErrorCode, type ErrorCode } from '../../proto/errors.js';
-import { decodeValue, encode } from '../protocol/codec.js';
-
-/** A command as carried on `hub.<hubId>.cmd` (msgpack map). */
-export interface CommandRequest {
-  /** device id */
-  d: string;
-  /** method; `set` applies `p` as attributes */
-  m: string;
-  p: Record<string, unknown>;
-  /** ms the hub has to answer */
-  to: number;
-}
-
-/** The answer on the reply subject; `hub`: the hub's own error code, when the hub refused the command. */
-export type CommandReply = { ok: true; r: unknown } | { ok: false; e: ErrorCode; msg?: string; hub?: string };
+import { isErrorCode } from '../../proto/errors.js';
+import { decodeValue, encodeBus } from '../protocol/codec.js';
 
 export function encodeCommandRequest(req: CommandRequest): Uint8Array {
-  return encode(req);
+  return encodeBus(req);
 }
 
 export function decodeCommandRequest(data: Uint8Array): CommandRequest {
@@ -32,7 +18,7 @@ export function decodeCommandRequest(data: Uint8Array): CommandRequest {
 }
 
 export function encodeCommandReply(reply: CommandReply): Uint8Array {
-  return encode(reply);
+  return encodeBus(reply);
 }
 
 export function decodeCommandReply(data: Uint8Array): CommandReply {

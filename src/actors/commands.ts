@@ -1,7 +1,9 @@
 import type { Attrs } from '../../proto/frames.js';
 import { subjects } from '../../proto/subjects.js';
 import { NoRespondersError, RequestTimeoutError, type Bus } from '../ports/bus/bus.js';
+import type { DeviceShadow } from '../ports/shadow-store/shadow-store.js';
 import { CommandError, TierError } from '../errors.js';
+import { encodeBus } from '../protocol/codec.js';
 import { decodeCommandReply, encodeCommandRequest } from './command-wire.js';
 
 /** What a caller (HTTP, app socket, rules) asks a device to do. */
@@ -28,4 +30,12 @@ export async function sendCommand(bus: Bus, hubId: string, deviceId: string, spe
   const reply = decodeCommandReply(data);
   if (reply.ok) return reply.r;
   throw new CommandError(reply.e, reply.msg, { hubCode: reply.hub });
+}
+
+/**
+ * Tells the session holding the hub, if any, that a device's desired state was stored: it sends the
+ * delta to the hub now. Fire and forget: an offline hub gets the delta in its next welcome.
+ */
+export function publishDesired(bus: Bus, hubId: string, deviceId: string, device: DeviceShadow): void {
+  bus.publish(subjects.hubDesired(hubId), encodeBus({ d: deviceId, desired: device.desired, v: device.desiredVersion }));
 }

@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { Attrs } from '../../proto/frames.js';
-import { isValidId, subjects } from '../../proto/subjects.js';
-import { sendCommand, type CommandSpec } from '../actors/commands.js';
+import { isValidId } from '../../proto/subjects.js';
+import { publishDesired, sendCommand, type CommandSpec } from '../actors/commands.js';
 import { DEFAULT_HUB_LIMITS, type HubLimits } from '../actors/hub-limits.js';
 import type { Bus } from '../ports/bus/bus.js';
 import type { Directory } from '../ports/directory/directory.js';
@@ -10,7 +10,7 @@ import type { HubRecord, HubRegistry } from '../ports/hub-registry/hub-registry.
 import type { ShadowStore } from '../ports/shadow-store/shadow-store.js';
 import { TierError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
-import { attrs, encode, params } from '../protocol/codec.js';
+import { attrs, params } from '../protocol/codec.js';
 import { route, type HttpCall, type RouteTable } from '../transport/http.js';
 import type { TemplatedApp } from '../transport/uws.js';
 import type { WriteBatch } from '../transport/write-batch.js';
@@ -170,8 +170,7 @@ export function mountApi(app: TemplatedApp, deps: ApiDeps): void {
       const patch: Attrs = attrs(body.desired, 'desired');
       await checkDesiredLimits(hub.hubId, deviceId, patch);
       const device = await deps.shadows.setDesired(hub.hubId, deviceId, patch);
-      // the session holding the hub (if any) sends the delta to the hub now
-      deps.bus.publish(subjects.hubDesired(hub.hubId), encode({ d: deviceId, desired: device.desired, v: device.desiredVersion }));
+      publishDesired(deps.bus, hub.hubId, deviceId, device);
       return { status: 200, body: { ok: true, hubId: hub.hubId, deviceId, device } };
     },
     opts,

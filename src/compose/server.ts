@@ -1,8 +1,9 @@
-import type { HubEvent } from '../../proto/app.js';
+import type { AppEventMessage } from '../../proto/app.js';
 import { subjects } from '../../proto/subjects.js';
 import type { ActorSystem } from '../actors/actor.js';
-import { sendCommand } from '../actors/commands.js';
+import { publishDesired, sendCommand } from '../actors/commands.js';
 import type { HubSession, HubSessionDeps } from '../actors/hub-session.js';
+import { SessionIndex, type SessionView } from '../actors/session-index.js';
 import { Interner } from '../actors/intern.js';
 import { TimerWheel } from '../actors/timer-wheel.js';
 import { createAdminApp } from '../admin/admin-server.js';
@@ -17,7 +18,7 @@ import type { Ports } from '../ports/ports.js';
 import { portsFor } from './ports.js';
 import { createAutomation } from '../rules/automation.js';
 import { prometheusRuleMetrics } from '../rules/metrics.js';
-import { encode } from '../protocol/codec.js';
+import { encodeBus } from '../protocol/codec.js';
 import { HomeFeeds, mountAppGateway } from '../transport/app-gateway.js';
 import { mountHubGateway } from '../transport/hub-gateway.js';
 import { loadUws, type TemplatedApp, type UwsBinding, type us_listen_socket } from '../transport/uws.js';
@@ -30,7 +31,7 @@ export interface RunningServer {
   readonly port: number;
   readonly adminPort: number;
   readonly binding: UwsBinding;
-  readonly sessions: ReadonlyMap<string, HubSession>;
+  readonly sessions: SessionView<HubSession>;
   /** Stops taking connections, tells hubs to reconnect elsewhere, flushes state, closes the ports. */
   close(): Promise<void>;
 }
@@ -42,7 +43,7 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
 
   const timers = new TimerWheel({ onError: (err) => log.error({ err }, 'timer callback failed') });
   const ports = makePorts ? await makePorts(timers) : await portsFor(config, timers, log);
-  const sessions = new Map<string, HubSession>();
+  const sessions = new SessionIndex<HubSession>();
   const metrics = new NodeMetrics(() => sessions.size);
   metrics.binding.set({ package: binding.packageName, native: String(binding.native) }, 1);
   const system: ActorSystem = {
@@ -61,9 +62,7 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
     homeOfHub,
     runCommand: (hubId, deviceId, spec, timeoutMs) => sendCommand(ports.bus, hubId, deviceId, spec, timeoutMs),
     setDesired: async (hubId, deviceId, patch) => {
-      const device = await ports.shadows.setDesired(hubId, deviceId, patch);
-      // the session holding the hub (if any) sends the delta to the hub now
-      ports.bus.publish(subjects.hubDesired(hubId), encode({ d: deviceId, desired: device.desired, v: device.desiredVersion }));
+      publishDesired(ports.bus, hubId, deviceId, await ports.shadows.setDesired(hubId, deviceId, patch));
     },
     timers,
     log: log.child({ part: 'rules' }),
@@ -73,8 +72,8 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
     commandTimeoutMaxMs: config.commandTimeoutMaxMs,
   });
   // a hub's events go to the bus (apps, other services) and to this node's rules
-  const publishEvent = (event: HubEvent) => {
-    ports.bus.publish(subjects.hubEvents(event.home, event.hub), encode(event));
+  const publishEvent = (event: AppEventMessage) => {
+    ports.bus.publish(subjects.hubEvents(event.home, event.hub), encodeBus(event));
     automation.onEvent(event);
   };
   const hubDeps: HubSessionDeps = {
@@ -200,7 +199,7 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
       clearInterval(refresh);
       binding.uws.us_listen_socket_close(main.socket);
       // hubs come back spread over a few seconds instead of all at once (to another node in a cluster)
-      const closing = [...sessions.values()];
+      const closing = sessions.list();
       for (const s of closing) s.shutdown(Math.floor(Math.random() * 5_000));
       // released entries and offline events must leave before the ports close (bounded wait)
       await Promise.race([Promise.allSettled(closing.map((s) => s.whenClosed())), new Promise((r) => setTimeout(r, 5_000).unref())]);

@@ -1,7 +1,7 @@
-import type { AppRequest } from '../../proto/app.js';
+import type { AppRequest, AppWireMessage } from '../../proto/app.js';
 import { isValidId } from '../../proto/subjects.js';
 import { ProtocolError } from '../errors.js';
-import { attrs, decodeValue, encode, params, peekRefused } from './codec.js';
+import { attrs, decodeValue, encodeApp, params, peekRefused } from './codec.js';
 
 export type AppEncoding = 'json' | 'msgpack';
 
@@ -77,6 +77,6 @@ function validateOp(m: Record<string, unknown>, id: number): AppRequest {
   }
 }
 
-export function encodeAppMessage(msg: object, enc: AppEncoding): string | Uint8Array {
-  return enc === 'json' ? JSON.stringify(msg) : encode(msg);
+export function encodeAppMessage(msg: AppWireMessage, enc: AppEncoding): string | Uint8Array {
+  return enc === 'json' ? JSON.stringify(msg) : encodeApp(msg);
 }

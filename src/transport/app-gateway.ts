@@ -7,7 +7,7 @@ import type { Bus, BusSubscription } from '../ports/bus/bus.js';
 import { asTierError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 import { decodeAppRequest, encodeAppMessage, type AppEncoding } from '../protocol/app-codec.js';
-import { decodeValue, encode } from '../protocol/codec.js';
+import { appEventBytes, appEventJson } from '../protocol/app-events.js';
 import { errorReply, send } from './http.js';
 import type { HttpRequest, HttpResponse, TemplatedApp, WebSocket } from './uws.js';
 import type { WriteBatch } from './write-batch.js';
@@ -56,13 +56,20 @@ class UwsAppLink implements AppLink {
   }
 }
 
+interface Feed {
+  /** app subscribers of the home on this node */
+  count: number;
+  sub: BusSubscription;
+}
+
 /**
  * The node's interest in homes' events: the first app subscriber of a home subscribes this node
- * to `evt.<shard>.<homeId>.*`, the last one leaving unsubscribes. Each bus event is re-encoded
- * once per encoding that has subscribers and fanned out by uWS topic publish.
+ * to `evt.<shard>.<homeId>.*`, the last one leaving unsubscribes. A bus event is published in the
+ * shape apps receive: its bytes go to msgpack subscribers as they are, and it is converted once (not
+ * per subscriber) when JSON subscribers exist; uWS topic publish fans each out.
  */
 export class HomeFeeds {
-  private readonly feeds = new Map<string, { count: number; sub: BusSubscription }>();
+  private readonly feeds = new Map<string, Feed>();
 
   constructor(
     private readonly bus: Bus,
@@ -76,7 +83,9 @@ export class HomeFeeds {
       feed.count++;
       return;
     }
-    const sub = this.bus.subscribe(subjects.homeEvents(homeId), (msg) => this.fanOut(homeId, msg.data));
+    const msgpack = topic('msgpack', homeId);
+    const json = topic('json', homeId);
+    const sub = this.bus.subscribe(subjects.homeEvents(homeId), (msg) => this.fanOut(homeId, msgpack, json, msg.data));
     this.feeds.set(homeId, { count: 1, sub });
   }
 
@@ -94,13 +103,10 @@ export class HomeFeeds {
     return this.feeds.size;
   }
 
-  private fanOut(homeId: string, data: Uint8Array): void {
+  private fanOut(homeId: string, msgpack: string, json: string, data: Uint8Array): void {
     try {
-      const event = { op: 'evt', ...(decodeValue(data) as object) };
-      const m = topic('msgpack', homeId);
-      if (this.app.numSubscribers(m) > 0) this.app.publish(m, encode(event), true);
-      const j = topic('json', homeId);
-      if (this.app.numSubscribers(j) > 0) this.app.publish(j, JSON.stringify(event), false);
+      if (this.app.numSubscribers(msgpack) > 0) this.app.publish(msgpack, appEventBytes(data), true);
+      if (this.app.numSubscribers(json) > 0) this.app.publish(json, appEventJson(data), false);
     } catch (err) {
       this.log.error({ err, homeId }, 'event fan-out failed');
     }

@@ -1,5 +1,5 @@
 import WebSocket from 'ws';
-import { decodeValue, encode } from '../../src/protocol/codec.js';
+import { decodeValue, encodeValue } from '../../src/protocol/codec.js';
 
 /** An app socket collecting every message; `next(pred)` waits for the first one matching. */
 export class AppSocket {
@@ -41,7 +41,7 @@ export class AppSocket {
   }
 
   send(msg: unknown): void {
-    this.ws.send(this.enc === 'json' ? JSON.stringify(msg) : encode(msg));
+    this.ws.send(this.enc === 'json' ? JSON.stringify(msg) : encodeValue(msg));
   }
 
   close(): void {

@@ -9,7 +9,7 @@ import WebSocket from 'ws';
 import { SignJWT } from 'jose';
 import { FrameType, type ServerToHubFrame } from '../../proto/frames.js';
 import { HubClient } from '../../load/wire/hub-client.js';
-import { encode } from '../../src/protocol/codec.js';
+import { encodeValue } from '../../src/protocol/codec.js';
 import { AppSocket } from '../helpers/app-socket.js';
 import { api, startServerProcess, type ServerProcess } from '../helpers/server-process.js';
 
@@ -155,7 +155,7 @@ describe('hostile input against a real node (embedded default)', () => {
       const hub = await online('proto-wire');
       await hub.report({ lamp: { on: true } });
       const seq = hub.seq + 1;
-      const bytes = Buffer.concat([Buffer.from(encode({ t: 4, s: seq, r: 0 }).subarray(0, -1)), Buffer.from(encode(JSON.parse('{"lamp":{"__proto__":1}}')))]);
+      const bytes = Buffer.concat([Buffer.from(encodeValue({ t: 4, s: seq, r: 0 }).subarray(0, -1)), Buffer.from(encodeValue(JSON.parse('{"lamp":{"__proto__":1}}')))]);
       const err = hub.waitFor((f) => f.t === FrameType.error);
       const ack = hub.waitFor((f) => f.t === FrameType.ack && f.s === seq);
       hub.sendRaw(bytes);
@@ -266,7 +266,7 @@ describe('hostile input against a real node (embedded default)', () => {
       const hub = await online('big');
       const frames: ServerToHubFrame[] = [];
       hub.on('frame', (f) => frames.push(f));
-      hub.sendRaw(encode({ t: 3, pad: 'x'.repeat(20_000) }));
+      hub.sendRaw(encodeValue({ t: 3, pad: 'x'.repeat(20_000) }));
       const closed = await hub.closed;
       expect(closed.code).toBe(1009);
       expect(frames.map((f) => f.t)).toEqual([FrameType.error, FrameType.bye]);

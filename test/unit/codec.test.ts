@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { FrameType } from '../../proto/frames.js';
-import { DEFAULT_MAX_FRAME, LIMITS, decodeHubFrame, decodeServerFrame, decodeValue, encode } from '../../src/protocol/codec.js';
+import { DEFAULT_MAX_FRAME, LIMITS, decodeHubFrame, decodeServerFrame, decodeValue, encode, encodeValue } from '../../src/protocol/codec.js';
 import { ProtocolError } from '../../src/errors.js';
 
 /** Runs `fn` and returns what it threw (undefined when it returned). */
@@ -22,13 +22,13 @@ function expectProtocolError(fn: () => unknown, code: string, field?: string): v
 
 /** Encodes `value` with the placeholder string `@raw@` replaced by bytes an encoder would not write. */
 function withRaw(value: object, rawHex: string): Buffer {
-  const hex = encode(value).toString('hex');
-  const marker = encode('@raw@').toString('hex');
+  const hex = encodeValue(value).toString('hex');
+  const marker = encodeValue('@raw@').toString('hex');
   expect(hex.split(marker)).toHaveLength(2);
   return Buffer.from(hex.replace(marker, rawHex), 'hex');
 }
 
-const report = (r: unknown) => encode({ t: 4, s: 1, r });
+const report = (r: unknown) => encodeValue({ t: 4, s: 1, r });
 
 /** mulberry32: a small seeded generator, so a failing garbage buffer can be reproduced. */
 function prng(seed: number): () => number {
@@ -45,9 +45,9 @@ function prng(seed: number): () => number {
 describe('frame size', () => {
   /** A valid heartbeat padded with an unknown key to exactly `size` bytes. */
   function heartbeatOf(size: number): Buffer {
-    const base = encode({ t: 3, x: '' }).length; // fixstr header counted in base
+    const base = encodeValue({ t: 3, x: '' }).length; // fixstr header counted in base
     const pad = size - base - 2; // str16 header: 3 bytes instead of the fixstr's 1
-    const bytes = encode({ t: 3, x: 'p'.repeat(pad) });
+    const bytes = encodeValue({ t: 3, x: 'p'.repeat(pad) });
     expect(bytes.length).toBe(size);
     return bytes;
   }
@@ -70,14 +70,14 @@ describe('frame size', () => {
 
 describe('garbage never escapes as anything but ProtocolError', () => {
   const seeds = [
-    encode({ t: 1, v: 1, b: 'boot-1', fw: '1.0' }),
-    encode({ t: 4, s: 9, r: { 'temp-1': { temperature: 21.5, ok: true, e: null }, 'door-2': { open: false } }, ts: 1_700_000_000_000 }),
-    encode({ t: 5, s: 3, d: 'leak-5', e: 'leak', p: { level: -2 } }),
-    encode({ t: 8, id: 7, ok: false, e: 'command_failed', msg: 'stalled' }),
-    encode({ t: 9, s: 4, f: true, j: [{ d: 'plug-1', k: 'plug', m: 'P1' }], l: ['x'] }),
-    encode({ t: 10, c: 103, e: 'invalid_field', tmp: false, ref: 2 }),
-    encode({ t: 2, v: 1, ep: 3, hb: 30000, idle: 75000, max: 16384, ts: 1, s: 0, dl: { a: { b: 1 } } }),
-    encode({ t: 7, id: 1, d: 'plug-1', m: 'set', p: { on: true }, to: 5000 }),
+    encodeValue({ t: 1, v: 1, b: 'boot-1', fw: '1.0' }),
+    encodeValue({ t: 4, s: 9, r: { 'temp-1': { temperature: 21.5, ok: true, e: null }, 'door-2': { open: false } }, ts: 1_700_000_000_000 }),
+    encodeValue({ t: 5, s: 3, d: 'leak-5', e: 'leak', p: { level: -2 } }),
+    encodeValue({ t: 8, id: 7, ok: false, e: 'command_failed', msg: 'stalled' }),
+    encodeValue({ t: 9, s: 4, f: true, j: [{ d: 'plug-1', k: 'plug', m: 'P1' }], l: ['x'] }),
+    encodeValue({ t: 10, c: 103, e: 'invalid_field', tmp: false, ref: 2 }),
+    encodeValue({ t: 2, v: 1, ep: 3, hb: 30000, idle: 75000, max: 16384, ts: 1, s: 0, dl: { a: { b: 1 } } }),
+    encodeValue({ t: 7, id: 1, d: 'plug-1', m: 'set', p: { on: true }, to: 5000 }),
   ];
 
   /** Random bytes, and valid frames with random bytes overwritten, truncated or extended. */
@@ -115,7 +115,7 @@ describe('garbage never escapes as anything but ProtocolError', () => {
         }
         count('accepted');
         // what is accepted is plain data: it re-encodes without extension types and decodes again
-        const again = encode(frame as object);
+        const again = encodeValue(frame as object);
         expect(() => decodeValue(again)).not.toThrow();
       }
     }
@@ -164,11 +164,11 @@ describe('garbage never escapes as anything but ProtocolError', () => {
 });
 
 describe('prototype pollution', () => {
-  const protoKey = encode('__proto__').toString('hex');
+  const protoKey = encodeValue('__proto__').toString('hex');
 
   it('a __proto__ key cannot supply inherited fields to a frame: it is refused', () => {
     // {"__proto__": {"t": 4, "s": 1, "r": {}}} : if it set the prototype, t/s/r would be inherited
-    const frame = Buffer.concat([Buffer.from([0x81]), Buffer.from(protoKey, 'hex'), encode({ t: 4, s: 1, r: {} })]);
+    const frame = Buffer.concat([Buffer.from([0x81]), Buffer.from(protoKey, 'hex'), encodeValue({ t: 4, s: 1, r: {} })]);
     expectProtocolError(() => decodeHubFrame(frame), 'invalid_field', '__proto__');
     expect(({} as Record<string, unknown>).t).toBeUndefined();
   });
@@ -183,40 +183,40 @@ describe('prototype pollution', () => {
     expectProtocolError(() => decodeHubFrame(asDevice), 'invalid_field', 'r.__proto__');
     expectProtocolError(() => decodeHubFrame(asAttr), 'invalid_field', 'r.temp-1.__proto__');
     // anywhere a value is free-form too: command results, nested in arrays
-    const result = encode({ t: 8, id: 3, ok: true, r: { list: [1, JSON.parse('{"__proto__": 1}') as object] } });
+    const result = encodeValue({ t: 8, id: 3, ok: true, r: { list: [1, JSON.parse('{"__proto__": 1}') as object] } });
     expectProtocolError(() => decodeHubFrame(result), 'invalid_field', 'r.list[1].__proto__');
     expect(({} as Record<string, unknown>).polluted).toBeUndefined();
     expect(Object.prototype).not.toHaveProperty('polluted');
   });
 
   it('a frame refused by validation names the frame it refuses (ref) and its type', () => {
-    const err = thrown(() => decodeHubFrame(encode({ t: 4, s: 17, r: { 'temp-1': { on: [1] } } })));
+    const err = thrown(() => decodeHubFrame(encodeValue({ t: 4, s: 17, r: { 'temp-1': { on: [1] } } })));
     expect(err).toBeInstanceOf(ProtocolError);
     expect((err as ProtocolError).ref).toBe(17);
     expect((err as ProtocolError).frameType).toBe(FrameType.report);
-    const res = thrown(() => decodeHubFrame(encode({ t: 8, id: 9, ok: 'yes' })));
+    const res = thrown(() => decodeHubFrame(encodeValue({ t: 8, id: 9, ok: 'yes' })));
     expect((res as ProtocolError).ref).toBe(9);
   });
 
   it('the string "__proto__" as a value is data, not a key: accepted', () => {
-    const f = decodeHubFrame(encode({ t: 5, s: 1, d: 'btn-1', e: 'press', p: { mode: '__proto__' } }));
+    const f = decodeHubFrame(encodeValue({ t: 5, s: 1, d: 'btn-1', e: 'press', p: { mode: '__proto__' } }));
     expect(f).toMatchObject({ t: 5, p: { mode: '__proto__' } });
   });
 
   it('maps and arrays nested deeper than 32 levels are refused at decode (no stack overflow later)', () => {
     // {t:8, id:1, ok:true, r:[[[...1...]]]} with 2,000 nested arrays, built by hand
-    const head = encode({ t: 8, id: 1, ok: true, r: 0 });
+    const head = encodeValue({ t: 8, id: 1, ok: true, r: 0 });
     const frame = Buffer.concat([head.subarray(0, head.length - 1), Buffer.alloc(2_000, 0x91), Buffer.from([0x01])]);
     expectProtocolError(() => decodeHubFrame(frame, 1 << 20), 'malformed_frame');
     let ok: unknown = 1;
     for (let i = 0; i < 30; i++) ok = [ok];
-    expect(decodeHubFrame(encode({ t: 8, id: 1, ok: true, r: ok }))).toMatchObject({ t: 8, id: 1 });
+    expect(decodeHubFrame(encodeValue({ t: 8, id: 1, ok: true, r: ok }))).toMatchObject({ t: 8, id: 1 });
   });
 
   it('refuses constructor and prototype as attribute names and __proto__ as a device id', () => {
     expectProtocolError(() => decodeHubFrame(report({ 'temp-1': { constructor: 2 } })), 'invalid_field', 'r.temp-1.constructor');
     expectProtocolError(() => decodeHubFrame(report({ 'temp-1': { prototype: 3 } })), 'invalid_field', 'r.temp-1.prototype');
-    const devices = encode({ t: 9, s: 1, f: false, j: [{ d: '__proto__', k: 'plug' }] });
+    const devices = encodeValue({ t: 9, s: 1, f: false, j: [{ d: '__proto__', k: 'plug' }] });
     expectProtocolError(() => decodeHubFrame(devices), 'invalid_field', 'j[0].d');
     expect(({} as Record<string, unknown>).kind).toBeUndefined();
   });
@@ -293,33 +293,33 @@ describe('limits', () => {
   it(`attributes per device: ${LIMITS.attrsPerDevice} accepted, one more refused`, () => {
     expect(decodeHubFrame(report({ 'dev-1': attrsOf(LIMITS.attrsPerDevice) })).t).toBe(FrameType.report);
     expectProtocolError(() => decodeHubFrame(report({ 'dev-1': attrsOf(LIMITS.attrsPerDevice + 1) })), 'invalid_field', 'r.dev-1');
-    const params = encode({ t: 5, s: 1, d: 'dev-1', e: 'x', p: attrsOf(LIMITS.attrsPerDevice + 1) });
+    const params = encodeValue({ t: 5, s: 1, d: 'dev-1', e: 'x', p: attrsOf(LIMITS.attrsPerDevice + 1) });
     expectProtocolError(() => decodeHubFrame(params), 'invalid_field', 'p');
   });
 
   it(`devices per frame: ${LIMITS.devicesPerFrame} accepted, one more refused (report, joins, leaves, delta)`, () => {
     expect(decodeHubFrame(report(devicesOf(LIMITS.devicesPerFrame))).t).toBe(FrameType.report);
     expectProtocolError(() => decodeHubFrame(report(devicesOf(LIMITS.devicesPerFrame + 1))), 'invalid_field', 'r');
-    expect(decodeHubFrame(encode({ t: 9, s: 1, f: true, j: infos(LIMITS.devicesPerFrame) })).t).toBe(FrameType.devices);
-    expectProtocolError(() => decodeHubFrame(encode({ t: 9, s: 1, j: infos(LIMITS.devicesPerFrame + 1) })), 'invalid_field', 'j');
+    expect(decodeHubFrame(encodeValue({ t: 9, s: 1, f: true, j: infos(LIMITS.devicesPerFrame) })).t).toBe(FrameType.devices);
+    expectProtocolError(() => decodeHubFrame(encodeValue({ t: 9, s: 1, j: infos(LIMITS.devicesPerFrame + 1) })), 'invalid_field', 'j');
     const left = Array.from({ length: LIMITS.devicesPerFrame + 1 }, (_, i) => `d${i}`);
-    expectProtocolError(() => decodeHubFrame(encode({ t: 9, s: 1, l: left })), 'invalid_field', 'l');
+    expectProtocolError(() => decodeHubFrame(encodeValue({ t: 9, s: 1, l: left })), 'invalid_field', 'l');
     const welcome = { t: 2, v: 1, ep: 1, hb: 30000, idle: 75000, max: 16384, ts: 1, s: 0, dl: devicesOf(LIMITS.devicesPerFrame + 1) };
-    expectProtocolError(() => decodeServerFrame(encode(welcome)), 'invalid_field', 'dl');
+    expectProtocolError(() => decodeServerFrame(encodeValue(welcome)), 'invalid_field', 'dl');
   });
 
   it(`device ids: ${LIMITS.idLength} characters of [A-Za-z0-9_-] accepted; longer, dotted, spaced or empty refused`, () => {
     const ok = 'D'.repeat(LIMITS.idLength);
-    expect(decodeHubFrame(encode({ t: 5, s: 1, d: ok, e: 'x' }))).toMatchObject({ d: ok });
+    expect(decodeHubFrame(encodeValue({ t: 5, s: 1, d: ok, e: 'x' }))).toMatchObject({ d: ok });
     for (const d of ['D'.repeat(LIMITS.idLength + 1), 'a.b', 'a b', '', 'a>', 'é']) {
-      expectProtocolError(() => decodeHubFrame(encode({ t: 5, s: 1, d, e: 'x' })), 'invalid_field', 'd');
+      expectProtocolError(() => decodeHubFrame(encodeValue({ t: 5, s: 1, d, e: 'x' })), 'invalid_field', 'd');
     }
   });
 
   it(`strings: ${LIMITS.stringBytes} characters accepted in msg, one more refused`, () => {
     const msg = 'm'.repeat(LIMITS.stringBytes);
-    expect(decodeHubFrame(encode({ t: 12, msg }))).toMatchObject({ msg });
-    expectProtocolError(() => decodeHubFrame(encode({ t: 12, msg: msg + 'm' })), 'invalid_field', 'msg');
+    expect(decodeHubFrame(encodeValue({ t: 12, msg }))).toMatchObject({ msg });
+    expectProtocolError(() => decodeHubFrame(encodeValue({ t: 12, msg: msg + 'm' })), 'invalid_field', 'msg');
   });
 });
 
@@ -330,26 +330,26 @@ describe('encoding and optional fields', () => {
   });
 
   it('reads nil in an optional field as absent', () => {
-    const frame = decodeHubFrame(encode({ t: 5, s: 1, d: 'b-1', e: 'press', p: null, ts: null }));
+    const frame = decodeHubFrame(encodeValue({ t: 5, s: 1, d: 'b-1', e: 'press', p: null, ts: null }));
     expect(frame).toEqual({ t: 5, s: 1, d: 'b-1', e: 'press', p: undefined, ts: undefined });
   });
 
   it('ignores unknown keys and does not pass them on', () => {
-    const frame = decodeHubFrame(encode({ t: 3, ts: 5, future: { x: [1, 2] } }));
+    const frame = decodeHubFrame(encodeValue({ t: 3, ts: 5, future: { x: [1, 2] } }));
     expect(frame).toEqual({ t: 3, ts: 5 });
     expect(frame).not.toHaveProperty('future');
   });
 
   it('fills defaults the types require: devices.f false, welcome.dl and command.p empty maps', () => {
-    expect(decodeHubFrame(encode({ t: 9, s: 1, l: ['a'] }))).toMatchObject({ f: false, l: ['a'] });
-    const welcome = decodeServerFrame(encode({ t: 2, v: 1, ep: 1, hb: 1, idle: 2, max: 3, ts: 4, s: 0 }));
+    expect(decodeHubFrame(encodeValue({ t: 9, s: 1, l: ['a'] }))).toMatchObject({ f: false, l: ['a'] });
+    const welcome = decodeServerFrame(encodeValue({ t: 2, v: 1, ep: 1, hb: 1, idle: 2, max: 3, ts: 4, s: 0 }));
     expect(welcome).toMatchObject({ dl: {} });
-    expect(decodeServerFrame(encode({ t: 7, id: 1, d: 'a', m: 'stop', to: 10 }))).toMatchObject({ p: {} });
+    expect(decodeServerFrame(encodeValue({ t: 7, id: 1, d: 'a', m: 'stop', to: 10 }))).toMatchObject({ p: {} });
   });
 
   it('writes maps with fixmap headers and integers in their smallest form', () => {
     expect(encode({ t: 6, s: 200 }).toString('hex')).toBe('82a17406a173ccc8');
     expect(encode({ t: 6, s: 70000 }).toString('hex')).toBe('82a17406a173ce00011170');
-    expect(encode({ a: -33 }).toString('hex')).toBe('81a161d0df');
+    expect(encodeValue({ a: -33 }).toString('hex')).toBe('81a161d0df');
   });
 });

@@ -1,13 +1,14 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { FrameType, type ServerToHubFrame } from '../../proto/frames.js';
 import { HubSession, type HubLink, type HubSessionDeps } from '../../src/actors/hub-session.js';
+import { SessionIndex } from '../../src/actors/session-index.js';
 import { TimerWheel } from '../../src/actors/timer-wheel.js';
 import { MemoryBus } from '../../src/ports/bus/bus-memory.js';
 import { MemoryDirectory } from '../../src/ports/directory/directory-memory.js';
 import type { CursorListener, DeviceShadow, SeqCursor } from '../../src/ports/shadow-store/shadow-store.js';
 import { MemoryShadowStore } from '../../src/ports/shadow-store/shadow-store-memory.js';
 import { createLogger } from '../../src/log/logger.js';
-import { decodeHubFrame, decodeServerFrame, encode } from '../../src/protocol/codec.js';
+import { decodeHubFrame, decodeServerFrame, encodeValue } from '../../src/protocol/codec.js';
 
 /**
  * A store that holds every cursor write until `release()`, as a batched backend does until its
@@ -72,9 +73,9 @@ async function online(limits?: HubSessionDeps['limits']) {
     rateBurst: 1_000,
     ...(limits ? { limits } : {}),
     publishEvent: () => {},
-    sessions: new Map(),
+    sessions: new SessionIndex(),
   });
-  const frame = (f: object) => session.receiveFrame(decodeHubFrame(encode(f)));
+  const frame = (f: object) => session.receiveFrame(decodeHubFrame(encodeValue(f)));
   frame({ t: 1, v: 1, b: 'boot' });
   await settle();
   expect(session.state).toBe('online');

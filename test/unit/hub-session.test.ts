@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import type { HubEvent } from '../../proto/app.js';
+import type { AppEventMessage } from '../../proto/app.js';
 import { HubSession, type HubLink, type HubSessionDeps } from '../../src/actors/hub-session.js';
+import { SessionIndex } from '../../src/actors/session-index.js';
 import { TimerWheel } from '../../src/actors/timer-wheel.js';
 import { MemoryBus } from '../../src/ports/bus/bus-memory.js';
 import { MemoryDirectory } from '../../src/ports/directory/directory-memory.js';
@@ -8,7 +9,7 @@ import type { Directory, HubLocation } from '../../src/ports/directory/directory
 import type { DeviceShadow, SeqCursor } from '../../src/ports/shadow-store/shadow-store.js';
 import { MemoryShadowStore } from '../../src/ports/shadow-store/shadow-store-memory.js';
 import { createLogger } from '../../src/log/logger.js';
-import { decodeServerFrame, encode, decodeHubFrame } from '../../src/protocol/codec.js';
+import { decodeServerFrame, encodeValue, decodeHubFrame } from '../../src/protocol/codec.js';
 import type { ServerToHubFrame } from '../../proto/frames.js';
 
 /** Records what the session sends and how it closes the socket. */
@@ -82,13 +83,13 @@ function setup(overrides: Partial<HubSessionDeps> = {}, directory: Directory = n
     ratePerSec: 1_000,
     rateBurst: 1_000,
     publishEvent: () => {},
-    sessions: new Map(),
+    sessions: new SessionIndex(),
     ...overrides,
   };
   const link = new RecordingLink();
   const session = new HubSession('hub-1', 'home-1', link, deps);
   link.session = session;
-  const frame = (f: object) => session.receiveFrame(decodeHubFrame(encode(f)));
+  const frame = (f: object) => session.receiveFrame(decodeHubFrame(encodeValue(f)));
   return { deps, link, session, shadows, frame };
 }
 
@@ -144,7 +145,7 @@ describe('HubSession', () => {
   });
 
   it('acknowledges a duplicate of the last accepted sequence number without applying or publishing it again', async () => {
-    const events: HubEvent[] = [];
+    const events: AppEventMessage[] = [];
     const { link, shadows, frame } = setup({ publishEvent: (e) => events.push(e) });
     frame({ t: 1, v: 1, b: 'boot' });
     await settle();
@@ -160,7 +161,7 @@ describe('HubSession', () => {
       { t: 6, s: 1 },
     ]);
     expect((await shadows.load('hub-1')).d1).toMatchObject({ reported: { n: 1 }, reportedVersion: 1 });
-    expect(events.filter((e) => e.kind !== 'online')).toEqual([expect.objectContaining({ kind: 'state', device: 'd1', attrs: { n: 1 }, version: 1 })]);
+    expect(events.filter((e) => e.kind !== 'online')).toEqual([expect.objectContaining({ op: 'evt', kind: 'state', device: 'd1', attrs: { n: 1 }, version: 1 })]);
     // and the next number is applied as usual
     frame({ t: 4, s: 2, r: { d1: { n: 2 } } });
     await settle();
@@ -201,6 +202,48 @@ describe('HubSession', () => {
     await settle();
     expect(link.frames[0]).toMatchObject({ t: 10, e: 'internal', tmp: true });
     expect(link.closed).toEqual({ code: 1011, reason: 'internal' });
+  });
+
+  it('handles the socket close even when it arrives with the mailbox full', async () => {
+    const directory = new GatedDirectory();
+    directory.hold();
+    const { deps, link, session, frame } = setup({}, directory);
+    frame({ t: 1, v: 1, b: 'boot' });
+    // hello waits on the directory; four events (never coalesced) fill the mailbox of 4
+    for (let s = 1; s <= 4; s++) frame({ t: 5, s, d: 'd1', e: 'press' });
+    expect(session.queued).toBe(4);
+    link.close(1006, '');
+    directory.open();
+    await settle();
+    await settle();
+    let closed = false;
+    void session.whenClosed().then(() => (closed = true));
+    await settle();
+    expect(closed).toBe(true);
+    expect(deps.sessions.has('hub-1')).toBe(false);
+  });
+
+  it('a newer session of the hub on this node closes the older one through its mailbox', async () => {
+    const { deps, link, frame } = setup();
+    // the bus's takeover notice is lost: the node's own index must close the older session
+    const publish = deps.bus.publish.bind(deps.bus);
+    deps.bus.publish = (subject, data) => {
+      if (!subject.endsWith('.takeover')) publish(subject, data);
+    };
+    frame({ t: 1, v: 1, b: 'boot-1' });
+    await settle();
+    const older = deps.sessions.get('hub-1');
+    expect(older).toBeDefined();
+    const newerLink = new RecordingLink();
+    const newer = new HubSession('hub-1', 'home-1', newerLink, deps);
+    newerLink.session = newer;
+    newer.receiveFrame(decodeHubFrame(encodeValue({ t: 1, v: 1, b: 'boot-2' })));
+    await settle();
+    expect(link.frames.at(-1)).toMatchObject({ t: 12, e: 'session_taken_over' });
+    expect(link.closed).toEqual({ code: 4000, reason: 'session_taken_over' });
+    expect(newerLink.closed).toBeNull();
+    // the older session's release left the newer one's entry in place
+    expect(deps.sessions.get('hub-1')).toBe(newer);
   });
 
   it('answers a frame before hello with hello_required and closes', async () => {

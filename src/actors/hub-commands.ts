@@ -1,0 +1,127 @@
+import type { ErrorCode } from '../../proto/errors.js';
+import { FrameType, type ResultFrame, type ServerToHubFrame } from '../../proto/frames.js';
+import type { CommandReply, CommandRequest } from '../../proto/subjects.js';
+import type { BusMessage } from '../ports/bus/bus.js';
+import { TierError } from '../errors.js';
+import { decodeCommandRequest, encodeCommandReply } from './command-wire.js';
+import type { HubSessionDeps } from './hub-deps.js';
+import { DEFAULT_HUB_LIMITS } from './hub-limits.js';
+import type { TimerHandle, TimerTarget } from './timer-wheel.js';
+
+/** What the command table needs of its session; the session routes command-id timer tags to `expire`. */
+export interface CommandHost extends TimerTarget {
+  readonly hubId: string;
+  readonly deps: Pick<HubSessionDeps, 'system' | 'metrics' | 'limits'>;
+  send(frame: ServerToHubFrame): boolean;
+}
+
+interface PendingCommand {
+  /** null for commands the session sent on its own (desired deltas) */
+  request: BusMessage | null;
+  timer: TimerHandle;
+}
+
+/**
+ * The commands a session sent to its hub and not yet answered, as RPCs: each has a correlation id
+ * unique among them and a timeout on the timer wheel, and is answered exactly once: with the hub's
+ * result, `command_timeout`, or `session_closed` when the session closes first.
+ */
+export class HubCommands {
+  private readonly pending = new Map<number, PendingCommand>();
+  private nextId = 0;
+
+  constructor(private readonly host: CommandHost) {}
+
+  private get deps(): CommandHost['deps'] {
+    return this.host.deps;
+  }
+
+  /**
+   * A request from the bus: forwarded to the hub, or answered at once when malformed, for a device
+   * the hub does not have, or `busy` when the hub's limit of commands is pending.
+   */
+  forward(request: BusMessage, devices: { mayCommand(deviceId: string): boolean }): void {
+    const cmd = readCommand(request);
+    if (cmd === null) return;
+    if (!devices.mayCommand(cmd.d)) {
+      reply(request, { ok: false, e: 'unknown_device', msg: `hub ${this.host.hubId} has no device ${cmd.d}` });
+      return;
+    }
+    const most = (this.deps.limits ?? DEFAULT_HUB_LIMITS).commandsInFlight;
+    if (this.pending.size >= most) {
+      reply(request, { ok: false, e: 'busy', msg: `${most} commands to hub ${this.host.hubId} are waiting for answers` });
+      return;
+    }
+    this.start(cmd.d, cmd.m, cmd.p, cmd.to, request);
+  }
+
+  /** Sends a command frame; `request` null for the session's own commands (nobody waits for them). */
+  start(deviceId: string, method: string, params: Record<string, unknown>, timeoutMs: number, request: BusMessage | null): void {
+    const id = (this.nextId = (this.nextId % 0x7fffffff) + 1);
+    if (!this.host.send({ t: FrameType.command, id, d: deviceId, m: method, p: params, to: timeoutMs })) {
+      if (request) reply(request, { ok: false, e: 'session_closed', msg: 'the hub socket refused the frame' });
+      return;
+    }
+    const timer = this.deps.system.timers.schedule(timeoutMs, this.host, id);
+    this.pending.set(id, { request, timer });
+  }
+
+  result(frame: ResultFrame): void {
+    if (frame.ok) this.settle(frame.id, { ok: true, r: frame.r });
+    else {
+      // the hub's own code is passed on as `hub`: the caller's credentials or the server are not at
+      // fault when a hub answers unauthorized or internal; only unknown_device keeps its meaning
+      const code: ErrorCode = frame.e === 'unknown_device' ? 'unknown_device' : 'command_failed';
+      this.settle(frame.id, { ok: false, e: code, msg: frame.msg ?? `the hub answered ${frame.e ?? 'failure'}`, hub: frame.e });
+    }
+  }
+
+  /** A result the gateway refused (validation) fails its command now. */
+  refused(id: number, error: TierError): void {
+    this.settle(id, { ok: false, e: 'command_failed', msg: `the hub's result was refused: ${error.message}` });
+  }
+
+  /** Answers a pending command; a late answer after its timeout is dropped (answered already). */
+  private settle(id: number, answer: CommandReply): void {
+    const p = this.pending.get(id);
+    if (!p) return;
+    this.pending.delete(id);
+    this.deps.system.timers.cancel(p.timer);
+    this.deps.metrics?.commandDone(answer.ok ? 'ok' : 'failed');
+    if (p.request) reply(p.request, answer);
+  }
+
+  /** The timer of command `id` fired. */
+  expire(id: number): void {
+    const p = this.pending.get(id);
+    if (!p) return;
+    this.pending.delete(id);
+    this.deps.metrics?.commandDone('timeout');
+    if (p.request) reply(p.request, { ok: false, e: 'command_timeout', msg: 'the hub did not answer in time' });
+  }
+
+  /** The session closes: every pending command is answered `session_closed`. */
+  closeAll(): void {
+    for (const p of this.pending.values()) {
+      this.deps.system.timers.cancel(p.timer);
+      this.deps.metrics?.commandDone('closed');
+      if (p.request) reply(p.request, { ok: false, e: 'session_closed', msg: 'the hub disconnected before answering' });
+    }
+    this.pending.clear();
+  }
+}
+
+/** The command of a bus request, or null after answering a malformed one. */
+function readCommand(request: BusMessage): CommandRequest | null {
+  try {
+    return decodeCommandRequest(request.data);
+  } catch (err) {
+    const e = err instanceof TierError ? err : new TierError('invalid_field');
+    reply(request, { ok: false, e: e.code, msg: e.message });
+    return null;
+  }
+}
+
+export function reply(request: BusMessage, answer: CommandReply): void {
+  request.respond(encodeCommandReply(answer));
+}

@@ -1,0 +1,68 @@
+/**
+ * What a hub session is given and told: the socket it speaks through, the parts of the node all
+ * sessions share, and the messages of its mailbox.
+ */
+import type { AppEventMessage } from '../../proto/app.js';
+import type { HubToServerFrame } from '../../proto/frames.js';
+import type { Bus, BusMessage } from '../ports/bus/bus.js';
+import type { Directory } from '../ports/directory/directory.js';
+import type { ShadowStore } from '../ports/shadow-store/shadow-store.js';
+import type { TierError } from '../errors.js';
+import type { ActorSystem } from './actor.js';
+import type { HubLimits } from './hub-limits.js';
+import type { HubSession } from './hub-session.js';
+import type { Interner } from './intern.js';
+import type { SessionIndex } from './session-index.js';
+
+/** The socket of a hub as the actor sees it; the gateway implements it over uWS. */
+export interface HubLink {
+  /** Sends one binary frame; false when the socket dropped it (closed or backpressure limit). */
+  send(bytes: Uint8Array): boolean;
+  /** Closes the socket; the gateway then tells the actor `closed`. */
+  close(code: number, reason: string): void;
+}
+
+/** What all hub sessions of a node share. */
+export interface HubSessionDeps {
+  readonly system: ActorSystem;
+  readonly bus: Bus;
+  readonly directory: Directory;
+  readonly shadows: ShadowStore;
+  readonly nodeId: string;
+  readonly heartbeatMs: number;
+  readonly idleMs: number;
+  readonly helloTimeoutMs: number;
+  readonly maxFrameBytes: number;
+  readonly ratePerSec: number;
+  readonly rateBurst: number;
+  /** bounds on what one hub may make the node hold (devices, attributes, bytes, commands) */
+  readonly limits?: HubLimits;
+  /** publishes an event in the shape apps receive it (see AppEventMessage) */
+  readonly publishEvent: (event: AppEventMessage) => void;
+  /** the node's index of live sessions: a session claims its hub there when online, releases it when closed */
+  readonly sessions: SessionIndex<HubSession>;
+  readonly metrics?: HubSessionMetrics;
+  /** node-wide copies of strings every hub repeats (device kinds, attribute values) */
+  readonly interner?: Interner;
+}
+
+export interface HubSessionMetrics {
+  frameIn(type: number): void;
+  commandDone(outcome: 'ok' | 'failed' | 'timeout' | 'closed'): void;
+  sessionClosed(reason: string): void;
+}
+
+export type SessionState = 'connecting' | 'online' | 'draining' | 'closed';
+
+export type HubMessage =
+  /** `from`: first sequence number of a report that absorbed later ones while the mailbox was full */
+  | { type: 'frame'; frame: HubToServerFrame; from?: number }
+  /** a frame the gateway could not accept (validation): consumed in sequence, or failing its command */
+  | { type: 'refused'; error: TierError; seq?: number; commandId?: number }
+  | { type: 'command'; request: BusMessage }
+  | { type: 'desired'; data: Uint8Array }
+  | { type: 'takeover'; data: Uint8Array }
+  /** a newer session of this hub on this node went online */
+  | { type: 'superseded' }
+  | { type: 'timer'; tag: number }
+  | { type: 'closed'; code: number };

@@ -1,0 +1,257 @@
+import type { ErrorCode } from '../../proto/errors.js';
+import {
+  FrameType,
+  type Attrs,
+  type DevicesFrame,
+  type EventFrame,
+  type HubToServerFrame,
+  type ReportFrame,
+  type ServerToHubFrame,
+} from '../../proto/frames.js';
+import type { DesiredChange } from '../../proto/subjects.js';
+import {
+  emptyDevice,
+  hubDelta,
+  mergeAttrs,
+  newShadow,
+  type CursorListener,
+  type HubShadow,
+  type SeqCursor,
+} from '../ports/shadow-store/shadow-store.js';
+import { decodeValue, isPlainObject } from '../protocol/codec.js';
+import { checkReport, DEFAULT_HUB_LIMITS, shadowSize, type HubLimits } from './hub-limits.js';
+import type { HubSessionDeps, SessionState } from './hub-deps.js';
+
+/** What the reported side needs of its session. */
+export interface ReportHost {
+  readonly hubId: string;
+  readonly homeId: string;
+  /** the session's directory epoch: every write carries it (see ShadowStore) */
+  readonly epoch: number;
+  readonly state: SessionState;
+  readonly deps: HubSessionDeps;
+  send(frame: ServerToHubFrame): boolean;
+  sendError(code: ErrorCode, msg: string, ref?: number, field?: string): void;
+}
+
+/**
+ * A session's side of what its hub reports: the shadow cache with its limit accounting, and the
+ * sequence numbers of reports, events and device lists. Each sequenced frame is applied once per
+ * boot id (a resend is re-acknowledged, not applied; a skipped number answers `sequence_gap`),
+ * and acknowledged cumulatively once the store says its writes are durable, not before.
+ */
+export class HubReports implements CursorListener {
+  private shadow: HubShadow = newShadow();
+  /** devices in `shadow`, and the estimated bytes of its reported side (see HubLimits) */
+  private deviceCount = 0;
+  private shadowBytes = 0;
+  private boot = '';
+  /** last sequence number accepted (-1: none for this boot); its writes may still be in flight */
+  private lastSeq = -1;
+  /** last sequence number acknowledged to the hub: stored */
+  private ackedSeq = -1;
+  /** a sequenced frame was accepted in this session: from now on gaps are refused */
+  private sequenced = false;
+
+  constructor(private readonly host: ReportHost) {}
+
+  /** read through the host: one field less in every session */
+  private get deps(): HubSessionDeps {
+    return this.host.deps;
+  }
+
+  private get limits(): HubLimits {
+    return this.deps.limits ?? DEFAULT_HUB_LIMITS;
+  }
+
+  /** Starts from the stored shadow and cursor; returns the last sequence number accepted for this boot (-1: none). */
+  resume(boot: string, shadow: HubShadow, cursor: SeqCursor | null): number {
+    this.shadow = shadow;
+    this.countShadow();
+    this.boot = boot;
+    // -1: nothing accepted for this boot yet, so a first frame with `s: 0` is new, not a duplicate
+    this.lastSeq = cursor !== null && cursor.boot === boot ? cursor.seq : -1;
+    this.ackedSeq = this.lastSeq;
+    return this.lastSeq;
+  }
+
+  /** Desired-minus-reported per device, for the welcome. */
+  delta(): Record<string, Attrs> {
+    return hubDelta(this.shadow);
+  }
+
+  /** Whether a command may name this device: any, until the hub has told its devices. */
+  mayCommand(deviceId: string): boolean {
+    return this.deviceCount === 0 || this.shadow[deviceId] !== undefined;
+  }
+
+  /** Applies a sequenced frame once: true when new, false when a duplicate or out of order. */
+  private accept(seq: number, from = seq): boolean {
+    if (seq <= this.lastSeq) {
+      // a resend: acknowledged again once stored (now, or when its batch is written)
+      if (seq <= this.ackedSeq) this.host.send({ t: FrameType.ack, s: this.ackedSeq });
+      return false;
+    }
+    // the first sequenced frame of a session may skip ahead: a node crash can lose the newest
+    // cursor writes (the batch window) of frames the hub never saw acknowledged; then no gaps
+    if (this.sequenced && from > this.lastSeq + 1) {
+      this.host.sendError('sequence_gap', `expected sequence ${this.lastSeq + 1}, resend from there`, this.lastSeq + 1);
+      return false;
+    }
+    if (!this.sequenced) {
+      // from here on no gaps: should applying this frame fail, a later frame's ack cannot cover it
+      this.sequenced = true;
+      this.lastSeq = from - 1;
+    }
+    return true;
+  }
+
+  /**
+   * Consumes a sequence number: the cursor is queued with the frame's writes, and the hub gets
+   * its (cumulative) ack when the store says they are durable (`cursorStored`), not before.
+   */
+  private acknowledge(seq: number): void {
+    this.lastSeq = seq;
+    this.sequenced = true;
+    this.deps.shadows.writeCursor(this.host.hubId, { boot: this.boot, seq }, this.host.epoch, this);
+  }
+
+  /** The store wrote the cursor `seq` and everything queued before it: acknowledge up to it. */
+  cursorStored(_hubId: string, seq: number): void {
+    if (seq <= this.ackedSeq || this.host.state !== 'online') return;
+    this.ackedSeq = seq;
+    this.host.send({ t: FrameType.ack, s: seq });
+  }
+
+  /**
+   * A sequenced frame refused by validation or a limit is consumed (its number is acknowledged
+   * with the next ack, nothing of it stored): a permanent refusal would be refused again, and the
+   * hub must not stall on it.
+   */
+  refused(seq: number): void {
+    if (this.accept(seq)) this.acknowledge(seq);
+  }
+
+  private countShadow(): void {
+    const size = shadowSize(this.shadow);
+    this.deviceCount = size.devices;
+    this.shadowBytes = size.bytes;
+  }
+
+  /** `from`: the first sequence number of a report that absorbed later ones (see the mailbox's overflow). */
+  report(frame: ReportFrame, from?: number): void {
+    // a coalesced report spans from..s; re-applying its older part is harmless (same values)
+    if (!this.accept(frame.s, from)) return;
+    const bytes = checkReport(frame, this.shadow, this.deviceCount, this.shadowBytes, this.limits);
+    if (typeof bytes !== 'number') {
+      // refused whole and consumed: nothing of it is stored, the next ack covers its number
+      this.host.sendError(bytes.code, bytes.message, frame.s, bytes.field);
+      this.acknowledge(frame.s);
+      return;
+    }
+    this.shadowBytes = bytes;
+    const { hubId, homeId, epoch } = this.host;
+    const now = Date.now();
+    for (const deviceId in frame.r) {
+      let device = this.shadow[deviceId];
+      if (device === undefined) {
+        device = this.shadow[deviceId] = emptyDevice();
+        this.deviceCount++;
+      }
+      const attrs = this.deps.interner?.attrs(frame.r[deviceId]!) ?? frame.r[deviceId]!;
+      if (!mergeAttrs(device.reported, attrs)) continue;
+      device.reportedVersion++;
+      device.reportedAt = now;
+      this.deps.shadows.writeReported(hubId, deviceId, device, epoch);
+      this.deps.publishEvent({
+        op: 'evt',
+        kind: 'state',
+        home: homeId,
+        hub: hubId,
+        device: deviceId,
+        attrs,
+        version: device.reportedVersion,
+        ts: frame.ts ?? now,
+      });
+    }
+    this.acknowledge(frame.s);
+  }
+
+  event(frame: EventFrame): void {
+    if (!this.accept(frame.s)) return;
+    this.deps.publishEvent({
+      op: 'evt',
+      kind: 'event',
+      home: this.host.homeId,
+      hub: this.host.hubId,
+      device: frame.d,
+      event: frame.e,
+      params: frame.p,
+      ts: frame.ts ?? Date.now(),
+    });
+    this.acknowledge(frame.s);
+  }
+
+  async devices(frame: DevicesFrame): Promise<void> {
+    if (!this.accept(frame.s)) return;
+    const joined = frame.j ?? [];
+    const left = frame.l ?? [];
+    const full = frame.f === true;
+    const keep = full ? new Set(joined.map((d) => d.d)) : null;
+    const removed = [...left];
+    if (keep) for (const id in this.shadow) if (!keep.has(id)) removed.push(id);
+    const gone = new Set(removed.filter((id) => this.shadow[id] !== undefined));
+    let devices = this.deviceCount - gone.size;
+    for (const d of joined) if (this.shadow[d.d] === undefined || gone.has(d.d)) devices++;
+    if (devices > this.limits.devices) {
+      this.host.sendError('limit_exceeded', `more than ${this.limits.devices} devices on this hub`, frame.s, 'j');
+      this.acknowledge(frame.s);
+      return;
+    }
+    await this.deps.shadows.writeDevices(this.host.hubId, joined, left, full);
+    for (const id of removed) delete this.shadow[id];
+    for (const d of joined) {
+      const device = (this.shadow[d.d] ??= emptyDevice());
+      device.kind = this.deps.interner?.intern(d.k) ?? d.k;
+      if (d.m !== undefined) device.model = this.deps.interner?.intern(d.m) ?? d.m;
+    }
+    this.countShadow();
+    this.deps.publishEvent({ op: 'evt', kind: 'devices', home: this.host.homeId, hub: this.host.hubId, joined, left: removed, ts: Date.now() });
+    this.acknowledge(frame.s);
+  }
+
+  /**
+   * A desired change from the bus (`hub.<hubId>.desired`): taken when newer than the cached one.
+   * Returns what the hub should apply now (device and delta), or null.
+   */
+  desired(data: Uint8Array): { deviceId: string; delta: Attrs } | null {
+    const value = decodeValue(data);
+    if (!isPlainObject(value)) return null;
+    const msg = value as Partial<DesiredChange>;
+    if (typeof msg.d !== 'string' || typeof msg.desired !== 'object' || msg.desired === null || typeof msg.v !== 'number') return null;
+    let device = this.shadow[msg.d];
+    if (device === undefined) {
+      // bounded where desired state is set (the API refuses devices beyond the hub's limit)
+      device = this.shadow[msg.d] = emptyDevice();
+      this.deviceCount++;
+    }
+    if (msg.v <= device.desiredVersion) return null;
+    device.desired = msg.desired;
+    device.desiredVersion = msg.v;
+    const delta = hubDelta({ [msg.d]: device })[msg.d];
+    return delta ? { deviceId: msg.d, delta } : null;
+  }
+}
+
+/**
+ * Merges report `next` into the queued report `tail` when it directly follows it (the mailbox is
+ * full): `tail` then spans `from`..`next.s`, and one cumulative ack covers both. False otherwise.
+ */
+export function absorbReport(tail: { frame: HubToServerFrame; from?: number }, next: HubToServerFrame): boolean {
+  const last = tail.frame;
+  if (last.t !== FrameType.report || next.t !== FrameType.report || next.s !== last.s + 1) return false;
+  for (const id in next.r) last.r[id] = Object.hasOwn(last.r, id) ? { ...last.r[id], ...next.r[id] } : next.r[id]!;
+  tail.from ??= last.s;
+  last.s = next.s;
+  return true;
+}

@@ -1,0 +1,38 @@
+import { describe, expect, it } from 'vitest';
+import { RateGate } from '../../src/actors/hub-rate.js';
+import type { HubToServerFrame } from '../../proto/frames.js';
+
+const report: HubToServerFrame = { t: 4, s: 1, r: {} };
+const result: HubToServerFrame = { t: 8, id: 1, ok: true };
+const heartbeat: HubToServerFrame = { t: 3 };
+const T = 1_700_000_000_000;
+
+describe('RateGate', () => {
+  it('lets the burst through, then refuses until tokens refill', () => {
+    const rate = { ratePerSec: 10, rateBurst: 2 };
+    const gate = new RateGate(rate, T);
+    expect([gate.admit(report, T, rate), gate.admit(report, T, rate), gate.admit(report, T, rate)]).toEqual(['pass', 'pass', 'refuse']);
+    expect(gate.admit(report, T + 100, rate)).toBe('pass'); // 100 ms at 10/s: one token
+  });
+
+  it('never charges results, and one heartbeat per second', () => {
+    const rate = { ratePerSec: 0.001, rateBurst: 1 };
+    const gate = new RateGate(rate, T);
+    for (let i = 0; i < 50; i++) expect(gate.admit(result, T, rate)).toBe('pass');
+    expect(gate.admit(heartbeat, T, rate)).toBe('pass'); // free
+    expect(gate.admit(heartbeat, T + 10, rate)).toBe('pass'); // charged: the one token
+    expect(gate.admit(heartbeat, T + 20, rate)).toBe('refuse');
+    expect(gate.admit(heartbeat, T + 1_000, rate)).toBe('pass'); // free again a second after the last free one
+  });
+
+  it('closes only after more refusals than the burst within one 10 s window', () => {
+    const rate = { ratePerSec: 0.001, rateBurst: 2 };
+    const gate = new RateGate(rate, T);
+    gate.admit(report, T, rate);
+    gate.admit(report, T, rate);
+    expect([gate.admit(report, T, rate), gate.admit(report, T, rate)]).toEqual(['refuse', 'refuse']);
+    // a new window: the count starts again
+    expect([gate.admit(report, T + 10_001, rate), gate.admit(report, T + 10_001, rate)]).toEqual(['refuse', 'refuse']);
+    expect(gate.admit(report, T + 10_002, rate)).toBe('close');
+  });
+});
