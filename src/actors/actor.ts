@@ -178,53 +178,58 @@ export abstract class Actor<M extends { type: string }> {
 const DEFAULT_SUPERVISION: Supervision = { maxFailures: MAX_FAILURES, withinMs: FAILURE_WINDOW_MS };
 
 /**
- * The actors of one kind by address, each created on first use. Bounded: when a new one would make
- * more than `max`, the least recently used idle actors (a tenth of `max`, at least one) are retired
- * and forgotten, so actors for ids that come and go do not pile up; busy ones are never retired,
- * so the count passes `max` only while more than `max` are busy. An actor its supervisor stopped is
- * replaced by a fresh one at the next `obtain`: a restart, with the state of a new actor.
+ * The actors of one kind by key (an id), each created on first use. Bounded: when a new one would
+ * make more than `max`, idle actors are retired and forgotten (a tenth of `max`, at least one), so
+ * actors for ids that come and go do not pile up. Oldest first, with a second chance: one used since
+ * the last sweep is passed over once (a use costs one flag, not a re-ordering of the map). A busy
+ * actor is never retired, so the count passes `max` only while more than `max` are busy. An actor
+ * its supervisor stopped is replaced by a fresh one at the next `obtain`: a restart with new state.
  */
 export class ActorDirectory<A extends Actor<{ type: string }>> {
-  readonly #actors = new Map<string, A>();
+  readonly #entries = new Map<string, { actor: A; used: boolean }>();
 
   constructor(
-    private readonly create: (address: string) => A,
+    private readonly create: (key: string) => A,
     /** actors kept; @default 50_000 */
     private readonly max = 50_000,
   ) {}
 
-  /** The actor at `address`, created (or re-created after a stop) when needed; now the most recently used. */
-  obtain(address: string): A {
-    let actor = this.#actors.get(address);
-    if (actor !== undefined) this.#actors.delete(address);
-    if (actor === undefined || actor.isStopped) {
-      if (actor === undefined && this.#actors.size >= this.max) this.#retireIdle();
-      actor = this.create(address);
+  /** The actor for `key`, created (or re-created after a stop) when needed. */
+  obtain(key: string): A {
+    const entry = this.#entries.get(key);
+    if (entry !== undefined && !entry.actor.isStopped) {
+      entry.used = true;
+      return entry.actor;
     }
-    this.#actors.set(address, actor);
+    if (entry === undefined && this.#entries.size >= this.max) this.#retireIdle();
+    const actor = this.create(key);
+    this.#entries.set(key, { actor, used: true });
     return actor;
   }
 
-  /** The actor at `address` if there is one, without creating it or counting a use. */
-  get(address: string): A | undefined {
-    return this.#actors.get(address);
+  /** The actor for `key` if there is one, without creating it or counting a use. */
+  get(key: string): A | undefined {
+    return this.#entries.get(key)?.actor;
   }
 
   get size(): number {
-    return this.#actors.size;
-  }
-
-  values(): IterableIterator<A> {
-    return this.#actors.values();
+    return this.#entries.size;
   }
 
   #retireIdle(): void {
     let n = Math.max(1, Math.floor(this.max / 10));
-    for (const [address, actor] of this.#actors) {
-      if (n === 0) break;
-      if (!actor.isStopped && !actor.retire()) continue;
-      this.#actors.delete(address);
-      n--;
+    // the first pass clears the marks it passes, so the second finds candidates if any are idle
+    for (let pass = 0; pass < 2 && n > 0; pass++) {
+      for (const [key, entry] of this.#entries) {
+        if (n === 0) break;
+        if (entry.used) {
+          entry.used = false;
+          continue;
+        }
+        if (!entry.actor.isStopped && !entry.actor.retire()) continue;
+        this.#entries.delete(key);
+        n--;
+      }
     }
   }
 }

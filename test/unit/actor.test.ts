@@ -456,17 +456,23 @@ describe('Actor', () => {
       expect(dir.size).toBe(1);
     });
 
-    it('beyond max it retires the least recently used idle actor, never a busy one', () => {
+    it('beyond max it retires the oldest idle actor not used since its last sweep; a recently used or busy one stays', () => {
       const { dir } = directory(3);
       const [a, b, c] = ['a', 'b', 'c'].map((x) => dir.obtain(x));
-      dir.obtain('a'); // now b is the least recently used, then c
-      b!.tell({ type: 'wait', v: 'busy', gate: new Promise<void>(() => {}) });
       const d = dir.obtain('d');
-      // b is busy: c goes
+      // every actor was used since it was created: the oldest idle one goes
+      expect(a!.stops).toEqual(['retired']);
+      expect(dir.get('a')).toBeUndefined();
+      dir.obtain('b'); // used since that sweep: passed over once
+      const e = dir.obtain('e');
       expect(c!.stops).toEqual(['retired']);
-      expect(dir.get('c')).toBeUndefined();
-      expect([dir.get('a'), dir.get('b'), dir.get('d')]).toEqual([a, b, d]);
       expect(b!.stops).toEqual([]);
+      // b is now the oldest and unmarked, but busy: it stays and d goes
+      b!.tell({ type: 'wait', v: 'busy', gate: new Promise<void>(() => {}) });
+      const f = dir.obtain('f');
+      expect(d.stops).toEqual(['retired']);
+      expect(b!.stops).toEqual([]);
+      expect([dir.get('b'), dir.get('e'), dir.get('f')]).toEqual([b, e, f]);
       expect(dir.size).toBe(3);
     });
 

@@ -132,6 +132,44 @@ describe('per-home processing', () => {
     expect(metricValue(await registry.metrics(), 'tier_rule_dropped_total{reason="backlog"}')).toBe(4);
   });
 
+  it('a change of the rules told while the backlog is full is not dropped: the events after it see the new rules', async () => {
+    const registry = new Registry();
+    const runner = new GatedRunner(pool, 'home1');
+    r = rig(runner, START, { maxBacklogPerHome: 3, metrics: prometheusRuleMetrics(registry) });
+    const rule = await r.store.createRule('home1', PRESS('home1'));
+    for (let n = 1; n <= 3; n++) r.hubs.event('home1-hub', 'btn', 'press', { n });
+    await runner.reached(1);
+    await r.store.setRuleEnabled('home1', rule.id, false);
+    runner.release();
+    await r.settle();
+    // the clock stands still: without the notice the cached rules would stay in use
+    r.hubs.event('home1-hub', 'btn', 'press', { n: 4 });
+    await r.settle();
+    expect(runner.presses('home1')).toEqual([1, 2, 3]);
+    expect(r.hubs.commands).toHaveLength(3);
+    expect(metricValue(await registry.metrics(), 'tier_rule_dropped_total{reason="backlog"}')).toBe(0);
+  });
+
+  it('a home failing message after message is stopped by its supervisor: what it had queued is dropped and counted, the next event starts it afresh', async () => {
+    const registry = new Registry();
+    r = rig(pool, START, { metrics: prometheusRuleMetrics(registry) });
+    await r.store.createRule('home1', PRESS('home1'));
+    const listRules = r.store.listRules.bind(r.store);
+    let down = true;
+    r.store.listRules = (homeId) => (down ? Promise.reject(new Error('store unreachable')) : listRules(homeId));
+    // the first is in progress, the rest queue behind it; ten failures within a minute stop the home
+    for (let n = 1; n <= 12; n++) r.hubs.event('home1-hub', 'btn', 'press', { n });
+    const cron = r.engine.fireScheduled('home1', 'any-rule', START);
+    await r.settle();
+    expect(await cron).toBe('error');
+    expect(metricValue(await registry.metrics(), 'tier_rule_dropped_total{reason="home_stopped"}')).toBe(3);
+    expect(r.hubs.commands).toEqual([]);
+    down = false;
+    r.hubs.event('home1-hub', 'btn', 'press', { n: 13 });
+    await r.settle();
+    expect(r.hubs.commands).toHaveLength(1);
+  });
+
   it('beyond maxHomes an idle home is forgotten (its rules are read again on its next event); a busy one is kept', async () => {
     const runner = new GatedRunner(pool, 'home1');
     r = rig(runner, START, { maxHomes: 2 });
