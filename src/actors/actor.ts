@@ -8,12 +8,12 @@ export interface Supervision {
   withinMs: number;
 }
 
-/** @default 10 failures … */
+/** The default supervision: this many failed messages… */
 export const MAX_FAILURES = 10;
-/** … within 60_000 ms stop an actor */
+/** …within this many ms stop an actor. */
 export const FAILURE_WINDOW_MS = 60_000;
 
-/** What every actor of a node shares: the timer wheel, the logger, the supervisor's counters. */
+/** What the actors of a node (or of one kind, such as the rules engine's homes) share: timers, logger, mailbox bound, supervision. */
 export interface ActorSystem {
   readonly timers: TimerWheel;
   readonly log: Logger;
