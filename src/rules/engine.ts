@@ -22,7 +22,7 @@ import type { PushNotification } from '../ports/push-queue/push-queue.js';
 import type { RuleStore } from '../ports/rule-store/rule-store.js';
 import { runSceneCommands, type ActionDeps, type SceneRunResult } from './action-run.js';
 import { dryRun, type DryRunReport } from './dry-run.js';
-import { HomeActor, type FireResult } from './home-actor.js';
+import { HomeActor, type FireResult, type HomeDeps } from './home-actor.js';
 import { HomeScope } from './home-scope.js';
 import { RuleStats, noRuleMetrics, type RuleMetricsSink, type RuleStatsSnapshot } from './metrics.js';
 import type { DeviceRef, RuleEvent } from './model.js';
@@ -95,7 +95,7 @@ export class RulesEngine {
     const guard = (this.#guard = new RunGuard({ stats, metrics, log, push, track, suspendMs: deps.suspendMs ?? 600_000 }));
     this.#actions = {
       scope,
-      getScene: (homeId, sceneId) => store.getScene(homeId, sceneId),
+      getScene: store.getScene.bind(store),
       runCommand: deps.runCommand.bind(deps),
       setDesired: deps.setDesired.bind(deps),
       push,
@@ -109,8 +109,8 @@ export class RulesEngine {
     };
     // the homes' own system: their mailbox bound is the backlog (less the one in evaluation)
     const system: ActorSystem = { timers, log, now, mailboxSize: Math.max(0, (deps.maxBacklogPerHome ?? 256) - 1) };
-    const home = { store, runner: deps.runner, scope, guard, actions: this.#actions, stats, metrics, log, now, cacheTtlMs: deps.cacheTtlMs ?? 10_000, track };
-    this.#homes = new ActorDirectory((homeId) => new HomeActor(homeId, system, home), deps.maxHomes ?? 50_000);
+    const homeDeps: HomeDeps = { store, runner: deps.runner, scope, guard, actions: this.#actions, stats, metrics, log, now, cacheTtlMs: deps.cacheTtlMs ?? 10_000, track };
+    this.#homes = new ActorDirectory((homeId) => new HomeActor(homeId, system, homeDeps), deps.maxHomes ?? 50_000);
     this.#unwatch = store.watch((change) => {
       this.#homes.get(change.homeId)?.tell({ type: 'changed', version: change.version });
     });
