@@ -1,7 +1,19 @@
 import type { Logger } from '../log/logger.js';
 import type { TimerWheel } from './timer-wheel.js';
 
-/** What every actor of a node shares: the timer wheel, the logger, the supervisor's counters. */
+/** When a supervisor gives up on an actor: this many failed messages within `withinMs`. */
+export interface Supervision {
+  maxFailures: number;
+  /** ms; a failure older than this is forgotten */
+  withinMs: number;
+}
+
+/** The default supervision: this many failed messages… */
+export const MAX_FAILURES = 10;
+/** …within this many ms stop an actor. */
+export const FAILURE_WINDOW_MS = 60_000;
+
+/** What the actors of a node (or of one kind, such as the rules engine's homes) share: timers, logger, mailbox bound, supervision. */
 export interface ActorSystem {
   readonly timers: TimerWheel;
   readonly log: Logger;
@@ -9,10 +21,11 @@ export interface ActorSystem {
   readonly mailboxSize: number;
   /** called once per failed message; the count is exported as a metric */
   onFailure?(address: string, messageType: string, err: unknown): void;
+  /** @default { maxFailures: MAX_FAILURES, withinMs: FAILURE_WINDOW_MS } */
+  readonly supervision?: Supervision;
+  /** the supervisor's clock (ms), replaceable in tests; @default Date.now */
+  readonly now?: () => number;
 }
-
-/** A failed message resumes the actor; this many failures in its lifetime stop it. */
-export const MAX_FAILURES = 10;
 
 /**
  * An address, a bounded mailbox and a behaviour. Messages are processed one at a time in arrival
@@ -20,11 +33,17 @@ export const MAX_FAILURES = 10;
  * caught here, logged with the address and message type, and counted: it never reaches the caller
  * of `tell` (a uWS callback, a bus handler) or another actor. The mailbox array exists only while
  * messages wait, so an idle actor costs a few fields.
+ *
+ * Supervision: a failed message resumes the actor; `maxFailures` failures within `withinMs`
+ * (default 10 within a minute) stop it. Failures older than the window are forgotten, so a session
+ * that lives for a month is not stopped by rare faults that add up over its life (Akka's
+ * `restartWithLimit(n, within)`).
  */
 export abstract class Actor<M extends { type: string }> {
   #mailbox: M[] | null = null;
   #busy = false;
-  #failures = 0;
+  /** times of the failures within the supervision window, oldest first; null until one fails */
+  #failures: number[] | null = null;
   protected stopped = false;
 
   constructor(
@@ -63,7 +82,7 @@ export abstract class Actor<M extends { type: string }> {
   /** Tells the sender of a refused message (an error frame, a `busy` reply). */
   protected refused(_msg: M): void {}
 
-  /** Called when the actor gives up after too many failures; it should release what it holds. */
+  /** Called once when the actor stops (too many failures, `stop`, `retire`); it should release what it holds. */
   protected abstract onStop(reason: string): void;
 
   #drain(first: M): void {
@@ -105,11 +124,15 @@ export abstract class Actor<M extends { type: string }> {
   }
 
   #fail(msg: M, err: unknown): void {
-    this.#failures++;
+    const { maxFailures, withinMs } = this.system.supervision ?? DEFAULT_SUPERVISION;
+    const now = (this.system.now ?? Date.now)();
+    const times = (this.#failures ??= []);
+    times.push(now);
+    while (times.length > 0 && times[0]! <= now - withinMs) times.shift();
     this.system.onFailure?.(this.address, msg.type, err);
-    this.system.log.error({ err, actor: this.address, message: msg.type, failures: this.#failures }, 'actor message failed');
-    if (this.#failures >= MAX_FAILURES && !this.stopped) {
-      this.stop(`${this.#failures} failed messages`);
+    this.system.log.error({ err, actor: this.address, message: msg.type, failures: times.length }, 'actor message failed');
+    if (times.length >= maxFailures && !this.stopped) {
+      this.stop(`${times.length} failed messages within ${withinMs} ms`);
     }
   }
 
@@ -127,8 +150,86 @@ export abstract class Actor<M extends { type: string }> {
     }
   }
 
+  /**
+   * Stops an idle actor (nothing in progress or queued), as its owner does to forget it; onStop
+   * gets `reason`. false, and nothing done, when it is busy.
+   */
+  retire(reason = 'retired'): boolean {
+    if (this.#busy) return false;
+    this.stop(reason);
+    return true;
+  }
+
   /** Messages waiting (not counting the one being processed). */
   get queued(): number {
     return this.#mailbox?.length ?? 0;
+  }
+
+  /** Nothing in progress and nothing queued. */
+  get idle(): boolean {
+    return !this.#busy;
+  }
+
+  get isStopped(): boolean {
+    return this.stopped;
+  }
+}
+
+const DEFAULT_SUPERVISION: Supervision = { maxFailures: MAX_FAILURES, withinMs: FAILURE_WINDOW_MS };
+
+/**
+ * The actors of one kind by key (an id), each created on first use. Bounded: when a new one would
+ * make more than `max`, idle actors are retired and forgotten (a tenth of `max`, at least one), so
+ * actors for ids that come and go do not pile up. Oldest first, with a second chance: one used since
+ * the last sweep is passed over once (a use costs one flag, not a re-ordering of the map). A busy
+ * actor is never retired, so the count passes `max` only while more than `max` are busy. An actor
+ * its supervisor stopped is replaced by a fresh one at the next `obtain`: a restart with new state.
+ */
+export class ActorDirectory<A extends Actor<{ type: string }>> {
+  readonly #entries = new Map<string, { actor: A; used: boolean }>();
+
+  constructor(
+    private readonly create: (key: string) => A,
+    /** actors kept; @default 50_000 */
+    private readonly max = 50_000,
+  ) {}
+
+  /** The actor for `key`, created (or re-created after a stop) when needed. */
+  obtain(key: string): A {
+    const entry = this.#entries.get(key);
+    if (entry !== undefined && !entry.actor.isStopped) {
+      entry.used = true;
+      return entry.actor;
+    }
+    if (entry === undefined && this.#entries.size >= this.max) this.#retireIdle();
+    const actor = this.create(key);
+    this.#entries.set(key, { actor, used: true });
+    return actor;
+  }
+
+  /** The actor for `key` if there is one, without creating it or counting a use. */
+  get(key: string): A | undefined {
+    return this.#entries.get(key)?.actor;
+  }
+
+  get size(): number {
+    return this.#entries.size;
+  }
+
+  #retireIdle(): void {
+    let n = Math.max(1, Math.floor(this.max / 10));
+    // the first pass clears the marks it passes, so the second finds candidates if any are idle
+    for (let pass = 0; pass < 2 && n > 0; pass++) {
+      for (const [key, entry] of this.#entries) {
+        if (n === 0) break;
+        if (entry.used) {
+          entry.used = false;
+          continue;
+        }
+        if (!entry.actor.isStopped && !entry.actor.retire()) continue;
+        this.#entries.delete(key);
+        n--;
+      }
+    }
   }
 }

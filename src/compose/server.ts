@@ -53,6 +53,7 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
     onFailure: (_address, messageType) => metrics.actorFailures.inc({ message: messageType }),
   };
   const auth = new Authenticator(config.adminToken, config.jwtSecret);
+  // the node's one hub → home lookup: the cluster registry caches (CachingHubRegistry), the memory one is a map
   const homeOfHub = async (hubId: string) => (await ports.registry.get(hubId))?.homeId ?? null;
   const automation = createAutomation({
     store: ports.rules,

@@ -24,7 +24,7 @@ export interface AutomationDeps {
   push: PushQueue;
   /** device state for conditions (`reported`) */
   shadows: ShadowStore;
-  /** the home of a hub (registry), null when unknown */
+  /** the home of a hub, null when unknown: the node's registry lookup, asked at every check (no cache of its own) */
   homeOfHub(hubId: string): Promise<string | null>;
   /** the normal command path (`sendCommand` over the bus) */
   runCommand(hubId: string, deviceId: string, spec: CommandSpec, timeoutMs: number): Promise<unknown>;

@@ -122,7 +122,8 @@ export function summarize(values: number[], count = values.length): LatencySumma
   return { count, p50: at(0.5), p95: at(0.95), p99: at(0.99), max: s[s.length - 1]! };
 }
 
-export type DropReason = 'queue_full' | 'backlog' | 'timeout' | 'worker_failed' | 'closed' | 'state_unavailable';
+/** `home_stopped`: queued for a home whose actor its supervisor stopped (too many failures) */
+export type DropReason = 'queue_full' | 'backlog' | 'timeout' | 'worker_failed' | 'closed' | 'state_unavailable' | 'home_stopped';
 
 /** Node-wide series; the engine, pool and scheduler report into one sink. */
 export interface RuleMetricsSink {

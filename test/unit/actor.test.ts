@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { Actor, MAX_FAILURES, type ActorSystem } from '../../src/actors/actor.js';
+import { Actor, ActorDirectory, FAILURE_WINDOW_MS, MAX_FAILURES, type ActorSystem, type Supervision } from '../../src/actors/actor.js';
 import { TimerWheel } from '../../src/actors/timer-wheel.js';
 import { createLogger } from '../../src/log/logger.js';
 
@@ -93,10 +93,6 @@ class TestActor extends Actor<Msg> {
     this.stop(reason);
   }
 
-  get isStopped(): boolean {
-    return this.stopped;
-  }
-
   /** resolves once `n` entries are in the log */
   logged(n: number): Promise<void> {
     if (this.log.length >= n) return Promise.resolve();
@@ -122,15 +118,22 @@ afterEach(() => {
   for (const w of wheels.splice(0)) w.close();
 });
 
-function setup(mailboxSize = 128): { actor: TestActor; failures: Failure[]; system: ActorSystem } {
+/** `clock` drives the supervisor's clock; without `supervision` the defaults apply. */
+function setup(
+  mailboxSize = 128,
+  options: { clock?: { now: number }; supervision?: Supervision } = {},
+): { actor: TestActor; failures: Failure[]; system: ActorSystem } {
   const failures: Failure[] = [];
-  const timers = new TimerWheel();
+  const { clock, supervision } = options;
+  const timers = new TimerWheel(clock ? { now: () => clock.now } : {});
   wheels.push(timers);
   const system: ActorSystem = {
     timers,
     log: createLogger('silent'),
     mailboxSize,
     onFailure: (address, type, err) => failures.push({ address, type, err }),
+    ...(clock ? { now: () => clock.now } : {}),
+    ...(supervision ? { supervision } : {}),
   };
   return { actor: new TestActor('test/actor-1', system), failures, system };
 }
@@ -353,6 +356,144 @@ describe('Actor', () => {
       expect(actor.tell(note('b'))).toBe(true);
       expect(actor.log).toEqual(['a', 'b']);
       expect(actor.overflows).toEqual([]);
+    });
+  });
+  describe('supervision within a time window', () => {
+    const fail = (actor: TestActor, v: string) => actor.tell({ type: 'throw', v });
+
+    it('failures spaced wider than the window never stop the actor, however many add up; one exactly a window old is forgotten', () => {
+      const clock = { now: 1_000_000 };
+      const { actor, failures } = setup(128, { clock, supervision: { maxFailures: 3, withinMs: 1_000 } });
+      // every 500 ms: the window holds the failure now and the one 500 ms ago, never the one 1000 ms ago
+      for (let i = 0; i < 30; i++) {
+        fail(actor, String(i));
+        clock.now += 500;
+      }
+      expect(failures).toHaveLength(30);
+      expect(actor.isStopped).toBe(false);
+      expect(actor.stops).toEqual([]);
+      expect(actor.tell(note('alive'))).toBe(true);
+      expect(actor.log.at(-1)).toBe('alive');
+    });
+
+    it('maxFailures within the window stop the actor, with the count and the window in the reason', () => {
+      const clock = { now: 0 };
+      const { actor } = setup(128, { clock, supervision: { maxFailures: 3, withinMs: 1_000 } });
+      fail(actor, 'a');
+      clock.now = 400;
+      fail(actor, 'b');
+      expect(actor.isStopped).toBe(false);
+      clock.now = 999;
+      fail(actor, 'c');
+      expect(actor.isStopped).toBe(true);
+      expect(actor.stops).toEqual(['3 failed messages within 1000 ms']);
+      expect(actor.tell(note('late'))).toBe(false);
+    });
+
+    it(`the default is ${MAX_FAILURES} failures within ${FAILURE_WINDOW_MS} ms: as many over a longer span do not stop it, a burst then does`, () => {
+      const clock = { now: 0 };
+      const { actor, failures } = setup(128, { clock });
+      const gap = Math.ceil(FAILURE_WINDOW_MS / (MAX_FAILURES - 1));
+      for (let i = 0; i < MAX_FAILURES; i++) {
+        fail(actor, `slow ${i}`);
+        if (i < MAX_FAILURES - 1) clock.now += gap;
+      }
+      // a count over the actor's life would have stopped it here
+      expect(failures).toHaveLength(MAX_FAILURES);
+      expect(actor.isStopped).toBe(false);
+      // the first has left the window; one more now makes MAX_FAILURES within it
+      fail(actor, 'burst');
+      expect(actor.isStopped).toBe(true);
+      expect(actor.stops).toEqual([`${MAX_FAILURES} failed messages within ${FAILURE_WINDOW_MS} ms`]);
+    });
+  });
+
+  describe('retire and idle', () => {
+    it('an idle actor retires: onStop with the reason, later tells refused', () => {
+      const { actor } = setup();
+      actor.tell(note('a'));
+      expect(actor.idle).toBe(true);
+      expect(actor.retire()).toBe(true);
+      expect(actor.stops).toEqual(['retired']);
+      expect(actor.tell(note('b'))).toBe(false);
+      expect(actor.log).toEqual(['a']);
+    });
+
+    it('a busy actor does not retire and goes on; idle is false while a message is in progress or queued', async () => {
+      const { actor } = setup();
+      const gate = deferred();
+      actor.tell({ type: 'wait', v: 'w', gate: gate.promise });
+      actor.tell(note('queued'));
+      expect(actor.idle).toBe(false);
+      expect(actor.retire()).toBe(false);
+      gate.resolve();
+      await actor.logged(3);
+      await settle();
+      expect(actor.idle).toBe(true);
+      expect(actor.stops).toEqual([]);
+      expect(actor.log).toEqual(['w:start', 'w:end', 'queued']);
+    });
+  });
+
+  describe('ActorDirectory', () => {
+    function directory(max: number): { dir: ActorDirectory<TestActor>; created: string[] } {
+      const { system } = setup();
+      const created: string[] = [];
+      const dir = new ActorDirectory((address) => {
+        created.push(address);
+        return new TestActor(address, system);
+      }, max);
+      return { dir, created };
+    }
+
+    it('creates an actor on first use and returns the same one after; get neither creates nor counts a use', () => {
+      const { dir, created } = directory(10);
+      expect(dir.get('a')).toBeUndefined();
+      const a = dir.obtain('a');
+      expect(dir.obtain('a')).toBe(a);
+      expect(dir.get('a')).toBe(a);
+      expect(created).toEqual(['a']);
+      expect(dir.size).toBe(1);
+    });
+
+    it('beyond max it retires the oldest idle actor not used since its last sweep; a recently used or busy one stays', () => {
+      const { dir } = directory(3);
+      const [a, b, c] = ['a', 'b', 'c'].map((x) => dir.obtain(x));
+      const d = dir.obtain('d');
+      // every actor was used since it was created: the oldest idle one goes
+      expect(a!.stops).toEqual(['retired']);
+      expect(dir.get('a')).toBeUndefined();
+      dir.obtain('b'); // used since that sweep: passed over once
+      const e = dir.obtain('e');
+      expect(c!.stops).toEqual(['retired']);
+      expect(b!.stops).toEqual([]);
+      // b is now the oldest and unmarked, but busy: it stays and d goes
+      b!.tell({ type: 'wait', v: 'busy', gate: new Promise<void>(() => {}) });
+      const f = dir.obtain('f');
+      expect(d.stops).toEqual(['retired']);
+      expect(b!.stops).toEqual([]);
+      expect([dir.get('b'), dir.get('e'), dir.get('f')]).toEqual([b, e, f]);
+      expect(dir.size).toBe(3);
+    });
+
+    it('passes max only while every actor is busy', () => {
+      const { dir } = directory(1);
+      dir.obtain('a').tell({ type: 'wait', v: 'busy', gate: new Promise<void>(() => {}) });
+      dir.obtain('b');
+      expect(dir.size).toBe(2);
+      expect(dir.get('a')!.stops).toEqual([]);
+    });
+
+    it('an actor its supervisor stopped is replaced by a fresh one at the next obtain', () => {
+      const { dir, created } = directory(10);
+      const a = dir.obtain('a');
+      a.shutDown('gave up');
+      const again = dir.obtain('a');
+      expect(again).not.toBe(a);
+      expect(again.isStopped).toBe(false);
+      expect(again.tell(note('x'))).toBe(true);
+      expect(created).toEqual(['a', 'a']);
+      expect(dir.size).toBe(1);
     });
   });
 });

@@ -517,4 +517,24 @@ describe('home boundary at run time', () => {
     expect((await r.engine.runScene('home1', scene.id)).results[0]).toMatchObject({ ok: false, code: 'forbidden' });
     expect((await r.engine.dryRun('home1', rule.id)).state).toEqual({});
   });
+
+  it("a hub moved after the engine already reached it: the next run sees the move (the engine keeps no hub → home cache of its own; the registry's is the node's)", async () => {
+    const homes: Record<string, string> = { 'home1-hub': 'home1', 'home1-hub2': 'home1' };
+    r = rig(pool, berlin(1, 23), { homeOfHub: async (hub) => homes[hub] ?? null });
+    const rule = await r.store.createRule(
+      'home1',
+      validateRuleSpec({ name: 'Lamp on hub2', triggers: [{ type: 'event', event: 'press' }], actions: [{ type: 'command', hub: 'home1-hub2', device: 'lamp', method: 'ring' }] }),
+    );
+    r.hubs.event('home1-hub', 'btn', 'press');
+    await r.settle();
+    expect(r.hubs.commands.map((c) => c.hub)).toEqual(['home1-hub2']);
+    homes['home1-hub2'] = 'home2';
+    r.advance(1_000);
+    r.hubs.event('home1-hub', 'btn', 'press');
+    await r.settle();
+    expect(r.hubs.commands).toHaveLength(1);
+    const stats = r.engine.status(rule.id, rule.version).stats;
+    expect(stats).toMatchObject({ matched: 2, actionsRun: 1, errors: 1 });
+    expect(stats.lastError?.message).toMatch(/hub home1-hub2 is not in home home1/);
+  });
 });

@@ -1,0 +1,87 @@
+/**
+ * A dry run (`POST .../rules/{id}/test`): the rule evaluated on the pool against current state,
+ * or a given event, with each condition's value, and what it would do now. It runs nothing and
+ * counts nothing, and it does not go through the home's mailbox: it changes no state there.
+ */
+import type { AttrValue, Attrs } from '../../proto/frames.js';
+import { TierError } from '../errors.js';
+import type { RuleStore } from '../ports/rule-store/rule-store.js';
+import type { HomeScope } from './home-scope.js';
+import type { ConditionReport, EvalTask, PlannedAction, RuleEvent, SceneCommand } from './model.js';
+import type { RuleRunner } from './pool.js';
+import type { RunGuard } from './run-guard.js';
+
+export interface DryRunReport {
+  ruleId: string;
+  version: number;
+  enabled: boolean;
+  triggered: boolean;
+  trigger: number | null;
+  passed: boolean;
+  conditions: ConditionReport[];
+  error: string | null;
+  /** what it would do, scenes expanded to their commands */
+  actions: Array<PlannedAction | { type: 'scene'; scene: string; commands: SceneCommand[] | null; problem?: string }>;
+  /** why it would not run now although it matched: disabled, suspended, cooldown */
+  blockedBy: string[];
+  wouldRun: boolean;
+  /** the device state the conditions saw */
+  state: Record<string, Attrs>;
+}
+
+export interface DryRunDeps {
+  store: RuleStore;
+  runner: RuleRunner;
+  scope: HomeScope;
+  guard: RunGuard;
+  now(): number;
+}
+
+export async function dryRun(deps: DryRunDeps, homeId: string, ruleId: string, event?: RuleEvent, prev: Record<string, AttrValue> = {}): Promise<DryRunReport> {
+  const { store, now } = deps;
+  const rule = await store.getRule(homeId, ruleId);
+  if (!rule) throw new TierError('not_found', `no rule ${ruleId} in home ${homeId}`);
+  const [settings, homeVersion] = await Promise.all([store.getSettings(homeId), store.homeVersion(homeId)]);
+  const state = await deps.scope.state(homeId, [rule]);
+  const task: EvalTask = {
+    homeId,
+    homeVersion,
+    timeZone: settings.timeZone,
+    now: now(),
+    rules: [rule],
+    event: event ?? { kind: 'manual', ts: now() },
+    prev,
+    state,
+    explain: true,
+  };
+  const result = await deps.runner.evaluate(task);
+  const o = result.outcomes[0];
+  if (!o) throw new TierError('internal', 'the worker returned no outcome');
+  const actions: DryRunReport['actions'] = [];
+  for (const a of o.actions) {
+    if (a.type !== 'scene') {
+      actions.push(a);
+      continue;
+    }
+    const scene = await store.getScene(homeId, a.scene);
+    if (!scene) actions.push({ type: 'scene', scene: a.scene, commands: null, problem: 'no such scene' });
+    else if (!scene.enabled) actions.push({ type: 'scene', scene: a.scene, commands: scene.commands, problem: 'scene is disabled' });
+    else actions.push({ type: 'scene', scene: a.scene, commands: scene.commands });
+  }
+  const blockedBy: string[] = [...(rule.enabled ? [] : ['disabled']), ...deps.guard.blockedBy(rule, now())];
+  const matched = o.triggered && o.passed;
+  return {
+    ruleId: rule.id,
+    version: rule.version,
+    enabled: rule.enabled,
+    triggered: o.triggered,
+    trigger: o.trigger ?? null,
+    passed: o.passed,
+    conditions: o.conditions ?? [],
+    error: o.error ?? null,
+    actions: matched ? actions : [],
+    blockedBy: matched ? blockedBy : [],
+    wouldRun: matched && blockedBy.length === 0,
+    state,
+  };
+}

@@ -1,0 +1,306 @@
+/**
+ * One home of the rules engine as an actor of the node's runtime (src/actors/actor.ts): its rules
+ * (a snapshot of the store with their trigger index), the last value of each attribute a trigger
+ * watches, and the evaluation of its events and cron instants. The mailbox gives the ordering: a
+ * home's messages are handled one after another in arrival order while homes run concurrently. It
+ * is bounded: an event beyond it is dropped and counted (`tier_rule_dropped_total{reason="backlog"}`),
+ * a cron instant answered `error`. A rule's actions run detached from the mailbox (ActionRun).
+ */
+import { performance } from 'node:perf_hooks';
+import type { HubEvent } from '../../proto/app.js';
+import type { AttrValue, Attrs } from '../../proto/frames.js';
+import { Actor, type ActorSystem } from '../actors/actor.js';
+import type { Logger } from '../log/logger.js';
+import type { RuleStore } from '../ports/rule-store/rule-store.js';
+import { ActionRun, type ActionDeps } from './action-run.js';
+import type { HomeScope } from './home-scope.js';
+import type { DropReason, RuleMetricsSink, RuleStats } from './metrics.js';
+import type { EvalTask, Rule, RuleEvent } from './model.js';
+import { RulePoolError, type RuleRunner } from './pool.js';
+import type { RunGuard } from './run-guard.js';
+import { TriggerIndex } from './trigger-index.js';
+
+export type FireResult = 'ran' | 'not_matched' | 'suppressed' | 'error' | 'gone';
+
+/** The hub events rules trigger on. */
+export type RuleHubEvent = Extract<HubEvent, { kind: 'state' | 'event' }>;
+
+export type HomeMessage =
+  /** `received`: performance.now() when the event reached the engine */
+  | { type: 'event'; event: RuleHubEvent; received: number }
+  /** a cron instant of a rule, from the scheduler; `reply` is called exactly once */
+  | { type: 'schedule'; ruleId: string; scheduledAt: number; reply(result: FireResult): void }
+  /** the store told of a change of the home: its version after it */
+  | { type: 'changed'; version: number };
+
+export interface HomeDeps {
+  store: RuleStore;
+  runner: RuleRunner;
+  scope: HomeScope;
+  guard: RunGuard;
+  actions: ActionDeps;
+  stats: RuleStats;
+  metrics: RuleMetricsSink;
+  log: Logger;
+  now(): number;
+  /** a snapshot is re-checked against the store's version after this (ms) */
+  cacheTtlMs: number;
+  /** each message's work is a promise the engine's idle and close wait for */
+  track(p: Promise<unknown>): void;
+}
+
+interface Snapshot {
+  version: number;
+  checkedAt: number;
+  stale: boolean;
+  timeZone: string;
+  rules: Map<string, Rule>;
+  index: TriggerIndex;
+}
+
+/** a full backlog is logged at most once per this long per home; every drop is counted */
+const DROP_LOG_MS = 10_000;
+
+export class HomeActor extends Actor<HomeMessage> {
+  #snap: Snapshot | null = null;
+  /** the highest home version the store told of: a snapshot older than it is stale */
+  #wanted = 0;
+  #lastDropLog = -Infinity;
+  /** last value seen of each attribute a state trigger watches: `hub/device/attr` */
+  readonly #lastValues = new Map<string, AttrValue>();
+
+  constructor(
+    readonly homeId: string,
+    system: ActorSystem,
+    private readonly deps: HomeDeps,
+  ) {
+    super(`rules:home:${homeId}`, system);
+  }
+
+  protected receive(msg: HomeMessage): void | Promise<void> {
+    let work: Promise<void>;
+    switch (msg.type) {
+      case 'event': {
+        // most events of most homes: rules loaded and fresh, no trigger listening; no promise, no read
+        const snap = this.#snap;
+        if (snap && this.#fresh(snap) && !snap.index.listens(msg.event)) return;
+        work = this.#event(msg.event, msg.received);
+        break;
+      }
+      case 'schedule':
+        work = this.#schedule(msg);
+        break;
+      case 'changed': {
+        this.#wanted = Math.max(this.#wanted, msg.version);
+        const snap = this.#snap;
+        if (!snap || snap.version >= msg.version) return;
+        snap.stale = true;
+        // reload now rather than at the next event, so a disabled or deleted rule's waiting run stops
+        work = this.#load().then(() => undefined);
+        break;
+      }
+    }
+    this.deps.track(work);
+    return work;
+  }
+
+  /**
+   * A full mailbox drops an event (counted, logged once per 10 s) and answers a cron instant
+   * `error`. A change notice is never dropped, or the home would run stale rules until the ttl:
+   * it joins one already queued (the higher version) or is queued beyond the bound.
+   */
+  protected override overflow(msg: HomeMessage, queued: HomeMessage[]): boolean {
+    if (msg.type === 'changed') {
+      const waiting = queued.find((m): m is Extract<HomeMessage, { type: 'changed' }> => m.type === 'changed');
+      if (waiting) waiting.version = Math.max(waiting.version, msg.version);
+      else queued.push(msg);
+      return true;
+    }
+    this.#drop(msg, 'backlog');
+    const now = this.deps.now();
+    if (now - this.#lastDropLog >= DROP_LOG_MS) {
+      this.#lastDropLog = now;
+      this.deps.log.warn({ homeId: this.homeId, backlog: queued.length + 1 }, 'rules: home backlog full, events dropped (counted in tier_rule_dropped_total)');
+    }
+    return false;
+  }
+
+  /** Messages queued when the supervisor stopped this home. */
+  protected override refused(msg: HomeMessage): void {
+    this.#drop(msg, 'home_stopped');
+  }
+
+  protected onStop(reason: string): void {
+    // the engine's directory starts a fresh actor for the home's next message
+    if (reason !== 'retired') this.deps.log.error({ homeId: this.homeId, reason }, 'rules: home stopped by its supervisor');
+  }
+
+  #drop(msg: HomeMessage, reason: DropReason): void {
+    if (msg.type === 'changed') return;
+    this.deps.metrics.dropped(reason);
+    if (msg.type === 'schedule') msg.reply('error');
+  }
+
+  #fresh(snap: Snapshot): boolean {
+    return !snap.stale && this.deps.now() - snap.checkedAt < this.deps.cacheTtlMs;
+  }
+
+  /** The home's rules, reloaded when changed (watch) or when the ttl passed and the version moved. */
+  async #load(): Promise<Snapshot> {
+    const { store, now: clock } = this.deps;
+    const now = clock();
+    const snap = this.#snap;
+    if (snap && !snap.stale) {
+      if (now - snap.checkedAt < this.deps.cacheTtlMs) return snap;
+      if ((await store.homeVersion(this.homeId)) === snap.version) {
+        snap.checkedAt = now;
+        return snap;
+      }
+    }
+    const [version, rules, settings] = await Promise.all([store.homeVersion(this.homeId), store.listRules(this.homeId), store.getSettings(this.homeId)]);
+    const next: Snapshot = {
+      version,
+      checkedAt: now,
+      // a change told while this load was reading leaves the new snapshot stale at once
+      stale: version < this.#wanted,
+      timeZone: settings.timeZone,
+      rules: new Map(rules.map((r) => [r.id, r])),
+      index: new TriggerIndex(rules),
+    };
+    if (snap) this.#retire(snap, next);
+    this.#snap = next;
+    return next;
+  }
+
+  /** Rules deleted, disabled or edited since the old snapshot: cancel their waiting runs. */
+  #retire(old: Snapshot, next: Snapshot): void {
+    const { guard, stats } = this.deps;
+    for (const [id, rule] of old.rules) {
+      const now = next.rules.get(id);
+      if (now && now.enabled && now.version === rule.version) continue;
+      if (!now) {
+        guard.forget(id);
+        stats.delete(id);
+      } else if (!now.enabled) guard.cancel(id);
+    }
+  }
+
+  async #event(event: RuleHubEvent, received: number): Promise<void> {
+    const snap = await this.#load();
+    const ev: RuleEvent =
+      event.kind === 'state'
+        ? { kind: 'state', hub: event.hub, device: event.device, attrs: event.attrs, ts: event.ts }
+        : { kind: 'event', hub: event.hub, device: event.device, event: event.event, params: event.params ?? {}, ts: event.ts };
+    const dedup = event.kind === 'state' ? `${event.hub}:${event.device}:v${event.version}` : `${event.hub}:${event.device}:${event.event}:${event.ts}`;
+    const watched: string[] = [];
+    const candidates = snap.index.candidates(ev, watched);
+    // keyed by attribute names from the hub: no prototype, so every name is a plain own key
+    const prev = Object.create(null) as Record<string, AttrValue>;
+    if (event.kind === 'state') {
+      // a watched attribute: remember the value it had, for "changes", from/to and thresholds
+      for (const attr of watched) {
+        const key = `${event.hub}/${event.device}/${attr}`;
+        if (this.#lastValues.has(key)) prev[attr] = this.#lastValues.get(key)!;
+        this.#lastValues.set(key, event.attrs[attr]!);
+      }
+    }
+    if (candidates.size === 0) return;
+    const { guard, stats, metrics } = this.deps;
+    const now = this.deps.now();
+    const rules: Rule[] = [];
+    for (const r of candidates.values()) {
+      if (guard.suspended(r, now)) {
+        stats.of(r.id).suppressed++;
+        metrics.outcome('suppressed');
+      } else rules.push(r);
+    }
+    if (rules.length > 0) await this.#evaluateAndRun(snap, rules, ev, prev, dedup, received);
+  }
+
+  async #schedule(msg: Extract<HomeMessage, { type: 'schedule' }>): Promise<void> {
+    let result: FireResult = 'error';
+    try {
+      const snap = await this.#load();
+      const rule = snap.rules.get(msg.ruleId);
+      if (!rule || !rule.enabled || !rule.triggers.some((t) => t.type === 'cron')) result = 'gone';
+      else {
+        const ev: RuleEvent = { kind: 'schedule', scheduledAt: msg.scheduledAt, ts: this.deps.now() };
+        const results = await this.#evaluateAndRun(snap, [rule], ev, {}, `${msg.scheduledAt}`, performance.now());
+        result = results.get(rule.id) ?? 'error';
+      }
+    } finally {
+      msg.reply(result);
+    }
+  }
+
+  async #evaluateAndRun(snap: Snapshot, rules: Rule[], ev: RuleEvent, prev: Record<string, AttrValue>, dedup: string, received: number): Promise<Map<string, FireResult>> {
+    const { runner, scope, guard, stats, metrics } = this.deps;
+    const out = new Map<string, FireResult>();
+    const now = this.deps.now();
+    let state: Record<string, Attrs>;
+    try {
+      state = await scope.state(this.homeId, rules);
+    } catch (err) {
+      this.#failAll(rules, 'state_unavailable', `device state unavailable: ${(err as Error).message}`, err);
+      return out;
+    }
+    const task: EvalTask = { homeId: this.homeId, homeVersion: snap.version, timeZone: snap.timeZone, now, rules, event: ev, prev, state };
+    const started = performance.now();
+    let result;
+    try {
+      result = await runner.evaluate(task);
+    } catch (err) {
+      const reason: DropReason = err instanceof RulePoolError && err.code !== 'worker_failed' ? err.code : 'worker_failed';
+      this.#failAll(rules, reason, err instanceof Error ? err.message : String(err), err);
+      return out;
+    }
+    metrics.evaluation((performance.now() - started) / 1000);
+    const at = this.deps.now();
+    for (const o of result.outcomes) {
+      const rule = rules.find((r) => r.id === o.ruleId);
+      if (!rule) continue;
+      const c = stats.of(rule.id);
+      c.evaluated++;
+      c.lastEvaluatedAt = at;
+      c.sample(o.evalUs);
+      if (o.triggered) c.triggered++;
+      if (o.error) {
+        stats.error(rule.id, at, o.error);
+        metrics.outcome('error');
+        out.set(rule.id, 'error');
+        continue;
+      }
+      if (!o.triggered || !o.passed) {
+        metrics.outcome(o.triggered ? 'not_matched' : 'not_triggered');
+        out.set(rule.id, 'not_matched');
+        continue;
+      }
+      c.matched++;
+      if (!guard.admit(this.homeId, rule, at)) {
+        c.suppressed++;
+        metrics.outcome('suppressed');
+        out.set(rule.id, 'suppressed');
+        continue;
+      }
+      c.lastRunAt = at;
+      metrics.outcome('matched');
+      out.set(rule.id, 'ran');
+      const run = new ActionRun(this.deps.actions, this.homeId, rule, o.actions, `rule:${rule.id}:${dedup}`, received, (r) => guard.ended(rule.id, r));
+      guard.begin(rule.id, run);
+      run.start();
+    }
+    return out;
+  }
+
+  #failAll(rules: readonly Rule[], reason: DropReason, message: string, err: unknown): void {
+    const { stats, metrics } = this.deps;
+    metrics.dropped(reason);
+    const at = this.deps.now();
+    for (const r of rules) {
+      stats.of(r.id).evaluated++;
+      stats.error(r.id, at, message);
+      metrics.outcome('error');
+    }
+    this.deps.log.warn({ err, reason, homeId: this.homeId, rules: rules.map((r) => r.id) }, 'rules: evaluation failed');
+  }
+}

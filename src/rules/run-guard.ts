@@ -1,0 +1,145 @@
+/**
+ * What a rule's runs on this node allow next: its cooldown, its loop guard and its current run.
+ *
+ * - cooldown: after a run, matches within the rule's `cooldownMs` are skipped.
+ * - loop guard: a run that would be the (maxRuns+1)-th within `limit.windowMs` suspends the rule
+ *   for `suspendMs` instead; this is logged, counted, shown in the rule's status and pushed to the
+ *   home. A new version of the rule (edited or re-enabled) is not suspended.
+ * - restart: a rule has one current run; starting another cancels the one before (still waiting in
+ *   a delay), so "on, wait 5 min, off" keeps the light on until 5 min after the last trigger.
+ *
+ * Kept per rule id for the node's life (a home forgotten while idle keeps its rules' suspension);
+ * `forget` drops a deleted rule.
+ */
+import type { Logger } from '../log/logger.js';
+import type { PushNotification } from '../ports/push-queue/push-queue.js';
+import type { RuleMetricsSink, RuleStats } from './metrics.js';
+import type { Rule } from './model.js';
+
+/** A run of a rule's actions, as the guard sees it. */
+export interface Run {
+  /** parked in a delay */
+  readonly waiting: boolean;
+  /** stops it before its next action */
+  cancel(): void;
+}
+
+export interface RunGuardDeps {
+  stats: RuleStats;
+  metrics: RuleMetricsSink;
+  log: Logger;
+  push(notification: PushNotification): Promise<unknown>;
+  /** the loop-guard report is a promise the engine's close waits for */
+  track(p: Promise<unknown>): void;
+  /** how long the loop guard suspends a rule (ms) */
+  suspendMs: number;
+}
+
+interface RuleRuntime {
+  /** start times of recent runs, oldest first (loop guard window) */
+  runs: number[];
+  lastRunAt: number | null;
+  suspendedUntil: number;
+  /** the rule version the suspension applies to */
+  suspendedVersion: number;
+  current: Run | null;
+}
+
+export class RunGuard {
+  readonly #rules = new Map<string, RuleRuntime>();
+
+  constructor(private readonly deps: RunGuardDeps) {}
+
+  suspended(rule: Rule, now: number): boolean {
+    const rt = this.#rules.get(rule.id);
+    return rt !== undefined && rt.suspendedVersion === rule.version && rt.suspendedUntil > now;
+  }
+
+  /** Why a match would not run now (dry run), without recording anything. */
+  blockedBy(rule: Rule, now: number): Array<'suspended' | 'cooldown'> {
+    const out: Array<'suspended' | 'cooldown'> = [];
+    if (this.suspended(rule, now)) out.push('suspended');
+    const last = this.#rules.get(rule.id)?.lastRunAt ?? null;
+    if (last !== null && rule.cooldownMs > 0 && now - last < rule.cooldownMs) out.push('cooldown');
+    return out;
+  }
+
+  /** Cooldown and loop guard for a match of `rule`: true when it may run now (and the run is recorded). */
+  admit(homeId: string, rule: Rule, now: number): boolean {
+    let rt = this.#rules.get(rule.id);
+    if (!rt) {
+      rt = { runs: [], lastRunAt: null, suspendedUntil: 0, suspendedVersion: -1, current: null };
+      this.#rules.set(rule.id, rt);
+    }
+    if (rt.suspendedVersion === rule.version && rt.suspendedUntil > now) return false;
+    if (rule.cooldownMs > 0 && rt.lastRunAt !== null && now - rt.lastRunAt < rule.cooldownMs) return false;
+    const windowStart = now - rule.limit.windowMs;
+    while (rt.runs.length > 0 && rt.runs[0]! <= windowStart) rt.runs.shift();
+    if (rt.runs.length >= rule.limit.maxRuns) {
+      this.#suspend(homeId, rule, rt, now);
+      return false;
+    }
+    rt.runs.push(now);
+    rt.lastRunAt = now;
+    return true;
+  }
+
+  /** Makes `run` the current run of an admitted rule, cancelling the one before. */
+  begin(ruleId: string, run: Run): void {
+    const rt = this.#rules.get(ruleId);
+    if (!rt) return;
+    rt.current?.cancel();
+    rt.current = run;
+  }
+
+  /** A run finished or was cancelled: the rule has no current run unless a newer one began. */
+  ended(ruleId: string, run: Run): void {
+    const rt = this.#rules.get(ruleId);
+    if (rt?.current === run) rt.current = null;
+  }
+
+  /** Cancels the rule's run waiting in a delay (disabled, deleted, node closing). */
+  cancel(ruleId: string): void {
+    this.#rules.get(ruleId)?.current?.cancel();
+  }
+
+  cancelAll(): void {
+    for (const rt of this.#rules.values()) rt.current?.cancel();
+  }
+
+  /** A deleted rule: its run is cancelled and its history dropped. */
+  forget(ruleId: string): void {
+    this.cancel(ruleId);
+    this.#rules.delete(ruleId);
+  }
+
+  /** For the rule's `status`: a suspension of this version, the last run, whether a run waits in a delay. */
+  status(ruleId: string, version: number, now: number): { suspendedUntil: number | null; lastRunAt: number | null; waiting: boolean } {
+    const rt = this.#rules.get(ruleId);
+    const suspended = rt && rt.suspendedVersion === version && rt.suspendedUntil > now ? rt.suspendedUntil : null;
+    return { suspendedUntil: suspended, lastRunAt: rt?.lastRunAt ?? null, waiting: rt?.current?.waiting ?? false };
+  }
+
+  #suspend(homeId: string, rule: Rule, rt: RuleRuntime, now: number): void {
+    const { suspendMs, stats, metrics, log } = this.deps;
+    rt.suspendedUntil = now + suspendMs;
+    rt.suspendedVersion = rule.version;
+    rt.runs = [];
+    rt.current?.cancel();
+    stats.of(rule.id).loopStops++;
+    const message = `loop guard: more than ${rule.limit.maxRuns} runs within ${rule.limit.windowMs} ms; suspended for ${Math.round(suspendMs / 1000)} s`;
+    stats.error(rule.id, now, message);
+    metrics.loopStopped();
+    log.warn({ homeId, ruleId: rule.id, name: rule.name, maxRuns: rule.limit.maxRuns, windowMs: rule.limit.windowMs, suspendMs }, 'rules: rule suspended by the loop guard');
+    const report = this.deps
+      .push({
+        homeId,
+        title: 'Automation paused',
+        body: `"${rule.name}" ran more than ${rule.limit.maxRuns} times within ${Math.round(rule.limit.windowMs / 1000)} s and was paused for ${Math.round(suspendMs / 60_000)} min. Edit or re-enable it to resume.`,
+        dedupKey: `rule:${rule.id}:suspended:${now}`,
+        data: { ruleId: rule.id, reason: 'loop_guard' },
+      })
+      .catch((err: unknown) => log.warn({ err, ruleId: rule.id }, 'rules: loop-guard report not queued'));
+    this.deps.track(report);
+  }
+}

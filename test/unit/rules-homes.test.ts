@@ -1,0 +1,246 @@
+/**
+ * The engine's per-home processing: one home's events evaluated one after another in arrival order
+ * while other homes go on, the bounded backlog and what is dropped, homes forgotten when idle, and
+ * shutdown waiting for actions in progress. A gate in front of the real worker pool holds one home's
+ * evaluations, so a backlog builds up deterministically.
+ */
+import { Registry } from 'prom-client';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import type { CommandSpec } from '../../src/actors/commands.js';
+import { TimerWheel } from '../../src/actors/timer-wheel.js';
+import { prometheusRuleMetrics } from '../../src/rules/metrics.js';
+import type { EvalResult, EvalTask } from '../../src/rules/model.js';
+import { RulePool, type RuleRunner } from '../../src/rules/pool.js';
+import { validateRuleSpec } from '../../src/rules/validate.js';
+import { rig, type Rig } from './rules-fixtures.js';
+
+const poolTimers = new TimerWheel();
+let pool: RulePool;
+beforeAll(async () => {
+  pool = new RulePool({ timers: poolTimers, threads: 1, taskTimeoutMs: 30_000 });
+  await pool.warmUp();
+});
+afterAll(async () => {
+  await pool.close();
+  poolTimers.close();
+});
+
+let r: Rig | undefined;
+afterEach(async () => {
+  await r?.close();
+  r = undefined;
+});
+
+const START = Date.UTC(2024, 6, 1, 10);
+
+/** Passes tasks to the pool; tasks of the held home wait until `release()`. */
+class GatedRunner implements RuleRunner {
+  readonly tasks: EvalTask[] = [];
+  private open!: () => void;
+  private readonly gate = new Promise<void>((resolve) => (this.open = resolve));
+  private readonly waiters: Array<{ n: number; resolve: () => void }> = [];
+
+  constructor(
+    private readonly inner: RuleRunner,
+    private readonly held: string | null,
+  ) {}
+
+  async evaluate(task: EvalTask): Promise<EvalResult> {
+    this.tasks.push(task);
+    for (const w of this.waiters.splice(0)) if (this.tasks.length >= w.n) w.resolve();
+    else this.waiters.push(w);
+    if (task.homeId === this.held) await this.gate;
+    return this.inner.evaluate(task);
+  }
+
+  release(): void {
+    this.open();
+  }
+
+  /** resolves once `n` tasks have reached the runner */
+  reached(n: number): Promise<void> {
+    if (this.tasks.length >= n) return Promise.resolve();
+    return new Promise((resolve) => this.waiters.push({ n, resolve }));
+  }
+
+  /** the `n` param of each evaluated button press, in the order the runner got them */
+  presses(homeId: string): unknown[] {
+    return this.tasks.filter((t) => t.homeId === homeId && t.event.kind === 'event').map((t) => (t.event.kind === 'event' ? t.event.params.n : null));
+  }
+}
+
+/** Lets every pending continuation run: a macrotask comes after all microtasks. */
+const turn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+const PRESS = (home: string) =>
+  validateRuleSpec({
+    name: 'Press',
+    triggers: [{ type: 'event', hub: `${home}-hub`, device: 'btn', event: 'press' }],
+    // a chime reports no state back: the only events are the test's own
+    actions: [{ type: 'command', hub: `${home}-hub`, device: 'chime', method: 'ring' }],
+    limit: { maxRuns: 1_000, windowMs: 60_000 },
+  });
+
+function metricValue(text: string, series: string): number {
+  const line = text.split('\n').find((l) => l.startsWith(`${series} `));
+  return line === undefined ? 0 : Number(line.split(' ')[1]);
+}
+
+describe('per-home processing', () => {
+  it("one home's events reach the evaluator one at a time, in arrival order, while another home goes on", async () => {
+    const runner = new GatedRunner(pool, 'home1');
+    r = rig(runner, START);
+    await r.store.createRule('home1', PRESS('home1'));
+    await r.store.createRule('home2', PRESS('home2'));
+    for (let n = 1; n <= 4; n++) r.hubs.event('home1-hub', 'btn', 'press', { n });
+    await runner.reached(1);
+    r.hubs.event('home2-hub', 'btn', 'press', { n: 1 });
+    while (r.hubs.commands.length < 1) await turn();
+    // home1's first event is held in evaluation: its others wait behind it; home2's ran through
+    expect(runner.presses('home1')).toEqual([1]);
+    expect(runner.presses('home2')).toEqual([1]);
+    expect(r.hubs.commands.map((c) => c.hub)).toEqual(['home2-hub']);
+    runner.release();
+    await r.settle();
+    expect(runner.presses('home1')).toEqual([1, 2, 3, 4]);
+    expect(r.hubs.commands.filter((c) => c.hub === 'home1-hub')).toHaveLength(4);
+  });
+
+  it('a full backlog drops further events of that home and counts them; a cron instant is answered error; other homes are not affected', async () => {
+    const registry = new Registry();
+    const runner = new GatedRunner(pool, 'home1');
+    r = rig(runner, START, { maxBacklogPerHome: 3, metrics: prometheusRuleMetrics(registry) });
+    await r.store.createRule('home1', PRESS('home1'));
+    await r.store.createRule('home2', PRESS('home2'));
+    // three accepted (one in evaluation, two waiting), three dropped
+    for (let n = 1; n <= 6; n++) r.hubs.event('home1-hub', 'btn', 'press', { n });
+    const cron = r.engine.fireScheduled('home1', 'any-rule', START);
+    expect(metricValue(await registry.metrics(), 'tier_rule_dropped_total{reason="backlog"}')).toBe(4);
+    r.hubs.event('home2-hub', 'btn', 'press', { n: 1 });
+    await runner.reached(2);
+    runner.release();
+    await r.settle();
+    // refused at once, not run later ('gone': no such rule)
+    expect(await cron).toBe('error');
+    expect(runner.presses('home1')).toEqual([1, 2, 3]);
+    expect(runner.presses('home2')).toEqual([1]);
+    // the backlog drained: the home takes events again
+    r.hubs.event('home1-hub', 'btn', 'press', { n: 7 });
+    await r.settle();
+    expect(runner.presses('home1')).toEqual([1, 2, 3, 7]);
+    expect(r.hubs.commands.filter((c) => c.hub === 'home1-hub')).toHaveLength(4);
+    expect(metricValue(await registry.metrics(), 'tier_rule_dropped_total{reason="backlog"}')).toBe(4);
+  });
+
+  it('a change of the rules told while the backlog is full is not dropped: the events after it see the new rules', async () => {
+    const registry = new Registry();
+    const runner = new GatedRunner(pool, 'home1');
+    r = rig(runner, START, { maxBacklogPerHome: 3, metrics: prometheusRuleMetrics(registry) });
+    const rule = await r.store.createRule('home1', PRESS('home1'));
+    for (let n = 1; n <= 3; n++) r.hubs.event('home1-hub', 'btn', 'press', { n });
+    await runner.reached(1);
+    await r.store.setRuleEnabled('home1', rule.id, false);
+    runner.release();
+    await r.settle();
+    // the clock stands still: without the notice the cached rules would stay in use
+    r.hubs.event('home1-hub', 'btn', 'press', { n: 4 });
+    await r.settle();
+    expect(runner.presses('home1')).toEqual([1, 2, 3]);
+    expect(r.hubs.commands).toHaveLength(3);
+    expect(metricValue(await registry.metrics(), 'tier_rule_dropped_total{reason="backlog"}')).toBe(0);
+  });
+
+  it('a home failing message after message is stopped by its supervisor: what it had queued is dropped and counted, the next event starts it afresh', async () => {
+    const registry = new Registry();
+    r = rig(pool, START, { metrics: prometheusRuleMetrics(registry) });
+    await r.store.createRule('home1', PRESS('home1'));
+    const listRules = r.store.listRules.bind(r.store);
+    let down = true;
+    r.store.listRules = (homeId) => (down ? Promise.reject(new Error('store unreachable')) : listRules(homeId));
+    // the first is in progress, the rest queue behind it; ten failures within a minute stop the home
+    for (let n = 1; n <= 12; n++) r.hubs.event('home1-hub', 'btn', 'press', { n });
+    const cron = r.engine.fireScheduled('home1', 'any-rule', START);
+    await r.settle();
+    expect(await cron).toBe('error');
+    expect(metricValue(await registry.metrics(), 'tier_rule_dropped_total{reason="home_stopped"}')).toBe(3);
+    expect(r.hubs.commands).toEqual([]);
+    down = false;
+    r.hubs.event('home1-hub', 'btn', 'press', { n: 13 });
+    await r.settle();
+    expect(r.hubs.commands).toHaveLength(1);
+  });
+
+  it('beyond maxHomes an idle home is forgotten (its rules are read again on its next event); a busy one is kept', async () => {
+    const runner = new GatedRunner(pool, 'home1');
+    r = rig(runner, START, { maxHomes: 2 });
+    const loads: string[] = [];
+    const listRules = r.store.listRules.bind(r.store);
+    r.store.listRules = (homeId) => {
+      loads.push(homeId);
+      return listRules(homeId);
+    };
+    for (const h of ['home1', 'home2', 'home3']) await r.store.createRule(h, PRESS(h));
+    // home1 busy (held in evaluation), home2 idle: home3 arriving makes room by forgetting home2
+    r.hubs.event('home1-hub', 'btn', 'press', { n: 1 });
+    await runner.reached(1);
+    r.hubs.event('home2-hub', 'btn', 'press', { n: 1 });
+    while (r.hubs.commands.length < 1) await turn();
+    r.hubs.event('home3-hub', 'btn', 'press', { n: 1 });
+    await runner.reached(3);
+    runner.release();
+    await r.settle();
+    r.hubs.event('home1-hub', 'btn', 'press', { n: 2 });
+    await r.settle();
+    expect(loads.filter((h) => h === 'home1')).toEqual(['home1']);
+    r.hubs.event('home2-hub', 'btn', 'press', { n: 2 });
+    await r.settle();
+    expect(loads.filter((h) => h === 'home2')).toEqual(['home2', 'home2']);
+    // forgotten or not, every event was evaluated
+    expect(r.hubs.commands).toHaveLength(5);
+  });
+});
+
+describe('close', () => {
+  it('waits for an action in progress, cancels a run waiting in a delay, and takes no more events', async () => {
+    let finish!: () => void;
+    const slow = new Promise<void>((resolve) => (finish = resolve));
+    const sent: string[] = [];
+    r = rig(pool, START, {
+      runCommand: async (_hub: string, device: string, _spec: CommandSpec) => {
+        sent.push(device);
+        if (device === 'slow') await slow;
+        return {};
+      },
+    });
+    await r.store.createRule(
+      'home1',
+      validateRuleSpec({ name: 'Slow', triggers: [{ type: 'event', event: 'press' }], actions: [{ type: 'command', hub: 'home1-hub', device: 'slow', method: 'x' }] }),
+    );
+    await r.store.createRule(
+      'home1',
+      validateRuleSpec({
+        name: 'Later',
+        triggers: [{ type: 'event', event: 'press' }],
+        actions: [
+          { type: 'command', hub: 'home1-hub', device: 'now', method: 'x' },
+          { type: 'delay', ms: 60_000 },
+          { type: 'command', hub: 'home1-hub', device: 'later', method: 'x' },
+        ],
+      }),
+    );
+    r.hubs.event('home1-hub', 'btn', 'press');
+    while (sent.length < 2) await turn();
+    let closed = false;
+    const closing = r.engine.close().then(() => (closed = true));
+    await turn();
+    await turn();
+    expect(closed).toBe(false);
+    finish();
+    await closing;
+    r.hubs.event('home1-hub', 'btn', 'press');
+    r.advance(61_000);
+    await turn();
+    expect(sent.sort()).toEqual(['now', 'slow']);
+    expect(await r.engine.fireScheduled('home1', 'any', START)).toBe('error');
+  });
+});
