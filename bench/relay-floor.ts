@@ -1,5 +1,5 @@
 import { Packr, Unpackr } from 'msgpackr';
-import { loadUws, type HttpResponse, type WebSocket } from '../src/transport/uws.js';
+import { loadUws, type HttpResponse, type WebSocket } from '../src/internal.js';
 
 /**
  * The floors the benchmarks compare the server against, all in one bare uWS process (no auth,

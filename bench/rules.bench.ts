@@ -20,17 +20,24 @@ import { parseArgs } from 'node:util';
 import type { AppEventMessage } from '../proto/app.js';
 import type { Attrs } from '../proto/frames.js';
 import { subjects } from '../proto/subjects.js';
-import { TimerWheel } from '../src/actors/timer-wheel.js';
-import { MemoryBus } from '../src/ports/bus/bus-memory.js';
-import { MemoryPushQueue } from '../src/ports/push-queue/push-queue-memory.js';
-import { createLogger } from '../src/log/logger.js';
-import { decodeValue, encodeBus } from '../src/protocol/codec.js';
-import { RulesEngine } from '../src/rules/engine.js';
-import { noRuleMetrics, summarize, type DropReason, type RuleMetricsSink } from '../src/rules/metrics.js';
-import { deviceKey, type DeviceRef } from '../src/rules/model.js';
-import { RulePool } from '../src/rules/pool.js';
-import { MemoryRuleStore } from '../src/ports/rule-store/rule-store-memory.js';
-import { validateRuleSpec } from '../src/rules/validate.js';
+import {
+  createLogger,
+  decodeValue,
+  deviceKey,
+  encodeBus,
+  MemoryBus,
+  MemoryPushQueue,
+  MemoryRuleStore,
+  noRuleMetrics,
+  RulePool,
+  RulesEngine,
+  summarize,
+  TimerWheel,
+  validateRuleSpec,
+  type DeviceRef,
+  type DropReason,
+  type RuleMetricsSink,
+} from '../src/internal.js';
 
 const { values: args } = parseArgs({
   options: {

@@ -1,0 +1,17 @@
+/**
+ * Internal parts that benchmarks and tools outside src/ measure on their own (the rules engine
+ * without a node, the uWS loader of the relay floor). Not the public surface (`src/index.ts`):
+ * these may change with any release. Exported as `hubtier/internal`.
+ */
+export { loadUws, type HttpResponse, type WebSocket } from './transport/uws.js';
+export { TimerWheel } from './actors/timer-wheel.js';
+export { createLogger } from './log/logger.js';
+export { decodeValue, encodeBus } from './protocol/codec.js';
+export { MemoryBus } from './ports/bus/bus-memory.js';
+export { MemoryPushQueue } from './ports/push-queue/push-queue-memory.js';
+export { MemoryRuleStore } from './ports/rule-store/rule-store-memory.js';
+export { RulesEngine } from './rules/engine.js';
+export { RulePool } from './rules/pool.js';
+export { noRuleMetrics, summarize, type DropReason, type RuleMetricsSink } from './rules/metrics.js';
+export { deviceKey, type DeviceRef } from './rules/model.js';
+export { validateRuleSpec } from './rules/validate.js';
