@@ -51,6 +51,7 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
     log,
     mailboxSize: config.mailboxSize,
     onFailure: (_address, messageType) => metrics.actorFailures.inc({ message: messageType }),
+    supervision: { maxFailures: config.actorMaxFailures, withinMs: config.actorFailureWindowMs },
   };
   const auth = new Authenticator(config.adminToken, config.jwtSecret);
   // the node's one hub → home lookup: the cluster registry caches (CachingHubRegistry), the memory one is a map
@@ -71,6 +72,7 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
     metrics: prometheusRuleMetrics(metrics.registry),
     commandTimeoutMs: config.commandTimeoutMs,
     commandTimeoutMaxMs: config.commandTimeoutMaxMs,
+    supervision: { supervision: system.supervision, onFailure: system.onFailure },
   });
   // a hub's events go to the bus (apps, other services) and to this node's rules
   const publishEvent = (event: AppEventMessage) => {

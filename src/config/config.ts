@@ -45,6 +45,9 @@ export interface Config {
   commandTimeoutMaxMs: number;
   /** @default 128: messages an actor may have queued before the overflow policy applies */
   mailboxSize: number;
+  /** supervision: this many failed messages of one actor within `actorFailureWindowMs` stop it */
+  actorMaxFailures: number;
+  actorFailureWindowMs: number;
   /** @default 50 (frames/s) sustained per hub */
   hubRatePerSec: number;
   /** @default 200 (frames): burst per hub */
@@ -165,6 +168,8 @@ const FIELDS: { [K in keyof Config]: Field<K> } = {
   commandTimeoutMs: { env: 'TIER_COMMAND_TIMEOUT_MS', parse: int(10, 600_000), default: 5_000 },
   commandTimeoutMaxMs: { env: 'TIER_COMMAND_TIMEOUT_MAX_MS', parse: int(10, 600_000), default: 60_000 },
   mailboxSize: { env: 'TIER_MAILBOX_SIZE', parse: int(4, 1_000_000), default: 128 },
+  actorMaxFailures: { env: 'TIER_ACTOR_MAX_FAILURES', parse: int(1, 1_000_000), default: 10 },
+  actorFailureWindowMs: { env: 'TIER_ACTOR_FAILURE_WINDOW_MS', parse: int(1_000, 86_400_000), default: 60_000 },
   hubRatePerSec: { env: 'TIER_HUB_RATE_PER_SEC', parse: int(1, 1_000_000), default: 50 },
   hubRateBurst: { env: 'TIER_HUB_RATE_BURST', parse: int(1, 1_000_000), default: 200 },
   appMaxBackpressure: { env: 'TIER_APP_MAX_BACKPRESSURE', parse: int(1024, 1 << 30), default: 1 << 20 },

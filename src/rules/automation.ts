@@ -10,7 +10,7 @@ import type { TimerWheel } from '../actors/timer-wheel.js';
 import type { ShadowStore } from '../ports/shadow-store/shadow-store.js';
 import type { PushQueue } from '../ports/push-queue/push-queue.js';
 import type { Logger } from '../log/logger.js';
-import { RulesEngine } from './engine.js';
+import { RulesEngine, type RulesEngineDeps } from './engine.js';
 import type { Lease } from '../ports/lease/lease.js';
 import { noRuleMetrics, type RuleMetricsSink } from './metrics.js';
 import { deviceKey, type DeviceRef } from './model.js';
@@ -39,6 +39,8 @@ export interface AutomationDeps {
   /** largest timeout a rule's command may ask for; @default 60_000 (ms) */
   commandTimeoutMaxMs?: number;
   pool?: Omit<RulePoolOptions, 'timers'>;
+  /** the node's supervision of the home actors and its failure counter */
+  supervision?: RulesEngineDeps['supervision'];
 }
 
 export interface Automation {
@@ -105,6 +107,7 @@ export function createAutomation(deps: AutomationDeps): Automation {
     log,
     metrics,
     ...(deps.commandTimeoutMs === undefined ? {} : { commandTimeoutMs: deps.commandTimeoutMs }),
+    ...(deps.supervision === undefined ? {} : { supervision: deps.supervision }),
   });
   const scheduler = new CronScheduler({
     store: deps.store,

@@ -61,6 +61,8 @@ export interface RulesEngineDeps {
   maxBacklogPerHome?: number;
   /** homes kept in memory (rules index, last values); idle ones beyond are forgotten; @default 50_000 */
   maxHomes?: number;
+  /** the node's supervision of the home actors and its failure counter (tier_actor_failures_total) */
+  supervision?: Pick<ActorSystem, 'supervision' | 'onFailure'>;
 }
 
 export interface RuleStatus {
@@ -108,7 +110,7 @@ export class RulesEngine {
       track,
     };
     // the homes' own system: their mailbox bound is the backlog (less the one in evaluation)
-    const system: ActorSystem = { timers, log, now, mailboxSize: Math.max(0, (deps.maxBacklogPerHome ?? 256) - 1) };
+    const system: ActorSystem = { ...deps.supervision, timers, log, now, mailboxSize: Math.max(0, (deps.maxBacklogPerHome ?? 256) - 1) };
     const homeDeps: HomeDeps = { store, runner: deps.runner, scope, guard, actions: this.#actions, stats, metrics, log, now, cacheTtlMs: deps.cacheTtlMs ?? 10_000, track };
     this.#homes = new ActorDirectory((homeId) => new HomeActor(homeId, system, homeDeps), deps.maxHomes ?? 50_000);
     this.#unwatch = store.watch((change) => {

@@ -170,6 +170,25 @@ describe('per-home processing', () => {
     expect(r.hubs.commands).toHaveLength(1);
   });
 
+  it("the node's supervision applies to home actors: its bound stops them and its counter hears each failure", async () => {
+    const registry = new Registry();
+    const failures: Array<[string, string]> = [];
+    r = rig(pool, START, {
+      metrics: prometheusRuleMetrics(registry),
+      supervision: { supervision: { maxFailures: 2, withinMs: 60_000 }, onFailure: (address, type) => void failures.push([address, type]) },
+    });
+    await r.store.createRule('home1', PRESS('home1'));
+    r.store.listRules = () => Promise.reject(new Error('store unreachable'));
+    for (let n = 1; n <= 4; n++) r.hubs.event('home1-hub', 'btn', 'press', { n });
+    await r.settle();
+    // two failures stop the home (not the default ten); the two events queued behind are dropped
+    expect(failures).toEqual([
+      ['rules:home:home1', 'event'],
+      ['rules:home:home1', 'event'],
+    ]);
+    expect(metricValue(await registry.metrics(), 'tier_rule_dropped_total{reason="home_stopped"}')).toBe(2);
+  });
+
   it('beyond maxHomes an idle home is forgotten (its rules are read again on its next event); a busy one is kept', async () => {
     const runner = new GatedRunner(pool, 'home1');
     r = rig(runner, START, { maxHomes: 2 });
