@@ -47,7 +47,7 @@ const requests = new Map<number | undefined, Validator<ReturnType<typeof appRequ
 
 function requestValidator(max: number | undefined): Validator<ReturnType<typeof appRequest>> {
   let validator = requests.get(max);
-  if (!validator) requests.set(max, (validator = compile(appRequest(max))));
+  if (!validator) requests.set(max, (validator = compile(appRequest(max), 'message')));
   return validator;
 }
 

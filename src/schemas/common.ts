@@ -5,6 +5,7 @@
 import { Type } from '@sinclair/typebox';
 import { ErrorCodes } from '../../proto/errors.js';
 import type { Attrs as AttrMap } from '../../proto/frames.js';
+import { ID_PATTERN } from '../../proto/subjects.js';
 import { attrs as checkAttrs, LIMITS, params as checkParams } from '../protocol/codec.js';
 import { TierError } from '../errors.js';
 import { compile, customKind, invalidField, type Problem, type Refuse } from './check.js';
@@ -13,7 +14,7 @@ import { compile, customKind, invalidField, type Problem, type Refuse } from './
 const NOT_RESERVED = '(?!(?:__proto__|constructor|prototype)$)';
 
 /** proto/subjects.ts `isValidId` as a pattern: ID_PATTERN and not a reserved name. */
-export const ID_REGEX = `^${NOT_RESERVED}[A-Za-z0-9_-]{1,64}$`;
+export const ID_REGEX = `^${NOT_RESERVED}${ID_PATTERN.source.replace(/^\^/, '')}`;
 
 /** proto/subjects.ts `isValidKey`: 1..64 UTF-16 units, not a reserved name. */
 const KEY_REGEX = `^${NOT_RESERVED}[\\s\\S]{1,64}$`;

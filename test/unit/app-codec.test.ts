@@ -9,7 +9,8 @@ import { ProtocolError } from '../../src/errors.js';
 import { decodeAppRequest, validateAppRequest } from '../../src/protocol/app-codec.js';
 import { encode, LIMITS } from '../../src/protocol/codec.js';
 import { compile } from '../../src/schemas/check.js';
-import { Attrs, Params, paramsAccepted, paramsProblem } from '../../src/schemas/common.js';
+import { Attrs, Id, Params, paramsAccepted, paramsProblem } from '../../src/schemas/common.js';
+import { isValidId } from '../../proto/subjects.js';
 
 const cmd = { op: 'cmd', id: 2, hub: 'hub-1', device: 'lamp' };
 
@@ -124,6 +125,13 @@ describe('custom kinds agree with what they claim', () => {
         else expect(kind.is(v), JSON.stringify(v)).toBe(keywords.Check(v));
       }
     }
+  });
+
+  it('Id: the pattern of the schemas is proto/subjects.ts isValidId (hostile ids behave as before)', () => {
+    const id = compile(Id('x'));
+    const names = [...Object.getOwnPropertyNames(Object.prototype), 'prototype', '__proto_', '', 'a'.repeat(64), 'a'.repeat(65), 'a.b', 'a b', 'ü', '-', '_', '0', 'hub-7', 'a\nb', 'a\u0000'];
+    for (const n of names) expect(id.is(n), n).toBe(isValidId(n));
+    expect(id.is('toString') && id.is('valueOf') && !id.is('constructor') && !id.is('__proto__')).toBe(true);
   });
 
   it('Params: the quick check and the one that names the field answer alike', () => {
