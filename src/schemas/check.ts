@@ -97,11 +97,13 @@ function checker(schema: AnySchema): (value: unknown) => boolean {
   if (!sel || !Array.isArray(schema.anyOf)) return objectChecker(schema);
   const variants = (schema.anyOf as AnySchema[]).map(checker);
   if ('by' in sel) {
-    const byTag = new Map((schema.anyOf as AnySchema[]).map((v, i) => [constOf(v, sel.by), variants[i]!]));
+    const tags = (schema.anyOf as AnySchema[]).map((v) => constOf(v, sel.by));
+    const by = sel.by;
     return (value) => {
       if (!isPlainObject(value)) return false;
-      const variant = byTag.get(value[sel.by]);
-      return variant !== undefined && variant(value);
+      const tag = value[by];
+      for (let i = 0; i < tags.length; i++) if (tags[i] === tag) return variants[i]!(value);
+      return false;
     };
   }
   const keys = sel.keys;
