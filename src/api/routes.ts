@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import type { Attrs } from '../../proto/frames.js';
 import type { Static } from '@sinclair/typebox';
 import { subjects } from '../../proto/subjects.js';
-import { sendCommand, type CommandSpec } from '../actors/commands.js';
+import { sendCommand } from '../actors/commands.js';
 import { DEFAULT_HUB_LIMITS, type HubLimits } from '../actors/hub-limits.js';
 import type { Bus } from '../ports/bus/bus.js';
 import type { Directory } from '../ports/directory/directory.js';
@@ -13,6 +13,7 @@ import { TierError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 import { encode } from '../protocol/codec.js';
 import { compile } from '../schemas/check.js';
+import { commandSpec } from '../schemas/command.js';
 import { parseId } from '../schemas/common.js';
 import { CommandReply, CommandRequest, DesiredReply, DesiredRequest, HubStatus, ProvisionReply, ProvisionRequest, ShadowReply, TokenReply, TokenRequest } from '../schemas/hubs.js';
 import { errorReply, route, type HttpCall, type RouteTable } from '../transport/http.js';
@@ -101,9 +102,8 @@ export function mountApi(app: TemplatedApp, deps: ApiDeps): void {
       const { hub } = await hubFor(call);
       const deviceId = parseId(call.params[1], 'deviceId');
       const body = commandRequest.parse(await call.json());
-      const spec: CommandSpec = body.set !== undefined ? { set: body.set } : { method: body.method, params: body.params ?? {} };
       const timeoutMs = body.timeoutMs ?? deps.commandTimeoutMs;
-      const reply: Static<typeof CommandReply> = { ok: true, result: await sendCommand(deps.bus, hub.hubId, deviceId, spec, timeoutMs) };
+      const reply: Static<typeof CommandReply> = { ok: true, result: await sendCommand(deps.bus, hub.hubId, deviceId, commandSpec(body), timeoutMs) };
       return { status: 200, body: reply };
     },
     opts,

@@ -65,6 +65,6 @@ export function command<P extends TProperties>(own: P, max: number | undefined, 
 }
 
 /** The command a validated body asks for, as the bus carries it: `params` default to {}. */
-export function commandSpec(c: { set?: AttrMap | undefined; method?: string | undefined; params?: Record<string, unknown> | undefined }): CommandSpec {
-  return c.set !== undefined ? { set: c.set } : { method: c.method!, params: c.params ?? {} };
+export function commandSpec(c: { set: AttrMap } | { set?: undefined; method: string; params?: Record<string, unknown> | undefined }): CommandSpec {
+  return c.set !== undefined ? { set: c.set } : { method: c.method, params: c.params ?? {} };
 }
