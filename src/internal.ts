@@ -6,7 +6,9 @@
 export { loadUws, type HttpResponse, type WebSocket } from './transport/uws.js';
 export { TimerWheel } from './actors/timer-wheel.js';
 export { createLogger } from './log/logger.js';
-export { decodeValue, encodeBus } from './protocol/codec.js';
+export { attrs, decodeValue, encodeBus, params } from './protocol/codec.js';
+export { validateAppRequest } from './protocol/app-codec.js';
+export { ProtocolError } from './errors.js';
 export { MemoryBus } from './ports/bus/bus-memory.js';
 export { MemoryPushQueue } from './ports/push-queue/push-queue-memory.js';
 export { MemoryRuleStore } from './ports/rule-store/rule-store-memory.js';

@@ -467,7 +467,8 @@ export class AppFuzzer {
       case 'cmd': {
         if (!isProtocolId(m.hub) || !isProtocolId(m.device)) return invalid;
         if (m.set !== undefined) {
-          if (!isAttrs(m.set)) return invalid;
+          // §11: `set` names at least one attribute and comes without `method` and `params`
+          if (!isAttrs(m.set) || Object.keys(m.set as object).length === 0 || m.method !== undefined || m.params !== undefined) return invalid;
         } else {
           if (typeof m.method !== 'string' || !isStr(m.method, 64)) return invalid;
           if (m.params !== undefined && (typeof m.params !== 'object' || m.params === null || Array.isArray(m.params))) return invalid;

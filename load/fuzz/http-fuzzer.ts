@@ -405,7 +405,8 @@ export class HttpFuzzer {
       if (v.timeoutMs !== undefined && (typeof v.timeoutMs !== 'number' || !Number.isInteger(v.timeoutMs) || v.timeoutMs < 1 || v.timeoutMs > 60_000)) return { expect: [{ status: 400, code: 'invalid_field' }] };
       const hubOk = this.lastParams.hubId === this.responder.hubId;
       if (v.set !== undefined) {
-        if (!isAttrs(v.set)) return { expect: [{ status: 400, code: 'invalid_field' }] };
+        // the app socket's command rules (§11): at least one attribute, without `method` and `params`
+        if (!isAttrs(v.set) || Object.keys(v.set as object).length === 0 || v.method !== undefined || v.params !== undefined) return { expect: [{ status: 400, code: 'invalid_field' }] };
         if (!hubOk) return {};
         return { expect: [{ status: 200 }, UNKNOWN_DEVICE, ...(reservedKeys(v.set) ? [INVALID] : [])], echo: { device: this.lastParams.deviceId!, method: 'set', params: v.set } };
       }

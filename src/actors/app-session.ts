@@ -22,7 +22,6 @@ export interface AppSessionDeps {
   /** home of a hub, null when unknown */
   readonly homeOf: (hubId: string) => Promise<string | null>;
   readonly commandTimeoutMs: number;
-  readonly commandTimeoutMaxMs: number;
   /** @default 64: homes one connection may subscribe to */
   readonly maxSubscriptions: number;
   /** @default 64: commands of one connection waiting for an answer; more are answered busy */
@@ -85,7 +84,6 @@ export class AppSession extends Actor<AppMessage> {
 
   private command(req: Extract<AppRequest, { op: 'cmd' }>): void {
     const timeoutMs = req.timeoutMs ?? this.deps.commandTimeoutMs;
-    if (timeoutMs > this.deps.commandTimeoutMaxMs) return this.answerError(req.id, new TierError('invalid_field', `timeoutMs: at most ${this.deps.commandTimeoutMaxMs}`, { field: 'timeoutMs' }));
     const most = this.deps.maxCommandsInFlight ?? 64;
     if (this.commandsInFlight >= most) return this.answerError(req.id, new TierError('busy', `${most} commands of this connection are waiting for answers`));
     const spec: CommandSpec = req.set ? { set: req.set } : { method: req.method!, params: req.params ?? {} };

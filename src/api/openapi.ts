@@ -1,107 +1,193 @@
-import { ErrorCodes } from '../../proto/errors.js';
-import type { RouteTable } from '../transport/http.js';
+/**
+ * The OpenAPI 3.1 document of the routes actually registered: the paths come from the route
+ * table, the bodies from the schemas the handlers validate with (src/schemas/), the examples from
+ * those schemas, and each error example from the code that answers it.
+ */
+import type { TSchema } from '@sinclair/typebox';
+import { ErrorCodes, type ErrorCode } from '../../proto/errors.js';
+import { CommandError, TierError } from '../errors.js';
+import { REFUSAL_KEYS, compile, type RefusalOptions } from '../schemas/check.js';
+import { ErrorBody, ID_REGEX, parseId } from '../schemas/common.js';
+import { errorReply, type RouteTable } from '../transport/http.js';
+import { operations, type Operation } from './operations.js';
 
-/** What the document says of one operation; keyed by `method /pattern` as registered. */
-interface Operation {
-  summary: string;
-  tag: 'hubs' | 'admin' | 'rules' | 'scenes' | 'homes' | 'meta';
-  body?: string;
-  ok: string;
-  /** error codes from the protocol's table this operation may answer with, besides auth ones */
-  errors?: string[];
-  /** no bearer token needed */
-  open?: boolean;
+/** What the document is built for: the node's limits appear in the schemas. */
+export interface DocumentLimits {
+  /** @default 60_000 (ms) */
+  commandTimeoutMaxMs: number;
 }
 
-const OPERATIONS: Record<string, Operation> = {
-  'post /v1/hubs/:hubId/devices/:deviceId/commands': {
-    summary: 'Run a command on a device and return the hub’s answer',
-    tag: 'hubs',
-    body: '{"set": {attrs}} or {"method": string, "params": {...}}, optional "timeoutMs"',
-    ok: '{"ok": true, "result": <the hub’s answer>}',
-    errors: ['hub_offline', 'command_timeout', 'unknown_device', 'command_failed', 'invalid_field', 'busy', 'session_closed'],
-  },
-  'get /v1/hubs/:hubId': { summary: 'Whether and where a hub is connected', tag: 'hubs', ok: '{hubId, homeId, model, enabled, online, node, since, epoch}', errors: ['not_found'] },
-  'get /v1/hubs/:hubId/shadow': { summary: 'Reported and desired state of every device of a hub', tag: 'hubs', ok: '{hubId, homeId, devices: {<id>: {reported, reportedVersion, reportedAt, desired, desiredVersion, kind}}}', errors: ['not_found'] },
-  'put /v1/hubs/:hubId/devices/:deviceId/desired': { summary: 'Set desired state (null removes a key); an online hub gets the delta at once', tag: 'hubs', body: '{"desired": {attrs}}', ok: '{ok, hubId, deviceId, device}', errors: ['invalid_field', 'not_found'] },
-  'post /v1/admin/hubs': { summary: 'Provision a hub; its secret is returned only here', tag: 'admin', body: '{"hubId", "homeId", "model"?}', ok: '201 {hubId, homeId, model, secret}', errors: ['already_exists', 'invalid_field'] },
-  'post /v1/admin/tokens': { summary: 'Mint a user JWT for homes', tag: 'admin', body: '{"sub", "homes": [...], "ttlS"?}', ok: '201 {token}', errors: ['invalid_field'] },
-  'get /v1/homes/:homeId/settings': { summary: 'The home’s time zone', tag: 'homes', ok: '{timeZone}' },
-  'put /v1/homes/:homeId/settings': { summary: 'Set the home’s IANA time zone', tag: 'homes', body: '{"timeZone"}', ok: '{timeZone}', errors: ['invalid_field'] },
-  'get /v1/homes/:homeId/rules': { summary: 'List the home’s rules with status and counters', tag: 'rules', ok: '[rule]' },
-  'post /v1/homes/:homeId/rules': { summary: 'Create a rule', tag: 'rules', body: 'rule spec: triggers, devices, conditions, actions, cooldownMs, limit', ok: '201 rule', errors: ['invalid_field'] },
-  'get /v1/homes/:homeId/rules/:ruleId': { summary: 'Read a rule with its counters', tag: 'rules', ok: 'rule', errors: ['not_found'] },
-  'put /v1/homes/:homeId/rules/:ruleId': { summary: 'Replace a rule (version + 1)', tag: 'rules', body: 'rule spec', ok: 'rule', errors: ['invalid_field', 'not_found'] },
-  'delete /v1/homes/:homeId/rules/:ruleId': { summary: 'Delete a rule', tag: 'rules', ok: '{ok}', errors: ['not_found'] },
-  'post /v1/homes/:homeId/rules/:ruleId/enable': { summary: 'Enable a rule (lifts a loop suspension)', tag: 'rules', ok: 'rule', errors: ['not_found'] },
-  'post /v1/homes/:homeId/rules/:ruleId/disable': { summary: 'Disable a rule (cancels a waiting run)', tag: 'rules', ok: 'rule', errors: ['not_found'] },
-  'post /v1/homes/:homeId/rules/:ruleId/test': { summary: 'Dry run against current state: what the rule would do, doing nothing', tag: 'rules', body: 'optional {"event", "prev"}', ok: '{triggered, conditions, actions, blockedBy, wouldRun, state}', errors: ['not_found', 'invalid_field'] },
-  'get /v1/homes/:homeId/scenes': { summary: 'List the home’s scenes', tag: 'scenes', ok: '[scene]' },
-  'post /v1/homes/:homeId/scenes': { summary: 'Create a scene', tag: 'scenes', body: '{name, commands: [...]}', ok: '201 scene', errors: ['invalid_field'] },
-  'get /v1/homes/:homeId/scenes/:sceneId': { summary: 'Read a scene', tag: 'scenes', ok: 'scene', errors: ['not_found'] },
-  'put /v1/homes/:homeId/scenes/:sceneId': { summary: 'Replace a scene', tag: 'scenes', body: 'scene spec', ok: 'scene', errors: ['invalid_field', 'not_found'] },
-  'delete /v1/homes/:homeId/scenes/:sceneId': { summary: 'Delete a scene', tag: 'scenes', ok: '{ok}', errors: ['not_found'] },
-  'post /v1/homes/:homeId/scenes/:sceneId/enable': { summary: 'Enable a scene', tag: 'scenes', ok: 'scene', errors: ['not_found'] },
-  'post /v1/homes/:homeId/scenes/:sceneId/disable': { summary: 'Disable a scene', tag: 'scenes', ok: 'scene', errors: ['not_found'] },
-  'post /v1/homes/:homeId/scenes/:sceneId/run': { summary: 'Run a scene now', tag: 'scenes', ok: '{results: [{hub, device, ok, result|code, message}], allOk}', errors: ['not_found', 'invalid_field'] },
-  'get /v1/openapi.json': { summary: 'This document', tag: 'meta', ok: 'OpenAPI 3.1 JSON', open: true },
-  'get /': { summary: 'The demo console: live events of a home and commands, in a browser', tag: 'meta', ok: 'text/html', open: true },
+const PARAMS: Record<string, { description: string; example: string }> = {
+  hubId: { description: 'the hub', example: 'hub-7' },
+  deviceId: { description: 'a device of the hub', example: 'lamp-1' },
+  homeId: { description: 'the home', example: 'home-42' },
+  ruleId: { description: 'a rule of the home', example: 'r1a2b3' },
+  sceneId: { description: 'a scene of the home', example: 's9c8d7' },
 };
+
+const TAGS = [
+  { name: 'hubs', description: 'Commands, connection status and device state of a hub' },
+  { name: 'admin', description: 'Provisioning and tokens (admin token only)' },
+  { name: 'homes', description: 'Settings of a home' },
+  { name: 'rules', description: 'Automation rules: when, if, then' },
+  { name: 'scenes', description: 'Device commands run together' },
+  { name: 'meta', description: 'This document and the demo console' },
+];
 
 /** Registered routes the document does not describe (a test keeps this empty). */
 export function undocumented(table: RouteTable): string[] {
-  return table.map((r) => `${r.method} ${r.pattern}`).filter((k) => !Object.hasOwn(OPERATIONS, k));
+  const ops = operations({ commandTimeoutMaxMs: 60_000 });
+  return table.map((r) => `${r.method} ${r.pattern}`).filter((k) => !Object.hasOwn(ops, k));
 }
 
+type Json = Record<string, unknown>;
+
 /**
- * The OpenAPI 3.1 document of the routes actually registered: the paths come from the route
- * table, the words from OPERATIONS, the error schema from the protocol's error table.
+ * Schemas as the document shows them: a schema with a `title` once under components (a use
+ * with its own description keeps it beside the `$ref`), the refusal options left out, a union
+ * with a discriminator property marked as one.
  */
-export function openApiDocument(table: RouteTable, version: string): Record<string, unknown> {
-  const paths: Record<string, Record<string, unknown>> = {};
-  for (const { method, pattern } of table) {
-    const op = OPERATIONS[`${method} ${pattern}`];
-    const path = pattern.replace(/:([A-Za-z]+)/g, '{$1}');
-    const params = [...pattern.matchAll(/:([A-Za-z]+)/g)].map((m) => ({ name: m[1], in: 'path', required: true, schema: { type: 'string', pattern: '^[A-Za-z0-9_-]{1,64}$' } }));
-    const errors = op?.open ? (op.errors ?? []) : ['unauthorized', 'forbidden', ...(op?.errors ?? [])];
-    const responses: Record<string, unknown> = { [op?.ok.startsWith('201') ? '201' : '200']: { description: op?.ok ?? 'undocumented' } };
-    for (const code of errors) {
-      const row = ErrorCodes[code as keyof typeof ErrorCodes];
-      if (!row) continue;
-      const key = String(row.http);
-      const prev = (responses[key] as { description: string } | undefined)?.description;
-      responses[key] = { description: prev ? `${prev}, ${code}` : code, content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } } };
+class Components {
+  readonly schemas: Record<string, unknown> = {};
+
+  use(schema: TSchema): unknown {
+    return this.walk(schema as TSchema & Json, true);
+  }
+
+  private walk(s: Json, top: boolean): unknown {
+    const title = s.title;
+    if (typeof title !== 'string') return this.plain(s);
+    if (!Object.hasOwn(this.schemas, title)) {
+      this.schemas[title] = {}; // taken before the walk, so a schema that contains itself ends
+      this.schemas[title] = this.plain(s);
     }
+    const ref = { $ref: `#/components/schemas/${title}` };
+    return !top && typeof s.description === 'string' ? { ...ref, description: s.description } : ref;
+  }
+
+  private plain(s: Json): Json {
+    const out: Json = {};
+    for (const [key, value] of Object.entries(s)) {
+      if (REFUSAL_KEYS.has(key)) continue;
+      if (key === 'properties' || key === 'patternProperties') out[key] = Object.fromEntries(Object.entries(value as Json).map(([k, v]) => [k, this.walk(v as Json, false)]));
+      else if (key === 'anyOf' || key === 'allOf' || key === 'oneOf') out[key] = (value as Json[]).map((v) => this.walk(v, false));
+      else if ((key === 'items' || key === 'not' || key === 'additionalProperties') && typeof value === 'object') out[key] = this.walk(value as Json, false);
+      else out[key] = value; // keywords and data (examples, const, enum): as they are
+    }
+    const sel = (s as RefusalOptions).select;
+    if (sel && 'by' in sel) out.discriminator = discriminator(s, sel.by);
+    return out;
+  }
+}
+
+/** The OpenAPI discriminator of a union: tag → the variant's component, where it has one. */
+function discriminator(s: Json, by: string): Json {
+  const mapping: Record<string, string> = {};
+  for (const v of s.anyOf as Json[]) {
+    const first = Array.isArray(v.anyOf) ? (v.anyOf[0] as Json) : v;
+    const tag = ((first.properties as Record<string, Json> | undefined)?.[by])?.const;
+    if (typeof tag === 'string' && typeof v.title === 'string') mapping[tag] = `#/components/schemas/${v.title}`;
+  }
+  return Object.keys(mapping).length > 0 ? { propertyName: by, mapping } : { propertyName: by };
+}
+
+function examplesOf(schema: TSchema): Json {
+  const list = ((schema as Json).examples as unknown[] | undefined) ?? [];
+  return Object.fromEntries(list.map((value, i) => [`example${i + 1}`, { value }]));
+}
+
+/** The answer the code gives for `code` on this operation: validation ones from its validator. */
+function errorExample(code: ErrorCode, op: Operation, params: string[]): unknown {
+  if (code === 'invalid_field') {
+    try {
+      if (op.request) compile(op.request.schema).parse(op.request.bad);
+      else parseId('not.an-id', params[0] ?? 'id');
+    } catch (err) {
+      if (err instanceof TierError) return errorReply(err).body;
+      throw err;
+    }
+  }
+  if (code === 'command_failed') return errorReply(new CommandError('command_failed', 'the hub reported: motor jammed', { hubCode: 'command_failed' })).body;
+  return errorReply(new TierError(code)).body;
+}
+
+function operationId(method: string, pattern: string): string {
+  const words = pattern.split('/').filter(Boolean).map((w) => w.replace(/^:/, 'by-'));
+  return [method, ...words].join('-').replace(/-([a-z0-9])/gi, (_, c: string) => c.toUpperCase());
+}
+
+export function openApiDocument(table: RouteTable, version: string, limits: DocumentLimits = { commandTimeoutMaxMs: 60_000 }): Json {
+  const ops = operations(limits);
+  const components = new Components();
+  const errorRef = components.use(ErrorBody);
+  const paths: Record<string, Json> = {};
+  for (const { method, pattern } of table) {
+    const key = `${method} ${pattern}`;
+    const op: Operation | undefined = Object.hasOwn(ops, key) ? ops[key] : undefined;
+    const names = [...pattern.matchAll(/:([A-Za-z]+)/g)].map((m) => m[1]!);
+    const path = pattern.replace(/:([A-Za-z]+)/g, '{$1}');
+    const parameters = names.map((name) => ({
+      name,
+      in: 'path',
+      required: true,
+      description: PARAMS[name]?.description ?? name,
+      schema: { type: 'string', pattern: ID_REGEX },
+      example: PARAMS[name]?.example ?? 'x',
+    }));
+    const responses: Json = {};
+    if (op) {
+      const ok = op.ok;
+      responses[String(ok.status)] =
+        'html' in ok
+          ? { description: ok.description, content: { 'text/html': { schema: { type: 'string' }, example: ok.html } } }
+          : { description: ok.description, content: { 'application/json': { schema: components.use(ok.schema), examples: examplesOf(ok.schema) } } };
+      // every route with a path parameter or a body may refuse it; every guarded one the token
+      const codes = new Set<ErrorCode>([
+        ...(op.open ? [] : (['unauthorized', 'forbidden'] as const)),
+        ...(names.length > 0 || op.request ? (['invalid_field'] as const) : []),
+        ...(op.errors ?? []),
+      ]);
+      for (const code of codes) {
+        const status = String(ErrorCodes[code].http);
+        const entry = (responses[status] ??= { description: '', content: { 'application/json': { schema: errorRef, examples: {} } } }) as Json & { description: string; content: { 'application/json': { examples: Json } } };
+        entry.description = entry.description ? `${entry.description}, ${code}` : code;
+        entry.content['application/json'].examples[code] = { summary: ErrorCodes[code].text, value: errorExample(code, op, names) };
+      }
+    } else responses['200'] = { description: 'undocumented' };
     (paths[path] ??= {})[method] = {
+      operationId: operationId(method, pattern),
       summary: op?.summary ?? 'undocumented',
+      ...(op?.description ? { description: op.description } : {}),
       tags: [op?.tag ?? 'meta'],
-      parameters: params,
-      ...(op?.body ? { requestBody: { required: true, description: op.body, content: { 'application/json': { schema: { type: 'object' } } } } } : {}),
+      parameters,
+      ...(op?.request
+        ? {
+            requestBody: {
+              required: !op.request.optional,
+              ...(op.request.optional ? { description: 'optional: may be left out' } : {}),
+              content: { 'application/json': { schema: components.use(op.request.schema), examples: examplesOf(op.request.schema) } },
+            },
+          }
+        : {}),
       ...(op?.open ? { security: [] } : {}),
       responses,
     };
   }
   return {
     openapi: '3.1.0',
-    info: { title: 'hubtier HTTP API', version, description: 'Commands, shadows, provisioning, automation. Errors use the code table of proto/PROTOCOL.md.' },
+    info: {
+      title: 'hubtier HTTP API',
+      version,
+      description: 'Commands, shadows, provisioning, automation. Every body is described by the schemas the server validates with (src/schemas/); errors use the code table of proto/PROTOCOL.md §9.',
+      license: { name: 'MIT', identifier: 'MIT' },
+    },
+    servers: [{ url: '/', description: 'this node' }],
     security: [{ bearer: [] }],
+    tags: TAGS,
     paths,
     components: {
       securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'The admin token, or a user JWT (HS256, claims sub and homes)' } },
-      schemas: {
-        Error: {
-          type: 'object',
-          required: ['ok', 'code', 'num', 'temporary', 'message'],
-          properties: {
-            ok: { const: false },
-            code: { type: 'string', enum: Object.keys(ErrorCodes) },
-            num: { type: 'integer' },
-            temporary: { type: 'boolean', description: 'true: the same request may succeed later' },
-            message: { type: 'string' },
-            field: { type: 'string', description: 'the offending field, for validation errors' },
-          },
-        },
-      },
+      schemas: components.schemas,
     },
   };
 }

@@ -13,7 +13,6 @@
  *   ... the same for /scenes, plus POST /v1/homes/{homeId}/scenes/{sceneId}/run
  *   GET|PUT /v1/homes/{homeId}/settings                {"timeZone": "Europe/Berlin"}
  */
-import { isValidId } from '../../proto/subjects.js';
 import { requireHome, type Authenticator } from '../auth/authenticator.js';
 import { TierError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
@@ -23,6 +22,7 @@ import type { WriteBatch } from '../transport/write-batch.js';
 import type { RulesEngine } from '../rules/engine.js';
 import type { Rule, RuleSpec, Scene } from '../rules/model.js';
 import type { RuleStore } from '../ports/rule-store/rule-store.js';
+import { parseId } from '../schemas/common.js';
 import {
   devicesOfRule,
   devicesOfScene,
@@ -49,11 +49,6 @@ export interface RulesApiDeps {
   now?: () => number;
 }
 
-function idParam(value: string | undefined, field: string): string {
-  if (!isValidId(value)) throw new TierError('invalid_field', `${field}: must be an id of 1..64 characters [A-Za-z0-9_-]`, { field });
-  return value;
-}
-
 /** Mount before the main API (its catch-all 404 must stay the last route). */
 export function mountRulesApi(app: TemplatedApp, deps: RulesApiDeps): void {
   const { auth, store, engine } = deps;
@@ -62,7 +57,7 @@ export function mountRulesApi(app: TemplatedApp, deps: RulesApiDeps): void {
 
   async function homeOf(call: HttpCall): Promise<string> {
     const principal = await auth.fromHeader(call.authorization);
-    const homeId = idParam(call.params[0], 'homeId');
+    const homeId = parseId(call.params[0], 'homeId');
     requireHome(principal, homeId);
     return homeId;
   }
@@ -116,7 +111,7 @@ export function mountRulesApi(app: TemplatedApp, deps: RulesApiDeps): void {
 
   route(app, 'get', '/v1/homes/:homeId/rules/:ruleId', async (call) => {
     const homeId = await homeOf(call);
-    const ruleId = idParam(call.params[1], 'ruleId');
+    const ruleId = parseId(call.params[1], 'ruleId');
     const rule = await store.getRule(homeId, ruleId);
     if (!rule) throw noRule(homeId, ruleId);
     return ok(200, { rule: ruleView(rule) });
@@ -124,7 +119,7 @@ export function mountRulesApi(app: TemplatedApp, deps: RulesApiDeps): void {
 
   route(app, 'put', '/v1/homes/:homeId/rules/:ruleId', async (call) => {
     const homeId = await homeOf(call);
-    const ruleId = idParam(call.params[1], 'ruleId');
+    const ruleId = parseId(call.params[1], 'ruleId');
     const spec = validateRuleSpec(await call.json(), deps.validate);
     await checkRule(homeId, spec);
     const rule = await store.updateRule(homeId, ruleId, spec);
@@ -134,7 +129,7 @@ export function mountRulesApi(app: TemplatedApp, deps: RulesApiDeps): void {
 
   route(app, 'del', '/v1/homes/:homeId/rules/:ruleId', async (call) => {
     const homeId = await homeOf(call);
-    const ruleId = idParam(call.params[1], 'ruleId');
+    const ruleId = parseId(call.params[1], 'ruleId');
     if (!(await store.deleteRule(homeId, ruleId))) throw noRule(homeId, ruleId);
     return ok(200, { deleted: ruleId });
   }, opts);
@@ -142,7 +137,7 @@ export function mountRulesApi(app: TemplatedApp, deps: RulesApiDeps): void {
   for (const [verb, enabled] of [['enable', true], ['disable', false]] as const) {
     route(app, 'post', `/v1/homes/:homeId/rules/:ruleId/${verb}`, async (call) => {
       const homeId = await homeOf(call);
-      const ruleId = idParam(call.params[1], 'ruleId');
+      const ruleId = parseId(call.params[1], 'ruleId');
       const rule = await store.setRuleEnabled(homeId, ruleId, enabled);
       if (!rule) throw noRule(homeId, ruleId);
       return ok(200, { rule: ruleView(rule) });
@@ -151,7 +146,7 @@ export function mountRulesApi(app: TemplatedApp, deps: RulesApiDeps): void {
 
   route(app, 'post', '/v1/homes/:homeId/rules/:ruleId/test', async (call) => {
     const homeId = await homeOf(call);
-    const ruleId = idParam(call.params[1], 'ruleId');
+    const ruleId = parseId(call.params[1], 'ruleId');
     const { event, prev } = validateTestRequest(await optionalJson(call), now());
     return ok(200, { test: await engine.dryRun(homeId, ruleId, event, prev) });
   }, opts);
@@ -173,7 +168,7 @@ export function mountRulesApi(app: TemplatedApp, deps: RulesApiDeps): void {
 
   route(app, 'get', '/v1/homes/:homeId/scenes/:sceneId', async (call) => {
     const homeId = await homeOf(call);
-    const sceneId = idParam(call.params[1], 'sceneId');
+    const sceneId = parseId(call.params[1], 'sceneId');
     const scene = await store.getScene(homeId, sceneId);
     if (!scene) throw noScene(homeId, sceneId);
     return ok(200, { scene });
@@ -181,7 +176,7 @@ export function mountRulesApi(app: TemplatedApp, deps: RulesApiDeps): void {
 
   route(app, 'put', '/v1/homes/:homeId/scenes/:sceneId', async (call) => {
     const homeId = await homeOf(call);
-    const sceneId = idParam(call.params[1], 'sceneId');
+    const sceneId = parseId(call.params[1], 'sceneId');
     const spec = validateSceneSpec(await call.json(), deps.validate);
     await checkDevices(homeId, devicesOfScene(spec));
     const scene = await store.updateScene(homeId, sceneId, spec);
@@ -191,7 +186,7 @@ export function mountRulesApi(app: TemplatedApp, deps: RulesApiDeps): void {
 
   route(app, 'del', '/v1/homes/:homeId/scenes/:sceneId', async (call) => {
     const homeId = await homeOf(call);
-    const sceneId = idParam(call.params[1], 'sceneId');
+    const sceneId = parseId(call.params[1], 'sceneId');
     if (!(await store.deleteScene(homeId, sceneId))) throw noScene(homeId, sceneId);
     return ok(200, { deleted: sceneId });
   }, opts);
@@ -199,7 +194,7 @@ export function mountRulesApi(app: TemplatedApp, deps: RulesApiDeps): void {
   for (const [verb, enabled] of [['enable', true], ['disable', false]] as const) {
     route(app, 'post', `/v1/homes/:homeId/scenes/:sceneId/${verb}`, async (call) => {
       const homeId = await homeOf(call);
-      const sceneId = idParam(call.params[1], 'sceneId');
+      const sceneId = parseId(call.params[1], 'sceneId');
       const scene = await store.setSceneEnabled(homeId, sceneId, enabled);
       if (!scene) throw noScene(homeId, sceneId);
       return ok(200, { scene });
@@ -208,7 +203,7 @@ export function mountRulesApi(app: TemplatedApp, deps: RulesApiDeps): void {
 
   route(app, 'post', '/v1/homes/:homeId/scenes/:sceneId/run', async (call) => {
     const homeId = await homeOf(call);
-    const sceneId = idParam(call.params[1], 'sceneId');
+    const sceneId = parseId(call.params[1], 'sceneId');
     const run = await engine.runScene(homeId, sceneId);
     return ok(200, { ...run, allOk: run.results.every((r) => r.ok) });
   }, opts);

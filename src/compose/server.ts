@@ -114,6 +114,7 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
     feeds,
     log,
     maxMessageBytes: config.maxFrameBytes,
+    commandTimeoutMaxMs: config.commandTimeoutMaxMs,
     maxBackpressure: config.appMaxBackpressure,
     writes,
     session: {
@@ -121,7 +122,6 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
       sendCommand: (hubId, deviceId, spec, timeoutMs) => sendCommand(ports.bus, hubId, deviceId, spec, timeoutMs),
       homeOf: homeOfHub,
       commandTimeoutMs: config.commandTimeoutMs,
-      commandTimeoutMaxMs: config.commandTimeoutMaxMs,
       maxSubscriptions: 64,
     },
   });

@@ -1,12 +1,17 @@
+import type { Static } from '@sinclair/typebox';
 import type { AppRequest, AppWireMessage } from '../../proto/app.js';
-import { isValidId } from '../../proto/subjects.js';
 import { ProtocolError } from '../errors.js';
-import { attrs, decodeValue, encodeApp, params, peekRefused } from './codec.js';
+import { appRequest, RequestId } from '../schemas/app.js';
+import { compile, type Refuse, type Validator } from '../schemas/check.js';
+import { decodeValue, encodeApp, peekRefused } from './codec.js';
 
 export type AppEncoding = 'json' | 'msgpack';
 
-/** Decodes one app message (JSON text or msgpack binary) into a validated request. */
-export function decodeAppRequest(message: ArrayBuffer, isBinary: boolean, maxBytes: number): AppRequest {
+/**
+ * Decodes one app message (JSON text or msgpack binary) into a validated request;
+ * `commandTimeoutMaxMs` as for validateAppRequest.
+ */
+export function decodeAppRequest(message: ArrayBuffer, isBinary: boolean, maxBytes: number, commandTimeoutMaxMs?: number): AppRequest {
   if (message.byteLength > maxBytes) throw new ProtocolError('frame_too_large', `message of ${message.byteLength} bytes exceeds ${maxBytes}`);
   let value: unknown;
   if (isBinary) {
@@ -26,54 +31,57 @@ export function decodeAppRequest(message: ArrayBuffer, isBinary: boolean, maxByt
       throw new ProtocolError('malformed_frame', 'not valid JSON');
     }
   }
-  return validateAppRequest(value);
+  return validateAppRequest(value, commandTimeoutMaxMs);
 }
 
-function fail(field: string, what: string): never {
-  throw new ProtocolError('invalid_field', `${field}: ${what}`, { field });
+/** Socket refusals are ProtocolErrors; `ref` repeats the request's id once it is known valid. */
+const refuse =
+  (ref: number | undefined): Refuse =>
+  (field, what) =>
+    new ProtocolError('invalid_field', `${field}: ${what}`, { field, ref });
+
+const requestId = compile(RequestId, 'id');
+
+/** Compiled once per timeout maximum (one per node in practice). */
+const requests = new Map<number | undefined, Validator<ReturnType<typeof appRequest>>>();
+
+function requestValidator(max: number | undefined): Validator<ReturnType<typeof appRequest>> {
+  let validator = requests.get(max);
+  if (!validator) requests.set(max, (validator = compile(appRequest(max), 'message')));
+  return validator;
 }
 
-function idOf(v: unknown, field: string): string {
-  if (!isValidId(v)) fail(field, 'must be an id of 1..64 characters [A-Za-z0-9_-]');
-  return v;
-}
-
-export function validateAppRequest(v: unknown): AppRequest {
+/**
+ * A decoded message → a request, by the schema of src/schemas/app.ts. `commandTimeoutMaxMs`:
+ * the node's largest command timeout; without it any positive integer passes here.
+ */
+export function validateAppRequest(v: unknown, commandTimeoutMaxMs?: number): AppRequest {
   if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new ProtocolError('malformed_frame', 'a message must be an object');
-  const m = v as Record<string, unknown>;
-  if (typeof m.id !== 'number' || !Number.isSafeInteger(m.id) || m.id < 0) fail('id', 'must be a non-negative integer');
-  const id = m.id;
-  try {
-    return validateOp(m, id);
-  } catch (err) {
-    // the error answer repeats the request's id, so the app can tell which request failed
-    if (err instanceof ProtocolError) err.ref = id;
-    throw err;
+  const validator = requestValidator(commandTimeoutMaxMs);
+  if (!validator.is(v)) {
+    // a bad id first; then the error answer repeats the id, so the app can tell which request failed
+    const id = requestId.parse((v as Record<string, unknown>).id, refuse(undefined));
+    validator.parse(v, refuse(id));
   }
-}
-
-function validateOp(m: Record<string, unknown>, id: number): AppRequest {
+  const m = v as Static<typeof validator.schema>;
+  const id = m.id;
   switch (m.op) {
     case 'sub':
     case 'unsub':
-      return { op: m.op, id, home: idOf(m.home, 'home') };
+      return { op: m.op, id, home: m.home };
     case 'ping':
       return { op: 'ping', id };
     case 'cmd': {
-      const req: AppRequest = { op: 'cmd', id, hub: idOf(m.hub, 'hub'), device: idOf(m.device, 'device') };
-      if (m.set !== undefined) req.set = attrs(m.set, 'set');
-      else if (typeof m.method === 'string' && m.method.length > 0 && m.method.length <= 64) {
+      // a fresh object: unknown keys the client sent stay behind
+      const req: AppRequest = { op: 'cmd', id, hub: m.hub, device: m.device };
+      if (m.set !== undefined) req.set = m.set;
+      else {
         req.method = m.method;
-        req.params = m.params === undefined ? {} : params(m.params, 'params');
-      } else fail('set', 'give "set" (attributes) or "method" (with optional "params")');
-      if (m.timeoutMs !== undefined) {
-        if (typeof m.timeoutMs !== 'number' || !Number.isInteger(m.timeoutMs) || m.timeoutMs <= 0) fail('timeoutMs', 'must be a positive integer');
-        req.timeoutMs = m.timeoutMs;
+        req.params = m.params ?? {};
       }
+      if (m.timeoutMs !== undefined) req.timeoutMs = m.timeoutMs;
       return req;
     }
-    default:
-      fail('op', 'must be one of sub, unsub, cmd, ping');
   }
 }
 

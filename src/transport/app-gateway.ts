@@ -120,7 +120,17 @@ export class HomeFeeds {
  */
 export function mountAppGateway(
   app: TemplatedApp,
-  deps: { auth: Authenticator; session: Omit<AppSessionDeps, 'feeds'>; feeds: HomeFeeds; log: Logger; maxMessageBytes: number; maxBackpressure: number; writes: WriteBatch },
+  deps: {
+    auth: Authenticator;
+    session: Omit<AppSessionDeps, 'feeds'>;
+    feeds: HomeFeeds;
+    log: Logger;
+    maxMessageBytes: number;
+    /** the largest `timeoutMs` a command may ask for (checked by the request schema) */
+    commandTimeoutMaxMs: number;
+    maxBackpressure: number;
+    writes: WriteBatch;
+  },
 ): void {
   const { auth, log } = deps;
   const sessionDeps: AppSessionDeps = { ...deps.session, feeds: deps.feeds };
@@ -171,7 +181,7 @@ export function mountAppGateway(
       const session = link?.session;
       if (!link || !session) return;
       try {
-        session.tell({ type: 'request', request: decodeAppRequest(message, isBinary, deps.maxMessageBytes) });
+        session.tell({ type: 'request', request: decodeAppRequest(message, isBinary, deps.maxMessageBytes, deps.commandTimeoutMaxMs) });
       } catch (err) {
         const e = asTierError(err);
         if (e.code === 'internal') log.error({ err }, 'app message handling failed');

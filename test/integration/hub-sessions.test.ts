@@ -108,6 +108,11 @@ describe('hub sessions, commands and live state (real server process)', () => {
     expect(ok).toMatchObject({ op: 'ok', result: { brightness: 80 } });
     const denied = await app.request({ op: 'cmd', hub: foreign, device: 't1', set: { on: true } });
     expect(denied).toMatchObject({ op: 'err', code: 'forbidden' });
+    // the node's largest command timeout (TIER_COMMAND_TIMEOUT_MAX_MS, 60 s by default) holds on the socket as over HTTP
+    const tooLong = await app.request({ op: 'cmd', hub: hubId, device: 't1', set: { on: true }, timeoutMs: 60_001 });
+    expect(tooLong).toMatchObject({ op: 'err', code: 'invalid_field', field: 'timeoutMs' });
+    const httpTooLong = await command(hubId, 't1', { set: { on: true }, timeoutMs: 60_001 }, userToken);
+    expect(httpTooLong).toMatchObject({ status: 400, body: { code: 'invalid_field', field: 'timeoutMs' } });
     expect(hub.connected).toBe(true);
     app.close();
   });

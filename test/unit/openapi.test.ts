@@ -1,15 +1,180 @@
+/**
+ * The API document, generated from the schemas the handlers validate with: every registered
+ * route is in it, every body is a JSON Schema with its required fields and a description per
+ * field, every example passes its schema (and the route's whole validation), every error example
+ * is the code's own answer, and Redocly's recommended rules find nothing.
+ */
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
+import { ErrorCodes, isErrorCode, type ErrorCode } from '../../proto/errors.js';
 import { openApiDocument, undocumented } from '../../src/api/openapi.js';
+import { operations } from '../../src/api/operations.js';
+import { mountApi } from '../../src/api/routes.js';
+import { mountRulesApi } from '../../src/api/rules-routes.js';
+import { validateRuleSpec, validateSceneSpec, validateSettings, validateTestRequest } from '../../src/rules/validate.js';
+import { compile } from '../../src/schemas/check.js';
+import { ErrorBody } from '../../src/schemas/common.js';
+import type { RouteTable } from '../../src/transport/http.js';
+import { loadUws } from '../../src/transport/uws.js';
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const LIMITS = { commandTimeoutMaxMs: 60_000 };
+
+/** The routes as the server registers them (mounted on an app that never listens). */
+function registeredRoutes(): RouteTable {
+  const app = loadUws({ requireNative: false }).uws.App();
+  const table: RouteTable = [];
+  const log = { error() {}, warn() {}, info() {}, debug() {}, child: () => log } as never;
+  mountRulesApi(app, { auth: {} as never, store: {} as never, engine: {} as never, homeOfHub: async () => null, log, maxBodyBytes: 65_536, table });
+  mountApi(app, { auth: {} as never, bus: {} as never, registry: {} as never, directory: {} as never, shadows: {} as never, log, maxBodyBytes: 65_536, commandTimeoutMs: 10_000, ...LIMITS, table });
+  return table;
+}
+
+type Json = Record<string, any>;
+const table = registeredRoutes();
+const doc = openApiDocument(table, '1.0.0', LIMITS) as Json;
+const ops = operations(LIMITS);
+
+/** Every schema object under `s` (properties, items, unions), with where it is. */
+function* schemasIn(s: unknown, at: string): Generator<[Json, string]> {
+  if (typeof s !== 'object' || s === null) return;
+  const schema = s as Json;
+  yield [schema, at];
+  for (const [k, v] of Object.entries((schema.properties ?? {}) as Json)) yield* schemasIn(v, `${at}.${k}`);
+  for (const [k, v] of Object.entries((schema.patternProperties ?? {}) as Json)) yield* schemasIn(v, `${at}[${k}]`);
+  for (const key of ['anyOf', 'oneOf', 'allOf'] as const) for (const [i, v] of ((schema[key] ?? []) as unknown[]).entries()) yield* schemasIn(v, `${at}.${key}[${i}]`);
+  if (schema.items) yield* schemasIn(schema.items, `${at}[]`);
+}
 
 describe('OpenAPI document', () => {
   it('names routes it has no words for, so a new route without documentation is caught', () => {
-    const table = [
+    const t = [
       { method: 'get', pattern: '/v1/hubs/:hubId' },
       { method: 'post', pattern: '/v1/new/thing' },
     ];
-    expect(undocumented(table)).toEqual(['post /v1/new/thing']);
-    const doc = openApiDocument(table, '1.0.0') as { paths: Record<string, Record<string, { summary: string }>> };
-    expect(doc.paths['/v1/hubs/{hubId}']!.get!.summary).toMatch(/connected/);
-    expect(doc.paths['/v1/new/thing']!.post!.summary).toBe('undocumented');
+    expect(undocumented(t)).toEqual(['post /v1/new/thing']);
+    const d = openApiDocument(t, '1.0.0') as { paths: Record<string, Record<string, { summary: string }>> };
+    expect(d.paths['/v1/hubs/{hubId}']!.get!.summary).toMatch(/connected/);
+    expect(d.paths['/v1/new/thing']!.post!.summary).toBe('undocumented');
   });
+
+  it('describes every route the server registers, and only those', () => {
+    expect(table.length).toBeGreaterThanOrEqual(26);
+    expect(undocumented(table)).toEqual([]);
+    expect(Object.keys(ops).sort()).toEqual(table.map((r) => `${r.method} ${r.pattern}`).sort());
+  });
+
+  it('every example passes the schema it illustrates, and the body each route refuses is refused', () => {
+    for (const [key, op] of Object.entries(ops)) {
+      if (op.request) {
+        const v = compile(op.request.schema);
+        const examples = (op.request.schema as Json).examples as unknown[];
+        expect(examples.length, key).toBeGreaterThan(0);
+        for (const ex of examples) expect(v.problem(ex), `${key} request ${JSON.stringify(ex)}`).toBeNull();
+        expect(v.problem(op.request.bad), `${key} refused body`).not.toBeNull();
+      }
+      if ('schema' in op.ok) {
+        const examples = (op.ok.schema as Json).examples as unknown[];
+        expect(examples.length, key).toBeGreaterThan(0);
+        for (const ex of examples) expect(compile(op.ok.schema).problem(ex), `${key} response ${JSON.stringify(ex)}`).toBeNull();
+      }
+    }
+  });
+
+  it('request examples of the automation pass the whole validation of their route, semantic checks too', () => {
+    const examples = (key: string) => (ops[key]!.request!.schema as Json).examples as unknown[];
+    for (const ex of examples('post /v1/homes/:homeId/rules')) expect(validateRuleSpec(ex).name).toBeTypeOf('string');
+    for (const ex of examples('post /v1/homes/:homeId/scenes')) expect(validateSceneSpec(ex).commands.length).toBeGreaterThan(0);
+    for (const ex of examples('put /v1/homes/:homeId/settings')) expect(validateSettings(ex).timeZone).toBeTypeOf('string');
+    for (const ex of examples('post /v1/homes/:homeId/rules/:ruleId/test')) expect(validateTestRequest(ex, 1).event).toBeDefined();
+  });
+
+  it('every operation has a request example (with a body), a success example and an example per error code it lists', () => {
+    const errorBody = compile(ErrorBody);
+    let errorExamples = 0;
+    for (const [path, methods] of Object.entries(doc.paths as Json)) {
+      for (const [method, op] of Object.entries(methods as Json)) {
+        const where = `${method} ${path}`;
+        if (op.requestBody) expect(Object.keys(op.requestBody.content['application/json'].examples).length, where).toBeGreaterThan(0);
+        for (const [status, res] of Object.entries(op.responses as Json)) {
+          const content = res.content as Json;
+          const media = Object.values(content)[0] as Json;
+          expect(media.example ?? Object.keys(media.examples ?? {}).length, `${where} ${status}`).toBeTruthy();
+          if (Number(status) < 400) continue;
+          expect(media.schema).toEqual({ $ref: '#/components/schemas/Error' });
+          const codes = (res.description as string).split(', ');
+          expect(Object.keys(media.examples).sort(), `${where} ${status}`).toEqual([...codes].sort());
+          for (const [code, { value }] of Object.entries(media.examples as Record<string, { value: Json }>)) {
+            errorExamples++;
+            expect(errorBody.problem(value), `${where} ${code}`).toBeNull();
+            expect(isErrorCode(code), code).toBe(true);
+            const row = ErrorCodes[code as ErrorCode];
+            expect(value, `${where} ${code}`).toMatchObject({ code, num: row.code, temporary: row.temporary });
+            expect(String(row.http)).toBe(status);
+            // a validation answer names the field, and its message says so first
+            if (code === 'invalid_field') expect(value.message.startsWith(`${value.field}: `), `${where}: ${value.message}`).toBe(true);
+          }
+        }
+      }
+    }
+    expect(errorExamples).toBeGreaterThan(60);
+  });
+
+  it('every guarded operation documents 401 and 403; every one with a path parameter or a body documents its 400', () => {
+    for (const [path, methods] of Object.entries(doc.paths as Json)) {
+      for (const [method, op] of Object.entries(methods as Json)) {
+        const codes = Object.keys(op.responses);
+        if (op.security === undefined) expect(codes, `${method} ${path}`).toEqual(expect.arrayContaining(['401', '403']));
+        if (path.includes('{') || op.requestBody) expect(codes, `${method} ${path}`).toContain('400');
+      }
+    }
+    const command = doc.paths['/v1/hubs/{hubId}/devices/{deviceId}/commands'].post;
+    expect(command.responses['400'].content['application/json'].examples.invalid_field.value).toMatchObject({ field: 'set.on', code: 'invalid_field' });
+  });
+
+  it('every body is a real JSON Schema: objects list their required fields and every field has a description', () => {
+    const components = doc.components.schemas as Json;
+    let fields = 0;
+    for (const [name, component] of Object.entries(components)) {
+      expect(component.description, name).toBeTypeOf('string');
+      for (const [schema, at] of schemasIn(component, name)) {
+        for (const [field, sub] of Object.entries((schema.properties ?? {}) as Json)) {
+          fields++;
+          const own = (sub as Json).description ?? components[String((sub as Json).$ref).split('/').pop()!]?.description;
+          expect(own, `${at}.${field}`).toBeTypeOf('string');
+        }
+        for (const req of (schema.required ?? []) as string[]) expect(Object.keys(schema.properties ?? {}), at).toContain(req);
+      }
+    }
+    expect(fields).toBeGreaterThan(150);
+    expect(components.RuleRequest.required).toEqual(['name', 'triggers', 'actions']);
+    expect(components.RuleRequest.additionalProperties).toBe(false);
+    expect(components.CommandRequest.anyOf.map((v: Json) => v.required)).toEqual([['set'], ['method']]);
+    expect(components.CommandRequest.anyOf[0].properties.timeoutMs.maximum).toBe(LIMITS.commandTimeoutMaxMs);
+    expect(components.Trigger.discriminator).toEqual({ propertyName: 'type', mapping: expect.objectContaining({ cron: '#/components/schemas/CronTrigger' }) });
+    // refusal options stay out of the published document
+    expect(JSON.stringify(doc)).not.toMatch(/"errorMessage"|"select"/);
+  });
+
+  it(
+    'lints clean with Redocly’s recommended rules, every one an error',
+    () => {
+      const dir = mkdtempSync(join(tmpdir(), 'hubtier-openapi-'));
+      writeFileSync(join(dir, 'openapi.json'), JSON.stringify(doc, null, 2));
+      const out = spawnSync(process.execPath, [join(ROOT, 'node_modules/@redocly/cli/bin/cli.js'), 'lint', 'openapi.json', '--config', join(ROOT, 'test/unit/redocly.yaml'), '--format', 'json'], {
+        cwd: dir,
+        encoding: 'utf8',
+        env: { ...process.env, REDOCLY_TELEMETRY: 'off', REDOCLY_SUPPRESS_UPDATE_NOTICE: 'true' },
+      });
+      const report = JSON.parse(out.stdout.slice(out.stdout.indexOf('{'))) as { totals: { errors: number; warnings: number }; problems: Array<{ ruleId: string; message: string; location: Array<{ pointer: string }> }> };
+      expect(report.problems.map((p) => `${p.ruleId} at ${p.location[0]?.pointer}: ${p.message}`)).toEqual([]);
+      expect(report.totals).toMatchObject({ errors: 0, warnings: 0 });
+      expect(out.status).toBe(0);
+    },
+    120_000,
+  );
 });

@@ -2,11 +2,15 @@
  * The automation HTTP API on a real uWS app in this process: auth, CRUD, validation naming the
  * field, dry run, scene runs, settings.
  */
+import type { TSchema } from '@sinclair/typebox';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TimerWheel } from '../../src/actors/timer-wheel.js';
 import { Authenticator } from '../../src/auth/authenticator.js';
 import { RulePool } from '../../src/rules/pool.js';
 import { mountRulesApi } from '../../src/api/rules-routes.js';
+import { compile } from '../../src/schemas/check.js';
+import { ErrorBody } from '../../src/schemas/common.js';
+import { Deleted, DryRunReply, RuleList, RuleReply, SceneList, SceneReply, SceneRunReply, SettingsReply } from '../../src/schemas/rules-replies.js';
 import { loadUws, type us_listen_socket } from '../../src/transport/uws.js';
 import { api } from '../helpers/server-process.js';
 import { HALL_LIGHT, rig, silentLog, type Rig } from './rules-fixtures.js';
@@ -216,5 +220,25 @@ describe('settings', () => {
     expect(await call('PUT', '/v1/homes/home2/settings', { timeZone: 'Asia/Tokyo' })).toMatchObject({ status: 200, body: { settings: { timeZone: 'Asia/Tokyo' } } });
     expect((await call('GET', '/v1/homes/home2/settings')).body.settings).toEqual({ timeZone: 'Asia/Tokyo' });
     expect(await call('PUT', '/v1/homes/home2/settings', { timeZone: 'Nowhere/City' })).toMatchObject({ status: 400, body: { field: 'timeZone' } });
+  });
+});
+
+describe('answers match the schemas the API document shows', () => {
+  it('rules, lists, dry runs, scenes, scene runs, settings, deletions and errors', async () => {
+    const max = 60_000;
+    const matches = (schema: TSchema, res: { status: number; body: unknown }) => expect(compile(schema).problem(res.body), JSON.stringify(res.body)).toBeNull();
+    const created = await call('POST', '/v1/homes/home1/rules', HALL_LIGHT);
+    matches(RuleReply(max), created);
+    const id = created.body.rule.id as string;
+    matches(RuleList(max), await call('GET', '/v1/homes/home1/rules'));
+    matches(RuleReply(max), await call('POST', `/v1/homes/home1/rules/${id}/disable`));
+    matches(DryRunReply, await call('POST', `/v1/homes/home1/rules/${id}/test`));
+    const scene = await call('POST', '/v1/homes/home1/scenes', { name: 'Lights', commands: [{ hub: 'home1-hub', device: 'a', set: { on: true } }, { hub: 'home1-hub', device: 'b', method: 'blink' }] });
+    matches(SceneReply(max), scene);
+    matches(SceneList(max), await call('GET', '/v1/homes/home1/scenes'));
+    matches(SceneRunReply, await call('POST', `/v1/homes/home1/scenes/${scene.body.scene.id}/run`));
+    matches(SettingsReply, await call('GET', '/v1/homes/home1/settings'));
+    matches(Deleted, await call('DELETE', `/v1/homes/home1/rules/${id}`));
+    matches(ErrorBody, await call('GET', `/v1/homes/home1/rules/${id}`));
   });
 });

@@ -72,6 +72,15 @@ describe('validateRuleSpec', () => {
     [{ actions: [{ type: 'command', hub: 'hub1', device: 'l', set: { on: [1] } }] }, 'actions[0].set.on'],
     [{ actions: [{ type: 'command', hub: 'hub1', device: 'l', set: { on: true }, method: 'x' }] }, 'actions[0].method'],
     [{ actions: [{ type: 'command', hub: 'hub1', device: 'l', set: { on: true }, timeoutMs: 0 }] }, 'actions[0].timeoutMs'],
+    [{ actions: [{ type: 'command', hub: 'hub1', device: 'l', set: { on: true }, timeoutMs: 60_001 }] }, 'actions[0].timeoutMs'],
+    [{ actions: [{ type: 'command', hub: 'hub1', device: 'l', set: { on: true }, params: {} }] }, 'actions[0].params'],
+    [{ actions: [{ type: 'command', hub: 'hub1', device: 'l', method: 'open', params: [1] }] }, 'actions[0].params'],
+    [{ actions: [{ type: 'command', hub: 'hub1', device: 'l', method: 'open', params: { constructor: 1 } }] }, 'actions[0].params.constructor'],
+    [{ actions: [{ type: 'command', hub: 'hub1', device: 'l', method: 'open', params: { deep: JSON.parse('[{"__proto__": 1}]') } }] }, 'actions[0].params.deep[0].__proto__'],
+    [{ actions: ['close the valve'] }, 'actions[0]'],
+    [{ triggers: [{ type: 'cron', cron: 5 }] }, 'triggers[0].cron'],
+    [{ devices: Object.fromEntries(Array.from({ length: 21 }, (_, i) => [`d${i}`, { hub: 'hub1', device: 'x' }])) }, 'devices'],
+    [{ description: 'x'.repeat(501) }, 'description'],
     [{ actions: [{ type: 'desired', hub: 'hub1', device: 'l', desired: {} }] }, 'actions[0].desired'],
     [{ actions: [{ type: 'scene', scene: '' }] }, 'actions[0].scene'],
     [{ actions: [{ type: 'notify', title: 'Leak', body: 'at {{ dev.nope.x }}' }] }, 'actions[0].body'],
@@ -93,6 +102,13 @@ describe('validateRuleSpec', () => {
     expect(fieldOf(rule({ conditions: ['dev.temp.t > 3'] })).message).toMatch(/no device alias "temp"/);
     expect(fieldOf(rule({ conditions: ['"a".matches("a")'] })).message).toMatch(/matches is not allowed/);
     expect(fieldOf(rule({ triggers: [{ type: 'cron', cron: '* * * * * *' }] })).message).toMatch(/more often than once per 60 s/);
+  });
+
+  it('the command timeout maximum is the node’s (TIER_COMMAND_TIMEOUT_MAX_MS), as on the HTTP API and the app socket', () => {
+    const slow = { ...base, actions: [{ type: 'command', hub: 'hub1', device: 'l', method: 'calibrate', timeoutMs: 90_000 }] };
+    expect(fieldOf(() => validateRuleSpec(slow)).message).toBe('actions[0].timeoutMs: must be an integer in 1..60000');
+    expect(validateRuleSpec(slow, { maxCommandTimeoutMs: 120_000 }).actions[0]).toEqual({ type: 'command', hub: 'hub1', device: 'l', method: 'calibrate', params: {}, timeoutMs: 90_000 });
+    expect(fieldOf(() => validateSceneSpec({ name: 's', commands: [{ hub: 'hub1', device: 'l', set: { on: true }, timeoutMs: 90_000 }] })).field).toBe('commands[0].timeoutMs');
   });
 
   it('a cron faster than the minimum passes when the option allows it (tests, private deployments)', () => {

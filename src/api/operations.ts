@@ -1,0 +1,124 @@
+/**
+ * What the API document says of each route, keyed by `method /pattern` as registered: words,
+ * the request and response schemas the handlers use, and the error codes each may answer with
+ * besides authentication and a bad id (those the document adds itself).
+ */
+import { Type, type TSchema } from '@sinclair/typebox';
+import type { ErrorCode } from '../../proto/errors.js';
+import { CommandReply, CommandRequest, DesiredReply, DesiredRequest, HubStatus, ProvisionReply, ProvisionRequest, ShadowReply, TokenReply, TokenRequest } from '../schemas/hubs.js';
+import { Deleted, DryRunReply, RuleList, RuleReply, SceneList, SceneReply, SceneRunReply, SettingsReply } from '../schemas/rules-replies.js';
+import { RuleRequest, SceneRequest, Settings, TestRequest } from '../schemas/rules.js';
+
+export interface Operation {
+  summary: string;
+  description?: string;
+  tag: 'hubs' | 'admin' | 'rules' | 'scenes' | 'homes' | 'meta';
+  /** the body's schema and a body it refuses (its answer is the document's 400 example) */
+  request?: { schema: TSchema; bad: unknown; optional?: boolean };
+  ok: { status: 200 | 201; description: string; schema: TSchema } | { status: 200; description: string; html: string };
+  errors?: ErrorCode[];
+  /** no bearer token needed */
+  open?: boolean;
+}
+
+/** The document's own schema in the document: an object whose structure is OpenAPI 3.1's. */
+const OpenApiDocument = Type.Object(
+  { openapi: Type.Literal('3.1.0', { description: 'the OpenAPI version' }) },
+  { additionalProperties: true, title: 'OpenApiDocument', description: 'This document', examples: [{ openapi: '3.1.0', info: { title: 'hubtier HTTP API', version: '1.0.0' }, paths: {} }] },
+);
+
+const COMMAND_ERRORS: ErrorCode[] = ['hub_offline', 'command_timeout', 'unknown_device', 'command_failed', 'busy', 'session_closed', 'not_found'];
+
+/** @param limits the node's limits, which the schemas state */
+export function operations(limits: { commandTimeoutMaxMs: number }): Record<string, Operation> {
+  const max = limits.commandTimeoutMaxMs;
+  const rule = { schema: RuleRequest(max), bad: { name: 'Hall light', triggers: [], actions: [{ type: 'scene', scene: 's1' }] } };
+  const scene = { schema: SceneRequest(max), bad: { name: 'Movie', commands: [{ hub: 'hub-7', device: 'tv', set: { on: true }, method: 'toggle' }] } };
+  const ruleReply = { status: 200 as const, description: 'the rule', schema: RuleReply(max) };
+  const sceneReply = { status: 200 as const, description: 'the scene', schema: SceneReply(max) };
+  return {
+    'post /v1/hubs/:hubId/devices/:deviceId/commands': {
+      summary: 'Run a command on a device and return the hub’s answer',
+      description: 'An offline hub is answered at once (`hub_offline`); a hub that does not answer within `timeoutMs` is `command_timeout`.',
+      tag: 'hubs',
+      request: { schema: CommandRequest(max), bad: { set: { on: [1] } } },
+      ok: { status: 200, description: 'the hub’s answer', schema: CommandReply },
+      errors: COMMAND_ERRORS,
+    },
+    'get /v1/hubs/:hubId': { summary: 'Whether and where a hub is connected', tag: 'hubs', ok: { status: 200, description: 'the hub', schema: HubStatus }, errors: ['not_found'] },
+    'get /v1/hubs/:hubId/shadow': {
+      summary: 'Reported and desired state of every device of a hub',
+      tag: 'hubs',
+      ok: { status: 200, description: 'the shadow', schema: ShadowReply },
+      errors: ['not_found'],
+    },
+    'put /v1/hubs/:hubId/devices/:deviceId/desired': {
+      summary: 'Set desired state (null removes a key); an online hub gets the delta at once',
+      tag: 'hubs',
+      request: { schema: DesiredRequest, bad: { desired: { level: [40] } } },
+      ok: { status: 200, description: 'the device’s shadow after the change', schema: DesiredReply },
+      errors: ['not_found', 'limit_exceeded'],
+    },
+    'post /v1/admin/hubs': {
+      summary: 'Provision a hub; its secret is returned only here',
+      tag: 'admin',
+      request: { schema: ProvisionRequest, bad: { hubId: 'hub 7', homeId: 'home-42' } },
+      ok: { status: 201, description: 'provisioned', schema: ProvisionReply },
+      errors: ['already_exists'],
+    },
+    'post /v1/admin/tokens': {
+      summary: 'Mint a user JWT for homes',
+      tag: 'admin',
+      request: { schema: TokenRequest, bad: { sub: 'alice', homes: ['home-42'], ttlS: 0 } },
+      ok: { status: 201, description: 'the token', schema: TokenReply },
+    },
+    'get /v1/homes/:homeId/settings': { summary: 'The home’s time zone', tag: 'homes', ok: { status: 200, description: 'the settings', schema: SettingsReply } },
+    'put /v1/homes/:homeId/settings': {
+      summary: 'Set the home’s IANA time zone',
+      tag: 'homes',
+      request: { schema: Settings, bad: { timeZone: '' } },
+      ok: { status: 200, description: 'the settings', schema: SettingsReply },
+    },
+    'get /v1/homes/:homeId/rules': { summary: 'List the home’s rules with status and counters', tag: 'rules', ok: { status: 200, description: 'the rules', schema: RuleList(max) } },
+    'post /v1/homes/:homeId/rules': {
+      summary: 'Create a rule',
+      description: 'Every hub the rule names must belong to the home, every scene it runs must exist in it.',
+      tag: 'rules',
+      request: rule,
+      ok: { ...ruleReply, status: 201, description: 'created' },
+    },
+    'get /v1/homes/:homeId/rules/:ruleId': { summary: 'Read a rule with its counters', tag: 'rules', ok: ruleReply, errors: ['not_found'] },
+    'put /v1/homes/:homeId/rules/:ruleId': { summary: 'Replace a rule (version + 1)', tag: 'rules', request: rule, ok: ruleReply, errors: ['not_found'] },
+    'delete /v1/homes/:homeId/rules/:ruleId': { summary: 'Delete a rule', tag: 'rules', ok: { status: 200, description: 'deleted', schema: Deleted }, errors: ['not_found'] },
+    'post /v1/homes/:homeId/rules/:ruleId/enable': { summary: 'Enable a rule (lifts a loop suspension)', tag: 'rules', ok: ruleReply, errors: ['not_found'] },
+    'post /v1/homes/:homeId/rules/:ruleId/disable': { summary: 'Disable a rule (cancels a waiting run)', tag: 'rules', ok: ruleReply, errors: ['not_found'] },
+    'post /v1/homes/:homeId/rules/:ruleId/test': {
+      summary: 'Dry run against current state: what the rule would do, doing nothing',
+      tag: 'rules',
+      request: { schema: TestRequest, bad: { event: { kind: 'sunrise' } }, optional: true },
+      ok: { status: 200, description: 'the report', schema: DryRunReply },
+      errors: ['not_found'],
+    },
+    'get /v1/homes/:homeId/scenes': { summary: 'List the home’s scenes', tag: 'scenes', ok: { status: 200, description: 'the scenes', schema: SceneList(max) } },
+    'post /v1/homes/:homeId/scenes': { summary: 'Create a scene', tag: 'scenes', request: scene, ok: { ...sceneReply, status: 201, description: 'created' } },
+    'get /v1/homes/:homeId/scenes/:sceneId': { summary: 'Read a scene', tag: 'scenes', ok: sceneReply, errors: ['not_found'] },
+    'put /v1/homes/:homeId/scenes/:sceneId': { summary: 'Replace a scene', tag: 'scenes', request: scene, ok: sceneReply, errors: ['not_found'] },
+    'delete /v1/homes/:homeId/scenes/:sceneId': { summary: 'Delete a scene', tag: 'scenes', ok: { status: 200, description: 'deleted', schema: Deleted }, errors: ['not_found'] },
+    'post /v1/homes/:homeId/scenes/:sceneId/enable': { summary: 'Enable a scene', tag: 'scenes', ok: sceneReply, errors: ['not_found'] },
+    'post /v1/homes/:homeId/scenes/:sceneId/disable': { summary: 'Disable a scene', tag: 'scenes', ok: sceneReply, errors: ['not_found'] },
+    'post /v1/homes/:homeId/scenes/:sceneId/run': {
+      summary: 'Run a scene now',
+      description: 'A disabled scene is refused (`invalid_field` naming `enabled`).',
+      tag: 'scenes',
+      ok: { status: 200, description: 'one result per command', schema: SceneRunReply },
+      errors: ['not_found'],
+    },
+    'get /v1/openapi.json': { summary: 'This document', tag: 'meta', ok: { status: 200, description: 'OpenAPI 3.1', schema: OpenApiDocument }, open: true },
+    'get /': {
+      summary: 'The demo console: live events of a home and commands, in a browser',
+      tag: 'meta',
+      ok: { status: 200, description: 'the page', html: '<!doctype html><title>hubtier console</title>…' },
+      open: true,
+    },
+  };
+}

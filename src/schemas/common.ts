@@ -1,0 +1,183 @@
+/**
+ * Schemas every body is made of: ids, attribute maps, free-form parameters, the error body. Each
+ * is a function of its description, since a field's description says what it is for where it is used.
+ */
+import { Type } from '@sinclair/typebox';
+import { ErrorCodes } from '../../proto/errors.js';
+import type { Attrs as AttrMap } from '../../proto/frames.js';
+import { ID_PATTERN } from '../../proto/subjects.js';
+import { attrs as checkAttrs, LIMITS, params as checkParams } from '../protocol/codec.js';
+import { TierError } from '../errors.js';
+import { compile, customKind, invalidField, type Problem, type Refuse } from './check.js';
+
+/** Names that reach Object.prototype as a plain object's key (proto/subjects.ts RESERVED). */
+const NOT_RESERVED = '(?!(?:__proto__|constructor|prototype)$)';
+
+/** proto/subjects.ts `isValidId` as a pattern: ID_PATTERN and not a reserved name. */
+export const ID_REGEX = `^${NOT_RESERVED}${ID_PATTERN.source.replace(/^\^/, '')}`;
+
+/** proto/subjects.ts `isValidKey`: 1..64 UTF-16 units, not a reserved name. */
+const KEY_REGEX = `^${NOT_RESERVED}[\\s\\S]{1,64}$`;
+
+const ID_MESSAGE = 'must be an id of 1..64 characters [A-Za-z0-9_-]';
+
+/** A hub, home, device, rule or scene id; also used in NATS subjects and Redis keys. */
+export const Id = (description: string, examples?: string[]) =>
+  Type.String({ pattern: ID_REGEX, description, errorMessage: ID_MESSAGE, ...(examples ? { examples } : {}) });
+
+export const AttrName = (description: string) =>
+  Type.String({ pattern: KEY_REGEX, description, errorMessage: 'must be an attribute name of 1..64 characters' });
+
+export const AttrValue = (description: string) =>
+  Type.Union([Type.String({ maxLength: LIMITS.stringBytes }), Type.Number(), Type.Boolean(), Type.Null()], {
+    description,
+    errorMessage: 'must be a string, finite number, boolean or null',
+  });
+
+const problemOf = (err: unknown): Problem => {
+  if (err instanceof TierError && err.field !== undefined) return { field: err.field, what: err.message.slice(err.field.length + 2) };
+  throw err;
+};
+
+/**
+ * The problem of an attribute map: codec `attrs()`, the hub wire's own check (a plain object, at
+ * most 64 names of 1..64 characters, none reserved, scalar values), plus emptiness where refused.
+ * It allocates nothing; TypeBox's Record check builds the entries (3× the time, measured).
+ */
+function attrsProblem(value: unknown, field: string, atLeastOne: string | undefined): Problem | null {
+  try {
+    checkAttrs(value, field);
+  } catch (err) {
+    return problemOf(err);
+  }
+  if (atLeastOne === undefined) return null;
+  for (const _ in value as object) return null;
+  return { field, what: atLeastOne };
+}
+
+const attrsKind = customKind<AttrMap>(
+  'Attrs',
+  (value) => attrsProblem(value, '', undefined) === null,
+  (value, field) => attrsProblem(value, field, undefined) ?? { field, what: 'must be an object' },
+);
+const nonEmptyAttrsKind = (message: string) =>
+  customKind<AttrMap>(
+    `Attrs:${message}`,
+    (value) => attrsProblem(value, '', message) === null,
+    (value, field) => attrsProblem(value, field, message) ?? { field, what: 'must be an object' },
+  );
+const nonEmpty = new Map<string, ReturnType<typeof nonEmptyAttrsKind>>();
+
+/**
+ * Attribute names to scalar values: the shadow stays flat and cheap to merge. `atLeastOne`: an
+ * empty map is refused with this message. The keywords say in the document what attrs() checks.
+ */
+export const Attrs = (description: string, atLeastOne?: string) => {
+  const described = Type.Record(Type.String({ pattern: KEY_REGEX }), AttrValue(`a string of at most ${LIMITS.stringBytes} characters, a finite number, a boolean or null`), {
+    additionalProperties: false,
+    maxProperties: LIMITS.attrsPerDevice,
+    ...(atLeastOne ? { minProperties: 1 } : {}),
+    description,
+  });
+  if (atLeastOne === undefined) return attrsKind(described);
+  let kind = nonEmpty.get(atLeastOne);
+  if (!kind) nonEmpty.set(atLeastOne, (kind = nonEmptyAttrsKind(atLeastOne)));
+  return kind(described);
+};
+
+/**
+ * The problem of free-form parameters: codec `params()` (a plain object, no `__proto__` key at
+ * any depth, nesting at most `LIMITS.depth`: the check the hub wire uses), and no top-level name
+ * a hub could take for an object's own machinery.
+ */
+export function paramsProblem(value: unknown, field: string): Problem | null {
+  try {
+    checkParams(value, field);
+  } catch (err) {
+    return problemOf(err);
+  }
+  for (const key in value as object) {
+    if (key === 'constructor' || key === 'prototype') return { field: `${field}.${key}`, what: 'parameter name not __proto__, constructor or prototype' };
+  }
+  return null;
+}
+
+/**
+ * paramsProblem(value) === null without building a field name per nested value (the check runs
+ * on every command; the names are wanted only for a refusal). test/unit/schemas.test.ts holds the
+ * two to the same answers.
+ */
+export function paramsAccepted(value: unknown): boolean {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return false;
+  const proto: unknown = Object.getPrototypeOf(value);
+  if (proto !== Object.prototype && proto !== null) return false;
+  for (const key of Object.keys(value)) {
+    if (key === '__proto__' || key === 'constructor' || key === 'prototype') return false;
+    if (!nestedAccepted((value as Record<string, unknown>)[key], 2)) return false;
+  }
+  return true;
+}
+
+/** codec checkNested: `__proto__` refused at any depth, nesting at most LIMITS.depth. */
+function nestedAccepted(v: unknown, depth: number): boolean {
+  if (typeof v !== 'object' || v === null) return true;
+  if (depth > LIMITS.depth) return false;
+  if (Array.isArray(v)) {
+    for (let i = 0; i < v.length; i++) if (!nestedAccepted(v[i], depth + 1)) return false;
+    return true;
+  }
+  for (const key of Object.keys(v)) {
+    if (key === '__proto__' || !nestedAccepted((v as Record<string, unknown>)[key], depth + 1)) return false;
+  }
+  return true;
+}
+
+const paramsKind = customKind<Record<string, unknown>>(
+  'Params',
+  paramsAccepted,
+  (value, field) => paramsProblem(value, field) ?? { field, what: 'must be an object' },
+);
+
+/** Free-form command parameters, passed to the hub as they are. */
+export const Params = (description: string) =>
+  paramsKind(Type.Object({}, { additionalProperties: true, description: `${description}. Any JSON values, nested at most ${LIMITS.depth} levels; no key \`__proto__\` at any depth` }));
+
+/** A key refused when present (the other form of a body has it); the message says why. */
+export const Forbidden = (why: string) => Type.Optional(Type.Never({ description: `not allowed here: ${why}`, errorMessage: why }));
+
+/** Ignored when a client sends it back from a GET: the server owns it. */
+export const ServerOwned = (description: string) => Type.Optional(Type.Unknown({ readOnly: true, description: `${description} (set by the server; ignored when sent)` }));
+
+const errorExample = (code: keyof typeof ErrorCodes, message: string, field?: string) => ({
+  ok: false,
+  code,
+  num: ErrorCodes[code].code,
+  temporary: ErrorCodes[code].temporary,
+  message,
+  ...(field ? { field } : {}),
+});
+
+/** Every failure of the HTTP API, from the one code table of proto/errors.ts. */
+export const ErrorBody = Type.Object(
+  {
+    ok: Type.Literal(false, { description: 'always false on an error' }),
+    code: Type.String({ enum: Object.keys(ErrorCodes), description: 'stable string code (proto/PROTOCOL.md §9)' }),
+    num: Type.Integer({ description: 'the number of the code in the same table' }),
+    temporary: Type.Boolean({ description: 'true: the same request may succeed later (retry with backoff); false: change something first' }),
+    message: Type.String({ description: 'human-readable detail; for validation errors it starts with the field' }),
+    field: Type.Optional(Type.String({ description: 'the field at fault for validation errors: a path such as `set.temp`, `actions[0].hub` or a path parameter' })),
+    hubCode: Type.Optional(Type.String({ description: 'the hub’s own code when the hub refused a command (`command_failed`)' })),
+  },
+  {
+    title: 'Error',
+    description: 'An error answer: the HTTP status, `code` and `num` come from one table',
+    examples: [errorExample('invalid_field', 'set.on: must be a string, finite number, boolean or null', 'set.on')],
+  },
+);
+
+const idValidator = compile(Id('an id'));
+
+/** A path parameter or body field that must be an id; `invalid_field` naming it otherwise. */
+export function parseId(value: unknown, field: string, refuse: Refuse = invalidField): string {
+  return idValidator.parse(value, refuse, field);
+}

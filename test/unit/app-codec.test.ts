@@ -1,0 +1,141 @@
+/**
+ * The app socket's requests through the schema of src/schemas/app.ts: what passes, and for what
+ * is refused the code, the field and the request id the answer repeats.
+ */
+import { Kind, type TSchema } from '@sinclair/typebox';
+import { TypeCompiler } from '@sinclair/typebox/compiler';
+import { describe, expect, it } from 'vitest';
+import { ProtocolError } from '../../src/errors.js';
+import { decodeAppRequest, validateAppRequest } from '../../src/protocol/app-codec.js';
+import { encodeValue, LIMITS } from '../../src/protocol/codec.js';
+import { compile } from '../../src/schemas/check.js';
+import { Attrs, Id, Params, paramsAccepted, paramsProblem } from '../../src/schemas/common.js';
+import { isValidId } from '../../proto/subjects.js';
+
+const cmd = { op: 'cmd', id: 2, hub: 'hub-1', device: 'lamp' };
+
+function refusal(v: unknown, max?: number): { code: string; field?: string; ref?: number; message: string } {
+  try {
+    validateAppRequest(v, max);
+  } catch (err) {
+    expect(err).toBeInstanceOf(ProtocolError);
+    const e = err as ProtocolError;
+    return { code: e.code, field: e.field, ref: e.ref, message: e.message };
+  }
+  throw new Error(`accepted: ${JSON.stringify(v)}`);
+}
+
+describe('app requests', () => {
+  it('accepts the four ops and keeps only the fields of the request', () => {
+    expect(validateAppRequest({ op: 'ping', id: 1, pad: 'x' })).toEqual({ op: 'ping', id: 1 });
+    expect(validateAppRequest({ op: 'sub', id: 3, home: 'home-1' })).toEqual({ op: 'sub', id: 3, home: 'home-1' });
+    expect(validateAppRequest({ ...cmd, set: { on: true }, extra: 1 })).toEqual({ ...cmd, set: { on: true } });
+    expect(validateAppRequest({ ...cmd, method: 'open', timeoutMs: 5 })).toEqual({ ...cmd, method: 'open', params: {}, timeoutMs: 5 });
+    expect(validateAppRequest({ ...cmd, hub: 'toString', device: 'valueOf', set: { constructor_: 1 } })).toMatchObject({ hub: 'toString', device: 'valueOf' });
+  });
+
+  it.each([
+    [{ ...cmd }, 'set'],
+    [{ ...cmd, set: {} }, 'set'],
+    [{ ...cmd, set: { a: [1] } }, 'set.a'],
+    [{ ...cmd, set: { a: 1 }, method: 'x' }, 'method'],
+    [{ ...cmd, set: { a: 1 }, params: {} }, 'params'],
+    [{ ...cmd, hub: 'constructor', set: { a: 1 } }, 'hub'],
+    [{ ...cmd, device: 'a.b', set: { a: 1 } }, 'device'],
+    [{ ...cmd, method: '' }, 'method'],
+    [{ ...cmd, method: 'm', timeoutMs: -1 }, 'timeoutMs'],
+    [{ ...cmd, method: 'm', timeoutMs: 1.5 }, 'timeoutMs'],
+    [{ ...cmd, method: 'm', params: [1] }, 'params'],
+    [{ ...cmd, method: 'm', params: JSON.parse('{"a":{"__proto__":{"x":1}}}') }, 'params.a.__proto__'],
+    [{ ...cmd, method: 'm', params: { constructor: 1 } }, 'params.constructor'],
+    [{ ...cmd, set: JSON.parse('{"__proto__":1}') }, 'set.__proto__'],
+    [{ op: 'sub', id: 2, home: 'a.b' }, 'home'],
+    [{ op: 'nope', id: 2 }, 'op'],
+    [{ id: 2 }, 'op'],
+  ])('%j is refused naming %s, answering with its id', (msg, field) => {
+    expect(refusal(msg)).toMatchObject({ code: 'invalid_field', field, ref: 2, message: expect.stringMatching(new RegExp(`^${field.replace(/[.[\]]/g, '\\$&')}: `)) });
+  });
+
+  it('a bad id is named first and answered without an id', () => {
+    expect(refusal({ op: 'nope', id: -1 })).toMatchObject({ code: 'invalid_field', field: 'id', ref: undefined });
+    expect(refusal({ op: 'ping', id: 2 ** 53 })).toMatchObject({ field: 'id', ref: undefined });
+  });
+
+  it('a value that is not a map is malformed', () => {
+    expect(refusal([1])).toMatchObject({ code: 'malformed_frame' });
+    expect(refusal('x')).toMatchObject({ code: 'malformed_frame' });
+  });
+
+  it('the timeout maximum is the node’s when given', () => {
+    expect(validateAppRequest({ ...cmd, set: { on: true }, timeoutMs: 120_000 })).toMatchObject({ timeoutMs: 120_000 });
+    expect(refusal({ ...cmd, set: { on: true }, timeoutMs: 60_001 }, 60_000)).toMatchObject({ field: 'timeoutMs', message: 'timeoutMs: must be an integer in 1..60000' });
+    expect(validateAppRequest({ ...cmd, set: { on: true }, timeoutMs: 60_000 }, 60_000)).toMatchObject({ timeoutMs: 60_000 });
+  });
+
+  it('decodes JSON and msgpack alike; JSON params nested deeper than the limit are refused', () => {
+    const deep = (n: number): unknown => (n === 0 ? 1 : { a: deep(n - 1) });
+    const msg = { ...cmd, method: 'm', params: { p: deep(8) } };
+    const text = (v: unknown) => new TextEncoder().encode(JSON.stringify(v)).buffer as ArrayBuffer;
+    expect(decodeAppRequest(new Uint8Array(encodeValue(msg)).buffer as ArrayBuffer, true, 1 << 20)).toEqual(validateAppRequest(msg));
+    expect(decodeAppRequest(text(msg), false, 1 << 20)).toEqual(validateAppRequest(msg));
+    // msgpack nesting is bounded by the scanner before it is decoded; JSON by the params check
+    expect(decodeAppRequest(text({ ...cmd, method: 'm', params: { p: deep(LIMITS.depth - 1) } }), false, 1 << 20)).toMatchObject({ method: 'm' });
+    expect(() => decodeAppRequest(text({ ...cmd, method: 'm', params: { p: deep(LIMITS.depth) } }), false, 1 << 20)).toThrow(
+      expect.objectContaining({ code: 'invalid_field', field: expect.stringMatching(/^params\.p(\.a)+$/), ref: 2 }),
+    );
+  });
+});
+
+/** Values an attribute map or parameters may be sent as, hostile ones first. */
+const CORPUS: unknown[] = [
+  {},
+  { on: true, level: 80, name: 'x', gone: null },
+  JSON.parse('{"__proto__": 1}'),
+  { constructor: 1 },
+  { prototype: 1 },
+  { toString: 'x', valueOf: 2 },
+  { '': 1 },
+  { ['k'.repeat(64)]: 1 },
+  { ['k'.repeat(65)]: 1 },
+  { s: 'x'.repeat(1024) },
+  { s: 'x'.repeat(1025) },
+  { n: Number.NaN },
+  { n: Infinity },
+  { a: [1] },
+  { a: { b: 1 } },
+  Object.fromEntries(Array.from({ length: 64 }, (_, i) => [`k${i}`, i])),
+  Object.fromEntries(Array.from({ length: 65 }, (_, i) => [`k${i}`, i])),
+  { deep: JSON.parse('{"x": {"__proto__": {}}}') },
+  [],
+  null,
+  'str',
+  new Uint8Array(2),
+  Object.create({ inherited: 1 }),
+];
+
+describe('custom kinds agree with what they claim', () => {
+  it('Attrs: the codec check it runs and the keywords the document shows answer alike', () => {
+    const asKeywords = (s: TSchema) => TypeCompiler.Compile({ ...s, [Kind]: 'Record' } as TSchema);
+    for (const schema of [Attrs('x'), Attrs('x', 'at least one')]) {
+      const keywords = asKeywords(schema);
+      const kind = compile(schema);
+      for (const v of CORPUS) {
+        // the keywords cannot tell a plain object from one with another prototype; the check refuses those
+        if (v !== null && typeof v === 'object' && Object.getPrototypeOf(v) !== Object.prototype && !Array.isArray(v)) expect(kind.is(v)).toBe(false);
+        else expect(kind.is(v), JSON.stringify(v)).toBe(keywords.Check(v));
+      }
+    }
+  });
+
+  it('Id: the pattern of the schemas is proto/subjects.ts isValidId (hostile ids behave as before)', () => {
+    const id = compile(Id('x'));
+    const names = [...Object.getOwnPropertyNames(Object.prototype), 'prototype', '__proto_', '', 'a'.repeat(64), 'a'.repeat(65), 'a.b', 'a b', 'ü', '-', '_', '0', 'hub-7', 'a\nb', 'a\u0000'];
+    for (const n of names) expect(id.is(n), n).toBe(isValidId(n));
+    expect(id.is('toString') && id.is('valueOf') && !id.is('constructor') && !id.is('__proto__')).toBe(true);
+  });
+
+  it('Params: the quick check and the one that names the field answer alike', () => {
+    for (const v of CORPUS) expect(paramsAccepted(v), JSON.stringify(v)).toBe(paramsProblem(v, 'params') === null);
+    expect(compile(Params('x')).problem({ a: [JSON.parse('{"__proto__": 1}')] }, 'params')).toEqual({ field: 'params.a[0].__proto__', what: '__proto__ is not allowed as a key' });
+  });
+});
