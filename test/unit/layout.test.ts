@@ -88,6 +88,11 @@ describe('layout', () => {
     expect(show(bad)).toEqual([]);
   });
 
+  it('schemas describe bodies only: they import no gateway, API, port, authentication or composition root', () => {
+    const bad = edges.filter((e) => e.from.startsWith('src/schemas/') && /^src\/(compose|api|auth|admin|transport|ports)\//.test(e.target));
+    expect(show(bad)).toEqual([]);
+  });
+
   it('bench/ and load/ reach src/ only through its public surface or its explicit internal entry', () => {
     const entries = new Set(['src/index.ts', 'src/internal.ts']);
     const bad = edges.filter((e) => /^(bench|load)\//.test(e.from) && e.target.startsWith('src/') && !entries.has(e.target));
