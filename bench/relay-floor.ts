@@ -1,5 +1,6 @@
 import { Packr, Unpackr } from 'msgpackr';
-import { loadUws, type HttpResponse, type WebSocket } from '../src/internal.js';
+// the uWS loader alone: the floor must not load (and measure) anything of the server
+import { loadUws, type HttpResponse, type WebSocket } from '../src/transport/uws.js';
 
 /**
  * The floors the benchmarks compare the server against, all in one bare uWS process (no auth,

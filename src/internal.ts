@@ -1,9 +1,8 @@
 /**
  * Internal parts that benchmarks and tools outside src/ measure on their own (the rules engine
- * without a node, the uWS loader of the relay floor). Not the public surface (`src/index.ts`):
+ * without a node, the app request validator). Not the public surface (`src/index.ts`):
  * these may change with any release. Exported as `hubtier/internal`.
  */
-export { loadUws, type HttpResponse, type WebSocket } from './transport/uws.js';
 export { TimerWheel } from './actors/timer-wheel.js';
 export { createLogger } from './log/logger.js';
 export { attrs, decodeValue, encodeBus, params } from './protocol/codec.js';

@@ -94,7 +94,8 @@ describe('layout', () => {
   });
 
   it('bench/ and load/ reach src/ only through its public surface or its explicit internal entry', () => {
-    const entries = new Set(['src/index.ts', 'src/internal.ts']);
+    // the relay floor loads the uWS loader alone, so the floor it measures carries nothing of the server
+    const entries = new Set(['src/index.ts', 'src/internal.ts', 'src/transport/uws.ts']);
     const bad = edges.filter((e) => /^(bench|load)\//.test(e.from) && e.target.startsWith('src/') && !entries.has(e.target));
     expect(show(bad)).toEqual([]);
   });
