@@ -45,6 +45,10 @@ export interface Config {
   commandTimeoutMaxMs: number;
   /** @default 128: messages an actor may have queued before the overflow policy applies */
   mailboxSize: number;
+  /** where the embedded default keeps its data (LMDB); ':memory:' keeps it in memory only */
+  dataDir: string;
+  /** 'commit': every commit fsynced (survives power loss); 'os': left to the OS (survives a crash) */
+  dataSync: 'commit' | 'os';
   /** supervision: this many failed messages of one actor within `actorFailureWindowMs` stop it */
   actorMaxFailures: number;
   actorFailureWindowMs: number;
@@ -121,10 +125,10 @@ const bool: Parser<boolean> = (raw, key) => {
   throw new ConfigError(`${key}: expected 1/0/true/false, got ${JSON.stringify(raw)}`);
 };
 const oneOf =
-  (values: string[]): Parser<string> =>
+  <T extends string>(values: readonly T[]): Parser<T> =>
   (raw, key) => {
-    if (typeof raw !== 'string' || !values.includes(raw)) throw new ConfigError(`${key}: expected one of ${values.join(', ')}, got ${JSON.stringify(raw)}`);
-    return raw;
+    if (typeof raw !== 'string' || !(values as readonly string[]).includes(raw)) throw new ConfigError(`${key}: expected one of ${values.join(', ')}, got ${JSON.stringify(raw)}`);
+    return raw as T;
   };
 const url =
   (schemes: string[]): Parser<string> =>
@@ -167,6 +171,8 @@ const FIELDS: { [K in keyof Config]: Field<K> } = {
   maxBodyBytes: { env: 'TIER_MAX_BODY_BYTES', parse: int(512, 16 * 1024 * 1024), default: 64 * 1024 },
   commandTimeoutMs: { env: 'TIER_COMMAND_TIMEOUT_MS', parse: int(10, 600_000), default: 5_000 },
   commandTimeoutMaxMs: { env: 'TIER_COMMAND_TIMEOUT_MAX_MS', parse: int(10, 600_000), default: 60_000 },
+  dataDir: { env: 'DATA_DIR', parse: text, default: './data' },
+  dataSync: { env: 'DATA_SYNC', parse: oneOf(['commit', 'os'] as const), default: 'commit' },
   mailboxSize: { env: 'TIER_MAILBOX_SIZE', parse: int(4, 1_000_000), default: 128 },
   actorMaxFailures: { env: 'TIER_ACTOR_MAX_FAILURES', parse: int(1, 1_000_000), default: 10 },
   actorFailureWindowMs: { env: 'TIER_ACTOR_FAILURE_WINDOW_MS', parse: int(1_000, 86_400_000), default: 60_000 },

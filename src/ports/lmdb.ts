@@ -1,0 +1,216 @@
+/**
+ * The embedded default's store on local disk: one LMDB environment per node in DATA_DIR, shared
+ * by the LMDB adapters of every port (one named sub-database each). What the adapters share:
+ * opening with a clear error for each way it can fail, one owner per directory, the sync setting.
+ *
+ * Durability: lmdb-js commits the writes of one event-loop turn as one transaction; a write's
+ * promise resolves once that transaction is committed. With `sync: 'commit'` (default) the commit
+ * is fsynced first, so it survives a power loss; with `sync: 'os'` it is in the OS page cache: a
+ * process crash (`kill -9`) loses nothing committed, a power loss may lose the last seconds.
+ */
+import { accessSync, closeSync, constants, fstatSync, mkdirSync, openSync, readFileSync, readSync, rmSync, writeSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { open, type Database, type RootDatabase } from 'lmdb';
+
+export type DataSync = 'commit' | 'os';
+
+export interface DataStoreOptions {
+  /** @default 'commit' */
+  sync?: DataSync;
+  /** written into the lock file, for the message a second node gets */
+  owner?: string;
+  /** @default 4 GiB: the map size (address space, not memory: LMDB grows the file as needed) */
+  mapSize?: number;
+}
+
+/** Why the store could not be opened, with what to do; `path` names the directory or file. */
+export class DataStoreError extends Error {
+  constructor(
+    message: string,
+    readonly path: string,
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+    this.name = 'DataStoreError';
+  }
+}
+
+/** The layout version this code writes; a store of another version is refused, never rewritten. */
+export const DATA_LAYOUT_VERSION = 1;
+const FILE = 'hubtier.mdb';
+const LOCK = 'node.lock';
+
+export interface DataStore {
+  /** the directory (absolute) */
+  readonly dir: string;
+  readonly sync: DataSync;
+  /** a named sub-database of msgpack values (one per port) */
+  db<V = unknown>(name: string): Database<V, string | number | Array<string | number>>;
+  readonly root: RootDatabase;
+  /** resolves once every write issued so far is committed */
+  flushed(): Promise<void>;
+  /** commits, closes the environment and releases the directory */
+  close(): Promise<void>;
+}
+
+/**
+ * Opens (creating if needed) the store in `dir`. Refuses with a DataStoreError naming the path:
+ * a directory that cannot be created or written, one held by another live process, a store
+ * written by another layout version, and a file LMDB cannot read (corrupt or truncated).
+ */
+export function openDataStore(dir: string, options: DataStoreOptions = {}): DataStore {
+  const path = resolve(dir);
+  try {
+    mkdirSync(path, { recursive: true });
+    accessSync(path, constants.W_OK);
+  } catch (err) {
+    throw new DataStoreError(`DATA_DIR ${path}: cannot create or write the directory (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); choose another DATA_DIR or fix its permissions`, path, { cause: err });
+  }
+  const release = claimDirectory(path, options.owner ?? `pid ${process.pid}`);
+  let root: RootDatabase;
+  try {
+    // LMDB maps the file and trusts it: a damaged one can crash the process, so look first
+    checkFile(join(path, FILE));
+    root = open({
+      path: join(path, FILE),
+      maxDbs: 32,
+      mapSize: options.mapSize ?? 4 * 1024 ** 3,
+      noSync: options.sync === 'os',
+      // keys are strings we build; values msgpack (the same library family as the wire codec)
+      encoding: 'msgpack',
+    });
+    checkLayout(root, join(path, FILE));
+  } catch (err) {
+    release();
+    if (err instanceof DataStoreError) throw err;
+    throw new DataStoreError(
+      `DATA_DIR ${path}: ${FILE} cannot be read (${(err as Error).message}): the file is corrupt or truncated. Nothing was changed. Restore it from a backup (npm run data -- import FILE into an empty DATA_DIR), or move it aside to start empty`,
+      path,
+      { cause: err },
+    );
+  }
+  const opened = new Map<string, Database<never, never>>();
+  return {
+    dir: path,
+    sync: options.sync ?? 'commit',
+    root,
+    db<V>(name: string) {
+      let db = opened.get(name);
+      if (!db) {
+        db = root.openDB({ name, encoding: 'msgpack' }) as unknown as Database<never, never>;
+        opened.set(name, db);
+      }
+      return db as unknown as Database<V, string | number | Array<string | number>>;
+    },
+    flushed: () => root.flushed.then(() => undefined),
+    async close() {
+      try {
+        await root.flushed;
+        await root.close();
+      } finally {
+        release();
+      }
+    },
+  };
+}
+
+/**
+ * The two meta pages of an LMDB file (its format as lmdb-js 3 writes it: a 24-byte page header,
+ * then magic 0xBEEFC0DE, format version 2, ..., the page size at 48, the last page at 144, the
+ * transaction id at 152). A file that does not start with them, or is shorter than the newest
+ * meta page says, is refused before LMDB maps it. Damage deeper in the tree is not seen here.
+ */
+function checkFile(file: string): void {
+  let fd: number;
+  try {
+    fd = openSync(file, 'r');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return; // a new store
+    throw err;
+  }
+  try {
+    const size = fstatSync(fd).size;
+    if (size === 0) return;
+    const first = Buffer.alloc(160);
+    if (readSync(fd, first, 0, 160, 0) < 160) throw new Error(`${size} bytes: shorter than one page`);
+    const pageSize = first.readUInt32LE(48);
+    if (pageSize < 512 || pageSize > 65_536 || (pageSize & (pageSize - 1)) !== 0) throw new Error('no valid page size in the first meta page');
+    const second = Buffer.alloc(160);
+    if (readSync(fd, second, 0, 160, pageSize) < 160) throw new Error(`${size} bytes: shorter than its two meta pages`);
+    const metas = [first, second].map((page, i) => {
+      if (page.readUInt32LE(24) !== 0xbeefc0de || page.readUInt32LE(28) !== 2 || (page.readUInt16LE(18) & 0x08) === 0) throw new Error(`meta page ${i} is not an LMDB meta page`);
+      return { lastPage: page.readBigUInt64LE(144), txn: page.readBigUInt64LE(152) };
+    });
+    const newest = metas[0]!.txn >= metas[1]!.txn ? metas[0]! : metas[1]!;
+    const needed = (newest.lastPage + 1n) * BigInt(pageSize);
+    if (BigInt(size) < needed) throw new Error(`truncated: ${size} bytes, its last commit needs ${needed}`);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Stamps a new store with the layout version; refuses a store of another version. */
+function checkLayout(root: RootDatabase, file: string): void {
+  const meta = root.openDB<{ layout: number; createdAt: number }, string>({ name: 'meta', encoding: 'msgpack' });
+  const found = meta.get('layout');
+  if (found === undefined) {
+    meta.putSync('layout', { layout: DATA_LAYOUT_VERSION, createdAt: Date.now() });
+    return;
+  }
+  if (found.layout !== DATA_LAYOUT_VERSION) {
+    throw new DataStoreError(`${file} has data layout ${String(found.layout)}; this version reads layout ${DATA_LAYOUT_VERSION}. Nothing was changed: run the version that wrote it, or export with it and import here`, file);
+  }
+}
+
+/**
+ * One live process per data directory: a lock file holding the owner's pid. A lock whose process
+ * is gone (a crash) is taken over; a live one is refused. Returns the release.
+ */
+function claimDirectory(dir: string, owner: string): () => void {
+  const lock = join(dir, LOCK);
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      const fd = openSync(lock, 'wx', 0o600);
+      writeSync(fd, `${process.pid}\n${owner}\n`);
+      closeSync(fd);
+      let released = false;
+      return () => {
+        if (released) return;
+        released = true;
+        rmSync(lock, { force: true });
+      };
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') {
+        throw new DataStoreError(`DATA_DIR ${dir}: cannot create ${LOCK} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`, dir, { cause: err });
+      }
+      const [pidLine, holder] = readLock(lock);
+      const pid = Number(pidLine);
+      // this very process counts as live: a second store opened here on the same directory is refused too
+      if (Number.isSafeInteger(pid) && pid > 0 && (pid === process.pid || alive(pid))) {
+        throw new DataStoreError(`DATA_DIR ${dir} is in use by another node (${holder ?? `pid ${pid}`}, pid ${pid}): two nodes must not share one data directory; give each its own DATA_DIR`, dir);
+      }
+      // the owner is gone (crashed or killed): its lock is stale
+      rmSync(lock, { force: true });
+    }
+  }
+  throw new DataStoreError(`DATA_DIR ${dir}: another process keeps taking ${LOCK}`, dir);
+}
+
+function readLock(lock: string): [string | undefined, string | undefined] {
+  try {
+    const [pid, owner] = readFileSync(lock, 'utf8').split('\n');
+    return [pid, owner];
+  } catch {
+    return [undefined, undefined];
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    // EPERM: it exists but belongs to another user
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
