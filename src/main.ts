@@ -4,6 +4,7 @@ import { isClusterMode, type Config, type LoadedConfig } from './config/config.j
 import { closeOnSignals, loadConfigOrExit, runMain } from './config/process.js';
 import { createLogger, type Logger } from './log/logger.js';
 import { startServer } from './compose/server.js';
+import { DataStoreError } from './ports/lmdb.js';
 
 /** `npm start`: one connection node on the embedded default unless NATS_URL and REDIS_URL are set. */
 async function main(): Promise<void> {
@@ -13,14 +14,23 @@ async function main(): Promise<void> {
   if (generated.length > 0) reportGeneratedSecrets(config, generated, log);
 
   const cluster = isClusterMode(config);
-  const server = await startServer(config, log);
+  const server = await startServer(config, log).catch((err: unknown) => {
+    // the data directory's problems are the operator's to fix: the message says how, no stack
+    if (err instanceof DataStoreError) {
+      process.stderr.write(`data error: ${err.message}\n`);
+      process.exit(1);
+    }
+    throw err;
+  });
   const host = config.host === '0.0.0.0' ? '127.0.0.1' : config.host;
-  log.info({ port: server.port, adminPort: server.adminPort, mode: cluster ? 'cluster' : 'embedded' }, 'node ready');
+  const data = cluster ? 'NATS and Redis (cluster mode)' : config.dataDir === ':memory:' ? 'in memory only (DATA_DIR=:memory:): a restart forgets everything' : `${resolve(config.dataDir)} (DATA_SYNC=${config.dataSync})`;
+  log.info({ port: server.port, adminPort: server.adminPort, mode: cluster ? 'cluster' : 'embedded', data }, 'node ready');
   process.stdout.write(
     [
       '',
       `hubtier node ${config.nodeId} listening: hubs ws://${host}:${server.port}/hub/v1, apps ws://${host}:${server.port}/app/v1, API http://${host}:${server.port}/v1`,
       `admin: http://${config.adminHost}:${server.adminPort}/healthz /readyz /metrics${cluster ? ' /queues (push queue dashboard, admin token)' : ''}`,
+      `data: ${data}`,
       // never the token itself: this line lands in every log store
       `connect simulated hubs:  npm run sim -- --url ws://${host}:${server.port} --hubs 10 --devices 8 --admin-token "$ADMIN_TOKEN"`,
       '',

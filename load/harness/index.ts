@@ -9,7 +9,7 @@ export { freePort } from './free-port.js';
 export { collect, MEASURED_NODE_FLAGS, type GcReading } from './measured.js';
 export { ensureServers, installCommand, MissingServerError, requireServer, type EnsureOptions } from './missing-servers.js';
 export { startNats } from './nats-server.js';
-export { startNode, type NodeOptions, type NodeProc } from './node.js';
+export { freshDataDir, startNode, type NodeOptions, type NodeProc } from './node.js';
 export { ExitedError, start, type Proc, type ProcOptions } from './proc.js';
 export { cpuMs, cpuSplitMs, rssBytes } from './proc-stats.js';
 export { startRedis, type RedisOptions } from './redis-server.js';

@@ -1,4 +1,8 @@
 import { randomBytes } from 'node:crypto';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { removeAtExit } from './exit-hooks.js';
 import { freePort } from './free-port.js';
 import { MEASURED_NODE_FLAGS } from './measured.js';
 import { start, type Proc } from './proc.js';
@@ -14,6 +18,11 @@ export interface NodeOptions {
   adminToken?: string;
   /** @default random (nodes of one cluster share it) */
   jwtSecret?: string;
+  /**
+   * DATA_DIR of the node: a node started again on the same directory finds its data there.
+   * @default a fresh temporary directory (the embedded default's disk store, as deployed), removed at exit
+   */
+  dataDir?: string;
   /** node flags before the script, e.g. `--cpu-prof` */
   nodeFlags?: string[];
   /**
@@ -39,6 +48,8 @@ export interface NodeProc extends Proc {
   readonly adminUrl: string;
   readonly adminToken: string;
   readonly jwtSecret: string;
+  /** the node's DATA_DIR (cluster-mode nodes ignore it) */
+  readonly dataDir: string;
 }
 
 /**
@@ -52,12 +63,14 @@ export async function startNode(opts: NodeOptions = {}): Promise<NodeProc> {
   const adminToken = opts.adminToken ?? `admin-${randomBytes(12).toString('hex')}`;
   const jwtSecret = opts.jwtSecret ?? `jwt-${randomBytes(16).toString('hex')}`;
   const measured = opts.measured ?? true;
+  const dataDir = opts.dataDir ?? freshDataDir();
   const flags = [...(opts.nodeFlags ?? []), ...(measured ? MEASURED_NODE_FLAGS : ['--import', 'tsx'])];
   const proc = start(process.execPath, [...flags, 'src/main.ts'], {
     env: {
       HOST: '127.0.0.1',
       LOG_LEVEL: 'warn',
       ...(measured ? { UWS_REQUIRE_NATIVE: '1' } : {}),
+      DATA_DIR: dataDir,
       ...opts.env,
       PORT: String(port),
       ADMIN_PORT: String(adminPort),
@@ -81,5 +94,13 @@ export async function startNode(opts: NodeOptions = {}): Promise<NodeProc> {
     adminUrl: `http://127.0.0.1:${adminPort}`,
     adminToken,
     jwtSecret,
+    dataDir,
   };
+}
+
+/** A temporary DATA_DIR, removed when this process ends. */
+export function freshDataDir(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'hubtier-data-'));
+  removeAtExit(dir);
+  return dir;
 }

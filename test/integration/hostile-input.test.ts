@@ -12,6 +12,7 @@ import { HubClient } from '../../load/wire/hub-client.js';
 import { encodeValue } from '../../src/protocol/codec.js';
 import { AppSocket } from '../helpers/app-socket.js';
 import { api, startServerProcess, type ServerProcess } from '../helpers/server-process.js';
+import { freshDataDir } from '../../load/harness/index.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
@@ -348,7 +349,7 @@ describe('hostile input against a real node (embedded default)', () => {
     it('a second embedded node on the same port refuses to start, naming the port', async () => {
       const second = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
         cwd: ROOT,
-        env: { ...process.env, HOST: '127.0.0.1', PORT: String(server.port), ADMIN_PORT: '0', ADMIN_TOKEN: server.adminToken, JWT_SECRET: server.jwtSecret },
+        env: { ...process.env, HOST: '127.0.0.1', PORT: String(server.port), ADMIN_PORT: '0', ADMIN_TOKEN: server.adminToken, JWT_SECRET: server.jwtSecret, DATA_DIR: freshDataDir() },
         stdio: ['ignore', 'pipe', 'pipe'],
       });
       let stderr = '';

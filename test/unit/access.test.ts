@@ -29,6 +29,8 @@ beforeAll(async () => {
     ADMIN_TOKEN: ADMIN,
     JWT_SECRET: 'access-jwt-secret-0123456789abcdef',
     LOG_LEVEL: 'silent',
+    // in-process servers of unit tests keep their data in memory
+    DATA_DIR: ':memory:',
   });
   const log = createLogger('silent');
   // the test keeps the ports, to change what the API cannot (a hub's enabled flag)

@@ -33,6 +33,8 @@ beforeAll(async () => {
     ADMIN_TOKEN: ADMIN,
     JWT_SECRET: 'test-jwt-secret-0123456789abcdef',
     LOG_LEVEL: 'silent',
+    // in-process servers of unit tests keep their data in memory
+    DATA_DIR: ':memory:',
   });
   const log = createLogger('silent');
   let first: Ports | null = null;
