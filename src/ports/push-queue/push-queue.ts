@@ -88,7 +88,34 @@ export interface PushQueueOptions {
   concurrency?: number;
 }
 
+/**
+ * The options with their defaults, each checked to be a positive integer (a RangeError names the
+ * bad one): what a durable queue stores must not depend on a typo.
+ */
+export function pushQueueSettings(options: PushQueueOptions): Required<PushQueueOptions> {
+  const settings = {
+    attempts: options.attempts ?? 5,
+    backoffMs: options.backoffMs ?? 1_000,
+    maxBackoffMs: options.maxBackoffMs ?? 60_000,
+    dedupTtlMs: options.dedupTtlMs ?? 600_000,
+    concurrency: options.concurrency ?? 8,
+  };
+  for (const [name, v] of Object.entries(settings)) {
+    if (!Number.isInteger(v) || v < 1) throw new RangeError(`push queue ${name} must be a positive integer, got ${v}`);
+  }
+  return settings;
+}
+
 export const PUSH_LIMITS = { title: 200, body: 2_000, dedupKey: 256, dataKeys: 32, dataValue: 512 } as const;
+
+/** One attempt: the sender's promise, with a synchronous throw turned into a rejection (a retry too). */
+export function attemptDelivery(sender: PushSender, delivery: PushDelivery): Promise<void> {
+  try {
+    return Promise.resolve(sender(delivery));
+  } catch (err) {
+    return Promise.reject(err);
+  }
+}
 
 /** The backoff before attempt `attempt + 1`, after `attempt` failed (ms). */
 export function backoffDelay(attempt: number, backoffMs: number, maxBackoffMs: number): number {
