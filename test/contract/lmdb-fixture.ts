@@ -2,7 +2,9 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openDataStore, type DataStore } from '../../src/ports/lmdb.js';
+import { LmdbPushQueue } from '../../src/ports/push-queue/push-queue-lmdb.js';
 import { LmdbRuleStore } from '../../src/ports/rule-store/rule-store-lmdb.js';
+import type { PushQueueFactory } from './push-queue.contract.js';
 import type { RuleStoreFactory } from './rule-store.contract.js';
 
 /** A DataStore in a fresh temporary directory; `remove` closes it and deletes the directory. */
@@ -27,6 +29,19 @@ export const lmdbRuleStore: RuleStoreFactory = async () => {
     store,
     async close() {
       await store.close();
+      await tmp.remove();
+    },
+  };
+};
+
+/** An LmdbPushQueue over a fresh DataStore; closing it removes the directory. */
+export const lmdbPushQueue: PushQueueFactory = async (options) => {
+  const tmp = await tempDataStore();
+  const queue = await LmdbPushQueue.open(tmp.data, options);
+  return {
+    queue,
+    async close() {
+      await queue.close();
       await tmp.remove();
     },
   };
