@@ -11,6 +11,7 @@ import { openDataStore, type DataStore } from '../../src/ports/lmdb.js';
 import type { PushDelivery, PushNotification } from '../../src/ports/push-queue/push-queue.js';
 import { LmdbPushQueue, type LmdbPushQueueOptions } from '../../src/ports/push-queue/push-queue-lmdb.js';
 import { LmdbRuleStore } from '../../src/ports/rule-store/rule-store-lmdb.js';
+import { recorder } from './push-queue.contract.js';
 import type { RuleSpec } from '../../src/rules/model.js';
 
 let dir: string;
@@ -115,18 +116,15 @@ function manualTimers() {
   };
 }
 
-/** Deliveries a sender saw, and a latch for the n-th. */
-function recorder(fail = false) {
-  const seen: PushDelivery[] = [];
-  let waiters: Array<{ n: number; resolve: () => void }> = [];
+/** Deliveries a sender saw (`recorder` of the contract), and a sender that records them, failing or not. */
+function deliveries(fail = false) {
+  const rec = recorder();
   return {
-    seen,
+    ...rec,
     sender: async (d: PushDelivery) => {
-      seen.push(d);
-      waiters = waiters.filter((w) => (seen.length >= w.n ? (w.resolve(), false) : true));
+      rec.record(d);
       if (fail) throw new Error('push service down');
     },
-    until: (n: number): Promise<void> => (seen.length >= n ? Promise.resolve() : new Promise((resolve) => waiters.push({ n, resolve }))),
   };
 }
 
@@ -139,7 +137,7 @@ describe('LmdbPushQueue across a restart', () => {
     let data = start();
     let release!: () => void;
     const gate = new Promise<void>((r) => (release = r));
-    const first = recorder();
+    const first = deliveries();
     let queue = await LmdbPushQueue.open(data, {
       ...base,
       concurrency: 1,
@@ -159,7 +157,7 @@ describe('LmdbPushQueue across a restart', () => {
     expect(first.seen.map((d) => d.id)).toEqual([ids[0]]);
 
     data = start();
-    const second = recorder();
+    const second = deliveries();
     queue = await LmdbPushQueue.open(data, { ...base, sender: second.sender });
     await second.until(2);
     await queue.drain();
@@ -174,7 +172,7 @@ describe('LmdbPushQueue across a restart', () => {
 
     // a third start finds nothing left to deliver
     data = start();
-    const third = recorder();
+    const third = deliveries();
     queue = await LmdbPushQueue.open(data, { ...base, sender: third.sender });
     expect(await queue.stats()).toMatchObject({ waiting: 0, delayed: 0, active: 0, delivered: 3 });
     await queue.drain();
@@ -186,7 +184,7 @@ describe('LmdbPushQueue across a restart', () => {
     let now = 1_000_000;
     let data = start();
     const timers1 = manualTimers();
-    const failing = recorder(true);
+    const failing = deliveries(true);
     let queue = await LmdbPushQueue.open(data, { ...base, now: () => now, timer: timers1.timer, sender: failing.sender });
     const { id } = await queue.enqueue(note('leak'));
     // the retry is armed once its instant is committed
@@ -199,7 +197,7 @@ describe('LmdbPushQueue across a restart', () => {
     now += 20_000;
     data = start();
     const timers2 = manualTimers();
-    const ok = recorder();
+    const ok = deliveries();
     queue = await LmdbPushQueue.open(data, { ...base, now: () => now, timer: timers2.timer, sender: ok.sender });
     expect(await queue.stats()).toMatchObject({ delayed: 1, waiting: 0, active: 0 });
     expect(timers2.live().map((t) => t.ms)).toEqual([40_000]);
@@ -217,7 +215,7 @@ describe('LmdbPushQueue across a restart', () => {
     let now = 5_000_000;
     let data = start();
     const timers = manualTimers();
-    const failing = recorder(true);
+    const failing = deliveries(true);
     const failed: PushDelivery[] = [];
     let queue = await LmdbPushQueue.open(data, { ...base, attempts: 2, now: () => now, timer: timers.timer, sender: failing.sender, onFailed: (d) => failed.push(d) });
     const { id } = await queue.enqueue(note('leak'));
@@ -231,7 +229,7 @@ describe('LmdbPushQueue across a restart', () => {
     await stop(data);
 
     data = start();
-    const after = recorder();
+    const after = deliveries();
     queue = await LmdbPushQueue.open(data, { ...base, sender: after.sender });
     expect(await queue.stats()).toMatchObject({ waiting: 0, delayed: 0, active: 0, delivered: 0, failed: 1 });
     expect(queue.failedJobs()).toEqual([{ id, notification: { ...note('leak'), audience: 'home' }, attempts: 2, error: 'push service down', failedAt: now }]);
