@@ -58,15 +58,18 @@ export interface PushQueueStats {
  *   `attempts` times; after a failed attempt n it waits `min(backoffMs × 2^(n-1), maxBackoffMs)`
  *   before attempt n+1 (exponential backoff). After the last failed attempt it is kept as failed
  *   (dead letter) and counted; nothing is dropped silently. A sender that succeeds but whose
- *   answer is lost may see the same id again: senders de-duplicate by `id` when they must.
+ *   answer is lost, or whose process dies before the queue recorded the success, may see the
+ *   same id again: senders de-duplicate by `id` when they must.
  * - No order is promised between notifications; at most `concurrency` are with the sender at once.
  * - `drain` resolves when nothing is waiting, delayed or active; `close` stops taking and
- *   delivering (memory: what is still queued is lost; durable backends keep it for the next worker).
+ *   delivering (memory: what is still queued is lost; durable backends keep it for the next worker,
+ *   or, on local disk, for the node's next start).
  */
 export interface PushQueue {
   /**
-   * true: what is queued outlives this process and another worker delivers it, so a stopping node
-   * need not drain it; false: what is still queued at `close` is lost, so a stopping node drains.
+   * true: what is queued outlives this process and another worker (or this node's next start)
+   * delivers it, so a stopping node need not drain it; false: what is still queued at `close` is
+   * lost, so a stopping node drains.
    */
   readonly durable: boolean;
   enqueue(notification: PushNotification): Promise<EnqueueResult>;
