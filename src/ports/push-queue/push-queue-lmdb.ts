@@ -57,7 +57,8 @@ const SWEEP_PER_CALL = 100;
  * The push queue in the node's LMDB store (the embedded default), sub-database 'push': jobs
  * outlive the process and the next start of this node delivers them (`durable` = true). Keys:
  * `['job', id]` (queued and delayed jobs, the notification as JSON: msgpackr would rename a
- * `__proto__` data key), `['failed', id]` (dead letters), `['dedup', key]`, `['count', name]`.
+ * `__proto__` data key), `['failed', failedAt, id]` (dead letters, oldest first), `['dedup', key]`,
+ * `['count', name]` (totals).
  *
  * - `enqueue` resolves once the job and its dedup key are committed (one transaction).
  * - Dedup survives a restart: the window is measured on the stored instant.
@@ -302,7 +303,8 @@ export class LmdbPushQueue implements PushQueue {
     for (const [key, v] of this.dedup) {
       if (now - v.at < this.settings.dedupTtlMs || swept++ >= SWEEP_PER_CALL) break;
       this.dedup.delete(key);
-      void this.db.remove(['dedup', key]);
+      // a key whose removal fails stays behind harmlessly: the next open sweeps it
+      this.db.remove(['dedup', key]).catch(() => {});
     }
   }
 

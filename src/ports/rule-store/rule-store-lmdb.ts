@@ -33,9 +33,9 @@ type Cursor = number | { deletedAt: number };
  * - `['cursor', id]` → the cron cursor, or `{ deletedAt }` for a deleted rule.
  *
  * Every write is one LMDB transaction with the home version's bump: it is committed (fsynced
- * with DATA_SYNC=commit) when its promise resolves, and after a restart everything is as the
- * last resolved write left it. Versions are max(previous + 1, clock in ms): never reused, also
- * across restarts and after a restore from an older backup.
+ * with DATA_SYNC=commit) when its promise resolves, so a restart keeps it; a write still pending
+ * at a crash is kept whole or not at all. Versions are max(previous + 1, clock in ms): never
+ * reused, also across restarts and after a restore from an older backup (while the clock is right).
  *
  * Deleting a rule leaves a tombstone on its cursor for a day, so a scheduler tick racing the
  * delete cannot bring the cursor back (`advanceCursor` answers false, as the Redis store);
@@ -51,7 +51,7 @@ export class LmdbRuleStore implements RuleStore {
   private closed = false;
 
   /** The store stays the caller's: `close()` stops this adapter, not the DataStore. */
-  constructor(
+  private constructor(
     private readonly data: DataStore,
     options: LmdbRuleStoreOptions = {},
   ) {
