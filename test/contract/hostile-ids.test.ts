@@ -43,6 +43,7 @@ import { MemoryRuleStore } from '../../src/ports/rule-store/rule-store-memory.js
 import { RedisRuleStore } from '../../src/ports/rule-store/rule-store-redis.js';
 import { startNats, startRedis, uniquePrefix, type Backend } from '../../load/harness/index.js';
 import type { BusFactory } from './bus.contract.js';
+import { lmdbPushQueue, lmdbRuleStore } from './lmdb-fixture.js';
 import type { DirectoryFactory } from './directory.contract.js';
 import type { HubRegistryFactory, NonceStoreFactory } from './hub-registry.contract.js';
 import type { LeaseFactory } from './lease.contract.js';
@@ -412,6 +413,7 @@ const ruleStores: Array<[name: string, make: RuleStoreFactory]> = [
       return { store, close: () => store.close() };
     },
   ],
+  ['LmdbRuleStore', lmdbRuleStore],
   [
     'RedisRuleStore',
     async () => {
@@ -611,6 +613,7 @@ const pushQueues: Array<[name: string, make: PushQueueFactory]> = [
       return { queue, close: () => queue.close() };
     },
   ],
+  ['LmdbPushQueue', lmdbPushQueue],
   [
     'BullMqPushQueue',
     async (options) => {

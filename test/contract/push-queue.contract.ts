@@ -21,7 +21,7 @@ const note = (patch: Partial<PushNotification> = {}): PushNotification => ({
 });
 
 /** Resolves when `n` deliveries were seen (an event, not a sleep). */
-function recorder() {
+export function recorder() {
   const seen: Array<PushDelivery & { at: number }> = [];
   let waiters: Array<{ n: number; resolve: () => void }> = [];
   return {

@@ -4,6 +4,7 @@ import { BullMqPushQueue } from '../../src/ports/push-queue/push-queue-bullmq.js
 import { MemoryPushQueue } from '../../src/ports/push-queue/push-queue-memory.js';
 import { createLogger } from '../../src/log/logger.js';
 import { startRedis, uniquePrefix, type Backend } from '../../load/harness/index.js';
+import { lmdbPushQueue } from './lmdb-fixture.js';
 import { pushQueueContract, type PushQueueFactory } from './push-queue.contract.js';
 
 /**
@@ -32,6 +33,8 @@ const implementations: Array<[name: string, make: PushQueueFactory]> = [
       return { queue, close: () => queue.close() };
     },
   ],
+  // a fresh data directory per test
+  ['LmdbPushQueue', lmdbPushQueue],
   [
     // a unique key prefix per test: a fresh queue, as BullMQ's own tests do
     'BullMqPushQueue',

@@ -4,6 +4,7 @@ import { createLogger } from '../../src/log/logger.js';
 import { MemoryRuleStore } from '../../src/ports/rule-store/rule-store-memory.js';
 import { RedisRuleStore } from '../../src/ports/rule-store/rule-store-redis.js';
 import { startRedis, uniquePrefix, type Backend } from '../../load/harness/index.js';
+import { lmdbRuleStore } from './lmdb-fixture.js';
 import { ruleStoreContract, type RuleStoreFactory } from './rule-store.contract.js';
 
 /** one redis-server for the file, started by the first test that needs it */
@@ -21,6 +22,8 @@ const implementations: Array<[name: string, make: RuleStoreFactory]> = [
       return { store, close: () => store.close() };
     },
   ],
+  // a fresh data directory per test
+  ['LmdbRuleStore', lmdbRuleStore],
   [
     'RedisRuleStore',
     async () => {

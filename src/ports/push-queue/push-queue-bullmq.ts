@@ -6,6 +6,7 @@ import { TierError } from '../../errors.js';
 import type { Logger } from '../../log/logger.js';
 import {
   backoffDelay,
+  pushQueueSettings,
   validatePushNotification,
   type EnqueueResult,
   type PushDelivery,
@@ -89,14 +90,7 @@ export class BullMqPushQueue implements PushQueue {
     options: BullMqPushQueueOptions,
   ) {
     this.log = options.log;
-    const attempts = options.attempts ?? 5;
-    const backoffMs = options.backoffMs ?? 1_000;
-    const maxBackoffMs = options.maxBackoffMs ?? 60_000;
-    const dedupTtlMs = options.dedupTtlMs ?? 600_000;
-    const concurrency = options.concurrency ?? 8;
-    for (const [name, v] of Object.entries({ attempts, backoffMs, maxBackoffMs, dedupTtlMs, concurrency })) {
-      if (!Number.isInteger(v) || v < 1) throw new RangeError(`push queue ${name} must be a positive integer, got ${v}`);
-    }
+    const { attempts, backoffMs, maxBackoffMs, dedupTtlMs, concurrency } = pushQueueSettings(options);
     this.jobOptions = { attempts, backoffMs, dedupTtlMs };
     this.drainPollMs = options.drainPollMs ?? 25;
     const keys = options.keys ?? new RedisKeys();

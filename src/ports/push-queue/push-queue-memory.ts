@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { TierError } from '../../errors.js';
 import {
+  attemptDelivery,
   backoffDelay,
   validatePushNotification,
   type EnqueueResult,
@@ -98,13 +99,7 @@ export class MemoryPushQueue implements PushQueue {
       job.attempt++;
       this.active++;
       const delivery: PushDelivery = { id: job.id, attempt: job.attempt, notification: job.notification };
-      let attempt: Promise<void>;
-      try {
-        attempt = Promise.resolve(this.sender(delivery));
-      } catch (err) {
-        attempt = Promise.reject(err);
-      }
-      attempt.then(
+      attemptDelivery(this.sender, delivery).then(
         () => {
           this.active--;
           this.delivered++;

@@ -58,15 +58,18 @@ export interface PushQueueStats {
  *   `attempts` times; after a failed attempt n it waits `min(backoffMs × 2^(n-1), maxBackoffMs)`
  *   before attempt n+1 (exponential backoff). After the last failed attempt it is kept as failed
  *   (dead letter) and counted; nothing is dropped silently. A sender that succeeds but whose
- *   answer is lost may see the same id again: senders de-duplicate by `id` when they must.
+ *   answer is lost, or whose process dies before the queue recorded the success, may see the
+ *   same id again: senders de-duplicate by `id` when they must.
  * - No order is promised between notifications; at most `concurrency` are with the sender at once.
  * - `drain` resolves when nothing is waiting, delayed or active; `close` stops taking and
- *   delivering (memory: what is still queued is lost; durable backends keep it for the next worker).
+ *   delivering (memory: what is still queued is lost; durable backends keep it for the next worker,
+ *   or, on local disk, for the node's next start).
  */
 export interface PushQueue {
   /**
-   * true: what is queued outlives this process and another worker delivers it, so a stopping node
-   * need not drain it; false: what is still queued at `close` is lost, so a stopping node drains.
+   * true: what is queued outlives this process and another worker (or this node's next start)
+   * delivers it, so a stopping node need not drain it; false: what is still queued at `close` is
+   * lost, so a stopping node drains.
    */
   readonly durable: boolean;
   enqueue(notification: PushNotification): Promise<EnqueueResult>;
@@ -88,7 +91,34 @@ export interface PushQueueOptions {
   concurrency?: number;
 }
 
+/**
+ * The options with their defaults, each checked to be a positive integer (a RangeError names the
+ * bad one): what a durable queue stores must not depend on a typo.
+ */
+export function pushQueueSettings(options: PushQueueOptions): Required<PushQueueOptions> {
+  const settings = {
+    attempts: options.attempts ?? 5,
+    backoffMs: options.backoffMs ?? 1_000,
+    maxBackoffMs: options.maxBackoffMs ?? 60_000,
+    dedupTtlMs: options.dedupTtlMs ?? 600_000,
+    concurrency: options.concurrency ?? 8,
+  };
+  for (const [name, v] of Object.entries(settings)) {
+    if (!Number.isInteger(v) || v < 1) throw new RangeError(`push queue ${name} must be a positive integer, got ${v}`);
+  }
+  return settings;
+}
+
 export const PUSH_LIMITS = { title: 200, body: 2_000, dedupKey: 256, dataKeys: 32, dataValue: 512 } as const;
+
+/** One attempt: the sender's promise, with a synchronous throw turned into a rejection (a retry too). */
+export function attemptDelivery(sender: PushSender, delivery: PushDelivery): Promise<void> {
+  try {
+    return Promise.resolve(sender(delivery));
+  } catch (err) {
+    return Promise.reject(err);
+  }
+}
 
 /** The backoff before attempt `attempt + 1`, after `attempt` failed (ms). */
 export function backoffDelay(attempt: number, backoffMs: number, maxBackoffMs: number): number {

@@ -1,17 +1,11 @@
-import { randomBytes } from 'node:crypto';
 import { DEFAULT_SETTINGS, type HomeSettings, type Rule, type RuleSpec, type Scene, type SceneSpec } from '../../rules/model.js';
-import type { RuleStore, RuleStoreChange, ScheduledRule } from './rule-store.js';
+import { created, newId, scheduledOf, toggled, updated, type RuleStore, type RuleStoreChange, type ScheduledRule } from './rule-store.js';
 
 interface Home {
   version: number;
   rules: Map<string, Rule>;
   scenes: Map<string, Scene>;
   settings: HomeSettings;
-}
-
-/** A new id: 12 characters of base64url (72 random bits), valid in subjects and keys. */
-export function newId(prefix: 'r' | 's'): string {
-  return prefix + randomBytes(9).toString('base64url');
 }
 
 /**
@@ -44,8 +38,7 @@ export class MemoryRuleStore implements RuleStore {
 
   async createRule(homeId: string, spec: RuleSpec): Promise<Rule> {
     const home = this.home(homeId);
-    const now = this.now();
-    const rule: Rule = { ...copy(spec), id: newId('r'), homeId, version: 1, createdAt: now, updatedAt: now };
+    const rule = created<Rule>(copy(spec), newId('r'), homeId, this.now());
     home.rules.set(rule.id, rule);
     this.changed(homeId, home);
     return copy(rule);
@@ -55,7 +48,7 @@ export class MemoryRuleStore implements RuleStore {
     const home = this.homes.get(homeId);
     const old = home?.rules.get(ruleId);
     if (!home || !old) return null;
-    const rule: Rule = { ...copy(spec), id: ruleId, homeId, version: old.version + 1, createdAt: old.createdAt, updatedAt: this.now() };
+    const rule = updated(old, copy(spec), this.now());
     home.rules.set(ruleId, rule);
     this.changed(homeId, home);
     return copy(rule);
@@ -65,8 +58,8 @@ export class MemoryRuleStore implements RuleStore {
     const home = this.homes.get(homeId);
     const old = home?.rules.get(ruleId);
     if (!home || !old) return null;
-    if (old.enabled === enabled) return copy(old);
-    const rule: Rule = { ...old, enabled, version: old.version + 1, updatedAt: this.now() };
+    const rule = toggled(old, enabled, this.now());
+    if (rule === old) return copy(old);
     home.rules.set(ruleId, rule);
     this.changed(homeId, home);
     return copy(rule);
@@ -91,8 +84,7 @@ export class MemoryRuleStore implements RuleStore {
 
   async createScene(homeId: string, spec: SceneSpec): Promise<Scene> {
     const home = this.home(homeId);
-    const now = this.now();
-    const scene: Scene = { ...copy(spec), id: newId('s'), homeId, version: 1, createdAt: now, updatedAt: now };
+    const scene = created<Scene>(copy(spec), newId('s'), homeId, this.now());
     home.scenes.set(scene.id, scene);
     this.changed(homeId, home);
     return copy(scene);
@@ -102,7 +94,7 @@ export class MemoryRuleStore implements RuleStore {
     const home = this.homes.get(homeId);
     const old = home?.scenes.get(sceneId);
     if (!home || !old) return null;
-    const scene: Scene = { ...copy(spec), id: sceneId, homeId, version: old.version + 1, createdAt: old.createdAt, updatedAt: this.now() };
+    const scene = updated(old, copy(spec), this.now());
     home.scenes.set(sceneId, scene);
     this.changed(homeId, home);
     return copy(scene);
@@ -112,8 +104,8 @@ export class MemoryRuleStore implements RuleStore {
     const home = this.homes.get(homeId);
     const old = home?.scenes.get(sceneId);
     if (!home || !old) return null;
-    if (old.enabled === enabled) return copy(old);
-    const scene: Scene = { ...old, enabled, version: old.version + 1, updatedAt: this.now() };
+    const scene = toggled(old, enabled, this.now());
+    if (scene === old) return copy(old);
     home.scenes.set(sceneId, scene);
     this.changed(homeId, home);
     return copy(scene);
@@ -139,12 +131,10 @@ export class MemoryRuleStore implements RuleStore {
 
   async listScheduled(): Promise<ScheduledRule[]> {
     const out: ScheduledRule[] = [];
-    for (const [homeId, home] of this.homes) {
+    for (const home of this.homes.values()) {
       for (const rule of home.rules.values()) {
-        if (!rule.enabled) continue;
-        const crons = rule.triggers.flatMap((t) => (t.type === 'cron' ? [{ cron: t.cron, catchUpMs: t.catchUpMs }] : []));
-        if (crons.length === 0) continue;
-        out.push({ homeId, ruleId: rule.id, version: rule.version, updatedAt: rule.updatedAt, timeZone: home.settings.timeZone, crons });
+        const s = scheduledOf(rule, home.settings.timeZone);
+        if (s) out.push(s);
       }
     }
     return out;

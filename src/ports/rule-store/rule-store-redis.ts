@@ -4,8 +4,7 @@ import { ADVANCE, body, CREATE, DELETE, PUT_SETTINGS, SCHEDULED, SET_ENABLED, st
 import { TierError } from '../../errors.js';
 import type { Logger } from '../../log/logger.js';
 import { DEFAULT_SETTINGS, type HomeSettings, type Rule, type RuleSpec, type Scene, type SceneSpec } from '../../rules/model.js';
-import type { RuleStore, RuleStoreChange, ScheduledRule } from './rule-store.js';
-import { newId } from './rule-store-memory.js';
+import { newId, scheduledOf, type RuleStore, type RuleStoreChange, type ScheduledRule } from './rule-store.js';
 
 export interface RedisRuleStoreOptions {
   log: Logger;
@@ -199,20 +198,14 @@ export class RedisRuleStore implements RuleStore {
     for (let i = 0; i < all.length; i += SCHEDULED_BATCH) {
       // one script per home, sent back to back on the connection
       const views = await Promise.all(
-        all.slice(i, i + SCHEDULED_BATCH).map(async (homeId) => {
-          const got = (await SCHEDULED.run(this.client, [this.key(homeId, 'home'), this.key(homeId, 'rules'), this.key(homeId, 'cron')], [])) as string[];
-          return { homeId, got };
-        }),
+        all.slice(i, i + SCHEDULED_BATCH).map(async (homeId) => (await SCHEDULED.run(this.client, [this.key(homeId, 'home'), this.key(homeId, 'rules'), this.key(homeId, 'cron')], [])) as string[]),
       );
-      for (const { homeId, got } of views) {
+      for (const got of views) {
         const [settings, ...rules] = got;
         const timeZone = settings ? (JSON.parse(settings) as HomeSettings).timeZone : DEFAULT_SETTINGS.timeZone;
         for (const raw of rules) {
-          const rule = JSON.parse(raw) as Rule;
-          if (!rule.enabled) continue;
-          const crons = rule.triggers.flatMap((t) => (t.type === 'cron' ? [{ cron: t.cron, catchUpMs: t.catchUpMs }] : []));
-          if (crons.length === 0) continue;
-          out.push({ homeId, ruleId: rule.id, version: rule.version, updatedAt: rule.updatedAt, timeZone, crons });
+          const s = scheduledOf(JSON.parse(raw) as Rule, timeZone);
+          if (s) out.push(s);
         }
       }
     }

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import type { HomeSettings, Rule, RuleSpec, Scene, SceneSpec } from '../../rules/model.js';
 
 /** A cron rule as the schedulers see it. */
@@ -66,4 +67,34 @@ export interface RuleStore {
   /** Calls `listener` after each change; returns the function that stops it. */
   watch(listener: (change: RuleStoreChange) => void): () => void;
   close(): Promise<void>;
+}
+
+// ---- what every adapter computes the same way -------------------------------------------------
+
+/** A new id: 12 characters of base64url (72 random bits), valid in subjects and keys. */
+export function newId(prefix: 'r' | 's'): string {
+  return prefix + randomBytes(9).toString('base64url');
+}
+
+/** A new item from its spec (the caller copies the spec first: the result shares its objects). */
+export function created<T extends Rule | Scene>(spec: Omit<T, 'id' | 'homeId' | 'version' | 'createdAt' | 'updatedAt'>, id: string, homeId: string, now: number): T {
+  return { ...spec, id, homeId, version: 1, createdAt: now, updatedAt: now } as T;
+}
+
+/** `old` with a new spec: version + 1, createdAt kept. */
+export function updated<T extends Rule | Scene>(old: T, spec: Omit<T, 'id' | 'homeId' | 'version' | 'createdAt' | 'updatedAt'>, now: number): T {
+  return { ...spec, id: old.id, homeId: old.homeId, version: old.version + 1, createdAt: old.createdAt, updatedAt: now } as T;
+}
+
+/** `old` enabled or disabled: version + 1; `old` itself when nothing changes. */
+export function toggled<T extends Rule | Scene>(old: T, enabled: boolean, now: number): T {
+  return old.enabled === enabled ? old : { ...old, enabled, version: old.version + 1, updatedAt: now };
+}
+
+/** A rule as the schedulers see it; null when it is disabled or has no cron trigger. */
+export function scheduledOf(rule: Rule, timeZone: string): ScheduledRule | null {
+  if (!rule.enabled) return null;
+  const crons = rule.triggers.flatMap((t) => (t.type === 'cron' ? [{ cron: t.cron, catchUpMs: t.catchUpMs }] : []));
+  if (crons.length === 0) return null;
+  return { homeId: rule.homeId, ruleId: rule.id, version: rule.version, updatedAt: rule.updatedAt, timeZone, crons };
 }

@@ -1,0 +1,48 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { openDataStore, type DataStore } from '../../src/ports/lmdb.js';
+import { LmdbPushQueue } from '../../src/ports/push-queue/push-queue-lmdb.js';
+import { LmdbRuleStore } from '../../src/ports/rule-store/rule-store-lmdb.js';
+import type { PushQueueFactory } from './push-queue.contract.js';
+import type { RuleStoreFactory } from './rule-store.contract.js';
+
+/** A DataStore in a fresh temporary directory; `remove` closes it and deletes the directory. */
+export async function tempDataStore(): Promise<{ data: DataStore; dir: string; remove(): Promise<void> }> {
+  const dir = await mkdtemp(join(tmpdir(), 'hubtier-lmdb-'));
+  const data = openDataStore(dir, { owner: 'test' });
+  return {
+    data,
+    dir,
+    async remove() {
+      await data.close();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** An LmdbRuleStore over a fresh DataStore; closing it removes the directory. */
+export const lmdbRuleStore: RuleStoreFactory = async () => {
+  const tmp = await tempDataStore();
+  const store = await LmdbRuleStore.open(tmp.data);
+  return {
+    store,
+    async close() {
+      await store.close();
+      await tmp.remove();
+    },
+  };
+};
+
+/** An LmdbPushQueue over a fresh DataStore; closing it removes the directory. */
+export const lmdbPushQueue: PushQueueFactory = async (options) => {
+  const tmp = await tempDataStore();
+  const queue = await LmdbPushQueue.open(tmp.data, options);
+  return {
+    queue,
+    async close() {
+      await queue.close();
+      await tmp.remove();
+    },
+  };
+};
