@@ -1,0 +1,52 @@
+/**
+ * `npm run data -- export FILE` / `npm run data -- import FILE`: backs up the embedded default's
+ * store (DATA_DIR, as the node reads it) to JSON lines, or fills an empty DATA_DIR from one. The
+ * node must be stopped: the store has one owner at a time.
+ */
+import { parseArgs } from 'node:util';
+import { resolve } from 'node:path';
+import { BackupError, exportStore, importStore } from './data-backup.js';
+import { DataStoreError, openDataStore } from './ports/lmdb.js';
+
+const USAGE = `usage: npm run data -- export FILE [--data-dir DIR]
+       npm run data -- import FILE [--data-dir DIR]
+
+export  writes every record of DATA_DIR's store to FILE (JSON lines, mode 0600)
+import  reads FILE into DATA_DIR, which must hold no records yet
+--data-dir defaults to $DATA_DIR, else ./data. Stop the node first.`;
+
+async function main(): Promise<number> {
+  const { positionals, values } = parseArgs({ allowPositionals: true, options: { 'data-dir': { type: 'string' }, help: { type: 'boolean' } } });
+  const [command, file] = positionals;
+  if (values.help || (command !== 'export' && command !== 'import') || file === undefined || positionals.length !== 2) {
+    process.stderr.write(`${USAGE}\n`);
+    return values.help ? 0 : 2;
+  }
+  const dir = values['data-dir'] ?? process.env.DATA_DIR ?? './data';
+  if (dir === ':memory:') {
+    process.stderr.write('DATA_DIR=:memory: has nothing on disk to export or import\n');
+    return 2;
+  }
+  const store = openDataStore(dir, { owner: `npm run data -- ${command}` });
+  try {
+    const counts = command === 'export' ? await exportStore(store, file) : await importStore(store, file);
+    const total = Object.values(counts).reduce((a, b) => a + b, 0);
+    const what = Object.entries(counts).map(([db, n]) => `${db} ${n}`).join(', ');
+    process.stdout.write(`${command === 'export' ? 'exported' : 'imported'} ${total} records (${what || 'none'}) ${command === 'export' ? 'from' : 'into'} ${store.dir} ${command === 'export' ? 'to' : 'from'} ${resolve(file)}\n`);
+    return 0;
+  } finally {
+    await store.close();
+  }
+}
+
+main().then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    if (err instanceof DataStoreError || err instanceof BackupError) {
+      process.stderr.write(`data error: ${err.message}\n`);
+      process.exit(1);
+    }
+    process.stderr.write(`fatal: ${(err as Error).stack ?? String(err)}\n`);
+    process.exit(1);
+  },
+);
