@@ -8,6 +8,7 @@ import type { Attrs } from '../../proto/frames.js';
 import type { CommandSpec } from '../actors/commands.js';
 import type { TimerWheel } from '../actors/timer-wheel.js';
 import type { ShadowStore } from '../ports/shadow-store/shadow-store.js';
+import type { PendingRuns } from '../ports/pending-runs/pending-runs.js';
 import type { PushQueue } from '../ports/push-queue/push-queue.js';
 import type { Logger } from '../log/logger.js';
 import { RulesEngine, type RulesEngineDeps } from './engine.js';
@@ -41,6 +42,10 @@ export interface AutomationDeps {
   pool?: Omit<RulePoolOptions, 'timers'>;
   /** the node's supervision of the home actors and its failure counter */
   supervision?: RulesEngineDeps['supervision'];
+  /** where runs parked in a delay are saved (resumed at `start`); absent: delays do not survive a restart */
+  pendingRuns?: PendingRuns;
+  /** @default 60_000 (ms): see RulesEngineDeps.delayCatchUpMs */
+  delayCatchUpMs?: number;
 }
 
 export interface Automation {
@@ -49,7 +54,7 @@ export interface Automation {
   readonly scheduler: CronScheduler;
   /** the publishEvent hook: never throws, returns at once */
   onEvent(event: HubEvent): void;
-  /** warms the worker threads up and starts the cron scheduler */
+  /** warms the worker threads up, resumes the delays pending at the last stop, starts the cron scheduler */
   start(): void;
   /** scheduler, engine (waits for running actions), pool; the ports are the caller's to close */
   close(): Promise<void>;
@@ -108,6 +113,8 @@ export function createAutomation(deps: AutomationDeps): Automation {
     metrics,
     ...(deps.commandTimeoutMs === undefined ? {} : { commandTimeoutMs: deps.commandTimeoutMs }),
     ...(deps.supervision === undefined ? {} : { supervision: deps.supervision }),
+    ...(deps.pendingRuns === undefined ? {} : { pendingRuns: deps.pendingRuns }),
+    ...(deps.delayCatchUpMs === undefined ? {} : { delayCatchUpMs: deps.delayCatchUpMs }),
   });
   const scheduler = new CronScheduler({
     store: deps.store,
@@ -125,6 +132,8 @@ export function createAutomation(deps: AutomationDeps): Automation {
     onEvent: (event) => engine.onEvent(event),
     start() {
       void pool.warmUp();
+      // the engine tracks it (close waits for it); a store that cannot be read is logged, not fatal
+      engine.resumePending().catch((err: unknown) => log.error({ err }, 'rules: pending delays not resumed'));
       scheduler.start();
     },
     async close() {

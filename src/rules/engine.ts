@@ -9,6 +9,8 @@
  * guard and restart (RunGuard). A dry run (dry-run.ts) evaluates without running or counting.
  *
  * All of this is per node; in a cluster, a hub's events are evaluated on the node holding it.
+ * Runs parked in a delay are saved in `pendingRuns` when given, and `resumePending` picks them up
+ * at the next start (resume.ts).
  */
 import { performance } from 'node:perf_hooks';
 import type { HubEvent } from '../../proto/app.js';
@@ -18,6 +20,7 @@ import type { CommandSpec } from '../actors/commands.js';
 import type { TimerWheel } from '../actors/timer-wheel.js';
 import { TierError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
+import type { PendingRuns } from '../ports/pending-runs/pending-runs.js';
 import type { PushNotification } from '../ports/push-queue/push-queue.js';
 import type { RuleStore } from '../ports/rule-store/rule-store.js';
 import { runSceneCommands, type ActionDeps, type SceneRunResult } from './action-run.js';
@@ -25,13 +28,15 @@ import { dryRun, type DryRunReport } from './dry-run.js';
 import { HomeActor, type FireResult, type HomeDeps } from './home-actor.js';
 import { HomeScope } from './home-scope.js';
 import { RuleStats, noRuleMetrics, type RuleMetricsSink, type RuleStatsSnapshot } from './metrics.js';
-import type { DeviceRef, RuleEvent } from './model.js';
+import { DEFAULT_CATCH_UP_MS, type DeviceRef, type RuleEvent } from './model.js';
 import type { RuleRunner } from './pool.js';
+import { resumePending, type ResumeReport } from './resume.js';
 import { RunGuard } from './run-guard.js';
 
 export type { DryRunReport } from './dry-run.js';
 export type { FireResult } from './home-actor.js';
 export type { SceneRunResult } from './action-run.js';
+export type { ResumeReport } from './resume.js';
 
 export interface RulesEngineDeps {
   store: RuleStore;
@@ -63,6 +68,13 @@ export interface RulesEngineDeps {
   maxHomes?: number;
   /** the node's supervision of the home actors and its failure counter (tier_actor_failures_total) */
   supervision?: Pick<ActorSystem, 'supervision' | 'onFailure'>;
+  /**
+   * where runs parked in a delay are saved, so they survive a restart (`resumePending`); absent,
+   * delays live in this node's memory only and a restart forgets them
+   */
+  pendingRuns?: PendingRuns;
+  /** how late past its due time a delay found at start still goes on; older ones are missed; @default 60_000 (ms), as cron's catch-up */
+  delayCatchUpMs?: number;
 }
 
 export interface RuleStatus {
@@ -98,6 +110,8 @@ export class RulesEngine {
     this.#actions = {
       scope,
       getScene: store.getScene.bind(store),
+      getRule: store.getRule.bind(store),
+      ...(deps.pendingRuns === undefined ? {} : { pendingRuns: deps.pendingRuns }),
       runCommand: deps.runCommand.bind(deps),
       setDesired: deps.setDesired.bind(deps),
       push,
@@ -161,19 +175,36 @@ export class RulesEngine {
     return { ...this.#guard.status(ruleId, version, this.#now()), stats: this.stats.snapshot(ruleId) };
   }
 
+  /**
+   * Picks up the runs parked in a delay when the node last stopped (see resume.ts): each waits for
+   * the rest of its delay, goes on at once within `delayCatchUpMs` past due, or is reported missed.
+   * Call once at start; without `pendingRuns` there is nothing to resume.
+   */
+  resumePending(): Promise<ResumeReport> {
+    const { pendingRuns, store, log } = this.deps;
+    if (!pendingRuns || this.#closed) return Promise.resolve({ armed: 0, late: 0, missed: 0, dropped: 0 });
+    const catchUpMs = this.deps.delayCatchUpMs ?? DEFAULT_CATCH_UP_MS;
+    const done = resumePending({ pendingRuns, store, guard: this.#guard, actions: this.#actions, stats: this.stats, metrics: this.#metrics, log, now: this.#now, catchUpMs });
+    this.#track(done);
+    return done;
+  }
+
   /** Resolves when no evaluation or action is in progress (runs parked in a delay do not count). */
   async idle(): Promise<void> {
     while (this.#inflight.size > 0) await Promise.allSettled([...this.#inflight]);
   }
 
-  /** Stops taking events, cancels runs waiting in a delay, waits for what is in progress. */
+  /**
+   * Stops taking events, stops runs waiting in a delay (their saved remainders stay for the next
+   * start), waits for what is in progress.
+   */
   async close(): Promise<void> {
     this.#closed = true;
     this.#unwatch();
-    this.#guard.cancelAll();
+    this.#guard.detachAll();
     await this.idle();
     // evaluations that were in progress may have started runs that are now parked in a delay
-    this.#guard.cancelAll();
+    this.#guard.detachAll();
   }
 
   #track(p: Promise<unknown>): void {
