@@ -97,6 +97,7 @@ export class RulesEngine {
   readonly #inflight = new Set<Promise<unknown>>();
   readonly #unwatch: () => void;
   #closed = false;
+  #resumed = false;
 
   constructor(private readonly deps: RulesEngineDeps) {
     const metrics = (this.#metrics = deps.metrics ?? noRuleMetrics);
@@ -178,11 +179,13 @@ export class RulesEngine {
   /**
    * Picks up the runs parked in a delay when the node last stopped (see resume.ts): each waits for
    * the rest of its delay, goes on at once within `delayCatchUpMs` past due, or is reported missed.
-   * Call once at start; without `pendingRuns` there is nothing to resume.
+   * Only the first call does anything: a later one would take this engine's own saved runs for
+   * superseded ones. Without `pendingRuns` there is nothing to resume.
    */
   resumePending(): Promise<ResumeReport> {
     const { pendingRuns, store, log } = this.deps;
-    if (!pendingRuns || this.#closed) return Promise.resolve({ armed: 0, late: 0, missed: 0, dropped: 0 });
+    if (!pendingRuns || this.#closed || this.#resumed) return Promise.resolve({ armed: 0, late: 0, missed: 0, dropped: 0 });
+    this.#resumed = true;
     const catchUpMs = this.deps.delayCatchUpMs ?? DEFAULT_CATCH_UP_MS;
     const done = resumePending({ pendingRuns, store, guard: this.#guard, actions: this.#actions, stats: this.stats, metrics: this.#metrics, log, now: this.#now, catchUpMs });
     this.#track(done);

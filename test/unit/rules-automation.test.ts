@@ -13,6 +13,7 @@ import { MemoryPushQueue } from '../../src/ports/push-queue/push-queue-memory.js
 import { createAutomation, shadowState } from '../../src/rules/automation.js';
 import { MemoryLease } from '../../src/ports/lease/lease-memory.js';
 import { MemoryRuleStore } from '../../src/ports/rule-store/rule-store-memory.js';
+import { MemoryPendingRuns } from '../../src/ports/pending-runs/pending-runs-memory.js';
 import { validateRuleSpec } from '../../src/rules/validate.js';
 import { silentLog } from './rules-fixtures.js';
 
@@ -66,6 +67,60 @@ describe('createAutomation', () => {
     await automation.close();
     expect(automation.pool.stats().threads).toBe(0);
     await expect(automation.pool.evaluate({ homeId: 'x', homeVersion: 0, timeZone: 'UTC', now: 0, rules: [], event: { kind: 'manual', ts: 0 }, prev: {}, state: {} })).rejects.toMatchObject({ code: 'closed' });
+    await push.close();
+    timers.close();
+  });
+
+  it('start resumes the delays pending at the last stop; close keeps the ones still waiting', async () => {
+    const timers = new TimerWheel();
+    const store = new MemoryRuleStore();
+    const pendingRuns = new MemoryPendingRuns();
+    const push = new MemoryPushQueue({ sender: async () => {} });
+    const sent: string[] = [];
+    const spec = (name: string) =>
+      validateRuleSpec({
+        name,
+        triggers: [{ type: 'event', event: 'press' }],
+        actions: [
+          { type: 'delay', ms: 60_000 },
+          { type: 'command', hub: 'h1', device: name, set: { on: false } },
+        ],
+      });
+    const late = await store.createRule('home1', spec('late'));
+    const ahead = await store.createRule('home1', spec('ahead'));
+    // what a run of each saved at its delay (the previous node's life)
+    const rest = (ruleId: string, device: string, dueAt: number) => ({
+      runId: `run-${ruleId}`,
+      homeId: 'home1',
+      ruleId,
+      ruleVersion: 1,
+      dueAt,
+      offset: 1,
+      dedupBase: `rule:${ruleId}:x`,
+      actions: [{ type: 'command' as const, hub: 'h1', device, set: { on: false } }],
+    });
+    await pendingRuns.save(rest(late.id, 'late', Date.now() - 1_000));
+    await pendingRuns.save(rest(ahead.id, 'ahead', Date.now() + 3_600_000));
+    const automation = createAutomation({
+      store,
+      lease: new MemoryLease(),
+      push,
+      shadows: new MemoryShadowStore(),
+      pendingRuns,
+      homeOfHub: async () => 'home1',
+      runCommand: async (_hub, device) => void sent.push(device),
+      setDesired: async () => {},
+      timers,
+      log: silentLog,
+      nodeId: 'node-a',
+      pool: { threads: 1 },
+    });
+    automation.start();
+    await automation.engine.idle();
+    expect(sent).toEqual(['late']);
+    expect(automation.engine.status(ahead.id, ahead.version).waiting).toBe(true);
+    await automation.close();
+    expect((await pendingRuns.load()).map((p) => p.ruleId)).toEqual([ahead.id]);
     await push.close();
     timers.close();
   });

@@ -77,6 +77,9 @@ describe('delays survive a restart', () => {
     const engine = await r.restart();
     expect(await engine.resumePending()).toEqual({ armed: 1, late: 0, missed: 0, dropped: 0 });
     expect(engine.status(rule.id, rule.version).waiting).toBe(true);
+    // a second call changes nothing: the run it would find is this engine's own
+    expect(await engine.resumePending()).toEqual({ armed: 0, late: 0, missed: 0, dropped: 0 });
+    expect(runs.size).toBe(1);
     r.advance(199_000);
     await r.settle();
     expect(r.hubs.sent()).toEqual([ON]);
