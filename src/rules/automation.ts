@@ -46,6 +46,8 @@ export interface AutomationDeps {
   pendingRuns?: PendingRuns;
   /** @default 60_000 (ms): see RulesEngineDeps.delayCatchUpMs */
   delayCatchUpMs?: number;
+  /** how often the delays of dead nodes are looked for, with a store shared by a cluster; @default 10_000 (ms) */
+  orphanCheckMs?: number;
 }
 
 export interface Automation {
@@ -125,6 +127,16 @@ export function createAutomation(deps: AutomationDeps): Automation {
     metrics,
   });
   let closed = false;
+  let orphanCheck: NodeJS.Timeout | null = null;
+  let checking = false;
+  const takeOver = () => {
+    if (checking) return;
+    checking = true;
+    engine
+      .takeOverOrphans()
+      .catch((err: unknown) => log.warn({ err }, 'rules: delays of dead nodes not looked for; retried'))
+      .finally(() => (checking = false));
+  };
   return {
     engine,
     pool,
@@ -134,11 +146,17 @@ export function createAutomation(deps: AutomationDeps): Automation {
       void pool.warmUp();
       // the engine tracks it (close waits for it); a store that cannot be read is logged, not fatal
       engine.resumePending().catch((err: unknown) => log.error({ err }, 'rules: pending delays not resumed'));
+      // a store shared by a cluster: a dead node's delays go on here if this node claims them first
+      if (deps.pendingRuns?.claimOrphans) {
+        orphanCheck = setInterval(takeOver, deps.orphanCheckMs ?? 10_000);
+        orphanCheck.unref();
+      }
       scheduler.start();
     },
     async close() {
       if (closed) return;
       closed = true;
+      if (orphanCheck) clearInterval(orphanCheck);
       await scheduler.stop();
       await engine.close();
       await pool.close();

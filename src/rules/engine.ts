@@ -20,7 +20,7 @@ import type { CommandSpec } from '../actors/commands.js';
 import type { TimerWheel } from '../actors/timer-wheel.js';
 import { TierError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
-import type { PendingRuns } from '../ports/pending-runs/pending-runs.js';
+import type { PendingRun, PendingRuns } from '../ports/pending-runs/pending-runs.js';
 import type { PushNotification } from '../ports/push-queue/push-queue.js';
 import type { RuleStore } from '../ports/rule-store/rule-store.js';
 import { runSceneCommands, type ActionDeps, type SceneRunResult } from './action-run.js';
@@ -183,13 +183,20 @@ export class RulesEngine {
    * superseded ones. Without `pendingRuns` there is nothing to resume.
    */
   resumePending(): Promise<ResumeReport> {
-    const { pendingRuns, store, log } = this.deps;
-    if (!pendingRuns || this.#closed || this.#resumed) return Promise.resolve({ armed: 0, late: 0, missed: 0, dropped: 0 });
+    const pendingRuns = this.deps.pendingRuns;
+    if (!pendingRuns || this.#closed || this.#resumed) return Promise.resolve(noResume());
     this.#resumed = true;
-    const catchUpMs = this.deps.delayCatchUpMs ?? DEFAULT_CATCH_UP_MS;
-    const done = resumePending({ pendingRuns, store, guard: this.#guard, actions: this.#actions, stats: this.stats, metrics: this.#metrics, log, now: this.#now, catchUpMs });
-    this.#track(done);
-    return done;
+    return this.#resume(pendingRuns.load(), 'delays pending at the last stop');
+  }
+
+  /**
+   * Takes over the runs of nodes that died (a store shared by a cluster: `claimOrphans`) and
+   * resumes them as `resumePending` does; nothing for a store of one node.
+   */
+  takeOverOrphans(): Promise<ResumeReport> {
+    const pendingRuns = this.deps.pendingRuns;
+    if (!pendingRuns?.claimOrphans || this.#closed) return Promise.resolve(noResume());
+    return this.#resume(pendingRuns.claimOrphans(), 'delays of a node gone');
   }
 
   /** Resolves when no evaluation or action is in progress (runs parked in a delay do not count). */
@@ -210,6 +217,15 @@ export class RulesEngine {
     this.#guard.detachAll();
   }
 
+  #resume(entries: Promise<PendingRun[]>, what: string): Promise<ResumeReport> {
+    const { pendingRuns, store, log } = this.deps;
+    const catchUpMs = this.deps.delayCatchUpMs ?? DEFAULT_CATCH_UP_MS;
+    const deps = { pendingRuns: pendingRuns!, store, guard: this.#guard, actions: this.#actions, stats: this.stats, metrics: this.#metrics, log, now: this.#now, catchUpMs };
+    const done = entries.then((list) => resumePending(deps, list, what));
+    this.#track(done);
+    return done;
+  }
+
   #track(p: Promise<unknown>): void {
     this.#inflight.add(p);
     // settled either way; a rejection is the actor's to report, not an unhandled one here
@@ -219,3 +235,5 @@ export class RulesEngine {
     );
   }
 }
+
+const noResume = (): ResumeReport => ({ armed: 0, late: 0, missed: 0, dropped: 0 });

@@ -9,6 +9,8 @@
  * - older: missed. Logged at warn (home, rule, due, lateness), counted as
  *   `tier_rule_dropped_total{reason="missed"}`, shown as the rule's last error, and removed.
  * A run of the rule that began since the start (an event came first) supersedes the entry.
+ * In a cluster sharing the store, the runs of a node that died are resumed the same way by the
+ * node that claims them (`PendingRuns.claimOrphans`).
  */
 import { performance } from 'node:perf_hooks';
 import type { PendingRun, PendingRuns } from '../ports/pending-runs/pending-runs.js';
@@ -33,10 +35,11 @@ export interface ResumeReport {
   dropped: number;
 }
 
-export async function resumePending(deps: ResumeDeps): Promise<ResumeReport> {
+/** Resumes `entries`: those of `load` at start, or those `claimOrphans` took from a dead node. */
+export async function resumePending(deps: ResumeDeps, entries: readonly PendingRun[], what: string): Promise<ResumeReport> {
   const report: ResumeReport = { armed: 0, late: 0, missed: 0, dropped: 0 };
-  for (const p of await deps.pendingRuns.load()) report[await resumeOne(deps, p)]++;
-  if (report.armed + report.late + report.missed + report.dropped > 0) deps.log.info({ ...report }, 'rules: delays pending at the last stop resumed');
+  for (const p of entries) report[await resumeOne(deps, p)]++;
+  if (entries.length > 0) deps.log.info({ ...report }, `rules: ${what} resumed`);
   return report;
 }
 

@@ -14,6 +14,7 @@ import { createAutomation, shadowState } from '../../src/rules/automation.js';
 import { MemoryLease } from '../../src/ports/lease/lease-memory.js';
 import { MemoryRuleStore } from '../../src/ports/rule-store/rule-store-memory.js';
 import { MemoryPendingRuns } from '../../src/ports/pending-runs/pending-runs-memory.js';
+import type { PendingRun, PendingRuns } from '../../src/ports/pending-runs/pending-runs.js';
 import { validateRuleSpec } from '../../src/rules/validate.js';
 import { silentLog } from './rules-fixtures.js';
 
@@ -71,58 +72,100 @@ describe('createAutomation', () => {
     timers.close();
   });
 
-  it('start resumes the delays pending at the last stop; close keeps the ones still waiting', async () => {
-    const timers = new TimerWheel();
-    const store = new MemoryRuleStore();
-    const pendingRuns = new MemoryPendingRuns();
-    const push = new MemoryPushQueue({ sender: async () => {} });
-    const sent: string[] = [];
-    const spec = (name: string) =>
-      validateRuleSpec({
-        name,
-        triggers: [{ type: 'event', event: 'press' }],
-        actions: [
-          { type: 'delay', ms: 60_000 },
-          { type: 'command', hub: 'h1', device: name, set: { on: false } },
-        ],
-      });
-    const late = await store.createRule('home1', spec('late'));
-    const ahead = await store.createRule('home1', spec('ahead'));
-    // what a run of each saved at its delay (the previous node's life)
-    const rest = (ruleId: string, device: string, dueAt: number) => ({
-      runId: `run-${ruleId}`,
+  describe('delays across restarts', () => {
+    /** A rule `name` in home1: on a press, wait a minute, then turn device `name` off. */
+    const delayed = (store: MemoryRuleStore, name: string) =>
+      store.createRule(
+        'home1',
+        validateRuleSpec({
+          name,
+          triggers: [{ type: 'event', event: 'press' }],
+          actions: [
+            { type: 'delay', ms: 60_000 },
+            { type: 'command', hub: 'h1', device: name, set: { on: false } },
+          ],
+        }),
+      );
+    /** What a run of `rule` saved at its delay: device `rule.name` off at `dueAt`. */
+    const rest = (rule: { id: string; name: string }, dueAt: number): PendingRun => ({
+      runId: `run-${rule.id}`,
       homeId: 'home1',
-      ruleId,
+      ruleId: rule.id,
       ruleVersion: 1,
       dueAt,
       offset: 1,
-      dedupBase: `rule:${ruleId}:x`,
-      actions: [{ type: 'command' as const, hub: 'h1', device, set: { on: false } }],
+      dedupBase: `rule:${rule.id}:x`,
+      actions: [{ type: 'command', hub: 'h1', device: rule.name, set: { on: false } }],
     });
-    await pendingRuns.save(rest(late.id, 'late', Date.now() - 1_000));
-    await pendingRuns.save(rest(ahead.id, 'ahead', Date.now() + 3_600_000));
-    const automation = createAutomation({
-      store,
-      lease: new MemoryLease(),
-      push,
-      shadows: new MemoryShadowStore(),
-      pendingRuns,
-      homeOfHub: async () => 'home1',
-      runCommand: async (_hub, device) => void sent.push(device),
-      setDesired: async () => {},
-      timers,
-      log: silentLog,
-      nodeId: 'node-a',
-      pool: { threads: 1 },
+    /** The automation of a node over `store` and `pendingRuns`; commands name their device to `sent`. */
+    function node(store: MemoryRuleStore, pendingRuns: PendingRuns, sent: (device: string) => void, extra: { orphanCheckMs?: number } = {}) {
+      const timers = new TimerWheel();
+      const push = new MemoryPushQueue({ sender: async () => {} });
+      const automation = createAutomation({
+        store,
+        lease: new MemoryLease(),
+        push,
+        shadows: new MemoryShadowStore(),
+        pendingRuns,
+        homeOfHub: async () => 'home1',
+        runCommand: async (_hub, device) => sent(device),
+        setDesired: async () => {},
+        timers,
+        log: silentLog,
+        nodeId: 'node-a',
+        pool: { threads: 1 },
+        ...extra,
+      });
+      return {
+        automation,
+        async close() {
+          await automation.close();
+          await push.close();
+          timers.close();
+        },
+      };
+    }
+
+    it('start resumes the delays pending at the last stop; close keeps the ones still waiting', async () => {
+      const store = new MemoryRuleStore();
+      const pendingRuns = new MemoryPendingRuns();
+      const late = await delayed(store, 'late');
+      const ahead = await delayed(store, 'ahead');
+      await pendingRuns.save(rest(late, Date.now() - 1_000));
+      await pendingRuns.save(rest(ahead, Date.now() + 3_600_000));
+      const sent: string[] = [];
+      const { automation, close } = node(store, pendingRuns, (d) => sent.push(d));
+      automation.start();
+      await automation.engine.idle();
+      expect(sent).toEqual(['late']);
+      expect(automation.engine.status(ahead.id, ahead.version).waiting).toBe(true);
+      await close();
+      expect((await pendingRuns.load()).map((p) => p.ruleId)).toEqual([ahead.id]);
     });
-    automation.start();
-    await automation.engine.idle();
-    expect(sent).toEqual(['late']);
-    expect(automation.engine.status(ahead.id, ahead.version).waiting).toBe(true);
-    await automation.close();
-    expect((await pendingRuns.load()).map((p) => p.ruleId)).toEqual([ahead.id]);
-    await push.close();
-    timers.close();
+
+    it('with a store shared by a cluster, the delays of a dead node that this node claims go on here', async () => {
+      const store = new MemoryRuleStore();
+      const orphan = rest(await delayed(store, 'orphan'), Date.now());
+      // a shared store whose claimOrphans answers the dead node's entry at its second call: found
+      // by the periodic check, not at start
+      const inner = new MemoryPendingRuns();
+      let claims = 0;
+      const pendingRuns: PendingRuns = {
+        durable: true,
+        save: (run) => inner.save(run),
+        remove: (ruleId, runId) => inner.remove(ruleId, runId),
+        load: () => inner.load(),
+        claimOrphans: async () => (++claims === 2 ? [orphan] : []),
+        close: () => inner.close(),
+      };
+      let ran!: (device: string) => void;
+      const sent = new Promise<string>((resolve) => (ran = resolve));
+      const { automation, close } = node(store, pendingRuns, (d) => ran(d), { orphanCheckMs: 5 });
+      automation.start();
+      expect(await sent).toBe('orphan');
+      expect(claims).toBeGreaterThanOrEqual(2);
+      await close();
+    });
   });
 
   it('shadowState reads each hub once and leaves unknown devices out', async () => {

@@ -30,7 +30,12 @@ export interface PendingRun {
  *   transaction is committed); calls take effect in the order they are made, awaited or not.
  * - `remove(ruleId, runId)` deletes the rule's entry only while it is that wait: a late remove of
  *   an older run never deletes a newer run's entry.
- * - `load` returns every stored entry (copies, any order); loading deletes nothing.
+ * - `load` returns the entries this node is to resume at its start (copies, any order); loading
+ *   deletes nothing. A store of one node returns every entry. A store shared by several nodes
+ *   returns this node's own and those of nodes that are gone, which become its own: each entry is
+ *   given to one node at a time.
+ * - `claimOrphans` (shared stores only): entries of nodes gone since, now this node's; never one of
+ *   its own. The engine calls it now and then, so a dead node's delays go on elsewhere.
  * - `durable`: whether entries outlive the process (the memory adapter: no).
  * - On error the call rejects and nothing is promised of that entry: a failed save means the wait
  *   lives in memory only, a failed remove that the entry may come back at the next start.
@@ -40,6 +45,7 @@ export interface PendingRuns {
   save(run: PendingRun): Promise<void>;
   remove(ruleId: string, runId: string): Promise<void>;
   load(): Promise<PendingRun[]>;
+  claimOrphans?(): Promise<PendingRun[]>;
   /** the adapter's own resources only (a shared LMDB environment is its owner's to close) */
   close(): Promise<void>;
 }
