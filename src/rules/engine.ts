@@ -236,4 +236,4 @@ export class RulesEngine {
   }
 }
 
-const noResume = (): ResumeReport => ({ armed: 0, late: 0, missed: 0, dropped: 0 });
+const noResume = (): ResumeReport => ({ armed: 0, late: 0, missed: 0, dropped: 0, failed: 0 });

@@ -33,12 +33,21 @@ export interface ResumeReport {
   missed: number;
   /** rule deleted or disabled, or superseded by a newer run */
   dropped: number;
+  /** the rule store or the pending-runs store failed: left where it is, for the next start */
+  failed: number;
 }
 
 /** Resumes `entries`: those of `load` at start, or those `claimOrphans` took from a dead node. */
 export async function resumePending(deps: ResumeDeps, entries: readonly PendingRun[], what: string): Promise<ResumeReport> {
-  const report: ResumeReport = { armed: 0, late: 0, missed: 0, dropped: 0 };
-  for (const p of entries) report[await resumeOne(deps, p)]++;
+  const report: ResumeReport = { armed: 0, late: 0, missed: 0, dropped: 0, failed: 0 };
+  for (const p of entries) {
+    try {
+      report[await resumeOne(deps, p)]++;
+    } catch (err) {
+      report.failed++;
+      deps.log.warn({ err, homeId: p.homeId, ruleId: p.ruleId, dueAt: p.dueAt }, 'rules: pending delay not resumed; left for the next start');
+    }
+  }
   if (entries.length > 0) deps.log.info({ ...report }, `rules: ${what} resumed`);
   return report;
 }

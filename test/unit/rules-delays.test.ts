@@ -75,10 +75,10 @@ describe('delays survive a restart', () => {
     ]);
     r.advance(100_000);
     const engine = await r.restart();
-    expect(await engine.resumePending()).toEqual({ armed: 1, late: 0, missed: 0, dropped: 0 });
+    expect(await engine.resumePending()).toEqual({ armed: 1, late: 0, missed: 0, dropped: 0, failed: 0 });
     expect(engine.status(rule.id, rule.version).waiting).toBe(true);
     // a second call changes nothing: the run it would find is this engine's own
-    expect(await engine.resumePending()).toEqual({ armed: 0, late: 0, missed: 0, dropped: 0 });
+    expect(await engine.resumePending()).toEqual({ armed: 0, late: 0, missed: 0, dropped: 0, failed: 0 });
     expect(runs.size).toBe(1);
     r.advance(199_000);
     await r.settle();
@@ -96,7 +96,7 @@ describe('delays survive a restart', () => {
     await r.store.createRule('home1', validateRuleSpec(HALL));
     await motion();
     const engine = await r.restart();
-    expect(await engine.resumePending()).toEqual({ armed: 0, late: 0, missed: 0, dropped: 0 });
+    expect(await engine.resumePending()).toEqual({ armed: 0, late: 0, missed: 0, dropped: 0, failed: 0 });
     r.advance(301_000);
     await r.settle();
     expect(r.hubs.sent()).toEqual([ON]);
@@ -107,7 +107,7 @@ describe('delays survive a restart', () => {
     await lightOn(runs);
     r.advance(330_000); // down through the due time: 30 s late
     const engine = await r.restart();
-    expect(await engine.resumePending()).toEqual({ armed: 0, late: 1, missed: 0, dropped: 0 });
+    expect(await engine.resumePending()).toEqual({ armed: 0, late: 1, missed: 0, dropped: 0, failed: 0 });
     await r.settle();
     expect(r.hubs.sent()).toEqual([ON, OFF]);
     expect(r.hubs.commands.at(-1)!.at).toBe(T0 + 330_000);
@@ -120,7 +120,7 @@ describe('delays survive a restart', () => {
     const rule = await lightOn(runs, { metrics: prometheusRuleMetrics(registry) });
     r.advance(361_000); // 61 s late: past the default 60 s
     const engine = await r.restart();
-    expect(await engine.resumePending()).toEqual({ armed: 0, late: 0, missed: 1, dropped: 0 });
+    expect(await engine.resumePending()).toEqual({ armed: 0, late: 0, missed: 1, dropped: 0, failed: 0 });
     r.advance(10_000);
     await r.settle();
     expect(r.hubs.sent()).toEqual([ON]);
@@ -182,7 +182,7 @@ describe('delays survive a restart', () => {
     await r.engine.close();
     await r.store.setRuleEnabled('home1', other.id, false); // while down
     const engine = await r.restart();
-    expect(await engine.resumePending()).toEqual({ armed: 0, late: 0, missed: 0, dropped: 1 });
+    expect(await engine.resumePending()).toEqual({ armed: 0, late: 0, missed: 0, dropped: 1, failed: 0 });
     expect(runs.size).toBe(0);
     r.advance(301_000);
     await r.settle();
@@ -198,6 +198,23 @@ describe('delays survive a restart', () => {
     await r.settle();
     expect(r.hubs.sent()).toEqual([ON]);
     expect(runs.size).toBe(0);
+  });
+
+  it('an entry whose rule cannot be read is left for the next start; the others resume', async () => {
+    const runs = new MemoryPendingRuns();
+    const rule = await lightOn(runs);
+    const other = await r.store.createRule('home1', validateRuleSpec({ ...HALL, name: 'Other' }));
+    await motion();
+    expect(runs.size).toBe(2);
+    const engine = await r.restart();
+    const read = r.store.getRule.bind(r.store);
+    r.store.getRule = async (homeId, ruleId) => {
+      if (ruleId === rule.id) throw new Error('store down');
+      return read(homeId, ruleId);
+    };
+    expect(await engine.resumePending()).toEqual({ armed: 1, late: 0, missed: 0, dropped: 0, failed: 1 });
+    expect(engine.status(other.id, other.version).waiting).toBe(true);
+    expect((await runs.load()).map((p) => p.ruleId).sort()).toEqual([rule.id, other.id].sort());
   });
 
   it('a notification after a delay keeps its dedup key across a restart', async () => {
