@@ -3,14 +3,23 @@
  * parks the run on the node's timer wheel (nothing else is held meanwhile); cancelling stops it
  * before its next action (an action already started finishes). A failed action is counted with
  * its index and the next one still runs. Runs are detached from the home's mailbox: a delay never
- * holds the home's next event. Delays live in this node's memory: a restart forgets them.
+ * holds the home's next event.
+ *
+ * Delays and restarts: with a PendingRuns store, a run reaching a delay saves what it still has to
+ * do before it waits (a delay-free run never touches the store). The entry is replaced at the next
+ * delay and removed once the actions after the last one have run (a crash in between runs that
+ * stretch again at the next start: at least once), or when the run is cancelled. Stopping the
+ * node detaches waiting runs and keeps their entries (resume.ts picks them up at the next start).
+ * After every delay the run reads its rule again: deleted or disabled meanwhile, it ends there.
  */
+import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import type { Attrs } from '../../proto/frames.js';
 import type { CommandSpec } from '../actors/commands.js';
 import type { TimerHandle, TimerTarget, TimerWheel } from '../actors/timer-wheel.js';
 import { TierError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
+import type { PendingRun, PendingRuns } from '../ports/pending-runs/pending-runs.js';
 import type { PushNotification } from '../ports/push-queue/push-queue.js';
 import type { HomeScope } from './home-scope.js';
 import type { RuleMetricsSink, RuleStats } from './metrics.js';
@@ -21,6 +30,10 @@ import type { Run } from './run-guard.js';
 export interface ActionDeps {
   scope: HomeScope;
   getScene(homeId: string, sceneId: string): Promise<Scene | null>;
+  /** the rule as stored now: a run going on after a delay checks it still exists and is enabled */
+  getRule(homeId: string, ruleId: string): Promise<Rule | null>;
+  /** where runs parked in a delay are saved; absent: delays live in this node's memory only */
+  pendingRuns?: PendingRuns;
   runCommand(hubId: string, deviceId: string, spec: CommandSpec, timeoutMs: number): Promise<unknown>;
   setDesired(hubId: string, deviceId: string, patch: Attrs): Promise<unknown>;
   push(notification: PushNotification): Promise<unknown>;
@@ -45,18 +58,22 @@ export class ActionRun implements TimerTarget, Run {
   #timer: TimerHandle | null = null;
   #next = 0;
   #started = false;
+  /** the runId of this run's entry in the PendingRuns store, while it may be there */
+  #saved: string | null = null;
 
   constructor(
     private readonly deps: ActionDeps,
     private readonly homeId: string,
     readonly rule: Rule,
     private readonly actions: readonly PlannedAction[],
-    /** the notification dedup key of action i is `${dedupBase}:${i}` */
+    /** the notification dedup key of plan index i is `${dedupBase}:${i}` */
     private readonly dedupBase: string,
     /** performance.now() when the triggering event reached the engine */
     private readonly received: number,
     /** called once when the run finishes or is cancelled */
     private readonly onEnd: (run: ActionRun) => void,
+    /** the plan index of `actions[0]` (a run restored from the store is the tail of its plan) */
+    private readonly offset = 0,
   ) {}
 
   get waiting(): boolean {
@@ -67,16 +84,55 @@ export class ActionRun implements TimerTarget, Run {
     this.deps.track(this.#execute(0));
   }
 
+  /**
+   * A run restored from the store (resume.ts): waits until its `dueAt`, or goes on at once when
+   * that has passed. Its first action is no event's first action: no event-to-action latency.
+   */
+  restore(pending: PendingRun): void {
+    this.#saved = pending.runId;
+    this.#started = true;
+    const wait = pending.dueAt - this.deps.now();
+    if (wait > 0) this.#timer = this.deps.timers.schedule(wait, this);
+    else this.onTimer();
+  }
+
   cancel(): void {
     this.#cancelled = true;
     this.deps.timers.cancel(this.#timer);
     this.#timer = null;
+    this.#unsave();
     this.onEnd(this);
+  }
+
+  /** Node closing: stops the run and keeps its saved entry, so the next start resumes it. */
+  detach(): void {
+    this.#saved = null;
+    this.cancel();
   }
 
   onTimer(): void {
     this.#timer = null;
-    this.deps.track(this.#execute(this.#next));
+    this.deps.track(this.#resume());
+  }
+
+  /** After a delay: goes on only if the rule still exists and is enabled. */
+  async #resume(): Promise<void> {
+    const { deps, rule } = this;
+    let current: Rule | null = rule;
+    try {
+      current = await deps.getRule(this.homeId, rule.id);
+    } catch (err) {
+      // the store is down: go on as before the check existed rather than drop the rest of the run
+      deps.log.warn({ err, homeId: this.homeId, ruleId: rule.id }, 'rules: rule not re-read after a delay; the run goes on');
+    }
+    if (this.#cancelled) return;
+    if (!current || !current.enabled) {
+      deps.log.info({ homeId: this.homeId, ruleId: rule.id, reason: current ? 'disabled' : 'deleted' }, 'rules: run ends after its delay: the rule changed');
+      this.#unsave();
+      this.onEnd(this);
+      return;
+    }
+    await this.#execute(this.#next);
   }
 
   async #execute(from: number): Promise<void> {
@@ -86,27 +142,55 @@ export class ActionRun implements TimerTarget, Run {
       const a = this.actions[i]!;
       if (a.type === 'delay') {
         this.#next = i + 1;
-        this.#timer = deps.timers.schedule(a.ms, this);
+        const dueAt = deps.now() + a.ms;
+        if (deps.pendingRuns && i + 1 < this.actions.length) await this.#save(deps.pendingRuns, dueAt, i + 1);
+        if (this.#cancelled) return;
+        this.#timer = deps.timers.schedule(dueAt - deps.now(), this);
         return;
       }
       if (!this.#started) {
         this.#started = true;
         deps.metrics.eventToAction((performance.now() - this.received) / 1000);
       }
+      const index = this.offset + i;
       let error: unknown;
       try {
-        await perform(deps, this.homeId, rule, a, i, this.dedupBase);
+        await perform(deps, this.homeId, rule, a, index, this.dedupBase);
       } catch (err) {
         error = err ?? new Error('action failed');
       }
       deps.metrics.action(a.type, error === undefined);
       if (error === undefined) deps.stats.of(rule.id).actionsRun++;
       else {
-        deps.stats.error(rule.id, deps.now(), `actions[${i}] (${a.type}): ${error instanceof Error ? error.message : String(error)}`);
+        deps.stats.error(rule.id, deps.now(), `actions[${index}] (${a.type}): ${error instanceof Error ? error.message : String(error)}`);
         deps.log.warn({ ruleId: rule.id, err: error }, 'rules: action failed');
       }
     }
-    if (!this.#cancelled) this.onEnd(this);
+    if (this.#cancelled) return;
+    this.#unsave();
+    this.onEnd(this);
+  }
+
+  /** Saves the rest of the plan after the delay; a failed save leaves the wait in memory only. */
+  async #save(store: PendingRuns, dueAt: number, next: number): Promise<void> {
+    const runId = randomUUID();
+    // set before the save: a cancel while it is in flight removes it (calls apply in order)
+    this.#saved = runId;
+    const { homeId, rule } = this;
+    try {
+      await store.save({ runId, homeId, ruleId: rule.id, ruleVersion: rule.version, dueAt, actions: this.actions.slice(next), offset: this.offset + next, dedupBase: this.dedupBase });
+    } catch (err) {
+      this.deps.log.warn({ err, homeId, ruleId: rule.id, dueAt }, 'rules: delay not saved; a restart before it ends forgets it');
+    }
+  }
+
+  #unsave(): void {
+    const runId = this.#saved;
+    const store = this.deps.pendingRuns;
+    if (runId === null || !store) return;
+    this.#saved = null;
+    const { homeId, rule } = this;
+    this.deps.track(store.remove(rule.id, runId).catch((err: unknown) => this.deps.log.warn({ err, homeId, ruleId: rule.id }, 'rules: finished delay not removed; it may run again after a restart')));
   }
 }
 

@@ -8,6 +8,7 @@ import type { Attrs } from '../../proto/frames.js';
 import type { CommandSpec } from '../actors/commands.js';
 import type { TimerWheel } from '../actors/timer-wheel.js';
 import type { ShadowStore } from '../ports/shadow-store/shadow-store.js';
+import type { PendingRuns } from '../ports/pending-runs/pending-runs.js';
 import type { PushQueue } from '../ports/push-queue/push-queue.js';
 import type { Logger } from '../log/logger.js';
 import { RulesEngine, type RulesEngineDeps } from './engine.js';
@@ -41,6 +42,12 @@ export interface AutomationDeps {
   pool?: Omit<RulePoolOptions, 'timers'>;
   /** the node's supervision of the home actors and its failure counter */
   supervision?: RulesEngineDeps['supervision'];
+  /** where runs parked in a delay are saved (resumed at `start`); absent: delays do not survive a restart */
+  pendingRuns?: PendingRuns;
+  /** @default 60_000 (ms): see RulesEngineDeps.delayCatchUpMs */
+  delayCatchUpMs?: number;
+  /** how often the delays of dead nodes are looked for, with a store shared by a cluster; @default 10_000 (ms) */
+  orphanCheckMs?: number;
 }
 
 export interface Automation {
@@ -49,7 +56,7 @@ export interface Automation {
   readonly scheduler: CronScheduler;
   /** the publishEvent hook: never throws, returns at once */
   onEvent(event: HubEvent): void;
-  /** warms the worker threads up and starts the cron scheduler */
+  /** warms the worker threads up, resumes the delays pending at the last stop, starts the cron scheduler */
   start(): void;
   /** scheduler, engine (waits for running actions), pool; the ports are the caller's to close */
   close(): Promise<void>;
@@ -108,6 +115,8 @@ export function createAutomation(deps: AutomationDeps): Automation {
     metrics,
     ...(deps.commandTimeoutMs === undefined ? {} : { commandTimeoutMs: deps.commandTimeoutMs }),
     ...(deps.supervision === undefined ? {} : { supervision: deps.supervision }),
+    ...(deps.pendingRuns === undefined ? {} : { pendingRuns: deps.pendingRuns }),
+    ...(deps.delayCatchUpMs === undefined ? {} : { delayCatchUpMs: deps.delayCatchUpMs }),
   });
   const scheduler = new CronScheduler({
     store: deps.store,
@@ -118,6 +127,16 @@ export function createAutomation(deps: AutomationDeps): Automation {
     metrics,
   });
   let closed = false;
+  let orphanCheck: NodeJS.Timeout | null = null;
+  let checking = false;
+  const takeOver = () => {
+    if (checking) return;
+    checking = true;
+    engine
+      .takeOverOrphans()
+      .catch((err: unknown) => log.warn({ err }, 'rules: delays of dead nodes not looked for; retried'))
+      .finally(() => (checking = false));
+  };
   return {
     engine,
     pool,
@@ -125,11 +144,19 @@ export function createAutomation(deps: AutomationDeps): Automation {
     onEvent: (event) => engine.onEvent(event),
     start() {
       void pool.warmUp();
+      // the engine tracks it (close waits for it); a store that cannot be read is logged, not fatal
+      engine.resumePending().catch((err: unknown) => log.error({ err }, 'rules: pending delays not resumed'));
+      // a store shared by a cluster: a dead node's delays go on here if this node claims them first
+      if (deps.pendingRuns?.claimOrphans) {
+        orphanCheck = setInterval(takeOver, deps.orphanCheckMs ?? 10_000);
+        orphanCheck.unref();
+      }
       scheduler.start();
     },
     async close() {
       if (closed) return;
       closed = true;
+      if (orphanCheck) clearInterval(orphanCheck);
       await scheduler.stop();
       await engine.close();
       await pool.close();

@@ -9,6 +9,8 @@
  * guard and restart (RunGuard). A dry run (dry-run.ts) evaluates without running or counting.
  *
  * All of this is per node; in a cluster, a hub's events are evaluated on the node holding it.
+ * Runs parked in a delay are saved in `pendingRuns` when given, and `resumePending` picks them up
+ * at the next start (resume.ts).
  */
 import { performance } from 'node:perf_hooks';
 import type { HubEvent } from '../../proto/app.js';
@@ -18,6 +20,7 @@ import type { CommandSpec } from '../actors/commands.js';
 import type { TimerWheel } from '../actors/timer-wheel.js';
 import { TierError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
+import type { PendingRun, PendingRuns } from '../ports/pending-runs/pending-runs.js';
 import type { PushNotification } from '../ports/push-queue/push-queue.js';
 import type { RuleStore } from '../ports/rule-store/rule-store.js';
 import { runSceneCommands, type ActionDeps, type SceneRunResult } from './action-run.js';
@@ -25,13 +28,15 @@ import { dryRun, type DryRunReport } from './dry-run.js';
 import { HomeActor, type FireResult, type HomeDeps } from './home-actor.js';
 import { HomeScope } from './home-scope.js';
 import { RuleStats, noRuleMetrics, type RuleMetricsSink, type RuleStatsSnapshot } from './metrics.js';
-import type { DeviceRef, RuleEvent } from './model.js';
+import { DEFAULT_CATCH_UP_MS, type DeviceRef, type RuleEvent } from './model.js';
 import type { RuleRunner } from './pool.js';
+import { resumePending, type ResumeReport } from './resume.js';
 import { RunGuard } from './run-guard.js';
 
 export type { DryRunReport } from './dry-run.js';
 export type { FireResult } from './home-actor.js';
 export type { SceneRunResult } from './action-run.js';
+export type { ResumeReport } from './resume.js';
 
 export interface RulesEngineDeps {
   store: RuleStore;
@@ -63,6 +68,13 @@ export interface RulesEngineDeps {
   maxHomes?: number;
   /** the node's supervision of the home actors and its failure counter (tier_actor_failures_total) */
   supervision?: Pick<ActorSystem, 'supervision' | 'onFailure'>;
+  /**
+   * where runs parked in a delay are saved, so they survive a restart (`resumePending`); absent,
+   * delays live in this node's memory only and a restart forgets them
+   */
+  pendingRuns?: PendingRuns;
+  /** how late past its due time a delay found at start still goes on; older ones are missed; @default 60_000 (ms), as cron's catch-up */
+  delayCatchUpMs?: number;
 }
 
 export interface RuleStatus {
@@ -85,6 +97,7 @@ export class RulesEngine {
   readonly #inflight = new Set<Promise<unknown>>();
   readonly #unwatch: () => void;
   #closed = false;
+  #resumed = false;
 
   constructor(private readonly deps: RulesEngineDeps) {
     const metrics = (this.#metrics = deps.metrics ?? noRuleMetrics);
@@ -98,6 +111,8 @@ export class RulesEngine {
     this.#actions = {
       scope,
       getScene: store.getScene.bind(store),
+      getRule: store.getRule.bind(store),
+      ...(deps.pendingRuns === undefined ? {} : { pendingRuns: deps.pendingRuns }),
       runCommand: deps.runCommand.bind(deps),
       setDesired: deps.setDesired.bind(deps),
       push,
@@ -161,19 +176,54 @@ export class RulesEngine {
     return { ...this.#guard.status(ruleId, version, this.#now()), stats: this.stats.snapshot(ruleId) };
   }
 
+  /**
+   * Picks up the runs parked in a delay when the node last stopped (see resume.ts): each waits for
+   * the rest of its delay, goes on at once within `delayCatchUpMs` past due, or is reported missed.
+   * Only the first call does anything: a later one would take this engine's own saved runs for
+   * superseded ones. Without `pendingRuns` there is nothing to resume.
+   */
+  resumePending(): Promise<ResumeReport> {
+    const pendingRuns = this.deps.pendingRuns;
+    if (!pendingRuns || this.#closed || this.#resumed) return Promise.resolve(noResume());
+    this.#resumed = true;
+    return this.#resume(pendingRuns.load(), 'delays pending at the last stop');
+  }
+
+  /**
+   * Takes over the runs of nodes that died (a store shared by a cluster: `claimOrphans`) and
+   * resumes them as `resumePending` does; nothing for a store of one node.
+   */
+  takeOverOrphans(): Promise<ResumeReport> {
+    const pendingRuns = this.deps.pendingRuns;
+    if (!pendingRuns?.claimOrphans || this.#closed) return Promise.resolve(noResume());
+    return this.#resume(pendingRuns.claimOrphans(), 'delays of a node gone');
+  }
+
   /** Resolves when no evaluation or action is in progress (runs parked in a delay do not count). */
   async idle(): Promise<void> {
     while (this.#inflight.size > 0) await Promise.allSettled([...this.#inflight]);
   }
 
-  /** Stops taking events, cancels runs waiting in a delay, waits for what is in progress. */
+  /**
+   * Stops taking events, stops runs waiting in a delay (their saved remainders stay for the next
+   * start), waits for what is in progress.
+   */
   async close(): Promise<void> {
     this.#closed = true;
     this.#unwatch();
-    this.#guard.cancelAll();
+    this.#guard.detachAll();
     await this.idle();
     // evaluations that were in progress may have started runs that are now parked in a delay
-    this.#guard.cancelAll();
+    this.#guard.detachAll();
+  }
+
+  #resume(entries: Promise<PendingRun[]>, what: string): Promise<ResumeReport> {
+    const { pendingRuns, store, log } = this.deps;
+    const catchUpMs = this.deps.delayCatchUpMs ?? DEFAULT_CATCH_UP_MS;
+    const deps = { pendingRuns: pendingRuns!, store, guard: this.#guard, actions: this.#actions, stats: this.stats, metrics: this.#metrics, log, now: this.#now, catchUpMs };
+    const done = entries.then((list) => resumePending(deps, list, what));
+    this.#track(done);
+    return done;
   }
 
   #track(p: Promise<unknown>): void {
@@ -185,3 +235,5 @@ export class RulesEngine {
     );
   }
 }
+
+const noResume = (): ResumeReport => ({ armed: 0, late: 0, missed: 0, dropped: 0, failed: 0 });

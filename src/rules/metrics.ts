@@ -122,8 +122,11 @@ export function summarize(values: number[], count = values.length): LatencySumma
   return { count, p50: at(0.5), p95: at(0.95), p99: at(0.99), max: s[s.length - 1]! };
 }
 
-/** `home_stopped`: queued for a home whose actor its supervisor stopped (too many failures) */
-export type DropReason = 'queue_full' | 'backlog' | 'timeout' | 'worker_failed' | 'closed' | 'state_unavailable' | 'home_stopped';
+/**
+ * `home_stopped`: queued for a home whose actor its supervisor stopped (too many failures);
+ * `missed`: the rest of a run after a delay, found at start past its due time by more than the catch-up window
+ */
+export type DropReason = 'queue_full' | 'backlog' | 'timeout' | 'worker_failed' | 'closed' | 'state_unavailable' | 'home_stopped' | 'missed';
 
 /** Node-wide series; the engine, pool and scheduler report into one sink. */
 export interface RuleMetricsSink {
@@ -168,7 +171,7 @@ export function prometheusRuleMetrics(registry: Registry): RuleMetricsSink {
     buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
     registers,
   });
-  const dropped = new Counter({ name: 'tier_rule_dropped_total', help: 'Events or tasks not evaluated, by reason', labelNames: ['reason'], registers });
+  const dropped = new Counter({ name: 'tier_rule_dropped_total', help: 'Events or tasks not evaluated, and runs missed after a restart, by reason', labelNames: ['reason'], registers });
   const loops = new Counter({ name: 'tier_rule_loop_stops_total', help: 'Rules suspended by the loop guard', registers });
   const cron = new Counter({ name: 'tier_rule_cron_total', help: 'Cron instants by outcome (taken: fired by another node)', labelNames: ['outcome'], registers });
   const workers = new Counter({ name: 'tier_rule_worker_errors_total', help: 'Rule worker threads that failed or were terminated', registers });

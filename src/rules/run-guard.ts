@@ -20,8 +20,10 @@ import type { Rule } from './model.js';
 export interface Run {
   /** parked in a delay */
   readonly waiting: boolean;
-  /** stops it before its next action */
+  /** stops it before its next action and forgets its saved remainder */
   cancel(): void;
+  /** stops it and keeps its saved remainder, for the next start (node closing) */
+  detach(): void;
 }
 
 export interface RunGuardDeps {
@@ -66,11 +68,7 @@ export class RunGuard {
 
   /** Cooldown and loop guard for a match of `rule`: true when it may run now (and the run is recorded). */
   admit(homeId: string, rule: Rule, now: number): boolean {
-    let rt = this.#rules.get(rule.id);
-    if (!rt) {
-      rt = { runs: [], lastRunAt: null, suspendedUntil: 0, suspendedVersion: -1, current: null };
-      this.#rules.set(rule.id, rt);
-    }
+    const rt = this.#runtime(rule.id);
     if (rt.suspendedVersion === rule.version && rt.suspendedUntil > now) return false;
     if (rule.cooldownMs > 0 && rt.lastRunAt !== null && now - rt.lastRunAt < rule.cooldownMs) return false;
     const windowStart = now - rule.limit.windowMs;
@@ -92,6 +90,18 @@ export class RunGuard {
     rt.current = run;
   }
 
+  /**
+   * A run restored from the store becomes the rule's current run, with no cooldown or loop-guard
+   * record (it was counted when it started). False when the rule has a current run already: a
+   * newer run began since the restart and supersedes the restored one.
+   */
+  adopt(ruleId: string, run: Run): boolean {
+    const rt = this.#runtime(ruleId);
+    if (rt.current) return false;
+    rt.current = run;
+    return true;
+  }
+
   /** A run finished or was cancelled: the rule has no current run unless a newer one began. */
   ended(ruleId: string, run: Run): void {
     const rt = this.#rules.get(ruleId);
@@ -103,8 +113,9 @@ export class RunGuard {
     this.#rules.get(ruleId)?.current?.cancel();
   }
 
-  cancelAll(): void {
-    for (const rt of this.#rules.values()) rt.current?.cancel();
+  /** Node closing: stops every run, keeping saved remainders for the next start. */
+  detachAll(): void {
+    for (const rt of this.#rules.values()) rt.current?.detach();
   }
 
   /** A deleted rule: its run is cancelled and its history dropped. */
@@ -118,6 +129,15 @@ export class RunGuard {
     const rt = this.#rules.get(ruleId);
     const suspended = rt && rt.suspendedVersion === version && rt.suspendedUntil > now ? rt.suspendedUntil : null;
     return { suspendedUntil: suspended, lastRunAt: rt?.lastRunAt ?? null, waiting: rt?.current?.waiting ?? false };
+  }
+
+  #runtime(ruleId: string): RuleRuntime {
+    let rt = this.#rules.get(ruleId);
+    if (!rt) {
+      rt = { runs: [], lastRunAt: null, suspendedUntil: 0, suspendedVersion: -1, current: null };
+      this.#rules.set(ruleId, rt);
+    }
+    return rt;
   }
 
   #suspend(homeId: string, rule: Rule, rt: RuleRuntime, now: number): void {

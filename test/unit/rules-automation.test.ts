@@ -13,6 +13,8 @@ import { MemoryPushQueue } from '../../src/ports/push-queue/push-queue-memory.js
 import { createAutomation, shadowState } from '../../src/rules/automation.js';
 import { MemoryLease } from '../../src/ports/lease/lease-memory.js';
 import { MemoryRuleStore } from '../../src/ports/rule-store/rule-store-memory.js';
+import { MemoryPendingRuns } from '../../src/ports/pending-runs/pending-runs-memory.js';
+import type { PendingRun, PendingRuns } from '../../src/ports/pending-runs/pending-runs.js';
 import { validateRuleSpec } from '../../src/rules/validate.js';
 import { silentLog } from './rules-fixtures.js';
 
@@ -68,6 +70,102 @@ describe('createAutomation', () => {
     await expect(automation.pool.evaluate({ homeId: 'x', homeVersion: 0, timeZone: 'UTC', now: 0, rules: [], event: { kind: 'manual', ts: 0 }, prev: {}, state: {} })).rejects.toMatchObject({ code: 'closed' });
     await push.close();
     timers.close();
+  });
+
+  describe('delays across restarts', () => {
+    /** A rule `name` in home1: on a press, wait a minute, then turn device `name` off. */
+    const delayed = (store: MemoryRuleStore, name: string) =>
+      store.createRule(
+        'home1',
+        validateRuleSpec({
+          name,
+          triggers: [{ type: 'event', event: 'press' }],
+          actions: [
+            { type: 'delay', ms: 60_000 },
+            { type: 'command', hub: 'h1', device: name, set: { on: false } },
+          ],
+        }),
+      );
+    /** What a run of `rule` saved at its delay: device `rule.name` off at `dueAt`. */
+    const rest = (rule: { id: string; name: string }, dueAt: number): PendingRun => ({
+      runId: `run-${rule.id}`,
+      homeId: 'home1',
+      ruleId: rule.id,
+      ruleVersion: 1,
+      dueAt,
+      offset: 1,
+      dedupBase: `rule:${rule.id}:x`,
+      actions: [{ type: 'command', hub: 'h1', device: rule.name, set: { on: false } }],
+    });
+    /** The automation of a node over `store` and `pendingRuns`; commands name their device to `sent`. */
+    function node(store: MemoryRuleStore, pendingRuns: PendingRuns, sent: (device: string) => void, extra: { orphanCheckMs?: number } = {}) {
+      const timers = new TimerWheel();
+      const push = new MemoryPushQueue({ sender: async () => {} });
+      const automation = createAutomation({
+        store,
+        lease: new MemoryLease(),
+        push,
+        shadows: new MemoryShadowStore(),
+        pendingRuns,
+        homeOfHub: async () => 'home1',
+        runCommand: async (_hub, device) => sent(device),
+        setDesired: async () => {},
+        timers,
+        log: silentLog,
+        nodeId: 'node-a',
+        pool: { threads: 1 },
+        ...extra,
+      });
+      return {
+        automation,
+        async close() {
+          await automation.close();
+          await push.close();
+          timers.close();
+        },
+      };
+    }
+
+    it('start resumes the delays pending at the last stop; close keeps the ones still waiting', async () => {
+      const store = new MemoryRuleStore();
+      const pendingRuns = new MemoryPendingRuns();
+      const late = await delayed(store, 'late');
+      const ahead = await delayed(store, 'ahead');
+      await pendingRuns.save(rest(late, Date.now() - 1_000));
+      await pendingRuns.save(rest(ahead, Date.now() + 3_600_000));
+      const sent: string[] = [];
+      const { automation, close } = node(store, pendingRuns, (d) => sent.push(d));
+      automation.start();
+      await automation.engine.idle();
+      expect(sent).toEqual(['late']);
+      expect(automation.engine.status(ahead.id, ahead.version).waiting).toBe(true);
+      await close();
+      expect((await pendingRuns.load()).map((p) => p.ruleId)).toEqual([ahead.id]);
+    });
+
+    it('with a store shared by a cluster, the delays of a dead node that this node claims go on here', async () => {
+      const store = new MemoryRuleStore();
+      const orphan = rest(await delayed(store, 'orphan'), Date.now());
+      // a shared store whose claimOrphans answers the dead node's entry at its second call: found
+      // by the periodic check, not at start
+      const inner = new MemoryPendingRuns();
+      let claims = 0;
+      const pendingRuns: PendingRuns = {
+        durable: true,
+        save: (run) => inner.save(run),
+        remove: (ruleId, runId) => inner.remove(ruleId, runId),
+        load: () => inner.load(),
+        claimOrphans: async () => (++claims === 2 ? [orphan] : []),
+        close: () => inner.close(),
+      };
+      let ran!: (device: string) => void;
+      const sent = new Promise<string>((resolve) => (ran = resolve));
+      const { automation, close } = node(store, pendingRuns, (d) => ran(d), { orphanCheckMs: 5 });
+      automation.start();
+      expect(await sent).toBe('orphan');
+      expect(claims).toBeGreaterThanOrEqual(2);
+      await close();
+    });
   });
 
   it('shadowState reads each hub once and leaves unknown devices out', async () => {

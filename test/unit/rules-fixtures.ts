@@ -2,6 +2,7 @@
  * Test fixtures of the rules tests: simulated hubs that execute commands and report back, and a
  * rig wiring a RulesEngine to a shared worker pool, a memory store, a push queue and a fake clock.
  */
+import { afterAll, beforeAll } from 'vitest';
 import type { HubEvent } from '../../proto/app.js';
 import type { Attrs } from '../../proto/frames.js';
 import type { CommandSpec } from '../../src/actors/commands.js';
@@ -12,7 +13,7 @@ import { MemoryPushQueue } from '../../src/ports/push-queue/push-queue-memory.js
 import { createLogger } from '../../src/log/logger.js';
 import { RulesEngine, type RulesEngineDeps } from '../../src/rules/engine.js';
 import { deviceKey, type DeviceRef } from '../../src/rules/model.js';
-import type { RuleRunner } from '../../src/rules/pool.js';
+import { RulePool, type RuleRunner } from '../../src/rules/pool.js';
 import { MemoryRuleStore } from '../../src/ports/rule-store/rule-store-memory.js';
 
 export interface SentCommand {
@@ -96,6 +97,11 @@ export interface Rig {
   pushes: PushDelivery[];
   push: MemoryPushQueue;
   engine: RulesEngine;
+  /**
+   * A node restart: closes the engine (runs in a delay stop; saved ones stay saved) and starts a
+   * new one over the same rule store, hubs, clock and wheel, with the rig's deps and `override`.
+   */
+  restart(override?: Partial<RulesEngineDeps>): Promise<RulesEngine>;
   /** lets `ms` pass on the fake clock and fires due delays */
   advance(ms: number): void;
   /** waits for evaluations, actions and push deliveries */
@@ -113,19 +119,23 @@ export function rig(runner: RuleRunner, start: number, deps: Partial<RulesEngine
   const hubs = new FakeHubs(homeOfHub, () => clock.now);
   const pushes: PushDelivery[] = [];
   const push = new MemoryPushQueue({ sender: async (d) => void pushes.push(d), backoffMs: 1 });
-  const engine = new RulesEngine({
-    store,
-    runner,
-    stateOf: hubs.stateOf,
-    runCommand: hubs.runCommand,
-    setDesired: hubs.setDesired,
-    push: (n) => push.enqueue(n),
-    timers: wheel,
-    log: silentLog,
-    now: () => clock.now,
-    ...deps,
-  });
-  hubs.onEvent = (e) => engine.onEvent(e);
+  const boot = (override: Partial<RulesEngineDeps> = {}) => {
+    const engine = new RulesEngine({
+      store,
+      runner,
+      stateOf: hubs.stateOf,
+      runCommand: hubs.runCommand,
+      setDesired: hubs.setDesired,
+      push: (n) => push.enqueue(n),
+      timers: wheel,
+      log: silentLog,
+      now: () => clock.now,
+      ...deps,
+      ...override,
+    });
+    hubs.onEvent = (e) => engine.onEvent(e);
+    return engine;
+  };
   return {
     clock,
     wheel,
@@ -133,17 +143,21 @@ export function rig(runner: RuleRunner, start: number, deps: Partial<RulesEngine
     hubs,
     pushes,
     push,
-    engine,
+    engine: boot(),
+    async restart(override) {
+      await this.engine.close();
+      return (this.engine = boot(override));
+    },
     advance(ms: number) {
       clock.now += ms;
       wheel.advance();
     },
     async settle() {
-      await engine.idle();
+      await this.engine.idle();
       await push.drain();
     },
     async close() {
-      await engine.close();
+      await this.engine.close();
       await push.close();
       wheel.close();
     },
@@ -162,3 +176,21 @@ export const HALL_LIGHT = {
     { type: 'command', hub: 'home1-hub', device: 'hall-light', set: { on: false } },
   ],
 };
+
+/**
+ * One warm worker pool for a test file (started before its tests, closed after): a far task
+ * deadline, since a cold worker on a busy machine is not what the rules tests are about.
+ */
+export function warmPool(): () => RulePool {
+  const timers = new TimerWheel();
+  let pool: RulePool | undefined;
+  beforeAll(async () => {
+    pool = new RulePool({ timers, threads: 1, taskTimeoutMs: 30_000 });
+    await pool.warmUp();
+  });
+  afterAll(async () => {
+    await pool?.close();
+    timers.close();
+  });
+  return () => pool!;
+}

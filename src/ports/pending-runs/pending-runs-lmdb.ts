@@ -1,0 +1,37 @@
+import type { Database } from 'lmdb';
+import type { DataStore } from '../lmdb.js';
+import type { PendingRun, PendingRuns } from './pending-runs.js';
+
+/**
+ * Pending runs on local disk: the sub-database `delays` of the node's DataStore, one msgpack
+ * value per rule id. lmdb-js applies puts and transactions in the order they are issued and
+ * commits those of one event-loop turn together; a call resolves once its commit is done.
+ */
+export class LmdbPendingRuns implements PendingRuns {
+  readonly durable = true;
+  readonly #db: Database<PendingRun, string>;
+
+  constructor(store: DataStore) {
+    this.#db = store.db<PendingRun>('delays') as unknown as Database<PendingRun, string>;
+  }
+
+  async save(run: PendingRun): Promise<void> {
+    await this.#db.put(run.ruleId, run);
+  }
+
+  async remove(ruleId: string, runId: string): Promise<void> {
+    // read and delete in one write transaction: a save issued before this one is seen
+    await this.#db.transaction(() => {
+      if (this.#db.get(ruleId)?.runId === runId) void this.#db.remove(ruleId);
+    });
+  }
+
+  async load(): Promise<PendingRun[]> {
+    const out: PendingRun[] = [];
+    for (const { value } of this.#db.getRange()) out.push(value);
+    return out;
+  }
+
+  /** the DataStore is shared by every LMDB adapter: its owner closes it */
+  async close(): Promise<void> {}
+}

@@ -1,0 +1,137 @@
+import type { Redis } from 'ioredis';
+import type { Logger } from '../../log/logger.js';
+import { closeRedis, connectRedis, hashTag, LuaScript, RedisKeys } from '../redis.js';
+import type { PendingRun, PendingRuns } from './pending-runs.js';
+
+export interface RedisPendingRunsOptions {
+  /** this node's name: the owner of the entries it saves */
+  nodeId: string;
+  log: Logger;
+  keys?: RedisKeys;
+  /** a node that has not renewed its claim for this long is gone; @default 30_000 (ms) */
+  ttlMs?: number;
+}
+
+/** Redis' clock in ms, and this node's claim renewed until then + ttl (ARGV[1] node, ARGV[2] ttl). */
+const CLOCK = `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZADD', KEYS[3], now + tonumber(ARGV[2]), ARGV[1])
+local function alive(node)
+  local until_ = redis.call('ZSCORE', KEYS[3], node)
+  return until_ and tonumber(until_) > now
+end
+`;
+
+/** KEYS runs, owners, nodes; ARGV node, ttl. */
+const RENEW = new LuaScript(`${CLOCK}
+return 1`);
+
+/** KEYS runs, owners, nodes; ARGV node, ttl, ruleId, json. */
+const SAVE = new LuaScript(`${CLOCK}
+redis.call('HSET', KEYS[1], ARGV[3], ARGV[4])
+redis.call('HSET', KEYS[2], ARGV[3], ARGV[1])
+return 1`);
+
+/** KEYS runs, owners; ARGV ruleId, runId: deletes the entry only while it is that wait. */
+const REMOVE = new LuaScript(`
+local v = redis.call('HGET', KEYS[1], ARGV[1])
+if not v or cjson.decode(v).runId ~= ARGV[2] then return 0 end
+redis.call('HDEL', KEYS[1], ARGV[1])
+redis.call('HDEL', KEYS[2], ARGV[1])
+return 1`);
+
+/**
+ * KEYS runs, owners, nodes; ARGV node, ttl, own ('1': also this node's own entries). Takes every
+ * entry whose owner's claim has lapsed, and returns them (with its own when asked).
+ */
+const CLAIM = new LuaScript(`${CLOCK}
+local owners = redis.call('HGETALL', KEYS[2])
+local out = {}
+for i = 1, #owners, 2 do
+  local rule, owner = owners[i], owners[i + 1]
+  local mine = owner == ARGV[1]
+  if (mine and ARGV[3] == '1') or (not mine and not alive(owner)) then
+    if not mine then redis.call('HSET', KEYS[2], rule, ARGV[1]) end
+    local v = redis.call('HGET', KEYS[1], rule)
+    if v then out[#out + 1] = v end
+  end
+end
+-- nodes whose claim lapsed own nothing now: forget them
+redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
+return out`);
+
+/**
+ * Pending runs shared by the nodes of a cluster, in three keys of one hash slot (a script may
+ * touch them together, also on Redis Cluster): `runs` (rule id → JSON entry), `owners` (rule id →
+ * node) and `nodes` (node → the end of its claim, on Redis' clock).
+ *
+ * Ownership: a node saving an entry owns it. Every call of a node renews its claim for `ttlMs`,
+ * and a timer renews it every ttl/3 meanwhile; `close` drops it, so the others take its entries
+ * over at their next `claimOrphans` instead of after the ttl. A node whose claim lapsed (crashed,
+ * cut off) loses its entries to the first node that claims: the script moves each to that node
+ * atomically, so one node resumes it. A node cut off longer than the ttl and back may still run
+ * its own waits: at least once, as the engine's dedup keys of notifications assume.
+ *
+ * Cost: `load` and `claimOrphans` read the owners of every pending run of the cluster (one slot):
+ * fine for thousands of waiting delays, not for millions.
+ */
+export class RedisPendingRuns implements PendingRuns {
+  readonly durable = true;
+  readonly #keys: [runs: string, owners: string, nodes: string];
+  readonly #nodeId: string;
+  readonly #ttl: number;
+  readonly #renew: NodeJS.Timeout;
+
+  /** Takes ownership of `client`: `close()` quits it. */
+  constructor(
+    private readonly client: Redis,
+    options: RedisPendingRunsOptions,
+  ) {
+    const keys = options.keys ?? new RedisKeys();
+    const base = keys.single(hashTag('delays', 'all'));
+    this.#keys = [`${base}:runs`, `${base}:owners`, `${base}:nodes`];
+    this.#nodeId = options.nodeId;
+    this.#ttl = Math.ceil(options.ttlMs ?? 30_000);
+    // one timer per node, not per entry: the claim must outlive quiet stretches without saves
+    this.#renew = setInterval(() => {
+      RENEW.run(this.client, this.#keys, [this.#nodeId, this.#ttl]).catch((err: unknown) => options.log.warn({ err }, 'pending runs: claim not renewed; retried'));
+    }, Math.max(1, Math.floor(this.#ttl / 3)));
+    this.#renew.unref();
+  }
+
+  static async connect(url: string, options: RedisPendingRunsOptions & { name: string }): Promise<RedisPendingRuns> {
+    return new RedisPendingRuns(await connectRedis(url, { name: options.name, log: options.log }), options);
+  }
+
+  async save(run: PendingRun): Promise<void> {
+    await SAVE.run(this.client, this.#keys, [this.#nodeId, this.#ttl, run.ruleId, JSON.stringify(run)]);
+  }
+
+  async remove(ruleId: string, runId: string): Promise<void> {
+    await REMOVE.run(this.client, this.#keys.slice(0, 2), [ruleId, runId]);
+  }
+
+  load(): Promise<PendingRun[]> {
+    return this.#claim(true);
+  }
+
+  claimOrphans(): Promise<PendingRun[]> {
+    return this.#claim(false);
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.#renew);
+    try {
+      // the others take this node's entries over at their next claim
+      if (this.client.status === 'ready') await this.client.zrem(this.#keys[2], this.#nodeId);
+    } finally {
+      await closeRedis(this.client);
+    }
+  }
+
+  async #claim(own: boolean): Promise<PendingRun[]> {
+    const found = (await CLAIM.run(this.client, this.#keys, [this.#nodeId, this.#ttl, own ? '1' : '0'])) as string[];
+    return found.map((json) => JSON.parse(json) as PendingRun);
+  }
+}

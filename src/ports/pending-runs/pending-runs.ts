@@ -1,0 +1,51 @@
+import type { PlannedAction } from '../../rules/model.js';
+
+/**
+ * The remainder of a rule's run parked in a delay: what it still has to do, and when. Saved when
+ * the run reaches the delay, so "light off in 5 minutes" survives a restart of the node.
+ */
+export interface PendingRun {
+  /** this wait's id (unique per run and delay): a remove naming an older wait deletes nothing */
+  runId: string;
+  homeId: string;
+  ruleId: string;
+  /** the rule's version when the run was planned (logs; a resumed run checks the rule anew) */
+  ruleVersion: number;
+  /** when the delay ends, ms since the Unix epoch */
+  dueAt: number;
+  /** the planned actions after the delay, in order, as the worker resolved them (later delays included) */
+  actions: PlannedAction[];
+  /** the index of `actions[0]` in the run's full plan: a notification keeps its dedup key across a restart */
+  offset: number;
+  /** the notification dedup key of plan index i is `${dedupBase}:${i}` */
+  dedupBase: string;
+}
+
+/**
+ * Pending runs of rules: what runs parked in a delay still have to do.
+ *
+ * - One entry per rule id: `save` replaces the rule's entry (a rule has one current run; a new run
+ *   supersedes the one waiting).
+ * - `save` resolves once the entry is stored as durably as the adapter stores anything (LMDB: the
+ *   transaction is committed); calls take effect in the order they are made, awaited or not.
+ * - `remove(ruleId, runId)` deletes the rule's entry only while it is that wait: a late remove of
+ *   an older run never deletes a newer run's entry.
+ * - `load` returns the entries this node is to resume at its start (copies, any order); loading
+ *   deletes nothing. A store of one node returns every entry. A store shared by several nodes
+ *   returns this node's own and those of nodes that are gone, which become its own: each entry is
+ *   given to one node at a time.
+ * - `claimOrphans` (shared stores only): entries of nodes gone since, now this node's; never one of
+ *   its own. The engine calls it now and then, so a dead node's delays go on elsewhere.
+ * - `durable`: whether entries outlive the process (the memory adapter: no).
+ * - On error the call rejects and nothing is promised of that entry: a failed save means the wait
+ *   lives in memory only, a failed remove that the entry may come back at the next start.
+ */
+export interface PendingRuns {
+  readonly durable: boolean;
+  save(run: PendingRun): Promise<void>;
+  remove(ruleId: string, runId: string): Promise<void>;
+  load(): Promise<PendingRun[]>;
+  claimOrphans?(): Promise<PendingRun[]>;
+  /** the adapter's own resources only (a shared LMDB environment is its owner's to close) */
+  close(): Promise<void>;
+}

@@ -1,0 +1,77 @@
+/**
+ * Runs parked in a delay when the node stopped, picked up at its start from the PendingRuns store.
+ *
+ * Each entry's rule is read from the rule store first: deleted or disabled, the entry is dropped
+ * (as a waiting run is cancelled today). An edited rule's run goes on with the actions it planned,
+ * as a waiting run does when its rule is edited while the node runs. Then, by lateness:
+ * - due time still ahead: waits on the timer wheel for the time left;
+ * - past due by at most the catch-up window: goes on at once;
+ * - older: missed. Logged at warn (home, rule, due, lateness), counted as
+ *   `tier_rule_dropped_total{reason="missed"}`, shown as the rule's last error, and removed.
+ * A run of the rule that began since the start (an event came first) supersedes the entry.
+ * In a cluster sharing the store, the runs of a node that died are resumed the same way by the
+ * node that claims them (`PendingRuns.claimOrphans`).
+ */
+import { performance } from 'node:perf_hooks';
+import type { PendingRun, PendingRuns } from '../ports/pending-runs/pending-runs.js';
+import { ActionRun } from './action-run.js';
+import type { HomeDeps } from './home-actor.js';
+
+/** What a home has, less its evaluation, plus the store of pending runs. */
+export interface ResumeDeps extends Pick<HomeDeps, 'store' | 'guard' | 'actions' | 'stats' | 'metrics' | 'log' | 'now'> {
+  pendingRuns: PendingRuns;
+  /** how late past its due time a run still goes on (ms) */
+  catchUpMs: number;
+}
+
+/** What a resume did with the stored entries (tests, the start-up log). */
+export interface ResumeReport {
+  /** waiting for their due time */
+  armed: number;
+  /** past due within the catch-up window: going on at once */
+  late: number;
+  missed: number;
+  /** rule deleted or disabled, or superseded by a newer run */
+  dropped: number;
+  /** the rule store or the pending-runs store failed: left where it is, for the next start */
+  failed: number;
+}
+
+/** Resumes `entries`: those of `load` at start, or those `claimOrphans` took from a dead node. */
+export async function resumePending(deps: ResumeDeps, entries: readonly PendingRun[], what: string): Promise<ResumeReport> {
+  const report: ResumeReport = { armed: 0, late: 0, missed: 0, dropped: 0, failed: 0 };
+  for (const p of entries) {
+    try {
+      report[await resumeOne(deps, p)]++;
+    } catch (err) {
+      report.failed++;
+      deps.log.warn({ err, homeId: p.homeId, ruleId: p.ruleId, dueAt: p.dueAt }, 'rules: pending delay not resumed; left for the next start');
+    }
+  }
+  if (entries.length > 0) deps.log.info({ ...report }, `rules: ${what} resumed`);
+  return report;
+}
+
+async function resumeOne(deps: ResumeDeps, p: PendingRun): Promise<keyof ResumeReport> {
+  const { guard, log } = deps;
+  const rule = await deps.store.getRule(p.homeId, p.ruleId);
+  const now = deps.now();
+  const lateMs = now - p.dueAt;
+  let outcome: keyof ResumeReport;
+  if (!rule || !rule.enabled) outcome = 'dropped';
+  else if (lateMs > deps.catchUpMs) {
+    outcome = 'missed';
+    deps.metrics.dropped('missed');
+    deps.stats.error(rule.id, now, `delay missed: due ${new Date(p.dueAt).toISOString()}, ${Math.round(lateMs / 1000)} s late (catch-up ${Math.round(deps.catchUpMs / 1000)} s)`);
+    log.warn({ homeId: p.homeId, ruleId: p.ruleId, dueAt: p.dueAt, lateMs, catchUpMs: deps.catchUpMs }, 'rules: the rest of a run after its delay was missed (node down past its due time)');
+  } else {
+    const run = new ActionRun(deps.actions, p.homeId, rule, p.actions, p.dedupBase, performance.now(), (r) => guard.ended(rule.id, r), p.offset);
+    if (guard.adopt(rule.id, run)) {
+      run.restore(p);
+      return lateMs > 0 ? 'late' : 'armed';
+    }
+    outcome = 'dropped';
+  }
+  await deps.pendingRuns.remove(p.ruleId, p.runId);
+  return outcome;
+}

@@ -1,0 +1,113 @@
+import { randomUUID } from 'node:crypto';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { PendingRun, PendingRuns } from '../../src/ports/pending-runs/pending-runs.js';
+
+/** An adapter under test; `reopen` (durable adapters) closes it and opens a new one over the same data. */
+export interface PendingRunsFixture {
+  runs: PendingRuns;
+  reopen?(): Promise<PendingRuns>;
+  close(): Promise<void>;
+}
+
+/** Called once per test, with fresh storage. */
+export type PendingRunsFactory = () => Promise<PendingRunsFixture>;
+
+function pending(ruleId: string, over: Partial<PendingRun> = {}): PendingRun {
+  return {
+    runId: randomUUID(),
+    homeId: 'home1',
+    ruleId,
+    ruleVersion: 3,
+    dueAt: 1_700_000_300_000,
+    actions: [
+      { type: 'command', hub: 'home1-hub', device: 'hall-light', set: { on: false, level: 0.5 } },
+      { type: 'delay', ms: 60_000 },
+      { type: 'notify', title: 'Hall', body: 'light off' },
+    ],
+    offset: 2,
+    dedupBase: 'rule:r1:home1-hub:motion:v7',
+    ...over,
+  };
+}
+
+const byRule = (list: PendingRun[]) => [...list].sort((a, b) => a.ruleId.localeCompare(b.ruleId));
+
+/** The promises of `PendingRuns` (src/ports/pending-runs/pending-runs.ts), for any adapter. */
+export function pendingRunsContract(name: string, make: PendingRunsFactory): void {
+  describe(name, () => {
+    let fx: PendingRunsFixture;
+    let runs: PendingRuns;
+
+    beforeEach(async () => {
+      fx = await make();
+      runs = fx.runs;
+    });
+
+    afterEach(async () => {
+      await fx.close();
+    });
+
+    it('a saved run loads back field for field; an empty store loads nothing', async () => {
+      expect(await runs.load()).toEqual([]);
+      const a = pending('r1');
+      await runs.save(a);
+      expect(await runs.load()).toEqual([a]);
+    });
+
+    it('loads return copies: changing one changes nothing stored', async () => {
+      const a = pending('r1');
+      await runs.save(a);
+      a.dueAt = 1;
+      const [loaded] = await runs.load();
+      loaded!.actions.length = 0;
+      expect((await runs.load())[0]).toMatchObject({ dueAt: 1_700_000_300_000, actions: pending('r1').actions });
+    });
+
+    it('one entry per rule: a save replaces the rule\'s entry, other rules keep theirs', async () => {
+      const first = pending('r1');
+      const second = pending('r1', { dueAt: 1_700_000_900_000, offset: 0, actions: [{ type: 'scene', scene: 's1' }] });
+      const other = pending('r2', { homeId: 'home2' });
+      await runs.save(first);
+      await runs.save(other);
+      await runs.save(second);
+      expect(byRule(await runs.load())).toEqual([second, other]);
+    });
+
+    it('remove deletes the rule\'s entry only while it is that wait', async () => {
+      const older = pending('r1');
+      const newer = pending('r1');
+      await runs.save(older);
+      await runs.save(newer);
+      await runs.remove('r1', older.runId);
+      expect(await runs.load()).toEqual([newer]);
+      await runs.remove('r1', newer.runId);
+      expect(await runs.load()).toEqual([]);
+      // removing what is not there is no error
+      await runs.remove('r1', newer.runId);
+      await runs.remove('none', 'none');
+    });
+
+    it('calls take effect in the order made, not awaited: save, remove, save again', async () => {
+      const a = pending('r1');
+      const b = pending('r1');
+      const c = pending('r2');
+      await Promise.all([runs.save(a), runs.remove('r1', a.runId), runs.save(c), runs.save(b), runs.remove('r2', c.runId), runs.remove('r1', a.runId)]);
+      expect(await runs.load()).toEqual([b]);
+    });
+
+    it('durable adapters keep entries across a reopen; others say they do not', async () => {
+      const a = pending('r1');
+      const b = pending('r2');
+      await runs.save(a);
+      await runs.save(b);
+      await runs.remove('r2', b.runId);
+      if (!fx.reopen) {
+        expect(runs.durable).toBe(false);
+        return;
+      }
+      expect(runs.durable).toBe(true);
+      runs = await fx.reopen();
+      expect(await runs.load()).toEqual([a]);
+    });
+  });
+}
