@@ -1,6 +1,7 @@
 import type { Config } from '../config/config.js';
 import { BullMqPushQueue } from '../ports/push-queue/push-queue-bullmq.js';
 import { loggingPushSender } from '../ports/push-queue/push-queue-memory.js';
+import { RedisPendingRuns } from '../ports/pending-runs/pending-runs-redis.js';
 import { RedisLease } from '../ports/lease/lease-redis.js';
 import { RedisRuleStore } from '../ports/rule-store/rule-store-redis.js';
 import type { Logger } from '../log/logger.js';
@@ -28,6 +29,7 @@ export async function clusterPorts(config: Config, log: Logger): Promise<Ports> 
   let shared: Awaited<ReturnType<typeof connectRedis>>;
   let shadows: RedisShadowStore;
   let push: BullMqPushQueue;
+  let pendingRuns: RedisPendingRuns;
   try {
     bus = await NatsBus.connect(config.natsUrl, { name: node, log: log.child({ port: 'bus' }) });
     opened.push(() => bus.close());
@@ -46,6 +48,10 @@ export async function clusterPorts(config: Config, log: Logger): Promise<Ports> 
     // `npm run push-worker` adds delivery-only processes
     const pushLog = log.child({ port: 'push' });
     push = await BullMqPushQueue.connect(config.redisUrl, { name: `${config.redisPrefix}${node}:push`, log: pushLog, keys, sender: loggingPushSender(pushLog) });
+    const queue = push;
+    opened.push(() => queue.close());
+    // rules waiting in a delay: owned by this node, taken over by another if it dies
+    pendingRuns = await RedisPendingRuns.connect(config.redisUrl, { name: `${config.redisPrefix}${node}:delays`, nodeId: node, log: log.child({ port: 'delays' }), keys });
   } catch (err) {
     // a node that cannot reach a backend does not start; close what did open
     await Promise.allSettled(opened.map((close) => close()));
@@ -66,6 +72,7 @@ export async function clusterPorts(config: Config, log: Logger): Promise<Ports> 
     rules,
     lease,
     push,
+    pendingRuns,
     adminPages: [(admin, context) => mountBullBoard(admin, { queues: [push.queue], ...context, log: context.log.child({ part: 'bull-board' }) })],
     health() {
       const nats = bus.status();
@@ -84,7 +91,7 @@ export async function clusterPorts(config: Config, log: Logger): Promise<Ports> 
       };
     },
     async close() {
-      await Promise.allSettled([bus.close(), shadows.close(), push.close()]);
+      await Promise.allSettled([bus.close(), shadows.close(), push.close(), pendingRuns.close()]);
       // the rule store quits its subscriber and the control connection (the lease shares it)
       await rules.close();
       await closeRedis(shared);

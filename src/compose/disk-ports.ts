@@ -3,6 +3,7 @@ import type { Config } from '../config/config.js';
 import type { Logger } from '../log/logger.js';
 import { openDataStore } from '../ports/lmdb.js';
 import type { Ports } from '../ports/ports.js';
+import { LmdbPendingRuns } from '../ports/pending-runs/pending-runs-lmdb.js';
 import { loggingPushSender } from '../ports/push-queue/push-queue-memory.js';
 import { LmdbPushQueue } from '../ports/push-queue/push-queue-lmdb.js';
 import { LmdbRuleStore } from '../ports/rule-store/rule-store-lmdb.js';
@@ -27,6 +28,7 @@ export async function diskPorts(config: Config, timers: TimerWheel, log: Logger)
       ...base,
       rules,
       push,
+      pendingRuns: new LmdbPendingRuns(data),
       async close() {
         await Promise.allSettled([base.bus.close(), base.directory.close(), base.shadows.close(), base.registry.close(), base.nonces.close(), base.lease.close()]);
         await Promise.allSettled([push.close(), rules.close()]);

@@ -73,6 +73,7 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
     commandTimeoutMs: config.commandTimeoutMs,
     commandTimeoutMaxMs: config.commandTimeoutMaxMs,
     supervision: { supervision: system.supervision, onFailure: system.onFailure },
+    ...(ports.pendingRuns ? { pendingRuns: ports.pendingRuns } : {}),
   });
   // a hub's events go to the bus (apps, other services) and to this node's rules
   const publishEvent = (event: AppEventMessage) => {
