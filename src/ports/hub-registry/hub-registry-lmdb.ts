@@ -112,16 +112,18 @@ export class LmdbNonceStore implements NonceStore {
   async sweep(): Promise<number> {
     return this.db.transaction(() => {
       const now = this.now();
-      let removed = 0;
+      const expired: Array<[number, string]> = [];
       for (const key of this.db.getKeys({ limit: this.sweepBatch })) {
         // the index entries come first, in expiry order: stop at the first live one or at a nonce
         if (!Array.isArray(key) || typeof key[0] !== 'number' || key[0] > now) break;
-        const [until, nonce] = key as [number, string];
-        void this.db.remove(key);
-        if (this.db.get(nonce) === until) void this.db.remove(nonce);
-        removed++;
+        expired.push(key as [number, string]);
       }
-      return removed;
+      // removed after the scan, not under the cursor that reads the range
+      for (const [until, nonce] of expired) {
+        void this.db.remove([until, nonce]);
+        if (this.db.get(nonce) === until) void this.db.remove(nonce);
+      }
+      return expired.length;
     });
   }
 

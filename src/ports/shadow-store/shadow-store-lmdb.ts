@@ -67,6 +67,7 @@ export class LmdbShadowStore implements ShadowStore {
   /** the latest transaction issued, durable included (never rejects) */
   private last: Promise<void> = Promise.resolve();
   private closed = false;
+  private warnedClosed = false;
 
   /** Does not own `data`: the composition root closes it after every adapter. */
   constructor(
@@ -123,11 +124,14 @@ export class LmdbShadowStore implements ShadowStore {
     await this.run(hubId, () => {
       if (full) {
         const keep = new Set(devices.map((d) => d.d));
+        const gone: Key[] = [];
         for (const key of this.db.getKeys({ start: hubId })) {
           if (key === hubId) continue;
           if (!Array.isArray(key) || key[0] !== hubId) break;
-          if (!keep.has(key[1])) void this.db.remove(key);
+          if (!keep.has(key[1])) gone.push(key);
         }
+        // removed after the scan, not under the cursor that reads the range
+        for (const key of gone) void this.db.remove(key);
       }
       for (const id of left) void this.db.remove([hubId, id]);
       for (const d of devices) {
@@ -155,7 +159,11 @@ export class LmdbShadowStore implements ShadowStore {
 
   /** The hub's entry in the open batch (opening one); null after close. */
   private queue(hubId: string, epoch: number): QueuedHub | null {
-    if (this.closed) return null;
+    if (this.closed) {
+      if (!this.warnedClosed) this.log.warn('shadow write after close dropped');
+      this.warnedClosed = true;
+      return null;
+    }
     if (!this.open) {
       const hubs = new Map<string, QueuedHub>();
       const done = this.db.transaction(() => {
