@@ -1,26 +1,30 @@
 /**
  * Shadow store benchmark for the embedded default: the memory store (the floor, measured in the
- * same run) against the LMDB store with DATA_SYNC=commit and DATA_SYNC=os. Each variant runs in
+ * same run) against the LMDB store with DATA_SYNC=commit and DATA_SYNC=os (and, given `--sqlite`,
+ * the same writes in SQLite: synchronous FULL and NORMAL, see bench/lib/sqlite-shadows.ts). Each variant runs in
  * its own process (so RSS is its own): `--hubs` hubs of `--devices` devices are written once,
  * then `--writes` reports are written as hub sessions make them (each turn `--per-turn` hubs
  * report one device and write their cursor; at most 4 turns unacknowledged), then `--loads`
  * random hubs are loaded one at a time.
  *
  * Reported: reports/s to the last acknowledgement, ack latency (writeCursor → cursorStored)
- * p50/p99, load() p50/p99, RSS and heap after a GC. RSS includes the pages of the LMDB file the
+ * p50/p99, load() p50/p99, event-loop delay while writing (SQLite commits on the main thread,
+ * LMDB on its own), RSS and heap after a GC. RSS includes the pages of the LMDB file the
  * process touched (file-backed: the kernel may drop them), the heap does not.
  *
  *   node --import tsx bench/store.bench.ts [--hubs 10000] [--devices 8] [--writes 200000]
  *                                          [--per-turn 500] [--loads 5000] [--json]
+ *                                          [--sqlite /tmp/x/node_modules]   (better-sqlite3 12.11.1)
  */
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { performance } from 'node:perf_hooks';
+import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { createLogger, emptyDevice, LmdbShadowStore, MemoryShadowStore, openDataStore, type ShadowStore } from '../src/internal.js';
+import { createLogger, emptyDevice, LmdbShadowStore, MemoryShadowStore, openDataStore } from '../src/internal.js';
+import { sqliteShadows, type BenchStore } from './lib/sqlite-shadows.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -29,6 +33,8 @@ const { values: args } = parseArgs({
     writes: { type: 'string', default: '200000' },
     'per-turn': { type: 'string', default: '500' },
     loads: { type: 'string', default: '5000' },
+    /** a node_modules folder holding better-sqlite3 (outside the project): adds the SQLite variants */
+    sqlite: { type: 'string' },
     variant: { type: 'string' },
     json: { type: 'boolean', default: false },
   },
@@ -38,8 +44,9 @@ const DEVICES = Number(args.devices);
 const WRITES = Number(args.writes);
 const PER_TURN = Number(args['per-turn']);
 const LOADS = Number(args.loads);
-const VARIANTS = ['memory', 'lmdb-commit', 'lmdb-os'] as const;
-type Variant = (typeof VARIANTS)[number];
+const ALL = ['memory', 'lmdb-commit', 'lmdb-os', 'sqlite-full', 'sqlite-normal'] as const;
+type Variant = (typeof ALL)[number];
+const VARIANTS = ALL.filter((v) => args.sqlite !== undefined || !v.startsWith('sqlite'));
 
 interface Result {
   variant: Variant;
@@ -48,6 +55,9 @@ interface Result {
   ackP99: number;
   loadP50: number;
   loadP99: number;
+  /** event-loop delay during the writes, ms: what every socket of the node waits */
+  loopP99: number;
+  loopMax: number;
   rssMiB: number;
   heapMiB: number;
 }
@@ -58,8 +68,12 @@ const turn = (): Promise<void> => new Promise((r) => setImmediate(r));
 async function measure(variant: Variant): Promise<Result> {
   const dir = mkdtempSync(join(tmpdir(), 'hubtier-bench-'));
   const log = createLogger('silent');
-  const data = variant === 'memory' ? null : openDataStore(dir, { sync: variant === 'lmdb-commit' ? 'commit' : 'os' });
-  const store: ShadowStore = data ? new LmdbShadowStore(data, { log }) : new MemoryShadowStore();
+  const data = variant.startsWith('lmdb') ? openDataStore(dir, { sync: variant === 'lmdb-commit' ? 'commit' : 'os' }) : null;
+  const store: BenchStore = data
+    ? new LmdbShadowStore(data, { log })
+    : variant.startsWith('sqlite')
+      ? sqliteShadows(args.sqlite!, join(dir, 'shadows.db'), variant === 'sqlite-full' ? 'FULL' : 'NORMAL')
+      : new MemoryShadowStore();
   const hub = (i: number): string => `hub-${i}`;
   const device = (seq: number) => ({ ...emptyDevice(), kind: 'switch', reported: { on: seq % 2 === 0, level: seq % 100, power: seq * 0.5 }, reportedVersion: seq, reportedAt: Date.now() });
   for (let h = 0; h < HUBS; h++) {
@@ -85,6 +99,8 @@ async function measure(variant: Variant): Promise<Result> {
       wake?.();
     },
   };
+  const loop = monitorEventLoopDelay({ resolution: 1 });
+  loop.enable();
   const start = performance.now();
   for (let seq = 0, n = 0; n < WRITES; seq++) {
     while (outstanding > PER_TURN * 4) await new Promise<void>((r) => (wake = r));
@@ -102,6 +118,7 @@ async function measure(variant: Variant): Promise<Result> {
   await store.flush();
   while (outstanding > 0) await new Promise<void>((r) => (wake = r));
   const seconds = (performance.now() - start) / 1000;
+  loop.disable();
 
   const loads: number[] = [];
   for (let i = 0; i < LOADS; i++) {
@@ -124,13 +141,15 @@ async function measure(variant: Variant): Promise<Result> {
     ackP99: pct(acks, 0.99),
     loadP50: pct(loads, 0.5),
     loadP99: pct(loads, 0.99),
+    loopP99: loop.percentile(99) / 1e6,
+    loopMax: loop.max / 1e6,
     rssMiB: mem.rss / 2 ** 20,
     heapMiB: mem.heapUsed / 2 ** 20,
   };
 }
 
 function runChild(variant: Variant): Promise<Result> {
-  const forwarded = ['hubs', 'devices', 'writes', 'per-turn', 'loads'].flatMap((k) => [`--${k}`, String(args[k as keyof typeof args])]);
+  const forwarded = ['hubs', 'devices', 'writes', 'per-turn', 'loads', 'sqlite'].flatMap((k) => (args[k as keyof typeof args] === undefined ? [] : [`--${k}`, String(args[k as keyof typeof args])]));
   const child = spawn(process.execPath, ['--expose-gc', '--import', 'tsx', fileURLToPath(import.meta.url), '--variant', variant, ...forwarded], { stdio: ['ignore', 'pipe', 'inherit'] });
   let out = '';
   child.stdout.on('data', (b: Buffer) => (out += b.toString()));
@@ -149,10 +168,10 @@ if (args.variant) {
   else {
     const floor = results[0]!;
     console.log(`${HUBS} hubs × ${DEVICES} devices, ${WRITES} reports, ${PER_TURN} per turn, ${LOADS} loads`);
-    console.log('variant       reports/s  ×floor  ack p50/p99 ms   load p50/p99 ms   RSS MiB  heap MiB');
+    console.log('variant       reports/s  ×floor  ack p50/p99 ms   load p50/p99 ms   loop p99/max ms   RSS MiB  heap MiB');
     for (const r of results) {
       console.log(
-        `${r.variant.padEnd(12)} ${String(r.reportsPerSec).padStart(10)}  ${(r.reportsPerSec / floor.reportsPerSec).toFixed(2).padStart(6)}  ${r.ackP50.toFixed(2).padStart(6)}/${r.ackP99.toFixed(2).padEnd(7)}  ${r.loadP50.toFixed(3).padStart(7)}/${r.loadP99.toFixed(3).padEnd(8)}  ${r.rssMiB.toFixed(0).padStart(7)}  ${r.heapMiB.toFixed(0).padStart(8)}`,
+        `${r.variant.padEnd(12)} ${String(r.reportsPerSec).padStart(10)}  ${(r.reportsPerSec / floor.reportsPerSec).toFixed(2).padStart(6)}  ${r.ackP50.toFixed(2).padStart(6)}/${r.ackP99.toFixed(2).padEnd(7)}  ${r.loadP50.toFixed(3).padStart(7)}/${r.loadP99.toFixed(3).padEnd(8)}  ${r.loopP99.toFixed(1).padStart(7)}/${r.loopMax.toFixed(1).padEnd(8)}  ${r.rssMiB.toFixed(0).padStart(7)}  ${r.heapMiB.toFixed(0).padStart(8)}`,
       );
     }
   }

@@ -42,15 +42,18 @@ export interface LmdbShadowStoreOptions {
  * reported and desired together: every write below runs inside a write transaction, so rewriting
  * the other side costs a read, and `load` is one range read with no joining.
  *
- * - `writeReported`/`writeCursor` return at once; the writes of one event-loop turn are one batch,
- *   run as one transaction callback in lmdb's next write transaction (batch window 0: no timer of
- *   its own). A crash loses what was not committed yet, never what was acknowledged.
+ * - `writeReported`/`writeCursor` return at once; the writes made until lmdb starts its next write
+ *   transaction are one batch, one transaction callback (one event-loop turn while the disk keeps
+ *   up, more while a commit is under way; batch window 0: no timer of its own). The latest write
+ *   per device and cursor per hub wins. A crash loses what was not committed, never what was acknowledged.
  * - Fenced: the hub entry holds the largest epoch written; a hub's batch of an older epoch is
  *   dropped whole (counted in `staleBatches`) and its cursor listener is not told.
  * - `stored.cursorStored` is told once the transaction with the cursor, and every write of the hub
  *   before it, is committed and, with DATA_SYNC=commit, flushed to disk.
  * - `setDesired`/`writeDevices` are each one transaction in call order with the batches, resolving
- *   once durable. `load`/`loadCursor` first wait for the commit of this hub's queued writes.
+ *   once durable. `load`/`loadCursor` first wait until this hub's queued writes are durable
+ *   (cheaper than overlaying them: nothing kept after the commit, and a load of a hub with no
+ *   write under way waits for nothing).
  * - No shadow is kept here: the heap holds only the queued batch of the current turn.
  * - A failed commit (disk full, I/O error) is logged; its cursor listeners are never told.
  */
@@ -62,7 +65,7 @@ export class LmdbShadowStore implements ShadowStore {
   private readonly log: Logger;
   /** the batch still taking writes, and the transaction that will write it */
   private open: { hubs: Map<string, QueuedHub>; settled: Promise<void> } | null = null;
-  /** per hub with writes not yet committed: the transaction of its latest write */
+  /** per hub with writes not yet durable: the transaction of its latest write */
   private readonly pending = new Map<string, Promise<unknown>>();
   /** the latest transaction issued, durable included (never rejects) */
   private last: Promise<void> = Promise.resolve();
