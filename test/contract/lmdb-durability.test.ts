@@ -6,6 +6,7 @@
  */
 import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createLogger } from '../../src/log/logger.js';
 import { LmdbHubRegistry, LmdbNonceStore } from '../../src/ports/hub-registry/hub-registry-lmdb.js';
@@ -15,6 +16,7 @@ import { emptyDevice, type DeviceShadow } from '../../src/ports/shadow-store/sha
 import { tempDataStore } from './fixtures/data-store.js';
 
 const log = createLogger('silent');
+const WRITER = fileURLToPath(new URL('./fixtures/shadow-writer.ts', import.meta.url));
 const reported = (attrs: DeviceShadow['reported'], v: number): DeviceShadow => ({ ...emptyDevice(), reported: attrs, reportedVersion: v, reportedAt: 1_000 + v });
 
 let cleanups: Array<() => Promise<void>> = [];
@@ -157,7 +159,7 @@ describe('kill -9', () => {
       cleanups.push(tmp.remove);
       const dir = tmp.data.dir;
       await tmp.data.close();
-      const child = spawn(process.execPath, ['--import', 'tsx', 'test/contract/fixtures/shadow-writer.ts', dir, sync], { stdio: ['ignore', 'pipe', 'inherit'] });
+      const child = spawn(process.execPath, ['--import', 'tsx', WRITER, dir, sync], { stdio: ['ignore', 'pipe', 'inherit'] });
       const acked: number[] = [];
       const exited = new Promise<NodeJS.Signals | null>((resolve) => child.once('exit', (_code, signal) => resolve(signal)));
       for await (const line of createInterface({ input: child.stdout })) {
