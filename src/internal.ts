@@ -16,3 +16,7 @@ export { RulePool } from './rules/pool.js';
 export { noRuleMetrics, summarize, type DropReason, type RuleMetricsSink } from './rules/metrics.js';
 export { deviceKey, type DeviceRef } from './rules/model.js';
 export { validateRuleSpec } from './rules/validate.js';
+export { openDataStore, type DataSync } from './ports/lmdb.js';
+export { emptyDevice, type ShadowStore } from './ports/shadow-store/shadow-store.js';
+export { MemoryShadowStore } from './ports/shadow-store/shadow-store-memory.js';
+export { LmdbShadowStore } from './ports/shadow-store/shadow-store-lmdb.js';

@@ -27,10 +27,13 @@ import { CachingHubRegistry } from '../../src/ports/hub-registry/hub-registry-ca
 import type { HubRecord } from '../../src/ports/hub-registry/hub-registry.js';
 import { MemoryHubRegistry, MemoryNonceStore } from '../../src/ports/hub-registry/hub-registry-memory.js';
 import { RedisHubRegistry, RedisNonceStore } from '../../src/ports/hub-registry/hub-registry-redis.js';
+import { LmdbHubRegistry, LmdbNonceStore } from '../../src/ports/hub-registry/hub-registry-lmdb.js';
 import { connectRedis, RedisKeys } from '../../src/ports/redis.js';
 import { emptyDevice, type DeviceShadow } from '../../src/ports/shadow-store/shadow-store.js';
 import { MemoryShadowStore } from '../../src/ports/shadow-store/shadow-store-memory.js';
 import { RedisShadowStore } from '../../src/ports/shadow-store/shadow-store-redis.js';
+import { LmdbShadowStore } from '../../src/ports/shadow-store/shadow-store-lmdb.js';
+import { tempDataStore } from './fixtures/data-store.js';
 import { TierError } from '../../src/errors.js';
 import type { PushDelivery, PushNotification } from '../../src/ports/push-queue/push-queue.js';
 import { BullMqPushQueue } from '../../src/ports/push-queue/push-queue-bullmq.js';
@@ -150,6 +153,13 @@ const registries: Array<[name: string, make: HubRegistryFactory]> = [
       const registry = new CachingHubRegistry(new RedisHubRegistry(await redisClient('hostile-registry'), { keys: new RedisKeys(uniquePrefix()) }));
       return { registry, close: () => registry.close() };
     },
+  ],  [
+    'LmdbHubRegistry',
+    async () => {
+      const tmp = await tempDataStore();
+      const registry = new LmdbHubRegistry(tmp.data);
+      return { registry, close: () => registry.close().then(tmp.remove) };
+    },
   ],
 ];
 
@@ -193,6 +203,13 @@ const nonceStores: Array<[name: string, make: NonceStoreFactory]> = [
     async () => {
       const nonces = new RedisNonceStore(await redisClient('hostile-nonces'), { keys: new RedisKeys(uniquePrefix()) });
       return { nonces, close: () => nonces.close() };
+    },
+  ],  [
+    'LmdbNonceStore',
+    async () => {
+      const tmp = await tempDataStore();
+      const nonces = new LmdbNonceStore(tmp.data);
+      return { nonces, close: () => nonces.close().then(tmp.remove) };
     },
   ],
 ];
@@ -284,6 +301,13 @@ const shadowStores: Array<[name: string, make: ShadowStoreFactory]> = [
     async () => {
       const store = new RedisShadowStore(await redisClient('hostile-shadows'), { log, keys: new RedisKeys(uniquePrefix()) });
       return { store, close: () => store.close() };
+    },
+  ],  [
+    'LmdbShadowStore',
+    async () => {
+      const tmp = await tempDataStore();
+      const store = new LmdbShadowStore(tmp.data, { log });
+      return { store, close: () => store.close().then(tmp.remove) };
     },
   ],
 ];

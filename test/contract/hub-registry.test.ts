@@ -2,6 +2,8 @@ import { afterAll, beforeAll } from 'vitest';
 import { MemoryHubRegistry, MemoryNonceStore } from '../../src/ports/hub-registry/hub-registry-memory.js';
 import { CachingHubRegistry } from '../../src/ports/hub-registry/hub-registry-cache.js';
 import { RedisHubRegistry, RedisNonceStore } from '../../src/ports/hub-registry/hub-registry-redis.js';
+import { LmdbHubRegistry, LmdbNonceStore } from '../../src/ports/hub-registry/hub-registry-lmdb.js';
+import { tempDataStore } from './fixtures/data-store.js';
 import { connectRedis, RedisKeys } from '../../src/ports/redis.js';
 import { createLogger } from '../../src/log/logger.js';
 import { startRedis, uniquePrefix, type Backend } from '../../load/harness/index.js';
@@ -46,6 +48,14 @@ const registries: Array<[name: string, make: HubRegistryFactory]> = [
       return { registry, close: () => registry.close() };
     },
   ],
+  [
+    'LmdbHubRegistry (DATA_SYNC=commit)',
+    async () => {
+      const tmp = await tempDataStore('commit');
+      const registry = new LmdbHubRegistry(tmp.data);
+      return { registry, close: () => registry.close().then(tmp.remove) };
+    },
+  ],
 ];
 
 const nonceStores: Array<[name: string, make: NonceStoreFactory]> = [
@@ -77,6 +87,29 @@ const nonceStores: Array<[name: string, make: NonceStoreFactory]> = [
     async () => {
       const nonces = new RedisNonceStore(await connect(), { keys: new RedisKeys(uniquePrefix()) });
       return { nonces, close: () => nonces.close() };
+    },
+  ],
+  [
+    'LmdbNonceStore (fake clock)',
+    async () => {
+      let now = 1_700_000_000_000;
+      const tmp = await tempDataStore();
+      const nonces = new LmdbNonceStore(tmp.data, { now: () => now });
+      return {
+        nonces,
+        advanceTime: (ms) => {
+          now += ms;
+        },
+        close: () => nonces.close().then(tmp.remove),
+      };
+    },
+  ],
+  [
+    'LmdbNonceStore (real clock)',
+    async () => {
+      const tmp = await tempDataStore();
+      const nonces = new LmdbNonceStore(tmp.data);
+      return { nonces, close: () => nonces.close().then(tmp.remove) };
     },
   ],
 ];

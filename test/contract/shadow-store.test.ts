@@ -2,6 +2,8 @@ import { afterAll, beforeAll, describe } from 'vitest';
 import { connectRedis, RedisKeys } from '../../src/ports/redis.js';
 import { MemoryShadowStore } from '../../src/ports/shadow-store/shadow-store-memory.js';
 import { RedisShadowStore } from '../../src/ports/shadow-store/shadow-store-redis.js';
+import { LmdbShadowStore } from '../../src/ports/shadow-store/shadow-store-lmdb.js';
+import { tempDataStore } from './fixtures/data-store.js';
 import { createLogger } from '../../src/log/logger.js';
 import { startRedis, uniquePrefix, type Backend } from '../../load/harness/index.js';
 import { shadowDeltaSpec, shadowStoreContract, type ShadowStoreFactory } from './shadow-store.contract.js';
@@ -33,6 +35,14 @@ const implementations: Array<[name: string, make: ShadowStoreFactory]> = [
       return { store, close: () => store.close() };
     },
   ],
+  ...(['commit', 'os'] as const).map((sync): [string, ShadowStoreFactory] => [
+    `LmdbShadowStore (DATA_SYNC=${sync})`,
+    async () => {
+      const tmp = await tempDataStore(sync);
+      const store = new LmdbShadowStore(tmp.data, { log: createLogger('silent') });
+      return { store, close: () => store.close().then(tmp.remove) };
+    },
+  ]),
 ];
 
 for (const [name, make] of implementations) shadowStoreContract(name, make);

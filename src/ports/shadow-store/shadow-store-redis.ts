@@ -16,7 +16,7 @@ import {
   type HubBatch,
   type ReportedEntry,
 } from './shadow-store-redis-layout.js';
-import { emptyDevice, mergeAttrs, newShadow, type CursorListener, type DeviceShadow, type HubShadow, type SeqCursor, type ShadowStore } from './shadow-store.js';
+import { emptyDevice, mergeAttrs, newShadow, notifyStored, type CursorListener, type DeviceShadow, type HubShadow, type SeqCursor, type ShadowStore } from './shadow-store.js';
 
 export interface RedisShadowStoreOptions {
   log: Logger;
@@ -403,14 +403,5 @@ export class RedisShadowStore implements ShadowStore {
 
   private key(hubId: string): string {
     return this.keys.hub(hubId, 'shadow');
-  }
-}
-
-/** A listener's throw must not fail the batch (the write is durable whatever it does). */
-function notifyStored(listener: CursorListener, hubId: string, seq: number, log: Logger): void {
-  try {
-    listener.cursorStored(hubId, seq);
-  } catch (err) {
-    log.error({ err, hubId }, 'cursor listener failed');
   }
 }

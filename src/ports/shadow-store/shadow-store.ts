@@ -1,4 +1,5 @@
 import type { Attrs } from '../../../proto/frames.js';
+import type { Logger } from '../../log/logger.js';
 
 /** One sub-device's shadow. */
 export interface DeviceShadow {
@@ -36,6 +37,15 @@ export function newShadow(): HubShadow {
 /** Told when a hub's cursor (and every write of the hub queued before it) is durable. */
 export interface CursorListener {
   cursorStored(hubId: string, seq: number): void;
+}
+
+/** Tells a listener; its throw must not fail the batch (the write is durable whatever it does). */
+export function notifyStored(listener: CursorListener, hubId: string, seq: number, log: Logger): void {
+  try {
+    listener.cursorStored(hubId, seq);
+  } catch (err) {
+    log.error({ err, hubId }, 'cursor listener failed');
+  }
 }
 
 /** Where a hub's inbound sequence stands: the boot id and the last sequence number accepted. */

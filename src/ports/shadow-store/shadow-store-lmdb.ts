@@ -1,0 +1,290 @@
+import type { Database } from 'lmdb';
+import type { Attrs, AttrValue } from '../../../proto/frames.js';
+import type { Logger } from '../../log/logger.js';
+import type { DataStore } from '../lmdb.js';
+import { emptyDevice, mergeAttrs, newShadow, NO_DESIRED, notifyStored, type CursorListener, type DeviceShadow, type HubShadow, type SeqCursor, type ShadowStore } from './shadow-store.js';
+
+/**
+ * An attribute map as stored: [key, value, key, value, ...]. Not a msgpack map: msgpackr decodes
+ * a `__proto__` key as `__proto_`, and every new set of keys would become a shared structure.
+ */
+type FlatAttrs = Array<string | AttrValue>;
+/** A device: [kind, model, reported, reportedVersion, reportedAt, desired, desiredVersion]. */
+type StoredDevice = [string | null, string | null, FlatAttrs, number, number, FlatAttrs, number];
+/** A hub: [the largest session epoch written, cursor boot, cursor seq]. */
+type StoredHub = [number, string | null, number];
+type Key = string | [string, string];
+
+/** The reported side of one device as queued (a copy taken at `writeReported`). */
+interface QueuedDevice {
+  a: FlatAttrs;
+  v: number;
+  at: number;
+  k: string | undefined;
+}
+
+/** What one hub wrote into a batch that lmdb has not run yet: the latest per device, the latest cursor. */
+interface QueuedHub {
+  devices: Map<string, QueuedDevice>;
+  cursor: { boot: string; seq: number; stored: CursorListener | undefined } | undefined;
+  epoch: number;
+}
+
+export interface LmdbShadowStoreOptions {
+  log: Logger;
+}
+
+/**
+ * Shadows on local disk (embedded default): sub-database `shadows`, keyed so that one hub is one
+ * contiguous range: the hub's own entry under `hubId` (epoch and cursor), then one entry per
+ * device under `[hubId, deviceId]` (lmdb's ordered keys put `hubId`, then `hubId` + separator +
+ * device id, before any other hub id: strings escape the separator byte). A device is one record,
+ * reported and desired together: every write below runs inside a write transaction, so rewriting
+ * the other side costs a read, and `load` is one range read with no joining.
+ *
+ * - `writeReported`/`writeCursor` return at once; the writes made until lmdb starts its next write
+ *   transaction are one batch, one transaction callback (one event-loop turn while the disk keeps
+ *   up, more while a commit is under way; batch window 0: no timer of its own). The latest write
+ *   per device and cursor per hub wins. A crash loses what was not committed, never what was acknowledged.
+ * - Fenced: the hub entry holds the largest epoch written; a hub's batch of an older epoch is
+ *   dropped whole (counted in `staleBatches`) and its cursor listener is not told.
+ * - `stored.cursorStored` is told once the transaction with the cursor, and every write of the hub
+ *   before it, is committed and, with DATA_SYNC=commit, flushed to disk.
+ * - `setDesired`/`writeDevices` are each one transaction in call order with the batches, resolving
+ *   once durable. `load`/`loadCursor` first wait until this hub's queued writes are durable
+ *   (cheaper than overlaying them: nothing kept after the commit, and a load of a hub with no
+ *   write under way waits for nothing).
+ * - No shadow is kept here: the heap holds only the queued batch of the current turn.
+ * - A failed commit (disk full, I/O error) is logged; its cursor listeners are never told.
+ */
+export class LmdbShadowStore implements ShadowStore {
+  readonly batchWindowMs = 0;
+  /** Batches refused because a newer session of their hub had written. */
+  staleBatches = 0;
+  private readonly db: Database<StoredDevice | StoredHub, Key>;
+  private readonly log: Logger;
+  /** the batch still taking writes, and the transaction that will write it */
+  private open: { hubs: Map<string, QueuedHub>; settled: Promise<void> } | null = null;
+  /** per hub with writes not yet durable: the transaction of its latest write */
+  private readonly pending = new Map<string, Promise<unknown>>();
+  /** the latest transaction issued, durable included (never rejects) */
+  private last: Promise<void> = Promise.resolve();
+  private closed = false;
+  private warnedClosed = false;
+
+  /** Does not own `data`: the composition root closes it after every adapter. */
+  constructor(
+    private readonly data: DataStore,
+    options: LmdbShadowStoreOptions,
+  ) {
+    this.db = data.db<StoredDevice | StoredHub>('shadows') as unknown as Database<StoredDevice | StoredHub, Key>;
+    this.log = options.log;
+  }
+
+  writeReported(hubId: string, deviceId: string, device: DeviceShadow, epoch = 0): void {
+    const hub = this.queue(hubId, epoch);
+    if (hub) hub.devices.set(deviceId, { a: flatten(device.reported), v: device.reportedVersion, at: device.reportedAt, k: device.kind });
+  }
+
+  writeCursor(hubId: string, cursor: SeqCursor, epoch = 0, stored?: CursorListener): void {
+    const hub = this.queue(hubId, epoch);
+    if (hub) hub.cursor = { boot: cursor.boot, seq: cursor.seq, stored };
+  }
+
+  async loadCursor(hubId: string): Promise<SeqCursor | null> {
+    await this.pending.get(hubId);
+    const h = this.db.get(hubId) as StoredHub | undefined;
+    return h === undefined || h[1] === null ? null : { boot: h[1], seq: h[2] };
+  }
+
+  async load(hubId: string): Promise<HubShadow> {
+    await this.pending.get(hubId);
+    const out = newShadow();
+    for (const { key, value } of this.db.getRange({ start: hubId })) {
+      if (key === hubId) continue; // the hub's own entry
+      if (!Array.isArray(key) || key[0] !== hubId) break; // the next hub
+      out[key[1]] = toDevice(value as StoredDevice);
+    }
+    return out;
+  }
+
+  setDesired(hubId: string, deviceId: string, patch: Attrs): Promise<DeviceShadow> {
+    return this.run(hubId, () => {
+      const stored = this.db.get([hubId, deviceId]) as StoredDevice | undefined;
+      const device = stored ? toDevice(stored) : emptyDevice();
+      const desired = { ...device.desired };
+      if (mergeAttrs(desired, patch)) {
+        device.desired = desired;
+        device.desiredVersion++;
+      } else if (stored) return device;
+      // a first patch creates the device even when it changes nothing, as the other stores do
+      void this.db.put([hubId, deviceId], fromDevice(device));
+      return device;
+    });
+  }
+
+  async writeDevices(hubId: string, devices: Array<{ d: string; k: string; m?: string }>, left: string[], full: boolean): Promise<void> {
+    await this.run(hubId, () => {
+      if (full) {
+        const keep = new Set(devices.map((d) => d.d));
+        const gone: Key[] = [];
+        for (const key of this.db.getKeys({ start: hubId })) {
+          if (key === hubId) continue;
+          if (!Array.isArray(key) || key[0] !== hubId) break;
+          if (!keep.has(key[1])) gone.push(key);
+        }
+        // removed after the scan, not under the cursor that reads the range
+        for (const key of gone) void this.db.remove(key);
+      }
+      for (const id of left) void this.db.remove([hubId, id]);
+      for (const d of devices) {
+        const stored = this.db.get([hubId, d.d]) as StoredDevice | undefined;
+        const next: StoredDevice = stored ? [...stored] : fromDevice(emptyDevice());
+        next[0] = d.k;
+        if (d.m !== undefined) next[1] = d.m;
+        void this.db.put([hubId, d.d], next);
+      }
+    });
+  }
+
+  /** Resolves when every write made before the call is durable. */
+  async flush(): Promise<void> {
+    await this.last;
+    await this.data.flushed();
+  }
+
+  /** Flushes; later writes are dropped (the DataStore is closed by its owner after this). */
+  async close(): Promise<void> {
+    this.closed = true;
+    this.open = null;
+    await this.flush();
+  }
+
+  /** The hub's entry in the open batch (opening one); null after close. */
+  private queue(hubId: string, epoch: number): QueuedHub | null {
+    if (this.closed) {
+      if (!this.warnedClosed) this.log.warn('shadow write after close dropped');
+      this.warnedClosed = true;
+      return null;
+    }
+    if (!this.open) {
+      const hubs = new Map<string, QueuedHub>();
+      const done = this.db.transaction(() => {
+        // from here on, writes go into the next batch
+        if (this.open?.hubs === hubs) this.open = null;
+        return this.writeBatch(hubs);
+      });
+      const settled = this.track(done, () => hubs.keys(), (written) => {
+        for (const [id, cursor] of written) if (cursor.stored) notifyStored(cursor.stored, id, cursor.seq, this.log);
+      });
+      this.open = { hubs, settled };
+    }
+    let hub = this.open.hubs.get(hubId);
+    if (!hub) {
+      hub = { devices: new Map(), cursor: undefined, epoch };
+      this.open.hubs.set(hubId, hub);
+      this.pending.set(hubId, this.open.settled);
+    } else if (epoch > hub.epoch) hub.epoch = epoch;
+    return hub;
+  }
+
+  /** In the write transaction: each hub's batch unless fenced; answers the cursors written. */
+  private writeBatch(hubs: Map<string, QueuedHub>): Array<[string, NonNullable<QueuedHub['cursor']>]> {
+    const written: Array<[string, NonNullable<QueuedHub['cursor']>]> = [];
+    for (const [hubId, b] of hubs) {
+      try {
+        const h = this.db.get(hubId) as StoredHub | undefined;
+        const epoch = h?.[0] ?? 0;
+        if (b.epoch > 0 && epoch > b.epoch) {
+          this.staleBatches++;
+          this.log.debug({ hubId, epoch: b.epoch, stored: epoch }, 'stale shadow batch refused by the epoch fence');
+          continue;
+        }
+        for (const [deviceId, e] of b.devices) {
+          const stored = this.db.get([hubId, deviceId]) as StoredDevice | undefined;
+          const next: StoredDevice = stored ? [...stored] : fromDevice(emptyDevice());
+          if (e.k !== undefined) next[0] = e.k;
+          next[2] = e.a;
+          next[3] = e.v;
+          next[4] = e.at;
+          void this.db.put([hubId, deviceId], next);
+        }
+        // the hub entry last: a hub whose device writes threw keeps its old cursor
+        if (b.cursor || b.epoch > epoch) void this.db.put(hubId, [Math.max(epoch, b.epoch), b.cursor?.boot ?? h?.[1] ?? null, b.cursor?.seq ?? h?.[2] ?? 0]);
+        if (b.cursor) written.push([hubId, b.cursor]);
+      } catch (err) {
+        // a key lmdb cannot take (too long): this hub's batch is lost, the others are written
+        this.log.error({ err, hubId }, 'shadow batch of a hub could not be written');
+      }
+    }
+    return written;
+  }
+
+  /** One transaction of its own, after every batch and transaction before it; resolves once durable. */
+  private async run<T>(hubId: string, body: () => T): Promise<T> {
+    this.open = null; // writes after this call go into a batch that runs after it
+    const done = this.db.transaction(body);
+    this.pending.set(hubId, this.track(done, () => [hubId], () => {}));
+    const result = await done;
+    await this.durable();
+    return result;
+  }
+
+  /**
+   * Follows a transaction: `then` runs once it is durable; `last` and `pending` (for the hubs
+   * `hubs()` names once it settled) point at it until then. The answer never rejects.
+   */
+  private track<T>(done: Promise<T>, hubs: () => Iterable<string>, then: (result: T) => void): Promise<void> {
+    const settled: Promise<void> = done
+      .then(
+        async (result) => {
+          await this.durable();
+          then(result);
+        },
+        (err: unknown) => this.log.error({ err }, 'shadow write transaction failed: its writes are lost, none acknowledged'),
+      )
+      .finally(() => {
+        for (const h of hubs()) if (this.pending.get(h) === settled) this.pending.delete(h);
+      });
+    this.last = settled;
+    return settled;
+  }
+
+  private async durable(): Promise<void> {
+    // with overlapping sync a commit is visible before it is on disk: wait for the flush
+    if (this.data.sync === 'commit') await this.data.flushed();
+  }
+}
+
+function flatten(a: Attrs): FlatAttrs {
+  const out: FlatAttrs = [];
+  for (const k in a) out.push(k, a[k]!);
+  return out;
+}
+
+function unflatten(flat: FlatAttrs): Attrs {
+  const out: Attrs = {};
+  for (let i = 0; i + 1 < flat.length; i += 2) {
+    const k = flat[i] as string;
+    // data, never the prototype: as mergeAttrs does
+    if (k === '__proto__') Object.defineProperty(out, k, { value: flat[i + 1], writable: true, enumerable: true, configurable: true });
+    else out[k] = flat[i + 1] as AttrValue;
+  }
+  return out;
+}
+
+function toDevice(s: StoredDevice): DeviceShadow {
+  return {
+    kind: s[0] ?? undefined,
+    model: s[1] ?? undefined,
+    reported: unflatten(s[2]),
+    reportedVersion: s[3],
+    reportedAt: s[4],
+    desired: s[5].length === 0 ? NO_DESIRED : unflatten(s[5]),
+    desiredVersion: s[6],
+  };
+}
+
+function fromDevice(d: DeviceShadow): StoredDevice {
+  return [d.kind ?? null, d.model ?? null, flatten(d.reported), d.reportedVersion, d.reportedAt, flatten(d.desired), d.desiredVersion];
+}

@@ -1,0 +1,182 @@
+/**
+ * What only a disk store promises: what was written is there after the store is closed and
+ * opened again, and after the process is killed (kill -9) every acknowledged write is there.
+ * Also the LMDB-only parts of the shadow store and nonce promises: the epoch fence (the contract
+ * suite skips it for a batch window of 0), a cursor told only once durable, the nonce sweep.
+ */
+import { spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { afterEach, describe, expect, it } from 'vitest';
+import { createLogger } from '../../src/log/logger.js';
+import { LmdbHubRegistry, LmdbNonceStore } from '../../src/ports/hub-registry/hub-registry-lmdb.js';
+import { openDataStore, type DataStore } from '../../src/ports/lmdb.js';
+import { LmdbShadowStore } from '../../src/ports/shadow-store/shadow-store-lmdb.js';
+import { emptyDevice, type DeviceShadow } from '../../src/ports/shadow-store/shadow-store.js';
+import { tempDataStore } from './fixtures/data-store.js';
+
+const log = createLogger('silent');
+const WRITER = fileURLToPath(new URL('./fixtures/shadow-writer.ts', import.meta.url));
+const reported = (attrs: DeviceShadow['reported'], v: number): DeviceShadow => ({ ...emptyDevice(), reported: attrs, reportedVersion: v, reportedAt: 1_000 + v });
+
+let cleanups: Array<() => Promise<void>> = [];
+afterEach(async () => {
+  for (const c of cleanups.reverse()) await c();
+  cleanups = [];
+});
+async function temp(sync: 'commit' | 'os' = 'commit'): Promise<DataStore> {
+  const tmp = await tempDataStore(sync);
+  cleanups.push(tmp.remove);
+  return tmp.data;
+}
+/** Reopens `data`'s directory after closing it; the reopened store is closed after the test. */
+async function reopen(data: DataStore): Promise<DataStore> {
+  await data.close();
+  const again = openDataStore(data.dir, { sync: data.sync });
+  cleanups.push(() => again.close());
+  return again;
+}
+
+describe('LMDB stores survive close and reopen', () => {
+  it('registry, nonces within their ttl, shadows with desired state, models and cursors', async () => {
+    let data = await temp();
+    const registry = new LmdbHubRegistry(data);
+    await registry.create({ hubId: 'h1', homeId: 'home1', model: 'HG-2', secret: 's1', enabled: true, createdAt: 5 });
+    await registry.create({ hubId: 'h2', homeId: 'home2', model: undefined, secret: 's2', enabled: true, createdAt: 6 });
+    expect(await registry.setEnabled('h2', false)).toBe(true);
+    const nonces = new LmdbNonceStore(data);
+    expect(await nonces.claim('n-long', 60_000)).toBe(true);
+    const shadows = new LmdbShadowStore(data, { log });
+    shadows.writeReported('h1', 'lamp', reported({ on: true, level: 3 }, 4), 2);
+    shadows.writeCursor('h1', { boot: 'b7', seq: 41 }, 2);
+    await shadows.setDesired('h1', 'lamp', { level: 9 });
+    await shadows.writeDevices('h1', [{ d: 'lamp', k: 'light', m: 'L-1' }], [], false);
+    await Promise.all([shadows.close(), nonces.close(), registry.close()]);
+
+    data = await reopen(data);
+    const reg2 = new LmdbHubRegistry(data);
+    expect(await reg2.get('h1')).toEqual({ hubId: 'h1', homeId: 'home1', model: 'HG-2', secret: 's1', enabled: true, createdAt: 5 });
+    expect(await reg2.get('h2')).toEqual({ hubId: 'h2', homeId: 'home2', model: undefined, secret: 's2', enabled: false, createdAt: 6 });
+    const nonces2 = new LmdbNonceStore(data);
+    expect(await nonces2.claim('n-long', 60_000), 'a nonce claimed before the restart is still refused').toBe(false);
+    expect(await nonces2.claim('n-new', 60_000)).toBe(true);
+    const shadows2 = new LmdbShadowStore(data, { log });
+    expect(await shadows2.loadCursor('h1')).toEqual({ boot: 'b7', seq: 41 });
+    const lamp = (await shadows2.load('h1')).lamp;
+    expect(lamp).toEqual({ kind: 'light', model: 'L-1', reported: { on: true, level: 3 }, reportedVersion: 4, reportedAt: 1_004, desired: { level: 9 }, desiredVersion: 1 });
+    // the epoch survived too: a batch of an older session is still refused after the restart
+    shadows2.writeReported('h1', 'lamp', reported({ on: false }, 5), 1);
+    await shadows2.flush();
+    expect((await shadows2.load('h1')).lamp!.reported).toEqual({ on: true, level: 3 });
+    expect(shadows2.staleBatches).toBe(1);
+    await Promise.all([shadows2.close(), nonces2.close(), reg2.close()]);
+  });
+});
+
+describe('LmdbShadowStore', () => {
+  it('refuses a batch of an older epoch than the last written for the hub, and never tells its listener', async () => {
+    const store = new LmdbShadowStore(await temp('os'), { log });
+    const heard: number[] = [];
+    const listener = { cursorStored: (_h: string, seq: number) => heard.push(seq) };
+    store.writeReported('h', 'd', reported({ v: 'new' }, 2), 5);
+    store.writeCursor('h', { boot: 'b', seq: 7 }, 5, listener);
+    await store.flush();
+    store.writeReported('h', 'd', reported({ v: 'stale' }, 3), 3);
+    store.writeCursor('h', { boot: 'b', seq: 8 }, 3, listener);
+    await store.flush();
+    expect(heard).toEqual([7]);
+    expect(await store.loadCursor('h')).toEqual({ boot: 'b', seq: 7 });
+    expect((await store.load('h')).d!.reported).toEqual({ v: 'new' });
+    expect(store.staleBatches).toBe(1);
+    // an unfenced write (epoch 0) and a newer session's write go through
+    store.writeCursor('h', { boot: 'b', seq: 9 }, 6, listener);
+    await store.flush();
+    expect(heard).toEqual([7, 9]);
+    await store.close();
+  });
+
+  it('with DATA_SYNC=commit tells the listener only once the commit is flushed to disk', async () => {
+    const data = await temp('commit');
+    // an instrumented store: flushes are held until the test lets them go
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    const instrumented: DataStore = { ...data, db: data.db.bind(data), flushed: () => held.then(() => data.flushed()), close: () => data.close() };
+    const store = new LmdbShadowStore(instrumented, { log });
+    const raw = data.db<unknown>('shadows');
+    const heard: Array<[number, unknown]> = [];
+    store.writeReported('h', 'lamp', reported({ on: true }, 1), 1);
+    // what a reader of the disk finds at the moment the listener fires
+    store.writeCursor('h', { boot: 'b', seq: 3 }, 1, { cursorStored: (_h, seq) => heard.push([seq, raw.get(['h', 'lamp'])]) });
+    // a transaction queued after the store's batch: once it is committed, so is the batch
+    await raw.transaction(() => undefined);
+    expect(raw.get('h'), 'committed').toBeDefined();
+    // the store's reaction to the commit is microtasks only: all run before the next turn
+    await new Promise<void>((r) => setImmediate(r));
+    expect(heard, 'committed but not flushed: not told yet').toEqual([]);
+    release();
+    await store.flush();
+    expect(heard).toHaveLength(1);
+    expect(heard[0]![0]).toBe(3);
+    expect(heard[0]![1], 'the report queued before the cursor was readable when the listener fired').toBeDefined();
+    await store.close();
+  });
+
+  it('load waits for the commit of queued writes instead of missing them', async () => {
+    const store = new LmdbShadowStore(await temp('os'), { log });
+    for (let i = 0; i < 50; i++) store.writeReported('h', `d${i}`, reported({ i }, 1));
+    const shadow = await store.load('h');
+    expect(Object.keys(shadow)).toHaveLength(50);
+    await store.close();
+  });
+});
+
+describe('LmdbNonceStore sweep', () => {
+  it('removes expired nonces, at most sweepBatch per sweep, and keeps live ones', async () => {
+    const data = await temp('os');
+    let now = 1_000_000;
+    const nonces = new LmdbNonceStore(data, { now: () => now, sweepBatch: 10, sweepMs: 3_600_000 });
+    for (let i = 0; i < 25; i++) expect(await nonces.claim(`old-${i}`, 1_000)).toBe(true);
+    expect(await nonces.claim('live', 60_000)).toBe(true);
+    const raw = data.db('nonces');
+    expect(raw.getKeysCount()).toBe(52);
+    now += 1_001;
+    expect(await nonces.sweep()).toBe(10);
+    expect(await nonces.sweep()).toBe(10);
+    expect(await nonces.sweep()).toBe(5);
+    expect(await nonces.sweep()).toBe(0);
+    expect([...raw.getKeys()]).toEqual([[1_000_000 + 60_000, 'live'], 'live']);
+    expect(await nonces.claim('live', 60_000)).toBe(false);
+    expect(await nonces.claim('old-3', 1_000)).toBe(true);
+    await nonces.close();
+  });
+});
+
+describe('kill -9', () => {
+  for (const sync of ['commit', 'os'] as const) {
+    it(`DATA_SYNC=${sync}: every report whose cursor was acknowledged is there after the writer is killed`, async () => {
+      // the directory belongs to the child while it runs: created here, closed, handed over
+      const tmp = await tempDataStore(sync);
+      cleanups.push(tmp.remove);
+      const dir = tmp.data.dir;
+      await tmp.data.close();
+      const child = spawn(process.execPath, ['--import', 'tsx', WRITER, dir, sync], { stdio: ['ignore', 'pipe', 'inherit'] });
+      const acked: number[] = [];
+      const exited = new Promise<NodeJS.Signals | null>((resolve) => child.once('exit', (_code, signal) => resolve(signal)));
+      for await (const line of createInterface({ input: child.stdout })) {
+        acked.push(Number(line));
+        if (acked.length === 300) child.kill('SIGKILL');
+      }
+      expect(await exited).toBe('SIGKILL');
+      // the child's lock is stale (its process is gone): taken over
+      const again = openDataStore(dir, { sync });
+      cleanups.push(() => again.close());
+      const store = new LmdbShadowStore(again, { log });
+      const shadow = await store.load('hub-k9');
+      const cursor = await store.loadCursor('hub-k9');
+      expect(acked.length).toBeGreaterThanOrEqual(300);
+      expect(cursor!.seq).toBeGreaterThanOrEqual(Math.max(...acked));
+      for (const seq of acked) expect(shadow[`d${seq % 8}`]!.reported.seq as number, `seq ${seq}`).toBeGreaterThanOrEqual(seq);
+      await store.close();
+    });
+  }
+});
