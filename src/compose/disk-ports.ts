@@ -3,11 +3,15 @@ import type { Config } from '../config/config.js';
 import type { Logger } from '../log/logger.js';
 import { openDataStore } from '../ports/lmdb.js';
 import type { Ports } from '../ports/ports.js';
+import { LmdbHubRegistry, LmdbNonceStore } from '../ports/hub-registry/hub-registry-lmdb.js';
+import { LmdbShadowStore } from '../ports/shadow-store/shadow-store-lmdb.js';
 import { LmdbPendingRuns } from '../ports/pending-runs/pending-runs-lmdb.js';
 import { loggingPushSender } from '../ports/push-queue/push-queue-memory.js';
 import { LmdbPushQueue } from '../ports/push-queue/push-queue-lmdb.js';
 import { LmdbRuleStore } from '../ports/rule-store/rule-store-lmdb.js';
-import { memoryPorts } from './memory-ports.js';
+import { MemoryBus } from '../ports/bus/bus-memory.js';
+import { MemoryDirectory } from '../ports/directory/directory-memory.js';
+import { MemoryLease } from '../ports/lease/lease-memory.js';
 
 /**
  * The embedded default: everything a node must remember in one LMDB store in DATA_DIR; what only
@@ -18,20 +22,33 @@ export async function diskPorts(config: Config, timers: TimerWheel, log: Logger)
   const data = openDataStore(config.dataDir, { sync: config.dataSync, owner: `node ${config.nodeId}` });
   const opened: Array<{ close(): Promise<void> }> = [];
   try {
-    const base = memoryPorts(config, timers, log);
+    // meaningless after the process ends: in memory
+    const bus = new MemoryBus(timers, log);
+    const directory = new MemoryDirectory(config.directoryTtlMs);
+    const lease = new MemoryLease();
+    const registry = new LmdbHubRegistry(data);
+    const nonces = new LmdbNonceStore(data);
+    opened.push(nonces);
+    const shadows = new LmdbShadowStore(data, { log: log.child({ port: 'shadows' }) });
+    opened.push(shadows);
     const rules = await LmdbRuleStore.open(data);
     opened.push(rules);
     const pushLog = log.child({ port: 'push' });
     const push = await LmdbPushQueue.open(data, { sender: loggingPushSender(pushLog), log: pushLog });
     opened.push(push);
     return {
-      ...base,
+      bus,
+      directory,
+      lease,
+      registry,
+      nonces,
+      shadows,
       rules,
       push,
       pendingRuns: new LmdbPendingRuns(data),
       async close() {
-        await Promise.allSettled([base.bus.close(), base.directory.close(), base.shadows.close(), base.registry.close(), base.nonces.close(), base.lease.close()]);
-        await Promise.allSettled([push.close(), rules.close()]);
+        await Promise.allSettled([bus.close(), directory.close(), lease.close()]);
+        await Promise.allSettled([shadows.close(), registry.close(), nonces.close(), push.close(), rules.close()]);
         // the adapters' last writes are committed before the directory is released
         await data.close();
       },

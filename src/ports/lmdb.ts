@@ -4,9 +4,10 @@
  * opening with a clear error for each way it can fail, one owner per directory, the sync setting.
  *
  * Durability: lmdb-js commits the writes of one event-loop turn as one transaction; a write's
- * promise resolves once that transaction is committed. With `sync: 'commit'` (default) the commit
- * is fsynced first, so it survives a power loss; with `sync: 'os'` it is in the OS page cache: a
- * process crash (`kill -9`) loses nothing committed, a power loss may lose the last seconds.
+ * promise resolves once that transaction is committed: a process crash (`kill -9`) loses nothing
+ * committed. With `sync: 'commit'` (default) lmdb-js syncs each commit to disk, but overlapping:
+ * the promise resolves before the fsync, so a write that must survive a power loss awaits
+ * `durable()` after it. With `sync: 'os'` the OS writes the pages when it chooses.
  */
 import { accessSync, closeSync, constants, fstatSync, mkdirSync, openSync, readFileSync, readSync, rmSync, writeSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -47,8 +48,10 @@ export interface DataStore {
   /** a named sub-database of msgpack values (one per port) */
   db<V = unknown>(name: string): Database<V, string | number | Array<string | number>>;
   readonly root: RootDatabase;
-  /** resolves once every write issued so far is committed */
+  /** resolves once every write issued so far is committed and (with sync 'commit') on disk */
   flushed(): Promise<void>;
+  /** after a committed write: waits for the disk when `sync` is 'commit', else resolves at once */
+  durable(): Promise<void>;
   /** commits, closes the environment and releases the directory */
   close(): Promise<void>;
 }
@@ -103,6 +106,7 @@ export function openDataStore(dir: string, options: DataStoreOptions = {}): Data
       return db as unknown as Database<V, string | number | Array<string | number>>;
     },
     flushed: () => root.flushed.then(() => undefined),
+    durable: () => (options.sync === 'os' ? Promise.resolve() : root.flushed.then(() => undefined)),
     async close() {
       try {
         await root.flushed;

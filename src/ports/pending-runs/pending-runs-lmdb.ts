@@ -11,12 +11,16 @@ export class LmdbPendingRuns implements PendingRuns {
   readonly durable = true;
   readonly #db: Database<PendingRun, string>;
 
+  readonly #store: DataStore;
+
   constructor(store: DataStore) {
+    this.#store = store;
     this.#db = store.db<PendingRun>('delays') as unknown as Database<PendingRun, string>;
   }
 
   async save(run: PendingRun): Promise<void> {
     await this.#db.put(run.ruleId, run);
+    await this.#store.durable();
   }
 
   async remove(ruleId: string, runId: string): Promise<void> {

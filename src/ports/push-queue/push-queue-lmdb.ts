@@ -136,6 +136,7 @@ export class LmdbPushQueue implements PushQueue {
     try {
       // puts of one turn commit as one transaction
       await Promise.all([this.db.put(['dedup', n.dedupKey], { id, at: now }), this.db.put(['job', id], job)]);
+      await this.data.durable();
     } catch (err) {
       if (this.dedup.get(n.dedupKey)?.id === id) this.dedup.delete(n.dedupKey);
       throw new TierError('internal', `push notification not queued: ${(err as Error).message}`, { cause: err });
@@ -207,6 +208,7 @@ export class LmdbPushQueue implements PushQueue {
     // counted first: outcomes of one turn each write a larger total, committed in order
     this.delivered++;
     await Promise.all([this.db.remove(['job', id]), this.db.put(['count', 'delivered'], this.delivered)]);
+    await this.data.durable();
   }
 
   private async retryOrFail(id: string, job: StoredJob, delivery: PushDelivery, err: unknown): Promise<void> {
@@ -225,12 +227,14 @@ export class LmdbPushQueue implements PushQueue {
         }
       }
       await Promise.all(writes);
+      await this.data.durable();
       this.log?.warn({ pushId: id, homeId: delivery.notification.homeId, attempts: attempt, err: error }, 'push notification failed: attempts used up (kept as failed)');
       this.onFailed?.(delivery, err);
       return;
     }
     const dueAt = this.now() + backoffDelay(attempt, this.settings.backoffMs, this.settings.maxBackoffMs);
     await this.db.put(['job', id], { ...job, attempt, dueAt } satisfies StoredJob);
+    await this.data.durable();
     this.delay(id, dueAt);
   }
 

@@ -150,17 +150,19 @@ export class LmdbRuleStore implements RuleStore {
     return typeof c === 'number' ? c : null;
   }
 
-  advanceCursor(_homeId: string, ruleId: string, at: number): Promise<boolean> {
+  async advanceCursor(_homeId: string, ruleId: string, at: number): Promise<boolean> {
     if (!Number.isSafeInteger(at)) return Promise.reject(new RangeError(`cursor instant must be an integer of ms, got ${at}`));
     if (this.closed) return Promise.reject(closedError());
     // LMDB runs one write transaction at a time: racing calls see each other's result
-    return this.data.root.transaction(() => {
+    const moved = await this.data.root.transaction(() => {
       const cur = this.db.get(['cursor', ruleId]) as Cursor | undefined;
       if (typeof cur === 'number' && cur >= at) return false;
       if (typeof cur === 'object' && this.now() - cur.deletedAt < TOMBSTONE_MS) return false;
       void this.db.put(['cursor', ruleId], at);
       return true;
     });
+    if (moved) await this.data.durable();
+    return moved;
   }
 
   watch(listener: (change: RuleStoreChange) => void): () => void {
@@ -266,6 +268,7 @@ export class LmdbRuleStore implements RuleStore {
       return home.v;
     });
     if (version === 0) return false;
+    await this.data.durable();
     const note = { homeId, version };
     for (const l of [...this.listeners]) {
       try {
