@@ -52,6 +52,8 @@ export class HubReports implements CursorListener {
   private ackedSeq = -1;
   /** a sequenced frame was accepted in this session: from now on gaps are refused */
   private sequenced = false;
+  /** a hub heartbeat answered once `ackedSeq` reaches this (-1: none waiting) */
+  private heartbeatAt = -1;
 
   constructor(private readonly host: ReportHost) {}
 
@@ -121,6 +123,19 @@ export class HubReports implements CursorListener {
     if (seq <= this.ackedSeq || this.host.state !== 'online') return;
     this.ackedSeq = seq;
     this.host.send({ t: FrameType.ack, s: seq });
+    if (this.heartbeatAt !== -1 && seq >= this.heartbeatAt) {
+      this.heartbeatAt = -1;
+      this.host.send({ t: FrameType.heartbeat, ts: Date.now() });
+    }
+  }
+
+  /**
+   * Answers a hub's heartbeat after the acks of every frame accepted before it, so the hub sees
+   * answers in the order of its frames (a heartbeat is a barrier) although acks wait for the store.
+   */
+  answerHeartbeat(): void {
+    if (this.ackedSeq >= this.lastSeq) this.host.send({ t: FrameType.heartbeat, ts: Date.now() });
+    else this.heartbeatAt = this.lastSeq;
   }
 
   /**

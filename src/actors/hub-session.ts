@@ -128,8 +128,7 @@ export class HubSession extends Actor<HubMessage> implements TimerTarget {
     if (this.state !== 'online') return;
     switch (frame.t) {
       case FrameType.heartbeat:
-        this.send({ t: FrameType.heartbeat, ts: Date.now() });
-        return;
+        return this.reports.answerHeartbeat();
       case FrameType.report:
         return this.reports.report(frame, from);
       case FrameType.event:

@@ -95,6 +95,18 @@ describe('HubSession acknowledges only what is stored', () => {
     expect(await shadows.loadCursor('hub-1')).toEqual({ boot: 'boot', seq: 3 });
   });
 
+  it('a heartbeat is answered after the acks of the frames before it: answers keep the order of frames', async () => {
+    const { link, shadows, frame } = await online();
+    frame({ t: 3 }); // nothing pending: answered at once
+    frame({ t: 4, s: 1, r: { lamp: { on: true } } });
+    frame({ t: 3 });
+    await settle();
+    const kinds = () => link.frames.filter((f) => f.t === FrameType.ack || f.t === FrameType.heartbeat).map((f) => (f.t === FrameType.ack ? `ack ${f.s}` : 'heartbeat'));
+    expect(kinds()).toEqual(['heartbeat']);
+    shadows.release();
+    expect(kinds()).toEqual(['heartbeat', 'ack 1', 'heartbeat']);
+  });
+
   it('a resent frame is acked at once when stored, and not before when its write is still pending', async () => {
     const { link, shadows, frame } = await online();
     frame({ t: 4, s: 1, r: { lamp: { on: true } } });
