@@ -1,0 +1,94 @@
+/**
+ * Opening the embedded store: every way it can fail ends in a DataStoreError naming the path and
+ * what to do, and nothing is changed; a damaged file is refused before LMDB maps it (LMDB trusts
+ * the file: a garbage file crashed the process with a segfault before this check).
+ */
+import { spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { DataStoreError, openDataStore, type DataStore } from '../../src/ports/lmdb.js';
+
+const stores: DataStore[] = [];
+afterEach(async () => {
+  await Promise.allSettled(stores.splice(0).map((s) => s.close()));
+});
+const dir = () => mkdtempSync(join(tmpdir(), 'store-'));
+const open = (d: string) => {
+  const s = openDataStore(d);
+  stores.push(s);
+  return s;
+};
+const refusal = (d: string): DataStoreError => {
+  try {
+    open(d);
+  } catch (err) {
+    return err as DataStoreError;
+  }
+  throw new Error('opened');
+};
+
+describe('openDataStore', () => {
+  it('creates the directory, keeps what was committed across a close, and takes one owner at a time', async () => {
+    const d = join(dir(), 'nested', 'data');
+    const a = open(d);
+    await a.db<number>('t').put('k', 7);
+    const second = refusal(d);
+    expect(second).toBeInstanceOf(DataStoreError);
+    expect(second.message).toMatch(/is in use by another node .*pid \d+.*give each its own DATA_DIR/);
+    await a.close();
+    stores.splice(stores.indexOf(a), 1);
+    expect(open(d).db<number>('t').get('k')).toBe(7);
+  });
+
+  it('takes over the lock of an owner that is gone (a crash)', async () => {
+    const d = dir();
+    const child = spawn(process.execPath, ['-e', '']);
+    const pid = await new Promise<number>((resolve) => child.on('exit', () => resolve(child.pid!)));
+    writeFileSync(join(d, 'node.lock'), `${pid}\nnode crashed\n`);
+    const s = open(d);
+    expect(readFileSync(join(d, 'node.lock'), 'utf8').split('\n')[0]).toBe(String(process.pid));
+    await s.db<number>('t').put('k', 1);
+  });
+
+  it('refuses a directory it cannot create or write, naming it', () => {
+    const err = refusal('/etc/passwd/data');
+    expect(err.message).toMatch(/^DATA_DIR \/etc\/passwd\/data: cannot create or write the directory \(ENOTDIR\)/);
+  });
+
+  it('refuses a file that is not an LMDB store, and one cut short, without touching either', async () => {
+    const garbage = dir();
+    writeFileSync(join(garbage, 'hubtier.mdb'), Buffer.alloc(20_000, 7));
+    expect(refusal(garbage).message).toMatch(/hubtier\.mdb cannot be read \(.*\): the file is corrupt or truncated\. Nothing was changed\. Restore it from a backup/);
+    expect(readFileSync(join(garbage, 'hubtier.mdb')).equals(Buffer.alloc(20_000, 7))).toBe(true);
+
+    const cut = dir();
+    const s = openDataStore(cut);
+    const t = s.db<string>('big');
+    for (let i = 0; i < 2_000; i++) void t.put(`k${i}`, 'x'.repeat(500));
+    await s.close();
+    const file = join(cut, 'hubtier.mdb');
+    const half = Math.floor(statSync(file).size / 2);
+    truncateSync(file, half);
+    expect(refusal(cut).message).toMatch(/truncated: \d+ bytes, its last commit needs \d+/);
+    expect(statSync(file).size).toBe(half);
+  });
+
+  it('refuses a store of another data layout version', async () => {
+    const d = dir();
+    const s = openDataStore(d);
+    await s.root.openDB({ name: 'meta' }).put('layout', { layout: 99, createdAt: 0 });
+    await s.close();
+    expect(refusal(d).message).toMatch(/has data layout 99; this version reads layout 1/);
+  });
+
+  it('leaves nothing locked when it refuses: the directory opens once the problem is gone', () => {
+    const d = dir();
+    mkdirSync(d, { recursive: true });
+    writeFileSync(join(d, 'hubtier.mdb'), Buffer.alloc(9_000, 1));
+    refusal(d);
+    writeFileSync(join(d, 'hubtier.mdb'), Buffer.alloc(0));
+    expect(open(d).dir).toBe(d);
+  });
+});
