@@ -19,7 +19,7 @@ import { MemoryLease } from '../ports/lease/lease-memory.js';
  * cannot open the directory does not start (DataStoreError says why and what to do).
  */
 export async function diskPorts(config: Config, timers: TimerWheel, log: Logger): Promise<Ports> {
-  const data = openDataStore(config.dataDir, { sync: config.dataSync, owner: `node ${config.nodeId}` });
+  const data = openDataStore(config.dataDir, { sync: config.dataSync, owner: config.nodeId });
   const opened: Array<{ close(): Promise<void> }> = [];
   try {
     // meaningless after the process ends: in memory
