@@ -56,10 +56,8 @@ export async function importStore(store: DataStore, file: string, batch = 1_000)
   for (const name of names(store)) {
     if (name !== 'meta' && store.db(name).getKeysCount() > 0) throw new BackupError(`DATA_DIR ${store.dir} is not empty (${name} holds records): import into a new DATA_DIR`);
   }
-  const lines = createInterface({ input: createReadStream(file, 'utf8'), crlfDelay: Infinity });
   const counts: Record<string, number> = {};
-  let header: BackupHeader | null = null;
-  let pending: Array<{ db: string; key: unknown; value: unknown }> = [];
+  let pending: BackupRecord[] = [];
   const commit = async () => {
     const records = pending;
     pending = [];
@@ -67,6 +65,26 @@ export async function importStore(store: DataStore, file: string, batch = 1_000)
       for (const r of records) store.db(r.db).put(r.key as string, r.value);
     });
   };
+  for await (const r of readBackup(file)) {
+    pending.push(r);
+    counts[r.db] = (counts[r.db] ?? 0) + 1;
+    if (pending.length >= batch) await commit();
+  }
+  if (pending.length > 0) await commit();
+  return counts;
+}
+
+/** One record of a backup: a key and value of sub-database `db`, as its adapter stores them. */
+export interface BackupRecord {
+  db: string;
+  key: unknown;
+  value: unknown;
+}
+
+/** Reads a backup's records in file order, after checking its header (a BackupError if it is not one). */
+export async function* readBackup(file: string): AsyncGenerator<BackupRecord> {
+  const lines = createInterface({ input: createReadStream(file, 'utf8'), crlfDelay: Infinity });
+  let header: BackupHeader | null = null;
   let lineNo = 0;
   for await (const line of lines) {
     lineNo++;
@@ -86,11 +104,7 @@ export async function importStore(store: DataStore, file: string, batch = 1_000)
     }
     const r = parsed as { db?: unknown; key?: unknown; value?: unknown };
     if (typeof r.db !== 'string' || r.db === 'meta' || r.key === undefined || !('value' in r)) throw new BackupError(`${file}:${lineNo}: expected {"db", "key", "value"}`);
-    pending.push({ db: r.db, key: r.key, value: r.value });
-    counts[r.db] = (counts[r.db] ?? 0) + 1;
-    if (pending.length >= batch) await commit();
+    yield { db: r.db, key: r.key, value: r.value };
   }
   if (header === null) throw new BackupError(`${file}: empty`);
-  if (pending.length > 0) await commit();
-  return counts;
 }

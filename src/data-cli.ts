@@ -6,21 +6,40 @@
 import { parseArgs } from 'node:util';
 import { resolve } from 'node:path';
 import { BackupError, exportStore, importStore } from './data-backup.js';
+import { importIntoRedis } from './data-redis-import.js';
+import { TierError } from './errors.js';
+import { createLogger } from './log/logger.js';
 import { DataStoreError, openDataStore } from './ports/lmdb.js';
 
 const USAGE = `usage: npm run data -- export FILE [--data-dir DIR]
        npm run data -- import FILE [--data-dir DIR]
+       npm run data -- import FILE --redis URL [--prefix P]
 
 export  writes every record of DATA_DIR's store to FILE (JSON lines, mode 0600)
 import  reads FILE into DATA_DIR, which must hold no records yet
+--redis   imports FILE into a cluster's Redis instead (nothing overwritten: a hub id it
+          already holds is skipped; nonces are skipped); --prefix defaults to
+          $TIER_REDIS_PREFIX, else tier:
 --data-dir defaults to $DATA_DIR, else ./data. Stop the node first.`;
 
 async function main(): Promise<number> {
-  const { positionals, values } = parseArgs({ allowPositionals: true, options: { 'data-dir': { type: 'string' }, help: { type: 'boolean' } } });
+  const { positionals, values } = parseArgs({ allowPositionals: true, options: { 'data-dir': { type: 'string' }, redis: { type: 'string' }, prefix: { type: 'string' }, help: { type: 'boolean' } } });
   const [command, file] = positionals;
   if (values.help || (command !== 'export' && command !== 'import') || file === undefined || positionals.length !== 2) {
     process.stderr.write(`${USAGE}\n`);
     return values.help ? 0 : 2;
+  }
+  if (values.redis !== undefined || values.prefix !== undefined) {
+    if (command !== 'import' || values.redis === undefined) {
+      process.stderr.write(`--redis URL goes with import only, --prefix with --redis\n${USAGE}\n`);
+      return 2;
+    }
+    const prefix = values.prefix ?? process.env.TIER_REDIS_PREFIX ?? 'tier:';
+    const report = await importIntoRedis(file, { url: values.redis, prefix, log: createLogger('warn') });
+    const what = Object.entries(report.imported).map(([kind, n]) => `${kind} ${n}`).join(', ');
+    process.stdout.write(`imported into redis (prefix ${prefix}) from ${resolve(file)}: ${what || 'nothing'}\n`);
+    for (const line of report.skipped) process.stdout.write(`skipped: ${line}\n`);
+    return 0;
   }
   const dir = values['data-dir'] ?? process.env.DATA_DIR ?? './data';
   if (dir === ':memory:') {
@@ -42,7 +61,7 @@ async function main(): Promise<number> {
 main().then(
   (code) => process.exit(code),
   (err: unknown) => {
-    if (err instanceof DataStoreError || err instanceof BackupError) {
+    if (err instanceof DataStoreError || err instanceof BackupError || err instanceof TierError) {
       process.stderr.write(`data error: ${err.message}\n`);
       process.exit(1);
     }

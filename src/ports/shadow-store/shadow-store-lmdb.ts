@@ -288,3 +288,23 @@ function toDevice(s: StoredDevice): DeviceShadow {
 function fromDevice(d: DeviceShadow): StoredDevice {
   return [d.kind ?? null, d.model ?? null, flatten(d.reported), d.reportedVersion, d.reportedAt, flatten(d.desired), d.desiredVersion];
 }
+
+/** One record of sub-database `shadows` as a backup holds it, decoded (see `decodeShadowRecord`). */
+export type ShadowRecord =
+  | { type: 'hub'; hubId: string; epoch: number; cursor: SeqCursor | null }
+  | { type: 'device'; hubId: string; deviceId: string; device: DeviceShadow };
+
+/**
+ * Decodes one record of sub-database `shadows` (a key and value as this adapter stores them, e.g.
+ * read from a backup): the hub's own entry or one device. Throws a TypeError on anything else.
+ */
+export function decodeShadowRecord(key: unknown, value: unknown): ShadowRecord {
+  if (typeof key === 'string' && Array.isArray(value) && value.length === 3) {
+    const h = value as StoredHub;
+    return { type: 'hub', hubId: key, epoch: h[0], cursor: h[1] === null ? null : { boot: h[1], seq: h[2] } };
+  }
+  if (Array.isArray(key) && key.length === 2 && typeof key[0] === 'string' && typeof key[1] === 'string' && Array.isArray(value) && value.length === 7) {
+    return { type: 'device', hubId: key[0], deviceId: key[1], device: toDevice(value as StoredDevice) };
+  }
+  throw new TypeError(`not a shadow record: ${JSON.stringify(key)}`);
+}

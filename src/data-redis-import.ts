@@ -1,0 +1,93 @@
+/**
+ * `npm run data -- import FILE --redis URL`: writes a single node's backup (`npm run data --
+ * export`) into a cluster's Redis through the Redis adapters, so the node's hubs and their state
+ * move into cluster mode. Nothing is overwritten: a hub id that Redis already holds is reported
+ * and skipped. Nonces are skipped (they only matter within the handshake's skew window).
+ */
+import { readBackup } from './data-backup.js';
+import { TierError } from './errors.js';
+import type { Logger } from './log/logger.js';
+import { RedisHubRegistry } from './ports/hub-registry/hub-registry-redis.js';
+import { closeRedis, connectRedis, RedisKeys } from './ports/redis.js';
+import { decodeShadowRecord } from './ports/shadow-store/shadow-store-lmdb.js';
+import { RedisShadowStore } from './ports/shadow-store/shadow-store-redis.js';
+
+export interface RedisImportOptions {
+  /** redis://host:port of the cluster */
+  url: string;
+  /** the cluster's key prefix (TIER_REDIS_PREFIX) */
+  prefix: string;
+  log: Logger;
+}
+
+export interface RedisImportReport {
+  /** what was written, per kind */
+  imported: Record<string, number>;
+  /** what was not, one line each */
+  skipped: string[];
+}
+
+/** The stored hub tuple of `hubs` (see hub-registry-lmdb.ts): [homeId, secret, enabled, createdAt, model]. */
+type StoredHub = [string, string, boolean, number, string | null];
+
+/** Reads `file` and writes its records into the Redis at `options.url`; answers what it did. */
+export async function importIntoRedis(file: string, options: RedisImportOptions): Promise<RedisImportReport> {
+  const keys = new RedisKeys(options.prefix);
+  const report: RedisImportReport = { imported: {}, skipped: [] };
+  const count = (kind: string, n = 1) => (report.imported[kind] = (report.imported[kind] ?? 0) + n);
+  const byDb = new Map<string, Array<{ key: unknown; value: unknown }>>();
+  for await (const r of readBackup(file)) {
+    let list = byDb.get(r.db);
+    if (!list) byDb.set(r.db, (list = []));
+    list.push({ key: r.key, value: r.value });
+  }
+  const records = (db: string) => byDb.get(db) ?? [];
+
+  const control = await connectRedis(options.url, { name: `${options.prefix}import:control`, log: options.log });
+  let shadows: RedisShadowStore | null = null;
+  try {
+    // 1. hubs: records and secrets as they are; an id Redis already holds is never overwritten
+    const registry = new RedisHubRegistry(control, { keys });
+    const skippedHubs = new Set<string>();
+    for (const { key, value } of records('hubs')) {
+      const hubId = key as string;
+      const [homeId, secret, enabled, createdAt, model] = value as StoredHub;
+      try {
+        await registry.create({ hubId, homeId, secret, enabled, createdAt, model: model ?? undefined });
+        count('hubs');
+      } catch (err) {
+        if (!(err instanceof TierError && err.code === 'already_exists')) throw err;
+        skippedHubs.add(hubId);
+        report.skipped.push(`hub ${hubId}: already provisioned in redis (kept as it is, its shadow not imported)`);
+      }
+    }
+
+    // 2. shadows: kinds and models, reported (with its versions), desired, cursor
+    shadows = await RedisShadowStore.connect(options.url, { name: `${options.prefix}import:shadows`, log: options.log, keys });
+    const cursors: Array<[string, { boot: string; seq: number }]> = [];
+    for (const { key, value } of records('shadows')) {
+      const r = decodeShadowRecord(key, value);
+      if (skippedHubs.has(r.hubId)) continue;
+      if (r.type === 'hub') {
+        if (r.cursor) cursors.push([r.hubId, r.cursor]);
+        continue;
+      }
+      const { hubId, deviceId, device } = r;
+      if (device.kind !== undefined) await shadows.writeDevices(hubId, [{ d: deviceId, k: device.kind, ...(device.model !== undefined ? { m: device.model } : {}) }], [], false);
+      if (device.reportedVersion > 0 || Object.keys(device.reported).length > 0) shadows.writeReported(hubId, deviceId, device, 0);
+      if (Object.keys(device.desired).length > 0) await shadows.setDesired(hubId, deviceId, device.desired);
+      count('devices');
+    }
+    for (const [hubId, cursor] of cursors) {
+      shadows.writeCursor(hubId, cursor, 0);
+      count('cursors');
+    }
+    await shadows.flush();
+  } finally {
+    await shadows?.close();
+    await closeRedis(control);
+  }
+  const nonces = records('nonces').length;
+  if (nonces > 0) report.skipped.push(`nonces: ${nonces} records skipped (they only matter within the handshake's skew window)`);
+  return report;
+}
