@@ -7,8 +7,11 @@
 import { readBackup } from './data-backup.js';
 import { TierError } from './errors.js';
 import type { Logger } from './log/logger.js';
+import { decodeHubRecord } from './ports/hub-registry/hub-registry-lmdb.js';
 import { RedisHubRegistry } from './ports/hub-registry/hub-registry-redis.js';
 import { closeRedis, connectRedis, RedisKeys } from './ports/redis.js';
+import { decodeRuleRecord } from './ports/rule-store/rule-store-lmdb.js';
+import { RedisRuleStore } from './ports/rule-store/rule-store-redis.js';
 import { decodeShadowRecord } from './ports/shadow-store/shadow-store-lmdb.js';
 import { RedisShadowStore } from './ports/shadow-store/shadow-store-redis.js';
 
@@ -26,9 +29,6 @@ export interface RedisImportReport {
   /** what was not, one line each */
   skipped: string[];
 }
-
-/** The stored hub tuple of `hubs` (see hub-registry-lmdb.ts): [homeId, secret, enabled, createdAt, model]. */
-type StoredHub = [string, string, boolean, number, string | null];
 
 /** Reads `file` and writes its records into the Redis at `options.url`; answers what it did. */
 export async function importIntoRedis(file: string, options: RedisImportOptions): Promise<RedisImportReport> {
@@ -50,10 +50,10 @@ export async function importIntoRedis(file: string, options: RedisImportOptions)
     const registry = new RedisHubRegistry(control, { keys });
     const skippedHubs = new Set<string>();
     for (const { key, value } of records('hubs')) {
-      const hubId = key as string;
-      const [homeId, secret, enabled, createdAt, model] = value as StoredHub;
+      const hub = decodeHubRecord(key, value);
+      const hubId = hub.hubId;
       try {
-        await registry.create({ hubId, homeId, secret, enabled, createdAt, model: model ?? undefined });
+        await registry.create(hub);
         count('hubs');
       } catch (err) {
         if (!(err instanceof TierError && err.code === 'already_exists')) throw err;
@@ -64,12 +64,12 @@ export async function importIntoRedis(file: string, options: RedisImportOptions)
 
     // 2. shadows: kinds and models, reported (with its versions), desired, cursor
     shadows = await RedisShadowStore.connect(options.url, { name: `${options.prefix}import:shadows`, log: options.log, keys });
-    const cursors: Array<[string, { boot: string; seq: number }]> = [];
+    const hubCursors: Array<[string, { boot: string; seq: number }]> = [];
     for (const { key, value } of records('shadows')) {
       const r = decodeShadowRecord(key, value);
       if (skippedHubs.has(r.hubId)) continue;
       if (r.type === 'hub') {
-        if (r.cursor) cursors.push([r.hubId, r.cursor]);
+        if (r.cursor) hubCursors.push([r.hubId, r.cursor]);
         continue;
       }
       const { hubId, deviceId, device } = r;
@@ -78,13 +78,41 @@ export async function importIntoRedis(file: string, options: RedisImportOptions)
       if (Object.keys(device.desired).length > 0) await shadows.setDesired(hubId, deviceId, device.desired);
       count('devices');
     }
-    for (const [hubId, cursor] of cursors) {
+    for (const [hubId, cursor] of hubCursors) {
       shadows.writeCursor(hubId, cursor, 0);
       count('cursors');
     }
     await shadows.flush();
+
+    // 3. rules and scenes with their ids, settings, cron cursors
+    const rules = new RedisRuleStore(control, { log: options.log, keys });
+    const cursors: Array<[string, number]> = [];
+    const homeOf = new Map<string, string>();
+    for (const { key, value } of records('rules')) {
+      const r = decodeRuleRecord(key, value);
+      if (r.type === 'home') {
+        if (r.settings) {
+          await rules.putSettings(r.homeId, r.settings);
+          count('settings');
+        }
+      } else if (r.type === 'rule' || r.type === 'scene') {
+        if (await rules.importItem(r.type, r.item)) {
+          count(`${r.type}s`);
+          if (r.type === 'rule') homeOf.set(r.item.id, r.item.homeId);
+        } else report.skipped.push(`${r.type} ${r.item.id} of home ${r.item.homeId}: the id exists in redis (kept as it is)`);
+      } else if (r.type === 'cursor') {
+        if (r.at !== null) cursors.push([r.ruleId, r.at]);
+      }
+    }
+    for (const [ruleId, at] of cursors) {
+      const homeId = homeOf.get(ruleId);
+      if (homeId === undefined) report.skipped.push(`cron cursor of rule ${ruleId}: its rule was not imported`);
+      else if (await rules.advanceCursor(homeId, ruleId, at)) count('cron cursors');
+      else report.skipped.push(`cron cursor of rule ${ruleId}: redis holds one as late or later`);
+    }
   } finally {
     await shadows?.close();
+    // the rule store only borrows the control connection here (no watch: no subscriber to close)
     await closeRedis(control);
   }
   const nonces = records('nonces').length;

@@ -13,6 +13,9 @@ import { LmdbHubRegistry } from '../../src/ports/hub-registry/hub-registry-lmdb.
 import { RedisHubRegistry } from '../../src/ports/hub-registry/hub-registry-redis.js';
 import { openDataStore } from '../../src/ports/lmdb.js';
 import { closeRedis, connectRedis, RedisKeys } from '../../src/ports/redis.js';
+import type { Rule, RuleSpec, Scene } from '../../src/rules/model.js';
+import { LmdbRuleStore } from '../../src/ports/rule-store/rule-store-lmdb.js';
+import { RedisRuleStore } from '../../src/ports/rule-store/rule-store-redis.js';
 import { LmdbShadowStore } from '../../src/ports/shadow-store/shadow-store-lmdb.js';
 import { RedisShadowStore } from '../../src/ports/shadow-store/shadow-store-redis.js';
 import { startRedis, uniquePrefix, type Backend } from '../../load/harness/index.js';
@@ -20,6 +23,10 @@ import { startRedis, uniquePrefix, type Backend } from '../../load/harness/index
 const log = createLogger('silent');
 let redis: Backend;
 let file: string;
+let rule: Rule;
+let plain: Rule;
+let scene: Scene;
+const CRON_AT = 1_700_000_360_000;
 
 beforeAll(async () => {
   redis = await startRedis();
@@ -34,6 +41,16 @@ beforeAll(async () => {
     shadows.writeCursor('hub-1', { boot: 'boot-a', seq: 42 }, 3);
     await shadows.setDesired('hub-1', 'lamp', { level: 80 });
     await shadows.close();
+    const rules = await LmdbRuleStore.open(data);
+    const spec: RuleSpec = { name: 'wake', enabled: true, triggers: [{ type: 'cron', cron: '0 7 * * *' }], devices: {}, conditions: [], actions: [{ type: 'notify', title: 't', body: 'b' }], cooldownMs: 0, limit: { maxRuns: 10, windowMs: 60_000 } };
+    const first = await rules.createRule('home-1', spec);
+    rule = (await rules.updateRule('home-1', first.id, { ...spec, name: 'wake up' }))!;
+    expect(rule.version).toBe(2);
+    expect(await rules.advanceCursor('home-1', rule.id, CRON_AT)).toBe(true);
+    plain = (await rules.setRuleEnabled('home-1', (await rules.createRule('home-1', { ...spec, name: 'off', triggers: [{ type: 'state', hub: 'hub-1', device: 'lamp', attr: 'on', to: true }] })).id, false))!;
+    scene = await rules.createScene('home-1', { name: 'Movie', enabled: true, commands: [{ hub: 'hub-1', device: 'lamp', set: { on: false } }] });
+    await rules.putSettings('home-1', { timeZone: 'Europe/Berlin' });
+    await rules.close();
     await data.flushed();
     file = join(mkdtempSync(join(tmpdir(), 'redis-import-file-')), 'backup.jsonl');
     await exportStore(data, file);
@@ -74,5 +91,30 @@ describe('importing a backup into redis', () => {
     expect((await registry.get('hub-1'))?.enabled).toBe(false);
     await shadows.close();
     await closeRedis(client);
+  });
+
+  it('writes rules and scenes with their ids, versions and times, settings and cron cursors; an id that exists is refused', async () => {
+    const prefix = uniquePrefix();
+    const report = await importIntoRedis(file, { url: redis.url, prefix, log });
+    expect(report.imported).toMatchObject({ rules: 2, scenes: 1, settings: 1, 'cron cursors': 1 });
+
+    const rules = await RedisRuleStore.connect(redis.url, { name: 'test-rules', log, keys: new RedisKeys(prefix) });
+    expect(await rules.getRule('home-1', rule.id)).toEqual(rule);
+    expect(await rules.getRule('home-1', plain.id)).toEqual(plain);
+    expect(await rules.listRules('home-1')).toEqual([rule, plain].sort((a, b) => a.createdAt - b.createdAt || (a.id < b.id ? -1 : 1)));
+    expect(await rules.getScene('home-1', scene.id)).toEqual(scene);
+    expect(await rules.getSettings('home-1')).toEqual({ timeZone: 'Europe/Berlin' });
+    expect(await rules.getCursor(rule.id)).toBe(CRON_AT);
+    expect((await rules.listScheduled()).map((s) => s.ruleId)).toEqual([rule.id]);
+    expect(await rules.homeVersion('home-1')).toBeGreaterThan(0);
+
+    // the ids exist now: nothing is overwritten
+    await rules.updateRule('home-1', rule.id, { ...rule, name: 'changed in the cluster' });
+    const again = await importIntoRedis(file, { url: redis.url, prefix, log });
+    expect(again.imported.rules ?? 0).toBe(0);
+    expect(again.imported.scenes ?? 0).toBe(0);
+    expect(again.skipped.filter((s) => s.startsWith('rule ') || s.startsWith('scene '))).toHaveLength(3);
+    expect((await rules.getRule('home-1', rule.id))?.name).toBe('changed in the cluster');
+    await rules.close();
   });
 });

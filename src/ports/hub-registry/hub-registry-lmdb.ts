@@ -33,8 +33,7 @@ export class LmdbHubRegistry implements HubRegistry {
 
   async get(hubId: string): Promise<HubRecord | null> {
     const s = this.db.get(hubId);
-    if (s === undefined) return null;
-    return { hubId, homeId: s[0], secret: s[1], enabled: s[2], createdAt: s[3], model: s[4] ?? undefined };
+    return s === undefined ? null : decodeHubRecord(hubId, s);
   }
 
   async setEnabled(hubId: string, enabled: boolean): Promise<boolean> {
@@ -56,6 +55,13 @@ export class LmdbHubRegistry implements HubRegistry {
     // a commit is visible at once; with sync 'commit' it is on disk only once flushed
     if (this.data.sync === 'commit') await this.data.flushed();
   }
+}
+
+/** Decodes one record of sub-database `hubs` (a key and value as this adapter stores them, e.g. read from a backup). */
+export function decodeHubRecord(key: unknown, value: unknown): HubRecord {
+  if (typeof key !== 'string' || !Array.isArray(value) || value.length !== 5) throw new TypeError(`not a hub record: ${JSON.stringify(key)}`);
+  const s = value as StoredHub;
+  return { hubId: key, homeId: s[0], secret: s[1], enabled: s[2], createdAt: s[3], model: s[4] ?? undefined };
 }
 
 export interface LmdbNonceStoreOptions {

@@ -149,6 +149,26 @@ export class RedisRuleStore implements RuleStore {
     return true;
   }
 
+  /**
+   * For `npm run data -- import --redis` only (not on the RuleStore port): writes a rule or scene
+   * read from a backup as it was, keeping its id, version, createdAt, updatedAt and enabled (cron
+   * cursors and pending runs refer to the id). Resolves false, writing nothing, if the id exists.
+   */
+  async importItem(kind: 'rule' | 'scene', item: Rule | Scene): Promise<boolean> {
+    const cron = kind === 'rule' && hasCron(item as Rule);
+    if (cron) await this.client.sadd(this.cronHomes, item.homeId);
+    await this.beforeWrite();
+    const json = stamp(item.version, String(item.createdAt), String(item.updatedAt), item.enabled) + body(item.id, item.homeId, item);
+    const keys = this.itemKeys(item.homeId, kind === 'rule' ? 'rules' : 'scenes');
+    const got = await CREATE.run(this.client, keys, [this.channel, item.homeId, item.id, json, kind === 'rule' ? (cron ? '1' : '0') : '']);
+    if (got === null) {
+      if (cron) await this.unindex(item.homeId); // undo the SADD above (nothing written)
+      return false;
+    }
+    if (cron) await this.client.sadd(this.cronHomes, item.homeId);
+    return true;
+  }
+
   listScenes(homeId: string): Promise<Scene[]> {
     return this.list<Scene>(homeId, 'scenes');
   }
