@@ -10,10 +10,15 @@ import type { Logger } from './log/logger.js';
 import { decodeHubRecord } from './ports/hub-registry/hub-registry-lmdb.js';
 import { RedisHubRegistry } from './ports/hub-registry/hub-registry-redis.js';
 import { closeRedis, connectRedis, RedisKeys } from './ports/redis.js';
+import type { PendingRun } from './ports/pending-runs/pending-runs.js';
+import { RedisPendingRuns } from './ports/pending-runs/pending-runs-redis.js';
 import { decodeRuleRecord } from './ports/rule-store/rule-store-lmdb.js';
 import { RedisRuleStore } from './ports/rule-store/rule-store-redis.js';
 import { decodeShadowRecord } from './ports/shadow-store/shadow-store-lmdb.js';
 import { RedisShadowStore } from './ports/shadow-store/shadow-store-redis.js';
+
+/** The owner of imported pending runs: its claim is dropped when the import ends, so a live node takes them over. */
+export const IMPORT_NODE_ID = 'import';
 
 export interface RedisImportOptions {
   /** redis://host:port of the cluster */
@@ -45,6 +50,7 @@ export async function importIntoRedis(file: string, options: RedisImportOptions)
 
   const control = await connectRedis(options.url, { name: `${options.prefix}import:control`, log: options.log });
   let shadows: RedisShadowStore | null = null;
+  let pending: RedisPendingRuns | null = null;
   try {
     // 1. hubs: records and secrets as they are; an id Redis already holds is never overwritten
     const registry = new RedisHubRegistry(control, { keys });
@@ -110,7 +116,24 @@ export async function importIntoRedis(file: string, options: RedisImportOptions)
       else if (await rules.advanceCursor(homeId, ruleId, at)) count('cron cursors');
       else report.skipped.push(`cron cursor of rule ${ruleId}: redis holds one as late or later`);
     }
+
+    // 4. delays: saved as node IMPORT_NODE_ID, whose claim ends with the import (close drops it):
+    // the first live node that claims orphans (at its start or its periodic check) resumes them
+    const runs = records('delays');
+    if (runs.length > 0) {
+      pending = await RedisPendingRuns.connect(options.url, { name: `${options.prefix}import:delays`, nodeId: IMPORT_NODE_ID, log: options.log, keys });
+      for (const { value } of runs) {
+        const run = value as PendingRun;
+        if (!homeOf.has(run.ruleId)) {
+          report.skipped.push(`pending run of rule ${run.ruleId}: its rule was not imported`);
+          continue;
+        }
+        await pending.save(run);
+        count('pending runs');
+      }
+    }
   } finally {
+    await pending?.close();
     await shadows?.close();
     // the rule store only borrows the control connection here (no watch: no subscriber to close)
     await closeRedis(control);

@@ -14,6 +14,9 @@ import { RedisHubRegistry } from '../../src/ports/hub-registry/hub-registry-redi
 import { openDataStore } from '../../src/ports/lmdb.js';
 import { closeRedis, connectRedis, RedisKeys } from '../../src/ports/redis.js';
 import type { Rule, RuleSpec, Scene } from '../../src/rules/model.js';
+import type { PendingRun } from '../../src/ports/pending-runs/pending-runs.js';
+import { LmdbPendingRuns } from '../../src/ports/pending-runs/pending-runs-lmdb.js';
+import { RedisPendingRuns } from '../../src/ports/pending-runs/pending-runs-redis.js';
 import { LmdbRuleStore } from '../../src/ports/rule-store/rule-store-lmdb.js';
 import { RedisRuleStore } from '../../src/ports/rule-store/rule-store-redis.js';
 import { LmdbShadowStore } from '../../src/ports/shadow-store/shadow-store-lmdb.js';
@@ -26,6 +29,7 @@ let file: string;
 let rule: Rule;
 let plain: Rule;
 let scene: Scene;
+let run: PendingRun;
 const CRON_AT = 1_700_000_360_000;
 
 beforeAll(async () => {
@@ -51,6 +55,8 @@ beforeAll(async () => {
     scene = await rules.createScene('home-1', { name: 'Movie', enabled: true, commands: [{ hub: 'hub-1', device: 'lamp', set: { on: false } }] });
     await rules.putSettings('home-1', { timeZone: 'Europe/Berlin' });
     await rules.close();
+    run = { runId: 'run-1', homeId: 'home-1', ruleId: rule.id, ruleVersion: rule.version, dueAt: CRON_AT + 300_000, actions: [{ type: 'notify', title: 'later', body: 'b' }] as PendingRun['actions'], offset: 1, dedupBase: `${rule.id}:${CRON_AT}` };
+    await new LmdbPendingRuns(data).save(run);
     await data.flushed();
     file = join(mkdtempSync(join(tmpdir(), 'redis-import-file-')), 'backup.jsonl');
     await exportStore(data, file);
@@ -116,5 +122,15 @@ describe('importing a backup into redis', () => {
     expect(again.skipped.filter((s) => s.startsWith('rule ') || s.startsWith('scene '))).toHaveLength(3);
     expect((await rules.getRule('home-1', rule.id))?.name).toBe('changed in the cluster');
     await rules.close();
+  });
+
+  it('writes pending runs as node "import", whose claim has ended: a live node takes them over', async () => {
+    const prefix = uniquePrefix();
+    const report = await importIntoRedis(file, { url: redis.url, prefix, log });
+    expect(report.imported['pending runs']).toBe(1);
+    const live = await RedisPendingRuns.connect(redis.url, { name: 'test-live', nodeId: 'node-1', log, keys: new RedisKeys(prefix) });
+    expect(await live.claimOrphans()).toEqual([run]);
+    expect(await live.load()).toEqual([run]);
+    await live.close();
   });
 });
