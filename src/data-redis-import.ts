@@ -10,6 +10,8 @@ import type { Logger } from './log/logger.js';
 import { decodeHubRecord } from './ports/hub-registry/hub-registry-lmdb.js';
 import { RedisHubRegistry } from './ports/hub-registry/hub-registry-redis.js';
 import { closeRedis, connectRedis, RedisKeys } from './ports/redis.js';
+import { decodePushRecord } from './ports/push-queue/push-queue-lmdb.js';
+import { BullMqPushQueue } from './ports/push-queue/push-queue-bullmq.js';
 import type { PendingRun } from './ports/pending-runs/pending-runs.js';
 import { RedisPendingRuns } from './ports/pending-runs/pending-runs-redis.js';
 import { decodeRuleRecord } from './ports/rule-store/rule-store-lmdb.js';
@@ -51,6 +53,7 @@ export async function importIntoRedis(file: string, options: RedisImportOptions)
   const control = await connectRedis(options.url, { name: `${options.prefix}import:control`, log: options.log });
   let shadows: RedisShadowStore | null = null;
   let pending: RedisPendingRuns | null = null;
+  let queue: BullMqPushQueue | null = null;
   try {
     // 1. hubs: records and secrets as they are; an id Redis already holds is never overwritten
     const registry = new RedisHubRegistry(control, { keys });
@@ -132,7 +135,24 @@ export async function importIntoRedis(file: string, options: RedisImportOptions)
         count('pending runs');
       }
     }
+
+    // 5. push jobs: each waiting or delayed job's notification enqueued anew (a new job id, its
+    // attempts and backoff from the start; the queue's dedup may fold one into a job Redis holds);
+    // the failed set is not moved
+    const push = records('push').map(({ key, value }) => decodePushRecord(key, value));
+    const jobs = push.flatMap((r) => (r.type === 'job' ? [r] : []));
+    const failed = push.filter((r) => r.type === 'failed').length;
+    if (jobs.length > 0) {
+      queue = await BullMqPushQueue.connect(options.url, { name: `${options.prefix}import:push`, log: options.log, keys });
+      for (const job of jobs) {
+        const got = await queue.enqueue(job.notification);
+        if (got.duplicate) report.skipped.push(`push job ${job.id}: its dedup key ${job.notification.dedupKey} is queued in redis already`);
+        else count('push jobs');
+      }
+    }
+    if (failed > 0) report.skipped.push(`push: ${failed} failed notifications (dead letters) not moved`);
   } finally {
+    await queue?.close();
     await pending?.close();
     await shadows?.close();
     // the rule store only borrows the control connection here (no watch: no subscriber to close)

@@ -17,6 +17,9 @@ import type { Rule, RuleSpec, Scene } from '../../src/rules/model.js';
 import type { PendingRun } from '../../src/ports/pending-runs/pending-runs.js';
 import { LmdbPendingRuns } from '../../src/ports/pending-runs/pending-runs-lmdb.js';
 import { RedisPendingRuns } from '../../src/ports/pending-runs/pending-runs-redis.js';
+import { BullMqPushQueue } from '../../src/ports/push-queue/push-queue-bullmq.js';
+import { LmdbPushQueue } from '../../src/ports/push-queue/push-queue-lmdb.js';
+import type { PushDelivery } from '../../src/ports/push-queue/push-queue.js';
 import { LmdbRuleStore } from '../../src/ports/rule-store/rule-store-lmdb.js';
 import { RedisRuleStore } from '../../src/ports/rule-store/rule-store-redis.js';
 import { LmdbShadowStore } from '../../src/ports/shadow-store/shadow-store-lmdb.js';
@@ -57,6 +60,18 @@ beforeAll(async () => {
     await rules.close();
     run = { runId: 'run-1', homeId: 'home-1', ruleId: rule.id, ruleVersion: rule.version, dueAt: CRON_AT + 300_000, actions: [{ type: 'notify', title: 'later', body: 'b' }] as PendingRun['actions'], offset: 1, dedupBase: `${rule.id}:${CRON_AT}` };
     await new LmdbPendingRuns(data).save(run);
+    // a dead letter (one attempt, failed) and a job waiting out its backoff (one failed attempt of 3)
+    const refuse = async () => {
+      throw new Error('push service said no');
+    };
+    const dead = await LmdbPushQueue.open(data, { sender: refuse, attempts: 1 });
+    await dead.enqueue({ homeId: 'home-1', title: 'dead', body: 'b', dedupKey: 'k-dead' });
+    await until(async () => (await dead.stats()).failed === 1);
+    await dead.close();
+    const later = await LmdbPushQueue.open(data, { sender: refuse, attempts: 3, backoffMs: 3_600_000, maxBackoffMs: 3_600_000 });
+    await later.enqueue({ homeId: 'home-1', title: 'Water leak', body: 'bath', dedupKey: 'k-later' });
+    await until(async () => (await later.stats()).delayed === 1);
+    await later.close();
     await data.flushed();
     file = join(mkdtempSync(join(tmpdir(), 'redis-import-file-')), 'backup.jsonl');
     await exportStore(data, file);
@@ -64,6 +79,11 @@ beforeAll(async () => {
     await data.close();
   }
 });
+
+async function until(check: () => Promise<boolean>): Promise<void> {
+  for (let i = 0; i < 200 && !(await check()); i++) await new Promise((r) => setTimeout(r, 10));
+  expect(await check()).toBe(true);
+}
 
 afterAll(async () => {
   await redis?.stop();
@@ -132,5 +152,19 @@ describe('importing a backup into redis', () => {
     expect(await live.claimOrphans()).toEqual([run]);
     expect(await live.load()).toEqual([run]);
     await live.close();
+  });
+
+  it('enqueues the waiting push jobs anew; the failed set is reported as skipped', async () => {
+    const prefix = uniquePrefix();
+    const report = await importIntoRedis(file, { url: redis.url, prefix, log });
+    expect(report.imported['push jobs']).toBe(1);
+    expect(report.skipped).toContain('push: 1 failed notifications (dead letters) not moved');
+    const delivered: PushDelivery[] = [];
+    const push = await BullMqPushQueue.connect(redis.url, { name: 'test-push', log, keys: new RedisKeys(prefix), sender: async (d) => void delivered.push(d) });
+    await push.drain();
+    await until(async () => (await push.stats()).delivered === 1);
+    expect(delivered.map((d) => d.notification)).toEqual([{ homeId: 'home-1', title: 'Water leak', body: 'bath', dedupKey: 'k-later', audience: 'home' }]);
+    expect(await push.stats()).toMatchObject({ waiting: 0, delayed: 0, delivered: 1, failed: 0 });
+    await push.close();
   });
 });

@@ -324,3 +324,28 @@ export class LmdbPushQueue implements PushQueue {
     for (const w of waiters) w();
   }
 }
+
+/** One record of sub-database `push` as a backup holds it, decoded (see `decodePushRecord`). */
+export type PushRecord =
+  | { type: 'job'; id: string; notification: PushNotification; attempt: number; dueAt: number }
+  | { type: 'failed'; failure: FailedPush }
+  | { type: 'dedup' | 'count' };
+
+/**
+ * Decodes one record of sub-database `push` (a key and value as this adapter stores them, e.g.
+ * read from a backup): a queued or delayed job, a dead letter, or bookkeeping (dedup keys,
+ * totals). Throws a TypeError on anything else.
+ */
+export function decodePushRecord(key: unknown, value: unknown): PushRecord {
+  const k = Array.isArray(key) ? (key as unknown[]) : [];
+  if (k[0] === 'job' && typeof k[1] === 'string') {
+    const job = value as StoredJob;
+    return { type: 'job', id: k[1], notification: JSON.parse(job.notification) as PushNotification, attempt: job.attempt, dueAt: job.dueAt };
+  }
+  if (k[0] === 'failed') {
+    const f = value as StoredFailure;
+    return { type: 'failed', failure: { ...f, notification: JSON.parse(f.notification) as PushNotification } };
+  }
+  if (k[0] === 'dedup' || k[0] === 'count') return { type: k[0] };
+  throw new TypeError(`not a push queue record: ${JSON.stringify(key)}`);
+}
