@@ -97,14 +97,19 @@ export async function importIntoRedis(file: string, options: RedisImportOptions)
     const rules = new RedisRuleStore(control, { log: options.log, keys });
     const cursors: Array<[string, number]> = [];
     const homeOf = new Map<string, string>();
-    for (const { key, value } of records('rules')) {
-      const r = decodeRuleRecord(key, value);
-      if (r.type === 'home') {
-        if (r.settings) {
-          await rules.putSettings(r.homeId, r.settings);
-          count('settings');
-        }
-      } else if (r.type === 'rule' || r.type === 'scene') {
+    const ruleRecords = records('rules').map(({ key, value }) => decodeRuleRecord(key, value));
+    // settings first, before the items create the home: a home Redis knows keeps its settings
+    for (const r of ruleRecords) {
+      if (r.type !== 'home' || !r.settings) continue;
+      if ((await rules.homeVersion(r.homeId)) > 0) {
+        report.skipped.push(`settings of home ${r.homeId}: the home exists in redis (its settings kept)`);
+        continue;
+      }
+      await rules.putSettings(r.homeId, r.settings);
+      count('settings');
+    }
+    for (const r of ruleRecords) {
+      if (r.type === 'rule' || r.type === 'scene') {
         if (await rules.importItem(r.type, r.item)) {
           count(`${r.type}s`);
           if (r.type === 'rule') homeOf.set(r.item.id, r.item.homeId);
@@ -158,7 +163,8 @@ export async function importIntoRedis(file: string, options: RedisImportOptions)
     // the rule store only borrows the control connection here (no watch: no subscriber to close)
     await closeRedis(control);
   }
-  const nonces = records('nonces').length;
-  if (nonces > 0) report.skipped.push(`nonces: ${nonces} records skipped (they only matter within the handshake's skew window)`);
+  // a claim is two records, the nonce (a string key) and its expiry index entry
+  const nonces = records('nonces').filter((r) => typeof r.key === 'string').length;
+  if (nonces > 0) report.skipped.push(`nonces: ${nonces} (they only matter within the handshake's skew window)`);
   return report;
 }

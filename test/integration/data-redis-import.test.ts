@@ -2,14 +2,16 @@
  * `npm run data -- import FILE --redis URL`: a store built with the real LMDB adapters, exported
  * with exportStore, imported into a real redis-server and read back through the Redis adapters.
  */
+import { execFile } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { exportStore } from '../../src/data-backup.js';
 import { importIntoRedis } from '../../src/data-redis-import.js';
 import { createLogger } from '../../src/log/logger.js';
-import { LmdbHubRegistry } from '../../src/ports/hub-registry/hub-registry-lmdb.js';
+import { LmdbHubRegistry, LmdbNonceStore } from '../../src/ports/hub-registry/hub-registry-lmdb.js';
 import { RedisHubRegistry } from '../../src/ports/hub-registry/hub-registry-redis.js';
 import { openDataStore } from '../../src/ports/lmdb.js';
 import { closeRedis, connectRedis, RedisKeys } from '../../src/ports/redis.js';
@@ -42,6 +44,9 @@ beforeAll(async () => {
     const hubs = new LmdbHubRegistry(data);
     await hubs.create({ hubId: 'hub-1', homeId: 'home-1', secret: 's3cret-hub-1', enabled: true, createdAt: 1_700_000_000_000, model: 'HT-2' });
     await hubs.create({ hubId: 'hub-2', homeId: 'home-1', secret: 's3cret-hub-2', enabled: false, createdAt: 1_700_000_000_001, model: undefined });
+    const nonces = new LmdbNonceStore(data);
+    expect(await nonces.claim('hub-1:n1', 60_000)).toBe(true);
+    await nonces.close();
     const shadows = new LmdbShadowStore(data, { log });
     await shadows.writeDevices('hub-1', [{ d: 'lamp', k: 'light', m: 'L-1' }, { d: 'plug', k: 'switch' }], [], true);
     shadows.writeReported('hub-1', 'lamp', { kind: 'light', model: 'L-1', reported: { on: true, level: 40 }, reportedVersion: 7, reportedAt: 1_700_000_000_500, desired: {}, desiredVersion: 0 }, 3);
@@ -104,7 +109,7 @@ describe('importing a backup into redis', () => {
     const shadows = await RedisShadowStore.connect(redis.url, { name: 'test-shadows', log, keys });
     const shadow = await shadows.load('hub-1');
     expect(shadow.lamp).toMatchObject({ kind: 'light', model: 'L-1', reported: { on: true, level: 40 }, reportedVersion: 7, reportedAt: 1_700_000_000_500, desired: { level: 80 } });
-    expect(shadow.lamp!.desiredVersion).toBeGreaterThan(0);
+    expect(shadow.lamp!.desiredVersion).toBe(1);
     expect(shadow.plug).toMatchObject({ kind: 'switch', reported: {}, desired: {} });
     expect(await shadows.loadCursor('hub-1')).toEqual({ boot: 'boot-a', seq: 42 });
 
@@ -136,11 +141,15 @@ describe('importing a backup into redis', () => {
 
     // the ids exist now: nothing is overwritten
     await rules.updateRule('home-1', rule.id, { ...rule, name: 'changed in the cluster' });
+    await rules.putSettings('home-1', { timeZone: 'America/New_York' });
     const again = await importIntoRedis(file, { url: redis.url, prefix, log });
     expect(again.imported.rules ?? 0).toBe(0);
     expect(again.imported.scenes ?? 0).toBe(0);
     expect(again.skipped.filter((s) => s.startsWith('rule ') || s.startsWith('scene '))).toHaveLength(3);
     expect((await rules.getRule('home-1', rule.id))?.name).toBe('changed in the cluster');
+    expect(again.imported.settings ?? 0).toBe(0);
+    expect(again.skipped).toContain('settings of home home-1: the home exists in redis (its settings kept)');
+    expect(await rules.getSettings('home-1')).toEqual({ timeZone: 'America/New_York' });
     await rules.close();
   });
 
@@ -166,5 +175,18 @@ describe('importing a backup into redis', () => {
     expect(delivered.map((d) => d.notification)).toEqual([{ homeId: 'home-1', title: 'Water leak', body: 'bath', dedupKey: 'k-later', audience: 'home' }]);
     expect(await push.stats()).toMatchObject({ waiting: 0, delayed: 0, delivered: 1, failed: 0 });
     await push.close();
+  });
+
+  it('through the command line: counts per kind, what was skipped; the prefix from TIER_REDIS_PREFIX', async () => {
+    const prefix = uniquePrefix();
+    const cli = (env: Record<string, string>, ...args: string[]) => promisify(execFile)(process.execPath, ['--import', 'tsx', 'src/data-cli.ts', ...args], { cwd: join(import.meta.dirname, '../..'), env: { ...process.env, ...env } });
+    const { stdout } = await cli({ TIER_REDIS_PREFIX: prefix }, 'import', file, '--redis', redis.url);
+    expect(stdout).toContain(`imported into redis (prefix ${prefix})`);
+    expect(stdout).toMatch(/hubs 2, devices 2, cursors 1, settings 1, rules 2, scenes 1, cron cursors 1, pending runs 1, push jobs 1\n/);
+    expect(stdout).toContain('skipped: push: 1 failed notifications (dead letters) not moved');
+    expect(stdout).toContain("skipped: nonces: 1 (they only matter within the handshake's skew window)");
+    const again = await cli({}, 'import', file, '--redis', redis.url, '--prefix', prefix);
+    expect(again.stdout).toContain('skipped: hub hub-1: already provisioned in redis');
+    await expect(cli({}, 'export', file, '--redis', redis.url)).rejects.toMatchObject({ code: 2, stderr: expect.stringMatching(/^--redis URL goes with import only/) });
   });
 });
