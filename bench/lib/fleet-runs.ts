@@ -1,0 +1,103 @@
+/** The load-tool fleets the benchmark drives: hub and app specs, hubs online, telemetry rounds, medians. */
+import { Fleet } from '../../load/loadgen/fleet.js';
+import type { AppSpec, ConnectResult, HubSpec, WorkerConfig } from '../../load/loadgen/ipc.js';
+import { summarize, type LatencySummary } from '../../load/lib/histogram.js';
+import { type CannonResult } from './cannon.js';
+
+import type { Args } from './run-args.js';
+import { sleep } from '../../load/lib/async.js';
+
+export const say = (line: string) => process.stderr.write(`${line}\n`);
+
+export function hubSpecs(n: number, prefix: string): HubSpec[] {
+  return Array.from({ length: n }, (_, i) => ({ id: `${prefix}-${i}`, home: `${prefix}-home-${Math.floor(i / 10)}`, target: 0 }));
+}
+
+/** One app subscriber per home, each following its home's 10 hubs. */
+export function appSpecs(hubs: HubSpec[]): AppSpec[] {
+  return [...new Set(hubs.map((h) => h.home))].map((home) => ({ homes: [home], target: 0 }));
+}
+
+export function workerConfig(url: string, hubs: HubSpec[], signed: boolean, adminToken: string | null, apps: AppSpec[]): WorkerConfig {
+  return {
+    targets: [url],
+    hubs,
+    devices: 8,
+    sourceAddresses: [],
+    connectConcurrency: 100,
+    connectTimeoutMs: 20_000,
+    adminToken,
+    signed,
+    fill: true,
+    reconnect: false,
+    apps,
+  };
+}
+
+export async function hubsOnline(fleet: Fleet, label: string, provision: boolean): Promise<number> {
+  if (provision) {
+    const p = await fleet.all<{ ok: number; failed: number }, 'provision'>('provision');
+    const failed = p.reduce((n, x) => n + x.failed, 0);
+    if (failed > 0) throw new Error(`${label}: ${failed} hubs could not be provisioned`);
+  }
+  const r = (await fleet.all<ConnectResult, 'connect'>('connect'))[0]!;
+  if (r.failed > 0) throw new Error(`${label}: ${r.failed} hubs could not connect: ${JSON.stringify((await fleet.snapshot()).counters.errors)}`);
+  return Math.round((r.ok * 1000) / r.elapsedMs);
+}
+
+export interface TelemetryResult extends LatencySummary {
+  rate: number;
+  delivered: number;
+  reportsSent: number;
+  /** report → ack: the hub's send of a report to the ack covering it */
+  ack: LatencySummary;
+}
+
+export async function telemetry(fleet: Fleet, hubs: number, rate: number, durationS: number): Promise<TelemetryResult> {
+  await fleet.all('reports', { everyMs: (hubs * 1000) / rate });
+  await sleep(1_000); // settle
+  await fleet.all('reset');
+  const before = (await fleet.snapshot()).counters;
+  await sleep(durationS * 1_000);
+  const snap = await fleet.snapshot();
+  await fleet.all('reports', { everyMs: 0 });
+  return {
+    rate,
+    reportsSent: snap.counters.reportsSent - before.reportsSent,
+    delivered: snap.counters.eventsReceived - before.eventsReceived,
+    ...summarize(snap.reportToApp),
+    ack: summarize(snap.reportToAck),
+  };
+}
+
+/**
+ * Telemetry on the floor and on a server, alternating round after round; the round with the
+ * median report → app p99 stands for each target.
+ */
+export async function telemetryRounds(floor: Fleet, server: Fleet, args: Args): Promise<{ floor: TelemetryResult; server: TelemetryResult }> {
+  const fs: TelemetryResult[] = [];
+  const ss: TelemetryResult[] = [];
+  for (let i = 0; i < args.rounds; i++) {
+    fs.push(await telemetry(floor, args.hubs, args.telemetryRate, args.durationS));
+    ss.push(await telemetry(server, args.hubs, args.telemetryRate, args.durationS));
+  }
+  const byP99 = (xs: TelemetryResult[]) => [...xs].sort((a, b) => a.p99Ms - b.p99Ms)[Math.floor(xs.length / 2)]!;
+  return { floor: byP99(fs), server: byP99(ss) };
+}
+
+/** Each figure the median over the runs (runs of one target under the same load). */
+export function median(runs: CannonResult[]): CannonResult {
+  const mid = <T>(xs: T[], by: (x: T) => number) => {
+    const v = xs.map(by).sort((a, b) => a - b);
+    return v.length % 2 === 1 ? v[(v.length - 1) / 2]! : (v[v.length / 2 - 1]! + v[v.length / 2]!) / 2;
+  };
+  const first = runs[0]!;
+  const out = { ...first } as CannonResult;
+  for (const k of Object.keys(first) as Array<keyof CannonResult>) {
+    if (typeof first[k] === 'number') (out as unknown as Record<string, number>)[k] = mid(runs, (r) => r[k] as number);
+  }
+  out.otherCpuUsPerReq = Object.fromEntries(Object.keys(first.otherCpuUsPerReq).map((k) => [k, mid(runs, (r) => r.otherCpuUsPerReq[k] ?? 0)]));
+  return out;
+}
+
+export const round = (n: number, d = 2) => Math.round(n * 10 ** d) / 10 ** d;
