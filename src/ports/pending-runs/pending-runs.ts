@@ -27,7 +27,8 @@ export interface PendingRun {
  * - One entry per rule id: `save` replaces the rule's entry (a rule has one current run; a new run
  *   supersedes the one waiting).
  * - `save` resolves once the entry is stored as durably as the adapter stores anything (LMDB: the
- *   transaction is committed); calls take effect in the order they are made, awaited or not.
+ *   transaction is committed and, with DATA_SYNC=commit, on disk; Redis: acknowledged); calls take
+ *   effect in the order they are made, awaited or not.
  * - `remove(ruleId, runId)` deletes the rule's entry only while it is that wait: a late remove of
  *   an older run never deletes a newer run's entry.
  * - `load` returns the entries this node is to resume at its start (copies, any order); loading
