@@ -5,8 +5,8 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { HubClient } from '../../load/wire/hub-client.js';
 import type { HubRecord } from '../../src/ports/hub-registry/hub-registry.js';
-import { loadConfig } from '../../src/config/config.js';
 import { createLogger } from '../../src/log/logger.js';
+import { inProcessConfig } from '../helpers/in-process-config.js';
 import { startServer, type RunningServer } from '../../src/compose/server.js';
 import { memoryPorts } from '../../src/compose/memory-ports.js';
 import type { Ports } from '../../src/ports/ports.js';
@@ -22,16 +22,7 @@ const clients: HubClient[] = [];
 let hubs = 0;
 
 beforeAll(async () => {
-  const { config } = loadConfig({
-    PORT: '0',
-    ADMIN_PORT: '0',
-    HOST: '127.0.0.1',
-    ADMIN_TOKEN: ADMIN,
-    JWT_SECRET: 'access-jwt-secret-0123456789abcdef',
-    LOG_LEVEL: 'silent',
-    // in-process servers of unit tests keep their data in memory
-    DATA_DIR: ':memory:',
-  });
+  const config = inProcessConfig(ADMIN, 'access-jwt-secret-0123456789abcdef');
   const log = createLogger('silent');
   // the test keeps the ports, to change what the API cannot (a hub's enabled flag)
   server = await startServer(config, log, async (timers) => (ports = memoryPorts(config, timers, log)));

@@ -6,8 +6,8 @@ import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest
 import type { CommandFrame, ErrorFrame, ServerToHubFrame } from '../../proto/frames.js';
 import { HubClient, HubClientError } from '../../load/wire/hub-client.js';
 import { runSimulator, type Simulator } from '../../load/sim/simulator.js';
-import { loadConfig } from '../../src/config/config.js';
 import { createLogger } from '../../src/log/logger.js';
+import { inProcessConfig } from '../helpers/in-process-config.js';
 import { startServer, type RunningServer } from '../../src/compose/server.js';
 import { memoryPorts } from '../../src/compose/memory-ports.js';
 import type { Ports } from '../../src/ports/ports.js';
@@ -26,16 +26,7 @@ const clients: HubClient[] = [];
 let hubCounter = 0;
 
 beforeAll(async () => {
-  const { config } = loadConfig({
-    PORT: '0',
-    ADMIN_PORT: '0',
-    HOST: '127.0.0.1',
-    ADMIN_TOKEN: ADMIN,
-    JWT_SECRET: 'test-jwt-secret-0123456789abcdef',
-    LOG_LEVEL: 'silent',
-    // in-process servers of unit tests keep their data in memory
-    DATA_DIR: ':memory:',
-  });
+  const config = inProcessConfig(ADMIN, 'test-jwt-secret-0123456789abcdef');
   const log = createLogger('silent');
   let first: Ports | null = null;
   server = await startServer(config, log, async (timers) => (first = memoryPorts(config, timers, log)));

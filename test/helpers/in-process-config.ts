@@ -1,0 +1,14 @@
+import { loadConfig, type Config } from '../../src/config/config.js';
+
+/** The configuration of a node started inside a test process: free ports, silent, data in memory. */
+export function inProcessConfig(adminToken: string, jwtSecret: string): Config {
+  return loadConfig({
+    PORT: '0',
+    ADMIN_PORT: '0',
+    HOST: '127.0.0.1',
+    ADMIN_TOKEN: adminToken,
+    JWT_SECRET: jwtSecret,
+    LOG_LEVEL: 'silent',
+    DATA_DIR: ':memory:',
+  }).config;
+}
