@@ -1,13 +1,12 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { FrameType, type ServerToHubFrame } from '../../proto/frames.js';
 import { HubSession, type HubLink, type HubSessionDeps } from '../../src/actors/hub-session.js';
-import { SessionIndex } from '../../src/actors/session-index.js';
 import { TimerWheel } from '../../src/actors/timer-wheel.js';
-import { MemoryBus } from '../../src/ports/bus/bus-memory.js';
 import { MemoryDirectory } from '../../src/ports/directory/directory-memory.js';
 import type { CursorListener, DeviceShadow, SeqCursor } from '../../src/ports/shadow-store/shadow-store.js';
 import { MemoryShadowStore } from '../../src/ports/shadow-store/shadow-store-memory.js';
 import { createLogger } from '../../src/log/logger.js';
+import { hubSessionDeps } from '../helpers/hub-session-deps.js';
 import { decodeHubFrame, decodeServerFrame, encodeValue } from '../../src/protocol/codec.js';
 
 /**
@@ -59,22 +58,12 @@ async function online(limits?: HubSessionDeps['limits']) {
   const directory = new MemoryDirectory();
   await directory.claim('hub-1', 'n0'); // an earlier session: this one gets epoch 2
   const link = new RecordingLink();
-  const session = new HubSession('hub-1', 'home-1', link, {
-    system: { timers: wheel, log, mailboxSize: 64 },
-    bus: new MemoryBus(wheel, log),
-    directory,
-    shadows,
-    nodeId: 'n1',
-    heartbeatMs: 30_000,
-    idleMs: 75_000,
-    helloTimeoutMs: 10_000,
-    maxFrameBytes: 16_384,
-    ratePerSec: 1_000,
-    rateBurst: 1_000,
-    ...(limits ? { limits } : {}),
-    publishEvent: () => {},
-    sessions: new SessionIndex(),
-  });
+  const session = new HubSession(
+    'hub-1',
+    'home-1',
+    link,
+    hubSessionDeps(wheel, { system: { timers: wheel, log, mailboxSize: 64 }, directory, shadows, ...(limits ? { limits } : {}) }),
+  );
   const frame = (f: object) => session.receiveFrame(decodeHubFrame(encodeValue(f)));
   frame({ t: 1, v: 1, b: 'boot' });
   await settle();

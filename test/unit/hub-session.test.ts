@@ -1,14 +1,12 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { AppEventMessage } from '../../proto/app.js';
 import { HubSession, type HubLink, type HubSessionDeps } from '../../src/actors/hub-session.js';
-import { SessionIndex } from '../../src/actors/session-index.js';
 import { TimerWheel } from '../../src/actors/timer-wheel.js';
-import { MemoryBus } from '../../src/ports/bus/bus-memory.js';
 import { MemoryDirectory } from '../../src/ports/directory/directory-memory.js';
 import type { Directory, HubLocation } from '../../src/ports/directory/directory.js';
 import type { DeviceShadow, SeqCursor } from '../../src/ports/shadow-store/shadow-store.js';
 import { MemoryShadowStore } from '../../src/ports/shadow-store/shadow-store-memory.js';
-import { createLogger } from '../../src/log/logger.js';
+import { hubSessionDeps } from '../helpers/hub-session-deps.js';
 import { decodeServerFrame, encodeValue, decodeHubFrame } from '../../src/protocol/codec.js';
 import type { ServerToHubFrame } from '../../proto/frames.js';
 
@@ -68,24 +66,8 @@ function fakeClock(): void {
 function setup(overrides: Partial<HubSessionDeps> = {}, directory: Directory = new MemoryDirectory()) {
   const wheel = new TimerWheel();
   timers.push(wheel);
-  const log = createLogger('silent');
-  const shadows = new MemoryShadowStore();
-  const deps: HubSessionDeps = {
-    system: { timers: wheel, log, mailboxSize: 4 },
-    bus: new MemoryBus(wheel, log),
-    directory,
-    shadows,
-    nodeId: 'n1',
-    heartbeatMs: 30_000,
-    idleMs: 75_000,
-    helloTimeoutMs: 10_000,
-    maxFrameBytes: 16_384,
-    ratePerSec: 1_000,
-    rateBurst: 1_000,
-    publishEvent: () => {},
-    sessions: new SessionIndex(),
-    ...overrides,
-  };
+  const deps = hubSessionDeps(wheel, { directory, ...overrides });
+  const shadows = deps.shadows;
   const link = new RecordingLink();
   const session = new HubSession('hub-1', 'home-1', link, deps);
   link.session = session;
