@@ -5,8 +5,42 @@
  */
 import type { Attrs, DeviceInfo } from './frames.js';
 
+/**
+ * Where an event sits in its home's history. `offset` grows by one per event of the home; `epoch`
+ * names one continuous history: when it changes (a store reset, a history lost), offsets of the
+ * old epoch mean nothing and an app reloads the home's snapshot.
+ */
+export interface Position {
+  epoch: string;
+  offset: number;
+}
+
+/** Why a `sub` with `since` could not deliver what was missed: the app reloads the snapshot. */
+export type RecoveryFailure =
+  /** the history was reset or recreated since that position */
+  | 'epoch_changed'
+  /** the events after that position are no longer kept (trimmed by count or age), or too many */
+  | 'too_old'
+  /** this node keeps no history (TIER_HISTORY_SIZE=0) or could not read it */
+  | 'unavailable';
+
+/**
+ * The `ok` answer to `sub`. `pos` is the home's position the subscription continues from: live
+ * events follow with offsets above it (null when no history is kept). With `since`, `recovered`
+ * says whether the missed events follow (true: exactly those after `since` up to `pos`, in order,
+ * before any live one) or not (false, with `reason`: reload the snapshot, then go on from `pos`).
+ */
+export interface SubResult {
+  home: string;
+  pos: Position | null;
+  recovered?: boolean;
+  reason?: RecoveryFailure;
+  /** with recovered: true, how many events follow this answer */
+  missed?: number;
+}
+
 export type AppRequest =
-  | { op: 'sub'; id: number; home: string }
+  | { op: 'sub'; id: number; home: string; since?: Position }
   | { op: 'unsub'; id: number; home: string }
   | {
       op: 'cmd';
@@ -35,8 +69,21 @@ export type HubEvent =
 /**
  * A hub event as published on `evt.<shard>.<homeId>.<hubId>` and as apps receive it: the same map,
  * so a node passes the bus payload's bytes through to msgpack subscribers without decoding them.
+ * `pos` is the event's place in its home's history; absent when the node keeps no history or
+ * could not store the event there (then it is delivered live only, at most once).
  */
-export type AppEventMessage = { op: 'evt' } & HubEvent;
+export type AppEventMessage = { op: 'evt'; pos?: Position } & HubEvent;
+
+/**
+ * Sent to a home's subscribers when its history lost continuity while they were subscribed (the
+ * epoch changed, or a gap could not be filled): reload the snapshot, then go on from `pos`.
+ */
+export interface AppReloadMessage {
+  op: 'reload';
+  home: string;
+  reason: RecoveryFailure;
+  pos: Position;
+}
 
 /** Every message of the app socket, either way. */
-export type AppWireMessage = AppRequest | AppReply | AppEventMessage;
+export type AppWireMessage = AppRequest | AppReply | AppEventMessage | AppReloadMessage;

@@ -67,6 +67,7 @@ export function validateAppRequest(v: unknown, commandTimeoutMaxMs?: number): Ap
   const id = m.id;
   switch (m.op) {
     case 'sub':
+      return m.since === undefined ? { op: 'sub', id, home: m.home } : { op: 'sub', id, home: m.home, since: { epoch: m.since.epoch, offset: m.since.offset } };
     case 'unsub':
       return { op: m.op, id, home: m.home };
     case 'ping':

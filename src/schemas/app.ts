@@ -17,10 +17,22 @@ const op = <O extends string>(name: O): { op: TLiteral<O>; id: typeof RequestId 
 
 const home = Id('the home');
 
+/** A position in a home's history (proto/app.ts `Position`). */
+export const Position = Type.Object(
+  {
+    epoch: Type.String({ minLength: 1, maxLength: 64, description: 'the history the offset belongs to' }),
+    offset: Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER, description: 'events of the home before and at this one' }),
+  },
+  { additionalProperties: false, description: 'a place in a home’s event history' },
+);
+
 /** @param max the node's largest command timeout (ms); undefined: any positive integer */
 export function appRequest(max: number | undefined) {
   const variants = [
-    Type.Object({ ...op('sub'), home }, { description: 'start receiving a home’s events' }),
+    Type.Object(
+      { ...op('sub'), home, since: Type.Optional({ ...Position, description: 'the last event the app has: deliver the ones after it first' }) },
+      { description: 'start receiving a home’s events' },
+    ),
     Type.Object({ ...op('unsub'), home }, { description: 'stop receiving a home’s events' }),
     command({ ...op('cmd'), hub: Id('the hub'), device: Id('the device') }, max, { strict: false, description: 'a device command' }),
     Type.Object(op('ping'), { description: 'answered with the server time' }),

@@ -1,0 +1,50 @@
+import type { Position, RecoveryFailure } from '../../../proto/app.js';
+
+export type { Position, RecoveryFailure };
+
+/** One stored event: its offset in the home's history and the event's bytes as appended. */
+export interface HistoryEntry {
+  readonly offset: number;
+  readonly data: Uint8Array;
+}
+
+export type HistoryRead =
+  | { ok: true; epoch: string; entries: HistoryEntry[] }
+  | { ok: false; reason: RecoveryFailure; pos: Position };
+
+export interface HistoryRetention {
+  /** events kept per home (at least this many of the newest; Redis trims approximately, keeping a few more) */
+  readonly maxEvents: number;
+  /** events older than this are not delivered, whether or not they are trimmed yet */
+  readonly maxAgeMs: number;
+}
+
+/**
+ * Every home's events in order, each at a position `{epoch, offset}` (proto/app.ts).
+ *
+ * - `append` gives the event the home's next offset (the last one plus one; the first is 1) and
+ *   resolves with its position once `read` on any node sharing the history returns it. The bytes
+ *   are stored as given (the event without its position). Appends of one home from one caller
+ *   resolve in call order, with growing offsets.
+ * - The epoch changes only when the history's continuity is lost: a store emptied or recreated, a
+ *   home's history expired as a whole, an embedded store that did not stop cleanly (appends it
+ *   acknowledged may not have reached the disk). Offsets of another epoch are never compared.
+ * - `read(home, since, upTo)` returns, in order, every entry with `since.offset < offset ≤ upTo`
+ *   (upTo capped at the newest), or why it cannot: `epoch_changed` when `since.epoch` is not the
+ *   current epoch or `since.offset` is past the newest offset, `too_old` when one of those entries
+ *   is trimmed, older than `maxAgeMs`, or they are more than `limit`. A failure carries the current
+ *   position.
+ * - `position` is the newest position (offset 0 before the first event of the home).
+ * - Retention: at most about `maxEvents` per home and none older than `maxAgeMs` are delivered;
+ *   storage per home is bounded by the count.
+ * - `remove` drops a home's history; its next append starts a new epoch.
+ * - Ids are opaque: `__proto__`, `constructor` and the like are homes like any other.
+ */
+export interface EventHistory {
+  readonly retention: HistoryRetention;
+  append(homeId: string, data: Uint8Array): Promise<Position>;
+  read(homeId: string, since: Position, upTo: number, limit: number): Promise<HistoryRead>;
+  position(homeId: string): Promise<Position>;
+  remove(homeId: string): Promise<void>;
+  close(): Promise<void>;
+}
