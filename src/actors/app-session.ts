@@ -1,4 +1,4 @@
-import type { AppReply, AppRequest } from '../../proto/app.js';
+import type { AppReply, AppRequest, Position, SubResult } from '../../proto/app.js';
 import { ErrorCodes } from '../../proto/errors.js';
 import { canSeeHome, type Principal } from '../auth/authenticator.js';
 import { CommandError, TierError, asTierError } from '../errors.js';
@@ -8,16 +8,21 @@ import type { CommandSpec } from './commands.js';
 /** The app socket as the actor sees it. */
 export interface AppLink {
   reply(msg: AppReply): void;
-  /** joins the local fan-out of a home's events */
-  join(homeId: string): void;
+  /** sends the answer and the missed events (msgpack bytes), then joins the home's fan-out, at once */
+  joinAt(homeId: string, answer: AppReply, missed: readonly Uint8Array[]): void;
   leave(homeId: string): void;
   readonly open: boolean;
 }
 
 export interface AppSessionDeps {
   readonly system: ActorSystem;
-  /** node-wide, reference-counted interest in a home's events on the bus */
-  readonly feeds: { acquire(homeId: string): void; release(homeId: string): void };
+  /** node-wide, reference-counted interest in a home's events on the bus, in order with positions */
+  readonly feeds: {
+    acquire(homeId: string): void;
+    release(homeId: string): void;
+    /** runs `seam` once, when the subscriber can join with nothing missed and nothing twice (HomeFeeds) */
+    catchUp(homeId: string, since: Position | undefined, seam: (result: SubResult, missed: Uint8Array[]) => void): Promise<void>;
+  };
   readonly sendCommand: (hubId: string, deviceId: string, spec: CommandSpec, timeoutMs: number) => Promise<unknown>;
   /** home of a hub, null when unknown */
   readonly homeOf: (hubId: string) => Promise<string | null>;
@@ -48,7 +53,7 @@ export class AppSession extends Actor<AppMessage> {
     super(address, deps.system);
   }
 
-  protected receive(msg: AppMessage): void {
+  protected receive(msg: AppMessage): void | Promise<void> {
     if (msg.type === 'closed') {
       this.stop('closed');
       return;
@@ -58,7 +63,7 @@ export class AppSession extends Actor<AppMessage> {
       case 'ping':
         return this.link.reply({ op: 'ok', id: req.id, result: { ts: Date.now() } });
       case 'sub':
-        return this.subscribe(req.id, req.home);
+        return this.subscribe(req.id, req.home, req.since);
       case 'unsub':
         if (this.homes.delete(req.home)) {
           this.link.leave(req.home);
@@ -71,15 +76,26 @@ export class AppSession extends Actor<AppMessage> {
     }
   }
 
-  private subscribe(id: number, homeId: string): void {
+  /**
+   * Waits (the mailbox with it) until the feed can take the subscriber: the answer, the events
+   * missed since `since`, then the live ones. A second `sub` of a subscribed home answers with
+   * where the feed stands and recovers nothing: the app already receives the home's events.
+   */
+  private async subscribe(id: number, homeId: string, since: Position | undefined): Promise<void> {
     if (!canSeeHome(this.principal, homeId)) return this.answerError(id, new TierError('forbidden', `not allowed to subscribe to home ${homeId}`));
-    if (!this.homes.has(homeId)) {
+    const again = this.homes.has(homeId);
+    if (!again) {
       if (this.homes.size >= this.deps.maxSubscriptions) return this.answerError(id, new TierError('rate_limited', `at most ${this.deps.maxSubscriptions} homes per connection`));
       this.homes.add(homeId);
       this.deps.feeds.acquire(homeId);
-      this.link.join(homeId);
     }
-    this.link.reply({ op: 'ok', id, result: { home: homeId } });
+    await this.deps.feeds.catchUp(homeId, again ? undefined : since, (result, missed) => {
+      // closed meanwhile: the feed was released by onStop
+      if (!this.link.open || !this.homes.has(homeId)) return;
+      const answer: AppReply = { op: 'ok', id, result };
+      if (again) this.link.reply(answer);
+      else this.link.joinAt(homeId, answer, missed);
+    });
   }
 
   private command(req: Extract<AppRequest, { op: 'cmd' }>): void {

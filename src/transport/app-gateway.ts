@@ -1,13 +1,12 @@
 import type { AppReply } from '../../proto/app.js';
 import { CloseCode } from '../../proto/errors.js';
-import { subjects } from '../../proto/subjects.js';
 import { AppSession, type AppLink, type AppSessionDeps } from '../actors/app-session.js';
 import type { Authenticator, Principal } from '../auth/authenticator.js';
-import type { Bus, BusSubscription } from '../ports/bus/bus.js';
 import { asTierError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 import { decodeAppRequest, encodeAppMessage, type AppEncoding } from '../protocol/app-codec.js';
-import { appEventBytes, appEventJson } from '../protocol/app-events.js';
+import { appEventJson } from '../protocol/app-events.js';
+import { feedTopic, type HomeFeeds } from './home-feeds.js';
 import { errorReply, send } from './http.js';
 import type { HttpRequest, HttpResponse, TemplatedApp, WebSocket } from './uws.js';
 import type { WriteBatch } from './write-batch.js';
@@ -16,11 +15,6 @@ interface AppSocketData {
   principal: Principal;
   enc: AppEncoding;
   link: UwsAppLink | null;
-}
-
-/** uWS topic of a home's events in one encoding. */
-function topic(enc: AppEncoding, homeId: string): string {
-  return `${enc === 'json' ? 'j' : 'm'}/${homeId}`;
 }
 
 class UwsAppLink implements AppLink {
@@ -41,75 +35,27 @@ class UwsAppLink implements AppLink {
     });
   }
 
-  join(homeId: string): void {
-    if (this.open) this.ws.subscribe(topic(this.enc, homeId));
+  /**
+   * Sent at once, not at the end of the turn: the answer and the missed events must be out before
+   * the socket joins the topic, and the join must happen in the turn the feed was checked.
+   */
+  joinAt(homeId: string, answer: AppReply, missed: readonly Uint8Array[]): void {
+    if (!this.open) return;
+    this.ws.cork(() => {
+      this.ws.send(encodeAppMessage(answer, this.enc), this.enc === 'msgpack');
+      for (const bytes of missed) this.ws.send(this.enc === 'msgpack' ? bytes : appEventJson(bytes), this.enc === 'msgpack');
+      this.ws.subscribe(feedTopic(this.enc, homeId));
+    });
   }
 
   leave(homeId: string): void {
-    if (this.open) this.ws.unsubscribe(topic(this.enc, homeId));
+    if (this.open) this.ws.unsubscribe(feedTopic(this.enc, homeId));
   }
 
   close(code: number, reason: string): void {
     if (!this.open) return;
     this.open = false;
     this.ws.end(code, reason);
-  }
-}
-
-interface Feed {
-  /** app subscribers of the home on this node */
-  count: number;
-  sub: BusSubscription;
-}
-
-/**
- * The node's interest in homes' events: the first app subscriber of a home subscribes this node
- * to `evt.<shard>.<homeId>.*`, the last one leaving unsubscribes. A bus event is published in the
- * shape apps receive: its bytes go to msgpack subscribers as they are, and it is converted once (not
- * per subscriber) when JSON subscribers exist; uWS topic publish fans each out.
- */
-export class HomeFeeds {
-  private readonly feeds = new Map<string, Feed>();
-
-  constructor(
-    private readonly bus: Bus,
-    private readonly app: TemplatedApp,
-    private readonly log: Logger,
-  ) {}
-
-  acquire(homeId: string): void {
-    const feed = this.feeds.get(homeId);
-    if (feed) {
-      feed.count++;
-      return;
-    }
-    const msgpack = topic('msgpack', homeId);
-    const json = topic('json', homeId);
-    const sub = this.bus.subscribe(subjects.homeEvents(homeId), (msg) => this.fanOut(homeId, msgpack, json, msg.data));
-    this.feeds.set(homeId, { count: 1, sub });
-  }
-
-  release(homeId: string): void {
-    const feed = this.feeds.get(homeId);
-    if (!feed) return;
-    if (--feed.count === 0) {
-      feed.sub.unsubscribe();
-      this.feeds.delete(homeId);
-    }
-  }
-
-  /** Homes this node is subscribed to. */
-  get size(): number {
-    return this.feeds.size;
-  }
-
-  private fanOut(homeId: string, msgpack: string, json: string, data: Uint8Array): void {
-    try {
-      if (this.app.numSubscribers(msgpack) > 0) this.app.publish(msgpack, appEventBytes(data), true);
-      if (this.app.numSubscribers(json) > 0) this.app.publish(json, appEventJson(data), false);
-    } catch (err) {
-      this.log.error({ err, homeId }, 'event fan-out failed');
-    }
   }
 }
 

@@ -3,7 +3,7 @@ import { TimerWheel } from '../../src/actors/timer-wheel.js';
 import { MemoryBus } from '../../src/ports/bus/bus-memory.js';
 import { createLogger } from '../../src/log/logger.js';
 import { decodeValue, encodeBus, encodeValue } from '../../src/protocol/codec.js';
-import { HomeFeeds } from '../../src/transport/app-gateway.js';
+import { HomeFeeds } from '../../src/transport/home-feeds.js';
 import type { TemplatedApp } from '../../src/transport/uws.js';
 import { subjects } from '../../proto/subjects.js';
 import type { AppEventMessage } from '../../proto/app.js';
