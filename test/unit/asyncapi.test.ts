@@ -10,6 +10,10 @@ import { Parser } from '@asyncapi/parser';
 import { Ajv, type ValidateFunction } from 'ajv';
 import { describe, expect, it } from 'vitest';
 import { ErrorCodes } from '../../proto/errors.js';
+import { hubVerbOf, SHARDS, shardOf, subjects } from '../../proto/subjects.js';
+import { DEFAULT_REDIS_PREFIX } from '../../src/ports/redis.js';
+import { ID_REGEX } from '../../src/schemas/common.js';
+import { mountAppGateway } from '../../src/transport/app-gateway.js';
 
 const FILE = fileURLToPath(new URL('../../proto/asyncapi.yaml', import.meta.url));
 const TEXT = readFileSync(FILE, 'utf8');
@@ -128,5 +132,106 @@ describe('AsyncAPI document', () => {
       expect(op.messages?.length ?? 0, id).toBeGreaterThan(0);
       for (const m of op.messages ?? []) expect(Object.values(op.channel.messages ?? {}), id).toContain(m);
     }
+  });
+});
+
+// ---------------------------------------------------------------- subjects
+
+const HUB = 'hub-7';
+const HOME = 'h1';
+/** The values each channel parameter takes for HUB of HOME. */
+const VALUES: Record<string, string> = { hubId: HUB, homeId: HOME, shard: String(shardOf(HOME)) };
+
+/** Every subject builder, what it builds for HUB of HOME, and the channels that subject reaches. */
+const BUILDERS: Record<keyof typeof subjects, { subject: string; channels: string[] }> = {
+  hubCommand: { subject: subjects.hubCommand(HUB), channels: ['hubCommand'] },
+  hubDesired: { subject: subjects.hubDesired(HUB), channels: ['hubDesired'] },
+  hubTakeover: { subject: subjects.hubTakeover(HUB), channels: ['hubTakeover'] },
+  hubAll: { subject: subjects.hubAll(HUB), channels: ['hubCommand', 'hubDesired', 'hubTakeover'] },
+  hubEvents: { subject: subjects.hubEvents(HOME, HUB), channels: ['hubEvents'] },
+  homeEvents: { subject: subjects.homeEvents(HOME), channels: ['hubEvents'] },
+};
+
+/** The channels NATS carries, with their addresses. */
+const natsChannels = Object.entries(doc.channels).flatMap(([id, c]) =>
+  typeof c.address === 'string' && c.servers?.some((s) => s.protocol === 'nats') ? [{ id, address: c.address, channel: c }] : [],
+);
+
+/** A channel address with each `{parameter}` replaced by its value. */
+function instantiate(address: string, values: Record<string, string>): string {
+  return address.replace(/\{(\w+)\}/g, (_, name: string) => {
+    const v = values[name];
+    if (v === undefined) throw new Error(`no value for parameter ${name} of ${address}`);
+    return v;
+  });
+}
+
+/** The parameters a concrete subject gives an address, or null when it does not fit it. */
+function parametersOf(address: string, subject: string): Record<string, string> | null {
+  const names: string[] = [];
+  const source = address
+    .split(/(\{\w+\})/)
+    .map((part) => {
+      const m = /^\{(\w+)\}$/.exec(part);
+      if (!m) return part.replace(/[.*+?^$()|[\]\\]/g, '\\$&');
+      names.push(m[1]!);
+      return '([^.]+)';
+    })
+    .join('');
+  const found = new RegExp(`^${source}$`).exec(subject);
+  return found ? Object.fromEntries(names.map((n, i) => [n, found[i + 1]!])) : null;
+}
+
+/** NATS subject matching: `*` is one token, `>` the rest (at least one token). */
+function natsMatches(pattern: string, subject: string): boolean {
+  const p = pattern.split('.');
+  const s = subject.split('.');
+  for (let i = 0; i < p.length; i++) {
+    if (p[i] === '>') return s.length > i;
+    if (i >= s.length || (p[i] !== '*' && p[i] !== s[i])) return false;
+  }
+  return p.length === s.length;
+}
+
+describe('AsyncAPI document and proto/subjects.ts', () => {
+  it('has a channel for every subject builder, with the parameters in their places', () => {
+    expect(Object.keys(BUILDERS).sort()).toEqual(Object.keys(subjects).sort());
+    const reached = new Set<string>();
+    for (const [name, { subject, channels }] of Object.entries(BUILDERS)) {
+      const matched = natsChannels.filter((c) => natsMatches(subject, instantiate(c.address, VALUES))).map((c) => c.id);
+      expect(matched.sort(), `${name}: ${subject}`).toEqual([...channels].sort());
+      matched.forEach((id) => reached.add(id));
+      if (!/[*>]/.test(subject)) {
+        const only = natsChannels.find((c) => c.id === channels[0])!;
+        const params = parametersOf(only.address, subject);
+        expect(params, `${name}: ${subject} against ${only.address}`).not.toBeNull();
+        for (const [k, v] of Object.entries(params!)) expect(v, `${name} parameter ${k}`).toBe(VALUES[k]);
+      }
+    }
+    // and no NATS channel that no builder reaches
+    expect([...reached].sort()).toEqual(natsChannels.map((c) => c.id).sort());
+    // what a hub's holder subscribes to (hubAll) is exactly the verbs it knows
+    for (const id of BUILDERS.hubAll.channels) expect(hubVerbOf(instantiate(doc.channels[id]!.address!, VALUES)), id).not.toBeNull();
+  });
+
+  it('names every shard and the Redis prefix the code uses', () => {
+    const shard = doc.channels.hubEvents!.parameters!.shard!;
+    expect(shard.enum).toEqual(Array.from({ length: SHARDS }, (_, i) => String(i)));
+    expect(shardOf('h1')).toBe(18); // the document's example subject evt.18.h1.hub-7
+    expect(shardOf('home-42')).toBe(63);
+    expect(doc.channels.eventStream!.parameters!.prefix!.default).toBe(DEFAULT_REDIS_PREFIX);
+  });
+
+  it('describes ids by the pattern the request schemas check', () => {
+    expect(schema('Id').pattern).toBe(ID_REGEX);
+  });
+
+  it('puts the app socket at the path the gateway mounts', () => {
+    const paths: string[] = [];
+    mountAppGateway({ ws: (path: string) => paths.push(path) } as never, {} as never);
+    expect(paths).toEqual([doc.channels.appSocket!.address]);
+    expect(doc.channels.appSocket!.servers!.map((s) => s.protocol).sort()).toEqual(['ws', 'wss']);
+    expect(doc.channels.eventStream!.servers!.map((s) => s.protocol)).toEqual(['redis']);
+    expect(doc.channels.hubCommandReply!.address).toBeNull();
   });
 });
