@@ -12,6 +12,7 @@ import { describe, expect, it } from 'vitest';
 import { ErrorCodes } from '../../proto/errors.js';
 import { hubVerbOf, SHARDS, shardOf, subjects } from '../../proto/subjects.js';
 import { DEFAULT_REDIS_PREFIX } from '../../src/ports/redis.js';
+import { validateAppRequest } from '../../src/protocol/app-codec.js';
 import { ID_REGEX } from '../../src/schemas/common.js';
 import { mountAppGateway } from '../../src/transport/app-gateway.js';
 
@@ -233,5 +234,119 @@ describe('AsyncAPI document and proto/subjects.ts', () => {
     expect(doc.channels.appSocket!.servers!.map((s) => s.protocol).sort()).toEqual(['ws', 'wss']);
     expect(doc.channels.eventStream!.servers!.map((s) => s.protocol)).toEqual(['redis']);
     expect(doc.channels.hubCommandReply!.address).toBeNull();
+  });
+});
+
+// ---------------------------------------------------------------- requests: the document and the validator agree
+
+const many = (n: number) => Object.fromEntries(Array.from({ length: n }, (_, i) => [`a${i}`, i]));
+const nested = (depth: number): unknown => (depth === 0 ? 1 : { n: nested(depth - 1) });
+const cmd = { op: 'cmd', id: 3, hub: HUB, device: 'lamp-1' };
+
+/** Requests the node accepts. */
+const ACCEPTED: Record<string, unknown> = {
+  'sub': { op: 'sub', id: 0, home: HOME },
+  'sub since': { op: 'sub', id: 1, home: HOME, since: { epoch: '4kq1w2', offset: 0 } },
+  'sub with an unknown key': { op: 'sub', id: 1, home: HOME, extra: true },
+  'sub to a home called toString': { op: 'sub', id: 1, home: 'toString' },
+  'unsub': { op: 'unsub', id: 2, home: HOME },
+  'ping, largest id': { op: 'ping', id: Number.MAX_SAFE_INTEGER },
+  'cmd set': { ...cmd, set: { on: true, level: 80, name: 'x', err: null } },
+  'cmd set 64 attributes': { ...cmd, set: many(64) },
+  'cmd set a string of 1024': { ...cmd, set: { s: 'x'.repeat(1024) } },
+  'cmd set with timeout': { ...cmd, set: { on: true }, timeoutMs: 1 },
+  'cmd method': { ...cmd, method: 'identify' },
+  'cmd method with params': { ...cmd, method: 'open', params: { to: [1, { a: null }], deep: nested(30) }, timeoutMs: 10_000 },
+  'cmd with an unknown key': { ...cmd, method: 'open', extra: 1 },
+};
+
+/** Requests the node refuses. */
+const REFUSED: Record<string, unknown> = {
+  'unknown op': { op: 'subscribe', id: 1, home: HOME },
+  'no op': { id: 1, home: HOME },
+  'sub without home': { op: 'sub', id: 1 },
+  'sub without id': { op: 'sub', home: HOME },
+  'negative id': { op: 'ping', id: -1 },
+  'fractional id': { op: 'ping', id: 1.5 },
+  'id as a string': { op: 'ping', id: '1' },
+  'id beyond 2^53 - 1': { op: 'ping', id: 2 ** 53 },
+  'home with a dot': { op: 'sub', id: 1, home: 'h.1' },
+  'empty home': { op: 'sub', id: 1, home: '' },
+  'home of 65 characters': { op: 'sub', id: 1, home: 'h'.repeat(65) },
+  'home __proto__': JSON.parse('{"op":"sub","id":1,"home":"__proto__"}'),
+  'home constructor': { op: 'sub', id: 1, home: 'constructor' },
+  'since without offset': { op: 'sub', id: 1, home: HOME, since: { epoch: 'e' } },
+  'since with a negative offset': { op: 'sub', id: 1, home: HOME, since: { epoch: 'e', offset: -1 } },
+  'since with a fractional offset': { op: 'sub', id: 1, home: HOME, since: { epoch: 'e', offset: 1.5 } },
+  'since with an empty epoch': { op: 'sub', id: 1, home: HOME, since: { epoch: '', offset: 1 } },
+  'since with an epoch of 65': { op: 'sub', id: 1, home: HOME, since: { epoch: 'e'.repeat(65), offset: 1 } },
+  'since with an unknown key': { op: 'sub', id: 1, home: HOME, since: { epoch: 'e', offset: 1, at: 0 } },
+  'since null': { op: 'sub', id: 1, home: HOME, since: null },
+  'unsub without home': { op: 'unsub', id: 1 },
+  'cmd without set or method': { ...cmd },
+  'cmd with set and method': { ...cmd, set: { on: true }, method: 'open' },
+  'cmd with set and params': { ...cmd, set: { on: true }, params: {} },
+  'cmd with an empty set': { ...cmd, set: {} },
+  'cmd set to a map': { ...cmd, set: { on: { x: 1 } } },
+  'cmd set to an array': { ...cmd, set: { on: [1] } },
+  'cmd set 65 attributes': { ...cmd, set: many(65) },
+  'cmd set a string of 1025': { ...cmd, set: { s: 'x'.repeat(1025) } },
+  'cmd set constructor': { ...cmd, set: { constructor: 1 } },
+  'cmd set an empty name': { ...cmd, set: { '': 1 } },
+  'cmd set a name of 65': { ...cmd, set: { ['n'.repeat(65)]: 1 } },
+  'cmd with an empty method': { ...cmd, method: '' },
+  'cmd with a method of 65': { ...cmd, method: 'm'.repeat(65) },
+  'cmd with params as an array': { ...cmd, method: 'open', params: [] },
+  'cmd with a top-level param constructor': { ...cmd, method: 'open', params: { constructor: 1 } },
+  'cmd with a top-level param __proto__': JSON.parse(`{"op":"cmd","id":3,"hub":"${HUB}","device":"lamp-1","method":"open","params":{"__proto__":1}}`),
+  'cmd with timeout 0': { ...cmd, method: 'open', timeoutMs: 0 },
+  'cmd with a fractional timeout': { ...cmd, method: 'open', timeoutMs: 1.5 },
+  'cmd without device': { op: 'cmd', id: 3, hub: HUB, set: { on: true } },
+  'cmd to a bad hub id': { ...cmd, hub: 'hub 7', set: { on: true } },
+  'not a map': [1, 2],
+  'null': null,
+};
+
+/**
+ * Refused by the node, accepted by the document, which says so in words: JSON Schema cannot count
+ * nesting or look for a key at every depth without a recursive schema.
+ */
+const REFUSED_IN_WORDS: Record<string, unknown> = {
+  'params nested 33 levels': { ...cmd, method: 'open', params: { deep: nested(32) } },
+  'a nested param __proto__': JSON.parse(`{"op":"cmd","id":3,"hub":"${HUB}","device":"lamp-1","method":"open","params":{"a":{"__proto__":1}}}`),
+};
+
+function nodeAccepts(request: unknown): boolean {
+  try {
+    validateAppRequest(request);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+describe('AsyncAPI document and the request validator (src/schemas/app.ts)', () => {
+  it('accepts what the node accepts, each as the message of its op', () => {
+    for (const [name, request] of Object.entries(ACCEPTED)) {
+      expect(nodeAccepts(request), `node: ${name}`).toBe(true);
+      expect(problems(schema('AppRequest'), request), `document: ${name}`).toEqual([]);
+      const op = (request as { op: string }).op;
+      expect(problems(doc.channels.appSocket!.messages![`${op}Request`]!.payload, request), `${op} message: ${name}`).toEqual([]);
+    }
+  });
+
+  it('refuses what the node refuses: missing fields, unknown ops, bad ids, both forms of a command', () => {
+    for (const [name, request] of Object.entries(REFUSED)) {
+      expect(nodeAccepts(request), `node: ${name}`).toBe(false);
+      expect(problems(schema('AppRequest'), request), `document: ${name}`).not.toEqual([]);
+    }
+  });
+
+  it('leaves only the nesting rules of params to its words', () => {
+    for (const [name, request] of Object.entries(REFUSED_IN_WORDS)) {
+      expect(nodeAccepts(request), `node: ${name}`).toBe(false);
+      expect(problems(schema('AppRequest'), request), `document: ${name}`).toEqual([]);
+    }
+    expect(String(schema('Params').description)).toMatch(/nested at most 32 levels, no\s+key `__proto__` at any depth/);
   });
 });
