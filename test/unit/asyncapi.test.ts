@@ -8,13 +8,24 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Parser } from '@asyncapi/parser';
 import { Ajv, type ValidateFunction } from 'ajv';
-import { describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
+import type { AppEventMessage, AppReloadMessage, AppReply, SubResult } from '../../proto/app.js';
 import { ErrorCodes } from '../../proto/errors.js';
+import type { ServerToHubFrame } from '../../proto/frames.js';
 import { hubVerbOf, SHARDS, shardOf, subjects } from '../../proto/subjects.js';
+import { AppSession, type AppLink } from '../../src/actors/app-session.js';
+import { publishDesired, sendCommand } from '../../src/actors/commands.js';
+import { HubSession, type HubLink } from '../../src/actors/hub-session.js';
+import { TimerWheel } from '../../src/actors/timer-wheel.js';
+import { asTierError } from '../../src/errors.js';
+import type { Bus } from '../../src/ports/bus/bus.js';
 import { DEFAULT_REDIS_PREFIX } from '../../src/ports/redis.js';
-import { validateAppRequest } from '../../src/protocol/app-codec.js';
+import { decodeAppRequest, validateAppRequest } from '../../src/protocol/app-codec.js';
+import { appEventBytes, appEventJson } from '../../src/protocol/app-events.js';
+import { decodeHubFrame, decodeServerFrame, decodeValue, encodeBus, encodeValue } from '../../src/protocol/codec.js';
 import { ID_REGEX } from '../../src/schemas/common.js';
 import { mountAppGateway } from '../../src/transport/app-gateway.js';
+import { hubSessionDeps } from '../helpers/hub-session-deps.js';
 
 const FILE = fileURLToPath(new URL('../../proto/asyncapi.yaml', import.meta.url));
 const TEXT = readFileSync(FILE, 'utf8');
@@ -81,6 +92,21 @@ function problems(schema: SchemaDoc, value: unknown): string[] {
   let validate = compiled.get(schema);
   if (!validate) compiled.set(schema, (validate = ajv.compile(plain(schema) as object)));
   return validate(value) ? [] : (validate.errors ?? []).map((e) => `${e.instancePath || '/'} ${e.message ?? ''}`);
+}
+
+const operation = (id: string): OperationDoc => {
+  const op = doc.operations[id];
+  if (!op) throw new Error(`no operation ${id}`);
+  return op;
+};
+
+/** What is wrong with a value as a message of an operation: [] when one of its messages (or replies) fits. */
+function misfit(id: string, value: unknown, part: 'messages' | 'reply' = 'messages'): string[] {
+  const op = operation(id);
+  const messages = (part === 'messages' ? op.messages : op.reply?.messages) ?? [];
+  if (messages.length === 0) throw new Error(`operation ${id} has no ${part}`);
+  const found = messages.map((m) => problems(m.payload, value));
+  return found.some((p) => p.length === 0) ? [] : found.flat();
 }
 
 const schema = (name: string): SchemaDoc => {
@@ -348,5 +374,288 @@ describe('AsyncAPI document and the request validator (src/schemas/app.ts)', () 
       expect(problems(schema('AppRequest'), request), `document: ${name}`).toEqual([]);
     }
     expect(String(schema('Params').description)).toMatch(/nested at most 32 levels, no\s+key `__proto__` at any depth/);
+  });
+});
+
+// ---------------------------------------------------------------- real messages: a hub session and an app session
+
+/** Values as they come, and the first one (already there or still to come) that fits. */
+class Seen<T> {
+  readonly all: T[] = [];
+  private waiting: Array<{ fits: (v: T) => boolean; resolve: (v: T) => void }> = [];
+  push(v: T): void {
+    this.all.push(v);
+    this.waiting = this.waiting.filter((w) => (w.fits(v) ? (w.resolve(v), false) : true));
+  }
+  /** @param from the first index looked at among those already seen */
+  next(fits: (v: T) => boolean, from = 0): Promise<T> {
+    const found = this.all.slice(from).find(fits);
+    return found !== undefined ? Promise.resolve(found) : new Promise((resolve) => this.waiting.push({ fits, resolve }));
+  }
+}
+
+/** A hub on the other side of the session: it answers commands, refusing `unlock` with its own code. */
+class FakeHub implements HubLink {
+  readonly frames = new Seen<ServerToHubFrame>();
+  session: HubSession | null = null;
+  send(bytes: Uint8Array): boolean {
+    const f = decodeServerFrame(bytes);
+    this.frames.push(f);
+    if (f.t === 7) {
+      const answer = f.m === 'unlock' ? { t: 8, id: f.id, ok: false, e: 'jammed', msg: 'the bolt is jammed' } : { t: 8, id: f.id, ok: true, r: f.p };
+      setImmediate(() => this.frame(answer));
+    }
+    return true;
+  }
+  close(code: number): void {
+    this.session?.tell({ type: 'closed', code });
+  }
+  frame(f: object): void {
+    this.session!.receiveFrame(decodeHubFrame(encodeValue(f)));
+  }
+}
+
+interface BusSeen {
+  subject: string;
+  data: Uint8Array;
+}
+
+/** One request of the app socket as text, and what the node answered. */
+interface Exchange {
+  name: string;
+  text: string;
+  request: unknown;
+  reply: AppReply;
+}
+
+/**
+ * A hub session and an app session of one node on a memory bus, as the composition root wires
+ * them: everything said on the bus is recorded, and what the app is answered.
+ */
+async function runNode() {
+  const wheel = new TimerWheel();
+  const deps = hubSessionDeps(wheel);
+  const bus = deps.bus;
+  const seen = new Seen<BusSeen>();
+  bus.subscribe('hub.>', (m) => seen.push({ subject: m.subject, data: m.data }));
+  bus.subscribe('evt.>', (m) => seen.push({ subject: m.subject, data: m.data }));
+  const commandReplies: Uint8Array[] = [];
+  const recording: Bus = {
+    publish: (subject, data) => bus.publish(subject, data),
+    subscribe: (subject, handler, options) => bus.subscribe(subject, handler, options),
+    request: async (subject, data, timeoutMs) => {
+      const reply = await bus.request(subject, data, timeoutMs);
+      commandReplies.push(reply);
+      return reply;
+    },
+    flush: () => bus.flush(),
+    close: () => bus.close(),
+  };
+  const eventOf = (kind: string) => seen.next((m) => m.subject.startsWith('evt.') && (decodeValue(m.data) as { kind: string }).kind === kind);
+
+  // the hub: online, a report, an event, a device list change
+  const hub = new FakeHub();
+  hub.session = new HubSession(HUB, HOME, hub, { ...deps, publishEvent: (e) => bus.publish(subjects.hubEvents(e.home, e.hub), encodeBus(e)) });
+  hub.frame({ t: 1, v: 1, b: 'boot' });
+  await hub.frames.next((f) => f.t === 2);
+  hub.frame({ t: 4, s: 1, r: { 'lamp-1': { on: false, level: 10 } } });
+  hub.frame({ t: 5, s: 2, d: 'button-1', e: 'double_press', p: { count: 2 } });
+  hub.frame({ t: 9, s: 3, j: [{ d: 'plug-2', k: 'plug', m: 'ZP-100' }], l: ['lamp-9'] });
+  await eventOf('devices');
+  publishDesired(bus, HUB, 'lamp-1', { reported: { on: false }, reportedVersion: 1, reportedAt: Date.now(), desired: { on: true }, desiredVersion: 1 });
+  await seen.next((m) => m.subject === subjects.hubDesired(HUB));
+
+  // the app: its requests as text, answered as the gateway answers them
+  const replies = new Seen<AppReply>();
+  const link: AppLink = { open: true, reply: (m) => replies.push(m), join() {}, leave() {} };
+  const app = new AppSession(
+    { kind: 'user', sub: 'u1', homes: new Set([HOME]) },
+    link,
+    {
+      system: deps.system,
+      feeds: { acquire() {}, release() {} },
+      sendCommand: (hubId, deviceId, spec, timeoutMs) => sendCommand(recording, hubId, deviceId, spec, timeoutMs),
+      homeOf: async (hubId) => (hubId === HUB ? HOME : null),
+      commandTimeoutMs: 5_000,
+      maxSubscriptions: 64,
+    },
+    'app:u1:1',
+  );
+  const exchanges: Exchange[] = [];
+  const ask = async (name: string, text: string, id?: number) => {
+    const before = replies.all.length;
+    try {
+      app.tell({ type: 'request', request: decodeAppRequest(new TextEncoder().encode(text).buffer as ArrayBuffer, false, 16_384, 60_000) });
+    } catch (err) {
+      app.rejectRaw(asTierError(err));
+    }
+    const reply = await replies.next((r) => r.id === id, before);
+    let request: unknown = null;
+    try {
+      request = JSON.parse(text);
+    } catch {}
+    exchanges.push({ name, text, request, reply });
+  };
+  const json = (v: object) => JSON.stringify(v);
+  await ask('ping', json({ op: 'ping', id: 1 }), 1);
+  await ask('sub to another home', json({ op: 'sub', id: 2, home: 'h2' }), 2);
+  await ask('unsub', json({ op: 'unsub', id: 3, home: HOME }), 3);
+  await ask('cmd set', json({ op: 'cmd', id: 4, hub: HUB, device: 'lamp-1', set: { on: true } }), 4);
+  await ask('cmd the hub refuses', json({ op: 'cmd', id: 5, hub: HUB, device: 'lamp-1', method: 'unlock', params: { code: '1234' } }), 5);
+  await ask('cmd to an unknown device', json({ op: 'cmd', id: 6, hub: HUB, device: 'ghost-1', method: 'identify' }), 6);
+  await ask('cmd to another home', json({ op: 'cmd', id: 7, hub: 'hub-x', device: 'lamp-1', set: { on: true } }), 7);
+  await ask('invalid cmd', json({ op: 'cmd', id: 8, hub: HUB, device: 'lamp-1', set: { on: true }, method: 'open' }), 8);
+  await ask('not JSON', '{"op": "ping", "id": 9', undefined);
+  await ask('too large', json({ op: 'ping', id: 10, pad: 'x'.repeat(20_000) }), undefined);
+
+  // the hub goes away
+  hub.close(4001);
+  await eventOf('offline');
+  wheel.close();
+  await bus.close();
+  return { seen: seen.all, commandReplies, exchanges };
+}
+
+describe('AsyncAPI document and the messages a node really sends', () => {
+  let node: Awaited<ReturnType<typeof runNode>>;
+  beforeAll(async () => {
+    node = await runNode();
+  });
+  const events = () => node.seen.filter((m) => m.subject.startsWith('evt.')).map((m) => ({ ...m, event: decodeValue(m.data) as AppEventMessage }));
+
+  it('every bus message is on one channel of the document and fits one of its messages', () => {
+    const channels = new Set<string>();
+    for (const m of node.seen) {
+      const on = natsChannels.filter((c) => parametersOf(c.address, m.subject) !== null);
+      expect(on.map((c) => c.id), m.subject).toHaveLength(1);
+      channels.add(on[0]!.id);
+      const value = decodeValue(m.data);
+      const fits = Object.values(on[0]!.channel.messages ?? {}).some((message) => problems(message.payload, value).length === 0);
+      expect(fits, `${m.subject}: ${JSON.stringify(value)}`).toBe(true);
+    }
+    expect([...channels].sort()).toEqual(['hubCommand', 'hubDesired', 'hubEvents', 'hubTakeover']);
+  });
+
+  it('command requests and their replies (ok, refused by the hub, unknown device) fit the command operation', () => {
+    const requests = node.seen.filter((m) => m.subject === subjects.hubCommand(HUB)).map((m) => decodeValue(m.data));
+    expect(requests.length).toBe(3); // the app's set, unlock and the unknown device (not the other home's)
+    for (const r of requests) expect(misfit('answerCommand', r), JSON.stringify(r)).toEqual([]);
+    const replies = node.commandReplies.map((d) => decodeValue(d) as { ok: boolean; e?: string; hub?: string });
+    expect(replies.map((r) => (r.ok ? 'ok' : `${r.e}${r.hub ? `/${r.hub}` : ''}`))).toEqual(['ok', 'command_failed/jammed', 'unknown_device']);
+    for (const r of replies) expect(misfit('answerCommand', r, 'reply'), JSON.stringify(r)).toEqual([]);
+    for (const r of replies) expect(misfit('requestCommand', r, 'reply'), JSON.stringify(r)).toEqual([]);
+  });
+
+  it('every kind of hub event fits on the bus, to JSON apps and to msgpack apps, with and without pos', () => {
+    const all = events();
+    expect(all.map((e) => e.event.kind).sort()).toEqual(['devices', 'event', 'offline', 'online', 'state']);
+    all.forEach(({ subject, data, event }, i) => {
+      expect(parametersOf(doc.channels.hubEvents!.address!, subject), subject).toEqual(VALUES);
+      expect(misfit('publishEvent', event), `bus ${event.kind}`).toEqual([]);
+      expect(misfit('sendEvent', JSON.parse(appEventJson(data))), `json ${event.kind}`).toEqual([]);
+      expect(misfit('sendEvent', decodeValue(appEventBytes(data))), `msgpack ${event.kind}`).toEqual([]);
+      const withPos: AppEventMessage = { ...event, pos: { epoch: '4kq1w2', offset: i + 1 } };
+      expect(misfit('sendEvent', decodeValue(encodeBus(withPos))), `${event.kind} with pos`).toEqual([]);
+      expect(misfit('sendEvent', JSON.parse(JSON.stringify(withPos))), `${event.kind} with pos`).toEqual([]);
+    });
+  });
+
+  it('a stream entry of each event fits, its event decodes to a StoredEvent, and the example entry does too', () => {
+    events().forEach(({ event }, i) => {
+      const entry = { home: event.home, epoch: '4kq1w2', offset: String(i + 1), event: encodeBus(event) };
+      expect(misfit('appendEvent', entry), event.kind).toEqual([]);
+      expect(problems(schema('StoredEvent'), decodeValue(entry.event)), event.kind).toEqual([]);
+      expect(problems(schema('StoredEvent'), { ...event, pos: { epoch: '4kq1w2', offset: 1 } }), `${event.kind} with pos`).not.toEqual([]);
+      expect(misfit('appendEvent', { ...entry, offset: '0' }), 'offset 0').not.toEqual([]);
+      expect(misfit('appendEvent', { ...entry, offset: i + 1 }), 'offset as a number').not.toEqual([]);
+    });
+    const example = doc.components.messages.EventStreamEntry!.examples![0]!.payload as { event: string };
+    expect(problems(schema('StoredEvent'), decodeValue(Buffer.from(example.event, 'hex')))).toEqual([]);
+  });
+
+  it('every answer of the app session fits a reply of the operation its request is', () => {
+    expect(node.exchanges.map((x) => `${x.name}: ${x.reply.op}${x.reply.op === 'err' ? ` ${x.reply.code}` : ''}`)).toEqual([
+      'ping: ok',
+      'sub to another home: err forbidden',
+      'unsub: ok',
+      'cmd set: ok',
+      'cmd the hub refuses: err command_failed',
+      'cmd to an unknown device: err unknown_device',
+      'cmd to another home: err forbidden',
+      'invalid cmd: err invalid_field',
+      'not JSON: err malformed_frame',
+      'too large: err frame_too_large',
+    ]);
+    const receiving = Object.entries(doc.operations).filter(([, op]) => op.action === 'receive' && op.channel === doc.channels.appSocket);
+    for (const x of node.exchanges) {
+      const ops = receiving.filter(([id]) => misfit(id, x.request).length === 0).map(([id]) => id);
+      if (nodeAccepts(x.request)) {
+        expect(ops, x.name).toHaveLength(1);
+        expect(misfit(ops[0]!, x.reply, 'reply'), `${x.name}: ${JSON.stringify(x.reply)}`).toEqual([]);
+      } else {
+        expect(ops, x.name).toEqual([]);
+        expect(misfit('refuse', x.reply), `${x.name}: ${JSON.stringify(x.reply)}`).toEqual([]);
+      }
+    }
+    const refused = node.exchanges.find((x) => x.name === 'cmd the hub refuses')!.reply;
+    expect(refused).toMatchObject({ hubCode: 'jammed' });
+    expect(node.exchanges.find((x) => x.name === 'invalid cmd')!.reply).toMatchObject({ id: 8, field: expect.any(String) });
+  });
+
+  it('sub answers of each kind and the reload message fit, as proto/app.ts types them', () => {
+    const results: SubResult[] = [
+      { home: HOME, pos: { epoch: '4kq1w2', offset: 1042 } },
+      { home: HOME, pos: null },
+      { home: HOME, pos: { epoch: '4kq1w2', offset: 1045 }, recovered: true, missed: 3 },
+      { home: HOME, pos: { epoch: '9zr0aa', offset: 12 }, recovered: false, reason: 'epoch_changed' },
+      { home: HOME, pos: { epoch: '4kq1w2', offset: 1045 }, recovered: false, reason: 'too_old' },
+      { home: HOME, pos: { epoch: '4kq1w2', offset: 0 }, recovered: false, reason: 'unavailable' },
+    ];
+    for (const result of results) {
+      const reply: AppReply = { op: 'ok', id: 1, result };
+      expect(misfit('subscribe', reply, 'reply'), JSON.stringify(result)).toEqual([]);
+      expect(problems(doc.channels.appSocket!.messages!.subOk!.payload, reply), JSON.stringify(result)).toEqual([]);
+    }
+    const reload: AppReloadMessage = { op: 'reload', home: HOME, reason: 'epoch_changed', pos: { epoch: '9zr0aa', offset: 0 } };
+    expect(misfit('sendReload', reload)).toEqual([]);
+  });
+});
+
+describe('AsyncAPI document refuses wrong messages', () => {
+  const state = { op: 'evt', kind: 'state', home: HOME, hub: HUB, device: 'temp-1', attrs: { temp: 21.5 }, version: 8, ts: 1_700_000_000_000 };
+  const refuses = (id: string, value: unknown, part: 'messages' | 'reply' = 'messages') => expect(misfit(id, value, part), JSON.stringify(value)).not.toEqual([]);
+
+  it('events: a missing field, an unknown kind, no op, a bad position', () => {
+    expect(misfit('sendEvent', state)).toEqual([]);
+    const { attrs: _attrs, ...withoutAttrs } = state;
+    refuses('sendEvent', withoutAttrs);
+    refuses('sendEvent', { ...state, kind: 'weird' });
+    const { op: _op, ...withoutOp } = state;
+    refuses('publishEvent', withoutOp);
+    refuses('sendEvent', { ...state, pos: { epoch: '4kq1w2', offset: -1 } });
+    refuses('sendEvent', { ...state, pos: { epoch: '4kq1w2', offset: 1, extra: 1 } });
+    refuses('sendEvent', { ...state, pos: null });
+    refuses('sendEvent', { ...state, attrs: { temp: { c: 21.5 } } });
+  });
+
+  it('answers and reloads: an unknown code, a sub answer without pos, a failed recovery without reason', () => {
+    const err = { op: 'err', id: 1, code: 'forbidden', num: 201, temporary: false, msg: 'no' };
+    expect(misfit('refuse', err)).toEqual([]);
+    refuses('refuse', { ...err, code: 'nope' });
+    const { msg: _msg, ...withoutMsg } = err;
+    refuses('refuse', withoutMsg);
+    refuses('subscribe', { op: 'ok', id: 1, result: { home: HOME } }, 'reply');
+    refuses('subscribe', { op: 'ok', id: 1, result: { home: HOME, pos: null, recovered: false } }, 'reply');
+    refuses('subscribe', { op: 'ok', id: 1, result: { home: HOME, pos: null, recovered: true, reason: 'later' } }, 'reply');
+    refuses('sendReload', { op: 'reload', home: HOME, reason: 'epoch_changed', pos: null });
+    refuses('sendReload', { op: 'reload', home: HOME, reason: 'gone', pos: { epoch: 'e', offset: 0 } });
+  });
+
+  it('bus payloads: a command without timeout, a failed reply without code, a takeover without epoch', () => {
+    refuses('answerCommand', { d: 'lamp-1', m: 'set', p: {} });
+    refuses('answerCommand', { ok: false }, 'reply');
+    refuses('answerCommand', { ok: false, e: 'jammed' }, 'reply');
+    refuses('receiveTakeover', { node: 'node-b' });
+    refuses('receiveDesired', { d: 'lamp-1', desired: { on: [true] }, v: 1 });
   });
 });
