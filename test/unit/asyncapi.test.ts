@@ -109,6 +109,10 @@ function misfit(id: string, value: unknown, part: 'messages' | 'reply' = 'messag
   return found.some((p) => p.length === 0) ? [] : found.flat();
 }
 
+/** A message's examples by name. */
+const examples = (message: string): Record<string, unknown> =>
+  Object.fromEntries((doc.components.messages[message]?.examples ?? []).map((e) => [e.name, e.payload]));
+
 const schema = (name: string): SchemaDoc => {
   const s = doc.components.schemas[name];
   if (!s) throw new Error(`no schema ${name}`);
@@ -402,7 +406,7 @@ class FakeHub implements HubLink {
     const f = decodeServerFrame(bytes);
     this.frames.push(f);
     if (f.t === 7) {
-      const answer = f.m === 'unlock' ? { t: 8, id: f.id, ok: false, e: 'jammed', msg: 'the bolt is jammed' } : { t: 8, id: f.id, ok: true, r: f.p };
+      const answer = f.m === 'unlock' ? { t: 8, id: f.id, ok: false, e: 'jammed' } : { t: 8, id: f.id, ok: true, r: f.p };
       setImmediate(() => this.frame(answer));
     }
     return true;
@@ -502,9 +506,10 @@ async function runNode() {
   await ask('unsub', json({ op: 'unsub', id: 3, home: HOME }), 3);
   await ask('cmd set', json({ op: 'cmd', id: 4, hub: HUB, device: 'lamp-1', set: { on: true } }), 4);
   await ask('cmd the hub refuses', json({ op: 'cmd', id: 5, hub: HUB, device: 'lamp-1', method: 'unlock', params: { code: '1234' } }), 5);
-  await ask('cmd to an unknown device', json({ op: 'cmd', id: 6, hub: HUB, device: 'ghost-1', method: 'identify' }), 6);
+  await ask('cmd to an unknown device', json({ op: 'cmd', id: 6, hub: HUB, device: 'lamp-9', method: 'identify' }), 6);
   await ask('cmd to another home', json({ op: 'cmd', id: 7, hub: 'hub-x', device: 'lamp-1', set: { on: true } }), 7);
   await ask('invalid cmd', json({ op: 'cmd', id: 8, hub: HUB, device: 'lamp-1', set: { on: true }, method: 'open' }), 8);
+  await ask('invalid set', json({ op: 'cmd', id: 11, hub: HUB, device: 'lamp-1', set: { on: [1] } }), 11);
   await ask('not JSON', '{"op": "ping", "id": 9', undefined);
   await ask('too large', json({ op: 'ping', id: 10, pad: 'x'.repeat(20_000) }), undefined);
 
@@ -544,6 +549,8 @@ describe('AsyncAPI document and the messages a node really sends', () => {
     expect(replies.map((r) => (r.ok ? 'ok' : `${r.e}${r.hub ? `/${r.hub}` : ''}`))).toEqual(['ok', 'command_failed/jammed', 'unknown_device']);
     for (const r of replies) expect(misfit('answerCommand', r, 'reply'), JSON.stringify(r)).toEqual([]);
     for (const r of replies) expect(misfit('requestCommand', r, 'reply'), JSON.stringify(r)).toEqual([]);
+    // the examples are real replies
+    expect(examples('CommandReply')).toEqual({ ok: replies[0], refusedByHub: replies[1], unknownDevice: replies[2] });
   });
 
   it('every kind of hub event fits on the bus, to JSON apps and to msgpack apps, with and without pos', () => {
@@ -583,6 +590,7 @@ describe('AsyncAPI document and the messages a node really sends', () => {
       'cmd to an unknown device: err unknown_device',
       'cmd to another home: err forbidden',
       'invalid cmd: err invalid_field',
+      'invalid set: err invalid_field',
       'not JSON: err malformed_frame',
       'too large: err frame_too_large',
     ]);
@@ -597,9 +605,9 @@ describe('AsyncAPI document and the messages a node really sends', () => {
         expect(misfit('refuse', x.reply), `${x.name}: ${JSON.stringify(x.reply)}`).toEqual([]);
       }
     }
-    const refused = node.exchanges.find((x) => x.name === 'cmd the hub refuses')!.reply;
-    expect(refused).toMatchObject({ hubCode: 'jammed' });
-    expect(node.exchanges.find((x) => x.name === 'invalid cmd')!.reply).toMatchObject({ id: 8, field: expect.any(String) });
+    // the error examples are the node's own answers
+    const answer = (name: string) => node.exchanges.find((x) => x.name === name)!.reply;
+    expect(examples('ErrReply')).toEqual({ invalidField: answer('invalid set'), hubRefused: answer('cmd the hub refuses'), unreadable: answer('not JSON') });
   });
 
   it('sub answers of each kind and the reload message fit, as proto/app.ts types them', () => {
