@@ -471,13 +471,18 @@ async function runNode() {
 
   // the app: its requests as text, answered as the gateway answers them
   const replies = new Seen<AppReply>();
-  const link: AppLink = { open: true, reply: (m) => replies.push(m), join() {}, leave() {} };
+  const link: AppLink = {
+    open: true,
+    reply: (m) => replies.push(m),
+    subscriber: (_home, id) => ({ open: true, answer: (result) => replies.push({ op: 'ok', id, result }), send: () => 0, drained: async () => {}, reload() {}, join() {} }),
+    leave() {},
+  };
   const app = new AppSession(
     { kind: 'user', sub: 'u1', homes: new Set([HOME]) },
     link,
     {
       system: deps.system,
-      feeds: { acquire() {}, release() {} },
+      feeds: { acquire() {}, release() {}, position: () => null, catchUp: async (home, _since, sub) => sub.answer({ home, pos: { epoch: 'e1', offset: 0 } }) },
       sendCommand: (hubId, deviceId, spec, timeoutMs) => sendCommand(recording, hubId, deviceId, spec, timeoutMs),
       homeOf: async (hubId) => (hubId === HUB ? HOME : null),
       commandTimeoutMs: 5_000,
