@@ -1,7 +1,7 @@
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HubClient } from '../../load/wire/hub-client.js';
-import { startNats, startRedis, uniquePrefix, type Backend } from '../../load/harness/index.js';
+import { startNats, startRedis, uniquePrefix } from '../../load/harness/index.js';
 import { AppSocket } from '../helpers/app-socket.js';
 import { api, startServerProcess, type ServerProcess } from '../helpers/server-process.js';
 
@@ -121,7 +121,7 @@ for (const [mode, deploy] of [
 
       // 20 events while it is away, from hubs held by two nodes
       const N = 20;
-      for (let n = 2; n < 2 + N; n++) await h.hubs[n % 2].report({ d1: { n } });
+      for (let n = 2; n < 2 + N; n++) await h.hubs[(n % 2) as 0 | 1].report({ d1: { n } });
 
       const after = await app(third);
       const answer = await after.request({ op: 'sub', home: h.id, since: last });
