@@ -15,7 +15,7 @@ import { RedisEventHistory } from '../../src/ports/history/history-redis.js';
 import { closeRedis, connectRedis, RedisKeys } from '../../src/ports/redis.js';
 import { positionOf, withPosition } from '../../src/protocol/app-events.js';
 import { decodeValue } from '../../src/protocol/codec.js';
-import { doc, misfit, problems, schema } from '../helpers/asyncapi.js';
+import { doc, examples, misfit, problems, schema } from '../helpers/asyncapi.js';
 
 const log = createLogger('silent');
 let redis: Backend;
@@ -71,7 +71,7 @@ describe('AsyncAPI document and the Redis event stream', () => {
     for (const [id, fields] of rows) {
       expect(id.toString()).toMatch(/^\d+-\d+$/);
       const names = fields.filter((_, i) => i % 2 === 0).map(String);
-      expect(names).toEqual(['home', 'epoch', 'offset', 'event']);
+      expect(names).toEqual(Object.keys(examples('EventStreamEntry').state as object));
       const [home, epoch, offset, event] = fields.filter((_, i) => i % 2 === 1) as [Buffer, Buffer, Buffer, Buffer];
       const entry = { home: home.toString(), epoch: epoch.toString(), offset: offset.toString(), event };
       expect(misfit('appendEvent', entry), JSON.stringify({ ...entry, event: hex(event) })).toEqual([]);

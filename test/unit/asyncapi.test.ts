@@ -11,6 +11,7 @@ import { ErrorCodes } from '../../proto/errors.js';
 import type { ServerToHubFrame } from '../../proto/frames.js';
 import { hubVerbOf, SHARDS, shardOf, subjects } from '../../proto/subjects.js';
 import { AppSession, type AppLink } from '../../src/actors/app-session.js';
+import type { Principal } from '../../src/auth/authenticator.js';
 import { publishDesired, sendCommand } from '../../src/actors/commands.js';
 import { EventPublisher } from '../../src/actors/event-publisher.js';
 import { HubSession, type HubLink } from '../../src/actors/hub-session.js';
@@ -460,10 +461,10 @@ async function runNode() {
   const withHistory = side(history);
   const noHistory = side();
   let connections = 0;
-  const connect = (enc: AppEncoding, node = withHistory) => {
+  const connect = (enc: AppEncoding, node = withHistory, principal: Principal = { kind: 'user', sub: 'u1', homes: new Set([HOME]) }) => {
     const link = new FakeAppLink(enc, node.topics);
     const session = new AppSession(
-      { kind: 'user', sub: 'u1', homes: new Set([HOME]) },
+      principal,
       link,
       {
         system: deps.system,
@@ -528,6 +529,14 @@ async function runNode() {
   await ask(subscribers['too old'], 'sub since too long ago', sub(25, { epoch, offset: 0 }), 25);
   await ask(subscribers['no history'], 'sub without history', sub(26), 26);
   await ask(subscribers['no history, since'], 'sub since without history', sub(27, { epoch, offset: 1 }), 27);
+  // one connection, as many homes as it may have, and one more
+  const busy = connect('json', noHistory, { kind: 'admin' });
+  for (let id = 101; id <= 164; id++) {
+    busy.session.tell({ type: 'request', request: { op: 'sub', id, home: `home-${id}` } });
+    expect((await busy.link.replies.next((r) => r.id === id)).op).toBe('ok');
+  }
+  await ask(busy, 'sub to a 65th home', json({ op: 'sub', id: 165, home: 'home-65' }), 165);
+  busy.session.tell({ type: 'closed' });
 
   // the hub goes away (offset 5, live)
   hub.close(4001);
@@ -630,6 +639,7 @@ describe('AsyncAPI document and the messages a node really sends', () => {
       'sub since too long ago: ok',
       'sub without history: ok',
       'sub since without history: ok',
+      'sub to a 65th home: err rate_limited',
     ]);
     const receiving = Object.entries(doc.operations).filter(([, op]) => op.action === 'receive' && op.channel === doc.channels.appSocket);
     for (const x of node.exchanges) {
