@@ -1,15 +1,33 @@
-import type { AppReply, AppRequest, Position, SubResult } from '../../proto/app.js';
+import type { AppReply, AppRequest, Position, RecoveryFailure, SubResult } from '../../proto/app.js';
 import { ErrorCodes } from '../../proto/errors.js';
 import { canSeeHome, type Principal } from '../auth/authenticator.js';
 import { CommandError, TierError, asTierError } from '../errors.js';
 import { Actor, type ActorSystem } from './actor.js';
 import type { CommandSpec } from './commands.js';
 
+/** A socket joining a home's events (HomeFeeds.catchUp): each call writes at once, in call order. */
+export interface FeedSubscriber {
+  readonly open: boolean;
+  /** the `ok` answer to the `sub` */
+  answer(result: SubResult): void;
+  /**
+   * Sends `events[from..]` (msgpack bytes with positions) until the socket holds half its
+   * backpressure limit; returns how many it sent (then wait for `drained`).
+   */
+  send(events: readonly Uint8Array[], from: number): number;
+  /** resolves when the socket has written most of what it holds (or closed) */
+  drained(): Promise<void>;
+  /** the recovery failed after its answer: reload, then go on from `pos` */
+  reload(reason: RecoveryFailure, pos: Position): void;
+  /** joins the home's fan-out: the live events follow */
+  join(): void;
+}
+
 /** The app socket as the actor sees it. */
 export interface AppLink {
   reply(msg: AppReply): void;
-  /** sends the answer and the missed events (msgpack bytes), then joins the home's fan-out, at once */
-  joinAt(homeId: string, answer: AppReply, missed: readonly Uint8Array[]): void;
+  /** the socket's side of joining a home's events, answering request `id`; open while `wanted()` */
+  subscriber(homeId: string, id: number, wanted: () => boolean): FeedSubscriber;
   leave(homeId: string): void;
   readonly open: boolean;
 }
@@ -20,8 +38,10 @@ export interface AppSessionDeps {
   readonly feeds: {
     acquire(homeId: string): void;
     release(homeId: string): void;
-    /** runs `seam` once, when the subscriber can join with nothing missed and nothing twice (HomeFeeds) */
-    catchUp(homeId: string, since: Position | undefined, seam: (result: SubResult, missed: Uint8Array[]) => void): Promise<void>;
+    /** where the home's feed stands (null: no position known) */
+    position(homeId: string): Position | null;
+    /** answers the subscriber, sends what it missed, and joins it with nothing missed and nothing twice (HomeFeeds) */
+    catchUp(homeId: string, since: Position | undefined, subscriber: FeedSubscriber): Promise<void>;
   };
   readonly sendCommand: (hubId: string, deviceId: string, spec: CommandSpec, timeoutMs: number) => Promise<unknown>;
   /** home of a hub, null when unknown */
@@ -77,7 +97,7 @@ export class AppSession extends Actor<AppMessage> {
   }
 
   /**
-   * Waits (the mailbox with it) until the feed can take the subscriber: the answer, the events
+   * Waits (the mailbox with it) until the feed has taken the subscriber: the answer, the events
    * missed since `since`, then the live ones. A second `sub` of a subscribed home answers with
    * where the feed stands and recovers nothing: the app already receives the home's events.
    */
@@ -89,13 +109,9 @@ export class AppSession extends Actor<AppMessage> {
       this.homes.add(homeId);
       this.deps.feeds.acquire(homeId);
     }
-    await this.deps.feeds.catchUp(homeId, again ? undefined : since, (result, missed) => {
-      // closed meanwhile: the feed was released by onStop
-      if (!this.link.open || !this.homes.has(homeId)) return;
-      const answer: AppReply = { op: 'ok', id, result };
-      if (again) this.link.reply(answer);
-      else this.link.joinAt(homeId, answer, missed);
-    });
+    if (again) return this.link.reply({ op: 'ok', id, result: { home: homeId, pos: this.deps.feeds.position(homeId) } });
+    // unsubscribed or closed meanwhile: the feed was released, nothing more is sent
+    await this.deps.feeds.catchUp(homeId, since, this.link.subscriber(homeId, id, () => this.homes.has(homeId)));
   }
 
   private command(req: Extract<AppRequest, { op: 'cmd' }>): void {

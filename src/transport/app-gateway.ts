@@ -1,6 +1,6 @@
 import type { AppReply } from '../../proto/app.js';
 import { CloseCode } from '../../proto/errors.js';
-import { AppSession, type AppLink, type AppSessionDeps } from '../actors/app-session.js';
+import { AppSession, type AppLink, type AppSessionDeps, type FeedSubscriber } from '../actors/app-session.js';
 import type { Authenticator, Principal } from '../auth/authenticator.js';
 import { asTierError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
@@ -20,10 +20,17 @@ interface AppSocketData {
 class UwsAppLink implements AppLink {
   open = true;
   session: AppSession | null = null;
+  private drainWaiters: Array<() => void> = [];
+
+  /**
+   * @param budget bytes a recovery lets the socket hold before it waits for a drain: half the
+   *   backpressure limit, so a recovery never gets the socket closed
+   */
   constructor(
     private readonly ws: WebSocket<AppSocketData>,
     private readonly enc: AppEncoding,
     private readonly writes: WriteBatch,
+    private readonly budget: number,
   ) {}
 
   /** Written corked at the end of the turn: a command's answer arrives inside a hub socket's callback. */
@@ -36,16 +43,45 @@ class UwsAppLink implements AppLink {
   }
 
   /**
-   * Sent at once, not at the end of the turn: the answer and the missed events must be out before
-   * the socket joins the topic, and the join must happen in the turn the feed was checked.
+   * Writes at once, not at the end of the turn: the answer and the missed events go out before
+   * the socket joins the topic, and the join happens in the turn the feed was checked.
    */
-  joinAt(homeId: string, answer: AppReply, missed: readonly Uint8Array[]): void {
-    if (!this.open) return;
-    this.ws.cork(() => {
-      this.ws.send(encodeAppMessage(answer, this.enc), this.enc === 'msgpack');
-      for (const bytes of missed) this.ws.send(this.enc === 'msgpack' ? bytes : appEventJson(bytes), this.enc === 'msgpack');
-      this.ws.subscribe(feedTopic(this.enc, homeId));
-    });
+  subscriber(homeId: string, id: number, wanted: () => boolean): FeedSubscriber {
+    const binary = this.enc === 'msgpack';
+    const write = (payload: string | Uint8Array) => this.ws.cork(() => this.ws.send(payload, binary));
+    const link = this;
+    return {
+      get open() {
+        return link.open && wanted();
+      },
+      answer: (result) => {
+        if (this.open) write(encodeAppMessage({ op: 'ok', id, result }, this.enc));
+      },
+      send: (events, from) => {
+        if (!this.open) return events.length - from;
+        let i = from;
+        this.ws.cork(() => {
+          while (i < events.length && this.ws.getBufferedAmount() < this.budget) {
+            const bytes = events[i++]!;
+            this.ws.send(binary ? bytes : appEventJson(bytes), binary);
+          }
+        });
+        return i - from;
+      },
+      drained: () => (this.open && this.ws.getBufferedAmount() >= this.budget / 2 ? new Promise<void>((resolve) => this.drainWaiters.push(resolve)) : Promise.resolve()),
+      reload: (reason, pos) => {
+        if (this.open) write(encodeAppMessage({ op: 'reload', home: homeId, reason, pos }, this.enc));
+      },
+      join: () => {
+        if (this.open) this.ws.subscribe(feedTopic(this.enc, homeId));
+      },
+    };
+  }
+
+  /** uWS drain: the socket wrote some of what it held. */
+  drained(): void {
+    if (this.ws.getBufferedAmount() >= this.budget / 2) return;
+    for (const resolve of this.drainWaiters.splice(0)) resolve();
   }
 
   leave(homeId: string): void {
@@ -54,8 +90,14 @@ class UwsAppLink implements AppLink {
 
   close(code: number, reason: string): void {
     if (!this.open) return;
-    this.open = false;
+    this.closed();
     this.ws.end(code, reason);
+  }
+
+  /** The socket is gone: waiters for a drain are let go (they see `open` false). */
+  closed(): void {
+    this.open = false;
+    for (const resolve of this.drainWaiters.splice(0)) resolve();
   }
 }
 
@@ -116,7 +158,7 @@ export function mountAppGateway(
 
     open: (ws) => {
       const data = ws.getUserData();
-      const link = new UwsAppLink(ws, data.enc, deps.writes);
+      const link = new UwsAppLink(ws, data.enc, deps.writes, Math.floor(deps.maxBackpressure / 2));
       data.link = link;
       const who = data.principal.kind === 'admin' ? 'admin' : data.principal.sub;
       link.session = new AppSession(data.principal, link, sessionDeps, `app:${who}:${++connections}`);
@@ -137,10 +179,12 @@ export function mountAppGateway(
       }
     },
 
+    drain: (ws) => ws.getUserData().link?.drained(),
+
     close: (ws) => {
       const link = ws.getUserData().link;
       if (!link) return;
-      link.open = false;
+      link.closed();
       link.session?.tell({ type: 'closed' });
     },
   });

@@ -1,5 +1,6 @@
 import type { AppReloadMessage, Position, RecoveryFailure, SubResult } from '../../proto/app.js';
 import { subjects } from '../../proto/subjects.js';
+import type { FeedSubscriber } from '../actors/app-session.js';
 import type { Logger } from '../log/logger.js';
 import type { Bus, BusSubscription } from '../ports/bus/bus.js';
 import type { EventHistory, HistoryEntry } from '../ports/history/history.js';
@@ -20,12 +21,10 @@ export function feedTopic(enc: 'json' | 'msgpack', homeId: string): string {
   return `${enc === 'json' ? 'j' : 'm'}/${homeId}`;
 }
 
-/**
- * Called once, at the moment a subscriber can join the topic without a gap or a duplicate: it
- * sends the answer and the missed events (msgpack bytes with their positions), then joins, all
- * before returning.
- */
-export type Seam = (result: SubResult, missed: Uint8Array[]) => void;
+/** Events read from the history per round of a recovery. */
+const RECOVERY_PAGE = 500;
+/** A recovery gives up (too_old) after sending this many times the history's size. */
+const RECOVERY_ROUNDS = 4;
 
 interface Feed {
   readonly homeId: string;
@@ -135,46 +134,70 @@ export class HomeFeeds {
   }
 
   /**
-   * Brings a new subscriber of an acquired home to the feed's position: with `since`, the events
-   * after it are read from the history until the read reaches what the feed has delivered, then
-   * `seam` runs (answer, missed events, join) in the same turn as that check.
+   * Brings a new subscriber of an acquired home to the feed: without `since` it joins at once at
+   * the feed's position; with `since`, the events after it are read from the history and sent
+   * (paced by the socket's buffer, so a long recovery never trips the backpressure limit) until
+   * the reads reach what the feed has delivered, and it joins in the turn that saw them meet.
    */
-  async catchUp(homeId: string, since: Position | undefined, seam: Seam): Promise<void> {
+  async catchUp(homeId: string, since: Position | undefined, sub: FeedSubscriber): Promise<void> {
     const feed = this.feeds.get(homeId);
     if (!feed) return;
     await feed.ready;
-    if (feed.closed) return;
-    if (!this.history || feed.state !== 'ordered') {
-      return seam(since ? { home: homeId, pos: null, recovered: false, reason: 'unavailable' } : { home: homeId, pos: null }, []);
-    }
-    if (!since) return seam({ home: homeId, pos: this.position(feed) }, []);
-    if (since.epoch !== feed.epoch) return seam({ home: homeId, pos: this.position(feed), recovered: false, reason: 'epoch_changed' }, []);
-    const missed: Uint8Array[] = [];
+    if (feed.closed || !sub.open) return;
+    const join = (result: SubResult) => {
+      sub.answer(result);
+      sub.join();
+    };
+    if (!this.history || feed.state !== 'ordered') return join(since ? { home: homeId, pos: null, recovered: false, reason: 'unavailable' } : { home: homeId, pos: null });
+    if (!since) return join({ home: homeId, pos: this.at(feed) });
+    const fail = (reason: RecoveryFailure) => join({ home: homeId, pos: this.at(feed), recovered: false, reason });
+    if (since.epoch !== feed.epoch) return fail('epoch_changed');
+    if (feed.delivered - since.offset > this.maxRecovery) return fail('too_old');
     let last = since.offset;
-    // the feed moves on while a read is under way: read again until the read ends where it stands
-    for (let round = 0; round < 8; round++) {
-      if (feed.closed) return;
-      if (feed.epoch !== since.epoch) break;
-      if (last === feed.delivered) return seam({ home: homeId, pos: this.position(feed), recovered: true, missed: missed.length }, missed);
+    let answered = false;
+    // after the answer said recovered, a later failure is told by a reload to this socket alone
+    const stop = (reason: RecoveryFailure) => {
+      if (!answered) return fail(reason);
+      sub.reload(reason, this.at(feed));
+      sub.join();
+    };
+    for (let sent = 0; ; ) {
+      if (feed.closed || !sub.open) return;
+      if (feed.epoch !== since.epoch) return stop('epoch_changed');
+      if (last === feed.delivered) {
+        if (!answered) sub.answer({ home: homeId, pos: since, recovered: true });
+        return sub.join();
+      }
+      // an app slower than the home's events would never catch up
+      if (sent > RECOVERY_ROUNDS * this.maxRecovery) return stop('too_old');
       const ahead = last > feed.delivered;
       // ahead: the app saw events through another node that have not reached this feed yet; the
       // feed is brought there (nobody new is on its topics), and the app gets nothing twice
-      const read = await this.read(feed, ahead ? feed.delivered : last, ahead ? last : feed.delivered, ahead ? this.maxPending : this.maxRecovery - missed.length);
-      if (feed.closed) return;
-      if (!read || !read.ok) return seam({ home: homeId, pos: this.position(feed), recovered: false, reason: read ? read.reason : 'unavailable' }, []);
+      const upTo = ahead ? last : Math.min(feed.delivered, last + RECOVERY_PAGE);
+      const read = await this.read(feed, ahead ? feed.delivered : last, upTo, RECOVERY_PAGE);
+      if (feed.closed || !sub.open) return;
+      if (!read || !read.ok) return stop(read ? read.reason : 'unavailable');
       const reached = read.entries.length > 0 ? read.entries[read.entries.length - 1]!.offset : ahead ? feed.delivered : last;
       if (ahead) {
         // a position past the history's newest offset was never given in this epoch
-        if (reached < last) return seam({ home: homeId, pos: this.position(feed), recovered: false, reason: 'epoch_changed' }, []);
+        if (reached < last) return stop('epoch_changed');
         this.deliverRead(feed, read.entries, read.epoch);
         this.drain(feed);
         continue;
       }
-      for (const e of read.entries) missed.push(withPosition(e.data, { epoch: read.epoch, offset: e.offset }));
+      if (read.epoch !== since.epoch) return stop('epoch_changed');
+      if (!answered) {
+        sub.answer({ home: homeId, pos: since, recovered: true });
+        answered = true;
+      }
+      const events = read.entries.map((e) => withPosition(e.data, { epoch: read.epoch, offset: e.offset }));
+      for (let i = sub.send(events, 0); i < events.length; i += sub.send(events, i)) {
+        await sub.drained();
+        if (!sub.open) return;
+      }
+      sent += events.length;
       last = reached;
     }
-    // a feed that keeps moving faster than the reads, or whose epoch changed meanwhile
-    seam({ home: homeId, pos: this.position(feed), recovered: false, reason: 'too_old' }, []);
   }
 
   private read(feed: Feed, after: number, upTo: number, limit: number) {
@@ -184,7 +207,13 @@ export class HomeFeeds {
     });
   }
 
-  private position(feed: Feed): Position {
+  /** Where the home's feed stands: its events after this offset are still to come (null: unordered or not acquired). */
+  position(homeId: string): Position | null {
+    const feed = this.feeds.get(homeId);
+    return feed?.state === 'ordered' ? this.at(feed) : null;
+  }
+
+  private at(feed: Feed): Position {
     return { epoch: feed.epoch!, offset: feed.delivered };
   }
 

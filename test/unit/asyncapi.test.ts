@@ -10,7 +10,7 @@ import type { AppEventMessage, AppReply, Position, SubResult } from '../../proto
 import { ErrorCodes } from '../../proto/errors.js';
 import type { ServerToHubFrame } from '../../proto/frames.js';
 import { hubVerbOf, SHARDS, shardOf, subjects } from '../../proto/subjects.js';
-import { AppSession, type AppLink } from '../../src/actors/app-session.js';
+import { AppSession, type AppLink, type FeedSubscriber } from '../../src/actors/app-session.js';
 import type { Principal } from '../../src/auth/authenticator.js';
 import { publishDesired, sendCommand } from '../../src/actors/commands.js';
 import { EventPublisher } from '../../src/actors/event-publisher.js';
@@ -22,7 +22,7 @@ import { MemoryEventHistory } from '../../src/ports/history/history-memory.js';
 import type { EventHistory } from '../../src/ports/history/history.js';
 import { DEFAULT_REDIS_PREFIX } from '../../src/ports/redis.js';
 import { decodeAppRequest, encodeAppMessage, validateAppRequest, type AppEncoding } from '../../src/protocol/app-codec.js';
-import { appEventBytes, appEventJson } from '../../src/protocol/app-events.js';
+import { appEventBytes, appEventJson, positionOf } from '../../src/protocol/app-events.js';
 import { decodeHubFrame, decodeServerFrame, decodeValue, encodeBus, encodeValue } from '../../src/protocol/codec.js';
 import { ID_REGEX } from '../../src/schemas/common.js';
 import { mountAppGateway } from '../../src/transport/app-gateway.js';
@@ -360,15 +360,20 @@ class FakeTopics implements TopicPublisher {
 }
 
 /**
- * One app connection served as UwsAppLink serves it, in its encoding: `received` is every message
- * the app read, in order (answers, missed events, then what its topic carries), decoded as the app
- * decodes it; `joins` keeps each answer and the missed events' bytes as the session gave them.
+ * One app connection served as UwsAppLink serves it, in its encoding, with a socket buffer that
+ * holds one event: `received` is every message the app read, in order (answers, recovered events,
+ * reloads, then what its topic carries), decoded as the app decodes it; `joins` keeps, per `sub`
+ * that joined, the answer and the bytes of the events the recovery sent.
  */
 class FakeAppLink implements AppLink {
   open = true;
   readonly received: unknown[] = [];
   readonly replies = new Seen<AppReply>();
-  readonly joins: Array<{ homeId: string; answer: AppReply; missed: Uint8Array[] }> = [];
+  readonly joins: Array<{ homeId: string; result: SubResult | null; sent: Uint8Array[] }> = [];
+  /** homes whose topic the connection joined */
+  readonly joined = new Seen<string>();
+  /** runs once, at the next wait for the socket to drain */
+  onDrain: (() => Promise<void>) | null = null;
   constructor(
     readonly enc: AppEncoding,
     private readonly topics: FakeTopics,
@@ -377,12 +382,36 @@ class FakeAppLink implements AppLink {
     this.receive(encodeAppMessage(msg, this.enc));
     this.replies.push(msg);
   }
-  /** the answer, the missed events (msgpack: the bytes as they are; JSON: through appEventJson), then the topic */
-  joinAt(homeId: string, answer: AppReply, missed: readonly Uint8Array[]): void {
-    this.joins.push({ homeId, answer, missed: [...missed] });
-    this.reply(answer);
-    for (const bytes of missed) this.receive(this.enc === 'msgpack' ? bytes : appEventJson(bytes));
-    this.topics.join(feedTopic(this.enc, homeId), this);
+  subscriber(homeId: string, id: number, wanted: () => boolean): FeedSubscriber {
+    const join: FakeAppLink['joins'][number] = { homeId, result: null, sent: [] };
+    this.joins.push(join);
+    const link = this;
+    return {
+      get open() {
+        return link.open && wanted();
+      },
+      answer: (result) => {
+        join.result = result;
+        this.reply({ op: 'ok', id, result });
+      },
+      // msgpack: the bytes as they are; JSON: through appEventJson
+      send: (events, from) => {
+        const bytes = events[from]!;
+        join.sent.push(bytes);
+        this.receive(this.enc === 'msgpack' ? bytes : appEventJson(bytes));
+        return 1;
+      },
+      drained: async () => {
+        const hook = this.onDrain;
+        this.onDrain = null;
+        await hook?.();
+      },
+      reload: (reason, pos) => this.receive(encodeAppMessage({ op: 'reload', home: homeId, reason, pos }, this.enc)),
+      join: () => {
+        this.topics.join(feedTopic(this.enc, homeId), this);
+        this.joined.push(homeId);
+      },
+    };
   }
   leave(homeId: string): void {
     this.topics.leave(feedTopic(this.enc, homeId), this);
@@ -529,6 +558,16 @@ async function runNode() {
   await ask(subscribers['too old'], 'sub since too long ago', sub(25, { epoch, offset: 0 }), 25);
   await ask(subscribers['no history'], 'sub without history', sub(26), 26);
   await ask(subscribers['no history, since'], 'sub since without history', sub(27, { epoch, offset: 1 }), 27);
+  await Promise.all(Object.values(subscribers).map((s) => s.link.joined.next((h) => h === HOME)));
+  // a recovery the home outruns: while the app's socket drains, the hub reports four changes
+  // (offsets 5 to 8; the history keeps 6 to 8), so the recovery fails after its answer
+  const outrun = connect('msgpack');
+  outrun.link.onDrain = async () => {
+    for (let s = 4; s <= 7; s++) hub.frame({ t: 4, s, r: { 'lamp-1': { level: s * 10 } } });
+    await seen.next((m) => m.subject.startsWith('evt.') && positionOf(m.data)?.offset === 8);
+  };
+  await ask(outrun, 'sub since, outrun', sub(28, { epoch, offset: 1 }), 28);
+  await outrun.link.joined.next((h) => h === HOME);
   // one connection, as many homes as it may have, and one more
   const busy = connect('json', noHistory, { kind: 'admin' });
   for (let id = 101; id <= 164; id++) {
@@ -548,7 +587,7 @@ async function runNode() {
   const newEpoch = (decodeValue(seen.all[seen.all.length - 1]!.data) as AppEventMessage).pos!.epoch;
   wheel.close();
   await bus.close();
-  return { seen: seen.all, commandReplies, exchanges, subscribers, epoch, newEpoch };
+  return { seen: seen.all, commandReplies, exchanges, subscribers: { ...subscribers, outrun }, epoch, newEpoch };
 }
 
 /** A message an app received, in short: `ok` answers by their result, events by kind and position, reloads by reason and position. */
@@ -603,7 +642,7 @@ describe('AsyncAPI document and the messages a node really sends', () => {
 
   it('every kind of hub event fits on the bus (pos its second key), to JSON apps and to msgpack apps, and without pos', () => {
     const all = events().filter((e) => e.event.pos?.epoch === node.epoch);
-    expect(all.map((e) => e.event.kind)).toEqual(['online', 'state', 'event', 'devices', 'offline']);
+    expect(all.map((e) => e.event.kind)).toEqual(['online', 'state', 'event', 'devices', 'state', 'state', 'state', 'state', 'offline']);
     all.forEach(({ subject, data, event }, i) => {
       expect(parametersOf(doc.channels.hubEvents!.address!, subject), subject).toEqual(VALUES);
       expect(Object.keys(event).slice(0, 2)).toEqual(['op', 'pos']);
@@ -639,6 +678,7 @@ describe('AsyncAPI document and the messages a node really sends', () => {
       'sub since too long ago: ok',
       'sub without history: ok',
       'sub since without history: ok',
+      'sub since, outrun: ok',
       'sub to a 65th home: err rate_limited',
     ]);
     const receiving = Object.entries(doc.operations).filter(([, op]) => op.action === 'receive' && op.channel === doc.channels.appSocket);
@@ -657,19 +697,24 @@ describe('AsyncAPI document and the messages a node really sends', () => {
     expect(examples('ErrReply')).toEqual({ invalidField: answer('invalid set'), hubRefused: answer('cmd the hub refuses'), unreadable: answer('not JSON') });
   });
 
-  it('each subscriber receives the sub answer, the missed events, then live events and reload, all fitting the document', () => {
+  it('each subscriber receives the sub answer, the missed events, then live events and reloads, all fitting the document', () => {
     const epochs = { [node.epoch]: 'E', [node.newEpoch]: 'E2' };
-    const live = ['evt offline E/5', 'reload epoch_changed E2/0', 'evt online E2/1'];
+    // while the outrun recovery waited, the hub reported four changes; later it went away; then the history was recreated
+    const during = ['evt state E/5', 'evt state E/6', 'evt state E/7', 'evt state E/8'];
+    const live = ['evt offline E/9', 'reload epoch_changed E2/0', 'evt online E2/1'];
+    const recovered = ['ok E/1 recovered true', 'evt state E/2', 'evt event E/3', 'evt devices E/4'];
     const received = Object.fromEntries(Object.entries(node.subscribers).map(([name, s]) => [name, s.link.received.map((m) => trace(m, epochs))]));
     expect(received).toEqual({
-      fresh: ['ok E/4', 'ok E/4', ...live],
-      'resumed (json)': ['ok E/4 recovered true missed 3', 'evt state E/2', 'evt event E/3', 'evt devices E/4', ...live],
-      'resumed (msgpack)': ['ok E/4 recovered true missed 3', 'evt state E/2', 'evt event E/3', 'evt devices E/4', ...live],
-      'another epoch': ['ok E/4 recovered false epoch_changed', ...live],
-      'too old': ['ok E/4 recovered false too_old', ...live],
+      fresh: ['ok E/4', 'ok E/4', ...during, ...live],
+      'resumed (json)': [...recovered, ...during, ...live],
+      'resumed (msgpack)': [...recovered, ...during, ...live],
+      'another epoch': ['ok E/4 recovered false epoch_changed', ...during, ...live],
+      'too old': ['ok E/4 recovered false too_old', ...during, ...live],
       // a node without history passes events through as they come and never reloads
-      'no history': ['ok null', 'evt offline E/5', 'evt online E2/1'],
-      'no history, since': ['ok null recovered false unavailable', 'evt offline E/5', 'evt online E2/1'],
+      'no history': ['ok null', ...during, 'evt offline E/9', 'evt online E2/1'],
+      'no history, since': ['ok null recovered false unavailable', ...during, 'evt offline E/9', 'evt online E2/1'],
+      // the answer said recovered; offset 5 was trimmed before the recovery read it: a reload to this socket alone
+      outrun: [...recovered, 'reload too_old E/8', ...live],
     });
     const operationOf: Record<string, [string, 'messages' | 'reply']> = { ok: ['subscribe', 'reply'], evt: ['sendEvent', 'messages'], reload: ['sendReload', 'messages'] };
     for (const [name, s] of Object.entries(node.subscribers)) {
@@ -681,11 +726,11 @@ describe('AsyncAPI document and the messages a node really sends', () => {
     }
   });
 
-  it('missed events are the bytes the bus carried, so a resumed app reads what a live one read', () => {
-    const onBus = events().filter((e) => e.event.pos?.epoch === node.epoch).map((e) => e.data);
-    for (const name of ['resumed (json)', 'resumed (msgpack)'] as const) {
+  it('recovered events are the bytes the bus carried, so a resumed app reads what a live one read', () => {
+    const onBus = events().filter((e) => e.event.pos?.epoch === node.epoch).map((e) => Buffer.from(e.data).toString('hex'));
+    for (const name of ['resumed (json)', 'resumed (msgpack)', 'outrun'] as const) {
       const [join] = node.subscribers[name].link.joins;
-      expect(join!.missed.map((b) => Buffer.from(b).toString('hex')), name).toEqual(onBus.slice(1, 4).map((b) => Buffer.from(b).toString('hex')));
+      expect(join!.sent.map((b) => Buffer.from(b).toString('hex')), name).toEqual(onBus.slice(1, 4));
     }
   });
 
