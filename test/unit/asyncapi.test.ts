@@ -597,7 +597,7 @@ function trace(m: unknown, epochs: Record<string, string>): string {
   if (v.op === 'evt') return `evt ${v.kind} ${at(v.pos)}`;
   if (v.op === 'reload') return `reload ${v.reason} ${at(v.pos)}`;
   const r = v.result!;
-  return `${v.op} ${at(r.pos)}${r.recovered === undefined ? '' : ` recovered ${r.recovered}`}${r.reason ? ` ${r.reason}` : ''}${r.missed === undefined ? '' : ` missed ${r.missed}`}`;
+  return `${v.op} ${at(r.pos)}${r.recovered === undefined ? '' : ` recovered ${r.recovered}`}${r.reason ? ` ${r.reason}` : ''}`;
 }
 
 /** What an answer, event or reload looks like, whatever its values. */
