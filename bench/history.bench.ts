@@ -6,8 +6,7 @@
  *
  * Variants, each on a fresh store (a key prefix of its own; the JetStream stream deleted and made
  * again), all driven by one loop in this process with at most `--concurrency` appends in flight
- * (as fast as that allows, or paced at `--rate` events/s, latency then counted from each event's
- * due time), homes drawn by a seeded generator so every variant appends the same sequence:
+ * (as fast as that allows, or paced at `--rate` events/s), homes drawn by a seeded generator so every variant appends the same sequence:
  *
  * - `redis-ping`   floor: PING on its own connection
  * - `redis`        `RedisEventHistory.append`, no services' stream (`eventStreamMaxLen` 0)
@@ -129,15 +128,20 @@ const SEQUENCE = homeSequence(WARMUP + EVENTS);
 interface Drive {
   seconds: number;
   latency: Histogram;
+  /** events that waited for one of the CONCURRENCY slots (paced: the offered rate was not kept up with) */
+  waited: number;
 }
 
 /**
  * Runs `op(i)` for i in [from, to) with at most CONCURRENCY in flight, paced at RATE when set.
+ * Latency counts from the op's start, so a paced run does not count the timer's lateness (the
+ * events due during a sleep go out together); events that had to wait for a slot are counted.
  * Rejects with the first failure, after the ops in flight have settled.
  */
 async function drive(from: number, to: number, op: (i: number) => Promise<void>): Promise<Drive> {
   const latency = newHistogram();
   let inFlight = 0;
+  let waited = 0;
   let failure: { err: unknown } | null = null;
   let wake: (() => void) | null = null;
   const settled = (): void => {
@@ -149,10 +153,11 @@ async function drive(from: number, to: number, op: (i: number) => Promise<void>)
   const start = performance.now();
   for (let i = from; i < to && failure === null; i++) {
     const due = RATE > 0 ? start + ((i - from) * 1000) / RATE : 0;
-    if (RATE > 0 && due - performance.now() >= 1) await new Promise((r) => setTimeout(r, due - performance.now()));
+    while (RATE > 0 && due > performance.now()) await new Promise((r) => setTimeout(r, due - performance.now()));
+    if (inFlight >= CONCURRENCY) waited++;
     while (inFlight >= CONCURRENCY) await new Promise<void>((r) => (wake = r));
     inFlight++;
-    const t0 = RATE > 0 ? due : performance.now();
+    const t0 = performance.now();
     op(i).then(
       () => {
         recordMs(latency, performance.now() - t0);
@@ -167,7 +172,7 @@ async function drive(from: number, to: number, op: (i: number) => Promise<void>)
   while (inFlight > 0) await new Promise<void>((r) => (wake = r));
   const seconds = (performance.now() - start) / 1000;
   if (failure !== null) throw (failure as { err: unknown }).err;
-  return { seconds, latency };
+  return { seconds, latency, waited };
 }
 
 /** What one variant does: its append, then its reads (null for a floor); `close` ends what it opened. */
@@ -189,6 +194,8 @@ interface Result {
   /** this process's CPU per append, µs */
   clientCpuUs: number;
   reads: Record<string, LatencySummary>;
+  /** events of the measured run that waited for a free slot */
+  waitedForSlot: number;
   note: string;
 }
 
@@ -424,6 +431,7 @@ async function measure(variant: Variant, backend: Backend, nc: NatsConnection | 
       serverCpuUs: Math.round(serverCpuUs * 10) / 10,
       clientCpuUs: Math.round(((c.user + c.system) / EVENTS) * 10) / 10,
       reads: Object.fromEntries(Object.entries(reads).map(([k, h]) => [k, summarize(h)])),
+      waitedForSlot: run.waited,
       note,
     };
   } finally {
@@ -488,5 +496,5 @@ if (args.json) {
   for (const r of results) for (const [k, s] of Object.entries(r.reads)) readRows.push([r.variant, k, s.p50Ms.toFixed(3), s.p99Ms.toFixed(3), s.maxMs.toFixed(3)]);
   if (readRows.length > 1) console.log(`\n${table(readRows)}`);
   console.log('');
-  for (const r of results) if (r.note) console.log(`${r.variant}: ${r.note}`);
+  for (const r of results) if (r.note || RATE > 0) console.log(`${r.variant}: ${[r.note, RATE > 0 ? `${r.waitedForSlot} events waited for a slot` : ''].filter((s) => s).join('; ')}`);
 }
