@@ -218,7 +218,7 @@ function redisHistory(history: RedisEventHistory, keys: RedisKeys, probe: Redis,
       for (let h = 0; h < HOMES; h++) total += (await history.position(homeId(h))).offset;
       if (total !== WARMUP + EVENTS) throw new Error(`redis: offsets add up to ${total}, appended ${WARMUP + EVENTS}`);
       const events = await probe.xlen(keys.single('events'));
-      if (withEvents && (events < Math.min(WARMUP + EVENTS, 100_000) || history.eventStreamFailures > 0)) throw new Error(`redis: services' stream holds ${events} (failures ${history.eventStreamFailures})`);
+      if (withEvents && events < Math.min(WARMUP + EVENTS, 100_000)) throw new Error(`redis: services' stream holds ${events}`);
       if (!withEvents && events !== 0) throw new Error(`redis: a services' stream with ${events} entries although disabled`);
       return `offsets add up to ${total}; services' stream ${events} entries`;
     },

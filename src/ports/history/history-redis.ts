@@ -18,21 +18,50 @@ export interface RedisHistoryOptions {
 const NOW = `local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)`;
 
-/** The home's epoch, created with the first look at the home so its position never changes epoch by itself. */
+/** The home's epoch, created at the first look at the home so its position never changes epoch by itself. */
 const EPOCH = `local e = redis.call('HGET', KEYS[2], 'e')
 if not e then e = ARGV[1]; redis.call('HSET', KEYS[2], 'e', e) end`;
 
 /**
- * KEYS: stream, meta. ARGV: new epoch, event bytes, max events, max age ms. Offset and entry in
- * one step: the stream holds every offset from its oldest entry to the newest, without holes.
+ * The appends of one turn, for several homes. KEYS: stream and meta of each home, then the
+ * services' stream when there is one. ARGV: new epoch, max events, max age ms, services' stream
+ * length, homes, then per home its id, its count k and k events. Per home, the offsets and the
+ * entries in one step (the stream holds every offset from its oldest entry to the newest, without
+ * holes), one trim and one expiry. Answers the epoch and newest offset of each home.
  */
-const APPEND = new LuaScript(`${EPOCH}
-local o = redis.call('HINCRBY', KEYS[2], 'o', 1)
-redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[3], '*', 'o', o, 'd', ARGV[2])
-${NOW}
-redis.call('XTRIM', KEYS[1], 'MINID', '~', now - tonumber(ARGV[4]))
-redis.call('PEXPIRE', KEYS[1], ARGV[4])
-return {e, o}`);
+const APPEND = new LuaScript(`${NOW}
+local maxAge = tonumber(ARGV[3])
+local homes = tonumber(ARGV[5])
+local events = KEYS[2 * homes + 1]
+local out = {}
+local a = 6
+for i = 1, homes do
+  local stream, meta, home, k = KEYS[2 * i - 1], KEYS[2 * i], ARGV[a], tonumber(ARGV[a + 1])
+  a = a + 2
+  local e = redis.call('HGET', meta, 'e')
+  if not e then e = ARGV[1]; redis.call('HSET', meta, 'e', e) end
+  local top = redis.call('HINCRBY', meta, 'o', k)
+  for j = 1, k do
+    local o = top - k + j
+    redis.call('XADD', stream, 'MAXLEN', '~', ARGV[2], '*', 'o', o, 'd', ARGV[a])
+    if events then redis.call('XADD', events, 'MAXLEN', '~', ARGV[4], '*', 'home', home, 'epoch', e, 'offset', o, 'event', ARGV[a]) end
+    a = a + 1
+  end
+  redis.call('XTRIM', stream, 'MINID', '~', now - maxAge)
+  redis.call('PEXPIRE', stream, maxAge)
+  out[#out + 1] = e
+  out[#out + 1] = top
+end
+return out`);
+
+/** Events per script call: a turn with more is split, so one call never holds Redis long. */
+const BATCH_EVENTS = 256;
+
+interface Pending {
+  data: Buffer;
+  resolve(pos: Position): void;
+  reject(err: unknown): void;
+}
 
 /**
  * KEYS: stream, meta. ARGV: new epoch, since epoch, since offset, up to, limit, max age ms.
@@ -67,13 +96,16 @@ return {e, tonumber(redis.call('HGET', KEYS[2], 'o') or '0')}`);
  * and the newest offset. The hash has no expiry: offsets stay comparable however long a home is
  * quiet. A Redis that lost the hash (flushed, replaced) starts a new epoch for the home.
  *
- * Each event is also added to the services' stream `<prefix>events` after its offset is known
- * (not atomically: that key lives in another Redis Cluster slot); a failure there is logged.
+ * The appends of one event-loop turn go to Redis as one script call (a few for a large turn), each
+ * event added to its home's stream and to the services' stream `<prefix>events` in the same step.
+ * That call touches several homes' keys and the services' stream: it needs one Redis (standalone or
+ * a single primary), not Redis Cluster.
  */
 export class RedisEventHistory implements EventHistory {
   private readonly keys: RedisKeys;
   private readonly eventsKey: string;
-  private streamFailures = 0;
+  private readonly batch = new Map<string, Pending[]>();
+  private scheduled = false;
 
   /** Takes ownership of `client`: `close()` quits it. */
   constructor(
@@ -89,24 +121,52 @@ export class RedisEventHistory implements EventHistory {
     return new RedisEventHistory(await connectRedis(url, { name: options.name, log: options.log }), retention, options);
   }
 
-  /** Events that reached a home's history but not the services' stream. */
-  get eventStreamFailures(): number {
-    return this.streamFailures;
+  append(homeId: string, data: Uint8Array): Promise<Position> {
+    return new Promise((resolve, reject) => {
+      let queue = this.batch.get(homeId);
+      if (!queue) {
+        queue = [];
+        this.batch.set(homeId, queue);
+      }
+      queue.push({ data: Buffer.from(data.buffer, data.byteOffset, data.byteLength), resolve, reject });
+      if (!this.scheduled) {
+        this.scheduled = true;
+        setImmediate(this.flush);
+      }
+    });
   }
 
-  async append(homeId: string, data: Uint8Array): Promise<Position> {
-    const bytes = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
-    const [epoch, offset] = (await APPEND.runBuffer(this.client, this.homeKeys(homeId), [newEpoch(), bytes, this.retention.maxEvents, this.retention.maxAgeMs])) as [Buffer, number];
-    const pos = { epoch: epoch.toString(), offset };
-    if (this.options.eventStreamMaxLen > 0) {
-      this.client
-        .xadd(this.eventsKey, 'MAXLEN', '~', this.options.eventStreamMaxLen, '*', 'home', homeId, 'epoch', pos.epoch, 'offset', offset, 'event', bytes)
-        .catch((err: unknown) => {
-          // the first of an outage is logged; the count tells the rest
-          if (this.streamFailures++ === 0) this.options.log.warn({ err, homeId }, 'event stream append failed');
-        });
+  /** One script call per BATCH_EVENTS appends of the turn; a home's appends stay in one call, in order. */
+  private readonly flush = (): void => {
+    this.scheduled = false;
+    const homes = [...this.batch];
+    this.batch.clear();
+    for (let i = 0; i < homes.length; ) {
+      const part: Array<[string, Pending[]]> = [];
+      for (let n = 0; i < homes.length && (n === 0 || n + homes[i]![1].length <= BATCH_EVENTS); i++) {
+        part.push(homes[i]!);
+        n += homes[i]![1].length;
+      }
+      this.run(part);
     }
-    return pos;
+  };
+
+  private run(part: Array<[string, Pending[]]>): void {
+    const keys = part.flatMap(([home]) => this.homeKeys(home));
+    if (this.options.eventStreamMaxLen > 0) keys.push(this.eventsKey);
+    const args: Array<string | number | Buffer> = [newEpoch(), this.retention.maxEvents, this.retention.maxAgeMs, this.options.eventStreamMaxLen, part.length];
+    for (const [home, queue] of part) args.push(home, queue.length, ...queue.map((p) => p.data));
+    APPEND.runBuffer(this.client, keys, args).then(
+      (reply) => {
+        const r = reply as Array<Buffer | number>;
+        part.forEach(([, queue], i) => {
+          const epoch = r[2 * i]!.toString();
+          const top = r[2 * i + 1] as number;
+          queue.forEach((p, j) => p.resolve({ epoch, offset: top - queue.length + 1 + j }));
+        });
+      },
+      (err: unknown) => part.forEach(([, queue]) => queue.forEach((p) => p.reject(err))),
+    );
   }
 
   async read(homeId: string, since: Position, upTo: number, limit: number): Promise<HistoryRead> {
