@@ -43,10 +43,10 @@ export function messageText(data: unknown): string | null {
  * package's error event says "Unexpected server response: 401".
  */
 export function refusedAs401(error: unknown): boolean {
-  const message = typeof error === 'object' && error !== null && 'message' in error ? String((error as { message: unknown }).message) : '';
-  return /\b401\b/.test(message);
+  return /\b401\b/.test(errorText(error));
 }
 
+/** The message of an error or error event; empty when it has none (a browser's error event). */
 export function errorText(error: unknown): string {
   if (typeof error === 'object' && error !== null && 'message' in error) return String((error as { message: unknown }).message);
   return '';

@@ -5,7 +5,7 @@
  */
 import WebSocket from 'ws';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { ClientError, HubtierClient, type ClientOptions, type ConnectionState } from '../../src/client/index.js';
+import { ClientError, HubtierClient, type ClientOptions, type ConnectionState, type WebSocketConstructor } from '../../src/client/index.js';
 import { FakeAppServer, Inbox } from '../helpers/fake-app-server.js';
 
 let server: FakeAppServer;
@@ -26,6 +26,9 @@ function client(extra: Partial<ClientOptions> = {}): { c: HubtierClient; states:
   clients.push(c);
   return { c, states };
 }
+
+// both implementations fit the option's type (checked by tsc; a browser's global is absent in Node 20)
+export const implementations: Array<WebSocketConstructor | undefined> = [WebSocket, (globalThis as { WebSocket?: typeof globalThis.WebSocket }).WebSocket];
 
 const isOpen = (s: ConnectionState) => s.state === 'open';
 const isClosed = (s: ConnectionState): s is Extract<ConnectionState, { state: 'closed' }> => s.state === 'closed';
