@@ -8,6 +8,9 @@ import { OPEN, appSocketUrl, bearerProtocol, errorText, messageText, refusedAs40
 import { Subscriptions, type Subscription, type SubscriptionHandlers } from './subscriptions.js';
 import { parseIncoming } from './wire.js';
 
+/** The code a WebSocket reports when no close frame came (RFC 6455 §7.1.5); also used when no socket could be made. */
+const NO_CLOSE_FRAME = 1006;
+
 export type ConnectionState =
   /** `attempt`: failed attempts since the last stable connection (0 on the first) */
   | { state: 'connecting'; attempt: number }
@@ -152,7 +155,7 @@ export class HubtierClient {
     // a fresh token for every attempt: an expired or refused one is replaced on the way back
     this.token().then(
       (token) => this.dial(token),
-      (err: unknown) => this.lost(CloseCode.internal, `token: ${errorText(err) || String(err)}`, false),
+      (err: unknown) => this.lost(NO_CLOSE_FRAME, `token: ${errorText(err) || String(err)}`, false),
     );
   }
 
@@ -165,7 +168,7 @@ export class HubtierClient {
       ws = new this.WebSocket(this.url, [bearerProtocol(token)]);
     } catch (err) {
       // a token with characters a subprotocol cannot carry throws here (SyntaxError)
-      return this.lost(CloseCode.internal, errorText(err), false);
+      return this.lost(NO_CLOSE_FRAME, errorText(err), false);
     }
     this.socket = ws;
     let error: unknown = null;

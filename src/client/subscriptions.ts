@@ -83,9 +83,9 @@ export class Subscriptions {
     };
   }
 
-  /** The socket opened: every home subscribes again from its position. */
+  /** The socket opened: every home subscribes again from its position (one added by a state listener just now has been). */
   opened(): void {
-    for (const h of this.homes.values()) this.send(h);
+    for (const h of this.homes.values()) if (h.pendingId === null) this.send(h);
   }
 
   /** The socket dropped: answers and recoveries in progress are void; held events will come again. */

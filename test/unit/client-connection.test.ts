@@ -112,9 +112,28 @@ describe('client connection (fake server)', () => {
         return 'tok';
       },
     });
-    expect(await states.next(isClosed)).toMatchObject({ reason: 'token: no session' });
+    expect(await states.next(isClosed)).toMatchObject({ code: 1006, reason: 'token: no session' });
     await states.next(isOpen);
     expect(server.connections).toHaveLength(1);
+  });
+
+  it('sends one sub for a home subscribed from a state listener as the socket opens', async () => {
+    let c: HubtierClient | null = null;
+    const opened = new Inbox<true>();
+    const { c: made } = client({
+      onState: (s) => {
+        if (s.state !== 'open' || !c) return;
+        c.subscribe('h1', { onEvent() {} });
+        opened.push(true);
+      },
+    });
+    c = made;
+    const conn = await server.connection(1);
+    await opened.next(() => true);
+    // a barrier: the client writes in order, so a second sub from the open would arrive before this
+    void c.command('hub', 'd', { set: { on: true } }).catch(() => {});
+    await conn.next((m) => m.op === 'cmd');
+    expect(conn.received.filter((m) => m.op === 'sub')).toHaveLength(1);
   });
 
   it('close() closes with 1000, ends for good and refuses new work', async () => {
