@@ -64,25 +64,30 @@ describe('client commands (fake server)', () => {
 
   it('rejects with the server’s err answer as a ClientError: code, num, temporary, hubCode, field', async () => {
     const c = client();
-    const failed = c.command('hub-1', 'lamp', { set: { on: true } });
-    const invalid = c.command('hub-1', 'lamp', { method: 'x' }, { timeoutMs: 999_999 });
+    // caught at once: a rejection with no handler yet would be reported as unhandled
+    const failed = c.command('hub-1', 'lamp', { set: { on: true } }).catch((e: unknown) => e);
+    const invalid = c.command('hub-1', 'lamp', { method: 'x' }, { timeoutMs: 999_999 }).catch((e: unknown) => e);
     const conn = await server.connection(1);
     const [r1, r2] = [await conn.next((m) => isCmd(m) && m.method === undefined), await conn.next((m) => isCmd(m) && m.method === 'x')];
     conn.send({ op: 'err', id: r1.id, code: 'command_failed', num: 403, temporary: false, msg: 'jammed', hubCode: 'E_JAM' });
     conn.send({ op: 'err', id: r2.id, code: 'invalid_field', num: 103, temporary: false, msg: 'too long', field: 'timeoutMs' });
-    const e1 = await failed.catch((e: unknown) => e);
+    const e1 = await failed;
     expect(e1).toBeInstanceOf(ClientError);
     expect(e1).toBeInstanceOf(Error);
     expect(e1).toMatchObject({ name: 'ClientError', code: 'command_failed', num: 403, temporary: false, hubCode: 'E_JAM', message: 'jammed' });
-    expect(await invalid.catch((e: unknown) => e)).toMatchObject({ code: 'invalid_field', num: 103, field: 'timeoutMs' });
+    expect(await invalid).toMatchObject({ code: 'invalid_field', num: 103, field: 'timeoutMs' });
   });
 
   it('rejects with command_timeout when no answer comes within the timeout and margin; a late answer is ignored', async () => {
-    const c = client({ commandMarginMs: 5 });
-    const late = c.command('hub-1', 'lamp', { set: { on: true } }, { timeoutMs: 10 });
+    let opened: () => void = () => {};
+    const open = new Promise<void>((resolve) => (opened = resolve));
+    const c = client({ commandMarginMs: 5, onState: (s) => s.state === 'open' && opened() });
+    await open; // sent at once then: one made while connecting could time out before it is written
+    // caught at once: it may time out before the server has even read it
+    const late = c.command('hub-1', 'lamp', { set: { on: true } }, { timeoutMs: 10 }).catch((e: unknown) => e);
     const conn = await server.connection(1);
     const req = await conn.next(isCmd);
-    const err = await late.catch((e: unknown) => e);
+    const err = await late;
     expect(err).toBeInstanceOf(ClientError);
     expect(err).toMatchObject({ code: 'command_timeout', num: 401, temporary: true });
     conn.ok(req.id, 'too late');
@@ -95,11 +100,11 @@ describe('client commands (fake server)', () => {
 
   it('rejects commands sent on a socket that drops with session_closed (temporary), and reconnects', async () => {
     const c = client();
-    const pending = c.command('hub-1', 'lamp', { set: { on: true } });
+    const pending = c.command('hub-1', 'lamp', { set: { on: true } }).catch((e: unknown) => e);
     const conn = await server.connection(1);
     await conn.next(isCmd);
     conn.close(1011, 'internal');
-    const err = await pending.catch((e: unknown) => e);
+    const err = await pending;
     expect(err).toMatchObject({ code: 'session_closed', num: 404, temporary: true });
     expect((err as Error).message).toMatch(/1011/);
     const retried = c.command('hub-1', 'lamp', { set: { on: true } });
