@@ -68,7 +68,7 @@ async function main(): Promise<void> {
     // ---------------------------------------------------------------- the server, same node
     const profDir = join(tmpdir(), 'hubtier-bench');
     if (args.cpuProf) mkdirSync(profDir, { recursive: true });
-    const node = await startNode(args.cpuProf ? { nodeFlags: ['--cpu-prof', `--cpu-prof-dir=${profDir}`] } : {});
+    const node = await startNode({ env: args.nodeEnv, ...(args.cpuProf ? { nodeFlags: ['--cpu-prof', `--cpu-prof-dir=${profDir}`] } : {}) });
     stops.push(() => node.stop());
     const nodeHubs = hubSpecs(args.hubs, 's');
     const nodeFleet = await Fleet.start([workerConfig(node.wsUrl, nodeHubs, true, node.adminToken, args.variants.has('telemetry') ? appSpecs(nodeHubs) : [])]);

@@ -27,7 +27,7 @@ export async function clusterNodes(
   const redis = await startRedis();
   stops.push(() => redis.stop());
   const adminToken = `bench-cluster-${Date.now()}-token`;
-  const env = { NATS_URL: nats.url, REDIS_URL: redis.url };
+  const env = { ...args.nodeEnv, NATS_URL: nats.url, REDIS_URL: redis.url };
   let a: NodeProc;
   let b: NodeProc;
   try {

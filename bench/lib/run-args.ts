@@ -17,6 +17,8 @@ usage: npm run bench -- [options]
   --rate-fraction F    the fixed-rate runs go at F x the slower saturated rate (default 0.5)
   --latency-rate N     commands per second of the cross-node latency comparison (default 1000)
   --telemetry-rate N   hub reports per second in the telemetry runs (default 2000, quick 1000)
+  --history on|off     the nodes keep every home's event history (the default) or not
+                       (TIER_HISTORY_SIZE=0: events carry no position); what history costs
   --syscalls           count system calls per command (strace -c -f) of the relay floor, the server
                        and the corked relay at a fixed rate
   --cpu-prof           write a CPU profile of the server node (in $TMPDIR/hubtier-bench/) and print its top functions
@@ -46,6 +48,8 @@ export interface Args {
   devices: number;
   rateFraction: number;
   telemetryRate: number;
+  /** environment of every node: TIER_HISTORY_SIZE=0 with --history off */
+  nodeEnv: Record<string, string>;
   latencyRate: number;
   cpuProf: boolean;
   syscalls: boolean;
@@ -65,6 +69,7 @@ export function parse(): Args {
         hubs: { type: 'string' },
         'rate-fraction': { type: 'string', default: '0.5' },
         'telemetry-rate': { type: 'string' },
+        history: { type: 'string', default: 'on' },
         'latency-rate': { type: 'string', default: '1000' },
         'cpu-prof': { type: 'boolean', default: false },
         syscalls: { type: 'boolean', default: false },
@@ -86,6 +91,7 @@ export function parse(): Args {
   };
   const variants = new Set(values.variant.split(',').map((s) => s.trim()).filter(Boolean));
   for (const v of variants) if (!['same', 'cross', 'telemetry'].includes(v)) fail(`unknown variant ${v}`);
+  if (values.history !== 'on' && values.history !== 'off') fail('--history is on or off');
   const quick = values.quick;
   return {
     quick,
@@ -99,6 +105,7 @@ export function parse(): Args {
     rateFraction: num(values['rate-fraction'], 0.5, '--rate-fraction', 0.01),
     latencyRate: num(values['latency-rate'], 1000, '--latency-rate', 1),
     telemetryRate: num(values['telemetry-rate'], quick ? 1000 : 2000, '--telemetry-rate', 1),
+    nodeEnv: values.history === 'off' ? { TIER_HISTORY_SIZE: '0' } : {},
     cpuProf: values['cpu-prof'],
     syscalls: values.syscalls,
   };

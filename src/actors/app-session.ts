@@ -1,23 +1,48 @@
-import type { AppReply, AppRequest } from '../../proto/app.js';
+import type { AppReply, AppRequest, Position, RecoveryFailure, SubResult } from '../../proto/app.js';
 import { ErrorCodes } from '../../proto/errors.js';
 import { canSeeHome, type Principal } from '../auth/authenticator.js';
 import { CommandError, TierError, asTierError } from '../errors.js';
 import { Actor, type ActorSystem } from './actor.js';
 import type { CommandSpec } from './commands.js';
 
+/** A socket joining a home's events (HomeFeeds.catchUp): each call writes at once, in call order. */
+export interface FeedSubscriber {
+  readonly open: boolean;
+  /** the `ok` answer to the `sub` */
+  answer(result: SubResult): void;
+  /**
+   * Sends `events[from..]` (msgpack bytes with positions) until the socket holds half its
+   * backpressure limit; returns how many it sent (then wait for `drained`).
+   */
+  send(events: readonly Uint8Array[], from: number): number;
+  /** resolves when the socket has written most of what it holds (or closed) */
+  drained(): Promise<void>;
+  /** the recovery failed after its answer: reload, then go on from `pos` */
+  reload(reason: RecoveryFailure, pos: Position): void;
+  /** joins the home's fan-out: the live events follow */
+  join(): void;
+}
+
 /** The app socket as the actor sees it. */
 export interface AppLink {
   reply(msg: AppReply): void;
-  /** joins the local fan-out of a home's events */
-  join(homeId: string): void;
+  /** the socket's side of joining a home's events, answering request `id`; open while `wanted()` */
+  subscriber(homeId: string, id: number, wanted: () => boolean): FeedSubscriber;
   leave(homeId: string): void;
   readonly open: boolean;
 }
 
 export interface AppSessionDeps {
   readonly system: ActorSystem;
-  /** node-wide, reference-counted interest in a home's events on the bus */
-  readonly feeds: { acquire(homeId: string): void; release(homeId: string): void };
+  /** node-wide, reference-counted interest in a home's events on the bus, in order with positions */
+  readonly feeds: {
+    acquire(homeId: string): void;
+    release(homeId: string): void;
+    /** where the home's feed stands (null: no position known) */
+    position(homeId: string): Position | null;
+    /** answers the subscriber, sends what it missed, and joins it with nothing missed and nothing twice (HomeFeeds) */
+    catchUp(homeId: string, since: Position | undefined, subscriber: FeedSubscriber): Promise<void>;
+  };
   readonly sendCommand: (hubId: string, deviceId: string, spec: CommandSpec, timeoutMs: number) => Promise<unknown>;
   /** home of a hub, null when unknown */
   readonly homeOf: (hubId: string) => Promise<string | null>;
@@ -48,7 +73,7 @@ export class AppSession extends Actor<AppMessage> {
     super(address, deps.system);
   }
 
-  protected receive(msg: AppMessage): void {
+  protected receive(msg: AppMessage): void | Promise<void> {
     if (msg.type === 'closed') {
       this.stop('closed');
       return;
@@ -58,7 +83,7 @@ export class AppSession extends Actor<AppMessage> {
       case 'ping':
         return this.link.reply({ op: 'ok', id: req.id, result: { ts: Date.now() } });
       case 'sub':
-        return this.subscribe(req.id, req.home);
+        return this.subscribe(req.id, req.home, req.since);
       case 'unsub':
         if (this.homes.delete(req.home)) {
           this.link.leave(req.home);
@@ -71,15 +96,22 @@ export class AppSession extends Actor<AppMessage> {
     }
   }
 
-  private subscribe(id: number, homeId: string): void {
+  /**
+   * Waits (the mailbox with it) until the feed has taken the subscriber: the answer, the events
+   * missed since `since`, then the live ones. A second `sub` of a subscribed home answers with
+   * where the feed stands and recovers nothing: the app already receives the home's events.
+   */
+  private async subscribe(id: number, homeId: string, since: Position | undefined): Promise<void> {
     if (!canSeeHome(this.principal, homeId)) return this.answerError(id, new TierError('forbidden', `not allowed to subscribe to home ${homeId}`));
-    if (!this.homes.has(homeId)) {
+    const again = this.homes.has(homeId);
+    if (!again) {
       if (this.homes.size >= this.deps.maxSubscriptions) return this.answerError(id, new TierError('rate_limited', `at most ${this.deps.maxSubscriptions} homes per connection`));
       this.homes.add(homeId);
       this.deps.feeds.acquire(homeId);
-      this.link.join(homeId);
     }
-    this.link.reply({ op: 'ok', id, result: { home: homeId } });
+    if (again) return this.link.reply({ op: 'ok', id, result: { home: homeId, pos: this.deps.feeds.position(homeId) } });
+    // unsubscribed or closed meanwhile: the feed was released, nothing more is sent
+    await this.deps.feeds.catchUp(homeId, since, this.link.subscriber(homeId, id, () => this.homes.has(homeId)));
   }
 
   private command(req: Extract<AppRequest, { op: 'cmd' }>): void {

@@ -13,6 +13,8 @@ import { CachingHubRegistry } from '../ports/hub-registry/hub-registry-cache.js'
 import { RedisHubRegistry, RedisNonceStore } from '../ports/hub-registry/hub-registry-redis.js';
 import { closeRedis, connectRedis, RedisKeys } from '../ports/redis.js';
 import { RedisShadowStore } from '../ports/shadow-store/shadow-store-redis.js';
+import { RedisEventHistory } from '../ports/history/history-redis.js';
+import { historyRetention } from './history-retention.js';
 
 /**
  * The ports of cluster mode: NATS for the bus, Redis for the rest. The shadow store's batches get
@@ -30,6 +32,7 @@ export async function clusterPorts(config: Config, log: Logger): Promise<Ports> 
   let shadows: RedisShadowStore;
   let push: BullMqPushQueue;
   let pendingRuns: RedisPendingRuns;
+  let history: RedisEventHistory | undefined;
   try {
     bus = await NatsBus.connect(config.natsUrl, { name: node, log: log.child({ port: 'bus' }) });
     opened.push(() => bus.close());
@@ -52,6 +55,17 @@ export async function clusterPorts(config: Config, log: Logger): Promise<Ports> 
     opened.push(() => queue.close());
     // rules waiting in a delay: owned by this node, taken over by another if it dies
     pendingRuns = await RedisPendingRuns.connect(config.redisUrl, { name: `${config.redisPrefix}${node}:delays`, nodeId: node, log: log.child({ port: 'delays' }), keys });
+    const runs = pendingRuns;
+    opened.push(() => runs.close());
+    // every event makes one script call: a connection of its own, like the shadow batches
+    if (config.historySize > 0) {
+      history = await RedisEventHistory.connect(config.redisUrl, historyRetention(config), {
+        name: `${config.redisPrefix}${node}:history`,
+        log: log.child({ port: 'history' }),
+        keys,
+        eventStreamMaxLen: config.eventStreamMaxLen,
+      });
+    }
   } catch (err) {
     // a node that cannot reach a backend does not start; close what did open
     await Promise.allSettled(opened.map((close) => close()));
@@ -73,6 +87,7 @@ export async function clusterPorts(config: Config, log: Logger): Promise<Ports> 
     lease,
     push,
     pendingRuns,
+    ...(history ? { history } : {}),
     adminPages: [(admin, context) => mountBullBoard(admin, { queues: [push.queue], ...context, log: context.log.child({ part: 'bull-board' }) })],
     health() {
       const nats = bus.status();
@@ -91,7 +106,7 @@ export async function clusterPorts(config: Config, log: Logger): Promise<Ports> 
       };
     },
     async close() {
-      await Promise.allSettled([bus.close(), shadows.close(), push.close(), pendingRuns.close()]);
+      await Promise.allSettled([bus.close(), shadows.close(), push.close(), pendingRuns.close(), history?.close()]);
       // the rule store quits its subscriber and the control connection (the lease shares it)
       await rules.close();
       await closeRedis(shared);

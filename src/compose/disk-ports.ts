@@ -12,6 +12,8 @@ import { LmdbRuleStore } from '../ports/rule-store/rule-store-lmdb.js';
 import { MemoryBus } from '../ports/bus/bus-memory.js';
 import { MemoryDirectory } from '../ports/directory/directory-memory.js';
 import { MemoryLease } from '../ports/lease/lease-memory.js';
+import { LmdbEventHistory } from '../ports/history/history-lmdb.js';
+import { historyRetention } from './history-retention.js';
 
 /**
  * The embedded default: everything a node must remember in one LMDB store in DATA_DIR; what only
@@ -36,6 +38,8 @@ export async function diskPorts(config: Config, timers: TimerWheel, log: Logger)
     const pushLog = log.child({ port: 'push' });
     const push = await LmdbPushQueue.open(data, { sender: loggingPushSender(pushLog), log: pushLog });
     opened.push(push);
+    const history = config.historySize > 0 ? await LmdbEventHistory.open(data, historyRetention(config)) : undefined;
+    if (history) opened.push(history);
     return {
       bus,
       directory,
@@ -46,9 +50,10 @@ export async function diskPorts(config: Config, timers: TimerWheel, log: Logger)
       rules,
       push,
       pendingRuns: new LmdbPendingRuns(data),
+      ...(history ? { history } : {}),
       async close() {
         await Promise.allSettled([bus.close(), directory.close(), lease.close()]);
-        await Promise.allSettled([shadows.close(), registry.close(), nonces.close(), push.close(), rules.close()]);
+        await Promise.allSettled([shadows.close(), registry.close(), nonces.close(), push.close(), rules.close(), history?.close()]);
         // the adapters' last writes are committed before the directory is released
         await data.close();
       },

@@ -5,6 +5,8 @@ import { MemoryBus } from '../ports/bus/bus-memory.js';
 import { MemoryDirectory } from '../ports/directory/directory-memory.js';
 import { MemoryHubRegistry, MemoryNonceStore } from '../ports/hub-registry/hub-registry-memory.js';
 import { MemoryLease } from '../ports/lease/lease-memory.js';
+import { MemoryEventHistory } from '../ports/history/history-memory.js';
+import { historyRetention } from './history-retention.js';
 import type { Ports } from '../ports/ports.js';
 import { MemoryPushQueue, loggingPushSender } from '../ports/push-queue/push-queue-memory.js';
 import { MemoryRuleStore } from '../ports/rule-store/rule-store-memory.js';
@@ -21,5 +23,6 @@ export function memoryPorts(config: Config, timers: TimerWheel, log: Logger): Po
     rules: new MemoryRuleStore(),
     lease: new MemoryLease(),
     push: new MemoryPushQueue({ sender: loggingPushSender(log) }),
+    ...(config.historySize > 0 ? { history: new MemoryEventHistory(historyRetention(config)) } : {}),
   };
 }

@@ -1,5 +1,3 @@
-import type { AppEventMessage } from '../../proto/app.js';
-import { subjects } from '../../proto/subjects.js';
 import type { ActorSystem } from '../actors/actor.js';
 import { publishDesired, sendCommand } from '../actors/commands.js';
 import type { HubSession, HubSessionDeps } from '../actors/hub-session.js';
@@ -18,8 +16,9 @@ import type { Ports } from '../ports/ports.js';
 import { portsFor } from './ports.js';
 import { createAutomation } from '../rules/automation.js';
 import { prometheusRuleMetrics } from '../rules/metrics.js';
-import { encodeBus } from '../protocol/codec.js';
-import { HomeFeeds, mountAppGateway } from '../transport/app-gateway.js';
+import { mountAppGateway } from '../transport/app-gateway.js';
+import { HomeFeeds } from '../transport/home-feeds.js';
+import { EventPublisher } from '../actors/event-publisher.js';
 import { mountHubGateway } from '../transport/hub-gateway.js';
 import { loadUws, type TemplatedApp, type UwsBinding, type us_listen_socket } from '../transport/uws.js';
 import { UpgradeLimits } from '../transport/upgrade-limits.js';
@@ -75,11 +74,9 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
     supervision: { supervision: system.supervision, onFailure: system.onFailure },
     ...(ports.pendingRuns ? { pendingRuns: ports.pendingRuns } : {}),
   });
-  // a hub's events go to the bus (apps, other services) and to this node's rules
-  const publishEvent = (event: AppEventMessage) => {
-    ports.bus.publish(subjects.hubEvents(event.home, event.hub), encodeBus(event));
-    automation.onEvent(event);
-  };
+  // a hub's events go to this node's rules, the home's history and the bus (apps, other services)
+  const events = new EventPublisher(ports.bus, ports.history, log.child({ part: 'events' }), (event) => automation.onEvent(event));
+  const publishEvent = events.publish;
   const hubDeps: HubSessionDeps = {
     system,
     bus: ports.bus,
@@ -109,7 +106,7 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
   const writes = new WriteBatch((err) => log.error({ err }, 'deferred write failed'));
   const limits = new UpgradeLimits({ maxSockets: config.maxHubSessions, maxPending: config.maxPendingUpgrades, ratePerSec: config.hubConnectRatePerSec });
   mountHubGateway(app, { admission: new HubAdmission(ports.registry, ports.nonces, config.authSkewS), limits, sessions: hubDeps, log, idleMs: config.idleMs, writes, metrics });
-  const feeds = new HomeFeeds(ports.bus, app, log);
+  const feeds = new HomeFeeds(ports.bus, app, log, { history: ports.history });
   mountAppGateway(app, {
     auth,
     feeds,
@@ -207,6 +204,7 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
       for (const s of closing) s.shutdown(Math.floor(Math.random() * 5_000));
       // released entries and offline events must leave before the ports close (bounded wait)
       await Promise.race([Promise.allSettled(closing.map((s) => s.whenClosed())), new Promise((r) => setTimeout(r, 5_000).unref())]);
+      await Promise.race([events.settled(), new Promise((r) => setTimeout(r, 2_000).unref())]);
       // cron stops, delayed actions are dropped, running ones finish, the worker threads end
       await automation.close();
       // a durable queue keeps its jobs for the other nodes; only one that forgets them is drained
@@ -216,7 +214,7 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
       if (ports.close) await ports.close();
       else {
         await Promise.allSettled([ports.bus.close(), ports.directory.close(), ports.shadows.close(), ports.registry.close(), ports.nonces.close()]);
-        await Promise.allSettled([ports.push.close(), ports.rules.close(), ports.lease.close()]);
+        await Promise.allSettled([ports.push.close(), ports.rules.close(), ports.lease.close(), ports.history?.close()]);
       }
       timers.close();
     },

@@ -58,6 +58,12 @@ export interface Config {
   hubRateBurst: number;
   /** @default 1_048_576 (bytes): app socket backpressure beyond which the app is closed */
   appMaxBackpressure: number;
+  /** @default 100: events kept per home for apps to recover from; 0: no history, events carry no position */
+  historySize: number;
+  /** @default 3_600 (s): events older than this are not recovered (the app reloads instead) */
+  historyMaxAgeS: number;
+  /** @default 100_000: entries of the services' Redis stream `<prefix>events` (cluster mode); 0: none */
+  eventStreamMaxLen: number;
   /** @default 15_000 (ms): a node's directory entries vanish this long after its last refresh */
   directoryTtlMs: number;
   /** @default 'tier:': prefix of every Redis key (one Redis may serve several deployments) */
@@ -179,6 +185,9 @@ const FIELDS: { [K in keyof Config]: Field<K> } = {
   hubRatePerSec: { env: 'TIER_HUB_RATE_PER_SEC', parse: int(1, 1_000_000), default: 50 },
   hubRateBurst: { env: 'TIER_HUB_RATE_BURST', parse: int(1, 1_000_000), default: 200 },
   appMaxBackpressure: { env: 'TIER_APP_MAX_BACKPRESSURE', parse: int(1024, 1 << 30), default: 1 << 20 },
+  historySize: { env: 'TIER_HISTORY_SIZE', parse: int(0, 1_000_000), default: 100 },
+  historyMaxAgeS: { env: 'TIER_HISTORY_MAX_AGE_S', parse: int(1, 30 * 86_400), default: 3_600 },
+  eventStreamMaxLen: { env: 'TIER_EVENT_STREAM_MAXLEN', parse: int(0, 100_000_000), default: 100_000 },
   directoryTtlMs: { env: 'TIER_DIRECTORY_TTL_MS', parse: int(1_000, 600_000), default: 15_000 },
   redisPrefix: { env: 'TIER_REDIS_PREFIX', parse: text, default: 'tier:' },
   shadowBatchMs: { env: 'TIER_SHADOW_BATCH_MS', parse: int(0, 10_000), default: 50 },

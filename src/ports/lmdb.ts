@@ -45,6 +45,8 @@ export interface DataStore {
   /** the directory (absolute) */
   readonly dir: string;
   readonly sync: DataSync;
+  /** true when the last process using the directory did not stop cleanly (its lock was left behind) */
+  readonly uncleanStart: boolean;
   /** a named sub-database of msgpack values (one per port) */
   db<V = unknown>(name: string): Database<V, string | number | Array<string | number>>;
   readonly root: RootDatabase;
@@ -69,7 +71,7 @@ export function openDataStore(dir: string, options: DataStoreOptions = {}): Data
   } catch (err) {
     throw new DataStoreError(`DATA_DIR ${path}: cannot create or write the directory (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); choose another DATA_DIR or fix its permissions`, path, { cause: err });
   }
-  const release = claimDirectory(path, options.owner ?? `pid ${process.pid}`);
+  const { release, stale } = claimDirectory(path, options.owner ?? `pid ${process.pid}`);
   let root: RootDatabase;
   try {
     // LMDB maps the file and trusts it: a damaged one can crash the process, so look first
@@ -96,6 +98,7 @@ export function openDataStore(dir: string, options: DataStoreOptions = {}): Data
   return {
     dir: path,
     sync: options.sync ?? 'commit',
+    uncleanStart: stale,
     root,
     db<V>(name: string) {
       let db = opened.get(name);
@@ -168,21 +171,24 @@ function checkLayout(root: RootDatabase, file: string): void {
 
 /**
  * One live process per data directory: a lock file holding the owner's pid. A lock whose process
- * is gone (a crash) is taken over; a live one is refused. Returns the release.
+ * is gone (a crash) is taken over; a live one is refused. Returns the release, and whether a
+ * stale lock was taken over.
  */
-function claimDirectory(dir: string, owner: string): () => void {
+function claimDirectory(dir: string, owner: string): { release: () => void; stale: boolean } {
   const lock = join(dir, LOCK);
+  let stale = false;
   for (let attempt = 0; attempt < 2; attempt++) {
     try {
       const fd = openSync(lock, 'wx', 0o600);
       writeSync(fd, `${process.pid}\n${owner}\n`);
       closeSync(fd);
       let released = false;
-      return () => {
+      const release = () => {
         if (released) return;
         released = true;
         rmSync(lock, { force: true });
       };
+      return { release, stale };
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') {
         throw new DataStoreError(`DATA_DIR ${dir}: cannot create ${LOCK} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`, dir, { cause: err });
@@ -195,6 +201,7 @@ function claimDirectory(dir: string, owner: string): () => void {
       }
       // the owner is gone (crashed or killed): its lock is stale
       rmSync(lock, { force: true });
+      stale = true;
     }
   }
   throw new DataStoreError(`DATA_DIR ${dir}: another process keeps taking ${LOCK}`, dir);

@@ -8,6 +8,7 @@ import type { Logger } from '../log/logger.js';
 import type { Bus } from './bus/bus.js';
 import type { Directory } from './directory/directory.js';
 import type { HubRegistry, NonceStore } from './hub-registry/hub-registry.js';
+import type { EventHistory } from './history/history.js';
 import type { Lease } from './lease/lease.js';
 import type { PendingRuns } from './pending-runs/pending-runs.js';
 import type { PushQueue } from './push-queue/push-queue.js';
@@ -26,6 +27,8 @@ export interface Ports {
   lease: Lease;
   /** push notifications of rule actions */
   push: PushQueue;
+  /** every home's events with their positions, for apps that reconnect; absent: no history (events carry no position) */
+  history?: EventHistory;
   /** the rest of rule runs parked in a delay; absent, delays live in the node's memory and a restart forgets them */
   pendingRuns?: PendingRuns;
   /** the backends' state for readiness: `ok: false` marks the node degraded (not ready) */

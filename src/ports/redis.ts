@@ -150,12 +150,22 @@ export class LuaScript {
     this.sha = createHash('sha1').update(lua).digest('hex');
   }
 
-  async run(client: Redis, keys: string[], args: Array<string | number>): Promise<unknown> {
+  async run(client: Redis, keys: string[], args: Array<string | number | Buffer>): Promise<unknown> {
     try {
       return await client.evalsha(this.sha, keys.length, ...keys, ...args);
     } catch (err) {
       if (!(err instanceof Error) || !err.message.startsWith('NOSCRIPT')) throw err;
       return client.eval(this.lua, keys.length, ...keys, ...args);
+    }
+  }
+
+  /** As `run`, with bulk strings answered as Buffers (binary values stay intact). */
+  async runBuffer(client: Redis, keys: string[], args: Array<string | number | Buffer>): Promise<unknown> {
+    try {
+      return await client.callBuffer('EVALSHA', this.sha, keys.length, ...keys, ...args);
+    } catch (err) {
+      if (!(err instanceof Error) || !err.message.startsWith('NOSCRIPT')) throw err;
+      return client.callBuffer('EVAL', this.lua, keys.length, ...keys, ...args);
     }
   }
 }

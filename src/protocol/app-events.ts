@@ -1,4 +1,4 @@
-import type { AppEventMessage } from '../../proto/app.js';
+import type { AppEventMessage, Position } from '../../proto/app.js';
 import { ProtocolError } from '../errors.js';
 import { decodeValue, encodeApp, isPlainObject } from './codec.js';
 
@@ -31,4 +31,85 @@ function appEventValue(data: Uint8Array): AppEventMessage {
   if (!isPlainObject(v)) throw new ProtocolError('malformed_frame', 'an event must be a msgpack map');
   // trusted like every bus payload: only the `op` key is added when missing
   return (v.op === 'evt' ? v : { op: 'evt', ...v }) as AppEventMessage;
+}
+
+/** "pos" as a msgpack fixstr: the key this node writes second, after `op: "evt"`. */
+const POS_KEY = [0xa3, 0x70, 0x6f, 0x73];
+/** `{epoch:` and `, offset:` of the position map, as written by `withPosition`. */
+const EPOCH_KEY = [0x82, 0xa5, 0x65, 0x70, 0x6f, 0x63, 0x68];
+const OFFSET_KEY = [0xa6, 0x6f, 0x66, 0x66, 0x73, 0x65, 0x74];
+
+/**
+ * The event as this node encoded it (`op: "evt"` first, at most 14 keys) with `pos` inserted as its
+ * second key: one copy, no decoding. Readers find the position at a fixed place (`positionOf`).
+ * Bytes of another shape are decoded and encoded again.
+ */
+export function withPosition(bare: Uint8Array, pos: Position): Uint8Array {
+  const head = 1 + EVENT_HEAD.length;
+  if (!(bare.length > head && (bare[0]! & 0xf0) === 0x80 && (bare[0]! & 0x0f) < 15 && startsWithHead(bare))) {
+    const { op: _op, ...rest } = appEventValue(bare);
+    return encodeApp({ op: 'evt', pos, ...rest });
+  }
+  const epoch = Buffer.from(pos.epoch, 'utf8');
+  if (epoch.length > 255) throw new RangeError('epoch too long');
+  const epochHead = epoch.length < 32 ? [0xa0 | epoch.length] : [0xd9, epoch.length];
+  const offset = uintBytes(pos.offset);
+  const insert = POS_KEY.length + EPOCH_KEY.length + epochHead.length + epoch.length + OFFSET_KEY.length + offset.length;
+  const out = new Uint8Array(bare.length + insert);
+  out[0] = bare[0]! + 1;
+  out.set(bare.subarray(1, head), 1);
+  let at = head;
+  for (const part of [POS_KEY, EPOCH_KEY, epochHead, epoch, OFFSET_KEY, offset]) {
+    out.set(part, at);
+    at += part.length;
+  }
+  out.set(bare.subarray(head), at);
+  return out;
+}
+
+/** The position `withPosition` put in `data`, or null (an event without one, or of another shape). */
+export function positionOf(data: Uint8Array): Position | null {
+  let at = 1 + EVENT_HEAD.length;
+  if (!(data.length > at && (data[0]! & 0xf0) === 0x80 && startsWithHead(data))) return null;
+  if (!matches(data, at, POS_KEY) || !matches(data, at + POS_KEY.length, EPOCH_KEY)) return null;
+  at += POS_KEY.length + EPOCH_KEY.length;
+  let len: number;
+  if ((data[at]! & 0xe0) === 0xa0) len = data[at++]! & 0x1f;
+  else if (data[at] === 0xd9) {
+    len = data[at + 1]!;
+    at += 2;
+  } else return null;
+  const epoch = Buffer.from(data.buffer, data.byteOffset + at, len).toString('utf8');
+  at += len;
+  if (!matches(data, at, OFFSET_KEY)) return null;
+  const offset = readUint(data, at + OFFSET_KEY.length);
+  return offset === null ? null : { epoch, offset };
+}
+
+function matches(data: Uint8Array, at: number, bytes: readonly number[]): boolean {
+  if (at + bytes.length > data.length) return false;
+  for (let i = 0; i < bytes.length; i++) if (data[at + i] !== bytes[i]) return false;
+  return true;
+}
+
+/** The smallest msgpack unsigned integer for n (a safe integer ≥ 0). */
+function uintBytes(n: number): number[] {
+  if (n < 0x80) return [n];
+  if (n <= 0xff) return [0xcc, n];
+  if (n <= 0xffff) return [0xcd, n >> 8, n & 0xff];
+  if (n <= 0xffffffff) return [0xce, n >>> 24, (n >>> 16) & 0xff, (n >>> 8) & 0xff, n & 0xff];
+  const hi = Math.floor(n / 2 ** 32);
+  const lo = n >>> 0;
+  return [0xcf, hi >>> 24, (hi >>> 16) & 0xff, (hi >>> 8) & 0xff, hi & 0xff, lo >>> 24, (lo >>> 16) & 0xff, (lo >>> 8) & 0xff, lo & 0xff];
+}
+
+function readUint(b: Uint8Array, at: number): number | null {
+  const t = b[at];
+  if (t === undefined) return null;
+  if (t < 0x80) return t;
+  const size = t === 0xcc ? 1 : t === 0xcd ? 2 : t === 0xce ? 4 : t === 0xcf ? 8 : 0;
+  if (size === 0 || at + 1 + size > b.length) return null;
+  let n = 0;
+  for (let i = 1; i <= size; i++) n = n * 256 + b[at + i]!;
+  return n;
 }

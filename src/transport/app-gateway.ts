@@ -1,13 +1,12 @@
 import type { AppReply } from '../../proto/app.js';
 import { CloseCode } from '../../proto/errors.js';
-import { subjects } from '../../proto/subjects.js';
-import { AppSession, type AppLink, type AppSessionDeps } from '../actors/app-session.js';
+import { AppSession, type AppLink, type AppSessionDeps, type FeedSubscriber } from '../actors/app-session.js';
 import type { Authenticator, Principal } from '../auth/authenticator.js';
-import type { Bus, BusSubscription } from '../ports/bus/bus.js';
 import { asTierError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 import { decodeAppRequest, encodeAppMessage, type AppEncoding } from '../protocol/app-codec.js';
-import { appEventBytes, appEventJson } from '../protocol/app-events.js';
+import { appEventJson } from '../protocol/app-events.js';
+import { feedTopic, type HomeFeeds } from './home-feeds.js';
 import { errorReply, send } from './http.js';
 import type { HttpRequest, HttpResponse, TemplatedApp, WebSocket } from './uws.js';
 import type { WriteBatch } from './write-batch.js';
@@ -18,18 +17,20 @@ interface AppSocketData {
   link: UwsAppLink | null;
 }
 
-/** uWS topic of a home's events in one encoding. */
-function topic(enc: AppEncoding, homeId: string): string {
-  return `${enc === 'json' ? 'j' : 'm'}/${homeId}`;
-}
-
 class UwsAppLink implements AppLink {
   open = true;
   session: AppSession | null = null;
+  private drainWaiters: Array<() => void> = [];
+
+  /**
+   * @param budget bytes a recovery lets the socket hold before it waits for a drain: half the
+   *   backpressure limit, so a recovery never gets the socket closed
+   */
   constructor(
     private readonly ws: WebSocket<AppSocketData>,
     private readonly enc: AppEncoding,
     private readonly writes: WriteBatch,
+    private readonly budget: number,
   ) {}
 
   /** Written corked at the end of the turn: a command's answer arrives inside a hub socket's callback. */
@@ -41,75 +42,62 @@ class UwsAppLink implements AppLink {
     });
   }
 
-  join(homeId: string): void {
-    if (this.open) this.ws.subscribe(topic(this.enc, homeId));
+  /**
+   * Writes at once, not at the end of the turn: the answer and the missed events go out before
+   * the socket joins the topic, and the join happens in the turn the feed was checked.
+   */
+  subscriber(homeId: string, id: number, wanted: () => boolean): FeedSubscriber {
+    const binary = this.enc === 'msgpack';
+    const write = (payload: string | Uint8Array) => this.ws.cork(() => this.ws.send(payload, binary));
+    const link = this;
+    return {
+      get open() {
+        return link.open && wanted();
+      },
+      answer: (result) => {
+        if (this.open) write(encodeAppMessage({ op: 'ok', id, result }, this.enc));
+      },
+      send: (events, from) => {
+        if (!this.open) return events.length - from;
+        let i = from;
+        this.ws.cork(() => {
+          while (i < events.length && this.ws.getBufferedAmount() < this.budget) {
+            const bytes = events[i++]!;
+            this.ws.send(binary ? bytes : appEventJson(bytes), binary);
+          }
+        });
+        return i - from;
+      },
+      drained: () => (this.open && this.ws.getBufferedAmount() >= this.budget / 2 ? new Promise<void>((resolve) => this.drainWaiters.push(resolve)) : Promise.resolve()),
+      reload: (reason, pos) => {
+        if (this.open) write(encodeAppMessage({ op: 'reload', home: homeId, reason, pos }, this.enc));
+      },
+      join: () => {
+        if (this.open) this.ws.subscribe(feedTopic(this.enc, homeId));
+      },
+    };
+  }
+
+  /** uWS drain: the socket wrote some of what it held. */
+  drained(): void {
+    if (this.ws.getBufferedAmount() >= this.budget / 2) return;
+    for (const resolve of this.drainWaiters.splice(0)) resolve();
   }
 
   leave(homeId: string): void {
-    if (this.open) this.ws.unsubscribe(topic(this.enc, homeId));
+    if (this.open) this.ws.unsubscribe(feedTopic(this.enc, homeId));
   }
 
   close(code: number, reason: string): void {
     if (!this.open) return;
-    this.open = false;
+    this.closed();
     this.ws.end(code, reason);
   }
-}
 
-interface Feed {
-  /** app subscribers of the home on this node */
-  count: number;
-  sub: BusSubscription;
-}
-
-/**
- * The node's interest in homes' events: the first app subscriber of a home subscribes this node
- * to `evt.<shard>.<homeId>.*`, the last one leaving unsubscribes. A bus event is published in the
- * shape apps receive: its bytes go to msgpack subscribers as they are, and it is converted once (not
- * per subscriber) when JSON subscribers exist; uWS topic publish fans each out.
- */
-export class HomeFeeds {
-  private readonly feeds = new Map<string, Feed>();
-
-  constructor(
-    private readonly bus: Bus,
-    private readonly app: TemplatedApp,
-    private readonly log: Logger,
-  ) {}
-
-  acquire(homeId: string): void {
-    const feed = this.feeds.get(homeId);
-    if (feed) {
-      feed.count++;
-      return;
-    }
-    const msgpack = topic('msgpack', homeId);
-    const json = topic('json', homeId);
-    const sub = this.bus.subscribe(subjects.homeEvents(homeId), (msg) => this.fanOut(homeId, msgpack, json, msg.data));
-    this.feeds.set(homeId, { count: 1, sub });
-  }
-
-  release(homeId: string): void {
-    const feed = this.feeds.get(homeId);
-    if (!feed) return;
-    if (--feed.count === 0) {
-      feed.sub.unsubscribe();
-      this.feeds.delete(homeId);
-    }
-  }
-
-  /** Homes this node is subscribed to. */
-  get size(): number {
-    return this.feeds.size;
-  }
-
-  private fanOut(homeId: string, msgpack: string, json: string, data: Uint8Array): void {
-    try {
-      if (this.app.numSubscribers(msgpack) > 0) this.app.publish(msgpack, appEventBytes(data), true);
-      if (this.app.numSubscribers(json) > 0) this.app.publish(json, appEventJson(data), false);
-    } catch (err) {
-      this.log.error({ err, homeId }, 'event fan-out failed');
-    }
+  /** The socket is gone: waiters for a drain are let go (they see `open` false). */
+  closed(): void {
+    this.open = false;
+    for (const resolve of this.drainWaiters.splice(0)) resolve();
   }
 }
 
@@ -170,7 +158,7 @@ export function mountAppGateway(
 
     open: (ws) => {
       const data = ws.getUserData();
-      const link = new UwsAppLink(ws, data.enc, deps.writes);
+      const link = new UwsAppLink(ws, data.enc, deps.writes, Math.floor(deps.maxBackpressure / 2));
       data.link = link;
       const who = data.principal.kind === 'admin' ? 'admin' : data.principal.sub;
       link.session = new AppSession(data.principal, link, sessionDeps, `app:${who}:${++connections}`);
@@ -191,10 +179,12 @@ export function mountAppGateway(
       }
     },
 
+    drain: (ws) => ws.getUserData().link?.drained(),
+
     close: (ws) => {
       const link = ws.getUserData().link;
       if (!link) return;
-      link.open = false;
+      link.closed();
       link.session?.tell({ type: 'closed' });
     },
   });

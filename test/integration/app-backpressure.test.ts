@@ -18,7 +18,7 @@ function maskedText(text: string): Buffer {
  * phone on a dead network, a stuck client). `gone` is set once the server has closed the socket:
  * a write to a socket the server closed is answered with a reset.
  */
-async function stuckApp(port: number, token: string, home: string): Promise<{ socket: Socket; gone: () => string | null; probe: () => void }> {
+async function stuckApp(port: number, token: string, home: string): Promise<{ socket: Socket; gone: () => string | null; probe: () => void; pos: { epoch: string; offset: number } }> {
   const socket = connect(port, '127.0.0.1');
   let gone: string | null = null;
   socket.on('error', (err) => (gone ??= `error: ${err.message}`));
@@ -43,24 +43,28 @@ async function stuckApp(port: number, token: string, home: string): Promise<{ so
   await until(' 101 ');
   socket.write(maskedText(JSON.stringify({ op: 'sub', home, id: 1 })));
   await until('"op":"ok"');
+  await until('}}}');
   socket.off('data', read);
   socket.pause(); // from here on nothing is read: the kernel buffers fill, then uWS's
-  return { socket, gone: () => gone, probe: () => void socket.write(maskedText(JSON.stringify({ op: 'ping', id: 2 }))) };
+  // where its events begin: what it would resume from
+  const [, epoch, offset] = /"pos":\{"epoch":"([^"]+)","offset":(\d+)\}/.exec(seen)!;
+  return { socket, gone: () => gone, probe: () => void socket.write(maskedText(JSON.stringify({ op: 'ping', id: 2 }))), pos: { epoch: epoch!, offset: Number(offset) } };
 }
 
 describe('an app socket that does not read (real server process)', () => {
   let server: ServerProcess;
 
   beforeAll(async () => {
-    // the smallest backpressure allowed, and no rate limit in the way of the flood
-    server = await startServerProcess({ TIER_APP_MAX_BACKPRESSURE: '1024', TIER_HUB_RATE_PER_SEC: '1000000', TIER_HUB_RATE_BURST: '1000000' });
+    // the smallest backpressure allowed, no rate limit in the way of the flood, and a history that
+    // holds all of it (the kernel's buffers take a few MB before the limit is reached)
+    server = await startServerProcess({ TIER_APP_MAX_BACKPRESSURE: '1024', TIER_HUB_RATE_PER_SEC: '1000000', TIER_HUB_RATE_BURST: '1000000', TIER_HISTORY_SIZE: '100000' });
   });
 
   afterAll(async () => {
     expect(await server.stop()).toBe(0);
   });
 
-  it('is closed by the server once its backpressure passes the limit; the hub and other apps go on', async () => {
+  it('is closed by the server once its backpressure passes the limit; the hub and other apps go on; reconnecting, it recovers all it missed', async () => {
     const home = 'home-bp';
     const res = await api(server.httpUrl, 'POST', '/v1/admin/hubs', server.adminToken, { hubId: 'bp-1', homeId: home });
     expect(res.status).toBe(201);
@@ -88,14 +92,19 @@ describe('an app socket that does not read (real server process)', () => {
     // the node is healthy, the hub still connected, and a reading app gets the home's events
     expect((await fetch(`${server.adminUrl}/healthz`)).status).toBe(200);
     expect(hub.connected).toBe(true);
+    // the app comes back with where it stopped reading: everything it missed, paced so that the
+    // 1 KiB limit that closed it does not close it again, then the live events
     const app = new WebSocket(`${server.wsUrl}/app/v1?token=${server.adminToken}`);
-    const messages: Array<Record<string, unknown>> = [];
+    const messages: Array<Record<string, any>> = [];
     app.on('message', (d: Buffer) => messages.push(JSON.parse(d.toString()) as Record<string, unknown>));
     await new Promise((resolve, reject) => (app.once('open', resolve), app.once('error', reject)));
-    app.send(JSON.stringify({ op: 'sub', home, id: 1 }));
-    await expect.poll(() => messages.some((m) => m.id === 1 && m.op === 'ok')).toBe(true);
+    app.send(JSON.stringify({ op: 'sub', home, id: 1, since: stuck.pos }));
+    await expect.poll(() => messages.find((m) => m.id === 1)).toMatchObject({ op: 'ok', result: { recovered: true, pos: stuck.pos } });
     await hub.report({ d0: { n: -1 } });
-    await expect.poll(() => messages.some((m) => m.op === 'evt' && m.hub === 'bp-1' && (m.attrs as { n?: number }).n === -1)).toBe(true);
+    await expect.poll(() => messages.some((m) => m.op === 'evt' && m.hub === 'bp-1' && (m.attrs as { n?: number }).n === -1), { timeout: 30_000 }).toBe(true);
+    const offsets = messages.filter((m) => m.op === 'evt').map((m) => m.pos.offset as number);
+    expect(offsets.length).toBeGreaterThan(1_000);
+    expect(offsets).toEqual(Array.from({ length: offsets.length }, (_, i) => stuck.pos.offset + 1 + i));
     app.close();
     stuck.socket.destroy();
     await hub.close();

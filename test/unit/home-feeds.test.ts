@@ -1,9 +1,13 @@
 import { afterEach, describe, expect, it } from 'vitest';
+import type { FeedSubscriber } from '../../src/actors/app-session.js';
+import { MemoryEventHistory } from '../../src/ports/history/history-memory.js';
+import type { Position, SubResult } from '../../proto/app.js';
+import { positionOf, withPosition } from '../../src/protocol/app-events.js';
 import { TimerWheel } from '../../src/actors/timer-wheel.js';
 import { MemoryBus } from '../../src/ports/bus/bus-memory.js';
 import { createLogger } from '../../src/log/logger.js';
 import { decodeValue, encodeBus, encodeValue } from '../../src/protocol/codec.js';
-import { HomeFeeds } from '../../src/transport/app-gateway.js';
+import { HomeFeeds } from '../../src/transport/home-feeds.js';
 import type { TemplatedApp } from '../../src/transport/uws.js';
 import { subjects } from '../../proto/subjects.js';
 import type { AppEventMessage } from '../../proto/app.js';
@@ -76,5 +80,145 @@ describe('HomeFeeds', () => {
     const bare = { kind: 'offline', home: 'home-4', hub: 'h4', reason: '1006', ts: 3 };
     bus.publish(subjects.hubEvents('home-4', 'h4'), encodeValue(bare));
     expect(published.map((p) => p.payload)).toEqual([{ op: 'evt', ...bare }, { op: 'evt', ...bare }]);
+  });
+});
+
+/** A home's state event number n, as a hub session publishes it (no position yet). */
+const stateEvent = (home: string, n: number): AppEventMessage => ({ op: 'evt', kind: 'state', home, hub: 'h1', device: 'd1', attrs: { n }, version: n, ts: n });
+
+/** HomeFeeds with a memory history over a memory bus; `offsets` lists the offsets the home's topic got, in order. */
+function ordered(home: string, options: { maxRecovery?: number } = {}) {
+  const wheel = new TimerWheel();
+  wheels.push(wheel);
+  const bus = new MemoryBus(wheel, createLogger('silent'));
+  const history = new MemoryEventHistory({ maxEvents: 1000, maxAgeMs: 3_600_000 });
+  const { app, published } = fakeApp({ [`m/${home}`]: 1 });
+  const feeds = new HomeFeeds(bus, app, createLogger('silent'), { history, gapWaitMs: 0, ...options });
+  const subject = subjects.hubEvents(home, 'h1');
+  /** appends event n to the history and returns its bus bytes (with the position), without publishing */
+  const stored = async (n: number) => withPosition(encodeBus(stateEvent(home, n)), await history.append(home, encodeBus(stateEvent(home, n))));
+  const offsets = () => published.filter((p) => (p.payload as { op: string }).op === 'evt').map((p) => positionOf(p.bytes as Uint8Array)!.offset);
+  return { bus, history, feeds, published, subject, stored, offsets };
+}
+
+/** A subscriber recording its calls in order; `budget` events per send before it waits for a drain. */
+function recordingSubscriber(budget = Infinity) {
+  const calls: Array<['answer', SubResult] | ['send', number[]] | ['reload', string, Position] | ['join'] | ['drained']> = [];
+  const sub: FeedSubscriber = {
+    open: true,
+    answer: (r) => void calls.push(['answer', r]),
+    send: (events, from) => {
+      const n = Math.min(budget, events.length - from);
+      calls.push(['send', events.slice(from, from + n).map((e) => positionOf(e)!.offset)]);
+      return n;
+    },
+    drained: async () => void calls.push(['drained']),
+    reload: (reason, pos) => void calls.push(['reload', reason, pos]),
+    join: () => void calls.push(['join']),
+  };
+  return { sub, calls, sent: () => calls.flatMap((c) => (c[0] === 'send' ? c[1] : [])) };
+}
+
+describe('HomeFeeds with a history: order, gaps, and joining at a position', () => {
+  it('sends a home\'s events to the topic in offset order, each once, whatever order the bus brings them in', async () => {
+    const { bus, feeds, subject, stored, offsets } = ordered('home-o');
+    feeds.acquire('home-o');
+    await feeds.catchUp('home-o', undefined, recordingSubscriber().sub);
+    const [e1, e2, e3] = [await stored(1), await stored(2), await stored(3)];
+    bus.publish(subject, e2);
+    bus.publish(subject, e1);
+    bus.publish(subject, e3);
+    bus.publish(subject, e2);
+    expect(offsets()).toEqual([1, 2, 3]);
+  });
+
+  it('fills a gap from the history when the missing event does not come', async () => {
+    const { bus, feeds, subject, stored, offsets } = ordered('home-g');
+    feeds.acquire('home-g');
+    await feeds.catchUp('home-g', undefined, recordingSubscriber().sub);
+    await stored(1);
+    await stored(2);
+    bus.publish(subject, await stored(3));
+    expect(offsets()).toEqual([]);
+    await expect.poll(offsets, { timeout: 10_000 }).toEqual([1, 2, 3]);
+    // the late copies change nothing
+    bus.publish(subject, withPosition(encodeBus(stateEvent('home-g', 1)), { epoch: feeds.position('home-g')!.epoch, offset: 1 }));
+    expect(offsets()).toEqual([1, 2, 3]);
+  });
+
+  it('tells the topic to reload when the history\'s epoch changes, then goes on in the new one', async () => {
+    const { bus, feeds, subject, stored, published, offsets } = ordered('home-e');
+    feeds.acquire('home-e');
+    await feeds.catchUp('home-e', undefined, recordingSubscriber().sub);
+    bus.publish(subject, await stored(1));
+    bus.publish(subject, withPosition(encodeBus(stateEvent('home-e', 9)), { epoch: 'new-epoch', offset: 1 }));
+    expect(published.map((p) => p.payload)).toEqual([
+      expect.objectContaining({ op: 'evt', pos: expect.objectContaining({ offset: 1 }) }),
+      { op: 'reload', home: 'home-e', reason: 'epoch_changed', pos: { epoch: 'new-epoch', offset: 0 } },
+      expect.objectContaining({ op: 'evt', pos: { epoch: 'new-epoch', offset: 1 } }),
+    ]);
+    expect(offsets()).toEqual([1, 1]);
+    expect(feeds.position('home-e')).toEqual({ epoch: 'new-epoch', offset: 1 });
+  });
+
+  it('joins a subscriber with since: answer, exactly the missed events, then the join', async () => {
+    const { bus, feeds, subject, stored } = ordered('home-r');
+    feeds.acquire('home-r');
+    await feeds.catchUp('home-r', undefined, recordingSubscriber().sub);
+    for (let n = 1; n <= 10; n++) bus.publish(subject, await stored(n));
+    const epoch = feeds.position('home-r')!.epoch;
+    const { sub, calls } = recordingSubscriber();
+    await feeds.catchUp('home-r', { epoch, offset: 4 }, sub);
+    expect(calls).toEqual([['answer', { home: 'home-r', pos: { epoch, offset: 4 }, recovered: true }], ['send', [5, 6, 7, 8, 9, 10]], ['join']]);
+  });
+
+  it('paces a long recovery by the socket\'s buffer: sends, waits for a drain, sends on', async () => {
+    const { bus, feeds, subject, stored } = ordered('home-p');
+    feeds.acquire('home-p');
+    await feeds.catchUp('home-p', undefined, recordingSubscriber().sub);
+    for (let n = 1; n <= 7; n++) bus.publish(subject, await stored(n));
+    const epoch = feeds.position('home-p')!.epoch;
+    const { sub, calls, sent } = recordingSubscriber(3);
+    await feeds.catchUp('home-p', { epoch, offset: 0 }, sub);
+    expect(sent()).toEqual([1, 2, 3, 4, 5, 6, 7]);
+    expect(calls.filter((c) => c[0] === 'drained')).toHaveLength(2);
+    expect(calls.at(-1)).toEqual(['join']);
+  });
+
+  it('answers recovered: false with the reason and the current position: another epoch, too far back, nothing kept', async () => {
+    const { bus, feeds, subject, stored, history } = ordered('home-f', { maxRecovery: 5 });
+    feeds.acquire('home-f');
+    await feeds.catchUp('home-f', undefined, recordingSubscriber().sub);
+    for (let n = 1; n <= 8; n++) bus.publish(subject, await stored(n));
+    const pos = feeds.position('home-f')!;
+    const answer = async (since: Position) => {
+      const { sub, calls } = recordingSubscriber();
+      await feeds.catchUp('home-f', since, sub);
+      expect(calls.at(-1)).toEqual(['join']);
+      return calls[0];
+    };
+    expect(await answer({ epoch: 'other', offset: 3 })).toEqual(['answer', { home: 'home-f', pos, recovered: false, reason: 'epoch_changed' }]);
+    expect(await answer({ epoch: pos.epoch, offset: 1 })).toEqual(['answer', { home: 'home-f', pos, recovered: false, reason: 'too_old' }]);
+    await history.remove('home-f');
+    expect(await answer({ epoch: pos.epoch, offset: 6 })).toEqual(['answer', { home: 'home-f', pos, recovered: false, reason: 'too_old' }]);
+    expect(await answer({ epoch: pos.epoch, offset: 8 })).toEqual(['answer', { home: 'home-f', pos, recovered: true }]);
+  });
+
+  it('brings the feed forward when the app has seen more than it (through another node): nothing twice', async () => {
+    const { bus, feeds, subject, stored, offsets } = ordered('home-a');
+    feeds.acquire('home-a');
+    await feeds.catchUp('home-a', undefined, recordingSubscriber().sub);
+    bus.publish(subject, await stored(1));
+    await stored(2);
+    await stored(3);
+    const epoch = feeds.position('home-a')!.epoch;
+    const { sub, calls } = recordingSubscriber();
+    await feeds.catchUp('home-a', { epoch, offset: 3 }, sub);
+    expect(calls).toEqual([['answer', { home: 'home-a', pos: { epoch, offset: 3 }, recovered: true }], ['join']]);
+    expect(offsets()).toEqual([1, 2, 3]);
+    // a position the history never gave
+    const { sub: bad, calls: badCalls } = recordingSubscriber();
+    await feeds.catchUp('home-a', { epoch, offset: 9 }, bad);
+    expect(badCalls[0]).toEqual(['answer', { home: 'home-a', pos: { epoch, offset: 3 }, recovered: false, reason: 'epoch_changed' }]);
   });
 });

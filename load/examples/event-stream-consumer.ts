@@ -1,0 +1,16 @@
+import { Redis } from 'ioredis';
+import { unpack } from 'msgpackr';
+
+const redis = new Redis(process.env.REDIS_URL!);
+const stream = `${process.env.TIER_REDIS_PREFIX ?? 'tier:'}events`;
+let from = process.argv[2] ?? '$'; // a stream id to resume after; '$': only new entries
+for (;;) {
+  const batch = await redis.xreadBuffer('COUNT', 500, 'BLOCK', 5_000, 'STREAMS', stream, from);
+  for (const [, entries] of batch ?? []) {
+    for (const [id, fields] of entries) {
+      const f = Object.fromEntries(fields.flatMap((v, i) => (i % 2 ? [] : [[v.toString(), fields[i + 1]!]])));
+      console.log(JSON.stringify({ home: f.home!.toString(), offset: Number(f.offset), event: unpack(f.event!) }));
+      from = id.toString(); // keep it to resume after a restart (or read with XREADGROUP)
+    }
+  }
+}

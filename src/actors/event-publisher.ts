@@ -1,0 +1,58 @@
+import type { AppEventMessage } from '../../proto/app.js';
+import { subjects } from '../../proto/subjects.js';
+import type { Logger } from '../log/logger.js';
+import type { Bus } from '../ports/bus/bus.js';
+import type { EventHistory } from '../ports/history/history.js';
+import { encodeBus } from '../protocol/codec.js';
+import { withPosition } from '../protocol/app-events.js';
+
+/**
+ * A hub's events leave here: into the home's history (which gives each its position), then onto
+ * the bus with that position, in the order they were published. An event the history refuses
+ * (its backend unreachable) still goes out, without a position: live subscribers get it, a
+ * recovery will not. Rules see every event at once, without waiting for the history.
+ */
+export class EventPublisher {
+  private inFlight = 0;
+  private idle: Array<() => void> = [];
+  private failures = 0;
+
+  constructor(
+    private readonly bus: Bus,
+    private readonly history: EventHistory | undefined,
+    private readonly log: Logger,
+    private readonly onEvent: (event: AppEventMessage) => void,
+  ) {}
+
+  /** Events the history could not store (published without a position). */
+  get historyFailures(): number {
+    return this.failures;
+  }
+
+  readonly publish = (event: AppEventMessage): void => {
+    this.onEvent(event);
+    const subject = subjects.hubEvents(event.home, event.hub);
+    const bare = encodeBus(event);
+    if (!this.history) {
+      this.bus.publish(subject, bare);
+      return;
+    }
+    this.inFlight++;
+    // appends of one home resolve in call order, so publishes keep the order of the events
+    this.history.append(event.home, bare).then(
+      (pos) => this.bus.publish(subject, withPosition(bare, pos)),
+      (err: unknown) => {
+        if (this.failures++ % 1000 === 0) this.log.warn({ err, homeId: event.home, failures: this.failures }, 'history append failed: event published without a position');
+        this.bus.publish(subject, bare);
+      },
+    ).catch((err: unknown) => this.log.error({ err, homeId: event.home }, 'event publish failed'))
+      .finally(() => {
+      if (--this.inFlight === 0) for (const resolve of this.idle.splice(0)) resolve();
+    });
+  };
+
+  /** Resolves once every event published so far has gone to the bus (before the ports close). */
+  settled(): Promise<void> {
+    return this.inFlight === 0 ? Promise.resolve() : new Promise((resolve) => this.idle.push(resolve));
+  }
+}

@@ -1,0 +1,337 @@
+import type { AppReloadMessage, Position, RecoveryFailure, SubResult } from '../../proto/app.js';
+import { subjects } from '../../proto/subjects.js';
+import type { FeedSubscriber } from '../actors/app-session.js';
+import type { Logger } from '../log/logger.js';
+import type { Bus, BusSubscription } from '../ports/bus/bus.js';
+import type { EventHistory, HistoryEntry } from '../ports/history/history.js';
+import { encodeApp } from '../protocol/codec.js';
+import { appEventBytes, appEventJson, positionOf, withPosition } from '../protocol/app-events.js';
+
+/** The two calls a feed makes on the uWS app (a fake in tests). */
+export interface TopicPublisher {
+  numSubscribers(topic: string): number;
+  publish(topic: string, message: Uint8Array | string, isBinary: boolean): boolean;
+}
+
+/** ms before a feed whose history position could not be read tries again */
+const RESTART_MS = 1_000;
+
+/** uWS topic of a home's events in one encoding. */
+export function feedTopic(enc: 'json' | 'msgpack', homeId: string): string {
+  return `${enc === 'json' ? 'j' : 'm'}/${homeId}`;
+}
+
+/** Events read from the history per round of a recovery. */
+const RECOVERY_PAGE = 500;
+/** A recovery gives up (too_old) after sending this many times the history's size. */
+const RECOVERY_ROUNDS = 4;
+
+interface Feed {
+  readonly homeId: string;
+  /** app subscribers of the home on this node */
+  count: number;
+  sub: BusSubscription;
+  /** resolves when the feed knows where the home's history stands */
+  ready: Promise<void>;
+  /**
+   * starting: reading where the history stands (events wait); ordered: events go out in offset
+   * order; unordered: no history, or its position could not be read (events pass through as they
+   * come, and the start is retried)
+   */
+  state: 'starting' | 'ordered' | 'unordered';
+  epoch: string | null;
+  /** every event up to this offset has gone to the topics, in order; later ones follow in order */
+  delivered: number;
+  /** events past a gap, by offset, until the gap is filled */
+  pending: Map<number, Uint8Array>;
+  /** events that arrived before the feed was ready */
+  early: Uint8Array[];
+  /** history reads of this feed run one at a time */
+  reads: Promise<void>;
+  /** a gap fill is scheduled or running */
+  filling: boolean;
+  closed: boolean;
+}
+
+export interface HomeFeedsOptions {
+  /** absent: no history, events pass through as they come and carry no position */
+  history?: EventHistory | undefined;
+  /** @default 1_024: events held per feed past a gap or before it is ready; beyond, re-read from the history */
+  maxPending?: number;
+  /** @default 2 (ms): a gap waits this long for the missing event, usually in flight from another node */
+  gapWaitMs?: number;
+  /** events one recovery may deliver; more: `too_old` */
+  maxRecovery?: number;
+}
+
+/**
+ * The node's interest in homes' events. The first app subscriber of a home subscribes this node to
+ * `evt.<shard>.<homeId>.*`, the last one leaving unsubscribes. With a history, a feed puts the
+ * home's events in offset order before they reach the uWS topics: a duplicate is dropped, a gap
+ * (events of one home published by two nodes arrive out of order, or one was lost) waits briefly
+ * and is then filled from the history. That order is what lets a subscriber join at an exact
+ * position: the missed events from the history, then the topic, with nothing twice or missing.
+ *
+ * Bus bytes go to msgpack subscribers as they are and are converted once (not per subscriber) for
+ * JSON subscribers; uWS topic publish fans each out.
+ */
+export class HomeFeeds {
+  private readonly feeds = new Map<string, Feed>();
+  private readonly history: EventHistory | undefined;
+  private readonly maxPending: number;
+  private readonly gapWaitMs: number;
+  private readonly maxRecovery: number;
+
+  constructor(
+    private readonly bus: Bus,
+    private readonly app: TopicPublisher,
+    private readonly log: Logger,
+    options: HomeFeedsOptions = {},
+  ) {
+    this.history = options.history;
+    this.maxPending = options.maxPending ?? 1024;
+    this.gapWaitMs = options.gapWaitMs ?? 2;
+    this.maxRecovery = options.maxRecovery ?? this.history?.retention.maxEvents ?? 0;
+  }
+
+  acquire(homeId: string): void {
+    const existing = this.feeds.get(homeId);
+    if (existing) {
+      existing.count++;
+      return;
+    }
+    const feed: Feed = {
+      homeId,
+      count: 1,
+      sub: this.bus.subscribe(subjects.homeEvents(homeId), (msg) => this.onEvent(feed, msg.data)),
+      ready: Promise.resolve(),
+      state: this.history ? 'starting' : 'unordered',
+      epoch: null,
+      delivered: 0,
+      pending: new Map(),
+      early: [],
+      reads: Promise.resolve(),
+      filling: false,
+      closed: false,
+    };
+    this.feeds.set(homeId, feed);
+    if (this.history) feed.ready = this.start(feed, this.history);
+  }
+
+  release(homeId: string): void {
+    const feed = this.feeds.get(homeId);
+    if (!feed) return;
+    if (--feed.count === 0) {
+      feed.closed = true;
+      feed.sub.unsubscribe();
+      this.feeds.delete(homeId);
+    }
+  }
+
+  /** Homes this node is subscribed to. */
+  get size(): number {
+    return this.feeds.size;
+  }
+
+  /**
+   * Brings a new subscriber of an acquired home to the feed: without `since` it joins at once at
+   * the feed's position; with `since`, the events after it are read from the history and sent
+   * (paced by the socket's buffer, so a long recovery never trips the backpressure limit) until
+   * the reads reach what the feed has delivered, and it joins in the turn that saw them meet.
+   */
+  async catchUp(homeId: string, since: Position | undefined, sub: FeedSubscriber): Promise<void> {
+    const feed = this.feeds.get(homeId);
+    if (!feed) return;
+    await feed.ready;
+    if (feed.closed || !sub.open) return;
+    const join = (result: SubResult) => {
+      sub.answer(result);
+      sub.join();
+    };
+    if (!this.history || feed.state !== 'ordered') return join(since ? { home: homeId, pos: null, recovered: false, reason: 'unavailable' } : { home: homeId, pos: null });
+    if (!since) return join({ home: homeId, pos: this.at(feed) });
+    const fail = (reason: RecoveryFailure) => join({ home: homeId, pos: this.at(feed), recovered: false, reason });
+    if (since.epoch !== feed.epoch) return fail('epoch_changed');
+    if (feed.delivered - since.offset > this.maxRecovery) return fail('too_old');
+    let last = since.offset;
+    let answered = false;
+    // after the answer said recovered, a later failure is told by a reload to this socket alone
+    const stop = (reason: RecoveryFailure) => {
+      if (!answered) return fail(reason);
+      sub.reload(reason, this.at(feed));
+      sub.join();
+    };
+    for (let sent = 0; ; ) {
+      if (feed.closed || !sub.open) return;
+      if (feed.epoch !== since.epoch) return stop('epoch_changed');
+      if (last === feed.delivered) {
+        if (!answered) sub.answer({ home: homeId, pos: since, recovered: true });
+        return sub.join();
+      }
+      // an app slower than the home's events would never catch up
+      if (sent > RECOVERY_ROUNDS * this.maxRecovery) return stop('too_old');
+      const ahead = last > feed.delivered;
+      // ahead: the app saw events through another node that have not reached this feed yet; the
+      // feed is brought there (nobody new is on its topics), and the app gets nothing twice
+      const upTo = ahead ? last : Math.min(feed.delivered, last + RECOVERY_PAGE);
+      const read = await this.read(feed, ahead ? feed.delivered : last, upTo, RECOVERY_PAGE);
+      if (feed.closed || !sub.open) return;
+      if (!read || !read.ok) return stop(read ? read.reason : 'unavailable');
+      const reached = read.entries.length > 0 ? read.entries[read.entries.length - 1]!.offset : ahead ? feed.delivered : last;
+      if (ahead) {
+        // a position past the history's newest offset was never given in this epoch
+        if (reached < last) return stop('epoch_changed');
+        this.deliverRead(feed, read.entries, read.epoch);
+        this.drain(feed);
+        continue;
+      }
+      if (read.epoch !== since.epoch) return stop('epoch_changed');
+      if (!answered) {
+        sub.answer({ home: homeId, pos: since, recovered: true });
+        answered = true;
+      }
+      const events = read.entries.map((e) => withPosition(e.data, { epoch: read.epoch, offset: e.offset }));
+      for (let i = sub.send(events, 0); i < events.length; i += sub.send(events, i)) {
+        await sub.drained();
+        if (!sub.open) return;
+      }
+      sent += events.length;
+      last = reached;
+    }
+  }
+
+  private read(feed: Feed, after: number, upTo: number, limit: number) {
+    return this.history!.read(feed.homeId, { epoch: feed.epoch!, offset: after }, upTo, limit).catch((err: unknown) => {
+      this.log.warn({ err, homeId: feed.homeId }, 'history read failed');
+      return null;
+    });
+  }
+
+  /** Where the home's feed stands: its events after this offset are still to come (null: unordered or not acquired). */
+  position(homeId: string): Position | null {
+    const feed = this.feeds.get(homeId);
+    return feed?.state === 'ordered' ? this.at(feed) : null;
+  }
+
+  private at(feed: Feed): Position {
+    return { epoch: feed.epoch!, offset: feed.delivered };
+  }
+
+  /** Subscribes first (flushed, so every later event reaches this node), then reads where the history stands. */
+  private async start(feed: Feed, history: EventHistory): Promise<void> {
+    try {
+      await this.bus.flush();
+      const pos = await history.position(feed.homeId);
+      if (feed.closed) return;
+      feed.epoch = pos.epoch;
+      feed.delivered = pos.offset;
+      feed.state = 'ordered';
+    } catch (err) {
+      if (feed.closed) return;
+      // events pass through unordered meanwhile; subscribers are told recovery is unavailable
+      this.log.warn({ err, homeId: feed.homeId }, 'history position unavailable: events of the home go out unordered until it is back');
+      feed.state = 'unordered';
+      setTimeout(() => {
+        if (!feed.closed && feed.state === 'unordered') feed.ready = this.start(feed, history);
+      }, RESTART_MS).unref();
+    }
+    const early = feed.early;
+    feed.early = [];
+    for (const data of early) this.onEvent(feed, data);
+  }
+
+  private onEvent(feed: Feed, data: Uint8Array): void {
+    if (feed.closed) return;
+    const pos = feed.state === 'unordered' ? null : positionOf(data);
+    // an event the history could not take goes out live, at most once, unordered
+    if (pos === null) return this.fanOut(feed.homeId, data);
+    if (feed.state === 'starting') {
+      // before the feed knows its position; dropped beyond the bound (the gap fill reads them back)
+      if (feed.early.length < this.maxPending) feed.early.push(data);
+      return;
+    }
+    if (pos.epoch !== feed.epoch) {
+      // the history lost continuity: subscribers reload, then go on from just before this event
+      this.reload(feed, 'epoch_changed', { epoch: pos.epoch, offset: pos.offset - 1 });
+    }
+    if (pos.offset <= feed.delivered) return;
+    if (pos.offset === feed.delivered + 1) {
+      this.fanOut(feed.homeId, data);
+      feed.delivered = pos.offset;
+      this.drain(feed);
+      return;
+    }
+    if (feed.pending.size < this.maxPending) feed.pending.set(pos.offset, data);
+    this.scheduleFill(feed);
+  }
+
+  private drain(feed: Feed): void {
+    for (let next = feed.pending.get(feed.delivered + 1); next; next = feed.pending.get(feed.delivered + 1)) {
+      feed.pending.delete(feed.delivered + 1);
+      this.fanOut(feed.homeId, next);
+      feed.delivered++;
+    }
+  }
+
+  private scheduleFill(feed: Feed): void {
+    if (feed.filling) return;
+    feed.filling = true;
+    setTimeout(() => {
+      feed.reads = feed.reads.then(() => this.fill(feed));
+    }, this.gapWaitMs);
+  }
+
+  /** Reads the gap between what was delivered and the first event held past it. */
+  private async fill(feed: Feed): Promise<void> {
+    feed.filling = false;
+    while (!feed.closed && feed.pending.size > 0) {
+      const until = Math.min(...feed.pending.keys()) - 1;
+      if (until <= feed.delivered) {
+        for (const offset of feed.pending.keys()) if (offset <= feed.delivered) feed.pending.delete(offset);
+        this.drain(feed);
+        continue;
+      }
+      const epoch = feed.epoch!;
+      const read = await this.read(feed, feed.delivered, until, this.maxPending);
+      if (feed.closed || feed.epoch !== epoch) return;
+      if (read?.ok) this.deliverRead(feed, read.entries, read.epoch);
+      else if (read?.reason === 'epoch_changed') this.reload(feed, 'epoch_changed', read.pos);
+      // the gap cannot be filled: subscribers reload, the feed goes on after it
+      else this.reload(feed, read ? read.reason : 'unavailable', { epoch, offset: until });
+      this.drain(feed);
+    }
+  }
+
+  /** Publishes entries read from the history that follow what the feed delivered. */
+  private deliverRead(feed: Feed, entries: readonly HistoryEntry[], epoch: string): void {
+    for (const e of entries) {
+      if (e.offset !== feed.delivered + 1) continue;
+      this.fanOut(feed.homeId, withPosition(e.data, { epoch, offset: e.offset }));
+      feed.delivered = e.offset;
+    }
+  }
+
+  /** Tells the home's subscribers to reload; the feed continues from `pos`. */
+  private reload(feed: Feed, reason: RecoveryFailure, pos: Position): void {
+    feed.epoch = pos.epoch;
+    feed.delivered = pos.offset;
+    for (const offset of feed.pending.keys()) if (offset <= pos.offset) feed.pending.delete(offset);
+    const msg: AppReloadMessage = { op: 'reload', home: feed.homeId, reason, pos };
+    this.send(feed.homeId, encodeApp(msg), () => JSON.stringify(msg));
+  }
+
+  private fanOut(homeId: string, data: Uint8Array): void {
+    this.send(homeId, data, () => appEventJson(data), true);
+  }
+
+  private send(homeId: string, data: Uint8Array, json: () => string, event = false): void {
+    try {
+      const msgpack = feedTopic('msgpack', homeId);
+      const text = feedTopic('json', homeId);
+      if (this.app.numSubscribers(msgpack) > 0) this.app.publish(msgpack, event ? appEventBytes(data) : data, true);
+      if (this.app.numSubscribers(text) > 0) this.app.publish(text, json(), false);
+    } catch (err) {
+      this.log.error({ err, homeId }, 'event fan-out failed');
+    }
+  }
+}

@@ -1,0 +1,147 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { startRedis, uniquePrefix, type Backend } from '../../load/harness/index.js';
+import { createLogger } from '../../src/log/logger.js';
+import { LmdbEventHistory } from '../../src/ports/history/history-lmdb.js';
+import { MemoryEventHistory } from '../../src/ports/history/history-memory.js';
+import { RedisEventHistory } from '../../src/ports/history/history-redis.js';
+import type { HistoryRetention } from '../../src/ports/history/history.js';
+import { openDataStore, type DataStore } from '../../src/ports/lmdb.js';
+import { connectRedis, RedisKeys } from '../../src/ports/redis.js';
+import { historyContract, type HistoryFactory } from './history.contract.js';
+
+/** one redis-server for the file, started by the first test that needs it */
+let redis: Promise<Backend> | null = null;
+afterAll(async () => {
+  if (redis) await (await redis).stop();
+});
+
+async function redisHistory(retention: HistoryRetention, keys: RedisKeys, eventStreamMaxLen = 0): Promise<RedisEventHistory> {
+  const backend = await (redis ??= startRedis());
+  const log = createLogger('silent');
+  return new RedisEventHistory(await connectRedis(backend.url, { name: 'test-history', log }), retention, { keys, log, eventStreamMaxLen });
+}
+
+/** Every EventHistory adapter runs the same contract; a new backend is one more line here. */
+const implementations: Array<[name: string, make: HistoryFactory]> = [
+  [
+    'MemoryEventHistory (fake clock)',
+    async (retention) => {
+      let now = 1_700_000_000_000;
+      const history = new MemoryEventHistory(retention, () => now);
+      return {
+        history,
+        advanceTime: (ms) => {
+          now += ms;
+        },
+        reset: async () => new MemoryEventHistory(retention, () => now),
+        close: () => history.close(),
+      };
+    },
+  ],
+  [
+    // reset: the process died without a clean stop (its lock file left behind)
+    'LmdbEventHistory (fake clock)',
+    async (retention) => {
+      let now = 1_700_000_000_000;
+      const dir = mkdtempSync(join(tmpdir(), 'hubtier-history-'));
+      let store: DataStore = openDataStore(dir, { sync: 'os' });
+      const open = () => LmdbEventHistory.open(store, retention, { now: () => now, sweepMs: 0 });
+      return {
+        history: await open(),
+        advanceTime: (ms) => {
+          now += ms;
+        },
+        async reopen() {
+          await store.close();
+          store = openDataStore(dir, { sync: 'os' });
+          return open();
+        },
+        async reset() {
+          await store.close();
+          // a lock naming a process that is gone: what kill -9 leaves
+          writeFileSync(join(dir, 'node.lock'), '999999999\ncrashed\n');
+          store = openDataStore(dir, { sync: 'os' });
+          return open();
+        },
+        async close() {
+          await store.close();
+          rmSync(dir, { recursive: true, force: true });
+        },
+      };
+    },
+  ],
+  [
+    // on Redis' clock: the age test waits; reset deletes the home's keys as a flushed Redis would
+    'RedisEventHistory',
+    async (retention) => {
+      const keys = new RedisKeys(uniquePrefix());
+      let history = await redisHistory(retention, keys);
+      return {
+        history,
+        async reopen() {
+          await history.close();
+          history = await redisHistory(retention, keys);
+          return history;
+        },
+        async reset() {
+          const backend = await redis!;
+          const client = await connectRedis(backend.url, { name: 'test-history-reset', log: createLogger('silent') });
+          const found = await client.keys(`${keys.prefix}*`);
+          if (found.length > 0) await client.del(...found);
+          await client.quit();
+          return history;
+        },
+        close: () => history.close(),
+      };
+    },
+  ],
+];
+
+for (const [name, make] of implementations) historyContract(name, make);
+
+describe('RedisEventHistory services stream', () => {
+  it('adds every event to <prefix>events with its home, epoch and offset, the event bytes as given', async () => {
+    const keys = new RedisKeys(uniquePrefix());
+    const history = await redisHistory({ maxEvents: 10, maxAgeMs: 60_000 }, keys, 1000);
+    const a = await history.append('home-a', Uint8Array.from([1, 2, 0xff]));
+    await history.append('home-b', Uint8Array.from([3]));
+    const client = await connectRedis((await redis!).url, { name: 'test-events', log: createLogger('silent') });
+    // the stream write follows the append without being awaited: poll until both are there
+    let rows: Array<[Buffer, Buffer[]]> = [];
+    for (let i = 0; i < 100 && rows.length < 2; i++) {
+      rows = (await client.xrangeBuffer(keys.single('events'), '-', '+')) as Array<[Buffer, Buffer[]]>;
+      if (rows.length < 2) await new Promise((r) => setTimeout(r, 10));
+    }
+    const fields = rows.map(([, f]) => Object.fromEntries(Array.from({ length: f.length / 2 }, (_, i) => [f[2 * i]!.toString(), f[2 * i + 1]!])));
+    expect(fields.map((f) => [f.home!.toString(), f.epoch!.toString(), f.offset!.toString()])).toEqual([
+      ['home-a', a.epoch, '1'],
+      ['home-b', expect.any(String), '1'],
+    ]);
+    expect(Array.from(fields[0]!.event!)).toEqual([1, 2, 0xff]);
+    await client.quit();
+    await history.close();
+  });
+});
+
+describe('LmdbEventHistory sweep', () => {
+  it('drops entries past their age in homes nobody appends to', async () => {
+    let now = 1_700_000_000_000;
+    const dir = mkdtempSync(join(tmpdir(), 'hubtier-history-'));
+    const store = openDataStore(dir, { sync: 'os' });
+    const history = await LmdbEventHistory.open(store, { maxEvents: 100, maxAgeMs: 1000 }, { now: () => now, sweepMs: 0 });
+    for (let i = 0; i < 5; i++) await history.append('quiet', Uint8Array.from([i]));
+    await store.flushed();
+    // wait for the appends' settle callbacks: the home is no longer live
+    await new Promise((r) => setImmediate(r));
+    now += 2000;
+    expect(history.sweep()).toBe(5);
+    await store.flushed();
+    expect([...store.db('history').getKeys()]).toEqual([]);
+    await history.close();
+    await store.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+});

@@ -1,0 +1,674 @@
+/**
+ * The AsyncAPI document (proto/asyncapi.yaml) against the code: the parser finds no error and no
+ * warning, its error codes are the table's, every subject builder has its channel, and the
+ * messages a node really sends and accepts pass the document's schemas (with ajv), while wrong
+ * ones are refused.
+ */
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { Parser } from '@asyncapi/parser';
+import { Ajv, type ValidateFunction } from 'ajv';
+import { beforeAll, describe, expect, it } from 'vitest';
+import type { AppEventMessage, AppReloadMessage, AppReply, SubResult } from '../../proto/app.js';
+import { ErrorCodes } from '../../proto/errors.js';
+import type { ServerToHubFrame } from '../../proto/frames.js';
+import { hubVerbOf, SHARDS, shardOf, subjects } from '../../proto/subjects.js';
+import { AppSession, type AppLink } from '../../src/actors/app-session.js';
+import { publishDesired, sendCommand } from '../../src/actors/commands.js';
+import { HubSession, type HubLink } from '../../src/actors/hub-session.js';
+import { TimerWheel } from '../../src/actors/timer-wheel.js';
+import { asTierError } from '../../src/errors.js';
+import type { Bus } from '../../src/ports/bus/bus.js';
+import { DEFAULT_REDIS_PREFIX } from '../../src/ports/redis.js';
+import { decodeAppRequest, validateAppRequest } from '../../src/protocol/app-codec.js';
+import { appEventBytes, appEventJson } from '../../src/protocol/app-events.js';
+import { decodeHubFrame, decodeServerFrame, decodeValue, encodeBus, encodeValue } from '../../src/protocol/codec.js';
+import { ID_REGEX } from '../../src/schemas/common.js';
+import { mountAppGateway } from '../../src/transport/app-gateway.js';
+import { hubSessionDeps } from '../helpers/hub-session-deps.js';
+
+const FILE = fileURLToPath(new URL('../../proto/asyncapi.yaml', import.meta.url));
+const TEXT = readFileSync(FILE, 'utf8');
+
+/** Diagnostics below warning the document may carry, each with its reason. */
+const ACCEPTED_INFO: Record<string, string> = {
+  'asyncapi-latest-version': 'the document is 3.0.0 on purpose; the parser would prefer 3.1.0',
+};
+
+// ---------------------------------------------------------------- the parsed document, as plain data
+
+interface SchemaDoc {
+  [key: string]: unknown;
+}
+interface MessageDoc {
+  name?: string;
+  payload: SchemaDoc;
+  examples?: Array<{ name?: string; payload?: unknown }>;
+}
+interface ChannelDoc {
+  address?: string | null;
+  servers?: Array<{ protocol: string }>;
+  parameters?: Record<string, { enum?: string[]; default?: string }>;
+  messages?: Record<string, MessageDoc>;
+}
+interface OperationDoc {
+  action: 'send' | 'receive';
+  channel: ChannelDoc;
+  messages?: MessageDoc[];
+  reply?: { channel?: ChannelDoc; messages?: MessageDoc[] };
+}
+interface Doc {
+  asyncapi: string;
+  channels: Record<string, ChannelDoc>;
+  operations: Record<string, OperationDoc>;
+  components: { schemas: Record<string, SchemaDoc>; messages: Record<string, MessageDoc> };
+}
+
+const SEVERITY = ['error', 'warning', 'info', 'hint'] as const;
+const parsed = await new Parser().parse(TEXT);
+const diagnostics = parsed.diagnostics.map((d) => ({ severity: SEVERITY[d.severity], code: String(d.code), message: d.message, at: d.path.join('/') }));
+if (!parsed.document) throw new Error(`proto/asyncapi.yaml does not parse:\n${JSON.stringify(diagnostics, null, 2)}`);
+/** The document with every $ref resolved (the parser's own view). */
+const doc = parsed.document.json() as unknown as Doc;
+
+// ---------------------------------------------------------------- JSON Schema validation
+
+/**
+ * strict: a keyword ajv does not know (a typo in the document) or one that cannot apply to the
+ * schema's type fails compilation; `required` in an `if`/`then` may name properties declared beside it.
+ */
+const ajv = new Ajv({ allErrors: true, strict: true, strictRequired: false, allowUnionTypes: true });
+const compiled = new WeakMap<object, ValidateFunction>();
+
+/** The schema without the parser's `x-parser-*` annotations. */
+function plain(s: unknown): unknown {
+  if (Array.isArray(s)) return s.map(plain);
+  if (typeof s !== 'object' || s === null) return s;
+  return Object.fromEntries(Object.entries(s).filter(([k]) => !k.startsWith('x-')).map(([k, v]) => [k, plain(v)]));
+}
+
+/** What the schema finds wrong with the value ([] when it passes). */
+function problems(schema: SchemaDoc, value: unknown): string[] {
+  let validate = compiled.get(schema);
+  if (!validate) compiled.set(schema, (validate = ajv.compile(plain(schema) as object)));
+  return validate(value) ? [] : (validate.errors ?? []).map((e) => `${e.instancePath || '/'} ${e.message ?? ''}`);
+}
+
+const operation = (id: string): OperationDoc => {
+  const op = doc.operations[id];
+  if (!op) throw new Error(`no operation ${id}`);
+  return op;
+};
+
+/** What is wrong with a value as a message of an operation: [] when one of its messages (or replies) fits. */
+function misfit(id: string, value: unknown, part: 'messages' | 'reply' = 'messages'): string[] {
+  const op = operation(id);
+  const messages = (part === 'messages' ? op.messages : op.reply?.messages) ?? [];
+  if (messages.length === 0) throw new Error(`operation ${id} has no ${part}`);
+  const found = messages.map((m) => problems(m.payload, value));
+  return found.some((p) => p.length === 0) ? [] : found.flat();
+}
+
+/** A message's examples by name. */
+const examples = (message: string): Record<string, unknown> =>
+  Object.fromEntries((doc.components.messages[message]?.examples ?? []).map((e) => [e.name, e.payload]));
+
+const schema = (name: string): SchemaDoc => {
+  const s = doc.components.schemas[name];
+  if (!s) throw new Error(`no schema ${name}`);
+  return s;
+};
+
+describe('AsyncAPI document', () => {
+  it('parses as AsyncAPI 3.0.0 without errors or warnings', () => {
+    const serious = diagnostics.filter((d) => d.severity === 'error' || d.severity === 'warning');
+    expect(serious, JSON.stringify(serious, null, 2)).toEqual([]);
+    const unexplained = diagnostics.filter((d) => !serious.includes(d) && !(d.code in ACCEPTED_INFO));
+    expect(unexplained, JSON.stringify(unexplained, null, 2)).toEqual([]);
+    expect(doc.asyncapi).toBe('3.0.0');
+  });
+
+  it('the parser gate can fail: a channel parameter the address does not use is an error', async () => {
+    const broken = TEXT.replace('address: hub.{hubId}.cmd', 'address: hub.{hub}.cmd');
+    expect(broken).not.toBe(TEXT);
+    const { diagnostics: found } = await new Parser().parse(broken);
+    expect(found.filter((d) => d.severity === 0).map((d) => d.code)).toContain('asyncapi3-channel-parameters');
+  });
+
+  it('lists exactly the error codes of proto/errors.ts', () => {
+    const listed = schema('ErrorCode').enum as string[];
+    expect([...listed].sort()).toEqual(Object.keys(ErrorCodes).sort());
+    expect(new Set(listed).size).toBe(listed.length);
+  });
+
+  it('every example passes the payload schema of its message', () => {
+    let count = 0;
+    for (const [name, message] of Object.entries(doc.components.messages)) {
+      expect(message.examples?.length ?? 0, `${name} has examples`).toBeGreaterThan(0);
+      for (const example of message.examples ?? []) {
+        expect(problems(message.payload, example.payload), `${name} example ${example.name ?? ''}`).toEqual([]);
+        count++;
+      }
+    }
+    expect(count).toBeGreaterThan(20);
+    // an error example is the table's own answer: the number and temporary flag of its code
+    for (const example of doc.components.messages.ErrReply!.examples ?? []) {
+      const e = example.payload as { code: keyof typeof ErrorCodes; num: number; temporary: boolean };
+      expect({ num: e.num, temporary: e.temporary }, e.code).toEqual({ num: ErrorCodes[e.code].code, temporary: ErrorCodes[e.code].temporary });
+    }
+  });
+
+  it('every operation names messages of its channel', () => {
+    for (const [id, op] of Object.entries(doc.operations)) {
+      expect(op.messages?.length ?? 0, id).toBeGreaterThan(0);
+      for (const m of op.messages ?? []) expect(Object.values(op.channel.messages ?? {}), id).toContain(m);
+    }
+  });
+});
+
+// ---------------------------------------------------------------- subjects
+
+const HUB = 'hub-7';
+const HOME = 'h1';
+/** The values each channel parameter takes for HUB of HOME. */
+const VALUES: Record<string, string> = { hubId: HUB, homeId: HOME, shard: String(shardOf(HOME)) };
+
+/** Every subject builder, what it builds for HUB of HOME, and the channels that subject reaches. */
+const BUILDERS: Record<keyof typeof subjects, { subject: string; channels: string[] }> = {
+  hubCommand: { subject: subjects.hubCommand(HUB), channels: ['hubCommand'] },
+  hubDesired: { subject: subjects.hubDesired(HUB), channels: ['hubDesired'] },
+  hubTakeover: { subject: subjects.hubTakeover(HUB), channels: ['hubTakeover'] },
+  hubAll: { subject: subjects.hubAll(HUB), channels: ['hubCommand', 'hubDesired', 'hubTakeover'] },
+  hubEvents: { subject: subjects.hubEvents(HOME, HUB), channels: ['hubEvents'] },
+  homeEvents: { subject: subjects.homeEvents(HOME), channels: ['hubEvents'] },
+};
+
+/** The channels NATS carries, with their addresses. */
+const natsChannels = Object.entries(doc.channels).flatMap(([id, c]) =>
+  typeof c.address === 'string' && c.servers?.some((s) => s.protocol === 'nats') ? [{ id, address: c.address, channel: c }] : [],
+);
+
+/** A channel address with each `{parameter}` replaced by its value. */
+function instantiate(address: string, values: Record<string, string>): string {
+  return address.replace(/\{(\w+)\}/g, (_, name: string) => {
+    const v = values[name];
+    if (v === undefined) throw new Error(`no value for parameter ${name} of ${address}`);
+    return v;
+  });
+}
+
+/** The parameters a concrete subject gives an address, or null when it does not fit it. */
+function parametersOf(address: string, subject: string): Record<string, string> | null {
+  const names: string[] = [];
+  const source = address
+    .split(/(\{\w+\})/)
+    .map((part) => {
+      const m = /^\{(\w+)\}$/.exec(part);
+      if (!m) return part.replace(/[.*+?^$()|[\]\\]/g, '\\$&');
+      names.push(m[1]!);
+      return '([^.]+)';
+    })
+    .join('');
+  const found = new RegExp(`^${source}$`).exec(subject);
+  return found ? Object.fromEntries(names.map((n, i) => [n, found[i + 1]!])) : null;
+}
+
+/** NATS subject matching: `*` is one token, `>` the rest (at least one token). */
+function natsMatches(pattern: string, subject: string): boolean {
+  const p = pattern.split('.');
+  const s = subject.split('.');
+  for (let i = 0; i < p.length; i++) {
+    if (p[i] === '>') return s.length > i;
+    if (i >= s.length || (p[i] !== '*' && p[i] !== s[i])) return false;
+  }
+  return p.length === s.length;
+}
+
+describe('AsyncAPI document and proto/subjects.ts', () => {
+  it('has a channel for every subject builder, with the parameters in their places', () => {
+    expect(Object.keys(BUILDERS).sort()).toEqual(Object.keys(subjects).sort());
+    const reached = new Set<string>();
+    for (const [name, { subject, channels }] of Object.entries(BUILDERS)) {
+      const matched = natsChannels.filter((c) => natsMatches(subject, instantiate(c.address, VALUES))).map((c) => c.id);
+      expect(matched.sort(), `${name}: ${subject}`).toEqual([...channels].sort());
+      matched.forEach((id) => reached.add(id));
+      if (!/[*>]/.test(subject)) {
+        const only = natsChannels.find((c) => c.id === channels[0])!;
+        const params = parametersOf(only.address, subject);
+        expect(params, `${name}: ${subject} against ${only.address}`).not.toBeNull();
+        for (const [k, v] of Object.entries(params!)) expect(v, `${name} parameter ${k}`).toBe(VALUES[k]);
+      }
+    }
+    // and no NATS channel that no builder reaches
+    expect([...reached].sort()).toEqual(natsChannels.map((c) => c.id).sort());
+    // what a hub's holder subscribes to (hubAll) is exactly the verbs it knows
+    for (const id of BUILDERS.hubAll.channels) expect(hubVerbOf(instantiate(doc.channels[id]!.address!, VALUES)), id).not.toBeNull();
+  });
+
+  it('names every shard and the Redis prefix the code uses', () => {
+    const shard = doc.channels.hubEvents!.parameters!.shard!;
+    expect(shard.enum).toEqual(Array.from({ length: SHARDS }, (_, i) => String(i)));
+    expect(shardOf('h1')).toBe(18); // the document's example subject evt.18.h1.hub-7
+    expect(shardOf('home-42')).toBe(63);
+    expect(doc.channels.eventStream!.parameters!.prefix!.default).toBe(DEFAULT_REDIS_PREFIX);
+  });
+
+  it('describes ids by the pattern the request schemas check', () => {
+    expect(schema('Id').pattern).toBe(ID_REGEX);
+  });
+
+  it('puts the app socket at the path the gateway mounts', () => {
+    const paths: string[] = [];
+    mountAppGateway({ ws: (path: string) => paths.push(path) } as never, {} as never);
+    expect(paths).toEqual([doc.channels.appSocket!.address]);
+    expect(doc.channels.appSocket!.servers!.map((s) => s.protocol).sort()).toEqual(['ws', 'wss']);
+    expect(doc.channels.eventStream!.servers!.map((s) => s.protocol)).toEqual(['redis']);
+    expect(doc.channels.hubCommandReply!.address).toBeNull();
+  });
+});
+
+// ---------------------------------------------------------------- requests: the document and the validator agree
+
+const many = (n: number) => Object.fromEntries(Array.from({ length: n }, (_, i) => [`a${i}`, i]));
+const nested = (depth: number): unknown => (depth === 0 ? 1 : { n: nested(depth - 1) });
+const cmd = { op: 'cmd', id: 3, hub: HUB, device: 'lamp-1' };
+
+/** Requests the node accepts. */
+const ACCEPTED: Record<string, unknown> = {
+  'sub': { op: 'sub', id: 0, home: HOME },
+  'sub since': { op: 'sub', id: 1, home: HOME, since: { epoch: '4kq1w2', offset: 0 } },
+  'sub with an unknown key': { op: 'sub', id: 1, home: HOME, extra: true },
+  'sub to a home called toString': { op: 'sub', id: 1, home: 'toString' },
+  'unsub': { op: 'unsub', id: 2, home: HOME },
+  'ping, largest id': { op: 'ping', id: Number.MAX_SAFE_INTEGER },
+  'cmd set': { ...cmd, set: { on: true, level: 80, name: 'x', err: null } },
+  'cmd set 64 attributes': { ...cmd, set: many(64) },
+  'cmd set a string of 1024': { ...cmd, set: { s: 'x'.repeat(1024) } },
+  'cmd set with timeout': { ...cmd, set: { on: true }, timeoutMs: 1 },
+  'cmd method': { ...cmd, method: 'identify' },
+  'cmd method with params': { ...cmd, method: 'open', params: { to: [1, { a: null }], deep: nested(30) }, timeoutMs: 10_000 },
+  'cmd with an unknown key': { ...cmd, method: 'open', extra: 1 },
+};
+
+/** Requests the node refuses. */
+const REFUSED: Record<string, unknown> = {
+  'unknown op': { op: 'subscribe', id: 1, home: HOME },
+  'no op': { id: 1, home: HOME },
+  'sub without home': { op: 'sub', id: 1 },
+  'sub without id': { op: 'sub', home: HOME },
+  'negative id': { op: 'ping', id: -1 },
+  'fractional id': { op: 'ping', id: 1.5 },
+  'id as a string': { op: 'ping', id: '1' },
+  'id beyond 2^53 - 1': { op: 'ping', id: 2 ** 53 },
+  'home with a dot': { op: 'sub', id: 1, home: 'h.1' },
+  'empty home': { op: 'sub', id: 1, home: '' },
+  'home of 65 characters': { op: 'sub', id: 1, home: 'h'.repeat(65) },
+  'home __proto__': JSON.parse('{"op":"sub","id":1,"home":"__proto__"}'),
+  'home constructor': { op: 'sub', id: 1, home: 'constructor' },
+  'since without offset': { op: 'sub', id: 1, home: HOME, since: { epoch: 'e' } },
+  'since with a negative offset': { op: 'sub', id: 1, home: HOME, since: { epoch: 'e', offset: -1 } },
+  'since with a fractional offset': { op: 'sub', id: 1, home: HOME, since: { epoch: 'e', offset: 1.5 } },
+  'since with an empty epoch': { op: 'sub', id: 1, home: HOME, since: { epoch: '', offset: 1 } },
+  'since with an epoch of 65': { op: 'sub', id: 1, home: HOME, since: { epoch: 'e'.repeat(65), offset: 1 } },
+  'since with an unknown key': { op: 'sub', id: 1, home: HOME, since: { epoch: 'e', offset: 1, at: 0 } },
+  'since null': { op: 'sub', id: 1, home: HOME, since: null },
+  'unsub without home': { op: 'unsub', id: 1 },
+  'cmd without set or method': { ...cmd },
+  'cmd with set and method': { ...cmd, set: { on: true }, method: 'open' },
+  'cmd with set and params': { ...cmd, set: { on: true }, params: {} },
+  'cmd with an empty set': { ...cmd, set: {} },
+  'cmd set to a map': { ...cmd, set: { on: { x: 1 } } },
+  'cmd set to an array': { ...cmd, set: { on: [1] } },
+  'cmd set 65 attributes': { ...cmd, set: many(65) },
+  'cmd set a string of 1025': { ...cmd, set: { s: 'x'.repeat(1025) } },
+  'cmd set constructor': { ...cmd, set: { constructor: 1 } },
+  'cmd set an empty name': { ...cmd, set: { '': 1 } },
+  'cmd set a name of 65': { ...cmd, set: { ['n'.repeat(65)]: 1 } },
+  'cmd with an empty method': { ...cmd, method: '' },
+  'cmd with a method of 65': { ...cmd, method: 'm'.repeat(65) },
+  'cmd with params as an array': { ...cmd, method: 'open', params: [] },
+  'cmd with a top-level param constructor': { ...cmd, method: 'open', params: { constructor: 1 } },
+  'cmd with a top-level param __proto__': JSON.parse(`{"op":"cmd","id":3,"hub":"${HUB}","device":"lamp-1","method":"open","params":{"__proto__":1}}`),
+  'cmd with timeout 0': { ...cmd, method: 'open', timeoutMs: 0 },
+  'cmd with a fractional timeout': { ...cmd, method: 'open', timeoutMs: 1.5 },
+  'cmd without device': { op: 'cmd', id: 3, hub: HUB, set: { on: true } },
+  'cmd to a bad hub id': { ...cmd, hub: 'hub 7', set: { on: true } },
+  'not a map': [1, 2],
+  'null': null,
+};
+
+/**
+ * Refused by the node, accepted by the document, which says so in words: JSON Schema cannot count
+ * nesting or look for a key at every depth without a recursive schema.
+ */
+const REFUSED_IN_WORDS: Record<string, unknown> = {
+  'params nested 33 levels': { ...cmd, method: 'open', params: { deep: nested(32) } },
+  'a nested param __proto__': JSON.parse(`{"op":"cmd","id":3,"hub":"${HUB}","device":"lamp-1","method":"open","params":{"a":{"__proto__":1}}}`),
+};
+
+function nodeAccepts(request: unknown): boolean {
+  try {
+    validateAppRequest(request);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+describe('AsyncAPI document and the request validator (src/schemas/app.ts)', () => {
+  it('accepts what the node accepts, each as the message of its op', () => {
+    for (const [name, request] of Object.entries(ACCEPTED)) {
+      expect(nodeAccepts(request), `node: ${name}`).toBe(true);
+      expect(problems(schema('AppRequest'), request), `document: ${name}`).toEqual([]);
+      const op = (request as { op: string }).op;
+      expect(problems(doc.channels.appSocket!.messages![`${op}Request`]!.payload, request), `${op} message: ${name}`).toEqual([]);
+    }
+  });
+
+  it('refuses what the node refuses: missing fields, unknown ops, bad ids, both forms of a command', () => {
+    for (const [name, request] of Object.entries(REFUSED)) {
+      expect(nodeAccepts(request), `node: ${name}`).toBe(false);
+      expect(problems(schema('AppRequest'), request), `document: ${name}`).not.toEqual([]);
+    }
+  });
+
+  it('leaves only the nesting rules of params to its words', () => {
+    for (const [name, request] of Object.entries(REFUSED_IN_WORDS)) {
+      expect(nodeAccepts(request), `node: ${name}`).toBe(false);
+      expect(problems(schema('AppRequest'), request), `document: ${name}`).toEqual([]);
+    }
+    expect(String(schema('Params').description)).toMatch(/nested at most 32 levels, no\s+key `__proto__` at any depth/);
+  });
+});
+
+// ---------------------------------------------------------------- real messages: a hub session and an app session
+
+/** Values as they come, and the first one (already there or still to come) that fits. */
+class Seen<T> {
+  readonly all: T[] = [];
+  private waiting: Array<{ fits: (v: T) => boolean; resolve: (v: T) => void }> = [];
+  push(v: T): void {
+    this.all.push(v);
+    this.waiting = this.waiting.filter((w) => (w.fits(v) ? (w.resolve(v), false) : true));
+  }
+  /** @param from the first index looked at among those already seen */
+  next(fits: (v: T) => boolean, from = 0): Promise<T> {
+    const found = this.all.slice(from).find(fits);
+    return found !== undefined ? Promise.resolve(found) : new Promise((resolve) => this.waiting.push({ fits, resolve }));
+  }
+}
+
+/** A hub on the other side of the session: it answers commands, refusing `unlock` with its own code. */
+class FakeHub implements HubLink {
+  readonly frames = new Seen<ServerToHubFrame>();
+  session: HubSession | null = null;
+  send(bytes: Uint8Array): boolean {
+    const f = decodeServerFrame(bytes);
+    this.frames.push(f);
+    if (f.t === 7) {
+      const answer = f.m === 'unlock' ? { t: 8, id: f.id, ok: false, e: 'jammed' } : { t: 8, id: f.id, ok: true, r: f.p };
+      setImmediate(() => this.frame(answer));
+    }
+    return true;
+  }
+  close(code: number): void {
+    this.session?.tell({ type: 'closed', code });
+  }
+  frame(f: object): void {
+    this.session!.receiveFrame(decodeHubFrame(encodeValue(f)));
+  }
+}
+
+interface BusSeen {
+  subject: string;
+  data: Uint8Array;
+}
+
+/** One request of the app socket as text, and what the node answered. */
+interface Exchange {
+  name: string;
+  text: string;
+  request: unknown;
+  reply: AppReply;
+}
+
+/**
+ * A hub session and an app session of one node on a memory bus, as the composition root wires
+ * them: everything said on the bus is recorded, and what the app is answered.
+ */
+async function runNode() {
+  const wheel = new TimerWheel();
+  const deps = hubSessionDeps(wheel);
+  const bus = deps.bus;
+  const seen = new Seen<BusSeen>();
+  bus.subscribe('hub.>', (m) => seen.push({ subject: m.subject, data: m.data }));
+  bus.subscribe('evt.>', (m) => seen.push({ subject: m.subject, data: m.data }));
+  const commandReplies: Uint8Array[] = [];
+  const recording: Bus = {
+    publish: (subject, data) => bus.publish(subject, data),
+    subscribe: (subject, handler, options) => bus.subscribe(subject, handler, options),
+    request: async (subject, data, timeoutMs) => {
+      const reply = await bus.request(subject, data, timeoutMs);
+      commandReplies.push(reply);
+      return reply;
+    },
+    flush: () => bus.flush(),
+    close: () => bus.close(),
+  };
+  const eventOf = (kind: string) => seen.next((m) => m.subject.startsWith('evt.') && (decodeValue(m.data) as { kind: string }).kind === kind);
+
+  // the hub: online, a report, an event, a device list change
+  const hub = new FakeHub();
+  hub.session = new HubSession(HUB, HOME, hub, { ...deps, publishEvent: (e) => bus.publish(subjects.hubEvents(e.home, e.hub), encodeBus(e)) });
+  hub.frame({ t: 1, v: 1, b: 'boot' });
+  await hub.frames.next((f) => f.t === 2);
+  hub.frame({ t: 4, s: 1, r: { 'lamp-1': { on: false, level: 10 } } });
+  hub.frame({ t: 5, s: 2, d: 'button-1', e: 'double_press', p: { count: 2 } });
+  hub.frame({ t: 9, s: 3, j: [{ d: 'plug-2', k: 'plug', m: 'ZP-100' }], l: ['lamp-9'] });
+  await eventOf('devices');
+  publishDesired(bus, HUB, 'lamp-1', { reported: { on: false }, reportedVersion: 1, reportedAt: Date.now(), desired: { on: true }, desiredVersion: 1 });
+  await seen.next((m) => m.subject === subjects.hubDesired(HUB));
+
+  // the app: its requests as text, answered as the gateway answers them
+  const replies = new Seen<AppReply>();
+  const link: AppLink = {
+    open: true,
+    reply: (m) => replies.push(m),
+    subscriber: (_home, id) => ({ open: true, answer: (result) => replies.push({ op: 'ok', id, result }), send: () => 0, drained: async () => {}, reload() {}, join() {} }),
+    leave() {},
+  };
+  const app = new AppSession(
+    { kind: 'user', sub: 'u1', homes: new Set([HOME]) },
+    link,
+    {
+      system: deps.system,
+      feeds: { acquire() {}, release() {}, position: () => null, catchUp: async (home, _since, sub) => sub.answer({ home, pos: { epoch: 'e1', offset: 0 } }) },
+      sendCommand: (hubId, deviceId, spec, timeoutMs) => sendCommand(recording, hubId, deviceId, spec, timeoutMs),
+      homeOf: async (hubId) => (hubId === HUB ? HOME : null),
+      commandTimeoutMs: 5_000,
+      maxSubscriptions: 64,
+    },
+    'app:u1:1',
+  );
+  const exchanges: Exchange[] = [];
+  const ask = async (name: string, text: string, id?: number) => {
+    const before = replies.all.length;
+    try {
+      app.tell({ type: 'request', request: decodeAppRequest(new TextEncoder().encode(text).buffer as ArrayBuffer, false, 16_384, 60_000) });
+    } catch (err) {
+      app.rejectRaw(asTierError(err));
+    }
+    const reply = await replies.next((r) => r.id === id, before);
+    let request: unknown = null;
+    try {
+      request = JSON.parse(text);
+    } catch {}
+    exchanges.push({ name, text, request, reply });
+  };
+  const json = (v: object) => JSON.stringify(v);
+  await ask('ping', json({ op: 'ping', id: 1 }), 1);
+  await ask('sub to another home', json({ op: 'sub', id: 2, home: 'h2' }), 2);
+  await ask('unsub', json({ op: 'unsub', id: 3, home: HOME }), 3);
+  await ask('cmd set', json({ op: 'cmd', id: 4, hub: HUB, device: 'lamp-1', set: { on: true } }), 4);
+  await ask('cmd the hub refuses', json({ op: 'cmd', id: 5, hub: HUB, device: 'lamp-1', method: 'unlock', params: { code: '1234' } }), 5);
+  await ask('cmd to an unknown device', json({ op: 'cmd', id: 6, hub: HUB, device: 'lamp-9', method: 'identify' }), 6);
+  await ask('cmd to another home', json({ op: 'cmd', id: 7, hub: 'hub-x', device: 'lamp-1', set: { on: true } }), 7);
+  await ask('invalid cmd', json({ op: 'cmd', id: 8, hub: HUB, device: 'lamp-1', set: { on: true }, method: 'open' }), 8);
+  await ask('invalid set', json({ op: 'cmd', id: 11, hub: HUB, device: 'lamp-1', set: { on: [1] } }), 11);
+  await ask('not JSON', '{"op": "ping", "id": 9', undefined);
+  await ask('too large', json({ op: 'ping', id: 10, pad: 'x'.repeat(20_000) }), undefined);
+
+  // the hub goes away
+  hub.close(4001);
+  await eventOf('offline');
+  wheel.close();
+  await bus.close();
+  return { seen: seen.all, commandReplies, exchanges };
+}
+
+describe('AsyncAPI document and the messages a node really sends', () => {
+  let node: Awaited<ReturnType<typeof runNode>>;
+  beforeAll(async () => {
+    node = await runNode();
+  });
+  const events = () => node.seen.filter((m) => m.subject.startsWith('evt.')).map((m) => ({ ...m, event: decodeValue(m.data) as AppEventMessage }));
+
+  it('every bus message is on one channel of the document and fits one of its messages', () => {
+    const channels = new Set<string>();
+    for (const m of node.seen) {
+      const on = natsChannels.filter((c) => parametersOf(c.address, m.subject) !== null);
+      expect(on.map((c) => c.id), m.subject).toHaveLength(1);
+      channels.add(on[0]!.id);
+      const value = decodeValue(m.data);
+      const fits = Object.values(on[0]!.channel.messages ?? {}).some((message) => problems(message.payload, value).length === 0);
+      expect(fits, `${m.subject}: ${JSON.stringify(value)}`).toBe(true);
+    }
+    expect([...channels].sort()).toEqual(['hubCommand', 'hubDesired', 'hubEvents', 'hubTakeover']);
+  });
+
+  it('command requests and their replies (ok, refused by the hub, unknown device) fit the command operation', () => {
+    const requests = node.seen.filter((m) => m.subject === subjects.hubCommand(HUB)).map((m) => decodeValue(m.data));
+    expect(requests.length).toBe(3); // the app's set, unlock and the unknown device (not the other home's)
+    for (const r of requests) expect(misfit('answerCommand', r), JSON.stringify(r)).toEqual([]);
+    const replies = node.commandReplies.map((d) => decodeValue(d) as { ok: boolean; e?: string; hub?: string });
+    expect(replies.map((r) => (r.ok ? 'ok' : `${r.e}${r.hub ? `/${r.hub}` : ''}`))).toEqual(['ok', 'command_failed/jammed', 'unknown_device']);
+    for (const r of replies) expect(misfit('answerCommand', r, 'reply'), JSON.stringify(r)).toEqual([]);
+    for (const r of replies) expect(misfit('requestCommand', r, 'reply'), JSON.stringify(r)).toEqual([]);
+    // the examples are real replies
+    expect(examples('CommandReply')).toEqual({ ok: replies[0], refusedByHub: replies[1], unknownDevice: replies[2] });
+  });
+
+  it('every kind of hub event fits on the bus, to JSON apps and to msgpack apps, with and without pos', () => {
+    const all = events();
+    expect(all.map((e) => e.event.kind).sort()).toEqual(['devices', 'event', 'offline', 'online', 'state']);
+    all.forEach(({ subject, data, event }, i) => {
+      expect(parametersOf(doc.channels.hubEvents!.address!, subject), subject).toEqual(VALUES);
+      expect(misfit('publishEvent', event), `bus ${event.kind}`).toEqual([]);
+      expect(misfit('sendEvent', JSON.parse(appEventJson(data))), `json ${event.kind}`).toEqual([]);
+      expect(misfit('sendEvent', decodeValue(appEventBytes(data))), `msgpack ${event.kind}`).toEqual([]);
+      const withPos: AppEventMessage = { ...event, pos: { epoch: '4kq1w2', offset: i + 1 } };
+      expect(misfit('sendEvent', decodeValue(encodeBus(withPos))), `${event.kind} with pos`).toEqual([]);
+      expect(misfit('sendEvent', JSON.parse(JSON.stringify(withPos))), `${event.kind} with pos`).toEqual([]);
+    });
+  });
+
+  it('a stream entry of each event fits, its event decodes to a StoredEvent, and the example entry does too', () => {
+    events().forEach(({ event }, i) => {
+      const entry = { home: event.home, epoch: '4kq1w2', offset: String(i + 1), event: encodeBus(event) };
+      expect(misfit('appendEvent', entry), event.kind).toEqual([]);
+      expect(problems(schema('StoredEvent'), decodeValue(entry.event)), event.kind).toEqual([]);
+      expect(problems(schema('StoredEvent'), { ...event, pos: { epoch: '4kq1w2', offset: 1 } }), `${event.kind} with pos`).not.toEqual([]);
+      expect(misfit('appendEvent', { ...entry, offset: '0' }), 'offset 0').not.toEqual([]);
+      expect(misfit('appendEvent', { ...entry, offset: i + 1 }), 'offset as a number').not.toEqual([]);
+    });
+    const example = doc.components.messages.EventStreamEntry!.examples![0]!.payload as { event: string };
+    expect(problems(schema('StoredEvent'), decodeValue(Buffer.from(example.event, 'hex')))).toEqual([]);
+  });
+
+  it('every answer of the app session fits a reply of the operation its request is', () => {
+    expect(node.exchanges.map((x) => `${x.name}: ${x.reply.op}${x.reply.op === 'err' ? ` ${x.reply.code}` : ''}`)).toEqual([
+      'ping: ok',
+      'sub to another home: err forbidden',
+      'unsub: ok',
+      'cmd set: ok',
+      'cmd the hub refuses: err command_failed',
+      'cmd to an unknown device: err unknown_device',
+      'cmd to another home: err forbidden',
+      'invalid cmd: err invalid_field',
+      'invalid set: err invalid_field',
+      'not JSON: err malformed_frame',
+      'too large: err frame_too_large',
+    ]);
+    const receiving = Object.entries(doc.operations).filter(([, op]) => op.action === 'receive' && op.channel === doc.channels.appSocket);
+    for (const x of node.exchanges) {
+      const ops = receiving.filter(([id]) => misfit(id, x.request).length === 0).map(([id]) => id);
+      if (nodeAccepts(x.request)) {
+        expect(ops, x.name).toHaveLength(1);
+        expect(misfit(ops[0]!, x.reply, 'reply'), `${x.name}: ${JSON.stringify(x.reply)}`).toEqual([]);
+      } else {
+        expect(ops, x.name).toEqual([]);
+        expect(misfit('refuse', x.reply), `${x.name}: ${JSON.stringify(x.reply)}`).toEqual([]);
+      }
+    }
+    // the error examples are the node's own answers
+    const answer = (name: string) => node.exchanges.find((x) => x.name === name)!.reply;
+    expect(examples('ErrReply')).toEqual({ invalidField: answer('invalid set'), hubRefused: answer('cmd the hub refuses'), unreadable: answer('not JSON') });
+  });
+
+  it('sub answers of each kind and the reload message fit, as proto/app.ts types them', () => {
+    const results: SubResult[] = [
+      { home: HOME, pos: { epoch: '4kq1w2', offset: 1042 } },
+      { home: HOME, pos: null },
+      { home: HOME, pos: { epoch: '4kq1w2', offset: 1045 }, recovered: true, missed: 3 },
+      { home: HOME, pos: { epoch: '9zr0aa', offset: 12 }, recovered: false, reason: 'epoch_changed' },
+      { home: HOME, pos: { epoch: '4kq1w2', offset: 1045 }, recovered: false, reason: 'too_old' },
+      { home: HOME, pos: { epoch: '4kq1w2', offset: 0 }, recovered: false, reason: 'unavailable' },
+    ];
+    for (const result of results) {
+      const reply: AppReply = { op: 'ok', id: 1, result };
+      expect(misfit('subscribe', reply, 'reply'), JSON.stringify(result)).toEqual([]);
+      expect(problems(doc.channels.appSocket!.messages!.subOk!.payload, reply), JSON.stringify(result)).toEqual([]);
+    }
+    const reload: AppReloadMessage = { op: 'reload', home: HOME, reason: 'epoch_changed', pos: { epoch: '9zr0aa', offset: 0 } };
+    expect(misfit('sendReload', reload)).toEqual([]);
+  });
+});
+
+describe('AsyncAPI document refuses wrong messages', () => {
+  const state = { op: 'evt', kind: 'state', home: HOME, hub: HUB, device: 'temp-1', attrs: { temp: 21.5 }, version: 8, ts: 1_700_000_000_000 };
+  const refuses = (id: string, value: unknown, part: 'messages' | 'reply' = 'messages') => expect(misfit(id, value, part), JSON.stringify(value)).not.toEqual([]);
+
+  it('events: a missing field, an unknown kind, no op, a bad position', () => {
+    expect(misfit('sendEvent', state)).toEqual([]);
+    const { attrs: _attrs, ...withoutAttrs } = state;
+    refuses('sendEvent', withoutAttrs);
+    refuses('sendEvent', { ...state, kind: 'weird' });
+    const { op: _op, ...withoutOp } = state;
+    refuses('publishEvent', withoutOp);
+    refuses('sendEvent', { ...state, pos: { epoch: '4kq1w2', offset: -1 } });
+    refuses('sendEvent', { ...state, pos: { epoch: '4kq1w2', offset: 1, extra: 1 } });
+    refuses('sendEvent', { ...state, pos: null });
+    refuses('sendEvent', { ...state, attrs: { temp: { c: 21.5 } } });
+  });
+
+  it('answers and reloads: an unknown code, a sub answer without pos, a failed recovery without reason', () => {
+    const err = { op: 'err', id: 1, code: 'forbidden', num: 201, temporary: false, msg: 'no' };
+    expect(misfit('refuse', err)).toEqual([]);
+    refuses('refuse', { ...err, code: 'nope' });
+    const { msg: _msg, ...withoutMsg } = err;
+    refuses('refuse', withoutMsg);
+    refuses('subscribe', { op: 'ok', id: 1, result: { home: HOME } }, 'reply');
+    refuses('subscribe', { op: 'ok', id: 1, result: { home: HOME, pos: null, recovered: false } }, 'reply');
+    refuses('subscribe', { op: 'ok', id: 1, result: { home: HOME, pos: null, recovered: true, reason: 'later' } }, 'reply');
+    refuses('sendReload', { op: 'reload', home: HOME, reason: 'epoch_changed', pos: null });
+    refuses('sendReload', { op: 'reload', home: HOME, reason: 'gone', pos: { epoch: 'e', offset: 0 } });
+  });
+
+  it('bus payloads: a command without timeout, a failed reply without code, a takeover without epoch', () => {
+    refuses('answerCommand', { d: 'lamp-1', m: 'set', p: {} });
+    refuses('answerCommand', { ok: false }, 'reply');
+    refuses('answerCommand', { ok: false, e: 'jammed' }, 'reply');
+    refuses('receiveTakeover', { node: 'node-b' });
+    refuses('receiveDesired', { d: 'lamp-1', desired: { on: [true] }, v: 1 });
+  });
+});
