@@ -39,8 +39,10 @@ interface Home {
   readonly cursor: HomeCursor;
   /** the `sub` request waiting for its answer */
   pendingId: number | null;
-  /** events of a recovery still to come (the answer's `missed`) */
+  /** events of a recovery still to come (the answer's `missed`, when the server counts them) */
   replaying: number;
+  /** the server has this home subscribed on the current socket (answered `ok`) */
+  joined: boolean;
   /** the last answer; null until the first */
   last: SubResult | null;
   readonly ready: Promise<SubResult>;
@@ -67,7 +69,7 @@ export class Subscriptions {
       const ready = new Promise<SubResult>((resolve, reject) => (settle = { resolve, reject }));
       // the app need not await ready: a refusal also reaches onError
       ready.catch(() => {});
-      h = { home, listeners: new Set(), cursor: new HomeCursor(), pendingId: null, replaying: 0, last: null, ready, settle };
+      h = { home, listeners: new Set(), cursor: new HomeCursor(), pendingId: null, replaying: 0, joined: false, last: null, ready, settle };
       this.homes.set(home, h);
       if (this.isOpen()) this.send(h);
     }
@@ -93,6 +95,7 @@ export class Subscriptions {
     for (const h of this.homes.values()) {
       h.pendingId = null;
       h.replaying = 0;
+      h.joined = false;
       h.cursor.clearHeld();
     }
   }
@@ -111,7 +114,7 @@ export class Subscriptions {
     this.deliver(h, h.cursor.place(evt));
     // a live event past a gap: ask for what is missing (held events wait for it); during a
     // recovery the gap is expected to close by itself
-    if (!recovering && h.cursor.gapOpen && this.isOpen()) this.send(h);
+    if (!recovering && h.cursor.gapOpen && this.isOpen()) this.resubscribe(h);
   }
 
   reload(msg: AppReloadMessage): void {
@@ -124,6 +127,17 @@ export class Subscriptions {
 
   get size(): number {
     return this.homes.size;
+  }
+
+  /**
+   * Subscribes again from the position on the same socket: `unsub` first, because the server
+   * answers a `sub` of a home it has subscribed with where it stands and recovers nothing.
+   */
+  private resubscribe(h: Home): void {
+    const noop = () => {};
+    if (h.joined) this.requests.add((id) => ({ op: 'unsub', id, home: h.home }), { ok: noop, fail: noop }, { onDrop: 'forget', queue: false });
+    h.joined = false;
+    this.send(h);
   }
 
   private send(h: Home): void {
@@ -139,6 +153,7 @@ export class Subscriptions {
   private answered(h: Home, since: Position | undefined, result: SubResult): void {
     if (this.homes.get(h.home) !== h) return;
     h.pendingId = null;
+    h.joined = true;
     const first = h.last === null;
     h.last = result;
     let released: AppEventMessage[] = [];

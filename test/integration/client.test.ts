@@ -8,11 +8,18 @@ import { SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AppEventMessage } from '../../proto/app.js';
 import { HubClient } from '../../load/wire/hub-client.js';
-import { ClientError, HubtierClient, type ClientOptions, type ConnectionState, type ReloadInfo } from '../../src/client/index.js';
+import { ClientError, HubtierClient, type ClientOptions, type ConnectionState, type ReloadInfo, type SubResult } from '../../src/client/index.js';
 import { Inbox } from '../helpers/fake-app-server.js';
 import { api, startServerProcess, type ServerProcess } from '../helpers/server-process.js';
 
 const HOME = 'home-c';
+
+/** Every positioned event one after the other in one epoch: nothing missed, nothing twice. */
+function expectContiguous(events: AppEventMessage[]): void {
+  const positions = events.flatMap((e) => (e.pos ? [e.pos] : []));
+  expect(positions.length).toBeGreaterThan(1);
+  positions.forEach((p, i) => i > 0 && expect(p).toEqual({ epoch: positions[0]!.epoch, offset: positions[i - 1]!.offset + 1 }));
+}
 
 describe('app client library against a real node', () => {
   let server: ServerProcess;
@@ -44,6 +51,39 @@ describe('app client library against a real node', () => {
     const c = new HubtierClient({ url: server.wsUrl, token: () => mint(server.jwtSecret), WebSocket, backoff: { initialMs: 50, maxMs: 400 }, onState: states.push, ...extra });
     clients.push(c);
     return { c, states };
+  }
+
+  /**
+   * A client whose socket the test can cut as a network would (`cut`: the client sees 1006 and
+   * waits for a token), and whose next token is held back until `back()`, so that events happen
+   * while it is away.
+   */
+  function awayClient() {
+    const sockets: WebSocket[] = [];
+    class Tracked extends WebSocket {
+      constructor(url: string, protocols?: string | string[]) {
+        super(url, protocols);
+        sockets.push(this);
+      }
+    }
+    let back: () => void = () => {};
+    const held = new Promise<void>((resolve) => (back = resolve));
+    let attempts = 0;
+    const token = async () => {
+      if (attempts++ > 0) await held;
+      return mint(server.jwtSecret);
+    };
+    const { c, states } = client({ WebSocket: Tracked, token });
+    return {
+      c,
+      states,
+      sockets,
+      async cut() {
+        sockets[sockets.length - 1]!.terminate();
+        await states.next((s) => s.state === 'connecting', 2);
+      },
+      back: () => back(),
+    };
   }
 
   beforeAll(async () => {
@@ -105,12 +145,68 @@ describe('app client library against a real node', () => {
     expect((late as Error).message).not.toMatch(/no answer within/);
   });
 
+  it('recovers exactly the events it missed while its socket was down, in order, then live ones', async () => {
+    const hubId = await provision('recover');
+    const hub = await online(hubId);
+    const away = awayClient();
+    const { c } = away;
+    const events = new Inbox<AppEventMessage>();
+    const reloads = new Inbox<ReloadInfo>();
+    const answers = new Inbox<SubResult>();
+    await c.subscribe(HOME, { onEvent: events.push, onReload: reloads.push, onSubscribed: answers.push }).ready;
+    const mine = () => events.items.filter((e) => e.hub === hubId && e.kind === 'state').map((e) => (e.kind === 'state' ? e.attrs.n : null));
+    await hub.report({ s1: { n: 1 } });
+    await events.next((e) => e.kind === 'state' && e.hub === hubId && e.attrs.n === 1);
+    const before = events.items.length;
+
+    await away.cut();
+    for (let n = 2; n <= 4; n++) await hub.report({ s1: { n } }); // acknowledged: stored in the history
+    expect(events.items.length).toBe(before);
+    away.back();
+
+    const answer = await answers.next(() => true, 2);
+    expect(answer).toMatchObject({ home: HOME, recovered: true });
+    await events.next((e) => e.kind === 'state' && e.hub === hubId && e.attrs.n === 4);
+    await hub.report({ s1: { n: 5 } });
+    await events.next((e) => e.kind === 'state' && e.hub === hubId && e.attrs.n === 5);
+    expect(mine()).toEqual([1, 2, 3, 4, 5]);
+    expect(reloads.items).toEqual([]);
+    expectContiguous(events.items);
+    expect(away.sockets).toHaveLength(2);
+  });
+
+  it('tells the app to reload when it missed more than the history keeps, and goes on from the position given', async () => {
+    const hubId = await provision('too-old');
+    const hub = await online(hubId);
+    const away = awayClient();
+    const events = new Inbox<AppEventMessage>();
+    const reloads = new Inbox<ReloadInfo>();
+    await away.c.subscribe(HOME, { onEvent: events.push, onReload: reloads.push }).ready;
+    await hub.report({ s1: { n: 0 } });
+    await events.next((e) => e.kind === 'state' && e.hub === hubId && e.attrs.n === 0);
+
+    await away.cut();
+    // the node keeps 100 events per home (TIER_HISTORY_SIZE's default)
+    for (let n = 1; n <= 110; n++) await hub.report({ s1: { n } });
+    away.back();
+
+    const reload = await reloads.next(() => true);
+    expect(reload).toMatchObject({ reason: 'too_old', pos: { epoch: expect.any(String), offset: expect.any(Number) } });
+    await hub.report({ s1: { n: 111 } });
+    const live = await events.next((e) => e.kind === 'state' && e.hub === hubId && e.attrs.n === 111);
+    // none of the missed events was delivered; the next one continues right after the reload's position
+    expect(events.items.filter((e) => e.hub === hubId && e.kind === 'state').map((e) => (e.kind === 'state' ? e.attrs.n : null))).toEqual([0, 111]);
+    expect(live.pos).toEqual({ epoch: reload.pos!.epoch, offset: reload.pos!.offset + 1 });
+  });
+
+  // 60 s: a ceiling, not a measure (starting a node process takes several seconds on a busy machine)
   it('reconnects after the node restarts on the same port, resubscribes, and events flow again', async () => {
     const hubId = await provision('restart');
     const { c, states } = client();
     const events = new Inbox<AppEventMessage>();
     const reloads = new Inbox<ReloadInfo>();
-    await c.subscribe(HOME, { onEvent: events.push, onReload: reloads.push }).ready;
+    const answers = new Inbox<SubResult>();
+    await c.subscribe(HOME, { onEvent: events.push, onReload: reloads.push, onSubscribed: answers.push }).ready;
     const hub = await online(hubId);
     const reported = (n: number) => events.next((e) => e.kind === 'state' && e.hub === hubId && e.attrs.n === n);
     await hub.report({ s1: { n: 1 } });
@@ -128,8 +224,12 @@ describe('app client library against a real node', () => {
     await hub.connect(); // the hub, its secret kept on disk by the node, comes back too
     await hub.report({ s1: { n: 2 } });
     await reported(2);
-    // this node keeps no event history: the client could not know what it missed, so it said reload
-    expect(reloads.items).toEqual([{ reason: 'unavailable', pos: null }]);
+    // a clean stop keeps the history's epoch on disk: the client resubscribed from its last event
+    // and got what it missed (the hub going offline) with no reload and nothing twice
+    expect(reloads.items).toEqual([]);
+    expect((await answers.next(() => true, 2)).recovered).toBe(true);
     expect(events.items.filter((e) => e.hub === hubId && e.kind === 'state').map((e) => (e.kind === 'state' ? e.attrs.n : null))).toEqual([1, 2]);
-  });
+    expect(events.items.some((e) => e.hub === hubId && e.kind === 'offline')).toBe(true);
+    expectContiguous(events.items);
+  }, 60_000);
 });
