@@ -25,18 +25,20 @@ export type RecoveryFailure =
   | 'unavailable';
 
 /**
- * The `ok` answer to `sub`. `pos` is the home's position the subscription continues from: live
- * events follow with offsets above it (null when no history is kept). With `since`, `recovered`
- * says whether the missed events follow (true: exactly those after `since` up to `pos`, in order,
- * before any live one) or not (false, with `reason`: reload the snapshot, then go on from `pos`).
+ * The `ok` answer to `sub`. `pos` is where the events this subscription delivers begin: they have
+ * offsets above it (null when no position is known: no history, or it could not be read).
+ * - without `since`: the home's current position; live events follow.
+ * - with `since`, `recovered: true`: `pos` is `since`; exactly the events after it follow, in order,
+ *   then the live ones. Should the history lose them meanwhile, a `reload` to this app says so.
+ * - with `since`, `recovered: false` and `reason`: reload the home's snapshot, then go on from `pos`
+ *   (the current position).
+ * A second `sub` of a home already subscribed on the connection answers `pos` alone.
  */
 export interface SubResult {
   home: string;
   pos: Position | null;
   recovered?: boolean;
   reason?: RecoveryFailure;
-  /** with recovered: true, how many events follow this answer */
-  missed?: number;
 }
 
 export type AppRequest =

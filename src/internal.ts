@@ -20,3 +20,6 @@ export { openDataStore, type DataSync } from './ports/lmdb.js';
 export { emptyDevice, type ShadowStore } from './ports/shadow-store/shadow-store.js';
 export { MemoryShadowStore } from './ports/shadow-store/shadow-store-memory.js';
 export { LmdbShadowStore } from './ports/shadow-store/shadow-store-lmdb.js';
+export { connectRedis, RedisKeys } from './ports/redis.js';
+export { RedisEventHistory } from './ports/history/history-redis.js';
+export type { EventHistory, HistoryRetention } from './ports/history/history.js';

@@ -334,6 +334,7 @@ export class AppFuzzer {
     const kind = this.rng.weighted([
       [4, 'ping'],
       [10, 'sub'],
+      [6, 'sub-since'],
       [4, 'unsub'],
       [8, 'cmd-hub'],
       [8, 'cmd-device'],
@@ -362,6 +363,22 @@ export class AppFuzzer {
       case 'unsub': {
         this.lastHome = this.rng.chance(0.2) ? this.responder.homeId : h();
         return this.request(kind, enc, { op: kind, id, home: this.lastHome });
+      }
+      case 'sub-since': {
+        // a position from a recovery: well formed, from another epoch or far away, or hostile
+        const since = this.rng.pick<unknown>([
+          { epoch: 'a1b2c3d4e5f6', offset: 0 },
+          { epoch: h(), offset: this.rng.pick([0, 1, 2 ** 53 - 1]) },
+          { epoch: 'e', offset: this.rng.pick<unknown>([-1, 1.5, 2 ** 53, '1', null]) },
+          { epoch: this.rng.pick<unknown>(['', 'x'.repeat(65), 1, null, {}]), offset: 1 },
+          { epoch: 'e', offset: 1, extra: true },
+          { epoch: 'e' },
+          { offset: 3 },
+          'since',
+          [1, 2],
+          null,
+        ]);
+        return this.request(kind, enc, { op: 'sub', id, home: this.rng.chance(0.5) ? this.responder.homeId : h(), since });
       }
       case 'cmd-hub':
         return this.request(kind, enc, { op: 'cmd', id, hub: h(), device: 'dev-1', set: { on: true }, timeoutMs: 2_000 });
@@ -459,6 +476,7 @@ export class AppFuzzer {
         return isProtocolId(m.home) ? [{ op: 'ok' }] : invalid;
       case 'sub': {
         if (!isProtocolId(m.home)) return invalid;
+        if (m.since !== undefined && !isPosition(m.since)) return invalid;
         const home = m.home as string;
         if (!this.principal.admin && !this.principal.homes.has(home)) return [{ op: 'err', code: 'forbidden' }];
         if (!this.subscribed.has(home) && this.subscribed.size >= MAX_SUBSCRIPTIONS) return [{ op: 'err', code: 'rate_limited' }];
@@ -487,4 +505,19 @@ export class AppFuzzer {
         return invalid;
     }
   }
+}
+
+/** §11: a `since` position, exactly `{epoch: 1..64 characters, offset: a safe integer ≥ 0}`. */
+function isPosition(v: unknown): boolean {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) return false;
+  const p = v as Record<string, unknown>;
+  return (
+    Object.keys(p).every((k) => k === 'epoch' || k === 'offset') &&
+    typeof p.epoch === 'string' &&
+    p.epoch.length >= 1 &&
+    p.epoch.length <= 64 &&
+    typeof p.offset === 'number' &&
+    Number.isSafeInteger(p.offset) &&
+    p.offset >= 0
+  );
 }

@@ -8,7 +8,7 @@ export { findOnPath, findServer, isExecutable, SBIN_DIRS, SERVERS, type Lookup, 
 export { freePort } from './free-port.js';
 export { collect, MEASURED_NODE_FLAGS, type GcReading } from './measured.js';
 export { ensureServers, installCommand, MissingServerError, requireServer, type EnsureOptions } from './missing-servers.js';
-export { startNats } from './nats-server.js';
+export { startNats, type NatsOptions } from './nats-server.js';
 export { freshDataDir, startNode, type NodeOptions, type NodeProc } from './node.js';
 export { ExitedError, start, type Proc, type ProcOptions } from './proc.js';
 export { cpuMs, cpuSplitMs, rssBytes } from './proc-stats.js';

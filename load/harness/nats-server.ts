@@ -1,9 +1,27 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { startBackend, type Backend } from './backend.js';
+import { removeAtExit } from './exit-hooks.js';
 import { requireServer } from './missing-servers.js';
 
-/** Starts a nats-server (core NATS, no JetStream) on a free port of 127.0.0.1. */
-export async function startNats(): Promise<Backend> {
-  const bin = requireServer('nats-server');
-  return startBackend({ kind: 'nats', bin, args: (port) => ['-a', '127.0.0.1', '-p', String(port)] });
+export interface NatsOptions {
+  /**
+   * Enable JetStream (`-js`) with file storage in a fresh dir under the OS temp dir (`-sd`). The
+   * dir survives `stop`/`restart`, as a production store would, and is removed when this process
+   * ends. @default false (core NATS only)
+   */
+  jetstream?: boolean;
 }
 
+/** Starts a nats-server on a free port of 127.0.0.1: core NATS, or with JetStream when asked. */
+export async function startNats(options: NatsOptions = {}): Promise<Backend> {
+  const bin = requireServer('nats-server');
+  let store: string[] = [];
+  if (options.jetstream === true) {
+    const dir = mkdtempSync(join(tmpdir(), 'hubtier-nats-'));
+    removeAtExit(dir);
+    store = ['-js', '-sd', dir];
+  }
+  return startBackend({ kind: 'nats', bin, args: (port) => ['-a', '127.0.0.1', '-p', String(port), ...store] });
+}

@@ -61,7 +61,8 @@ export type AppMessage = { type: 'request'; request: AppRequest } | { type: 'clo
  * in order; commands run concurrently and answer with the request id when the hub answers.
  */
 export class AppSession extends Actor<AppMessage> {
-  private readonly homes = new Set<string>();
+  /** subscribed homes, each with its subscription's own token (a sub after an unsub is another one) */
+  private readonly homes = new Map<string, object>();
   private commandsInFlight = 0;
 
   constructor(
@@ -73,7 +74,7 @@ export class AppSession extends Actor<AppMessage> {
     super(address, deps.system);
   }
 
-  protected receive(msg: AppMessage): void | Promise<void> {
+  protected receive(msg: AppMessage): void {
     if (msg.type === 'closed') {
       this.stop('closed');
       return;
@@ -83,7 +84,10 @@ export class AppSession extends Actor<AppMessage> {
       case 'ping':
         return this.link.reply({ op: 'ok', id: req.id, result: { ts: Date.now() } });
       case 'sub':
-        return this.subscribe(req.id, req.home, req.since);
+        // not awaited: a long recovery must not hold the connection's commands, pings and unsubs
+        // (an unsub ends it); the subscription itself is taken in order, before the first await
+        this.subscribe(req.id, req.home, req.since).catch((err: unknown) => this.answerError(req.id, asTierError(err)));
+        return;
       case 'unsub':
         if (this.homes.delete(req.home)) {
           this.link.leave(req.home);
@@ -97,7 +101,7 @@ export class AppSession extends Actor<AppMessage> {
   }
 
   /**
-   * Waits (the mailbox with it) until the feed has taken the subscriber: the answer, the events
+   * Takes the subscription now, then lets the feed bring the subscriber in: the answer, the events
    * missed since `since`, then the live ones. A second `sub` of a subscribed home answers with
    * where the feed stands and recovers nothing: the app already receives the home's events.
    */
@@ -106,12 +110,13 @@ export class AppSession extends Actor<AppMessage> {
     const again = this.homes.has(homeId);
     if (!again) {
       if (this.homes.size >= this.deps.maxSubscriptions) return this.answerError(id, new TierError('rate_limited', `at most ${this.deps.maxSubscriptions} homes per connection`));
-      this.homes.add(homeId);
+      this.homes.set(homeId, {});
       this.deps.feeds.acquire(homeId);
     }
     if (again) return this.link.reply({ op: 'ok', id, result: { home: homeId, pos: this.deps.feeds.position(homeId) } });
     // unsubscribed or closed meanwhile: the feed was released, nothing more is sent
-    await this.deps.feeds.catchUp(homeId, since, this.link.subscriber(homeId, id, () => this.homes.has(homeId)));
+    const token = this.homes.get(homeId);
+    await this.deps.feeds.catchUp(homeId, since, this.link.subscriber(homeId, id, () => this.homes.get(homeId) === token));
   }
 
   private command(req: Extract<AppRequest, { op: 'cmd' }>): void {
@@ -148,7 +153,7 @@ export class AppSession extends Actor<AppMessage> {
   }
 
   protected onStop(): void {
-    for (const home of this.homes) this.deps.feeds.release(home);
+    for (const home of this.homes.keys()) this.deps.feeds.release(home);
     this.homes.clear();
   }
 

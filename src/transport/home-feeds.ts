@@ -13,6 +13,8 @@ export interface TopicPublisher {
   publish(topic: string, message: Uint8Array | string, isBinary: boolean): boolean;
 }
 
+/** Epochs a feed remembers having left. */
+const RETIRED_EPOCHS = 4;
 /** ms before a feed whose history position could not be read tries again */
 const RESTART_MS = 1_000;
 
@@ -40,8 +42,12 @@ interface Feed {
    */
   state: 'starting' | 'ordered' | 'unordered';
   epoch: string | null;
+  /** epochs this feed left behind (newest first): their late events are dropped */
+  retired: string[];
   /** every event up to this offset has gone to the topics, in order; later ones follow in order */
   delivered: number;
+  /** the highest offset that reached this node, held or not: everything up to it is to be delivered */
+  seen: number;
   /** events past a gap, by offset, until the gap is filled */
   pending: Map<number, Uint8Array>;
   /** events that arrived before the feed was ready */
@@ -107,7 +113,9 @@ export class HomeFeeds {
       ready: Promise.resolve(),
       state: this.history ? 'starting' : 'unordered',
       epoch: null,
+      retired: [],
       delivered: 0,
+      seen: 0,
       pending: new Map(),
       early: [],
       reads: Promise.resolve(),
@@ -238,6 +246,8 @@ export class HomeFeeds {
     const early = feed.early;
     feed.early = [];
     for (const data of early) this.onEvent(feed, data);
+    // events dropped past the bound while starting are read back
+    if (feed.state === 'ordered' && feed.seen > feed.delivered) this.scheduleFill(feed);
   }
 
   private onEvent(feed: Feed, data: Uint8Array): void {
@@ -248,12 +258,15 @@ export class HomeFeeds {
     if (feed.state === 'starting') {
       // before the feed knows its position; dropped beyond the bound (the gap fill reads them back)
       if (feed.early.length < this.maxPending) feed.early.push(data);
+      else feed.seen = Math.max(feed.seen, pos.offset);
       return;
     }
     if (pos.epoch !== feed.epoch) {
+      if (feed.retired.includes(pos.epoch)) return;
       // the history lost continuity: subscribers reload, then go on from just before this event
       this.reload(feed, 'epoch_changed', { epoch: pos.epoch, offset: pos.offset - 1 });
     }
+    feed.seen = Math.max(feed.seen, pos.offset);
     if (pos.offset <= feed.delivered) return;
     if (pos.offset === feed.delivered + 1) {
       this.fanOut(feed.homeId, data);
@@ -281,23 +294,29 @@ export class HomeFeeds {
     }, this.gapWaitMs);
   }
 
-  /** Reads the gap between what was delivered and the first event held past it. */
+  /** Reads the gap between what was delivered and the first event held past it (or the highest seen). */
   private async fill(feed: Feed): Promise<void> {
     feed.filling = false;
-    while (!feed.closed && feed.pending.size > 0) {
-      const until = Math.min(...feed.pending.keys()) - 1;
+    while (!feed.closed && feed.state === 'ordered' && (feed.pending.size > 0 || feed.seen > feed.delivered)) {
+      const until = feed.pending.size > 0 ? Math.min(...feed.pending.keys()) - 1 : feed.seen;
       if (until <= feed.delivered) {
         for (const offset of feed.pending.keys()) if (offset <= feed.delivered) feed.pending.delete(offset);
         this.drain(feed);
         continue;
       }
       const epoch = feed.epoch!;
-      const read = await this.read(feed, feed.delivered, until, this.maxPending);
+      const upTo = Math.min(until, feed.delivered + RECOVERY_PAGE);
+      const read = await this.read(feed, feed.delivered, upTo, RECOVERY_PAGE);
       if (feed.closed || feed.epoch !== epoch) return;
+      const before = feed.delivered;
       if (read?.ok) this.deliverRead(feed, read.entries, read.epoch);
-      else if (read?.reason === 'epoch_changed') this.reload(feed, 'epoch_changed', read.pos);
+      // positions the history does not have (another publisher's): skipped, not read forever
+      if (read?.ok && feed.delivered === before) this.reload(feed, 'too_old', { epoch, offset: upTo });
+      else if (read?.ok) {
+        // filled
+      } else if (read?.reason === 'epoch_changed') this.reload(feed, 'epoch_changed', read.pos);
       // the gap cannot be filled: subscribers reload, the feed goes on after it
-      else this.reload(feed, read ? read.reason : 'unavailable', { epoch, offset: until });
+      else this.reload(feed, read ? read.reason : 'unavailable', { epoch, offset: upTo });
       this.drain(feed);
     }
   }
@@ -313,8 +332,15 @@ export class HomeFeeds {
 
   /** Tells the home's subscribers to reload; the feed continues from `pos`. */
   private reload(feed: Feed, reason: RecoveryFailure, pos: Position): void {
+    if (pos.epoch !== feed.epoch) {
+      // what was held belongs to the old history; late events of it are dropped, not taken for a new change
+      feed.pending.clear();
+      feed.seen = pos.offset;
+      if (feed.epoch !== null) feed.retired = [feed.epoch, ...feed.retired.slice(0, RETIRED_EPOCHS - 1)];
+    }
     feed.epoch = pos.epoch;
     feed.delivered = pos.offset;
+    feed.seen = Math.max(feed.seen, pos.offset);
     for (const offset of feed.pending.keys()) if (offset <= pos.offset) feed.pending.delete(offset);
     const msg: AppReloadMessage = { op: 'reload', home: feed.homeId, reason, pos };
     this.send(feed.homeId, encodeApp(msg), () => JSON.stringify(msg));

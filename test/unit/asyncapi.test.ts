@@ -4,119 +4,35 @@
  * messages a node really sends and accepts pass the document's schemas (with ajv), while wrong
  * ones are refused.
  */
-import { readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import { Parser } from '@asyncapi/parser';
-import { Ajv, type ValidateFunction } from 'ajv';
 import { beforeAll, describe, expect, it } from 'vitest';
-import type { AppEventMessage, AppReloadMessage, AppReply, SubResult } from '../../proto/app.js';
+import type { AppEventMessage, AppReply, Position, SubResult } from '../../proto/app.js';
 import { ErrorCodes } from '../../proto/errors.js';
 import type { ServerToHubFrame } from '../../proto/frames.js';
 import { hubVerbOf, SHARDS, shardOf, subjects } from '../../proto/subjects.js';
-import { AppSession, type AppLink } from '../../src/actors/app-session.js';
+import { AppSession, type AppLink, type FeedSubscriber } from '../../src/actors/app-session.js';
+import type { Principal } from '../../src/auth/authenticator.js';
 import { publishDesired, sendCommand } from '../../src/actors/commands.js';
+import { EventPublisher } from '../../src/actors/event-publisher.js';
 import { HubSession, type HubLink } from '../../src/actors/hub-session.js';
 import { TimerWheel } from '../../src/actors/timer-wheel.js';
 import { asTierError } from '../../src/errors.js';
 import type { Bus } from '../../src/ports/bus/bus.js';
+import { MemoryEventHistory } from '../../src/ports/history/history-memory.js';
+import type { EventHistory } from '../../src/ports/history/history.js';
 import { DEFAULT_REDIS_PREFIX } from '../../src/ports/redis.js';
-import { decodeAppRequest, validateAppRequest } from '../../src/protocol/app-codec.js';
-import { appEventBytes, appEventJson } from '../../src/protocol/app-events.js';
+import { decodeAppRequest, encodeAppMessage, validateAppRequest, type AppEncoding } from '../../src/protocol/app-codec.js';
+import { appEventBytes, appEventJson, positionOf } from '../../src/protocol/app-events.js';
 import { decodeHubFrame, decodeServerFrame, decodeValue, encodeBus, encodeValue } from '../../src/protocol/codec.js';
 import { ID_REGEX } from '../../src/schemas/common.js';
 import { mountAppGateway } from '../../src/transport/app-gateway.js';
+import { feedTopic, HomeFeeds, type TopicPublisher } from '../../src/transport/home-feeds.js';
+import { diagnostics, doc, examples, misfit, problems, schema, TEXT } from '../helpers/asyncapi.js';
 import { hubSessionDeps } from '../helpers/hub-session-deps.js';
-
-const FILE = fileURLToPath(new URL('../../proto/asyncapi.yaml', import.meta.url));
-const TEXT = readFileSync(FILE, 'utf8');
 
 /** Diagnostics below warning the document may carry, each with its reason. */
 const ACCEPTED_INFO: Record<string, string> = {
   'asyncapi-latest-version': 'the document is 3.0.0 on purpose; the parser would prefer 3.1.0',
-};
-
-// ---------------------------------------------------------------- the parsed document, as plain data
-
-interface SchemaDoc {
-  [key: string]: unknown;
-}
-interface MessageDoc {
-  name?: string;
-  payload: SchemaDoc;
-  examples?: Array<{ name?: string; payload?: unknown }>;
-}
-interface ChannelDoc {
-  address?: string | null;
-  servers?: Array<{ protocol: string }>;
-  parameters?: Record<string, { enum?: string[]; default?: string }>;
-  messages?: Record<string, MessageDoc>;
-}
-interface OperationDoc {
-  action: 'send' | 'receive';
-  channel: ChannelDoc;
-  messages?: MessageDoc[];
-  reply?: { channel?: ChannelDoc; messages?: MessageDoc[] };
-}
-interface Doc {
-  asyncapi: string;
-  channels: Record<string, ChannelDoc>;
-  operations: Record<string, OperationDoc>;
-  components: { schemas: Record<string, SchemaDoc>; messages: Record<string, MessageDoc> };
-}
-
-const SEVERITY = ['error', 'warning', 'info', 'hint'] as const;
-const parsed = await new Parser().parse(TEXT);
-const diagnostics = parsed.diagnostics.map((d) => ({ severity: SEVERITY[d.severity], code: String(d.code), message: d.message, at: d.path.join('/') }));
-if (!parsed.document) throw new Error(`proto/asyncapi.yaml does not parse:\n${JSON.stringify(diagnostics, null, 2)}`);
-/** The document with every $ref resolved (the parser's own view). */
-const doc = parsed.document.json() as unknown as Doc;
-
-// ---------------------------------------------------------------- JSON Schema validation
-
-/**
- * strict: a keyword ajv does not know (a typo in the document) or one that cannot apply to the
- * schema's type fails compilation; `required` in an `if`/`then` may name properties declared beside it.
- */
-const ajv = new Ajv({ allErrors: true, strict: true, strictRequired: false, allowUnionTypes: true });
-const compiled = new WeakMap<object, ValidateFunction>();
-
-/** The schema without the parser's `x-parser-*` annotations. */
-function plain(s: unknown): unknown {
-  if (Array.isArray(s)) return s.map(plain);
-  if (typeof s !== 'object' || s === null) return s;
-  return Object.fromEntries(Object.entries(s).filter(([k]) => !k.startsWith('x-')).map(([k, v]) => [k, plain(v)]));
-}
-
-/** What the schema finds wrong with the value ([] when it passes). */
-function problems(schema: SchemaDoc, value: unknown): string[] {
-  let validate = compiled.get(schema);
-  if (!validate) compiled.set(schema, (validate = ajv.compile(plain(schema) as object)));
-  return validate(value) ? [] : (validate.errors ?? []).map((e) => `${e.instancePath || '/'} ${e.message ?? ''}`);
-}
-
-const operation = (id: string): OperationDoc => {
-  const op = doc.operations[id];
-  if (!op) throw new Error(`no operation ${id}`);
-  return op;
-};
-
-/** What is wrong with a value as a message of an operation: [] when one of its messages (or replies) fits. */
-function misfit(id: string, value: unknown, part: 'messages' | 'reply' = 'messages'): string[] {
-  const op = operation(id);
-  const messages = (part === 'messages' ? op.messages : op.reply?.messages) ?? [];
-  if (messages.length === 0) throw new Error(`operation ${id} has no ${part}`);
-  const found = messages.map((m) => problems(m.payload, value));
-  return found.some((p) => p.length === 0) ? [] : found.flat();
-}
-
-/** A message's examples by name. */
-const examples = (message: string): Record<string, unknown> =>
-  Object.fromEntries((doc.components.messages[message]?.examples ?? []).map((e) => [e.name, e.payload]));
-
-const schema = (name: string): SchemaDoc => {
-  const s = doc.components.schemas[name];
-  if (!s) throw new Error(`no schema ${name}`);
-  return s;
 };
 
 describe('AsyncAPI document', () => {
@@ -156,6 +72,11 @@ describe('AsyncAPI document', () => {
       const e = example.payload as { code: keyof typeof ErrorCodes; num: number; temporary: boolean };
       expect({ num: e.num, temporary: e.temporary }, e.code).toEqual({ num: ErrorCodes[e.code].code, temporary: ErrorCodes[e.code].temporary });
     }
+  });
+
+  it('the stream entry example holds a StoredEvent (the real entries: test/integration/asyncapi-stream.test.ts)', () => {
+    const example = examples('EventStreamEntry').state as { event: string };
+    expect(problems(schema('StoredEvent'), decodeValue(Buffer.from(example.event, 'hex')))).toEqual([]);
   });
 
   it('every operation names messages of its channel', () => {
@@ -381,7 +302,7 @@ describe('AsyncAPI document and the request validator (src/schemas/app.ts)', () 
   });
 });
 
-// ---------------------------------------------------------------- real messages: a hub session and an app session
+// ---------------------------------------------------------------- real messages: a hub session and app sessions
 
 /** Values as they come, and the first one (already there or still to come) that fits. */
 class Seen<T> {
@@ -419,6 +340,88 @@ class FakeHub implements HubLink {
   }
 }
 
+/** The uWS topics of one node as HomeFeeds sees them: a message published on a topic reaches the apps joined to it. */
+class FakeTopics implements TopicPublisher {
+  private readonly members = new Map<string, Set<FakeAppLink>>();
+  numSubscribers(topic: string): number {
+    return this.members.get(topic)?.size ?? 0;
+  }
+  publish(topic: string, message: Uint8Array | string): boolean {
+    for (const link of this.members.get(topic) ?? []) link.receive(message);
+    return true;
+  }
+  join(topic: string, link: FakeAppLink): void {
+    const set = this.members.get(topic) ?? new Set();
+    this.members.set(topic, set.add(link));
+  }
+  leave(topic: string, link: FakeAppLink): void {
+    this.members.get(topic)?.delete(link);
+  }
+}
+
+/**
+ * One app connection served as UwsAppLink serves it, in its encoding, with a socket buffer that
+ * holds one event: `received` is every message the app read, in order (answers, recovered events,
+ * reloads, then what its topic carries), decoded as the app decodes it; `joins` keeps, per `sub`
+ * that joined, the answer and the bytes of the events the recovery sent.
+ */
+class FakeAppLink implements AppLink {
+  open = true;
+  readonly received: unknown[] = [];
+  readonly replies = new Seen<AppReply>();
+  readonly joins: Array<{ homeId: string; result: SubResult | null; sent: Uint8Array[] }> = [];
+  /** homes whose topic the connection joined */
+  readonly joined = new Seen<string>();
+  /** runs once, at the next wait for the socket to drain */
+  onDrain: (() => Promise<void>) | null = null;
+  constructor(
+    readonly enc: AppEncoding,
+    private readonly topics: FakeTopics,
+  ) {}
+  reply(msg: AppReply): void {
+    this.receive(encodeAppMessage(msg, this.enc));
+    this.replies.push(msg);
+  }
+  subscriber(homeId: string, id: number, wanted: () => boolean): FeedSubscriber {
+    const join: FakeAppLink['joins'][number] = { homeId, result: null, sent: [] };
+    this.joins.push(join);
+    const link = this;
+    return {
+      get open() {
+        return link.open && wanted();
+      },
+      answer: (result) => {
+        join.result = result;
+        this.reply({ op: 'ok', id, result });
+      },
+      // msgpack: the bytes as they are; JSON: through appEventJson
+      send: (events, from) => {
+        const bytes = events[from]!;
+        join.sent.push(bytes);
+        this.receive(this.enc === 'msgpack' ? bytes : appEventJson(bytes));
+        return 1;
+      },
+      drained: async () => {
+        const hook = this.onDrain;
+        this.onDrain = null;
+        await hook?.();
+      },
+      reload: (reason, pos) => this.receive(encodeAppMessage({ op: 'reload', home: homeId, reason, pos }, this.enc)),
+      join: () => {
+        this.topics.join(feedTopic(this.enc, homeId), this);
+        this.joined.push(homeId);
+      },
+    };
+  }
+  leave(homeId: string): void {
+    this.topics.leave(feedTopic(this.enc, homeId), this);
+  }
+  /** a message as the socket delivers it: text is JSON, binary msgpack */
+  receive(message: Uint8Array | string): void {
+    this.received.push(typeof message === 'string' ? JSON.parse(message) : decodeValue(message));
+  }
+}
+
 interface BusSeen {
   subject: string;
   data: Uint8Array;
@@ -432,13 +435,21 @@ interface Exchange {
   reply: AppReply;
 }
 
+/** Events kept per home: a resume after offset 1 gets 3 events, one after offset 0 would need 4 (too_old). */
+const RETENTION = { maxEvents: 3, maxAgeMs: 3_600_000 };
+/** An epoch no history of this test has. */
+const OTHER_EPOCH = 'c0ffee000000';
+
 /**
- * A hub session and an app session of one node on a memory bus, as the composition root wires
- * them: everything said on the bus is recorded, and what the app is answered.
+ * A hub session and app sessions of one node on a memory bus, as the composition root wires them:
+ * the hub's events go through the EventPublisher into a memory history and onto the bus with their
+ * positions; apps subscribe through a real HomeFeeds. Everything said on the bus is recorded, and
+ * everything each app receives.
  */
 async function runNode() {
   const wheel = new TimerWheel();
   const deps = hubSessionDeps(wheel);
+  const log = deps.system.log;
   const bus = deps.bus;
   const seen = new Seen<BusSeen>();
   bus.subscribe('hub.>', (m) => seen.push({ subject: m.subject, data: m.data }));
@@ -456,10 +467,12 @@ async function runNode() {
     close: () => bus.close(),
   };
   const eventOf = (kind: string) => seen.next((m) => m.subject.startsWith('evt.') && (decodeValue(m.data) as { kind: string }).kind === kind);
+  const history = new MemoryEventHistory(RETENTION);
+  const publisher = new EventPublisher(bus, history, log, () => {});
 
-  // the hub: online, a report, an event, a device list change
+  // the hub: online, a report, an event, a device list change (offsets 1 to 4)
   const hub = new FakeHub();
-  hub.session = new HubSession(HUB, HOME, hub, { ...deps, publishEvent: (e) => bus.publish(subjects.hubEvents(e.home, e.hub), encodeBus(e)) });
+  hub.session = new HubSession(HUB, HOME, hub, { ...deps, publishEvent: publisher.publish });
   hub.frame({ t: 1, v: 1, b: 'boot' });
   await hub.frames.next((f) => f.t === 2);
   hub.frame({ t: 4, s: 1, r: { 'lamp-1': { on: false, level: 10 } } });
@@ -469,36 +482,42 @@ async function runNode() {
   publishDesired(bus, HUB, 'lamp-1', { reported: { on: false }, reportedVersion: 1, reportedAt: Date.now(), desired: { on: true }, desiredVersion: 1 });
   await seen.next((m) => m.subject === subjects.hubDesired(HUB));
 
-  // the app: its requests as text, answered as the gateway answers them
-  const replies = new Seen<AppReply>();
-  const link: AppLink = {
-    open: true,
-    reply: (m) => replies.push(m),
-    subscriber: (_home, id) => ({ open: true, answer: (result) => replies.push({ op: 'ok', id, result }), send: () => 0, drained: async () => {}, reload() {}, join() {} }),
-    leave() {},
+  // the apps: this node's HomeFeeds with the history, and a node that keeps none (TIER_HISTORY_SIZE=0)
+  const side = (history?: EventHistory) => {
+    const topics = new FakeTopics();
+    return { topics, feeds: new HomeFeeds(bus, topics, log, { history }) };
   };
-  const app = new AppSession(
-    { kind: 'user', sub: 'u1', homes: new Set([HOME]) },
-    link,
-    {
-      system: deps.system,
-      feeds: { acquire() {}, release() {}, position: () => null, catchUp: async (home, _since, sub) => sub.answer({ home, pos: { epoch: 'e1', offset: 0 } }) },
-      sendCommand: (hubId, deviceId, spec, timeoutMs) => sendCommand(recording, hubId, deviceId, spec, timeoutMs),
-      homeOf: async (hubId) => (hubId === HUB ? HOME : null),
-      commandTimeoutMs: 5_000,
-      maxSubscriptions: 64,
-    },
-    'app:u1:1',
-  );
+  const withHistory = side(history);
+  const noHistory = side();
+  let connections = 0;
+  const connect = (enc: AppEncoding, node = withHistory, principal: Principal = { kind: 'user', sub: 'u1', homes: new Set([HOME]) }) => {
+    const link = new FakeAppLink(enc, node.topics);
+    const session = new AppSession(
+      principal,
+      link,
+      {
+        system: deps.system,
+        feeds: node.feeds,
+        sendCommand: (hubId, deviceId, spec, timeoutMs) => sendCommand(recording, hubId, deviceId, spec, timeoutMs),
+        homeOf: async (hubId) => (hubId === HUB ? HOME : null),
+        commandTimeoutMs: 5_000,
+        maxSubscriptions: 64,
+      },
+      `app:u1:${++connections}`,
+    );
+    return { link, session };
+  };
+
+  // requests as text, answered as the gateway answers them
   const exchanges: Exchange[] = [];
-  const ask = async (name: string, text: string, id?: number) => {
-    const before = replies.all.length;
+  const ask = async (app: ReturnType<typeof connect>, name: string, text: string, id?: number) => {
+    const before = app.link.replies.all.length;
     try {
-      app.tell({ type: 'request', request: decodeAppRequest(new TextEncoder().encode(text).buffer as ArrayBuffer, false, 16_384, 60_000) });
+      app.session.tell({ type: 'request', request: decodeAppRequest(new TextEncoder().encode(text).buffer as ArrayBuffer, false, 16_384, 60_000) });
     } catch (err) {
-      app.rejectRaw(asTierError(err));
+      app.session.rejectRaw(asTierError(err));
     }
-    const reply = await replies.next((r) => r.id === id, before);
+    const reply = await app.link.replies.next((r) => r.id === id, before);
     let request: unknown = null;
     try {
       request = JSON.parse(text);
@@ -506,24 +525,87 @@ async function runNode() {
     exchanges.push({ name, text, request, reply });
   };
   const json = (v: object) => JSON.stringify(v);
-  await ask('ping', json({ op: 'ping', id: 1 }), 1);
-  await ask('sub to another home', json({ op: 'sub', id: 2, home: 'h2' }), 2);
-  await ask('unsub', json({ op: 'unsub', id: 3, home: HOME }), 3);
-  await ask('cmd set', json({ op: 'cmd', id: 4, hub: HUB, device: 'lamp-1', set: { on: true } }), 4);
-  await ask('cmd the hub refuses', json({ op: 'cmd', id: 5, hub: HUB, device: 'lamp-1', method: 'unlock', params: { code: '1234' } }), 5);
-  await ask('cmd to an unknown device', json({ op: 'cmd', id: 6, hub: HUB, device: 'lamp-9', method: 'identify' }), 6);
-  await ask('cmd to another home', json({ op: 'cmd', id: 7, hub: 'hub-x', device: 'lamp-1', set: { on: true } }), 7);
-  await ask('invalid cmd', json({ op: 'cmd', id: 8, hub: HUB, device: 'lamp-1', set: { on: true }, method: 'open' }), 8);
-  await ask('invalid set', json({ op: 'cmd', id: 11, hub: HUB, device: 'lamp-1', set: { on: [1] } }), 11);
-  await ask('not JSON', '{"op": "ping", "id": 9', undefined);
-  await ask('too large', json({ op: 'ping', id: 10, pad: 'x'.repeat(20_000) }), undefined);
+  const app = connect('json');
+  await ask(app, 'ping', json({ op: 'ping', id: 1 }), 1);
+  await ask(app, 'sub to another home', json({ op: 'sub', id: 2, home: 'h2' }), 2);
+  await ask(app, 'unsub', json({ op: 'unsub', id: 3, home: HOME }), 3);
+  await ask(app, 'cmd set', json({ op: 'cmd', id: 4, hub: HUB, device: 'lamp-1', set: { on: true } }), 4);
+  await ask(app, 'cmd the hub refuses', json({ op: 'cmd', id: 5, hub: HUB, device: 'lamp-1', method: 'unlock', params: { code: '1234' } }), 5);
+  await ask(app, 'cmd to an unknown device', json({ op: 'cmd', id: 6, hub: HUB, device: 'lamp-9', method: 'identify' }), 6);
+  await ask(app, 'cmd to another home', json({ op: 'cmd', id: 7, hub: 'hub-x', device: 'lamp-1', set: { on: true } }), 7);
+  await ask(app, 'invalid cmd', json({ op: 'cmd', id: 8, hub: HUB, device: 'lamp-1', set: { on: true }, method: 'open' }), 8);
+  await ask(app, 'invalid set', json({ op: 'cmd', id: 11, hub: HUB, device: 'lamp-1', set: { on: [1] } }), 11);
+  await ask(app, 'not JSON', '{"op": "ping", "id": 9', undefined);
+  await ask(app, 'too large', json({ op: 'ping', id: 10, pad: 'x'.repeat(20_000) }), undefined);
 
-  // the hub goes away
+  // subscribers, each on its own connection; they stay subscribed and receive what follows
+  const { epoch } = await history.position(HOME);
+  const subscribers = {
+    fresh: connect('json'),
+    'resumed (json)': connect('json'),
+    'resumed (msgpack)': connect('msgpack'),
+    'another epoch': connect('msgpack'),
+    'too old': connect('json'),
+    'no history': connect('json', noHistory),
+    'no history, since': connect('msgpack', noHistory),
+  };
+  const sub = (id: number, since?: object) => json({ op: 'sub', id, home: HOME, ...(since ? { since } : {}) });
+  await ask(subscribers.fresh, 'sub', sub(20), 20);
+  await ask(subscribers.fresh, 'sub again', sub(21, { epoch, offset: 1 }), 21);
+  await ask(subscribers['resumed (json)'], 'sub since (json)', sub(22, { epoch, offset: 1 }), 22);
+  await ask(subscribers['resumed (msgpack)'], 'sub since (msgpack)', sub(23, { epoch, offset: 1 }), 23);
+  await ask(subscribers['another epoch'], 'sub since another epoch', sub(24, { epoch: OTHER_EPOCH, offset: 2 }), 24);
+  await ask(subscribers['too old'], 'sub since too long ago', sub(25, { epoch, offset: 0 }), 25);
+  await ask(subscribers['no history'], 'sub without history', sub(26), 26);
+  await ask(subscribers['no history, since'], 'sub since without history', sub(27, { epoch, offset: 1 }), 27);
+  await Promise.all(Object.values(subscribers).map((s) => s.link.joined.next((h) => h === HOME)));
+  // a recovery the home outruns: while the app's socket drains, the hub reports four changes
+  // (offsets 5 to 8; the history keeps 6 to 8), so the recovery fails after its answer
+  const outrun = connect('msgpack');
+  outrun.link.onDrain = async () => {
+    for (let s = 4; s <= 7; s++) hub.frame({ t: 4, s, r: { 'lamp-1': { level: s * 10 } } });
+    await seen.next((m) => m.subject.startsWith('evt.') && positionOf(m.data)?.offset === 8);
+  };
+  await ask(outrun, 'sub since, outrun', sub(28, { epoch, offset: 1 }), 28);
+  await outrun.link.joined.next((h) => h === HOME);
+  // one connection, as many homes as it may have, and one more
+  const busy = connect('json', noHistory, { kind: 'admin' });
+  for (let id = 101; id <= 164; id++) {
+    busy.session.tell({ type: 'request', request: { op: 'sub', id, home: `home-${id}` } });
+    expect((await busy.link.replies.next((r) => r.id === id)).op).toBe('ok');
+  }
+  await ask(busy, 'sub to a 65th home', json({ op: 'sub', id: 165, home: 'home-65' }), 165);
+  busy.session.tell({ type: 'closed' });
+
+  // the hub goes away (offset 5, live)
   hub.close(4001);
   await eventOf('offline');
+  // the home's history recreated on another node: its first event, of a new epoch, reaches the feeds
+  const elsewhere = new EventPublisher(bus, new MemoryEventHistory(RETENTION), log, () => {});
+  elsewhere.publish({ op: 'evt', kind: 'online', home: HOME, hub: HUB, node: 'n2', ts: Date.now() });
+  await elsewhere.settled();
+  const newEpoch = (decodeValue(seen.all[seen.all.length - 1]!.data) as AppEventMessage).pos!.epoch;
   wheel.close();
   await bus.close();
-  return { seen: seen.all, commandReplies, exchanges };
+  return { seen: seen.all, commandReplies, exchanges, subscribers: { ...subscribers, outrun }, epoch, newEpoch };
+}
+
+/** A message an app received, in short: `ok` answers by their result, events by kind and position, reloads by reason and position. */
+function trace(m: unknown, epochs: Record<string, string>): string {
+  const v = m as { op: string; kind?: string; reason?: string; pos?: Position | null; result?: SubResult };
+  const at = (p: Position | null | undefined) => (p ? `${epochs[p.epoch] ?? p.epoch}/${p.offset}` : String(p));
+  if (v.op === 'evt') return `evt ${v.kind} ${at(v.pos)}`;
+  if (v.op === 'reload') return `reload ${v.reason} ${at(v.pos)}`;
+  const r = v.result!;
+  return `${v.op} ${at(r.pos)}${r.recovered === undefined ? '' : ` recovered ${r.recovered}`}${r.reason ? ` ${r.reason}` : ''}`;
+}
+
+/** What an answer, event or reload looks like, whatever its values. */
+function shape(m: unknown): string {
+  const v = m as { op: string; result?: SubResult; reason?: string };
+  const keys = (o: object) => Object.keys(o).sort().join(',');
+  if (v.op === 'ok' && v.result) return `ok {${keys(v.result)}} pos ${v.result.pos === null ? 'null' : 'set'} recovered ${String(v.result.recovered)} ${v.result.reason ?? ''}`;
+  return `${v.op} {${keys(v as object)}} ${v.reason ?? ''}`;
 }
 
 describe('AsyncAPI document and the messages a node really sends', () => {
@@ -558,31 +640,21 @@ describe('AsyncAPI document and the messages a node really sends', () => {
     expect(examples('CommandReply')).toEqual({ ok: replies[0], refusedByHub: replies[1], unknownDevice: replies[2] });
   });
 
-  it('every kind of hub event fits on the bus, to JSON apps and to msgpack apps, with and without pos', () => {
-    const all = events();
-    expect(all.map((e) => e.event.kind).sort()).toEqual(['devices', 'event', 'offline', 'online', 'state']);
+  it('every kind of hub event fits on the bus (pos its second key), to JSON apps and to msgpack apps, and without pos', () => {
+    const all = events().filter((e) => e.event.pos?.epoch === node.epoch);
+    expect(all.map((e) => e.event.kind)).toEqual(['online', 'state', 'event', 'devices', 'state', 'state', 'state', 'state', 'offline']);
     all.forEach(({ subject, data, event }, i) => {
       expect(parametersOf(doc.channels.hubEvents!.address!, subject), subject).toEqual(VALUES);
+      expect(Object.keys(event).slice(0, 2)).toEqual(['op', 'pos']);
+      expect(event.pos).toEqual({ epoch: node.epoch, offset: i + 1 });
       expect(misfit('publishEvent', event), `bus ${event.kind}`).toEqual([]);
       expect(misfit('sendEvent', JSON.parse(appEventJson(data))), `json ${event.kind}`).toEqual([]);
       expect(misfit('sendEvent', decodeValue(appEventBytes(data))), `msgpack ${event.kind}`).toEqual([]);
-      const withPos: AppEventMessage = { ...event, pos: { epoch: '4kq1w2', offset: i + 1 } };
-      expect(misfit('sendEvent', decodeValue(encodeBus(withPos))), `${event.kind} with pos`).toEqual([]);
-      expect(misfit('sendEvent', JSON.parse(JSON.stringify(withPos))), `${event.kind} with pos`).toEqual([]);
+      // as the EventPublisher publishes it when there is no history or it refused the event
+      const { pos: _pos, ...bare } = event;
+      expect(misfit('publishEvent', decodeValue(encodeBus(bare))), `${event.kind} without pos`).toEqual([]);
+      expect(misfit('sendEvent', JSON.parse(appEventJson(encodeBus(bare)))), `${event.kind} without pos`).toEqual([]);
     });
-  });
-
-  it('a stream entry of each event fits, its event decodes to a StoredEvent, and the example entry does too', () => {
-    events().forEach(({ event }, i) => {
-      const entry = { home: event.home, epoch: '4kq1w2', offset: String(i + 1), event: encodeBus(event) };
-      expect(misfit('appendEvent', entry), event.kind).toEqual([]);
-      expect(problems(schema('StoredEvent'), decodeValue(entry.event)), event.kind).toEqual([]);
-      expect(problems(schema('StoredEvent'), { ...event, pos: { epoch: '4kq1w2', offset: 1 } }), `${event.kind} with pos`).not.toEqual([]);
-      expect(misfit('appendEvent', { ...entry, offset: '0' }), 'offset 0').not.toEqual([]);
-      expect(misfit('appendEvent', { ...entry, offset: i + 1 }), 'offset as a number').not.toEqual([]);
-    });
-    const example = doc.components.messages.EventStreamEntry!.examples![0]!.payload as { event: string };
-    expect(problems(schema('StoredEvent'), decodeValue(Buffer.from(example.event, 'hex')))).toEqual([]);
   });
 
   it('every answer of the app session fits a reply of the operation its request is', () => {
@@ -598,6 +670,16 @@ describe('AsyncAPI document and the messages a node really sends', () => {
       'invalid set: err invalid_field',
       'not JSON: err malformed_frame',
       'too large: err frame_too_large',
+      'sub: ok',
+      'sub again: ok',
+      'sub since (json): ok',
+      'sub since (msgpack): ok',
+      'sub since another epoch: ok',
+      'sub since too long ago: ok',
+      'sub without history: ok',
+      'sub since without history: ok',
+      'sub since, outrun: ok',
+      'sub to a 65th home: err rate_limited',
     ]);
     const receiving = Object.entries(doc.operations).filter(([, op]) => op.action === 'receive' && op.channel === doc.channels.appSocket);
     for (const x of node.exchanges) {
@@ -615,22 +697,46 @@ describe('AsyncAPI document and the messages a node really sends', () => {
     expect(examples('ErrReply')).toEqual({ invalidField: answer('invalid set'), hubRefused: answer('cmd the hub refuses'), unreadable: answer('not JSON') });
   });
 
-  it('sub answers of each kind and the reload message fit, as proto/app.ts types them', () => {
-    const results: SubResult[] = [
-      { home: HOME, pos: { epoch: '4kq1w2', offset: 1042 } },
-      { home: HOME, pos: null },
-      { home: HOME, pos: { epoch: '4kq1w2', offset: 1045 }, recovered: true, missed: 3 },
-      { home: HOME, pos: { epoch: '9zr0aa', offset: 12 }, recovered: false, reason: 'epoch_changed' },
-      { home: HOME, pos: { epoch: '4kq1w2', offset: 1045 }, recovered: false, reason: 'too_old' },
-      { home: HOME, pos: { epoch: '4kq1w2', offset: 0 }, recovered: false, reason: 'unavailable' },
-    ];
-    for (const result of results) {
-      const reply: AppReply = { op: 'ok', id: 1, result };
-      expect(misfit('subscribe', reply, 'reply'), JSON.stringify(result)).toEqual([]);
-      expect(problems(doc.channels.appSocket!.messages!.subOk!.payload, reply), JSON.stringify(result)).toEqual([]);
+  it('each subscriber receives the sub answer, the missed events, then live events and reloads, all fitting the document', () => {
+    const epochs = { [node.epoch]: 'E', [node.newEpoch]: 'E2' };
+    // while the outrun recovery waited, the hub reported four changes; later it went away; then the history was recreated
+    const during = ['evt state E/5', 'evt state E/6', 'evt state E/7', 'evt state E/8'];
+    const live = ['evt offline E/9', 'reload epoch_changed E2/0', 'evt online E2/1'];
+    const recovered = ['ok E/1 recovered true', 'evt state E/2', 'evt event E/3', 'evt devices E/4'];
+    const received = Object.fromEntries(Object.entries(node.subscribers).map(([name, s]) => [name, s.link.received.map((m) => trace(m, epochs))]));
+    expect(received).toEqual({
+      fresh: ['ok E/4', 'ok E/4', ...during, ...live],
+      'resumed (json)': [...recovered, ...during, ...live],
+      'resumed (msgpack)': [...recovered, ...during, ...live],
+      'another epoch': ['ok E/4 recovered false epoch_changed', ...during, ...live],
+      'too old': ['ok E/4 recovered false too_old', ...during, ...live],
+      // a node without history passes events through as they come and never reloads
+      'no history': ['ok null', ...during, 'evt offline E/9', 'evt online E2/1'],
+      'no history, since': ['ok null recovered false unavailable', ...during, 'evt offline E/9', 'evt online E2/1'],
+      // the answer said recovered; offset 5 was trimmed before the recovery read it: a reload to this socket alone
+      outrun: [...recovered, 'reload too_old E/8', ...live],
+    });
+    const operationOf: Record<string, [string, 'messages' | 'reply']> = { ok: ['subscribe', 'reply'], evt: ['sendEvent', 'messages'], reload: ['sendReload', 'messages'] };
+    for (const [name, s] of Object.entries(node.subscribers)) {
+      for (const m of s.link.received) {
+        const [id, part] = operationOf[(m as { op: string }).op]!;
+        expect(misfit(id, m, part), `${name}: ${JSON.stringify(m)}`).toEqual([]);
+        if (id === 'subscribe') expect(problems(doc.channels.appSocket!.messages!.subOk!.payload, m), name).toEqual([]);
+      }
     }
-    const reload: AppReloadMessage = { op: 'reload', home: HOME, reason: 'epoch_changed', pos: { epoch: '9zr0aa', offset: 0 } };
-    expect(misfit('sendReload', reload)).toEqual([]);
+  });
+
+  it('recovered events are the bytes the bus carried, so a resumed app reads what a live one read', () => {
+    const onBus = events().filter((e) => e.event.pos?.epoch === node.epoch).map((e) => Buffer.from(e.data).toString('hex'));
+    for (const name of ['resumed (json)', 'resumed (msgpack)', 'outrun'] as const) {
+      const [join] = node.subscribers[name].link.joins;
+      expect(join!.sent.map((b) => Buffer.from(b).toString('hex')), name).toEqual(onBus.slice(1, 4));
+    }
+  });
+
+  it('the sub answer and reload examples have the shapes of real ones', () => {
+    const real = new Set(Object.values(node.subscribers).flatMap((s) => s.link.received.filter((m) => (m as { op: string }).op !== 'evt').map(shape)));
+    for (const [name, example] of Object.entries({ ...examples('SubOk'), ...examples('Reload') })) expect(real, `${name}: ${shape(example)}`).toContain(shape(example));
   });
 });
 
@@ -662,6 +768,14 @@ describe('AsyncAPI document refuses wrong messages', () => {
     refuses('subscribe', { op: 'ok', id: 1, result: { home: HOME, pos: null, recovered: true, reason: 'later' } }, 'reply');
     refuses('sendReload', { op: 'reload', home: HOME, reason: 'epoch_changed', pos: null });
     refuses('sendReload', { op: 'reload', home: HOME, reason: 'gone', pos: { epoch: 'e', offset: 0 } });
+  });
+
+  it('stream entries: offset 0, an offset as a number; a stored event with pos', () => {
+    const entry = examples('EventStreamEntry').state as { event: string };
+    expect(misfit('appendEvent', entry)).toEqual([]);
+    refuses('appendEvent', { ...entry, offset: '0' });
+    refuses('appendEvent', { ...entry, offset: 1042 });
+    expect(problems(schema('StoredEvent'), { ...state, pos: { epoch: 'a3f09c41d2b7', offset: 1 } })).not.toEqual([]);
   });
 
   it('bus payloads: a command without timeout, a failed reply without code, a takeover without epoch', () => {

@@ -87,7 +87,7 @@ describe('HomeFeeds', () => {
 const stateEvent = (home: string, n: number): AppEventMessage => ({ op: 'evt', kind: 'state', home, hub: 'h1', device: 'd1', attrs: { n }, version: n, ts: n });
 
 /** HomeFeeds with a memory history over a memory bus; `offsets` lists the offsets the home's topic got, in order. */
-function ordered(home: string, options: { maxRecovery?: number } = {}) {
+function ordered(home: string, options: { maxRecovery?: number; maxPending?: number } = {}) {
   const wheel = new TimerWheel();
   wheels.push(wheel);
   const bus = new MemoryBus(wheel, createLogger('silent'));
@@ -146,6 +146,15 @@ describe('HomeFeeds with a history: order, gaps, and joining at a position', () 
     expect(offsets()).toEqual([1, 2, 3]);
   });
 
+  it('reads back events it could not hold past a gap, even when no later event comes', async () => {
+    const { bus, feeds, subject, stored, offsets } = ordered('home-x', { maxPending: 2 });
+    feeds.acquire('home-x');
+    await feeds.catchUp('home-x', undefined, recordingSubscriber().sub);
+    await stored(1);
+    for (let n = 2; n <= 6; n++) bus.publish(subject, await stored(n));
+    await expect.poll(offsets, { timeout: 10_000 }).toEqual([1, 2, 3, 4, 5, 6]);
+  });
+
   it('tells the topic to reload when the history\'s epoch changes, then goes on in the new one', async () => {
     const { bus, feeds, subject, stored, published, offsets } = ordered('home-e');
     feeds.acquire('home-e');
@@ -159,6 +168,21 @@ describe('HomeFeeds with a history: order, gaps, and joining at a position', () 
     ]);
     expect(offsets()).toEqual([1, 1]);
     expect(feeds.position('home-e')).toEqual({ epoch: 'new-epoch', offset: 1 });
+  });
+
+  it('drops what it held of the old epoch when the epoch changes, and late events of the old epoch after that', async () => {
+    const { bus, feeds, subject, stored, published } = ordered('home-z');
+    feeds.acquire('home-z');
+    await feeds.catchUp('home-z', undefined, recordingSubscriber().sub);
+    const old = feeds.position('home-z')!.epoch;
+    const at = (epoch: string, offset: number) => withPosition(encodeBus(stateEvent('home-z', offset)), { epoch, offset });
+    bus.publish(subject, await stored(1));
+    await stored(2);
+    bus.publish(subject, await stored(3)); // held: 2 is missing
+    for (const offset of [1, 2, 3]) bus.publish(subject, at('new-epoch', offset));
+    bus.publish(subject, at(old, 4)); // late, from the old history
+    const seen = published.map((p) => p.payload as { op: string; pos: Position });
+    expect(seen.map((m) => `${m.op} ${m.pos.epoch === old ? 'old' : 'new'}/${m.pos.offset}`)).toEqual(['evt old/1', 'reload new/0', 'evt new/1', 'evt new/2', 'evt new/3']);
   });
 
   it('joins a subscriber with since: answer, exactly the missed events, then the join', async () => {

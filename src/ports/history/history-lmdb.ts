@@ -13,6 +13,8 @@ interface StoredEntry {
 interface Range {
   first: number;
   top: number;
+  /** at most the time of entry `first` (ms): the age trim reads that entry only once this is too old */
+  t0?: number;
 }
 
 /** A home with appends not yet committed: its range and those entries, for reads meanwhile. */
@@ -85,7 +87,7 @@ export class LmdbEventHistory implements EventHistory {
     live.inflight++;
     void this.entries.put([homeId, offset], { t, d: data });
     this.trim(homeId, live, t);
-    const range: Range = { first: live.first, top: live.top };
+    const range: Range = { first: live.first, top: live.top, t0: live.t0 ?? t };
     this.ranges.put(homeId, range).then(
       () => this.settle(homeId, offset),
       () => this.settle(homeId, offset),
@@ -128,7 +130,7 @@ export class LmdbEventHistory implements EventHistory {
     for (let offset = range.first; offset <= range.top; offset++) void this.entries.remove([homeId, offset]);
     range.first = range.top + 1;
     if (live) live.pending = [];
-    await this.ranges.put(homeId, { first: range.first, top: range.top });
+    await this.ranges.put(homeId, { first: range.first, top: range.top, t0: this.now() });
   }
 
   /** Drops entries past their age in up to SWEEP_HOMES homes, resuming where the last sweep ended. */
@@ -145,7 +147,7 @@ export class LmdbEventHistory implements EventHistory {
       while (first <= value.top && (this.entries.get([key, first])?.t ?? 0) < oldest) void this.entries.remove([key, first++]);
       if (first !== value.first) {
         dropped += first - value.first;
-        void this.ranges.put(key, { first, top: value.top });
+        void this.ranges.put(key, { first, top: value.top, t0: oldest });
       }
     }
     // a short page means the end: the next sweep starts from the beginning
@@ -159,16 +161,21 @@ export class LmdbEventHistory implements EventHistory {
 
   private range(homeId: string): Range {
     const r = this.ranges.get(homeId);
-    return r ? { first: r.first, top: r.top } : { first: 1, top: 0 };
+    return r ? { first: r.first, top: r.top, t0: r.t0 ?? 0 } : { first: 1, top: 0 };
   }
 
-  /** Drops entries beyond the count, and some past their age (the rest go at later appends or the sweep). */
+  /**
+   * Drops entries beyond the count, and some past their age (the rest go at later appends or the
+   * sweep). Entries are appended in time order, so `t0` stays a lower bound of the head's time as
+   * the head moves; the head itself is read only when that bound is past the age.
+   */
   private trim(homeId: string, live: Live, now: number): void {
     while (live.top - live.first + 1 > this.retention.maxEvents) void this.entries.remove([homeId, live.first++]);
     const oldest = now - this.retention.maxAgeMs;
-    for (let i = 0; i < AGE_TRIM_PER_APPEND && live.first < live.top; i++) {
+    for (let i = 0; i < AGE_TRIM_PER_APPEND && live.first < live.top && (live.t0 ?? 0) < oldest; i++) {
       const head = live.pending.find((e) => e.offset === live.first) ?? this.entries.get([homeId, live.first]);
-      if (!head || head.t >= oldest) break;
+      live.t0 = head?.t ?? now;
+      if (live.t0 >= oldest) break;
       void this.entries.remove([homeId, live.first++]);
     }
   }

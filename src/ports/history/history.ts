@@ -37,7 +37,8 @@ export interface HistoryRetention {
  * - `position` is the newest position (offset 0 before the first event of the home).
  * - Retention: at most about `maxEvents` per home and none older than `maxAgeMs` are delivered;
  *   storage per home is bounded by the count.
- * - `remove` drops a home's history; its next append starts a new epoch.
+ * - `remove` drops a home's entries but not its offsets: the next append continues them in the same
+ *   epoch, so a position taken before still compares (a read from before the removal is `too_old`).
  * - Ids are opaque: `__proto__`, `constructor` and the like are homes like any other.
  */
 export interface EventHistory {
