@@ -39,8 +39,6 @@ interface Home {
   readonly cursor: HomeCursor;
   /** the `sub` request waiting for its answer */
   pendingId: number | null;
-  /** events of a recovery still to come (the answer's `missed`, when the server counts them) */
-  replaying: number;
   /** the server has this home subscribed on the current socket (answered `ok`) */
   joined: boolean;
   /** the last answer; null until the first */
@@ -69,7 +67,7 @@ export class Subscriptions {
       const ready = new Promise<SubResult>((resolve, reject) => (settle = { resolve, reject }));
       // the app need not await ready: a refusal also reaches onError
       ready.catch(() => {});
-      h = { home, listeners: new Set(), cursor: new HomeCursor(), pendingId: null, replaying: 0, joined: false, last: null, ready, settle };
+      h = { home, listeners: new Set(), cursor: new HomeCursor(), pendingId: null, joined: false, last: null, ready, settle };
       this.homes.set(home, h);
       if (this.isOpen()) this.send(h);
     }
@@ -94,7 +92,6 @@ export class Subscriptions {
   dropped(): void {
     for (const h of this.homes.values()) {
       h.pendingId = null;
-      h.replaying = 0;
       h.joined = false;
       h.cursor.clearHeld();
     }
@@ -109,12 +106,10 @@ export class Subscriptions {
   event(evt: AppEventMessage): void {
     const h = this.homes.get(evt.home);
     if (!h) return;
-    const recovering = h.pendingId !== null || h.replaying > 0;
-    if (h.replaying > 0 && evt.pos !== undefined) h.replaying--;
     this.deliver(h, h.cursor.place(evt));
-    // a live event past a gap: ask for what is missing (held events wait for it); during a
-    // recovery the gap is expected to close by itself
-    if (!recovering && h.cursor.gapOpen && this.isOpen()) this.resubscribe(h);
+    // an event past a gap: ask for what is missing (held events wait for it), unless a `sub`
+    // waiting for its answer will bring it
+    if (h.pendingId === null && h.cursor.gapOpen && this.isOpen()) this.resubscribe(h);
   }
 
   reload(msg: AppReloadMessage): void {
@@ -159,8 +154,7 @@ export class Subscriptions {
     let released: AppEventMessage[] = [];
     let reload: ReloadInfo | null = null;
     if (since !== undefined && result.recovered === true) {
-      // the missed events follow this answer as ordinary events
-      h.replaying = result.missed ?? 0;
+      // the missed events follow this answer as ordinary events: the cursor stays at since
     } else if (since !== undefined || !first) {
       // not recovered (or a server that keeps no history, or resubscribed without a position):
       // what happened while away is unknown, so the app reloads, then goes on from pos

@@ -56,6 +56,5 @@ export function parseSubResult(raw: unknown, home: string): SubResult {
   const out: SubResult = { home, pos: isPosition(r.pos) ? r.pos : null };
   if (typeof r.recovered === 'boolean') out.recovered = r.recovered;
   if (isFailure(r.reason)) out.reason = r.reason;
-  if (Number.isSafeInteger(r.missed) && (r.missed as number) >= 0) out.missed = r.missed as number;
   return out;
 }
