@@ -140,6 +140,8 @@ export function openApiDocument(table: RouteTable, version: string, limits: Docu
       responses[String(ok.status)] =
         'html' in ok
           ? { description: ok.description, content: { 'text/html': { schema: { type: 'string' }, example: ok.html } } }
+          : 'script' in ok
+          ? { description: ok.description, content: { 'text/javascript': { schema: { type: 'string' }, example: ok.script } } }
           : { description: ok.description, content: { 'application/json': { schema: components.use(ok.schema), examples: examplesOf(ok.schema) } } };
       // every route with a path parameter or a body may refuse it; every guarded one the token
       const codes = new Set<ErrorCode>([

@@ -15,7 +15,7 @@ export interface Operation {
   tag: 'hubs' | 'admin' | 'rules' | 'scenes' | 'homes' | 'meta';
   /** the body's schema and a body it refuses (its answer is the document's 400 example) */
   request?: { schema: TSchema; bad: unknown; optional?: boolean };
-  ok: { status: 200 | 201; description: string; schema: TSchema } | { status: 200; description: string; html: string };
+  ok: { status: 200 | 201; description: string; schema: TSchema } | { status: 200; description: string; html: string } | { status: 200; description: string; script: string };
   errors?: ErrorCode[];
   /** no bearer token needed */
   open?: boolean;
@@ -118,6 +118,12 @@ export function operations(limits: { commandTimeoutMaxMs: number }): Record<stri
       summary: 'The demo console: live events of a home and commands, in a browser',
       tag: 'meta',
       ok: { status: 200, description: 'the page', html: '<!doctype html><title>hubtier console</title>…' },
+      open: true,
+    },
+    'get /client.js': {
+      summary: 'The app client library (reconnects, recovers missed events, commands as promises) as one ES module for browsers',
+      tag: 'meta',
+      ok: { status: 200, description: 'the module', script: 'export { HubtierClient, ClientError, … };' },
       open: true,
     },
   };

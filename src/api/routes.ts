@@ -18,6 +18,7 @@ import { errorReply, route, type HttpCall, type RouteTable } from '../transport/
 import type { TemplatedApp } from '../transport/uws.js';
 import type { WriteBatch } from '../transport/write-batch.js';
 import { requireAdmin, requireHome, type Authenticator, type Principal } from '../auth/authenticator.js';
+import { clientBundle } from './client-bundle.js';
 import { openApiDocument } from './openapi.js';
 
 /** Version of the HTTP API in the OpenAPI document. */
@@ -29,7 +30,7 @@ const tokenRequest = compile(TokenRequest);
 
 const CONSOLE_PAGE = readFileSync(new URL('./console.html', import.meta.url), 'utf8');
 const CONSOLE_HEADERS = {
-  'content-security-policy': "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'",
+  'content-security-policy': "default-src 'none'; script-src 'self' 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'",
   'x-frame-options': 'DENY',
 };
 
@@ -188,6 +189,8 @@ export function mountApi(app: TemplatedApp, deps: ApiDeps): void {
 
   // the demo console: a static page; it asks for a token and talks to /app/v1 like any app
   route(app, 'get', '/', () => ({ status: 200, text: CONSOLE_PAGE, contentType: 'text/html; charset=utf-8', headers: CONSOLE_HEADERS }), opts);
+  // the app client library the console imports, bundled for browsers (src/client/)
+  route(app, 'get', '/client.js', async () => ({ status: 200, text: await clientBundle(), contentType: 'text/javascript; charset=utf-8', headers: { 'cache-control': 'no-cache' } }), opts);
 
   // computed per request from the table, so routes mounted by other modules are in it too
   route(app, 'get', '/v1/openapi.json', () => ({ status: 200, body: openApiDocument(deps.table ?? [], API_VERSION, { commandTimeoutMaxMs: deps.commandTimeoutMaxMs }) }), opts);

@@ -134,7 +134,9 @@ describe('hub and user admission (real server process)', () => {
     expect(page.status).toBe(200);
     expect(page.headers.get('content-type')).toContain('text/html');
     expect(page.headers.get('content-security-policy')).toContain("default-src 'none'");
-    expect(await page.text()).toContain("'bearer.' + $('token').value.trim()");
+    expect(await page.text()).toContain("import { HubtierClient } from './client.js'");
+    // the client library the page imports sends the token as the bearer subprotocol
+    expect(await (await fetch(`${server.httpUrl}/client.js`)).text()).toContain('`bearer.${token}`');
     const ws = new WebSocket(`${server.wsUrl}/app/v1`, [`bearer.${server.adminToken}`]);
     await new Promise((resolve, reject) => (ws.once('open', resolve), ws.once('error', reject)));
     expect(ws.protocol).toBe(`bearer.${server.adminToken}`);

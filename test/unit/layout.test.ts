@@ -100,6 +100,15 @@ describe('layout', () => {
     expect(show(bad)).toEqual([]);
   });
 
+  it('the app client (src/client/) imports only itself and proto/, and no package: it is bundled for browsers', () => {
+    const client = SRC.filter((f) => f.startsWith('src/client/'));
+    expect(client).toContain('src/client/index.ts');
+    const bad = edges.filter((e) => e.from.startsWith('src/client/') && !/^(src\/client|proto)\//.test(e.target));
+    expect(show(bad)).toEqual([]);
+    const packages = client.flatMap((f) => [...readFileSync(join(ROOT, f), 'utf8').matchAll(/^(?:import|export)\s[^'"]*?from\s+'([^.][^']*)'/gm)].map((m) => `${f} → ${m[1]}`));
+    expect(packages).toEqual([]);
+  });
+
   it('no module in src/ or load/ is over about 400 lines without a reason at its top', () => {
     const long = [...SRC, ...sources('load')].filter((f) => {
       const lines = readFileSync(join(ROOT, f), 'utf8').split('\n');

@@ -1,0 +1,256 @@
+import type { AppRequest } from '../../proto/app.js';
+import { CloseCode } from '../../proto/errors.js';
+import type { Attrs } from '../../proto/frames.js';
+import { backoffDelay, backoffOptions, type BackoffOptions } from './backoff.js';
+import { ClientError } from './errors.js';
+import { Requests } from './requests.js';
+import { OPEN, appSocketUrl, bearerProtocol, errorText, messageText, refusedAs401, type WebSocketConstructor, type WebSocketLike } from './socket.js';
+import { Subscriptions, type Subscription, type SubscriptionHandlers } from './subscriptions.js';
+import { parseIncoming } from './wire.js';
+
+/** The code a WebSocket reports when no close frame came (RFC 6455 §7.1.5); also used when no socket could be made. */
+const NO_CLOSE_FRAME = 1006;
+
+export type ConnectionState =
+  /** `attempt`: failed attempts since the last stable connection (0 on the first) */
+  | { state: 'connecting'; attempt: number }
+  | { state: 'open' }
+  /**
+   * `unauthorized`: the upgrade was refused with 401 (seen in Node's `ws`; a browser cannot tell)
+   * or the server closed with 4006. `reconnectInMs` is null once the client is closed for good.
+   */
+  | { state: 'closed'; code: number; reason: string; unauthorized: boolean; reconnectInMs: number | null };
+
+export type CommandBody = { set: Attrs } | { method: string; params?: Record<string, unknown> };
+
+export interface CommandOptions {
+  /** the server waits this long for the hub (at most its TIER_COMMAND_TIMEOUT_MAX_MS) @default the client's commandTimeoutMs */
+  timeoutMs?: number;
+}
+
+export interface ClientOptions {
+  /** the node's origin, `ws://host:port` or `wss://…`; `/app/v1` is added unless already there */
+  url: string;
+  /** a user JWT (or the admin token), or a function asked for one before every connection attempt */
+  token: string | (() => string | Promise<string>);
+  /** @default globalThis.WebSocket; in Node 20 pass the `ws` package's class */
+  WebSocket?: WebSocketConstructor;
+  /** reconnect delays @default { initialMs: 500, maxMs: 30_000, factor: 2, jitter: 0.5 } */
+  backoff?: Partial<BackoffOptions>;
+  /** a number in [0, 1) for the jitter @default Math.random */
+  random?: () => number;
+  /** a connection open this long resets the backoff to its first step @default 10_000 (ms) */
+  stableAfterMs?: number;
+  /** how long the server waits for a hub's answer when a command names none @default 5_000 (ms) */
+  commandTimeoutMs?: number;
+  /** the client gives a command up this much after its timeout, if no answer came @default 2_000 (ms) */
+  commandMarginMs?: number;
+  /** every change of the connection's state */
+  onState?: (state: ConnectionState) => void;
+}
+
+/**
+ * A connection of an app to `/app/v1` that stays up: it reconnects with jittered exponential
+ * backoff, asks for a token on every attempt, resubscribes every home from its last position and
+ * delivers each event once and in order, or tells the app to reload. Commands are promises.
+ */
+export class HubtierClient {
+  private readonly url: string;
+  private readonly WebSocket: WebSocketConstructor;
+  private readonly token: () => Promise<string>;
+  private readonly backoff: BackoffOptions;
+  private readonly random: () => number;
+  private readonly stableAfterMs: number;
+  private readonly commandTimeoutMs: number;
+  private readonly commandMarginMs: number;
+  private readonly listeners = new Set<(state: ConnectionState) => void>();
+  private readonly requests = new Requests((msg) => this.write(msg));
+  private readonly subs = new Subscriptions(this.requests, () => this.isOpen());
+  private socket: WebSocketLike | null = null;
+  private current: ConnectionState = { state: 'connecting', attempt: 0 };
+  /** failed attempts since the last stable connection */
+  private failures = 0;
+  private openedAt: number | null = null;
+  private retry: ReturnType<typeof setTimeout> | null = null;
+  private closing = false;
+  private whenClosed: Promise<void> | null = null;
+  private closedNow: () => void = () => {};
+
+  constructor(opts: ClientOptions) {
+    const Impl = opts.WebSocket ?? ((globalThis as { WebSocket?: unknown }).WebSocket as WebSocketConstructor | undefined);
+    if (Impl === undefined) throw new TypeError('no WebSocket implementation: pass options.WebSocket (in Node 20, the ws package)');
+    this.WebSocket = Impl;
+    this.url = appSocketUrl(opts.url);
+    const token = opts.token;
+    // called inside then() so that a function that throws fails the attempt instead of the caller
+    this.token = typeof token === 'string' ? () => Promise.resolve(token) : () => Promise.resolve().then(token);
+    this.backoff = backoffOptions(opts.backoff);
+    this.random = opts.random ?? Math.random;
+    this.stableAfterMs = opts.stableAfterMs ?? 10_000;
+    this.commandTimeoutMs = opts.commandTimeoutMs ?? 5_000;
+    this.commandMarginMs = opts.commandMarginMs ?? 2_000;
+    if (opts.onState) this.listeners.add(opts.onState);
+    this.connect();
+  }
+
+  /** The connection's state now. */
+  get state(): ConnectionState {
+    return this.current;
+  }
+
+  /** Calls `listener` on every change of state; returns the function that stops it. */
+  onState(listener: (state: ConnectionState) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /**
+   * Receives a home's events from now on, across reconnects. Subscribing again to a home already
+   * subscribed adds handlers to the same subscription (one position per home).
+   */
+  subscribe(home: string, handlers: SubscriptionHandlers): Subscription {
+    if (this.closing) throw ClientError.local('session_closed', 'the client is closed');
+    return this.subs.add(home, handlers);
+  }
+
+  /**
+   * Sends a command and resolves with the hub's result. Rejects with a ClientError: the server's
+   * refusal, `command_timeout` when no answer came within the timeout plus the margin, or
+   * `session_closed` when the connection dropped after sending (the hub may have run it). A command
+   * made while reconnecting waits for the connection, within the same timeout.
+   */
+  command(hubId: string, deviceId: string, body: CommandBody, opts: CommandOptions = {}): Promise<unknown> {
+    if (this.closing) return Promise.reject(ClientError.local('session_closed', 'the client is closed'));
+    const timeoutMs = opts.timeoutMs ?? this.commandTimeoutMs;
+    const spec = 'set' in body ? { set: body.set } : { method: body.method, params: body.params ?? {} };
+    const limit = timeoutMs + this.commandMarginMs;
+    return new Promise<unknown>((resolve, reject) => {
+      this.requests.add(
+        (id): AppRequest => ({ op: 'cmd', id, hub: hubId, device: deviceId, ...spec, timeoutMs }),
+        { ok: resolve, fail: reject },
+        { onDrop: 'reject', queue: true, timeoutMs: limit, timeout: () => ClientError.local('command_timeout', `no answer within ${limit} ms`) },
+      );
+    });
+  }
+
+  /** Closes for good: pending commands and unanswered subscriptions reject with `session_closed`. */
+  close(): Promise<void> {
+    if (this.whenClosed) return this.whenClosed;
+    this.closing = true;
+    if (this.retry !== null) clearTimeout(this.retry);
+    this.retry = null;
+    const error = () => ClientError.local('session_closed', 'the client was closed');
+    this.requests.failAll(error);
+    this.subs.closed(error);
+    this.whenClosed = new Promise<void>((resolve) => (this.closedNow = resolve));
+    const ws = this.socket;
+    if (ws === null) this.ended(CloseCode.normal, 'closed by the client');
+    else ws.close(CloseCode.normal, 'closed by the client');
+    return this.whenClosed;
+  }
+
+  private connect(): void {
+    this.retry = null;
+    this.setState({ state: 'connecting', attempt: this.failures });
+    // a fresh token for every attempt: an expired or refused one is replaced on the way back
+    this.token().then(
+      (token) => this.dial(token),
+      (err: unknown) => this.lost(NO_CLOSE_FRAME, `token: ${errorText(err) || String(err)}`, false),
+    );
+  }
+
+  private dial(token: string): void {
+    // closed while the token was fetched: close() has ended the client already
+    if (this.closing) return;
+    let ws: WebSocketLike;
+    try {
+      if (typeof token !== 'string' || token === '') throw new TypeError('the token function gave no token');
+      ws = new this.WebSocket(this.url, [bearerProtocol(token)]);
+    } catch (err) {
+      // a token with characters a subprotocol cannot carry throws here (SyntaxError)
+      return this.lost(NO_CLOSE_FRAME, errorText(err), false);
+    }
+    this.socket = ws;
+    let error: unknown = null;
+    ws.onopen = () => {
+      if (this.socket === ws) this.opened();
+    };
+    ws.onmessage = (ev) => {
+      if (this.socket === ws) this.received(ev.data);
+    };
+    ws.onerror = (ev) => {
+      error = ev;
+    };
+    ws.onclose = (ev) => {
+      if (this.socket !== ws) return;
+      this.socket = null;
+      if (this.closing) return this.ended(ev.code, ev.reason);
+      this.lost(ev.code, ev.reason || errorText(error), refusedAs401(error) || ev.code === CloseCode.unauthorized);
+    };
+  }
+
+  private opened(): void {
+    this.openedAt = Date.now();
+    this.setState({ state: 'open' });
+    this.subs.opened();
+    this.requests.flush();
+  }
+
+  /** The socket closed (or never opened) and the client is not closing: try again after a delay. */
+  private lost(code: number, reason: string, unauthorized: boolean): void {
+    if (this.closing) return this.ended(code, reason);
+    if (this.openedAt !== null && Date.now() - this.openedAt >= this.stableAfterMs) this.failures = 0;
+    this.openedAt = null;
+    this.requests.dropped(() => ClientError.local('session_closed', `the connection closed (${code}) before the answer`));
+    this.subs.dropped();
+    const delay = backoffDelay(this.failures++, this.backoff, this.random);
+    // the timer first: a state listener may call close(), which clears it
+    this.retry = setTimeout(() => this.connect(), delay);
+    this.setState({ state: 'closed', code, reason, unauthorized, reconnectInMs: delay });
+  }
+
+  /** The client is closed for good: said once, however the last socket or token fetch ends. */
+  private ended(code: number, reason: string): void {
+    if (this.current.state === 'closed' && this.current.reconnectInMs === null) return;
+    this.socket = null;
+    this.openedAt = null;
+    this.setState({ state: 'closed', code, reason, unauthorized: false, reconnectInMs: null });
+    this.closedNow();
+  }
+
+  private received(data: unknown): void {
+    const text = messageText(data);
+    const msg = text === null ? null : parseIncoming(text);
+    if (msg === null) return;
+    if (msg.type === 'answer') this.requests.answer(msg.id, msg.outcome);
+    else if (msg.type === 'event') this.subs.event(msg.event);
+    else this.subs.reload(msg.reload);
+  }
+
+  private isOpen(): boolean {
+    return this.socket !== null && this.openedAt !== null && this.socket.readyState === OPEN;
+  }
+
+  private write(msg: AppRequest): boolean {
+    if (!this.isOpen()) return false;
+    try {
+      this.socket!.send(JSON.stringify(msg));
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  private setState(state: ConnectionState): void {
+    this.current = state;
+    for (const listener of [...this.listeners]) {
+      try {
+        listener(state);
+      } catch (err) {
+        queueMicrotask(() => {
+          throw err;
+        });
+      }
+    }
+  }
+}

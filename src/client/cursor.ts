@@ -1,0 +1,92 @@
+import type { AppEventMessage, Position } from '../../proto/app.js';
+
+/** Events held back while a gap is open; beyond this the oldest are let go (recovery re-sends them). */
+const MAX_HELD = 1_000;
+
+/**
+ * Where an app is in one home's history: the position of the last event delivered, and the events
+ * that arrived ahead of a gap, held until the gap is filled so that every event is delivered once,
+ * in offset order. It only decides; the subscription sends requests and calls the app.
+ */
+export class HomeCursor {
+  /** the last event delivered (or the start the server gave); null: none known yet */
+  pos: Position | null = null;
+  /** events past a gap, ascending by offset, all of pos's epoch */
+  private held: AppEventMessage[] = [];
+
+  /** True while events are held: something between pos and them is missing. */
+  get gapOpen(): boolean {
+    return this.held.length > 0;
+  }
+
+  /**
+   * Places an arriving event; returns those to deliver now, in order (none for a duplicate or an
+   * event past a gap, which is held). An event without a position is delivered and moves nothing;
+   * one of another epoch is not delivered: the history changed and a reload will say from where.
+   */
+  place(evt: AppEventMessage): AppEventMessage[] {
+    const at = evt.pos;
+    if (at === undefined) return [evt];
+    if (this.pos === null) {
+      this.pos = at;
+      return [evt, ...this.release()];
+    }
+    if (at.epoch !== this.pos.epoch) return [];
+    if (at.offset <= this.pos.offset) return [];
+    if (at.offset === this.pos.offset + 1) {
+      this.pos = at;
+      return [evt, ...this.release()];
+    }
+    this.hold(evt);
+    return [];
+  }
+
+  /**
+   * Jumps to a position the server gave (a reload, a subscription that could not recover): held
+   * events up to it are dropped, those right after it released.
+   */
+  jump(pos: Position | null): AppEventMessage[] {
+    this.pos = pos;
+    if (pos === null || this.held.some((e) => e.pos!.epoch !== pos.epoch)) this.held = [];
+    return this.release();
+  }
+
+  /**
+   * Takes the start a fresh subscription answered with, unless events already delivered went past
+   * it (they may arrive before the answer).
+   */
+  start(pos: Position | null): AppEventMessage[] {
+    if (pos === null) return [];
+    if (this.pos !== null && this.pos.epoch === pos.epoch && this.pos.offset >= pos.offset) return this.release();
+    return this.jump(pos);
+  }
+
+  /** Forgets held events (the socket dropped: resubscribing from pos brings them again). */
+  clearHeld(): void {
+    this.held = [];
+  }
+
+  private hold(evt: AppEventMessage): void {
+    const offset = evt.pos!.offset;
+    let i = this.held.length;
+    while (i > 0 && this.held[i - 1]!.pos!.offset > offset) i--;
+    if (i > 0 && this.held[i - 1]!.pos!.offset === offset) return; // already held
+    this.held.splice(i, 0, evt);
+    if (this.held.length > MAX_HELD) this.held.shift();
+  }
+
+  /** Delivers held events that continue from pos, dropping those at or before it. */
+  private release(): AppEventMessage[] {
+    const out: AppEventMessage[] = [];
+    while (this.pos !== null && this.held.length > 0) {
+      const next = this.held[0]!.pos!;
+      if (next.offset > this.pos.offset + 1) break;
+      const evt = this.held.shift()!;
+      if (next.offset === this.pos.offset + 1) {
+        this.pos = next;
+        out.push(evt);
+      }
+    }
+    return out;
+  }
+}

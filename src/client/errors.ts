@@ -1,0 +1,46 @@
+import type { AppReply } from '../../proto/app.js';
+import { ErrorCodes, type ErrorCode } from '../../proto/errors.js';
+
+type ErrReply = Extract<AppReply, { op: 'err' }>;
+
+/**
+ * A refusal from the server (its `err` answer, carried over as it came) or a failure the client
+ * found itself (`command_timeout`, `session_closed`), with the number and `temporary` flag of
+ * proto/errors.ts: `temporary: true` means the same request may succeed if tried again later.
+ */
+export class ClientError extends Error {
+  override name = 'ClientError';
+  /** a code of proto/errors.ts; a newer server may send one this client does not know */
+  readonly code: ErrorCode | (string & {});
+  readonly num: number;
+  readonly temporary: boolean;
+  /** the hub's own code of a command it refused (`command_failed`) */
+  readonly hubCode?: string;
+  /** the request field at fault (`invalid_field`) */
+  readonly field?: string;
+
+  constructor(fields: { code: string; num: number; temporary: boolean; message: string; hubCode?: string | undefined; field?: string | undefined }, options?: { cause?: unknown }) {
+    super(fields.message, options);
+    this.code = fields.code;
+    this.num = fields.num;
+    this.temporary = fields.temporary;
+    if (fields.hubCode !== undefined) this.hubCode = fields.hubCode;
+    if (fields.field !== undefined) this.field = fields.field;
+  }
+
+  /** The server's `err` answer as an error. */
+  static fromReply(reply: ErrReply): ClientError {
+    return new ClientError({ code: reply.code, num: reply.num, temporary: reply.temporary, message: reply.msg, hubCode: reply.hubCode, field: reply.field });
+  }
+
+  /** A failure found by the client, numbered from the one table. */
+  static local(code: ErrorCode, message: string, cause?: unknown): ClientError {
+    const row = ErrorCodes[code];
+    return new ClientError({ code, num: row.code, temporary: row.temporary, message }, cause === undefined ? undefined : { cause });
+  }
+}
+
+/** Whether an answer from the server is a well-formed `err` (fields typed as the protocol says). */
+export function isErrReply(m: Record<string, unknown>): m is ErrReply {
+  return m.op === 'err' && typeof m.code === 'string' && typeof m.num === 'number' && typeof m.temporary === 'boolean' && typeof m.msg === 'string';
+}

@@ -1,0 +1,96 @@
+import type { AppRequest } from '../../proto/app.js';
+import { ClientError } from './errors.js';
+
+type Sendable = AppRequest;
+
+interface Pending {
+  readonly msg: Sendable;
+  /** written on the current socket; an unsent one waits for the next open */
+  sent: boolean;
+  readonly ok: (result: unknown) => void;
+  readonly fail: (err: ClientError) => void;
+  /**
+   * What a drop of the socket does to it once sent: `reject` (a command: the app decides whether
+   * to send it again), `forget` (a subscription: the client resubscribes on the next open).
+   */
+  readonly onDrop: 'reject' | 'forget';
+  timer: ReturnType<typeof setTimeout> | null;
+}
+
+/**
+ * Requests waiting for their answer, by id. Ids grow for the client's whole life, so an answer
+ * that arrives after its request was given up (timed out, dropped) matches nothing.
+ */
+export class Requests {
+  private nextId = 1;
+  private readonly pending = new Map<number, Pending>();
+
+  constructor(private readonly write: (msg: Sendable) => boolean) {}
+
+  /**
+   * Registers a request and writes it when the socket is open, else at the next open (`queue`) or
+   * not at all (null).
+   * `timeoutMs`: given up with `timeout()`'s error after this long, sent or not.
+   */
+  add(
+    build: (id: number) => Sendable,
+    handlers: { ok: (result: unknown) => void; fail: (err: ClientError) => void },
+    opts: { onDrop: 'reject' | 'forget'; queue: boolean; timeoutMs?: number; timeout?: () => ClientError },
+  ): number | null {
+    const id = this.nextId++;
+    const msg = build(id);
+    const sent = this.write(msg);
+    if (!sent && !opts.queue) return null;
+    const p: Pending = { msg, sent, ok: handlers.ok, fail: handlers.fail, onDrop: opts.onDrop, timer: null };
+    if (opts.timeoutMs !== undefined && opts.timeout !== undefined) {
+      const timeout = opts.timeout;
+      p.timer = setTimeout(() => {
+        this.pending.delete(id);
+        p.fail(timeout());
+      }, opts.timeoutMs);
+    }
+    this.pending.set(id, p);
+    return id;
+  }
+
+  /** Settles the request an answer names; false when none waits (late, or not ours). */
+  answer(id: number, outcome: { ok: true; result: unknown } | { ok: false; error: ClientError }): boolean {
+    const p = this.pending.get(id);
+    if (!p) return false;
+    this.settle(id, p);
+    if (outcome.ok) p.ok(outcome.result);
+    else p.fail(outcome.error);
+    return true;
+  }
+
+  /** Writes the requests queued while no socket was open. */
+  flush(): void {
+    for (const p of this.pending.values()) if (!p.sent) p.sent = this.write(p.msg);
+  }
+
+  /** The socket dropped: sent commands fail with `error`, sent subscriptions are forgotten, unsent requests wait. */
+  dropped(error: () => ClientError): void {
+    for (const [id, p] of this.pending) {
+      if (!p.sent) continue;
+      this.settle(id, p);
+      if (p.onDrop === 'reject') p.fail(error());
+    }
+  }
+
+  /** Fails every request (the client closed). */
+  failAll(error: () => ClientError): void {
+    for (const [id, p] of this.pending) {
+      this.settle(id, p);
+      p.fail(error());
+    }
+  }
+
+  get size(): number {
+    return this.pending.size;
+  }
+
+  private settle(id: number, p: Pending): void {
+    this.pending.delete(id);
+    if (p.timer !== null) clearTimeout(p.timer);
+  }
+}

@@ -1,0 +1,209 @@
+import type { AppEventMessage, AppReloadMessage, Position, RecoveryFailure, SubResult } from '../../proto/app.js';
+import { HomeCursor } from './cursor.js';
+import { ClientError } from './errors.js';
+import type { Requests } from './requests.js';
+import { parseSubResult } from './wire.js';
+
+/** The app must reload the home's snapshot: the events it missed will not come. */
+export interface ReloadInfo {
+  /** the history changed (`epoch_changed`), the missed events are gone (`too_old`), or none are kept (`unavailable`) */
+  reason: RecoveryFailure;
+  /** events go on after this position; null when the server keeps no positions */
+  pos: Position | null;
+}
+
+export interface SubscriptionHandlers {
+  /** each event once, in the home's order */
+  onEvent(event: AppEventMessage): void;
+  /** reload the home's snapshot (state may have changed unseen), then carry on with onEvent */
+  onReload?(info: ReloadInfo): void;
+  /** every answer to this home's `sub`: the first, and each after a reconnect or a gap */
+  onSubscribed?(result: SubResult): void;
+  /** the server refused the subscription: it has ended */
+  onError?(error: ClientError): void;
+}
+
+export interface Subscription {
+  readonly home: string;
+  /** the server's first answer; rejects with its refusal (or when the client closes first) */
+  readonly ready: Promise<SubResult>;
+  /** the position of the last event delivered (or the start the server gave) */
+  readonly position: Position | null;
+  /** stops this subscription's handlers; the last one of a home sends `unsub` */
+  unsubscribe(): void;
+}
+
+interface Home {
+  readonly home: string;
+  readonly listeners: Set<SubscriptionHandlers>;
+  readonly cursor: HomeCursor;
+  /** the `sub` request waiting for its answer */
+  pendingId: number | null;
+  /** the server has this home subscribed on the current socket (answered `ok`) */
+  joined: boolean;
+  /** the last answer; null until the first */
+  last: SubResult | null;
+  readonly ready: Promise<SubResult>;
+  settle: { resolve(r: SubResult): void; reject(e: ClientError): void } | null;
+}
+
+/**
+ * The homes the app listens to, and their positions. On every open each home is (re)subscribed
+ * with `since` its position; a recovery's events arrive as ordinary events and pass the cursor
+ * like live ones, so duplicates drop and the order holds. A gap seen on a live event resubscribes.
+ */
+export class Subscriptions {
+  private readonly homes = new Map<string, Home>();
+
+  constructor(
+    private readonly requests: Requests,
+    private readonly isOpen: () => boolean,
+  ) {}
+
+  add(home: string, handlers: SubscriptionHandlers): Subscription {
+    let h = this.homes.get(home);
+    if (!h) {
+      let settle: Home['settle'] = null;
+      const ready = new Promise<SubResult>((resolve, reject) => (settle = { resolve, reject }));
+      // the app need not await ready: a refusal also reaches onError
+      ready.catch(() => {});
+      h = { home, listeners: new Set(), cursor: new HomeCursor(), pendingId: null, joined: false, last: null, ready, settle };
+      this.homes.set(home, h);
+      if (this.isOpen()) this.send(h);
+    }
+    h.listeners.add(handlers);
+    const own = h;
+    return {
+      home,
+      ready: own.last !== null ? Promise.resolve(own.last) : own.ready,
+      get position() {
+        return own.cursor.pos;
+      },
+      unsubscribe: () => this.remove(own, handlers),
+    };
+  }
+
+  /** The socket opened: every home subscribes again from its position (one added by a state listener just now has been). */
+  opened(): void {
+    for (const h of this.homes.values()) if (h.pendingId === null) this.send(h);
+  }
+
+  /** The socket dropped: answers and recoveries in progress are void; held events will come again. */
+  dropped(): void {
+    for (const h of this.homes.values()) {
+      h.pendingId = null;
+      h.joined = false;
+      h.cursor.clearHeld();
+    }
+  }
+
+  /** The client closed: subscriptions not yet answered reject. */
+  closed(error: () => ClientError): void {
+    for (const h of this.homes.values()) h.settle?.reject(error());
+    this.homes.clear();
+  }
+
+  event(evt: AppEventMessage): void {
+    const h = this.homes.get(evt.home);
+    if (!h) return;
+    this.deliver(h, h.cursor.place(evt));
+    // an event past a gap: ask for what is missing (held events wait for it), unless a `sub`
+    // waiting for its answer will bring it
+    if (h.pendingId === null && h.cursor.gapOpen && this.isOpen()) this.resubscribe(h);
+  }
+
+  reload(msg: AppReloadMessage): void {
+    const h = this.homes.get(msg.home);
+    if (!h) return;
+    const released = h.cursor.jump(msg.pos);
+    this.each(h, (l) => l.onReload?.({ reason: msg.reason, pos: msg.pos }));
+    this.deliver(h, released);
+  }
+
+  get size(): number {
+    return this.homes.size;
+  }
+
+  /**
+   * Subscribes again from the position on the same socket: `unsub` first, because the server
+   * answers a `sub` of a home it has subscribed with where it stands and recovers nothing.
+   */
+  private resubscribe(h: Home): void {
+    const noop = () => {};
+    if (h.joined) this.requests.add((id) => ({ op: 'unsub', id, home: h.home }), { ok: noop, fail: noop }, { onDrop: 'forget', queue: false });
+    h.joined = false;
+    this.send(h);
+  }
+
+  private send(h: Home): void {
+    const since = h.cursor.pos ?? undefined;
+    const id = this.requests.add(
+      (rid) => (since ? { op: 'sub', id: rid, home: h.home, since } : { op: 'sub', id: rid, home: h.home }),
+      { ok: (result) => this.answered(h, since, parseSubResult(result, h.home)), fail: (err) => this.refused(h, err) },
+      { onDrop: 'forget', queue: false },
+    );
+    h.pendingId = id;
+  }
+
+  private answered(h: Home, since: Position | undefined, result: SubResult): void {
+    if (this.homes.get(h.home) !== h) return;
+    h.pendingId = null;
+    h.joined = true;
+    const first = h.last === null;
+    h.last = result;
+    let released: AppEventMessage[] = [];
+    let reload: ReloadInfo | null = null;
+    if (since !== undefined && result.recovered === true) {
+      // the missed events follow this answer as ordinary events: the cursor stays at since
+    } else if (since !== undefined || !first) {
+      // not recovered (or a server that keeps no history, or resubscribed without a position):
+      // what happened while away is unknown, so the app reloads, then goes on from pos
+      reload = { reason: result.reason ?? 'unavailable', pos: result.pos };
+      released = h.cursor.jump(result.pos);
+    } else {
+      released = h.cursor.start(result.pos);
+    }
+    this.each(h, (l) => l.onSubscribed?.(result));
+    if (reload !== null) {
+      const info = reload;
+      this.each(h, (l) => l.onReload?.(info));
+    }
+    this.deliver(h, released);
+    h.settle?.resolve(result);
+    h.settle = null;
+  }
+
+  private refused(h: Home, error: ClientError): void {
+    if (this.homes.get(h.home) !== h) return;
+    this.homes.delete(h.home);
+    this.each(h, (l) => l.onError?.(error));
+    h.settle?.reject(error);
+    h.settle = null;
+  }
+
+  private remove(h: Home, handlers: SubscriptionHandlers): void {
+    if (!h.listeners.delete(handlers) || h.listeners.size > 0 || this.homes.get(h.home) !== h) return;
+    this.homes.delete(h.home);
+    h.settle?.reject(ClientError.local('session_closed', `unsubscribed from ${h.home} before the server answered`));
+    h.settle = null;
+    const noop = () => {};
+    if (this.isOpen()) this.requests.add((id) => ({ op: 'unsub', id, home: h.home }), { ok: noop, fail: noop }, { onDrop: 'forget', queue: false });
+  }
+
+  private deliver(h: Home, events: AppEventMessage[]): void {
+    for (const evt of events) this.each(h, (l) => l.onEvent(evt));
+  }
+
+  /** Calls each handler; one that throws is reported later (as an EventTarget does) and stops no other. */
+  private each(h: Home, call: (l: SubscriptionHandlers) => void): void {
+    for (const l of [...h.listeners]) {
+      try {
+        call(l);
+      } catch (err) {
+        queueMicrotask(() => {
+          throw err;
+        });
+      }
+    }
+  }
+}

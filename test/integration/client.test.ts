@@ -1,0 +1,235 @@
+/**
+ * The app client library against a real node process: a JWT as the bearer subprotocol, commands
+ * answered by a simulated hub (results, hub refusals, offline, timeout), events, and reconnecting
+ * after the node restarts on the same port and data.
+ */
+import WebSocket from 'ws';
+import { SignJWT } from 'jose';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { AppEventMessage } from '../../proto/app.js';
+import { HubClient } from '../../load/wire/hub-client.js';
+import { ClientError, HubtierClient, type ClientOptions, type ConnectionState, type ReloadInfo, type SubResult } from '../../src/client/index.js';
+import { Inbox } from '../helpers/fake-app-server.js';
+import { api, startServerProcess, type ServerProcess } from '../helpers/server-process.js';
+
+const HOME = 'home-c';
+
+/** Every positioned event one after the other in one epoch: nothing missed, nothing twice. */
+function expectContiguous(events: AppEventMessage[]): void {
+  const positions = events.flatMap((e) => (e.pos ? [e.pos] : []));
+  expect(positions.length).toBeGreaterThan(1);
+  positions.forEach((p, i) => i > 0 && expect(p).toEqual({ epoch: positions[0]!.epoch, offset: positions[i - 1]!.offset + 1 }));
+}
+
+describe('app client library against a real node', () => {
+  let server: ServerProcess;
+  const hubs: HubClient[] = [];
+  const clients: HubtierClient[] = [];
+  const secrets = new Map<string, string>();
+  let count = 0;
+
+  const mint = (secret: string, homes = [HOME]) =>
+    new SignJWT({ homes }).setProtectedHeader({ alg: 'HS256' }).setSubject('carol').setExpirationTime('1h').sign(new TextEncoder().encode(secret));
+
+  async function provision(name: string): Promise<string> {
+    const hubId = `cl-${name}-${++count}`;
+    const res = await api(server.httpUrl, 'POST', '/v1/admin/hubs', server.adminToken, { hubId, homeId: HOME });
+    expect(res.status).toBe(201);
+    secrets.set(hubId, res.body.secret);
+    return hubId;
+  }
+
+  async function online(hubId: string): Promise<HubClient> {
+    const hub = new HubClient({ url: server.wsUrl, hubId, secret: secrets.get(hubId)! });
+    hubs.push(hub);
+    await hub.connect();
+    return hub;
+  }
+
+  function client(extra: Partial<ClientOptions> = {}): { c: HubtierClient; states: Inbox<ConnectionState> } {
+    const states = new Inbox<ConnectionState>();
+    const c = new HubtierClient({ url: server.wsUrl, token: () => mint(server.jwtSecret), WebSocket, backoff: { initialMs: 50, maxMs: 400 }, onState: states.push, ...extra });
+    clients.push(c);
+    return { c, states };
+  }
+
+  /**
+   * A client whose socket the test can cut as a network would (`cut`: the client sees 1006 and
+   * waits for a token), and whose next token is held back until `back()`, so that events happen
+   * while it is away.
+   */
+  function awayClient() {
+    const sockets: WebSocket[] = [];
+    class Tracked extends WebSocket {
+      constructor(url: string, protocols?: string | string[]) {
+        super(url, protocols);
+        sockets.push(this);
+      }
+    }
+    let back: () => void = () => {};
+    const held = new Promise<void>((resolve) => (back = resolve));
+    let attempts = 0;
+    const token = async () => {
+      if (attempts++ > 0) await held;
+      return mint(server.jwtSecret);
+    };
+    const { c, states } = client({ WebSocket: Tracked, token });
+    return {
+      c,
+      states,
+      sockets,
+      async cut() {
+        sockets[sockets.length - 1]!.terminate();
+        await states.next((s) => s.state === 'connecting', 2);
+      },
+      back: () => back(),
+    };
+  }
+
+  beforeAll(async () => {
+    server = await startServerProcess();
+  });
+
+  afterAll(async () => {
+    await Promise.allSettled(clients.map((c) => c.close()));
+    await Promise.allSettled(hubs.map((h) => h.terminate()));
+    expect(await server.stop()).toBe(0);
+  });
+
+  it('connects with a JWT as the bearer subprotocol, after a refused token asks the function again', async () => {
+    const tokens = [mint('not-the-node-secret-0123456789abcdef'), mint(server.jwtSecret)];
+    const { c, states } = client({ token: () => tokens.shift()! });
+    const refused = await states.next((s) => s.state === 'closed');
+    expect(refused).toMatchObject({ unauthorized: true });
+    await states.next((s) => s.state === 'open');
+    const mine = c.subscribe(HOME, { onEvent() {} });
+    expect(await mine.ready).toMatchObject({ home: HOME });
+    const theirs = c.subscribe('home-other', { onEvent() {} });
+    expect(await theirs.ready.catch((e: unknown) => e)).toMatchObject({ code: 'forbidden', num: 201, temporary: false });
+  });
+
+  it('delivers a hub’s reports to a subscribed home as typed events', async () => {
+    const hubId = await provision('events');
+    const { c } = client();
+    const events = new Inbox<AppEventMessage>();
+    await c.subscribe(HOME, { onEvent: events.push }).ready;
+    const hub = await online(hubId);
+    await hub.report({ t1: { temperature: 21.5 } });
+    const evt = await events.next((e) => e.kind === 'state' && e.hub === hubId);
+    expect(evt).toMatchObject({ op: 'evt', kind: 'state', home: HOME, hub: hubId, device: 't1', attrs: { temperature: 21.5 } });
+  });
+
+  it('resolves a command with the hub’s result, and rejects with the hub’s refusal', async () => {
+    const hubId = await provision('cmd');
+    const hub = await online(hubId);
+    const { c } = client();
+    expect(await c.command(hubId, 'lamp', { set: { on: true, level: 40 } })).toEqual({ on: true, level: 40 });
+    hub.onCommand((cmd) => (cmd.m === 'calibrate' ? { ok: false, e: 'jammed', msg: 'motor jammed' } : hub.defaultHandler(cmd)));
+    const err = await c.command(hubId, 'lamp', { method: 'calibrate', params: { steps: 3 } }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ClientError);
+    expect(err).toMatchObject({ code: 'command_failed', num: 403, temporary: false, hubCode: 'jammed' });
+    const bad = await c.command(hubId, 'lamp', { set: { on: true } }, { timeoutMs: 60_001 }).catch((e: unknown) => e);
+    expect(bad).toMatchObject({ code: 'invalid_field', field: 'timeoutMs' });
+  });
+
+  it('rejects a command to an offline hub with hub_offline, and one the hub never answers with command_timeout', async () => {
+    const offId = await provision('off');
+    const slowId = await provision('slow');
+    const slow = await online(slowId);
+    slow.onCommand(() => new Promise(() => {}));
+    const { c } = client({ commandMarginMs: 5_000 });
+    expect(await c.command(offId, 'd1', { set: { on: true } }).catch((e: unknown) => e)).toMatchObject({ code: 'hub_offline', num: 400, temporary: true });
+    // the server's own timeout answers first (the margin is far longer)
+    const late = await c.command(slowId, 'd1', { set: { on: true } }, { timeoutMs: 200 }).catch((e: unknown) => e);
+    expect(late).toMatchObject({ code: 'command_timeout', num: 401, temporary: true });
+    expect((late as Error).message).not.toMatch(/no answer within/);
+  });
+
+  it('recovers exactly the events it missed while its socket was down, in order, then live ones', async () => {
+    const hubId = await provision('recover');
+    const hub = await online(hubId);
+    const away = awayClient();
+    const { c } = away;
+    const events = new Inbox<AppEventMessage>();
+    const reloads = new Inbox<ReloadInfo>();
+    const answers = new Inbox<SubResult>();
+    await c.subscribe(HOME, { onEvent: events.push, onReload: reloads.push, onSubscribed: answers.push }).ready;
+    const mine = () => events.items.filter((e) => e.hub === hubId && e.kind === 'state').map((e) => (e.kind === 'state' ? e.attrs.n : null));
+    await hub.report({ s1: { n: 1 } });
+    await events.next((e) => e.kind === 'state' && e.hub === hubId && e.attrs.n === 1);
+    const before = events.items.length;
+
+    await away.cut();
+    for (let n = 2; n <= 4; n++) await hub.report({ s1: { n } }); // acknowledged: stored in the history
+    expect(events.items.length).toBe(before);
+    away.back();
+
+    const answer = await answers.next(() => true, 2);
+    expect(answer).toMatchObject({ home: HOME, recovered: true });
+    await events.next((e) => e.kind === 'state' && e.hub === hubId && e.attrs.n === 4);
+    await hub.report({ s1: { n: 5 } });
+    await events.next((e) => e.kind === 'state' && e.hub === hubId && e.attrs.n === 5);
+    expect(mine()).toEqual([1, 2, 3, 4, 5]);
+    expect(reloads.items).toEqual([]);
+    expectContiguous(events.items);
+    expect(away.sockets).toHaveLength(2);
+  });
+
+  it('tells the app to reload when it missed more than the history keeps, and goes on from the position given', async () => {
+    const hubId = await provision('too-old');
+    const hub = await online(hubId);
+    const away = awayClient();
+    const events = new Inbox<AppEventMessage>();
+    const reloads = new Inbox<ReloadInfo>();
+    await away.c.subscribe(HOME, { onEvent: events.push, onReload: reloads.push }).ready;
+    await hub.report({ s1: { n: 0 } });
+    await events.next((e) => e.kind === 'state' && e.hub === hubId && e.attrs.n === 0);
+
+    await away.cut();
+    // the node keeps 100 events per home (TIER_HISTORY_SIZE's default)
+    for (let n = 1; n <= 110; n++) await hub.report({ s1: { n } });
+    away.back();
+
+    const reload = await reloads.next(() => true);
+    expect(reload).toMatchObject({ reason: 'too_old', pos: { epoch: expect.any(String), offset: expect.any(Number) } });
+    await hub.report({ s1: { n: 111 } });
+    const live = await events.next((e) => e.kind === 'state' && e.hub === hubId && e.attrs.n === 111);
+    // none of the missed events was delivered; the next one continues right after the reload's position
+    expect(events.items.filter((e) => e.hub === hubId && e.kind === 'state').map((e) => (e.kind === 'state' ? e.attrs.n : null))).toEqual([0, 111]);
+    expect(live.pos).toEqual({ epoch: reload.pos!.epoch, offset: reload.pos!.offset + 1 });
+  });
+
+  // 60 s: a ceiling, not a measure (starting a node process takes several seconds on a busy machine)
+  it('reconnects after the node restarts on the same port, resubscribes, and events flow again', async () => {
+    const hubId = await provision('restart');
+    const { c, states } = client();
+    const events = new Inbox<AppEventMessage>();
+    const reloads = new Inbox<ReloadInfo>();
+    const answers = new Inbox<SubResult>();
+    await c.subscribe(HOME, { onEvent: events.push, onReload: reloads.push, onSubscribed: answers.push }).ready;
+    const hub = await online(hubId);
+    const reported = (n: number) => events.next((e) => e.kind === 'state' && e.hub === hubId && e.attrs.n === n);
+    await hub.report({ s1: { n: 1 } });
+    await reported(1);
+
+    const { port, adminToken, jwtSecret, dataDir } = server;
+    // hubs first: a node stopping with hubs online gives them up to 5 s to leave
+    await Promise.all(hubs.map((h) => h.terminate()));
+    expect(await server.stop()).toBe(0);
+    // a stopped node ends app sockets with its process (no close frame): 1006
+    expect(await states.next((s) => s.state === 'closed')).toMatchObject({ state: 'closed', unauthorized: false });
+    server = await startServerProcess({ PORT: String(port), ADMIN_TOKEN: adminToken, JWT_SECRET: jwtSecret, DATA_DIR: dataDir });
+    await states.next((s) => s.state === 'open', 2);
+
+    await hub.connect(); // the hub, its secret kept on disk by the node, comes back too
+    await hub.report({ s1: { n: 2 } });
+    await reported(2);
+    // a clean stop keeps the history's epoch on disk: the client resubscribed from its last event
+    // and got what it missed (the hub going offline) with no reload and nothing twice
+    expect(reloads.items).toEqual([]);
+    expect((await answers.next(() => true, 2)).recovered).toBe(true);
+    expect(events.items.filter((e) => e.hub === hubId && e.kind === 'state').map((e) => (e.kind === 'state' ? e.attrs.n : null))).toEqual([1, 2]);
+    expect(events.items.some((e) => e.hub === hubId && e.kind === 'offline')).toBe(true);
+    expectContiguous(events.items);
+  }, 60_000);
+});

@@ -1,0 +1,168 @@
+/**
+ * The client's connection against a fake node: a token asked for on every attempt (again after a
+ * 401), states with close codes and reasons, backoff delays from an injected random source, close().
+ * Delays are read from the states the client reports, never measured.
+ */
+import WebSocket from 'ws';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { ClientError, HubtierClient, type ClientOptions, type ConnectionState, type WebSocketConstructor } from '../../src/client/index.js';
+import { FakeAppServer, Inbox } from '../helpers/fake-app-server.js';
+
+let server: FakeAppServer;
+const clients: HubtierClient[] = [];
+
+beforeEach(async () => {
+  server = await FakeAppServer.start();
+});
+
+afterEach(async () => {
+  await Promise.all(clients.splice(0).map((c) => c.close()));
+  await server.stop();
+});
+
+function client(extra: Partial<ClientOptions> = {}): { c: HubtierClient; states: Inbox<ConnectionState> } {
+  const states = new Inbox<ConnectionState>();
+  const c = new HubtierClient({ url: server.url, token: 'tok', WebSocket, backoff: { initialMs: 1, maxMs: 2 }, onState: states.push, ...extra });
+  clients.push(c);
+  return { c, states };
+}
+
+// both implementations fit the option's type (checked by tsc; a browser's global is absent in Node 20)
+export const implementations: Array<WebSocketConstructor | undefined> = [WebSocket, (globalThis as { WebSocket?: typeof globalThis.WebSocket }).WebSocket];
+
+const isOpen = (s: ConnectionState) => s.state === 'open';
+const isClosed = (s: ConnectionState): s is Extract<ConnectionState, { state: 'closed' }> => s.state === 'closed';
+
+describe('client connection (fake server)', () => {
+  it('sends the token as the bearer subprotocol and asks the token function again before every attempt', async () => {
+    let calls = 0;
+    const { states } = client({ token: async () => `tok-${++calls}` });
+    (await server.connection(1)).close(4005, 'draining');
+    (await server.connection(2)).close(1001, 'going away');
+    await server.connection(3);
+    await states.next(isOpen, 3);
+    expect(server.connections.map((c) => c.token)).toEqual(['tok-1', 'tok-2', 'tok-3']);
+    expect(calls).toBe(3);
+  });
+
+  it('after a 401 at the upgrade, says so and connects with the token the function gives next', async () => {
+    server.accept = (t) => t !== 'expired';
+    const tokens = ['expired', 'fresh'];
+    const { states } = client({ token: () => tokens.shift() ?? 'none' });
+    const refused = await states.next(isClosed);
+    expect(refused).toMatchObject({ state: 'closed', code: 1006, unauthorized: true });
+    expect(isClosed(refused) && refused.reason).toMatch(/401/);
+    await states.next(isOpen);
+    expect(server.tokens).toEqual(['expired', 'fresh']);
+    expect(server.connections.map((c) => c.token)).toEqual(['fresh']);
+  });
+
+  it('reports connecting, open and closed with the server’s code and reason, then reconnects', async () => {
+    const { states } = client();
+    const first = await server.connection(1);
+    await states.next(isOpen);
+    first.close(4005, 'draining');
+    const closed = await states.next(isClosed);
+    expect(closed).toMatchObject({ state: 'closed', code: 4005, reason: 'draining', unauthorized: false });
+    await states.next(isOpen, 2);
+    expect(states.items.map((s) => s.state)).toEqual(['connecting', 'open', 'closed', 'connecting', 'open']);
+    expect(states.items[3]).toEqual({ state: 'connecting', attempt: 1 });
+  });
+
+  it('says unauthorized when the server closes with 4006', async () => {
+    const { states } = client();
+    (await server.connection(1)).close(4006, 'unauthorized');
+    expect(await states.next(isClosed)).toMatchObject({ code: 4006, unauthorized: true });
+  });
+
+  it('grows the delay exponentially up to the cap, jittered by the random source', async () => {
+    server.accept = () => false;
+    const { states } = client({ backoff: { initialMs: 8, maxMs: 32, factor: 2, jitter: 0.5 }, random: () => 0.5 });
+    await states.next(isClosed, 5);
+    // ceilings 8, 16, 32, 32, 32, each × (1 − 0.5 × 0.5)
+    expect(states.items.filter(isClosed).slice(0, 5).map((s) => s.reconnectInMs)).toEqual([6, 12, 24, 24, 24]);
+  });
+
+  it('draws the jitter from the random source on every attempt', async () => {
+    server.accept = () => false;
+    const draws = [0, 0.999, 0.5];
+    const { states } = client({ backoff: { initialMs: 10, maxMs: 10, jitter: 1 }, random: () => draws.shift() ?? 0 });
+    await states.next(isClosed, 3);
+    expect(states.items.filter(isClosed).slice(0, 3).map((s) => s.reconnectInMs)).toEqual([10, 0, 5]);
+  });
+
+  it('starts the backoff over after a stable connection, and not after a short one', async () => {
+    const delays = async (stableAfterMs: number) => {
+      const { c, states } = client({ backoff: { initialMs: 8, maxMs: 64, factor: 2, jitter: 0 }, stableAfterMs });
+      const base = server.connections.length;
+      for (let n = 1; n <= 3; n++) (await server.connection(base + n)).close(1001);
+      await states.next(isClosed, 3);
+      await c.close();
+      return states.items.filter(isClosed).slice(0, 3).map((s) => s.reconnectInMs);
+    };
+    expect(await delays(0)).toEqual([8, 8, 8]);
+    expect(await delays(3_600_000)).toEqual([8, 16, 32]);
+  });
+
+  it('keeps trying when the token function fails, and reports why', async () => {
+    let calls = 0;
+    const { states } = client({
+      token: () => {
+        if (++calls === 1) throw new Error('no session');
+        return 'tok';
+      },
+    });
+    expect(await states.next(isClosed)).toMatchObject({ code: 1006, reason: 'token: no session' });
+    await states.next(isOpen);
+    expect(server.connections).toHaveLength(1);
+  });
+
+  it('sends one sub for a home subscribed from a state listener as the socket opens', async () => {
+    let c: HubtierClient | null = null;
+    const opened = new Inbox<true>();
+    const { c: made } = client({
+      onState: (s) => {
+        if (s.state !== 'open' || !c) return;
+        c.subscribe('h1', { onEvent() {} });
+        opened.push(true);
+      },
+    });
+    c = made;
+    const conn = await server.connection(1);
+    await opened.next(() => true);
+    // a barrier: the client writes in order, so a second sub from the open would arrive before this
+    void c.command('hub', 'd', { set: { on: true } }).catch(() => {});
+    await conn.next((m) => m.op === 'cmd');
+    expect(conn.received.filter((m) => m.op === 'sub')).toHaveLength(1);
+  });
+
+  it('close() closes with 1000, ends for good and refuses new work', async () => {
+    const { c, states } = client();
+    const conn = await server.connection(1);
+    await states.next(isOpen);
+    await c.close();
+    expect(await conn.closed).toMatchObject({ code: 1000 });
+    expect(c.state).toMatchObject({ state: 'closed', reconnectInMs: null });
+    await expect(c.command('hub', 'd', { set: { on: true } })).rejects.toMatchObject({ code: 'session_closed' });
+    expect(() => c.subscribe('h1', { onEvent() {} })).toThrow(ClientError);
+    expect(await c.close()).toBeUndefined(); // twice is fine
+  });
+
+  it('close() while waiting to reconnect ends at once, and no attempt follows', async () => {
+    // the client's retry timer is faked, so the test can run past the delay without waiting for it
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    try {
+      server.accept = () => false;
+      let calls = 0;
+      const { c, states } = client({ token: () => `t${++calls}`, backoff: { initialMs: 60_000, maxMs: 60_000, jitter: 0 } });
+      expect(await states.next(isClosed)).toMatchObject({ reconnectInMs: 60_000 });
+      await c.close();
+      vi.advanceTimersByTime(120_000);
+      await Promise.resolve();
+      expect(states.items.filter(isClosed).map((s) => s.reconnectInMs)).toEqual([60_000, null]);
+      expect(calls).toBe(1);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+});
