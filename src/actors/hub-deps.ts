@@ -62,6 +62,8 @@ export type HubMessage =
   | { type: 'command'; request: BusMessage }
   | { type: 'desired'; data: Uint8Array }
   | { type: 'takeover'; data: Uint8Array }
+  /** the operator disabled, deleted or moved the hub (`hub.<id>.close`) */
+  | { type: 'closeOrder'; data: Uint8Array }
   /** a newer session of this hub on this node went online */
   | { type: 'superseded' }
   | { type: 'timer'; tag: number }
