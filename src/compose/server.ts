@@ -1,7 +1,7 @@
 import type { AppEventMessage } from '../../proto/app.js';
 import { subjects } from '../../proto/subjects.js';
 import type { ActorSystem } from '../actors/actor.js';
-import { publishDesired, sendCommand } from '../actors/commands.js';
+import { publishDesired } from '../actors/commands.js';
 import type { HubSession, HubSessionDeps } from '../actors/hub-session.js';
 import { SessionIndex, type SessionView } from '../actors/session-index.js';
 import { Interner } from '../actors/intern.js';
@@ -26,6 +26,7 @@ import { UpgradeLimits } from '../transport/upgrade-limits.js';
 import { guardApp } from '../transport/guard.js';
 import { WriteBatch } from '../transport/write-batch.js';
 import type { RouteTable } from '../transport/http.js';
+import { fleetParts } from './fleet-wiring.js';
 
 export interface RunningServer {
   readonly port: number;
@@ -54,6 +55,8 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
     supervision: { maxFailures: config.actorMaxFailures, withinMs: config.actorFailureWindowMs },
   };
   const auth = new Authenticator(config.adminToken, config.jwtSecret);
+  // fleet: sealed hub secrets, the fleet routes, commands to disabled hubs refused (src/compose/fleet-wiring.ts)
+  const fleet = fleetParts(config, ports, log);
   // the node's one hub → home lookup: the cluster registry caches (CachingHubRegistry), the memory one is a map
   const homeOfHub = async (hubId: string) => (await ports.registry.get(hubId))?.homeId ?? null;
   const automation = createAutomation({
@@ -62,7 +65,7 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
     push: ports.push,
     shadows: ports.shadows,
     homeOfHub,
-    runCommand: (hubId, deviceId, spec, timeoutMs) => sendCommand(ports.bus, hubId, deviceId, spec, timeoutMs),
+    runCommand: fleet.commandTo,
     setDesired: async (hubId, deviceId, patch) => {
       publishDesired(ports.bus, hubId, deviceId, await ports.shadows.setDesired(hubId, deviceId, patch));
     },
@@ -108,7 +111,7 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
   const app = guardApp(binding.uws.App(), log);
   const writes = new WriteBatch((err) => log.error({ err }, 'deferred write failed'));
   const limits = new UpgradeLimits({ maxSockets: config.maxHubSessions, maxPending: config.maxPendingUpgrades, ratePerSec: config.hubConnectRatePerSec });
-  mountHubGateway(app, { admission: new HubAdmission(ports.registry, ports.nonces, config.authSkewS), limits, sessions: hubDeps, log, idleMs: config.idleMs, writes, metrics });
+  mountHubGateway(app, { admission: new HubAdmission(ports.registry, ports.nonces, config.authSkewS, Date.now, fleet.box), limits, sessions: hubDeps, log, idleMs: config.idleMs, writes, metrics });
   const feeds = new HomeFeeds(ports.bus, app, log);
   mountAppGateway(app, {
     auth,
@@ -120,7 +123,7 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
     writes,
     session: {
       system,
-      sendCommand: (hubId, deviceId, spec, timeoutMs) => sendCommand(ports.bus, hubId, deviceId, spec, timeoutMs),
+      sendCommand: fleet.commandTo,
       homeOf: homeOfHub,
       commandTimeoutMs: config.commandTimeoutMs,
       maxSubscriptions: 64,
@@ -139,6 +142,7 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
     table,
     validate: { maxCommandTimeoutMs: config.commandTimeoutMaxMs },
   });
+  fleet.mount(app, { auth, writes, table });
   mountApi(app, {
     auth,
     bus: ports.bus,
@@ -201,6 +205,7 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
       if (draining) return;
       draining = true;
       clearInterval(refresh);
+      fleet.close();
       binding.uws.us_listen_socket_close(main.socket);
       // hubs come back spread over a few seconds instead of all at once (to another node in a cluster)
       const closing = sessions.list();
