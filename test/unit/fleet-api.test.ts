@@ -7,16 +7,13 @@
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { HubClient } from '../../load/wire/hub-client.js';
-import { createLogger } from '../../src/log/logger.js';
-import { inProcessConfig } from '../helpers/in-process-config.js';
-import { startServer, type RunningServer } from '../../src/compose/server.js';
-import { memoryPorts } from '../../src/compose/memory-ports.js';
+import { startInProcessNode, type InProcessNode } from '../helpers/in-process-node.js';
 import type { Ports } from '../../src/ports/ports.js';
-import { api, rulesWarmedUp } from '../helpers/server-process.js';
+import { api } from '../helpers/server-process.js';
 
 const ADMIN = 'fleet-admin-token-0123456789';
 
-let server: RunningServer;
+let node: InProcessNode;
 let ports: Ports;
 let http: string;
 let wsUrl: string;
@@ -24,16 +21,12 @@ const clients: HubClient[] = [];
 let n = 0;
 
 beforeAll(async () => {
-  const config = inProcessConfig(ADMIN, 'fleet-jwt-secret-0123456789abcdef');
-  const log = createLogger('silent');
-  server = await startServer(config, log, async (timers) => (ports = memoryPorts(config, timers, log)));
-  http = `http://127.0.0.1:${server.port}`;
-  wsUrl = `ws://127.0.0.1:${server.port}`;
-  await rulesWarmedUp(`http://127.0.0.1:${server.adminPort}`);
+  node = await startInProcessNode(ADMIN, 'fleet-jwt-secret-0123456789abcdef');
+  ({ ports, http, wsUrl } = node);
 });
 
 afterAll(async () => {
-  await server?.close();
+  await node?.server.close();
 });
 
 afterEach(async () => {
