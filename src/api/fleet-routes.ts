@@ -10,7 +10,8 @@ import { TierError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 import { compile } from '../schemas/check.js';
 import { parseId } from '../schemas/common.js';
-import { BatchReply, BatchRequest, DeleteHubReply, HomeHubsReply, HubListReply, HubPatchRequest, MoveRequest, RotateReply, RotateRequest } from '../schemas/fleet.js';
+import type { TokenRevocation } from '../../proto/subjects.js';
+import { BatchReply, BatchRequest, DeleteHubReply, HomeHubsReply, HubListReply, HubPatchRequest, MoveRequest, RevokeReply, RevokeRequest, RotateReply, RotateRequest } from '../schemas/fleet.js';
 import { ProvisionReply, ProvisionRequest } from '../schemas/hubs.js';
 import { optionalJson, route, type HttpCall, type RouteTable } from '../transport/http.js';
 import type { TemplatedApp } from '../transport/uws.js';
@@ -22,6 +23,7 @@ const patchRequest = compile(HubPatchRequest);
 const moveRequest = compile(MoveRequest);
 const rotateRequest = compile(RotateRequest);
 const batchRequest = compile(BatchRequest);
+const revokeRequest = compile(RevokeRequest);
 
 /** Hubs per page of `GET /v1/admin/hubs`: default and most. */
 export const PAGE_DEFAULT = 100;
@@ -30,6 +32,8 @@ export const PAGE_MAX = 1_000;
 export interface FleetApiDeps {
   auth: Authenticator;
   fleet: Fleet;
+  /** revokes user tokens on every node (src/compose/fleet-wiring.ts) */
+  revoke(r: { jti: string } | { sub: string; before: number }): Promise<TokenRevocation>;
   log: Logger;
   maxBodyBytes: number;
   /** @default 604_800 (s): grace of a rotated-out secret when the request names none */
@@ -145,6 +149,29 @@ export function mountFleetApi(app: TemplatedApp, deps: FleetApiDeps): void {
       const { graceS = deps.secretGraceS } = rotateRequest.parse((await optionalJson(call)) ?? {});
       const r = await fleet.rotateSecret(hubId, graceS);
       const reply: Static<typeof RotateReply> = { hubId, secret: r.secret, secretVersion: r.secretVersion, previousValidUntil: new Date(r.previousValidUntil).toISOString() };
+      return { status: 200, body: reply };
+    },
+    opts,
+  );
+
+  route(
+    app,
+    'post',
+    '/v1/admin/tokens/revoke',
+    async (call) => {
+      await admin(call);
+      const body = revokeRequest.parse(await call.json());
+      const bad = (field: string, what: string) => new TierError('invalid_field', `${field}: ${what}`, { field });
+      if ((body.jti === undefined) === (body.sub === undefined)) throw bad('jti', 'give jti, or sub (with an optional before), not both');
+      if (body.jti !== undefined && body.before !== undefined) throw bad('before', 'only with sub');
+      let before = Math.floor(Date.now() / 1000);
+      if (body.before !== undefined) {
+        const ms = Date.parse(body.before);
+        if (!Number.isFinite(ms)) throw bad('before', 'must be an ISO 8601 date and time');
+        before = Math.floor(ms / 1000);
+      }
+      const r = await deps.revoke(body.jti !== undefined ? { jti: body.jti } : { sub: body.sub!, before });
+      const reply: Static<typeof RevokeReply> = { ok: true, until: new Date(r.exp * 1000).toISOString() };
       return { status: 200, body: reply };
     },
     opts,

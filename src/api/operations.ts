@@ -6,7 +6,7 @@
 import { Type, type TSchema } from '@sinclair/typebox';
 import type { ErrorCode } from '../../proto/errors.js';
 import { CommandReply, CommandRequest, DesiredReply, DesiredRequest, HubStatus, ProvisionReply, ProvisionRequest, ShadowReply, TokenReply, TokenRequest } from '../schemas/hubs.js';
-import { BatchReply, BatchRequest, DeleteHubReply, FleetHub, HomeHubsReply, HubListReply, HubPatchRequest, MoveReply, MoveRequest, RotateReply, RotateRequest } from '../schemas/fleet.js';
+import { BatchReply, BatchRequest, DeleteHubReply, FleetHub, HomeHubsReply, HubListReply, HubPatchRequest, MoveReply, MoveRequest, RevokeReply, RevokeRequest, RotateReply, RotateRequest } from '../schemas/fleet.js';
 import { Deleted, DryRunReply, RuleList, RuleReply, SceneList, SceneReply, SceneRunReply, SettingsReply } from '../schemas/rules-replies.js';
 import { RuleRequest, SceneRequest, Settings, TestRequest } from '../schemas/rules.js';
 
@@ -119,6 +119,13 @@ export function operations(limits: { commandTimeoutMaxMs: number }): Record<stri
       description: 'For the home’s users (and the admin).',
       tag: 'homes',
       ok: { status: 200, description: 'the hubs', schema: HomeHubsReply },
+    },
+    'post /v1/admin/tokens/revoke': {
+      summary: 'Revoke user tokens: one by `jti`, or every token of a `sub` issued before a time',
+      description: 'Takes effect on every node within a second: requests with the tokens are refused (`unauthorized`) and app sockets open with them are closed (4007).',
+      tag: 'admin',
+      request: { schema: RevokeRequest, bad: {} },
+      ok: { status: 200, description: 'revoked', schema: RevokeReply },
     },
     'post /v1/admin/tokens': {
       summary: 'Mint a user JWT for homes',

@@ -13,6 +13,7 @@ import { CachingHubRegistry } from '../ports/hub-registry/hub-registry-cache.js'
 import { RedisHubRegistry, RedisNonceStore } from '../ports/hub-registry/hub-registry-redis.js';
 import { closeRedis, connectRedis, RedisKeys } from '../ports/redis.js';
 import { RedisShadowStore } from '../ports/shadow-store/shadow-store-redis.js';
+import { RedisRevocationStore } from '../ports/revocations/revocations-redis.js';
 
 /**
  * The ports of cluster mode: NATS for the bus, Redis for the rest. The shadow store's batches get
@@ -73,6 +74,7 @@ export async function clusterPorts(config: Config, log: Logger): Promise<Ports> 
     lease,
     push,
     pendingRuns,
+    revocations: new RedisRevocationStore(shared, { keys }),
     adminPages: [(admin, context) => mountBullBoard(admin, { queues: [push.queue], ...context, log: context.log.child({ part: 'bull-board' }) })],
     health() {
       const nats = bus.status();

@@ -12,6 +12,7 @@ import { LmdbRuleStore } from '../ports/rule-store/rule-store-lmdb.js';
 import { MemoryBus } from '../ports/bus/bus-memory.js';
 import { MemoryDirectory } from '../ports/directory/directory-memory.js';
 import { MemoryLease } from '../ports/lease/lease-memory.js';
+import { LmdbRevocationStore } from '../ports/revocations/revocations-lmdb.js';
 
 /**
  * The embedded default: everything a node must remember in one LMDB store in DATA_DIR; what only
@@ -46,6 +47,7 @@ export async function diskPorts(config: Config, timers: TimerWheel, log: Logger)
       rules,
       push,
       pendingRuns: new LmdbPendingRuns(data),
+      revocations: new LmdbRevocationStore(data),
       async close() {
         await Promise.allSettled([bus.close(), directory.close(), lease.close()]);
         await Promise.allSettled([shadows.close(), registry.close(), nonces.close(), push.close(), rules.close()]);

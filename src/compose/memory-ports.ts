@@ -9,6 +9,7 @@ import type { Ports } from '../ports/ports.js';
 import { MemoryPushQueue, loggingPushSender } from '../ports/push-queue/push-queue-memory.js';
 import { MemoryRuleStore } from '../ports/rule-store/rule-store-memory.js';
 import { MemoryShadowStore } from '../ports/shadow-store/shadow-store-memory.js';
+import { MemoryRevocationStore } from '../ports/revocations/revocations-memory.js';
 
 /** The ports of the embedded default: every one in this process's memory. */
 export function memoryPorts(config: Config, timers: TimerWheel, log: Logger): Ports {
@@ -21,5 +22,6 @@ export function memoryPorts(config: Config, timers: TimerWheel, log: Logger): Po
     rules: new MemoryRuleStore(),
     lease: new MemoryLease(),
     push: new MemoryPushQueue({ sender: loggingPushSender(log) }),
+    revocations: new MemoryRevocationStore(),
   };
 }

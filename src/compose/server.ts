@@ -54,9 +54,9 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
     onFailure: (_address, messageType) => metrics.actorFailures.inc({ message: messageType }),
     supervision: { maxFailures: config.actorMaxFailures, withinMs: config.actorFailureWindowMs },
   };
-  const auth = new Authenticator(config.adminToken, config.jwtSecret);
-  // fleet: sealed hub secrets, the fleet routes, commands to disabled hubs refused (src/compose/fleet-wiring.ts)
-  const fleet = fleetParts(config, ports, log);
+  // fleet: sealed hub secrets, the fleet routes, commands to disabled hubs refused, token revocation (src/compose/fleet-wiring.ts)
+  const fleet = await fleetParts(config, ports, log);
+  const auth = new Authenticator(config.adminToken, config.jwtSecret, { requireExp: config.jwtRequireExp, revoked: fleet.revoked });
   // the node's one hub → home lookup: the cluster registry caches (CachingHubRegistry), the memory one is a map
   const homeOfHub = async (hubId: string) => (await ports.registry.get(hubId))?.homeId ?? null;
   const automation = createAutomation({
@@ -121,6 +121,7 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
     commandTimeoutMaxMs: config.commandTimeoutMaxMs,
     maxBackpressure: config.appMaxBackpressure,
     writes,
+    sockets: fleet.sockets,
     session: {
       system,
       sendCommand: fleet.commandTo,

@@ -11,6 +11,7 @@ import { appEventBytes, appEventJson } from '../protocol/app-events.js';
 import { errorReply, send } from './http.js';
 import type { HttpRequest, HttpResponse, TemplatedApp, WebSocket } from './uws.js';
 import type { WriteBatch } from './write-batch.js';
+import type { OpenAppSockets } from './app-sockets.js';
 
 interface AppSocketData {
   principal: Principal;
@@ -130,6 +131,8 @@ export function mountAppGateway(
     commandTimeoutMaxMs: number;
     maxBackpressure: number;
     writes: WriteBatch;
+    /** open sockets by token, closed when it is revoked (src/transport/app-sockets.ts) */
+    sockets?: OpenAppSockets;
   },
 ): void {
   const { auth, log } = deps;
@@ -174,6 +177,7 @@ export function mountAppGateway(
       data.link = link;
       const who = data.principal.kind === 'admin' ? 'admin' : data.principal.sub;
       link.session = new AppSession(data.principal, link, sessionDeps, `app:${who}:${++connections}`);
+      deps.sockets?.opened(link, data.principal);
     },
 
     message: (ws, message, isBinary) => {
@@ -195,6 +199,7 @@ export function mountAppGateway(
       const link = ws.getUserData().link;
       if (!link) return;
       link.open = false;
+      deps.sockets?.closed(link, ws.getUserData().principal);
       link.session?.tell({ type: 'closed' });
     },
   });

@@ -3,13 +3,15 @@
  * provisioned one by one and in batches, listed and searched a page at a time, disabled (the live
  * session closed, commands refused), moved (the old home's users lose the hub, the new home's gain
  * it, rules naming it reported), deleted (record, shadow and session gone) and re-keyed (the old
- * secret works during its grace period only); the registry holds no secret in clear.
+ * secret works during its grace period only); the registry holds no secret in clear; user tokens
+ * revoked (open app sockets closed, next requests refused) and tokens without exp refused.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { HubClient } from '../../load/wire/hub-client.js';
 import { startInProcessNode, type InProcessNode } from '../helpers/in-process-node.js';
 import type { Ports } from '../../src/ports/ports.js';
 import { api } from '../helpers/server-process.js';
+import { AppSocket } from '../helpers/app-socket.js';
 
 const ADMIN = 'fleet-admin-token-0123456789';
 
@@ -211,5 +213,46 @@ describe('secrets', () => {
     // a rotation without a body takes the configured grace
     const again = await admin('POST', `/v1/admin/hubs/${hub.hubId}/secret`);
     expect(Date.parse(again.body.previousValidUntil) - Date.now()).toBeGreaterThan(6 * 86_400_000);
+  });
+});
+
+describe('tokens', () => {
+  it('carry a jti; revoking one closes its open app socket (4007) and refuses its next request, other tokens of the user still work', async () => {
+    const token = await userToken('rv-alice', ['rv-home']);
+    const other = await userToken('rv-alice', ['rv-home']);
+    const claims = JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString()) as { jti?: string; exp?: number };
+    expect(claims.jti).toMatch(/^[0-9a-f-]{36}$/);
+    const app = new AppSocket(`${wsUrl}/app/v1?token=${token}`);
+    const bystander = new AppSocket(`${wsUrl}/app/v1?token=${other}`);
+    await Promise.all([app.opened(), bystander.opened()]);
+    expect((await app.request({ op: 'sub', home: 'rv-home' })).op).toBe('ok');
+    const res = await admin('POST', '/v1/admin/tokens/revoke', { jti: claims.jti });
+    expect(res.status).toBe(200);
+    expect(Date.parse(res.body.until)).toBeGreaterThan(Date.now() + 29 * 86_400_000);
+    expect(await app.closed).toEqual({ code: 4007, reason: 'token_revoked' });
+    expect((await api(http, 'GET', '/v1/homes/rv-home/hubs', token)).body).toMatchObject({ code: 'unauthorized', message: 'token revoked' });
+    expect((await api(http, 'GET', '/v1/homes/rv-home/hubs', other)).status).toBe(200);
+    expect((await bystander.request({ op: 'ping' })).op).toBe('ok');
+    bystander.close();
+  });
+
+  it('revoking a sub before a time refuses its tokens issued until then and closes their sockets; later tokens work', async () => {
+    const token = await userToken('rv-bob', ['rv-home']);
+    const app = new AppSocket(`${wsUrl}/app/v1?token=${token}`);
+    await app.opened();
+    expect((await admin('POST', '/v1/admin/tokens/revoke', { sub: 'rv-bob' })).status).toBe(200);
+    expect(await app.closed).toEqual({ code: 4007, reason: 'token_revoked' });
+    expect((await api(http, 'GET', '/v1/homes/rv-home/hubs', token)).status).toBe(401);
+    // a later token of bob (issued in a later second) works
+    await new Promise((r) => setTimeout(r, 1_000 - (Date.now() % 1_000) + 5));
+    expect((await api(http, 'GET', '/v1/homes/rv-home/hubs', await userToken('rv-bob', ['rv-home']))).status).toBe(200);
+    expect((await admin('POST', '/v1/admin/tokens/revoke', { jti: 'x', sub: 'rv-bob' })).body).toMatchObject({ code: 'invalid_field' });
+    expect((await admin('POST', '/v1/admin/tokens/revoke', { sub: 'rv-bob', before: 'yesterday' })).body).toMatchObject({ code: 'invalid_field', field: 'before' });
+  });
+
+  it('a token without exp is refused', async () => {
+    const { SignJWT } = await import('jose');
+    const forever = await new SignJWT({ homes: ['rv-home'] }).setProtectedHeader({ alg: 'HS256' }).setSubject('rv-eve').sign(new TextEncoder().encode('fleet-jwt-secret-0123456789abcdef'));
+    expect((await api(http, 'GET', '/v1/homes/rv-home/hubs', forever)).body).toMatchObject({ code: 'unauthorized', message: expect.stringContaining('exp') });
   });
 });
