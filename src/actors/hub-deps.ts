@@ -44,6 +44,8 @@ export interface HubSessionDeps {
   readonly metrics?: HubSessionMetrics;
   /** node-wide copies of strings every hub repeats (device kinds, attribute values) */
   readonly interner?: Interner;
+  /** told the firmware version of each session's hello (`fw`), to keep it in the registry; must not throw */
+  readonly noteFirmware?: (hubId: string, firmware: string) => void;
 }
 
 export interface HubSessionMetrics {

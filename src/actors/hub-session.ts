@@ -200,6 +200,7 @@ export class HubSession extends Actor<HubMessage> implements TimerTarget {
     });
     this.armIdle();
     this.deps.publishEvent({ op: 'evt', kind: 'online', home: this.homeId, hub: this.hubId, node: nodeId, ts: Date.now() });
+    if (hello.fw !== undefined) this.deps.noteFirmware?.(this.hubId, hello.fw);
     this.log.debug({ epoch: this.epoch, fw: hello.fw }, 'hub online');
   }
 

@@ -177,6 +177,19 @@ export class Fleet {
     return { secret, secretVersion: hub.secretVersion ?? 1, previousValidUntil: until };
   }
 
+  /**
+   * Keeps the firmware a hub's hello named (for the `firmware` filter): one registry read per
+   * session (cached in cluster mode), a write only when it changed. Failures are logged, never thrown.
+   */
+  noteFirmware(hubId: string, firmware: string): void {
+    void (async () => {
+      const hub = await this.deps.registry.get(hubId);
+      if (hub === null || hub.firmware === firmware) return;
+      await this.deps.registry.update(hubId, { firmware });
+      this.changed(hubId);
+    })().catch((err: unknown) => this.deps.log.warn({ err, hubId }, 'firmware version not kept'));
+  }
+
   /** Every node drops its cached record of the hub. */
   private changed(hubId: string): void {
     this.deps.registry.forget(hubId);

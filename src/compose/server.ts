@@ -106,6 +106,7 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
     sessions,
     metrics,
     interner: new Interner(),
+    noteFirmware: (hubId, firmware) => fleet.fleet.noteFirmware(hubId, firmware),
   };
 
   const app = guardApp(binding.uws.App(), log);

@@ -79,6 +79,21 @@ describe('listing and searching', () => {
     expect((await admin('GET', '/v1/admin/hubs?online=maybe')).body).toMatchObject({ code: 'invalid_field', field: 'online' });
   });
 
+  it('keeps the firmware a hub’s hello names, and filters on it', async () => {
+    const hub = await provision('fw-home');
+    const c = new HubClient({ url: wsUrl, hubId: hub.hubId, secret: hub.secret, fw: '3.1.4-fleet' });
+    clients.push(c);
+    await c.connect();
+    for (;;) {
+      const page = await admin('GET', '/v1/admin/hubs?prefix=fl-&firmware=3.1.4-fleet');
+      if (page.body.hubs.length > 0) {
+        expect(page.body.hubs.map((h: { hubId: string; firmware: string }) => [h.hubId, h.firmware])).toEqual([[hub.hubId, '3.1.4-fleet']]);
+        break;
+      }
+      await new Promise((r) => setTimeout(r, 10));
+    }
+  });
+
   it('filters on where hubs are connected: online, node', async () => {
     const a = await provision('on-home');
     const b = await provision('on-home');
