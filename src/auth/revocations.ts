@@ -1,8 +1,8 @@
 /**
  * The node's set of revoked user tokens, consulted on every request and app upgrade: by `jti`, or
- * every token of a `sub` issued at or before a time (seconds: a token of the same second counts). Bounded: an entry is dropped once the tokens it
- * revokes would have expired anyway (its `exp`, Unix seconds), swept as entries are added; past
- * `maxEntries` live entries the oldest added go first.
+ * every token of a `sub` issued at or before a time (seconds: a token of that second counts).
+ * Bounded: an entry is dropped once the tokens it revokes would have expired anyway (its `exp`,
+ * Unix seconds), swept as entries are added; past `maxEntries` live entries the oldest added go first.
  */
 import type { TokenRevocation } from '../../proto/subjects.js';
 
@@ -32,13 +32,14 @@ export class RevocationList {
 
   add(r: TokenRevocation): void {
     const now = this.nowS();
+    this.sweep(now);
     if (r.exp <= now) return;
     if (r.jti !== undefined) this.byJti.set(r.jti, Math.max(r.exp, this.byJti.get(r.jti) ?? 0));
     else if (r.sub !== undefined) {
       const had = this.bySub.get(r.sub);
       this.bySub.set(r.sub, { before: Math.max(r.before ?? now, had?.before ?? 0), exp: Math.max(r.exp, had?.exp ?? 0) });
     }
-    this.sweep(now);
+    this.bound();
   }
 
   isRevoked(c: TokenClaims): boolean {
@@ -58,6 +59,9 @@ export class RevocationList {
   private sweep(now: number): void {
     for (const [k, exp] of this.byJti) if (exp <= now) this.byJti.delete(k);
     for (const [k, e] of this.bySub) if (e.exp <= now) this.bySub.delete(k);
+  }
+
+  private bound(): void {
     while (this.size > this.maxEntries) {
       const first = this.byJti.keys().next();
       if (!first.done) this.byJti.delete(first.value);
