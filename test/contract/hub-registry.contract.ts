@@ -232,6 +232,16 @@ export function hubRegistryContract(name: string, make: HubRegistryFactory): voi
       expect((await reg.update(hub, { enabled: false }))?.previousSecret).toEqual({ secret: 'sealed-2', until: 2_000 });
     });
 
+    it('update of the secrets (sealed anew) changes them only, version and grace kept', async () => {
+      await reg.create(record(hub, { secret: 'sealed-1' }));
+      const r = (await reg.rotateSecret(hub, 'sealed-2', 5_000))!;
+      const resealed = await reg.update(hub, { secret: 'sealed-2b', previousSecret: { secret: 'sealed-1b', until: 5_000 } });
+      expect(resealed).toEqual({ ...r, secret: 'sealed-2b', previousSecret: { secret: 'sealed-1b', until: 5_000 } });
+      expect(await reg.get(hub)).toEqual(resealed);
+      expect(await reg.update(hub, { previousSecret: null })).toEqual({ ...r, secret: 'sealed-2b', previousSecret: undefined });
+      expect((await reg.get(hub))?.previousSecret).toBeUndefined();
+    });
+
     it('racing rotations: each one seen once, versions never reused', async () => {
       await reg.create(record(hub, { secret: 'sealed-1' }));
       const done = await Promise.all(['a', 'b', 'c'].map((s) => reg.rotateSecret(hub, `sealed-${s}`, 1)));

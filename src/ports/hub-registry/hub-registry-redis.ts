@@ -141,6 +141,9 @@ export class RedisHubRegistry implements HubRegistry {
     field('enabled', patch.enabled === undefined ? undefined : patch.enabled ? '1' : '0');
     field('labels', patch.labels === undefined ? undefined : patch.labels === null || Object.keys(patch.labels).length === 0 ? null : JSON.stringify(patch.labels));
     field('firmware', patch.firmware);
+    field('secret', patch.secret);
+    field('prevSecret', patch.previousSecret === undefined ? undefined : (patch.previousSecret?.secret ?? null));
+    field('prevUntil', patch.previousSecret === undefined ? undefined : patch.previousSecret === null ? null : String(patch.previousSecret.until));
     // the new home's index first: it never lacks the hub
     if (patch.homeId !== undefined) await this.client.sadd(this.keys.home(patch.homeId, 'hubs'), hubId);
     const reply = (await UPDATE.run(this.client, [this.key(hubId)], [String(dels.length), ...dels, ...sets])) as [string[], string[]] | null;

@@ -31,13 +31,19 @@ export interface HubRecord {
   firmware?: string;
 }
 
-/** Fields `update` may change; `null` removes an optional one, absent leaves it. */
+/**
+ * Fields `update` may change; `null` removes an optional one, absent leaves it. `secret` and
+ * `previousSecret` are for sealing the same secrets anew (a new key at rest), never for a new
+ * secret: that is `rotateSecret`, which keeps the grace period and the version.
+ */
 export interface HubPatch {
   homeId?: string;
   model?: string | null;
   enabled?: boolean;
   labels?: HubLabels | null;
   firmware?: string | null;
+  secret?: string;
+  previousSecret?: PreviousSecret | null;
 }
 
 /** What `list` selects; every given filter must hold (exact match). */
@@ -164,6 +170,11 @@ export function patched(r: HubRecord, patch: HubPatch): HubRecord {
   if (patch.firmware !== undefined) {
     if (patch.firmware === null) delete out.firmware;
     else out.firmware = patch.firmware;
+  }
+  if (patch.secret !== undefined) out.secret = patch.secret;
+  if (patch.previousSecret !== undefined) {
+    if (patch.previousSecret === null) delete out.previousSecret;
+    else out.previousSecret = { ...patch.previousSecret };
   }
   return out;
 }
