@@ -45,6 +45,8 @@ async function reseal(values: { 'data-dir'?: string | undefined; redis?: string 
     const box = secretBoxFor({ secretKey: env.TIER_SECRET_KEY, secretKeysOld: env.TIER_SECRET_KEYS_OLD, dataDir: ':memory:' });
     const registry = await RedisHubRegistry.connect(values.redis, { name: 'fleet-reseal', log: createLogger('warn'), keys: new RedisKeys(values.prefix ?? env.TIER_REDIS_PREFIX ?? 'tier:') });
     try {
+      // records of versions before the registry's indexes are listed only once indexed
+      process.stdout.write(`indexed ${await registry.reindex()} hub records\n`);
       report = await resealAll(registry, box);
     } finally {
       await registry.close();

@@ -168,6 +168,31 @@ export class RedisHubRegistry implements HubRegistry {
 
   forget(): void {}
 
+  /**
+   * Puts every hub record under the prefix into the indexes (records written by versions before
+   * the indexes existed are found by id but not listed). SCAN over the keyspace: for the fleet
+   * command line, not a node. Answers how many records it saw.
+   */
+  async reindex(): Promise<number> {
+    const suffix = '}:hub';
+    const start = `${this.keys.prefix}{h:`;
+    let cursor = '0';
+    let seen = 0;
+    do {
+      const [next, keys] = await this.client.scan(cursor, 'MATCH', `${start}*${suffix}`, 'COUNT', 1_000);
+      cursor = next;
+      for (const key of keys) {
+        if (!key.startsWith(start) || !key.endsWith(suffix)) continue;
+        const hubId = key.slice(start.length, key.length - suffix.length);
+        const homeId = await this.client.hget(key, 'homeId');
+        if (homeId === null) continue;
+        await this.index(hubId, homeId);
+        seen++;
+      }
+    } while (cursor !== '0');
+    return seen;
+  }
+
   async close(): Promise<void> {
     await closeRedis(this.client);
   }
