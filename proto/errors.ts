@@ -23,6 +23,7 @@ export const ErrorCodes = {
   unknown_hub: { code: 205, temporary: false, http: 401, text: 'hub is not provisioned' },
   hub_disabled: { code: 206, temporary: false, http: 403, text: 'hub is disabled' },
   already_exists: { code: 207, temporary: false, http: 409, text: 'resource already exists' },
+  hub_moved: { code: 208, temporary: true, http: 409, text: 'the hub was moved to another home: reconnect now' },
   // 3xx: sessions
   session_taken_over: { code: 300, temporary: false, http: 409, text: 'a newer connection of this hub took the session' },
   heartbeat_timeout: { code: 301, temporary: true, http: 408, text: 'no frame within the idle timeout' },
@@ -59,5 +60,7 @@ export const CloseCode = {
   malformed: 4003,
   rateLimited: 4004,
   draining: 4005,
-  unauthorized: 4006,
+  hubDisabled: 4006,
+  unauthorized: 4007,
+  moved: 4008,
 } as const;

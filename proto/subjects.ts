@@ -5,6 +5,9 @@
  *   hub.<hubId>.cmd        request/reply: run a command on the hub (only the holding node subscribes)
  *   hub.<hubId>.desired    publish: desired state of the hub changed, push the delta if online
  *   hub.<hubId>.takeover   publish: another node claimed the hub; the holder closes its session
+ *   hub.<hubId>.close      publish: the operator disabled, deleted or moved the hub; the holder closes its session
+ *   fleet.hubs.changed     publish: a hub's record changed; every node drops its cached copy
+ *   fleet.tokens.revoked   publish: user tokens were revoked; every node refuses them and closes their app sockets
  *   evt.<shard>.<homeId>.<hubId>  publish: state and device events of a hub, shard = fnv1a(homeId) mod SHARDS
  */
 import type { AppEventMessage } from './app.js';
@@ -30,12 +33,15 @@ export function isValidKey(s: string): boolean {
 }
 
 /** The last token of a `hub.<hubId>.<verb>` subject: what the holder of the hub is asked to do. */
-export type HubVerb = 'cmd' | 'desired' | 'takeover';
+export type HubVerb = 'cmd' | 'desired' | 'takeover' | 'close';
 
 export const subjects = {
   hubCommand: (hubId: string) => `hub.${hubId}.cmd`,
   hubDesired: (hubId: string) => `hub.${hubId}.desired`,
   hubTakeover: (hubId: string) => `hub.${hubId}.takeover`,
+  hubClose: (hubId: string) => `hub.${hubId}.close`,
+  hubsChanged: 'fleet.hubs.changed',
+  tokensRevoked: 'fleet.tokens.revoked',
   /** every `hub.<hubId>.<verb>`: what the node holding the hub subscribes to */
   hubAll: (hubId: string) => `hub.${hubId}.*`,
   hubEvents: (homeId: string, hubId: string) => `evt.${shardOf(homeId)}.${homeId}.${hubId}`,
@@ -45,7 +51,7 @@ export const subjects = {
 /** The verb of a subject received on `subjects.hubAll`, or null for one this version does not know. */
 export function hubVerbOf(subject: string): HubVerb | null {
   const verb = subject.slice(subject.lastIndexOf('.') + 1);
-  return verb === 'cmd' || verb === 'desired' || verb === 'takeover' ? verb : null;
+  return verb === 'cmd' || verb === 'desired' || verb === 'takeover' || verb === 'close' ? verb : null;
 }
 
 /** `hub.<hubId>.cmd` request. */
@@ -75,8 +81,29 @@ export interface TakeoverNotice {
   node: string;
 }
 
+/** `hub.<hubId>.close`: why the operator closes the hub's session. */
+export interface CloseOrder {
+  e: 'hub_disabled' | 'hub_moved';
+}
+
+/** `fleet.hubs.changed`: the hub whose record changed. */
+export interface HubChanged {
+  hub: string;
+}
+
+/**
+ * `fleet.tokens.revoked`: one token (`jti`), or every token of `sub` issued before `before`;
+ * `exp` is when the revocation stops mattering (the revoked tokens' latest expiry). Unix seconds.
+ */
+export interface TokenRevocation {
+  jti?: string;
+  sub?: string;
+  before?: number;
+  exp: number;
+}
+
 /** Every payload the node publishes on the bus; `evt.*` carries the app's event message as it is. */
-export type BusPayload = CommandRequest | CommandReply | DesiredChange | TakeoverNotice | AppEventMessage;
+export type BusPayload = CommandRequest | CommandReply | DesiredChange | TakeoverNotice | CloseOrder | HubChanged | TokenRevocation | AppEventMessage;
 
 /** 32-bit FNV-1a over the UTF-16 code units of the id, mod SHARDS. */
 export function shardOf(homeId: string): number {

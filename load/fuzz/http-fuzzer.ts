@@ -287,7 +287,8 @@ export class HttpFuzzer {
           [15, 'encoded'],
         ] as const);
         paramKinds.push(kind);
-        const raw = kind === 'valid' ? this.validParam(name) : kind === 'malformed-escape' ? this.rng.pick(MALFORMED_ESCAPES) : kind === 'hostile' ? this.rng.pick(HOSTILE_SEGMENTS) : encodeSegment(this.rng.pick(HOSTILE_STRINGS));
+        // the operator's routes on one hub (disable, move, delete, re-key) aim at a hub of their own: the responder must stay
+        const raw = kind === 'valid' ? (name === 'hubId' && route.template.startsWith('/v1/admin/hubs/') ? this.victimHub() : this.validParam(name)) : kind === 'malformed-escape' ? this.rng.pick(MALFORMED_ESCAPES) : kind === 'hostile' ? this.rng.pick(HOSTILE_SEGMENTS) : encodeSegment(this.rng.pick(HOSTILE_STRINGS));
         decoded[name] = tryDecodeSegment(raw);
         if (kind !== 'valid') tags.push(raw.length > 24 ? `${raw.slice(0, 12)}…(${raw.length})` : raw);
         return raw;
@@ -426,6 +427,13 @@ export class HttpFuzzer {
 
   /** The valid values chosen for the last request's parameters. */
   private lastParams: Record<string, string> = {};
+
+  /** A hub id the fleet routes may disable, move, delete or re-key: never the responder's. */
+  private victimHub(): string {
+    const value = `fzv-${this.h.runId}`;
+    this.lastParams.hubId = value;
+    return value;
+  }
 
   private validParam(name: string): string {
     const value =

@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -71,6 +71,8 @@ export async function startNode(opts: NodeOptions = {}): Promise<NodeProc> {
       LOG_LEVEL: 'warn',
       ...(measured ? { UWS_REQUIRE_NATIVE: '1' } : {}),
       DATA_DIR: dataDir,
+      // cluster nodes must share a key that seals hub secrets: nodes of one cluster share the admin token
+      ...(opts.env?.NATS_URL ? { TIER_SECRET_KEY: createHash('sha256').update(`hubtier-harness-secret-key:${adminToken}`).digest('hex') } : {}),
       ...opts.env,
       PORT: String(port),
       ADMIN_PORT: String(adminPort),

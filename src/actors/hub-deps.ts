@@ -44,6 +44,8 @@ export interface HubSessionDeps {
   readonly metrics?: HubSessionMetrics;
   /** node-wide copies of strings every hub repeats (device kinds, attribute values) */
   readonly interner?: Interner;
+  /** told the firmware version of each session's hello (`fw`), to keep it in the registry; must not throw */
+  readonly noteFirmware?: (hubId: string, firmware: string) => void;
 }
 
 export interface HubSessionMetrics {
@@ -62,6 +64,8 @@ export type HubMessage =
   | { type: 'command'; request: BusMessage }
   | { type: 'desired'; data: Uint8Array }
   | { type: 'takeover'; data: Uint8Array }
+  /** the operator disabled, deleted or moved the hub (`hub.<id>.close`) */
+  | { type: 'closeOrder'; data: Uint8Array }
   /** a newer session of this hub on this node went online */
   | { type: 'superseded' }
   | { type: 'timer'; tag: number }

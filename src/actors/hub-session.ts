@@ -99,6 +99,8 @@ export class HubSession extends Actor<HubMessage> implements TimerTarget {
         return this.onDesired(msg.data);
       case 'takeover':
         return this.onTakeover(msg.data);
+      case 'closeOrder':
+        return this.onCloseOrder(msg.data);
       case 'superseded':
         return this.closeWith(CloseCode.takeover, 'session_taken_over');
       case 'timer':
@@ -198,6 +200,7 @@ export class HubSession extends Actor<HubMessage> implements TimerTarget {
     });
     this.armIdle();
     this.deps.publishEvent({ op: 'evt', kind: 'online', home: this.homeId, hub: this.hubId, node: nodeId, ts: Date.now() });
+    if (hello.fw !== undefined) this.deps.noteFirmware?.(this.hubId, hello.fw);
     this.log.debug({ epoch: this.epoch, fw: hello.fw }, 'hub online');
   }
 
@@ -217,6 +220,7 @@ export class HubSession extends Actor<HubMessage> implements TimerTarget {
       if (!this.tell({ type: 'command', request: msg }) && this.stopped) reply(msg, { ok: false, e: 'session_closed' });
     } else if (verb === 'desired') this.tell({ type: 'desired', data: msg.data });
     else if (verb === 'takeover') this.tell({ type: 'takeover', data: msg.data });
+    else if (verb === 'close') this.tell({ type: 'closeOrder', data: msg.data });
   }
 
   private onCommand(request: BusMessage): void {
@@ -239,6 +243,20 @@ export class HubSession extends Actor<HubMessage> implements TimerTarget {
     const msg = decodeValue(data);
     if (isPlainObject(msg) && typeof msg.epoch === 'number' && msg.epoch > this.epoch && this.state !== 'closed') {
       this.closeWith(CloseCode.takeover, 'session_taken_over');
+    }
+  }
+
+  /**
+   * The operator's order: a disabled or deleted hub is closed for good (4006, it must not come
+   * back until re-enabled); a moved one is told to reconnect at once, to a session of its new home.
+   */
+  private onCloseOrder(data: Uint8Array): void {
+    const msg = decodeValue(data);
+    const e = isPlainObject(msg) ? msg.e : undefined;
+    if (e === 'hub_disabled') this.closeWith(CloseCode.hubDisabled, 'hub_disabled');
+    else if (e === 'hub_moved') {
+      if (this.state === 'online') this.send({ t: FrameType.reconnect, after: Math.floor(Math.random() * 1_000), e: 'hub_moved' });
+      this.closeWith(CloseCode.moved, 'hub_moved');
     }
   }
 
@@ -365,10 +383,11 @@ export class HubSession extends Actor<HubMessage> implements TimerTarget {
   /**
    * A full mailbox coalesces a report into a queued report just before it, and queues the session's
    * own control messages beyond the bound (they are few: one close, a timer per pending command and
-   * one more, one superseded notice), so none is lost; other frames and commands are refused.
+   * one more, one superseded notice, the operator's close orders), so none is lost; other frames
+   * and commands are refused.
    */
   protected override overflow(msg: HubMessage, queued: HubMessage[]): boolean {
-    if (msg.type === 'closed' || msg.type === 'timer' || msg.type === 'superseded') {
+    if (msg.type === 'closed' || msg.type === 'timer' || msg.type === 'superseded' || msg.type === 'closeOrder') {
       queued.push(msg);
       return true;
     }

@@ -27,8 +27,8 @@ const PARAMS: Record<string, { description: string; example: string }> = {
 
 const TAGS = [
   { name: 'hubs', description: 'Commands, connection status and device state of a hub' },
-  { name: 'admin', description: 'Provisioning and tokens (admin token only)' },
-  { name: 'homes', description: 'Settings of a home' },
+  { name: 'admin', description: 'Provisioning, the fleet of hubs and tokens (admin token only)' },
+  { name: 'homes', description: 'Settings and hubs of a home' },
   { name: 'rules', description: 'Automation rules: when, if, then' },
   { name: 'scenes', description: 'Device commands run together' },
   { name: 'meta', description: 'This document and the demo console' },
@@ -112,7 +112,7 @@ function errorExample(code: ErrorCode, op: Operation, params: string[]): unknown
 }
 
 function operationId(method: string, pattern: string): string {
-  const words = pattern.split('/').filter(Boolean).map((w) => w.replace(/^:/, 'by-'));
+  const words = pattern.split('/').filter(Boolean).map((w) => w.replace(/^:/, 'by-').replace(':', '-'));
   return [method, ...words].join('-').replace(/-([a-z0-9])/gi, (_, c: string) => c.toUpperCase());
 }
 
@@ -124,8 +124,9 @@ export function openApiDocument(table: RouteTable, version: string, limits: Docu
   for (const { method, pattern } of table) {
     const key = `${method} ${pattern}`;
     const op: Operation | undefined = Object.hasOwn(ops, key) ? ops[key] : undefined;
-    const names = [...pattern.matchAll(/:([A-Za-z]+)/g)].map((m) => m[1]!);
-    const path = pattern.replace(/:([A-Za-z]+)/g, '{$1}');
+    // a parameter is a whole segment (`/:hubId`); a colon inside one is a literal (`/hubs:batch`)
+    const names = [...pattern.matchAll(/\/:([A-Za-z]+)/g)].map((m) => m[1]!);
+    const path = pattern.replace(/\/:([A-Za-z]+)/g, '/{$1}');
     const parameters = names.map((name) => ({
       name,
       in: 'path',

@@ -6,6 +6,7 @@
 import { Type, type TSchema } from '@sinclair/typebox';
 import type { ErrorCode } from '../../proto/errors.js';
 import { CommandReply, CommandRequest, DesiredReply, DesiredRequest, HubStatus, ProvisionReply, ProvisionRequest, ShadowReply, TokenReply, TokenRequest } from '../schemas/hubs.js';
+import { BatchReply, BatchRequest, DeleteHubReply, FleetHub, HomeHubsReply, HubListReply, HubPatchRequest, MoveReply, MoveRequest, RevokeReply, RevokeRequest, RotateReply, RotateRequest } from '../schemas/fleet.js';
 import { Deleted, DryRunReply, RuleList, RuleReply, SceneList, SceneReply, SceneRunReply, SettingsReply } from '../schemas/rules-replies.js';
 import { RuleRequest, SceneRequest, Settings, TestRequest } from '../schemas/rules.js';
 
@@ -27,7 +28,7 @@ const OpenApiDocument = Type.Object(
   { additionalProperties: true, title: 'OpenApiDocument', description: 'This document', examples: [{ openapi: '3.1.0', info: { title: 'hubtier HTTP API', version: '1.0.0' }, paths: {} }] },
 );
 
-const COMMAND_ERRORS: ErrorCode[] = ['hub_offline', 'command_timeout', 'unknown_device', 'command_failed', 'busy', 'session_closed', 'not_found'];
+const COMMAND_ERRORS: ErrorCode[] = ['hub_disabled', 'hub_offline', 'command_timeout', 'unknown_device', 'command_failed', 'busy', 'session_closed', 'not_found'];
 
 /** @param limits the node's limits, which the schemas state */
 export function operations(limits: { commandTimeoutMaxMs: number }): Record<string, Operation> {
@@ -65,6 +66,66 @@ export function operations(limits: { commandTimeoutMaxMs: number }): Record<stri
       request: { schema: ProvisionRequest, bad: { hubId: 'hub 7', homeId: 'home-42' } },
       ok: { status: 201, description: 'provisioned', schema: ProvisionReply },
       errors: ['already_exists'],
+    },
+    'post /v1/admin/hubs:batch': {
+      summary: 'Provision up to 1,000 hubs at once; each item provisioned or refused on its own',
+      description: 'Per item: `ok: true` with the secret (shown only here), or `ok: false` with the code (`already_exists`, also for an id given twice). A refused item changes nothing; the others are provisioned. A body that does not validate is refused whole. `npm run fleet -- import FILE` does the same from a CSV or JSON-lines file.',
+      tag: 'admin',
+      request: { schema: BatchRequest, bad: { hubs: [{ hubId: 'hub 7', homeId: 'home-42' }] } },
+      ok: { status: 200, description: 'one result per item', schema: BatchReply },
+    },
+    'get /v1/admin/hubs': {
+      summary: 'List and search hubs, a page at a time',
+      description:
+        'Query: `limit` (1-1000, default 100), `after` (the previous page’s `next`), `prefix` (of the hub id), `home`, `model`, `firmware`, `enabled`, `online`, `node`. Hubs come in id order. One call examines at most 5,000 hubs, so a page may be short (even empty) with a `next` when the filters skip many: keep following `next` until it is null.',
+      tag: 'admin',
+      ok: { status: 200, description: 'a page', schema: HubListReply },
+    },
+    'get /v1/admin/hubs/:hubId': { summary: 'One hub as the operator sees it', tag: 'admin', ok: { status: 200, description: 'the hub', schema: FleetHub }, errors: ['not_found'] },
+    'patch /v1/admin/hubs/:hubId': {
+      summary: 'Enable or disable a hub, set its model or labels',
+      description: 'Disabling closes the hub’s session at once on whichever node holds it (bye `hub_disabled`, close 4006); its handshakes and commands are refused with `hub_disabled` until it is enabled again.',
+      tag: 'admin',
+      request: { schema: HubPatchRequest, bad: {} },
+      ok: { status: 200, description: 'the hub after the change', schema: FleetHub },
+      errors: ['not_found'],
+    },
+    'post /v1/admin/hubs/:hubId/move': {
+      summary: 'Move a hub to another home',
+      description:
+        'The old home’s users lose it and the new home’s gain it at once, on every node; its session is told to reconnect (close 4008) and comes back in the new home. Rules and scenes of the old home that name the hub are listed in the answer and left unchanged (they no longer reach it).',
+      tag: 'admin',
+      request: { schema: MoveRequest, bad: { homeId: 'home 43' } },
+      ok: { status: 200, description: 'the moved hub and what still names it', schema: MoveReply },
+      errors: ['not_found'],
+    },
+    'delete /v1/admin/hubs/:hubId': {
+      summary: 'Delete a hub: its record, its shadow, its session',
+      description: 'The session is closed at once wherever it is (close 4006); the hub’s handshakes answer `unknown_hub` afterwards.',
+      tag: 'admin',
+      ok: { status: 200, description: 'deleted', schema: DeleteHubReply },
+      errors: ['not_found'],
+    },
+    'post /v1/admin/hubs/:hubId/secret': {
+      summary: 'Rotate a hub’s secret; the old one keeps working for a grace period',
+      description: 'The new secret is shown only in this answer; the replaced one still opens sessions until `previousValidUntil` (so the hub can be updated over the air), then stops. One previous secret is kept: a second rotation ends the first one’s grace.',
+      tag: 'admin',
+      request: { schema: RotateRequest, bad: { graceS: -1 }, optional: true },
+      ok: { status: 200, description: 'the new secret', schema: RotateReply },
+      errors: ['not_found'],
+    },
+    'get /v1/homes/:homeId/hubs': {
+      summary: 'The hubs of a home, with online state and device counts',
+      description: 'For the home’s users (and the admin).',
+      tag: 'homes',
+      ok: { status: 200, description: 'the hubs', schema: HomeHubsReply },
+    },
+    'post /v1/admin/tokens/revoke': {
+      summary: 'Revoke user tokens: one by `jti`, or every token of a `sub` issued before a time',
+      description: 'Takes effect on every node within a second: requests with the tokens are refused (`unauthorized`) and app sockets open with them are closed (4007).',
+      tag: 'admin',
+      request: { schema: RevokeRequest, bad: {} },
+      ok: { status: 200, description: 'revoked', schema: RevokeReply },
     },
     'post /v1/admin/tokens': {
       summary: 'Mint a user JWT for homes',

@@ -1,4 +1,3 @@
-import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { Attrs } from '../../proto/frames.js';
 import type { Static } from '@sinclair/typebox';
@@ -13,7 +12,7 @@ import type { Logger } from '../log/logger.js';
 import { compile } from '../schemas/check.js';
 import { commandSpec } from '../schemas/command.js';
 import { parseId } from '../schemas/common.js';
-import { CommandReply, CommandRequest, DesiredReply, DesiredRequest, HubStatus, ProvisionReply, ProvisionRequest, ShadowReply, TokenReply, TokenRequest } from '../schemas/hubs.js';
+import { CommandReply, CommandRequest, DesiredReply, DesiredRequest, HubStatus, ShadowReply, TokenReply, TokenRequest } from '../schemas/hubs.js';
 import { errorReply, route, type HttpCall, type RouteTable } from '../transport/http.js';
 import type { TemplatedApp } from '../transport/uws.js';
 import type { WriteBatch } from '../transport/write-batch.js';
@@ -25,7 +24,6 @@ import { openApiDocument } from './openapi.js';
 const API_VERSION = '1.0.0';
 
 const desiredRequest = compile(DesiredRequest);
-const provisionRequest = compile(ProvisionRequest);
 const tokenRequest = compile(TokenRequest);
 
 const CONSOLE_PAGE = readFileSync(new URL('./console.html', import.meta.url), 'utf8');
@@ -99,6 +97,7 @@ export function mountApi(app: TemplatedApp, deps: ApiDeps): void {
     '/v1/hubs/:hubId/devices/:deviceId/commands',
     async (call) => {
       const { hub } = await hubFor(call);
+      if (!hub.enabled) throw new TierError('hub_disabled', `hub ${hub.hubId} is disabled: commands are refused until it is enabled`);
       const deviceId = parseId(call.params[1], 'deviceId');
       const body = commandRequest.parse(await call.json());
       const timeoutMs = body.timeoutMs ?? deps.commandTimeoutMs;
@@ -159,20 +158,7 @@ export function mountApi(app: TemplatedApp, deps: ApiDeps): void {
     opts,
   );
 
-  route(
-    app,
-    'post',
-    '/v1/admin/hubs',
-    async (call) => {
-      requireAdmin(await auth.fromHeader(call.authorization));
-      const { hubId, homeId, model } = provisionRequest.parse(await call.json());
-      const secret = randomBytes(24).toString('base64url');
-      await registry.create({ hubId, homeId, model, secret, enabled: true, createdAt: Date.now() });
-      const reply: Static<typeof ProvisionReply> = { hubId, homeId, model: model ?? null, secret };
-      return { status: 201, body: reply };
-    },
-    opts,
-  );
+  // provisioning and the rest of the fleet: src/api/fleet-routes.ts
 
   route(
     app,

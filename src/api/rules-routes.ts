@@ -16,7 +16,7 @@
 import { requireHome, type Authenticator } from '../auth/authenticator.js';
 import { TierError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
-import { route, type HttpCall, type HttpReply, type RouteTable } from '../transport/http.js';
+import { optionalJson, route, type HttpCall, type HttpReply, type RouteTable } from '../transport/http.js';
 import type { TemplatedApp } from '../transport/uws.js';
 import type { WriteBatch } from '../transport/write-batch.js';
 import type { RulesEngine } from '../rules/engine.js';
@@ -85,16 +85,6 @@ export function mountRulesApi(app: TemplatedApp, deps: RulesApiDeps): void {
   const ok = (status: number, body: Record<string, unknown>): HttpReply => ({ status, body: { ok: true, ...body } });
   const noRule = (homeId: string, ruleId: string) => new TierError('not_found', `no rule ${ruleId} in home ${homeId}`);
   const noScene = (homeId: string, sceneId: string) => new TierError('not_found', `no scene ${sceneId} in home ${homeId}`);
-
-  /** A body that may be empty (dry run). */
-  async function optionalJson(call: HttpCall): Promise<unknown> {
-    try {
-      return await call.json();
-    } catch (err) {
-      if (err instanceof TierError && err.code === 'invalid_field' && err.field === 'body') return undefined;
-      throw err;
-    }
-  }
 
   // ---- rules ----
   route(app, 'get', '/v1/homes/:homeId/rules', async (call) => {

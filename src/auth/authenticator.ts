@@ -1,21 +1,39 @@
-import { timingSafeEqual } from 'node:crypto';
+import { randomUUID, timingSafeEqual } from 'node:crypto';
 import { SignJWT, jwtVerify } from 'jose';
 import { AuthError } from '../errors.js';
+import type { TokenClaims } from './revocations.js';
 
-/** Who is calling: the administrator (everything) or a user limited to the homes of the token. */
-export type Principal = { kind: 'admin' } | { kind: 'user'; sub: string; homes: ReadonlySet<string> };
+/**
+ * Who is calling: the administrator (everything) or a user limited to the homes of the token;
+ * `jti`, `iat` and `exp` (Unix seconds) as the token carries them, for revocation.
+ */
+export type Principal = { kind: 'admin' } | { kind: 'user'; sub: string; homes: ReadonlySet<string>; jti?: string; iat?: number; exp?: number };
+
+export interface AuthenticatorOptions {
+  /** @default true: a user token without `exp` is refused (it would never expire) */
+  requireExp?: boolean;
+  /** revoked tokens: refused as `unauthorized` */
+  revoked?: { isRevoked(claims: TokenClaims): boolean };
+}
 
 /**
  * Checks bearer credentials: the configured admin token, or an HS256 JWT signed with the JWT
- * secret carrying `sub` and `homes: string[]` (and `exp` when present is enforced).
+ * secret carrying `sub`, `homes: string[]` and `exp` (enforced; required unless configured
+ * otherwise), not revoked (by its `jti`, or its `sub` and `iat`).
  */
 export class Authenticator {
   private readonly admin: Buffer;
   private readonly key: Uint8Array;
+  private readonly requireExp: boolean;
 
-  constructor(adminToken: string, jwtSecret: string) {
+  constructor(
+    adminToken: string,
+    jwtSecret: string,
+    private readonly options: AuthenticatorOptions = {},
+  ) {
     this.admin = Buffer.from(adminToken);
     this.key = new TextEncoder().encode(jwtSecret);
+    this.requireExp = options.requireExp ?? true;
   }
 
   /** From an `Authorization` header value (`Bearer <token>`). */
@@ -39,12 +57,18 @@ export class Authenticator {
     if (typeof payload.sub !== 'string' || !Array.isArray(homes) || !homes.every((h) => typeof h === 'string')) {
       throw new AuthError('unauthorized', 'token must carry sub and homes: string[]');
     }
-    return { kind: 'user', sub: payload.sub, homes: new Set(homes as string[]) };
+    if (this.requireExp && typeof payload.exp !== 'number') throw new AuthError('unauthorized', 'token must carry exp (tokens that never expire are refused: TIER_JWT_REQUIRE_EXP)');
+    const p: Principal = { kind: 'user', sub: payload.sub, homes: new Set(homes as string[]) };
+    if (typeof payload.jti === 'string') p.jti = payload.jti;
+    if (typeof payload.iat === 'number') p.iat = payload.iat;
+    if (typeof payload.exp === 'number') p.exp = payload.exp;
+    if (this.options.revoked?.isRevoked(p)) throw new AuthError('unauthorized', 'token revoked');
+    return p;
   }
 
-  /** Mints a user token (admin API, demo page, tests). */
+  /** Mints a user token (admin API, demo page, tests), with a fresh `jti` so it can be revoked alone. */
   async issue(sub: string, homes: string[], ttlS: number): Promise<string> {
-    return new SignJWT({ homes }).setProtectedHeader({ alg: 'HS256' }).setSubject(sub).setIssuedAt().setExpirationTime(`${ttlS}s`).sign(this.key);
+    return new SignJWT({ homes }).setProtectedHeader({ alg: 'HS256' }).setSubject(sub).setJti(randomUUID()).setIssuedAt().setExpirationTime(`${ttlS}s`).sign(this.key);
   }
 }
 

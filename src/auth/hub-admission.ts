@@ -2,12 +2,15 @@ import { HUB_AUTH_HEADERS, NONCE_PATTERN, signatureMatches, type HubCredentials 
 import type { HubRecord, HubRegistry, NonceStore } from '../ports/hub-registry/hub-registry.js';
 import { AuthError } from '../errors.js';
 import { isValidId } from '../../proto/subjects.js';
+import type { SecretBox } from './secret-box.js';
 
 /**
  * Decides whether a hub may open a session, before the WebSocket upgrade completes: the hub is
- * provisioned and enabled, the signature verifies with its secret, the timestamp is within the
- * allowed skew, and the nonce was not used before (nonces are kept twice the skew).
- * The nonce is claimed only after the signature verifies, so forged attempts cannot burn nonces.
+ * provisioned and enabled, the signature verifies with its secret (or, until its grace period
+ * ends, the secret a rotation replaced), the timestamp is within the allowed skew, and the nonce
+ * was not used before (nonces are kept twice the skew). Stored secrets are sealed: `box` opens
+ * them (without a box they are taken as stored). The nonce is claimed only after the signature
+ * verifies, so forged attempts cannot burn nonces.
  */
 export class HubAdmission {
   constructor(
@@ -15,17 +18,27 @@ export class HubAdmission {
     private readonly nonces: NonceStore,
     private readonly skewS: number,
     private readonly now: () => number = Date.now,
+    private readonly box?: SecretBox,
   ) {}
 
   async admit(c: HubCredentials): Promise<HubRecord> {
     const record = await this.registry.get(c.hubId);
     if (!record) throw new AuthError('unknown_hub', `hub ${c.hubId} is not provisioned`);
-    if (!signatureMatches(record.secret, c)) throw new AuthError('bad_signature');
+    if (!this.signedByLiveSecret(record, c)) throw new AuthError('bad_signature');
     const skew = Math.abs(this.now() / 1000 - c.ts);
     if (skew > this.skewS) throw new AuthError('stale_timestamp', `timestamp is ${Math.round(skew)} s away from the server clock (allowed ${this.skewS} s)`);
     if (!(await this.nonces.claim(`${c.hubId}:${c.nonce}`, this.skewS * 2 * 1000))) throw new AuthError('nonce_reused');
     if (!record.enabled) throw new AuthError('hub_disabled');
     return record;
+  }
+
+  /** The current secret, or the previous one before its grace end (both checked: constant time each). */
+  private signedByLiveSecret(record: HubRecord, c: HubCredentials): boolean {
+    const open = (sealed: string) => (this.box ? this.box.open(record.hubId, sealed) : sealed);
+    const current = signatureMatches(open(record.secret), c);
+    const prev = record.previousSecret;
+    const previous = prev !== undefined && prev.until > this.now() && signatureMatches(open(prev.secret), c);
+    return current || previous;
   }
 }
 

@@ -15,6 +15,7 @@ import { closeRedis, connectRedis, RedisKeys } from '../ports/redis.js';
 import { RedisShadowStore } from '../ports/shadow-store/shadow-store-redis.js';
 import { RedisEventHistory } from '../ports/history/history-redis.js';
 import { historyRetention } from './history-retention.js';
+import { RedisRevocationStore } from '../ports/revocations/revocations-redis.js';
 
 /**
  * The ports of cluster mode: NATS for the bus, Redis for the rest. The shadow store's batches get
@@ -88,6 +89,7 @@ export async function clusterPorts(config: Config, log: Logger): Promise<Ports> 
     push,
     pendingRuns,
     ...(history ? { history } : {}),
+    revocations: new RedisRevocationStore(shared, { keys }),
     adminPages: [(admin, context) => mountBullBoard(admin, { queues: [push.queue], ...context, log: context.log.child({ part: 'bull-board' }) })],
     health() {
       const nats = bus.status();

@@ -14,6 +14,7 @@ import { MemoryDirectory } from '../ports/directory/directory-memory.js';
 import { MemoryLease } from '../ports/lease/lease-memory.js';
 import { LmdbEventHistory } from '../ports/history/history-lmdb.js';
 import { historyRetention } from './history-retention.js';
+import { LmdbRevocationStore } from '../ports/revocations/revocations-lmdb.js';
 
 /**
  * The embedded default: everything a node must remember in one LMDB store in DATA_DIR; what only
@@ -51,6 +52,7 @@ export async function diskPorts(config: Config, timers: TimerWheel, log: Logger)
       push,
       pendingRuns: new LmdbPendingRuns(data),
       ...(history ? { history } : {}),
+      revocations: new LmdbRevocationStore(data),
       async close() {
         await Promise.allSettled([bus.close(), directory.close(), lease.close()]);
         await Promise.allSettled([shadows.close(), registry.close(), nonces.close(), push.close(), rules.close(), history?.close()]);

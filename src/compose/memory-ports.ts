@@ -11,6 +11,7 @@ import type { Ports } from '../ports/ports.js';
 import { MemoryPushQueue, loggingPushSender } from '../ports/push-queue/push-queue-memory.js';
 import { MemoryRuleStore } from '../ports/rule-store/rule-store-memory.js';
 import { MemoryShadowStore } from '../ports/shadow-store/shadow-store-memory.js';
+import { MemoryRevocationStore } from '../ports/revocations/revocations-memory.js';
 
 /** The ports of the embedded default: every one in this process's memory. */
 export function memoryPorts(config: Config, timers: TimerWheel, log: Logger): Ports {
@@ -24,5 +25,6 @@ export function memoryPorts(config: Config, timers: TimerWheel, log: Logger): Po
     lease: new MemoryLease(),
     push: new MemoryPushQueue({ sender: loggingPushSender(log) }),
     ...(config.historySize > 0 ? { history: new MemoryEventHistory(historyRetention(config)) } : {}),
+    revocations: new MemoryRevocationStore(),
   };
 }

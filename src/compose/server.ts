@@ -1,5 +1,5 @@
 import type { ActorSystem } from '../actors/actor.js';
-import { publishDesired, sendCommand } from '../actors/commands.js';
+import { publishDesired } from '../actors/commands.js';
 import type { HubSession, HubSessionDeps } from '../actors/hub-session.js';
 import { SessionIndex, type SessionView } from '../actors/session-index.js';
 import { Interner } from '../actors/intern.js';
@@ -25,6 +25,7 @@ import { UpgradeLimits } from '../transport/upgrade-limits.js';
 import { guardApp } from '../transport/guard.js';
 import { WriteBatch } from '../transport/write-batch.js';
 import type { RouteTable } from '../transport/http.js';
+import { fleetParts } from './fleet-wiring.js';
 
 export interface RunningServer {
   readonly port: number;
@@ -52,7 +53,9 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
     onFailure: (_address, messageType) => metrics.actorFailures.inc({ message: messageType }),
     supervision: { maxFailures: config.actorMaxFailures, withinMs: config.actorFailureWindowMs },
   };
-  const auth = new Authenticator(config.adminToken, config.jwtSecret);
+  // fleet: sealed hub secrets, the fleet routes, commands to disabled hubs refused, token revocation (src/compose/fleet-wiring.ts)
+  const fleet = await fleetParts(config, ports, log);
+  const auth = new Authenticator(config.adminToken, config.jwtSecret, { requireExp: config.jwtRequireExp, revoked: fleet.revoked });
   // the node's one hub → home lookup: the cluster registry caches (CachingHubRegistry), the memory one is a map
   const homeOfHub = async (hubId: string) => (await ports.registry.get(hubId))?.homeId ?? null;
   const automation = createAutomation({
@@ -61,7 +64,7 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
     push: ports.push,
     shadows: ports.shadows,
     homeOfHub,
-    runCommand: (hubId, deviceId, spec, timeoutMs) => sendCommand(ports.bus, hubId, deviceId, spec, timeoutMs),
+    runCommand: fleet.commandTo,
     setDesired: async (hubId, deviceId, patch) => {
       publishDesired(ports.bus, hubId, deviceId, await ports.shadows.setDesired(hubId, deviceId, patch));
     },
@@ -100,12 +103,13 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
     sessions,
     metrics,
     interner: new Interner(),
+    noteFirmware: (hubId, firmware) => fleet.fleet.noteFirmware(hubId, firmware),
   };
 
   const app = guardApp(binding.uws.App(), log);
   const writes = new WriteBatch((err) => log.error({ err }, 'deferred write failed'));
   const limits = new UpgradeLimits({ maxSockets: config.maxHubSessions, maxPending: config.maxPendingUpgrades, ratePerSec: config.hubConnectRatePerSec });
-  mountHubGateway(app, { admission: new HubAdmission(ports.registry, ports.nonces, config.authSkewS), limits, sessions: hubDeps, log, idleMs: config.idleMs, writes, metrics });
+  mountHubGateway(app, { admission: new HubAdmission(ports.registry, ports.nonces, config.authSkewS, Date.now, fleet.box), limits, sessions: hubDeps, log, idleMs: config.idleMs, writes, metrics });
   const feeds = new HomeFeeds(ports.bus, app, log, { history: ports.history });
   mountAppGateway(app, {
     auth,
@@ -115,9 +119,10 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
     commandTimeoutMaxMs: config.commandTimeoutMaxMs,
     maxBackpressure: config.appMaxBackpressure,
     writes,
+    sockets: fleet.sockets,
     session: {
       system,
-      sendCommand: (hubId, deviceId, spec, timeoutMs) => sendCommand(ports.bus, hubId, deviceId, spec, timeoutMs),
+      sendCommand: fleet.commandTo,
       homeOf: homeOfHub,
       commandTimeoutMs: config.commandTimeoutMs,
       maxSubscriptions: 64,
@@ -136,6 +141,7 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
     table,
     validate: { maxCommandTimeoutMs: config.commandTimeoutMaxMs },
   });
+  fleet.mount(app, { auth, writes, table });
   mountApi(app, {
     auth,
     bus: ports.bus,
@@ -198,6 +204,7 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
       if (draining) return;
       draining = true;
       clearInterval(refresh);
+      fleet.close();
       binding.uws.us_listen_socket_close(main.socket);
       // hubs come back spread over a few seconds instead of all at once (to another node in a cluster)
       const closing = sessions.list();

@@ -1,5 +1,6 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { parseSecretKey } from '../auth/secret-box.js';
 
 /**
  * The one typed configuration, layered defaults → JSON file (`CONFIG_FILE`) → environment.
@@ -87,6 +88,17 @@ export interface Config {
   /** @default 32: commands to one hub waiting for its answer; more are answered busy (503) */
   hubMaxCommandsInFlight: number;
   /**
+   * AES-256 key (64 hex digits or base64) that seals hub secrets at rest. Required in cluster mode
+   * (every node the same); unset in the embedded default: kept in DATA_DIR/secret.key, outside the store.
+   */
+  secretKey: string | undefined;
+  /** older keys, comma-separated, still accepted for opening sealed secrets (key rotation) */
+  secretKeysOld: string | undefined;
+  /** @default true: user JWTs without `exp` are refused */
+  jwtRequireExp: boolean;
+  /** @default 604_800 (s): how long a rotated-out hub secret keeps working when the request names no grace */
+  secretGraceS: number;
+  /**
    * Share the port with other processes (SO_REUSEPORT). @default false in the embedded default (a
    * second node on the port would hold separate state and get every other request), true in cluster mode.
    */
@@ -121,6 +133,20 @@ const text: Parser<string> = (raw, key) => {
 const secret: Parser<string> = (raw, key) => {
   const s = text(raw, key);
   if (s.length < 16) throw new ConfigError(`${key}: must be at least 16 characters`);
+  return s;
+};
+const secretKey: Parser<string> = (raw, key) => {
+  const s = text(raw, key);
+  try {
+    parseSecretKey(s, key);
+  } catch (err) {
+    throw new ConfigError((err as Error).message);
+  }
+  return s;
+};
+const secretKeyList: Parser<string> = (raw, key) => {
+  const s = text(raw, key);
+  s.split(',').forEach((k, i) => secretKey(k, `${key}[${i}]`));
   return s;
 };
 const bool: Parser<boolean> = (raw, key) => {
@@ -200,6 +226,10 @@ const FIELDS: { [K in keyof Config]: Field<K> } = {
   hubMaxShadowBytes: { env: 'TIER_HUB_MAX_SHADOW_BYTES', parse: int(1024, 64 * 1024 * 1024), default: 128 * 1024 },
   hubMaxCommandsInFlight: { env: 'TIER_HUB_MAX_COMMANDS', parse: int(1, 100_000), default: 32 },
   reusePort: { env: 'TIER_REUSE_PORT', parse: bool },
+  secretKey: { env: 'TIER_SECRET_KEY', parse: secretKey },
+  secretKeysOld: { env: 'TIER_SECRET_KEYS_OLD', parse: secretKeyList },
+  jwtRequireExp: { env: 'TIER_JWT_REQUIRE_EXP', parse: bool, default: true },
+  secretGraceS: { env: 'TIER_SECRET_GRACE_S', parse: int(0, 90 * 86_400), default: 7 * 86_400 },
 };
 
 const ENV_PREFIX = 'TIER_';
@@ -237,6 +267,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): LoadedConfig {
     throw new ConfigError('NATS_URL and REDIS_URL: cluster mode needs both (set both, or neither for the embedded default)');
   }
   config.reusePort ??= isClusterMode(config);
+  if (isClusterMode(config) && config.secretKey === undefined) {
+    throw new ConfigError('TIER_SECRET_KEY: cluster mode needs it, the same on every node (hub secrets are sealed with it in Redis); make one with `openssl rand -hex 32`');
+  }
   if (config.idleMs <= config.heartbeatMs) throw new ConfigError(`TIER_IDLE_MS (${config.idleMs}) must exceed TIER_HEARTBEAT_MS (${config.heartbeatMs})`);
   if (config.commandTimeoutMs > config.commandTimeoutMaxMs) throw new ConfigError('TIER_COMMAND_TIMEOUT_MS must not exceed TIER_COMMAND_TIMEOUT_MAX_MS');
   return { config, warnings, generated };

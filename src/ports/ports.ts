@@ -12,6 +12,7 @@ import type { EventHistory } from './history/history.js';
 import type { Lease } from './lease/lease.js';
 import type { PendingRuns } from './pending-runs/pending-runs.js';
 import type { PushQueue } from './push-queue/push-queue.js';
+import type { RevocationStore } from './revocations/revocations.js';
 import type { RuleStore } from './rule-store/rule-store.js';
 import type { ShadowStore } from './shadow-store/shadow-store.js';
 
@@ -31,6 +32,8 @@ export interface Ports {
   history?: EventHistory;
   /** the rest of rule runs parked in a delay; absent, delays live in the node's memory and a restart forgets them */
   pendingRuns?: PendingRuns;
+  /** user token revocations, for nodes that start later; absent, only the bus carries them (a restart forgets) */
+  revocations?: RevocationStore;
   /** the backends' state for readiness: `ok: false` marks the node degraded (not ready) */
   health?(): { ok: boolean; detail: Record<string, unknown> };
   /** pages the adapters serve on the admin port (the BullMQ dashboard of a Redis push queue) */

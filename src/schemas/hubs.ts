@@ -103,7 +103,7 @@ export const ProvisionReply = Type.Object(
 );
 
 /** Longest user token: 30 days. */
-const MAX_TTL_S = 30 * 86_400;
+export const MAX_TTL_S = 30 * 86_400;
 
 export const TokenRequest = Type.Object(
   {

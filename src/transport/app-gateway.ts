@@ -10,6 +10,7 @@ import { feedTopic, type HomeFeeds } from './home-feeds.js';
 import { errorReply, send } from './http.js';
 import type { HttpRequest, HttpResponse, TemplatedApp, WebSocket } from './uws.js';
 import type { WriteBatch } from './write-batch.js';
+import type { OpenAppSockets } from './app-sockets.js';
 
 interface AppSocketData {
   principal: Principal;
@@ -118,6 +119,8 @@ export function mountAppGateway(
     commandTimeoutMaxMs: number;
     maxBackpressure: number;
     writes: WriteBatch;
+    /** open sockets by token, closed when it is revoked (src/transport/app-sockets.ts) */
+    sockets?: OpenAppSockets;
   },
 ): void {
   const { auth, log } = deps;
@@ -162,6 +165,7 @@ export function mountAppGateway(
       data.link = link;
       const who = data.principal.kind === 'admin' ? 'admin' : data.principal.sub;
       link.session = new AppSession(data.principal, link, sessionDeps, `app:${who}:${++connections}`);
+      deps.sockets?.opened(link, data.principal);
     },
 
     message: (ws, message, isBinary) => {
@@ -185,6 +189,7 @@ export function mountAppGateway(
       const link = ws.getUserData().link;
       if (!link) return;
       link.closed();
+      deps.sockets?.closed(link, ws.getUserData().principal);
       link.session?.tell({ type: 'closed' });
     },
   });

@@ -159,6 +159,16 @@ export function readBody(res: HttpResponse, maxBytes: number): Promise<Buffer> {
   });
 }
 
+/** The JSON body of a route whose body may be left out: undefined when it is empty. */
+export async function optionalJson(call: HttpCall): Promise<unknown> {
+  try {
+    return await call.json();
+  } catch (err) {
+    if (err instanceof TierError && err.code === 'invalid_field' && err.field === 'body') return undefined;
+    throw err;
+  }
+}
+
 async function parseJson(body: Promise<Buffer> | null): Promise<unknown> {
   if (body === null) return undefined;
   const buf = await body;

@@ -181,6 +181,17 @@ describe('HubRegistry', () => {
             expect(await reg.setEnabled(id, false)).toBe(true);
             expect(await reg.get(id)).toEqual({ ...record, enabled: false });
             for (const other of HOSTILE) if (other !== id) expect(await reg.get(other), other).toBeNull();
+            // the fleet's reads and writes: the home's index, the id listing, labels named like built-ins
+            const moved = { ...record, enabled: false, labels: own([[id, id]]) };
+            expect(await reg.update(id, { labels: own([[id, id]]) })).toEqual(moved);
+            expect(await reg.listHome(id, 10)).toEqual([moved]);
+            expect(await reg.listHome(`${id}-other`, 10)).toEqual([]);
+            expect((await reg.list({ prefix: id, limit: 10 })).hubs.filter((h) => h.hubId === id)).toEqual([moved]);
+            expect(await reg.update(id, { homeId: 'home-other' })).toEqual({ ...moved, homeId: 'home-other' });
+            expect(await reg.listHome(id, 10)).toEqual([]);
+            expect(await reg.remove(id)).toBe(true);
+            expect(await reg.get(id)).toBeNull();
+            expect(await reg.listHome('home-other', 10)).toEqual([]);
           } finally {
             await fx.close();
           }

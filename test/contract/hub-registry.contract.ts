@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { TierError } from '../../src/errors.js';
-import type { HubRecord, HubRegistry, NonceStore } from '../../src/ports/hub-registry/hub-registry.js';
+import type { HubQuery, HubRecord, HubRegistry, NonceStore } from '../../src/ports/hub-registry/hub-registry.js';
 
 /** A hub registry under test. */
 export interface HubRegistryFixture {
@@ -131,6 +131,140 @@ export function hubRegistryContract(name: string, make: HubRegistryFactory): voi
       await reg.setEnabled(other, false);
       expect(await reg.get(hub)).toEqual(record(hub));
       expect(await reg.get(other)).toEqual(record(other, { homeId: 'home-x', enabled: false }));
+    });
+
+    /** `n` hubs `<hub>-000` … with homes and models cycling, created in a shuffled order. */
+    async function fleet(n: number): Promise<HubRecord[]> {
+      const records = Array.from({ length: n }, (_, i) => record(`${hub}-${String(i).padStart(3, '0')}`, { homeId: `home-${hub}-${i % 3}`, model: i % 2 === 0 ? 'even' : 'odd' }));
+      const order = [...records].sort((a, b) => (a.hubId.split('').reverse().join('') < b.hubId.split('').reverse().join('') ? -1 : 1));
+      for (const r of order) await reg.create(r);
+      return records;
+    }
+
+    /** Every page of a query, joined. */
+    async function pages(q: Omit<HubQuery, 'after'>): Promise<{ ids: string[]; calls: number }> {
+      const ids: string[] = [];
+      let after: string | undefined;
+      let calls = 0;
+      for (;;) {
+        const page = await reg.list({ ...q, ...(after !== undefined ? { after } : {}) });
+        calls++;
+        expect(page.hubs.length).toBeLessThanOrEqual(q.limit);
+        ids.push(...page.hubs.map((h) => h.hubId));
+        if (page.next === null) return { ids, calls };
+        after = page.next;
+      }
+    }
+
+    it('list pages through every hub in id order, each once, with records as stored', async () => {
+      const records = await fleet(25);
+      const first = await reg.list({ prefix: hub, limit: 10 });
+      expect(first.hubs).toEqual(records.slice(0, 10));
+      expect(first.next).toBe(records[9]!.hubId);
+      const { ids, calls } = await pages({ prefix: hub, limit: 10 });
+      expect(ids).toEqual(records.map((r) => r.hubId));
+      expect(calls).toBe(3);
+    });
+
+    it('list filters by home, model, enabled and firmware, and stops at the prefix', async () => {
+      const records = await fleet(12);
+      await reg.create(record(`${hub}x`, { homeId: `home-${hub}-0` })); // shares the prefix `hub`, not `hub-`
+      await reg.update(records[4]!.hubId, { enabled: false, firmware: '2.1.0' });
+      const home0 = records.filter((_, i) => i % 3 === 0).map((r) => r.hubId);
+      expect((await pages({ prefix: `${hub}-`, homeId: `home-${hub}-0`, limit: 2 })).ids).toEqual(home0);
+      expect((await pages({ prefix: `${hub}-`, model: 'odd', limit: 100 })).ids).toEqual(records.filter((_, i) => i % 2 === 1).map((r) => r.hubId));
+      expect((await pages({ prefix: hub, enabled: false, limit: 100 })).ids).toEqual([records[4]!.hubId]);
+      expect((await pages({ prefix: hub, firmware: '2.1.0', limit: 100 })).ids).toEqual([records[4]!.hubId]);
+      expect((await pages({ prefix: `${hub}-01`, limit: 100 })).ids).toEqual([`${hub}-010`, `${hub}-011`]);
+      expect((await pages({ prefix: `${hub}-zz`, limit: 100 })).ids).toEqual([]);
+    });
+
+    it('list examines at most scanLimit records per call: a short page with a next, and nothing skipped', async () => {
+      const records = await fleet(20);
+      const page = await reg.list({ prefix: hub, model: 'no-such-model', limit: 5, scanLimit: 4 });
+      expect(page.hubs).toEqual([]);
+      expect(page.next).toBe(records[3]!.hubId);
+      const { ids, calls } = await pages({ prefix: hub, homeId: `home-${hub}-1`, limit: 100, scanLimit: 4 });
+      expect(ids).toEqual(records.filter((_, i) => i % 3 === 1).map((r) => r.hubId));
+      expect(calls).toBe(5);
+    });
+
+    it('listHome answers the hubs of one home in id order, up to the limit', async () => {
+      const records = await fleet(9);
+      const home1 = records.filter((_, i) => i % 3 === 1);
+      expect(await reg.listHome(`home-${hub}-1`, 100)).toEqual(home1);
+      expect(await reg.listHome(`home-${hub}-1`, 2)).toEqual(home1.slice(0, 2));
+      expect(await reg.listHome(`home-${hub}-none`, 100)).toEqual([]);
+    });
+
+    it('update changes the given fields only; null removes; unknown hubs answer null', async () => {
+      const r = record(hub);
+      await reg.create(r);
+      const labels = { site: 'plant-3', toString: 'x' };
+      const updated = await reg.update(hub, { model: 'HG-3', labels, firmware: '1.0.0' });
+      expect(updated).toEqual({ ...r, model: 'HG-3', labels, firmware: '1.0.0' });
+      expect(await reg.get(hub)).toEqual(updated);
+      expect(await reg.update(hub, { model: null, labels: null, firmware: null })).toEqual({ ...r, model: undefined });
+      expect((await reg.get(hub))?.labels).toBeUndefined();
+      expect(await reg.update(`${hub}-none`, { enabled: false })).toBeNull();
+      expect(await reg.get(`${hub}-none`)).toBeNull();
+    });
+
+    it('update of homeId moves the hub from one home to the other', async () => {
+      const r = record(hub, { homeId: `home-${hub}-a` });
+      await reg.create(r);
+      await reg.create(record(`${hub}-2`, { homeId: `home-${hub}-a` }));
+      expect(await reg.update(hub, { homeId: `home-${hub}-b` })).toEqual({ ...r, homeId: `home-${hub}-b` });
+      expect((await reg.listHome(`home-${hub}-a`, 10)).map((h) => h.hubId)).toEqual([`${hub}-2`]);
+      expect(await reg.listHome(`home-${hub}-b`, 10)).toEqual([{ ...r, homeId: `home-${hub}-b` }]);
+      expect((await pages({ prefix: hub, homeId: `home-${hub}-b`, limit: 10 })).ids).toEqual([hub]);
+    });
+
+    it('rotateSecret: the new secret current (version + 1), the replaced one kept until the grace end; one previous at most', async () => {
+      const r = record(hub, { secret: 'sealed-1' });
+      await reg.create(r);
+      const once = await reg.rotateSecret(hub, 'sealed-2', 1_000);
+      expect(once).toEqual({ ...r, secret: 'sealed-2', secretVersion: 2, previousSecret: { secret: 'sealed-1', until: 1_000 } });
+      expect(await reg.get(hub)).toEqual(once);
+      expect(await reg.rotateSecret(hub, 'sealed-3', 2_000)).toEqual({ ...r, secret: 'sealed-3', secretVersion: 3, previousSecret: { secret: 'sealed-2', until: 2_000 } });
+      expect(await reg.rotateSecret(`${hub}-none`, 'x', 1)).toBeNull();
+      // other writes keep the secrets as they are
+      expect((await reg.update(hub, { enabled: false }))?.previousSecret).toEqual({ secret: 'sealed-2', until: 2_000 });
+    });
+
+    it('update of the secrets (sealed anew) changes them only, version and grace kept', async () => {
+      await reg.create(record(hub, { secret: 'sealed-1' }));
+      const r = (await reg.rotateSecret(hub, 'sealed-2', 5_000))!;
+      const resealed = await reg.update(hub, { secret: 'sealed-2b', previousSecret: { secret: 'sealed-1b', until: 5_000 } });
+      expect(resealed).toEqual({ ...r, secret: 'sealed-2b', previousSecret: { secret: 'sealed-1b', until: 5_000 } });
+      expect(await reg.get(hub)).toEqual(resealed);
+      expect(await reg.update(hub, { previousSecret: null })).toEqual({ ...r, secret: 'sealed-2b', previousSecret: undefined });
+      expect((await reg.get(hub))?.previousSecret).toBeUndefined();
+    });
+
+    it('racing rotations: each one seen once, versions never reused', async () => {
+      await reg.create(record(hub, { secret: 'sealed-1' }));
+      const done = await Promise.all(['a', 'b', 'c'].map((s) => reg.rotateSecret(hub, `sealed-${s}`, 1)));
+      expect(done.map((d) => d?.secretVersion).sort()).toEqual([2, 3, 4]);
+      expect((await reg.get(hub))?.secretVersion).toBe(4);
+    });
+
+    it('remove deletes the record and its index entries; the id is free again', async () => {
+      const records = await fleet(3);
+      const gone = records[1]!;
+      expect(await reg.remove(gone.hubId)).toBe(true);
+      expect(await reg.remove(gone.hubId)).toBe(false);
+      expect(await reg.get(gone.hubId)).toBeNull();
+      expect((await pages({ prefix: hub, limit: 10 })).ids).toEqual([records[0]!.hubId, records[2]!.hubId]);
+      expect(await reg.listHome(gone.homeId, 10)).toEqual([]);
+      await reg.create(gone);
+      expect(await reg.get(gone.hubId)).toEqual(gone);
+    });
+
+    it('forget changes nothing stored', async () => {
+      await reg.create(record(hub));
+      reg.forget(hub);
+      expect(await reg.get(hub)).toEqual(record(hub));
     });
 
     it('stores a copy: mutating what was passed or returned changes nothing stored', async () => {

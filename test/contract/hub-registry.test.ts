@@ -1,4 +1,4 @@
-import { afterAll, beforeAll } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MemoryHubRegistry, MemoryNonceStore } from '../../src/ports/hub-registry/hub-registry-memory.js';
 import { CachingHubRegistry } from '../../src/ports/hub-registry/hub-registry-cache.js';
 import { RedisHubRegistry, RedisNonceStore } from '../../src/ports/hub-registry/hub-registry-redis.js';
@@ -115,4 +115,23 @@ const nonceStores: Array<[name: string, make: NonceStoreFactory]> = [
 ];
 
 for (const [name, make] of registries) hubRegistryContract(name, make);
+
+describe('RedisHubRegistry.reindex', () => {
+  it('puts records written without the indexes (earlier versions) into them, so they are listed', async () => {
+    const keys = new RedisKeys(uniquePrefix());
+    const client = await connect();
+    const registry = new RedisHubRegistry(client, { keys });
+    try {
+      // as an earlier version wrote it: the hash alone
+      await client.hset(keys.hub('old-1', 'hub'), 'homeId', 'home-old', 'secret', 's', 'enabled', '1', 'createdAt', '1');
+      await registry.create({ hubId: 'new-1', homeId: 'home-old', model: undefined, secret: 's', enabled: true, createdAt: 1 });
+      expect((await registry.list({ limit: 10 })).hubs.map((h) => h.hubId)).toEqual(['new-1']);
+      expect(await registry.reindex()).toBe(2);
+      expect((await registry.list({ limit: 10 })).hubs.map((h) => h.hubId)).toEqual(['new-1', 'old-1']);
+      expect((await registry.listHome('home-old', 10)).map((h) => h.hubId)).toEqual(['new-1', 'old-1']);
+    } finally {
+      await registry.close();
+    }
+  });
+});
 for (const [name, make] of nonceStores) nonceStoreContract(name, make);

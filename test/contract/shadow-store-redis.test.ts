@@ -273,9 +273,11 @@ describe('Redis Cluster compatibility', () => {
       expect(k.startsWith(prefix), k).toBe(true);
       expect(hashTagOf(k), k).toBe(`h:${hub}`);
     }
-    const nodeKeys = found.filter((k) => !k.includes(hub));
-    expect(nodeKeys).toEqual([keys.node(node, 'alive')]);
-    expect(hashTagOf(nodeKeys[0]!)).toBe(`n:${node}`);
+    // the registry's indexes: of every hub (any slot) and of the home (the home's tag)
+    const otherKeys = found.filter((k) => !k.includes(hub)).sort();
+    expect(otherKeys).toEqual([keys.node(node, 'alive'), keys.single('hubs'), keys.home('home-1', 'hubs')].sort());
+    expect(hashTagOf(keys.node(node, 'alive'))).toBe(`n:${node}`);
+    expect(hashTagOf(keys.home('home-1', 'hubs'))).toBe('home:home-1');
   });
 
   it('refuses a key prefix or an id that would change the hash tag', () => {

@@ -259,6 +259,44 @@ export function shadowStoreContract(name: string, make: ShadowStoreFactory): voi
       });
     });
 
+    describe('remove', () => {
+      it('removes every device and the cursor of the hub, queued writes included; other hubs stay', async () => {
+        const other = `${hub}-other`;
+        store.writeReported(hub, 'd1', device({ on: true }, 1, 1_000), 4);
+        store.writeCursor(hub, { boot: 'b1', seq: 3 }, 4);
+        await store.setDesired(hub, 'd2', { level: 5 });
+        store.writeReported(other, 'd1', device({ a: 2 }, 1, 1), 1);
+        await store.flush();
+        store.writeReported(hub, 'd3', device({ on: false }, 1, 2_000), 4); // queued, not flushed
+        await store.remove(hub);
+        await store.flush();
+        expect(await store.load(hub)).toEqual({});
+        expect(await store.loadCursor(hub)).toBeNull();
+        expect((await store.load(other)).d1?.reported).toEqual({ a: 2 });
+        // a new start: writes after the removal are kept
+        await store.setDesired(hub, 'd1', { on: true });
+        expect(Object.keys(await store.load(hub))).toEqual(['d1']);
+      });
+
+      it('a late batch of a session not newer than the last written is refused after the removal (where writes are fenced)', async () => {
+        store.writeCursor(hub, { boot: 'b1', seq: 7 }, 5);
+        await store.flush();
+        store.writeCursor(hub, { boot: 'b1', seq: 8 }, 3);
+        await store.flush();
+        if ((await store.loadCursor(hub))?.seq === 8) return; // this store does not fence (writes apply at once)
+        await store.remove(hub);
+        store.writeReported(hub, 'late', device({ on: true }, 9, 3_000), 5);
+        store.writeCursor(hub, { boot: 'b1', seq: 9 }, 5);
+        await store.flush();
+        expect(await store.load(hub)).toEqual({});
+        expect(await store.loadCursor(hub)).toBeNull();
+        // a newer session writes again
+        store.writeCursor(hub, { boot: 'b2', seq: 1 }, 7);
+        await store.flush();
+        expect(await store.loadCursor(hub)).toEqual({ boot: 'b2', seq: 1 });
+      });
+    });
+
     describe('stored data is a copy', () => {
       it('mutating what was passed to writeReported changes nothing stored', async () => {
         const d = device({ on: true }, 1, 1_000, 'switch');

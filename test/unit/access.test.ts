@@ -5,16 +5,13 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { HubClient } from '../../load/wire/hub-client.js';
 import type { HubRecord } from '../../src/ports/hub-registry/hub-registry.js';
-import { createLogger } from '../../src/log/logger.js';
-import { inProcessConfig } from '../helpers/in-process-config.js';
-import { startServer, type RunningServer } from '../../src/compose/server.js';
-import { memoryPorts } from '../../src/compose/memory-ports.js';
+import { startInProcessNode, type InProcessNode } from '../helpers/in-process-node.js';
 import type { Ports } from '../../src/ports/ports.js';
-import { api, rulesWarmedUp } from '../helpers/server-process.js';
+import { api } from '../helpers/server-process.js';
 
 const ADMIN = 'access-admin-token-0123456789';
 
-let server: RunningServer;
+let node: InProcessNode;
 let ports: Ports;
 let http: string;
 let wsUrl: string;
@@ -22,17 +19,12 @@ const clients: HubClient[] = [];
 let hubs = 0;
 
 beforeAll(async () => {
-  const config = inProcessConfig(ADMIN, 'access-jwt-secret-0123456789abcdef');
-  const log = createLogger('silent');
-  // the test keeps the ports, to change what the API cannot (a hub's enabled flag)
-  server = await startServer(config, log, async (timers) => (ports = memoryPorts(config, timers, log)));
-  http = `http://127.0.0.1:${server.port}`;
-  wsUrl = `ws://127.0.0.1:${server.port}`;
-  await rulesWarmedUp(`http://127.0.0.1:${server.adminPort}`);
+  node = await startInProcessNode(ADMIN, 'access-jwt-secret-0123456789abcdef');
+  ({ ports, http, wsUrl } = node);
 });
 
 afterAll(async () => {
-  await server?.close();
+  await node?.server.close();
 });
 
 afterEach(async () => {
@@ -105,12 +97,12 @@ describe('a disabled hub', () => {
         (err: unknown) => err,
       );
     expect(refused).toMatchObject({ name: 'HubClientError', status: 403, code: 'hub_disabled' });
-    expect(server.sessions.has(record.hubId)).toBe(false);
+    expect(node.server.sessions.has(record.hubId)).toBe(false);
 
     expect(await ports.registry.setEnabled(record.hubId, true)).toBe(true);
     const welcome = await client(record).connect();
     expect(welcome.ep).toBeGreaterThan(0);
-    expect(server.sessions.has(record.hubId)).toBe(true);
+    expect(node.server.sessions.has(record.hubId)).toBe(true);
   });
 
   it('is told bad_signature, not hub_disabled, when the signature does not verify', async () => {

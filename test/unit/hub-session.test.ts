@@ -97,6 +97,22 @@ describe('HubSession', () => {
     for (let s = 1; s <= 12; s++) expect(shadow.d1!.reported[`k${s}`]).toBe(true);
   });
 
+  it('closes on the operator\'s order from the bus: disabled → bye hub_disabled and 4006; moved → reconnect, bye hub_moved and 4008', async () => {
+    for (const [e, code] of [['hub_disabled', 4006], ['hub_moved', 4008]] as const) {
+      const { deps, link, frame } = setup();
+      frame({ t: 1, v: 1, b: 'boot' });
+      await settle();
+      expect(link.frames[0]?.t).toBe(2); // welcome
+      deps.bus.publish('hub.hub-1.close', encodeValue({ e }));
+      await settle();
+      expect(link.closed).toEqual({ code, reason: e });
+      const tail = link.frames.slice(1).map((f) => ({ t: f.t, e: (f as { e?: string }).e }));
+      expect(tail).toEqual(e === 'hub_moved' ? [{ t: 11, e }, { t: 12, e }] : [{ t: 12, e }]);
+      // and it is no longer a responder for commands
+      await expect(deps.bus.request('hub.hub-1.cmd', encodeValue({ d: 'x', m: 'set', p: {}, to: 100 }), 200)).rejects.toMatchObject({ code: 'hub_offline' });
+    }
+  });
+
   it('refuses frames past the rate with rate_limited and closes only after more refusals than the burst', async () => {
     const { link, frame } = setup({ ratePerSec: 1, rateBurst: 3 });
     frame({ t: 1, v: 1, b: 'boot' });

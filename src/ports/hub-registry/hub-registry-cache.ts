@@ -1,4 +1,4 @@
-import type { HubRecord, HubRegistry } from './hub-registry.js';
+import { copyRecord, type HubPage, type HubPatch, type HubQuery, type HubRecord, type HubRegistry } from './hub-registry.js';
 
 interface Entry {
   record: HubRecord | null;
@@ -11,7 +11,10 @@ interface Entry {
  * `ttlMs` (so a disabled hub or a new secret reaches every node within that time); while the
  * registry is unreachable, a record up to `staleMs` old is served instead of failing, so commands
  * and reconnects of known hubs survive a short Redis outage. Unknown ids are cached too (briefly),
- * so probing random ids does not reach Redis each time. Writes go through and drop the entry.
+ * so probing random ids does not reach Redis each time. Writes go through and drop the entry;
+ * `forget` drops it when another node wrote (the fleet's change notice on the bus), so a disabled,
+ * moved or re-keyed hub is seen by every node within the notice's delivery, not the ttl. Lists are
+ * not cached.
  */
 export class CachingHubRegistry implements HubRegistry {
   private readonly entries = new Map<string, Entry>();
@@ -52,8 +55,47 @@ export class CachingHubRegistry implements HubRegistry {
   }
 
   async setEnabled(hubId: string, enabled: boolean): Promise<boolean> {
+    return (await this.update(hubId, { enabled })) !== null;
+  }
+
+  list(query: HubQuery): Promise<HubPage> {
+    return this.inner.list(query);
+  }
+
+  listHome(homeId: string, limit: number): Promise<HubRecord[]> {
+    return this.inner.listHome(homeId, limit);
+  }
+
+  async update(hubId: string, patch: HubPatch): Promise<HubRecord | null> {
     this.entries.delete(hubId);
-    return this.inner.setEnabled(hubId, enabled);
+    try {
+      return await this.inner.update(hubId, patch);
+    } finally {
+      this.entries.delete(hubId);
+    }
+  }
+
+  async rotateSecret(hubId: string, secret: string, graceUntil: number): Promise<HubRecord | null> {
+    this.entries.delete(hubId);
+    try {
+      return await this.inner.rotateSecret(hubId, secret, graceUntil);
+    } finally {
+      this.entries.delete(hubId);
+    }
+  }
+
+  async remove(hubId: string): Promise<boolean> {
+    this.entries.delete(hubId);
+    try {
+      return await this.inner.remove(hubId);
+    } finally {
+      this.entries.delete(hubId);
+    }
+  }
+
+  forget(hubId: string): void {
+    this.entries.delete(hubId);
+    this.inner.forget(hubId);
   }
 
   async close(): Promise<void> {
@@ -62,5 +104,5 @@ export class CachingHubRegistry implements HubRegistry {
 }
 
 function copy(r: HubRecord | null): HubRecord | null {
-  return r ? { ...r } : null;
+  return r ? copyRecord(r) : null;
 }

@@ -1,30 +1,58 @@
 import type { Database } from 'lmdb';
 import { TierError } from '../../errors.js';
 import type { DataStore } from '../lmdb.js';
-import type { HubRecord, HubRegistry, NonceStore } from './hub-registry.js';
-
-/** A hub as stored: [homeId, secret, enabled, createdAt, model or null] (a tuple: no field names per record). */
-type StoredHub = [string, string, boolean, number, string | null];
+import {
+  collectPage,
+  labelsOf,
+  patched,
+  rotated,
+  scanStart,
+  type HubPage,
+  type HubPatch,
+  type HubQuery,
+  type HubRecord,
+  type HubRegistry,
+  type NonceStore,
+} from './hub-registry.js';
 
 /**
- * Provisioned hubs on local disk (embedded default): sub-database `hubs`, one entry per hub id.
- * `create` and `setEnabled` check and write in one LMDB write transaction, so racing creates of
- * one id leave exactly one record; both resolve once that transaction is committed (and, with
- * DATA_SYNC=commit, flushed to disk). Reads are synchronous reads of the last commit.
+ * A hub as stored, a tuple (no field names per record): [homeId, secret, enabled, createdAt,
+ * model, secretVersion, [previous secret, until], labels as [key, value] pairs, firmware], null
+ * for what is absent. Labels are pairs, not a map: msgpackr renames a `__proto__` map key.
+ * Records of the first layout end after `model`: they are read as version 1 with nothing else.
+ */
+type StoredHub = [string, string, boolean, number, string | null, number?, ([string, number] | null)?, (Array<[string, string]> | null)?, (string | null)?];
+
+/** Home index entries: `[homeId, hubId]` → null, in sub-database `hub-homes`. */
+type HomeKey = [string, string];
+
+/**
+ * Provisioned hubs on local disk (embedded default): sub-database `hubs`, one entry per hub id,
+ * and `hub-homes`, the index of `listHome` (rebuilt from `hubs` at open when it is empty, e.g.
+ * after importing a backup of the first layout). Every write checks and writes the record and its
+ * index in one LMDB write transaction, so racing creates of one id leave exactly one record; each
+ * resolves once that transaction is committed (and, with DATA_SYNC=commit, flushed to disk).
+ * Reads are synchronous reads of the last commit.
  */
 export class LmdbHubRegistry implements HubRegistry {
   private readonly db: Database<StoredHub, string>;
+  private readonly homes: Database<null, HomeKey>;
 
   /** Does not own `data`: the composition root closes it after every adapter. */
   constructor(private readonly data: DataStore) {
     this.db = data.db<StoredHub>('hubs') as unknown as Database<StoredHub, string>;
+    this.homes = data.db<null>('hub-homes') as unknown as Database<null, HomeKey>;
+    if (this.homes.getKeysCount() === 0 && this.db.getKeysCount() > 0) {
+      data.root.transactionSync(() => {
+        for (const { key, value } of this.db.getRange()) void this.homes.put([value[0], key], null);
+      });
+    }
   }
 
   async create(record: HubRecord): Promise<void> {
-    const value: StoredHub = [record.homeId, record.secret, record.enabled, record.createdAt, record.model ?? null];
     const created = await this.db.transaction(() => {
       if (this.db.get(record.hubId) !== undefined) return false;
-      void this.db.put(record.hubId, value);
+      this.write(record, null);
       return true;
     });
     if (!created) throw new TierError('already_exists', `hub ${record.hubId} is already provisioned`);
@@ -37,18 +65,78 @@ export class LmdbHubRegistry implements HubRegistry {
   }
 
   async setEnabled(hubId: string, enabled: boolean): Promise<boolean> {
+    return (await this.update(hubId, { enabled })) !== null;
+  }
+
+  async list(query: HubQuery): Promise<HubPage> {
+    const start = scanStart(query);
+    const range = this.db.getRange(start === undefined ? {} : { start });
+    return collectPage(
+      (function* () {
+        for (const { key, value } of range) yield decodeHubRecord(key, value);
+      })(),
+      query,
+    );
+  }
+
+  async listHome(homeId: string, limit: number): Promise<HubRecord[]> {
+    const out: HubRecord[] = [];
+    // [homeId, ''] sorts before every [homeId, id]; the range ends before the next home's
+    for (const key of this.homes.getKeys({ start: [homeId, ''], limit: limit + 1 })) {
+      if (key[0] !== homeId || out.length >= limit) break;
+      const s = this.db.get(key[1]);
+      if (s !== undefined) out.push(decodeHubRecord(key[1], s));
+    }
+    return out;
+  }
+
+  async update(hubId: string, patch: HubPatch): Promise<HubRecord | null> {
+    return this.change(hubId, (r) => patched(r, patch));
+  }
+
+  async rotateSecret(hubId: string, secret: string, graceUntil: number): Promise<HubRecord | null> {
+    return this.change(hubId, (r) => rotated(r, secret, graceUntil));
+  }
+
+  async remove(hubId: string): Promise<boolean> {
     const found = await this.db.transaction(() => {
       const s = this.db.get(hubId);
       if (s === undefined) return false;
-      if (s[2] !== enabled) void this.db.put(hubId, [s[0], s[1], enabled, s[3], s[4]]);
+      void this.db.remove(hubId);
+      void this.homes.remove([s[0], hubId]);
       return true;
     });
     await this.durable();
     return found;
   }
 
+  forget(): void {}
+
   async close(): Promise<void> {
     await this.data.flushed();
+  }
+
+  /** Reads, changes and writes one record in one transaction. */
+  private async change(hubId: string, f: (r: HubRecord) => HubRecord): Promise<HubRecord | null> {
+    const next = await this.db.transaction(() => {
+      const s = this.db.get(hubId);
+      if (s === undefined) return null;
+      const old = decodeHubRecord(hubId, s);
+      const r = f(old);
+      this.write(r, old.homeId);
+      return r;
+    });
+    await this.durable();
+    return next;
+  }
+
+  /** Inside a transaction: the record and its home index entry (moved when the home changed). */
+  private write(r: HubRecord, oldHome: string | null): void {
+    void this.db.put(r.hubId, encodeHubRecord(r));
+    if (oldHome !== r.homeId) {
+      if (oldHome !== null) void this.homes.remove([oldHome, r.hubId]);
+      void this.homes.put([r.homeId, r.hubId], null);
+    }
   }
 
   private async durable(): Promise<void> {
@@ -57,11 +145,22 @@ export class LmdbHubRegistry implements HubRegistry {
   }
 }
 
+function encodeHubRecord(r: HubRecord): StoredHub {
+  const prev = r.previousSecret;
+  return [r.homeId, r.secret, r.enabled, r.createdAt, r.model ?? null, r.secretVersion ?? 1, prev ? [prev.secret, prev.until] : null, r.labels ? Object.entries(r.labels) : null, r.firmware ?? null];
+}
+
 /** Decodes one record of sub-database `hubs` (a key and value as this adapter stores them, e.g. read from a backup). */
 export function decodeHubRecord(key: unknown, value: unknown): HubRecord {
-  if (typeof key !== 'string' || !Array.isArray(value) || value.length !== 5) throw new TypeError(`not a hub record: ${JSON.stringify(key)}`);
+  if (typeof key !== 'string' || !Array.isArray(value) || (value.length !== 5 && value.length !== 9)) throw new TypeError(`not a hub record: ${JSON.stringify(key)}`);
   const s = value as StoredHub;
-  return { hubId: key, homeId: s[0], secret: s[1], enabled: s[2], createdAt: s[3], model: s[4] ?? undefined };
+  const r: HubRecord = { hubId: key, homeId: s[0], secret: s[1], enabled: s[2], createdAt: s[3], model: s[4] ?? undefined };
+  if (typeof s[5] === 'number' && s[5] !== 1) r.secretVersion = s[5];
+  if (s[6]) r.previousSecret = { secret: s[6][0], until: s[6][1] };
+  const labels = Array.isArray(s[7]) ? labelsOf(Object.fromEntries(s[7])) : undefined;
+  if (labels) r.labels = labels;
+  if (typeof s[8] === 'string') r.firmware = s[8];
+  return r;
 }
 
 export interface LmdbNonceStoreOptions {

@@ -1,28 +1,115 @@
 import { TierError } from '../../errors.js';
-import type { HubRecord, HubRegistry, NonceStore } from './hub-registry.js';
+import {
+  collectPage,
+  copyRecord,
+  patched,
+  rotated,
+  scanStart,
+  type HubPage,
+  type HubPatch,
+  type HubQuery,
+  type HubRecord,
+  type HubRegistry,
+  type NonceStore,
+} from './hub-registry.js';
 
 /** Hubs provisioned in this process (embedded default): gone when the process ends. */
 export class MemoryHubRegistry implements HubRegistry {
   private readonly hubs = new Map<string, HubRecord>();
+  /** home id → its hub ids */
+  private readonly homes = new Map<string, Set<string>>();
+  /** every hub id in ascending order, made on the first list after a change */
+  private sorted: string[] | null = null;
 
   async create(record: HubRecord): Promise<void> {
     if (this.hubs.has(record.hubId)) throw new TierError('already_exists', `hub ${record.hubId} is already provisioned`);
-    this.hubs.set(record.hubId, { ...record });
+    this.put(copyRecord(record));
   }
 
   async get(hubId: string): Promise<HubRecord | null> {
     const r = this.hubs.get(hubId);
-    return r ? { ...r } : null;
+    return r ? copyRecord(r) : null;
   }
 
   async setEnabled(hubId: string, enabled: boolean): Promise<boolean> {
+    return (await this.update(hubId, { enabled })) !== null;
+  }
+
+  async list(query: HubQuery): Promise<HubPage> {
+    this.sorted ??= [...this.hubs.keys()].sort();
+    const ids = this.sorted;
+    const start = scanStart(query);
+    let i = start === undefined ? 0 : lowerBound(ids, start);
+    const records = function* (hubs: Map<string, HubRecord>) {
+      for (; i < ids.length; i++) {
+        const r = hubs.get(ids[i]!);
+        if (r) yield copyRecord(r);
+      }
+    };
+    return collectPage(records(this.hubs), query);
+  }
+
+  async listHome(homeId: string, limit: number): Promise<HubRecord[]> {
+    const ids = [...(this.homes.get(homeId) ?? [])].sort().slice(0, limit);
+    return ids.map((id) => copyRecord(this.hubs.get(id)!));
+  }
+
+  async update(hubId: string, patch: HubPatch): Promise<HubRecord | null> {
+    const r = this.hubs.get(hubId);
+    if (!r) return null;
+    const next = patched(r, patch);
+    this.put(next);
+    return copyRecord(next);
+  }
+
+  async rotateSecret(hubId: string, secret: string, graceUntil: number): Promise<HubRecord | null> {
+    const r = this.hubs.get(hubId);
+    if (!r) return null;
+    const next = rotated(r, secret, graceUntil);
+    this.put(next);
+    return copyRecord(next);
+  }
+
+  async remove(hubId: string): Promise<boolean> {
     const r = this.hubs.get(hubId);
     if (!r) return false;
-    r.enabled = enabled;
+    this.unindex(r);
+    this.hubs.delete(hubId);
+    this.sorted = null;
     return true;
   }
 
+  forget(): void {}
+
   async close(): Promise<void> {}
+
+  private put(r: HubRecord): void {
+    const old = this.hubs.get(r.hubId);
+    if (old) this.unindex(old);
+    else this.sorted = null;
+    this.hubs.set(r.hubId, r);
+    let home = this.homes.get(r.homeId);
+    if (!home) this.homes.set(r.homeId, (home = new Set()));
+    home.add(r.hubId);
+  }
+
+  private unindex(r: HubRecord): void {
+    const home = this.homes.get(r.homeId);
+    home?.delete(r.hubId);
+    if (home?.size === 0) this.homes.delete(r.homeId);
+  }
+}
+
+/** The first index whose id is >= `id`. */
+function lowerBound(ids: string[], id: string): number {
+  let lo = 0;
+  let hi = ids.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (ids[mid]! < id) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
 }
 
 /** Nonces with expiry; expired keys are swept as new ones arrive, so memory stays bounded. */

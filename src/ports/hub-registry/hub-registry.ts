@@ -1,20 +1,97 @@
+/** Free-form labels of a hub (`site: "plant-3"`): keys are ids, values short strings. */
+export type HubLabels = Record<string, string>;
+
+/** The secret a rotation replaced, still accepted until `until` (ms since the Unix epoch). */
+export interface PreviousSecret {
+  secret: string;
+  until: number;
+}
+
 /** A provisioned hub. */
 export interface HubRecord {
   hubId: string;
   homeId: string;
   model: string | undefined;
-  /** shared secret of the handshake signature */
+  /**
+   * The handshake secret as the caller gave it: sealed (`src/auth/secret-box.ts`) by every writer
+   * of the server, so the store never holds it in clear; a record written before sealing existed
+   * holds it in clear and is read as such. The port neither seals nor opens.
+   */
   secret: string;
   enabled: boolean;
   /** ms since the Unix epoch */
   createdAt: number;
+  /** version of `secret`: absent = 1; each rotation adds one */
+  secretVersion?: number;
+  /** the secret before the last rotation, accepted during its grace period; absent when none */
+  previousSecret?: PreviousSecret;
+  /** absent or non-empty */
+  labels?: HubLabels;
+  /** what the hub said in its last hello (`fw`), when it said anything */
+  firmware?: string;
 }
+
+/**
+ * Fields `update` may change; `null` removes an optional one, absent leaves it. `secret` and
+ * `previousSecret` are for sealing the same secrets anew (a new key at rest), never for a new
+ * secret: that is `rotateSecret`, which keeps the grace period and the version.
+ */
+export interface HubPatch {
+  homeId?: string;
+  model?: string | null;
+  enabled?: boolean;
+  labels?: HubLabels | null;
+  firmware?: string | null;
+  secret?: string;
+  previousSecret?: PreviousSecret | null;
+}
+
+/** What `list` selects; every given filter must hold (exact match). */
+export interface HubQuery {
+  /** the `next` of the previous page: hubs with a larger id */
+  after?: string;
+  /** hubs whose id starts with this */
+  prefix?: string;
+  homeId?: string;
+  model?: string;
+  firmware?: string;
+  enabled?: boolean;
+  /** hubs on the page at most */
+  limit: number;
+  /** @default 5_000: records examined at most per call (filters that match few hubs end a page early) */
+  scanLimit?: number;
+}
+
+export interface HubPage {
+  /** in ascending id order (UTF-16 code units; ids are ASCII) */
+  hubs: HubRecord[];
+  /** pass as `after` for the next page; null when no hub beyond this page can match */
+  next: string | null;
+}
+
+/** @default of HubQuery.scanLimit */
+export const DEFAULT_SCAN_LIMIT = 5_000;
 
 /**
  * Provisioning of hubs: which hubs exist, their home and their handshake secret.
  *
  * - `create` fails with `already_exists` when the hub id is taken; it never overwrites.
- * - `get` answers null for unknown hubs; reads see every create/update that resolved before.
+ * - `get` answers null for unknown hubs; reads see every write that resolved before.
+ * - `list` pages through hubs in id order. A page is at most `limit` hubs; a call examines at most
+ *   `scanLimit` records, so a page may be short (even empty) with a `next` when filters skip many:
+ *   bounded work per call on any fleet size. A hub created or removed meanwhile may or may not
+ *   appear; no hub present throughout is skipped or repeated.
+ * - `listHome` answers every hub of a home in id order (at most `limit`): a home's index, not a
+ *   scan of the fleet.
+ * - `update` changes only the given fields of an existing hub and answers the new record, null
+ *   for an unknown hub (nothing created). A change of `homeId` moves it from one home's index to
+ *   the other's.
+ * - `rotateSecret` makes `secret` current (version + 1) and keeps the replaced one as
+ *   `previousSecret` until `graceUntil` (one previous secret: an older one is dropped), atomically
+ *   per hub; null for an unknown hub.
+ * - `remove` deletes the record and its index entries; false when there was none.
+ * - `forget` drops what this process may have cached of the hub, so the next read sees the store
+ *   (another node changed it); a no-op where nothing is cached.
  * - Secrets are returned to the provisioning caller once and to the handshake check; nothing
  *   else should expose them.
  */
@@ -22,7 +99,103 @@ export interface HubRegistry {
   create(record: HubRecord): Promise<void>;
   get(hubId: string): Promise<HubRecord | null>;
   setEnabled(hubId: string, enabled: boolean): Promise<boolean>;
+  list(query: HubQuery): Promise<HubPage>;
+  listHome(homeId: string, limit: number): Promise<HubRecord[]>;
+  update(hubId: string, patch: HubPatch): Promise<HubRecord | null>;
+  rotateSecret(hubId: string, secret: string, graceUntil: number): Promise<HubRecord | null>;
+  remove(hubId: string): Promise<boolean>;
+  forget(hubId: string): void;
   close(): Promise<void>;
+}
+
+/** True when `r` passes the filters of `q` (the id range is the caller's). */
+export function matchesQuery(r: HubRecord, q: HubQuery): boolean {
+  return (
+    (q.homeId === undefined || r.homeId === q.homeId) &&
+    (q.model === undefined || r.model === q.model) &&
+    (q.firmware === undefined || r.firmware === q.firmware) &&
+    (q.enabled === undefined || r.enabled === q.enabled)
+  );
+}
+
+/**
+ * One page of `list` from records in ascending id order that start after `q.after` and may run
+ * past the prefix (the scan stops at the first id outside it). Shared by every adapter, so the
+ * paging promise is kept once.
+ */
+export async function collectPage(records: AsyncIterable<HubRecord> | Iterable<HubRecord>, q: HubQuery): Promise<HubPage> {
+  const scanLimit = q.scanLimit ?? DEFAULT_SCAN_LIMIT;
+  const hubs: HubRecord[] = [];
+  let examined = 0;
+  let last: string | null = null;
+  for await (const r of records) {
+    if (q.after !== undefined && r.hubId <= q.after) continue;
+    if (q.prefix !== undefined && !r.hubId.startsWith(q.prefix)) {
+      if (r.hubId > q.prefix) return { hubs, next: null };
+      continue;
+    }
+    // a full page, or the scan's bound: there is more to look at
+    if (hubs.length >= q.limit || examined >= scanLimit) return { hubs, next: last };
+    examined++;
+    last = r.hubId;
+    if (matchesQuery(r, q)) hubs.push(r);
+  }
+  return { hubs, next: null };
+}
+
+/** Where a prefix scan starts: after the cursor or at the prefix, whichever is later. */
+export function scanStart(q: HubQuery): string | undefined {
+  if (q.prefix === undefined) return q.after;
+  if (q.after === undefined) return q.prefix;
+  return q.after > q.prefix ? q.after : q.prefix;
+}
+
+/** Labels as own string entries only (a `__proto__` key stays an own key), undefined when none. */
+export function labelsOf(raw: unknown): HubLabels | undefined {
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) return undefined;
+  const entries = Object.entries(raw).filter(([, v]) => typeof v === 'string');
+  return entries.length > 0 ? (Object.fromEntries(entries) as HubLabels) : undefined;
+}
+
+/** A copy of a record with `patch` applied (the adapters' one reading of HubPatch). */
+export function patched(r: HubRecord, patch: HubPatch): HubRecord {
+  const out: HubRecord = { ...r };
+  if (patch.homeId !== undefined) out.homeId = patch.homeId;
+  if (patch.model !== undefined) out.model = patch.model ?? undefined;
+  if (patch.enabled !== undefined) out.enabled = patch.enabled;
+  if (patch.labels !== undefined) {
+    if (patch.labels === null || Object.keys(patch.labels).length === 0) delete out.labels;
+    else out.labels = labelsOf(patch.labels)!;
+  }
+  if (patch.firmware !== undefined) {
+    if (patch.firmware === null) delete out.firmware;
+    else out.firmware = patch.firmware;
+  }
+  if (patch.secret !== undefined) out.secret = patch.secret;
+  if (patch.previousSecret !== undefined) {
+    if (patch.previousSecret === null) delete out.previousSecret;
+    else out.previousSecret = { ...patch.previousSecret };
+  }
+  return out;
+}
+
+/** A copy of a record after a rotation to `secret` with a grace period until `graceUntil`. */
+export function rotated(r: HubRecord, secret: string, graceUntil: number): HubRecord {
+  return { ...r, secret, secretVersion: (r.secretVersion ?? 1) + 1, previousSecret: { secret: r.secret, until: graceUntil } };
+}
+
+/**
+ * A deep-enough copy (labels and the previous secret are objects of their own), as every adapter
+ * returns records: version 1 and empty labels left out.
+ */
+export function copyRecord(r: HubRecord): HubRecord {
+  const out: HubRecord = { ...r };
+  const labels = labelsOf(r.labels);
+  if (labels) out.labels = labels;
+  else delete out.labels;
+  if (r.previousSecret) out.previousSecret = { ...r.previousSecret };
+  if (out.secretVersion === 1) delete out.secretVersion;
+  return out;
 }
 
 /**

@@ -147,6 +147,21 @@ export class LmdbShadowStore implements ShadowStore {
     });
   }
 
+  async remove(hubId: string): Promise<void> {
+    await this.run(hubId, () => {
+      const gone: Key[] = [];
+      for (const key of this.db.getKeys({ start: hubId })) {
+        if (key === hubId) continue;
+        if (!Array.isArray(key) || key[0] !== hubId) break;
+        gone.push(key);
+      }
+      for (const key of gone) void this.db.remove(key);
+      // the hub's entry stays, without a cursor, its fence one above the last epoch written
+      const h = this.db.get(hubId) as StoredHub | undefined;
+      void this.db.put(hubId, [(h?.[0] ?? 0) + 1, null, 0]);
+    });
+  }
+
   /** Resolves when every write made before the call is durable. */
   async flush(): Promise<void> {
     await this.last;

@@ -50,6 +50,12 @@ export class MemoryShadowStore implements ShadowStore {
     return copyDevice(device);
   }
 
+  /** Writes apply at once here: there is no late batch to refuse. */
+  async remove(hubId: string): Promise<void> {
+    this.hubs.delete(hubId);
+    this.cursors.delete(hubId);
+  }
+
   async writeDevices(hubId: string, devices: Array<{ d: string; k: string; m?: string }>, left: string[], full: boolean): Promise<void> {
     const hub = this.hub(hubId);
     if (full) {

@@ -49,6 +49,13 @@ return 1`;
 export const FENCED_HSET_COMMAND = 'tierFencedHset';
 export type FencedPipeline = { [FENCED_HSET_COMMAND]: (key: string, ...args: string[]) => unknown };
 
+/** Empties a hub's shadow hash but for its fence, `ep`, which rises by one. */
+export const REMOVE_SHADOW = new LuaScript(`
+local ep = tonumber(redis.call('HGET', KEYS[1], 'ep') or '0')
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], 'ep', tostring(ep + 1))
+return 1`);
+
 /** Sets a field only if it still holds the value read before (`''` = absent): optimistic read-modify-write. */
 export const COMPARE_AND_SET = new LuaScript(`
 local cur = redis.call('HGET', KEYS[1], ARGV[1])

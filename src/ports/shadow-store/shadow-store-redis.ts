@@ -8,6 +8,7 @@ import {
   applyReported,
   countWrites,
   COMPARE_AND_SET,
+  REMOVE_SHADOW,
   FENCED_HSET,
   FENCED_HSET_COMMAND,
   fieldsOf,
@@ -220,6 +221,13 @@ export class RedisShadowStore implements ShadowStore {
     for (const d of devices) args.push(d.d, d.k, d.m === undefined ? '0' : '1', d.m ?? '');
     args.push(...left);
     await WRITE_DEVICES.run(this.client, [this.key(hubId)], args);
+  }
+
+  async remove(hubId: string): Promise<void> {
+    // an in-flight batch may be queued again on failure: wait for it, then drop what is queued
+    while (this.inflight) await this.inflight.done;
+    this.queued.delete(hubId);
+    await REMOVE_SHADOW.run(this.client, [this.key(hubId)], []);
   }
 
   /**

@@ -92,6 +92,13 @@ export interface ShadowStore {
   setDesired(hubId: string, deviceId: string, patch: Attrs): Promise<DeviceShadow>;
   /** Replaces the device list: kinds are set, devices not in `devices` are removed when `full`. */
   writeDevices(hubId: string, devices: Array<{ d: string; k: string; m?: string }>, left: string[], full: boolean): Promise<void>;
+  /**
+   * Removes every device and the cursor of a hub (the hub was deleted); resolves when durable.
+   * Writes of the hub this process queued before are dropped or removed with the rest, and the
+   * epoch fence rises by one: a late batch of a session whose epoch is not newer than any written
+   * is refused, so a closing session cannot bring the shadow back.
+   */
+  remove(hubId: string): Promise<void>;
   /** Writes everything queued; resolves when durable. */
   flush(): Promise<void>;
   close(): Promise<void>;

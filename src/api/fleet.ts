@@ -1,0 +1,263 @@
+/**
+ * Running a fleet: what the operator does to hubs, apart from HTTP (src/api/fleet-routes.ts) so
+ * the fleet command line can share it. Every change of a record is announced on
+ * `fleet.hubs.changed` (every node drops its cached copy: a disabled, moved or re-keyed hub is seen
+ * everywhere at once, not after the cache's 30 s), and a hub whose session must end is told on
+ * `hub.<id>.close`, which reaches whichever node holds it. Secrets are made here, sealed before
+ * they are stored, and shown once.
+ */
+import { randomBytes } from 'node:crypto';
+import type { Static } from '@sinclair/typebox';
+import { subjects, type CloseOrder } from '../../proto/subjects.js';
+import type { SecretBox } from '../auth/secret-box.js';
+import { asTierError, TierError } from '../errors.js';
+import type { Logger } from '../log/logger.js';
+import { decodeValue, encodeBus, isPlainObject } from '../protocol/codec.js';
+import type { Bus } from '../ports/bus/bus.js';
+import type { Directory, HubLocation } from '../ports/directory/directory.js';
+import type { HubLabels, HubPatch, HubQuery, HubRecord, HubRegistry } from '../ports/hub-registry/hub-registry.js';
+import type { RuleStore } from '../ports/rule-store/rule-store.js';
+import type { ShadowStore } from '../ports/shadow-store/shadow-store.js';
+import type { BatchItem, BatchResult, FleetHub, HomeHub, MoveReply } from '../schemas/fleet.js';
+
+/** Most hubs `listHome` answers: a home is not a fleet. */
+export const MAX_HOME_HUBS = 1_000;
+
+export interface FleetDeps {
+  registry: HubRegistry;
+  bus: Bus;
+  directory: Directory;
+  shadows: ShadowStore;
+  rules: RuleStore;
+  box: SecretBox;
+  log: Logger;
+  now?: () => number;
+}
+
+/** `list`'s query: the registry's filters, plus where the hub is connected. */
+export interface FleetQuery extends HubQuery {
+  online?: boolean;
+  node?: string;
+}
+
+/** A new hub secret: 24 random bytes, base64url (32 characters). */
+export function newSecret(): string {
+  return randomBytes(24).toString('base64url');
+}
+
+export class Fleet {
+  private readonly now: () => number;
+
+  constructor(private readonly deps: FleetDeps) {
+    this.now = deps.now ?? Date.now;
+  }
+
+  /** Provisions one hub; answers the record and its secret in clear (shown once). */
+  async provision(item: { hubId: string; homeId: string; model?: string | undefined; labels?: HubLabels | undefined }): Promise<{ record: HubRecord; secret: string }> {
+    const secret = newSecret();
+    const record: HubRecord = { hubId: item.hubId, homeId: item.homeId, model: item.model, secret: this.deps.box.seal(item.hubId, secret), enabled: true, createdAt: this.now() };
+    if (item.labels && Object.keys(item.labels).length > 0) record.labels = item.labels;
+    await this.deps.registry.create(record);
+    this.changed(item.hubId);
+    return { record, secret };
+  }
+
+  /** Each item provisioned or refused on its own (a refused item changes nothing), in order. */
+  async provisionBatch(items: Array<Static<typeof BatchItem>>): Promise<Array<Static<typeof BatchResult>>> {
+    const seen = new Set<string>();
+    const results: Array<Static<typeof BatchResult>> = [];
+    for (const item of items) {
+      if (seen.has(item.hubId)) {
+        results.push({ hubId: item.hubId, ok: false, code: 'already_exists', message: `hub ${item.hubId} appears twice in the batch` });
+        continue;
+      }
+      seen.add(item.hubId);
+      try {
+        results.push({ hubId: item.hubId, ok: true, secret: (await this.provision(item)).secret });
+      } catch (err) {
+        const e = asTierError(err);
+        if (e.code === 'internal') throw err; // the store failed: the caller learns which items were done from a retry
+        results.push({ hubId: item.hubId, ok: false, code: e.code, message: e.message });
+      }
+    }
+    return results;
+  }
+
+  /** A page of hubs with where each is connected; `online`/`node` filter on that too. */
+  async list(q: FleetQuery): Promise<{ hubs: Array<Static<typeof FleetHub>>; next: string | null }> {
+    const byLocation = q.online !== undefined || q.node !== undefined;
+    if (!byLocation) {
+      const page = await this.deps.registry.list(q);
+      return { hubs: await this.views(page.hubs), next: page.next };
+    }
+    // the registry cannot filter on the directory: read its pages (bounded by scanLimit in total) and keep those that match
+    const out: Array<Static<typeof FleetHub>> = [];
+    let budget = q.scanLimit ?? 5_000;
+    let after = q.after;
+    for (;;) {
+      const page = await this.deps.registry.list({ ...q, after, limit: Math.min(q.limit, budget), scanLimit: budget });
+      budget -= page.hubs.length;
+      for (const hub of await this.views(page.hubs)) {
+        if (out.length === q.limit) return { hubs: out, next: out.at(-1)!.hubId };
+        if ((q.online === undefined || hub.online === q.online) && (q.node === undefined || hub.node === q.node)) out.push(hub);
+      }
+      if (page.next === null) return { hubs: out, next: null };
+      if (out.length === q.limit || budget <= 0) return { hubs: out, next: out.length === q.limit ? out.at(-1)!.hubId : page.next };
+      after = page.next;
+    }
+  }
+
+  /** Every hub of a home, for its users: online, and how many devices its shadow holds. */
+  async listHome(homeId: string): Promise<Array<Static<typeof HomeHub>>> {
+    const hubs = await this.deps.registry.listHome(homeId, MAX_HOME_HUBS);
+    return Promise.all(
+      hubs.map(async (h) => {
+        const [loc, shadow] = await Promise.all([this.deps.directory.lookup(h.hubId), this.deps.shadows.load(h.hubId)]);
+        return { hubId: h.hubId, model: h.model ?? null, enabled: h.enabled, online: loc !== null, devices: Object.keys(shadow).length };
+      }),
+    );
+  }
+
+  async get(hubId: string): Promise<Static<typeof FleetHub>> {
+    const hub = await this.deps.registry.get(hubId);
+    if (!hub) throw notFound(hubId);
+    return (await this.views([hub]))[0]!;
+  }
+
+  /** Changes a hub; disabling it closes its session wherever it is. */
+  async patch(hubId: string, patch: HubPatch): Promise<Static<typeof FleetHub>> {
+    const hub = await this.deps.registry.update(hubId, patch);
+    if (!hub) throw notFound(hubId);
+    this.changed(hubId);
+    if (patch.enabled === false) this.closeSession(hubId, 'hub_disabled');
+    return (await this.views([hub]))[0]!;
+  }
+
+  /**
+   * Moves a hub to another home. Its session closes and reconnects into the new home; rules and
+   * scenes of the old home that name it are reported and left as they are (at run time they no
+   * longer reach it: src/rules/home-scope.ts).
+   */
+  async move(hubId: string, homeId: string): Promise<Static<typeof MoveReply>> {
+    const before = await this.deps.registry.get(hubId);
+    if (!before) throw notFound(hubId);
+    const from = before.homeId;
+    const hub = from === homeId ? before : await this.deps.registry.update(hubId, { homeId });
+    if (!hub) throw notFound(hubId);
+    if (from !== homeId) {
+      this.changed(hubId);
+      this.closeSession(hubId, 'hub_moved');
+    }
+    const [rules, scenes] = await Promise.all([this.deps.rules.listRules(from), this.deps.rules.listScenes(from)]);
+    const naming = (items: Array<{ id: string; name: string }>) => items.filter((i) => from !== homeId && namesHub(i, hubId)).map((i) => ({ id: i.id, name: i.name }));
+    return { hub: (await this.views([hub]))[0]!, from, rules: naming(rules), scenes: naming(scenes) };
+  }
+
+  /**
+   * Deletes a hub: the record first (no new session, no command), then its session is closed
+   * wherever it is, then its shadow once the session let go of it (bounded wait).
+   */
+  async remove(hubId: string, waitMs = 2_000): Promise<{ closed: boolean }> {
+    const loc = await this.deps.directory.lookup(hubId);
+    if (!(await this.deps.registry.remove(hubId))) throw notFound(hubId);
+    this.changed(hubId);
+    this.closeSession(hubId, 'hub_disabled');
+    if (loc !== null) await this.released(hubId, loc, waitMs);
+    await this.deps.shadows.remove(hubId);
+    return { closed: loc !== null };
+  }
+
+  /** A new secret (sealed in the store), the old one working for `graceS` more; answers the new one in clear. */
+  async rotateSecret(hubId: string, graceS: number): Promise<{ secret: string; secretVersion: number; previousValidUntil: number }> {
+    const secret = newSecret();
+    const until = this.now() + graceS * 1_000;
+    const hub = await this.deps.registry.rotateSecret(hubId, this.deps.box.seal(hubId, secret), until);
+    if (!hub) throw notFound(hubId);
+    this.changed(hubId);
+    return { secret, secretVersion: hub.secretVersion ?? 1, previousValidUntil: until };
+  }
+
+  /**
+   * Keeps the firmware a hub's hello named (for the `firmware` filter): one registry read per
+   * session (cached in cluster mode), a write only when it changed. Failures are logged, never thrown.
+   */
+  noteFirmware(hubId: string, firmware: string): void {
+    void (async () => {
+      const hub = await this.deps.registry.get(hubId);
+      if (hub === null || hub.firmware === firmware) return;
+      await this.deps.registry.update(hubId, { firmware });
+      this.changed(hubId);
+    })().catch((err: unknown) => this.deps.log.warn({ err, hubId }, 'firmware version not kept'));
+  }
+
+  /** Every node drops its cached record of the hub. */
+  private changed(hubId: string): void {
+    this.deps.registry.forget(hubId);
+    this.deps.bus.publish(subjects.hubsChanged, encodeBus({ hub: hubId }));
+  }
+
+  private closeSession(hubId: string, e: CloseOrder['e']): void {
+    this.deps.bus.publish(subjects.hubClose(hubId), encodeBus({ e }));
+  }
+
+  /** Waits until the session at `loc` released the hub (or `waitMs` passed), then one shadow batch window more. */
+  private async released(hubId: string, loc: HubLocation, waitMs: number): Promise<void> {
+    const until = this.now() + waitMs;
+    for (;;) {
+      const now = await this.deps.directory.lookup(hubId).catch(() => null);
+      if (now === null || now.epoch !== loc.epoch || this.now() >= until) break;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    await new Promise((r) => setTimeout(r, this.deps.shadows.batchWindowMs));
+  }
+
+  private async views(hubs: HubRecord[]): Promise<Array<Static<typeof FleetHub>>> {
+    const locs = await Promise.all(hubs.map((h) => this.deps.directory.lookup(h.hubId)));
+    return hubs.map((h, i) => ({
+      hubId: h.hubId,
+      homeId: h.homeId,
+      model: h.model ?? null,
+      enabled: h.enabled,
+      labels: h.labels ?? {},
+      firmware: h.firmware ?? null,
+      secretVersion: h.secretVersion ?? 1,
+      createdAt: new Date(h.createdAt).toISOString(),
+      online: locs[i] !== null,
+      node: locs[i]?.node ?? null,
+    }));
+  }
+}
+
+function notFound(hubId: string): TierError {
+  return new TierError('not_found', `hub ${hubId} is not provisioned`);
+}
+
+/** True when any object inside `value` has `hub` equal to `hubId` (triggers, devices, actions, scene commands). */
+export function namesHub(value: unknown, hubId: string): boolean {
+  if (Array.isArray(value)) return value.some((v) => namesHub(v, hubId));
+  if (typeof value !== 'object' || value === null) return false;
+  if (Object.hasOwn(value, 'hub') && (value as { hub: unknown }).hub === hubId) return true;
+  return Object.values(value).some((v) => namesHub(v, hubId));
+}
+
+/**
+ * Commands of the app socket and of rules, refused with `hub_disabled` for a disabled hub (the
+ * HTTP route checks the record it already read) instead of `hub_offline` once its session closed.
+ */
+export function commandsToEnabledHubs<A extends unknown[], R>(registry: HubRegistry, send: (hubId: string, ...rest: A) => Promise<R>): (hubId: string, ...rest: A) => Promise<R> {
+  return async (hubId, ...rest) => {
+    const hub = await registry.get(hubId);
+    if (hub !== null && !hub.enabled) throw new TierError('hub_disabled', `hub ${hubId} is disabled: commands are refused until it is enabled`);
+    return send(hubId, ...rest);
+  };
+}
+
+/** Every node: a hub changed elsewhere is dropped from this node's cache. Answers the unsubscribe. */
+export function watchHubChanges(bus: Bus, registry: HubRegistry, log: Logger): () => void {
+  const sub = bus.subscribe(subjects.hubsChanged, (msg) => {
+    const m = decodeValue(msg.data);
+    if (isPlainObject(m) && typeof m.hub === 'string') registry.forget(m.hub);
+    else log.warn({ subject: msg.subject }, 'hub change notice without a hub id ignored');
+  });
+  return () => sub.unsubscribe();
+}

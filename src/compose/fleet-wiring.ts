@@ -1,0 +1,91 @@
+/**
+ * What running a fleet adds to a node, wired in one place so src/compose/server.ts changes by a few
+ * lines: the key that seals hub secrets, the fleet's routes, the gate that refuses commands to
+ * disabled hubs, the subscription that keeps this node's cached hub records fresh, and token
+ * revocation (the node's revocation list, loaded from the store at start and fed by the bus; the
+ * app sockets open with a revoked token closed at once).
+ */
+import { subjects, type TokenRevocation } from '../../proto/subjects.js';
+import { sendCommand, type CommandSpec } from '../actors/commands.js';
+import type { Authenticator } from '../auth/authenticator.js';
+import { RevocationList } from '../auth/revocations.js';
+import type { SecretBox } from '../auth/secret-box.js';
+import { commandsToEnabledHubs, Fleet, watchHubChanges } from '../api/fleet.js';
+import { mountFleetApi } from '../api/fleet-routes.js';
+import type { Config } from '../config/config.js';
+import type { Logger } from '../log/logger.js';
+import { decodeValue, encodeBus, isPlainObject } from '../protocol/codec.js';
+import type { Ports } from '../ports/ports.js';
+import { MAX_TTL_S } from '../schemas/hubs.js';
+import { OpenAppSockets } from '../transport/app-sockets.js';
+import type { RouteTable } from '../transport/http.js';
+import type { TemplatedApp } from '../transport/uws.js';
+import type { WriteBatch } from '../transport/write-batch.js';
+import { secretBoxFor } from './secret-key.js';
+
+export interface FleetParts {
+  box: SecretBox;
+  fleet: Fleet;
+  /** revoked user tokens: the authenticator refuses them */
+  revoked: RevocationList;
+  /** open app sockets by token: the app gateway keeps it */
+  sockets: OpenAppSockets;
+  /** a command to a hub, refused with `hub_disabled` when the operator disabled it */
+  commandTo(hubId: string, deviceId: string, spec: CommandSpec, timeoutMs: number): Promise<unknown>;
+  /** the fleet's routes; before mountApi (its catch-all must stay last) */
+  mount(app: TemplatedApp, context: { auth: Authenticator; writes: WriteBatch; table: RouteTable }): void;
+  close(): void;
+}
+
+/** Resolves once the revocations already stored are known: a node refuses them from its first request. */
+export async function fleetParts(config: Config, ports: Ports, log: Logger): Promise<FleetParts> {
+  const box = secretBoxFor(config, log);
+  const fleetLog = log.child({ part: 'fleet' });
+  const fleet = new Fleet({ registry: ports.registry, bus: ports.bus, directory: ports.directory, shadows: ports.shadows, rules: ports.rules, box, log: fleetLog });
+  const stopWatching = watchHubChanges(ports.bus, ports.registry, fleetLog);
+  const revoked = new RevocationList();
+  const sockets = new OpenAppSockets();
+  const heard = ports.bus.subscribe(subjects.tokensRevoked, (msg) => {
+    const r = revocationOf(decodeValue(msg.data));
+    if (!r) return fleetLog.warn('malformed token revocation ignored');
+    revoked.add(r);
+    const closed = sockets.revoke(r);
+    if (closed > 0) fleetLog.info({ closed }, 'app sockets of revoked tokens closed');
+  });
+  for (const r of (await ports.revocations?.list(nowS())) ?? []) revoked.add(r);
+
+  /** Stored first (for nodes that start later), then announced to every node, this one included. */
+  async function revoke(r: { jti: string } | { sub: string; before: number }): Promise<TokenRevocation> {
+    const revocation: TokenRevocation = 'jti' in r ? { jti: r.jti, exp: nowS() + MAX_TTL_S } : { sub: r.sub, before: r.before, exp: r.before + MAX_TTL_S };
+    await ports.revocations?.add(revocation);
+    revoked.add(revocation);
+    ports.bus.publish(subjects.tokensRevoked, encodeBus(revocation));
+    return revocation;
+  }
+
+  return {
+    box,
+    fleet,
+    revoked,
+    sockets,
+    commandTo: commandsToEnabledHubs(ports.registry, (hubId: string, deviceId: string, spec: CommandSpec, timeoutMs: number) => sendCommand(ports.bus, hubId, deviceId, spec, timeoutMs)),
+    mount(app, { auth, writes, table }) {
+      mountFleetApi(app, { auth, fleet, revoke, log: fleetLog, maxBodyBytes: config.maxBodyBytes, secretGraceS: config.secretGraceS, writes, table });
+    },
+    close() {
+      stopWatching();
+      heard.unsubscribe();
+    },
+  };
+}
+
+function nowS(): number {
+  return Math.floor(Date.now() / 1000);
+}
+
+function revocationOf(m: unknown): TokenRevocation | null {
+  if (!isPlainObject(m) || typeof m.exp !== 'number') return null;
+  if (typeof m.jti === 'string') return { jti: m.jti, exp: m.exp };
+  if (typeof m.sub === 'string' && typeof m.before === 'number') return { sub: m.sub, before: m.before, exp: m.exp };
+  return null;
+}

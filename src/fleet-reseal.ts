@@ -1,0 +1,47 @@
+/**
+ * `npm run fleet -- reseal`: every hub secret in the registry sealed anew with the current key
+ * (`TIER_SECRET_KEY`), those sealed with an older key (`TIER_SECRET_KEYS_OLD`) and those stored in
+ * clear by earlier versions alike, so an old key can then be retired. The clear secret does not
+ * change: hubs notice nothing, and nodes that cache a record sealed with the old key still open it
+ * while they are given that key. Each record is read again just before its write and left alone
+ * if it changed meanwhile (a rotation on a live cluster): run the command again for those.
+ */
+import type { SecretBox } from './auth/secret-box.js';
+import type { HubPatch, HubRegistry } from './ports/hub-registry/hub-registry.js';
+
+export interface ResealReport {
+  examined: number;
+  resealed: number;
+  /** hubs whose secrets could not be opened (a key not given) or changed under the command */
+  skipped: string[];
+}
+
+export async function resealAll(registry: HubRegistry, box: SecretBox, pageSize = 500): Promise<ResealReport> {
+  const report: ResealReport = { examined: 0, resealed: 0, skipped: [] };
+  let after: string | undefined;
+  do {
+    const page = await registry.list({ limit: pageSize, scanLimit: pageSize, ...(after !== undefined ? { after } : {}) });
+    for (const hub of page.hubs) {
+      report.examined++;
+      const prev = hub.previousSecret;
+      if (!box.needsReseal(hub.secret) && !(prev && box.needsReseal(prev.secret))) continue;
+      const patch: HubPatch = {};
+      try {
+        if (box.needsReseal(hub.secret)) patch.secret = box.seal(hub.hubId, box.open(hub.hubId, hub.secret));
+        if (prev && box.needsReseal(prev.secret)) patch.previousSecret = { secret: box.seal(hub.hubId, box.open(hub.hubId, prev.secret)), until: prev.until };
+      } catch (err) {
+        report.skipped.push(`${hub.hubId}: ${(err as Error).message}`);
+        continue;
+      }
+      const now = await registry.get(hub.hubId);
+      if (now === null || now.secret !== hub.secret || now.previousSecret?.secret !== prev?.secret) {
+        report.skipped.push(`${hub.hubId}: changed while resealing (rotated or deleted): run again`);
+        continue;
+      }
+      await registry.update(hub.hubId, patch);
+      report.resealed++;
+    }
+    after = page.next ?? undefined;
+  } while (after !== undefined);
+  return report;
+}

@@ -1,0 +1,47 @@
+import type { Redis } from 'ioredis';
+import { RedisKeys } from '../redis.js';
+import { revocationKey, type RevocationStore, type TokenRevocation } from './revocations.js';
+
+/**
+ * Revocations in Redis, shared by the nodes of a cluster: the sorted set `<prefix>revocations`,
+ * each member the revocation as JSON scored by its `exp` (Unix seconds). `add` also removes the
+ * members that expired, so the set holds the revocations of at most one token lifetime.
+ */
+export class RedisRevocationStore implements RevocationStore {
+  private readonly key: string;
+
+  /** Does not own `client`: the composition root closes the connection it shares. */
+  constructor(
+    private readonly client: Redis,
+    options: { keys?: RedisKeys } = {},
+  ) {
+    this.key = (options.keys ?? new RedisKeys()).single('revocations');
+  }
+
+  async add(r: TokenRevocation): Promise<void> {
+    const member = JSON.stringify({ k: revocationKey(r), jti: r.jti, sub: r.sub, before: r.before, exp: r.exp });
+    await this.client.multi().zadd(this.key, r.exp, member).zremrangebyscore(this.key, '-inf', Math.floor(Date.now() / 1000)).exec();
+  }
+
+  async list(nowS: number): Promise<TokenRevocation[]> {
+    const members = await this.client.zrangebyscore(this.key, `(${nowS}`, '+inf');
+    const out: TokenRevocation[] = [];
+    for (const m of members) {
+      let raw: { jti?: unknown; sub?: unknown; before?: unknown; exp?: unknown };
+      try {
+        raw = JSON.parse(m) as typeof raw;
+      } catch {
+        continue;
+      }
+      if (typeof raw.exp !== 'number') continue;
+      const r: TokenRevocation = { exp: raw.exp };
+      if (typeof raw.jti === 'string') r.jti = raw.jti;
+      if (typeof raw.sub === 'string') r.sub = raw.sub;
+      if (typeof raw.before === 'number') r.before = raw.before;
+      out.push(r);
+    }
+    return out;
+  }
+
+  async close(): Promise<void> {}
+}

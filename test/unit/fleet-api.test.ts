@@ -1,0 +1,273 @@
+/**
+ * Running a fleet through the HTTP API, on a node started in-process on the memory ports: hubs
+ * provisioned one by one and in batches, listed and searched a page at a time, disabled (the live
+ * session closed, commands refused), moved (the old home's users lose the hub, the new home's gain
+ * it, rules naming it reported), deleted (record, shadow and session gone) and re-keyed (the old
+ * secret works during its grace period only); the registry holds no secret in clear; user tokens
+ * revoked (open app sockets closed, next requests refused) and tokens without exp refused.
+ */
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { HubClient } from '../../load/wire/hub-client.js';
+import { startInProcessNode, type InProcessNode } from '../helpers/in-process-node.js';
+import type { Ports } from '../../src/ports/ports.js';
+import { api } from '../helpers/server-process.js';
+import { AppSocket } from '../helpers/app-socket.js';
+
+const ADMIN = 'fleet-admin-token-0123456789';
+
+let node: InProcessNode;
+let ports: Ports;
+let http: string;
+let wsUrl: string;
+const clients: HubClient[] = [];
+let n = 0;
+
+beforeAll(async () => {
+  node = await startInProcessNode(ADMIN, 'fleet-jwt-secret-0123456789abcdef');
+  ({ ports, http, wsUrl } = node);
+});
+
+afterAll(async () => {
+  await node?.server.close();
+});
+
+afterEach(async () => {
+  await Promise.all(clients.splice(0).map((c) => c.terminate()));
+});
+
+const admin = (method: string, path: string, body?: unknown) => api(http, method, path, ADMIN, body);
+
+/** Provisions a hub through the API; answers its id and secret. */
+async function provision(homeId: string, over: Record<string, unknown> = {}): Promise<{ hubId: string; secret: string }> {
+  const hubId = `fl-${++n}`;
+  const res = await admin('POST', '/v1/admin/hubs', { hubId, homeId, ...over });
+  expect(res.status).toBe(201);
+  return { hubId, secret: res.body.secret };
+}
+
+async function online(hub: { hubId: string; secret: string }): Promise<HubClient> {
+  const c = new HubClient({ url: wsUrl, hubId: hub.hubId, secret: hub.secret });
+  clients.push(c);
+  await c.connect();
+  return c;
+}
+
+async function userToken(sub: string, homes: string[]): Promise<string> {
+  return (await admin('POST', '/v1/admin/tokens', { sub, homes })).body.token as string;
+}
+
+describe('listing and searching', () => {
+  it('pages through a batch of hubs with filters and a prefix; every hub once, in id order', async () => {
+    const hubs = Array.from({ length: 250 }, (_, i) => ({ hubId: `ls-${String(i).padStart(4, '0')}`, homeId: `ls-home-${i % 5}`, model: i % 2 === 0 ? 'h2' : 'h3' }));
+    const res = await admin('POST', '/v1/admin/hubs:batch', { hubs });
+    expect(res.status).toBe(200);
+    expect(res.body).toMatchObject({ created: 250, failed: 0 });
+    const seen: string[] = [];
+    let after: string | null = null;
+    do {
+      const page = await admin('GET', `/v1/admin/hubs?prefix=ls-&limit=60${after ? `&after=${after}` : ''}`);
+      expect(page.status).toBe(200);
+      expect(page.body.hubs.length).toBeLessThanOrEqual(60);
+      seen.push(...page.body.hubs.map((h: { hubId: string }) => h.hubId));
+      after = page.body.next;
+    } while (after !== null);
+    expect(seen).toEqual(hubs.map((h) => h.hubId));
+    const filtered = await admin('GET', '/v1/admin/hubs?prefix=ls-&home=ls-home-2&model=h3&limit=1000');
+    expect(filtered.body.hubs.map((h: { hubId: string }) => h.hubId)).toEqual(hubs.filter((_, i) => i % 5 === 2 && i % 2 === 1).map((h) => h.hubId));
+    expect(filtered.body.hubs[0]).toEqual({ hubId: 'ls-0007', homeId: 'ls-home-2', model: 'h3', enabled: true, labels: {}, firmware: null, secretVersion: 1, createdAt: expect.any(String), online: false, node: null });
+    expect((await admin('GET', '/v1/admin/hubs?limit=0')).body).toMatchObject({ code: 'invalid_field', field: 'limit' });
+    expect((await admin('GET', '/v1/admin/hubs?online=maybe')).body).toMatchObject({ code: 'invalid_field', field: 'online' });
+  });
+
+  it('keeps the firmware a hub’s hello names, and filters on it', async () => {
+    const hub = await provision('fw-home');
+    const c = new HubClient({ url: wsUrl, hubId: hub.hubId, secret: hub.secret, fw: '3.1.4-fleet' });
+    clients.push(c);
+    await c.connect();
+    for (;;) {
+      const page = await admin('GET', '/v1/admin/hubs?prefix=fl-&firmware=3.1.4-fleet');
+      if (page.body.hubs.length > 0) {
+        expect(page.body.hubs.map((h: { hubId: string; firmware: string }) => [h.hubId, h.firmware])).toEqual([[hub.hubId, '3.1.4-fleet']]);
+        break;
+      }
+      await new Promise((r) => setTimeout(r, 10));
+    }
+  });
+
+  it('filters on where hubs are connected: online, node', async () => {
+    const a = await provision('on-home');
+    const b = await provision('on-home');
+    await online(a);
+    const on = await admin('GET', `/v1/admin/hubs?prefix=fl-&online=true`);
+    expect(on.body.hubs.map((h: { hubId: string }) => h.hubId)).toContain(a.hubId);
+    expect(on.body.hubs.map((h: { hubId: string }) => h.hubId)).not.toContain(b.hubId);
+    expect(on.body.hubs.every((h: { online: boolean }) => h.online)).toBe(true);
+    const off = await admin('GET', `/v1/admin/hubs?prefix=fl-&online=false&limit=1000`);
+    expect(off.body.hubs.map((h: { hubId: string }) => h.hubId)).toContain(b.hubId);
+    expect(off.body.hubs.map((h: { hubId: string }) => h.hubId)).not.toContain(a.hubId);
+  });
+
+  it('a batch provisions each item on its own: duplicates and taken ids refused, the rest created, secrets once', async () => {
+    const taken = await provision('batch-home');
+    const res = await admin('POST', '/v1/admin/hubs:batch', {
+      hubs: [
+        { hubId: 'bt-1', homeId: 'batch-home', labels: { line: 'l2' } },
+        { hubId: taken.hubId, homeId: 'batch-home' },
+        { hubId: 'bt-1', homeId: 'batch-home' },
+        { hubId: 'bt-2', homeId: 'batch-home' },
+      ],
+    });
+    expect(res.body.created).toBe(2);
+    expect(res.body.results.map((r: { ok: boolean; code?: string }) => r.code ?? r.ok)).toEqual([true, 'already_exists', 'already_exists', true]);
+    await online({ hubId: 'bt-1', secret: res.body.results[0].secret });
+    expect((await admin('GET', '/v1/admin/hubs/bt-1')).body.labels).toEqual({ line: 'l2' });
+    // a body that does not validate is refused whole
+    const bad = await admin('POST', '/v1/admin/hubs:batch', { hubs: [{ hubId: 'bt-3', homeId: 'h' }, { hubId: 'bt 4', homeId: 'h' }] });
+    expect(bad.body).toMatchObject({ code: 'invalid_field', field: 'hubs[1].hubId' });
+    expect((await admin('GET', '/v1/admin/hubs/bt-3')).status).toBe(404);
+  });
+
+  it('the home route lists a home’s hubs for its users, with online state and device counts; others get 403', async () => {
+    const a = await provision('hh-home');
+    const b = await provision('hh-home');
+    const c = await online(a);
+    await c.devices({ j: [{ d: 'lamp', k: 'switch' }, { d: 'door', k: 'sensor.door' }], f: true });
+    const token = await userToken('hh-user', ['hh-home']);
+    const res = await api(http, 'GET', '/v1/homes/hh-home/hubs', token);
+    expect(res.body).toEqual({
+      homeId: 'hh-home',
+      hubs: [
+        { hubId: a.hubId, model: null, enabled: true, online: true, devices: 2 },
+        { hubId: b.hubId, model: null, enabled: true, online: false, devices: 0 },
+      ],
+    });
+    expect((await api(http, 'GET', '/v1/homes/other-home/hubs', token)).status).toBe(403);
+  });
+});
+
+describe('disable, move, delete', () => {
+  it('disabling closes the live session with bye hub_disabled and 4006; commands answer hub_disabled; enabling lets it back', async () => {
+    const hub = await provision('dis-home');
+    const c = await online(hub);
+    const bye = new Promise((r) => c.once('bye', r));
+    const res = await admin('PATCH', `/v1/admin/hubs/${hub.hubId}`, { enabled: false, labels: { why: 'stolen' } });
+    expect(res.body).toMatchObject({ enabled: false, labels: { why: 'stolen' } });
+    expect(await bye).toMatchObject({ e: 'hub_disabled' });
+    expect(await c.closed).toMatchObject({ code: 4006 });
+    const cmd = await admin('POST', `/v1/hubs/${hub.hubId}/devices/d1/commands`, { set: { on: true } });
+    expect(cmd).toMatchObject({ status: 403, body: { code: 'hub_disabled' } });
+    await expect(c.connect()).rejects.toMatchObject({ code: 'hub_disabled' });
+    await admin('PATCH', `/v1/admin/hubs/${hub.hubId}`, { enabled: true });
+    await c.connect();
+    expect(c.connected).toBe(true);
+    expect((await admin('PATCH', `/v1/admin/hubs/${hub.hubId}`, {})).body).toMatchObject({ code: 'invalid_field' });
+    expect((await admin('PATCH', '/v1/admin/hubs/nope', { enabled: false })).status).toBe(404);
+  });
+
+  it('moving: the old home’s users lose the hub, the new home’s gain it, its session reconnects into the new home, rules naming it reported', async () => {
+    const hub = await provision('mv-old');
+    const c = await online(hub);
+    const rule = await admin('POST', '/v1/homes/mv-old/rules', {
+      name: 'Names the hub',
+      triggers: [{ type: 'state', hub: hub.hubId, device: 'lamp', attr: 'on' }],
+      actions: [{ type: 'command', hub: hub.hubId, device: 'lamp', set: { on: false } }],
+    });
+    expect(rule.status).toBe(201);
+    const oldUser = await userToken('old-user', ['mv-old']);
+    const newUser = await userToken('new-user', ['mv-new']);
+    expect((await api(http, 'GET', `/v1/hubs/${hub.hubId}`, oldUser)).status).toBe(200);
+    expect((await api(http, 'GET', `/v1/hubs/${hub.hubId}`, newUser)).status).toBe(403);
+    const reconnect = new Promise((r) => c.once('reconnect', r));
+    const moved = await admin('POST', `/v1/admin/hubs/${hub.hubId}/move`, { homeId: 'mv-new' });
+    expect(moved.body).toMatchObject({ from: 'mv-old', hub: { hubId: hub.hubId, homeId: 'mv-new' }, rules: [{ id: rule.body.rule.id, name: 'Names the hub' }], scenes: [] });
+    expect(await reconnect).toMatchObject({ e: 'hub_moved' });
+    expect(await c.closed).toMatchObject({ code: 4008 });
+    expect((await api(http, 'GET', `/v1/hubs/${hub.hubId}`, oldUser)).status).toBe(403);
+    expect((await api(http, 'GET', `/v1/hubs/${hub.hubId}`, newUser)).status).toBe(200);
+    expect((await api(http, 'GET', '/v1/homes/mv-new/hubs', newUser)).body.hubs.map((h: { hubId: string }) => h.hubId)).toEqual([hub.hubId]);
+    expect((await api(http, 'GET', '/v1/homes/mv-old/hubs', oldUser)).body.hubs).toEqual([]);
+    // the rule is left as it was
+    expect((await admin('GET', `/v1/homes/mv-old/rules/${rule.body.rule.id}`)).body.rule.version).toBe(1);
+    await c.connect();
+    expect((await admin('GET', `/v1/hubs/${hub.hubId}`)).body).toMatchObject({ homeId: 'mv-new', online: true });
+  });
+
+  it('deleting removes record, shadow and session; the hub is unknown afterwards', async () => {
+    const hub = await provision('del-home');
+    const c = await online(hub);
+    await c.devices({ j: [{ d: 'lamp', k: 'switch' }], f: true });
+    expect(Object.keys(await ports.shadows.load(hub.hubId))).toEqual(['lamp']);
+    const res = await admin('DELETE', `/v1/admin/hubs/${hub.hubId}`);
+    expect(res.body).toEqual({ ok: true, hubId: hub.hubId, closed: true });
+    expect(await c.closed).toMatchObject({ code: 4006 });
+    expect(await ports.shadows.load(hub.hubId)).toEqual({});
+    expect((await admin('GET', `/v1/hubs/${hub.hubId}`)).status).toBe(404);
+    await expect(c.connect()).rejects.toMatchObject({ code: 'unknown_hub' });
+    expect((await admin('DELETE', `/v1/admin/hubs/${hub.hubId}`)).status).toBe(404);
+  });
+});
+
+describe('secrets', () => {
+  it('rotation: a new secret; the old one works during the grace period and fails after; the registry holds neither in clear', async () => {
+    const hub = await provision('rot-home');
+    const rotated = await admin('POST', `/v1/admin/hubs/${hub.hubId}/secret`, { graceS: 1 });
+    expect(rotated.body).toMatchObject({ hubId: hub.hubId, secretVersion: 2, secret: expect.any(String) });
+    expect(rotated.body.secret).not.toBe(hub.secret);
+    const stored = (await ports.registry.get(hub.hubId))!;
+    expect(JSON.stringify(stored)).not.toContain(hub.secret);
+    expect(JSON.stringify(stored)).not.toContain(rotated.body.secret);
+    // both work now
+    const old = await online(hub);
+    await old.terminate();
+    await online({ hubId: hub.hubId, secret: rotated.body.secret });
+    // after the grace end the old one is refused
+    const until = Date.parse(rotated.body.previousValidUntil);
+    await new Promise((r) => setTimeout(r, Math.max(0, until - Date.now() + 10)));
+    await expect(new HubClient({ url: wsUrl, hubId: hub.hubId, secret: hub.secret }).connect()).rejects.toMatchObject({ code: 'bad_signature' });
+    expect((await admin('GET', `/v1/admin/hubs/${hub.hubId}`)).body.secretVersion).toBe(2);
+    // a rotation without a body takes the configured grace
+    const again = await admin('POST', `/v1/admin/hubs/${hub.hubId}/secret`);
+    expect(Date.parse(again.body.previousValidUntil) - Date.now()).toBeGreaterThan(6 * 86_400_000);
+  });
+});
+
+describe('tokens', () => {
+  it('carry a jti; revoking one closes its open app socket (4007) and refuses its next request, other tokens of the user still work', async () => {
+    const token = await userToken('rv-alice', ['rv-home']);
+    const other = await userToken('rv-alice', ['rv-home']);
+    const claims = JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString()) as { jti?: string; exp?: number };
+    expect(claims.jti).toMatch(/^[0-9a-f-]{36}$/);
+    const app = new AppSocket(`${wsUrl}/app/v1?token=${token}`);
+    const bystander = new AppSocket(`${wsUrl}/app/v1?token=${other}`);
+    await Promise.all([app.opened(), bystander.opened()]);
+    expect((await app.request({ op: 'sub', home: 'rv-home' })).op).toBe('ok');
+    const res = await admin('POST', '/v1/admin/tokens/revoke', { jti: claims.jti });
+    expect(res.status).toBe(200);
+    expect(Date.parse(res.body.until)).toBeGreaterThan(Date.now() + 29 * 86_400_000);
+    expect(await app.closed).toEqual({ code: 4007, reason: 'token_revoked' });
+    expect((await api(http, 'GET', '/v1/homes/rv-home/hubs', token)).body).toMatchObject({ code: 'unauthorized', message: 'token revoked' });
+    expect((await api(http, 'GET', '/v1/homes/rv-home/hubs', other)).status).toBe(200);
+    expect((await bystander.request({ op: 'ping' })).op).toBe('ok');
+    bystander.close();
+  });
+
+  it('revoking a sub before a time refuses its tokens issued until then and closes their sockets; later tokens work', async () => {
+    const token = await userToken('rv-bob', ['rv-home']);
+    const app = new AppSocket(`${wsUrl}/app/v1?token=${token}`);
+    await app.opened();
+    expect((await admin('POST', '/v1/admin/tokens/revoke', { sub: 'rv-bob' })).status).toBe(200);
+    expect(await app.closed).toEqual({ code: 4007, reason: 'token_revoked' });
+    expect((await api(http, 'GET', '/v1/homes/rv-home/hubs', token)).status).toBe(401);
+    // a later token of bob (issued in a later second) works
+    await new Promise((r) => setTimeout(r, 1_000 - (Date.now() % 1_000) + 5));
+    expect((await api(http, 'GET', '/v1/homes/rv-home/hubs', await userToken('rv-bob', ['rv-home']))).status).toBe(200);
+    expect((await admin('POST', '/v1/admin/tokens/revoke', { jti: 'x', sub: 'rv-bob' })).body).toMatchObject({ code: 'invalid_field' });
+    expect((await admin('POST', '/v1/admin/tokens/revoke', { sub: 'rv-bob', before: 'yesterday' })).body).toMatchObject({ code: 'invalid_field', field: 'before' });
+  });
+
+  it('a token without exp is refused', async () => {
+    const { SignJWT } = await import('jose');
+    const forever = await new SignJWT({ homes: ['rv-home'] }).setProtectedHeader({ alg: 'HS256' }).setSubject('rv-eve').sign(new TextEncoder().encode('fleet-jwt-secret-0123456789abcdef'));
+    expect((await api(http, 'GET', '/v1/homes/rv-home/hubs', forever)).body).toMatchObject({ code: 'unauthorized', message: expect.stringContaining('exp') });
+  });
+});

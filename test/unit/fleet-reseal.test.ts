@@ -1,0 +1,66 @@
+/**
+ * `npm run fleet -- reseal`: secrets sealed with an older key and secrets stored in clear are
+ * sealed anew with the current key, the clear secrets unchanged; what cannot be opened is skipped
+ * and named; the command line on an embedded store.
+ */
+import { execFile } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { describe, expect, it } from 'vitest';
+import { isSealed, keyId, SecretBox } from '../../src/auth/secret-box.js';
+import { resealAll } from '../../src/fleet-reseal.js';
+import { LmdbHubRegistry } from '../../src/ports/hub-registry/hub-registry-lmdb.js';
+import { MemoryHubRegistry } from '../../src/ports/hub-registry/hub-registry-memory.js';
+import { openDataStore } from '../../src/ports/lmdb.js';
+
+const keyA = Buffer.alloc(32, 7);
+const keyB = Buffer.alloc(32, 8);
+const keyC = Buffer.alloc(32, 9);
+const hub = (hubId: string, secret: string) => ({ hubId, homeId: 'h', model: undefined, secret, enabled: true, createdAt: 1 });
+
+describe('resealAll', () => {
+  it('seals old-key and clear secrets with the current key, keeps what they open to, skips what it cannot open', async () => {
+    const old = new SecretBox(keyA);
+    const registry = new MemoryHubRegistry();
+    await registry.create(hub('r-old', old.seal('r-old', 'secret-old')));
+    await registry.create(hub('r-clear', 'secret-clear'));
+    await registry.create(hub('r-rot', old.seal('r-rot', 'secret-1')));
+    await registry.rotateSecret('r-rot', old.seal('r-rot', 'secret-2'), 99);
+    await registry.create(hub('r-lost', new SecretBox(keyC).seal('r-lost', 'secret-lost')));
+    const box = new SecretBox(keyB, [keyA]);
+    await registry.create(hub('r-new', box.seal('r-new', 'secret-new')));
+    const report = await resealAll(registry, box, 2);
+    expect(report).toMatchObject({ examined: 5, resealed: 3 });
+    expect(report.skipped).toEqual([expect.stringMatching(/^r-lost: .*key/)]);
+    for (const [id, clear] of [['r-old', 'secret-old'], ['r-clear', 'secret-clear'], ['r-rot', 'secret-2'], ['r-new', 'secret-new']] as const) {
+      const r = (await registry.get(id))!;
+      expect(r.secret.split('.')[1], id).toBe(keyId(keyB));
+      expect(new SecretBox(keyB).open(id, r.secret), id).toBe(clear);
+    }
+    const rot = (await registry.get('r-rot'))!;
+    expect(rot.secretVersion).toBe(2);
+    expect(rot.previousSecret?.until).toBe(99);
+    expect(new SecretBox(keyB).open('r-rot', rot.previousSecret!.secret)).toBe('secret-1');
+  });
+
+  it('the command line reseals an embedded store, where a secret was kept in clear', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'hubtier-reseal-'));
+    const store = openDataStore(dir);
+    await new LmdbHubRegistry(store).create(hub('cli-1', 'clear-secret-of-cli-1'));
+    await store.close();
+    const root = fileURLToPath(new URL('../..', import.meta.url));
+    const { stdout } = await promisify(execFile)(process.execPath, ['--import', 'tsx', 'src/fleet-cli.ts', 'reseal', '--data-dir', dir], { cwd: root, env: { ...process.env, TIER_SECRET_KEY: keyB.toString('hex') } });
+    expect(stdout).toContain('examined 1 hubs, resealed 1, skipped 0');
+    const after = openDataStore(dir);
+    try {
+      const r = (await new LmdbHubRegistry(after).get('cli-1'))!;
+      expect(isSealed(r.secret)).toBe(true);
+      expect(new SecretBox(keyB).open('cli-1', r.secret)).toBe('clear-secret-of-cli-1');
+    } finally {
+      await after.close();
+    }
+  });
+});
