@@ -69,10 +69,10 @@ describe('client connection (fake server)', () => {
     expect(states.items[3]).toEqual({ state: 'connecting', attempt: 1 });
   });
 
-  it('says unauthorized when the server closes with 4006', async () => {
+  it('says unauthorized when the server closes with 4007 (a revoked token)', async () => {
     const { states } = client();
-    (await server.connection(1)).close(4006, 'unauthorized');
-    expect(await states.next(isClosed)).toMatchObject({ code: 4006, unauthorized: true });
+    (await server.connection(1)).close(4007, 'token_revoked');
+    expect(await states.next(isClosed)).toMatchObject({ code: 4007, unauthorized: true });
   });
 
   it('grows the delay exponentially up to the cap, jittered by the random source', async () => {
