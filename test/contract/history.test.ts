@@ -127,7 +127,7 @@ describe('RedisEventHistory services stream', () => {
 });
 
 describe('LmdbEventHistory sweep', () => {
-  it('drops entries past their age in homes nobody appends to', async () => {
+  it('drops entries past their age in homes nobody appends to, keeping the newest (it holds the offset)', async () => {
     let now = 1_700_000_000_000;
     const dir = mkdtempSync(join(tmpdir(), 'hubtier-history-'));
     const store = openDataStore(dir, { sync: 'os' });
@@ -137,9 +137,10 @@ describe('LmdbEventHistory sweep', () => {
     // wait for the appends' settle callbacks: the home is no longer live
     await new Promise((r) => setImmediate(r));
     now += 2000;
-    expect(history.sweep()).toBe(5);
+    expect(history.sweep()).toBe(4);
     await store.flushed();
-    expect([...store.db('history').getKeys()]).toEqual([]);
+    expect([...store.db('history').getKeys()]).toEqual([['quiet', 5]]);
+    expect((await history.append('quiet', Uint8Array.from([9]))).offset).toBe(6);
     await history.close();
     await store.close();
     rmSync(dir, { recursive: true, force: true });

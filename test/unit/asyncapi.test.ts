@@ -9,9 +9,11 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import type { AppEventMessage, AppReply, Position, SubResult } from '../../proto/app.js';
 import { ErrorCodes } from '../../proto/errors.js';
 import type { ServerToHubFrame } from '../../proto/frames.js';
-import { hubVerbOf, SHARDS, shardOf, subjects } from '../../proto/subjects.js';
+import { hubVerbOf, SHARDS, shardOf, subjects, type TokenRevocation } from '../../proto/subjects.js';
 import { AppSession, type AppLink, type FeedSubscriber } from '../../src/actors/app-session.js';
 import type { Principal } from '../../src/auth/authenticator.js';
+import { fleetParts, type FleetParts } from '../../src/compose/fleet-wiring.js';
+import { memoryPorts } from '../../src/compose/memory-ports.js';
 import { publishDesired, sendCommand } from '../../src/actors/commands.js';
 import { EventPublisher } from '../../src/actors/event-publisher.js';
 import { HubSession, type HubLink } from '../../src/actors/hub-session.js';
@@ -25,10 +27,13 @@ import { decodeAppRequest, encodeAppMessage, validateAppRequest, type AppEncodin
 import { appEventBytes, appEventJson, positionOf } from '../../src/protocol/app-events.js';
 import { decodeHubFrame, decodeServerFrame, decodeValue, encodeBus, encodeValue } from '../../src/protocol/codec.js';
 import { ID_REGEX } from '../../src/schemas/common.js';
+import { MAX_TTL_S } from '../../src/schemas/hubs.js';
 import { mountAppGateway } from '../../src/transport/app-gateway.js';
 import { feedTopic, HomeFeeds, type TopicPublisher } from '../../src/transport/home-feeds.js';
+import { WriteBatch } from '../../src/transport/write-batch.js';
 import { diagnostics, doc, examples, misfit, problems, schema, TEXT } from '../helpers/asyncapi.js';
 import { hubSessionDeps } from '../helpers/hub-session-deps.js';
+import { inProcessConfig } from '../helpers/in-process-config.js';
 
 /** Diagnostics below warning the document may carry, each with its reason. */
 const ACCEPTED_INFO: Record<string, string> = {
@@ -99,7 +104,10 @@ const BUILDERS: Record<keyof typeof subjects, { subject: string; channels: strin
   hubCommand: { subject: subjects.hubCommand(HUB), channels: ['hubCommand'] },
   hubDesired: { subject: subjects.hubDesired(HUB), channels: ['hubDesired'] },
   hubTakeover: { subject: subjects.hubTakeover(HUB), channels: ['hubTakeover'] },
-  hubAll: { subject: subjects.hubAll(HUB), channels: ['hubCommand', 'hubDesired', 'hubTakeover'] },
+  hubClose: { subject: subjects.hubClose(HUB), channels: ['hubClose'] },
+  hubsChanged: { subject: subjects.hubsChanged, channels: ['hubsChanged'] },
+  tokensRevoked: { subject: subjects.tokensRevoked, channels: ['tokensRevoked'] },
+  hubAll: { subject: subjects.hubAll(HUB), channels: ['hubCommand', 'hubDesired', 'hubTakeover', 'hubClose'] },
   hubEvents: { subject: subjects.hubEvents(HOME, HUB), channels: ['hubEvents'] },
   homeEvents: { subject: subjects.homeEvents(HOME), channels: ['hubEvents'] },
 };
@@ -422,6 +430,44 @@ class FakeAppLink implements AppLink {
   }
 }
 
+/**
+ * One route of the fleet's HTTP API as src/compose/fleet-wiring.ts mounts it, on an app that never
+ * listens, run as uWS runs it: for the admin, with a JSON body; answers the reply's status and body.
+ */
+function fleetRoute(parts: FleetParts, method: string, pattern: string): (body: object) => Promise<{ status: number; body: unknown }> {
+  type Handler = (res: never, req: never) => void;
+  const handlers = new Map<string, Handler>();
+  const app = new Proxy({}, { get: (_, m) => (p: string, handler: Handler) => handlers.set(`${String(m)} ${p}`, handler) });
+  parts.mount(app as never, { auth: { fromHeader: async () => ({ kind: 'admin' }) } as never, writes: new WriteBatch(() => {}), table: [] });
+  const handler = handlers.get(`${method} ${pattern}`);
+  if (!handler) throw new Error(`no route ${method} ${pattern}`);
+  return (body) =>
+    new Promise((resolve) => {
+      let status = 0;
+      const res = {
+        onAborted() {},
+        onData(read: (chunk: ArrayBuffer, last: boolean) => void) {
+          read(new TextEncoder().encode(JSON.stringify(body)).buffer as ArrayBuffer, true);
+        },
+        cork(write: () => void) {
+          write();
+        },
+        writeStatus(line: string) {
+          status = Number.parseInt(line, 10);
+          return this;
+        },
+        writeHeader() {
+          return this;
+        },
+        end(payload: string) {
+          resolve({ status, body: JSON.parse(payload) });
+        },
+      };
+      const req = { getParameter: () => '', getMethod: () => method, getUrl: () => pattern, getQuery: () => '', getHeader: () => '' };
+      handler(res as never, req as never);
+    });
+}
+
 interface BusSeen {
   subject: string;
   data: Uint8Array;
@@ -443,8 +489,9 @@ const OTHER_EPOCH = 'c0ffee000000';
 /**
  * A hub session and app sessions of one node on a memory bus, as the composition root wires them:
  * the hub's events go through the EventPublisher into a memory history and onto the bus with their
- * positions; apps subscribe through a real HomeFeeds. Everything said on the bus is recorded, and
- * everything each app receives.
+ * positions; apps subscribe through a real HomeFeeds; the operator provisions, moves and disables
+ * the hub and revokes user tokens through the node's fleet part. Everything said on the bus is
+ * recorded, and everything each app receives.
  */
 async function runNode() {
   const wheel = new TimerWheel();
@@ -454,6 +501,7 @@ async function runNode() {
   const seen = new Seen<BusSeen>();
   bus.subscribe('hub.>', (m) => seen.push({ subject: m.subject, data: m.data }));
   bus.subscribe('evt.>', (m) => seen.push({ subject: m.subject, data: m.data }));
+  bus.subscribe('fleet.>', (m) => seen.push({ subject: m.subject, data: m.data }));
   const commandReplies: Uint8Array[] = [];
   const recording: Bus = {
     publish: (subject, data) => bus.publish(subject, data),
@@ -469,6 +517,10 @@ async function runNode() {
   const eventOf = (kind: string) => seen.next((m) => m.subject.startsWith('evt.') && (decodeValue(m.data) as { kind: string }).kind === kind);
   const history = new MemoryEventHistory(RETENTION);
   const publisher = new EventPublisher(bus, history, log, () => {});
+  // the node's fleet part, as src/compose/fleet-wiring.ts wires it, on this bus and directory; the operator provisions the hub
+  const config = inProcessConfig('asyncapi-admin-token-0123456789', 'asyncapi-jwt-secret-0123456789abcdef');
+  const fleet = await fleetParts(config, { ...memoryPorts(config, wheel, log), bus, directory: deps.directory, shadows: deps.shadows }, log);
+  await fleet.fleet.provision({ hubId: HUB, homeId: HOME });
 
   // the hub: online, a report, an event, a device list change (offsets 1 to 4)
   const hub = new FakeHub();
@@ -577,9 +629,19 @@ async function runNode() {
   await ask(busy, 'sub to a 65th home', json({ op: 'sub', id: 165, home: 'home-65' }), 165);
   busy.session.tell({ type: 'closed' });
 
-  // the hub goes away (offset 5, live)
-  hub.close(4001);
+  // the operator moves the hub to another home: its session tells it to reconnect and closes (offset 9, live)
+  await fleet.fleet.move(HUB, 'h2');
   await eventOf('offline');
+  // then disables it (no session left to close), and revokes one token, then every token of a user
+  await fleet.fleet.patch(HUB, { enabled: false });
+  const socketCloses: string[] = [];
+  const iat = Math.floor(Date.now() / 1000) - 60;
+  for (const [sub, jti] of [['u1', 'tok-1'], ['alice', 'tok-2'], ['bob', 'tok-3']] as const) {
+    fleet.sockets.opened({ close: (code, reason) => socketCloses.push(`${jti} ${code} ${reason}`) }, { kind: 'user', sub, homes: new Set([HOME]), jti, iat });
+  }
+  const revoke = fleetRoute(fleet, 'post', '/v1/admin/tokens/revoke');
+  const revokeReplies = [await revoke({ jti: 'tok-1' }), await revoke({ sub: 'alice', before: new Date().toISOString() })];
+  fleet.close();
   // the home's history recreated on another node: its first event, of a new epoch, reaches the feeds
   const elsewhere = new EventPublisher(bus, new MemoryEventHistory(RETENTION), log, () => {});
   elsewhere.publish({ op: 'evt', kind: 'online', home: HOME, hub: HUB, node: 'n2', ts: Date.now() });
@@ -587,7 +649,7 @@ async function runNode() {
   const newEpoch = (decodeValue(seen.all[seen.all.length - 1]!.data) as AppEventMessage).pos!.epoch;
   wheel.close();
   await bus.close();
-  return { seen: seen.all, commandReplies, exchanges, subscribers: { ...subscribers, outrun }, epoch, newEpoch };
+  return { seen: seen.all, commandReplies, exchanges, subscribers: { ...subscribers, outrun }, epoch, newEpoch, hubFrames: hub.frames.all, socketCloses, revokeReplies };
 }
 
 /** A message an app received, in short: `ok` answers by their result, events by kind and position, reloads by reason and position. */
@@ -625,7 +687,50 @@ describe('AsyncAPI document and the messages a node really sends', () => {
       const fits = Object.values(on[0]!.channel.messages ?? {}).some((message) => problems(message.payload, value).length === 0);
       expect(fits, `${m.subject}: ${JSON.stringify(value)}`).toBe(true);
     }
-    expect([...channels].sort()).toEqual(['hubCommand', 'hubDesired', 'hubEvents', 'hubTakeover']);
+    expect([...channels].sort()).toEqual(['hubClose', 'hubCommand', 'hubDesired', 'hubEvents', 'hubTakeover', 'hubsChanged', 'tokensRevoked']);
+  });
+
+  it("the operator's close orders fit, and the hub's holder acts on them", () => {
+    const orders = node.seen.filter((m) => m.subject === subjects.hubClose(HUB)).map((m) => decodeValue(m.data));
+    expect(orders).toEqual([{ e: 'hub_moved' }, { e: 'hub_disabled' }]);
+    for (const o of orders) {
+      expect(misfit('orderClose', o), JSON.stringify(o)).toEqual([]);
+      expect(misfit('receiveClose', o), JSON.stringify(o)).toEqual([]);
+    }
+    expect(examples('CloseOrder')).toEqual({ moved: orders[0], disabled: orders[1] });
+    // the moved hub was told to reconnect, then bye, then closed with 4008 (its offline event's reason)
+    expect(node.hubFrames.slice(-2)).toMatchObject([{ t: 11, e: 'hub_moved' }, { t: 12, e: 'hub_moved' }]);
+    const offline = events().find((e) => e.event.kind === 'offline')!.event;
+    expect(offline).toMatchObject({ kind: 'offline', reason: '4008' });
+  });
+
+  it('record changes fit: provisioned, moved, disabled', () => {
+    const changes = node.seen.filter((m) => m.subject === subjects.hubsChanged).map((m) => decodeValue(m.data));
+    expect(changes).toEqual([{ hub: HUB }, { hub: HUB }, { hub: HUB }]);
+    for (const c of changes) {
+      expect(misfit('announceHubChange', c), JSON.stringify(c)).toEqual([]);
+      expect(misfit('receiveHubChange', c), JSON.stringify(c)).toEqual([]);
+    }
+    expect(examples('HubChanged')).toEqual({ changed: changes[0] });
+  });
+
+  it('token revocations fit, the nodes close the sockets they revoke, and the examples have their shapes', () => {
+    expect(node.revokeReplies.map((r) => r.status)).toEqual([200, 200]);
+    const revocations = node.seen.filter((m) => m.subject === subjects.tokensRevoked).map((m) => decodeValue(m.data) as TokenRevocation);
+    const keys = (o: object) => Object.keys(o).sort().join(',');
+    expect(revocations.map(keys)).toEqual(['exp,jti', 'before,exp,sub']);
+    expect(revocations).toMatchObject([{ jti: 'tok-1' }, { sub: 'alice' }]);
+    for (const r of revocations) {
+      expect(misfit('announceRevocation', r), JSON.stringify(r)).toEqual([]);
+      expect(misfit('receiveRevocation', r), JSON.stringify(r)).toEqual([]);
+      expect(Number.isInteger(r.exp)).toBe(true);
+    }
+    expect(revocations[1]!.exp - revocations[1]!.before!).toBe(MAX_TTL_S);
+    // the node's own subscription closed the sockets of the revoked tokens, not bob's
+    expect(node.socketCloses).toEqual(['tok-1 4007 token_revoked', 'tok-2 4007 token_revoked']);
+    const { token, user } = examples('TokenRevocation') as Record<string, TokenRevocation>;
+    expect([keys(token!), keys(user!)]).toEqual(revocations.map(keys));
+    expect(user!.exp - user!.before!).toBe(MAX_TTL_S);
   });
 
   it('command requests and their replies (ok, refused by the hub, unknown device) fit the command operation', () => {
@@ -784,5 +889,19 @@ describe('AsyncAPI document refuses wrong messages', () => {
     refuses('answerCommand', { ok: false, e: 'jammed' }, 'reply');
     refuses('receiveTakeover', { node: 'node-b' });
     refuses('receiveDesired', { d: 'lamp-1', desired: { on: [true] }, v: 1 });
+  });
+
+  it('fleet notices: a close order of another code, a change without a hub, revocations the nodes ignore', () => {
+    refuses('receiveClose', { e: 'draining' });
+    refuses('receiveClose', {});
+    refuses('receiveHubChange', {});
+    refuses('receiveHubChange', { hub: 'hub.7' });
+    const exp = 1_740_902_400;
+    expect(misfit('receiveRevocation', { jti: 'tok-1', sub: 'alice', exp })).toEqual([]); // jti wins, as the nodes read it
+    refuses('receiveRevocation', { jti: 'tok-1' });
+    refuses('receiveRevocation', { sub: 'alice', exp }); // no before: ignored
+    refuses('receiveRevocation', { exp });
+    refuses('receiveRevocation', { jti: '', exp });
+    refuses('receiveRevocation', { sub: 'alice', before: 1_738_310_400_000.5, exp });
   });
 });

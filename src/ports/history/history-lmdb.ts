@@ -17,10 +17,9 @@ interface Range {
   t0?: number;
 }
 
-/** A home with appends not yet committed: its range and those entries, for reads meanwhile. */
+/** A home this node has looked at: its range, and its appends not yet committed (for reads meanwhile). */
 interface Live extends Range {
   pending: Array<HistoryEntry & { t: number }>;
-  inflight: number;
 }
 
 export interface LmdbHistoryOptions {
@@ -34,9 +33,14 @@ const AGE_TRIM_PER_APPEND = 16;
 /** Homes looked at per sweep. */
 const SWEEP_HOMES = 500;
 
+/** Past every offset: the end of a home's keys. */
+const END = Number.MAX_SAFE_INTEGER;
+
 /**
- * Every home's history in the node's DataStore: sub-database `history` keyed [homeId, offset],
- * `history-range` keyed homeId with the kept range, `history-epoch` with the store's epoch.
+ * Every home's history in the node's DataStore: sub-database `history` keyed [homeId, offset]
+ * (one put per event, one remove per event trimmed), `history-epoch` with the store's epoch, and
+ * `history-range` with the range of a home whose entries were all removed (its offsets go on).
+ * A home's range is otherwise its keys: read once, then kept in memory.
  *
  * An append is given its offset at once and is readable here at once; its commit follows with the
  * turn's batch. A node that did not stop cleanly may have given out offsets whose entries never
@@ -46,10 +50,13 @@ const SWEEP_HOMES = 500;
 export class LmdbEventHistory implements EventHistory {
   private readonly entries: Database<StoredEntry, [string, number]>;
   private readonly ranges: Database<Range, string>;
-  private readonly live = new Map<string, Live>();
+  private readonly homes = new Map<string, Live>();
   private readonly now: () => number;
   private readonly sweeper: NodeJS.Timeout | null;
   private sweepFrom: string | undefined;
+  /** the newest offset appended per home this turn, and the turn's last write: settled together */
+  private turn = new Map<Live, number>();
+  private lastWrite: Promise<unknown> | null = null;
 
   private constructor(
     data: DataStore,
@@ -76,28 +83,20 @@ export class LmdbEventHistory implements EventHistory {
   }
 
   append(homeId: string, data: Uint8Array): Promise<Position> {
-    let live = this.live.get(homeId);
-    if (!live) {
-      live = { ...this.range(homeId), pending: [], inflight: 0 };
-      this.live.set(homeId, live);
-    }
+    const live = this.home(homeId);
     const t = this.now();
     const offset = ++live.top;
     live.pending.push({ offset, data, t });
-    live.inflight++;
-    void this.entries.put([homeId, offset], { t, d: data });
+    this.lastWrite = this.entries.put([homeId, offset], { t, d: data });
     this.trim(homeId, live, t);
-    const range: Range = { first: live.first, top: live.top, t0: live.t0 ?? t };
-    this.ranges.put(homeId, range).then(
-      () => this.settle(homeId, offset),
-      () => this.settle(homeId, offset),
-    );
+    if (this.turn.size === 0) setImmediate(this.settle);
+    this.turn.set(live, offset);
     return Promise.resolve({ epoch: this.epoch, offset });
   }
 
   read(homeId: string, since: Position, upTo: number, limit: number): Promise<HistoryRead> {
-    const live = this.live.get(homeId);
-    const range = live ?? this.range(homeId);
+    const live = this.home(homeId);
+    const range = live;
     const pos = { epoch: this.epoch, offset: range.top };
     const plan = checkRead(pos, since, upTo, limit);
     if (!plan.ok) return Promise.resolve(plan);
@@ -107,7 +106,7 @@ export class LmdbEventHistory implements EventHistory {
     if (from < range.first) return Promise.resolve({ ok: false, reason: 'too_old', pos });
     const found = new Map<number, { t: number; d: Uint8Array }>();
     for (const { key, value } of this.entries.getRange({ start: [homeId, from], end: [homeId, to + 1] })) found.set(key[1], value);
-    for (const e of live?.pending ?? []) if (e.offset >= from && e.offset <= to) found.set(e.offset, { t: e.t, d: e.data });
+    for (const e of live.pending) if (e.offset >= from && e.offset <= to) found.set(e.offset, { t: e.t, d: e.data });
     const oldest = found.get(from);
     if (!oldest || oldest.t < this.now() - this.retention.maxAgeMs) return Promise.resolve({ ok: false, reason: 'too_old', pos });
     const entries: HistoryEntry[] = [];
@@ -121,37 +120,47 @@ export class LmdbEventHistory implements EventHistory {
   }
 
   position(homeId: string): Promise<Position> {
-    return Promise.resolve({ epoch: this.epoch, offset: (this.live.get(homeId) ?? this.range(homeId)).top });
+    return Promise.resolve({ epoch: this.epoch, offset: this.home(homeId).top });
   }
 
   async remove(homeId: string): Promise<void> {
-    const live = this.live.get(homeId);
-    const range = live ?? this.range(homeId);
-    for (let offset = range.first; offset <= range.top; offset++) void this.entries.remove([homeId, offset]);
-    range.first = range.top + 1;
-    if (live) live.pending = [];
-    await this.ranges.put(homeId, { first: range.first, top: range.top, t0: this.now() });
+    const live = this.home(homeId);
+    for (let offset = live.first; offset <= live.top; offset++) void this.entries.remove([homeId, offset]);
+    live.first = live.top + 1;
+    live.pending = [];
+    live.t0 = this.now();
+    // no key is left to tell the newest offset: the range says it
+    await this.ranges.put(homeId, { first: live.first, top: live.top, t0: live.t0 });
   }
 
-  /** Drops entries past their age in up to SWEEP_HOMES homes, resuming where the last sweep ended. */
+  /**
+   * Drops entries past their age (keeping each home's newest, which holds its offset) in up to
+   * SWEEP_HOMES homes, resuming where the last sweep ended. Homes appended to meanwhile are trimmed
+   * by their appends.
+   */
   sweep(): number {
-    let seen = 0;
     let dropped = 0;
-    let last: string | undefined;
     const oldest = this.now() - this.retention.maxAgeMs;
-    for (const { key, value } of this.ranges.getRange(this.sweepFrom === undefined ? {} : { start: this.sweepFrom })) {
-      if (seen++ >= SWEEP_HOMES) break;
-      last = key;
-      if (this.live.has(key) || key === this.sweepFrom) continue;
-      let first = value.first;
-      while (first <= value.top && (this.entries.get([key, first])?.t ?? 0) < oldest) void this.entries.remove([key, first++]);
-      if (first !== value.first) {
-        dropped += first - value.first;
-        void this.ranges.put(key, { first, top: value.top, t0: oldest });
+    let start: [string, number] = [this.sweepFrom ?? '', 0];
+    let homes = 0;
+    for (; homes < SWEEP_HOMES; homes++) {
+      const [key] = [...this.entries.getKeys({ start, limit: 1 })];
+      if (!key) break;
+      const homeId = key[0];
+      start = [homeId, END];
+      const live = this.homes.get(homeId);
+      if (live && live.pending.length > 0) continue;
+      const keys = [...this.entries.getKeys({ start: [homeId, 0], end: [homeId, END] })];
+      for (const k of keys.slice(0, -1)) {
+        if ((this.entries.get(k)?.t ?? 0) >= oldest) break;
+        void this.entries.remove(k);
+        dropped++;
+        if (live) live.first = k[1] + 1;
       }
+      if (live) live.t0 = Math.max(live.t0 ?? 0, oldest);
     }
-    // a short page means the end: the next sweep starts from the beginning
-    this.sweepFrom = seen > SWEEP_HOMES ? last : undefined;
+    // a short sweep reached the end: the next starts from the beginning
+    this.sweepFrom = homes === SWEEP_HOMES ? start[0] : undefined;
     return dropped;
   }
 
@@ -159,9 +168,17 @@ export class LmdbEventHistory implements EventHistory {
     if (this.sweeper) clearInterval(this.sweeper);
   }
 
-  private range(homeId: string): Range {
-    const r = this.ranges.get(homeId);
-    return r ? { first: r.first, top: r.top, t0: r.t0 ?? 0 } : { first: 1, top: 0 };
+  /** The home's range: from memory, or once from its keys (and its stored range, after a remove). */
+  private home(homeId: string): Live {
+    let live = this.homes.get(homeId);
+    if (live) return live;
+    const stored = this.ranges.get(homeId);
+    const [last] = [...this.entries.getKeys({ start: [homeId, END], end: [homeId, 0], reverse: true, limit: 1 })];
+    const [first] = [...this.entries.getKeys({ start: [homeId, 0], end: [homeId, END], limit: 1 })];
+    const top = Math.max(stored?.top ?? 0, last?.[1] ?? 0);
+    live = { first: first?.[1] ?? top + 1, top, t0: stored?.t0 ?? 0, pending: [] };
+    this.homes.set(homeId, live);
+    return live;
   }
 
   /**
@@ -180,11 +197,13 @@ export class LmdbEventHistory implements EventHistory {
     }
   }
 
-  private settle(homeId: string, offset: number): void {
-    const live = this.live.get(homeId);
-    if (!live) return;
-    live.inflight--;
-    live.pending = live.pending.filter((e) => e.offset > offset);
-    if (live.inflight === 0) this.live.delete(homeId);
-  }
+  /** At the end of a turn: once its last write is committed, its appends are readable from the store. */
+  private readonly settle = (): void => {
+    const marks = this.turn;
+    this.turn = new Map();
+    const done = () => {
+      for (const [live, offset] of marks) live.pending = live.pending.filter((e) => e.offset > offset);
+    };
+    (this.lastWrite ?? Promise.resolve()).then(done, done);
+  };
 }
