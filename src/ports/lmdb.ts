@@ -50,6 +50,12 @@ export interface DataStore {
   /** a named sub-database of msgpack values (one per port) */
   db<V = unknown>(name: string): Database<V, string | number | Array<string | number>>;
   readonly root: RootDatabase;
+  /**
+   * A second environment in the directory (`<name>.mdb`) for data that need not survive a power
+   * loss: its commits are never fsynced, so they neither wait for the disk nor grow the main
+   * store's commits. Opened at the first call; flushed and closed with the store.
+   */
+  side(name: string): RootDatabase;
   /** resolves once every write issued so far is committed and (with sync 'commit') on disk */
   flushed(): Promise<void>;
   /** after a committed write: waits for the disk when `sync` is 'commit', else resolves at once */
@@ -95,6 +101,7 @@ export function openDataStore(dir: string, options: DataStoreOptions = {}): Data
     );
   }
   const opened = new Map<string, Database<never, never>>();
+  const sides = new Map<string, RootDatabase>();
   return {
     dir: path,
     sync: options.sync ?? 'commit',
@@ -108,10 +115,24 @@ export function openDataStore(dir: string, options: DataStoreOptions = {}): Data
       }
       return db as unknown as Database<V, string | number | Array<string | number>>;
     },
+    side(name: string) {
+      let env = sides.get(name);
+      if (!env) {
+        const file = join(path, `${name}.mdb`);
+        checkFile(file);
+        env = open({ path: file, maxDbs: 8, mapSize: options.mapSize ?? 4 * 1024 ** 3, noSync: true, encoding: 'msgpack' });
+        sides.set(name, env);
+      }
+      return env;
+    },
     flushed: () => root.flushed.then(() => undefined),
     durable: () => (options.sync === 'os' ? Promise.resolve() : root.flushed.then(() => undefined)),
     async close() {
       try {
+        for (const env of sides.values()) {
+          await env.flushed;
+          await env.close();
+        }
         await root.flushed;
         await root.close();
       } finally {

@@ -133,13 +133,14 @@ describe('LmdbEventHistory sweep', () => {
     const store = openDataStore(dir, { sync: 'os' });
     const history = await LmdbEventHistory.open(store, { maxEvents: 100, maxAgeMs: 1000 }, { now: () => now, sweepMs: 0 });
     for (let i = 0; i < 5; i++) await history.append('quiet', Uint8Array.from([i]));
-    await store.flushed();
+    const side = store.side('history');
+    await side.flushed;
     // wait for the appends' settle callbacks: the home is no longer live
     await new Promise((r) => setImmediate(r));
     now += 2000;
     expect(history.sweep()).toBe(4);
-    await store.flushed();
-    expect([...store.db('history').getKeys()]).toEqual([['quiet', 5]]);
+    await side.flushed;
+    expect([...side.openDB({ name: 'history' }).getKeys()]).toEqual([['quiet', 5]]);
     expect((await history.append('quiet', Uint8Array.from([9]))).offset).toBe(6);
     await history.close();
     await store.close();

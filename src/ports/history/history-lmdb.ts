@@ -37,7 +37,7 @@ const SWEEP_HOMES = 500;
 const END = Number.MAX_SAFE_INTEGER;
 
 /**
- * Every home's history in the node's DataStore: sub-database `history` keyed [homeId, offset]
+ * Every home's history in the DataStore's side environment `history.mdb` (never fsynced): sub-database `history` keyed [homeId, offset]
  * (one put per event, one remove per event trimmed), `history-epoch` with the store's epoch, and
  * `history-range` with the range of a home whose entries were all removed (its offsets go on).
  * A home's range is otherwise its keys: read once, then kept in memory.
@@ -64,20 +64,22 @@ export class LmdbEventHistory implements EventHistory {
     readonly retention: HistoryRetention,
     options: LmdbHistoryOptions,
   ) {
-    this.entries = data.db<StoredEntry>('history') as unknown as Database<StoredEntry, [string, number]>;
-    this.ranges = data.db<Range>('history-range') as unknown as Database<Range, string>;
+    // no fsync: after a crash the epoch changes anyway, so a history that lost its last commits is never trusted
+    const env = data.side('history');
+    this.entries = env.openDB({ name: 'history', encoding: 'msgpack' }) as unknown as Database<StoredEntry, [string, number]>;
+    this.ranges = env.openDB({ name: 'history-range', encoding: 'msgpack' }) as unknown as Database<Range, string>;
     this.now = options.now ?? Date.now;
     const sweepMs = options.sweepMs ?? 60_000;
     this.sweeper = sweepMs > 0 ? setInterval(() => this.sweep(), sweepMs).unref() : null;
   }
 
   static async open(data: DataStore, retention: HistoryRetention, options: LmdbHistoryOptions = {}): Promise<LmdbEventHistory> {
-    const meta = data.db<string>('history-epoch') as unknown as Database<string, string>;
+    const meta = data.side('history').openDB({ name: 'history-epoch', encoding: 'msgpack' }) as unknown as Database<string, string>;
     let epoch = meta.get('epoch');
     if (epoch === undefined || data.uncleanStart) {
       epoch = newEpoch();
       await meta.put('epoch', epoch);
-      await data.durable();
+      await data.side('history').flushed;
     }
     return new LmdbEventHistory(data, epoch, retention, options);
   }
