@@ -17,6 +17,7 @@ import type { Bus } from '../ports/bus/bus.js';
 import type { Directory, HubLocation } from '../ports/directory/directory.js';
 import type { HubLabels, HubPatch, HubQuery, HubRecord, HubRegistry } from '../ports/hub-registry/hub-registry.js';
 import type { RuleStore } from '../ports/rule-store/rule-store.js';
+import type { EventHistory } from '../ports/history/history.js';
 import type { ShadowStore } from '../ports/shadow-store/shadow-store.js';
 import type { BatchItem, BatchResult, FleetHub, HomeHub, MoveReply } from '../schemas/fleet.js';
 
@@ -29,6 +30,8 @@ export interface FleetDeps {
   directory: Directory;
   shadows: ShadowStore;
   rules: RuleStore;
+  /** the event history: a deleted hub's events go with its home's (the history is kept per home) */
+  history?: EventHistory | undefined;
   box: SecretBox;
   log: Logger;
   now?: () => number;
@@ -155,15 +158,18 @@ export class Fleet {
 
   /**
    * Deletes a hub: the record first (no new session, no command), then its session is closed
-   * wherever it is, then its shadow once the session let go of it (bounded wait).
+   * wherever it is, then its shadow once the session let go of it (bounded wait), then its home's
+   * event history (kept per home, not per hub: the home's apps reload instead of recovering).
    */
   async remove(hubId: string, waitMs = 2_000): Promise<{ closed: boolean }> {
     const loc = await this.deps.directory.lookup(hubId);
-    if (!(await this.deps.registry.remove(hubId))) throw notFound(hubId);
+    const record = await this.deps.registry.get(hubId);
+    if (!record || !(await this.deps.registry.remove(hubId))) throw notFound(hubId);
     this.changed(hubId);
     this.closeSession(hubId, 'hub_disabled');
     if (loc !== null) await this.released(hubId, loc, waitMs);
     await this.deps.shadows.remove(hubId);
+    await this.deps.history?.remove(record.homeId);
     return { closed: loc !== null };
   }
 

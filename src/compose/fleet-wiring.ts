@@ -41,7 +41,7 @@ export interface FleetParts {
 export async function fleetParts(config: Config, ports: Ports, log: Logger): Promise<FleetParts> {
   const box = secretBoxFor(config, log);
   const fleetLog = log.child({ part: 'fleet' });
-  const fleet = new Fleet({ registry: ports.registry, bus: ports.bus, directory: ports.directory, shadows: ports.shadows, rules: ports.rules, box, log: fleetLog });
+  const fleet = new Fleet({ registry: ports.registry, bus: ports.bus, directory: ports.directory, shadows: ports.shadows, rules: ports.rules, history: ports.history, box, log: fleetLog });
   const stopWatching = watchHubChanges(ports.bus, ports.registry, fleetLog);
   const revoked = new RevocationList();
   const sockets = new OpenAppSockets();

@@ -192,15 +192,21 @@ describe('disable, move, delete', () => {
     expect((await admin('GET', `/v1/hubs/${hub.hubId}`)).body).toMatchObject({ homeId: 'mv-new', online: true });
   });
 
-  it('deleting removes record, shadow and session; the hub is unknown afterwards', async () => {
+  it('deleting removes record, shadow, session and the home\'s event history; the hub is unknown afterwards', async () => {
     const hub = await provision('del-home');
     const c = await online(hub);
     await c.devices({ j: [{ d: 'lamp', k: 'switch' }], f: true });
     expect(Object.keys(await ports.shadows.load(hub.hubId))).toEqual(['lamp']);
+    const history = ports.history!;
+    const before = await history.position('del-home');
+    expect(before.offset).toBeGreaterThan(0);
     const res = await admin('DELETE', `/v1/admin/hubs/${hub.hubId}`);
     expect(res.body).toEqual({ ok: true, hubId: hub.hubId, closed: true });
     expect(await c.closed).toMatchObject({ code: 4006 });
     expect(await ports.shadows.load(hub.hubId)).toEqual({});
+    // the events it made are gone: a position from before them can no longer recover
+    const read = await history.read('del-home', { epoch: before.epoch, offset: 0 }, Number.MAX_SAFE_INTEGER, 1000);
+    expect(read).toMatchObject({ ok: false, reason: 'too_old' });
     expect((await admin('GET', `/v1/hubs/${hub.hubId}`)).status).toBe(404);
     await expect(c.connect()).rejects.toMatchObject({ code: 'unknown_hub' });
     expect((await admin('DELETE', `/v1/admin/hubs/${hub.hubId}`)).status).toBe(404);
