@@ -48,18 +48,22 @@ const implementations: Array<[name: string, make: HistoryFactory]> = [
       let now = 1_700_000_000_000;
       const dir = mkdtempSync(join(tmpdir(), 'hubtier-history-'));
       let store: DataStore = openDataStore(dir, { sync: 'os' });
-      const open = () => LmdbEventHistory.open(store, retention, { now: () => now, sweepMs: 0 });
+      let history: LmdbEventHistory;
+      const open = async () => (history = await LmdbEventHistory.open(store, retention, { now: () => now, sweepMs: 0 }));
       return {
         history: await open(),
         advanceTime: (ms) => {
           now += ms;
         },
+        // a clean stop closes the history (its last appends written) before the store
         async reopen() {
+          await history.close();
           await store.close();
           store = openDataStore(dir, { sync: 'os' });
           return open();
         },
         async reset() {
+          await history.close();
           await store.close();
           // a lock naming a process that is gone: what kill -9 leaves
           writeFileSync(join(dir, 'node.lock'), '999999999\ncrashed\n');
@@ -67,6 +71,7 @@ const implementations: Array<[name: string, make: HistoryFactory]> = [
           return open();
         },
         async close() {
+          await history.close();
           await store.close();
           rmSync(dir, { recursive: true, force: true });
         },
