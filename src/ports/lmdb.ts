@@ -53,7 +53,8 @@ export interface DataStore {
   /**
    * A second environment in the directory (`<name>.mdb`) for data that need not survive a power
    * loss: its commits are never fsynced, so they neither wait for the disk nor grow the main
-   * store's commits. Opened at the first call; flushed and closed with the store.
+   * store's commits. Opened at the first call; flushed and closed with the store. After an
+   * unclean start, or when the file is damaged, it starts empty (`kill -9` has cut one short).
    */
   side(name: string): RootDatabase;
   /** resolves once every write issued so far is committed and (with sync 'commit') on disk */
@@ -119,7 +120,8 @@ export function openDataStore(dir: string, options: DataStoreOptions = {}): Data
       let env = sides.get(name);
       if (!env) {
         const file = join(path, `${name}.mdb`);
-        checkFile(file);
+        // never fsynced, so after a crash it may be cut short: what it held is not trusted then, and starts empty
+        if (stale || !readable(file)) discardSide(file);
         env = open({ path: file, maxDbs: 8, mapSize: options.mapSize ?? 4 * 1024 ** 3, noSync: true, encoding: 'msgpack' });
         sides.set(name, env);
       }
@@ -175,6 +177,21 @@ function checkFile(file: string): void {
   } finally {
     closeSync(fd);
   }
+}
+
+function readable(file: string): boolean {
+  try {
+    checkFile(file);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Removes a side environment's file and its lock file (lmdb-js names it `<file>-lock`). */
+function discardSide(file: string): void {
+  rmSync(file, { force: true });
+  rmSync(`${file}-lock`, { force: true });
 }
 
 /** Stamps a new store with the layout version; refuses a store of another version. */

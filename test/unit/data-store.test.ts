@@ -75,6 +75,30 @@ describe('openDataStore', () => {
     expect(statSync(file).size).toBe(half);
   });
 
+  it('starts a side environment empty after an unclean start, or when it is cut short, where the main store is refused', async () => {
+    const fill = async (s: DataStore) => {
+      const t = s.side('history').openDB<string, string>({ name: 'h' });
+      for (let i = 0; i < 2_000; i++) void t.put(`k${i}`, 'x'.repeat(500));
+      await s.close();
+    };
+    const cut = dir();
+    await fill(openDataStore(cut));
+    const file = join(cut, 'history.mdb');
+    truncateSync(file, Math.floor(statSync(file).size / 2));
+    const reopened = open(cut);
+    expect(reopened.uncleanStart).toBe(false);
+    expect(reopened.side('history').openDB<string, string>({ name: 'h' }).get('k0')).toBeUndefined();
+
+    const crashed = dir();
+    await fill(openDataStore(crashed));
+    const child = spawn(process.execPath, ['-e', '']);
+    const pid = await new Promise<number>((resolve) => child.on('exit', () => resolve(child.pid!)));
+    writeFileSync(join(crashed, 'node.lock'), `${pid}\nnode crashed\n`);
+    const after = open(crashed);
+    expect(after.uncleanStart).toBe(true);
+    expect(after.side('history').openDB<string, string>({ name: 'h' }).get('k0')).toBeUndefined();
+  });
+
   it('refuses a store of another data layout version', async () => {
     const d = dir();
     const s = openDataStore(d);
