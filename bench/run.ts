@@ -10,7 +10,7 @@ import { startNode } from '../load/harness/index.js';
 import { startRelayFloor } from './lib/floor.js';
 import { summarizeProfile } from './lib/profile-summary.js';
 import { parse } from './lib/run-args.js';
-import { say, hubSpecs, appSpecs, workerConfig, hubsOnline, telemetryRounds, median, round, type TelemetryResult } from './lib/fleet-runs.js';
+import { say, hubSpecs, appSpecs, workerConfig, hubsOnline, telemetryRoundsOf, median, round, type TelemetryResult } from './lib/fleet-runs.js';
 import { clusterNodes } from './lib/cluster-runs.js';
 
 async function main(): Promise<void> {
@@ -25,10 +25,10 @@ async function main(): Promise<void> {
   const rows: Array<Array<string | number>> = [['run', 'target', 'req/s', 'p50 ms', 'p99 ms', 'p99.9 ms', 'server cpu µs/req', 'of it kernel', 'hubs cpu µs/req', 'errors', 'late']];
   const row = (name: string, target: string, r: CannonResult) =>
     rows.push([name, target, r.perSec, r.p50Ms, r.p99Ms, r.p999Ms, r.cpuUsPerReq, r.cpuSysUsPerReq, r.otherCpuUsPerReq.hubs ?? '', r.non2xx + r.errors + r.timeouts, r.late]);
-  // report → app: events delivered per second, errors = reports not delivered; report → ack: acks
+  // report → app: events delivered per second, server cpu per report sent, errors = reports not delivered; report → ack: acks
   // that covered a hub's newest unacknowledged report, per second
   const telemetryRows = (name: string, target: string, t: TelemetryResult) => {
-    rows.push([`${name} (report → app)`, target, Math.round(t.delivered / args.durationS), t.p50Ms, t.p99Ms, t.p999Ms, '', '', '', t.reportsSent - t.delivered, '']);
+    rows.push([`${name} (report → app)`, target, Math.round(t.delivered / args.durationS), t.p50Ms, t.p99Ms, t.p999Ms, t.cpuUsPerReport ?? '', '', '', t.reportsSent - t.delivered, '']);
     rows.push([`${name} (report → ack)`, target, Math.round(t.ack.count / args.durationS), t.ack.p50Ms, t.ack.p99Ms, t.ack.p999Ms, '', '', '', '', '']);
   };
   const out: Record<string, unknown> = {
@@ -180,9 +180,21 @@ async function main(): Promise<void> {
       say(`telemetry: ${rate} reports/s, report → app subscriber and report → ack, ${d} s each`);
       await floorFleet.all('apps');
       await nodeFleet.all('apps');
-      const { floor: tf, server: ts } = await telemetryRounds(floorFleet, nodeFleet, args);
+      // --history both: a second node without history, its own hubs, in the same rounds
+      const plain = args.historyBoth ? await startNode({ env: { TIER_HISTORY_SIZE: '0' } }) : null;
+      const plainFleet = plain ? await Fleet.start([workerConfig(plain.wsUrl, hubSpecs(args.hubs, 'n'), true, plain.adminToken, appSpecs(hubSpecs(args.hubs, 'n')))]) : null;
+      if (plain && plainFleet) {
+        stops.push(() => plain.stop(), () => plainFleet.stop());
+        await hubsOnline(plainFleet, 'server without history', true);
+        await plainFleet.all('apps');
+      }
+      const results = await telemetryRoundsOf([{ fleet: floorFleet, pid: floor.pid }, { fleet: nodeFleet, pid: node.pid }, ...(plain && plainFleet ? [{ fleet: plainFleet, pid: plain.pid }] : [])], args);
+      const [tf, ts, tn] = [results[0]!, results[1]!, results[2]];
       telemetryRows(`telemetry @ ${rate}/s`, 'relay floor', tf);
-      telemetryRows(`telemetry @ ${rate}/s`, 'server', ts);
+      telemetryRows(`telemetry @ ${rate}/s`, plainFleet ? 'server, history on' : 'server', ts);
+      if (tn) telemetryRows(`telemetry @ ${rate}/s`, 'server, history off', tn);
+      await plainFleet?.stop();
+      await plain?.stop();
       out.telemetry = {
         rate,
         p50Ms: ts.p50Ms,
@@ -195,6 +207,7 @@ async function main(): Promise<void> {
         floorAckP99Ms: tf.ack.p99Ms,
         server: ts,
         floor: tf,
+        ...(tn ? { historyOff: tn, historyP99Ratio: round(ts.p99Ms / Math.max(0.001, tn.p99Ms)) } : {}),
       };
     }
 
@@ -222,7 +235,7 @@ async function main(): Promise<void> {
 
     if (args.variants.has('cross') || args.variants.has('telemetry')) {
       const at = args.latencyRate;
-      const cluster = await clusterNodes(args, at, stops, args.variants.has('telemetry') ? floorFleet : null);
+      const cluster = await clusterNodes(args, at, stops, args.variants.has('telemetry') ? { fleet: floorFleet, pid: floor.pid } : null);
       if (cluster === null) {
         say('cluster mode unavailable: cross-node and cluster telemetry skipped');
         if (args.variants.has('cross')) out.crossNode = { status: 'skipped', reason: 'cluster mode unavailable' };

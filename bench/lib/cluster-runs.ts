@@ -6,7 +6,7 @@ import { paced } from './paced.js';
 import { ExitedError, startNats, startNode, startRedis, type NodeProc } from '../../load/harness/index.js';
 
 import type { Args } from './run-args.js';
-import { say, hubSpecs, appSpecs, workerConfig, hubsOnline, telemetryRounds, median, type TelemetryResult } from './fleet-runs.js';
+import { say, hubSpecs, appSpecs, workerConfig, hubsOnline, telemetryRounds, median, type TelemetryResult, type TelemetryTarget } from './fleet-runs.js';
 import { sleep } from '../../load/lib/async.js';
 
 /**
@@ -19,7 +19,7 @@ export async function clusterNodes(
   args: Args,
   rate: number,
   stops: Array<() => Promise<void>>,
-  floor: Fleet | null,
+  floor: TelemetryTarget | null,
 ): Promise<{ cross: { same: CannonResult; cross: CannonResult } | null; telemetry: { floor: TelemetryResult; server: TelemetryResult } | null } | null> {
   say('cluster: starting nats-server, redis-server and two nodes');
   const nats = await startNats();
@@ -50,7 +50,7 @@ export async function clusterNodes(
   if (floor) {
     say(`cluster telemetry: ${args.telemetryRate} reports/s to node B (apps on B), alternating with the relay floor, ${args.durationS} s each`);
     await fleet.all('apps');
-    telemetry = await telemetryRounds(floor, fleet, args);
+    telemetry = await telemetryRounds(floor, { fleet, pid: b.pid }, args);
   }
   await fleet.stop();
   await Promise.all([a.stop(), b.stop()]);

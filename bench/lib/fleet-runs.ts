@@ -6,6 +6,7 @@ import { type CannonResult } from './cannon.js';
 
 import type { Args } from './run-args.js';
 import { sleep } from '../../load/lib/async.js';
+import { cpuMs } from '../../load/harness/index.js';
 
 export const say = (line: string) => process.stderr.write(`${line}\n`);
 
@@ -51,22 +52,35 @@ export interface TelemetryResult extends LatencySummary {
   reportsSent: number;
   /** report → ack: the hub's send of a report to the ack covering it */
   ack: LatencySummary;
+  /** CPU of the target process (user + kernel) per report sent, µs; null without its pid */
+  cpuUsPerReport: number | null;
 }
 
-export async function telemetry(fleet: Fleet, hubs: number, rate: number, durationS: number): Promise<TelemetryResult> {
+/** A fleet driving one target, and the target's pid (for its CPU). */
+export interface TelemetryTarget {
+  fleet: Fleet;
+  pid?: number;
+}
+
+export async function telemetry(target: TelemetryTarget, hubs: number, rate: number, durationS: number): Promise<TelemetryResult> {
+  const { fleet, pid } = target;
   await fleet.all('reports', { everyMs: (hubs * 1000) / rate });
   await sleep(1_000); // settle
   await fleet.all('reset');
   const before = (await fleet.snapshot()).counters;
+  const cpu0 = pid === undefined ? 0 : cpuMs(pid);
   await sleep(durationS * 1_000);
+  const cpu = pid === undefined ? 0 : cpuMs(pid) - cpu0;
   const snap = await fleet.snapshot();
   await fleet.all('reports', { everyMs: 0 });
+  const reportsSent = snap.counters.reportsSent - before.reportsSent;
   return {
     rate,
-    reportsSent: snap.counters.reportsSent - before.reportsSent,
+    reportsSent,
     delivered: snap.counters.eventsReceived - before.eventsReceived,
     ...summarize(snap.reportToApp),
     ack: summarize(snap.reportToAck),
+    cpuUsPerReport: pid === undefined || reportsSent === 0 ? null : Math.round((cpu * 1000) / reportsSent),
   };
 }
 
@@ -74,15 +88,18 @@ export async function telemetry(fleet: Fleet, hubs: number, rate: number, durati
  * Telemetry on the floor and on a server, alternating round after round; the round with the
  * median report → app p99 stands for each target.
  */
-export async function telemetryRounds(floor: Fleet, server: Fleet, args: Args): Promise<{ floor: TelemetryResult; server: TelemetryResult }> {
-  const fs: TelemetryResult[] = [];
-  const ss: TelemetryResult[] = [];
+export async function telemetryRounds(floor: TelemetryTarget, server: TelemetryTarget, args: Args): Promise<{ floor: TelemetryResult; server: TelemetryResult }> {
+  const [f, s] = await telemetryRoundsOf([floor, server], args);
+  return { floor: f!, server: s! };
+}
+
+/** Telemetry on each fleet in turn, round after round; per fleet the round with the median p99. */
+export async function telemetryRoundsOf(targets: TelemetryTarget[], args: Args): Promise<TelemetryResult[]> {
+  const runs: TelemetryResult[][] = targets.map(() => []);
   for (let i = 0; i < args.rounds; i++) {
-    fs.push(await telemetry(floor, args.hubs, args.telemetryRate, args.durationS));
-    ss.push(await telemetry(server, args.hubs, args.telemetryRate, args.durationS));
+    for (const [k, target] of targets.entries()) runs[k]!.push(await telemetry(target, args.hubs, args.telemetryRate, args.durationS));
   }
-  const byP99 = (xs: TelemetryResult[]) => [...xs].sort((a, b) => a.p99Ms - b.p99Ms)[Math.floor(xs.length / 2)]!;
-  return { floor: byP99(fs), server: byP99(ss) };
+  return runs.map((xs) => [...xs].sort((a, b) => a.p99Ms - b.p99Ms)[Math.floor(xs.length / 2)]!);
 }
 
 /** Each figure the median over the runs (runs of one target under the same load). */

@@ -17,8 +17,9 @@ usage: npm run bench -- [options]
   --rate-fraction F    the fixed-rate runs go at F x the slower saturated rate (default 0.5)
   --latency-rate N     commands per second of the cross-node latency comparison (default 1000)
   --telemetry-rate N   hub reports per second in the telemetry runs (default 2000, quick 1000)
-  --history on|off     the nodes keep every home's event history (the default) or not
-                       (TIER_HISTORY_SIZE=0: events carry no position); what history costs
+  --history on|off|both  the nodes keep every home's event history (the default) or not
+                       (TIER_HISTORY_SIZE=0: events carry no position); both: the embedded telemetry
+                       runs on a node with and a node without, alternating with the floor: what history costs
   --syscalls           count system calls per command (strace -c -f) of the relay floor, the server
                        and the corked relay at a fixed rate
   --cpu-prof           write a CPU profile of the server node (in $TMPDIR/hubtier-bench/) and print its top functions
@@ -50,6 +51,8 @@ export interface Args {
   telemetryRate: number;
   /** environment of every node: TIER_HISTORY_SIZE=0 with --history off */
   nodeEnv: Record<string, string>;
+  /** --history both: the embedded telemetry also runs on a node without history */
+  historyBoth: boolean;
   latencyRate: number;
   cpuProf: boolean;
   syscalls: boolean;
@@ -91,7 +94,7 @@ export function parse(): Args {
   };
   const variants = new Set(values.variant.split(',').map((s) => s.trim()).filter(Boolean));
   for (const v of variants) if (!['same', 'cross', 'telemetry'].includes(v)) fail(`unknown variant ${v}`);
-  if (values.history !== 'on' && values.history !== 'off') fail('--history is on or off');
+  if (!['on', 'off', 'both'].includes(values.history)) fail('--history is on, off or both');
   const quick = values.quick;
   return {
     quick,
@@ -106,6 +109,7 @@ export function parse(): Args {
     latencyRate: num(values['latency-rate'], 1000, '--latency-rate', 1),
     telemetryRate: num(values['telemetry-rate'], quick ? 1000 : 2000, '--telemetry-rate', 1),
     nodeEnv: values.history === 'off' ? { TIER_HISTORY_SIZE: '0' } : {},
+    historyBoth: values.history === 'both',
     cpuProf: values['cpu-prof'],
     syscalls: values.syscalls,
   };
