@@ -2,7 +2,7 @@ import type { AppEventMessage } from '../../proto/app.js';
 import { subjects } from '../../proto/subjects.js';
 import type { Logger } from '../log/logger.js';
 import type { Bus } from '../ports/bus/bus.js';
-import type { EventHistory } from '../ports/history/history.js';
+import type { EventHistory, Position } from '../ports/history/history.js';
 import { encodeBus } from '../protocol/codec.js';
 import { withPosition } from '../protocol/app-events.js';
 
@@ -37,19 +37,33 @@ export class EventPublisher {
       this.bus.publish(subject, bare);
       return;
     }
+    if (this.history.appendNow) {
+      let pos: Position;
+      try {
+        pos = this.history.appendNow(event.home, bare);
+      } catch (err) {
+        this.bus.publish(subject, this.refused(event, bare, err));
+        return;
+      }
+      this.bus.publish(subject, withPosition(bare, pos));
+      return;
+    }
     this.inFlight++;
     // appends of one home resolve in call order, so publishes keep the order of the events
     this.history.append(event.home, bare).then(
       (pos) => this.bus.publish(subject, withPosition(bare, pos)),
-      (err: unknown) => {
-        if (this.failures++ % 1000 === 0) this.log.warn({ err, homeId: event.home, failures: this.failures }, 'history append failed: event published without a position');
-        this.bus.publish(subject, bare);
-      },
+      (err: unknown) => this.bus.publish(subject, this.refused(event, bare, err)),
     ).catch((err: unknown) => this.log.error({ err, homeId: event.home }, 'event publish failed'))
       .finally(() => {
       if (--this.inFlight === 0) for (const resolve of this.idle.splice(0)) resolve();
     });
   };
+
+  /** Counts (and now and then logs) an event the history refused; returns it without a position. */
+  private refused(event: AppEventMessage, bare: Uint8Array, err: unknown): Uint8Array {
+    if (this.failures++ % 1000 === 0) this.log.warn({ err, homeId: event.home, failures: this.failures }, 'history append failed: event published without a position');
+    return bare;
+  }
 
   /** Resolves once every event published so far has gone to the bus (before the ports close). */
   settled(): Promise<void> {

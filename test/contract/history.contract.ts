@@ -49,6 +49,17 @@ export function historyContract(name: string, make: HistoryFactory): void {
       expect(await history.position('home-a')).toEqual({ epoch: before.epoch, offset: 5 });
     });
 
+    it('appendNow, where offered, continues the offsets of append and is read back the same', async () => {
+      if (!history.appendNow) return;
+      const first = await history.append('home-n', bytes(1));
+      const now = history.appendNow('home-n', bytes(2));
+      const last = await history.append('home-n', bytes(3));
+      expect([first, now, last].map((p) => p.offset)).toEqual([1, 2, 3]);
+      expect(now.epoch).toBe(first.epoch);
+      const read = await history.read('home-n', { epoch: first.epoch, offset: 0 }, Infinity, 10);
+      expect(read.ok && read.entries.map((e) => [...e.data])).toEqual([[...bytes(1)], [...bytes(2)], [...bytes(3)]]);
+    });
+
     it('keeps homes apart, whatever their ids (__proto__, constructor, toString)', async () => {
       const homes = ['__proto__', 'constructor', 'toString', 'hasOwnProperty', 'home-b'];
       for (const [i, home] of homes.entries()) await appendMany(history, home, i + 1);

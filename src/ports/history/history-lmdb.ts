@@ -88,6 +88,10 @@ export class LmdbEventHistory implements EventHistory {
   }
 
   append(homeId: string, data: Uint8Array): Promise<Position> {
+    return Promise.resolve(this.appendNow(homeId, data));
+  }
+
+  appendNow(homeId: string, data: Uint8Array): Position {
     const live = this.home(homeId);
     const t = this.now();
     const offset = ++live.top;
@@ -95,7 +99,7 @@ export class LmdbEventHistory implements EventHistory {
     this.trim(homeId, live, t);
     this.dirty.set(homeId, live);
     this.flushTimer ??= setTimeout(this.flush, FLUSH_MS).unref();
-    return Promise.resolve({ epoch: this.epoch, offset });
+    return { epoch: this.epoch, offset };
   }
 
   read(homeId: string, since: Position, upTo: number, limit: number): Promise<HistoryRead> {

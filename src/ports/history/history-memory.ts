@@ -26,6 +26,10 @@ export class MemoryEventHistory implements EventHistory {
   ) {}
 
   append(homeId: string, data: Uint8Array): Promise<Position> {
+    return Promise.resolve(this.appendNow(homeId, data));
+  }
+
+  appendNow(homeId: string, data: Uint8Array): Position {
     let log = this.homes.get(homeId);
     if (!log) {
       log = { top: 0, entries: [], head: 0 };
@@ -34,7 +38,7 @@ export class MemoryEventHistory implements EventHistory {
     const at = this.now();
     log.entries.push({ offset: ++log.top, data, at });
     this.trim(log, at);
-    return Promise.resolve({ epoch: this.epoch, offset: log.top });
+    return { epoch: this.epoch, offset: log.top };
   }
 
   read(homeId: string, since: Position, upTo: number, limit: number): Promise<HistoryRead> {

@@ -44,6 +44,11 @@ export interface HistoryRetention {
 export interface EventHistory {
   readonly retention: HistoryRetention;
   append(homeId: string, data: Uint8Array): Promise<Position>;
+  /**
+   * `append` for an adapter that knows the position at once (in the process: memory, the embedded
+   * store): the caller publishes in the same turn, without a promise per event.
+   */
+  appendNow?(homeId: string, data: Uint8Array): Position;
   read(homeId: string, since: Position, upTo: number, limit: number): Promise<HistoryRead>;
   position(homeId: string): Promise<Position>;
   remove(homeId: string): Promise<void>;

@@ -1,0 +1,79 @@
+/**
+ * The event publisher: events go to the bus with their history position, in the order they were
+ * published, through a history that answers at once (memory, embedded) or later (Redis); an event
+ * the history refuses still goes out, without a position, and is counted.
+ */
+import { describe, expect, it } from 'vitest';
+import type { AppEventMessage } from '../../proto/app.js';
+import { EventPublisher } from '../../src/actors/event-publisher.js';
+import { createLogger } from '../../src/log/logger.js';
+import type { Bus } from '../../src/ports/bus/bus.js';
+import type { EventHistory, Position } from '../../src/ports/history/history.js';
+import { MemoryEventHistory } from '../../src/ports/history/history-memory.js';
+import { positionOf } from '../../src/protocol/app-events.js';
+
+const event = (n: number): AppEventMessage => ({ op: 'evt', kind: 'state', home: 'home-1', hub: 'hub-1', device: 'd1', attrs: { n }, version: n, ts: n });
+
+function publisherOver(history: EventHistory | undefined) {
+  const sent: Array<{ subject: string; pos: Position | null }> = [];
+  const bus = { publish: (subject: string, data: Uint8Array) => sent.push({ subject, pos: positionOf(data) }) } as unknown as Bus;
+  const seen: number[] = [];
+  const publisher = new EventPublisher(bus, history, createLogger('silent'), (e) => seen.push(e.ts));
+  return { publisher, sent, seen };
+}
+
+/** A history whose appends resolve later (as Redis does), in call order; `fail` refuses appends. */
+function deferredHistory(fail = false): EventHistory {
+  const memory = new MemoryEventHistory({ maxEvents: 10, maxAgeMs: 60_000 });
+  return {
+    retention: memory.retention,
+    append: (home, data) => new Promise((resolve, reject) => setTimeout(() => (fail ? reject(new Error('down')) : resolve(memory.append(home, data))), 1)),
+    read: (...a) => memory.read(...a),
+    position: (home) => memory.position(home),
+    remove: (home) => memory.remove(home),
+    close: () => memory.close(),
+  };
+}
+
+describe('EventPublisher', () => {
+  it('publishes in the same turn with the position of a history that answers at once', () => {
+    const history = new MemoryEventHistory({ maxEvents: 10, maxAgeMs: 60_000 });
+    const { publisher, sent, seen } = publisherOver(history);
+    for (let n = 1; n <= 3; n++) publisher.publish(event(n));
+    expect(seen).toEqual([1, 2, 3]);
+    expect(sent.map((s) => s.pos?.offset)).toEqual([1, 2, 3]);
+    expect(sent[0]!.subject).toMatch(/home-1\.hub-1$/);
+  });
+
+  it('publishes in order once a later history answers, and settles after the last', async () => {
+    const { publisher, sent } = publisherOver(deferredHistory());
+    for (let n = 1; n <= 3; n++) publisher.publish(event(n));
+    expect(sent).toEqual([]);
+    await publisher.settled();
+    expect(sent.map((s) => s.pos?.offset)).toEqual([1, 2, 3]);
+  });
+
+  it('publishes without a position what the history refuses, at once or later, and counts it', async () => {
+    const throwing = new MemoryEventHistory({ maxEvents: 10, maxAgeMs: 60_000 });
+    throwing.appendNow = () => {
+      throw new Error('disk full');
+    };
+    const now = publisherOver(throwing);
+    now.publisher.publish(event(1));
+    expect(now.sent).toEqual([{ subject: expect.any(String), pos: null }]);
+    expect(now.publisher.historyFailures).toBe(1);
+
+    const later = publisherOver(deferredHistory(true));
+    later.publisher.publish(event(1));
+    later.publisher.publish(event(2));
+    await later.publisher.settled();
+    expect(later.sent.map((s) => s.pos)).toEqual([null, null]);
+    expect(later.publisher.historyFailures).toBe(2);
+  });
+
+  it('publishes without a position when there is no history', () => {
+    const { publisher, sent } = publisherOver(undefined);
+    publisher.publish(event(1));
+    expect(sent).toEqual([{ subject: expect.any(String), pos: null }]);
+  });
+});
