@@ -15,8 +15,8 @@ import { createRequire } from 'node:module';
 import { gzipSync } from 'node:zlib';
 import type { HttpRequest, HttpResponse, TemplatedApp } from '../transport/uws.js';
 
-/** One file served as is; `gzip` is made at its first request that accepts it. */
-export interface StaticFile {
+/** One file served as is; `gzip` is made once, at its first request that accepts it (tens of ms for the bundle). */
+interface StaticFile {
   readonly path: string;
   readonly body: Buffer;
   readonly type: string;
@@ -74,7 +74,8 @@ function vendorFile(require: NodeJS.Require, name: string): Buffer {
 }
 
 function file(path: string, body: Buffer, type: string, cache: string, headers: Record<string, string> = {}): StaticFile {
-  return { path, body, type, cache, etag: `"${sha(body)}"`, headers: { 'x-content-type-options': 'nosniff', ...headers } };
+  // weak: the same content is sent gzipped or not, and If-None-Match compares weakly anyway
+  return { path, body, type, cache, etag: `W/"${sha(body)}"`, headers: { 'x-content-type-options': 'nosniff', ...headers } };
 }
 
 /** A renderer file under a path named by its content: a new version is a new URL, so it may be cached for good. */
@@ -103,8 +104,8 @@ function page(bundle: StaticFile, css: StaticFile, init: StaticFile): Buffer {
 `);
 }
 
-/** The files of the page, read now. Exported for the tests, which check each one's answer. */
-export function docsFiles(): StaticFile[] {
+/** The page and its files, read now. */
+function docsFiles(): StaticFile[] {
   const require = createRequire(import.meta.url);
   const bundle = asset('swagger-ui-bundle.js', vendorFile(require, 'swagger-ui-bundle.js'), 'text/javascript; charset=utf-8');
   const css = asset('swagger-ui.css', vendorFile(require, 'swagger-ui.css'), 'text/css; charset=utf-8');
@@ -137,7 +138,10 @@ export function mountDocsPage(app: TemplatedApp): void {
 /** Synchronous: everything is in memory, so uWS needs no onAborted. */
 function serve(res: HttpResponse, req: HttpRequest, f: StaticFile): void {
   const head = req.getMethod() === 'head';
-  const fresh = req.getHeader('if-none-match').split(',').some((tag) => tag.trim().replace(/^W\//, '') === f.etag);
+  const fresh = req
+    .getHeader('if-none-match')
+    .split(',')
+    .some((tag) => tag.trim() === '*' || tag.trim().replace(/^W\//, '') === f.etag.slice(2));
   const gzip = !fresh && f.body.length >= GZIP_MIN_BYTES && /\bgzip\b/.test(req.getHeader('accept-encoding'));
   const body = gzip ? (f.gzip ??= gzipSync(f.body)) : f.body;
   res.cork(() => {
