@@ -34,6 +34,21 @@ const TAGS = [
   { name: 'meta', description: 'This document and the demo console' },
 ];
 
+/**
+ * Markdown, shown at the top of the docs page. The links are root-relative to files the node serves
+ * (src/api/docs-page.ts), so they work on the page of any node; the repository paths are named too.
+ */
+const DESCRIPTION = [
+  'Commands, shadows, provisioning, automation. Every body is described by the schemas the server validates with (src/schemas/); errors use the code table of the [protocol](/docs/protocol.md), §9.',
+  '',
+  '## WebSockets',
+  '',
+  'The same port serves two WebSocket endpoints, outside this document:',
+  '',
+  '- `/hub/v1`: where hubs connect. The upgrade request is signed with the hub’s secret; then every message is one binary msgpack frame: reports acknowledged by sequence number, and commands as RPC (a `command` frame answered by one `result`). See the [hub protocol](/docs/protocol.md) §1–§9 (`proto/PROTOCOL.md` in the repository).',
+  '- `/app/v1`: where apps connect with a user JWT (`?token=`, the `bearer.<token>` subprotocol or `Authorization`): subscribe to a home’s live events, resume from a position without a gap, send commands. JSON text messages, or msgpack with `?enc=msgpack`. See the [app protocol](/docs/protocol.md) §11 and its [AsyncAPI document](/docs/asyncapi.yaml) (`proto/asyncapi.yaml`); browsers can use the client library at [/client.js](/client.js).',
+].join('\n');
+
 /** Registered routes the document does not describe (a test keeps this empty). */
 export function undocumented(table: RouteTable): string[] {
   const ops = operations({ commandTimeoutMaxMs: 60_000 });
@@ -181,7 +196,7 @@ export function openApiDocument(table: RouteTable, version: string, limits: Docu
     info: {
       title: 'hubtier HTTP API',
       version,
-      description: 'Commands, shadows, provisioning, automation. Every body is described by the schemas the server validates with (src/schemas/); errors use the code table of proto/PROTOCOL.md §9.',
+      description: DESCRIPTION,
       license: { name: 'MIT', identifier: 'MIT' },
     },
     servers: [{ url: '/', description: 'this node' }],

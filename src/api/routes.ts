@@ -18,6 +18,7 @@ import type { TemplatedApp } from '../transport/uws.js';
 import type { WriteBatch } from '../transport/write-batch.js';
 import { requireAdmin, requireHome, type Authenticator, type Principal } from '../auth/authenticator.js';
 import { clientBundle } from './client-bundle.js';
+import { mountDocsPage } from './docs-page.js';
 import { openApiDocument } from './openapi.js';
 
 /** Version of the HTTP API in the OpenAPI document. */
@@ -177,6 +178,9 @@ export function mountApi(app: TemplatedApp, deps: ApiDeps): void {
   route(app, 'get', '/', () => ({ status: 200, text: CONSOLE_PAGE, contentType: 'text/html; charset=utf-8', headers: CONSOLE_HEADERS }), opts);
   // the app client library the console imports, bundled for browsers (src/client/)
   route(app, 'get', '/client.js', async () => ({ status: 200, text: await clientBundle(), contentType: 'text/javascript; charset=utf-8', headers: { 'cache-control': 'no-cache' } }), opts);
+
+  // the API documentation page and the protocol documents it links to; not API routes, so not in the table
+  mountDocsPage(app);
 
   // computed per request from the table, so routes mounted by other modules are in it too
   route(app, 'get', '/v1/openapi.json', () => ({ status: 200, body: openApiDocument(deps.table ?? [], API_VERSION, { commandTimeoutMaxMs: deps.commandTimeoutMaxMs }) }), opts);
