@@ -16,9 +16,9 @@ export interface Config {
   adminPort: number;
   /** @default '127.0.0.1' */
   adminHost: string;
-  /** bearer token of the administrator; generated and printed when not set */
+  /** bearer token of the administrator, at least 24 characters; generated (into SECRETS_FILE) when not set */
   adminToken: string;
-  /** HS256 key of user JWTs; generated and printed when not set */
+  /** HS256 key of user JWTs, at least 32 characters; generated (into SECRETS_FILE) when not set */
   jwtSecret: string;
   /** generated when not set */
   nodeId: string;
@@ -130,13 +130,34 @@ const text: Parser<string> = (raw, key) => {
   if (typeof raw !== 'string' || raw.length === 0) throw new ConfigError(`${key}: expected a non-empty string`);
   return raw;
 };
-const secret: Parser<string> = (raw, key) => {
-  const s = text(raw, key);
-  if (s.length < 16) throw new ConfigError(`${key}: must be at least 16 characters`);
-  return s;
-};
+/**
+ * Shortest secrets accepted (characters). JWT_SECRET is an HS256 key: RFC 7518 §3.2 asks for 256
+ * bits. ADMIN_TOKEN is a bearer token compared whole: 24 random characters are past online guessing.
+ * Generated ones are longer (32 and 43).
+ */
+export const SECRET_MIN_CHARS = { ADMIN_TOKEN: 24, JWT_SECRET: 32 } as const;
+const MAKE_SECRET = '`openssl rand -base64 32`';
+
+/**
+ * Refuses what is a placeholder rather than a secret: the `change-me-…` values of deploy/k8s (so a
+ * copied manifest cannot run as shipped) and one character repeated. The value is never echoed.
+ */
+function refusePlaceholder(s: string, key: string, make: string): void {
+  if (/change-?me/i.test(s)) throw new ConfigError(`${key}: still a placeholder (it contains "change-me"); set a random value of your own, e.g. ${make}`);
+  if (/^(.)\1*$/.test(s.trim())) throw new ConfigError(`${key}: one character repeated is not a secret; set a random value, e.g. ${make}`);
+}
+
+const secret =
+  (minChars: number): Parser<string> =>
+  (raw, key) => {
+    const s = text(raw, key);
+    refusePlaceholder(s, key, MAKE_SECRET);
+    if (s.length < minChars) throw new ConfigError(`${key}: must be at least ${minChars} characters, got ${s.length}; make one with ${MAKE_SECRET}`);
+    return s;
+  };
 const secretKey: Parser<string> = (raw, key) => {
   const s = text(raw, key);
+  refusePlaceholder(s, key, '`openssl rand -hex 32`');
   try {
     parseSecretKey(s, key);
   } catch (err) {
@@ -188,8 +209,8 @@ const FIELDS: { [K in keyof Config]: Field<K> } = {
   host: { env: 'HOST', parse: text, default: '0.0.0.0' },
   adminPort: { env: 'ADMIN_PORT', parse: int(0, 65535), default: 9090 },
   adminHost: { env: 'ADMIN_HOST', parse: text, default: '127.0.0.1' },
-  adminToken: { env: 'ADMIN_TOKEN', parse: secret },
-  jwtSecret: { env: 'JWT_SECRET', parse: secret },
+  adminToken: { env: 'ADMIN_TOKEN', parse: secret(SECRET_MIN_CHARS.ADMIN_TOKEN) },
+  jwtSecret: { env: 'JWT_SECRET', parse: secret(SECRET_MIN_CHARS.JWT_SECRET) },
   nodeId: { env: 'NODE_ID', parse: text },
   natsUrl: { env: 'NATS_URL', parse: url(['nats:', 'tls:', 'ws:', 'wss:']) },
   redisUrl: { env: 'REDIS_URL', parse: url(['redis:', 'rediss:']) },

@@ -1,0 +1,101 @@
+import { execFile } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { parseAllDocuments } from 'yaml';
+import { ROOT } from '../../load/harness/index.js';
+import { ConfigError, loadConfig, SECRET_MIN_CHARS } from '../../src/config/config.js';
+
+const KEY = 'a3f1c2e4b5d6978800112233445566778899aabbccddeeff0011223344556677';
+const ADMIN = 'admin-token-of-24-chars!';
+const JWT = 'jwt-secret-of-at-least-32-chars!';
+
+/** A cluster-mode environment with valid secrets, `over` replacing some. */
+const cluster = (over: Record<string, string>) => ({ NATS_URL: 'nats://n:4222', REDIS_URL: 'redis://r:6379', ADMIN_TOKEN: ADMIN, JWT_SECRET: JWT, TIER_SECRET_KEY: KEY, ...over });
+
+function refusal(env: Record<string, string>): ConfigError {
+  try {
+    loadConfig(env);
+  } catch (err) {
+    if (err instanceof ConfigError) return err;
+    throw err;
+  }
+  throw new Error('the configuration was accepted');
+}
+
+/** The placeholders of the Secret in deploy/k8s, as a copied manifest would hand them to the node. */
+function manifestPlaceholders(): Record<string, string> {
+  const docs = parseAllDocuments(readFileSync(join(ROOT, 'deploy/k8s/config.yaml'), 'utf8')).map((d) => d.toJS() as { kind: string; stringData?: Record<string, string> });
+  return docs.find((d) => d.kind === 'Secret')!.stringData!;
+}
+
+describe('secrets given to the node', () => {
+  it('the values as written are accepted', () => {
+    expect(ADMIN).toHaveLength(SECRET_MIN_CHARS.ADMIN_TOKEN);
+    expect(JWT).toHaveLength(SECRET_MIN_CHARS.JWT_SECRET);
+    const { config, generated } = loadConfig(cluster({}));
+    expect(config).toMatchObject({ adminToken: ADMIN, jwtSecret: JWT, secretKey: KEY });
+    expect(generated).toEqual([]);
+  });
+
+  it.each(Object.entries(manifestPlaceholders()))('the manifest placeholder of %s is refused, naming the variable and what to do', (name, value) => {
+    const err = refusal(cluster({ [name]: value }));
+    expect(err.message).toMatch(new RegExp(`^${name}: still a placeholder`));
+    expect(err.message).toMatch(/openssl rand/);
+    // the message lands in logs: it never carries the value
+    expect(err.message).not.toContain(value);
+  });
+
+  it('a value containing change-me is refused whatever its length or case', () => {
+    expect(refusal(cluster({ JWT_SECRET: `${'x'.repeat(40)}-Change-Me` })).message).toMatch(/^JWT_SECRET: still a placeholder/);
+    expect(refusal(cluster({ ADMIN_TOKEN: `changeme-${'y'.repeat(30)}` })).message).toMatch(/^ADMIN_TOKEN: still a placeholder/);
+  });
+
+  it('ADMIN_TOKEN shorter than 24 characters is refused', () => {
+    expect(refusal(cluster({ ADMIN_TOKEN: ADMIN.slice(1) })).message).toBe('ADMIN_TOKEN: must be at least 24 characters, got 23; make one with `openssl rand -base64 32`');
+  });
+
+  it('JWT_SECRET shorter than 32 characters (an HS256 key of 256 bits) is refused', () => {
+    expect(refusal(cluster({ JWT_SECRET: JWT.slice(1) })).message).toBe('JWT_SECRET: must be at least 32 characters, got 31; make one with `openssl rand -base64 32`');
+  });
+
+  it('TIER_SECRET_KEY must be 32 bytes, and not one digit repeated', () => {
+    expect(refusal(cluster({ TIER_SECRET_KEY: KEY.slice(2) })).message).toMatch(/^TIER_SECRET_KEY: expected 32 bytes as 64 hex digits or base64/);
+    expect(refusal(cluster({ TIER_SECRET_KEY: '0'.repeat(64) })).message).toMatch(/^TIER_SECRET_KEY: one character repeated is not a secret/);
+  });
+
+  it('TIER_SECRET_KEYS_OLD: a placeholder among the old keys is refused', () => {
+    expect(refusal(cluster({ TIER_SECRET_KEYS_OLD: `${KEY},change-me-old-key` })).message).toMatch(/^TIER_SECRET_KEYS_OLD\[1\]: still a placeholder/);
+  });
+
+  it('one character repeated is refused for the tokens too', () => {
+    expect(refusal(cluster({ ADMIN_TOKEN: 'x'.repeat(40) })).message).toMatch(/^ADMIN_TOKEN: one character repeated/);
+  });
+
+  it('a placeholder in CONFIG_FILE is refused too, named by its file key', () => {
+    const file = join(mkdtempSync(join(tmpdir(), 'config-secrets-')), 'config.json');
+    writeFileSync(file, JSON.stringify({ jwtSecret: 'change-me-jwt-secret-openssl-rand-base64-32' }));
+    const env: Record<string, string> = { ...cluster({}), CONFIG_FILE: file };
+    delete env.JWT_SECRET;
+    expect(refusal(env).message).toMatch(/^CONFIG_FILE\.jwtSecret: still a placeholder/);
+  });
+
+  it('the embedded default with no secrets given still starts: it generates both, longer than the minimums', () => {
+    const { config, generated } = loadConfig({ DATA_DIR: ':memory:' });
+    expect(generated).toEqual(['adminToken', 'jwtSecret']);
+    expect(config.adminToken.length).toBeGreaterThanOrEqual(SECRET_MIN_CHARS.ADMIN_TOKEN);
+    expect(config.jwtSecret.length).toBeGreaterThanOrEqual(SECRET_MIN_CHARS.JWT_SECRET);
+    // an empty variable counts as not set (the generated-secrets path of src/main.ts)
+    expect(loadConfig({ ADMIN_TOKEN: '', JWT_SECRET: '' }).generated).toEqual(['adminToken', 'jwtSecret']);
+  });
+
+  it('the node process refuses to start on the manifest secrets: exit 2, the reason on stderr', async () => {
+    const env = { ...process.env, ...manifestPlaceholders(), NATS_URL: 'nats://127.0.0.1:1', REDIS_URL: 'redis://127.0.0.1:1' };
+    const { code, stderr } = await new Promise<{ code: number | null; stderr: string }>((resolve) => {
+      const child = execFile(process.execPath, ['--import', 'tsx', 'src/main.ts'], { cwd: ROOT, env }, (_err, _out, stderr) => resolve({ code: child.exitCode, stderr }));
+    });
+    expect(code).toBe(2);
+    expect(stderr).toMatch(/^configuration error: ADMIN_TOKEN: still a placeholder/m);
+  });
+});
