@@ -8,6 +8,7 @@
  */
 import { performance } from 'node:perf_hooks';
 import type { AttrValue, Attrs } from '../../proto/frames.js';
+import { unpackRule, type WireTask } from './eval-wire.js';
 import { compile, display, parseTemplate, type Compiled } from './expr.js';
 import { deviceKey, type ConditionReport, type EvalResult, type EvalTask, type PlannedAction, type Rule, type RuleEvent, type RuleOutcome, type Trigger } from './model.js';
 
@@ -15,6 +16,8 @@ type CompiledPart = string | Compiled;
 
 interface CompiledRule {
   version: number;
+  /** the rule it was compiled from (a batch names it by id and version only when it is cached) */
+  rule: Rule;
   conditions: Compiled[];
   /** per action index: compiled title and body of notify actions */
   templates: Map<number, { title: CompiledPart[]; body: CompiledPart[] }>;
@@ -45,19 +48,28 @@ export class RuleEvaluator {
   }
 
   evaluate(task: EvalTask): EvalResult {
+    return this.evaluateWith(task, task.rules, (rule) => rule);
+  }
+
+  /** A task as a batch carries it: each rule unpacked only when this version is not compiled yet. */
+  evaluateWire(task: WireTask): EvalResult {
+    return this.evaluateWith(task, task.rules, (r) => unpackRule(r.bytes));
+  }
+
+  private evaluateWith<R extends { id: string; version: number }>(task: Omit<EvalTask, 'rules'>, rules: readonly R[], body: (r: R) => Rule): EvalResult {
     const home = this.home(task.homeId, task.homeVersion);
     let compiled = 0;
     const time = localTime(task.now, task.timeZone);
     const outcomes: RuleOutcome[] = [];
-    for (const rule of task.rules) {
+    for (const r of rules) {
       const started = performance.now();
-      let c = home.rules.get(rule.id);
-      if (!c || c.version !== rule.version) {
-        c = compileRule(rule);
-        home.rules.set(rule.id, c);
+      let c = home.rules.get(r.id);
+      if (!c || c.version !== r.version) {
+        c = compileRule(body(r));
+        home.rules.set(r.id, c);
         compiled++;
       }
-      const outcome = evaluateRule(rule, c, task, time);
+      const outcome = evaluateRule(c.rule, c, task, time);
       outcome.evalUs = Math.round((performance.now() - started) * 1000);
       outcomes.push(outcome);
     }
@@ -82,7 +94,7 @@ export class RuleEvaluator {
 }
 
 function compileRule(rule: Rule): CompiledRule {
-  const out: CompiledRule = { version: rule.version, conditions: [], templates: new Map(), error: null };
+  const out: CompiledRule = { version: rule.version, rule, conditions: [], templates: new Map(), error: null };
   try {
     out.conditions = rule.conditions.map((c) => compile(c));
     rule.actions.forEach((a, i) => {
@@ -98,7 +110,7 @@ function compileTemplate(text: string): CompiledPart[] {
   return parseTemplate(text).map((p) => (typeof p === 'string' ? p : compile(p.expr)));
 }
 
-function evaluateRule(rule: Rule, c: CompiledRule, task: EvalTask, time: LocalTime): RuleOutcome {
+function evaluateRule(rule: Rule, c: CompiledRule, task: Omit<EvalTask, 'rules'>, time: LocalTime): RuleOutcome {
   const outcome: RuleOutcome = { ruleId: rule.id, version: rule.version, triggered: false, passed: false, actions: [], evalUs: 0 };
   if (c.error) {
     outcome.error = c.error;
@@ -207,7 +219,7 @@ function celMap(attrs: Attrs): CelMap {
  * `__proto__` would set the prototype, and an own `constructor` key makes cel-js refuse the object
  * as a CEL map ("Unsupported type") in every condition of the rule.
  */
-function devices(rule: Rule, task: EvalTask): ReadonlyMap<string, CelMap> {
+function devices(rule: Rule, task: Pick<EvalTask, 'state'>): ReadonlyMap<string, CelMap> {
   const refs = rule.devices;
   let out: Map<string, CelMap> | null = null;
   for (const alias in refs) {

@@ -1,11 +1,12 @@
 /**
  * The main-thread side of rule evaluation: a piscina pool of worker threads running `worker.ts`.
  * The event loop that serves sockets only posts tasks and reads results; rule code (CEL) runs on
- * the workers.
+ * the workers. The tasks of one event-loop turn go as one message per thread (a batch): a message
+ * per event cost the socket thread more than the rules it moved away (bench:rules, BENCHMARKS.md).
  *
- * Faults stay inside the pool: a task that throws, a worker that exits or crashes, or a task that
- * runs past `taskTimeoutMs` (its worker is terminated) rejects that task with a RulePoolError and
- * piscina starts a replacement thread; the node goes on. The queue is bounded: past `maxQueue`
+ * Faults stay inside the pool: a task that throws fails alone; a worker that exits or crashes, or a
+ * batch that runs past `taskTimeoutMs` (its worker is terminated), rejects the tasks of that batch
+ * with a RulePoolError and piscina starts a replacement thread; the node goes on. The queue is bounded: past `maxQueue`
  * waiting tasks, `evaluate` refuses at once (`queue_full`) instead of letting latency grow.
  */
 import { createRequire } from 'node:module';
@@ -13,6 +14,7 @@ import { availableParallelism } from 'node:os';
 import { pathToFileURL } from 'node:url';
 import { Piscina } from 'piscina';
 import type { TimerHandle, TimerTarget, TimerWheel } from '../actors/timer-wheel.js';
+import { wireTask, type BatchResult, type EvalBatch } from './eval-wire.js';
 import type { EvalResult, EvalTask } from './model.js';
 
 /** What the engine needs of an evaluator: the pool, in production. */
@@ -58,6 +60,8 @@ export interface RulePoolStats {
   timeouts: number;
   rejected: number;
   workerErrors: number;
+  /** messages sent to the threads, each with the tasks of one turn (or a share of them) */
+  batches: number;
 }
 
 /** The worker beside this module, in the same language as this module was loaded in. */
@@ -87,14 +91,28 @@ class Deadline implements TimerTarget {
   }
 }
 
+/** A task waiting for its batch's answer. */
+interface Waiting {
+  task: EvalTask;
+  resolve(result: EvalResult): void;
+  reject(err: RulePoolError): void;
+}
+
+/** Tasks per batch at most: a batch runs on one thread, and its deadline covers all of it. */
+const MAX_BATCH = 64;
+
 export class RulePool implements RuleRunner {
-  private readonly piscina: Piscina<EvalTask, EvalResult>;
+  private readonly piscina: Piscina<EvalBatch, BatchResult>;
   private readonly timers: TimerWheel;
   private readonly maxQueue: number;
   private readonly taskTimeoutMs: number;
   private readonly threads: number;
   private closed = false;
-  private readonly counts = { completed: 0, failed: 0, timeouts: 0, rejected: 0, workerErrors: 0 };
+  private readonly counts = { completed: 0, failed: 0, timeouts: 0, rejected: 0, workerErrors: 0, batches: 0 };
+  /** tasks of this turn, sent as batches when the turn ends */
+  private next: Waiting[] = [];
+  /** batches handed to piscina and not answered, in the order they were handed */
+  private readonly sent: Waiting[][] = [];
 
   constructor(options: RulePoolOptions) {
     this.timers = options.timers;
@@ -104,10 +122,11 @@ export class RulePool implements RuleRunner {
     const file = options.filename ?? defaultWorker();
     const filename = typeof file === 'string' ? file : file.href;
     const execArgv = workerExecArgv(filename);
-    this.piscina = new Piscina<EvalTask, EvalResult>({
+    this.piscina = new Piscina<EvalBatch, BatchResult>({
       filename,
       minThreads: this.threads,
       maxThreads: this.threads,
+      // batches: never more than tasks, whose bound evaluate keeps
       maxQueue: this.maxQueue,
       idleTimeout: 60_000,
       // close waits this long for running tasks: a task aborted at its deadline never reports done,
@@ -123,33 +142,76 @@ export class RulePool implements RuleRunner {
     });
   }
 
-  async evaluate(task: EvalTask): Promise<EvalResult> {
-    if (this.closed) throw new RulePoolError('closed', 'rule pool is closed');
-    if (this.piscina.queueSize >= this.maxQueue) {
+  /**
+   * Queues the task for the batch of this event-loop turn; refused at once when `maxQueue` tasks
+   * already wait for a thread (this turn's, and those of batches no thread has started).
+   */
+  evaluate(task: EvalTask): Promise<EvalResult> {
+    if (this.closed) return Promise.reject(new RulePoolError('closed', 'rule pool is closed'));
+    if (this.waiting() >= this.maxQueue) {
       this.counts.rejected++;
-      throw new RulePoolError('queue_full', `rule pool queue is full (${this.maxQueue} tasks waiting)`);
+      return Promise.reject(new RulePoolError('queue_full', `rule pool queue is full (${this.maxQueue} tasks waiting)`));
     }
+    return new Promise((resolve, reject) => {
+      if (this.next.push({ task, resolve, reject }) === 1) setImmediate(this.flush);
+    });
+  }
+
+  /** Tasks no thread has started: this turn's, and those of the batches piscina still queues (the newest). */
+  private waiting(): number {
+    let n = this.next.length;
+    for (let i = this.sent.length - this.piscina.queueSize; i < this.sent.length; i++) if (i >= 0) n += this.sent[i]!.length;
+    return n;
+  }
+
+  /** Splits the turn's tasks over the threads, in batches of at most MAX_BATCH. */
+  private readonly flush = (): void => {
+    const tasks = this.next;
+    this.next = [];
+    const size = Math.min(MAX_BATCH, Math.ceil(tasks.length / this.threads));
+    for (let i = 0; i < tasks.length; i += size) void this.run(tasks.slice(i, i + size));
+  };
+
+  private async run(batch: Waiting[]): Promise<void> {
+    if (this.closed) {
+      for (const w of batch) w.reject(new RulePoolError('closed', 'rule pool is closed'));
+      return;
+    }
+    this.sent.push(batch);
+    this.counts.batches++;
     const controller = new AbortController();
     const handle: TimerHandle = this.timers.schedule(this.taskTimeoutMs, new Deadline(controller));
     try {
-      const result = await this.piscina.run(task, { signal: controller.signal });
-      this.counts.completed++;
-      return result;
+      const results = await this.piscina.run({ tasks: batch.map((w) => wireTask(w.task)) }, { signal: controller.signal });
+      batch.forEach((w, i) => {
+        const r = results[i];
+        if (r && !('error' in r)) {
+          this.counts.completed++;
+          w.resolve(r);
+        } else {
+          this.counts.failed++;
+          w.reject(new RulePoolError('worker_failed', `rule worker failed: ${r?.error ?? 'no result'}`));
+        }
+      });
     } catch (err) {
-      this.counts.failed++;
-      if (controller.signal.aborted) {
-        this.counts.timeouts++;
-        throw new RulePoolError('timeout', `rule evaluation took longer than ${this.taskTimeoutMs} ms; its worker was replaced`, { cause: err });
+      const failure = this.failure(err, controller.signal.aborted);
+      for (const w of batch) {
+        this.counts.failed++;
+        if (failure.code === 'timeout') this.counts.timeouts++;
+        if (failure.code === 'queue_full') this.counts.rejected++;
+        w.reject(failure);
       }
-      if (this.closed) throw new RulePoolError('closed', 'rule pool closed', { cause: err });
-      if (err instanceof Error && /queue is at limit/i.test(err.message)) {
-        this.counts.rejected++;
-        throw new RulePoolError('queue_full', 'rule pool queue is full', { cause: err });
-      }
-      throw new RulePoolError('worker_failed', `rule worker failed: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
     } finally {
       this.timers.cancel(handle);
+      this.sent.splice(this.sent.indexOf(batch), 1);
     }
+  }
+
+  private failure(err: unknown, aborted: boolean): RulePoolError {
+    if (aborted) return new RulePoolError('timeout', `rule evaluation took longer than ${this.taskTimeoutMs} ms; its worker was replaced`, { cause: err });
+    if (this.closed) return new RulePoolError('closed', 'rule pool closed', { cause: err });
+    if (err instanceof Error && /queue is at limit/i.test(err.message)) return new RulePoolError('queue_full', 'rule pool queue is full', { cause: err });
+    return new RulePoolError('worker_failed', `rule worker failed: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
   }
 
   /**
@@ -187,13 +249,14 @@ export class RulePool implements RuleRunner {
   }
 
   stats(): RulePoolStats {
-    return { threads: this.piscina.threads.length, queued: this.piscina.queueSize, ...this.counts };
+    return { threads: this.piscina.threads.length, queued: this.waiting(), ...this.counts };
   }
 
   /** Waits for running tasks, then stops the threads; waiting tasks are refused. */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.flush();
     await this.piscina.close();
   }
 }

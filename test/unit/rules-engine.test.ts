@@ -450,7 +450,9 @@ describe('worker faults do not take the node down', () => {
     const dying = await r.store.createRule('fault-exit', spec);
     const throwing = await r.store.createRule('fault-throw', spec);
     const fine = await r.store.createRule('home1', spec);
+    // one turn's evaluations go to a worker as one batch, and a worker that dies fails its whole batch
     r.hubs.event('fault-exit-hub', 'bath-leak', 'leak');
+    await r.settle();
     r.hubs.event('fault-throw-hub', 'bath-leak', 'leak');
     await r.settle();
     r.hubs.event('home1-hub', 'bath-leak', 'leak');

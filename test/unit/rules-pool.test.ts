@@ -86,6 +86,15 @@ describe('RulePool', () => {
     expect(line.passed).toBe(true);
   });
 
+  it('sends the tasks of one turn as one batch, answers each with its own result, and fails a bad task alone', async () => {
+    const p = pool({ filename: FAULTY });
+    await p.evaluate(task('home-warm')); // the thread is up
+    const before = p.stats().batches;
+    const results = await Promise.allSettled([task('home-1', 10), task('home-2', 80), task('fault-task'), task('home-3', 10)].map((t) => p.evaluate(t)));
+    expect(p.stats().batches).toBe(before + 1);
+    expect(results.map((r) => (r.status === 'fulfilled' ? r.value.outcomes[0]?.passed : (r.reason as RulePoolError).code))).toEqual([true, false, 'worker_failed', true]);
+  });
+
   it('a task whose worker throws is rejected (worker_failed); the pool keeps serving', async () => {
     const p = pool({ filename: FAULTY });
     const err = await p.evaluate(task('fault-throw')).catch((e: unknown) => e);
@@ -139,6 +148,8 @@ describe('RulePool', () => {
     const p = pool({ filename: FAULTY, maxQueue: 2 });
     await p.evaluate(task('home-f')); // the thread is up
     const slow = p.evaluate(task('fault-slow'));
+    // the tasks of one turn go as one batch: the slow one leaves alone, at the end of this turn
+    await new Promise((resolve) => setImmediate(resolve));
     // the only thread is busy for 300 ms: these two wait, the third is refused at once
     const queued = [p.evaluate(task('home-f')), p.evaluate(task('home-f'))];
     const refused = await p.evaluate(task('home-f')).catch((e: unknown) => e);
