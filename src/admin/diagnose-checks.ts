@@ -209,7 +209,8 @@ export function pushSenderVerdict(sender: DiagnoseProbes['pushSender']): Finding
  * since start) and starts a new window, so a report shows the present, not the start-up.
  */
 export class LoopDelayWindow {
-  private readonly histogram: IntervalHistogram = monitorEventLoopDelay({ resolution: 20 });
+  private static readonly RESOLUTION_MS = 20;
+  private readonly histogram: IntervalHistogram = monitorEventLoopDelay({ resolution: LoopDelayWindow.RESOLUTION_MS });
   private since = performance.now();
 
   constructor() {
@@ -218,7 +219,9 @@ export class LoopDelayWindow {
 
   read(): { p99Ms: number; maxMs: number; windowS: number } {
     const h = this.histogram;
-    const out = { p99Ms: h.count > 0 ? h.percentile(99) / 1e6 : 0, maxMs: h.count > 0 ? h.max / 1e6 : 0, windowS: (performance.now() - this.since) / 1000 };
+    // the histogram records whole sampling intervals: the delay is what exceeds the resolution
+    const delay = (ns: number) => (h.count > 0 ? Math.max(0, ns / 1e6 - LoopDelayWindow.RESOLUTION_MS) : 0);
+    const out = { p99Ms: delay(h.percentile(99)), maxMs: delay(h.max), windowS: (performance.now() - this.since) / 1000 };
     h.reset();
     this.since = performance.now();
     return out;

@@ -99,7 +99,8 @@ export async function clusterPorts(config: Config, log: Logger): Promise<Ports> 
       const nats = bus.status();
       const shadowsOk = shadows.healthy;
       return {
-        backends: { nats: bus.connected, redis: shared.status === 'ready' },
+        // a hung Redis keeps its connections open: failing shadow writes are what shows it
+        backends: { nats: bus.connected, redis: shared.status === 'ready' && shadowsOk },
         detail: {
           nats,
           redis: { status: shared.status },

@@ -14,6 +14,7 @@ import {
   diskVerdict,
   evictionVerdict,
   fdVerdict,
+  loopDelayVerdict,
   parseOpenFileLimit,
   persistenceVerdict,
   poolVerdict,
@@ -121,6 +122,12 @@ describe('the other verdicts', () => {
     const behind = streamVerdict({ length: 1_000, maxLen: 1_000, groups: [{ name: 'svc', lag: 950 }] });
     expect(behind.verdict).toBe('warn');
     expect(behind.detail).toMatch(/svc/);
+  });
+
+  it('event-loop delay: a warning from 100 ms p99, a failure from 1 s', () => {
+    expect(loopDelayVerdict(3, 40, 60).verdict).toBe('ok');
+    expect(loopDelayVerdict(150, 400, 60)).toMatchObject({ verdict: 'warn', detail: 'event-loop delay p99 150 ms, max 400 ms over the last 60 s' });
+    expect(loopDelayVerdict(1_200, 3_000, 60).verdict).toBe('fail');
   });
 
   it('worker pool, uWS binding, disk space and push sender', () => {
