@@ -20,6 +20,22 @@ export class NodeMetrics implements HubSessionMetrics, HubGatewayMetrics {
     collectDefaultMetrics({ register: this.registry });
   }
 
+  /**
+   * `tier_backend_up{backend}`: 1 while this node reaches the shared backend, 0 while not, read at
+   * each scrape. Readiness ignores shared backends (every pod would leave at once): alert on this.
+   */
+  backendsUp(read: () => Record<string, boolean>): void {
+    new Gauge({
+      name: 'tier_backend_up',
+      help: 'Shared backend reachable from this node (1) or not (0)',
+      labelNames: ['backend'],
+      registers: [this.registry],
+      collect() {
+        for (const [backend, up] of Object.entries(read())) this.set({ backend }, up ? 1 : 0);
+      },
+    });
+  }
+
   /** Counters of the per-frame and per-command paths, bound to their label once (no label look-up per call). */
   private readonly frameCounters = new Map<number, Counter.Internal>();
   private readonly commandCounters = new Map<string, Counter.Internal>();

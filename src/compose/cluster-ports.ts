@@ -13,6 +13,7 @@ import { CachingHubRegistry } from '../ports/hub-registry/hub-registry-cache.js'
 import { RedisHubRegistry, RedisNonceStore } from '../ports/hub-registry/hub-registry-redis.js';
 import { closeRedis, connectRedis, RedisKeys } from '../ports/redis.js';
 import { RedisShadowStore } from '../ports/shadow-store/shadow-store-redis.js';
+import { redisProbe } from '../ports/redis-probe.js';
 import { RedisEventHistory } from '../ports/history/history-redis.js';
 import { historyRetention } from './history-retention.js';
 import { RedisRevocationStore } from '../ports/revocations/revocations-redis.js';
@@ -78,6 +79,8 @@ export async function clusterPorts(config: Config, log: Logger): Promise<Ports> 
   // rule writes are rare: on the control connection; the store opens its own subscriber for `watch`
   const rules = new RedisRuleStore(shared, { log: log.child({ port: 'rules' }), keys });
   const lease = new RedisLease(shared, { keys });
+  // the services' stream is written with the history: without history there is none
+  const historyOn = history !== undefined;
   return {
     bus,
     directory,
@@ -91,21 +94,25 @@ export async function clusterPorts(config: Config, log: Logger): Promise<Ports> 
     ...(history ? { history } : {}),
     revocations: new RedisRevocationStore(shared, { keys }),
     adminPages: [(admin, context) => mountBullBoard(admin, { queues: [push.queue], ...context, log: context.log.child({ part: 'bull-board' }) })],
+    // shared by every node: reported, never a reason for readiness to drop this node (PortsHealth)
     health() {
       const nats = bus.status();
-      const redisOk = shared.status === 'ready';
       const shadowsOk = shadows.healthy;
       return {
-        ok: bus.connected && redisOk && shadowsOk,
+        // a hung Redis keeps its connections open: failing shadow writes are what shows it
+        backends: { nats: bus.connected, redis: shared.status === 'ready' && shadowsOk },
         detail: {
           nats,
           redis: { status: shared.status },
           shadows: { healthy: shadowsOk, pendingWrites: shadows.pendingWrites },
-          // not part of `ok`: a node without them still serves hubs and apps
           rules: { watching: rules.watching, resubscribes: rules.resubscribes },
           push: { healthy: push.healthy },
         },
       };
+    },
+    diagnose: {
+      natsRtt: () => bus.rtt(),
+      redis: redisProbe(shared, { keys, eventStreamMaxLen: historyOn ? config.eventStreamMaxLen : 0 }),
     },
     async close() {
       await Promise.allSettled([bus.close(), shadows.close(), push.close(), pendingRuns.close(), history?.close()]);

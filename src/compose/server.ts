@@ -4,7 +4,9 @@ import type { HubSession, HubSessionDeps } from '../actors/hub-session.js';
 import { SessionIndex, type SessionView } from '../actors/session-index.js';
 import { Interner } from '../actors/intern.js';
 import { TimerWheel } from '../actors/timer-wheel.js';
-import { createAdminApp } from '../admin/admin-server.js';
+import { createAdminApp, notReadyReasons } from '../admin/admin-server.js';
+import { runChecks } from '../admin/diagnose.js';
+import { diagnoseChecks, LoopDelayWindow } from '../admin/diagnose-checks.js';
 import { NodeMetrics } from '../admin/metrics.js';
 import { Authenticator } from '../auth/authenticator.js';
 import { HubAdmission } from '../auth/hub-admission.js';
@@ -12,8 +14,8 @@ import { mountApi } from '../api/routes.js';
 import { mountRulesApi } from '../api/rules-routes.js';
 import { isClusterMode, type Config } from '../config/config.js';
 import type { Logger } from '../log/logger.js';
-import type { Ports } from '../ports/ports.js';
-import { portsFor } from './ports.js';
+import type { Ports, PortsHealth } from '../ports/ports.js';
+import { MEMORY, portsFor } from './ports.js';
 import { createAutomation } from '../rules/automation.js';
 import { prometheusRuleMetrics } from '../rules/metrics.js';
 import { mountAppGateway } from '../transport/app-gateway.js';
@@ -157,25 +159,52 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
     table,
   });
 
+  let started = false;
   let draining = false;
+  const health = (): PortsHealth => ports.health?.() ?? { backends: {}, detail: {} };
+  metrics.backendsUp(() => health().backends);
+  const mode = isClusterMode(config) ? 'cluster' : 'embedded';
+  const loop = new LoopDelayWindow();
   const admin = createAdminApp(binding.uws, {
     metrics,
     log,
+    // this node alone: a shared backend's outage is detail, or every pod would leave the Service at once
     readiness: () => {
-      const backends = ports.health?.() ?? { ok: true, detail: {} };
+      const h = health();
+      const hubSockets = limits.stats;
+      const reasons = notReadyReasons({ started, draining, full: hubSockets.sockets >= config.maxHubSessions, localStoreOk: h.local !== false });
       return {
-        ready: !draining && backends.ok,
+        ready: reasons.length === 0,
         detail: {
+          reasons,
           node: config.nodeId,
-          mode: isClusterMode(config) ? 'cluster' : 'embedded',
+          mode,
           uws: { package: binding.packageName, native: binding.native },
           sessions: sessions.size,
-          hubSockets: limits.stats,
+          hubSockets,
+          maxHubSessions: config.maxHubSessions,
           draining,
-          backends: backends.detail,
+          backendsUp: h.backends,
+          degraded: Object.keys(h.backends).filter((name) => !h.backends[name]),
+          backends: h.detail,
           rules: automation.pool.stats(),
         },
       };
+    },
+    diagnose: {
+      adminToken: config.adminToken,
+      run: () =>
+        runChecks(
+          diagnoseChecks({
+            probes: ports.diagnose,
+            pool: () => automation.pool.stats(),
+            binding,
+            dataDir: mode === 'embedded' && config.dataDir !== MEMORY ? config.dataDir : undefined,
+            maxHubSessions: config.maxHubSessions,
+            loop,
+          }),
+          { node: config.nodeId, mode },
+        ),
     },
   });
 
@@ -194,6 +223,7 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
   refresh.unref();
   await ports.directory.refreshNode(config.nodeId);
   automation.start();
+  started = true;
 
   return {
     port,
@@ -224,6 +254,7 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
         await Promise.allSettled([ports.push.close(), ports.rules.close(), ports.lease.close(), ports.history?.close()]);
       }
       timers.close();
+      loop.close();
     },
   };
 }

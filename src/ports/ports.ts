@@ -34,8 +34,10 @@ export interface Ports {
   pendingRuns?: PendingRuns;
   /** user token revocations, for nodes that start later; absent, only the bus carries them (a restart forgets) */
   revocations?: RevocationStore;
-  /** the backends' state for readiness: `ok: false` marks the node degraded (not ready) */
-  health?(): { ok: boolean; detail: Record<string, unknown> };
+  /** the backends' state, read on every `/readyz` and scrape (synchronous, no I/O); absent: nothing to report */
+  health?(): PortsHealth;
+  /** what self-diagnosis (`/debug/diagnose`) may ask the shared backends; absent in the embedded default */
+  diagnose?: DiagnoseProbes;
   /** pages the adapters serve on the admin port (the BullMQ dashboard of a Redis push queue) */
   adminPages?: readonly AdminPage[];
   /** closes every port (when they share connections); otherwise each port is closed on its own */
@@ -44,3 +46,47 @@ export interface Ports {
 
 /** Mounts an adapter's page on the admin port, behind the admin token. */
 export type AdminPage = (admin: TemplatedApp, context: { adminToken: string; log: Logger; maxBodyBytes: number }) => void;
+
+/**
+ * The backends' state. Readiness answers for this node alone: a shared backend's outage (NATS,
+ * Redis) is reported (`backends`, the readiness body, `tier_backend_up`), never a reason to take
+ * the node out of service, since every node would go at once; only `local: false` (a store of this
+ * node's own that fails) makes it not ready.
+ */
+export interface PortsHealth {
+  /** @default true: false when a store private to this node fails (not a shared backend) */
+  local?: boolean;
+  /** each shared backend this node uses, by name ('nats', 'redis'): true while reachable */
+  backends: Record<string, boolean>;
+  /** the adapters' own figures (connection states, writes waiting), shown as they are */
+  detail: Record<string, unknown>;
+}
+
+/**
+ * Read-only questions self-diagnosis asks the backends. Any of them may reject or never settle
+ * (a hung backend): the caller bounds each with a timeout and reports it as failed.
+ */
+export interface DiagnoseProbes {
+  /** one round trip to the NATS server (ms); rejects while disconnected */
+  natsRtt?(): Promise<number>;
+  redis?: RedisProbe;
+  /**
+   * What delivers push notifications: `delivers: false` when notifications are only logged.
+   * Absent: the logging sender every composition wires today (reported as a warning).
+   */
+  pushSender?: { name: string; delivers: boolean; missing?: readonly string[] };
+}
+
+/** The Redis questions of self-diagnosis, asked on the node's control connection. */
+export interface RedisProbe {
+  /** PING round trip (ms) */
+  ping(): Promise<number>;
+  /** the server clock (`TIME`, ms since the epoch) and the local clock at the middle of the round trip */
+  time(): Promise<{ serverMs: number; localMs: number; rttMs: number }>;
+  /** `CONFIG GET name`; undefined where CONFIG is refused (managed Redis renames or disables it) */
+  config(name: string): Promise<string | undefined>;
+  /** `INFO section` as field → value */
+  info(section: string): Promise<Record<string, string>>;
+  /** the services' event stream: its length, its configured MAXLEN and its consumer groups' lag; null when it is off */
+  eventStream(): Promise<{ length: number; maxLen: number; groups: Array<{ name: string; lag: number | null }> } | null>;
+}

@@ -105,6 +105,12 @@ export class NatsBus implements Bus {
     return { state: this.state, server: this.nc.getServer(), reconnects: this.reconnects, since: this.since, dropped: this.dropped };
   }
 
+  /** One round trip to the server (ms), for self-diagnosis; rejects while disconnected or closed. */
+  async rtt(): Promise<number> {
+    if (this.state !== 'connected') throw new TierError('internal', `bus ${this.state}: no round trip`);
+    return this.nc.rtt();
+  }
+
   publish(subject: string, data: Uint8Array): void {
     validateSubject(subject, false);
     this.send(subject, data);

@@ -1,0 +1,331 @@
+/**
+ * The checks of self-diagnosis. Each verdict is a pure function of what was read (unit-tested
+ * without a backend); the checks around them only read. Thresholds are written where they apply.
+ */
+import { readdir, readFile, statfs } from 'node:fs/promises';
+import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
+import type { DiagnoseProbes, RedisProbe } from '../ports/ports.js';
+import type { RulePoolStats } from '../rules/pool.js';
+import type { Check, Finding } from './diagnose.js';
+
+const ok = (detail: string): Finding => ({ verdict: 'ok', detail, hint: '' });
+const ms = (n: number): string => `${n < 10 ? n.toFixed(1) : Math.round(n)} ms`;
+const GIB = 1024 ** 3;
+const MIB = 1024 ** 2;
+
+/** @default 100 (ms): a backend round trip above this slows every command and handshake */
+export const SLOW_ROUND_TRIP_MS = 100;
+
+export function latencyVerdict(backend: string, rttMs: number): Finding {
+  if (rttMs <= SLOW_ROUND_TRIP_MS) return ok(`reachable, round trip ${ms(rttMs)}`);
+  return {
+    verdict: 'warn',
+    detail: `reachable, but a round trip takes ${ms(rttMs)}`,
+    hint: `${backend} is slow or far away: every command or handshake pays this; put it in the nodes' zone or look at its load`,
+  };
+}
+
+/** Redis persistence from `CONFIG GET appendonly` / `save` (undefined: unreadable; save '': no snapshots). */
+export function persistenceVerdict(appendonly: string | undefined, save: string | undefined): Finding {
+  if (appendonly === 'yes') return ok(`append-only file on${save ? `, snapshots "${save}"` : ''}`);
+  const loses = 'hub registrations and their secrets, rules, scenes and shadows';
+  if (appendonly === undefined) {
+    return { verdict: 'warn', detail: 'could not read the persistence settings (CONFIG refused)', hint: `make sure the Redis persists (appendonly yes): it holds ${loses}` };
+  }
+  if (save === undefined) {
+    return { verdict: 'warn', detail: 'append-only file off; the snapshot settings could not be read', hint: `set appendonly yes (appendfsync everysec): a crash loses what the last snapshot lacks of ${loses}` };
+  }
+  if (save.trim() !== '') {
+    return {
+      verdict: 'warn',
+      detail: `snapshots only (save "${save}"): a Redis crash loses the writes since the last snapshot`,
+      hint: `set appendonly yes (appendfsync everysec) so a crash loses at most a second of ${loses}`,
+    };
+  }
+  return {
+    verdict: 'fail',
+    detail: 'no persistence (appendonly no, no snapshots): a Redis restart empties it',
+    hint: `set appendonly yes (appendfsync everysec): after a restart every hub would be refused, since Redis holds ${loses}`,
+  };
+}
+
+/** `maxmemory-policy` (undefined: unreadable) against what this tier keeps in Redis. */
+export function evictionVerdict(policy: string | undefined, maxmemory?: string): Finding {
+  const limit = maxmemory === undefined ? '' : maxmemory === '0' ? ' (maxmemory 0: no limit yet)' : ` (maxmemory ${maxmemory} bytes)`;
+  if (policy === 'noeviction') return ok(`maxmemory-policy noeviction${limit}: a full Redis refuses writes instead of deleting keys`);
+  const hint = 'CONFIG SET maxmemory-policy noeviction (and in redis.conf), size maxmemory for the data, and keep evictable caches in another Redis';
+  if (policy === undefined) return { verdict: 'warn', detail: 'could not read maxmemory-policy', hint };
+  const victims = policy.startsWith('volatile-')
+    ? 'keys with an expiry: directory entries (hubs seen offline while connected), handshake nonces (replays) and cron leases (a firing run twice)'
+    : 'any key: hub registrations and secrets (hubs refused), rules, shadows, directory entries and cron leases';
+  return { verdict: 'warn', detail: `maxmemory-policy ${policy}${limit}: at maxmemory Redis deletes ${victims}`, hint };
+}
+
+/** @default 500 (ms): directory expiry, cron leases and hub handshake timestamps compare clocks across machines */
+export const SKEW_WARN_MS = 500;
+/** @default 5_000 (ms) */
+export const SKEW_FAIL_MS = 5_000;
+
+/** The clock difference with Redis, less what the round trip leaves uncertain. */
+export function skewVerdict(serverMs: number, localMs: number, rttMs: number): Finding {
+  const skew = Math.max(0, Math.abs(localMs - serverMs) - rttMs / 2);
+  const side = localMs > serverMs ? 'ahead of' : 'behind';
+  if (skew <= SKEW_WARN_MS) return ok(`clock within ${ms(Math.max(skew, rttMs / 2))} of Redis`);
+  return {
+    verdict: skew > SKEW_FAIL_MS ? 'fail' : 'warn',
+    detail: `this node's clock is ${ms(skew)} ${side} Redis's`,
+    hint: 'sync the clocks (chrony or systemd-timesyncd on every host): directory entries expire early or late, cron firings and hub handshake timestamps are judged by them',
+  };
+}
+
+export interface StreamState {
+  length: number;
+  maxLen: number;
+  groups: Array<{ name: string; lag: number | null }>;
+}
+
+/** The services' event stream: trimmed near its MAXLEN, and no consumer group about to lose unread events. */
+export function streamVerdict(s: StreamState): Finding {
+  const groups = s.groups.length === 0 ? 'no consumer groups' : s.groups.map((g) => `${g.name} lag ${g.lag ?? '?'}`).join(', ');
+  // MAXLEN ~ trims whole radix-tree nodes (100 entries by default): a little over is normal
+  if (s.length > s.maxLen * 1.1 + 1_000) {
+    return {
+      verdict: 'warn',
+      detail: `${s.length} entries, beyond its MAXLEN ${s.maxLen}`,
+      hint: 'something else writes to the stream without MAXLEN, or TIER_EVENT_STREAM_MAXLEN differs between nodes: give every node the same value',
+    };
+  }
+  const behind = s.groups.filter((g) => g.lag !== null && g.lag >= s.maxLen * 0.9);
+  if (behind.length > 0) {
+    return {
+      verdict: 'warn',
+      detail: `${s.length} of ${s.maxLen} entries; ${behind.map((g) => g.name).join(', ')} close to MAXLEN behind (${groups})`,
+      hint: 'trimming will drop events these consumers have not read: scale them up, or raise TIER_EVENT_STREAM_MAXLEN',
+    };
+  }
+  return ok(`${s.length} of ${s.maxLen} entries; ${groups}`);
+}
+
+/** @default 10: evaluations waiting per thread beyond which events wait noticeably for their rules */
+export const QUEUE_PER_THREAD = 10;
+
+export function poolVerdict(s: RulePoolStats): Finding {
+  const since = `since start: ${s.completed} evaluations, ${s.timeouts} timed out, ${s.rejected} refused (queue full), ${s.workerErrors} worker errors`;
+  if (s.threads === 0) return { verdict: 'fail', detail: `no rule worker threads; ${since}`, hint: 'rules do not run: look for worker start-up errors in the log ("rule worker")' };
+  if (s.queued > s.threads * QUEUE_PER_THREAD) {
+    return {
+      verdict: 'warn',
+      detail: `${s.queued} evaluations waiting for ${s.threads} threads; ${since}`,
+      hint: 'rules lag behind events: give the node more CPU, or look for slow rules (their timeouts are in the log)',
+    };
+  }
+  return ok(`${s.threads} threads, ${s.queued} waiting; ${since}`);
+}
+
+/** @default 100 (ms) p99: heartbeats and commands wait this long behind whatever blocks the loop */
+export const LOOP_WARN_MS = 100;
+/** @default 1_000 (ms) */
+export const LOOP_FAIL_MS = 1_000;
+
+export function loopDelayVerdict(p99Ms: number, maxMs: number, windowS: number): Finding {
+  const detail = `event-loop delay p99 ${ms(p99Ms)}, max ${ms(maxMs)} over the last ${Math.round(windowS)} s`;
+  if (p99Ms < LOOP_WARN_MS) return ok(detail);
+  return {
+    verdict: p99Ms >= LOOP_FAIL_MS ? 'fail' : 'warn',
+    detail,
+    hint: 'the node is CPU-bound or something blocks it: check its CPU limit (throttling), the sessions it holds, and a CPU profile (node --cpu-prof)',
+  };
+}
+
+/** @default 0.8: share of the open-file limit in use that warns; 0.95 fails */
+export const FD_WARN = 0.8;
+export const FD_FAIL = 0.95;
+
+/** Open files against the soft limit, and whether the limit leaves room for the hub session limit. */
+export function fdVerdict(open: number, soft: number, maxHubSessions: number): Finding {
+  const limit = Number.isFinite(soft) ? String(soft) : 'unlimited';
+  const detail = `${open} of ${limit} files open (${Number.isFinite(soft) ? Math.round((open / soft) * 100) : 0} %)`;
+  const raise = 'raise the open-file limit (ulimit -n, LimitNOFILE, the container runtime) or lower TIER_MAX_HUB_SESSIONS';
+  if (open >= soft * FD_FAIL) return { verdict: 'fail', detail, hint: `new connections are about to be refused (EMFILE): ${raise}` };
+  if (open >= soft * FD_WARN) return { verdict: 'warn', detail, hint: `the node is near its file limit: ${raise}` };
+  // each hub session is a socket; the rest (backends, files, workers) needs a few hundred
+  if (soft < maxHubSessions + 500) {
+    return { verdict: 'warn', detail: `${detail}; the limit is below TIER_MAX_HUB_SESSIONS (${maxHubSessions}) + 500`, hint: `the node would run out of files before it is full: ${raise}` };
+  }
+  return ok(detail);
+}
+
+/** The soft "Max open files" of a `/proc/<pid>/limits` text; Infinity for unlimited. */
+export function parseOpenFileLimit(limits: string): number {
+  const line = limits.split('\n').find((l) => l.startsWith('Max open files'));
+  const soft = line?.slice('Max open files'.length).trim().split(/\s+/)[0];
+  if (soft === undefined) throw new Error('no "Max open files" line in the limits');
+  if (soft === 'unlimited') return Infinity;
+  const n = Number(soft);
+  if (!Number.isInteger(n)) throw new Error(`unreadable open-file limit "${soft}"`);
+  return n;
+}
+
+/** Open descriptors and their soft limit, from a procfs directory (`/proc/self`). */
+export async function readFdUsage(procDir = '/proc/self'): Promise<{ open: number; soft: number }> {
+  const [fds, limits] = await Promise.all([readdir(`${procDir}/fd`), readFile(`${procDir}/limits`, 'utf8')]);
+  return { open: fds.length, soft: parseOpenFileLimit(limits) };
+}
+
+export function bindingVerdict(packageName: string, native: boolean): Finding {
+  if (native) return ok(`native uWebSockets.js from ${packageName}`);
+  return {
+    verdict: 'warn',
+    detail: `${packageName} fell back to its JavaScript shim: several times slower, far fewer sessions per node`,
+    hint: 'run a Node version the native binding supports (see the README on uWebSockets.js), and set UWS_REQUIRE_NATIVE=1 so a node refuses to start without it',
+  };
+}
+
+/** Free space of the data directory: under 10 % or 1 GiB warns, under 1 % or 100 MiB fails. */
+export function diskVerdict(dir: string, freeBytes: number, totalBytes: number): Finding {
+  const share = totalBytes > 0 ? freeBytes / totalBytes : 0;
+  const detail = `${dir}: ${(freeBytes / GIB).toFixed(1)} GiB free of ${(totalBytes / GIB).toFixed(1)} GiB (${Math.round(share * 100)} %)`;
+  if (share < 0.01 || freeBytes < 100 * MIB) return { verdict: 'fail', detail, hint: 'writes are about to fail (hub registrations, shadows, history): free space or grow the volume now' };
+  if (share < 0.1 || freeBytes < GIB) return { verdict: 'warn', detail, hint: 'free space or grow the volume; `npm run data -- backup` before it runs out' };
+  return ok(detail);
+}
+
+export function pushSenderVerdict(sender: DiagnoseProbes['pushSender']): Finding {
+  if (sender === undefined || !sender.delivers) {
+    return {
+      verdict: 'warn',
+      detail: `notifications of rule actions are written to the log, not delivered (sender: ${sender?.name ?? 'log'})`,
+      hint: 'no push service is configured: wire a sender with its credentials (FCM, APNs) to deliver them; until then only the log shows them',
+    };
+  }
+  if (sender.missing && sender.missing.length > 0) {
+    return { verdict: 'fail', detail: `${sender.name}: ${sender.missing.join(', ')} not set`, hint: `set ${sender.missing.join(', ')}: deliveries fail and are retried until they expire` };
+  }
+  return ok(`${sender.name} configured`);
+}
+
+/**
+ * Event-loop delay measured continuously; each read covers the time since the previous one (or
+ * since start) and starts a new window, so a report shows the present, not the start-up.
+ */
+export class LoopDelayWindow {
+  private static readonly RESOLUTION_MS = 20;
+  private readonly histogram: IntervalHistogram = monitorEventLoopDelay({ resolution: LoopDelayWindow.RESOLUTION_MS });
+  private since = performance.now();
+
+  constructor() {
+    this.histogram.enable();
+  }
+
+  read(): { p99Ms: number; maxMs: number; windowS: number } {
+    const h = this.histogram;
+    // the histogram records whole sampling intervals: the delay is what exceeds the resolution
+    const delay = (ns: number) => (h.count > 0 ? Math.max(0, ns / 1e6 - LoopDelayWindow.RESOLUTION_MS) : 0);
+    const out = { p99Ms: delay(h.percentile(99)), maxMs: delay(h.max), windowS: (performance.now() - this.since) / 1000 };
+    h.reset();
+    this.since = performance.now();
+    return out;
+  }
+
+  close(): void {
+    this.histogram.disable();
+  }
+}
+
+export interface DiagnoseContext {
+  probes: DiagnoseProbes | undefined;
+  pool: () => RulePoolStats;
+  binding: { packageName: string; native: boolean };
+  /** the embedded default's DATA_DIR on disk; undefined in cluster mode or in memory */
+  dataDir: string | undefined;
+  maxHubSessions: number;
+  loop: LoopDelayWindow;
+  /** @default '/proc/self' */
+  procDir?: string;
+}
+
+/** The checks that apply to this node: backend checks in cluster mode, the data directory in the embedded default. */
+export function diagnoseChecks(ctx: DiagnoseContext): Check[] {
+  const checks: Check[] = [];
+  const { probes } = ctx;
+  if (probes?.natsRtt) {
+    const rtt = probes.natsRtt;
+    checks.push({ name: 'nats', hintOnError: 'NATS is unreachable: commands across nodes and app events fail; check NATS_URL, the NATS pods and the network policy', run: async () => latencyVerdict('NATS', await rtt()) });
+  }
+  if (probes?.redis) checks.push(...redisChecks(probes.redis));
+  checks.push(
+    { name: 'rule-workers', hintOnError: 'the rule pool does not answer: look at the log', run: async () => poolVerdict(ctx.pool()) },
+    {
+      name: 'event-loop',
+      hintOnError: '',
+      run: async () => {
+        const r = ctx.loop.read();
+        return loopDelayVerdict(r.p99Ms, r.maxMs, r.windowS);
+      },
+    },
+    {
+      name: 'file-descriptors',
+      hintOnError: 'cannot read /proc (not Linux?): check `ulimit -n` against TIER_MAX_HUB_SESSIONS by hand',
+      run: async () => {
+        const u = await readFdUsage(ctx.procDir);
+        return fdVerdict(u.open, u.soft, ctx.maxHubSessions);
+      },
+    },
+    { name: 'uws-binding', hintOnError: '', run: async () => bindingVerdict(ctx.binding.packageName, ctx.binding.native) },
+  );
+  if (ctx.dataDir !== undefined) {
+    const dir = ctx.dataDir;
+    checks.push({
+      name: 'data-dir',
+      hintOnError: 'cannot read the data directory: check DATA_DIR and its volume mount',
+      run: async () => {
+        const s = await statfs(dir);
+        return diskVerdict(dir, s.bavail * s.bsize, s.blocks * s.bsize);
+      },
+    });
+  }
+  checks.push({ name: 'push-sender', hintOnError: '', run: async () => pushSenderVerdict(probes?.pushSender) });
+  return checks;
+}
+
+function redisChecks(redis: RedisProbe): Check[] {
+  const down = 'Redis is unreachable or hung: new hub handshakes and shadow writes fail until it answers; check REDIS_URL, the Redis pod and its memory';
+  return [
+    { name: 'redis', hintOnError: down, run: async () => latencyVerdict('Redis', await redis.ping()) },
+    {
+      name: 'redis-persistence',
+      hintOnError: down,
+      run: async () => {
+        const [appendonly, save] = await Promise.all([redis.config('appendonly'), redis.config('save')]);
+        if (appendonly !== undefined) return persistenceVerdict(appendonly, save);
+        // CONFIG refused (managed Redis): INFO tells whether the append-only file is on
+        const info = await redis.info('persistence');
+        return persistenceVerdict(info.aof_enabled === undefined ? undefined : info.aof_enabled === '1' ? 'yes' : 'no', undefined);
+      },
+    },
+    {
+      name: 'redis-eviction',
+      hintOnError: down,
+      run: async () => {
+        const info = await redis.info('memory');
+        return evictionVerdict(info.maxmemory_policy ?? (await redis.config('maxmemory-policy')), info.maxmemory);
+      },
+    },
+    {
+      name: 'event-stream',
+      hintOnError: down,
+      run: async () => {
+        const s = await redis.eventStream();
+        return s === null ? ok('off (no history, or TIER_EVENT_STREAM_MAXLEN=0)') : streamVerdict(s);
+      },
+    },
+    {
+      name: 'clock-skew',
+      hintOnError: down,
+      run: async () => {
+        const t = await redis.time();
+        return skewVerdict(t.serverMs, t.localMs, t.rttMs);
+      },
+    },
+  ];
+}

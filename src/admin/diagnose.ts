@@ -1,0 +1,78 @@
+/**
+ * Self-diagnosis: a list of checks run on demand (`GET /debug/diagnose` on the admin port,
+ * `npm run doctor`), each answering with a verdict and, when not ok, what to do in words. The
+ * checks themselves are in diagnose-checks.ts.
+ */
+
+export type Verdict = 'ok' | 'warn' | 'fail';
+
+/** What one check found. */
+export interface Finding {
+  verdict: Verdict;
+  /** what was seen, in words with the figures */
+  detail: string;
+  /** what to do about it; empty when ok */
+  hint: string;
+}
+
+export interface CheckResult extends Finding {
+  name: string;
+}
+
+export interface DiagnoseReport {
+  node: string;
+  mode: 'cluster' | 'embedded';
+  /** the worst verdict of the checks */
+  verdict: Verdict;
+  checks: CheckResult[];
+}
+
+export interface Check {
+  readonly name: string;
+  /** the hint when the check throws or does not answer within its time (a backend down or hung) */
+  readonly hintOnError: string;
+  /** @default the runner's (2_000 ms) */
+  readonly timeoutMs?: number;
+  run(): Promise<Finding>;
+}
+
+/** @default 2_000 (ms): a check not settled by then is reported failed (a hung backend must not hang the report) */
+export const DEFAULT_CHECK_TIMEOUT_MS = 2_000;
+
+const RANK: Record<Verdict, number> = { ok: 0, warn: 1, fail: 2 };
+
+/** Runs every check at once; a throw or a timeout is a `fail` naming it, never a rejection. */
+export async function runChecks(checks: readonly Check[], meta: { node: string; mode: DiagnoseReport['mode'] }, timeoutMs = DEFAULT_CHECK_TIMEOUT_MS): Promise<DiagnoseReport> {
+  const results = await Promise.all(checks.map((check) => runOne(check, check.timeoutMs ?? timeoutMs)));
+  const verdict = results.reduce<Verdict>((worst, r) => (RANK[r.verdict] > RANK[worst] ? r.verdict : worst), 'ok');
+  return { ...meta, verdict, checks: results };
+}
+
+async function runOne(check: Check, timeoutMs: number): Promise<CheckResult> {
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut = new Promise<Finding>((resolve) => {
+    timer = setTimeout(() => resolve({ verdict: 'fail', detail: `no answer within ${timeoutMs} ms`, hint: check.hintOnError }), timeoutMs);
+  });
+  try {
+    const finding = await Promise.race([check.run(), timedOut]);
+    return { name: check.name, ...finding };
+  } catch (err) {
+    return { name: check.name, verdict: 'fail', detail: err instanceof Error ? err.message : String(err), hint: check.hintOnError };
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+const MARK: Record<Verdict, string> = { ok: '✓', warn: '!', fail: '✗' };
+
+/** The report as a checklist for a terminal: one line per check, its hint indented below when not ok. */
+export function formatChecklist(report: DiagnoseReport): string {
+  const lines = [`${report.node} (${report.mode})`];
+  for (const c of report.checks) {
+    lines.push(`${MARK[c.verdict]} ${c.name}: ${c.detail}`);
+    if (c.verdict !== 'ok' && c.hint) lines.push(`    → ${c.hint}`);
+  }
+  const count = (v: Verdict) => report.checks.filter((c) => c.verdict === v).length;
+  lines.push(`${count('ok')} ok, ${count('warn')} to look at, ${count('fail')} failing`);
+  return `${lines.join('\n')}\n`;
+}

@@ -1,0 +1,56 @@
+/**
+ * `npm run doctor -- [--url http://host:adminPort] [--token T]`: asks a node's admin port for its
+ * self-diagnosis (`GET /debug/diagnose`) and prints it as a checklist (✓ ok, ! look at it,
+ * ✗ failing, with what to do). Exit code 0 when nothing fails, 1 when a check fails or the node
+ * cannot be asked, 2 for a usage error.
+ */
+import { parseArgs } from 'node:util';
+import { formatChecklist, type DiagnoseReport } from './admin/diagnose.js';
+
+const USAGE = `usage: npm run doctor -- [--url http://HOST:ADMIN_PORT] [--token ADMIN_TOKEN]
+
+--url    the node's admin port; defaults to http://127.0.0.1:$ADMIN_PORT (9090)
+--token  the admin token; defaults to $ADMIN_TOKEN`;
+
+/** @default 15_000 (ms): each check is bounded on the node (2 s); this covers a node that does not answer at all */
+const REQUEST_TIMEOUT_MS = 15_000;
+
+async function main(): Promise<number> {
+  const { values } = parseArgs({ options: { url: { type: 'string' }, token: { type: 'string' }, help: { type: 'boolean' } } });
+  if (values.help) {
+    process.stdout.write(`${USAGE}\n`);
+    return 0;
+  }
+  const token = values.token ?? process.env.ADMIN_TOKEN;
+  if (!token) {
+    process.stderr.write(`--token or ADMIN_TOKEN is required\n${USAGE}\n`);
+    return 2;
+  }
+  const base = (values.url ?? `http://127.0.0.1:${process.env.ADMIN_PORT ?? '9090'}`).replace(/\/+$/, '');
+  let res: Response;
+  try {
+    res = await fetch(`${base}/debug/diagnose`, { headers: { authorization: `Bearer ${token}` }, signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) });
+  } catch (err) {
+    process.stderr.write(`✗ cannot reach ${base}: ${(err as Error).message}\n    → is the node running, and is this its admin port (ADMIN_PORT, ADMIN_HOST)?\n`);
+    return 1;
+  }
+  if (res.status === 401) {
+    process.stderr.write(`✗ ${base} refused the token (401)\n    → pass the node's ADMIN_TOKEN with --token\n`);
+    return 1;
+  }
+  if (!res.ok) {
+    process.stderr.write(`✗ ${base}/debug/diagnose answered ${res.status}: ${(await res.text()).slice(0, 200)}\n`);
+    return 1;
+  }
+  const report = (await res.json()) as DiagnoseReport;
+  process.stdout.write(formatChecklist(report));
+  return report.checks.some((c) => c.verdict === 'fail') ? 1 : 0;
+}
+
+main().then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    process.stderr.write(`doctor error: ${(err as Error).message}\n`);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,191 @@
+/**
+ * Self-diagnosis without a backend: each verdict from what a check reads (a fake /proc, Redis
+ * settings, clocks), the runner turning a throw or a hang into `fail`, the checklist the CLI
+ * prints, and the reasons readiness gives.
+ */
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { notReadyReasons } from '../../src/admin/admin-server.js';
+import { formatChecklist, runChecks, type Check } from '../../src/admin/diagnose.js';
+import {
+  bindingVerdict,
+  diskVerdict,
+  evictionVerdict,
+  fdVerdict,
+  loopDelayVerdict,
+  parseOpenFileLimit,
+  persistenceVerdict,
+  poolVerdict,
+  pushSenderVerdict,
+  readFdUsage,
+  skewVerdict,
+  streamVerdict,
+} from '../../src/admin/diagnose-checks.js';
+import { parseInfo } from '../../src/ports/redis-probe.js';
+
+const LIMITS = `Limit                     Soft Limit           Hard Limit           Units
+Max processes             96365                96365                processes
+Max open files            1024                 4096                 files
+Max locked memory         8388608              8388608              bytes
+`;
+
+/** A procfs directory with `open` entries under fd/ and the given limits text. */
+function fakeProc(open: number, limits = LIMITS): string {
+  const dir = mkdtempSync(join(tmpdir(), 'hubtier-proc-'));
+  mkdirSync(join(dir, 'fd'));
+  for (let i = 0; i < open; i++) writeFileSync(join(dir, 'fd', String(i)), '');
+  writeFileSync(join(dir, 'limits'), limits);
+  return dir;
+}
+
+describe('file-descriptor headroom', () => {
+  it('reads open descriptors and the soft limit from a procfs directory', async () => {
+    expect(await readFdUsage(fakeProc(17))).toEqual({ open: 17, soft: 1024 });
+    expect(parseOpenFileLimit(LIMITS.replace('1024                 4096', 'unlimited            unlimited'))).toBe(Infinity);
+    expect(() => parseOpenFileLimit('Max processes 1 1 processes')).toThrow(/Max open files/);
+  });
+
+  it('warns at 80 % of the soft limit and fails at 95 %', async () => {
+    const at = async (open: number) => {
+      const u = await readFdUsage(fakeProc(open));
+      return fdVerdict(u.open, u.soft, 100).verdict;
+    };
+    expect(await at(818)).toBe('ok');
+    expect(await at(820)).toBe('warn');
+    expect(await at(973)).toBe('fail');
+    expect(fdVerdict(820, 1024, 100).hint).toMatch(/ulimit -n/);
+  });
+
+  it('warns when the limit leaves no room for the hub session limit', () => {
+    const f = fdVerdict(50, 1024, 19_000);
+    expect(f.verdict).toBe('warn');
+    expect(f.detail).toMatch(/TIER_MAX_HUB_SESSIONS \(19000\)/);
+    expect(fdVerdict(50, 20_000, 19_000).verdict).toBe('ok');
+  });
+});
+
+describe('redis eviction policy', () => {
+  it('accepts noeviction only', () => {
+    expect(evictionVerdict('noeviction', '0').verdict).toBe('ok');
+    for (const policy of ['allkeys-lru', 'allkeys-lfu', 'allkeys-random', 'volatile-lru', 'volatile-ttl']) {
+      const f = evictionVerdict(policy, '1073741824');
+      expect(f.verdict, policy).toBe('warn');
+      expect(f.hint).toMatch(/noeviction/);
+    }
+  });
+
+  it('says what each kind of policy would delete', () => {
+    expect(evictionVerdict('allkeys-lru').detail).toMatch(/hub registrations/);
+    expect(evictionVerdict('volatile-lru').detail).toMatch(/directory entries/);
+    expect(evictionVerdict(undefined).verdict).toBe('warn');
+  });
+});
+
+describe('redis persistence', () => {
+  it('is ok with the append-only file, a warning with snapshots only, a failure with neither', () => {
+    expect(persistenceVerdict('yes', '').verdict).toBe('ok');
+    expect(persistenceVerdict('no', '3600 1 300 100').verdict).toBe('warn');
+    expect(persistenceVerdict('no', '').verdict).toBe('fail');
+    expect(persistenceVerdict('no', '').hint).toMatch(/appendonly yes/);
+    expect(persistenceVerdict(undefined, undefined).verdict).toBe('warn');
+    expect(persistenceVerdict('no', undefined).verdict).toBe('warn');
+  });
+
+  it('reads INFO text (the fallback where CONFIG is refused)', () => {
+    const info = parseInfo('# Persistence\r\nloading:0\r\naof_enabled:1\r\n\r\n# Memory\r\nmaxmemory_policy:noeviction\r\n');
+    expect(info.aof_enabled).toBe('1');
+    expect(info.maxmemory_policy).toBe('noeviction');
+    expect(Object.getPrototypeOf(info)).toBeNull();
+  });
+});
+
+describe('clock skew against Redis', () => {
+  const at = 1_700_000_000_000;
+  it('is ok within 500 ms, a warning beyond, a failure beyond 5 s', () => {
+    expect(skewVerdict(at, at + 400, 2).verdict).toBe('ok');
+    expect(skewVerdict(at, at + 700, 2).verdict).toBe('warn');
+    expect(skewVerdict(at, at - 700, 2).detail).toMatch(/behind/);
+    expect(skewVerdict(at, at + 6_000, 2).verdict).toBe('fail');
+  });
+
+  it('does not count what the round trip leaves uncertain', () => {
+    expect(skewVerdict(at, at + 600, 300).verdict).toBe('ok');
+  });
+});
+
+describe('the other verdicts', () => {
+  it('event stream: near its MAXLEN, consumer groups not about to lose events', () => {
+    expect(streamVerdict({ length: 900, maxLen: 1_000, groups: [{ name: 'svc', lag: 3 }] }).verdict).toBe('ok');
+    expect(streamVerdict({ length: 50_000, maxLen: 1_000, groups: [] }).verdict).toBe('warn');
+    const behind = streamVerdict({ length: 1_000, maxLen: 1_000, groups: [{ name: 'svc', lag: 950 }] });
+    expect(behind.verdict).toBe('warn');
+    expect(behind.detail).toMatch(/svc/);
+  });
+
+  it('event-loop delay: a warning from 100 ms p99, a failure from 1 s', () => {
+    expect(loopDelayVerdict(3, 40, 60).verdict).toBe('ok');
+    expect(loopDelayVerdict(150, 400, 60)).toMatchObject({ verdict: 'warn', detail: 'event-loop delay p99 150 ms, max 400 ms over the last 60 s' });
+    expect(loopDelayVerdict(1_200, 3_000, 60).verdict).toBe('fail');
+  });
+
+  it('worker pool, uWS binding, disk space and push sender', () => {
+    const stats = { threads: 2, queued: 0, completed: 5, failed: 0, timeouts: 0, rejected: 0, workerErrors: 0, batches: 3 };
+    expect(poolVerdict(stats).verdict).toBe('ok');
+    expect(poolVerdict({ ...stats, queued: 21 }).verdict).toBe('warn');
+    expect(poolVerdict({ ...stats, threads: 0 }).verdict).toBe('fail');
+    expect(bindingVerdict('uWebSockets.js', true).verdict).toBe('ok');
+    expect(bindingVerdict('@trufflesuite/uws-js-unofficial', false).hint).toMatch(/UWS_REQUIRE_NATIVE/);
+    const gib = 1024 ** 3;
+    expect(diskVerdict('/data', 50 * gib, 100 * gib).verdict).toBe('ok');
+    expect(diskVerdict('/data', 5 * gib, 100 * gib).verdict).toBe('warn');
+    expect(diskVerdict('/data', 0.5 * gib, 2 * gib).verdict).toBe('warn');
+    expect(diskVerdict('/data', 0.5 * gib, 100 * gib).verdict).toBe('fail');
+    expect(pushSenderVerdict(undefined).verdict).toBe('warn');
+    expect(pushSenderVerdict({ name: 'fcm', delivers: true, missing: ['FCM_CREDENTIALS'] }).verdict).toBe('fail');
+    expect(pushSenderVerdict({ name: 'fcm', delivers: true }).verdict).toBe('ok');
+  });
+});
+
+describe('the runner', () => {
+  const check = (name: string, run: Check['run'], timeoutMs?: number): Check => ({ name, hintOnError: `fix ${name}`, run, ...(timeoutMs ? { timeoutMs } : {}) });
+
+  it('reports a throw and a check that never settles as failed, with the check\'s hint', async () => {
+    const report = await runChecks(
+      [
+        check('fine', async () => ({ verdict: 'ok', detail: 'fine', hint: '' })),
+        check('throws', async () => {
+          throw new Error('connection refused');
+        }),
+        check('hangs', () => new Promise(() => {}), 20),
+      ],
+      { node: 'n1', mode: 'cluster' },
+    );
+    expect(report.verdict).toBe('fail');
+    expect(report.checks).toEqual([
+      { name: 'fine', verdict: 'ok', detail: 'fine', hint: '' },
+      { name: 'throws', verdict: 'fail', detail: 'connection refused', hint: 'fix throws' },
+      { name: 'hangs', verdict: 'fail', detail: 'no answer within 20 ms', hint: 'fix hangs' },
+    ]);
+  });
+
+  it('prints a checklist with the hints of what is not ok', async () => {
+    const report = await runChecks(
+      [check('a', async () => ({ verdict: 'ok', detail: 'fine', hint: '' })), check('b', async () => ({ verdict: 'warn', detail: 'meh', hint: 'do x' }))],
+      { node: 'n1', mode: 'embedded' },
+    );
+    expect(report.verdict).toBe('warn');
+    expect(formatChecklist(report)).toBe('n1 (embedded)\n✓ a: fine\n! b: meh\n    → do x\n1 ok, 1 to look at, 0 failing\n');
+  });
+});
+
+describe('readiness', () => {
+  const state = { started: true, draining: false, full: false, localStoreOk: true };
+  it('answers for this node alone: starting, draining, full, its own store', () => {
+    expect(notReadyReasons(state)).toEqual([]);
+    expect(notReadyReasons({ ...state, started: false })).toEqual(['starting']);
+    expect(notReadyReasons({ ...state, draining: true, full: true })).toEqual(['draining', 'full']);
+    expect(notReadyReasons({ ...state, localStoreOk: false })).toEqual(['local_store_failing']);
+  });
+});
