@@ -12,7 +12,10 @@
  * ratio of the loop's p99 with rules on to the floor's.
  *
  *   node --import tsx bench/rules.bench.ts [--rates 250,500,1000,2000,4000,8000] [--seconds 3]
- *                                          [--homes 1000] [--threads N] [--quick] [--json]
+ *                                          [--homes 1000] [--threads N] [--rounds N] [--quick] [--json]
+ *
+ * With --rounds N, off and on alternate N times per rate and each row is the run with the median
+ * loop p99 of its mode (a neighbour's burst on a shared machine then moves both, not one).
  */
 import { availableParallelism, cpus } from 'node:os';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
@@ -45,6 +48,7 @@ const { values: args } = parseArgs({
     seconds: { type: 'string' },
     homes: { type: 'string' },
     threads: { type: 'string' },
+    rounds: { type: 'string' },
     quick: { type: 'boolean', default: false },
     json: { type: 'boolean', default: false },
     help: { type: 'boolean', short: 'h', default: false },
@@ -59,6 +63,7 @@ const RATES = (args.rates ?? (args.quick ? '500,2000,8000' : '250,500,1000,2000,
 const SECONDS = Number(args.seconds ?? (args.quick ? 1.5 : 3));
 const HOMES = Number(args.homes ?? 1000);
 const THREADS = args.threads === undefined ? undefined : Number(args.threads);
+const ROUNDS = Math.max(1, Number(args.rounds ?? 1));
 const log = createLogger('silent');
 const progress = (msg: string) => process.stderr.write(`${msg}\n`);
 
@@ -238,11 +243,16 @@ await step(500, true, 1);
 await push.drain();
 
 const results: StepResult[] = [];
+const medianByLoop = (runs: StepResult[]) => [...runs].sort((a, b) => a.loop.p99 - b.loop.p99)[Math.floor(runs.length / 2)]!;
 for (const rate of RATES) {
-  for (const rules of [false, true]) {
-    progress(`  ${rate} events/s, rules ${rules ? 'on' : 'off'}…`);
-    results.push(await step(rate, rules, SECONDS));
+  const runs: Record<'off' | 'on', StepResult[]> = { off: [], on: [] };
+  for (let round = 1; round <= ROUNDS; round++) {
+    for (const rules of [false, true]) {
+      progress(`  ${rate} events/s, rules ${rules ? 'on' : 'off'}${ROUNDS > 1 ? `, round ${round}/${ROUNDS}` : ''}…`);
+      runs[rules ? 'on' : 'off'].push(await step(rate, rules, SECONDS));
+    }
   }
+  results.push(medianByLoop(runs.off), medianByLoop(runs.on));
 }
 await push.drain();
 
@@ -251,7 +261,7 @@ await push.drain();
 const f1 = (n: number) => (Number.isFinite(n) ? n.toFixed(1) : '-');
 const f2 = (n: number) => (Number.isFinite(n) ? n.toFixed(2) : '-');
 if (args.json) {
-  process.stdout.write(`${JSON.stringify({ node: process.version, threads: pool.stats().threads, homes: HOMES, seconds: SECONDS, results })}\n`);
+  process.stdout.write(`${JSON.stringify({ node: process.version, threads: pool.stats().threads, homes: HOMES, seconds: SECONDS, rounds: ROUNDS, results })}\n`);
 } else {
   const header = ['rate/s', 'rules', 'sent/s', 'evals/s', 'commands/s', 'e2a p50', 'e2a p95', 'e2a p99', 'loop p50', 'loop p99', 'loop max', 'dropped', 'p99 ×off'];
   const rows: string[][] = [];

@@ -25,17 +25,17 @@ export type BatchResult = Array<EvalResult | { error: string }>;
 
 // the rule's values only (validated specs: plain maps, strings, numbers); absent fields left out
 const packr = new Packr({ ...({ skipValues: [undefined] } as object), useRecords: false, mapsAsObjects: true, moreTypes: false });
-const packed = new WeakMap<Rule, Uint8Array>();
+const packed = new WeakMap<Rule, WireRule>();
 
 /** The rule as a task carries it; packed at the first task that names this rule object. */
 export function wireRule(rule: Rule): WireRule {
-  let bytes = packed.get(rule);
-  if (!bytes) {
+  let wire = packed.get(rule);
+  if (!wire) {
     // a copy of its own: msgpackr's result is a view into a shared buffer, which a clone would copy whole
-    bytes = packr.pack(rule).slice();
-    packed.set(rule, bytes);
+    wire = { id: rule.id, version: rule.version, bytes: packr.pack(rule).slice() };
+    packed.set(rule, wire);
   }
-  return { id: rule.id, version: rule.version, bytes };
+  return wire;
 }
 
 export function wireTask(task: EvalTask): WireTask {

@@ -186,7 +186,9 @@ export class HomeActor extends Actor<HomeMessage> {
   }
 
   async #event(event: RuleHubEvent, received: number): Promise<void> {
-    const snap = await this.#load();
+    // a fresh snapshot without a promise: most events of a home with rules
+    const fresh = this.#snap && this.#fresh(this.#snap) ? this.#snap : null;
+    const snap = fresh ?? (await this.#load());
     const ev: RuleEvent =
       event.kind === 'state'
         ? { kind: 'state', hub: event.hub, device: event.device, attrs: event.attrs, ts: event.ts }
