@@ -17,6 +17,7 @@
  * With --rounds N, off and on alternate N times per rate and each row is the run with the median
  * loop p99 of its mode (a neighbour's burst on a shared machine then moves both, not one).
  */
+import { readFileSync } from 'node:fs';
 import { availableParallelism, cpus } from 'node:os';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
@@ -195,7 +196,17 @@ interface StepResult {
   actionsPerS: number;
   e2a: { p50: number; p95: number; p99: number; count: number };
   loop: { p50: number; p99: number; max: number };
+  /** CPU of the main thread (the one serving sockets) over the run's time, in % of one core */
+  busy: number;
   dropped: number;
+}
+
+/** CPU time of this process's main thread (utime + stime of its task in /proc), ms; worker threads excluded. */
+function mainThreadCpuMs(): number {
+  const stat = readFileSync(`/proc/self/task/${process.pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  // fields 14 and 15 of stat(5), counted from the state (field 3) here; clock ticks of 10 ms
+  return (Number(fields[11]) + Number(fields[12])) * 10;
 }
 
 async function step(rate: number, rules: boolean, seconds: number): Promise<StepResult> {
@@ -206,6 +217,7 @@ async function step(rate: number, rules: boolean, seconds: number): Promise<Step
   const dropped0 = Object.values(dropped).reduce((a, b) => a + b, 0);
   e2a = [];
   histogram.enable();
+  const cpu0 = mainThreadCpuMs();
   const started = performance.now();
   let sent = 0;
   await new Promise<void>((resolve) => {
@@ -219,6 +231,7 @@ async function step(rate: number, rules: boolean, seconds: number): Promise<Step
     pump();
   });
   const elapsed = (performance.now() - started) / 1000;
+  const busy = (mainThreadCpuMs() - cpu0) / (elapsed * 1000);
   histogram.disable();
   const evals = engine.stats.totals().evaluated - evals0;
   const acts = commands - commands0;
@@ -233,6 +246,7 @@ async function step(rate: number, rules: boolean, seconds: number): Promise<Step
     actionsPerS: acts / elapsed,
     e2a: { p50: lat.p50, p95: lat.p95, p99: lat.p99, count: lat.count },
     loop: { p50: ns(50), p99: ns(99), max: histogram.max / 1e6 },
+    busy,
     dropped: Object.values(dropped).reduce((a, b) => a + b, 0) - dropped0,
   };
 }
@@ -263,7 +277,7 @@ const f2 = (n: number) => (Number.isFinite(n) ? n.toFixed(2) : '-');
 if (args.json) {
   process.stdout.write(`${JSON.stringify({ node: process.version, threads: pool.stats().threads, homes: HOMES, seconds: SECONDS, rounds: ROUNDS, results })}\n`);
 } else {
-  const header = ['rate/s', 'rules', 'sent/s', 'evals/s', 'commands/s', 'e2a p50', 'e2a p95', 'e2a p99', 'loop p50', 'loop p99', 'loop max', 'dropped', 'p99 ×off'];
+  const header = ['rate/s', 'rules', 'sent/s', 'evals/s', 'commands/s', 'e2a p50', 'e2a p95', 'e2a p99', 'loop p50', 'loop p99', 'loop max', 'main cpu %', 'dropped', 'p99 ×off'];
   const rows: string[][] = [];
   for (const r of results) {
     const floor = results.find((x) => x.rate === r.rate && !x.rules)!;
@@ -279,13 +293,14 @@ if (args.json) {
       f2(r.loop.p50),
       f2(r.loop.p99),
       f2(r.loop.max),
+      f1(r.busy * 100),
       String(r.dropped),
       r.rules ? f2(r.loop.p99 / floor.loop.p99) : '1.00',
     ]);
   }
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)));
   const line = (cells: string[]) => cells.map((c, i) => c.padStart(widths[i]!)).join('  ');
-  process.stdout.write(`\nrule evaluation on ${pool.stats().threads} worker thread(s); latencies in ms; e2a = event → first action; loop = main-thread event-loop delay\n`);
+  process.stdout.write(`\nrule evaluation on ${pool.stats().threads} worker thread(s); latencies in ms; e2a = event → first action; loop = main-thread event-loop delay; main cpu = CPU of the main thread, % of one core\n`);
   process.stdout.write(`${line(header)}\n${line(widths.map((w) => '-'.repeat(w)))}\n`);
   for (const row of rows) process.stdout.write(`${line(row)}\n`);
   const totals = engine.stats.totals();
