@@ -72,7 +72,7 @@ export class NodeMetrics implements HubSessionMetrics, HubGatewayMetrics, AppGat
   });
 
   // ---- app sockets --------------------------------------------------------------------------------
-  private readonly appClosedBackpressure = new Counter({ name: 'tier_app_backpressure_closes_total', help: 'App sockets closed because they did not read (backpressure past the limit)', registers: this.registers });
+  private readonly appClosedBackpressure = new Counter({ name: 'tier_app_backpressure_closes_total', help: 'Subscribed app sockets dropped without a close frame (1006): the backpressure-limit close of a socket that does not read, or a client gone without closing', registers: this.registers });
   private readonly appOpened = new Counter({ name: 'tier_app_connects_total', help: 'App sockets opened', registers: this.registers });
   private subscriptions = 0;
   private appOpen = 0;

@@ -20,6 +20,8 @@ interface AppSocketData {
 
 class UwsAppLink implements AppLink {
   open = true;
+  /** joined a home's feed at least once: live events were published to it */
+  joined = false;
   session: AppSession | null = null;
   private drainWaiters: Array<() => void> = [];
 
@@ -74,6 +76,7 @@ class UwsAppLink implements AppLink {
         if (this.open) write(encodeAppMessage({ op: 'reload', home: homeId, reason, pos }, this.enc));
       },
       join: () => {
+        link.joined = true;
         if (this.open) this.ws.subscribe(feedTopic(this.enc, homeId));
       },
     };
@@ -198,8 +201,9 @@ export function mountAppGateway(
     close: (ws, code) => {
       const link = ws.getUserData().link;
       if (!link) return;
-      // uWS drops a socket past its backpressure limit without a close frame (1006), its buffer still full
-      metrics?.appClosed(code === 1006 && bufferedAmount(ws) >= deps.maxBackpressure);
+      // uWS drops a socket past its backpressure limit without a close frame (1006) and with its
+      // buffer already freed: a subscribed socket closed that way is counted as such
+      metrics?.appClosed(code === 1006 && link.joined);
       link.closed();
       deps.sockets?.closed(link, ws.getUserData().principal);
       link.session?.tell({ type: 'closed' });
@@ -223,10 +227,3 @@ function countedFeeds(feeds: HomeFeeds, metrics: AppGatewayMetrics): AppSessionD
   };
 }
 
-function bufferedAmount(ws: WebSocket<AppSocketData>): number {
-  try {
-    return ws.getBufferedAmount();
-  } catch {
-    return 0; // the socket is already freed
-  }
-}
