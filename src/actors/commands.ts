@@ -12,12 +12,31 @@ export type CommandSpec = { set: Attrs } | { method: string; params: Record<stri
 /** The bus waits this much longer than the hub's own timeout, so the session answers first. */
 const BUS_MARGIN_MS = 1_000;
 
+/** Where a caller's command round trips are counted (the node's metrics). */
+export interface CommandMetrics {
+  /** `outcome`: `ok` or the error code thrown to the caller; `seconds`: the whole round trip */
+  commandFinished(hubId: string, outcome: string, seconds: number): void;
+}
+
 /**
  * Sends a command to whichever node holds the hub and returns the hub's result.
  * Throws CommandError: `hub_offline` at once when no node holds it, `command_timeout` when the hub
  * does not answer within `timeoutMs`, or the code the hub or its session answered with.
  */
-export async function sendCommand(bus: Bus, hubId: string, deviceId: string, spec: CommandSpec, timeoutMs: number): Promise<unknown> {
+export async function sendCommand(bus: Bus, hubId: string, deviceId: string, spec: CommandSpec, timeoutMs: number, metrics?: CommandMetrics): Promise<unknown> {
+  if (!metrics) return roundTrip(bus, hubId, deviceId, spec, timeoutMs);
+  const started = performance.now();
+  try {
+    const result = await roundTrip(bus, hubId, deviceId, spec, timeoutMs);
+    metrics.commandFinished(hubId, 'ok', (performance.now() - started) / 1000);
+    return result;
+  } catch (err) {
+    metrics.commandFinished(hubId, err instanceof TierError ? err.code : 'internal', (performance.now() - started) / 1000);
+    throw err;
+  }
+}
+
+async function roundTrip(bus: Bus, hubId: string, deviceId: string, spec: CommandSpec, timeoutMs: number): Promise<unknown> {
   const [m, p] = 'set' in spec ? ['set', spec.set] : [spec.method, spec.params];
   let data: Uint8Array;
   try {

@@ -50,6 +50,7 @@ export interface HubSessionDeps {
 
 export interface HubSessionMetrics {
   frameIn(type: number): void;
+  frameOut(type: number): void;
   commandDone(outcome: 'ok' | 'failed' | 'timeout' | 'closed'): void;
   sessionClosed(reason: string): void;
 }

@@ -404,6 +404,7 @@ export class HubSession extends Actor<HubMessage> implements TimerTarget {
 
   /** Sends one frame to the hub: false when the socket dropped it (closed or backpressure limit). */
   send(frame: ServerToHubFrame): boolean {
+    this.deps.metrics?.frameOut(frame.t);
     return this.link.send(encode(frame));
   }
 

@@ -1,23 +1,149 @@
-import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { FrameType } from '../../proto/frames.js';
 import type { HubSessionMetrics } from '../actors/hub-session.js';
+import type { CommandMetrics } from '../actors/commands.js';
+import type { BackendObserver, BatchObserver, BusObserver, BusRequestOutcome, CallObserver } from '../ports/ports.js';
+import type { PushQueueStats } from '../ports/push-queue/push-queue.js';
+import type { AppGatewayMetrics } from '../transport/app-gateway.js';
 import type { HubGatewayMetrics } from '../transport/hub-gateway.js';
+import type { HttpMetrics, HttpObserver } from '../transport/http.js';
+import type { AdmissionRefusals } from '../transport/upgrade-limits.js';
 
-const FRAME_NAMES: Record<number, string> = { 1: 'hello', 3: 'heartbeat', 4: 'report', 5: 'event', 8: 'result', 9: 'devices', 10: 'error', 12: 'bye' };
+const FRAME_NAMES: Record<number, string> = Object.fromEntries(Object.entries(FrameType).map(([name, code]) => [code, name]));
+/** frame types are small integers; one more slot collects anything else as `other` */
+const FRAME_SLOTS = 32;
 
-/** The node's Prometheus metrics (served on the admin port at /metrics). */
-export class NodeMetrics implements HubSessionMetrics, HubGatewayMetrics {
+/**
+ * The allowed label names of every `tier_*` and default series: each takes a small, fixed set of
+ * values (never a hub, home, device, rule or user id). A unit test holds the registry to this list.
+ */
+export const BOUNDED_LABELS: ReadonlySet<string> = new Set([
+  // ours
+  'type', 'outcome', 'code', 'reason', 'message', 'package', 'native', 'kind', 'path', 'result',
+  'method', 'route', 'status', 'client', 'store', 'state',
+  // prom-client's defaults
+  'space', 'version', 'major', 'minor', 'patch',
+]);
+
+const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+const BACKEND_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 2.5];
+const BATCH_BUCKETS = [1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500];
+
+/** What the node's metrics read when scraped (plain numbers, nothing counted on the hot paths). */
+export interface NodeSources {
+  /** the hubs this node holds: a command to one of them takes the local path */
+  hubs?: { has(hubId: string): boolean };
+  /** handshakes refused by the admission limits, totals since start */
+  admission?: AdmissionRefusals;
+  /** the push queue (depth and delivery totals); a failing read keeps the last values */
+  push?: { stats(): Promise<PushQueueStats> };
+  /** true once the node started draining */
+  draining?: () => boolean;
+}
+
+/**
+ * The node's Prometheus metrics (served on the admin port at /metrics). Label values come from
+ * fixed sets (frame types, error codes, route templates, connection roles): see BOUNDED_LABELS.
+ * Per-frame and per-command series are bound to their labels once; gauges are read at scrape time.
+ */
+export class NodeMetrics implements HubSessionMetrics, HubGatewayMetrics, AppGatewayMetrics, HttpMetrics, CommandMetrics, BackendObserver {
   readonly registry = new Registry();
-  private readonly framesIn = new Counter({ name: 'tier_hub_frames_in_total', help: 'Hub frames accepted by type', labelNames: ['type'], registers: [this.registry] });
-  private readonly commands = new Counter({ name: 'tier_commands_total', help: 'Commands finished by outcome', labelNames: ['outcome'], registers: [this.registry] });
-  private readonly closed = new Counter({ name: 'tier_hub_sessions_closed_total', help: 'Hub sessions closed by close code', labelNames: ['code'], registers: [this.registry] });
-  private readonly refused = new Counter({ name: 'tier_hub_upgrades_refused_total', help: 'Hub upgrades refused by error code', labelNames: ['code'], registers: [this.registry] });
-  private readonly badFrames = new Counter({ name: 'tier_hub_bad_frames_total', help: 'Hub frames rejected by error code', labelNames: ['code'], registers: [this.registry] });
-  readonly actorFailures = new Counter({ name: 'tier_actor_failures_total', help: 'Actor messages that threw', labelNames: ['message'], registers: [this.registry] });
-  readonly binding = new Gauge({ name: 'tier_uws_binding_info', help: 'uWebSockets.js build in use (1)', labelNames: ['package', 'native'], registers: [this.registry] });
+  private readonly registers = [this.registry];
+  private sources: NodeSources = {};
+
+  // ---- hub sessions -------------------------------------------------------------------------------
+  private readonly framesIn = new Counter({ name: 'tier_hub_frames_in_total', help: 'Hub frames accepted by type', labelNames: ['type'], registers: this.registers });
+  private readonly framesOut = new Counter({ name: 'tier_hub_frames_out_total', help: 'Frames sent to hubs by type', labelNames: ['type'], registers: this.registers });
+  private readonly commands = new Counter({ name: 'tier_commands_total', help: 'Commands finished by the session holding the hub, by outcome', labelNames: ['outcome'], registers: this.registers });
+  private readonly closed = new Counter({ name: 'tier_hub_sessions_closed_total', help: 'Hub sessions closed by close code', labelNames: ['code'], registers: this.registers });
+  private readonly connects = new Counter({ name: 'tier_hub_connects_total', help: 'Hub handshakes by result (accepted, refused)', labelNames: ['result'], registers: this.registers });
+  private readonly refused = new Counter({ name: 'tier_hub_upgrades_refused_total', help: 'Hub upgrades refused by error code', labelNames: ['code'], registers: this.registers });
+  private readonly badFrames = new Counter({ name: 'tier_hub_bad_frames_total', help: 'Hub frames rejected by error code', labelNames: ['code'], registers: this.registers });
+  readonly actorFailures = new Counter({ name: 'tier_actor_failures_total', help: 'Actor messages that threw', labelNames: ['message'], registers: this.registers });
+  readonly binding = new Gauge({ name: 'tier_uws_binding_info', help: 'uWebSockets.js build in use (1)', labelNames: ['package', 'native'], registers: this.registers });
+
+  // ---- commands as their callers see them (HTTP, app sockets, rules) ------------------------------
+  private readonly commandSeconds = new Histogram({
+    name: 'tier_command_duration_seconds',
+    help: 'Command round trip from the caller, by outcome (ok or error code) and path (local: the hub is on this node; remote: on another)',
+    labelNames: ['path', 'outcome'],
+    buckets: LATENCY_BUCKETS,
+    registers: this.registers,
+  });
+
+  // ---- app sockets --------------------------------------------------------------------------------
+  private readonly appClosedBackpressure = new Counter({ name: 'tier_app_backpressure_closes_total', help: 'Subscribed app sockets dropped without a close frame (1006): the backpressure-limit close of a socket that does not read, or a client gone without closing', registers: this.registers });
+  private readonly appOpened = new Counter({ name: 'tier_app_connects_total', help: 'App sockets opened', registers: this.registers });
+  private subscriptions = 0;
+  private appOpen = 0;
+
+  // ---- HTTP API -----------------------------------------------------------------------------------
+  private readonly httpRequests = new Counter({ name: 'tier_http_requests_total', help: 'API requests by method, route template and status', labelNames: ['method', 'route', 'status'], registers: this.registers });
+  private readonly httpSeconds = new Histogram({
+    name: 'tier_http_request_duration_seconds',
+    help: 'API request handling time by method and route template (to the answer being written)',
+    labelNames: ['method', 'route'],
+    buckets: LATENCY_BUCKETS,
+    registers: this.registers,
+  });
+
+  // ---- backends -----------------------------------------------------------------------------------
+  private readonly busSeconds = new Histogram({ name: 'tier_bus_request_duration_seconds', help: 'Bus (NATS) request round trips by outcome', labelNames: ['outcome'], buckets: LATENCY_BUCKETS, registers: this.registers });
+  private readonly busErrors = new Counter({ name: 'tier_bus_request_errors_total', help: 'Bus requests that failed (timeout, error; no_responders is an answer, not counted)', labelNames: ['outcome'], registers: this.registers });
+  private readonly redisSeconds = new Histogram({ name: 'tier_redis_call_duration_seconds', help: 'Redis calls of the adapters (a command, pipeline or script) by connection role', labelNames: ['client'], buckets: BACKEND_BUCKETS, registers: this.registers });
+  private readonly redisErrors = new Counter({ name: 'tier_redis_errors_total', help: 'Redis calls that failed (error reply, timeout, connection lost) by connection role', labelNames: ['client'], registers: this.registers });
+  private readonly batchSize = new Histogram({ name: 'tier_store_batch_size', help: 'Writes per flushed batch (hubs for shadows, entries for history) by store', labelNames: ['store'], buckets: BATCH_BUCKETS, registers: this.registers });
+  private readonly flushSeconds = new Histogram({ name: 'tier_store_flush_duration_seconds', help: 'From a batch being started to it being durable, by store', labelNames: ['store'], buckets: BACKEND_BUCKETS, registers: this.registers });
+  // tier_backend_up (per backend, 1/0) belongs here, next to the backend series
 
   constructor(sessions: () => number) {
-    new Gauge({ name: 'tier_hub_sessions', help: 'Hub sessions held by this node', registers: [this.registry], collect() { this.set(sessions()); } });
+    const self = this;
+    const registers = this.registers;
+    new Gauge({ name: 'tier_hub_sessions', help: 'Hub sessions held by this node', registers, collect() { this.set(sessions()); } });
+    new Gauge({
+      name: 'tier_sessions',
+      help: 'Sessions held by this node by kind (hub, app)',
+      labelNames: ['kind'],
+      registers,
+      collect() {
+        this.set({ kind: 'hub' }, sessions());
+        this.set({ kind: 'app' }, self.appOpen);
+      },
+    });
+    new Gauge({ name: 'tier_app_subscriptions', help: 'Home subscriptions of the app sockets on this node', registers, collect() { this.set(self.subscriptions); } });
+    new Counter({
+      name: 'tier_hub_admission_refusals_total',
+      help: 'Hub handshakes refused busy by the admission limits, by reason (full, handshakes, rate)',
+      labelNames: ['reason'],
+      registers,
+      collect() {
+        const r = self.sources.admission;
+        if (!r) return;
+        // totals kept by the limits as plain numbers: nothing counted per handshake here
+        this.reset();
+        this.inc({ reason: 'full' }, r.full);
+        this.inc({ reason: 'handshakes' }, r.handshakes);
+        this.inc({ reason: 'rate' }, r.rate);
+      },
+    });
+    new Gauge({ name: 'tier_draining', help: '1 once this node is draining (stopping), else 0', registers, collect() { this.set(self.sources.draining?.() ? 1 : 0); } });
+    new Gauge({
+      name: 'tier_drain_sessions_remaining',
+      help: 'Hub sessions still open on a draining node (0 when not draining)',
+      registers,
+      collect() {
+        this.set(self.sources.draining?.() ? sessions() : 0);
+      },
+    });
+    this.pushSeries();
     collectDefaultMetrics({ register: this.registry });
+    // gauges named like counters (promtool refuses them); the per-type gauges without `_total` stay
+    for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) this.registry.removeSingleMetric(name);
+    for (let t = 0; t < FRAME_SLOTS; t++) {
+      const name = FRAME_NAMES[t] ?? 'other';
+      this.frameInCounters.push(this.framesIn.labels(name));
+      this.frameOutCounters.push(this.framesOut.labels(name));
+    }
   }
 
   /**
@@ -36,17 +162,66 @@ export class NodeMetrics implements HubSessionMetrics, HubGatewayMetrics {
     });
   }
 
-  /** Counters of the per-frame and per-command paths, bound to their label once (no label look-up per call). */
-  private readonly frameCounters = new Map<number, Counter.Internal>();
+  /** Sources read at scrape time that exist only after the node is wired. */
+  attach(sources: NodeSources): void {
+    this.sources = { ...this.sources, ...sources };
+  }
+
+  private pushSeries(): void {
+    const self = this;
+    let last: PushQueueStats | null = null;
+    const read = async (): Promise<PushQueueStats | null> => {
+      try {
+        last = (await self.sources.push?.stats()) ?? null;
+      } catch {
+        // the backend is down: the last values stay, the backend series tell the outage
+      }
+      return last;
+    };
+    let reading: Promise<PushQueueStats | null> | null = null;
+    // both series are collected in one scrape: one read of the queue serves both
+    const once = () => {
+      reading ??= read().finally(() => setImmediate(() => (reading = null)));
+      return reading;
+    };
+    new Gauge({
+      name: 'tier_push_queue_jobs',
+      help: 'Push notifications in the queue by state (waiting, delayed, active)',
+      labelNames: ['state'],
+      registers: this.registers,
+      async collect() {
+        const s = await once();
+        if (!s) return;
+        this.set({ state: 'waiting' }, s.waiting);
+        this.set({ state: 'delayed' }, s.delayed);
+        this.set({ state: 'active' }, s.active);
+      },
+    });
+    new Counter({
+      name: 'tier_push_notifications_total',
+      help: 'Push notifications delivered or failed (attempts used up), totals kept by the queue: with the shared Redis queue every node reports the same cluster total',
+      labelNames: ['outcome'],
+      registers: this.registers,
+      async collect() {
+        const s = await once();
+        if (!s) return;
+        this.reset();
+        this.inc({ outcome: 'delivered' }, s.delivered);
+        this.inc({ outcome: 'failed' }, s.failed);
+      },
+    });
+  }
+
+  // ---- hub path: pre-bound children, indexed by frame type or outcome ------------------------------
+  private readonly frameInCounters: Counter.Internal[] = [];
+  private readonly frameOutCounters: Counter.Internal[] = [];
   private readonly commandCounters = new Map<string, Counter.Internal>();
 
   frameIn(type: number): void {
-    let c = this.frameCounters.get(type);
-    if (!c) {
-      c = this.framesIn.labels(FRAME_NAMES[type] ?? String(type));
-      this.frameCounters.set(type, c);
-    }
-    c.inc();
+    (this.frameInCounters[type] ?? this.frameInCounters[0]!).inc();
+  }
+  frameOut(type: number): void {
+    (this.frameOutCounters[type] ?? this.frameOutCounters[0]!).inc();
   }
   commandDone(outcome: 'ok' | 'failed' | 'timeout' | 'closed'): void {
     let c = this.commandCounters.get(outcome);
@@ -59,10 +234,94 @@ export class NodeMetrics implements HubSessionMetrics, HubGatewayMetrics {
   sessionClosed(reason: string): void {
     this.closed.inc({ code: reason });
   }
+  private readonly accepted = this.connects.labels('accepted');
+  private readonly refusedConnects = this.connects.labels('refused');
+  hubConnected(): void {
+    this.accepted.inc();
+  }
   upgradeRefused(code: string): void {
+    this.refusedConnects.inc();
     this.refused.inc({ code });
   }
   badFrame(code: string): void {
     this.badFrames.inc({ code });
+  }
+
+  // ---- commands from callers -------------------------------------------------------------------------
+  private readonly commandPaths = { local: new Map<string, Histogram.Internal<string>>(), remote: new Map<string, Histogram.Internal<string>>() };
+  commandFinished(hubId: string, outcome: string, seconds: number): void {
+    const path = this.sources.hubs?.has(hubId) ? 'local' : 'remote';
+    const byOutcome = this.commandPaths[path];
+    let h = byOutcome.get(outcome);
+    if (!h) {
+      h = this.commandSeconds.labels(path, outcome);
+      byOutcome.set(outcome, h);
+    }
+    h.observe(seconds);
+  }
+
+  // ---- app sockets -------------------------------------------------------------------------------------
+  appConnected(): void {
+    this.appOpen++;
+    this.appOpened.inc();
+  }
+  appClosed(backpressure: boolean): void {
+    this.appOpen--;
+    if (backpressure) this.appClosedBackpressure.inc();
+  }
+  subscribed(delta: 1 | -1): void {
+    this.subscriptions += delta;
+  }
+
+  // ---- HTTP ------------------------------------------------------------------------------------------
+  route(method: string, pattern: string): HttpObserver {
+    const seconds = this.httpSeconds.labels(method, pattern);
+    const byStatus = new Map<number, Counter.Internal>();
+    return (status, s) => {
+      let c = byStatus.get(status);
+      if (!c) {
+        c = this.httpRequests.labels(method, pattern, String(status));
+        byStatus.set(status, c);
+      }
+      c.inc();
+      seconds.observe(s);
+    };
+  }
+
+  // ---- backends ----------------------------------------------------------------------------------------
+  readonly bus: BusObserver = (() => {
+    const outcomes: BusRequestOutcome[] = ['ok', 'no_responders', 'timeout', 'error'];
+    const seconds = new Map(outcomes.map((o) => [o, this.busSeconds.labels(o)] as const));
+    const timeouts = this.busErrors.labels('timeout');
+    const errors = this.busErrors.labels('error');
+    return {
+      request(outcome: BusRequestOutcome, s: number): void {
+        seconds.get(outcome)!.observe(s);
+        if (outcome === 'timeout') timeouts.inc();
+        else if (outcome === 'error') errors.inc();
+      },
+    };
+  })();
+
+  redis(client: string): CallObserver {
+    const seconds = this.redisSeconds.labels(client);
+    const errors = this.redisErrors.labels(client);
+    return {
+      done(s: number, ok: boolean): void {
+        seconds.observe(s);
+        if (!ok) errors.inc();
+      },
+    };
+  }
+
+  store(name: string): BatchObserver {
+    const size = this.batchSize.labels(name);
+    const seconds = this.flushSeconds.labels(name);
+    return {
+      flushed(n: number, s: number): void {
+        size.observe(n);
+        seconds.observe(s);
+      },
+    };
   }
 }

@@ -13,7 +13,7 @@ import { parseId } from '../schemas/common.js';
 import type { TokenRevocation } from '../../proto/subjects.js';
 import { BatchReply, BatchRequest, DeleteHubReply, HomeHubsReply, HubListReply, HubPatchRequest, MoveRequest, RevokeReply, RevokeRequest, RotateReply, RotateRequest } from '../schemas/fleet.js';
 import { ProvisionReply, ProvisionRequest } from '../schemas/hubs.js';
-import { optionalJson, route, type HttpCall, type RouteTable } from '../transport/http.js';
+import { optionalJson, route, type HttpCall, type HttpMetrics, type RouteTable } from '../transport/http.js';
 import type { TemplatedApp } from '../transport/uws.js';
 import type { WriteBatch } from '../transport/write-batch.js';
 import type { Fleet, FleetQuery } from './fleet.js';
@@ -40,11 +40,12 @@ export interface FleetApiDeps {
   secretGraceS: number;
   writes?: WriteBatch;
   table?: RouteTable;
+  httpMetrics?: HttpMetrics;
 }
 
 export function mountFleetApi(app: TemplatedApp, deps: FleetApiDeps): void {
   const { auth, fleet } = deps;
-  const opts = { maxBodyBytes: deps.maxBodyBytes, log: deps.log, writes: deps.writes, table: deps.table };
+  const opts = { maxBodyBytes: deps.maxBodyBytes, log: deps.log, writes: deps.writes, table: deps.table, metrics: deps.httpMetrics };
   const admin = async (call: HttpCall) => requireAdmin(await auth.fromHeader(call.authorization));
 
   route(

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import type { Attrs } from '../../proto/frames.js';
 import type { Static } from '@sinclair/typebox';
-import { publishDesired, sendCommand } from '../actors/commands.js';
+import { publishDesired, sendCommand, type CommandMetrics } from '../actors/commands.js';
 import { DEFAULT_HUB_LIMITS, type HubLimits } from '../actors/hub-limits.js';
 import type { Bus } from '../ports/bus/bus.js';
 import type { Directory } from '../ports/directory/directory.js';
@@ -13,7 +13,7 @@ import { compile } from '../schemas/check.js';
 import { commandSpec } from '../schemas/command.js';
 import { parseId } from '../schemas/common.js';
 import { CommandReply, CommandRequest, DesiredReply, DesiredRequest, HubStatus, ShadowReply, TokenReply, TokenRequest } from '../schemas/hubs.js';
-import { errorReply, route, type HttpCall, type RouteTable } from '../transport/http.js';
+import { errorReply, route, type HttpCall, type HttpMetrics, type RouteTable } from '../transport/http.js';
 import type { TemplatedApp } from '../transport/uws.js';
 import type { WriteBatch } from '../transport/write-batch.js';
 import { requireAdmin, requireHome, type Authenticator, type Principal } from '../auth/authenticator.js';
@@ -48,6 +48,9 @@ export interface ApiDeps {
   writes?: WriteBatch;
   /** all routes of the app (this API's and the automation's), for the OpenAPI document */
   table?: RouteTable;
+  /** requests counted by route template and status; commands timed by outcome and path */
+  httpMetrics?: HttpMetrics;
+  commandMetrics?: CommandMetrics;
 }
 
 /**
@@ -56,7 +59,7 @@ export interface ApiDeps {
  */
 export function mountApi(app: TemplatedApp, deps: ApiDeps): void {
   const { auth, registry } = deps;
-  const opts = { maxBodyBytes: deps.maxBodyBytes, log: deps.log, writes: deps.writes, table: deps.table };
+  const opts = { maxBodyBytes: deps.maxBodyBytes, log: deps.log, writes: deps.writes, table: deps.table, metrics: deps.httpMetrics };
   const commandRequest = compile(CommandRequest(deps.commandTimeoutMaxMs));
 
   /** Authenticates and loads the hub the caller may touch. */
@@ -102,7 +105,7 @@ export function mountApi(app: TemplatedApp, deps: ApiDeps): void {
       const deviceId = parseId(call.params[1], 'deviceId');
       const body = commandRequest.parse(await call.json());
       const timeoutMs = body.timeoutMs ?? deps.commandTimeoutMs;
-      const reply: Static<typeof CommandReply> = { ok: true, result: await sendCommand(deps.bus, hub.hubId, deviceId, commandSpec(body), timeoutMs) };
+      const reply: Static<typeof CommandReply> = { ok: true, result: await sendCommand(deps.bus, hub.hubId, deviceId, commandSpec(body), timeoutMs, deps.commandMetrics) };
       return { status: 200, body: reply };
     },
     opts,

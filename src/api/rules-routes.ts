@@ -16,7 +16,7 @@
 import { requireHome, type Authenticator } from '../auth/authenticator.js';
 import { TierError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
-import { optionalJson, route, type HttpCall, type HttpReply, type RouteTable } from '../transport/http.js';
+import { optionalJson, route, type HttpCall, type HttpReply, type HttpMetrics, type RouteTable } from '../transport/http.js';
 import type { TemplatedApp } from '../transport/uws.js';
 import type { WriteBatch } from '../transport/write-batch.js';
 import type { RulesEngine } from '../rules/engine.js';
@@ -45,6 +45,7 @@ export interface RulesApiDeps {
   writes?: WriteBatch;
   /** registered routes, for the OpenAPI document */
   table?: RouteTable;
+  httpMetrics?: HttpMetrics;
   validate?: ValidateOptions;
   now?: () => number;
 }
@@ -52,7 +53,7 @@ export interface RulesApiDeps {
 /** Mount before the main API (its catch-all 404 must stay the last route). */
 export function mountRulesApi(app: TemplatedApp, deps: RulesApiDeps): void {
   const { auth, store, engine } = deps;
-  const opts = { maxBodyBytes: deps.maxBodyBytes, log: deps.log, writes: deps.writes, table: deps.table };
+  const opts = { maxBodyBytes: deps.maxBodyBytes, log: deps.log, writes: deps.writes, table: deps.table, metrics: deps.httpMetrics };
   const now = deps.now ?? Date.now;
 
   async function homeOf(call: HttpCall): Promise<string> {
@@ -81,7 +82,12 @@ export function mountRulesApi(app: TemplatedApp, deps: RulesApiDeps): void {
     }
   }
 
-  const ruleView = (r: Rule) => ({ ...r, status: engine.status(r.id, r.version) });
+  // statistics summed over every node (the store's), whichever node answers
+  const ruleViews = async (homeId: string, rules: Rule[]) => {
+    const status = await engine.statusOf(homeId, rules);
+    return rules.map((r) => ({ ...r, status: status.get(r.id)! }));
+  };
+  const ruleView = async (r: Rule) => (await ruleViews(r.homeId, [r]))[0]!;
   const ok = (status: number, body: Record<string, unknown>): HttpReply => ({ status, body: { ok: true, ...body } });
   const noRule = (homeId: string, ruleId: string) => new TierError('not_found', `no rule ${ruleId} in home ${homeId}`);
   const noScene = (homeId: string, sceneId: string) => new TierError('not_found', `no scene ${sceneId} in home ${homeId}`);
@@ -89,14 +95,14 @@ export function mountRulesApi(app: TemplatedApp, deps: RulesApiDeps): void {
   // ---- rules ----
   route(app, 'get', '/v1/homes/:homeId/rules', async (call) => {
     const homeId = await homeOf(call);
-    return ok(200, { homeId, rules: (await store.listRules(homeId)).map(ruleView) });
+    return ok(200, { homeId, rules: await ruleViews(homeId, await store.listRules(homeId)) });
   }, opts);
 
   route(app, 'post', '/v1/homes/:homeId/rules', async (call) => {
     const homeId = await homeOf(call);
     const spec = validateRuleSpec(await call.json(), deps.validate);
     await checkRule(homeId, spec);
-    return ok(201, { rule: ruleView(await store.createRule(homeId, spec)) });
+    return ok(201, { rule: await ruleView(await store.createRule(homeId, spec)) });
   }, opts);
 
   route(app, 'get', '/v1/homes/:homeId/rules/:ruleId', async (call) => {
@@ -104,7 +110,7 @@ export function mountRulesApi(app: TemplatedApp, deps: RulesApiDeps): void {
     const ruleId = parseId(call.params[1], 'ruleId');
     const rule = await store.getRule(homeId, ruleId);
     if (!rule) throw noRule(homeId, ruleId);
-    return ok(200, { rule: ruleView(rule) });
+    return ok(200, { rule: await ruleView(rule) });
   }, opts);
 
   route(app, 'put', '/v1/homes/:homeId/rules/:ruleId', async (call) => {
@@ -114,7 +120,7 @@ export function mountRulesApi(app: TemplatedApp, deps: RulesApiDeps): void {
     await checkRule(homeId, spec);
     const rule = await store.updateRule(homeId, ruleId, spec);
     if (!rule) throw noRule(homeId, ruleId);
-    return ok(200, { rule: ruleView(rule) });
+    return ok(200, { rule: await ruleView(rule) });
   }, opts);
 
   route(app, 'del', '/v1/homes/:homeId/rules/:ruleId', async (call) => {
@@ -130,7 +136,7 @@ export function mountRulesApi(app: TemplatedApp, deps: RulesApiDeps): void {
       const ruleId = parseId(call.params[1], 'ruleId');
       const rule = await store.setRuleEnabled(homeId, ruleId, enabled);
       if (!rule) throw noRule(homeId, ruleId);
-      return ok(200, { rule: ruleView(rule) });
+      return ok(200, { rule: await ruleView(rule) });
     }, opts);
   }
 

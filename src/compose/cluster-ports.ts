@@ -1,3 +1,4 @@
+import type { BackendObserver } from '../ports/ports.js';
 import type { Config } from '../config/config.js';
 import { BullMqPushQueue } from '../ports/push-queue/push-queue-bullmq.js';
 import { loggingPushSender } from '../ports/push-queue/push-queue-memory.js';
@@ -24,7 +25,7 @@ import { RedisRevocationStore } from '../ports/revocations/revocations-redis.js'
  * directory, registry, nonces, rules and lease share one; BullMQ has its own. A node does not start
  * until both backends answer.
  */
-export async function clusterPorts(config: Config, log: Logger): Promise<Ports> {
+export async function clusterPorts(config: Config, log: Logger, observe?: BackendObserver): Promise<Ports> {
   if (!config.natsUrl || !config.redisUrl) throw new Error('cluster mode needs NATS_URL and REDIS_URL');
   const keys = new RedisKeys(config.redisPrefix);
   const node = config.nodeId;
@@ -36,9 +37,11 @@ export async function clusterPorts(config: Config, log: Logger): Promise<Ports> 
   let pendingRuns: RedisPendingRuns;
   let history: RedisEventHistory | undefined;
   try {
-    bus = await NatsBus.connect(config.natsUrl, { name: node, log: log.child({ port: 'bus' }) });
+    // each connection role is its own `client` label: a slow shadow pipeline shows apart from the control calls
+    const calls = (role: string) => (observe ? { observe: observe.redis(role) } : {});
+    bus = await NatsBus.connect(config.natsUrl, { name: node, log: log.child({ port: 'bus' }), ...(observe ? { observe: observe.bus } : {}) });
     opened.push(() => bus.close());
-    shared = await connectRedis(config.redisUrl, { name: `${config.redisPrefix}${node}:control`, log: log.child({ port: 'redis' }) });
+    shared = await connectRedis(config.redisUrl, { name: `${config.redisPrefix}${node}:control`, log: log.child({ port: 'redis' }), ...calls('control') });
     const client = shared;
     opened.push(() => closeRedis(client));
     shadows = await RedisShadowStore.connect(config.redisUrl, {
@@ -46,17 +49,19 @@ export async function clusterPorts(config: Config, log: Logger): Promise<Ports> 
       log: log.child({ port: 'shadows' }),
       keys,
       batchWindowMs: config.shadowBatchMs,
+      ...calls('shadows'),
+      ...(observe ? { batches: observe.store('shadows') } : {}),
     });
     const batches = shadows;
     opened.push(() => batches.close());
     // every node also delivers (no push service is configured yet: the sender logs);
     // `npm run push-worker` adds delivery-only processes
     const pushLog = log.child({ port: 'push' });
-    push = await BullMqPushQueue.connect(config.redisUrl, { name: `${config.redisPrefix}${node}:push`, log: pushLog, keys, sender: loggingPushSender(pushLog) });
+    push = await BullMqPushQueue.connect(config.redisUrl, { name: `${config.redisPrefix}${node}:push`, log: pushLog, keys, sender: loggingPushSender(pushLog), ...calls('push') });
     const queue = push;
     opened.push(() => queue.close());
     // rules waiting in a delay: owned by this node, taken over by another if it dies
-    pendingRuns = await RedisPendingRuns.connect(config.redisUrl, { name: `${config.redisPrefix}${node}:delays`, nodeId: node, log: log.child({ port: 'delays' }), keys });
+    pendingRuns = await RedisPendingRuns.connect(config.redisUrl, { name: `${config.redisPrefix}${node}:delays`, nodeId: node, log: log.child({ port: 'delays' }), keys, ...calls('delays') });
     const runs = pendingRuns;
     opened.push(() => runs.close());
     // every event makes one script call: a connection of its own, like the shadow batches
@@ -66,6 +71,7 @@ export async function clusterPorts(config: Config, log: Logger): Promise<Ports> 
         log: log.child({ port: 'history' }),
         keys,
         eventStreamMaxLen: config.eventStreamMaxLen,
+        ...calls('history'),
       });
     }
   } catch (err) {

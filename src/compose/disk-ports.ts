@@ -1,3 +1,4 @@
+import type { BackendObserver } from '../ports/ports.js';
 import type { TimerWheel } from '../actors/timer-wheel.js';
 import type { Config } from '../config/config.js';
 import type { Logger } from '../log/logger.js';
@@ -21,7 +22,7 @@ import { LmdbRevocationStore } from '../ports/revocations/revocations-lmdb.js';
  * lives while the process does (bus, directory, lease of one node) stays in memory. A node that
  * cannot open the directory does not start (DataStoreError says why and what to do).
  */
-export async function diskPorts(config: Config, timers: TimerWheel, log: Logger): Promise<Ports> {
+export async function diskPorts(config: Config, timers: TimerWheel, log: Logger, observe?: BackendObserver): Promise<Ports> {
   const data = openDataStore(config.dataDir, { sync: config.dataSync, owner: config.nodeId });
   const opened: Array<{ close(): Promise<void> }> = [];
   try {
@@ -32,14 +33,14 @@ export async function diskPorts(config: Config, timers: TimerWheel, log: Logger)
     const registry = new LmdbHubRegistry(data);
     const nonces = new LmdbNonceStore(data);
     opened.push(nonces);
-    const shadows = new LmdbShadowStore(data, { log: log.child({ port: 'shadows' }) });
+    const shadows = new LmdbShadowStore(data, { log: log.child({ port: 'shadows' }), ...(observe ? { batches: observe.store('shadows') } : {}) });
     opened.push(shadows);
     const rules = await LmdbRuleStore.open(data);
     opened.push(rules);
     const pushLog = log.child({ port: 'push' });
     const push = await LmdbPushQueue.open(data, { sender: loggingPushSender(pushLog), log: pushLog });
     opened.push(push);
-    const history = config.historySize > 0 ? await LmdbEventHistory.open(data, historyRetention(config)) : undefined;
+    const history = config.historySize > 0 ? await LmdbEventHistory.open(data, historyRetention(config), observe ? { batches: observe.store('history') } : {}) : undefined;
     if (history) opened.push(history);
     return {
       bus,

@@ -6,7 +6,7 @@
  * app sockets open with a revoked token closed at once).
  */
 import { subjects, type TokenRevocation } from '../../proto/subjects.js';
-import { sendCommand, type CommandSpec } from '../actors/commands.js';
+import { sendCommand, type CommandMetrics, type CommandSpec } from '../actors/commands.js';
 import type { Authenticator } from '../auth/authenticator.js';
 import { RevocationList } from '../auth/revocations.js';
 import type { SecretBox } from '../auth/secret-box.js';
@@ -18,7 +18,7 @@ import { decodeValue, encodeBus, isPlainObject } from '../protocol/codec.js';
 import type { Ports } from '../ports/ports.js';
 import { MAX_TTL_S } from '../schemas/hubs.js';
 import { OpenAppSockets } from '../transport/app-sockets.js';
-import type { RouteTable } from '../transport/http.js';
+import type { HttpMetrics, RouteTable } from '../transport/http.js';
 import type { TemplatedApp } from '../transport/uws.js';
 import type { WriteBatch } from '../transport/write-batch.js';
 import { secretBoxFor } from './secret-key.js';
@@ -33,12 +33,12 @@ export interface FleetParts {
   /** a command to a hub, refused with `hub_disabled` when the operator disabled it */
   commandTo(hubId: string, deviceId: string, spec: CommandSpec, timeoutMs: number): Promise<unknown>;
   /** the fleet's routes; before mountApi (its catch-all must stay last) */
-  mount(app: TemplatedApp, context: { auth: Authenticator; writes: WriteBatch; table: RouteTable }): void;
+  mount(app: TemplatedApp, context: { auth: Authenticator; writes: WriteBatch; table: RouteTable; httpMetrics?: HttpMetrics }): void;
   close(): void;
 }
 
 /** Resolves once the revocations already stored are known: a node refuses them from its first request. */
-export async function fleetParts(config: Config, ports: Ports, log: Logger): Promise<FleetParts> {
+export async function fleetParts(config: Config, ports: Ports, log: Logger, metrics?: CommandMetrics): Promise<FleetParts> {
   const box = secretBoxFor(config, log);
   const fleetLog = log.child({ part: 'fleet' });
   const fleet = new Fleet({ registry: ports.registry, bus: ports.bus, directory: ports.directory, shadows: ports.shadows, rules: ports.rules, history: ports.history, box, log: fleetLog });
@@ -68,9 +68,9 @@ export async function fleetParts(config: Config, ports: Ports, log: Logger): Pro
     fleet,
     revoked,
     sockets,
-    commandTo: commandsToEnabledHubs(ports.registry, (hubId: string, deviceId: string, spec: CommandSpec, timeoutMs: number) => sendCommand(ports.bus, hubId, deviceId, spec, timeoutMs)),
-    mount(app, { auth, writes, table }) {
-      mountFleetApi(app, { auth, fleet, revoke, log: fleetLog, maxBodyBytes: config.maxBodyBytes, secretGraceS: config.secretGraceS, writes, table });
+    commandTo: commandsToEnabledHubs(ports.registry, (hubId: string, deviceId: string, spec: CommandSpec, timeoutMs: number) => sendCommand(ports.bus, hubId, deviceId, spec, timeoutMs, metrics)),
+    mount(app, { auth, writes, table, httpMetrics }) {
+      mountFleetApi(app, { auth, fleet, revoke, log: fleetLog, maxBodyBytes: config.maxBodyBytes, secretGraceS: config.secretGraceS, writes, table, httpMetrics });
     },
     close() {
       stopWatching();

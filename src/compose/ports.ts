@@ -6,6 +6,7 @@
 import type { TimerWheel } from '../actors/timer-wheel.js';
 import { isClusterMode, type Config } from '../config/config.js';
 import type { Logger } from '../log/logger.js';
+import type { BackendObserver } from '../ports/ports.js';
 import type { Ports } from '../ports/ports.js';
 import { clusterPorts } from './cluster-ports.js';
 import { diskPorts } from './disk-ports.js';
@@ -14,10 +15,11 @@ import { memoryPorts } from './memory-ports.js';
 /** DATA_DIR that keeps the embedded default in memory (tests, throwaway demos) */
 export const MEMORY = ':memory:';
 
-export function portsFor(config: Config, timers: TimerWheel, log: Logger): Promise<Ports> {
-  if (isClusterMode(config)) return clusterPorts(config, log);
+/** `observe`: the node's metrics, told of backend calls and store batches */
+export function portsFor(config: Config, timers: TimerWheel, log: Logger, observe?: BackendObserver): Promise<Ports> {
+  if (isClusterMode(config)) return clusterPorts(config, log, observe);
   if (config.dataDir === MEMORY) return Promise.resolve(memoryPorts(config, timers, log));
-  return diskPorts(config, timers, log);
+  return diskPorts(config, timers, log, observe);
 }
 
 export { clusterPorts, diskPorts, memoryPorts };

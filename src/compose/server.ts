@@ -44,9 +44,10 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
   log.info({ package: binding.packageName, native: binding.native }, 'uWebSockets.js loaded');
 
   const timers = new TimerWheel({ onError: (err) => log.error({ err }, 'timer callback failed') });
-  const ports = makePorts ? await makePorts(timers) : await portsFor(config, timers, log);
   const sessions = new SessionIndex<HubSession>();
   const metrics = new NodeMetrics(() => sessions.size);
+  metrics.attach({ hubs: sessions });
+  const ports = makePorts ? await makePorts(timers) : await portsFor(config, timers, log, metrics);
   metrics.binding.set({ package: binding.packageName, native: String(binding.native) }, 1);
   const system: ActorSystem = {
     timers,
@@ -56,7 +57,7 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
     supervision: { maxFailures: config.actorMaxFailures, withinMs: config.actorFailureWindowMs },
   };
   // fleet: sealed hub secrets, the fleet routes, commands to disabled hubs refused, token revocation (src/compose/fleet-wiring.ts)
-  const fleet = await fleetParts(config, ports, log);
+  const fleet = await fleetParts(config, ports, log, metrics);
   const auth = new Authenticator(config.adminToken, config.jwtSecret, { requireExp: config.jwtRequireExp, revoked: fleet.revoked });
   // the node's one hub → home lookup: the cluster registry caches (CachingHubRegistry), the memory one is a map
   const homeOfHub = async (hubId: string) => (await ports.registry.get(hubId))?.homeId ?? null;
@@ -111,6 +112,7 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
   const app = guardApp(binding.uws.App(), log);
   const writes = new WriteBatch((err) => log.error({ err }, 'deferred write failed'));
   const limits = new UpgradeLimits({ maxSockets: config.maxHubSessions, maxPending: config.maxPendingUpgrades, ratePerSec: config.hubConnectRatePerSec });
+  metrics.attach({ admission: limits.refusals, push: ports.push, draining: () => draining });
   mountHubGateway(app, { admission: new HubAdmission(ports.registry, ports.nonces, config.authSkewS, Date.now, fleet.box), limits, sessions: hubDeps, log, idleMs: config.idleMs, writes, metrics });
   const feeds = new HomeFeeds(ports.bus, app, log, { history: ports.history });
   mountAppGateway(app, {
@@ -122,6 +124,7 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
     maxBackpressure: config.appMaxBackpressure,
     writes,
     sockets: fleet.sockets,
+    metrics,
     session: {
       system,
       sendCommand: fleet.commandTo,
@@ -141,9 +144,10 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
     maxBodyBytes: config.maxBodyBytes,
     writes,
     table,
+    httpMetrics: metrics,
     validate: { maxCommandTimeoutMs: config.commandTimeoutMaxMs },
   });
-  fleet.mount(app, { auth, writes, table });
+  fleet.mount(app, { auth, writes, table, httpMetrics: metrics });
   mountApi(app, {
     auth,
     bus: ports.bus,
@@ -157,6 +161,8 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
     hubLimits: hubDeps.limits,
     writes,
     table,
+    httpMetrics: metrics,
+    commandMetrics: metrics,
   });
 
   let started = false;

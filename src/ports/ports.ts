@@ -90,3 +90,35 @@ export interface RedisProbe {
   /** the services' event stream: its length, its configured MAXLEN and its consumer groups' lag; null when it is off */
   eventStream(): Promise<{ length: number; maxLen: number; groups: Array<{ name: string; lag: number | null }> } | null>;
 }
+
+/**
+ * What adapters tell about their backends, for the node's metrics. Adapters take an observer as an
+ * option and call it once per call they make (a command, a pipeline, a script, a request, a
+ * flushed batch), never per key; absent, nothing is measured. Observers must not throw and must
+ * be cheap: they are resolved once per adapter (`redis('shadows')`), not per call.
+ */
+export interface BackendObserver {
+  /** one observer per Redis connection role (`control`, `shadows`, `history`, `delays`, `push`) */
+  redis(client: string): CallObserver;
+  /** requests over the bus (NATS); publishes are not timed */
+  readonly bus: BusObserver;
+  /** one observer per batching store (`shadows`, `history`) */
+  store(name: string): BatchObserver;
+}
+
+export interface CallObserver {
+  /** one call answered (`ok`) or failed (error reply, timeout, connection lost), after `seconds` */
+  done(seconds: number, ok: boolean): void;
+}
+
+export type BusRequestOutcome = 'ok' | 'no_responders' | 'timeout' | 'error';
+
+export interface BusObserver {
+  /** `no_responders` is an answer (nobody holds that hub), not a bus failure */
+  request(outcome: BusRequestOutcome, seconds: number): void;
+}
+
+export interface BatchObserver {
+  /** a batch of `size` writes (hubs or entries) became durable `seconds` after it was started */
+  flushed(size: number, seconds: number): void;
+}

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { Redis, type RedisOptions } from 'ioredis';
 import { TierError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
+import type { CallObserver } from './ports.js';
 
 /** @default 'tier:': every key starts with it, so one Redis can serve several deployments or tests. */
 export const DEFAULT_REDIS_PREFIX = 'tier:';
@@ -27,6 +28,8 @@ export interface RedisClientOptions {
   connectTimeoutMs?: number;
   /** @default 2_000 (ms): the cap of the exponential reconnect backoff */
   maxBackoffMs?: number;
+  /** told of every call: a command alone, or a whole pipeline or MULTI (not each command in it) */
+  observe?: CallObserver;
 }
 
 /**
@@ -59,6 +62,7 @@ export async function connectRedis(url: string, options: RedisClientOptions): Pr
       : { enableOfflineQueue: true, maxRetriesPerRequest: null }),
   };
   const client = new Redis(url, settings);
+  if (options.observe) observeCalls(client, options.observe);
   let down = false;
   client.on('error', (err: Error) => {
     // every failed reconnect attempt emits one; the first of an outage is enough
@@ -80,6 +84,46 @@ export async function connectRedis(url: string, options: RedisClientOptions): Pr
     throw new TierError('internal', `redis at ${where} is unreachable: ${(err as Error).message}`, { cause: err });
   }
   return client;
+}
+
+/**
+ * Times the client's calls. A pipeline's commands reach `sendCommand` one by one (with a stream, or
+ * a pipeline index): they are skipped there and the pipeline's `exec` is timed once instead.
+ * NOSCRIPT is not counted as an error: LuaScript answers it by loading the script.
+ */
+function observeCalls(client: Redis, observe: CallObserver): void {
+  type Command = { pipelineIndex?: number; promise: Promise<unknown> };
+  const finish = (started: number, p: Promise<unknown>) =>
+    p.then(
+      () => observe.done((performance.now() - started) / 1000, true),
+      (err: unknown) => observe.done((performance.now() - started) / 1000, err instanceof Error && err.message.startsWith('NOSCRIPT')),
+    );
+  const target = client as unknown as { sendCommand(command: Command, stream?: unknown): unknown; pipeline(...a: unknown[]): { exec(...a: unknown[]): Promise<unknown> }; multi(...a: unknown[]): unknown };
+  const sendCommand = target.sendCommand.bind(client);
+  target.sendCommand = (command: Command, stream?: unknown) => {
+    const started = performance.now();
+    const result = sendCommand(command, stream);
+    if (stream === undefined && command.pipelineIndex === undefined) void finish(started, command.promise);
+    return result;
+  };
+  const timedExec = (batch: { exec(...a: unknown[]): Promise<unknown> }) => {
+    const exec = batch.exec.bind(batch);
+    batch.exec = (...a: unknown[]) => {
+      const started = performance.now();
+      const p = exec(...a);
+      void finish(started, p);
+      return p;
+    };
+    return batch;
+  };
+  const pipeline = target.pipeline.bind(client);
+  target.pipeline = (...a: unknown[]) => timedExec(pipeline(...a));
+  const multi = target.multi.bind(client);
+  target.multi = (...a: unknown[]) => {
+    const m = multi(...a);
+    // multi({ pipeline: false }) answers a promise, not a batch
+    return m !== null && typeof m === 'object' && 'exec' in m ? timedExec(m as { exec(...a: unknown[]): Promise<unknown> }) : m;
+  };
 }
 
 /** Ends a client: QUIT when connected (pending replies first), else drops the socket. */

@@ -160,9 +160,9 @@ export class ActionRun implements TimerTarget, Run {
         error = err ?? new Error('action failed');
       }
       deps.metrics.action(a.type, error === undefined);
-      if (error === undefined) deps.stats.of(rule.id).actionsRun++;
+      if (error === undefined) deps.stats.of(rule).actionsRun++;
       else {
-        deps.stats.error(rule.id, deps.now(), `actions[${index}] (${a.type}): ${error instanceof Error ? error.message : String(error)}`);
+        deps.stats.error(rule, deps.now(), `actions[${index}] (${a.type}): ${error instanceof Error ? error.message : String(error)}`);
         deps.log.warn({ ruleId: rule.id, err: error }, 'rules: action failed');
       }
     }

@@ -86,7 +86,8 @@ export interface RuleStatus {
 }
 
 export class RulesEngine {
-  readonly stats = new RuleStats();
+  /** this node's counters; what every node counted is read with `statusOf` */
+  readonly stats: RuleStats;
   readonly #homes: ActorDirectory<HomeActor>;
   readonly #guard: RunGuard;
   readonly #scope: HomeScope;
@@ -103,7 +104,9 @@ export class RulesEngine {
     const metrics = (this.#metrics = deps.metrics ?? noRuleMetrics);
     const now = (this.#now = deps.now ?? Date.now);
     const { log, timers, store } = deps;
-    const stats = this.stats;
+    const stats = (this.stats = new RuleStats(store, (err, first) => {
+      if (first) log.warn({ err }, 'rules: run statistics could not be added to the store; kept for the next try');
+    }));
     const track = (p: Promise<unknown>) => this.#track(p);
     const scope = (this.#scope = new HomeScope(deps.stateOf.bind(deps), deps.homeOfHub?.bind(deps)));
     const push = deps.push.bind(deps);
@@ -171,9 +174,24 @@ export class RulesEngine {
     return runSceneCommands(this.#actions, scene);
   }
 
-  /** What this node knows of a rule's runs (per node: other nodes count their own). */
+  /** What this node knows of a rule's runs: its own counts since it started (see `statusOf`). */
   status(ruleId: string, version: number): RuleStatus {
     return { ...this.#guard.status(ruleId, version, this.#now()), stats: this.stats.snapshot(ruleId) };
+  }
+
+  /**
+   * The status of rules of one home with the statistics of every node (the store's totals, after
+   * this node's own counts are sent); guard state and evaluation latency are this node's.
+   */
+  async statusOf(homeId: string, rules: ReadonlyArray<{ id: string; version: number }>): Promise<Map<string, RuleStatus>> {
+    await this.stats.flush();
+    const totals = await this.deps.store.getRunStats(homeId, rules.map((r) => r.id));
+    const out = new Map<string, RuleStatus>();
+    for (const r of rules) {
+      const local = this.status(r.id, r.version);
+      out.set(r.id, { ...local, stats: { ...local.stats, ...totals.get(r.id) } });
+    }
+    return out;
   }
 
   /**
@@ -215,6 +233,8 @@ export class RulesEngine {
     await this.idle();
     // evaluations that were in progress may have started runs that are now parked in a delay
     this.#guard.detachAll();
+    // the last counts go to the store before the ports close
+    await this.stats.flush();
   }
 
   #resume(entries: Promise<PendingRun[]>, what: string): Promise<ResumeReport> {

@@ -212,7 +212,7 @@ export class HomeActor extends Actor<HomeMessage> {
     const rules: Rule[] = [];
     for (const r of candidates.values()) {
       if (guard.suspended(r, now)) {
-        stats.of(r.id).suppressed++;
+        stats.of(r).suppressed++;
         metrics.outcome('suppressed');
       } else rules.push(r);
     }
@@ -261,13 +261,13 @@ export class HomeActor extends Actor<HomeMessage> {
     for (const o of result.outcomes) {
       const rule = rules.find((r) => r.id === o.ruleId);
       if (!rule) continue;
-      const c = stats.of(rule.id);
+      const c = stats.of(rule);
       c.evaluated++;
       c.lastEvaluatedAt = at;
       c.sample(o.evalUs);
       if (o.triggered) c.triggered++;
       if (o.error) {
-        stats.error(rule.id, at, o.error);
+        stats.error(rule, at, o.error);
         metrics.outcome('error');
         out.set(rule.id, 'error');
         continue;
@@ -299,8 +299,8 @@ export class HomeActor extends Actor<HomeMessage> {
     metrics.dropped(reason);
     const at = this.deps.now();
     for (const r of rules) {
-      stats.of(r.id).evaluated++;
-      stats.error(r.id, at, message);
+      stats.of(r).evaluated++;
+      stats.error(r, at, message);
       metrics.outcome('error');
     }
     this.deps.log.warn({ err, reason, homeId: this.homeId, rules: rules.map((r) => r.id) }, 'rules: evaluation failed');

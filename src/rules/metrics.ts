@@ -1,9 +1,11 @@
 /**
- * Rule observability. Per rule: counters and recent evaluation latency, kept on this node and
- * shown by the API (`GET .../rules/{id}` → `stats`). Per node: aggregate Prometheus series
- * without a rule label (a label per rule would grow without bound with the number of homes).
+ * Rule observability. Per rule: counters, added to the rule store so that every node reads the
+ * same totals (the API's `GET .../rules/{id}` → `stats`), and this node's recent evaluation
+ * latency. Per node: aggregate Prometheus series without a rule label (a label per rule would
+ * grow without bound with the number of homes).
  */
 import { Counter, Histogram, type Registry } from 'prom-client';
+import { RUN_COUNTERS, type RuleRunDelta, type RuleStore } from '../ports/rule-store/rule-store.js';
 
 const RESERVOIR = 128;
 
@@ -33,11 +35,21 @@ export interface RuleStatsSnapshot {
   lastEvaluatedAt: number | null;
   lastRunAt: number | null;
   lastError: { at: number; message: string } | null;
-  /** worker time per evaluation of this rule, µs, over the last 128 */
+  /** worker time per evaluation of this rule, µs, over the last 128 (of the node that answers) */
   evalUs: LatencySummary;
 }
 
+/** What the counters need to know of a rule: the store keys its statistics by home. */
+export interface RuleRef {
+  readonly id: string;
+  readonly homeId: string;
+}
+
 class Counters {
+  constructor(readonly homeId: string) {}
+  /** what the store has been told of (counts), to send only what was added since */
+  readonly flushed = { evaluated: 0, triggered: 0, matched: 0, suppressed: 0, actionsRun: 0, errors: 0, loopStops: 0 };
+  flushedError: { at: number; message: string } | null = null;
   evaluated = 0;
   triggered = 0;
   matched = 0;
@@ -57,27 +69,91 @@ class Counters {
   }
 }
 
-/** Per-rule counters of this node. */
+/**
+ * Per-rule counters of this node, and what they added since they were last sent to the store.
+ * Sent at the end of the turn they changed in, one `addRunStats` for every rule that changed, at
+ * most one call in flight (rules that run often are batched by the round trip). A failed send is
+ * kept and goes with the next one.
+ */
 export class RuleStats {
   private readonly rules = new Map<string, Counters>();
+  private readonly dirty = new Set<string>();
+  private scheduled = false;
+  private flushing: Promise<void> | null = null;
+  private failing = false;
 
-  of(ruleId: string): Counters {
-    let c = this.rules.get(ruleId);
+  /** Without a store the counters stay on this node (tests, benchmarks). */
+  constructor(
+    private readonly store?: Pick<RuleStore, 'addRunStats'>,
+    private readonly onError: (err: unknown, firstOfOutage: boolean) => void = () => {},
+  ) {}
+
+  /** The rule's counters, to change now: they are sent to the store at the end of the turn. */
+  of(rule: RuleRef): Counters {
+    let c = this.rules.get(rule.id);
     if (!c) {
-      c = new Counters();
-      this.rules.set(ruleId, c);
+      c = new Counters(rule.homeId);
+      this.rules.set(rule.id, c);
+    }
+    if (this.store) {
+      this.dirty.add(rule.id);
+      if (!this.scheduled) {
+        this.scheduled = true;
+        setImmediate(() => {
+          this.scheduled = false;
+          void this.flush();
+        });
+      }
     }
     return c;
   }
 
-  error(ruleId: string, at: number, message: string): void {
-    const c = this.of(ruleId);
+  error(rule: RuleRef, at: number, message: string): void {
+    const c = this.of(rule);
     c.errors++;
     c.lastError = { at, message };
   }
 
+  /** Sends what changed; resolves once the store has it (a failure is reported, not thrown). */
+  flush(): Promise<void> {
+    if (this.flushing) return this.flushing.then(() => (this.dirty.size > 0 ? this.flush() : undefined));
+    const store = this.store;
+    if (!store || this.dirty.size === 0) return Promise.resolve();
+    const ids = [...this.dirty];
+    this.dirty.clear();
+    const sent: Array<[Counters, RuleRunDelta]> = [];
+    for (const id of ids) {
+      const c = this.rules.get(id);
+      if (!c) continue;
+      const d: RuleRunDelta = { homeId: c.homeId, ruleId: id, counts: {} };
+      for (const name of RUN_COUNTERS) if (c[name] !== c.flushed[name]) d.counts[name] = c[name] - c.flushed[name];
+      if (c.lastEvaluatedAt !== null) d.lastEvaluatedAt = c.lastEvaluatedAt;
+      if (c.lastRunAt !== null) d.lastRunAt = c.lastRunAt;
+      if (c.lastError !== null && c.lastError !== c.flushedError) d.lastError = c.lastError;
+      sent.push([c, d]);
+    }
+    this.flushing = store.addRunStats(sent.map(([, d]) => d)).then(
+      () => {
+        this.failing = false;
+        for (const [c, d] of sent) {
+          for (const name of RUN_COUNTERS) c.flushed[name] += d.counts[name] ?? 0;
+          if (d.lastError) c.flushedError = d.lastError;
+        }
+      },
+      (err: unknown) => {
+        // kept: the next change sends these counts too (no timer of its own while the store is down)
+        for (const id of ids) if (this.rules.has(id)) this.dirty.add(id);
+        this.onError(err, !this.failing);
+        this.failing = true;
+      },
+    ).finally(() => {
+      this.flushing = null;
+    });
+    return this.flushing;
+  }
+
   snapshot(ruleId: string): RuleStatsSnapshot {
-    const c = this.rules.get(ruleId) ?? new Counters();
+    const c = this.rules.get(ruleId) ?? new Counters('');
     const n = Math.min(c.sampleCount, RESERVOIR);
     return {
       evaluated: c.evaluated,

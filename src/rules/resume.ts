@@ -62,7 +62,7 @@ async function resumeOne(deps: ResumeDeps, p: PendingRun): Promise<keyof ResumeR
   else if (lateMs > deps.catchUpMs) {
     outcome = 'missed';
     deps.metrics.dropped('missed');
-    deps.stats.error(rule.id, now, `delay missed: due ${new Date(p.dueAt).toISOString()}, ${Math.round(lateMs / 1000)} s late (catch-up ${Math.round(deps.catchUpMs / 1000)} s)`);
+    deps.stats.error(rule, now, `delay missed: due ${new Date(p.dueAt).toISOString()}, ${Math.round(lateMs / 1000)} s late (catch-up ${Math.round(deps.catchUpMs / 1000)} s)`);
     log.warn({ homeId: p.homeId, ruleId: p.ruleId, dueAt: p.dueAt, lateMs, catchUpMs: deps.catchUpMs }, 'rules: the rest of a run after its delay was missed (node down past its due time)');
   } else {
     const run = new ActionRun(deps.actions, p.homeId, rule, p.actions, p.dedupBase, performance.now(), (r) => guard.ended(rule.id, r), p.offset);

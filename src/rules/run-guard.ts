@@ -146,9 +146,9 @@ export class RunGuard {
     rt.suspendedVersion = rule.version;
     rt.runs = [];
     rt.current?.cancel();
-    stats.of(rule.id).loopStops++;
+    stats.of(rule).loopStops++;
     const message = `loop guard: more than ${rule.limit.maxRuns} runs within ${rule.limit.windowMs} ms; suspended for ${Math.round(suspendMs / 1000)} s`;
-    stats.error(rule.id, now, message);
+    stats.error(rule, now, message);
     metrics.loopStopped();
     log.warn({ homeId, ruleId: rule.id, name: rule.name, maxRuns: rule.limit.maxRuns, windowMs: rule.limit.windowMs, suspendMs }, 'rules: rule suspended by the loop guard');
     const report = this.deps

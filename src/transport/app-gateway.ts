@@ -20,6 +20,8 @@ interface AppSocketData {
 
 class UwsAppLink implements AppLink {
   open = true;
+  /** joined a home's feed at least once: live events were published to it */
+  joined = false;
   session: AppSession | null = null;
   private drainWaiters: Array<() => void> = [];
 
@@ -74,6 +76,7 @@ class UwsAppLink implements AppLink {
         if (this.open) write(encodeAppMessage({ op: 'reload', home: homeId, reason, pos }, this.enc));
       },
       join: () => {
+        link.joined = true;
         if (this.open) this.ws.subscribe(feedTopic(this.enc, homeId));
       },
     };
@@ -102,6 +105,14 @@ class UwsAppLink implements AppLink {
   }
 }
 
+export interface AppGatewayMetrics {
+  appConnected(): void;
+  /** `backpressure`: closed by uWS because it held more unsent bytes than the limit */
+  appClosed(backpressure: boolean): void;
+  /** a home subscription taken (+1) or released (-1) */
+  subscribed(delta: 1 | -1): void;
+}
+
 /**
  * `/app/v1`: authenticated by a JWT (or the admin token) from `?token=`, a `bearer.<token>`
  * WebSocket subprotocol (both usable from a browser) or `Authorization: Bearer`; refused with
@@ -121,10 +132,11 @@ export function mountAppGateway(
     writes: WriteBatch;
     /** open sockets by token, closed when it is revoked (src/transport/app-sockets.ts) */
     sockets?: OpenAppSockets;
+    metrics?: AppGatewayMetrics;
   },
 ): void {
-  const { auth, log } = deps;
-  const sessionDeps: AppSessionDeps = { ...deps.session, feeds: deps.feeds };
+  const { auth, log, metrics } = deps;
+  const sessionDeps: AppSessionDeps = { ...deps.session, feeds: metrics ? countedFeeds(deps.feeds, metrics) : deps.feeds };
   let connections = 0;
   app.ws<AppSocketData>('/app/v1', {
     // past the limit a message is still read, to answer frame_too_large and close 1009 with a
@@ -166,6 +178,7 @@ export function mountAppGateway(
       const who = data.principal.kind === 'admin' ? 'admin' : data.principal.sub;
       link.session = new AppSession(data.principal, link, sessionDeps, `app:${who}:${++connections}`);
       deps.sockets?.opened(link, data.principal);
+      metrics?.appConnected();
     },
 
     message: (ws, message, isBinary) => {
@@ -185,12 +198,32 @@ export function mountAppGateway(
 
     drain: (ws) => ws.getUserData().link?.drained(),
 
-    close: (ws) => {
+    close: (ws, code) => {
       const link = ws.getUserData().link;
       if (!link) return;
+      // uWS drops a socket past its backpressure limit without a close frame (1006) and with its
+      // buffer already freed: a subscribed socket closed that way is counted as such
+      metrics?.appClosed(code === 1006 && link.joined);
       link.closed();
       deps.sockets?.closed(link, ws.getUserData().principal);
       link.session?.tell({ type: 'closed' });
     },
   });
 }
+
+/** Each session's `acquire`/`release` of a home is one subscription taken or given back. */
+function countedFeeds(feeds: HomeFeeds, metrics: AppGatewayMetrics): AppSessionDeps['feeds'] {
+  return {
+    acquire: (homeId) => {
+      metrics.subscribed(1);
+      feeds.acquire(homeId);
+    },
+    release: (homeId) => {
+      metrics.subscribed(-1);
+      feeds.release(homeId);
+    },
+    position: (homeId) => feeds.position(homeId),
+    catchUp: (homeId, since, subscriber) => feeds.catchUp(homeId, since, subscriber),
+  };
+}
+

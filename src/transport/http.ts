@@ -38,6 +38,16 @@ export interface RouteOptions {
   writes?: WriteBatch;
   /** every registered route is added here (the OpenAPI document is checked against it) */
   table?: RouteTable;
+  /** requests counted by route template and status */
+  metrics?: HttpMetrics;
+}
+
+/** One route's request counter and timer, bound to its labels when the route is registered. */
+export type HttpObserver = (status: number, seconds: number) => void;
+
+export interface HttpMetrics {
+  /** `pattern` is the template (`/v1/hubs/:hubId`), never the path: ids would grow the label set */
+  route(method: string, pattern: string): HttpObserver;
 }
 
 /** The routes registered on an app, as `METHOD /pattern/:param`. */
@@ -52,7 +62,13 @@ export type RouteTable = Array<{ method: string; pattern: string }>;
 export function route(app: TemplatedApp, method: Method, pattern: string, handler: HttpHandler, opts: RouteOptions): void {
   const paramNames = pattern.split('/').filter((p) => p.startsWith(':')).map((p) => p.slice(1));
   opts.table?.push({ method: method === 'del' ? 'delete' : method, pattern });
+  const observe = opts.metrics?.route(method === 'del' ? 'DELETE' : method.toUpperCase(), pattern);
   app[method](pattern, (res: HttpResponse, req: HttpRequest) => {
+    const started = observe ? performance.now() : 0;
+    const answer = (reply: HttpReply) => {
+      observe?.(reply.status, (performance.now() - started) / 1000);
+      send(res, state, reply, opts.writes);
+    };
     const state = { aborted: false };
     res.onAborted(() => {
       state.aborted = true;
@@ -62,7 +78,7 @@ export function route(app: TemplatedApp, method: Method, pattern: string, handle
       const param = decodeParam(req.getParameter(i));
       if (param === null) {
         const name = paramNames[i]!;
-        send(res, state, errorReply(new TierError('invalid_field', `${name}: not a valid percent-encoded UTF-8 path segment`, { field: name })), opts.writes);
+        answer(errorReply(new TierError('invalid_field', `${name}: not a valid percent-encoded UTF-8 path segment`, { field: name })));
         return;
       }
       params.push(param);
@@ -78,13 +94,10 @@ export function route(app: TemplatedApp, method: Method, pattern: string, handle
       authorization: req.getHeader('authorization'),
       json: () => parseJson(body),
     };
-    run(handler, call).then(
-      (reply) => send(res, state, reply, opts.writes),
-      (err: unknown) => {
-        opts.log.error({ err, url: call.url }, 'http handler failed');
-        send(res, state, errorReply(asTierError(err)), opts.writes);
-      },
-    );
+    run(handler, call).then(answer, (err: unknown) => {
+      opts.log.error({ err, url: call.url }, 'http handler failed');
+      answer(errorReply(asTierError(err)));
+    });
   });
 }
 

@@ -21,6 +21,7 @@ interface HubSocketData {
 }
 
 export interface HubGatewayMetrics {
+  hubConnected(): void;
   upgradeRefused(code: string): void;
   badFrame(code: string): void;
 }
@@ -112,6 +113,7 @@ export function mountHubGateway(
         (record) => {
           if (state.aborted) return limits.finish(false);
           limits.finish(true); // counted now: `close` decrements it whatever happens next
+          metrics?.hubConnected();
           res.cork(() => {
             res.upgrade<HubSocketData>({ hubId: record.hubId, homeId: record.homeId, link: null, badFrames: 0 }, key, protocol, extensions, context);
           });

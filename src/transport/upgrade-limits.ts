@@ -1,5 +1,12 @@
 import { TierError } from '../errors.js';
 
+/** Handshakes refused `busy` since start, by which limit refused them. */
+export interface AdmissionRefusals {
+  readonly full: number;
+  readonly handshakes: number;
+  readonly rate: number;
+}
+
 export interface UpgradeLimitOptions {
   /** hub sockets this node holds at most (the open-file limit leaves room for ~19,900) */
   maxSockets: number;
@@ -20,6 +27,8 @@ export class UpgradeLimits {
   private sockets = 0;
   private tokens: number;
   private tokensAt: number;
+  /** read by the metrics at scrape time */
+  readonly refusals = { full: 0, handshakes: 0, rate: 0 };
 
   constructor(
     private readonly options: UpgradeLimitOptions,
@@ -31,15 +40,20 @@ export class UpgradeLimits {
 
   /** Reserves a handshake slot, or returns why not (a `busy` error to answer with). */
   tryStart(): TierError | null {
-    if (this.sockets + this.pending >= this.options.maxSockets) return new TierError('busy', `this node holds its maximum of ${this.options.maxSockets} hub sessions: try another node or later`);
-    if (this.pending >= this.options.maxPending) return new TierError('busy', 'too many handshakes in progress: retry later');
+    if (this.sockets + this.pending >= this.options.maxSockets) return this.refuse('full', `this node holds its maximum of ${this.options.maxSockets} hub sessions: try another node or later`);
+    if (this.pending >= this.options.maxPending) return this.refuse('handshakes', 'too many handshakes in progress: retry later');
     const now = this.now();
     this.tokens = Math.min(this.options.ratePerSec, this.tokens + ((now - this.tokensAt) * this.options.ratePerSec) / 1000);
     this.tokensAt = now;
-    if (this.tokens < 1) return new TierError('busy', `new hub connections are limited to ${this.options.ratePerSec}/s on this node: retry later`);
+    if (this.tokens < 1) return this.refuse('rate', `new hub connections are limited to ${this.options.ratePerSec}/s on this node: retry later`);
     this.tokens -= 1;
     this.pending++;
     return null;
+  }
+
+  private refuse(reason: keyof AdmissionRefusals, message: string): TierError {
+    this.refusals[reason]++;
+    return new TierError('busy', message);
   }
 
   /** The handshake reserved by `tryStart` ended: `upgraded` when it became a socket. */

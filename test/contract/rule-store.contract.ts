@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { isValidId } from '../../proto/subjects.js';
 import type { RuleSpec, SceneSpec } from '../../src/rules/model.js';
-import type { RuleStore, RuleStoreChange } from '../../src/ports/rule-store/rule-store.js';
+import { noRunStats, type RuleStore, type RuleStoreChange } from '../../src/ports/rule-store/rule-store.js';
 
 /** A rule store under test. */
 export interface RuleStoreFixture {
@@ -248,6 +248,59 @@ export function ruleStoreContract(name: string, make: RuleStoreFactory): void {
         });
         await expect(store.createRule(home, spec())).resolves.toMatchObject({ version: 1 });
         stop();
+      });
+    });
+
+    describe('run statistics (every node adds, every node reads the same)', () => {
+      it('adds counts, keeps the latest instants, and leaves the home version alone', async () => {
+        const r = await store.createRule(home, spec());
+        const v = await store.homeVersion(home);
+        expect((await store.getRunStats(home, [r.id])).get(r.id)).toEqual(noRunStats());
+        await store.addRunStats([{ homeId: home, ruleId: r.id, counts: { evaluated: 3, triggered: 2, matched: 2, actionsRun: 4 }, lastEvaluatedAt: 2_000, lastRunAt: 1_900 }]);
+        await store.addRunStats([
+          { homeId: home, ruleId: r.id, counts: { evaluated: 1, errors: 1 }, lastEvaluatedAt: 1_000, lastError: { at: 1_000, message: 'older' } },
+          { homeId: home, ruleId: r.id, counts: { suppressed: 1, loopStops: 1 }, lastError: { at: 3_000, message: 'loop guard: stopped' } },
+        ]);
+        await store.addRunStats([{ homeId: home, ruleId: r.id, counts: {}, lastError: { at: 2_500, message: 'not the latest' } }]);
+        expect((await store.getRunStats(home, [r.id])).get(r.id)).toEqual({
+          evaluated: 4,
+          triggered: 2,
+          matched: 2,
+          suppressed: 1,
+          actionsRun: 4,
+          errors: 1,
+          loopStops: 1,
+          lastEvaluatedAt: 2_000,
+          lastRunAt: 1_900,
+          lastError: { at: 3_000, message: 'loop guard: stopped' },
+        });
+        expect(await store.homeVersion(home)).toBe(v);
+      });
+
+      it('adds racing each other all count', async () => {
+        const [a, b] = [await store.createRule(home, spec()), await store.createRule(home, spec({ name: 'Other' }))];
+        await Promise.all(Array.from({ length: 25 }, (_, i) => store.addRunStats([{ homeId: home, ruleId: a.id, counts: { evaluated: 1 } }, { homeId: home, ruleId: b.id, counts: { evaluated: 2, matched: i % 2 } }])));
+        const got = await store.getRunStats(home, [a.id, b.id]);
+        expect(got.get(a.id)).toMatchObject({ evaluated: 25, matched: 0 });
+        expect(got.get(b.id)).toMatchObject({ evaluated: 50, matched: 12 });
+      });
+
+      it('nothing outlives a rule: deleting it deletes its statistics, and a late add is dropped', async () => {
+        const r = await store.createRule(home, spec());
+        await store.addRunStats([{ homeId: home, ruleId: r.id, counts: { evaluated: 5 }, lastRunAt: 10 }]);
+        expect(await store.deleteRule(home, r.id)).toBe(true);
+        expect((await store.getRunStats(home, [r.id])).get(r.id)).toEqual(noRunStats());
+        await store.addRunStats([{ homeId: home, ruleId: r.id, counts: { evaluated: 1 }, lastRunAt: 20 }]);
+        expect((await store.getRunStats(home, [r.id])).get(r.id)).toEqual(noRunStats());
+      });
+
+      it("a rule's statistics are read through its own home only; unknown rules read zeros", async () => {
+        const r = await store.createRule(home, spec());
+        await store.addRunStats([{ homeId: home, ruleId: r.id, counts: { evaluated: 1 } }]);
+        expect((await store.getRunStats(`${home}-other`, [r.id])).get(r.id)).toEqual(noRunStats());
+        expect((await store.getRunStats(home, ['r-unknown'])).get('r-unknown')).toEqual(noRunStats());
+        await store.addRunStats([{ homeId: `${home}-other`, ruleId: r.id, counts: { evaluated: 7 } }]);
+        expect((await store.getRunStats(home, [r.id])).get(r.id)).toMatchObject({ evaluated: 1 });
       });
     });
   });

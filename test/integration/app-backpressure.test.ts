@@ -88,6 +88,8 @@ describe('an app socket that does not read (real server process)', () => {
       await new Promise((r) => setImmediate(r));
     }
     expect(stuck.gone()).toMatch(/ECONNRESET|EPIPE|closed/);
+    // counted as a backpressure close, the series an SRE watches for stuck clients
+    await expect.poll(async () => /^tier_app_backpressure_closes_total 1$/m.test(await (await fetch(`${server.adminUrl}/metrics`)).text())).toBe(true);
 
     // the node is healthy, the hub still connected, and a reading app gets the home's events
     expect((await fetch(`${server.adminUrl}/healthz`)).status).toBe(200);

@@ -1,3 +1,4 @@
+import type { BusObserver, BusRequestOutcome } from '../ports.js';
 import { connect, errors, type Msg, type NatsConnection, type Status } from '@nats-io/transport-node';
 import { TierError } from '../../errors.js';
 import type { Logger } from '../../log/logger.js';
@@ -37,6 +38,8 @@ export interface NatsBusOptions {
   connectTimeoutMs?: number;
   /** @default 5_000 (ms): how long `close()` may drain before it closes hard */
   drainTimeoutMs?: number;
+  /** told of each request's outcome and round trip */
+  observe?: BusObserver;
 }
 
 /**
@@ -66,6 +69,7 @@ export class NatsBus implements Bus {
     private readonly nc: NatsConnection,
     private readonly log: Logger,
     private readonly drainTimeoutMs: number,
+    private readonly observe?: BusObserver,
   ) {
     void this.watchStatus();
     void nc.closed().then((err) => {
@@ -93,7 +97,7 @@ export class NatsBus implements Bus {
       throw new TierError('internal', `nats at ${servers.join(',')} is unreachable: ${(err as Error).message}`, { cause: err });
     }
     options.log.info({ server: nc.getServer() }, 'nats connected');
-    return new NatsBus(nc, options.log, options.drainTimeoutMs ?? 5_000);
+    return new NatsBus(nc, options.log, options.drainTimeoutMs ?? 5_000, options.observe);
   }
 
   /** True while connected to a server (false while reconnecting and after close). */
@@ -146,6 +150,23 @@ export class NatsBus implements Bus {
   }
 
   async request(subject: string, data: Uint8Array, timeoutMs: number): Promise<Uint8Array> {
+    if (!this.observe) return this.roundTrip(subject, data, timeoutMs);
+    const started = performance.now();
+    let outcome: BusRequestOutcome = 'error';
+    try {
+      const reply = await this.roundTrip(subject, data, timeoutMs);
+      outcome = 'ok';
+      return reply;
+    } catch (err) {
+      if (err instanceof NoRespondersError) outcome = 'no_responders';
+      else if (err instanceof RequestTimeoutError) outcome = 'timeout';
+      throw err;
+    } finally {
+      this.observe.request(outcome, (performance.now() - started) / 1000);
+    }
+  }
+
+  private async roundTrip(subject: string, data: Uint8Array, timeoutMs: number): Promise<Uint8Array> {
     validateSubject(subject, false);
     if (this.isClosed()) throw new TierError('draining', `bus closed: cannot request ${subject}`);
     if (this.state === 'reconnecting') {

@@ -1,3 +1,4 @@
+import type { BatchObserver } from '../ports.js';
 import type { Database } from 'lmdb';
 import type { DataStore } from '../lmdb.js';
 import type { EventHistory, HistoryEntry, HistoryRead, HistoryRetention, Position } from './history.js';
@@ -26,6 +27,8 @@ export interface LmdbHistoryOptions {
   now?: () => number;
   /** ms between sweeps that drop entries past their age in homes nobody appends to; 0: none */
   sweepMs?: number;
+  /** told of each write-behind transaction (entries appended and trimmed, its time) */
+  batches?: BatchObserver;
 }
 
 /** Entries looked at per append to drop those past their age: trimming keeps pace without a burst. */
@@ -61,6 +64,8 @@ export class LmdbEventHistory implements EventHistory {
   private removals: Array<[string, number]> = [];
   private flushTimer: NodeJS.Timeout | null = null;
 
+  private readonly batches: BatchObserver | undefined;
+
   private constructor(
     data: DataStore,
     private readonly epoch: string,
@@ -72,6 +77,7 @@ export class LmdbEventHistory implements EventHistory {
     this.entries = env.openDB({ name: 'history', encoding: 'msgpack' }) as unknown as Database<StoredEntry, [string, number]>;
     this.ranges = env.openDB({ name: 'history-range', encoding: 'msgpack' }) as unknown as Database<Range, string>;
     this.now = options.now ?? Date.now;
+    this.batches = options.batches;
     const sweepMs = options.sweepMs ?? 60_000;
     this.sweeper = sweepMs > 0 ? setInterval(() => this.sweep(), sweepMs).unref() : null;
   }
@@ -227,10 +233,16 @@ export class LmdbEventHistory implements EventHistory {
     if (this.dirty.size === 0 && this.removals.length === 0) return;
     const removals = this.removals;
     this.removals = [];
+    const started = this.batches ? performance.now() : 0;
+    let size = removals.length;
     this.entries.transactionSync(() => {
-      for (const [homeId, live] of this.dirty) for (const e of live.pending) this.entries.putSync([homeId, e.offset], { t: e.t, d: e.data });
+      for (const [homeId, live] of this.dirty) {
+        size += live.pending.length;
+        for (const e of live.pending) this.entries.putSync([homeId, e.offset], { t: e.t, d: e.data });
+      }
       for (const key of removals) this.entries.removeSync(key);
     });
+    this.batches?.flushed(size, (performance.now() - started) / 1000);
     for (const live of this.dirty.values()) live.pending = [];
     this.dirty.clear();
   };

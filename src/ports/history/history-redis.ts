@@ -1,3 +1,4 @@
+import type { CallObserver } from '../ports.js';
 import type { Redis } from 'ioredis';
 import type { Logger } from '../../log/logger.js';
 import { closeRedis, connectRedis, LuaScript, RedisKeys } from '../redis.js';
@@ -117,8 +118,8 @@ export class RedisEventHistory implements EventHistory {
     this.eventsKey = this.keys.single('events');
   }
 
-  static async connect(url: string, retention: HistoryRetention, options: RedisHistoryOptions & { name: string }): Promise<RedisEventHistory> {
-    return new RedisEventHistory(await connectRedis(url, { name: options.name, log: options.log }), retention, options);
+  static async connect(url: string, retention: HistoryRetention, options: RedisHistoryOptions & { name: string; observe?: CallObserver }): Promise<RedisEventHistory> {
+    return new RedisEventHistory(await connectRedis(url, { name: options.name, log: options.log, observe: options.observe }), retention, options);
   }
 
   append(homeId: string, data: Uint8Array): Promise<Position> {

@@ -1,3 +1,4 @@
+import type { CallObserver } from '../ports.js';
 import type { Redis } from 'ioredis';
 import type { Logger } from '../../log/logger.js';
 import { closeRedis, connectRedis, hashTag, LuaScript, RedisKeys } from '../redis.js';
@@ -100,8 +101,8 @@ export class RedisPendingRuns implements PendingRuns {
     this.#renew.unref();
   }
 
-  static async connect(url: string, options: RedisPendingRunsOptions & { name: string }): Promise<RedisPendingRuns> {
-    return new RedisPendingRuns(await connectRedis(url, { name: options.name, log: options.log }), options);
+  static async connect(url: string, options: RedisPendingRunsOptions & { name: string; observe?: CallObserver }): Promise<RedisPendingRuns> {
+    return new RedisPendingRuns(await connectRedis(url, { name: options.name, log: options.log, observe: options.observe }), options);
   }
 
   async save(run: PendingRun): Promise<void> {

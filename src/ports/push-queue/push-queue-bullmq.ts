@@ -1,3 +1,4 @@
+import type { CallObserver } from '../ports.js';
 import { randomUUID } from 'node:crypto';
 import { MetricsTime, Queue, Worker, type Job, type JobsOptions } from 'bullmq';
 import type { Redis } from 'ioredis';
@@ -134,8 +135,9 @@ export class BullMqPushQueue implements PushQueue {
    * Opens its own connections to `url` ('fail' profile for the queue, 'wait' for a worker) and
    * resolves once BullMQ is ready on them.
    */
-  static async connect(url: string, options: BullMqPushQueueOptions & { name: string }): Promise<BullMqPushQueue> {
-    const queue = await connectRedis(url, { name: `${options.name}:queue`, log: options.log });
+  static async connect(url: string, options: BullMqPushQueueOptions & { name: string; observe?: CallObserver }): Promise<BullMqPushQueue> {
+    // the worker's connection blocks on purpose (waiting for jobs): only the queue's calls are timed
+    const queue = await connectRedis(url, { name: `${options.name}:queue`, log: options.log, observe: options.observe });
     let worker: Redis | undefined;
     try {
       if (options.sender) worker = await connectRedis(url, { name: `${options.name}:worker`, log: options.log, offline: 'wait' });

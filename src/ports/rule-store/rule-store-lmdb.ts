@@ -2,7 +2,7 @@ import type { Database } from 'lmdb';
 import type { DataStore } from '../lmdb.js';
 import { TierError } from '../../errors.js';
 import { DEFAULT_SETTINGS, type HomeSettings, type Rule, type RuleSpec, type Scene, type SceneSpec } from '../../rules/model.js';
-import { created, newId, scheduledOf, toggled, updated, type RuleStore, type RuleStoreChange, type ScheduledRule } from './rule-store.js';
+import { created, newId, noRunStats, scheduledOf, toggled, updated, withDelta, type RuleRunDelta, type RuleRunStats, type RuleStore, type RuleStoreChange, type ScheduledRule } from './rule-store.js';
 
 export interface LmdbRuleStoreOptions {
   /** the clock of `createdAt`/`updatedAt`, of the version floor and of tombstones (ms); @default Date.now */
@@ -30,7 +30,10 @@ type Cursor = number | { deletedAt: number };
  * - `['rule', H, id]`, `['scene', H, id]` → the item as JSON: msgpackr renames a `__proto__` key
  *   while decoding, JSON.parse keeps it as an own property, and specs may hold any key;
  * - `['cron', H, id]` → 1 for each rule with a cron trigger (what `listScheduled` reads);
- * - `['cursor', id]` → the cron cursor, or `{ deletedAt }` for a deleted rule.
+ * - `['cursor', id]` → the cron cursor, or `{ deletedAt }` for a deleted rule;
+ * - sub-database 'rule-stats': `[H, id]` → the rule's run statistics, added to in one
+ *   transaction per batch, not waited on to be durable: counts of the last moments before a crash
+ *   may be lost (they are observations, not state).
  *
  * Every write is one LMDB transaction with the home version's bump: it is committed (fsynced
  * with DATA_SYNC=commit) when its promise resolves, so a restart keeps it; a write still pending
@@ -46,6 +49,7 @@ type Cursor = number | { deletedAt: number };
  */
 export class LmdbRuleStore implements RuleStore {
   private readonly db: Database<unknown, Key>;
+  #stats: Database<unknown, Key> | null = null;
   private readonly now: () => number;
   private readonly listeners = new Set<(change: RuleStoreChange) => void>();
   private closed = false;
@@ -165,6 +169,31 @@ export class LmdbRuleStore implements RuleStore {
     return moved;
   }
 
+  async addRunStats(deltas: readonly RuleRunDelta[]): Promise<void> {
+    if (this.closed) return Promise.reject(closedError());
+    if (deltas.length === 0) return;
+    // one transaction for the batch, after the rules' own writes: a deleted rule gets nothing back
+    await this.data.root.transaction(() => {
+      for (const d of deltas) {
+        if (this.db.get(['rule', d.homeId, d.ruleId]) === undefined) continue;
+        const stored = (this.stats.get([d.homeId, d.ruleId]) as RuleRunStats | undefined) ?? noRunStats();
+        void this.stats.put([d.homeId, d.ruleId], withDelta(stored, d));
+      }
+    });
+  }
+
+  async getRunStats(homeId: string, ruleIds: readonly string[]): Promise<Map<string, RuleRunStats>> {
+    return new Map(ruleIds.map((id) => [id, { ...((this.stats.get([homeId, id]) as RuleRunStats | undefined) ?? noRunStats()) }]));
+  }
+
+  /**
+   * `[homeId, ruleId]` → RuleRunStats: a sub-database of its own (backups and the Redis import read
+   * 'rules' record by record), opened at first use so a store that never ran a rule has none.
+   */
+  private get stats(): Database<unknown, Key> {
+    return (this.#stats ??= this.data.db<unknown>('rule-stats') as Database<unknown, Key>);
+  }
+
   watch(listener: (change: RuleStoreChange) => void): () => void {
     this.listeners.add(listener);
     return () => {
@@ -235,12 +264,15 @@ export class LmdbRuleStore implements RuleStore {
   }
 
   private async remove(kind: Kind, homeId: string, id: string): Promise<boolean> {
+    // opened outside the transaction
+    const stats = kind === 'rule' ? this.stats : null;
     return this.write(homeId, () => {
       if (this.db.get([kind, homeId, id]) === undefined) return false;
       void this.db.remove([kind, homeId, id]);
       if (kind === 'rule') {
         void this.db.remove(['cron', homeId, id]);
         void this.db.put(['cursor', id], { deletedAt: this.now() });
+        void stats?.remove([homeId, id]);
       }
       return true;
     });

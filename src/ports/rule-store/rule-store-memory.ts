@@ -1,5 +1,5 @@
 import { DEFAULT_SETTINGS, type HomeSettings, type Rule, type RuleSpec, type Scene, type SceneSpec } from '../../rules/model.js';
-import { created, newId, scheduledOf, toggled, updated, type RuleStore, type RuleStoreChange, type ScheduledRule } from './rule-store.js';
+import { created, newId, noRunStats, scheduledOf, toggled, updated, withDelta, type RuleRunDelta, type RuleRunStats, type RuleStore, type RuleStoreChange, type ScheduledRule } from './rule-store.js';
 
 interface Home {
   version: number;
@@ -16,6 +16,7 @@ interface Home {
 export class MemoryRuleStore implements RuleStore {
   private readonly homes = new Map<string, Home>();
   private readonly cursors = new Map<string, number>();
+  private readonly runStats = new Map<string, RuleRunStats>();
   private readonly listeners = new Set<(change: RuleStoreChange) => void>();
   private readonly now: () => number;
 
@@ -69,6 +70,7 @@ export class MemoryRuleStore implements RuleStore {
     const home = this.homes.get(homeId);
     if (!home?.rules.delete(ruleId)) return false;
     this.cursors.delete(ruleId);
+    this.runStats.delete(ruleId);
     this.changed(homeId, home);
     return true;
   }
@@ -149,6 +151,18 @@ export class MemoryRuleStore implements RuleStore {
     if (cur !== undefined && cur >= at) return false;
     this.cursors.set(ruleId, at);
     return true;
+  }
+
+  async addRunStats(deltas: readonly RuleRunDelta[]): Promise<void> {
+    for (const d of deltas) {
+      if (!this.homes.get(d.homeId)?.rules.has(d.ruleId)) continue;
+      this.runStats.set(d.ruleId, withDelta(this.runStats.get(d.ruleId) ?? noRunStats(), d));
+    }
+  }
+
+  async getRunStats(homeId: string, ruleIds: readonly string[]): Promise<Map<string, RuleRunStats>> {
+    const rules = this.homes.get(homeId)?.rules;
+    return new Map(ruleIds.map((id) => [id, { ...((rules?.has(id) && this.runStats.get(id)) || noRunStats()) }]));
   }
 
   watch(listener: (change: RuleStoreChange) => void): () => void {

@@ -4,7 +4,8 @@ import { ADVANCE, body, CREATE, DELETE, PUT_SETTINGS, SCHEDULED, SET_ENABLED, st
 import { TierError } from '../../errors.js';
 import type { Logger } from '../../log/logger.js';
 import { DEFAULT_SETTINGS, type HomeSettings, type Rule, type RuleSpec, type Scene, type SceneSpec } from '../../rules/model.js';
-import { newId, scheduledOf, type RuleStore, type RuleStoreChange, type ScheduledRule } from './rule-store.js';
+import { addRunStats, getRunStats, STATS_FIELDS } from './rule-store-redis-stats.js';
+import { newId, scheduledOf, type RuleRunDelta, type RuleRunStats, type RuleStore, type RuleStoreChange, type ScheduledRule } from './rule-store.js';
 
 export interface RedisRuleStoreOptions {
   log: Logger;
@@ -37,6 +38,9 @@ type Stored = Rule | Scene;
  * The write, the version bump and the change notice (PUBLISH on `<prefix>rules:changes`) are one
  * atomic script: a committed change is always announced. Versions are max(previous + 1, Redis
  * clock in ms): large (~1.7e12), strictly growing, also after Redis lost its data.
+ *
+ * - `{home:H}:rule-stats` hash: `<ruleId>:<counter>` → count (HINCRBY in one script per home and
+ *   batch, after checking the rule still exists), `<ruleId>:lastRunAt` etc. (kept when later).
  *
  * Two things live outside the home's slot, so no script touches them together with it:
  * - `<prefix>rules:cron-homes`, the set of homes that have cron rules, read by `listScheduled`.
@@ -145,6 +149,12 @@ export class RedisRuleStore implements RuleStore {
       // the rule is gone; its cursor stays behind (a few bytes, never read again)
       this.log.warn({ err, homeId, ruleId }, 'rule deleted but its cron cursor was not');
     }
+    try {
+      // after the script: an add racing the delete found no rule and added nothing
+      await this.client.hdel(this.key(homeId, 'rule-stats'), ...STATS_FIELDS.map((f) => `${ruleId}:${f}`));
+    } catch (err) {
+      this.log.warn({ err, homeId, ruleId }, 'rule deleted but its run statistics were not');
+    }
     if (got.wasCron && got.cronLeft === 0) await this.unindex(homeId);
     return true;
   }
@@ -230,6 +240,14 @@ export class RedisRuleStore implements RuleStore {
       }
     }
     return out;
+  }
+
+  addRunStats(deltas: readonly RuleRunDelta[]): Promise<void> {
+    return addRunStats(this.client, (homeId) => this.statsKeys(homeId), deltas);
+  }
+
+  getRunStats(homeId: string, ruleIds: readonly string[]): Promise<Map<string, RuleRunStats>> {
+    return getRunStats(this.client, this.key(homeId, 'rule-stats'), ruleIds);
   }
 
   async getCursor(ruleId: string): Promise<number | null> {
@@ -386,12 +404,16 @@ export class RedisRuleStore implements RuleStore {
 
   // ---- keys -------------------------------------------------------------------------------------
 
-  private key(homeId: string, what: 'home' | Kind | 'cron'): string {
+  private key(homeId: string, what: 'home' | Kind | 'cron' | 'rule-stats'): string {
     return this.keys.home(homeId, what);
   }
 
   private itemKeys(homeId: string, kind: Kind): string[] {
     return [this.key(homeId, 'home'), this.key(homeId, kind), this.key(homeId, 'cron')];
+  }
+
+  private statsKeys(homeId: string): string[] {
+    return [this.key(homeId, 'rules'), this.key(homeId, 'rule-stats')];
   }
 
   private cursorKey(ruleId: string): string {

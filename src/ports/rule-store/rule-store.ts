@@ -12,6 +12,32 @@ export interface ScheduledRule {
   crons: Array<{ cron: string; catchUpMs: number | undefined }>;
 }
 
+/** The counters of a rule's runs, summed over every node (see `addRunStats`). */
+export const RUN_COUNTERS = ['evaluated', 'triggered', 'matched', 'suppressed', 'actionsRun', 'errors', 'loopStops'] as const;
+export type RunCounter = (typeof RUN_COUNTERS)[number];
+
+/** A rule's run statistics as the store keeps them: totals of every node. */
+export type RuleRunStats = Record<RunCounter, number> & {
+  lastEvaluatedAt: number | null;
+  lastRunAt: number | null;
+  lastError: { at: number; message: string } | null;
+};
+
+/** What one node adds to a rule's statistics: counts since its last add, and its latest instants. */
+export interface RuleRunDelta {
+  homeId: string;
+  ruleId: string;
+  counts: Partial<Record<RunCounter, number>>;
+  lastEvaluatedAt?: number;
+  lastRunAt?: number;
+  lastError?: { at: number; message: string };
+}
+
+/** Zeros: a rule nobody has run yet, or one the store does not know. */
+export function noRunStats(): RuleRunStats {
+  return { evaluated: 0, triggered: 0, matched: 0, suppressed: 0, actionsRun: 0, errors: 0, loopStops: 0, lastEvaluatedAt: null, lastRunAt: null, lastError: null };
+}
+
 /** What changed, as told to `watch` listeners. */
 export interface RuleStoreChange {
   homeId: string;
@@ -35,6 +61,13 @@ export interface RuleStoreChange {
  *   atomic compare-and-set to a larger value: of racing calls for one instant exactly one gets
  *   true. Deleting a rule deletes its cursor.
  * - Unknown homes have version 0, no rules, no scenes and the default settings.
+ * - Run statistics: `addRunStats` adds each delta's counts atomically per rule (adds racing from
+ *   several nodes all count, none is lost or counted twice) and keeps each `last*` instant only
+ *   when it is later than the stored one (`lastError` with its message). A delta for a rule that
+ *   does not exist (deleted meanwhile) is dropped, so nothing outlives a rule: deleting a rule
+ *   deletes its statistics. `getRunStats` reads what every node added; zeros for unknown rules.
+ *   A rejected `addRunStats` may have added all, some or none of its deltas (the caller resends).
+ *   Statistics change no version and tell no `watch` listener.
  */
 export interface RuleStore {
   homeVersion(homeId: string): Promise<number>;
@@ -63,6 +96,11 @@ export interface RuleStore {
   getCursor(ruleId: string): Promise<number | null>;
   /** Sets the cursor to `at` if it is larger than the stored one (or none); true if it did. */
   advanceCursor(homeId: string, ruleId: string, at: number): Promise<boolean>;
+
+  /** Adds what this node counted (see the run statistics above); one call per batch of rules. */
+  addRunStats(deltas: readonly RuleRunDelta[]): Promise<void>;
+  /** The statistics of rules of one home, by rule id, zeros for rules without any. */
+  getRunStats(homeId: string, ruleIds: readonly string[]): Promise<Map<string, RuleRunStats>>;
 
   /** Calls `listener` after each change; returns the function that stops it. */
   watch(listener: (change: RuleStoreChange) => void): () => void;
@@ -97,4 +135,14 @@ export function scheduledOf(rule: Rule, timeZone: string): ScheduledRule | null 
   const crons = rule.triggers.flatMap((t) => (t.type === 'cron' ? [{ cron: t.cron, catchUpMs: t.catchUpMs }] : []));
   if (crons.length === 0) return null;
   return { homeId: rule.homeId, ruleId: rule.id, version: rule.version, updatedAt: rule.updatedAt, timeZone, crons };
+}
+
+/** `stored` with a delta added (the memory and LMDB stores; Redis does the same in a script). */
+export function withDelta(stored: RuleRunStats, d: RuleRunDelta): RuleRunStats {
+  const out = { ...stored };
+  for (const name of RUN_COUNTERS) out[name] += d.counts[name] ?? 0;
+  if (d.lastEvaluatedAt !== undefined && d.lastEvaluatedAt > (out.lastEvaluatedAt ?? -Infinity)) out.lastEvaluatedAt = d.lastEvaluatedAt;
+  if (d.lastRunAt !== undefined && d.lastRunAt > (out.lastRunAt ?? -Infinity)) out.lastRunAt = d.lastRunAt;
+  if (d.lastError && d.lastError.at > (out.lastError?.at ?? -Infinity)) out.lastError = { ...d.lastError };
+  return out;
 }

@@ -1,3 +1,4 @@
+import type { BatchObserver } from '../ports.js';
 import type { Database } from 'lmdb';
 import type { Attrs, AttrValue } from '../../../proto/frames.js';
 import type { Logger } from '../../log/logger.js';
@@ -32,6 +33,8 @@ interface QueuedHub {
 
 export interface LmdbShadowStoreOptions {
   log: Logger;
+  /** told of each batch once durable (hubs in it, from its first write) */
+  batches?: BatchObserver;
 }
 
 /**
@@ -63,6 +66,7 @@ export class LmdbShadowStore implements ShadowStore {
   staleBatches = 0;
   private readonly db: Database<StoredDevice | StoredHub, Key>;
   private readonly log: Logger;
+  private readonly batches: BatchObserver | undefined;
   /** the batch still taking writes, and the transaction that will write it */
   private open: { hubs: Map<string, QueuedHub>; settled: Promise<void> } | null = null;
   /** per hub with writes not yet durable: the transaction of its latest write */
@@ -79,6 +83,7 @@ export class LmdbShadowStore implements ShadowStore {
   ) {
     this.db = data.db<StoredDevice | StoredHub>('shadows') as unknown as Database<StoredDevice | StoredHub, Key>;
     this.log = options.log;
+    this.batches = options.batches;
   }
 
   writeReported(hubId: string, deviceId: string, device: DeviceShadow, epoch = 0): void {
@@ -189,7 +194,9 @@ export class LmdbShadowStore implements ShadowStore {
         if (this.open?.hubs === hubs) this.open = null;
         return this.writeBatch(hubs);
       });
+      const started = this.batches ? performance.now() : 0;
       const settled = this.track(done, () => hubs.keys(), (written) => {
+        this.batches?.flushed(hubs.size, (performance.now() - started) / 1000);
         for (const [id, cursor] of written) if (cursor.stored) notifyStored(cursor.stored, id, cursor.seq, this.log);
       });
       this.open = { hubs, settled };

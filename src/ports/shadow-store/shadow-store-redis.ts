@@ -2,6 +2,7 @@ import type { Redis } from 'ioredis';
 import type { Attrs } from '../../../proto/frames.js';
 import { TierError } from '../../errors.js';
 import type { Logger } from '../../log/logger.js';
+import type { BatchObserver, CallObserver } from '../ports.js';
 import { closeRedis, connectRedis, backoff, RedisKeys } from '../redis.js';
 import {
   applyField,
@@ -29,6 +30,8 @@ export interface RedisShadowStoreOptions {
   flushTimeoutMs?: number;
   /** @default 2_000 (ms): the cap of the retry backoff while Redis fails */
   maxRetryMs?: number;
+  /** told of each batch written (hubs in it, pipeline round trip) */
+  batches?: BatchObserver;
 }
 
 /** Optimistic attempts of one `setDesired` before it gives up with `busy`. */
@@ -69,6 +72,7 @@ export class RedisShadowStore implements ShadowStore {
   private readonly keys: RedisKeys;
   private readonly log: Logger;
   private readonly flushTimeoutMs: number;
+  private readonly batches: BatchObserver | undefined;
   private readonly maxRetryMs: number;
 
   /** writes not yet sent */
@@ -99,13 +103,14 @@ export class RedisShadowStore implements ShadowStore {
     this.batchWindowMs = options.batchWindowMs ?? 50;
     this.flushTimeoutMs = options.flushTimeoutMs ?? 10_000;
     this.maxRetryMs = options.maxRetryMs ?? 2_000;
+    this.batches = options.batches;
     if (!(this.batchWindowMs >= 0 && Number.isFinite(this.batchWindowMs))) throw new RangeError(`batchWindowMs must be ≥ 0, got ${this.batchWindowMs}`);
     client.on('ready', this.onReady);
     if (!(FENCED_HSET_COMMAND in client)) client.defineCommand(FENCED_HSET_COMMAND, { numberOfKeys: 1, lua: FENCED_HSET });
   }
 
-  static async connect(url: string, options: RedisShadowStoreOptions & { name: string }): Promise<RedisShadowStore> {
-    return new RedisShadowStore(await connectRedis(url, { name: options.name, log: options.log }), options);
+  static async connect(url: string, options: RedisShadowStoreOptions & { name: string; observe?: CallObserver }): Promise<RedisShadowStore> {
+    return new RedisShadowStore(await connectRedis(url, { name: options.name, log: options.log, observe: options.observe }), options);
   }
 
   /** False while Redis is unreachable or the last batch failed: readiness should report it. */
@@ -343,8 +348,10 @@ export class RedisShadowStore implements ShadowStore {
     let failed: string[] = [];
     let error: unknown;
     try {
+      const started = performance.now();
       const results = await pipeline.exec();
       if (results === null) throw new Error('pipeline discarded');
+      this.batches?.flushed(hubs.length, (performance.now() - started) / 1000);
       results.forEach(([err, written], i) => {
         if (err) {
           error ??= err;
