@@ -83,6 +83,17 @@ describe('the compiled node (npm run build)', () => {
     expect(await page.text()).toBe(readFileSync(join(ROOT, 'src/api/console.html'), 'utf8'));
   });
 
+  it('serves the API documentation page and the protocol documents it links', async () => {
+    const page = await fetch(`${http}/docs`);
+    expect(page.status).toBe(200);
+    expect(await page.text()).toMatch(/swagger/i);
+    for (const [path, file] of [['/docs/protocol.md', 'proto/PROTOCOL.md'], ['/docs/asyncapi.yaml', 'proto/asyncapi.yaml']] as const) {
+      const res = await fetch(`${http}${path}`);
+      expect(res.status).toBe(200);
+      expect(await res.text()).toBe(readFileSync(join(ROOT, file), 'utf8'));
+    }
+  });
+
   it('runs rules in its worker threads from the compiled worker', async () => {
     const body = (await (await fetch(`${admin}/readyz`)).json()) as { rules: { completed: number; failed: number; workerErrors: number } };
     expect(body.rules).toMatchObject({ failed: 0, workerErrors: 0 });
