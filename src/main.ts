@@ -24,17 +24,22 @@ async function main(): Promise<void> {
   });
   const host = config.host === '0.0.0.0' ? '127.0.0.1' : config.host;
   const data = cluster ? 'NATS and Redis (cluster mode)' : config.dataDir === ':memory:' ? 'in memory only (DATA_DIR=:memory:): a restart forgets everything' : `${resolve(config.dataDir)} (DATA_SYNC=${config.dataSync})`;
-  log.info({ port: server.port, adminPort: server.adminPort, mode: cluster ? 'cluster' : 'embedded', data }, 'node ready');
-  process.stdout.write(
-    [
-      '',
-      `hubtier node ${config.nodeId} listening: hubs ws://${host}:${server.port}/hub/v1, apps ws://${host}:${server.port}/app/v1, API http://${host}:${server.port}/v1`,
-      `admin: http://${config.adminHost}:${server.adminPort}/healthz /readyz /metrics${cluster ? ' /queues (push queue dashboard, admin token)' : ''}`,
-      `data: ${data}`,
+  // one JSON line (stdout goes to log stores): where it listens, where its data is, how to try it
+  log.info(
+    {
+      port: server.port,
+      adminPort: server.adminPort,
+      mode: cluster ? 'cluster' : 'embedded',
+      data,
+      hubs: `ws://${host}:${server.port}/hub/v1`,
+      apps: `ws://${host}:${server.port}/app/v1`,
+      api: `http://${host}:${server.port}/v1`,
+      docs: `http://${host}:${server.port}/docs`,
+      admin: `http://${config.adminHost}:${server.adminPort}`,
       // never the token itself: this line lands in every log store
-      `connect simulated hubs:  npm run sim -- --url ws://${host}:${server.port} --hubs 10 --devices 8 --admin-token "$ADMIN_TOKEN"`,
-      '',
-    ].join('\n'),
+      try: `npm run sim -- --url ws://${host}:${server.port} --hubs 10 --devices 8 --admin-token "$ADMIN_TOKEN"`,
+    },
+    'node ready',
   );
 
   closeOnSignals(log, 'draining', () => server.close());

@@ -82,7 +82,7 @@ export async function startNode(opts: NodeOptions = {}): Promise<NodeProc> {
     onLine: opts.onLine,
   });
   try {
-    await proc.waitLine((l) => l.includes('"node ready"') || l.startsWith('hubtier node '), opts.readyMs ?? 60_000);
+    await proc.waitLine((l) => l.includes('"node ready"'), opts.readyMs ?? 60_000);
   } catch (err) {
     await proc.kill();
     throw err;

@@ -91,6 +91,9 @@ describe('the embedded default on disk (real node processes on one DATA_DIR)', (
 
   it('after SIGTERM and a start on the same DATA_DIR: secret, shadow, desired delta, rules, scene, and the delayed action fires', async () => {
     expect(await server!.stop()).toBe(0);
+    // stdout holds JSON lines only, from the start line to the drain (log stores parse each)
+    expect(server!.logs.filter((l) => 'text' in l)).toEqual([]);
+    expect(server!.logs.find((l) => l.msg === 'node ready')).toMatchObject({ hubs: `${server!.wsUrl}/hub/v1`, mode: 'embedded' });
     server = await start();
 
     const a = hub('dur-a', secrets['dur-a']!, server.wsUrl, rang);
