@@ -24,8 +24,9 @@ async function main(): Promise<void> {
   });
   const host = config.host === '0.0.0.0' ? '127.0.0.1' : config.host;
   const data = cluster ? 'NATS and Redis (cluster mode)' : config.dataDir === ':memory:' ? 'in memory only (DATA_DIR=:memory:): a restart forgets everything' : `${resolve(config.dataDir)} (DATA_SYNC=${config.dataSync})`;
-  // one JSON line (stdout goes to log stores): where it listens, where its data is, how to try it
-  log.info(
+  // one JSON line (stdout goes to log stores): where it listens, where its data is, how to try it;
+  // printed at any LOG_LEVEL, as the plain banner it replaces was (tools wait for it)
+  log.child({}, { level: 'info' }).info(
     {
       port: server.port,
       adminPort: server.adminPort,

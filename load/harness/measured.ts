@@ -1,9 +1,9 @@
 import { fileURLToPath } from 'node:url';
 import type { Proc } from './proc.js';
 
-const GC_HOOK = fileURLToPath(new URL('./gc-hook.ts', import.meta.url));
+const GC_HOOK = fileURLToPath(new URL('./gc-hook.mjs', import.meta.url));
 
-/** Node flags of a measured process: `gc()` exposed and `gc-hook.ts` preloaded (TypeScript via tsx). */
+/** Node flags of a measured process: `gc()` exposed and `gc-hook.mjs` preloaded (TypeScript via tsx). */
 export const MEASURED_NODE_FLAGS: readonly string[] = ['--expose-gc', '--import', 'tsx', '--import', GC_HOOK];
 
 export interface GcReading {

@@ -132,6 +132,27 @@ describe('RedisEventHistory services stream', () => {
 });
 
 describe('LmdbEventHistory sweep', () => {
+  it('removes from the store an entry trimmed while its write was in flight, and reads the rest throughout', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'hubtier-history-'));
+    const store = openDataStore(dir, { sync: 'os' });
+    const history = await LmdbEventHistory.open(store, { maxEvents: 2, maxAgeMs: 60_000 }, { sweepMs: 0 });
+    const epoch = (await history.append('h', Uint8Array.from([1]))).epoch;
+    await history.append('h', Uint8Array.from([2]));
+    // the sweep issues the writes of 1 and 2; 3 arrives before they commit and trims 1
+    const sweeping = history.sweep();
+    await history.append('h', Uint8Array.from([3]));
+    const during = await history.read('h', { epoch, offset: 1 }, Infinity, 10);
+    expect(during.ok && during.entries.map((e) => e.offset)).toEqual([2, 3]);
+    await sweeping;
+    await history.sweep();
+    expect([...store.side('history').openDB({ name: 'history' }).getKeys()]).toEqual([['h', 2], ['h', 3]]);
+    const after = await history.read('h', { epoch, offset: 1 }, Infinity, 10);
+    expect(after.ok && after.entries.map((e) => [...e.data])).toEqual([[2], [3]]);
+    await history.close();
+    await store.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
   it('drops entries past their age in homes nobody appends to, keeping the newest (it holds the offset)', async () => {
     let now = 1_700_000_000_000;
     const dir = mkdtempSync(join(tmpdir(), 'hubtier-history-'));
@@ -143,7 +164,7 @@ describe('LmdbEventHistory sweep', () => {
     // wait for the appends' settle callbacks: the home is no longer live
     await new Promise((r) => setImmediate(r));
     now += 2000;
-    expect(history.sweep()).toBe(4);
+    expect(await history.sweep()).toBe(4);
     await side.flushed;
     expect([...side.openDB({ name: 'history' }).getKeys()]).toEqual([['quiet', 5]]);
     expect((await history.append('quiet', Uint8Array.from([9]))).offset).toBe(6);

@@ -2,14 +2,16 @@ import { join } from 'node:path';
 import { writeHeapSnapshot } from 'node:v8';
 
 /**
- * Preloaded into measured processes (`--expose-gc --import tsx --import ./load/harness/gc-hook.ts`):
+ * Preloaded into measured processes (`--expose-gc --import tsx --import ./load/harness/gc-hook.mjs`):
  * on SIGUSR2 it runs a full garbage collection and prints one JSON line on stderr with the heap
  * and resident sizes after it, so memory is read after a collection instead of at a random point.
  * With HEAP_SNAPSHOT_DIR set it also writes a heap snapshot there (its path is in the line).
+ * Plain JavaScript: worker threads inherit the flags, and a `.ts` preload failed to load in them
+ * (the rule workers of measured nodes never started).
  */
 let n = 0;
 process.on('SIGUSR2', () => {
-  const gc = (globalThis as { gc?: () => void }).gc;
+  const gc = globalThis.gc;
   gc?.();
   gc?.();
   // read before a snapshot: writing one takes memory of its own
