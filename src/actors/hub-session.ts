@@ -1,3 +1,7 @@
+/**
+ * Over 400 lines: the hub session actor is one state machine (handshake, frames, commands, takeover,
+ * close); its parts that stand alone already live beside it (hub-commands, hub-reports, hub-rate).
+ */
 import { CloseCode, type ErrorCode } from '../../proto/errors.js';
 import { FrameType, PROTOCOL_VERSION, type HelloFrame, type HubToServerFrame, type ServerToHubFrame } from '../../proto/frames.js';
 import { hubVerbOf, subjects } from '../../proto/subjects.js';

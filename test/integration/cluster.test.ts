@@ -3,20 +3,7 @@ import WebSocket from 'ws';
 import { HubClient, HubClientError } from '../../load/wire/hub-client.js';
 import { freePort, startNats, startRedis, uniquePrefix, type Backend } from '../../load/harness/index.js';
 import { api, startServerProcess, type ServerProcess } from '../helpers/server-process.js';
-
-/**
- * Polls `check` until it returns a value other than undefined (a rejection counts as not yet).
- * No deadline of its own: the test's timeout is the ceiling, and `signal` (the test's) stops the
- * polling when the test gives up.
- */
-async function eventually<T>(signal: AbortSignal, what: string, check: () => Promise<T | undefined>): Promise<T> {
-  for (;;) {
-    const v = await check().catch(() => undefined);
-    if (v !== undefined) return v;
-    if (signal.aborted) throw new Error(`gave up waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
+import { eventually } from '../helpers/eventually.js';
 
 /** An app socket that records events; resolves `next` when a matching message arrives. */
 function appSocket(url: string) {

@@ -14,19 +14,10 @@ import { startNats, startRedis, uniquePrefix, type Backend } from '../../load/ha
 import { HubClient } from '../../load/wire/hub-client.js';
 import type { CheckResult, DiagnoseReport } from '../../src/admin/diagnose.js';
 import { api, startServerProcess, type ServerProcess } from '../helpers/server-process.js';
+import { eventually } from '../helpers/eventually.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const run = promisify(execFile);
-
-/** Polls until `check` returns a value; the test's timeout is the ceiling, `signal` stops it. */
-async function eventually<T>(signal: AbortSignal, what: string, check: () => Promise<T | undefined>): Promise<T> {
-  for (;;) {
-    const v = await check().catch(() => undefined);
-    if (v !== undefined) return v;
-    if (signal.aborted) throw new Error(`gave up waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 describe('cluster node: readiness and diagnose with its own NATS and Redis', { timeout: 60_000 }, () => {
   let nats: Backend;

@@ -1,6 +1,8 @@
 /**
  * The rules engine end to end in one process: events from simulated hubs → engine → worker threads
  * (a real piscina pool) → actions back through the command path, desired state and the push queue.
+ * Over 400 lines: the engine's semantics (cooldown, loop guard, delays, ordering, dry run, faults)
+ * share one rig; issue 15 asks for these tests to stay unchanged.
  */
 import { Registry } from 'prom-client';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';

@@ -1,3 +1,7 @@
+/**
+ * Over 400 lines: one adapter of the whole RuleStore port (rules, scenes, settings, cron cursors,
+ * run statistics, import); its Lua scripts and statistics already live in their own modules.
+ */
 import type { Redis } from 'ioredis';
 import { closeRedis, connectRedis, RedisKeys } from '../redis.js';
 import { ADVANCE, body, CREATE, DELETE, PUT_SETTINGS, SCHEDULED, SET_ENABLED, stamp, UPDATE } from './rule-store-redis-scripts.js';

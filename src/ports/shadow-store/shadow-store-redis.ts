@@ -1,3 +1,7 @@
+/**
+ * Over 400 lines: the Redis shadow store with its write batching and reconnect handling, which share
+ * state per batch; the scripts and the field logic already live in shadow-store-redis-layout.
+ */
 import type { Redis } from 'ioredis';
 import type { Attrs } from '../../../proto/frames.js';
 import { TierError } from '../../errors.js';
