@@ -16,6 +16,29 @@ const COMMAND_TICK_MS = 10;
 /** commands in flight at once; past it a command is counted as `command:client_backlog`, not sent */
 const MAX_INFLIGHT = 2_048;
 
+/**
+ * Sends at a rate by the clock, not by the ticks: a tick that fires late (a busy worker) sends what
+ * it missed, so the offered rate holds and the latency measured includes the lateness.
+ */
+export class Pacer {
+  private owed = 0;
+
+  /** `perMs` sends per ms from `last` (ms, the clock `due` is given) */
+  constructor(
+    private readonly perMs: number,
+    private last: number,
+  ) {}
+
+  /** How many sends are due at `now` (ms): the whole ones owed since the start, less those given. */
+  due(now: number): number {
+    this.owed += (now - this.last) * this.perMs;
+    this.last = now;
+    const whole = Math.floor(this.owed);
+    this.owed -= whole;
+    return whole;
+  }
+}
+
 export class Traffic {
   private reportTimer: NodeJS.Timeout | null = null;
   private commandTimer: NodeJS.Timeout | null = null;
@@ -37,14 +60,11 @@ export class Traffic {
     this.reportTimer = null;
     const slots = this.pool.slots;
     if (everyMs <= 0 || slots.length === 0) return;
-    const perTick = (slots.length * REPORT_TICK_MS) / everyMs;
-    let owed = 0;
+    const pace = new Pacer(slots.length / everyMs, performance.now());
     let cursor = Math.floor(Math.random() * slots.length);
     const n = Math.max(1, this.devices);
     this.reportTimer = setInterval(() => {
-      owed += perTick;
-      while (owed >= 1) {
-        owed--;
+      for (let due = pace.due(performance.now()); due > 0; due--) {
         const slot = slots[cursor++ % slots.length]!;
         const dev = `dev-${(cursor * 7) % n}`;
         if (slot.hub.report({ [dev]: { temperature: 15 + ((cursor * 13) % 150) / 10, lt: wallNow() } })) this.metrics.counters.reportsSent++;
@@ -59,11 +79,9 @@ export class Traffic {
     const slots = this.pool.slots;
     if (perSec <= 0 || slots.length === 0) return;
     const m = this.metrics;
-    let owed = 0;
+    const pace = new Pacer(perSec / 1000, performance.now());
     this.commandTimer = setInterval(() => {
-      owed += (perSec * COMMAND_TICK_MS) / 1000;
-      while (owed >= 1) {
-        owed--;
+      for (let due = pace.due(performance.now()); due > 0; due--) {
         const slot = slots[Math.floor(Math.random() * slots.length)]!;
         if (!slot.hub.connected) continue;
         if (this.inflight >= MAX_INFLIGHT) {
