@@ -63,6 +63,8 @@ export interface CommandRequest {
   p: Record<string, unknown>;
   /** ms the hub has to answer */
   to: number;
+  /** the caller's request id, logged with the outcome by the holding node; optional (older nodes send none) */
+  rid?: string;
 }
 
 /** `hub.<hubId>.cmd` reply; `hub`: the hub's own error code, when the hub refused the command. */

@@ -43,7 +43,8 @@ export interface AppSessionDeps {
     /** answers the subscriber, sends what it missed, and joins it with nothing missed and nothing twice (HomeFeeds) */
     catchUp(homeId: string, since: Position | undefined, subscriber: FeedSubscriber): Promise<void>;
   };
-  readonly sendCommand: (hubId: string, deviceId: string, spec: CommandSpec, timeoutMs: number) => Promise<unknown>;
+  /** `requestId`: carried to the holding node, which logs it with the outcome */
+  readonly sendCommand: (hubId: string, deviceId: string, spec: CommandSpec, timeoutMs: number, requestId?: string) => Promise<unknown>;
   /** home of a hub, null when unknown */
   readonly homeOf: (hubId: string) => Promise<string | null>;
   readonly commandTimeoutMs: number;
@@ -70,6 +71,8 @@ export class AppSession extends Actor<AppMessage> {
     private readonly link: AppLink,
     private readonly deps: AppSessionDeps,
     address: string,
+    /** the connection's id in log lines; a command's request id is `<conn>.<request id>` */
+    readonly conn: string = address,
   ) {
     super(address, deps.system);
   }
@@ -128,14 +131,20 @@ export class AppSession extends Actor<AppMessage> {
       const home = await this.deps.homeOf(req.hub);
       // an unknown hub and a hub of another home look the same to the caller
       if (home === null || !canSeeHome(this.principal, home)) throw new TierError('forbidden', `not allowed to command hub ${req.hub}`);
-      return this.deps.sendCommand(req.hub, req.device, spec, timeoutMs);
+      return this.deps.sendCommand(req.hub, req.device, spec, timeoutMs, requestId);
     };
+    const requestId = `${this.conn}.${req.id}`;
     this.commandsInFlight++;
     run()
       .finally(() => this.commandsInFlight--)
       .then(
         (result) => this.link.open && this.link.reply({ op: 'ok', id: req.id, result }),
-        (err: unknown) => this.link.open && this.answerError(req.id, asTierError(err)),
+        (err: unknown) => {
+          const e = asTierError(err);
+          // the caller's side of a failure; failures the holding node saw are logged there too
+          this.system.log.info({ conn: this.conn, id: req.id, hubId: req.hub, requestId, code: e.code }, 'app command failed');
+          if (this.link.open) this.answerError(req.id, e);
+        },
       );
   }
 

@@ -1,5 +1,5 @@
 import type { Attrs } from '../../proto/frames.js';
-import { subjects } from '../../proto/subjects.js';
+import { subjects, type CommandRequest } from '../../proto/subjects.js';
 import { NoRespondersError, RequestTimeoutError, type Bus } from '../ports/bus/bus.js';
 import type { DeviceShadow } from '../ports/shadow-store/shadow-store.js';
 import { CommandError, TierError } from '../errors.js';
@@ -19,15 +19,15 @@ export interface CommandMetrics {
 }
 
 /**
- * Sends a command to whichever node holds the hub and returns the hub's result.
- * Throws CommandError: `hub_offline` at once when no node holds it, `command_timeout` when the hub
+ * Sends a command to whichever node holds the hub and returns the hub's result; `requestId` goes
+ * with it and is logged there with the outcome. Throws CommandError: `hub_offline` at once when no node holds it, `command_timeout` when the hub
  * does not answer within `timeoutMs`, or the code the hub or its session answered with.
  */
-export async function sendCommand(bus: Bus, hubId: string, deviceId: string, spec: CommandSpec, timeoutMs: number, metrics?: CommandMetrics): Promise<unknown> {
-  if (!metrics) return roundTrip(bus, hubId, deviceId, spec, timeoutMs);
+export async function sendCommand(bus: Bus, hubId: string, deviceId: string, spec: CommandSpec, timeoutMs: number, metrics?: CommandMetrics, requestId?: string): Promise<unknown> {
+  if (!metrics) return roundTrip(bus, hubId, deviceId, spec, timeoutMs, requestId);
   const started = performance.now();
   try {
-    const result = await roundTrip(bus, hubId, deviceId, spec, timeoutMs);
+    const result = await roundTrip(bus, hubId, deviceId, spec, timeoutMs, requestId);
     metrics.commandFinished(hubId, 'ok', (performance.now() - started) / 1000);
     return result;
   } catch (err) {
@@ -36,11 +36,13 @@ export async function sendCommand(bus: Bus, hubId: string, deviceId: string, spe
   }
 }
 
-async function roundTrip(bus: Bus, hubId: string, deviceId: string, spec: CommandSpec, timeoutMs: number): Promise<unknown> {
+async function roundTrip(bus: Bus, hubId: string, deviceId: string, spec: CommandSpec, timeoutMs: number, rid: string | undefined): Promise<unknown> {
   const [m, p] = 'set' in spec ? ['set', spec.set] : [spec.method, spec.params];
+  // without an id the payload is what older nodes send
+  const request: CommandRequest = rid === undefined ? { d: deviceId, m, p, to: timeoutMs } : { d: deviceId, m, p, to: timeoutMs, rid };
   let data: Uint8Array;
   try {
-    data = await bus.request(subjects.hubCommand(hubId), encodeCommandRequest({ d: deviceId, m, p, to: timeoutMs }), timeoutMs + BUS_MARGIN_MS);
+    data = await bus.request(subjects.hubCommand(hubId), encodeCommandRequest(request), timeoutMs + BUS_MARGIN_MS);
   } catch (err) {
     if (err instanceof NoRespondersError) throw new CommandError('hub_offline', `hub ${hubId} is not connected`, { cause: err });
     if (err instanceof RequestTimeoutError) throw new CommandError('command_timeout', `hub ${hubId} did not answer within ${timeoutMs} ms`, { cause: err });

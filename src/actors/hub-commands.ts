@@ -15,7 +15,17 @@ export interface CommandHost extends TimerTarget {
   send(frame: ServerToHubFrame): boolean;
 }
 
-interface PendingCommand {
+/** What the outcome line says of a command. */
+interface CommandInfo {
+  device: string;
+  method: string;
+  /** the caller's request id, when it sent one */
+  rid: string | undefined;
+  /** performance.now() when it was sent to the hub; 0 when answered before */
+  started: number;
+}
+
+interface PendingCommand extends CommandInfo {
   /** null for commands the session sent on its own (desired deltas) */
   request: BusMessage | null;
   timer: TimerHandle;
@@ -44,26 +54,26 @@ export class HubCommands {
     const cmd = readCommand(request);
     if (cmd === null) return;
     if (!devices.mayCommand(cmd.d)) {
-      reply(request, { ok: false, e: 'unknown_device', msg: `hub ${this.host.hubId} has no device ${cmd.d}` });
+      this.answer({ device: cmd.d, method: cmd.m, rid: cmd.rid, started: 0 }, request, { ok: false, e: 'unknown_device', msg: `hub ${this.host.hubId} has no device ${cmd.d}` });
       return;
     }
     const most = (this.deps.limits ?? DEFAULT_HUB_LIMITS).commandsInFlight;
     if (this.pending.size >= most) {
-      reply(request, { ok: false, e: 'busy', msg: `${most} commands to hub ${this.host.hubId} are waiting for answers` });
+      this.answer({ device: cmd.d, method: cmd.m, rid: cmd.rid, started: 0 }, request, { ok: false, e: 'busy', msg: `${most} commands to hub ${this.host.hubId} are waiting for answers` });
       return;
     }
-    this.start(cmd.d, cmd.m, cmd.p, cmd.to, request);
+    this.start(cmd.d, cmd.m, cmd.p, cmd.to, request, cmd.rid);
   }
 
   /** Sends a command frame; `request` null for the session's own commands (nobody waits for them). */
-  start(deviceId: string, method: string, params: Record<string, unknown>, timeoutMs: number, request: BusMessage | null): void {
+  start(deviceId: string, method: string, params: Record<string, unknown>, timeoutMs: number, request: BusMessage | null, rid?: string): void {
     const id = (this.nextId = (this.nextId % 0x7fffffff) + 1);
     if (!this.host.send({ t: FrameType.command, id, d: deviceId, m: method, p: params, to: timeoutMs })) {
-      if (request) reply(request, { ok: false, e: 'session_closed', msg: 'the hub socket refused the frame' });
+      this.answer({ device: deviceId, method, rid, started: 0 }, request, { ok: false, e: 'session_closed', msg: 'the hub socket refused the frame' });
       return;
     }
     const timer = this.deps.system.timers.schedule(timeoutMs, this.host, id);
-    this.pending.set(id, { request, timer });
+    this.pending.set(id, { request, timer, device: deviceId, method, rid, started: performance.now() });
   }
 
   result(frame: ResultFrame): void {
@@ -88,7 +98,7 @@ export class HubCommands {
     this.pending.delete(id);
     this.deps.system.timers.cancel(p.timer);
     this.deps.metrics?.commandDone(answer.ok ? 'ok' : 'failed');
-    if (p.request) reply(p.request, answer);
+    this.answer(p, p.request, answer);
   }
 
   /** The timer of command `id` fired. */
@@ -97,7 +107,7 @@ export class HubCommands {
     if (!p) return;
     this.pending.delete(id);
     this.deps.metrics?.commandDone('timeout');
-    if (p.request) reply(p.request, { ok: false, e: 'command_timeout', msg: 'the hub did not answer in time' });
+    this.answer(p, p.request, { ok: false, e: 'command_timeout', msg: 'the hub did not answer in time' });
   }
 
   /** The session closes: every pending command is answered `session_closed`. */
@@ -105,9 +115,23 @@ export class HubCommands {
     for (const p of this.pending.values()) {
       this.deps.system.timers.cancel(p.timer);
       this.deps.metrics?.commandDone('closed');
-      if (p.request) reply(p.request, { ok: false, e: 'session_closed', msg: 'the hub disconnected before answering' });
+      this.answer(p, p.request, { ok: false, e: 'session_closed', msg: 'the hub disconnected before answering' });
     }
     this.pending.clear();
+  }
+
+  /**
+   * Answers the caller, if any, and writes the outcome line: debug for ok (checked before anything
+   * is built: commands are a benchmarked path), info for a failure.
+   */
+  private answer(cmd: CommandInfo, request: BusMessage | null, answer: CommandReply): void {
+    if (request) reply(request, answer);
+    const log = this.deps.system.log;
+    if (answer.ok && !log.isLevelEnabled('debug')) return;
+    const us = cmd.started === 0 ? undefined : Math.round((performance.now() - cmd.started) * 1000);
+    const fields = { hubId: this.host.hubId, deviceId: cmd.device, method: cmd.method, requestId: cmd.rid, us };
+    if (answer.ok) log.debug(fields, 'command outcome');
+    else log.info({ ...fields, code: answer.e, hubCode: answer.hub }, 'command outcome');
   }
 }
 

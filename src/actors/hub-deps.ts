@@ -20,6 +20,8 @@ export interface HubLink {
   send(bytes: Uint8Array): boolean;
   /** Closes the socket; the gateway then tells the actor `closed`. */
   close(code: number, reason: string): void;
+  /** the peer's address, for the log */
+  readonly remote?: string;
 }
 
 /** What all hub sessions of a node share. */

@@ -42,6 +42,9 @@ export class HubSession extends Actor<HubMessage> implements TimerTarget {
   private subscription: BusSubscription | null = null;
   /** who waits for the session to be closed and released; CLOSED once it is */
   private waiters: Array<() => void> | null = null;
+  /** when the socket was accepted; why this side closed it (null: the hub or the network did) */
+  private readonly since = Date.now();
+  private closeReason: string | null = null;
 
   constructor(
     readonly hubId: string,
@@ -205,7 +208,7 @@ export class HubSession extends Actor<HubMessage> implements TimerTarget {
     this.armIdle();
     this.deps.publishEvent({ op: 'evt', kind: 'online', home: this.homeId, hub: this.hubId, node: nodeId, ts: Date.now() });
     if (hello.fw !== undefined) this.deps.noteFirmware?.(this.hubId, hello.fw);
-    this.log.debug({ epoch: this.epoch, fw: hello.fw }, 'hub online');
+    this.log.info({ homeId: this.homeId, epoch: this.epoch, fw: hello.fw, remote: this.link.remote }, 'hub session opened');
   }
 
   /**
@@ -307,6 +310,7 @@ export class HubSession extends Actor<HubMessage> implements TimerTarget {
   shutdown(afterMs: number): void {
     if (this.state === 'closed' || this.state === 'draining') return;
     this.send({ t: FrameType.reconnect, after: afterMs, e: 'draining' });
+    this.closeReason = 'draining';
     this.drain();
     this.link.close(CloseCode.goingAway, 'draining');
   }
@@ -314,6 +318,7 @@ export class HubSession extends Actor<HubMessage> implements TimerTarget {
   /** Sends bye (for a reason a hub should know) and closes; cleanup follows on `closed`. */
   closeWith(code: number, reason: ErrorCode | 'bye'): void {
     if (this.state === 'closed' || this.state === 'draining') return;
+    this.closeReason = reason;
     this.drain();
     if (reason !== 'bye') this.send({ t: FrameType.bye, e: reason });
     this.link.close(code, reason);
@@ -336,6 +341,9 @@ export class HubSession extends Actor<HubMessage> implements TimerTarget {
     this.state = 'closed';
     this.release();
     this.deps.metrics?.sessionClosed(String(code));
+    // `online: false`: closed before its welcome (hello timeout, refused hello, lost race)
+    const reason = this.closeReason ?? (code === 1000 ? 'hub_closed' : 'connection_lost');
+    this.log.info({ homeId: this.homeId, code, reason, durationMs: Date.now() - this.since, online: wasOnline }, 'hub session closed');
     if (wasOnline) {
       if (code !== CloseCode.takeover) {
         this.deps.publishEvent({ op: 'evt', kind: 'offline', home: this.homeId, hub: this.hubId, reason: String(code), ts: Date.now() });

@@ -1,9 +1,10 @@
 import { timingSafeEqual } from 'node:crypto';
 import type { NodeMetrics } from './metrics.js';
 import type { DiagnoseReport } from './diagnose.js';
-import type { Logger } from '../log/logger.js';
+import { isLogLevel, setLogLevel, type Logger } from '../log/logger.js';
 import { guardApp } from '../transport/guard.js';
-import type { HttpResponse, TemplatedApp, UwsModule } from '../transport/uws.js';
+import { readBody } from '../transport/http.js';
+import type { HttpRequest, HttpResponse, TemplatedApp, UwsModule } from '../transport/uws.js';
 
 export interface Readiness {
   ready: boolean;
@@ -33,12 +34,15 @@ export interface AdminDeps {
   readiness: () => Readiness;
   /** serves `/debug/diagnose` behind the admin token (it shows configuration); absent: not served */
   diagnose?: { adminToken: string; run: () => Promise<DiagnoseReport> };
+  /** serves `GET`/`PUT /debug/log-level` behind the admin token, for `log` and its children; absent: not served */
+  logLevel?: { adminToken: string };
 }
 
 /**
  * The admin port: `/healthz` (the process serves), `/readyz` (it should get new traffic: 503 while
  * starting, draining or full, with the reasons; backends reported, not judged), `/metrics`
- * (Prometheus text), `/debug/diagnose` (self-diagnosis, admin token). Read-only.
+ * (Prometheus text), `/debug/diagnose` (self-diagnosis, admin token), `/debug/log-level` (read
+ * and set the log level at run time, admin token). Nothing else changes state.
  */
 export function createAdminApp(uws: UwsModule, deps: AdminDeps): TemplatedApp {
   const app = guardApp(uws.App(), deps.log);
@@ -69,6 +73,7 @@ export function createAdminApp(uws: UwsModule, deps: AdminDeps): TemplatedApp {
     );
   });
   if (deps.diagnose) mountDiagnose(app, deps.diagnose, deps.log);
+  if (deps.logLevel) mountLogLevel(app, deps.logLevel.adminToken, deps.log);
   app.any('/*', (res) => {
     res.cork(() => res.writeStatus('404 Not Found').end());
   });
@@ -80,21 +85,63 @@ function json(res: HttpResponse, state: { aborted: boolean }, status: string, bo
   res.cork(() => res.writeStatus(status).writeHeader('content-type', 'application/json').end(body));
 }
 
+/** true when the request carries the admin token; otherwise answers 401 and returns false. */
+function adminOnly(res: HttpResponse, req: HttpRequest, token: Buffer): boolean {
+  const bearer = /^Bearer\s+(\S+)$/i.exec(req.getHeader('authorization'))?.[1];
+  const given = bearer === undefined ? null : Buffer.from(bearer);
+  if (given !== null && given.length === token.length && timingSafeEqual(given, token)) return true;
+  res.cork(() =>
+    res
+      .writeStatus('401 Unauthorized')
+      .writeHeader('www-authenticate', 'Bearer')
+      .writeHeader('content-type', 'application/json')
+      .end('{"ok":false,"code":"unauthorized","message":"Authorization: Bearer <ADMIN_TOKEN> is required"}'),
+  );
+  return false;
+}
+
+/**
+ * `GET /debug/log-level` answers `{ level }`; `PUT` with `{"level":"debug"}` sets it for the whole
+ * node (every child logger follows) and answers `{ old, level }`. Not kept across a restart.
+ */
+function mountLogLevel(app: TemplatedApp, adminToken: string, log: Logger): void {
+  const token = Buffer.from(adminToken);
+  app.get('/debug/log-level', (res, req) => {
+    if (!adminOnly(res, req, token)) return;
+    res.cork(() => res.writeHeader('content-type', 'application/json').end(JSON.stringify({ level: log.level })));
+  });
+  app.put('/debug/log-level', (res, req) => {
+    if (!adminOnly(res, req, token)) return;
+    const state = { aborted: false };
+    res.onAborted(() => {
+      state.aborted = true;
+    });
+    readBody(res, 1024).then(
+      (body) => {
+        let level: unknown;
+        try {
+          level = (JSON.parse(body.toString('utf8')) as { level?: unknown } | null)?.level;
+        } catch {
+          level = undefined;
+        }
+        if (!isLogLevel(level)) {
+          json(res, state, '400 Bad Request', JSON.stringify({ ok: false, code: 'invalid_field', field: 'level', message: 'level: one of fatal, error, warn, info, debug, trace, silent' }));
+          return;
+        }
+        const changed = setLogLevel(log, level);
+        // at info: in the log unless the new level is above it; not `level`, pino's own field
+        log.info({ from: changed.old, to: changed.level }, 'log level changed');
+        json(res, state, '200 OK', JSON.stringify(changed));
+      },
+      () => json(res, state, '413 Payload Too Large', '{"ok":false,"code":"frame_too_large","message":"body larger than 1024 bytes"}'),
+    );
+  });
+}
+
 function mountDiagnose(app: TemplatedApp, diagnose: NonNullable<AdminDeps['diagnose']>, log: Logger): void {
   const token = Buffer.from(diagnose.adminToken);
   app.get('/debug/diagnose', (res, req) => {
-    const bearer = /^Bearer\s+(\S+)$/i.exec(req.getHeader('authorization'))?.[1];
-    const given = bearer === undefined ? null : Buffer.from(bearer);
-    if (given === null || given.length !== token.length || !timingSafeEqual(given, token)) {
-      res.cork(() =>
-        res
-          .writeStatus('401 Unauthorized')
-          .writeHeader('www-authenticate', 'Bearer')
-          .writeHeader('content-type', 'application/json')
-          .end('{"ok":false,"code":"unauthorized","message":"Authorization: Bearer <ADMIN_TOKEN> is required"}'),
-      );
-      return;
-    }
+    if (!adminOnly(res, req, token)) return;
     const state = { aborted: false };
     res.onAborted(() => {
       state.aborted = true;

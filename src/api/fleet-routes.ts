@@ -14,6 +14,7 @@ import type { TokenRevocation } from '../../proto/subjects.js';
 import { BatchReply, BatchRequest, DeleteHubReply, HomeHubsReply, HubListReply, HubPatchRequest, MoveRequest, RevokeReply, RevokeRequest, RotateReply, RotateRequest } from '../schemas/fleet.js';
 import { ProvisionReply, ProvisionRequest } from '../schemas/hubs.js';
 import { optionalJson, route, type HttpCall, type HttpMetrics, type RouteTable } from '../transport/http.js';
+import type { AccessLog } from '../log/access-log.js';
 import type { TemplatedApp } from '../transport/uws.js';
 import type { WriteBatch } from '../transport/write-batch.js';
 import type { Fleet, FleetQuery } from './fleet.js';
@@ -41,11 +42,13 @@ export interface FleetApiDeps {
   writes?: WriteBatch;
   table?: RouteTable;
   httpMetrics?: HttpMetrics;
+  /** the access log and request ids of the node's HTTP routes */
+  access?: AccessLog;
 }
 
 export function mountFleetApi(app: TemplatedApp, deps: FleetApiDeps): void {
   const { auth, fleet } = deps;
-  const opts = { maxBodyBytes: deps.maxBodyBytes, log: deps.log, writes: deps.writes, table: deps.table, metrics: deps.httpMetrics };
+  const opts = { maxBodyBytes: deps.maxBodyBytes, log: deps.log, writes: deps.writes, table: deps.table, metrics: deps.httpMetrics, access: deps.access };
   const admin = async (call: HttpCall) => requireAdmin(await auth.fromHeader(call.authorization));
 
   route(

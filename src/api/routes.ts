@@ -8,6 +8,7 @@ import type { Directory } from '../ports/directory/directory.js';
 import type { HubRecord, HubRegistry } from '../ports/hub-registry/hub-registry.js';
 import type { ShadowStore } from '../ports/shadow-store/shadow-store.js';
 import { TierError } from '../errors.js';
+import type { AccessLog } from '../log/access-log.js';
 import type { Logger } from '../log/logger.js';
 import { compile } from '../schemas/check.js';
 import { commandSpec } from '../schemas/command.js';
@@ -51,6 +52,8 @@ export interface ApiDeps {
   /** requests counted by route template and status; commands timed by outcome and path */
   httpMetrics?: HttpMetrics;
   commandMetrics?: CommandMetrics;
+  /** the access log and request ids of the node's HTTP routes */
+  access?: AccessLog;
 }
 
 /**
@@ -59,7 +62,7 @@ export interface ApiDeps {
  */
 export function mountApi(app: TemplatedApp, deps: ApiDeps): void {
   const { auth, registry } = deps;
-  const opts = { maxBodyBytes: deps.maxBodyBytes, log: deps.log, writes: deps.writes, table: deps.table, metrics: deps.httpMetrics };
+  const opts = { maxBodyBytes: deps.maxBodyBytes, log: deps.log, writes: deps.writes, table: deps.table, metrics: deps.httpMetrics, access: deps.access };
   const commandRequest = compile(CommandRequest(deps.commandTimeoutMaxMs));
 
   /** Authenticates and loads the hub the caller may touch. */
@@ -105,7 +108,7 @@ export function mountApi(app: TemplatedApp, deps: ApiDeps): void {
       const deviceId = parseId(call.params[1], 'deviceId');
       const body = commandRequest.parse(await call.json());
       const timeoutMs = body.timeoutMs ?? deps.commandTimeoutMs;
-      const reply: Static<typeof CommandReply> = { ok: true, result: await sendCommand(deps.bus, hub.hubId, deviceId, commandSpec(body), timeoutMs, deps.commandMetrics) };
+      const reply: Static<typeof CommandReply> = { ok: true, result: await sendCommand(deps.bus, hub.hubId, deviceId, commandSpec(body), timeoutMs, deps.commandMetrics, call.requestId) };
       return { status: 200, body: reply };
     },
     opts,

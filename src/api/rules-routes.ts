@@ -17,6 +17,7 @@ import { requireHome, type Authenticator } from '../auth/authenticator.js';
 import { TierError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 import { optionalJson, route, type HttpCall, type HttpReply, type HttpMetrics, type RouteTable } from '../transport/http.js';
+import type { AccessLog } from '../log/access-log.js';
 import type { TemplatedApp } from '../transport/uws.js';
 import type { WriteBatch } from '../transport/write-batch.js';
 import type { RulesEngine } from '../rules/engine.js';
@@ -46,6 +47,8 @@ export interface RulesApiDeps {
   /** registered routes, for the OpenAPI document */
   table?: RouteTable;
   httpMetrics?: HttpMetrics;
+  /** the access log and request ids of the node's HTTP routes */
+  access?: AccessLog;
   validate?: ValidateOptions;
   now?: () => number;
 }
@@ -53,7 +56,7 @@ export interface RulesApiDeps {
 /** Mount before the main API (its catch-all 404 must stay the last route). */
 export function mountRulesApi(app: TemplatedApp, deps: RulesApiDeps): void {
   const { auth, store, engine } = deps;
-  const opts = { maxBodyBytes: deps.maxBodyBytes, log: deps.log, writes: deps.writes, table: deps.table, metrics: deps.httpMetrics };
+  const opts = { maxBodyBytes: deps.maxBodyBytes, log: deps.log, writes: deps.writes, table: deps.table, metrics: deps.httpMetrics, access: deps.access };
   const now = deps.now ?? Date.now;
 
   async function homeOf(call: HttpCall): Promise<string> {

@@ -20,6 +20,7 @@ import { MAX_TTL_S } from '../schemas/hubs.js';
 import { OpenAppSockets } from '../transport/app-sockets.js';
 import type { HttpMetrics, RouteTable } from '../transport/http.js';
 import type { TemplatedApp } from '../transport/uws.js';
+import type { AccessLog } from '../log/access-log.js';
 import type { WriteBatch } from '../transport/write-batch.js';
 import { secretBoxFor } from './secret-key.js';
 
@@ -33,7 +34,7 @@ export interface FleetParts {
   /** a command to a hub, refused with `hub_disabled` when the operator disabled it */
   commandTo(hubId: string, deviceId: string, spec: CommandSpec, timeoutMs: number): Promise<unknown>;
   /** the fleet's routes; before mountApi (its catch-all must stay last) */
-  mount(app: TemplatedApp, context: { auth: Authenticator; writes: WriteBatch; table: RouteTable; httpMetrics?: HttpMetrics }): void;
+  mount(app: TemplatedApp, context: { auth: Authenticator; writes: WriteBatch; table: RouteTable; httpMetrics?: HttpMetrics; access?: AccessLog }): void;
   close(): void;
 }
 
@@ -68,9 +69,9 @@ export async function fleetParts(config: Config, ports: Ports, log: Logger, metr
     fleet,
     revoked,
     sockets,
-    commandTo: commandsToEnabledHubs(ports.registry, (hubId: string, deviceId: string, spec: CommandSpec, timeoutMs: number) => sendCommand(ports.bus, hubId, deviceId, spec, timeoutMs, metrics)),
-    mount(app, { auth, writes, table, httpMetrics }) {
-      mountFleetApi(app, { auth, fleet, revoke, log: fleetLog, maxBodyBytes: config.maxBodyBytes, secretGraceS: config.secretGraceS, writes, table, httpMetrics });
+    commandTo: commandsToEnabledHubs(ports.registry, (hubId: string, deviceId: string, spec: CommandSpec, timeoutMs: number, requestId?: string) => sendCommand(ports.bus, hubId, deviceId, spec, timeoutMs, metrics, requestId)),
+    mount(app, { auth, writes, table, httpMetrics, access }) {
+      mountFleetApi(app, { auth, fleet, revoke, log: fleetLog, maxBodyBytes: config.maxBodyBytes, secretGraceS: config.secretGraceS, writes, table, httpMetrics, access });
     },
     close() {
       stopWatching();

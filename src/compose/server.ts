@@ -13,6 +13,7 @@ import { HubAdmission } from '../auth/hub-admission.js';
 import { mountApi } from '../api/routes.js';
 import { mountRulesApi } from '../api/rules-routes.js';
 import { isClusterMode, type Config } from '../config/config.js';
+import { AccessLog } from '../log/access-log.js';
 import type { Logger } from '../log/logger.js';
 import type { Ports, PortsHealth } from '../ports/ports.js';
 import { MEMORY, portsFor } from './ports.js';
@@ -110,6 +111,8 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
   };
 
   const app = guardApp(binding.uws.App(), log);
+  // request ids and the access line of every API route; app connections are named by the same ids
+  const access = new AccessLog(log, config.nodeId, config.accessLogRate);
   const writes = new WriteBatch((err) => log.error({ err }, 'deferred write failed'));
   const limits = new UpgradeLimits({ maxSockets: config.maxHubSessions, maxPending: config.maxPendingUpgrades, ratePerSec: config.hubConnectRatePerSec });
   metrics.attach({ admission: limits.refusals, push: ports.push, draining: () => draining });
@@ -125,6 +128,7 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
     writes,
     sockets: fleet.sockets,
     metrics,
+    requestIds: access.ids,
     session: {
       system,
       sendCommand: fleet.commandTo,
@@ -145,9 +149,10 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
     writes,
     table,
     httpMetrics: metrics,
+    access,
     validate: { maxCommandTimeoutMs: config.commandTimeoutMaxMs },
   });
-  fleet.mount(app, { auth, writes, table, httpMetrics: metrics });
+  fleet.mount(app, { auth, writes, table, httpMetrics: metrics, access });
   mountApi(app, {
     auth,
     bus: ports.bus,
@@ -163,6 +168,7 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
     table,
     httpMetrics: metrics,
     commandMetrics: metrics,
+    access,
   });
 
   let started = false;
@@ -174,6 +180,8 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
   const admin = createAdminApp(binding.uws, {
     metrics,
     log,
+    // PUT /debug/log-level sets the level of this logger and of every child of it
+    logLevel: { adminToken: config.adminToken },
     // this node alone: a shared backend's outage is detail, or every pod would leave the Service at once
     readiness: () => {
       const h = health();
@@ -239,20 +247,29 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
     async close() {
       if (draining) return;
       draining = true;
+      const drainStarted = Date.now();
+      // one `drain step` line per step, with counts: how far a slow or stuck shutdown got
+      const step = (name: string, fields: Record<string, unknown> = {}) => log.info({ step: name, ms: Date.now() - drainStarted, ...fields }, 'drain step');
       clearInterval(refresh);
       fleet.close();
       binding.uws.us_listen_socket_close(main.socket);
+      step('stopped_accepting', { sessions: sessions.size, hubSockets: limits.stats.sockets });
       // hubs come back spread over a few seconds instead of all at once (to another node in a cluster)
       const closing = sessions.list();
       for (const s of closing) s.shutdown(Math.floor(Math.random() * 5_000));
+      step('hubs_told_to_reconnect', { hubs: closing.length });
       // released entries and offline events must leave before the ports close (bounded wait)
       await Promise.race([Promise.allSettled(closing.map((s) => s.whenClosed())), new Promise((r) => setTimeout(r, 5_000).unref())]);
+      step('hub_sessions_closed', { hubs: closing.length, remaining: sessions.size });
       await Promise.race([events.settled(), new Promise((r) => setTimeout(r, 2_000).unref())]);
       // cron stops, delayed actions are dropped, running ones finish, the worker threads end
       await automation.close();
+      step('rules_stopped');
       // a durable queue keeps its jobs for the other nodes; only one that forgets them is drained
       if (!ports.push.durable) await Promise.race([ports.push.drain(), new Promise((r) => setTimeout(r, 2_000).unref())]);
       await ports.shadows.flush();
+      step('state_flushed', { pushDurable: ports.push.durable });
+      access.close();
       binding.uws.us_listen_socket_close(adminSocket.socket);
       if (ports.close) await ports.close();
       else {
@@ -261,6 +278,7 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
       }
       timers.close();
       loop.close();
+      step('ports_closed');
     },
   };
 }

@@ -26,6 +26,8 @@ export interface Config {
   redisUrl: string | undefined;
   /** @default 'info' */
   logLevel: string;
+  /** @default 100: HTTP access lines per route and second; past it one summary line per second (0: server errors only) */
+  accessLogRate: number;
   /** fail at start-up when only the slow uWS shim is available */
   uwsRequireNative: boolean;
   /** @default 30_000 (ms): heartbeat interval told to hubs */
@@ -215,6 +217,7 @@ const FIELDS: { [K in keyof Config]: Field<K> } = {
   natsUrl: { env: 'NATS_URL', parse: url(['nats:', 'tls:', 'ws:', 'wss:']) },
   redisUrl: { env: 'REDIS_URL', parse: url(['redis:', 'rediss:']) },
   logLevel: { env: 'LOG_LEVEL', parse: oneOf(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']), default: 'info' },
+  accessLogRate: { env: 'TIER_ACCESS_LOG_RATE', parse: int(0, 1_000_000), default: 100 },
   uwsRequireNative: { env: 'UWS_REQUIRE_NATIVE', parse: bool, default: false },
   heartbeatMs: { env: 'TIER_HEARTBEAT_MS', parse: int(1_000, 600_000), default: 30_000 },
   idleMs: { env: 'TIER_IDLE_MS', parse: int(2_000, 1_800_000), default: 75_000 },

@@ -1,8 +1,31 @@
-import { pino, type Logger } from 'pino';
+import { pino, type DestinationStream, type Logger } from 'pino';
 
 export type { Logger };
 
-/** The process logger; everything else gets a child of it (`{ node }`, `{ hubId }`), never `console`. */
-export function createLogger(level: string, bindings: Record<string, unknown> = {}): Logger {
-  return pino({ level, base: { pid: process.pid, ...bindings } });
+/** Levels a node accepts, at start (`LOG_LEVEL`) and at run time (`PUT /debug/log-level`). */
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+/**
+ * The process logger; everything else gets a child of it (`{ node }`, `{ hubId }`), never `console`.
+ * `destination`: stdout unless given (tests capture lines).
+ */
+export function createLogger(level: string, bindings: Record<string, unknown> = {}, destination?: DestinationStream): Logger {
+  const options = { level, base: { pid: process.pid, ...bindings } };
+  return destination ? pino(options, destination) : pino(options);
+}
+
+export function isLogLevel(level: unknown): level is LogLevel {
+  return typeof level === 'string' && (LOG_LEVELS as readonly string[]).includes(level);
+}
+
+/**
+ * Sets the level of `log` and of every child made from it, before or after: a pino child is a
+ * prototype-linked copy of its parent and reads the parent's level unless its own was set (no child
+ * of this code base sets one). Answers the level it replaced.
+ */
+export function setLogLevel(log: Logger, level: LogLevel): { old: string; level: LogLevel } {
+  const old = log.level;
+  log.level = level;
+  return { old, level };
 }

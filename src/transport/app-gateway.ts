@@ -4,6 +4,8 @@ import { AppSession, type AppLink, type AppSessionDeps, type FeedSubscriber } fr
 import type { Authenticator, Principal } from '../auth/authenticator.js';
 import { asTierError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
+import type { RequestIds } from '../log/request-id.js';
+import { refusalLog } from '../log/sampler.js';
 import { decodeAppRequest, encodeAppMessage, type AppEncoding } from '../protocol/app-codec.js';
 import { appEventJson } from '../protocol/app-events.js';
 import { feedTopic, type HomeFeeds } from './home-feeds.js';
@@ -133,11 +135,14 @@ export function mountAppGateway(
     /** open sockets by token, closed when it is revoked (src/transport/app-sockets.ts) */
     sockets?: OpenAppSockets;
     metrics?: AppGatewayMetrics;
+    /** names each connection (`conn` in its log lines; with the request id, the command's request id) */
+    requestIds?: RequestIds;
   },
 ): void {
   const { auth, log, metrics } = deps;
   const sessionDeps: AppSessionDeps = { ...deps.session, feeds: metrics ? countedFeeds(deps.feeds, metrics) : deps.feeds };
   let connections = 0;
+  const authFailures = refusalLog(log, 'app auth failures, not logged');
   app.ws<AppSocketData>('/app/v1', {
     // past the limit a message is still read, to answer frame_too_large and close 1009 with a
     // reason; only beyond this hard cap does uWS drop the connection without a close frame
@@ -156,6 +161,7 @@ export function mountAppGateway(
       const key = req.getHeader('sec-websocket-key');
       const protocolHeader = req.getHeader('sec-websocket-protocol');
       const extensions = req.getHeader('sec-websocket-extensions');
+      const remote = Buffer.from(res.getRemoteAddressAsText()).toString();
       const query = new URLSearchParams(req.getQuery() ?? '');
       const enc: AppEncoding = query.get('enc') === 'msgpack' ? 'msgpack' : 'json';
       const bearer = protocolHeader.split(',').map((s) => s.trim()).find((p) => p.startsWith('bearer.'));
@@ -167,7 +173,11 @@ export function mountAppGateway(
           if (state.aborted) return;
           res.cork(() => res.upgrade<AppSocketData>({ principal: p, enc, link: null }, key, bearer ?? '', extensions, context));
         },
-        (err: unknown) => send(res, state, errorReply(asTierError(err))),
+        (err: unknown) => {
+          const e = asTierError(err);
+          authFailures.info(remote, { code: e.code, remote }, 'app auth failed');
+          send(res, state, errorReply(e));
+        },
       );
     },
 
@@ -176,7 +186,8 @@ export function mountAppGateway(
       const link = new UwsAppLink(ws, data.enc, deps.writes, Math.floor(deps.maxBackpressure / 2));
       data.link = link;
       const who = data.principal.kind === 'admin' ? 'admin' : data.principal.sub;
-      link.session = new AppSession(data.principal, link, sessionDeps, `app:${who}:${++connections}`);
+      const n = ++connections;
+      link.session = new AppSession(data.principal, link, sessionDeps, `app:${who}:${n}`, deps.requestIds?.next() ?? `app-${n}`);
       deps.sockets?.opened(link, data.principal);
       metrics?.appConnected();
     },

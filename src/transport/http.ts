@@ -1,7 +1,9 @@
 import { STATUS_CODES } from 'node:http';
 import { ErrorCodes } from '../../proto/errors.js';
 import { CommandError, TierError, asTierError } from '../errors.js';
+import type { AccessLog } from '../log/access-log.js';
 import type { Logger } from '../log/logger.js';
+import { RequestIds } from '../log/request-id.js';
 import type { HttpRequest, HttpResponse, TemplatedApp } from './uws.js';
 import type { WriteBatch } from './write-batch.js';
 
@@ -12,6 +14,8 @@ export interface HttpCall {
   readonly params: readonly string[];
   readonly query: URLSearchParams;
   readonly authorization: string;
+  /** the caller's valid `x-request-id` or a generated one; echoed in the answer, carried with commands */
+  readonly requestId: string;
   /** the JSON body; `invalid_field`/`malformed_frame`/`frame_too_large` errors when it is not one */
   json(): Promise<unknown>;
 }
@@ -40,6 +44,8 @@ export interface RouteOptions {
   table?: RouteTable;
   /** requests counted by route template and status */
   metrics?: HttpMetrics;
+  /** one access line per request, sampled per route; it also makes the request ids */
+  access?: AccessLog;
 }
 
 /** One route's request counter and timer, bound to its labels when the route is registered. */
@@ -62,12 +68,18 @@ export type RouteTable = Array<{ method: string; pattern: string }>;
 export function route(app: TemplatedApp, method: Method, pattern: string, handler: HttpHandler, opts: RouteOptions): void {
   const paramNames = pattern.split('/').filter((p) => p.startsWith(':')).map((p) => p.slice(1));
   opts.table?.push({ method: method === 'del' ? 'delete' : method, pattern });
-  const observe = opts.metrics?.route(method === 'del' ? 'DELETE' : method.toUpperCase(), pattern);
+  const httpMethod = method === 'del' ? 'DELETE' : method.toUpperCase();
+  const observe = opts.metrics?.route(httpMethod, pattern);
+  const access = opts.access?.route(httpMethod, pattern);
+  const ids = opts.access?.ids ?? (defaultIds ??= new RequestIds('node'));
   app[method](pattern, (res: HttpResponse, req: HttpRequest) => {
-    const started = observe ? performance.now() : 0;
+    const started = performance.now();
+    const requestId = ids.from(req.getHeader('x-request-id'));
     const answer = (reply: HttpReply) => {
-      observe?.(reply.status, (performance.now() - started) / 1000);
-      send(res, state, reply, opts.writes);
+      const seconds = (performance.now() - started) / 1000;
+      observe?.(reply.status, seconds);
+      access?.(reply.status, Math.round(seconds * 1e6), requestId, reply.status >= 400 ? errorCodeOf(reply) : undefined);
+      send(res, state, reply, opts.writes, requestId);
     };
     const state = { aborted: false };
     res.onAborted(() => {
@@ -92,13 +104,23 @@ export function route(app: TemplatedApp, method: Method, pattern: string, handle
       params,
       query: new URLSearchParams(req.getQuery() ?? ''),
       authorization: req.getHeader('authorization'),
+      requestId,
       json: () => parseJson(body),
     };
     run(handler, call).then(answer, (err: unknown) => {
-      opts.log.error({ err, url: call.url }, 'http handler failed');
+      opts.log.error({ err, url: call.url, requestId }, 'http handler failed');
       answer(errorReply(asTierError(err)));
     });
   });
+}
+
+/** Ids of routes registered without an access log (tests, tools): still unique within the process. */
+let defaultIds: RequestIds | undefined;
+
+/** The `code` of an error answer's JSON body, for the access line. */
+function errorCodeOf(reply: HttpReply): string | undefined {
+  const body = reply.body as { code?: unknown } | undefined;
+  return typeof body === 'object' && body !== null && typeof body.code === 'string' ? body.code : undefined;
 }
 
 /** A path segment percent-decoded, or null for a malformed escape or invalid UTF-8 (never a throw). */
@@ -128,9 +150,10 @@ export function errorReply(err: TierError): HttpReply {
   return { status: e.http, body };
 }
 
-export function send(res: HttpResponse, state: { aborted: boolean }, reply: HttpReply, writes?: WriteBatch): void {
+/** Writes an answer; `requestId` is echoed as `x-request-id`. */
+export function send(res: HttpResponse, state: { aborted: boolean }, reply: HttpReply, writes?: WriteBatch, requestId?: string): void {
   if (writes) {
-    writes.defer(() => send(res, state, reply));
+    writes.defer(() => send(res, state, reply, undefined, requestId));
     return;
   }
   if (state.aborted) return;
@@ -141,6 +164,7 @@ export function send(res: HttpResponse, state: { aborted: boolean }, reply: Http
       .writeHeader('content-type', reply.contentType ?? (reply.text !== undefined ? 'text/plain; charset=utf-8' : 'application/json'))
       .writeHeader('cache-control', 'no-store');
     if (reply.headers) for (const name in reply.headers) res.writeHeader(name, reply.headers[name]!);
+    if (requestId !== undefined) res.writeHeader('x-request-id', requestId);
     res.end(payload);
   });
 }

@@ -4,6 +4,7 @@ import { HubSession, type HubLink, type HubSessionDeps } from '../actors/hub-ses
 import { readHubCredentials, type HubAdmission } from '../auth/hub-admission.js';
 import { ProtocolError, asTierError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
+import { refusalLog } from '../log/sampler.js';
 import { decodeHubFrame, encode, errorFrameFor } from '../protocol/codec.js';
 import { errorReply, send } from './http.js';
 import type { HttpRequest, HttpResponse, TemplatedApp, WebSocket } from './uws.js';
@@ -16,6 +17,7 @@ const MAX_BAD_FRAMES = 10;
 interface HubSocketData {
   hubId: string;
   homeId: string;
+  remote: string;
   link: UwsHubLink | null;
   badFrames: number;
 }
@@ -39,6 +41,7 @@ class UwsHubLink implements HubLink {
   constructor(
     private readonly ws: WebSocket<HubSocketData>,
     private readonly writes: WriteBatch,
+    readonly remote: string,
   ) {}
 
   send(bytes: Uint8Array): boolean {
@@ -79,6 +82,7 @@ export function mountHubGateway(
 ): void {
   const { admission, limits, sessions, log, metrics, writes } = deps;
   const maxFrame = sessions.maxFrameBytes;
+  const refusals = refusalLog(log, 'hub handshakes refused, not logged');
   app.ws<HubSocketData>('/hub/v1', {
     // past the protocol limit we still read the frame to answer frame_too_large and close 1009 with a
     // reason; only beyond this hard cap does uWS drop the connection without a close frame
@@ -97,16 +101,18 @@ export function mountHubGateway(
       const key = req.getHeader('sec-websocket-key');
       const protocol = req.getHeader('sec-websocket-protocol');
       const extensions = req.getHeader('sec-websocket-extensions');
+      const remote = Buffer.from(res.getRemoteAddressAsText()).toString();
       let credentials;
       try {
         credentials = readHubCredentials((h) => req.getHeader(h), new URLSearchParams(req.getQuery() ?? ''));
       } catch (err) {
-        refuse(res, state, err);
+        refuse(res, state, err, remote, undefined);
         return;
       }
+      const hubId = credentials.hubId;
       const busy = limits.tryStart();
       if (busy) {
-        refuse(res, state, busy);
+        refuse(res, state, busy, remote, hubId);
         return;
       }
       admission.admit(credentials).then(
@@ -115,19 +121,19 @@ export function mountHubGateway(
           limits.finish(true); // counted now: `close` decrements it whatever happens next
           metrics?.hubConnected();
           res.cork(() => {
-            res.upgrade<HubSocketData>({ hubId: record.hubId, homeId: record.homeId, link: null, badFrames: 0 }, key, protocol, extensions, context);
+            res.upgrade<HubSocketData>({ hubId: record.hubId, homeId: record.homeId, remote, link: null, badFrames: 0 }, key, protocol, extensions, context);
           });
         },
         (err: unknown) => {
           limits.finish(false);
-          refuse(res, state, err);
+          refuse(res, state, err, remote, hubId);
         },
       );
     },
 
     open: (ws) => {
       const data = ws.getUserData();
-      const link = new UwsHubLink(ws, writes);
+      const link = new UwsHubLink(ws, writes, data.remote);
       data.link = link;
       try {
         link.session = new HubSession(data.hubId, data.homeId, link, sessions);
@@ -176,10 +182,12 @@ export function mountHubGateway(
     },
   });
 
-  function refuse(res: HttpResponse, state: { aborted: boolean }, err: unknown): void {
+  function refuse(res: HttpResponse, state: { aborted: boolean }, err: unknown, remote: string, hubId: string | undefined): void {
     const e = asTierError(err);
     if (e.code === 'internal') log.error({ err }, 'hub admission failed');
     metrics?.upgradeRefused(e.code);
+    // sampled per source: a flood of bad handshakes cannot fill the disk
+    refusals.info(remote, { code: e.code, remote, hubId }, 'hub handshake refused');
     // a full or overloaded node: the hub should come back later (or be sent to another node)
     const reply = errorReply(e);
     if (e.code === 'busy') reply.headers = { 'retry-after': '1' };
