@@ -12,6 +12,8 @@ export interface HttpCall {
   readonly params: readonly string[];
   readonly query: URLSearchParams;
   readonly authorization: string;
+  /** the peer's address (the proxy's, behind one), for the audit trail */
+  readonly remote: string;
   /** the JSON body; `invalid_field`/`malformed_frame`/`frame_too_large` errors when it is not one */
   json(): Promise<unknown>;
 }
@@ -92,6 +94,7 @@ export function route(app: TemplatedApp, method: Method, pattern: string, handle
       params,
       query: new URLSearchParams(req.getQuery() ?? ''),
       authorization: req.getHeader('authorization'),
+      remote: Buffer.from(res.getRemoteAddressAsText()).toString(),
       json: () => parseJson(body),
     };
     run(handler, call).then(answer, (err: unknown) => {
