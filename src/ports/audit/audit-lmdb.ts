@@ -51,7 +51,7 @@ export class LmdbAuditLog implements AuditLog {
     if (entry.homeId !== undefined) written.push(this.byHome.put([entry.homeId, entry.at, entry.id], 1));
     Promise.all(written).catch((err: unknown) => {
       this.#lost++;
-      this.options.log?.warn({ err, action: entry.action }, 'audit entry not written');
+      this.options.log?.warn({ err, action: entry.action }, 'audit entries not written');
     });
     this.scheduleTrim();
   }

@@ -6,7 +6,8 @@ import { AUDIT_SCAN_MAX, entryOf, matches, type AuditEntry, type AuditLog, type 
 /**
  * The entries of one turn. KEYS: the trail, then the home indexes. ARGV: max entries, max age ms,
  * count, then per entry the index of its home key in KEYS (0: none) and the entry as JSON. A home
- * index gets the trail's id for the entry (ids grow in the trail, so in every index too).
+ * index gets the trail's id for the entry (ids grow in the trail, so in every index too). The
+ * MINID stays a number: `tostring` would write 1.7e+12, not a stream id.
  */
 const APPEND = new LuaScript(`local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
