@@ -117,6 +117,7 @@ export async function clusterPorts(config: Config, log: Logger, observe?: Backen
           shadows: { healthy: shadowsOk, pendingWrites: shadows.pendingWrites },
           rules: { watching: rules.watching, resubscribes: rules.resubscribes },
           push: { healthy: push.healthy },
+          audit: { lost: audit.lost },
         },
       };
     },
