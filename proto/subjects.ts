@@ -9,6 +9,7 @@
  *   fleet.hubs.changed     publish: a hub's record changed; every node drops its cached copy
  *   fleet.tokens.revoked   publish: user tokens were revoked; every node refuses them and closes their app sockets
  *   evt.<shard>.<homeId>.<hubId>  publish: state and device events of a hub, shard = fnv1a(homeId) mod SHARDS
+ *   audit.events           publish: one entry of the audit trail per control action (for a SIEM)
  */
 import type { AppEventMessage } from './app.js';
 import type { ErrorCode } from './errors.js';
@@ -42,6 +43,7 @@ export const subjects = {
   hubClose: (hubId: string) => `hub.${hubId}.close`,
   hubsChanged: 'fleet.hubs.changed',
   tokensRevoked: 'fleet.tokens.revoked',
+  auditEvents: 'audit.events',
   /** every `hub.<hubId>.<verb>`: what the node holding the hub subscribes to */
   hubAll: (hubId: string) => `hub.${hubId}.*`,
   hubEvents: (homeId: string, hubId: string) => `evt.${shardOf(homeId)}.${homeId}.${hubId}`,
@@ -104,8 +106,65 @@ export interface TokenRevocation {
   exp: number;
 }
 
+/** Who acted: the admin token, a user token's `sub`, a rule (`sub`: the rule id) or the node itself. */
+export interface AuditActor {
+  kind: 'admin' | 'user' | 'rule' | 'system';
+  sub?: string;
+}
+
+/** The control actions recorded in the audit trail. */
+export type AuditAction =
+  | 'command'
+  | 'desired.set'
+  | 'rule.create'
+  | 'rule.update'
+  | 'rule.delete'
+  | 'rule.enable'
+  | 'rule.disable'
+  | 'scene.create'
+  | 'scene.update'
+  | 'scene.delete'
+  | 'scene.enable'
+  | 'scene.disable'
+  | 'scene.run'
+  | 'settings.set'
+  | 'hub.provision'
+  | 'hub.provision_batch'
+  | 'hub.patch'
+  | 'hub.move'
+  | 'hub.delete'
+  | 'hub.secret_rotate'
+  | 'token.issue'
+  | 'token.revoke';
+
+/**
+ * `audit.events`: one control action as the audit trail keeps it (and `GET /v1/admin/audit`
+ * answers it). Strings are at most 256 characters.
+ */
+export interface AuditEntry {
+  /** unique; entries are listed by `at`, then by id */
+  id: string;
+  /** when the action ended, ms since the epoch (the recording node's clock) */
+  at: number;
+  actor: AuditActor;
+  /** the caller's address (absent for rules) and the node that handled the action */
+  from: { ip?: string; node: string };
+  action: AuditAction;
+  homeId?: string;
+  hubId?: string;
+  deviceId?: string;
+  /** what else was acted on: a rule, scene or token id, a batch size */
+  target?: string;
+  /** `ok`, or the error code the caller got */
+  outcome: string;
+  /** the request id (`x-request-id`) or trace id the action carried */
+  requestId?: string;
+  /** a short description: the command's method, the keys changed */
+  detail?: string;
+}
+
 /** Every payload the node publishes on the bus; `evt.*` carries the app's event message as it is. */
-export type BusPayload = CommandRequest | CommandReply | DesiredChange | TakeoverNotice | CloseOrder | HubChanged | TokenRevocation | AppEventMessage;
+export type BusPayload = CommandRequest | CommandReply | DesiredChange | TakeoverNotice | CloseOrder | HubChanged | TokenRevocation | AuditEntry | AppEventMessage;
 
 /** 32-bit FNV-1a over the UTF-16 code units of the id, mod SHARDS. */
 export function shardOf(homeId: string): number {

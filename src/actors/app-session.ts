@@ -4,6 +4,7 @@ import { canSeeHome, type Principal } from '../auth/authenticator.js';
 import { CommandError, TierError, asTierError } from '../errors.js';
 import { Actor, type ActorSystem } from './actor.js';
 import type { CommandSpec } from './commands.js';
+import { byCaller, type AuditTrail, type AuditWhat } from './audit-trail.js';
 
 /** A socket joining a home's events (HomeFeeds.catchUp): each call writes at once, in call order. */
 export interface FeedSubscriber {
@@ -30,6 +31,8 @@ export interface AppLink {
   subscriber(homeId: string, id: number, wanted: () => boolean): FeedSubscriber;
   leave(homeId: string): void;
   readonly open: boolean;
+  /** the peer's address, for the audit trail */
+  readonly remote?: string;
 }
 
 export interface AppSessionDeps {
@@ -52,6 +55,8 @@ export interface AppSessionDeps {
   readonly maxSubscriptions: number;
   /** @default 64: commands of one connection waiting for an answer; more are answered busy */
   readonly maxCommandsInFlight?: number;
+  /** commands are recorded here */
+  readonly audit?: AuditTrail;
 }
 
 export type AppMessage = { type: 'request'; request: AppRequest } | { type: 'closed' };
@@ -127,13 +132,17 @@ export class AppSession extends Actor<AppMessage> {
     const most = this.deps.maxCommandsInFlight ?? 64;
     if (this.commandsInFlight >= most) return this.answerError(req.id, new TierError('busy', `${most} commands of this connection are waiting for answers`));
     const spec: CommandSpec = req.set ? { set: req.set } : { method: req.method!, params: req.params ?? {} };
-    const run = async () => {
+    const what: AuditWhat = { action: 'command', hubId: req.hub, deviceId: req.device, detail: req.set ? `set ${Object.keys(req.set).join(',')}` : (req.method ?? '') };
+    const send = async () => {
       const home = await this.deps.homeOf(req.hub);
       // an unknown hub and a hub of another home look the same to the caller
       if (home === null || !canSeeHome(this.principal, home)) throw new TierError('forbidden', `not allowed to command hub ${req.hub}`);
+      what.homeId = home;
       return this.deps.sendCommand(req.hub, req.device, spec, timeoutMs, requestId);
     };
     const requestId = `${this.conn}.${req.id}`;
+    const audit = this.deps.audit;
+    const run = audit ? () => audit.run(byCaller(this.principal, { remote: this.link.remote, requestId }), what, send) : send;
     this.commandsInFlight++;
     run()
       .finally(() => this.commandsInFlight--)

@@ -17,6 +17,7 @@ import { optionalJson, route, type HttpCall, type HttpMetrics, type RouteTable }
 import type { AccessLog } from '../log/access-log.js';
 import type { TemplatedApp } from '../transport/uws.js';
 import type { WriteBatch } from '../transport/write-batch.js';
+import { byCaller, NO_AUDIT, type AuditTrail, type AuditWhat } from '../actors/audit-trail.js';
 import type { Fleet, FleetQuery } from './fleet.js';
 
 const provisionRequest = compile(ProvisionRequest);
@@ -44,23 +45,37 @@ export interface FleetApiDeps {
   httpMetrics?: HttpMetrics;
   /** the access log and request ids of the node's HTTP routes */
   access?: AccessLog;
+  /** every change to the fleet and every revocation is recorded here */
+  audit?: AuditTrail;
 }
 
 export function mountFleetApi(app: TemplatedApp, deps: FleetApiDeps): void {
   const { auth, fleet } = deps;
   const opts = { maxBodyBytes: deps.maxBodyBytes, log: deps.log, writes: deps.writes, table: deps.table, metrics: deps.httpMetrics, access: deps.access };
   const admin = async (call: HttpCall) => requireAdmin(await auth.fromHeader(call.authorization));
+  const audit = deps.audit ?? NO_AUDIT;
+  /** An admin action, recorded once the caller is known (a user refused here is recorded too). */
+  const adminAction = async <T>(call: HttpCall, what: AuditWhat, action: () => Promise<T>): Promise<T> => {
+    const principal = await auth.fromHeader(call.authorization);
+    return audit.run(byCaller(principal, call), what, async () => {
+      requireAdmin(principal);
+      return action();
+    });
+  };
 
   route(
     app,
     'post',
     '/v1/admin/hubs',
     async (call) => {
-      await admin(call);
-      const { hubId, homeId, model } = provisionRequest.parse(await call.json());
-      const { secret } = await fleet.provision({ hubId, homeId, model });
-      const reply: Static<typeof ProvisionReply> = { hubId, homeId, model: model ?? null, secret };
-      return { status: 201, body: reply };
+      const what: AuditWhat = { action: 'hub.provision' };
+      return adminAction(call, what, async () => {
+        const { hubId, homeId, model } = provisionRequest.parse(await call.json());
+        Object.assign(what, { hubId, homeId });
+        const { secret } = await fleet.provision({ hubId, homeId, model });
+        const reply: Static<typeof ProvisionReply> = { hubId, homeId, model: model ?? null, secret };
+        return { status: 201, body: reply };
+      });
     },
     opts,
   );
@@ -70,12 +85,20 @@ export function mountFleetApi(app: TemplatedApp, deps: FleetApiDeps): void {
     'post',
     '/v1/admin/hubs:batch',
     async (call) => {
-      await admin(call);
-      const { hubs } = batchRequest.parse(await call.json());
-      const results = await fleet.provisionBatch(hubs);
-      const created = results.filter((r) => r.ok).length;
-      const reply: Static<typeof BatchReply> = { results, created, failed: results.length - created };
-      return { status: 200, body: reply };
+      const what: AuditWhat = { action: 'hub.provision_batch' };
+      return adminAction(call, what, async () => {
+        const { hubs } = batchRequest.parse(await call.json());
+        const results = await fleet.provisionBatch(hubs);
+        const created = results.filter((r) => r.ok).length;
+        // the batch as one entry; the hubs it created, each with its home, as entries of their own
+        what.target = `${hubs.length} hubs`;
+        what.detail = `created ${created}, failed ${results.length - created}`;
+        hubs.forEach((h, i) => {
+          if (results[i]?.ok) audit.record(byCaller({ kind: 'admin' }, call), { action: 'hub.provision', hubId: h.hubId, homeId: h.homeId, detail: 'batch' }, 'ok');
+        });
+        const reply: Static<typeof BatchReply> = { results, created, failed: results.length - created };
+        return { status: 200, body: reply };
+      });
     },
     opts,
   );
@@ -108,10 +131,15 @@ export function mountFleetApi(app: TemplatedApp, deps: FleetApiDeps): void {
     'patch',
     '/v1/admin/hubs/:hubId',
     async (call) => {
-      await admin(call);
-      const hubId = parseId(call.params[0], 'hubId');
-      const body = patchRequest.parse(await call.json());
-      return { status: 200, body: await fleet.patch(hubId, body) };
+      const what: AuditWhat = { action: 'hub.patch' };
+      return adminAction(call, what, async () => {
+        const hubId = (what.hubId = parseId(call.params[0], 'hubId'));
+        const body = patchRequest.parse(await call.json());
+        what.detail = Object.keys(body).map((k) => (k === 'enabled' ? `enabled=${String(body.enabled)}` : k)).join(',');
+        const hub = await fleet.patch(hubId, body);
+        what.homeId = hub.homeId;
+        return { status: 200, body: hub };
+      });
     },
     opts,
   );
@@ -121,10 +149,16 @@ export function mountFleetApi(app: TemplatedApp, deps: FleetApiDeps): void {
     'post',
     '/v1/admin/hubs/:hubId/move',
     async (call) => {
-      await admin(call);
-      const hubId = parseId(call.params[0], 'hubId');
-      const { homeId } = moveRequest.parse(await call.json());
-      return { status: 200, body: await fleet.move(hubId, homeId) };
+      const what: AuditWhat = { action: 'hub.move' };
+      return adminAction(call, what, async () => {
+        const hubId = (what.hubId = parseId(call.params[0], 'hubId'));
+        const { homeId } = moveRequest.parse(await call.json());
+        // recorded under the new home; the old one is in the detail
+        what.homeId = homeId;
+        const moved = await fleet.move(hubId, homeId);
+        what.detail = `from ${moved.from}`;
+        return { status: 200, body: moved };
+      });
     },
     opts,
   );
@@ -134,11 +168,15 @@ export function mountFleetApi(app: TemplatedApp, deps: FleetApiDeps): void {
     'del',
     '/v1/admin/hubs/:hubId',
     async (call) => {
-      await admin(call);
-      const hubId = parseId(call.params[0], 'hubId');
-      const { closed } = await fleet.remove(hubId);
-      const reply: Static<typeof DeleteHubReply> = { ok: true, hubId, closed };
-      return { status: 200, body: reply };
+      const what: AuditWhat = { action: 'hub.delete' };
+      return adminAction(call, what, async () => {
+        const hubId = (what.hubId = parseId(call.params[0], 'hubId'));
+        const before = await fleet.get(hubId).catch(() => null);
+        if (before) what.homeId = before.homeId;
+        const { closed } = await fleet.remove(hubId);
+        const reply: Static<typeof DeleteHubReply> = { ok: true, hubId, closed };
+        return { status: 200, body: reply };
+      });
     },
     opts,
   );
@@ -148,12 +186,15 @@ export function mountFleetApi(app: TemplatedApp, deps: FleetApiDeps): void {
     'post',
     '/v1/admin/hubs/:hubId/secret',
     async (call) => {
-      await admin(call);
-      const hubId = parseId(call.params[0], 'hubId');
-      const { graceS = deps.secretGraceS } = rotateRequest.parse((await optionalJson(call)) ?? {});
-      const r = await fleet.rotateSecret(hubId, graceS);
-      const reply: Static<typeof RotateReply> = { hubId, secret: r.secret, secretVersion: r.secretVersion, previousValidUntil: new Date(r.previousValidUntil).toISOString() };
-      return { status: 200, body: reply };
+      const what: AuditWhat = { action: 'hub.secret_rotate' };
+      return adminAction(call, what, async () => {
+        const hubId = (what.hubId = parseId(call.params[0], 'hubId'));
+        const { graceS = deps.secretGraceS } = rotateRequest.parse((await optionalJson(call)) ?? {});
+        what.detail = `grace ${graceS}s`;
+        const r = await fleet.rotateSecret(hubId, graceS);
+        const reply: Static<typeof RotateReply> = { hubId, secret: r.secret, secretVersion: r.secretVersion, previousValidUntil: new Date(r.previousValidUntil).toISOString() };
+        return { status: 200, body: reply };
+      });
     },
     opts,
   );
@@ -163,20 +204,23 @@ export function mountFleetApi(app: TemplatedApp, deps: FleetApiDeps): void {
     'post',
     '/v1/admin/tokens/revoke',
     async (call) => {
-      await admin(call);
-      const body = revokeRequest.parse(await call.json());
-      const bad = (field: string, what: string) => new TierError('invalid_field', `${field}: ${what}`, { field });
-      if ((body.jti === undefined) === (body.sub === undefined)) throw bad('jti', 'give jti, or sub (with an optional before), not both');
-      if (body.jti !== undefined && body.before !== undefined) throw bad('before', 'only with sub');
-      let before = Math.floor(Date.now() / 1000);
-      if (body.before !== undefined) {
-        const ms = Date.parse(body.before);
-        if (!Number.isFinite(ms)) throw bad('before', 'must be an ISO 8601 date and time');
-        before = Math.floor(ms / 1000);
-      }
-      const r = await deps.revoke(body.jti !== undefined ? { jti: body.jti } : { sub: body.sub!, before });
-      const reply: Static<typeof RevokeReply> = { ok: true, until: new Date(r.exp * 1000).toISOString() };
-      return { status: 200, body: reply };
+      const what: AuditWhat = { action: 'token.revoke' };
+      return adminAction(call, what, async () => {
+        const body = revokeRequest.parse(await call.json());
+        what.target = body.jti !== undefined ? `jti ${body.jti}` : `sub ${body.sub ?? ''}`;
+        const bad = (field: string, problem: string) => new TierError('invalid_field', `${field}: ${problem}`, { field });
+        if ((body.jti === undefined) === (body.sub === undefined)) throw bad('jti', 'give jti, or sub (with an optional before), not both');
+        if (body.jti !== undefined && body.before !== undefined) throw bad('before', 'only with sub');
+        let before = Math.floor(Date.now() / 1000);
+        if (body.before !== undefined) {
+          const ms = Date.parse(body.before);
+          if (!Number.isFinite(ms)) throw bad('before', 'must be an ISO 8601 date and time');
+          before = Math.floor(ms / 1000);
+        }
+        const r = await deps.revoke(body.jti !== undefined ? { jti: body.jti } : { sub: body.sub!, before });
+        const reply: Static<typeof RevokeReply> = { ok: true, until: new Date(r.exp * 1000).toISOString() };
+        return { status: 200, body: reply };
+      });
     },
     opts,
   );

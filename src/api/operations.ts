@@ -9,6 +9,7 @@ import { CommandReply, CommandRequest, DesiredReply, DesiredRequest, HubStatus, 
 import { BatchReply, BatchRequest, DeleteHubReply, FleetHub, HomeHubsReply, HubListReply, HubPatchRequest, MoveReply, MoveRequest, RevokeReply, RevokeRequest, RotateReply, RotateRequest } from '../schemas/fleet.js';
 import { Deleted, DryRunReply, RuleList, RuleReply, SceneList, SceneReply, SceneRunReply, SettingsReply } from '../schemas/rules-replies.js';
 import { RuleRequest, SceneRequest, Settings, TestRequest } from '../schemas/rules.js';
+import { AuditReply } from '../schemas/audit.js';
 
 export interface Operation {
   summary: string;
@@ -126,6 +127,19 @@ export function operations(limits: { commandTimeoutMaxMs: number }): Record<stri
       tag: 'admin',
       request: { schema: RevokeRequest, bad: {} },
       ok: { status: 200, description: 'revoked', schema: RevokeReply },
+    },
+    'get /v1/admin/audit': {
+      summary: 'The audit trail of every home: control actions, newest first, a page at a time',
+      description:
+        'Every command, desired change, rule and scene edit and run, settings change, hub provisioning and administration, token issue and revocation, with who (`sub`, `admin` or the rule), from where, on what, and the outcome; a request refused for its token is not recorded. Query: `homeId`, `hubId`, `actor` (a `sub`, `admin`, or a rule id), `action` (or its prefix: `rule.`), `outcome` (`ok`, an error code, or `error` for every failure), `since` and `until` (ISO 8601 or ms since the epoch), `limit` (1-500, default 100), `cursor` (the previous page’s `next`). One call examines at most 5,000 entries, so a page may be short (even empty) with a `next`: keep following `next` until it is null. Kept `TIER_AUDIT_MAX_AGE_DAYS` (90) days and at most `TIER_AUDIT_MAX_ENTRIES` (1,000,000) entries; every entry is also published on the NATS subject `audit.events`.',
+      tag: 'admin',
+      ok: { status: 200, description: 'a page', schema: AuditReply },
+    },
+    'get /v1/homes/:homeId/audit': {
+      summary: 'The audit trail of a home, for its users',
+      description: 'As `GET /v1/admin/audit`, limited to the actions on this home (the same query but `homeId`). For the home’s users and the admin.',
+      tag: 'homes',
+      ok: { status: 200, description: 'a page', schema: AuditReply },
     },
     'post /v1/admin/tokens': {
       summary: 'Mint a user JWT for homes',

@@ -18,6 +18,7 @@ import { errorReply, route, type HttpCall, type HttpMetrics, type RouteTable } f
 import type { TemplatedApp } from '../transport/uws.js';
 import type { WriteBatch } from '../transport/write-batch.js';
 import { requireAdmin, requireHome, type Authenticator, type Principal } from '../auth/authenticator.js';
+import { byCaller, NO_AUDIT, type AuditTrail, type AuditWhat } from '../actors/audit-trail.js';
 import { clientBundle } from './client-bundle.js';
 import { mountDocsPage } from './docs-page.js';
 import { openApiDocument } from './openapi.js';
@@ -54,6 +55,8 @@ export interface ApiDeps {
   commandMetrics?: CommandMetrics;
   /** the access log and request ids of the node's HTTP routes */
   access?: AccessLog;
+  /** commands, desired changes and token issues are recorded here */
+  audit?: AuditTrail;
 }
 
 /**
@@ -64,18 +67,37 @@ export function mountApi(app: TemplatedApp, deps: ApiDeps): void {
   const { auth, registry } = deps;
   const opts = { maxBodyBytes: deps.maxBodyBytes, log: deps.log, writes: deps.writes, table: deps.table, metrics: deps.httpMetrics, access: deps.access };
   const commandRequest = compile(CommandRequest(deps.commandTimeoutMaxMs));
+  const audit = deps.audit ?? NO_AUDIT;
 
   /** Authenticates and loads the hub the caller may touch. */
   async function hubFor(call: HttpCall): Promise<{ principal: Principal; hub: HubRecord }> {
     const principal = await auth.fromHeader(call.authorization);
-    const hubId = parseId(call.params[0], 'hubId');
+    return { principal, hub: await hubOf(principal, parseId(call.params[0], 'hubId')) };
+  }
+
+  async function hubOf(principal: Principal, hubId: string): Promise<HubRecord> {
     const hub = await registry.get(hubId);
     if (!hub) {
       if (principal.kind === 'admin') throw new TierError('not_found', `hub ${hubId} is not provisioned`);
       throw new TierError('forbidden', `not allowed to access hub ${hubId}`);
     }
     requireHome(principal, hub.homeId);
-    return { principal, hub };
+    return hub;
+  }
+
+  /**
+   * A control action on a hub, recorded once the caller is known (a refused token is not an
+   * action of anyone): the hub's home is added when the caller may see it.
+   */
+  async function onHub<T>(call: HttpCall, what: AuditWhat, action: (hub: HubRecord) => Promise<T>): Promise<T> {
+    const principal = await auth.fromHeader(call.authorization);
+    const hubId = parseId(call.params[0], 'hubId');
+    what.hubId = hubId;
+    return audit.run(byCaller(principal, call), what, async () => {
+      const hub = await hubOf(principal, hubId);
+      what.homeId = hub.homeId;
+      return action(hub);
+    });
   }
 
   /** A new device or new desired keys must stay within the hub's limits (one read: not a hot path). */
@@ -103,13 +125,17 @@ export function mountApi(app: TemplatedApp, deps: ApiDeps): void {
     'post',
     '/v1/hubs/:hubId/devices/:deviceId/commands',
     async (call) => {
-      const { hub } = await hubFor(call);
-      if (!hub.enabled) throw new TierError('hub_disabled', `hub ${hub.hubId} is disabled: commands are refused until it is enabled`);
-      const deviceId = parseId(call.params[1], 'deviceId');
-      const body = commandRequest.parse(await call.json());
-      const timeoutMs = body.timeoutMs ?? deps.commandTimeoutMs;
-      const reply: Static<typeof CommandReply> = { ok: true, result: await sendCommand(deps.bus, hub.hubId, deviceId, commandSpec(body), timeoutMs, deps.commandMetrics, call.requestId) };
-      return { status: 200, body: reply };
+      const what: AuditWhat = { action: 'command' };
+      return onHub(call, what, async (hub) => {
+        if (!hub.enabled) throw new TierError('hub_disabled', `hub ${hub.hubId} is disabled: commands are refused until it is enabled`);
+        const deviceId = parseId(call.params[1], 'deviceId');
+        what.deviceId = deviceId;
+        const body = commandRequest.parse(await call.json());
+        what.detail = commandDetail(body);
+        const timeoutMs = body.timeoutMs ?? deps.commandTimeoutMs;
+        const reply: Static<typeof CommandReply> = { ok: true, result: await sendCommand(deps.bus, hub.hubId, deviceId, commandSpec(body), timeoutMs, deps.commandMetrics, call.requestId) };
+        return { status: 200, body: reply };
+      });
     },
     opts,
   );
@@ -153,14 +179,18 @@ export function mountApi(app: TemplatedApp, deps: ApiDeps): void {
     'put',
     '/v1/hubs/:hubId/devices/:deviceId/desired',
     async (call) => {
-      const { hub } = await hubFor(call);
-      const deviceId = parseId(call.params[1], 'deviceId');
-      const patch = desiredRequest.parse(await call.json()).desired;
-      await checkDesiredLimits(hub.hubId, deviceId, patch);
-      const device = await deps.shadows.setDesired(hub.hubId, deviceId, patch);
-      publishDesired(deps.bus, hub.hubId, deviceId, device);
-      const reply: Static<typeof DesiredReply> = { ok: true, hubId: hub.hubId, deviceId, device };
-      return { status: 200, body: reply };
+      const what: AuditWhat = { action: 'desired.set' };
+      return onHub(call, what, async (hub) => {
+        const deviceId = parseId(call.params[1], 'deviceId');
+        what.deviceId = deviceId;
+        const patch = desiredRequest.parse(await call.json()).desired;
+        what.detail = Object.keys(patch).join(',');
+        await checkDesiredLimits(hub.hubId, deviceId, patch);
+        const device = await deps.shadows.setDesired(hub.hubId, deviceId, patch);
+        publishDesired(deps.bus, hub.hubId, deviceId, device);
+        const reply: Static<typeof DesiredReply> = { ok: true, hubId: hub.hubId, deviceId, device };
+        return { status: 200, body: reply };
+      });
     },
     opts,
   );
@@ -172,10 +202,16 @@ export function mountApi(app: TemplatedApp, deps: ApiDeps): void {
     'post',
     '/v1/admin/tokens',
     async (call) => {
-      requireAdmin(await auth.fromHeader(call.authorization));
-      const { sub, homes, ttlS = 3600 } = tokenRequest.parse(await call.json());
-      const reply: Static<typeof TokenReply> = { token: await auth.issue(sub, homes, ttlS) };
-      return { status: 201, body: reply };
+      const principal = await auth.fromHeader(call.authorization);
+      const what: AuditWhat = { action: 'token.issue' };
+      return audit.run(byCaller(principal, call), what, async () => {
+        requireAdmin(principal);
+        const { sub, homes, ttlS = 3600 } = tokenRequest.parse(await call.json());
+        const reply: Static<typeof TokenReply> = { token: await auth.issue(sub, homes, ttlS) };
+        what.target = sub;
+        what.detail = `jti ${jtiOf(reply.token)}; homes ${homes.join(',')}; ttl ${ttlS}s`;
+        return { status: 201, body: reply };
+      });
     },
     opts,
   );
@@ -197,4 +233,19 @@ export function mountApi(app: TemplatedApp, deps: ApiDeps): void {
       res.writeStatus('404 Not Found').writeHeader('content-type', 'application/json').end(noRoute);
     });
   });
+}
+
+/** What a command did, for the audit trail: its method, or the attributes it set. */
+function commandDetail(body: { set?: Attrs; method?: string }): string {
+  return body.set !== undefined ? `set ${Object.keys(body.set).join(',')}` : (body.method ?? '');
+}
+
+/** The `jti` of a token this node just signed (for revoking it later by what the trail shows). */
+function jtiOf(token: string): string {
+  try {
+    const payload = JSON.parse(Buffer.from(token.split('.')[1] ?? '', 'base64url').toString('utf8')) as { jti?: unknown };
+    return typeof payload.jti === 'string' ? payload.jti : '';
+  } catch {
+    return '';
+  }
 }

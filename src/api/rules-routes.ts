@@ -24,6 +24,8 @@ import type { RulesEngine } from '../rules/engine.js';
 import type { Rule, RuleSpec, Scene } from '../rules/model.js';
 import type { RuleStore } from '../ports/rule-store/rule-store.js';
 import { parseId } from '../schemas/common.js';
+import { byCaller, NO_AUDIT, type AuditTrail, type AuditWhat } from '../actors/audit-trail.js';
+import type { AuditAction } from '../ports/audit/audit.js';
 import {
   devicesOfRule,
   devicesOfScene,
@@ -51,6 +53,8 @@ export interface RulesApiDeps {
   access?: AccessLog;
   validate?: ValidateOptions;
   now?: () => number;
+  /** edits, runs and settings changes are recorded here */
+  audit?: AuditTrail;
 }
 
 /** Mount before the main API (its catch-all 404 must stay the last route). */
@@ -64,6 +68,22 @@ export function mountRulesApi(app: TemplatedApp, deps: RulesApiDeps): void {
     const homeId = parseId(call.params[0], 'homeId');
     requireHome(principal, homeId);
     return homeId;
+  }
+
+  const audit = deps.audit ?? NO_AUDIT;
+  /**
+   * A change to the home's automation, recorded once the caller is known (refused ones too); the
+   * rule or scene id is the path's second id, or what `action` sets as `what.target`.
+   */
+  async function change(call: HttpCall, action: AuditAction, run: (homeId: string, what: AuditWhat) => Promise<HttpReply>): Promise<HttpReply> {
+    const principal = await auth.fromHeader(call.authorization);
+    const homeId = parseId(call.params[0], 'homeId');
+    const what: AuditWhat = { action, homeId };
+    if (call.params[1] !== undefined) what.target = call.params[1];
+    return audit.run(byCaller(principal, call), what, async () => {
+      requireHome(principal, homeId);
+      return run(homeId, what);
+    });
   }
 
   /** Every hub named must be provisioned in this home. */
@@ -101,12 +121,13 @@ export function mountRulesApi(app: TemplatedApp, deps: RulesApiDeps): void {
     return ok(200, { homeId, rules: await ruleViews(homeId, await store.listRules(homeId)) });
   }, opts);
 
-  route(app, 'post', '/v1/homes/:homeId/rules', async (call) => {
-    const homeId = await homeOf(call);
+  route(app, 'post', '/v1/homes/:homeId/rules', (call) => change(call, 'rule.create', async (homeId, what) => {
     const spec = validateRuleSpec(await call.json(), deps.validate);
     await checkRule(homeId, spec);
-    return ok(201, { rule: await ruleView(await store.createRule(homeId, spec)) });
-  }, opts);
+    const rule = await store.createRule(homeId, spec);
+    what.target = rule.id;
+    return ok(201, { rule: await ruleView(rule) });
+  }), opts);
 
   route(app, 'get', '/v1/homes/:homeId/rules/:ruleId', async (call) => {
     const homeId = await homeOf(call);
@@ -116,31 +137,28 @@ export function mountRulesApi(app: TemplatedApp, deps: RulesApiDeps): void {
     return ok(200, { rule: await ruleView(rule) });
   }, opts);
 
-  route(app, 'put', '/v1/homes/:homeId/rules/:ruleId', async (call) => {
-    const homeId = await homeOf(call);
+  route(app, 'put', '/v1/homes/:homeId/rules/:ruleId', (call) => change(call, 'rule.update', async (homeId) => {
     const ruleId = parseId(call.params[1], 'ruleId');
     const spec = validateRuleSpec(await call.json(), deps.validate);
     await checkRule(homeId, spec);
     const rule = await store.updateRule(homeId, ruleId, spec);
     if (!rule) throw noRule(homeId, ruleId);
     return ok(200, { rule: await ruleView(rule) });
-  }, opts);
+  }), opts);
 
-  route(app, 'del', '/v1/homes/:homeId/rules/:ruleId', async (call) => {
-    const homeId = await homeOf(call);
+  route(app, 'del', '/v1/homes/:homeId/rules/:ruleId', (call) => change(call, 'rule.delete', async (homeId) => {
     const ruleId = parseId(call.params[1], 'ruleId');
     if (!(await store.deleteRule(homeId, ruleId))) throw noRule(homeId, ruleId);
     return ok(200, { deleted: ruleId });
-  }, opts);
+  }), opts);
 
   for (const [verb, enabled] of [['enable', true], ['disable', false]] as const) {
-    route(app, 'post', `/v1/homes/:homeId/rules/:ruleId/${verb}`, async (call) => {
-      const homeId = await homeOf(call);
+    route(app, 'post', `/v1/homes/:homeId/rules/:ruleId/${verb}`, (call) => change(call, `rule.${verb}`, async (homeId) => {
       const ruleId = parseId(call.params[1], 'ruleId');
       const rule = await store.setRuleEnabled(homeId, ruleId, enabled);
       if (!rule) throw noRule(homeId, ruleId);
       return ok(200, { rule: await ruleView(rule) });
-    }, opts);
+    }), opts);
   }
 
   route(app, 'post', '/v1/homes/:homeId/rules/:ruleId/test', async (call) => {
@@ -158,12 +176,13 @@ export function mountRulesApi(app: TemplatedApp, deps: RulesApiDeps): void {
     return ok(200, { homeId, scenes: (await store.listScenes(homeId)).map(sceneView) });
   }, opts);
 
-  route(app, 'post', '/v1/homes/:homeId/scenes', async (call) => {
-    const homeId = await homeOf(call);
+  route(app, 'post', '/v1/homes/:homeId/scenes', (call) => change(call, 'scene.create', async (homeId, what) => {
     const spec = validateSceneSpec(await call.json(), deps.validate);
     await checkDevices(homeId, devicesOfScene(spec));
-    return ok(201, { scene: await store.createScene(homeId, spec) });
-  }, opts);
+    const scene = await store.createScene(homeId, spec);
+    what.target = scene.id;
+    return ok(201, { scene });
+  }), opts);
 
   route(app, 'get', '/v1/homes/:homeId/scenes/:sceneId', async (call) => {
     const homeId = await homeOf(call);
@@ -173,39 +192,37 @@ export function mountRulesApi(app: TemplatedApp, deps: RulesApiDeps): void {
     return ok(200, { scene });
   }, opts);
 
-  route(app, 'put', '/v1/homes/:homeId/scenes/:sceneId', async (call) => {
-    const homeId = await homeOf(call);
+  route(app, 'put', '/v1/homes/:homeId/scenes/:sceneId', (call) => change(call, 'scene.update', async (homeId) => {
     const sceneId = parseId(call.params[1], 'sceneId');
     const spec = validateSceneSpec(await call.json(), deps.validate);
     await checkDevices(homeId, devicesOfScene(spec));
     const scene = await store.updateScene(homeId, sceneId, spec);
     if (!scene) throw noScene(homeId, sceneId);
     return ok(200, { scene });
-  }, opts);
+  }), opts);
 
-  route(app, 'del', '/v1/homes/:homeId/scenes/:sceneId', async (call) => {
-    const homeId = await homeOf(call);
+  route(app, 'del', '/v1/homes/:homeId/scenes/:sceneId', (call) => change(call, 'scene.delete', async (homeId) => {
     const sceneId = parseId(call.params[1], 'sceneId');
     if (!(await store.deleteScene(homeId, sceneId))) throw noScene(homeId, sceneId);
     return ok(200, { deleted: sceneId });
-  }, opts);
+  }), opts);
 
   for (const [verb, enabled] of [['enable', true], ['disable', false]] as const) {
-    route(app, 'post', `/v1/homes/:homeId/scenes/:sceneId/${verb}`, async (call) => {
-      const homeId = await homeOf(call);
+    route(app, 'post', `/v1/homes/:homeId/scenes/:sceneId/${verb}`, (call) => change(call, `scene.${verb}`, async (homeId) => {
       const sceneId = parseId(call.params[1], 'sceneId');
       const scene = await store.setSceneEnabled(homeId, sceneId, enabled);
       if (!scene) throw noScene(homeId, sceneId);
       return ok(200, { scene });
-    }, opts);
+    }), opts);
   }
 
-  route(app, 'post', '/v1/homes/:homeId/scenes/:sceneId/run', async (call) => {
-    const homeId = await homeOf(call);
+  route(app, 'post', '/v1/homes/:homeId/scenes/:sceneId/run', (call) => change(call, 'scene.run', async (homeId, what) => {
     const sceneId = parseId(call.params[1], 'sceneId');
     const run = await engine.runScene(homeId, sceneId);
-    return ok(200, { ...run, allOk: run.results.every((r) => r.ok) });
-  }, opts);
+    const failed = run.results.filter((r) => !r.ok);
+    what.detail = `${run.results.length - failed.length} of ${run.results.length} commands ok${failed.length > 0 ? `; failed: ${failed.map((f) => `${f.hub}/${f.device} ${f.code ?? ''}`).join(', ')}` : ''}`;
+    return ok(200, { ...run, allOk: failed.length === 0 });
+  }), opts);
 
   // ---- settings ----
   route(app, 'get', '/v1/homes/:homeId/settings', async (call) => {
@@ -213,9 +230,8 @@ export function mountRulesApi(app: TemplatedApp, deps: RulesApiDeps): void {
     return ok(200, { homeId, settings: await store.getSettings(homeId) });
   }, opts);
 
-  route(app, 'put', '/v1/homes/:homeId/settings', async (call) => {
-    const homeId = await homeOf(call);
+  route(app, 'put', '/v1/homes/:homeId/settings', (call) => change(call, 'settings.set', async (homeId) => {
     const settings = validateSettings(await call.json());
     return ok(200, { homeId, settings: await store.putSettings(homeId, settings) });
-  }, opts);
+  }), opts);
 }

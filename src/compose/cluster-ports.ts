@@ -16,7 +16,8 @@ import { closeRedis, connectRedis, RedisKeys } from '../ports/redis.js';
 import { RedisShadowStore } from '../ports/shadow-store/shadow-store-redis.js';
 import { redisProbe } from '../ports/redis-probe.js';
 import { RedisEventHistory } from '../ports/history/history-redis.js';
-import { historyRetention } from './history-retention.js';
+import { auditRetention, historyRetention } from './history-retention.js';
+import { RedisAuditLog } from '../ports/audit/audit-redis.js';
 import { RedisRevocationStore } from '../ports/revocations/revocations-redis.js';
 
 /**
@@ -85,6 +86,8 @@ export async function clusterPorts(config: Config, log: Logger, observe?: Backen
   // rule writes are rare: on the control connection; the store opens its own subscriber for `watch`
   const rules = new RedisRuleStore(shared, { log: log.child({ port: 'rules' }), keys });
   const lease = new RedisLease(shared, { keys });
+  // a few writes per control action, batched per turn: on the control connection
+  const audit = new RedisAuditLog(shared, auditRetention(config), { keys, log: log.child({ port: 'audit' }) });
   // the services' stream is written with the history: without history there is none
   const historyOn = history !== undefined;
   return {
@@ -99,6 +102,7 @@ export async function clusterPorts(config: Config, log: Logger, observe?: Backen
     pendingRuns,
     ...(history ? { history } : {}),
     revocations: new RedisRevocationStore(shared, { keys }),
+    audit,
     adminPages: [(admin, context) => mountBullBoard(admin, { queues: [push.queue], ...context, log: context.log.child({ part: 'bull-board' }) })],
     // shared by every node: reported, never a reason for readiness to drop this node (PortsHealth)
     health() {
@@ -113,6 +117,7 @@ export async function clusterPorts(config: Config, log: Logger, observe?: Backen
           shadows: { healthy: shadowsOk, pendingWrites: shadows.pendingWrites },
           rules: { watching: rules.watching, resubscribes: rules.resubscribes },
           push: { healthy: push.healthy },
+          audit: { lost: audit.lost },
         },
       };
     },
@@ -121,7 +126,7 @@ export async function clusterPorts(config: Config, log: Logger, observe?: Backen
       redis: redisProbe(shared, { keys, eventStreamMaxLen: historyOn ? config.eventStreamMaxLen : 0 }),
     },
     async close() {
-      await Promise.allSettled([bus.close(), shadows.close(), push.close(), pendingRuns.close(), history?.close()]);
+      await Promise.allSettled([bus.close(), shadows.close(), push.close(), pendingRuns.close(), history?.close(), audit.close()]);
       // the rule store quits its subscriber and the control connection (the lease shares it)
       await rules.close();
       await closeRedis(shared);

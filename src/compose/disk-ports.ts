@@ -14,7 +14,8 @@ import { MemoryBus } from '../ports/bus/bus-memory.js';
 import { MemoryDirectory } from '../ports/directory/directory-memory.js';
 import { MemoryLease } from '../ports/lease/lease-memory.js';
 import { LmdbEventHistory } from '../ports/history/history-lmdb.js';
-import { historyRetention } from './history-retention.js';
+import { auditRetention, historyRetention } from './history-retention.js';
+import { LmdbAuditLog } from '../ports/audit/audit-lmdb.js';
 import { LmdbRevocationStore } from '../ports/revocations/revocations-lmdb.js';
 
 /**
@@ -42,6 +43,7 @@ export async function diskPorts(config: Config, timers: TimerWheel, log: Logger,
     opened.push(push);
     const history = config.historySize > 0 ? await LmdbEventHistory.open(data, historyRetention(config), observe ? { batches: observe.store('history') } : {}) : undefined;
     if (history) opened.push(history);
+    const audit = new LmdbAuditLog(data, auditRetention(config), { log: log.child({ port: 'audit' }) });
     return {
       bus,
       directory,
@@ -54,9 +56,10 @@ export async function diskPorts(config: Config, timers: TimerWheel, log: Logger,
       pendingRuns: new LmdbPendingRuns(data),
       ...(history ? { history } : {}),
       revocations: new LmdbRevocationStore(data),
+      audit,
       async close() {
         await Promise.allSettled([bus.close(), directory.close(), lease.close()]);
-        await Promise.allSettled([shadows.close(), registry.close(), nonces.close(), push.close(), rules.close(), history?.close()]);
+        await Promise.allSettled([shadows.close(), registry.close(), nonces.close(), push.close(), rules.close(), history?.close(), audit.close()]);
         // the adapters' last writes are committed before the directory is released
         await data.close();
       },

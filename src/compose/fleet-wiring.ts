@@ -16,6 +16,7 @@ import type { Config } from '../config/config.js';
 import type { Logger } from '../log/logger.js';
 import { decodeValue, encodeBus, isPlainObject } from '../protocol/codec.js';
 import type { Ports } from '../ports/ports.js';
+import type { AuditTrail } from '../actors/audit-trail.js';
 import { MAX_TTL_S } from '../schemas/hubs.js';
 import { OpenAppSockets } from '../transport/app-sockets.js';
 import type { HttpMetrics, RouteTable } from '../transport/http.js';
@@ -34,7 +35,7 @@ export interface FleetParts {
   /** a command to a hub, refused with `hub_disabled` when the operator disabled it */
   commandTo(hubId: string, deviceId: string, spec: CommandSpec, timeoutMs: number): Promise<unknown>;
   /** the fleet's routes; before mountApi (its catch-all must stay last) */
-  mount(app: TemplatedApp, context: { auth: Authenticator; writes: WriteBatch; table: RouteTable; httpMetrics?: HttpMetrics; access?: AccessLog }): void;
+  mount(app: TemplatedApp, context: { auth: Authenticator; writes: WriteBatch; table: RouteTable; httpMetrics?: HttpMetrics; access?: AccessLog; audit?: AuditTrail }): void;
   close(): void;
 }
 
@@ -70,8 +71,8 @@ export async function fleetParts(config: Config, ports: Ports, log: Logger, metr
     revoked,
     sockets,
     commandTo: commandsToEnabledHubs(ports.registry, (hubId: string, deviceId: string, spec: CommandSpec, timeoutMs: number, requestId?: string) => sendCommand(ports.bus, hubId, deviceId, spec, timeoutMs, metrics, requestId)),
-    mount(app, { auth, writes, table, httpMetrics, access }) {
-      mountFleetApi(app, { auth, fleet, revoke, log: fleetLog, maxBodyBytes: config.maxBodyBytes, secretGraceS: config.secretGraceS, writes, table, httpMetrics, access });
+    mount(app, { auth, writes, table, httpMetrics, access, audit }) {
+      mountFleetApi(app, { auth, fleet, revoke, log: fleetLog, maxBodyBytes: config.maxBodyBytes, secretGraceS: config.secretGraceS, writes, table, httpMetrics, access, ...(audit ? { audit } : {}) });
     },
     close() {
       stopWatching();

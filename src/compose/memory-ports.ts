@@ -6,7 +6,8 @@ import { MemoryDirectory } from '../ports/directory/directory-memory.js';
 import { MemoryHubRegistry, MemoryNonceStore } from '../ports/hub-registry/hub-registry-memory.js';
 import { MemoryLease } from '../ports/lease/lease-memory.js';
 import { MemoryEventHistory } from '../ports/history/history-memory.js';
-import { historyRetention } from './history-retention.js';
+import { auditRetention, historyRetention } from './history-retention.js';
+import { MemoryAuditLog } from '../ports/audit/audit-memory.js';
 import type { Ports } from '../ports/ports.js';
 import { MemoryPushQueue, loggingPushSender } from '../ports/push-queue/push-queue-memory.js';
 import { MemoryRuleStore } from '../ports/rule-store/rule-store-memory.js';
@@ -26,5 +27,6 @@ export function memoryPorts(config: Config, timers: TimerWheel, log: Logger): Po
     push: new MemoryPushQueue({ sender: loggingPushSender(log) }),
     ...(config.historySize > 0 ? { history: new MemoryEventHistory(historyRetention(config)) } : {}),
     revocations: new MemoryRevocationStore(),
+    audit: new MemoryAuditLog(auditRetention(config)),
   };
 }

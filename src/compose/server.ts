@@ -29,6 +29,8 @@ import { guardApp } from '../transport/guard.js';
 import { WriteBatch } from '../transport/write-batch.js';
 import type { RouteTable } from '../transport/http.js';
 import { fleetParts } from './fleet-wiring.js';
+import { AuditTrail } from '../actors/audit-trail.js';
+import { mountAuditApi } from '../api/audit-routes.js';
 
 export interface RunningServer {
   readonly port: number;
@@ -60,6 +62,8 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
   // fleet: sealed hub secrets, the fleet routes, commands to disabled hubs refused, token revocation (src/compose/fleet-wiring.ts)
   const fleet = await fleetParts(config, ports, log, metrics);
   const auth = new Authenticator(config.adminToken, config.jwtSecret, { requireExp: config.jwtRequireExp, revoked: fleet.revoked });
+  // every control action: stored (ports.audit) and published on `audit.events` for a SIEM
+  const audit = new AuditTrail({ ...(ports.audit ? { store: ports.audit } : {}), bus: ports.bus, node: config.nodeId, log: log.child({ part: 'audit' }) });
   // the node's one hub → home lookup: the cluster registry caches (CachingHubRegistry), the memory one is a map
   const homeOfHub = async (hubId: string) => (await ports.registry.get(hubId))?.homeId ?? null;
   const automation = createAutomation({
@@ -80,6 +84,7 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
     commandTimeoutMaxMs: config.commandTimeoutMaxMs,
     supervision: { supervision: system.supervision, onFailure: system.onFailure },
     ...(ports.pendingRuns ? { pendingRuns: ports.pendingRuns } : {}),
+    audit,
   });
   // a hub's events go to this node's rules, the home's history and the bus (apps, other services)
   const events = new EventPublisher(ports.bus, ports.history, log.child({ part: 'events' }), (event) => automation.onEvent(event));
@@ -135,6 +140,7 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
       homeOf: homeOfHub,
       commandTimeoutMs: config.commandTimeoutMs,
       maxSubscriptions: 64,
+      audit,
     },
   });
   // before mountApi: its catch-all 404 must stay the last route
@@ -151,8 +157,10 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
     httpMetrics: metrics,
     access,
     validate: { maxCommandTimeoutMs: config.commandTimeoutMaxMs },
+    audit,
   });
-  fleet.mount(app, { auth, writes, table, httpMetrics: metrics, access });
+  fleet.mount(app, { auth, writes, table, httpMetrics: metrics, access, audit });
+  mountAuditApi(app, { auth, ...(ports.audit ? { store: ports.audit } : {}), log, maxBodyBytes: config.maxBodyBytes, writes, table, httpMetrics: metrics });
   mountApi(app, {
     auth,
     bus: ports.bus,
@@ -169,6 +177,7 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
     httpMetrics: metrics,
     commandMetrics: metrics,
     access,
+    audit,
   });
 
   let started = false;
@@ -274,7 +283,7 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
       if (ports.close) await ports.close();
       else {
         await Promise.allSettled([ports.bus.close(), ports.directory.close(), ports.shadows.close(), ports.registry.close(), ports.nonces.close()]);
-        await Promise.allSettled([ports.push.close(), ports.rules.close(), ports.lease.close(), ports.history?.close()]);
+        await Promise.allSettled([ports.push.close(), ports.rules.close(), ports.lease.close(), ports.history?.close(), ports.audit?.close()]);
       }
       timers.close();
       loop.close();

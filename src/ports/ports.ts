@@ -5,6 +5,7 @@
  */
 import type { TemplatedApp } from '../transport/uws.js';
 import type { Logger } from '../log/logger.js';
+import type { AuditLog } from './audit/audit.js';
 import type { Bus } from './bus/bus.js';
 import type { Directory } from './directory/directory.js';
 import type { HubRegistry, NonceStore } from './hub-registry/hub-registry.js';
@@ -34,6 +35,8 @@ export interface Ports {
   pendingRuns?: PendingRuns;
   /** user token revocations, for nodes that start later; absent, only the bus carries them (a restart forgets) */
   revocations?: RevocationStore;
+  /** the audit trail of control actions (a cluster must share one); absent, entries are only published on the bus */
+  audit?: AuditLog;
   /** the backends' state, read on every `/readyz` and scrape (synchronous, no I/O); absent: nothing to report */
   health?(): PortsHealth;
   /** what self-diagnosis (`/debug/diagnose`) may ask the shared backends; absent in the embedded default */

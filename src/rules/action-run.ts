@@ -19,6 +19,7 @@ import type { CommandSpec } from '../actors/commands.js';
 import type { TimerHandle, TimerTarget, TimerWheel } from '../actors/timer-wheel.js';
 import { TierError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
+import type { AuditTrail, AuditWhat } from '../actors/audit-trail.js';
 import type { PendingRun, PendingRuns } from '../ports/pending-runs/pending-runs.js';
 import type { PushNotification } from '../ports/push-queue/push-queue.js';
 import type { HomeScope } from './home-scope.js';
@@ -46,6 +47,8 @@ export interface ActionDeps {
   now(): number;
   /** each stretch of a run between delays is a promise the engine's idle and close wait for */
   track(p: Promise<unknown>): void;
+  /** commands, desired changes and scenes run by rules are recorded here, the rule as the actor */
+  audit?: AuditTrail;
 }
 
 export interface SceneRunResult {
@@ -196,30 +199,40 @@ export class ActionRun implements TimerTarget, Run {
 
 /** Runs one planned action (not a delay); throws on failure. */
 async function perform(deps: ActionDeps, homeId: string, rule: Rule, a: PlannedAction, index: number, dedupBase: string): Promise<void> {
+  const audit = deps.audit;
+  const audited = <T>(what: AuditWhat, action: () => Promise<T>): Promise<T> => (audit ? audit.run({ actor: { kind: 'rule', sub: rule.id } }, { homeId, ...what }, action) : action());
   switch (a.type) {
     case 'command':
-      await deps.scope.require(a.hub, homeId);
-      await deps.runCommand(a.hub, a.device, commandSpec(a), a.timeoutMs ?? deps.commandTimeoutMs);
+      await audited({ action: 'command', hubId: a.hub, deviceId: a.device, detail: a.set !== undefined ? `set ${Object.keys(a.set).join(',')}` : (a.method ?? 'set') }, async () => {
+        await deps.scope.require(a.hub, homeId);
+        await deps.runCommand(a.hub, a.device, commandSpec(a), a.timeoutMs ?? deps.commandTimeoutMs);
+      });
       return;
     case 'desired':
-      await deps.scope.require(a.hub, homeId);
-      await deps.setDesired(a.hub, a.device, a.desired);
+      await audited({ action: 'desired.set', hubId: a.hub, deviceId: a.device, detail: Object.keys(a.desired).join(',') }, async () => {
+        await deps.scope.require(a.hub, homeId);
+        await deps.setDesired(a.hub, a.device, a.desired);
+      });
       return;
-    case 'scene': {
-      const scene = await deps.getScene(homeId, a.scene);
-      if (!scene) throw new Error(`scene ${a.scene} does not exist`);
-      if (!scene.enabled) throw new Error(`scene ${a.scene} is disabled`);
-      const res = await runSceneCommands(deps, scene);
-      const failed = res.results.filter((r) => !r.ok);
-      if (failed.length > 0) throw new Error(`scene ${a.scene}: ${failed.length} of ${res.results.length} commands failed (${failed.map((f) => f.code).join(', ')})`);
-      return;
-    }
+    case 'scene':
+      return audited({ action: 'scene.run', target: a.scene }, () => runSceneAction(deps, homeId, a.scene));
     case 'notify':
       await deps.push({ homeId, title: a.title, body: a.body, dedupKey: `${dedupBase}:${index}`, data: { ruleId: rule.id } });
       return;
     case 'delay':
       return; // parks the run: ActionRun
   }
+}
+
+/** A rule's scene action: the scene's commands at once; throws when any failed. */
+async function runSceneAction(deps: ActionDeps, homeId: string, sceneId: string): Promise<void> {
+  const scene = await deps.getScene(homeId, sceneId);
+  // error codes, not bare errors: the audit trail records the code as the outcome
+  if (!scene) throw new TierError('not_found', `scene ${sceneId} does not exist`);
+  if (!scene.enabled) throw new TierError('invalid_field', `scene ${sceneId} is disabled`, { field: 'enabled' });
+  const res = await runSceneCommands(deps, scene);
+  const failed = res.results.filter((r) => !r.ok);
+  if (failed.length > 0) throw new TierError('command_failed', `scene ${sceneId}: ${failed.length} of ${res.results.length} commands failed (${failed.map((f) => f.code).join(', ')})`);
 }
 
 /** A scene's commands at once, in parallel; one result per command, failures included. */

@@ -3,6 +3,7 @@
  * from the ports and a few functions of the composition root. `compose/server.ts` builds one,
  * feeds it every published hub event, mounts its routes (src/api/rules-routes.ts) and closes it.
  */
+import type { AuditTrail } from '../actors/audit-trail.js';
 import type { HubEvent } from '../../proto/app.js';
 import type { Attrs } from '../../proto/frames.js';
 import type { CommandSpec } from '../actors/commands.js';
@@ -48,6 +49,8 @@ export interface AutomationDeps {
   delayCatchUpMs?: number;
   /** how often the delays of dead nodes are looked for, with a store shared by a cluster; @default 10_000 (ms) */
   orphanCheckMs?: number;
+  /** the commands, desired changes and scene runs of rules are recorded here */
+  audit?: AuditTrail;
 }
 
 export interface Automation {
@@ -117,6 +120,7 @@ export function createAutomation(deps: AutomationDeps): Automation {
     ...(deps.supervision === undefined ? {} : { supervision: deps.supervision }),
     ...(deps.pendingRuns === undefined ? {} : { pendingRuns: deps.pendingRuns }),
     ...(deps.delayCatchUpMs === undefined ? {} : { delayCatchUpMs: deps.delayCatchUpMs }),
+    ...(deps.audit === undefined ? {} : { audit: deps.audit }),
   });
   const scheduler = new CronScheduler({
     store: deps.store,

@@ -12,6 +12,7 @@
  * Runs parked in a delay are saved in `pendingRuns` when given, and `resumePending` picks them up
  * at the next start (resume.ts).
  */
+import type { AuditTrail } from '../actors/audit-trail.js';
 import { performance } from 'node:perf_hooks';
 import type { HubEvent } from '../../proto/app.js';
 import type { AttrValue, Attrs } from '../../proto/frames.js';
@@ -58,6 +59,8 @@ export interface RulesEngineDeps {
   now?: () => number;
   /** @default 5_000 (ms) */
   commandTimeoutMs?: number;
+  /** the commands, desired changes and scene runs of rules are recorded here */
+  audit?: AuditTrail;
   /** how long the loop guard suspends a rule; @default 600_000 (ms) */
   suspendMs?: number;
   /** a home's cached rules are re-checked against the store's version after this; @default 10_000 (ms) */
@@ -116,6 +119,7 @@ export class RulesEngine {
       getScene: store.getScene.bind(store),
       getRule: store.getRule.bind(store),
       ...(deps.pendingRuns === undefined ? {} : { pendingRuns: deps.pendingRuns }),
+      ...(deps.audit === undefined ? {} : { audit: deps.audit }),
       runCommand: deps.runCommand.bind(deps),
       setDesired: deps.setDesired.bind(deps),
       push,

@@ -25,6 +25,7 @@ class UwsAppLink implements AppLink {
   /** joined a home's feed at least once: live events were published to it */
   joined = false;
   session: AppSession | null = null;
+  readonly remote: string;
   private drainWaiters: Array<() => void> = [];
 
   /**
@@ -36,7 +37,9 @@ class UwsAppLink implements AppLink {
     private readonly enc: AppEncoding,
     private readonly writes: WriteBatch,
     private readonly budget: number,
-  ) {}
+  ) {
+    this.remote = Buffer.from(ws.getRemoteAddressAsText()).toString();
+  }
 
   /** Written corked at the end of the turn: a command's answer arrives inside a hub socket's callback. */
   reply(msg: AppReply): void {

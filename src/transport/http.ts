@@ -16,6 +16,8 @@ export interface HttpCall {
   readonly authorization: string;
   /** the caller's valid `x-request-id` or a generated one; echoed in the answer, carried with commands */
   readonly requestId: string;
+  /** the peer's address (the proxy's, behind one), for the audit trail */
+  readonly remote: string;
   /** the JSON body; `invalid_field`/`malformed_frame`/`frame_too_large` errors when it is not one */
   json(): Promise<unknown>;
 }
@@ -105,6 +107,7 @@ export function route(app: TemplatedApp, method: Method, pattern: string, handle
       query: new URLSearchParams(req.getQuery() ?? ''),
       authorization: req.getHeader('authorization'),
       requestId,
+      remote: Buffer.from(res.getRemoteAddressAsText()).toString(),
       json: () => parseJson(body),
     };
     run(handler, call).then(answer, (err: unknown) => {

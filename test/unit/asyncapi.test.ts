@@ -107,6 +107,7 @@ const BUILDERS: Record<keyof typeof subjects, { subject: string; channels: strin
   hubClose: { subject: subjects.hubClose(HUB), channels: ['hubClose'] },
   hubsChanged: { subject: subjects.hubsChanged, channels: ['hubsChanged'] },
   tokensRevoked: { subject: subjects.tokensRevoked, channels: ['tokensRevoked'] },
+  auditEvents: { subject: subjects.auditEvents, channels: ['auditEvents'] },
   hubAll: { subject: subjects.hubAll(HUB), channels: ['hubCommand', 'hubDesired', 'hubTakeover', 'hubClose'] },
   hubEvents: { subject: subjects.hubEvents(HOME, HUB), channels: ['hubEvents'] },
   homeEvents: { subject: subjects.homeEvents(HOME), channels: ['hubEvents'] },
@@ -446,6 +447,7 @@ function fleetRoute(parts: FleetParts, method: string, pattern: string): (body: 
       let status = 0;
       const res = {
         onAborted() {},
+        getRemoteAddressAsText: () => new TextEncoder().encode('127.0.0.1').buffer,
         onData(read: (chunk: ArrayBuffer, last: boolean) => void) {
           read(new TextEncoder().encode(JSON.stringify(body)).buffer as ArrayBuffer, true);
         },

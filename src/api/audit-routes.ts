@@ -1,0 +1,103 @@
+/**
+ * Reading the audit trail: every home for the admin, one home for its users (and the admin).
+ *
+ *   GET /v1/admin/audit?homeId&hubId&actor&action&outcome&since&until&limit&cursor
+ *   GET /v1/homes/{homeId}/audit?hubId&actor&action&outcome&since&until&limit&cursor
+ */
+import type { Static } from '@sinclair/typebox';
+import { requireAdmin, requireHome, type Authenticator } from '../auth/authenticator.js';
+import { TierError } from '../errors.js';
+import type { Logger } from '../log/logger.js';
+import { AUDIT_PAGE_MAX, type AuditLog, type AuditQuery } from '../ports/audit/audit.js';
+import { parseId } from '../schemas/common.js';
+import type { AuditReply } from '../schemas/audit.js';
+import { route, type HttpMetrics, type RouteTable } from '../transport/http.js';
+import type { TemplatedApp } from '../transport/uws.js';
+import type { WriteBatch } from '../transport/write-batch.js';
+
+/** Entries per page when `limit` is not given. */
+export const AUDIT_PAGE_DEFAULT = 100;
+
+export interface AuditApiDeps {
+  auth: Authenticator;
+  /** absent: the routes answer an empty trail */
+  store?: AuditLog;
+  log: Logger;
+  maxBodyBytes: number;
+  writes?: WriteBatch;
+  table?: RouteTable;
+  httpMetrics?: HttpMetrics;
+}
+
+/** Mount before the main API (its catch-all 404 must stay the last route). */
+export function mountAuditApi(app: TemplatedApp, deps: AuditApiDeps): void {
+  const { auth } = deps;
+  const opts = { maxBodyBytes: deps.maxBodyBytes, log: deps.log, writes: deps.writes, table: deps.table, metrics: deps.httpMetrics };
+  const page = async (q: AuditQuery) => {
+    const reply: Static<typeof AuditReply> = deps.store ? await deps.store.list(q) : { entries: [], next: null };
+    return { status: 200, body: reply };
+  };
+
+  route(
+    app,
+    'get',
+    '/v1/admin/audit',
+    async (call) => {
+      requireAdmin(await auth.fromHeader(call.authorization));
+      return page(auditQuery(call.query, true));
+    },
+    opts,
+  );
+
+  route(
+    app,
+    'get',
+    '/v1/homes/:homeId/audit',
+    async (call) => {
+      const principal = await auth.fromHeader(call.authorization);
+      const homeId = parseId(call.params[0], 'homeId');
+      requireHome(principal, homeId);
+      return page({ ...auditQuery(call.query, false), homeId });
+    },
+    opts,
+  );
+}
+
+/** The filters of a query string; a bad one answers invalid_field naming it. */
+export function auditQuery(q: URLSearchParams, withHome: boolean): AuditQuery {
+  const bad = (field: string, what: string) => new TierError('invalid_field', `${field}: ${what}`, { field });
+  const text = (name: string, max: number) => {
+    const v = q.get(name);
+    if (v === null) return undefined;
+    if (v.length === 0 || v.length > max) throw bad(name, `must be 1..${max} characters`);
+    return v;
+  };
+  const time = (name: string) => {
+    const v = q.get(name);
+    if (v === null) return undefined;
+    const ms = /^\d{1,16}$/.test(v) ? Number(v) : Date.parse(v);
+    if (!Number.isFinite(ms)) throw bad(name, 'must be an ISO 8601 date and time, or ms since the epoch');
+    return ms;
+  };
+  const rawLimit = q.get('limit');
+  const limit = rawLimit === null ? AUDIT_PAGE_DEFAULT : Number(rawLimit);
+  if (!Number.isInteger(limit) || limit < 1 || limit > AUDIT_PAGE_MAX) throw bad('limit', `must be an integer in 1..${AUDIT_PAGE_MAX}`);
+  const out: AuditQuery = { limit };
+  const homeId = withHome ? text('homeId', 64) : undefined;
+  const hubId = text('hubId', 64);
+  const actor = text('actor', 256);
+  const action = text('action', 64);
+  const outcome = text('outcome', 64);
+  const cursor = text('cursor', 512);
+  const since = time('since');
+  const until = time('until');
+  if (homeId !== undefined) out.homeId = homeId;
+  if (hubId !== undefined) out.hubId = hubId;
+  if (actor !== undefined) out.actor = actor;
+  if (action !== undefined) out.action = action;
+  if (outcome !== undefined) out.outcome = outcome;
+  if (cursor !== undefined) out.cursor = cursor;
+  if (since !== undefined) out.since = since;
+  if (until !== undefined) out.until = until;
+  return out;
+}

@@ -1,0 +1,149 @@
+import type { Database } from 'lmdb';
+import type { Logger } from '../../log/logger.js';
+import type { DataStore } from '../lmdb.js';
+import { AUDIT_SCAN_MAX, decodeCursor, encodeCursor, entryOf, matches, type AuditEntry, type AuditLog, type AuditPage, type AuditQuery, type AuditRetention } from './audit.js';
+
+/** Oldest entries removed per turn with writes: trimming keeps pace without a long transaction. */
+const TRIM_PER_TURN = 1_000;
+const END = Number.MAX_SAFE_INTEGER;
+
+export interface LmdbAuditOptions {
+  log?: Logger;
+  now?: () => number;
+}
+
+/**
+ * The audit trail on local disk (embedded default): sub-database `audit` keyed [at, id] (time
+ * order, so the newest page is a reverse range read from the end or from the cursor), and
+ * `audit-home` keyed [homeId, at, id] for the home's users. Entries are written with the rest of
+ * their turn's writes in one transaction, not awaited (a power loss may lose the last ones, as
+ * with DATA_SYNC=os); the oldest are removed after each turn that wrote, past the count or age.
+ */
+export class LmdbAuditLog implements AuditLog {
+  private readonly db: Database<AuditEntry, [number, string]>;
+  private readonly byHome: Database<1, [string, number, string]>;
+  private readonly now: () => number;
+  private count: number;
+  private trimScheduled = false;
+  #lost = 0;
+
+  /** Does not own `data`: the composition root closes it after every adapter. */
+  constructor(
+    private readonly data: DataStore,
+    readonly retention: AuditRetention,
+    private readonly options: LmdbAuditOptions = {},
+  ) {
+    this.db = data.db<AuditEntry>('audit') as unknown as Database<AuditEntry, [number, string]>;
+    this.byHome = data.db<1>('audit-home') as unknown as Database<1, [string, number, string]>;
+    this.now = options.now ?? Date.now;
+    this.count = this.db.getCount();
+    this.scheduleTrim();
+  }
+
+  get lost(): number {
+    return this.#lost;
+  }
+
+  record(entry: AuditEntry): void {
+    const k: [number, string] = [entry.at, entry.id];
+    this.count++;
+    const written = [this.db.put(k, entry)];
+    if (entry.homeId !== undefined) written.push(this.byHome.put([entry.homeId, entry.at, entry.id], 1));
+    Promise.all(written).catch((err: unknown) => {
+      this.#lost++;
+      this.options.log?.warn({ err, action: entry.action }, 'audit entries not written');
+    });
+    this.scheduleTrim();
+  }
+
+  async list(q: AuditQuery): Promise<AuditPage> {
+    // a reader sees committed entries only: the caller's own last action is in the answer
+    await this.data.flushed();
+    const oldest = this.now() - this.retention.maxAgeMs;
+    const since = Math.max(q.since ?? 0, oldest);
+    const from = decodeCursor(q.cursor);
+    const out: AuditEntry[] = [];
+    let scanned = 0;
+    // the last key looked at: where the next page starts
+    const seen: { last: [number, string] | null } = { last: null };
+    const take = (k: [number, string], v: AuditEntry | undefined): boolean => {
+      scanned++;
+      seen.last = k;
+      const e = v === undefined ? null : entryOf(v);
+      if (e && matches(e, { ...q, since })) out.push(e);
+      return out.length < q.limit && scanned < AUDIT_SCAN_MAX;
+    };
+    let more = false;
+    if (q.homeId !== undefined) {
+      const h = q.homeId;
+      const start: [string, number, string] | [string, number] = from ? [h, from[0], from[1]] : [h, q.until ?? END];
+      for (const key of this.byHome.getKeys({ start, end: [h, since], reverse: true, exclusiveStart: from !== null })) {
+        if (!take([key[1], key[2]], this.db.get([key[1], key[2]]))) {
+          more = true;
+          break;
+        }
+      }
+    } else {
+      const start: [number, string] | [number] = from ?? [q.until ?? END];
+      for (const { key, value } of this.db.getRange({ start, end: [since], reverse: true, exclusiveStart: from !== null })) {
+        if (!take(key, value)) {
+          more = true;
+          break;
+        }
+      }
+    }
+    const at = seen.last;
+    return { entries: out, next: more && at ? encodeCursor(at[0], at[1]) : null };
+  }
+
+  async flushed(): Promise<void> {
+    await this.data.flushed();
+    // a trim sees committed entries only: trimming again once they are, `list` answers within the bounds
+    this.runTrim();
+    await this.data.flushed();
+  }
+
+  async close(): Promise<void> {
+    await this.data.flushed();
+  }
+
+  private scheduleTrim(): void {
+    if (this.trimScheduled) return;
+    this.trimScheduled = true;
+    setImmediate(() => {
+      if (this.trimScheduled) this.runTrim();
+    });
+  }
+
+  private runTrim(): void {
+    this.trimScheduled = false;
+    try {
+      this.trim();
+    } catch (err) {
+      this.options.log?.warn({ err }, 'audit trim failed');
+    }
+  }
+
+  private readonly failedTrim = (err: unknown): void => {
+    this.options.log?.warn({ err }, 'audit trim failed');
+  };
+
+  /** Removes the oldest entries past the count, and those past the age, at most TRIM_PER_TURN. */
+  private trim(): void {
+    const oldest = this.now() - this.retention.maxAgeMs;
+    const over = this.count - this.retention.maxEntries;
+    const doomed: Array<{ key: [number, string]; homeId: string | undefined }> = [];
+    for (const { key, value } of this.db.getRange({ limit: TRIM_PER_TURN })) {
+      if (doomed.length >= over && key[0] >= oldest) break;
+      doomed.push({ key, homeId: value?.homeId });
+    }
+    if (doomed.length === 0) return;
+    this.count -= doomed.length;
+    for (const d of doomed) {
+      this.db.remove(d.key).catch(this.failedTrim);
+      if (d.homeId !== undefined) this.byHome.remove([d.homeId, d.key[0], d.key[1]]).catch(this.failedTrim);
+    }
+    // more past the bounds than one turn removes: go on next turn
+    if (doomed.length === TRIM_PER_TURN) this.scheduleTrim();
+  }
+}
