@@ -70,6 +70,7 @@ describe('audit trail, cluster mode (two nodes, NATS, Redis)', { timeout: 60_000
       hubId: 'x-hub',
       deviceId: 'lamp',
       outcome: 'ok',
+      requestId: expect.any(String),
       detail: 'set on',
     });
     expect(entries[0]).toMatchObject({ actor: { sub: 'carol' }, detail: 'blink', from: { node: 'audit-a' } });

@@ -62,7 +62,7 @@ describe('recording', () => {
     const page = await audit(ADMIN, '/v1/admin/audit?action=command&actor=alice&limit=1');
     expect(page.status).toBe(200);
     expect(page.body.entries).toEqual([
-      { id: expect.any(String), at: expect.any(Number), actor: { kind: 'user', sub: 'alice' }, from: { ip: expect.stringMatching(LOCAL), node: expect.any(String) }, action: 'command', homeId: 'au-home', hubId: 'au-hub', deviceId: 'lamp', outcome: 'ok', detail: 'set on' },
+      { id: expect.any(String), at: expect.any(Number), actor: { kind: 'user', sub: 'alice' }, from: { ip: expect.stringMatching(LOCAL), node: expect.any(String) }, action: 'command', homeId: 'au-home', hubId: 'au-hub', deviceId: 'lamp', outcome: 'ok', requestId: expect.any(String), detail: 'set on' },
     ]);
   });
 

@@ -30,6 +30,7 @@ function mounted(pattern: string, handler: HttpHandler, access: AccessLog, log: 
       const answer: Answer = { status: 0, headers: {}, body: undefined };
       const res = {
         onAborted() {},
+        getRemoteAddressAsText: () => new TextEncoder().encode('127.0.0.1').buffer,
         onData(read: (chunk: ArrayBuffer, last: boolean) => void) {
           read(new TextEncoder().encode('{}').buffer as ArrayBuffer, true);
         },
