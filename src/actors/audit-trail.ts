@@ -34,6 +34,8 @@ export function outcomeOf(err: unknown): string {
  */
 export class AuditTrail {
   private seq = 0;
+  /** drawn once: ids of two nodes of one millisecond and sequence number still differ */
+  private readonly salt = randomBytes(5).toString('hex');
 
   constructor(
     private readonly deps: { store?: AuditLog; bus?: Bus; node: string; log?: Logger; now?: () => number },
@@ -64,7 +66,7 @@ export class AuditTrail {
    */
   private nextId(at: number): string {
     this.seq = (this.seq + 1) % 36 ** 6;
-    return `${at.toString(36).padStart(9, '0')}-${this.seq.toString(36).padStart(6, '0')}-${randomBytes(5).toString('hex')}`;
+    return `${at.toString(36).padStart(9, '0')}-${this.seq.toString(36).padStart(6, '0')}-${this.salt}`;
   }
 
   /** Runs the action and records how it ended (`ok` or its error code); its result or error is passed on. */
