@@ -62,10 +62,8 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
   // fleet: sealed hub secrets, the fleet routes, commands to disabled hubs refused, token revocation (src/compose/fleet-wiring.ts)
   const fleet = await fleetParts(config, ports, log, metrics);
   const auth = new Authenticator(config.adminToken, config.jwtSecret, { requireExp: config.jwtRequireExp, revoked: fleet.revoked });
-  // every control action: stored (ports.audit) and, in cluster mode, published on `audit.events` for
-  // a SIEM (the embedded default's bus is in-process: nobody outside could read it, and the encode
-  // cost a command about 3 µs)
-  const audit = new AuditTrail({ ...(ports.audit ? { store: ports.audit } : {}), ...(isClusterMode(config) ? { bus: ports.bus } : {}), node: config.nodeId, log: log.child({ part: 'audit' }) });
+  // every control action: stored (ports.audit) and published on `audit.events` for a SIEM
+  const audit = new AuditTrail({ ...(ports.audit ? { store: ports.audit } : {}), bus: ports.bus, node: config.nodeId, log: log.child({ part: 'audit' }) });
   // the node's one hub → home lookup: the cluster registry caches (CachingHubRegistry), the memory one is a map
   const homeOfHub = async (hubId: string) => (await ports.registry.get(hubId))?.homeId ?? null;
   const automation = createAutomation({
