@@ -44,7 +44,8 @@ export interface AuditRetention {
  * Where the audit trail is kept (LMDB in the embedded default, Redis in a cluster: every node
  * reads what every node recorded).
  *
- * - `record` never throws and never waits: the entry is written with the others of its turn. A
+ * - `record` never throws and never waits: the entry is written with the others of a short window
+ *   (100 ms in the disk and Redis adapters; `list` on the same node writes what waits first). A
  *   write that fails loses the entries of that write; they are counted in `lost` and logged, and
  *   the action they describe is not affected. An entry is listable once `flushed()` resolves, and
  *   by a `list` on the same store object that starts after `record` (read your own writes).
