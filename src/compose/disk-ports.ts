@@ -57,6 +57,8 @@ export async function diskPorts(config: Config, timers: TimerWheel, log: Logger,
       ...(history ? { history } : {}),
       revocations: new LmdbRevocationStore(data),
       audit,
+      // the store is this node's own: a failing one makes the node not ready (a shared backend would not)
+      health: () => ({ local: shadows.healthy, backends: {}, detail: { store: { healthy: shadows.healthy } } }),
       async close() {
         await Promise.allSettled([bus.close(), directory.close(), lease.close()]);
         await Promise.allSettled([shadows.close(), registry.close(), nonces.close(), push.close(), rules.close(), history?.close(), audit.close()]);

@@ -73,6 +73,7 @@ export class LmdbShadowStore implements ShadowStore {
   private readonly pending = new Map<string, Promise<unknown>>();
   /** the latest transaction issued, durable included (never rejects) */
   private last: Promise<void> = Promise.resolve();
+  #healthy = true;
   private closed = false;
   private warnedClosed = false;
 
@@ -194,6 +195,10 @@ export class LmdbShadowStore implements ShadowStore {
         if (this.open?.hubs === hubs) this.open = null;
         return this.writeBatch(hubs);
       });
+      // a transaction refused before its body ran: later writes go into a new batch, not this dead one
+      done.catch(() => {
+        if (this.open?.hubs === hubs) this.open = null;
+      });
       const started = this.batches ? performance.now() : 0;
       const settled = this.track(done, () => hubs.keys(), (written) => {
         this.batches?.flushed(hubs.size, (performance.now() - started) / 1000);
@@ -261,15 +266,27 @@ export class LmdbShadowStore implements ShadowStore {
       .then(
         async (result) => {
           await this.durable();
+          this.#healthy = true;
           then(result);
         },
-        (err: unknown) => this.log.error({ err }, 'shadow write transaction failed: its writes are lost, none acknowledged'),
+        (err: unknown) => {
+          this.#healthy = false;
+          this.log.error({ err }, 'shadow write transaction failed: its writes are lost, none acknowledged');
+        },
       )
       .finally(() => {
         for (const h of hubs()) if (this.pending.get(h) === settled) this.pending.delete(h);
       });
     this.last = settled;
     return settled;
+  }
+
+  /**
+   * False from a write transaction that failed (disk full, I/O error) until one commits again: the
+   * node's own store, so readiness takes this node alone out of service meanwhile.
+   */
+  get healthy(): boolean {
+    return this.#healthy;
   }
 
   private async durable(): Promise<void> {
