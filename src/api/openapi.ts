@@ -131,6 +131,9 @@ function operationId(method: string, pattern: string): string {
   return [method, ...words].join('-').replace(/-([a-z0-9])/gi, (_, c: string) => c.toUpperCase());
 }
 
+/** What src/log/request-id.ts accepts from a caller. */
+const REQUEST_ID_SCHEMA = { type: 'string', minLength: 1, maxLength: 128, pattern: '^[A-Za-z0-9._:-]+$' };
+
 export function openApiDocument(table: RouteTable, version: string, limits: DocumentLimits = { commandTimeoutMaxMs: 60_000 }): Json {
   const ops = operations(limits);
   const components = new Components();
@@ -142,7 +145,7 @@ export function openApiDocument(table: RouteTable, version: string, limits: Docu
     // a parameter is a whole segment (`/:hubId`); a colon inside one is a literal (`/hubs:batch`)
     const names = [...pattern.matchAll(/\/:([A-Za-z]+)/g)].map((m) => m[1]!);
     const path = pattern.replace(/\/:([A-Za-z]+)/g, '/{$1}');
-    const parameters = names.map((name) => ({
+    const parameters: Json[] = names.map((name) => ({
       name,
       in: 'path',
       required: true,
@@ -150,6 +153,7 @@ export function openApiDocument(table: RouteTable, version: string, limits: Docu
       schema: { type: 'string', pattern: ID_REGEX },
       example: PARAMS[name]?.example ?? 'x',
     }));
+    parameters.push({ $ref: '#/components/parameters/RequestId' });
     const responses: Json = {};
     if (op) {
       const ok = op.ok;
@@ -172,6 +176,8 @@ export function openApiDocument(table: RouteTable, version: string, limits: Docu
         entry.content['application/json'].examples[code] = { summary: ErrorCodes[code].text, value: errorExample(code, op, names) };
       }
     } else responses['200'] = { description: 'undocumented' };
+    // every answer of the node's routes echoes the request id (src/transport/http.ts)
+    for (const r of Object.values(responses) as Json[]) r.headers = { 'x-request-id': { $ref: '#/components/headers/RequestId' } };
     (paths[path] ??= {})[method] = {
       operationId: operationId(method, pattern),
       summary: op?.summary ?? 'undocumented',
@@ -205,6 +211,19 @@ export function openApiDocument(table: RouteTable, version: string, limits: Docu
     paths,
     components: {
       securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'The admin token, or a user JWT (HS256, claims sub and homes)' } },
+      parameters: {
+        RequestId: {
+          name: 'x-request-id',
+          in: 'header',
+          required: false,
+          description: 'A correlation id of the caller: kept when valid, otherwise one is generated; echoed in the answer and written on the node\'s log lines of the request (and, for a command, on the holding node\'s)',
+          schema: REQUEST_ID_SCHEMA,
+          example: 'checkout-7f3a-0001',
+        },
+      },
+      headers: {
+        RequestId: { description: 'The request id: the caller\'s `x-request-id` when valid, otherwise the one the node generated', schema: REQUEST_ID_SCHEMA },
+      },
       schemas: components.schemas,
     },
   };

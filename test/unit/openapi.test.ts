@@ -128,6 +128,20 @@ describe('OpenAPI document', () => {
     expect(errorExamples).toBeGreaterThan(60);
   });
 
+  it('every operation takes an x-request-id and every answer echoes one, with the pattern the node accepts', () => {
+    const param = doc.components.parameters.RequestId;
+    expect(param).toMatchObject({ name: 'x-request-id', in: 'header', required: false });
+    const pattern = new RegExp(param.schema.pattern as string);
+    expect(pattern.test(param.example as string)).toBe(true);
+    expect(pattern.test('no spaces allowed')).toBe(false);
+    for (const [path, methods] of Object.entries(doc.paths as Json)) {
+      for (const [method, op] of Object.entries(methods as Json)) {
+        expect(op.parameters, `${method} ${path}`).toContainEqual({ $ref: '#/components/parameters/RequestId' });
+        for (const [status, res] of Object.entries(op.responses as Json)) expect((res as Json).headers?.['x-request-id'], `${method} ${path} ${status}`).toEqual({ $ref: '#/components/headers/RequestId' });
+      }
+    }
+  });
+
   it('every guarded operation documents 401 and 403; every one with a path parameter or a body documents its 400', () => {
     for (const [path, methods] of Object.entries(doc.paths as Json)) {
       for (const [method, op] of Object.entries(methods as Json)) {
