@@ -34,6 +34,7 @@ import { WriteBatch } from '../../src/transport/write-batch.js';
 import { diagnostics, doc, examples, misfit, problems, schema, TEXT } from '../helpers/asyncapi.js';
 import { hubSessionDeps } from '../helpers/hub-session-deps.js';
 import { inProcessConfig } from '../helpers/in-process-config.js';
+import { fakeUwsResponse } from '../helpers/fake-uws-response.js';
 
 /** Diagnostics below warning the document may carry, each with its reason. */
 const ACCEPTED_INFO: Record<string, string> = {
@@ -444,27 +445,7 @@ function fleetRoute(parts: FleetParts, method: string, pattern: string): (body: 
   if (!handler) throw new Error(`no route ${method} ${pattern}`);
   return (body) =>
     new Promise((resolve) => {
-      let status = 0;
-      const res = {
-        onAborted() {},
-        getRemoteAddressAsText: () => new TextEncoder().encode('127.0.0.1').buffer,
-        onData(read: (chunk: ArrayBuffer, last: boolean) => void) {
-          read(new TextEncoder().encode(JSON.stringify(body)).buffer as ArrayBuffer, true);
-        },
-        cork(write: () => void) {
-          write();
-        },
-        writeStatus(line: string) {
-          status = Number.parseInt(line, 10);
-          return this;
-        },
-        writeHeader() {
-          return this;
-        },
-        end(payload: string) {
-          resolve({ status, body: JSON.parse(payload) });
-        },
-      };
+      const res = fakeUwsResponse(JSON.stringify(body), (a) => resolve({ status: a.status, body: JSON.parse(a.body) }));
       const req = { getParameter: () => '', getMethod: () => method, getUrl: () => pattern, getQuery: () => '', getHeader: () => '' };
       handler(res as never, req as never);
     });

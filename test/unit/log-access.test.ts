@@ -3,6 +3,7 @@ import { AccessLog } from '../../src/log/access-log.js';
 import { createLogger, type Logger } from '../../src/log/logger.js';
 import { TierError } from '../../src/errors.js';
 import { route, type HttpHandler } from '../../src/transport/http.js';
+import { fakeUwsResponse } from '../helpers/fake-uws-response.js';
 
 function capture(level = 'info') {
   const lines: Array<Record<string, unknown>> = [];
@@ -27,29 +28,7 @@ function mounted(pattern: string, handler: HttpHandler, access: AccessLog, log: 
   route(app as never, 'post', pattern, handler, { maxBodyBytes: 1024, log, access });
   return (params: string[], headers: Record<string, string> = {}) =>
     new Promise<Answer>((resolve) => {
-      const answer: Answer = { status: 0, headers: {}, body: undefined };
-      const res = {
-        onAborted() {},
-        getRemoteAddressAsText: () => new TextEncoder().encode('127.0.0.1').buffer,
-        onData(read: (chunk: ArrayBuffer, last: boolean) => void) {
-          read(new TextEncoder().encode('{}').buffer as ArrayBuffer, true);
-        },
-        cork(write: () => void) {
-          write();
-        },
-        writeStatus(line: string) {
-          answer.status = Number.parseInt(line, 10);
-          return this;
-        },
-        writeHeader(name: string, value: string) {
-          answer.headers[name] = value;
-          return this;
-        },
-        end(payload: string) {
-          answer.body = JSON.parse(payload);
-          resolve(answer);
-        },
-      };
+      const res = fakeUwsResponse('{}', (a) => resolve({ status: a.status, headers: a.headers, body: JSON.parse(a.body) }));
       const req = {
         getParameter: (i: number) => params[i] ?? '',
         getMethod: () => 'post',

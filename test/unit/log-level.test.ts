@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { createAdminApp } from '../../src/admin/admin-server.js';
 import { createLogger, setLogLevel } from '../../src/log/logger.js';
+import { fakeUwsResponse } from '../helpers/fake-uws-response.js';
 
 function capture(level = 'info') {
   const lines: Array<Record<string, unknown>> = [];
@@ -56,26 +57,8 @@ function adminRoutes(log: ReturnType<typeof createLogger>, adminToken: string) {
   return {
     call(method: string, path: string, headers: Record<string, string>, body = '') {
       return new Promise<{ status: number; body: unknown }>((resolve) => {
-        let status = 200;
-        const res = {
-          onAborted() {},
-          onData(read: (chunk: ArrayBuffer, last: boolean) => void) {
-            read(new TextEncoder().encode(body).buffer as ArrayBuffer, true);
-          },
-          cork(write: () => void) {
-            write();
-          },
-          writeStatus(line: string) {
-            status = Number.parseInt(line, 10);
-            return this;
-          },
-          writeHeader() {
-            return this;
-          },
-          end(payload: string) {
-            resolve({ status, body: JSON.parse(payload) });
-          },
-        };
+        // an answer without writeStatus is a 200
+        const res = fakeUwsResponse(body, (a) => resolve({ status: a.status || 200, body: JSON.parse(a.body) }));
         const req = { getHeader: (name: string) => headers[name] ?? '' };
         handlers.get(`${method} ${path}`)!(res as never, req as never);
       });
