@@ -125,7 +125,8 @@ describe('hub and user admission (real server process)', () => {
     const command = doc.paths['/v1/hubs/{hubId}/devices/{deviceId}/commands'].post;
     expect(command.responses['409'].description).toContain('hub_offline');
     expect(command.responses['504'].description).toContain('command_timeout');
-    expect(command.parameters.map((p: any) => p.name)).toEqual(['hubId', 'deviceId']);
+    expect(command.parameters.filter((p: any) => p.in === 'path').map((p: any) => p.name)).toEqual(['hubId', 'deviceId']);
+    expect(command.parameters).toContainEqual({ $ref: '#/components/parameters/RequestId' });
     expect(doc.paths['/v1/homes/{homeId}/rules/{ruleId}/test'].post.summary).toMatch(/dry run/i);
   });
 
