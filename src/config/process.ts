@@ -21,11 +21,14 @@ export function closeOnSignals(log: Logger, what: string, close: () => Promise<v
     if (stopping) return;
     stopping = true;
     log.info({ signal }, what);
+    // the log's writes are asynchronous: exiting with one in flight let the exit handler write the
+    // later lines first (the last drain steps came out swapped), so the exit waits for the flush
+    const exit = (code: number) => log.flush(() => process.exit(code));
     close().then(
-      () => process.exit(0),
+      () => exit(0),
       (err: unknown) => {
         log.error({ err }, 'shutdown failed');
-        process.exit(1);
+        exit(1);
       },
     );
   };
