@@ -1,0 +1,108 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { HubClient } from '../../load/wire/hub-client.js';
+import { startNats, startRedis, uniquePrefix, type Backend } from '../../load/harness/index.js';
+import { api, startServerProcess, type ServerProcess } from '../helpers/server-process.js';
+
+/** A span as an OTLP/HTTP JSON export carries it, with the node (`service.instance.id`) that sent it. */
+interface ReceivedSpan {
+  node: string;
+  service: string;
+  traceId: string;
+  spanId: string;
+  parentSpanId: string;
+  name: string;
+  attributes: Record<string, unknown>;
+}
+
+type OtlpValue = { stringValue?: string; intValue?: string | number; boolValue?: boolean };
+type OtlpAttrs = Array<{ key: string; value: OtlpValue }>;
+interface OtlpBody {
+  resourceSpans?: Array<{ resource?: { attributes?: OtlpAttrs }; scopeSpans?: Array<{ spans?: Array<{ traceId: string; spanId: string; parentSpanId?: string; name: string; attributes?: OtlpAttrs }> }> }>;
+}
+
+function attrs(list: OtlpAttrs | undefined): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const { key, value } of list ?? []) out[key] = value.stringValue ?? (value.intValue !== undefined ? Number(value.intValue) : value.boolValue);
+  return out;
+}
+
+/** The local OTLP receiver: collects every span POSTed to /v1/traces (JSON). */
+function startReceiver(): Promise<{ server: Server; url: string; spans: ReceivedSpan[]; paths: string[] }> {
+  const spans: ReceivedSpan[] = [];
+  const paths: string[] = [];
+  const server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      paths.push(`${req.method} ${req.url} ${req.headers['content-type']}`);
+      const body = JSON.parse(Buffer.concat(chunks).toString()) as OtlpBody;
+      for (const rs of body.resourceSpans ?? []) {
+        const resource = attrs(rs.resource?.attributes);
+        for (const ss of rs.scopeSpans ?? []) {
+          for (const s of ss.spans ?? []) {
+            spans.push({ node: String(resource['service.instance.id']), service: String(resource['service.name']), traceId: s.traceId, spanId: s.spanId, parentSpanId: s.parentSpanId ?? '', name: s.name, attributes: attrs(s.attributes) });
+          }
+        }
+      }
+      res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
+    });
+  });
+  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve({ server, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, spans, paths })));
+}
+
+describe('traces: one trace across two nodes for a cross-node command (own NATS, Redis and OTLP receiver)', { timeout: 60_000 }, () => {
+  let nats: Backend;
+  let redis: Backend;
+  let receiver: Awaited<ReturnType<typeof startReceiver>>;
+  let a: ServerProcess;
+  let b: ServerProcess;
+  let hub: HubClient | undefined;
+  const shared = { ADMIN_TOKEN: 'traces-cluster-admin-token-0123456789', JWT_SECRET: 'traces-cluster-jwt-secret-0123456789abcdef' };
+
+  beforeAll(async () => {
+    [nats, redis, receiver] = await Promise.all([startNats(), startRedis(), startReceiver()]);
+    const env = { ...shared, NATS_URL: nats.url, REDIS_URL: redis.url, TIER_REDIS_PREFIX: uniquePrefix(), OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url, OTEL_BSP_SCHEDULE_DELAY: '100' };
+    [a, b] = await Promise.all([startServerProcess({ ...env, NODE_ID: 'trace-a' }), startServerProcess({ ...env, NODE_ID: 'trace-b' })]);
+  }, 60_000);
+
+  afterAll(async () => {
+    await hub?.terminate();
+    await Promise.allSettled([a?.stop(), b?.stop()]);
+    await Promise.allSettled([nats?.stop(), redis?.stop()]);
+    receiver?.server.close();
+  });
+
+  it('sent to node A with a traceparent for a hub on node B: HTTP and bus spans on A, the hub command on B, one trace', async ({ signal }) => {
+    expect(a.logs).toContainEqual(expect.objectContaining({ msg: 'tracing on', ratio: 1 }));
+    const res = await api(a.httpUrl, 'POST', '/v1/admin/hubs', a.adminToken, { hubId: 'tr-x-1', homeId: 'home-tr' });
+    expect(res.status).toBe(201);
+    hub = new HubClient({ url: b.wsUrl, hubId: 'tr-x-1', secret: res.body.secret as string });
+    await hub.connect();
+
+    const traceId = '0af7651916cd43dd8448eb211c80319c';
+    const callerSpan = 'b7ad6b7169203331';
+    const sent = await fetch(`${a.httpUrl}/v1/hubs/tr-x-1/devices/t1/commands`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${a.adminToken}`, 'content-type': 'application/json', traceparent: `00-${traceId}-${callerSpan}-01`, 'x-request-id': 'trace-7' },
+      body: JSON.stringify({ set: { on: true } }),
+    });
+    expect(sent.status).toBe(200);
+
+    // the batch processors export every 100 ms: wait for the three spans, no deadline but the test's
+    const named = (name: string) => receiver.spans.find((s) => s.traceId === traceId && s.name === name);
+    while (!(named('HTTP POST /v1/hubs/:hubId/devices/:deviceId/commands') && named('bus request') && named('hub command'))) {
+      if (signal.aborted) throw new Error(`spans so far: ${JSON.stringify(receiver.spans)}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const http = named('HTTP POST /v1/hubs/:hubId/devices/:deviceId/commands')!;
+    const bus = named('bus request')!;
+    const command = named('hub command')!;
+    expect(http).toMatchObject({ node: 'trace-a', service: 'hubtier', parentSpanId: callerSpan, attributes: { 'http.request.method': 'POST', 'http.route': '/v1/hubs/:hubId/devices/:deviceId/commands', 'http.response.status_code': 200, 'hubtier.request_id': 'trace-7' } });
+    expect(bus).toMatchObject({ node: 'trace-a', parentSpanId: http.spanId, attributes: { 'hubtier.hub_id': 'tr-x-1', 'hubtier.device_id': 't1' } });
+    expect(command).toMatchObject({ node: 'trace-b', parentSpanId: bus.spanId, attributes: { 'hubtier.hub_id': 'tr-x-1', 'hubtier.device_id': 't1', 'hubtier.method': 'set', 'hubtier.outcome': 'ok' } });
+    expect(new Set(receiver.spans.filter((s) => s.traceId === traceId).map((s) => s.node))).toEqual(new Set(['trace-a', 'trace-b']));
+    expect(receiver.paths[0]).toMatch(/^POST \/v1\/traces application\/json/);
+  });
+});
