@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HubClient } from '../../load/wire/hub-client.js';
 import { startNats, startRedis, uniquePrefix, type Backend } from '../../load/harness/index.js';
+import { AppSocket } from '../helpers/app-socket.js';
 import { api, startServerProcess, type ServerProcess } from '../helpers/server-process.js';
 
 /** A span as an OTLP/HTTP JSON export carries it, with the node (`service.instance.id`) that sent it. */
@@ -104,5 +105,25 @@ describe('traces: one trace across two nodes for a cross-node command (own NATS,
     expect(command).toMatchObject({ node: 'trace-b', parentSpanId: bus.spanId, attributes: { 'hubtier.hub_id': 'tr-x-1', 'hubtier.device_id': 't1', 'hubtier.method': 'set', 'hubtier.outcome': 'ok' } });
     expect(new Set(receiver.spans.filter((s) => s.traceId === traceId).map((s) => s.node))).toEqual(new Set(['trace-a', 'trace-b']));
     expect(receiver.paths[0]).toMatch(/^POST \/v1\/traces application\/json/);
+  });
+
+  it("an app socket command with the app's traceparent: the app command span on A is its child, the hub command on B in the same trace", async ({ signal }) => {
+    const traceId = '4bf92f3577b34da6a3ce929d0e0e4736';
+    const appSpan = '00f067aa0ba902b7';
+    const app = new AppSocket(`${a.wsUrl}/app/v1?token=${a.adminToken}`);
+    await app.opened();
+    const reply = await app.request({ op: 'cmd', hub: 'tr-x-1', device: 't1', set: { on: false }, traceparent: `00-${traceId}-${appSpan}-01` });
+    expect(reply).toMatchObject({ op: 'ok' });
+    app.close();
+
+    const named = (name: string) => receiver.spans.find((s) => s.traceId === traceId && s.name === name);
+    while (!(named('app command') && named('bus request') && named('hub command'))) {
+      if (signal.aborted) throw new Error(`spans so far: ${JSON.stringify(receiver.spans)}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const cmd = named('app command')!;
+    expect(cmd).toMatchObject({ node: 'trace-a', parentSpanId: appSpan, attributes: { 'hubtier.hub_id': 'tr-x-1', 'hubtier.device_id': 't1' } });
+    expect(named('bus request')).toMatchObject({ node: 'trace-a', parentSpanId: cmd.spanId });
+    expect(named('hub command')).toMatchObject({ node: 'trace-b', parentSpanId: named('bus request')!.spanId, attributes: { 'hubtier.outcome': 'ok' } });
   });
 });

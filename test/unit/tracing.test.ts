@@ -1,6 +1,7 @@
 import { trace } from '@opentelemetry/api';
 import { describe, expect, it } from 'vitest';
 import { decodeCommandRequest } from '../../src/actors/command-wire.js';
+import { validateAppRequest } from '../../src/protocol/app-codec.js';
 import { encodeValue } from '../../src/protocol/codec.js';
 import { contextOf, isValidTraceparent, startTracing, traceparentOf, tracing } from '../../src/trace/tracing.js';
 
@@ -37,5 +38,12 @@ describe('tracing', () => {
     const base = { d: 'lamp', m: 'set', p: { on: true }, to: 1_000 };
     expect(decodeCommandRequest(encodeValue({ ...base, tp: TP }))).toEqual({ ...base, tp: TP });
     expect(decodeCommandRequest(encodeValue({ ...base, tp: 'not-a-traceparent' }))).toEqual(base);
+  });
+
+  it("keeps an app command's traceparent and refuses one that is not a string", () => {
+    const cmd = { op: 'cmd', id: 1, hub: 'h1', device: 'd1', set: { on: true } };
+    expect(validateAppRequest({ ...cmd, traceparent: TP })).toEqual({ ...cmd, traceparent: TP });
+    expect(validateAppRequest(cmd)).toEqual(cmd);
+    expect(() => validateAppRequest({ ...cmd, traceparent: 7 })).toThrow();
   });
 });
