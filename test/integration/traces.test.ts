@@ -126,4 +126,33 @@ describe('traces: one trace across two nodes for a cross-node command (own NATS,
     expect(named('bus request')).toMatchObject({ node: 'trace-a', parentSpanId: cmd.spanId });
     expect(named('hub command')).toMatchObject({ node: 'trace-b', parentSpanId: named('bus request')!.spanId, attributes: { 'hubtier.outcome': 'ok' } });
   });
+
+  it('a rule run by a report: a rule evaluation span, and a push delivery span for its notify action', async ({ signal }) => {
+    await hub!.report({ t1: { on: false } });
+    const created = await api(a.httpUrl, 'POST', '/v1/homes/home-tr/rules', a.adminToken, {
+      name: 'Tell when on',
+      triggers: [{ type: 'state', hub: 'tr-x-1', device: 't1', attr: 'on', to: true }],
+      actions: [{ type: 'notify', title: 'on', body: 't1 is on' }],
+    });
+    expect(created.status).toBe(201);
+    const ruleId = created.body.rule.id as string;
+    // the rule workers must have loaded it before the report that should fire it
+    for (;;) {
+      const test = await api(a.httpUrl, 'POST', `/v1/homes/home-tr/rules/${ruleId}/test`, a.adminToken);
+      if (test.status === 200) break;
+      if (signal.aborted) throw new Error(`dry run still failing: ${JSON.stringify(test.body)}`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    await hub!.report({ t1: { on: true } });
+
+    const evaluation = () => receiver.spans.find((s) => s.name === 'rule evaluation' && s.attributes['hubtier.home_id'] === 'home-tr' && s.attributes['hubtier.matched'] === 1);
+    const push = () => receiver.spans.find((s) => s.name === 'push delivery' && s.attributes['hubtier.home_id'] === 'home-tr');
+    while (!(evaluation() && push())) {
+      if (signal.aborted) throw new Error(`spans so far: ${JSON.stringify(receiver.spans.map((s) => [s.name, s.node, s.attributes]))}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(evaluation()).toMatchObject({ service: 'hubtier', parentSpanId: '', attributes: { 'hubtier.rules': 1 } });
+    expect(['trace-a', 'trace-b']).toContain(evaluation()!.node);
+    expect(push()).toMatchObject({ parentSpanId: '', attributes: { 'hubtier.attempt': 1 } });
+  });
 });
