@@ -138,7 +138,8 @@ export class HubCommands {
     const log = this.deps.system.log;
     if (answer.ok && !log.isLevelEnabled('debug')) return;
     const us = cmd.started === 0 ? undefined : Math.round((performance.now() - cmd.started) * 1000);
-    const fields = { hubId: this.host.hubId, deviceId: cmd.device, method: cmd.method, requestId: cmd.rid, us };
+    // the trace id links the line to the command's trace (only while tracing is on)
+    const fields = { hubId: this.host.hubId, deviceId: cmd.device, method: cmd.method, requestId: cmd.rid, traceId: cmd.span?.spanContext().traceId, us };
     if (answer.ok) log.debug(fields, 'command outcome');
     else log.info({ ...fields, code: answer.e, hubCode: answer.hub }, 'command outcome');
   }

@@ -82,6 +82,9 @@ describe('traces: one trace across two nodes for a cross-node command (own NATS,
     hub = new HubClient({ url: b.wsUrl, hubId: 'tr-x-1', secret: res.body.secret as string });
     await hub.connect();
 
+    // the ok outcome line is written at debug
+    const level = await fetch(`${b.adminUrl}/debug/log-level`, { method: 'PUT', headers: { authorization: `Bearer ${b.adminToken}` }, body: JSON.stringify({ level: 'debug' }) });
+    expect(level.status).toBe(200);
     const traceId = '0af7651916cd43dd8448eb211c80319c';
     const callerSpan = 'b7ad6b7169203331';
     const sent = await fetch(`${a.httpUrl}/v1/hubs/tr-x-1/devices/t1/commands`, {
@@ -104,6 +107,8 @@ describe('traces: one trace across two nodes for a cross-node command (own NATS,
     expect(bus).toMatchObject({ node: 'trace-a', parentSpanId: http.spanId, attributes: { 'hubtier.hub_id': 'tr-x-1', 'hubtier.device_id': 't1' } });
     expect(command).toMatchObject({ node: 'trace-b', parentSpanId: bus.spanId, attributes: { 'hubtier.hub_id': 'tr-x-1', 'hubtier.device_id': 't1', 'hubtier.method': 'set', 'hubtier.outcome': 'ok' } });
     expect(new Set(receiver.spans.filter((s) => s.traceId === traceId).map((s) => s.node))).toEqual(new Set(['trace-a', 'trace-b']));
+    // B's outcome line names the trace
+    expect(b.logs.find((l) => l.msg === 'command outcome' && l.requestId === 'trace-7')).toMatchObject({ traceId, hubId: 'tr-x-1' });
     expect(receiver.paths[0]).toMatch(/^POST \/v1\/traces application\/json/);
   });
 
