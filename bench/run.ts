@@ -12,6 +12,7 @@ import { summarizeProfile } from './lib/profile-summary.js';
 import { parse } from './lib/run-args.js';
 import { say, hubSpecs, appSpecs, workerConfig, hubsOnline, telemetryRoundsOf, median, round, type TelemetryResult } from './lib/fleet-runs.js';
 import { clusterNodes } from './lib/cluster-runs.js';
+import { startSpanSink } from './lib/span-sink.js';
 
 async function main(): Promise<void> {
   const args = parse();
@@ -21,6 +22,12 @@ async function main(): Promise<void> {
     for (const s of stops.reverse()) await s().catch(() => {});
   };
   process.on('SIGINT', () => void cleanup().then(() => process.exit(130)));
+  const sink = args.traceRatio === null ? null : await startSpanSink();
+  if (sink) {
+    stops.push(() => sink.close());
+    Object.assign(args.nodeEnv, { OTEL_EXPORTER_OTLP_ENDPOINT: sink.url, TIER_TRACE_RATIO: String(args.traceRatio) });
+    say(`tracing on: spans to a counting sink at ${sink.url}, ratio ${String(args.traceRatio)}`);
+  }
 
   const rows: Array<Array<string | number>> = [['run', 'target', 'req/s', 'p50 ms', 'p99 ms', 'p99.9 ms', 'server cpu µs/req', 'of it kernel', 'hubs cpu µs/req', 'errors', 'late']];
   const row = (name: string, target: string, r: CannonResult) =>
@@ -292,6 +299,10 @@ async function main(): Promise<void> {
     );
   }
   summary.push(`hellos: ${String(out.helloPerSec)}/s signed (relay floor, unsigned: ${String(out.helloFloorPerSec)}/s)`);
+  if (sink) {
+    out.trace = { ratio: args.traceRatio, spansExported: sink.spans() };
+    summary.push(`tracing on at ratio ${String(args.traceRatio)}: ${sink.spans()} spans exported during the run`);
+  }
   const c = out.crossNode as { status: string; addedP50Ms?: number } | undefined;
   if (c?.status === 'ok') {
     const e = (out.crossNode as { addedP50MsOverEmbedded: number | null }).addedP50MsOverEmbedded;

@@ -53,6 +53,8 @@ export type AppRequest =
       method?: string;
       params?: Record<string, unknown>;
       timeoutMs?: number;
+      /** W3C traceparent: the node's spans for the command join the app's trace */
+      traceparent?: string;
     }
   | { op: 'ping'; id: number };
 

@@ -67,6 +67,11 @@ export interface CommandRequest {
   to: number;
   /** the caller's request id, logged with the outcome by the holding node; optional (older nodes send none) */
   rid?: string;
+  /**
+   * W3C `traceparent` of the caller's `bus request` span, the parent of the holding node's
+   * `hub command` span; sent only while the caller traces. In the payload: the Bus port has no headers.
+   */
+  tp?: string;
 }
 
 /** `hub.<hubId>.cmd` reply; `hub`: the hub's own error code, when the hub refused the command. */

@@ -20,6 +20,9 @@ usage: npm run bench -- [options]
   --history on|off|both  the nodes keep every home's event history (the default) or not
                        (TIER_HISTORY_SIZE=0: events carry no position); both: the embedded telemetry
                        runs on a node with and a node without, alternating with the floor: what history costs
+  --trace off|on       on: the nodes export spans (OTLP/HTTP) to a sink in this process that only counts
+                       them, sampling new traces at --trace-ratio (default 0.01): what tracing costs
+  --trace-ratio F      the sampling ratio of --trace on, 0..1 (default 0.01)
   --syscalls           count system calls per command (strace -c -f) of the relay floor, the server
                        and the corked relay at a fixed rate
   --cpu-prof           write a CPU profile of the server node (in $TMPDIR/hubtier-bench/) and print its top functions
@@ -51,6 +54,8 @@ export interface Args {
   telemetryRate: number;
   /** environment of every node: TIER_HISTORY_SIZE=0 with --history off */
   nodeEnv: Record<string, string>;
+  /** --trace on: the nodes export spans to a counting sink, sampled at `traceRatio` (null: off) */
+  traceRatio: number | null;
   /** --history both: the embedded telemetry also runs on a node without history */
   historyBoth: boolean;
   latencyRate: number;
@@ -73,6 +78,8 @@ export function parse(): Args {
         'rate-fraction': { type: 'string', default: '0.5' },
         'telemetry-rate': { type: 'string' },
         history: { type: 'string', default: 'on' },
+        trace: { type: 'string', default: 'off' },
+        'trace-ratio': { type: 'string', default: '0.01' },
         'latency-rate': { type: 'string', default: '1000' },
         'cpu-prof': { type: 'boolean', default: false },
         syscalls: { type: 'boolean', default: false },
@@ -95,6 +102,9 @@ export function parse(): Args {
   const variants = new Set(values.variant.split(',').map((s) => s.trim()).filter(Boolean));
   for (const v of variants) if (!['same', 'cross', 'telemetry'].includes(v)) fail(`unknown variant ${v}`);
   if (!['on', 'off', 'both'].includes(values.history)) fail('--history is on, off or both');
+  if (!['on', 'off'].includes(values.trace)) fail('--trace is on or off');
+  const traceRatio = num(values['trace-ratio'], 0.01, '--trace-ratio', 0);
+  if (traceRatio > 1) fail('--trace-ratio is at most 1');
   const quick = values.quick;
   return {
     quick,
@@ -109,6 +119,7 @@ export function parse(): Args {
     latencyRate: num(values['latency-rate'], 1000, '--latency-rate', 1),
     telemetryRate: num(values['telemetry-rate'], quick ? 1000 : 2000, '--telemetry-rate', 1),
     nodeEnv: values.history === 'off' ? { TIER_HISTORY_SIZE: '0' } : {},
+    traceRatio: values.trace === 'on' ? traceRatio : null,
     historyBoth: values.history === 'both',
     cpuProf: values['cpu-prof'],
     syscalls: values.syscalls,

@@ -4,6 +4,7 @@ import { canSeeHome, type Principal } from '../auth/authenticator.js';
 import { CommandError, TierError, asTierError } from '../errors.js';
 import { Actor, type ActorSystem } from './actor.js';
 import type { CommandSpec } from './commands.js';
+import { endSpan, SpanKind, tracing, type Span } from '../trace/tracing.js';
 import { byCaller, type AuditTrail, type AuditWhat } from './audit-trail.js';
 
 /** A socket joining a home's events (HomeFeeds.catchUp): each call writes at once, in call order. */
@@ -47,7 +48,7 @@ export interface AppSessionDeps {
     catchUp(homeId: string, since: Position | undefined, subscriber: FeedSubscriber): Promise<void>;
   };
   /** `requestId`: carried to the holding node, which logs it with the outcome */
-  readonly sendCommand: (hubId: string, deviceId: string, spec: CommandSpec, timeoutMs: number, requestId?: string) => Promise<unknown>;
+  readonly sendCommand: (hubId: string, deviceId: string, spec: CommandSpec, timeoutMs: number, requestId?: string, parent?: Span) => Promise<unknown>;
   /** home of a hub, null when unknown */
   readonly homeOf: (hubId: string) => Promise<string | null>;
   readonly commandTimeoutMs: number;
@@ -138,18 +139,24 @@ export class AppSession extends Actor<AppMessage> {
       // an unknown hub and a hub of another home look the same to the caller
       if (home === null || !canSeeHome(this.principal, home)) throw new TierError('forbidden', `not allowed to command hub ${req.hub}`);
       what.homeId = home;
-      return this.deps.sendCommand(req.hub, req.device, spec, timeoutMs, requestId);
+      return this.deps.sendCommand(req.hub, req.device, spec, timeoutMs, requestId, span);
     };
     const requestId = `${this.conn}.${req.id}`;
+    // a child of the app's traceparent when it sent one, else a root (sampled at the node's ratio)
+    const span = tracing === null ? undefined : tracing.start('app command', SpanKind.SERVER, req.traceparent, { 'hubtier.hub_id': req.hub, 'hubtier.device_id': req.device, 'hubtier.request_id': requestId });
     const audit = this.deps.audit;
     const run = audit ? () => audit.run(byCaller(this.principal, { remote: this.link.remote, requestId }), what, send) : send;
     this.commandsInFlight++;
     run()
       .finally(() => this.commandsInFlight--)
       .then(
-        (result) => this.link.open && this.link.reply({ op: 'ok', id: req.id, result }),
+        (result) => {
+          if (span) endSpan(span);
+          if (this.link.open) this.link.reply({ op: 'ok', id: req.id, result });
+        },
         (err: unknown) => {
           const e = asTierError(err);
+          if (span) endSpan(span, e.code);
           // the caller's side of a failure; failures the holding node saw are logged there too
           this.system.log.info({ conn: this.conn, id: req.id, hubId: req.hub, requestId, code: e.code }, 'app command failed');
           if (this.link.open) this.answerError(req.id, e);

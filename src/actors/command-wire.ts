@@ -3,6 +3,7 @@ import { ProtocolError } from '../errors.js';
 import { isErrorCode } from '../../proto/errors.js';
 import { decodeValue, encodeBus } from '../protocol/codec.js';
 import { isValidRequestId } from '../log/request-id.js';
+import { isValidTraceparent } from '../trace/tracing.js';
 
 export function encodeCommandRequest(req: CommandRequest): Uint8Array {
   return encodeBus(req);
@@ -15,9 +16,11 @@ export function decodeCommandRequest(data: Uint8Array): CommandRequest {
   if (typeof v.m !== 'string' || v.m.length === 0 || v.m.length > 64) throw new ProtocolError('invalid_field', 'm: method', { field: 'm' });
   if (typeof v.p !== 'object' || v.p === null || Array.isArray(v.p)) throw new ProtocolError('invalid_field', 'p: params map', { field: 'p' });
   if (typeof v.to !== 'number' || !Number.isInteger(v.to) || v.to <= 0) throw new ProtocolError('invalid_field', 'to: timeout ms', { field: 'to' });
-  // only for the log: an invalid one is dropped rather than refusing the command
-  if (typeof v.rid === 'string' && isValidRequestId(v.rid)) return { d: v.d, m: v.m, p: v.p, to: v.to, rid: v.rid };
-  return { d: v.d, m: v.m, p: v.p, to: v.to };
+  // only for the log and the trace: an invalid one is dropped rather than refusing the command
+  const req: CommandRequest = { d: v.d, m: v.m, p: v.p, to: v.to };
+  if (typeof v.rid === 'string' && isValidRequestId(v.rid)) req.rid = v.rid;
+  if (isValidTraceparent(v.tp)) req.tp = v.tp;
+  return req;
 }
 
 export function encodeCommandReply(reply: CommandReply): Uint8Array {

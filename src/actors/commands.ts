@@ -4,6 +4,7 @@ import { NoRespondersError, RequestTimeoutError, type Bus } from '../ports/bus/b
 import type { DeviceShadow } from '../ports/shadow-store/shadow-store.js';
 import { CommandError, TierError } from '../errors.js';
 import { encodeBus } from '../protocol/codec.js';
+import { endSpan, SpanKind, traceparentOf, tracing, type Span } from '../trace/tracing.js';
 import { decodeCommandReply, encodeCommandRequest } from './command-wire.js';
 
 /** What a caller (HTTP, app socket, rules) asks a device to do. */
@@ -20,26 +21,34 @@ export interface CommandMetrics {
 
 /**
  * Sends a command to whichever node holds the hub and returns the hub's result; `requestId` goes
- * with it and is logged there with the outcome. Throws CommandError: `hub_offline` at once when no node holds it, `command_timeout` when the hub
+ * with it and is logged there with the outcome. While tracing is on, the hop is a `bus request`
+ * span, child of `parent` (the caller's span) or a root, whose traceparent goes with the request.
+ * Throws CommandError: `hub_offline` at once when no node holds it, `command_timeout` when the hub
  * does not answer within `timeoutMs`, or the code the hub or its session answered with.
  */
-export async function sendCommand(bus: Bus, hubId: string, deviceId: string, spec: CommandSpec, timeoutMs: number, metrics?: CommandMetrics, requestId?: string): Promise<unknown> {
-  if (!metrics) return roundTrip(bus, hubId, deviceId, spec, timeoutMs, requestId);
+export async function sendCommand(bus: Bus, hubId: string, deviceId: string, spec: CommandSpec, timeoutMs: number, metrics?: CommandMetrics, requestId?: string, parent?: Span): Promise<unknown> {
+  if (!metrics && tracing === null) return roundTrip(bus, hubId, deviceId, spec, timeoutMs, requestId, undefined);
   const started = performance.now();
+  const span = tracing === null ? undefined : tracing.start('bus request', SpanKind.CLIENT, parent, { 'messaging.system': 'nats', 'messaging.destination.name': subjects.hubCommand(hubId), 'hubtier.hub_id': hubId, 'hubtier.device_id': deviceId });
   try {
-    const result = await roundTrip(bus, hubId, deviceId, spec, timeoutMs, requestId);
-    metrics.commandFinished(hubId, 'ok', (performance.now() - started) / 1000);
+    const result = await roundTrip(bus, hubId, deviceId, spec, timeoutMs, requestId, span && traceparentOf(span));
+    metrics?.commandFinished(hubId, 'ok', (performance.now() - started) / 1000);
+    if (span) endSpan(span);
     return result;
   } catch (err) {
-    metrics.commandFinished(hubId, err instanceof TierError ? err.code : 'internal', (performance.now() - started) / 1000);
+    const code = err instanceof TierError ? err.code : 'internal';
+    metrics?.commandFinished(hubId, code, (performance.now() - started) / 1000);
+    if (span) endSpan(span, code);
     throw err;
   }
 }
 
-async function roundTrip(bus: Bus, hubId: string, deviceId: string, spec: CommandSpec, timeoutMs: number, rid: string | undefined): Promise<unknown> {
+async function roundTrip(bus: Bus, hubId: string, deviceId: string, spec: CommandSpec, timeoutMs: number, rid: string | undefined, tp: string | undefined): Promise<unknown> {
   const [m, p] = 'set' in spec ? ['set', spec.set] : [spec.method, spec.params];
-  // without an id the payload is what older nodes send
-  const request: CommandRequest = rid === undefined ? { d: deviceId, m, p, to: timeoutMs } : { d: deviceId, m, p, to: timeoutMs, rid };
+  // without an id or a trace the payload is what older nodes send
+  const request: CommandRequest = { d: deviceId, m, p, to: timeoutMs };
+  if (rid !== undefined) request.rid = rid;
+  if (tp !== undefined) request.tp = tp;
   let data: Uint8Array;
   try {
     data = await bus.request(subjects.hubCommand(hubId), encodeCommandRequest(request), timeoutMs + BUS_MARGIN_MS);

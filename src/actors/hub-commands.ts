@@ -3,6 +3,7 @@ import { FrameType, type ResultFrame, type ServerToHubFrame } from '../../proto/
 import type { CommandReply, CommandRequest } from '../../proto/subjects.js';
 import type { BusMessage } from '../ports/bus/bus.js';
 import { TierError } from '../errors.js';
+import { endSpan, SpanKind, tracing, type Span } from '../trace/tracing.js';
 import { decodeCommandRequest, encodeCommandReply } from './command-wire.js';
 import type { HubSessionDeps } from './hub-deps.js';
 import { DEFAULT_HUB_LIMITS } from './hub-limits.js';
@@ -23,6 +24,8 @@ interface CommandInfo {
   rid: string | undefined;
   /** performance.now() when it was sent to the hub; 0 when answered before */
   started: number;
+  /** the `hub command` span while tracing is on, ended with the answer */
+  span?: Span | undefined;
 }
 
 interface PendingCommand extends CommandInfo {
@@ -53,27 +56,29 @@ export class HubCommands {
   forward(request: BusMessage, devices: { mayCommand(deviceId: string): boolean }): void {
     const cmd = readCommand(request);
     if (cmd === null) return;
+    // child of the caller's `bus request` span (a root when the caller sent none): the hub round trip
+    const span = tracing === null ? undefined : tracing.start('hub command', SpanKind.SERVER, cmd.tp, { 'hubtier.hub_id': this.host.hubId, 'hubtier.device_id': cmd.d, 'hubtier.method': cmd.m });
     if (!devices.mayCommand(cmd.d)) {
-      this.answer({ device: cmd.d, method: cmd.m, rid: cmd.rid, started: 0 }, request, { ok: false, e: 'unknown_device', msg: `hub ${this.host.hubId} has no device ${cmd.d}` });
+      this.answer({ device: cmd.d, method: cmd.m, rid: cmd.rid, started: 0, span }, request, { ok: false, e: 'unknown_device', msg: `hub ${this.host.hubId} has no device ${cmd.d}` });
       return;
     }
     const most = (this.deps.limits ?? DEFAULT_HUB_LIMITS).commandsInFlight;
     if (this.pending.size >= most) {
-      this.answer({ device: cmd.d, method: cmd.m, rid: cmd.rid, started: 0 }, request, { ok: false, e: 'busy', msg: `${most} commands to hub ${this.host.hubId} are waiting for answers` });
+      this.answer({ device: cmd.d, method: cmd.m, rid: cmd.rid, started: 0, span }, request, { ok: false, e: 'busy', msg: `${most} commands to hub ${this.host.hubId} are waiting for answers` });
       return;
     }
-    this.start(cmd.d, cmd.m, cmd.p, cmd.to, request, cmd.rid);
+    this.start(cmd.d, cmd.m, cmd.p, cmd.to, request, cmd.rid, span);
   }
 
   /** Sends a command frame; `request` null for the session's own commands (nobody waits for them). */
-  start(deviceId: string, method: string, params: Record<string, unknown>, timeoutMs: number, request: BusMessage | null, rid?: string): void {
+  start(deviceId: string, method: string, params: Record<string, unknown>, timeoutMs: number, request: BusMessage | null, rid?: string, span?: Span): void {
     const id = (this.nextId = (this.nextId % 0x7fffffff) + 1);
     if (!this.host.send({ t: FrameType.command, id, d: deviceId, m: method, p: params, to: timeoutMs })) {
-      this.answer({ device: deviceId, method, rid, started: 0 }, request, { ok: false, e: 'session_closed', msg: 'the hub socket refused the frame' });
+      this.answer({ device: deviceId, method, rid, started: 0, span }, request, { ok: false, e: 'session_closed', msg: 'the hub socket refused the frame' });
       return;
     }
     const timer = this.deps.system.timers.schedule(timeoutMs, this.host, id);
-    this.pending.set(id, { request, timer, device: deviceId, method, rid, started: performance.now() });
+    this.pending.set(id, { request, timer, device: deviceId, method, rid, started: performance.now(), span });
   }
 
   result(frame: ResultFrame): void {
@@ -126,10 +131,15 @@ export class HubCommands {
    */
   private answer(cmd: CommandInfo, request: BusMessage | null, answer: CommandReply): void {
     if (request) reply(request, answer);
+    if (cmd.span) {
+      cmd.span.setAttribute('hubtier.outcome', answer.ok ? 'ok' : answer.e);
+      endSpan(cmd.span, answer.ok ? undefined : answer.e);
+    }
     const log = this.deps.system.log;
     if (answer.ok && !log.isLevelEnabled('debug')) return;
     const us = cmd.started === 0 ? undefined : Math.round((performance.now() - cmd.started) * 1000);
-    const fields = { hubId: this.host.hubId, deviceId: cmd.device, method: cmd.method, requestId: cmd.rid, us };
+    // the trace id links the line to the command's trace (only while tracing is on)
+    const fields = { hubId: this.host.hubId, deviceId: cmd.device, method: cmd.method, requestId: cmd.rid, traceId: cmd.span?.spanContext().traceId, us };
     if (answer.ok) log.debug(fields, 'command outcome');
     else log.info({ ...fields, code: answer.e, hubCode: answer.hub }, 'command outcome');
   }

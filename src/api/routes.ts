@@ -133,7 +133,7 @@ export function mountApi(app: TemplatedApp, deps: ApiDeps): void {
         const body = commandRequest.parse(await call.json());
         what.detail = commandDetail(body);
         const timeoutMs = body.timeoutMs ?? deps.commandTimeoutMs;
-        const reply: Static<typeof CommandReply> = { ok: true, result: await sendCommand(deps.bus, hub.hubId, deviceId, commandSpec(body), timeoutMs, deps.commandMetrics, call.requestId) };
+        const reply: Static<typeof CommandReply> = { ok: true, result: await sendCommand(deps.bus, hub.hubId, deviceId, commandSpec(body), timeoutMs, deps.commandMetrics, call.requestId, call.span) };
         return { status: 200, body: reply };
       });
     },

@@ -1,6 +1,7 @@
 import type { BackendObserver } from '../ports/ports.js';
 import type { Config } from '../config/config.js';
 import { BullMqPushQueue } from '../ports/push-queue/push-queue-bullmq.js';
+import { tracedPushSender } from '../trace/traced-push.js';
 import { loggingPushSender } from '../ports/push-queue/push-queue-memory.js';
 import { RedisPendingRuns } from '../ports/pending-runs/pending-runs-redis.js';
 import { RedisLease } from '../ports/lease/lease-redis.js';
@@ -58,7 +59,7 @@ export async function clusterPorts(config: Config, log: Logger, observe?: Backen
     // every node also delivers (no push service is configured yet: the sender logs);
     // `npm run push-worker` adds delivery-only processes
     const pushLog = log.child({ port: 'push' });
-    push = await BullMqPushQueue.connect(config.redisUrl, { name: `${config.redisPrefix}${node}:push`, log: pushLog, keys, sender: loggingPushSender(pushLog), ...calls('push') });
+    push = await BullMqPushQueue.connect(config.redisUrl, { name: `${config.redisPrefix}${node}:push`, log: pushLog, keys, sender: tracedPushSender(loggingPushSender(pushLog)), ...calls('push') });
     const queue = push;
     opened.push(() => queue.close());
     // rules waiting in a delay: owned by this node, taken over by another if it dies

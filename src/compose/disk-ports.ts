@@ -7,6 +7,7 @@ import type { Ports } from '../ports/ports.js';
 import { LmdbHubRegistry, LmdbNonceStore } from '../ports/hub-registry/hub-registry-lmdb.js';
 import { LmdbShadowStore } from '../ports/shadow-store/shadow-store-lmdb.js';
 import { LmdbPendingRuns } from '../ports/pending-runs/pending-runs-lmdb.js';
+import { tracedPushSender } from '../trace/traced-push.js';
 import { loggingPushSender } from '../ports/push-queue/push-queue-memory.js';
 import { LmdbPushQueue } from '../ports/push-queue/push-queue-lmdb.js';
 import { LmdbRuleStore } from '../ports/rule-store/rule-store-lmdb.js';
@@ -39,7 +40,7 @@ export async function diskPorts(config: Config, timers: TimerWheel, log: Logger,
     const rules = await LmdbRuleStore.open(data);
     opened.push(rules);
     const pushLog = log.child({ port: 'push' });
-    const push = await LmdbPushQueue.open(data, { sender: loggingPushSender(pushLog), log: pushLog });
+    const push = await LmdbPushQueue.open(data, { sender: tracedPushSender(loggingPushSender(pushLog)), log: pushLog });
     opened.push(push);
     const history = config.historySize > 0 ? await LmdbEventHistory.open(data, historyRetention(config), observe ? { batches: observe.store('history') } : {}) : undefined;
     if (history) opened.push(history);

@@ -24,6 +24,7 @@ import type { TemplatedApp } from '../transport/uws.js';
 import type { AccessLog } from '../log/access-log.js';
 import type { WriteBatch } from '../transport/write-batch.js';
 import { secretBoxFor } from './secret-key.js';
+import type { Span } from '../trace/tracing.js';
 
 export interface FleetParts {
   box: SecretBox;
@@ -70,7 +71,7 @@ export async function fleetParts(config: Config, ports: Ports, log: Logger, metr
     fleet,
     revoked,
     sockets,
-    commandTo: commandsToEnabledHubs(ports.registry, (hubId: string, deviceId: string, spec: CommandSpec, timeoutMs: number, requestId?: string) => sendCommand(ports.bus, hubId, deviceId, spec, timeoutMs, metrics, requestId)),
+    commandTo: commandsToEnabledHubs(ports.registry, (hubId: string, deviceId: string, spec: CommandSpec, timeoutMs: number, requestId?: string, parent?: Span) => sendCommand(ports.bus, hubId, deviceId, spec, timeoutMs, metrics, requestId, parent)),
     mount(app, { auth, writes, table, httpMetrics, access, audit }) {
       mountFleetApi(app, { auth, fleet, revoke, log: fleetLog, maxBodyBytes: config.maxBodyBytes, secretGraceS: config.secretGraceS, writes, table, httpMetrics, access, ...(audit ? { audit } : {}) });
     },

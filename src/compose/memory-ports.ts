@@ -9,6 +9,7 @@ import { MemoryEventHistory } from '../ports/history/history-memory.js';
 import { auditRetention, historyRetention } from './history-retention.js';
 import { MemoryAuditLog } from '../ports/audit/audit-memory.js';
 import type { Ports } from '../ports/ports.js';
+import { tracedPushSender } from '../trace/traced-push.js';
 import { MemoryPushQueue, loggingPushSender } from '../ports/push-queue/push-queue-memory.js';
 import { MemoryRuleStore } from '../ports/rule-store/rule-store-memory.js';
 import { MemoryShadowStore } from '../ports/shadow-store/shadow-store-memory.js';
@@ -24,7 +25,7 @@ export function memoryPorts(config: Config, timers: TimerWheel, log: Logger): Po
     nonces: new MemoryNonceStore(),
     rules: new MemoryRuleStore(),
     lease: new MemoryLease(),
-    push: new MemoryPushQueue({ sender: loggingPushSender(log) }),
+    push: new MemoryPushQueue({ sender: tracedPushSender(loggingPushSender(log)) }),
     ...(config.historySize > 0 ? { history: new MemoryEventHistory(historyRetention(config)) } : {}),
     revocations: new MemoryRevocationStore(),
     audit: new MemoryAuditLog(auditRetention(config)),

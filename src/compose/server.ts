@@ -28,6 +28,7 @@ import { UpgradeLimits } from '../transport/upgrade-limits.js';
 import { guardApp } from '../transport/guard.js';
 import { WriteBatch } from '../transport/write-batch.js';
 import type { RouteTable } from '../transport/http.js';
+import { startTracing } from '../trace/tracing.js';
 import { fleetParts } from './fleet-wiring.js';
 import { AuditTrail } from '../actors/audit-trail.js';
 import { mountAuditApi } from '../api/audit-routes.js';
@@ -45,6 +46,9 @@ export interface RunningServer {
 export async function startServer(config: Config, log: Logger, makePorts?: (timers: TimerWheel) => Promise<Ports>): Promise<RunningServer> {
   const binding = loadUws({ requireNative: config.uwsRequireNative, onWarning: (msg) => log.warn(msg) });
   log.info({ package: binding.packageName, native: binding.native }, 'uWebSockets.js loaded');
+  // on only with an OTLP endpoint in the environment (README "Traces")
+  const tracer = await startTracing(config, config.nodeId);
+  if (tracer) log.info({ ratio: tracer.ratio, endpoint: process.env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT ?? process.env.OTEL_EXPORTER_OTLP_ENDPOINT }, 'tracing on');
 
   const timers = new TimerWheel({ onError: (err) => log.error({ err }, 'timer callback failed') });
   const sessions = new SessionIndex<HubSession>();
@@ -288,6 +292,8 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
       timers.close();
       loop.close();
       step('ports_closed');
+      // the spans of the drain itself are exported too; a collector that is down cannot hold the exit
+      if (tracer) await Promise.race([tracer.shutdown().catch((err: unknown) => log.warn({ err }, 'trace export failed')), new Promise((r) => setTimeout(r, 2_000).unref())]);
     },
   };
 }

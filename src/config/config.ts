@@ -28,6 +28,8 @@ export interface Config {
   logLevel: string;
   /** @default 100: HTTP access lines per route and second; past it one summary line per second (0: server errors only) */
   accessLogRate: number;
+  /** @default 1 (when OTEL_EXPORTER_OTLP_ENDPOINT is set): share of new traces sampled, 0..1; OTEL_TRACES_SAMPLER_ARG overrides it */
+  traceRatio: number;
   /** fail at start-up when only the slow uWS shim is available */
   uwsRequireNative: boolean;
   /** @default 30_000 (ms): heartbeat interval told to hubs */
@@ -132,6 +134,11 @@ const int =
     if (!Number.isInteger(n) || n < min || n > max) throw new ConfigError(`${key}: expected an integer in ${min}..${max}, got ${JSON.stringify(raw)}`);
     return n;
   };
+const fraction: Parser<number> = (raw, key) => {
+  const n = typeof raw === 'number' ? raw : Number(String(raw).trim());
+  if (!Number.isFinite(n) || n < 0 || n > 1 || String(raw).trim() === '') throw new ConfigError(`${key}: expected a number in 0..1, got ${JSON.stringify(raw)}`);
+  return n;
+};
 const text: Parser<string> = (raw, key) => {
   if (typeof raw !== 'string' || raw.length === 0) throw new ConfigError(`${key}: expected a non-empty string`);
   return raw;
@@ -222,6 +229,7 @@ const FIELDS: { [K in keyof Config]: Field<K> } = {
   redisUrl: { env: 'REDIS_URL', parse: url(['redis:', 'rediss:']) },
   logLevel: { env: 'LOG_LEVEL', parse: oneOf(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']), default: 'info' },
   accessLogRate: { env: 'TIER_ACCESS_LOG_RATE', parse: int(0, 1_000_000), default: 100 },
+  traceRatio: { env: 'TIER_TRACE_RATIO', parse: fraction, default: 1 },
   uwsRequireNative: { env: 'UWS_REQUIRE_NATIVE', parse: bool, default: false },
   heartbeatMs: { env: 'TIER_HEARTBEAT_MS', parse: int(1_000, 600_000), default: 30_000 },
   idleMs: { env: 'TIER_IDLE_MS', parse: int(2_000, 1_800_000), default: 75_000 },

@@ -81,6 +81,7 @@ export function validateAppRequest(v: unknown, commandTimeoutMaxMs?: number): Ap
         req.params = m.params ?? {};
       }
       if (m.timeoutMs !== undefined) req.timeoutMs = m.timeoutMs;
+      if (m.traceparent !== undefined) req.traceparent = m.traceparent;
       return req;
     }
   }

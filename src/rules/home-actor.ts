@@ -19,6 +19,7 @@ import type { EvalTask, Rule, RuleEvent } from './model.js';
 import { RulePoolError, type RuleRunner } from './pool.js';
 import type { RunGuard } from './run-guard.js';
 import { TriggerIndex } from './trigger-index.js';
+import { endSpan, SpanKind, tracing } from '../trace/tracing.js';
 
 export type FireResult = 'ran' | 'not_matched' | 'suppressed' | 'error' | 'gone';
 
@@ -248,15 +249,22 @@ export class HomeActor extends Actor<HomeMessage> {
     }
     const task: EvalTask = { homeId: this.homeId, homeVersion: snap.version, timeZone: snap.timeZone, now, rules, event: ev, prev, state };
     const started = performance.now();
+    // a root: the report that caused it reached this node through the home's event feed, untraced
+    const span = tracing === null ? undefined : tracing.start('rule evaluation', SpanKind.INTERNAL, undefined, { 'hubtier.home_id': this.homeId, 'hubtier.rules': rules.length });
     let result;
     try {
       result = await runner.evaluate(task);
     } catch (err) {
       const reason: DropReason = err instanceof RulePoolError && err.code !== 'worker_failed' ? err.code : 'worker_failed';
+      if (span) endSpan(span, reason);
       this.#failAll(rules, reason, err instanceof Error ? err.message : String(err), err);
       return out;
     }
     metrics.evaluation((performance.now() - started) / 1000);
+    if (span) {
+      span.setAttribute('hubtier.matched', result.outcomes.filter((o) => o.triggered && o.passed && !o.error).length);
+      endSpan(span);
+    }
     const at = this.deps.now();
     for (const o of result.outcomes) {
       const rule = rules.find((r) => r.id === o.ruleId);

@@ -34,7 +34,11 @@ export function appRequest(max: number | undefined) {
       { description: 'start receiving a home’s events' },
     ),
     Type.Object({ ...op('unsub'), home }, { description: 'stop receiving a home’s events' }),
-    command({ ...op('cmd'), hub: Id('the hub'), device: Id('the device') }, max, { strict: false, description: 'a device command' }),
+    command(
+      { ...op('cmd'), hub: Id('the hub'), device: Id('the device'), traceparent: Type.Optional(Type.String({ maxLength: 256, description: 'W3C traceparent of the app’s span: the command’s spans join its trace (an invalid one is ignored)' })) },
+      max,
+      { strict: false, description: 'a device command' },
+    ),
     Type.Object(op('ping'), { description: 'answered with the server time' }),
   ];
   return Type.Union(variants, { select: { by: 'op' }, errorMessage: 'must be one of sub, unsub, cmd, ping' }) satisfies TSchema;

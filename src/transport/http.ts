@@ -4,6 +4,7 @@ import { CommandError, TierError, asTierError } from '../errors.js';
 import type { AccessLog } from '../log/access-log.js';
 import type { Logger } from '../log/logger.js';
 import { RequestIds } from '../log/request-id.js';
+import { endSpan, SpanKind, tracing, type Span } from '../trace/tracing.js';
 import type { HttpRequest, HttpResponse, TemplatedApp } from './uws.js';
 import type { WriteBatch } from './write-batch.js';
 
@@ -18,6 +19,8 @@ export interface HttpCall {
   readonly requestId: string;
   /** the peer's address (the proxy's, behind one), for the audit trail */
   readonly remote: string;
+  /** the request's server span while tracing is on (a child of the caller's `traceparent`); the parent of what it causes */
+  readonly span?: Span | undefined;
   /** the JSON body; `invalid_field`/`malformed_frame`/`frame_too_large` errors when it is not one */
   json(): Promise<unknown>;
 }
@@ -77,10 +80,17 @@ export function route(app: TemplatedApp, method: Method, pattern: string, handle
   app[method](pattern, (res: HttpResponse, req: HttpRequest) => {
     const started = performance.now();
     const requestId = ids.from(req.getHeader('x-request-id'));
+    const span = tracing === null ? undefined : tracing.start(`HTTP ${httpMethod} ${pattern}`, SpanKind.SERVER, req.getHeader('traceparent'), { 'http.request.method': httpMethod, 'http.route': pattern, 'hubtier.request_id': requestId });
     const answer = (reply: HttpReply) => {
       const seconds = (performance.now() - started) / 1000;
       observe?.(reply.status, seconds);
-      access?.(reply.status, Math.round(seconds * 1e6), requestId, reply.status >= 400 ? errorCodeOf(reply) : undefined);
+      const code = reply.status >= 400 ? errorCodeOf(reply) : undefined;
+      access?.(reply.status, Math.round(seconds * 1e6), requestId, code);
+      if (span) {
+        span.setAttribute('http.response.status_code', reply.status);
+        // a 4xx is the caller's error, not this request failing (OpenTelemetry's HTTP server convention)
+        endSpan(span, reply.status >= 500 ? (code ?? String(reply.status)) : undefined);
+      }
       send(res, state, reply, opts.writes, requestId);
     };
     const state = { aborted: false };
@@ -108,6 +118,7 @@ export function route(app: TemplatedApp, method: Method, pattern: string, handle
       authorization: req.getHeader('authorization'),
       requestId,
       remote: Buffer.from(res.getRemoteAddressAsText()).toString(),
+      span,
       json: () => parseJson(body),
     };
     run(handler, call).then(answer, (err: unknown) => {

@@ -1,0 +1,92 @@
+import { ROOT_CONTEXT, SpanKind, SpanStatusCode, TraceFlags, trace, type Attributes, type Context, type Span } from '@opentelemetry/api';
+
+export { SpanKind, type Span };
+
+/** The node's tracer while tracing is on. */
+export interface Tracing {
+  /** share of new (root) traces sampled, 0..1; a received trace keeps its caller's decision */
+  readonly ratio: number;
+  /** A span, child of `parent` (a span of this node, or a `traceparent` received), else a root. */
+  start(name: string, kind: SpanKind, parent: Span | string | null | undefined, attributes?: Attributes): Span;
+  /** Exports what is buffered and stops; later spans are dropped. */
+  shutdown(): Promise<void>;
+}
+
+/**
+ * The running tracer, or null when tracing is off (the default). Every call site tests this one
+ * value first, so tracing off costs a null check and the OpenTelemetry SDK is never loaded.
+ */
+export let tracing: Tracing | null = null;
+
+/** W3C trace context level 1 `traceparent`: version 00, 32 and 16 lower-case hex digits, flags. */
+const TRACEPARENT = /^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/;
+
+/** A `traceparent` as received (header, bus request, app request): valid or not worth keeping. */
+export function isValidTraceparent(s: unknown): s is string {
+  if (typeof s !== 'string' || s.length !== 55) return false;
+  const m = TRACEPARENT.exec(s);
+  // all-zero ids are invalid by the specification
+  return m !== null && !/^0+$/.test(m[1]!) && !/^0+$/.test(m[2]!);
+}
+
+/** The `traceparent` naming `span` as the parent of what the receiver does. */
+export function traceparentOf(span: Span): string {
+  const sc = span.spanContext();
+  return `00-${sc.traceId}-${sc.spanId}-${(sc.traceFlags & TraceFlags.SAMPLED) === TraceFlags.SAMPLED ? '01' : '00'}`;
+}
+
+/** The context a remote `traceparent` stands for; the root context when it is invalid. */
+export function contextOf(traceparent: string): Context {
+  if (!isValidTraceparent(traceparent)) return ROOT_CONTEXT;
+  const m = TRACEPARENT.exec(traceparent)!;
+  return trace.setSpanContext(ROOT_CONTEXT, { traceId: m[1]!, spanId: m[2]!, traceFlags: parseInt(m[3]!, 16) & TraceFlags.SAMPLED, isRemote: true });
+}
+
+/** Ends a span with an error status when `code` (an error code of proto/errors) is given. */
+export function endSpan(span: Span, code?: string): void {
+  if (code !== undefined) span.setStatus({ code: SpanStatusCode.ERROR, message: code });
+  span.end();
+}
+
+/** What `startTracing` reads: the ratio from the configuration (TIER_TRACE_RATIO). */
+export interface TraceSettings {
+  traceRatio: number;
+}
+
+/**
+ * Starts tracing when `OTEL_EXPORTER_OTLP_ENDPOINT` (or `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`) is
+ * set: spans batched and posted as OTLP/HTTP JSON to `<endpoint>/v1/traces`, resource
+ * `service.name=hubtier`, `service.instance.id=<nodeId>`, sampled ParentBased(TraceIdRatioBased)
+ * with `OTEL_TRACES_SAMPLER_ARG` or else `traceRatio`. Without an endpoint it does nothing.
+ */
+export async function startTracing(settings: TraceSettings, nodeId: string, env: NodeJS.ProcessEnv = process.env): Promise<Tracing | null> {
+  if (!env.OTEL_EXPORTER_OTLP_ENDPOINT && !env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT) return null;
+  const arg = env.OTEL_TRACES_SAMPLER_ARG === undefined ? NaN : Number(env.OTEL_TRACES_SAMPLER_ARG);
+  const ratio = arg >= 0 && arg <= 1 ? arg : settings.traceRatio;
+  // loaded only when tracing is on: off, the node never pays for the SDK
+  const [{ BasicTracerProvider, BatchSpanProcessor, ParentBasedSampler, TraceIdRatioBasedSampler }, { OTLPTraceExporter }, { resourceFromAttributes }] = await Promise.all([
+    import('@opentelemetry/sdk-trace-base'),
+    import('@opentelemetry/exporter-trace-otlp-http'),
+    import('@opentelemetry/resources'),
+  ]);
+  const provider = new BasicTracerProvider({
+    resource: resourceFromAttributes({ 'service.name': 'hubtier', 'service.instance.id': nodeId }),
+    sampler: new ParentBasedSampler({ root: new TraceIdRatioBasedSampler(ratio) }),
+    // the exporter and the batch processor read their own OTEL_* variables (URL, headers, delays)
+    spanProcessors: [new BatchSpanProcessor(new OTLPTraceExporter())],
+  });
+  const tracer = provider.getTracer('hubtier');
+  const started: Tracing = {
+    ratio,
+    start(name, kind, parent, attributes) {
+      const ctx = parent == null ? ROOT_CONTEXT : typeof parent === 'string' ? contextOf(parent) : trace.setSpan(ROOT_CONTEXT, parent);
+      return tracer.startSpan(name, { kind, attributes }, ctx);
+    },
+    async shutdown() {
+      if (tracing === started) tracing = null;
+      await provider.shutdown();
+    },
+  };
+  tracing = started;
+  return started;
+}
