@@ -1,6 +1,8 @@
 import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
+import { afterEach, beforeEach } from 'vitest';
 import WebSocket, { WebSocketServer } from 'ws';
+import { HubtierClient, type ClientOptions } from '../../src/client/index.js';
 
 /** One app connection to the fake server: what it sent, and ways to answer it or drop it. */
 export class FakeConnection {
@@ -132,4 +134,30 @@ export class Inbox<T> {
     let count = seen.length;
     return new Promise((resolve) => this.waiters.push({ pred: (t) => pred(t) && ++count === n, resolve }));
   }
+}
+
+/**
+ * Per test of a file: a fake server started before each test and stopped after it, and clients of
+ * it closed after it. Clients reconnect at once: the tests are about what happens after, not when.
+ */
+export function fakeServerPerTest(): { readonly server: FakeAppServer; client(extra?: Partial<ClientOptions>): HubtierClient } {
+  let server: FakeAppServer | undefined;
+  const clients: HubtierClient[] = [];
+  beforeEach(async () => {
+    server = await FakeAppServer.start();
+  });
+  afterEach(async () => {
+    await Promise.all(clients.splice(0).map((c) => c.close()));
+    await server?.stop();
+  });
+  return {
+    get server() {
+      return server!;
+    },
+    client(extra = {}) {
+      const c = new HubtierClient({ url: server!.url, token: 'tok', WebSocket, backoff: { initialMs: 1, maxMs: 2 }, ...extra });
+      clients.push(c);
+      return c;
+    },
+  };
 }

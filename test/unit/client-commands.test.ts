@@ -3,28 +3,13 @@
  * refusals as ClientErrors, the client's own timeout, a drop while waiting, and close().
  * Timeouts are short and nothing is measured: a test waits for the promise to settle.
  */
-import WebSocket from 'ws';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { ClientError, HubtierClient, type ClientOptions } from '../../src/client/index.js';
-import { FakeAppServer } from '../helpers/fake-app-server.js';
+import { fakeServerPerTest } from '../helpers/fake-app-server.js';
 
-let server: FakeAppServer;
-const clients: HubtierClient[] = [];
+const fx = fakeServerPerTest();
 
-beforeEach(async () => {
-  server = await FakeAppServer.start();
-});
-
-afterEach(async () => {
-  await Promise.all(clients.splice(0).map((c) => c.close()));
-  await server.stop();
-});
-
-function client(extra: Partial<ClientOptions> = {}): HubtierClient {
-  const c = new HubtierClient({ url: server.url, token: 'tok', WebSocket, backoff: { initialMs: 1, maxMs: 2 }, ...extra });
-  clients.push(c);
-  return c;
-}
+const client = (extra: Partial<ClientOptions> = {}): HubtierClient => fx.client(extra);
 
 const isCmd = (m: any) => m.op === 'cmd';
 
@@ -32,7 +17,7 @@ describe('client commands (fake server)', () => {
   it('sends set with the timeout and resolves with the result the server answers', async () => {
     const c = client({ commandTimeoutMs: 3_000 });
     const result = c.command('hub-1', 'lamp', { set: { on: true } });
-    const conn = await server.connection(1);
+    const conn = await fx.server.connection(1);
     const req = await conn.next(isCmd);
     expect(req).toEqual({ op: 'cmd', id: req.id, hub: 'hub-1', device: 'lamp', set: { on: true }, timeoutMs: 3_000 });
     conn.ok(req.id, { on: true });
@@ -42,7 +27,7 @@ describe('client commands (fake server)', () => {
   it('sends a method with params and its own timeout', async () => {
     const c = client();
     const result = c.command('hub-1', 'lamp', { method: 'identify', params: { blink: 3 } }, { timeoutMs: 700 });
-    const conn = await server.connection(1);
+    const conn = await fx.server.connection(1);
     const req = await conn.next(isCmd);
     expect(req).toMatchObject({ method: 'identify', params: { blink: 3 }, timeoutMs: 700 });
     expect(req.set).toBeUndefined();
@@ -54,7 +39,7 @@ describe('client commands (fake server)', () => {
     const c = client();
     const a = c.command('hub-1', 'a', { set: { n: 1 } });
     const b = c.command('hub-1', 'b', { set: { n: 2 } });
-    const conn = await server.connection(1);
+    const conn = await fx.server.connection(1);
     const [ra, rb] = [await conn.next((m) => isCmd(m) && m.device === 'a'), await conn.next((m) => isCmd(m) && m.device === 'b')];
     expect(ra.id).not.toBe(rb.id);
     conn.ok(rb.id, 'B');
@@ -67,7 +52,7 @@ describe('client commands (fake server)', () => {
     // caught at once: a rejection with no handler yet would be reported as unhandled
     const failed = c.command('hub-1', 'lamp', { set: { on: true } }).catch((e: unknown) => e);
     const invalid = c.command('hub-1', 'lamp', { method: 'x' }, { timeoutMs: 999_999 }).catch((e: unknown) => e);
-    const conn = await server.connection(1);
+    const conn = await fx.server.connection(1);
     const [r1, r2] = [await conn.next((m) => isCmd(m) && m.method === undefined), await conn.next((m) => isCmd(m) && m.method === 'x')];
     conn.send({ op: 'err', id: r1.id, code: 'command_failed', num: 403, temporary: false, msg: 'jammed', hubCode: 'E_JAM' });
     conn.send({ op: 'err', id: r2.id, code: 'invalid_field', num: 103, temporary: false, msg: 'too long', field: 'timeoutMs' });
@@ -85,7 +70,7 @@ describe('client commands (fake server)', () => {
     await open; // sent at once then: one made while connecting could time out before it is written
     // caught at once: it may time out before the server has even read it
     const late = c.command('hub-1', 'lamp', { set: { on: true } }, { timeoutMs: 10 }).catch((e: unknown) => e);
-    const conn = await server.connection(1);
+    const conn = await fx.server.connection(1);
     const req = await conn.next(isCmd);
     const err = await late;
     expect(err).toBeInstanceOf(ClientError);
@@ -101,14 +86,14 @@ describe('client commands (fake server)', () => {
   it('rejects commands sent on a socket that drops with session_closed (temporary), and reconnects', async () => {
     const c = client();
     const pending = c.command('hub-1', 'lamp', { set: { on: true } }).catch((e: unknown) => e);
-    const conn = await server.connection(1);
+    const conn = await fx.server.connection(1);
     await conn.next(isCmd);
     conn.close(1011, 'internal');
     const err = await pending;
     expect(err).toMatchObject({ code: 'session_closed', num: 404, temporary: true });
     expect((err as Error).message).toMatch(/1011/);
     const retried = c.command('hub-1', 'lamp', { set: { on: true } });
-    const second = await server.connection(2);
+    const second = await fx.server.connection(2);
     second.ok((await second.next(isCmd)).id, 'again');
     expect(await retried).toBe('again');
   });
@@ -119,7 +104,7 @@ describe('client commands (fake server)', () => {
     const c = client({ token: () => token });
     const result = c.command('hub-1', 'lamp', { set: { on: true } });
     release('tok');
-    const conn = await server.connection(1);
+    const conn = await fx.server.connection(1);
     conn.ok((await conn.next(isCmd)).id, 'sent after open');
     expect(await result).toBe('sent after open');
   });
@@ -127,7 +112,7 @@ describe('client commands (fake server)', () => {
   it('rejects pending commands with session_closed when the client closes', async () => {
     const c = client();
     const pending = c.command('hub-1', 'lamp', { set: { on: true } }).catch((e: unknown) => e);
-    await (await server.connection(1)).next(isCmd);
+    await (await fx.server.connection(1)).next(isCmd);
     await c.close();
     expect(await pending).toMatchObject({ code: 'session_closed', temporary: true });
   });

@@ -4,26 +4,15 @@
  * Delays are read from the states the client reports, never measured.
  */
 import WebSocket from 'ws';
-import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { ClientError, HubtierClient, type ClientOptions, type ConnectionState, type WebSocketConstructor } from '../../src/client/index.js';
-import { FakeAppServer, Inbox } from '../helpers/fake-app-server.js';
+import { fakeServerPerTest, Inbox } from '../helpers/fake-app-server.js';
 
-let server: FakeAppServer;
-const clients: HubtierClient[] = [];
-
-beforeEach(async () => {
-  server = await FakeAppServer.start();
-});
-
-afterEach(async () => {
-  await Promise.all(clients.splice(0).map((c) => c.close()));
-  await server.stop();
-});
+const fx = fakeServerPerTest();
 
 function client(extra: Partial<ClientOptions> = {}): { c: HubtierClient; states: Inbox<ConnectionState> } {
   const states = new Inbox<ConnectionState>();
-  const c = new HubtierClient({ url: server.url, token: 'tok', WebSocket, backoff: { initialMs: 1, maxMs: 2 }, onState: states.push, ...extra });
-  clients.push(c);
+  const c = fx.client({ onState: states.push, ...extra });
   return { c, states };
 }
 
@@ -37,29 +26,29 @@ describe('client connection (fake server)', () => {
   it('sends the token as the bearer subprotocol and asks the token function again before every attempt', async () => {
     let calls = 0;
     const { states } = client({ token: async () => `tok-${++calls}` });
-    (await server.connection(1)).close(4005, 'draining');
-    (await server.connection(2)).close(1001, 'going away');
-    await server.connection(3);
+    (await fx.server.connection(1)).close(4005, 'draining');
+    (await fx.server.connection(2)).close(1001, 'going away');
+    await fx.server.connection(3);
     await states.next(isOpen, 3);
-    expect(server.connections.map((c) => c.token)).toEqual(['tok-1', 'tok-2', 'tok-3']);
+    expect(fx.server.connections.map((c) => c.token)).toEqual(['tok-1', 'tok-2', 'tok-3']);
     expect(calls).toBe(3);
   });
 
   it('after a 401 at the upgrade, says so and connects with the token the function gives next', async () => {
-    server.accept = (t) => t !== 'expired';
+    fx.server.accept = (t) => t !== 'expired';
     const tokens = ['expired', 'fresh'];
     const { states } = client({ token: () => tokens.shift() ?? 'none' });
     const refused = await states.next(isClosed);
     expect(refused).toMatchObject({ state: 'closed', code: 1006, unauthorized: true });
     expect(isClosed(refused) && refused.reason).toMatch(/401/);
     await states.next(isOpen);
-    expect(server.tokens).toEqual(['expired', 'fresh']);
-    expect(server.connections.map((c) => c.token)).toEqual(['fresh']);
+    expect(fx.server.tokens).toEqual(['expired', 'fresh']);
+    expect(fx.server.connections.map((c) => c.token)).toEqual(['fresh']);
   });
 
   it('reports connecting, open and closed with the server’s code and reason, then reconnects', async () => {
     const { states } = client();
-    const first = await server.connection(1);
+    const first = await fx.server.connection(1);
     await states.next(isOpen);
     first.close(4005, 'draining');
     const closed = await states.next(isClosed);
@@ -71,12 +60,12 @@ describe('client connection (fake server)', () => {
 
   it('says unauthorized when the server closes with 4007 (a revoked token)', async () => {
     const { states } = client();
-    (await server.connection(1)).close(4007, 'token_revoked');
+    (await fx.server.connection(1)).close(4007, 'token_revoked');
     expect(await states.next(isClosed)).toMatchObject({ code: 4007, unauthorized: true });
   });
 
   it('grows the delay exponentially up to the cap, jittered by the random source', async () => {
-    server.accept = () => false;
+    fx.server.accept = () => false;
     const { states } = client({ backoff: { initialMs: 8, maxMs: 32, factor: 2, jitter: 0.5 }, random: () => 0.5 });
     await states.next(isClosed, 5);
     // ceilings 8, 16, 32, 32, 32, each × (1 − 0.5 × 0.5)
@@ -84,7 +73,7 @@ describe('client connection (fake server)', () => {
   });
 
   it('draws the jitter from the random source on every attempt', async () => {
-    server.accept = () => false;
+    fx.server.accept = () => false;
     const draws = [0, 0.999, 0.5];
     const { states } = client({ backoff: { initialMs: 10, maxMs: 10, jitter: 1 }, random: () => draws.shift() ?? 0 });
     await states.next(isClosed, 3);
@@ -94,8 +83,8 @@ describe('client connection (fake server)', () => {
   it('starts the backoff over after a stable connection, and not after a short one', async () => {
     const delays = async (stableAfterMs: number) => {
       const { c, states } = client({ backoff: { initialMs: 8, maxMs: 64, factor: 2, jitter: 0 }, stableAfterMs });
-      const base = server.connections.length;
-      for (let n = 1; n <= 3; n++) (await server.connection(base + n)).close(1001);
+      const base = fx.server.connections.length;
+      for (let n = 1; n <= 3; n++) (await fx.server.connection(base + n)).close(1001);
       await states.next(isClosed, 3);
       await c.close();
       return states.items.filter(isClosed).slice(0, 3).map((s) => s.reconnectInMs);
@@ -114,7 +103,7 @@ describe('client connection (fake server)', () => {
     });
     expect(await states.next(isClosed)).toMatchObject({ code: 1006, reason: 'token: no session' });
     await states.next(isOpen);
-    expect(server.connections).toHaveLength(1);
+    expect(fx.server.connections).toHaveLength(1);
   });
 
   it('sends one sub for a home subscribed from a state listener as the socket opens', async () => {
@@ -128,7 +117,7 @@ describe('client connection (fake server)', () => {
       },
     });
     c = made;
-    const conn = await server.connection(1);
+    const conn = await fx.server.connection(1);
     await opened.next(() => true);
     // a barrier: the client writes in order, so a second sub from the open would arrive before this
     void c.command('hub', 'd', { set: { on: true } }).catch(() => {});
@@ -138,7 +127,7 @@ describe('client connection (fake server)', () => {
 
   it('close() closes with 1000, ends for good and refuses new work', async () => {
     const { c, states } = client();
-    const conn = await server.connection(1);
+    const conn = await fx.server.connection(1);
     await states.next(isOpen);
     await c.close();
     expect(await conn.closed).toMatchObject({ code: 1000 });
@@ -152,7 +141,7 @@ describe('client connection (fake server)', () => {
     // the client's retry timer is faked, so the test can run past the delay without waiting for it
     vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
     try {
-      server.accept = () => false;
+      fx.server.accept = () => false;
       let calls = 0;
       const { c, states } = client({ token: () => `t${++calls}`, backoff: { initialMs: 60_000, maxMs: 60_000, jitter: 0 } });
       expect(await states.next(isClosed)).toMatchObject({ reconnectInMs: 60_000 });

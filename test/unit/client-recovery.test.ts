@@ -3,30 +3,14 @@
  * duplicates, closing gaps, and telling the app to reload. The fake plays the server's part message
  * by message; every wait is on a message or an event, never on time.
  */
-import WebSocket from 'ws';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { AppEventMessage } from '../../proto/app.js';
 import { ClientError, HubtierClient, type ReloadInfo, type SubResult } from '../../src/client/index.js';
-import { FakeAppServer, Inbox, type FakeConnection } from '../helpers/fake-app-server.js';
+import { fakeServerPerTest, Inbox, type FakeConnection } from '../helpers/fake-app-server.js';
 
-let server: FakeAppServer;
-const clients: HubtierClient[] = [];
+const fx = fakeServerPerTest();
 
-beforeEach(async () => {
-  server = await FakeAppServer.start();
-});
-
-afterEach(async () => {
-  await Promise.all(clients.splice(0).map((c) => c.close()));
-  await server.stop();
-});
-
-function client(): HubtierClient {
-  // reconnect at once: these tests are about what happens after, not when
-  const c = new HubtierClient({ url: server.url, token: 'tok', WebSocket, backoff: { initialMs: 1, maxMs: 2 } });
-  clients.push(c);
-  return c;
-}
+const client = (): HubtierClient => fx.client();
 
 /** Subscribes to `home` and collects what its handlers receive. */
 function listen(c: HubtierClient, home = 'h1') {
@@ -52,7 +36,7 @@ describe('client positions and recovery (fake server)', () => {
   it('starts from the position of the first answer, and resubscribes with since the last event after a drop', async () => {
     const c = client();
     const l = listen(c);
-    const first = await server.connection(1);
+    const first = await fx.server.connection(1);
     const req = await answerSub(first, { pos: { epoch: 'e1', offset: 4 } });
     expect(req.since).toBeUndefined();
     expect(await l.sub.ready).toEqual({ home: 'h1', pos: { epoch: 'e1', offset: 4 } });
@@ -61,7 +45,7 @@ describe('client positions and recovery (fake server)', () => {
     await l.reached(6);
     first.close(1001, 'going away');
 
-    const second = await server.connection(2);
+    const second = await fx.server.connection(2);
     // as a node answers: pos is where the events it sends begin (since), the missed ones follow uncounted
     const again = await answerSub(second, { pos: { epoch: 'e1', offset: 6 }, recovered: true });
     expect(again.since).toEqual({ epoch: 'e1', offset: 6 });
@@ -77,7 +61,7 @@ describe('client positions and recovery (fake server)', () => {
 
   it('drops an event whose offset it has delivered already', async () => {
     const l = listen(client());
-    const conn = await server.connection(1);
+    const conn = await fx.server.connection(1);
     await answerSub(conn, { pos: { epoch: 'e1', offset: 4 } });
     for (const o of [5, 5, 4, 3, 6, 6]) conn.evt('h1', o);
     conn.evt('h1', 7);
@@ -87,7 +71,7 @@ describe('client positions and recovery (fake server)', () => {
 
   it('resubscribes with since on a gap, holds the event past it, and delivers all in order once', async () => {
     const l = listen(client());
-    const conn = await server.connection(1);
+    const conn = await fx.server.connection(1);
     await answerSub(conn, { pos: { epoch: 'e1', offset: 4 } });
     conn.evt('h1', 5);
     conn.evt('h1', 7); // 6 went missing
@@ -105,12 +89,12 @@ describe('client positions and recovery (fake server)', () => {
 
   it('calls onReload when the server cannot recover, and goes on from the position it gave', async () => {
     const l = listen(client());
-    const first = await server.connection(1);
+    const first = await fx.server.connection(1);
     await answerSub(first, { pos: { epoch: 'e1', offset: 1 } });
     first.evt('h1', 2);
     await l.reached(2);
     first.close(1011, 'internal');
-    const second = await server.connection(2);
+    const second = await fx.server.connection(2);
     const req = await answerSub(second, { pos: { epoch: 'e1', offset: 40 }, recovered: false, reason: 'too_old' });
     expect(req.since).toEqual({ epoch: 'e1', offset: 2 });
     expect(await l.reloads.next(() => true)).toEqual({ reason: 'too_old', pos: { epoch: 'e1', offset: 40 } });
@@ -122,7 +106,7 @@ describe('client positions and recovery (fake server)', () => {
 
   it('calls onReload on a reload message and continues in the new epoch, dropping the old one', async () => {
     const l = listen(client());
-    const conn = await server.connection(1);
+    const conn = await fx.server.connection(1);
     await answerSub(conn, { pos: { epoch: 'e1', offset: 3 } });
     conn.send({ op: 'reload', home: 'h1', reason: 'epoch_changed', pos: { epoch: 'e2', offset: 0 } });
     conn.evt('h1', 4, {}, 'e1');
@@ -134,7 +118,7 @@ describe('client positions and recovery (fake server)', () => {
 
   it('delivers events without a position and does not move the position', async () => {
     const l = listen(client());
-    const conn = await server.connection(1);
+    const conn = await fx.server.connection(1);
     await answerSub(conn, { pos: { epoch: 'e1', offset: 3 } });
     conn.evt('h1', null, { device: 'no-pos' });
     conn.evt('h1', 4);
@@ -145,10 +129,10 @@ describe('client positions and recovery (fake server)', () => {
 
   it('tells the app to reload after a reconnect when the server keeps no positions', async () => {
     const l = listen(client());
-    const first = await server.connection(1);
+    const first = await fx.server.connection(1);
     await answerSub(first, {}); // an answer of a node without history: {home}
     first.close(1001);
-    const second = await server.connection(2);
+    const second = await fx.server.connection(2);
     const req = await answerSub(second, {});
     expect(req.since).toBeUndefined();
     expect(await l.reloads.next(() => true)).toEqual({ reason: 'unavailable', pos: null });
@@ -158,7 +142,7 @@ describe('client positions and recovery (fake server)', () => {
     const c = client();
     const l = listen(c, 'h1');
     listen(c, 'h2');
-    const first = await server.connection(1);
+    const first = await fx.server.connection(1);
     const req = await first.sub('h1');
     first.send({ op: 'err', id: req.id, code: 'forbidden', num: 201, temporary: false, msg: 'not yours' });
     const err = await l.sub.ready.catch((e: unknown) => e);
@@ -166,7 +150,7 @@ describe('client positions and recovery (fake server)', () => {
     expect(err).toMatchObject({ code: 'forbidden', num: 201, temporary: false, message: 'not yours' });
     expect(l.errors.items).toEqual([err]);
     first.close(1001);
-    const second = await server.connection(2);
+    const second = await fx.server.connection(2);
     await second.sub('h2');
     expect(second.received.filter((m) => m.op === 'sub').map((m) => m.home)).toEqual(['h2']);
   });
@@ -175,7 +159,7 @@ describe('client positions and recovery (fake server)', () => {
     const c = client();
     const a = listen(c);
     const b = listen(c);
-    const conn = await server.connection(1);
+    const conn = await fx.server.connection(1);
     await answerSub(conn, { pos: { epoch: 'e1', offset: 0 } });
     expect(await b.sub.ready).toMatchObject({ home: 'h1' });
     conn.evt('h1', 1);
