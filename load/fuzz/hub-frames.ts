@@ -72,6 +72,8 @@ export interface GenFrame {
   overHardCap?: boolean;
   /** the hostile value in it, for grouping findings */
   tag?: string;
+  /** sent without checking `expect` (the sequence moved since it was drawn); a heartbeat answer is still awaited */
+  unchecked?: boolean;
 }
 
 export interface GenContext {

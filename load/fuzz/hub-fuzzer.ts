@@ -357,7 +357,7 @@ class Slot {
       this.pending = null;
       if (p.knownAt !== this.known) {
         this.h.rec.counts.hubControl.inc('oracle-skipped:sequence-moved');
-        await this.exchange(conn, [{ ...p.frame, expect: undefined }]);
+        await this.exchange(conn, [{ ...p.frame, unchecked: true }]);
       } else await this.exchange(conn, [p.frame]);
       return;
     }
@@ -398,8 +398,9 @@ class Slot {
     }
     conn.send(BARRIER);
     this.h.rec.counts.hubControl.inc('barrier');
-    const oracle = frames.length === 1 && frames[0]!.expect ? frames[0]! : null;
-    const needHeartbeats = oracle?.expect?.every((o) => o.kind === 'heartbeat') ? 2 : 1;
+    const oracle = frames.length === 1 && frames[0]!.expect && !frames[0]!.unchecked ? frames[0]! : null;
+    // the barrier's answer and one per heartbeat frame: a late one would pass for the next window's
+    const needHeartbeats = 1 + frames.filter((f) => f.expect?.every((o) => o.kind === 'heartbeat')).length;
     await conn.until(() => summarize(conn, from).heartbeats >= needHeartbeats, ANSWER_TIMEOUT_MS);
     const s = summarize(conn, from);
     for (const a of s.acks) if (a > this.known) this.known = a;

@@ -54,6 +54,8 @@ export class HubReports implements CursorListener {
   private sequenced = false;
   /** a hub heartbeat answered once `ackedSeq` reaches this (-1: none waiting) */
   private heartbeatAt = -1;
+  /** heartbeats waiting for `heartbeatAt`: each gets its answer (PROTOCOL.md §4) */
+  private heartbeatsOwed = 0;
 
   constructor(private readonly host: ReportHost) {}
 
@@ -124,8 +126,10 @@ export class HubReports implements CursorListener {
     this.ackedSeq = seq;
     this.host.send({ t: FrameType.ack, s: seq });
     if (this.heartbeatAt !== -1 && seq >= this.heartbeatAt) {
+      const owed = this.heartbeatsOwed;
       this.heartbeatAt = -1;
-      this.host.send({ t: FrameType.heartbeat, ts: Date.now() });
+      this.heartbeatsOwed = 0;
+      for (let i = 0; i < owed; i++) this.host.send({ t: FrameType.heartbeat, ts: Date.now() });
     }
   }
 
@@ -135,7 +139,11 @@ export class HubReports implements CursorListener {
    */
   answerHeartbeat(): void {
     if (this.ackedSeq >= this.lastSeq) this.host.send({ t: FrameType.heartbeat, ts: Date.now() });
-    else this.heartbeatAt = this.lastSeq;
+    else {
+      // one answer per heartbeat, all after the latest ack owed (acks are cumulative)
+      this.heartbeatAt = this.lastSeq;
+      this.heartbeatsOwed++;
+    }
   }
 
   /**

@@ -96,6 +96,18 @@ describe('HubSession acknowledges only what is stored', () => {
     expect(kinds()).toEqual(['heartbeat', 'ack 1', 'heartbeat']);
   });
 
+  it('two heartbeats behind a pending ack get two answers, both after the ack', async () => {
+    const { link, shadows, frame } = await online();
+    frame({ t: 4, s: 1, r: { lamp: { on: true } } });
+    frame({ t: 3 });
+    frame({ t: 3 });
+    await settle();
+    const kinds = () => link.frames.filter((f) => f.t === FrameType.ack || f.t === FrameType.heartbeat).map((f) => (f.t === FrameType.ack ? `ack ${f.s}` : 'heartbeat'));
+    expect(kinds()).toEqual([]);
+    shadows.release();
+    expect(kinds()).toEqual(['ack 1', 'heartbeat', 'heartbeat']);
+  });
+
   it('a resent frame is acked at once when stored, and not before when its write is still pending', async () => {
     const { link, shadows, frame } = await online();
     frame({ t: 4, s: 1, r: { lamp: { on: true } } });
