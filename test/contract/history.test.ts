@@ -131,44 +131,114 @@ describe('RedisEventHistory services stream', () => {
   });
 });
 
-describe('LmdbEventHistory sweep', () => {
-  it('removes from the store an entry trimmed while its write was in flight, and reads the rest throughout', async () => {
+describe('LmdbEventHistory chunks', () => {
+  const setup = async (retention: HistoryRetention, clock?: () => number) => {
     const dir = mkdtempSync(join(tmpdir(), 'hubtier-history-'));
     const store = openDataStore(dir, { sync: 'os' });
-    const history = await LmdbEventHistory.open(store, { maxEvents: 2, maxAgeMs: 60_000 }, { sweepMs: 0 });
+    const history = await LmdbEventHistory.open(store, retention, { sweepMs: 0, ...(clock ? { now: clock } : {}) });
+    const keys = () => [...store.side('history').openDB({ name: 'history-chunks' }).getKeys()];
+    const done = async () => {
+      await history.close();
+      await store.close();
+      rmSync(dir, { recursive: true, force: true });
+    };
+    return { store, history, keys, done };
+  };
+
+  it('writes a full chunk as one record, trims whole chunks past the count, and delivers exactly the newest maxEvents', async () => {
+    // maxEvents 8: chunks of 4
+    const { history, keys, done } = await setup({ maxEvents: 8, maxAgeMs: 60_000 });
+    let epoch = '';
+    for (let i = 1; i <= 14; i++) epoch = (await history.append('h', Uint8Array.from([i]))).epoch;
+    await history.settle();
+    // 1-4 trimmed once 5-8 and 9-12 hold the newest 8 with 13-14 open: written as a chunk at settle
+    expect(keys()).toEqual([['h', 5], ['h', 9], ['h', 13]]);
+    expect(await history.read('h', { epoch, offset: 5 }, Infinity, 100)).toMatchObject({ ok: false, reason: 'too_old' });
+    const kept = await history.read('h', { epoch, offset: 6 }, Infinity, 100);
+    expect(kept.ok && kept.entries.map((e) => [e.offset, ...e.data])).toEqual([7, 8, 9, 10, 11, 12, 13, 14].map((o) => [o, o]));
+    await done();
+  });
+
+  it('reads the open chunk, chunks in flight and stored ones alike, while writes go on', async () => {
+    const { history, done } = await setup({ maxEvents: 8, maxAgeMs: 60_000 });
     const epoch = (await history.append('h', Uint8Array.from([1]))).epoch;
-    await history.append('h', Uint8Array.from([2]));
-    // the sweep issues the writes of 1 and 2; 3 arrives before they commit and trims 1
-    const sweeping = history.sweep();
-    await history.append('h', Uint8Array.from([3]));
-    const during = await history.read('h', { epoch, offset: 1 }, Infinity, 10);
-    expect(during.ok && during.entries.map((e) => e.offset)).toEqual([2, 3]);
-    await sweeping;
-    await history.sweep();
-    expect([...store.side('history').openDB({ name: 'history' }).getKeys()]).toEqual([['h', 2], ['h', 3]]);
-    const after = await history.read('h', { epoch, offset: 1 }, Infinity, 10);
-    expect(after.ok && after.entries.map((e) => [...e.data])).toEqual([[2], [3]]);
+    for (let i = 2; i <= 6; i++) history.appendNow('h', Uint8Array.from([i]));
+    // 1-4 sealed, its put not issued yet; 5-6 open
+    const during = await history.read('h', { epoch, offset: 0 }, Infinity, 100);
+    expect(during.ok && during.entries.map((e) => e.data[0])).toEqual([1, 2, 3, 4, 5, 6]);
+    await history.settle();
+    const after = await history.read('h', { epoch, offset: 2 }, Infinity, 100);
+    expect(after.ok && after.entries.map((e) => e.data[0])).toEqual([3, 4, 5, 6]);
+    await done();
+  });
+
+  it('writes an open chunk once it is old, and keeps it across a clean restart', async () => {
+    let now = 1_700_000_000_000;
+    const dir = mkdtempSync(join(tmpdir(), 'hubtier-history-'));
+    const store = openDataStore(dir, { sync: 'os' });
+    const history = await LmdbEventHistory.open(store, { maxEvents: 100, maxAgeMs: 600_000 }, { now: () => now, sweepMs: 0 });
+    const side = store.side('history').openDB({ name: 'history-chunks' });
+    await history.append('slow', Uint8Array.from([1]));
+    expect([...side.getKeys()]).toEqual([]);
+    now += 1_000;
+    // the sealing timer runs every 100 ms of real time
+    await expect.poll(() => [...side.getKeys()], { interval: 20 }).toEqual([['slow', 1]]);
+    await history.append('slow', Uint8Array.from([2]));
     await history.close();
+    const again = await LmdbEventHistory.open(store, { maxEvents: 100, maxAgeMs: 600_000 }, { now: () => now, sweepMs: 0 });
+    const pos = await again.position('slow');
+    expect(pos.offset).toBe(2);
+    const read = await again.read('slow', { epoch: pos.epoch, offset: 0 }, Infinity, 10);
+    expect(read.ok && read.entries.map((e) => e.data[0])).toEqual([1, 2]);
+    await again.close();
     await store.close();
     rmSync(dir, { recursive: true, force: true });
   });
 
-  it('drops entries past their age in homes nobody appends to, keeping the newest (it holds the offset)', async () => {
+  it('a chunk trimmed before its put was issued is never written; one trimmed in flight is removed after its put', async () => {
+    const { history, keys, done } = await setup({ maxEvents: 2, maxAgeMs: 60_000 });
+    // chunks of 1: each append seals one
+    for (let i = 1; i <= 2; i++) history.appendNow('h', Uint8Array.from([i]));
+    const inFlight = history.settle(); // the puts of 1 and 2 are issued, not committed
+    for (let i = 3; i <= 5; i++) history.appendNow('h', Uint8Array.from([i])); // trims 1, 2 and 3
+    await inFlight;
+    await history.settle();
+    expect(keys()).toEqual([['h', 4], ['h', 5]]);
+    const epoch = (await history.position('h')).epoch;
+    const read = await history.read('h', { epoch, offset: 3 }, Infinity, 10);
+    expect(read.ok && read.entries.map((e) => e.data[0])).toEqual([4, 5]);
+    await done();
+  });
+
+  it('the sweep drops chunks past their age in homes nobody appends to, keeping the newest (it holds the offset)', async () => {
     let now = 1_700_000_000_000;
+    const { history, store, keys, done } = await setup({ maxEvents: 4, maxAgeMs: 1000 }, () => now);
+    for (let i = 0; i < 6; i++) await history.append('quiet', Uint8Array.from([i]));
+    await history.close();
+    // a node restarted: the home is not live here
+    const again = await LmdbEventHistory.open(store, { maxEvents: 4, maxAgeMs: 1000 }, { now: () => now, sweepMs: 0 });
+    expect(keys()).toEqual([['quiet', 3], ['quiet', 5]]);
+    now += 2000;
+    expect(await again.sweep()).toBe(2);
+    await store.side('history').flushed;
+    expect(keys()).toEqual([['quiet', 5]]);
+    expect((await again.append('quiet', Uint8Array.from([9]))).offset).toBe(7);
+    await again.close();
+    await done();
+  });
+
+  it('opening a store of the per-event layout drops it and starts a new epoch', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'hubtier-history-'));
     const store = openDataStore(dir, { sync: 'os' });
-    const history = await LmdbEventHistory.open(store, { maxEvents: 100, maxAgeMs: 1000 }, { now: () => now, sweepMs: 0 });
-    for (let i = 0; i < 5; i++) await history.append('quiet', Uint8Array.from([i]));
-    const side = store.side('history');
-    await side.flushed;
-    // wait for the appends' settle callbacks: the home is no longer live
-    await new Promise((r) => setImmediate(r));
-    now += 2000;
-    expect(await history.sweep()).toBe(4);
-    await side.flushed;
-    expect([...side.openDB({ name: 'history' }).getKeys()]).toEqual([['quiet', 5]]);
-    expect((await history.append('quiet', Uint8Array.from([9]))).offset).toBe(6);
-    await history.close();
+    const first = await LmdbEventHistory.open(store, { maxEvents: 10, maxAgeMs: 60_000 }, { sweepMs: 0 });
+    const epoch = (await first.position('h')).epoch;
+    await first.close();
+    const old = store.side('history').openDB({ name: 'history', encoding: 'msgpack' });
+    await old.put(['h', 1], { t: 1, d: Uint8Array.from([1]) });
+    const second = await LmdbEventHistory.open(store, { maxEvents: 10, maxAgeMs: 60_000 }, { sweepMs: 0 });
+    expect((await second.position('h')).epoch).not.toBe(epoch);
+    expect(old.getKeysCount()).toBe(0);
+    await second.close();
     await store.close();
     rmSync(dir, { recursive: true, force: true });
   });

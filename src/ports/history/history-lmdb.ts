@@ -4,78 +4,82 @@ import type { DataStore } from '../lmdb.js';
 import type { EventHistory, HistoryEntry, HistoryRead, HistoryRetention, Position } from './history.js';
 import { checkRead, newEpoch } from './history-read.js';
 
-interface StoredEntry {
-  /** appended at, ms */
-  t: number;
-  d: Uint8Array;
+/** Consecutive entries of a home from the offset in its key: times (ms) and bytes, index by index. */
+interface StoredChunk {
+  t: number[];
+  d: Uint8Array[];
 }
 
-/** The kept range of a home: offsets first..top (first > top: none kept). */
-interface Range {
-  first: number;
+/** A chunk in memory: the open one, or a sealed one until its put commits (`issued`: the put was issued). */
+interface MemChunk extends StoredChunk {
+  start: number;
+  issued?: boolean;
+}
+
+/** A home this node has looked at. */
+interface Live {
+  /** the newest offset given */
   top: number;
-  /** at most the time of entry `first` (ms): the age trim reads that entry only once this is too old */
-  t0?: number;
-}
-
-/** An append: `sent` once its put is issued (it may be in LMDB from then on, so a trim must remove it there). */
-type PendingEntry = HistoryEntry & { t: number; sent?: number };
-
-/** A home this node has looked at: its range, and its appends not yet committed (for reads meanwhile). */
-interface Live extends Range {
-  pending: PendingEntry[];
+  /** starts of the home's sealed chunks, ascending (stored, or in `inflight` until committed) */
+  chunks: number[];
+  /** the newest time (ms) in each of `chunks`; NaN until read for a chunk stored by an earlier process */
+  times: number[];
+  /** where appends go until it is full or old enough to be written */
+  open: MemChunk | null;
+  /** sealed chunks not committed yet: reads find them here meanwhile */
+  inflight: MemChunk[];
 }
 
 export interface LmdbHistoryOptions {
   now?: () => number;
-  /** ms between sweeps that drop entries past their age in homes nobody appends to; 0: none */
+  /** ms between sweeps that drop chunks past their age in homes nobody appends to; 0: none */
   sweepMs?: number;
-  /** told of each write-behind transaction (entries appended and trimmed, its time) */
+  /** told of each write-behind transaction (entries written and chunks removed, its time) */
   batches?: BatchObserver;
 }
 
-/** Entries looked at per append to drop those past their age: trimming keeps pace without a burst. */
-const AGE_TRIM_PER_APPEND = 16;
+/** Entries per chunk at most: one put per 32 events instead of one each (at most half the count kept). */
+const MAX_CHUNK = 32;
+/** An open chunk is written (and sealed) once its oldest entry is this old, full or not (ms). */
+const SEAL_AFTER_MS = 1_000;
+/** ms between writes of the chunks sealed meanwhile, so one transaction carries several. */
+const FLUSH_MS = 5;
 /** Homes looked at per sweep. */
 const SWEEP_HOMES = 500;
-
-/**
- * ms between writes of the appended entries: what an unclean stop may lose (the epoch changes then
- * anyway). Short, so each turn that issues them stays short (at 5,000 events/s, 25 puts).
- */
-const FLUSH_MS = 5;
 /** Past every offset: the end of a home's keys. */
 const END = Number.MAX_SAFE_INTEGER;
 
 /**
- * Every home's history in the DataStore's side environment `history.mdb` (never fsynced): sub-database `history` keyed [homeId, offset]
- * (one put per event, one remove per event trimmed), `history-epoch` with the store's epoch, and
- * `history-range` with the range of a home whose entries were all removed (its offsets go on).
- * A home's range is otherwise its keys: read once, then kept in memory.
+ * Every home's history in the DataStore's side environment `history.mdb` (never fsynced):
+ * sub-database `history-chunks` keyed [homeId, first offset], each value up to MAX_CHUNK
+ * consecutive entries; `history-epoch` with the store's epoch; `history-range` with the range of
+ * a home whose entries were all removed (its offsets go on).
  *
- * An append is given its offset at once and is readable here at once; it is written with the
- * others of the next FLUSH_MS as asynchronous writes, which lmdb-js commits as one transaction on
- * its write thread (a synchronous transaction on this thread had blocked the sockets' loop about
- * 0.4 ms every 20 ms and doubled the report → app p99), and kept in memory until committed. A node that did not stop cleanly may have given out offsets whose entries never
- * reached the disk: opening such a store starts a new epoch, so apps reload instead of trusting a
- * history with holes. Offsets survive `remove`, so positions stay comparable.
+ * An append is given its offset at once and is readable at once from the home's open chunk, kept
+ * in memory until it is full or SEAL_AFTER_MS old; then it is written as an asynchronous put (with
+ * the others of the next FLUSH_MS), which lmdb-js commits on its write thread, and stays readable
+ * from memory until committed. So the store does one put and one remove per chunk, not per event:
+ * a put and a remove per event cost the sockets' thread 5–6 µs per report at 20,000 reports/s.
+ * An unclean stop loses the open chunks, but the epoch changes then anyway, so apps reload rather
+ * than trust a history with holes. Trimming removes whole chunks: at least `maxEvents` are kept
+ * and exactly the newest `maxEvents` are delivered. Offsets survive `remove`.
  */
 export class LmdbEventHistory implements EventHistory {
-  private readonly entries: Database<StoredEntry, [string, number]>;
-  private readonly ranges: Database<Range, string>;
+  private readonly entries: Database<StoredChunk, [string, number]>;
+  private readonly ranges: Database<{ first: number; top: number }, string>;
   private readonly homes = new Map<string, Live>();
+  /** homes with an open chunk, in the order their chunks opened (the oldest first) */
+  private readonly opens = new Map<string, Live>();
   private readonly now: () => number;
-  private readonly sweeper: NodeJS.Timeout | null;
+  private readonly chunkSize: number;
+  private readonly timers: NodeJS.Timeout[] = [];
   private sweepFrom: string | undefined;
-  /** homes with entries not written yet, and the trimmed entries to delete: written together every FLUSH_MS */
-  private readonly dirty = new Map<string, Live>();
-  /** flushes issued; an entry's `sent` is the flush that wrote it */
-  private flushes = 0;
-  /** the commit of the last flush issued: writes commit in the order they were issued */
-  private written: Promise<unknown> = Promise.resolve();
+  /** sealed chunks to write, and chunks to remove, at the next flush */
+  private sealed: Array<[string, Live, MemChunk]> = [];
   private removals: Array<[string, number]> = [];
   private flushTimer: NodeJS.Timeout | null = null;
-
+  /** the commit of the last flush issued: writes commit in the order they were issued */
+  private written: Promise<unknown> = Promise.resolve();
   private readonly batches: BatchObserver | undefined;
 
   private constructor(
@@ -84,24 +88,31 @@ export class LmdbEventHistory implements EventHistory {
     readonly retention: HistoryRetention,
     options: LmdbHistoryOptions,
   ) {
-    // no fsync: after a crash the epoch changes anyway, so a history that lost its last commits is never trusted
     const env = data.side('history');
-    this.entries = env.openDB({ name: 'history', encoding: 'msgpack' }) as unknown as Database<StoredEntry, [string, number]>;
-    this.ranges = env.openDB({ name: 'history-range', encoding: 'msgpack' }) as unknown as Database<Range, string>;
+    this.entries = env.openDB({ name: 'history-chunks', encoding: 'msgpack' }) as unknown as Database<StoredChunk, [string, number]>;
+    this.ranges = env.openDB({ name: 'history-range', encoding: 'msgpack' }) as unknown as Database<{ first: number; top: number }, string>;
     this.now = options.now ?? Date.now;
     this.batches = options.batches;
+    // a small retention keeps small chunks: what is stored beyond the count stays under half of it
+    this.chunkSize = Math.max(1, Math.min(MAX_CHUNK, Math.ceil(retention.maxEvents / 2)));
     const sweepMs = options.sweepMs ?? 60_000;
     // a sweep that fails (the store closing) is simply the next one's work
-    this.sweeper = sweepMs > 0 ? setInterval(() => void this.sweep().catch(() => undefined), sweepMs).unref() : null;
+    if (sweepMs > 0) this.timers.push(setInterval(() => void this.sweep().catch(() => undefined), sweepMs).unref());
+    this.timers.push(setInterval(this.sealOld, SEAL_AFTER_MS / 10).unref());
   }
 
   static async open(data: DataStore, retention: HistoryRetention, options: LmdbHistoryOptions = {}): Promise<LmdbEventHistory> {
-    const meta = data.side('history').openDB({ name: 'history-epoch', encoding: 'msgpack' }) as unknown as Database<string, string>;
+    const env = data.side('history');
+    const meta = env.openDB({ name: 'history-epoch', encoding: 'msgpack' }) as unknown as Database<string, string>;
+    // entries of the layout before chunks (one key per event): dropped, and apps told to reload
+    const perEvent = env.openDB({ name: 'history', encoding: 'msgpack' });
+    const legacy = perEvent.getKeysCount({ limit: 1 }) > 0;
+    if (legacy) await perEvent.clearAsync();
     let epoch = meta.get('epoch');
-    if (epoch === undefined || data.uncleanStart) {
+    if (epoch === undefined || data.uncleanStart || legacy) {
       epoch = newEpoch();
       await meta.put('epoch', epoch);
-      await data.side('history').flushed;
+      await env.flushed;
     }
     return new LmdbEventHistory(data, epoch, retention, options);
   }
@@ -114,35 +125,48 @@ export class LmdbEventHistory implements EventHistory {
     const live = this.home(homeId);
     const t = this.now();
     const offset = ++live.top;
-    live.pending.push({ offset, data, t });
+    let open = live.open;
+    if (!open) {
+      open = live.open = { start: offset, t: [], d: [] };
+      this.opens.set(homeId, live);
+    }
+    open.t.push(t);
+    open.d.push(data);
+    if (open.t.length >= this.chunkSize) this.seal(homeId, live);
     this.trim(homeId, live, t);
-    this.dirty.set(homeId, live);
-    this.flushTimer ??= setTimeout(this.flush, FLUSH_MS).unref();
     return { epoch: this.epoch, offset };
   }
 
   read(homeId: string, since: Position, upTo: number, limit: number): Promise<HistoryRead> {
     const live = this.home(homeId);
-    const range = live;
-    const pos = { epoch: this.epoch, offset: range.top };
+    const pos = { epoch: this.epoch, offset: live.top };
     const plan = checkRead(pos, since, upTo, limit);
     if (!plan.ok) return Promise.resolve(plan);
+    if (plan.count === 0) return Promise.resolve({ ok: true, epoch: this.epoch, entries: [] });
     const from = since.offset + 1;
     const to = since.offset + plan.count;
-    if (plan.count === 0) return Promise.resolve({ ok: true, epoch: this.epoch, entries: [] });
-    if (from < range.first) return Promise.resolve({ ok: false, reason: 'too_old', pos });
-    const found = new Map<number, { t: number; d: Uint8Array }>();
-    for (const { key, value } of this.entries.getRange({ start: [homeId, from], end: [homeId, to + 1] })) found.set(key[1], value);
-    for (const e of live.pending) if (e.offset >= from && e.offset <= to) found.set(e.offset, { t: e.t, d: e.data });
-    const oldest = found.get(from);
-    if (!oldest || oldest.t < this.now() - this.retention.maxAgeMs) return Promise.resolve({ ok: false, reason: 'too_old', pos });
+    const tooOld = { ok: false as const, reason: 'too_old' as const, pos };
+    if (from < this.firstDelivered(live)) return Promise.resolve(tooOld);
     const entries: HistoryEntry[] = [];
-    for (let offset = from; offset <= to; offset++) {
-      const e = found.get(offset);
-      // trimmed between the range read and now: the caller starts over
-      if (!e) return Promise.resolve({ ok: false, reason: 'too_old', pos });
-      entries.push({ offset, data: e.d });
+    let oldest = Infinity;
+    const take = (chunk: StoredChunk | undefined, start: number, end: number): void => {
+      for (let offset = Math.max(from, start); offset <= Math.min(to, end); offset++) {
+        const i = offset - start;
+        const data = chunk?.d[i];
+        // a chunk the store lost: a hole, which `entries.length` tells below
+        if (data === undefined) continue;
+        if (offset === from) oldest = chunk!.t[i]!;
+        entries.push({ offset, data });
+      }
+    };
+    for (let i = 0; i < live.chunks.length; i++) {
+      const start = live.chunks[i]!;
+      const end = this.chunkEnd(live, i);
+      if (end < from || start > to) continue;
+      take(live.inflight.find((c) => c.start === start) ?? this.entries.get([homeId, start]), start, end);
     }
+    if (live.open) take(live.open, live.open.start, live.top);
+    if (entries.length !== plan.count || oldest < this.now() - this.retention.maxAgeMs) return Promise.resolve(tooOld);
     return Promise.resolve({ ok: true, epoch: this.epoch, entries });
   }
 
@@ -151,31 +175,35 @@ export class LmdbEventHistory implements EventHistory {
   }
 
   async remove(homeId: string): Promise<void> {
-    this.flush();
-    // the synchronous transaction below must come after the writes already issued
-    await this.written;
     const live = this.home(homeId);
-    const { first, top } = live;
-    live.first = top + 1;
-    live.t0 = this.now();
+    // a put on its way would bring its chunk back after the removal below: let them commit first
+    this.flush();
+    await this.written;
+    // appends made meanwhile are removed too; what they sealed is not written
+    this.sealed = this.sealed.filter(([home]) => home !== homeId);
+    live.open = null;
+    this.opens.delete(homeId);
+    live.inflight = [];
+    live.chunks = [];
+    live.times = [];
+    const top = live.top;
     this.entries.transactionSync(() => {
-      for (let offset = first; offset <= top; offset++) this.entries.removeSync([homeId, offset]);
+      for (const key of [...this.entries.getKeys({ start: [homeId, 0], end: [homeId, END] })]) this.entries.removeSync(key);
       // no key is left to tell the newest offset: the range says it
-      this.ranges.putSync(homeId, { first: live.first, top, t0: live.t0! });
+      this.ranges.putSync(homeId, { first: top + 1, top });
     });
   }
 
   /**
-   * Drops entries past their age (keeping each home's newest, which holds its offset) in up to
-   * SWEEP_HOMES homes, resuming where the last sweep ended. Homes appended to meanwhile are trimmed
-   * by their appends.
+   * Drops chunks past their age (keeping each home's newest, which holds its offset) in up to
+   * SWEEP_HOMES homes, resuming where the last sweep ended. Answers the entries dropped.
    */
   async sweep(): Promise<number> {
     this.flush();
     // what was just issued is read back from the store below
     await this.written;
-    let dropped = 0;
     const oldest = this.now() - this.retention.maxAgeMs;
+    let dropped = 0;
     let start: [string, number] = [this.sweepFrom ?? '', 0];
     let homes = 0;
     for (; homes < SWEEP_HOMES; homes++) {
@@ -184,100 +212,146 @@ export class LmdbEventHistory implements EventHistory {
       const homeId = key[0];
       start = [homeId, END];
       const live = this.homes.get(homeId);
-      if (live && live.pending.length > 0) continue;
+      if (live) {
+        dropped += this.trimAge(homeId, live, oldest);
+        continue;
+      }
       const keys = [...this.entries.getKeys({ start: [homeId, 0], end: [homeId, END] })];
       for (const k of keys.slice(0, -1)) {
-        if ((this.entries.get(k)?.t ?? 0) >= oldest) break;
+        const chunk = this.entries.get(k);
+        if (chunk && chunk.t[chunk.t.length - 1]! >= oldest) break;
         void this.entries.remove(k);
-        dropped++;
-        if (live) live.first = k[1] + 1;
+        dropped += chunk?.t.length ?? 0;
       }
-      if (live) live.t0 = Math.max(live.t0 ?? 0, oldest);
     }
+    this.flush();
     // a short sweep reached the end: the next starts from the beginning
     this.sweepFrom = homes === SWEEP_HOMES ? start[0] : undefined;
     return dropped;
   }
 
-  async close(): Promise<void> {
-    if (this.sweeper) clearInterval(this.sweeper);
+  /** Writes every open chunk and resolves once all is committed (a clean stop loses nothing). */
+  async settle(): Promise<void> {
+    for (const [homeId, live] of [...this.opens]) this.seal(homeId, live);
     this.flush();
     await this.written;
+  }
+
+  async close(): Promise<void> {
+    for (const timer of this.timers) clearInterval(timer);
+    await this.settle();
   }
 
   /** The home's range: from memory, or once from its keys (and its stored range, after a remove). */
   private home(homeId: string): Live {
     let live = this.homes.get(homeId);
     if (live) return live;
-    const stored = this.ranges.get(homeId);
-    const [last] = [...this.entries.getKeys({ start: [homeId, END], end: [homeId, 0], reverse: true, limit: 1 })];
-    const [first] = [...this.entries.getKeys({ start: [homeId, 0], end: [homeId, END], limit: 1 })];
-    const top = Math.max(stored?.top ?? 0, last?.[1] ?? 0);
-    live = { first: first?.[1] ?? top + 1, top, t0: stored?.t0 ?? 0, pending: [] };
+    const chunks = [...this.entries.getKeys({ start: [homeId, 0], end: [homeId, END] })].map((k) => k[1]);
+    let top = this.ranges.get(homeId)?.top ?? 0;
+    const last = chunks[chunks.length - 1];
+    if (last !== undefined) top = Math.max(top, last + (this.entries.get([homeId, last])?.t.length ?? 1) - 1);
+    live = { top, chunks, times: chunks.map(() => NaN), open: null, inflight: [] };
     this.homes.set(homeId, live);
     return live;
   }
 
-  /**
-   * Drops entries beyond the count, and some past their age (the rest go at later appends or the
-   * sweep). Entries are appended in time order, so `t0` stays a lower bound of the head's time as
-   * the head moves; the head itself is read only when that bound is past the age.
-   */
+  /** The oldest offset a read may start at: the newest `maxEvents` that are kept. */
+  private firstDelivered(live: Live): number {
+    const kept = live.chunks[0] ?? live.open?.start ?? live.top + 1;
+    return Math.max(kept, live.top - this.retention.maxEvents + 1);
+  }
+
+  /** The last offset of sealed chunk `i`. */
+  private chunkEnd(live: Live, i: number): number {
+    return (live.chunks[i + 1] ?? live.open?.start ?? live.top + 1) - 1;
+  }
+
+  /** Drops the chunks wholly beyond the count, and old ones. */
   private trim(homeId: string, live: Live, now: number): void {
-    while (live.top - live.first + 1 > this.retention.maxEvents) this.drop(homeId, live);
-    const oldest = now - this.retention.maxAgeMs;
-    for (let i = 0; i < AGE_TRIM_PER_APPEND && live.first < live.top && (live.t0 ?? 0) < oldest; i++) {
-      const head = live.pending.find((e) => e.offset === live.first) ?? this.entries.get([homeId, live.first]);
-      live.t0 = head?.t ?? now;
-      if (live.t0 >= oldest) break;
-      this.drop(homeId, live);
+    const keepFrom = live.top - this.retention.maxEvents + 1;
+    while (live.chunks.length > 0 && this.chunkEnd(live, 0) < keepFrom) this.dropHead(homeId, live);
+    this.trimAge(homeId, live, now - this.retention.maxAgeMs);
+  }
+
+  /** Drops head chunks whose newest entry is older than `oldest`, keeping the newest entry's chunk. */
+  private trimAge(homeId: string, live: Live, oldest: number): number {
+    let dropped = 0;
+    while (live.chunks.length > (live.open ? 0 : 1)) {
+      if (Number.isNaN(live.times[0])) {
+        const head = this.entries.get([homeId, live.chunks[0]!]);
+        live.times[0] = head ? head.t[head.t.length - 1]! : -Infinity;
+      }
+      if (live.times[0]! >= oldest) break;
+      dropped += this.dropHead(homeId, live);
     }
+    return dropped;
   }
 
-  /** Trims the home's oldest entry: from memory when it was not written yet, else from the store at the next flush. */
-  private drop(homeId: string, live: Live): void {
-    const offset = live.first++;
-    const head = live.pending[0]?.offset === offset ? live.pending.shift() : undefined;
-    // never issued: nothing to remove; issued (in flight or committed): removed after its put
-    if (!head || head.sent !== undefined) this.removals.push([homeId, offset]);
+  /** Removes the oldest sealed chunk (after its put, when that was issued); answers its entries. */
+  private dropHead(homeId: string, live: Live): number {
+    const end = this.chunkEnd(live, 0);
+    const start = live.chunks.shift()!;
+    live.times.shift();
+    const pending = live.inflight.find((c) => c.start === start);
+    if (pending && !pending.issued) {
+      // never written: nothing to remove
+      live.inflight = live.inflight.filter((c) => c !== pending);
+      this.sealed = this.sealed.filter(([, , c]) => c !== pending);
+    } else {
+      this.removals.push([homeId, start]);
+      this.flushTimer ??= setTimeout(this.flush, FLUSH_MS).unref();
+    }
+    return end - start + 1;
   }
 
-  /**
-   * Writes what was appended and trimmed since the last flush in one transaction, on this thread:
-   * a few µs per entry instead of an asynchronous put each. Not fsynced, like every write here.
-   */
+  /** Closes the home's open chunk: written at the next flush, readable from memory until committed. */
+  private seal(homeId: string, live: Live): void {
+    const chunk = live.open!;
+    live.open = null;
+    this.opens.delete(homeId);
+    live.chunks.push(chunk.start);
+    live.times.push(chunk.t[chunk.t.length - 1]!);
+    live.inflight.push(chunk);
+    this.sealed.push([homeId, live, chunk]);
+    this.flushTimer ??= setTimeout(this.flush, FLUSH_MS).unref();
+  }
+
+  /** Seals the chunks opened SEAL_AFTER_MS ago or earlier (`opens` is in opening order). */
+  private readonly sealOld = (): void => {
+    const before = this.now() - SEAL_AFTER_MS;
+    for (const [homeId, live] of this.opens) {
+      if (live.open!.t[0]! > before) break;
+      this.seal(homeId, live);
+    }
+  };
+
+  /** Issues the puts of the sealed chunks, then the removals, as asynchronous writes (one transaction). */
   private readonly flush = (): void => {
     if (this.flushTimer) clearTimeout(this.flushTimer);
     this.flushTimer = null;
-    if (this.dirty.size === 0 && this.removals.length === 0) return;
+    if (this.sealed.length === 0 && this.removals.length === 0) return;
+    const sealed = this.sealed;
     const removals = this.removals;
+    this.sealed = [];
     this.removals = [];
     const started = this.batches ? performance.now() : 0;
-    const flush = ++this.flushes;
-    const homes = [...this.dirty];
-    this.dirty.clear();
     let size = removals.length;
     let last: Promise<unknown> | null = null;
-    for (const [homeId, live] of homes) {
-      for (const e of live.pending) {
-        if (e.sent !== undefined) continue;
-        e.sent = flush;
-        size++;
-        last = this.entries.put([homeId, e.offset], { t: e.t, d: e.data });
-      }
+    for (const [homeId, , chunk] of sealed) {
+      chunk.issued = true;
+      size += chunk.t.length;
+      last = this.entries.put([homeId, chunk.start], { t: chunk.t, d: chunk.d });
     }
     for (const key of removals) last = this.entries.remove(key);
-    if (!last) return;
-    this.written = last.then(
+    this.written = last!.then(
       () => {
         this.batches?.flushed(size, (performance.now() - started) / 1000);
         // committed: reads find them in the store from now on
-        for (const [, live] of homes) if (live.pending.length > 0 && (live.pending[0]!.sent ?? Infinity) <= flush) live.pending = live.pending.filter((e) => e.sent === undefined || e.sent > flush);
+        for (const [, live, chunk] of sealed) live.inflight = live.inflight.filter((c) => c !== chunk);
       },
       () => {
-        // the side store refused the write: the entries stay readable from memory until trimmed
+        // the side store refused the write: the chunks stay readable from memory
       },
     );
   };
-
 }

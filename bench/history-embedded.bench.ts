@@ -1,0 +1,87 @@
+/**
+ * What the embedded default's history (LmdbEventHistory) costs per event, against the in-memory
+ * history of the same run as the floor (its logic without a store): appends paced at `--rate`
+ * events/s over `--homes` homes for `--seconds`, the event bytes of a state event. Per variant:
+ * the process's CPU per event (all threads: lmdb-js writes on its own thread), the sockets'
+ * thread's time in `appendNow`, and the event-loop delay p99. Variants alternate for `--rounds`;
+ * each row is the median.
+ *
+ *   npm run bench:history-embedded -- [--rate 20000] [--homes 100] [--seconds 5] [--rounds 3] [--keep 100]
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { parseArgs } from 'node:util';
+import { LmdbEventHistory } from '../src/ports/history/history-lmdb.js';
+import { MemoryEventHistory } from '../src/ports/history/history-memory.js';
+import type { EventHistory } from '../src/ports/history/history.js';
+import { openDataStore } from '../src/ports/lmdb.js';
+
+const { values } = parseArgs({ options: { rate: { type: 'string', default: '20000' }, homes: { type: 'string', default: '100' }, seconds: { type: 'string', default: '5' }, rounds: { type: 'string', default: '3' }, keep: { type: 'string', default: '100' } } });
+const RATE = Number(values.rate);
+const HOMES = Number(values.homes);
+const SECONDS = Number(values.seconds);
+const ROUNDS = Number(values.rounds);
+const retention = { maxEvents: Number(values.keep), maxAgeMs: 3_600_000 };
+/** a state event's size on the wire (one device, two attributes) */
+const EVENT = new Uint8Array(90).fill(7);
+const TICK_MS = 5;
+
+interface Row {
+  cpuUs: number;
+  appendUs: number;
+  loopP99Ms: number;
+}
+
+/** Appends paced by the clock (a late tick appends what it missed) and what they cost. */
+async function drive(history: EventHistory): Promise<Row> {
+  const homes = Array.from({ length: HOMES }, (_, i) => `home-${i}`);
+  const loop = monitorEventLoopDelay({ resolution: 1 });
+  let sent = 0;
+  let appendNs = 0n;
+  const cpu0 = process.cpuUsage();
+  loop.enable();
+  await new Promise<void>((done) => {
+    const start = performance.now();
+    const tick = (): void => {
+      const elapsed = performance.now() - start;
+      const due = Math.floor((elapsed / 1000) * RATE);
+      const t = process.hrtime.bigint();
+      for (; sent < due; sent++) history.appendNow!(homes[sent % HOMES]!, EVENT);
+      appendNs += process.hrtime.bigint() - t;
+      if (elapsed >= SECONDS * 1000) done();
+      else setTimeout(tick, TICK_MS);
+    };
+    tick();
+  });
+  await history.close();
+  loop.disable();
+  const cpu = process.cpuUsage(cpu0);
+  return { cpuUs: (cpu.user + cpu.system) / sent, appendUs: Number(appendNs) / 1000 / sent, loopP99Ms: loop.percentile(99) / 1e6 };
+}
+
+async function lmdbRound(): Promise<Row> {
+  const dir = mkdtempSync(join(tmpdir(), 'hubtier-history-bench-'));
+  const store = openDataStore(dir, { sync: 'os' });
+  try {
+    return await drive(await LmdbEventHistory.open(store, retention, { sweepMs: 0 }));
+  } finally {
+    await store.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+const rows: Record<'floor' | 'lmdb', Row[]> = { floor: [], lmdb: [] };
+for (let r = 0; r < ROUNDS; r++) {
+  rows.floor.push(await drive(new MemoryEventHistory(retention)));
+  rows.lmdb.push(await lmdbRound());
+}
+const summary = (name: string, list: Row[]) => ({ name, cpuUs: median(list.map((x) => x.cpuUs)), appendUs: median(list.map((x) => x.appendUs)), loopP99Ms: median(list.map((x) => x.loopP99Ms)) });
+const floor = summary('memory history (floor)', rows.floor);
+const lmdb = summary('LMDB history', rows.lmdb);
+process.stdout.write(`${RATE} events/s over ${HOMES} homes, ${retention.maxEvents} kept per home, ${SECONDS} s, medians of ${ROUNDS} alternating rounds\n\n`);
+process.stdout.write(`${'variant'.padEnd(24)} ${'cpu µs/event'.padStart(13)} ${'append µs'.padStart(10)} ${'loop p99 ms'.padStart(12)}\n`);
+for (const s of [floor, lmdb]) process.stdout.write(`${s.name.padEnd(24)} ${s.cpuUs.toFixed(2).padStart(13)} ${s.appendUs.toFixed(2).padStart(10)} ${s.loopP99Ms.toFixed(2).padStart(12)}\n`);
+process.stdout.write(`\nLMDB / floor: cpu ${(lmdb.cpuUs / floor.cpuUs).toFixed(2)}, append ${(lmdb.appendUs / floor.appendUs).toFixed(2)}, loop p99 ${(lmdb.loopP99Ms / floor.loopP99Ms).toFixed(2)}\n`);
