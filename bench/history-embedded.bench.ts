@@ -13,10 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
-import { LmdbEventHistory } from '../src/ports/history/history-lmdb.js';
-import { MemoryEventHistory } from '../src/ports/history/history-memory.js';
-import type { EventHistory } from '../src/ports/history/history.js';
-import { openDataStore } from '../src/ports/lmdb.js';
+import { LmdbEventHistory, MemoryEventHistory, openDataStore, type EventHistory } from '../src/internal.js';
 
 const { values } = parseArgs({ options: { rate: { type: 'string', default: '20000' }, homes: { type: 'string', default: '100' }, seconds: { type: 'string', default: '5' }, rounds: { type: 'string', default: '3' }, keep: { type: 'string', default: '100' } } });
 const RATE = Number(values.rate);

@@ -22,4 +22,6 @@ export { MemoryShadowStore } from './ports/shadow-store/shadow-store-memory.js';
 export { LmdbShadowStore } from './ports/shadow-store/shadow-store-lmdb.js';
 export { connectRedis, RedisKeys } from './ports/redis.js';
 export { RedisEventHistory } from './ports/history/history-redis.js';
+export { LmdbEventHistory } from './ports/history/history-lmdb.js';
+export { MemoryEventHistory } from './ports/history/history-memory.js';
 export type { EventHistory, HistoryRetention } from './ports/history/history.js';
