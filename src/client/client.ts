@@ -45,9 +45,20 @@ export interface ClientOptions {
   commandTimeoutMs?: number;
   /** the client gives a command up this much after its timeout, if no answer came @default 2_000 (ms) */
   commandMarginMs?: number;
+  /**
+   * after this long with nothing received, the client pings; a link that does not answer within
+   * `keepaliveTimeoutMs` is taken for dead and replaced (a phone that changed networks keeps a
+   * socket that looks open for minutes) @default 25_000 (ms); 0: never
+   */
+  keepaliveMs?: number;
+  /** @default 10_000 (ms) */
+  keepaliveTimeoutMs?: number;
   /** every change of the connection's state */
   onState?: (state: ConnectionState) => void;
 }
+
+/** The close code the client reports for a link it gave up as dead (no answer to its ping). */
+export const KEEPALIVE_CLOSE = 4100;
 
 /**
  * A connection of an app to `/app/v1` that stays up: it reconnects with jittered exponential
@@ -75,6 +86,11 @@ export class HubtierClient {
   private closing = false;
   private whenClosed: Promise<void> | null = null;
   private closedNow: () => void = () => {};
+  private readonly keepaliveMs: number;
+  private readonly keepaliveTimeoutMs: number;
+  private keepalive: ReturnType<typeof setTimeout> | null = null;
+  private lastHeard = 0;
+  private pinging = false;
 
   constructor(opts: ClientOptions) {
     const Impl = opts.WebSocket ?? ((globalThis as { WebSocket?: unknown }).WebSocket as WebSocketConstructor | undefined);
@@ -89,6 +105,8 @@ export class HubtierClient {
     this.stableAfterMs = opts.stableAfterMs ?? 10_000;
     this.commandTimeoutMs = opts.commandTimeoutMs ?? 5_000;
     this.commandMarginMs = opts.commandMarginMs ?? 2_000;
+    this.keepaliveMs = opts.keepaliveMs ?? 25_000;
+    this.keepaliveTimeoutMs = opts.keepaliveTimeoutMs ?? 10_000;
     if (opts.onState) this.listeners.add(opts.onState);
     this.connect();
   }
@@ -190,7 +208,9 @@ export class HubtierClient {
   }
 
   private opened(): void {
-    this.openedAt = Date.now();
+    this.openedAt = this.lastHeard = Date.now();
+    this.pinging = false;
+    this.armKeepalive(this.keepaliveMs);
     this.setState({ state: 'open' });
     this.subs.opened();
     this.requests.flush();
@@ -201,6 +221,7 @@ export class HubtierClient {
     if (this.closing) return this.ended(code, reason);
     if (this.openedAt !== null && Date.now() - this.openedAt >= this.stableAfterMs) this.failures = 0;
     this.openedAt = null;
+    this.armKeepalive(0);
     this.requests.dropped(() => ClientError.local('session_closed', `the connection closed (${code}) before the answer`));
     this.subs.dropped();
     const delay = backoffDelay(this.failures++, this.backoff, this.random);
@@ -212,13 +233,47 @@ export class HubtierClient {
   /** The client is closed for good: said once, however the last socket or token fetch ends. */
   private ended(code: number, reason: string): void {
     if (this.current.state === 'closed' && this.current.reconnectInMs === null) return;
+    this.armKeepalive(0);
     this.socket = null;
     this.openedAt = null;
     this.setState({ state: 'closed', code, reason, unauthorized: false, reconnectInMs: null });
     this.closedNow();
   }
 
+  /** (Re)starts the keepalive timer; 0 stops it. */
+  private armKeepalive(ms: number): void {
+    if (this.keepalive !== null) clearTimeout(this.keepalive);
+    this.keepalive = ms > 0 && this.keepaliveMs > 0 ? setTimeout(() => this.checkAlive(), ms) : null;
+  }
+
+  /** Pings after `keepaliveMs` of silence; any message (the answer or another) proves the link. */
+  private checkAlive(): void {
+    const ws = this.socket;
+    if (ws === null || !this.isOpen()) return;
+    const silent = Date.now() - this.lastHeard;
+    if (silent < this.keepaliveMs) return this.armKeepalive(this.keepaliveMs - silent);
+    if (!this.pinging) {
+      this.pinging = true;
+      this.requests.add((id): AppRequest => ({ op: 'ping', id }), { ok: () => {}, fail: () => {} }, { onDrop: 'forget', queue: false, timeoutMs: this.keepaliveTimeoutMs, timeout: () => ClientError.local('command_timeout', 'no answer to the keepalive ping') });
+      return this.armKeepalive(this.keepaliveTimeoutMs);
+    }
+    // nothing heard since the ping: the socket is given up (its close may never complete) and replaced
+    this.socket = null;
+    try {
+      ws.close(KEEPALIVE_CLOSE, 'keepalive timeout');
+    } catch {
+      // a socket that cannot even close is dropped all the same
+    }
+    this.lost(KEEPALIVE_CLOSE, `no answer to a keepalive ping within ${this.keepaliveTimeoutMs} ms`, false);
+  }
+
   private received(data: unknown): void {
+    this.lastHeard = Date.now();
+    if (this.pinging) {
+      // the link answered: the next silence is counted from now
+      this.pinging = false;
+      this.armKeepalive(this.keepaliveMs);
+    }
     const text = messageText(data);
     const msg = text === null ? null : parseIncoming(text);
     if (msg === null) return;

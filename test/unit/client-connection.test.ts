@@ -5,7 +5,7 @@
  */
 import WebSocket from 'ws';
 import { describe, expect, it, vi } from 'vitest';
-import { ClientError, HubtierClient, type ClientOptions, type ConnectionState, type WebSocketConstructor } from '../../src/client/index.js';
+import { ClientError, HubtierClient, KEEPALIVE_CLOSE, type ClientOptions, type ConnectionState, type WebSocketConstructor } from '../../src/client/index.js';
 import { fakeServerPerTest, Inbox } from '../helpers/fake-app-server.js';
 
 const fx = fakeServerPerTest();
@@ -153,5 +153,35 @@ describe('client connection (fake server)', () => {
     } finally {
       vi.useRealTimers();
     }
+  });
+
+  it('pings after a silence and keeps a link that answers', async () => {
+    const { states } = client({ keepaliveMs: 20, keepaliveTimeoutMs: 1_000 });
+    const conn = await fx.server.connection(1);
+    let answered = 0;
+    await new Promise<void>((threeAnswered) =>
+      conn.ws.on('message', (data) => {
+        const m = JSON.parse(data.toString());
+        if (m.op !== 'ping') return;
+        conn.ok(m.id, { ts: 0 });
+        if (++answered === 3) threeAnswered();
+      }),
+    );
+    expect(fx.server.connections).toHaveLength(1);
+    expect(states.items.filter(isClosed)).toEqual([]);
+  });
+
+  it('gives up a link that does not answer its ping (4100) and reconnects; subscriptions resume from their position', async () => {
+    const { c, states } = client({ keepaliveMs: 20, keepaliveTimeoutMs: 20 });
+    c.subscribe('home-1', { onEvent: () => {} });
+    const first = await fx.server.connection(1);
+    const sub = await first.sub('home-1');
+    first.ok(sub.id, { pos: { epoch: 'e1', offset: 4 } });
+    // the fake server answers nothing more: a dead link
+    await first.next((m) => m.op === 'ping');
+    const closed = await states.next(isClosed);
+    expect(closed).toMatchObject({ state: 'closed', code: KEEPALIVE_CLOSE, unauthorized: false });
+    const second = await fx.server.connection(2);
+    expect(await second.sub('home-1')).toMatchObject({ since: { epoch: 'e1', offset: 4 } });
   });
 });
