@@ -50,21 +50,33 @@ export function withPosition(bare: Uint8Array, pos: Position): Uint8Array {
     const { op: _op, ...rest } = appEventValue(bare);
     return encodeApp({ op: 'evt', pos, ...rest });
   }
-  const epoch = Buffer.from(pos.epoch, 'utf8');
-  if (epoch.length > 255) throw new RangeError('epoch too long');
-  const epochHead = epoch.length < 32 ? [0xa0 | epoch.length] : [0xd9, epoch.length];
+  const prefix = positionPrefix(pos.epoch);
   const offset = uintBytes(pos.offset);
-  const insert = POS_KEY.length + EPOCH_KEY.length + epochHead.length + epoch.length + OFFSET_KEY.length + offset.length;
-  const out = new Uint8Array(bare.length + insert);
+  const out = new Uint8Array(bare.length + prefix.length + offset.length);
   out[0] = bare[0]! + 1;
   out.set(bare.subarray(1, head), 1);
-  let at = head;
-  for (const part of [POS_KEY, EPOCH_KEY, epochHead, epoch, OFFSET_KEY, offset]) {
-    out.set(part, at);
-    at += part.length;
-  }
+  out.set(prefix, head);
+  let at = head + prefix.length;
+  for (let i = 0; i < offset.length; i++) out[at++] = offset[i]!;
   out.set(bare.subarray(head), at);
   return out;
+}
+
+/** `pos: {epoch: <epoch>, offset:` as bytes, per epoch (one per node embedded, one per home in Redis). */
+const prefixes = new Map<string, Uint8Array>();
+/** prefixes kept at most: cleared whole beyond it, a bound and not a cache policy */
+const MAX_PREFIXES = 4096;
+
+function positionPrefix(epochText: string): Uint8Array {
+  let bytes = prefixes.get(epochText);
+  if (bytes) return bytes;
+  const epoch = Buffer.from(epochText, 'utf8');
+  if (epoch.length > 255) throw new RangeError('epoch too long');
+  const epochHead = epoch.length < 32 ? [0xa0 | epoch.length] : [0xd9, epoch.length];
+  bytes = Uint8Array.from([...POS_KEY, ...EPOCH_KEY, ...epochHead, ...epoch, ...OFFSET_KEY]);
+  if (prefixes.size >= MAX_PREFIXES) prefixes.clear();
+  prefixes.set(epochText, bytes);
+  return bytes;
 }
 
 /** The position `withPosition` put in `data`, or null (an event without one, or of another shape). */
