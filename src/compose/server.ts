@@ -126,7 +126,7 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
   const limits = new UpgradeLimits({ maxSockets: config.maxHubSessions, maxPending: config.maxPendingUpgrades, ratePerSec: config.hubConnectRatePerSec });
   metrics.attach({ admission: limits.refusals, push: ports.push, draining: () => draining });
   mountHubGateway(app, { admission: new HubAdmission(ports.registry, ports.nonces, config.authSkewS, Date.now, fleet.box), limits, sessions: hubDeps, log, idleMs: config.idleMs, writes, metrics });
-  const feeds = new HomeFeeds(ports.bus, app, log, { history: ports.history });
+  const feeds = new HomeFeeds(ports.bus, app, log, { history: ports.history, framesOut: (op, frames) => metrics.appFramesOut(op, frames) });
   mountAppGateway(app, {
     auth,
     feeds,
