@@ -164,7 +164,7 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
     audit,
   });
   fleet.mount(app, { auth, writes, table, httpMetrics: metrics, access, audit });
-  mountAuditApi(app, { auth, ...(ports.audit ? { store: ports.audit } : {}), log, maxBodyBytes: config.maxBodyBytes, writes, table, httpMetrics: metrics });
+  mountAuditApi(app, { auth, ...(ports.audit ? { store: ports.audit } : {}), log, maxBodyBytes: config.maxBodyBytes, writes, table, httpMetrics: metrics, access });
   mountApi(app, {
     auth,
     bus: ports.bus,
