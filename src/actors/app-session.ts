@@ -4,6 +4,7 @@ import { canSeeHome, type Principal } from '../auth/authenticator.js';
 import { CommandError, TierError, asTierError } from '../errors.js';
 import { Actor, type ActorSystem } from './actor.js';
 import type { CommandSpec } from './commands.js';
+import { inSpan } from '../trace/active-span.js';
 import { endSpan, SpanKind, tracing, type Span } from '../trace/tracing.js';
 import { byCaller, type AuditTrail, type AuditWhat } from './audit-trail.js';
 
@@ -147,21 +148,21 @@ export class AppSession extends Actor<AppMessage> {
     const audit = this.deps.audit;
     const run = audit ? () => audit.run(byCaller(this.principal, { remote: this.link.remote, requestId }), what, send) : send;
     this.commandsInFlight++;
-    run()
-      .finally(() => this.commandsInFlight--)
-      .then(
-        (result) => {
-          if (span) endSpan(span);
-          if (this.link.open) this.link.reply({ op: 'ok', id: req.id, result });
-        },
-        (err: unknown) => {
-          const e = asTierError(err);
-          if (span) endSpan(span, e.code);
-          // the caller's side of a failure; failures the holding node saw are logged there too
-          this.system.log.info({ conn: this.conn, id: req.id, hubId: req.hub, requestId, code: e.code }, 'app command failed');
-          if (this.link.open) this.answerError(req.id, e);
-        },
-      );
+    const answered = (result: unknown) => {
+      if (span) endSpan(span);
+      if (this.link.open) this.link.reply({ op: 'ok', id: req.id, result });
+    };
+    const failed = (err: unknown) => {
+      const e = asTierError(err);
+      if (span) endSpan(span, e.code);
+      // the caller's side of a failure; failures the holding node saw are logged there too
+      this.system.log.info({ conn: this.conn, id: req.id, hubId: req.hub, requestId, code: e.code }, 'app command failed');
+      if (this.link.open) this.answerError(req.id, e);
+    };
+    const go = () => run().finally(() => this.commandsInFlight--).then(answered, failed);
+    // a sampled span is active for the command and its answer: their lines carry its trace ids
+    if (span === undefined) go();
+    else inSpan(span, go);
   }
 
   private answerError(id: number | undefined, err: TierError): void {

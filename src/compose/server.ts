@@ -14,7 +14,7 @@ import { mountApi } from '../api/routes.js';
 import { mountRulesApi } from '../api/rules-routes.js';
 import { isClusterMode, type Config } from '../config/config.js';
 import { AccessLog } from '../log/access-log.js';
-import type { Logger } from '../log/logger.js';
+import { addLogFields, type Logger } from '../log/logger.js';
 import type { Ports, PortsHealth } from '../ports/ports.js';
 import { MEMORY, portsFor } from './ports.js';
 import { createAutomation } from '../rules/automation.js';
@@ -28,6 +28,7 @@ import { UpgradeLimits } from '../transport/upgrade-limits.js';
 import { guardApp } from '../transport/guard.js';
 import { WriteBatch } from '../transport/write-batch.js';
 import type { RouteTable } from '../transport/http.js';
+import { traceFields } from '../trace/active-span.js';
 import { startTracing } from '../trace/tracing.js';
 import { fleetParts } from './fleet-wiring.js';
 import { AuditTrail } from '../actors/audit-trail.js';
@@ -48,7 +49,11 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
   log.info({ package: binding.packageName, native: binding.native }, 'uWebSockets.js loaded');
   // on only with an OTLP endpoint in the environment (README "Traces")
   const tracer = await startTracing(config, config.nodeId);
-  if (tracer) log.info({ ratio: tracer.ratio, endpoint: process.env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT ?? process.env.OTEL_EXPORTER_OTLP_ENDPOINT }, 'tracing on');
+  if (tracer) {
+    // every line written while a sampled span is active names it (traceId, spanId); off, lines pay nothing
+    addLogFields(log, traceFields);
+    log.info({ ratio: tracer.ratio, endpoint: process.env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT ?? process.env.OTEL_EXPORTER_OTLP_ENDPOINT }, 'tracing on');
+  }
 
   const timers = new TimerWheel({ onError: (err) => log.error({ err }, 'timer callback failed') });
   const sessions = new SessionIndex<HubSession>();

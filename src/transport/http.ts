@@ -4,6 +4,7 @@ import { CommandError, TierError, asTierError } from '../errors.js';
 import type { AccessLog } from '../log/access-log.js';
 import type { Logger } from '../log/logger.js';
 import { RequestIds } from '../log/request-id.js';
+import { inSpan } from '../trace/active-span.js';
 import { endSpan, SpanKind, tracing, type Span } from '../trace/tracing.js';
 import type { HttpRequest, HttpResponse, TemplatedApp } from './uws.js';
 import type { WriteBatch } from './write-batch.js';
@@ -128,10 +129,13 @@ export function route(app: TemplatedApp, method: Method, pattern: string, handle
       },
       json: () => parseJson(body),
     };
-    run(handler, call).then(answer, (err: unknown) => {
+    const failed = (err: unknown) => {
       call.log.error({ err, url: call.url }, 'http handler failed');
       answer(errorReply(asTierError(err)));
-    });
+    };
+    // a sampled span is active for the handler and the answer: their lines carry its trace ids
+    if (span === undefined) run(handler, call).then(answer, failed);
+    else inSpan(span, () => run(handler, call).then(answer, failed));
   });
 }
 
