@@ -3,9 +3,9 @@ import { ErrorCodes } from '../../proto/errors.js';
 import { canSeeHome, type Principal } from '../auth/authenticator.js';
 import { CommandError, TierError, asTierError } from '../errors.js';
 import { Actor, type ActorSystem } from './actor.js';
-import type { CommandSpec } from './commands.js';
+import type { CommandSender, CommandSpec } from './commands.js';
 import { inSpan } from '../trace/active-span.js';
-import { endSpan, SpanKind, tracing, type Span } from '../trace/tracing.js';
+import { endSpan, SpanKind, tracing } from '../trace/tracing.js';
 import { byCaller, type AuditTrail, type AuditWhat } from './audit-trail.js';
 
 /** A socket joining a home's events (HomeFeeds.catchUp): each call writes at once, in call order. */
@@ -49,7 +49,7 @@ export interface AppSessionDeps {
     catchUp(homeId: string, since: Position | undefined, subscriber: FeedSubscriber): Promise<void>;
   };
   /** `requestId`: carried to the holding node, which logs it with the outcome */
-  readonly sendCommand: (hubId: string, deviceId: string, spec: CommandSpec, timeoutMs: number, requestId?: string, parent?: Span) => Promise<unknown>;
+  readonly sendCommand: CommandSender;
   /** home of a hub, null when unknown */
   readonly homeOf: (hubId: string) => Promise<string | null>;
   readonly commandTimeoutMs: number;

@@ -29,7 +29,7 @@ import { guardApp } from '../transport/guard.js';
 import { WriteBatch } from '../transport/write-batch.js';
 import type { RouteTable } from '../transport/http.js';
 import { traceFields } from '../trace/active-span.js';
-import { startTracing } from '../trace/tracing.js';
+import { startTracing, stopTracing } from '../trace/tracing.js';
 import { fleetParts } from './fleet-wiring.js';
 import { AuditTrail } from '../actors/audit-trail.js';
 import { mountAuditApi } from '../api/audit-routes.js';
@@ -96,7 +96,7 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
     audit,
   });
   // a hub's events go to this node's rules, the home's history and the bus (apps, other services)
-  const events = new EventPublisher(ports.bus, ports.history, log.child({ part: 'events' }), (event) => automation.onEvent(event));
+  const events = new EventPublisher(ports.bus, ports.history, log.child({ part: 'events' }), (event, parent) => automation.onEvent(event, parent));
   const publishEvent = events.publish;
   const hubDeps: HubSessionDeps = {
     system,
@@ -118,6 +118,8 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
       commandsInFlight: config.hubMaxCommandsInFlight,
     },
     publishEvent,
+    // asked only while tracing is on: a report the rules may trigger on is traced from the hub
+    rulesListen: (event) => automation.engine.listens(event),
     sessions,
     metrics,
     interner: new Interner(),
@@ -298,7 +300,7 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
       loop.close();
       step('ports_closed');
       // the spans of the drain itself are exported too; a collector that is down cannot hold the exit
-      if (tracer) await Promise.race([tracer.shutdown().catch((err: unknown) => log.warn({ err }, 'trace export failed')), new Promise((r) => setTimeout(r, 2_000).unref())]);
+      if (tracer) await stopTracing(tracer, log);
     },
   };
 }

@@ -79,7 +79,7 @@ class Recorder extends Actor<{ type: 'slow' | 'fast' }> {
 
 describe('spans stay with their own work (tracing on)', () => {
   it("an actor's messages run outside the teller's span, and so do the messages drained after them", async () => {
-    const stop = await startTracingForTest();
+    const { stop } = await startTracingForTest();
     try {
       const wheel = new TimerWheel();
       const system: ActorSystem = { timers: wheel, log: createLogger('silent'), mailboxSize: 8 };
@@ -97,7 +97,7 @@ describe('spans stay with their own work (tracing on)', () => {
   });
 
   it("the timer wheel's interval, started inside a span, fires outside it", async () => {
-    const stop = await startTracingForTest();
+    const { stop } = await startTracingForTest();
     try {
       const wheel = new TimerWheel({ tickMs: 1 });
       const fired = new Promise<string | undefined>((resolve) => {
