@@ -182,12 +182,12 @@ export class RulesEngine {
     return dryRun({ store, runner, scope: this.#scope, guard: this.#guard, now: this.#now }, homeId, ruleId, event, prev);
   }
 
-  /** Runs a scene now: its commands at once, in parallel; one result per command. */
-  async runScene(homeId: string, sceneId: string): Promise<SceneRunResult> {
+  /** Runs a scene now: its commands at once, in parallel; one result per command. `parent`: the caller's span (tracing on). */
+  async runScene(homeId: string, sceneId: string, parent?: Span): Promise<SceneRunResult> {
     const scene = await this.deps.store.getScene(homeId, sceneId);
     if (!scene) throw new TierError('not_found', `no scene ${sceneId} in home ${homeId}`);
     if (!scene.enabled) throw new TierError('invalid_field', `enabled: scene ${sceneId} is disabled`, { field: 'enabled' });
-    return runSceneCommands(this.#actions, scene);
+    return runSceneCommands(this.#actions, scene, parent);
   }
 
   /** What this node knows of a rule's runs: its own counts since it started (see `statusOf`). */
