@@ -159,10 +159,10 @@ export class AppSession extends Actor<AppMessage> {
       this.system.log.info({ conn: this.conn, id: req.id, hubId: req.hub, requestId, code: e.code }, 'app command failed');
       if (this.link.open) this.answerError(req.id, e);
     };
-    const go = () => run().finally(() => this.commandsInFlight--).then(answered, failed);
+    const done = () => this.commandsInFlight--;
     // a sampled span is active for the command and its answer: their lines carry its trace ids
-    if (span === undefined) go();
-    else inSpan(span, go);
+    if (span === undefined) run().finally(done).then(answered, failed);
+    else inSpan(span, () => run().finally(done).then(answered, failed));
   }
 
   private answerError(id: number | undefined, err: TierError): void {
