@@ -91,3 +91,12 @@ export interface AppReloadMessage {
 
 /** Every message of the app socket, either way. */
 export type AppWireMessage = AppRequest | AppReply | AppEventMessage | AppReloadMessage;
+
+// a Record needs every op and refuses others: the lists below cannot drift from the types above
+const REQUEST_OPS: Record<AppRequest['op'], true> = { sub: true, unsub: true, cmd: true, ping: true };
+const NODE_OPS: Record<Exclude<AppWireMessage, AppRequest>['op'], true> = { ok: true, err: true, evt: true, reload: true };
+
+/** The `op` of every request an app may send (the node's frame counters take these as labels). */
+export const APP_REQUEST_OPS = Object.keys(REQUEST_OPS) as ReadonlyArray<AppRequest['op']>;
+/** The `op` of every message the node sends an app. */
+export const APP_NODE_OPS = Object.keys(NODE_OPS) as ReadonlyArray<Exclude<AppWireMessage, AppRequest>['op']>;

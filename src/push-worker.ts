@@ -8,9 +8,12 @@
  */
 import { RedisKeys } from './ports/redis.js';
 import { closeOnSignals, loadConfigOrExit, runMain } from './config/process.js';
-import { createLogger } from './log/logger.js';
+import { addLogFields, createLogger } from './log/logger.js';
 import { BullMqPushQueue } from './ports/push-queue/push-queue-bullmq.js';
 import { loggingPushSender } from './ports/push-queue/push-queue-memory.js';
+import { traceFields } from './trace/active-span.js';
+import { tracedPushSender } from './trace/traced-push.js';
+import { startTracing, stopTracing } from './trace/tracing.js';
 
 async function main(): Promise<void> {
   const { config, warnings } = loadConfigOrExit();
@@ -20,17 +23,27 @@ async function main(): Promise<void> {
   }
   const log = createLogger(config.logLevel, { node: config.nodeId, part: 'push-worker' });
   for (const w of warnings) log.warn(w);
+  // as a node's: on only with an OTLP endpoint; each delivery's span joins the rule run that queued it
+  const tracer = await startTracing(config, config.nodeId);
+  if (tracer) {
+    addLogFields(log, traceFields);
+    log.info({ ratio: tracer.ratio }, 'tracing on');
+  }
 
   // no push service is wired yet: notifications are logged (the embedded default's sender)
   const push = await BullMqPushQueue.connect(config.redisUrl, {
     name: `${config.redisPrefix}${config.nodeId}:push-worker`,
     log,
     keys: new RedisKeys(config.redisPrefix),
-    sender: loggingPushSender(log),
+    sender: tracedPushSender(loggingPushSender(log)),
   });
   log.info(await push.stats(), 'push worker ready');
 
-  closeOnSignals(log, 'push worker stopping', () => push.close());
+  closeOnSignals(log, 'push worker stopping', async () => {
+    await push.close();
+    // the last deliveries' spans are exported
+    if (tracer) await stopTracing(tracer, log);
+  });
 }
 
 runMain(main);

@@ -1,4 +1,6 @@
 import type { Logger } from '../log/logger.js';
+import { outsideSpans } from '../trace/active-span.js';
+import { tracing } from '../trace/tracing.js';
 import type { TimerWheel } from './timer-wheel.js';
 
 /** When a supervisor gives up on an actor: this many failed messages within `withinMs`. */
@@ -55,7 +57,10 @@ export abstract class Actor<M extends { type: string }> {
   tell(msg: M): boolean {
     if (this.stopped) return false;
     if (!this.#busy) {
-      this.#drain(msg);
+      // each message is work of its own: the teller's span (tracing on) stays out of it and of
+      // the messages drained after it; an actor makes its message's span active itself
+      if (tracing === null) this.#drain(msg);
+      else outsideSpans(() => this.#drain(msg));
       return true;
     }
     const box = (this.#mailbox ??= []);

@@ -3,8 +3,9 @@ import { ErrorCodes } from '../../proto/errors.js';
 import { canSeeHome, type Principal } from '../auth/authenticator.js';
 import { CommandError, TierError, asTierError } from '../errors.js';
 import { Actor, type ActorSystem } from './actor.js';
-import type { CommandSpec } from './commands.js';
-import { endSpan, SpanKind, tracing, type Span } from '../trace/tracing.js';
+import type { CommandSender, CommandSpec } from './commands.js';
+import { inSpan } from '../trace/active-span.js';
+import { endSpan, SpanKind, tracing } from '../trace/tracing.js';
 import { byCaller, type AuditTrail, type AuditWhat } from './audit-trail.js';
 
 /** A socket joining a home's events (HomeFeeds.catchUp): each call writes at once, in call order. */
@@ -48,7 +49,7 @@ export interface AppSessionDeps {
     catchUp(homeId: string, since: Position | undefined, subscriber: FeedSubscriber): Promise<void>;
   };
   /** `requestId`: carried to the holding node, which logs it with the outcome */
-  readonly sendCommand: (hubId: string, deviceId: string, spec: CommandSpec, timeoutMs: number, requestId?: string, parent?: Span) => Promise<unknown>;
+  readonly sendCommand: CommandSender;
   /** home of a hub, null when unknown */
   readonly homeOf: (hubId: string) => Promise<string | null>;
   readonly commandTimeoutMs: number;
@@ -147,21 +148,21 @@ export class AppSession extends Actor<AppMessage> {
     const audit = this.deps.audit;
     const run = audit ? () => audit.run(byCaller(this.principal, { remote: this.link.remote, requestId }), what, send) : send;
     this.commandsInFlight++;
-    run()
-      .finally(() => this.commandsInFlight--)
-      .then(
-        (result) => {
-          if (span) endSpan(span);
-          if (this.link.open) this.link.reply({ op: 'ok', id: req.id, result });
-        },
-        (err: unknown) => {
-          const e = asTierError(err);
-          if (span) endSpan(span, e.code);
-          // the caller's side of a failure; failures the holding node saw are logged there too
-          this.system.log.info({ conn: this.conn, id: req.id, hubId: req.hub, requestId, code: e.code }, 'app command failed');
-          if (this.link.open) this.answerError(req.id, e);
-        },
-      );
+    const answered = (result: unknown) => {
+      if (span) endSpan(span);
+      if (this.link.open) this.link.reply({ op: 'ok', id: req.id, result });
+    };
+    const failed = (err: unknown) => {
+      const e = asTierError(err);
+      if (span) endSpan(span, e.code);
+      // the caller's side of a failure; failures the holding node saw are logged there too
+      this.system.log.info({ conn: this.conn, id: req.id, hubId: req.hub, requestId, code: e.code }, 'app command failed');
+      if (this.link.open) this.answerError(req.id, e);
+    };
+    const done = () => this.commandsInFlight--;
+    // a sampled span is active for the command and its answer: their lines carry its trace ids
+    if (span === undefined) run().finally(done).then(answered, failed);
+    else inSpan(span, () => run().finally(done).then(answered, failed));
   }
 
   private answerError(id: number | undefined, err: TierError): void {

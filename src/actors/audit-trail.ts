@@ -56,7 +56,7 @@ export class AuditTrail {
       this.deps.store?.record(entry);
       this.deps.bus?.publish(subjects.auditEvents, encodeBus(entry));
     } catch (err) {
-      this.deps.log?.warn({ err, action: what.action }, 'audit entry not recorded');
+      this.deps.log?.warn({ err, action: what.action, requestId: by.requestId }, 'audit entry not recorded');
     }
   }
 

@@ -10,6 +10,12 @@ import { decodeCommandReply, encodeCommandRequest } from './command-wire.js';
 /** What a caller (HTTP, app socket, rules) asks a device to do. */
 export type CommandSpec = { set: Attrs } | { method: string; params: Record<string, unknown> };
 
+/**
+ * A command sent wherever the hub is held, as HTTP, app sockets and rules send one: `requestId` is
+ * logged with its outcome there, `parent` (tracing on) is the caller's span.
+ */
+export type CommandSender = (hubId: string, deviceId: string, spec: CommandSpec, timeoutMs: number, requestId?: string, parent?: Span) => Promise<unknown>;
+
 /** The bus waits this much longer than the hub's own timeout, so the session answers first. */
 const BUS_MARGIN_MS = 1_000;
 

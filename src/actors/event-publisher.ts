@@ -5,6 +5,7 @@ import type { Bus } from '../ports/bus/bus.js';
 import type { EventHistory, Position } from '../ports/history/history.js';
 import { encodeBus } from '../protocol/codec.js';
 import { withPosition } from '../protocol/app-events.js';
+import type { Span } from '../trace/tracing.js';
 
 /**
  * A hub's events leave here: into the home's history (which gives each its position), then onto
@@ -21,7 +22,8 @@ export class EventPublisher {
     private readonly bus: Bus,
     private readonly history: EventHistory | undefined,
     private readonly log: Logger,
-    private readonly onEvent: (event: AppEventMessage) => void,
+    /** the node's rules; `parent` (tracing on): the hub session's step the event came from */
+    private readonly onEvent: (event: AppEventMessage, parent?: Span) => void,
   ) {}
 
   /** Events the history could not store (published without a position). */
@@ -29,8 +31,8 @@ export class EventPublisher {
     return this.failures;
   }
 
-  readonly publish = (event: AppEventMessage): void => {
-    this.onEvent(event);
+  readonly publish = (event: AppEventMessage, parent?: Span): void => {
+    this.onEvent(event, parent);
     const subject = subjects.hubEvents(event.home, event.hub);
     const bare = encodeBus(event);
     if (!this.history) {

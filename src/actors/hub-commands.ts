@@ -3,6 +3,8 @@ import { FrameType, type ResultFrame, type ServerToHubFrame } from '../../proto/
 import type { CommandReply, CommandRequest } from '../../proto/subjects.js';
 import type { BusMessage } from '../ports/bus/bus.js';
 import { TierError } from '../errors.js';
+import { inSpan } from '../trace/active-span.js';
+import { startActorStep } from '../trace/actor-step.js';
 import { endSpan, SpanKind, tracing, type Span } from '../trace/tracing.js';
 import { decodeCommandRequest, encodeCommandReply } from './command-wire.js';
 import type { HubSessionDeps } from './hub-deps.js';
@@ -53,11 +55,20 @@ export class HubCommands {
    * A request from the bus: forwarded to the hub, or answered at once when malformed, for a device
    * the hub does not have, or `busy` when the hub's limit of commands is pending.
    */
-  forward(request: BusMessage, devices: { mayCommand(deviceId: string): boolean }): void {
+  forward(request: BusMessage, devices: { mayCommand(deviceId: string): boolean }, queued?: number): void {
     const cmd = readCommand(request);
     if (cmd === null) return;
-    // child of the caller's `bus request` span (a root when the caller sent none): the hub round trip
-    const span = tracing === null ? undefined : tracing.start('hub command', SpanKind.SERVER, cmd.tp, { 'hubtier.hub_id': this.host.hubId, 'hubtier.device_id': cmd.d, 'hubtier.method': cmd.m });
+    if (tracing === null) return this.take(cmd, request, devices, undefined);
+    // the actor step, child of the caller's `bus request` (a root when it sent none), and in it the
+    // hub round trip, `hub command`, which outlives the step: it ends with the hub's answer
+    const hubId = this.host.hubId;
+    const step = startActorStep(tracing, SpanKind.SERVER, 'hub', 'command', cmd.tp, queued, { 'hubtier.hub_id': hubId });
+    const span = tracing.start('hub command', SpanKind.CLIENT, step, { 'hubtier.hub_id': hubId, 'hubtier.device_id': cmd.d, 'hubtier.method': cmd.m });
+    inSpan(step, () => this.take(cmd, request, devices, span));
+    endSpan(step);
+  }
+
+  private take(cmd: CommandRequest, request: BusMessage, devices: { mayCommand(deviceId: string): boolean }, span: Span | undefined): void {
     if (!devices.mayCommand(cmd.d)) {
       this.answer({ device: cmd.d, method: cmd.m, rid: cmd.rid, started: 0, span }, request, { ok: false, e: 'unknown_device', msg: `hub ${this.host.hubId} has no device ${cmd.d}` });
       return;

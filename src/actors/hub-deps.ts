@@ -8,6 +8,7 @@ import type { Bus, BusMessage } from '../ports/bus/bus.js';
 import type { Directory } from '../ports/directory/directory.js';
 import type { ShadowStore } from '../ports/shadow-store/shadow-store.js';
 import type { TierError } from '../errors.js';
+import type { Span } from '../trace/tracing.js';
 import type { ActorSystem } from './actor.js';
 import type { HubLimits } from './hub-limits.js';
 import type { HubSession } from './hub-session.js';
@@ -39,8 +40,13 @@ export interface HubSessionDeps {
   readonly rateBurst: number;
   /** bounds on what one hub may make the node hold (devices, attributes, bytes, commands) */
   readonly limits?: HubLimits;
-  /** publishes an event in the shape apps receive it (see AppEventMessage) */
-  readonly publishEvent: (event: AppEventMessage) => void;
+  /**
+   * publishes an event in the shape apps receive it (see AppEventMessage); `parent` (tracing on):
+   * the session's step the event came from, which the rules' evaluation of it joins
+   */
+  readonly publishEvent: (event: AppEventMessage, parent?: Span) => void;
+  /** whether this node's rules may trigger on `event`; asked only while tracing is on, to trace the step that published it */
+  readonly rulesListen?: (event: AppEventMessage) => boolean;
   /** the node's index of live sessions: a session claims its hub there when online, releases it when closed */
   readonly sessions: SessionIndex<HubSession>;
   readonly metrics?: HubSessionMetrics;
@@ -59,12 +65,13 @@ export interface HubSessionMetrics {
 
 export type SessionState = 'connecting' | 'online' | 'draining' | 'closed';
 
+/** `queued` (frames and commands, only while tracing is on): performance.now() when told, for the actor step's mailbox wait */
 export type HubMessage =
   /** `from`: first sequence number of a report that absorbed later ones while the mailbox was full */
-  | { type: 'frame'; frame: HubToServerFrame; from?: number }
+  | { type: 'frame'; frame: HubToServerFrame; from?: number; queued?: number }
   /** a frame the gateway could not accept (validation): consumed in sequence, or failing its command */
   | { type: 'refused'; error: TierError; seq?: number; commandId?: number }
-  | { type: 'command'; request: BusMessage }
+  | { type: 'command'; request: BusMessage; queued?: number }
   | { type: 'desired'; data: Uint8Array }
   | { type: 'takeover'; data: Uint8Array }
   /** the operator disabled, deleted or moved the hub (`hub.<id>.close`) */

@@ -8,7 +8,11 @@ import {
   type ReportFrame,
   type ServerToHubFrame,
 } from '../../proto/frames.js';
+import type { AppEventMessage } from '../../proto/app.js';
 import type { DesiredChange } from '../../proto/subjects.js';
+import { inSpan } from '../trace/active-span.js';
+import { startActorStep } from '../trace/actor-step.js';
+import { endSpan, SpanKind, tracing, type Span, type Tracing } from '../trace/tracing.js';
 import {
   emptyDevice,
   hubDelta,
@@ -161,8 +165,11 @@ export class HubReports implements CursorListener {
     this.shadowBytes = size.bytes;
   }
 
-  /** `from`: the first sequence number of a report that absorbed later ones (see the mailbox's overflow). */
-  report(frame: ReportFrame, from?: number): void {
+  /**
+   * `from`: the first sequence number of a report that absorbed later ones (see the mailbox's
+   * overflow); `queued`: when it entered the mailbox (tracing on).
+   */
+  report(frame: ReportFrame, from?: number, queued?: number): void {
     // a coalesced report spans from..s; re-applying its older part is harmless (same values)
     if (!this.accept(frame.s, from)) return;
     const bytes = checkReport(frame, this.shadow, this.deviceCount, this.shadowBytes, this.limits);
@@ -175,6 +182,7 @@ export class HubReports implements CursorListener {
     this.shadowBytes = bytes;
     const { hubId, homeId, epoch } = this.host;
     const now = Date.now();
+    let step: Span | undefined;
     for (const deviceId in frame.r) {
       let device = this.shadow[deviceId];
       if (device === undefined) {
@@ -186,33 +194,39 @@ export class HubReports implements CursorListener {
       device.reportedVersion++;
       device.reportedAt = now;
       this.deps.shadows.writeReported(hubId, deviceId, device, epoch);
-      this.deps.publishEvent({
-        op: 'evt',
-        kind: 'state',
-        home: homeId,
-        hub: hubId,
-        device: deviceId,
-        attrs,
-        version: device.reportedVersion,
-        ts: frame.ts ?? now,
-      });
+      const event: AppEventMessage = { op: 'evt', kind: 'state', home: homeId, hub: hubId, device: deviceId, attrs, version: device.reportedVersion, ts: frame.ts ?? now };
+      if (tracing === null) this.deps.publishEvent(event);
+      else step = this.publishTraced(tracing, event, 'report', step, queued);
+    }
+    if (step) endSpan(step);
+    this.acknowledge(frame.s);
+  }
+
+  event(frame: EventFrame, queued?: number): void {
+    if (!this.accept(frame.s)) return;
+    const event: AppEventMessage = { op: 'evt', kind: 'event', home: this.host.homeId, hub: this.host.hubId, device: frame.d, event: frame.e, params: frame.p, ts: frame.ts ?? Date.now() };
+    if (tracing === null) this.deps.publishEvent(event);
+    else {
+      const step = this.publishTraced(tracing, event, 'event', undefined, queued);
+      if (step) endSpan(step);
     }
     this.acknowledge(frame.s);
   }
 
-  event(frame: EventFrame): void {
-    if (!this.accept(frame.s)) return;
-    this.deps.publishEvent({
-      op: 'evt',
-      kind: 'event',
-      home: this.host.homeId,
-      hub: this.host.hubId,
-      device: frame.d,
-      event: frame.e,
-      params: frame.p,
-      ts: frame.ts ?? Date.now(),
-    });
-    this.acknowledge(frame.s);
+  /**
+   * Publishes `event` while tracing is on. One the node's rules may trigger on is published inside
+   * the frame's actor step, a span started at the first such event (a root, sampled at the ratio)
+   * and handed on with it, so the rule evaluation it causes joins the trace. Answers the step (the
+   * caller ends it once the frame is handled), undefined while no event of the frame needed one.
+   */
+  private publishTraced(t: Tracing, event: AppEventMessage, message: string, step: Span | undefined, queued: number | undefined): Span | undefined {
+    if (!this.deps.rulesListen?.(event)) {
+      this.deps.publishEvent(event);
+      return step;
+    }
+    const s = step ?? startActorStep(t, SpanKind.CONSUMER, 'hub', message, undefined, queued, { 'hubtier.hub_id': this.host.hubId, 'hubtier.home_id': this.host.homeId });
+    inSpan(s, () => this.deps.publishEvent(event, s));
+    return s;
   }
 
   async devices(frame: DevicesFrame): Promise<void> {

@@ -9,6 +9,7 @@ import type { BusMessage, BusSubscription } from '../ports/bus/bus.js';
 import type { TierError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 import { decodeValue, encode, encodeBus, errorFrameFor, isPlainObject } from '../protocol/codec.js';
+import { tracing } from '../trace/tracing.js';
 import { Actor } from './actor.js';
 import { HubCommands, reply } from './hub-commands.js';
 import type { HubLink, HubMessage, HubSessionDeps, SessionState } from './hub-deps.js';
@@ -72,7 +73,7 @@ export class HubSession extends Actor<HubMessage> implements TimerTarget {
   receiveFrame(frame: HubToServerFrame): void {
     const now = (this.lastSeen = Date.now());
     const verdict = this.rate.admit(frame, now, this.deps);
-    if (verdict === 'pass') this.tell({ type: 'frame', frame });
+    if (verdict === 'pass') this.tell(tracing === null ? { type: 'frame', frame } : { type: 'frame', frame, queued: performance.now() });
     else if (verdict === 'close') this.closeWith(CloseCode.rateLimited, 'rate_limited');
     else this.sendError('rate_limited', 'slow down: frame refused, resend it later', seqOf(frame));
   }
@@ -92,7 +93,7 @@ export class HubSession extends Actor<HubMessage> implements TimerTarget {
       case 'frame': {
         this.deps.metrics?.frameIn(msg.frame.t);
         try {
-          const done = this.onFrame(msg.frame, msg.from);
+          const done = this.onFrame(msg.frame, msg.from, msg.queued);
           return done === undefined ? undefined : done.catch((err: unknown) => this.frameFailed(err));
         } catch (err) {
           return this.frameFailed(err);
@@ -101,7 +102,7 @@ export class HubSession extends Actor<HubMessage> implements TimerTarget {
       case 'refused':
         return this.onRefused(msg.error, msg.seq, msg.commandId);
       case 'command':
-        return this.onCommand(msg.request);
+        return this.onCommand(msg.request, msg.queued);
       case 'desired':
         return this.onDesired(msg.data);
       case 'takeover':
@@ -127,7 +128,7 @@ export class HubSession extends Actor<HubMessage> implements TimerTarget {
     throw err;
   }
 
-  private onFrame(frame: HubToServerFrame, from?: number): void | Promise<void> {
+  private onFrame(frame: HubToServerFrame, from?: number, queued?: number): void | Promise<void> {
     if (this.state === 'connecting') {
       if (frame.t === FrameType.hello) return this.onHello(frame);
       this.sendError('hello_required', 'send hello first');
@@ -139,9 +140,9 @@ export class HubSession extends Actor<HubMessage> implements TimerTarget {
       case FrameType.heartbeat:
         return this.reports.answerHeartbeat();
       case FrameType.report:
-        return this.reports.report(frame, from);
+        return this.reports.report(frame, from, queued);
       case FrameType.event:
-        return this.reports.event(frame);
+        return this.reports.event(frame, queued);
       case FrameType.devices:
         return this.reports.devices(frame);
       case FrameType.result:
@@ -224,15 +225,16 @@ export class HubSession extends Actor<HubMessage> implements TimerTarget {
   private onBusMessage(msg: BusMessage): void {
     const verb = hubVerbOf(msg.subject);
     if (verb === 'cmd') {
-      if (!this.tell({ type: 'command', request: msg }) && this.stopped) reply(msg, { ok: false, e: 'session_closed' });
+      const cmd: HubMessage = tracing === null ? { type: 'command', request: msg } : { type: 'command', request: msg, queued: performance.now() };
+      if (!this.tell(cmd) && this.stopped) reply(msg, { ok: false, e: 'session_closed' });
     } else if (verb === 'desired') this.tell({ type: 'desired', data: msg.data });
     else if (verb === 'takeover') this.tell({ type: 'takeover', data: msg.data });
     else if (verb === 'close') this.tell({ type: 'closeOrder', data: msg.data });
   }
 
-  private onCommand(request: BusMessage): void {
+  private onCommand(request: BusMessage, queued?: number): void {
     if (this.state !== 'online') reply(request, { ok: false, e: 'session_closed', msg: 'the session is closing' });
-    else this.commandTable().forward(request, this.reports);
+    else this.commandTable().forward(request, this.reports, queued);
   }
 
   private commandTable(): HubCommands {

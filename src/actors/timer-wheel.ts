@@ -1,3 +1,6 @@
+import { outsideSpans } from '../trace/active-span.js';
+import { tracing } from '../trace/tracing.js';
+
 /**
  * One hashed timing wheel per node for every actor timer (command timeouts, hello and idle
  * checks). Scheduling and cancelling are O(1) and allocate one small handle; a single interval
@@ -123,7 +126,8 @@ export class TimerWheel {
 
   private start(): void {
     this.cursor = Math.max(this.cursor, Math.floor(this.now() / this.tickMs));
-    this.interval = setInterval(() => this.advance(), this.tickMs);
+    // one interval serves every timer: a span active where the first one was set must not stay in it
+    this.interval = tracing === null ? setInterval(() => this.advance(), this.tickMs) : outsideSpans(() => setInterval(() => this.advance(), this.tickMs));
     this.interval.unref();
   }
 

@@ -1,4 +1,5 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { APP_NODE_OPS, APP_REQUEST_OPS } from '../../proto/app.js';
 import { FrameType } from '../../proto/frames.js';
 import type { HubSessionMetrics } from '../actors/hub-session.js';
 import type { CommandMetrics } from '../actors/commands.js';
@@ -74,6 +75,11 @@ export class NodeMetrics implements HubSessionMetrics, HubGatewayMetrics, AppGat
   // ---- app sockets --------------------------------------------------------------------------------
   private readonly appClosedBackpressure = new Counter({ name: 'tier_app_backpressure_closes_total', help: 'Subscribed app sockets dropped without a close frame (1006): the backpressure-limit close of a socket that does not read, or a client gone without closing', registers: this.registers });
   private readonly appOpened = new Counter({ name: 'tier_app_connects_total', help: 'App sockets opened', registers: this.registers });
+  private readonly appIn = new Counter({ name: 'tier_app_frames_in_total', help: 'App socket requests by op (sub, unsub, cmd, ping; unknown: refused undecoded, an unknown op among them)', labelNames: ['type'], registers: this.registers });
+  private readonly appOut = new Counter({ name: 'tier_app_frames_out_total', help: 'Messages sent to app sockets by op (ok, err, evt, reload); an event published to a home counts once per subscribed socket', labelNames: ['type'], registers: this.registers });
+  /** pre-bound children by op, `unknown` for anything else: the label set stays the protocol's */
+  private readonly appInCounters = boundByOp(this.appIn, APP_REQUEST_OPS);
+  private readonly appOutCounters = boundByOp(this.appOut, APP_NODE_OPS);
   private subscriptions = 0;
   private appOpen = 0;
 
@@ -272,6 +278,12 @@ export class NodeMetrics implements HubSessionMetrics, HubGatewayMetrics, AppGat
   subscribed(delta: 1 | -1): void {
     this.subscriptions += delta;
   }
+  appFrameIn(op: string): void {
+    (this.appInCounters.get(op) ?? this.appInCounters.get(UNKNOWN)!).inc();
+  }
+  appFramesOut(op: string, frames: number): void {
+    (this.appOutCounters.get(op) ?? this.appOutCounters.get(UNKNOWN)!).inc(frames);
+  }
 
   // ---- HTTP ------------------------------------------------------------------------------------------
   route(method: string, pattern: string): HttpObserver {
@@ -324,4 +336,11 @@ export class NodeMetrics implements HubSessionMetrics, HubGatewayMetrics, AppGat
       },
     };
   }
+}
+
+const UNKNOWN = 'unknown';
+
+/** One child of `counter` per op and one for `unknown`, made once. */
+function boundByOp(counter: Counter, ops: readonly string[]): Map<string, Counter.Internal> {
+  return new Map([...ops, UNKNOWN].map((op) => [op, counter.labels(op)] as const));
 }

@@ -218,7 +218,7 @@ export function mountRulesApi(app: TemplatedApp, deps: RulesApiDeps): void {
 
   route(app, 'post', '/v1/homes/:homeId/scenes/:sceneId/run', (call) => change(call, 'scene.run', async (homeId, what) => {
     const sceneId = parseId(call.params[1], 'sceneId');
-    const run = await engine.runScene(homeId, sceneId);
+    const run = await engine.runScene(homeId, sceneId, call.span);
     const failed = run.results.filter((r) => !r.ok);
     what.detail = `${run.results.length - failed.length} of ${run.results.length} commands ok${failed.length > 0 ? `; failed: ${failed.map((f) => `${f.hub}/${f.device} ${f.code ?? ''}`).join(', ')}` : ''}`;
     return ok(200, { ...run, allOk: failed.length === 0 });

@@ -6,7 +6,7 @@
  * app sockets open with a revoked token closed at once).
  */
 import { subjects, type TokenRevocation } from '../../proto/subjects.js';
-import { sendCommand, type CommandMetrics, type CommandSpec } from '../actors/commands.js';
+import { sendCommand, type CommandMetrics, type CommandSender, type CommandSpec } from '../actors/commands.js';
 import type { Authenticator } from '../auth/authenticator.js';
 import { RevocationList } from '../auth/revocations.js';
 import type { SecretBox } from '../auth/secret-box.js';
@@ -34,7 +34,7 @@ export interface FleetParts {
   /** open app sockets by token: the app gateway keeps it */
   sockets: OpenAppSockets;
   /** a command to a hub, refused with `hub_disabled` when the operator disabled it */
-  commandTo(hubId: string, deviceId: string, spec: CommandSpec, timeoutMs: number): Promise<unknown>;
+  commandTo: CommandSender;
   /** the fleet's routes; before mountApi (its catch-all must stay last) */
   mount(app: TemplatedApp, context: { auth: Authenticator; writes: WriteBatch; table: RouteTable; httpMetrics?: HttpMetrics; access?: AccessLog; audit?: AuditTrail }): void;
   close(): void;

@@ -14,7 +14,7 @@ import { mountApi } from '../api/routes.js';
 import { mountRulesApi } from '../api/rules-routes.js';
 import { isClusterMode, type Config } from '../config/config.js';
 import { AccessLog } from '../log/access-log.js';
-import type { Logger } from '../log/logger.js';
+import { addLogFields, type Logger } from '../log/logger.js';
 import type { Ports, PortsHealth } from '../ports/ports.js';
 import { MEMORY, portsFor } from './ports.js';
 import { createAutomation } from '../rules/automation.js';
@@ -28,7 +28,8 @@ import { UpgradeLimits } from '../transport/upgrade-limits.js';
 import { guardApp } from '../transport/guard.js';
 import { WriteBatch } from '../transport/write-batch.js';
 import type { RouteTable } from '../transport/http.js';
-import { startTracing } from '../trace/tracing.js';
+import { traceFields } from '../trace/active-span.js';
+import { startTracing, stopTracing } from '../trace/tracing.js';
 import { fleetParts } from './fleet-wiring.js';
 import { AuditTrail } from '../actors/audit-trail.js';
 import { mountAuditApi } from '../api/audit-routes.js';
@@ -48,7 +49,11 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
   log.info({ package: binding.packageName, native: binding.native }, 'uWebSockets.js loaded');
   // on only with an OTLP endpoint in the environment (README "Traces")
   const tracer = await startTracing(config, config.nodeId);
-  if (tracer) log.info({ ratio: tracer.ratio, endpoint: process.env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT ?? process.env.OTEL_EXPORTER_OTLP_ENDPOINT }, 'tracing on');
+  if (tracer) {
+    // every line written while a sampled span is active names it (traceId, spanId); off, lines pay nothing
+    addLogFields(log, traceFields);
+    log.info({ ratio: tracer.ratio, endpoint: process.env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT ?? process.env.OTEL_EXPORTER_OTLP_ENDPOINT }, 'tracing on');
+  }
 
   const timers = new TimerWheel({ onError: (err) => log.error({ err }, 'timer callback failed') });
   const sessions = new SessionIndex<HubSession>();
@@ -91,7 +96,7 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
     audit,
   });
   // a hub's events go to this node's rules, the home's history and the bus (apps, other services)
-  const events = new EventPublisher(ports.bus, ports.history, log.child({ part: 'events' }), (event) => automation.onEvent(event));
+  const events = new EventPublisher(ports.bus, ports.history, log.child({ part: 'events' }), (event, parent) => automation.onEvent(event, parent));
   const publishEvent = events.publish;
   const hubDeps: HubSessionDeps = {
     system,
@@ -113,6 +118,8 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
       commandsInFlight: config.hubMaxCommandsInFlight,
     },
     publishEvent,
+    // asked only while tracing is on: a report the rules may trigger on is traced from the hub
+    rulesListen: (event) => automation.engine.listens(event),
     sessions,
     metrics,
     interner: new Interner(),
@@ -126,7 +133,7 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
   const limits = new UpgradeLimits({ maxSockets: config.maxHubSessions, maxPending: config.maxPendingUpgrades, ratePerSec: config.hubConnectRatePerSec });
   metrics.attach({ admission: limits.refusals, push: ports.push, draining: () => draining });
   mountHubGateway(app, { admission: new HubAdmission(ports.registry, ports.nonces, config.authSkewS, Date.now, fleet.box), limits, sessions: hubDeps, log, idleMs: config.idleMs, writes, metrics });
-  const feeds = new HomeFeeds(ports.bus, app, log, { history: ports.history });
+  const feeds = new HomeFeeds(ports.bus, app, log, { history: ports.history, framesOut: (op, frames) => metrics.appFramesOut(op, frames) });
   mountAppGateway(app, {
     auth,
     feeds,
@@ -164,7 +171,7 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
     audit,
   });
   fleet.mount(app, { auth, writes, table, httpMetrics: metrics, access, audit });
-  mountAuditApi(app, { auth, ...(ports.audit ? { store: ports.audit } : {}), log, maxBodyBytes: config.maxBodyBytes, writes, table, httpMetrics: metrics });
+  mountAuditApi(app, { auth, ...(ports.audit ? { store: ports.audit } : {}), log, maxBodyBytes: config.maxBodyBytes, writes, table, httpMetrics: metrics, access });
   mountApi(app, {
     auth,
     bus: ports.bus,
@@ -293,7 +300,7 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
       loop.close();
       step('ports_closed');
       // the spans of the drain itself are exported too; a collector that is down cannot hold the exit
-      if (tracer) await Promise.race([tracer.shutdown().catch((err: unknown) => log.warn({ err }, 'trace export failed')), new Promise((r) => setTimeout(r, 2_000).unref())]);
+      if (tracer) await stopTracing(tracer, log);
     },
   };
 }

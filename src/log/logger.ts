@@ -1,4 +1,4 @@
-import { pino, type DestinationStream, type Logger } from 'pino';
+import { pino, symbols, type DestinationStream, type Logger } from 'pino';
 
 export type { Logger };
 
@@ -28,4 +28,13 @@ export function setLogLevel(log: Logger, level: LogLevel): { old: string; level:
   const old = log.level;
   log.level = level;
   return { old, level };
+}
+
+/**
+ * Adds what `fields()` returns to every line of `log` and of its children, made before or after
+ * (the line's own fields win). pino reads its mixin per line from a symbol that children inherit,
+ * so it can be set once the process knows it wants it: the trace ids, once tracing is on.
+ */
+export function addLogFields(log: Logger, fields: () => object): void {
+  (log as unknown as Record<symbol, unknown>)[symbols.mixinSym] = fields;
 }

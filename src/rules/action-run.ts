@@ -15,7 +15,7 @@
 import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import type { Attrs } from '../../proto/frames.js';
-import type { CommandSpec } from '../actors/commands.js';
+import type { CommandSender, CommandSpec } from '../actors/commands.js';
 import type { TimerHandle, TimerTarget, TimerWheel } from '../actors/timer-wheel.js';
 import { TierError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
@@ -26,6 +26,8 @@ import type { HomeScope } from './home-scope.js';
 import type { RuleMetricsSink, RuleStats } from './metrics.js';
 import type { PlannedAction, Rule, Scene } from './model.js';
 import type { Run } from './run-guard.js';
+import { inSpan } from '../trace/active-span.js';
+import { endSpan, SpanKind, traceparentOf, tracing, type Span } from '../trace/tracing.js';
 
 /** What actions reach, from the composition root, and where their outcomes are counted. */
 export interface ActionDeps {
@@ -35,7 +37,7 @@ export interface ActionDeps {
   getRule(homeId: string, ruleId: string): Promise<Rule | null>;
   /** where runs parked in a delay are saved; absent: delays live in this node's memory only */
   pendingRuns?: PendingRuns;
-  runCommand(hubId: string, deviceId: string, spec: CommandSpec, timeoutMs: number): Promise<unknown>;
+  runCommand: CommandSender;
   setDesired(hubId: string, deviceId: string, patch: Attrs): Promise<unknown>;
   push(notification: PushNotification): Promise<unknown>;
   timers: TimerWheel;
@@ -63,6 +65,10 @@ export class ActionRun implements TimerTarget, Run {
   #started = false;
   /** the runId of this run's entry in the PendingRuns store, while it may be there */
   #saved: string | null = null;
+  /** the `rule run` span while tracing is on (a child of the evaluation), ended with the run */
+  #span: Span | undefined;
+  /** the error code of the first failed action, for the span's status */
+  #failure: string | undefined;
 
   constructor(
     private readonly deps: ActionDeps,
@@ -77,6 +83,8 @@ export class ActionRun implements TimerTarget, Run {
     private readonly onEnd: (run: ActionRun) => void,
     /** the plan index of `actions[0]` (a run restored from the store is the tail of its plan) */
     private readonly offset = 0,
+    /** the `rule evaluation` span that decided the run (tracing on); a restored run has none */
+    private readonly evaluation?: Span,
   ) {}
 
   get waiting(): boolean {
@@ -84,7 +92,13 @@ export class ActionRun implements TimerTarget, Run {
   }
 
   start(): void {
-    this.deps.track(this.#execute(0));
+    if (tracing === null || this.evaluation === undefined) {
+      this.deps.track(this.#execute(0));
+      return;
+    }
+    // the run's commands and notifications are its children; its lines name it while it runs
+    const span = (this.#span = tracing.start('rule run', SpanKind.INTERNAL, this.evaluation, { 'hubtier.home_id': this.homeId, 'hubtier.rule_id': this.rule.id, 'hubtier.actions': this.actions.length }));
+    this.deps.track(inSpan(span, () => this.#execute(0)));
   }
 
   /**
@@ -104,6 +118,13 @@ export class ActionRun implements TimerTarget, Run {
     this.deps.timers.cancel(this.#timer);
     this.#timer = null;
     this.#unsave();
+    this.#ended();
+  }
+
+  /** The run is over (done, cancelled, or its rule changed): its span ends, its guard hears of it. */
+  #ended(): void {
+    if (this.#span) endSpan(this.#span, this.#failure);
+    this.#span = undefined;
     this.onEnd(this);
   }
 
@@ -115,7 +136,8 @@ export class ActionRun implements TimerTarget, Run {
 
   onTimer(): void {
     this.#timer = null;
-    this.deps.track(this.#resume());
+    const span = this.#span;
+    this.deps.track(span === undefined ? this.#resume() : inSpan(span, () => this.#resume()));
   }
 
   /** After a delay: goes on only if the rule still exists and is enabled. */
@@ -132,7 +154,7 @@ export class ActionRun implements TimerTarget, Run {
     if (!current || !current.enabled) {
       deps.log.info({ homeId: this.homeId, ruleId: rule.id, reason: current ? 'disabled' : 'deleted' }, 'rules: run ends after its delay: the rule changed');
       this.#unsave();
-      this.onEnd(this);
+      this.#ended();
       return;
     }
     await this.#execute(this.#next);
@@ -158,20 +180,21 @@ export class ActionRun implements TimerTarget, Run {
       const index = this.offset + i;
       let error: unknown;
       try {
-        await perform(deps, this.homeId, rule, a, index, this.dedupBase);
+        await perform(deps, this.homeId, rule, a, index, this.dedupBase, this.#span);
       } catch (err) {
         error = err ?? new Error('action failed');
       }
       deps.metrics.action(a.type, error === undefined);
       if (error === undefined) deps.stats.of(rule).actionsRun++;
       else {
+        this.#failure ??= error instanceof TierError ? error.code : 'internal';
         deps.stats.error(rule, deps.now(), `actions[${index}] (${a.type}): ${error instanceof Error ? error.message : String(error)}`);
         deps.log.warn({ ruleId: rule.id, err: error }, 'rules: action failed');
       }
     }
     if (this.#cancelled) return;
     this.#unsave();
-    this.onEnd(this);
+    this.#ended();
   }
 
   /** Saves the rest of the plan after the delay; a failed save leaves the wait in memory only. */
@@ -197,15 +220,15 @@ export class ActionRun implements TimerTarget, Run {
   }
 }
 
-/** Runs one planned action (not a delay); throws on failure. */
-async function perform(deps: ActionDeps, homeId: string, rule: Rule, a: PlannedAction, index: number, dedupBase: string): Promise<void> {
+/** Runs one planned action (not a delay); throws on failure. `run`: the run's span, the parent of what it sends. */
+async function perform(deps: ActionDeps, homeId: string, rule: Rule, a: PlannedAction, index: number, dedupBase: string, run: Span | undefined): Promise<void> {
   const audit = deps.audit;
   const audited = <T>(what: AuditWhat, action: () => Promise<T>): Promise<T> => (audit ? audit.run({ actor: { kind: 'rule', sub: rule.id } }, { homeId, ...what }, action) : action());
   switch (a.type) {
     case 'command':
       await audited({ action: 'command', hubId: a.hub, deviceId: a.device, detail: a.set !== undefined ? `set ${Object.keys(a.set).join(',')}` : (a.method ?? 'set') }, async () => {
         await deps.scope.require(a.hub, homeId);
-        await deps.runCommand(a.hub, a.device, commandSpec(a), a.timeoutMs ?? deps.commandTimeoutMs);
+        await deps.runCommand(a.hub, a.device, commandSpec(a), a.timeoutMs ?? deps.commandTimeoutMs, undefined, run);
       });
       return;
     case 'desired':
@@ -215,32 +238,36 @@ async function perform(deps: ActionDeps, homeId: string, rule: Rule, a: PlannedA
       });
       return;
     case 'scene':
-      return audited({ action: 'scene.run', target: a.scene }, () => runSceneAction(deps, homeId, a.scene));
-    case 'notify':
-      await deps.push({ homeId, title: a.title, body: a.body, dedupKey: `${dedupBase}:${index}`, data: { ruleId: rule.id } });
+      return audited({ action: 'scene.run', target: a.scene }, () => runSceneAction(deps, homeId, a.scene, run));
+    case 'notify': {
+      const notification: PushNotification = { homeId, title: a.title, body: a.body, dedupKey: `${dedupBase}:${index}`, data: { ruleId: rule.id } };
+      // the delivery, on whichever node or push worker takes the job, joins the run's trace
+      if (run) notification.tp = traceparentOf(run);
+      await deps.push(notification);
       return;
+    }
     case 'delay':
       return; // parks the run: ActionRun
   }
 }
 
 /** A rule's scene action: the scene's commands at once; throws when any failed. */
-async function runSceneAction(deps: ActionDeps, homeId: string, sceneId: string): Promise<void> {
+async function runSceneAction(deps: ActionDeps, homeId: string, sceneId: string, run: Span | undefined): Promise<void> {
   const scene = await deps.getScene(homeId, sceneId);
   // error codes, not bare errors: the audit trail records the code as the outcome
   if (!scene) throw new TierError('not_found', `scene ${sceneId} does not exist`);
   if (!scene.enabled) throw new TierError('invalid_field', `scene ${sceneId} is disabled`, { field: 'enabled' });
-  const res = await runSceneCommands(deps, scene);
+  const res = await runSceneCommands(deps, scene, run);
   const failed = res.results.filter((r) => !r.ok);
   if (failed.length > 0) throw new TierError('command_failed', `scene ${sceneId}: ${failed.length} of ${res.results.length} commands failed (${failed.map((f) => f.code).join(', ')})`);
 }
 
-/** A scene's commands at once, in parallel; one result per command, failures included. */
-export async function runSceneCommands(deps: Pick<ActionDeps, 'scope' | 'runCommand' | 'commandTimeoutMs'>, scene: Scene): Promise<SceneRunResult> {
+/** A scene's commands at once, in parallel; one result per command, failures included. `parent`: the caller's span (tracing on). */
+export async function runSceneCommands(deps: Pick<ActionDeps, 'scope' | 'runCommand' | 'commandTimeoutMs'>, scene: Scene, parent?: Span): Promise<SceneRunResult> {
   const settled = await Promise.allSettled(
     scene.commands.map(async (c) => {
       await deps.scope.require(c.hub, scene.homeId);
-      return deps.runCommand(c.hub, c.device, commandSpec(c), c.timeoutMs ?? deps.commandTimeoutMs);
+      return deps.runCommand(c.hub, c.device, commandSpec(c), c.timeoutMs ?? deps.commandTimeoutMs, undefined, parent);
     }),
   );
   return {

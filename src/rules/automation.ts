@@ -6,7 +6,8 @@
 import type { AuditTrail } from '../actors/audit-trail.js';
 import type { HubEvent } from '../../proto/app.js';
 import type { Attrs } from '../../proto/frames.js';
-import type { CommandSpec } from '../actors/commands.js';
+import type { CommandSender } from '../actors/commands.js';
+import type { Span } from '../trace/tracing.js';
 import type { TimerWheel } from '../actors/timer-wheel.js';
 import type { ShadowStore } from '../ports/shadow-store/shadow-store.js';
 import type { PendingRuns } from '../ports/pending-runs/pending-runs.js';
@@ -29,7 +30,7 @@ export interface AutomationDeps {
   /** the home of a hub, null when unknown: the node's registry lookup, asked at every check (no cache of its own) */
   homeOfHub(hubId: string): Promise<string | null>;
   /** the normal command path (`sendCommand` over the bus) */
-  runCommand(hubId: string, deviceId: string, spec: CommandSpec, timeoutMs: number): Promise<unknown>;
+  runCommand: CommandSender;
   /** writes desired state and tells the node holding the hub (as `PUT .../desired` does) */
   setDesired(hubId: string, deviceId: string, patch: Attrs): Promise<unknown>;
   timers: TimerWheel;
@@ -57,8 +58,8 @@ export interface Automation {
   readonly engine: RulesEngine;
   readonly pool: RulePool;
   readonly scheduler: CronScheduler;
-  /** the publishEvent hook: never throws, returns at once */
-  onEvent(event: HubEvent): void;
+  /** the publishEvent hook: never throws, returns at once; `parent` (tracing on): the step the event came from */
+  onEvent(event: HubEvent, parent?: Span): void;
   /** warms the worker threads up, resumes the delays pending at the last stop, starts the cron scheduler */
   start(): void;
   /** scheduler, engine (waits for running actions), pool; the ports are the caller's to close */
@@ -145,7 +146,7 @@ export function createAutomation(deps: AutomationDeps): Automation {
     engine,
     pool,
     scheduler,
-    onEvent: (event) => engine.onEvent(event),
+    onEvent: (event, parent) => engine.onEvent(event, parent),
     start() {
       void pool.warmUp();
       // the engine tracks it (close waits for it); a store that cannot be read is logged, not fatal

@@ -17,7 +17,8 @@ import { performance } from 'node:perf_hooks';
 import type { HubEvent } from '../../proto/app.js';
 import type { AttrValue, Attrs } from '../../proto/frames.js';
 import { ActorDirectory, type ActorSystem } from '../actors/actor.js';
-import type { CommandSpec } from '../actors/commands.js';
+import type { CommandSender } from '../actors/commands.js';
+import type { Span } from '../trace/tracing.js';
 import type { TimerWheel } from '../actors/timer-wheel.js';
 import { TierError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
@@ -44,7 +45,7 @@ export interface RulesEngineDeps {
   runner: RuleRunner;
   /** reported attributes of these devices, by `deviceKey(hub, device)`; unknown devices left out */
   stateOf(refs: readonly DeviceRef[]): Promise<Record<string, Attrs>>;
-  runCommand(hubId: string, deviceId: string, spec: CommandSpec, timeoutMs: number): Promise<unknown>;
+  runCommand: CommandSender;
   setDesired(hubId: string, deviceId: string, patch: Attrs): Promise<unknown>;
   push(notification: PushNotification): Promise<unknown>;
   /**
@@ -144,9 +145,20 @@ export class RulesEngine {
    * Takes a hub event (state and device events; others are ignored). Returns at once and never
    * throws: evaluation happens on the pool, failures are counted and logged.
    */
-  onEvent(event: HubEvent): void {
+  onEvent(event: HubEvent, parent?: Span): void {
     if (this.#closed || (event.kind !== 'state' && event.kind !== 'event')) return;
-    this.#homes.obtain(event.home).tell({ type: 'event', event, received: performance.now() });
+    const home = this.#homes.obtain(event.home);
+    // `parent` (tracing on): the hub session's step, which the evaluation joins; else no such field
+    home.tell(parent === undefined ? { type: 'event', event, received: performance.now() } : { type: 'event', event, received: performance.now(), parent });
+  }
+
+  /**
+   * Whether the rules of the event's home may trigger on it; true while they are not loaded yet.
+   * Asked only while tracing is on: the hub session traces a step that publishes such an event.
+   */
+  listens(event: HubEvent): boolean {
+    if (event.kind !== 'state' && event.kind !== 'event') return false;
+    return this.#homes.get(event.home)?.listens(event) ?? true;
   }
 
   /** A cron instant of a rule (from the scheduler): evaluates its conditions and runs it. */
@@ -170,12 +182,12 @@ export class RulesEngine {
     return dryRun({ store, runner, scope: this.#scope, guard: this.#guard, now: this.#now }, homeId, ruleId, event, prev);
   }
 
-  /** Runs a scene now: its commands at once, in parallel; one result per command. */
-  async runScene(homeId: string, sceneId: string): Promise<SceneRunResult> {
+  /** Runs a scene now: its commands at once, in parallel; one result per command. `parent`: the caller's span (tracing on). */
+  async runScene(homeId: string, sceneId: string, parent?: Span): Promise<SceneRunResult> {
     const scene = await this.deps.store.getScene(homeId, sceneId);
     if (!scene) throw new TierError('not_found', `no scene ${sceneId} in home ${homeId}`);
     if (!scene.enabled) throw new TierError('invalid_field', `enabled: scene ${sceneId} is disabled`, { field: 'enabled' });
-    return runSceneCommands(this.#actions, scene);
+    return runSceneCommands(this.#actions, scene, parent);
   }
 
   /** What this node knows of a rule's runs: its own counts since it started (see `statusOf`). */

@@ -19,7 +19,8 @@ import type { EvalTask, Rule, RuleEvent } from './model.js';
 import { RulePoolError, type RuleRunner } from './pool.js';
 import type { RunGuard } from './run-guard.js';
 import { TriggerIndex } from './trigger-index.js';
-import { endSpan, SpanKind, tracing } from '../trace/tracing.js';
+import { inSpan } from '../trace/active-span.js';
+import { endSpan, SpanKind, tracing, type Span } from '../trace/tracing.js';
 
 export type FireResult = 'ran' | 'not_matched' | 'suppressed' | 'error' | 'gone';
 
@@ -27,8 +28,11 @@ export type FireResult = 'ran' | 'not_matched' | 'suppressed' | 'error' | 'gone'
 export type RuleHubEvent = Extract<HubEvent, { kind: 'state' | 'event' }>;
 
 export type HomeMessage =
-  /** `received`: performance.now() when the event reached the engine */
-  | { type: 'event'; event: RuleHubEvent; received: number }
+  /**
+   * `received`: performance.now() when the event reached the engine; `parent` (tracing on, only
+   * when the hub session traced the step that published it): the evaluation's parent span
+   */
+  | { type: 'event'; event: RuleHubEvent; received: number; parent?: Span }
   /** a cron instant of a rule, from the scheduler; `reply` is called exactly once */
   | { type: 'schedule'; ruleId: string; scheduledAt: number; reply(result: FireResult): void }
   /** the store told of a change of the home: its version after it */
@@ -85,7 +89,9 @@ export class HomeActor extends Actor<HomeMessage> {
         // most events of most homes: rules loaded and fresh, no trigger listening; no promise, no read
         const snap = this.#snap;
         if (snap && this.#fresh(snap) && !snap.index.listens(msg.event)) return;
-        work = this.#event(msg.event, msg.received);
+        const parent = msg.parent;
+        // the step it came from stays active while the home handles it: lines name its trace
+        work = parent === undefined ? this.#event(msg.event, msg.received, undefined) : inSpan(parent, () => this.#event(msg.event, msg.received, parent));
         break;
       }
       case 'schedule':
@@ -110,6 +116,12 @@ export class HomeActor extends Actor<HomeMessage> {
    * `error`. A change notice is never dropped, or the home would run stale rules until the ttl:
    * it joins one already queued (the higher version) or is queued beyond the bound.
    */
+  /** Whether this home's rules may trigger on `event`: true while they are not loaded or are stale. */
+  listens(event: RuleHubEvent): boolean {
+    const snap = this.#snap;
+    return snap === null || !this.#fresh(snap) || snap.index.listens(event);
+  }
+
   protected override overflow(msg: HomeMessage, queued: HomeMessage[]): boolean {
     if (msg.type === 'changed') {
       const waiting = queued.find((m): m is Extract<HomeMessage, { type: 'changed' }> => m.type === 'changed');
@@ -186,7 +198,7 @@ export class HomeActor extends Actor<HomeMessage> {
     }
   }
 
-  async #event(event: RuleHubEvent, received: number): Promise<void> {
+  async #event(event: RuleHubEvent, received: number, parent: Span | undefined): Promise<void> {
     // a fresh snapshot without a promise: most events of a home with rules
     const fresh = this.#snap && this.#fresh(this.#snap) ? this.#snap : null;
     const snap = fresh ?? (await this.#load());
@@ -217,7 +229,7 @@ export class HomeActor extends Actor<HomeMessage> {
         metrics.outcome('suppressed');
       } else rules.push(r);
     }
-    if (rules.length > 0) await this.#evaluateAndRun(snap, rules, ev, prev, dedup, received);
+    if (rules.length > 0) await this.#evaluateAndRun(snap, rules, ev, prev, dedup, received, parent);
   }
 
   async #schedule(msg: Extract<HomeMessage, { type: 'schedule' }>): Promise<void> {
@@ -236,7 +248,7 @@ export class HomeActor extends Actor<HomeMessage> {
     }
   }
 
-  async #evaluateAndRun(snap: Snapshot, rules: Rule[], ev: RuleEvent, prev: Record<string, AttrValue>, dedup: string, received: number): Promise<Map<string, FireResult>> {
+  async #evaluateAndRun(snap: Snapshot, rules: Rule[], ev: RuleEvent, prev: Record<string, AttrValue>, dedup: string, received: number, parent?: Span): Promise<Map<string, FireResult>> {
     const { runner, scope, guard, stats, metrics } = this.deps;
     const out = new Map<string, FireResult>();
     const now = this.deps.now();
@@ -249,8 +261,8 @@ export class HomeActor extends Actor<HomeMessage> {
     }
     const task: EvalTask = { homeId: this.homeId, homeVersion: snap.version, timeZone: snap.timeZone, now, rules, event: ev, prev, state };
     const started = performance.now();
-    // a root: the report that caused it reached this node through the home's event feed, untraced
-    const span = tracing === null ? undefined : tracing.start('rule evaluation', SpanKind.INTERNAL, undefined, { 'hubtier.home_id': this.homeId, 'hubtier.rules': rules.length });
+    // child of the hub session's step that published the event; a root for a cron instant
+    const span = tracing === null ? undefined : tracing.start('rule evaluation', SpanKind.INTERNAL, parent, { 'hubtier.home_id': this.homeId, 'hubtier.rules': rules.length });
     let result;
     try {
       result = await runner.evaluate(task);
@@ -295,7 +307,7 @@ export class HomeActor extends Actor<HomeMessage> {
       c.lastRunAt = at;
       metrics.outcome('matched');
       out.set(rule.id, 'ran');
-      const run = new ActionRun(this.deps.actions, this.homeId, rule, o.actions, `rule:${rule.id}:${dedup}`, received, (r) => guard.ended(rule.id, r));
+      const run = new ActionRun(this.deps.actions, this.homeId, rule, o.actions, `rule:${rule.id}:${dedup}`, received, (r) => guard.ended(rule.id, r), 0, span);
       guard.begin(rule.id, run);
       run.start();
     }

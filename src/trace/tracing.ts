@@ -1,5 +1,8 @@
 import { ROOT_CONTEXT, SpanKind, SpanStatusCode, TraceFlags, trace, type Attributes, type Context, type Span } from '@opentelemetry/api';
 
+import type { SpanExporter } from '@opentelemetry/sdk-trace-base';
+import type { Logger } from '../log/logger.js';
+
 export { SpanKind, type Span };
 
 /** The node's tracer while tracing is on. */
@@ -48,6 +51,14 @@ export function endSpan(span: Span, code?: string): void {
   span.end();
 }
 
+/**
+ * Exports what `t` still holds and stops it, waiting at most `ms` (@default 2_000): a collector
+ * that is down cannot hold a stopping process. A failed export is logged.
+ */
+export async function stopTracing(t: Tracing, log: Logger, ms = 2_000): Promise<void> {
+  await Promise.race([t.shutdown().catch((err: unknown) => log.warn({ err }, 'trace export failed')), new Promise((r) => setTimeout(r, ms).unref())]);
+}
+
 /** What `startTracing` reads: the ratio from the configuration (TIER_TRACE_RATIO). */
 export interface TraceSettings {
   traceRatio: number;
@@ -58,13 +69,14 @@ export interface TraceSettings {
  * set: spans batched and posted as OTLP/HTTP JSON to `<endpoint>/v1/traces`, resource
  * `service.name=hubtier`, `service.instance.id=<nodeId>`, sampled ParentBased(TraceIdRatioBased)
  * with `OTEL_TRACES_SAMPLER_ARG` or else `traceRatio`. Without an endpoint it does nothing.
+ * `exporter` (tests): spans go there instead, each as it ends.
  */
-export async function startTracing(settings: TraceSettings, nodeId: string, env: NodeJS.ProcessEnv = process.env): Promise<Tracing | null> {
+export async function startTracing(settings: TraceSettings, nodeId: string, env: NodeJS.ProcessEnv = process.env, exporter?: SpanExporter): Promise<Tracing | null> {
   if (!env.OTEL_EXPORTER_OTLP_ENDPOINT && !env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT) return null;
   const arg = env.OTEL_TRACES_SAMPLER_ARG === undefined ? NaN : Number(env.OTEL_TRACES_SAMPLER_ARG);
   const ratio = arg >= 0 && arg <= 1 ? arg : settings.traceRatio;
   // loaded only when tracing is on: off, the node never pays for the SDK
-  const [{ BasicTracerProvider, BatchSpanProcessor, ParentBasedSampler, TraceIdRatioBasedSampler }, { OTLPTraceExporter }, { resourceFromAttributes }] = await Promise.all([
+  const [{ BasicTracerProvider, BatchSpanProcessor, ParentBasedSampler, SimpleSpanProcessor, TraceIdRatioBasedSampler }, { OTLPTraceExporter }, { resourceFromAttributes }] = await Promise.all([
     import('@opentelemetry/sdk-trace-base'),
     import('@opentelemetry/exporter-trace-otlp-http'),
     import('@opentelemetry/resources'),
@@ -73,7 +85,7 @@ export async function startTracing(settings: TraceSettings, nodeId: string, env:
     resource: resourceFromAttributes({ 'service.name': 'hubtier', 'service.instance.id': nodeId }),
     sampler: new ParentBasedSampler({ root: new TraceIdRatioBasedSampler(ratio) }),
     // the exporter and the batch processor read their own OTEL_* variables (URL, headers, delays)
-    spanProcessors: [new BatchSpanProcessor(new OTLPTraceExporter())],
+    spanProcessors: [exporter ? new SimpleSpanProcessor(exporter) : new BatchSpanProcessor(new OTLPTraceExporter())],
   });
   const tracer = provider.getTracer('hubtier');
   const started: Tracing = {

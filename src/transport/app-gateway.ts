@@ -37,6 +37,8 @@ class UwsAppLink implements AppLink {
     private readonly enc: AppEncoding,
     private readonly writes: WriteBatch,
     private readonly budget: number,
+    /** counts what is sent by op (the node's metrics); a no-op without them */
+    private readonly sent: (op: string, frames: number) => void,
   ) {
     this.remote = Buffer.from(ws.getRemoteAddressAsText()).toString();
   }
@@ -44,6 +46,7 @@ class UwsAppLink implements AppLink {
   /** Written corked at the end of the turn: a command's answer arrives inside a hub socket's callback. */
   reply(msg: AppReply): void {
     if (!this.open) return;
+    this.sent(msg.op, 1);
     const payload = encodeAppMessage(msg, this.enc);
     this.writes.defer(() => {
       if (this.open) this.ws.cork(() => this.ws.send(payload, this.enc === 'msgpack'));
@@ -63,7 +66,9 @@ class UwsAppLink implements AppLink {
         return link.open && wanted();
       },
       answer: (result) => {
-        if (this.open) write(encodeAppMessage({ op: 'ok', id, result }, this.enc));
+        if (!this.open) return;
+        this.sent('ok', 1);
+        write(encodeAppMessage({ op: 'ok', id, result }, this.enc));
       },
       send: (events, from) => {
         if (!this.open) return events.length - from;
@@ -74,11 +79,14 @@ class UwsAppLink implements AppLink {
             this.ws.send(binary ? bytes : appEventJson(bytes), binary);
           }
         });
+        this.sent('evt', i - from);
         return i - from;
       },
       drained: () => (this.open && this.ws.getBufferedAmount() >= this.budget / 2 ? new Promise<void>((resolve) => this.drainWaiters.push(resolve)) : Promise.resolve()),
       reload: (reason, pos) => {
-        if (this.open) write(encodeAppMessage({ op: 'reload', home: homeId, reason, pos }, this.enc));
+        if (!this.open) return;
+        this.sent('reload', 1);
+        write(encodeAppMessage({ op: 'reload', home: homeId, reason, pos }, this.enc));
       },
       join: () => {
         link.joined = true;
@@ -116,6 +124,10 @@ export interface AppGatewayMetrics {
   appClosed(backpressure: boolean): void;
   /** a home subscription taken (+1) or released (-1) */
   subscribed(delta: 1 | -1): void;
+  /** a frame from an app by its `op` (`unknown` when it could not be decoded as a request) */
+  appFrameIn(op: string): void;
+  /** `frames` messages sent to app sockets with this `op` */
+  appFramesOut(op: string, frames: number): void;
 }
 
 /**
@@ -145,6 +157,7 @@ export function mountAppGateway(
   const { auth, log, metrics } = deps;
   const sessionDeps: AppSessionDeps = { ...deps.session, feeds: metrics ? countedFeeds(deps.feeds, metrics) : deps.feeds };
   let connections = 0;
+  const sent = metrics ? (op: string, frames: number) => metrics.appFramesOut(op, frames) : () => {};
   const authFailures = refusalLog(log, 'app auth failures, not logged');
   app.ws<AppSocketData>('/app/v1', {
     // past the limit a message is still read, to answer frame_too_large and close 1009 with a
@@ -186,7 +199,7 @@ export function mountAppGateway(
 
     open: (ws) => {
       const data = ws.getUserData();
-      const link = new UwsAppLink(ws, data.enc, deps.writes, Math.floor(deps.maxBackpressure / 2));
+      const link = new UwsAppLink(ws, data.enc, deps.writes, Math.floor(deps.maxBackpressure / 2), sent);
       data.link = link;
       const who = data.principal.kind === 'admin' ? 'admin' : data.principal.sub;
       const n = ++connections;
@@ -200,8 +213,11 @@ export function mountAppGateway(
       const session = link?.session;
       if (!link || !session) return;
       try {
-        session.tell({ type: 'request', request: decodeAppRequest(message, isBinary, deps.maxMessageBytes, deps.commandTimeoutMaxMs) });
+        const request = decodeAppRequest(message, isBinary, deps.maxMessageBytes, deps.commandTimeoutMaxMs);
+        metrics?.appFrameIn(request.op);
+        session.tell({ type: 'request', request });
       } catch (err) {
+        metrics?.appFrameIn('unknown');
         const e = asTierError(err);
         if (e.code === 'internal') log.error({ err }, 'app message handling failed');
         session.rejectRaw(e);

@@ -68,6 +68,8 @@ export interface HomeFeedsOptions {
   gapWaitMs?: number;
   /** events one recovery may deliver; more: `too_old` */
   maxRecovery?: number;
+  /** told how many sockets each published `evt` or `reload` reached (the node's app frame counter) */
+  framesOut?: (op: 'evt' | 'reload', frames: number) => void;
 }
 
 /**
@@ -87,6 +89,7 @@ export class HomeFeeds {
   private readonly maxPending: number;
   private readonly gapWaitMs: number;
   private readonly maxRecovery: number;
+  private readonly framesOut: ((op: 'evt' | 'reload', frames: number) => void) | undefined;
 
   constructor(
     private readonly bus: Bus,
@@ -98,6 +101,7 @@ export class HomeFeeds {
     this.maxPending = options.maxPending ?? 1024;
     this.gapWaitMs = options.gapWaitMs ?? 2;
     this.maxRecovery = options.maxRecovery ?? this.history?.retention.maxEvents ?? 0;
+    this.framesOut = options.framesOut;
   }
 
   acquire(homeId: string): void {
@@ -354,8 +358,12 @@ export class HomeFeeds {
     try {
       const msgpack = feedTopic('msgpack', homeId);
       const text = feedTopic('json', homeId);
-      if (this.app.numSubscribers(msgpack) > 0) this.app.publish(msgpack, event ? appEventBytes(data) : data, true);
-      if (this.app.numSubscribers(text) > 0) this.app.publish(text, json(), false);
+      const binary = this.app.numSubscribers(msgpack);
+      const textual = this.app.numSubscribers(text);
+      if (binary > 0) this.app.publish(msgpack, event ? appEventBytes(data) : data, true);
+      if (textual > 0) this.app.publish(text, json(), false);
+      // uWS fans a publish out to every subscribed socket: one frame each
+      if (binary + textual > 0) this.framesOut?.(event ? 'evt' : 'reload', binary + textual);
     } catch (err) {
       this.log.error({ err, homeId }, 'event fan-out failed');
     }

@@ -4,6 +4,7 @@ import { CommandError, TierError, asTierError } from '../errors.js';
 import type { AccessLog } from '../log/access-log.js';
 import type { Logger } from '../log/logger.js';
 import { RequestIds } from '../log/request-id.js';
+import { inSpan } from '../trace/active-span.js';
 import { endSpan, SpanKind, tracing, type Span } from '../trace/tracing.js';
 import type { HttpRequest, HttpResponse, TemplatedApp } from './uws.js';
 import type { WriteBatch } from './write-batch.js';
@@ -21,6 +22,8 @@ export interface HttpCall {
   readonly remote: string;
   /** the request's server span while tracing is on (a child of the caller's `traceparent`); the parent of what it causes */
   readonly span?: Span | undefined;
+  /** the route's logger with `requestId` bound: what a handler writes its lines with (made on first use) */
+  readonly log: Logger;
   /** the JSON body; `invalid_field`/`malformed_frame`/`frame_too_large` errors when it is not one */
   json(): Promise<unknown>;
 }
@@ -110,6 +113,7 @@ export function route(app: TemplatedApp, method: Method, pattern: string, handle
     const body = method === 'get' || method === 'del' ? null : readBody(res, opts.maxBodyBytes);
     // a handler may answer before reading the body (bad token): its rejection is not unhandled
     body?.catch(() => {});
+    let log: Logger | undefined;
     const call: HttpCall = {
       method: req.getMethod(),
       url: req.getUrl(),
@@ -119,12 +123,19 @@ export function route(app: TemplatedApp, method: Method, pattern: string, handle
       requestId,
       remote: Buffer.from(res.getRemoteAddressAsText()).toString(),
       span,
+      // most requests write no line: a child logger per request would be made for nothing
+      get log() {
+        return (log ??= opts.log.child({ requestId }));
+      },
       json: () => parseJson(body),
     };
-    run(handler, call).then(answer, (err: unknown) => {
-      opts.log.error({ err, url: call.url, requestId }, 'http handler failed');
+    const failed = (err: unknown) => {
+      call.log.error({ err, url: call.url }, 'http handler failed');
       answer(errorReply(asTierError(err)));
-    });
+    };
+    // a sampled span is active for the handler and the answer: their lines carry its trace ids
+    if (span === undefined) run(handler, call).then(answer, failed);
+    else inSpan(span, () => run(handler, call).then(answer, failed));
   });
 }
 

@@ -64,6 +64,27 @@ export function pushQueueContract(name: string, make: PushQueueFactory): void {
       expect(await queue.stats()).toMatchObject({ waiting: 0, delayed: 0, active: 0, delivered: 1, failed: 0 });
     });
 
+    it("carries the enqueuer's traceparent to every attempt and drops an invalid one", async () => {
+      const rec = recorder();
+      let failFirst = true;
+      const queue = await open(async (d) => {
+        rec.record(d);
+        if (d.notification.tp !== undefined && failFirst) {
+          failFirst = false;
+          throw new Error('push service down');
+        }
+      });
+      const tp = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
+      await queue.enqueue(note({ tp }));
+      await queue.enqueue(note({ tp: 'not-a-traceparent' }));
+      await rec.until(3);
+      await queue.drain();
+      const traced = rec.seen.filter((d) => d.notification.tp === tp);
+      // the retry (a later job run, perhaps another worker) still names the trace
+      expect(traced.map((d) => d.attempt)).toEqual([1, 2]);
+      expect(rec.seen.filter((d) => d.notification.tp !== tp).map((d) => 'tp' in d.notification)).toEqual([false]);
+    });
+
     it('enqueue resolves without waiting for delivery', async () => {
       let release!: () => void;
       const gate = new Promise<void>((r) => (release = r));

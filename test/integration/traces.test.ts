@@ -53,6 +53,16 @@ function startReceiver(): Promise<{ server: Server; url: string; spans: Received
   return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve({ server, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, spans, paths })));
 }
 
+/** Waits until `found` finds something (spans are exported every 100 ms); no deadline but the test's. */
+async function until<T>(signal: AbortSignal, found: () => T | undefined, spans: ReceivedSpan[]): Promise<T> {
+  for (;;) {
+    const t = found();
+    if (t !== undefined) return t;
+    if (signal.aborted) throw new Error(`not found; spans so far: ${JSON.stringify(spans.map((s) => [s.name, s.node, s.traceId, s.spanId, s.parentSpanId, s.attributes]))}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
 describe('traces: one trace across two nodes for a cross-node command (own NATS, Redis and OTLP receiver)', { timeout: 60_000 }, () => {
   let nats: Backend;
   let redis: Backend;
@@ -75,7 +85,7 @@ describe('traces: one trace across two nodes for a cross-node command (own NATS,
     receiver?.server.close();
   });
 
-  it('sent to node A with a traceparent for a hub on node B: HTTP and bus spans on A, the hub command on B, one trace', async ({ signal }) => {
+  it('sent to node A with a traceparent for a hub on node B: HTTP and bus spans on A, the actor step and hub command on B, one trace', async ({ signal }) => {
     expect(a.logs).toContainEqual(expect.objectContaining({ msg: 'tracing on', ratio: 1 }));
     const res = await api(a.httpUrl, 'POST', '/v1/admin/hubs', a.adminToken, { hubId: 'tr-x-1', homeId: 'home-tr' });
     expect(res.status).toBe(201);
@@ -96,23 +106,29 @@ describe('traces: one trace across two nodes for a cross-node command (own NATS,
 
     // the batch processors export every 100 ms: wait for the three spans, no deadline but the test's
     const named = (name: string) => receiver.spans.find((s) => s.traceId === traceId && s.name === name);
-    while (!(named('HTTP POST /v1/hubs/:hubId/devices/:deviceId/commands') && named('bus request') && named('hub command'))) {
+    while (!(named('HTTP POST /v1/hubs/:hubId/devices/:deviceId/commands') && named('bus request') && named('actor step') && named('hub command'))) {
       if (signal.aborted) throw new Error(`spans so far: ${JSON.stringify(receiver.spans)}`);
       await new Promise((r) => setTimeout(r, 50));
     }
     const http = named('HTTP POST /v1/hubs/:hubId/devices/:deviceId/commands')!;
     const bus = named('bus request')!;
+    const step = named('actor step')!;
     const command = named('hub command')!;
     expect(http).toMatchObject({ node: 'trace-a', service: 'hubtier', parentSpanId: callerSpan, attributes: { 'http.request.method': 'POST', 'http.route': '/v1/hubs/:hubId/devices/:deviceId/commands', 'http.response.status_code': 200, 'hubtier.request_id': 'trace-7' } });
     expect(bus).toMatchObject({ node: 'trace-a', parentSpanId: http.spanId, attributes: { 'hubtier.hub_id': 'tr-x-1', 'hubtier.device_id': 't1' } });
-    expect(command).toMatchObject({ node: 'trace-b', parentSpanId: bus.spanId, attributes: { 'hubtier.hub_id': 'tr-x-1', 'hubtier.device_id': 't1', 'hubtier.method': 'set', 'hubtier.outcome': 'ok' } });
+    // API call → bus hop → the hub actor's step taking the command from its mailbox → hub round trip
+    expect(step).toMatchObject({ node: 'trace-b', parentSpanId: bus.spanId, attributes: { 'hubtier.actor': 'hub', 'hubtier.message': 'command', 'hubtier.hub_id': 'tr-x-1' } });
+    expect(step.attributes['hubtier.mailbox_wait_us']).toBeTypeOf('number');
+    expect(command).toMatchObject({ node: 'trace-b', parentSpanId: step.spanId, attributes: { 'hubtier.hub_id': 'tr-x-1', 'hubtier.device_id': 't1', 'hubtier.method': 'set', 'hubtier.outcome': 'ok' } });
     expect(new Set(receiver.spans.filter((s) => s.traceId === traceId).map((s) => s.node))).toEqual(new Set(['trace-a', 'trace-b']));
     // B's outcome line names the trace
     expect(b.logs.find((l) => l.msg === 'command outcome' && l.requestId === 'trace-7')).toMatchObject({ traceId, hubId: 'tr-x-1' });
+    // and A's access line, written while the HTTP span was active, names it
+    expect(a.logs.find((l) => l.msg === 'http request' && l.requestId === 'trace-7')).toMatchObject({ traceId, spanId: http.spanId });
     expect(receiver.paths[0]).toMatch(/^POST \/v1\/traces application\/json/);
   });
 
-  it("an app socket command with the app's traceparent: the app command span on A is its child, the hub command on B in the same trace", async ({ signal }) => {
+  it("an app socket command with the app's traceparent: the app command span on A is its child, the actor step and hub command on B in the same trace", async ({ signal }) => {
     const traceId = '4bf92f3577b34da6a3ce929d0e0e4736';
     const appSpan = '00f067aa0ba902b7';
     const app = new AppSocket(`${a.wsUrl}/app/v1?token=${a.adminToken}`);
@@ -122,17 +138,18 @@ describe('traces: one trace across two nodes for a cross-node command (own NATS,
     app.close();
 
     const named = (name: string) => receiver.spans.find((s) => s.traceId === traceId && s.name === name);
-    while (!(named('app command') && named('bus request') && named('hub command'))) {
+    while (!(named('app command') && named('bus request') && named('actor step') && named('hub command'))) {
       if (signal.aborted) throw new Error(`spans so far: ${JSON.stringify(receiver.spans)}`);
       await new Promise((r) => setTimeout(r, 50));
     }
     const cmd = named('app command')!;
     expect(cmd).toMatchObject({ node: 'trace-a', parentSpanId: appSpan, attributes: { 'hubtier.hub_id': 'tr-x-1', 'hubtier.device_id': 't1' } });
     expect(named('bus request')).toMatchObject({ node: 'trace-a', parentSpanId: cmd.spanId });
-    expect(named('hub command')).toMatchObject({ node: 'trace-b', parentSpanId: named('bus request')!.spanId, attributes: { 'hubtier.outcome': 'ok' } });
+    expect(named('actor step')).toMatchObject({ node: 'trace-b', parentSpanId: named('bus request')!.spanId, attributes: { 'hubtier.message': 'command' } });
+    expect(named('hub command')).toMatchObject({ node: 'trace-b', parentSpanId: named('actor step')!.spanId, attributes: { 'hubtier.outcome': 'ok' } });
   });
 
-  it('a rule run by a report: a rule evaluation span, and a push delivery span for its notify action', async ({ signal }) => {
+  it("a report that fires a rule: one trace from the hub actor's step through the rule evaluation and run to the push delivery", async ({ signal }) => {
     await hub!.report({ t1: { on: false } });
     const created = await api(a.httpUrl, 'POST', '/v1/homes/home-tr/rules', a.adminToken, {
       name: 'Tell when on',
@@ -150,14 +167,22 @@ describe('traces: one trace across two nodes for a cross-node command (own NATS,
     }
     await hub!.report({ t1: { on: true } });
 
-    const evaluation = () => receiver.spans.find((s) => s.name === 'rule evaluation' && s.attributes['hubtier.home_id'] === 'home-tr' && s.attributes['hubtier.matched'] === 1);
-    const push = () => receiver.spans.find((s) => s.name === 'push delivery' && s.attributes['hubtier.home_id'] === 'home-tr');
-    while (!(evaluation() && push())) {
-      if (signal.aborted) throw new Error(`spans so far: ${JSON.stringify(receiver.spans.map((s) => [s.name, s.node, s.attributes]))}`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    expect(evaluation()).toMatchObject({ service: 'hubtier', parentSpanId: '', attributes: { 'hubtier.rules': 1 } });
-    expect(['trace-a', 'trace-b']).toContain(evaluation()!.node);
-    expect(push()).toMatchObject({ parentSpanId: '', attributes: { 'hubtier.attempt': 1 } });
+    const spans = receiver.spans;
+    const push = await until(signal, () => spans.find((s) => s.name === 'push delivery' && s.attributes['hubtier.home_id'] === 'home-tr'), spans);
+    const inTrace = (name: string) => spans.find((s) => s.traceId === push.traceId && s.name === name);
+    const [step, evaluation, run] = await until(signal, () => {
+      const found = [inTrace('actor step'), inTrace('rule evaluation'), inTrace('rule run')];
+      return found.every((s) => s !== undefined) ? (found as ReceivedSpan[]) : undefined;
+    }, spans);
+    // the hub is on B: the report's step there is the root; the rest hang from it in one trace
+    expect(step).toMatchObject({ node: 'trace-b', parentSpanId: '', attributes: { 'hubtier.actor': 'hub', 'hubtier.message': 'report', 'hubtier.hub_id': 'tr-x-1', 'hubtier.home_id': 'home-tr' } });
+    expect(evaluation).toMatchObject({ node: 'trace-b', parentSpanId: step!.spanId, attributes: { 'hubtier.home_id': 'home-tr', 'hubtier.rules': 1, 'hubtier.matched': 1 } });
+    expect(run).toMatchObject({ node: 'trace-b', parentSpanId: evaluation!.spanId, attributes: { 'hubtier.rule_id': ruleId, 'hubtier.actions': 1 } });
+    // the push job carried the run's traceparent to whichever node's worker delivered it
+    expect(push).toMatchObject({ parentSpanId: run!.spanId, attributes: { 'hubtier.attempt': 1 } });
+    expect(['trace-a', 'trace-b']).toContain(push.node);
+    // the sender's line, written while the delivery's span was active, names it
+    const sent = await until(signal, () => [...a.logs, ...b.logs].find((l) => l.msg === 'push notification (no push service configured: logged)' && l.homeId === 'home-tr'), spans);
+    expect(sent).toMatchObject({ traceId: push.traceId, spanId: push.spanId });
   });
 });

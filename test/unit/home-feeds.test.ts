@@ -65,6 +65,17 @@ describe('HomeFeeds', () => {
     expect(published.map((p) => p.topic)).toEqual(['m/home-2']);
   });
 
+  it('counts an event as one frame per subscribed socket of either encoding', () => {
+    const wheel = new TimerWheel();
+    wheels.push(wheel);
+    const bus = new MemoryBus(wheel, createLogger('silent'));
+    const counted: Array<[string, number]> = [];
+    const feeds = new HomeFeeds(bus, fakeApp({ 'm/home-5': 3, 'j/home-5': 2 }).app, createLogger('silent'), { framesOut: (op, n) => counted.push([op, n]) });
+    feeds.acquire('home-5');
+    bus.publish(subjects.hubEvents('home-5', 'h5'), encodeBus({ op: 'evt', kind: 'online', home: 'home-5', hub: 'h5', node: 'n', ts: 1 }));
+    expect(counted).toEqual([['evt', 5]]);
+  });
+
   it('passes the bus payload to msgpack subscribers byte for byte', () => {
     const { bus, published, feeds } = setup({ 'm/home-3': 1 });
     feeds.acquire('home-3');

@@ -104,4 +104,22 @@ describe('HTTP access log and request ids', () => {
     expect(answer.headers['x-request-id']).toBe('quiet');
     expect(lines).toEqual([]);
   });
+
+  it("gives the handler a logger with the request's id, for its own lines and for the failure line", async () => {
+    const { lines, log } = capture();
+    const fleetLog = log.child({ part: 'fleet' });
+    const call = mounted(
+      PATTERN,
+      (c) => {
+        c.log.info({ hubId: 'h' }, 'hub moved');
+        return Promise.reject(new Error('store gone'));
+      },
+      new AccessLog(log, 'n1', 0),
+      fleetLog,
+    );
+    const answer = await call(['h', 'd'], { 'x-request-id': 'req-own-lines' });
+    expect(answer.status).toBe(500);
+    expect(lines.find((l) => l.msg === 'hub moved')).toMatchObject({ requestId: 'req-own-lines', part: 'fleet', hubId: 'h' });
+    expect(lines.find((l) => l.msg === 'http handler failed')).toMatchObject({ requestId: 'req-own-lines', part: 'fleet', level: 50 });
+  });
 });

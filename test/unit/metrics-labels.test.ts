@@ -23,6 +23,9 @@ async function fed(): Promise<NodeMetrics> {
   m.appConnected();
   m.subscribed(1);
   m.appClosed(true);
+  m.appFrameIn('cmd');
+  m.appFrameIn(HUB); // not an op of the protocol: `unknown`, not a new label value
+  m.appFramesOut('evt', 3);
   m.route('GET', '/v1/hubs/:hubId')(200, 0.001);
   m.bus.request('timeout', 2);
   m.redis('control').done(0.001, false);
@@ -59,6 +62,9 @@ describe('metrics: bounded label sets', () => {
     expect(text).toContain('tier_command_duration_seconds_count{path="remote",outcome="command_timeout"} 1');
     expect(text).toContain('tier_http_requests_total{method="GET",route="/v1/hubs/:hubId",status="200"} 1');
     expect(text).toContain('tier_hub_frames_in_total{type="other"} 1');
+    expect(text).toContain('tier_app_frames_in_total{type="cmd"} 1');
+    expect(text).toContain('tier_app_frames_in_total{type="unknown"} 1');
+    expect(text).toContain('tier_app_frames_out_total{type="evt"} 3');
     expect(text).toContain('tier_hub_admission_refusals_total{reason="rate"} 3');
     expect(text).toContain('tier_push_notifications_total{outcome="failed"} 1');
   });

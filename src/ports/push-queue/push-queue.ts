@@ -1,5 +1,6 @@
 import { isValidId } from '../../../proto/subjects.js';
 import { TierError } from '../../errors.js';
+import { isValidTraceparent } from '../../trace/tracing.js';
 
 /** A push notification for the people of a home (rule actions, loop-guard reports). */
 export interface PushNotification {
@@ -15,6 +16,11 @@ export interface PushNotification {
   audience?: 'home';
   /** small string map passed to the app (rule id, device) */
   data?: Record<string, string>;
+  /**
+   * W3C `traceparent` of the rule run that enqueued it (tracing on): each delivery attempt's span
+   * joins that trace, on whichever process delivers it. Kept in the job; an invalid one is dropped.
+   */
+  tp?: string;
 }
 
 /** One delivery attempt as the sender sees it. */
@@ -155,5 +161,7 @@ export function validatePushNotification(n: PushNotification): PushNotification 
     // would set the prototype (and drop the entry) instead
     out.data = Object.fromEntries(keys.map((k) => [k, text(data[k], `data.${k}`, PUSH_LIMITS.dataValue)]));
   }
+  // only for the trace: an invalid one is dropped rather than refusing the notification
+  if (isValidTraceparent(n.tp)) out.tp = n.tp;
   return out;
 }
