@@ -1,3 +1,4 @@
+import { CloseCode } from '../../proto/errors.js';
 import type { ActorSystem } from '../actors/actor.js';
 import { publishDesired } from '../actors/commands.js';
 import type { HubSession, HubSessionDeps } from '../actors/hub-session.js';
@@ -282,6 +283,8 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
       await Promise.race([Promise.allSettled(closing.map((s) => s.whenClosed())), new Promise((r) => setTimeout(r, 5_000).unref())]);
       step('hub_sessions_closed', { hubs: closing.length, remaining: sessions.size });
       await Promise.race([events.settled(), new Promise((r) => setTimeout(r, 2_000).unref())]);
+      // after the hubs' last events: apps reconnect elsewhere and recover from their positions
+      step('apps_told_to_reconnect', { apps: fleet.sockets.closeAll(CloseCode.draining, 'draining') });
       // cron stops, delayed actions are dropped, running ones finish, the worker threads end
       await automation.close();
       step('rules_stopped');

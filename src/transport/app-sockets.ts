@@ -1,8 +1,9 @@
 /**
  * The app sockets open on this node, by the user token they were opened with, so a revocation
  * closes them at once (4007 `unauthorized`, reason `token_revoked`) instead of letting them live
- * until they reconnect. The app gateway adds a socket at open and removes it at close; sockets of
- * the admin token are not kept (it is not revocable).
+ * until they reconnect, and a draining node closes them all (4005 `draining`) so apps reconnect to
+ * another node and recover from their positions instead of seeing their sockets die with the
+ * process. The app gateway adds a socket at open and removes it at close.
  */
 import type { TokenRevocation } from '../../proto/subjects.js';
 import { CloseCode } from '../../proto/errors.js';
@@ -19,22 +20,24 @@ type UserPrincipal = Extract<Principal, { kind: 'user' }>;
 export class OpenAppSockets {
   /** sub → its open sockets with the principal each was opened with */
   private readonly bySub = new Map<string, Map<ClosableSocket, UserPrincipal>>();
+  /** sockets of the admin token: never revoked, closed only by a drain */
+  private readonly admin = new Set<ClosableSocket>();
 
   get size(): number {
-    let n = 0;
+    let n = this.admin.size;
     for (const m of this.bySub.values()) n += m.size;
     return n;
   }
 
   opened(socket: ClosableSocket, principal: Principal): void {
-    if (principal.kind !== 'user') return;
+    if (principal.kind !== 'user') return void this.admin.add(socket);
     let sockets = this.bySub.get(principal.sub);
     if (!sockets) this.bySub.set(principal.sub, (sockets = new Map()));
     sockets.set(socket, principal);
   }
 
   closed(socket: ClosableSocket, principal: Principal): void {
-    if (principal.kind !== 'user') return;
+    if (principal.kind !== 'user') return void this.admin.delete(socket);
     const sockets = this.bySub.get(principal.sub);
     sockets?.delete(socket);
     if (sockets?.size === 0) this.bySub.delete(principal.sub);
@@ -55,5 +58,14 @@ export class OpenAppSockets {
     }
     for (const [sub, sockets] of this.bySub) if (sockets.size === 0) this.bySub.delete(sub);
     return closed;
+  }
+
+  /** Closes every open socket (a node draining); answers how many. */
+  closeAll(code: number, reason: string): number {
+    const all = [...this.admin, ...[...this.bySub.values()].flatMap((m) => [...m.keys()])];
+    this.admin.clear();
+    this.bySub.clear();
+    for (const socket of all) socket.close(code, reason);
+    return all.length;
   }
 }

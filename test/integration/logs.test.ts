@@ -116,11 +116,19 @@ describe('logs of one node: JSON lines with stable messages, request ids, runtim
     app.close();
   });
 
-  it('logs each drain step with counts, and stdout holds JSON lines only', async () => {
+  it('logs each drain step with counts, closes app sockets with 4005 draining, and stdout holds JSON lines only', async () => {
     expect(await setLevel(server, 'info')).toMatchObject({ status: 200, body: { old: 'debug', level: 'info' } });
+    const user = (await api(server.httpUrl, 'POST', '/v1/admin/tokens', server.adminToken, { sub: 'drain-user', homes: ['lg-home'] })).body.token as string;
+    const apps = [new AppSocket(`${server.wsUrl}/app/v1?token=${server.adminToken}`), new AppSocket(`${server.wsUrl}/app/v1?token=${user}`)];
+    await Promise.all(apps.map((a) => a.opened()));
     expect(await server.stop()).toBe(0);
+    expect(await Promise.all(apps.map((a) => a.closed))).toEqual([
+      { code: 4005, reason: 'draining' },
+      { code: 4005, reason: 'draining' },
+    ]);
     const steps = server.logs.filter((l) => l.msg === 'drain step');
-    expect(steps.map((l) => l.step)).toEqual(['stopped_accepting', 'hubs_told_to_reconnect', 'hub_sessions_closed', 'rules_stopped', 'state_flushed', 'ports_closed']);
+    expect(steps.map((l) => l.step)).toEqual(['stopped_accepting', 'hubs_told_to_reconnect', 'hub_sessions_closed', 'apps_told_to_reconnect', 'rules_stopped', 'state_flushed', 'ports_closed']);
+    expect(steps[3]).toMatchObject({ apps: 2 });
     expect(steps[1]).toMatchObject({ hubs: 1 });
     expect(steps[2]).toMatchObject({ hubs: 1, remaining: 0 });
     expect(server.logs.find((l) => l.msg === 'hub session closed' && l.hubId === 'lg-app-1')).toMatchObject({ reason: 'draining' });
