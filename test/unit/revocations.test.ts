@@ -45,12 +45,26 @@ describe('OpenAppSockets', () => {
     sockets.opened(a1, user('alice', 'j1', 100));
     sockets.opened(a2, user('alice', 'j2', 200));
     sockets.opened(b, user('bob', 'j3', 100));
-    sockets.opened(socket('admin'), { kind: 'admin' });
-    expect(sockets.size).toBe(3);
+    const admin = socket('admin');
+    sockets.opened(admin, { kind: 'admin' });
+    expect(sockets.size).toBe(4);
     expect(sockets.revoke({ jti: 'j3', exp: 1_000 })).toBe(1);
     expect(sockets.revoke({ sub: 'alice', before: 150, exp: 1_000 })).toBe(1);
     expect(closed).toEqual([`b ${CloseCode.unauthorized} token_revoked`, `a1 ${CloseCode.unauthorized} token_revoked`]);
     sockets.closed(a2, user('alice', 'j2', 200));
+    sockets.closed(admin, { kind: 'admin' });
     expect(sockets.size).toBe(0);
+  });
+
+  it('closeAll (a drain) closes every open socket, those of the admin token too, once', () => {
+    const sockets = new OpenAppSockets();
+    const closed: string[] = [];
+    const socket = (name: string) => ({ close: (code: number, reason: string) => closed.push(`${name} ${code} ${reason}`) });
+    sockets.opened(socket('a'), { kind: 'user', sub: 'alice', homes: new Set<string>(), jti: 'j1', iat: 1 });
+    sockets.opened(socket('admin'), { kind: 'admin' });
+    expect(sockets.closeAll(CloseCode.draining, 'draining')).toBe(2);
+    expect(closed.sort()).toEqual([`a ${CloseCode.draining} draining`, `admin ${CloseCode.draining} draining`]);
+    expect(sockets.size).toBe(0);
+    expect(sockets.closeAll(CloseCode.draining, 'draining')).toBe(0);
   });
 });
