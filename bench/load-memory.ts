@@ -1,4 +1,3 @@
-import { parseArgs } from 'node:util';
 import { randomBytes } from 'node:crypto';
 import { cpus } from 'node:os';
 import { Fleet, MAX_SOCKETS_PER_WORKER, partition } from '../load/loadgen/fleet.js';
@@ -7,9 +6,11 @@ import { sources } from '../load/loadgen/options.js';
 import { errorsSplit } from '../load/loadgen/report.js';
 import { table } from '../load/lib/histogram.js';
 import { mapLimit, sleep } from '../load/lib/async.js';
+import { commandLine, usageError } from '../load/lib/cli.js';
 import { AdminClient } from '../load/wire/admin.js';
 import { startNode } from '../load/harness/index.js';
 import { startRelayFloor } from './lib/floor.js';
+import { printResult, runMain } from './lib/output.js';
 
 const USAGE = `Memory per simulated hub in the load workers, against bare sockets of the same workers, in one run.
 
@@ -34,39 +35,22 @@ bytes per hub = (RSS at the end - RSS of the empty worker) / its hubs.
 const say = (line: string) => process.stderr.write(`${line}\n`);
 
 function parse() {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      options: {
-        hubs: { type: 'string', default: '10000' },
-        workers: { type: 'string' },
-        devices: { type: 'string', default: '8' },
-        'report-every': { type: 'string', default: '10' },
-        hold: { type: 'string', default: '15' },
-        ramp: { type: 'string', default: '2000' },
-        json: { type: 'boolean', default: false },
-        help: { type: 'boolean', short: 'h', default: false },
-      },
-      strict: true,
-    }));
-  } catch (err) {
-    process.stderr.write(`bench:load-memory: ${(err as Error).message}\n\n${USAGE}`);
-    process.exit(2);
-  }
-  if (values.help) {
-    process.stdout.write(USAGE);
-    process.exit(0);
-  }
+  const values = commandLine('bench:load-memory', USAGE, {
+    hubs: { type: 'string', default: '10000' },
+    workers: { type: 'string' },
+    devices: { type: 'string', default: '8' },
+    'report-every': { type: 'string', default: '10' },
+    hold: { type: 'string', default: '15' },
+    ramp: { type: 'string', default: '2000' },
+    json: { type: 'boolean', default: false },
+  });
   const hubs = Number(values.hubs);
   const devices = Number(values.devices);
   const reportEveryS = Number(values['report-every']);
   const holdS = Number(values.hold);
   const ramp = Number(values.ramp);
   const workers = values.workers === undefined ? Math.ceil(hubs / MAX_SOCKETS_PER_WORKER) : Number(values.workers);
-  const bad = (what: string) => {
-    process.stderr.write(`bench:load-memory: ${what}\n`);
-    process.exit(2);
-  };
+  const bad = (what: string) => usageError('bench:load-memory', USAGE, what);
   if (!Number.isInteger(hubs) || hubs < 100 || hubs > 200_000) bad('--hubs must be an integer in 100..200000');
   if (!Number.isInteger(workers) || workers < 1 || hubs / workers > MAX_SOCKETS_PER_WORKER) bad(`--workers must leave at most ${MAX_SOCKETS_PER_WORKER} hubs per worker`);
   if (!Number.isInteger(devices) || devices < 0 || devices > 64) bad('--devices must be an integer in 0..64');
@@ -190,16 +174,7 @@ async function main(): Promise<void> {
     `load worker memory per simulated hub: ${kib(hubPer)} KiB (bare socket floor of the same run: ${kib(floorPer)} KiB; the hub adds ${kib(hubPer - floorPer)} KiB)`,
     '',
   ].join('\n');
-  if (args.json) {
-    process.stderr.write(text);
-    process.stdout.write(`${JSON.stringify(out)}\n`);
-  } else process.stdout.write(text);
+  printResult(args.json, text, out);
 }
 
-main().then(
-  () => process.exit(0),
-  (err: unknown) => {
-    process.stderr.write(`bench:load-memory: ${(err as Error).stack ?? String(err)}\n`);
-    process.exit(1);
-  },
-);
+runMain('bench:load-memory', main);
