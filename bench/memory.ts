@@ -8,6 +8,7 @@ import { cpus, tmpdir } from 'node:os';
 import { censusDiff, census } from './lib/heap-summary.js';
 import { collect, startNats, startNode, startRedis, type GcReading, type Proc } from '../load/harness/index.js';
 import { startRelayFloor } from './lib/floor.js';
+import { printResult, runMain } from './lib/output.js';
 
 const USAGE = `Server memory per hub session, against the bare-uWS floor per idle socket, in one run.
 
@@ -194,16 +195,7 @@ async function main(): Promise<void> {
     `server memory per hub session: ${kb(server.rssPer)} KB (${out.ratio}x the bare socket's ${kb(floor.rssPer)} KB)`,
     heapText,
   ].join('\n');
-  if (args.json) {
-    process.stderr.write(text);
-    process.stdout.write(`${JSON.stringify(out)}\n`);
-  } else process.stdout.write(text);
+  printResult(args.json, text, out);
 }
 
-main().then(
-  () => process.exit(0),
-  (err: unknown) => {
-    process.stderr.write(`bench:memory: ${(err as Error).stack ?? String(err)}\n`);
-    process.exit(1);
-  },
-);
+runMain('bench:memory', main);

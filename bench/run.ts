@@ -13,6 +13,7 @@ import { parse } from './lib/run-args.js';
 import { say, hubSpecs, appSpecs, workerConfig, hubsOnline, telemetryRoundsOf, median, round, type TelemetryResult } from './lib/fleet-runs.js';
 import { clusterNodes } from './lib/cluster-runs.js';
 import { startSpanSink } from './lib/span-sink.js';
+import { printResult, runMain } from './lib/output.js';
 
 async function main(): Promise<void> {
   const args = parse();
@@ -325,16 +326,7 @@ async function main(): Promise<void> {
     ...summary,
     '',
   ].join('\n');
-  if (args.json) {
-    process.stderr.write(text);
-    process.stdout.write(`${JSON.stringify(out)}\n`);
-  } else process.stdout.write(text);
+  printResult(args.json, text, out);
 }
 
-main().then(
-  () => process.exit(0),
-  (err: unknown) => {
-    process.stderr.write(`bench: ${(err as Error).stack ?? String(err)}\n`);
-    process.exit(1);
-  },
-);
+runMain('bench', main);

@@ -1,6 +1,6 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { addCounters, emptyCounters, type AppSpec, type Counters, type FromWorker, type HubSpec, type Snapshot, type ToWorker, type WorkerConfig } from './ipc.js';
+import { addCounters, emptyCounters, type AppSpec, type Counters, type FromWorker, type HubSpec, type Snapshot, type ToWorker, type WorkerConfig, type WorkerMemory } from './ipc.js';
 import { decodeHistogram, newHistogram, type Histogram } from '../lib/histogram.js';
 
 const WORKER = fileURLToPath(new URL('./worker-process.ts', import.meta.url));
@@ -37,11 +37,24 @@ export class Fleet {
 
   private constructor() {}
 
-  static async start(configs: WorkerConfig[]): Promise<Fleet> {
+  /** Each worker's memory before `init` (an empty worker), with `measured`; [] otherwise. */
+  empty: WorkerMemory[] = [];
+
+  /**
+   * Forks one worker per config. `measured`: the workers run with --expose-gc, and their memory is
+   * read once before `init`, so a benchmark can count everything the hubs add (`empty`).
+   */
+  static async start(configs: WorkerConfig[], opts: { measured?: boolean } = {}): Promise<Fleet> {
     const fleet = new Fleet();
-    for (let i = 0; i < configs.length; i++) fleet.spawn();
+    for (let i = 0; i < configs.length; i++) fleet.spawn(opts.measured === true);
+    if (opts.measured) fleet.empty = await fleet.memory();
     await Promise.all(fleet.workers.map((w, i) => fleet.ask(w, 'init', { config: configs[i]! })));
     return fleet;
+  }
+
+  /** Every worker's memory now (after a full collection when `measured`), in worker order. */
+  memory(): Promise<WorkerMemory[]> {
+    return this.all<WorkerMemory, 'memory'>('memory');
   }
 
   get size(): number {
@@ -105,8 +118,8 @@ export class Fleet {
     for (const w of this.workers) if (w.child.exitCode === null) w.child.kill('SIGKILL');
   }
 
-  private spawn(): void {
-    const child = fork(WORKER, [], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'], serialization: 'advanced' });
+  private spawn(measured: boolean): void {
+    const child = fork(WORKER, [], { execArgv: [...(measured ? ['--expose-gc'] : []), '--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'], serialization: 'advanced' });
     const worker: Worker = {
       child,
       pending: new Map(),

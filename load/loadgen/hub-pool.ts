@@ -1,10 +1,10 @@
-import type { Attrs, DeviceInfo } from '../../src/index.js';
+import { TimerWheel, type Attrs, type DeviceInfo, type TimerTarget } from '../../src/index.js';
 import { mapLimit, sleep } from '../lib/async.js';
 import { AdminClient, AdminError, NoAnswerError } from '../wire/admin.js';
 import { deviceAt, deviceList } from '../wire/devices.js';
 import { HubClientError, hubEndpoint } from '../wire/handshake.js';
-import type { ConnectResult, HubSpec, StormResult, WorkerConfig } from './ipc.js';
-import { LeanHub, type LeanHubEvents, type LeanTarget } from './lean-hub.js';
+import type { ConnectResult, StormResult, WorkerConfig } from './ipc.js';
+import { LeanHubs, type LeanHubEvents, type LeanTarget } from './lean-hub.js';
 import type { WorkerMetrics } from './metrics.js';
 import { PORT_TAKEN, type SourcePorts } from './sources.js';
 
@@ -12,28 +12,26 @@ import { PORT_TAKEN, type SourcePorts } from './sources.js';
  * A worker's share of the hubs (lean hubs): provisioning, connecting at a ramp, reconnecting
  * sessions that drop, the reconnect storm, and one heartbeat sweep a second for all of them.
  * After each welcome a hub may send its full device list and every device's starting state (from
- * the catalogue), so the server's shadow is filled as a real hub's would be.
+ * the catalogue), so the server's shadow is filled as a real hub's would be. Per hub it keeps two
+ * bytes (reconnect attempts, a reconnect pending); its timers are in the worker's one wheel.
  */
-
-interface Slot {
-  spec: HubSpec;
-  hub: LeanHub;
-  attempt: number;
-  /** a reconnect is scheduled or under way */
-  retrying: boolean;
-}
 
 /** Calls of the admin API per worker at once while provisioning. */
 const PROVISION_CONCURRENCY = 16;
 /** Source ports tried in a row when each one is taken. */
 const MAX_PORT_TRIES = 32;
 
-export class HubPool {
-  readonly slots: Slot[] = [];
+export class HubPool implements TimerTarget {
+  readonly hubs: LeanHubs;
   /** while a storm or the stop runs, dropped sessions are not reconnected by the pool */
   storming = false;
   private stopping = false;
+  private readonly wheel = new TimerWheel();
   private readonly heartbeats: NodeJS.Timeout;
+  /** reconnect attempts since the last welcome, per hub (capped) */
+  private readonly attempt: Uint8Array;
+  /** 1: a reconnect is scheduled or under way */
+  private readonly retrying: Uint8Array;
   /** what every hub sends after its welcome (built once: one device list and one report) */
   private readonly fillFrames: { list: DeviceInfo[]; state: Record<string, Attrs> } | null;
 
@@ -43,11 +41,11 @@ export class HubPool {
     sources: SourcePorts,
   ) {
     const events: LeanHubEvents = {
-      onClose: (hub, code) => this.onSessionClosed(this.slots[hub.index]!, code),
-      onErrorFrame: (_hub, code) => metrics.bump(`frame:${code}`),
+      onClose: (i, code) => this.onSessionClosed(i, code),
+      onErrorFrame: (_i, code) => metrics.bump(`frame:${code}`),
       onCommand: () => metrics.counters.commandsAnswered++,
       onAck: () => metrics.counters.acks++,
-      onReportAck: (_hub, ms) => metrics.record('reportToAck', ms),
+      onReportAck: (_i, ms) => metrics.record('reportToAck', ms),
     };
     const targets: LeanTarget[] = config.targets.map((url) => ({
       endpoint: hubEndpoint(url, config.path),
@@ -55,33 +53,30 @@ export class HubPool {
       hello: config.hello !== false,
       connectTimeoutMs: config.connectTimeoutMs,
       source: () => sources.next(),
-      events,
     }));
-    for (const spec of config.hubs) {
-      const hub = new LeanHub(targets[spec.target]!, spec.id, spec.home, spec.secret ?? '', this.slots.length);
-      this.slots.push({ spec, hub, attempt: 0, retrying: false });
-    }
-    metrics.counters.hubs = this.slots.length;
+    this.hubs = new LeanHubs(targets, config.hubs, events, this.wheel);
+    // the specs are copied into the hubs' arrays: the objects of the init message can go
+    config.hubs = [];
+    this.attempt = new Uint8Array(this.hubs.count);
+    this.retrying = new Uint8Array(this.hubs.count);
+    metrics.counters.hubs = this.hubs.count;
     this.fillFrames = config.fill && config.hello !== false && config.devices > 0 ? fillFrames(config.devices) : null;
     // one sweep a second: a heartbeat from every hub that sent nothing for most of its interval
-    this.heartbeats = setInterval(() => {
-      const now = Date.now();
-      for (const { hub } of this.slots) if (hub.hb > 0 && hub.connected && now - hub.lastSent >= hub.hb - 1_500) hub.heartbeat();
-    }, 1_000);
+    this.heartbeats = setInterval(() => this.hubs.sweepHeartbeats(Date.now()), 1_000);
     this.heartbeats.unref();
   }
 
   /** Provisions every hub without a known secret, through the node it will connect to. */
   async provision(adminFor: (target: number) => AdminClient): Promise<{ ok: number; failed: number }> {
+    const h = this.hubs;
     let ok = 0;
     let failed = 0;
-    await mapLimit(this.slots, PROVISION_CONCURRENCY, async (slot) => {
-      if (slot.spec.secret !== undefined) return;
+    await mapLimit(indices(h.count), PROVISION_CONCURRENCY, async (i) => {
+      if (h.secrets[i] !== '') return;
       try {
-        const done = await adminFor(slot.spec.target).provisionHub(slot.spec.id, slot.spec.home, 'load-hub');
+        const done = await adminFor(h.target[i]!).provisionHub(h.ids[i]!, h.homes[i]!, 'load-hub');
         if ('secret' in done) {
-          slot.spec.secret = done.secret;
-          slot.hub.secret = done.secret;
+          h.secrets[i] = done.secret;
           ok++;
           return;
         }
@@ -100,14 +95,14 @@ export class HubPool {
     let ok = 0;
     let failed = 0;
     let n = 0;
-    await mapLimit(this.slots, this.config.connectConcurrency, async (slot) => {
-      if (slot.hub.connected) return;
+    await mapLimit(indices(this.hubs.count), this.config.connectConcurrency, async (i) => {
+      if (this.hubs.connected(i)) return;
       if (perSec > 0) {
         // the ramp: connection k starts no earlier than k / perSec seconds after the first
         const wait = started + (n++ * 1000) / perSec - performance.now();
-        if (wait > 0) await sleep(wait);
+        if (wait > 0) await this.after(wait);
       }
-      if (await this.connectOne(slot, 'connect')) ok++;
+      if (await this.connectOne(i, 'connect')) ok++;
       else failed++;
     });
     return { ok, failed, elapsedMs: performance.now() - started };
@@ -115,24 +110,24 @@ export class HubPool {
 
   /** Every connected hub drops its TCP connection at once, then reconnects at once (with a short backoff on failure). */
   async storm(deadlineMs: number): Promise<StormResult> {
-    const online = this.slots.filter((s) => s.hub.connected);
+    const online = indices(this.hubs.count).filter((i) => this.hubs.connected(i));
     this.storming = true;
     const started = performance.now();
-    await Promise.all(online.map((s) => s.hub.terminate()));
+    await Promise.all(online.map((i) => this.hubs.terminate(i)));
     let back = 0;
     let attempts = 0;
     let last = 0;
     const deadline = started + deadlineMs;
     await Promise.all(
-      online.map(async (slot) => {
+      online.map(async (i) => {
         for (let attempt = 0; performance.now() < deadline && !this.stopping; attempt++) {
           attempts++;
-          if (await this.connectOne(slot, 'storm')) {
+          if (await this.connectOne(i, 'storm')) {
             back++;
             last = performance.now();
             return;
           }
-          await sleep(Math.random() * Math.min(5_000, 100 * 2 ** Math.min(attempt, 6)));
+          await this.after(Math.random() * Math.min(5_000, 100 * 2 ** Math.min(attempt, 6)));
         }
       }),
     );
@@ -144,16 +139,31 @@ export class HubPool {
   async stop(graceMs: number): Promise<void> {
     this.stopping = true;
     clearInterval(this.heartbeats);
-    for (const { hub } of this.slots) if (hub.connected) hub.bye();
+    for (let i = 0; i < this.hubs.count; i++) this.hubs.bye(i);
     await sleep(graceMs);
-    for (const { hub } of this.slots) void hub.terminate();
+    for (let i = 0; i < this.hubs.count; i++) void this.hubs.terminate(i);
+    this.wheel.close();
+  }
+
+  /** TimerTarget: hub `i`'s reconnect is due. */
+  onTimer(i: number): void {
+    this.retrying[i] = 0;
+    if (this.stopping || this.storming || this.hubs.connected(i)) return;
+    void this.connectOne(i, 'connect').then((ok) => {
+      if (!ok) this.scheduleReconnect(i);
+    });
+  }
+
+  /** A wait on the worker's wheel (ramps and storm backoffs: no timer of their own). */
+  private after(ms: number): Promise<void> {
+    return new Promise((resolve) => this.wheel.schedule(ms, { onTimer: () => resolve() }));
   }
 
   /** One connect (errors counted as `<phase>:<code>`), then the fill frames. */
-  private async connectOne(slot: Slot, phase: 'connect' | 'storm'): Promise<boolean> {
+  private async connectOne(i: number, phase: 'connect' | 'storm'): Promise<boolean> {
     const m = this.metrics;
     try {
-      m.record('connect', await this.dial(slot.hub));
+      m.record('connect', await this.dial(i));
     } catch (err) {
       m.counters.connectFailures++;
       m.bump(`${phase}:${err instanceof HubClientError ? err.code : 'connect_failed'}`);
@@ -161,19 +171,19 @@ export class HubPool {
     }
     m.counters.connects++;
     m.counters.connected++;
-    slot.attempt = 0;
+    this.attempt[i] = 0;
     if (this.fillFrames !== null) {
-      slot.hub.devices(this.fillFrames.list);
-      if (slot.hub.report(this.fillFrames.state)) m.counters.reportsSent++;
+      this.hubs.devices(i, this.fillFrames.list);
+      if (this.hubs.report(i, this.fillFrames.state)) m.counters.reportsSent++;
     }
     return true;
   }
 
   /** One connect, retried at once on the next source port when the chosen one was taken. */
-  private async dial(hub: LeanHub): Promise<number> {
+  private async dial(i: number): Promise<number> {
     for (let tries = 0; ; tries++) {
       try {
-        return await hub.connect();
+        return await this.hubs.connect(i);
       } catch (err) {
         if (!(err instanceof HubClientError) || !PORT_TAKEN.has(err.code) || tries >= MAX_PORT_TRIES) throw err;
         this.metrics.bump('source:port_taken');
@@ -181,28 +191,27 @@ export class HubPool {
     }
   }
 
-  private onSessionClosed(slot: Slot, code: number): void {
+  private onSessionClosed(i: number, code: number): void {
     this.metrics.counters.connected--;
     if (this.stopping || this.storming) return;
     this.metrics.counters.disconnects++;
     this.metrics.bump(`close:${code}`);
-    if (this.config.reconnect) this.scheduleReconnect(slot);
+    if (this.config.reconnect) this.scheduleReconnect(i);
   }
 
   /** Full-jitter backoff from 1 s, at most 30 s. */
-  private scheduleReconnect(slot: Slot): void {
-    if (slot.retrying || this.stopping) return;
-    slot.retrying = true;
-    const delay = Math.random() * Math.min(30_000, 1_000 * 2 ** Math.min(slot.attempt, 5));
-    slot.attempt++;
-    setTimeout(() => {
-      slot.retrying = false;
-      if (this.stopping || this.storming || slot.hub.connected) return;
-      void this.connectOne(slot, 'connect').then((ok) => {
-        if (!ok) this.scheduleReconnect(slot);
-      });
-    }, delay).unref();
+  private scheduleReconnect(i: number): void {
+    if (this.retrying[i] === 1 || this.stopping) return;
+    this.retrying[i] = 1;
+    const delay = Math.random() * Math.min(30_000, 1_000 * 2 ** Math.min(this.attempt[i]!, 5));
+    this.attempt[i] = Math.min(255, this.attempt[i]! + 1);
+    this.wheel.schedule(delay, this, i);
   }
+}
+
+/** 0 .. n-1: the hub numbers a phase walks over. */
+function indices(n: number): number[] {
+  return Array.from({ length: n }, (_, i) => i);
 }
 
 /** The device list and every device's starting state of a hub with `n` devices (a fixed state per kind). */

@@ -63,6 +63,8 @@ export type ToWorker =
   | { rid: number; type: 'storm'; deadlineMs: number }
   | { rid: number; type: 'reset' }
   | { rid: number; type: 'snapshot' }
+  /** the worker's memory after a full collection (with --expose-gc); also answered before `init` */
+  | { rid: number; type: 'memory' }
   | { rid: number; type: 'stop' };
 
 export interface Counters {
@@ -109,6 +111,16 @@ export interface ConnectResult {
   ok: number;
   failed: number;
   elapsedMs: number;
+}
+
+/** A worker's `process.memoryUsage()`, bytes; `collected`: read after a full collection. */
+export interface WorkerMemory {
+  rss: number;
+  heapUsed: number;
+  heapTotal: number;
+  external: number;
+  arrayBuffers: number;
+  collected: boolean;
 }
 
 export interface Snapshot {

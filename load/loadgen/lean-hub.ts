@@ -1,17 +1,20 @@
 import { randomBytes } from 'node:crypto';
-import WebSocket from 'ws';
-import { FrameType, type Attrs, type DeviceInfo } from '../../src/index.js';
+import { connect, type Socket } from 'node:net';
+import { FrameType, type Attrs, type DeviceInfo, type TimerHandle, type TimerTarget, type TimerWheel } from '../../src/index.js';
 import { encodeFrame, frames, peekServer } from '../wire/frames.js';
-import { HubClientError, dial, signedHeaders } from '../wire/handshake.js';
+import { HubClientError, signedHeaders } from '../wire/handshake.js';
+import type { HubSpec } from './ipc.js';
+import { CloseCode, FrameReader, Opcode, clientFrame, closeFrame, type FrameSink } from '../wire/ws-framing.js';
+import { readUpgrade, upgradeKey, upgradeRequest } from '../wire/ws-upgrade.js';
 
 /**
- * A lean hub for load and benchmarks: the signed upgrade, hello → welcome, sequenced reports
- * without a resend queue, and commands answered at once with their parameters (`r = p`). It keeps
- * no timers of its own (the worker sends heartbeats in one sweep) and reads server frames without
- * validation (wire/frames.ts `peekServer`), so thousands fit in one process and the hub side costs
- * as little as it can. What all hubs of a target share (endpoint, callbacks) is one `LeanTarget`;
- * a hub holds only its ids, its socket and a few numbers. The same class drives the real server
- * and the relay floor, so both see the same client.
+ * The lean hubs of one worker: the signed upgrade, hello → welcome, sequenced reports without a
+ * resend queue, commands answered at once with their parameters (`r = p`), heartbeats in one
+ * sweep. Built for memory: a hub is a raw TCP socket reading into one buffer shared by the worker
+ * and a slot in typed arrays (no per-hub objects or closures once online), the WebSocket framing
+ * is wire/ws-framing.ts, and timers live in the worker's wheel. The same code drives the real
+ * server and the relay floor (unsigned), and, with `hello: false`, the bare sockets of the
+ * memory floor.
  */
 
 /** What every hub of one target shares. */
@@ -20,7 +23,7 @@ export interface LeanTarget {
   endpoint: string;
   /** false: no signature (the relay floor): hub and home go as plain headers */
   signed: boolean;
-  /** @default true; false: a bare socket that is done once open (the idle-socket floor) */
+  /** @default true; false: a bare socket that is done once upgraded (the idle-socket floor) */
   hello: boolean;
   /** upgrade plus welcome, ms */
   connectTimeoutMs: number;
@@ -30,188 +33,367 @@ export interface LeanTarget {
    * bound ports, which grows with every socket (tens of µs each at 15,000 sockets).
    */
   source(): { address: string; port?: number } | undefined;
-  events: LeanHubEvents;
 }
 
+/** What the hubs tell their owner, by hub number. */
 export interface LeanHubEvents {
   /** the session closed after a welcome (not called for failed connects) */
-  onClose(hub: LeanHub, code: number): void;
+  onClose(hub: number, code: number): void;
   /** an error frame from the server (busy, rate_limited, sequence_gap, ...) */
-  onErrorFrame(hub: LeanHub, code: string): void;
+  onErrorFrame(hub: number, code: string): void;
   /** a command arrived and was answered */
-  onCommand(hub: LeanHub): void;
+  onCommand(hub: number): void;
   /** an ack arrived */
-  onAck(hub: LeanHub, s: number): void;
+  onAck(hub: number, s: number): void;
   /** an ack covered the newest unacknowledged report: `ms` since that report was sent */
-  onReportAck(hub: LeanHub, ms: number): void;
+  onReportAck(hub: number, ms: number): void;
 }
 
-export class LeanHub {
+/** A hub's connection state, its byte in `state`. */
+const IDLE = 0;
+/** TCP connecting or the upgrade sent, its answer not read */
+const UPGRADING = 1;
+/** upgraded, hello sent */
+const HELLO = 2;
+const ONLINE = 3;
+/** our close frame sent after being online */
+const CLOSING = 4;
+
+/** A connect under way: transient, dropped at the welcome or the failure. */
+interface Attempt {
+  resolve(ms: number): void;
+  reject(err: HubClientError): void;
+  started: number;
+  key: string;
+  /** the answer to the upgrade so far */
+  head: Buffer | null;
+  deadline: TimerHandle;
+}
+
+/** Messages from a server larger than this close the socket (1009): hub frames are small. */
+const MAX_MESSAGE = 1024 * 1024;
+
+interface HubSocket extends Socket {
+  hub: number;
+}
+
+export class LeanHubs implements FrameSink, TimerTarget {
+  readonly count: number;
+  readonly ids: string[];
+  readonly homes: string[];
+  /** secrets, settable until a hub connects (provisioned later) */
+  readonly secrets: string[];
+  /** index into the targets */
+  readonly target: Uint8Array;
+  private readonly state: Uint8Array;
   /** heartbeat interval from the welcome, ms (0 before it) */
-  hb = 0;
-  /** when this hub last sent a frame (Date.now()), for the worker's heartbeat sweep */
-  lastSent = 0;
-  private ws: WebSocket | null = null;
-  private welcomed = false;
-  private seq = 0;
-  /**
-   * The newest unacknowledged report: its sequence number (0: none) and send time
-   * (performance.now()). Two numbers per hub, not a queue: an ack covering several reports
-   * measures the newest of them.
-   */
-  private reportSeq = 0;
-  private reportAt = 0;
-  private onClosed: (() => void) | null = null;
+  private readonly hb: Uint32Array;
+  /** when the hub last sent a frame (Date.now()), for the heartbeat sweep */
+  private readonly lastSent: Float64Array;
+  private readonly seq: Uint32Array;
+  /** the newest unacknowledged report: its sequence number (0: none) and send time (performance.now()) */
+  private readonly reportSeq: Uint32Array;
+  private readonly reportAt: Float64Array;
+  /** the close code the server sent (0: none yet, reported as 1006) */
+  private readonly closeCode: Uint16Array;
+  private readonly sockets: Array<HubSocket | null>;
+  private readonly attempts = new Map<number, Attempt>();
+  /** who waits for a hub's socket to close (`terminate`) */
+  private readonly closing = new Map<number, Array<() => void>>();
+  private readonly reader = new FrameReader(this, MAX_MESSAGE);
+  private readonly ends: Array<{ host: string; port: number; hostHeader: string; path: string }>;
+  /** every socket of the worker reads into this one buffer (net's `onread`): nothing is allocated per read */
+  private readonly readBuffer = Buffer.allocUnsafe(64 * 1024);
+  private readonly onRead: (this: HubSocket, n: number, buf: Buffer) => boolean;
+  private readonly onError: (this: HubSocket, err: NodeJS.ErrnoException) => void;
+  private readonly onClosed: (this: HubSocket) => void;
 
   constructor(
-    private readonly target: LeanTarget,
-    readonly hubId: string,
-    readonly homeId: string,
-    /** the hub's secret; may be set after construction (provisioned later), before `connect()` */
-    public secret: string,
-    /** the caller's index of this hub (its slot) */
-    readonly index: number,
-  ) {}
+    private readonly targets: readonly LeanTarget[],
+    specs: readonly HubSpec[],
+    private readonly events: LeanHubEvents,
+    private readonly wheel: TimerWheel,
+  ) {
+    const n = (this.count = specs.length);
+    this.ids = specs.map((s) => s.id);
+    this.homes = specs.map((s) => s.home);
+    this.secrets = specs.map((s) => s.secret ?? '');
+    this.target = Uint8Array.from(specs, (s) => s.target);
+    this.state = new Uint8Array(n);
+    this.hb = new Uint32Array(n);
+    this.lastSent = new Float64Array(n);
+    this.seq = new Uint32Array(n);
+    this.reportSeq = new Uint32Array(n);
+    this.reportAt = new Float64Array(n);
+    this.closeCode = new Uint16Array(n);
+    this.sockets = new Array<HubSocket | null>(n).fill(null);
+    this.ends = targets.map((t) => {
+      const u = new URL(t.endpoint);
+      return { host: u.hostname, port: Number(u.port || 80), hostHeader: u.host, path: `${u.pathname}${u.search}` };
+    });
+    // one function of each kind for every socket: `this` is the socket, `hub` its number
+    const self = this;
+    this.onRead = function (n, buf) {
+      self.read(this.hub, buf.subarray(0, n));
+      return true;
+    };
+    this.onError = function (err) {
+      self.abandon(this.hub, new HubClientError(err.code ?? 'connect_failed', `hub ${self.ids[this.hub]}: ${err.message}`, { cause: err }));
+    };
+    this.onClosed = function () {
+      self.closed(this.hub, this);
+    };
+  }
 
-  get connected(): boolean {
-    return this.welcomed && this.ws !== null && this.ws.readyState === WebSocket.OPEN;
+  connected(i: number): boolean {
+    return this.state[i] === ONLINE;
   }
 
   /**
    * Opens a new session (a fresh boot id each time); resolves with the ms from dial to welcome.
    * Rejects with a HubClientError (codes in wire/handshake.ts).
    */
-  connect(): Promise<number> {
-    if (this.ws) return Promise.reject(new HubClientError('already_connected', `${this.hubId}: already connected`));
-    const t = this.target;
-    const started = performance.now();
-    const headers = t.signed ? signedHeaders(this.hubId, this.secret) : { 'x-hub-id': this.hubId, 'x-hub-home': this.homeId };
+  connect(i: number): Promise<number> {
+    if (this.sockets[i]) return Promise.reject(new HubClientError('already_connected', `${this.ids[i]}: already connected`));
+    const t = this.targets[this.target[i]!]!;
+    const end = this.ends[this.target[i]!]!;
+    const src = t.source();
+    let socket: HubSocket;
+    try {
+      socket = connect({
+        host: end.host,
+        port: end.port,
+        noDelay: true,
+        ...(src !== undefined ? { localAddress: src.address, ...(src.port !== undefined ? { localPort: src.port } : {}) } : {}),
+        onread: { buffer: this.readBuffer, callback: this.onRead as (n: number, buf: Uint8Array) => boolean },
+      }) as HubSocket;
+    } catch (err) {
+      return Promise.reject(new HubClientError('connect_failed', `hub ${this.ids[i]}: ${(err as Error).message}`, { cause: err }));
+    }
+    socket.hub = i;
+    socket.on('error', this.onError);
+    socket.on('close', this.onClosed);
+    this.sockets[i] = socket;
+    this.state[i] = UPGRADING;
+    this.seq[i] = 0;
+    this.reportSeq[i] = 0;
+    this.closeCode[i] = 0;
+    this.reader.drop(i);
+    const key = upgradeKey();
+    const headers = t.signed ? signedHeaders(this.ids[i]!, this.secrets[i]!) : { 'x-hub-id': this.ids[i]!, 'x-hub-home': this.homes[i]! };
+    // written while connecting: the socket sends it once connected
+    socket.write(upgradeRequest(end.hostHeader, end.path, key, headers));
     return new Promise<number>((resolve, reject) => {
-      let settled = false;
-      let endDeadline = () => {};
-      const fail = (err: HubClientError) => {
-        if (settled) return;
-        settled = true;
-        endDeadline();
-        reject(err);
-      };
-      const welcomed = () => {
-        settled = true;
-        endDeadline();
-        resolve(performance.now() - started);
-      };
-      const attempt = dial({ url: t.endpoint, hubId: this.hubId, headers, timeoutMs: t.connectTimeoutMs, source: t.source() }, fail);
-      if (attempt instanceof HubClientError) return reject(attempt);
-      endDeadline = attempt.settle;
-      const ws = attempt.ws;
-      this.ws = ws;
-      this.welcomed = false;
-      this.seq = 0;
-      this.reportSeq = 0;
-      ws.on('open', () => {
-        if (t.hello) this.send(encodeFrame(frames.hello(randomBytes(6).toString('base64url'))));
-        else welcomed();
-      });
-      ws.on('close', (code) => {
-        if (this.ws === ws) this.ws = null;
-        this.onClosed?.();
-        this.onClosed = null;
-        const wasOnline = this.welcomed;
-        this.welcomed = false;
-        fail(new HubClientError('closed', `${this.hubId}: closed (${code}) before the welcome`, { closeCode: code }));
-        if (wasOnline) t.events.onClose(this, code);
-      });
-      ws.on('message', (data: Buffer) => {
-        const f = peekServer(data);
-        if (f === null) return;
-        switch (f.t) {
-          case FrameType.welcome:
-            if (settled) return;
-            this.welcomed = true;
-            this.hb = typeof f.hb === 'number' ? f.hb : 0;
-            this.seq = typeof f.s === 'number' ? f.s : 0;
-            welcomed();
-            return;
-          case FrameType.command:
-            // answered at once: the result carries the parameters back as the device's new state
-            if (typeof f.id === 'number') this.send(encodeFrame(frames.result(f.id, { ok: true, r: f.p })));
-            t.events.onCommand(this);
-            return;
-          case FrameType.ack: {
-            const s = typeof f.s === 'number' ? f.s : 0;
-            if (this.reportSeq > 0 && s >= this.reportSeq) {
-              t.events.onReportAck(this, performance.now() - this.reportAt);
-              this.reportSeq = 0;
-            }
-            t.events.onAck(this, s);
-            return;
-          }
-          case FrameType.error: {
-            const code = typeof f.e === 'string' ? f.e : 'unknown';
-            // before the welcome the hello was refused; after it, a refused frame leaves a hole:
-            // number the next frame where the server expects it
-            if (!settled) fail(new HubClientError(code, `${this.hubId}: ${code} before the welcome`));
-            else if (typeof f.ref === 'number' && (code === 'sequence_gap' || f.ref <= this.seq)) this.seq = f.ref - 1;
-            t.events.onErrorFrame(this, code);
-            return;
-          }
-          case FrameType.bye:
-            if (!settled) fail(new HubClientError(typeof f.e === 'string' ? f.e : 'closed', `${this.hubId}: bye ${String(f.e ?? '')} before the welcome`));
-            return;
-          default:
-            return;
-        }
-      });
+      this.attempts.set(i, { resolve, reject, started: performance.now(), key, head: null, deadline: this.wheel.schedule(t.connectTimeoutMs, this, i) });
     });
   }
 
   /** Sends a report of changed attributes; false when not connected. */
-  report(r: Record<string, Attrs>, ts?: number): boolean {
-    if (!this.connected) return false;
-    const s = ++this.seq;
-    if (!this.send(encodeFrame(frames.report(s, r, ts)))) return false;
-    this.reportSeq = s;
-    this.reportAt = performance.now();
+  report(i: number, r: Record<string, Attrs>, ts?: number): boolean {
+    if (this.state[i] !== ONLINE) return false;
+    const s = ++this.seq[i]!;
+    this.send(i, encodeFrame(frames.report(s, r, ts)));
+    this.reportSeq[i] = s;
+    this.reportAt[i] = performance.now();
     return true;
   }
 
-  /** Sends the complete device list. */
-  devices(j: DeviceInfo[]): boolean {
-    if (!this.connected) return false;
-    return this.send(encodeFrame(frames.devices(++this.seq, { f: true, j })));
+  /** Sends the complete device list; false when not connected. */
+  devices(i: number, j: DeviceInfo[]): boolean {
+    if (this.state[i] !== ONLINE) return false;
+    this.send(i, encodeFrame(frames.devices(++this.seq[i]!, { f: true, j })));
+    return true;
   }
 
-  heartbeat(): boolean {
-    return this.send(encodeFrame(frames.heartbeat()));
+  heartbeat(i: number): boolean {
+    if (this.state[i] !== ONLINE) return false;
+    this.send(i, HEARTBEAT);
+    return true;
+  }
+
+  /** A heartbeat from every online hub that sent nothing for most of its interval (the worker's one sweep). */
+  sweepHeartbeats(now: number): void {
+    for (let i = 0; i < this.count; i++) if (this.state[i] === ONLINE && this.hb[i]! > 0 && now - this.lastSent[i]! >= this.hb[i]! - 1_500) this.heartbeat(i);
   }
 
   /** Drops the TCP connection without a closing handshake (power loss, network cut); resolves once closed. */
-  terminate(): Promise<void> {
-    const ws = this.ws;
-    if (!ws) return Promise.resolve();
-    const previous = this.onClosed;
+  terminate(i: number): Promise<void> {
+    const socket = this.sockets[i];
+    if (!socket) return Promise.resolve();
     const closed = new Promise<void>((resolve) => {
-      this.onClosed = () => {
-        previous?.();
-        resolve();
-      };
+      const waiting = this.closing.get(i);
+      if (waiting) waiting.push(resolve);
+      else this.closing.set(i, [resolve]);
     });
-    ws.terminate();
+    socket.destroy();
     return closed;
   }
 
-  /** A clean close with bye. */
-  bye(): void {
-    if (!this.ws) return;
-    this.send(encodeFrame(frames.bye()));
-    this.ws.close(1000, 'bye');
+  /** A clean close: bye, then the close frame; the server closes the connection. */
+  bye(i: number): void {
+    if (this.state[i] !== ONLINE) return;
+    this.send(i, encodeFrame(frames.bye()));
+    this.closeWith(i, CloseCode.normal, 'bye');
   }
 
-  private send(bytes: Buffer): boolean {
-    const ws = this.ws;
-    if (!ws || ws.readyState !== WebSocket.OPEN) return false;
-    ws.send(bytes, { binary: true });
-    this.lastSent = Date.now();
-    return true;
+  // FrameSink: what the shared reader finds on a hub's socket
+
+  message(i: number, data: Buffer): void {
+    const st = this.state[i];
+    if (st !== HELLO && st !== ONLINE) return;
+    const f = peekServer(data);
+    if (f === null) return;
+    switch (f.t) {
+      case FrameType.welcome:
+        if (st !== HELLO) return;
+        this.state[i] = ONLINE;
+        this.hb[i] = typeof f.hb === 'number' ? f.hb : 0;
+        this.seq[i] = typeof f.s === 'number' ? f.s : 0;
+        this.settle(i);
+        return;
+      case FrameType.command:
+        // answered at once: the result carries the parameters back as the device's new state
+        if (typeof f.id === 'number') this.send(i, encodeFrame(frames.result(f.id, { ok: true, r: f.p })));
+        this.events.onCommand(i);
+        return;
+      case FrameType.ack: {
+        const s = typeof f.s === 'number' ? f.s : 0;
+        const pending = this.reportSeq[i]!;
+        if (pending > 0 && s >= pending) {
+          this.events.onReportAck(i, performance.now() - this.reportAt[i]!);
+          this.reportSeq[i] = 0;
+        }
+        this.events.onAck(i, s);
+        return;
+      }
+      case FrameType.error: {
+        const code = typeof f.e === 'string' ? f.e : 'unknown';
+        // before the welcome the hello was refused; after it, a refused frame leaves a hole:
+        // number the next frame where the server expects it
+        if (st === HELLO) this.abandon(i, new HubClientError(code, `${this.ids[i]}: ${code} before the welcome`));
+        else if (typeof f.ref === 'number' && (code === 'sequence_gap' || f.ref <= this.seq[i]!)) this.seq[i] = f.ref - 1;
+        this.events.onErrorFrame(i, code);
+        return;
+      }
+      case FrameType.bye:
+        if (st === HELLO) this.abandon(i, new HubClientError(typeof f.e === 'string' ? f.e : 'closed', `${this.ids[i]}: bye ${String(f.e ?? '')} before the welcome`));
+        return;
+      default:
+        return;
+    }
+  }
+
+  ping(i: number, data: Buffer): void {
+    this.sockets[i]?.write(clientFrame(Opcode.pong, data));
+  }
+
+  pong(): void {}
+
+  close(i: number, code: number, reason: string): void {
+    this.closeCode[i] = code;
+    const socket = this.sockets[i];
+    if (!socket) return;
+    // answered with the same code; the server then closes the connection
+    if (this.state[i] !== CLOSING) socket.write(closeFrame(code === CloseCode.noStatus ? CloseCode.normal : code));
+    if (this.state[i] === ONLINE) this.state[i] = CLOSING;
+    this.abandon(i, new HubClientError('closed', `${this.ids[i]}: closed (${code} ${reason}) before the welcome`, { closeCode: code }));
+    socket.end();
+  }
+
+  /** The server broke the protocol: our close frame with `code`, and a connect under way fails. */
+  fail(i: number, code: number, reason: string): void {
+    this.closeWith(i, code, reason);
+    this.abandon(i, new HubClientError('closed', `${this.ids[i]}: ${reason}`, { closeCode: code }));
+  }
+
+  /** TimerTarget: a connect's deadline passed. */
+  onTimer(i: number): void {
+    this.abandon(i, new HubClientError('timeout', `hub ${this.ids[i]}: no welcome within ${this.targets[this.target[i]!]!.connectTimeoutMs} ms`));
+  }
+
+  private read(i: number, bytes: Buffer): void {
+    if (this.state[i] !== UPGRADING) return this.reader.feed(i, bytes);
+    const a = this.attempts.get(i);
+    if (!a) return;
+    a.head = a.head === null ? Buffer.from(bytes) : Buffer.concat([a.head, bytes]);
+    const answer = readUpgrade(a.head, a.key);
+    switch (answer.kind) {
+      case 'partial':
+        return;
+      case 'bad':
+        return this.abandon(i, new HubClientError('connect_failed', `hub ${this.ids[i]}: ${answer.message}`));
+      case 'refused':
+        return this.abandon(i, new HubClientError(answer.code, `hub ${this.ids[i]}: upgrade refused with ${answer.status}: ${answer.message}`, { status: answer.status }));
+      case 'open':
+        a.head = null;
+        if (!this.targets[this.target[i]!]!.hello) {
+          this.state[i] = ONLINE;
+          this.settle(i);
+        } else {
+          this.state[i] = HELLO;
+          this.send(i, encodeFrame(frames.hello(randomBytes(6).toString('base64url'))));
+        }
+        if (answer.rest.length > 0) this.reader.feed(i, answer.rest);
+    }
+  }
+
+  /** The welcome (or the upgrade of a bare socket): the connect resolves. */
+  private settle(i: number): void {
+    const a = this.attempts.get(i);
+    if (!a) return;
+    this.attempts.delete(i);
+    this.wheel.cancel(a.deadline);
+    a.resolve(performance.now() - a.started);
+  }
+
+  private closed(i: number, socket: HubSocket): void {
+    if (this.sockets[i] !== socket) return;
+    const wasOnline = this.state[i] === ONLINE || this.state[i] === CLOSING;
+    const code = this.closeCode[i] || CloseCode.abnormal;
+    this.detach(i);
+    this.abandon(i, new HubClientError('closed', `${this.ids[i]}: closed (${code}) before the welcome`, { closeCode: code }));
+    if (wasOnline) this.events.onClose(i, code);
+  }
+
+  /** A connect under way fails: rejected at once, its socket detached (the next connect may start now) and destroyed. */
+  private abandon(i: number, err: HubClientError): void {
+    const a = this.attempts.get(i);
+    if (!a) return;
+    this.attempts.delete(i);
+    this.wheel.cancel(a.deadline);
+    const socket = this.sockets[i];
+    if (socket) {
+      this.detach(i);
+      socket.destroy();
+    }
+    a.reject(err);
+  }
+
+  /** The hub has no socket any more; whoever waits for its close hears of it. */
+  private detach(i: number): void {
+    this.sockets[i] = null;
+    this.state[i] = IDLE;
+    this.reader.drop(i);
+    const waiting = this.closing.get(i);
+    this.closing.delete(i);
+    if (waiting) for (const w of waiting) w();
+  }
+
+  /** Our close frame, then our end of the connection. */
+  private closeWith(i: number, code: number, reason: string): void {
+    const socket = this.sockets[i];
+    if (!socket) return;
+    this.closeCode[i] = code;
+    if (this.state[i] === ONLINE) this.state[i] = CLOSING;
+    socket.write(closeFrame(code, reason));
+    socket.end();
+  }
+
+  private send(i: number, payload: Uint8Array): void {
+    this.sockets[i]!.write(clientFrame(Opcode.binary, payload));
+    this.lastSent[i] = Date.now();
   }
 }
+
+/** The same bytes for every heartbeat: a frame without a timestamp. */
+const HEARTBEAT = Buffer.from(encodeFrame(frames.heartbeat()));

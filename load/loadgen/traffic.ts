@@ -58,16 +58,16 @@ export class Traffic {
   reports(everyMs: number): void {
     if (this.reportTimer) clearInterval(this.reportTimer);
     this.reportTimer = null;
-    const slots = this.pool.slots;
-    if (everyMs <= 0 || slots.length === 0) return;
-    const pace = new Pacer(slots.length / everyMs, performance.now());
-    let cursor = Math.floor(Math.random() * slots.length);
+    const hubs = this.pool.hubs;
+    if (everyMs <= 0 || hubs.count === 0) return;
+    const pace = new Pacer(hubs.count / everyMs, performance.now());
+    let cursor = Math.floor(Math.random() * hubs.count);
     const n = Math.max(1, this.devices);
     this.reportTimer = setInterval(() => {
       for (let due = pace.due(performance.now()); due > 0; due--) {
-        const slot = slots[cursor++ % slots.length]!;
+        const i = cursor++ % hubs.count;
         const dev = `dev-${(cursor * 7) % n}`;
-        if (slot.hub.report({ [dev]: { temperature: 15 + ((cursor * 13) % 150) / 10, lt: wallNow() } })) this.metrics.counters.reportsSent++;
+        if (hubs.report(i, { [dev]: { temperature: 15 + ((cursor * 13) % 150) / 10, lt: wallNow() } })) this.metrics.counters.reportsSent++;
       }
     }, REPORT_TICK_MS);
   }
@@ -76,14 +76,14 @@ export class Traffic {
   commands(perSec: number): void {
     if (this.commandTimer) clearInterval(this.commandTimer);
     this.commandTimer = null;
-    const slots = this.pool.slots;
-    if (perSec <= 0 || slots.length === 0) return;
+    const hubs = this.pool.hubs;
+    if (perSec <= 0 || hubs.count === 0) return;
     const m = this.metrics;
     const pace = new Pacer(perSec / 1000, performance.now());
     this.commandTimer = setInterval(() => {
       for (let due = pace.due(performance.now()); due > 0; due--) {
-        const slot = slots[Math.floor(Math.random() * slots.length)]!;
-        if (!slot.hub.connected) continue;
+        const i = Math.floor(Math.random() * hubs.count);
+        if (!hubs.connected(i)) continue;
         if (this.inflight >= MAX_INFLIGHT) {
           m.bump('command:client_backlog');
           continue;
@@ -92,8 +92,8 @@ export class Traffic {
         const started = performance.now();
         this.inflight++;
         m.counters.commandsSent++;
-        this.adminFor(slot.spec.target)
-          .command(slot.spec.id, dev, { set: { on: Math.random() < 0.5 } })
+        this.adminFor(hubs.target[i]!)
+          .command(hubs.ids[i]!, dev, { set: { on: Math.random() < 0.5 } })
           .then(
             (res) => {
               if (res.status === 200) {

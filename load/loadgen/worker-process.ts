@@ -2,7 +2,7 @@ import { sleep } from '../lib/async.js';
 import { AdminClient } from '../wire/admin.js';
 import { AppPool } from './apps.js';
 import { HubPool } from './hub-pool.js';
-import type { FromWorker, Snapshot, ToWorker, WorkerConfig } from './ipc.js';
+import type { FromWorker, Snapshot, ToWorker, WorkerConfig, WorkerMemory } from './ipc.js';
 import { WorkerMetrics } from './metrics.js';
 import { SourcePorts } from './sources.js';
 import { Traffic } from './traffic.js';
@@ -36,7 +36,7 @@ class LoadWorker {
 
   private readonly adminFor = (target: number): AdminClient => this.admins[target]!;
 
-  async handle(msg: Exclude<ToWorker, { type: 'init' }>): Promise<unknown> {
+  async handle(msg: Exclude<ToWorker, { type: 'init' | 'memory' }>): Promise<unknown> {
     switch (msg.type) {
       case 'provision':
         return this.hubs.provision(this.adminFor);
@@ -73,7 +73,17 @@ function send(msg: FromWorker): void {
 
 let worker: LoadWorker | null = null;
 
+/** Memory after two full collections when the worker runs with --expose-gc (Fleet.start `exposeGc`). */
+function memory(): WorkerMemory {
+  const gc = (globalThis as { gc?: () => void }).gc;
+  gc?.();
+  gc?.();
+  const m = process.memoryUsage();
+  return { rss: m.rss, heapUsed: m.heapUsed, heapTotal: m.heapTotal, external: m.external, arrayBuffers: m.arrayBuffers, collected: gc !== undefined };
+}
+
 async function handle(msg: ToWorker): Promise<unknown> {
+  if (msg.type === 'memory') return memory();
   if (msg.type === 'init') {
     worker = new LoadWorker(msg.config);
     return undefined;

@@ -101,19 +101,24 @@ export function refusalOf(res: IncomingMessage): Promise<{ code: string; message
     const chunks: Buffer[] = [];
     const done = () => {
       const text = Buffer.concat(chunks).toString('utf8');
-      let code = `http_${res.statusCode ?? 0}`;
-      let message = text.slice(0, 200);
-      try {
-        const body = JSON.parse(text) as { code?: unknown; message?: unknown };
-        if (typeof body.code === 'string') code = body.code;
-        if (typeof body.message === 'string') message = body.message;
-      } catch {
-        // not JSON: the status is the code, the text the message
-      }
-      resolve({ code, message, body: text });
+      resolve({ ...refusalFrom(res.statusCode ?? 0, text), body: text });
     };
     res.on('data', (c: Buffer) => chunks.push(c));
     res.on('end', done);
     res.on('error', done);
   });
+}
+
+/** The code and message of a refusal with `status` and body `text` (see the vocabulary above). */
+export function refusalFrom(status: number, text: string): { code: string; message: string } {
+  let code = `http_${status}`;
+  let message = text.slice(0, 200);
+  try {
+    const body = JSON.parse(text) as { code?: unknown; message?: unknown };
+    if (typeof body.code === 'string') code = body.code;
+    if (typeof body.message === 'string') message = body.message;
+  } catch {
+    // not JSON: the status is the code, the text the message
+  }
+  return { code, message };
 }
