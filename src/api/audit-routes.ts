@@ -7,35 +7,25 @@
 import type { Static } from '@sinclair/typebox';
 import { requireAdmin, requireHome, type Authenticator } from '../auth/authenticator.js';
 import { TierError } from '../errors.js';
-import type { AccessLog } from '../log/access-log.js';
-import type { Logger } from '../log/logger.js';
 import { AUDIT_PAGE_MAX, type AuditLog, type AuditQuery } from '../ports/audit/audit.js';
 import { parseId } from '../schemas/common.js';
 import type { AuditReply } from '../schemas/audit.js';
-import { route, type HttpMetrics, type RouteTable } from '../transport/http.js';
+import { route, routeOptions, type RouteHost } from '../transport/http.js';
 import type { TemplatedApp } from '../transport/uws.js';
-import type { WriteBatch } from '../transport/write-batch.js';
 
 /** Entries per page when `limit` is not given. */
 export const AUDIT_PAGE_DEFAULT = 100;
 
-export interface AuditApiDeps {
+export interface AuditApiDeps extends RouteHost {
   auth: Authenticator;
   /** absent: the routes answer an empty trail */
   store?: AuditLog;
-  log: Logger;
-  maxBodyBytes: number;
-  writes?: WriteBatch;
-  table?: RouteTable;
-  httpMetrics?: HttpMetrics;
-  /** the access log and request ids of the node's HTTP routes */
-  access?: AccessLog;
 }
 
 /** Mount before the main API (its catch-all 404 must stay the last route). */
 export function mountAuditApi(app: TemplatedApp, deps: AuditApiDeps): void {
   const { auth } = deps;
-  const opts = { maxBodyBytes: deps.maxBodyBytes, log: deps.log, writes: deps.writes, table: deps.table, metrics: deps.httpMetrics, access: deps.access };
+  const opts = routeOptions(deps);
   const page = async (q: AuditQuery) => {
     const reply: Static<typeof AuditReply> = deps.store ? await deps.store.list(q) : { entries: [], next: null };
     return { status: 200, body: reply };

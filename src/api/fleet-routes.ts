@@ -7,16 +7,13 @@ import type { Static } from '@sinclair/typebox';
 import { isValidId } from '../../proto/subjects.js';
 import { requireAdmin, requireHome, type Authenticator } from '../auth/authenticator.js';
 import { TierError } from '../errors.js';
-import type { Logger } from '../log/logger.js';
 import { compile } from '../schemas/check.js';
 import { parseId } from '../schemas/common.js';
 import type { TokenRevocation } from '../../proto/subjects.js';
 import { BatchReply, BatchRequest, DeleteHubReply, HomeHubsReply, HubListReply, HubPatchRequest, MoveRequest, RevokeReply, RevokeRequest, RotateReply, RotateRequest } from '../schemas/fleet.js';
 import { ProvisionReply, ProvisionRequest } from '../schemas/hubs.js';
-import { optionalJson, route, type HttpCall, type HttpMetrics, type RouteTable } from '../transport/http.js';
-import type { AccessLog } from '../log/access-log.js';
+import { optionalJson, route, routeOptions, type HttpCall, type RouteHost } from '../transport/http.js';
 import type { TemplatedApp } from '../transport/uws.js';
-import type { WriteBatch } from '../transport/write-batch.js';
 import { byCaller, NO_AUDIT, type AuditTrail, type AuditWhat } from '../actors/audit-trail.js';
 import type { Fleet, FleetQuery } from './fleet.js';
 
@@ -31,27 +28,20 @@ const revokeRequest = compile(RevokeRequest);
 export const PAGE_DEFAULT = 100;
 export const PAGE_MAX = 1_000;
 
-export interface FleetApiDeps {
+export interface FleetApiDeps extends RouteHost {
   auth: Authenticator;
   fleet: Fleet;
   /** revokes user tokens on every node (src/compose/fleet-wiring.ts) */
   revoke(r: { jti: string } | { sub: string; before: number }): Promise<TokenRevocation>;
-  log: Logger;
-  maxBodyBytes: number;
   /** @default 604_800 (s): grace of a rotated-out secret when the request names none */
   secretGraceS: number;
-  writes?: WriteBatch;
-  table?: RouteTable;
-  httpMetrics?: HttpMetrics;
-  /** the access log and request ids of the node's HTTP routes */
-  access?: AccessLog;
   /** every change to the fleet and every revocation is recorded here */
   audit?: AuditTrail;
 }
 
 export function mountFleetApi(app: TemplatedApp, deps: FleetApiDeps): void {
   const { auth, fleet } = deps;
-  const opts = { maxBodyBytes: deps.maxBodyBytes, log: deps.log, writes: deps.writes, table: deps.table, metrics: deps.httpMetrics, access: deps.access };
+  const opts = routeOptions(deps);
   const admin = async (call: HttpCall) => requireAdmin(await auth.fromHeader(call.authorization));
   const audit = deps.audit ?? NO_AUDIT;
   /** An admin action, recorded once the caller is known (a user refused here is recorded too). */

@@ -8,15 +8,12 @@ import type { Directory } from '../ports/directory/directory.js';
 import type { HubRecord, HubRegistry } from '../ports/hub-registry/hub-registry.js';
 import type { ShadowStore } from '../ports/shadow-store/shadow-store.js';
 import { TierError } from '../errors.js';
-import type { AccessLog } from '../log/access-log.js';
-import type { Logger } from '../log/logger.js';
 import { compile } from '../schemas/check.js';
 import { commandSpec } from '../schemas/command.js';
 import { parseId } from '../schemas/common.js';
 import { CommandReply, CommandRequest, DesiredReply, DesiredRequest, HubStatus, ShadowReply, TokenReply, TokenRequest } from '../schemas/hubs.js';
-import { errorReply, route, type HttpCall, type HttpMetrics, type RouteTable } from '../transport/http.js';
+import { errorReply, route, routeOptions, type HttpCall, type RouteHost } from '../transport/http.js';
 import type { TemplatedApp } from '../transport/uws.js';
-import type { WriteBatch } from '../transport/write-batch.js';
 import { requireAdmin, requireHome, type Authenticator, type Principal } from '../auth/authenticator.js';
 import { byCaller, NO_AUDIT, type AuditTrail, type AuditWhat } from '../actors/audit-trail.js';
 import { clientBundle } from './client-bundle.js';
@@ -35,26 +32,17 @@ const CONSOLE_HEADERS = {
   'x-frame-options': 'DENY',
 };
 
-export interface ApiDeps {
+export interface ApiDeps extends RouteHost {
   auth: Authenticator;
   bus: Bus;
   registry: HubRegistry;
   directory: Directory;
   shadows: ShadowStore;
-  log: Logger;
-  maxBodyBytes: number;
   commandTimeoutMs: number;
   commandTimeoutMaxMs: number;
   /** the same bounds the hub sessions enforce: desired state cannot grow a shadow past them */
   hubLimits?: HubLimits;
-  writes?: WriteBatch;
-  /** all routes of the app (this API's and the automation's), for the OpenAPI document */
-  table?: RouteTable;
-  /** requests counted by route template and status; commands timed by outcome and path */
-  httpMetrics?: HttpMetrics;
   commandMetrics?: CommandMetrics;
-  /** the access log and request ids of the node's HTTP routes */
-  access?: AccessLog;
   /** commands, desired changes and token issues are recorded here */
   audit?: AuditTrail;
 }
@@ -65,7 +53,7 @@ export interface ApiDeps {
  */
 export function mountApi(app: TemplatedApp, deps: ApiDeps): void {
   const { auth, registry } = deps;
-  const opts = { maxBodyBytes: deps.maxBodyBytes, log: deps.log, writes: deps.writes, table: deps.table, metrics: deps.httpMetrics, access: deps.access };
+  const opts = routeOptions(deps);
   const commandRequest = compile(CommandRequest(deps.commandTimeoutMaxMs));
   const audit = deps.audit ?? NO_AUDIT;
 

@@ -15,11 +15,8 @@
  */
 import { requireHome, type Authenticator } from '../auth/authenticator.js';
 import { TierError } from '../errors.js';
-import type { Logger } from '../log/logger.js';
-import { optionalJson, route, type HttpCall, type HttpReply, type HttpMetrics, type RouteTable } from '../transport/http.js';
-import type { AccessLog } from '../log/access-log.js';
+import { optionalJson, route, routeOptions, type HttpCall, type HttpReply, type RouteHost } from '../transport/http.js';
 import type { TemplatedApp } from '../transport/uws.js';
-import type { WriteBatch } from '../transport/write-batch.js';
 import type { RulesEngine } from '../rules/engine.js';
 import type { Rule, RuleSpec, Scene } from '../rules/model.js';
 import type { RuleStore } from '../ports/rule-store/rule-store.js';
@@ -36,21 +33,12 @@ import {
   type ValidateOptions,
 } from '../rules/validate.js';
 
-export interface RulesApiDeps {
+export interface RulesApiDeps extends RouteHost {
   auth: Authenticator;
   store: RuleStore;
   engine: RulesEngine;
   /** the home a hub is provisioned in, null for unknown hubs */
   homeOfHub(hubId: string): Promise<string | null>;
-  log: Logger;
-  maxBodyBytes: number;
-  /** answers written corked at the end of the turn (src/transport/write-batch.ts) */
-  writes?: WriteBatch;
-  /** registered routes, for the OpenAPI document */
-  table?: RouteTable;
-  httpMetrics?: HttpMetrics;
-  /** the access log and request ids of the node's HTTP routes */
-  access?: AccessLog;
   validate?: ValidateOptions;
   now?: () => number;
   /** edits, runs and settings changes are recorded here */
@@ -60,7 +48,7 @@ export interface RulesApiDeps {
 /** Mount before the main API (its catch-all 404 must stay the last route). */
 export function mountRulesApi(app: TemplatedApp, deps: RulesApiDeps): void {
   const { auth, store, engine } = deps;
-  const opts = { maxBodyBytes: deps.maxBodyBytes, log: deps.log, writes: deps.writes, table: deps.table, metrics: deps.httpMetrics, access: deps.access };
+  const opts = routeOptions(deps);
   const now = deps.now ?? Date.now;
 
   async function homeOf(call: HttpCall): Promise<string> {

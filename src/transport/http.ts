@@ -56,6 +56,26 @@ export interface RouteOptions {
   access?: AccessLog;
 }
 
+/** What the deps of every API module share: how its routes are registered, answered and observed. */
+export interface RouteHost {
+  log: Logger;
+  /** largest body read, bytes; more answers 413 */
+  maxBodyBytes: number;
+  /** answers written corked at the end of the turn (src/transport/write-batch.ts) */
+  writes?: WriteBatch;
+  /** all routes of the app, for the OpenAPI document */
+  table?: RouteTable;
+  /** requests counted by route template and status */
+  httpMetrics?: HttpMetrics;
+  /** the access log and request ids of the node's HTTP routes */
+  access?: AccessLog;
+}
+
+/** The options every route of an API module registers with. */
+export function routeOptions(host: RouteHost): RouteOptions {
+  return { maxBodyBytes: host.maxBodyBytes, log: host.log, writes: host.writes, table: host.table, metrics: host.httpMetrics, access: host.access };
+}
+
 /** One route's request counter and timer, bound to its labels when the route is registered. */
 export type HttpObserver = (status: number, seconds: number) => void;
 
