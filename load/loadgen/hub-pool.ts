@@ -166,7 +166,9 @@ export class HubPool implements TimerTarget {
       m.record('connect', await this.dial(i));
     } catch (err) {
       m.counters.connectFailures++;
-      m.bump(`${phase}:${err instanceof HubClientError ? err.code : 'connect_failed'}`);
+      // a close carries its code (`connect:closed:1006`): which side closed, and why, at a glance
+      const code = err instanceof HubClientError ? (err.closeCode === undefined ? err.code : `${err.code}:${err.closeCode}`) : 'connect_failed';
+      m.bump(`${phase}:${code}`);
       return false;
     }
     m.counters.connects++;
