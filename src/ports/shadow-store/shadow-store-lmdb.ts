@@ -10,11 +10,21 @@ import { emptyDevice, mergeAttrs, newShadow, NO_DESIRED, notifyStored, type Curs
  * a `__proto__` key as `__proto_`, and every new set of keys would become a shared structure.
  */
 type FlatAttrs = Array<string | AttrValue>;
-/** A device: [kind, model, reported, reportedVersion, reportedAt, desired, desiredVersion]. */
-type StoredDevice = [string | null, string | null, FlatAttrs, number, number, FlatAttrs, number];
+/** A device's reported side: [kind, reported, reportedVersion, reportedAt], under `[hubId, deviceId]`. */
+type StoredDevice = [string | null, FlatAttrs, number, number];
+/** The rest of a device: [model, desired, desiredVersion], under `[hubId, deviceId, EXTRA]`; absent while all are unset. */
+type StoredExtra = [string | null, FlatAttrs, number];
+/** A device in the layout before the split (both sides in one record): [kind, model, reported, reportedVersion, reportedAt, desired, desiredVersion]. */
+type LegacyDevice = [string | null, string | null, FlatAttrs, number, number, FlatAttrs, number];
 /** A hub: [the largest session epoch written, cursor boot, cursor seq]. */
 type StoredHub = [number, string | null, number];
-type Key = string | [string, string];
+type Stored = StoredDevice | StoredExtra | LegacyDevice | StoredHub;
+type Key = string | [string, string] | [string, string, typeof EXTRA];
+
+/** Third key element of a device's extra record: sorts right after the device's own record. */
+const EXTRA = 'x';
+/** Shadow records in the split layout (the marker in sub-database `layouts` once migrated). */
+const SPLIT_LAYOUT = 2;
 
 /** The reported side of one device as queued (a copy taken at `writeReported`). */
 interface QueuedDevice {
@@ -39,11 +49,12 @@ export interface LmdbShadowStoreOptions {
 
 /**
  * Shadows on local disk (embedded default): sub-database `shadows`, keyed so that one hub is one
- * contiguous range: the hub's own entry under `hubId` (epoch and cursor), then one entry per
- * device under `[hubId, deviceId]` (lmdb's ordered keys put `hubId`, then `hubId` + separator +
- * device id, before any other hub id: strings escape the separator byte). A device is one record,
- * reported and desired together: every write below runs inside a write transaction, so rewriting
- * the other side costs a read, and `load` is one range read with no joining.
+ * contiguous range: the hub's own entry under `hubId` (epoch and cursor), then per device its
+ * reported side under `[hubId, deviceId]` and, once it has a model or a desired state, the rest
+ * under `[hubId, deviceId, 'x']` (lmdb's ordered keys put `hubId`, then `hubId` + separator +
+ * device id, before any other hub id: strings escape the separator byte). The two sides are apart
+ * so that the hot path writes a report without reading the record first; `load` is one range read.
+ * A store written before the split is rewritten once, when it is opened.
  *
  * - `writeReported`/`writeCursor` return at once; the writes made until lmdb starts its next write
  *   transaction are one batch, one transaction callback (one event-loop turn while the disk keeps
@@ -64,7 +75,7 @@ export class LmdbShadowStore implements ShadowStore {
   readonly batchWindowMs = 0;
   /** Batches refused because a newer session of their hub had written. */
   staleBatches = 0;
-  private readonly db: Database<StoredDevice | StoredHub, Key>;
+  private readonly db: Database<Stored, Key>;
   private readonly log: Logger;
   private readonly batches: BatchObserver | undefined;
   /** the batch still taking writes, and the transaction that will write it */
@@ -82,9 +93,10 @@ export class LmdbShadowStore implements ShadowStore {
     private readonly data: DataStore,
     options: LmdbShadowStoreOptions,
   ) {
-    this.db = data.db<StoredDevice | StoredHub>('shadows') as unknown as Database<StoredDevice | StoredHub, Key>;
+    this.db = data.db<Stored>('shadows') as unknown as Database<Stored, Key>;
     this.log = options.log;
     this.batches = options.batches;
+    splitLegacyRecords(this.db, data.db<number>('layouts') as unknown as Database<number, string>);
   }
 
   writeReported(hubId: string, deviceId: string, device: DeviceShadow, epoch = 0): void {
@@ -109,7 +121,12 @@ export class LmdbShadowStore implements ShadowStore {
     for (const { key, value } of this.db.getRange({ start: hubId })) {
       if (key === hubId) continue; // the hub's own entry
       if (!Array.isArray(key) || key[0] !== hubId) break; // the next hub
-      out[key[1]] = toDevice(value as StoredDevice);
+      // a device's own record sorts before its extra record
+      if (key.length === 2) out[key[1]] = toDevice(value as StoredDevice | LegacyDevice, undefined);
+      else {
+        const device = out[key[1]];
+        if (device) withExtra(device, value as StoredExtra);
+      }
     }
     return out;
   }
@@ -117,14 +134,15 @@ export class LmdbShadowStore implements ShadowStore {
   setDesired(hubId: string, deviceId: string, patch: Attrs): Promise<DeviceShadow> {
     return this.run(hubId, () => {
       const stored = this.db.get([hubId, deviceId]) as StoredDevice | undefined;
-      const device = stored ? toDevice(stored) : emptyDevice();
-      const desired = { ...device.desired };
-      if (mergeAttrs(desired, patch)) {
-        device.desired = desired;
-        device.desiredVersion++;
-      } else if (stored) return device;
+      const extra = this.db.get([hubId, deviceId, EXTRA]) as StoredExtra | undefined;
+      const device = stored ? toDevice(stored, extra) : emptyDevice();
       // a first patch creates the device even when it changes nothing, as the other stores do
-      void this.db.put([hubId, deviceId], fromDevice(device));
+      if (!stored) void this.db.put([hubId, deviceId], fromDevice(device));
+      const desired = { ...device.desired };
+      if (!mergeAttrs(desired, patch)) return device;
+      device.desired = desired;
+      device.desiredVersion++;
+      void this.db.put([hubId, deviceId, EXTRA], extraOf(device));
       return device;
     });
   }
@@ -142,13 +160,16 @@ export class LmdbShadowStore implements ShadowStore {
         // removed after the scan, not under the cursor that reads the range
         for (const key of gone) void this.db.remove(key);
       }
-      for (const id of left) void this.db.remove([hubId, id]);
+      for (const id of left) {
+        void this.db.remove([hubId, id]);
+        void this.db.remove([hubId, id, EXTRA]);
+      }
       for (const d of devices) {
         const stored = this.db.get([hubId, d.d]) as StoredDevice | undefined;
-        const next: StoredDevice = stored ? [...stored] : fromDevice(emptyDevice());
-        next[0] = d.k;
-        if (d.m !== undefined) next[1] = d.m;
-        void this.db.put([hubId, d.d], next);
+        void this.db.put([hubId, d.d], stored ? [d.k, stored[1], stored[2], stored[3]] : [d.k, [], 0, 0]);
+        if (d.m === undefined) continue;
+        const extra = this.db.get([hubId, d.d, EXTRA]) as StoredExtra | undefined;
+        void this.db.put([hubId, d.d, EXTRA], [d.m, extra?.[1] ?? [], extra?.[2] ?? 0]);
       }
     });
   }
@@ -228,13 +249,9 @@ export class LmdbShadowStore implements ShadowStore {
           continue;
         }
         for (const [deviceId, e] of b.devices) {
-          const stored = this.db.get([hubId, deviceId]) as StoredDevice | undefined;
-          const next: StoredDevice = stored ? [...stored] : fromDevice(emptyDevice());
-          if (e.k !== undefined) next[0] = e.k;
-          next[2] = e.a;
-          next[3] = e.v;
-          next[4] = e.at;
-          void this.db.put([hubId, deviceId], next);
+          // the kind is read back only when the write does not carry it (its session never learnt it)
+          const kind = e.k ?? (this.db.get([hubId, deviceId]) as StoredDevice | undefined)?.[0] ?? null;
+          void this.db.put([hubId, deviceId], [kind, e.a, e.v, e.at]);
         }
         // the hub entry last: a hub whose device writes threw keeps its old cursor
         if (b.cursor || b.epoch > epoch) void this.db.put(hubId, [Math.max(epoch, b.epoch), b.cursor?.boot ?? h?.[1] ?? null, b.cursor?.seq ?? h?.[2] ?? 0]);
@@ -312,20 +329,46 @@ function unflatten(flat: FlatAttrs): Attrs {
   return out;
 }
 
-function toDevice(s: StoredDevice): DeviceShadow {
-  return {
-    kind: s[0] ?? undefined,
-    model: s[1] ?? undefined,
-    reported: unflatten(s[2]),
-    reportedVersion: s[3],
-    reportedAt: s[4],
-    desired: s[5].length === 0 ? NO_DESIRED : unflatten(s[5]),
-    desiredVersion: s[6],
-  };
+/** A device from its own record (either layout) and its extra record, if any. */
+function toDevice(s: StoredDevice | LegacyDevice, extra: StoredExtra | undefined): DeviceShadow {
+  const device: DeviceShadow =
+    s.length === 7
+      ? { kind: s[0] ?? undefined, model: s[1] ?? undefined, reported: unflatten(s[2]), reportedVersion: s[3], reportedAt: s[4], desired: s[5].length === 0 ? NO_DESIRED : unflatten(s[5]), desiredVersion: s[6] }
+      : { kind: s[0] ?? undefined, model: undefined, reported: unflatten(s[1]), reportedVersion: s[2], reportedAt: s[3], desired: NO_DESIRED, desiredVersion: 0 };
+  return extra ? withExtra(device, extra) : device;
+}
+
+function withExtra(device: DeviceShadow, extra: StoredExtra): DeviceShadow {
+  device.model = extra[0] ?? undefined;
+  device.desired = extra[1].length === 0 ? NO_DESIRED : unflatten(extra[1]);
+  device.desiredVersion = extra[2];
+  return device;
 }
 
 function fromDevice(d: DeviceShadow): StoredDevice {
-  return [d.kind ?? null, d.model ?? null, flatten(d.reported), d.reportedVersion, d.reportedAt, flatten(d.desired), d.desiredVersion];
+  return [d.kind ?? null, flatten(d.reported), d.reportedVersion, d.reportedAt];
+}
+
+function extraOf(d: DeviceShadow): StoredExtra {
+  return [d.model ?? null, flatten(d.desired), d.desiredVersion];
+}
+
+/**
+ * Rewrites a store of the layout before the split (one record per device with both sides) in one
+ * transaction, once: the hot path writes a device's reported side without reading it, which would
+ * drop the desired side of a record in the old layout.
+ */
+function splitLegacyRecords(db: Database<Stored, Key>, layouts: Database<number, string>): void {
+  if (layouts.get('shadows') === SPLIT_LAYOUT) return;
+  db.transactionSync(() => {
+    for (const { key, value } of db.getRange({})) {
+      if (!Array.isArray(key) || key.length !== 2 || !Array.isArray(value) || value.length !== 7) continue;
+      const device = toDevice(value as LegacyDevice, undefined);
+      void db.put(key, fromDevice(device));
+      if (device.model !== undefined || device.desiredVersion > 0) void db.put([key[0], key[1], EXTRA], extraOf(device));
+    }
+    void layouts.put('shadows', SPLIT_LAYOUT);
+  });
 }
 
 /** One record of sub-database `shadows` as a backup holds it, decoded (see `decodeShadowRecord`). */
@@ -334,16 +377,27 @@ export type ShadowRecord =
   | { type: 'device'; hubId: string; deviceId: string; device: DeviceShadow };
 
 /**
- * Decodes one record of sub-database `shadows` (a key and value as this adapter stores them, e.g.
- * read from a backup): the hub's own entry or one device. Throws a TypeError on anything else.
+ * Decodes the records of sub-database `shadows` in key order (as a backup holds them): each hub's
+ * own entry and each device, its extra record joined to it; either layout. Throws a TypeError on
+ * anything else.
  */
-export function decodeShadowRecord(key: unknown, value: unknown): ShadowRecord {
-  if (typeof key === 'string' && Array.isArray(value) && value.length === 3) {
-    const h = value as StoredHub;
-    return { type: 'hub', hubId: key, epoch: h[0], cursor: h[1] === null ? null : { boot: h[1], seq: h[2] } };
+export function* decodeShadowRecords(records: Iterable<{ key: unknown; value: unknown }>): Generator<ShadowRecord> {
+  let held: Extract<ShadowRecord, { type: 'device' }> | null = null;
+  for (const { key, value } of records) {
+    if (Array.isArray(key) && key.length === 3 && key[2] === EXTRA && Array.isArray(value) && value.length === 3) {
+      // an extra record follows its device's own record
+      if (!held || held.hubId !== key[0] || held.deviceId !== key[1]) throw new TypeError(`shadow record without its device: ${JSON.stringify(key)}`);
+      withExtra(held.device, value as StoredExtra);
+      continue;
+    }
+    if (held) yield held;
+    held = null;
+    if (typeof key === 'string' && Array.isArray(value) && value.length === 3) {
+      const h = value as StoredHub;
+      yield { type: 'hub', hubId: key, epoch: h[0], cursor: h[1] === null ? null : { boot: h[1], seq: h[2] } };
+    } else if (Array.isArray(key) && key.length === 2 && typeof key[0] === 'string' && typeof key[1] === 'string' && Array.isArray(value) && (value.length === 4 || value.length === 7)) {
+      held = { type: 'device', hubId: key[0], deviceId: key[1], device: toDevice(value as StoredDevice | LegacyDevice, undefined) };
+    } else throw new TypeError(`not a shadow record: ${JSON.stringify(key)}`);
   }
-  if (Array.isArray(key) && key.length === 2 && typeof key[0] === 'string' && typeof key[1] === 'string' && Array.isArray(value) && value.length === 7) {
-    return { type: 'device', hubId: key[0], deviceId: key[1], device: toDevice(value as StoredDevice) };
-  }
-  throw new TypeError(`not a shadow record: ${JSON.stringify(key)}`);
+  if (held) yield held;
 }

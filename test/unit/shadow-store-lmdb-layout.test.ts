@@ -1,0 +1,87 @@
+/**
+ * The embedded shadow store keeps a device's reported side apart from its model and desired side,
+ * so that a report is written without reading the device first. A store written in the layout
+ * before (both sides in one record) is split when it is opened, keeping everything; backups of
+ * either layout decode to the same devices.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { createLogger } from '../../src/log/logger.js';
+import { emptyDevice } from '../../src/ports/shadow-store/shadow-store.js';
+import { decodeShadowRecords, LmdbShadowStore } from '../../src/ports/shadow-store/shadow-store-lmdb.js';
+import { tempDataStore } from '../contract/lmdb-fixture.js';
+
+const log = createLogger('silent');
+const cleanups: Array<() => Promise<void>> = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0)) await c();
+});
+
+async function temp() {
+  const tmp = await tempDataStore();
+  cleanups.push(() => tmp.remove());
+  return tmp.data;
+}
+
+describe('LmdbShadowStore layout', () => {
+  it('splits records of the layout before when opened: kind, model, both sides and versions kept', async () => {
+    const data = await temp();
+    const raw = data.db<unknown>('shadows');
+    raw.putSync('h', [2, 'boot-1', 7]);
+    raw.putSync(['h', 'lamp'], ['switch', 'SW-1', ['on', true], 3, 1_700_000_000_000, ['on', false, 'level', 10], 2]);
+    raw.putSync(['h', 'toString'], [null, null, ['t', 21.5], 1, 5, [], 0]);
+    const store = new LmdbShadowStore(data, { log });
+    const shadow = await store.load('h');
+    expect(shadow.lamp).toEqual({ kind: 'switch', model: 'SW-1', reported: { on: true }, reportedVersion: 3, reportedAt: 1_700_000_000_000, desired: { on: false, level: 10 }, desiredVersion: 2 });
+    expect(shadow.toString).toMatchObject({ reported: { t: 21.5 }, reportedVersion: 1, desired: {}, desiredVersion: 0 });
+    expect(await store.loadCursor('h')).toEqual({ boot: 'boot-1', seq: 7 });
+    expect(raw.get(['h', 'lamp']), 'the reported side alone').toEqual(['switch', ['on', true], 3, 1_700_000_000_000]);
+    expect(raw.get(['h', 'toString', 'x']), 'no extra record while model and desired are unset').toBeUndefined();
+
+    // a report written without reading the record keeps the desired side and the model
+    store.writeReported('h', 'lamp', { ...emptyDevice(), kind: 'switch', reported: { on: false }, reportedVersion: 4, reportedAt: 9 }, 2);
+    await store.flush();
+    expect((await store.load('h')).lamp).toEqual({ kind: 'switch', model: 'SW-1', reported: { on: false }, reportedVersion: 4, reportedAt: 9, desired: { on: false, level: 10 }, desiredVersion: 2 });
+    await store.close();
+  });
+
+  it('splits once: a store opened again is not rewritten', async () => {
+    const data = await temp();
+    const first = new LmdbShadowStore(data, { log });
+    await first.close();
+    // written after the split in the old layout (as no code of this version does): left as it is
+    const raw = data.db<unknown>('shadows');
+    raw.putSync(['h', 'd'], [null, null, [], 0, 0, ['on', true], 1]);
+    const second = new LmdbShadowStore(data, { log });
+    expect(raw.get(['h', 'd'])).toHaveLength(7);
+    await second.close();
+  });
+
+  it('a report of a device whose kind the session does not know keeps the stored kind', async () => {
+    const store = new LmdbShadowStore(await temp(), { log });
+    await store.writeDevices('h', [{ d: 'door', k: 'sensor.door', m: 'D-1' }], [], true);
+    store.writeReported('h', 'door', { ...emptyDevice(), reported: { open: true }, reportedVersion: 1, reportedAt: 5 });
+    await store.flush();
+    expect((await store.load('h')).door).toMatchObject({ kind: 'sensor.door', model: 'D-1', reported: { open: true } });
+    await store.close();
+  });
+
+  it('decodes a backup of either layout to the same devices, extra records joined', async () => {
+    const data = await temp();
+    const store = new LmdbShadowStore(data, { log });
+    await store.writeDevices('h', [{ d: 'lamp', k: 'switch', m: 'SW-1' }], [], true);
+    await store.setDesired('h', 'lamp', { on: true });
+    store.writeReported('h', 'lamp', { ...emptyDevice(), kind: 'switch', reported: { on: false }, reportedVersion: 1, reportedAt: 7 });
+    store.writeCursor('h', { boot: 'b', seq: 4 }, 1);
+    await store.flush();
+    const records = [...data.db<unknown>('shadows').getRange({})].map(({ key, value }) => ({ key, value }));
+    const lamp = { kind: 'switch', model: 'SW-1', reported: { on: false }, reportedVersion: 1, reportedAt: 7, desired: { on: true }, desiredVersion: 1 };
+    expect([...decodeShadowRecords(records)]).toEqual([
+      { type: 'hub', hubId: 'h', epoch: 1, cursor: { boot: 'b', seq: 4 } },
+      { type: 'device', hubId: 'h', deviceId: 'lamp', device: lamp },
+    ]);
+    const legacy = [{ key: ['h', 'lamp'], value: ['switch', 'SW-1', ['on', false], 1, 7, ['on', true], 1] }];
+    expect([...decodeShadowRecords(legacy)]).toEqual([{ type: 'device', hubId: 'h', deviceId: 'lamp', device: lamp }]);
+    expect(() => [...decodeShadowRecords([{ key: ['h', 'lamp', 'x'], value: [null, [], 0] }])]).toThrow(TypeError);
+    await store.close();
+  });
+});
