@@ -106,7 +106,8 @@ async function measure(variant: Variant): Promise<Result> {
     while (outstanding > PER_TURN * 4) await new Promise<void>((r) => (wake = r));
     for (let i = 0; i < PER_TURN && n < WRITES; i++, n++) {
       const h = hub((seq * PER_TURN + i) % HUBS);
-      store.writeReported(h, `d${n % DEVICES}`, device(n + 2), 1);
+      // as hub sessions write: the reported side only, no kind
+      store.writeReported(h, `d${n % DEVICES}`, { ...device(n + 2), kind: undefined }, 1);
       let queue = sent.get(h);
       if (!queue) sent.set(h, (queue = []));
       queue.push([n, performance.now()]);

@@ -94,10 +94,10 @@ export async function telemetryRounds(floor: TelemetryTarget, server: TelemetryT
 }
 
 /** Telemetry on each fleet in turn, round after round; per fleet the round with the median p99. */
-export async function telemetryRoundsOf(targets: TelemetryTarget[], args: Args): Promise<TelemetryResult[]> {
+export async function telemetryRoundsOf(targets: TelemetryTarget[], args: Args, rate = args.telemetryRate): Promise<TelemetryResult[]> {
   const runs: TelemetryResult[][] = targets.map(() => []);
   for (let i = 0; i < args.rounds; i++) {
-    for (const [k, target] of targets.entries()) runs[k]!.push(await telemetry(target, args.hubs, args.telemetryRate, args.durationS));
+    for (const [k, target] of targets.entries()) runs[k]!.push(await telemetry(target, args.hubs, rate, args.durationS));
   }
   return runs.map((xs) => [...xs].sort((a, b) => a.p99Ms - b.p99Ms)[Math.floor(xs.length / 2)]!);
 }

@@ -17,6 +17,8 @@ usage: npm run bench -- [options]
   --rate-fraction F    the fixed-rate runs go at F x the slower saturated rate (default 0.5)
   --latency-rate N     commands per second of the cross-node latency comparison (default 1000)
   --telemetry-rate N   hub reports per second in the telemetry runs (default 2000, quick 1000)
+  --telemetry-peak N   then the same runs at this peak rate (default 20000, quick 0; 0: none): where a
+                       node saturates, and what history costs there
   --history on|off|both  the nodes keep every home's event history (the default) or not
                        (TIER_HISTORY_SIZE=0: events carry no position); both: the embedded telemetry
                        runs on a node with and a node without, alternating with the floor: what history costs
@@ -52,6 +54,8 @@ export interface Args {
   devices: number;
   rateFraction: number;
   telemetryRate: number;
+  /** the telemetry runs again at this rate (0: not) */
+  telemetryPeak: number;
   /** environment of every node: TIER_HISTORY_SIZE=0 with --history off */
   nodeEnv: Record<string, string>;
   /** --trace on: the nodes export spans to a counting sink, sampled at `traceRatio` (null: off) */
@@ -77,6 +81,7 @@ export function parse(): Args {
         hubs: { type: 'string' },
         'rate-fraction': { type: 'string', default: '0.5' },
         'telemetry-rate': { type: 'string' },
+        'telemetry-peak': { type: 'string' },
         history: { type: 'string', default: 'on' },
         trace: { type: 'string', default: 'off' },
         'trace-ratio': { type: 'string', default: '0.01' },
@@ -118,6 +123,7 @@ export function parse(): Args {
     rateFraction: num(values['rate-fraction'], 0.5, '--rate-fraction', 0.01),
     latencyRate: num(values['latency-rate'], 1000, '--latency-rate', 1),
     telemetryRate: num(values['telemetry-rate'], quick ? 1000 : 2000, '--telemetry-rate', 1),
+    telemetryPeak: num(values['telemetry-peak'], quick ? 0 : 20_000, '--telemetry-peak', 0),
     nodeEnv: values.history === 'off' ? { TIER_HISTORY_SIZE: '0' } : {},
     traceRatio: values.trace === 'on' ? traceRatio : null,
     historyBoth: values.history === 'both',

@@ -34,11 +34,12 @@ describe('LmdbShadowStore layout', () => {
     expect(shadow.lamp).toEqual({ kind: 'switch', model: 'SW-1', reported: { on: true }, reportedVersion: 3, reportedAt: 1_700_000_000_000, desired: { on: false, level: 10 }, desiredVersion: 2 });
     expect(shadow.toString).toMatchObject({ reported: { t: 21.5 }, reportedVersion: 1, desired: {}, desiredVersion: 0 });
     expect(await store.loadCursor('h')).toEqual({ boot: 'boot-1', seq: 7 });
-    expect(raw.get(['h', 'lamp']), 'the reported side alone').toEqual(['switch', ['on', true], 3, 1_700_000_000_000]);
-    expect(raw.get(['h', 'toString', 'x']), 'no extra record while model and desired are unset').toBeUndefined();
+    expect(raw.get(['h', 'lamp']), 'the reported side alone').toEqual([['on', true], 3, 1_700_000_000_000]);
+    expect(raw.get(['h', 'lamp', 'x']), 'the rest').toEqual(['switch', 'SW-1', ['on', false, 'level', 10], 2]);
+    expect(raw.get(['h', 'toString', 'x']), 'no extra record while kind, model and desired are unset').toBeUndefined();
 
-    // a report written without reading the record keeps the desired side and the model
-    store.writeReported('h', 'lamp', { ...emptyDevice(), kind: 'switch', reported: { on: false }, reportedVersion: 4, reportedAt: 9 }, 2);
+    // a report written without reading the record (as sessions write: no kind) keeps the rest
+    store.writeReported('h', 'lamp', { ...emptyDevice(), reported: { on: false }, reportedVersion: 4, reportedAt: 9 }, 2);
     await store.flush();
     expect((await store.load('h')).lamp).toEqual({ kind: 'switch', model: 'SW-1', reported: { on: false }, reportedVersion: 4, reportedAt: 9, desired: { on: false, level: 10 }, desiredVersion: 2 });
     await store.close();
@@ -56,12 +57,16 @@ describe('LmdbShadowStore layout', () => {
     await second.close();
   });
 
-  it('a report of a device whose kind the session does not know keeps the stored kind', async () => {
+  it('a report without a kind keeps the stored kind; one with a kind sets it and keeps model and desired', async () => {
     const store = new LmdbShadowStore(await temp(), { log });
     await store.writeDevices('h', [{ d: 'door', k: 'sensor.door', m: 'D-1' }], [], true);
+    await store.setDesired('h', 'door', { armed: true });
     store.writeReported('h', 'door', { ...emptyDevice(), reported: { open: true }, reportedVersion: 1, reportedAt: 5 });
     await store.flush();
-    expect((await store.load('h')).door).toMatchObject({ kind: 'sensor.door', model: 'D-1', reported: { open: true } });
+    expect((await store.load('h')).door).toMatchObject({ kind: 'sensor.door', model: 'D-1', reported: { open: true }, desired: { armed: true } });
+    store.writeReported('h', 'door', { ...emptyDevice(), kind: 'sensor.window', reported: { open: false }, reportedVersion: 2, reportedAt: 6 });
+    await store.flush();
+    expect((await store.load('h')).door).toMatchObject({ kind: 'sensor.window', model: 'D-1', reported: { open: false }, desired: { armed: true }, desiredVersion: 1 });
     await store.close();
   });
 

@@ -10,10 +10,10 @@ import { emptyDevice, mergeAttrs, newShadow, NO_DESIRED, notifyStored, type Curs
  * a `__proto__` key as `__proto_`, and every new set of keys would become a shared structure.
  */
 type FlatAttrs = Array<string | AttrValue>;
-/** A device's reported side: [kind, reported, reportedVersion, reportedAt], under `[hubId, deviceId]`. */
-type StoredDevice = [string | null, FlatAttrs, number, number];
-/** The rest of a device: [model, desired, desiredVersion], under `[hubId, deviceId, EXTRA]`; absent while all are unset. */
-type StoredExtra = [string | null, FlatAttrs, number];
+/** A device's reported side: [reported, reportedVersion, reportedAt], under `[hubId, deviceId]`. */
+type StoredDevice = [FlatAttrs, number, number];
+/** The rest of a device: [kind, model, desired, desiredVersion], under `[hubId, deviceId, EXTRA]`; absent while all are unset. */
+type StoredExtra = [string | null, string | null, FlatAttrs, number];
 /** A device in the layout before the split (both sides in one record): [kind, model, reported, reportedVersion, reportedAt, desired, desiredVersion]. */
 type LegacyDevice = [string | null, string | null, FlatAttrs, number, number, FlatAttrs, number];
 /** A hub: [the largest session epoch written, cursor boot, cursor seq]. */
@@ -50,10 +50,11 @@ export interface LmdbShadowStoreOptions {
 /**
  * Shadows on local disk (embedded default): sub-database `shadows`, keyed so that one hub is one
  * contiguous range: the hub's own entry under `hubId` (epoch and cursor), then per device its
- * reported side under `[hubId, deviceId]` and, once it has a model or a desired state, the rest
- * under `[hubId, deviceId, 'x']` (lmdb's ordered keys put `hubId`, then `hubId` + separator +
+ * reported side under `[hubId, deviceId]` and, once it has a kind, a model or a desired state, the
+ * rest under `[hubId, deviceId, 'x']` (lmdb's ordered keys put `hubId`, then `hubId` + separator +
  * device id, before any other hub id: strings escape the separator byte). The two sides are apart
- * so that the hot path writes a report without reading the record first; `load` is one range read.
+ * so that the hot path (whose writes carry no kind) writes a report without reading anything
+ * first; `load` is one range read.
  * A store written before the split is rewritten once, when it is opened.
  *
  * - `writeReported`/`writeCursor` return at once; the writes made until lmdb starts its next write
@@ -137,7 +138,7 @@ export class LmdbShadowStore implements ShadowStore {
       const extra = this.db.get([hubId, deviceId, EXTRA]) as StoredExtra | undefined;
       const device = stored ? toDevice(stored, extra) : emptyDevice();
       // a first patch creates the device even when it changes nothing, as the other stores do
-      if (!stored) void this.db.put([hubId, deviceId], fromDevice(device));
+      if (!stored) void this.db.put([hubId, deviceId], [[], 0, 0]);
       const desired = { ...device.desired };
       if (!mergeAttrs(desired, patch)) return device;
       device.desired = desired;
@@ -165,11 +166,9 @@ export class LmdbShadowStore implements ShadowStore {
         void this.db.remove([hubId, id, EXTRA]);
       }
       for (const d of devices) {
-        const stored = this.db.get([hubId, d.d]) as StoredDevice | undefined;
-        void this.db.put([hubId, d.d], stored ? [d.k, stored[1], stored[2], stored[3]] : [d.k, [], 0, 0]);
-        if (d.m === undefined) continue;
+        if (this.db.get([hubId, d.d]) === undefined) void this.db.put([hubId, d.d], [[], 0, 0]);
         const extra = this.db.get([hubId, d.d, EXTRA]) as StoredExtra | undefined;
-        void this.db.put([hubId, d.d, EXTRA], [d.m, extra?.[1] ?? [], extra?.[2] ?? 0]);
+        void this.db.put([hubId, d.d, EXTRA], [d.k, d.m ?? extra?.[1] ?? null, extra?.[2] ?? [], extra?.[3] ?? 0]);
       }
     });
   }
@@ -249,9 +248,11 @@ export class LmdbShadowStore implements ShadowStore {
           continue;
         }
         for (const [deviceId, e] of b.devices) {
-          // the kind is read back only when the write does not carry it (its session never learnt it)
-          const kind = e.k ?? (this.db.get([hubId, deviceId]) as StoredDevice | undefined)?.[0] ?? null;
-          void this.db.put([hubId, deviceId], [kind, e.a, e.v, e.at]);
+          void this.db.put([hubId, deviceId], [e.a, e.v, e.at]);
+          if (e.k === undefined) continue;
+          // a write that carries a kind (not the hub sessions'): the extra record read and kept
+          const extra = this.db.get([hubId, deviceId, EXTRA]) as StoredExtra | undefined;
+          if (extra?.[0] !== e.k) void this.db.put([hubId, deviceId, EXTRA], [e.k, extra?.[1] ?? null, extra?.[2] ?? [], extra?.[3] ?? 0]);
         }
         // the hub entry last: a hub whose device writes threw keeps its old cursor
         if (b.cursor || b.epoch > epoch) void this.db.put(hubId, [Math.max(epoch, b.epoch), b.cursor?.boot ?? h?.[1] ?? null, b.cursor?.seq ?? h?.[2] ?? 0]);
@@ -334,23 +335,24 @@ function toDevice(s: StoredDevice | LegacyDevice, extra: StoredExtra | undefined
   const device: DeviceShadow =
     s.length === 7
       ? { kind: s[0] ?? undefined, model: s[1] ?? undefined, reported: unflatten(s[2]), reportedVersion: s[3], reportedAt: s[4], desired: s[5].length === 0 ? NO_DESIRED : unflatten(s[5]), desiredVersion: s[6] }
-      : { kind: s[0] ?? undefined, model: undefined, reported: unflatten(s[1]), reportedVersion: s[2], reportedAt: s[3], desired: NO_DESIRED, desiredVersion: 0 };
+      : { kind: undefined, model: undefined, reported: unflatten(s[0]), reportedVersion: s[1], reportedAt: s[2], desired: NO_DESIRED, desiredVersion: 0 };
   return extra ? withExtra(device, extra) : device;
 }
 
 function withExtra(device: DeviceShadow, extra: StoredExtra): DeviceShadow {
-  device.model = extra[0] ?? undefined;
-  device.desired = extra[1].length === 0 ? NO_DESIRED : unflatten(extra[1]);
-  device.desiredVersion = extra[2];
+  device.kind = extra[0] ?? undefined;
+  device.model = extra[1] ?? undefined;
+  device.desired = extra[2].length === 0 ? NO_DESIRED : unflatten(extra[2]);
+  device.desiredVersion = extra[3];
   return device;
 }
 
 function fromDevice(d: DeviceShadow): StoredDevice {
-  return [d.kind ?? null, flatten(d.reported), d.reportedVersion, d.reportedAt];
+  return [flatten(d.reported), d.reportedVersion, d.reportedAt];
 }
 
 function extraOf(d: DeviceShadow): StoredExtra {
-  return [d.model ?? null, flatten(d.desired), d.desiredVersion];
+  return [d.kind ?? null, d.model ?? null, flatten(d.desired), d.desiredVersion];
 }
 
 /**
@@ -365,7 +367,7 @@ function splitLegacyRecords(db: Database<Stored, Key>, layouts: Database<number,
       if (!Array.isArray(key) || key.length !== 2 || !Array.isArray(value) || value.length !== 7) continue;
       const device = toDevice(value as LegacyDevice, undefined);
       void db.put(key, fromDevice(device));
-      if (device.model !== undefined || device.desiredVersion > 0) void db.put([key[0], key[1], EXTRA], extraOf(device));
+      if (device.kind !== undefined || device.model !== undefined || device.desiredVersion > 0) void db.put([key[0], key[1], EXTRA], extraOf(device));
     }
     void layouts.put('shadows', SPLIT_LAYOUT);
   });
@@ -384,7 +386,7 @@ export type ShadowRecord =
 export function* decodeShadowRecords(records: Iterable<{ key: unknown; value: unknown }>): Generator<ShadowRecord> {
   let held: Extract<ShadowRecord, { type: 'device' }> | null = null;
   for (const { key, value } of records) {
-    if (Array.isArray(key) && key.length === 3 && key[2] === EXTRA && Array.isArray(value) && value.length === 3) {
+    if (Array.isArray(key) && key.length === 3 && key[2] === EXTRA && Array.isArray(value) && value.length === 4) {
       // an extra record follows its device's own record
       if (!held || held.hubId !== key[0] || held.deviceId !== key[1]) throw new TypeError(`shadow record without its device: ${JSON.stringify(key)}`);
       withExtra(held.device, value as StoredExtra);
@@ -395,7 +397,7 @@ export function* decodeShadowRecords(records: Iterable<{ key: unknown; value: un
     if (typeof key === 'string' && Array.isArray(value) && value.length === 3) {
       const h = value as StoredHub;
       yield { type: 'hub', hubId: key, epoch: h[0], cursor: h[1] === null ? null : { boot: h[1], seq: h[2] } };
-    } else if (Array.isArray(key) && key.length === 2 && typeof key[0] === 'string' && typeof key[1] === 'string' && Array.isArray(value) && (value.length === 4 || value.length === 7)) {
+    } else if (Array.isArray(key) && key.length === 2 && typeof key[0] === 'string' && typeof key[1] === 'string' && Array.isArray(value) && (value.length === 3 || value.length === 7)) {
       held = { type: 'device', hubId: key[0], deviceId: key[1], device: toDevice(value as StoredDevice | LegacyDevice, undefined) };
     } else throw new TypeError(`not a shadow record: ${JSON.stringify(key)}`);
   }
