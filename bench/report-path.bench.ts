@@ -1,0 +1,197 @@
+/**
+ * The report path in one process, without sockets: what the node's JavaScript spends per hub report.
+ * `--hubs` hub sessions of the embedded default (LMDB shadows and history in a temporary DATA_DIR,
+ * the memory bus with one subscriber per home standing in for the app fan-out) are handed report
+ * frames as the gateway hands them (decoded, through the rate gate and the mailbox); each report is
+ * stored, published with its position and acknowledged once durable. `--per-turn` reports per
+ * event-loop turn, at most 4 turns unacknowledged, `--reports` in all.
+ *
+ * Printed: CPU per report (user + system, all threads) and the main thread's share of it (event-loop
+ * utilization × wall time), reports/s, against the floor of the same run: decoding the same frames
+ * and encoding an ack and the event for each (the JavaScript any relay of these frames does).
+ * Without sockets, the kernel's cost of a report (one read, its ack's write) is not in either.
+ *
+ *   node --import tsx bench/report-path.bench.ts [--hubs 1000] [--reports 100000] [--per-turn 200]
+ *                                                [--data-sync commit|os] [--history 100|0] [--json]
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { parseArgs } from 'node:util';
+import { FrameType, type ServerToHubFrame } from '../proto/frames.js';
+import { subjects } from '../proto/subjects.js';
+import { HubSession, type HubLink } from '../src/actors/hub-session.js';
+import { SessionIndex } from '../src/actors/session-index.js';
+import { TimerWheel } from '../src/actors/timer-wheel.js';
+import { EventPublisher } from '../src/actors/event-publisher.js';
+import { diskPorts } from '../src/compose/disk-ports.js';
+import { loadConfig } from '../src/config/config.js';
+import { createLogger } from '../src/log/logger.js';
+import { decodeHubFrame, decodeServerFrame, encode, encodeBus } from '../src/protocol/codec.js';
+import { encodeFrame, frames } from '../load/wire/frames.js';
+import { printResult, runMain } from './lib/output.js';
+
+const { values: args } = parseArgs({
+  options: {
+    hubs: { type: 'string', default: '1000' },
+    reports: { type: 'string', default: '100000' },
+    'per-turn': { type: 'string', default: '200' },
+    'data-sync': { type: 'string', default: 'commit' },
+    history: { type: 'string', default: '100' },
+    json: { type: 'boolean', default: false },
+  },
+});
+const HUBS = Number(args.hubs);
+const REPORTS = Number(args.reports);
+const PER_TURN = Number(args['per-turn']);
+const DEVICES = 8;
+const turn = (): Promise<void> => new Promise((r) => setImmediate(r));
+
+/** What the node would write to a hub's socket: counted, acks told to the driver. */
+class CountingLink implements HubLink {
+  welcomed = false;
+  /** the last sequence number acknowledged (the first sent is 1) */
+  acked = 0;
+  constructor(private readonly onAck: (link: CountingLink, seq: number) => void) {}
+  send(bytes: Uint8Array): boolean {
+    const f: ServerToHubFrame = decodeServerFrame(bytes);
+    if (f.t === FrameType.welcome) this.welcomed = true;
+    else if (f.t === FrameType.ack) this.onAck(this, f.s);
+    return true;
+  }
+  close(): void {}
+}
+
+/** The frame a hub sends for report `n`: one device's changed attributes. */
+function reportBytes(seq: number, n: number): Uint8Array {
+  return encodeFrame(frames.report(seq, { [`dev-${n % DEVICES}`]: { on: n % 2 === 0, level: n % 100, power: (n % 1000) * 0.5 } }));
+}
+
+interface Measured {
+  reportsPerSec: number;
+  cpuUsPerReport: number;
+  mainUsPerReport: number;
+}
+
+/** Runs `step(i)` for i < REPORTS, PER_TURN per turn, waiting while `outstanding()` is past 4 turns. */
+async function drive(step: (i: number) => void, outstanding: () => number, done: () => Promise<void>): Promise<Measured> {
+  const cpu = process.cpuUsage();
+  const elu = performance.eventLoopUtilization();
+  const start = performance.now();
+  for (let i = 0; i < REPORTS; ) {
+    while (outstanding() > PER_TURN * 4) await turn();
+    for (let k = 0; k < PER_TURN && i < REPORTS; k++, i++) step(i);
+    await turn();
+  }
+  await done();
+  const wallMs = performance.now() - start;
+  const used = process.cpuUsage(cpu);
+  const busy = performance.eventLoopUtilization(elu).utilization;
+  return {
+    reportsPerSec: Math.round((REPORTS * 1000) / wallMs),
+    cpuUsPerReport: Math.round(((used.user + used.system) / REPORTS) * 100) / 100,
+    mainUsPerReport: Math.round(((busy * wallMs * 1000) / REPORTS) * 100) / 100,
+  };
+}
+
+/** The floor: decode each frame, encode its ack and its event, as a relay's JavaScript would. */
+async function floor(): Promise<Measured> {
+  const sink: Uint8Array[] = [];
+  return drive(
+    (i) => {
+      const f = decodeHubFrame(reportBytes(i + 1, i), 16_384);
+      if (f.t !== FrameType.report) throw new Error('not a report');
+      sink.push(encode({ t: FrameType.ack, s: f.s }));
+      for (const d in f.r) sink.push(encodeBus({ op: 'evt', kind: 'state', home: 'home-0', hub: 'hub-0', device: d, attrs: f.r[d]!, version: i, ts: Date.now() }));
+      if (sink.length > 1000) sink.length = 0;
+    },
+    () => 0,
+    async () => {},
+  );
+}
+
+async function server(): Promise<Measured & { delivered: number }> {
+  const dir = mkdtempSync(join(tmpdir(), 'hubtier-report-path-'));
+  const log = createLogger('silent');
+  const { config } = loadConfig({ DATA_DIR: dir, DATA_SYNC: args['data-sync'], TIER_HISTORY_SIZE: args.history });
+  const wheel = new TimerWheel();
+  const ports = await diskPorts(config, wheel, log);
+  const events = new EventPublisher(ports.bus, ports.history, log, () => {});
+  let delivered = 0;
+  const homes = Math.max(1, Math.floor(HUBS / 10));
+  for (let h = 0; h < homes; h++) ports.bus.subscribe(subjects.homeEvents(`home-${h}`), () => void delivered++);
+
+  let outstanding = 0;
+  // acks are cumulative: one covers every frame of its hub up to it
+  const onAck = (link: CountingLink, seq: number) => {
+    if (seq <= link.acked) return;
+    outstanding -= seq - link.acked;
+    link.acked = seq;
+  };
+  const sessions: HubSession[] = [];
+  const links: CountingLink[] = [];
+  const deps = {
+    system: { timers: wheel, log, mailboxSize: 128 },
+    bus: ports.bus,
+    directory: ports.directory,
+    shadows: ports.shadows,
+    nodeId: 'bench',
+    heartbeatMs: 60_000,
+    idleMs: 600_000,
+    helloTimeoutMs: 60_000,
+    maxFrameBytes: 16_384,
+    ratePerSec: 1_000_000,
+    rateBurst: 1_000_000,
+    publishEvent: events.publish,
+    sessions: new SessionIndex<HubSession>(),
+  };
+  for (let h = 0; h < HUBS; h++) {
+    const link = new CountingLink(onAck);
+    const session = new HubSession(`hub-${h}`, `home-${h % homes}`, link, deps);
+    session.receiveFrame(decodeHubFrame(encodeFrame(frames.hello(`boot-${h}`)), 16_384));
+    links.push(link);
+    sessions.push(session);
+    if (h % 100 === 99) await turn();
+  }
+  while (links.some((l) => !l.welcomed)) await turn();
+  // every hub lists its devices (sequence 1): reports then go to listed devices
+  const list = Array.from({ length: DEVICES }, (_, d) => ({ d: `dev-${d}`, k: 'switch' }));
+  for (const s of sessions) {
+    outstanding++;
+    s.receiveFrame(decodeHubFrame(encodeFrame(frames.devices(1, { f: true, j: list })), 16_384));
+  }
+  while (outstanding > 0) await turn();
+
+  const seqs = new Uint32Array(HUBS).fill(1);
+  const result = await drive(
+    (i) => {
+      const h = i % HUBS;
+      const seq = ++seqs[h]!;
+      outstanding++;
+      sessions[h]!.receiveFrame(decodeHubFrame(reportBytes(seq, i), 16_384));
+    },
+    () => outstanding,
+    async () => {
+      while (outstanding > 0) await turn();
+    },
+  );
+  await events.settled();
+  await ports.close?.();
+  wheel.close();
+  rmSync(dir, { recursive: true, force: true });
+  return { ...result, delivered };
+}
+
+runMain('bench:report-path', async () => {
+  const f = await floor();
+  const s = await server();
+  const out = { hubs: HUBS, reports: REPORTS, perTurn: PER_TURN, dataSync: args['data-sync'], history: Number(args.history), floor: f, server: s, cpuRatio: Math.round((s.cpuUsPerReport / f.cpuUsPerReport) * 100) / 100 };
+  const text = [
+    `report path, ${REPORTS} reports from ${HUBS} hubs (${PER_TURN} per turn), DATA_SYNC=${args['data-sync']}, history ${args.history}`,
+    `floor (decode, encode ack and event): ${f.cpuUsPerReport} µs CPU per report (main thread ${f.mainUsPerReport} µs), ${f.reportsPerSec}/s`,
+    `server (session, store, history, bus, ack): ${s.cpuUsPerReport} µs CPU per report (main thread ${s.mainUsPerReport} µs), ${s.reportsPerSec}/s, ${s.delivered} events delivered`,
+    `server / floor, CPU per report: ${out.cpuRatio}`,
+  ].join('\n');
+  printResult(args.json, text, out);
+});
