@@ -12,11 +12,35 @@ import {
   type SubscribeOptions,
 } from './bus.js';
 
-interface Sub {
-  readonly pattern: string[];
-  readonly handler: BusHandler;
-  readonly queue: string | undefined;
-  active: boolean;
+/** The tail of a subject without wildcards after its literal prefix, and of one ending in `>`: shared. */
+const NO_TAIL: readonly string[] = Object.freeze([]);
+const REST_TAIL: readonly string[] = Object.freeze(['>']);
+
+/**
+ * One subscription, as one object: a node holds one per hub session, so its `unsubscribe` is a
+ * method, not a closure, and it keeps only the tokens after its literal prefix (`tail`).
+ */
+class Sub implements BusSubscription {
+  active = true;
+  constructor(
+    /** the bus's index, where this subscription is listed under `key` */
+    private readonly index: Map<string, Sub[]>,
+    /** the literal prefix: the tokens before the first wildcard */
+    readonly key: string,
+    readonly tail: readonly string[],
+    readonly handler: BusHandler,
+    readonly queue: string | undefined,
+  ) {}
+
+  unsubscribe(): void {
+    if (!this.active) return;
+    this.active = false;
+    const l = this.index.get(this.key);
+    if (!l) return;
+    const i = l.indexOf(this);
+    if (i >= 0) l.splice(i, 1);
+    if (l.length === 0) this.index.delete(this.key);
+  }
 }
 
 /**
@@ -48,21 +72,11 @@ export class MemoryBus implements Bus {
     let literal = 0;
     while (literal < pattern.length && pattern[literal] !== '*' && pattern[literal] !== '>') literal++;
     const key = pattern.slice(0, literal).join('.');
-    const sub: Sub = { pattern, handler, queue: options.queue, active: true };
+    const sub = new Sub(this.byPrefix, key, tailOf(pattern, literal), handler, options.queue);
     const list = this.byPrefix.get(key);
     if (list) list.push(sub);
     else this.byPrefix.set(key, [sub]);
-    return {
-      unsubscribe: () => {
-        if (!sub.active) return;
-        sub.active = false;
-        const l = this.byPrefix.get(key);
-        if (!l) return;
-        const i = l.indexOf(sub);
-        if (i >= 0) l.splice(i, 1);
-        if (l.length === 0) this.byPrefix.delete(key);
-      },
-    };
+    return sub;
   }
 
   request(subject: string, data: Uint8Array, timeoutMs: number): Promise<Uint8Array> {
@@ -103,7 +117,7 @@ export class MemoryBus implements Bus {
     for (let k = 0; k <= tokens.length; k++) {
       if (k > 0) prefix = k === 1 ? tokens[0]! : `${prefix}.${tokens[k - 1]}`;
       const list = this.byPrefix.get(prefix);
-      if (list) for (const s of list) if (matches(s.pattern, tokens, k)) matched.push(s);
+      if (list) for (const s of list) if (matches(s.tail, tokens, k)) matched.push(s);
     }
     if (matched.length === 0) return 0;
     const chosen = pickQueueMembers(matched);
@@ -133,15 +147,23 @@ export class MemoryBus implements Bus {
   }
 }
 
-/** Pattern tokens from `from` on (the literal prefix already matched) against the subject. */
-function matches(pattern: string[], tokens: string[], from: number): boolean {
-  for (let i = from; i < pattern.length; i++) {
-    const p = pattern[i];
+/** The pattern's tokens from `literal` on, shared when there are none or only `>`. */
+function tailOf(pattern: string[], literal: number): readonly string[] {
+  if (literal === pattern.length) return NO_TAIL;
+  if (literal === pattern.length - 1 && pattern[literal] === '>') return REST_TAIL;
+  return pattern.slice(literal);
+}
+
+/** A subscription's tail against the subject's tokens from `from` on (its literal prefix already matched). */
+function matches(tail: readonly string[], tokens: string[], from: number): boolean {
+  for (let j = 0; j < tail.length; j++) {
+    const i = from + j;
+    const p = tail[j];
     if (p === '>') return tokens.length > i;
     if (i >= tokens.length) return false;
     if (p !== '*' && p !== tokens[i]) return false;
   }
-  return pattern.length === tokens.length;
+  return from + tail.length === tokens.length;
 }
 
 /** Plain subscribers all get the message; of each queue group one member, chosen at random. */
