@@ -6,6 +6,7 @@ import { CloseCode, type ErrorCode } from '../../proto/errors.js';
 import { FrameType, PROTOCOL_VERSION, type HelloFrame, type HubToServerFrame, type ServerToHubFrame } from '../../proto/frames.js';
 import { hubVerbOf, subjects } from '../../proto/subjects.js';
 import type { BusMessage, BusSubscription } from '../ports/bus/bus.js';
+import { hubDelta } from '../ports/shadow-store/shadow-store.js';
 import type { TierError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 import { decodeValue, encode, encodeBus, errorFrameFor, isPlainObject } from '../protocol/codec.js';
@@ -192,6 +193,7 @@ export class HubSession extends Actor<HubMessage> implements TimerTarget {
       this.closeWith(CloseCode.takeover, 'session_taken_over');
     }
     if (this.stopped || this.state !== 'connecting') return; // cleanup follows on `closed`
+    const delta = hubDelta(shadow);
     const lastSeq = this.reports.resume(hello.b, shadow, cursor);
     this.deps.sessions.claim(this)?.tell({ type: 'superseded' });
     this.state = 'online';
@@ -204,7 +206,7 @@ export class HubSession extends Actor<HubMessage> implements TimerTarget {
       max: this.deps.maxFrameBytes,
       ts: Date.now(),
       s: Math.max(0, lastSeq),
-      dl: this.reports.delta(),
+      dl: delta,
     });
     this.armIdle();
     this.deps.publishEvent({ op: 'evt', kind: 'online', home: this.homeId, hub: this.hubId, node: nodeId, ts: Date.now() });
