@@ -5,7 +5,7 @@
 import { CloseCode, type ErrorCode } from '../../proto/errors.js';
 import { FrameType, PROTOCOL_VERSION, type HelloFrame, type HubToServerFrame, type ServerToHubFrame } from '../../proto/frames.js';
 import { hubVerbOf, subjects } from '../../proto/subjects.js';
-import type { BusMessage, BusSubscription } from '../ports/bus/bus.js';
+import type { BusListener, BusMessage, BusSubscription } from '../ports/bus/bus.js';
 import { hubDelta } from '../ports/shadow-store/shadow-store.js';
 import type { TierError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
@@ -32,7 +32,7 @@ const IDLE_TIMER = -2;
  * kept and acknowledged by `HubReports`, commands to it wait in `HubCommands`, the per-hub rate
  * limit is `RateGate`. Addressed on the bus as `hub.<hubId>.*` while it holds the hub.
  */
-export class HubSession extends Actor<HubMessage> implements TimerTarget {
+export class HubSession extends Actor<HubMessage> implements TimerTarget, BusListener {
   state: SessionState = 'connecting';
   epoch = 0;
   private readonly reports: HubReports;
@@ -183,7 +183,7 @@ export class HubSession extends Actor<HubMessage> implements TimerTarget {
     this.epoch = location.epoch;
     // subscribed (and confirmed by the server) before announcing: a later claim's takeover notice
     // cannot pass us by; commands arriving meanwhile wait in the mailbox until the session is online
-    this.subscription = bus.subscribe(subjects.hubAll(this.hubId), (m) => this.onBusMessage(m));
+    this.subscription = bus.subscribe(subjects.hubAll(this.hubId), this);
     await bus.flush();
     // the previous holder, here or on another node, closes when it sees a larger epoch
     bus.publish(subjects.hubTakeover(this.hubId), encodeBus({ epoch: this.epoch, node: nodeId }));
@@ -224,7 +224,8 @@ export class HubSession extends Actor<HubMessage> implements TimerTarget {
     if (commandId !== undefined) this.commands?.refused(commandId, error);
   }
 
-  private onBusMessage(msg: BusMessage): void {
+  /** A message on `hub.<hubId>.*`, from the bus: into the mailbox. */
+  onBusMessage(msg: BusMessage): void {
     const verb = hubVerbOf(msg.subject);
     if (verb === 'cmd') {
       const cmd: HubMessage = tracing === null ? { type: 'command', request: msg } : { type: 'command', request: msg, queued: performance.now() };

@@ -3,11 +3,12 @@ import { connect, errors, type Msg, type NatsConnection, type Status } from '@na
 import { TierError } from '../../errors.js';
 import type { Logger } from '../../log/logger.js';
 import {
+  handOver,
   NoRespondersError,
   RequestTimeoutError,
   validateSubject,
   type Bus,
-  type BusHandler,
+  type BusSubscriber,
   type BusMessage,
   type BusSubscription,
   type SubscribeOptions,
@@ -120,7 +121,7 @@ export class NatsBus implements Bus {
     this.send(subject, data);
   }
 
-  subscribe(subject: string, handler: BusHandler, options: SubscribeOptions = {}): BusSubscription {
+  subscribe(subject: string, subscriber: BusSubscriber, options: SubscribeOptions = {}): BusSubscription {
     validateSubject(subject, true);
     if (this.isClosed()) throw new TierError('draining', `bus closed: cannot subscribe to ${subject}`);
     const sub = this.nc.subscribe(subject, {
@@ -132,7 +133,7 @@ export class NatsBus implements Bus {
           return;
         }
         try {
-          handler(new NatsMessage(msg, this));
+          handOver(subscriber, new NatsMessage(msg, this));
         } catch (e) {
           this.log.error({ err: e, subject: msg.subject }, 'bus handler threw');
         }
