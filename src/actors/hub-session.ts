@@ -11,7 +11,7 @@ import type { TierError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 import { decodeValue, encode, encodeBus, errorFrameFor, isPlainObject } from '../protocol/codec.js';
 import { tracing } from '../trace/tracing.js';
-import { Actor } from './actor.js';
+import { Actor, type ActorSystem } from './actor.js';
 import { HubCommands, reply } from './hub-commands.js';
 import type { HubLink, HubMessage, HubSessionDeps, SessionState } from './hub-deps.js';
 import { RateGate } from './hub-rate.js';
@@ -54,10 +54,18 @@ export class HubSession extends Actor<HubMessage> implements TimerTarget, BusLis
     private readonly link: HubLink,
     readonly deps: HubSessionDeps,
   ) {
-    super(`hub:${hubId}`, deps.system);
+    super();
     this.reports = new HubReports(this);
     this.rate = new RateGate(deps, this.lastSeen);
     this.timer = deps.system.timers.schedule(deps.helloTimeoutMs, this, HELLO_TIMER);
+  }
+
+  get address(): string {
+    return `hub:${this.hubId}`;
+  }
+
+  protected get system(): ActorSystem {
+    return this.deps.system;
   }
 
   /** A child logger made on use: logging is rare and a cached one would cost every session memory. */
