@@ -47,11 +47,12 @@ export abstract class Actor<M extends { type: string }> {
   /** times of the failures within the supervision window, oldest first; null until one fails */
   #failures: number[] | null = null;
   protected stopped = false;
-
-  constructor(
-    readonly address: string,
-    protected readonly system: ActorSystem,
-  ) {}
+  /**
+   * The actor's name in logs and failure counts (`hub:<id>`), and its system: given by the
+   * subclass, as a field or derived on use (a node holds one hub session per hub: each field counts).
+   */
+  abstract readonly address: string;
+  protected abstract readonly system: ActorSystem;
 
   /** Delivers a message. false: refused by the overflow policy or the actor has stopped. */
   tell(msg: M): boolean {

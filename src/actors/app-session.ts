@@ -77,11 +77,15 @@ export class AppSession extends Actor<AppMessage> {
     readonly principal: Principal,
     private readonly link: AppLink,
     private readonly deps: AppSessionDeps,
-    address: string,
+    readonly address: string,
     /** the connection's id in log lines; a command's request id is `<conn>.<request id>` */
     readonly conn: string = address,
   ) {
-    super(address, deps.system);
+    super();
+  }
+
+  protected get system(): ActorSystem {
+    return this.deps.system;
   }
 
   protected receive(msg: AppMessage): void {

@@ -50,7 +50,7 @@ export interface HubSessionDeps {
   /** the node's index of live sessions: a session claims its hub there when online, releases it when closed */
   readonly sessions: SessionIndex<HubSession>;
   readonly metrics?: HubSessionMetrics;
-  /** node-wide copies of strings every hub repeats (device kinds, attribute values) */
+  /** node-wide copies of strings every hub repeats (attribute values such as "closed") */
   readonly interner?: Interner;
   /** told the firmware version of each session's hello (`fw`), to keep it in the registry; must not throw */
   readonly noteFirmware?: (hubId: string, firmware: string) => void;

@@ -1,5 +1,4 @@
 import type { AttrValue, Attrs, ReportFrame } from '../../proto/frames.js';
-import type { HubShadow } from '../ports/shadow-store/shadow-store.js';
 import { TierError } from '../errors.js';
 
 /** What one hub may make a node hold; beyond, frames are refused with `limit_exceeded`. */
@@ -18,13 +17,16 @@ export interface HubLimits {
 
 export const DEFAULT_HUB_LIMITS: HubLimits = { devices: 512, attrsPerDevice: 64, valueBytes: 1024, shadowBytes: 128 * 1024, commandsInFlight: 32 };
 
+/** A shadow's reported side: every device of the hub by id, with the attributes it reported. */
+export type ReportedShadow = Readonly<Record<string, Attrs>>;
+
 /** Devices of a shadow and the bytes of its reported side, as the limits count them. */
-export function shadowSize(shadow: HubShadow): { devices: number; bytes: number } {
+export function shadowSize(shadow: ReportedShadow): { devices: number; bytes: number } {
   let devices = 0;
   let bytes = 0;
   for (const id in shadow) {
     devices++;
-    bytes += id.length + attrsBytes(shadow[id]!.reported);
+    bytes += id.length + attrsBytes(shadow[id]!);
   }
   return { devices, bytes };
 }
@@ -33,17 +35,16 @@ export function shadowSize(shadow: HubShadow): { devices: number; bytes: number 
  * Checks a report against the hub's limits before anything of it is applied: new devices,
  * attributes per device, bytes of the shadow. Returns the refusal, or the shadow's bytes after it.
  */
-export function checkReport(frame: ReportFrame, shadow: HubShadow, deviceCount: number, shadowBytes: number, limits: HubLimits): TierError | number {
+export function checkReport(frame: ReportFrame, shadow: ReportedShadow, deviceCount: number, shadowBytes: number, limits: HubLimits): TierError | number {
   let devices = deviceCount;
   let bytes = shadowBytes;
   for (const deviceId in frame.r) {
-    const device = shadow[deviceId];
+    const reported = shadow[deviceId];
     const patch = frame.r[deviceId]!;
-    if (device === undefined) {
+    if (reported === undefined) {
       if (++devices > limits.devices) return limitError(`r.${deviceId}`, `more than ${limits.devices} devices on this hub`);
       bytes += deviceId.length;
     }
-    const reported = device?.reported;
     let attrs = reported === undefined ? 0 : -1; // counted on the first new attribute only
     for (const key in patch) {
       const v = patch[key]!;

@@ -14,10 +14,10 @@ import { inSpan } from '../trace/active-span.js';
 import { startActorStep } from '../trace/actor-step.js';
 import { endSpan, SpanKind, tracing, type Span, type Tracing } from '../trace/tracing.js';
 import {
-  emptyDevice,
-  hubDelta,
+  desiredDelta,
   mergeAttrs,
-  newShadow,
+  newIdMap,
+  reportedSide,
   type CursorListener,
   type HubShadow,
   type SeqCursor,
@@ -43,10 +43,20 @@ export interface ReportHost {
  * sequence numbers of reports, events and device lists. Each sequenced frame is applied once per
  * boot id (a resend is re-acknowledged, not applied; a skipped number answers `sequence_gap`),
  * and acknowledged cumulatively once the store says its writes are durable, not before.
+ *
+ * The cache keeps only what the session reads, in maps keyed by device id (a node holds one per
+ * hub, so no object per device besides its attributes): the reported attributes and versions, and
+ * the desired versions. Kinds, models, times and desired attributes are the store's; the welcome's
+ * delta is taken from the stored shadow.
  */
 export class HubReports implements CursorListener {
-  private shadow: HubShadow = newShadow();
-  /** devices in `shadow`, and the estimated bytes of its reported side (see HubLimits) */
+  /** every device of the hub, with the attributes it reported */
+  private reported: Record<string, Attrs> = newIdMap();
+  /** reportedVersion of every device in `reported` */
+  private versions: Record<string, number> = newIdMap();
+  /** desiredVersion of the devices that have one; made on the first */
+  private desiredVersions: Record<string, number> | null = null;
+  /** devices in `reported`, and the estimated bytes of its reported side (see HubLimits) */
   private deviceCount = 0;
   private shadowBytes = 0;
   private boot = '';
@@ -74,7 +84,18 @@ export class HubReports implements CursorListener {
 
   /** Starts from the stored shadow and cursor; returns the last sequence number accepted for this boot (-1: none). */
   resume(boot: string, shadow: HubShadow, cursor: SeqCursor | null): number {
-    this.shadow = shadow;
+    const reported = newIdMap<Attrs>();
+    const versions = newIdMap<number>();
+    let desiredVersions: Record<string, number> | null = null;
+    for (const id in shadow) {
+      const device = shadow[id]!;
+      reported[id] = this.deps.interner?.attrs(device.reported) ?? device.reported;
+      versions[id] = device.reportedVersion;
+      if (device.desiredVersion > 0) (desiredVersions ??= newIdMap())[id] = device.desiredVersion;
+    }
+    this.reported = reported;
+    this.versions = versions;
+    this.desiredVersions = desiredVersions;
     this.countShadow();
     this.boot = boot;
     // -1: nothing accepted for this boot yet, so a first frame with `s: 0` is new, not a duplicate
@@ -83,14 +104,9 @@ export class HubReports implements CursorListener {
     return this.lastSeq;
   }
 
-  /** Desired-minus-reported per device, for the welcome. */
-  delta(): Record<string, Attrs> {
-    return hubDelta(this.shadow);
-  }
-
   /** Whether a command may name this device: any, until the hub has told its devices. */
   mayCommand(deviceId: string): boolean {
-    return this.deviceCount === 0 || this.shadow[deviceId] !== undefined;
+    return this.deviceCount === 0 || this.reported[deviceId] !== undefined;
   }
 
   /** Applies a sequenced frame once: true when new, false when a duplicate or out of order. */
@@ -160,7 +176,7 @@ export class HubReports implements CursorListener {
   }
 
   private countShadow(): void {
-    const size = shadowSize(this.shadow);
+    const size = shadowSize(this.reported);
     this.deviceCount = size.devices;
     this.shadowBytes = size.bytes;
   }
@@ -172,7 +188,7 @@ export class HubReports implements CursorListener {
   report(frame: ReportFrame, from?: number, queued?: number): void {
     // a coalesced report spans from..s; re-applying its older part is harmless (same values)
     if (!this.accept(frame.s, from)) return;
-    const bytes = checkReport(frame, this.shadow, this.deviceCount, this.shadowBytes, this.limits);
+    const bytes = checkReport(frame, this.reported, this.deviceCount, this.shadowBytes, this.limits);
     if (typeof bytes !== 'number') {
       // refused whole and consumed: nothing of it is stored, the next ack covers its number
       this.host.sendError(bytes.code, bytes.message, frame.s, bytes.field);
@@ -184,22 +200,24 @@ export class HubReports implements CursorListener {
     const now = Date.now();
     let step: Span | undefined;
     for (const deviceId in frame.r) {
-      let device = this.shadow[deviceId];
-      if (device === undefined) {
-        device = this.shadow[deviceId] = emptyDevice();
-        this.deviceCount++;
-      }
+      const reported = this.reported[deviceId] ?? this.addDevice(deviceId);
       const attrs = this.deps.interner?.attrs(frame.r[deviceId]!) ?? frame.r[deviceId]!;
-      if (!mergeAttrs(device.reported, attrs)) continue;
-      device.reportedVersion++;
-      device.reportedAt = now;
-      this.deps.shadows.writeReported(hubId, deviceId, device, epoch);
-      const event: AppEventMessage = { op: 'evt', kind: 'state', home: homeId, hub: hubId, device: deviceId, attrs, version: device.reportedVersion, ts: frame.ts ?? now };
+      if (!mergeAttrs(reported, attrs)) continue;
+      const version = (this.versions[deviceId] = this.versions[deviceId]! + 1);
+      this.deps.shadows.writeReported(hubId, deviceId, reportedSide(reported, version, now), epoch);
+      const event: AppEventMessage = { op: 'evt', kind: 'state', home: homeId, hub: hubId, device: deviceId, attrs, version, ts: frame.ts ?? now };
       if (tracing === null) this.deps.publishEvent(event);
       else step = this.publishTraced(tracing, event, 'report', step, queued);
     }
     if (step) endSpan(step);
     this.acknowledge(frame.s);
+  }
+
+  /** A device the hub has not told of before: nothing reported, version 0. */
+  private addDevice(deviceId: string): Attrs {
+    this.deviceCount++;
+    this.versions[deviceId] = 0;
+    return (this.reported[deviceId] = {});
   }
 
   event(frame: EventFrame, queued?: number): void {
@@ -236,22 +254,22 @@ export class HubReports implements CursorListener {
     const full = frame.f === true;
     const keep = full ? new Set(joined.map((d) => d.d)) : null;
     const removed = [...left];
-    if (keep) for (const id in this.shadow) if (!keep.has(id)) removed.push(id);
-    const gone = new Set(removed.filter((id) => this.shadow[id] !== undefined));
+    if (keep) for (const id in this.reported) if (!keep.has(id)) removed.push(id);
+    const gone = new Set(removed.filter((id) => this.reported[id] !== undefined));
     let devices = this.deviceCount - gone.size;
-    for (const d of joined) if (this.shadow[d.d] === undefined || gone.has(d.d)) devices++;
+    for (const d of joined) if (this.reported[d.d] === undefined || gone.has(d.d)) devices++;
     if (devices > this.limits.devices) {
       this.host.sendError('limit_exceeded', `more than ${this.limits.devices} devices on this hub`, frame.s, 'j');
       this.acknowledge(frame.s);
       return;
     }
     await this.deps.shadows.writeDevices(this.host.hubId, joined, left, full);
-    for (const id of removed) delete this.shadow[id];
-    for (const d of joined) {
-      const device = (this.shadow[d.d] ??= emptyDevice());
-      device.kind = this.deps.interner?.intern(d.k) ?? d.k;
-      if (d.m !== undefined) device.model = this.deps.interner?.intern(d.m) ?? d.m;
+    for (const id of removed) {
+      delete this.reported[id];
+      delete this.versions[id];
+      if (this.desiredVersions) delete this.desiredVersions[id];
     }
+    for (const d of joined) if (this.reported[d.d] === undefined) this.addDevice(d.d);
     this.countShadow();
     this.deps.publishEvent({ op: 'evt', kind: 'devices', home: this.host.homeId, hub: this.host.hubId, joined, left: removed, ts: Date.now() });
     this.acknowledge(frame.s);
@@ -266,16 +284,12 @@ export class HubReports implements CursorListener {
     if (!isPlainObject(value)) return null;
     const msg = value as Partial<DesiredChange>;
     if (typeof msg.d !== 'string' || typeof msg.desired !== 'object' || msg.desired === null || typeof msg.v !== 'number') return null;
-    let device = this.shadow[msg.d];
-    if (device === undefined) {
-      // bounded where desired state is set (the API refuses devices beyond the hub's limit)
-      device = this.shadow[msg.d] = emptyDevice();
-      this.deviceCount++;
-    }
-    if (msg.v <= device.desiredVersion) return null;
-    device.desired = msg.desired;
-    device.desiredVersion = msg.v;
-    const delta = hubDelta({ [msg.d]: device })[msg.d];
+    // a device not known yet is added: bounded where desired state is set (the API refuses
+    // devices beyond the hub's limit)
+    const reported = this.reported[msg.d] ?? this.addDevice(msg.d);
+    if (msg.v <= (this.desiredVersions?.[msg.d] ?? 0)) return null;
+    (this.desiredVersions ??= newIdMap())[msg.d] = msg.v;
+    const delta = desiredDelta({ desired: msg.desired, reported });
     return delta ? { deviceId: msg.d, delta } : null;
   }
 }

@@ -5,12 +5,13 @@
 import { CloseCode, type ErrorCode } from '../../proto/errors.js';
 import { FrameType, PROTOCOL_VERSION, type HelloFrame, type HubToServerFrame, type ServerToHubFrame } from '../../proto/frames.js';
 import { hubVerbOf, subjects } from '../../proto/subjects.js';
-import type { BusMessage, BusSubscription } from '../ports/bus/bus.js';
+import type { BusListener, BusMessage, BusSubscription } from '../ports/bus/bus.js';
+import { hubDelta } from '../ports/shadow-store/shadow-store.js';
 import type { TierError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 import { decodeValue, encode, encodeBus, errorFrameFor, isPlainObject } from '../protocol/codec.js';
 import { tracing } from '../trace/tracing.js';
-import { Actor } from './actor.js';
+import { Actor, type ActorSystem } from './actor.js';
 import { HubCommands, reply } from './hub-commands.js';
 import type { HubLink, HubMessage, HubSessionDeps, SessionState } from './hub-deps.js';
 import { RateGate } from './hub-rate.js';
@@ -31,7 +32,7 @@ const IDLE_TIMER = -2;
  * kept and acknowledged by `HubReports`, commands to it wait in `HubCommands`, the per-hub rate
  * limit is `RateGate`. Addressed on the bus as `hub.<hubId>.*` while it holds the hub.
  */
-export class HubSession extends Actor<HubMessage> implements TimerTarget {
+export class HubSession extends Actor<HubMessage> implements TimerTarget, BusListener {
   state: SessionState = 'connecting';
   epoch = 0;
   private readonly reports: HubReports;
@@ -53,10 +54,18 @@ export class HubSession extends Actor<HubMessage> implements TimerTarget {
     private readonly link: HubLink,
     readonly deps: HubSessionDeps,
   ) {
-    super(`hub:${hubId}`, deps.system);
+    super();
     this.reports = new HubReports(this);
     this.rate = new RateGate(deps, this.lastSeen);
     this.timer = deps.system.timers.schedule(deps.helloTimeoutMs, this, HELLO_TIMER);
+  }
+
+  get address(): string {
+    return `hub:${this.hubId}`;
+  }
+
+  protected get system(): ActorSystem {
+    return this.deps.system;
   }
 
   /** A child logger made on use: logging is rare and a cached one would cost every session memory. */
@@ -182,7 +191,7 @@ export class HubSession extends Actor<HubMessage> implements TimerTarget {
     this.epoch = location.epoch;
     // subscribed (and confirmed by the server) before announcing: a later claim's takeover notice
     // cannot pass us by; commands arriving meanwhile wait in the mailbox until the session is online
-    this.subscription = bus.subscribe(subjects.hubAll(this.hubId), (m) => this.onBusMessage(m));
+    this.subscription = bus.subscribe(subjects.hubAll(this.hubId), this);
     await bus.flush();
     // the previous holder, here or on another node, closes when it sees a larger epoch
     bus.publish(subjects.hubTakeover(this.hubId), encodeBus({ epoch: this.epoch, node: nodeId }));
@@ -192,6 +201,7 @@ export class HubSession extends Actor<HubMessage> implements TimerTarget {
       this.closeWith(CloseCode.takeover, 'session_taken_over');
     }
     if (this.stopped || this.state !== 'connecting') return; // cleanup follows on `closed`
+    const delta = hubDelta(shadow);
     const lastSeq = this.reports.resume(hello.b, shadow, cursor);
     this.deps.sessions.claim(this)?.tell({ type: 'superseded' });
     this.state = 'online';
@@ -204,7 +214,7 @@ export class HubSession extends Actor<HubMessage> implements TimerTarget {
       max: this.deps.maxFrameBytes,
       ts: Date.now(),
       s: Math.max(0, lastSeq),
-      dl: this.reports.delta(),
+      dl: delta,
     });
     this.armIdle();
     this.deps.publishEvent({ op: 'evt', kind: 'online', home: this.homeId, hub: this.hubId, node: nodeId, ts: Date.now() });
@@ -222,7 +232,8 @@ export class HubSession extends Actor<HubMessage> implements TimerTarget {
     if (commandId !== undefined) this.commands?.refused(commandId, error);
   }
 
-  private onBusMessage(msg: BusMessage): void {
+  /** A message on `hub.<hubId>.*`, from the bus: into the mailbox. */
+  onBusMessage(msg: BusMessage): void {
     const verb = hubVerbOf(msg.subject);
     if (verb === 'cmd') {
       const cmd: HubMessage = tracing === null ? { type: 'command', request: msg } : { type: 'command', request: msg, queued: performance.now() };

@@ -1,7 +1,6 @@
 /**
- * One node-wide copy of short strings that every hub repeats (device kinds and models, attribute
- * values like "closed"): decoded from each hub's frames they would otherwise be separate strings in
- * every session. Bounded: once `max` distinct strings are held, new ones are returned as they are.
+ * One node-wide copy of short strings that every hub repeats (attribute values like "closed"):
+ * decoded from each hub's frames they would otherwise be separate strings in every session. Bounded: once `max` distinct strings are held, new ones are returned as they are.
  */
 export class Interner {
   private readonly table = new Map<string, string>();

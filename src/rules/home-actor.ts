@@ -74,12 +74,15 @@ export class HomeActor extends Actor<HomeMessage> {
   /** last value seen of each attribute a state trigger watches: `hub/device/attr` */
   readonly #lastValues = new Map<string, AttrValue>();
 
+  readonly address: string;
+
   constructor(
     readonly homeId: string,
-    system: ActorSystem,
+    protected readonly system: ActorSystem,
     private readonly deps: HomeDeps,
   ) {
-    super(`rules:home:${homeId}`, system);
+    super();
+    this.address = `rules:home:${homeId}`;
   }
 
   protected receive(msg: HomeMessage): void | Promise<void> {

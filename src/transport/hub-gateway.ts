@@ -14,12 +14,11 @@ import type { WriteBatch } from './write-batch.js';
 /** Malformed frames tolerated per session before it is closed with `malformed`. */
 const MAX_BAD_FRAMES = 10;
 
+/** What uWS keeps on the socket: few properties, since each hub socket has its own. */
 interface HubSocketData {
   hubId: string;
   homeId: string;
-  remote: string;
   link: UwsHubLink | null;
-  badFrames: number;
 }
 
 export interface HubGatewayMetrics {
@@ -37,12 +36,18 @@ export interface HubGatewayMetrics {
 class UwsHubLink implements HubLink {
   open = true;
   session: HubSession | null = null;
+  /** malformed frames so far (see MAX_BAD_FRAMES) */
+  badFrames = 0;
   private queued: Uint8Array[] | null = null;
   constructor(
     private readonly ws: WebSocket<HubSocketData>,
     private readonly writes: WriteBatch,
-    readonly remote: string,
   ) {}
+
+  /** Read from the socket when asked (the log of a session's opening), not kept: undefined once closed. */
+  get remote(): string | undefined {
+    return this.open ? Buffer.from(this.ws.getRemoteAddressAsText()).toString() : undefined;
+  }
 
   send(bytes: Uint8Array): boolean {
     if (!this.open) return false;
@@ -121,7 +126,7 @@ export function mountHubGateway(
           limits.finish(true); // counted now: `close` decrements it whatever happens next
           metrics?.hubConnected();
           res.cork(() => {
-            res.upgrade<HubSocketData>({ hubId: record.hubId, homeId: record.homeId, remote, link: null, badFrames: 0 }, key, protocol, extensions, context);
+            res.upgrade<HubSocketData>({ hubId: record.hubId, homeId: record.homeId, link: null }, key, protocol, extensions, context);
           });
         },
         (err: unknown) => {
@@ -133,7 +138,7 @@ export function mountHubGateway(
 
     open: (ws) => {
       const data = ws.getUserData();
-      const link = new UwsHubLink(ws, writes, data.remote);
+      const link = new UwsHubLink(ws, writes);
       data.link = link;
       try {
         link.session = new HubSession(data.hubId, data.homeId, link, sessions);
@@ -165,7 +170,7 @@ export function mountHubGateway(
           else if (t === FrameType.result) session.refuse(e, undefined, e.ref);
         }
         if (e.code === 'frame_too_large') session.closeWith(CloseCode.tooLarge, 'frame_too_large');
-        else if (++data.badFrames >= MAX_BAD_FRAMES) session.closeWith(CloseCode.malformed, 'malformed_frame');
+        else if (++link.badFrames >= MAX_BAD_FRAMES) session.closeWith(CloseCode.malformed, 'malformed_frame');
       }
     },
 

@@ -144,6 +144,22 @@ export function busContract(name: string, make: BusFactory): void {
         expect(first!.respond(enc('x'))).toBe(false);
       });
 
+      it('delivers to a listener object (its onBusMessage) as to a function', async () => {
+        const heard: string[] = [];
+        let arrived!: () => void;
+        const done = new Promise<void>((resolve) => (arrived = resolve));
+        bus.subscribe(`${p}.l`, {
+          onBusMessage(msg: BusMessage) {
+            heard.push(dec(msg.data));
+            arrived();
+          },
+        });
+        await bus.flush();
+        bus.publish(`${p}.l`, enc('hi'));
+        await done;
+        expect(heard).toEqual(['hi']);
+      });
+
       it('does not deliver other subjects, nor longer or shorter ones', async () => {
         const box = inbox(bus, `${p}.a.b`);
         await bus.flush();
@@ -295,6 +311,23 @@ export function busContract(name: string, make: BusFactory): void {
         await bus.flush();
         expect(gone.payloads()).toEqual(['before']);
         expect(stays.payloads()).toEqual(['before', 'after', 'barrier']);
+      });
+
+      it('of the middle one of three on a subject leaves the other two every message', async () => {
+        const first = inbox(bus, `${p}.m`);
+        const middle = inbox(bus, `${p}.m`);
+        const last = inbox(bus, `${p}.m`);
+        await bus.flush();
+        middle.subscription.unsubscribe();
+        await bus.flush();
+        bus.publish(`${p}.m`, enc('1'));
+        bus.publish(`${p}.m`, enc('2'));
+        await first.count(2);
+        await last.count(2);
+        await bus.flush();
+        expect(first.payloads()).toEqual(['1', '2']);
+        expect(last.payloads()).toEqual(['1', '2']);
+        expect(middle.messages).toHaveLength(0);
       });
 
       it('of a wildcard subscription stops its delivery', async () => {

@@ -36,6 +36,13 @@ class TestActor extends Actor<Msg> {
   policy: ((msg: Msg, queued: Msg[]) => boolean) | undefined;
   private readonly waiters: Array<{ n: number; resolve: () => void }> = [];
 
+  constructor(
+    readonly address: string,
+    protected readonly system: ActorSystem,
+  ) {
+    super();
+  }
+
   protected receive(msg: Msg): void | Promise<void> {
     this.inside++;
     this.maxInside = Math.max(this.maxInside, this.inside);

@@ -69,6 +69,12 @@ class Recorder extends Actor<{ type: 'slow' | 'fast' }> {
   #fastSeen!: () => void;
   /** resolves once the 'fast' message was handled */
   readonly fastHandled = new Promise<void>((resolve) => (this.#fastSeen = resolve));
+  constructor(
+    readonly address: string,
+    protected readonly system: ActorSystem,
+  ) {
+    super();
+  }
   protected async receive(msg: { type: 'slow' | 'fast' }): Promise<void> {
     this.seen.push(traceFields().traceId);
     if (msg.type === 'slow') await new Promise((r) => setImmediate(r));

@@ -2,21 +2,57 @@ import { TierError } from '../../errors.js';
 import type { Logger } from '../../log/logger.js';
 import type { TimerHandle, TimerTarget, TimerWheel } from '../../actors/timer-wheel.js';
 import {
+  handOver,
   NoRespondersError,
   RequestTimeoutError,
   validateSubject,
   type Bus,
-  type BusHandler,
   type BusMessage,
+  type BusSubscriber,
   type BusSubscription,
   type SubscribeOptions,
 } from './bus.js';
 
-interface Sub {
-  readonly pattern: string[];
-  readonly handler: BusHandler;
-  readonly queue: string | undefined;
-  active: boolean;
+/** The tails every hub session's subscription has, or most: shared (see `tailOf`). */
+const NO_TAIL: readonly string[] = Object.freeze([]);
+const ONE_TOKEN_TAIL: readonly string[] = Object.freeze(['*']);
+const REST_TAIL: readonly string[] = Object.freeze(['>']);
+
+/**
+ * One subscription, as one object: a node holds one per hub session, so its `unsubscribe` is a
+ * method, not a closure, it keeps only the tokens after its literal prefix (`tail`), and the
+ * subscriptions of one prefix are a chain (`next`), not an array per prefix.
+ */
+class Sub implements BusSubscription {
+  active = true;
+  /** the next subscription of the same prefix, in subscription order */
+  next: Sub | undefined = undefined;
+  constructor(
+    /** the bus's index: the first subscription of each literal prefix */
+    private readonly index: Map<string, Sub>,
+    /** the literal prefix: the tokens before the first wildcard */
+    readonly key: string,
+    readonly tail: readonly string[],
+    readonly subscriber: BusSubscriber,
+    readonly queue: string | undefined,
+  ) {}
+
+  unsubscribe(): void {
+    if (!this.active) return;
+    this.active = false;
+    const first = this.index.get(this.key);
+    if (first === this) {
+      if (this.next) this.index.set(this.key, this.next);
+      else this.index.delete(this.key);
+      return;
+    }
+    for (let s = first; s; s = s.next) {
+      if (s.next === this) {
+        s.next = this.next;
+        return;
+      }
+    }
+  }
 }
 
 /**
@@ -26,7 +62,7 @@ interface Sub {
  * look-up per subject token however many hubs are subscribed.
  */
 export class MemoryBus implements Bus {
-  private readonly byPrefix = new Map<string, Sub[]>();
+  private readonly byPrefix = new Map<string, Sub>();
   private closed = false;
   private readonly queue: Array<{ subs: Sub[]; msg: MemoryMessage }> = [];
   private delivering = false;
@@ -41,28 +77,21 @@ export class MemoryBus implements Bus {
     this.deliver(subject, data, undefined);
   }
 
-  subscribe(subject: string, handler: BusHandler, options: SubscribeOptions = {}): BusSubscription {
+  subscribe(subject: string, subscriber: BusSubscriber, options: SubscribeOptions = {}): BusSubscription {
     if (this.closed) throw new TierError('draining', `bus closed: cannot subscribe to ${subject}`);
     validateSubject(subject, true);
     const pattern = subject.split('.');
     let literal = 0;
     while (literal < pattern.length && pattern[literal] !== '*' && pattern[literal] !== '>') literal++;
     const key = pattern.slice(0, literal).join('.');
-    const sub: Sub = { pattern, handler, queue: options.queue, active: true };
-    const list = this.byPrefix.get(key);
-    if (list) list.push(sub);
-    else this.byPrefix.set(key, [sub]);
-    return {
-      unsubscribe: () => {
-        if (!sub.active) return;
-        sub.active = false;
-        const l = this.byPrefix.get(key);
-        if (!l) return;
-        const i = l.indexOf(sub);
-        if (i >= 0) l.splice(i, 1);
-        if (l.length === 0) this.byPrefix.delete(key);
-      },
-    };
+    const sub = new Sub(this.byPrefix, key, tailOf(pattern, literal), subscriber, options.queue);
+    let last = this.byPrefix.get(key);
+    if (last === undefined) this.byPrefix.set(key, sub);
+    else {
+      while (last.next) last = last.next;
+      last.next = sub;
+    }
+    return sub;
   }
 
   request(subject: string, data: Uint8Array, timeoutMs: number): Promise<Uint8Array> {
@@ -91,7 +120,7 @@ export class MemoryBus implements Bus {
   /** Subscriber count by literal prefix, for tests and diagnostics. */
   get subscriptionCount(): number {
     let n = 0;
-    for (const l of this.byPrefix.values()) n += l.length;
+    for (const first of this.byPrefix.values()) for (let s: Sub | undefined = first; s; s = s.next) n++;
     return n;
   }
 
@@ -102,8 +131,7 @@ export class MemoryBus implements Bus {
     let prefix = '';
     for (let k = 0; k <= tokens.length; k++) {
       if (k > 0) prefix = k === 1 ? tokens[0]! : `${prefix}.${tokens[k - 1]}`;
-      const list = this.byPrefix.get(prefix);
-      if (list) for (const s of list) if (matches(s.pattern, tokens, k)) matched.push(s);
+      for (let s = this.byPrefix.get(prefix); s; s = s.next) if (matches(s.tail, tokens, k)) matched.push(s);
     }
     if (matched.length === 0) return 0;
     const chosen = pickQueueMembers(matched);
@@ -121,7 +149,7 @@ export class MemoryBus implements Bus {
         for (const s of item.subs) {
           if (!s.active) continue;
           try {
-            s.handler(item.msg);
+            handOver(s.subscriber, item.msg);
           } catch (err) {
             this.log.error({ err, subject: item.msg.subject }, 'bus handler threw');
           }
@@ -133,15 +161,23 @@ export class MemoryBus implements Bus {
   }
 }
 
-/** Pattern tokens from `from` on (the literal prefix already matched) against the subject. */
-function matches(pattern: string[], tokens: string[], from: number): boolean {
-  for (let i = from; i < pattern.length; i++) {
-    const p = pattern[i];
+/** The pattern's tokens from `literal` (its first wildcard) on; a shared array when none or one. */
+function tailOf(pattern: string[], literal: number): readonly string[] {
+  if (literal === pattern.length) return NO_TAIL;
+  if (literal === pattern.length - 1) return pattern[literal] === '>' ? REST_TAIL : ONE_TOKEN_TAIL;
+  return pattern.slice(literal);
+}
+
+/** A subscription's tail against the subject's tokens from `from` on (its literal prefix already matched). */
+function matches(tail: readonly string[], tokens: string[], from: number): boolean {
+  for (let j = 0; j < tail.length; j++) {
+    const i = from + j;
+    const p = tail[j];
     if (p === '>') return tokens.length > i;
     if (i >= tokens.length) return false;
     if (p !== '*' && p !== tokens[i]) return false;
   }
-  return pattern.length === tokens.length;
+  return from + tail.length === tokens.length;
 }
 
 /** Plain subscribers all get the message; of each queue group one member, chosen at random. */

@@ -12,6 +12,19 @@ export interface BusMessage {
 
 export type BusHandler = (msg: BusMessage) => void;
 
+/** A subscriber as an object: one held per hub session then needs no closure of its own. */
+export interface BusListener {
+  onBusMessage(msg: BusMessage): void;
+}
+
+export type BusSubscriber = BusHandler | BusListener;
+
+/** Gives a message to a subscriber, function or listener. */
+export function handOver(subscriber: BusSubscriber, msg: BusMessage): void {
+  if (typeof subscriber === 'function') subscriber(msg);
+  else subscriber.onBusMessage(msg);
+}
+
 export interface BusSubscription {
   unsubscribe(): void;
 }
@@ -30,8 +43,8 @@ export interface SubscribeOptions {
  * - `request` sends to the subject and resolves with the first answer. With no subscriber it fails
  *   at once with `NoRespondersError` (how "hub offline" is told without a lookup), and after
  *   `timeoutMs` with `RequestTimeoutError`.
- * - Handlers run on the event loop and must not throw; an exception is logged and dropped by the
- *   implementation, never passed to the publisher.
+ * - Subscribers (a function, or a listener's `onBusMessage`) run on the event loop and must not
+ *   throw; an exception is logged and dropped by the implementation, never passed to the publisher.
  * - Subjects are validated: an empty token, whitespace, or a wildcard in a publish/request subject
  *   throws a TypeError (a request rejects with it).
  * - While disconnected (NATS), publishes and answers are dropped and counted, and requests fail at
@@ -40,7 +53,7 @@ export interface SubscribeOptions {
  */
 export interface Bus {
   publish(subject: string, data: Uint8Array): void;
-  subscribe(subject: string, handler: BusHandler, options?: SubscribeOptions): BusSubscription;
+  subscribe(subject: string, subscriber: BusSubscriber, options?: SubscribeOptions): BusSubscription;
   request(subject: string, data: Uint8Array, timeoutMs: number): Promise<Uint8Array>;
   /**
    * Resolves when everything published so far has left this process and every subscription made

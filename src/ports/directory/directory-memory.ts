@@ -1,12 +1,12 @@
 import type { Directory, HubLocation } from './directory.js';
 
 /**
- * The directory of a single node: a map, epochs from per-hub counters that outlive the entries,
- * node liveness with the same ttl semantics as the Redis directory.
+ * The directory of a single node: one map entry per hub, its holder's location while held, then
+ * the last epoch (a number), so a later claim gets a larger one; node liveness with the same ttl
+ * semantics as the Redis directory.
  */
 export class MemoryDirectory implements Directory {
-  private readonly entries = new Map<string, HubLocation>();
-  private readonly epochs = new Map<string, number>();
+  private readonly hubs = new Map<string, HubLocation | number>();
   private readonly nodeSeen = new Map<string, number>();
 
   constructor(
@@ -16,28 +16,26 @@ export class MemoryDirectory implements Directory {
   ) {}
 
   async claim(hubId: string, node: string, now = this.now()): Promise<HubLocation> {
-    const epoch = (this.epochs.get(hubId) ?? 0) + 1;
-    this.epochs.set(hubId, epoch);
-    const loc = { node, epoch, since: now };
-    this.entries.set(hubId, loc);
+    const loc = { node, epoch: lastEpoch(this.hubs.get(hubId)) + 1, since: now };
+    this.hubs.set(hubId, loc);
     this.nodeSeen.set(node, this.now());
     return { ...loc };
   }
 
   async release(hubId: string, node: string, epoch: number): Promise<void> {
-    const e = this.entries.get(hubId);
-    if (e && e.node === node && e.epoch === epoch) this.entries.delete(hubId);
+    const e = this.hubs.get(hubId);
+    if (typeof e === 'object' && e.node === node && e.epoch === epoch) this.hubs.set(hubId, epoch);
   }
 
   async lookup(hubId: string): Promise<HubLocation | null> {
-    const e = this.entries.get(hubId);
-    if (!e || !this.alive(e.node)) return null;
+    const e = this.hubs.get(hubId);
+    if (typeof e !== 'object' || !this.alive(e.node)) return null;
     return { ...e };
   }
 
   async holds(hubId: string, node: string, epoch: number): Promise<boolean> {
-    const e = this.entries.get(hubId);
-    return e !== undefined && e.node === node && e.epoch === epoch && this.alive(node);
+    const e = this.hubs.get(hubId);
+    return typeof e === 'object' && e.node === node && e.epoch === epoch && this.alive(node);
   }
 
   async refreshNode(node: string): Promise<void> {
@@ -50,4 +48,9 @@ export class MemoryDirectory implements Directory {
     const seen = this.nodeSeen.get(node);
     return seen !== undefined && this.now() - seen < this.ttlMs;
   }
+}
+
+/** The epoch of a hub's entry: its holder's, or the last one released; 0 for a hub never claimed. */
+function lastEpoch(entry: HubLocation | number | undefined): number {
+  return typeof entry === 'object' ? entry.epoch : (entry ?? 0);
 }

@@ -29,9 +29,14 @@ export type HubShadow = Record<string, DeviceShadow>;
  */
 const SHADOW_PROTO: object = Object.freeze(Object.create(null) as object);
 
-/** An empty shadow (no Object.prototype behind it: ids are client-chosen). */
+/** An empty map keyed by ids, like a shadow (no Object.prototype behind it: ids are client-chosen). */
+export function newIdMap<T>(): Record<string, T> {
+  return Object.create(SHADOW_PROTO) as Record<string, T>;
+}
+
+/** An empty shadow. */
 export function newShadow(): HubShadow {
-  return Object.create(SHADOW_PROTO) as HubShadow;
+  return newIdMap();
 }
 
 /** Told when a hub's cursor (and every write of the hub queued before it) is durable. */
@@ -78,6 +83,8 @@ export interface ShadowStore {
    * `epoch`: the writing session's directory epoch. A backend with batched writes refuses a batch
    * whose epoch is below the last one written for the hub (a stale holder's late batch cannot
    * overwrite a newer holder's state); 0 writes unfenced. A refused batch is dropped and counted.
+   * `device` is read during the call only (its reported side, version, time and kind are copied):
+   * the caller may change it afterwards. Its desired side is ignored.
    */
   writeReported(hubId: string, deviceId: string, device: DeviceShadow, epoch?: number): void;
   /**
@@ -116,13 +123,18 @@ export function emptyDevice(): DeviceShadow {
   return { kind: undefined, model: undefined, reported: {}, reportedVersion: 0, reportedAt: 0, desired: NO_DESIRED, desiredVersion: 0 };
 }
 
+/** The reported side of a device as `writeReported` reads it (no kind: the store keeps the one it has). */
+export function reportedSide(reported: Attrs, reportedVersion: number, reportedAt: number): DeviceShadow {
+  return { kind: undefined, model: undefined, reported, reportedVersion, reportedAt, desired: NO_DESIRED, desiredVersion: 0 };
+}
+
 /** A copy of an attribute map; the shared empty desired map stays shared. */
 export function copyAttrs(a: Attrs): Attrs {
   return a === NO_DESIRED ? a : { ...a };
 }
 
 /** Desired attributes whose value the device has not reported yet. */
-export function desiredDelta(device: DeviceShadow): Attrs | null {
+export function desiredDelta(device: Pick<DeviceShadow, 'desired' | 'reported'>): Attrs | null {
   let out: Attrs | null = null;
   for (const key in device.desired) {
     const want = device.desired[key]!;
