@@ -21,14 +21,20 @@ import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { FrameType, type ServerToHubFrame } from '../proto/frames.js';
 import { subjects } from '../proto/subjects.js';
-import { HubSession, type HubLink } from '../src/actors/hub-session.js';
-import { SessionIndex } from '../src/actors/session-index.js';
-import { TimerWheel } from '../src/actors/timer-wheel.js';
-import { EventPublisher } from '../src/actors/event-publisher.js';
-import { diskPorts } from '../src/compose/disk-ports.js';
-import { loadConfig } from '../src/config/config.js';
-import { createLogger } from '../src/log/logger.js';
-import { decodeHubFrame, decodeServerFrame, encode, encodeBus } from '../src/protocol/codec.js';
+import {
+  createLogger,
+  decodeHubFrame,
+  decodeServerFrame,
+  diskPorts,
+  encode,
+  encodeBus,
+  EventPublisher,
+  HubSession,
+  loadConfig,
+  SessionIndex,
+  TimerWheel,
+  type HubLink,
+} from '../src/internal.js';
 import { encodeFrame, frames } from '../load/wire/frames.js';
 import { printResult, runMain } from './lib/output.js';
 
