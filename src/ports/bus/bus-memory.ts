@@ -73,14 +73,12 @@ export class MemoryBus implements Bus {
   ) {}
 
   publish(subject: string, data: Uint8Array): void {
-    validateSubject(subject, false);
-    this.deliver(subject, data, undefined);
+    this.deliver(subject, validateSubject(subject, false), data, undefined);
   }
 
   subscribe(subject: string, subscriber: BusSubscriber, options: SubscribeOptions = {}): BusSubscription {
     if (this.closed) throw new TierError('draining', `bus closed: cannot subscribe to ${subject}`);
-    validateSubject(subject, true);
-    const pattern = subject.split('.');
+    const pattern = validateSubject(subject, true);
     let literal = 0;
     while (literal < pattern.length && pattern[literal] !== '*' && pattern[literal] !== '>') literal++;
     const key = pattern.slice(0, literal).join('.');
@@ -97,9 +95,9 @@ export class MemoryBus implements Bus {
   request(subject: string, data: Uint8Array, timeoutMs: number): Promise<Uint8Array> {
     return new Promise<Uint8Array>((resolve, reject) => {
       if (this.closed) throw new TierError('draining', `bus closed: cannot request ${subject}`);
-      validateSubject(subject, false); // a throw here rejects the promise
+      const tokens = validateSubject(subject, false); // a throw here rejects the promise
       const pending = new PendingRequest(subject, timeoutMs, resolve, reject);
-      const delivered = this.deliver(subject, data, pending);
+      const delivered = this.deliver(subject, tokens, data, pending);
       if (delivered === 0) {
         reject(new NoRespondersError(subject));
         return;
@@ -124,16 +122,17 @@ export class MemoryBus implements Bus {
     return n;
   }
 
-  private deliver(subject: string, data: Uint8Array, pending: PendingRequest | undefined): number {
+  private deliver(subject: string, tokens: string[], data: Uint8Array, pending: PendingRequest | undefined): number {
     if (this.closed) return 0;
-    const tokens = subject.split('.');
-    const matched: Sub[] = [];
-    let prefix = '';
-    for (let k = 0; k <= tokens.length; k++) {
-      if (k > 0) prefix = k === 1 ? tokens[0]! : `${prefix}.${tokens[k - 1]}`;
-      for (let s = this.byPrefix.get(prefix); s; s = s.next) if (matches(s.tail, tokens, k)) matched.push(s);
+    let matched: Sub[] | null = null;
+    // the prefixes of the subject, '' to all of it: slices of it (a flat string to hash, not a concatenation)
+    for (let k = 0, end = 0; k <= tokens.length; k++) {
+      if (k > 0) end += (k === 1 ? 0 : 1) + tokens[k - 1]!.length;
+      for (let s = this.byPrefix.get(k === tokens.length ? subject : subject.slice(0, end)); s; s = s.next) {
+        if (matches(s.tail, tokens, k)) (matched ??= []).push(s);
+      }
     }
-    if (matched.length === 0) return 0;
+    if (matched === null) return 0;
     const chosen = pickQueueMembers(matched);
     this.queue.push({ subs: chosen, msg: new MemoryMessage(subject, data, pending) });
     // a handler that publishes gets its message queued behind the one being delivered, so every
