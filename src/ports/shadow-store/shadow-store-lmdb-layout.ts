@@ -1,0 +1,120 @@
+/**
+ * How the embedded shadow store lays out its records in sub-database `shadows` (see
+ * LmdbShadowStore): their types, the conversions to and from a DeviceShadow, the split of a store
+ * written in the layout before, and the decoding of a backup's records.
+ */
+import type { Database } from 'lmdb';
+import type { Attrs, AttrValue } from '../../../proto/frames.js';
+import { NO_DESIRED, type DeviceShadow, type SeqCursor } from './shadow-store.js';
+
+/**
+ * An attribute map as stored: [key, value, key, value, ...]. Not a msgpack map: msgpackr decodes
+ * a `__proto__` key as `__proto_`, and every new set of keys would become a shared structure.
+ */
+export type FlatAttrs = Array<string | AttrValue>;
+/** A device's reported side: [reported, reportedVersion, reportedAt], under `[hubId, deviceId]`. */
+export type StoredDevice = [FlatAttrs, number, number];
+/** The rest of a device: [kind, model, desired, desiredVersion], under `[hubId, deviceId, EXTRA]`; absent while all are unset. */
+export type StoredExtra = [string | null, string | null, FlatAttrs, number];
+/** A device in the layout before the split (both sides in one record): [kind, model, reported, reportedVersion, reportedAt, desired, desiredVersion]. */
+export type LegacyDevice = [string | null, string | null, FlatAttrs, number, number, FlatAttrs, number];
+/** A hub: [the largest session epoch written, cursor boot, cursor seq]. */
+export type StoredHub = [number, string | null, number];
+export type Stored = StoredDevice | StoredExtra | LegacyDevice | StoredHub;
+export type Key = string | [string, string] | [string, string, typeof EXTRA];
+
+/** Third key element of a device's extra record: sorts right after the device's own record. */
+export const EXTRA = 'x';
+/** Shadow records in the split layout (the marker in sub-database `layouts` once migrated). */
+const SPLIT_LAYOUT = 2;
+
+export function flatten(a: Attrs): FlatAttrs {
+  const out: FlatAttrs = [];
+  for (const k in a) out.push(k, a[k]!);
+  return out;
+}
+
+function unflatten(flat: FlatAttrs): Attrs {
+  const out: Attrs = {};
+  for (let i = 0; i + 1 < flat.length; i += 2) {
+    const k = flat[i] as string;
+    // data, never the prototype: as mergeAttrs does
+    if (k === '__proto__') Object.defineProperty(out, k, { value: flat[i + 1], writable: true, enumerable: true, configurable: true });
+    else out[k] = flat[i + 1] as AttrValue;
+  }
+  return out;
+}
+
+/** A device from its own record (either layout) and its extra record, if any. */
+export function toDevice(s: StoredDevice | LegacyDevice, extra: StoredExtra | undefined): DeviceShadow {
+  const device: DeviceShadow =
+    s.length === 7
+      ? { kind: s[0] ?? undefined, model: s[1] ?? undefined, reported: unflatten(s[2]), reportedVersion: s[3], reportedAt: s[4], desired: s[5].length === 0 ? NO_DESIRED : unflatten(s[5]), desiredVersion: s[6] }
+      : { kind: undefined, model: undefined, reported: unflatten(s[0]), reportedVersion: s[1], reportedAt: s[2], desired: NO_DESIRED, desiredVersion: 0 };
+  return extra ? withExtra(device, extra) : device;
+}
+
+export function withExtra(device: DeviceShadow, extra: StoredExtra): DeviceShadow {
+  device.kind = extra[0] ?? undefined;
+  device.model = extra[1] ?? undefined;
+  device.desired = extra[2].length === 0 ? NO_DESIRED : unflatten(extra[2]);
+  device.desiredVersion = extra[3];
+  return device;
+}
+
+function fromDevice(d: DeviceShadow): StoredDevice {
+  return [flatten(d.reported), d.reportedVersion, d.reportedAt];
+}
+
+export function extraOf(d: DeviceShadow): StoredExtra {
+  return [d.kind ?? null, d.model ?? null, flatten(d.desired), d.desiredVersion];
+}
+
+/**
+ * Rewrites a store of the layout before the split (one record per device with both sides) in one
+ * transaction, once: the hot path writes a device's reported side without reading it, which would
+ * drop the desired side of a record in the old layout.
+ */
+export function splitLegacyRecords(db: Database<Stored, Key>, layouts: Database<number, string>): void {
+  if (layouts.get('shadows') === SPLIT_LAYOUT) return;
+  db.transactionSync(() => {
+    for (const { key, value } of db.getRange({})) {
+      if (!Array.isArray(key) || key.length !== 2 || !Array.isArray(value) || value.length !== 7) continue;
+      const device = toDevice(value as LegacyDevice, undefined);
+      void db.put(key, fromDevice(device));
+      if (device.kind !== undefined || device.model !== undefined || device.desiredVersion > 0) void db.put([key[0], key[1], EXTRA], extraOf(device));
+    }
+    void layouts.put('shadows', SPLIT_LAYOUT);
+  });
+}
+
+/** One record of sub-database `shadows` as a backup holds it, decoded (see `decodeShadowRecord`). */
+export type ShadowRecord =
+  | { type: 'hub'; hubId: string; epoch: number; cursor: SeqCursor | null }
+  | { type: 'device'; hubId: string; deviceId: string; device: DeviceShadow };
+
+/**
+ * Decodes the records of sub-database `shadows` in key order (as a backup holds them): each hub's
+ * own entry and each device, its extra record joined to it; either layout. Throws a TypeError on
+ * anything else.
+ */
+export function* decodeShadowRecords(records: Iterable<{ key: unknown; value: unknown }>): Generator<ShadowRecord> {
+  let held: Extract<ShadowRecord, { type: 'device' }> | null = null;
+  for (const { key, value } of records) {
+    if (Array.isArray(key) && key.length === 3 && key[2] === EXTRA && Array.isArray(value) && value.length === 4) {
+      // an extra record follows its device's own record
+      if (!held || held.hubId !== key[0] || held.deviceId !== key[1]) throw new TypeError(`shadow record without its device: ${JSON.stringify(key)}`);
+      withExtra(held.device, value as StoredExtra);
+      continue;
+    }
+    if (held) yield held;
+    held = null;
+    if (typeof key === 'string' && Array.isArray(value) && value.length === 3) {
+      const h = value as StoredHub;
+      yield { type: 'hub', hubId: key, epoch: h[0], cursor: h[1] === null ? null : { boot: h[1], seq: h[2] } };
+    } else if (Array.isArray(key) && key.length === 2 && typeof key[0] === 'string' && typeof key[1] === 'string' && Array.isArray(value) && (value.length === 3 || value.length === 7)) {
+      held = { type: 'device', hubId: key[0], deviceId: key[1], device: toDevice(value as StoredDevice | LegacyDevice, undefined) };
+    } else throw new TypeError(`not a shadow record: ${JSON.stringify(key)}`);
+  }
+  if (held) yield held;
+}
