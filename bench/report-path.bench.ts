@@ -8,7 +8,8 @@
  *
  * Printed: CPU per report (user + system, all threads) and the main thread's share of it (event-loop
  * utilization × wall time), reports/s, against the floor of the same run: decoding the same frames
- * and encoding an ack and the event for each (the JavaScript any relay of these frames does).
+ * and encoding an ack and the event for each (the JavaScript any relay of these frames does). Both
+ * runs pay the harness alike: encoding each frame, and decoding each ack the server sends.
  * Without sockets, the kernel's cost of a report (one read, its ack's write) is not in either.
  *
  *   node --import tsx bench/report-path.bench.ts [--hubs 1000] [--reports 100000] [--per-turn 200]
@@ -108,7 +109,10 @@ async function floor(): Promise<Measured> {
     (i) => {
       const f = decodeHubFrame(reportBytes(i + 1, i), 16_384);
       if (f.t !== FrameType.report) throw new Error('not a report');
-      sink.push(encode({ t: FrameType.ack, s: f.s }));
+      const ack = encode({ t: FrameType.ack, s: f.s });
+      // read back as the server run's link reads each ack: the harness costs the same in both
+      if (decodeServerFrame(ack).t !== FrameType.ack) throw new Error('not an ack');
+      sink.push(ack);
       for (const d in f.r) sink.push(encodeBus({ op: 'evt', kind: 'state', home: 'home-0', hub: 'hub-0', device: d, attrs: f.r[d]!, version: i, ts: Date.now() }));
       if (sink.length > 1000) sink.length = 0;
     },

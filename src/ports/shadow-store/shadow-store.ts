@@ -66,7 +66,10 @@ export interface SeqCursor {
  *   it holds the session): it is queued and written in batches. It returns at once; a node crash
  *   loses at most the writes of the last `batchWindowMs`, plus whatever is queued while the
  *   backend is unreachable (kept and retried, never dropped while the process lives); never
- *   those of a frame the hub saw acknowledged (see `writeCursor`). It never touches the desired side. Writes carry the session's epoch (see `writeReported`).
+ *   those of a frame the hub saw acknowledged (see `writeCursor`). It never touches the desired
+ *   side or the model; the kind is written when the device given has one and kept otherwise (the
+ *   sessions give none: the embedded store then writes without reading). Writes carry the
+ *   session's epoch (see `writeReported`).
  * - `setDesired` is a read-modify-write that is durable (acknowledged by the backend) when it
  *   resolves; a nil value removes the key; the version increases only on a change. It returns the
  *   device's new shadow.
