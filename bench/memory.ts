@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { cpus, tmpdir } from 'node:os';
 import { censusDiff, census } from './lib/heap-summary.js';
 import { collect, startNats, startNode, startRedis, type GcReading, type Proc } from '../load/harness/index.js';
+import { compiledNode } from './lib/compiled-node.js';
 import { startRelayFloor } from './lib/floor.js';
 import { printResult, runMain } from './lib/output.js';
 
@@ -21,6 +22,8 @@ usage: npm run bench:memory -- [options]
   --json         print one JSON object on stdout (progress goes to stderr)
   --cluster      run the node in cluster mode (its own nats-server and redis-server): the shadow
                  store then lives in Redis, not in the node (the embedded default keeps a copy)
+  --tsx          run the node from src/ through tsx; default: compiled (npm run build, into
+                 dist/bench-node-<pid>), as the container image runs it
   --heap-snapshot  also write heap snapshots of the server before and after (in $TMPDIR/hubtier-bench/) and
                  print what the sessions added, by constructor
   -h, --help     this text
@@ -42,6 +45,7 @@ function parse() {
         json: { type: 'boolean', default: false },
         'heap-snapshot': { type: 'boolean', default: false },
         cluster: { type: 'boolean', default: false },
+        tsx: { type: 'boolean', default: false },
         help: { type: 'boolean', short: 'h', default: false },
       },
       strict: true,
@@ -65,7 +69,7 @@ function parse() {
     process.exit(2);
   }
   const workers = values.workers === undefined ? Math.max(2, Math.ceil(sessions / MAX_SOCKETS_PER_WORKER)) : Number(values.workers);
-  return { sessions, devices, workers, json: values.json, heapSnapshot: values['heap-snapshot'], cluster: values.cluster };
+  return { sessions, devices, workers, json: values.json, heapSnapshot: values['heap-snapshot'], cluster: values.cluster, tsx: values.tsx };
 }
 
 function sleep(ms: number): Promise<void> {
@@ -146,7 +150,8 @@ async function main(): Promise<void> {
       stops.push(() => redis.stop());
       Object.assign(env, { NATS_URL: nats.url, REDIS_URL: redis.url });
     }
-    const node = await startNode({ env });
+    const entry = args.tsx ? undefined : await compiledNode();
+    const node = await startNode({ env, ...(entry !== undefined ? { entry } : {}) });
     stops.push(() => node.stop());
     const hubs = Array.from({ length: args.sessions }, (_, i) => ({ id: `mem-${i}`, home: `home-${Math.floor(i / 10)}`, target: 0 }));
     const fleet = await Fleet.start(configs(node.wsUrl, hubs, args.workers, { ...base, adminToken: node.adminToken, signed: true, fill: true }));
@@ -171,6 +176,7 @@ async function main(): Promise<void> {
     machine: { cores: cpus().length, node: process.version },
     sessions: args.sessions,
     mode: args.cluster ? 'cluster' : 'embedded',
+    runtime: args.tsx ? 'tsx' : 'compiled',
     devicesPerHub: args.devices,
     bytesPerSession: server.rssPer,
     heapBytesPerSession: server.heapPer,
@@ -189,7 +195,7 @@ async function main(): Promise<void> {
     table([
       ['process', 'RSS before MB', 'RSS after MB', 'RSS KB/socket', 'JS heap used KB/socket', 'JS heap committed KB/socket', 'external KB/socket'],
       ['bare uWS, idle sockets (floor)', (floor.before.rss / 2 ** 20).toFixed(1), (floor.after.rss / 2 ** 20).toFixed(1), kb(floor.rssPer), kb(floor.heapPer), kb(floor.heapTotalPer), kb(floor.externalPer)],
-      [`server (${args.cluster ? 'cluster' : 'embedded'}), hub sessions (${args.devices}-device shadow)`, (server.before.rss / 2 ** 20).toFixed(1), (server.after.rss / 2 ** 20).toFixed(1), kb(server.rssPer), kb(server.heapPer), kb(server.heapTotalPer), kb(server.externalPer)],
+      [`server (${args.cluster ? 'cluster' : 'embedded'}, ${args.tsx ? 'tsx' : 'compiled'}), hub sessions (${args.devices}-device shadow)`, (server.before.rss / 2 ** 20).toFixed(1), (server.after.rss / 2 ** 20).toFixed(1), kb(server.rssPer), kb(server.heapPer), kb(server.heapTotalPer), kb(server.externalPer)],
     ]),
     '',
     `server memory per hub session: ${kb(server.rssPer)} KB (${out.ratio}x the bare socket's ${kb(floor.rssPer)} KB)`,

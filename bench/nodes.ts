@@ -1,22 +1,32 @@
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { setPriority } from 'node:os';
 import { parseArgs } from 'node:util';
 import { freePort, rssBytes, startNats, startNode, startRedis, type NodeProc } from '../load/harness/index.js';
+import { pssOf } from '../load/loadgen/process-usage.js';
+import { compiledNode } from './lib/compiled-node.js';
 
 const USAGE = `Starts several server nodes on this machine for load runs past one process's 20,000 files.
 
 usage: node --import tsx bench/nodes.ts [options]
 
   --nodes K         nodes to start (default 6)
-  --cluster         cluster mode: own nats-server and redis-server, every node on ONE port
-                    (SO_REUSEPORT); default: embedded nodes, each on its own port (each keeps its
-                    own memory registry, so the load tool provisions each hub on its node)
+  --cluster         cluster mode: own nats-server and redis-server (at nice -10, standing for
+                    cores of their own), every node on ONE port (SO_REUSEPORT); default: embedded
+                    nodes, each on its own port (each keeps its own registry, so the load tool
+                    provisions each hub on its node)
   --max-time S      stop everything after S seconds (default 1800)
+  --env K=V         an environment variable for every node (repeatable), e.g.
+                    --env TIER_HEARTBEAT_MS=120000 --env TIER_IDLE_MS=300000
+  --tsx             run src/main.ts through tsx; default: compile once into dist/bench-node-<pid>
+                    and run that, as the container image does (tsx costs each node ~100 MB)
   -h, --help        this text
 
 Prints the URLs, pids and admin token, and the load command that uses them; every 10 s a line
-with each node's resident memory and the machine's TCP socket memory. Ctrl-C stops the nodes.
+with the nodes' resident memory (and its proportional share, PSS, which counts the pages nodes
+share once) and the machine's TCP socket memory. Ctrl-C stops the nodes.
 `;
+
 
 function sockstat(): string {
   try {
@@ -30,12 +40,17 @@ function sockstat(): string {
   }
 }
 
+/** nice value of the cluster's nats-server and redis-server (needs root or CAP_SYS_NICE) */
+const BACKEND_NICE = -10;
+
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
       nodes: { type: 'string', default: '6' },
       cluster: { type: 'boolean', default: false },
       'max-time': { type: 'string', default: '1800' },
+      env: { type: 'string', multiple: true, default: [] },
+      tsx: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
     strict: true,
@@ -50,18 +65,33 @@ async function main(): Promise<void> {
   if (!Number.isFinite(maxTime) || maxTime <= 0) throw new Error('--max-time must be a positive number of seconds');
   const adminToken = `nodes-${randomBytes(12).toString('hex')}`;
   const env: Record<string, string> = { JWT_SECRET: `jwt-${randomBytes(16).toString('hex')}` };
+  for (const kv of values.env) {
+    const eq = kv.indexOf('=');
+    if (eq < 1) throw new Error(`--env takes K=V, got ${JSON.stringify(kv)}`);
+    env[kv.slice(0, eq)] = kv.slice(eq + 1);
+  }
   const stops: Array<() => Promise<void>> = [];
   if (values.cluster) {
     const nats = await startNats();
     stops.push(() => nats.stop());
     const redis = await startRedis();
     stops.push(() => redis.stop());
+    // in a deployment NATS and Redis have cores of their own; here they share two with dozens of
+    // nodes and load workers, and at an equal share Redis answered after the nodes' 2 s timeouts
+    for (const b of [nats, redis]) {
+      try {
+        setPriority(b.pid, BACKEND_NICE);
+      } catch (err) {
+        process.stdout.write(`nodes: ${b.kind} keeps the default priority (${(err as Error).message}): under a full machine its answers may come late\n`);
+      }
+    }
     Object.assign(env, { NATS_URL: nats.url, REDIS_URL: redis.url });
   }
+  const entry = values.tsx ? undefined : await compiledNode();
   const shared = values.cluster ? await freePort() : undefined;
   const nodes: NodeProc[] = [];
   for (let i = 0; i < k; i++) {
-    const node = await startNode({ env: { ...env, NODE_ID: `node-${i}` }, adminToken, ...(shared !== undefined ? { port: shared } : {}) });
+    const node = await startNode({ env: { ...env, NODE_ID: `node-${i}` }, adminToken, ...(entry !== undefined ? { entry } : {}), ...(shared !== undefined ? { port: shared } : {}) });
     nodes.push(node);
     stops.push(() => node.stop());
   }
@@ -88,7 +118,8 @@ async function main(): Promise<void> {
         return -1;
       }
     });
-    process.stdout.write(`nodes: rss MB ${rss.join(' ')} (sum ${rss.reduce((a, b) => a + Math.max(0, b), 0)}) | ${sockstat()}\n`);
+    const pss = Math.round(pssOf(nodes.map((n) => n.pid)) / 2 ** 20);
+    process.stdout.write(`nodes: rss MB ${rss.join(' ')} (sum ${rss.reduce((a, b) => a + Math.max(0, b), 0)}, pss sum ${pss}) | ${sockstat()}\n`);
     if (rss.some((r) => r < 0)) process.stdout.write('nodes: a node has exited\n');
   }
 }

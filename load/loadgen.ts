@@ -4,7 +4,7 @@ import type { Histogram } from './lib/histogram.js';
 import { Fleet, partition } from './loadgen/fleet.js';
 import { emptyCounters, type AppSpec, type ConnectResult, type Counters, type HubSpec, type StormResult, type WorkerConfig } from './loadgen/ipc.js';
 import { parse, sources } from './loadgen/options.js';
-import { cpuSeconds, rssOf, serverRss } from './loadgen/process-usage.js';
+import { cpuSeconds, pssOf, rssOf, serverRss } from './loadgen/process-usage.js';
 import { errorsSplit, finalReport, type StormSummary, type Usage } from './loadgen/report.js';
 
 /**
@@ -123,6 +123,8 @@ async function main(): Promise<void> {
         serverCores: o.serverPids.length > 0 ? Math.round(((cpuSeconds(o.serverPids) - cpu0.server) / s) * 100) / 100 : null,
         clientCores: Math.round(((cpuSeconds(fleet.pids()) - cpu0.clients) / s) * 100) / 100,
         clientRssMB: Math.round(rssOf(fleet.pids()) / 2 ** 20),
+        serverPssMB: o.serverPids.length > 0 ? Math.round(pssOf(o.serverPids) / 2 ** 20) : null,
+        clientPssMB: Math.round(pssOf(fleet.pids()) / 2 ** 20),
       };
     }
   } catch (err) {

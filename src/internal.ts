@@ -8,6 +8,7 @@ export { createLogger } from './log/logger.js';
 export { attrs, decodeValue, encodeBus, params } from './protocol/codec.js';
 export { validateAppRequest } from './protocol/app-codec.js';
 export { ProtocolError } from './errors.js';
+export { Authenticator } from './auth/authenticator.js';
 export { MemoryBus } from './ports/bus/bus-memory.js';
 export { MemoryPushQueue } from './ports/push-queue/push-queue-memory.js';
 export { MemoryRuleStore } from './ports/rule-store/rule-store-memory.js';

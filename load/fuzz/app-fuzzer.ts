@@ -54,6 +54,8 @@ const MAX_SUBSCRIPTIONS = 64;
 class AppSocket {
   readonly inbox: unknown[] = [];
   closed: { code: number; reason: string } | null = null;
+  /** what the client library found wrong with the server's bytes (it then closes 1006 itself) */
+  clientError: string | null = null;
   private readonly wakeup = new Wakeup();
 
   constructor(
@@ -78,7 +80,9 @@ class AppSocket {
       this.closed = { code, reason: reason.toString('utf8') };
       this.wakeup.poke();
     });
-    ws.on('error', () => {});
+    ws.on('error', (err) => {
+      this.clientError ??= err.message;
+    });
   }
 
   get open(): boolean {
@@ -283,7 +287,7 @@ export class AppFuzzer {
       await sock.close();
     }
     if (nodeOk && msg.expect) {
-      const got = reply ? (reply.op === 'ok' ? 'ok' : `err ${String(reply.code)}`) : sock.closed ? `close ${sock.closed.code}` : 'no reply';
+      const got = reply ? (reply.op === 'ok' ? 'ok' : `err ${String(reply.code)}`) : sock.closed ? `close ${sock.closed.code}${sock.closed.code === 1006 ? this.closeContext(sock) : ''}` : 'no reply';
       const ok = msg.expect.some((e) => ('close' in e ? sock.closed !== null : reply !== undefined && reply.op === e.op && (e.op === 'ok' || reply.code === e.code)));
       if (!ok) this.h.rec.violation({ invariant: 'app-oracle', surface: 'app', klass: msg.klass, detail: `expected ${msg.expect.map((e) => ('close' in e ? 'a close' : e.op === 'ok' ? 'ok' : `err ${e.code}`)).join(' or ')}, got ${got}`, input, tag: msg.tag });
     }
@@ -293,9 +297,16 @@ export class AppFuzzer {
     if (sock.closed) {
       const code = sock.closed.code;
       this.h.rec.counts.appCloses.inc(code);
-      if (!CLOSE_CODES.has(code) && nodeOk && !sock.closedByUs && !(code === 1006 && msg.overHardCap)) this.h.rec.violation({ invariant: 'close-code', surface: 'app', klass: msg.klass, detail: `the server closed the app socket with ${code} (not a CloseCode)`, input });
+      if (!CLOSE_CODES.has(code) && nodeOk && !sock.closedByUs && !(code === 1006 && msg.overHardCap)) this.h.rec.violation({ invariant: 'close-code', surface: 'app', klass: msg.klass, detail: `the server closed the app socket with ${code} (not a CloseCode)${this.closeContext(sock)}`, input });
       this.sock = null;
     }
+  }
+
+  /** For a close no code explains: what the client library found, else the node's last log lines. */
+  private closeContext(sock: AppSocket): string {
+    if (sock.clientError) return `; the client found: ${sock.clientError}`;
+    const lines = this.h.target.lastLines().slice(-3);
+    return lines.length ? `; the node last logged: ${lines.join(' | ').slice(0, 600)}` : '';
   }
 
   /** The hub received the command as the app sent it, and the app got the hub's result back unchanged. */

@@ -5,6 +5,8 @@ const GC_HOOK = fileURLToPath(new URL('./gc-hook.mjs', import.meta.url));
 
 /** Node flags of a measured process: `gc()` exposed and `gc-hook.mjs` preloaded (TypeScript via tsx). */
 export const MEASURED_NODE_FLAGS: readonly string[] = ['--expose-gc', '--import', 'tsx', '--import', GC_HOOK];
+/** The same for a compiled node (`npm run build`): no TypeScript loader. */
+export const MEASURED_COMPILED_FLAGS: readonly string[] = ['--expose-gc', '--import', GC_HOOK];
 
 export interface GcReading {
   rss: number;

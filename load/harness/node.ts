@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { removeAtExit } from './exit-hooks.js';
 import { freePort } from './free-port.js';
-import { MEASURED_NODE_FLAGS } from './measured.js';
+import { MEASURED_COMPILED_FLAGS, MEASURED_NODE_FLAGS } from './measured.js';
 import { start, type Proc } from './proc.js';
 
 export interface NodeOptions {
@@ -25,6 +25,12 @@ export interface NodeOptions {
   dataDir?: string;
   /** node flags before the script, e.g. `--cpu-prof` */
   nodeFlags?: string[];
+  /**
+   * The compiled entry point (`npm run build`: `dist/src/main.js`), run without a TypeScript
+   * loader as the container image runs it. @default src/main.ts through tsx, which costs each
+   * process about 40 MB more of its own memory (BENCHMARKS.md, "Half a million again")
+   */
+  entry?: string;
   /**
    * A measured process: MEASURED_NODE_FLAGS (so `collect` works) and UWS_REQUIRE_NATIVE=1 (a
    * fallback transport would skew every figure). Tests and the fuzzer run the node as deployed.
@@ -64,8 +70,8 @@ export async function startNode(opts: NodeOptions = {}): Promise<NodeProc> {
   const jwtSecret = opts.jwtSecret ?? `jwt-${randomBytes(16).toString('hex')}`;
   const measured = opts.measured ?? true;
   const dataDir = opts.dataDir ?? freshDataDir();
-  const flags = [...(opts.nodeFlags ?? []), ...(measured ? MEASURED_NODE_FLAGS : ['--import', 'tsx'])];
-  const proc = start(process.execPath, [...flags, 'src/main.ts'], {
+  const loader = opts.entry !== undefined ? (measured ? MEASURED_COMPILED_FLAGS : []) : measured ? MEASURED_NODE_FLAGS : ['--import', 'tsx'];
+  const proc = start(process.execPath, [...(opts.nodeFlags ?? []), ...loader, opts.entry ?? 'src/main.ts'], {
     env: {
       HOST: '127.0.0.1',
       LOG_LEVEL: 'warn',

@@ -27,6 +27,11 @@ export async function withDeadline<T>(p: Promise<T>, ms: number, onLate: () => P
   }
 }
 
+/** Full-jitter exponential backoff: a random wait in [0, min(capMs, baseMs × 2^attempt)), ms. */
+export function backoffMs(attempt: number, baseMs: number, capMs: number): number {
+  return Math.random() * Math.min(capMs, baseMs * 2 ** Math.min(attempt, 30));
+}
+
 export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }

@@ -1,11 +1,16 @@
 import type WebSocket from 'ws';
-import { mapLimit } from '../lib/async.js';
+import { backoffMs, mapLimit, sleep } from '../lib/async.js';
 import { AdminError, NoAnswerError, type AdminClient } from '../wire/admin.js';
 import { AppClientError, forEachState, openApp } from '../wire/app-client.js';
 import type { AppSpec, WorkerConfig } from './ipc.js';
 import type { WorkerMetrics } from './metrics.js';
 import type { SourcePorts } from './sources.js';
 import { wallNow } from './traffic.js';
+
+/** Connects an app subscriber tries before it is counted as failed. */
+const APP_TRIES = 5;
+/** Failures an app retries (after full-jitter backoff from 1 s): the server's temporary refusals and lost connections. */
+const TEMPORARY = /^(busy|draining|internal|rate_limited|http_5\d\d|http_429|timeout|error|ECONNRESET|ECONNREFUSED|EPIPE|ETIMEDOUT)$/;
 
 /**
  * A worker's app subscribers: each follows its homes and measures report → app, from the `lt`
@@ -50,22 +55,31 @@ export class AppPool {
         return false;
       }
     }
-    const opts = { url: this.config.targets[spec.target]!, token, homes: spec.homes, timeoutMs: this.config.connectTimeoutMs, source: this.sources.next() };
-    try {
-      this.sockets[i] = await openApp(opts, {
-        message: (msg) => this.onMessage(msg),
-        close: () => {
-          m.counters.apps--;
-          this.sockets[i] = null;
-          if (!this.stopping) m.bump('app:closed');
-        },
-      });
-    } catch (err) {
-      m.bump(`app:${err instanceof AppClientError ? err.code : 'error'}`);
-      return false;
+    const handlers = {
+      message: (msg: Record<string, unknown> | null) => this.onMessage(msg),
+      close: () => {
+        m.counters.apps--;
+        this.sockets[i] = null;
+        if (!this.stopping) m.bump('app:closed');
+      },
+    };
+    for (let attempt = 0; ; attempt++) {
+      const opts = { url: this.config.targets[spec.target]!, token, homes: spec.homes, timeoutMs: this.config.connectTimeoutMs, source: this.sources.next() };
+      try {
+        this.sockets[i] = await openApp(opts, handlers);
+        m.counters.apps++;
+        return true;
+      } catch (err) {
+        const code = err instanceof AppClientError ? err.code : 'error';
+        // as an app would: a refusal that may pass later is tried again after a backoff
+        if (attempt + 1 >= APP_TRIES || !TEMPORARY.test(code) || this.stopping) {
+          m.bump(`app:${code}`);
+          return false;
+        }
+        m.bump(`retry:app:${code}`);
+        await sleep(backoffMs(attempt, 1_000, 30_000));
+      }
     }
-    m.counters.apps++;
-    return true;
   }
 
   private onMessage(msg: Record<string, unknown> | null): void {

@@ -1,5 +1,5 @@
 import { TimerWheel, type Attrs, type DeviceInfo, type TimerTarget } from '../../src/index.js';
-import { mapLimit, sleep } from '../lib/async.js';
+import { backoffMs, mapLimit, sleep } from '../lib/async.js';
 import { AdminClient, AdminError, NoAnswerError } from '../wire/admin.js';
 import { deviceAt, deviceList } from '../wire/devices.js';
 import { HubClientError, hubEndpoint } from '../wire/handshake.js';
@@ -16,8 +16,10 @@ import { PORT_TAKEN, type SourcePorts } from './sources.js';
  * bytes (reconnect attempts, a reconnect pending); its timers are in the worker's one wheel.
  */
 
-/** Calls of the admin API per worker at once while provisioning. */
-const PROVISION_CONCURRENCY = 16;
+/** Hubs per provisioning request (the API takes up to 1,000), requests per worker at once, tries per request. */
+const PROVISION_BATCH = 250;
+const PROVISION_CONCURRENCY = 4;
+const PROVISION_TRIES = 5;
 /** Source ports tried in a row when each one is taken. */
 const MAX_PORT_TRIES = 32;
 
@@ -66,27 +68,70 @@ export class HubPool implements TimerTarget {
     this.heartbeats.unref();
   }
 
-  /** Provisions every hub without a known secret, through the node it will connect to. */
+  /**
+   * Provisions every hub without a known secret, through the node it will connect to, in batches
+   * (one request per PROVISION_BATCH hubs). A batch without an answer, or refused by admission
+   * control, is tried again; hubs it may have created meanwhile answer `already_exists` then and
+   * get a new secret.
+   */
   async provision(adminFor: (target: number) => AdminClient): Promise<{ ok: number; failed: number }> {
     const h = this.hubs;
-    let ok = 0;
-    let failed = 0;
-    await mapLimit(indices(h.count), PROVISION_CONCURRENCY, async (i) => {
-      if (h.secrets[i] !== '') return;
+    const byTarget = new Map<number, number[]>();
+    for (let i = 0; i < h.count; i++) {
+      if (h.secrets[i] !== '') continue;
+      let list = byTarget.get(h.target[i]!);
+      if (!list) byTarget.set(h.target[i]!, (list = []));
+      list.push(i);
+    }
+    const batches: number[][] = [];
+    for (const list of byTarget.values()) for (let k = 0; k < list.length; k += PROVISION_BATCH) batches.push(list.slice(k, k + PROVISION_BATCH));
+    const counts = { ok: 0, failed: 0 };
+    await mapLimit(batches, PROVISION_CONCURRENCY, (batch) => this.provisionBatch(adminFor(h.target[batch[0]!]!), batch, counts));
+    return counts;
+  }
+
+  private async provisionBatch(admin: AdminClient, batch: number[], counts: { ok: number; failed: number }): Promise<void> {
+    const h = this.hubs;
+    const items = batch.map((i) => ({ hubId: h.ids[i]!, homeId: h.homes[i]!, model: 'load-hub' }));
+    let unanswered = false;
+    for (let attempt = 1; ; attempt++) {
       try {
-        const done = await adminFor(h.target[i]!).provisionHub(h.ids[i]!, h.homes[i]!, 'load-hub');
-        if ('secret' in done) {
-          h.secrets[i] = done.secret;
-          ok++;
+        const outcomes = await admin.provisionBatch(items);
+        const ours: number[] = [];
+        outcomes.forEach((o, k) => {
+          if (o.ok) {
+            h.secrets[batch[k]!] = o.secret;
+            counts.ok++;
+          } else if (o.code === 'already_exists' && unanswered) ours.push(batch[k]!);
+          else {
+            this.metrics.bump(`provision:${o.code}`);
+            counts.failed++;
+          }
+        });
+        // made by an attempt whose answer was lost: its secret was never seen, so a new one
+        await mapLimit(ours, 4, async (i) => {
+          try {
+            h.secrets[i] = await admin.rotateSecret(h.ids[i]!);
+            counts.ok++;
+          } catch (err) {
+            this.metrics.bump(`provision:${errorCode(err)}`);
+            counts.failed++;
+          }
+        });
+        return;
+      } catch (err) {
+        const code = errorCode(err);
+        const transient = err instanceof NoAnswerError || (err instanceof AdminError && (err.status === 429 || err.status === 503));
+        if (!transient || attempt >= PROVISION_TRIES) {
+          for (let k = 0; k < batch.length; k++) this.metrics.bump(`provision:${code}`);
+          counts.failed += batch.length;
           return;
         }
-        this.metrics.bump('provision:already_exists');
-      } catch (err) {
-        this.metrics.bump(`provision:${err instanceof AdminError || err instanceof NoAnswerError ? err.code : 'failed'}`);
+        unanswered ||= err instanceof NoAnswerError;
+        this.metrics.bump(`retry:provision:${code}`);
+        await sleep(250 * 2 ** attempt * (0.5 + Math.random()));
       }
-      failed++;
-    });
-    return { ok, failed };
+    }
   }
 
   /** Connects every hub not connected, `perSec` new connections a second at most (0: no limit). */
@@ -103,7 +148,11 @@ export class HubPool implements TimerTarget {
         if (wait > 0) await this.after(wait);
       }
       if (await this.connectOne(i, 'connect')) ok++;
-      else failed++;
+      else {
+        failed++;
+        // as a hub would: refused (`busy`) or failed, it tries again after its backoff
+        if (this.config.reconnect) this.scheduleReconnect(i);
+      }
     });
     return { ok, failed, elapsedMs: performance.now() - started };
   }
@@ -127,7 +176,7 @@ export class HubPool implements TimerTarget {
             last = performance.now();
             return;
           }
-          await this.after(Math.random() * Math.min(5_000, 100 * 2 ** Math.min(attempt, 6)));
+          await this.after(backoffMs(attempt, 100, 5_000));
         }
       }),
     );
@@ -205,10 +254,15 @@ export class HubPool implements TimerTarget {
   private scheduleReconnect(i: number): void {
     if (this.retrying[i] === 1 || this.stopping) return;
     this.retrying[i] = 1;
-    const delay = Math.random() * Math.min(30_000, 1_000 * 2 ** Math.min(this.attempt[i]!, 5));
+    const delay = backoffMs(this.attempt[i]!, 1_000, 30_000);
     this.attempt[i] = Math.min(255, this.attempt[i]! + 1);
     this.wheel.schedule(delay, this, i);
   }
+}
+
+/** The code an admin call failed with: the API's error code, the socket's, or `failed`. */
+function errorCode(err: unknown): string {
+  return err instanceof AdminError || err instanceof NoAnswerError ? err.code : 'failed';
 }
 
 /** 0 .. n-1: the hub numbers a phase walks over. */

@@ -149,10 +149,7 @@ export class LeanHubs implements FrameSink, TimerTarget {
     return this.state[i] === ONLINE;
   }
 
-  /**
-   * Opens a new session (a fresh boot id each time); resolves with the ms from dial to welcome.
-   * Rejects with a HubClientError (codes in wire/handshake.ts).
-   */
+  /** Opens a new session (a fresh boot id each time): the ms from dial to welcome, or a HubClientError (codes in wire/handshake.ts). */
   connect(i: number): Promise<number> {
     if (this.sockets[i]) return Promise.reject(new HubClientError('already_connected', `${this.ids[i]}: already connected`));
     const t = this.targets[this.target[i]!]!;
@@ -350,8 +347,10 @@ export class LeanHubs implements FrameSink, TimerTarget {
     if (this.sockets[i] !== socket) return;
     const wasOnline = this.state[i] === ONLINE || this.state[i] === CLOSING;
     const code = this.closeCode[i] || CloseCode.abnormal;
+    // no answer to the upgrade at all (uWS closes a request unanswered for 10 s), not a session closed after its 101
+    const err = this.state[i] === UPGRADING ? new HubClientError('closed_before_upgrade', `${this.ids[i]}: closed before an answer to the upgrade`) : new HubClientError('closed', `${this.ids[i]}: closed (${code}) before the welcome`, { closeCode: code });
     this.detach(i);
-    this.abandon(i, new HubClientError('closed', `${this.ids[i]}: closed (${code}) before the welcome`, { closeCode: code }));
+    this.abandon(i, err);
     if (wasOnline) this.events.onClose(i, code);
   }
 

@@ -34,6 +34,23 @@ export function rssOf(pids: readonly number[]): number {
   return total;
 }
 
+/**
+ * Proportional set size of local processes, summed, bytes: resident memory with each page shared
+ * by n processes counted 1/n in each (the node binary's code, shared libraries), so the sum over
+ * dozens of nodes is what they take together. 0 for those that are gone.
+ */
+export function pssOf(pids: readonly number[]): number {
+  let total = 0;
+  for (const pid of pids) {
+    try {
+      total += Number(/^Pss:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8'))?.[1] ?? 0) * 1024;
+    } catch {
+      // gone
+    }
+  }
+  return total;
+}
+
 /** Resident memory of the watched nodes, summed: /proc for local pids, /metrics otherwise; null when none is watched. */
 export async function serverRss(pids: readonly number[], metricsUrls: readonly string[]): Promise<number | null> {
   if (pids.length === 0 && metricsUrls.length === 0) return null;

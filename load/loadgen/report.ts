@@ -16,8 +16,9 @@ export function errorsSplit(errors: Record<string, number>): { admission: number
   let admission = 0;
   let other = 0;
   for (const [code, n] of Object.entries(errors)) {
-    // a source port in use is retried at once with the next one: not an error of the target
-    if (code.startsWith('source:')) continue;
+    // a source port in use is retried at once with the next one, and a `retry:` succeeded or
+    // was counted again when it gave up: neither is an error of the target
+    if (code.startsWith('source:') || code.startsWith('retry:')) continue;
     if (ADMISSION.test(code)) admission += n;
     else other += n;
   }
@@ -32,6 +33,9 @@ export interface Usage {
   serverCores: number | null;
   clientCores: number;
   clientRssMB: number;
+  /** proportional set sizes at the end (local processes; see pssOf): what they take together */
+  serverPssMB: number | null;
+  clientPssMB: number;
 }
 
 export interface RunOutcome {
@@ -130,7 +134,8 @@ export function finalReport(r: RunOutcome): { report: Record<string, unknown>; l
       ...(usage
         ? [
             ['cores busy in the steady phase: server / load', `${usage.serverCores ?? '-'} / ${usage.clientCores}`],
-            ['load workers rss (MB)', usage.clientRssMB],
+            ['load workers rss / pss (MB)', `${usage.clientRssMB} / ${usage.clientPssMB}`],
+            ...(usage.serverPssMB !== null ? [['server pss at the end (MB)', usage.serverPssMB]] : []),
           ]
         : []),
       ...(mem ? [['server rss start / end / max (MB)', `${mem.startMB} / ${mem.endMB} / ${mem.maxMB}`], ['server rss growth (MB/h)', mem.growthMBPerHour ?? '-']] : []),

@@ -30,12 +30,17 @@ export class NoAnswerError extends Error {
   }
 }
 
+/** ms a pooled connection may sit unused (uWS closes idle HTTP connections after 10 s). */
+const FREE_SOCKET_MS = 4_000;
+
 /** Keep-alive pools shared by every pooled client of this process (a load worker's hundreds of commands/s). */
 let pools: { http: http.Agent; https: https.Agent } | null = null;
 
 function agentFor(url: URL, pooled: boolean): http.Agent | false {
   if (!pooled) return false;
-  pools ??= { http: new http.Agent({ keepAlive: true, maxSockets: 256 }), https: new https.Agent({ keepAlive: true, maxSockets: 256 }) };
+  // a free socket is closed here after 4 s, before the server's 10 s idle close can race a request onto it
+  const options = { keepAlive: true, maxSockets: 256, timeout: FREE_SOCKET_MS };
+  pools ??= { http: new http.Agent(options), https: new https.Agent(options) };
   return url.protocol === 'https:' ? pools.https : pools.http;
 }
 
@@ -50,7 +55,21 @@ export interface RequestOptions {
  * One JSON request to `base` (`http(s)://host:port`), answered within `timeoutMs`; `pooled`:
  * over this process's keep-alive pool. Rejects with NoAnswerError when no answer came.
  */
-export function request(base: string, method: string, path: string, token: string | null, body: unknown, timeoutMs = 10_000, pooled = false): Promise<HttpAnswer> {
+export async function request(base: string, method: string, path: string, token: string | null, body: unknown, timeoutMs = 10_000, pooled = false): Promise<HttpAnswer> {
+  try {
+    return await requestOnce(base, method, path, token, body, timeoutMs, pooled);
+  } catch (err) {
+    // a kept-alive connection the server closed just as the request went out: the request never
+    // reached it, so it is sent once more on a new connection (Node's documented remedy)
+    if (!(err instanceof StaleSocketError)) throw err;
+    return requestOnce(base, method, path, token, body, timeoutMs, pooled);
+  }
+}
+
+/** ECONNRESET on a reused keep-alive connection before any answer. */
+class StaleSocketError extends NoAnswerError {}
+
+function requestOnce(base: string, method: string, path: string, token: string | null, body: unknown, timeoutMs: number, pooled: boolean): Promise<HttpAnswer> {
   const payload = body === undefined ? undefined : JSON.stringify(body);
   const url = new URL(path, base);
   const headers: Record<string, string> = {};
@@ -89,7 +108,10 @@ export function request(base: string, method: string, path: string, token: strin
       finish(new NoAnswerError('timeout', `${method} ${url.href}: no answer within ${timeoutMs} ms`));
       req.destroy();
     }, timeoutMs);
-    req.on('error', (err: NodeJS.ErrnoException) => finish(new NoAnswerError(err.code ?? 'request_error', `${method} ${url.href}: ${err.message}`)));
+    req.on('error', (err: NodeJS.ErrnoException) => {
+      const Err = req.reusedSocket && err.code === 'ECONNRESET' ? StaleSocketError : NoAnswerError;
+      finish(new Err(err.code ?? 'request_error', `${method} ${url.href}: ${err.message}`));
+    });
     req.end(payload);
   });
 }
@@ -110,6 +132,9 @@ export function field(answer: HttpAnswer, name: string): unknown {
 
 /** What provisioning a hub gave: its secret, or that the hub exists already (its secret is not told again). */
 export type Provisioned = { secret: string } | { exists: true };
+
+/** One hub's outcome of a batch: its secret, or the code it was refused with (`already_exists`, ...). */
+export type BatchOutcome = { hubId: string; ok: true; secret: string } | { hubId: string; ok: false; code: string };
 
 /** The calls the tools make, with the admin token, against one node. */
 export class AdminClient {
@@ -136,6 +161,30 @@ export class AdminClient {
     if (res.status === 201 && typeof secret === 'string') return { secret };
     if (res.status === 409 && field(res, 'code') === 'already_exists') return { exists: true };
     throw new AdminError(res, `provisioning ${hubId}`);
+  }
+
+  /**
+   * POST /v1/admin/hubs:batch with at most 1,000 hubs: one outcome per hub, in their order.
+   * Throws an AdminError for any answer but 200 (a NoAnswerError when none came).
+   */
+  async provisionBatch(hubs: ReadonlyArray<{ hubId: string; homeId: string; model?: string }>): Promise<BatchOutcome[]> {
+    const res = await this.call('POST', '/v1/admin/hubs:batch', { hubs });
+    const results = field(res, 'results');
+    if (res.status !== 200 || !Array.isArray(results) || results.length !== hubs.length) throw new AdminError(res, `provisioning ${hubs.length} hubs`);
+    return results.map((r: unknown, i): BatchOutcome => {
+      const item = (typeof r === 'object' && r !== null ? r : {}) as Record<string, unknown>;
+      const hubId = hubs[i]!.hubId;
+      if (item.ok === true && typeof item.secret === 'string') return { hubId, ok: true, secret: item.secret };
+      return { hubId, ok: false, code: typeof item.code === 'string' ? item.code : 'malformed_answer' };
+    });
+  }
+
+  /** POST /v1/admin/hubs/{hub}/secret with no grace: a new secret for a hub that exists (the old one stops at once). */
+  async rotateSecret(hubId: string): Promise<string> {
+    const res = await this.call('POST', `/v1/admin/hubs/${encodeURIComponent(hubId)}/secret`, { graceS: 0 });
+    const secret = field(res, 'secret');
+    if (res.status === 200 && typeof secret === 'string') return secret;
+    throw new AdminError(res, `rotating the secret of ${hubId}`);
   }
 
   /** POST /v1/admin/tokens: a user token for `homes`. */

@@ -1,4 +1,5 @@
 import WebSocket from 'ws';
+import { refusalOf } from './handshake.js';
 import { FrameType, decodeValue, encodeApp, type Attrs } from '../../src/index.js';
 
 /**
@@ -18,7 +19,10 @@ export interface AppOptions {
   source?: { address: string; port?: number } | undefined;
 }
 
-/** A failed open: `timeout`, the socket's errno (`ECONNREFUSED`), `error`, or the server's `err` code. */
+/**
+ * A failed open: `timeout`, the socket's errno (`ECONNREFUSED`), `error`, the code of a refused
+ * upgrade (the body's `code`, else `http_<status>`), or the `err` code answering a `sub`.
+ */
 export class AppClientError extends Error {
   override name = 'AppClientError';
   constructor(
@@ -65,8 +69,13 @@ export function openApp(opts: AppOptions, on: AppHandlers): Promise<WebSocket> {
     });
     ws.on('message', (data: Buffer) => {
       const m = decodeApp(data);
+      if (pending > 0 && m?.op === 'err') return fail(new AppClientError(String(m.code), `app socket: sub refused: ${String(m.msg)}`));
       if (pending > 0 && m?.op === 'ok' && --pending === 0) subscribed();
       on.message(m);
+    });
+    // a refused upgrade: its code (`busy` with Retry-After, `unauthorized`), not ws's bare error
+    ws.on('unexpected-response', (_req, res) => {
+      void refusalOf(res).then(({ code, message }) => fail(new AppClientError(code, `app socket refused (${res.statusCode}): ${message}`)));
     });
     ws.on('error', (err: NodeJS.ErrnoException) => fail(new AppClientError(err.code ?? 'error', `app socket: ${err.message}`)));
     ws.on('close', () => {

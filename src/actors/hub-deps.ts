@@ -4,6 +4,7 @@
  */
 import type { AppEventMessage } from '../../proto/app.js';
 import type { HubToServerFrame } from '../../proto/frames.js';
+import type { SampledLog } from '../log/sampler.js';
 import type { Bus, BusMessage } from '../ports/bus/bus.js';
 import type { Directory } from '../ports/directory/directory.js';
 import type { ShadowStore } from '../ports/shadow-store/shadow-store.js';
@@ -54,6 +55,8 @@ export interface HubSessionDeps {
   readonly interner?: Interner;
   /** told the firmware version of each session's hello (`fw`), to keep it in the registry; must not throw */
   readonly noteFirmware?: (hubId: string, firmware: string) => void;
+  /** node-wide log of sessions that could not open (a backend away fails them all): sampled */
+  readonly openFailures?: SampledLog;
 }
 
 export interface HubSessionMetrics {

@@ -26,6 +26,11 @@ const CLOSED = Object.freeze([]) as unknown as Array<() => void>;
 const HELLO_TIMER = -1;
 const IDLE_TIMER = -2;
 
+/** How late a hello or idle check may fire: a tenth of its period, at most 1 s, so a node's thousands share a few wake-ups. */
+function slackOf(periodMs: number): number {
+  return Math.min(1_000, periodMs / 10);
+}
+
 /**
  * One connected hub: the handshake (hello → directory claim → welcome), the frames in order
  * through its mailbox, heartbeat and idle enforcement, takeover and close. What the hub reports is
@@ -57,7 +62,7 @@ export class HubSession extends Actor<HubMessage> implements TimerTarget, BusLis
     super();
     this.reports = new HubReports(this);
     this.rate = new RateGate(deps, this.lastSeen);
-    this.timer = deps.system.timers.schedule(deps.helloTimeoutMs, this, HELLO_TIMER);
+    this.timer = deps.system.timers.schedule(deps.helloTimeoutMs, this, HELLO_TIMER, slackOf(deps.helloTimeoutMs));
   }
 
   get address(): string {
@@ -175,7 +180,8 @@ export class HubSession extends Actor<HubMessage> implements TimerTarget, BusLis
       await this.open(hello);
     } catch (err) {
       // the directory or the shadow store is unreachable: the hub retries with backoff
-      this.log.warn({ err }, 'hub session could not open');
+      if (this.deps.openFailures) this.deps.openFailures.write('open', { err, hubId: this.hubId }, 'hub session could not open');
+      else this.log.warn({ err }, 'hub session could not open');
       if (this.epoch !== 0) this.deps.directory.release(this.hubId, this.deps.nodeId, this.epoch).catch(() => {});
       this.epoch = 0;
       this.sendError('internal', 'the server cannot open the session now, retry later');
@@ -316,7 +322,7 @@ export class HubSession extends Actor<HubMessage> implements TimerTarget, BusLis
 
   /** One wheel entry per session, re-armed once per idle period rather than per frame. */
   private armIdle(delay = this.deps.idleMs): void {
-    this.timer = this.deps.system.timers.schedule(delay, this, IDLE_TIMER);
+    this.timer = this.deps.system.timers.schedule(delay, this, IDLE_TIMER, slackOf(this.deps.idleMs));
   }
 
   /** Node shutdown: tells the hub to reconnect after `afterMs` (spread by the caller), then closes. */

@@ -3,9 +3,11 @@ import { tracing } from '../trace/tracing.js';
 
 /**
  * One hashed timing wheel per node for every actor timer (command timeouts, hello and idle
- * checks). Scheduling and cancelling are O(1) and allocate one small handle; a single interval
- * ticks only while timers are pending, so tens of thousands of actors cost no per-actor timers.
- * Resolution is `tickMs`: a timer fires between its deadline and one tick later.
+ * checks). Scheduling and cancelling are O(1) and allocate one small handle; one timer wakes the
+ * wheel at the next tick whose slot holds anything, so tens of thousands of actors cost no
+ * per-actor timers, and a wheel of far-off timers does not wake every tick (each wake-up costs a
+ * node 40–90 µs here, and a machine runs dozens of nodes). Resolution is `tickMs`: a timer fires
+ * between its deadline and one tick later, or up to its `slackMs` later when it has one.
  */
 export interface TimerTarget {
   onTimer(tag: number, handle: TimerHandle): void;
@@ -46,7 +48,9 @@ export class TimerWheel {
   /** counts close() calls, so a bucket being fired notices that a callback closed the wheel */
   private closes = 0;
   private cursor: number;
-  private interval: NodeJS.Timeout | null = null;
+  /** the one timer that wakes the wheel, and the tick it is set for */
+  private wake: NodeJS.Timeout | null = null;
+  private wakeTick = Infinity;
 
   constructor(options: TimerWheelOptions = {}) {
     this.tickMs = options.tickMs ?? 10;
@@ -59,15 +63,25 @@ export class TimerWheel {
     this.cursor = Math.floor(this.now() / this.tickMs);
   }
 
-  /** Calls `target.onTimer(tag)` once, `delayMs` from now, unless cancelled first. */
-  schedule(delayMs: number, target: TimerTarget, tag = 0): TimerHandle {
-    const deadline = this.now() + Math.max(0, delayMs);
+  /**
+   * Calls `target.onTimer(tag)` once, `delayMs` from now, unless cancelled first. `slackMs`: how
+   * much later it may fire; timers with slack fall on a grid of that step, so thousands of idle
+   * checks share a few ticks instead of waking the wheel at every one.
+   */
+  schedule(delayMs: number, target: TimerTarget, tag = 0, slackMs = 0): TimerHandle {
+    const now = this.now();
+    // from idle the cursor is stale: the wheel starts again at the present
+    if (this.pending === 0) this.cursor = Math.max(this.cursor, Math.floor(now / this.tickMs));
+    const deadline = now + Math.max(0, delayMs);
     const handle = new TimerHandle(target, tag, deadline);
+    let tick = Math.ceil(deadline / this.tickMs);
+    const step = Math.floor(slackMs / this.tickMs);
+    if (step > 1) tick = Math.ceil(tick / step) * step;
     // never into a slot the cursor has already passed: at the earliest the next tick
-    const tick = Math.max(Math.ceil(deadline / this.tickMs), this.cursor + 1);
+    tick = Math.max(tick, this.cursor + 1);
     this.buckets[tick & this.mask]!.push(handle);
     this.pending++;
-    if (this.interval === null) this.start();
+    if (tick < this.wakeTick) this.wakeAt(tick);
     return handle;
   }
 
@@ -75,6 +89,7 @@ export class TimerWheel {
     if (handle?.target) {
       handle.target = null;
       this.pending--;
+      // its slot keeps the handle until visited: the wake-up planned for it stays (harmless)
       if (this.pending === 0) this.stop();
     }
   }
@@ -84,7 +99,7 @@ export class TimerWheel {
     return this.pending;
   }
 
-  /** Fires everything due up to now; called by the interval, and by tests with a fake clock. */
+  /** Fires everything due up to now; called at each wake-up, and by tests with a fake clock. */
   advance(): void {
     const target = Math.floor(this.now() / this.tickMs);
     const now = this.now();
@@ -95,6 +110,34 @@ export class TimerWheel {
       this.fireBucket(this.buckets[this.cursor & this.mask]!, now);
     }
     this.cursor = target;
+  }
+
+  /** Runs when the wake-up timer fires: what is due, then the next wake-up. */
+  private readonly onWake = (): void => {
+    this.wake = null;
+    this.wakeTick = Infinity;
+    this.advance();
+    // callbacks may have set a wake-up already, later than a slot that still holds handles
+    if (this.pending > 0) {
+      const next = this.nextBusyTick();
+      if (next < this.wakeTick) this.wakeAt(next);
+    }
+  };
+
+  /** The next tick whose slot holds a handle (due then, a later lap's, or cancelled): at most a lap ahead. */
+  private nextBusyTick(): number {
+    for (let tick = this.cursor + 1; tick <= this.cursor + this.mask + 1; tick++) if (this.buckets[tick & this.mask]!.length > 0) return tick;
+    return this.cursor + this.mask + 1;
+  }
+
+  /** (Re)sets the one wake-up timer for `tick`. */
+  private wakeAt(tick: number): void {
+    if (this.wake !== null) clearTimeout(this.wake);
+    this.wakeTick = tick;
+    const delay = Math.max(1, tick * this.tickMs - this.now());
+    // one timer serves every handle: a span active where one was scheduled must not stay in it
+    this.wake = tracing === null ? setTimeout(this.onWake, delay) : outsideSpans(() => setTimeout(this.onWake, delay));
+    this.wake.unref();
   }
 
   private fireBucket(bucket: TimerHandle[], now: number): void {
@@ -124,18 +167,12 @@ export class TimerWheel {
     if (this.pending === 0) this.stop();
   }
 
-  private start(): void {
-    this.cursor = Math.max(this.cursor, Math.floor(this.now() / this.tickMs));
-    // one interval serves every timer: a span active where the first one was set must not stay in it
-    this.interval = tracing === null ? setInterval(() => this.advance(), this.tickMs) : outsideSpans(() => setInterval(() => this.advance(), this.tickMs));
-    this.interval.unref();
-  }
-
   private stop(): void {
-    if (this.interval !== null) {
-      clearInterval(this.interval);
-      this.interval = null;
+    if (this.wake !== null) {
+      clearTimeout(this.wake);
+      this.wake = null;
     }
+    this.wakeTick = Infinity;
   }
 
   /** Stops ticking; pending timers never fire. */

@@ -3,9 +3,9 @@
  * without a backend); the checks around them only read. Thresholds are written where they apply.
  */
 import { readdir, readFile, statfs } from 'node:fs/promises';
-import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
 import type { DiagnoseProbes, RedisProbe } from '../ports/ports.js';
 import type { RulePoolStats } from '../rules/pool.js';
+import type { LoopLag } from '../transport/loop-lag.js';
 import type { Check, Finding } from './diagnose.js';
 
 const ok = (detail: string): Finding => ({ verdict: 'ok', detail, hint: '' });
@@ -204,34 +204,6 @@ export function pushSenderVerdict(sender: DiagnoseProbes['pushSender']): Finding
   return ok(`${sender.name} configured`);
 }
 
-/**
- * Event-loop delay measured continuously; each read covers the time since the previous one (or
- * since start) and starts a new window, so a report shows the present, not the start-up.
- */
-export class LoopDelayWindow {
-  private static readonly RESOLUTION_MS = 20;
-  private readonly histogram: IntervalHistogram = monitorEventLoopDelay({ resolution: LoopDelayWindow.RESOLUTION_MS });
-  private since = performance.now();
-
-  constructor() {
-    this.histogram.enable();
-  }
-
-  read(): { p99Ms: number; maxMs: number; windowS: number } {
-    const h = this.histogram;
-    // the histogram records whole sampling intervals: the delay is what exceeds the resolution
-    const delay = (ns: number) => (h.count > 0 ? Math.max(0, ns / 1e6 - LoopDelayWindow.RESOLUTION_MS) : 0);
-    const out = { p99Ms: delay(h.percentile(99)), maxMs: delay(h.max), windowS: (performance.now() - this.since) / 1000 };
-    h.reset();
-    this.since = performance.now();
-    return out;
-  }
-
-  close(): void {
-    this.histogram.disable();
-  }
-}
-
 export interface DiagnoseContext {
   probes: DiagnoseProbes | undefined;
   pool: () => RulePoolStats;
@@ -239,7 +211,8 @@ export interface DiagnoseContext {
   /** the embedded default's DATA_DIR on disk; undefined in cluster mode or in memory */
   dataDir: string | undefined;
   maxHubSessions: number;
-  loop: LoopDelayWindow;
+  /** the node's event-loop sampler: each read covers the time since the previous one */
+  loop: Pick<LoopLag, 'window'>;
   /** @default '/proc/self' */
   procDir?: string;
 }
@@ -259,7 +232,7 @@ export function diagnoseChecks(ctx: DiagnoseContext): Check[] {
       name: 'event-loop',
       hintOnError: '',
       run: async () => {
-        const r = ctx.loop.read();
+        const r = ctx.loop.window();
         return loopDelayVerdict(r.p99Ms, r.maxMs, r.windowS);
       },
     },

@@ -119,7 +119,7 @@ export class NodeMetrics implements HubSessionMetrics, HubGatewayMetrics, AppGat
     new Gauge({ name: 'tier_app_subscriptions', help: 'Home subscriptions of the app sockets on this node', registers, collect() { this.set(self.subscriptions); } });
     new Counter({
       name: 'tier_hub_admission_refusals_total',
-      help: 'Hub handshakes refused busy by the admission limits, by reason (full, handshakes, rate)',
+      help: 'Hub handshakes refused busy by the admission limits, by reason (full, handshakes, rate, late)',
       labelNames: ['reason'],
       registers,
       collect() {
@@ -130,6 +130,7 @@ export class NodeMetrics implements HubSessionMetrics, HubGatewayMetrics, AppGat
         this.inc({ reason: 'full' }, r.full);
         this.inc({ reason: 'handshakes' }, r.handshakes);
         this.inc({ reason: 'rate' }, r.rate);
+        this.inc({ reason: 'late' }, r.late);
       },
     });
     new Gauge({ name: 'tier_draining', help: '1 once this node is draining (stopping), else 0', registers, collect() { this.set(self.sources.draining?.() ? 1 : 0); } });
@@ -142,7 +143,9 @@ export class NodeMetrics implements HubSessionMetrics, HubGatewayMetrics, AppGat
       },
     });
     this.pushSeries();
-    collectDefaultMetrics({ register: this.registry });
+    // the loop-lag sampler is a native timer: at prom-client's default 10 ms it woke an idle node
+    // 100 times a second, which summed over the dozens of nodes of one machine took a tenth of a core
+    collectDefaultMetrics({ register: this.registry, eventLoopMonitoringPrecision: 100 });
     // gauges named like counters (promtool refuses them); the per-type gauges without `_total` stay
     for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) this.registry.removeSingleMetric(name);
     for (let t = 0; t < FRAME_SLOTS; t++) {

@@ -1,5 +1,5 @@
 import { randomUUID, timingSafeEqual } from 'node:crypto';
-import { SignJWT, jwtVerify } from 'jose';
+import { createSigner, createVerifier } from 'fast-jwt';
 import { AuthError } from '../errors.js';
 import type { TokenClaims } from './revocations.js';
 
@@ -20,10 +20,16 @@ export interface AuthenticatorOptions {
  * Checks bearer credentials: the configured admin token, or an HS256 JWT signed with the JWT
  * secret carrying `sub`, `homes: string[]` and `exp` (enforced; required unless configured
  * otherwise), not revoked (by its `jti`, or its `sub` and `iat`).
+ *
+ * Verification is synchronous (fast-jwt, node:crypto HMAC), so `fromToken` settles in the
+ * microtasks of its caller's turn: an app socket's upgrade is then answered inside uWS's upgrade
+ * callback. An upgrade answered from a later turn goes through `res.cork`, which in the uWS v20.30
+ * binaries may close the new socket right after `open` (uNetworking/uWebSockets#1928).
  */
 export class Authenticator {
   private readonly admin: Buffer;
-  private readonly key: Uint8Array;
+  private readonly verify: (token: string) => Record<string, unknown>;
+  private readonly sign: (payload: Record<string, unknown>) => string;
   private readonly requireExp: boolean;
 
   constructor(
@@ -32,7 +38,8 @@ export class Authenticator {
     private readonly options: AuthenticatorOptions = {},
   ) {
     this.admin = Buffer.from(adminToken);
-    this.key = new TextEncoder().encode(jwtSecret);
+    this.verify = createVerifier({ key: jwtSecret, algorithms: ['HS256'] });
+    this.sign = createSigner({ key: jwtSecret, algorithm: 'HS256' });
     this.requireExp = options.requireExp ?? true;
   }
 
@@ -49,7 +56,7 @@ export class Authenticator {
     if (given.length === this.admin.length && timingSafeEqual(given, this.admin)) return { kind: 'admin' };
     let payload;
     try {
-      ({ payload } = await jwtVerify(token, this.key, { algorithms: ['HS256'] }));
+      payload = this.verify(token);
     } catch (err) {
       throw new AuthError('unauthorized', `invalid token: ${(err as Error).message}`, { cause: err });
     }
@@ -68,7 +75,8 @@ export class Authenticator {
 
   /** Mints a user token (admin API, demo page, tests), with a fresh `jti` so it can be revoked alone. */
   async issue(sub: string, homes: string[], ttlS: number): Promise<string> {
-    return new SignJWT({ homes }).setProtectedHeader({ alg: 'HS256' }).setSubject(sub).setJti(randomUUID()).setIssuedAt().setExpirationTime(`${ttlS}s`).sign(this.key);
+    const iat = Math.floor(Date.now() / 1000);
+    return this.sign({ homes, sub, jti: randomUUID(), iat, exp: iat + ttlS });
   }
 }
 

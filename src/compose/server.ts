@@ -7,7 +7,7 @@ import { Interner } from '../actors/intern.js';
 import { TimerWheel } from '../actors/timer-wheel.js';
 import { createAdminApp, notReadyReasons } from '../admin/admin-server.js';
 import { runChecks } from '../admin/diagnose.js';
-import { diagnoseChecks, LoopDelayWindow } from '../admin/diagnose-checks.js';
+import { diagnoseChecks } from '../admin/diagnose-checks.js';
 import { NodeMetrics } from '../admin/metrics.js';
 import { Authenticator } from '../auth/authenticator.js';
 import { HubAdmission } from '../auth/hub-admission.js';
@@ -16,6 +16,7 @@ import { mountRulesApi } from '../api/rules-routes.js';
 import { isClusterMode, type Config } from '../config/config.js';
 import { AccessLog } from '../log/access-log.js';
 import { addLogFields, type Logger } from '../log/logger.js';
+import { failureLog } from '../log/sampler.js';
 import type { Ports, PortsHealth } from '../ports/ports.js';
 import { MEMORY, portsFor } from './ports.js';
 import { createAutomation } from '../rules/automation.js';
@@ -26,6 +27,7 @@ import { EventPublisher } from '../actors/event-publisher.js';
 import { mountHubGateway } from '../transport/hub-gateway.js';
 import { loadUws, type TemplatedApp, type UwsBinding, type us_listen_socket } from '../transport/uws.js';
 import { UpgradeLimits } from '../transport/upgrade-limits.js';
+import { LoopLag } from '../transport/loop-lag.js';
 import { guardApp } from '../transport/guard.js';
 import { WriteBatch } from '../transport/write-batch.js';
 import type { RouteTable } from '../transport/http.js';
@@ -125,13 +127,22 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
     metrics,
     interner: new Interner(),
     noteFirmware: (hubId, firmware) => fleet.fleet.noteFirmware(hubId, firmware),
+    openFailures: failureLog(log, 'hub sessions that could not open, not logged', 'warn'),
   };
 
   const app = guardApp(binding.uws.App(), log);
   // request ids and the access line of every API route; app connections are named by the same ids
   const access = new AccessLog(log, config.nodeId, config.accessLogRate);
   const writes = new WriteBatch((err) => log.error({ err }, 'deferred write failed'));
-  const limits = new UpgradeLimits({ maxSockets: config.maxHubSessions, maxPending: config.maxPendingUpgrades, ratePerSec: config.hubConnectRatePerSec });
+  // one event-loop sampler: admission sheds on it, the diagnose check reports it
+  const loop = new LoopLag();
+  const limits = new UpgradeLimits({
+    maxSockets: config.maxHubSessions,
+    maxPending: config.maxPendingUpgrades,
+    ratePerSec: config.hubConnectRatePerSec,
+    maxLoopLagMs: config.maxLoopLagMs,
+    loopLagMs: () => loop.ms,
+  });
   metrics.attach({ admission: limits.refusals, push: ports.push, draining: () => draining });
   mountHubGateway(app, { admission: new HubAdmission(ports.registry, ports.nonces, config.authSkewS, Date.now, fleet.box), limits, sessions: hubDeps, log, idleMs: config.idleMs, writes, metrics });
   const feeds = new HomeFeeds(ports.bus, app, log, { history: ports.history, framesOut: (op, frames) => metrics.appFramesOut(op, frames) });
@@ -197,7 +208,6 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
   const health = (): PortsHealth => ports.health?.() ?? { backends: {}, detail: {} };
   metrics.backendsUp(() => health().backends);
   const mode = isClusterMode(config) ? 'cluster' : 'embedded';
-  const loop = new LoopDelayWindow();
   const admin = createAdminApp(binding.uws, {
     metrics,
     log,

@@ -85,6 +85,12 @@ export interface Config {
   maxPendingUpgrades: number;
   /** @default 5_000 (per s): new hub connections a node takes, sustained */
   hubConnectRatePerSec: number;
+  /**
+   * @default 0 (never; ms): hub handshakes are refused busy while the event loop runs later than
+   * this. Off by default: where nodes share cores, a late loop is waiting for a core, and the
+   * refused hubs came back to the same cores (BENCHMARKS.md, half a million hubs)
+   */
+  maxLoopLagMs: number;
   /** @default 512: devices one hub's shadow may hold; more are refused with limit_exceeded */
   hubMaxDevices: number;
   /** @default 64: reported attributes per device */
@@ -258,6 +264,7 @@ const FIELDS: { [K in keyof Config]: Field<K> } = {
   maxHubSessions: { env: 'TIER_MAX_HUB_SESSIONS', parse: int(1, 10_000_000), default: 19_000 },
   maxPendingUpgrades: { env: 'TIER_MAX_PENDING_UPGRADES', parse: int(1, 1_000_000), default: 1_000 },
   hubConnectRatePerSec: { env: 'TIER_HUB_CONNECT_RATE', parse: int(1, 1_000_000), default: 5_000 },
+  maxLoopLagMs: { env: 'TIER_SHED_LOOP_LAG_MS', parse: int(0, 600_000), default: 0 },
   hubMaxDevices: { env: 'TIER_HUB_MAX_DEVICES', parse: int(1, 100_000), default: 512 },
   hubMaxAttrsPerDevice: { env: 'TIER_HUB_MAX_ATTRS', parse: int(1, 64), default: 64 },
   hubMaxValueBytes: { env: 'TIER_HUB_MAX_VALUE_BYTES', parse: int(1, 1024), default: 1024 },

@@ -92,6 +92,8 @@ export class SampledLog {
     /** the field the key is written as in the summary (`route`, `remote`) */
     private readonly keyField: string,
     private readonly now: () => number = Date.now,
+    /** the level of `write`'s lines and of the summary */
+    private readonly level: 'info' | 'warn' | 'error' = 'info',
   ) {}
 
   /** true: write this key's line now; false: counted, and reported in the window's summary. */
@@ -106,12 +108,17 @@ export class SampledLog {
     if (this.log.isLevelEnabled('info') && this.admit(key)) this.log.info(fields, msg);
   }
 
+  /** Logs `fields` at this log's level unless that level is off or this key is over its rate. */
+  write(key: string, fields: Record<string, unknown>, msg: string): void {
+    if (this.log.isLevelEnabled(this.level) && this.admit(key)) this.log[this.level](fields, msg);
+  }
+
   /** Writes the summaries of ended windows; re-arms while lines are still being skipped. */
   flush(): void {
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
     for (const { key, skipped } of this.sampler.sweep(this.now())) {
-      this.log.info({ [this.keyField]: key, skipped, windowMs: this.sampler.windowMs }, this.summaryMsg);
+      this.log[this.level]({ [this.keyField]: key, skipped, windowMs: this.sampler.windowMs }, this.summaryMsg);
     }
     if (this.sampler.skipping) this.timer = setTimeout(() => this.flush(), this.sampler.windowMs).unref();
   }
@@ -120,6 +127,14 @@ export class SampledLog {
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
   }
+}
+
+/**
+ * Failures that come in floods when a backend is away (every handshake of a reconnect storm fails
+ * alike): @default 10 lines per kind and 10 s, then one summary at the same level with the count.
+ */
+export function failureLog(log: Logger, summaryMsg: string, level: 'warn' | 'error', perKind = 10, windowMs = 10_000): SampledLog {
+  return new SampledLog(log, new Sampler(perKind, windowMs), summaryMsg, 'kind', Date.now, level);
 }
 
 /** Refusals logged per source address: @default 10 lines per source and 10 s, then one summary. */

@@ -4,7 +4,7 @@ import { HubSession, type HubLink, type HubSessionDeps } from '../actors/hub-ses
 import { readHubCredentials, type HubAdmission } from '../auth/hub-admission.js';
 import { ProtocolError, asTierError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
-import { refusalLog } from '../log/sampler.js';
+import { failureLog, refusalLog } from '../log/sampler.js';
 import { decodeHubFrame, encode, errorFrameFor } from '../protocol/codec.js';
 import { errorReply, send } from './http.js';
 import type { HttpRequest, HttpResponse, TemplatedApp, WebSocket } from './uws.js';
@@ -88,6 +88,8 @@ export function mountHubGateway(
   const { admission, limits, sessions, log, metrics, writes } = deps;
   const maxFrame = sessions.maxFrameBytes;
   const refusals = refusalLog(log, 'hub handshakes refused, not logged');
+  // a backend away fails every handshake alike: a few lines and a count, not one per hub
+  const failures = failureLog(log, 'hub admission failures, not logged', 'error');
   app.ws<HubSocketData>('/hub/v1', {
     // past the protocol limit we still read the frame to answer frame_too_large and close 1009 with a
     // reason; only beyond this hard cap does uWS drop the connection without a close frame
@@ -189,7 +191,7 @@ export function mountHubGateway(
 
   function refuse(res: HttpResponse, state: { aborted: boolean }, err: unknown, remote: string, hubId: string | undefined): void {
     const e = asTierError(err);
-    if (e.code === 'internal') log.error({ err }, 'hub admission failed');
+    if (e.code === 'internal') failures.write('admission', { err }, 'hub admission failed');
     metrics?.upgradeRefused(e.code);
     // sampled per source: a flood of bad handshakes cannot fill the disk
     refusals.info(remote, { code: e.code, remote, hubId }, 'hub handshake refused');

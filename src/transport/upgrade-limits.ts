@@ -5,6 +5,7 @@ export interface AdmissionRefusals {
   readonly full: number;
   readonly handshakes: number;
   readonly rate: number;
+  readonly late: number;
 }
 
 export interface UpgradeLimitOptions {
@@ -14,13 +15,19 @@ export interface UpgradeLimitOptions {
   maxPending: number;
   /** new hub sockets per second, sustained (the burst is one second's worth) */
   ratePerSec: number;
+  /** refuse while the event loop runs later than this (ms; 0: never), as `loopLagMs` tells */
+  maxLoopLagMs?: number;
+  loopLagMs?: () => number;
 }
 
 /**
  * Admission control for hub upgrades: a node refuses a handshake with 503 `busy` (temporary, with
  * Retry-After) before doing any work for it when it is full, has too many handshakes in flight,
- * or is taking new hubs faster than its rate. A reconnect storm then becomes a queue in the hubs'
- * backoff instead of an overloaded node, and the hubs that get in keep a working node.
+ * is taking new hubs faster than its rate, or its event loop runs late. A reconnect storm then
+ * becomes a queue in the hubs' backoff instead of an overloaded node, and the hubs that get in
+ * keep a working node. The last limit is off unless configured (TIER_SHED_LOOP_LAG_MS): where
+ * nodes share cores, a late loop is waiting for a core, and a refused hub comes back to the same
+ * cores; at 500,000 hubs on 27 nodes it cut the connect rate to a third (BENCHMARKS.md).
  */
 export class UpgradeLimits {
   private pending = 0;
@@ -28,7 +35,7 @@ export class UpgradeLimits {
   private tokens: number;
   private tokensAt: number;
   /** read by the metrics at scrape time */
-  readonly refusals = { full: 0, handshakes: 0, rate: 0 };
+  readonly refusals = { full: 0, handshakes: 0, rate: 0, late: 0 };
 
   constructor(
     private readonly options: UpgradeLimitOptions,
@@ -42,6 +49,11 @@ export class UpgradeLimits {
   tryStart(): TierError | null {
     if (this.sockets + this.pending >= this.options.maxSockets) return this.refuse('full', `this node holds its maximum of ${this.options.maxSockets} hub sessions: try another node or later`);
     if (this.pending >= this.options.maxPending) return this.refuse('handshakes', 'too many handshakes in progress: retry later');
+    const maxLag = this.options.maxLoopLagMs ?? 0;
+    if (maxLag > 0 && this.options.loopLagMs) {
+      const lag = this.options.loopLagMs();
+      if (lag > maxLag) return this.refuse('late', `this node is overloaded (its event loop runs ${Math.round(lag)} ms late): retry later`);
+    }
     const now = this.now();
     this.tokens = Math.min(this.options.ratePerSec, this.tokens + ((now - this.tokensAt) * this.options.ratePerSec) / 1000);
     this.tokensAt = now;

@@ -14,6 +14,7 @@ import { openDataStore, type DataStore } from '../../src/ports/lmdb.js';
 import { LmdbShadowStore } from '../../src/ports/shadow-store/shadow-store-lmdb.js';
 import { emptyDevice, type DeviceShadow } from '../../src/ports/shadow-store/shadow-store.js';
 import { tempDataStore } from './fixtures/data-store.js';
+import { settledIn } from '../helpers/settled-in.js';
 
 const log = createLogger('silent');
 const WRITER = fileURLToPath(new URL('./fixtures/shadow-writer.ts', import.meta.url));
@@ -137,6 +138,7 @@ describe('LmdbNonceStore sweep', () => {
     const nonces = new LmdbNonceStore(data, { now: () => now, sweepBatch: 10, sweepMs: 3_600_000 });
     for (let i = 0; i < 25; i++) expect(await nonces.claim(`old-${i}`, 1_000)).toBe(true);
     expect(await nonces.claim('live', 60_000)).toBe(true);
+    await nonces.written();
     const raw = data.db('nonces');
     expect(raw.getKeysCount()).toBe(52);
     now += 1_001;
@@ -147,6 +149,68 @@ describe('LmdbNonceStore sweep', () => {
     expect([...raw.getKeys()]).toEqual([[1_000_000 + 60_000, 'live'], 'live']);
     expect(await nonces.claim('live', 60_000)).toBe(false);
     expect(await nonces.claim('old-3', 1_000)).toBe(true);
+    await nonces.close();
+  });
+});
+
+describe('LmdbNonceStore claims', () => {
+  it('decide in the caller’s turn: a repeat is refused before the first is committed, and close() waits for the write', async () => {
+    let data = await temp();
+    const nonces = new LmdbNonceStore(data);
+    const first = nonces.claim('n-1', 60_000);
+    expect(await settledIn(first)).toBe('this turn');
+    expect(await first).toBe(true);
+    expect(nonces.unwrittenClaims).toBe(1);
+    expect(await nonces.claim('n-1', 60_000), 'a repeat before the commit').toBe(false);
+    expect(data.db('nonces').get('n-1'), 'not committed yet').toBeUndefined();
+    await nonces.close();
+    expect(nonces.unwrittenClaims).toBe(0);
+    data = await reopen(data);
+    const again = new LmdbNonceStore(data);
+    expect(await again.claim('n-1', 60_000), 'committed by close()').toBe(false);
+    await again.close();
+  });
+});
+
+/** Makes every write transaction of `nonces` fail as a full disk would; returns the undo. */
+function failWrites(nonces: LmdbNonceStore): () => void {
+  const db = (nonces as unknown as { db: { transaction: (fn: () => void) => Promise<unknown> } }).db;
+  const transaction = db.transaction;
+  db.transaction = () => Promise.reject(new Error('MDB_MAP_FULL: the disk is full'));
+  return () => {
+    db.transaction = transaction;
+  };
+}
+
+describe('LmdbNonceStore when writes fail', () => {
+  it('keeps an answered claim in memory, then makes claims wait for their write until one succeeds', async () => {
+    const nonces = new LmdbNonceStore(await temp());
+    const restore = failWrites(nonces);
+    expect(await nonces.claim('answered', 60_000), 'decided before the write fails').toBe(true);
+    await nonces.written();
+    expect(await nonces.claim('answered', 60_000), 'still held in memory').toBe(false);
+    for (let i = 0; i < 5; i++) await expect(nonces.claim(`waits-${i}`, 60_000)).rejects.toThrow(/MDB_MAP_FULL/);
+    expect(nonces.unwrittenClaims, 'refused claims are not kept').toBe(1);
+    restore();
+    const recovered = nonces.claim('recovered', 60_000);
+    expect(await settledIn(recovered), 'waits for its write').toBe('a later turn');
+    expect(await recovered).toBe(true);
+    expect(await settledIn(nonces.claim('at-once', 60_000)), 'decided at once again').toBe('this turn');
+    await nonces.close();
+  });
+
+  it('forgets a claim held only in memory once it expires (the sweep), and the key is free again', async () => {
+    let now = 1_000_000;
+    const nonces = new LmdbNonceStore(await temp(), { now: () => now, sweepMs: 3_600_000 });
+    const restore = failWrites(nonces);
+    expect(await nonces.claim('kept', 1_000)).toBe(true);
+    await nonces.written();
+    restore();
+    expect(nonces.unwrittenClaims).toBe(1);
+    now += 1_001;
+    await nonces.sweep();
+    expect(nonces.unwrittenClaims).toBe(0);
+    expect(await nonces.claim('kept', 1_000), 'free again (the write succeeds: decided once it commits)').toBe(true);
     await nonces.close();
   });
 });

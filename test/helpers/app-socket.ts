@@ -1,10 +1,17 @@
 import WebSocket from 'ws';
 import { decodeValue, encodeValue } from '../../src/protocol/codec.js';
 
-/** An app socket collecting every message; `next(pred)` waits for the first one matching. */
+/**
+ * An app socket collecting every message; `next(pred)` waits for the first one matching, and
+ * fails at once, with the close code and the client's error, if the socket closes first.
+ */
 export class AppSocket {
   readonly messages: any[] = [];
-  private waiters: Array<{ pred: (m: any) => boolean; resolve: (m: any) => void }> = [];
+  private waiters: Array<{ pred: (m: any) => boolean; resolve: (m: any) => void; reject: (err: Error) => void }> = [];
+  /** why the socket closed, once it has */
+  private ended: Error | null = null;
+  /** the client's last error (a frame it could not read, a refused upgrade) */
+  private clientError: Error | null = null;
   private nextId = 1;
   readonly ws: WebSocket;
   /** the close code and reason, once closed */
@@ -17,7 +24,16 @@ export class AppSocket {
       this.messages.push(msg);
       this.waiters = this.waiters.filter((w) => (w.pred(msg) ? (w.resolve(msg), false) : true));
     });
-    this.closed = new Promise((resolve) => this.ws.on('close', (code, reason) => resolve({ code, reason: reason.toString() })));
+    this.ws.on('error', (err) => {
+      this.clientError = err;
+    });
+    this.closed = new Promise((resolve) =>
+      this.ws.on('close', (code, reason) => {
+        this.ended = new Error(`app socket closed ${code} ${reason.toString()}${this.clientError ? ` (client error: ${this.clientError.message})` : ''} before the message awaited`);
+        for (const w of this.waiters.splice(0)) w.reject(this.ended);
+        resolve({ code, reason: reason.toString() });
+      }),
+    );
   }
 
   opened(): Promise<void> {
@@ -30,7 +46,8 @@ export class AppSocket {
   next(pred: (m: any) => boolean): Promise<any> {
     const seen = this.messages.find(pred);
     if (seen) return Promise.resolve(seen);
-    return new Promise((resolve) => this.waiters.push({ pred, resolve }));
+    if (this.ended) return Promise.reject(this.ended);
+    return new Promise((resolve, reject) => this.waiters.push({ pred, resolve, reject }));
   }
 
   /** Sends a request with the next id and waits for its answer. */

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
 import { build } from '../../deploy/build.js';
-import { freePort, freshDataDir, ROOT, start, type Proc } from '../../load/harness/index.js';
+import { collect, freePort, freshDataDir, ROOT, start, startNode, type Proc } from '../../load/harness/index.js';
 import { removeAtExit } from '../../load/harness/exit-hooks.js';
 import { rulesWarmedUp } from '../helpers/server-process.js';
 
@@ -19,6 +19,7 @@ const ADMIN = 'build-test-admin-token-0123456789';
 const JWT = 'build-test-jwt-secret-0123456789abcdef';
 
 let dir: string;
+let main: string;
 let node: Proc;
 let http: string;
 let admin: string;
@@ -50,7 +51,7 @@ beforeAll(async () => {
   removeAtExit(dir);
   mkdirSync(join(dir, 'node_modules'));
   for (const name of readdirSync(join(ROOT, 'node_modules')).filter(RUN_TIME_ONLY)) symlinkSync(join(ROOT, 'node_modules', name), join(dir, 'node_modules', name));
-  const main = await build(join(dir, 'dist'));
+  main = await build(join(dir, 'dist'));
   node = await startCompiled(main);
   await rulesWarmedUp(admin);
 }, 0);
@@ -108,5 +109,16 @@ describe('the compiled node (npm run build)', () => {
     const metrics = await (await fetch(`${admin}/metrics`)).text();
     expect(metrics).toMatch(new RegExp(`^# TYPE ${name} gauge$`, 'm'));
     expect(metrics).toMatch(new RegExp(`^${name} 0$`, 'm'));
+  });
+
+  it('runs under the benchmark harness as a measured process (startNode with its entry): a collect answers', async () => {
+    const measured = await startNode({ entry: main });
+    try {
+      const reading = await collect(measured);
+      expect(reading.heapUsed).toBeGreaterThan(0);
+      expect(reading.rss).toBeGreaterThan(reading.heapUsed);
+    } finally {
+      await measured.stop();
+    }
   });
 });

@@ -6,6 +6,7 @@ import { startServer, type RunningServer } from '../../src/compose/server.js';
 import { memoryPorts } from '../../src/compose/memory-ports.js';
 import { CloseCode } from '../../proto/errors.js';
 import { HubClientError } from '../../load/wire/handshake.js';
+import { AdminClient, NoAnswerError, type BatchOutcome } from '../../load/wire/admin.js';
 import { LeanHubs, type LeanHubEvents, type LeanTarget } from '../../load/loadgen/lean-hub.js';
 import { HubPool } from '../../load/loadgen/hub-pool.js';
 import { WorkerMetrics } from '../../load/loadgen/metrics.js';
@@ -168,6 +169,20 @@ describe('lean hubs against a node', () => {
   });
 });
 
+describe('lean hubs against a server that closes before answering', () => {
+  it('names a connection closed with no answer to its upgrade apart from a session closed after its 101', async () => {
+    // reads the upgrade request and closes, as uWS does with a request it has not answered in 10 s
+    const closer: Server = createServer((s) => s.once('data', () => s.end()));
+    await new Promise<void>((r) => closer.listen(0, '127.0.0.1', r));
+    const port = (closer.address() as { port: number }).port;
+    const { h } = hubs([await provisioned()], { endpoint: `ws://127.0.0.1:${port}/hub/v1`, connectTimeoutMs: 5_000 });
+    const err = await refusal(h.connect(0));
+    await new Promise<void>((r) => closer.close(() => r()));
+    expect(err).toMatchObject({ code: 'closed_before_upgrade' });
+    expect(err.closeCode).toBeUndefined();
+  });
+});
+
 describe('the worker pool of lean hubs', () => {
   it('reconnects a session that dropped, and counts what happened', async () => {
     const spec = await provisioned();
@@ -183,5 +198,41 @@ describe('the worker pool of lean hubs', () => {
     while (metrics.counters.connects < 2) await new Promise((r) => setTimeout(r, 50));
     expect(pool.hubs.connected(0)).toBe(true);
     expect(metrics.counters.connected).toBe(1);
+  });
+
+  it('provisions its hubs in batches; a hub made by a batch whose answer was lost gets a new secret', async () => {
+    const specs: HubSpec[] = [0, 1, 2].map((k) => ({ id: `lean-batch-${k}`, home: 'lean-home', target: 0, secret: '' }));
+    const config: WorkerConfig = { targets: [`ws://127.0.0.1:${server.port}`], hubs: specs, devices: 2, sourceAddresses: [], connectConcurrency: 4, connectTimeoutMs: 10_000, adminToken: ADMIN, signed: true, fill: true, reconnect: false, apps: [] };
+    const metrics = new WorkerMetrics();
+    const pool = new HubPool(config, metrics, new SourcePorts([]));
+    cleanups.push(() => pool.stop(0));
+    // the first batch is made on the node, but its answer never reaches the worker
+    class LosesFirstAnswer extends AdminClient {
+      lost = 0;
+      override async provisionBatch(hubs: ReadonlyArray<{ hubId: string; homeId: string; model?: string }>): Promise<BatchOutcome[]> {
+        const outcomes = await super.provisionBatch(hubs);
+        if (this.lost++ === 0) throw new NoAnswerError('timeout', 'answer lost');
+        return outcomes;
+      }
+    }
+    const admin = new LosesFirstAnswer(`ws://127.0.0.1:${server.port}`, ADMIN);
+    expect(await pool.provision(() => admin)).toEqual({ ok: 3, failed: 0 });
+    expect(admin.lost).toBe(2);
+    expect(metrics.counters.errors).toEqual({ 'retry:provision:timeout': 1 });
+    // the secrets rotated after the lost answer are the ones the node takes
+    expect(await pool.connectAll(0)).toMatchObject({ ok: 3, failed: 0 });
+  });
+
+  it('tries a hub whose first connect failed again after its backoff, as a hub would', async () => {
+    const spec = await provisioned();
+    const config: WorkerConfig = { targets: [`ws://127.0.0.1:${server.port}`], hubs: [{ ...spec, secret: 'not-the-secret' }], devices: 2, sourceAddresses: [], connectConcurrency: 4, connectTimeoutMs: 10_000, adminToken: ADMIN, signed: true, fill: true, reconnect: true, apps: [] };
+    const metrics = new WorkerMetrics();
+    const pool = new HubPool(config, metrics, new SourcePorts([]));
+    cleanups.push(() => pool.stop(0));
+    expect(await pool.connectAll(0)).toMatchObject({ ok: 0, failed: 1 });
+    // the secret is right by the time the retry comes (at most 1 s later)
+    pool.hubs.secrets[0] = spec.secret!;
+    while (metrics.counters.connects < 1) await new Promise((r) => setTimeout(r, 50));
+    expect(pool.hubs.connected(0)).toBe(true);
   });
 });

@@ -1,3 +1,4 @@
+import type { SampledLog } from '../../src/log/sampler.js';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { AppEventMessage } from '../../proto/app.js';
 import { HubSession, type HubLink, type HubSessionDeps } from '../../src/actors/hub-session.js';
@@ -200,6 +201,19 @@ describe('HubSession', () => {
     await settle();
     expect(link.frames[0]).toMatchObject({ t: 10, e: 'internal', tmp: true });
     expect(link.closed).toEqual({ code: 1011, reason: 'internal' });
+  });
+
+  it('logs sessions that cannot open through the node-wide sampled log: a backend away fails them all alike', async () => {
+    const directory = new MemoryDirectory();
+    directory.claim = () => Promise.reject(new Error('ECONNREFUSED'));
+    const written: Array<{ key: string; msg: string }> = [];
+    const openFailures = { write: (key: string, _fields: unknown, msg: string) => void written.push({ key, msg }) } as unknown as SampledLog;
+    for (let i = 0; i < 3; i++) {
+      const { frame } = setup({ openFailures }, directory);
+      frame({ t: 1, v: 1, b: `boot-${i}` });
+    }
+    await settle();
+    expect(written).toEqual(Array.from({ length: 3 }, () => ({ key: 'open', msg: 'hub session could not open' })));
   });
 
   it('handles the socket close even when it arrives with the mailbox full', async () => {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { createLogger } from '../../src/log/logger.js';
-import { SampledLog, Sampler } from '../../src/log/sampler.js';
+import { failureLog, SampledLog, Sampler } from '../../src/log/sampler.js';
 
 /** A logger writing parsed lines into an array. */
 function capture(level = 'info') {
@@ -65,6 +65,26 @@ describe('SampledLog', () => {
     sampled.flush();
     expect(lines.slice(3)).toEqual([expect.objectContaining({ msg: 'refusals not logged', remote: '1.2.3.4', skipped: 48, windowMs: 10_000, level: 30 })]);
     sampled.close();
+  });
+
+  it('writes failures at their level, and their summary at the same level so a warn-level node still sees the count', () => {
+    const { lines, log } = capture('warn');
+    let now = 0;
+    const sampled = new SampledLog(log, new Sampler(2, 10_000), 'failures not logged', 'kind', () => now, 'error');
+    for (let i = 0; i < 30; i++) sampled.write('admission', { n: i }, 'admission failed');
+    expect(lines.map((l) => [l.level, l.msg, l.n])).toEqual([
+      [50, 'admission failed', 0],
+      [50, 'admission failed', 1],
+    ]);
+    now = 10_000;
+    sampled.flush();
+    expect(lines.slice(2)).toEqual([expect.objectContaining({ level: 50, msg: 'failures not logged', kind: 'admission', skipped: 28 })]);
+    sampled.close();
+    // the node's sessions that could not open: at warn
+    const opens = failureLog(log, 'opens not logged', 'warn');
+    opens.write('open', { hubId: 'h1' }, 'hub session could not open');
+    expect(lines.at(-1)).toEqual(expect.objectContaining({ level: 40, msg: 'hub session could not open', hubId: 'h1' }));
+    opens.close();
   });
 
   it('counts nothing while info is off', () => {

@@ -9,7 +9,7 @@ const HOME = 'home-42b1';
 async function fed(): Promise<NodeMetrics> {
   const m = new NodeMetrics(() => 1);
   const rules = prometheusRuleMetrics(m.registry);
-  m.attach({ hubs: { has: (id) => id === HUB }, admission: { full: 1, handshakes: 2, rate: 3 }, draining: () => false, push: { stats: async () => ({ waiting: 1, delayed: 0, active: 0, delivered: 4, failed: 1 }) } });
+  m.attach({ hubs: { has: (id) => id === HUB }, admission: { full: 1, handshakes: 2, rate: 3, late: 4 }, draining: () => false, push: { stats: async () => ({ waiting: 1, delayed: 0, active: 0, delivered: 4, failed: 1 }) } });
   m.frameIn(4);
   m.frameOut(7);
   m.frameIn(200); // an unknown type is `other`, not a new label value

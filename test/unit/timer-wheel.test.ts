@@ -1,4 +1,4 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { TimerWheel, type TimerHandle, type TimerTarget, type TimerWheelOptions } from '../../src/actors/timer-wheel.js';
 
 const TICK = 10;
@@ -113,6 +113,29 @@ describe('TimerWheel on a fake clock', () => {
       w.run(LAP * 3);
       w.jump(LAP * 10);
       expect(w.names()).toEqual(['t']);
+    });
+  });
+
+  describe('slack', () => {
+    it('puts a timer with slack on a grid of that step: never before its deadline, at most the slack (and a tick) after', () => {
+      for (const delay of [1, 14, 39, 40, 41, 95]) {
+        const w = track(fakeWheel({}, 1_000_003));
+        w.wheel.schedule(delay, w.target('t'), 0, 4 * TICK);
+        w.run(delay + 6 * TICK);
+        const at = w.fired[0]!.at;
+        expect(at).toBeGreaterThanOrEqual(1_000_003 + delay);
+        expect(at).toBeLessThanOrEqual(1_000_003 + delay + 5 * TICK);
+        // on the grid: a multiple of the step, in ticks
+        expect(Math.floor(at / TICK) % 4).toBe(0);
+      }
+    });
+
+    it('fires timers with slack whose deadlines differ within one step together', () => {
+      const w = track(fakeWheel({}, 1_000_000));
+      for (const d of [3, 12, 27, 38]) w.wheel.schedule(d, w.target(String(d)), 0, 4 * TICK);
+      w.run(5 * TICK);
+      expect(w.names()).toEqual(['3', '12', '27', '38']);
+      expect(new Set(w.fired.map((f) => f.at)).size).toBe(1);
     });
   });
 
@@ -352,6 +375,34 @@ describe('TimerWheel on a fake clock', () => {
 });
 
 describe('TimerWheel on the real clock', () => {
+  it('sleeps until the slot of its next timer instead of waking every tick', async () => {
+    const wheel = new TimerWheel({ tickMs: 5 });
+    wheels.push(wheel);
+    const wakes = vi.spyOn(wheel, 'advance');
+    await new Promise<void>((resolve) => wheel.schedule(300, { onTimer: () => resolve() }));
+    // 60 ticks passed: one wake-up, and a second when the first came a little early
+    expect(wakes.mock.calls.length).toBeLessThanOrEqual(2);
+  });
+
+  it('wakes for a timer scheduled earlier than the wake-up already set', async () => {
+    const wheel = new TimerWheel({ tickMs: 5 });
+    wheels.push(wheel);
+    const fired: string[] = [];
+    wheel.schedule(2_000, { onTimer: () => fired.push('far') });
+    await new Promise<void>((resolve) => wheel.schedule(20, { onTimer: () => resolve() }));
+    expect(fired).toEqual([]);
+  });
+
+  it('a callback scheduling a later timer does not delay a timer due before it', async () => {
+    const wheel = new TimerWheel({ tickMs: 5 });
+    wheels.push(wheel);
+    const fired: string[] = [];
+    wheel.schedule(20, { onTimer: () => void wheel.schedule(2_000, { onTimer: () => fired.push('late') }) });
+    await new Promise<void>((resolve) => wheel.schedule(60, { onTimer: () => resolve() }));
+    // had the wheel slept until the late timer, both would have fired in one wake-up
+    expect(fired).toEqual([]);
+  });
+
   it('ticks by itself while timers are pending', async () => {
     const wheel = new TimerWheel({ tickMs: 5 });
     wheels.push(wheel);

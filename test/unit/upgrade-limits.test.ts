@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { LoopLag } from '../../src/transport/loop-lag.js';
 import { UpgradeLimits } from '../../src/transport/upgrade-limits.js';
 
 describe('UpgradeLimits', () => {
@@ -31,5 +32,45 @@ describe('UpgradeLimits', () => {
     now = 400; // 1.2 tokens back
     expect(l.tryStart()).toBeNull();
     expect(l.tryStart()?.code).toBe('busy');
+  });
+
+  it('refuses while the event loop runs later than its bound, and admits again once it catches up', () => {
+    let lag = 0;
+    const l = new UpgradeLimits({ maxSockets: 1000, maxPending: 1000, ratePerSec: 1000, maxLoopLagMs: 500, loopLagMs: () => lag });
+    expect(l.tryStart()).toBeNull();
+    lag = 1_800;
+    const refused = l.tryStart();
+    expect(refused?.code).toBe('busy');
+    expect(refused?.message).toMatch(/1800 ms late/);
+    expect(l.refusals.late).toBe(1);
+    expect(l.stats.pending).toBe(1);
+    lag = 120;
+    expect(l.tryStart()).toBeNull();
+    // 0: the bound is off whatever the loop does
+    const off = new UpgradeLimits({ maxSockets: 1000, maxPending: 1000, ratePerSec: 1000, maxLoopLagMs: 0, loopLagMs: () => 60_000 });
+    expect(off.tryStart()).toBeNull();
+  });
+});
+
+describe('LoopLag', () => {
+  it('reads a blocked event loop as late', async () => {
+    const lag = new LoopLag(20, 200);
+    try {
+      await new Promise((r) => setTimeout(r, 60));
+      const blockedUntil = performance.now() + 300;
+      while (performance.now() < blockedUntil) {
+        // the loop is blocked: the sampler cannot run
+      }
+      await new Promise((r) => setTimeout(r, 30));
+      expect(lag.ms).toBeGreaterThanOrEqual(250);
+      // the diagnose check's window saw the same stall, and a read starts a new window
+      const w = lag.window();
+      expect(w.maxMs).toBeGreaterThanOrEqual(250);
+      expect(w.p99Ms).toBeGreaterThan(0);
+      expect(w.windowS).toBeGreaterThanOrEqual(0.35);
+      expect(lag.window().windowS).toBeLessThan(w.windowS);
+    } finally {
+      lag.close();
+    }
   });
 });

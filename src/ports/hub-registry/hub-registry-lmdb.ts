@@ -175,12 +175,21 @@ export interface LmdbNonceStoreOptions {
 /**
  * Handshake nonces on local disk: sub-database `nonces`. Each claim is two entries, the nonce
  * (`key` → expiry, ms) and an index entry (`[expiry, key]`), so expired nonces are found in
- * expiry order: numbers sort before strings, the index comes first. `claim` checks and writes in
- * one transaction (exactly one of racing claims wins) and resolves once it is committed: a
- * process crash forgets no claim, a power loss with DATA_SYNC=os may forget the last seconds (the
- * handshake's timestamp check still bounds replays to the ttl). An expired entry counts as absent
- * at once; a sweep every `sweepMs` (timer unref'd, stopped by `close()`) removes at most
- * `sweepBatch` of them per transaction, so the database stays as large as the claims of one ttl.
+ * expiry order: numbers sort before strings, the index comes first.
+ *
+ * `claim` decides at once, in its caller's turn, from what is committed and the claims of this
+ * process still being written (`unwritten`): one process per data directory, so exactly one of
+ * racing claims wins. The write follows in the store's next batch, and `close()` waits for it.
+ * Why not wait for the commit: a hub's upgrade answered in a later turn goes through uWS's
+ * `res.cork`, which in the v20.30 binaries can close the new socket right after `open`
+ * (uNetworking/uWebSockets#1928). What a crash forgets is the same either way: a claim not yet
+ * committed. A replay of it needs the signed request itself, and the handshake's timestamp check
+ * bounds that to the ttl. A claim whose write failed stays in memory until it expires; after a
+ * failed write, claims wait for their own commit again until one succeeds.
+ *
+ * An expired entry counts as absent at once; a sweep every `sweepMs` (timer unref'd, stopped by
+ * `close()`) removes at most `sweepBatch` of them per transaction, so the database stays as large
+ * as the claims of one ttl.
  */
 export class LmdbNonceStore implements NonceStore {
   private readonly db: Database<number | null, string | Array<string | number>>;
@@ -190,6 +199,12 @@ export class LmdbNonceStore implements NonceStore {
   private timer: NodeJS.Timeout | null = null;
   private sweeping: Promise<void> | null = null;
   private closed = false;
+  /** claims decided and not yet committed: key → expiry (ms) */
+  private readonly unwritten = new Map<string, number>();
+  /** settles after the last claim's write (transactions commit in order) */
+  private lastWrite: Promise<void> = Promise.resolve();
+  /** the last write failed: claims wait for their own until one succeeds */
+  private failing = false;
 
   /** Does not own `data`: the composition root closes it after every adapter. */
   constructor(data: DataStore, options: LmdbNonceStoreOptions = {}) {
@@ -201,20 +216,51 @@ export class LmdbNonceStore implements NonceStore {
   }
 
   claim(key: string, ttlMs: number): Promise<boolean> {
-    return this.db.transaction(() => {
-      const now = this.now();
-      const until = this.db.get(key);
-      if (typeof until === 'number' && until > now) return false;
-      if (typeof until === 'number') void this.db.remove([until, key]);
-      const next = now + ttlMs;
-      void this.db.put(key, next);
-      void this.db.put([next, key], null);
-      return true;
-    });
+    const now = this.now();
+    const held = this.unwritten.get(key) ?? this.db.get(key);
+    if (typeof held === 'number' && held > now) return Promise.resolve(false);
+    const next = now + ttlMs;
+    this.unwritten.set(key, next);
+    // while writes fail, a claim waits for its own write and fails with it (the handshake answers
+    // `internal`): claims held only in memory would grow with every handshake until they expire
+    const waits = this.failing;
+    const written = this.db
+      .transaction(() => {
+        const until = this.db.get(key);
+        if (typeof until === 'number') void this.db.remove([until, key]);
+        void this.db.put(key, next);
+        void this.db.put([next, key], null);
+      })
+      .then(
+        () => {
+          this.failing = false;
+          if (this.unwritten.get(key) === next) this.unwritten.delete(key);
+        },
+        (err: unknown) => {
+          this.failing = true;
+          // an answered claim stays in memory until it expires (the sweep forgets it then)
+          if (waits && this.unwritten.get(key) === next) this.unwritten.delete(key);
+          throw err;
+        },
+      );
+    this.lastWrite = written.catch(() => {});
+    return waits ? written.then(() => true) : Promise.resolve(true);
+  }
+
+  /** Settles once every claim made so far is committed (or its write failed). */
+  written(): Promise<void> {
+    return this.lastWrite;
+  }
+
+  /** Claims of this process not yet committed (or whose write failed and that have not expired). */
+  get unwrittenClaims(): number {
+    return this.unwritten.size;
   }
 
   /** Removes expired nonces, at most `sweepBatch`; resolves with how many. */
   async sweep(): Promise<number> {
+    const startedAt = this.now();
+    for (const [key, until] of this.unwritten) if (until <= startedAt) this.unwritten.delete(key);
     return this.db.transaction(() => {
       const now = this.now();
       const expired: Array<[number, string]> = [];
@@ -236,7 +282,7 @@ export class LmdbNonceStore implements NonceStore {
     this.closed = true;
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
-    await this.sweeping;
+    await Promise.all([this.sweeping, this.written()]);
   }
 
   private arm(ms: number): void {

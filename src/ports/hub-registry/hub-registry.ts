@@ -200,8 +200,12 @@ export function copyRecord(r: HubRecord): HubRecord {
 
 /**
  * Nonces of hub handshakes seen recently, to refuse replays.
- * `claim` answers true the first time a key is claimed within `ttlMs`, false on every repeat;
- * after `ttlMs` the key is forgotten (the timestamp check refuses anything that old anyway).
+ * `claim` answers true the first time a key is claimed within `ttlMs`, false on every repeat
+ * (exactly one of racing claims wins: within the process, or across nodes for Redis); after
+ * `ttlMs` the key is forgotten (the timestamp check refuses anything that old anyway). A claim
+ * outlives a restart once written: memory never, LMDB from its next batch (`close()` waits for
+ * it), Redis before the answer. Memory and LMDB answer in the caller's turn, so a hub's upgrade is
+ * answered inside uWS's callback (docs/ARCHITECTURE.md, "A socket's upgrade").
  */
 export interface NonceStore {
   claim(key: string, ttlMs: number): Promise<boolean>;

@@ -1,0 +1,28 @@
+import { fork } from 'node:child_process';
+import { describe, expect, it } from 'vitest';
+import { pssOf, rssOf } from '../../load/loadgen/process-usage.js';
+
+/** The load tool's memory of local processes: resident, and resident with shared pages shared out. */
+describe('process memory read from /proc', () => {
+  it('counts pages two processes share once in their PSS sum, not twice as in their RSS sum', async () => {
+    // a second node process: the node binary's code pages are shared with this one
+    const child = fork('-e', ['setInterval(() => {}, 1000)'], { execArgv: [], stdio: 'ignore' });
+    try {
+      await new Promise((r) => setTimeout(r, 300));
+      const pids = [process.pid, child.pid!];
+      const rss = rssOf(pids);
+      const pss = pssOf(pids);
+      expect(pss).toBeGreaterThan(0);
+      expect(pss).toBeLessThan(rss);
+      // each alone: its share, never more than what it has resident
+      for (const pid of pids) expect(pssOf([pid])).toBeLessThanOrEqual(rssOf([pid]));
+    } finally {
+      child.kill();
+    }
+  });
+
+  it('reads 0 for a process that is gone', () => {
+    expect(pssOf([2 ** 22 + 1])).toBe(0);
+    expect(rssOf([2 ** 22 + 1])).toBe(0);
+  });
+});
