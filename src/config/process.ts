@@ -1,4 +1,4 @@
-import type { Logger } from '../log/logger.js';
+import { endLog, type Logger } from '../log/logger.js';
 import { ConfigError, loadConfig, type LoadedConfig } from './config.js';
 
 /** Loads the configuration for a process entry point; a bad value exits 2 with the message. */
@@ -21,9 +21,8 @@ export function closeOnSignals(log: Logger, what: string, close: () => Promise<v
     if (stopping) return;
     stopping = true;
     log.info({ signal }, what);
-    // the log's writes are asynchronous: exiting with one in flight let the exit handler write the
-    // later lines first (the last drain steps came out swapped), so the exit waits for the flush
-    const exit = (code: number) => log.flush(() => process.exit(code));
+    // the log's writes are asynchronous: the exit waits until every line is out, in order
+    const exit = (code: number) => void endLog(log).then(() => process.exit(code));
     close().then(
       () => exit(0),
       (err: unknown) => {

@@ -38,3 +38,28 @@ export function setLogLevel(log: Logger, level: LogLevel): { old: string; level:
 export function addLogFields(log: Logger, fields: () => object): void {
   (log as unknown as Record<symbol, unknown>)[symbols.mixinSym] = fields;
 }
+
+/**
+ * Ends the log's stream and settles once every line written before is out, or after `timeoutMs`.
+ * An exit must wait for this: pino's own `flush(cb)` answers at once while an asynchronous write is
+ * in flight, and the exit handler then writes the later lines first (drain steps came out swapped).
+ */
+export function endLog(log: Logger, timeoutMs = 2_000): Promise<void> {
+  const stream = (log as unknown as Record<symbol, unknown>)[symbols.streamSym] as Partial<EndableStream> | undefined;
+  if (typeof stream?.end !== 'function' || typeof stream.once !== 'function' || stream.destroyed) return Promise.resolve();
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, timeoutMs);
+    stream.once!('close', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+    stream.end!();
+  });
+}
+
+/** What `endLog` needs of pino's destination (a SonicBoom). */
+interface EndableStream {
+  end(): void;
+  once(event: 'close', listener: () => void): void;
+  destroyed: boolean;
+}
