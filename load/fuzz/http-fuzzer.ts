@@ -19,6 +19,7 @@ import {
   withProtoKey,
 } from './hostile.js';
 import { lazyHex, type AuthSpec, type InputRecord } from './report.js';
+import { rawHead } from './raw-head.js';
 import { Responder } from './responder.js';
 import type { Rng } from './rng.js';
 
@@ -179,12 +180,12 @@ export class HttpFuzzer {
       }
       return;
     }
-    if (res.headBody) this.h.rec.counts.httpStatuses.inc('HEAD answered with a body');
     const { status, text } = res;
     this.h.rec.counts.httpStatuses.inc(status);
     const code = errorCodeOf(text);
     if (status >= 400 && code) this.h.rec.counts.httpCodes.inc(code);
     const where = `${req.method} ${req.route?.template ?? req.path.slice(0, 80)}`;
+    if (res.headBody) this.h.rec.violation({ invariant: 'head-without-body', surface: 'http', klass: req.klass, tag: req.tag, detail: `${where}: ${status} answered with a body`, input });
     if (status >= 400 && req.method !== 'HEAD') {
       const problem = checkErrorBody(status, text);
       if (problem) this.h.rec.violation({ invariant: 'error-body', surface: 'http', klass: req.klass, tag: req.tag, detail: `${where}: ${problem}`, input });
@@ -217,6 +218,7 @@ export class HttpFuzzer {
     else if (typeof req.auth === 'object' && 'header' in req.auth) headers.authorization = req.auth.header;
     if (req.body) headers['content-length'] = req.body.length;
     const url = new URL(this.h.target.httpUrl);
+    if (req.method === 'HEAD') return rawHead(url.hostname, Number(url.port), req.path, headers, req.parserRefusal ? PARSER_REFUSAL_WAIT_MS : REQUEST_TIMEOUT_MS);
     return new Promise((resolve) => {
       let settled = false;
       const done = (r: { status: number; text: string; headBody?: boolean } | { error: string }) => {
@@ -233,13 +235,6 @@ export class HttpFuzzer {
         return;
       }
       r.on('response', (res) => {
-        if (req.method === 'HEAD') {
-          // uWS writes the body after a HEAD answer too; node's parser then fails on those bytes
-          const len = Number(res.headers['content-length'] ?? 0);
-          done({ status: res.statusCode ?? 0, text: '', headBody: len > 0 });
-          r.destroy();
-          return;
-        }
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
         res.on('end', () => done({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }));

@@ -14,6 +14,7 @@ import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { gzipSync } from 'node:zlib';
 import type { HttpRequest, HttpResponse, TemplatedApp } from '../transport/uws.js';
+import { endHead } from '../transport/http.js';
 
 /** One file served as is; `gzip` is made once, at its first request that accepts it (tens of ms for the bundle). */
 interface StaticFile {
@@ -159,8 +160,6 @@ function serve(res: HttpResponse, req: HttpRequest, f: StaticFile): void {
       res.end(body);
       return;
     }
-    // the length written by hand: endWithoutBody(length) of @trufflesuite's uWS 20.30 never ends the response
-    res.writeHeader('content-length', String(body.length));
-    res.endWithoutBody();
+    endHead(res, body.length);
   });
 }

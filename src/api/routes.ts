@@ -12,7 +12,7 @@ import { compile } from '../schemas/check.js';
 import { commandSpec } from '../schemas/command.js';
 import { parseId } from '../schemas/common.js';
 import { CommandReply, CommandRequest, DesiredReply, DesiredRequest, HubStatus, ShadowReply, TokenReply, TokenRequest } from '../schemas/hubs.js';
-import { errorReply, route, routeOptions, type HttpCall, type RouteHost } from '../transport/http.js';
+import { endHead, errorReply, route, routeOptions, type HttpCall, type RouteHost } from '../transport/http.js';
 import type { TemplatedApp } from '../transport/uws.js';
 import { requireAdmin, requireHome, type Authenticator, type Principal } from '../auth/authenticator.js';
 import { byCaller, NO_AUDIT, type AuditTrail, type AuditWhat } from '../actors/audit-trail.js';
@@ -216,9 +216,12 @@ export function mountApi(app: TemplatedApp, deps: ApiDeps): void {
   route(app, 'get', '/v1/openapi.json', () => ({ status: 200, body: openApiDocument(deps.table ?? [], API_VERSION, { commandTimeoutMaxMs: deps.commandTimeoutMaxMs }) }), opts);
 
   const noRoute = JSON.stringify(errorReply(new TierError('not_found', 'no such route')).body);
-  app.any('/*', (res) => {
+  app.any('/*', (res, req) => {
+    const head = req.getMethod() === 'head';
     res.cork(() => {
-      res.writeStatus('404 Not Found').writeHeader('content-type', 'application/json').end(noRoute);
+      res.writeStatus('404 Not Found').writeHeader('content-type', 'application/json');
+      if (head) endHead(res, noRoute.length);
+      else res.end(noRoute);
     });
   });
 }

@@ -1,5 +1,6 @@
 import type { Logger } from '../log/logger.js';
 import type { HttpRequest, HttpResponse, TemplatedApp, WebSocketBehavior } from './uws.js';
+import { endHead } from './http.js';
 
 type HttpMethod = 'get' | 'post' | 'put' | 'del' | 'patch' | 'any' | 'head' | 'options' | 'connect' | 'trace';
 const HTTP_METHODS: readonly HttpMethod[] = ['get', 'post', 'put', 'del', 'patch', 'any', 'head', 'options', 'connect', 'trace'];
@@ -34,17 +35,20 @@ function guardHttp(handler: (res: HttpResponse, req: HttpRequest) => void, log: 
       handler(res, req);
     } catch (err) {
       log.error({ err }, 'http handler threw');
-      answer500(res);
+      answer500(res, req.getMethod() === 'head');
     }
   };
 }
 
+const INTERNAL = '{"ok":false,"code":"internal","num":500,"temporary":true,"message":"unexpected server error"}';
+
 /** A 500 for a response nobody answered; a response already ended or aborted throws: ignored. */
-function answer500(res: HttpResponse): void {
+function answer500(res: HttpResponse, head: boolean): void {
   try {
     res.cork(() => {
       res.writeStatus('500 Internal Server Error').writeHeader('content-type', 'application/json');
-      res.end('{"ok":false,"code":"internal","num":500,"temporary":true,"message":"unexpected server error"}');
+      if (head) endHead(res, INTERNAL.length);
+      else res.end(INTERNAL);
     });
   } catch {
     // answered or aborted already
@@ -60,7 +64,7 @@ function guardBehavior<T>(behavior: WebSocketBehavior<T>, log: Logger): WebSocke
         upgrade(res, req, context as never);
       } catch (err) {
         log.error({ err }, 'websocket upgrade threw');
-        answer500(res);
+        answer500(res, false);
       }
     };
   }

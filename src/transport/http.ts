@@ -94,9 +94,16 @@ export type RouteTable = Array<{ method: string; pattern: string }>;
  * no rejected promise ever reaches uWS.
  */
 export function route(app: TemplatedApp, method: Method, pattern: string, handler: HttpHandler, opts: RouteOptions): void {
-  const paramNames = pattern.split('/').filter((p) => p.startsWith(':')).map((p) => p.slice(1));
   opts.table?.push({ method: method === 'del' ? 'delete' : method, pattern });
+  mount(app, method, pattern, handler, opts);
+  // HEAD answers what GET would, without the body (RFC 9110 §9.3.2); not a route of its own in the table
+  if (method === 'get') mount(app, 'head', pattern, handler, opts);
+}
+
+function mount(app: TemplatedApp, method: Method | 'head', pattern: string, handler: HttpHandler, opts: RouteOptions): void {
+  const paramNames = pattern.split('/').filter((p) => p.startsWith(':')).map((p) => p.slice(1));
   const httpMethod = method === 'del' ? 'DELETE' : method.toUpperCase();
+  const head = method === 'head';
   const observe = opts.metrics?.route(httpMethod, pattern);
   const access = opts.access?.route(httpMethod, pattern);
   const ids = opts.access?.ids ?? (defaultIds ??= new RequestIds('node'));
@@ -114,7 +121,7 @@ export function route(app: TemplatedApp, method: Method, pattern: string, handle
         // a 4xx is the caller's error, not this request failing (OpenTelemetry's HTTP server convention)
         endSpan(span, reply.status >= 500 ? (code ?? String(reply.status)) : undefined);
       }
-      send(res, state, reply, opts.writes, requestId);
+      send(res, state, reply, opts.writes, requestId, head);
     };
     const state = { aborted: false };
     res.onAborted(() => {
@@ -130,7 +137,7 @@ export function route(app: TemplatedApp, method: Method, pattern: string, handle
       }
       params.push(param);
     }
-    const body = method === 'get' || method === 'del' ? null : readBody(res, opts.maxBodyBytes);
+    const body = method === 'get' || method === 'head' || method === 'del' ? null : readBody(res, opts.maxBodyBytes);
     // a handler may answer before reading the body (bad token): its rejection is not unhandled
     body?.catch(() => {});
     let log: Logger | undefined;
@@ -195,10 +202,10 @@ export function errorReply(err: TierError): HttpReply {
   return { status: e.http, body };
 }
 
-/** Writes an answer; `requestId` is echoed as `x-request-id`. */
-export function send(res: HttpResponse, state: { aborted: boolean }, reply: HttpReply, writes?: WriteBatch, requestId?: string): void {
+/** Writes an answer; `requestId` is echoed as `x-request-id`; to a HEAD request, without its body. */
+export function send(res: HttpResponse, state: { aborted: boolean }, reply: HttpReply, writes?: WriteBatch, requestId?: string, head = false): void {
   if (writes) {
-    writes.defer(() => send(res, state, reply, undefined, requestId));
+    writes.defer(() => send(res, state, reply, undefined, requestId, head));
     return;
   }
   if (state.aborted) return;
@@ -210,8 +217,16 @@ export function send(res: HttpResponse, state: { aborted: boolean }, reply: Http
       .writeHeader('cache-control', 'no-store');
     if (reply.headers) for (const name in reply.headers) res.writeHeader(name, reply.headers[name]!);
     if (requestId !== undefined) res.writeHeader('x-request-id', requestId);
-    res.end(payload);
+    if (head) endHead(res, Buffer.byteLength(payload));
+    else res.end(payload);
   });
+}
+
+/** Ends an answer to HEAD: the length the body would have, and no body (uWS writes one after `end`). */
+export function endHead(res: HttpResponse, length: number): void {
+  // written by hand: endWithoutBody(length) of @trufflesuite's uWS 20.30 never ends the response
+  res.writeHeader('content-length', String(length));
+  res.endWithoutBody();
 }
 
 /**
