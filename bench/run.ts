@@ -187,7 +187,7 @@ async function main(): Promise<void> {
       await floorFleet.all('apps');
       await nodeFleet.all('apps');
       // --history both: a second node without history, its own hubs, in the same rounds
-      const plain = args.historyBoth ? await startNode({ env: { TIER_HISTORY_SIZE: '0' } }) : null;
+      const plain = args.historyBoth ? await startNode({ env: { ...args.nodeEnv, TIER_HISTORY_SIZE: '0' } }) : null;
       const plainFleet = plain ? await Fleet.start([workerConfig(plain.wsUrl, hubSpecs(args.hubs, 'n'), true, plain.adminToken, appSpecs(hubSpecs(args.hubs, 'n')))]) : null;
       if (plain && plainFleet) {
         stops.push(() => plain.stop(), () => plainFleet.stop());

@@ -96,8 +96,12 @@ export async function telemetryRounds(floor: TelemetryTarget, server: TelemetryT
 /** Telemetry on each fleet in turn, round after round; per fleet the round with the median p99. */
 export async function telemetryRoundsOf(targets: TelemetryTarget[], args: Args, rate = args.telemetryRate): Promise<TelemetryResult[]> {
   const runs: TelemetryResult[][] = targets.map(() => []);
+  const order = targets.map((_, k) => k);
   for (let i = 0; i < args.rounds; i++) {
-    for (const [k, target] of targets.entries()) runs[k]!.push(await telemetry(target, args.hubs, rate, args.durationS));
+    // the floor first; the servers after it in turns (on, off; then off, on): none always runs
+    // right after the floor or right after the other, whose load may still be draining
+    const servers = i % 2 === 0 ? order.slice(1) : order.slice(1).reverse();
+    for (const k of [0, ...servers]) runs[k]!.push(await telemetry(targets[k]!, args.hubs, rate, args.durationS));
   }
   return runs.map((xs) => [...xs].sort((a, b) => a.p99Ms - b.p99Ms)[Math.floor(xs.length / 2)]!);
 }

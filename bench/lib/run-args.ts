@@ -27,6 +27,8 @@ usage: npm run bench -- [options]
   --trace-ratio F      the sampling ratio of --trace on, 0..1 (default 0.01)
   --syscalls           count system calls per command (strace -c -f) of the relay floor, the server
                        and the corked relay at a fixed rate
+  --node-options S     NODE_OPTIONS of the server nodes only (not the floors or the load workers), e.g.
+                       "--max-semi-space-size=64": what a V8 setting does to the same runs
   --cpu-prof           write a CPU profile of the server node (in $TMPDIR/hubtier-bench/) and print its top functions
   -h, --help           this text
 
@@ -87,6 +89,7 @@ export function parse(): Args {
         'trace-ratio': { type: 'string', default: '0.01' },
         'latency-rate': { type: 'string', default: '1000' },
         'cpu-prof': { type: 'boolean', default: false },
+        'node-options': { type: 'string' },
         syscalls: { type: 'boolean', default: false },
         help: { type: 'boolean', short: 'h', default: false },
       },
@@ -124,7 +127,10 @@ export function parse(): Args {
     latencyRate: num(values['latency-rate'], 1000, '--latency-rate', 1),
     telemetryRate: num(values['telemetry-rate'], quick ? 1000 : 2000, '--telemetry-rate', 1),
     telemetryPeak: num(values['telemetry-peak'], quick ? 0 : 20_000, '--telemetry-peak', 0),
-    nodeEnv: values.history === 'off' ? { TIER_HISTORY_SIZE: '0' } : {},
+    nodeEnv: {
+      ...(values.history === 'off' ? { TIER_HISTORY_SIZE: '0' } : {}),
+      ...(values['node-options'] !== undefined ? { NODE_OPTIONS: values['node-options'] } : {}),
+    },
     traceRatio: values.trace === 'on' ? traceRatio : null,
     historyBoth: values.history === 'both',
     cpuProf: values['cpu-prof'],

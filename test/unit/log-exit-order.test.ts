@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, onTestFinished } from 'vitest';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
@@ -19,6 +19,10 @@ process.stderr.write('ready\\n');
 describe('a process stopped by a signal', () => {
   it('exits only once its log lines are out, whole and in order, though a write was in flight', async () => {
     const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', SCRIPT], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    // a failed run must not leave the child behind (it never exits by itself)
+    onTestFinished(() => {
+      if (child.exitCode === null) child.kill('SIGKILL');
+    });
     let out = '';
     const exited = once(child, 'exit') as Promise<[number]>;
     const ended = once(child.stdout, 'end');
