@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mountApi } from '../../src/api/routes.js';
 import { loadUws, type us_listen_socket } from '../../src/transport/uws.js';
-import { rawHead } from '../../load/fuzz/raw-head.js';
+import { parseHeadAnswer, rawHead } from '../../load/fuzz/raw-head.js';
 
 const binding = loadUws({ requireNative: false });
 let socket: us_listen_socket;
@@ -42,5 +42,18 @@ describe('HEAD', () => {
   it('answers a route whose handler fails with its error status and no body', async () => {
     // the stub authenticator has no methods: the handler throws, the wrapper answers 500
     expect(await rawHead('127.0.0.1', port, '/v1/hubs/h1', { authorization: 'Bearer x' }, 5_000)).toMatchObject({ status: 500, headBody: false });
+  });
+});
+
+describe("the fuzzer's HEAD oracle", () => {
+  const raw = (text: string) => Buffer.from(text, 'latin1');
+
+  it('reads the final answer after interim 1xx ones, and tells a body that follows it', () => {
+    expect(parseHeadAnswer(raw('HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 404 Not Found\r\ncontent-length: 8\r\n\r\n'))).toEqual({ status: 404, text: '', headBody: false });
+    expect(parseHeadAnswer(raw('HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}'))).toEqual({ status: 200, text: '', headBody: true });
+  });
+
+  it('calls an interim answer alone, a cut header block or nothing "no answer"', () => {
+    for (const text of ['', 'HTTP/1.1 100 Continue\r\n\r\n', 'HTTP/1.1 200 OK\r\ncontent-len']) expect(parseHeadAnswer(raw(text))).toHaveProperty('error');
   });
 });
