@@ -129,7 +129,7 @@ export class HubPool implements TimerTarget {
         }
         unanswered ||= err instanceof NoAnswerError;
         this.metrics.bump(`retry:provision:${code}`);
-        await sleep(250 * 2 ** attempt * (0.5 + Math.random()));
+        await sleep(backoffMs(attempt, 250, 8_000));
       }
     }
   }
