@@ -1,9 +1,9 @@
 import type { BusObserver, BusRequestOutcome } from '../ports.js';
-import { connect, errors, type Msg, type NatsConnection, type Status, type Subscription } from '@nats-io/transport-node';
+import { connect, errors, type Msg, type NatsConnection, type Status } from '@nats-io/transport-node';
 import { TierError } from '../../errors.js';
 import type { Logger } from '../../log/logger.js';
+import { subscriptions, type Subscribe } from './nats-subscriptions.js';
 import {
-  handOver,
   NoRespondersError,
   RequestTimeoutError,
   validateSubject,
@@ -65,7 +65,7 @@ export class NatsBus implements Bus {
   private closing: Promise<void> | null = null;
   private dropped = 0;
   private droppedThisOutage = 0;
-  private readonly host: SubscriptionHost;
+  private readonly subscribeTo: Subscribe;
 
   private constructor(
     private readonly nc: NatsConnection,
@@ -73,7 +73,7 @@ export class NatsBus implements Bus {
     private readonly drainTimeoutMs: number,
     private readonly observe?: BusObserver,
   ) {
-    this.host = { log, isClosed: () => this.isClosed(), message: (msg) => new NatsMessage(msg, this) };
+    this.subscribeTo = subscriptions(nc, { log, isClosed: () => this.isClosed(), message: (msg) => new NatsMessage(msg, this) });
     void this.watchStatus();
     void nc.closed().then((err) => {
       this.setState('closed');
@@ -126,10 +126,9 @@ export class NatsBus implements Bus {
   subscribe(subject: string, subscriber: BusSubscriber, options: SubscribeOptions = {}): BusSubscription {
     validateSubject(subject, true);
     if (this.isClosed()) throw new TierError('draining', `bus closed: cannot subscribe to ${subject}`);
-    const subscription = new NatsSubscription(this.host, subscriber);
-    const callback = subscription.deliver.bind(subscription);
-    subscription.start(this.nc.subscribe(subject, { ...(options.queue === undefined ? {} : { queue: options.queue }), callback }));
-    return subscription;
+    // a queue name is a field of the SUB line, as the subject is
+    if (options.queue !== undefined) validateSubject(options.queue, false);
+    return this.subscribeTo(subject, options.queue, subscriber);
   }
 
   async request(subject: string, data: Uint8Array, timeoutMs: number): Promise<Uint8Array> {
@@ -276,54 +275,6 @@ export class NatsBus implements Bus {
     if (this.state === state || this.state === 'closed') return;
     this.state = state;
     this.since = Date.now();
-  }
-}
-
-/** What a subscription needs of its bus: one object per bus, shared by all its subscriptions. */
-interface SubscriptionHost {
-  readonly log: Logger;
-  isClosed(): boolean;
-  message(msg: Msg): BusMessage;
-}
-
-/**
- * One subscription, as few objects as the client allows (a node holds one per hub session):
- * `unsubscribe` a method and the client's callback `deliver` bound to it, no closures. The client's
- * own subscription (with its three promises) is the rest.
- */
-class NatsSubscription implements BusSubscription {
-  /** the client's subscription; null once unsubscribed */
-  private sub: Subscription | null = null;
-
-  constructor(
-    private readonly host: SubscriptionHost,
-    private readonly subscriber: BusSubscriber,
-  ) {}
-
-  /** The client's subscription, given once it is made (its callback is `deliver`). */
-  start(sub: Subscription): void {
-    this.sub = sub;
-  }
-
-  /** The client's callback: each message, or the error that ended the subscription. */
-  deliver(err: Error | null, msg: Msg): void {
-    if (err) {
-      // terminal for this subscription (e.g. a permissions violation)
-      this.host.log.error({ err, subject: this.sub?.getSubject() }, 'nats subscription failed');
-      return;
-    }
-    try {
-      handOver(this.subscriber, this.host.message(msg));
-    } catch (e) {
-      this.host.log.error({ err: e, subject: msg.subject }, 'bus handler threw');
-    }
-  }
-
-  unsubscribe(): void {
-    const sub = this.sub;
-    if (sub === null) return;
-    this.sub = null;
-    if (!this.host.isClosed() && !sub.isClosed()) sub.unsubscribe();
   }
 }
 
