@@ -18,6 +18,10 @@ usage: npm run bench:memory -- [options]
   --sessions N   hub sessions held on one node (default 10000; at most 19000: one process holds
                  at most 20,000 files here)
   --devices M    sub-devices per hub, each with its reported state in the shadow (default 8)
+  --device-ids per-hub|shared
+                 per-hub (default): each hub's devices have ids of their own (<hubId>-<j>), as a
+                 fleet's device addresses are; shared: dev-0… in every hub (the figures before
+                 2026-11-30 (third), which V8 stores more cheaply: one set of hidden classes for all)
   --workers W    client processes (default: 2, or more so that each holds at most 19,000 sockets)
   --json         print one JSON object on stdout (progress goes to stderr)
   --cluster      run the node in cluster mode (its own nats-server and redis-server): the shadow
@@ -41,6 +45,7 @@ function parse() {
       options: {
         sessions: { type: 'string', default: '10000' },
         devices: { type: 'string', default: '8' },
+        'device-ids': { type: 'string', default: 'per-hub' },
         workers: { type: 'string' },
         json: { type: 'boolean', default: false },
         'heap-snapshot': { type: 'boolean', default: false },
@@ -68,8 +73,13 @@ function parse() {
     process.stderr.write('bench:memory: --devices must be an integer in 0..256\n');
     process.exit(2);
   }
+  const deviceIds = values['device-ids'] as 'per-hub' | 'shared';
+  if (deviceIds !== 'per-hub' && deviceIds !== 'shared') {
+    process.stderr.write('bench:memory: --device-ids must be per-hub or shared\n');
+    process.exit(2);
+  }
   const workers = values.workers === undefined ? Math.max(2, Math.ceil(sessions / MAX_SOCKETS_PER_WORKER)) : Number(values.workers);
-  return { sessions, devices, workers, json: values.json, heapSnapshot: values['heap-snapshot'], cluster: values.cluster, tsx: values.tsx };
+  return { sessions, devices, deviceIds, workers, json: values.json, heapSnapshot: values['heap-snapshot'], cluster: values.cluster, tsx: values.tsx };
 }
 
 function sleep(ms: number): Promise<void> {
@@ -123,7 +133,7 @@ async function measure(proc: Proc, fleet: Fleet, sockets: number, expectAcks: nu
 async function main(): Promise<void> {
   const args = parse();
   const stops: Array<() => Promise<void>> = [];
-  const base = { devices: args.devices, sourceAddresses: [], connectConcurrency: 200, connectTimeoutMs: 30_000, reconnect: false };
+  const base = { devices: args.devices, deviceIds: args.deviceIds, sourceAddresses: [], connectConcurrency: 200, connectTimeoutMs: 30_000, reconnect: false };
   let floor: Measured;
   let server: Measured;
   try {
@@ -178,6 +188,7 @@ async function main(): Promise<void> {
     mode: args.cluster ? 'cluster' : 'embedded',
     runtime: args.tsx ? 'tsx' : 'compiled',
     devicesPerHub: args.devices,
+    deviceIds: args.deviceIds,
     bytesPerSession: server.rssPer,
     heapBytesPerSession: server.heapPer,
     heapCommittedBytesPerSession: server.heapTotalPer,
@@ -195,7 +206,7 @@ async function main(): Promise<void> {
     table([
       ['process', 'RSS before MB', 'RSS after MB', 'RSS KB/socket', 'JS heap used KB/socket', 'JS heap committed KB/socket', 'external KB/socket'],
       ['bare uWS, idle sockets (floor)', (floor.before.rss / 2 ** 20).toFixed(1), (floor.after.rss / 2 ** 20).toFixed(1), kb(floor.rssPer), kb(floor.heapPer), kb(floor.heapTotalPer), kb(floor.externalPer)],
-      [`server (${args.cluster ? 'cluster' : 'embedded'}, ${args.tsx ? 'tsx' : 'compiled'}), hub sessions (${args.devices}-device shadow)`, (server.before.rss / 2 ** 20).toFixed(1), (server.after.rss / 2 ** 20).toFixed(1), kb(server.rssPer), kb(server.heapPer), kb(server.heapTotalPer), kb(server.externalPer)],
+      [`server (${args.cluster ? 'cluster' : 'embedded'}, ${args.tsx ? 'tsx' : 'compiled'}), hub sessions (${args.devices}-device shadow, ids ${args.deviceIds})`, (server.before.rss / 2 ** 20).toFixed(1), (server.after.rss / 2 ** 20).toFixed(1), kb(server.rssPer), kb(server.heapPer), kb(server.heapTotalPer), kb(server.externalPer)],
     ]),
     '',
     `server memory per hub session: ${kb(server.rssPer)} KB (${out.ratio}x the bare socket's ${kb(floor.rssPer)} KB)`,

@@ -224,8 +224,10 @@ export class HubPool implements TimerTarget {
     m.counters.connected++;
     this.attempt[i] = 0;
     if (this.fillFrames !== null) {
-      this.hubs.devices(i, this.fillFrames.list);
-      if (this.hubs.report(i, this.fillFrames.state)) m.counters.reportsSent++;
+      // made for each hub when its ids are its own: nothing kept per hub
+      const fill = this.config.deviceIds === 'per-hub' ? fillFrames(this.config.devices, this.hubs.ids[i]) : this.fillFrames;
+      this.hubs.devices(i, fill.list);
+      if (this.hubs.report(i, fill.state)) m.counters.reportsSent++;
     }
     return true;
   }
@@ -270,13 +272,18 @@ function indices(n: number): number[] {
   return Array.from({ length: n }, (_, i) => i);
 }
 
-/** The device list and every device's starting state of a hub with `n` devices (a fixed state per kind). */
-function fillFrames(n: number): { list: DeviceInfo[]; state: Record<string, Attrs> } {
+/**
+ * The device list and every device's starting state of a hub with `n` devices (a fixed state per
+ * kind); with `hubId`, the devices' ids are `<hubId>-<j>` instead of `dev-<j>`.
+ */
+function fillFrames(n: number, hubId?: string): { list: DeviceInfo[]; state: Record<string, Attrs> } {
   const state: Record<string, Attrs> = {};
   const middle = () => 0.5;
+  const list = deviceList(n);
   for (let j = 0; j < n; j++) {
-    const { id, spec } = deviceAt(j);
-    state[id] = spec.init(middle);
+    const { spec } = deviceAt(j);
+    if (hubId !== undefined) list[j]!.d = `${hubId}-${j}`;
+    state[list[j]!.d] = spec.init(middle);
   }
-  return { list: deviceList(n), state };
+  return { list, state };
 }

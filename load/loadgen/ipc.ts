@@ -41,6 +41,12 @@ export interface WorkerConfig {
   signed: boolean;
   /** after each welcome: the full device list and every device's state (fills the shadow) */
   fill: boolean;
+  /**
+   * ids of the devices the fill lists: `dev-0`… in every hub (the default; what the traffic and
+   * commands name), or `per-hub`: `<hubId>-<j>`, distinct in every hub as a real fleet's device
+   * addresses are (bench:memory)
+   */
+  deviceIds?: 'shared' | 'per-hub';
   /** reconnect sessions that drop during steady load (full-jitter backoff from 1 s) */
   reconnect: boolean;
   apps: AppSpec[];
