@@ -18,15 +18,15 @@ export interface HubLimits {
 export const DEFAULT_HUB_LIMITS: HubLimits = { devices: 512, attrsPerDevice: 64, valueBytes: 1024, shadowBytes: 128 * 1024, commandsInFlight: 32 };
 
 /** A shadow's reported side: every device of the hub by id, with the attributes it reported. */
-export type ReportedShadow = Readonly<Record<string, Attrs>>;
+export type ReportedShadow = ReadonlyMap<string, Attrs>;
 
 /** Devices of a shadow and the bytes of its reported side, as the limits count them. */
 export function shadowSize(shadow: ReportedShadow): { devices: number; bytes: number } {
   let devices = 0;
   let bytes = 0;
-  for (const id in shadow) {
+  for (const [id, attrs] of shadow) {
     devices++;
-    bytes += id.length + attrsBytes(shadow[id]!);
+    bytes += id.length + attrsBytes(attrs);
   }
   return { devices, bytes };
 }
@@ -39,7 +39,7 @@ export function checkReport(frame: ReportFrame, shadow: ReportedShadow, deviceCo
   let devices = deviceCount;
   let bytes = shadowBytes;
   for (const deviceId in frame.r) {
-    const reported = shadow[deviceId];
+    const reported = shadow.get(deviceId);
     const patch = frame.r[deviceId]!;
     if (reported === undefined) {
       if (++devices > limits.devices) return limitError(`r.${deviceId}`, `more than ${limits.devices} devices on this hub`);

@@ -16,7 +16,6 @@ import { endSpan, SpanKind, tracing, type Span, type Tracing } from '../trace/tr
 import {
   desiredDelta,
   mergeAttrs,
-  newIdMap,
   reportedSide,
   type CursorListener,
   type HubShadow,
@@ -44,18 +43,14 @@ export interface ReportHost {
  * boot id (a resend is re-acknowledged, not applied; a skipped number answers `sequence_gap`),
  * and acknowledged cumulatively once the store says its writes are durable, not before.
  *
- * The cache keeps only what the session reads, in maps keyed by device id (a node holds one per
- * hub, so no object per device besides its attributes): the reported attributes and versions, and
- * the desired versions. Kinds, models, times and desired attributes are the store's; the welcome's
- * delta is taken from the stored shadow.
+ * The cache keeps only what the session reads, in one map keyed by device id (a node holds one
+ * per hub, so no object per device besides its attributes): each device's reported attributes,
+ * their version and the desired side's beside them under symbols (CachedAttrs). Kinds, models,
+ * times and desired attributes are the store's; the welcome's delta is taken from the stored shadow.
  */
 export class HubReports implements CursorListener {
-  /** every device of the hub, with the attributes it reported */
-  private reported: Record<string, Attrs> = newIdMap();
-  /** reportedVersion of every device in `reported` */
-  private versions: Record<string, number> = newIdMap();
-  /** desiredVersion of the devices that have one; made on the first */
-  private desiredVersions: Record<string, number> | null = null;
+  /** every device of the hub, with the attributes it reported and their versions */
+  private reported = new Map<string, CachedAttrs>();
   /** devices in `reported`, and the estimated bytes of its reported side (see HubLimits) */
   private deviceCount = 0;
   private shadowBytes = 0;
@@ -84,18 +79,14 @@ export class HubReports implements CursorListener {
 
   /** Starts from the stored shadow and cursor; returns the last sequence number accepted for this boot (-1: none). */
   resume(boot: string, shadow: HubShadow, cursor: SeqCursor | null): number {
-    const reported = newIdMap<Attrs>();
-    const versions = newIdMap<number>();
-    let desiredVersions: Record<string, number> | null = null;
+    const reported = new Map<string, CachedAttrs>();
     for (const id in shadow) {
       const device = shadow[id]!;
-      reported[id] = this.deps.interner?.attrs(device.reported) ?? device.reported;
-      versions[id] = device.reportedVersion;
-      if (device.desiredVersion > 0) (desiredVersions ??= newIdMap())[id] = device.desiredVersion;
+      const attrs = cached(this.deps.interner?.attrs(device.reported) ?? device.reported, device.reportedVersion);
+      if (device.desiredVersion > 0) setDesiredVersion(attrs, device.desiredVersion);
+      reported.set(id, attrs);
     }
     this.reported = reported;
-    this.versions = versions;
-    this.desiredVersions = desiredVersions;
     this.countShadow();
     this.boot = boot;
     // -1: nothing accepted for this boot yet, so a first frame with `s: 0` is new, not a duplicate
@@ -106,7 +97,7 @@ export class HubReports implements CursorListener {
 
   /** Whether a command may name this device: any, until the hub has told its devices. */
   mayCommand(deviceId: string): boolean {
-    return this.deviceCount === 0 || this.reported[deviceId] !== undefined;
+    return this.deviceCount === 0 || this.reported.has(deviceId);
   }
 
   /** Applies a sequenced frame once: true when new, false when a duplicate or out of order. */
@@ -200,10 +191,10 @@ export class HubReports implements CursorListener {
     const now = Date.now();
     let step: Span | undefined;
     for (const deviceId in frame.r) {
-      const reported = this.reported[deviceId] ?? this.addDevice(deviceId);
+      const reported = this.reported.get(deviceId) ?? this.addDevice(deviceId);
       const attrs = this.deps.interner?.attrs(frame.r[deviceId]!) ?? frame.r[deviceId]!;
       if (!mergeAttrs(reported, attrs)) continue;
-      const version = (this.versions[deviceId] = this.versions[deviceId]! + 1);
+      const version = ++reported[REPORTED_VERSION];
       this.deps.shadows.writeReported(hubId, deviceId, reportedSide(reported, version, now), epoch);
       const event: AppEventMessage = { op: 'evt', kind: 'state', home: homeId, hub: hubId, device: deviceId, attrs, version, ts: frame.ts ?? now };
       if (tracing === null) this.deps.publishEvent(event);
@@ -214,10 +205,11 @@ export class HubReports implements CursorListener {
   }
 
   /** A device the hub has not told of before: nothing reported, version 0. */
-  private addDevice(deviceId: string): Attrs {
+  private addDevice(deviceId: string): CachedAttrs {
     this.deviceCount++;
-    this.versions[deviceId] = 0;
-    return (this.reported[deviceId] = {});
+    const attrs = cached({}, 0);
+    this.reported.set(deviceId, attrs);
+    return attrs;
   }
 
   event(frame: EventFrame, queued?: number): void {
@@ -254,22 +246,18 @@ export class HubReports implements CursorListener {
     const full = frame.f === true;
     const keep = full ? new Set(joined.map((d) => d.d)) : null;
     const removed = [...left];
-    if (keep) for (const id in this.reported) if (!keep.has(id)) removed.push(id);
-    const gone = new Set(removed.filter((id) => this.reported[id] !== undefined));
+    if (keep) for (const id of this.reported.keys()) if (!keep.has(id)) removed.push(id);
+    const gone = new Set(removed.filter((id) => this.reported.has(id)));
     let devices = this.deviceCount - gone.size;
-    for (const d of joined) if (this.reported[d.d] === undefined || gone.has(d.d)) devices++;
+    for (const d of joined) if (!this.reported.has(d.d) || gone.has(d.d)) devices++;
     if (devices > this.limits.devices) {
       this.host.sendError('limit_exceeded', `more than ${this.limits.devices} devices on this hub`, frame.s, 'j');
       this.acknowledge(frame.s);
       return;
     }
     await this.deps.shadows.writeDevices(this.host.hubId, joined, left, full);
-    for (const id of removed) {
-      delete this.reported[id];
-      delete this.versions[id];
-      if (this.desiredVersions) delete this.desiredVersions[id];
-    }
-    for (const d of joined) if (this.reported[d.d] === undefined) this.addDevice(d.d);
+    for (const id of removed) this.reported.delete(id);
+    for (const d of joined) if (!this.reported.has(d.d)) this.addDevice(d.d);
     this.countShadow();
     this.deps.publishEvent({ op: 'evt', kind: 'devices', home: this.host.homeId, hub: this.host.hubId, joined, left: removed, ts: Date.now() });
     this.acknowledge(frame.s);
@@ -286,12 +274,34 @@ export class HubReports implements CursorListener {
     if (typeof msg.d !== 'string' || typeof msg.desired !== 'object' || msg.desired === null || typeof msg.v !== 'number') return null;
     // a device not known yet is added: bounded where desired state is set (the API refuses
     // devices beyond the hub's limit)
-    const reported = this.reported[msg.d] ?? this.addDevice(msg.d);
-    if (msg.v <= (this.desiredVersions?.[msg.d] ?? 0)) return null;
-    (this.desiredVersions ??= newIdMap())[msg.d] = msg.v;
+    const reported = this.reported.get(msg.d) ?? this.addDevice(msg.d);
+    if (msg.v <= (reported[DESIRED_VERSION] ?? 0)) return null;
+    setDesiredVersion(reported, msg.v);
     const delta = desiredDelta({ desired: msg.desired, reported });
     return delta ? { deviceId: msg.d, delta } : null;
   }
+}
+
+/** Keys of a cached device's versions: symbols, which no serializer or `for…in` sees. */
+const REPORTED_VERSION = Symbol('reportedVersion');
+const DESIRED_VERSION = Symbol('desiredVersion');
+
+/**
+ * A device's reported attributes as the session caches them, with their versions on the same
+ * object: with a device id of its own in every hub, a second map keyed by device id would cost
+ * each session hidden classes of its own (about 370 bytes for 8 devices), a symbol on an object
+ * shaped like its kind's costs nothing.
+ */
+type CachedAttrs = Attrs & { [REPORTED_VERSION]: number; [DESIRED_VERSION]?: number };
+
+/** `attrs` as cached, at `version`; non-enumerable, so even a spread copy does not take it along. */
+function cached(attrs: Attrs, version: number): CachedAttrs {
+  return Object.defineProperty(attrs, REPORTED_VERSION, { value: version, writable: true, enumerable: false, configurable: false }) as CachedAttrs;
+}
+
+function setDesiredVersion(attrs: CachedAttrs, version: number): void {
+  if (attrs[DESIRED_VERSION] === undefined) Object.defineProperty(attrs, DESIRED_VERSION, { value: version, writable: true, enumerable: false, configurable: false });
+  else attrs[DESIRED_VERSION] = version;
 }
 
 /**

@@ -167,6 +167,45 @@ describe('HubSession', () => {
     expect((await shadows.load('hub-1')).d1).toMatchObject({ reported: { n: 2 }, reportedVersion: 2 });
   });
 
+  it('versions grow per device and go on from the stored shadow in the next session; they stay out of what is stored and published', async () => {
+    const events: AppEventMessage[] = [];
+    const handed: DeviceShadow[] = [];
+    class RecordingStore extends MemoryShadowStore {
+      override writeReported(hubId: string, deviceId: string, device: DeviceShadow, epoch?: number): void {
+        handed.push(device);
+        super.writeReported(hubId, deviceId, device, epoch);
+      }
+    }
+    const shadows = new RecordingStore();
+    const first = setup({ shadows, publishEvent: (e) => events.push(e) });
+    first.frame({ t: 1, v: 1, b: 'boot' });
+    await settle();
+    first.frame({ t: 4, s: 1, r: { d1: { n: 1 }, d2: { on: true } } });
+    first.frame({ t: 4, s: 2, r: { d1: { n: 2 } } });
+    // no change: no new version
+    first.frame({ t: 4, s: 3, r: { d2: { on: true } } });
+    await settle();
+    const versions = () => events.filter((e) => e.kind === 'state').map((e) => [(e as { device: string }).device, (e as { version: number }).version]);
+    expect(versions()).toEqual([['d1', 1], ['d2', 1], ['d1', 2]]);
+
+    const second = setup({ shadows, publishEvent: (e) => events.push(e) });
+    second.frame({ t: 1, v: 1, b: 'boot-2' });
+    await settle();
+    second.frame({ t: 4, s: 1, r: { d1: { n: 3 }, d2: { on: false } } });
+    await settle();
+    expect(versions().slice(3)).toEqual([['d1', 3], ['d2', 2]]);
+
+    // the store is handed the session's own attribute map: what a copy, JSON or msgpack takes of it is the attributes alone
+    for (const device of handed) {
+      expect(Object.getOwnPropertySymbols({ ...device.reported })).toEqual([]);
+      expect(Object.keys(device.reported)).toEqual(Object.keys(JSON.parse(JSON.stringify(device.reported)) as object));
+    }
+    const stored = await shadows.load('hub-1');
+    expect(stored.d1).toMatchObject({ reported: { n: 3 }, reportedVersion: 3 });
+    expect(Object.getOwnPropertySymbols(stored.d1!.reported)).toEqual([]);
+    for (const e of events) if (e.kind === 'state') expect(Object.getOwnPropertySymbols(e.attrs)).toEqual([]);
+  });
+
   it('every shadow write carries the epoch of the session\'s directory claim', async () => {
     const directory = new MemoryDirectory();
     // earlier sessions of the hub elsewhere: this session's epoch is 3, not a default
