@@ -1,7 +1,10 @@
 import { FrameType, type HubToServerFrame } from '../../proto/frames.js';
+import { sinceOrigin } from './clock.js';
 
 /** @default 10_000 (ms): window in which rate-limit refusals are counted towards closing */
 const VIOLATION_WINDOW_MS = 10_000;
+/** ms between the heartbeats that pass free */
+const HEARTBEAT_EVERY_MS = 1_000;
 
 /** What the gate does with a frame: let it through, refuse it (`rate_limited`), or close the session. */
 export type RateVerdict = 'pass' | 'refuse' | 'close';
@@ -17,22 +20,32 @@ export interface RateLimit {
  * with each frame, so a session does not hold a copy). A frame
  * over budget is refused; only persistent excess closes: more refusals within one window than the
  * burst allows. Answers to the server's own commands and one heartbeat per second are free.
+ *
+ * Every field is kept a small integer (a node holds one gate per hub): tokens in thousandths, a
+ * refill of `ms × ratePerSec` thousandths exact; times in ms since CLOCK_ORIGIN.
  */
 export class RateGate {
-  private tokens: number;
+  /** thousandths of a token */
+  private milliTokens: number;
   private tokensAt: number;
   /** frames refused in the current window, and when that window began */
   private violations = 0;
-  private violationsSince = 0;
+  private violationsSince: number;
   /** when the last free heartbeat arrived */
-  private lastHeartbeat = 0;
+  private lastHeartbeat: number;
 
+  /** `now`: ms since 1970, as Date.now() gives it (also for `admit`) */
   constructor(rate: RateLimit, now: number) {
-    this.tokens = rate.rateBurst;
-    this.tokensAt = now;
+    const t = sinceOrigin(now);
+    this.milliTokens = rate.rateBurst * 1000;
+    this.tokensAt = t;
+    // as if long ago, yet small integers: the first heartbeat is free, the first refusal opens a window
+    this.violationsSince = t - VIOLATION_WINDOW_MS - 1;
+    this.lastHeartbeat = t - HEARTBEAT_EVERY_MS;
   }
 
-  admit(frame: HubToServerFrame, now: number, rate: RateLimit): RateVerdict {
+  admit(frame: HubToServerFrame, at: number, rate: RateLimit): RateVerdict {
+    const now = sinceOrigin(at);
     if (this.free(frame, now) || this.take(now, rate)) return 'pass';
     if (now - this.violationsSince > VIOLATION_WINDOW_MS) {
       this.violations = 0;
@@ -48,7 +61,7 @@ export class RateGate {
    */
   private free(frame: HubToServerFrame, now: number): boolean {
     if (frame.t === FrameType.result) return true;
-    if (frame.t !== FrameType.heartbeat || now - this.lastHeartbeat < 1_000) return false;
+    if (frame.t !== FrameType.heartbeat || now - this.lastHeartbeat < HEARTBEAT_EVERY_MS) return false;
     this.lastHeartbeat = now;
     return true;
   }
@@ -56,11 +69,11 @@ export class RateGate {
   private take(now: number, rate: RateLimit): boolean {
     const elapsed = now - this.tokensAt;
     if (elapsed > 0) {
-      this.tokens = Math.min(rate.rateBurst, this.tokens + (elapsed * rate.ratePerSec) / 1000);
+      this.milliTokens = Math.min(rate.rateBurst * 1000, this.milliTokens + elapsed * rate.ratePerSec);
       this.tokensAt = now;
     }
-    if (this.tokens < 1) return false;
-    this.tokens -= 1;
+    if (this.milliTokens < 1000) return false;
+    this.milliTokens -= 1000;
     return true;
   }
 }

@@ -12,6 +12,7 @@ import type { Logger } from '../log/logger.js';
 import { decodeValue, encode, encodeBus, errorFrameFor, isPlainObject } from '../protocol/codec.js';
 import { tracing } from '../trace/tracing.js';
 import { Actor, type ActorSystem } from './actor.js';
+import { sinceOrigin } from './clock.js';
 import { HubCommands, reply } from './hub-commands.js';
 import type { HubLink, HubMessage, HubSessionDeps, SessionState } from './hub-deps.js';
 import { RateGate } from './hub-rate.js';
@@ -44,13 +45,14 @@ export class HubSession extends Actor<HubMessage> implements TimerTarget, BusLis
   /** made on the first command: most sessions of a node never get one */
   private commands: HubCommands | null = null;
   private readonly rate: RateGate;
-  private lastSeen = Date.now();
+  /** ms since CLOCK_ORIGIN of the hub's last frame or ping */
+  private lastSeen = sinceOrigin(Date.now());
   private timer: TimerHandle | null;
   private subscription: BusSubscription | null = null;
   /** who waits for the session to be closed and released; CLOSED once it is */
   private waiters: Array<() => void> | null = null;
-  /** when the socket was accepted; why this side closed it (null: the hub or the network did) */
-  private readonly since = Date.now();
+  /** when the socket was accepted (ms since CLOCK_ORIGIN); why this side closed it (null: the hub or the network did) */
+  private readonly since = sinceOrigin(Date.now());
   private closeReason: string | null = null;
 
   constructor(
@@ -61,7 +63,7 @@ export class HubSession extends Actor<HubMessage> implements TimerTarget, BusLis
   ) {
     super();
     this.reports = new HubReports(this);
-    this.rate = new RateGate(deps, this.lastSeen);
+    this.rate = new RateGate(deps, Date.now());
     this.timer = deps.system.timers.schedule(deps.helloTimeoutMs, this, HELLO_TIMER, slackOf(deps.helloTimeoutMs));
   }
 
@@ -80,12 +82,13 @@ export class HubSession extends Actor<HubMessage> implements TimerTarget, BusLis
 
   /** Activity that is not a frame (a WebSocket ping): keeps the session from the idle timeout. */
   touch(): void {
-    this.lastSeen = Date.now();
+    this.lastSeen = sinceOrigin(Date.now());
   }
 
   /** Entry point of the gateway for every decoded frame: rate limit, then the mailbox. */
   receiveFrame(frame: HubToServerFrame): void {
-    const now = (this.lastSeen = Date.now());
+    const now = Date.now();
+    this.lastSeen = sinceOrigin(now);
     const verdict = this.rate.admit(frame, now, this.deps);
     if (verdict === 'pass') this.tell(tracing === null ? { type: 'frame', frame } : { type: 'frame', frame, queued: performance.now() });
     else if (verdict === 'close') this.closeWith(CloseCode.rateLimited, 'rate_limited');
@@ -292,7 +295,7 @@ export class HubSession extends Actor<HubMessage> implements TimerTarget, BusLis
       if (this.state === 'connecting') this.closeWith(CloseCode.helloTimeout, 'hello_timeout');
     } else if (tag === IDLE_TIMER) {
       this.timer = null;
-      const silent = Date.now() - this.lastSeen;
+      const silent = sinceOrigin(Date.now()) - this.lastSeen;
       if (this.state !== 'online') return;
       if (silent >= this.deps.idleMs) this.closeWith(CloseCode.heartbeatTimeout, 'heartbeat_timeout');
       else {
@@ -362,7 +365,7 @@ export class HubSession extends Actor<HubMessage> implements TimerTarget, BusLis
     this.deps.metrics?.sessionClosed(String(code));
     // `online: false`: closed before its welcome (hello timeout, refused hello, lost race)
     const reason = this.closeReason ?? (code === 1000 ? 'hub_closed' : 'connection_lost');
-    this.log.info({ homeId: this.homeId, code, reason, durationMs: Date.now() - this.since, online: wasOnline }, 'hub session closed');
+    this.log.info({ homeId: this.homeId, code, reason, durationMs: sinceOrigin(Date.now()) - this.since, online: wasOnline }, 'hub session closed');
     if (wasOnline) {
       if (code !== CloseCode.takeover) {
         this.deps.publishEvent({ op: 'evt', kind: 'offline', home: this.homeId, hub: this.hubId, reason: String(code), ts: Date.now() });

@@ -1,3 +1,4 @@
+import { CLOCK_ORIGIN, sinceOrigin } from './clock.js';
 import { outsideSpans } from '../trace/active-span.js';
 import { tracing } from '../trace/tracing.js';
 
@@ -16,12 +17,19 @@ export interface TimerTarget {
 export class TimerHandle {
   /** null once fired or cancelled */
   target: TimerTarget | null;
+  /** the deadline in ms since CLOCK_ORIGIN: a small integer, where ms since 1970 would be a heap number per handle */
+  readonly at: number;
   constructor(
     target: TimerTarget,
     readonly tag: number,
-    readonly deadline: number,
+    deadline: number,
   ) {
     this.target = target;
+    this.at = sinceOrigin(deadline);
+  }
+  /** ms since 1970, on the wheel's clock */
+  get deadline(): number {
+    return this.at + CLOCK_ORIGIN;
   }
   get active(): boolean {
     return this.target !== null;
@@ -142,6 +150,7 @@ export class TimerWheel {
 
   private fireBucket(bucket: TimerHandle[], now: number): void {
     if (bucket.length === 0) return;
+    const at = sinceOrigin(now);
     const closes = this.closes;
     let keep = 0;
     // bucket.length is read each lap: handles a callback pushes here are sorted too
@@ -149,7 +158,7 @@ export class TimerWheel {
       const h = bucket[i]!;
       const t = h.target;
       if (t === null) continue; // cancelled: drop lazily
-      if (h.deadline > now) {
+      if (h.at > at) {
         bucket[keep++] = h; // a later lap
         continue;
       }
