@@ -52,7 +52,9 @@ export function withPosition(bare: Uint8Array, pos: Position): Uint8Array {
   }
   const prefix = positionPrefix(pos.epoch);
   const offset = uintBytes(pos.offset);
-  const out = new Uint8Array(bare.length + prefix.length + offset.length);
+  // from Node's pool of small buffers, every byte written below: a buffer of its own (`new
+  // Uint8Array`) costs about ten times as much per event, and as much again in garbage collection
+  const out = Buffer.allocUnsafe(bare.length + prefix.length + offset.length);
   out[0] = bare[0]! + 1;
   out.set(bare.subarray(1, head), 1);
   out.set(prefix, head);
@@ -91,11 +93,28 @@ export function positionOf(data: Uint8Array): Position | null {
     len = data[at + 1]!;
     at += 2;
   } else return null;
-  const epoch = Buffer.from(data.buffer, data.byteOffset + at, len).toString('utf8');
+  const epoch = epochText(data, at, len);
   at += len;
   if (!matches(data, at, OFFSET_KEY)) return null;
   const offset = readUint(data, at + OFFSET_KEY.length);
   return offset === null ? null : { epoch, offset };
+}
+
+/** The epoch `positionOf` read last, as bytes and text: a node's events share one (one per home in Redis). */
+let lastEpoch: { bytes: Uint8Array; text: string } = { bytes: new Uint8Array(0), text: '' };
+
+/** The epoch's `len` bytes at `at` as text, decoded only when they differ from the last one read. */
+function epochText(data: Uint8Array, at: number, len: number): string {
+  const last = lastEpoch.bytes;
+  if (last.length === len && len > 0) {
+    let same = true;
+    for (let i = 0; i < len && same; i++) same = data[at + i] === last[i];
+    if (same) return lastEpoch.text;
+  }
+  // a copy: the bytes read may be a view of a buffer the caller reuses (Buffer's `slice` is a view too)
+  const bytes = Uint8Array.from(data.subarray(at, at + len));
+  lastEpoch = { bytes, text: Buffer.from(bytes.buffer, bytes.byteOffset, len).toString('utf8') };
+  return lastEpoch.text;
 }
 
 function matches(data: Uint8Array, at: number, bytes: readonly number[]): boolean {

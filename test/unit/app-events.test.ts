@@ -27,6 +27,22 @@ describe('event positions in the bus bytes', () => {
     }
   });
 
+  it('reads each event\'s own epoch when epochs alternate, also from a buffer reused after the read', () => {
+    const bare = encodeBus(events[0]!);
+    const a = withPosition(bare, { epoch: 'aaaaaaaaaaaa', offset: 1 });
+    const b = withPosition(bare, { epoch: 'bbbbbbbbbbbb', offset: 2 });
+    for (let i = 0; i < 3; i++) {
+      expect(positionOf(a)).toEqual({ epoch: 'aaaaaaaaaaaa', offset: 1 });
+      expect(positionOf(b)).toEqual({ epoch: 'bbbbbbbbbbbb', offset: 2 });
+    }
+    // a socket's buffer, read and then filled with the next event of another epoch
+    const reused = Buffer.from(a);
+    expect(positionOf(reused)?.epoch).toBe('aaaaaaaaaaaa');
+    reused.set(b);
+    expect(positionOf(reused)?.epoch).toBe('bbbbbbbbbbbb');
+    expect(positionOf(a)?.epoch).toBe('aaaaaaaaaaaa');
+  });
+
   it('finds no position in an event without one or of another shape', () => {
     expect(positionOf(encodeBus(events[0]!))).toBeNull();
     expect(positionOf(encodeValue({ kind: 'state', pos: { epoch: 'x', offset: 1 } }))).toBeNull();
