@@ -187,7 +187,9 @@ async function main(): Promise<void> {
       await floorFleet.all('apps');
       await nodeFleet.all('apps');
       // --history both: a second node without history, its own hubs, in the same rounds
-      const plain = args.historyBoth ? await startNode({ env: { ...args.nodeEnv, TIER_HISTORY_SIZE: '0' } }) : null;
+      // with --cpu-prof its profile goes beside the first node's, in a directory of its own
+      const plainProf = args.cpuProf ? { nodeFlags: ['--cpu-prof', `--cpu-prof-dir=${join(profDir, 'history-off')}`] } : {};
+      const plain = args.historyBoth ? await startNode({ env: { ...args.nodeEnv, TIER_HISTORY_SIZE: '0' }, ...plainProf }) : null;
       const plainFleet = plain ? await Fleet.start([workerConfig(plain.wsUrl, hubSpecs(args.hubs, 'n'), true, plain.adminToken, appSpecs(hubSpecs(args.hubs, 'n')))]) : null;
       if (plain && plainFleet) {
         stops.push(() => plain.stop(), () => plainFleet.stop());
