@@ -1,4 +1,12 @@
+import { CLOCK_ORIGIN, sinceOrigin } from '../../actors/clock.js';
 import type { Directory, HubLocation } from './directory.js';
+
+/** A held hub's entry: `since` in ms since CLOCK_ORIGIN (a small integer, not a heap number per hub). */
+interface Held {
+  node: string;
+  epoch: number;
+  since: number;
+}
 
 /**
  * The directory of a single node: one map entry per hub, its holder's location while held, then
@@ -6,7 +14,7 @@ import type { Directory, HubLocation } from './directory.js';
  * semantics as the Redis directory.
  */
 export class MemoryDirectory implements Directory {
-  private readonly hubs = new Map<string, HubLocation | number>();
+  private readonly hubs = new Map<string, Held | number>();
   private readonly nodeSeen = new Map<string, number>();
 
   constructor(
@@ -16,10 +24,10 @@ export class MemoryDirectory implements Directory {
   ) {}
 
   async claim(hubId: string, node: string, now = this.now()): Promise<HubLocation> {
-    const loc = { node, epoch: lastEpoch(this.hubs.get(hubId)) + 1, since: now };
-    this.hubs.set(hubId, loc);
+    const held = { node, epoch: lastEpoch(this.hubs.get(hubId)) + 1, since: sinceOrigin(now) };
+    this.hubs.set(hubId, held);
     this.nodeSeen.set(node, this.now());
-    return { ...loc };
+    return location(held);
   }
 
   async release(hubId: string, node: string, epoch: number): Promise<void> {
@@ -30,7 +38,7 @@ export class MemoryDirectory implements Directory {
   async lookup(hubId: string): Promise<HubLocation | null> {
     const e = this.hubs.get(hubId);
     if (typeof e !== 'object' || !this.alive(e.node)) return null;
-    return { ...e };
+    return location(e);
   }
 
   async holds(hubId: string, node: string, epoch: number): Promise<boolean> {
@@ -50,7 +58,11 @@ export class MemoryDirectory implements Directory {
   }
 }
 
+function location(held: Held): HubLocation {
+  return { node: held.node, epoch: held.epoch, since: held.since + CLOCK_ORIGIN };
+}
+
 /** The epoch of a hub's entry: its holder's, or the last one released; 0 for a hub never claimed. */
-function lastEpoch(entry: HubLocation | number | undefined): number {
+function lastEpoch(entry: Held | number | undefined): number {
   return typeof entry === 'object' ? entry.epoch : (entry ?? 0);
 }

@@ -1,7 +1,9 @@
+import { sinceOrigin } from '../../actors/clock.js';
 import { copyRecord, type HubPage, type HubPatch, type HubQuery, type HubRecord, type HubRegistry } from './hub-registry.js';
 
 interface Entry {
   record: HubRecord | null;
+  /** when it was read, in ms since CLOCK_ORIGIN: a small integer, not a heap number per hub */
   at: number;
 }
 
@@ -37,7 +39,7 @@ export class CachingHubRegistry implements HubRegistry {
 
   async get(hubId: string): Promise<HubRecord | null> {
     const hit = this.entries.get(hubId);
-    const now = this.now();
+    const now = sinceOrigin(this.now());
     // unknown ids are re-checked sooner: a hub provisioned on another node shows up within a second
     const ttl = hit?.record === null ? Math.min(1_000, this.ttlMs) : this.ttlMs;
     if (hit && now - hit.at < ttl) return copy(hit.record);
