@@ -200,6 +200,27 @@ describe('the worker pool of lean hubs', () => {
     expect(metrics.counters.connected).toBe(1);
   });
 
+  it('fills each hub with devices of ids of its own when asked (deviceIds per-hub), dev-0… otherwise', async () => {
+    const specs = [await provisioned(), await provisioned()];
+    const base = { targets: [`ws://127.0.0.1:${server.port}`], devices: 3, sourceAddresses: [], connectConcurrency: 4, connectTimeoutMs: 10_000, adminToken: ADMIN, signed: true, fill: true, reconnect: false, apps: [] };
+    const metrics = new WorkerMetrics();
+    const own = new HubPool({ ...base, hubs: [specs[0]!], deviceIds: 'per-hub' }, metrics, new SourcePorts([]));
+    const shared = new HubPool({ ...base, hubs: [specs[1]!] }, metrics, new SourcePorts([]));
+    cleanups.push(() => own.stop(0), () => shared.stop(0));
+    expect(await own.connectAll(0)).toMatchObject({ ok: 1, failed: 0 });
+    expect(await shared.connectAll(0)).toMatchObject({ ok: 1, failed: 0 });
+    const devicesOf = async (hubId: string) => {
+      for (;;) {
+        const res = await api('GET', `/v1/hubs/${hubId}/shadow`);
+        const ids = Object.keys(res.body.devices as object).sort();
+        if (ids.length === 3) return ids;
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    };
+    expect(await devicesOf(specs[0]!.id)).toEqual([0, 1, 2].map((j) => `${specs[0]!.id}-${j}`));
+    expect(await devicesOf(specs[1]!.id)).toEqual(['dev-0', 'dev-1', 'dev-2']);
+  });
+
   it('provisions its hubs in batches; a hub made by a batch whose answer was lost gets a new secret', async () => {
     const specs: HubSpec[] = [0, 1, 2].map((k) => ({ id: `lean-batch-${k}`, home: 'lean-home', target: 0, secret: '' }));
     const config: WorkerConfig = { targets: [`ws://127.0.0.1:${server.port}`], hubs: specs, devices: 2, sourceAddresses: [], connectConcurrency: 4, connectTimeoutMs: 10_000, adminToken: ADMIN, signed: true, fill: true, reconnect: false, apps: [] };
