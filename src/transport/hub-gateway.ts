@@ -1,4 +1,4 @@
-import { CloseCode } from '../../proto/errors.js';
+import { CloseCode, ErrorCodes } from '../../proto/errors.js';
 import { FrameType } from '../../proto/frames.js';
 import { HubSession, type HubLink, type HubSessionDeps } from '../actors/hub-session.js';
 import { readHubCredentials, type HubAdmission } from '../auth/hub-admission.js';
@@ -195,9 +195,11 @@ export function mountHubGateway(
     metrics?.upgradeRefused(e.code);
     // sampled per source: a flood of bad handshakes cannot fill the disk
     refusals.info(remote, { code: e.code, remote, hubId }, 'hub handshake refused');
-    // a full or overloaded node: the hub should come back later (or be sent to another node)
+    // a full or overloaded node: the hub should come back later (or be sent to another node);
+    // a backend away (registry, nonces): later still, spread as the in-session outage hint is
     const reply = errorReply(e);
     if (e.code === 'busy') reply.headers = { 'retry-after': '1' };
+    else if (ErrorCodes[e.code].temporary) reply.headers = { 'retry-after': String(1 + Math.floor(Math.random() * 5)) };
     send(res, state, reply);
   }
 }

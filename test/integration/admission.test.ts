@@ -3,24 +3,12 @@ import WebSocket from 'ws';
 import { SignJWT } from 'jose';
 import { hubAuthHeaderMap, hubCredentials, signHub } from '../../src/auth/hub-signature.js';
 import { api, startServerProcess, type ServerProcess } from '../helpers/server-process.js';
+import { upgradeAnswer } from '../helpers/upgrade-answer.js';
 
-/** Opens a WebSocket and resolves with the HTTP refusal (status and JSON body) or 'open'. */
-function attempt(url: string, headers: Record<string, string>): Promise<{ status: number; body: any } | 'open'> {
-  return new Promise((resolve, reject) => {
-    const ws = new WebSocket(url, { headers });
-    ws.on('open', () => {
-      ws.close();
-      resolve('open');
-    });
-    ws.on('unexpected-response', (_req, res) => {
-      let text = '';
-      res.on('data', (c: Buffer) => (text += c.toString()));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: JSON.parse(text) }));
-    });
-    ws.on('error', (err) => {
-      if (!String(err.message).includes('Unexpected server response')) reject(err);
-    });
-  });
+/** The refusal's status and body, or 'open'. */
+async function attempt(url: string, headers: Record<string, string>): Promise<{ status: number; body: any } | 'open'> {
+  const answer = await upgradeAnswer(url, headers);
+  return answer === 'open' ? answer : { status: answer.status, body: answer.body };
 }
 
 /** The value of one Prometheus series in an exposition text; 0 when absent (a counter not yet counted). */
@@ -184,15 +172,7 @@ describe('admission control (real server process with a full node)', () => {
       await new Promise((resolve, reject) => (ws.once('open', resolve), ws.once('error', reject)));
       open.push(ws);
     }
-    const refused = await new Promise<{ status: number; retryAfter: string | undefined; body: any }>((resolve) => {
-      const ws = new WebSocket(`${server.wsUrl}/hub/v1`, { headers: hubAuthHeaderMap(hubCredentials('full-2', secrets[2]!)) });
-      ws.on('unexpected-response', (_req, res) => {
-        let text = '';
-        res.on('data', (c: Buffer) => (text += c.toString()));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, retryAfter: res.headers['retry-after'] as string | undefined, body: JSON.parse(text) }));
-      });
-      ws.on('error', () => {});
-    });
+    const refused = await upgradeAnswer(`${server.wsUrl}/hub/v1`, hubAuthHeaderMap(hubCredentials('full-2', secrets[2]!)));
     expect(refused).toMatchObject({ status: 503, retryAfter: '1', body: { code: 'busy', temporary: true } });
     const closed = new Promise((r) => open[0]!.once('close', r));
     open[0]!.close();
