@@ -1,5 +1,4 @@
 import { FrameType, type HubToServerFrame } from '../../proto/frames.js';
-import { sinceOrigin } from './clock.js';
 
 /** @default 10_000 (ms): window in which rate-limit refusals are counted towards closing */
 const VIOLATION_WINDOW_MS = 10_000;
@@ -22,7 +21,7 @@ export interface RateLimit {
  * burst allows. Answers to the server's own commands and one heartbeat per second are free.
  *
  * Every field is kept a small integer (a node holds one gate per hub): tokens in thousandths, a
- * refill of `ms × ratePerSec` thousandths exact; times in ms since CLOCK_ORIGIN.
+ * refill of `ms × ratePerSec` thousandths exact; times as the session gives them, ms since CLOCK_ORIGIN.
  */
 export class RateGate {
   /** thousandths of a token */
@@ -34,9 +33,8 @@ export class RateGate {
   /** when the last free heartbeat arrived */
   private lastHeartbeat: number;
 
-  /** `now`: ms since 1970, as Date.now() gives it (also for `admit`) */
-  constructor(rate: RateLimit, now: number) {
-    const t = sinceOrigin(now);
+  /** `t`: ms on the caller's clock (the session's: since CLOCK_ORIGIN), as for `admit` */
+  constructor(rate: RateLimit, t: number) {
     this.milliTokens = rate.rateBurst * 1000;
     this.tokensAt = t;
     // as if long ago, yet small integers: the first heartbeat is free, the first refusal opens a window
@@ -44,8 +42,7 @@ export class RateGate {
     this.lastHeartbeat = t - HEARTBEAT_EVERY_MS;
   }
 
-  admit(frame: HubToServerFrame, at: number, rate: RateLimit): RateVerdict {
-    const now = sinceOrigin(at);
+  admit(frame: HubToServerFrame, now: number, rate: RateLimit): RateVerdict {
     if (this.free(frame, now) || this.take(now, rate)) return 'pass';
     if (now - this.violationsSince > VIOLATION_WINDOW_MS) {
       this.violations = 0;

@@ -13,6 +13,7 @@ import { decodeValue, encode, encodeBus, errorFrameFor, isPlainObject } from '..
 import { tracing } from '../trace/tracing.js';
 import { Actor, type ActorSystem } from './actor.js';
 import { sinceOrigin } from './clock.js';
+import { outageRetryMs } from './outage-retry.js';
 import { HubCommands, reply } from './hub-commands.js';
 import type { HubLink, HubMessage, HubSessionDeps, SessionState } from './hub-deps.js';
 import { RateGate } from './hub-rate.js';
@@ -63,7 +64,7 @@ export class HubSession extends Actor<HubMessage> implements TimerTarget, BusLis
   ) {
     super();
     this.reports = new HubReports(this);
-    this.rate = new RateGate(deps, Date.now());
+    this.rate = new RateGate(deps, this.lastSeen);
     this.timer = deps.system.timers.schedule(deps.helloTimeoutMs, this, HELLO_TIMER, slackOf(deps.helloTimeoutMs));
   }
 
@@ -87,8 +88,7 @@ export class HubSession extends Actor<HubMessage> implements TimerTarget, BusLis
 
   /** Entry point of the gateway for every decoded frame: rate limit, then the mailbox. */
   receiveFrame(frame: HubToServerFrame): void {
-    const now = Date.now();
-    this.lastSeen = sinceOrigin(now);
+    const now = (this.lastSeen = sinceOrigin(Date.now()));
     const verdict = this.rate.admit(frame, now, this.deps);
     if (verdict === 'pass') this.tell(tracing === null ? { type: 'frame', frame } : { type: 'frame', frame, queued: performance.now() });
     else if (verdict === 'close') this.closeWith(CloseCode.rateLimited, 'rate_limited');
@@ -188,8 +188,7 @@ export class HubSession extends Actor<HubMessage> implements TimerTarget, BusLis
       if (this.epoch !== 0) this.deps.directory.release(this.hubId, this.deps.nodeId, this.epoch).catch(() => {});
       this.epoch = 0;
       this.sendError('internal', 'the server cannot open the session now, retry later');
-      // spread over 1-5 s: every hub of a node hits the same outage, they should not return at once
-      this.send({ t: FrameType.reconnect, after: 1_000 + Math.floor(Math.random() * 4_000), e: 'internal' });
+      this.send({ t: FrameType.reconnect, after: outageRetryMs(), e: 'internal' });
       this.closeWith(CloseCode.internal, 'internal');
     }
   }

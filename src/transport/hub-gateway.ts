@@ -1,6 +1,7 @@
 import { CloseCode, ErrorCodes } from '../../proto/errors.js';
 import { FrameType } from '../../proto/frames.js';
 import { HubSession, type HubLink, type HubSessionDeps } from '../actors/hub-session.js';
+import { outageRetryMs } from '../actors/outage-retry.js';
 import { readHubCredentials, type HubAdmission } from '../auth/hub-admission.js';
 import { ProtocolError, asTierError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
@@ -199,7 +200,7 @@ export function mountHubGateway(
     // a backend away (registry, nonces): later still, spread as the in-session outage hint is
     const reply = errorReply(e);
     if (e.code === 'busy') reply.headers = { 'retry-after': '1' };
-    else if (ErrorCodes[e.code].temporary) reply.headers = { 'retry-after': String(1 + Math.floor(Math.random() * 5)) };
+    else if (ErrorCodes[e.code].temporary) reply.headers = { 'retry-after': String(Math.ceil(outageRetryMs() / 1000)) };
     send(res, state, reply);
   }
 }
