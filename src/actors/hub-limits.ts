@@ -1,5 +1,6 @@
 import type { AttrValue, Attrs, ReportFrame } from '../../proto/frames.js';
 import { TierError } from '../errors.js';
+import { tableForEach, tableGet, type ReadonlyDeviceTable } from './device-table.js';
 
 /** What one hub may make a node hold; beyond, frames are refused with `limit_exceeded`. */
 export interface HubLimits {
@@ -18,16 +19,16 @@ export interface HubLimits {
 export const DEFAULT_HUB_LIMITS: HubLimits = { devices: 512, attrsPerDevice: 64, valueBytes: 1024, shadowBytes: 128 * 1024, commandsInFlight: 32 };
 
 /** A shadow's reported side: every device of the hub by id, with the attributes it reported. */
-export type ReportedShadow = ReadonlyMap<string, Attrs>;
+export type ReportedShadow = ReadonlyDeviceTable<Attrs>;
 
 /** Devices of a shadow and the bytes of its reported side, as the limits count them. */
 export function shadowSize(shadow: ReportedShadow): { devices: number; bytes: number } {
   let devices = 0;
   let bytes = 0;
-  for (const [id, attrs] of shadow) {
+  tableForEach(shadow, (attrs, id) => {
     devices++;
     bytes += id.length + attrsBytes(attrs);
-  }
+  });
   return { devices, bytes };
 }
 
@@ -39,7 +40,7 @@ export function checkReport(frame: ReportFrame, shadow: ReportedShadow, deviceCo
   let devices = deviceCount;
   let bytes = shadowBytes;
   for (const deviceId in frame.r) {
-    const reported = shadow.get(deviceId);
+    const reported = tableGet(shadow, deviceId);
     const patch = frame.r[deviceId]!;
     if (reported === undefined) {
       if (++devices > limits.devices) return limitError(`r.${deviceId}`, `more than ${limits.devices} devices on this hub`);

@@ -23,6 +23,7 @@ import {
 } from '../ports/shadow-store/shadow-store.js';
 import { decodeValue, isPlainObject } from '../protocol/codec.js';
 import { checkReport, DEFAULT_HUB_LIMITS, shadowSize, type HubLimits } from './hub-limits.js';
+import { tableDelete, tableGet, tableIds, tableSet, type DeviceTable } from './device-table.js';
 import type { HubSessionDeps, SessionState } from './hub-deps.js';
 
 /** What the reported side needs of its session. */
@@ -43,14 +44,14 @@ export interface ReportHost {
  * boot id (a resend is re-acknowledged, not applied; a skipped number answers `sequence_gap`),
  * and acknowledged cumulatively once the store says its writes are durable, not before.
  *
- * The cache keeps only what the session reads, in one map keyed by device id (a node holds one
- * per hub, so no object per device besides its attributes): each device's reported attributes,
+ * The cache keeps only what the session reads, in one table keyed by device id (a node holds one
+ * per hub, so no object per device besides its attributes; see DeviceTable): each device's reported attributes,
  * their version and the desired side's beside them under symbols (CachedAttrs). Kinds, models,
  * times and desired attributes are the store's; the welcome's delta is taken from the stored shadow.
  */
 export class HubReports implements CursorListener {
   /** every device of the hub, with the attributes it reported and their versions */
-  private reported = new Map<string, CachedAttrs>();
+  private reported: DeviceTable<CachedAttrs> = [];
   /** devices in `reported`, and the estimated bytes of its reported side (see HubLimits) */
   private deviceCount = 0;
   private shadowBytes = 0;
@@ -79,12 +80,12 @@ export class HubReports implements CursorListener {
 
   /** Starts from the stored shadow and cursor; returns the last sequence number accepted for this boot (-1: none). */
   resume(boot: string, shadow: HubShadow, cursor: SeqCursor | null): number {
-    const reported = new Map<string, CachedAttrs>();
+    let reported: DeviceTable<CachedAttrs> = [];
     for (const id in shadow) {
       const device = shadow[id]!;
       const attrs = cached(this.deps.interner?.attrs(device.reported) ?? device.reported, device.reportedVersion);
       if (device.desiredVersion > 0) setDesiredVersion(attrs, device.desiredVersion);
-      reported.set(id, attrs);
+      reported = tableSet(reported, id, attrs);
     }
     this.reported = reported;
     this.countShadow();
@@ -97,7 +98,7 @@ export class HubReports implements CursorListener {
 
   /** Whether a command may name this device: any, until the hub has told its devices. */
   mayCommand(deviceId: string): boolean {
-    return this.deviceCount === 0 || this.reported.has(deviceId);
+    return this.deviceCount === 0 || tableGet(this.reported, deviceId) !== undefined;
   }
 
   /** Applies a sequenced frame once: true when new, false when a duplicate or out of order. */
@@ -191,7 +192,7 @@ export class HubReports implements CursorListener {
     const now = Date.now();
     let step: Span | undefined;
     for (const deviceId in frame.r) {
-      const reported = this.reported.get(deviceId) ?? this.addDevice(deviceId);
+      const reported = tableGet(this.reported, deviceId) ?? this.addDevice(deviceId);
       const attrs = this.deps.interner?.attrs(frame.r[deviceId]!) ?? frame.r[deviceId]!;
       if (!mergeAttrs(reported, attrs)) continue;
       const version = ++reported[REPORTED_VERSION];
@@ -208,7 +209,7 @@ export class HubReports implements CursorListener {
   private addDevice(deviceId: string): CachedAttrs {
     this.deviceCount++;
     const attrs = cached({}, 0);
-    this.reported.set(deviceId, attrs);
+    this.reported = tableSet(this.reported, deviceId, attrs);
     return attrs;
   }
 
@@ -246,18 +247,18 @@ export class HubReports implements CursorListener {
     const full = frame.f === true;
     const keep = full ? new Set(joined.map((d) => d.d)) : null;
     const removed = [...left];
-    if (keep) for (const id of this.reported.keys()) if (!keep.has(id)) removed.push(id);
-    const gone = new Set(removed.filter((id) => this.reported.has(id)));
+    if (keep) for (const id of tableIds(this.reported)) if (!keep.has(id)) removed.push(id);
+    const gone = new Set(removed.filter((id) => tableGet(this.reported, id) !== undefined));
     let devices = this.deviceCount - gone.size;
-    for (const d of joined) if (!this.reported.has(d.d) || gone.has(d.d)) devices++;
+    for (const d of joined) if (tableGet(this.reported, d.d) === undefined || gone.has(d.d)) devices++;
     if (devices > this.limits.devices) {
       this.host.sendError('limit_exceeded', `more than ${this.limits.devices} devices on this hub`, frame.s, 'j');
       this.acknowledge(frame.s);
       return;
     }
     await this.deps.shadows.writeDevices(this.host.hubId, joined, left, full);
-    for (const id of removed) this.reported.delete(id);
-    for (const d of joined) if (!this.reported.has(d.d)) this.addDevice(d.d);
+    for (const id of removed) tableDelete(this.reported, id);
+    for (const d of joined) if (tableGet(this.reported, d.d) === undefined) this.addDevice(d.d);
     this.countShadow();
     this.deps.publishEvent({ op: 'evt', kind: 'devices', home: this.host.homeId, hub: this.host.hubId, joined, left: removed, ts: Date.now() });
     this.acknowledge(frame.s);
@@ -274,7 +275,7 @@ export class HubReports implements CursorListener {
     if (typeof msg.d !== 'string' || typeof msg.desired !== 'object' || msg.desired === null || typeof msg.v !== 'number') return null;
     // a device not known yet is added: bounded where desired state is set (the API refuses
     // devices beyond the hub's limit)
-    const reported = this.reported.get(msg.d) ?? this.addDevice(msg.d);
+    const reported = tableGet(this.reported, msg.d) ?? this.addDevice(msg.d);
     if (msg.v <= (reported[DESIRED_VERSION] ?? 0)) return null;
     setDesiredVersion(reported, msg.v);
     const delta = desiredDelta({ desired: msg.desired, reported });

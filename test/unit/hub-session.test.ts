@@ -3,6 +3,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { AppEventMessage } from '../../proto/app.js';
 import { HubSession, type HubLink, type HubSessionDeps } from '../../src/actors/hub-session.js';
 import { TimerWheel } from '../../src/actors/timer-wheel.js';
+import { FLAT_DEVICES } from '../../src/actors/device-table.js';
 import { MemoryDirectory } from '../../src/ports/directory/directory-memory.js';
 import type { Directory, HubLocation } from '../../src/ports/directory/directory.js';
 import type { DeviceShadow, SeqCursor } from '../../src/ports/shadow-store/shadow-store.js';
@@ -204,6 +205,34 @@ describe('HubSession', () => {
     expect(stored.d1).toMatchObject({ reported: { n: 3 }, reportedVersion: 3 });
     expect(Object.getOwnPropertySymbols(stored.d1!.reported)).toEqual([]);
     for (const e of events) if (e.kind === 'state') expect(Object.getOwnPropertySymbols(e.attrs)).toEqual([]);
+  });
+
+  it('a hub of more devices than a flat table holds keeps versions and removals right, and resumes with them', async () => {
+    const events: AppEventMessage[] = [];
+    const shadows = new MemoryShadowStore();
+    const ids = Array.from({ length: FLAT_DEVICES + 8 }, (_, i) => `00158d0000${i}`);
+    const first = setup({ shadows, publishEvent: (e) => events.push(e) });
+    first.frame({ t: 1, v: 1, b: 'boot' });
+    await settle();
+    first.frame({ t: 4, s: 1, r: Object.fromEntries(ids.map((id, i) => [id, { n: i }])) });
+    first.frame({ t: 4, s: 2, r: { [ids[0]!]: { n: -1 }, [ids.at(-1)!]: { n: -1 } } });
+    // a full device list without the first device removes it
+    first.frame({ t: 9, s: 3, f: true, j: ids.slice(1).map((d) => ({ d, k: 'sensor' })) });
+    await settle();
+    await settle();
+    const state = events.filter((e) => e.kind === 'state') as Array<AppEventMessage & { device: string; version: number }>;
+    expect(state).toHaveLength(ids.length + 2);
+    expect(state.slice(-2).map((e) => [e.device, e.version])).toEqual([[ids[0], 2], [ids.at(-1), 2]]);
+    expect(first.link.frames.filter((f) => f.t === 10)).toEqual([]);
+    expect(Object.keys(await shadows.load('hub-1')).sort()).toEqual(ids.slice(1).sort());
+
+    const second = setup({ shadows, publishEvent: (e) => events.push(e) });
+    second.frame({ t: 1, v: 1, b: 'boot-2' });
+    await settle();
+    second.frame({ t: 4, s: 1, r: { [ids.at(-1)!]: { n: 7 }, [ids[1]!]: { n: 1 } } });
+    await settle();
+    // the last device goes on from version 2; the unchanged report of ids[1] publishes nothing
+    expect(events.slice(state.length + 1).filter((e) => e.kind === 'state').map((e) => [(e as { device: string }).device, (e as { version: number }).version])).toEqual([[ids.at(-1), 3]]);
   });
 
   it('every shadow write carries the epoch of the session\'s directory claim', async () => {
