@@ -6,7 +6,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { cpus, tmpdir } from 'node:os';
 import { censusDiff, census } from './lib/heap-summary.js';
-import { collect, startNats, startNode, startRedis, type GcReading, type Proc } from '../load/harness/index.js';
+import { collect, startNats, startNode, startRedis, type GcReading, type NodeProc, type Proc } from '../load/harness/index.js';
 import { compiledNode } from './lib/compiled-node.js';
 import { startRelayFloor } from './lib/floor.js';
 import { printResult, runMain } from './lib/output.js';
@@ -22,6 +22,9 @@ usage: npm run bench:memory -- [options]
                  per-hub (default): each hub's devices have ids of their own (<hubId>-<j>), as a
                  fleet's device addresses are; shared: dev-0… in every hub (the figures before
                  2026-11-30 (third), which V8 stores more cheaply: one set of hidden classes for all)
+  --warmup K     hubs that connect, fill their shadows and leave before the baseline is taken
+                 (default 1000; 0: none, the figures before 2026-11-30 (fourth)), so that code
+                 compiled for the session path, a cost of the process, is not divided among the sessions
   --workers W    client processes (default: 2, or more so that each holds at most 19,000 sockets)
   --json         print one JSON object on stdout (progress goes to stderr)
   --cluster      run the node in cluster mode (its own nats-server and redis-server): the shadow
@@ -46,6 +49,7 @@ function parse() {
         sessions: { type: 'string', default: '10000' },
         devices: { type: 'string', default: '8' },
         'device-ids': { type: 'string', default: 'per-hub' },
+        warmup: { type: 'string', default: '1000' },
         workers: { type: 'string' },
         json: { type: 'boolean', default: false },
         'heap-snapshot': { type: 'boolean', default: false },
@@ -73,13 +77,18 @@ function parse() {
     process.stderr.write('bench:memory: --devices must be an integer in 0..256\n');
     process.exit(2);
   }
+  const warmup = Number(values.warmup);
+  if (!Number.isInteger(warmup) || warmup < 0 || warmup > 5_000) {
+    process.stderr.write('bench:memory: --warmup must be an integer in 0..5000\n');
+    process.exit(2);
+  }
   const deviceIds = values['device-ids'] as 'per-hub' | 'shared';
   if (deviceIds !== 'per-hub' && deviceIds !== 'shared') {
     process.stderr.write('bench:memory: --device-ids must be per-hub or shared\n');
     process.exit(2);
   }
   const workers = values.workers === undefined ? Math.max(2, Math.ceil(sessions / MAX_SOCKETS_PER_WORKER)) : Number(values.workers);
-  return { sessions, devices, deviceIds, workers, json: values.json, heapSnapshot: values['heap-snapshot'], cluster: values.cluster, tsx: values.tsx };
+  return { sessions, devices, deviceIds, warmup, workers, json: values.json, heapSnapshot: values['heap-snapshot'], cluster: values.cluster, tsx: values.tsx };
 }
 
 function sleep(ms: number): Promise<void> {
@@ -130,6 +139,38 @@ async function measure(proc: Proc, fleet: Fleet, sockets: number, expectAcks: nu
   };
 }
 
+/** Hub sessions the node holds now, from its metrics. */
+async function sessionsHeld(node: NodeProc): Promise<number> {
+  const text = await (await fetch(`${node.adminUrl}/metrics`)).text();
+  const m = /^tier_hub_sessions (\d+)/m.exec(text);
+  if (!m) throw new Error('tier_hub_sessions missing from /metrics');
+  return Number(m[1]);
+}
+
+/**
+ * Hubs that connect, fill their shadows and leave before the baseline: what the node compiles
+ * for the session path (about 150 bytes per session when divided among 10,000) is then a cost of
+ * the process, not of the sessions measured, as it is in a node that has served for a while.
+ */
+async function warmUp(node: NodeProc, args: ReturnType<typeof parse>, base: Omit<WorkerConfig, 'targets' | 'hubs' | 'apps' | 'adminToken' | 'signed' | 'fill'>): Promise<void> {
+  say(`warm-up: ${args.warmup} hubs connect, fill their shadows and leave`);
+  const hubs = Array.from({ length: args.warmup }, (_, i) => ({ id: `warm-${i}`, home: `warm-home-${Math.floor(i / 10)}`, target: 0 }));
+  const fleet = await Fleet.start(configs(node.wsUrl, hubs, args.workers, { ...base, adminToken: node.adminToken, signed: true, fill: true }));
+  try {
+    const prov = await fleet.all<{ ok: number; failed: number }, 'provision'>('provision');
+    if (prov.some((p) => p.failed > 0)) throw new Error('warm-up provisioning failed');
+    await fleet.all<ConnectResult, 'connect'>('connect');
+    await settle(fleet, args.devices > 0 ? 2 * args.warmup : 0, 30_000);
+  } finally {
+    await fleet.stop();
+  }
+  const until = Date.now() + 30_000;
+  while ((await sessionsHeld(node)) > 0) {
+    if (Date.now() > until) throw new Error('warm-up sessions did not close within 30 s');
+    await sleep(250);
+  }
+}
+
 async function main(): Promise<void> {
   const args = parse();
   const stops: Array<() => Promise<void>> = [];
@@ -163,6 +204,7 @@ async function main(): Promise<void> {
     const entry = args.tsx ? undefined : await compiledNode();
     const node = await startNode({ env, ...(entry !== undefined ? { entry } : {}) });
     stops.push(() => node.stop());
+    if (args.warmup > 0) await warmUp(node, args, base);
     const hubs = Array.from({ length: args.sessions }, (_, i) => ({ id: `mem-${i}`, home: `home-${Math.floor(i / 10)}`, target: 0 }));
     const fleet = await Fleet.start(configs(node.wsUrl, hubs, args.workers, { ...base, adminToken: node.adminToken, signed: true, fill: true }));
     stops.push(() => fleet.stop());
@@ -189,6 +231,7 @@ async function main(): Promise<void> {
     runtime: args.tsx ? 'tsx' : 'compiled',
     devicesPerHub: args.devices,
     deviceIds: args.deviceIds,
+    warmupHubs: args.warmup,
     bytesPerSession: server.rssPer,
     heapBytesPerSession: server.heapPer,
     heapCommittedBytesPerSession: server.heapTotalPer,
@@ -201,7 +244,7 @@ async function main(): Promise<void> {
     heapPerSession: heapRows,
   };
   const text = [
-    `machine: ${cpus().length} cores, Node ${process.version}; ${args.sessions} sockets per process, measured after a full GC`,
+    `machine: ${cpus().length} cores, Node ${process.version}; ${args.sessions} sockets per process, measured after a full GC${args.warmup > 0 ? `; the server's baseline after ${args.warmup} warm-up hubs came and went` : ''}`,
     '',
     table([
       ['process', 'RSS before MB', 'RSS after MB', 'RSS KB/socket', 'JS heap used KB/socket', 'JS heap committed KB/socket', 'external KB/socket'],

@@ -58,4 +58,21 @@ describe('CachingHubRegistry', () => {
     await cache.get('a'); // evicted first
     expect(inner.reads).toBe(1);
   });
+
+  it('answers copies equal to the stored record, with nothing of the cache on them, that the caller may change', async () => {
+    const inner = new FlakyRegistry();
+    const full: HubRecord = { ...record('h4'), model: 'zb-hub-2', labels: { floor: '2' }, firmware: '1.4.0' };
+    await inner.create(full);
+    const cache = new CachingHubRegistry(inner, 30_000, 60_000, 100, () => 0);
+    const first = (await cache.get('h4'))!;
+    first.homeId = 'changed';
+    first.labels!.floor = 'changed';
+    const hit = (await cache.get('h4'))!;
+    expect(inner.reads).toBe(1);
+    expect(hit).toEqual(full);
+    expect(Object.getOwnPropertySymbols(hit)).toEqual([]);
+    expect(JSON.parse(JSON.stringify(hit))).toEqual(full);
+    hit.model = 'changed';
+    expect((await cache.get('h4'))!.model).toBe('zb-hub-2');
+  });
 });
