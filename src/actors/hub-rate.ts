@@ -14,63 +14,73 @@ export interface RateLimit {
   readonly rateBurst: number;
 }
 
+/** Refusals counted towards closing, in the window that began at `since`. */
+interface Violations {
+  count: number;
+  since: number;
+}
+
 /**
  * One hub's frame budget: a token bucket of `rateBurst` tokens refilled at `ratePerSec` (given
- * with each frame, so a session does not hold a copy). A frame
- * over budget is refused; only persistent excess closes: more refusals within one window than the
- * burst allows. Answers to the server's own commands and one heartbeat per second are free.
+ * with each frame, so a session does not hold a copy). A frame over budget is refused; only
+ * persistent excess closes: more refusals within one window than the burst allows. Answers to the
+ * server's own commands and one heartbeat per second are free.
  *
- * Every field is kept a small integer (a node holds one gate per hub): tokens in thousandths, a
- * refill of `ms × ratePerSec` thousandths exact; times as the session gives them, ms since CLOCK_ORIGIN.
+ * The fields live on the hub session itself (a node holds one budget per hub, and an object of its
+ * own would cost each 40 bytes more); `admit` is the gate. Every field is kept a small integer:
+ * tokens in thousandths, a refill of `ms × ratePerSec` thousandths exact; times as the session
+ * gives them, ms since CLOCK_ORIGIN.
  */
-export class RateGate {
+export interface RateBudget {
   /** thousandths of a token */
-  private milliTokens: number;
-  private tokensAt: number;
-  /** frames refused in the current window, and when that window began */
-  private violations = 0;
-  private violationsSince: number;
+  rateTokens: number;
+  /** when the tokens were last refilled */
+  rateRefilled: number;
   /** when the last free heartbeat arrived */
-  private lastHeartbeat: number;
+  rateHeartbeat: number;
+  /** made on the first refusal: most hubs are never refused */
+  rateViolations: Violations | null;
+}
 
-  /** `t`: ms on the caller's clock (the session's: since CLOCK_ORIGIN), as for `admit` */
-  constructor(rate: RateLimit, t: number) {
-    this.milliTokens = rate.rateBurst * 1000;
-    this.tokensAt = t;
-    // as if long ago, yet small integers: the first heartbeat is free, the first refusal opens a window
-    this.violationsSince = t - VIOLATION_WINDOW_MS - 1;
-    this.lastHeartbeat = t - HEARTBEAT_EVERY_MS;
-  }
+/** A full budget at `t` (ms on the caller's clock, as for `admit`), written into `budget`. */
+export function fillBudget(budget: RateBudget, rate: RateLimit, t: number): void {
+  budget.rateTokens = rate.rateBurst * 1000;
+  budget.rateRefilled = t;
+  // as if long ago, yet a small integer: the first heartbeat is free
+  budget.rateHeartbeat = t - HEARTBEAT_EVERY_MS;
+  budget.rateViolations = null;
+}
 
-  admit(frame: HubToServerFrame, now: number, rate: RateLimit): RateVerdict {
-    if (this.free(frame, now) || this.take(now, rate)) return 'pass';
-    if (now - this.violationsSince > VIOLATION_WINDOW_MS) {
-      this.violations = 0;
-      this.violationsSince = now;
-    }
-    return ++this.violations > rate.rateBurst ? 'close' : 'refuse';
+export function admit(budget: RateBudget, frame: HubToServerFrame, now: number, rate: RateLimit): RateVerdict {
+  if (free(budget, frame, now) || take(budget, now, rate)) return 'pass';
+  let v = budget.rateViolations;
+  if (v === null) v = budget.rateViolations = { count: 0, since: now };
+  else if (now - v.since > VIOLATION_WINDOW_MS) {
+    v.count = 0;
+    v.since = now;
   }
+  return ++v.count > rate.rateBurst ? 'close' : 'refuse';
+}
 
-  /**
-   * Frames that do not spend the budget: results (unknown ids are dropped at once) and one
-   * heartbeat per second. Otherwise a hub answering a burst of commands would be refused, and its
-   * answers lost.
-   */
-  private free(frame: HubToServerFrame, now: number): boolean {
-    if (frame.t === FrameType.result) return true;
-    if (frame.t !== FrameType.heartbeat || now - this.lastHeartbeat < HEARTBEAT_EVERY_MS) return false;
-    this.lastHeartbeat = now;
-    return true;
-  }
+/**
+ * Frames that do not spend the budget: results (unknown ids are dropped at once) and one
+ * heartbeat per second. Otherwise a hub answering a burst of commands would be refused, and its
+ * answers lost.
+ */
+function free(budget: RateBudget, frame: HubToServerFrame, now: number): boolean {
+  if (frame.t === FrameType.result) return true;
+  if (frame.t !== FrameType.heartbeat || now - budget.rateHeartbeat < HEARTBEAT_EVERY_MS) return false;
+  budget.rateHeartbeat = now;
+  return true;
+}
 
-  private take(now: number, rate: RateLimit): boolean {
-    const elapsed = now - this.tokensAt;
-    if (elapsed > 0) {
-      this.milliTokens = Math.min(rate.rateBurst * 1000, this.milliTokens + elapsed * rate.ratePerSec);
-      this.tokensAt = now;
-    }
-    if (this.milliTokens < 1000) return false;
-    this.milliTokens -= 1000;
-    return true;
+function take(budget: RateBudget, now: number, rate: RateLimit): boolean {
+  const elapsed = now - budget.rateRefilled;
+  if (elapsed > 0) {
+    budget.rateTokens = Math.min(rate.rateBurst * 1000, budget.rateTokens + elapsed * rate.ratePerSec);
+    budget.rateRefilled = now;
   }
+  if (budget.rateTokens < 1000) return false;
+  budget.rateTokens -= 1000;
+  return true;
 }

@@ -16,7 +16,7 @@ import { sinceOrigin } from './clock.js';
 import { outageRetryMs } from './outage-retry.js';
 import { HubCommands, reply } from './hub-commands.js';
 import type { HubLink, HubMessage, HubSessionDeps, SessionState } from './hub-deps.js';
-import { RateGate } from './hub-rate.js';
+import { admit, fillBudget, type RateBudget } from './hub-rate.js';
 import { absorbReport, HubReports } from './hub-reports.js';
 import type { TimerHandle, TimerTarget } from './timer-wheel.js';
 
@@ -37,15 +37,14 @@ function slackOf(periodMs: number): number {
  * One connected hub: the handshake (hello → directory claim → welcome), the frames in order
  * through its mailbox, heartbeat and idle enforcement, takeover and close. What the hub reports is
  * kept and acknowledged by `HubReports`, commands to it wait in `HubCommands`, the per-hub rate
- * limit is `RateGate`. Addressed on the bus as `hub.<hubId>.*` while it holds the hub.
+ * limit is `RateBudget` (its fields are the session's). Addressed on the bus as `hub.<hubId>.*` while it holds the hub.
  */
-export class HubSession extends Actor<HubMessage> implements TimerTarget, BusListener {
+export class HubSession extends Actor<HubMessage> implements TimerTarget, BusListener, RateBudget {
   state: SessionState = 'connecting';
   epoch = 0;
   private readonly reports: HubReports;
   /** made on the first command: most sessions of a node never get one */
   private commands: HubCommands | null = null;
-  private readonly rate: RateGate;
   /** ms since CLOCK_ORIGIN of the hub's last frame or ping */
   private lastSeen = sinceOrigin(Date.now());
   private timer: TimerHandle | null;
@@ -55,6 +54,11 @@ export class HubSession extends Actor<HubMessage> implements TimerTarget, BusLis
   /** when the socket was accepted (ms since CLOCK_ORIGIN); why this side closed it (null: the hub or the network did) */
   private readonly since = sinceOrigin(Date.now());
   private closeReason: string | null = null;
+  /** the frame budget (hub-rate.ts), filled in the constructor: fields here, not an object per hub */
+  rateTokens = 0;
+  rateRefilled = 0;
+  rateHeartbeat = 0;
+  rateViolations: RateBudget['rateViolations'] = null;
 
   constructor(
     readonly hubId: string,
@@ -64,7 +68,7 @@ export class HubSession extends Actor<HubMessage> implements TimerTarget, BusLis
   ) {
     super();
     this.reports = new HubReports(this);
-    this.rate = new RateGate(deps, this.lastSeen);
+    fillBudget(this, deps, this.lastSeen);
     this.timer = deps.system.timers.schedule(deps.helloTimeoutMs, this, HELLO_TIMER, slackOf(deps.helloTimeoutMs));
   }
 
@@ -89,7 +93,7 @@ export class HubSession extends Actor<HubMessage> implements TimerTarget, BusLis
   /** Entry point of the gateway for every decoded frame: rate limit, then the mailbox. */
   receiveFrame(frame: HubToServerFrame): void {
     const now = (this.lastSeen = sinceOrigin(Date.now()));
-    const verdict = this.rate.admit(frame, now, this.deps);
+    const verdict = admit(this, frame, now, this.deps);
     if (verdict === 'pass') this.tell(tracing === null ? { type: 'frame', frame } : { type: 'frame', frame, queued: performance.now() });
     else if (verdict === 'close') this.closeWith(CloseCode.rateLimited, 'rate_limited');
     else this.sendError('rate_limited', 'slow down: frame refused, resend it later', seqOf(frame));

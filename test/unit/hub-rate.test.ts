@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { RateGate } from '../../src/actors/hub-rate.js';
+import { admit, fillBudget, type RateBudget, type RateLimit } from '../../src/actors/hub-rate.js';
 import type { HubToServerFrame } from '../../proto/frames.js';
 
 const report: HubToServerFrame = { t: 4, s: 1, r: {} };
@@ -7,17 +7,31 @@ const result: HubToServerFrame = { t: 8, id: 1, ok: true };
 const heartbeat: HubToServerFrame = { t: 3 };
 const T = 1_700_000_000_000;
 
-describe('RateGate', () => {
+/** A budget as a session holds it, with the gate's answer for one frame. */
+class Gate implements RateBudget {
+  rateTokens = 0;
+  rateRefilled = 0;
+  rateHeartbeat = 0;
+  rateViolations: RateBudget['rateViolations'] = null;
+  constructor(rate: RateLimit, t: number) {
+    fillBudget(this, rate, t);
+  }
+  admit(frame: HubToServerFrame, now: number, rate: RateLimit) {
+    return admit(this, frame, now, rate);
+  }
+}
+
+describe('the rate budget', () => {
   it('lets the burst through, then refuses until tokens refill', () => {
     const rate = { ratePerSec: 10, rateBurst: 2 };
-    const gate = new RateGate(rate, T);
+    const gate = new Gate(rate, T);
     expect([gate.admit(report, T, rate), gate.admit(report, T, rate), gate.admit(report, T, rate)]).toEqual(['pass', 'pass', 'refuse']);
     expect(gate.admit(report, T + 100, rate)).toBe('pass'); // 100 ms at 10/s: one token
   });
 
   it('never charges results, and one heartbeat per second', () => {
     const rate = { ratePerSec: 0.001, rateBurst: 1 };
-    const gate = new RateGate(rate, T);
+    const gate = new Gate(rate, T);
     for (let i = 0; i < 50; i++) expect(gate.admit(result, T, rate)).toBe('pass');
     expect(gate.admit(heartbeat, T, rate)).toBe('pass'); // free
     expect(gate.admit(heartbeat, T + 10, rate)).toBe('pass'); // charged: the one token
@@ -27,7 +41,7 @@ describe('RateGate', () => {
 
   it('closes only after more refusals than the burst within one 10 s window', () => {
     const rate = { ratePerSec: 0.001, rateBurst: 2 };
-    const gate = new RateGate(rate, T);
+    const gate = new Gate(rate, T);
     gate.admit(report, T, rate);
     gate.admit(report, T, rate);
     expect([gate.admit(report, T, rate), gate.admit(report, T, rate)]).toEqual(['refuse', 'refuse']);
