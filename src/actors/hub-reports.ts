@@ -23,7 +23,7 @@ import {
 } from '../ports/shadow-store/shadow-store.js';
 import { decodeValue, isPlainObject } from '../protocol/codec.js';
 import { checkReport, DEFAULT_HUB_LIMITS, shadowSize, type HubLimits } from './hub-limits.js';
-import { tableDelete, tableGet, tableIds, tableSet, type DeviceTable } from './device-table.js';
+import { tableDelete, tableGet, tableIds, tableSet, tableSize, type DeviceTable } from './device-table.js';
 import type { HubSessionDeps, SessionState } from './hub-deps.js';
 
 /** What the reported side needs of its session. */
@@ -52,8 +52,7 @@ export interface ReportHost {
 export class HubReports implements CursorListener {
   /** every device of the hub, with the attributes it reported and their versions */
   private reported: DeviceTable<CachedAttrs> = [];
-  /** devices in `reported`, and the estimated bytes of its reported side (see HubLimits) */
-  private deviceCount = 0;
+  /** the estimated bytes of the reported side (see HubLimits) */
   private shadowBytes = 0;
   private boot = '';
   /** last sequence number accepted (-1: none for this boot); its writes may still be in flight */
@@ -98,7 +97,7 @@ export class HubReports implements CursorListener {
 
   /** Whether a command may name this device: any, until the hub has told its devices. */
   mayCommand(deviceId: string): boolean {
-    return this.deviceCount === 0 || tableGet(this.reported, deviceId) !== undefined;
+    return tableSize(this.reported) === 0 || tableGet(this.reported, deviceId) !== undefined;
   }
 
   /** Applies a sequenced frame once: true when new, false when a duplicate or out of order. */
@@ -168,9 +167,7 @@ export class HubReports implements CursorListener {
   }
 
   private countShadow(): void {
-    const size = shadowSize(this.reported);
-    this.deviceCount = size.devices;
-    this.shadowBytes = size.bytes;
+    this.shadowBytes = shadowSize(this.reported).bytes;
   }
 
   /**
@@ -180,7 +177,7 @@ export class HubReports implements CursorListener {
   report(frame: ReportFrame, from?: number, queued?: number): void {
     // a coalesced report spans from..s; re-applying its older part is harmless (same values)
     if (!this.accept(frame.s, from)) return;
-    const bytes = checkReport(frame, this.reported, this.deviceCount, this.shadowBytes, this.limits);
+    const bytes = checkReport(frame, this.reported, tableSize(this.reported), this.shadowBytes, this.limits);
     if (typeof bytes !== 'number') {
       // refused whole and consumed: nothing of it is stored, the next ack covers its number
       this.host.sendError(bytes.code, bytes.message, frame.s, bytes.field);
@@ -207,7 +204,6 @@ export class HubReports implements CursorListener {
 
   /** A device the hub has not told of before: nothing reported, version 0. */
   private addDevice(deviceId: string): CachedAttrs {
-    this.deviceCount++;
     const attrs = cached({}, 0);
     this.reported = tableSet(this.reported, deviceId, attrs);
     return attrs;
@@ -249,7 +245,7 @@ export class HubReports implements CursorListener {
     const removed = [...left];
     if (keep) for (const id of tableIds(this.reported)) if (!keep.has(id)) removed.push(id);
     const gone = new Set(removed.filter((id) => tableGet(this.reported, id) !== undefined));
-    let devices = this.deviceCount - gone.size;
+    let devices = tableSize(this.reported) - gone.size;
     for (const d of joined) if (tableGet(this.reported, d.d) === undefined || gone.has(d.d)) devices++;
     if (devices > this.limits.devices) {
       this.host.sendError('limit_exceeded', `more than ${this.limits.devices} devices on this hub`, frame.s, 'j');
