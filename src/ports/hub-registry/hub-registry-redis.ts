@@ -1,4 +1,5 @@
 import type { Redis } from 'ioredis';
+import { Interner } from '../../actors/intern.js';
 import { TierError } from '../../errors.js';
 import type { Logger } from '../../log/logger.js';
 import {
@@ -240,12 +241,15 @@ function pairs(flat: string[]): Record<string, string> {
   return out;
 }
 
+/** A fleet has few models: one copy of each in the node (whose registry cache keeps every record it read), not one per hub. */
+const MODELS = new Interner(1_024, 64);
+
 function decode(hubId: string, h: Record<string, string>): HubRecord | null {
   if (h.homeId === undefined) return null;
   if (h.secret === undefined || h.enabled === undefined || h.createdAt === undefined) {
     throw new TierError('internal', `hub record ${hubId} in redis lacks fields: ${Object.keys(h).join(',')}`);
   }
-  const r: HubRecord = { hubId, homeId: h.homeId, model: h.model, secret: h.secret, enabled: h.enabled === '1', createdAt: Number(h.createdAt) };
+  const r: HubRecord = { hubId, homeId: h.homeId, model: h.model === undefined ? undefined : MODELS.intern(h.model), secret: h.secret, enabled: h.enabled === '1', createdAt: Number(h.createdAt) };
   if (h.secretVersion !== undefined && h.secretVersion !== '1') r.secretVersion = Number(h.secretVersion);
   if (h.prevSecret !== undefined && h.prevUntil !== undefined) r.previousSecret = { secret: h.prevSecret, until: Number(h.prevUntil) };
   if (h.labels !== undefined) {
