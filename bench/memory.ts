@@ -25,6 +25,9 @@ usage: npm run bench:memory -- [options]
   --warmup K     hubs that connect, fill their shadows and leave before the baseline is taken
                  (default 1000; 0: none, the figures before 2026-11-30 (fourth)), so that code
                  compiled for the session path, a cost of the process, is not divided among the sessions
+  --marginal     connect the sessions in two halves and also report the second half on its own:
+                 what each further session adds once the process has grown its heap and allocator
+                 arenas for the first (the young generation alone grows by up to 48 MB, once)
   --workers W    client processes (default: 2, or more so that each holds at most 19,000 sockets)
   --json         print one JSON object on stdout (progress goes to stderr)
   --cluster      run the node in cluster mode (its own nats-server and redis-server): the shadow
@@ -36,7 +39,9 @@ usage: npm run bench:memory -- [options]
   -h, --help     this text
 
 Both processes are measured after a full garbage collection (--expose-gc and a SIGUSR2 hook):
-resident memory (VmRSS) before and after the sockets, divided by their number.
+resident memory (VmRSS) before and after the sockets, divided by their number; of it, the
+anonymous part (RssAnon: without the pages of memory-mapped files, which the embedded default's
+LMDB store adds to RSS as the page cache holds them); and the JS heap used.
 `;
 
 const say = (line: string) => process.stderr.write(`${line}\n`);
@@ -50,6 +55,7 @@ function parse() {
         devices: { type: 'string', default: '8' },
         'device-ids': { type: 'string', default: 'per-hub' },
         warmup: { type: 'string', default: '1000' },
+        marginal: { type: 'boolean', default: false },
         workers: { type: 'string' },
         json: { type: 'boolean', default: false },
         'heap-snapshot': { type: 'boolean', default: false },
@@ -88,7 +94,7 @@ function parse() {
     process.exit(2);
   }
   const workers = values.workers === undefined ? Math.max(2, Math.ceil(sessions / MAX_SOCKETS_PER_WORKER)) : Number(values.workers);
-  return { sessions, devices, deviceIds, warmup, workers, json: values.json, heapSnapshot: values['heap-snapshot'], cluster: values.cluster, tsx: values.tsx };
+  return { sessions, devices, deviceIds, warmup, marginal: values.marginal, workers, json: values.json, heapSnapshot: values['heap-snapshot'], cluster: values.cluster, tsx: values.tsx };
 }
 
 function sleep(ms: number): Promise<void> {
@@ -114,6 +120,8 @@ interface Measured {
   before: GcReading;
   after: GcReading;
   rssPer: number;
+  /** anonymous resident memory per socket (RssAnon): RSS without the pages of memory-mapped files; null where unknown */
+  anonPer: number | null;
   heapPer: number;
   heapTotalPer: number;
   externalPer: number;
@@ -127,12 +135,17 @@ async function measure(proc: Proc, fleet: Fleet, sockets: number, expectAcks: nu
   if (ok < sockets) throw new Error(`only ${ok} of ${sockets} sockets connected: ${JSON.stringify((await fleet.snapshot()).counters.errors)}`);
   await settle(fleet, expectAcks, 30_000);
   await sleep(1_000);
-  const after = await collect(proc);
+  return between(await collect(proc), before, sockets);
+}
+
+/** Memory per socket between two readings. */
+function between(after: GcReading, before: GcReading, sockets: number): Measured {
   return {
     sockets,
     before,
     after,
     rssPer: Math.round((after.rss - before.rss) / sockets),
+    anonPer: after.rssAnon !== undefined && before.rssAnon !== undefined ? Math.round((after.rssAnon - before.rssAnon) / sockets) : null,
     heapPer: Math.round((after.heapUsed - before.heapUsed) / sockets),
     heapTotalPer: Math.round((after.heapTotal - before.heapTotal) / sockets),
     externalPer: Math.round((after.external - before.external) / sockets),
@@ -177,6 +190,7 @@ async function main(): Promise<void> {
   const base = { devices: args.devices, deviceIds: args.deviceIds, sourceAddresses: [], connectConcurrency: 200, connectTimeoutMs: 30_000, reconnect: false };
   let floor: Measured;
   let server: Measured;
+  let second: Measured | undefined;
   try {
     // the floor: a bare uWS server holding idle sockets
     say(`floor: ${args.sessions} idle sockets on a bare uWS server`);
@@ -206,17 +220,27 @@ async function main(): Promise<void> {
     stops.push(() => node.stop());
     if (args.warmup > 0) await warmUp(node, args, base);
     const hubs = Array.from({ length: args.sessions }, (_, i) => ({ id: `mem-${i}`, home: `home-${Math.floor(i / 10)}`, target: 0 }));
-    const fleet = await Fleet.start(configs(node.wsUrl, hubs, args.workers, { ...base, adminToken: node.adminToken, signed: true, fill: true }));
-    stops.push(() => fleet.stop());
-    const prov = await fleet.all<{ ok: number; failed: number }, 'provision'>('provision');
-    if (prov.some((p) => p.failed > 0)) throw new Error('provisioning failed');
+    // --marginal: two fleets, so that the second half's sessions are measured on their own
+    const batches = args.marginal ? [hubs.slice(0, hubs.length / 2), hubs.slice(hubs.length / 2)] : [hubs];
+    const fleets: Fleet[] = [];
+    for (const batch of batches) {
+      const fleet = await Fleet.start(configs(node.wsUrl, batch, Math.max(1, Math.round(args.workers / batches.length)), { ...base, adminToken: node.adminToken, signed: true, fill: true }));
+      stops.push(() => fleet.stop());
+      const prov = await fleet.all<{ ok: number; failed: number }, 'provision'>('provision');
+      if (prov.some((p) => p.failed > 0)) throw new Error('provisioning failed');
+      fleets.push(fleet);
+    }
     // provisioned hub records are not session memory: the baseline is taken after them
-    server = await measure(node, fleet, args.sessions, args.devices > 0 ? 2 * args.sessions : 0);
+    const steps: Measured[] = [];
+    for (const [i, fleet] of fleets.entries()) steps.push(await measure(node, fleet, batches[i]!.length, args.devices > 0 ? 2 * batches[i]!.length : 0));
+    server = between(steps.at(-1)!.after, steps[0]!.before, args.sessions);
+    if (args.marginal) second = steps[1]!;
   } finally {
     for (const s of stops.reverse()) await s().catch(() => {});
   }
 
   const kb = (b: number) => (b / 1024).toFixed(2);
+  const anonKb = (m: Measured) => (m.anonPer === null ? 'n/a' : kb(m.anonPer));
   let heapText = '';
   let heapRows: unknown = undefined;
   if (server.before.snapshot && server.after.snapshot) {
@@ -233,10 +257,13 @@ async function main(): Promise<void> {
     deviceIds: args.deviceIds,
     warmupHubs: args.warmup,
     bytesPerSession: server.rssPer,
+    anonBytesPerSession: server.anonPer,
     heapBytesPerSession: server.heapPer,
     heapCommittedBytesPerSession: server.heapTotalPer,
     externalBytesPerSession: server.externalPer,
+    marginal: second && { sessions: second.sockets, bytesPerSession: second.rssPer, anonBytesPerSession: second.anonPer, heapBytesPerSession: second.heapPer, heapCommittedBytesPerSession: second.heapTotalPer },
     floorBytesPerSocket: floor.rssPer,
+    floorAnonBytesPerSocket: floor.anonPer,
     floorHeapBytesPerSocket: floor.heapPer,
     ratio: Math.round((100 * server.rssPer) / Math.max(1, floor.rssPer)) / 100,
     server: { rssBefore: server.before.rss, rssAfter: server.after.rss, heapBefore: server.before.heapUsed, heapAfter: server.after.heapUsed },
@@ -247,12 +274,13 @@ async function main(): Promise<void> {
     `machine: ${cpus().length} cores, Node ${process.version}; ${args.sessions} sockets per process, measured after a full GC${args.warmup > 0 ? `; the server's baseline after ${args.warmup} warm-up hubs came and went` : ''}`,
     '',
     table([
-      ['process', 'RSS before MB', 'RSS after MB', 'RSS KB/socket', 'JS heap used KB/socket', 'JS heap committed KB/socket', 'external KB/socket'],
-      ['bare uWS, idle sockets (floor)', (floor.before.rss / 2 ** 20).toFixed(1), (floor.after.rss / 2 ** 20).toFixed(1), kb(floor.rssPer), kb(floor.heapPer), kb(floor.heapTotalPer), kb(floor.externalPer)],
-      [`server (${args.cluster ? 'cluster' : 'embedded'}, ${args.tsx ? 'tsx' : 'compiled'}), hub sessions (${args.devices}-device shadow, ids ${args.deviceIds})`, (server.before.rss / 2 ** 20).toFixed(1), (server.after.rss / 2 ** 20).toFixed(1), kb(server.rssPer), kb(server.heapPer), kb(server.heapTotalPer), kb(server.externalPer)],
+      ['process', 'RSS before MB', 'RSS after MB', 'RSS KB/socket', 'RSS anon KB/socket', 'JS heap used KB/socket', 'JS heap committed KB/socket', 'external KB/socket'],
+      ['bare uWS, idle sockets (floor)', (floor.before.rss / 2 ** 20).toFixed(1), (floor.after.rss / 2 ** 20).toFixed(1), kb(floor.rssPer), anonKb(floor), kb(floor.heapPer), kb(floor.heapTotalPer), kb(floor.externalPer)],
+      [`server (${args.cluster ? 'cluster' : 'embedded'}, ${args.tsx ? 'tsx' : 'compiled'}), hub sessions (${args.devices}-device shadow, ids ${args.deviceIds})`, (server.before.rss / 2 ** 20).toFixed(1), (server.after.rss / 2 ** 20).toFixed(1), kb(server.rssPer), anonKb(server), kb(server.heapPer), kb(server.heapTotalPer), kb(server.externalPer)],
     ]),
     '',
     `server memory per hub session: ${kb(server.rssPer)} KB (${out.ratio}x the bare socket's ${kb(floor.rssPer)} KB)`,
+    second ? `the second ${second.sockets} sessions alone (what each further session adds): RSS ${kb(second.rssPer)} KB, anonymous ${anonKb(second)} KB, JS heap used ${kb(second.heapPer)} KB, committed ${kb(second.heapTotalPer)} KB` : '',
     heapText,
   ].join('\n');
   printResult(args.json, text, out);

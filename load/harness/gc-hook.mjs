@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeHeapSnapshot } from 'node:v8';
 
@@ -10,13 +11,28 @@ import { writeHeapSnapshot } from 'node:v8';
  * (the rule workers of measured nodes never started).
  */
 let n = 0;
+
+/**
+ * Anonymous and file-backed resident memory (Linux, /proc/self/status; undefined elsewhere): a
+ * memory-mapped store's pages (LMDB) are file-backed, so the anonymous part is the process's own.
+ */
+function residentSplit() {
+  try {
+    const status = readFileSync('/proc/self/status', 'utf8');
+    const kb = (name) => Number(new RegExp(`^${name}:\\s+(\\d+) kB`, 'm').exec(status)?.[1]) * 1024;
+    return { rssAnon: kb('RssAnon'), rssFile: kb('RssFile') };
+  } catch {
+    return {};
+  }
+}
 process.on('SIGUSR2', () => {
   const gc = globalThis.gc;
   gc?.();
   gc?.();
   // read before a snapshot: writing one takes memory of its own
   const m = process.memoryUsage();
+  const split = residentSplit();
   const dir = process.env.HEAP_SNAPSHOT_DIR;
   const snapshot = dir ? writeHeapSnapshot(join(dir, `heap-${process.pid}-${++n}.heapsnapshot`)) : undefined;
-  process.stderr.write(`${JSON.stringify({ gcHook: true, collected: gc !== undefined, rss: m.rss, heapUsed: m.heapUsed, heapTotal: m.heapTotal, external: m.external, arrayBuffers: m.arrayBuffers, snapshot })}\n`);
+  process.stderr.write(`${JSON.stringify({ gcHook: true, collected: gc !== undefined, rss: m.rss, ...split, heapUsed: m.heapUsed, heapTotal: m.heapTotal, external: m.external, arrayBuffers: m.arrayBuffers, snapshot })}\n`);
 });

@@ -10,6 +10,9 @@ export const MEASURED_COMPILED_FLAGS: readonly string[] = ['--expose-gc', '--imp
 
 export interface GcReading {
   rss: number;
+  /** of `rss`, the anonymous and the file-backed pages (Linux; absent elsewhere): a memory-mapped store's are file-backed */
+  rssAnon?: number;
+  rssFile?: number;
   heapUsed: number;
   /** V8 heap committed (used or not) */
   heapTotal: number;

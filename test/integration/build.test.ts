@@ -117,6 +117,10 @@ describe('the compiled node (npm run build)', () => {
       const reading = await collect(measured);
       expect(reading.heapUsed).toBeGreaterThan(0);
       expect(reading.rss).toBeGreaterThan(reading.heapUsed);
+      // Linux splits resident memory into anonymous and file-backed pages (a memory-mapped store's are the latter)
+      expect(reading.rssAnon).toBeGreaterThan(0);
+      expect(reading.rssFile).toBeGreaterThan(0);
+      expect(Math.abs(reading.rssAnon! + reading.rssFile! - reading.rss)).toBeLessThan(0.1 * reading.rss);
     } finally {
       await measured.stop();
     }
