@@ -37,7 +37,8 @@ function slackOf(periodMs: number): number {
  * One connected hub: the handshake (hello → directory claim → welcome), the frames in order
  * through its mailbox, heartbeat and idle enforcement, takeover and close. What the hub reports is
  * kept and acknowledged by `HubReports`, commands to it wait in `HubCommands`, the per-hub rate
- * limit is `RateBudget` (its fields are the session's). Addressed on the bus as `hub.<hubId>.*` while it holds the hub.
+ * limit is `RateBudget` (its fields are the session's). Addressed on the bus as `hub.<hubId>.*`
+ * while it holds the hub.
  */
 export class HubSession extends Actor<HubMessage> implements TimerTarget, BusListener, RateBudget {
   state: SessionState = 'connecting';
