@@ -22,7 +22,7 @@ import {
   type SeqCursor,
 } from '../ports/shadow-store/shadow-store.js';
 import { decodeValue, isPlainObject } from '../protocol/codec.js';
-import { checkReport, DEFAULT_HUB_LIMITS, shadowSize, type HubLimits } from './hub-limits.js';
+import { checkReport, DEFAULT_HUB_LIMITS, shadowBytes, type HubLimits } from './hub-limits.js';
 import { tableDelete, tableGet, tableIds, tableSet, tableSize, type DeviceTable } from './device-table.js';
 import type { HubSessionDeps, SessionState } from './hub-deps.js';
 
@@ -167,7 +167,7 @@ export class HubReports implements CursorListener {
   }
 
   private countShadow(): void {
-    this.shadowBytes = shadowSize(this.reported).bytes;
+    this.shadowBytes = shadowBytes(this.reported);
   }
 
   /**
