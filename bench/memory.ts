@@ -160,18 +160,31 @@ async function sessionsHeld(node: NodeProc): Promise<number> {
   return Number(m[1]);
 }
 
-/**
- * Hubs that connect, fill their shadows and leave before the baseline: what the node compiles
- * for the session path (about 150 bytes per session when divided among 10,000) is then a cost of
- * the process, not of the sessions measured, as it is in a node that has served for a while.
- */
-async function warmUp(node: NodeProc, args: ReturnType<typeof parse>, base: Omit<WorkerConfig, 'targets' | 'hubs' | 'apps' | 'adminToken' | 'signed' | 'fill'>): Promise<void> {
-  say(`warm-up: ${args.warmup} hubs connect, fill their shadows and leave`);
-  const hubs = Array.from({ length: args.warmup }, (_, i) => ({ id: `warm-${i}`, home: `warm-home-${Math.floor(i / 10)}`, target: 0 }));
-  const fleet = await Fleet.start(configs(node.wsUrl, hubs, args.workers, { ...base, adminToken: node.adminToken, signed: true, fill: true }));
+type FleetBase = Omit<WorkerConfig, 'targets' | 'hubs' | 'apps' | 'adminToken' | 'signed' | 'fill'>;
+
+/** Signed hubs that fill their shadows, in `workers` processes, provisioned on `node` (not yet connected). */
+async function hubFleet(node: NodeProc, hubs: HubSpec[], workers: number, base: FleetBase): Promise<Fleet> {
+  const fleet = await Fleet.start(configs(node.wsUrl, hubs, workers, { ...base, adminToken: node.adminToken, signed: true, fill: true }));
   try {
     const prov = await fleet.all<{ ok: number; failed: number }, 'provision'>('provision');
-    if (prov.some((p) => p.failed > 0)) throw new Error('warm-up provisioning failed');
+    if (prov.some((p) => p.failed > 0)) throw new Error('provisioning failed');
+    return fleet;
+  } catch (err) {
+    await fleet.stop();
+    throw err;
+  }
+}
+
+/**
+ * Hubs that connect, fill their shadows and leave before the baseline: what the node compiles
+ * for the session path (about 100 bytes per session when divided among 10,000) is then a cost of
+ * the process, not of the sessions measured, as it is in a node that has served for a while.
+ */
+async function warmUp(node: NodeProc, args: ReturnType<typeof parse>, base: FleetBase): Promise<void> {
+  say(`warm-up: ${args.warmup} hubs connect, fill their shadows and leave`);
+  const hubs = Array.from({ length: args.warmup }, (_, i) => ({ id: `warm-${i}`, home: `warm-home-${Math.floor(i / 10)}`, target: 0 }));
+  const fleet = await hubFleet(node, hubs, args.workers, base);
+  try {
     await fleet.all<ConnectResult, 'connect'>('connect');
     await settle(fleet, args.devices > 0 ? 2 * args.warmup : 0, 30_000);
   } finally {
@@ -221,13 +234,12 @@ async function main(): Promise<void> {
     if (args.warmup > 0) await warmUp(node, args, base);
     const hubs = Array.from({ length: args.sessions }, (_, i) => ({ id: `mem-${i}`, home: `home-${Math.floor(i / 10)}`, target: 0 }));
     // --marginal: two fleets, so that the second half's sessions are measured on their own
-    const batches = args.marginal ? [hubs.slice(0, hubs.length / 2), hubs.slice(hubs.length / 2)] : [hubs];
+    const half = Math.floor(hubs.length / 2);
+    const batches = args.marginal ? [hubs.slice(0, half), hubs.slice(half)] : [hubs];
     const fleets: Fleet[] = [];
     for (const batch of batches) {
-      const fleet = await Fleet.start(configs(node.wsUrl, batch, Math.max(1, Math.round(args.workers / batches.length)), { ...base, adminToken: node.adminToken, signed: true, fill: true }));
+      const fleet = await hubFleet(node, batch, Math.max(1, Math.round(args.workers / batches.length)), base);
       stops.push(() => fleet.stop());
-      const prov = await fleet.all<{ ok: number; failed: number }, 'provision'>('provision');
-      if (prov.some((p) => p.failed > 0)) throw new Error('provisioning failed');
       fleets.push(fleet);
     }
     // provisioned hub records are not session memory: the baseline is taken after them
