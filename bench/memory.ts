@@ -27,7 +27,8 @@ usage: npm run bench:memory -- [options]
                  compiled for the session path, a cost of the process, is not divided among the sessions
   --marginal     connect the sessions in two halves and also report the second half on its own:
                  what each further session adds once the process has grown its heap and allocator
-                 arenas for the first (the young generation alone grows by up to 48 MB, once)
+                 arenas for the first (old space's committed pages have grown by 15-100 MB, once;
+                 the JSON's server.spaceGrowth says which V8 space grew)
   --workers W    client processes (default: 2, or more so that each holds at most 19,000 sockets)
   --json         print one JSON object on stdout (progress goes to stderr)
   --cluster      run the node in cluster mode (its own nats-server and redis-server): the shadow
@@ -150,6 +151,12 @@ function between(after: GcReading, before: GcReading, sockets: number): Measured
     heapTotalPer: Math.round((after.heapTotal - before.heapTotal) / sockets),
     externalPer: Math.round((after.external - before.external) / sockets),
   };
+}
+
+/** Committed bytes each V8 heap space grew by between the two readings (spaces that did not grow left out). */
+function spaceGrowth(m: Measured): Record<string, number> {
+  const before = m.before.spaces ?? {};
+  return Object.fromEntries(Object.entries(m.after.spaces ?? {}).map(([name, size]) => [name, size - (before[name] ?? 0)]).filter(([, grew]) => grew !== 0));
 }
 
 /** Hub sessions the node holds now, from its metrics. */
@@ -278,7 +285,7 @@ async function main(): Promise<void> {
     floorAnonBytesPerSocket: floor.anonPer,
     floorHeapBytesPerSocket: floor.heapPer,
     ratio: Math.round((100 * server.rssPer) / Math.max(1, floor.rssPer)) / 100,
-    server: { rssBefore: server.before.rss, rssAfter: server.after.rss, heapBefore: server.before.heapUsed, heapAfter: server.after.heapUsed },
+    server: { rssBefore: server.before.rss, rssAfter: server.after.rss, heapBefore: server.before.heapUsed, heapAfter: server.after.heapUsed, spaceGrowth: spaceGrowth(server) },
     floor: { rssBefore: floor.before.rss, rssAfter: floor.after.rss, heapBefore: floor.before.heapUsed, heapAfter: floor.after.heapUsed },
     heapPerSession: heapRows,
   };

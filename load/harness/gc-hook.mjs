@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { writeHeapSnapshot } from 'node:v8';
+import { getHeapSpaceStatistics, writeHeapSnapshot } from 'node:v8';
 
 /**
  * Preloaded into measured processes (`--expose-gc --import tsx --import ./load/harness/gc-hook.mjs`):
@@ -32,7 +32,9 @@ process.on('SIGUSR2', () => {
   // read before a snapshot: writing one takes memory of its own
   const m = process.memoryUsage();
   const split = residentSplit();
+  // committed bytes per V8 space: says which space a step in the committed heap came from
+  const spaces = Object.fromEntries(getHeapSpaceStatistics().map((s) => [s.space_name, s.space_size]));
   const dir = process.env.HEAP_SNAPSHOT_DIR;
   const snapshot = dir ? writeHeapSnapshot(join(dir, `heap-${process.pid}-${++n}.heapsnapshot`)) : undefined;
-  process.stderr.write(`${JSON.stringify({ gcHook: true, collected: gc !== undefined, rss: m.rss, ...split, heapUsed: m.heapUsed, heapTotal: m.heapTotal, external: m.external, arrayBuffers: m.arrayBuffers, snapshot })}\n`);
+  process.stderr.write(`${JSON.stringify({ gcHook: true, collected: gc !== undefined, rss: m.rss, ...split, heapUsed: m.heapUsed, heapTotal: m.heapTotal, external: m.external, arrayBuffers: m.arrayBuffers, spaces, snapshot })}\n`);
 });

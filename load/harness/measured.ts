@@ -18,6 +18,8 @@ export interface GcReading {
   heapTotal: number;
   external: number;
   arrayBuffers: number;
+  /** committed bytes per V8 heap space (`new_space`, `old_space`, …) */
+  spaces?: Record<string, number>;
   /** heap snapshot written after the collection (HEAP_SNAPSHOT_DIR set for the process) */
   snapshot?: string;
 }

@@ -121,6 +121,9 @@ describe('the compiled node (npm run build)', () => {
       expect(reading.rssAnon).toBeGreaterThan(0);
       expect(reading.rssFile).toBeGreaterThan(0);
       expect(Math.abs(reading.rssAnon! + reading.rssFile! - reading.rss)).toBeLessThan(0.1 * reading.rss);
+      // the committed size of each V8 space, which add up to the committed heap
+      expect(reading.spaces!.old_space).toBeGreaterThan(0);
+      expect(Object.values(reading.spaces!).reduce((a, b) => a + b, 0)).toBe(reading.heapTotal);
     } finally {
       await measured.stop();
     }
