@@ -15,7 +15,7 @@ import type { Logger } from '../log/logger.js';
 import { decodeValue, encodeBus, isPlainObject } from '../protocol/codec.js';
 import type { Bus } from '../ports/bus/bus.js';
 import type { Directory, HubLocation } from '../ports/directory/directory.js';
-import type { HubLabels, HubPatch, HubQuery, HubRecord, HubRegistry } from '../ports/hub-registry/hub-registry.js';
+import type { HubInfo, HubLabels, HubPatch, HubQuery, HubRecord, HubRegistry } from '../ports/hub-registry/hub-registry.js';
 import type { RuleStore } from '../ports/rule-store/rule-store.js';
 import type { EventHistory } from '../ports/history/history.js';
 import type { ShadowStore } from '../ports/shadow-store/shadow-store.js';
@@ -122,7 +122,7 @@ export class Fleet {
   }
 
   async get(hubId: string): Promise<Static<typeof FleetHub>> {
-    const hub = await this.deps.registry.get(hubId);
+    const hub = await this.deps.registry.lookup(hubId);
     if (!hub) throw notFound(hubId);
     return (await this.views([hub]))[0]!;
   }
@@ -189,7 +189,7 @@ export class Fleet {
    */
   noteFirmware(hubId: string, firmware: string): void {
     void (async () => {
-      const hub = await this.deps.registry.get(hubId);
+      const hub = await this.deps.registry.lookup(hubId);
       if (hub === null || hub.firmware === firmware) return;
       await this.deps.registry.update(hubId, { firmware });
       this.changed(hubId);
@@ -217,7 +217,7 @@ export class Fleet {
     await new Promise((r) => setTimeout(r, this.deps.shadows.batchWindowMs));
   }
 
-  private async views(hubs: HubRecord[]): Promise<Array<Static<typeof FleetHub>>> {
+  private async views(hubs: HubInfo[]): Promise<Array<Static<typeof FleetHub>>> {
     const locs = await Promise.all(hubs.map((h) => this.deps.directory.lookup(h.hubId)));
     return hubs.map((h, i) => ({
       hubId: h.hubId,
@@ -252,7 +252,7 @@ export function namesHub(value: unknown, hubId: string): boolean {
  */
 export function commandsToEnabledHubs<A extends unknown[], R>(registry: HubRegistry, send: (hubId: string, ...rest: A) => Promise<R>): (hubId: string, ...rest: A) => Promise<R> {
   return async (hubId, ...rest) => {
-    const hub = await registry.get(hubId);
+    const hub = await registry.lookup(hubId);
     if (hub !== null && !hub.enabled) throw new TierError('hub_disabled', `hub ${hubId} is disabled: commands are refused until it is enabled`);
     return send(hubId, ...rest);
   };

@@ -5,7 +5,7 @@ import { publishDesired, sendCommand, type CommandMetrics } from '../actors/comm
 import { DEFAULT_HUB_LIMITS, type HubLimits } from '../actors/hub-limits.js';
 import type { Bus } from '../ports/bus/bus.js';
 import type { Directory } from '../ports/directory/directory.js';
-import type { HubRecord, HubRegistry } from '../ports/hub-registry/hub-registry.js';
+import type { HubInfo, HubRegistry } from '../ports/hub-registry/hub-registry.js';
 import type { ShadowStore } from '../ports/shadow-store/shadow-store.js';
 import { TierError } from '../errors.js';
 import { compile } from '../schemas/check.js';
@@ -58,13 +58,13 @@ export function mountApi(app: TemplatedApp, deps: ApiDeps): void {
   const audit = deps.audit ?? NO_AUDIT;
 
   /** Authenticates and loads the hub the caller may touch. */
-  async function hubFor(call: HttpCall): Promise<{ principal: Principal; hub: HubRecord }> {
+  async function hubFor(call: HttpCall): Promise<{ principal: Principal; hub: HubInfo }> {
     const principal = await auth.fromHeader(call.authorization);
     return { principal, hub: await hubOf(principal, parseId(call.params[0], 'hubId')) };
   }
 
-  async function hubOf(principal: Principal, hubId: string): Promise<HubRecord> {
-    const hub = await registry.get(hubId);
+  async function hubOf(principal: Principal, hubId: string): Promise<HubInfo> {
+    const hub = await registry.lookup(hubId);
     if (!hub) {
       if (principal.kind === 'admin') throw new TierError('not_found', `hub ${hubId} is not provisioned`);
       throw new TierError('forbidden', `not allowed to access hub ${hubId}`);
@@ -77,7 +77,7 @@ export function mountApi(app: TemplatedApp, deps: ApiDeps): void {
    * A control action on a hub, recorded once the caller is known (a refused token is not an
    * action of anyone): the hub's home is added when the caller may see it.
    */
-  async function onHub<T>(call: HttpCall, what: AuditWhat, action: (hub: HubRecord) => Promise<T>): Promise<T> {
+  async function onHub<T>(call: HttpCall, what: AuditWhat, action: (hub: HubInfo) => Promise<T>): Promise<T> {
     const principal = await auth.fromHeader(call.authorization);
     const hubId = parseId(call.params[0], 'hubId');
     what.hubId = hubId;

@@ -76,8 +76,8 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
   const auth = new Authenticator(config.adminToken, config.jwtSecret, { requireExp: config.jwtRequireExp, revoked: fleet.revoked });
   // every control action: stored (ports.audit) and published on `audit.events` for a SIEM
   const audit = new AuditTrail({ ...(ports.audit ? { store: ports.audit } : {}), bus: ports.bus, node: config.nodeId, log: log.child({ part: 'audit' }) });
-  // the node's one hub → home lookup: the cluster registry caches (CachingHubRegistry), the memory one is a map
-  const homeOfHub = async (hubId: string) => (await ports.registry.get(hubId))?.homeId ?? null;
+  // the node's one hub → home lookup: the cluster registry caches it (CachingHubRegistry), the embedded one reads LMDB
+  const homeOfHub = async (hubId: string) => (await ports.registry.lookup(hubId))?.homeId ?? null;
   const automation = createAutomation({
     store: ports.rules,
     lease: ports.lease,

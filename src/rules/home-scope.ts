@@ -3,9 +3,9 @@
  * home when it is written; this covers hubs moved to another home since: their state is not read
  * and commands to them fail with `forbidden`.
  *
- * Each check asks the node's registry lookup (`homeOfHub`), which is the node's one hub → home
- * cache: in cluster mode the registry is a CachingHubRegistry (30 s), in the embedded mode an
- * in-memory map, as cheap as a cache. Without `homeOfHub` every hub counts as in the home.
+ * Each check asks the node's registry lookup (`homeOfHub`, `HubRegistry.lookup`): in cluster mode
+ * the registry is a CachingHubRegistry (30 s), in the embedded mode an LMDB read, as cheap as a
+ * cache. Without `homeOfHub` every hub counts as in the home.
  */
 import type { Attrs } from '../../proto/frames.js';
 import { TierError } from '../errors.js';

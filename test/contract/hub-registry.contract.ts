@@ -77,6 +77,22 @@ export function hubRegistryContract(name: string, make: HubRegistryFactory): voi
       expect(await reg.get(hub)).toEqual(r);
     });
 
+    it('lookup answers the record without its secrets (null for an unknown hub), and sees every write', async () => {
+      expect(await reg.lookup(hub)).toBeNull();
+      await reg.create(record(hub, { labels: { floor: '2' }, firmware: '1.4.0' }));
+      expect(await reg.lookup(hub)).toEqual({ hubId: hub, homeId: `home-${hub}`, model: 'HG-2', enabled: true, createdAt: 1_700_000_000_000, labels: { floor: '2' }, firmware: '1.4.0' });
+      expect(await reg.rotateSecret(hub, 'secret-2', Date.now() + 60_000)).not.toBeNull();
+      const info = (await reg.lookup(hub))!;
+      expect(info.secretVersion).toBe(2);
+      expect(Object.keys(info)).not.toContain('secret');
+      expect(Object.keys(info)).not.toContain('previousSecret');
+      expect(JSON.stringify(info)).not.toContain('secret-');
+      await reg.update(hub, { homeId: 'home-moved' });
+      expect((await reg.lookup(hub))?.homeId).toBe('home-moved');
+      await reg.remove(hub);
+      expect(await reg.lookup(hub)).toBeNull();
+    });
+
     it('keeps a record without a model', async () => {
       await reg.create(record(hub, { model: undefined, enabled: false }));
       const got = await reg.get(hub);

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { CachingHubRegistry } from '../../src/ports/hub-registry/hub-registry-cache.js';
-import type { HubRecord, HubRegistry } from '../../src/ports/hub-registry/hub-registry.js';
+import { infoOf, type HubRecord, type HubRegistry } from '../../src/ports/hub-registry/hub-registry.js';
 import { MemoryHubRegistry } from '../../src/ports/hub-registry/hub-registry-memory.js';
 
 /** A registry that counts reads and can be made unreachable. */
@@ -17,62 +17,89 @@ class FlakyRegistry extends MemoryHubRegistry implements HubRegistry {
 const record = (hubId: string): HubRecord => ({ hubId, homeId: 'home', model: undefined, secret: 's', enabled: true, createdAt: 1 });
 
 describe('CachingHubRegistry', () => {
-  it('serves fresh entries from memory, re-reads after the ttl, and serves stale entries while the registry is down', async () => {
+  it('serves lookups from memory while fresh, re-reads after the ttl, and serves stale entries while the registry is down', async () => {
     let now = 0;
     const inner = new FlakyRegistry();
     await inner.create(record('h1'));
     const cache = new CachingHubRegistry(inner, 1_000, 60_000, 100, () => now);
-    expect((await cache.get('h1'))?.homeId).toBe('home');
-    expect((await cache.get('h1'))?.homeId).toBe('home');
+    expect((await cache.lookup('h1'))?.homeId).toBe('home');
+    expect((await cache.lookup('h1'))?.homeId).toBe('home');
     expect(inner.reads).toBe(1);
     now = 1_500;
-    await cache.get('h1');
+    await cache.lookup('h1');
     expect(inner.reads).toBe(2);
     inner.down = true;
     now = 30_000;
-    expect((await cache.get('h1'))?.hubId).toBe('h1'); // stale but known
+    expect((await cache.lookup('h1'))?.hubId).toBe('h1'); // stale but known
     now = 70_000;
-    await expect(cache.get('h1')).rejects.toThrow('ECONNREFUSED'); // too old to trust
-    await expect(cache.get('h2')).rejects.toThrow('ECONNREFUSED'); // never seen
+    await expect(cache.lookup('h1')).rejects.toThrow('ECONNREFUSED'); // too old to trust
+    await expect(cache.lookup('h2')).rejects.toThrow('ECONNREFUSED'); // never seen
+  });
+
+  it('reads the registry on every get (the handshake check) and keeps the record for lookups, without its secrets', async () => {
+    let now = 0;
+    const inner = new FlakyRegistry();
+    await inner.create({ ...record('h5'), secret: 'sealed-current', previousSecret: { secret: 'sealed-previous', until: 10 } });
+    const cache = new CachingHubRegistry(inner, 30_000, 60_000, 100, () => now);
+    expect((await cache.get('h5'))?.secret).toBe('sealed-current');
+    expect((await cache.get('h5'))?.previousSecret).toEqual({ secret: 'sealed-previous', until: 10 });
+    expect(inner.reads).toBe(2);
+    const info = (await cache.lookup('h5'))!;
+    expect(inner.reads).toBe(2); // the get left it
+    expect(info).toEqual({ hubId: 'h5', homeId: 'home', model: undefined, enabled: true, createdAt: 1 });
+    expect(Object.keys(info)).not.toContain('secret');
+    // nothing the cache holds carries a secret
+    const held = JSON.stringify([...(cache as unknown as { entries: Map<string, unknown> }).entries]);
+    expect(held).toContain('h5');
+    expect(held).not.toContain('sealed-');
+    // no stale secret while the registry is down: the handshake is refused (it needs Redis for its nonce anyway)
+    inner.down = true;
+    now = 1_000;
+    await expect(cache.get('h5')).rejects.toThrow('ECONNREFUSED');
+    expect((await cache.lookup('h5'))?.hubId).toBe('h5');
   });
 
   it('sees its own writes at once and re-checks unknown ids within a second', async () => {
     let now = 0;
     const inner = new FlakyRegistry();
     const cache = new CachingHubRegistry(inner, 30_000, 60_000, 100, () => now);
-    expect(await cache.get('h3')).toBeNull();
+    expect(await cache.lookup('h3')).toBeNull();
     await inner.create(record('h3')); // provisioned through another node
     now = 1_001;
-    expect((await cache.get('h3'))?.hubId).toBe('h3');
+    expect((await cache.lookup('h3'))?.hubId).toBe('h3');
     await cache.setEnabled('h3', false);
-    expect((await cache.get('h3'))?.enabled).toBe(false);
+    expect((await cache.lookup('h3'))?.enabled).toBe(false);
   });
 
   it('keeps at most maxEntries records', async () => {
     const inner = new FlakyRegistry();
     const cache = new CachingHubRegistry(inner, 30_000, 60_000, 2);
     for (const id of ['a', 'b', 'c']) await inner.create(record(id));
-    for (const id of ['a', 'b', 'c']) await cache.get(id);
+    for (const id of ['a', 'b', 'c']) await cache.lookup(id);
     inner.reads = 0;
-    await cache.get('c');
-    await cache.get('a'); // evicted first
+    await cache.lookup('c');
+    await cache.lookup('a'); // evicted first
     expect(inner.reads).toBe(1);
   });
 
-  it('answers copies equal to the stored record, with nothing of the cache on them, that the caller may change', async () => {
+  it('answers copies equal to the stored record without its secrets, with nothing of the cache on them, that the caller may change', async () => {
     const inner = new FlakyRegistry();
     const full: HubRecord = { ...record('h4'), model: 'zb-hub-2', labels: { floor: '2' }, firmware: '1.4.0' };
     await inner.create(full);
     const cache = new CachingHubRegistry(inner, 30_000, 60_000, 100, () => 0);
-    const first = (await cache.get('h4'))!;
+    const first = (await cache.lookup('h4'))!;
     first.homeId = 'changed';
     first.labels!.floor = 'changed';
-    const hit = (await cache.get('h4'))!;
+    const hit = (await cache.lookup('h4'))!;
     expect(inner.reads).toBe(1);
-    expect(hit).toEqual(full);
+    expect(hit).toEqual(infoOf(full));
     expect(Object.getOwnPropertySymbols(hit)).toEqual([]);
-    expect(JSON.parse(JSON.stringify(hit))).toEqual(full);
+    expect(JSON.parse(JSON.stringify(hit))).toEqual(JSON.parse(JSON.stringify(infoOf(full))));
     hit.model = 'changed';
-    expect((await cache.get('h4'))!.model).toBe('zb-hub-2');
+    expect((await cache.lookup('h4'))!.model).toBe('zb-hub-2');
+    // a get's copy is the caller's too
+    const got = (await cache.get('h4'))!;
+    got.labels!.floor = 'changed';
+    expect((await cache.lookup('h4'))!.labels).toEqual({ floor: '2' });
   });
 });

@@ -1,18 +1,22 @@
 import { sinceOrigin } from '../../actors/clock.js';
-import { copyRecord, type HubPage, type HubPatch, type HubQuery, type HubRecord, type HubRegistry } from './hub-registry.js';
+import { copyRecord, infoOf, type HubInfo, type HubPage, type HubPatch, type HubQuery, type HubRecord, type HubRegistry } from './hub-registry.js';
 
 interface Entry {
-  record: HubRecord | null;
+  /** without secrets: the node would otherwise hold every hub's sealed secret (~100 B each) for commands that never read it */
+  record: HubInfo | null;
   /** when it was read, in ms since CLOCK_ORIGIN: a small integer, not a heap number per hub */
   at: number;
 }
 
 /**
- * A per-node read cache in front of a remote registry: every command and handshake looks a hub up,
- * and a Redis round trip each time would put Redis on the command path. Records are fresh for
+ * A per-node read cache in front of a remote registry for `lookup`: every command looks a hub up,
+ * and a Redis round trip each time would put Redis on the command path. `get` (the handshake
+ * check, with the secrets) always reads the registry, and leaves the record, without its secrets,
+ * for the lookups that follow. (A handshake needs Redis for its nonce anyway, so a cached secret
+ * would spare it nothing during an outage.) Records are fresh for
  * `ttlMs` (so a disabled hub or a new secret reaches every node within that time); while the
  * registry is unreachable, a record up to `staleMs` old is served instead of failing, so commands
- * and reconnects of known hubs survive a short Redis outage. Unknown ids are cached too (briefly),
+ * to known hubs survive a short Redis outage. Unknown ids are cached too (briefly),
  * so probing random ids does not reach Redis each time. Writes go through and drop the entry;
  * `forget` drops it when another node wrote (the fleet's change notice on the bus), so a disabled,
  * moved or re-keyed hub is seen by every node within the notice's delivery, not the ttl. Lists are
@@ -38,21 +42,25 @@ export class CachingHubRegistry implements HubRegistry {
   }
 
   async get(hubId: string): Promise<HubRecord | null> {
+    const record = await this.inner.get(hubId);
+    this.keep(hubId, record && infoOf(copyRecord(record)), sinceOrigin(this.now()));
+    return record;
+  }
+
+  async lookup(hubId: string): Promise<HubInfo | null> {
     const hit = this.entries.get(hubId);
     const now = sinceOrigin(this.now());
     // unknown ids are re-checked sooner: a hub provisioned on another node shows up within a second
     const ttl = hit?.record === null ? Math.min(1_000, this.ttlMs) : this.ttlMs;
     if (hit && now - hit.at < ttl) return copy(hit.record);
-    let record: HubRecord | null;
+    let record: HubInfo | null;
     try {
-      record = await this.inner.get(hubId);
+      record = await this.inner.lookup(hubId);
     } catch (err) {
       if (hit && hit.record !== null && now - hit.at < this.staleMs) return copy(hit.record);
       throw err;
     }
-    this.entries.delete(hubId);
-    this.entries.set(hubId, { record: copy(record), at: now });
-    if (this.entries.size > this.maxEntries) this.entries.delete(this.entries.keys().next().value!);
+    this.keep(hubId, copy(record), now);
     return record;
   }
 
@@ -95,6 +103,13 @@ export class CachingHubRegistry implements HubRegistry {
     }
   }
 
+  /** `record` (the cache's own copy) as read at `now`; the oldest entry goes past maxEntries. */
+  private keep(hubId: string, record: HubInfo | null, now: number): void {
+    this.entries.delete(hubId);
+    this.entries.set(hubId, { record, at: now });
+    if (this.entries.size > this.maxEntries) this.entries.delete(this.entries.keys().next().value!);
+  }
+
   forget(hubId: string): void {
     this.entries.delete(hubId);
     this.inner.forget(hubId);
@@ -105,6 +120,6 @@ export class CachingHubRegistry implements HubRegistry {
   }
 }
 
-function copy(r: HubRecord | null): HubRecord | null {
+function copy(r: HubInfo | null): HubInfo | null {
   return r ? copyRecord(r) : null;
 }

@@ -10,6 +10,8 @@ import {
   type HubPage,
   type HubPatch,
   type HubQuery,
+  infoOf,
+  type HubInfo,
   type HubRecord,
   type HubRegistry,
   type NonceStore,
@@ -62,6 +64,11 @@ export class LmdbHubRegistry implements HubRegistry {
   async get(hubId: string): Promise<HubRecord | null> {
     const s = this.db.get(hubId);
     return s === undefined ? null : decodeHubRecord(hubId, s);
+  }
+
+  async lookup(hubId: string): Promise<HubInfo | null> {
+    const r = await this.get(hubId);
+    return r && infoOf(r);
   }
 
   async setEnabled(hubId: string, enabled: boolean): Promise<boolean> {

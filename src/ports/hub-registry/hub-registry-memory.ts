@@ -8,6 +8,8 @@ import {
   type HubPage,
   type HubPatch,
   type HubQuery,
+  infoOf,
+  type HubInfo,
   type HubRecord,
   type HubRegistry,
   type NonceStore,
@@ -29,6 +31,11 @@ export class MemoryHubRegistry implements HubRegistry {
   async get(hubId: string): Promise<HubRecord | null> {
     const r = this.hubs.get(hubId);
     return r ? copyRecord(r) : null;
+  }
+
+  async lookup(hubId: string): Promise<HubInfo | null> {
+    const r = await this.get(hubId);
+    return r && infoOf(r);
   }
 
   async setEnabled(hubId: string, enabled: boolean): Promise<boolean> {

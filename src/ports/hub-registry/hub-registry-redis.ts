@@ -10,6 +10,8 @@ import {
   type HubPage,
   type HubPatch,
   type HubQuery,
+  infoOf,
+  type HubInfo,
   type HubRecord,
   type HubRegistry,
   type NonceStore,
@@ -103,6 +105,11 @@ export class RedisHubRegistry implements HubRegistry {
 
   async get(hubId: string): Promise<HubRecord | null> {
     return decode(hubId, await this.client.hgetall(this.key(hubId)));
+  }
+
+  async lookup(hubId: string): Promise<HubInfo | null> {
+    const r = await this.get(hubId);
+    return r && infoOf(r);
   }
 
   async setEnabled(hubId: string, enabled: boolean): Promise<boolean> {

@@ -32,6 +32,12 @@ export interface HubRecord {
 }
 
 /**
+ * A hub as every caller but the handshake check and resealing needs it: the record without its
+ * secrets, so a node can cache it for commands without holding every hub's secret in memory.
+ */
+export type HubInfo = Omit<HubRecord, 'secret' | 'previousSecret'>;
+
+/**
  * Fields `update` may change; `null` removes an optional one, absent leaves it. `secret` and
  * `previousSecret` are for sealing the same secrets anew (a new key at rest), never for a new
  * secret: that is `rotateSecret`, which keeps the grace period and the version.
@@ -77,6 +83,9 @@ export const DEFAULT_SCAN_LIMIT = 5_000;
  *
  * - `create` fails with `already_exists` when the hub id is taken; it never overwrites.
  * - `get` answers null for unknown hubs; reads see every write that resolved before.
+ * - `lookup` answers the record without its secrets (`HubInfo`), null for unknown hubs. A caching
+ *   adapter may answer it from memory, for a bounded time (commands and rules ask it per call);
+ *   `get` always reads the store.
  * - `list` pages through hubs in id order. A page is at most `limit` hubs; a call examines at most
  *   `scanLimit` records, so a page may be short (even empty) with a `next` when filters skip many:
  *   bounded work per call on any fleet size. A hub created or removed meanwhile may or may not
@@ -92,12 +101,13 @@ export const DEFAULT_SCAN_LIMIT = 5_000;
  * - `remove` deletes the record and its index entries; false when there was none.
  * - `forget` drops what this process may have cached of the hub, so the next read sees the store
  *   (another node changed it); a no-op where nothing is cached.
- * - Secrets are returned to the provisioning caller once and to the handshake check; nothing
- *   else should expose them.
+ * - Secrets are returned to the provisioning caller once and to the handshake check (`get`);
+ *   nothing else should expose them: every other reader uses `lookup`.
  */
 export interface HubRegistry {
   create(record: HubRecord): Promise<void>;
   get(hubId: string): Promise<HubRecord | null>;
+  lookup(hubId: string): Promise<HubInfo | null>;
   setEnabled(hubId: string, enabled: boolean): Promise<boolean>;
   list(query: HubQuery): Promise<HubPage>;
   listHome(homeId: string, limit: number): Promise<HubRecord[]>;
@@ -188,14 +198,21 @@ export function rotated(r: HubRecord, secret: string, graceUntil: number): HubRe
  * A deep-enough copy (labels and the previous secret are objects of their own), as every adapter
  * returns records: version 1 and empty labels left out.
  */
-export function copyRecord(r: HubRecord): HubRecord {
-  const out: HubRecord = { ...r };
+export function copyRecord<R extends HubInfo>(r: R): R {
+  const out: R = { ...r };
   const labels = labelsOf(r.labels);
   if (labels) out.labels = labels;
   else delete out.labels;
-  if (r.previousSecret) out.previousSecret = { ...r.previousSecret };
+  const previous = (r as Partial<HubRecord>).previousSecret;
+  if (previous) (out as Partial<HubRecord>).previousSecret = { ...previous };
   if (out.secretVersion === 1) delete out.secretVersion;
   return out;
+}
+
+/** The record without its secrets; shares `labels` with `r` (a record the caller owns, as `get` answers). */
+export function infoOf(r: HubRecord): HubInfo {
+  const { secret: _secret, previousSecret: _previous, ...info } = r;
+  return info;
 }
 
 /**
