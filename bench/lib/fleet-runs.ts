@@ -95,6 +95,16 @@ export async function telemetryRounds(floor: TelemetryTarget, server: TelemetryT
 
 /** Telemetry on each fleet in turn, round after round; per fleet the round with the median p99. */
 export async function telemetryRoundsOf(targets: TelemetryTarget[], args: Args, rate = args.telemetryRate): Promise<TelemetryResult[]> {
+  return (await telemetryRunsOf(targets, args, rate)).map(medianRound);
+}
+
+/** The round with the median report → app p99 (the upper one of an even count). */
+export function medianRound(runs: TelemetryResult[]): TelemetryResult {
+  return [...runs].sort((a, b) => a.p99Ms - b.p99Ms)[Math.floor(runs.length / 2)]!;
+}
+
+/** Telemetry on each fleet in turn, round after round: every round's result, per fleet. */
+export async function telemetryRunsOf(targets: TelemetryTarget[], args: Args, rate = args.telemetryRate): Promise<TelemetryResult[][]> {
   const runs: TelemetryResult[][] = targets.map(() => []);
   const order = targets.map((_, k) => k);
   for (let i = 0; i < args.rounds; i++) {
@@ -103,7 +113,7 @@ export async function telemetryRoundsOf(targets: TelemetryTarget[], args: Args, 
     const servers = i % 2 === 0 ? order.slice(1) : order.slice(1).reverse();
     for (const k of [0, ...servers]) runs[k]!.push(await telemetry(targets[k]!, args.hubs, rate, args.durationS));
   }
-  return runs.map((xs) => [...xs].sort((a, b) => a.p99Ms - b.p99Ms)[Math.floor(xs.length / 2)]!);
+  return runs;
 }
 
 /** Each figure the median over the runs (runs of one target under the same load). */

@@ -22,6 +22,7 @@ usage: npm run bench -- [options]
   --history on|off|both  the nodes keep every home's event history (the default) or not
                        (TIER_HISTORY_SIZE=0: events carry no position); both: the embedded telemetry
                        runs on a node with and a node without, alternating with the floor: what history costs
+                       (the p99 ratio of the two medians, and round by round with its median)
   --trace off|on       on: the nodes export spans (OTLP/HTTP) to a sink in this process that only counts
                        them, sampling new traces at --trace-ratio (default 0.01): what tracing costs
   --trace-ratio F      the sampling ratio of --trace on, 0..1 (default 0.01)
