@@ -2,6 +2,7 @@ import { parseArgs } from 'node:util';
 import { Fleet, MAX_SOCKETS_PER_WORKER, partition } from '../load/loadgen/fleet.js';
 import type { ConnectResult, HubSpec, WorkerConfig } from '../load/loadgen/ipc.js';
 import { table } from '../load/lib/histogram.js';
+import { metricSum } from '../load/lib/prom-text.js';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { cpus, tmpdir } from 'node:os';
@@ -161,10 +162,9 @@ function spaceGrowth(m: Measured): Record<string, number> {
 
 /** Hub sessions the node holds now, from its metrics. */
 async function sessionsHeld(node: NodeProc): Promise<number> {
-  const text = await (await fetch(`${node.adminUrl}/metrics`)).text();
-  const m = /^tier_hub_sessions (\d+)/m.exec(text);
-  if (!m) throw new Error('tier_hub_sessions missing from /metrics');
-  return Number(m[1]);
+  const held = metricSum(await (await fetch(`${node.adminUrl}/metrics`)).text(), 'tier_hub_sessions');
+  if (held === null) throw new Error('tier_hub_sessions missing from /metrics');
+  return held;
 }
 
 type FleetBase = Omit<WorkerConfig, 'targets' | 'hubs' | 'apps' | 'adminToken' | 'signed' | 'fill'>;

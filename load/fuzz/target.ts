@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { cpuMs, freePort, rssBytes, startNode, type NodeProc } from '../harness/index.js';
+import { metricSum } from '../lib/prom-text.js';
 
 /**
  * The node under test: a `src/main.ts` process this fuzzer starts (and restarts after a crash) on
@@ -148,13 +149,7 @@ export class Target {
     if (!this.adminUrl) return null;
     try {
       const res = await fetch(`${this.adminUrl}/metrics`, { signal: AbortSignal.timeout(5_000) });
-      const text = await res.text();
-      let sum = 0;
-      for (const line of text.split('\n')) {
-        const m = /^tier_actor_failures_total(?:\{[^}]*\})?\s+(\S+)$/.exec(line);
-        if (m) sum += Number(m[1]);
-      }
-      return sum;
+      return metricSum(await res.text(), 'tier_actor_failures_total') ?? 0;
     } catch {
       return null;
     }

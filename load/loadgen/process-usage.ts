@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { metricSum } from '../lib/prom-text.js';
 
 /**
  * What the load tool watches of processes while it runs: CPU seconds and resident memory of local
@@ -58,8 +59,7 @@ export async function serverRss(pids: readonly number[], metricsUrls: readonly s
   for (const url of metricsUrls) {
     try {
       const text = await (await fetch(url, { signal: AbortSignal.timeout(2_000) })).text();
-      const m = /^process_resident_memory_bytes\s+([0-9.e+]+)/m.exec(text);
-      total += Number(m?.[1] ?? 0);
+      total += metricSum(text, 'process_resident_memory_bytes') ?? 0;
     } catch {
       // unreachable this time
     }
