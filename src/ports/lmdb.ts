@@ -51,10 +51,10 @@ export interface DataStore {
   db<V = unknown>(name: string): Database<V, string | number | Array<string | number>>;
   readonly root: RootDatabase;
   /**
-   * A second environment in the directory (`<name>.mdb`) for data that need not survive a power
-   * loss: its commits are never fsynced, so they neither wait for the disk nor grow the main
-   * store's commits. Opened at the first call; flushed and closed with the store. After an
-   * unclean start, or when the file is damaged, it starts empty (`kill -9` has cut one short).
+   * A second environment in the directory (`<name>.mdb`) for data that need not survive a crash:
+   * its commits do not grow the main store's, and are flushed to disk as the main store's are
+   * (DATA_SYNC), each on its own schedule. Opened at the first call; flushed and closed with the
+   * store. After an unclean start, or when the file is damaged, it starts empty.
    */
   side(name: string): RootDatabase;
   /** resolves once every write issued so far is committed and (with sync 'commit') on disk */
@@ -120,9 +120,12 @@ export function openDataStore(dir: string, options: DataStoreOptions = {}): Data
       let env = sides.get(name);
       if (!env) {
         const file = join(path, `${name}.mdb`);
-        // never fsynced, so after a crash it may be cut short: what it held is not trusted then, and starts empty
+        // after a crash it is not trusted and starts empty: its newest entries were in memory only
+        // (and, with DATA_SYNC=os, the file may be cut short)
         if (stale || !readable(file)) discardSide(file);
-        env = open({ path: file, maxDbs: 8, mapSize: options.mapSize ?? 4 * 1024 ** 3, noSync: true, encoding: 'msgpack' });
+        // flushed as the main file is: unflushed, its dirty pages went to disk in the kernel's
+        // writeback bursts, which held up the main file's flushes and so the acks (BENCHMARKS.md)
+        env = open({ path: file, maxDbs: 8, mapSize: options.mapSize ?? 4 * 1024 ** 3, noSync: options.sync === 'os', encoding: 'msgpack' });
         sides.set(name, env);
       }
       return env;

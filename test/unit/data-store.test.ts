@@ -75,6 +75,16 @@ describe('openDataStore', () => {
     expect(statSync(file).size).toBe(half);
   });
 
+  it('flushes a side environment as it flushes the main store (DATA_SYNC)', async () => {
+    for (const sync of ['commit', 'os'] as const) {
+      const s = openDataStore(dir(), { sync });
+      // lmdb-js keeps the flag it was opened with: noSync means commits are never fsynced
+      expect((s.side('history') as unknown as { noSync: boolean }).noSync).toBe(sync === 'os');
+      expect((s.root as unknown as { noSync: boolean }).noSync).toBe(sync === 'os');
+      await s.close();
+    }
+  });
+
   it('starts a side environment empty after an unclean start, or when it is cut short, where the main store is refused', async () => {
     const fill = async (s: DataStore) => {
       const t = s.side('history').openDB<string, string>({ name: 'h' });

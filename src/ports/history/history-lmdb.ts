@@ -50,7 +50,7 @@ const SWEEP_HOMES = 500;
 const END = Number.MAX_SAFE_INTEGER;
 
 /**
- * Every home's history in the DataStore's side environment `history.mdb` (never fsynced):
+ * Every home's history in the DataStore's side environment `history.mdb`:
  * sub-database `history-chunks` keyed [homeId, first offset], each value up to MAX_CHUNK
  * consecutive entries; `history-epoch` with the store's epoch; `history-range` with the range of
  * a home whose entries were all removed (its offsets go on).
