@@ -14,7 +14,7 @@ interface Entry {
  * check, with the secrets) always reads the registry, and leaves the record, without its secrets,
  * for the lookups that follow. (A handshake needs Redis for its nonce anyway, so a cached secret
  * would spare it nothing during an outage.) Records are fresh for
- * `ttlMs` (so a disabled hub or a new secret reaches every node within that time); while the
+ * `ttlMs` (so a disabled hub reaches every node within that time; `get` sees a new secret at once); while the
  * registry is unreachable, a record up to `staleMs` old is served instead of failing, so commands
  * to known hubs survive a short Redis outage. Unknown ids are cached too (briefly),
  * so probing random ids does not reach Redis each time. Writes go through and drop the entry;
