@@ -43,7 +43,7 @@ export class CachingHubRegistry implements HubRegistry {
 
   async get(hubId: string): Promise<HubRecord | null> {
     const record = await this.inner.get(hubId);
-    this.keep(hubId, record && infoOf(copyRecord(record)), sinceOrigin(this.now()));
+    this.keep(hubId, infoOf(record && copyRecord(record)), sinceOrigin(this.now()));
     return record;
   }
 

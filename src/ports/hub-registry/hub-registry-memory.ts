@@ -34,8 +34,7 @@ export class MemoryHubRegistry implements HubRegistry {
   }
 
   async lookup(hubId: string): Promise<HubInfo | null> {
-    const r = await this.get(hubId);
-    return r && infoOf(r);
+    return infoOf(await this.get(hubId));
   }
 
   async setEnabled(hubId: string, enabled: boolean): Promise<boolean> {

@@ -102,7 +102,8 @@ export const DEFAULT_SCAN_LIMIT = 5_000;
  * - `forget` drops what this process may have cached of the hub, so the next read sees the store
  *   (another node changed it); a no-op where nothing is cached.
  * - Secrets are returned to the provisioning caller once and to the handshake check (`get`);
- *   nothing else should expose them: every other reader uses `lookup`.
+ *   nothing else should expose them. Commands, rules and views read with `lookup`; `get` also
+ *   serves changes that must start from the stored record (an admin's move or removal).
  */
 export interface HubRegistry {
   create(record: HubRecord): Promise<void>;
@@ -210,7 +211,10 @@ export function copyRecord<R extends HubInfo>(r: R): R {
 }
 
 /** The record without its secrets; shares `labels` with `r` (a record the caller owns, as `get` answers). */
-export function infoOf(r: HubRecord): HubInfo {
+export function infoOf(r: HubRecord): HubInfo;
+export function infoOf(r: HubRecord | null): HubInfo | null;
+export function infoOf(r: HubRecord | null): HubInfo | null {
+  if (r === null) return null;
   const { secret: _secret, previousSecret: _previous, ...info } = r;
   return info;
 }
