@@ -136,7 +136,7 @@ describe('LmdbEventHistory chunks', () => {
     const dir = mkdtempSync(join(tmpdir(), 'hubtier-history-'));
     const store = openDataStore(dir, { sync: 'os' });
     const history = await LmdbEventHistory.open(store, retention, { sweepMs: 0, ...(clock ? { now: clock } : {}) });
-    const keys = () => [...store.side('history').openDB({ name: 'history-chunks' }).getKeys()];
+    const keys = () => [...store.side('history').openDB({ name: 'history-chunks-2' }).getKeys()];
     const done = async () => {
       await history.close();
       await store.close();
@@ -177,7 +177,7 @@ describe('LmdbEventHistory chunks', () => {
     const dir = mkdtempSync(join(tmpdir(), 'hubtier-history-'));
     const store = openDataStore(dir, { sync: 'os' });
     const history = await LmdbEventHistory.open(store, { maxEvents: 100, maxAgeMs: 600_000 }, { now: () => now, sweepMs: 0 });
-    const side = store.side('history').openDB({ name: 'history-chunks' });
+    const side = store.side('history').openDB({ name: 'history-chunks-2' });
     await history.append('slow', Uint8Array.from([1]));
     expect([...side.getKeys()]).toEqual([]);
     now += 1_000;
@@ -227,14 +227,37 @@ describe('LmdbEventHistory chunks', () => {
     await done();
   });
 
-  it('opening a store of the per-event layout drops it and starts a new epoch', async () => {
+  it('a stored chunk whose bytes are not whole is a hole: a read over it is told too_old, one after it is served', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'hubtier-history-'));
+    const store = openDataStore(dir, { sync: 'os' });
+    const first = await LmdbEventHistory.open(store, { maxEvents: 100, maxAgeMs: 600_000 }, { sweepMs: 0 });
+    for (let i = 1; i <= 40; i++) first.appendNow('h', Uint8Array.from([i]));
+    await first.close();
+    // chunks of 32 and 8; the first cut short, as a torn page or a foreign writer would leave it
+    const side = store.side('history').openDB({ name: 'history-chunks-2', encoding: 'binary' });
+    await side.put(['h', 1], Uint8Array.from([1, 2, 3]));
+    const again = await LmdbEventHistory.open(store, { maxEvents: 100, maxAgeMs: 600_000 }, { sweepMs: 0 });
+    const pos = await again.position('h');
+    expect(pos.offset).toBe(40);
+    expect(await again.read('h', { epoch: pos.epoch, offset: 0 }, Infinity, 100)).toMatchObject({ ok: false, reason: 'too_old' });
+    const after = await again.read('h', { epoch: pos.epoch, offset: 34 }, Infinity, 100);
+    expect(after.ok && after.entries.map((e) => e.data[0])).toEqual([35, 36, 37, 38, 39, 40]);
+    await again.close();
+    await store.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it.each([
+    ['per-event', 'history', { t: 1, d: Uint8Array.from([1]) }],
+    ['msgpack chunk', 'history-chunks', { t: [1], d: [Uint8Array.from([1])] }],
+  ])('opening a store of the %s layout drops it and starts a new epoch', async (_layout, name, value) => {
     const dir = mkdtempSync(join(tmpdir(), 'hubtier-history-'));
     const store = openDataStore(dir, { sync: 'os' });
     const first = await LmdbEventHistory.open(store, { maxEvents: 10, maxAgeMs: 60_000 }, { sweepMs: 0 });
     const epoch = (await first.position('h')).epoch;
     await first.close();
-    const old = store.side('history').openDB({ name: 'history', encoding: 'msgpack' });
-    await old.put(['h', 1], { t: 1, d: Uint8Array.from([1]) });
+    const old = store.side('history').openDB({ name, encoding: 'msgpack' });
+    await old.put(['h', 1], value);
     const second = await LmdbEventHistory.open(store, { maxEvents: 10, maxAgeMs: 60_000 }, { sweepMs: 0 });
     expect((await second.position('h')).epoch).not.toBe(epoch);
     expect(old.getKeysCount()).toBe(0);

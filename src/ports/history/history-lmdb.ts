@@ -2,16 +2,11 @@ import type { BatchObserver } from '../ports.js';
 import type { Database } from 'lmdb';
 import type { DataStore } from '../lmdb.js';
 import type { EventHistory, HistoryEntry, HistoryRead, HistoryRetention, Position } from './history.js';
+import { packChunk, readChunk, type ChunkEntries } from './history-chunk.js';
 import { checkRead, newEpoch } from './history-read.js';
 
-/** Consecutive entries of a home from the offset in its key: times (ms) and bytes, index by index. */
-interface StoredChunk {
-  t: number[];
-  d: Uint8Array[];
-}
-
 /** A chunk in memory: the open one, or a sealed one until its put commits (`issued`: the put was issued). */
-interface MemChunk extends StoredChunk {
+interface MemChunk extends ChunkEntries {
   start: number;
   issued?: boolean;
 }
@@ -46,13 +41,16 @@ const SEAL_AFTER_MS = 1_000;
 const FLUSH_MS = 5;
 /** Homes looked at per sweep. */
 const SWEEP_HOMES = 500;
+/** The chunks' sub-database, and those of the layouts before it. */
+const CHUNKS = 'history-chunks-2';
+const LEGACY = ['history', 'history-chunks'];
 /** Past every offset: the end of a home's keys. */
 const END = Number.MAX_SAFE_INTEGER;
 
 /**
  * Every home's history in the DataStore's side environment `history.mdb`:
- * sub-database `history-chunks` keyed [homeId, first offset], each value up to MAX_CHUNK
- * consecutive entries; `history-epoch` with the store's epoch; `history-range` with the range of
+ * sub-database `history-chunks-2` keyed [homeId, first offset], each value up to MAX_CHUNK
+ * consecutive entries (`history-chunk.ts`); `history-epoch` with the store's epoch; `history-range` with the range of
  * a home whose entries were all removed (its offsets go on).
  *
  * An append is given its offset at once and is readable at once from the home's open chunk, kept
@@ -65,7 +63,7 @@ const END = Number.MAX_SAFE_INTEGER;
  * and exactly the newest `maxEvents` are delivered. Offsets survive `remove`.
  */
 export class LmdbEventHistory implements EventHistory {
-  private readonly entries: Database<StoredChunk, [string, number]>;
+  private readonly entries: Database<Uint8Array, [string, number]>;
   private readonly ranges: Database<{ first: number; top: number }, string>;
   private readonly homes = new Map<string, Live>();
   /** homes with an open chunk, in the order their chunks opened (the oldest first) */
@@ -89,7 +87,7 @@ export class LmdbEventHistory implements EventHistory {
     options: LmdbHistoryOptions,
   ) {
     const env = data.side('history');
-    this.entries = env.openDB({ name: 'history-chunks', encoding: 'msgpack' }) as unknown as Database<StoredChunk, [string, number]>;
+    this.entries = env.openDB({ name: CHUNKS, encoding: 'binary' }) as unknown as Database<Uint8Array, [string, number]>;
     this.ranges = env.openDB({ name: 'history-range', encoding: 'msgpack' }) as unknown as Database<{ first: number; top: number }, string>;
     this.now = options.now ?? Date.now;
     this.batches = options.batches;
@@ -104,10 +102,14 @@ export class LmdbEventHistory implements EventHistory {
   static async open(data: DataStore, retention: HistoryRetention, options: LmdbHistoryOptions = {}): Promise<LmdbEventHistory> {
     const env = data.side('history');
     const meta = env.openDB({ name: 'history-epoch', encoding: 'msgpack' }) as unknown as Database<string, string>;
-    // entries of the layout before chunks (one key per event): dropped, and apps told to reload
-    const perEvent = env.openDB({ name: 'history', encoding: 'msgpack' });
-    const legacy = perEvent.getKeysCount({ limit: 1 }) > 0;
-    if (legacy) await perEvent.clearAsync();
+    // entries of the earlier layouts (one key per event; chunks in msgpack): dropped, and apps told to reload
+    let legacy = false;
+    for (const name of LEGACY) {
+      const old = env.openDB({ name, encoding: 'binary' });
+      if (old.getKeysCount({ limit: 1 }) === 0) continue;
+      await old.clearAsync();
+      legacy = true;
+    }
     let epoch = meta.get('epoch');
     if (epoch === undefined || data.uncleanStart || legacy) {
       epoch = newEpoch();
@@ -149,7 +151,7 @@ export class LmdbEventHistory implements EventHistory {
     if (from < this.firstDelivered(live)) return Promise.resolve(tooOld);
     const entries: HistoryEntry[] = [];
     let oldest = Infinity;
-    const take = (chunk: StoredChunk | undefined, start: number, end: number): void => {
+    const take = (chunk: ChunkEntries | undefined, start: number, end: number): void => {
       for (let offset = Math.max(from, start); offset <= Math.min(to, end); offset++) {
         const i = offset - start;
         const data = chunk?.d[i];
@@ -163,7 +165,7 @@ export class LmdbEventHistory implements EventHistory {
       const start = live.chunks[i]!;
       const end = this.chunkEnd(live, i);
       if (end < from || start > to) continue;
-      take(live.inflight.find((c) => c.start === start) ?? this.entries.get([homeId, start]), start, end);
+      take(live.inflight.find((c) => c.start === start) ?? this.stored(homeId, start), start, end);
     }
     if (live.open) take(live.open, live.open.start, live.top);
     if (entries.length !== plan.count || oldest < this.now() - this.retention.maxAgeMs) return Promise.resolve(tooOld);
@@ -218,7 +220,7 @@ export class LmdbEventHistory implements EventHistory {
       }
       const keys = [...this.entries.getKeys({ start: [homeId, 0], end: [homeId, END] })];
       for (const k of keys.slice(0, -1)) {
-        const chunk = this.entries.get(k);
+        const chunk = this.stored(k[0], k[1]);
         if (chunk && chunk.t[chunk.t.length - 1]! >= oldest) break;
         void this.entries.remove(k);
         dropped += chunk?.t.length ?? 0;
@@ -249,10 +251,16 @@ export class LmdbEventHistory implements EventHistory {
     const chunks = [...this.entries.getKeys({ start: [homeId, 0], end: [homeId, END] })].map((k) => k[1]);
     let top = this.ranges.get(homeId)?.top ?? 0;
     const last = chunks[chunks.length - 1];
-    if (last !== undefined) top = Math.max(top, last + (this.entries.get([homeId, last])?.t.length ?? 1) - 1);
+    if (last !== undefined) top = Math.max(top, last + (this.stored(homeId, last)?.t.length ?? 1) - 1);
     live = { top, chunks, times: chunks.map(() => NaN), open: null, inflight: [] };
     this.homes.set(homeId, live);
     return live;
+  }
+
+  /** A stored chunk's entries; undefined when missing or not whole (a hole, which reads tell as too old). */
+  private stored(homeId: string, start: number): ChunkEntries | undefined {
+    const bytes = this.entries.get([homeId, start]);
+    return bytes ? readChunk(bytes) : undefined;
   }
 
   /** The oldest offset a read may start at: the newest `maxEvents` that are kept. */
@@ -278,7 +286,7 @@ export class LmdbEventHistory implements EventHistory {
     let dropped = 0;
     while (live.chunks.length > (live.open ? 0 : 1)) {
       if (Number.isNaN(live.times[0])) {
-        const head = this.entries.get([homeId, live.chunks[0]!]);
+        const head = this.stored(homeId, live.chunks[0]!);
         live.times[0] = head ? head.t[head.t.length - 1]! : -Infinity;
       }
       if (live.times[0]! >= oldest) break;
@@ -340,7 +348,7 @@ export class LmdbEventHistory implements EventHistory {
     for (const [homeId, , chunk] of sealed) {
       chunk.issued = true;
       size += chunk.t.length;
-      last = this.entries.put([homeId, chunk.start], { t: chunk.t, d: chunk.d });
+      last = this.entries.put([homeId, chunk.start], packChunk(chunk));
     }
     for (const key of removals) last = this.entries.remove(key);
     this.written = last!.then(
