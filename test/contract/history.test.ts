@@ -227,7 +227,7 @@ describe('LmdbEventHistory chunks', () => {
     await done();
   });
 
-  it('a stored chunk whose bytes are not whole is a hole: a read over it is told too_old, one after it is served', async () => {
+  it('a stored chunk whose bytes are not whole is a hole: a read over it is told too_old, one after it is served, and no offset is given twice', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'hubtier-history-'));
     const store = openDataStore(dir, { sync: 'os' });
     const first = await LmdbEventHistory.open(store, { maxEvents: 100, maxAgeMs: 600_000 }, { sweepMs: 0 });
@@ -243,6 +243,12 @@ describe('LmdbEventHistory chunks', () => {
     const after = await again.read('h', { epoch: pos.epoch, offset: 34 }, Infinity, 100);
     expect(after.ok && after.entries.map((e) => e.data[0])).toEqual([35, 36, 37, 38, 39, 40]);
     await again.close();
+    // the newest chunk damaged: the offsets it may have given are not given again
+    await side.put(['h', 33], Uint8Array.from([1]));
+    const third = await LmdbEventHistory.open(store, { maxEvents: 100, maxAgeMs: 600_000 }, { sweepMs: 0 });
+    expect((await third.position('h')).offset).toBe(64);
+    expect((await third.append('h', Uint8Array.from([65]))).offset).toBe(65);
+    await third.close();
     await store.close();
     rmSync(dir, { recursive: true, force: true });
   });

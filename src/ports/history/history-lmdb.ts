@@ -251,7 +251,8 @@ export class LmdbEventHistory implements EventHistory {
     const chunks = [...this.entries.getKeys({ start: [homeId, 0], end: [homeId, END] })].map((k) => k[1]);
     let top = this.ranges.get(homeId)?.top ?? 0;
     const last = chunks[chunks.length - 1];
-    if (last !== undefined) top = Math.max(top, last + (this.stored(homeId, last)?.t.length ?? 1) - 1);
+    // a newest chunk that cannot be read may have held up to MAX_CHUNK: offsets go on past all of them, never reused
+    if (last !== undefined) top = Math.max(top, last + (this.stored(homeId, last)?.t.length ?? MAX_CHUNK) - 1);
     live = { top, chunks, times: chunks.map(() => NaN), open: null, inflight: [] };
     this.homes.set(homeId, live);
     return live;
