@@ -10,7 +10,7 @@ import { startNode } from '../load/harness/index.js';
 import { startRelayFloor } from './lib/floor.js';
 import { summarizeProfile } from './lib/profile-summary.js';
 import { parse } from './lib/run-args.js';
-import { say, hubSpecs, appSpecs, workerConfig, hubsOnline, telemetryRunsOf, medianRound, median, round, type TelemetryResult } from './lib/fleet-runs.js';
+import { say, hubSpecs, appSpecs, workerConfig, hubsOnline, telemetryRunsOf, medianRound, median, historyPairs, round, type TelemetryResult } from './lib/fleet-runs.js';
 import { clusterNodes } from './lib/cluster-runs.js';
 import { startSpanSink } from './lib/span-sink.js';
 import { printResult, runMain } from './lib/output.js';
@@ -329,18 +329,6 @@ async function main(): Promise<void> {
 }
 
 runMain('bench', main);
-
-/**
- * History on against off, round by round: both nodes ran in the same round, one after the other,
- * so a round's ratio is not moved by the machine's drift between rounds as the ratio of the two
- * medians is. Their median is the figure the history bound is judged by.
- */
-function historyPairs(on: TelemetryResult[], off: TelemetryResult[]) {
-  const ratios = on.map((r, i) => round(r.p99Ms / Math.max(0.001, off[i]!.p99Ms)));
-  const sorted = [...ratios].sort((a, b) => a - b);
-  const mid = sorted.length % 2 === 1 ? sorted[(sorted.length - 1) / 2]! : (sorted[sorted.length / 2 - 1]! + sorted[sorted.length / 2]!) / 2;
-  return { historyP99RatiosByRound: ratios, historyP99RatioMedianOfRounds: round(mid) };
-}
 
 /** The JSON of one telemetry rate: the server's figures against the floor's (and without history, if run). */
 function telemetrySummary(rate: number, tf: TelemetryResult, ts: TelemetryResult, tn: TelemetryResult | undefined) {

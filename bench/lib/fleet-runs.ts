@@ -116,12 +116,25 @@ export async function telemetryRunsOf(targets: TelemetryTarget[], args: Args, ra
   return runs;
 }
 
+/** The median of some numbers (the mean of the middle two of an even count). */
+export function medianOf(xs: number[]): number {
+  const v = [...xs].sort((a, b) => a - b);
+  return v.length % 2 === 1 ? v[(v.length - 1) / 2]! : (v[v.length / 2 - 1]! + v[v.length / 2]!) / 2;
+}
+
+/**
+ * History on against off, round by round: both nodes ran in the same round, one after the other,
+ * so a round's ratio is not moved by the machine's drift between rounds as the ratio of the two
+ * medians is. Their median is the figure the history bound is judged by.
+ */
+export function historyPairs(on: TelemetryResult[], off: TelemetryResult[]) {
+  const ratios = on.map((r, i) => round(r.p99Ms / Math.max(0.001, off[i]!.p99Ms)));
+  return { historyP99RatiosByRound: ratios, historyP99RatioMedianOfRounds: round(medianOf(ratios)) };
+}
+
 /** Each figure the median over the runs (runs of one target under the same load). */
 export function median(runs: CannonResult[]): CannonResult {
-  const mid = <T>(xs: T[], by: (x: T) => number) => {
-    const v = xs.map(by).sort((a, b) => a - b);
-    return v.length % 2 === 1 ? v[(v.length - 1) / 2]! : (v[v.length / 2 - 1]! + v[v.length / 2]!) / 2;
-  };
+  const mid = <T>(xs: T[], by: (x: T) => number) => medianOf(xs.map(by));
   const first = runs[0]!;
   const out = { ...first } as CannonResult;
   for (const k of Object.keys(first) as Array<keyof CannonResult>) {
