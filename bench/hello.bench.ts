@@ -1,0 +1,79 @@
+/**
+ * Hub handshakes on one node against the bare uWS floor of the same run (issue 14 target 3):
+ * `--hubs` hubs connect (upgrade, then hello → welcome, then their first report) to a fresh
+ * embedded node (signed upgrade, nonce claim, directory claim, shadow load) and to the relay floor
+ * (unsigned upgrade, welcome), alternating for `--rounds`. Per target: handshakes/s, and the
+ * target process's CPU per handshake (user and kernel), which says what a node pays whatever the
+ * clients beside it on the same cores can drive. Medians of the rounds; hubs are provisioned
+ * before the clock starts.
+ *
+ *   npm run bench:hello -- [--hubs 10000] [--rounds 3] [--json]
+ */
+import { parseArgs } from 'node:util';
+import { cpuSplitMs, startNode } from '../load/harness/index.js';
+import { table } from '../load/lib/histogram.js';
+import { Fleet } from '../load/loadgen/fleet.js';
+import { startRelayFloor } from './lib/floor.js';
+import { hubSpecs, hubsOnline, medianOf, round, say, workerConfig } from './lib/fleet-runs.js';
+import { runMain } from './lib/output.js';
+
+const { values: args } = parseArgs({ options: { hubs: { type: 'string' }, rounds: { type: 'string' }, json: { type: 'boolean', default: false } } });
+const HUBS = Number(args.hubs ?? 10_000);
+const ROUNDS = Number(args.rounds ?? 3);
+
+interface Round {
+  perSec: number;
+  userUs: number;
+  sysUs: number;
+}
+
+/** Connects HUBS fresh hubs to a target started for the round; its CPU is read around the connects alone. */
+async function round1(server: boolean, tag: string): Promise<Round> {
+  const node = server ? await startNode({ env: {} }) : null;
+  const target = node ?? (await startRelayFloor());
+  const fleet = await Fleet.start([workerConfig(target.wsUrl, hubSpecs(HUBS, tag), server, node?.adminToken ?? null, [])]);
+  try {
+    if (server) await fleet.all('provision');
+    const before = cpuSplitMs(target.pid);
+    const perSec = await hubsOnline(fleet, server ? 'server' : 'floor', false);
+    const after = cpuSplitMs(target.pid);
+    return { perSec, userUs: ((after.user - before.user) * 1000) / HUBS, sysUs: ((after.sys - before.sys) * 1000) / HUBS };
+  } finally {
+    await fleet.stop();
+    await target.stop();
+  }
+}
+
+async function main(): Promise<void> {
+  const runs: Record<'floor' | 'server', Round[]> = { floor: [], server: [] };
+  for (let i = 0; i < ROUNDS; i++) {
+    // the floor first in even rounds, the server first in odd ones
+    for (const server of i % 2 === 0 ? [false, true] : [true, false]) {
+      const r = await round1(server, `${server ? 's' : 'f'}${i}`);
+      runs[server ? 'server' : 'floor'].push(r);
+      say(`round ${i + 1}, ${server ? 'server' : 'floor'}: ${r.perSec} handshakes/s, ${Math.round(r.userUs)} + ${Math.round(r.sysUs)} µs CPU (user + kernel) per handshake`);
+    }
+  }
+  const med = (k: 'floor' | 'server') => ({
+    perSec: Math.round(medianOf(runs[k].map((r) => r.perSec))),
+    userUs: Math.round(medianOf(runs[k].map((r) => r.userUs))),
+    sysUs: Math.round(medianOf(runs[k].map((r) => r.sysUs))),
+  });
+  const floor = med('floor');
+  const server = med('server');
+  const cpu = (r: Round) => r.userUs + r.sysUs;
+  const out = { hubs: HUBS, rounds: ROUNDS, floor, server, rateRatio: round(server.perSec / floor.perSec), cpuRatio: round(cpu(server) / cpu(floor)), runs };
+  if (args.json) {
+    console.log(JSON.stringify(out));
+    return;
+  }
+  console.log(`\n${HUBS} hubs per round, medians of ${ROUNDS} rounds\n`);
+  console.log(table([
+    ['target', 'handshakes/s', 'user µs', 'kernel µs', 'CPU µs per handshake'],
+    ['relay floor (unsigned)', floor.perSec, floor.userUs, floor.sysUs, cpu(floor)],
+    ['server (signed, embedded)', server.perSec, server.userUs, server.sysUs, cpu(server)],
+  ]));
+  console.log(`\nserver / floor: handshakes/s ${out.rateRatio}, CPU per handshake ${out.cpuRatio}; one core at the server's CPU per handshake: ${Math.round(1e6 / cpu(server))}/s`);
+}
+
+runMain('bench:hello', main);
