@@ -4,7 +4,7 @@
  * before (both sides in one record) is split when it is opened, keeping everything; backups of
  * either layout decode to the same devices.
  */
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { createLogger } from '../../src/log/logger.js';
 import { emptyDevice } from '../../src/ports/shadow-store/shadow-store.js';
 import { decodeShadowRecords, LmdbShadowStore } from '../../src/ports/shadow-store/shadow-store-lmdb.js';
@@ -67,6 +67,24 @@ describe('LmdbShadowStore layout', () => {
     store.writeReported('h', 'door', { ...emptyDevice(), kind: 'sensor.window', reported: { open: false }, reportedVersion: 2, reportedAt: 6 });
     await store.flush();
     expect((await store.load('h')).door).toMatchObject({ kind: 'sensor.window', model: 'D-1', reported: { open: false }, desired: { armed: true }, desiredVersion: 1 });
+    await store.close();
+  });
+
+  it('a hub reconnecting with the same devices writes no record; a changed kind or model is written', async () => {
+    const data = await temp();
+    const store = new LmdbShadowStore(data, { log });
+    const list = [{ d: 'lamp', k: 'switch', m: 'SW-1' }, { d: 'door', k: 'sensor.door' }];
+    await store.writeDevices('h', list, [], true);
+    await store.setDesired('h', 'lamp', { on: true });
+    const puts = vi.spyOn(data.db<unknown>('shadows'), 'put');
+    await store.writeDevices('h', list, [], true);
+    // a model left out keeps the stored one: unchanged too
+    await store.writeDevices('h', [{ d: 'lamp', k: 'switch' }], [], false);
+    expect(puts).not.toHaveBeenCalled();
+    await store.writeDevices('h', [{ d: 'lamp', k: 'switch', m: 'SW-2' }, { d: 'door', k: 'sensor.window' }], [], true);
+    expect(puts).toHaveBeenCalledTimes(2);
+    puts.mockRestore();
+    expect(await store.load('h')).toMatchObject({ lamp: { kind: 'switch', model: 'SW-2', desired: { on: true }, desiredVersion: 1 }, door: { kind: 'sensor.window' } });
     await store.close();
   });
 

@@ -164,7 +164,10 @@ export class LmdbShadowStore implements ShadowStore {
       for (const d of devices) {
         if (this.db.get([hubId, d.d]) === undefined) void this.db.put([hubId, d.d], [[], 0, 0]);
         const extra = this.db.get([hubId, d.d, EXTRA]) as StoredExtra | undefined;
-        void this.db.put([hubId, d.d, EXTRA], [d.k, d.m ?? extra?.[1] ?? null, extra?.[2] ?? [], extra?.[3] ?? 0]);
+        const model = d.m ?? extra?.[1] ?? null;
+        // unchanged (a reconnecting hub's full list): nothing to write
+        if (extra !== undefined && extra[0] === d.k && extra[1] === model) continue;
+        void this.db.put([hubId, d.d, EXTRA], [d.k, model, extra?.[2] ?? [], extra?.[3] ?? 0]);
       }
     });
   }
