@@ -5,7 +5,9 @@
  * (unsigned upgrade, welcome), alternating for `--rounds`. Per target: handshakes/s, and the
  * target process's CPU per handshake (user and kernel), which says what a node pays whatever the
  * clients beside it on the same cores can drive. Medians of the rounds; hubs are provisioned
- * before the clock starts.
+ * before the clock starts. Then the server's hubs all drop their connections and come back at once
+ * (`again`: as after a network blip; their records, shadows and devices already stored; refusals
+ * `busy` and retries count in its CPU).
  *
  *   npm run bench:hello -- [--hubs 10000] [--rounds 3] [--json]
  */
@@ -13,6 +15,7 @@ import { parseArgs } from 'node:util';
 import { cpuSplitMs, startNode } from '../load/harness/index.js';
 import { table } from '../load/lib/histogram.js';
 import { Fleet } from '../load/loadgen/fleet.js';
+import type { StormResult } from '../load/loadgen/ipc.js';
 import { startRelayFloor } from './lib/floor.js';
 import { hubSpecs, hubsOnline, medianOf, round, say, workerConfig } from './lib/fleet-runs.js';
 import { runMain } from './lib/output.js';
@@ -28,7 +31,7 @@ interface Round {
 }
 
 /** Connects HUBS fresh hubs to a target started for the round; its CPU is read around the connects alone. */
-async function round1(server: boolean, tag: string): Promise<Round> {
+async function round1(server: boolean, tag: string): Promise<Round[]> {
   const node = server ? await startNode({ env: {} }) : null;
   const target = node ?? (await startRelayFloor());
   const fleet = await Fleet.start([workerConfig(target.wsUrl, hubSpecs(HUBS, tag), server, node?.adminToken ?? null, [])]);
@@ -37,7 +40,13 @@ async function round1(server: boolean, tag: string): Promise<Round> {
     const before = cpuSplitMs(target.pid);
     const perSec = await hubsOnline(fleet, server ? 'server' : 'floor', false);
     const after = cpuSplitMs(target.pid);
-    return { perSec, userUs: ((after.user - before.user) * 1000) / HUBS, sysUs: ((after.sys - before.sys) * 1000) / HUBS };
+    const first = { perSec, userUs: ((after.user - before.user) * 1000) / HUBS, sysUs: ((after.sys - before.sys) * 1000) / HUBS };
+    if (!node) return [first];
+    const [storm] = await fleet.all<StormResult, 'storm'>('storm', { deadlineMs: 60_000 });
+    const end = cpuSplitMs(target.pid);
+    if (storm!.back !== HUBS) throw new Error(`again: ${storm!.back} of ${HUBS} hubs came back in 60 s`);
+    const again = { perSec: Math.round((HUBS * 1000) / storm!.allBackMs), userUs: ((end.user - after.user) * 1000) / HUBS, sysUs: ((end.sys - after.sys) * 1000) / HUBS };
+    return [first, again];
   } finally {
     await fleet.stop();
     await target.stop();
@@ -45,24 +54,31 @@ async function round1(server: boolean, tag: string): Promise<Round> {
 }
 
 async function main(): Promise<void> {
-  const runs: Record<'floor' | 'server', Round[]> = { floor: [], server: [] };
+  const runs: Record<'floor' | 'server' | 'again', Round[]> = { floor: [], server: [], again: [] };
+  const show = (i: number, name: string, r: Round) =>
+    say(`round ${i + 1}, ${name}: ${r.perSec} handshakes/s, ${Math.round(r.userUs)} + ${Math.round(r.sysUs)} µs CPU (user + kernel) per handshake`);
   for (let i = 0; i < ROUNDS; i++) {
     // the floor first in even rounds, the server first in odd ones
     for (const server of i % 2 === 0 ? [false, true] : [true, false]) {
-      const r = await round1(server, `${server ? 's' : 'f'}${i}`);
-      runs[server ? 'server' : 'floor'].push(r);
-      say(`round ${i + 1}, ${server ? 'server' : 'floor'}: ${r.perSec} handshakes/s, ${Math.round(r.userUs)} + ${Math.round(r.sysUs)} µs CPU (user + kernel) per handshake`);
+      const [r, again] = await round1(server, `${server ? 's' : 'f'}${i}`);
+      runs[server ? 'server' : 'floor'].push(r!);
+      show(i, server ? 'server' : 'floor', r!);
+      if (again) {
+        runs.again.push(again);
+        show(i, 'server, the same hubs again at once', again);
+      }
     }
   }
-  const med = (k: 'floor' | 'server') => ({
+  const med = (k: 'floor' | 'server' | 'again') => ({
     perSec: Math.round(medianOf(runs[k].map((r) => r.perSec))),
     userUs: Math.round(medianOf(runs[k].map((r) => r.userUs))),
     sysUs: Math.round(medianOf(runs[k].map((r) => r.sysUs))),
   });
   const floor = med('floor');
   const server = med('server');
+  const again = med('again');
   const cpu = (r: Round) => r.userUs + r.sysUs;
-  const out = { hubs: HUBS, rounds: ROUNDS, floor, server, rateRatio: round(server.perSec / floor.perSec), cpuRatio: round(cpu(server) / cpu(floor)), runs };
+  const out = { hubs: HUBS, rounds: ROUNDS, floor, server, again, rateRatio: round(server.perSec / floor.perSec), cpuRatio: round(cpu(server) / cpu(floor)), runs };
   if (args.json) {
     console.log(JSON.stringify(out));
     return;
@@ -72,6 +88,7 @@ async function main(): Promise<void> {
     ['target', 'handshakes/s', 'user µs', 'kernel µs', 'CPU µs per handshake'],
     ['relay floor (unsigned)', floor.perSec, floor.userUs, floor.sysUs, cpu(floor)],
     ['server (signed, embedded)', server.perSec, server.userUs, server.sysUs, cpu(server)],
+    ['server, the same hubs again at once', again.perSec, again.userUs, again.sysUs, cpu(again)],
   ]));
   console.log(`\nserver / floor: handshakes/s ${out.rateRatio}, CPU per handshake ${out.cpuRatio}; one core at the server's CPU per handshake: ${Math.round(1e6 / cpu(server))}/s`);
 }
