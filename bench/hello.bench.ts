@@ -30,7 +30,15 @@ interface Round {
   sysUs: number;
 }
 
-/** Connects HUBS fresh hubs to a target started for the round; its CPU is read around the connects alone. */
+/** Per hub: the target's user and kernel CPU between two readings, and the rate given. */
+function perHub(perSec: number, before: { user: number; sys: number }, after: { user: number; sys: number }): Round {
+  return { perSec, userUs: ((after.user - before.user) * 1000) / HUBS, sysUs: ((after.sys - before.sys) * 1000) / HUBS };
+}
+
+/**
+ * A round on a target started for it: HUBS fresh hubs connect, its CPU read around the connects
+ * alone; on the server they then all drop and come back at once (the second result).
+ */
 async function round1(server: boolean, tag: string): Promise<Round[]> {
   const node = server ? await startNode({ env: {} }) : null;
   const target = node ?? (await startRelayFloor());
@@ -40,13 +48,12 @@ async function round1(server: boolean, tag: string): Promise<Round[]> {
     const before = cpuSplitMs(target.pid);
     const perSec = await hubsOnline(fleet, server ? 'server' : 'floor', false);
     const after = cpuSplitMs(target.pid);
-    const first = { perSec, userUs: ((after.user - before.user) * 1000) / HUBS, sysUs: ((after.sys - before.sys) * 1000) / HUBS };
+    const first = perHub(perSec, before, after);
     if (!node) return [first];
     const [storm] = await fleet.all<StormResult, 'storm'>('storm', { deadlineMs: 60_000 });
     const end = cpuSplitMs(target.pid);
     if (storm!.back !== HUBS) throw new Error(`again: ${storm!.back} of ${HUBS} hubs came back in 60 s`);
-    const again = { perSec: Math.round((HUBS * 1000) / storm!.allBackMs), userUs: ((end.user - after.user) * 1000) / HUBS, sysUs: ((end.sys - after.sys) * 1000) / HUBS };
-    return [first, again];
+    return [first, perHub(Math.round((HUBS * 1000) / storm!.allBackMs), after, end)];
   } finally {
     await fleet.stop();
     await target.stop();

@@ -1,8 +1,8 @@
 /**
  * A history chunk as stored: its entries one after another, each its time (ms, float64) and its
  * length (uint32), both little-endian, then its bytes. Packed with one allocation and a copy per
- * entry: msgpack's walk over the chunk's two arrays cost the sockets' thread about 0.4 µs per
- * event at each flush.
+ * entry: with msgpack's walk over the chunk's two arrays, the write-out cost the sockets' thread
+ * 0.46 µs per event; packed so, 0.28 (report-path bench profile, BENCHMARKS.md).
  */
 const ENTRY_HEAD = 12;
 

@@ -43,7 +43,8 @@ export class CachingHubRegistry implements HubRegistry {
 
   async get(hubId: string): Promise<HubRecord | null> {
     const record = await this.inner.get(hubId);
-    this.keep(hubId, infoOf(record && copyRecord(record)), sinceOrigin(this.now()));
+    // the secrets dropped first, then the cache's own copy (labels not shared with the caller)
+    this.keep(hubId, copy(infoOf(record)), sinceOrigin(this.now()));
     return record;
   }
 
