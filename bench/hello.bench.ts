@@ -9,8 +9,13 @@
  * (`again`: as after a network blip; their records, shadows and devices already stored; refusals
  * `busy` and retries count in its CPU).
  *
- *   npm run bench:hello -- [--hubs 10000] [--rounds 3] [--json]
+ * With `--cpu-prof` every server node writes a CPU profile (its whole life: provisioning, the
+ * connects, the storm) and the last one's top functions are printed.
+ *
+ *   npm run bench:hello -- [--hubs 10000] [--rounds 3] [--warm 2000] [--cpu-prof] [--json]
  */
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { cpuSplitMs, startNode } from '../load/harness/index.js';
 import { table } from '../load/lib/histogram.js';
@@ -19,10 +24,15 @@ import type { StormResult } from '../load/loadgen/ipc.js';
 import { startRelayFloor } from './lib/floor.js';
 import { hubSpecs, hubsOnline, medianOf, round, say, workerConfig } from './lib/fleet-runs.js';
 import { runMain } from './lib/output.js';
+import { cpuProfFlags, mainThreadProfile, summarizeProfile } from './lib/profile-summary.js';
 
-const { values: args } = parseArgs({ options: { hubs: { type: 'string' }, rounds: { type: 'string' }, json: { type: 'boolean', default: false } } });
+const { values: args } = parseArgs({ options: { hubs: { type: 'string' }, rounds: { type: 'string' }, warm: { type: 'string' }, 'cpu-prof': { type: 'boolean', default: false }, json: { type: 'boolean', default: false } } });
 const HUBS = Number(args.hubs ?? 10_000);
 const ROUNDS = Number(args.rounds ?? 3);
+const WARM = Number(args.warm ?? 2_000);
+const PROF_DIR = join(tmpdir(), 'hubtier-bench', 'hello');
+/** the last server node's main-thread profile, with --cpu-prof */
+let lastProfile: string | undefined;
 
 interface Round {
   perSec: number;
@@ -36,14 +46,19 @@ function perHub(perSec: number, before: { user: number; sys: number }, after: { 
 }
 
 /**
- * A round on a target started for it: HUBS fresh hubs connect, its CPU read around the connects
- * alone; on the server they then all drop and come back at once (the second result).
+ * A round on a target started for it: WARM hubs connect first and stay (the process's code compiled
+ * and its heap grown, as on a node that has run a while), then HUBS fresh hubs connect with the
+ * target's CPU read around their connects alone; on the server those then all drop and come back at
+ * once (the second result).
  */
 async function round1(server: boolean, tag: string): Promise<Round[]> {
-  const node = server ? await startNode({ env: {} }) : null;
+  const node = server ? await startNode({ env: {}, ...(args['cpu-prof'] ? { nodeFlags: cpuProfFlags(PROF_DIR) } : {}) }) : null;
   const target = node ?? (await startRelayFloor());
-  const fleet = await Fleet.start([workerConfig(target.wsUrl, hubSpecs(HUBS, tag), server, node?.adminToken ?? null, [])]);
+  const fleetOf = (n: number, t: string) => Fleet.start([workerConfig(target.wsUrl, hubSpecs(n, t), server, node?.adminToken ?? null, [])]);
+  const warm = WARM > 0 ? await fleetOf(WARM, `${tag}w`) : null;
+  const fleet = await fleetOf(HUBS, tag);
   try {
+    if (warm) await hubsOnline(warm, `${server ? 'server' : 'floor'} warm-up`, server);
     if (server) await fleet.all('provision');
     const before = cpuSplitMs(target.pid);
     const perSec = await hubsOnline(fleet, server ? 'server' : 'floor', false);
@@ -56,7 +71,9 @@ async function round1(server: boolean, tag: string): Promise<Round[]> {
     return [first, perHub(Math.round((HUBS * 1000) / storm!.allBackMs), after, end)];
   } finally {
     await fleet.stop();
+    await warm?.stop();
     await target.stop();
+    if (node && args['cpu-prof']) lastProfile = mainThreadProfile(PROF_DIR, node.pid);
   }
 }
 
@@ -86,6 +103,7 @@ async function main(): Promise<void> {
   const again = med('again');
   const cpu = (r: Round) => r.userUs + r.sysUs;
   const out = { hubs: HUBS, rounds: ROUNDS, floor, server, again, rateRatio: round(server.perSec / floor.perSec), cpuRatio: round(cpu(server) / cpu(floor)), runs };
+  if (lastProfile) say(`server CPU profile: ${lastProfile}\n${summarizeProfile(lastProfile, 30)}`);
   if (args.json) {
     console.log(JSON.stringify(out));
     return;

@@ -1,4 +1,3 @@
-import { mkdirSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { cpus, tmpdir } from 'node:os';
 import { Fleet } from '../load/loadgen/fleet.js';
@@ -8,7 +7,7 @@ import { paced } from './lib/paced.js';
 import { countSyscalls } from './lib/syscalls.js';
 import { startNode } from '../load/harness/index.js';
 import { startRelayFloor } from './lib/floor.js';
-import { summarizeProfile } from './lib/profile-summary.js';
+import { cpuProfFlags, mainThreadProfile, summarizeProfile } from './lib/profile-summary.js';
 import { parse } from './lib/run-args.js';
 import { say, hubSpecs, appSpecs, workerConfig, hubsOnline, telemetryRunsOf, medianRound, median, historyPairs, round, type TelemetryResult } from './lib/fleet-runs.js';
 import { clusterNodes } from './lib/cluster-runs.js';
@@ -75,8 +74,7 @@ async function main(): Promise<void> {
 
     // ---------------------------------------------------------------- the server, same node
     const profDir = join(tmpdir(), 'hubtier-bench');
-    if (args.cpuProf) mkdirSync(profDir, { recursive: true });
-    const node = await startNode({ env: args.nodeEnv, ...(args.cpuProf ? { nodeFlags: ['--cpu-prof', `--cpu-prof-dir=${profDir}`] } : {}) });
+    const node = await startNode({ env: args.nodeEnv, ...(args.cpuProf ? { nodeFlags: cpuProfFlags(profDir) } : {}) });
     stops.push(() => node.stop());
     const nodeHubs = hubSpecs(args.hubs, 's');
     const nodeFleet = await Fleet.start([workerConfig(node.wsUrl, nodeHubs, true, node.adminToken, args.variants.has('telemetry') ? appSpecs(nodeHubs) : [])]);
@@ -188,7 +186,7 @@ async function main(): Promise<void> {
       await nodeFleet.all('apps');
       // --history both: a second node without history, its own hubs, in the same rounds
       // with --cpu-prof its profile goes beside the first node's, in a directory of its own
-      const plainProf = args.cpuProf ? { nodeFlags: ['--cpu-prof', `--cpu-prof-dir=${join(profDir, 'history-off')}`] } : {};
+      const plainProf = args.cpuProf ? { nodeFlags: cpuProfFlags(join(profDir, 'history-off')) } : {};
       const plain = args.historyBoth ? await startNode({ env: { ...args.nodeEnv, TIER_HISTORY_SIZE: '0' }, ...plainProf }) : null;
       const plainFleet = plain ? await Fleet.start([workerConfig(plain.wsUrl, hubSpecs(args.hubs, 'n'), true, plain.adminToken, appSpecs(hubSpecs(args.hubs, 'n')))]) : null;
       if (plain && plainFleet) {
@@ -222,11 +220,7 @@ async function main(): Promise<void> {
       await floor.stop();
     }
     if (args.cpuProf) {
-      // one file per thread (tsx runs its loader on a worker thread): the main thread's is the largest
-      const newest = readdirSync(profDir)
-        .filter((f) => f.endsWith('.cpuprofile') && f.includes(`.${node.pid}.`))
-        .map((f) => join(profDir, f))
-        .sort((a, b) => statSync(b).size - statSync(a).size)[0];
+      const newest = mainThreadProfile(profDir, node.pid);
       if (newest) {
         say(`server CPU profile: ${newest}`);
         say(summarizeProfile(newest, 25));

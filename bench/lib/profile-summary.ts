@@ -1,4 +1,5 @@
-import { readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { table } from '../../load/lib/histogram.js';
 
@@ -59,6 +60,23 @@ export function summarizeProfile(file: string, top = 25): string {
     '',
     table([['function', 'self'], ...sorted(fns).slice(0, top).map(([k, us]) => [k, pct(us)])]),
   ].join('\n');
+}
+
+/** Node flags that write a process's CPU profiles into `dir` (made if missing). */
+export function cpuProfFlags(dir: string): string[] {
+  mkdirSync(dir, { recursive: true });
+  return ['--cpu-prof', `--cpu-prof-dir=${dir}`];
+}
+
+/**
+ * The main thread's profile of process `pid` in `dir`: one file per thread (tsx runs its loader on a
+ * worker thread), and the main thread's is the largest. Undefined if none was written.
+ */
+export function mainThreadProfile(dir: string, pid: number): string | undefined {
+  return readdirSync(dir)
+    .filter((f) => f.endsWith('.cpuprofile') && f.includes(`.${pid}.`))
+    .map((f) => join(dir, f))
+    .sort((a, b) => statSync(b).size - statSync(a).size)[0];
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
