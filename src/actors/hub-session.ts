@@ -81,7 +81,7 @@ export class HubSession extends Actor<HubMessage> implements TimerTarget, BusLis
     return this.deps.system;
   }
 
-  /** A child logger made on use: logging is rare and a cached one would cost every session memory. */
+  /** A child logger made on use: its lines are rare (a cached one would cost every session memory). */
   private get log(): Logger {
     return this.deps.system.log.child({ hubId: this.hubId });
   }
@@ -232,7 +232,10 @@ export class HubSession extends Actor<HubMessage> implements TimerTarget, BusLis
     this.armIdle();
     this.deps.publishEvent({ op: 'evt', kind: 'online', home: this.homeId, hub: this.hubId, node: nodeId, ts: Date.now() });
     if (hello.fw !== undefined) this.deps.noteFirmware?.(this.hubId, hello.fw);
-    this.log.info({ homeId: this.homeId, epoch: this.epoch, fw: hello.fw, remote: this.link.remote }, 'hub session opened');
+    // the node's logger with the hub's id as a field: a child logger per line and the socket's
+    // address cost every handshake several µs, paid only when the line is written
+    const log = this.deps.system.log;
+    if (log.isLevelEnabled('info')) log.info({ hubId: this.hubId, homeId: this.homeId, epoch: this.epoch, fw: hello.fw, remote: this.link.remote }, 'hub session opened');
   }
 
   /**
@@ -369,7 +372,7 @@ export class HubSession extends Actor<HubMessage> implements TimerTarget, BusLis
     this.deps.metrics?.sessionClosed(String(code));
     // `online: false`: closed before its welcome (hello timeout, refused hello, lost race)
     const reason = this.closeReason ?? (code === 1000 ? 'hub_closed' : 'connection_lost');
-    this.log.info({ homeId: this.homeId, code, reason, durationMs: sinceOrigin(Date.now()) - this.since, online: wasOnline }, 'hub session closed');
+    this.deps.system.log.info({ hubId: this.hubId, homeId: this.homeId, code, reason, durationMs: sinceOrigin(Date.now()) - this.since, online: wasOnline }, 'hub session closed');
     if (wasOnline) {
       if (code !== CloseCode.takeover) {
         this.deps.publishEvent({ op: 'evt', kind: 'offline', home: this.homeId, hub: this.hubId, reason: String(code), ts: Date.now() });

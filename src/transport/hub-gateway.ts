@@ -109,18 +109,17 @@ export function mountHubGateway(
       const key = req.getHeader('sec-websocket-key');
       const protocol = req.getHeader('sec-websocket-protocol');
       const extensions = req.getHeader('sec-websocket-extensions');
-      const remote = Buffer.from(res.getRemoteAddressAsText()).toString();
       let credentials;
       try {
         credentials = readHubCredentials((h) => req.getHeader(h), new URLSearchParams(req.getQuery() ?? ''));
       } catch (err) {
-        refuse(res, state, err, remote, undefined);
+        refuse(res, state, err, undefined);
         return;
       }
       const hubId = credentials.hubId;
       const busy = limits.tryStart();
       if (busy) {
-        refuse(res, state, busy, remote, hubId);
+        refuse(res, state, busy, hubId);
         return;
       }
       admission.admit(credentials).then(
@@ -134,7 +133,7 @@ export function mountHubGateway(
         },
         (err: unknown) => {
           limits.finish(false);
-          refuse(res, state, err, remote, hubId);
+          refuse(res, state, err, hubId);
         },
       );
     },
@@ -190,12 +189,15 @@ export function mountHubGateway(
     },
   });
 
-  function refuse(res: HttpResponse, state: { aborted: boolean }, err: unknown, remote: string, hubId: string | undefined): void {
+  function refuse(res: HttpResponse, state: { aborted: boolean }, err: unknown, hubId: string | undefined): void {
     const e = asTierError(err);
+    // read here, not at every upgrade: an admitted hub never needs it (the response is still ours
+    // until it is aborted, whatever the turn)
+    const remote = state.aborted ? undefined : Buffer.from(res.getRemoteAddressAsText()).toString();
     if (e.code === 'internal') failures.write('admission', { err }, 'hub admission failed');
     metrics?.upgradeRefused(e.code);
     // sampled per source: a flood of bad handshakes cannot fill the disk
-    refusals.info(remote, { code: e.code, remote, hubId }, 'hub handshake refused');
+    refusals.info(remote ?? 'aborted', { code: e.code, remote, hubId }, 'hub handshake refused');
     // a full or overloaded node: the hub should come back later (or be sent to another node);
     // a backend away (registry, nonces): later still, spread as the in-session outage hint is
     const reply = errorReply(e);
