@@ -85,6 +85,17 @@ describe('LmdbShadowStore layout', () => {
     expect(puts).toHaveBeenCalledTimes(2);
     puts.mockRestore();
     expect(await store.load('h')).toMatchObject({ lamp: { kind: 'switch', model: 'SW-2', desired: { on: true }, desiredVersion: 1 }, door: { kind: 'sensor.window' } });
+    // the same full list again: not even a transaction (which would end the open batch)
+    const transactions = vi.spyOn(data.db<unknown>('shadows'), 'transaction');
+    await store.writeDevices('h', [{ d: 'lamp', k: 'switch' }, { d: 'door', k: 'sensor.window' }], [], true);
+    expect(transactions).not.toHaveBeenCalled();
+    // one device fewer, a kind changed, or a device added: written
+    await store.writeDevices('h', [{ d: 'lamp', k: 'switch' }], [], true);
+    await store.writeDevices('h', [{ d: 'lamp', k: 'dimmer' }], [], true);
+    await store.writeDevices('h', [{ d: 'lamp', k: 'dimmer' }, { d: 'fan', k: 'switch' }], [], true);
+    expect(transactions).toHaveBeenCalledTimes(3);
+    transactions.mockRestore();
+    expect(Object.keys(await store.load('h')).sort()).toEqual(['fan', 'lamp']);
     await store.close();
   });
 

@@ -145,6 +145,10 @@ export class LmdbShadowStore implements ShadowStore {
   }
 
   async writeDevices(hubId: string, devices: Array<{ d: string; k: string; m?: string }>, left: string[], full: boolean): Promise<void> {
+    // a reconnecting hub's full list, as stored: no transaction (which would also end the open
+    // batch), read once the hub's queued writes are durable, as `load` reads
+    await this.pending.get(hubId);
+    if (full && left.length === 0 && this.storesExactly(hubId, devices)) return;
     await this.run(hubId, () => {
       if (full) {
         const keep = new Set(devices.map((d) => d.d));
@@ -170,6 +174,27 @@ export class LmdbShadowStore implements ShadowStore {
         void this.db.put([hubId, d.d, EXTRA], [d.k, model, extra?.[2] ?? [], extra?.[3] ?? 0]);
       }
     });
+  }
+
+  /** True when the hub's stored devices are `devices`, none more, each with its kind and (if given) model: one scan. */
+  private storesExactly(hubId: string, devices: Array<{ d: string; k: string; m?: string }>): boolean {
+    const listed = new Map<string, { k: string; m?: string }>();
+    for (const d of devices) listed.set(d.d, d);
+    let own = 0;
+    let extras = 0;
+    for (const { key, value } of this.db.getRange({ start: hubId })) {
+      if (key === hubId) continue;
+      if (!Array.isArray(key) || key[0] !== hubId) break;
+      const d = listed.get(key[1]);
+      if (d === undefined) return false;
+      if (key.length === 2) own++;
+      else {
+        const extra = value as StoredExtra;
+        if (extra[0] !== d.k || (d.m !== undefined && extra[1] !== d.m)) return false;
+        extras++;
+      }
+    }
+    return own === listed.size && extras === listed.size;
   }
 
   async remove(hubId: string): Promise<void> {
