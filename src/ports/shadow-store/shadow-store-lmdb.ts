@@ -43,6 +43,28 @@ export interface LmdbShadowStoreOptions {
   batches?: BatchObserver;
 }
 
+/** What the store holds of one device: its own record (reported side) and its extra record. */
+interface DeviceRecords {
+  own: boolean;
+  extra: StoredExtra | undefined;
+}
+
+/** Both records, for a removal that does not know which exist. */
+const BOTH_RECORDS: DeviceRecords = { own: true, extra: [null, null, [], 0] };
+
+/** True when `stored` is `devices`, none more, each with its kind and (if given) model. */
+function storesExactly(stored: Map<string, DeviceRecords>, devices: Array<{ d: string; k: string; m?: string }>): boolean {
+  let listed = 0;
+  for (const d of devices) {
+    const records = stored.get(d.d);
+    const extra = records?.extra;
+    if (!records?.own || extra === undefined || extra[0] !== d.k || (d.m !== undefined && extra[1] !== d.m)) return false;
+    listed++;
+  }
+  // a device listed twice counts twice: the list is then not the stored set, and is written
+  return listed === stored.size;
+}
+
 /**
  * Shadows on local disk (embedded default): sub-database `shadows`, keyed so that one hub is one
  * contiguous range: the hub's own entry under `hubId` (epoch and cursor), then per device its
@@ -148,26 +170,23 @@ export class LmdbShadowStore implements ShadowStore {
     // a reconnecting hub's full list, as stored: no transaction (which would also end the open
     // batch), read once the hub's queued writes are durable, as `load` reads
     await this.pending.get(hubId);
-    if (full && left.length === 0 && this.storesExactly(hubId, devices)) return;
+    if (full && left.length === 0 && storesExactly(this.devicesOf(hubId), devices)) return;
     await this.run(hubId, () => {
-      if (full) {
+      // a full list reads the hub's records in one scan; a partial one (a device joining a hub
+      // that may have hundreds) reads its devices' records alone
+      const stored = full ? this.devicesOf(hubId) : null;
+      if (stored) {
         const keep = new Set(devices.map((d) => d.d));
-        const gone: Key[] = [];
-        for (const key of this.db.getKeys({ start: hubId })) {
-          if (key === hubId) continue;
-          if (!Array.isArray(key) || key[0] !== hubId) break;
-          if (!keep.has(key[1])) gone.push(key);
-        }
-        // removed after the scan, not under the cursor that reads the range
-        for (const key of gone) void this.db.remove(key);
+        for (const [id, records] of stored) if (!keep.has(id)) this.removeDevice(hubId, id, records);
       }
       for (const id of left) {
-        void this.db.remove([hubId, id]);
-        void this.db.remove([hubId, id, EXTRA]);
+        this.removeDevice(hubId, id, BOTH_RECORDS);
+        stored?.delete(id);
       }
       for (const d of devices) {
-        if (this.db.get([hubId, d.d]) === undefined) void this.db.put([hubId, d.d], [[], 0, 0]);
-        const extra = this.db.get([hubId, d.d, EXTRA]) as StoredExtra | undefined;
+        const records = stored ? stored.get(d.d) : { own: this.db.get([hubId, d.d]) !== undefined, extra: this.db.get([hubId, d.d, EXTRA]) as StoredExtra | undefined };
+        if (!records?.own) void this.db.put([hubId, d.d], [[], 0, 0]);
+        const extra = records?.extra;
         const model = d.m ?? extra?.[1] ?? null;
         // unchanged (a reconnecting hub's full list): nothing to write
         if (extra !== undefined && extra[0] === d.k && extra[1] === model) continue;
@@ -176,25 +195,23 @@ export class LmdbShadowStore implements ShadowStore {
     });
   }
 
-  /** True when the hub's stored devices are `devices`, none more, each with its kind and (if given) model: one scan. */
-  private storesExactly(hubId: string, devices: Array<{ d: string; k: string; m?: string }>): boolean {
-    const listed = new Map<string, { k: string; m?: string }>();
-    for (const d of devices) listed.set(d.d, d);
-    let own = 0;
-    let extras = 0;
+  /** The hub's device records in one scan: per device id, whether its own record is stored, and its extra record. */
+  private devicesOf(hubId: string): Map<string, DeviceRecords> {
+    const out = new Map<string, DeviceRecords>();
     for (const { key, value } of this.db.getRange({ start: hubId })) {
       if (key === hubId) continue;
       if (!Array.isArray(key) || key[0] !== hubId) break;
-      const d = listed.get(key[1]);
-      if (d === undefined) return false;
-      if (key.length === 2) own++;
-      else {
-        const extra = value as StoredExtra;
-        if (extra[0] !== d.k || (d.m !== undefined && extra[1] !== d.m)) return false;
-        extras++;
-      }
+      let records = out.get(key[1]);
+      if (!records) out.set(key[1], (records = { own: false, extra: undefined }));
+      if (key.length === 2) records.own = true;
+      else records.extra = value as StoredExtra;
     }
-    return own === listed.size && extras === listed.size;
+    return out;
+  }
+
+  private removeDevice(hubId: string, deviceId: string, records: DeviceRecords): void {
+    if (records.own) void this.db.remove([hubId, deviceId]);
+    if (records.extra !== undefined) void this.db.remove([hubId, deviceId, EXTRA]);
   }
 
   async remove(hubId: string): Promise<void> {
