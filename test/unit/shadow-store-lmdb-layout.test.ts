@@ -96,6 +96,15 @@ describe('LmdbShadowStore layout', () => {
     expect(transactions).toHaveBeenCalledTimes(3);
     transactions.mockRestore();
     expect(Object.keys(await store.load('h')).sort()).toEqual(['fan', 'lamp']);
+    // a device that reported before it was listed has no kind record yet: its list is written
+    store.writeReported('h2', 'plug', { ...emptyDevice(), reported: { on: true }, reportedVersion: 1, reportedAt: 5 });
+    await store.flush();
+    await store.writeDevices('h2', [{ d: 'plug', k: 'switch' }], [], true);
+    expect(await store.load('h2')).toMatchObject({ plug: { kind: 'switch', reported: { on: true } } });
+    // a device that left: both its records go
+    await store.writeDevices('h', [], ['fan'], false);
+    expect(Object.keys(await store.load('h'))).toEqual(['lamp']);
+    expect([...data.db<unknown>('shadows').getKeys({})].filter((k) => Array.isArray(k) && k[1] === 'fan')).toEqual([]);
     await store.close();
   });
 

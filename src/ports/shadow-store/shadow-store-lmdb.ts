@@ -49,9 +49,6 @@ interface DeviceRecords {
   extra: StoredExtra | undefined;
 }
 
-/** Both records, for a removal that does not know which exist. */
-const BOTH_RECORDS: DeviceRecords = { own: true, extra: [null, null, [], 0] };
-
 /** True when `stored` is `devices`, none more, each with its kind and (if given) model. */
 function storesExactly(stored: Map<string, DeviceRecords>, devices: Array<{ d: string; k: string; m?: string }>): boolean {
   let listed = 0;
@@ -84,7 +81,8 @@ function storesExactly(stored: Map<string, DeviceRecords>, devices: Array<{ d: s
  * - `stored.cursorStored` is told once the transaction with the cursor, and every write of the hub
  *   before it, is committed and, with DATA_SYNC=commit, flushed to disk.
  * - `setDesired`/`writeDevices` are each one transaction in call order with the batches, resolving
- *   once durable. `load`/`loadCursor` first wait until this hub's queued writes are durable
+ *   once durable; a full device list the store already holds (read after the hub's queued writes
+ *   are durable) is answered without one. `load`/`loadCursor` first wait until this hub's queued writes are durable
  *   (cheaper than overlaying them: nothing kept after the commit, and a load of a hub with no
  *   write under way waits for nothing).
  * - No shadow is kept here: the heap holds only the queued batch of the current turn.
@@ -172,7 +170,8 @@ export class LmdbShadowStore implements ShadowStore {
     await this.pending.get(hubId);
     if (full && left.length === 0 && storesExactly(this.devicesOf(hubId), devices)) return;
     await this.run(hubId, () => {
-      // a full list reads the hub's records in one scan; a partial one (a device joining a hub
+      // read again in the transaction: a setDesired or remove may have committed since the check.
+      // A full list reads the hub's records in one scan; a partial one (a device joining a hub
       // that may have hundreds) reads its devices' records alone
       const stored = full ? this.devicesOf(hubId) : null;
       if (stored) {
@@ -180,7 +179,7 @@ export class LmdbShadowStore implements ShadowStore {
         for (const [id, records] of stored) if (!keep.has(id)) this.removeDevice(hubId, id, records);
       }
       for (const id of left) {
-        this.removeDevice(hubId, id, BOTH_RECORDS);
+        this.removeDevice(hubId, id);
         stored?.delete(id);
       }
       for (const d of devices) {
@@ -209,9 +208,10 @@ export class LmdbShadowStore implements ShadowStore {
     return out;
   }
 
-  private removeDevice(hubId: string, deviceId: string, records: DeviceRecords): void {
-    if (records.own) void this.db.remove([hubId, deviceId]);
-    if (records.extra !== undefined) void this.db.remove([hubId, deviceId, EXTRA]);
+  /** Removes a device's records: those `records` names, or both when it is not given. */
+  private removeDevice(hubId: string, deviceId: string, records?: DeviceRecords): void {
+    if (!records || records.own) void this.db.remove([hubId, deviceId]);
+    if (!records || records.extra !== undefined) void this.db.remove([hubId, deviceId, EXTRA]);
   }
 
   async remove(hubId: string): Promise<void> {

@@ -100,7 +100,10 @@ export interface ShadowStore {
   writeCursor(hubId: string, cursor: SeqCursor, epoch?: number, stored?: CursorListener): void;
   loadCursor(hubId: string): Promise<SeqCursor | null>;
   setDesired(hubId: string, deviceId: string, patch: Attrs): Promise<DeviceShadow>;
-  /** Replaces the device list: kinds are set, devices not in `devices` are removed when `full`. */
+  /**
+   * Replaces the device list: kinds are set, devices not in `devices` are removed when `full`.
+   * Resolves once the list is stored (durable where the store is), whether or not it changed.
+   */
   writeDevices(hubId: string, devices: Array<{ d: string; k: string; m?: string }>, left: string[], full: boolean): Promise<void>;
   /**
    * Removes every device and the cursor of a hub (the hub was deleted); resolves when durable.
