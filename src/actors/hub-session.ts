@@ -208,7 +208,7 @@ export class HubSession extends Actor<HubMessage> implements TimerTarget, BusLis
     await bus.flush();
     // the previous holder, here or on another node, closes when it sees a larger epoch
     bus.publish(subjects.hubTakeover(this.hubId), encodeBus({ epoch: this.epoch, node: nodeId }));
-    const [shadow, cursor] = await Promise.all([shadows.load(this.hubId), shadows.loadCursor(this.hubId)]);
+    const { shadow, cursor } = await shadows.loadSession(this.hubId);
     // a connection that raced this one and claimed later has won: this one gives way
     if (this.state === 'connecting' && !(await directory.holds(this.hubId, nodeId, this.epoch))) {
       this.closeWith(CloseCode.takeover, 'session_taken_over');

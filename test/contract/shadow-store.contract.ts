@@ -209,6 +209,69 @@ export function shadowStoreContract(name: string, make: ShadowStoreFactory): voi
       });
     });
 
+    describe('loadSession', () => {
+      it('answers what load and loadCursor answer, queued writes included', async () => {
+        expect(await store.loadSession(hub)).toEqual({ shadow: {}, cursor: null });
+        store.writeReported(hub, 'lamp', device({ on: true }, 1, 1000));
+        store.writeCursor(hub, { boot: 'b1', seq: 4 });
+        const queued = await store.loadSession(hub);
+        expect(queued).toEqual({ shadow: await store.load(hub), cursor: await store.loadCursor(hub) });
+        expect(queued.cursor).toEqual({ boot: 'b1', seq: 4 });
+        expect(queued.shadow.lamp).toMatchObject({ reported: { on: true }, reportedVersion: 1 });
+        await store.flush();
+        expect(await store.loadSession(hub)).toEqual(queued);
+      });
+
+      // the embedded store checks a reconnecting hub's list against the shadow its session opened
+      // with: every write in between that may change the hub's devices must be seen
+      const listed = [{ d: 'a', k: 'switch' }, { d: 'b', k: 'sensor.temp', m: 'T-1' }];
+      async function opened(): Promise<void> {
+        store.writeReported(hub, 'a', device({ on: true }, 1, 100));
+        store.writeReported(hub, 'b', device({ temp: 3 }, 1, 100));
+        await store.writeDevices(hub, listed, [], true);
+        await store.flush();
+        await store.loadSession(hub);
+      }
+
+      it('a list sent again after it keeps the shadow as it is', async () => {
+        await opened();
+        const before = await store.load(hub);
+        await store.writeDevices(hub, listed, [], true);
+        expect(await store.load(hub)).toEqual(before);
+      });
+
+      it('a device added by a desired state in between is removed by the full list', async () => {
+        await opened();
+        await store.setDesired(hub, 'z', { on: true });
+        await store.writeDevices(hub, listed, [], true);
+        expect(Object.keys(await store.load(hub)).sort()).toEqual(['a', 'b']);
+      });
+
+      it('a device reported in between is removed by the full list', async () => {
+        await opened();
+        store.writeReported(hub, 'y', device({ on: true }, 1, 200));
+        await store.writeDevices(hub, listed, [], true);
+        expect(Object.keys(await store.load(hub)).sort()).toEqual(['a', 'b']);
+      });
+
+      it('a hub removed in between gets its listed devices again', async () => {
+        await opened();
+        await store.remove(hub);
+        await store.writeDevices(hub, listed, [], true);
+        const shadow = await store.load(hub);
+        expect(Object.keys(shadow).sort()).toEqual(['a', 'b']);
+        expect(shadow.b).toMatchObject({ kind: 'sensor.temp', model: 'T-1', reported: {} });
+      });
+
+      it('a kind written in between is set back by the list', async () => {
+        await opened();
+        store.writeReported(hub, 'a', device({ on: false }, 2, 200, 'plug'));
+        await store.flush();
+        await store.writeDevices(hub, listed, [], true);
+        expect((await store.load(hub)).a).toMatchObject({ kind: 'switch', reported: { on: false } });
+      });
+    });
+
     describe('cursor', () => {
       it('writeCursor then loadCursor returns the latest, per hub', async () => {
         const other = `${hub}-other`;

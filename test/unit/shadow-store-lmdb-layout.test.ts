@@ -108,6 +108,33 @@ describe('LmdbShadowStore layout', () => {
     await store.close();
   });
 
+  it('a reconnecting session reads its hub once: shadow and cursor in one range, its unchanged list checked against them', async () => {
+    const data = await temp();
+    const store = new LmdbShadowStore(data, { log });
+    const list = [{ d: 'lamp', k: 'switch', m: 'SW-1' }, { d: 'door', k: 'sensor.door' }];
+    await store.writeDevices('h', list, [], true);
+    store.writeReported('h', 'lamp', { ...emptyDevice(), reported: { on: true }, reportedVersion: 1, reportedAt: 5 });
+    store.writeCursor('h', { boot: 'b', seq: 3 });
+    await store.flush();
+    const db = data.db<unknown>('shadows');
+    const ranges = vi.spyOn(db, 'getRange');
+    const gets = vi.spyOn(db, 'get');
+    const transactions = vi.spyOn(db, 'transaction');
+    const start = await store.loadSession('h');
+    expect(start.cursor).toEqual({ boot: 'b', seq: 3 });
+    expect(start.shadow.lamp).toMatchObject({ kind: 'switch', model: 'SW-1', reported: { on: true } });
+    await store.writeDevices('h', list, [], true);
+    expect(ranges).toHaveBeenCalledTimes(1);
+    expect(gets).not.toHaveBeenCalled();
+    expect(transactions).not.toHaveBeenCalled();
+    // remembered until that list only: the next one is checked against the store
+    await store.writeDevices('h', list, [], true);
+    expect(ranges).toHaveBeenCalledTimes(2);
+    expect(transactions).not.toHaveBeenCalled();
+    vi.restoreAllMocks();
+    await store.close();
+  });
+
   it('decodes a backup of either layout to the same devices, extra records joined', async () => {
     const data = await temp();
     const store = new LmdbShadowStore(data, { log });

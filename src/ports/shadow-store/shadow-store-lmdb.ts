@@ -3,7 +3,7 @@ import type { Database } from 'lmdb';
 import type { Attrs } from '../../../proto/frames.js';
 import type { Logger } from '../../log/logger.js';
 import type { DataStore } from '../lmdb.js';
-import { emptyDevice, mergeAttrs, newShadow, notifyStored, type CursorListener, type DeviceShadow, type HubShadow, type SeqCursor, type ShadowStore } from './shadow-store.js';
+import { emptyDevice, mergeAttrs, newShadow, notifyStored, type CursorListener, type DeviceShadow, type HubShadow, type SeqCursor, type SessionStart, type ShadowStore } from './shadow-store.js';
 import {
   EXTRA,
   extraOf,
@@ -62,6 +62,22 @@ function storesExactly(stored: Map<string, DeviceRecords>, devices: Array<{ d: s
   return listed === stored.size;
 }
 
+/** True when `shadow` (as read by `scan`) holds `devices`, none more, each with its kind and (if given) model. */
+function listsExactly(shadow: HubShadow, devices: Array<{ d: string; k: string; m?: string }>): boolean {
+  let listed = 0;
+  for (const d of devices) {
+    const device = shadow[d.d];
+    if (device === undefined || device.kind !== d.k || (d.m !== undefined && device.model !== d.m)) return false;
+    listed++;
+  }
+  let stored = 0;
+  for (const _ in shadow) stored++;
+  return listed === stored;
+}
+
+/** Session shadows remembered at most (see `opened`): a bound on hubs that never send a list. */
+const MAX_OPENED = 4_096;
+
 /**
  * Shadows on local disk (embedded default): sub-database `shadows`, keyed so that one hub is one
  * contiguous range: the hub's own entry under `hubId` (epoch and cursor), then per device its
@@ -82,10 +98,11 @@ function storesExactly(stored: Map<string, DeviceRecords>, devices: Array<{ d: s
  *   before it, is committed and, with DATA_SYNC=commit, flushed to disk.
  * - `setDesired`/`writeDevices` are each one transaction in call order with the batches, resolving
  *   once durable; a full device list the store already holds (read after the hub's queued writes
- *   are durable) is answered without one. `load`/`loadCursor` first wait until this hub's queued writes are durable
+ *   are durable) is answered without one. `load`/`loadCursor`/`loadSession` first wait until this hub's queued writes are durable
  *   (cheaper than overlaying them: nothing kept after the commit, and a load of a hub with no
- *   write under way waits for nothing).
- * - No shadow is kept here: the heap holds only the queued batch of the current turn.
+ *   write under way waits for nothing). `loadSession` reads the cursor in the same range read.
+ * - No shadow is kept here but a session's opened one until its hub's first device list (at most
+ *   MAX_OPENED of them, see `opened`); the heap holds the queued batch of the current turn.
  * - A failed commit (disk full, I/O error) is logged; its cursor listeners are never told.
  */
 export class LmdbShadowStore implements ShadowStore {
@@ -99,6 +116,13 @@ export class LmdbShadowStore implements ShadowStore {
   private open: { hubs: Map<string, QueuedHub>; settled: Promise<void> } | null = null;
   /** per hub with writes not yet durable: the transaction of its latest write */
   private readonly pending = new Map<string, Promise<unknown>>();
+  /**
+   * The shadow each hub session opened with (`loadSession`), until the hub's first device list,
+   * which it sends right after its welcome: a reconnecting hub's unchanged list is then checked
+   * against it instead of a second scan of the same records. Dropped by any write that may change
+   * the hub's set of devices or their kinds (this process is the store's only writer).
+   */
+  private readonly opened = new Map<string, HubShadow>();
   /** the latest transaction issued, durable included (never rejects) */
   private last: Promise<void> = Promise.resolve();
   #healthy = true;
@@ -117,6 +141,8 @@ export class LmdbShadowStore implements ShadowStore {
   }
 
   writeReported(hubId: string, deviceId: string, device: DeviceShadow, epoch = 0): void {
+    // a device not in the opened shadow, or a kind, changes what a list is checked against
+    if (this.opened.size !== 0 && (device.kind !== undefined || this.opened.get(hubId)?.[deviceId] === undefined)) this.opened.delete(hubId);
     const hub = this.queue(hubId, epoch);
     if (hub) hub.devices.set(deviceId, { a: flatten(device.reported), v: device.reportedVersion, at: device.reportedAt, k: device.kind });
   }
@@ -134,21 +160,49 @@ export class LmdbShadowStore implements ShadowStore {
 
   async load(hubId: string): Promise<HubShadow> {
     await this.pending.get(hubId);
-    const out = newShadow();
+    return this.scan(hubId).shadow;
+  }
+
+  async loadSession(hubId: string): Promise<SessionStart> {
+    await this.pending.get(hubId);
+    const read = this.scan(hubId);
+    // remembered only when it is what the store holds: no write of the hub under way, every
+    // record of it seen in the shadow
+    if (read.whole && !this.pending.has(hubId)) {
+      if (this.opened.size >= MAX_OPENED) this.opened.delete(this.opened.keys().next().value!);
+      this.opened.set(hubId, read.shadow);
+    }
+    return { shadow: read.shadow, cursor: read.cursor };
+  }
+
+  /**
+   * The hub's range in one read: its entry (the cursor), then each device's records. `whole`:
+   * every record is in the shadow (an extra record without its device's own one is not).
+   */
+  private scan(hubId: string): SessionStart & { whole: boolean } {
+    const shadow = newShadow();
+    let cursor: SeqCursor | null = null;
+    let whole = true;
     for (const { key, value } of this.db.getRange({ start: hubId })) {
-      if (key === hubId) continue; // the hub's own entry
+      if (key === hubId) {
+        const h = value as StoredHub;
+        if (h[1] !== null) cursor = { boot: h[1], seq: h[2] };
+        continue;
+      }
       if (!Array.isArray(key) || key[0] !== hubId) break; // the next hub
       // a device's own record sorts before its extra record
-      if (key.length === 2) out[key[1]] = toDevice(value as StoredDevice | LegacyDevice, undefined);
+      if (key.length === 2) shadow[key[1]] = toDevice(value as StoredDevice | LegacyDevice, undefined);
       else {
-        const device = out[key[1]];
+        const device = shadow[key[1]];
         if (device) withExtra(device, value as StoredExtra);
+        else whole = false;
       }
     }
-    return out;
+    return { shadow, cursor, whole };
   }
 
   setDesired(hubId: string, deviceId: string, patch: Attrs): Promise<DeviceShadow> {
+    this.opened.delete(hubId); // it may add the device
     return this.run(hubId, () => {
       const stored = this.db.get([hubId, deviceId]) as StoredDevice | undefined;
       const extra = this.db.get([hubId, deviceId, EXTRA]) as StoredExtra | undefined;
@@ -168,7 +222,9 @@ export class LmdbShadowStore implements ShadowStore {
     // a reconnecting hub's full list, as stored: no transaction (which would also end the open
     // batch), read once the hub's queued writes are durable, as `load` reads
     await this.pending.get(hubId);
-    if (full && left.length === 0 && storesExactly(this.devicesOf(hubId), devices)) return;
+    const opened = this.opened.get(hubId);
+    if (opened) this.opened.delete(hubId);
+    if (full && left.length === 0 && (opened ? listsExactly(opened, devices) : storesExactly(this.devicesOf(hubId), devices))) return;
     await this.run(hubId, () => {
       // read again in the transaction: a setDesired or remove may have committed since the check.
       // A full list reads the hub's records in one scan; a partial one (a device joining a hub
@@ -215,6 +271,7 @@ export class LmdbShadowStore implements ShadowStore {
   }
 
   async remove(hubId: string): Promise<void> {
+    this.opened.delete(hubId);
     await this.run(hubId, () => {
       const gone: Key[] = [];
       for (const key of this.db.getKeys({ start: hubId })) {

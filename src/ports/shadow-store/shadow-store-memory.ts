@@ -1,5 +1,5 @@
 import type { Attrs } from '../../../proto/frames.js';
-import { copyAttrs, emptyDevice, mergeAttrs, newShadow, type CursorListener, type DeviceShadow, type HubShadow, type SeqCursor, type ShadowStore } from './shadow-store.js';
+import { copyAttrs, emptyDevice, loadBoth, mergeAttrs, newShadow, type CursorListener, type DeviceShadow, type HubShadow, type SeqCursor, type SessionStart, type ShadowStore } from './shadow-store.js';
 
 /**
  * Shadows held in this process (embedded default). Writes are applied at once (batch window 0);
@@ -20,6 +20,10 @@ export class MemoryShadowStore implements ShadowStore {
   async loadCursor(hubId: string): Promise<SeqCursor | null> {
     const c = this.cursors.get(hubId);
     return c ? { ...c } : null;
+  }
+
+  loadSession(hubId: string): Promise<SessionStart> {
+    return loadBoth(this, hubId);
   }
 
   async load(hubId: string): Promise<HubShadow> {

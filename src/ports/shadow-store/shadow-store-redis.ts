@@ -22,7 +22,7 @@ import {
   type HubBatch,
   type ReportedEntry,
 } from './shadow-store-redis-layout.js';
-import { emptyDevice, mergeAttrs, newShadow, notifyStored, type CursorListener, type DeviceShadow, type HubShadow, type SeqCursor, type ShadowStore } from './shadow-store.js';
+import { emptyDevice, loadBoth, mergeAttrs, newShadow, notifyStored, type CursorListener, type DeviceShadow, type HubShadow, type SeqCursor, type SessionStart, type ShadowStore } from './shadow-store.js';
 
 export interface RedisShadowStoreOptions {
   log: Logger;
@@ -167,6 +167,10 @@ export class RedisShadowStore implements ShadowStore {
     if (raw === null) return null;
     const c = JSON.parse(raw) as SeqCursor;
     return { boot: c.boot, seq: c.seq };
+  }
+
+  loadSession(hubId: string): Promise<SessionStart> {
+    return loadBoth(this, hubId);
   }
 
   async load(hubId: string): Promise<HubShadow> {

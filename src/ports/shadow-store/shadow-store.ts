@@ -99,6 +99,12 @@ export interface ShadowStore {
    */
   writeCursor(hubId: string, cursor: SeqCursor, epoch?: number, stored?: CursorListener): void;
   loadCursor(hubId: string): Promise<SeqCursor | null>;
+  /**
+   * What a hub session opens with: `load` and `loadCursor` together (one read where the backend
+   * keeps both in one place). The embedded store remembers the devices it read until the hub's
+   * first `writeDevices`, so a reconnecting hub's unchanged list is checked without reading again.
+   */
+  loadSession(hubId: string): Promise<SessionStart>;
   setDesired(hubId: string, deviceId: string, patch: Attrs): Promise<DeviceShadow>;
   /**
    * Replaces the device list: kinds are set, devices not in `devices` are removed when `full`.
@@ -115,6 +121,18 @@ export interface ShadowStore {
   /** Writes everything queued; resolves when durable. */
   flush(): Promise<void>;
   close(): Promise<void>;
+}
+
+/** A hub session's start: its shadow and its cursor (null: none stored). */
+export interface SessionStart {
+  shadow: HubShadow;
+  cursor: SeqCursor | null;
+}
+
+/** `loadSession` for a store that reads the two apart. */
+export async function loadBoth(store: ShadowStore, hubId: string): Promise<SessionStart> {
+  const [shadow, cursor] = await Promise.all([store.load(hubId), store.loadCursor(hubId)]);
+  return { shadow, cursor };
 }
 
 /**
