@@ -66,6 +66,7 @@ export type AppReply =
 export type HubEvent =
   | { kind: 'state'; home: string; hub: string; device: string; attrs: Attrs; version: number; ts: number }
   | { kind: 'event'; home: string; hub: string; device: string; event: string; params?: Attrs; ts: number }
+  /** published only when the hub's list changed what is stored (not for one sent again as it is) */
   | { kind: 'devices'; home: string; hub: string; joined: DeviceInfo[]; left: string[]; ts: number }
   | { kind: 'online'; home: string; hub: string; node: string; ts: number }
   | { kind: 'offline'; home: string; hub: string; reason: string; ts: number };

@@ -252,11 +252,13 @@ export class HubReports implements CursorListener {
       this.acknowledge(frame.s);
       return;
     }
-    await this.deps.shadows.writeDevices(this.host.hubId, joined, left, full);
+    const changed = await this.deps.shadows.writeDevices(this.host.hubId, joined, left, full);
     for (const id of removed) tableDelete(this.reported, id);
     for (const d of joined) if (tableGet(this.reported, d.d) === undefined) this.addDevice(d.d);
     this.countShadow();
-    this.deps.publishEvent({ op: 'evt', kind: 'devices', home: this.host.homeId, hub: this.host.hubId, joined, left: removed, ts: Date.now() });
+    // a list the store already held (every reconnect sends one) is no news: no event, and the
+    // home's history keeps its room for those that are
+    if (changed) this.deps.publishEvent({ op: 'evt', kind: 'devices', home: this.host.homeId, hub: this.host.hubId, joined, left: removed, ts: Date.now() });
     this.acknowledge(frame.s);
   }
 

@@ -200,6 +200,23 @@ export function shadowStoreContract(name: string, make: ShadowStoreFactory): voi
         expect(await store.load(hub)).toEqual({});
       });
 
+      it('answers whether it changed what the store holds', async () => {
+        await seed();
+        const list = [{ d: 'a', k: 'switch', m: 'SW-1' }, { d: 'b', k: 'sensor.temp' }];
+        expect(await store.writeDevices(hub, list, [], true)).toBe(true); // c removed, kinds set
+        expect(await store.writeDevices(hub, list, [], true)).toBe(false);
+        // a model left out keeps the stored one; a partial list of the same kinds; a device that is not there leaving
+        expect(await store.writeDevices(hub, [{ d: 'a', k: 'switch' }], ['gone'], false)).toBe(false);
+        expect(await store.writeDevices(hub, [{ d: 'a', k: 'switch', m: 'SW-2' }, { d: 'b', k: 'sensor.temp' }], [], true)).toBe(true);
+        expect(await store.writeDevices(hub, [{ d: 'a', k: 'plug' }], [], false)).toBe(true);
+        expect(await store.writeDevices(hub, [{ d: 'n', k: 'plug' }], [], false)).toBe(true);
+        expect(await store.writeDevices(hub, [], ['n'], false)).toBe(true);
+        // a device reported and not yet listed, dropped by a full list
+        store.writeReported(hub, 'r', device({ on: true }, 1, 100));
+        expect(await store.writeDevices(hub, [{ d: 'a', k: 'plug', m: 'SW-2' }, { d: 'b', k: 'sensor.temp' }], [], true)).toBe(true);
+        expect(Object.keys(await store.load(hub)).sort()).toEqual(['a', 'b']);
+      });
+
       it('touches no other hub', async () => {
         const other = `${hub}-other`;
         await store.setDesired(other, 'a', { on: true });

@@ -207,6 +207,31 @@ describe('HubSession', () => {
     for (const e of events) if (e.kind === 'state') expect(Object.getOwnPropertySymbols(e.attrs)).toEqual([]);
   });
 
+  it('publishes a device list that changed what is stored, not one sent again as it is (every reconnect sends one)', async () => {
+    const events: AppEventMessage[] = [];
+    const shadows = new MemoryShadowStore();
+    const list = [{ d: 'lamp', k: 'switch' }, { d: 'door', k: 'sensor.door', m: 'D-1' }];
+    const lists = () => events.filter((e) => e.kind === 'devices');
+    const first = setup({ shadows, publishEvent: (e) => events.push(e) });
+    first.frame({ t: 1, v: 1, b: 'boot' });
+    await settle();
+    first.frame({ t: 9, s: 1, f: true, j: list });
+    await settle();
+    expect(lists()).toEqual([expect.objectContaining({ joined: list, left: [] })]);
+
+    const second = setup({ shadows, publishEvent: (e) => events.push(e) });
+    second.frame({ t: 1, v: 1, b: 'boot-2' });
+    await settle();
+    second.frame({ t: 9, s: 1, f: true, j: list });
+    await settle();
+    expect(lists()).toHaveLength(1);
+    // acknowledged all the same
+    expect(second.link.frames.filter((f) => f.t === 6)).toEqual([expect.objectContaining({ s: 1 })]);
+    second.frame({ t: 9, s: 2, f: true, j: [list[0]!] });
+    await settle();
+    expect(lists().at(-1)).toMatchObject({ joined: [list[0]], left: ['door'] });
+  });
+
   it('a hub of more devices than a flat table holds keeps versions and removals right, and resumes with them', async () => {
     const events: AppEventMessage[] = [];
     const shadows = new MemoryShadowStore();

@@ -1,11 +1,12 @@
 /**
  * How the embedded shadow store lays out its records in sub-database `shadows` (see
  * LmdbShadowStore): their types, the conversions to and from a DeviceShadow, the split of a store
- * written in the layout before, and the decoding of a backup's records.
+ * written in the layout before, the decoding of a backup's records, and whether a device list is
+ * what the records hold.
  */
 import type { Database } from 'lmdb';
 import type { Attrs, AttrValue } from '../../../proto/frames.js';
-import { NO_DESIRED, type DeviceShadow, type SeqCursor } from './shadow-store.js';
+import { NO_DESIRED, type DeviceShadow, type HubShadow, type SeqCursor } from './shadow-store.js';
 
 /**
  * An attribute map as stored: [key, value, key, value, ...]. Not a msgpack map: msgpackr decodes
@@ -117,4 +118,36 @@ export function* decodeShadowRecords(records: Iterable<{ key: unknown; value: un
     } else throw new TypeError(`not a shadow record: ${JSON.stringify(key)}`);
   }
   if (held) yield held;
+}
+
+/** What the store holds of one device: its own record (reported side) and its extra record. */
+export interface DeviceRecords {
+  own: boolean;
+  extra: StoredExtra | undefined;
+}
+
+/** True when `stored` is `devices`, none more, each with its kind and (if given) model. */
+export function storesExactly(stored: Map<string, DeviceRecords>, devices: Array<{ d: string; k: string; m?: string }>): boolean {
+  let listed = 0;
+  for (const d of devices) {
+    const records = stored.get(d.d);
+    const extra = records?.extra;
+    if (!records?.own || extra === undefined || extra[0] !== d.k || (d.m !== undefined && extra[1] !== d.m)) return false;
+    listed++;
+  }
+  // a device listed twice counts twice: the list is then not the stored set, and is written
+  return listed === stored.size;
+}
+
+/** The same for a shadow read whole from the records (every extra record with its own one). */
+export function listsExactly(shadow: HubShadow, devices: Array<{ d: string; k: string; m?: string }>): boolean {
+  let listed = 0;
+  for (const d of devices) {
+    const device = shadow[d.d];
+    if (device === undefined || device.kind !== d.k || (d.m !== undefined && device.model !== d.m)) return false;
+    listed++;
+  }
+  let stored = 0;
+  for (const _ in shadow) stored++;
+  return listed === stored;
 }

@@ -7,6 +7,9 @@ import { emptyDevice, mergeAttrs, newShadow, notifyStored, type CursorListener, 
 import {
   EXTRA,
   extraOf,
+  listsExactly,
+  storesExactly,
+  type DeviceRecords,
   flatten,
   splitLegacyRecords,
   toDevice,
@@ -41,38 +44,6 @@ export interface LmdbShadowStoreOptions {
   log: Logger;
   /** told of each batch once durable (hubs in it, from its first write) */
   batches?: BatchObserver;
-}
-
-/** What the store holds of one device: its own record (reported side) and its extra record. */
-interface DeviceRecords {
-  own: boolean;
-  extra: StoredExtra | undefined;
-}
-
-/** True when `stored` is `devices`, none more, each with its kind and (if given) model. */
-function storesExactly(stored: Map<string, DeviceRecords>, devices: Array<{ d: string; k: string; m?: string }>): boolean {
-  let listed = 0;
-  for (const d of devices) {
-    const records = stored.get(d.d);
-    const extra = records?.extra;
-    if (!records?.own || extra === undefined || extra[0] !== d.k || (d.m !== undefined && extra[1] !== d.m)) return false;
-    listed++;
-  }
-  // a device listed twice counts twice: the list is then not the stored set, and is written
-  return listed === stored.size;
-}
-
-/** True when `shadow` (as read by `scan`) holds `devices`, none more, each with its kind and (if given) model. */
-function listsExactly(shadow: HubShadow, devices: Array<{ d: string; k: string; m?: string }>): boolean {
-  let listed = 0;
-  for (const d of devices) {
-    const device = shadow[d.d];
-    if (device === undefined || device.kind !== d.k || (d.m !== undefined && device.model !== d.m)) return false;
-    listed++;
-  }
-  let stored = 0;
-  for (const _ in shadow) stored++;
-  return listed === stored;
 }
 
 /** Session shadows remembered at most (see `opened`): a bound on hubs that never send a list. */
@@ -218,35 +189,49 @@ export class LmdbShadowStore implements ShadowStore {
     });
   }
 
-  async writeDevices(hubId: string, devices: Array<{ d: string; k: string; m?: string }>, left: string[], full: boolean): Promise<void> {
+  async writeDevices(hubId: string, devices: Array<{ d: string; k: string; m?: string }>, left: string[], full: boolean): Promise<boolean> {
     // a reconnecting hub's full list, as stored: no transaction (which would also end the open
     // batch), read once the hub's queued writes are durable, as `load` reads
     await this.pending.get(hubId);
     const opened = this.opened.get(hubId);
     if (opened) this.opened.delete(hubId);
-    if (full && left.length === 0 && (opened ? listsExactly(opened, devices) : storesExactly(this.devicesOf(hubId), devices))) return;
-    await this.run(hubId, () => {
+    if (full && left.length === 0 && (opened ? listsExactly(opened, devices) : storesExactly(this.devicesOf(hubId), devices))) return false;
+    return this.run(hubId, () => {
+      let changed = false;
       // read again in the transaction: a setDesired or remove may have committed since the check.
       // A full list reads the hub's records in one scan; a partial one (a device joining a hub
       // that may have hundreds) reads its devices' records alone
       const stored = full ? this.devicesOf(hubId) : null;
       if (stored) {
         const keep = new Set(devices.map((d) => d.d));
-        for (const [id, records] of stored) if (!keep.has(id)) this.removeDevice(hubId, id, records);
+        for (const [id, records] of stored) {
+          if (keep.has(id)) continue;
+          this.removeDevice(hubId, id, records);
+          changed = true;
+        }
       }
       for (const id of left) {
-        this.removeDevice(hubId, id);
+        const records = stored ? stored.get(id) : this.recordsOf(hubId, id);
+        if (records && (records.own || records.extra !== undefined)) {
+          this.removeDevice(hubId, id, records);
+          changed = true;
+        }
         stored?.delete(id);
       }
       for (const d of devices) {
-        const records = stored ? stored.get(d.d) : { own: this.db.get([hubId, d.d]) !== undefined, extra: this.db.get([hubId, d.d, EXTRA]) as StoredExtra | undefined };
-        if (!records?.own) void this.db.put([hubId, d.d], [[], 0, 0]);
+        const records = stored ? stored.get(d.d) : this.recordsOf(hubId, d.d);
+        if (!records?.own) {
+          void this.db.put([hubId, d.d], [[], 0, 0]);
+          changed = true;
+        }
         const extra = records?.extra;
         const model = d.m ?? extra?.[1] ?? null;
         // unchanged (a reconnecting hub's full list): nothing to write
         if (extra !== undefined && extra[0] === d.k && extra[1] === model) continue;
         void this.db.put([hubId, d.d, EXTRA], [d.k, model, extra?.[2] ?? [], extra?.[3] ?? 0]);
+        changed = true;
       }
+      return changed;
     });
   }
 
@@ -264,10 +249,15 @@ export class LmdbShadowStore implements ShadowStore {
     return out;
   }
 
-  /** Removes a device's records: those `records` names, or both when it is not given. */
-  private removeDevice(hubId: string, deviceId: string, records?: DeviceRecords): void {
-    if (!records || records.own) void this.db.remove([hubId, deviceId]);
-    if (!records || records.extra !== undefined) void this.db.remove([hubId, deviceId, EXTRA]);
+  /** One device's records, read apart (for a partial list). */
+  private recordsOf(hubId: string, deviceId: string): DeviceRecords {
+    return { own: this.db.get([hubId, deviceId]) !== undefined, extra: this.db.get([hubId, deviceId, EXTRA]) as StoredExtra | undefined };
+  }
+
+  /** Removes the device's records that `records` says are stored. */
+  private removeDevice(hubId: string, deviceId: string, records: DeviceRecords): void {
+    if (records.own) void this.db.remove([hubId, deviceId]);
+    if (records.extra !== undefined) void this.db.remove([hubId, deviceId, EXTRA]);
   }
 
   async remove(hubId: string): Promise<void> {

@@ -60,18 +60,30 @@ export class MemoryShadowStore implements ShadowStore {
     this.cursors.delete(hubId);
   }
 
-  async writeDevices(hubId: string, devices: Array<{ d: string; k: string; m?: string }>, left: string[], full: boolean): Promise<void> {
+  async writeDevices(hubId: string, devices: Array<{ d: string; k: string; m?: string }>, left: string[], full: boolean): Promise<boolean> {
     const hub = this.hub(hubId);
+    let changed = false;
+    const drop = (id: string) => {
+      if (hub[id] === undefined) return;
+      delete hub[id];
+      changed = true;
+    };
     if (full) {
       const keep = new Set(devices.map((d) => d.d));
-      for (const id in hub) if (!keep.has(id)) delete hub[id];
+      for (const id in hub) if (!keep.has(id)) drop(id);
     }
-    for (const id of left) delete hub[id];
+    for (const id of left) drop(id);
     for (const d of devices) {
-      const device = (hub[d.d] ??= emptyDevice());
+      let device = hub[d.d];
+      if (device === undefined) {
+        device = hub[d.d] = emptyDevice();
+        changed = true;
+      }
+      if (device.kind !== d.k || (d.m !== undefined && device.model !== d.m)) changed = true;
       device.kind = d.k;
       if (d.m !== undefined) device.model = d.m;
     }
+    return changed;
   }
 
   async flush(): Promise<void> {}

@@ -67,6 +67,7 @@ return 1`);
 /**
  * Replaces a hub's device list in one step. ARGV: full ('1'/'0'), n, then n × (id, kind,
  * has-model '1'/'0', model), then the ids that left. Removing a device removes its four fields.
+ * Answers the fields it changed: removed, or set to another value (0: the list was stored as it is).
  */
 export const WRITE_DEVICES = new LuaScript(`
 local key = KEYS[1]
@@ -86,13 +87,20 @@ for i = 3 + n * 4, #ARGV do
   del[#del + 1] = 'k:' .. id
   del[#del + 1] = 'm:' .. id
 end
-for i = 1, #del, 500 do redis.call('HDEL', key, unpack(del, i, math.min(i + 499, #del))) end
+local changed = 0
+for i = 1, #del, 500 do changed = changed + redis.call('HDEL', key, unpack(del, i, math.min(i + 499, #del))) end
 for i = 0, n - 1 do
   local b = 3 + i * 4
-  redis.call('HSET', key, 'k:' .. ARGV[b], ARGV[b + 1])
-  if ARGV[b + 2] == '1' then redis.call('HSET', key, 'm:' .. ARGV[b], ARGV[b + 3]) end
+  if redis.call('HGET', key, 'k:' .. ARGV[b]) ~= ARGV[b + 1] then
+    redis.call('HSET', key, 'k:' .. ARGV[b], ARGV[b + 1])
+    changed = changed + 1
+  end
+  if ARGV[b + 2] == '1' and redis.call('HGET', key, 'm:' .. ARGV[b]) ~= ARGV[b + 3] then
+    redis.call('HSET', key, 'm:' .. ARGV[b], ARGV[b + 3])
+    changed = changed + 1
+  end
 end
-return #del`);
+return changed`);
 
 /** The HSET fields of one hub batch. */
 export function fieldsOf(batch: HubBatch): Map<string, string> {

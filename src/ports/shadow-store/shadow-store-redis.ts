@@ -214,15 +214,19 @@ export class RedisShadowStore implements ShadowStore {
     throw new TierError('busy', `desired state of ${hubId}/${deviceId} kept changing under ${MAX_DESIRED_ATTEMPTS} attempts`);
   }
 
-  async writeDevices(hubId: string, devices: Array<{ d: string; k: string; m?: string }>, left: string[], full: boolean): Promise<void> {
+  async writeDevices(hubId: string, devices: Array<{ d: string; k: string; m?: string }>, left: string[], full: boolean): Promise<boolean> {
     // a failed in-flight batch is queued again: wait for it, so the writes of removed devices are
     // dropped below rather than written back after the removal
     while (this.inflight) await this.inflight.done;
     const batch = this.queued.get(hubId);
+    // a device only queued so far (reported, not yet in Redis) that the list removes is a change too
+    let droppedQueued = false;
     if (batch) {
       const keep = full ? new Set(devices.map((d) => d.d)) : null;
       const gone = new Set(left);
-      for (const id of [...batch.devices.keys()]) if ((keep !== null && !keep.has(id)) || gone.has(id)) batch.devices.delete(id);
+      for (const id of [...batch.devices.keys()]) {
+        if ((keep !== null && !keep.has(id)) || gone.has(id)) droppedQueued = batch.devices.delete(id) || droppedQueued;
+      }
       // a queued write carries the kind the actor had then; the new list's kind is newer
       for (const d of devices) {
         const e = batch.devices.get(d.d);
@@ -233,7 +237,8 @@ export class RedisShadowStore implements ShadowStore {
     const args: string[] = [full ? '1' : '0', String(devices.length)];
     for (const d of devices) args.push(d.d, d.k, d.m === undefined ? '0' : '1', d.m ?? '');
     args.push(...left);
-    await WRITE_DEVICES.run(this.client, [this.key(hubId)], args);
+    const changes = await WRITE_DEVICES.run(this.client, [this.key(hubId)], args);
+    return droppedQueued || Number(changes) > 0;
   }
 
   async remove(hubId: string): Promise<void> {

@@ -108,9 +108,11 @@ export interface ShadowStore {
   setDesired(hubId: string, deviceId: string, patch: Attrs): Promise<DeviceShadow>;
   /**
    * Replaces the device list: kinds are set, devices not in `devices` are removed when `full`.
-   * Resolves once the list is stored (durable where the store is), whether or not it changed.
+   * Resolves once the list is stored (durable where the store is), whether or not it changed:
+   * true when it changed what the store holds (a device added or removed, a kind or model set to
+   * another value), false for a list it already held (as a hub sends on every reconnect).
    */
-  writeDevices(hubId: string, devices: Array<{ d: string; k: string; m?: string }>, left: string[], full: boolean): Promise<void>;
+  writeDevices(hubId: string, devices: Array<{ d: string; k: string; m?: string }>, left: string[], full: boolean): Promise<boolean>;
   /**
    * Removes every device and the cursor of a hub (the hub was deleted); resolves when durable.
    * Writes of the hub this process queued before are dropped or removed with the rest, and the
