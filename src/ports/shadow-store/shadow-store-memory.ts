@@ -1,5 +1,5 @@
 import type { Attrs } from '../../../proto/frames.js';
-import { copyAttrs, emptyDevice, loadBoth, mergeAttrs, newShadow, type CursorListener, type DeviceShadow, type HubShadow, type SeqCursor, type SessionStart, type ShadowStore } from './shadow-store.js';
+import { copyAttrs, emptyDevice, mergeAttrs, newShadow, type CursorListener, type DeviceShadow, type HubShadow, type SeqCursor, type SessionStart, type ShadowStore } from './shadow-store.js';
 
 /**
  * Shadows held in this process (embedded default). Writes are applied at once (batch window 0);
@@ -22,8 +22,8 @@ export class MemoryShadowStore implements ShadowStore {
     return c ? { ...c } : null;
   }
 
-  loadSession(hubId: string): Promise<SessionStart> {
-    return loadBoth(this, hubId);
+  async loadSession(hubId: string): Promise<SessionStart> {
+    return { shadow: await this.load(hubId), cursor: await this.loadCursor(hubId) };
   }
 
   async load(hubId: string): Promise<HubShadow> {

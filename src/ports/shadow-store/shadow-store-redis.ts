@@ -22,7 +22,7 @@ import {
   type HubBatch,
   type ReportedEntry,
 } from './shadow-store-redis-layout.js';
-import { emptyDevice, loadBoth, mergeAttrs, newShadow, notifyStored, type CursorListener, type DeviceShadow, type HubShadow, type SeqCursor, type SessionStart, type ShadowStore } from './shadow-store.js';
+import { emptyDevice, mergeAttrs, newShadow, notifyStored, type CursorListener, type DeviceShadow, type HubShadow, type SeqCursor, type SessionStart, type ShadowStore } from './shadow-store.js';
 
 export interface RedisShadowStoreOptions {
   log: Logger;
@@ -65,8 +65,8 @@ const MAX_DESIRED_ATTEMPTS = 50;
  * - `setDesired` reads, merges in this process (the same `mergeAttrs` as the memory store) and writes
  *   with a compare-and-set script, retrying when another writer came first: atomic per device,
  *   durable (acknowledged by Redis) when it resolves.
- * - `writeDevices` is one Lua script per hub. `load`/`loadCursor` overlay this process's queued and
- *   in-flight writes on what Redis holds.
+ * - `writeDevices` is one Lua script per hub. `load`/`loadCursor`/`loadSession` overlay this
+ *   process's queued and in-flight writes on what Redis holds; `loadSession` is one HGETALL.
  * - Single writer per hub, fenced: the hash's `ep` field holds the largest session epoch written,
  *   and a batch of an older session (a node back from a partition) is refused, never overwriting
  *   the new holder's writes; its cursor listener is not told, so those frames are never acked.
@@ -161,30 +161,29 @@ export class RedisShadowStore implements ShadowStore {
   }
 
   async loadCursor(hubId: string): Promise<SeqCursor | null> {
-    const local = this.queued.get(hubId)?.cursor ?? this.inflight?.batch.get(hubId)?.cursor;
-    if (local) return { boot: local.boot, seq: local.seq };
-    const raw = await this.client.hget(this.key(hubId), 'cursor');
-    if (raw === null) return null;
-    const c = JSON.parse(raw) as SeqCursor;
-    return { boot: c.boot, seq: c.seq };
+    const local = this.localCursor(hubId);
+    return local ?? cursorOf(await this.client.hget(this.key(hubId), 'cursor'));
   }
 
-  loadSession(hubId: string): Promise<SessionStart> {
-    return loadBoth(this, hubId);
+  /** One HGETALL: the hub's hash holds the cursor beside the devices. */
+  async loadSession(hubId: string): Promise<SessionStart> {
+    // both taken before the read, as `load` and `loadCursor` take them
+    const overlay = this.overlayOf(hubId);
+    const local = this.localCursor(hubId);
+    const fields = await this.client.hgetall(this.key(hubId));
+    return { shadow: shadowOf(fields, overlay), cursor: local ?? cursorOf(fields.cursor ?? null) };
   }
 
   async load(hubId: string): Promise<HubShadow> {
     // taken before the read: a batch that lands meanwhile is then in Redis or in this snapshot
     const overlay = this.overlayOf(hubId);
-    const fields = await this.client.hgetall(this.key(hubId));
-    const out = newShadow();
-    for (const field in fields) {
-      if (field.charAt(1) !== ':') continue; // the cursor and the fencing epoch `ep`
-      const device = (out[field.slice(2)] ??= emptyDevice());
-      applyField(device, field.charAt(0), fields[field]!);
-    }
-    for (const [id, e] of overlay) applyReported((out[id] ??= emptyDevice()), e);
-    return out;
+    return shadowOf(await this.client.hgetall(this.key(hubId)), overlay);
+  }
+
+  /** The hub's newest cursor queued or on the wire in this process, or null. */
+  private localCursor(hubId: string): SeqCursor | null {
+    const local = this.queued.get(hubId)?.cursor ?? this.inflight?.batch.get(hubId)?.cursor;
+    return local ? { boot: local.boot, seq: local.seq } : null;
   }
 
   async setDesired(hubId: string, deviceId: string, patch: Attrs): Promise<DeviceShadow> {
@@ -432,4 +431,23 @@ export class RedisShadowStore implements ShadowStore {
   private key(hubId: string): string {
     return this.keys.hub(hubId, 'shadow');
   }
+}
+
+/** A hub's shadow from its hash's fields, this process's queued reports over them. */
+function shadowOf(fields: Record<string, string>, overlay: Array<[string, ReportedEntry]>): HubShadow {
+  const out = newShadow();
+  for (const field in fields) {
+    if (field.charAt(1) !== ':') continue; // the cursor and the fencing epoch `ep`
+    const device = (out[field.slice(2)] ??= emptyDevice());
+    applyField(device, field.charAt(0), fields[field]!);
+  }
+  for (const [id, e] of overlay) applyReported((out[id] ??= emptyDevice()), e);
+  return out;
+}
+
+/** The cursor field's value, or null. */
+function cursorOf(raw: string | null): SeqCursor | null {
+  if (raw === null) return null;
+  const c = JSON.parse(raw) as SeqCursor;
+  return { boot: c.boot, seq: c.seq };
 }

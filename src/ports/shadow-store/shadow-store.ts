@@ -102,7 +102,8 @@ export interface ShadowStore {
   /**
    * What a hub session opens with: `load` and `loadCursor` together (one read where the backend
    * keeps both in one place). The embedded store remembers the devices it read until the hub's
-   * first `writeDevices`, so a reconnecting hub's unchanged list is checked without reading again.
+   * first `writeDevices`, so a reconnecting hub's unchanged list is checked without reading
+   * again: the caller may keep the shadow, but must not change its devices' kinds or models.
    */
   loadSession(hubId: string): Promise<SessionStart>;
   setDesired(hubId: string, deviceId: string, patch: Attrs): Promise<DeviceShadow>;
@@ -129,12 +130,6 @@ export interface ShadowStore {
 export interface SessionStart {
   shadow: HubShadow;
   cursor: SeqCursor | null;
-}
-
-/** `loadSession` for a store that reads the two apart. */
-export async function loadBoth(store: ShadowStore, hubId: string): Promise<SessionStart> {
-  const [shadow, cursor] = await Promise.all([store.load(hubId), store.loadCursor(hubId)]);
-  return { shadow, cursor };
 }
 
 /**
