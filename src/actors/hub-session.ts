@@ -202,12 +202,14 @@ export class HubSession extends Actor<HubMessage> implements TimerTarget, BusLis
     const { bus, directory, shadows, nodeId } = this.deps;
     const location = await directory.claim(this.hubId, nodeId);
     this.epoch = location.epoch;
-    // subscribed (and confirmed by the server) before announcing: a later claim's takeover notice
-    // cannot pass us by; commands arriving meanwhile wait in the mailbox until the session is online
+    // the previous holder, here or on another node, closes when it sees a larger epoch. Announced
+    // before subscribing, so this session is not handed its own notice to decode and drop
+    bus.publish(subjects.hubTakeover(this.hubId), encodeBus({ epoch: this.epoch, node: nodeId }));
+    // subscribed (and confirmed by the server) before the shadow is read: a later claim's notice
+    // then reaches this session, and one sent before is caught by `holds` below (that claim came
+    // first); commands arriving meanwhile wait in the mailbox until the session is online
     this.subscription = bus.subscribe(subjects.hubAll(this.hubId), this);
     await bus.flush();
-    // the previous holder, here or on another node, closes when it sees a larger epoch
-    bus.publish(subjects.hubTakeover(this.hubId), encodeBus({ epoch: this.epoch, node: nodeId }));
     const { shadow, cursor } = await shadows.loadSession(this.hubId);
     // a connection that raced this one and claimed later has won: this one gives way
     if (this.state === 'connecting' && !(await directory.holds(this.hubId, nodeId, this.epoch))) {

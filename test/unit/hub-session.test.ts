@@ -207,6 +207,19 @@ describe('HubSession', () => {
     for (const e of events) if (e.kind === 'state') expect(Object.getOwnPropertySymbols(e.attrs)).toEqual([]);
   });
 
+  it('announces its takeover without being handed its own notice; an older session of the hub gets it and closes', async () => {
+    const older = setup();
+    older.frame({ t: 1, v: 1, b: 'boot' });
+    await settle();
+    const newer = setup({ bus: older.deps.bus, shadows: older.shadows, directory: older.deps.directory });
+    const heard = vi.spyOn(newer.session, 'onBusMessage');
+    newer.frame({ t: 1, v: 1, b: 'boot-2' });
+    await settle();
+    expect(newer.link.frames.map((f) => f.t)).toContain(2); // welcome
+    expect(heard.mock.calls.filter(([m]) => m.subject.endsWith('.takeover'))).toEqual([]);
+    expect(older.link.closed).toMatchObject({ reason: 'session_taken_over' });
+  });
+
   it('publishes a device list that changed what is stored, not one sent again as it is (every reconnect sends one)', async () => {
     const events: AppEventMessage[] = [];
     const shadows = new MemoryShadowStore();
