@@ -4,7 +4,7 @@
  */
 import type { Attrs } from '../../../proto/frames.js';
 import { LuaScript } from '../redis.js';
-import type { CursorListener, DeviceShadow } from './shadow-store.js';
+import { emptyDevice, newShadow, type CursorListener, type DeviceShadow, type HubShadow, type SeqCursor } from './shadow-store.js';
 
 /** The reported side of one device as queued: a copy taken at `writeReported`. */
 export interface ReportedEntry {
@@ -149,4 +149,23 @@ export function countWrites(m: Map<string, HubBatch>): number {
   let n = 0;
   for (const b of m.values()) n += b.devices.size + (b.cursor ? 1 : 0);
   return n;
+}
+
+/** A hub's shadow from its hash's fields, this process's queued reports over them. */
+export function shadowOf(fields: Record<string, string>, overlay: Array<[string, ReportedEntry]>): HubShadow {
+  const out = newShadow();
+  for (const field in fields) {
+    if (field.charAt(1) !== ':') continue; // the cursor and the fencing epoch `ep`
+    const device = (out[field.slice(2)] ??= emptyDevice());
+    applyField(device, field.charAt(0), fields[field]!);
+  }
+  for (const [id, e] of overlay) applyReported((out[id] ??= emptyDevice()), e);
+  return out;
+}
+
+/** The cursor field's value, or null. */
+export function cursorOf(raw: string | null): SeqCursor | null {
+  if (raw === null) return null;
+  const c = JSON.parse(raw) as SeqCursor;
+  return { boot: c.boot, seq: c.seq };
 }

@@ -21,8 +21,10 @@ import {
   type FencedPipeline,
   type HubBatch,
   type ReportedEntry,
+  cursorOf,
+  shadowOf,
 } from './shadow-store-redis-layout.js';
-import { emptyDevice, mergeAttrs, newShadow, notifyStored, type CursorListener, type DeviceShadow, type HubShadow, type SeqCursor, type SessionStart, type ShadowStore } from './shadow-store.js';
+import { emptyDevice, mergeAttrs, notifyStored, type CursorListener, type DeviceShadow, type HubShadow, type SeqCursor, type SessionStart, type ShadowStore } from './shadow-store.js';
 
 export interface RedisShadowStoreOptions {
   log: Logger;
@@ -431,23 +433,4 @@ export class RedisShadowStore implements ShadowStore {
   private key(hubId: string): string {
     return this.keys.hub(hubId, 'shadow');
   }
-}
-
-/** A hub's shadow from its hash's fields, this process's queued reports over them. */
-function shadowOf(fields: Record<string, string>, overlay: Array<[string, ReportedEntry]>): HubShadow {
-  const out = newShadow();
-  for (const field in fields) {
-    if (field.charAt(1) !== ':') continue; // the cursor and the fencing epoch `ep`
-    const device = (out[field.slice(2)] ??= emptyDevice());
-    applyField(device, field.charAt(0), fields[field]!);
-  }
-  for (const [id, e] of overlay) applyReported((out[id] ??= emptyDevice()), e);
-  return out;
-}
-
-/** The cursor field's value, or null. */
-function cursorOf(raw: string | null): SeqCursor | null {
-  if (raw === null) return null;
-  const c = JSON.parse(raw) as SeqCursor;
-  return { boot: c.boot, seq: c.seq };
 }
