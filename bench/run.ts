@@ -9,7 +9,8 @@ import { startNode } from '../load/harness/index.js';
 import { startRelayFloor } from './lib/floor.js';
 import { cpuProfFlags, mainThreadProfile, summarizeProfile } from './lib/profile-summary.js';
 import { parse } from './lib/run-args.js';
-import { say, hubSpecs, appSpecs, workerConfig, hubsOnline, telemetryRunsOf, medianRound, median, historyPairs, round, type TelemetryResult } from './lib/fleet-runs.js';
+import { say, hubSpecs, appSpecs, workerConfig, hubsOnline, telemetryRunsOf, medianRound, median, historyPairs, latencyOf, round, type TelemetryResult } from './lib/fleet-runs.js';
+import { pooledHistoryRatio, type PooledRatio } from './lib/history-bound.js';
 import { clusterNodes } from './lib/cluster-runs.js';
 import { startSpanSink } from './lib/span-sink.js';
 import { printResult, runMain } from './lib/output.js';
@@ -32,10 +33,11 @@ async function main(): Promise<void> {
   const rows: Array<Array<string | number>> = [['run', 'target', 'req/s', 'p50 ms', 'p99 ms', 'p99.9 ms', 'server cpu µs/req', 'of it kernel', 'hubs cpu µs/req', 'errors', 'late']];
   const row = (name: string, target: string, r: CannonResult) =>
     rows.push([name, target, r.perSec, r.p50Ms, r.p99Ms, r.p999Ms, r.cpuUsPerReq, r.cpuSysUsPerReq, r.otherCpuUsPerReq.hubs ?? '', r.non2xx + r.errors + r.timeouts, r.late]);
-  // report → app: events delivered per second, server cpu per report sent, errors = reports not delivered; report → ack: acks
+  // report → app: events delivered per second, server cpu per report sent, errors the hubs and apps met (reports sent
+  // less events delivered in the window is not one: the window's edges move it either way); report → ack: acks
   // that covered a hub's newest unacknowledged report, per second
   const telemetryRows = (name: string, target: string, t: TelemetryResult) => {
-    rows.push([`${name} (report → app)`, target, Math.round(t.delivered / args.durationS), t.p50Ms, t.p99Ms, t.p999Ms, t.cpuUsPerReport ?? '', '', '', t.reportsSent - t.delivered, '']);
+    rows.push([`${name} (report → app)`, target, Math.round(t.delivered / args.durationS), t.p50Ms, t.p99Ms, t.p999Ms, t.cpuUsPerReport ?? '', '', '', t.errors, '']);
     rows.push([`${name} (report → ack)`, target, Math.round(t.ack.count / args.durationS), t.ack.p50Ms, t.ack.p99Ms, t.ack.p999Ms, '', '', '', '', '']);
   };
   const out: Record<string, unknown> = {
@@ -204,7 +206,10 @@ async function main(): Promise<void> {
         telemetryRows(`telemetry @ ${rate}/s`, 'relay floor', tf!);
         telemetryRows(`telemetry @ ${rate}/s`, plainFleet ? 'server, history on' : 'server', ts!);
         if (tn) telemetryRows(`telemetry @ ${rate}/s`, 'server, history off', tn);
-        out[key] = { ...telemetrySummary(rate, tf!, ts!, tn), ...(runs[2] ? historyPairs(runs[1]!, runs[2]) : {}) };
+        for (const [target, t] of [['relay floor', tf!], ['server', ts!], ['server, history off', tn]] as const) {
+          if (t) say(`  ${target}: CPU µs per report by thread (median round): ${threadSplit(t.cpuUsPerReportByThread)}`);
+        }
+        out[key] = { ...telemetrySummary(rate, tf!, ts!, tn), ...(runs[2] ? { ...historyPairs(runs[1]!, runs[2]), historyP99Pooled: pooledHistoryRatio(runs[1]!.map(latencyOf), runs[2].map(latencyOf)) } : {}) };
       }
       await plainFleet?.stop();
       await plain?.stop();
@@ -300,10 +305,13 @@ async function main(): Promise<void> {
   type Tel = { rate: number; p50Ms: number; p99Ms: number; ackP50Ms: number; ackP99Ms: number; floorP50Ms: number; floorP99Ms: number; floorAckP50Ms: number; floorAckP99Ms: number };
   const telLine = (where: string, t: Tel) =>
     `telemetry at ${t.rate}/s, ${where}: report → app p50/p99 ${t.p50Ms}/${t.p99Ms} ms (floor ${t.floorP50Ms}/${t.floorP99Ms}); report → ack p50/p99 ${t.ackP50Ms}/${t.ackP99Ms} ms (floor ${t.floorAckP50Ms}/${t.floorAckP99Ms})`;
-  type Pairs = { rate: number; historyP99Ratio?: number; historyP99RatiosByRound?: number[]; historyP99RatioMedianOfRounds?: number };
+  type Pairs = { rate: number; historyP99Ratio?: number; historyP99RatiosByRound?: number[]; historyP99RatioMedianOfRounds?: number; historyP99Pooled?: PooledRatio };
   const pairsLine = (t: Pairs) =>
-    t.historyP99RatiosByRound
-      ? [`history on / off at ${t.rate}/s, report → app p99: ${String(t.historyP99Ratio)} (medians); round by round ${t.historyP99RatiosByRound.join(', ')}, median ${String(t.historyP99RatioMedianOfRounds)}`]
+    t.historyP99RatiosByRound && t.historyP99Pooled
+      ? [
+          `history on / off at ${t.rate}/s, report → app p99: ${String(t.historyP99Ratio)} (medians); round by round ${t.historyP99RatiosByRound.join(', ')}, median ${String(t.historyP99RatioMedianOfRounds)}`,
+          `  every round pooled: ${t.historyP99Pooled.onP99Ms} / ${t.historyP99Pooled.offP99Ms} ms, ${t.historyP99Pooled.ratio} (90 % of ${t.historyP99Pooled.resamples} resamples of the rounds: ${t.historyP99Pooled.low}–${t.historyP99Pooled.high})`,
+        ]
       : [];
   if (out.telemetry) summary.push(telLine('embedded node', out.telemetry as Tel), ...pairsLine(out.telemetry as Pairs));
   if (out.telemetryPeak) summary.push(telLine('embedded node', out.telemetryPeak as Tel), ...pairsLine(out.telemetryPeak as Pairs));
@@ -323,6 +331,10 @@ async function main(): Promise<void> {
 }
 
 runMain('bench', main);
+
+function threadSplit(byThread: Record<string, number>): string {
+  return Object.entries(byThread).sort((a, b) => b[1] - a[1]).map(([name, us]) => `${name} ${us}`).join(', ') || 'unknown';
+}
 
 /** The JSON of one telemetry rate: the server's figures against the floor's (and without history, if run). */
 function telemetrySummary(rate: number, tf: TelemetryResult, ts: TelemetryResult, tn: TelemetryResult | undefined) {

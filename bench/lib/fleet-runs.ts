@@ -1,12 +1,12 @@
 /** The load-tool fleets the benchmark drives: hub and app specs, hubs online, telemetry rounds, medians. */
 import { Fleet } from '../../load/loadgen/fleet.js';
-import type { AppSpec, ConnectResult, HubSpec, WorkerConfig } from '../../load/loadgen/ipc.js';
-import { summarize, type LatencySummary } from '../../load/lib/histogram.js';
+import type { AppSpec, ConnectResult, Counters, HubSpec, WorkerConfig } from '../../load/loadgen/ipc.js';
+import { summarize, type Histogram, type LatencySummary } from '../../load/lib/histogram.js';
 import { type CannonResult } from './cannon.js';
 
 import type { Args } from './run-args.js';
 import { sleep } from '../../load/lib/async.js';
-import { cpuMs } from '../../load/harness/index.js';
+import { cpuMs, threadCpuMs } from '../../load/harness/index.js';
 
 export const say = (line: string) => process.stderr.write(`${line}\n`);
 
@@ -50,10 +50,27 @@ export interface TelemetryResult extends LatencySummary {
   rate: number;
   delivered: number;
   reportsSent: number;
+  /** errors the hubs and apps met in the window (codes, refused connects) and sockets that closed */
+  errors: number;
   /** report → ack: the hub's send of a report to the ack covering it */
   ack: LatencySummary;
   /** CPU of the target process (user + kernel) per report sent, µs; null without its pid */
   cpuUsPerReport: number | null;
+  /** the same split by thread name (`main`, LMDB's, libuv's, V8's), µs per report; empty without its pid */
+  cpuUsPerReportByThread: Record<string, number>;
+}
+
+function errorCount(c: Counters): number {
+  return Object.values(c.errors).reduce((n, k) => n + k, 0) + c.connectFailures + c.disconnects;
+}
+
+function perReport(after: Map<string, number>, before: Map<string, number>, reports: number): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [name, ms] of after) {
+    const us = ((ms - (before.get(name) ?? 0)) * 1000) / reports;
+    if (us >= 0.05) out[name] = Math.round(us * 10) / 10;
+  }
+  return out;
 }
 
 /** A fleet driving one target, and the target's pid (for its CPU). */
@@ -69,19 +86,35 @@ export async function telemetry(target: TelemetryTarget, hubs: number, rate: num
   await fleet.all('reset');
   const before = (await fleet.snapshot()).counters;
   const cpu0 = pid === undefined ? 0 : cpuMs(pid);
+  const threads0 = pid === undefined ? new Map<string, number>() : threadCpuMs(pid);
   await sleep(durationS * 1_000);
   const cpu = pid === undefined ? 0 : cpuMs(pid) - cpu0;
+  const threads = pid === undefined ? new Map<string, number>() : threadCpuMs(pid);
   const snap = await fleet.snapshot();
   await fleet.all('reports', { everyMs: 0 });
   const reportsSent = snap.counters.reportsSent - before.reportsSent;
-  return {
+  const result: TelemetryResult = {
     rate,
     reportsSent,
     delivered: snap.counters.eventsReceived - before.eventsReceived,
+    errors: errorCount(snap.counters) - errorCount(before),
     ...summarize(snap.reportToApp),
     ack: summarize(snap.reportToAck),
     cpuUsPerReport: pid === undefined || reportsSent === 0 ? null : Math.round((cpu * 1000) / reportsSent),
+    cpuUsPerReportByThread: reportsSent === 0 ? {} : perReport(threads, threads0, reportsSent),
   };
+  latencies.set(result, snap.reportToApp);
+  return result;
+}
+
+/** Each round's report → app latencies, kept beside its result (out of the JSON printed). */
+const latencies = new WeakMap<TelemetryResult, Histogram>();
+
+/** The report → app latencies of a round `telemetry` measured. */
+export function latencyOf(r: TelemetryResult): Histogram {
+  const h = latencies.get(r);
+  if (!h) throw new Error('not a round measured by telemetry()');
+  return h;
 }
 
 /**

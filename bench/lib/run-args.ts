@@ -22,7 +22,8 @@ usage: npm run bench -- [options]
   --history on|off|both  the nodes keep every home's event history (the default) or not
                        (TIER_HISTORY_SIZE=0: events carry no position); both: the embedded telemetry
                        runs on a node with and a node without, alternating with the floor: what history costs
-                       (the p99 ratio of the two medians, and round by round with its median)
+                       (the p99 ratio of the two medians, round by round with its median, and the p99 of
+                       every round pooled with a 90 % bootstrap interval over the rounds)
   --trace off|on       on: the nodes export spans (OTLP/HTTP) to a sink in this process that only counts
                        them, sampling new traces at --trace-ratio (default 0.01): what tracing costs
   --trace-ratio F      the sampling ratio of --trace on, 0..1 (default 0.01)
@@ -43,7 +44,9 @@ Cross-node: two nodes in cluster mode with their own nats-server and redis-serve
 commands to the other; skipped when cluster mode is not available.
 Telemetry: hub reports at a fixed rate, report → app subscriber and report → ack (the hub's send to
 the ack covering it), on the relay floor, the embedded node and the cluster node holding the hubs
-(whose acks wait for the shadow batch to be written to Redis: TIER_SHADOW_BATCH_MS, default 50 ms).
+(whose acks wait for the shadow batch to be written to Redis: TIER_SHADOW_BATCH_MS, default 50 ms);
+each target's CPU per report, also split into its main thread and the rest (libuv's pool, V8's and
+lmdb-js's threads, all named \`node\`), and the errors its hubs and apps met.
 `;
 
 export interface Args {

@@ -11,6 +11,6 @@ export { ensureServers, installCommand, MissingServerError, requireServer, type 
 export { startNats, type NatsOptions } from './nats-server.js';
 export { freshDataDir, startNode, type NodeOptions, type NodeProc } from './node.js';
 export { ExitedError, start, type Proc, type ProcOptions } from './proc.js';
-export { cpuMs, cpuSplitMs, rssBytes } from './proc-stats.js';
+export { cpuMs, cpuSplitMs, rssBytes, threadCpuMs } from './proc-stats.js';
 export { startRedis, type RedisOptions } from './redis-server.js';
 export { ROOT } from './root.js';

@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 
 /** Resident memory of a process in bytes (VmRSS of /proc/<pid>/status). */
 export function rssBytes(pid: number): number {
@@ -18,4 +18,26 @@ export function cpuSplitMs(pid: number): { user: number; sys: number } {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   return { user: Number(fields[11]) * 10, sys: Number(fields[12]) * 10 };
+}
+
+/**
+ * CPU time (user + system) so far of a process's threads, in ms, summed by thread name
+ * (`/proc/<pid>/task/<tid>/stat`), the main thread as `main`: tells the sockets' thread from the
+ * rest. Node 20 names its other threads (libuv's pool, V8's workers, lmdb-js's) all `node`.
+ * A thread that exited since an earlier reading is missing from this one.
+ */
+export function threadCpuMs(pid: number): Map<string, number> {
+  const byName = new Map<string, number>();
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+    } catch {
+      continue; // exited between the listing and the read
+    }
+    const name = tid === String(pid) ? 'main' : stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    byName.set(name, (byName.get(name) ?? 0) + (Number(fields[11]) + Number(fields[12])) * 10);
+  }
+  return byName;
 }
