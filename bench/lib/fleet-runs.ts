@@ -56,7 +56,7 @@ export interface TelemetryResult extends LatencySummary {
   ack: LatencySummary;
   /** CPU of the target process (user + kernel) per report sent, µs; null without its pid */
   cpuUsPerReport: number | null;
-  /** the same split by thread name (`main`, LMDB's, libuv's, V8's), µs per report; empty without its pid */
+  /** the same by thread name, µs per report: `main`, and `node` for the rest (Node 20 names libuv's, V8's and lmdb-js's threads alike); empty without its pid */
   cpuUsPerReportByThread: Record<string, number>;
 }
 
