@@ -7,6 +7,7 @@
  */
 import { Random } from '../../load/chaos/random.js';
 import { newHistogram, type Histogram } from '../../load/lib/histogram.js';
+import { round } from './fleet-runs.js';
 
 /** The pooled on/off p99 ratio and its bootstrap interval (5th and 95th percentiles). */
 export interface PooledRatio {
@@ -41,6 +42,5 @@ export function pooledHistoryRatio(on: readonly Histogram[], off: readonly Histo
   }
   ratios.sort((a, b) => a - b);
   const at = (q: number) => ratios[Math.min(ratios.length - 1, Math.floor(q * ratios.length))] ?? NaN;
-  const r = (x: number) => Math.round(x * 1000) / 1000;
-  return { onP99Ms: r(onP99Ms), offP99Ms: r(offP99Ms), ratio: r(onP99Ms / Math.max(0.001, offP99Ms)), low: r(at(0.05)), high: r(at(0.95)), resamples };
+  return { onP99Ms: round(onP99Ms, 3), offP99Ms: round(offP99Ms, 3), ratio: round(onP99Ms / Math.max(0.001, offP99Ms), 3), low: round(at(0.05), 3), high: round(at(0.95), 3), resamples };
 }

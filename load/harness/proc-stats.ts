@@ -15,7 +15,12 @@ export function cpuMs(pid: number): number {
 
 /** User and system CPU time of a process so far, in ms. */
 export function cpuSplitMs(pid: number): { user: number; sys: number } {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  return statCpuMs(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+}
+
+/** utime and stime of a `stat` line of /proc (process or thread), in ms (100 ticks a second). */
+function statCpuMs(stat: string): { user: number; sys: number } {
+  // fields after the command name, which is in parentheses and may itself hold spaces
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   return { user: Number(fields[11]) * 10, sys: Number(fields[12]) * 10 };
 }
@@ -36,8 +41,8 @@ export function threadCpuMs(pid: number): Map<string, number> {
       continue; // exited between the listing and the read
     }
     const name = tid === String(pid) ? 'main' : stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    byName.set(name, (byName.get(name) ?? 0) + (Number(fields[11]) + Number(fields[12])) * 10);
+    const { user, sys } = statCpuMs(stat);
+    byName.set(name, (byName.get(name) ?? 0) + user + sys);
   }
   return byName;
 }

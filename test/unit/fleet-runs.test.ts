@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { historyPairs, medianOf, medianRound, type TelemetryResult } from '../../bench/lib/fleet-runs.js';
+import { errorCount, historyPairs, medianOf, medianRound, perReport, type TelemetryResult } from '../../bench/lib/fleet-runs.js';
+import type { Counters } from '../../load/loadgen/ipc.js';
 
 const latency = (p99Ms: number) => ({ count: 1, minMs: 0, p50Ms: 0, p90Ms: 0, p99Ms, p999Ms: 0, maxMs: 0, meanMs: 0 });
 const result = (p99Ms: number): TelemetryResult => ({ ...latency(p99Ms), rate: 1, delivered: 1, reportsSent: 1, ack: latency(0), cpuUsPerReport: null, cpuUsPerReportByThread: {}, errors: 0 });
@@ -21,5 +22,18 @@ describe('the telemetry rounds arithmetic', () => {
 
   it('historyPairs: a round whose off p99 read 0 gives a finite ratio', () => {
     expect(historyPairs([result(2)], [result(0)]).historyP99RatiosByRound.every(Number.isFinite)).toBe(true);
+  });
+
+  it('errorCount: every error code, refused connects and closed sockets; not reports sent less delivered', () => {
+    const c = { reportsSent: 100, eventsReceived: 90, connectFailures: 2, disconnects: 3, errors: { 'frame:rate_limited': 4, 'app:forbidden': 1 } } as unknown as Counters;
+    expect(errorCount(c)).toBe(10);
+    expect(errorCount({ ...c, connectFailures: 0, disconnects: 0, errors: {} })).toBe(0);
+  });
+
+  it('perReport: each thread\'s CPU between two readings, µs per report, threads under 0.05 µs left out', () => {
+    const before = new Map([['main', 100], ['node', 40]]);
+    // a thread started after the first reading counts from zero
+    const after = new Map([['main', 400], ['node', 40.001], ['lmdb', 20]]);
+    expect(perReport(after, before, 10_000)).toEqual({ main: 30, lmdb: 2 });
   });
 });
