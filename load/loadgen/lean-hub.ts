@@ -1,17 +1,19 @@
 import { randomBytes } from 'node:crypto';
-import { connect, type Socket } from 'node:net';
+import { lookup } from 'node:dns/promises';
+import { isIP } from 'node:net';
 import { FrameType, type Attrs, type DeviceInfo, type TimerHandle, type TimerTarget, type TimerWheel } from '../../src/index.js';
 import { encodeFrame, frames, peekServer } from '../wire/frames.js';
 import { HubClientError, signedHeaders } from '../wire/handshake.js';
 import type { HubSpec } from './ipc.js';
 import { CloseCode, FrameReader, Opcode, clientFrame, closeFrame, type FrameSink } from '../wire/ws-framing.js';
 import { readUpgrade, upgradeKey, upgradeRequest } from '../wire/ws-upgrade.js';
+import { RawTcp, type RawConn } from '../wire/raw-tcp.js';
 
 /**
  * The lean hubs of one worker: the signed upgrade, hello → welcome, sequenced reports without a
  * resend queue, commands answered at once with their parameters (`r = p`), heartbeats in one
- * sweep. Built for memory: a hub is a raw TCP socket reading into one buffer shared by the worker
- * and a slot in typed arrays (no per-hub objects or closures once online), the WebSocket framing
+ * sweep. Built for memory: a hub is a bare TCP handle (wire/raw-tcp.ts) reading into one buffer
+ * shared by the worker and a slot in typed arrays (no per-hub objects or closures once online), the WebSocket framing
  * is wire/ws-framing.ts, and timers live in the worker's wheel. The same code drives the real
  * server and the relay floor (unsigned), and, with `hello: false`, the bare sockets of the
  * memory floor.
@@ -73,10 +75,6 @@ interface Attempt {
 /** Messages from a server larger than this close the socket (1009): hub frames are small. */
 const MAX_MESSAGE = 1024 * 1024;
 
-interface HubSocket extends Socket {
-  hub: number;
-}
-
 export class LeanHubs implements FrameSink, TimerTarget {
   readonly count: number;
   readonly ids: string[];
@@ -96,17 +94,15 @@ export class LeanHubs implements FrameSink, TimerTarget {
   private readonly reportAt: Float64Array;
   /** the close code the server sent (0: none yet, reported as 1006) */
   private readonly closeCode: Uint16Array;
-  private readonly sockets: Array<HubSocket | null>;
+  private readonly sockets: Array<RawConn | null>;
   private readonly attempts = new Map<number, Attempt>();
   /** who waits for a hub's socket to close (`terminate`) */
   private readonly closing = new Map<number, Array<() => void>>();
   private readonly reader = new FrameReader(this, MAX_MESSAGE);
-  private readonly ends: Array<{ host: string; port: number; hostHeader: string; path: string }>;
-  /** every socket of the worker reads into this one buffer (net's `onread`): nothing is allocated per read */
-  private readonly readBuffer = Buffer.allocUnsafe(64 * 1024);
-  private readonly onRead: (this: HubSocket, n: number, buf: Buffer) => boolean;
-  private readonly onError: (this: HubSocket, err: NodeJS.ErrnoException) => void;
-  private readonly onClosed: (this: HubSocket) => void;
+  /** `ip`: the host's address, looked up at the first connect when the endpoint names a host */
+  private readonly ends: Array<{ host: string; ip: string | null; port: number; hostHeader: string; path: string }>;
+  /** every socket of the worker reads into one buffer: nothing is allocated per read */
+  private readonly tcp: RawTcp;
 
   constructor(
     private readonly targets: readonly LeanTarget[],
@@ -126,23 +122,17 @@ export class LeanHubs implements FrameSink, TimerTarget {
     this.reportSeq = new Uint32Array(n);
     this.reportAt = new Float64Array(n);
     this.closeCode = new Uint16Array(n);
-    this.sockets = new Array<HubSocket | null>(n).fill(null);
+    this.sockets = new Array<RawConn | null>(n).fill(null);
     this.ends = targets.map((t) => {
       const u = new URL(t.endpoint);
-      return { host: u.hostname, port: Number(u.port || 80), hostHeader: u.host, path: `${u.pathname}${u.search}` };
+      const host = u.hostname.replace(/^\[(.*)\]$/, '$1');
+      return { host, ip: isIP(host) ? host : null, port: Number(u.port || 80), hostHeader: u.host, path: `${u.pathname}${u.search}` };
     });
-    // one function of each kind for every socket: `this` is the socket, `hub` its number
-    const self = this;
-    this.onRead = function (n, buf) {
-      self.read(this.hub, buf.subarray(0, n));
-      return true;
-    };
-    this.onError = function (err) {
-      self.abandon(this.hub, new HubClientError(err.code ?? 'connect_failed', `hub ${self.ids[this.hub]}: ${err.message}`, { cause: err }));
-    };
-    this.onClosed = function () {
-      self.closed(this.hub, this);
-    };
+    this.tcp = new RawTcp(Buffer.allocUnsafe(64 * 1024), {
+      data: (i, bytes) => this.read(i, bytes),
+      error: (i, _conn, err) => this.abandon(i, new HubClientError(err.code ?? 'connect_failed', `hub ${this.ids[i]}: ${err.message}`, { cause: err })),
+      closed: (i, conn) => this.closed(i, conn),
+    });
   }
 
   connected(i: number): boolean {
@@ -154,22 +144,22 @@ export class LeanHubs implements FrameSink, TimerTarget {
     if (this.sockets[i]) return Promise.reject(new HubClientError('already_connected', `${this.ids[i]}: already connected`));
     const t = this.targets[this.target[i]!]!;
     const end = this.ends[this.target[i]!]!;
+    if (end.ip === null) {
+      return lookup(end.host).then(
+        (found) => {
+          end.ip = found.address;
+          return this.connect(i);
+        },
+        (err: NodeJS.ErrnoException) => Promise.reject(new HubClientError(err.code ?? 'connect_failed', `hub ${this.ids[i]}: ${err.message}`, { cause: err })),
+      );
+    }
     const src = t.source();
-    let socket: HubSocket;
+    let socket: RawConn;
     try {
-      socket = connect({
-        host: end.host,
-        port: end.port,
-        noDelay: true,
-        ...(src !== undefined ? { localAddress: src.address, ...(src.port !== undefined ? { localPort: src.port } : {}) } : {}),
-        onread: { buffer: this.readBuffer, callback: this.onRead as (n: number, buf: Uint8Array) => boolean },
-      }) as HubSocket;
+      socket = this.tcp.connect({ host: end.ip, port: end.port, ...(src !== undefined ? { localAddress: src.address, ...(src.port !== undefined ? { localPort: src.port } : {}) } : {}) }, i);
     } catch (err) {
       return Promise.reject(new HubClientError('connect_failed', `hub ${this.ids[i]}: ${(err as Error).message}`, { cause: err }));
     }
-    socket.hub = i;
-    socket.on('error', this.onError);
-    socket.on('close', this.onClosed);
     this.sockets[i] = socket;
     this.state[i] = UPGRADING;
     this.seq[i] = 0;
@@ -179,7 +169,7 @@ export class LeanHubs implements FrameSink, TimerTarget {
     const key = upgradeKey();
     const headers = t.signed ? signedHeaders(this.ids[i]!, this.secrets[i]!) : { 'x-hub-id': this.ids[i]!, 'x-hub-home': this.homes[i]! };
     // written while connecting: the socket sends it once connected
-    socket.write(upgradeRequest(end.hostHeader, end.path, key, headers));
+    this.tcp.write(socket, upgradeRequest(end.hostHeader, end.path, key, headers));
     return new Promise<number>((resolve, reject) => {
       this.attempts.set(i, { resolve, reject, started: performance.now(), key, head: null, deadline: this.wheel.schedule(t.connectTimeoutMs, this, i) });
     });
@@ -222,7 +212,7 @@ export class LeanHubs implements FrameSink, TimerTarget {
       if (waiting) waiting.push(resolve);
       else this.closing.set(i, [resolve]);
     });
-    socket.destroy();
+    this.tcp.destroy(socket);
     return closed;
   }
 
@@ -281,7 +271,8 @@ export class LeanHubs implements FrameSink, TimerTarget {
   }
 
   ping(i: number, data: Buffer): void {
-    this.sockets[i]?.write(clientFrame(Opcode.pong, data));
+    const socket = this.sockets[i];
+    if (socket) this.tcp.write(socket, clientFrame(Opcode.pong, data));
   }
 
   pong(): void {}
@@ -291,10 +282,10 @@ export class LeanHubs implements FrameSink, TimerTarget {
     const socket = this.sockets[i];
     if (!socket) return;
     // answered with the same code; the server then closes the connection
-    if (this.state[i] !== CLOSING) socket.write(closeFrame(code === CloseCode.noStatus ? CloseCode.normal : code));
+    if (this.state[i] !== CLOSING) this.tcp.write(socket, closeFrame(code === CloseCode.noStatus ? CloseCode.normal : code));
     if (this.state[i] === ONLINE) this.state[i] = CLOSING;
     this.abandon(i, new HubClientError('closed', `${this.ids[i]}: closed (${code} ${reason}) before the welcome`, { closeCode: code }));
-    socket.end();
+    this.tcp.end(socket);
   }
 
   /** The server broke the protocol: our close frame with `code`, and a connect under way fails. */
@@ -343,7 +334,7 @@ export class LeanHubs implements FrameSink, TimerTarget {
     a.resolve(performance.now() - a.started);
   }
 
-  private closed(i: number, socket: HubSocket): void {
+  private closed(i: number, socket: RawConn): void {
     if (this.sockets[i] !== socket) return;
     const wasOnline = this.state[i] === ONLINE || this.state[i] === CLOSING;
     const code = this.closeCode[i] || CloseCode.abnormal;
@@ -363,7 +354,7 @@ export class LeanHubs implements FrameSink, TimerTarget {
     const socket = this.sockets[i];
     if (socket) {
       this.detach(i);
-      socket.destroy();
+      this.tcp.destroy(socket);
     }
     a.reject(err);
   }
@@ -384,12 +375,12 @@ export class LeanHubs implements FrameSink, TimerTarget {
     if (!socket) return;
     this.closeCode[i] = code;
     if (this.state[i] === ONLINE) this.state[i] = CLOSING;
-    socket.write(closeFrame(code, reason));
-    socket.end();
+    this.tcp.write(socket, closeFrame(code, reason));
+    this.tcp.end(socket);
   }
 
   private send(i: number, payload: Uint8Array): void {
-    this.sockets[i]!.write(clientFrame(Opcode.binary, payload));
+    this.tcp.write(this.sockets[i]!, clientFrame(Opcode.binary, payload));
     this.lastSent[i] = Date.now();
   }
 }
