@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it, vi } from 'vitest';
 import { startRedis, uniquePrefix, type Backend } from '../../load/harness/index.js';
 import { createLogger } from '../../src/log/logger.js';
 import { LmdbEventHistory } from '../../src/ports/history/history-lmdb.js';
@@ -193,6 +193,29 @@ describe('LmdbEventHistory chunks', () => {
     await again.close();
     await store.close();
     rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('keeps a timer only while a chunk is open: an idle node is not woken for the history', async () => {
+    const { history, keys, done } = await setup({ maxEvents: 100, maxAgeMs: 600_000 });
+    const intervals = vi.spyOn(globalThis, 'setInterval');
+    const cleared = vi.spyOn(globalThis, 'clearInterval');
+    try {
+      await history.append('h', Uint8Array.from([1]));
+      await history.append('h', Uint8Array.from([2]));
+      // one sealing timer for the open chunk, not one per append
+      expect(intervals).toHaveBeenCalledTimes(1);
+      // sealed by age (1 s) and written; the timer stops once nothing is open
+      await expect.poll(() => keys(), { timeout: 5_000, interval: 50 }).toEqual([['h', 1]]);
+      await expect.poll(() => cleared.mock.calls.length, { timeout: 2_000, interval: 20 }).toBe(1);
+      expect(cleared.mock.calls[0]![0]).toBe(intervals.mock.results[0]!.value);
+      // a new event opens a chunk, and the timer again
+      await history.append('h', Uint8Array.from([3]));
+      expect(intervals).toHaveBeenCalledTimes(2);
+    } finally {
+      intervals.mockRestore();
+      cleared.mockRestore();
+    }
+    await done();
   });
 
   it('a chunk trimmed before its put was issued is never written; one trimmed in flight is removed after its put', async () => {

@@ -71,6 +71,8 @@ export class LmdbEventHistory implements EventHistory {
   private readonly now: () => number;
   private readonly chunkSize: number;
   private readonly timers: NodeJS.Timeout[] = [];
+  /** runs `sealOld` while any chunk is open: an idle node is not woken for it */
+  private sealTimer: NodeJS.Timeout | null = null;
   private sweepFrom: string | undefined;
   /** sealed chunks to write, and chunks to remove, at the next flush */
   private sealed: Array<[string, Live, MemChunk]> = [];
@@ -96,7 +98,6 @@ export class LmdbEventHistory implements EventHistory {
     const sweepMs = options.sweepMs ?? 60_000;
     // a sweep that fails (the store closing) is simply the next one's work
     if (sweepMs > 0) this.timers.push(setInterval(() => void this.sweep().catch(() => undefined), sweepMs).unref());
-    this.timers.push(setInterval(this.sealOld, SEAL_AFTER_MS / 10).unref());
   }
 
   static async open(data: DataStore, retention: HistoryRetention, options: LmdbHistoryOptions = {}): Promise<LmdbEventHistory> {
@@ -131,6 +132,7 @@ export class LmdbEventHistory implements EventHistory {
     if (!open) {
       open = live.open = { start: offset, t: [], d: [] };
       this.opens.set(homeId, live);
+      this.sealTimer ??= setInterval(this.sealOld, SEAL_AFTER_MS / 10).unref();
     }
     open.t.push(t);
     open.d.push(data);
@@ -241,6 +243,8 @@ export class LmdbEventHistory implements EventHistory {
 
   async close(): Promise<void> {
     for (const timer of this.timers) clearInterval(timer);
+    if (this.sealTimer) clearInterval(this.sealTimer);
+    this.sealTimer = null;
     await this.settle();
   }
 
@@ -331,6 +335,11 @@ export class LmdbEventHistory implements EventHistory {
     for (const [homeId, live] of this.opens) {
       if (live.open!.t[0]! > before) break;
       this.seal(homeId, live);
+    }
+    // a wake-up costs an idle process 0.1–0.3 ms of CPU on these VMs: none while nothing is open
+    if (this.opens.size === 0 && this.sealTimer) {
+      clearInterval(this.sealTimer);
+      this.sealTimer = null;
     }
   };
 
