@@ -5,9 +5,11 @@ import { getSystemErrorName } from 'node:util';
  * TCP connections on Node's own TCP handle (the `tcp_wrap` binding `net` is built on), without a
  * `net.Socket` around it: the load tool's lean hubs hold tens of thousands per worker, and a
  * handle costs about 1.8 KiB of RSS where a `net.Socket` costs 6–8 (its two stream states, event
- * emitter and buffering; /tmp experiment in BENCHMARKS.md, issue 14 target 2). Every connection
+ * emitter and buffering; BENCHMARKS.md, 2026-12-01 second, issue 14 target 2). Every connection
  * reads into one buffer of the owner's, as `net`'s `onread` option does. The binding is Node's
- * internal API: this keeps to the calls `net` itself makes, and is for the load tool only.
+ * internal API: this keeps to the calls `net` itself makes, and is for the load tool only. A write
+ * after `end` is dropped where `net` would raise `ERR_STREAM_WRITE_AFTER_END`: all a lean hub may
+ * write then is a pong to a late ping.
  */
 
 interface TcpHandle {
