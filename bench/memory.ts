@@ -9,6 +9,7 @@ import { cpus, tmpdir } from 'node:os';
 import { censusDiff, census } from './lib/heap-summary.js';
 import { collect, startNats, startNode, startRedis, type GcReading, type NodeProc, type Proc } from '../load/harness/index.js';
 import { compiledNode } from './lib/compiled-node.js';
+import { fitLine } from './lib/fit-line.js';
 import { startRelayFloor } from './lib/floor.js';
 import { printResult, runMain } from './lib/output.js';
 
@@ -30,6 +31,10 @@ usage: npm run bench:memory -- [options]
                  what each further session adds once the process has grown its heap and allocator
                  arenas for the first (old space's committed pages have grown by 15-100 MB, once;
                  the JSON's server.spaceGrowth says which V8 space grew)
+  --steps K      connect the sessions in K equal steps, reading the node after each, and fit a
+                 line to RSS and anonymous RSS against the sessions held: its slope per session,
+                 with the slope's standard error (K >= 3), tells how far one step's jump (V8
+                 growing a space once) moves the figure (default 1; --marginal is --steps 2)
   --workers W    client processes (default: 2, or more so that each holds at most 19,000 sockets)
   --json         print one JSON object on stdout (progress goes to stderr)
   --cluster      run the node in cluster mode (its own nats-server and redis-server): the shadow
@@ -58,6 +63,7 @@ function parse() {
         'device-ids': { type: 'string', default: 'per-hub' },
         warmup: { type: 'string', default: '1000' },
         marginal: { type: 'boolean', default: false },
+        steps: { type: 'string', default: '1' },
         workers: { type: 'string' },
         json: { type: 'boolean', default: false },
         'heap-snapshot': { type: 'boolean', default: false },
@@ -96,7 +102,12 @@ function parse() {
     process.exit(2);
   }
   const workers = values.workers === undefined ? Math.max(2, Math.ceil(sessions / MAX_SOCKETS_PER_WORKER)) : Number(values.workers);
-  return { sessions, devices, deviceIds, warmup, marginal: values.marginal, workers, json: values.json, heapSnapshot: values['heap-snapshot'], cluster: values.cluster, tsx: values.tsx };
+  const steps = values.marginal ? 2 : Number(values.steps);
+  if (!Number.isInteger(steps) || steps < 1 || steps > 10) {
+    process.stderr.write('bench:memory: --steps must be an integer in 1..10\n');
+    process.exit(2);
+  }
+  return { sessions, devices, deviceIds, warmup, marginal: values.marginal, steps, workers, json: values.json, heapSnapshot: values['heap-snapshot'], cluster: values.cluster, tsx: values.tsx };
 }
 
 function sleep(ms: number): Promise<void> {
@@ -151,6 +162,26 @@ function between(after: GcReading, before: GcReading, sockets: number): Measured
     heapPer: Math.round((after.heapUsed - before.heapUsed) / sockets),
     heapTotalPer: Math.round((after.heapTotal - before.heapTotal) / sockets),
     externalPer: Math.round((after.external - before.external) / sockets),
+  };
+}
+
+/** Lines through the node's readings (the first step's baseline, then after each step) against the sessions held. */
+function lineOf(steps: Measured[]) {
+  const held = [0];
+  for (const m of steps) held.push(held.at(-1)! + m.sockets);
+  const readings = [steps[0]!.before, ...steps.map((m) => m.after)];
+  const line = (value: (r: GcReading) => number) => fitLine(readings.map((r, i) => [held[i]!, value(r)] as const));
+  const rss = line((r) => r.rss);
+  const heap = line((r) => r.heapUsed);
+  const anon = readings.every((r) => r.rssAnon !== undefined) ? line((r) => r.rssAnon!) : null;
+  return {
+    points: readings.map((r, i) => ({ sessions: held[i]!, rss: r.rss, rssAnon: r.rssAnon ?? null, newSpace: r.spaces?.new_space ?? null, heapUsed: r.heapUsed })),
+    bytesPerSession: rss.slope,
+    bytesSe: rss.slopeSe,
+    anonBytesPerSession: anon ? anon.slope : null,
+    anonBytesSe: anon ? anon.slopeSe : null,
+    heapBytesPerSession: heap.slope,
+    heapBytesSe: heap.slopeSe,
   };
 }
 
@@ -211,6 +242,7 @@ async function main(): Promise<void> {
   let floor: Measured;
   let server: Measured;
   let second: Measured | undefined;
+  let fit: ReturnType<typeof lineOf> | undefined;
   try {
     // the floor: a bare uWS server holding idle sockets
     say(`floor: ${args.sessions} idle sockets on a bare uWS server`);
@@ -240,9 +272,8 @@ async function main(): Promise<void> {
     stops.push(() => node.stop());
     if (args.warmup > 0) await warmUp(node, args, base);
     const hubs = Array.from({ length: args.sessions }, (_, i) => ({ id: `mem-${i}`, home: `home-${Math.floor(i / 10)}`, target: 0 }));
-    // --marginal: two fleets, so that the second half's sessions are measured on their own
-    const half = Math.floor(hubs.length / 2);
-    const batches = args.marginal ? [hubs.slice(0, half), hubs.slice(half)] : [hubs];
+    // --steps (--marginal: 2): a fleet per step, so that each step's sessions are measured on their own
+    const batches = Array.from({ length: args.steps }, (_, k) => hubs.slice(Math.floor((k * hubs.length) / args.steps), Math.floor(((k + 1) * hubs.length) / args.steps)));
     const fleets: Fleet[] = [];
     for (const batch of batches) {
       const fleet = await hubFleet(node, batch, Math.max(1, Math.round(args.workers / batches.length)), base);
@@ -254,6 +285,7 @@ async function main(): Promise<void> {
     for (const [i, fleet] of fleets.entries()) steps.push(await measure(node, fleet, batches[i]!.length, args.devices > 0 ? 2 * batches[i]!.length : 0));
     server = between(steps.at(-1)!.after, steps[0]!.before, args.sessions);
     if (args.marginal) second = steps[1]!;
+    if (args.steps >= 3) fit = lineOf(steps);
   } finally {
     for (const s of stops.reverse()) await s().catch(() => {});
   }
@@ -281,6 +313,7 @@ async function main(): Promise<void> {
     heapCommittedBytesPerSession: server.heapTotalPer,
     externalBytesPerSession: server.externalPer,
     marginal: second && { sessions: second.sockets, bytesPerSession: second.rssPer, anonBytesPerSession: second.anonPer, heapBytesPerSession: second.heapPer, heapCommittedBytesPerSession: second.heapTotalPer },
+    fit,
     floorBytesPerSocket: floor.rssPer,
     floorAnonBytesPerSocket: floor.anonPer,
     floorHeapBytesPerSocket: floor.heapPer,
@@ -300,6 +333,7 @@ async function main(): Promise<void> {
     '',
     `server memory per hub session: ${kb(server.rssPer)} KB (${out.ratio}x the bare socket's ${kb(floor.rssPer)} KB)`,
     second ? `the second ${second.sockets} sessions alone (what each further session adds): RSS ${kb(second.rssPer)} KB, anonymous ${anonKb(second)} KB, JS heap used ${kb(second.heapPer)} KB, committed ${kb(second.heapTotalPer)} KB` : '',
+    fit ? `a line through the ${args.steps + 1} readings, per session (± the slope's standard error): RSS ${Math.round(fit.bytesPerSession)} ± ${Math.round(fit.bytesSe)} B, anonymous ${fit.anonBytesPerSession === null ? 'n/a' : `${Math.round(fit.anonBytesPerSession)} ± ${Math.round(fit.anonBytesSe!)} B`}, JS heap used ${Math.round(fit.heapBytesPerSession)} ± ${Math.round(fit.heapBytesSe)} B` : '',
     heapText,
   ].join('\n');
   printResult(args.json, text, out);
