@@ -13,8 +13,8 @@ import { RawTcp, type RawConn } from '../wire/raw-tcp.js';
  * The lean hubs of one worker: the signed upgrade, hello → welcome, sequenced reports without a
  * resend queue, commands answered at once with their parameters (`r = p`), heartbeats in one
  * sweep. Built for memory: a hub is a bare TCP handle (wire/raw-tcp.ts) reading into one buffer
- * shared by the worker and a slot in typed arrays (no per-hub objects or closures once online), the WebSocket framing
- * is wire/ws-framing.ts, and timers live in the worker's wheel. The same code drives the real
+ * shared by the worker and a slot in typed arrays (no per-hub objects or closures once online),
+ * the WebSocket framing is wire/ws-framing.ts, and timers live in the worker's wheel. The same code drives the real
  * server and the relay floor (unsigned), and, with `hello: false`, the bare sockets of the
  * memory floor.
  */
