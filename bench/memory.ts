@@ -9,7 +9,7 @@ import { cpus, tmpdir } from 'node:os';
 import { censusDiff, census } from './lib/heap-summary.js';
 import { collect, startNats, startNode, startRedis, type GcReading, type NodeProc, type Proc } from '../load/harness/index.js';
 import { compiledNode } from './lib/compiled-node.js';
-import { fitLine } from './lib/fit-line.js';
+import { fitLine } from '../load/lib/fit-line.js';
 import { startRelayFloor } from './lib/floor.js';
 import { printResult, runMain } from './lib/output.js';
 

@@ -130,7 +130,7 @@ export class LeanHubs implements FrameSink, TimerTarget {
     });
     this.tcp = new RawTcp(Buffer.allocUnsafe(64 * 1024), {
       data: (i, bytes) => this.read(i, bytes),
-      error: (i, _conn, err) => this.abandon(i, new HubClientError(err.code ?? 'connect_failed', `hub ${this.ids[i]}: ${err.message}`, { cause: err })),
+      error: (i, err) => this.abandon(i, new HubClientError(err.code ?? 'connect_failed', `hub ${this.ids[i]}: ${err.message}`, { cause: err })),
       closed: (i, conn) => this.closed(i, conn),
     });
   }

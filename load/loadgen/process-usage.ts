@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { fitLine } from '../lib/fit-line.js';
 import { metricSum } from '../lib/prom-text.js';
 
 /**
@@ -71,15 +72,5 @@ export async function serverRss(pids: readonly number[], metricsUrls: readonly s
 export function growth(samples: Array<{ t: number; rssBytes: number }>): number | null {
   const s = samples.slice(Math.floor(samples.length / 2));
   if (s.length < 3 || s.at(-1)!.t - s[0]!.t < 150_000) return null;
-  const n = s.length;
-  const mt = s.reduce((a, x) => a + x.t, 0) / n;
-  const mr = s.reduce((a, x) => a + x.rssBytes, 0) / n;
-  let num = 0;
-  let den = 0;
-  for (const x of s) {
-    num += (x.t - mt) * (x.rssBytes - mr);
-    den += (x.t - mt) ** 2;
-  }
-  if (den === 0) return null;
-  return Math.round(((num / den) * 3_600_000) / 2 ** 20);
+  return Math.round((fitLine(s.map((x) => [x.t, x.rssBytes] as const)).slope * 3_600_000) / 2 ** 20);
 }

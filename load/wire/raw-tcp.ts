@@ -70,7 +70,7 @@ export interface RawTcpEvents {
   /** bytes arrived: a view of the shared buffer, valid until this returns */
   data(tag: number, bytes: Buffer): void;
   /** the connection failed or broke; `closed` follows */
-  error(tag: number, conn: RawConn, err: NodeJS.ErrnoException): void;
+  error(tag: number, err: NodeJS.ErrnoException): void;
   /** the connection is closed: after an error, the peer's close, or `destroy` */
   closed(tag: number, conn: RawConn): void;
 }
@@ -187,7 +187,7 @@ export class RawTcp {
 
   private fail(conn: Conn, err: NodeJS.ErrnoException): void {
     if (conn.st === CLOSED) return;
-    this.events.error(conn.tag, conn, err);
+    this.events.error(conn.tag, err);
     this.close(conn);
   }
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { fitLine } from '../../bench/lib/fit-line.js';
+import { fitLine } from '../../load/lib/fit-line.js';
 
 describe('fitLine', () => {
   it('finds an exact line, with no error on its slope', () => {

@@ -1,6 +1,6 @@
 import { fork } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
-import { pssOf, rssOf } from '../../load/loadgen/process-usage.js';
+import { growth, pssOf, rssOf } from '../../load/loadgen/process-usage.js';
 
 /** The load tool's memory of local processes: resident, and resident with shared pages shared out. */
 describe('process memory read from /proc', () => {
@@ -24,5 +24,19 @@ describe('process memory read from /proc', () => {
   it('reads 0 for a process that is gone', () => {
     expect(pssOf([2 ** 22 + 1])).toBe(0);
     expect(rssOf([2 ** 22 + 1])).toBe(0);
+  });
+});
+
+describe('RSS growth of a run', () => {
+  const MB = 2 ** 20;
+  it('is the slope of the second half of the samples, in MB per hour', () => {
+    // 20 samples a minute apart: flat for the first ten minutes (start-up), then +1 MB a minute
+    const samples = Array.from({ length: 20 }, (_, i) => ({ t: i * 60_000, rssBytes: 100 * MB + Math.max(0, i - 9) * MB }));
+    expect(growth(samples)).toBe(60);
+  });
+
+  it('is not told for runs too short or too sparse to say', () => {
+    expect(growth(Array.from({ length: 20 }, (_, i) => ({ t: i * 10_000, rssBytes: i * MB })))).toBeNull();
+    expect(growth([{ t: 0, rssBytes: 0 }, { t: 600_000, rssBytes: MB }, { t: 1_200_000, rssBytes: 2 * MB }])).toBeNull();
   });
 });

@@ -14,7 +14,7 @@ function recorder() {
   };
   const tcp = new RawTcp(Buffer.alloc(16), {
     data: (tag, bytes) => push({ kind: 'data', tag, bytes: [...bytes] }),
-    error: (tag, _conn, err) => push({ kind: 'error', tag, code: err.code ?? '' }),
+    error: (tag, err) => push({ kind: 'error', tag, code: err.code ?? '' }),
     closed: (tag) => push({ kind: 'closed', tag }),
   });
   const until = async (ok: (h: Heard[]) => boolean) => {
@@ -81,7 +81,7 @@ describe('RawTcp', () => {
     expect(heard).toEqual([{ kind: 'closed', tag: 1 }]);
   });
 
-  it('keeps a write the kernel cannot take at once until it is written', async () => {
+  it('delivers a write the kernel cannot take at once whole, once the peer reads', async () => {
     let peer: Socket | null = null;
     let total = 0;
     let onAll: () => void = () => undefined;

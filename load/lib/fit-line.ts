@@ -7,9 +7,10 @@ export interface Line {
 }
 
 /**
- * The least-squares line through `points` ([x, y]). bench:memory fits RSS against sessions held
- * over several steps: two readings put all of one step's noise (V8 growing a space, the allocator
- * keeping pages) on the slope, a line over several shows it in the slope's standard error.
+ * The least-squares line through `points` ([x, y]): the load tool's RSS growth over time, and
+ * bench:memory's RSS against sessions held. There two readings put all of one step's noise (V8
+ * growing a space, the allocator keeping pages) on the slope; a line through several steps shows
+ * it in the slope's standard error.
  */
 export function fitLine(points: ReadonlyArray<readonly [number, number]>): Line {
   const n = points.length;
