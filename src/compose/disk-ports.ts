@@ -35,7 +35,7 @@ export async function diskPorts(config: Config, timers: TimerWheel, log: Logger,
     const registry = new LmdbHubRegistry(data);
     const nonces = new LmdbNonceStore(data);
     opened.push(nonces);
-    const shadows = new LmdbShadowStore(data, { log: log.child({ port: 'shadows' }), ...(observe ? { batches: observe.store('shadows') } : {}) });
+    const shadows = new LmdbShadowStore(data, { log: log.child({ port: 'shadows' }), batchWindowMs: config.diskBatchMs, ...(observe ? { batches: observe.store('shadows') } : {}) });
     opened.push(shadows);
     const rules = await LmdbRuleStore.open(data);
     opened.push(rules);

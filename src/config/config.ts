@@ -79,6 +79,8 @@ export interface Config {
   redisPrefix: string;
   /** @default 50 (ms): shadow writes are batched this long; a crash loses at most this window */
   shadowBatchMs: number;
+  /** @default 0 (ms): embedded default: a batch of shadow writes waits this long to share one commit (acks later by as much) */
+  diskBatchMs: number;
   /** @default 19_000: hub sockets a node holds at most (the open-file limit here is 20,000) */
   maxHubSessions: number;
   /** @default 1_000: hub handshakes authenticated at once */
@@ -261,6 +263,7 @@ const FIELDS: { [K in keyof Config]: Field<K> } = {
   directoryTtlMs: { env: 'TIER_DIRECTORY_TTL_MS', parse: int(1_000, 600_000), default: 15_000 },
   redisPrefix: { env: 'TIER_REDIS_PREFIX', parse: text, default: 'tier:' },
   shadowBatchMs: { env: 'TIER_SHADOW_BATCH_MS', parse: int(0, 10_000), default: 50 },
+  diskBatchMs: { env: 'TIER_DISK_BATCH_MS', parse: int(0, 1_000), default: 0 },
   maxHubSessions: { env: 'TIER_MAX_HUB_SESSIONS', parse: int(1, 10_000_000), default: 19_000 },
   maxPendingUpgrades: { env: 'TIER_MAX_PENDING_UPGRADES', parse: int(1, 1_000_000), default: 1_000 },
   hubConnectRatePerSec: { env: 'TIER_HUB_CONNECT_RATE', parse: int(1, 1_000_000), default: 5_000 },

@@ -122,6 +122,41 @@ describe('LmdbShadowStore', () => {
     await store.close();
   });
 
+  it('with a batch window, reports of several turns share one commit; without one, each turn commits', async () => {
+    for (const [window, sizes] of [[60_000, [3]], [0, [1, 1, 1]]] as const) {
+      const data = await temp('commit');
+      const seen: number[] = [];
+      const store = new LmdbShadowStore(data, { log, batchWindowMs: window, batches: { flushed: (hubs) => seen.push(hubs) } });
+      for (const hub of ['a', 'b', 'c']) {
+        store.writeReported(hub, 'd', reported({ on: true }, 1), 1);
+        store.writeCursor(hub, { boot: 'b', seq: 1 }, 1);
+        // whatever was queued is committed before the next hub reports
+        await data.flushed();
+      }
+      await store.flush();
+      expect(seen, `window ${window} ms`).toEqual(sizes);
+      for (const hub of ['a', 'b', 'c']) expect(await store.loadCursor(hub)).toEqual({ boot: 'b', seq: 1 });
+      await store.close();
+    }
+  });
+
+  it('with a batch window, a transaction, a load and close come after the writes queued before them', async () => {
+    const data = await temp('commit');
+    const store = new LmdbShadowStore(data, { log, batchWindowMs: 60_000 });
+    store.writeReported('h', 'd', reported({ on: true }, 1), 1);
+    await store.setDesired('h', 'd', { on: false });
+    const shadow = await store.load('h');
+    expect(shadow.d!.reported).toEqual({ on: true });
+    expect(shadow.d!.desired).toEqual({ on: false });
+    store.writeReported('h', 'd', reported({ on: false }, 2), 1);
+    store.writeCursor('h', { boot: 'b', seq: 2 }, 1);
+    await store.close();
+    const again = new LmdbShadowStore(await reopen(data), { log });
+    expect((await again.load('h')).d!.reported).toEqual({ on: false });
+    expect(await again.loadCursor('h')).toEqual({ boot: 'b', seq: 2 });
+    await again.close();
+  });
+
   it('load waits for the commit of queued writes instead of missing them', async () => {
     const store = new LmdbShadowStore(await temp('os'), { log });
     for (let i = 0; i < 50; i++) store.writeReported('h', `d${i}`, reported({ i }, 1));

@@ -44,6 +44,8 @@ export interface LmdbShadowStoreOptions {
   log: Logger;
   /** told of each batch once durable (hubs in it, from its first write) */
   batches?: BatchObserver;
+  /** @default 0 (ms): a batch waits this long after its first write for its transaction (group commit) */
+  batchWindowMs?: number;
 }
 
 /** Session shadows remembered at most (see `opened`): a bound on hubs that never send a list. */
@@ -61,30 +63,32 @@ const MAX_OPENED = 4_096;
  *
  * - `writeReported`/`writeCursor` return at once; the writes made until lmdb starts its next write
  *   transaction are one batch, one transaction callback (one event-loop turn while the disk keeps
- *   up, more while a commit is under way; batch window 0: no timer of its own). The latest write
- *   per device and cursor per hub wins. A crash loses what was not committed, never what was acknowledged.
+ *   up, more while a commit is under way). A batch window (`batchWindowMs`, default 0) queues the
+ *   transaction that long after the batch's first write: seldom reports of many hubs share a commit.
+ *   The latest write per device and cursor per hub wins. A crash loses what was not committed, never what was acknowledged.
  * - Fenced: the hub entry holds the largest epoch written; a hub's batch of an older epoch is
  *   dropped whole (counted in `staleBatches`) and its cursor listener is not told.
  * - `stored.cursorStored` is told once the transaction with the cursor, and every write of the hub
  *   before it, is committed and, with DATA_SYNC=commit, flushed to disk.
  * - `setDesired`/`writeDevices` are each one transaction in call order with the batches, resolving
  *   once durable; a full device list the store already holds (read after the hub's queued writes
- *   are durable) is answered without one. `load`/`loadCursor`/`loadSession` first wait until this hub's queued writes are durable
- *   (cheaper than overlaying them: nothing kept after the commit, and a load of a hub with no
- *   write under way waits for nothing). `loadSession` reads the cursor in the same range read.
+ *   are durable) is answered without one. `load`/`loadCursor`/`loadSession` first wait until this
+ *   hub's queued writes are durable (cheaper than overlaying them: nothing kept after the commit, a
+ *   load of a hub with no write under way waits for nothing), `loadSession` reading the cursor too.
  * - No shadow is kept here but a session's opened one until its hub's first device list (at most
  *   MAX_OPENED of them, see `opened`); the heap holds the queued batch of the current turn.
  * - A failed commit (disk full, I/O error) is logged; its cursor listeners are never told.
  */
 export class LmdbShadowStore implements ShadowStore {
-  readonly batchWindowMs = 0;
+  readonly batchWindowMs: number;
   /** Batches refused because a newer session of their hub had written. */
   staleBatches = 0;
   private readonly db: Database<Stored, Key>;
   private readonly log: Logger;
   private readonly batches: BatchObserver | undefined;
-  /** the batch still taking writes, and the transaction that will write it */
-  private open: { hubs: Map<string, QueuedHub>; settled: Promise<void> } | null = null;
+  /** the batch still taking writes; `start` queues its transaction (at once, or at the window's end) */
+  private open: { hubs: Map<string, QueuedHub>; settled: Promise<void>; start: (() => void) | null } | null = null;
+  private windowTimer: NodeJS.Timeout | null = null;
   /** per hub with writes not yet durable: the transaction of its latest write */
   private readonly pending = new Map<string, Promise<unknown>>();
   /**
@@ -108,6 +112,8 @@ export class LmdbShadowStore implements ShadowStore {
     this.db = data.db<Stored>('shadows') as unknown as Database<Stored, Key>;
     this.log = options.log;
     this.batches = options.batches;
+    this.batchWindowMs = options.batchWindowMs ?? 0;
+    if (!(this.batchWindowMs >= 0 && this.batchWindowMs < Infinity)) throw new RangeError(`batchWindowMs must be ≥ 0, got ${this.batchWindowMs}`);
     splitLegacyRecords(this.db, data.db<number>('layouts') as unknown as Database<number, string>);
   }
 
@@ -278,16 +284,28 @@ export class LmdbShadowStore implements ShadowStore {
 
   /** Resolves when every write made before the call is durable. */
   async flush(): Promise<void> {
+    this.startOpen();
     await this.last;
     await this.data.flushed();
   }
 
   /** Flushes; later writes are dropped (the DataStore is closed by its owner after this). */
   async close(): Promise<void> {
+    this.startOpen();
     this.closed = true;
     this.open = null;
     await this.flush();
   }
+
+  /** Queues the open batch's transaction now if its window is still running. */
+  private readonly startOpen = (): void => {
+    const start = this.open?.start;
+    if (!start) return;
+    this.open!.start = null;
+    clearTimeout(this.windowTimer ?? undefined);
+    this.windowTimer = null;
+    start();
+  };
 
   /** The hub's entry in the open batch (opening one); null after close. */
   private queue(hubId: string, epoch: number): QueuedHub | null {
@@ -298,21 +316,28 @@ export class LmdbShadowStore implements ShadowStore {
     }
     if (!this.open) {
       const hubs = new Map<string, QueuedHub>();
-      const done = this.db.transaction(() => {
-        // from here on, writes go into the next batch
-        if (this.open?.hubs === hubs) this.open = null;
-        return this.writeBatch(hubs);
-      });
-      // a transaction refused before its body ran: later writes go into a new batch, not this dead one
-      done.catch(() => {
-        if (this.open?.hubs === hubs) this.open = null;
-      });
-      const started = this.batches ? performance.now() : 0;
-      const settled = this.track(done, () => hubs.keys(), (written) => {
-        this.batches?.flushed(hubs.size, (performance.now() - started) / 1000);
-        for (const [id, cursor] of written) if (cursor.stored) notifyStored(cursor.stored, id, cursor.seq, this.log);
-      });
-      this.open = { hubs, settled };
+      const began = this.batches ? performance.now() : 0;
+      let resolve!: () => void;
+      // handed out before the transaction exists (the window): resolves once it is durable
+      const settled = new Promise<void>((r) => (resolve = r));
+      const start = (): void => {
+        const done = this.db.transaction(() => {
+          // from here on, writes go into the next batch
+          if (this.open?.hubs === hubs) this.open = null;
+          return this.writeBatch(hubs);
+        });
+        // a transaction refused before its body ran: later writes go into a new batch, not this dead one
+        done.catch(() => {
+          if (this.open?.hubs === hubs) this.open = null;
+        });
+        void this.track(done, settled, () => hubs.keys(), (written) => {
+          this.batches?.flushed(hubs.size, (performance.now() - began) / 1000);
+          for (const [id, cursor] of written) if (cursor.stored) notifyStored(cursor.stored, id, cursor.seq, this.log);
+        }).then(resolve);
+      };
+      this.open = { hubs, settled, start };
+      if (this.batchWindowMs === 0) this.startOpen();
+      else this.windowTimer = setTimeout(this.startOpen, this.batchWindowMs);
     }
     let hub = this.open.hubs.get(hubId);
     if (!hub) {
@@ -355,19 +380,20 @@ export class LmdbShadowStore implements ShadowStore {
 
   /** One transaction of its own, after every batch and transaction before it; resolves once durable. */
   private async run<T>(hubId: string, body: () => T): Promise<T> {
+    this.startOpen(); // writes before this call are written before it
     this.open = null; // writes after this call go into a batch that runs after it
     const done = this.db.transaction(body);
-    this.pending.set(hubId, this.track(done, () => [hubId], () => {}));
+    this.pending.set(hubId, this.track(done, undefined, () => [hubId], () => {}));
     const result = await done;
     await this.durable();
     return result;
   }
 
   /**
-   * Follows a transaction: `then` runs once it is durable; `last` and `pending` (for the hubs
-   * `hubs()` names once it settled) point at it until then. The answer never rejects.
+   * Follows a transaction: `then` runs once it is durable; `last` and `pending` (for the hubs `hubs()`
+   * names) point at it, or at `known` (a batch's promise handed out before), until then. Never rejects.
    */
-  private track<T>(done: Promise<T>, hubs: () => Iterable<string>, then: (result: T) => void): Promise<void> {
+  private track<T>(done: Promise<T>, known: Promise<void> | undefined, hubs: () => Iterable<string>, then: (result: T) => void): Promise<void> {
     const settled: Promise<void> = done
       .then(
         async (result) => {
@@ -381,7 +407,7 @@ export class LmdbShadowStore implements ShadowStore {
         },
       )
       .finally(() => {
-        for (const h of hubs()) if (this.pending.get(h) === settled) this.pending.delete(h);
+        for (const h of hubs()) if ([settled, known].includes(this.pending.get(h) as Promise<void>)) this.pending.delete(h);
       });
     this.last = settled;
     return settled;
