@@ -15,6 +15,8 @@ import { loadUws, type HttpResponse, type WebSocket } from '../src/transport/uws
  *        as they are to the home's app subscribers (the telemetry floor)
  *   ws   /app/v1?homes=a,b                            app subscribers of the telemetry floor
  *   ws   /idle                                        a socket and nothing else (memory floor)
+ *   ws   /echo                                        every message answered with its own bytes (the floor of
+ *        sparse traffic: a heartbeat's answer, bench/sparse-floor.bench.ts)
  *
  * Env: PORT (0: any), HOST (127.0.0.1). Prints one JSON line `{"ready":true,"port":N,...}`.
  */
@@ -166,6 +168,7 @@ app.ws<{ homes: string[] }>('/app/v1', {
 });
 
 app.ws('/idle', { maxPayloadLength: 1024, idleTimeout: 0 });
+app.ws('/echo', { maxPayloadLength: 1024, idleTimeout: 0, message: (ws, message, isBinary) => void ws.send(message, isBinary) });
 
 app.listen(process.env.HOST ?? '127.0.0.1', Number(process.env.PORT ?? 0), (socket) => {
   if (!socket) {
