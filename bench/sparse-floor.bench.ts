@@ -13,6 +13,8 @@
 import { connect, type Socket } from 'node:net';
 import { parseArgs } from 'node:util';
 import { cpuMs } from '../load/harness/index.js';
+import { clientFrame, Opcode } from '../load/wire/ws-framing.js';
+import { upgradeKey, upgradeRequest } from '../load/wire/ws-upgrade.js';
 import { startRelayFloor } from './lib/floor.js';
 import { printResult, runMain } from './lib/output.js';
 
@@ -30,10 +32,10 @@ const SECONDS = Number(args.seconds);
 const say = (line: string) => process.stderr.write(`${line}\n`);
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
-/** A masked binary frame with a 9-byte payload (a heartbeat's size), mask key 0: the payload as it is. */
-const FRAME = Buffer.from([0x82, 0x80 | 9, 0, 0, 0, 0, 0x82, 0xa1, 0x74, 0x06, 0xa2, 0x74, 0x73, 0xc0, 0xc0]);
+/** A heartbeat's size: `{t: 6, ts: null}` in msgpack. */
+const PAYLOAD = Uint8Array.from([0x82, 0xa1, 0x74, 0x06, 0xa2, 0x74, 0x73, 0xc0, 0xc0]);
 /** What the floor answers: the payload in an unmasked frame. */
-const ANSWER_BYTES = 2 + 9;
+const ANSWER_BYTES = 2 + PAYLOAD.length;
 
 interface Row {
   rate: number;
@@ -44,17 +46,17 @@ interface Row {
 }
 
 async function open(port: number, n: number, onBytes: (n: number) => void): Promise<Socket[]> {
-  const request = `GET /echo HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n`;
+  const request = upgradeRequest(`127.0.0.1:${port}`, '/echo', upgradeKey(), {});
   const sockets: Socket[] = [];
   let upgraded = 0;
   for (let i = 0; i < n; i++) {
     const s = connect(port, '127.0.0.1');
-    let open = false;
+    let isOpen = false;
     s.on('connect', () => s.write(request));
     s.on('data', (d: Buffer) => {
-      if (open) onBytes(d.length);
+      if (isOpen) onBytes(d.length);
       else if (d.includes('101 Switching Protocols')) {
-        open = true;
+        isOpen = true;
         upgraded++;
       }
     });
@@ -83,7 +85,7 @@ async function main(): Promise<void> {
       // 10-ms ticks, each sending what the rate owes by now: a late tick catches up
       const tick = setInterval(() => {
         const due = Math.floor((rate * (Date.now() - started)) / 1000);
-        for (; sent < due; sent++) sockets[Math.floor(Math.random() * sockets.length)]!.write(FRAME);
+        for (; sent < due; sent++) sockets[Math.floor(Math.random() * sockets.length)]!.write(clientFrame(Opcode.binary, PAYLOAD));
       }, 10);
       await sleep(SECONDS * 1_000);
       clearInterval(tick);

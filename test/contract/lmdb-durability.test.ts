@@ -12,6 +12,9 @@ import { createLogger } from '../../src/log/logger.js';
 import { LmdbHubRegistry, LmdbNonceStore } from '../../src/ports/hub-registry/hub-registry-lmdb.js';
 import { openDataStore, type DataStore } from '../../src/ports/lmdb.js';
 import { LmdbShadowStore } from '../../src/ports/shadow-store/shadow-store-lmdb.js';
+import { TimerWheel } from '../../src/actors/timer-wheel.js';
+import { loadConfig } from '../../src/config/config.js';
+import { portsFor } from '../../src/compose/ports.js';
 import { emptyDevice, type DeviceShadow } from '../../src/ports/shadow-store/shadow-store.js';
 import { tempDataStore } from './fixtures/data-store.js';
 import { settledIn } from '../helpers/settled-in.js';
@@ -137,6 +140,19 @@ describe('LmdbShadowStore', () => {
       expect(seen, `window ${window} ms`).toEqual(sizes);
       for (const hub of ['a', 'b', 'c']) expect(await store.loadCursor(hub)).toEqual({ boot: 'b', seq: 1 });
       await store.close();
+    }
+  });
+
+  it('the embedded default takes its batch window from TIER_DISK_BATCH_MS (0 when unset)', async () => {
+    for (const [env, window] of [[{ TIER_DISK_BATCH_MS: '100' }, 100], [{}, 0]] as const) {
+      const data = await temp('commit');
+      const dir = data.dir;
+      await data.close();
+      const timers = new TimerWheel();
+      const ports = await portsFor(loadConfig({ DATA_DIR: dir, ...env }).config, timers, log);
+      expect(ports.shadows.batchWindowMs).toBe(window);
+      await ports.close!();
+      timers.close();
     }
   });
 

@@ -76,7 +76,7 @@ const MAX_OPENED = 4_096;
  *   hub's queued writes are durable (cheaper than overlaying them: nothing kept after the commit, a
  *   load of a hub with no write under way waits for nothing), `loadSession` reading the cursor too.
  * - No shadow is kept here but a session's opened one until its hub's first device list (at most
- *   MAX_OPENED of them, see `opened`); the heap holds the queued batch of the current turn.
+ *   MAX_OPENED of them, see `opened`); the heap holds the queued batch (one turn's, or one window's).
  * - A failed commit (disk full, I/O error) is logged; its cursor listeners are never told.
  */
 export class LmdbShadowStore implements ShadowStore {
@@ -407,7 +407,7 @@ export class LmdbShadowStore implements ShadowStore {
         },
       )
       .finally(() => {
-        for (const h of hubs()) if ([settled, known].includes(this.pending.get(h) as Promise<void>)) this.pending.delete(h);
+        for (const h of hubs()) if (this.pending.get(h) === settled || (known !== undefined && this.pending.get(h) === known)) this.pending.delete(h);
       });
     this.last = settled;
     return settled;
