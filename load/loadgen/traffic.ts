@@ -11,8 +11,11 @@ import type { WorkerMetrics } from './metrics.js';
 /** Wall clock with sub-ms resolution, comparable between processes of one machine. */
 export const wallNow = () => performance.timeOrigin + performance.now();
 
+/** the shortest ticks: at high rates a tick sends many (the pacer's share of the elapsed time) */
 const REPORT_TICK_MS = 20;
 const COMMAND_TICK_MS = 10;
+/** the longest tick, whatever the rate (a stop or a rate change never waits on it: it clears the interval) */
+const MAX_TICK_MS = 1_000;
 /** commands in flight at once; past it a command is counted as `command:client_backlog`, not sent */
 const MAX_INFLIGHT = 2_048;
 
@@ -39,6 +42,16 @@ export class Pacer {
   }
 }
 
+/**
+ * The tick for `perMs` sends per ms: about one send per tick, never shorter than `shortestMs` nor
+ * longer than MAX_TICK_MS. A fixed short tick woke each worker 150 times a second at the
+ * half-million run's rates (a few reports and commands a second per worker), and a wake-up of a
+ * process costs this machine's guest 0.1-0.3 ms of CPU: most of what the load tool spent.
+ */
+export function tickMs(perMs: number, shortestMs: number): number {
+  return Math.min(MAX_TICK_MS, Math.max(shortestMs, 1 / perMs));
+}
+
 export class Traffic {
   private reportTimer: NodeJS.Timeout | null = null;
   private commandTimer: NodeJS.Timeout | null = null;
@@ -60,7 +73,8 @@ export class Traffic {
     this.reportTimer = null;
     const hubs = this.pool.hubs;
     if (everyMs <= 0 || hubs.count === 0) return;
-    const pace = new Pacer(hubs.count / everyMs, performance.now());
+    const perMs = hubs.count / everyMs;
+    const pace = new Pacer(perMs, performance.now());
     let cursor = Math.floor(Math.random() * hubs.count);
     const n = Math.max(1, this.devices);
     this.reportTimer = setInterval(() => {
@@ -69,7 +83,7 @@ export class Traffic {
         const dev = `dev-${(cursor * 7) % n}`;
         if (hubs.report(i, { [dev]: { temperature: 15 + ((cursor * 13) % 150) / 10, lt: wallNow() } })) this.metrics.counters.reportsSent++;
       }
-    }, REPORT_TICK_MS);
+    }, tickMs(perMs, REPORT_TICK_MS));
   }
 
   /** HTTP commands (`set on`) per second over this worker's hubs, each to the hub's own node (0 stops). */
@@ -79,7 +93,8 @@ export class Traffic {
     const hubs = this.pool.hubs;
     if (perSec <= 0 || hubs.count === 0) return;
     const m = this.metrics;
-    const pace = new Pacer(perSec / 1000, performance.now());
+    const perMs = perSec / 1000;
+    const pace = new Pacer(perMs, performance.now());
     this.commandTimer = setInterval(() => {
       for (let due = pace.due(performance.now()); due > 0; due--) {
         const i = Math.floor(Math.random() * hubs.count);
@@ -111,7 +126,7 @@ export class Traffic {
           )
           .finally(() => this.inflight--);
       }
-    }, COMMAND_TICK_MS);
+    }, tickMs(perMs, COMMAND_TICK_MS));
   }
 
   stop(): void {
