@@ -173,6 +173,25 @@ describe('LmdbShadowStore', () => {
     await again.close();
   });
 
+  it('keeps no hub in its pending writes once they are durable, with or without a window', async () => {
+    for (const window of [0, 5]) {
+      const store = new LmdbShadowStore(await temp('commit'), { log, batchWindowMs: window });
+      for (let round = 1; round <= 3; round++) {
+        for (let h = 0; h < 200; h++) {
+          store.writeReported(`h${h}`, 'd', reported({ round }, round), 1);
+          store.writeCursor(`h${h}`, { boot: 'b', seq: round }, 1);
+          // transactions of their own among the batches, as a desired change or a device list makes
+          if (h % 50 === 0) void store.setDesired(`h${h}`, 'd', { on: round % 2 === 0 });
+        }
+        await new Promise((r) => setImmediate(r));
+      }
+      expect(store.pendingHubs, `window ${window} ms: writes in flight`).toBeGreaterThan(0);
+      await store.flush();
+      expect(store.pendingHubs, `window ${window} ms`).toBe(0);
+      await store.close();
+    }
+  });
+
   it('load waits for the commit of queued writes instead of missing them', async () => {
     const store = new LmdbShadowStore(await temp('os'), { log });
     for (let i = 0; i < 50; i++) store.writeReported('h', `d${i}`, reported({ i }, 1));

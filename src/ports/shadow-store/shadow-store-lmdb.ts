@@ -413,6 +413,11 @@ export class LmdbShadowStore implements ShadowStore {
     return settled;
   }
 
+  /** Hubs with writes not yet durable (for tests and diagnostics): 0 once every write has committed. */
+  get pendingHubs(): number {
+    return this.pending.size;
+  }
+
   /**
    * False from a write transaction that failed (disk full, I/O error) until one commits again: the
    * node's own store, so readiness takes this node alone out of service meanwhile.
