@@ -1,3 +1,7 @@
+/*
+ * Over 400 lines: one adapter whose batching (a turn or a window), epoch fence, transactions and
+ * durability tracking share the batch state; split, each part would reach into the others.
+ */
 import type { BatchObserver } from '../ports.js';
 import type { Database } from 'lmdb';
 import type { Attrs } from '../../../proto/frames.js';
