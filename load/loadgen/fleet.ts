@@ -1,7 +1,7 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { addCounters, emptyCounters, type AppSpec, type Counters, type FromWorker, type HubSpec, type Snapshot, type ToWorker, type WorkerConfig, type WorkerMemory } from './ipc.js';
-import { decodeHistogram, newHistogram, type Histogram } from '../lib/histogram.js';
+import { addEncoded, newHistogram, type Histogram } from '../lib/histogram.js';
 
 const WORKER = fileURLToPath(new URL('./worker-process.ts', import.meta.url));
 
@@ -76,10 +76,10 @@ export class Fleet {
     const out = { counters: emptyCounters(), connect: newHistogram(), command: newHistogram(), reportToApp: newHistogram(), reportToAck: newHistogram() };
     for (const s of snaps) {
       addCounters(out.counters, s.counters);
-      out.connect.add(decodeHistogram(s.total.connect));
-      out.command.add(decodeHistogram(s.total.command));
-      out.reportToApp.add(decodeHistogram(s.total.reportToApp));
-      out.reportToAck.add(decodeHistogram(s.total.reportToAck));
+      addEncoded(out.connect, s.total.connect);
+      addEncoded(out.command, s.total.command);
+      addEncoded(out.reportToApp, s.total.reportToApp);
+      addEncoded(out.reportToAck, s.total.reportToAck);
     }
     return out;
   }
@@ -129,10 +129,10 @@ export class Fleet {
     child.on('message', (msg: FromWorker) => {
       if (msg.type === 'tick') {
         worker.counters = msg.counters;
-        this.since.connect.add(decodeHistogram(msg.interval.connect));
-        this.since.command.add(decodeHistogram(msg.interval.command));
-        this.since.reportToApp.add(decodeHistogram(msg.interval.reportToApp));
-        this.since.reportToAck.add(decodeHistogram(msg.interval.reportToAck));
+        addEncoded(this.since.connect, msg.interval.connect);
+        addEncoded(this.since.command, msg.interval.command);
+        addEncoded(this.since.reportToApp, msg.interval.reportToApp);
+        addEncoded(this.since.reportToAck, msg.interval.reportToAck);
         return;
       }
       const p = worker.pending.get(msg.rid);

@@ -92,12 +92,13 @@ export interface Counters {
   errors: Record<string, number>;
 }
 
+/** Each encoded (`encodeHistogram`), null when nothing was recorded. */
 export interface Histograms {
-  connect: string;
-  command: string;
-  reportToApp: string;
+  connect: string | null;
+  command: string | null;
+  reportToApp: string | null;
   /** hub's send of a report → the ack covering it (the newest unacknowledged report of each hub) */
-  reportToAck: string;
+  reportToAck: string | null;
 }
 
 export interface StormResult {

@@ -18,7 +18,7 @@ function encoded(h: Record<Latency, Histogram>): Histograms {
 export class WorkerMetrics {
   readonly counters: Counters = emptyCounters();
   private readonly total = histograms();
-  private interval = histograms();
+  private readonly interval = histograms();
 
   /** One more error of `code` (`connect:ECONNREFUSED`, `frame:busy`, ...). */
   bump(code: string): void {
@@ -30,10 +30,10 @@ export class WorkerMetrics {
     recordMs(this.interval[which], ms);
   }
 
-  /** The counters and the interval's histograms; the interval starts again. */
+  /** The counters and the interval's histograms; the interval starts again (the same histograms, emptied). */
   tick(): { counters: Counters; interval: Histograms } {
     const out = { counters: structuredClone(this.counters), interval: encoded(this.interval) };
-    this.interval = histograms();
+    for (const h of Object.values(this.interval)) h.reset();
     return out;
   }
 

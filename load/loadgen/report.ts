@@ -5,8 +5,9 @@ import type { Options } from './options.js';
 import { growth } from './process-usage.js';
 
 /**
- * The end of a load run: the JSON report (counters, latency percentiles and HDR histograms, storm,
- * server memory, CPU, SLO verdicts) and the tables printed for a person.
+ * The end of a load run: the JSON report (counters, latency percentiles and HDR histograms, each
+ * compressed base64 in µs or null when nothing was recorded; storm, server memory, CPU, SLO
+ * verdicts) and the tables printed for a person.
  */
 
 /** Error codes of admission control: the target protecting itself, counted apart from other errors. */

@@ -1,0 +1,40 @@
+/** The load tool's latency histograms on their way from a worker to the parent. */
+import { describe, expect, it } from 'vitest';
+import { addEncoded, newHistogram, recordMs } from '../../load/lib/histogram.js';
+import { WorkerMetrics } from '../../load/loadgen/metrics.js';
+
+describe('WorkerMetrics.tick', () => {
+  it('sends null for a histogram with nothing recorded, and each second only what was recorded since the last', () => {
+    const m = new WorkerMetrics();
+    for (const ms of [1, 2, 3]) m.record('command', ms);
+    const first = m.tick();
+    expect(first.interval.connect).toBeNull();
+    expect(first.interval.reportToAck).toBeNull();
+    const sum = newHistogram();
+    addEncoded(sum, first.interval.command);
+    expect(sum.totalCount).toBe(3);
+
+    m.record('command', 40);
+    const second = m.tick();
+    const again = newHistogram();
+    addEncoded(again, second.interval.command);
+    expect(again.totalCount).toBe(1);
+    expect(again.maxValue).toBeGreaterThanOrEqual(40_000);
+    expect(m.tick().interval.command).toBeNull();
+  });
+
+  it('the parent adds what the workers sent: the same percentiles as one histogram of everything', () => {
+    const workers = [new WorkerMetrics(), new WorkerMetrics()];
+    const all = newHistogram();
+    for (let i = 1; i <= 1_000; i++) {
+      workers[i % 2]!.record('reportToApp', i / 10);
+      recordMs(all, i / 10);
+    }
+    const sum = newHistogram();
+    for (const w of workers) addEncoded(sum, w.tick().interval.reportToApp);
+    addEncoded(sum, null);
+    expect(sum.totalCount).toBe(1_000);
+    for (const p of [50, 99, 99.9]) expect(sum.getValueAtPercentile(p)).toBe(all.getValueAtPercentile(p));
+    expect(workers[0]!.snapshot().total.reportToApp).not.toBeNull();
+  });
+});
