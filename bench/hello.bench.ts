@@ -9,8 +9,8 @@
  * (`again`: as after a network blip; their records, shadows and devices already stored; refusals
  * `busy` and retries count in its CPU).
  *
- * With `--cpu-prof` every server node writes a CPU profile (its whole life: provisioning, the
- * connects, the storm) and the last one's top functions are printed.
+ * With `--cpu-prof` every server node writes a CPU profile, and the last one's top functions
+ * within its measured connects and storm are printed (not its start or the provisioning).
  *
  *   npm run bench:hello -- [--hubs 10000] [--rounds 3] [--warm 2000] [--cpu-prof] [--json]
  */
@@ -24,15 +24,16 @@ import type { StormResult } from '../load/loadgen/ipc.js';
 import { startRelayFloor } from './lib/floor.js';
 import { hubSpecs, hubsOnline, medianOf, round, say, workerConfig } from './lib/fleet-runs.js';
 import { runMain } from './lib/output.js';
-import { cpuProfFlags, mainThreadProfile, summarizeProfile } from './lib/profile-summary.js';
+import { cpuProfFlags, mainThreadProfile, monotonicUs, summarizeProfile, type Span } from './lib/profile-summary.js';
 
 const { values: args } = parseArgs({ options: { hubs: { type: 'string' }, rounds: { type: 'string' }, warm: { type: 'string' }, 'cpu-prof': { type: 'boolean', default: false }, json: { type: 'boolean', default: false } } });
 const HUBS = Number(args.hubs ?? 10_000);
 const ROUNDS = Number(args.rounds ?? 3);
 const WARM = Number(args.warm ?? 2_000);
 const PROF_DIR = join(tmpdir(), 'hubtier-bench', 'hello');
-/** the last server node's main-thread profile, with --cpu-prof */
+/** the last server node's main-thread profile, with --cpu-prof, and the spans its CPU was measured in */
 let lastProfile: string | undefined;
+let lastSpans: Span[] = [];
 
 interface Round {
   perSec: number;
@@ -60,13 +61,19 @@ async function round1(server: boolean, tag: string): Promise<Round[]> {
   try {
     if (warm) await hubsOnline(warm, `${server ? 'server' : 'floor'} warm-up`, server);
     if (server) await fleet.all('provision');
+    const spans: Span[] = [];
+    let from = monotonicUs();
     const before = cpuSplitMs(target.pid);
     const perSec = await hubsOnline(fleet, server ? 'server' : 'floor', false);
     const after = cpuSplitMs(target.pid);
+    spans.push([from, monotonicUs()]);
     const first = perHub(perSec, before, after);
     if (!node) return [first];
+    from = monotonicUs();
     const [storm] = await fleet.all<StormResult, 'storm'>('storm', { deadlineMs: 60_000 });
     const end = cpuSplitMs(target.pid);
+    spans.push([from, monotonicUs()]);
+    lastSpans = spans;
     if (storm!.back !== HUBS) throw new Error(`again: ${storm!.back} of ${HUBS} hubs came back in 60 s`);
     return [first, perHub(Math.round((HUBS * 1000) / storm!.allBackMs), after, end)];
   } finally {
@@ -103,7 +110,7 @@ async function main(): Promise<void> {
   const again = med('again');
   const cpu = (r: Round) => r.userUs + r.sysUs;
   const out = { hubs: HUBS, rounds: ROUNDS, floor, server, again, rateRatio: round(server.perSec / floor.perSec), cpuRatio: round(cpu(server) / cpu(floor)), runs };
-  if (lastProfile) say(`server CPU profile: ${lastProfile}\n${summarizeProfile(lastProfile, 30)}`);
+  if (lastProfile) say(`server CPU profile: ${lastProfile}\n${summarizeProfile(lastProfile, 30, lastSpans)}`);
   if (args.json) {
     console.log(JSON.stringify(out));
     return;

@@ -17,8 +17,18 @@ interface ProfileNode {
 
 interface Profile {
   nodes: ProfileNode[];
+  /** µs on the machine's monotonic clock, the one `monotonicUs()` reads in any process */
+  startTime: number;
   samples: number[];
   timeDeltas: number[];
+}
+
+/** A span of time, µs on the monotonic clock (`monotonicUs()`). */
+export type Span = readonly [fromUs: number, toUs: number];
+
+/** Now, µs on the clock V8 stamps its CPU profiles with (CLOCK_MONOTONIC, shared by every process of the machine). */
+export function monotonicUs(): number {
+  return Number(process.hrtime.bigint() / 1000n);
 }
 
 function area(url: string, fn: string): string {
@@ -30,13 +40,20 @@ function area(url: string, fn: string): string {
   return src ? src[1]! : url;
 }
 
-export function summarizeProfile(file: string, top = 25): string {
+/**
+ * `spans`: only the samples taken within them count (a benchmark's measured phases, not the
+ * process's start or the provisioning before them); absent, the whole profile.
+ */
+export function summarizeProfile(file: string, top = 25, spans?: readonly Span[]): string {
   const p = JSON.parse(readFileSync(file, 'utf8')) as Profile;
   const byId = new Map(p.nodes.map((n) => [n.id, n]));
   const selfUs = new Map<number, number>();
   let totalUs = 0;
+  let at = p.startTime;
   p.samples.forEach((id, i) => {
     const dt = p.timeDeltas[i] ?? 0;
+    at += dt;
+    if (spans && !spans.some(([from, to]) => at >= from && at <= to)) return;
     selfUs.set(id, (selfUs.get(id) ?? 0) + dt);
     totalUs += dt;
   });
@@ -55,7 +72,7 @@ export function summarizeProfile(file: string, top = 25): string {
   const pct = (us: number) => `${((100 * us) / Math.max(1, busyUs)).toFixed(1)}%`;
   const sorted = (m: Map<string, number>) => [...m].filter(([k]) => k !== '(idle)' && !k.startsWith('(idle)')).sort((a, b) => b[1] - a[1]);
   return [
-    `profile ${file}: ${(totalUs / 1e6).toFixed(1)} s sampled, ${(busyUs / 1e6).toFixed(1)} s busy (percentages of busy time)`,
+    `profile ${file}${spans ? ` within ${spans.length} measured span(s)` : ''}: ${(totalUs / 1e6).toFixed(1)} s sampled, ${(busyUs / 1e6).toFixed(1)} s busy (percentages of busy time)`,
     table([['area', 'self'], ...sorted(areas).slice(0, 15).map(([k, us]) => [k, pct(us)])]),
     '',
     table([['function', 'self'], ...sorted(fns).slice(0, top).map(([k, us]) => [k, pct(us)])]),
