@@ -13,9 +13,12 @@
 import { connect, type Socket } from 'node:net';
 import { parseArgs } from 'node:util';
 import { cpuMs } from '../load/harness/index.js';
+import { sleep } from '../load/lib/async.js';
+import { Pacer } from '../load/loadgen/traffic.js';
 import { clientFrame, Opcode } from '../load/wire/ws-framing.js';
 import { upgradeKey, upgradeRequest } from '../load/wire/ws-upgrade.js';
 import { startRelayFloor } from './lib/floor.js';
+import { say } from './lib/fleet-runs.js';
 import { printResult, runMain } from './lib/output.js';
 
 const { values: args } = parseArgs({
@@ -29,8 +32,6 @@ const { values: args } = parseArgs({
 const SOCKETS = Number(args.sockets);
 const RATES = args.rates.split(',').map(Number);
 const SECONDS = Number(args.seconds);
-const say = (line: string) => process.stderr.write(`${line}\n`);
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 /** A heartbeat's size: `{t: 6, ts: null}` in msgpack. */
 const PAYLOAD = Uint8Array.from([0x82, 0xa1, 0x74, 0x06, 0xa2, 0x74, 0x73, 0xc0, 0xc0]);
@@ -80,12 +81,11 @@ async function main(): Promise<void> {
     for (const rate of [0, ...RATES]) {
       received = 0;
       let sent = 0;
-      const started = Date.now();
       const cpu0 = cpuMs(floor.pid);
       // 10-ms ticks, each sending what the rate owes by now: a late tick catches up
+      const pace = new Pacer(rate / 1000, performance.now());
       const tick = setInterval(() => {
-        const due = Math.floor((rate * (Date.now() - started)) / 1000);
-        for (; sent < due; sent++) sockets[Math.floor(Math.random() * sockets.length)]!.write(clientFrame(Opcode.binary, PAYLOAD));
+        for (let due = pace.due(performance.now()); due > 0; due--, sent++) sockets[Math.floor(Math.random() * sockets.length)]!.write(clientFrame(Opcode.binary, PAYLOAD));
       }, 10);
       await sleep(SECONDS * 1_000);
       clearInterval(tick);

@@ -78,7 +78,8 @@ const MAX_OPENED = 4_096;
  *   once durable; a full device list the store already holds (read after the hub's queued writes
  *   are durable) is answered without one. `load`/`loadCursor`/`loadSession` first wait until this
  *   hub's queued writes are durable (cheaper than overlaying them: nothing kept after the commit, a
- *   load of a hub with no write under way waits for nothing), `loadSession` reading the cursor too.
+ *   load of a hub with no write under way waits for nothing; a batch of the hub's still in its
+ *   window is queued at once, not waited for), `loadSession` reading the cursor too.
  * - No shadow is kept here but a session's opened one until its hub's first device list (at most
  *   MAX_OPENED of them, see `opened`); the heap holds the queued batch (one turn's, or one window's).
  * - A failed commit (disk full, I/O error) is logged; its cursor listeners are never told.
@@ -134,18 +135,18 @@ export class LmdbShadowStore implements ShadowStore {
   }
 
   async loadCursor(hubId: string): Promise<SeqCursor | null> {
-    await this.pending.get(hubId);
+    await this.durableWrites(hubId);
     const h = this.db.get(hubId) as StoredHub | undefined;
     return h === undefined || h[1] === null ? null : { boot: h[1], seq: h[2] };
   }
 
   async load(hubId: string): Promise<HubShadow> {
-    await this.pending.get(hubId);
+    await this.durableWrites(hubId);
     return this.scan(hubId).shadow;
   }
 
   async loadSession(hubId: string): Promise<SessionStart> {
-    await this.pending.get(hubId);
+    await this.durableWrites(hubId);
     const read = this.scan(hubId);
     // remembered only when it is what the store holds: no write of the hub under way, every
     // record of it seen in the shadow
@@ -202,7 +203,7 @@ export class LmdbShadowStore implements ShadowStore {
   async writeDevices(hubId: string, devices: Array<{ d: string; k: string; m?: string }>, left: string[], full: boolean): Promise<boolean> {
     // a reconnecting hub's full list, as stored: no transaction (which would also end the open
     // batch), read once the hub's queued writes are durable, as `load` reads
-    await this.pending.get(hubId);
+    await this.durableWrites(hubId);
     const opened = this.opened.get(hubId);
     if (opened) this.opened.delete(hubId);
     if (full && left.length === 0 && (opened ? listsExactly(opened, devices) : storesExactly(this.devicesOf(hubId), devices))) return false;
@@ -299,6 +300,12 @@ export class LmdbShadowStore implements ShadowStore {
     this.closed = true;
     this.open = null;
     await this.flush();
+  }
+
+  /** The hub's writes so far, once durable; a batch of them still in its window is queued now, not waited for. */
+  private durableWrites(hubId: string): Promise<unknown> | undefined {
+    if (this.open?.hubs.has(hubId)) this.startOpen();
+    return this.pending.get(hubId);
   }
 
   /** Queues the open batch's transaction now if its window is still running. */
