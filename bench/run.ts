@@ -7,7 +7,7 @@ import { paced } from './lib/paced.js';
 import { countSyscalls } from './lib/syscalls.js';
 import { startNode } from '../load/harness/index.js';
 import { startRelayFloor } from './lib/floor.js';
-import { cpuProfFlags, mainThreadProfile, summarizeProfile } from './lib/profile-summary.js';
+import { cpuProfFlags, mainThreadProfile, monotonicUs, summarizeProfile, type Span } from './lib/profile-summary.js';
 import { parse } from './lib/run-args.js';
 import { say, hubSpecs, appSpecs, workerConfig, hubsOnline, telemetryRunsOf, medianRound, median, historyPairs, latencyOf, round, type TelemetryResult } from './lib/fleet-runs.js';
 import { pooledHistoryRatio, type PooledRatio } from './lib/history-bound.js';
@@ -76,6 +76,16 @@ async function main(): Promise<void> {
 
     // ---------------------------------------------------------------- the server, same node
     const profDir = join(tmpdir(), 'hubtier-bench');
+    // --cpu-prof summarizes the measured rounds only, not start-up, provisioning, handshakes or warm-up
+    const measured: Span[] = [];
+    const measuring = async <T>(run: () => Promise<T>): Promise<T> => {
+      const from = monotonicUs();
+      try {
+        return await run();
+      } finally {
+        measured.push([from, monotonicUs()]);
+      }
+    };
     const node = await startNode({ env: args.nodeEnv, ...(args.cpuProf ? { nodeFlags: cpuProfFlags(profDir) } : {}) });
     stops.push(() => node.stop());
     const nodeHubs = hubSpecs(args.hubs, 's');
@@ -113,7 +123,7 @@ async function main(): Promise<void> {
         say(`round ${i}/${rounds}: bare GET, relay floor, server, corked relay, saturated, ${d} s each`);
         bares.push(await cannon({ ...onFloor, method: 'GET', path: '/bare', connections: args.connections, durationS: d }));
         relaySats.push(await cannon({ ...onFloor, ...post, path: floorPaths, durationS: d }));
-        serverSats.push(await cannon({ ...onNode, ...post, path: nodePaths, durationS: d }));
+        serverSats.push(await measuring(() => cannon({ ...onNode, ...post, path: nodePaths, durationS: d })));
         refSats.push(await cannon({ ...onRef!, ...post, path: refPaths, durationS: d }));
       }
       const bare = median(bares);
@@ -130,7 +140,7 @@ async function main(): Promise<void> {
       for (let i = 1; i <= rounds; i++) {
         say(`round ${i}/${rounds}: relay floor and server at ${rate} commands/s, ${d} s each`);
         relayAts.push(await paced({ ...onFloor, ...post, path: floorPaths, durationS: d, rate }));
-        serverAts.push(await paced({ ...onNode, ...post, path: nodePaths, durationS: d, rate }));
+        serverAts.push(await measuring(() => paced({ ...onNode, ...post, path: nodePaths, durationS: d, rate })));
       }
       const relayAt = median(relayAts);
       const serverAt = median(serverAts);
@@ -201,7 +211,7 @@ async function main(): Promise<void> {
       for (const [key, rate] of [['telemetry', args.telemetryRate], ['telemetryPeak', args.telemetryPeak]] as const) {
         if (rate === 0) continue;
         say(`telemetry: ${rate} reports/s, report → app subscriber and report → ack, ${d} s each`);
-        const runs = await telemetryRunsOf(targets, args, rate);
+        const runs = await measuring(() => telemetryRunsOf(targets, args, rate));
         const [tf, ts, tn] = runs.map(medianRound);
         telemetryRows(`telemetry @ ${rate}/s`, 'relay floor', tf!);
         telemetryRows(`telemetry @ ${rate}/s`, plainFleet ? 'server, history on' : 'server', ts!);
@@ -213,6 +223,8 @@ async function main(): Promise<void> {
       }
       await plainFleet?.stop();
       await plain?.stop();
+      const plainProfile = plain && args.cpuProf ? mainThreadProfile(join(profDir, 'history-off'), plain.pid) : undefined;
+      if (plainProfile) say(`server without history, CPU profile: ${plainProfile}\n${summarizeProfile(plainProfile, 25, measured)}`);
     }
 
     // the same-node processes make way for the cluster (the relay floor stays for the cluster's telemetry)
@@ -228,7 +240,7 @@ async function main(): Promise<void> {
       const newest = mainThreadProfile(profDir, node.pid);
       if (newest) {
         say(`server CPU profile: ${newest}`);
-        say(summarizeProfile(newest, 25));
+        say(summarizeProfile(newest, 25, measured));
         out.cpuProfile = newest;
       }
     }

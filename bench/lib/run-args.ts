@@ -32,6 +32,7 @@ usage: npm run bench -- [options]
   --node-options S     NODE_OPTIONS of the server nodes only (not the floors or the load workers), e.g.
                        "--max-semi-space-size=64": what a V8 setting does to the same runs
   --cpu-prof           write a CPU profile of the server node (in $TMPDIR/hubtier-bench/) and print its top functions
+                       within the measured rounds (with --history both, the history-off node's too)
   -h, --help           this text
 
 Targets, each with its own hubs (1000 x 8 devices, in worker processes running the same lean hub,
