@@ -96,6 +96,31 @@ describe('LmdbShadowStore', () => {
     store.writeCursor('h', { boot: 'b', seq: 9 }, 6, listener);
     await store.flush();
     expect(heard).toEqual([7, 9]);
+    // and the session before that one is now the stale one
+    store.writeCursor('h', { boot: 'b', seq: 10 }, 5, listener);
+    await store.flush();
+    expect(heard).toEqual([7, 9]);
+    expect(store.staleBatches).toBe(2);
+    await store.close();
+  });
+
+  it('fences a hub whose epoch it no longer remembers (more hubs written since than it keeps) by its entry', async () => {
+    const store = new LmdbShadowStore(await temp('os'), { log });
+    store.writeCursor('h', { boot: 'b', seq: 7 }, 5);
+    await store.flush();
+    for (let i = 0; i < 2_000; i++) store.writeCursor(`other-${i}`, { boot: 'b', seq: 1 }, 1);
+    await store.flush();
+    expect((store as unknown as { epochs: Map<string, number> }).epochs.size, 'epochs remembered: bounded').toBeLessThanOrEqual(1_024);
+    store.writeCursor('h', { boot: 'b', seq: 8 }, 3);
+    await store.flush();
+    expect(await store.loadCursor('h')).toEqual({ boot: 'b', seq: 7 });
+    expect(store.staleBatches).toBe(1);
+    // and the others, remembered or not, still take their sessions' writes
+    store.writeCursor('other-0', { boot: 'b', seq: 2 }, 1);
+    store.writeCursor('other-1999', { boot: 'b', seq: 2 }, 2);
+    await store.flush();
+    expect(await store.loadCursor('other-0')).toEqual({ boot: 'b', seq: 2 });
+    expect(await store.loadCursor('other-1999')).toEqual({ boot: 'b', seq: 2 });
     await store.close();
   });
 

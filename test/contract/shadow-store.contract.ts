@@ -304,6 +304,16 @@ export function shadowStoreContract(name: string, make: ShadowStoreFactory): voi
         expect(await store.loadCursor(other)).toEqual({ boot: 'x', seq: 1 });
       });
 
+      it('a newer session writing without a cursor keeps the cursor stored before it', async () => {
+        store.writeCursor(hub, { boot: 'b1', seq: 7 }, 5);
+        store.writeReported(hub, 'd1', device({ on: true }, 1, 1_000), 5);
+        await store.flush();
+        store.writeReported(hub, 'd1', device({ on: false }, 2, 2_000), 6);
+        await store.flush();
+        expect(await store.loadCursor(hub)).toEqual({ boot: 'b1', seq: 7 });
+        expect((await store.load(hub)).d1!.reported).toEqual({ on: false });
+      });
+
       it('is independent of the shadow', async () => {
         store.writeCursor(hub, { boot: 'b1', seq: 5 });
         await store.flush();
