@@ -110,7 +110,8 @@ export class LmdbShadowStore implements ShadowStore {
    * The epoch in the entry of each hub written lately, as this store's transactions left it (the
    * store is its only writer): the fence reads it here, not the entry (a read and a decode per hub
    * and batch: about 1.4 µs of a report's 19 on the main thread at speed). Read and set only
-   * inside transactions, so it is what the entry holds there; emptied after a failed one.
+   * inside transactions, so it is what the entry holds there; emptied after a failed one (an epoch
+   * left ahead of its entry meanwhile only refuses sessions older than the one that wrote it).
    */
   private readonly epochs = new Map<string, number>();
   /** the latest transaction issued, durable included (never rejects) */
