@@ -24,7 +24,7 @@ import type { StormResult } from '../load/loadgen/ipc.js';
 import { startRelayFloor } from './lib/floor.js';
 import { hubSpecs, hubsOnline, medianOf, round, say, workerConfig } from './lib/fleet-runs.js';
 import { runMain } from './lib/output.js';
-import { cpuProfFlags, mainThreadProfile, monotonicUs, summarizeProfile, type Span } from './lib/profile-summary.js';
+import { cpuProfFlags, inSpan, mainThreadProfile, summarizeProfile, type Span } from './lib/profile-summary.js';
 
 const { values: args } = parseArgs({ options: { hubs: { type: 'string' }, rounds: { type: 'string' }, warm: { type: 'string' }, 'cpu-prof': { type: 'boolean', default: false }, json: { type: 'boolean', default: false } } });
 const HUBS = Number(args.hubs ?? 10_000);
@@ -62,17 +62,13 @@ async function round1(server: boolean, tag: string): Promise<Round[]> {
     if (warm) await hubsOnline(warm, `${server ? 'server' : 'floor'} warm-up`, server);
     if (server) await fleet.all('provision');
     const spans: Span[] = [];
-    let from = monotonicUs();
     const before = cpuSplitMs(target.pid);
-    const perSec = await hubsOnline(fleet, server ? 'server' : 'floor', false);
+    const perSec = await inSpan(spans, () => hubsOnline(fleet, server ? 'server' : 'floor', false));
     const after = cpuSplitMs(target.pid);
-    spans.push([from, monotonicUs()]);
     const first = perHub(perSec, before, after);
     if (!node) return [first];
-    from = monotonicUs();
-    const [storm] = await fleet.all<StormResult, 'storm'>('storm', { deadlineMs: 60_000 });
+    const [storm] = await inSpan(spans, () => fleet.all<StormResult, 'storm'>('storm', { deadlineMs: 60_000 }));
     const end = cpuSplitMs(target.pid);
-    spans.push([from, monotonicUs()]);
     lastSpans = spans;
     if (storm!.back !== HUBS) throw new Error(`again: ${storm!.back} of ${HUBS} hubs came back in 60 s`);
     return [first, perHub(Math.round((HUBS * 1000) / storm!.allBackMs), after, end)];

@@ -7,7 +7,7 @@ import { paced } from './lib/paced.js';
 import { countSyscalls } from './lib/syscalls.js';
 import { startNode } from '../load/harness/index.js';
 import { startRelayFloor } from './lib/floor.js';
-import { cpuProfFlags, mainThreadProfile, monotonicUs, summarizeProfile, type Span } from './lib/profile-summary.js';
+import { cpuProfFlags, inSpan, mainThreadProfile, summarizeProfile, type Span } from './lib/profile-summary.js';
 import { parse } from './lib/run-args.js';
 import { say, hubSpecs, appSpecs, workerConfig, hubsOnline, telemetryRunsOf, medianRound, median, historyPairs, latencyOf, round, type TelemetryResult } from './lib/fleet-runs.js';
 import { pooledHistoryRatio, type PooledRatio } from './lib/history-bound.js';
@@ -78,14 +78,7 @@ async function main(): Promise<void> {
     const profDir = join(tmpdir(), 'hubtier-bench');
     // --cpu-prof summarizes the measured rounds only, not start-up, provisioning, handshakes or warm-up
     const measured: Span[] = [];
-    const measuring = async <T>(run: () => Promise<T>): Promise<T> => {
-      const from = monotonicUs();
-      try {
-        return await run();
-      } finally {
-        measured.push([from, monotonicUs()]);
-      }
-    };
+    const measuring = <T>(run: () => Promise<T>): Promise<T> => inSpan(measured, run);
     const node = await startNode({ env: args.nodeEnv, ...(args.cpuProf ? { nodeFlags: cpuProfFlags(profDir) } : {}) });
     stops.push(() => node.stop());
     const nodeHubs = hubSpecs(args.hubs, 's');

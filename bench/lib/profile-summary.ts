@@ -31,6 +31,16 @@ export function monotonicUs(): number {
   return Number(process.hrtime.bigint() / 1000n);
 }
 
+/** Runs `run`, adding the span it took to `spans` (for `summarizeProfile`). */
+export async function inSpan<T>(spans: Span[], run: () => Promise<T>): Promise<T> {
+  const from = monotonicUs();
+  try {
+    return await run();
+  } finally {
+    spans.push([from, monotonicUs()]);
+  }
+}
+
 function area(url: string, fn: string): string {
   if (url === '') return fn.startsWith('(') ? fn : '(native/builtin)';
   const nm = /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(url);

@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { summarizeProfile } from '../../bench/lib/profile-summary.js';
+import { inSpan, monotonicUs, summarizeProfile, type Span } from '../../bench/lib/profile-summary.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'hubtier-profile-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -37,5 +37,21 @@ describe('summarizeProfile', () => {
     expect(measured).toMatch(/handshake\s.*100\.0%/);
     expect(measured).not.toMatch(/provision/);
     expect(measured).toMatch(/within 1 measured span/);
+  });
+});
+
+describe('inSpan', () => {
+  it('adds the span the run took, on the monotonic clock, and also when the run throws', async () => {
+    const spans: Span[] = [];
+    const before = monotonicUs();
+    expect(await inSpan(spans, async () => 7)).toBe(7);
+    await expect(inSpan(spans, () => Promise.reject(new Error('boom')))).rejects.toThrow('boom');
+    const after = monotonicUs();
+    expect(spans).toHaveLength(2);
+    for (const [from, to] of spans) {
+      expect(from).toBeGreaterThanOrEqual(before);
+      expect(to).toBeGreaterThanOrEqual(from);
+      expect(to).toBeLessThanOrEqual(after);
+    }
   });
 });

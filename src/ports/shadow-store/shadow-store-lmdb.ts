@@ -399,8 +399,8 @@ export class LmdbShadowStore implements ShadowStore {
         if (b.cursor || b.epoch > epoch) {
           // a new epoch without a cursor keeps the stored one
           if (!b.cursor && known !== undefined) h = this.db.get(hubId) as StoredHub | undefined;
-          void this.db.put(hubId, [Math.max(epoch, b.epoch), b.cursor?.boot ?? h?.[1] ?? null, b.cursor?.seq ?? h?.[2] ?? 0]);
           epoch = Math.max(epoch, b.epoch);
+          void this.db.put(hubId, [epoch, b.cursor?.boot ?? h?.[1] ?? null, b.cursor?.seq ?? h?.[2] ?? 0]);
         }
         if (epoch !== known) this.rememberEpoch(hubId, epoch);
         if (b.cursor) written.push([hubId, b.cursor]);
