@@ -343,6 +343,26 @@ export function busContract(name: string, make: BusFactory): void {
       });
     });
 
+    describe('subscriptions of several prefix lengths', () => {
+      it('removing one leaves those with longer and shorter literal prefixes delivering, and its length can be taken again', async () => {
+        const deep = inbox(bus, `${p}.a.b.*`);
+        const shallow = inbox(bus, `${p}.*`);
+        const gone = inbox(bus, `${p}.a.*`);
+        await bus.flush();
+        gone.subscription.unsubscribe();
+        await bus.flush();
+        bus.publish(`${p}.a.b.c`, enc('deep'));
+        bus.publish(`${p}.a`, enc('shallow'));
+        expect((await deep.count(1)).map((m) => dec(m.data))).toEqual(['deep']);
+        expect((await shallow.count(1)).map((m) => dec(m.data))).toEqual(['shallow']);
+        const again = inbox(bus, `${p}.a.*`);
+        await bus.flush();
+        bus.publish(`${p}.a.x`, enc('again'));
+        expect((await again.count(1)).map((m) => dec(m.data))).toEqual(['again']);
+        expect(gone.messages).toHaveLength(0);
+      });
+    });
+
     describe('request/reply', () => {
       it('resolves with the answer of the responder', async () => {
         let replyTo: string | undefined;
@@ -517,7 +537,7 @@ export function busContract(name: string, make: BusFactory): void {
     });
 
     describe('subjects', () => {
-      const badAnywhere = ['', '.', 'a..b', '.a', 'a.', 'a b', 'a.b\tc', 'a.>.b', '>.a'];
+      const badAnywhere = ['', '.', 'a..b', '.a', 'a.', 'a b', 'a.b\tc', 'a.b\u00a0c', 'a\u2028.b', 'a.>.b', '>.a'];
 
       it.each(badAnywhere)('subscribe(%j) throws', (s) => {
         expect(() => bus.subscribe(s, () => {})).toThrow(TypeError);

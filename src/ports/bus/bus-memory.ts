@@ -4,6 +4,7 @@ import type { TimerHandle, TimerTarget, TimerWheel } from '../../actors/timer-wh
 import {
   handOver,
   NoRespondersError,
+  publishTokenEnds,
   RequestTimeoutError,
   validateSubject,
   type Bus,
@@ -18,6 +19,23 @@ const NO_TAIL: readonly string[] = Object.freeze([]);
 const ONE_TOKEN_TAIL: readonly string[] = Object.freeze(['*']);
 const REST_TAIL: readonly string[] = Object.freeze(['>']);
 
+/** The bus's subscriptions: the first of each literal prefix, and how many have a prefix of each length. */
+class SubIndex {
+  readonly byPrefix = new Map<string, Sub>();
+  /** subscriptions by the token count of their literal prefix: a publish looks up only these lengths */
+  readonly depths: number[] = [];
+
+  add(sub: Sub, depth: number): void {
+    this.depths[depth] = (this.depths[depth] ?? 0) + 1;
+    let last = this.byPrefix.get(sub.key);
+    if (last === undefined) this.byPrefix.set(sub.key, sub);
+    else {
+      while (last.next) last = last.next;
+      last.next = sub;
+    }
+  }
+}
+
 /**
  * One subscription, as one object: a node holds one per hub session, so its `unsubscribe` is a
  * method, not a closure, it keeps only the tokens after its literal prefix (`tail`), and the
@@ -28,8 +46,7 @@ class Sub implements BusSubscription {
   /** the next subscription of the same prefix, in subscription order */
   next: Sub | undefined = undefined;
   constructor(
-    /** the bus's index: the first subscription of each literal prefix */
-    private readonly index: Map<string, Sub>,
+    private readonly index: SubIndex,
     /** the literal prefix: the tokens before the first wildcard */
     readonly key: string,
     readonly tail: readonly string[],
@@ -40,10 +57,15 @@ class Sub implements BusSubscription {
   unsubscribe(): void {
     if (!this.active) return;
     this.active = false;
-    const first = this.index.get(this.key);
+    // the prefix's token count, from the key rather than a field in every subscription
+    let depth = this.key.length === 0 ? 0 : 1;
+    for (let i = this.key.indexOf('.'); i !== -1; i = this.key.indexOf('.', i + 1)) depth++;
+    this.index.depths[depth]!--;
+    const byPrefix = this.index.byPrefix;
+    const first = byPrefix.get(this.key);
     if (first === this) {
-      if (this.next) this.index.set(this.key, this.next);
-      else this.index.delete(this.key);
+      if (this.next) byPrefix.set(this.key, this.next);
+      else byPrefix.delete(this.key);
       return;
     }
     for (let s = first; s; s = s.next) {
@@ -59,10 +81,12 @@ class Sub implements BusSubscription {
  * In-process bus for the embedded default: the same subjects, wildcards, queue groups and
  * request/reply as NATS. Delivery is synchronous, in subscription order. Subscriptions are indexed
  * by their literal prefix (the tokens before the first wildcard), so a publish costs one map
- * look-up per subject token however many hubs are subscribed.
+ * look-up per prefix length some subscription has, however many hubs are subscribed.
  */
 export class MemoryBus implements Bus {
-  private readonly byPrefix = new Map<string, Sub>();
+  private readonly index = new SubIndex();
+  /** where each token of the subject being published ends (see publishTokenEnds) */
+  private readonly ends: number[] = [];
   private closed = false;
   private readonly queue: Array<{ subs: Sub[]; msg: MemoryMessage }> = [];
   private delivering = false;
@@ -73,7 +97,7 @@ export class MemoryBus implements Bus {
   ) {}
 
   publish(subject: string, data: Uint8Array): void {
-    this.deliver(subject, validateSubject(subject, false), data, undefined);
+    this.deliver(subject, publishTokenEnds(subject, this.ends), data, undefined);
   }
 
   subscribe(subject: string, subscriber: BusSubscriber, options: SubscribeOptions = {}): BusSubscription {
@@ -82,22 +106,17 @@ export class MemoryBus implements Bus {
     let literal = 0;
     while (literal < pattern.length && pattern[literal] !== '*' && pattern[literal] !== '>') literal++;
     const key = pattern.slice(0, literal).join('.');
-    const sub = new Sub(this.byPrefix, key, tailOf(pattern, literal), subscriber, options.queue);
-    let last = this.byPrefix.get(key);
-    if (last === undefined) this.byPrefix.set(key, sub);
-    else {
-      while (last.next) last = last.next;
-      last.next = sub;
-    }
+    const sub = new Sub(this.index, key, tailOf(pattern, literal), subscriber, options.queue);
+    this.index.add(sub, literal);
     return sub;
   }
 
   request(subject: string, data: Uint8Array, timeoutMs: number): Promise<Uint8Array> {
     return new Promise<Uint8Array>((resolve, reject) => {
       if (this.closed) throw new TierError('draining', `bus closed: cannot request ${subject}`);
-      const tokens = validateSubject(subject, false); // a throw here rejects the promise
+      const count = publishTokenEnds(subject, this.ends); // a throw here rejects the promise
       const pending = new PendingRequest(subject, timeoutMs, resolve, reject);
-      const delivered = this.deliver(subject, tokens, data, pending);
+      const delivered = this.deliver(subject, count, data, pending);
       if (delivered === 0) {
         reject(new NoRespondersError(subject));
         return;
@@ -112,50 +131,59 @@ export class MemoryBus implements Bus {
 
   async close(): Promise<void> {
     this.closed = true;
-    this.byPrefix.clear();
+    this.index.byPrefix.clear();
+    this.index.depths.length = 0;
   }
 
   /** Subscriber count by literal prefix, for tests and diagnostics. */
   get subscriptionCount(): number {
     let n = 0;
-    for (const first of this.byPrefix.values()) for (let s: Sub | undefined = first; s; s = s.next) n++;
+    for (const first of this.index.byPrefix.values()) for (let s: Sub | undefined = first; s; s = s.next) n++;
     return n;
   }
 
-  private deliver(subject: string, tokens: string[], data: Uint8Array, pending: PendingRequest | undefined): number {
+  /** `count` tokens of `subject` end at `this.ends` (read before any handler runs: a handler may publish). */
+  private deliver(subject: string, count: number, data: Uint8Array, pending: PendingRequest | undefined): number {
     if (this.closed) return 0;
+    const { byPrefix, depths } = this.index;
+    const ends = this.ends;
     let matched: Sub[] | null = null;
-    // the prefixes of the subject, '' to all of it: slices of it (a flat string to hash, not a concatenation)
-    for (let k = 0, end = 0; k <= tokens.length; k++) {
-      if (k > 0) end += (k === 1 ? 0 : 1) + tokens[k - 1]!.length;
-      for (let s = this.byPrefix.get(k === tokens.length ? subject : subject.slice(0, end)); s; s = s.next) {
-        if (matches(s.tail, tokens, k)) (matched ??= []).push(s);
+    // the prefixes of the subject some subscription could have, '' to all of it: slices of it
+    for (let k = 0, last = Math.min(count, depths.length - 1); k <= last; k++) {
+      if (!depths[k]) continue;
+      for (let s = byPrefix.get(k === count ? subject : k === 0 ? '' : subject.slice(0, ends[k - 1])); s; s = s.next) {
+        if (matches(s.tail, subject, ends, count, k)) (matched ??= []).push(s);
       }
     }
     if (matched === null) return 0;
     const chosen = pickQueueMembers(matched);
-    this.queue.push({ subs: chosen, msg: new MemoryMessage(subject, data, pending) });
+    const msg = new MemoryMessage(subject, data, pending);
     // a handler that publishes gets its message queued behind the one being delivered, so every
     // subscriber sees this process's messages in publish order
-    if (!this.delivering) this.drainQueue();
+    if (this.delivering) this.queue.push({ subs: chosen, msg });
+    else this.deliverNow(chosen, msg);
     return chosen.length;
   }
 
-  private drainQueue(): void {
+  /** Hands `msg` over, then whatever its handlers published meanwhile, in order. */
+  private deliverNow(subs: Sub[], msg: MemoryMessage): void {
     this.delivering = true;
     try {
-      for (let item = this.queue.shift(); item !== undefined; item = this.queue.shift()) {
-        for (const s of item.subs) {
-          if (!s.active) continue;
-          try {
-            handOver(s.subscriber, item.msg);
-          } catch (err) {
-            this.log.error({ err, subject: item.msg.subject }, 'bus handler threw');
-          }
-        }
-      }
+      this.handOverAll(subs, msg);
+      for (let item = this.queue.shift(); item !== undefined; item = this.queue.shift()) this.handOverAll(item.subs, item.msg);
     } finally {
       this.delivering = false;
+    }
+  }
+
+  private handOverAll(subs: Sub[], msg: MemoryMessage): void {
+    for (const s of subs) {
+      if (!s.active) continue;
+      try {
+        handOver(s.subscriber, msg);
+      } catch (err) {
+        this.log.error({ err, subject: msg.subject }, 'bus handler threw');
+      }
     }
   }
 }
@@ -167,16 +195,21 @@ function tailOf(pattern: string[], literal: number): readonly string[] {
   return pattern.slice(literal);
 }
 
-/** A subscription's tail against the subject's tokens from `from` on (its literal prefix already matched). */
-function matches(tail: readonly string[], tokens: string[], from: number): boolean {
+/**
+ * A subscription's tail against the subject's tokens from `from` on (its literal prefix already
+ * matched); the subject's `count` tokens end at `ends`.
+ */
+function matches(tail: readonly string[], subject: string, ends: number[], count: number, from: number): boolean {
   for (let j = 0; j < tail.length; j++) {
     const i = from + j;
-    const p = tail[j];
-    if (p === '>') return tokens.length > i;
-    if (i >= tokens.length) return false;
-    if (p !== '*' && p !== tokens[i]) return false;
+    const p = tail[j]!;
+    if (p === '>') return count > i;
+    if (i >= count) return false;
+    if (p === '*') continue;
+    const start = i === 0 ? 0 : ends[i - 1]! + 1;
+    if (ends[i]! - start !== p.length || !subject.startsWith(p, start)) return false;
   }
-  return from + tail.length === tokens.length;
+  return from + tail.length === count;
 }
 
 /** Plain subscribers all get the message; of each queue group one member, chosen at random. */
