@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { FrameType } from '../../proto/frames.js';
-import { DEFAULT_MAX_FRAME, LIMITS, decodeHubFrame, decodeServerFrame, decodeValue, encode, encodeValue } from '../../src/protocol/codec.js';
+import { DEFAULT_MAX_FRAME, LIMITS, decodeHubFrame, decodeServerFrame, decodeValue, encode, encodeAck, encodeValue } from '../../src/protocol/codec.js';
 import { ProtocolError } from '../../src/errors.js';
 
 /** Runs `fn` and returns what it threw (undefined when it returned). */
@@ -41,6 +41,26 @@ function prng(seed: number): () => number {
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
 }
+
+describe('acks written by hand', () => {
+  it('are the bytes msgpackr writes, at every integer width and past 32 bits, and decode as acks', () => {
+    const next = prng(6);
+    const seqs = [0, 1, 0x1f, 0x20, 0x7f, 0x80, 0xff, 0x100, 0xffff, 0x10000, 0xffffffff, 2 ** 32, 2 ** 53 - 1];
+    for (let i = 0; i < 200; i++) seqs.push(Math.floor(next() * 2 ** (1 + Math.floor(next() * 40))));
+    for (const s of seqs) {
+      expect(encodeAck(s).toString('hex'), `seq ${s}`).toBe(encodeValue({ t: FrameType.ack, s }).toString('hex'));
+      expect(encode({ t: FrameType.ack, s }).equals(encodeAck(s))).toBe(true);
+      expect(decodeServerFrame(encodeAck(s))).toEqual({ t: FrameType.ack, s });
+    }
+  });
+
+  it('do not share memory: an ack written later leaves an earlier one as it was', () => {
+    const first = encodeAck(300);
+    const copy = Buffer.from(first);
+    encodeAck(70_000);
+    expect(first.equals(copy)).toBe(true);
+  });
+});
 
 describe('frame size', () => {
   /** A valid heartbeat padded with an unknown key to exactly `size` bytes. */
