@@ -51,16 +51,17 @@ export function withPosition(bare: Uint8Array, pos: Position): Uint8Array {
     return encodeApp({ op: 'evt', pos, ...rest });
   }
   const prefix = positionPrefix(pos.epoch);
-  const offset = uintBytes(pos.offset);
+  const extra = prefix.length + uintSize(pos.offset);
   // from Node's pool of small buffers, every byte written below: a buffer of its own (`new
   // Uint8Array`) costs about ten times as much per event, and as much again in garbage collection
-  const out = Buffer.allocUnsafe(bare.length + prefix.length + offset.length);
+  const out = Buffer.allocUnsafe(bare.length + extra);
+  // the whole event `extra` bytes on (its tail lands in place, no subarray made), then its head,
+  // the position's prefix and offset over what that put before the tail (the prefix is longer than the head)
+  out.set(bare, extra);
   out[0] = bare[0]! + 1;
-  out.set(bare.subarray(1, head), 1);
+  for (let i = 1; i < head; i++) out[i] = bare[i]!;
   out.set(prefix, head);
-  let at = head + prefix.length;
-  for (let i = 0; i < offset.length; i++) out[at++] = offset[i]!;
-  out.set(bare.subarray(head), at);
+  writeUint(out, head + prefix.length, pos.offset);
   return out;
 }
 
@@ -123,15 +124,28 @@ function matches(data: Uint8Array, at: number, bytes: readonly number[]): boolea
   return true;
 }
 
-/** The smallest msgpack unsigned integer for n (a safe integer ≥ 0). */
-function uintBytes(n: number): number[] {
-  if (n < 0x80) return [n];
-  if (n <= 0xff) return [0xcc, n];
-  if (n <= 0xffff) return [0xcd, n >> 8, n & 0xff];
-  if (n <= 0xffffffff) return [0xce, n >>> 24, (n >>> 16) & 0xff, (n >>> 8) & 0xff, n & 0xff];
-  const hi = Math.floor(n / 2 ** 32);
-  const lo = n >>> 0;
-  return [0xcf, hi >>> 24, (hi >>> 16) & 0xff, (hi >>> 8) & 0xff, hi & 0xff, lo >>> 24, (lo >>> 16) & 0xff, (lo >>> 8) & 0xff, lo & 0xff];
+/** Bytes of the smallest msgpack unsigned integer for n (a safe integer ≥ 0). */
+function uintSize(n: number): number {
+  return n < 0x80 ? 1 : n <= 0xff ? 2 : n <= 0xffff ? 3 : n <= 0xffffffff ? 5 : 9;
+}
+
+/** Writes the smallest msgpack unsigned integer for n (a safe integer ≥ 0) at `at`. */
+function writeUint(out: Buffer, at: number, n: number): void {
+  if (n < 0x80) out[at] = n;
+  else if (n <= 0xff) {
+    out[at] = 0xcc;
+    out[at + 1] = n;
+  } else if (n <= 0xffff) {
+    out[at] = 0xcd;
+    out.writeUInt16BE(n, at + 1);
+  } else if (n <= 0xffffffff) {
+    out[at] = 0xce;
+    out.writeUInt32BE(n, at + 1);
+  } else {
+    out[at] = 0xcf;
+    out.writeUInt32BE(Math.floor(n / 2 ** 32), at + 1);
+    out.writeUInt32BE(n >>> 0, at + 5);
+  }
 }
 
 function readUint(b: Uint8Array, at: number): number | null {
