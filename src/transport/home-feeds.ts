@@ -30,6 +30,8 @@ const RECOVERY_ROUNDS = 4;
 
 interface Feed {
   readonly homeId: string;
+  /** the home's uWS topics (`feedTopic`), made once rather than per event */
+  readonly topics: { readonly msgpack: string; readonly json: string };
   /** app subscribers of the home on this node */
   count: number;
   sub: BusSubscription;
@@ -112,6 +114,7 @@ export class HomeFeeds {
     }
     const feed: Feed = {
       homeId,
+      topics: { msgpack: feedTopic('msgpack', homeId), json: feedTopic('json', homeId) },
       count: 1,
       sub: this.bus.subscribe(subjects.homeEvents(homeId), (msg) => this.onEvent(feed, msg.data)),
       ready: Promise.resolve(),
@@ -258,7 +261,7 @@ export class HomeFeeds {
     if (feed.closed) return;
     const pos = feed.state === 'unordered' ? null : positionOf(data);
     // an event the history could not take goes out live, at most once, unordered
-    if (pos === null) return this.fanOut(feed.homeId, data);
+    if (pos === null) return this.fanOut(feed, data);
     if (feed.state === 'starting') {
       // before the feed knows its position; dropped beyond the bound (the gap fill reads them back)
       if (feed.early.length < this.maxPending) feed.early.push(data);
@@ -273,7 +276,7 @@ export class HomeFeeds {
     feed.seen = Math.max(feed.seen, pos.offset);
     if (pos.offset <= feed.delivered) return;
     if (pos.offset === feed.delivered + 1) {
-      this.fanOut(feed.homeId, data);
+      this.fanOut(feed, data);
       feed.delivered = pos.offset;
       this.drain(feed);
       return;
@@ -285,7 +288,7 @@ export class HomeFeeds {
   private drain(feed: Feed): void {
     for (let next = feed.pending.get(feed.delivered + 1); next; next = feed.pending.get(feed.delivered + 1)) {
       feed.pending.delete(feed.delivered + 1);
-      this.fanOut(feed.homeId, next);
+      this.fanOut(feed, next);
       feed.delivered++;
     }
   }
@@ -329,7 +332,7 @@ export class HomeFeeds {
   private deliverRead(feed: Feed, entries: readonly HistoryEntry[], epoch: string): void {
     for (const e of entries) {
       if (e.offset !== feed.delivered + 1) continue;
-      this.fanOut(feed.homeId, withPosition(e.data, { epoch, offset: e.offset }));
+      this.fanOut(feed, withPosition(e.data, { epoch, offset: e.offset }));
       feed.delivered = e.offset;
     }
   }
@@ -347,25 +350,25 @@ export class HomeFeeds {
     feed.seen = Math.max(feed.seen, pos.offset);
     for (const offset of feed.pending.keys()) if (offset <= pos.offset) feed.pending.delete(offset);
     const msg: AppReloadMessage = { op: 'reload', home: feed.homeId, reason, pos };
-    this.send(feed.homeId, encodeApp(msg), () => JSON.stringify(msg));
+    this.send(feed, encodeApp(msg), msg);
   }
 
-  private fanOut(homeId: string, data: Uint8Array): void {
-    this.send(homeId, data, () => appEventJson(data), true);
+  private fanOut(feed: Feed, data: Uint8Array): void {
+    this.send(feed, data, null);
   }
 
-  private send(homeId: string, data: Uint8Array, json: () => string, event = false): void {
+  /** An event's bus bytes (`reload` null) or a reload message, to the home's subscribers in their encodings. */
+  private send(feed: Feed, data: Uint8Array, reload: AppReloadMessage | null): void {
     try {
-      const msgpack = feedTopic('msgpack', homeId);
-      const text = feedTopic('json', homeId);
+      const { msgpack, json } = feed.topics;
       const binary = this.app.numSubscribers(msgpack);
-      const textual = this.app.numSubscribers(text);
-      if (binary > 0) this.app.publish(msgpack, event ? appEventBytes(data) : data, true);
-      if (textual > 0) this.app.publish(text, json(), false);
+      const textual = this.app.numSubscribers(json);
+      if (binary > 0) this.app.publish(msgpack, reload ? data : appEventBytes(data), true);
+      if (textual > 0) this.app.publish(json, reload ? JSON.stringify(reload) : appEventJson(data), false);
       // uWS fans a publish out to every subscribed socket: one frame each
-      if (binary + textual > 0) this.framesOut?.(event ? 'evt' : 'reload', binary + textual);
+      if (binary + textual > 0) this.framesOut?.(reload ? 'reload' : 'evt', binary + textual);
     } catch (err) {
-      this.log.error({ err, homeId }, 'event fan-out failed');
+      this.log.error({ err, homeId: feed.homeId }, 'event fan-out failed');
     }
   }
 }

@@ -98,12 +98,12 @@ describe('HomeFeeds', () => {
 const stateEvent = (home: string, n: number): AppEventMessage => ({ op: 'evt', kind: 'state', home, hub: 'h1', device: 'd1', attrs: { n }, version: n, ts: n });
 
 /** HomeFeeds with a memory history over a memory bus; `offsets` lists the offsets the home's topic got, in order. */
-function ordered(home: string, options: { maxRecovery?: number; maxPending?: number } = {}) {
+function ordered(home: string, options: { maxRecovery?: number; maxPending?: number; jsonSubscribers?: number } = {}) {
   const wheel = new TimerWheel();
   wheels.push(wheel);
   const bus = new MemoryBus(wheel, createLogger('silent'));
   const history = new MemoryEventHistory({ maxEvents: 1000, maxAgeMs: 3_600_000 });
-  const { app, published } = fakeApp({ [`m/${home}`]: 1 });
+  const { app, published } = fakeApp({ [`m/${home}`]: 1, [`j/${home}`]: options.jsonSubscribers ?? 0 });
   const feeds = new HomeFeeds(bus, app, createLogger('silent'), { history, gapWaitMs: 0, ...options });
   const subject = subjects.hubEvents(home, 'h1');
   /** appends event n to the history and returns its bus bytes (with the position), without publishing */
@@ -179,6 +179,22 @@ describe('HomeFeeds with a history: order, gaps, and joining at a position', () 
     ]);
     expect(offsets()).toEqual([1, 1]);
     expect(feeds.position('home-e')).toEqual({ epoch: 'new-epoch', offset: 1 });
+  });
+
+  it('tells JSON subscribers the same reload, as JSON text, and then the event', async () => {
+    const { bus, feeds, subject, stored, published } = ordered('home-j', { jsonSubscribers: 2 });
+    feeds.acquire('home-j');
+    await feeds.catchUp('home-j', undefined, recordingSubscriber().sub);
+    bus.publish(subject, await stored(1));
+    bus.publish(subject, withPosition(encodeBus(stateEvent('home-j', 9)), { epoch: 'new-epoch', offset: 1 }));
+    const json = published.filter((p) => p.topic === 'j/home-j');
+    expect(json.every((p) => typeof p.bytes === 'string')).toBe(true);
+    expect(json.map((p) => p.payload)).toEqual([
+      { ...stateEvent('home-j', 1), pos: expect.objectContaining({ offset: 1 }) },
+      { op: 'reload', home: 'home-j', reason: 'epoch_changed', pos: { epoch: 'new-epoch', offset: 0 } },
+      { ...stateEvent('home-j', 9), pos: { epoch: 'new-epoch', offset: 1 } },
+    ]);
+    expect(published.filter((p) => p.topic === 'm/home-j').map((p) => p.payload)).toEqual(json.map((p) => p.payload));
   });
 
   it('drops what it held of the old epoch when the epoch changes, and late events of the old epoch after that', async () => {
