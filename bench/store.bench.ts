@@ -7,7 +7,9 @@
  * report one device and write their cursor; at most 4 turns unacknowledged), then `--loads`
  * random hubs are loaded one at a time.
  *
- * Reported: reports/s to the last acknowledgement, ack latency (writeCursor → cursorStored)
+ * Reported: reports/s to the last acknowledgement, CPU per report while writing (all threads, and
+ * the main thread's share: event-loop utilization × wall time; the memory store's is the harness's
+ * own, so a store's cost is its figure less the floor's), ack latency (writeCursor → cursorStored)
  * p50/p99, load() p50/p99, event-loop delay while writing (SQLite commits on the main thread,
  * LMDB on its own), RSS and heap after a GC. RSS includes the pages of the LMDB file the
  * process touched (file-backed: the kernel may drop them), the heap does not.
@@ -51,6 +53,9 @@ const VARIANTS = ALL.filter((v) => args.sqlite !== undefined || !v.startsWith('s
 interface Result {
   variant: Variant;
   reportsPerSec: number;
+  /** CPU µs per report while writing: all threads, and the main thread's share */
+  cpuUs: number;
+  mainUs: number;
   ackP50: number;
   ackP99: number;
   loadP50: number;
@@ -101,6 +106,8 @@ async function measure(variant: Variant): Promise<Result> {
   };
   const loop = monitorEventLoopDelay({ resolution: 1 });
   loop.enable();
+  const cpu = process.cpuUsage();
+  const elu = performance.eventLoopUtilization();
   const start = performance.now();
   for (let seq = 0, n = 0; n < WRITES; seq++) {
     while (outstanding > PER_TURN * 4) await new Promise<void>((r) => (wake = r));
@@ -119,6 +126,8 @@ async function measure(variant: Variant): Promise<Result> {
   await store.flush();
   while (outstanding > 0) await new Promise<void>((r) => (wake = r));
   const seconds = (performance.now() - start) / 1000;
+  const used = process.cpuUsage(cpu);
+  const busy = performance.eventLoopUtilization(elu).utilization;
   loop.disable();
 
   const loads: number[] = [];
@@ -138,6 +147,8 @@ async function measure(variant: Variant): Promise<Result> {
   return {
     variant,
     reportsPerSec: Math.round(WRITES / seconds),
+    cpuUs: (used.user + used.system) / WRITES,
+    mainUs: (busy * seconds * 1e6) / WRITES,
     ackP50: pct(acks, 0.5),
     ackP99: pct(acks, 0.99),
     loadP50: pct(loads, 0.5),
@@ -169,10 +180,12 @@ if (args.variant) {
   else {
     const floor = results[0]!;
     console.log(`${HUBS} hubs × ${DEVICES} devices, ${WRITES} reports, ${PER_TURN} per turn, ${LOADS} loads`);
-    console.log('variant       reports/s  ×floor  ack p50/p99 ms   load p50/p99 ms   loop p99/max ms   RSS MiB  heap MiB');
+    console.log('variant       reports/s  ×floor  CPU µs/report (main)  over the floor (main)  ack p50/p99 ms   load p50/p99 ms   loop p99/max ms   RSS MiB  heap MiB');
     for (const r of results) {
+      const cpu = `${r.cpuUs.toFixed(2)} (${r.mainUs.toFixed(2)})`;
+      const over = `${(r.cpuUs - floor.cpuUs).toFixed(2)} (${(r.mainUs - floor.mainUs).toFixed(2)})`;
       console.log(
-        `${r.variant.padEnd(12)} ${String(r.reportsPerSec).padStart(10)}  ${(r.reportsPerSec / floor.reportsPerSec).toFixed(2).padStart(6)}  ${r.ackP50.toFixed(2).padStart(6)}/${r.ackP99.toFixed(2).padEnd(7)}  ${r.loadP50.toFixed(3).padStart(7)}/${r.loadP99.toFixed(3).padEnd(8)}  ${r.loopP99.toFixed(1).padStart(7)}/${r.loopMax.toFixed(1).padEnd(8)}  ${r.rssMiB.toFixed(0).padStart(7)}  ${r.heapMiB.toFixed(0).padStart(8)}`,
+        `${r.variant.padEnd(12)} ${String(r.reportsPerSec).padStart(10)}  ${(r.reportsPerSec / floor.reportsPerSec).toFixed(2).padStart(6)}  ${cpu.padStart(20)}  ${over.padStart(21)}  ${r.ackP50.toFixed(2).padStart(6)}/${r.ackP99.toFixed(2).padEnd(7)}  ${r.loadP50.toFixed(3).padStart(7)}/${r.loadP99.toFixed(3).padEnd(8)}  ${r.loopP99.toFixed(1).padStart(7)}/${r.loopMax.toFixed(1).padEnd(8)}  ${r.rssMiB.toFixed(0).padStart(7)}  ${r.heapMiB.toFixed(0).padStart(8)}`,
       );
     }
   }
