@@ -1,31 +1,17 @@
 /**
  * A history chunk as stored: its entries one after another, each its time (ms, float64) and its
- * length (uint32), both little-endian, then its bytes. Packed with one allocation and a copy per
- * entry: with msgpack's walk over the chunk's two arrays, the write-out cost the sockets' thread
- * 0.46 µs per event; packed so, 0.28 (report-path bench profile, BENCHMARKS.md).
+ * length (uint32), both little-endian, then its bytes. With msgpack's walk over a chunk's two
+ * arrays, the write-out cost the sockets' thread 0.46 µs per event; packed so, 0.28 (report-path
+ * bench profile, BENCHMARKS.md). A chunk is now packed as its entries come (PackedChunk).
  */
 const ENTRY_HEAD = 12;
+/** Entries the first allocation of a PackedChunk has room for (as long as its first); then it doubles. */
+const FIRST_ROOM = 4;
 
 /** Consecutive entries of a home: times (ms) and bytes, index by index. */
 export interface ChunkEntries {
   t: number[];
   d: Uint8Array[];
-}
-
-export function packChunk(chunk: ChunkEntries): Buffer {
-  let size = chunk.d.length * ENTRY_HEAD;
-  for (const data of chunk.d) size += data.length;
-  // a slice of Node's pool when small: lmdb-js keeps the buffer until its write thread has read it
-  const out = Buffer.allocUnsafe(size);
-  let at = 0;
-  for (let i = 0; i < chunk.d.length; i++) {
-    const data = chunk.d[i]!;
-    out.writeDoubleLE(chunk.t[i]!, at);
-    out.writeUInt32LE(data.length, at + 8);
-    out.set(data, at + ENTRY_HEAD);
-    at += ENTRY_HEAD + data.length;
-  }
-  return out;
 }
 
 /** The entries of a chunk's bytes (views into them), or undefined when they are not a whole chunk. */
@@ -44,3 +30,55 @@ export function readChunk(bytes: Uint8Array): ChunkEntries | undefined {
   }
   return out;
 }
+
+/**
+ * A chunk filled entry by entry in the stored form: the chunk holds one buffer, not an object per
+ * event until it is written, so the events it takes die young instead of surviving the scavenges
+ * of the next second (and the event's own buffer can go at once). Bytes once written never change:
+ * `packed()` and the views `entries()` answers stay valid while more are appended.
+ */
+export class PackedChunk {
+  private bytes: Buffer;
+  private used = 0;
+  /** entries so far */
+  count = 0;
+  /** time (ms) of the first entry and of the newest */
+  firstAt = 0;
+  lastAt = 0;
+  /** its put was issued (a sealed chunk, until committed) */
+  issued = false;
+
+  constructor(
+    /** offset of its first entry */
+    readonly start: number,
+  ) {
+    this.bytes = EMPTY;
+  }
+
+  append(t: number, data: Uint8Array): void {
+    const end = this.used + ENTRY_HEAD + data.length;
+    if (end > this.bytes.length) {
+      const grown = Buffer.allocUnsafe(Math.max(end, this.bytes.length * 2, (ENTRY_HEAD + data.length) * FIRST_ROOM));
+      grown.set(this.bytes.subarray(0, this.used));
+      this.bytes = grown;
+    }
+    this.bytes.writeDoubleLE(t, this.used);
+    this.bytes.writeUInt32LE(data.length, this.used + 8);
+    this.bytes.set(data, this.used + ENTRY_HEAD);
+    this.used = end;
+    if (this.count++ === 0) this.firstAt = t;
+    this.lastAt = t;
+  }
+
+  /** The chunk as stored. */
+  packed(): Buffer {
+    return this.bytes.subarray(0, this.used);
+  }
+
+  /** Its entries, as views into its bytes. */
+  entries(): ChunkEntries {
+    return readChunk(this.packed())!;
+  }
+}
+
+const EMPTY = Buffer.alloc(0);
