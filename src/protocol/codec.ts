@@ -53,7 +53,7 @@ const ACK_HEAD = [0x82, 0xa1, 0x74, FrameType.ack, 0xa1, 0x73];
 /**
  * An ack, written here rather than by msgpackr: the node sends one per stored report, and
  * msgpackr's general path costs three times as much for these 7 to 11 bytes. The bytes are
- * msgpackr's own (smallest integer form; a test compares them), a sequence past 32 bits its too.
+ * msgpackr's own (smallest integer form; a test compares them); a sequence past 32 bits is left to msgpackr.
  */
 export function encodeAck(seq: number): Buffer {
   if (seq >>> 0 !== seq) return packr.pack({ t: FrameType.ack, s: seq });
