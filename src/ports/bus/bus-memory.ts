@@ -131,8 +131,8 @@ export class MemoryBus implements Bus {
 
   async close(): Promise<void> {
     this.closed = true;
+    // the per-length counts stay: a subscription unsubscribed after this still counts itself out
     this.index.byPrefix.clear();
-    this.index.depths.length = 0;
   }
 
   /** Subscriber count by literal prefix, for tests and diagnostics. */
