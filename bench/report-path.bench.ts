@@ -18,7 +18,6 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { FrameType, type ServerToHubFrame } from '../proto/frames.js';
 import { subjects } from '../proto/subjects.js';
@@ -38,6 +37,7 @@ import {
 } from '../src/internal.js';
 import { encodeFrame, frames } from '../load/wire/frames.js';
 import { printResult, runMain } from './lib/output.js';
+import { cpuMeter } from './lib/cpu-meter.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -83,22 +83,18 @@ interface Measured {
 
 /** Runs `step(i)` for i < REPORTS, PER_TURN per turn, waiting while `outstanding()` is past 4 turns. */
 async function drive(step: (i: number) => void, outstanding: () => number, done: () => Promise<void>): Promise<Measured> {
-  const cpu = process.cpuUsage();
-  const elu = performance.eventLoopUtilization();
-  const start = performance.now();
+  const stop = cpuMeter();
   for (let i = 0; i < REPORTS; ) {
     while (outstanding() > PER_TURN * 4) await turn();
     for (let k = 0; k < PER_TURN && i < REPORTS; k++, i++) step(i);
     await turn();
   }
   await done();
-  const wallMs = performance.now() - start;
-  const used = process.cpuUsage(cpu);
-  const busy = performance.eventLoopUtilization(elu).utilization;
+  const { cpuUs, mainUs, wallMs } = stop(REPORTS);
   return {
     reportsPerSec: Math.round((REPORTS * 1000) / wallMs),
-    cpuUsPerReport: Math.round(((used.user + used.system) / REPORTS) * 100) / 100,
-    mainUsPerReport: Math.round(((busy * wallMs * 1000) / REPORTS) * 100) / 100,
+    cpuUsPerReport: Math.round(cpuUs * 100) / 100,
+    mainUsPerReport: Math.round(mainUs * 100) / 100,
   };
 }
 

@@ -27,6 +27,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { createLogger, emptyDevice, LmdbShadowStore, MemoryShadowStore, openDataStore } from '../src/internal.js';
 import { sqliteShadows, type BenchStore } from './lib/sqlite-shadows.js';
+import { cpuMeter } from './lib/cpu-meter.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -106,9 +107,7 @@ async function measure(variant: Variant): Promise<Result> {
   };
   const loop = monitorEventLoopDelay({ resolution: 1 });
   loop.enable();
-  const cpu = process.cpuUsage();
-  const elu = performance.eventLoopUtilization();
-  const start = performance.now();
+  const stop = cpuMeter();
   for (let seq = 0, n = 0; n < WRITES; seq++) {
     while (outstanding > PER_TURN * 4) await new Promise<void>((r) => (wake = r));
     for (let i = 0; i < PER_TURN && n < WRITES; i++, n++) {
@@ -125,9 +124,7 @@ async function measure(variant: Variant): Promise<Result> {
   }
   await store.flush();
   while (outstanding > 0) await new Promise<void>((r) => (wake = r));
-  const seconds = (performance.now() - start) / 1000;
-  const used = process.cpuUsage(cpu);
-  const busy = performance.eventLoopUtilization(elu).utilization;
+  const { cpuUs, mainUs, wallMs } = stop(WRITES);
   loop.disable();
 
   const loads: number[] = [];
@@ -146,9 +143,9 @@ async function measure(variant: Variant): Promise<Result> {
   loads.sort((a, b) => a - b);
   return {
     variant,
-    reportsPerSec: Math.round(WRITES / seconds),
-    cpuUs: (used.user + used.system) / WRITES,
-    mainUs: (busy * seconds * 1e6) / WRITES,
+    reportsPerSec: Math.round((WRITES * 1000) / wallMs),
+    cpuUs,
+    mainUs,
     ackP50: pct(acks, 0.5),
     ackP99: pct(acks, 0.99),
     loadP50: pct(loads, 0.5),

@@ -2,10 +2,12 @@
 
 /** With `json`: the JSON object on stdout, the text on stderr (progress goes there too); else the text on stdout. */
 export function printResult(json: boolean, text: string, out: unknown): void {
+  // the text ends its last line, whether or not the caller ended it
+  const lines = text.endsWith('\n') ? text : `${text}\n`;
   if (json) {
-    process.stderr.write(text);
+    process.stderr.write(lines);
     process.stdout.write(`${JSON.stringify(out)}\n`);
-  } else process.stdout.write(text);
+  } else process.stdout.write(lines);
 }
 
 /** Runs a benchmark's `main`: exit 0 when done, 1 with the stack (prefixed with `name`) when it throws. */

@@ -1,6 +1,7 @@
 import type { AppEventMessage, Position } from '../../proto/app.js';
 import { ProtocolError } from '../errors.js';
 import { decodeValue, encodeApp, isPlainObject } from './codec.js';
+import { readUint, uintSize, writeUint } from './msgpack-uint.js';
 
 /** What the node's encoder writes first for an AppEventMessage: after the map header, "op": "evt". */
 const EVENT_HEAD = [0xa2, 0x6f, 0x70, 0xa3, 0x65, 0x76, 0x74];
@@ -122,39 +123,4 @@ function matches(data: Uint8Array, at: number, bytes: readonly number[]): boolea
   if (at + bytes.length > data.length) return false;
   for (let i = 0; i < bytes.length; i++) if (data[at + i] !== bytes[i]) return false;
   return true;
-}
-
-/** Bytes of the smallest msgpack unsigned integer for n (a safe integer ≥ 0). */
-function uintSize(n: number): number {
-  return n < 0x80 ? 1 : n <= 0xff ? 2 : n <= 0xffff ? 3 : n <= 0xffffffff ? 5 : 9;
-}
-
-/** Writes the smallest msgpack unsigned integer for n (a safe integer ≥ 0) at `at`. */
-function writeUint(out: Buffer, at: number, n: number): void {
-  if (n < 0x80) out[at] = n;
-  else if (n <= 0xff) {
-    out[at] = 0xcc;
-    out[at + 1] = n;
-  } else if (n <= 0xffff) {
-    out[at] = 0xcd;
-    out.writeUInt16BE(n, at + 1);
-  } else if (n <= 0xffffffff) {
-    out[at] = 0xce;
-    out.writeUInt32BE(n, at + 1);
-  } else {
-    out[at] = 0xcf;
-    out.writeUInt32BE(Math.floor(n / 2 ** 32), at + 1);
-    out.writeUInt32BE(n >>> 0, at + 5);
-  }
-}
-
-function readUint(b: Uint8Array, at: number): number | null {
-  const t = b[at];
-  if (t === undefined) return null;
-  if (t < 0x80) return t;
-  const size = t === 0xcc ? 1 : t === 0xcd ? 2 : t === 0xce ? 4 : t === 0xcf ? 8 : 0;
-  if (size === 0 || at + 1 + size > b.length) return null;
-  let n = 0;
-  for (let i = 1; i <= size; i++) n = n * 256 + b[at + i]!;
-  return n;
 }

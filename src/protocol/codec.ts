@@ -14,6 +14,7 @@ import { isValidId, isValidKey, type BusPayload } from '../../proto/subjects.js'
 import { ErrorCodes, type ErrorCode } from '../../proto/errors.js';
 import { ProtocolError } from '../errors.js';
 import { checkPlainMsgpack, MAX_DEPTH, RefusedValueError } from './msgpack-scan.js';
+import { uintSize, writeUint } from './msgpack-uint.js';
 
 /**
  * Plain msgpack only: no records, no msgpackr extensions, smallest map headers, so the bytes are
@@ -48,28 +49,19 @@ export function encode(frame: Frame): Buffer {
 }
 
 /** `{t: 6, s: ` in msgpack: a map of two, key "t", the ack type, key "s" */
-const ACK_HEAD = [0x82, 0xa1, 0x74, FrameType.ack, 0xa1, 0x73];
+const ACK_HEAD = Uint8Array.from([0x82, 0xa1, 0x74, FrameType.ack, 0xa1, 0x73]);
 
 /**
  * An ack, written here rather than by msgpackr: the node sends one per stored report, and
  * msgpackr's general path costs three times as much for these 7 to 11 bytes. The bytes are
- * msgpackr's own (smallest integer form; a test compares them); a sequence past 32 bits is left to msgpackr.
+ * msgpackr's own (a test compares them); a sequence past 32 bits is left to msgpackr.
  */
 export function encodeAck(seq: number): Buffer {
   if (seq >>> 0 !== seq) return packr.pack({ t: FrameType.ack, s: seq });
-  const b = Buffer.allocUnsafe(seq < 0x80 ? 7 : seq < 0x100 ? 8 : seq < 0x10000 ? 9 : 11);
-  for (let i = 0; i < 6; i++) b[i] = ACK_HEAD[i]!;
-  if (seq < 0x80) b[6] = seq;
-  else if (seq < 0x100) {
-    b[6] = 0xcc;
-    b[7] = seq;
-  } else if (seq < 0x10000) {
-    b[6] = 0xcd;
-    b.writeUInt16BE(seq, 7);
-  } else {
-    b[6] = 0xce;
-    b.writeUInt32BE(seq, 7);
-  }
+  const b = Buffer.allocUnsafe(ACK_HEAD.length + uintSize(seq));
+  // byte by byte: `set` of six bytes is a native call that costs more than the loop
+  for (let i = 0; i < ACK_HEAD.length; i++) b[i] = ACK_HEAD[i]!;
+  writeUint(b, ACK_HEAD.length, seq);
   return b;
 }
 

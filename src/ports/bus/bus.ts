@@ -109,13 +109,15 @@ export function validateSubject(subject: string, allowWildcards: boolean): strin
 export function publishTokenEnds(subject: string, ends: number[]): number {
   let n = 0;
   let start = 0;
+  // the first token's fault, told after the scan: whitespace anywhere is told first, as validateSubject does
+  let fault: string | null = null;
   for (let i = 0; i <= subject.length; i++) {
     const c = i === subject.length ? DOT : subject.charCodeAt(i);
     if (c === DOT) {
-      if (i === start) throw new TypeError(`bad subject "${subject}"`);
-      if (i === start + 1) {
+      if (i === start) fault ??= `bad subject "${subject}"`;
+      else if (i === start + 1) {
         const t = subject.charCodeAt(start);
-        if (t === STAR || t === GT) throw new TypeError(`wildcards not allowed in "${subject}"`);
+        if (t === STAR || t === GT) fault ??= `wildcards not allowed in "${subject}"`;
       }
       ends[n++] = i;
       start = i + 1;
@@ -123,5 +125,6 @@ export function publishTokenEnds(subject: string, ends: number[]): number {
       throw new TypeError(`bad subject "${subject}"`);
     }
   }
+  if (fault !== null) throw new TypeError(fault);
   return n;
 }

@@ -2,7 +2,7 @@
  * A history chunk as stored: its entries one after another, each its time (ms, float64) and its
  * length (uint32), both little-endian, then its bytes. With msgpack's walk over a chunk's two
  * arrays, the write-out cost the sockets' thread 0.46 µs per event; packed so, 0.28 (report-path
- * bench profile, BENCHMARKS.md). A chunk is now packed as its entries come (PackedChunk).
+ * bench profile, BENCHMARKS.md). A chunk is packed as its entries come (PackedChunk).
  */
 const ENTRY_HEAD = 12;
 /** Entries the first allocation of a PackedChunk has room for (as long as its first); then it doubles. */
@@ -31,6 +31,8 @@ export function readChunk(bytes: Uint8Array): ChunkEntries | undefined {
   return out;
 }
 
+const EMPTY = Buffer.alloc(0);
+
 /**
  * A chunk filled entry by entry in the stored form: the chunk holds one buffer, not an object per
  * event until it is written, so the events it takes die young instead of surviving the scavenges
@@ -38,7 +40,7 @@ export function readChunk(bytes: Uint8Array): ChunkEntries | undefined {
  * `packed()` and the views `entries()` answers stay valid while more are appended.
  */
 export class PackedChunk {
-  private bytes: Buffer;
+  private bytes = EMPTY;
   private used = 0;
   /** entries so far */
   count = 0;
@@ -51,9 +53,7 @@ export class PackedChunk {
   constructor(
     /** offset of its first entry */
     readonly start: number,
-  ) {
-    this.bytes = EMPTY;
-  }
+  ) {}
 
   append(t: number, data: Uint8Array): void {
     const end = this.used + ENTRY_HEAD + data.length;
@@ -81,4 +81,3 @@ export class PackedChunk {
   }
 }
 
-const EMPTY = Buffer.alloc(0);
