@@ -12,8 +12,14 @@
  * runs pay the harness alike: encoding each frame, and decoding each ack the server sends.
  * Without sockets, the kernel's cost of a report (one read, its ack's write) is not in either.
  *
+ * With `--instructions` it runs again under valgrind's callgrind and prints instructions per report
+ * instead (the second half of each run's reports, every thread, no kernel): a figure that does not
+ * move with this shared machine's speed, for comparing two versions of the code (a run of 20,000
+ * reports takes a few minutes).
+ *
  *   node --import tsx bench/report-path.bench.ts [--hubs 1000] [--reports 100000] [--per-turn 200]
  *                                                [--data-sync commit|os] [--history 100|0] [--json]
+ *                                                [--instructions]
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -38,6 +44,7 @@ import {
 import { encodeFrame, frames } from '../load/wire/frames.js';
 import { printResult, runMain } from './lib/output.js';
 import { cpuMeter } from './lib/cpu-meter.js';
+import { counting, countUnderCallgrind, underCallgrind } from './lib/instructions.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -47,6 +54,7 @@ const { values: args } = parseArgs({
     'data-sync': { type: 'string', default: 'commit' },
     history: { type: 'string', default: '100' },
     json: { type: 'boolean', default: false },
+    instructions: { type: 'boolean', default: false },
   },
 });
 const HUBS = Number(args.hubs);
@@ -54,6 +62,8 @@ const REPORTS = Number(args.reports);
 const PER_TURN = Number(args['per-turn']);
 const DEVICES = 8;
 const turn = (): Promise<void> => new Promise((r) => setImmediate(r));
+/** Under callgrind, the reports from here on are counted: a turn's first, at about half of them. */
+const COUNT_FROM = Math.floor(REPORTS / 2 / PER_TURN) * PER_TURN;
 
 /** What the node would write to a hub's socket: counted, acks told to the driver. */
 class CountingLink implements HubLink {
@@ -81,15 +91,25 @@ interface Measured {
   mainUsPerReport: number;
 }
 
-/** Runs `step(i)` for i < REPORTS, PER_TURN per turn, waiting while `outstanding()` is past 4 turns. */
-async function drive(step: (i: number) => void, outstanding: () => number, done: () => Promise<void>): Promise<Measured> {
+/**
+ * Runs `step(i)` for i < REPORTS, PER_TURN per turn; `below(n)` resolves once at most n reports
+ * are unacknowledged: a turn's reports wait for `below(4 turns)`, the end for `below(0)`.
+ * Under callgrind the second half of the reports is counted as `phase` (the first warms the code),
+ * and each turn waits for `below(0)`.
+ */
+async function drive(phase: string, step: (i: number) => void, below: (n: number) => Promise<void>): Promise<Measured> {
   const stop = cpuMeter();
+  const count = counting(phase);
   for (let i = 0; i < REPORTS; ) {
-    while (outstanding() > PER_TURN * 4) await turn();
+    // under callgrind each turn's reports are stored before the next turn's come: one commit per
+    // turn, whatever the speed, so a count does not depend on how the store's commits fell
+    await below(underCallgrind() ? 0 : PER_TURN * 4);
+    if (i === COUNT_FROM) await count.start();
     for (let k = 0; k < PER_TURN && i < REPORTS; k++, i++) step(i);
     await turn();
   }
-  await done();
+  await below(0);
+  await count.end();
   const { cpuUs, mainUs, wallMs } = stop(REPORTS);
   return {
     reportsPerSec: Math.round((REPORTS * 1000) / wallMs),
@@ -102,6 +122,7 @@ async function drive(step: (i: number) => void, outstanding: () => number, done:
 async function floor(): Promise<Measured> {
   const sink: Uint8Array[] = [];
   return drive(
+    'floor',
     (i) => {
       const f = decodeHubFrame(reportBytes(i + 1, i), 16_384);
       if (f.t !== FrameType.report) throw new Error('not a report');
@@ -112,7 +133,6 @@ async function floor(): Promise<Measured> {
       for (const d in f.r) sink.push(encodeBus({ op: 'evt', kind: 'state', home: 'home-0', hub: 'hub-0', device: d, attrs: f.r[d]!, version: i, ts: Date.now() }));
       if (sink.length > 1000) sink.length = 0;
     },
-    () => 0,
     async () => {},
   );
 }
@@ -129,11 +149,19 @@ async function server(): Promise<Measured & { delivered: number }> {
   for (let h = 0; h < homes; h++) ports.bus.subscribe(subjects.homeEvents(`home-${h}`), () => void delivered++);
 
   let outstanding = 0;
+  // woken by the acks, not polled: a loop of turns while the store commits would be counted as the server's
+  let waiting: { limit: number; resolve: () => void } | null = null;
+  const below = (limit: number): Promise<void> =>
+    outstanding <= limit ? Promise.resolve() : new Promise((resolve) => (waiting = { limit, resolve }));
   // acks are cumulative: one covers every frame of its hub up to it
   const onAck = (link: CountingLink, seq: number) => {
     if (seq <= link.acked) return;
     outstanding -= seq - link.acked;
     link.acked = seq;
+    if (waiting !== null && outstanding <= waiting.limit) {
+      waiting.resolve();
+      waiting = null;
+    }
   };
   const sessions: HubSession[] = [];
   const links: CountingLink[] = [];
@@ -167,22 +195,20 @@ async function server(): Promise<Measured & { delivered: number }> {
     outstanding++;
     s.receiveFrame(decodeHubFrame(encodeFrame(frames.devices(1, { f: true, j: list })), 16_384));
   }
-  while (outstanding > 0) await turn();
+  await below(0);
 
   // the hubs' online and device-list events are not the reports'
   const setup = delivered;
   const seqs = new Uint32Array(HUBS).fill(1);
   const result = await drive(
+    'server',
     (i) => {
       const h = i % HUBS;
       const seq = ++seqs[h]!;
       outstanding++;
       sessions[h]!.receiveFrame(decodeHubFrame(reportBytes(seq, i), 16_384));
     },
-    () => outstanding,
-    async () => {
-      while (outstanding > 0) await turn();
-    },
+    below,
   );
   await events.settled();
   if (delivered - setup !== REPORTS) throw new Error(`${delivered - setup} events delivered for ${REPORTS} reports`);
@@ -192,7 +218,32 @@ async function server(): Promise<Measured & { delivered: number }> {
   return { ...result, delivered: delivered - setup };
 }
 
+/** `--instructions`: this bench again under callgrind, its counts per report. */
+async function instructions(): Promise<void> {
+  const script = process.argv[1]!;
+  const rest = process.argv.slice(2).filter((a) => a !== '--instructions');
+  const counts = await countUnderCallgrind(['--import', 'tsx', script, ...rest]);
+  const counted = REPORTS - COUNT_FROM;
+  const per = (phase: string): { all: number; main: number } => {
+    const n = counts.get(phase);
+    if (n === undefined) throw new Error(`no count for ${phase} (is valgrind installed?)`);
+    return { all: Math.round(n.all / counted), main: Math.round(n.main / counted) };
+  };
+  const f = per('floor');
+  const s = per('server');
+  const ratio = (a: number, b: number): number => Math.round((a / b) * 100) / 100;
+  const out = { hubs: HUBS, reports: REPORTS, counted, perTurn: PER_TURN, dataSync: args['data-sync'], history: Number(args.history), floorInstructions: f, serverInstructions: s, ratio: ratio(s.all, f.all), mainRatio: ratio(s.main, f.main) };
+  const text = [
+    `report path under callgrind, instructions per report (the last ${counted} of ${REPORTS} reports, user space), ${HUBS} hubs, DATA_SYNC=${args['data-sync']}, history ${args.history}`,
+    `floor (decode, encode ack and event): ${f.all} (main thread ${f.main})`,
+    `server (session, store, history, bus, ack): ${s.all} (main thread ${s.main})`,
+    `server / floor: ${out.ratio} (main thread ${out.mainRatio})`,
+  ].join('\n');
+  printResult(args.json, text, out);
+}
+
 runMain('bench:report-path', async () => {
+  if (args.instructions && !underCallgrind()) return instructions();
   const f = await floor();
   const s = await server();
   const out = { hubs: HUBS, reports: REPORTS, perTurn: PER_TURN, dataSync: args['data-sync'], history: Number(args.history), floor: f, server: s, cpuRatio: Math.round((s.cpuUsPerReport / f.cpuUsPerReport) * 100) / 100 };
