@@ -5,6 +5,7 @@ import type { Bus } from '../ports/bus/bus.js';
 import type { EventHistory, Position } from '../ports/history/history.js';
 import { encodeBus } from '../protocol/codec.js';
 import { withPosition } from '../protocol/app-events.js';
+import { encodeStateEvent } from '../protocol/state-event.js';
 import type { Span } from '../trace/tracing.js';
 
 /**
@@ -34,7 +35,8 @@ export class EventPublisher {
   readonly publish = (event: AppEventMessage, parent?: Span): void => {
     this.onEvent(event, parent);
     const subject = subjects.hubEvents(event.home, event.hub);
-    const bare = encodeBus(event);
+    // every report makes a state event: written by hand, the others by msgpackr
+    const bare = event.kind === 'state' ? encodeStateEvent(event) : encodeBus(event);
     if (!this.history) {
       this.bus.publish(subject, bare);
       return;
