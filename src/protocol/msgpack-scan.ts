@@ -18,9 +18,10 @@ function length(b: Uint8Array, pos: number, size: 1 | 2 | 4): number {
   return n;
 }
 
-// the scanner's stack, one entry per open map or array (reused: decoding never re-enters)
-const stackLeft = new Float64Array(MAX_DEPTH + 2);
-const stackSize = new Float64Array(MAX_DEPTH + 2);
+// the scanner's stack, one entry per open map or array (reused: decoding never re-enters); int32, as
+// no count past the bytes left is taken: a key's turn is then a bit test, not a float64 modulo call
+const stackLeft = new Int32Array(MAX_DEPTH + 2);
+const stackSize = new Int32Array(MAX_DEPTH + 2);
 const stackMap = new Uint8Array(MAX_DEPTH + 2);
 const stackKeyAt = new Int32Array(MAX_DEPTH + 2);
 const stackKeyLen = new Int32Array(MAX_DEPTH + 2);
@@ -45,7 +46,7 @@ export function checkPlainMsgpack(b: Uint8Array): void {
     if (top < 0) break;
     if (pos >= b.length) malformed('truncated msgpack');
     // in a map, items alternate key, value: a key is read when an even number is left
-    const isKey = stackMap[top] === 1 && stackLeft[top]! % 2 === 0;
+    const isKey = stackMap[top] === 1 && (stackLeft[top]! & 1) === 0;
     stackLeft[top]!--;
     const at = pos;
     const c = b[pos++]!;
@@ -88,6 +89,8 @@ export function checkPlainMsgpack(b: Uint8Array): void {
       pos += strLen;
     } else if (isKey) stackKeyLen[top] = -1;
     if (open > 0) {
+      // every item takes a byte at least: more items than bytes left cannot be there
+      if (open > b.length - pos) malformed('truncated msgpack');
       if (++top > MAX_DEPTH) throw new RefusedValueError('malformed_frame', `maps and arrays nested deeper than ${MAX_DEPTH} levels at offset ${at}`);
       stackLeft[top] = open;
       stackSize[top] = open;

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { FrameType } from '../../proto/frames.js';
 import { DEFAULT_MAX_FRAME, LIMITS, decodeHubFrame, decodeServerFrame, decodeValue, encode, encodeAck, encodeValue } from '../../src/protocol/codec.js';
 import { ProtocolError } from '../../src/errors.js';
+import { checkPlainMsgpack } from '../../src/protocol/msgpack-scan.js';
 
 /** Runs `fn` and returns what it threw (undefined when it returned). */
 function thrown(fn: () => unknown): unknown {
@@ -231,6 +232,20 @@ describe('prototype pollution', () => {
     let ok: unknown = 1;
     for (let i = 0; i < 30; i++) ok = [ok];
     expect(decodeHubFrame(encodeValue({ t: 8, id: 1, ok: true, r: ok }))).toMatchObject({ t: 8, id: 1 });
+  });
+
+  it('maps and arrays that claim more items than bytes are left are malformed, up to counts past 2^31; large real ones decode', () => {
+    for (const head of ['dc0002', 'dd00000002', 'dd7fffffff', 'dd80000000', 'ddffffffff', 'de0001', 'df00000001', 'df40000000', 'df80000000', 'dfffffffff']) {
+      expectProtocolError(() => decodeValue(Buffer.from(`${head}01`, 'hex')), 'malformed_frame');
+      // the scanner itself, not msgpackr behind it: a count it stored wrapped would pass it
+      expectProtocolError(() => checkPlainMsgpack(Buffer.from(head, 'hex')), 'malformed_frame');
+      // with bytes after them that could be taken for the items of a wrapped count
+      expectProtocolError(() => decodeValue(Buffer.from(`${head}${'00'.repeat(40)}`, 'hex')), 'malformed_frame');
+    }
+    const many = Array.from({ length: 70_000 }, (_, i) => i % 100);
+    expect(decodeValue(encodeValue(many))).toEqual(many);
+    const keys = Object.fromEntries(Array.from({ length: 20_000 }, (_, i) => [`k${i}`, i % 2 === 0]));
+    expect(decodeValue(encodeValue(keys))).toEqual(keys);
   });
 
   it('refuses constructor and prototype as attribute names and __proto__ as a device id', () => {
