@@ -90,9 +90,11 @@ export function readCounts(dir: string): Map<string, PhaseCount> {
   for (const file of readdirSync(dir)) {
     const text = readFileSync(join(dir, file), 'utf8');
     const phase = /^desc: Trigger: dump (\S+)$/m.exec(text)?.[1];
-    const totals = /^totals: (\d+)/m.exec(text);
-    if (phase === undefined || !totals) continue;
-    const n = Number(totals[1]);
+    // `summary` is this dump's cost; `totals` is the thread's since it began counting, so a
+    // phase's dump would count every phase before it again
+    const summary = /^summary: (\d+)/m.exec(text);
+    if (phase === undefined || !summary) continue;
+    const n = Number(summary[1]);
     const count = counts.get(phase) ?? { all: 0, main: 0 };
     count.all += n;
     if (/^thread: 1$/m.test(text)) count.main += n;

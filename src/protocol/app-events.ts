@@ -4,7 +4,7 @@ import { decodeValue, encodeApp, isPlainObject } from './codec.js';
 import { readUint, uintSize, writeUint } from './msgpack-uint.js';
 
 /** What the node's encoder writes first for an AppEventMessage: after the map header, "op": "evt". */
-const EVENT_HEAD = [0xa2, 0x6f, 0x70, 0xa3, 0x65, 0x76, 0x74];
+export const EVENT_HEAD = [0xa2, 0x6f, 0x70, 0xa3, 0x65, 0x76, 0x74];
 
 /**
  * A bus event payload as the msgpack app message: the bytes themselves when they are already in

@@ -7,6 +7,7 @@
  */
 import type { AppEventMessage } from '../../proto/app.js';
 import type { AttrValue } from '../../proto/frames.js';
+import { EVENT_HEAD } from './app-events.js';
 import { encodeBus } from './codec.js';
 import { uintSize, writeUint } from './msgpack-uint.js';
 
@@ -17,8 +18,11 @@ function fixstr(s: string): number[] {
   return [0xa0 | s.length, ...Array.from(s, (c) => c.charCodeAt(0))];
 }
 
-/** The map of 8 fields in the order hub-reports builds them; each part ends with the next field's name. */
-const HEAD = Uint8Array.from([0x88, ...fixstr('op'), ...fixstr('evt'), ...fixstr('kind'), ...fixstr('state'), ...fixstr('home')]);
+/**
+ * The map of 8 fields in the order hub-reports builds them; each part ends with the next field's
+ * name. It starts as every event of this node does (`op: "evt"`), where `withPosition` looks.
+ */
+const HEAD = Uint8Array.from([0x88, ...EVENT_HEAD, ...fixstr('kind'), ...fixstr('state'), ...fixstr('home')]);
 const HUB = Uint8Array.from(fixstr('hub'));
 const DEVICE = Uint8Array.from(fixstr('device'));
 const ATTRS = Uint8Array.from(fixstr('attrs'));
