@@ -2,7 +2,7 @@
  * The state event, the one event every report makes, in msgpack written by hand: byte for byte what
  * `encodeBus` writes for it (a test compares them), without msgpackr's general object walk. In the
  * node that walk sees frames, events and bus payloads of many shapes, so its property reads take
- * V8's megamorphic path. The report path's instructions per report fell by about a tenth with it
+ * V8's megamorphic path. The report path's instructions per report fell by a tenth or more with it
  * (`bench/report-path.bench.ts --instructions`, BENCHMARKS.md 2026-12-01 seventh).
  */
 import type { AppEventMessage } from '../../proto/app.js';
