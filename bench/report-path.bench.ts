@@ -15,11 +15,12 @@
  * With `--instructions` it runs again under valgrind's callgrind and prints instructions per report
  * instead (the second half of each run's reports, every thread, no kernel): a figure that does not
  * move with this shared machine's speed, for comparing two versions of the code (a run of 20,000
- * reports takes a few minutes).
+ * reports takes a few minutes). `--cache` also simulates the caches (callgrind's `--cache-sim`)
+ * and prints misses per report and cycles estimated from them: what instruction counts leave out.
  *
  *   node --import tsx bench/report-path.bench.ts [--hubs 1000] [--reports 100000] [--per-turn 200]
  *                                                [--data-sync commit|os] [--history 100|0] [--json]
- *                                                [--instructions]
+ *                                                [--instructions] [--cache]
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -44,7 +45,7 @@ import {
 import { encodeFrame, frames } from '../load/wire/frames.js';
 import { printResult, runMain } from './lib/output.js';
 import { cpuMeter } from './lib/cpu-meter.js';
-import { counting, countUnderCallgrind, underCallgrind } from './lib/instructions.js';
+import { counting, countUnderCallgrind, underCallgrind, type PhaseCount } from './lib/instructions.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -55,6 +56,7 @@ const { values: args } = parseArgs({
     history: { type: 'string', default: '100' },
     json: { type: 'boolean', default: false },
     instructions: { type: 'boolean', default: false },
+    cache: { type: 'boolean', default: false },
   },
 });
 const HUBS = Number(args.hubs);
@@ -89,6 +91,8 @@ interface Measured {
   reportsPerSec: number;
   cpuUsPerReport: number;
   mainUsPerReport: number;
+  /** of `mainUsPerReport`, the main thread's time on a CPU (the rest: blocked, or waiting for a core) */
+  mainCpuUsPerReport: number;
 }
 
 /**
@@ -110,11 +114,12 @@ async function drive(phase: string, step: (i: number) => void, below: (n: number
   }
   await below(0);
   await count.end();
-  const { cpuUs, mainUs, wallMs } = stop(REPORTS);
+  const { cpuUs, mainUs, mainCpuUs, wallMs } = stop(REPORTS);
   return {
     reportsPerSec: Math.round((REPORTS * 1000) / wallMs),
     cpuUsPerReport: Math.round(cpuUs * 100) / 100,
     mainUsPerReport: Math.round(mainUs * 100) / 100,
+    mainCpuUsPerReport: Math.round(mainCpuUs * 100) / 100,
   };
 }
 
@@ -218,39 +223,70 @@ async function server(): Promise<Measured & { delivered: number }> {
   return { ...result, delivered: delivered - setup };
 }
 
-/** `--instructions`: this bench again under callgrind, its counts per report. */
+interface CachePerReport {
+  l1Misses: number;
+  i1Misses: number;
+  llMisses: number;
+  branches: number;
+  mispredicted: number;
+  cycles: number;
+}
+
+/**
+ * `--cache`: a phase's simulated cache misses and mispredicted branches per report, and cycles
+ * estimated by KCachegrind's rule (instructions + 10 per mispredicted branch + 10 per first-level
+ * miss + 100 per last-level one): what instructions alone leave out of the CPU time (this VM has
+ * no hardware counters to read the real ones).
+ */
+function cachePerReport(n: PhaseCount, reports: number): CachePerReport {
+  const e = (name: string): number => n.events[name] ?? 0;
+  const l1 = e('I1mr') + e('D1mr') + e('D1mw');
+  const ll = e('ILmr') + e('DLmr') + e('DLmw');
+  const bm = e('Bcm') + e('Bim');
+  const per = (x: number): number => Math.round(x / reports);
+  return { l1Misses: per(l1), i1Misses: per(e('I1mr')), llMisses: per(ll), branches: per(e('Bc') + e('Bi')), mispredicted: per(bm), cycles: per(e('Ir') + 10 * bm + 10 * l1 + 100 * ll) };
+}
+
+/** `--instructions` (`--cache`: with the caches simulated): this bench again under callgrind, its counts per report. */
 async function instructions(): Promise<void> {
   const script = process.argv[1]!;
-  const rest = process.argv.slice(2).filter((a) => a !== '--instructions');
-  const counts = await countUnderCallgrind(['--import', 'tsx', script, ...rest]);
+  const rest = process.argv.slice(2).filter((a) => a !== '--instructions' && a !== '--cache');
+  const counts = await countUnderCallgrind(['--import', 'tsx', script, ...rest], { cache: args.cache });
   const counted = REPORTS - COUNT_FROM;
-  const per = (phase: string): { all: number; main: number } => {
+  const countOf = (phase: string): PhaseCount => {
     const n = counts.get(phase);
     if (n === undefined) throw new Error(`no count for ${phase} (is valgrind installed?)`);
-    return { all: Math.round(n.all / counted), main: Math.round(n.main / counted) };
+    return n;
   };
-  const f = per('floor');
-  const s = per('server');
+  const per = (n: PhaseCount): { all: number; main: number } => ({ all: Math.round(n.all / counted), main: Math.round(n.main / counted) });
+  const f = per(countOf('floor'));
+  const s = per(countOf('server'));
   const ratio = (a: number, b: number): number => Math.round((a / b) * 100) / 100;
-  const out = { hubs: HUBS, reports: REPORTS, counted, perTurn: PER_TURN, dataSync: args['data-sync'], history: Number(args.history), floorInstructions: f, serverInstructions: s, ratio: ratio(s.all, f.all), mainRatio: ratio(s.main, f.main) };
-  const text = [
+  const cache = args.cache ? { floor: cachePerReport(countOf('floor'), counted), server: cachePerReport(countOf('server'), counted) } : undefined;
+  const out = { hubs: HUBS, reports: REPORTS, counted, perTurn: PER_TURN, dataSync: args['data-sync'], history: Number(args.history), floorInstructions: f, serverInstructions: s, ratio: ratio(s.all, f.all), mainRatio: ratio(s.main, f.main), ...(cache ? { cache, cycleRatio: ratio(cache.server.cycles, cache.floor.cycles) } : {}) };
+  const lines = [
     `report path under callgrind, instructions per report (the last ${counted} of ${REPORTS} reports, user space), ${HUBS} hubs, DATA_SYNC=${args['data-sync']}, history ${args.history}`,
     `floor (decode, encode ack and event): ${f.all} (main thread ${f.main})`,
     `server (session, store, history, bus, ack): ${s.all} (main thread ${s.main})`,
     `server / floor: ${out.ratio} (main thread ${out.mainRatio})`,
-  ].join('\n');
+  ];
+  if (cache) {
+    const line = (name: string, c: CachePerReport): string => `${name}: ${c.l1Misses} first-level misses (${c.i1Misses} of them instruction fetches), ${c.llMisses} last-level misses, ${c.mispredicted} of ${c.branches} branches mispredicted, ${c.cycles} cycles estimated`;
+    lines.push('simulated caches and branches, per report, every thread (cycles estimated: instructions + 10 per mispredicted branch + 10 per first-level miss + 100 per last-level miss):', line('floor', cache.floor), line('server', cache.server), `server / floor, cycles estimated: ${out.cycleRatio}`);
+  }
+  const text = lines.join('\n');
   printResult(args.json, text, out);
 }
 
 runMain('bench:report-path', async () => {
-  if (args.instructions && !underCallgrind()) return instructions();
+  if ((args.instructions || args.cache) && !underCallgrind()) return instructions();
   const f = await floor();
   const s = await server();
   const out = { hubs: HUBS, reports: REPORTS, perTurn: PER_TURN, dataSync: args['data-sync'], history: Number(args.history), floor: f, server: s, cpuRatio: Math.round((s.cpuUsPerReport / f.cpuUsPerReport) * 100) / 100 };
   const text = [
     `report path, ${REPORTS} reports from ${HUBS} hubs (${PER_TURN} per turn), DATA_SYNC=${args['data-sync']}, history ${args.history}`,
-    `floor (decode, encode ack and event): ${f.cpuUsPerReport} µs CPU per report (main thread ${f.mainUsPerReport} µs), ${f.reportsPerSec}/s`,
-    `server (session, store, history, bus, ack): ${s.cpuUsPerReport} µs CPU per report (main thread ${s.mainUsPerReport} µs), ${s.reportsPerSec}/s, ${s.delivered} events delivered (one per report)`,
+    `floor (decode, encode ack and event): ${f.cpuUsPerReport} µs CPU per report (main thread busy ${f.mainUsPerReport} µs, on a CPU ${f.mainCpuUsPerReport}), ${f.reportsPerSec}/s`,
+    `server (session, store, history, bus, ack): ${s.cpuUsPerReport} µs CPU per report (main thread busy ${s.mainUsPerReport} µs, on a CPU ${s.mainCpuUsPerReport}), ${s.reportsPerSec}/s, ${s.delivered} events delivered (one per report)`,
     `server / floor, CPU per report: ${out.cpuRatio}`,
   ].join('\n');
   printResult(args.json, text, out);

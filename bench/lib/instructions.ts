@@ -10,6 +10,14 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
+/**
+ * The caches `--cache-sim` models, as this machine's AMD EPYC (Zen 5) has them: valgrind would take
+ * the last level from CPUID, which in this VM claims 512 MB. First level: 32 KB of instructions and
+ * 48 KB of data a core; last level: the 32 MB L3 of a core complex (L2 is not modelled). With
+ * them, branches and their mispredictions (`--branch-sim`: a simple predictor, not Zen's).
+ */
+const CACHES = ['--cache-sim=yes', '--I1=32768,8,64', '--D1=49152,12,64', '--LL=33554432,16,64', '--branch-sim=yes'];
+
 /** Set in the process callgrind runs: where its counts go. */
 const DIR_ENV = 'HUBTIER_CALLGRIND_DIR';
 
@@ -48,8 +56,9 @@ export function counting(phase: string): { start: () => Promise<void>; end: () =
  * Runs `node <nodeArgs>` under callgrind with counting off until the script's `counting` stretches
  * switch it on, and answers each phase's instructions (summed when a phase is counted twice). The
  * script's own output goes to this process's stderr. Needs valgrind (Debian package `valgrind`).
+ * `cache`: simulate this machine's caches and branch prediction too (about three times slower).
  */
-export async function countUnderCallgrind(nodeArgs: string[]): Promise<Map<string, PhaseCount>> {
+export async function countUnderCallgrind(nodeArgs: string[], opts: { cache?: boolean } = {}): Promise<Map<string, PhaseCount>> {
   const dir = mkdtempSync(join(tmpdir(), 'hubtier-callgrind-'));
   try {
     const code = await new Promise<number | null>((resolve, reject) => {
@@ -58,12 +67,12 @@ export async function countUnderCallgrind(nodeArgs: string[]): Promise<Map<strin
         // V8 writes the code it runs: without the check callgrind would run stale translations
         // V8 on one thread (no concurrent compiler or collector): code is optimized at the same
         // point of every run, which keeps two runs' counts within about a percent
-        ['--tool=callgrind', '--instr-atstart=no', '--smc-check=all-non-file', '--separate-threads=yes', `--callgrind-out-file=${join(dir, 'cg.%p')}`, process.execPath, '--single-threaded', ...nodeArgs],
+        ['--tool=callgrind', ...(opts.cache ? CACHES : []), '--instr-atstart=no', '--smc-check=all-non-file', '--separate-threads=yes', `--callgrind-out-file=${join(dir, 'cg.%p')}`, process.execPath, '--single-threaded', ...nodeArgs],
         { stdio: ['ignore', 'inherit', 'pipe'], env: { ...process.env, [DIR_ENV]: dir } },
       );
       child.stderr.on('data', (d: Buffer) => {
-        // valgrind's own lines start with ==pid==; the script's are passed on
-        for (const line of d.toString().split('\n')) if (line && !/^==\d+==/.test(line)) process.stderr.write(`${line}\n`);
+        // valgrind's own lines start with ==pid== (or --pid-- for its warnings); the script's are passed on
+        for (const line of d.toString().split('\n')) if (line && !/^(==\d+==|--\d+--)/.test(line)) process.stderr.write(`${line}\n`);
       });
       child.on('error', reject);
       child.on('exit', resolve);
@@ -71,14 +80,21 @@ export async function countUnderCallgrind(nodeArgs: string[]): Promise<Map<strin
     if (code !== 0) throw new Error(`the run under callgrind exited ${code}`);
     return readCounts(dir);
   } finally {
-    rmSync(dir, { recursive: true, force: true });
+    // HUBTIER_CALLGRIND_KEEP=1 leaves the dumps for callgrind_annotate (which function cost what)
+    if (process.env.HUBTIER_CALLGRIND_KEEP === '1') process.stderr.write(`callgrind's dumps kept in ${dir}\n`);
+    else rmSync(dir, { recursive: true, force: true });
   }
 }
 
-/** A phase's instructions: every thread's, and the main thread's (the event loop's) of them. */
+/**
+ * A phase's instructions: every thread's, and the main thread's (the event loop's) of them; and
+ * every event callgrind counted (`Ir` alone, or with `--cache-sim=yes` also the simulated caches'
+ * reads, writes and misses: `Dr`, `D1mr`, `DLmw`...), every thread's.
+ */
 export interface PhaseCount {
   all: number;
   main: number;
+  events: Record<string, number>;
 }
 
 /**
@@ -92,12 +108,19 @@ export function readCounts(dir: string): Map<string, PhaseCount> {
     const phase = /^desc: Trigger: dump (\S+)$/m.exec(text)?.[1];
     // `summary` is this dump's cost; `totals` is the thread's since it began counting, so a
     // phase's dump would count every phase before it again
-    const summary = /^summary: (\d+)/m.exec(text);
-    if (phase === undefined || !summary) continue;
-    const n = Number(summary[1]);
-    const count = counts.get(phase) ?? { all: 0, main: 0 };
-    count.all += n;
-    if (/^thread: 1$/m.test(text)) count.main += n;
+    const summary = /^summary: ([\d ]+)$/m.exec(text);
+    const names = /^events: ([\w ]+)$/m.exec(text)?.[1]?.split(' ');
+    if (phase === undefined || !summary || !names) continue;
+    let values = summary[1]!.split(' ').map(Number);
+    // a thread number taken over by a new thread since the last dump (a pool's thread that ended):
+    // callgrind subtracts the old thread's count from the new one's and prints the negative
+    // difference as an unsigned 64-bit number; the new thread's own count is then its totals
+    if (values.some((v) => v >= 2 ** 63)) values = (/^totals: ([\d ]+)$/m.exec(text)?.[1] ?? '').split(' ').map(Number);
+    const count = counts.get(phase) ?? { all: 0, main: 0, events: {} };
+    names.forEach((name, i) => (count.events[name] = (count.events[name] ?? 0) + (values[i] ?? 0)));
+    const ir = values[names.indexOf('Ir')] ?? 0;
+    count.all += ir;
+    if (/^thread: 1$/m.test(text)) count.main += ir;
     counts.set(phase, count);
   }
   return counts;

@@ -27,7 +27,31 @@ describe("readCounts (bench/lib/instructions.ts): callgrind's dumps by phase", (
     dump(dir, 'cg.7-01', 'Program termination', 1, 99_999);
     const counts = readCounts(dir);
     expect([...counts.keys()].sort()).toEqual(['floor', 'server']);
-    expect(counts.get('floor')).toEqual({ all: 1005, main: 1000 });
-    expect(counts.get('server')).toEqual({ all: 3450, main: 3000 });
+    expect(counts.get('floor')).toEqual({ all: 1005, main: 1000, events: { Ir: 1005 } });
+    expect(counts.get('server')).toEqual({ all: 3450, main: 3000, events: { Ir: 3450 } });
+  });
+
+  it("takes a thread's totals when callgrind printed its summary negative (a new thread under a number whose old thread had counted more)", () => {
+    const dir = mkdtempSync(join(tmpdir(), 'hubtier-cg-test-'));
+    dirs.push(dir);
+    dump(dir, 'cg.7.1-12', 'dump floor', 12, 62_485_748);
+    // as callgrind 3.19 wrote it: 131,007 counted by the new thread 12, less the old one's 62,485,748
+    dump(dir, 'cg.7.2-12', 'dump server', 12, 2 ** 64 - 62_354_741, 131_007);
+    dump(dir, 'cg.7.2-01', 'dump server', 1, 1000, 5000);
+    expect(readCounts(dir).get('server')).toEqual({ all: 132_007, main: 1000, events: { Ir: 132_007 } });
+  });
+
+  it('with the caches simulated, sums every event of every thread by its name, instructions still from Ir', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'hubtier-cg-test-'));
+    dirs.push(dir);
+    const cached = (name: string, thread: number, values: number[]): void =>
+      writeFileSync(join(dir, name), `# callgrind format\nversion: 1\nthread: ${thread}\ndesc: Trigger: dump server\n\npositions: line\nevents: Ir Dr Dw I1mr D1mr D1mw ILmr DLmr DLmw\nsummary: ${values.join(' ')}\n\nfn=(1) x\n0 ${values.join(' ')}\n\ntotals: ${values.map((v) => v * 2).join(' ')}\n`);
+    cached('cg.7.1-01', 1, [1000, 300, 200, 7, 20, 10, 1, 3, 2]);
+    cached('cg.7.1-08', 8, [500, 100, 50, 3, 5, 5, 0, 1, 1]);
+    expect(readCounts(dir).get('server')).toEqual({
+      all: 1500,
+      main: 1000,
+      events: { Ir: 1500, Dr: 400, Dw: 250, I1mr: 10, D1mr: 25, D1mw: 15, ILmr: 1, DLmr: 4, DLmw: 3 },
+    });
   });
 });
