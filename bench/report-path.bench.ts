@@ -45,6 +45,7 @@ import {
 import { encodeFrame, frames } from '../load/wire/frames.js';
 import { printResult, runMain } from './lib/output.js';
 import { cpuMeter } from './lib/cpu-meter.js';
+import { gcMeter } from './lib/gc-meter.js';
 import { counting, countUnderCallgrind, underCallgrind, type PhaseCount } from './lib/instructions.js';
 
 const { values: args } = parseArgs({
@@ -93,6 +94,8 @@ interface Measured {
   mainUsPerReport: number;
   /** of `mainUsPerReport`, the main thread's time on a CPU (the rest: blocked, or waiting for a core) */
   mainCpuUsPerReport: number;
+  /** the collector on the main thread: scavenges and the rest, µs per report; bytes promoted per report */
+  gc: { scavenges: number; scavengeUs: number; otherUs: number; promotedBytes: number };
 }
 
 /**
@@ -103,6 +106,7 @@ interface Measured {
  */
 async function drive(phase: string, step: (i: number) => void, below: (n: number) => Promise<void>): Promise<Measured> {
   const stop = cpuMeter();
+  const stopGc = gcMeter();
   const count = counting(phase);
   for (let i = 0; i < REPORTS; ) {
     // under callgrind each turn's reports are stored before the next turn's come: one commit per
@@ -115,7 +119,10 @@ async function drive(phase: string, step: (i: number) => void, below: (n: number
   await below(0);
   await count.end();
   const { cpuUs, mainUs, mainCpuUs, wallMs } = stop(REPORTS);
+  const gc = stopGc(REPORTS);
+  const r2 = (x: number): number => Math.round(x * 100) / 100;
   return {
+    gc: { scavenges: gc.scavenges, scavengeUs: r2(gc.scavengeUs), otherUs: r2(gc.otherUs), promotedBytes: Math.round(gc.promotedBytes) },
     reportsPerSec: Math.round((REPORTS * 1000) / wallMs),
     cpuUsPerReport: Math.round(cpuUs * 100) / 100,
     mainUsPerReport: Math.round(mainUs * 100) / 100,
@@ -278,6 +285,8 @@ async function instructions(): Promise<void> {
   printResult(args.json, text, out);
 }
 
+const gcLine = (m: Measured): string => `${m.gc.scavengeUs} µs in ${m.gc.scavenges} scavenges, ${m.gc.otherUs} µs in other collections, ${m.gc.promotedBytes} B promoted`;
+
 runMain('bench:report-path', async () => {
   if ((args.instructions || args.cache) && !underCallgrind()) return instructions();
   const f = await floor();
@@ -288,6 +297,7 @@ runMain('bench:report-path', async () => {
     `floor (decode, encode ack and event): ${f.cpuUsPerReport} µs CPU per report (main thread busy ${f.mainUsPerReport} µs, on a CPU ${f.mainCpuUsPerReport}), ${f.reportsPerSec}/s`,
     `server (session, store, history, bus, ack): ${s.cpuUsPerReport} µs CPU per report (main thread busy ${s.mainUsPerReport} µs, on a CPU ${s.mainCpuUsPerReport}), ${s.reportsPerSec}/s, ${s.delivered} events delivered (one per report)`,
     `server / floor, CPU per report: ${out.cpuRatio}`,
+    `collector on the main thread, per report: floor ${gcLine(f)}; server ${gcLine(s)}`,
   ].join('\n');
   printResult(args.json, text, out);
 });
