@@ -37,11 +37,38 @@ interface QueuedDevice {
   k: string | undefined;
 }
 
-/** What one hub wrote into a batch that lmdb has not run yet: the latest per device, the latest cursor. */
-interface QueuedHub {
-  devices: Map<string, QueuedDevice>;
-  cursor: { boot: string; seq: number; stored: CursorListener | undefined } | undefined;
-  epoch: number;
+/**
+ * What one hub wrote into a batch that lmdb has not run yet: the latest per device, the latest
+ * cursor. A batch usually holds one report of a hub, so its first device and its cursor are fields
+ * here, not a map and objects of their own: what a batch holds lives until its commit is durable,
+ * long enough for the collector to copy it out of the young generation (and often to promote it).
+ */
+class QueuedHub {
+  /** the first device written (undefined: none), its reported side beside it */
+  deviceId: string | undefined = undefined;
+  a: FlatAttrs = [];
+  v = 0;
+  at = 0;
+  k: string | undefined = undefined;
+  /** the devices written after the first, once there is a second */
+  more: Map<string, QueuedDevice> | null = null;
+  /** the cursor written (boot undefined: none) and who is told once it is durable */
+  boot: string | undefined = undefined;
+  seq = 0;
+  stored: CursorListener | undefined = undefined;
+  /** set in the transaction once the hub's batch passed the fence: its cursor is told when durable */
+  written = false;
+  constructor(public epoch: number) {}
+
+  setDevice(deviceId: string, a: FlatAttrs, v: number, at: number, k: string | undefined): void {
+    if (this.deviceId === undefined || this.deviceId === deviceId) {
+      this.deviceId = deviceId;
+      this.a = a;
+      this.v = v;
+      this.at = at;
+      this.k = k;
+    } else (this.more ??= new Map()).set(deviceId, { a, v, at, k });
+  }
 }
 
 export interface LmdbShadowStoreOptions {
@@ -137,12 +164,15 @@ export class LmdbShadowStore implements ShadowStore {
     // a device not in the opened shadow, or a kind, changes what a list is checked against
     if (this.opened.size !== 0 && (device.kind !== undefined || this.opened.get(hubId)?.[deviceId] === undefined)) this.opened.delete(hubId);
     const hub = this.queue(hubId, epoch);
-    if (hub) hub.devices.set(deviceId, { a: flatten(device.reported), v: device.reportedVersion, at: device.reportedAt, k: device.kind });
+    if (hub) hub.setDevice(deviceId, flatten(device.reported), device.reportedVersion, device.reportedAt, device.kind);
   }
 
   writeCursor(hubId: string, cursor: SeqCursor, epoch = 0, stored?: CursorListener): void {
     const hub = this.queue(hubId, epoch);
-    if (hub) hub.cursor = { boot: cursor.boot, seq: cursor.seq, stored };
+    if (!hub) return;
+    hub.boot = cursor.boot;
+    hub.seq = cursor.seq;
+    hub.stored = stored;
   }
 
   async loadCursor(hubId: string): Promise<SeqCursor | null> {
@@ -353,9 +383,9 @@ export class LmdbShadowStore implements ShadowStore {
         done.catch(() => {
           if (this.open?.hubs === hubs) this.open = null;
         });
-        void this.track(done, settled, () => hubs.keys(), (written) => {
+        void this.track(done, settled, () => hubs.keys(), () => {
           this.batches?.flushed(hubs.size, (performance.now() - began) / 1000);
-          for (const [id, cursor] of written) if (cursor.stored) notifyStored(cursor.stored, id, cursor.seq, this.log);
+          for (const [id, hub] of hubs) if (hub.written && hub.stored) notifyStored(hub.stored, id, hub.seq, this.log);
         }).then(resolve);
       };
       this.open = { hubs, settled, start };
@@ -364,16 +394,15 @@ export class LmdbShadowStore implements ShadowStore {
     }
     let hub = this.open.hubs.get(hubId);
     if (!hub) {
-      hub = { devices: new Map(), cursor: undefined, epoch };
+      hub = new QueuedHub(epoch);
       this.open.hubs.set(hubId, hub);
       this.pending.set(hubId, this.open.settled);
     } else if (epoch > hub.epoch) hub.epoch = epoch;
     return hub;
   }
 
-  /** In the write transaction: each hub's batch unless fenced; answers the cursors written. */
-  private writeBatch(hubs: Map<string, QueuedHub>): Array<[string, NonNullable<QueuedHub['cursor']>]> {
-    const written: Array<[string, NonNullable<QueuedHub['cursor']>]> = [];
+  /** In the write transaction: each hub's batch unless fenced (those written are marked `written`). */
+  private writeBatch(hubs: Map<string, QueuedHub>): void {
     for (const [hubId, b] of hubs) {
       try {
         const known = this.epochs.get(hubId);
@@ -388,28 +417,31 @@ export class LmdbShadowStore implements ShadowStore {
           this.log.debug({ hubId, epoch: b.epoch, stored: epoch }, 'stale shadow batch refused by the epoch fence');
           continue;
         }
-        for (const [deviceId, e] of b.devices) {
-          void this.db.put([hubId, deviceId], [e.a, e.v, e.at]);
-          if (e.k === undefined) continue;
-          // a write that carries a kind (not the hub sessions'): the extra record read and kept
-          const extra = this.db.get([hubId, deviceId, EXTRA]) as StoredExtra | undefined;
-          if (extra?.[0] !== e.k) void this.db.put([hubId, deviceId, EXTRA], [e.k, extra?.[1] ?? null, extra?.[2] ?? [], extra?.[3] ?? 0]);
-        }
+        if (b.deviceId !== undefined) this.putDevice(hubId, b.deviceId, b);
+        if (b.more) for (const [deviceId, e] of b.more) this.putDevice(hubId, deviceId, e);
         // the hub entry last: a hub whose device writes threw keeps its old cursor
-        if (b.cursor || b.epoch > epoch) {
+        const cursor = b.boot !== undefined;
+        if (cursor || b.epoch > epoch) {
           // a new epoch without a cursor keeps the stored one
-          if (!b.cursor && known !== undefined) h = this.db.get(hubId) as StoredHub | undefined;
+          if (!cursor && known !== undefined) h = this.db.get(hubId) as StoredHub | undefined;
           epoch = Math.max(epoch, b.epoch);
-          void this.db.put(hubId, [epoch, b.cursor?.boot ?? h?.[1] ?? null, b.cursor?.seq ?? h?.[2] ?? 0]);
+          void this.db.put(hubId, cursor ? [epoch, b.boot!, b.seq] : [epoch, h?.[1] ?? null, h?.[2] ?? 0]);
         }
         if (epoch !== known) this.rememberEpoch(hubId, epoch);
-        if (b.cursor) written.push([hubId, b.cursor]);
+        b.written = cursor;
       } catch (err) {
         // a key lmdb cannot take (too long): this hub's batch is lost, the others are written
         this.log.error({ err, hubId }, 'shadow batch of a hub could not be written');
       }
     }
-    return written;
+  }
+
+  /** A device's reported side, in the write transaction; with a kind (not the hub sessions' writes) its extra record too. */
+  private putDevice(hubId: string, deviceId: string, e: QueuedDevice): void {
+    void this.db.put([hubId, deviceId], [e.a, e.v, e.at]);
+    if (e.k === undefined) return;
+    const extra = this.db.get([hubId, deviceId, EXTRA]) as StoredExtra | undefined;
+    if (extra?.[0] !== e.k) void this.db.put([hubId, deviceId, EXTRA], [e.k, extra?.[1] ?? null, extra?.[2] ?? [], extra?.[3] ?? 0]);
   }
 
   private rememberEpoch(hubId: string, epoch: number): void {
