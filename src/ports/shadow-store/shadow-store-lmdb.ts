@@ -37,6 +37,9 @@ interface QueuedDevice {
   k: string | undefined;
 }
 
+/** A written batch's attributes, once let go (never written to). */
+const NO_ATTRS: FlatAttrs = Object.freeze([]) as unknown as FlatAttrs;
+
 /**
  * What one hub wrote into a batch that lmdb has not run yet: the latest per device, the latest
  * cursor. A batch usually holds one report of a hub, so its first device and its cursor are fields
@@ -46,7 +49,7 @@ interface QueuedDevice {
 class QueuedHub {
   /** the first device written (undefined: none), its reported side beside it */
   deviceId: string | undefined = undefined;
-  a: FlatAttrs = [];
+  a: FlatAttrs = NO_ATTRS;
   v = 0;
   at = 0;
   k: string | undefined = undefined;
@@ -401,7 +404,11 @@ export class LmdbShadowStore implements ShadowStore {
     return hub;
   }
 
-  /** In the write transaction: each hub's batch unless fenced (those written are marked `written`). */
+  /**
+   * In the write transaction: each hub's batch unless fenced (those written are marked `written`).
+   * The devices' data is let go once put (lmdb-js has encoded it; a callback runs once): only the
+   * cursors wait for the commit to be durable.
+   */
   private writeBatch(hubs: Map<string, QueuedHub>): void {
     for (const [hubId, b] of hubs) {
       try {
@@ -433,6 +440,8 @@ export class LmdbShadowStore implements ShadowStore {
         // a key lmdb cannot take (too long): this hub's batch is lost, the others are written
         this.log.error({ err, hubId }, 'shadow batch of a hub could not be written');
       }
+      b.a = NO_ATTRS;
+      b.more = null;
     }
   }
 
