@@ -43,8 +43,9 @@ const NO_ATTRS: FlatAttrs = Object.freeze([]) as unknown as FlatAttrs;
 /**
  * What one hub wrote into a batch that lmdb has not run yet: the latest per device, the latest
  * cursor. A batch usually holds one report of a hub, so its first device and its cursor are fields
- * here, not a map and objects of their own: what a batch holds lives until its commit is durable,
- * long enough for the collector to copy it out of the young generation (and often to promote it).
+ * here, not a map and objects of their own: an entry lives until its commit is durable (its devices'
+ * data until the transaction has put it), long enough for the collector to copy it out of the young
+ * generation, and often to promote it.
  */
 class QueuedHub {
   /** the first device written (undefined: none), its reported side beside it */
