@@ -124,9 +124,9 @@ async function drive(phase: string, step: (i: number) => void, below: (n: number
   return {
     gc: { scavenges: gc.scavenges, scavengeUs: r2(gc.scavengeUs), otherUs: r2(gc.otherUs), promotedBytes: Math.round(gc.promotedBytes) },
     reportsPerSec: Math.round((REPORTS * 1000) / wallMs),
-    cpuUsPerReport: Math.round(cpuUs * 100) / 100,
-    mainUsPerReport: Math.round(mainUs * 100) / 100,
-    mainCpuUsPerReport: Math.round(mainCpuUs * 100) / 100,
+    cpuUsPerReport: r2(cpuUs),
+    mainUsPerReport: r2(mainUs),
+    mainCpuUsPerReport: r2(mainCpuUs),
   };
 }
 
