@@ -22,17 +22,24 @@ export class WriteBatch {
     }
   }
 
-  /** Runs everything queued now (also used before a close, so queued frames precede it). */
+  /**
+   * Runs everything queued now (also used before a close, so queued frames precede it), and what
+   * that queues in turn: frames handled at the end of the turn (the hub gateway's inbox) write here.
+   */
   readonly flush = (): void => {
-    this.scheduled = false;
-    const writes = this.pending;
-    this.pending = [];
-    for (const write of writes) {
-      try {
-        write();
-      } catch (err) {
-        this.onError(err);
+    // still set while it runs: what the writes defer is run by this loop, not by another turn
+    this.scheduled = true;
+    while (this.pending.length > 0) {
+      const writes = this.pending;
+      this.pending = [];
+      for (const write of writes) {
+        try {
+          write();
+        } catch (err) {
+          this.onError(err);
+        }
       }
     }
+    this.scheduled = false;
   };
 }

@@ -3,7 +3,13 @@ import WebSocket from 'ws';
 import { SignJWT } from 'jose';
 import { HubClient } from '../../load/wire/hub-client.js';
 import { hubAuthHeaderMap, hubCredentials } from '../../src/auth/hub-signature.js';
+import { connect } from 'node:net';
+import { encodeFrame, frames } from '../../load/wire/frames.js';
+import { signedHeaders } from '../../load/wire/handshake.js';
+import { Opcode, clientFrame, closeFrame } from '../../load/wire/ws-framing.js';
+import { readUpgrade, upgradeKey, upgradeRequest } from '../../load/wire/ws-upgrade.js';
 import { AppSocket } from '../helpers/app-socket.js';
+import { eventually } from '../helpers/eventually.js';
 import { api, startServerProcess, type ServerProcess } from '../helpers/server-process.js';
 
 /** The value of one Prometheus series in an exposition text; 0 when absent (a counter not yet counted). */
@@ -52,6 +58,44 @@ describe('hub sessions, commands and live state (real server process)', () => {
   afterAll(async () => {
     await Promise.allSettled(clients.map((c) => c.terminate()));
     expect(await server.stop()).toBe(0);
+  });
+
+  it('handles a report that arrives together with the close frame before the session closes (one TCP write)', async ({ signal }) => {
+    const hubId = await provision('report-then-close', 'home-1');
+    const url = new URL(server.wsUrl);
+    const socket = connect(Number(url.port), url.hostname);
+    const key = upgradeKey();
+    let received = Buffer.alloc(0);
+    let opened = false;
+    const welcomed = new Promise<void>((resolve, reject) => {
+      socket.on('error', reject);
+      socket.on('data', (chunk: Buffer) => {
+        received = Buffer.concat([received, chunk]);
+        if (!opened) {
+          const answer = readUpgrade(received, key);
+          if (answer.kind === 'partial') return;
+          if (answer.kind !== 'open') return reject(new Error(`upgrade: ${JSON.stringify(answer)}`));
+          opened = true;
+          received = Buffer.from(answer.rest);
+          socket.write(clientFrame(Opcode.binary, encodeFrame(frames.hello('boot-1'))));
+        }
+        // the welcome: the first frame the server sends after the upgrade
+        if (opened && received.length > 0) resolve();
+      });
+    });
+    const closed = new Promise<void>((resolve) => socket.on('close', () => resolve()));
+    socket.write(upgradeRequest(`${url.hostname}:${url.port}`, '/hub/v1', key, signedHeaders(hubId, secrets[hubId]!)));
+    await welcomed;
+    // one write, so one read on the server: uWS hands over the report and then the close in the same turn
+    socket.write(Buffer.concat([clientFrame(Opcode.binary, encodeFrame(frames.report(1, { d1: { level: 42 } }))), closeFrame(1000, 'bye')]));
+    await closed;
+    // the session took the report before it heard of the close (an unacknowledged report may be
+    // dropped by the protocol, but one the server has read is not silently skipped)
+    const d1 = await eventually(signal, 'the report in the shadow', async () => {
+      const shadow = await api(server.httpUrl, 'GET', `/v1/hubs/${hubId}/shadow`, server.adminToken);
+      return (shadow.body.devices as Record<string, { reported: unknown }> | undefined)?.d1;
+    });
+    expect(d1.reported).toEqual({ level: 42 });
   });
 
   it('delivers a hub report to an app subscribed to its home (JSON and msgpack), not to other homes', async () => {

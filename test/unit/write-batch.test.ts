@@ -37,17 +37,20 @@ describe('WriteBatch', () => {
     expect(ran).toEqual(['frame', 'close']);
   });
 
-  it('a write deferred by a write of the batch runs in a later turn, after the rest of this one', async () => {
+  it('a write deferred by a write of the batch runs at the same end of turn, after the rest queued before it', async () => {
     const { writes, ran, write } = batch();
+    const turns: string[] = [];
     writes.defer(() => {
       ran.push('outer');
+      // what the hub gateway's inbox does: frames handled at the end of the turn queue their writes
       writes.defer(write('inner'));
     });
     writes.defer(write('second'));
-    await endOfTurn();
-    expect(ran).toEqual(['outer', 'second']);
+    setImmediate(() => turns.push(`next immediate saw ${ran.join(',')}`));
     await endOfTurn();
     expect(ran).toEqual(['outer', 'second', 'inner']);
+    // all three ran in the batch's own run, before an immediate queued after it
+    expect(turns).toEqual(['next immediate saw outer,second,inner']);
   });
 
   it('a write that throws is reported to onError and the writes after it still run', async () => {
