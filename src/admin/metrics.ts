@@ -9,10 +9,14 @@ import type { AppGatewayMetrics } from '../transport/app-gateway.js';
 import type { HubGatewayMetrics } from '../transport/hub-gateway.js';
 import type { HttpMetrics, HttpObserver } from '../transport/http.js';
 import type { AdmissionRefusals } from '../transport/upgrade-limits.js';
+import { Tally, type TallyConfig } from './tally.js';
 
 const FRAME_NAMES: Record<number, string> = Object.fromEntries(Object.entries(FrameType).map(([name, code]) => [code, name]));
 /** frame types are small integers; one more slot collects anything else as `other` */
 const FRAME_SLOTS = 32;
+const FRAME_LABELS = Array.from({ length: FRAME_SLOTS }, (_, t) => FRAME_NAMES[t] ?? 'other');
+/** A frame type's slot in the tallies: codes without one count as `other` (slot 0). */
+const frameSlot = (type: number): number => (Number.isInteger(type) && type > 0 && type < FRAME_SLOTS ? type : 0);
 
 /**
  * The allowed label names of every `tier_*` and default series: each takes a small, fixed set of
@@ -53,8 +57,9 @@ export class NodeMetrics implements HubSessionMetrics, HubGatewayMetrics, AppGat
   private sources: NodeSources = {};
 
   // ---- hub sessions -------------------------------------------------------------------------------
-  private readonly framesIn = new Counter({ name: 'tier_hub_frames_in_total', help: 'Hub frames accepted by type', labelNames: ['type'], registers: this.registers });
-  private readonly framesOut = new Counter({ name: 'tier_hub_frames_out_total', help: 'Frames sent to hubs by type', labelNames: ['type'], registers: this.registers });
+  /** by frame type's code (FRAME_SLOTS of them, `other` for codes without a name) */
+  private readonly framesIn = new Tally({ name: 'tier_hub_frames_in_total', help: 'Hub frames accepted by type', labelName: 'type', values: FRAME_LABELS, registers: this.registers });
+  private readonly framesOut = new Tally({ name: 'tier_hub_frames_out_total', help: 'Frames sent to hubs by type', labelName: 'type', values: FRAME_LABELS, registers: this.registers });
   private readonly commands = new Counter({ name: 'tier_commands_total', help: 'Commands finished by the session holding the hub, by outcome', labelNames: ['outcome'], registers: this.registers });
   private readonly closed = new Counter({ name: 'tier_hub_sessions_closed_total', help: 'Hub sessions closed by close code', labelNames: ['code'], registers: this.registers });
   private readonly connects = new Counter({ name: 'tier_hub_connects_total', help: 'Hub handshakes by result (accepted, refused)', labelNames: ['result'], registers: this.registers });
@@ -75,11 +80,9 @@ export class NodeMetrics implements HubSessionMetrics, HubGatewayMetrics, AppGat
   // ---- app sockets --------------------------------------------------------------------------------
   private readonly appClosedBackpressure = new Counter({ name: 'tier_app_backpressure_closes_total', help: 'Subscribed app sockets dropped without a close frame (1006): the backpressure-limit close of a socket that does not read, or a client gone without closing', registers: this.registers });
   private readonly appOpened = new Counter({ name: 'tier_app_connects_total', help: 'App sockets opened', registers: this.registers });
-  private readonly appIn = new Counter({ name: 'tier_app_frames_in_total', help: 'App socket requests by op (sub, unsub, cmd, ping; unknown: refused undecoded, an unknown op among them)', labelNames: ['type'], registers: this.registers });
-  private readonly appOut = new Counter({ name: 'tier_app_frames_out_total', help: 'Messages sent to app sockets by op (ok, err, evt, reload); an event published to a home counts once per subscribed socket', labelNames: ['type'], registers: this.registers });
-  /** pre-bound children by op, `unknown` for anything else: the label set stays the protocol's */
-  private readonly appInCounters = boundByOp(this.appIn, APP_REQUEST_OPS);
-  private readonly appOutCounters = boundByOp(this.appOut, APP_NODE_OPS);
+  /** by op, `unknown` for anything else: the label set stays the protocol's */
+  private readonly appIn = opTally({ name: 'tier_app_frames_in_total', help: 'App socket requests by op (sub, unsub, cmd, ping; unknown: refused undecoded, an unknown op among them)', registers: this.registers }, APP_REQUEST_OPS);
+  private readonly appOut = opTally({ name: 'tier_app_frames_out_total', help: 'Messages sent to app sockets by op (ok, err, evt, reload); an event published to a home counts once per subscribed socket', registers: this.registers }, APP_NODE_OPS);
   private subscriptions = 0;
   private appOpen = 0;
 
@@ -148,11 +151,6 @@ export class NodeMetrics implements HubSessionMetrics, HubGatewayMetrics, AppGat
     collectDefaultMetrics({ register: this.registry, eventLoopMonitoringPrecision: 100 });
     // gauges named like counters (promtool refuses them); the per-type gauges without `_total` stay
     for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) this.registry.removeSingleMetric(name);
-    for (let t = 0; t < FRAME_SLOTS; t++) {
-      const name = FRAME_NAMES[t] ?? 'other';
-      this.frameInCounters.push(this.framesIn.labels(name));
-      this.frameOutCounters.push(this.framesOut.labels(name));
-    }
   }
 
   /**
@@ -222,15 +220,13 @@ export class NodeMetrics implements HubSessionMetrics, HubGatewayMetrics, AppGat
   }
 
   // ---- hub path: pre-bound children, indexed by frame type or outcome ------------------------------
-  private readonly frameInCounters: Counter.Internal[] = [];
-  private readonly frameOutCounters: Counter.Internal[] = [];
   private readonly commandCounters = new Map<string, Counter.Internal>();
 
   frameIn(type: number): void {
-    (this.frameInCounters[type] ?? this.frameInCounters[0]!).inc();
+    this.framesIn.add(frameSlot(type));
   }
   frameOut(type: number): void {
-    (this.frameOutCounters[type] ?? this.frameOutCounters[0]!).inc();
+    this.framesOut.add(frameSlot(type));
   }
   commandDone(outcome: 'ok' | 'failed' | 'timeout' | 'closed'): void {
     let c = this.commandCounters.get(outcome);
@@ -282,10 +278,10 @@ export class NodeMetrics implements HubSessionMetrics, HubGatewayMetrics, AppGat
     this.subscriptions += delta;
   }
   appFrameIn(op: string): void {
-    (this.appInCounters.get(op) ?? this.appInCounters.get(UNKNOWN)!).inc();
+    this.appIn.add(op);
   }
   appFramesOut(op: string, frames: number): void {
-    (this.appOutCounters.get(op) ?? this.appOutCounters.get(UNKNOWN)!).inc(frames);
+    this.appOut.add(op, frames);
   }
 
   // ---- HTTP ------------------------------------------------------------------------------------------
@@ -343,7 +339,10 @@ export class NodeMetrics implements HubSessionMetrics, HubGatewayMetrics, AppGat
 
 const UNKNOWN = 'unknown';
 
-/** One child of `counter` per op and one for `unknown`, made once. */
-function boundByOp(counter: Counter, ops: readonly string[]): Map<string, Counter.Internal> {
-  return new Map([...ops, UNKNOWN].map((op) => [op, counter.labels(op)] as const));
+/** A tally by op (label `type`), `unknown` for an op not among `ops`. */
+function opTally(config: Omit<TallyConfig, 'labelName' | 'values'>, ops: readonly string[]): { add(op: string, n?: number): void } {
+  const values = [...ops, UNKNOWN];
+  const index = new Map(values.map((op, i) => [op, i] as const));
+  const tally = new Tally({ ...config, labelName: 'type', values });
+  return { add: (op, n = 1) => tally.add(index.get(op) ?? values.length - 1, n) };
 }
