@@ -39,6 +39,8 @@ class UwsHubLink implements HubLink {
   session: HubSession | null = null;
   /** malformed frames so far (see MAX_BAD_FRAMES) */
   badFrames = 0;
+  /** frames of this socket in the gateway's inbox, not handled yet */
+  inbox = 0;
   private queued: Uint8Array[] | null = null;
   constructor(
     private readonly ws: WebSocket<HubSocketData>,
@@ -106,6 +108,7 @@ export function mountHubGateway(
     inbox = [];
     for (let i = 0; i < frames.length; i += 2) {
       const data = frames[i] as HubSocketData;
+      if (data.link) data.link.inbox--;
       try {
         handle(data, frames[i + 1] as Uint8Array | null);
       } catch (err) {
@@ -201,9 +204,15 @@ export function mountHubGateway(
 
     message: (ws, message, isBinary) => {
       const data = ws.getUserData();
-      if (!data.link?.session) return;
+      const link = data.link;
+      if (!link?.session) return;
+      const bytes = new Uint8Array(message);
+      // a command's result waits for nothing (its answer, written in this turn's batch): handled
+      // now unless frames of its socket wait in the inbox, which it must not overtake
+      if (isBinary && link.inbox === 0 && isResultFrame(bytes)) return handle(data, bytes);
       // copied (uWS reuses the memory once this returns), from Node's pool of small buffers
-      inbox.push(data, isBinary ? Buffer.from(new Uint8Array(message)) : null);
+      inbox.push(data, isBinary ? Buffer.from(bytes) : null);
+      link.inbox++;
       if (inbox.length === 2) writes.defer(drain);
     },
 
@@ -238,4 +247,13 @@ export function mountHubGateway(
     else if (ErrorCodes[e.code].temporary) reply.headers = { 'retry-after': String(Math.ceil(outageRetryMs() / 1000)) };
     send(res, state, reply);
   }
+}
+
+/**
+ * A result frame as hubs encode it: a map whose first key is `t`, of value 8. Handled at once, its
+ * command is answered in this turn's batch of writes; from the inbox, the command's promise would
+ * settle after that batch ran, and the answer wait a loop turn. Other encodings take the inbox.
+ */
+export function isResultFrame(b: Uint8Array): boolean {
+  return b.length > 4 && (b[0]! & 0xf0) === 0x80 && b[1] === 0xa1 && b[2] === 0x74 && b[3] === FrameType.result;
 }
