@@ -97,9 +97,9 @@ export function mountHubGateway(
   /**
    * Frames received this turn, handled together at its end, before its writes (pairs: the socket's
    * data, then the bytes, or null for a text frame). Each uWS callback sits between system calls
-   * (the read of its socket, the next one's), which on a guest like this one flush the TLB: a
-   * report handled inside it ran with cold translations and cost about three times what the same
-   * JavaScript costs in a run of reports. Bounded by what one turn reads.
+   * (the read of its socket, the next one's): handled inside it, a report's JavaScript cost about
+   * three times what it costs in a run of reports (BENCHMARKS, 2026-12-01 ninth; a TLB flushed at
+   * every system call, PTI without PCID, the likely cause). Bounded by what one turn reads.
    */
   let inbox: Array<HubSocketData | Uint8Array | null> = [];
   function drain(): void {
