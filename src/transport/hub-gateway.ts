@@ -10,10 +10,16 @@ import { decodeHubFrame, encode, errorFrameFor } from '../protocol/codec.js';
 import { errorReply, send } from './http.js';
 import type { HttpRequest, HttpResponse, TemplatedApp, WebSocket } from './uws.js';
 import type { UpgradeLimits } from './upgrade-limits.js';
+import { FrameInbox } from './frame-inbox.js';
 import type { WriteBatch } from './write-batch.js';
 
 /** Malformed frames tolerated per session before it is closed with `malformed`. */
 const MAX_BAD_FRAMES = 10;
+/**
+ * Bytes of frames the inbox holds at most: past it, what it holds is handled at once (as every
+ * frame was before the inbox). One turn may read up to 512 KB from each of 1,024 ready sockets.
+ */
+const MAX_INBOX_BYTES = 4 * 1024 * 1024;
 
 /** What uWS keeps on the socket: few properties, since each hub socket has its own. */
 interface HubSocketData {
@@ -99,13 +105,12 @@ export function mountHubGateway(
    * data, then the bytes, or null for a text frame). Each uWS callback sits between system calls
    * (the read of its socket, the next one's): handled inside it, a report's JavaScript cost about
    * three times what it costs in a run of reports (BENCHMARKS, 2026-12-01 ninth; a TLB flushed at
-   * every system call, PTI without PCID, the likely cause). Bounded by what one turn reads.
+   * every system call, PTI without PCID, the likely cause). Past MAX_INBOX_BYTES, handled at once.
    */
-  let inbox: Array<HubSocketData | Uint8Array | null> = [];
+  const inbox = new FrameInbox<HubSocketData>(MAX_INBOX_BYTES);
   function drain(): void {
-    const frames = inbox;
     // a frame handled below may close a socket, whose close handler drains again: nothing twice
-    inbox = [];
+    const frames = inbox.take();
     for (let i = 0; i < frames.length; i += 2) {
       const data = frames[i] as HubSocketData;
       if (data.link) data.link.inbox--;
@@ -211,9 +216,10 @@ export function mountHubGateway(
       // now unless frames of its socket wait in the inbox, which it must not overtake
       if (isBinary && link.inbox === 0 && isResultFrame(bytes)) return handle(data, bytes);
       // copied (uWS reuses the memory once this returns), from Node's pool of small buffers
-      inbox.push(data, isBinary ? Buffer.from(bytes) : null);
+      const held = inbox.push(data, isBinary ? Buffer.from(bytes) : null, bytes.length);
       link.inbox++;
-      if (inbox.length === 2) writes.defer(drain);
+      if (held === 'first') writes.defer(drain);
+      else if (held === 'full') drain();
     },
 
     // a WebSocket ping is activity too: a hub may keep its session alive with pings alone
