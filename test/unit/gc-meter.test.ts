@@ -15,20 +15,22 @@ function churn(n: number, keepEvery: number, kept: object[]): void {
 describe('gcMeter (bench/lib/gc-meter.ts): the collector per operation', () => {
   it('counts scavenges, and promoted bytes for what outlives them, next to none for garbage', () => {
     const N = 400_000;
+    // what the test worker itself has yet to promote (its modules, vitest's state) goes first
+    churn(N, 0, []);
     const garbage = gcMeter();
     churn(N, 0, []);
     const dead = garbage(N);
 
     const kept: object[] = [];
     const retained = gcMeter();
-    churn(N, 4, kept); // a quarter of the objects stay reachable across every scavenge
+    churn(N, 2, kept); // half the objects stay reachable across every scavenge
     const alive = retained(N);
-    expect(kept.length).toBe(N / 4);
+    expect(kept.length).toBe(N / 2);
 
     expect(dead.scavenges).toBeGreaterThan(0);
     expect(alive.scavenges).toBeGreaterThan(0);
     expect(alive.scavengeUs).toBeGreaterThan(0);
-    // a kept object with its array and string is over 100 B; a quarter kept is tens of bytes per op
+    // a kept object with its array and string is over 100 B; half kept is tens of bytes per op
     expect(alive.promotedBytes).toBeGreaterThan(10);
     expect(alive.promotedBytes).toBeGreaterThan(5 * dead.promotedBytes);
   });
