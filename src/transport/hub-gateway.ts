@@ -47,6 +47,8 @@ class UwsHubLink implements HubLink {
   badFrames = 0;
   /** frames of this socket in the gateway's inbox, not handled yet */
   inbox = 0;
+  /** closed by this side: what the socket sent after that is not handled (uWS would not hand it over) */
+  ended = false;
   private queued: Uint8Array[] | null = null;
   constructor(
     private readonly ws: WebSocket<HubSocketData>,
@@ -81,6 +83,7 @@ class UwsHubLink implements HubLink {
     if (!this.open) return;
     this.flush(); // a bye or reconnect frame queued this turn goes out before the close
     this.open = false;
+    this.ended = true;
     this.ws.end(code, reason);
   }
 }
@@ -125,8 +128,9 @@ export function mountHubGateway(
   function handle(data: HubSocketData, bytes: Uint8Array | null): void {
     const link = data.link;
     const session = link?.session;
-    // a socket closed meanwhile (by a frame before this one) reads nothing more, as uWS would not
-    if (!link || !session || !link.open) return;
+    // a socket this side closed meanwhile (for a frame before this one) reads nothing more, as uWS
+    // would not; one the hub closed still has what it sent before handled
+    if (!link || !session || link.ended) return;
     try {
       if (!bytes) throw new ProtocolError('malformed_frame', 'hub frames are binary msgpack, not text');
       session.receiveFrame(decodeHubFrame(bytes, maxFrame));
@@ -230,9 +234,10 @@ export function mountHubGateway(
       limits.socketClosed();
       const link = ws.getUserData().link;
       if (!link) return;
+      // uWS has closed the socket: nothing may touch it now, the frames' answers included
+      link.open = false;
       // what the hub sent before closing is handled before the session hears of the close
       drain();
-      link.open = false;
       link.session?.tell({ type: 'closed', code });
     },
   });

@@ -60,8 +60,8 @@ describe('hub sessions, commands and live state (real server process)', () => {
     expect(await server.stop()).toBe(0);
   });
 
-  it('handles a report that arrives together with the close frame before the session closes (one TCP write)', async ({ signal }) => {
-    const hubId = await provision('report-then-close', 'home-1');
+  /** A hub on a raw TCP socket, past the upgrade and the welcome: for writes the ws client would split. */
+  async function rawHub(hubId: string) {
     const url = new URL(server.wsUrl);
     const socket = connect(Number(url.port), url.hostname);
     const key = upgradeKey();
@@ -86,6 +86,12 @@ describe('hub sessions, commands and live state (real server process)', () => {
     const closed = new Promise<void>((resolve) => socket.on('close', () => resolve()));
     socket.write(upgradeRequest(`${url.hostname}:${url.port}`, '/hub/v1', key, signedHeaders(hubId, secrets[hubId]!)));
     await welcomed;
+    return { socket, closed };
+  }
+
+  it('handles a report that arrives together with the close frame before the session closes (one TCP write)', async ({ signal }) => {
+    const hubId = await provision('report-then-close', 'home-1');
+    const { socket, closed } = await rawHub(hubId);
     // one write, so one read on the server: uWS hands over the report and then the close in the same turn
     socket.write(Buffer.concat([clientFrame(Opcode.binary, encodeFrame(frames.report(1, { d1: { level: 42 } }))), closeFrame(1000, 'bye')]));
     await closed;
@@ -96,6 +102,20 @@ describe('hub sessions, commands and live state (real server process)', () => {
       return (shadow.body.devices as Record<string, { reported: unknown }> | undefined)?.d1;
     });
     expect(d1.reported).toEqual({ level: 42 });
+  });
+
+  it('a bye read together with the close frame of the hub throws nowhere (one TCP write)', async () => {
+    const hubId = await provision('bye-then-close', 'home-1');
+    const series = 'tier_actor_failures_total{message="frame"}';
+    const before = metric(await metrics(), series);
+    const { socket, closed } = await rawHub(hubId);
+    // the bye makes the session close its socket, which uWS has closed already when the frame is handled
+    socket.write(Buffer.concat([clientFrame(Opcode.binary, encodeFrame(frames.bye('leaving'))), closeFrame(1000, 'bye')]));
+    await closed;
+    // a report on a second session of the same hub: the first one's frames were all handled by then
+    const again = await online(hubId);
+    await again.report({ d1: { on: true } });
+    expect(metric(await metrics(), series)).toBe(before);
   });
 
   it('delivers a hub report to an app subscribed to its home (JSON and msgpack), not to other homes', async () => {
