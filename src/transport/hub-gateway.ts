@@ -104,8 +104,8 @@ export function mountHubGateway(
   const failures = failureLog(log, 'hub admission failures, not logged', 'error');
 
   /**
-   * Frames received this turn, handled together at its end, before its writes (pairs: the socket's
-   * data, then the bytes, or null for a text frame). Each uWS callback sits between system calls
+   * Frames received this turn, handled together at its end, before its writes (a text frame is
+   * held as null: refused whatever its bytes). Each uWS callback sits between system calls
    * (the read of its socket, the next one's): handled inside it, a report's JavaScript cost about
    * three times what it costs in a run of reports (BENCHMARKS, 2026-12-01 ninth; a TLB flushed at
    * every system call, PTI without PCID, the likely cause). Past MAX_INBOX_BYTES, handled at once.
@@ -116,7 +116,8 @@ export function mountHubGateway(
     const frames = inbox.take();
     for (let i = 0; i < frames.length; i += 2) {
       const data = frames[i] as HubSocketData;
-      if (data.link) data.link.inbox--;
+      // only frames of a socket with a session are queued, and a socket's link is never unset
+      data.link!.inbox--;
       try {
         handle(data, frames[i + 1] as Uint8Array | null);
       } catch (err) {

@@ -104,6 +104,22 @@ describe('hub sessions, commands and live state (real server process)', () => {
     expect(d1.reported).toEqual({ level: 42 });
   });
 
+  it('after closing a session for malformed frames, frames read with them are not handled (one TCP write)', async () => {
+    const hubId = await provision('malformed-then-report', 'home-1');
+    const { socket, closed } = await rawHub(hubId);
+    // ten frames that are not msgpack (the tenth closes the session), then a report in the same read
+    const bad = Array.from({ length: 10 }, () => clientFrame(Opcode.binary, new Uint8Array([0xc1])));
+    socket.write(Buffer.concat([...bad, clientFrame(Opcode.binary, encodeFrame(frames.report(1, { d1: { level: 7 } })))]));
+    await closed;
+    // a second session's acknowledged report: by then the first session's frames were all handled
+    const again = await online(hubId);
+    await again.report({ d2: { level: 8 } });
+    const shadow = await api(server.httpUrl, 'GET', `/v1/hubs/${hubId}/shadow`, server.adminToken);
+    expect(shadow.body.devices.d2?.reported).toEqual({ level: 8 });
+    // as uWS hands over nothing of a socket after its end, the report after the tenth bad frame was dropped
+    expect(shadow.body.devices.d1).toBeUndefined();
+  });
+
   it('a bye read together with the close frame of the hub throws nowhere (one TCP write)', async () => {
     const hubId = await provision('bye-then-close', 'home-1');
     const series = 'tier_actor_failures_total{message="frame"}';
