@@ -7,7 +7,7 @@
 import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { createLogger } from '../../src/log/logger.js';
 import { LmdbHubRegistry, LmdbNonceStore } from '../../src/ports/hub-registry/hub-registry-lmdb.js';
 import { openDataStore, type DataStore } from '../../src/ports/lmdb.js';
@@ -104,6 +104,79 @@ describe('LmdbShadowStore', () => {
     await store.close();
   });
 
+  it('puts a batch at once when no other write of its hubs is uncommitted, and in a transaction after one that is', async () => {
+    const data = await temp('os');
+    const store = new LmdbShadowStore(data, { log });
+    const transactions = vi.spyOn(data.db('shadows'), 'transaction');
+    for (const hub of ['a', 'b', 'c']) {
+      store.writeReported(hub, 'd', reported({ on: true }, 1), 1);
+      store.writeCursor(hub, { boot: 'b', seq: 1 }, 1);
+    }
+    await store.flush();
+    expect(transactions, 'a batch of hubs with nothing else uncommitted: no transaction callback').not.toHaveBeenCalled();
+    // a desired change is a transaction of its own; the report after it waits for it
+    const desired = store.setDesired('a', 'd', { on: false });
+    store.writeReported('a', 'd', reported({ on: false }, 2), 1);
+    store.writeCursor('a', { boot: 'b', seq: 2 }, 1);
+    await desired;
+    await store.flush();
+    expect(transactions, 'the desired change, then the batch after it').toHaveBeenCalledTimes(2);
+    const a = (await store.load('a')).d!;
+    expect([a.reported, a.desired]).toEqual([{ on: false }, { on: false }]);
+    expect(await store.loadCursor('a')).toEqual({ boot: 'b', seq: 2 });
+    transactions.mockRestore();
+    await store.close();
+  });
+
+  it('without a window, writes made while a batch commits wait for it, then go as one batch', async () => {
+    const data = await temp('os');
+    const seen: number[] = [];
+    const store = new LmdbShadowStore(data, { log, batches: { flushed: (hubs) => seen.push(hubs) } });
+    // the first batch's commit is held until the test lets it go
+    const db = data.db('shadows');
+    const put = db.put as (key: unknown, value: unknown) => Promise<boolean>;
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    const issued: unknown[] = [];
+    db.put = ((key: unknown, value: unknown) => {
+      issued.push(key);
+      const written = put.call(db, key, value);
+      return held.then(() => written);
+    }) as typeof db.put;
+    const turn = () => new Promise<void>((r) => setImmediate(r));
+    store.writeCursor('a', { boot: 'b', seq: 1 }, 1);
+    await turn();
+    for (const hub of ['b', 'c']) {
+      store.writeCursor(hub, { boot: 'b', seq: 1 }, 1);
+      await turn();
+    }
+    expect(issued, 'b and c wait while a commits').toEqual(['a']);
+    release();
+    await store.flush();
+    db.put = put as typeof db.put;
+    expect(issued).toEqual(['a', 'b', 'c']);
+    expect(seen).toEqual([1, 2]);
+    await store.close();
+  });
+
+  it('fences a batch issued while a removal of its hub is uncommitted (the removal raises the epoch in its body)', async () => {
+    const store = new LmdbShadowStore(await temp('os'), { log });
+    store.writeReported('h', 'd', reported({ v: 'before' }, 1), 5);
+    store.writeCursor('h', { boot: 'b', seq: 7 }, 5);
+    await store.flush();
+    // the hub is removed while its session, unaware, still writes: the removal's transaction has
+    // not run when the session's batch is issued
+    const gone = store.remove('h');
+    store.writeReported('h', 'd', reported({ v: 'after' }, 2), 5);
+    store.writeCursor('h', { boot: 'b', seq: 8 }, 5);
+    await gone;
+    await store.flush();
+    expect(await store.loadCursor('h')).toBeNull();
+    expect(await store.load('h')).toEqual({});
+    expect(store.staleBatches).toBe(1);
+    await store.close();
+  });
+
   it('fences a hub whose epoch it no longer remembers (more hubs written since than it keeps) by its entry', async () => {
     const store = new LmdbShadowStore(await temp('os'), { log });
     store.writeCursor('h', { boot: 'b', seq: 7 }, 5);
@@ -136,7 +209,8 @@ describe('LmdbShadowStore', () => {
     store.writeReported('h', 'lamp', reported({ on: true }, 1), 1);
     // what a reader of the disk finds at the moment the listener fires
     store.writeCursor('h', { boot: 'b', seq: 3 }, 1, { cursorStored: (_h, seq) => heard.push([seq, raw.get(['h', 'lamp'])]) });
-    // a transaction queued after the store's batch: once it is committed, so is the batch
+    // a transaction queued after the store's batch (issued at the end of the task: a microtask)
+    await null;
     await raw.transaction(() => undefined);
     expect(raw.get('h'), 'committed').toBeDefined();
     // the store's reaction to the commit is microtasks only: all run before the next turn

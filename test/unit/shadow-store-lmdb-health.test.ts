@@ -29,13 +29,18 @@ describe('LmdbShadowStore.healthy', () => {
     await store.flush();
     expect(store.healthy).toBe(true);
     // the store's sub-database (the data store hands out one object per name): its next commit fails
+    // (a batch is written as puts or in a transaction: both fail, as lmdb-js's puts of one commit
+    // share its promise)
     const db = data.db('shadows');
-    const transaction = db.transaction.bind(db);
-    db.transaction = (() => Promise.reject(new Error('ENOSPC: no space left on device'))) as typeof db.transaction;
+    const [transaction, put] = [db.transaction, db.put];
+    const failed = Promise.reject(new Error('ENOSPC: no space left on device'));
+    failed.catch(() => undefined);
+    db.transaction = (() => failed) as typeof db.transaction;
+    db.put = (() => failed) as typeof db.put;
     store.writeReported('hub-1', 'd', device(2));
     await store.flush().catch(() => undefined);
     expect(store.healthy).toBe(false);
-    db.transaction = transaction;
+    [db.transaction, db.put] = [transaction, put];
     store.writeReported('hub-2', 'd', device(3));
     await store.flush();
     expect(store.healthy).toBe(true);

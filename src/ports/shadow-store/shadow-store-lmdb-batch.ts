@@ -52,3 +52,31 @@ export class QueuedHub {
     this.more = null;
   }
 }
+
+/**
+ * Per hub, its batches and transactions issued or open and not yet committed (or failed). A batch
+ * whose hubs have no other is written as plain puts: what the fence and its reads see of those
+ * hubs is then what the batch writes over, whatever lmdb-js has queued before it.
+ */
+export class UncommittedHubs {
+  private readonly counts = new Map<string, number>();
+
+  add(hubId: string): void {
+    this.counts.set(hubId, (this.counts.get(hubId) ?? 0) + 1);
+  }
+
+  /** The hubs' batch or transaction is committed, or failed. */
+  release(hubIds: Iterable<string>): void {
+    for (const id of hubIds) {
+      const n = this.counts.get(id)!;
+      if (n > 1) this.counts.set(id, n - 1);
+      else this.counts.delete(id);
+    }
+  }
+
+  /** True when each hub named has one write uncommitted: the batch asking. */
+  onlyOne(hubIds: Iterable<string>): boolean {
+    for (const id of hubIds) if (this.counts.get(id) !== 1) return false;
+    return true;
+  }
+}
