@@ -104,26 +104,32 @@ describe('LmdbShadowStore', () => {
     await store.close();
   });
 
-  it('puts a batch at once when no other write of its hubs is uncommitted, and in a transaction after one that is', async () => {
+  it('puts a batch of 16 hubs or more at once when no other write of its hubs is uncommitted, else in a transaction', async () => {
     const data = await temp('os');
     const store = new LmdbShadowStore(data, { log });
     const transactions = vi.spyOn(data.db('shadows'), 'transaction');
-    for (const hub of ['a', 'b', 'c']) {
-      store.writeReported(hub, 'd', reported({ on: true }, 1), 1);
-      store.writeCursor(hub, { boot: 'b', seq: 1 }, 1);
-    }
+    const report = (hubs: string[], on: boolean, seq: number) => {
+      for (const hub of hubs) {
+        store.writeReported(hub, 'd', reported({ on }, seq), 1);
+        store.writeCursor(hub, { boot: 'b', seq }, 1);
+      }
+    };
+    const sixteen = Array.from({ length: 16 }, (_, i) => `h${i}`);
+    report(sixteen, true, 1);
     await store.flush();
-    expect(transactions, 'a batch of hubs with nothing else uncommitted: no transaction callback').not.toHaveBeenCalled();
-    // a desired change is a transaction of its own; the report after it waits for it
-    const desired = store.setDesired('a', 'd', { on: false });
-    store.writeReported('a', 'd', reported({ on: false }, 2), 1);
-    store.writeCursor('a', { boot: 'b', seq: 2 }, 1);
+    expect(transactions, '16 hubs with nothing else uncommitted: no transaction callback').not.toHaveBeenCalled();
+    report(['a'], true, 1);
+    await store.flush();
+    expect(transactions, 'a smaller batch').toHaveBeenCalledTimes(1);
+    // a desired change is a transaction of its own; a batch after it with that hub waits for it
+    const desired = store.setDesired('h0', 'd', { on: false });
+    report(sixteen, false, 2);
     await desired;
     await store.flush();
-    expect(transactions, 'the desired change, then the batch after it').toHaveBeenCalledTimes(2);
-    const a = (await store.load('a')).d!;
-    expect([a.reported, a.desired]).toEqual([{ on: false }, { on: false }]);
-    expect(await store.loadCursor('a')).toEqual({ boot: 'b', seq: 2 });
+    expect(transactions, 'the desired change, then the batch after it').toHaveBeenCalledTimes(3);
+    const h0 = (await store.load('h0')).d!;
+    expect([h0.reported, h0.desired]).toEqual([{ on: false }, { on: false }]);
+    for (const hub of sixteen) expect(await store.loadCursor(hub)).toEqual({ boot: 'b', seq: 2 });
     transactions.mockRestore();
     await store.close();
   });
@@ -144,18 +150,20 @@ describe('LmdbShadowStore', () => {
       return held.then(() => written);
     }) as typeof db.put;
     const turn = () => new Promise<void>((r) => setImmediate(r));
-    store.writeCursor('a', { boot: 'b', seq: 1 }, 1);
+    // a batch large enough to go as puts
+    const first = Array.from({ length: 16 }, (_, i) => `h${i}`);
+    for (const hub of first) store.writeCursor(hub, { boot: 'b', seq: 1 }, 1);
     await turn();
     for (const hub of ['b', 'c']) {
       store.writeCursor(hub, { boot: 'b', seq: 1 }, 1);
       await turn();
     }
-    expect(issued, 'b and c wait while a commits').toEqual(['a']);
+    expect(issued, 'b and c wait while the first batch commits').toEqual(first);
     release();
     await store.flush();
     db.put = put as typeof db.put;
-    expect(issued).toEqual(['a', 'b', 'c']);
-    expect(seen).toEqual([1, 2]);
+    expect(issued.slice(16), 'then in one transaction (two hubs)').toEqual(['b', 'c']);
+    expect(seen).toEqual([16, 2]);
     await store.close();
   });
 
@@ -169,6 +177,8 @@ describe('LmdbShadowStore', () => {
     const gone = store.remove('h');
     store.writeReported('h', 'd', reported({ v: 'after' }, 2), 5);
     store.writeCursor('h', { boot: 'b', seq: 8 }, 5);
+    // with other hubs' reports: a batch large enough to go as puts were it not for the removal
+    for (let i = 0; i < 15; i++) store.writeCursor(`other-${i}`, { boot: 'b', seq: 1 }, 1);
     await gone;
     await store.flush();
     expect(await store.loadCursor('h')).toBeNull();
@@ -232,7 +242,8 @@ describe('LmdbShadowStore', () => {
       for (const hub of ['a', 'b', 'c']) {
         store.writeReported(hub, 'd', reported({ on: true }, 1), 1);
         store.writeCursor(hub, { boot: 'b', seq: 1 }, 1);
-        // whatever was queued is committed before the next hub reports
+        // whatever was queued (the batch is issued at the end of the task) is committed before the next hub reports
+        await null;
         await data.flushed();
       }
       await store.flush();

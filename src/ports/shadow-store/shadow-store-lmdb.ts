@@ -40,6 +40,12 @@ export interface LmdbShadowStoreOptions {
 
 /** Session shadows remembered at most (see `opened`): a bound on hubs that never send a list. */
 const MAX_OPENED = 4_096;
+/**
+ * Hubs in a batch from which it goes as plain puts: a smaller one goes in a transaction callback,
+ * which cost less CPU than lmdb-js's asynchronous puts where a commit carries a report or two
+ * (BENCHMARKS, 2026-12-02: 1,000 reports/s).
+ */
+const PUTS_FROM_HUBS = 16;
 /** Hubs whose entry's epoch is remembered at most (see `epochs`). */
 const MAX_EPOCHS = 1_024;
 
@@ -103,7 +109,7 @@ export class LmdbShadowStore implements ShadowStore {
    * ahead of its entry meanwhile only refuses sessions older than the one that wrote it).
    */
   private readonly epochs = new Map<string, number>();
-  /** batches issued and not yet committed (without a window, the next one waits for them) */
+  /** batches issued as puts and not yet committed (without a window, the next one waits for them) */
   private flying = 0;
   /** hubs with writes not yet committed: a batch that is the only one of its hubs goes as plain puts */
   private readonly uncommitted = new UncommittedHubs();
@@ -342,7 +348,7 @@ export class LmdbShadowStore implements ShadowStore {
       const start = (): void => {
         // issued now when no other write of its hubs is uncommitted (the fence and the reads see
         // what they will be written over); else in a transaction callback, after those
-        const alone = this.uncommitted.onlyOne(hubs.keys());
+        const alone = hubs.size >= PUTS_FROM_HUBS && this.uncommitted.onlyOne(hubs.keys());
         if (alone && this.open?.hubs === hubs) this.open = null;
         let done: Promise<unknown>;
         try {
@@ -361,11 +367,11 @@ export class LmdbShadowStore implements ShadowStore {
         done.catch(() => {
           if (this.open?.hubs === hubs) this.open = null;
         });
-        this.flying++;
+        if (alone) this.flying++;
         const release = (): void => {
           this.uncommitted.release(hubs.keys());
-          // the next batch has waited for this commit: it goes now, as one
-          if (--this.flying === 0 && this.batchWindowMs === 0) this.startOpen();
+          // the next batch has waited for these puts' commit: it goes now, as one
+          if (alone && --this.flying === 0 && this.batchWindowMs === 0) this.startOpen();
         };
         void done.then(release, release);
         void this.track(done, settled, () => hubs.keys(), () => {
