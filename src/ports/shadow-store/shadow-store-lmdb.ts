@@ -61,8 +61,9 @@ const MAX_EPOCHS = 1_024;
  *
  * - `writeReported`/`writeCursor` return at once; the writes of one task (a turn's hub frames are
  *   handled in one), or made while the last batch commits, are one batch, issued at the task's end
- *   or that commit's as plain puts when no other write of its hubs is uncommitted (lmdb-js's write
- *   thread does the B-tree work), else as a transaction callback after those, taking writes until it runs.
+ *   or that commit's as plain puts when it has PUTS_FROM_HUBS hubs and no other write of them is
+ *   uncommitted (lmdb-js's write thread does the B-tree work), else as a transaction callback
+ *   (after those writes), taking writes until it runs.
  *   A batch window (`batchWindowMs`, default 0) issues the batch that long after its first write:
  *   seldom reports of many hubs share a commit.
  *   The latest write per device and cursor per hub wins. A crash loses what was not committed, never what was acknowledged.
