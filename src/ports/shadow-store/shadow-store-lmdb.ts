@@ -347,8 +347,8 @@ export class LmdbShadowStore implements ShadowStore {
       // handed out before the transaction exists (the window): resolves once it is durable
       const settled = new Promise<void>((r) => (resolve = r));
       const start = (): void => {
-        // issued now when no other write of its hubs is uncommitted (the fence and the reads see
-        // what they will be written over); else in a transaction callback, after those
+        // as puts now when large enough and no other write of its hubs is uncommitted (the fence
+        // and the reads see what they will be written over); else in a transaction callback
         const alone = hubs.size >= PUTS_FROM_HUBS && this.uncommitted.onlyOne(hubs.keys());
         if (alone && this.open?.hubs === hubs) this.open = null;
         let done: Promise<unknown>;
