@@ -1,6 +1,8 @@
 /*
- * Over 400 lines: one adapter whose batching (a turn or a window), epoch fence, transactions and
- * durability tracking share the batch state; split, each part would reach into the others.
+ * Over 400 lines: one adapter whose batching (a turn, a commit under way or a window; written as
+ * puts or in a transaction), epoch fence and durability tracking share the batch state; split,
+ * each part would reach into the others. A hub's entry in a batch and the uncommitted counts are
+ * in shadow-store-lmdb-batch.ts, the records' layout in shadow-store-lmdb-layout.ts.
  */
 import type { BatchObserver } from '../ports.js';
 import type { Database } from 'lmdb';
