@@ -347,6 +347,23 @@ export function shadowStoreContract(name: string, make: ShadowStoreFactory): voi
         expect(heard).toEqual([7]);
         expect(await store.loadCursor(hub)).toEqual({ boot: 'b1', seq: 7 });
       });
+
+      it("refuses an older session's writes queued after a newer one's in the same batch (a takeover within it), and never tells its listener", async () => {
+        if (!(await fencesWrites(store, hub))) return; // this store writes at once: nothing to fence
+        const heard: string[] = [];
+        // the new session (epoch 6) writes, then the old one (5), before either is written
+        store.writeReported(hub, 'lamp', device({ on: true }, 2, 2_000), 6);
+        store.writeCursor(hub, { boot: 'b2', seq: 1 }, 6, { cursorStored: (_h, seq) => heard.push(`new ${seq}`) });
+        store.writeReported(hub, 'lamp', device({ on: false }, 3, 3_000), 5);
+        store.writeReported(hub, 'fan', device({ speed: 1 }, 1, 3_000), 5);
+        store.writeCursor(hub, { boot: 'b1', seq: 9 }, 5, { cursorStored: (_h, seq) => heard.push(`old ${seq}`) });
+        await store.flush();
+        const shadow = await store.load(hub);
+        expect(shadow.lamp!.reported).toEqual({ on: true });
+        expect(shadow.fan).toBeUndefined();
+        expect(await store.loadCursor(hub)).toEqual({ boot: 'b2', seq: 1 });
+        expect(heard).toEqual(['new 1']);
+      });
     });
 
     describe('remove', () => {
@@ -369,11 +386,7 @@ export function shadowStoreContract(name: string, make: ShadowStoreFactory): voi
       });
 
       it('a late batch of a session not newer than the last written is refused after the removal (where writes are fenced)', async () => {
-        store.writeCursor(hub, { boot: 'b1', seq: 7 }, 5);
-        await store.flush();
-        store.writeCursor(hub, { boot: 'b1', seq: 8 }, 3);
-        await store.flush();
-        if ((await store.loadCursor(hub))?.seq === 8) return; // this store does not fence (writes apply at once)
+        if (!(await fencesWrites(store, hub))) return; // this store writes at once: nothing to fence
         await store.remove(hub);
         store.writeReported(hub, 'late', device({ on: true }, 9, 3_000), 5);
         store.writeCursor(hub, { boot: 'b1', seq: 9 }, 5);
@@ -493,4 +506,16 @@ export function shadowDeltaSpec(): void {
       expect(t).toEqual({ a: 2, c: true });
     });
   });
+}
+
+/**
+ * Whether `store` fences writes by epoch (a cursor of epoch 3 after one of 5 is refused; a store
+ * that writes at once takes it). Leaves the hub's cursor at epoch 5, boot b1, seq 7 where it fences.
+ */
+async function fencesWrites(store: ShadowStore, hub: string): Promise<boolean> {
+  store.writeCursor(hub, { boot: 'b1', seq: 7 }, 5);
+  await store.flush();
+  store.writeCursor(hub, { boot: 'b1', seq: 8 }, 3);
+  await store.flush();
+  return (await store.loadCursor(hub))?.seq !== 8;
 }

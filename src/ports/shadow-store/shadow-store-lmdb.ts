@@ -70,7 +70,8 @@ const MAX_EPOCHS = 1_024;
  *   seldom reports of many hubs share a commit.
  *   The latest write per device and cursor per hub wins. A crash loses what was not committed, never what was acknowledged.
  * - Fenced: the hub entry holds the largest epoch written; a hub's batch of an older epoch is
- *   dropped whole (counted in `staleBatches`) and its cursor listener is not told. The epoch of
+ *   dropped whole (counted in `staleBatches`) and its cursor listener is not told, as is a write
+ *   queued after a newer session's in the same batch (a takeover within it). The epoch of
  *   hubs written lately is remembered (`epochs`), so a batch reads no entry for the fence.
  * - `stored.cursorStored` is told once the transaction with the cursor, and every write of the hub
  *   before it, is committed and, with DATA_SYNC=commit, flushed to disk.
@@ -335,7 +336,7 @@ export class LmdbShadowStore implements ShadowStore {
     start();
   };
 
-  /** The hub's entry in the open batch (opening one); null after close. */
+  /** The hub's entry in the open batch (opening one); null after close, or for a write the batch's epoch makes stale. */
   private queue(hubId: string, epoch: number): QueuedHub | null {
     if (this.closed) {
       if (!this.warnedClosed) this.log.warn('shadow write after close dropped');
@@ -396,6 +397,13 @@ export class LmdbShadowStore implements ShadowStore {
       this.uncommitted.add(hubId);
       this.pending.set(hubId, this.open.settled);
     } else if (epoch > hub.epoch) hub.epoch = epoch;
+    else if (epoch > 0 && epoch < hub.epoch) {
+      // an older session's write after a newer one's in this batch (a takeover within it): the
+      // fence would refuse it in a batch of its own, and here it would overwrite the newer's
+      this.staleBatches++;
+      this.log.debug({ hubId, epoch, queued: hub.epoch }, 'stale shadow write refused by the epoch fence');
+      return null;
+    }
     return hub;
   }
 

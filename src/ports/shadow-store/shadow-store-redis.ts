@@ -72,6 +72,7 @@ const MAX_DESIRED_ATTEMPTS = 50;
  * - Single writer per hub, fenced: the hash's `ep` field holds the largest session epoch written,
  *   and a batch of an older session (a node back from a partition) is refused, never overwriting
  *   the new holder's writes; its cursor listener is not told, so those frames are never acked.
+ *   So is a write queued after a newer session's in the same batch (a takeover within it).
  */
 export class RedisShadowStore implements ShadowStore {
   readonly batchWindowMs: number;
@@ -142,6 +143,7 @@ export class RedisShadowStore implements ShadowStore {
   writeReported(hubId: string, deviceId: string, device: DeviceShadow, epoch = 0): void {
     if (this.refuseAfterClose()) return;
     const batch = this.batchOf(hubId, epoch);
+    if (!batch) return;
     const order = ++this.order;
     const before = batch.devices.get(deviceId);
     batch.devices.set(deviceId, {
@@ -157,6 +159,7 @@ export class RedisShadowStore implements ShadowStore {
   writeCursor(hubId: string, cursor: SeqCursor, epoch = 0, stored?: CursorListener): void {
     if (this.refuseAfterClose()) return;
     const batch = this.batchOf(hubId, epoch);
+    if (!batch) return;
     const order = ++this.order;
     batch.cursor = { boot: cursor.boot, seq: cursor.seq, order: batch.cursor ? batch.cursor.order : order, stored };
     this.schedule();
@@ -296,12 +299,20 @@ export class RedisShadowStore implements ShadowStore {
     return true;
   }
 
-  private batchOf(hubId: string, epoch: number): HubBatch {
+  /** The hub's queued batch (opening one); null for a write the batch's epoch makes stale. */
+  private batchOf(hubId: string, epoch: number): HubBatch | null {
     let batch = this.queued.get(hubId);
     if (!batch) {
       batch = { devices: new Map(), cursor: undefined, epoch };
       this.queued.set(hubId, batch);
     } else if (epoch > batch.epoch) batch.epoch = epoch;
+    else if (epoch > 0 && epoch < batch.epoch) {
+      // an older session's write after a newer one's in this batch (a takeover within it): the
+      // fence would refuse it in a batch of its own, and here it would overwrite the newer's
+      this.staleBatches++;
+      this.log.debug({ hubId, epoch, queued: batch.epoch }, 'stale shadow write refused by the epoch fence');
+      return null;
+    }
     return batch;
   }
 
