@@ -32,7 +32,9 @@ usage: npm run bench:memory -- [options]
                  arenas for the first (old space's committed pages have grown by 15-100 MB, once;
                  the JSON's server.spaceGrowth says which V8 space grew)
   --steps K      connect the sessions in K equal steps, reading the node after each, and fit a
-                 line to RSS and anonymous RSS against the sessions held: its slope per session,
+                 line to RSS, anonymous RSS and the anonymous part beyond V8's heap pages (native
+                 memory, and pages V8 has let go but not yet returned) against the sessions held:
+                 its slope per session,
                  with the slope's standard error (K >= 3), tells how far one step's jump (V8
                  growing a space once) moves the figure (default 1; --marginal is --steps 2)
   --workers W    client processes (default: 2, or more so that each holds at most 19,000 sockets)
@@ -174,15 +176,23 @@ function lineOf(steps: Measured[]) {
   const rss = line((r) => r.rss);
   const heap = line((r) => r.heapUsed);
   const anon = readings.every((r) => r.rssAnon !== undefined) ? line((r) => r.rssAnon!) : null;
+  const native = readings.every((r) => r.rssAnon !== undefined && r.heapPhysical !== undefined) ? line((r) => r.rssAnon! - r.heapPhysical!) : null;
   return {
-    points: readings.map((r, i) => ({ sessions: held[i]!, rss: r.rss, rssAnon: r.rssAnon ?? null, newSpace: r.spaces?.new_space ?? null, heapUsed: r.heapUsed })),
+    points: readings.map((r, i) => ({ sessions: held[i]!, at: r.at ?? null, rss: r.rss, rssAnon: r.rssAnon ?? null, heapPhysical: r.heapPhysical ?? null, newSpace: r.spaces?.new_space ?? null, heapUsed: r.heapUsed })),
     bytesPerSession: rss.slope,
     bytesSe: rss.slopeSe,
     anonBytesPerSession: anon ? anon.slope : null,
     anonBytesSe: anon ? anon.slopeSe : null,
+    nativeBytesPerSession: native ? native.slope : null,
+    nativeBytesSe: native ? native.slopeSe : null,
     heapBytesPerSession: heap.slope,
     heapBytesSe: heap.slopeSe,
   };
+}
+
+function lineText(fit: ReturnType<typeof lineOf>): string {
+  const pm = (slope: number | null, se: number | null) => (slope === null ? 'n/a' : `${Math.round(slope)} ± ${Math.round(se!)} B`);
+  return `RSS ${pm(fit.bytesPerSession, fit.bytesSe)}, anonymous ${pm(fit.anonBytesPerSession, fit.anonBytesSe)} (beyond V8's heap pages, native and pages V8 has not yet returned: ${pm(fit.nativeBytesPerSession, fit.nativeBytesSe)}), JS heap used ${pm(fit.heapBytesPerSession, fit.heapBytesSe)}`;
 }
 
 /** Committed bytes each V8 heap space grew by between the two readings (spaces that did not grow left out). */
@@ -333,7 +343,7 @@ async function main(): Promise<void> {
     '',
     `server memory per hub session: ${kb(server.rssPer)} KB (${out.ratio}x the bare socket's ${kb(floor.rssPer)} KB)`,
     second ? `the second ${second.sockets} sessions alone (what each further session adds): RSS ${kb(second.rssPer)} KB, anonymous ${anonKb(second)} KB, JS heap used ${kb(second.heapPer)} KB, committed ${kb(second.heapTotalPer)} KB` : '',
-    fit ? `a line through the ${args.steps + 1} readings, per session (± the slope's standard error): RSS ${Math.round(fit.bytesPerSession)} ± ${Math.round(fit.bytesSe)} B, anonymous ${fit.anonBytesPerSession === null ? 'n/a' : `${Math.round(fit.anonBytesPerSession)} ± ${Math.round(fit.anonBytesSe!)} B`}, JS heap used ${Math.round(fit.heapBytesPerSession)} ± ${Math.round(fit.heapBytesSe)} B` : '',
+    fit ? `a line through the ${args.steps + 1} readings, per session (± the slope's standard error): ${lineText(fit)}` : '',
     heapText,
   ].join('\n');
   printResult(args.json, text, out);

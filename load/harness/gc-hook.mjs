@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { getHeapSpaceStatistics, writeHeapSnapshot } from 'node:v8';
+import { getHeapSpaceStatistics, getHeapStatistics, writeHeapSnapshot } from 'node:v8';
 
 /**
  * Preloaded into measured processes (`--expose-gc --import tsx --import ./load/harness/gc-hook.mjs`):
@@ -34,7 +34,10 @@ process.on('SIGUSR2', () => {
   const split = residentSplit();
   // committed bytes per V8 space: says which space a step in the committed heap came from
   const spaces = Object.fromEntries(getHeapSpaceStatistics().map((s) => [s.space_name, s.space_size]));
+  // pages V8's heap spaces hold: the anonymous RSS beyond them is native (malloc arenas: uWS, LMDB,
+  // buffers; stacks) and pages V8 has let go but its unmapper has not yet returned
+  const heapPhysical = getHeapStatistics().total_physical_size;
   const dir = process.env.HEAP_SNAPSHOT_DIR;
   const snapshot = dir ? writeHeapSnapshot(join(dir, `heap-${process.pid}-${++n}.heapsnapshot`)) : undefined;
-  process.stderr.write(`${JSON.stringify({ gcHook: true, collected: gc !== undefined, rss: m.rss, ...split, heapUsed: m.heapUsed, heapTotal: m.heapTotal, external: m.external, arrayBuffers: m.arrayBuffers, spaces, snapshot })}\n`);
+  process.stderr.write(`${JSON.stringify({ gcHook: true, at: Date.now(), collected: gc !== undefined, rss: m.rss, ...split, heapUsed: m.heapUsed, heapTotal: m.heapTotal, heapPhysical, external: m.external, arrayBuffers: m.arrayBuffers, spaces, snapshot })}\n`);
 });

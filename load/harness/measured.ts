@@ -9,6 +9,8 @@ export const MEASURED_NODE_FLAGS: readonly string[] = ['--expose-gc', '--import'
 export const MEASURED_COMPILED_FLAGS: readonly string[] = ['--expose-gc', '--import', GC_HOOK];
 
 export interface GcReading {
+  /** when it was read (ms since the Unix epoch) */
+  at?: number;
   rss: number;
   /** of `rss`, the anonymous and the file-backed pages (Linux; absent elsewhere): a memory-mapped store's are file-backed */
   rssAnon?: number;
@@ -16,6 +18,8 @@ export interface GcReading {
   heapUsed: number;
   /** V8 heap committed (used or not) */
   heapTotal: number;
+  /** of `heapTotal`, the pages V8's spaces hold (touched): anonymous RSS less this is native memory, and pages V8 let go but has not yet returned */
+  heapPhysical?: number;
   external: number;
   arrayBuffers: number;
   /** committed bytes per V8 heap space (`new_space`, `old_space`, …) */

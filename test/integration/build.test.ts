@@ -124,6 +124,10 @@ describe('the compiled node (npm run build)', () => {
       // the committed size of each V8 space, which add up to the committed heap
       expect(reading.spaces!.old_space).toBeGreaterThan(0);
       expect(Object.values(reading.spaces!).reduce((a, b) => a + b, 0)).toBe(reading.heapTotal);
+      // the pages V8's spaces hold, within what they commit and within the anonymous RSS
+      expect(reading.heapPhysical).toBeGreaterThan(reading.heapUsed / 2);
+      expect(reading.heapPhysical).toBeLessThanOrEqual(reading.heapTotal);
+      expect(reading.heapPhysical).toBeLessThan(reading.rssAnon!);
     } finally {
       await measured.stop();
     }
