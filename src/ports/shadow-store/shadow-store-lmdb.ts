@@ -9,7 +9,7 @@ import type { Database } from 'lmdb';
 import type { Attrs } from '../../../proto/frames.js';
 import type { Logger } from '../../log/logger.js';
 import type { DataStore } from '../lmdb.js';
-import { emptyDevice, mergeAttrs, newShadow, notifyStored, type CursorListener, type DeviceShadow, type HubShadow, type SeqCursor, type SessionStart, type ShadowStore } from './shadow-store.js';
+import { emptyDevice, mergeAttrs, newShadow, notifyStored, staleInBatch, type CursorListener, type DeviceShadow, type HubShadow, type SeqCursor, type SessionStart, type ShadowStore } from './shadow-store.js';
 import {
   EXTRA,
   extraOf,
@@ -397,9 +397,7 @@ export class LmdbShadowStore implements ShadowStore {
       this.uncommitted.add(hubId);
       this.pending.set(hubId, this.open.settled);
     } else if (epoch > hub.epoch) hub.epoch = epoch;
-    else if (epoch > 0 && epoch < hub.epoch) {
-      // an older session's write after a newer one's in this batch (a takeover within it): the
-      // fence would refuse it in a batch of its own, and here it would overwrite the newer's
+    else if (staleInBatch(epoch, hub.epoch)) {
       this.staleBatches++;
       this.log.debug({ hubId, epoch, queued: hub.epoch }, 'stale shadow write refused by the epoch fence');
       return null;

@@ -24,7 +24,7 @@ import {
   cursorOf,
   shadowOf,
 } from './shadow-store-redis-layout.js';
-import { emptyDevice, mergeAttrs, notifyStored, type CursorListener, type DeviceShadow, type HubShadow, type SeqCursor, type SessionStart, type ShadowStore } from './shadow-store.js';
+import { emptyDevice, mergeAttrs, notifyStored, staleInBatch, type CursorListener, type DeviceShadow, type HubShadow, type SeqCursor, type SessionStart, type ShadowStore } from './shadow-store.js';
 
 export interface RedisShadowStoreOptions {
   log: Logger;
@@ -306,9 +306,7 @@ export class RedisShadowStore implements ShadowStore {
       batch = { devices: new Map(), cursor: undefined, epoch };
       this.queued.set(hubId, batch);
     } else if (epoch > batch.epoch) batch.epoch = epoch;
-    else if (epoch > 0 && epoch < batch.epoch) {
-      // an older session's write after a newer one's in this batch (a takeover within it): the
-      // fence would refuse it in a batch of its own, and here it would overwrite the newer's
+    else if (staleInBatch(epoch, batch.epoch)) {
       this.staleBatches++;
       this.log.debug({ hubId, epoch, queued: batch.epoch }, 'stale shadow write refused by the epoch fence');
       return null;

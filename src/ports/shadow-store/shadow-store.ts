@@ -155,6 +155,15 @@ export function copyAttrs(a: Attrs): Attrs {
   return a === NO_DESIRED ? a : { ...a };
 }
 
+/**
+ * Whether a write of session `epoch` into a hub's batch that a newer session's write has raised to
+ * `queued` (a takeover within the batch) is stale: the fence would refuse it in a batch of its own,
+ * and merged it would overwrite the newer's. Epoch 0 writes unfenced.
+ */
+export function staleInBatch(epoch: number, queued: number): boolean {
+  return epoch > 0 && epoch < queued;
+}
+
 /** Desired attributes whose value the device has not reported yet. */
 export function desiredDelta(device: Pick<DeviceShadow, 'desired' | 'reported'>): Attrs | null {
   let out: Attrs | null = null;
