@@ -37,6 +37,11 @@ usage: npm run bench:memory -- [options]
                  its slope per session,
                  with the slope's standard error (K >= 3), tells how far one step's jump (V8
                  growing a space once) moves the figure (default 1; --marginal is --steps 2)
+  --idle-ms T    how long the sessions are left idle after their fill is acknowledged before the
+                 node is read (default 11000: twice the node's default TIER_SHADOW_PACK_MS and a
+                 second, so every session's device cache is in its idle form, as most of a fleet's
+                 are; the reading a second after the fill, caches in use, is printed as well;
+                 0: only that one, the figures before 2026-12-02 (third))
   --workers W    client processes (default: 2, or more so that each holds at most 19,000 sockets)
   --json         print one JSON object on stdout (progress goes to stderr)
   --cluster      run the node in cluster mode (its own nats-server and redis-server): the shadow
@@ -66,6 +71,7 @@ function parse() {
         warmup: { type: 'string', default: '1000' },
         marginal: { type: 'boolean', default: false },
         steps: { type: 'string', default: '1' },
+        'idle-ms': { type: 'string', default: '11000' },
         workers: { type: 'string' },
         json: { type: 'boolean', default: false },
         'heap-snapshot': { type: 'boolean', default: false },
@@ -103,13 +109,18 @@ function parse() {
     process.stderr.write('bench:memory: --device-ids must be per-hub or shared\n');
     process.exit(2);
   }
+  const idleMs = Number(values['idle-ms']);
+  if (!Number.isInteger(idleMs) || idleMs < 0 || idleMs > 600_000) {
+    process.stderr.write('bench:memory: --idle-ms must be an integer in 0..600000\n');
+    process.exit(2);
+  }
   const workers = values.workers === undefined ? Math.max(2, Math.ceil(sessions / MAX_SOCKETS_PER_WORKER)) : Number(values.workers);
   const steps = values.marginal ? 2 : Number(values.steps);
   if (!Number.isInteger(steps) || steps < 1 || steps > 10) {
     process.stderr.write('bench:memory: --steps must be an integer in 1..10\n');
     process.exit(2);
   }
-  return { sessions, devices, deviceIds, warmup, marginal: values.marginal, steps, workers, json: values.json, heapSnapshot: values['heap-snapshot'], cluster: values.cluster, tsx: values.tsx };
+  return { sessions, devices, deviceIds, warmup, marginal: values.marginal, steps, idleMs, workers, json: values.json, heapSnapshot: values['heap-snapshot'], cluster: values.cluster, tsx: values.tsx };
 }
 
 function sleep(ms: number): Promise<void> {
@@ -132,6 +143,10 @@ async function settle(fleet: Fleet, expectAcks: number, maxMs: number): Promise<
 
 interface Measured {
   sockets: number;
+  /** a second after the fill, device caches in use (with --idle-ms; else `after` itself) */
+  inUse: GcReading;
+  /** the node's unpacked device caches at the `inUse` and `after` readings (null: not a server) */
+  unpacked: { inUse: number | null; after: number | null };
   before: GcReading;
   after: GcReading;
   rssPer: number;
@@ -142,7 +157,7 @@ interface Measured {
   externalPer: number;
 }
 
-async function measure(proc: Proc, fleet: Fleet, sockets: number, expectAcks: number): Promise<Measured> {
+async function measure(proc: Proc, fleet: Fleet, sockets: number, expectAcks: number, idleMs = 0, unpacked: () => Promise<number | null> = async () => null): Promise<Measured> {
   await sleep(500);
   const before = await collect(proc);
   const results = await fleet.all<ConnectResult, 'connect'>('connect');
@@ -150,13 +165,20 @@ async function measure(proc: Proc, fleet: Fleet, sockets: number, expectAcks: nu
   if (ok < sockets) throw new Error(`only ${ok} of ${sockets} sockets connected: ${JSON.stringify((await fleet.snapshot()).counters.errors)}`);
   await settle(fleet, expectAcks, 30_000);
   await sleep(1_000);
-  return between(await collect(proc), before, sockets);
+  const inUse = await collect(proc);
+  const unpackedInUse = await unpacked();
+  if (idleMs === 0) return { ...between(inUse, before, sockets), unpacked: { inUse: unpackedInUse, after: unpackedInUse } };
+  await sleep(idleMs);
+  const after = await collect(proc);
+  return { ...between(after, before, sockets, inUse), unpacked: { inUse: unpackedInUse, after: await unpacked() } };
 }
 
 /** Memory per socket between two readings. */
-function between(after: GcReading, before: GcReading, sockets: number): Measured {
+function between(after: GcReading, before: GcReading, sockets: number, inUse = after): Measured {
   return {
+    unpacked: { inUse: null, after: null },
     sockets,
+    inUse,
     before,
     after,
     rssPer: Math.round((after.rss - before.rss) / sockets),
@@ -251,6 +273,8 @@ async function main(): Promise<void> {
   const base = { devices: args.devices, deviceIds: args.deviceIds, sourceAddresses: [], connectConcurrency: 200, connectTimeoutMs: 30_000, reconnect: false };
   let floor: Measured;
   let server: Measured;
+  let inUse: Measured;
+  let unpackedSteps: Array<Measured['unpacked']> = [];
   let second: Measured | undefined;
   let fit: ReturnType<typeof lineOf> | undefined;
   try {
@@ -292,8 +316,12 @@ async function main(): Promise<void> {
     }
     // provisioned hub records are not session memory: the baseline is taken after them
     const steps: Measured[] = [];
-    for (const [i, fleet] of fleets.entries()) steps.push(await measure(node, fleet, batches[i]!.length, args.devices > 0 ? 2 * batches[i]!.length : 0));
+    const unpacked = async () => metricSum(await (await fetch(`${node.adminUrl}/metrics`)).text(), 'tier_hub_device_caches_unpacked');
+    for (const [i, fleet] of fleets.entries()) steps.push(await measure(node, fleet, batches[i]!.length, args.devices > 0 ? 2 * batches[i]!.length : 0, args.idleMs, unpacked));
+    unpackedSteps = steps.map((m) => m.unpacked);
     server = between(steps.at(-1)!.after, steps[0]!.before, args.sessions);
+    // the last step's sessions a second after their fill, the earlier steps' idle by then
+    inUse = between(steps.at(-1)!.inUse, steps[0]!.before, args.sessions);
     if (args.marginal) second = steps[1]!;
     if (args.steps >= 3) fit = lineOf(steps);
   } finally {
@@ -320,6 +348,10 @@ async function main(): Promise<void> {
     bytesPerSession: server.rssPer,
     anonBytesPerSession: server.anonPer,
     heapBytesPerSession: server.heapPer,
+    idleMs: args.idleMs,
+    inUse: args.idleMs > 0 ? { bytesPerSession: inUse.rssPer, anonBytesPerSession: inUse.anonPer, heapBytesPerSession: inUse.heapPer } : undefined,
+    /** per step: the node's unpacked device caches at the reading a second after the fill, and at the step's reading */
+    unpackedCaches: unpackedSteps,
     heapCommittedBytesPerSession: server.heapTotalPer,
     externalBytesPerSession: server.externalPer,
     marginal: second && { sessions: second.sockets, bytesPerSession: second.rssPer, anonBytesPerSession: second.anonPer, heapBytesPerSession: second.heapPer, heapCommittedBytesPerSession: second.heapTotalPer },
@@ -341,7 +373,9 @@ async function main(): Promise<void> {
       [`server (${args.cluster ? 'cluster' : 'embedded'}, ${args.tsx ? 'tsx' : 'compiled'}), hub sessions (${args.devices}-device shadow, ids ${args.deviceIds})`, (server.before.rss / 2 ** 20).toFixed(1), (server.after.rss / 2 ** 20).toFixed(1), kb(server.rssPer), anonKb(server), kb(server.heapPer), kb(server.heapTotalPer), kb(server.externalPer)],
     ]),
     '',
-    `server memory per hub session: ${kb(server.rssPer)} KB (${out.ratio}x the bare socket's ${kb(floor.rssPer)} KB)`,
+    `server memory per hub session: ${kb(server.rssPer)} KB (${out.ratio}x the bare socket's ${kb(floor.rssPer)} KB)${args.idleMs > 0 ? `, read after ${args.idleMs} ms idle` : ''}`,
+    args.idleMs > 0 ? `the same a second after the fill (the last step's device caches in use): RSS ${kb(inUse.rssPer)} KB, anonymous ${anonKb(inUse)} KB, JS heap used ${kb(inUse.heapPer)} KB` : '',
+    `unpacked device caches per step, a second after the fill / at the reading: ${unpackedSteps.map((u) => `${u.inUse ?? 'n/a'} / ${u.after ?? 'n/a'}`).join(', ')}`,
     second ? `the second ${second.sockets} sessions alone (what each further session adds): RSS ${kb(second.rssPer)} KB, anonymous ${anonKb(second)} KB, JS heap used ${kb(second.heapPer)} KB, committed ${kb(second.heapTotalPer)} KB` : '',
     fit ? `a line through the ${args.steps + 1} readings, per session (± the slope's standard error): ${lineText(fit)}` : '',
     heapText,

@@ -39,6 +39,7 @@ import {
   HubSession,
   loadConfig,
   SessionIndex,
+  ShadowPacker,
   TimerWheel,
   type HubLink,
 } from '../src/internal.js';
@@ -191,6 +192,8 @@ async function server(): Promise<Measured & { delivered: number }> {
     rateBurst: 1_000_000,
     publishEvent: events.publish,
     sessions: new SessionIndex<HubSession>(),
+    // as the server has it (TIER_SHADOW_PACK_MS): every hub here reports within the period, so none is packed
+    packer: new ShadowPacker(wheel, 5_000),
   };
   for (let h = 0; h < HUBS; h++) {
     const link = new CountingLink(onAck);

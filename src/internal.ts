@@ -4,6 +4,9 @@
  * these may change with any release. Exported as `hubtier/internal`.
  */
 export { TimerWheel } from './actors/timer-wheel.js';
+export { ShadowPacker } from './actors/shadow-packer.js';
+export { cached, packDevices, unpackDevices, type CachedAttrs } from './actors/cold-devices.js';
+export { tableSet, type DeviceTable } from './actors/device-table.js';
 export { createLogger } from './log/logger.js';
 export { attrs, decodeValue, encodeBus, params } from './protocol/codec.js';
 export { validateAppRequest } from './protocol/app-codec.js';

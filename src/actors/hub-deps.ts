@@ -15,6 +15,7 @@ import type { HubLimits } from './hub-limits.js';
 import type { HubSession } from './hub-session.js';
 import type { Interner } from './intern.js';
 import type { SessionIndex } from './session-index.js';
+import type { ShadowPacker } from './shadow-packer.js';
 
 /** The socket of a hub as the actor sees it; the gateway implements it over uWS. */
 export interface HubLink {
@@ -53,6 +54,8 @@ export interface HubSessionDeps {
   readonly metrics?: HubSessionMetrics;
   /** node-wide copies of strings every hub repeats (attribute values such as "closed") */
   readonly interner?: Interner;
+  /** packs the device caches of sessions idle for a while (none: caches stay unpacked) */
+  readonly packer?: ShadowPacker;
   /** told the firmware version of each session's hello (`fw`), to keep it in the registry; must not throw */
   readonly noteFirmware?: (hubId: string, firmware: string) => void;
   /** node-wide log of sessions that could not open (a backend away fails them all): sampled */

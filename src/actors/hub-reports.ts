@@ -24,6 +24,18 @@ import {
 import { decodeValue, isPlainObject } from '../protocol/codec.js';
 import { checkReport, DEFAULT_HUB_LIMITS, shadowBytes, type HubLimits } from './hub-limits.js';
 import { tableDelete, tableGet, tableIds, tableSet, tableSize, type DeviceTable } from './device-table.js';
+import {
+  cached,
+  coldHas,
+  desiredVersion,
+  nextReportedVersion,
+  NO_COLD_DEVICES,
+  packDevices,
+  setDesiredVersion,
+  unpackDevices,
+  type CachedAttrs,
+} from './cold-devices.js';
+import type { Packable } from './shadow-packer.js';
 import type { HubSessionDeps, SessionState } from './hub-deps.js';
 
 /** What the reported side needs of its session. */
@@ -48,10 +60,12 @@ export interface ReportHost {
  * per hub, so no object per device besides its attributes; see DeviceTable): each device's reported attributes,
  * their version and the desired side's beside them under symbols (CachedAttrs). Kinds, models,
  * times and desired attributes are the store's; the welcome's delta is taken from the stored shadow.
+ * A cache not used for a while is packed into one string (`pack`, told by the node's
+ * ShadowPacker) and unpacked at its next use.
  */
-export class HubReports implements CursorListener {
-  /** every device of the hub, with the attributes it reported and their versions */
-  private reported: DeviceTable<CachedAttrs> = [];
+export class HubReports implements CursorListener, Packable {
+  /** every device of the hub, with the attributes it reported and their versions; a string while idle (cold-devices.ts) */
+  private cache: DeviceTable<CachedAttrs> | string = [];
   /** the estimated bytes of the reported side (see HubLimits) */
   private shadowBytes = 0;
   private boot = '';
@@ -77,6 +91,28 @@ export class HubReports implements CursorListener {
     return this.deps.limits ?? DEFAULT_HUB_LIMITS;
   }
 
+  /** The cache in use: unpacked if it was idle, and the packer told. */
+  private get reported(): DeviceTable<CachedAttrs> {
+    let table = this.cache;
+    if (typeof table === 'string') this.cache = table = unpackDevices(table);
+    this.deps.packer?.use(this);
+    return table;
+  }
+
+  private set reported(table: DeviceTable<CachedAttrs>) {
+    this.cache = table;
+  }
+
+  /** Makes the cache its idle form (told by the packer); a cache of a device with an odd id stays a table. */
+  pack(): void {
+    if (typeof this.cache !== 'string' && this.host.state !== 'closed') this.cache = packDevices(this.cache) ?? this.cache;
+  }
+
+  /** The session is closed: the packer forgets the cache. */
+  release(): void {
+    this.deps.packer?.forget(this);
+  }
+
   /** Starts from the stored shadow and cursor; returns the last sequence number accepted for this boot (-1: none). */
   resume(boot: string, shadow: HubShadow, cursor: SeqCursor | null): number {
     let reported: DeviceTable<CachedAttrs> = [];
@@ -97,7 +133,10 @@ export class HubReports implements CursorListener {
 
   /** Whether a command may name this device: any, until the hub has told its devices. */
   mayCommand(deviceId: string): boolean {
-    return tableSize(this.reported) === 0 || tableGet(this.reported, deviceId) !== undefined;
+    const cache = this.cache;
+    // an idle cache answers without being unpacked: commands to a hub do not make it use memory
+    if (typeof cache === 'string') return cache === NO_COLD_DEVICES || coldHas(cache, deviceId);
+    return tableSize(cache) === 0 || tableGet(cache, deviceId) !== undefined;
   }
 
   /** Applies a sequenced frame once: true when new, false when a duplicate or out of order. */
@@ -192,7 +231,7 @@ export class HubReports implements CursorListener {
       const reported = tableGet(this.reported, deviceId) ?? this.addDevice(deviceId);
       const attrs = this.deps.interner?.attrs(frame.r[deviceId]!) ?? frame.r[deviceId]!;
       if (!mergeAttrs(reported, attrs)) continue;
-      const version = ++reported[REPORTED_VERSION];
+      const version = nextReportedVersion(reported);
       this.deps.shadows.writeReported(hubId, deviceId, reportedSide(reported, version, now), epoch);
       const event: AppEventMessage = { op: 'evt', kind: 'state', home: homeId, hub: hubId, device: deviceId, attrs, version, ts: frame.ts ?? now };
       if (tracing === null) this.deps.publishEvent(event);
@@ -274,33 +313,11 @@ export class HubReports implements CursorListener {
     // a device not known yet is added: bounded where desired state is set (the API refuses
     // devices beyond the hub's limit)
     const reported = tableGet(this.reported, msg.d) ?? this.addDevice(msg.d);
-    if (msg.v <= (reported[DESIRED_VERSION] ?? 0)) return null;
+    if (msg.v <= desiredVersion(reported)) return null;
     setDesiredVersion(reported, msg.v);
     const delta = desiredDelta({ desired: msg.desired, reported });
     return delta ? { deviceId: msg.d, delta } : null;
   }
-}
-
-/** Keys of a cached device's versions: symbols, which no serializer or `for…in` sees. */
-const REPORTED_VERSION = Symbol('reportedVersion');
-const DESIRED_VERSION = Symbol('desiredVersion');
-
-/**
- * A device's reported attributes as the session caches them, with their versions on the same
- * object: with a device id of its own in every hub, a second map keyed by device id would cost
- * each session hidden classes of its own (about 370 bytes for 8 devices), a symbol on an object
- * shaped like its kind's costs nothing.
- */
-type CachedAttrs = Attrs & { [REPORTED_VERSION]: number; [DESIRED_VERSION]?: number };
-
-/** `attrs` as cached, at `version`; non-enumerable, so even a spread copy does not take it along. */
-function cached(attrs: Attrs, version: number): CachedAttrs {
-  return Object.defineProperty(attrs, REPORTED_VERSION, { value: version, writable: true, enumerable: false, configurable: false }) as CachedAttrs;
-}
-
-function setDesiredVersion(attrs: CachedAttrs, version: number): void {
-  if (attrs[DESIRED_VERSION] === undefined) Object.defineProperty(attrs, DESIRED_VERSION, { value: version, writable: true, enumerable: false, configurable: false });
-  else attrs[DESIRED_VERSION] = version;
 }
 
 /**

@@ -408,6 +408,7 @@ export class HubSession extends Actor<HubMessage> implements TimerTarget, BusLis
     this.timer = null;
     this.commands?.closeAll();
     this.commands = null;
+    this.reports.release();
     this.deps.sessions.release(this);
   }
 

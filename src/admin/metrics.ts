@@ -44,6 +44,8 @@ export interface NodeSources {
   push?: { stats(): Promise<PushQueueStats> };
   /** true once the node started draining */
   draining?: () => boolean;
+  /** hub sessions whose device cache is unpacked (in use lately; TIER_SHADOW_PACK_MS) */
+  unpackedCaches?: () => number;
 }
 
 /**
@@ -117,6 +119,14 @@ export class NodeMetrics implements HubSessionMetrics, HubGatewayMetrics, AppGat
       collect() {
         this.set({ kind: 'hub' }, sessions());
         this.set({ kind: 'app' }, self.appOpen);
+      },
+    });
+    new Gauge({
+      name: 'tier_hub_device_caches_unpacked',
+      help: 'Hub sessions whose device cache is in use (unpacked); the others hold it packed into one string',
+      registers,
+      collect() {
+        this.set(self.sources.unpackedCaches?.() ?? sessions());
       },
     });
     new Gauge({ name: 'tier_app_subscriptions', help: 'Home subscriptions of the app sockets on this node', registers, collect() { this.set(self.subscriptions); } });

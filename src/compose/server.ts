@@ -3,6 +3,7 @@ import type { ActorSystem } from '../actors/actor.js';
 import { publishDesired } from '../actors/commands.js';
 import type { HubSession, HubSessionDeps } from '../actors/hub-session.js';
 import { SessionIndex, type SessionView } from '../actors/session-index.js';
+import { ShadowPacker } from '../actors/shadow-packer.js';
 import { Interner } from '../actors/intern.js';
 import { TimerWheel } from '../actors/timer-wheel.js';
 import { createAdminApp, notReadyReasons } from '../admin/admin-server.js';
@@ -101,6 +102,8 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
   // a hub's events go to this node's rules, the home's history and the bus (apps, other services)
   const events = new EventPublisher(ports.bus, ports.history, log.child({ part: 'events' }), (event, parent) => automation.onEvent(event, parent));
   const publishEvent = events.publish;
+  const packer = config.shadowPackMs > 0 ? new ShadowPacker(system.timers, config.shadowPackMs) : null;
+  if (packer) metrics.attach({ unpackedCaches: () => packer.unpacked });
   const hubDeps: HubSessionDeps = {
     system,
     bus: ports.bus,
@@ -126,6 +129,7 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
     sessions,
     metrics,
     interner: new Interner(),
+    ...(packer ? { packer } : {}),
     noteFirmware: (hubId, firmware) => fleet.fleet.noteFirmware(hubId, firmware),
     openFailures: failureLog(log, 'hub sessions that could not open, not logged', 'warn'),
   };

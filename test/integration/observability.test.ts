@@ -199,6 +199,8 @@ describe('two cluster nodes: metrics an SRE alerts on, and rule statistics every
     expect(sample(textA, 'tier_sessions', { kind: 'hub' })).toBe(1);
     expect(sample(textB, 'tier_sessions', { kind: 'app' })).toBe(1);
     expect(sample(textB, 'tier_app_subscriptions')).toBe(1);
+    // the one hub's device cache: in use or, idle past TIER_SHADOW_PACK_MS, packed
+    expect([0, 1]).toContain(sample(textA, 'tier_hub_device_caches_unpacked'));
     expect(sample(textB, 'tier_app_frames_in_total', { type: 'sub' })).toBe(1);
     expect(sample(textB, 'tier_app_frames_out_total', { type: 'ok' })).toBe(1);
     expect(sample(textB, 'tier_http_requests_total', { method: 'POST', route: '/v1/hubs/:hubId/devices/:deviceId/commands', status: '200' })).toBe(1);

@@ -4,6 +4,7 @@ import type { AppEventMessage } from '../../proto/app.js';
 import { HubSession, type HubLink, type HubSessionDeps } from '../../src/actors/hub-session.js';
 import { TimerWheel } from '../../src/actors/timer-wheel.js';
 import { FLAT_DEVICES } from '../../src/actors/device-table.js';
+import { ShadowPacker } from '../../src/actors/shadow-packer.js';
 import { MemoryDirectory } from '../../src/ports/directory/directory-memory.js';
 import type { Directory, HubLocation } from '../../src/ports/directory/directory.js';
 import type { DeviceShadow, SeqCursor } from '../../src/ports/shadow-store/shadow-store.js';
@@ -205,6 +206,54 @@ describe('HubSession', () => {
     expect(stored.d1).toMatchObject({ reported: { n: 3 }, reportedVersion: 3 });
     expect(Object.getOwnPropertySymbols(stored.d1!.reported)).toEqual([]);
     for (const e of events) if (e.kind === 'state') expect(Object.getOwnPropertySymbols(e.attrs)).toEqual([]);
+  });
+
+  it('keeps an idle session\'s devices packed: versions, desired versions and unchanged reports go on as before, and a closed one is forgotten', async () => {
+    const events: AppEventMessage[] = [];
+    const wheel = new TimerWheel();
+    timers.push(wheel);
+    const packer = new ShadowPacker(wheel, 60_000);
+    const { frame, session, link } = setup({ packer, publishEvent: (e) => events.push(e) });
+    const desired = (v: number) => session.tell({ type: 'desired', data: encodeValue({ d: 'd2', desired: { on: false }, v }) });
+    const commands = () => link.frames.filter((f) => f.t === 7).length;
+    // the session's cache itself: the idle form is one string
+    const packed = () => typeof (session as unknown as { reports: { cache: unknown } }).reports.cache === 'string';
+    frame({ t: 1, v: 1, b: 'boot' });
+    await settle();
+    frame({ t: 4, s: 1, r: { d1: { n: 1, label: 'tab\tand\nnewline' }, d2: { on: true } } });
+    desired(5);
+    await settle();
+    expect(commands()).toBe(1);
+    expect(packer.unpacked).toBe(1);
+    expect(packed()).toBe(false);
+    packer.sweep();
+    packer.sweep();
+    expect(packer.unpacked).toBe(0);
+    expect(packed()).toBe(true);
+
+    // the same desired version again is not news; a newer one is
+    desired(5);
+    await settle();
+    expect(commands()).toBe(1);
+    packer.sweep();
+    packer.sweep();
+    desired(6);
+    await settle();
+    expect(commands()).toBe(2);
+    packer.sweep();
+    packer.sweep();
+    expect(packed()).toBe(true);
+    frame({ t: 4, s: 2, r: { d1: { n: 1 } } }); // unchanged: no event, no version
+    frame({ t: 4, s: 3, r: { d1: { label: 'tab\tand\nnewline' } } }); // unchanged too
+    frame({ t: 4, s: 4, r: { d1: { n: 2 } } });
+    await settle();
+    const state = events.filter((e) => e.kind === 'state') as Array<AppEventMessage & { device: string; version: number }>;
+    expect(state.map((e) => [e.device, e.version])).toEqual([['d1', 1], ['d2', 1], ['d1', 2]]);
+    expect(packer.unpacked).toBe(1);
+
+    link.close(1000, 'bye');
+    await settle();
+    expect(packer.unpacked).toBe(0);
   });
 
   it('announces its takeover without being handed its own notice; an older session of the hub gets it and closes', async () => {

@@ -1,0 +1,90 @@
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { ShadowPacker, type Packable } from '../../src/actors/shadow-packer.js';
+import { TimerWheel } from '../../src/actors/timer-wheel.js';
+
+class Cache implements Packable {
+  packs = 0;
+  pack(): void {
+    this.packs++;
+  }
+}
+
+const wheels: TimerWheel[] = [];
+afterEach(() => {
+  wheels.splice(0).forEach((w) => w.close());
+  vi.useRealTimers();
+});
+
+function packer(periodMs = 1_000): ShadowPacker {
+  const wheel = new TimerWheel();
+  wheels.push(wheel);
+  return new ShadowPacker(wheel, periodMs);
+}
+
+describe('ShadowPacker', () => {
+  it('packs a cache after a whole period without use, not one used since', () => {
+    const p = packer();
+    const idle = new Cache();
+    const busy = new Cache();
+    p.use(idle);
+    p.use(busy);
+    p.sweep(); // the period they were used in ends
+    expect([idle.packs, busy.packs]).toEqual([0, 0]);
+    p.use(busy);
+    p.sweep();
+    expect([idle.packs, busy.packs]).toEqual([1, 0]);
+    expect(p.unpacked).toBe(1);
+    p.sweep();
+    expect([idle.packs, busy.packs]).toEqual([1, 1]);
+    expect(p.unpacked).toBe(0);
+    p.sweep();
+    expect([idle.packs, busy.packs]).toEqual([1, 1]);
+  });
+
+  it('packs a node\'s thousands idle at once a few hundred a turn, leaving one used meanwhile', async () => {
+    const p = packer();
+    const caches = Array.from({ length: 1_200 }, () => new Cache());
+    for (const c of caches) p.use(c);
+    p.sweep();
+    p.sweep();
+    const packed = () => caches.filter((c) => c.packs === 1).length;
+    const first = packed();
+    expect(first).toBeGreaterThan(0);
+    expect(first).toBeLessThan(caches.length);
+    const last = caches[0]!; // packed last (the queue is taken from its end)
+    p.use(last);
+    while (packed() + 1 < caches.length) await new Promise((r) => setImmediate(r));
+    await new Promise((r) => setImmediate(r));
+    expect(packed()).toBe(caches.length - 1);
+    expect(last.packs).toBe(0);
+    expect(caches.every((c) => c.packs <= 1)).toBe(true);
+  });
+
+  it('never packs a cache forgotten (its session closed)', () => {
+    const p = packer();
+    const gone = new Cache();
+    p.use(gone);
+    p.sweep();
+    p.forget(gone);
+    p.sweep();
+    p.sweep();
+    expect(gone.packs).toBe(0);
+    expect(p.unpacked).toBe(0);
+  });
+
+  it('sweeps on the timer wheel while anything is unpacked, and stops waking it once all is packed', () => {
+    vi.useFakeTimers({ toFake: ['Date', 'setTimeout', 'clearTimeout', 'setInterval', 'clearInterval'], now: 1_700_000_000_000 });
+    const p = packer(1_000);
+    const cache = new Cache();
+    p.use(cache);
+    vi.advanceTimersByTime(1_500);
+    expect(cache.packs).toBe(0);
+    vi.advanceTimersByTime(1_000);
+    expect(cache.packs).toBe(1);
+    // nothing left unpacked: no further wake-up is scheduled
+    expect(vi.getTimerCount()).toBe(0);
+    p.use(cache);
+    vi.advanceTimersByTime(2_500);
+    expect(cache.packs).toBe(2);
+  });
+});
