@@ -40,8 +40,9 @@ usage: npm run bench:memory -- [options]
   --idle-ms T    how long the sessions are left idle after their fill is acknowledged before the
                  node is read (default 11000: twice the node's default TIER_SHADOW_PACK_MS and a
                  second, so every session's device cache is in its idle form, as most of a fleet's
-                 are; the reading a second after the fill, caches in use, is printed as well;
-                 0: only that one, the figures before 2026-12-02 (third))
+                 are: the node's count of unpacked caches is printed at each reading; 0: read a
+                 second after the fill, the figures before 2026-12-02 (third); the caches in use
+                 throughout: TIER_SHADOW_PACK_MS=0 in the bench's environment, which the node inherits)
   --workers W    client processes (default: 2, or more so that each holds at most 19,000 sockets)
   --json         print one JSON object on stdout (progress goes to stderr)
   --cluster      run the node in cluster mode (its own nats-server and redis-server): the shadow
@@ -143,10 +144,8 @@ async function settle(fleet: Fleet, expectAcks: number, maxMs: number): Promise<
 
 interface Measured {
   sockets: number;
-  /** a second after the fill, device caches in use (with --idle-ms; else `after` itself) */
-  inUse: GcReading;
-  /** the node's unpacked device caches at the `inUse` and `after` readings (null: not a server) */
-  unpacked: { inUse: number | null; after: number | null };
+  /** the node's unpacked device caches at the `after` reading (null: not a server) */
+  unpacked: number | null;
   before: GcReading;
   after: GcReading;
   rssPer: number;
@@ -165,20 +164,16 @@ async function measure(proc: Proc, fleet: Fleet, sockets: number, expectAcks: nu
   if (ok < sockets) throw new Error(`only ${ok} of ${sockets} sockets connected: ${JSON.stringify((await fleet.snapshot()).counters.errors)}`);
   await settle(fleet, expectAcks, 30_000);
   await sleep(1_000);
-  const inUse = await collect(proc);
-  const unpackedInUse = await unpacked();
-  if (idleMs === 0) return { ...between(inUse, before, sockets), unpacked: { inUse: unpackedInUse, after: unpackedInUse } };
+  // with --idle-ms, the sessions' device caches packed (TIER_SHADOW_PACK_MS) before the reading
   await sleep(idleMs);
-  const after = await collect(proc);
-  return { ...between(after, before, sockets, inUse), unpacked: { inUse: unpackedInUse, after: await unpacked() } };
+  return { ...between(await collect(proc), before, sockets), unpacked: await unpacked() };
 }
 
 /** Memory per socket between two readings. */
-function between(after: GcReading, before: GcReading, sockets: number, inUse = after): Measured {
+function between(after: GcReading, before: GcReading, sockets: number): Measured {
   return {
-    unpacked: { inUse: null, after: null },
+    unpacked: null,
     sockets,
-    inUse,
     before,
     after,
     rssPer: Math.round((after.rss - before.rss) / sockets),
@@ -273,8 +268,7 @@ async function main(): Promise<void> {
   const base = { devices: args.devices, deviceIds: args.deviceIds, sourceAddresses: [], connectConcurrency: 200, connectTimeoutMs: 30_000, reconnect: false };
   let floor: Measured;
   let server: Measured;
-  let inUse: Measured;
-  let unpackedSteps: Array<Measured['unpacked']> = [];
+  let unpackedSteps: Array<number | null> = [];
   let second: Measured | undefined;
   let fit: ReturnType<typeof lineOf> | undefined;
   try {
@@ -320,8 +314,6 @@ async function main(): Promise<void> {
     for (const [i, fleet] of fleets.entries()) steps.push(await measure(node, fleet, batches[i]!.length, args.devices > 0 ? 2 * batches[i]!.length : 0, args.idleMs, unpacked));
     unpackedSteps = steps.map((m) => m.unpacked);
     server = between(steps.at(-1)!.after, steps[0]!.before, args.sessions);
-    // the last step's sessions a second after their fill, the earlier steps' idle by then
-    inUse = between(steps.at(-1)!.inUse, steps[0]!.before, args.sessions);
     if (args.marginal) second = steps[1]!;
     if (args.steps >= 3) fit = lineOf(steps);
   } finally {
@@ -349,8 +341,7 @@ async function main(): Promise<void> {
     anonBytesPerSession: server.anonPer,
     heapBytesPerSession: server.heapPer,
     idleMs: args.idleMs,
-    inUse: args.idleMs > 0 ? { bytesPerSession: inUse.rssPer, anonBytesPerSession: inUse.anonPer, heapBytesPerSession: inUse.heapPer } : undefined,
-    /** per step: the node's unpacked device caches at the reading a second after the fill, and at the step's reading */
+    /** per step: the node's unpacked device caches at the step's reading */
     unpackedCaches: unpackedSteps,
     heapCommittedBytesPerSession: server.heapTotalPer,
     externalBytesPerSession: server.externalPer,
@@ -374,8 +365,7 @@ async function main(): Promise<void> {
     ]),
     '',
     `server memory per hub session: ${kb(server.rssPer)} KB (${out.ratio}x the bare socket's ${kb(floor.rssPer)} KB)${args.idleMs > 0 ? `, read after ${args.idleMs} ms idle` : ''}`,
-    args.idleMs > 0 ? `the same a second after the fill (the last step's device caches in use): RSS ${kb(inUse.rssPer)} KB, anonymous ${anonKb(inUse)} KB, JS heap used ${kb(inUse.heapPer)} KB` : '',
-    `unpacked device caches per step, a second after the fill / at the reading: ${unpackedSteps.map((u) => `${u.inUse ?? 'n/a'} / ${u.after ?? 'n/a'}`).join(', ')}`,
+    `the node's unpacked device caches at each reading: ${unpackedSteps.map((u) => u ?? 'n/a').join(', ')}`,
     second ? `the second ${second.sockets} sessions alone (what each further session adds): RSS ${kb(second.rssPer)} KB, anonymous ${anonKb(second)} KB, JS heap used ${kb(second.heapPer)} KB, committed ${kb(second.heapTotalPer)} KB` : '',
     fit ? `a line through the ${args.steps + 1} readings, per session (± the slope's standard error): ${lineText(fit)}` : '',
     heapText,

@@ -47,7 +47,8 @@ describe('hub sessions, commands and live state (real server process)', () => {
   const metrics = async () => (await fetch(`${server.adminUrl}/metrics`)).text();
 
   beforeAll(async () => {
-    server = await startServerProcess();
+    // device caches idle 0.3-0.6 s are packed: every test here also meets sessions whose cache is packed
+    server = await startServerProcess({ TIER_SHADOW_PACK_MS: '300' });
     userToken = await new SignJWT({ homes: ['home-1'] })
       .setProtectedHeader({ alg: 'HS256' })
       .setSubject('alice')
@@ -159,6 +160,24 @@ describe('hub sessions, commands and live state (real server process)', () => {
     expect(shadow.body.devices.t1).toMatchObject({ reported: { temperature: 21.5, humidity: 40 }, reportedVersion: 1 });
     json.close();
     pack.close();
+  });
+
+  it('packs an idle hub\'s device cache and unpacks it for its next report: versions, values and commands go on', async ({ signal }) => {
+    const hubId = await provision('pack', 'home-1');
+    const hub = await online(hubId);
+    await hub.report({ lamp: { on: true, level: 3, label: 'hall\tlight' }, door: { contact: false } });
+    expect(metric(await metrics(), 'tier_hub_device_caches_unpacked')).toBeGreaterThanOrEqual(1);
+    await eventually(signal, 'every cache packed', async () => (metric(await metrics(), 'tier_hub_device_caches_unpacked') === 0 ? true : undefined));
+    // a command names a device of the packed cache (checked without unpacking it), another none
+    expect(await command(hubId, 'lamp', { set: { on: true } })).toMatchObject({ status: 200, body: { ok: true } });
+    expect(await command(hubId, 'nope', { set: { on: true } })).toMatchObject({ status: 404, body: { code: 'unknown_device' } });
+    expect(metric(await metrics(), 'tier_hub_device_caches_unpacked')).toBe(0);
+    await hub.report({ lamp: { level: 4 } });
+    await hub.report({ door: { contact: false } }); // unchanged: no new version
+    expect(metric(await metrics(), 'tier_hub_device_caches_unpacked')).toBe(1);
+    const shadow = await api(server.httpUrl, 'GET', `/v1/hubs/${hubId}/shadow`, server.adminToken);
+    expect(shadow.body.devices.lamp).toMatchObject({ reported: { on: true, level: 4, label: 'hall\tlight' }, reportedVersion: 2 });
+    expect(shadow.body.devices.door).toMatchObject({ reported: { contact: false }, reportedVersion: 1 });
   });
 
   it('acknowledges a duplicate sequence number again without applying it twice', async () => {
