@@ -47,8 +47,9 @@ describe('hub sessions, commands and live state (real server process)', () => {
   const metrics = async () => (await fetch(`${server.adminUrl}/metrics`)).text();
 
   beforeAll(async () => {
-    // device caches idle 0.3-0.6 s are packed: every test here also meets sessions whose cache is packed
-    server = await startServerProcess({ TIER_SHADOW_PACK_MS: '300' });
+    // device caches idle 1-2 s are packed: every test here also meets sessions whose cache is packed
+    // (long enough that a cache read right after a report is still in use on a loaded machine)
+    server = await startServerProcess({ TIER_SHADOW_PACK_MS: '1000' });
     userToken = await new SignJWT({ homes: ['home-1'] })
       .setProtectedHeader({ alg: 'HS256' })
       .setSubject('alice')
