@@ -104,8 +104,12 @@ export class HubReports implements CursorListener, Packable {
   }
 
   /** Makes the cache its idle form (told by the packer); a cache of a device with an odd id stays a table. */
-  pack(): void {
-    if (typeof this.cache !== 'string' && this.host.state !== 'closed') this.cache = packDevices(this.cache) ?? this.cache;
+  pack(): number {
+    if (typeof this.cache === 'string' || this.host.state === 'closed') return 0;
+    const packed = packDevices(this.cache);
+    if (packed === null) return 0;
+    this.cache = packed;
+    return packed.length;
   }
 
   /** The session is closed: the packer forgets the cache. */

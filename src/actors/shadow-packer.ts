@@ -2,19 +2,22 @@ import type { TimerHandle, TimerTarget, TimerWheel } from './timer-wheel.js';
 
 /** What the packer packs: a hub session's cache of its devices (HubReports). */
 export interface Packable {
-  /** makes the cache its idle form; told only after a whole period without `use` */
-  pack(): void;
+  /** makes the cache its idle form; told only after a whole period without `use`. Answers the characters packed (0: none) */
+  pack(): number;
 }
 
-/** Caches packed in one event-loop turn at most (a few µs each): a node's thousands idle at once do not hold up its sockets. */
-const PACK_PER_TURN = 500;
+/**
+ * Characters packed in one event-loop turn, about (a hub of 8 devices is about 400, a few µs):
+ * a node's thousands idle at once, or a few hubs at their shadow limit, do not hold up its sockets.
+ */
+const PACK_CHARS_PER_TURN = 256 * 1024;
 
 /**
  * Packs the device caches of hubs that have not used theirs for a while (`periodMs` to twice
  * that): a fleet's hubs report every few minutes, so at any moment most sessions are idle, and an
  * idle cache is one string (cold-devices.ts) at about half the heap. Two generations of the
  * caches used lately, swapped each period on the node's timer wheel: what was used in the older
- * and not since is packed, PACK_PER_TURN a turn. The wheel is not woken while nothing is unpacked.
+ * and not since is packed, PACK_CHARS_PER_TURN a turn. The wheel is not woken while nothing is unpacked.
  */
 export class ShadowPacker implements TimerTarget {
   private recent = new Set<Packable>();
@@ -57,12 +60,12 @@ export class ShadowPacker implements TimerTarget {
     if (start === 0) this.drain();
   }
 
-  /** Packs up to PACK_PER_TURN of the due caches, and the rest in later turns; one used meanwhile is left. */
+  /** Packs due caches up to PACK_CHARS_PER_TURN, and the rest in later turns; one used meanwhile is left. */
   private readonly drain = (): void => {
     const due = this.due;
-    for (let n = 0; n < PACK_PER_TURN && due.length !== 0; n++) {
+    for (let chars = 0; chars < PACK_CHARS_PER_TURN && due.length !== 0; ) {
       const cache = due.pop()!;
-      if (!this.recent.has(cache)) cache.pack();
+      if (!this.recent.has(cache)) chars += cache.pack() + 1;
     }
     if (due.length !== 0) setImmediate(this.drain);
   };

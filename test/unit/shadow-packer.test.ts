@@ -4,8 +4,10 @@ import { TimerWheel } from '../../src/actors/timer-wheel.js';
 
 class Cache implements Packable {
   packs = 0;
-  pack(): void {
+  constructor(private readonly chars = 400) {}
+  pack(): number {
     this.packs++;
+    return this.chars;
   }
 }
 
@@ -58,6 +60,17 @@ describe('ShadowPacker', () => {
     expect(packed()).toBe(caches.length - 1);
     expect(last.packs).toBe(0);
     expect(caches.every((c) => c.packs <= 1)).toBe(true);
+  });
+
+  it('packs a few large caches a turn each: a hub at its shadow limit does not hold up the next turn with others', async () => {
+    const p = packer();
+    const large = Array.from({ length: 4 }, () => new Cache(200 * 1024));
+    for (const c of large) p.use(c);
+    p.sweep();
+    p.sweep();
+    expect(large.filter((c) => c.packs === 1)).toHaveLength(2); // 200 K + 200 K passes a turn's 256 K
+    await new Promise((r) => setImmediate(r));
+    expect(large.filter((c) => c.packs === 1)).toHaveLength(4);
   });
 
   it('never packs a cache forgotten (its session closed)', () => {
