@@ -220,7 +220,8 @@ export class HubReports implements CursorListener, Packable {
   report(frame: ReportFrame, from?: number, queued?: number): void {
     // a coalesced report spans from..s; re-applying its older part is harmless (same values)
     if (!this.accept(frame.s, from)) return;
-    const bytes = checkReport(frame, this.reported, tableSize(this.reported), this.shadowBytes, this.limits);
+    const table = this.reported; // read once: each read tells the packer
+    const bytes = checkReport(frame, table, tableSize(table), this.shadowBytes, this.limits);
     if (typeof bytes !== 'number') {
       // refused whole and consumed: nothing of it is stored, the next ack covers its number
       this.host.sendError(bytes.code, bytes.message, frame.s, bytes.field);
