@@ -33,11 +33,14 @@ process.on('SIGUSR2', () => {
   const m = process.memoryUsage();
   const split = residentSplit();
   // committed bytes per V8 space: says which space a step in the committed heap came from
-  const spaces = Object.fromEntries(getHeapSpaceStatistics().map((s) => [s.space_name, s.space_size]));
+  const spaceStats = getHeapSpaceStatistics();
+  const spaces = Object.fromEntries(spaceStats.map((s) => [s.space_name, s.space_size]));
+  // pages the young generation holds: V8 sizes it by allocation rate, per process, not per session
+  const youngPhysical = spaceStats.filter((s) => s.space_name === 'new_space' || s.space_name === 'new_large_object_space').reduce((n, s) => n + s.physical_space_size, 0);
   // pages V8's heap spaces hold: the anonymous RSS beyond them is native (malloc arenas: uWS, LMDB,
   // buffers; stacks) and pages V8 has let go but its unmapper has not yet returned
   const heapPhysical = getHeapStatistics().total_physical_size;
   const dir = process.env.HEAP_SNAPSHOT_DIR;
   const snapshot = dir ? writeHeapSnapshot(join(dir, `heap-${process.pid}-${++n}.heapsnapshot`)) : undefined;
-  process.stderr.write(`${JSON.stringify({ gcHook: true, at: Date.now(), collected: gc !== undefined, rss: m.rss, ...split, heapUsed: m.heapUsed, heapTotal: m.heapTotal, heapPhysical, external: m.external, arrayBuffers: m.arrayBuffers, spaces, snapshot })}\n`);
+  process.stderr.write(`${JSON.stringify({ gcHook: true, at: Date.now(), collected: gc !== undefined, rss: m.rss, ...split, heapUsed: m.heapUsed, heapTotal: m.heapTotal, heapPhysical, youngPhysical, external: m.external, arrayBuffers: m.arrayBuffers, spaces, snapshot })}\n`);
 });

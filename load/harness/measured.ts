@@ -20,6 +20,8 @@ export interface GcReading {
   heapTotal: number;
   /** of `heapTotal`, the pages V8's spaces hold (touched): anonymous RSS less this is native memory, and pages V8 let go but has not yet returned */
   heapPhysical?: number;
+  /** of `heapPhysical`, the young generation's pages (new space and its large objects): sized by allocation rate, not by what is held */
+  youngPhysical?: number;
   external: number;
   arrayBuffers: number;
   /** committed bytes per V8 heap space (`new_space`, `old_space`, …) */

@@ -47,7 +47,10 @@ export class HubPool implements TimerTarget {
       onErrorFrame: (_i, code) => metrics.bump(`frame:${code}`),
       onCommand: () => metrics.counters.commandsAnswered++,
       onAck: () => metrics.counters.acks++,
-      onReportAck: (_i, ms) => metrics.record('reportToAck', ms),
+      onReportAck: (_i, ms) => {
+        metrics.counters.reportAcks++;
+        metrics.record('reportToAck', ms);
+      },
     };
     const targets: LeanTarget[] = config.targets.map((url) => ({
       endpoint: hubEndpoint(url, config.path),

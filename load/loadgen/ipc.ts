@@ -79,6 +79,8 @@ export interface Counters {
   apps: number;
   reportsSent: number;
   acks: number;
+  /** acks that covered a hub's newest unacknowledged report (a hub's fill is stored once its report's is) */
+  reportAcks: number;
   eventsReceived: number;
   commandsSent: number;
   commandsOk: number;
@@ -142,6 +144,7 @@ export function emptyCounters(): Counters {
     apps: 0,
     reportsSent: 0,
     acks: 0,
+    reportAcks: 0,
     eventsReceived: 0,
     commandsSent: 0,
     commandsOk: 0,
