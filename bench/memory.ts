@@ -202,7 +202,7 @@ function lineOf(steps: Measured[]) {
   const heap = line((r) => r.heapUsed);
   const anon = readings.every((r) => r.rssAnon !== undefined) ? line((r) => r.rssAnon!) : null;
   const native = readings.every((r) => r.rssAnon !== undefined && r.heapPhysical !== undefined) ? line((r) => r.rssAnon! - r.heapPhysical!) : null;
-  // V8 sizes its young generation (up to 3 × 16 MB here) by the allocation rate, once per process:
+  // V8 sizes its young generation (up to 32 MB here) by the allocation rate, once per process:
   // between two readings it can move RSS by more than 10,000 sessions' worth
   const beyondYoung = readings.every((r) => r.youngPhysical !== undefined) ? line((r) => r.rss - r.youngPhysical!) : null;
   return {
