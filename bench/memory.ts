@@ -36,7 +36,9 @@ usage: npm run bench:memory -- [options]
                  memory, and pages V8 has let go but not yet returned) against the sessions held:
                  its slope per session,
                  with the slope's standard error (K >= 3), tells how far one step's jump (V8
-                 growing a space once) moves the figure (default 1; --marginal is --steps 2)
+                 growing a space once) moves the figure (default 1; --marginal is --steps 2);
+                 with K >= 3 also the lines without the baseline (fitFromSecond), which can
+                 still hold the warm-up's young generation
   --idle-ms T    how long the sessions are left idle after their fill is acknowledged before the
                  node is read, and the node after the warm-up before its baseline (default 20000:
                  V8 shrinks its young generation, up to 32 MB here, some 8 s after allocation
@@ -192,11 +194,15 @@ function between(after: GcReading, before: GcReading, sockets: number): Measured
   };
 }
 
-/** Lines through the node's readings (the first step's baseline, then after each step) against the sessions held. */
-function lineOf(steps: Measured[]) {
+/**
+ * Lines through the node's readings (the first step's baseline, then after each step) against the
+ * sessions held, from reading `from` on (1: without the baseline).
+ */
+function lineOf(steps: Measured[], from = 0) {
   const held = [0];
   for (const m of steps) held.push(held.at(-1)! + m.sockets);
-  const readings = [steps[0]!.before, ...steps.map((m) => m.after)];
+  held.splice(0, from);
+  const readings = [steps[0]!.before, ...steps.map((m) => m.after)].slice(from);
   const line = (value: (r: GcReading) => number) => fitLine(readings.map((r, i) => [held[i]!, value(r)] as const));
   const rss = line((r) => r.rss);
   const heap = line((r) => r.heapUsed);
@@ -284,6 +290,7 @@ async function main(): Promise<void> {
   let unpackedSteps: Array<number | null> = [];
   let second: Measured | undefined;
   let fit: ReturnType<typeof lineOf> | undefined;
+  let fitFromSecond: ReturnType<typeof lineOf> | undefined;
   try {
     // the floor: a bare uWS server holding idle sockets
     say(`floor: ${args.sessions} idle sockets on a bare uWS server`);
@@ -333,6 +340,8 @@ async function main(): Promise<void> {
     server = between(steps.at(-1)!.after, steps[0]!.before, args.sessions);
     if (args.marginal) second = steps[1]!;
     if (args.steps >= 3) fit = lineOf(steps);
+    // the baseline, read after the warm-up, can still hold that burst's young generation (14-32 MB)
+    if (args.steps >= 3) fitFromSecond = lineOf(steps, 1);
   } finally {
     for (const s of stops.reverse()) await s().catch(() => {});
   }
@@ -364,6 +373,7 @@ async function main(): Promise<void> {
     externalBytesPerSession: server.externalPer,
     marginal: second && { sessions: second.sockets, bytesPerSession: second.rssPer, anonBytesPerSession: second.anonPer, heapBytesPerSession: second.heapPer, heapCommittedBytesPerSession: second.heapTotalPer },
     fit,
+    fitFromSecond,
     floorBytesPerSocket: floor.rssPer,
     floorAnonBytesPerSocket: floor.anonPer,
     floorHeapBytesPerSocket: floor.heapPer,
@@ -385,6 +395,7 @@ async function main(): Promise<void> {
     `the node's unpacked device caches at each reading: ${unpackedSteps.map((u) => u ?? 'n/a').join(', ')}`,
     second ? `the second ${second.sockets} sessions alone (what each further session adds): RSS ${kb(second.rssPer)} KB, anonymous ${anonKb(second)} KB, JS heap used ${kb(second.heapPer)} KB, committed ${kb(second.heapTotalPer)} KB` : '',
     fit ? `a line through the ${args.steps + 1} readings, per session (± the slope's standard error): ${lineText(fit)}` : '',
+    fitFromSecond ? `the same from the second reading on (the baseline left out): ${lineText(fitFromSecond)}` : '',
     heapText,
   ].join('\n');
   printResult(args.json, text, out);
