@@ -22,8 +22,8 @@ const PACK_CHARS_PER_TURN = 256 * 1024;
 export class ShadowPacker implements TimerTarget {
   private recent = new Set<Packable>();
   private older = new Set<Packable>();
-  /** idle a whole period, not packed yet (more than a turn's worth) */
-  private due: Packable[] = [];
+  /** idle a whole period, not packed yet (more than a turn's worth), in the order they came due */
+  private readonly due = new Set<Packable>();
   private timer: TimerHandle | null = null;
 
   constructor(
@@ -38,10 +38,11 @@ export class ShadowPacker implements TimerTarget {
     this.timer ??= this.timers.schedule(this.periodMs, this, 0, this.periodMs / 10);
   }
 
-  /** `cache` is gone (its session closed): never packed. */
+  /** `cache` is gone (its session closed): never packed, even one already due. */
   forget(cache: Packable): void {
     this.recent.delete(cache);
     this.older.delete(cache);
+    this.due.delete(cache);
   }
 
   onTimer(): void {
@@ -53,21 +54,23 @@ export class ShadowPacker implements TimerTarget {
   /** One period's end: what was used in the older generation and not since is packed. */
   sweep(): void {
     const recent = this.recent;
-    const start = this.due.length;
-    for (const cache of this.older) if (!recent.has(cache)) this.due.push(cache);
+    const draining = this.due.size !== 0;
+    for (const cache of this.older) if (!recent.has(cache)) this.due.add(cache);
     this.older = recent;
     this.recent = new Set();
-    if (start === 0) this.drain();
+    if (!draining) this.drain();
   }
 
   /** Packs due caches up to PACK_CHARS_PER_TURN, and the rest in later turns; one used meanwhile is left. */
   private readonly drain = (): void => {
     const due = this.due;
-    for (let chars = 0; chars < PACK_CHARS_PER_TURN && due.length !== 0; ) {
-      const cache = due.pop()!;
+    let chars = 0;
+    for (const cache of due) {
+      if (chars >= PACK_CHARS_PER_TURN) break;
+      due.delete(cache);
       if (!this.recent.has(cache)) chars += cache.pack() + 1;
     }
-    if (due.length !== 0) setImmediate(this.drain);
+    if (due.size !== 0) setImmediate(this.drain);
   };
 
   /** Caches unpacked and not forgotten (those due counted until packed). */

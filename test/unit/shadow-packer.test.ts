@@ -53,7 +53,7 @@ describe('ShadowPacker', () => {
     const first = packed();
     expect(first).toBeGreaterThan(0);
     expect(first).toBeLessThan(caches.length);
-    const last = caches[0]!; // packed last (the queue is taken from its end)
+    const last = caches.at(-1)!; // packed last (due in the order they were used)
     p.use(last);
     while (packed() + 1 < caches.length) await new Promise((r) => setImmediate(r));
     await new Promise((r) => setImmediate(r));
@@ -82,6 +82,22 @@ describe('ShadowPacker', () => {
     p.sweep();
     p.sweep();
     expect(gone.packs).toBe(0);
+    expect(p.unpacked).toBe(0);
+  });
+
+  it('never packs a cache forgotten while it waits for a later turn', async () => {
+    const p = packer();
+    const large = Array.from({ length: 4 }, () => new Cache(200 * 1024));
+    for (const c of large) p.use(c);
+    p.sweep();
+    p.sweep();
+    const waiting = large.filter((c) => c.packs === 0);
+    expect(waiting).toHaveLength(2);
+    p.forget(waiting[0]!);
+    expect(p.unpacked).toBe(1);
+    await new Promise((r) => setImmediate(r));
+    expect(waiting[0]!.packs).toBe(0);
+    expect(waiting[1]!.packs).toBe(1);
     expect(p.unpacked).toBe(0);
   });
 
