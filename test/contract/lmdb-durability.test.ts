@@ -369,6 +369,55 @@ describe('LmdbNonceStore claims', () => {
   });
 });
 
+describe('LmdbNonceStore writes', () => {
+  /** Counts the write transactions `nonces` opens. */
+  function countTransactions(nonces: LmdbNonceStore): { count: number } {
+    const db = (nonces as unknown as { db: { transaction: (fn: () => void) => Promise<unknown> } }).db;
+    const transaction = db.transaction.bind(db);
+    const seen = { count: 0 };
+    db.transaction = (fn) => {
+      seen.count++;
+      return transaction(fn);
+    };
+    return seen;
+  }
+
+  it('the claims of a window share one transaction, in the order made', async () => {
+    let data = await temp();
+    const nonces = new LmdbNonceStore(data, { writeMs: 3_600_000 });
+    const seen = countTransactions(nonces);
+    for (let i = 0; i < 20; i++) {
+      expect(await nonces.claim(`w-${i}`, 60_000)).toBe(true);
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    expect(await nonces.claim('w-3', 60_000), 'a repeat while it waits').toBe(false);
+    expect(seen.count, 'nothing written before the window ends').toBe(0);
+    await nonces.written();
+    expect(seen.count).toBe(1);
+    expect(nonces.unwrittenClaims).toBe(0);
+    // each nonce and its index entry
+    expect(data.db('nonces').getKeysCount()).toBe(40);
+    await nonces.close();
+    data = await reopen(data);
+    const again = new LmdbNonceStore(data);
+    expect(await again.claim('w-19', 60_000), 'committed').toBe(false);
+    await again.close();
+  });
+
+  it('writes a window’s claims when it ends, without being asked', async () => {
+    const data = await temp();
+    const nonces = new LmdbNonceStore(data, { writeMs: 20 });
+    const seen = countTransactions(nonces);
+    expect(await nonces.claim('late-1', 60_000)).toBe(true);
+    expect(await nonces.claim('late-2', 60_000)).toBe(true);
+    for (let waited = 0; nonces.unwrittenClaims > 0 && waited < 5_000; waited += 10) await new Promise((resolve) => setTimeout(resolve, 10));
+    expect(nonces.unwrittenClaims).toBe(0);
+    expect(seen.count).toBe(1);
+    expect(data.db('nonces').get('late-2')).toBeTypeOf('number');
+    await nonces.close();
+  });
+});
+
 /** Makes every write transaction of `nonces` fail as a full disk would; returns the undo. */
 function failWrites(nonces: LmdbNonceStore): () => void {
   const db = (nonces as unknown as { db: { transaction: (fn: () => void) => Promise<unknown> } }).db;

@@ -176,6 +176,16 @@ export interface LmdbNonceStoreOptions {
   sweepMs?: number;
   /** @default 1_000: the most entries one sweep removes (a sweep that hits it runs again at once) */
   sweepBatch?: number;
+  /** @default 100 (ms): how long a claim waits for others to share its write */
+  writeMs?: number;
+}
+
+interface QueuedClaim {
+  key: string;
+  /** its expiry (ms) */
+  next: number;
+  /** made while writes failed: its caller waits for this write */
+  waits: boolean;
 }
 
 /**
@@ -193,6 +203,10 @@ export interface LmdbNonceStoreOptions {
  * bounds that to the ttl. A claim whose write failed stays in memory until it expires; after a
  * failed write, claims wait for their own commit again until one succeeds.
  *
+ * Claims wait up to `writeMs` in memory for others to share their transaction: written as they came,
+ * a burst of handshakes made a commit (and an fsync) every few claims, about a sixth of a node's CPU
+ * per handshake (BENCHMARKS.md, 2026-12-02 fifth). A crash forgets at most that window's claims.
+ *
  * An expired entry counts as absent at once; a sweep every `sweepMs` (timer unref'd, stopped by
  * `close()`) removes at most `sweepBatch` of them per transaction, so the database stays as large
  * as the claims of one ttl.
@@ -205,8 +219,12 @@ export class LmdbNonceStore implements NonceStore {
   private timer: NodeJS.Timeout | null = null;
   private sweeping: Promise<void> | null = null;
   private closed = false;
+  private readonly writeMs: number;
   /** claims decided and not yet committed: key → expiry (ms) */
   private readonly unwritten = new Map<string, number>();
+  /** claims decided and not yet handed to the store, in the order made */
+  private queued: QueuedClaim[] = [];
+  private writeTimer: NodeJS.Timeout | null = null;
   /** settles after the last claim's write (transactions commit in order) */
   private lastWrite: Promise<void> = Promise.resolve();
   /** the last write failed: claims wait for their own until one succeeds */
@@ -218,6 +236,7 @@ export class LmdbNonceStore implements NonceStore {
     this.now = options.now ?? Date.now;
     this.sweepMs = options.sweepMs ?? 10_000;
     this.sweepBatch = options.sweepBatch ?? 1_000;
+    this.writeMs = options.writeMs ?? 100;
     this.arm(this.sweepMs);
   }
 
@@ -230,31 +249,48 @@ export class LmdbNonceStore implements NonceStore {
     // while writes fail, a claim waits for its own write and fails with it (the handshake answers
     // `internal`): claims held only in memory would grow with every handshake until they expire
     const waits = this.failing;
+    this.queued.push({ key, next, waits });
+    if (waits) return this.write().then(() => true);
+    // unref'd: close() writes what waits
+    if (!this.writeTimer) this.writeTimer = setTimeout(() => void this.write().catch(() => {}), this.writeMs).unref();
+    return Promise.resolve(true);
+  }
+
+  /** Hands the queued claims to the store in one transaction; settles once it commits (or fails). */
+  private write(): Promise<void> {
+    if (this.writeTimer) clearTimeout(this.writeTimer);
+    this.writeTimer = null;
+    const claims = this.queued;
+    this.queued = [];
+    if (claims.length === 0) return this.lastWrite;
     const written = this.db
       .transaction(() => {
-        const until = this.db.get(key);
-        if (typeof until === 'number') void this.db.remove([until, key]);
-        void this.db.put(key, next);
-        void this.db.put([next, key], null);
+        for (const { key, next } of claims) {
+          const until = this.db.get(key);
+          if (typeof until === 'number') void this.db.remove([until, key]);
+          void this.db.put(key, next);
+          void this.db.put([next, key], null);
+        }
       })
       .then(
         () => {
           this.failing = false;
-          if (this.unwritten.get(key) === next) this.unwritten.delete(key);
+          for (const { key, next } of claims) if (this.unwritten.get(key) === next) this.unwritten.delete(key);
         },
         (err: unknown) => {
           this.failing = true;
           // an answered claim stays in memory until it expires (the sweep forgets it then)
-          if (waits && this.unwritten.get(key) === next) this.unwritten.delete(key);
+          for (const { key, next, waits } of claims) if (waits && this.unwritten.get(key) === next) this.unwritten.delete(key);
           throw err;
         },
       );
     this.lastWrite = written.catch(() => {});
-    return waits ? written.then(() => true) : Promise.resolve(true);
+    return written;
   }
 
   /** Settles once every claim made so far is committed (or its write failed). */
   written(): Promise<void> {
+    if (this.queued.length > 0) this.write().catch(() => {});
     return this.lastWrite;
   }
 
