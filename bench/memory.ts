@@ -161,6 +161,12 @@ interface Measured {
   rssPer: number;
   /** anonymous resident memory per socket (RssAnon): RSS without the pages of memory-mapped files; null where unknown */
   anonPer: number | null;
+  /**
+   * RSS per socket without V8's young generation in either reading: its size follows the allocation
+   * rate, once per process (up to 32 MB here), so it moves a two-reading difference by more than
+   * 10,000 sessions hold; null where the node did not report it
+   */
+  beyondYoungPer: number | null;
   heapPer: number;
   heapTotalPer: number;
   externalPer: number;
@@ -188,6 +194,7 @@ function between(after: GcReading, before: GcReading, sockets: number): Measured
     after,
     rssPer: Math.round((after.rss - before.rss) / sockets),
     anonPer: after.rssAnon !== undefined && before.rssAnon !== undefined ? Math.round((after.rssAnon - before.rssAnon) / sockets) : null,
+    beyondYoungPer: after.youngPhysical !== undefined && before.youngPhysical !== undefined ? Math.round((after.rss - after.youngPhysical - (before.rss - before.youngPhysical)) / sockets) : null,
     heapPer: Math.round((after.heapUsed - before.heapUsed) / sockets),
     heapTotalPer: Math.round((after.heapTotal - before.heapTotal) / sockets),
     externalPer: Math.round((after.external - before.external) / sockets),
@@ -365,6 +372,7 @@ async function main(): Promise<void> {
     warmupHubs: args.warmup,
     bytesPerSession: server.rssPer,
     anonBytesPerSession: server.anonPer,
+    beyondYoungBytesPerSession: server.beyondYoungPer,
     heapBytesPerSession: server.heapPer,
     idleMs: args.idleMs,
     /** per step: the node's unpacked device caches at the step's reading */
@@ -392,6 +400,7 @@ async function main(): Promise<void> {
     ]),
     '',
     `server memory per hub session: ${kb(server.rssPer)} KB (${out.ratio}x the bare socket's ${kb(floor.rssPer)} KB)${args.idleMs > 0 ? `, read after ${args.idleMs} ms idle` : ''}`,
+    server.beyondYoungPer === null ? '' : `the same without V8's young generation in either reading (${((server.before.youngPhysical ?? 0) / 2 ** 20).toFixed(1)} MB before, ${((server.after.youngPhysical ?? 0) / 2 ** 20).toFixed(1)} MB after): ${kb(server.beyondYoungPer)} KB`,
     `the node's unpacked device caches at each reading: ${unpackedSteps.map((u) => u ?? 'n/a').join(', ')}`,
     second ? `the second ${second.sockets} sessions alone (what each further session adds): RSS ${kb(second.rssPer)} KB, anonymous ${anonKb(second)} KB, JS heap used ${kb(second.heapPer)} KB, committed ${kb(second.heapTotalPer)} KB` : '',
     fit ? `a line through the ${args.steps + 1} readings, per session (± the slope's standard error): ${lineText(fit)}` : '',
