@@ -195,7 +195,7 @@ interface QueuedClaim {
  *
  * `claim` decides at once, in its caller's turn, from what is committed and the claims of this
  * process still being written (`unwritten`): one process per data directory, so exactly one of
- * racing claims wins. The write follows in the store's next batch, and `close()` waits for it.
+ * racing claims wins. The write follows within `writeMs`, and `close()` waits for it.
  * Why not wait for the commit: a hub's upgrade answered in a later turn goes through uWS's
  * `res.cork`, which in the v20.30 binaries can close the new socket right after `open`
  * (uNetworking/uWebSockets#1928). What a crash forgets is the same either way: a claim not yet
@@ -204,8 +204,9 @@ interface QueuedClaim {
  * failed write, claims wait for their own commit again until one succeeds.
  *
  * Claims wait up to `writeMs` in memory for others to share their transaction: written as they came,
- * a burst of handshakes made a commit (and an fsync) every few claims, about a sixth of a node's CPU
- * per handshake (BENCHMARKS.md, 2026-12-02 fifth). A crash forgets at most that window's claims.
+ * each was a transaction callback that lmdb-js runs on this thread inside the write transaction;
+ * together, a burst of handshakes cost the node less CPU, kernel time most (BENCHMARKS.md,
+ * 2026-12-02 fifth). A crash forgets at most that window's claims.
  *
  * An expired entry counts as absent at once; a sweep every `sweepMs` (timer unref'd, stopped by
  * `close()`) removes at most `sweepBatch` of them per transaction, so the database stays as large
@@ -288,7 +289,7 @@ export class LmdbNonceStore implements NonceStore {
     return written;
   }
 
-  /** Settles once every claim made so far is committed (or its write failed). */
+  /** Writes the claims waiting for their window now; settles once every claim made so far is committed (or its write failed). */
   written(): Promise<void> {
     if (this.queued.length > 0) this.write().catch(() => {});
     return this.lastWrite;

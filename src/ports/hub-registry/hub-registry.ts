@@ -224,8 +224,8 @@ export function infoOf(r: HubRecord | null): HubInfo | null {
  * `claim` answers true the first time a key is claimed within `ttlMs`, false on every repeat
  * (exactly one of racing claims wins: within the process, or across nodes for Redis); after
  * `ttlMs` the key is forgotten (the timestamp check refuses anything that old anyway). A claim
- * outlives a restart once written: memory never, LMDB from its next batch (`close()` waits for
- * it), Redis before the answer. Memory and LMDB answer in the caller's turn, so a hub's upgrade is
+ * outlives a restart once written: memory never, LMDB once its window is written (at most 100 ms
+ * later; `close()` waits for it), Redis before the answer. Memory and LMDB answer in the caller's turn, so a hub's upgrade is
  * answered inside uWS's callback (docs/ARCHITECTURE.md, "A socket's upgrade").
  */
 export interface NonceStore {
