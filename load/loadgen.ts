@@ -81,6 +81,7 @@ async function main(): Promise<void> {
 
   let storm: StormSummary | null = null;
   let connect: ConnectResult | null = null;
+  let connectedAt: number | null = null;
   let fatal: Error | null = null;
   let usage: Usage | null = null;
   const until = async (ms: number) => {
@@ -95,6 +96,7 @@ async function main(): Promise<void> {
     const perWorker = o.ramp > 0 ? o.ramp / o.workers : 0;
     const results = await fleet.all<ConnectResult, 'connect'>('connect', { perSec: perWorker });
     connect = { ok: results.reduce((n, r) => n + r.ok, 0), failed: results.reduce((n, r) => n + r.failed, 0), elapsedMs: Math.max(...results.map((r) => r.elapsedMs)) };
+    connectedAt = Date.now();
     say(`load: ${connect.ok} hubs connected in ${(connect.elapsedMs / 1000).toFixed(1)} s (${Math.round((connect.ok * 1000) / connect.elapsedMs)}/s), ${connect.failed} failed`);
     phase = 'apps';
     await fleet.all('apps');
@@ -135,7 +137,7 @@ async function main(): Promise<void> {
   clearInterval(progress);
   await fleet.stop();
 
-  const { report, lines, passed } = finalReport({ o, startedAt, t0, snap, lastCounters: last.c, memory, connect, storm, usage, fatal });
+  const { report, lines, passed } = finalReport({ o, startedAt, t0, snap, lastCounters: last.c, memory, connect, connectedAt, storm, usage, fatal });
   writeFileSync(o.reportFile, `${JSON.stringify(report, null, 2)}\n`);
   for (const line of lines) say(line);
   say(`report: ${o.reportFile}`);

@@ -12,7 +12,9 @@ scenarios (--scenario):
   commands   steady, plus HTTP commands at --command-rate across the hubs
   storm      steady for --warmup s, then every hub drops its TCP connection at once and reconnects
              at once; measures how long until all are back, and the errors on the way
-  soak       steady for a long time (--duration, default 1800 s), watching server memory
+  soak       steady for a long time (--duration, default 1800 s), watching server memory: the
+             report's RSS growth (MB/h) is fitted over the run's second half, from a minute after
+             the connects on (a node returns a connect burst's heap pages about 30 s after it)
 
 options:
   --url URL              ws:// or wss:// address of a node; repeat it for several nodes (hubs are

@@ -68,9 +68,19 @@ export async function serverRss(pids: readonly number[], metricsUrls: readonly s
   return total;
 }
 
-/** Least-squares slope of RSS over the second half of the samples, in MB per hour (runs of 5 min or more). */
-export function growth(samples: Array<{ t: number; rssBytes: number }>): number | null {
-  const s = samples.slice(Math.floor(samples.length / 2));
+/**
+ * A node returns a connect burst's heap pages 25-31 s after it (V8's memory reducer; BENCHMARKS.md,
+ * 2026-12-02 sixth): RSS read sooner falls for that, not for anything the sessions let go.
+ */
+const AFTER_CONNECTS_MS = 60_000;
+
+/**
+ * Least-squares slope of RSS over the second half of the samples, in MB per hour, leaving out the
+ * minute after the connects ended (`connectedAt`, as the samples' `t`): runs of 5 min or more.
+ */
+export function growth(samples: Array<{ t: number; rssBytes: number }>, connectedAt: number | null = null): number | null {
+  const from = connectedAt === null ? -Infinity : connectedAt + AFTER_CONNECTS_MS;
+  const s = samples.slice(Math.floor(samples.length / 2)).filter((x) => x.t >= from);
   if (s.length < 3 || s.at(-1)!.t - s[0]!.t < 150_000) return null;
   return Math.round((fitLine(s.map((x) => [x.t, x.rssBytes] as const)).slope * 3_600_000) / 2 ** 20);
 }

@@ -50,6 +50,8 @@ export interface RunOutcome {
   lastCounters: Counters;
   memory: Array<{ t: number; rssBytes: number }>;
   connect: ConnectResult | null;
+  /** Date.now() when every hub's connect was answered; null when the run did not get that far */
+  connectedAt: number | null;
   storm: StormSummary | null;
   usage: Usage | null;
   fatal: Error | null;
@@ -72,8 +74,8 @@ export function finalReport(r: RunOutcome): { report: Record<string, unknown>; l
           startMB: Math.round(rssValues[0]! / 2 ** 20),
           endMB: Math.round(rssValues.at(-1)! / 2 ** 20),
           maxMB: Math.round(Math.max(...rssValues) / 2 ** 20),
-          // over the second half of the run, where connecting is over
-          growthMBPerHour: growth(r.memory),
+          // over the second half of the run, from a minute after the connects
+          growthMBPerHour: growth(r.memory, r.connectedAt),
         };
   const value = (key: string): number | null => {
     const [what, stat] = key.split('.');

@@ -35,6 +35,20 @@ describe('RSS growth of a run', () => {
     expect(growth(samples)).toBe(60);
   });
 
+  it('leaves out the minute after the connects, when a node returns the burst\'s heap pages', () => {
+    // 20 samples 30 s apart: the connects end at 4.5 min, RSS falls by 100 MB over the next minute
+    // (V8 returning the burst's pages), then grows by 1 MB a minute
+    const connectedAt = 270_000;
+    const samples = Array.from({ length: 20 }, (_, i) => {
+      const t = i * 30_000;
+      const fall = t <= connectedAt ? 0 : Math.min(100, ((t - connectedAt) / 60_000) * 100);
+      return { t, rssBytes: (300 - fall + Math.max(0, t - connectedAt) / 60_000) * MB };
+    });
+    expect(growth(samples, connectedAt)).toBe(60);
+    // counted from the second half alone, the fall reads as memory returned
+    expect(growth(samples)).toBeLessThan(0);
+  });
+
   it('is not told for runs too short or too sparse to say', () => {
     expect(growth(Array.from({ length: 20 }, (_, i) => ({ t: i * 10_000, rssBytes: i * MB })))).toBeNull();
     expect(growth([{ t: 0, rssBytes: 0 }, { t: 600_000, rssBytes: MB }, { t: 1_200_000, rssBytes: 2 * MB }])).toBeNull();
