@@ -82,6 +82,22 @@ describe('CachingHubRegistry', () => {
     expect(inner.reads).toBe(1);
   });
 
+  it('answers every field a record has and none it lacks, from a get or a lookup alike', async () => {
+    const inner = new FlakyRegistry();
+    const rotated: HubRecord = { ...record('h6'), secretVersion: 3, firmware: '2.0.1' };
+    await inner.create(rotated);
+    await inner.create(record('h7'));
+    const cache = new CachingHubRegistry(inner, 30_000, 60_000, 100, () => 0);
+    await cache.get('h6');
+    const viaGet = (await cache.lookup('h6'))!;
+    expect(viaGet).toStrictEqual(infoOf(rotated));
+    expect(Object.keys(viaGet)).toEqual(['hubId', 'homeId', 'model', 'enabled', 'createdAt', 'secretVersion', 'firmware']);
+    const plain = (await cache.lookup('h7'))!;
+    expect(Object.keys(plain)).toEqual(['hubId', 'homeId', 'model', 'enabled', 'createdAt']);
+    expect((await cache.lookup('h7'))!).toStrictEqual(plain);
+    expect(inner.reads).toBe(2);
+  });
+
   it('answers copies equal to the stored record without its secrets, with nothing of the cache on them, that the caller may change', async () => {
     const inner = new FlakyRegistry();
     const full: HubRecord = { ...record('h4'), model: 'zb-hub-2', labels: { floor: '2' }, firmware: '1.4.0' };
