@@ -5,6 +5,7 @@ import { closeOnSignals, loadConfigOrExit, runMain } from './config/process.js';
 import { createLogger, type Logger } from './log/logger.js';
 import { startServer } from './compose/server.js';
 import { DataStoreError } from './ports/lmdb.js';
+import { UwsLoadError } from './transport/uws.js';
 
 /** `npm start`: one connection node on the embedded default unless NATS_URL and REDIS_URL are set. */
 async function main(): Promise<void> {
@@ -18,6 +19,10 @@ async function main(): Promise<void> {
     // the data directory's problems are the operator's to fix: the message says how, no stack
     if (err instanceof DataStoreError) {
       process.stderr.write(`data error: ${err.message}\n`);
+      process.exit(1);
+    }
+    if (err instanceof UwsLoadError) {
+      process.stderr.write(`uWebSockets.js error: ${err.message}\n`);
       process.exit(1);
     }
     throw err;
