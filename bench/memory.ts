@@ -295,6 +295,8 @@ async function main(): Promise<void> {
   let floor: Measured;
   let server: Measured;
   let unpackedSteps: Array<number | null> = [];
+  /** the node's malloc_trim calls (TIER_MALLOC_TRIM_MS) by the last reading: count, seconds, bytes returned */
+  let trims: { count: number; seconds: number; returnedBytes: number } | null = null;
   let second: Measured | undefined;
   let fit: ReturnType<typeof lineOf> | undefined;
   let fitFromSecond: ReturnType<typeof lineOf> | undefined;
@@ -344,6 +346,9 @@ async function main(): Promise<void> {
     const unpacked = async () => metricSum(await (await fetch(`${node.adminUrl}/metrics`)).text(), 'tier_hub_device_caches_unpacked');
     for (const [i, fleet] of fleets.entries()) steps.push(await measure(node, fleet, batches[i]!.length, args.devices > 0 ? batches[i]!.length : 0, args.idleMs, unpacked));
     unpackedSteps = steps.map((m) => m.unpacked);
+    const metrics = await (await fetch(`${node.adminUrl}/metrics`)).text();
+    const count = metricSum(metrics, 'tier_malloc_trims_total');
+    if (count !== null) trims = { count, seconds: metricSum(metrics, 'tier_malloc_trim_seconds_total') ?? 0, returnedBytes: metricSum(metrics, 'tier_malloc_trim_returned_bytes_total') ?? 0 };
     server = between(steps.at(-1)!.after, steps[0]!.before, args.sessions);
     if (args.marginal) second = steps[1]!;
     if (args.steps >= 3) fit = lineOf(steps);
@@ -377,6 +382,8 @@ async function main(): Promise<void> {
     idleMs: args.idleMs,
     /** per step: the node's unpacked device caches at the step's reading */
     unpackedCaches: unpackedSteps,
+    /** the node's malloc_trim calls by the last reading (null: none available, or TIER_MALLOC_TRIM_MS=0 with no series) */
+    mallocTrims: trims,
     heapCommittedBytesPerSession: server.heapTotalPer,
     externalBytesPerSession: server.externalPer,
     marginal: second && { sessions: second.sockets, bytesPerSession: second.rssPer, anonBytesPerSession: second.anonPer, heapBytesPerSession: second.heapPer, heapCommittedBytesPerSession: second.heapTotalPer },
@@ -402,6 +409,7 @@ async function main(): Promise<void> {
     `server memory per hub session: ${kb(server.rssPer)} KB (${out.ratio}x the bare socket's ${kb(floor.rssPer)} KB)${args.idleMs > 0 ? `, read after ${args.idleMs} ms idle` : ''}`,
     server.beyondYoungPer === null ? '' : `the same without V8's young generation in either reading (${((server.before.youngPhysical ?? 0) / 2 ** 20).toFixed(1)} MB before, ${((server.after.youngPhysical ?? 0) / 2 ** 20).toFixed(1)} MB after): ${kb(server.beyondYoungPer)} KB`,
     `the node's unpacked device caches at each reading: ${unpackedSteps.map((u) => u ?? 'n/a').join(', ')}`,
+    trims ? `the node's malloc_trim calls by the last reading: ${trims.count}, ${(trims.seconds * 1000).toFixed(1)} ms in all, ${(trims.returnedBytes / 2 ** 20).toFixed(1)} MB of RSS returned` : '',
     second ? `the second ${second.sockets} sessions alone (what each further session adds): RSS ${kb(second.rssPer)} KB, anonymous ${anonKb(second)} KB, JS heap used ${kb(second.heapPer)} KB, committed ${kb(second.heapTotalPer)} KB` : '',
     fit ? `a line through the ${args.steps + 1} readings, per session (± the slope's standard error): ${lineText(fit)}` : '',
     fitFromSecond ? `the same from the second reading on (the baseline left out): ${lineText(fitFromSecond)}` : '',

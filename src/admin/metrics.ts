@@ -69,6 +69,9 @@ export class NodeMetrics implements HubSessionMetrics, HubGatewayMetrics, AppGat
   private readonly badFrames = new Counter({ name: 'tier_hub_bad_frames_total', help: 'Hub frames rejected by error code', labelNames: ['code'], registers: this.registers });
   readonly actorFailures = new Counter({ name: 'tier_actor_failures_total', help: 'Actor messages that threw', labelNames: ['message'], registers: this.registers });
   readonly binding = new Gauge({ name: 'tier_uws_binding_info', help: 'uWebSockets.js build in use (1)', labelNames: ['package', 'native'], registers: this.registers });
+  private readonly trims = new Counter({ name: 'tier_malloc_trims_total', help: "glibc malloc_trim calls, made once the resident size grew (TIER_MALLOC_TRIM_MS)", registers: this.registers });
+  private readonly trimSeconds = new Counter({ name: 'tier_malloc_trim_seconds_total', help: 'Time spent in malloc_trim', registers: this.registers });
+  private readonly trimReturned = new Counter({ name: 'tier_malloc_trim_returned_bytes_total', help: 'Resident bytes the malloc_trim calls gave back (before less after)', registers: this.registers });
 
   // ---- commands as their callers see them (HTTP, app sockets, rules) ------------------------------
   private readonly commandSeconds = new Histogram({
@@ -258,6 +261,14 @@ export class NodeMetrics implements HubSessionMetrics, HubGatewayMetrics, AppGat
     this.refusedConnects.inc();
     this.refused.inc({ code });
   }
+
+  /** A malloc_trim call: resident bytes before and after, its time (s). */
+  mallocTrimmed(before: number, after: number, seconds: number): void {
+    this.trims.inc();
+    this.trimSeconds.inc(seconds);
+    this.trimReturned.inc(Math.max(0, before - after));
+  }
+
   badFrame(code: string): void {
     this.badFrames.inc({ code });
   }

@@ -28,6 +28,7 @@ import { EventPublisher } from '../actors/event-publisher.js';
 import { mountHubGateway } from '../transport/hub-gateway.js';
 import { loadUws, UwsLoadError, type TemplatedApp, type UwsBinding, type us_listen_socket } from '../transport/uws.js';
 import { allocatorRefusal, ownMaps } from '../transport/allocator.js';
+import { startMallocTrimmer } from './malloc-trim.js';
 import { UpgradeLimits } from '../transport/upgrade-limits.js';
 import { LoopLag } from '../transport/loop-lag.js';
 import { guardApp } from '../transport/guard.js';
@@ -68,6 +69,7 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
   metrics.attach({ hubs: sessions });
   const ports = makePorts ? await makePorts(timers) : await portsFor(config, timers, log, metrics);
   metrics.binding.set({ package: binding.packageName, native: String(binding.native) }, 1);
+  const trimmer = startMallocTrimmer(config.mallocTrimMs, log, (before, after, seconds) => metrics.mallocTrimmed(before, after, seconds));
   const system: ActorSystem = {
     timers,
     log,
@@ -289,6 +291,7 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
       // one `drain step` line per step, with counts: how far a slow or stuck shutdown got
       const step = (name: string, fields: Record<string, unknown> = {}) => log.info({ step: name, ms: Date.now() - drainStarted, ...fields }, 'drain step');
       clearInterval(refresh);
+      trimmer?.stop();
       fleet.close();
       binding.uws.us_listen_socket_close(main.socket);
       step('stopped_accepting', { sessions: sessions.size, hubSockets: limits.stats.sockets });

@@ -83,6 +83,8 @@ export interface Config {
   diskBatchMs: number;
   /** @default 5_000 (ms): a hub session's cache of its devices not used this long (to twice this) is packed into one string; 0: never */
   shadowPackMs: number;
+  /** @default 10_000 (ms): how often the node looks whether its resident size grew enough to call glibc's malloc_trim; 0: never */
+  mallocTrimMs: number;
   /** @default 19_000: hub sockets a node holds at most (the open-file limit here is 20,000) */
   maxHubSessions: number;
   /** @default 1_000: hub handshakes authenticated at once */
@@ -267,6 +269,7 @@ const FIELDS: { [K in keyof Config]: Field<K> } = {
   shadowBatchMs: { env: 'TIER_SHADOW_BATCH_MS', parse: int(0, 10_000), default: 50 },
   diskBatchMs: { env: 'TIER_DISK_BATCH_MS', parse: int(0, 1_000), default: 0 },
   shadowPackMs: { env: 'TIER_SHADOW_PACK_MS', parse: int(0, 3_600_000), default: 5_000 },
+  mallocTrimMs: { env: 'TIER_MALLOC_TRIM_MS', parse: int(0, 3_600_000), default: 10_000 },
   maxHubSessions: { env: 'TIER_MAX_HUB_SESSIONS', parse: int(1, 10_000_000), default: 19_000 },
   maxPendingUpgrades: { env: 'TIER_MAX_PENDING_UPGRADES', parse: int(1, 1_000_000), default: 1_000 },
   hubConnectRatePerSec: { env: 'TIER_HUB_CONNECT_RATE', parse: int(1, 1_000_000), default: 5_000 },
