@@ -5,11 +5,19 @@ import { ownMaps, replacedAllocator } from '../transport/allocator.js';
 /** glibc's `malloc_trim(pad)`: returns the arenas' free pages to the system; 1 if it returned any. */
 export type MallocTrim = (pad: number) => number;
 
+type Loaded = { trim: MallocTrim } | { unavailable: string };
+let loaded: Loaded | undefined;
+
 /**
  * glibc's malloc_trim through koffi (a prebuilt FFI binding), or why there is none: not Linux, not
  * glibc (musl, or a malloc replacement mapped in), or koffi's binary missing for this platform.
+ * Looked up once a process (telling glibc takes a diagnostic report, 7–9 ms).
  */
-export function loadMallocTrim(): { trim: MallocTrim } | { unavailable: string } {
+export function loadMallocTrim(): Loaded {
+  return (loaded ??= lookUp());
+}
+
+function lookUp(): Loaded {
   if (process.platform !== 'linux') return { unavailable: `not Linux (${process.platform})` };
   const replaced = replacedAllocator(ownMaps());
   if (replaced) return { unavailable: `${replaced} replaces glibc's malloc` };
