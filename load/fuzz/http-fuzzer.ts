@@ -170,8 +170,10 @@ export class HttpFuzzer {
       const nodeOk = this.h.target.alive && !this.h.restarting && this.h.target.generation === generation;
       if (!nodeOk) this.h.rec.counts.httpStatuses.inc('node died');
       else if (req.parserRefusal) this.h.rec.counts.httpStatuses.inc(`dropped by the HTTP parser (${req.parserRefusal})`);
-      else if (req.body && req.body.length > MAX_BODY && /EPIPE|ECONNRESET/.test(res.error)) {
-        // the node answers 413 and closes while the client is still writing: the client sees its own write fail
+      else if (req.body && req.body.length > MAX_BODY && /EPIPE|ECONNRESET|^aborted$/.test(res.error)) {
+        // the node answers (413, or a GET's answer without reading its body) and, the client having
+        // asked for `Connection: close`, closes while the client is still writing: the reset reaches
+        // the client as its write failing, its read failing, or the answer cut short ("aborted")
         this.h.rec.counts.httpStatuses.inc('oversize body: closed while sending');
       }
       else {
