@@ -21,6 +21,11 @@ export class HubAdmission {
     private readonly box?: SecretBox,
   ) {}
 
+  /** True when `admit` settles in its caller's turn: both stores answer in it (memory, LMDB). */
+  get inTurn(): boolean {
+    return this.registry.inTurn && this.nonces.inTurn;
+  }
+
   async admit(c: HubCredentials): Promise<HubRecord> {
     const record = await this.registry.get(c.hubId);
     if (!record) throw new AuthError('unknown_hub', `hub ${c.hubId} is not provisioned`);

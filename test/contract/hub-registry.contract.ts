@@ -1,3 +1,4 @@
+import { settledIn } from '../helpers/settled-in.js';
 import { randomUUID } from 'node:crypto';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { TierError } from '../../src/errors.js';
@@ -69,6 +70,15 @@ export function hubRegistryContract(name: string, make: HubRegistryFactory): voi
 
     it('get of an unknown hub is null', async () => {
       expect(await reg.get(hub)).toBeNull();
+    });
+
+    // the hub gateway answers upgrades inside uWS's callback only on stores that say so (hub-gateway.ts)
+    // (false promises nothing: the gateway then admits after the upgrade, which is always safe)
+    it('get settles in the caller’s turn where inTurn says so', async (ctx) => {
+      if (!reg.inTurn) return ctx.skip();
+      await reg.create(record(hub));
+      expect(await settledIn(reg.get(hub))).toBe('this turn');
+      expect(await settledIn(reg.get(`${hub}-unknown`))).toBe('this turn');
     });
 
     it('create then get returns the record, every field', async () => {
@@ -319,6 +329,13 @@ export function nonceStoreContract(name: string, make: NonceStoreFactory): void 
 
     afterEach(async () => {
       await fx.close();
+    });
+
+    it('claim settles in the caller’s turn where inTurn says so', async (ctx) => {
+      if (!nonces.inTurn) return ctx.skip();
+      expect(await settledIn(nonces.claim(key, 60_000))).toBe('this turn');
+      // a repeat too (refused)
+      expect(await settledIn(nonces.claim(key, 60_000))).toBe('this turn');
     });
 
     async function elapse(ms: number): Promise<void> {

@@ -437,10 +437,13 @@ describe('LmdbNonceStore when writes fail', () => {
     expect(await nonces.claim('answered', 60_000), 'still held in memory').toBe(false);
     for (let i = 0; i < 5; i++) await expect(nonces.claim(`waits-${i}`, 60_000)).rejects.toThrow(/MDB_MAP_FULL/);
     expect(nonces.unwrittenClaims, 'refused claims are not kept').toBe(1);
+    // so the hub gateway answers upgrades after them (it cannot from a later turn)
+    expect(nonces.inTurn, 'says it answers a turn later').toBe(false);
     restore();
     const recovered = nonces.claim('recovered', 60_000);
     expect(await settledIn(recovered), 'waits for its write').toBe('a later turn');
     expect(await recovered).toBe(true);
+    expect(nonces.inTurn).toBe(true);
     expect(await settledIn(nonces.claim('at-once', 60_000)), 'decided at once again').toBe('this turn');
     await nonces.close();
   });

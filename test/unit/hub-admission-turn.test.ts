@@ -23,6 +23,8 @@ afterAll(async () => {
 it('admits, and refuses a replay, a wrong secret and an unknown hub, each in the caller’s turn', async () => {
   await registry.create({ hubId: 'turn-hub', homeId: 'turn-home', model: undefined, secret: 'turn-secret', enabled: true, createdAt: 1 });
   const admission = new HubAdmission(registry, nonces, 300);
+  // what the hub gateway reads to answer inside uWS's callback (else it admits after the upgrade)
+  expect(admission.inTurn).toBe(true);
   const credentials = hubCredentials('turn-hub', 'turn-secret');
   const admitted = admission.admit(credentials);
   expect(await settledIn(admitted)).toBe('this turn');

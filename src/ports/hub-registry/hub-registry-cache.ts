@@ -71,6 +71,10 @@ export class CachingHubRegistry implements HubRegistry {
     private readonly now: () => number = Date.now,
   ) {}
 
+  get inTurn(): boolean {
+    return this.inner.inTurn;
+  }
+
   async create(record: HubRecord): Promise<void> {
     this.entries.delete(record.hubId);
     await this.inner.create(record);

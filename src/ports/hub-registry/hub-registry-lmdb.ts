@@ -37,6 +37,7 @@ type HomeKey = [string, string];
  * Reads are synchronous reads of the last commit.
  */
 export class LmdbHubRegistry implements HubRegistry {
+  readonly inTurn = true;
   private readonly db: Database<StoredHub, string>;
   private readonly homes: Database<null, HomeKey>;
 
@@ -239,6 +240,11 @@ export class LmdbNonceStore implements NonceStore {
     this.sweepBatch = options.sweepBatch ?? 1_000;
     this.writeMs = options.writeMs ?? 100;
     this.arm(this.sweepMs);
+  }
+
+  /** False while writes fail: a claim then waits for its own commit, a later turn. */
+  get inTurn(): boolean {
+    return !this.failing;
   }
 
   claim(key: string, ttlMs: number): Promise<boolean> {

@@ -17,6 +17,7 @@ import {
 
 /** Hubs provisioned in this process (embedded default): gone when the process ends. */
 export class MemoryHubRegistry implements HubRegistry {
+  readonly inTurn = true;
   private readonly hubs = new Map<string, HubRecord>();
   /** home id → its hub ids */
   private readonly homes = new Map<string, Set<string>>();
@@ -120,6 +121,7 @@ function lowerBound(ids: string[], id: string): number {
 
 /** Nonces with expiry; expired keys are swept as new ones arrive, so memory stays bounded. */
 export class MemoryNonceStore implements NonceStore {
+  readonly inTurn = true;
   private readonly seen = new Map<string, number>();
 
   constructor(private readonly now: () => number = Date.now) {}

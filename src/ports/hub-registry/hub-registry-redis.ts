@@ -72,6 +72,7 @@ const LIST_BATCH = 256;
  * crash in between names a missing record or another home, is skipped when read and removed.
  */
 export class RedisHubRegistry implements HubRegistry {
+  readonly inTurn = false;
   private readonly keys: RedisKeys;
 
   /** Takes ownership of `client`: `close()` quits it. */
@@ -281,6 +282,7 @@ function parseLabels(json: string): HubLabels | undefined {
  * across all nodes and Redis forgets the key after `ttlMs` (a repeat does not extend it).
  */
 export class RedisNonceStore implements NonceStore {
+  readonly inTurn = false;
   private readonly keys: RedisKeys;
 
   /** Takes ownership of `client`: `close()` quits it. */

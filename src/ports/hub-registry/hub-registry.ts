@@ -106,6 +106,11 @@ export const DEFAULT_SCAN_LIMIT = 5_000;
  *   serves changes that must start from the stored record (an admin's move or removal).
  */
 export interface HubRegistry {
+  /**
+   * True when `get` settles in its caller's turn (memory, LMDB; a cache over one of them): the hub
+   * gateway then answers a hub's upgrade inside uWS's callback, else after it (`HubAdmission.inTurn`).
+   */
+  readonly inTurn: boolean;
   create(record: HubRecord): Promise<void>;
   get(hubId: string): Promise<HubRecord | null>;
   lookup(hubId: string): Promise<HubInfo | null>;
@@ -229,6 +234,8 @@ export function infoOf(r: HubRecord | null): HubInfo | null {
  * answered inside uWS's callback (docs/ARCHITECTURE.md, "A socket's upgrade").
  */
 export interface NonceStore {
+  /** True when `claim` settles in its caller's turn (memory, LMDB while its writes succeed), as `HubRegistry.inTurn`. */
+  readonly inTurn: boolean;
   claim(key: string, ttlMs: number): Promise<boolean>;
   close(): Promise<void>;
 }
