@@ -1,6 +1,6 @@
 import { createRequire } from 'node:module';
 import type { Logger } from '../log/logger.js';
-import { ownMaps, replacedAllocator } from '../transport/allocator.js';
+import { ownMaps, replacedAllocator } from './allocator.js';
 
 /** glibc's `malloc_trim(pad)`: returns the arenas' free pages to the system; 1 if it returned any. */
 export type MallocTrim = (pad: number) => number;

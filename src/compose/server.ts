@@ -26,8 +26,7 @@ import { mountAppGateway } from '../transport/app-gateway.js';
 import { HomeFeeds } from '../transport/home-feeds.js';
 import { EventPublisher } from '../actors/event-publisher.js';
 import { mountHubGateway } from '../transport/hub-gateway.js';
-import { loadUws, UwsLoadError, type TemplatedApp, type UwsBinding, type us_listen_socket } from '../transport/uws.js';
-import { allocatorRefusal, ownMaps } from '../transport/allocator.js';
+import { loadUws, type TemplatedApp, type UwsBinding, type us_listen_socket } from '../transport/uws.js';
 import { startMallocTrimmer } from './malloc-trim.js';
 import { UpgradeLimits } from '../transport/upgrade-limits.js';
 import { LoopLag } from '../transport/loop-lag.js';
@@ -52,8 +51,6 @@ export interface RunningServer {
 /** Wires one connection node: ports, actors, gateways, API and admin port. */
 export async function startServer(config: Config, log: Logger, makePorts?: (timers: TimerWheel) => Promise<Ports>): Promise<RunningServer> {
   const binding = loadUws({ requireNative: config.uwsRequireNative, onWarning: (msg) => log.warn(msg) });
-  const unsafe = allocatorRefusal(binding.packageName, isClusterMode(config), ownMaps());
-  if (unsafe) throw new UwsLoadError(unsafe);
   log.info({ package: binding.packageName, native: binding.native }, 'uWebSockets.js loaded');
   // on only with an OTLP endpoint in the environment (README "Traces")
   const tracer = await startTracing(config, config.nodeId);

@@ -3,7 +3,8 @@ import { FrameType } from '../../proto/frames.js';
 import { HubSession, type HubLink, type HubSessionDeps } from '../actors/hub-session.js';
 import { outageRetryMs } from '../actors/outage-retry.js';
 import { readHubCredentials, type HubAdmission } from '../auth/hub-admission.js';
-import { ProtocolError, asTierError } from '../errors.js';
+import type { HubRecord } from '../ports/hub-registry/hub-registry.js';
+import { ProtocolError, asTierError, type TierError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 import { failureLog, refusalLog } from '../log/sampler.js';
 import { decodeHubFrame, encode, errorFrameFor } from '../protocol/codec.js';
@@ -20,12 +21,20 @@ const MAX_BAD_FRAMES = 10;
  * frame was before the inbox). One turn may read up to 512 KB from each of 1,024 ready sockets.
  */
 const MAX_INBOX_BYTES = 4 * 1024 * 1024;
+/**
+ * Frames a socket may send while its admission is still being decided (a hub sends its hello and
+ * waits for the welcome): held, and handled once it is admitted. One more closes it.
+ */
+const MAX_HELD_FRAMES = 8;
+const EMPTY = new Uint8Array(0);
 
 /** What uWS keeps on the socket: few properties, since each hub socket has its own. */
 interface HubSocketData {
   hubId: string;
   homeId: string;
   link: UwsHubLink | null;
+  /** the admission still being decided when it is answered after the upgrade: taken by `open` */
+  admission?: Promise<HubRecord> | undefined;
 }
 
 export interface HubGatewayMetrics {
@@ -49,6 +58,8 @@ class UwsHubLink implements HubLink {
   inbox = 0;
   /** closed by this side: what the socket sent after that is not handled (uWS would not hand it over) */
   ended = false;
+  /** admitted after the upgrade and not decided yet: the frames it sent meanwhile (else null) */
+  held: Array<Uint8Array | null> | null = null;
   private queued: Uint8Array[] | null = null;
   constructor(
     private readonly ws: WebSocket<HubSocketData>,
@@ -88,15 +99,31 @@ class UwsHubLink implements HubLink {
   }
 }
 
+export interface HubGatewayDeps {
+  admission: HubAdmission;
+  limits: UpgradeLimits;
+  sessions: HubSessionDeps;
+  log: Logger;
+  idleMs: number;
+  writes: WriteBatch;
+  metrics?: HubGatewayMetrics;
+}
+
 /**
- * `/hub/v1`: the signed upgrade (refused with 401/403 before any actor exists), then one
- * HubSession actor per socket. Bad frames are answered with an error frame, and too many of them
- * close the socket with `malformed`; nothing thrown here reaches uWS.
+ * `/hub/v1`: the signed upgrade, then one HubSession actor per socket. Bad frames are answered with
+ * an error frame, and too many of them close the socket with `malformed`; nothing thrown here
+ * reaches uWS.
+ *
+ * Where the admission settles in the upgrade's turn (the embedded stores), a refused hub gets an
+ * HTTP refusal and no socket. Where it answers a turn later (Redis), the upgrade is answered first
+ * and the session starts once the hub is admitted; a refusal then comes as error, bye and close
+ * (PROTOCOL.md 2.1). uWS v20.30 cannot answer an upgrade from a later turn safely: through
+ * `res.cork` it may read the new socket's memory as the HTTP response's and close it
+ * (uNetworking/uWebSockets#1928: now and then a 1006 right after the `101`, a SIGSEGV under
+ * jemalloc), and without `cork` a `Connection: close` upgrade stays open with no `close` event.
+ * Redis answers within its command timeout (2 s), so a socket waits at most that long.
  */
-export function mountHubGateway(
-  app: TemplatedApp,
-  deps: { admission: HubAdmission; limits: UpgradeLimits; sessions: HubSessionDeps; log: Logger; idleMs: number; writes: WriteBatch; metrics?: HubGatewayMetrics },
-): void {
+export function mountHubGateway(app: TemplatedApp, deps: HubGatewayDeps): void {
   const { admission, limits, sessions, log, metrics, writes } = deps;
   const maxFrame = sessions.maxFrameBytes;
   const refusals = refusalLog(log, 'hub handshakes refused, not logged');
@@ -183,6 +210,12 @@ export function mountHubGateway(
         refuse(res, state, busy, hubId);
         return;
       }
+      // asked at each upgrade: an embedded nonce store whose writes fail answers a turn later
+      if (!admission.inTurn) {
+        // counted as a handshake until decided; `open` takes the decision
+        res.upgrade<HubSocketData>({ hubId, homeId: '', link: null, admission: admission.admit(credentials) }, key, protocol, extensions, context);
+        return;
+      }
       admission.admit(credentials).then(
         (record) => {
           if (state.aborted) return limits.finish(false);
@@ -203,37 +236,33 @@ export function mountHubGateway(
       const data = ws.getUserData();
       const link = new UwsHubLink(ws, writes);
       data.link = link;
-      try {
-        link.session = new HubSession(data.hubId, data.homeId, link, sessions);
-      } catch (err) {
-        log.error({ err, hubId: data.hubId }, 'hub session could not start');
-        link.send(encode({ t: FrameType.bye, e: 'internal' }));
-        link.close(CloseCode.internal, 'internal');
+      const pending = data.admission;
+      if (pending) {
+        data.admission = undefined;
+        link.held = [];
+        pending.then(
+          (record) => admitted(data, link, record),
+          (err: unknown) => refusedAfterUpgrade(data, link, err),
+        );
+        return;
       }
+      start(data, link);
     },
 
-    message: (ws, message, isBinary) => {
-      const data = ws.getUserData();
-      const link = data.link;
-      if (!link?.session) return;
-      const bytes = new Uint8Array(message);
-      // a command's result waits for nothing (its answer, written in this turn's batch): handled
-      // now unless frames of its socket wait in the inbox, which it must not overtake
-      if (isBinary && link.inbox === 0 && isResultFrame(bytes)) return handle(data, bytes);
-      // copied (uWS reuses the memory once this returns), from Node's pool of small buffers
-      const held = inbox.push(data, isBinary ? Buffer.from(bytes) : null, bytes.length);
-      link.inbox++;
-      if (held === 'first') writes.defer(drain);
-      else if (held === 'full') drain();
-    },
+    message: (ws, message, isBinary) => receive(ws.getUserData(), new Uint8Array(message), isBinary),
 
     // a WebSocket ping is activity too: a hub may keep its session alive with pings alone
     ping: (ws) => ws.getUserData().link?.session?.touch(),
     pong: (ws) => ws.getUserData().link?.session?.touch(),
 
     close: (ws, code) => {
-      limits.socketClosed();
       const link = ws.getUserData().link;
+      // a socket still being admitted is not counted yet: its decision ends the handshake
+      if (link?.held) {
+        link.open = false;
+        return;
+      }
+      limits.socketClosed();
       if (!link) return;
       // uWS has closed the socket: nothing may touch it now, the frames' answers included
       link.open = false;
@@ -243,15 +272,83 @@ export function mountHubGateway(
     },
   });
 
-  function refuse(res: HttpResponse, state: { aborted: boolean }, err: unknown, hubId: string | undefined): void {
+  function start(data: HubSocketData, link: UwsHubLink): void {
+    try {
+      link.session = new HubSession(data.hubId, data.homeId, link, sessions);
+    } catch (err) {
+      log.error({ err, hubId: data.hubId }, 'hub session could not start');
+      link.send(encode({ t: FrameType.bye, e: 'internal' }));
+      link.close(CloseCode.internal, 'internal');
+    }
+  }
+
+  /** A frame from uWS (`bytes` is uWS's memory, valid during this call), or one held meanwhile. */
+  function receive(data: HubSocketData, bytes: Uint8Array, isBinary: boolean): void {
+    const link = data.link;
+    if (!link?.session) {
+      if (link?.held && link.open) hold(link, bytes, isBinary);
+      return;
+    }
+    // a command's result waits for nothing (its answer, written in this turn's batch): handled
+    // now unless frames of its socket wait in the inbox, which it must not overtake
+    if (isBinary && link.inbox === 0 && isResultFrame(bytes)) return handle(data, bytes);
+    // copied (uWS reuses the memory once this returns), from Node's pool of small buffers
+    const held = inbox.push(data, isBinary ? Buffer.from(bytes) : null, bytes.length);
+    link.inbox++;
+    if (held === 'first') writes.defer(drain);
+    else if (held === 'full') drain();
+  }
+
+  function hold(link: UwsHubLink, bytes: Uint8Array, isBinary: boolean): void {
+    const held = link.held!;
+    if (held.length < MAX_HELD_FRAMES) {
+      held.push(isBinary ? Buffer.from(bytes) : null);
+      return;
+    }
+    link.send(encode(errorFrameFor('malformed_frame', `at most ${MAX_HELD_FRAMES} frames before the welcome`)));
+    link.send(encode({ t: FrameType.bye, e: 'malformed_frame' }));
+    link.close(CloseCode.malformed, 'malformed_frame');
+  }
+
+  /** The decision for a socket admitted after its upgrade: the session starts, with what it sent meanwhile. */
+  function admitted(data: HubSocketData, link: UwsHubLink, record: HubRecord): void {
+    const held = link.held!;
+    link.held = null;
+    if (!link.open) return limits.finish(false);
+    limits.finish(true); // counted now: `close` decrements it whatever happens next
+    metrics?.hubConnected();
+    data.hubId = record.hubId;
+    data.homeId = record.homeId;
+    start(data, link);
+    for (const frame of held) receive(data, frame ?? EMPTY, frame !== null);
+  }
+
+  /** Refused after its upgrade: the same code as the HTTP refusal, as error, bye and close. */
+  function refusedAfterUpgrade(data: HubSocketData, link: UwsHubLink, err: unknown): void {
+    link.held = null;
+    const e = noteRefusal(err, link.open ? link.remote : undefined, data.hubId);
+    if (!link.open) return limits.finish(false);
+    limits.finish(true);
+    const temporary = ErrorCodes[e.code].temporary;
+    link.send(encode(errorFrameFor(e.code, e.message)));
+    if (temporary) link.send(encode({ t: FrameType.reconnect, after: outageRetryMs(), e: e.code }));
+    link.send(encode({ t: FrameType.bye, e: e.code }));
+    link.close(temporary ? CloseCode.internal : e.code === 'hub_disabled' ? CloseCode.hubDisabled : CloseCode.unauthorized, e.code);
+  }
+
+  function noteRefusal(err: unknown, remote: string | undefined, hubId: string | undefined): TierError {
     const e = asTierError(err);
-    // read here, not at every upgrade: an admitted hub never needs it (the response is still ours
-    // until it is aborted, whatever the turn)
-    const remote = state.aborted ? undefined : Buffer.from(res.getRemoteAddressAsText()).toString();
     if (e.code === 'internal') failures.write('admission', { err }, 'hub admission failed');
     metrics?.upgradeRefused(e.code);
     // sampled per source: a flood of bad handshakes cannot fill the disk
     refusals.info(remote ?? 'aborted', { code: e.code, remote, hubId }, 'hub handshake refused');
+    return e;
+  }
+
+  function refuse(res: HttpResponse, state: { aborted: boolean }, err: unknown, hubId: string | undefined): void {
+    // read here, not at every upgrade: an admitted hub never needs it (the response is still ours
+    // until it is aborted, whatever the turn)
+    const e = noteRefusal(err, state.aborted ? undefined : Buffer.from(res.getRemoteAddressAsText()).toString(), hubId);
     // a full or overloaded node: the hub should come back later (or be sent to another node);
     // a backend away (registry, nonces): later still, spread as the in-session outage hint is
     const reply = errorReply(e);
