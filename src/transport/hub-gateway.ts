@@ -28,13 +28,20 @@ const MAX_INBOX_BYTES = 4 * 1024 * 1024;
 const MAX_HELD_FRAMES = 8;
 const EMPTY = new Uint8Array(0);
 
+/** Frames received before the session started (a text frame as null), in order. */
+type HeldFrames = Array<Uint8Array | null>;
+
 /** What uWS keeps on the socket: few properties, since each hub socket has its own. */
 interface HubSocketData {
   hubId: string;
   homeId: string;
   link: UwsHubLink | null;
-  /** the admission still being decided when it is answered after the upgrade: taken by `open` */
-  admission?: Promise<HubRecord> | undefined;
+  /**
+   * Admitted after the upgrade (cluster mode): the decision, until `open` takes it; then the frames
+   * the hub sent meanwhile, until it settles; then undefined. Here, not on the link: no field on
+   * every session for it (absent from embedded sockets).
+   */
+  admission?: Promise<HubRecord> | HeldFrames | undefined;
 }
 
 export interface HubGatewayMetrics {
@@ -58,8 +65,6 @@ class UwsHubLink implements HubLink {
   inbox = 0;
   /** closed by this side: what the socket sent after that is not handled (uWS would not hand it over) */
   ended = false;
-  /** admitted after the upgrade and not decided yet: the frames it sent meanwhile (else null) */
-  held: Array<Uint8Array | null> | null = null;
   private queued: Uint8Array[] | null = null;
   constructor(
     private readonly ws: WebSocket<HubSocketData>,
@@ -237,9 +242,8 @@ export function mountHubGateway(app: TemplatedApp, deps: HubGatewayDeps): void {
       const link = new UwsHubLink(ws, writes);
       data.link = link;
       const pending = data.admission;
-      if (pending) {
-        data.admission = undefined;
-        link.held = [];
+      if (pending instanceof Promise) {
+        data.admission = [];
         pending.then(
           (record) => admitted(data, link, record),
           (err: unknown) => refusedAfterUpgrade(data, link, err),
@@ -256,9 +260,10 @@ export function mountHubGateway(app: TemplatedApp, deps: HubGatewayDeps): void {
     pong: (ws) => ws.getUserData().link?.session?.touch(),
 
     close: (ws, code) => {
-      const link = ws.getUserData().link;
+      const data = ws.getUserData();
+      const link = data.link;
       // a socket still being admitted is not counted yet: its decision ends the handshake
-      if (link?.held) {
+      if (link && data.admission) {
         link.open = false;
         return;
       }
@@ -286,7 +291,8 @@ export function mountHubGateway(app: TemplatedApp, deps: HubGatewayDeps): void {
   function receive(data: HubSocketData, bytes: Uint8Array, isBinary: boolean): void {
     const link = data.link;
     if (!link?.session) {
-      if (link?.held && link.open) hold(link, bytes, isBinary);
+      const held = data.admission;
+      if (Array.isArray(held) && link?.open) hold(link, held, bytes, isBinary);
       return;
     }
     // a command's result waits for nothing (its answer, written in this turn's batch): handled
@@ -299,8 +305,7 @@ export function mountHubGateway(app: TemplatedApp, deps: HubGatewayDeps): void {
     else if (held === 'full') drain();
   }
 
-  function hold(link: UwsHubLink, bytes: Uint8Array, isBinary: boolean): void {
-    const held = link.held!;
+  function hold(link: UwsHubLink, held: HeldFrames, bytes: Uint8Array, isBinary: boolean): void {
     if (held.length < MAX_HELD_FRAMES) {
       held.push(isBinary ? Buffer.from(bytes) : null);
       return;
@@ -312,8 +317,8 @@ export function mountHubGateway(app: TemplatedApp, deps: HubGatewayDeps): void {
 
   /** The decision for a socket admitted after its upgrade: the session starts, with what it sent meanwhile. */
   function admitted(data: HubSocketData, link: UwsHubLink, record: HubRecord): void {
-    const held = link.held!;
-    link.held = null;
+    const held = data.admission as HeldFrames;
+    data.admission = undefined;
     if (!link.open) return limits.finish(false);
     limits.finish(true); // counted now: `close` decrements it whatever happens next
     metrics?.hubConnected();
@@ -325,7 +330,7 @@ export function mountHubGateway(app: TemplatedApp, deps: HubGatewayDeps): void {
 
   /** Refused after its upgrade: the same code as the HTTP refusal, as error, bye and close. */
   function refusedAfterUpgrade(data: HubSocketData, link: UwsHubLink, err: unknown): void {
-    link.held = null;
+    data.admission = undefined;
     const e = noteRefusal(err, link.open ? link.remote : undefined, data.hubId);
     if (!link.open) return limits.finish(false);
     limits.finish(true);
