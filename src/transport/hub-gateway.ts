@@ -23,7 +23,9 @@ const MAX_BAD_FRAMES = 10;
 const MAX_INBOX_BYTES = 4 * 1024 * 1024;
 /**
  * Frames a socket may send while its admission is still being decided (a hub sends its hello and
- * waits for the welcome): held, and handled once it is admitted. One more closes it.
+ * waits for the welcome): held, and handled once it is admitted. More, or more bytes in all than
+ * one frame may have, close it: the sender is not authenticated yet, and up to
+ * TIER_MAX_PENDING_UPGRADES of them may wait on Redis at once.
  */
 const MAX_HELD_FRAMES = 8;
 const EMPTY = new Uint8Array(0);
@@ -306,11 +308,13 @@ export function mountHubGateway(app: TemplatedApp, deps: HubGatewayDeps): void {
   }
 
   function hold(link: UwsHubLink, held: HeldFrames, bytes: Uint8Array, isBinary: boolean): void {
-    if (held.length < MAX_HELD_FRAMES) {
+    let size = bytes.length;
+    for (const frame of held) size += frame?.length ?? 0;
+    if (held.length < MAX_HELD_FRAMES && size <= maxFrame) {
       held.push(isBinary ? Buffer.from(bytes) : null);
       return;
     }
-    link.send(encode(errorFrameFor('malformed_frame', `at most ${MAX_HELD_FRAMES} frames before the welcome`)));
+    link.send(encode(errorFrameFor('malformed_frame', `at most ${MAX_HELD_FRAMES} frames and ${maxFrame} bytes in all before the welcome`)));
     link.send(encode({ t: FrameType.bye, e: 'malformed_frame' }));
     link.close(CloseCode.malformed, 'malformed_frame');
   }

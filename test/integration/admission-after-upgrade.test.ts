@@ -180,6 +180,17 @@ it('a socket closed before its decision is not counted, admitted or not', async 
   expect(server.sessions.size).toBe(0);
 });
 
+it('closes a socket that sends more bytes before the decision than one frame may have, with malformed_frame', async ({ signal }) => {
+  const gated = closedGate();
+  const s = await openSocket(hubAuthHeaderMap(hubCredentials('au-2', SECRET)));
+  // two frames under the frame limit (16 KB here), over it together: the sender is not admitted yet
+  for (let i = 0; i < 2; i++) s.ws.send(Buffer.alloc(10_000, 0x90));
+  expect(await s.closed).toEqual({ code: 4003, reason: 'malformed_frame' });
+  expect(s.frames).toMatchObject([{ t: FrameType.error, e: 'malformed_frame' }, { t: FrameType.bye, e: 'malformed_frame' }]);
+  gated.open();
+  await until(signal, 'no socket counted', counted(0, 0));
+});
+
 it('closes a socket that sends more than 8 frames before the decision with malformed_frame', async ({ signal }) => {
   const gated = closedGate();
   const s = await openSocket(hubAuthHeaderMap(hubCredentials('au-2', SECRET)));
