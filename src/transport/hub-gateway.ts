@@ -23,9 +23,9 @@ const MAX_BAD_FRAMES = 10;
 const MAX_INBOX_BYTES = 4 * 1024 * 1024;
 /**
  * Frames a socket may send while its admission is still being decided (a hub sends its hello and
- * waits for the welcome): held, and handled once it is admitted. More, or more bytes in all than
- * one frame may have, close it: the sender is not authenticated yet, and up to
- * TIER_MAX_PENDING_UPGRADES of them may wait on Redis at once.
+ * waits for the welcome): held, and handled once it is admitted, so they get the answers they get
+ * from a session. More, or more bytes in all than two frames may have, close it: the sender is
+ * not authenticated yet, and up to TIER_MAX_PENDING_UPGRADES of them may wait on Redis at once.
  */
 const MAX_HELD_FRAMES = 8;
 const EMPTY = new Uint8Array(0);
@@ -38,12 +38,6 @@ interface HubSocketData {
   hubId: string;
   homeId: string;
   link: UwsHubLink | null;
-  /**
-   * Admitted after the upgrade (cluster mode): the decision, until `open` takes it; then the frames
-   * the hub sent meanwhile, until it settles; then undefined. Here, not on the link: no field on
-   * every session for it (absent from embedded sockets).
-   */
-  admission?: Promise<HubRecord> | HeldFrames | undefined;
 }
 
 export interface HubGatewayMetrics {
@@ -133,9 +127,21 @@ export interface HubGatewayDeps {
 export function mountHubGateway(app: TemplatedApp, deps: HubGatewayDeps): void {
   const { admission, limits, sessions, log, metrics, writes } = deps;
   const maxFrame = sessions.maxFrameBytes;
+  /** held for a frame over the limit instead of its bytes: it gets `frame_too_large` whatever they are */
+  const oversize = new Uint8Array(maxFrame + 1);
+  /** bytes held at most for a socket being admitted (see MAX_HELD_FRAMES) */
+  const maxHeldBytes = 2 * maxFrame;
   const refusals = refusalLog(log, 'hub handshakes refused, not logged');
   // a backend away fails every handshake alike: a few lines and a count, not one per hub
   const failures = failureLog(log, 'hub admission failures, not logged', 'error');
+  /**
+   * Admission after the upgrade (cluster mode): the decision, from the upgrade to its `open`, which
+   * uWS calls inside `res.upgrade`; then each such socket's frames, until the decision. Kept here,
+   * not on the socket (a fourth property grew every uWS socket's property array by 24 B) nor the
+   * link (a field of every session): at most TIER_MAX_PENDING_UPGRADES sockets are in it.
+   */
+  let deciding: Promise<HubRecord> | null = null;
+  const admitting = new Map<UwsHubLink, HeldFrames>();
 
   /**
    * Frames received this turn, handled together at its end, before its writes (a text frame is
@@ -219,8 +225,18 @@ export function mountHubGateway(app: TemplatedApp, deps: HubGatewayDeps): void {
       }
       // asked at each upgrade: an embedded nonce store whose writes fail answers a turn later
       if (!admission.inTurn) {
-        // counted as a handshake until decided; `open` takes the decision
-        res.upgrade<HubSocketData>({ hubId, homeId: '', link: null, admission: admission.admit(credentials) }, key, protocol, extensions, context);
+        // counted as a handshake until decided; `open` takes the decision (no home yet: '')
+        deciding = admission.admit(credentials);
+        try {
+          res.upgrade<HubSocketData>({ hubId, homeId: '', link: null }, key, protocol, extensions, context);
+        } finally {
+          if (deciding) {
+            // `open` did not take it (no socket came of the upgrade): the handshake ends here
+            deciding.catch(() => {});
+            limits.finish(false);
+            deciding = null;
+          }
+        }
         return;
       }
       admission.admit(credentials).then(
@@ -243,9 +259,15 @@ export function mountHubGateway(app: TemplatedApp, deps: HubGatewayDeps): void {
       const data = ws.getUserData();
       const link = new UwsHubLink(ws, writes);
       data.link = link;
-      const pending = data.admission;
-      if (pending instanceof Promise) {
-        data.admission = [];
+      if (data.homeId === '') {
+        const pending = deciding;
+        deciding = null;
+        // an upgrade whose decision did not come along: not a session (never seen; uWS calls `open` in `upgrade`)
+        if (!pending) {
+          limits.finish(true);
+          return link.close(CloseCode.internal, 'internal');
+        }
+        admitting.set(link, []);
         pending.then(
           (record) => admitted(data, link, record),
           (err: unknown) => refusedAfterUpgrade(data, link, err),
@@ -265,7 +287,7 @@ export function mountHubGateway(app: TemplatedApp, deps: HubGatewayDeps): void {
       const data = ws.getUserData();
       const link = data.link;
       // a socket still being admitted is not counted yet: its decision ends the handshake
-      if (link && data.admission) {
+      if (link && admitting.has(link)) {
         link.open = false;
         return;
       }
@@ -293,8 +315,8 @@ export function mountHubGateway(app: TemplatedApp, deps: HubGatewayDeps): void {
   function receive(data: HubSocketData, bytes: Uint8Array, isBinary: boolean): void {
     const link = data.link;
     if (!link?.session) {
-      const held = data.admission;
-      if (Array.isArray(held) && link?.open) hold(link, held, bytes, isBinary);
+      const held = link && admitting.get(link);
+      if (held && link.open) hold(link, held, bytes, isBinary);
       return;
     }
     // a command's result waits for nothing (its answer, written in this turn's batch): handled
@@ -308,21 +330,23 @@ export function mountHubGateway(app: TemplatedApp, deps: HubGatewayDeps): void {
   }
 
   function hold(link: UwsHubLink, held: HeldFrames, bytes: Uint8Array, isBinary: boolean): void {
-    let size = bytes.length;
-    for (const frame of held) size += frame?.length ?? 0;
-    if (held.length < MAX_HELD_FRAMES && size <= maxFrame) {
-      held.push(isBinary ? Buffer.from(bytes) : null);
+    const frame = !isBinary ? null : bytes.length > maxFrame ? oversize : Buffer.from(bytes);
+    let size = frame === oversize ? 0 : (frame?.length ?? 0);
+    for (const f of held) if (f !== oversize) size += f?.length ?? 0;
+    if (held.length < MAX_HELD_FRAMES && size <= maxHeldBytes) {
+      held.push(frame);
       return;
     }
-    link.send(encode(errorFrameFor('malformed_frame', `at most ${MAX_HELD_FRAMES} frames and ${maxFrame} bytes in all before the welcome`)));
+    const limit = `at most ${MAX_HELD_FRAMES} frames and ${maxHeldBytes} bytes before the welcome`;
+    link.send(encode(errorFrameFor('malformed_frame', limit)));
     link.send(encode({ t: FrameType.bye, e: 'malformed_frame' }));
     link.close(CloseCode.malformed, 'malformed_frame');
   }
 
   /** The decision for a socket admitted after its upgrade: the session starts, with what it sent meanwhile. */
   function admitted(data: HubSocketData, link: UwsHubLink, record: HubRecord): void {
-    const held = data.admission as HeldFrames;
-    data.admission = undefined;
+    const held = admitting.get(link)!;
+    admitting.delete(link);
     if (!link.open) return limits.finish(false);
     limits.finish(true); // counted now: `close` decrements it whatever happens next
     metrics?.hubConnected();
@@ -334,7 +358,7 @@ export function mountHubGateway(app: TemplatedApp, deps: HubGatewayDeps): void {
 
   /** Refused after its upgrade: the same code as the HTTP refusal, as error, bye and close. */
   function refusedAfterUpgrade(data: HubSocketData, link: UwsHubLink, err: unknown): void {
-    data.admission = undefined;
+    admitting.delete(link);
     const e = noteRefusal(err, link.open ? link.remote : undefined, data.hubId);
     if (!link.open) return limits.finish(false);
     limits.finish(true);

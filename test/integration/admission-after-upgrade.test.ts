@@ -180,11 +180,21 @@ it('a socket closed before its decision is not counted, admitted or not', async 
   expect(server.sessions.size).toBe(0);
 });
 
-it('closes a socket that sends more bytes before the decision than one frame may have, with malformed_frame', async ({ signal }) => {
+it('answers a frame over the limit sent before the decision as a session does: frame_too_large, close 1009', async () => {
   const gated = closedGate();
   const s = await openSocket(hubAuthHeaderMap(hubCredentials('au-2', SECRET)));
-  // two frames under the frame limit (16 KB here), over it together: the sender is not admitted yet
-  for (let i = 0; i < 2; i++) s.ws.send(Buffer.alloc(10_000, 0x90));
+  s.ws.send(Buffer.alloc(40_000, 0x90));
+  await readByNode(s.ws);
+  gated.open();
+  expect(await s.closed).toEqual({ code: 1009, reason: 'frame_too_large' });
+  expect(s.frames).toMatchObject([{ t: FrameType.error, e: 'frame_too_large' }, { t: FrameType.bye, e: 'frame_too_large' }]);
+});
+
+it('closes a socket that sends more bytes before the decision than two frames may have, with malformed_frame', async ({ signal }) => {
+  const gated = closedGate();
+  const s = await openSocket(hubAuthHeaderMap(hubCredentials('au-2', SECRET)));
+  // four frames under the frame limit (16 KB here), over twice it together: the sender is not admitted yet
+  for (let i = 0; i < 4; i++) s.ws.send(Buffer.alloc(10_000, 0x90));
   expect(await s.closed).toEqual({ code: 4003, reason: 'malformed_frame' });
   expect(s.frames).toMatchObject([{ t: FrameType.error, e: 'malformed_frame' }, { t: FrameType.bye, e: 'malformed_frame' }]);
   gated.open();
