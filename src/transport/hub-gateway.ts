@@ -12,6 +12,7 @@ import { errorReply, send } from './http.js';
 import type { HttpRequest, HttpResponse, TemplatedApp, WebSocket } from './uws.js';
 import type { UpgradeLimits } from './upgrade-limits.js';
 import { FrameInbox } from './frame-inbox.js';
+import { AdmittingHubs } from './admitting-hubs.js';
 import type { WriteBatch } from './write-batch.js';
 
 /** Malformed frames tolerated per session before it is closed with `malformed`. */
@@ -21,18 +22,6 @@ const MAX_BAD_FRAMES = 10;
  * frame was before the inbox). One turn may read up to 512 KB from each of 1,024 ready sockets.
  */
 const MAX_INBOX_BYTES = 4 * 1024 * 1024;
-/**
- * Frames a socket may send while its admission is still being decided (a hub sends its hello and
- * waits for the welcome): held, and handled once it is admitted, so they get the answers they get
- * from a session. More, or more bytes in all than two frames may have, close it: the sender is
- * not authenticated yet, and up to TIER_MAX_PENDING_UPGRADES of them may wait on Redis at once.
- */
-const MAX_HELD_FRAMES = 8;
-const EMPTY = new Uint8Array(0);
-
-/** Frames received before the session started (a text frame as null), in order. */
-type HeldFrames = Array<Uint8Array | null>;
-
 /** What uWS keeps on the socket: few properties, since each hub socket has its own. */
 interface HubSocketData {
   hubId: string;
@@ -127,21 +116,11 @@ export interface HubGatewayDeps {
 export function mountHubGateway(app: TemplatedApp, deps: HubGatewayDeps): void {
   const { admission, limits, sessions, log, metrics, writes } = deps;
   const maxFrame = sessions.maxFrameBytes;
-  /** held for a frame over the limit instead of its bytes: it gets `frame_too_large` whatever they are */
-  const oversize = new Uint8Array(maxFrame + 1);
-  /** bytes held at most for a socket being admitted (see MAX_HELD_FRAMES) */
-  const maxHeldBytes = 2 * maxFrame;
   const refusals = refusalLog(log, 'hub handshakes refused, not logged');
   // a backend away fails every handshake alike: a few lines and a count, not one per hub
   const failures = failureLog(log, 'hub admission failures, not logged', 'error');
-  /**
-   * Admission after the upgrade (cluster mode): the decision, from the upgrade to its `open`, which
-   * uWS calls inside `res.upgrade`; then each such socket's frames, until the decision. Kept here,
-   * not on the socket (a fourth property grew every uWS socket's property array by 24 B) nor the
-   * link (a field of every session): at most TIER_MAX_PENDING_UPGRADES sockets are in it.
-   */
-  let deciding: Promise<HubRecord> | null = null;
-  const admitting = new Map<UwsHubLink, HeldFrames>();
+  // sockets upgraded before their admission is decided (cluster mode)
+  const admitting = new AdmittingHubs<UwsHubLink>(maxFrame);
 
   /**
    * Frames received this turn, handled together at its end, before its writes (a text frame is
@@ -226,16 +205,12 @@ export function mountHubGateway(app: TemplatedApp, deps: HubGatewayDeps): void {
       // asked at each upgrade: an embedded nonce store whose writes fail answers a turn later
       if (!admission.inTurn) {
         // counted as a handshake until decided; `open` takes the decision (no home yet: '')
-        deciding = admission.admit(credentials);
+        let taken = false;
         try {
-          res.upgrade<HubSocketData>({ hubId, homeId: '', link: null }, key, protocol, extensions, context);
+          taken = admitting.upgrade(admission.admit(credentials), () => res.upgrade<HubSocketData>({ hubId, homeId: '', link: null }, key, protocol, extensions, context));
         } finally {
-          if (deciding) {
-            // `open` did not take it (no socket came of the upgrade): the handshake ends here
-            deciding.catch(() => {});
-            limits.finish(false);
-            deciding = null;
-          }
+          // no socket came of the upgrade: the handshake ends here
+          if (!taken) limits.finish(false);
         }
         return;
       }
@@ -260,14 +235,12 @@ export function mountHubGateway(app: TemplatedApp, deps: HubGatewayDeps): void {
       const link = new UwsHubLink(ws, writes);
       data.link = link;
       if (data.homeId === '') {
-        const pending = deciding;
-        deciding = null;
+        const pending = admitting.take(link);
         // an upgrade whose decision did not come along: not a session (never seen; uWS calls `open` in `upgrade`)
         if (!pending) {
           limits.finish(true);
           return link.close(CloseCode.internal, 'internal');
         }
-        admitting.set(link, []);
         pending.then(
           (record) => admitted(data, link, record),
           (err: unknown) => refusedAfterUpgrade(data, link, err),
@@ -315,8 +288,11 @@ export function mountHubGateway(app: TemplatedApp, deps: HubGatewayDeps): void {
   function receive(data: HubSocketData, bytes: Uint8Array, isBinary: boolean): void {
     const link = data.link;
     if (!link?.session) {
-      const held = link && admitting.get(link);
-      if (held && link.open) hold(link, held, bytes, isBinary);
+      if (link?.open && admitting.has(link) && !admitting.hold(link, bytes, isBinary)) {
+        link.send(encode(errorFrameFor('malformed_frame', admitting.limit)));
+        link.send(encode({ t: FrameType.bye, e: 'malformed_frame' }));
+        link.close(CloseCode.malformed, 'malformed_frame');
+      }
       return;
     }
     // a command's result waits for nothing (its answer, written in this turn's batch): handled
@@ -329,36 +305,21 @@ export function mountHubGateway(app: TemplatedApp, deps: HubGatewayDeps): void {
     else if (held === 'full') drain();
   }
 
-  function hold(link: UwsHubLink, held: HeldFrames, bytes: Uint8Array, isBinary: boolean): void {
-    const frame = !isBinary ? null : bytes.length > maxFrame ? oversize : Buffer.from(bytes);
-    let size = frame === oversize ? 0 : (frame?.length ?? 0);
-    for (const f of held) if (f !== oversize) size += f?.length ?? 0;
-    if (held.length < MAX_HELD_FRAMES && size <= maxHeldBytes) {
-      held.push(frame);
-      return;
-    }
-    const limit = `at most ${MAX_HELD_FRAMES} frames and ${maxHeldBytes} bytes before the welcome`;
-    link.send(encode(errorFrameFor('malformed_frame', limit)));
-    link.send(encode({ t: FrameType.bye, e: 'malformed_frame' }));
-    link.close(CloseCode.malformed, 'malformed_frame');
-  }
-
   /** The decision for a socket admitted after its upgrade: the session starts, with what it sent meanwhile. */
   function admitted(data: HubSocketData, link: UwsHubLink, record: HubRecord): void {
-    const held = admitting.get(link)!;
-    admitting.delete(link);
+    const held = admitting.release(link);
     if (!link.open) return limits.finish(false);
     limits.finish(true); // counted now: `close` decrements it whatever happens next
     metrics?.hubConnected();
     data.hubId = record.hubId;
     data.homeId = record.homeId;
     start(data, link);
-    for (const frame of held) receive(data, frame ?? EMPTY, frame !== null);
+    for (const frame of held) receive(data, frame.bytes, frame.binary);
   }
 
   /** Refused after its upgrade: the same code as the HTTP refusal, as error, bye and close. */
   function refusedAfterUpgrade(data: HubSocketData, link: UwsHubLink, err: unknown): void {
-    admitting.delete(link);
+    admitting.release(link);
     const e = noteRefusal(err, link.open ? link.remote : undefined, data.hubId);
     if (!link.open) return limits.finish(false);
     limits.finish(true);
