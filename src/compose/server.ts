@@ -150,7 +150,16 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
     loopLagMs: () => loop.ms,
   });
   metrics.attach({ admission: limits.refusals, push: ports.push, draining: () => draining });
-  mountHubGateway(app, { admission: new HubAdmission(ports.registry, ports.nonces, config.authSkewS, Date.now, fleet.box), limits, sessions: hubDeps, log, idleMs: config.idleMs, writes, metrics });
+  mountHubGateway(app, {
+    admission: new HubAdmission(ports.registry, ports.nonces, config.authSkewS, Date.now, fleet.box),
+    limits,
+    sessions: hubDeps,
+    log,
+    idleMs: config.idleMs,
+    writes,
+    metrics,
+    draining: () => draining,
+  });
   const feeds = new HomeFeeds(ports.bus, app, log, { history: ports.history, framesOut: (op, frames) => metrics.appFramesOut(op, frames) });
   mountAppGateway(app, {
     auth,

@@ -97,6 +97,8 @@ export interface HubGatewayDeps {
   idleMs: number;
   writes: WriteBatch;
   metrics?: HubGatewayMetrics;
+  /** true once the node drains: a hub admitted after its upgrade is then told to reconnect elsewhere */
+  draining?: () => boolean;
 }
 
 /**
@@ -310,6 +312,11 @@ export function mountHubGateway(app: TemplatedApp, deps: HubGatewayDeps): void {
     const held = admitting.release(link);
     if (!link.open) return limits.finish(false);
     limits.finish(true); // counted now: `close` decrements it whatever happens next
+    if (deps.draining?.()) {
+      // the drain told the sessions it found; this one came after: the same, with no session
+      link.send(encode({ t: FrameType.reconnect, after: Math.floor(Math.random() * 5_000), e: 'draining' }));
+      return link.close(CloseCode.goingAway, 'draining');
+    }
     metrics?.hubConnected();
     data.hubId = record.hubId;
     data.homeId = record.homeId;

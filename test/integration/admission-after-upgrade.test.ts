@@ -210,3 +210,18 @@ it('closes a socket that sends more than 8 frames before the decision with malfo
   gated.open();
   await until(signal, 'no socket counted', counted(0, 0));
 });
+
+// last: it drains the node
+it('tells a hub admitted after the drain began to reconnect elsewhere, with no session', async () => {
+  const gated = closedGate();
+  const s = await openSocket(hubAuthHeaderMap(hubCredentials('au-1', SECRET)));
+  s.ws.send(encodeFrame(frames.hello('boot-au-1-drain')));
+  await readByNode(s.ws);
+  const closing = server.close();
+  gated.open();
+  expect(await s.closed).toEqual({ code: 1001, reason: 'draining' });
+  expect(s.frames).toMatchObject([{ t: FrameType.reconnect, e: 'draining' }]);
+  expect((s.frames[0] as { after: number }).after).toBeLessThan(5_000);
+  expect(server.sessions.size).toBe(0);
+  await closing;
+});
