@@ -22,6 +22,7 @@ const MAX_BAD_FRAMES = 10;
  * frame was before the inbox). One turn may read up to 512 KB from each of 1,024 ready sockets.
  */
 const MAX_INBOX_BYTES = 4 * 1024 * 1024;
+
 /** What uWS keeps on the socket: few properties, since each hub socket has its own. */
 interface HubSocketData {
   hubId: string;
@@ -210,6 +211,8 @@ export function mountHubGateway(app: TemplatedApp, deps: HubGatewayDeps): void {
         let taken = false;
         try {
           taken = admitting.upgrade(admission.admit(credentials), () => res.upgrade<HubSocketData>({ hubId, homeId: '', link: null }, key, protocol, extensions, context));
+        } catch (err) {
+          log.error({ err, hubId }, 'hub upgrade failed');
         } finally {
           // no socket came of the upgrade: the handshake ends here
           if (!taken) limits.finish(false);
