@@ -1,5 +1,5 @@
 // Over 400 lines: the window protocol of a fuzzed hub (send, barrier, attribute and check each answer) reads best in one place.
-import { ErrorCodes } from '../../proto/errors.js';
+import { CloseCode, ErrorCodes } from '../../proto/errors.js';
 import { FrameType } from '../../proto/frames.js';
 import { randomBytes } from 'node:crypto';
 import { signHub } from '../../src/index.js';
@@ -673,7 +673,8 @@ class GrowSlot extends Slot {
 async function refusalAfterUpgrade(conn: HubConn): Promise<string | null> {
   await conn.until(() => conn.closed !== null, ANSWER_TIMEOUT_MS);
   const closed = conn.closed;
-  if (!closed || ![4007, 4006, 1011].includes(closed.code)) return null;
+  const refusals: number[] = [CloseCode.unauthorized, CloseCode.hubDisabled, CloseCode.internal];
+  if (!closed || !refusals.includes(closed.code)) return null;
   const error = conn.inbox.find((m) => m.frame?.t === FrameType.error)?.frame;
   const bye = conn.inbox.find((m) => m.frame?.t === FrameType.bye)?.frame;
   return error?.e === closed.reason && bye?.e === closed.reason ? closed.reason : null;

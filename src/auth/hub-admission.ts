@@ -21,7 +21,7 @@ export class HubAdmission {
     private readonly box?: SecretBox,
   ) {}
 
-  /** True when `admit` settles in its caller's turn: both stores answer in it (memory, LMDB). */
+  /** True when `admit` settles in its caller's turn: both stores say they answer in it (`inTurn`). */
   get inTurn(): boolean {
     return this.registry.inTurn && this.nonces.inTurn;
   }

@@ -29,7 +29,7 @@ export class AdmittingHubs<Link> {
   private readonly oversize: Uint8Array;
   readonly maxHeldBytes: number;
 
-  constructor(maxFrameBytes: number) {
+  constructor(private readonly maxFrameBytes: number) {
     this.oversize = new Uint8Array(maxFrameBytes + 1);
     this.maxHeldBytes = 2 * maxFrameBytes;
   }
@@ -73,7 +73,7 @@ export class AdmittingHubs<Link> {
   hold(link: Link, bytes: Uint8Array, binary: boolean): boolean {
     const held = this.held.get(link);
     if (!held) return false;
-    const frame = !binary ? null : bytes.length > this.oversize.length - 1 ? this.oversize : Buffer.from(bytes);
+    const frame = !binary ? null : bytes.length > this.maxFrameBytes ? this.oversize : Buffer.from(bytes);
     let size = frame === this.oversize ? 0 : (frame?.length ?? 0);
     for (const f of held) if (f !== this.oversize) size += f?.length ?? 0;
     if (held.length >= MAX_HELD_FRAMES || size > this.maxHeldBytes) return false;

@@ -230,8 +230,10 @@ export function infoOf(r: HubRecord | null): HubInfo | null {
  * (exactly one of racing claims wins: within the process, or across nodes for Redis); after
  * `ttlMs` the key is forgotten (the timestamp check refuses anything that old anyway). A claim
  * outlives a restart once written: memory never, LMDB once its window is written (at most 100 ms
- * later; `close()` waits for it), Redis before the answer. Memory and LMDB answer in the caller's turn, so a hub's upgrade is
- * answered inside uWS's callback (docs/ARCHITECTURE.md, "A socket's upgrade").
+ * later; `close()` waits for it), Redis before the answer. Memory and LMDB (while its writes
+ * succeed) answer in the caller's turn, so a hub's upgrade is answered inside uWS's callback;
+ * Redis a turn later, and the hub is then admitted after its upgrade (`inTurn`; docs/ARCHITECTURE.md,
+ * "A socket's upgrade").
  */
 export interface NonceStore {
   /** True when `claim` settles in its caller's turn (memory, LMDB while its writes succeed), as `HubRegistry.inTurn`. */
