@@ -1,4 +1,6 @@
 import WebSocket from 'ws';
+import { CloseCode } from '../../proto/errors.js';
+import { FrameType } from '../../proto/frames.js';
 import { hubEndpoint, signedHeaders } from '../wire/handshake.js';
 import { unpackStrict } from './msgpack.js';
 import { upgrade } from './upgrade.js';
@@ -106,6 +108,21 @@ export class HubConn {
   /** Resolves true once `done()` holds (checked after every message and at the close), false after `timeoutMs`. */
   until(done: () => boolean, timeoutMs: number): Promise<boolean> {
     return this.wakeup.until(done, () => this.closed !== null, timeoutMs);
+  }
+
+  /**
+   * The code of a refusal after the upgrade (cluster mode, PROTOCOL.md 2.1: an error frame with the
+   * code, a bye, and a close 4007, 4006 or 1011 whose reason is it), or null when the socket was not
+   * refused so within `timeoutMs`. The embedded default refuses over HTTP instead.
+   */
+  async refusalAfterUpgrade(timeoutMs: number): Promise<string | null> {
+    await this.until(() => this.closed !== null, timeoutMs);
+    const closed = this.closed;
+    const refusals: number[] = [CloseCode.unauthorized, CloseCode.hubDisabled, CloseCode.internal];
+    if (!closed || !refusals.includes(closed.code)) return null;
+    const error = this.inbox.find((m) => m.frame?.t === FrameType.error)?.frame;
+    const bye = this.inbox.find((m) => m.frame?.t === FrameType.bye)?.frame;
+    return error?.e === closed.reason && bye?.e === closed.reason ? closed.reason : null;
   }
 
   /** Drops the TCP connection without a closing handshake (the close then reads 1006). */

@@ -1,6 +1,5 @@
 // Over 400 lines: the window protocol of a fuzzed hub (send, barrier, attribute and check each answer) reads best in one place.
-import { CloseCode, ErrorCodes } from '../../proto/errors.js';
-import { FrameType } from '../../proto/frames.js';
+import { ErrorCodes } from '../../proto/errors.js';
 import { randomBytes } from 'node:crypto';
 import { signHub } from '../../src/index.js';
 import { signedHeaders } from '../wire/handshake.js';
@@ -546,7 +545,7 @@ class Slot {
     if (!this.h.target.alive || this.h.restarting) return;
     if (opened.kind === 'open') {
       // a cluster node admits after the upgrade (PROTOCOL.md 2.1): error, bye and a close whose reason is the code
-      const refusedAfter = await refusalAfterUpgrade(opened.conn);
+      const refusedAfter = await opened.conn.refusalAfterUpgrade(ANSWER_TIMEOUT_MS);
       this.h.rec.counts.hubUpgrades.inc(refusedAfter === null ? '101' : `101 then ${refusedAfter}`);
       if (refusedAfter !== expect) this.h.rec.violation({ invariant: 'upgrade-oracle', surface: 'hub', klass: input.klass, detail: `expected ${expect}, the upgrade succeeded${refusedAfter === null ? '' : ` and was refused with ${refusedAfter}`}`, input });
       await opened.conn.close();
@@ -663,19 +662,4 @@ class GrowSlot extends Slot {
     }
     this.h.rec.notes.push(`growing hub: ${this.model.size} devices acknowledged, ${Object.keys(devices).length} in its shadow, ${missing} attributes missing or different`);
   }
-}
-
-/**
- * The code of a refusal after the upgrade (an error frame with the code, a bye and a close whose
- * reason is it: 4007, 4006 or 1011), or null when the socket was not refused so within the answer
- * timeout. The embedded default refuses over HTTP and never takes this path.
- */
-async function refusalAfterUpgrade(conn: HubConn): Promise<string | null> {
-  await conn.until(() => conn.closed !== null, ANSWER_TIMEOUT_MS);
-  const closed = conn.closed;
-  const refusals: number[] = [CloseCode.unauthorized, CloseCode.hubDisabled, CloseCode.internal];
-  if (!closed || !refusals.includes(closed.code)) return null;
-  const error = conn.inbox.find((m) => m.frame?.t === FrameType.error)?.frame;
-  const bye = conn.inbox.find((m) => m.frame?.t === FrameType.bye)?.frame;
-  return error?.e === closed.reason && bye?.e === closed.reason ? closed.reason : null;
 }
