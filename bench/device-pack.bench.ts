@@ -3,13 +3,14 @@
  * caches of `--devices` devices each, the attributes the load tool's devices report, are packed
  * into their idle form and unpacked again, `--rounds` times. Printed per hub: µs to pack, µs to
  * unpack, and the floor of the same run: the JSON text of the same attributes made and parsed
- * (what any serialized form of them pays), with the ratio to it.
+ * (what any serialized form of them pays), with the ratio to it; for the node's form (key lists
+ * numbered node-wide, values alone: AttrShapes) and for every key named (the form before).
  *
  *   node --import tsx bench/device-pack.bench.ts [--hubs 10000] [--devices 8] [--rounds 5] [--json]
  */
 import { parseArgs } from 'node:util';
 import type { Attrs } from '../proto/frames.js';
-import { cached, packDevices, tableSet, unpackDevices, type CachedAttrs, type DeviceTable } from '../src/internal.js';
+import { AttrShapes, cached, packDevices, tableSet, unpackDevices, type CachedAttrs, type DeviceTable } from '../src/internal.js';
 import { deviceAt } from '../load/wire/devices.js';
 import { printResult, runMain } from './lib/output.js';
 
@@ -54,23 +55,43 @@ async function main(): Promise<void> {
     tables.push(table);
   }
   const packed: string[] = new Array<string>(HUBS);
+  const named: string[] = new Array<string>(HUBS);
   const texts: string[] = new Array<string>(HUBS);
-  const rounds: Array<{ pack: number; unpack: number; floorMake: number; floorParse: number }> = [];
+  const shapes = new AttrShapes();
+  const rounds: Array<{ pack: number; unpack: number; packNamed: number; unpackNamed: number; floorMake: number; floorParse: number }> = [];
   for (let r = 0; r < ROUNDS; r++) {
-    const pack = timed((h) => (packed[h] = packDevices(tables[h]!)!));
-    const unpack = timed((h) => (tables[h] = unpackDevices(packed[h]!)));
+    const pack = timed((h) => (packed[h] = packDevices(tables[h]!, shapes)!));
+    const unpack = timed((h) => (tables[h] = unpackDevices(packed[h]!, shapes)));
+    const packNamed = timed((h) => (named[h] = packDevices(tables[h]!)!));
+    const unpackNamed = timed((h) => (tables[h] = unpackDevices(named[h]!)));
     const floorMake = timed((h) => (texts[h] = attrsOf[h]!.map((a) => JSON.stringify(a)).join('\n')));
     const floorParse = timed((h) => {
       for (const line of texts[h]!.split('\n')) JSON.parse(line);
     });
-    rounds.push({ pack, unpack, floorMake, floorParse });
+    rounds.push({ pack, unpack, packNamed, unpackNamed, floorMake, floorParse });
   }
   const m = (k: keyof (typeof rounds)[number]) => Math.round(median(rounds.map((x) => x[k])) * 100) / 100;
-  const out = { hubs: HUBS, devices: DEVICES, rounds: ROUNDS, packUs: m('pack'), unpackUs: m('unpack'), floorStringifyUs: m('floorMake'), floorParseUs: m('floorParse'), charsPerHub: Math.round(packed.reduce((n, s) => n + s.length, 0) / HUBS) };
+  const chars = (xs: string[]) => Math.round(xs.reduce((n, s) => n + s.length, 0) / HUBS);
+  const out = {
+    hubs: HUBS,
+    devices: DEVICES,
+    rounds: ROUNDS,
+    packUs: m('pack'),
+    unpackUs: m('unpack'),
+    charsPerHub: chars(packed),
+    keyLists: shapes.size,
+    packNamedUs: m('packNamed'),
+    unpackNamedUs: m('unpackNamed'),
+    charsPerHubNamed: chars(named),
+    floorStringifyUs: m('floorMake'),
+    floorParseUs: m('floorParse'),
+  };
+  const ratio = (x: number, floor: number) => `${(x / floor).toFixed(2)}x`;
   const text = [
     `${HUBS} hubs of ${DEVICES} devices, medians of ${ROUNDS} rounds, µs per hub`,
-    `pack (idle form, ${out.charsPerHub} characters a hub): ${out.packUs}; floor, the attributes' JSON made: ${out.floorStringifyUs} (${(out.packUs / out.floorStringifyUs).toFixed(2)}x)`,
-    `unpack: ${out.unpackUs}; floor, that JSON parsed: ${out.floorParseUs} (${(out.unpackUs / out.floorParseUs).toFixed(2)}x)`,
+    `pack (idle form, ${out.charsPerHub} characters a hub, ${out.keyLists} key lists numbered): ${out.packUs}; floor, the attributes' JSON made: ${out.floorStringifyUs} (${ratio(out.packUs, out.floorStringifyUs)})`,
+    `unpack: ${out.unpackUs}; floor, that JSON parsed: ${out.floorParseUs} (${ratio(out.unpackUs, out.floorParseUs)})`,
+    `every key named (${out.charsPerHubNamed} characters a hub): pack ${out.packNamedUs} (${ratio(out.packNamedUs, out.floorStringifyUs)}), unpack ${out.unpackNamedUs} (${ratio(out.unpackNamedUs, out.floorParseUs)})`,
   ].join('\n');
   printResult(args.json, text, out);
 }

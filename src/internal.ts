@@ -5,6 +5,7 @@
  */
 export { TimerWheel } from './actors/timer-wheel.js';
 export { ShadowPacker } from './actors/shadow-packer.js';
+export { AttrShapes } from './actors/attr-shapes.js';
 export { cached, packDevices, unpackDevices, type CachedAttrs } from './actors/cold-devices.js';
 export { tableSet, type DeviceTable } from './actors/device-table.js';
 export { createLogger } from './log/logger.js';

@@ -14,6 +14,7 @@ import type { ActorSystem } from './actor.js';
 import type { HubLimits } from './hub-limits.js';
 import type { HubSession } from './hub-session.js';
 import type { Interner } from './intern.js';
+import type { AttrShapes } from './attr-shapes.js';
 import type { SessionIndex } from './session-index.js';
 import type { ShadowPacker } from './shadow-packer.js';
 
@@ -54,6 +55,8 @@ export interface HubSessionDeps {
   readonly metrics?: HubSessionMetrics;
   /** node-wide copies of strings every hub repeats (attribute values such as "closed") */
   readonly interner?: Interner;
+  /** node-wide numbers of attribute key lists, which packed device caches name instead of the keys */
+  readonly shapes?: AttrShapes;
   /** packs the device caches of sessions idle for a while (none: caches stay unpacked) */
   readonly packer?: ShadowPacker;
   /** told the firmware version of each session's hello (`fw`), to keep it in the registry; must not throw */

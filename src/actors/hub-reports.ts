@@ -94,7 +94,7 @@ export class HubReports implements CursorListener, Packable {
   /** The cache in use: unpacked if it was idle, and the packer told. */
   private get reported(): DeviceTable<CachedAttrs> {
     let table = this.cache;
-    if (typeof table === 'string') this.cache = table = unpackDevices(table);
+    if (typeof table === 'string') this.cache = table = unpackDevices(table, this.deps.shapes);
     this.deps.packer?.use(this);
     return table;
   }
@@ -106,7 +106,7 @@ export class HubReports implements CursorListener, Packable {
   /** Makes the cache its idle form (told by the packer); a cache of a device with an odd id stays a table. */
   pack(): number {
     if (typeof this.cache === 'string' || this.host.state === 'closed') return 0;
-    const packed = packDevices(this.cache);
+    const packed = packDevices(this.cache, this.deps.shapes);
     if (packed === null) return 0;
     this.cache = packed;
     return packed.length;

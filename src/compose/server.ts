@@ -5,6 +5,7 @@ import type { HubSession, HubSessionDeps } from '../actors/hub-session.js';
 import { SessionIndex, type SessionView } from '../actors/session-index.js';
 import { ShadowPacker } from '../actors/shadow-packer.js';
 import { Interner } from '../actors/intern.js';
+import { AttrShapes } from '../actors/attr-shapes.js';
 import { TimerWheel } from '../actors/timer-wheel.js';
 import { createAdminApp, notReadyReasons } from '../admin/admin-server.js';
 import { runChecks } from '../admin/diagnose.js';
@@ -131,6 +132,7 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
     sessions,
     metrics,
     interner: new Interner(),
+    shapes: new AttrShapes(),
     ...(packer ? { packer } : {}),
     noteFirmware: (hubId, firmware) => fleet.fleet.noteFirmware(hubId, firmware),
     openFailures: failureLog(log, 'hub sessions that could not open, not logged', 'warn'),

@@ -11,6 +11,7 @@ import {
   unpackDevices,
   type CachedAttrs,
 } from '../../src/actors/cold-devices.js';
+import { AttrShapes } from '../../src/actors/attr-shapes.js';
 import { FLAT_DEVICES, tableForEach, tableSet, type DeviceTable } from '../../src/actors/device-table.js';
 
 /** Values the idle form must give back as they went in: escapes, its separators, non-Latin text, extremes, prototype names. */
@@ -72,5 +73,62 @@ describe('cold devices (a session cache packed into one string)', () => {
     expect(coldHas(cold, 'abc')).toBe(true);
     expect(coldHas(cold, '__proto__')).toBe(true);
     for (const id of ['a', 'bc', 'ab', 'abcd', 'toString', 'on', '1', 'abc\t1', '', '\n']) expect(coldHas(cold, id)).toBe(false);
+  });
+
+  describe('with the node\'s numbered key lists (AttrShapes)', () => {
+    it('gives back what it packed, every awkward case, and packs the same string again', () => {
+      const shapes = new AttrShapes();
+      const table = tableOf([...awkward, { undef: undefined as unknown as number, kept: 1 }].map((a, i) => [`d-${i}`, a, i + 1, i % 2 === 0 ? 0 : 7 * i]));
+      const cold = packDevices(table, shapes)!;
+      const back = unpackDevices(cold, shapes);
+      // an undefined value is dropped, as JSON drops it from an object
+      const expected = contents(table).map((row) => (row[0] === 'd-5' ? (['d-5', { kept: 1 }, ['kept'], 6, 7 * 5] as (typeof row)) : row));
+      expect(contents(back)).toEqual(expected);
+      tableForEach(back, (attrs) => expect(Object.getPrototypeOf(attrs)).toBe(Object.prototype));
+      expect(contents(unpackDevices(packDevices(back, shapes)!, shapes))).toEqual(expected);
+      // a cache packed, used and packed anew is the same string
+      const awkwardOnly = packDevices(tableOf(awkward.map((a, i) => [`d-${i}`, a, i + 1, 0])), shapes)!;
+      expect(packDevices(unpackDevices(awkwardOnly, shapes), shapes)).toBe(awkwardOnly);
+    });
+
+    it('names each key list once a node: a fleet of one device model packs its values alone', () => {
+      const shapes = new AttrShapes();
+      const sensor = (t: number): Attrs => ({ temperature: t, humidity: 48, battery: 80 });
+      const named = packDevices(tableOf([['a', sensor(21), 1, 0], ['b', sensor(22.5), 2, 0]]))!;
+      const numbered = packDevices(tableOf([['a', sensor(21), 1, 0], ['b', sensor(22.5), 2, 0]]), shapes)!;
+      expect(numbered).toBe('\na\t1\t0\t0:21,48,80\nb\t2\t0\t0:22.5,48,80\n');
+      expect(numbered.length).toBeLessThan(named.length / 2);
+      expect(shapes.size).toBe(1);
+      // the same keys in another order are another list: the order is part of what comes back
+      packDevices(tableOf([['c', { battery: 80, temperature: 20, humidity: 40 }, 1, 0]]), shapes);
+      expect(shapes.size).toBe(2);
+      expect(Object.keys((unpackDevices(numbered, shapes) as Array<string | CachedAttrs>)[1] as CachedAttrs)).toEqual(['temperature', 'humidity', 'battery']);
+    });
+
+    it('names the keys of a device whose list it cannot number: a full table, a long list, `__proto__`', () => {
+      const shapes = new AttrShapes(1, 40);
+      const cold = packDevices(
+        tableOf([
+          ['a', { on: true }, 1, 0],
+          ['b', { level: 3 }, 1, 0],
+          ['c', { on: false }, 1, 0],
+        ]),
+        shapes,
+      )!;
+      expect(cold).toBe('\na\t1\t0\t0:true\nb\t1\t0\t{"level":3}\nc\t1\t0\t0:false\n');
+      const wide = new AttrShapes(10, 40);
+      const long = { ['k'.repeat(50)]: 1 };
+      const proto = JSON.parse('{"__proto__":1,"x":2}') as Attrs;
+      const both = packDevices(tableOf([['l', long, 1, 0], ['p', proto, 1, 0]]), wide)!;
+      expect(wide.size).toBe(0);
+      expect(contents(unpackDevices(both, wide))).toEqual(contents(tableOf([['l', long, 1, 0], ['p', proto, 1, 0]])));
+      tableForEach(unpackDevices(both, wide), (attrs) => expect(Object.getPrototypeOf(attrs)).toBe(Object.prototype));
+    });
+
+    it('refuses a packed cache naming a key list its table never numbered', () => {
+      const cold = packDevices(tableOf([['a', { on: true }, 1, 0]]), new AttrShapes())!;
+      expect(() => unpackDevices(cold, new AttrShapes())).toThrow(/key list 0/);
+      expect(() => unpackDevices(cold)).toThrow(/key list 0/);
+    });
   });
 });

@@ -5,6 +5,7 @@ import { HubSession, type HubLink, type HubSessionDeps } from '../../src/actors/
 import { TimerWheel } from '../../src/actors/timer-wheel.js';
 import { FLAT_DEVICES } from '../../src/actors/device-table.js';
 import { ShadowPacker } from '../../src/actors/shadow-packer.js';
+import { AttrShapes } from '../../src/actors/attr-shapes.js';
 import { MemoryDirectory } from '../../src/ports/directory/directory-memory.js';
 import type { Directory, HubLocation } from '../../src/ports/directory/directory.js';
 import type { DeviceShadow, SeqCursor } from '../../src/ports/shadow-store/shadow-store.js';
@@ -213,7 +214,8 @@ describe('HubSession', () => {
     const wheel = new TimerWheel();
     timers.push(wheel);
     const packer = new ShadowPacker(wheel, 60_000);
-    const { frame, session, link } = setup({ packer, publishEvent: (e) => events.push(e) });
+    const shapes = new AttrShapes();
+    const { frame, session, link } = setup({ packer, shapes, publishEvent: (e) => events.push(e) });
     const desired = (v: number) => session.tell({ type: 'desired', data: encodeValue({ d: 'd2', desired: { on: false }, v }) });
     const commands = () => link.frames.filter((f) => f.t === 7).length;
     // the session's cache itself: the idle form is one string
@@ -230,6 +232,8 @@ describe('HubSession', () => {
     packer.sweep();
     expect(packer.unpacked).toBe(0);
     expect(packed()).toBe(true);
+    // packed with the node's numbered key lists: values alone
+    expect(shapes.size).toBe(2);
 
     // the same desired version again is not news; a newer one is
     desired(5);
