@@ -3,6 +3,7 @@ import { commandLine, usageError } from './lib/cli.js';
 import { formatReport } from './fuzz/report.js';
 import { replay } from './fuzz/replay.js';
 import { DEFAULTS, runFuzz, type FuzzOptions } from './fuzz/run.js';
+import { withClusterBackends } from './fuzz/cluster-backends.js';
 
 const USAGE = `Fuzzer of the three surfaces a client reaches (hub wire, app socket, HTTP API), against a
 real node: by default it starts its own (src/main.ts on free ports of 127.0.0.1, generated
@@ -23,6 +24,9 @@ usage: npm run fuzz -- [options]
   --jwt-secret S      its JWT secret (optional with --url: expired-token cases)
   --pid P             its pid, for RSS (with --url)
   --server-env K=V    extra environment of the spawned node (repeatable)
+  --cluster           the spawned node in cluster mode, with a nats-server and a redis-server of the
+                      run's own on free ports (Debian's nats-server and redis-server); hubs are then
+                      admitted after their upgrade, refusals as error, bye and close (with --replay too)
   --out DIR           where crash and violation files go (default ${DEFAULTS.outDir})
   --max-seconds S     stop after this long (default ${DEFAULTS.maxSeconds})
   --max-crashes N     stop after this many crashes (default ${DEFAULTS.maxCrashes})
@@ -59,6 +63,7 @@ async function main(): Promise<void> {
     'jwt-secret': { type: 'string' },
     pid: { type: 'string' },
     'server-env': { type: 'string', multiple: true, default: [] },
+    cluster: { type: 'boolean', default: false },
     out: { type: 'string', default: DEFAULTS.outDir },
     'max-seconds': { type: 'string', default: String(DEFAULTS.maxSeconds) },
     'max-crashes': { type: 'string', default: String(DEFAULTS.maxCrashes) },
@@ -74,10 +79,13 @@ async function main(): Promise<void> {
   }
   const adminToken = v['admin-token'] ?? (v.url ? process.env.ADMIN_TOKEN : undefined);
   if (v.url && !adminToken) fail('--url needs --admin-token (or $ADMIN_TOKEN)');
+  if (v.url && v.cluster) fail('--cluster starts its own node: not with --url');
   const targetOpts = { url: v.url, adminUrl: v['admin-url'], adminToken, jwtSecret: v['jwt-secret'], pid: v.pid === undefined ? undefined : int(v.pid, '--pid', 1), env: serverEnv };
 
   if (v.replay) {
-    const { crashed } = await replay(v.replay, targetOpts, (line) => process.stdout.write(`${line}\n`));
+    const file = v.replay;
+    const print = (line: string) => process.stdout.write(`${line}\n`);
+    const { crashed } = v.cluster ? await withClusterBackends((env) => replay(file, { ...targetOpts, env: { ...serverEnv, ...env } }, print)) : await replay(file, targetOpts, print);
     process.exit(crashed ? 1 : 0);
   }
 
@@ -91,6 +99,7 @@ async function main(): Promise<void> {
     window: int(v.window, '--window', 1),
     growShare: DEFAULTS.growShare,
     serverEnv,
+    cluster: v.cluster,
     outDir: v.out,
     maxSeconds: int(v['max-seconds'], '--max-seconds', 1),
     maxCrashes: int(v['max-crashes'], '--max-crashes', 1),
@@ -105,6 +114,7 @@ async function main(): Promise<void> {
     `--http-requests ${opts.httpRequests}`,
     `--hubs ${opts.hubs}`,
     ...(opts.window !== DEFAULTS.window ? [`--window ${opts.window}`] : []),
+    ...(opts.cluster ? ['--cluster'] : []),
     ...Object.entries(serverEnv).map(([k, x]) => `--server-env ${k}=${x}`),
   ].join(' ');
   const report = await runFuzz(opts);

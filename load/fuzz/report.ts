@@ -82,7 +82,8 @@ export interface CrashRecord {
 /** What `runFuzz` returns and `--json` prints. */
 export interface FuzzReport {
   seed: string;
-  target: { spawned: boolean; httpUrl: string; pid: number | null; restarts: number };
+  /** cluster: the spawned node ran in cluster mode, against the run's own nats-server and redis-server */
+  target: { spawned: boolean; cluster: boolean; httpUrl: string; pid: number | null; restarts: number };
   durationMs: number;
   stoppedEarly: string | null;
   sent: Recorder['sent'];
@@ -300,7 +301,9 @@ export function crashCause(lines: string[]): string {
 export function formatReport(r: FuzzReport, command: string): string {
   const out: string[] = [];
   const s = r.sent;
-  out.push(`hubtier fuzz: seed ${r.seed}, ${(r.durationMs / 1000).toFixed(1)} s, node ${r.target.spawned ? `spawned (pid ${r.target.pid ?? '?'}, ${r.target.restarts} restarts)` : r.target.httpUrl}`);
+  // a replay needs the same kind of node
+  const again = r.target.cluster ? ' --cluster' : '';
+  out.push(`hubtier fuzz: seed ${r.seed}, ${(r.durationMs / 1000).toFixed(1)} s, node ${r.target.spawned ? `spawned${r.target.cluster ? ' in cluster mode' : ''} (pid ${r.target.pid ?? '?'}, ${r.target.restarts} restarts)` : r.target.httpUrl}`);
   if (r.stoppedEarly) out.push(`stopped early: ${r.stoppedEarly}`);
   out.push(`sent: ${s.hubFrames} hub frames (${r.rates.hubFramesPerSec}/s) over ${s.hubConnects} upgrades, ${s.appMessages} app messages (${r.rates.appMessagesPerSec}/s) over ${s.appConnects} upgrades, ${s.httpRequests} HTTP requests (${r.rates.httpRequestsPerSec}/s)`);
   out.push(`hub: error frames by code: ${counts(r.hub.errorFramesByCode)}`);
@@ -318,7 +321,7 @@ export function formatReport(r: FuzzReport, command: string): string {
   r.crashes.forEach((c, i) => {
     const culprit = c.inFlight.length === 1 ? ` after ${reproducer(c.inFlight[0]!)}` : c.inFlight.length ? ` with ${c.inFlight.length} inputs in flight` : '';
     out.push(`  ${i + 1}. [${c.phase}] exit ${c.exitCode ?? c.signal}: ${abbreviate(crashCause(c.stderrTail), 300)}${culprit}`);
-    out.push(`     replay: npm run fuzz -- --replay ${c.file}`);
+    out.push(`     replay: npm run fuzz -- --replay ${c.file}${again}`);
   });
   if (r.quarantined.length) out.push(`input classes not generated again after crashing the node: ${r.quarantined.join(', ')}`);
   out.push(`invariant violations: ${r.violationCount} in ${r.violations.length} groups`);
@@ -328,7 +331,7 @@ export function formatReport(r: FuzzReport, command: string): string {
     const ex = g.examples[0];
     if (ex?.reproducer) out.push(`      e.g. ${ex.reproducer}`);
     const replay = (g as { replay?: string }).replay;
-    if (replay) out.push(`      replay: npm run fuzz -- --replay ${replay}`);
+    if (replay) out.push(`      replay: npm run fuzz -- --replay ${replay}${again}`);
   }
   out.push(`final check: ${r.finalCheck.ok ? 'ok' : 'FAILED'}: ${r.finalCheck.detail}`);
   for (const n of r.notes) out.push(`note: ${n}`);

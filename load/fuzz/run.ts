@@ -8,6 +8,7 @@ import { loadVectors } from './hub-frames.js';
 import { Recorder, type FuzzReport } from './report.js';
 import { Rng } from './rng.js';
 import { Target, killOnExit } from './target.js';
+import { withClusterBackends } from './cluster-backends.js';
 
 export type { FuzzReport };
 
@@ -34,6 +35,8 @@ export interface FuzzOptions {
   jwtSecret?: string;
   pid?: number;
   serverEnv: Record<string, string>;
+  /** the spawned node in cluster mode, with a nats-server and a redis-server the run starts (not with `url`) */
+  cluster?: boolean;
   outDir: string;
   maxSeconds: number;
   /** the run stops after this many crashes */
@@ -92,6 +95,12 @@ function onServerLine(h: Harness, line: string): void {
 }
 
 export async function runFuzz(opts: FuzzOptions): Promise<FuzzReport> {
+  if (!opts.cluster) return fuzzOnce(opts, false);
+  if (opts.url) throw new Error('cluster mode starts its own node: not with a url');
+  return withClusterBackends((env) => fuzzOnce({ ...opts, serverEnv: { ...opts.serverEnv, ...env } }, true));
+}
+
+async function fuzzOnce(opts: FuzzOptions, cluster: boolean): Promise<FuzzReport> {
   const rec = new Recorder(opts.seed, opts.outDir);
   // set once the run has its ids; lines before that (start-up) are only counted by the node itself
   let harness: Harness | null = null;
@@ -253,7 +262,7 @@ export async function runFuzz(opts: FuzzOptions): Promise<FuzzReport> {
   const perSec = (n: number, ms: number | undefined) => (ms ? Math.round((n * 1000) / ms) : 0);
   return {
     seed: opts.seed,
-    target: { spawned: target.spawned, httpUrl: target.httpUrl, pid: target.pid ?? null, restarts },
+    target: { spawned: target.spawned, cluster, httpUrl: target.httpUrl, pid: target.pid ?? null, restarts },
     durationMs,
     stoppedEarly: h.stopReason,
     sent: rec.sent,

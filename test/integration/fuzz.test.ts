@@ -54,4 +54,20 @@ describe('fuzz (CI size, real node process)', () => {
     expect.soft(report.sent).toMatchObject({ hubFrames: budget.hubFrames, appMessages: budget.appMessages, httpRequests: budget.httpRequests });
     expect.soft(report.stoppedEarly).toBeNull();
   }, 240_000);
+
+  it('a cluster-mode node (its own nats-server and redis-server) survives them too: hubs admitted after their upgrade, refusals as error, bye and close', async () => {
+    const outDir = mkdtempSync(join(tmpdir(), 'hubtier-fuzz-cluster-'));
+    // each upgrade waits on Redis: a smaller budget than the embedded run's
+    const budget = { hubFrames: 1_500, appMessages: 150, httpRequests: 150 };
+    const report = await runFuzz({ seed: 'ci-cluster', ...budget, hubs: 8, window: 4, growShare: 0.05, serverEnv: {}, cluster: true, outDir, maxSeconds: 150, maxCrashes: 5, crashRepeat: 1 });
+    expect(report.target.cluster).toBe(true);
+    expect.soft(report.crashes.map((c) => `[${c.phase}] ${crashCause(c.stderrTail)}`), `crashes (files in ${outDir})`).toEqual([]);
+    expect.soft(report.violations.map((g) => `[${g.invariant}] ${g.surface} ${g.klass} x${g.count}: ${g.detail}`), `invariant violations (files in ${outDir})`).toEqual([]);
+    expect.soft(report.finalCheck).toEqual({ ok: true, detail: expect.any(String) });
+    expect.soft(report.sent).toMatchObject(budget);
+    expect.soft(report.stoppedEarly).toBeNull();
+    // the path fuzzed is the after-upgrade one: forged upgrades got their 101 and were refused after it
+    const refusedAfter = Object.entries(report.hub.upgrades).filter(([k]) => k.startsWith('101 then '));
+    expect(refusedAfter.length, JSON.stringify(report.hub.upgrades)).toBeGreaterThan(0);
+  }, 240_000);
 });
