@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it, vi } from 'vitest';
 import { startRedis, uniquePrefix, type Backend } from '../../load/harness/index.js';
 import { createLogger } from '../../src/log/logger.js';
-import { LmdbEventHistory } from '../../src/ports/history/history-lmdb.js';
+import { LmdbEventHistory, openChunks } from '../../src/ports/history/history-lmdb.js';
 import { MemoryEventHistory } from '../../src/ports/history/history-memory.js';
 import { RedisEventHistory } from '../../src/ports/history/history-redis.js';
 import type { HistoryRetention } from '../../src/ports/history/history.js';
@@ -136,7 +136,7 @@ describe('LmdbEventHistory chunks', () => {
     const dir = mkdtempSync(join(tmpdir(), 'hubtier-history-'));
     const store = openDataStore(dir, { sync: 'os' });
     const history = await LmdbEventHistory.open(store, retention, { sweepMs: 0, ...(clock ? { now: clock } : {}) });
-    const keys = () => [...store.side('history').openDB({ name: 'history-chunks-2' }).getKeys()];
+    const keys = () => [...openChunks(store).getKeys()];
     const done = async () => {
       await history.close();
       await store.close();
@@ -159,6 +159,25 @@ describe('LmdbEventHistory chunks', () => {
     await done();
   });
 
+  it('stores full chunks compressed and reads them back byte for byte', async () => {
+    const { store, history, done } = await setup({ maxEvents: 64, maxAgeMs: 60_000 });
+    // events as a home's are: the same keys, home and hub names over and over
+    const events = Array.from({ length: 64 }, (_, i) => new TextEncoder().encode(JSON.stringify({ op: 'evt', kind: 'state', home: 'home-0', hub: `hub-${i % 4}`, device: `dev-${i % 8}`, attrs: { temperature: 20 + (i % 5), battery: 80, seq: i } })));
+    let epoch = '';
+    for (const e of events) epoch = (await history.append('h', e)).epoch;
+    await history.settle();
+    // the records as lmdb holds them, opened without decompression
+    const raw = store.side('history').openDB({ name: 'history-chunks-3', encoding: 'binary' });
+    for (const start of [1, 33]) {
+      const packed = events.slice(start - 1, start + 31).reduce((n, e) => n + 12 + e.length, 0);
+      expect((raw.get(['h', start]) as Uint8Array).length).toBeLessThan(packed / 2);
+    }
+    // both chunks in one read: the first's entries still whole once the second is decompressed
+    const read = await history.read('h', { epoch, offset: 0 }, Infinity, 100);
+    expect(read.ok && read.entries.map((e) => Buffer.from(e.data).toString())).toEqual(events.map((e) => Buffer.from(e).toString()));
+    await done();
+  });
+
   it('reads the open chunk, chunks in flight and stored ones alike, while writes go on', async () => {
     const { history, done } = await setup({ maxEvents: 8, maxAgeMs: 60_000 });
     const epoch = (await history.append('h', Uint8Array.from([1]))).epoch;
@@ -177,7 +196,7 @@ describe('LmdbEventHistory chunks', () => {
     const dir = mkdtempSync(join(tmpdir(), 'hubtier-history-'));
     const store = openDataStore(dir, { sync: 'os' });
     const history = await LmdbEventHistory.open(store, { maxEvents: 100, maxAgeMs: 600_000 }, { now: () => now, sweepMs: 0 });
-    const side = store.side('history').openDB({ name: 'history-chunks-2' });
+    const side = openChunks(store);
     await history.append('slow', Uint8Array.from([1]));
     expect([...side.getKeys()]).toEqual([]);
     now += 1_000;
@@ -257,7 +276,7 @@ describe('LmdbEventHistory chunks', () => {
     for (let i = 1; i <= 40; i++) first.appendNow('h', Uint8Array.from([i]));
     await first.close();
     // chunks of 32 and 8; the first cut short, as a torn page or a foreign writer would leave it
-    const side = store.side('history').openDB({ name: 'history-chunks-2', encoding: 'binary' });
+    const side = openChunks(store);
     await side.put(['h', 1], Uint8Array.from([1, 2, 3]));
     const again = await LmdbEventHistory.open(store, { maxEvents: 100, maxAgeMs: 600_000 }, { sweepMs: 0 });
     const pos = await again.position('h');
@@ -279,6 +298,7 @@ describe('LmdbEventHistory chunks', () => {
   it.each([
     ['per-event', 'history', { t: 1, d: Uint8Array.from([1]) }],
     ['msgpack chunk', 'history-chunks', { t: [1], d: [Uint8Array.from([1])] }],
+    ['uncompressed chunk', 'history-chunks-2', Uint8Array.from([0, 0, 0, 0, 0, 0, 240, 63, 1, 0, 0, 0, 1])],
   ])('opening a store of the %s layout drops it and starts a new epoch', async (_layout, name, value) => {
     const dir = mkdtempSync(join(tmpdir(), 'hubtier-history-'));
     const store = openDataStore(dir, { sync: 'os' });
