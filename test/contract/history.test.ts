@@ -178,6 +178,31 @@ describe('LmdbEventHistory chunks', () => {
     await done();
   });
 
+  it("a compressed chunk damaged on disk is a hole, never the chunk lmdb-js decompressed before it (another home's)", async () => {
+    const { store, history, done } = await setup({ maxEvents: 64, maxAgeMs: 60_000 });
+    const event = (home: string, i: number) => new TextEncoder().encode(JSON.stringify({ op: 'evt', kind: 'state', home, hub: 'hub-1', seq: 1000 + i }));
+    for (let i = 0; i < 64; i++) {
+      history.appendNow('a', event('a', i));
+      history.appendNow('b', event('b', i));
+    }
+    await history.close();
+    // home a's first chunk cut after lmdb-js's 4-byte header and one byte of its compressed body:
+    // decompressing it fails before writing anything, and lmdb-js answers what it decompressed last
+    const raw = store.side('history').openDB({ name: 'history-chunks-3', encoding: 'binary' });
+    const stored = raw.get(['a', 1]) as Uint8Array;
+    await raw.put(['a', 1], Uint8Array.from([...stored.subarray(0, 4), 0]));
+    const again = await LmdbEventHistory.open(store, { maxEvents: 64, maxAgeMs: 60_000 }, { sweepMs: 0 });
+    const epoch = (await again.position('a')).epoch;
+    const b = await again.read('b', { epoch, offset: 0 }, Infinity, 100);
+    expect(b.ok && b.entries.length).toBe(64);
+    // read right after b's chunks were decompressed
+    expect(await again.read('a', { epoch, offset: 0 }, Infinity, 100)).toMatchObject({ ok: false, reason: 'too_old' });
+    const after = await again.read('a', { epoch, offset: 32 }, Infinity, 100);
+    expect(after.ok && after.entries.map((e) => new TextDecoder().decode(e.data))).toEqual(Array.from({ length: 32 }, (_, i) => new TextDecoder().decode(event('a', 32 + i))));
+    await again.close();
+    await done();
+  });
+
   it('reads the open chunk, chunks in flight and stored ones alike, while writes go on', async () => {
     const { history, done } = await setup({ maxEvents: 8, maxAgeMs: 60_000 });
     const epoch = (await history.append('h', Uint8Array.from([1]))).epoch;

@@ -266,10 +266,10 @@ export class LmdbEventHistory implements EventHistory {
     return live;
   }
 
-  /** A stored chunk's entries; undefined when missing or not whole (a hole, which reads tell as too old). */
+  /** A stored chunk's entries; undefined when missing, not whole or not this chunk's (a hole, which reads tell as too old). */
   private stored(homeId: string, start: number): ChunkEntries | undefined {
     const bytes = this.entries.get([homeId, start]);
-    return bytes ? readChunk(bytes) : undefined;
+    return bytes ? readChunk(bytes, homeId, start) : undefined;
   }
 
   /** The oldest offset a read may start at: the newest `maxEvents` that are kept. */
@@ -362,7 +362,7 @@ export class LmdbEventHistory implements EventHistory {
     for (const [homeId, , chunk] of sealed) {
       chunk.issued = true;
       size += chunk.count;
-      last = this.entries.put([homeId, chunk.start], chunk.packed());
+      last = this.entries.put([homeId, chunk.start], chunk.packed(homeId));
     }
     for (const key of removals) last = this.entries.remove(key);
     this.written = last!.then(
