@@ -1,3 +1,5 @@
+// Over 400 lines: one benchmark (the floor, the server in either mode, its readings and their report); the
+// fleets, the floor, heap census and store pages are in load/ and bench/lib.
 import { parseArgs } from 'node:util';
 import { Fleet, MAX_SOCKETS_PER_WORKER, partition } from '../load/loadgen/fleet.js';
 import type { ConnectResult, HubSpec, WorkerConfig } from '../load/loadgen/ipc.js';
@@ -12,6 +14,7 @@ import { compiledNode } from './lib/compiled-node.js';
 import { fitLine } from '../load/lib/fit-line.js';
 import { startRelayFloor } from './lib/floor.js';
 import { printResult, runMain } from './lib/output.js';
+import { storePages, type StorePages } from './lib/store-pages.js';
 
 const USAGE = `Server memory per hub session, against the bare-uWS floor per idle socket, in one run.
 
@@ -297,6 +300,7 @@ async function main(): Promise<void> {
   let unpackedSteps: Array<number | null> = [];
   /** the node's malloc_trim calls (TIER_MALLOC_TRIM_MS) by the last reading: count, seconds, bytes returned */
   let trims: { count: number; seconds: number; returnedBytes: number } | null = null;
+  let pages: StorePages[] | undefined;
   let second: Measured | undefined;
   let fit: ReturnType<typeof lineOf> | undefined;
   let fitFromSecond: ReturnType<typeof lineOf> | undefined;
@@ -350,6 +354,7 @@ async function main(): Promise<void> {
     const count = metricSum(metrics, 'tier_malloc_trims_total');
     if (count !== null) trims = { count, seconds: metricSum(metrics, 'tier_malloc_trim_seconds_total') ?? 0, returnedBytes: metricSum(metrics, 'tier_malloc_trim_returned_bytes_total') ?? 0 };
     server = between(steps.at(-1)!.after, steps[0]!.before, args.sessions);
+    if (!args.cluster) pages = storePages(node.dataDir);
     if (args.marginal) second = steps[1]!;
     if (args.steps >= 3) fit = lineOf(steps);
     // the baseline, read after the warm-up, can still hold that burst's young generation (14-32 MB)
@@ -367,7 +372,10 @@ async function main(): Promise<void> {
     heapText = `\nJS heap added per hub session (heap snapshots ${server.before.snapshot}, ${server.after.snapshot}):\n${diff.text}\n`;
     heapRows = diff.rows;
   }
+  const perSession = (p: StorePages) => (p.pages * 4096) / args.sessions;
   const out = {
+    /** the embedded store's LMDB files at the last reading, by sub-database (every hub written, the warm-up's included) */
+    storePages: pages?.map((p) => ({ ...p, bytesPerSession: Math.round(perSession(p)) })),
     machine: { cores: cpus().length, node: process.version },
     sessions: args.sessions,
     mode: args.cluster ? 'cluster' : 'embedded',
@@ -413,6 +421,10 @@ async function main(): Promise<void> {
     second ? `the second ${second.sockets} sessions alone (what each further session adds): RSS ${kb(second.rssPer)} KB, anonymous ${anonKb(second)} KB, JS heap used ${kb(second.heapPer)} KB, committed ${kb(second.heapTotalPer)} KB` : '',
     fit ? `a line through the ${args.steps + 1} readings, per session (± the slope's standard error): ${lineText(fit)}` : '',
     fitFromSecond ? `the same from the second reading on (the baseline left out): ${lineText(fitFromSecond)}` : '',
+    pages ? `the store's files at the last reading (LMDB maps them: a page the node has read counts in its RSS), 4 KB pages per session, the warm-up's hubs included:\n${pages
+      .filter((p) => p.pages > 1)
+      .map((p) => `  ${p.file} ${p.db}: ${p.pages} pages${p.overflowPages > 0 ? ` (${p.overflowPages} overflow)` : ''}, ${(perSession(p) / 1024).toFixed(2)} KB${p.db === '(file)' ? '' : `, ${p.entries} entries`}`)
+      .join('\n')}` : '',
     heapText,
   ].join('\n');
   printResult(args.json, text, out);
