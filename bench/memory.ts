@@ -426,7 +426,9 @@ async function main(): Promise<void> {
       .map((p) => `  ${p.file} ${p.db}: ${p.pages} pages${p.overflowPages > 0 ? ` (${p.overflowPages} overflow)` : ''}, ${(perSession(p) / 1024).toFixed(2)} KB${p.db === '(file)' ? '' : `, ${p.entries} entries`}`)
       .join('\n')}` : '',
     heapText,
-  ].join('\n');
+  ]
+    .filter((line) => line !== '')
+    .join('\n');
   printResult(args.json, text, out);
 }
 

@@ -63,6 +63,12 @@ describe('history chunk bytes', () => {
     expect(readChunk(new PackedChunk(1).packed('home-1'), 'home-1', 1)).toEqual({ t: [], d: [] });
   });
 
+  it('answers undefined, unread, for bytes longer than a chunk can be (a damaged compression header claims up to 4 GiB)', () => {
+    const bytes = packed([1], [Uint8Array.from({ length: 100 }, (_, i) => i)]).packed('home-1');
+    expect(readChunk(bytes, 'home-1', 7, bytes.length)).toBeDefined();
+    expect(readChunk(bytes, 'home-1', 7, bytes.length - 1)).toBeUndefined();
+  });
+
   it("answers undefined for another chunk's bytes: another home's, or another start's", () => {
     const bytes = packed([1], [Uint8Array.from([1, 2, 3, 4])]).packed('home-1');
     expect(readChunk(bytes, 'home-2', 7)).toBeUndefined();

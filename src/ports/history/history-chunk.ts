@@ -38,10 +38,10 @@ function checkOf(homeId: string, start: number, entries: Uint8Array): number {
 
 /**
  * The entries of a stored chunk (views into its bytes), or undefined when the bytes are not the
- * chunk of `homeId` at `start`, whole and as written.
+ * chunk of `homeId` at `start`, whole and as written, or are longer than `maxBytes`.
  */
-export function readChunk(bytes: Uint8Array, homeId: string, start: number): ChunkEntries | undefined {
-  if (bytes.length < CHECK || bytes.length > MAX_STORED) return undefined;
+export function readChunk(bytes: Uint8Array, homeId: string, start: number, maxBytes = MAX_STORED): ChunkEntries | undefined {
+  if (bytes.length < CHECK || bytes.length > maxBytes) return undefined;
   const entries = bytes.subarray(CHECK);
   const check = bytes[0]! | (bytes[1]! << 8) | (bytes[2]! << 16) | (bytes[3]! << 24);
   if (check >>> 0 !== checkOf(homeId, start, entries)) return undefined;
