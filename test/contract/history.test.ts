@@ -137,12 +137,14 @@ describe('LmdbEventHistory chunks', () => {
     const store = openDataStore(dir, { sync: 'os' });
     const history = await LmdbEventHistory.open(store, retention, { sweepMs: 0, ...(clock ? { now: clock } : {}) });
     const keys = () => [...openChunks(store).getKeys()];
+    // the chunks' records as lmdb holds them, without decompression
+    const raw = () => store.side('history').openDB({ name: 'history-chunks-3', encoding: 'binary' });
     const done = async () => {
       await history.close();
       await store.close();
       rmSync(dir, { recursive: true, force: true });
     };
-    return { store, history, keys, done };
+    return { store, history, keys, raw, done };
   };
 
   it('writes a full chunk as one record, trims whole chunks past the count, and delivers exactly the newest maxEvents', async () => {
@@ -160,17 +162,15 @@ describe('LmdbEventHistory chunks', () => {
   });
 
   it('stores full chunks compressed and reads them back byte for byte', async () => {
-    const { store, history, done } = await setup({ maxEvents: 64, maxAgeMs: 60_000 });
+    const { history, raw, done } = await setup({ maxEvents: 64, maxAgeMs: 60_000 });
     // events as a home's are: the same keys, home and hub names over and over
     const events = Array.from({ length: 64 }, (_, i) => new TextEncoder().encode(JSON.stringify({ op: 'evt', kind: 'state', home: 'home-0', hub: `hub-${i % 4}`, device: `dev-${i % 8}`, attrs: { temperature: 20 + (i % 5), battery: 80, seq: i } })));
     let epoch = '';
     for (const e of events) epoch = (await history.append('h', e)).epoch;
     await history.settle();
-    // the records as lmdb holds them, opened without decompression
-    const raw = store.side('history').openDB({ name: 'history-chunks-3', encoding: 'binary' });
     for (const start of [1, 33]) {
       const packed = events.slice(start - 1, start + 31).reduce((n, e) => n + 12 + e.length, 0);
-      expect((raw.get(['h', start]) as Uint8Array).length).toBeLessThan(packed / 2);
+      expect((raw().get(['h', start]) as Uint8Array).length).toBeLessThan(packed / 2);
     }
     // both chunks in one read: the first's entries still whole once the second is decompressed
     const read = await history.read('h', { epoch, offset: 0 }, Infinity, 100);
@@ -179,7 +179,7 @@ describe('LmdbEventHistory chunks', () => {
   });
 
   it("a compressed chunk damaged on disk is a hole, never the chunk lmdb-js decompressed before it (another home's)", async () => {
-    const { store, history, done } = await setup({ maxEvents: 64, maxAgeMs: 60_000 });
+    const { store, history, raw, done } = await setup({ maxEvents: 64, maxAgeMs: 60_000 });
     const event = (home: string, i: number) => new TextEncoder().encode(JSON.stringify({ op: 'evt', kind: 'state', home, hub: 'hub-1', seq: 1000 + i }));
     for (let i = 0; i < 64; i++) {
       history.appendNow('a', event('a', i));
@@ -188,9 +188,8 @@ describe('LmdbEventHistory chunks', () => {
     await history.close();
     // home a's first chunk cut after lmdb-js's 4-byte header and one byte of its compressed body:
     // decompressing it fails before writing anything, and lmdb-js answers what it decompressed last
-    const raw = store.side('history').openDB({ name: 'history-chunks-3', encoding: 'binary' });
-    const stored = raw.get(['a', 1]) as Uint8Array;
-    await raw.put(['a', 1], Uint8Array.from([...stored.subarray(0, 4), 0]));
+    const stored = raw().get(['a', 1]) as Uint8Array;
+    await raw().put(['a', 1], Uint8Array.from([...stored.subarray(0, 4), 0]));
     const again = await LmdbEventHistory.open(store, { maxEvents: 64, maxAgeMs: 60_000 }, { sweepMs: 0 });
     const epoch = (await again.position('a')).epoch;
     const b = await again.read('b', { epoch, offset: 0 }, Infinity, 100);
