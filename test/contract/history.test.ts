@@ -202,6 +202,34 @@ describe('LmdbEventHistory chunks', () => {
     await done();
   });
 
+  it('a chunk whose read throws is a hole too: the home still takes events and serves what is after it', async () => {
+    const { store, history, done } = await setup({ maxEvents: 64, maxAgeMs: 60_000 });
+    for (let i = 1; i <= 40; i++) history.appendNow('h', Uint8Array.from([i]));
+    await history.close();
+    // every stored chunk's read throws, as a decoder refusing a damaged record would (the
+    // prototype's get serves the environment's other sub-databases too, keyed by strings)
+    const proto = Object.getPrototypeOf(openChunks(store)) as { get(key: unknown): unknown };
+    const original = proto.get;
+    const get = vi.spyOn(proto, 'get').mockImplementation(function (this: unknown, key: unknown) {
+      if (Array.isArray(key)) throw new Error('damaged record');
+      return original.call(this, key);
+    });
+    try {
+      const again = await LmdbEventHistory.open(store, { maxEvents: 64, maxAgeMs: 60_000 }, { sweepMs: 0 });
+      // the newest chunk unreadable: offsets go on past all it may have held
+      expect((await again.append('h', Uint8Array.from([99]))).offset).toBe(33 + 32);
+      const pos = await again.position('h');
+      expect(await again.read('h', { epoch: pos.epoch, offset: 0 }, Infinity, 100)).toMatchObject({ ok: false, reason: 'too_old' });
+      const after = await again.read('h', { epoch: pos.epoch, offset: pos.offset - 1 }, Infinity, 100);
+      expect(after.ok && after.entries.map((e) => e.data[0])).toEqual([99]);
+      expect(get).toHaveBeenCalled();
+      await again.close();
+    } finally {
+      get.mockRestore();
+    }
+    await done();
+  });
+
   it('reads the open chunk, chunks in flight and stored ones alike, while writes go on', async () => {
     const { history, done } = await setup({ maxEvents: 8, maxAgeMs: 60_000 });
     const epoch = (await history.append('h', Uint8Array.from([1]))).epoch;

@@ -268,7 +268,13 @@ export class LmdbEventHistory implements EventHistory {
 
   /** A stored chunk's entries; undefined when missing, not whole or not this chunk's (a hole, which reads tell as too old). */
   private stored(homeId: string, start: number): ChunkEntries | undefined {
-    const bytes = this.entries.get([homeId, start]);
+    let bytes: Uint8Array | undefined;
+    try {
+      bytes = this.entries.get([homeId, start]);
+    } catch {
+      // a record lmdb-js refuses to decode is a hole too: thrown, it would refuse the home's every append
+      return undefined;
+    }
     return bytes ? readChunk(bytes, homeId, start) : undefined;
   }
 
