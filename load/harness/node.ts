@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { removeAtExit } from './exit-hooks.js';
 import { freePort } from './free-port.js';
 import { MEASURED_COMPILED_FLAGS, MEASURED_NODE_FLAGS } from './measured.js';
-import { start, type Proc } from './proc.js';
+import { start, type Proc, type ProcOptions } from './proc.js';
 
 export interface NodeOptions {
   /** environment on top of the defaults (LOG_LEVEL=warn, HOST=127.0.0.1): TIER_*, NATS_URL, NODE_ID… */
@@ -41,6 +41,8 @@ export interface NodeOptions {
   onLine?: (line: string, stream: 'stdout' | 'stderr') => void;
   /** ceiling on the start-up @default 60_000 (ms) */
   readyMs?: number;
+  /** see ProcOptions.spawnWith */
+  spawnWith?: ProcOptions['spawnWith'];
 }
 
 export interface NodeProc extends Proc {
@@ -86,6 +88,7 @@ export async function startNode(opts: NodeOptions = {}): Promise<NodeProc> {
       JWT_SECRET: jwtSecret,
     },
     onLine: opts.onLine,
+    spawnWith: opts.spawnWith,
   });
   try {
     await proc.waitLine((l) => l.includes('"node ready"'), opts.readyMs ?? 60_000);

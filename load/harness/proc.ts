@@ -14,6 +14,8 @@ export interface ProcOptions {
   env?: Record<string, string>;
   /** every output line, as it comes */
   onLine?: (line: string, stream: 'stdout' | 'stderr') => void;
+  /** runs the (synchronous) spawn: e.g. with this process in a cgroup for that moment, which the child then starts in */
+  spawnWith?: (spawn: () => ChildProcess) => ChildProcess;
 }
 
 /** A child process of the harness, run from the repository root and killed when this process ends. */
@@ -53,7 +55,8 @@ export class ExitedError extends Error {
 }
 
 export function start(cmd: string, args: string[], opts: ProcOptions = {}): Proc {
-  const child = spawn(cmd, args, { cwd: ROOT, env: { ...process.env, ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const spawnIt = () => spawn(cmd, args, { cwd: ROOT, env: { ...process.env, ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = opts.spawnWith ? opts.spawnWith(spawnIt) : spawnIt();
   killAtExit(child);
   const lines: string[] = [];
   const tail: string[] = [];
