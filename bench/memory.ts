@@ -1,7 +1,10 @@
-// Over 400 lines: one benchmark (the floor, the server in either mode, its readings and their report); the
-// fleets, the floor, heap census and store pages are in load/ and bench/lib.
-import { parseArgs } from 'node:util';
-import { Fleet, MAX_SOCKETS_PER_WORKER, partition } from '../load/loadgen/fleet.js';
+/**
+ * `npm run bench:memory`: memory per hub session against the bare uWS floor per idle socket, in one
+ * run (usage and options in bench/lib/memory-args.ts; the fleets, the floor, heap census, store
+ * pages, the memory cgroup and the probe in load/ and bench/lib).
+ */
+import { Fleet, partition } from '../load/loadgen/fleet.js';
+import { parseMemoryArgs, type MemoryArgs } from './lib/memory-args.js';
 import type { ConnectResult, HubSpec, WorkerConfig } from '../load/loadgen/ipc.js';
 import { table } from '../load/lib/histogram.js';
 import { metricSum } from '../load/lib/prom-text.js';
@@ -15,122 +18,10 @@ import { fitLine } from '../load/lib/fit-line.js';
 import { startRelayFloor } from './lib/floor.js';
 import { printResult, runMain } from './lib/output.js';
 import { storePages, type StorePages } from './lib/store-pages.js';
-
-const USAGE = `Server memory per hub session, against the bare-uWS floor per idle socket, in one run.
-
-usage: npm run bench:memory -- [options]
-
-  --sessions N   hub sessions held on one node (default 10000; at most 19000: one process holds
-                 at most 20,000 files here)
-  --devices M    sub-devices per hub, each with its reported state in the shadow (default 8)
-  --device-ids per-hub|shared
-                 per-hub (default): each hub's devices have ids of their own (<hubId>-<j>), as a
-                 fleet's device addresses are; shared: dev-0… in every hub (the figures before
-                 2026-11-30 (third), which V8 stores more cheaply: one set of hidden classes for all)
-  --warmup K     hubs that connect, fill their shadows and leave before the baseline is taken
-                 (default 1000; 0: none, the figures before 2026-11-30 (fourth)), so that code
-                 compiled for the session path, a cost of the process, is not divided among the sessions
-  --marginal     connect the sessions in two halves and also report the second half on its own:
-                 what each further session adds once the process has grown its heap and allocator
-                 arenas for the first (old space's committed pages have grown by 15-100 MB, once;
-                 the JSON's server.spaceGrowth says which V8 space grew)
-  --steps K      connect the sessions in K equal steps, reading the node after each, and fit a
-                 line to RSS, anonymous RSS and the anonymous part beyond V8's heap pages (native
-                 memory, and pages V8 has let go but not yet returned) against the sessions held:
-                 its slope per session,
-                 with the slope's standard error (K >= 3), tells how far one step's jump (V8
-                 growing a space once) moves the figure (default 1; --marginal is --steps 2);
-                 with K >= 3 also the lines without the baseline (fitFromSecond), which can
-                 still hold the warm-up's young generation
-  --idle-ms T    how long the sessions are left idle after their fill is acknowledged before the
-                 node is read, and the node after the warm-up before its baseline (default 20000:
-                 V8 shrinks its young generation, up to 32 MB here, some 8 s after allocation
-                 slows, and with 11000 (the default of 2026-12-02 third) some readings came before
-                 it; every session's device cache is in its idle form by then, as most of a fleet's
-                 are (TIER_SHADOW_PACK_MS, default 5 s, up to twice that): the node's count of
-                 unpacked caches is printed at each reading; 0: read a second after the fill, the
-                 figures before 2026-12-02 (third); the caches in use throughout:
-                 TIER_SHADOW_PACK_MS=0 in the bench's environment, which the node inherits)
-  --workers W    client processes (default: 2, or more so that each holds at most 19,000 sockets)
-  --json         print one JSON object on stdout (progress goes to stderr)
-  --cluster      run the node in cluster mode (its own nats-server and redis-server): the shadow
-                 store then lives in Redis, not in the node (the embedded default keeps a copy)
-  --tsx          run the node from src/ through tsx; default: compiled (npm run build, into
-                 dist/bench-node-<pid>), as the container image runs it
-  --heap-snapshot  also write heap snapshots of the server before and after (in $TMPDIR/hubtier-bench/) and
-                 print what the sessions added, by constructor
-  -h, --help     this text
-
-Both processes are measured after a full garbage collection (--expose-gc and a SIGUSR2 hook):
-resident memory (VmRSS) before and after the sockets, divided by their number; of it, the
-anonymous part (RssAnon: without the pages of memory-mapped files, which the embedded default's
-LMDB store adds to RSS as the page cache holds them); and the JS heap used.
-`;
+import { chargePer, limitText, MemoryCgroup, type Charge, type LimitRun } from './lib/memory-cgroup.js';
+import { probeSessions, probeText, type ProbeResult } from './lib/session-probe.js';
 
 const say = (line: string) => process.stderr.write(`${line}\n`);
-
-function parse() {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      options: {
-        sessions: { type: 'string', default: '10000' },
-        devices: { type: 'string', default: '8' },
-        'device-ids': { type: 'string', default: 'per-hub' },
-        warmup: { type: 'string', default: '1000' },
-        marginal: { type: 'boolean', default: false },
-        steps: { type: 'string', default: '1' },
-        'idle-ms': { type: 'string', default: '20000' },
-        workers: { type: 'string' },
-        json: { type: 'boolean', default: false },
-        'heap-snapshot': { type: 'boolean', default: false },
-        cluster: { type: 'boolean', default: false },
-        tsx: { type: 'boolean', default: false },
-        help: { type: 'boolean', short: 'h', default: false },
-      },
-      strict: true,
-    }));
-  } catch (err) {
-    process.stderr.write(`bench:memory: ${(err as Error).message}\n\n${USAGE}`);
-    process.exit(2);
-  }
-  if (values.help) {
-    process.stdout.write(USAGE);
-    process.exit(0);
-  }
-  const sessions = Number(values.sessions);
-  const devices = Number(values.devices);
-  if (!Number.isInteger(sessions) || sessions < 100 || sessions > 19_000) {
-    process.stderr.write('bench:memory: --sessions must be an integer in 100..19000\n');
-    process.exit(2);
-  }
-  if (!Number.isInteger(devices) || devices < 0 || devices > 256) {
-    process.stderr.write('bench:memory: --devices must be an integer in 0..256\n');
-    process.exit(2);
-  }
-  const warmup = Number(values.warmup);
-  if (!Number.isInteger(warmup) || warmup < 0 || warmup > 5_000) {
-    process.stderr.write('bench:memory: --warmup must be an integer in 0..5000\n');
-    process.exit(2);
-  }
-  const deviceIds = values['device-ids'] as 'per-hub' | 'shared';
-  if (deviceIds !== 'per-hub' && deviceIds !== 'shared') {
-    process.stderr.write('bench:memory: --device-ids must be per-hub or shared\n');
-    process.exit(2);
-  }
-  const idleMs = Number(values['idle-ms']);
-  if (!Number.isInteger(idleMs) || idleMs < 0 || idleMs > 600_000) {
-    process.stderr.write('bench:memory: --idle-ms must be an integer in 0..600000\n');
-    process.exit(2);
-  }
-  const workers = values.workers === undefined ? Math.max(2, Math.ceil(sessions / MAX_SOCKETS_PER_WORKER)) : Number(values.workers);
-  const steps = values.marginal ? 2 : Number(values.steps);
-  if (!Number.isInteger(steps) || steps < 1 || steps > 10) {
-    process.stderr.write('bench:memory: --steps must be an integer in 1..10\n');
-    process.exit(2);
-  }
-  return { sessions, devices, deviceIds, warmup, marginal: values.marginal, steps, idleMs, workers, json: values.json, heapSnapshot: values['heap-snapshot'], cluster: values.cluster, tsx: values.tsx };
-}
 
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
@@ -175,10 +66,10 @@ interface Measured {
   externalPer: number;
 }
 
-async function measure(proc: Proc, fleet: Fleet, sockets: number, filled: number, idleMs = 0, unpacked: () => Promise<number | null> = async () => null): Promise<Measured> {
+async function measure(proc: Proc, fleet: Fleet, sockets: number, filled: number, idleMs = 0, unpacked: () => Promise<number | null> = async () => null, connectRate = 0): Promise<Measured> {
   await sleep(500);
   const before = await collect(proc);
-  const results = await fleet.all<ConnectResult, 'connect'>('connect');
+  const results = await fleet.all<ConnectResult, 'connect'>('connect', connectRate > 0 ? { perSec: connectRate / fleet.size } : {});
   const ok = results.reduce((n, r) => n + r.ok, 0);
   if (ok < sockets) throw new Error(`only ${ok} of ${sockets} sockets connected: ${JSON.stringify((await fleet.snapshot()).counters.errors)}`);
   await settle(fleet, filled, 30_000);
@@ -274,7 +165,7 @@ async function hubFleet(node: NodeProc, hubs: HubSpec[], workers: number, base: 
  * for the session path (about 100 bytes per session when divided among 10,000) is then a cost of
  * the process, not of the sessions measured, as it is in a node that has served for a while.
  */
-async function warmUp(node: NodeProc, args: ReturnType<typeof parse>, base: FleetBase): Promise<void> {
+async function warmUp(node: NodeProc, args: MemoryArgs, base: FleetBase): Promise<void> {
   say(`warm-up: ${args.warmup} hubs connect, fill their shadows and leave`);
   const hubs = Array.from({ length: args.warmup }, (_, i) => ({ id: `warm-${i}`, home: `warm-home-${Math.floor(i / 10)}`, target: 0 }));
   const fleet = await hubFleet(node, hubs, args.workers, base);
@@ -292,7 +183,7 @@ async function warmUp(node: NodeProc, args: ReturnType<typeof parse>, base: Flee
 }
 
 async function main(): Promise<void> {
-  const args = parse();
+  const args = parseMemoryArgs();
   const stops: Array<() => Promise<void>> = [];
   const base = { devices: args.devices, deviceIds: args.deviceIds, sourceAddresses: [], connectConcurrency: 200, connectTimeoutMs: 30_000, reconnect: false };
   let floor: Measured;
@@ -304,15 +195,23 @@ async function main(): Promise<void> {
   let second: Measured | undefined;
   let fit: ReturnType<typeof lineOf> | undefined;
   let fitFromSecond: ReturnType<typeof lineOf> | undefined;
+  let limited: LimitRun | null = null;
+  let floorCharge: Charge | undefined;
+  let probe: ProbeResult | undefined;
   try {
     // the floor: a bare uWS server holding idle sockets
     say(`floor: ${args.sessions} idle sockets on a bare uWS server`);
-    const relay = await startRelayFloor();
+    // with --memory-limit the floor too runs in a cgroup of its own (no limit): what its sockets charge
+    const floorCgroup = args.memoryLimit === null ? null : MemoryCgroup.create(`hubtier-bench-floor-${process.pid}`);
+    if (floorCgroup) stops.push(async () => floorCgroup.remove());
+    const relay = await startRelayFloor(floorCgroup ? { spawnWith: floorCgroup.spawnInside } : {});
     stops.push(() => relay.stop());
     const idle = Array.from({ length: args.sessions }, (_, i) => ({ id: `idle-${i}`, home: `h-${i}`, target: 0 }));
     const floorFleet = await Fleet.start(configs(relay.wsUrl, idle, args.workers, { ...base, adminToken: null, signed: false, fill: false, path: '/idle', hello: false }));
     stops.push(() => floorFleet.stop());
+    const floorBase = floorCgroup?.read();
     floor = await measure(relay, floorFleet, args.sessions, 0);
+    if (floorCgroup) floorCharge = chargePer(floorBase!, floorCgroup.read(), args.sessions);
     await floorFleet.stop();
     await relay.stop();
 
@@ -321,6 +220,7 @@ async function main(): Promise<void> {
     const profDir = join(tmpdir(), 'hubtier-bench');
     if (args.heapSnapshot) mkdirSync(profDir, { recursive: true });
     const env: Record<string, string> = args.heapSnapshot ? { HEAP_SNAPSHOT_DIR: profDir } : {};
+    if (args.nodeOptions !== undefined) env.NODE_OPTIONS = args.nodeOptions;
     if (args.cluster) {
       const nats = await startNats();
       stops.push(() => nats.stop());
@@ -329,7 +229,10 @@ async function main(): Promise<void> {
       Object.assign(env, { NATS_URL: nats.url, REDIS_URL: redis.url });
     }
     const entry = args.tsx ? undefined : await compiledNode();
-    const node = await startNode({ env, ...(entry !== undefined ? { entry } : {}) });
+    // made before the node, so that its removal runs after the node's stop
+    const cgroup = args.memoryLimit === null ? null : MemoryCgroup.create(`hubtier-bench-${process.pid}`);
+    if (cgroup) stops.push(async () => cgroup.remove());
+    const node = await startNode({ env, ...(entry !== undefined ? { entry } : {}), ...(cgroup ? { spawnWith: cgroup.spawnInside } : {}) });
     stops.push(() => node.stop());
     if (args.warmup > 0) await warmUp(node, args, base);
     // the baseline after the same idle wait as every reading: V8 shrinks its young generation (up to
@@ -348,7 +251,26 @@ async function main(): Promise<void> {
     // provisioned hub records are not session memory: the baseline is taken after them
     const steps: Measured[] = [];
     const unpacked = async () => metricSum(await (await fetch(`${node.adminUrl}/metrics`)).text(), 'tier_hub_device_caches_unpacked');
-    for (const [i, fleet] of fleets.entries()) steps.push(await measure(node, fleet, batches[i]!.length, args.devices > 0 ? batches[i]!.length : 0, args.idleMs, unpacked));
+    if (cgroup) {
+      // what the kernel could not drop now (the unmapped page cache it can), and the budget beside it
+      const base = cgroup.read();
+      const bytes = base.anon + base.mappedFile + base.kernel + args.sessions * args.memoryLimit!;
+      cgroup.limit(bytes);
+      limited = { bytesPerSession: args.memoryLimit!, limitBytes: bytes, base, atReading: null, afterProbe: null, sessionsHeld: null };
+    }
+    try {
+      for (const [i, fleet] of fleets.entries()) steps.push(await measure(node, fleet, batches[i]!.length, args.devices > 0 ? batches[i]!.length : 0, args.idleMs, unpacked, args.connectRate));
+    } catch (err) {
+      const killed = cgroup?.read().oomKills ?? 0;
+      if (killed > 0) throw new Error(`the node was killed for its memory limit (${(limited!.limitBytes / 2 ** 20).toFixed(1)} MB, peak ${(cgroup!.read().peak / 2 ** 20).toFixed(1)} MB)`, { cause: err });
+      throw err;
+    }
+    if (limited) limited.atReading = cgroup!.read();
+    if (args.probe) {
+      if (limited) limited.sessionsHeld = await sessionsHeld(node);
+      probe = await probeSessions(node, fleets, hubs.map((h) => h.id), Math.max(5_000, args.sessions), 1_000);
+      if (limited) limited.afterProbe = cgroup!.read();
+    }
     unpackedSteps = steps.map((m) => m.unpacked);
     const metrics = await (await fetch(`${node.adminUrl}/metrics`)).text();
     const count = metricSum(metrics, 'tier_malloc_trims_total');
@@ -404,6 +326,10 @@ async function main(): Promise<void> {
     server: { rssBefore: server.before.rss, rssAfter: server.after.rss, heapBefore: server.before.heapUsed, heapAfter: server.after.heapUsed, spaceGrowth: spaceGrowth(server) },
     floor: { rssBefore: floor.before.rss, rssAfter: floor.after.rss, heapBefore: floor.before.heapUsed, heapAfter: floor.after.heapUsed },
     heapPerSession: heapRows,
+    /** --memory-limit: the node's cgroup, its limit, and its readings at the baseline, at the last reading and after the probe */
+    memoryLimit: limited && { ...limited, chargedPerSession: limited.atReading && chargePer(limited.base, limited.atReading, args.sessions), floorChargedPerSocket: floorCharge },
+    /** --probe: one report from every hub, and shadow reads, after the readings */
+    probe,
   };
   const text = [
     `machine: ${cpus().length} cores, Node ${process.version}; ${args.sessions} sockets per process, measured after a full GC${args.warmup > 0 ? `; the server's baseline after ${args.warmup} warm-up hubs came and went` : ''}`,
@@ -425,6 +351,8 @@ async function main(): Promise<void> {
       .filter((p) => p.pages > 1)
       .map((p) => `  ${p.file} ${p.db}: ${p.pages} pages${p.overflowPages > 0 ? ` (${p.overflowPages} overflow)` : ''}, ${(perSession(p) / 1024).toFixed(2)} KB${p.db === '(file)' ? '' : `, ${p.entries} entries`}`)
       .join('\n')}` : '',
+    limited ? limitText(limited, args.sessions, floorCharge) : '',
+    probe ? probeText(probe) : '',
     heapText,
   ]
     .filter((line) => line !== '')
