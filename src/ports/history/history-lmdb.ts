@@ -31,8 +31,14 @@ export interface LmdbHistoryOptions {
 const MAX_CHUNK = 32;
 /** An open chunk is written (and sealed) once its oldest entry is this old, full or not (ms). */
 const SEAL_AFTER_MS = 1_000;
-/** ms between writes of the chunks sealed meanwhile, so one transaction carries several. */
-const FLUSH_MS = 5;
+/**
+ * ms between writes of the chunks sealed meanwhile, so one transaction carries many: each commit is
+ * a flush of history.mdb with DATA_SYNC=commit (and a wake-up of the main thread), and nothing is
+ * lost by waiting, since an unclean stop discards the file anyway and reads find the chunks in
+ * memory until then. 5 ms made 23–24 commits a second at 20,000 events/s, 100 ms six, and a
+ * microsecond an event less CPU (BENCHMARKS.md, 2026-12-03 third).
+ */
+const FLUSH_MS = 100;
 /** Homes looked at per sweep. */
 const SWEEP_HOMES = 500;
 /** The chunks' sub-database, and those of the layouts before it (`-2`: the same chunks uncompressed). */
