@@ -328,7 +328,7 @@ async function main(): Promise<void> {
     heapPerSession: heapRows,
     /** --memory-limit: the node's cgroup, its limit, and its readings at the baseline, at the last reading and after the probe */
     memoryLimit: limited && { ...limited, chargedPerSession: limited.atReading && chargePer(limited.base, limited.atReading, args.sessions), floorChargedPerSocket: floorCharge },
-    /** --probe: one report from every hub, and shadow reads, after the readings */
+    /** --probe: reports from every hub, and shadow reads, after the readings */
     probe,
   };
   const text = [

@@ -56,8 +56,9 @@ usage: npm run bench:memory -- [options]
   --node-options S
                  NODE_OPTIONS of the server node only, e.g. --max-semi-space-size=4 (V8's young
                  generation, which grows to 32 MB here in a burst, capped)
-  --probe        after the readings, every hub reports once (spread over sessions/1000 s) and 1,000
-                 shadows are read over HTTP: report → ack and read latency of the held sessions
+  --probe        after the readings, every hub reports for sessions/1000 s (at least 5 s; about two
+                 reports each, spread evenly) and 1,000 shadows are read over HTTP one after another:
+                 report → ack and read latency of the held sessions
   --heap-snapshot  also write heap snapshots of the server before and after (in $TMPDIR/hubtier-bench/) and
                  print what the sessions added, by constructor
   -h, --help     this text

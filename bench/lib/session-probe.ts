@@ -1,5 +1,5 @@
 /**
- * What the held sessions still get from the node, read after the memory readings: one report from
+ * What the held sessions still get from the node, read after the memory readings: reports from
  * every hub (hub → its ack: the store's write path, which touches the LMDB pages of each hub) and
  * shadow reads over HTTP (the read path). Under a memory limit these are the pages the kernel may
  * have reclaimed and reads back from disk; the figures say what that costs.
@@ -21,13 +21,14 @@ export interface ProbeResult {
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 /**
- * Every hub of `fleets` reports once, spread over `spreadMs`; then `reads` shadows of `hubIds`
- * (evenly spaced through them) are read one after another with the admin token.
+ * Every hub of `fleets` reports every `spreadMs` (the hubs spread evenly over it) for `spreadMs`:
+ * about two reports each, as the load tool's hubs report at the start of their period too; then
+ * `reads` shadows of `hubIds` (evenly spaced through them) are read one after another with the
+ * admin token.
  */
 export async function probeSessions(node: NodeProc, fleets: Fleet[], hubIds: string[], spreadMs: number, reads: number): Promise<ProbeResult> {
   for (const f of fleets) await f.all('reset');
   for (const f of fleets) await f.all('reports', { everyMs: spreadMs });
-  // each hub's first report falls within one period; stop before a second round begins
   await sleep(spreadMs);
   for (const f of fleets) await f.all('reports', { everyMs: 0 });
   await sleep(2_000);
