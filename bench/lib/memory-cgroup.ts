@@ -38,7 +38,7 @@ export class MemoryCgroup {
     private readonly home: string,
   ) {}
 
-  /** A new cgroup named `name` beside the calling process's; throws with the reason when it cannot be made. */
+  /** A new cgroup named `name` under the calling process's own; throws with the reason when it cannot be made. */
   static create(name: string): MemoryCgroup {
     const own = /^\d+:memory:(.*)$/m.exec(readFileSync('/proc/self/cgroup', 'utf8'))?.[1];
     if (own === undefined || !existsSync(ROOT)) throw new Error(`no cgroup v1 memory controller at ${ROOT} (this bench's --memory-limit needs one it may write)`);

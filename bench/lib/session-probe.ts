@@ -6,6 +6,7 @@
  */
 import type { NodeProc } from '../../load/harness/index.js';
 import type { Fleet } from '../../load/loadgen/fleet.js';
+import { addCounters, emptyCounters } from '../../load/loadgen/ipc.js';
 import { newHistogram, recordMs, summarize, type LatencySummary } from '../../load/lib/histogram.js';
 
 export interface ProbeResult {
@@ -33,15 +34,11 @@ export async function probeSessions(node: NodeProc, fleets: Fleet[], hubIds: str
   for (const f of fleets) await f.all('reports', { everyMs: 0 });
   await sleep(2_000);
   const reportToAck = newHistogram();
-  let reports = 0;
-  let acks = 0;
-  const errors: Record<string, number> = {};
+  const counters = emptyCounters();
   for (const f of fleets) {
     const s = await f.snapshot();
     reportToAck.add(s.reportToAck);
-    reports += s.counters.reportsSent;
-    acks += s.counters.reportAcks;
-    for (const [k, n] of Object.entries(s.counters.errors)) errors[k] = (errors[k] ?? 0) + n;
+    addCounters(counters, s.counters);
   }
   const shadowRead = newHistogram();
   let failures = 0;
@@ -54,7 +51,7 @@ export async function probeSessions(node: NodeProc, fleets: Fleet[], hubIds: str
     if (res.ok) recordMs(shadowRead, performance.now() - t0);
     else failures++;
   }
-  return { reports, acks, reportToAck: summarize(reportToAck), shadowReads: n - failures, shadowFailures: failures, shadowRead: summarize(shadowRead), errors };
+  return { reports: counters.reportsSent, acks: counters.reportAcks, errors: counters.errors, reportToAck: summarize(reportToAck), shadowReads: n - failures, shadowFailures: failures, shadowRead: summarize(shadowRead) };
 }
 
 export function probeText(p: ProbeResult): string {
