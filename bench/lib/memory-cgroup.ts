@@ -38,6 +38,16 @@ export class MemoryCgroup {
     private readonly home: string,
   ) {}
 
+  /** Whether this process may make memory cgroups under its own (tests that need one are skipped elsewhere). */
+  static writable(): boolean {
+    try {
+      MemoryCgroup.create(`hubtier-probe-${process.pid}`).remove();
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
   /** A new cgroup named `name` under the calling process's own; throws with the reason when it cannot be made. */
   static create(name: string): MemoryCgroup {
     const own = /^\d+:memory:(.*)$/m.exec(readFileSync('/proc/self/cgroup', 'utf8'))?.[1];

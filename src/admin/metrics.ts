@@ -9,6 +9,7 @@ import type { AppGatewayMetrics } from '../transport/app-gateway.js';
 import type { HubGatewayMetrics } from '../transport/hub-gateway.js';
 import type { HttpMetrics, HttpObserver } from '../transport/http.js';
 import type { AdmissionRefusals } from '../transport/upgrade-limits.js';
+import type { MemoryReading } from '../transport/cgroup-memory.js';
 import { Tally, type TallyConfig } from './tally.js';
 
 const FRAME_NAMES: Record<number, string> = Object.fromEntries(Object.entries(FrameType).map(([name, code]) => [code, name]));
@@ -44,6 +45,8 @@ export interface NodeSources {
   push?: { stats(): Promise<PushQueueStats> };
   /** true once the node started draining */
   draining?: () => boolean;
+  /** the node's memory cgroup: its limit and what of it the kernel cannot reclaim (TIER_SHED_MEMORY) */
+  memory?: () => MemoryReading;
   /** hub sessions whose device cache is unpacked (in use lately; TIER_SHADOW_PACK_MS) */
   unpackedCaches?: () => number;
 }
@@ -135,7 +138,7 @@ export class NodeMetrics implements HubSessionMetrics, HubGatewayMetrics, AppGat
     new Gauge({ name: 'tier_app_subscriptions', help: 'Home subscriptions of the app sockets on this node', registers, collect() { this.set(self.subscriptions); } });
     new Counter({
       name: 'tier_hub_admission_refusals_total',
-      help: 'Hub handshakes refused busy by the admission limits, by reason (full, handshakes, rate, late)',
+      help: 'Hub handshakes refused busy by the admission limits, by reason (full, handshakes, memory, rate, late)',
       labelNames: ['reason'],
       registers,
       collect() {
@@ -147,6 +150,25 @@ export class NodeMetrics implements HubSessionMetrics, HubGatewayMetrics, AppGat
         this.inc({ reason: 'handshakes' }, r.handshakes);
         this.inc({ reason: 'rate' }, r.rate);
         this.inc({ reason: 'late' }, r.late);
+        this.inc({ reason: 'memory' }, r.memory);
+      },
+    });
+    new Gauge({
+      name: 'tier_memory_unreclaimable_bytes',
+      help: "Memory of the node's cgroup the kernel cannot reclaim (anonymous, kernel); hub handshakes are refused above TIER_SHED_MEMORY of the limit",
+      registers,
+      collect() {
+        const read = self.sources.memory;
+        if (read) this.set(read().unreclaimable);
+      },
+    });
+    new Gauge({
+      name: 'tier_memory_limit_bytes',
+      help: "The node's cgroup memory limit (a pod's); 0: none (as cAdvisor's container_spec_memory_limit_bytes)",
+      registers,
+      collect() {
+        const limit = self.sources.memory?.().limit;
+        if (limit !== undefined) this.set(Number.isFinite(limit) ? limit : 0);
       },
     });
     new Gauge({ name: 'tier_draining', help: '1 once this node is draining (stopping), else 0', registers, collect() { this.set(self.sources.draining?.() ? 1 : 0); } });

@@ -31,6 +31,7 @@ import { loadUws, type TemplatedApp, type UwsBinding, type us_listen_socket } fr
 import { startMallocTrimmer } from './malloc-trim.js';
 import { UpgradeLimits } from '../transport/upgrade-limits.js';
 import { LoopLag } from '../transport/loop-lag.js';
+import { startMemoryGauge } from '../transport/cgroup-memory.js';
 import { guardApp } from '../transport/guard.js';
 import { WriteBatch } from '../transport/write-batch.js';
 import type { RouteTable } from '../transport/http.js';
@@ -144,14 +145,17 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
   const writes = new WriteBatch((err) => log.error({ err }, 'deferred write failed'));
   // one event-loop sampler: admission sheds on it, the diagnose check reports it
   const loop = new LoopLag();
+  // read only when a hub knocks (or at a scrape): an idle node reads nothing
+  const memory = startMemoryGauge(config.shedMemoryFraction, log);
   const limits = new UpgradeLimits({
     maxSockets: config.maxHubSessions,
     maxPending: config.maxPendingUpgrades,
     ratePerSec: config.hubConnectRatePerSec,
     maxLoopLagMs: config.maxLoopLagMs,
     loopLagMs: () => loop.ms,
+    ...(memory ? { maxMemoryFraction: config.shedMemoryFraction, memory: () => memory.reading() } : {}),
   });
-  metrics.attach({ admission: limits.refusals, push: ports.push, draining: () => draining });
+  metrics.attach({ admission: limits.refusals, push: ports.push, draining: () => draining, ...(memory ? { memory: () => memory.reading() } : {}) });
   mountHubGateway(app, {
     admission: new HubAdmission(ports.registry, ports.nonces, config.authSkewS, Date.now, fleet.box),
     limits,

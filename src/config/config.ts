@@ -97,6 +97,12 @@ export interface Config {
    * refused hubs came back to the same cores (BENCHMARKS.md, half a million hubs)
    */
   maxLoopLagMs: number;
+  /**
+   * @default 0.85: hub handshakes are refused busy while the memory the kernel cannot reclaim
+   * (anonymous, kernel) stands above this fraction of the node's cgroup limit (a pod's); 0: never.
+   * Without a limit nothing is refused
+   */
+  shedMemoryFraction: number;
   /** @default 512: devices one hub's shadow may hold; more are refused with limit_exceeded */
   hubMaxDevices: number;
   /** @default 64: reported attributes per device */
@@ -274,6 +280,7 @@ const FIELDS: { [K in keyof Config]: Field<K> } = {
   maxPendingUpgrades: { env: 'TIER_MAX_PENDING_UPGRADES', parse: int(1, 1_000_000), default: 1_000 },
   hubConnectRatePerSec: { env: 'TIER_HUB_CONNECT_RATE', parse: int(1, 1_000_000), default: 5_000 },
   maxLoopLagMs: { env: 'TIER_SHED_LOOP_LAG_MS', parse: int(0, 600_000), default: 0 },
+  shedMemoryFraction: { env: 'TIER_SHED_MEMORY', parse: fraction, default: 0.85 },
   hubMaxDevices: { env: 'TIER_HUB_MAX_DEVICES', parse: int(1, 100_000), default: 512 },
   hubMaxAttrsPerDevice: { env: 'TIER_HUB_MAX_ATTRS', parse: int(1, 64), default: 64 },
   hubMaxValueBytes: { env: 'TIER_HUB_MAX_VALUE_BYTES', parse: int(1, 1024), default: 1024 },

@@ -1,4 +1,5 @@
 import { TierError } from '../errors.js';
+import type { MemoryReading } from './cgroup-memory.js';
 
 /** Handshakes refused `busy` since start, by which limit refused them. */
 export interface AdmissionRefusals {
@@ -6,6 +7,7 @@ export interface AdmissionRefusals {
   readonly handshakes: number;
   readonly rate: number;
   readonly late: number;
+  readonly memory: number;
 }
 
 export interface UpgradeLimitOptions {
@@ -18,14 +20,19 @@ export interface UpgradeLimitOptions {
   /** refuse while the event loop runs later than this (ms; 0: never), as `loopLagMs` tells */
   maxLoopLagMs?: number;
   loopLagMs?: () => number;
+  /** refuse while the memory the kernel cannot reclaim is above this fraction of the limit (0: never) */
+  maxMemoryFraction?: number;
+  memory?: () => MemoryReading;
 }
 
 /**
  * Admission control for hub upgrades: a node refuses a handshake with 503 `busy` (temporary, with
  * Retry-After) before doing any work for it when it is full, has too many handshakes in flight,
- * is taking new hubs faster than its rate, or its event loop runs late. A reconnect storm then
- * becomes a queue in the hubs' backoff instead of an overloaded node, and the hubs that get in
- * keep a working node. The last limit is off unless configured (TIER_SHED_LOOP_LAG_MS): where
+ * its memory nears its cgroup's limit (a pod's: a connect burst's garbage held by V8 for half a
+ * minute would get it killed, BENCHMARKS.md), is taking new hubs faster than its rate, or its
+ * event loop runs late. A reconnect storm then becomes a queue in the hubs' backoff instead of an
+ * overloaded or killed node, and the hubs that get in keep a working node. The last limit is off
+ * unless configured (TIER_SHED_LOOP_LAG_MS): where
  * nodes share cores, a late loop is waiting for a core, and a refused hub comes back to the same
  * cores; at 500,000 hubs on 27 nodes it cut the connect rate to a third (BENCHMARKS.md).
  */
@@ -35,7 +42,7 @@ export class UpgradeLimits {
   private tokens: number;
   private tokensAt: number;
   /** read by the metrics at scrape time */
-  readonly refusals = { full: 0, handshakes: 0, rate: 0, late: 0 };
+  readonly refusals = { full: 0, handshakes: 0, rate: 0, late: 0, memory: 0 };
 
   constructor(
     private readonly options: UpgradeLimitOptions,
@@ -53,6 +60,11 @@ export class UpgradeLimits {
     if (maxLag > 0 && this.options.loopLagMs) {
       const lag = this.options.loopLagMs();
       if (lag > maxLag) return this.refuse('late', `this node is overloaded (its event loop runs ${Math.round(lag)} ms late): retry later`);
+    }
+    const most = this.options.maxMemoryFraction ?? 0;
+    if (most > 0 && this.options.memory) {
+      const { limit, unreclaimable } = this.options.memory();
+      if (unreclaimable > limit * most) return this.refuse('memory', 'this node is near its memory limit: retry later');
     }
     const now = this.now();
     this.tokens = Math.min(this.options.ratePerSec, this.tokens + ((now - this.tokensAt) * this.options.ratePerSec) / 1000);

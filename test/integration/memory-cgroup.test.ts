@@ -6,14 +6,7 @@ import { chargePer, MemoryCgroup } from '../../bench/lib/memory-cgroup.js';
 
 // bench:memory's --memory-limit runs the node in a cgroup v1 memory controller it may write
 // (this machine kind's); elsewhere the bench refuses, and so this suite is skipped
-const writable = (() => {
-  try {
-    MemoryCgroup.create(`hubtier-test-probe-${process.pid}`).remove();
-    return true;
-  } catch {
-    return false;
-  }
-})();
+const writable = MemoryCgroup.writable();
 
 const MB = 2 ** 20;
 

@@ -50,6 +50,26 @@ describe('UpgradeLimits', () => {
     const off = new UpgradeLimits({ maxSockets: 1000, maxPending: 1000, ratePerSec: 1000, maxLoopLagMs: 0, loopLagMs: () => 60_000 });
     expect(off.tryStart()).toBeNull();
   });
+
+  it('refuses while the memory the kernel cannot reclaim stands above its fraction of the limit', () => {
+    let reading = { limit: 1000, unreclaimable: 800 };
+    const l = new UpgradeLimits({ maxSockets: 1000, maxPending: 1000, ratePerSec: 1000, maxMemoryFraction: 0.85, memory: () => reading });
+    expect(l.tryStart()).toBeNull();
+    reading = { limit: 1000, unreclaimable: 851 };
+    const refused = l.tryStart();
+    expect(refused?.code).toBe('busy');
+    expect(refused?.message).toMatch(/memory limit/);
+    expect(l.refusals.memory).toBe(1);
+    expect(l.stats.pending).toBe(1);
+    // the garbage collected (or the pod's limit raised): admitted again
+    reading = { limit: 2000, unreclaimable: 851 };
+    expect(l.tryStart()).toBeNull();
+    // no limit, or the bound off: never refused for memory
+    reading = { limit: Infinity, unreclaimable: 1e12 };
+    expect(l.tryStart()).toBeNull();
+    const off = new UpgradeLimits({ maxSockets: 1000, maxPending: 1000, ratePerSec: 1000, maxMemoryFraction: 0, memory: () => ({ limit: 1, unreclaimable: 2 }) });
+    expect(off.tryStart()).toBeNull();
+  });
 });
 
 describe('LoopLag', () => {
