@@ -48,6 +48,9 @@ async function settle(fleet: Fleet, filled: number, maxMs: number): Promise<void
 
 interface Measured {
   sockets: number;
+  /** ms until every socket was connected, and the connects refused on the way (`busy`: tried again after 1 s, as a hub backs off) */
+  connectMs: number;
+  refused: number;
   /** the node's unpacked device caches at the `after` reading (null: not a server) */
   unpacked: number | null;
   before: GcReading;
@@ -69,18 +72,37 @@ interface Measured {
 async function measure(proc: Proc, fleet: Fleet, sockets: number, filled: number, idleMs = 0, unpacked: () => Promise<number | null> = async () => null, connectRate = 0): Promise<Measured> {
   await sleep(500);
   const before = await collect(proc);
-  const results = await fleet.all<ConnectResult, 'connect'>('connect', connectRate > 0 ? { perSec: connectRate / fleet.size } : {});
-  const ok = results.reduce((n, r) => n + r.ok, 0);
-  if (ok < sockets) throw new Error(`only ${ok} of ${sockets} sockets connected: ${JSON.stringify((await fleet.snapshot()).counters.errors)}`);
+  const { connectMs, refused } = await connectAll(fleet, sockets, connectRate);
   await settle(fleet, filled, 30_000);
   await sleep(1_000);
   // with --idle-ms, the sessions' device caches packed (TIER_SHADOW_PACK_MS) before the reading
   await sleep(idleMs);
-  return { ...between(await collect(proc), before, sockets), unpacked: await unpacked() };
+  return { ...between(await collect(proc), before, sockets), unpacked: await unpacked(), connectMs, refused };
+}
+
+/** How long refused hubs keep coming back: a node shedding for memory waits for V8 to return a burst's pages (25–30 s). */
+const CONNECT_WITHIN_MS = 300_000;
+
+/**
+ * Connects the fleet's hubs (at `connectRate` a second, 0: at once), and those refused or failed
+ * again every second (the node's Retry-After), as hubs would, until all are in or CONNECT_WITHIN_MS.
+ */
+async function connectAll(fleet: Fleet, sockets: number, connectRate: number): Promise<{ connectMs: number; refused: number }> {
+  const started = performance.now();
+  let ok = 0;
+  let refused = 0;
+  for (;;) {
+    const results = await fleet.all<ConnectResult, 'connect'>('connect', connectRate > 0 ? { perSec: connectRate / fleet.size } : {});
+    ok += results.reduce((n, r) => n + r.ok, 0);
+    if (ok >= sockets) return { connectMs: Math.round(performance.now() - started), refused };
+    refused += results.reduce((n, r) => n + r.failed, 0);
+    if (performance.now() - started > CONNECT_WITHIN_MS) throw new Error(`only ${ok} of ${sockets} sockets connected in ${CONNECT_WITHIN_MS / 1000} s: ${JSON.stringify((await fleet.snapshot()).counters.errors)}`);
+    await sleep(1_000);
+  }
 }
 
 /** Memory per socket between two readings. */
-function between(after: GcReading, before: GcReading, sockets: number): Measured {
+function between(after: GcReading, before: GcReading, sockets: number): Omit<Measured, 'connectMs' | 'refused'> {
   return {
     unpacked: null,
     sockets,
@@ -275,7 +297,7 @@ async function main(): Promise<void> {
     const metrics = await (await fetch(`${node.adminUrl}/metrics`)).text();
     const count = metricSum(metrics, 'tier_malloc_trims_total');
     if (count !== null) trims = { count, seconds: metricSum(metrics, 'tier_malloc_trim_seconds_total') ?? 0, returnedBytes: metricSum(metrics, 'tier_malloc_trim_returned_bytes_total') ?? 0 };
-    server = between(steps.at(-1)!.after, steps[0]!.before, args.sessions);
+    server = { ...between(steps.at(-1)!.after, steps[0]!.before, args.sessions), connectMs: steps.reduce((n, m) => n + m.connectMs, 0), refused: steps.reduce((n, m) => n + m.refused, 0) };
     if (!args.cluster) pages = storePages(node.dataDir);
     if (args.marginal) second = steps[1]!;
     if (args.steps >= 3) fit = lineOf(steps);
@@ -310,6 +332,8 @@ async function main(): Promise<void> {
     beyondYoungBytesPerSession: server.beyondYoungPer,
     heapBytesPerSession: server.heapPer,
     idleMs: args.idleMs,
+    /** time to connect every hub (all steps), and the connects the node refused on the way (tried again after 1 s) */
+    connect: { ms: server.connectMs, refused: server.refused },
     /** per step: the node's unpacked device caches at the step's reading */
     unpackedCaches: unpackedSteps,
     /** the node's malloc_trim calls by the last reading (null: none available, or TIER_MALLOC_TRIM_MS=0 with no series) */
@@ -342,6 +366,7 @@ async function main(): Promise<void> {
     '',
     `server memory per hub session: ${kb(server.rssPer)} KB (${out.ratio}x the bare socket's ${kb(floor.rssPer)} KB)${args.idleMs > 0 ? `, read after ${args.idleMs} ms idle` : ''}`,
     server.beyondYoungPer === null ? '' : `the same without V8's young generation in either reading (${((server.before.youngPhysical ?? 0) / 2 ** 20).toFixed(1)} MB before, ${((server.after.youngPhysical ?? 0) / 2 ** 20).toFixed(1)} MB after): ${kb(server.beyondYoungPer)} KB`,
+    `connecting every hub took ${(server.connectMs / 1000).toFixed(1)} s${server.refused > 0 ? `; ${server.refused} connects were refused on the way (tried again after 1 s)` : ''}`,
     `the node's unpacked device caches at each reading: ${unpackedSteps.map((u) => u ?? 'n/a').join(', ')}`,
     trims ? `the node's malloc_trim calls by the last reading: ${trims.count}, ${(trims.seconds * 1000).toFixed(1)} ms in all, ${(trims.returnedBytes / 2 ** 20).toFixed(1)} MB of RSS returned` : '',
     second ? `the second ${second.sockets} sessions alone (what each further session adds): RSS ${kb(second.rssPer)} KB, anonymous ${anonKb(second)} KB, JS heap used ${kb(second.heapPer)} KB, committed ${kb(second.heapTotalPer)} KB` : '',
