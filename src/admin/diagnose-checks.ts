@@ -6,6 +6,7 @@ import { readdir, readFile, statfs } from 'node:fs/promises';
 import type { DiagnoseProbes, RedisProbe } from '../ports/ports.js';
 import type { RulePoolStats } from '../rules/pool.js';
 import type { LoopLag } from '../transport/loop-lag.js';
+import type { MemoryReading } from '../transport/cgroup-memory.js';
 import type { Check, Finding } from './diagnose.js';
 
 const ok = (detail: string): Finding => ({ verdict: 'ok', detail, hint: '' });
@@ -172,6 +173,28 @@ export async function readFdUsage(procDir = '/proc/self'): Promise<{ open: numbe
   return { open: fds.length, soft: parseOpenFileLimit(limits) };
 }
 
+/** Room a session may need during a reconnect burst, beside the process's own ~100 MB (README, "A pod's memory limit"). */
+export const BURST_BYTES_PER_SESSION = 16 * 1024;
+const PROCESS_BYTES = 100 * MIB;
+
+/**
+ * The node's memory cgroup: what the kernel cannot reclaim against the limit (`shedAbove`: the
+ * fraction at which hub handshakes are refused), and whether the limit leaves room for a burst of
+ * TIER_MAX_HUB_SESSIONS reconnects.
+ */
+export function memoryVerdict(r: MemoryReading, shedAbove: number, maxHubSessions: number): Finding {
+  if (!Number.isFinite(r.limit)) return ok(`no memory limit (cgroup); ${(r.unreclaimable / MIB).toFixed(0)} MiB the kernel cannot reclaim`);
+  const share = r.unreclaimable / r.limit;
+  const detail = `${(r.unreclaimable / MIB).toFixed(0)} MiB of the ${(r.limit / MIB).toFixed(0)} MiB limit the kernel cannot reclaim (${Math.round(share * 100)} %)`;
+  const raise = `raise the pod's memory limit (about 100 MB plus 16 KB a session) or lower TIER_MAX_HUB_SESSIONS`;
+  if (shedAbove > 0 && share > shedAbove) return { verdict: 'warn', detail: `${detail}: hub handshakes are refused (TIER_SHED_MEMORY ${shedAbove})`, hint: `after a reconnect burst this passes within about half a minute; if it stays, ${raise}` };
+  const needs = PROCESS_BYTES + maxHubSessions * BURST_BYTES_PER_SESSION;
+  if (r.limit < needs) {
+    return { verdict: 'warn', detail: `${detail}; the limit is below 100 MiB + 16 KiB × TIER_MAX_HUB_SESSIONS (${maxHubSessions}) = ${(needs / MIB).toFixed(0)} MiB`, hint: `a reconnect burst will be refused for memory before the node is full: ${raise}` };
+  }
+  return ok(detail);
+}
+
 export function bindingVerdict(packageName: string, native: boolean): Finding {
   if (native) return ok(`native uWebSockets.js from ${packageName}`);
   return {
@@ -215,6 +238,8 @@ export interface DiagnoseContext {
   loop: Pick<LoopLag, 'window'>;
   /** @default '/proc/self' */
   procDir?: string;
+  /** the node's memory cgroup (undefined: none found, or TIER_SHED_MEMORY=0), and the fraction it sheds above */
+  memory?: { reading: () => MemoryReading; shedAbove: number };
 }
 
 /** The checks that apply to this node: backend checks in cluster mode, the data directory in the embedded default. */
@@ -246,6 +271,8 @@ export function diagnoseChecks(ctx: DiagnoseContext): Check[] {
     },
     { name: 'uws-binding', hintOnError: '', run: async () => bindingVerdict(ctx.binding.packageName, ctx.binding.native) },
   );
+  const memory = ctx.memory;
+  if (memory) checks.push({ name: 'memory', hintOnError: '', run: async () => memoryVerdict(memory.reading(), memory.shedAbove, ctx.maxHubSessions) });
   if (ctx.dataDir !== undefined) {
     const dir = ctx.dataDir;
     checks.push({

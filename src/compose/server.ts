@@ -268,6 +268,7 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
             dataDir: mode === 'embedded' && config.dataDir !== MEMORY ? config.dataDir : undefined,
             maxHubSessions: config.maxHubSessions,
             loop,
+            ...(memory ? { memory: { reading: () => memory.reading(), shedAbove: config.shedMemoryFraction } } : {}),
           }),
           { node: config.nodeId, mode },
         ),

@@ -14,6 +14,7 @@ import {
   diskVerdict,
   evictionVerdict,
   fdVerdict,
+  memoryVerdict,
   loopDelayVerdict,
   parseOpenFileLimit,
   persistenceVerdict,
@@ -63,6 +64,25 @@ describe('file-descriptor headroom', () => {
     expect(f.verdict).toBe('warn');
     expect(f.detail).toMatch(/TIER_MAX_HUB_SESSIONS \(19000\)/);
     expect(fdVerdict(50, 20_000, 19_000).verdict).toBe('ok');
+  });
+});
+
+describe('memory against the cgroup limit', () => {
+  const MiB = 2 ** 20;
+  it('says there is no limit, and warns when the node refuses hubs for memory', () => {
+    expect(memoryVerdict({ limit: Infinity, unreclaimable: 300 * MiB }, 0.85, 19_000)).toMatchObject({ verdict: 'ok', detail: expect.stringMatching(/no memory limit/) });
+    const shedding = memoryVerdict({ limit: 1024 * MiB, unreclaimable: 880 * MiB }, 0.85, 1_000);
+    expect(shedding.verdict).toBe('warn');
+    expect(shedding.detail).toMatch(/880 MiB of the 1024 MiB limit .*\(86 %\).*refused/);
+    expect(memoryVerdict({ limit: 1024 * MiB, unreclaimable: 860 * MiB }, 0.85, 1_000).verdict).toBe('ok');
+  });
+
+  it('warns when the limit leaves no room for a burst of TIER_MAX_HUB_SESSIONS reconnects', () => {
+    // 100 MiB + 19,000 x 16 KiB = 397 MiB
+    const tight = memoryVerdict({ limit: 384 * MiB, unreclaimable: 120 * MiB }, 0.85, 19_000);
+    expect(tight.verdict).toBe('warn');
+    expect(tight.detail).toMatch(/TIER_MAX_HUB_SESSIONS \(19000\) = 397 MiB/);
+    expect(memoryVerdict({ limit: 2048 * MiB, unreclaimable: 120 * MiB }, 0.85, 19_000).verdict).toBe('ok');
   });
 });
 
