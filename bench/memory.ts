@@ -72,7 +72,7 @@ interface Measured {
 async function measure(proc: Proc, fleet: Fleet, sockets: number, filled: number, idleMs = 0, unpacked: () => Promise<number | null> = async () => null, connectRate = 0): Promise<Measured> {
   await sleep(500);
   const before = await collect(proc);
-  const { connectMs, refused } = await connectAll(fleet, sockets, connectRate);
+  const { connectMs, refused } = await connectAll(fleet, sockets, connectRate, () => proc.child.exitCode === null && proc.child.signalCode === null);
   await settle(fleet, filled, 30_000);
   await sleep(1_000);
   // with --idle-ms, the sessions' device caches packed (TIER_SHADOW_PACK_MS) before the reading
@@ -85,9 +85,10 @@ const CONNECT_WITHIN_MS = 300_000;
 
 /**
  * Connects the fleet's hubs (at `connectRate` a second, 0: at once), and those refused or failed
- * again every second (the node's Retry-After), as hubs would, until all are in or CONNECT_WITHIN_MS.
+ * again every second (the node's Retry-After), as hubs would, until all are in, CONNECT_WITHIN_MS
+ * passed, or the process has gone (killed for its memory limit).
  */
-async function connectAll(fleet: Fleet, sockets: number, connectRate: number): Promise<{ connectMs: number; refused: number }> {
+async function connectAll(fleet: Fleet, sockets: number, connectRate: number, alive: () => boolean): Promise<{ connectMs: number; refused: number }> {
   const started = performance.now();
   let ok = 0;
   let refused = 0;
@@ -96,7 +97,7 @@ async function connectAll(fleet: Fleet, sockets: number, connectRate: number): P
     ok += results.reduce((n, r) => n + r.ok, 0);
     if (ok >= sockets) return { connectMs: Math.round(performance.now() - started), refused };
     refused += results.reduce((n, r) => n + r.failed, 0);
-    if (performance.now() - started > CONNECT_WITHIN_MS) throw new Error(`only ${ok} of ${sockets} sockets connected in ${CONNECT_WITHIN_MS / 1000} s: ${JSON.stringify((await fleet.snapshot()).counters.errors)}`);
+    if (performance.now() - started > CONNECT_WITHIN_MS || !alive()) throw new Error(`only ${ok} of ${sockets} sockets connected in ${Math.round((performance.now() - started) / 1000)} s: ${JSON.stringify((await fleet.snapshot()).counters.errors)}`);
     await sleep(1_000);
   }
 }

@@ -47,6 +47,8 @@ export interface NodeSources {
   draining?: () => boolean;
   /** the node's memory cgroup: its limit and what of it the kernel cannot reclaim (TIER_SHED_MEMORY) */
   memory?: () => MemoryReading;
+  /** the full collections the node made while refusing hubs for memory */
+  heapReleases?: { readonly count: number; readonly seconds: number };
   /** hub sessions whose device cache is unpacked (in use lately; TIER_SHADOW_PACK_MS) */
   unpackedCaches?: () => number;
 }
@@ -160,6 +162,28 @@ export class NodeMetrics implements HubSessionMetrics, HubGatewayMetrics, AppGat
       collect() {
         const read = self.sources.memory;
         if (read) this.set(read().unreclaimable);
+      },
+    });
+    new Counter({
+      name: 'tier_memory_collections_total',
+      help: 'Full garbage collections the node made while refusing hub handshakes for memory (at most one per 5 s)',
+      registers,
+      collect() {
+        const h = self.sources.heapReleases;
+        if (!h) return;
+        this.reset();
+        this.inc(h.count);
+      },
+    });
+    new Counter({
+      name: 'tier_memory_collection_seconds_total',
+      help: 'Time (s) those collections held the event loop',
+      registers,
+      collect() {
+        const h = self.sources.heapReleases;
+        if (!h) return;
+        this.reset();
+        this.inc(h.seconds);
       },
     });
     new Gauge({

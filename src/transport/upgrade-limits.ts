@@ -23,6 +23,8 @@ export interface UpgradeLimitOptions {
   /** refuse while the memory the kernel cannot reclaim is above this fraction of the limit (0: never) */
   maxMemoryFraction?: number;
   memory?: () => MemoryReading;
+  /** told of each refusal for memory (the node then collects its garbage, HeapRelease) */
+  memoryPressed?: () => void;
 }
 
 /**
@@ -64,7 +66,10 @@ export class UpgradeLimits {
     const most = this.options.maxMemoryFraction ?? 0;
     if (most > 0 && this.options.memory) {
       const { limit, unreclaimable } = this.options.memory();
-      if (unreclaimable > limit * most) return this.refuse('memory', 'this node is near its memory limit: retry later');
+      if (unreclaimable > limit * most) {
+        this.options.memoryPressed?.();
+        return this.refuse('memory', 'this node is near its memory limit: retry later');
+      }
     }
     const now = this.now();
     this.tokens = Math.min(this.options.ratePerSec, this.tokens + ((now - this.tokensAt) * this.options.ratePerSec) / 1000);

@@ -27,7 +27,7 @@ describe.skipIf(!writable)('shedding hub handshakes near the memory limit (real 
     cgroup?.remove();
   });
 
-  it('refuses busy above TIER_SHED_MEMORY of the limit, counts it, and admits once the limit is raised', async () => {
+  it('refuses busy above TIER_SHED_MEMORY of the limit, counts it, collects its garbage, and admits once the limit is raised', async () => {
     cgroup = MemoryCgroup.create(`hubtier-test-${process.pid}-shed`);
     // shedding at half the limit, so that the node refused stays far from being killed as it grows
     node = await startNode({ measured: false, spawnWith: cgroup.spawnInside, env: { TIER_SHED_MEMORY: '0.5' } });
@@ -54,6 +54,8 @@ describe.skipIf(!writable)('shedding hub handshakes near the memory limit (real 
     expect(refused !== 'open' && refused.body.message).toMatch(/memory limit/);
     const text = await metrics();
     expect(metric(text, 'tier_hub_admission_refusals_total{reason="memory"}')).toBe(1);
+    // the refusal had the node collect its garbage (V8's, without --expose-gc on its command line)
+    await expect.poll(async () => metric(await metrics(), 'tier_memory_collections_total')).toBe(1);
     expect(metric(text, 'tier_memory_limit_bytes')).toBe(Math.floor(Math.round(held * 1.6) / 4096) * 4096);
 
     cgroup.limit(held * 4);

@@ -53,13 +53,16 @@ describe('UpgradeLimits', () => {
 
   it('refuses while the memory the kernel cannot reclaim stands above its fraction of the limit', () => {
     let reading = { limit: 1000, unreclaimable: 800 };
-    const l = new UpgradeLimits({ maxSockets: 1000, maxPending: 1000, ratePerSec: 1000, maxMemoryFraction: 0.85, memory: () => reading });
+    let pressed = 0;
+    const l = new UpgradeLimits({ maxSockets: 1000, maxPending: 1000, ratePerSec: 1000, maxMemoryFraction: 0.85, memory: () => reading, memoryPressed: () => pressed++ });
     expect(l.tryStart()).toBeNull();
+    expect(pressed).toBe(0);
     reading = { limit: 1000, unreclaimable: 851 };
     const refused = l.tryStart();
     expect(refused?.code).toBe('busy');
     expect(refused?.message).toMatch(/memory limit/);
     expect(l.refusals.memory).toBe(1);
+    expect(pressed).toBe(1);
     expect(l.stats.pending).toBe(1);
     // the garbage collected (or the pod's limit raised): admitted again
     reading = { limit: 2000, unreclaimable: 851 };
