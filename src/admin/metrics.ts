@@ -164,28 +164,21 @@ export class NodeMetrics implements HubSessionMetrics, HubGatewayMetrics, AppGat
         if (read) this.set(read().unreclaimable);
       },
     });
-    new Counter({
-      name: 'tier_memory_collections_total',
-      help: 'Full garbage collections the node made while refusing hub handshakes for memory (at most one per 5 s)',
-      registers,
-      collect() {
-        const h = self.sources.heapReleases;
-        if (!h) return;
-        this.reset();
-        this.inc(h.count);
-      },
-    });
-    new Counter({
-      name: 'tier_memory_collection_seconds_total',
-      help: 'Time (s) those collections held the event loop',
-      registers,
-      collect() {
-        const h = self.sources.heapReleases;
-        if (!h) return;
-        this.reset();
-        this.inc(h.seconds);
-      },
-    });
+    // totals kept as plain numbers where they happen, read at scrape time
+    const scrapedTotal = (name: string, help: string, read: () => number | undefined) =>
+      new Counter({
+        name,
+        help,
+        registers,
+        collect() {
+          const total = read();
+          if (total === undefined) return;
+          this.reset();
+          this.inc(total);
+        },
+      });
+    scrapedTotal('tier_memory_collections_total', 'Full garbage collections the node made while refusing hub handshakes for memory (at most one per 5 s)', () => self.sources.heapReleases?.count);
+    scrapedTotal('tier_memory_collection_seconds_total', 'Time (s) those collections held the event loop', () => self.sources.heapReleases?.seconds);
     new Gauge({
       name: 'tier_memory_limit_bytes',
       help: "The node's cgroup memory limit (a pod's); 0: none (as cAdvisor's container_spec_memory_limit_bytes)",
