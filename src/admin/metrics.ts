@@ -9,7 +9,7 @@ import type { AppGatewayMetrics } from '../transport/app-gateway.js';
 import type { HubGatewayMetrics } from '../transport/hub-gateway.js';
 import type { HttpMetrics, HttpObserver } from '../transport/http.js';
 import type { AdmissionRefusals } from '../transport/upgrade-limits.js';
-import type { MemoryReading } from '../transport/cgroup-memory.js';
+import { registerMemoryMetrics, type MemorySources } from './memory-metrics.js';
 import { Tally, type TallyConfig } from './tally.js';
 
 const FRAME_NAMES: Record<number, string> = Object.fromEntries(Object.entries(FrameType).map(([name, code]) => [code, name]));
@@ -36,7 +36,7 @@ const BACKEND_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.
 const BATCH_BUCKETS = [1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500];
 
 /** What the node's metrics read when scraped (plain numbers, nothing counted on the hot paths). */
-export interface NodeSources {
+export interface NodeSources extends MemorySources {
   /** the hubs this node holds: a command to one of them takes the local path */
   hubs?: { has(hubId: string): boolean };
   /** handshakes refused by the admission limits, totals since start */
@@ -45,10 +45,6 @@ export interface NodeSources {
   push?: { stats(): Promise<PushQueueStats> };
   /** true once the node started draining */
   draining?: () => boolean;
-  /** the node's memory cgroup: its limit and what of it the kernel cannot reclaim (TIER_SHED_MEMORY) */
-  memory?: () => MemoryReading;
-  /** the full collections the node made while refusing hubs for memory */
-  heapReleases?: { readonly count: number; readonly seconds: number };
   /** hub sessions whose device cache is unpacked (in use lately; TIER_SHADOW_PACK_MS) */
   unpackedCaches?: () => number;
 }
@@ -155,39 +151,7 @@ export class NodeMetrics implements HubSessionMetrics, HubGatewayMetrics, AppGat
         this.inc({ reason: 'memory' }, r.memory);
       },
     });
-    new Gauge({
-      name: 'tier_memory_unreclaimable_bytes',
-      help: "Memory of the node's cgroup the kernel cannot reclaim (anonymous, kernel); hub handshakes are refused above TIER_SHED_MEMORY of the limit",
-      registers,
-      collect() {
-        const read = self.sources.memory;
-        if (read) this.set(read().unreclaimable);
-      },
-    });
-    // totals kept as plain numbers where they happen, read at scrape time
-    const scrapedTotal = (name: string, help: string, read: () => number | undefined) =>
-      new Counter({
-        name,
-        help,
-        registers,
-        collect() {
-          const total = read();
-          if (total === undefined) return;
-          this.reset();
-          this.inc(total);
-        },
-      });
-    scrapedTotal('tier_memory_collections_total', 'Full garbage collections the node made while refusing hub handshakes for memory (at most one per 5 s)', () => self.sources.heapReleases?.count);
-    scrapedTotal('tier_memory_collection_seconds_total', 'Time (s) those collections held the event loop', () => self.sources.heapReleases?.seconds);
-    new Gauge({
-      name: 'tier_memory_limit_bytes',
-      help: "The node's cgroup memory limit (a pod's); 0: none (as cAdvisor's container_spec_memory_limit_bytes)",
-      registers,
-      collect() {
-        const limit = self.sources.memory?.().limit;
-        if (limit !== undefined) this.set(Number.isFinite(limit) ? limit : 0);
-      },
-    });
+    registerMemoryMetrics(registers, () => self.sources);
     new Gauge({ name: 'tier_draining', help: '1 once this node is draining (stopping), else 0', registers, collect() { this.set(self.sources.draining?.() ? 1 : 0); } });
     new Gauge({
       name: 'tier_drain_sessions_remaining',

@@ -1,15 +1,22 @@
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
+import type { Logger } from '../log/logger.js';
 
 /**
  * V8's full collection without `--expose-gc` on the command line: the flag, set at run time,
  * exposes `gc` in the contexts made after it (a throwaway one here), not on the node's globals.
+ * Node calls flags set after start-up unpredictable: where it gives no function, the reason.
  */
-export function loadGc(): () => void {
+export function loadGc(): (() => void) | { unavailable: string } {
   const exposed = (globalThis as { gc?: () => void }).gc;
   if (typeof exposed === 'function') return exposed;
-  setFlagsFromString('--expose-gc');
-  return runInNewContext('gc') as () => void;
+  try {
+    setFlagsFromString('--expose-gc');
+    const gc: unknown = runInNewContext('gc');
+    return typeof gc === 'function' ? (gc as () => void) : { unavailable: 'V8 exposed no gc function' };
+  } catch (err) {
+    return { unavailable: (err as Error).message };
+  }
 }
 
 /** @default 5_000 (ms): a full collection of a node's heap takes tens of ms; at most one per this */
@@ -45,4 +52,12 @@ export class HeapRelease {
       this.count++;
     });
   };
+}
+
+/** The node's HeapRelease, or null (said once) where V8 gives no collection to call: memory refusals then wait for V8. */
+export function heapRelease(log: Logger): HeapRelease | null {
+  const gc = loadGc();
+  if (typeof gc === 'function') return new HeapRelease(gc);
+  log.warn({ reason: gc.unavailable }, 'no garbage collection to call: a node refusing hubs for memory waits for V8 to return its pages');
+  return null;
 }

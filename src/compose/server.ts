@@ -29,7 +29,7 @@ import { EventPublisher } from '../actors/event-publisher.js';
 import { mountHubGateway } from '../transport/hub-gateway.js';
 import { loadUws, type TemplatedApp, type UwsBinding, type us_listen_socket } from '../transport/uws.js';
 import { startMallocTrimmer } from './malloc-trim.js';
-import { HeapRelease, loadGc } from './heap-release.js';
+import { heapRelease } from './heap-release.js';
 import { UpgradeLimits } from '../transport/upgrade-limits.js';
 import { LoopLag } from '../transport/loop-lag.js';
 import { startMemoryGauge } from '../transport/cgroup-memory.js';
@@ -148,16 +148,16 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
   const loop = new LoopLag();
   // read only when a hub knocks (or at a scrape): an idle node reads nothing
   const memory = startMemoryGauge(config.shedMemoryFraction, log);
-  const heap = memory ? new HeapRelease(loadGc()) : null;
+  const heap = memory ? heapRelease(log) : null;
   const limits = new UpgradeLimits({
     maxSockets: config.maxHubSessions,
     maxPending: config.maxPendingUpgrades,
     ratePerSec: config.hubConnectRatePerSec,
     maxLoopLagMs: config.maxLoopLagMs,
     loopLagMs: () => loop.ms,
-    ...(memory && heap ? { maxMemoryFraction: config.shedMemoryFraction, memory: () => memory.reading(), memoryPressed: heap.pressed } : {}),
+    ...(memory ? { maxMemoryFraction: config.shedMemoryFraction, memory: () => memory.reading(), ...(heap ? { memoryPressed: heap.pressed } : {}) } : {}),
   });
-  metrics.attach({ admission: limits.refusals, push: ports.push, draining: () => draining, ...(memory && heap ? { memory: () => memory.reading(), heapReleases: heap } : {}) });
+  metrics.attach({ admission: limits.refusals, push: ports.push, draining: () => draining, ...(memory ? { memory: () => memory.reading(), ...(heap ? { heapReleases: heap } : {}) } : {}) });
   mountHubGateway(app, {
     admission: new HubAdmission(ports.registry, ports.nonces, config.authSkewS, Date.now, fleet.box),
     limits,

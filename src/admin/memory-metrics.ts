@@ -1,0 +1,48 @@
+import { Counter, Gauge, type Registry } from 'prom-client';
+import type { MemoryReading } from '../transport/cgroup-memory.js';
+
+/** What the memory series read at scrape time (NodeSources' part). */
+export interface MemorySources {
+  memory?: () => MemoryReading;
+  heapReleases?: { readonly count: number; readonly seconds: number };
+}
+
+/**
+ * The node's memory against its cgroup's limit (TIER_SHED_MEMORY), and the collections it made
+ * while refusing hubs for it: all read at scrape time, nothing counted where it happens.
+ */
+export function registerMemoryMetrics(registers: Registry[], sources: () => MemorySources): void {
+  new Gauge({
+    name: 'tier_memory_unreclaimable_bytes',
+    help: "Memory of the node's cgroup the kernel cannot reclaim (anonymous, kernel); hub handshakes are refused above TIER_SHED_MEMORY of the limit",
+    registers,
+    collect() {
+      const read = sources().memory;
+      if (read) this.set(read().unreclaimable);
+    },
+  });
+  // totals kept as plain numbers where they happen, read at scrape time
+  const scrapedTotal = (name: string, help: string, read: () => number | undefined) =>
+    new Counter({
+      name,
+      help,
+      registers,
+      collect() {
+        const total = read();
+        if (total === undefined) return;
+        this.reset();
+        this.inc(total);
+      },
+    });
+  scrapedTotal('tier_memory_collections_total', 'Full garbage collections the node made while refusing hub handshakes for memory (at most one per 5 s)', () => sources().heapReleases?.count);
+  scrapedTotal('tier_memory_collection_seconds_total', 'Time (s) those collections held the event loop', () => sources().heapReleases?.seconds);
+  new Gauge({
+    name: 'tier_memory_limit_bytes',
+    help: "The node's cgroup memory limit (a pod's); 0: none (as cAdvisor's container_spec_memory_limit_bytes)",
+    registers,
+    collect() {
+      const limit = sources().memory?.().limit;
+      if (limit !== undefined) this.set(Number.isFinite(limit) ? limit : 0);
+    },
+  });
+}
