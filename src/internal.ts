@@ -36,3 +36,4 @@ export { EventPublisher } from './actors/event-publisher.js';
 export { diskPorts } from './compose/disk-ports.js';
 export { loadConfig } from './config/config.js';
 export { decodeHubFrame, decodeServerFrame, encode } from './protocol/codec.js';
+export { CgroupMemory, parseKeyed } from './transport/cgroup-memory.js';

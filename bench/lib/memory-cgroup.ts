@@ -5,8 +5,9 @@
  * they are clean or written back) before it kills; anonymous memory, without swap, it cannot.
  * Needs a writable cgroup v1 memory hierarchy (this machine's); elsewhere `create` says why not.
  */
-import { existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { CgroupMemory, parseKeyed } from '../../src/internal.js';
 
 const ROOT = '/sys/fs/cgroup/memory';
 
@@ -50,15 +51,16 @@ export class MemoryCgroup {
 
   /** A new cgroup named `name` under the calling process's own; throws with the reason when it cannot be made. */
   static create(name: string): MemoryCgroup {
-    const own = /^\d+:memory:(.*)$/m.exec(readFileSync('/proc/self/cgroup', 'utf8'))?.[1];
-    if (own === undefined || !existsSync(ROOT)) throw new Error(`no cgroup v1 memory controller at ${ROOT} (this bench's --memory-limit needs one it may write)`);
-    const path = join(ROOT, own, name);
+    // the node's own reader finds the cgroup this process runs in
+    const own = CgroupMemory.find();
+    if ('unavailable' in own || own.version !== 1) throw new Error(`no cgroup v1 memory controller at ${ROOT} (this bench's --memory-limit needs one it may write)`);
+    const path = join(own.dir, name);
     try {
       mkdirSync(path);
     } catch (err) {
       throw new Error(`cannot create the memory cgroup ${path}: ${(err as Error).message}`);
     }
-    return new MemoryCgroup(path, join(ROOT, own));
+    return new MemoryCgroup(path, own.dir);
   }
 
   /**
@@ -110,12 +112,7 @@ export class MemoryCgroup {
   }
 
   private keyed(file: string): Map<string, number> {
-    const out = new Map<string, number>();
-    for (const line of readFileSync(join(this.path, file), 'utf8').split('\n')) {
-      const [k, v] = line.split(' ');
-      if (k && v !== undefined) out.set(k, Number(v));
-    }
-    return out;
+    return parseKeyed(readFileSync(join(this.path, file), 'utf8'));
   }
 }
 

@@ -174,7 +174,7 @@ export async function readFdUsage(procDir = '/proc/self'): Promise<{ open: numbe
 }
 
 /** Room a session may need during a reconnect burst, beside the process's own ~100 MB (README, "A pod's memory limit"). */
-export const BURST_BYTES_PER_SESSION = 16 * 1024;
+const BURST_BYTES_PER_SESSION = 16 * 1024;
 const PROCESS_BYTES = 100 * MIB;
 
 /**

@@ -155,9 +155,9 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
     ratePerSec: config.hubConnectRatePerSec,
     maxLoopLagMs: config.maxLoopLagMs,
     loopLagMs: () => loop.ms,
-    ...(memory ? { maxMemoryFraction: config.shedMemoryFraction, memory: () => memory.reading(), ...(heap ? { memoryPressed: heap.pressed } : {}) } : {}),
+    ...(memory ? { maxMemoryFraction: config.shedMemoryFraction, memory: memory.reading, ...(heap ? { memoryPressed: heap.pressed } : {}) } : {}),
   });
-  metrics.attach({ admission: limits.refusals, push: ports.push, draining: () => draining, ...(memory ? { memory: () => memory.reading(), ...(heap ? { heapReleases: heap } : {}) } : {}) });
+  metrics.attach({ admission: limits.refusals, push: ports.push, draining: () => draining, ...(memory ? { memory: memory.reading, ...(heap ? { heapReleases: heap } : {}) } : {}) });
   mountHubGateway(app, {
     admission: new HubAdmission(ports.registry, ports.nonces, config.authSkewS, Date.now, fleet.box),
     limits,
@@ -270,7 +270,7 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
             dataDir: mode === 'embedded' && config.dataDir !== MEMORY ? config.dataDir : undefined,
             maxHubSessions: config.maxHubSessions,
             loop,
-            ...(memory ? { memory: { reading: () => memory.reading(), shedAbove: config.shedMemoryFraction } } : {}),
+            ...(memory ? { memory: { reading: memory.reading, shedAbove: config.shedMemoryFraction } } : {}),
           }),
           { node: config.nodeId, mode },
         ),

@@ -18,9 +18,14 @@ export interface MemoryReading {
 /** A limit at or above this is the kernel's "none" (cgroup v1 writes 2^63 rounded to a page). */
 const NO_LIMIT = 2 ** 62;
 
-/** One `key value` line of a memory.stat, as a number (0 when absent). */
-function stat(text: string, key: string): number {
-  return Number(new RegExp(`^${key} (\\d+)$`, 'm').exec(text)?.[1] ?? 0);
+/** A cgroup file of `key value` lines (memory.stat, memory.oom_control) as numbers by key. */
+export function parseKeyed(text: string): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const line of text.split('\n')) {
+    const at = line.indexOf(' ');
+    if (at > 0) out.set(line.slice(0, at), Number(line.slice(at + 1)));
+  }
+  return out;
 }
 
 function readNumber(path: string): number {
@@ -37,8 +42,8 @@ export class CgroupMemory {
   private constructor(
     readonly version: 1 | 2,
     readonly dir: string,
-    /** v2: the directories from the mount's root down to the cgroup, whose memory.max all bind */
-    private readonly chain: string[],
+    /** the files read besides memory.stat: v1 the kernel memory's usage (where kmem is counted), v2 the memory.max of the cgroup and of each parent up to the mount's root (all bind) */
+    private readonly files: string[],
   ) {}
 
   /** The process's memory cgroup, or why there is none to read. */
@@ -52,7 +57,7 @@ export class CgroupMemory {
     const v1 = /^\d+:(?:[^:]*,)?memory(?:,[^:]*)?:(.*)$/m.exec(lines)?.[1];
     if (v1 !== undefined) {
       const dir = [join(root, 'memory', v1), join(root, 'memory')].find((d) => existsSync(join(d, 'memory.stat')));
-      if (dir) return new CgroupMemory(1, dir, [dir]);
+      if (dir) return new CgroupMemory(1, dir, [join(dir, 'memory.kmem.usage_in_bytes')].filter(existsSync));
     }
     const v2 = /^0::(.*)$/m.exec(lines)?.[1];
     if (v2 !== undefined) {
@@ -61,31 +66,28 @@ export class CgroupMemory {
       if (dir) {
         const chain = [dir];
         for (let d = dir; d.length > root.length; ) chain.push((d = join(d, '..')));
-        return new CgroupMemory(2, dir, chain);
+        return new CgroupMemory(2, dir, chain.map((d) => join(d, 'memory.max')).filter(existsSync));
       }
     }
     return { unavailable: `no memory cgroup of this process under ${root}` };
   }
 
   read(): MemoryReading {
-    const text = readFileSync(join(this.dir, 'memory.stat'), 'latin1');
+    const keyed = parseKeyed(readFileSync(join(this.dir, 'memory.stat'), 'latin1'));
+    const stat = (key: string): number => keyed.get(key) || 0;
     if (this.version === 1) {
       // the hierarchy's own figure: the least limit of this cgroup and its parents
-      const limit = stat(text, 'hierarchical_memory_limit');
-      const kmem = existsSync(join(this.dir, 'memory.kmem.usage_in_bytes')) ? readNumber(join(this.dir, 'memory.kmem.usage_in_bytes')) : 0;
+      const limit = stat('hierarchical_memory_limit');
+      const kmem = this.files.length > 0 ? readNumber(this.files[0]!) : 0;
       return {
         limit: limit >= NO_LIMIT || limit === 0 ? Infinity : limit,
-        unreclaimable: stat(text, 'total_rss') + stat(text, 'total_shmem') + kmem,
+        unreclaimable: stat('total_rss') + stat('total_shmem') + kmem,
       };
     }
-    let limit = Infinity;
-    for (const d of this.chain) {
-      const max = join(d, 'memory.max');
-      if (existsSync(max)) limit = Math.min(limit, readNumber(max));
-    }
+    const limit = Math.min(Infinity, ...this.files.map(readNumber));
     // kernels before 5.18 have no `kernel` line: its parts then
-    const kernel = stat(text, 'kernel') || stat(text, 'slab') + stat(text, 'kernel_stack') + stat(text, 'pagetables') + stat(text, 'percpu');
-    return { limit, unreclaimable: stat(text, 'anon') + stat(text, 'shmem') + kernel + stat(text, 'sock') };
+    const kernel = stat('kernel') || stat('slab') + stat('kernel_stack') + stat('pagetables') + stat('percpu');
+    return { limit, unreclaimable: stat('anon') + stat('shmem') + kernel + stat('sock') };
   }
 }
 
@@ -104,7 +106,7 @@ export class MemoryGauge {
     private readonly now: () => number = performance.now.bind(performance),
   ) {}
 
-  reading(): MemoryReading {
+  readonly reading = (): MemoryReading => {
     const now = this.now();
     if (now - this.lastAt >= this.everyMs) {
       this.lastAt = now;
@@ -115,7 +117,7 @@ export class MemoryGauge {
       }
     }
     return this.last;
-  }
+  };
 }
 
 /**
