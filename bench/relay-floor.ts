@@ -17,6 +17,8 @@ import { loadUws, type HttpResponse, type WebSocket } from '../src/transport/uws
  *   ws   /idle                                        a socket and nothing else (memory floor)
  *   ws   /echo                                        every message answered with its own bytes (the floor of
  *        sparse traffic: a heartbeat's answer, bench/sparse-floor.bench.ts)
+ *   ws   /refuse   every upgrade answered `503` with Retry-After and a JSON body the size of a node's
+ *        `busy` (the floor of refusing a handshake, bench/refusal.bench.ts)
  *
  * Env: PORT (0: any), HOST (127.0.0.1). Prints one JSON line `{"ready":true,"port":N,...}`.
  */
@@ -167,6 +169,17 @@ app.ws<{ homes: string[] }>('/app/v1', {
   },
 });
 
+// the body a node answers a hub refused by its connect rate (1/s) with, byte for byte
+const refusal = JSON.stringify({ ok: false, code: 'busy', num: 303, temporary: true, message: `new hub connections are limited to 1/s on this node: retry later` });
+app.ws('/refuse', {
+  maxPayloadLength: 1024,
+  idleTimeout: 0,
+  upgrade: (res) => {
+    res.cork(() => {
+      res.writeStatus('503 Service Unavailable').writeHeader('content-type', 'application/json').writeHeader('cache-control', 'no-store').writeHeader('retry-after', '1').end(refusal);
+    });
+  },
+});
 app.ws('/idle', { maxPayloadLength: 1024, idleTimeout: 0 });
 app.ws('/echo', { maxPayloadLength: 1024, idleTimeout: 0, message: (ws, message, isBinary) => void ws.send(message, isBinary) });
 
