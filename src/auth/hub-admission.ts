@@ -47,9 +47,13 @@ export class HubAdmission {
   }
 }
 
-/** Reads the credentials from headers, or from query parameters (hub, ts, nonce, signature). */
-export function readHubCredentials(header: (name: string) => string, query: URLSearchParams): HubCredentials {
-  const get = (h: string, q: string) => header(h) || query.get(q) || '';
+/**
+ * Reads the credentials from headers, or from query parameters (hub, ts, nonce, signature) of
+ * `query` (the request's query string), parsed only when a header is missing: hubs send headers.
+ */
+export function readHubCredentials(header: (name: string) => string, query: string): HubCredentials {
+  let params: URLSearchParams | undefined;
+  const get = (h: string, q: string) => header(h) || (params ??= new URLSearchParams(query)).get(q) || '';
   const hubId = get(HUB_AUTH_HEADERS.hubId, 'hub');
   const ts = get(HUB_AUTH_HEADERS.ts, 'ts');
   const nonce = get(HUB_AUTH_HEADERS.nonce, 'nonce');

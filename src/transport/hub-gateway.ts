@@ -4,13 +4,13 @@ import { HubSession, type HubLink, type HubSessionDeps } from '../actors/hub-ses
 import { outageRetryMs } from '../actors/outage-retry.js';
 import { readHubCredentials, type HubAdmission } from '../auth/hub-admission.js';
 import type { HubRecord } from '../ports/hub-registry/hub-registry.js';
-import { ProtocolError, asTierError, type TierError } from '../errors.js';
+import { ProtocolError, TierError, asTierError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
-import { failureLog, refusalLog } from '../log/sampler.js';
+import { failureLog, refusalLog, SampledLog, Sampler } from '../log/sampler.js';
 import { decodeHubFrame, encode, errorFrameFor } from '../protocol/codec.js';
-import { errorReply, send } from './http.js';
+import { errorReply, send, type HttpReply } from './http.js';
 import type { HttpRequest, HttpResponse, TemplatedApp, WebSocket } from './uws.js';
-import type { UpgradeLimits } from './upgrade-limits.js';
+import type { BusyReason, UpgradeLimits } from './upgrade-limits.js';
 import { FrameInbox } from './frame-inbox.js';
 import { AdmittingHubs } from './admitting-hubs.js';
 import type { WriteBatch } from './write-batch.js';
@@ -120,6 +120,11 @@ export function mountHubGateway(app: TemplatedApp, deps: HubGatewayDeps): void {
   const { admission, limits, sessions, log, metrics, writes } = deps;
   const maxFrame = sessions.maxFrameBytes;
   const refusals = refusalLog(log, 'hub handshakes refused, not logged');
+  // `busy` says what the node is, not what the hub did: logged per reason, not per source (a
+  // storm of hubs behind their own addresses would log every refusal, at more than its cost)
+  const busyRefusals = new SampledLog(log, new Sampler(10, 10_000), 'hub handshakes refused busy, not logged', 'reason');
+  // built once a reason: every refusal of it answers the same bytes
+  const busyReplies = new Map<BusyReason, HttpReply>();
   // a backend away fails every handshake alike: a few lines and a count, not one per hub
   const failures = failureLog(log, 'hub admission failures, not logged', 'error');
   // sockets upgraded before their admission is decided (cluster mode)
@@ -194,7 +199,7 @@ export function mountHubGateway(app: TemplatedApp, deps: HubGatewayDeps): void {
       const extensions = req.getHeader('sec-websocket-extensions');
       let credentials;
       try {
-        credentials = readHubCredentials((h) => req.getHeader(h), new URLSearchParams(req.getQuery() ?? ''));
+        credentials = readHubCredentials((h) => req.getHeader(h), req.getQuery() ?? '');
       } catch (err) {
         refuse(res, state, err, undefined);
         return;
@@ -202,7 +207,7 @@ export function mountHubGateway(app: TemplatedApp, deps: HubGatewayDeps): void {
       const hubId = credentials.hubId;
       const busy = limits.tryStart();
       if (busy) {
-        refuse(res, state, busy, hubId);
+        refuseBusy(res, state, busy, hubId);
         return;
       }
       // asked at each upgrade: an embedded nonce store whose writes fail answers a turn later
@@ -349,15 +354,25 @@ export function mountHubGateway(app: TemplatedApp, deps: HubGatewayDeps): void {
     return e;
   }
 
+  /** Admission control's refusal: before any work for the handshake, and cheap (it comes in storms). */
+  function refuseBusy(res: HttpResponse, state: { aborted: boolean }, reason: BusyReason, hubId: string): void {
+    metrics?.upgradeRefused('busy');
+    busyRefusals.info(reason, { code: 'busy', reason, hubId }, 'hub handshake refused');
+    let reply = busyReplies.get(reason);
+    if (!reply) {
+      reply = { status: 503, text: JSON.stringify(errorReply(new TierError('busy', limits.message(reason))).body), contentType: 'application/json', headers: { 'retry-after': '1' } };
+      busyReplies.set(reason, reply);
+    }
+    send(res, state, reply);
+  }
+
   function refuse(res: HttpResponse, state: { aborted: boolean }, err: unknown, hubId: string | undefined): void {
     // read here, not at every upgrade: an admitted hub never needs it (the response is still ours
     // until it is aborted, whatever the turn)
     const e = noteRefusal(err, state.aborted ? undefined : Buffer.from(res.getRemoteAddressAsText()).toString(), hubId);
-    // a full or overloaded node: the hub should come back later (or be sent to another node);
-    // a backend away (registry, nonces): later still, spread as the in-session outage hint is
+    // a backend away (registry, nonces): the hub comes back later, spread as the in-session outage hint is
     const reply = errorReply(e);
-    if (e.code === 'busy') reply.headers = { 'retry-after': '1' };
-    else if (ErrorCodes[e.code].temporary) reply.headers = { 'retry-after': String(Math.ceil(outageRetryMs() / 1000)) };
+    if (ErrorCodes[e.code].temporary) reply.headers = { 'retry-after': String(Math.ceil(outageRetryMs() / 1000)) };
     send(res, state, reply);
   }
 }

@@ -1,4 +1,3 @@
-import { TierError } from '../errors.js';
 import type { MemoryReading } from './cgroup-memory.js';
 
 /** Handshakes refused `busy` since start, by which limit refused them. */
@@ -9,6 +8,9 @@ export interface AdmissionRefusals {
   readonly late: number;
   readonly memory: number;
 }
+
+/** Why a handshake was refused `busy`. */
+export type BusyReason = keyof AdmissionRefusals;
 
 export interface UpgradeLimitOptions {
   /** hub sockets this node holds at most (the open-file limit leaves room for ~19,900) */
@@ -54,35 +56,51 @@ export class UpgradeLimits {
     this.tokensAt = now();
   }
 
-  /** Reserves a handshake slot, or returns why not (a `busy` error to answer with). */
-  tryStart(): TierError | null {
-    if (this.sockets + this.pending >= this.options.maxSockets) return this.refuse('full', `this node holds its maximum of ${this.options.maxSockets} hub sessions: try another node or later`);
-    if (this.pending >= this.options.maxPending) return this.refuse('handshakes', 'too many handshakes in progress: retry later');
+  /**
+   * Reserves a handshake slot, or returns why not. A reason, not an error: in a reconnect storm
+   * refusals are most of what a node does, and an error's stack trace was a fifth of one's cost.
+   */
+  tryStart(): BusyReason | null {
+    if (this.sockets + this.pending >= this.options.maxSockets) return this.refuse('full');
+    if (this.pending >= this.options.maxPending) return this.refuse('handshakes');
     const maxLag = this.options.maxLoopLagMs ?? 0;
-    if (maxLag > 0 && this.options.loopLagMs) {
-      const lag = this.options.loopLagMs();
-      if (lag > maxLag) return this.refuse('late', `this node is overloaded (its event loop runs ${Math.round(lag)} ms late): retry later`);
-    }
+    if (maxLag > 0 && this.options.loopLagMs && this.options.loopLagMs() > maxLag) return this.refuse('late');
     const most = this.options.maxMemoryFraction ?? 0;
     if (most > 0 && this.options.memory) {
       const { limit, unreclaimable } = this.options.memory();
       if (unreclaimable > limit * most) {
         this.options.memoryPressed?.();
-        return this.refuse('memory', 'this node is near its memory limit: retry later');
+        return this.refuse('memory');
       }
     }
     const now = this.now();
     this.tokens = Math.min(this.options.ratePerSec, this.tokens + ((now - this.tokensAt) * this.options.ratePerSec) / 1000);
     this.tokensAt = now;
-    if (this.tokens < 1) return this.refuse('rate', `new hub connections are limited to ${this.options.ratePerSec}/s on this node: retry later`);
+    if (this.tokens < 1) return this.refuse('rate');
     this.tokens -= 1;
     this.pending++;
     return null;
   }
 
-  private refuse(reason: keyof AdmissionRefusals, message: string): TierError {
+  /** What a hub refused for `reason` is told (the same for every refusal of this node: answers are built once). */
+  message(reason: BusyReason): string {
+    switch (reason) {
+      case 'full':
+        return `this node holds its maximum of ${this.options.maxSockets} hub sessions: try another node or later`;
+      case 'handshakes':
+        return 'too many handshakes in progress: retry later';
+      case 'late':
+        return `this node is overloaded (its event loop runs more than ${this.options.maxLoopLagMs ?? 0} ms late): retry later`;
+      case 'memory':
+        return 'this node is near its memory limit: retry later';
+      case 'rate':
+        return `new hub connections are limited to ${this.options.ratePerSec}/s on this node: retry later`;
+    }
+  }
+
+  private refuse(reason: BusyReason): BusyReason {
     this.refusals[reason]++;
-    return new TierError('busy', message);
+    return reason;
   }
 
   /** The handshake reserved by `tryStart` ended: `upgraded` when it became a socket. */

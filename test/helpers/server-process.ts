@@ -42,6 +42,19 @@ export async function startServerProcess(env: Record<string, string> = {}): Prom
   };
 }
 
+/**
+ * The first log line of `node` matching `pred`, waiting for it while the node writes. No deadline of
+ * its own: the test's timeout is the ceiling, and its `signal` stops the wait when the test gives up.
+ */
+export async function logLine(node: ServerProcess, signal: AbortSignal, pred: (l: Record<string, unknown>) => boolean): Promise<Record<string, unknown>> {
+  for (;;) {
+    const found = node.logs.find(pred);
+    if (found) return found;
+    if (signal.aborted) throw new Error(`no such log line; the last ones: ${JSON.stringify(node.logs.slice(-5))}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
 function parseLog(line: string): Record<string, unknown> {
   try {
     return JSON.parse(line) as Record<string, unknown>;

@@ -8,10 +8,10 @@ export interface Refusal {
   body: any;
 }
 
-/** Opens a WebSocket and resolves with the HTTP refusal, or 'open' (then closes it). */
-export function upgradeAnswer(url: string, headers: Record<string, string>): Promise<Refusal | 'open'> {
+/** Opens a WebSocket (from `localAddress`, a loopback address, if given) and resolves with the HTTP refusal, or 'open' (then closes it). */
+export function upgradeAnswer(url: string, headers: Record<string, string>, localAddress?: string): Promise<Refusal | 'open'> {
   return new Promise((resolve, reject) => {
-    const ws = new WebSocket(url, { headers });
+    const ws = new WebSocket(url, { headers, ...(localAddress ? { localAddress } : {}) });
     ws.on('open', () => {
       ws.close();
       resolve('open');

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { SignJWT } from 'jose';
 import { hubAuthHeaderMap, hubCredentials, signHub } from '../../src/auth/hub-signature.js';
-import { api, startServerProcess, type ServerProcess } from '../helpers/server-process.js';
+import { api, logLine, startServerProcess, type ServerProcess } from '../helpers/server-process.js';
 import { upgradeAnswer } from '../helpers/upgrade-answer.js';
 
 /** The refusal's status and body, or 'open'. */
@@ -179,5 +179,31 @@ describe('admission control (real server process with a full node)', () => {
     await closed;
     expect(await attempt(`${server.wsUrl}/hub/v1`, hubAuthHeaderMap(hubCredentials('full-2', secrets[2]!)))).toBe('open');
     open[1]!.close();
+  });
+
+  it('logs busy refusals per reason, not per source: a storm from many addresses writes a few lines', async ({ signal }) => {
+    const open: WebSocket[] = [];
+    for (let i = 0; i < 2; i++) {
+      const ws = new WebSocket(`${server.wsUrl}/hub/v1`, { headers: hubAuthHeaderMap(hubCredentials(`full-${i}`, secrets[i]!)) });
+      await new Promise((resolve, reject) => (ws.once('open', resolve), ws.once('error', reject)));
+      open.push(ws);
+    }
+    const busyLines = () => server.logs.filter((l) => l.msg === 'hub handshake refused' && l.code === 'busy').length;
+    const before = busyLines();
+    // 30 hubs, each behind its own address (127.0.0.2, .3, …): as many sources as hubs
+    for (let i = 0; i < 30; i++) {
+      const refused = await upgradeAnswer(`${server.wsUrl}/hub/v1`, hubAuthHeaderMap(hubCredentials('full-2', secrets[2]!)), `127.0.0.${2 + i}`);
+      expect(refused).toMatchObject({ status: 503, retryAfter: '1', body: { code: 'busy', message: expect.stringMatching(/maximum of 2 hub sessions/) } });
+    }
+    // a request's access line, written after them: the busy lines are in by then
+    await fetch(`${server.httpUrl}/v1/hubs/full-2`, { headers: { 'x-request-id': 'after-the-storm' } });
+    await logLine(server, signal, (l) => l.msg === 'http request' && l.requestId === 'after-the-storm');
+    const logged = busyLines() - before;
+    expect(logged).toBeGreaterThan(0);
+    expect(logged).toBeLessThanOrEqual(10);
+    expect(server.logs.filter((l) => l.msg === 'hub handshake refused' && l.code === 'busy').at(-1)).toMatchObject({ reason: 'full', hubId: 'full-2' });
+    const counted = metric(await (await fetch(`${server.adminUrl}/metrics`)).text(), 'tier_hub_upgrades_refused_total{code="busy"}');
+    expect(counted).toBeGreaterThanOrEqual(31);
+    for (const ws of open) ws.close();
   });
 });

@@ -3,22 +3,7 @@ import WebSocket from 'ws';
 import { HubClient } from '../../load/wire/hub-client.js';
 import { startNats, startRedis, uniquePrefix, type Backend } from '../../load/harness/index.js';
 import { AppSocket } from '../helpers/app-socket.js';
-import { api, startServerProcess, type ServerProcess } from '../helpers/server-process.js';
-
-type Line = Record<string, unknown>;
-
-/**
- * The first log line of `node` matching `pred`, waiting for it while the node writes. No deadline of
- * its own: the test's timeout is the ceiling, and its `signal` stops the wait when the test gives up.
- */
-async function line(node: ServerProcess, signal: AbortSignal, pred: (l: Line) => boolean): Promise<Line> {
-  for (;;) {
-    const found = node.logs.find(pred);
-    if (found) return found;
-    if (signal.aborted) throw new Error(`no such log line; the last ones: ${JSON.stringify(node.logs.slice(-5))}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
+import { api, logLine, startServerProcess, type ServerProcess } from '../helpers/server-process.js';
 
 async function setLevel(node: ServerProcess, level: string): Promise<{ status: number; body: any }> {
   const res = await fetch(`${node.adminUrl}/debug/log-level`, { method: 'PUT', headers: { authorization: `Bearer ${node.adminToken}` }, body: JSON.stringify({ level }) });
@@ -65,39 +50,39 @@ describe('logs of one node: JSON lines with stable messages, request ids, runtim
     const hub = new HubClient({ url: server.wsUrl, hubId: 'lg-cmd-1', secret });
     clients.push(hub);
     await hub.connect();
-    expect(await line(server, signal, (l) => l.msg === 'hub session opened' && l.hubId === 'lg-cmd-1')).toMatchObject({ homeId: 'home-logs', node: expect.any(String), remote: expect.any(String), level: 30 });
+    expect(await logLine(server, signal, (l) => l.msg === 'hub session opened' && l.hubId === 'lg-cmd-1')).toMatchObject({ homeId: 'home-logs', node: expect.any(String), remote: expect.any(String), level: 30 });
 
     const ok = await command(server, 'lg-cmd-1', { set: { on: true } }, 'abc-123');
     expect(ok).toMatchObject({ status: 200, requestId: 'abc-123' });
-    const access = await line(server, signal, (l) => l.msg === 'http request' && l.requestId === 'abc-123');
+    const access = await logLine(server, signal, (l) => l.msg === 'http request' && l.requestId === 'abc-123');
     expect(access).toMatchObject({ method: 'POST', route: '/v1/hubs/:hubId/devices/:deviceId/commands', status: 200, us: expect.any(Number), level: 30 });
     // debug (the level set above): the outcome of a command that succeeded
-    const outcome = await line(server, signal, (l) => l.msg === 'command outcome' && l.requestId === 'abc-123');
+    const outcome = await logLine(server, signal, (l) => l.msg === 'command outcome' && l.requestId === 'abc-123');
     expect(outcome).toMatchObject({ hubId: 'lg-cmd-1', deviceId: 't1', method: 'set', us: expect.any(Number), level: 20 });
 
     // the client's default handler knows only `set`: the hub answers a failure, logged at info with its code
     const failed = await command(server, 'lg-cmd-1', { method: 'identify', params: {} });
     expect(failed.status).toBe(502);
     expect(failed.requestId).toMatch(/^[A-Za-z0-9._:-]{1,128}$/);
-    expect(await line(server, signal, (l) => l.msg === 'command outcome' && l.requestId === failed.requestId)).toMatchObject({ code: 'command_failed', hubId: 'lg-cmd-1', level: 30 });
+    expect(await logLine(server, signal, (l) => l.msg === 'command outcome' && l.requestId === failed.requestId)).toMatchObject({ code: 'command_failed', hubId: 'lg-cmd-1', level: 30 });
 
     await hub.bye();
-    expect(await line(server, signal, (l) => l.msg === 'hub session closed' && l.hubId === 'lg-cmd-1')).toMatchObject({ code: 1000, reason: 'bye', durationMs: expect.any(Number), online: true, level: 30 });
+    expect(await logLine(server, signal, (l) => l.msg === 'hub session closed' && l.hubId === 'lg-cmd-1')).toMatchObject({ code: 1000, reason: 'bye', durationMs: expect.any(Number), online: true, level: 30 });
   });
 
   it('logs a refused handshake and a refused app socket with their codes, and 401s on the access line', async ({ signal }) => {
     const impostor = new HubClient({ url: server.wsUrl, hubId: 'lg-cmd-1', secret: 'not-the-secret-of-this-hub-000000' });
     await expect(impostor.connect()).rejects.toMatchObject({ status: 401 });
-    expect(await line(server, signal, (l) => l.msg === 'hub handshake refused' && l.hubId === 'lg-cmd-1')).toMatchObject({ code: 'bad_signature', remote: expect.any(String) });
+    expect(await logLine(server, signal, (l) => l.msg === 'hub handshake refused' && l.hubId === 'lg-cmd-1')).toMatchObject({ code: 'bad_signature', remote: expect.any(String) });
 
     const ws = new WebSocket(`${server.wsUrl}/app/v1?token=not-a-token`);
     await new Promise((resolve) => ws.once('error', resolve));
-    expect(await line(server, signal, (l) => l.msg === 'app auth failed')).toMatchObject({ code: 'unauthorized', remote: expect.any(String) });
+    expect(await logLine(server, signal, (l) => l.msg === 'app auth failed')).toMatchObject({ code: 'unauthorized', remote: expect.any(String) });
 
     const res = await fetch(`${server.httpUrl}/v1/hubs/lg-cmd-1`, { headers: { 'x-request-id': 'no-token-1' } });
     expect(res.status).toBe(401);
     expect(res.headers.get('x-request-id')).toBe('no-token-1');
-    expect(await line(server, signal, (l) => l.msg === 'http request' && l.requestId === 'no-token-1')).toMatchObject({ status: 401, code: 'unauthorized', route: '/v1/hubs/:hubId' });
+    expect(await logLine(server, signal, (l) => l.msg === 'http request' && l.requestId === 'no-token-1')).toMatchObject({ status: 401, code: 'unauthorized', route: '/v1/hubs/:hubId' });
   });
 
   it("carries an app socket command's connection and request id to the outcome line", async ({ signal }) => {
@@ -109,10 +94,10 @@ describe('logs of one node: JSON lines with stable messages, request ids, runtim
     await app.opened();
     const reply = await app.request({ op: 'cmd', hub: 'lg-app-1', device: 't1', method: 'identify', params: {} });
     expect(reply).toMatchObject({ op: 'err', code: 'command_failed' });
-    const appLine = await line(server, signal, (l) => l.msg === 'app command failed' && l.hubId === 'lg-app-1');
+    const appLine = await logLine(server, signal, (l) => l.msg === 'app command failed' && l.hubId === 'lg-app-1');
     expect(appLine).toMatchObject({ id: reply.id, code: 'command_failed', conn: expect.any(String) });
     expect(appLine.requestId).toBe(`${appLine.conn as string}.${reply.id as number}`);
-    expect(await line(server, signal, (l) => l.msg === 'command outcome' && l.requestId === appLine.requestId)).toMatchObject({ hubId: 'lg-app-1', code: 'command_failed' });
+    expect(await logLine(server, signal, (l) => l.msg === 'command outcome' && l.requestId === appLine.requestId)).toMatchObject({ hubId: 'lg-app-1', code: 'command_failed' });
     app.close();
   });
 
@@ -166,7 +151,7 @@ describe('a command across nodes: the holding node logs the request id (two node
     expect(await setLevel(b, 'debug')).toMatchObject({ status: 200 });
     const res = await command(a, 'lg-x-1', { set: { on: true } }, 'cross-node-7');
     expect(res).toMatchObject({ status: 200, requestId: 'cross-node-7' });
-    expect(await line(b, signal, (l) => l.msg === 'command outcome' && l.requestId === 'cross-node-7')).toMatchObject({ node: 'logs-b', hubId: 'lg-x-1', level: 20 });
-    expect(await line(a, signal, (l) => l.msg === 'http request' && l.requestId === 'cross-node-7')).toMatchObject({ node: 'logs-a', status: 200 });
+    expect(await logLine(b, signal, (l) => l.msg === 'command outcome' && l.requestId === 'cross-node-7')).toMatchObject({ node: 'logs-b', hubId: 'lg-x-1', level: 20 });
+    expect(await logLine(a, signal, (l) => l.msg === 'http request' && l.requestId === 'cross-node-7')).toMatchObject({ node: 'logs-a', status: 200 });
   });
 });

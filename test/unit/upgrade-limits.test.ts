@@ -9,7 +9,8 @@ describe('UpgradeLimits', () => {
     l.finish(true);
     expect(l.tryStart()).toBeNull();
     l.finish(true);
-    expect(l.tryStart()?.code).toBe('busy');
+    expect(l.tryStart()).toBe('full');
+    expect(l.message('full')).toMatch(/maximum of 2 hub sessions/);
     l.socketClosed();
     expect(l.tryStart()).toBeNull();
   });
@@ -18,7 +19,8 @@ describe('UpgradeLimits', () => {
     const l = new UpgradeLimits({ maxSockets: 100, maxPending: 2, ratePerSec: 100 });
     expect(l.tryStart()).toBeNull();
     expect(l.tryStart()).toBeNull();
-    expect(l.tryStart()?.message).toMatch(/handshakes in progress/);
+    expect(l.tryStart()).toBe('handshakes');
+    expect(l.message('handshakes')).toMatch(/handshakes in progress/);
     l.finish(false); // a refused signature
     expect(l.tryStart()).toBeNull();
     expect(l.stats).toEqual({ sockets: 0, pending: 2 });
@@ -28,10 +30,12 @@ describe('UpgradeLimits', () => {
     let now = 0;
     const l = new UpgradeLimits({ maxSockets: 1000, maxPending: 1000, ratePerSec: 3 }, () => now);
     for (let i = 0; i < 3; i++) expect(l.tryStart()).toBeNull();
-    expect(l.tryStart()?.message).toMatch(/3\/s/);
+    expect(l.tryStart()).toBe('rate');
+    expect(l.message('rate')).toMatch(/3\/s/);
     now = 400; // 1.2 tokens back
     expect(l.tryStart()).toBeNull();
-    expect(l.tryStart()?.code).toBe('busy');
+    expect(l.tryStart()).toBe('rate');
+    expect(l.refusals).toMatchObject({ rate: 2, full: 0 });
   });
 
   it('refuses while the event loop runs later than its bound, and admits again once it catches up', () => {
@@ -39,9 +43,8 @@ describe('UpgradeLimits', () => {
     const l = new UpgradeLimits({ maxSockets: 1000, maxPending: 1000, ratePerSec: 1000, maxLoopLagMs: 500, loopLagMs: () => lag });
     expect(l.tryStart()).toBeNull();
     lag = 1_800;
-    const refused = l.tryStart();
-    expect(refused?.code).toBe('busy');
-    expect(refused?.message).toMatch(/1800 ms late/);
+    expect(l.tryStart()).toBe('late');
+    expect(l.message('late')).toMatch(/more than 500 ms late/);
     expect(l.refusals.late).toBe(1);
     expect(l.stats.pending).toBe(1);
     lag = 120;
@@ -58,9 +61,8 @@ describe('UpgradeLimits', () => {
     expect(l.tryStart()).toBeNull();
     expect(pressed).toBe(0);
     reading = { limit: 1000, unreclaimable: 851 };
-    const refused = l.tryStart();
-    expect(refused?.code).toBe('busy');
-    expect(refused?.message).toMatch(/memory limit/);
+    expect(l.tryStart()).toBe('memory');
+    expect(l.message('memory')).toMatch(/memory limit/);
     expect(l.refusals.memory).toBe(1);
     expect(pressed).toBe(1);
     expect(l.stats.pending).toBe(1);
