@@ -138,7 +138,7 @@ describe('LmdbEventHistory chunks', () => {
     const history = await LmdbEventHistory.open(store, retention, { sweepMs: 0, ...(clock ? { now: clock } : {}) });
     const keys = () => [...openChunks(store).getKeys()];
     // the chunks' records as lmdb holds them, without decompression
-    const raw = () => store.side('history').openDB({ name: 'history-chunks-3', encoding: 'binary' });
+    const raw = () => store.side('history').openDB({ name: 'history-chunks-4', encoding: 'binary' });
     const done = async () => {
       await history.close();
       await store.close();
@@ -351,6 +351,7 @@ describe('LmdbEventHistory chunks', () => {
     ['per-event', 'history', { t: 1, d: Uint8Array.from([1]) }],
     ['msgpack chunk', 'history-chunks', { t: [1], d: [Uint8Array.from([1])] }],
     ['uncompressed chunk', 'history-chunks-2', Uint8Array.from([0, 0, 0, 0, 0, 0, 240, 63, 1, 0, 0, 0, 1])],
+    ["chunk compressed with lmdb-js's dictionary", 'history-chunks-3', Uint8Array.from([0, 0, 0, 0, 0, 0, 240, 63, 1, 0, 0, 0, 1])],
   ])('opening a store of the %s layout drops it and starts a new epoch', async (_layout, name, value) => {
     const dir = mkdtempSync(join(tmpdir(), 'hubtier-history-'));
     const store = openDataStore(dir, { sync: 'os' });

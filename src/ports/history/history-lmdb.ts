@@ -41,27 +41,36 @@ const SEAL_AFTER_MS = 1_000;
 const FLUSH_MS = 100;
 /** Homes looked at per sweep. */
 const SWEEP_HOMES = 500;
-/** The chunks' sub-database, and those of the layouts before it (`-2`: the same chunks uncompressed). */
-const CHUNKS = 'history-chunks-3';
-const LEGACY = ['history', 'history-chunks', 'history-chunks-2'];
+/**
+ * The chunks' sub-database, and those of the layouts before it (`-2`: the same chunks uncompressed;
+ * `-3`: compressed with lmdb-js's default dictionary, which its records cannot be read without).
+ */
+const CHUNKS = 'history-chunks-4';
+const LEGACY = ['history', 'history-chunks', 'history-chunks-2', 'history-chunks-3'];
 /**
  * Chunks from this many bytes are LZ4-compressed by lmdb-js on its write thread: a full chunk
  * (about 3.6 KB, an overflow page of its own uncompressed) shrinks to about a fifth, several to a
  * leaf page, and the file's pages are most of what the history adds to a node's RSS.
  */
 const COMPRESS_FROM = 512;
+/**
+ * No dictionary: lmdb-js's default (5.5 KB of English and JSON words) is loaded into LZ4 for every
+ * value it compresses, which cost more than compressing a chunk of msgpack events; without it a
+ * full chunk takes about 25 µs less of the write thread and as many pages (BENCHMARKS.md, 2026-12-03 sixth).
+ */
+const NO_DICTIONARY = Buffer.alloc(0);
 /** Past every offset: the end of a home's keys. */
 const END = Number.MAX_SAFE_INTEGER;
 
 /** The chunks' sub-database, always opened with the compression its records were written with. */
 export function openChunks(data: DataStore): Database<Uint8Array, [string, number]> {
-  return data.side('history').openDB({ name: CHUNKS, encoding: 'binary', compression: { threshold: COMPRESS_FROM } }) as unknown as Database<Uint8Array, [string, number]>;
+  return data.side('history').openDB({ name: CHUNKS, encoding: 'binary', compression: { threshold: COMPRESS_FROM, dictionary: NO_DICTIONARY } }) as unknown as Database<Uint8Array, [string, number]>;
 }
 
 /**
  * Every home's history in the DataStore's side environment `history.mdb`:
- * sub-database `history-chunks-3` keyed [homeId, first offset], each value up to MAX_CHUNK
- * consecutive entries (`history-chunk.ts`, LZ4-compressed from COMPRESS_FROM bytes); `history-epoch` with the store's epoch; `history-range` with the range of
+ * sub-database `history-chunks-4` keyed [homeId, first offset], each value up to MAX_CHUNK
+ * consecutive entries (`history-chunk.ts`, LZ4-compressed from COMPRESS_FROM bytes, no dictionary); `history-epoch` with the store's epoch; `history-range` with the range of
  * a home whose entries were all removed (its offsets go on).
  *
  * An append is given its offset at once and is readable at once from the home's open chunk, kept
