@@ -49,7 +49,8 @@ export async function knock(o: { port: number; request: Buffer; connections: num
       if (running) result.dropped++;
     });
     socket.on('error', () => {});
-    opened.push(new Promise((resolve) => socket.once('connect', resolve)));
+    // a connection that fails is counted as dropped (its close), not waited for
+    opened.push(new Promise((resolve) => (socket.once('connect', resolve), socket.once('close', resolve))));
   }
   await Promise.all(opened);
   for (const s of sockets) s.write(request);
