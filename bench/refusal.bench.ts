@@ -68,9 +68,10 @@ async function round1(server: boolean): Promise<Round> {
   const target = server ? await startNode({ env, ...(profiled ? { nodeFlags: cpuProfFlags(PROF_DIR) } : {}) }) : await startRelayFloor();
   const spans: Span[] = [];
   try {
-    const request = upgradeRequest(`127.0.0.1:${target.port}`, server ? '/hub/v1' : '/refuse', upgradeKey(), hubHeaders());
+    const key = upgradeKey();
+    const request = upgradeRequest(`127.0.0.1:${target.port}`, server ? '/hub/v1' : '/refuse', key, hubHeaders());
     const before = cpuSplitMs(target.pid);
-    const r = await inSpan(spans, () => knock({ port: target.port, request, connections: CONNECTIONS, durationMs: SECONDS * 1000, status: 503 }));
+    const r = await inSpan(spans, () => knock({ port: target.port, request, key, connections: CONNECTIONS, durationMs: SECONDS * 1000, status: 503 }));
     const after = cpuSplitMs(target.pid);
     const name = server ? 'node' : 'floor';
     if (r.answered === 0 || r.dropped > 0) throw new Error(`${name}: ${r.answered} refused 503, ${r.other} other answers, ${r.dropped} connections dropped`);

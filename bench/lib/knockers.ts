@@ -1,11 +1,12 @@
 import { connect, type Socket } from 'node:net';
+import { readUpgrade } from '../../load/wire/ws-upgrade.js';
 
 /**
  * Keep-alive connections that send the same upgrade request again as soon as the last one is
  * answered with a refusal, each from its own loopback source address (127.0.0.2, .3, …): a node
  * that keys anything by the hub's address (its refusal log) sees as many sources as a fleet behind
- * home routers, which one client address would hide. An answer is counted once its head and
- * `content-length` body have arrived; an upgrade that succeeds is a failure of the run.
+ * home routers, which one client address would hide. Answers are read as the load tool reads
+ * them (`readUpgrade`); an upgrade that succeeds, or an answer that is not HTTP, ends its connection.
  */
 export interface KnockResult {
   /** answers with `status` */
@@ -16,7 +17,8 @@ export interface KnockResult {
   dropped: number;
 }
 
-export async function knock(o: { port: number; request: Buffer; connections: number; durationMs: number; status: number }): Promise<KnockResult> {
+/** `request` is an upgrade sent with `key` (one request in flight a connection: an answer ends the bytes read). */
+export async function knock(o: { port: number; request: Buffer; key: string; connections: number; durationMs: number; status: number }): Promise<KnockResult> {
   const result: KnockResult = { answered: 0, other: 0, dropped: 0 };
   const request = o.request;
   let running = true;
@@ -29,21 +31,13 @@ export async function knock(o: { port: number; request: Buffer; connections: num
     let buf: Buffer = Buffer.alloc(0);
     socket.on('data', (chunk: Buffer) => {
       buf = buf.length === 0 ? chunk : Buffer.concat([buf, chunk]);
-      for (;;) {
-        const end = buf.indexOf('\r\n\r\n');
-        if (end < 0) return;
-        const head = buf.toString('latin1', 0, end);
-        const length = Number(/\r\ncontent-length: *(\d+)/i.exec(head)?.[1] ?? 0);
-        if (buf.length < end + 4 + length) return;
-        if (head.startsWith(`HTTP/1.1 ${o.status}`)) result.answered++;
-        else result.other++;
-        if (head.startsWith('HTTP/1.1 101')) {
-          socket.destroy();
-          return;
-        }
-        buf = buf.subarray(end + 4 + length);
-        if (running) socket.write(request);
-      }
+      const answer = readUpgrade(buf, o.key);
+      if (answer.kind === 'partial') return;
+      buf = Buffer.alloc(0);
+      if (answer.kind === 'refused' && answer.status === o.status) result.answered++;
+      else result.other++;
+      if (answer.kind !== 'refused') socket.destroy();
+      else if (running) socket.write(request);
     });
     socket.on('close', () => {
       if (running) result.dropped++;
