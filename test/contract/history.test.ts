@@ -4,7 +4,8 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it, vi } from 'vitest';
 import { startRedis, uniquePrefix, type Backend } from '../../load/harness/index.js';
 import { createLogger } from '../../src/log/logger.js';
-import { LmdbEventHistory, openChunks } from '../../src/ports/history/history-lmdb.js';
+import { LmdbEventHistory } from '../../src/ports/history/history-lmdb.js';
+import { openChunks } from '../../src/ports/history/history-lmdb-chunks.js';
 import { MemoryEventHistory } from '../../src/ports/history/history-memory.js';
 import { RedisEventHistory } from '../../src/ports/history/history-redis.js';
 import type { HistoryRetention } from '../../src/ports/history/history.js';
@@ -158,6 +159,21 @@ describe('LmdbEventHistory chunks', () => {
     expect(await history.read('h', { epoch, offset: 5 }, Infinity, 100)).toMatchObject({ ok: false, reason: 'too_old' });
     const kept = await history.read('h', { epoch, offset: 6 }, Infinity, 100);
     expect(kept.ok && kept.entries.map((e) => [e.offset, ...e.data])).toEqual([7, 8, 9, 10, 11, 12, 13, 14].map((o) => [o, o]));
+    await done();
+  });
+
+  it("keeps no range in memory for homes never written, whatever is asked of them (an admin's app may ask of any id)", async () => {
+    const { history, done } = await setup({ maxEvents: 8, maxAgeMs: 60_000 });
+    const { epoch } = await history.position('never-0');
+    for (let i = 0; i < 1000; i++) {
+      expect(await history.position(`never-${i}`)).toEqual({ epoch, offset: 0 });
+      expect(await history.read(`never-${i}`, { epoch, offset: 0 }, Infinity, 10)).toEqual({ ok: true, epoch, entries: [] });
+    }
+    expect(history.homesKept).toBe(0);
+    // a home written is kept, and its offsets go on from what was answered before
+    expect(await history.append('never-7', Uint8Array.from([1]))).toEqual({ epoch, offset: 1 });
+    expect(await history.position('never-7')).toEqual({ epoch, offset: 1 });
+    expect(history.homesKept).toBe(1);
     await done();
   });
 

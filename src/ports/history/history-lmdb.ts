@@ -3,6 +3,7 @@ import type { Database } from 'lmdb';
 import type { DataStore } from '../lmdb.js';
 import type { EventHistory, HistoryEntry, HistoryRead, HistoryRetention, Position } from './history.js';
 import { PackedChunk, readChunk, type ChunkEntries } from './history-chunk.js';
+import { LEGACY, openChunks } from './history-lmdb-chunks.js';
 import { checkRead, newEpoch } from './history-read.js';
 
 /** A home this node has looked at. */
@@ -41,31 +42,8 @@ const SEAL_AFTER_MS = 1_000;
 const FLUSH_MS = 100;
 /** Homes looked at per sweep. */
 const SWEEP_HOMES = 500;
-/**
- * The chunks' sub-database, and those of the layouts before it (`-2`: the same chunks uncompressed;
- * `-3`: compressed with lmdb-js's default dictionary, which its records cannot be read without).
- */
-const CHUNKS = 'history-chunks-4';
-const LEGACY = ['history', 'history-chunks', 'history-chunks-2', 'history-chunks-3'];
-/**
- * Chunks from this many bytes are LZ4-compressed by lmdb-js on its write thread: a full chunk
- * (about 3.6 KB, an overflow page of its own uncompressed) shrinks to about a fifth, several to a
- * leaf page, and the file's pages are most of what the history adds to a node's RSS.
- */
-const COMPRESS_FROM = 512;
-/**
- * No dictionary: lmdb-js's default (5.5 KB of English and JSON words) is loaded into LZ4 for every
- * value it compresses, which cost more than compressing a chunk of msgpack events; without it a
- * full chunk takes about 25 µs less of the write thread and as many pages (BENCHMARKS.md, 2026-12-03 sixth).
- */
-const NO_DICTIONARY = Buffer.alloc(0);
 /** Past every offset: the end of a home's keys. */
 const END = Number.MAX_SAFE_INTEGER;
-
-/** The chunks' sub-database, always opened with the compression its records were written with. */
-export function openChunks(data: DataStore): Database<Uint8Array, [string, number]> {
-  return data.side('history').openDB({ name: CHUNKS, encoding: 'binary', compression: { threshold: COMPRESS_FROM, dictionary: NO_DICTIONARY } }) as unknown as Database<Uint8Array, [string, number]>;
-}
 
 /**
  * Every home's history in the DataStore's side environment `history.mdb`:
@@ -161,7 +139,7 @@ export class LmdbEventHistory implements EventHistory {
   }
 
   read(homeId: string, since: Position, upTo: number, limit: number): Promise<HistoryRead> {
-    const live = this.home(homeId);
+    const live = this.home(homeId, false);
     const pos = { epoch: this.epoch, offset: live.top };
     const plan = checkRead(pos, since, upTo, limit);
     if (!plan.ok) return Promise.resolve(plan);
@@ -194,7 +172,12 @@ export class LmdbEventHistory implements EventHistory {
   }
 
   position(homeId: string): Promise<Position> {
-    return Promise.resolve({ epoch: this.epoch, offset: this.home(homeId).top });
+    return Promise.resolve({ epoch: this.epoch, offset: this.home(homeId, false).top });
+  }
+
+  /** Homes whose range is held in memory: each written (or removed) since the store opened. */
+  get homesKept(): number {
+    return this.homes.size;
   }
 
   async remove(homeId: string): Promise<void> {
@@ -267,17 +250,21 @@ export class LmdbEventHistory implements EventHistory {
     await this.settle();
   }
 
-  /** The home's range: from memory, or once from its keys (and its stored range, after a remove). */
-  private home(homeId: string): Live {
+  /**
+   * The home's range: from memory, or once from its keys (and its stored range, after a remove).
+   * Without `keep`, one that has none is answered and not kept: an admin's app may ask of any id.
+   */
+  private home(homeId: string, keep = true): Live {
     let live = this.homes.get(homeId);
     if (live) return live;
     const chunks = [...this.entries.getKeys({ start: [homeId, 0], end: [homeId, END] })].map((k) => k[1]);
-    let top = this.ranges.get(homeId)?.top ?? 0;
+    const range = this.ranges.get(homeId);
+    let top = range?.top ?? 0;
     const last = chunks[chunks.length - 1];
     // a newest chunk that cannot be read may have held up to MAX_CHUNK: offsets go on past all of them, never reused
     if (last !== undefined) top = Math.max(top, last + (this.stored(homeId, last)?.t.length ?? MAX_CHUNK) - 1);
     live = { top, chunks, times: chunks.map(() => NaN), open: null, inflight: [] };
-    this.homes.set(homeId, live);
+    if (keep || last !== undefined || range !== undefined) this.homes.set(homeId, live);
     return live;
   }
 
