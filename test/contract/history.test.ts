@@ -177,6 +177,28 @@ describe('LmdbEventHistory chunks', () => {
     await done();
   });
 
+  it('a chunk is one allocation once its home filled one: the room of the last full chunk is taken at once', async () => {
+    // maxEvents 16: chunks of 8
+    const { history, done } = await setup({ maxEvents: 16, maxAgeMs: 60_000 });
+    const grown: number[] = [];
+    const allocUnsafe = Buffer.allocUnsafe;
+    const spy = vi.spyOn(Buffer, 'allocUnsafe').mockImplementation((size: number) => {
+      grown.push(size);
+      return allocUnsafe(size);
+    });
+    try {
+      const event = new Uint8Array(100);
+      // the first chunk grows (room for 4 of its first entry, then twice that), the ones after take a full one's size at once
+      for (let i = 0; i < 24; i++) history.appendNow!('h', event);
+    } finally {
+      spy.mockRestore();
+    }
+    const entry = 12 + 100;
+    const full = 4 + 8 * entry;
+    expect(grown.filter((n) => n >= entry)).toEqual([4 + 4 * entry, 2 * (4 + 4 * entry), full, full]);
+    await done();
+  });
+
   it('stores full chunks compressed and reads them back byte for byte', async () => {
     const { history, raw, done } = await setup({ maxEvents: 64, maxAgeMs: 60_000 });
     // events as a home's are: the same keys, home and hub names over and over

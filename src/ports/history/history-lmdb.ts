@@ -18,6 +18,8 @@ interface Live {
   open: PackedChunk | null;
   /** sealed chunks not committed yet: reads find them here meanwhile */
   inflight: PackedChunk[];
+  /** bytes of the last chunk sealed full (0: none): the next one's first allocation */
+  room: number;
 }
 
 export interface LmdbHistoryOptions {
@@ -128,7 +130,7 @@ export class LmdbEventHistory implements EventHistory {
     const offset = ++live.top;
     let open = live.open;
     if (!open) {
-      open = live.open = new PackedChunk(offset);
+      open = live.open = new PackedChunk(offset, live.room);
       this.opens.set(homeId, live);
       this.sealTimer ??= setInterval(this.sealOld, SEAL_AFTER_MS / 10).unref();
     }
@@ -263,7 +265,7 @@ export class LmdbEventHistory implements EventHistory {
     const last = chunks[chunks.length - 1];
     // a newest chunk that cannot be read may have held up to MAX_CHUNK: offsets go on past all of them, never reused
     if (last !== undefined) top = Math.max(top, last + (this.stored(homeId, last)?.t.length ?? MAX_CHUNK) - 1);
-    live = { top, chunks, times: chunks.map(() => NaN), open: null, inflight: [] };
+    live = { top, chunks, times: chunks.map(() => NaN), open: null, inflight: [], room: 0 };
     if (keep || last !== undefined || range !== undefined) this.homes.set(homeId, live);
     return live;
   }
@@ -333,6 +335,8 @@ export class LmdbEventHistory implements EventHistory {
   private seal(homeId: string, live: Live): void {
     const chunk = live.open!;
     live.open = null;
+    // a chunk sealed by age holds what came in a second: a room for it would outlive the home's burst
+    live.room = chunk.count >= this.chunkSize ? chunk.size : 0;
     this.opens.delete(homeId);
     live.chunks.push(chunk.start);
     live.times.push(chunk.lastAt);
