@@ -286,6 +286,17 @@ export interface LocalTime {
 }
 
 const formatters = new Map<string, Intl.DateTimeFormat>();
+/**
+ * Formatters kept at most (about 36 KB of memory each): emptied whole beyond it, a bound and not a
+ * cache policy. Settings are stored with the zone's canonical name, about 600 of them; a store
+ * written before that may spell one zone in many casings.
+ */
+const MAX_FORMATTERS = 1_024;
+
+/** Formatters held now (for tests of the bound). */
+export function formattersKept(): number {
+  return formatters.size;
+}
 const WEEKDAYS: Record<string, number> = { Mon: 1, Tue: 2, Wed: 3, Thu: 4, Fri: 5, Sat: 6, Sun: 7 };
 
 export function localTime(now: number, timeZone: string): LocalTime {
@@ -302,6 +313,7 @@ export function localTime(now: number, timeZone: string): LocalTime {
       second: '2-digit',
       weekday: 'short',
     });
+    if (formatters.size >= MAX_FORMATTERS) formatters.clear();
     formatters.set(timeZone, f);
   }
   const parts: Record<string, string> = {};

@@ -143,19 +143,22 @@ export function validateSceneSpec(body: unknown, options: ValidateOptions = {}):
   return spec;
 }
 
-/** True for an IANA time zone name this runtime knows. */
-export function isTimeZone(tz: string): boolean {
+/**
+ * An IANA time zone this runtime knows, named as it names it ("europe/berlin" → "Europe/Berlin"),
+ * or null: Intl takes any casing, and each spelling stored would be a formatter of its own on the
+ * rule workers.
+ */
+export function canonicalTimeZone(tz: string): string | null {
   try {
-    new Intl.DateTimeFormat('en-US', { timeZone: tz });
-    return true;
+    return new Intl.DateTimeFormat('en-US', { timeZone: tz }).resolvedOptions().timeZone;
   } catch {
-    return false;
+    return null;
   }
 }
 
 export function validateSettings(body: unknown): HomeSettings {
-  const { timeZone } = settingsBody.parse(body);
-  if (!isTimeZone(timeZone)) invalid('timeZone', 'must be an IANA time zone such as "Europe/Berlin" or "UTC"');
+  const timeZone = canonicalTimeZone(settingsBody.parse(body).timeZone);
+  if (timeZone === null) invalid('timeZone', 'must be an IANA time zone such as "Europe/Berlin" or "UTC"');
   return { timeZone };
 }
 

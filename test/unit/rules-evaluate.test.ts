@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { AttrValue } from '../../proto/frames.js';
-import { RuleEvaluator, localTime, matches } from '../../src/rules/evaluate.js';
+import { RuleEvaluator, formattersKept, localTime, matches } from '../../src/rules/evaluate.js';
 import type { EvalTask, Rule, RuleEvent, Trigger } from '../../src/rules/model.js';
 
 function rule(patch: Partial<Rule> = {}): Rule {
@@ -259,5 +259,16 @@ describe('localTime', () => {
     expect(localTime(Date.UTC(2024, 6, 15, 6, 5), 'Europe/Berlin')).toMatchObject({ hour: 8, hhmm: '08:05' });
     expect(localTime(Date.UTC(2024, 0, 14, 23, 30), 'UTC')).toMatchObject({ hour: 23, weekday: 7, weekend: true });
     expect(localTime(Date.UTC(2024, 0, 14, 23, 30), 'Asia/Tokyo')).toMatchObject({ hour: 8, weekday: 1, date: '2024-01-15' });
+  });
+
+  it('keeps a bounded number of formatters, however many spellings of a zone a store holds', () => {
+    // 2,000 casings of one zone, each a valid name to Intl
+    const letters = 'europe/berlin';
+    for (let n = 0; n < 2000; n++) {
+      const zone = [...letters].map((c, i) => ((n >> i) & 1 ? c.toUpperCase() : c)).join('');
+      expect(localTime(Date.UTC(2024, 0, 15, 6, 5), zone).hour).toBe(7);
+    }
+    expect(formattersKept()).toBeGreaterThan(0);
+    expect(formattersKept()).toBeLessThanOrEqual(1024);
   });
 });

@@ -200,6 +200,11 @@ describe('validateSettings and validateTestRequest', () => {
     expect(fieldOf(() => validateSettings({ timeZone: 'Mars/Base' })).field).toBe('timeZone');
   });
 
+  it('a time zone is stored as the runtime names it, whatever its casing (each spelling would be a formatter of its own)', () => {
+    expect(validateSettings({ timeZone: 'eUrope/berLin' })).toEqual({ timeZone: 'Europe/Berlin' });
+    expect(validateSettings({ timeZone: 'utc' })).toEqual({ timeZone: 'UTC' });
+  });
+
   it('a dry run takes no body, or an event naming its fields', () => {
     expect(validateTestRequest(undefined, 5)).toEqual({ prev: {} });
     expect(validateTestRequest({ event: { kind: 'state', hub: 'h', device: 'd', attrs: { on: true } }, prev: { on: false } }, 5)).toEqual({
