@@ -14,6 +14,7 @@ import type { Logger } from '../log/logger.js';
 import type { RuleStore } from '../ports/rule-store/rule-store.js';
 import { ActionRun, type ActionDeps } from './action-run.js';
 import type { HomeScope } from './home-scope.js';
+import { LastValues } from './last-values.js';
 import type { DropReason, RuleMetricsSink, RuleStats } from './metrics.js';
 import type { EvalTask, Rule, RuleEvent } from './model.js';
 import { RulePoolError, type RuleRunner } from './pool.js';
@@ -71,8 +72,7 @@ export class HomeActor extends Actor<HomeMessage> {
   /** the highest home version the store told of: a snapshot older than it is stale */
   #wanted = 0;
   #lastDropLog = -Infinity;
-  /** last value seen of each attribute a state trigger watches: `hub/device/attr` */
-  readonly #lastValues = new Map<string, AttrValue>();
+  readonly #lastValues = new LastValues();
 
   readonly address: string;
 
@@ -217,9 +217,8 @@ export class HomeActor extends Actor<HomeMessage> {
     if (event.kind === 'state') {
       // a watched attribute: remember the value it had, for "changes", from/to and thresholds
       for (const attr of watched) {
-        const key = `${event.hub}/${event.device}/${attr}`;
-        if (this.#lastValues.has(key)) prev[attr] = this.#lastValues.get(key)!;
-        this.#lastValues.set(key, event.attrs[attr]!);
+        const before = this.#lastValues.swap(`${event.hub}/${event.device}/${attr}`, event.attrs[attr]!);
+        if (before !== undefined) prev[attr] = before;
       }
     }
     if (candidates.size === 0) return;
