@@ -73,7 +73,7 @@ export class HubCommands {
       this.answer({ device: cmd.d, method: cmd.m, rid: cmd.rid, started: 0, span }, request, { ok: false, e: 'unknown_device', msg: `hub ${this.host.hubId} has no device ${cmd.d}` });
       return;
     }
-    const most = (this.deps.limits ?? DEFAULT_HUB_LIMITS).commandsInFlight;
+    const most = this.most;
     if (this.pending.size >= most) {
       this.answer({ device: cmd.d, method: cmd.m, rid: cmd.rid, started: 0, span }, request, { ok: false, e: 'busy', msg: `${most} commands to hub ${this.host.hubId} are waiting for answers` });
       return;
@@ -81,9 +81,33 @@ export class HubCommands {
     this.start(cmd.d, cmd.m, cmd.p, cmd.to, request, cmd.rid, span);
   }
 
+  /** Commands waiting for the hub's answers. */
+  get waiting(): number {
+    return this.pending.size;
+  }
+
+  private get most(): number {
+    return (this.deps.limits ?? DEFAULT_HUB_LIMITS).commandsInFlight;
+  }
+
+  /**
+   * A command of the session's own (a desired delta), which nobody waits for: tracked for its
+   * outcome while the hub's limit leaves room, else sent untracked (its answer then dropped as a
+   * late one). Each `PUT …/desired` makes one: tracked, they would grow the table past the limit
+   * callers are held to, each for its timeout, while the hub does not answer.
+   */
+  own(deviceId: string, method: string, params: Record<string, unknown>, timeoutMs: number): void {
+    if (this.pending.size < this.most) return this.start(deviceId, method, params, timeoutMs, null);
+    this.host.send({ t: FrameType.command, id: this.newId(), d: deviceId, m: method, p: params, to: timeoutMs });
+  }
+
+  private newId(): number {
+    return (this.nextId = (this.nextId % 0x7fffffff) + 1);
+  }
+
   /** Sends a command frame; `request` null for the session's own commands (nobody waits for them). */
   start(deviceId: string, method: string, params: Record<string, unknown>, timeoutMs: number, request: BusMessage | null, rid?: string, span?: Span): void {
-    const id = (this.nextId = (this.nextId % 0x7fffffff) + 1);
+    const id = this.newId();
     if (!this.host.send({ t: FrameType.command, id, d: deviceId, m: method, p: params, to: timeoutMs })) {
       this.answer({ device: deviceId, method, rid, started: 0, span }, request, { ok: false, e: 'session_closed', msg: 'the hub socket refused the frame' });
       return;

@@ -274,7 +274,7 @@ export class HubSession extends Actor<HubMessage> implements TimerTarget, BusLis
   private onDesired(data: Uint8Array): void {
     if (this.state !== 'online') return;
     const change = this.reports.desired(data);
-    if (change) this.commandTable().start(change.deviceId, 'set', change.delta, this.deps.idleMs, null);
+    if (change) this.commandTable().own(change.deviceId, 'set', change.delta, this.deps.idleMs);
   }
 
   private onTakeover(data: Uint8Array): void {
