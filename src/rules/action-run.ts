@@ -60,6 +60,8 @@ export interface SceneRunResult {
 
 export class ActionRun implements TimerTarget, Run {
   #cancelled = false;
+  /** cancelled because its rule was deleted: the node's counters for the rule are gone, and stay so */
+  #deleted = false;
   #timer: TimerHandle | null = null;
   #next = 0;
   #started = false;
@@ -113,8 +115,10 @@ export class ActionRun implements TimerTarget, Run {
     else this.onTimer();
   }
 
-  cancel(): void {
+  /** @param deleted its rule was deleted: an action still in flight is then not counted for it */
+  cancel(deleted = false): void {
     this.#cancelled = true;
+    this.#deleted ||= deleted;
     this.deps.timers.cancel(this.#timer);
     this.#timer = null;
     this.#unsave();
@@ -185,6 +189,8 @@ export class ActionRun implements TimerTarget, Run {
         error = err ?? new Error('action failed');
       }
       deps.metrics.action(a.type, error === undefined);
+      // counted for a deleted rule, its counters would come back and stay for the node's life
+      if (this.#deleted) return;
       if (error === undefined) deps.stats.of(rule).actionsRun++;
       else {
         this.#failure ??= error instanceof TierError ? error.code : 'internal';

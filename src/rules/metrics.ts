@@ -174,6 +174,11 @@ export class RuleStats {
     this.rules.delete(ruleId);
   }
 
+  /** Whether this node holds counters of the rule. */
+  has(ruleId: string): boolean {
+    return this.rules.has(ruleId);
+  }
+
   /** Sums over every rule of this node (benchmarks, diagnostics). */
   totals(): Omit<RuleStatsSnapshot, 'lastEvaluatedAt' | 'lastRunAt' | 'lastError' | 'evalUs'> {
     const t = { evaluated: 0, triggered: 0, matched: 0, suppressed: 0, actionsRun: 0, errors: 0, loopStops: 0 };

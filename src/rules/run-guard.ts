@@ -20,8 +20,8 @@ import type { Rule } from './model.js';
 export interface Run {
   /** parked in a delay */
   readonly waiting: boolean;
-  /** stops it before its next action and forgets its saved remainder */
-  cancel(): void;
+  /** stops it before its next action and forgets its saved remainder (`deleted`: its rule is gone) */
+  cancel(deleted?: boolean): void;
   /** stops it and keeps its saved remainder, for the next start (node closing) */
   detach(): void;
 }
@@ -120,7 +120,7 @@ export class RunGuard {
 
   /** A deleted rule: its run is cancelled and its history dropped. */
   forget(ruleId: string): void {
-    this.cancel(ruleId);
+    this.#rules.get(ruleId)?.current?.cancel(true);
     this.#rules.delete(ruleId);
   }
 
