@@ -147,8 +147,21 @@ export class HomeActor extends Actor<HomeMessage> {
   }
 
   protected onStop(reason: string): void {
+    if (reason === 'retired') return this.#release();
     // the engine's directory starts a fresh actor for the home's next message
-    if (reason !== 'retired') this.deps.log.error({ homeId: this.homeId, reason }, 'rules: home stopped by its supervisor');
+    this.deps.log.error({ homeId: this.homeId, reason }, 'rules: home stopped by its supervisor');
+  }
+
+  /**
+   * Retired (idle, the engine past its `maxHomes`): the node lets go of its rules' counters and run
+   * history too, or a node that saw ever new homes (hubs moving between nodes) would keep them all.
+   */
+  #release(): void {
+    const snap = this.#snap;
+    if (!snap) return;
+    const now = this.deps.now();
+    for (const rule of snap.rules.values()) this.deps.guard.release(rule, now);
+    void this.deps.stats.release([...snap.rules.keys()]);
   }
 
   #drop(msg: HomeMessage, reason: DropReason): void {

@@ -174,6 +174,16 @@ export class RuleStats {
     this.rules.delete(ruleId);
   }
 
+  /**
+   * Drops the counters of rules whose home this node no longer holds (its actor retired) once what
+   * they added is in the store, which keeps the totals: a rule run here again counts anew. Counters
+   * changed meanwhile, or not sent (the store down), stay.
+   */
+  async release(ruleIds: readonly string[]): Promise<void> {
+    await this.flush();
+    for (const id of ruleIds) if (!this.dirty.has(id)) this.rules.delete(id);
+  }
+
   /** Whether this node holds counters of the rule. */
   has(ruleId: string): boolean {
     return this.rules.has(ruleId);

@@ -124,6 +124,17 @@ export class RunGuard {
     this.#rules.delete(ruleId);
   }
 
+  /**
+   * A rule of a home whose actor retired: forgotten unless a run of it is under way (or waits in a
+   * delay), it is suspended, or its last run still counts for its cooldown or loop window.
+   */
+  release(rule: Rule, now: number): void {
+    const rt = this.#rules.get(rule.id);
+    if (!rt || rt.current || rt.suspendedUntil > now) return;
+    if (rt.lastRunAt !== null && now - rt.lastRunAt < Math.max(rule.cooldownMs, rule.limit.windowMs)) return;
+    this.#rules.delete(rule.id);
+  }
+
   /** For the rule's `status`: a suspension of this version, the last run, whether a run waits in a delay. */
   status(ruleId: string, version: number, now: number): { suspendedUntil: number | null; lastRunAt: number | null; waiting: boolean } {
     const rt = this.#rules.get(ruleId);
