@@ -1,5 +1,6 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { APP_NODE_OPS, APP_REQUEST_OPS } from '../../proto/app.js';
+import { CloseCode } from '../../proto/errors.js';
 import { FrameType } from '../../proto/frames.js';
 import type { HubSessionMetrics } from '../actors/hub-session.js';
 import type { CommandMetrics } from '../actors/commands.js';
@@ -30,6 +31,9 @@ export const BOUNDED_LABELS: ReadonlySet<string> = new Set([
   // prom-client's defaults
   'space', 'version', 'major', 'minor', 'patch',
 ]);
+
+/** Close codes counted one by one: the protocol's, and uWS's for no status and a lost connection; a hub may send any of about a thousand others. */
+const CLOSE_CODES: ReadonlySet<string> = new Set([...Object.values(CloseCode), 1005, 1006].map(String));
 
 const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 const BACKEND_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 2.5];
@@ -253,7 +257,7 @@ export class NodeMetrics implements HubSessionMetrics, HubGatewayMetrics, AppGat
     c.inc();
   }
   sessionClosed(reason: string): void {
-    this.closed.inc({ code: reason });
+    this.closed.inc({ code: CLOSE_CODES.has(reason) ? reason : 'other' });
   }
   private readonly accepted = this.connects.labels('accepted');
   private readonly refusedConnects = this.connects.labels('refused');

@@ -20,6 +20,7 @@ async function fed(): Promise<NodeMetrics> {
   m.upgradeRefused('unauthorized');
   m.badFrame('malformed_frame');
   m.sessionClosed('1000');
+  m.sessionClosed('3777'); // a code the hub chose: `other`, not a new label value
   m.appConnected();
   m.subscribed(1);
   m.appClosed(true);
@@ -64,6 +65,9 @@ describe('metrics: bounded label sets', () => {
     expect(text).toContain('tier_hub_frames_in_total{type="other"} 1');
     expect(text).toContain('tier_app_frames_in_total{type="cmd"} 1');
     expect(text).toContain('tier_app_frames_in_total{type="unknown"} 1');
+    expect(text).toContain('tier_hub_sessions_closed_total{code="1000"} 1');
+    expect(text).toContain('tier_hub_sessions_closed_total{code="other"} 1');
+    expect(text).not.toContain('3777');
     expect(text).toContain('tier_app_frames_out_total{type="evt"} 3');
     expect(text).toContain('tier_hub_admission_refusals_total{reason="rate"} 3');
     expect(text).toContain('tier_hub_admission_refusals_total{reason="memory"} 5');
