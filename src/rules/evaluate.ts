@@ -297,6 +297,7 @@ const MAX_FORMATTERS = 1_024;
 export function formattersKept(): number {
   return formatters.size;
 }
+
 const WEEKDAYS: Record<string, number> = { Mon: 1, Tue: 2, Wed: 3, Thu: 4, Fri: 5, Sat: 6, Sun: 7 };
 
 export function localTime(now: number, timeZone: string): LocalTime {

@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TimerWheel } from '../../src/actors/timer-wheel.js';
 import { RulePool } from '../../src/rules/pool.js';
 import { validateRuleSpec } from '../../src/rules/validate.js';
+import { eventually } from '../helpers/eventually.js';
 import { rig } from './rules-fixtures.js';
 
 const timers = new TimerWheel();
@@ -16,16 +17,14 @@ afterAll(async () => {
   timers.close();
 });
 
-const turns = async (until: () => boolean): Promise<void> => {
-  for (let i = 0; i < 10_000 && !until(); i++) await new Promise((r) => setImmediate(r));
-  expect(until()).toBe(true);
-};
+/** Polls until `ok` holds (the test's timeout is the ceiling). */
+const until = (signal: AbortSignal, what: string, ok: () => boolean) => eventually(signal, what, async () => (ok() ? true : undefined));
 
 const LAMP = (home: string) =>
   validateRuleSpec({ name: 'Lamp follows switch', triggers: [{ type: 'state', hub: `${home}-hub`, device: 'switch', attr: 'on' }], actions: [{ type: 'command', hub: `${home}-hub`, device: 'lamp', set: { on: true } }] });
 
 describe('a rule deleted while its action is in flight', () => {
-  it('leaves no counters on the node once the action ends: an app deleting rules that wait on silent devices must not grow them', async () => {
+  it('leaves no counters on the node once the action ends: an app deleting rules that wait on silent devices must not grow them', async ({ signal }) => {
     let answer: () => void = () => undefined;
     let sent = 0;
     const r = rig(pool, Date.UTC(2024, 6, 1, 12), {
@@ -37,10 +36,10 @@ describe('a rule deleted while its action is in flight', () => {
     try {
       const rule = await r.store.createRule('home1', LAMP('home1'));
       r.hubs.report('home1-hub', 'switch', { on: true });
-      await turns(() => sent === 1);
+      await until(signal, 'the command sent', () => sent === 1);
       expect(r.engine.stats.has(rule.id)).toBe(true);
       await r.store.deleteRule('home1', rule.id);
-      await turns(() => !r.engine.stats.has(rule.id));
+      await until(signal, 'the deleted rule\'s counters dropped', () => !r.engine.stats.has(rule.id));
       answer();
       await r.settle();
       expect(r.engine.stats.has(rule.id)).toBe(false);
@@ -51,7 +50,7 @@ describe('a rule deleted while its action is in flight', () => {
 });
 
 describe('a home whose actor retires (the engine past maxHomes)', () => {
-  it("lets go of its rules' counters and run history once they are in the store; the rule counts on when its home comes back", async () => {
+  it("lets go of its rules' counters and run history once they are in the store; the rule counts on when its home comes back", async ({ signal }) => {
     const r = rig(pool, Date.UTC(2024, 6, 1, 12), { maxHomes: 1 });
     try {
       const a = await r.store.createRule('home1', LAMP('home1'));
@@ -65,7 +64,7 @@ describe('a home whose actor retires (the engine past maxHomes)', () => {
       // a second home: the first, idle, is retired
       r.hubs.report('home2-hub', 'switch', { on: true });
       await r.settle();
-      await turns(() => !r.engine.stats.has(a.id));
+      await until(signal, 'the retired home\'s counters let go', () => !r.engine.stats.has(a.id));
       expect(r.engine.status(a.id, a.version).lastRunAt).toBeNull();
       expect((await r.store.getRunStats('home1', [a.id])).get(a.id)).toMatchObject({ evaluated: 1, actionsRun: 1 });
       // back: a new actor, counting on from the store's totals
