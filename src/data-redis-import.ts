@@ -16,7 +16,7 @@ import type { PendingRun } from './ports/pending-runs/pending-runs.js';
 import { RedisPendingRuns } from './ports/pending-runs/pending-runs-redis.js';
 import { decodeRuleRecord } from './ports/rule-store/rule-store-lmdb.js';
 import { RedisRuleStore } from './ports/rule-store/rule-store-redis.js';
-import { decodeShadowRecords } from './ports/shadow-store/shadow-store-lmdb.js';
+import { decodeShadowRecords, NAMES_DB, namesOf } from './ports/shadow-store/shadow-store-lmdb.js';
 import { RedisShadowStore } from './ports/shadow-store/shadow-store-redis.js';
 
 /** The owner of imported pending runs: its claim is dropped when the import ends, so a live node takes them over. */
@@ -74,7 +74,7 @@ export async function importIntoRedis(file: string, options: RedisImportOptions)
     // 2. shadows: kinds and models, reported (with its versions), desired, cursor
     shadows = await RedisShadowStore.connect(options.url, { name: `${options.prefix}import:shadows`, log: options.log, keys });
     const hubCursors: Array<[string, { boot: string; seq: number }]> = [];
-    for (const r of decodeShadowRecords(records('shadows'))) {
+    for (const r of decodeShadowRecords(records('shadows'), namesOf(records(NAMES_DB)))) {
       if (skippedHubs.has(r.hubId)) continue;
       if (r.type === 'hub') {
         if (r.cursor) hubCursors.push([r.hubId, r.cursor]);

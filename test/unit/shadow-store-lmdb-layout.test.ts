@@ -7,7 +7,7 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { createLogger } from '../../src/log/logger.js';
 import { emptyDevice } from '../../src/ports/shadow-store/shadow-store.js';
-import { decodeShadowRecords, LmdbShadowStore } from '../../src/ports/shadow-store/shadow-store-lmdb.js';
+import { decodeShadowRecords, LmdbShadowStore, NAMES_DB, namesOf } from '../../src/ports/shadow-store/shadow-store-lmdb.js';
 import { tempDataStore } from '../contract/lmdb-fixture.js';
 
 const log = createLogger('silent');
@@ -144,8 +144,10 @@ describe('LmdbShadowStore layout', () => {
     store.writeCursor('h', { boot: 'b', seq: 4 }, 1);
     await store.flush();
     const records = [...data.db<unknown>('shadows').getRange({})].map(({ key, value }) => ({ key, value }));
+    const names = namesOf([...data.db<unknown>(NAMES_DB).getRange({})].map(({ key, value }) => ({ key, value })));
     const lamp = { kind: 'switch', model: 'SW-1', reported: { on: false }, reportedVersion: 1, reportedAt: 7, desired: { on: true }, desiredVersion: 1 };
-    expect([...decodeShadowRecords(records)]).toEqual([
+    expect(records.map((r) => r.value)[1], 'names numbered: values alone').toEqual([expect.any(Number), [false], 1, 7]);
+    expect([...decodeShadowRecords(records, names)]).toEqual([
       { type: 'hub', hubId: 'h', epoch: 1, cursor: { boot: 'b', seq: 4 } },
       { type: 'device', hubId: 'h', deviceId: 'lamp', device: lamp },
     ]);

@@ -3,6 +3,8 @@ import type { FlatAttrs } from './shadow-store-lmdb-layout.js';
 
 /** The reported side of one device as queued (a copy taken at `writeReported`). */
 export interface QueuedDevice {
+  /** the key list's number (StoredNames) with `a` the values in its order; -1: `a` is flat */
+  n: number;
   a: FlatAttrs;
   v: number;
   at: number;
@@ -22,6 +24,7 @@ const NO_ATTRS: FlatAttrs = Object.freeze([]) as unknown as FlatAttrs;
 export class QueuedHub {
   /** the first device written (undefined: none), its reported side beside it */
   deviceId: string | undefined = undefined;
+  n = -1;
   a: FlatAttrs = NO_ATTRS;
   v = 0;
   at = 0;
@@ -36,14 +39,15 @@ export class QueuedHub {
   written = false;
   constructor(public epoch: number) {}
 
-  setDevice(deviceId: string, a: FlatAttrs, v: number, at: number, k: string | undefined): void {
+  setDevice(deviceId: string, n: number, a: FlatAttrs, v: number, at: number, k: string | undefined): void {
     if (this.deviceId === undefined || this.deviceId === deviceId) {
       this.deviceId = deviceId;
+      this.n = n;
       this.a = a;
       this.v = v;
       this.at = at;
       this.k = k;
-    } else (this.more ??= new Map()).set(deviceId, { a, v, at, k });
+    } else (this.more ??= new Map()).set(deviceId, { n, a, v, at, k });
   }
 
   /** Once the transaction has put the devices (lmdb-js has encoded them): only the cursor stays. */

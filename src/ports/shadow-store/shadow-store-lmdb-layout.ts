@@ -7,6 +7,7 @@
 import type { Database } from 'lmdb';
 import type { Attrs, AttrValue } from '../../../proto/frames.js';
 import { NO_DESIRED, type DeviceShadow, type HubShadow, type SeqCursor } from './shadow-store.js';
+import type { StoredNames } from './shadow-store-lmdb-names.js';
 
 /**
  * An attribute map as stored: [key, value, key, value, ...]. Not a msgpack map: msgpackr decodes
@@ -15,13 +16,17 @@ import { NO_DESIRED, type DeviceShadow, type HubShadow, type SeqCursor } from '.
 export type FlatAttrs = Array<string | AttrValue>;
 /** A device's reported side: [reported, reportedVersion, reportedAt], under `[hubId, deviceId]`. */
 export type StoredDevice = [FlatAttrs, number, number];
+/** The same with its key list numbered (StoredNames): [key list's number, values in its order, reportedVersion, reportedAt]. */
+export type NumberedDevice = [number, AttrValue[], number, number];
 /** The rest of a device: [kind, model, desired, desiredVersion], under `[hubId, deviceId, EXTRA]`; absent while all are unset. */
 export type StoredExtra = [string | null, string | null, FlatAttrs, number];
+/** The same with [kind] or [kind, model] numbered: [its number, desired, desiredVersion]. */
+export type NumberedExtra = [number, FlatAttrs, number];
 /** A device in the layout before the split (both sides in one record): [kind, model, reported, reportedVersion, reportedAt, desired, desiredVersion]. */
 export type LegacyDevice = [string | null, string | null, FlatAttrs, number, number, FlatAttrs, number];
 /** A hub: [the largest session epoch written, cursor boot, cursor seq]. */
 export type StoredHub = [number, string | null, number];
-export type Stored = StoredDevice | StoredExtra | LegacyDevice | StoredHub;
+export type Stored = StoredDevice | NumberedDevice | StoredExtra | NumberedExtra | LegacyDevice | StoredHub;
 export type Key = string | [string, string] | [string, string, typeof EXTRA];
 
 /** Third key element of a device's extra record: sorts right after the device's own record. */
@@ -63,6 +68,38 @@ export function withExtra(device: DeviceShadow, extra: StoredExtra): DeviceShado
   return device;
 }
 
+/** Names looked up by number: StoredNames, or a backup's lists (`namesOf`). */
+export interface NameLists {
+  list(n: number): readonly string[] | undefined;
+}
+
+/**
+ * A device's own record in the form before numbering (either layout), whichever form it is in. A
+ * number the store does not hold (its list's put failed and the node stopped before it was put
+ * again) reads as no attributes: the device's next report writes them whole.
+ */
+export function ownOf(s: StoredDevice | NumberedDevice | LegacyDevice, names: NameLists): StoredDevice | LegacyDevice {
+  if (s.length !== 4) return s;
+  const keys = names.list(s[0]);
+  const flat: FlatAttrs = [];
+  if (keys) for (let i = 0; i < keys.length && i < s[1].length; i++) flat.push(keys[i]!, s[1][i]!);
+  return [flat, s[2], s[3]];
+}
+
+/** A device's extra record in the form before numbering; a number the store does not hold reads as no kind and model. */
+export function extraOfStored(s: StoredExtra | NumberedExtra, names: NameLists): StoredExtra {
+  if (s.length === 4) return s;
+  const list = names.list(s[0]);
+  return [list?.[0] ?? null, list?.[1] ?? null, s[1], s[2]];
+}
+
+/** An extra record as written: kind and model numbered when there is a kind and `names` numbers them. */
+export function storedExtra(e: StoredExtra, names: StoredNames): StoredExtra | NumberedExtra {
+  if (e[0] === null) return e;
+  const n = names.numberList(e[1] === null ? [e[0]] : [e[0], e[1]]);
+  return n < 0 ? e : [n, e[2], e[3]];
+}
+
 function fromDevice(d: DeviceShadow): StoredDevice {
   return [flatten(d.reported), d.reportedVersion, d.reportedAt];
 }
@@ -96,16 +133,16 @@ export type ShadowRecord =
 
 /**
  * Decodes the records of sub-database `shadows` in key order (as a backup holds them): each hub's
- * own entry and each device, its extra record joined to it; either layout. Throws a TypeError on
- * anything else.
+ * own entry and each device, its extra record joined to it; either layout, numbered names looked
+ * up in `names` (the backup's `shadow-names`, see `namesOf`). Throws a TypeError on anything else.
  */
-export function* decodeShadowRecords(records: Iterable<{ key: unknown; value: unknown }>): Generator<ShadowRecord> {
+export function* decodeShadowRecords(records: Iterable<{ key: unknown; value: unknown }>, names: NameLists = NO_NAMES): Generator<ShadowRecord> {
   let held: Extract<ShadowRecord, { type: 'device' }> | null = null;
   for (const { key, value } of records) {
-    if (Array.isArray(key) && key.length === 3 && key[2] === EXTRA && Array.isArray(value) && value.length === 4) {
+    if (Array.isArray(key) && key.length === 3 && key[2] === EXTRA && isExtra(value)) {
       // an extra record follows its device's own record
       if (!held || held.hubId !== key[0] || held.deviceId !== key[1]) throw new TypeError(`shadow record without its device: ${JSON.stringify(key)}`);
-      withExtra(held.device, value as StoredExtra);
+      withExtra(held.device, extraOfStored(value, names));
       continue;
     }
     if (held) yield held;
@@ -113,11 +150,31 @@ export function* decodeShadowRecords(records: Iterable<{ key: unknown; value: un
     if (typeof key === 'string' && Array.isArray(value) && value.length === 3) {
       const h = value as StoredHub;
       yield { type: 'hub', hubId: key, epoch: h[0], cursor: h[1] === null ? null : { boot: h[1], seq: h[2] } };
-    } else if (Array.isArray(key) && key.length === 2 && typeof key[0] === 'string' && typeof key[1] === 'string' && Array.isArray(value) && (value.length === 3 || value.length === 7)) {
-      held = { type: 'device', hubId: key[0], deviceId: key[1], device: toDevice(value as StoredDevice | LegacyDevice, undefined) };
+    } else if (Array.isArray(key) && key.length === 2 && typeof key[0] === 'string' && typeof key[1] === 'string' && isOwn(value)) {
+      held = { type: 'device', hubId: key[0], deviceId: key[1], device: toDevice(ownOf(value, names), undefined) };
     } else throw new TypeError(`not a shadow record: ${JSON.stringify(key)}`);
   }
   if (held) yield held;
+}
+
+/** The name lists of a backup's sub-database `shadow-names`. */
+export function namesOf(records: Iterable<{ key: unknown; value: unknown }>): NameLists {
+  const lists: string[][] = [];
+  for (const { key, value } of records) {
+    if (typeof key !== 'number' || !Number.isInteger(key) || key < 0 || !Array.isArray(value) || !value.every((n) => typeof n === 'string')) throw new TypeError(`not a shadow name list: ${JSON.stringify(key)}`);
+    lists[key] = value as string[];
+  }
+  return { list: (n) => lists[n] };
+}
+
+const NO_NAMES: NameLists = { list: () => undefined };
+
+function isOwn(v: unknown): v is StoredDevice | NumberedDevice | LegacyDevice {
+  return Array.isArray(v) && (v.length === 3 || v.length === 7 || (v.length === 4 && typeof v[0] === 'number' && Array.isArray(v[1])));
+}
+
+function isExtra(v: unknown): v is StoredExtra | NumberedExtra {
+  return Array.isArray(v) && (v.length === 4 || (v.length === 3 && typeof v[0] === 'number' && Array.isArray(v[1])));
 }
 
 /** What the store holds of one device: its own record (reported side) and its extra record. */

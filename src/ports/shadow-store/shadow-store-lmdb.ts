@@ -13,24 +13,31 @@ import { emptyDevice, mergeAttrs, newShadow, notifyStored, staleInBatch, type Cu
 import {
   EXTRA,
   extraOf,
+  extraOfStored,
   listsExactly,
+  ownOf,
+  storedExtra,
   storesExactly,
   type DeviceRecords,
-  flatten,
   splitLegacyRecords,
   toDevice,
   withExtra,
+  type FlatAttrs,
   type Key,
   type LegacyDevice,
+  type NumberedDevice,
+  type NumberedExtra,
   type Stored,
   type StoredDevice,
   type StoredExtra,
   type StoredHub,
 } from './shadow-store-lmdb-layout.js';
+import { NAMES_DB, StoredNames } from './shadow-store-lmdb-names.js';
 
 import { QueuedHub, UncommittedHubs, type QueuedDevice } from './shadow-store-lmdb-batch.js';
 
-export { decodeShadowRecords, type ShadowRecord } from './shadow-store-lmdb-layout.js';
+export { decodeShadowRecords, namesOf, type ShadowRecord } from './shadow-store-lmdb-layout.js';
+export { NAMES_DB } from './shadow-store-lmdb-names.js';
 
 export interface LmdbShadowStoreOptions {
   log: Logger;
@@ -58,7 +65,9 @@ const MAX_EPOCHS = 1_024;
  * rest under `[hubId, deviceId, 'x']` (lmdb's ordered keys put `hubId`, then `hubId` + separator +
  * device id, before any other hub id: strings escape the separator byte). The two sides are apart
  * so that the hot path (whose writes carry no kind) writes a report without reading anything
- * first; `load` is one range read.
+ * first; `load` is one range read. A record names its attribute key list, and the extra record
+ * its kind and model, by a number the store gives (StoredNames, sub-database `shadow-names`) and
+ * keeps the values alone; records written before numbering are read as they are.
  * A store written before the split is rewritten once, when it is opened.
  *
  * - `writeReported`/`writeCursor` return at once; the writes of one task (a turn's hub frames are
@@ -90,6 +99,8 @@ export class LmdbShadowStore implements ShadowStore {
   /** Batches refused because a newer session of their hub had written. */
   staleBatches = 0;
   private readonly db: Database<Stored, Key>;
+  /** attribute key lists, kinds and models numbered store-wide (sub-database `shadow-names`) */
+  private readonly names: StoredNames;
   private readonly log: Logger;
   private readonly batches: BatchObserver | undefined;
   /** the batch still taking writes; `start` queues its transaction (at once, or at the window's end) */
@@ -130,6 +141,7 @@ export class LmdbShadowStore implements ShadowStore {
   ) {
     this.db = data.db<Stored>('shadows') as unknown as Database<Stored, Key>;
     this.log = options.log;
+    this.names = new StoredNames(data.db<string[]>(NAMES_DB) as unknown as Database<string[], number>, options.log);
     this.batches = options.batches;
     this.batchWindowMs = options.batchWindowMs ?? 0;
     if (!(this.batchWindowMs >= 0 && this.batchWindowMs < Infinity)) throw new RangeError(`batchWindowMs must be ≥ 0, got ${this.batchWindowMs}`);
@@ -140,7 +152,9 @@ export class LmdbShadowStore implements ShadowStore {
     // a device not in the opened shadow, or a kind, changes what a list is checked against
     if (this.opened.size !== 0 && (device.kind !== undefined || this.opened.get(hubId)?.[deviceId] === undefined)) this.opened.delete(hubId);
     const hub = this.queue(hubId, epoch);
-    if (hub) hub.setDevice(deviceId, flatten(device.reported), device.reportedVersion, device.reportedAt, device.kind);
+    if (!hub) return;
+    const a: FlatAttrs = [];
+    hub.setDevice(deviceId, this.names.numberAttrs(device.reported, a), a, device.reportedVersion, device.reportedAt, device.kind);
   }
 
   writeCursor(hubId: string, cursor: SeqCursor, epoch = 0, stored?: CursorListener): void {
@@ -190,10 +204,10 @@ export class LmdbShadowStore implements ShadowStore {
       }
       if (!Array.isArray(key) || key[0] !== hubId) break; // the next hub
       // a device's own record sorts before its extra record
-      if (key.length === 2) shadow[key[1]] = toDevice(value as StoredDevice | LegacyDevice, undefined);
+      if (key.length === 2) shadow[key[1]] = toDevice(ownOf(value as StoredDevice | NumberedDevice | LegacyDevice, this.names), undefined);
       else {
         const device = shadow[key[1]];
-        if (device) withExtra(device, value as StoredExtra);
+        if (device) withExtra(device, extraOfStored(value as StoredExtra | NumberedExtra, this.names));
         else whole = false;
       }
     }
@@ -203,16 +217,16 @@ export class LmdbShadowStore implements ShadowStore {
   setDesired(hubId: string, deviceId: string, patch: Attrs): Promise<DeviceShadow> {
     this.opened.delete(hubId); // it may add the device
     return this.run(hubId, () => {
-      const stored = this.db.get([hubId, deviceId]) as StoredDevice | undefined;
-      const extra = this.db.get([hubId, deviceId, EXTRA]) as StoredExtra | undefined;
-      const device = stored ? toDevice(stored, extra) : emptyDevice();
+      const stored = this.db.get([hubId, deviceId]) as StoredDevice | NumberedDevice | undefined;
+      const extra = this.extraRecord(hubId, deviceId);
+      const device = stored ? toDevice(ownOf(stored, this.names), extra) : emptyDevice();
       // a first patch creates the device even when it changes nothing, as the other stores do
       if (!stored) void this.db.put([hubId, deviceId], [[], 0, 0]);
       const desired = { ...device.desired };
       if (!mergeAttrs(desired, patch)) return device;
       device.desired = desired;
       device.desiredVersion++;
-      void this.db.put([hubId, deviceId, EXTRA], extraOf(device));
+      void this.db.put([hubId, deviceId, EXTRA], storedExtra(extraOf(device), this.names));
       return device;
     });
   }
@@ -256,7 +270,7 @@ export class LmdbShadowStore implements ShadowStore {
         const model = d.m ?? extra?.[1] ?? null;
         // unchanged (a reconnecting hub's full list): nothing to write
         if (extra !== undefined && extra[0] === d.k && extra[1] === model) continue;
-        void this.db.put([hubId, d.d, EXTRA], [d.k, model, extra?.[2] ?? [], extra?.[3] ?? 0]);
+        void this.db.put([hubId, d.d, EXTRA], storedExtra([d.k, model, extra?.[2] ?? [], extra?.[3] ?? 0], this.names));
         changed = true;
       }
       return changed;
@@ -272,14 +286,20 @@ export class LmdbShadowStore implements ShadowStore {
       let records = out.get(key[1]);
       if (!records) out.set(key[1], (records = { own: false, extra: undefined }));
       if (key.length === 2) records.own = true;
-      else records.extra = value as StoredExtra;
+      else records.extra = extraOfStored(value as StoredExtra | NumberedExtra, this.names);
     }
     return out;
   }
 
   /** One device's records, read apart (for a partial list). */
   private recordsOf(hubId: string, deviceId: string): DeviceRecords {
-    return { own: this.db.get([hubId, deviceId]) !== undefined, extra: this.db.get([hubId, deviceId, EXTRA]) as StoredExtra | undefined };
+    return { own: this.db.get([hubId, deviceId]) !== undefined, extra: this.extraRecord(hubId, deviceId) };
+  }
+
+  /** A device's extra record in the form before numbering, if stored. */
+  private extraRecord(hubId: string, deviceId: string): StoredExtra | undefined {
+    const stored = this.db.get([hubId, deviceId, EXTRA]) as StoredExtra | NumberedExtra | undefined;
+    return stored && extraOfStored(stored, this.names);
   }
 
   /** Removes the device's records that `records` says are stored. */
@@ -451,10 +471,10 @@ export class LmdbShadowStore implements ShadowStore {
 
   /** A device's reported side, in the write transaction; with a kind (not the hub sessions' writes) its extra record too. */
   private putDevice(hubId: string, deviceId: string, e: QueuedDevice): Promise<unknown> {
-    const put = this.db.put([hubId, deviceId], [e.a, e.v, e.at]);
+    const put = this.db.put([hubId, deviceId], e.n < 0 ? [e.a, e.v, e.at] : [e.n, e.a, e.v, e.at]);
     if (e.k === undefined) return put;
-    const extra = this.db.get([hubId, deviceId, EXTRA]) as StoredExtra | undefined;
-    return extra?.[0] !== e.k ? this.db.put([hubId, deviceId, EXTRA], [e.k, extra?.[1] ?? null, extra?.[2] ?? [], extra?.[3] ?? 0]) : put;
+    const extra = this.extraRecord(hubId, deviceId);
+    return extra?.[0] !== e.k ? this.db.put([hubId, deviceId, EXTRA], storedExtra([e.k, extra?.[1] ?? null, extra?.[2] ?? [], extra?.[3] ?? 0], this.names)) : put;
   }
 
   private rememberEpoch(hubId: string, epoch: number): void {
@@ -490,8 +510,9 @@ export class LmdbShadowStore implements ShadowStore {
         },
         (err: unknown) => {
           this.#healthy = false;
-          // what the failed transaction wrote was not kept: the fence reads the entries again
+          // what the failed transaction wrote was not kept: the fence reads the entries again, the names which lists are stored
           this.epochs.clear();
+          this.names.recheck();
           this.log.error({ err }, 'shadow write transaction failed: its writes are lost, none acknowledged');
         },
       )
