@@ -35,13 +35,45 @@ describe('LmdbShadowStore layout', () => {
     expect(shadow.toString).toMatchObject({ reported: { t: 21.5 }, reportedVersion: 1, desired: {}, desiredVersion: 0 });
     expect(await store.loadCursor('h')).toEqual({ boot: 'boot-1', seq: 7 });
     expect(raw.get(['h', 'lamp']), 'the reported side alone').toEqual([['on', true], 3, 1_700_000_000_000]);
-    expect(raw.get(['h', 'lamp', 'x']), 'the rest').toEqual(['switch', 'SW-1', ['on', false, 'level', 10], 2]);
-    expect(raw.get(['h', 'toString', 'x']), 'no extra record while kind, model and desired are unset').toBeUndefined();
+    expect(raw.get(['h', '']), 'the rest, in the hub extras record (kind and model by number), none for a device without').toEqual(['lamp', expect.any(Number), ['on', false, 'level', 10], 2]);
+    expect(raw.get(['h', 'lamp', 'x'])).toBeUndefined();
 
     // a report written without reading the record (as sessions write: no kind) keeps the rest
     store.writeReported('h', 'lamp', { ...emptyDevice(), reported: { on: false }, reportedVersion: 4, reportedAt: 9 }, 2);
     await store.flush();
     expect((await store.load('h')).lamp).toEqual({ kind: 'switch', model: 'SW-1', reported: { on: false }, reportedVersion: 4, reportedAt: 9, desired: { on: false, level: 10 }, desiredVersion: 2 });
+    await store.close();
+  });
+
+  it('gathers the extra records of the split layout into one a hub, over a store larger than one chunk', async () => {
+    const data = await temp();
+    const raw = data.db<unknown>('shadows');
+    const layouts = data.db<unknown>('layouts');
+    const hubs = 1_500;
+    raw.transactionSync(() => {
+      void layouts.put('shadows', 2);
+      for (let h = 0; h < hubs; h++) {
+        void raw.put(`hub-${h}`, [1, 'b', h]);
+        for (let d = 0; d < 8; d++) {
+          void raw.put([`hub-${h}`, `d${d}`], [['v', h * 10 + d], 1, 5]);
+          // kinds on every device but d7; a desired side on d0; d1 in the form numbered before this layout (names unknown: read as none)
+          if (d === 1) void raw.put([`hub-${h}`, `d${d}`, 'x'], [999_999, [], 0]);
+          else if (d < 7) void raw.put([`hub-${h}`, `d${d}`, 'x'], [`kind-${d}`, d === 0 ? 'M-0' : null, d === 0 ? ['on', true] : [], d === 0 ? 3 : 0]);
+        }
+      }
+    });
+    const store = new LmdbShadowStore(data, { log });
+    expect([...raw.getKeys({})].filter((k) => Array.isArray(k) && k.length === 3), 'no extra record a device left').toEqual([]);
+    expect(raw.getKeysCount(), 'a hub: its entry, its extras and its 8 devices').toBe(hubs * 10);
+    for (const h of [0, 1, 777, hubs - 1]) {
+      const shadow = await store.load(`hub-${h}`);
+      expect(shadow.d0).toEqual({ kind: 'kind-0', model: 'M-0', reported: { v: h * 10 }, reportedVersion: 1, reportedAt: 5, desired: { on: true }, desiredVersion: 3 });
+      expect(shadow.d1).toMatchObject({ kind: undefined, reported: { v: h * 10 + 1 } });
+      expect(shadow.d6).toMatchObject({ kind: 'kind-6', model: undefined, reported: { v: h * 10 + 6 } });
+      expect(shadow.d7).toMatchObject({ kind: undefined, desiredVersion: 0, reported: { v: h * 10 + 7 } });
+      expect(await store.loadCursor(`hub-${h}`)).toEqual({ boot: 'b', seq: h });
+    }
+    for (let h = 0; h < hubs; h++) expect((await store.load(`hub-${h}`)).d5?.kind).toBe('kind-5');
     await store.close();
   });
 
@@ -70,6 +102,18 @@ describe('LmdbShadowStore layout', () => {
     await store.close();
   });
 
+  it('kinds of several devices of a hub in one batch are all kept, as puts or in a transaction', async () => {
+    const store = new LmdbShadowStore(await temp(), { log });
+    const device = (kind: string) => ({ ...emptyDevice(), kind, reported: { on: true }, reportedVersion: 1, reportedAt: 5 });
+    // 20 hubs: a batch large enough to go as plain puts (reads then see only what is committed); 1 hub: in a transaction
+    for (const hubs of [20, 1]) {
+      for (let h = 0; h < hubs; h++) for (const d of ['a', 'b', 'c']) store.writeReported(`${hubs}-${h}`, d, device(`kind-${d}`));
+      await store.flush();
+      for (let h = 0; h < hubs; h++) expect(await store.load(`${hubs}-${h}`)).toMatchObject({ a: { kind: 'kind-a' }, b: { kind: 'kind-b' }, c: { kind: 'kind-c' } });
+    }
+    await store.close();
+  });
+
   it('a hub reconnecting with the same devices writes no record; a changed kind or model is written', async () => {
     const data = await temp();
     const store = new LmdbShadowStore(data, { log });
@@ -82,7 +126,7 @@ describe('LmdbShadowStore layout', () => {
     await store.writeDevices('h', [{ d: 'lamp', k: 'switch' }], [], false);
     expect(puts).not.toHaveBeenCalled();
     await store.writeDevices('h', [{ d: 'lamp', k: 'switch', m: 'SW-2' }, { d: 'door', k: 'sensor.window' }], [], true);
-    expect(puts).toHaveBeenCalledTimes(2);
+    expect(puts, 'the hub extras record, one for both').toHaveBeenCalledTimes(1);
     puts.mockRestore();
     expect(await store.load('h')).toMatchObject({ lamp: { kind: 'switch', model: 'SW-2', desired: { on: true }, desiredVersion: 1 }, door: { kind: 'sensor.window' } });
     // the same full list again: not even a transaction (which would end the open batch)
@@ -146,13 +190,19 @@ describe('LmdbShadowStore layout', () => {
     const records = [...data.db<unknown>('shadows').getRange({})].map(({ key, value }) => ({ key, value }));
     const names = namesOf([...data.db<unknown>(NAMES_DB).getRange({})].map(({ key, value }) => ({ key, value })));
     const lamp = { kind: 'switch', model: 'SW-1', reported: { on: false }, reportedVersion: 1, reportedAt: 7, desired: { on: true }, desiredVersion: 1 };
-    expect(records.map((r) => r.value)[1], 'names numbered: values alone').toEqual([expect.any(Number), [false], 1, 7]);
+    expect(records.map((r) => r.key)).toEqual(['h', ['h', ''], ['h', 'lamp']]);
+    expect(records[2]!.value, 'names numbered: values alone').toEqual([expect.any(Number), [false], 1, 7]);
     expect([...decodeShadowRecords(records, names)]).toEqual([
       { type: 'hub', hubId: 'h', epoch: 1, cursor: { boot: 'b', seq: 4 } },
       { type: 'device', hubId: 'h', deviceId: 'lamp', device: lamp },
     ]);
     const legacy = [{ key: ['h', 'lamp'], value: ['switch', 'SW-1', ['on', false], 1, 7, ['on', true], 1] }];
     expect([...decodeShadowRecords(legacy)]).toEqual([{ type: 'device', hubId: 'h', deviceId: 'lamp', device: lamp }]);
+    const split = [
+      { key: ['h', 'lamp'], value: [['on', false], 1, 7] },
+      { key: ['h', 'lamp', 'x'], value: ['switch', 'SW-1', ['on', true], 1] },
+    ];
+    expect([...decodeShadowRecords(split)]).toEqual([{ type: 'device', hubId: 'h', deviceId: 'lamp', device: lamp }]);
     expect(() => [...decodeShadowRecords([{ key: ['h', 'lamp', 'x'], value: [null, [], 0] }])]).toThrow(TypeError);
     await store.close();
   });

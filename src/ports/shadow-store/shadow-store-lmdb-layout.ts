@@ -4,7 +4,6 @@
  * written in the layout before, the decoding of a backup's records, and whether a device list is
  * what the records hold.
  */
-import type { Database } from 'lmdb';
 import type { Attrs, AttrValue } from '../../../proto/frames.js';
 import { NO_DESIRED, type DeviceShadow, type HubShadow, type SeqCursor } from './shadow-store.js';
 import type { StoredNames } from './shadow-store-lmdb-names.js';
@@ -26,13 +25,19 @@ export type NumberedExtra = [number, FlatAttrs, number];
 export type LegacyDevice = [string | null, string | null, FlatAttrs, number, number, FlatAttrs, number];
 /** A hub: [the largest session epoch written, cursor boot, cursor seq]. */
 export type StoredHub = [number, string | null, number];
-export type Stored = StoredDevice | NumberedDevice | StoredExtra | NumberedExtra | LegacyDevice | StoredHub;
+/**
+ * Every device's rest (kind, model, desired) of one hub, under `[hubId, EXTRAS]`, four elements a
+ * device: [deviceId, kind and model (their number, or [kind, model]), desired, desiredVersion, ...].
+ * Absent while no device of the hub has any.
+ */
+export type HubExtras = Array<string | number | [string | null, string | null] | FlatAttrs>;
+export type Stored = StoredDevice | NumberedDevice | StoredExtra | NumberedExtra | LegacyDevice | StoredHub | HubExtras;
 export type Key = string | [string, string] | [string, string, typeof EXTRA];
 
-/** Third key element of a device's extra record: sorts right after the device's own record. */
+/** Third key element of a device's extra record (the layout before HubExtras): sorts right after the device's own record. */
 export const EXTRA = 'x';
-/** Shadow records in the split layout (the marker in sub-database `layouts` once migrated). */
-const SPLIT_LAYOUT = 2;
+/** Second key element of a hub's extras record: sorts after the hub's entry and before its devices, whose ids are 1-64 characters. */
+export const EXTRAS = '';
 
 export function flatten(a: Attrs): FlatAttrs {
   const out: FlatAttrs = [];
@@ -100,30 +105,43 @@ export function storedExtra(e: StoredExtra, names: StoredNames): StoredExtra | N
   return n < 0 ? e : [n, e[2], e[3]];
 }
 
-function fromDevice(d: DeviceShadow): StoredDevice {
+/** A hub's extras record, read: each device's rest in the form before numbering. */
+export function readHubExtras(v: HubExtras, names: NameLists): Map<string, StoredExtra> {
+  const out = new Map<string, StoredExtra>();
+  for (let i = 0; i + 3 < v.length; i += 4) {
+    const km = v[i + 1];
+    const list = typeof km === 'number' ? names.list(km) : (km as [string | null, string | null]);
+    out.set(v[i] as string, [list?.[0] ?? null, list?.[1] ?? null, v[i + 2] as FlatAttrs, v[i + 3] as number]);
+  }
+  return out;
+}
+
+/** A hub's extras record as written (undefined: none to keep), kind and model numbered where `names` numbers them. */
+export function hubExtrasRecord(extras: Map<string, StoredExtra>, names: StoredNames): HubExtras | undefined {
+  const out: HubExtras = [];
+  for (const [deviceId, [kind, model, desired, version]] of extras) {
+    if (kind === null && model === null && version === 0 && desired.length === 0) continue;
+    const n = kind === null ? -1 : names.numberList(model === null ? [kind] : [kind, model]);
+    out.push(deviceId, n < 0 ? [kind, model] : n, desired, version);
+  }
+  return out.length === 0 ? undefined : out;
+}
+
+export function isHubExtras(v: unknown): v is HubExtras {
+  if (!Array.isArray(v) || v.length % 4 !== 0) return false;
+  for (let i = 0; i < v.length; i += 4) {
+    const km = v[i + 1];
+    if (typeof v[i] !== 'string' || !(typeof km === 'number' || (Array.isArray(km) && km.length === 2)) || !Array.isArray(v[i + 2]) || typeof v[i + 3] !== 'number') return false;
+  }
+  return true;
+}
+
+export function fromDevice(d: DeviceShadow): StoredDevice {
   return [flatten(d.reported), d.reportedVersion, d.reportedAt];
 }
 
 export function extraOf(d: DeviceShadow): StoredExtra {
   return [d.kind ?? null, d.model ?? null, flatten(d.desired), d.desiredVersion];
-}
-
-/**
- * Rewrites a store of the layout before the split (one record per device with both sides) in one
- * transaction, once: the hot path writes a device's reported side without reading it, which would
- * drop the desired side of a record in the old layout.
- */
-export function splitLegacyRecords(db: Database<Stored, Key>, layouts: Database<number, string>): void {
-  if (layouts.get('shadows') === SPLIT_LAYOUT) return;
-  db.transactionSync(() => {
-    for (const { key, value } of db.getRange({})) {
-      if (!Array.isArray(key) || key.length !== 2 || !Array.isArray(value) || value.length !== 7) continue;
-      const device = toDevice(value as LegacyDevice, undefined);
-      void db.put(key, fromDevice(device));
-      if (device.kind !== undefined || device.model !== undefined || device.desiredVersion > 0) void db.put([key[0], key[1], EXTRA], extraOf(device));
-    }
-    void layouts.put('shadows', SPLIT_LAYOUT);
-  });
 }
 
 /** One record of sub-database `shadows` as a backup holds it, decoded (see `decodeShadowRecord`). */
@@ -133,12 +151,20 @@ export type ShadowRecord =
 
 /**
  * Decodes the records of sub-database `shadows` in key order (as a backup holds them): each hub's
- * own entry and each device, its extra record joined to it; either layout, numbered names looked
+ * own entry and each device, its extra record or its part of the hub's extras joined to it; any layout, numbered names looked
  * up in `names` (the backup's `shadow-names`, see `namesOf`). Throws a TypeError on anything else.
  */
 export function* decodeShadowRecords(records: Iterable<{ key: unknown; value: unknown }>, names: NameLists = NO_NAMES): Generator<ShadowRecord> {
   let held: Extract<ShadowRecord, { type: 'device' }> | null = null;
+  // the hub's extras record, which sorts before its devices
+  let extras: { hubId: string; devices: Map<string, StoredExtra> } | null = null;
   for (const { key, value } of records) {
+    if (Array.isArray(key) && key.length === 2 && key[1] === EXTRAS && typeof key[0] === 'string' && isHubExtras(value)) {
+      if (held) yield held;
+      held = null;
+      extras = { hubId: key[0], devices: readHubExtras(value, names) };
+      continue;
+    }
     if (Array.isArray(key) && key.length === 3 && key[2] === EXTRA && isExtra(value)) {
       // an extra record follows its device's own record
       if (!held || held.hubId !== key[0] || held.deviceId !== key[1]) throw new TypeError(`shadow record without its device: ${JSON.stringify(key)}`);
@@ -151,7 +177,7 @@ export function* decodeShadowRecords(records: Iterable<{ key: unknown; value: un
       const h = value as StoredHub;
       yield { type: 'hub', hubId: key, epoch: h[0], cursor: h[1] === null ? null : { boot: h[1], seq: h[2] } };
     } else if (Array.isArray(key) && key.length === 2 && typeof key[0] === 'string' && typeof key[1] === 'string' && isOwn(value)) {
-      held = { type: 'device', hubId: key[0], deviceId: key[1], device: toDevice(ownOf(value, names), undefined) };
+      held = { type: 'device', hubId: key[0], deviceId: key[1], device: toDevice(ownOf(value, names), extras?.hubId === key[0] ? extras.devices.get(key[1]) : undefined) };
     } else throw new TypeError(`not a shadow record: ${JSON.stringify(key)}`);
   }
   if (held) yield held;

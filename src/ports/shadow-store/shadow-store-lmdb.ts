@@ -11,27 +11,27 @@ import type { Logger } from '../../log/logger.js';
 import type { DataStore } from '../lmdb.js';
 import { emptyDevice, mergeAttrs, newShadow, notifyStored, staleInBatch, type CursorListener, type DeviceShadow, type HubShadow, type SeqCursor, type SessionStart, type ShadowStore } from './shadow-store.js';
 import {
-  EXTRA,
+  EXTRAS,
   extraOf,
-  extraOfStored,
+  hubExtrasRecord,
   listsExactly,
   ownOf,
-  storedExtra,
+  readHubExtras,
   storesExactly,
   type DeviceRecords,
-  splitLegacyRecords,
   toDevice,
   withExtra,
   type FlatAttrs,
+  type HubExtras,
   type Key,
   type LegacyDevice,
   type NumberedDevice,
-  type NumberedExtra,
   type Stored,
   type StoredDevice,
   type StoredExtra,
   type StoredHub,
 } from './shadow-store-lmdb-layout.js';
+import { migrateShadowRecords } from './shadow-store-lmdb-migrate.js';
 import { NAMES_DB, StoredNames } from './shadow-store-lmdb-names.js';
 
 import { QueuedHub, UncommittedHubs, type QueuedDevice } from './shadow-store-lmdb-batch.js';
@@ -60,15 +60,16 @@ const MAX_EPOCHS = 1_024;
 
 /**
  * Shadows on local disk (embedded default): sub-database `shadows`, keyed so that one hub is one
- * contiguous range: the hub's own entry under `hubId` (epoch and cursor), then per device its
- * reported side under `[hubId, deviceId]` and, once it has a kind, a model or a desired state, the
- * rest under `[hubId, deviceId, 'x']` (lmdb's ordered keys put `hubId`, then `hubId` + separator +
- * device id, before any other hub id: strings escape the separator byte). The two sides are apart
- * so that the hot path (whose writes carry no kind) writes a report without reading anything
- * first; `load` is one range read. A record names its attribute key list, and the extra record
- * its kind and model, by a number the store gives (StoredNames, sub-database `shadow-names`) and
- * keeps the values alone; records written before numbering are read as they are.
- * A store written before the split is rewritten once, when it is opened.
+ * contiguous range: the hub's own entry under `hubId` (epoch and cursor), then the rest of its
+ * devices (kind, model, desired: HubExtras) in one record under `[hubId, '']`, absent while none has
+ * any, then per device its reported side under `[hubId, deviceId]` (lmdb's ordered keys put
+ * `hubId`, then `hubId` + separator + element, before any other hub id: strings escape the
+ * separator byte). The sides are apart so that the hot path (whose writes carry no kind) writes a
+ * report without reading anything first; `load` is one range read. A record names its attribute
+ * key list, and the extras their kinds and models, by a number the store gives (StoredNames,
+ * sub-database `shadow-names`) and keeps the values alone: 10 records and about 1 KB of the file a
+ * hub of 8 devices, 17 and 1.7 KB before (BENCHMARKS, 2026-12-03 eighth).
+ * A store written in an earlier layout is rewritten once, when it is opened (shadow-store-lmdb-migrate.ts).
  *
  * - `writeReported`/`writeCursor` return at once; the writes of one task (a turn's hub frames are
  *   handled in one), or made while the last batch commits, are one batch, issued at the task's end
@@ -145,7 +146,7 @@ export class LmdbShadowStore implements ShadowStore {
     this.batches = options.batches;
     this.batchWindowMs = options.batchWindowMs ?? 0;
     if (!(this.batchWindowMs >= 0 && this.batchWindowMs < Infinity)) throw new RangeError(`batchWindowMs must be ≥ 0, got ${this.batchWindowMs}`);
-    splitLegacyRecords(this.db, data.db<number>('layouts') as unknown as Database<number, string>);
+    migrateShadowRecords(this.db, data.db<number>('layouts') as unknown as Database<number, string>, this.names);
   }
 
   writeReported(hubId: string, deviceId: string, device: DeviceShadow, epoch = 0): void {
@@ -196,6 +197,7 @@ export class LmdbShadowStore implements ShadowStore {
     const shadow = newShadow();
     let cursor: SeqCursor | null = null;
     let whole = true;
+    let extras: HubExtras | undefined;
     for (const { key, value } of this.db.getRange({ start: hubId })) {
       if (key === hubId) {
         const h = value as StoredHub;
@@ -203,11 +205,14 @@ export class LmdbShadowStore implements ShadowStore {
         continue;
       }
       if (!Array.isArray(key) || key[0] !== hubId) break; // the next hub
-      // a device's own record sorts before its extra record
-      if (key.length === 2) shadow[key[1]] = toDevice(ownOf(value as StoredDevice | NumberedDevice | LegacyDevice, this.names), undefined);
-      else {
-        const device = shadow[key[1]];
-        if (device) withExtra(device, extraOfStored(value as StoredExtra | NumberedExtra, this.names));
+      // the hub's extras sort before its devices
+      if (key[1] === EXTRAS) extras = value as HubExtras;
+      else shadow[key[1]] = toDevice(ownOf(value as StoredDevice | NumberedDevice | LegacyDevice, this.names), undefined);
+    }
+    if (extras) {
+      for (const [id, extra] of readHubExtras(extras, this.names)) {
+        const device = shadow[id];
+        if (device) withExtra(device, extra);
         else whole = false;
       }
     }
@@ -218,7 +223,8 @@ export class LmdbShadowStore implements ShadowStore {
     this.opened.delete(hubId); // it may add the device
     return this.run(hubId, () => {
       const stored = this.db.get([hubId, deviceId]) as StoredDevice | NumberedDevice | undefined;
-      const extra = this.extraRecord(hubId, deviceId);
+      const extras = this.extrasOf(hubId);
+      const extra = extras.get(deviceId);
       const device = stored ? toDevice(ownOf(stored, this.names), extra) : emptyDevice();
       // a first patch creates the device even when it changes nothing, as the other stores do
       if (!stored) void this.db.put([hubId, deviceId], [[], 0, 0]);
@@ -226,7 +232,8 @@ export class LmdbShadowStore implements ShadowStore {
       if (!mergeAttrs(desired, patch)) return device;
       device.desired = desired;
       device.desiredVersion++;
-      void this.db.put([hubId, deviceId, EXTRA], storedExtra(extraOf(device), this.names));
+      extras.set(deviceId, extraOf(device));
+      this.putExtras(hubId, extras);
       return device;
     });
   }
@@ -242,70 +249,74 @@ export class LmdbShadowStore implements ShadowStore {
       let changed = false;
       // read again in the transaction: a setDesired or remove may have committed since the check.
       // A full list reads the hub's records in one scan; a partial one (a device joining a hub
-      // that may have hundreds) reads its devices' records alone
-      const stored = full ? this.devicesOf(hubId) : null;
+      // that may have hundreds) reads its devices' own records alone
+      const extras = this.extrasOf(hubId);
+      const stored = full ? this.devicesOf(hubId, extras) : null;
+      let extrasChanged = false;
+      const removeDevice = (id: string, records: DeviceRecords): void => {
+        if (records.own) void this.db.remove([hubId, id]);
+        if (extras.delete(id)) extrasChanged = true;
+        changed = true;
+      };
       if (stored) {
         const keep = new Set(devices.map((d) => d.d));
-        for (const [id, records] of stored) {
-          if (keep.has(id)) continue;
-          this.removeDevice(hubId, id, records);
-          changed = true;
-        }
+        for (const [id, records] of stored) if (!keep.has(id)) removeDevice(id, records);
       }
       for (const id of left) {
-        const records = stored ? stored.get(id) : this.recordsOf(hubId, id);
-        if (records && (records.own || records.extra !== undefined)) {
-          this.removeDevice(hubId, id, records);
-          changed = true;
-        }
+        const records = stored ? stored.get(id) : { own: this.db.doesExist([hubId, id]), extra: extras.get(id) };
+        if (records && (records.own || records.extra !== undefined)) removeDevice(id, records);
         stored?.delete(id);
       }
       for (const d of devices) {
-        const records = stored ? stored.get(d.d) : this.recordsOf(hubId, d.d);
-        if (!records?.own) {
+        const own = stored ? stored.get(d.d)?.own === true : this.db.doesExist([hubId, d.d]);
+        if (!own) {
           void this.db.put([hubId, d.d], [[], 0, 0]);
           changed = true;
         }
-        const extra = records?.extra;
+        const extra = extras.get(d.d);
         const model = d.m ?? extra?.[1] ?? null;
         // unchanged (a reconnecting hub's full list): nothing to write
         if (extra !== undefined && extra[0] === d.k && extra[1] === model) continue;
-        void this.db.put([hubId, d.d, EXTRA], storedExtra([d.k, model, extra?.[2] ?? [], extra?.[3] ?? 0], this.names));
-        changed = true;
+        extras.set(d.d, [d.k, model, extra?.[2] ?? [], extra?.[3] ?? 0]);
+        extrasChanged = changed = true;
       }
+      if (extrasChanged) this.putExtras(hubId, extras);
       return changed;
     });
   }
 
-  /** The hub's device records in one scan: per device id, whether its own record is stored, and its extra record. */
-  private devicesOf(hubId: string): Map<string, DeviceRecords> {
+  /**
+   * The hub's device records in one scan: per device id, whether its own record is stored, and
+   * its part of the hub's extras (`extras`, read with the scan when not given).
+   */
+  private devicesOf(hubId: string, extras?: Map<string, StoredExtra>): Map<string, DeviceRecords> {
     const out = new Map<string, DeviceRecords>();
     for (const { key, value } of this.db.getRange({ start: hubId })) {
       if (key === hubId) continue;
       if (!Array.isArray(key) || key[0] !== hubId) break;
-      let records = out.get(key[1]);
-      if (!records) out.set(key[1], (records = { own: false, extra: undefined }));
-      if (key.length === 2) records.own = true;
-      else records.extra = extraOfStored(value as StoredExtra | NumberedExtra, this.names);
+      if (key[1] === EXTRAS) extras ??= readHubExtras(value as HubExtras, this.names);
+      else out.set(key[1], { own: true, extra: undefined });
+    }
+    if (extras) {
+      for (const [id, extra] of extras) {
+        const records = out.get(id);
+        if (records) records.extra = extra;
+        else out.set(id, { own: false, extra });
+      }
     }
     return out;
   }
 
-  /** One device's records, read apart (for a partial list). */
-  private recordsOf(hubId: string, deviceId: string): DeviceRecords {
-    return { own: this.db.get([hubId, deviceId]) !== undefined, extra: this.extraRecord(hubId, deviceId) };
+  /** Every device's rest (kind, model, desired) of the hub, by device id: its extras record read. */
+  private extrasOf(hubId: string): Map<string, StoredExtra> {
+    const stored = this.db.get([hubId, EXTRAS]) as HubExtras | undefined;
+    return stored ? readHubExtras(stored, this.names) : new Map();
   }
 
-  /** A device's extra record in the form before numbering, if stored. */
-  private extraRecord(hubId: string, deviceId: string): StoredExtra | undefined {
-    const stored = this.db.get([hubId, deviceId, EXTRA]) as StoredExtra | NumberedExtra | undefined;
-    return stored && extraOfStored(stored, this.names);
-  }
-
-  /** Removes the device's records that `records` says are stored. */
-  private removeDevice(hubId: string, deviceId: string, records: DeviceRecords): void {
-    if (records.own) void this.db.remove([hubId, deviceId]);
-    if (records.extra !== undefined) void this.db.remove([hubId, deviceId, EXTRA]);
+  /** Writes the hub's extras record (or removes it when no device has a rest). */
+  private putExtras(hubId: string, extras: Map<string, StoredExtra>): Promise<unknown> {
+    const record = hubExtrasRecord(extras, this.names);
+    return record ? this.db.put([hubId, EXTRAS], record) : this.db.remove([hubId, EXTRAS]);
   }
 
   async remove(hubId: string): Promise<void> {
@@ -449,6 +460,7 @@ export class LmdbShadowStore implements ShadowStore {
         }
         if (b.deviceId !== undefined) last = this.putDevice(hubId, b.deviceId, b);
         if (b.more) for (const [deviceId, e] of b.more) last = this.putDevice(hubId, deviceId, e);
+        last = this.putKinds(hubId, b) ?? last;
         // the hub entry last: a hub whose device writes threw keeps its old cursor
         const cursor = b.boot !== undefined;
         if (cursor || b.epoch > epoch) {
@@ -469,12 +481,30 @@ export class LmdbShadowStore implements ShadowStore {
     return last;
   }
 
-  /** A device's reported side, in the write transaction; with a kind (not the hub sessions' writes) its extra record too. */
+  /** A device's reported side, in the write transaction. */
   private putDevice(hubId: string, deviceId: string, e: QueuedDevice): Promise<unknown> {
-    const put = this.db.put([hubId, deviceId], e.n < 0 ? [e.a, e.v, e.at] : [e.n, e.a, e.v, e.at]);
-    if (e.k === undefined) return put;
-    const extra = this.extraRecord(hubId, deviceId);
-    return extra?.[0] !== e.k ? this.db.put([hubId, deviceId, EXTRA], storedExtra([e.k, extra?.[1] ?? null, extra?.[2] ?? [], extra?.[3] ?? 0], this.names)) : put;
+    return this.db.put([hubId, deviceId], e.n < 0 ? [e.a, e.v, e.at] : [e.n, e.a, e.v, e.at]);
+  }
+
+  /**
+   * The kinds a batch's reports carry (not the hub sessions' writes, which carry none): the hub's
+   * extras read once and written once if a kind changed; undefined when nothing is written.
+   */
+  private putKinds(hubId: string, b: QueuedHub): Promise<unknown> | undefined {
+    if (b.k === undefined && b.more === null) return undefined;
+    let extras: Map<string, StoredExtra> | undefined;
+    let changed = false;
+    const kind = (deviceId: string, k: string | undefined): void => {
+      if (k === undefined) return;
+      extras ??= this.extrasOf(hubId);
+      const extra = extras.get(deviceId);
+      if (extra?.[0] === k) return;
+      extras.set(deviceId, [k, extra?.[1] ?? null, extra?.[2] ?? [], extra?.[3] ?? 0]);
+      changed = true;
+    };
+    if (b.deviceId !== undefined) kind(b.deviceId, b.k);
+    if (b.more) for (const [deviceId, e] of b.more) kind(deviceId, e.k);
+    return changed ? this.putExtras(hubId, extras!) : undefined;
   }
 
   private rememberEpoch(hubId: string, epoch: number): void {
