@@ -77,6 +77,38 @@ describe('LmdbShadowStore layout', () => {
     await store.close();
   });
 
+  it('a rewrite stopped after its first chunk goes on at the next open, nothing lost', async () => {
+    const data = await temp();
+    const raw = data.db<unknown>('shadows');
+    const hubs = 1_500;
+    raw.transactionSync(() => {
+      void data.db<unknown>('layouts').put('shadows', 2);
+      for (let h = 0; h < hubs; h++) for (let d = 0; d < 8; d++) {
+        void raw.put([`hub-${h}`, `d${d}`], [['v', d], 1, 5]);
+        void raw.put([`hub-${h}`, `d${d}`, 'x'], ['switch', `M-${h}`, [], 0]);
+      }
+    });
+    const chunkTransaction = raw.transactionSync.bind(raw);
+    let calls = 0;
+    const stop = vi.spyOn(raw, 'transactionSync').mockImplementation(((body: () => unknown) => {
+      if (++calls === 2) throw new Error('killed');
+      return chunkTransaction(body);
+    }) as typeof raw.transactionSync);
+    expect(() => new LmdbShadowStore(data, { log })).toThrow('killed');
+    stop.mockRestore();
+    const left = [...raw.getKeys({})].filter((k) => Array.isArray(k) && k.length === 3).length;
+    expect(left, 'the first chunk rewritten, the rest not yet').toBeGreaterThan(0);
+    expect(left).toBeLessThan(hubs * 8);
+    const store = new LmdbShadowStore(data, { log });
+    expect([...raw.getKeys({})].filter((k) => Array.isArray(k) && k.length === 3)).toEqual([]);
+    for (let h = 0; h < hubs; h++) {
+      const shadow = await store.load(`hub-${h}`);
+      expect(Object.keys(shadow)).toHaveLength(8);
+      expect(shadow.d7).toMatchObject({ kind: 'switch', model: `M-${h}`, reported: { v: 7 } });
+    }
+    await store.close();
+  });
+
   it('splits once: a store opened again is not rewritten', async () => {
     const data = await temp();
     const first = new LmdbShadowStore(data, { log });

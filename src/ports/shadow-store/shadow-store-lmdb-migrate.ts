@@ -30,12 +30,17 @@ const CHUNK_RECORDS = 20_000;
 
 type Entry = { key: Key; value: Stored };
 
-/** Rewrites the records of an earlier layout in one transaction; nothing to do for a store in this one. */
+/**
+ * Rewrites the records of an earlier layout, a transaction for each chunk of whole hubs (a large
+ * store's rewrite is not one transaction's dirty pages in memory at once), then sets the marker.
+ * Stopped half way, it goes on at the next open: a hub already rewritten has nothing left to
+ * rewrite. Nothing to do for a store in this layout.
+ */
 export function migrateShadowRecords(db: Database<Stored, Key>, layouts: Database<number, string>, names: StoredNames): void {
   if ((layouts.get('shadows') ?? 0) >= HUB_EXTRAS_LAYOUT) return;
-  db.transactionSync(() => {
-    let start: Key | undefined;
-    do {
+  let start: Key | undefined;
+  do {
+    start = db.transactionSync(() => {
       // read a chunk of whole hubs, then write: no write while a range is being read
       const chunk: Entry[] = [];
       let next: Key | undefined;
@@ -47,10 +52,10 @@ export function migrateShadowRecords(db: Database<Stored, Key>, layouts: Databas
         chunk.push({ key, value });
       }
       rewrite(db, chunk, names);
-      start = next;
-    } while (start !== undefined);
-    void layouts.put('shadows', HUB_EXTRAS_LAYOUT);
-  });
+      return next;
+    });
+  } while (start !== undefined);
+  layouts.putSync('shadows', HUB_EXTRAS_LAYOUT);
 }
 
 function hubOf(key: Key): string {
