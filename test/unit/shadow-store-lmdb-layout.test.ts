@@ -35,8 +35,9 @@ describe('LmdbShadowStore layout', () => {
     expect(shadow.toString).toMatchObject({ reported: { t: 21.5 }, reportedVersion: 1, desired: {}, desiredVersion: 0 });
     expect(await store.loadCursor('h')).toEqual({ boot: 'boot-1', seq: 7 });
     expect(raw.get(['h', 'lamp']), 'the reported side alone').toEqual([['on', true], 3, 1_700_000_000_000]);
-    expect(raw.get(['h', '']), 'the rest, in the hub extras record (kind and model by number), none for a device without').toEqual(['lamp', expect.any(Number), ['on', false, 'level', 10], 2]);
-    expect(raw.get(['h', 'lamp', 'x'])).toBeUndefined();
+    expect(raw.get(['h', '']), 'kind and model in the hub kinds record, by number; none for a device without').toEqual(['lamp', expect.any(Number)]);
+    expect(raw.get(['h', 'lamp', 'x']), 'the desired side in a record of its own').toEqual([['on', false, 'level', 10], 2]);
+    expect(raw.get(['h', 'toString', 'x']), 'none while unset').toBeUndefined();
 
     // a report written without reading the record (as sessions write: no kind) keeps the rest
     store.writeReported('h', 'lamp', { ...emptyDevice(), reported: { on: false }, reportedVersion: 4, reportedAt: 9 }, 2);
@@ -45,7 +46,7 @@ describe('LmdbShadowStore layout', () => {
     await store.close();
   });
 
-  it('gathers the extra records of the split layout into one a hub, over a store larger than one chunk', async () => {
+  it('gathers kinds and models of the split layout into one record a hub, desired sides into their own, over a store larger than one chunk', async () => {
     const data = await temp();
     const raw = data.db<unknown>('shadows');
     const layouts = data.db<unknown>('layouts');
@@ -63,8 +64,8 @@ describe('LmdbShadowStore layout', () => {
       }
     });
     const store = new LmdbShadowStore(data, { log });
-    expect([...raw.getKeys({})].filter((k) => Array.isArray(k) && k.length === 3), 'no extra record a device left').toEqual([]);
-    expect(raw.getKeysCount(), 'a hub: its entry, its extras and its 8 devices').toBe(hubs * 10);
+    expect([...raw.getKeys({})].filter((k) => Array.isArray(k) && k.length === 3), 'a desired record for d0 alone').toHaveLength(hubs);
+    expect(raw.getKeysCount(), 'a hub: its entry, its kinds, its 8 devices and one desired side').toBe(hubs * 11);
     for (const h of [0, 1, 777, hubs - 1]) {
       const shadow = await store.load(`hub-${h}`);
       expect(shadow.d0).toEqual({ kind: 'kind-0', model: 'M-0', reported: { v: h * 10 }, reportedVersion: 1, reportedAt: 5, desired: { on: true }, desiredVersion: 3 });
@@ -131,6 +132,22 @@ describe('LmdbShadowStore layout', () => {
     store.writeReported('h', 'door', { ...emptyDevice(), kind: 'sensor.window', reported: { open: false }, reportedVersion: 2, reportedAt: 6 });
     await store.flush();
     expect((await store.load('h')).door).toMatchObject({ kind: 'sensor.window', model: 'D-1', reported: { open: false }, desired: { armed: true }, desiredVersion: 1 });
+    await store.close();
+  });
+
+  it('a desired change writes the desired record of its device alone, whatever the size of the hub', async () => {
+    const data = await temp();
+    const store = new LmdbShadowStore(data, { log });
+    await store.writeDevices('h', Array.from({ length: 100 }, (_, i) => ({ d: `d${i}`, k: 'switch', m: 'SW-1' })), [], true);
+    for (let i = 0; i < 100; i++) await store.setDesired('h', `d${i}`, { on: true, level: i });
+    const puts = vi.spyOn(data.db<unknown>('shadows'), 'put');
+    expect(await store.setDesired('h', 'd42', { level: 1 })).toMatchObject({ kind: 'switch', model: 'SW-1', desired: { on: true, level: 1 }, desiredVersion: 2 });
+    expect(puts.mock.calls.map((c) => c[0])).toEqual([['h', 'd42', 'x']]);
+    puts.mockRestore();
+    expect((await store.load('h')).d42).toMatchObject({ kind: 'switch', desired: { on: true, level: 1 }, desiredVersion: 2 });
+    // a device that leaves takes its desired record with it
+    await store.writeDevices('h', [], ['d42'], false);
+    expect(data.db<unknown>('shadows').get(['h', 'd42', 'x'])).toBeUndefined();
     await store.close();
   });
 
@@ -222,7 +239,7 @@ describe('LmdbShadowStore layout', () => {
     const records = [...data.db<unknown>('shadows').getRange({})].map(({ key, value }) => ({ key, value }));
     const names = namesOf([...data.db<unknown>(NAMES_DB).getRange({})].map(({ key, value }) => ({ key, value })));
     const lamp = { kind: 'switch', model: 'SW-1', reported: { on: false }, reportedVersion: 1, reportedAt: 7, desired: { on: true }, desiredVersion: 1 };
-    expect(records.map((r) => r.key)).toEqual(['h', ['h', ''], ['h', 'lamp']]);
+    expect(records.map((r) => r.key)).toEqual(['h', ['h', ''], ['h', 'lamp'], ['h', 'lamp', 'x']]);
     expect(records[2]!.value, 'names numbered: values alone').toEqual([expect.any(Number), [false], 1, 7]);
     expect([...decodeShadowRecords(records, names)]).toEqual([
       { type: 'hub', hubId: 'h', epoch: 1, cursor: { boot: 'b', seq: 4 } },

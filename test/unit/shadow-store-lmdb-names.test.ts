@@ -40,7 +40,7 @@ describe('LmdbShadowStore numbered names', () => {
     const t1 = raw.get(['h', 't1']) as unknown[];
     expect(t1, 'the key list by number, its values in order').toEqual([expect.any(Number), [21.5, 80], 1, 5]);
     expect(raw.get(['h', 't2'])).toEqual([t1[0], [19, 75], 1, 5]);
-    expect(raw.get(['h', '']), 'kind and model by number, in the hub extras record').toEqual(['t1', expect.any(Number), [], 0, 't2', expect.any(Number), [], 0]);
+    expect(raw.get(['h', '']), 'kind and model by number, in the hub kinds record').toEqual(['t1', expect.any(Number), 't2', expect.any(Number)]);
     expect(data.db<unknown>(NAMES_DB).get(t1[0] as number)).toEqual(['temperature', 'battery']);
     await data.close();
 

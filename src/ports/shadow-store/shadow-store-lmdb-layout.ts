@@ -17,27 +17,35 @@ export type FlatAttrs = Array<string | AttrValue>;
 export type StoredDevice = [FlatAttrs, number, number];
 /** The same with its key list numbered (StoredNames): [key list's number, values in its order, reportedVersion, reportedAt]. */
 export type NumberedDevice = [number, AttrValue[], number, number];
-/** The rest of a device: [kind, model, desired, desiredVersion], under `[hubId, deviceId, EXTRA]`; absent while all are unset. */
+/**
+ * The rest of a device: [kind, model, desired, desiredVersion]. As read and written here; stored
+ * so (or as NumberedExtra) under `[hubId, deviceId, EXTRA]` in the layout before HubKinds.
+ */
 export type StoredExtra = [string | null, string | null, FlatAttrs, number];
-/** The same with [kind] or [kind, model] numbered: [its number, desired, desiredVersion]. */
+/** The same with [kind] or [kind, model] numbered: [its number, desired, desiredVersion] (the layout before HubKinds). */
 export type NumberedExtra = [number, FlatAttrs, number];
+/** A device's desired side: [desired, desiredVersion], under `[hubId, deviceId, EXTRA]`; absent while unset. */
+export type StoredDesired = [FlatAttrs, number];
+/** A device's kind and model as held in memory. */
+export type KindModel = readonly [string | null, string | null];
 /** A device in the layout before the split (both sides in one record): [kind, model, reported, reportedVersion, reportedAt, desired, desiredVersion]. */
 export type LegacyDevice = [string | null, string | null, FlatAttrs, number, number, FlatAttrs, number];
 /** A hub: [the largest session epoch written, cursor boot, cursor seq]. */
 export type StoredHub = [number, string | null, number];
 /**
- * Every device's rest (kind, model, desired) of one hub, under `[hubId, EXTRAS]`, four elements a
- * device: [deviceId, kind and model (their number, or [kind, model]), desired, desiredVersion, ...].
- * Absent while no device of the hub has any.
+ * Every device's kind and model of one hub, under `[hubId, KINDS]`, two elements a device:
+ * [deviceId, their number (StoredNames) or [kind, model], ...]. Absent while no device has either.
+ * Bounded by the hub's device limit; desired sides stay in records of their own (StoredDesired), so
+ * a desired change writes its device's alone.
  */
-export type HubExtras = Array<string | number | [string | null, string | null] | FlatAttrs>;
-export type Stored = StoredDevice | NumberedDevice | StoredExtra | NumberedExtra | LegacyDevice | StoredHub | HubExtras;
+export type HubKinds = Array<string | number | KindModel>;
+export type Stored = StoredDevice | NumberedDevice | StoredExtra | NumberedExtra | StoredDesired | LegacyDevice | StoredHub | HubKinds;
 export type Key = string | [string, string] | [string, string, typeof EXTRA];
 
-/** Third key element of a device's extra record (the layout before HubExtras): sorts right after the device's own record. */
+/** Third key element of a device's desired record (before HubKinds, its extra record): sorts right after the device's own record. */
 export const EXTRA = 'x';
-/** Second key element of a hub's extras record: sorts after the hub's entry and before its devices, whose ids are 1-64 characters. */
-export const EXTRAS = '';
+/** Second key element of a hub's kinds record: sorts after the hub's entry and before its devices, whose ids are 1-64 characters. */
+export const KINDS = '';
 
 export function flatten(a: Attrs): FlatAttrs {
   const out: FlatAttrs = [];
@@ -98,42 +106,59 @@ export function extraOfStored(s: StoredExtra | NumberedExtra, names: NameLists):
   return [list?.[0] ?? null, list?.[1] ?? null, s[1], s[2]];
 }
 
-/** An extra record as written: kind and model numbered when there is a kind and `names` numbers them. */
-export function storedExtra(e: StoredExtra, names: StoredNames): StoredExtra | NumberedExtra {
-  if (e[0] === null) return e;
-  const n = names.numberList(e[1] === null ? [e[0]] : [e[0], e[1]]);
-  return n < 0 ? e : [n, e[2], e[3]];
-}
-
-/** A hub's extras record, read: each device's rest in the form before numbering. */
-export function readHubExtras(v: HubExtras, names: NameLists): Map<string, StoredExtra> {
-  const out = new Map<string, StoredExtra>();
-  for (let i = 0; i + 3 < v.length; i += 4) {
-    const km = v[i + 1];
-    const list = typeof km === 'number' ? names.list(km) : (km as [string | null, string | null]);
-    out.set(v[i] as string, [list?.[0] ?? null, list?.[1] ?? null, v[i + 2] as FlatAttrs, v[i + 3] as number]);
+/** A hub's kinds record, read: each device's kind and model. */
+export function readHubKinds(v: HubKinds, names: NameLists): Map<string, KindModel> {
+  const out = new Map<string, KindModel>();
+  for (let i = 0; i + 1 < v.length; i += 2) {
+    const km = v[i + 1]!;
+    const list = typeof km === 'number' ? names.list(km) : (km as KindModel);
+    out.set(v[i] as string, [list?.[0] ?? null, list?.[1] ?? null]);
   }
   return out;
 }
 
-/** A hub's extras record as written (undefined: none to keep), kind and model numbered where `names` numbers them. */
-export function hubExtrasRecord(extras: Map<string, StoredExtra>, names: StoredNames): HubExtras | undefined {
-  const out: HubExtras = [];
-  for (const [deviceId, [kind, model, desired, version]] of extras) {
-    if (kind === null && model === null && version === 0 && desired.length === 0) continue;
+/** A hub's kinds record as written (undefined: none to keep), numbered where `names` numbers them. */
+export function hubKindsRecord(kinds: Map<string, KindModel>, names: StoredNames): HubKinds | undefined {
+  const out: HubKinds = [];
+  for (const [deviceId, [kind, model]] of kinds) {
+    if (kind === null && model === null) continue;
     const n = kind === null ? -1 : names.numberList(model === null ? [kind] : [kind, model]);
-    out.push(deviceId, n < 0 ? [kind, model] : n, desired, version);
+    out.push(deviceId, n < 0 ? [kind, model] : n);
   }
   return out.length === 0 ? undefined : out;
 }
 
-export function isHubExtras(v: unknown): v is HubExtras {
-  if (!Array.isArray(v) || v.length % 4 !== 0) return false;
-  for (let i = 0; i < v.length; i += 4) {
+export function isHubKinds(v: unknown): v is HubKinds {
+  if (!Array.isArray(v) || v.length % 2 !== 0) return false;
+  for (let i = 0; i < v.length; i += 2) {
     const km = v[i + 1];
-    if (typeof v[i] !== 'string' || !(typeof km === 'number' || (Array.isArray(km) && km.length === 2)) || !Array.isArray(v[i + 2]) || typeof v[i + 3] !== 'number') return false;
+    if (typeof v[i] !== 'string' || !(typeof km === 'number' || (Array.isArray(km) && km.length === 2))) return false;
   }
   return true;
+}
+
+export function isDesired(v: unknown): v is StoredDesired {
+  return Array.isArray(v) && v.length === 2 && Array.isArray(v[0]) && typeof v[1] === 'number';
+}
+
+/** A device's desired record as written (undefined: none to keep). */
+export function desiredRecord(d: DeviceShadow): StoredDesired | undefined {
+  const desired = flatten(d.desired);
+  return desired.length === 0 && d.desiredVersion === 0 ? undefined : [desired, d.desiredVersion];
+}
+
+/** `device` with its stored kind and model. */
+export function withKind(device: DeviceShadow, km: KindModel): DeviceShadow {
+  device.kind = km[0] ?? undefined;
+  device.model = km[1] ?? undefined;
+  return device;
+}
+
+/** `device` with its stored desired side. */
+export function withDesired(device: DeviceShadow, d: StoredDesired): DeviceShadow {
+  device.desired = d[0].length === 0 ? NO_DESIRED : unflatten(d[0]);
+  device.desiredVersion = d[1];
+  return device;
 }
 
 export function fromDevice(d: DeviceShadow): StoredDevice {
@@ -151,24 +176,25 @@ export type ShadowRecord =
 
 /**
  * Decodes the records of sub-database `shadows` in key order (as a backup holds them): each hub's
- * own entry and each device, its extra record or its part of the hub's extras joined to it; any layout, numbered names looked
+ * own entry and each device, its kind and model (the hub's kinds record) and desired record joined to it; any layout, numbered names looked
  * up in `names` (the backup's `shadow-names`, see `namesOf`). Throws a TypeError on anything else.
  */
 export function* decodeShadowRecords(records: Iterable<{ key: unknown; value: unknown }>, names: NameLists = NO_NAMES): Generator<ShadowRecord> {
   let held: Extract<ShadowRecord, { type: 'device' }> | null = null;
-  // the hub's extras record, which sorts before its devices
-  let extras: { hubId: string; devices: Map<string, StoredExtra> } | null = null;
+  // the hub's kinds record, which sorts before its devices
+  let kinds: { hubId: string; devices: Map<string, KindModel> } | null = null;
   for (const { key, value } of records) {
-    if (Array.isArray(key) && key.length === 2 && key[1] === EXTRAS && typeof key[0] === 'string' && isHubExtras(value)) {
+    if (Array.isArray(key) && key.length === 2 && key[1] === KINDS && typeof key[0] === 'string' && isHubKinds(value)) {
       if (held) yield held;
       held = null;
-      extras = { hubId: key[0], devices: readHubExtras(value, names) };
+      kinds = { hubId: key[0], devices: readHubKinds(value, names) };
       continue;
     }
-    if (Array.isArray(key) && key.length === 3 && key[2] === EXTRA && isExtra(value)) {
-      // an extra record follows its device's own record
+    if (Array.isArray(key) && key.length === 3 && key[2] === EXTRA && (isDesired(value) || isExtra(value))) {
+      // a desired (or, before HubKinds, extra) record follows its device's own record
       if (!held || held.hubId !== key[0] || held.deviceId !== key[1]) throw new TypeError(`shadow record without its device: ${JSON.stringify(key)}`);
-      withExtra(held.device, extraOfStored(value, names));
+      if (isDesired(value)) withDesired(held.device, value);
+      else withExtra(held.device, extraOfStored(value, names));
       continue;
     }
     if (held) yield held;
@@ -177,7 +203,9 @@ export function* decodeShadowRecords(records: Iterable<{ key: unknown; value: un
       const h = value as StoredHub;
       yield { type: 'hub', hubId: key, epoch: h[0], cursor: h[1] === null ? null : { boot: h[1], seq: h[2] } };
     } else if (Array.isArray(key) && key.length === 2 && typeof key[0] === 'string' && typeof key[1] === 'string' && isOwn(value)) {
-      held = { type: 'device', hubId: key[0], deviceId: key[1], device: toDevice(ownOf(value, names), extras?.hubId === key[0] ? extras.devices.get(key[1]) : undefined) };
+      const device = toDevice(ownOf(value, names), undefined);
+      const km = kinds?.hubId === key[0] ? kinds.devices.get(key[1]) : undefined;
+      held = { type: 'device', hubId: key[0], deviceId: key[1], device: km ? withKind(device, km) : device };
     } else throw new TypeError(`not a shadow record: ${JSON.stringify(key)}`);
   }
   if (held) yield held;
@@ -203,10 +231,11 @@ function isExtra(v: unknown): v is StoredExtra | NumberedExtra {
   return Array.isArray(v) && (v.length === 4 || (v.length === 3 && typeof v[0] === 'number' && Array.isArray(v[1])));
 }
 
-/** What the store holds of one device: its own record (reported side) and its extra record. */
+/** What the store holds of one device: its own record (reported side) and its kind and model. */
 export interface DeviceRecords {
   own: boolean;
-  extra: StoredExtra | undefined;
+  /** its entry in the hub's kinds record */
+  kind: KindModel | undefined;
 }
 
 /** True when `stored` is `devices`, none more, each with its kind and (if given) model. */
@@ -214,8 +243,8 @@ export function storesExactly(stored: Map<string, DeviceRecords>, devices: Array
   let listed = 0;
   for (const d of devices) {
     const records = stored.get(d.d);
-    const extra = records?.extra;
-    if (!records?.own || extra === undefined || extra[0] !== d.k || (d.m !== undefined && extra[1] !== d.m)) return false;
+    const kind = records?.kind;
+    if (!records?.own || kind === undefined || kind[0] !== d.k || (d.m !== undefined && kind[1] !== d.m)) return false;
     listed++;
   }
   // a device listed twice counts twice: the list is then not the stored set, and is written

@@ -11,24 +11,27 @@ import type { Logger } from '../../log/logger.js';
 import type { DataStore } from '../lmdb.js';
 import { emptyDevice, mergeAttrs, newShadow, notifyStored, staleInBatch, type CursorListener, type DeviceShadow, type HubShadow, type SeqCursor, type SessionStart, type ShadowStore } from './shadow-store.js';
 import {
-  EXTRAS,
-  extraOf,
-  hubExtrasRecord,
+  desiredRecord,
+  EXTRA,
+  hubKindsRecord,
+  KINDS,
   listsExactly,
   ownOf,
-  readHubExtras,
+  readHubKinds,
   storesExactly,
   type DeviceRecords,
   toDevice,
-  withExtra,
+  withDesired,
+  withKind,
   type FlatAttrs,
-  type HubExtras,
+  type HubKinds,
+  type KindModel,
   type Key,
   type LegacyDevice,
   type NumberedDevice,
   type Stored,
+  type StoredDesired,
   type StoredDevice,
-  type StoredExtra,
   type StoredHub,
 } from './shadow-store-lmdb-layout.js';
 import { migrateShadowRecords } from './shadow-store-lmdb-migrate.js';
@@ -60,13 +63,14 @@ const MAX_EPOCHS = 1_024;
 
 /**
  * Shadows on local disk (embedded default): sub-database `shadows`, keyed so that one hub is one
- * contiguous range: the hub's own entry under `hubId` (epoch and cursor), then the rest of its
- * devices (kind, model, desired: HubExtras) in one record under `[hubId, '']`, absent while none has
- * any, then per device its reported side under `[hubId, deviceId]` (lmdb's ordered keys put
- * `hubId`, then `hubId` + separator + element, before any other hub id: strings escape the
- * separator byte). The sides are apart so that the hot path (whose writes carry no kind) writes a
- * report without reading anything first; `load` is one range read. A record names its attribute
- * key list, and the extras their kinds and models, by a number the store gives (StoredNames,
+ * contiguous range: the hub's own entry under `hubId` (epoch and cursor), then its devices' kinds
+ * and models (HubKinds) in one record under `[hubId, '']`, absent while none has any, then per
+ * device its reported side under `[hubId, deviceId]` and, once it has a desired side, that under
+ * `[hubId, deviceId, 'x']` (lmdb's ordered keys put `hubId`, then `hubId` + separator + element,
+ * before any other hub id: strings escape the separator byte). The sides are apart so that the hot
+ * path (whose writes carry no kind) writes a report without reading anything first, and a desired
+ * change writes its device's record alone; `load` is one range read. A record names its attribute
+ * key list, and the kinds record kinds and models, by a number the store gives (StoredNames,
  * sub-database `shadow-names`) and keeps the values alone: 10 records and about 1 KB of the file a
  * hub of 8 devices, 17 and 1.7 KB before (BENCHMARKS, 2026-12-03 eighth).
  * A store written in an earlier layout is rewritten once, when it is opened (shadow-store-lmdb-migrate.ts).
@@ -197,7 +201,7 @@ export class LmdbShadowStore implements ShadowStore {
     const shadow = newShadow();
     let cursor: SeqCursor | null = null;
     let whole = true;
-    let extras: HubExtras | undefined;
+    let kinds: HubKinds | undefined;
     for (const { key, value } of this.db.getRange({ start: hubId })) {
       if (key === hubId) {
         const h = value as StoredHub;
@@ -205,14 +209,19 @@ export class LmdbShadowStore implements ShadowStore {
         continue;
       }
       if (!Array.isArray(key) || key[0] !== hubId) break; // the next hub
-      // the hub's extras sort before its devices
-      if (key[1] === EXTRAS) extras = value as HubExtras;
-      else shadow[key[1]] = toDevice(ownOf(value as StoredDevice | NumberedDevice | LegacyDevice, this.names), undefined);
+      // the hub's kinds sort before its devices, a device's own record before its desired one
+      if (key[1] === KINDS) kinds = value as HubKinds;
+      else if (key.length === 2) shadow[key[1]] = toDevice(ownOf(value as StoredDevice | NumberedDevice | LegacyDevice, this.names), undefined);
+      else {
+        const device = shadow[key[1]];
+        if (device) withDesired(device, value as StoredDesired);
+        else whole = false;
+      }
     }
-    if (extras) {
-      for (const [id, extra] of readHubExtras(extras, this.names)) {
+    if (kinds) {
+      for (const [id, km] of readHubKinds(kinds, this.names)) {
         const device = shadow[id];
-        if (device) withExtra(device, extra);
+        if (device) withKind(device, km);
         else whole = false;
       }
     }
@@ -223,17 +232,18 @@ export class LmdbShadowStore implements ShadowStore {
     this.opened.delete(hubId); // it may add the device
     return this.run(hubId, () => {
       const stored = this.db.get([hubId, deviceId]) as StoredDevice | NumberedDevice | undefined;
-      const extras = this.extrasOf(hubId);
-      const extra = extras.get(deviceId);
-      const device = stored ? toDevice(ownOf(stored, this.names), extra) : emptyDevice();
+      const device = stored ? toDevice(ownOf(stored, this.names), undefined) : emptyDevice();
+      const km = this.kindsOf(hubId).get(deviceId);
+      if (km) withKind(device, km);
+      const desiredStored = this.db.get([hubId, deviceId, EXTRA]) as StoredDesired | undefined;
+      if (desiredStored) withDesired(device, desiredStored);
       // a first patch creates the device even when it changes nothing, as the other stores do
       if (!stored) void this.db.put([hubId, deviceId], [[], 0, 0]);
       const desired = { ...device.desired };
       if (!mergeAttrs(desired, patch)) return device;
       device.desired = desired;
       device.desiredVersion++;
-      extras.set(deviceId, extraOf(device));
-      this.putExtras(hubId, extras);
+      void this.db.put([hubId, deviceId, EXTRA], desiredRecord(device)!);
       return device;
     });
   }
@@ -250,12 +260,14 @@ export class LmdbShadowStore implements ShadowStore {
       // read again in the transaction: a setDesired or remove may have committed since the check.
       // A full list reads the hub's records in one scan; a partial one (a device joining a hub
       // that may have hundreds) reads its devices' own records alone
-      const extras = this.extrasOf(hubId);
-      const stored = full ? this.devicesOf(hubId, extras) : null;
-      let extrasChanged = false;
+      const kinds = this.kindsOf(hubId);
+      const stored = full ? this.devicesOf(hubId, kinds) : null;
+      let kindsChanged = false;
       const removeDevice = (id: string, records: DeviceRecords): void => {
+        // its desired record too, if any
         if (records.own) void this.db.remove([hubId, id]);
-        if (extras.delete(id)) extrasChanged = true;
+        void this.db.remove([hubId, id, EXTRA]);
+        if (kinds.delete(id)) kindsChanged = true;
         changed = true;
       };
       if (stored) {
@@ -263,8 +275,8 @@ export class LmdbShadowStore implements ShadowStore {
         for (const [id, records] of stored) if (!keep.has(id)) removeDevice(id, records);
       }
       for (const id of left) {
-        const records = stored ? stored.get(id) : { own: this.db.doesExist([hubId, id]), extra: extras.get(id) };
-        if (records && (records.own || records.extra !== undefined)) removeDevice(id, records);
+        const records = stored ? stored.get(id) : { own: this.db.doesExist([hubId, id]), kind: kinds.get(id) };
+        if (records && (records.own || records.kind !== undefined)) removeDevice(id, records);
         stored?.delete(id);
       }
       for (const d of devices) {
@@ -273,50 +285,50 @@ export class LmdbShadowStore implements ShadowStore {
           void this.db.put([hubId, d.d], [[], 0, 0]);
           changed = true;
         }
-        const extra = extras.get(d.d);
-        const model = d.m ?? extra?.[1] ?? null;
+        const km = kinds.get(d.d);
+        const model = d.m ?? km?.[1] ?? null;
         // unchanged (a reconnecting hub's full list): nothing to write
-        if (extra !== undefined && extra[0] === d.k && extra[1] === model) continue;
-        extras.set(d.d, [d.k, model, extra?.[2] ?? [], extra?.[3] ?? 0]);
-        extrasChanged = changed = true;
+        if (km !== undefined && km[0] === d.k && km[1] === model) continue;
+        kinds.set(d.d, [d.k, model]);
+        kindsChanged = changed = true;
       }
-      if (extrasChanged) this.putExtras(hubId, extras);
+      if (kindsChanged) this.putKindsRecord(hubId, kinds);
       return changed;
     });
   }
 
   /**
    * The hub's device records in one scan: per device id, whether its own record is stored, and
-   * its part of the hub's extras (`extras`, read with the scan when not given).
+   * its kind and model (`kinds`, read with the scan when not given).
    */
-  private devicesOf(hubId: string, extras?: Map<string, StoredExtra>): Map<string, DeviceRecords> {
+  private devicesOf(hubId: string, kinds?: Map<string, KindModel>): Map<string, DeviceRecords> {
     const out = new Map<string, DeviceRecords>();
     for (const { key, value } of this.db.getRange({ start: hubId })) {
       if (key === hubId) continue;
       if (!Array.isArray(key) || key[0] !== hubId) break;
-      if (key[1] === EXTRAS) extras ??= readHubExtras(value as HubExtras, this.names);
-      else out.set(key[1], { own: true, extra: undefined });
+      if (key[1] === KINDS) kinds ??= readHubKinds(value as HubKinds, this.names);
+      else if (key.length === 2) out.set(key[1], { own: true, kind: undefined });
     }
-    if (extras) {
-      for (const [id, extra] of extras) {
+    if (kinds) {
+      for (const [id, km] of kinds) {
         const records = out.get(id);
-        if (records) records.extra = extra;
-        else out.set(id, { own: false, extra });
+        if (records) records.kind = km;
+        else out.set(id, { own: false, kind: km });
       }
     }
     return out;
   }
 
-  /** Every device's rest (kind, model, desired) of the hub, by device id: its extras record read. */
-  private extrasOf(hubId: string): Map<string, StoredExtra> {
-    const stored = this.db.get([hubId, EXTRAS]) as HubExtras | undefined;
-    return stored ? readHubExtras(stored, this.names) : new Map();
+  /** Every device's kind and model of the hub, by device id: its kinds record read. */
+  private kindsOf(hubId: string): Map<string, KindModel> {
+    const stored = this.db.get([hubId, KINDS]) as HubKinds | undefined;
+    return stored ? readHubKinds(stored, this.names) : new Map();
   }
 
-  /** Writes the hub's extras record (or removes it when no device has a rest). */
-  private putExtras(hubId: string, extras: Map<string, StoredExtra>): Promise<unknown> {
-    const record = hubExtrasRecord(extras, this.names);
-    return record ? this.db.put([hubId, EXTRAS], record) : this.db.remove([hubId, EXTRAS]);
+  /** Writes the hub's kinds record (or removes it when no device has a kind or model). */
+  private putKindsRecord(hubId: string, kinds: Map<string, KindModel>): Promise<unknown> {
+    const record = hubKindsRecord(kinds, this.names);
+    return record ? this.db.put([hubId, KINDS], record) : this.db.remove([hubId, KINDS]);
   }
 
   async remove(hubId: string): Promise<void> {
@@ -488,23 +500,23 @@ export class LmdbShadowStore implements ShadowStore {
 
   /**
    * The kinds a batch's reports carry (not the hub sessions' writes, which carry none): the hub's
-   * extras read once and written once if a kind changed; undefined when nothing is written.
+   * kinds record read once and written once if a kind changed; undefined when nothing is written.
    */
   private putKinds(hubId: string, b: QueuedHub): Promise<unknown> | undefined {
     if (b.k === undefined && b.more === null) return undefined;
-    let extras: Map<string, StoredExtra> | undefined;
+    let kinds: Map<string, KindModel> | undefined;
     let changed = false;
     const kind = (deviceId: string, k: string | undefined): void => {
       if (k === undefined) return;
-      extras ??= this.extrasOf(hubId);
-      const extra = extras.get(deviceId);
-      if (extra?.[0] === k) return;
-      extras.set(deviceId, [k, extra?.[1] ?? null, extra?.[2] ?? [], extra?.[3] ?? 0]);
+      kinds ??= this.kindsOf(hubId);
+      const km = kinds.get(deviceId);
+      if (km?.[0] === k) return;
+      kinds.set(deviceId, [k, km?.[1] ?? null]);
       changed = true;
     };
     if (b.deviceId !== undefined) kind(b.deviceId, b.k);
     if (b.more) for (const [deviceId, e] of b.more) kind(deviceId, e.k);
-    return changed ? this.putExtras(hubId, extras!) : undefined;
+    return changed ? this.putKindsRecord(hubId, kinds!) : undefined;
   }
 
   private rememberEpoch(hubId: string, epoch: number): void {
