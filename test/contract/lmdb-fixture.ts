@@ -1,4 +1,5 @@
 import { mkdtemp, rm } from 'node:fs/promises';
+import { afterEach } from 'vitest';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openDataStore, type DataStore } from '../../src/ports/lmdb.js';
@@ -17,6 +18,25 @@ export async function tempDataStore(): Promise<{ data: DataStore; dir: string; r
     async remove() {
       await data.close();
       await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/**
+ * For a test file: `temp()` gives a fresh DataStore removed after its test; `cleanups` runs first
+ * what else a test opened (a store reopened on the same directory).
+ */
+export function tempDataStoresPerTest(): { temp: () => Promise<{ data: DataStore; dir: string }>; cleanups: Array<() => Promise<void>> } {
+  const cleanups: Array<() => Promise<void>> = [];
+  afterEach(async () => {
+    for (const c of cleanups.splice(0)) await c();
+  });
+  return {
+    cleanups,
+    async temp() {
+      const tmp = await tempDataStore();
+      cleanups.push(() => tmp.remove());
+      return tmp;
     },
   };
 }

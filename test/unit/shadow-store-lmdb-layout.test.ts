@@ -4,23 +4,15 @@
  * before (both sides in one record) is split when it is opened, keeping everything; backups of
  * either layout decode to the same devices.
  */
-import { afterEach, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { createLogger } from '../../src/log/logger.js';
 import { emptyDevice } from '../../src/ports/shadow-store/shadow-store.js';
 import { decodeShadowRecords, LmdbShadowStore, NAMES_DB, namesOf } from '../../src/ports/shadow-store/shadow-store-lmdb.js';
-import { tempDataStore } from '../contract/lmdb-fixture.js';
+import { tempDataStoresPerTest } from '../contract/lmdb-fixture.js';
 
 const log = createLogger('silent');
-const cleanups: Array<() => Promise<void>> = [];
-afterEach(async () => {
-  for (const c of cleanups.splice(0)) await c();
-});
-
-async function temp() {
-  const tmp = await tempDataStore();
-  cleanups.push(() => tmp.remove());
-  return tmp.data;
-}
+const stores = tempDataStoresPerTest();
+const temp = async () => (await stores.temp()).data;
 
 describe('LmdbShadowStore layout', () => {
   it('splits records of the layout before when opened: kind, model, both sides and versions kept', async () => {

@@ -4,25 +4,16 @@
  * naming a list the store lost reads as no attributes instead of failing the hub.
  */
 import type { Database } from 'lmdb';
-import { afterEach, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { createLogger } from '../../src/log/logger.js';
 import { openDataStore } from '../../src/ports/lmdb.js';
 import { emptyDevice, type DeviceShadow } from '../../src/ports/shadow-store/shadow-store.js';
 import { LmdbShadowStore, NAMES_DB } from '../../src/ports/shadow-store/shadow-store-lmdb.js';
 import { StoredNames } from '../../src/ports/shadow-store/shadow-store-lmdb-names.js';
-import { tempDataStore } from '../contract/lmdb-fixture.js';
+import { tempDataStoresPerTest } from '../contract/lmdb-fixture.js';
 
 const log = createLogger('silent');
-const cleanups: Array<() => Promise<void>> = [];
-afterEach(async () => {
-  for (const c of cleanups.splice(0)) await c();
-});
-
-async function temp() {
-  const tmp = await tempDataStore();
-  cleanups.push(() => tmp.remove());
-  return tmp;
-}
+const { temp, cleanups } = tempDataStoresPerTest();
 
 function reported(attrs: DeviceShadow['reported'], at = 5): DeviceShadow {
   return { ...emptyDevice(), reported: attrs, reportedVersion: 1, reportedAt: at };
