@@ -5,8 +5,26 @@ import { join } from 'node:path';
 import { openDataStore, type DataStore } from '../../src/ports/lmdb.js';
 import { LmdbPushQueue } from '../../src/ports/push-queue/push-queue-lmdb.js';
 import { LmdbRuleStore } from '../../src/ports/rule-store/rule-store-lmdb.js';
+import { hubKey, kindsKey } from '../../src/ports/shadow-store/shadow-store-lmdb-layout.js';
 import type { PushQueueFactory } from './push-queue.contract.js';
 import type { RuleStoreFactory } from './rule-store.contract.js';
+
+/** A hub's entry in the embedded shadow store: [epoch, cursor boot, cursor seq, its number]. */
+export function shadowEntry(data: DataStore, hubId: string): [number, string | null, number, number] | undefined {
+  return data.db<unknown>('shadows').get(hubKey(hubId) as unknown as string) as [number, string | null, number, number] | undefined;
+}
+
+/** A hub's kinds record in the embedded shadow store. */
+export function shadowKinds(data: DataStore, hubId: string): unknown {
+  return data.db<unknown>('shadows').get(kindsKey(hubId) as unknown as string);
+}
+
+/** The key of one of a hub's records in the embedded shadow store, `[its number, ...rest]` (its entry read). */
+export function shadowKey(data: DataStore, hubId: string, ...rest: string[]): [number, ...string[]] {
+  const entry = shadowEntry(data, hubId);
+  if (!entry) throw new Error(`no shadow entry for ${hubId}`);
+  return [entry[3], ...rest];
+}
 
 /** A DataStore in a fresh temporary directory; `remove` closes it and deletes the directory. */
 export async function tempDataStore(): Promise<{ data: DataStore; dir: string; remove(): Promise<void> }> {

@@ -10,7 +10,7 @@ import { openDataStore } from '../../src/ports/lmdb.js';
 import { emptyDevice, type DeviceShadow } from '../../src/ports/shadow-store/shadow-store.js';
 import { LmdbShadowStore, NAMES_DB } from '../../src/ports/shadow-store/shadow-store-lmdb.js';
 import { StoredNames } from '../../src/ports/shadow-store/shadow-store-lmdb-names.js';
-import { tempDataStoresPerTest } from '../contract/lmdb-fixture.js';
+import { shadowKey, shadowKinds, tempDataStoresPerTest } from '../contract/lmdb-fixture.js';
 
 const log = createLogger('silent');
 const { temp, cleanups } = tempDataStoresPerTest();
@@ -28,10 +28,10 @@ describe('LmdbShadowStore numbered names', () => {
     store.writeReported('h', 't2', reported({ temperature: 19, battery: 75 }));
     await store.close();
     const raw = data.db<unknown>('shadows');
-    const t1 = raw.get(['h', 't1']) as unknown[];
+    const t1 = raw.get(shadowKey(data, 'h', 't1')) as unknown[];
     expect(t1, 'the key list by number, its values in order').toEqual([expect.any(Number), [21.5, 80], 1, 5]);
-    expect(raw.get(['h', 't2'])).toEqual([t1[0], [19, 75], 1, 5]);
-    expect(raw.get(['h', '']), 'kind and model by number, in the hub kinds record').toEqual(['t1', expect.any(Number), 't2', expect.any(Number)]);
+    expect(raw.get(shadowKey(data, 'h', 't2'))).toEqual([t1[0], [19, 75], 1, 5]);
+    expect(shadowKinds(data, 'h'), 'kind and model by number, in the hub kinds record').toEqual(['t1', expect.any(Number), 't2', expect.any(Number)]);
     expect(data.db<unknown>(NAMES_DB).get(t1[0] as number)).toEqual(['temperature', 'battery']);
     await data.close();
 
@@ -44,7 +44,7 @@ describe('LmdbShadowStore numbered names', () => {
     // a number given before the restart is the one given after it
     reopened.writeReported('h', 't3', reported({ temperature: 1, battery: 2 }));
     await reopened.flush();
-    expect((again.db<unknown>('shadows').get(['h', 't3']) as unknown[])[0]).toBe(t1[0]);
+    expect((again.db<unknown>('shadows').get(shadowKey(again, 'h', 't3')) as unknown[])[0]).toBe(t1[0]);
     await reopened.close();
   });
 
@@ -73,7 +73,7 @@ describe('LmdbShadowStore numbered names', () => {
     // the store's own table is not full: fill it through a store whose lists exceed its bound
     store.writeReported('h', 'd', reported({ ['x'.repeat(600)]: true }));
     await store.flush();
-    expect(data.db<unknown>('shadows').get(['h', 'd']), 'a list past maxChars keeps its names').toEqual([['x'.repeat(600), true], 1, 5]);
+    expect(data.db<unknown>('shadows').get(shadowKey(data, 'h', 'd')), 'a list past maxChars keeps its names').toEqual([['x'.repeat(600), true], 1, 5]);
     expect((await store.load('h')).d?.reported).toEqual({ ['x'.repeat(600)]: true });
     await store.close();
   });

@@ -1,11 +1,10 @@
 /**
  * How the embedded shadow store lays out its records in sub-database `shadows` (see
- * LmdbShadowStore): their types, the conversions to and from a DeviceShadow, the split of a store
- * written in the layout before, the decoding of a backup's records, and whether a device list is
- * what the records hold.
+ * LmdbShadowStore): their types and keys, the conversions to and from a DeviceShadow, and the
+ * decoding of a backup's records (any layout), and whether a device list is what the records hold.
  */
 import type { Attrs, AttrValue } from '../../../proto/frames.js';
-import { NO_DESIRED, type DeviceShadow, type HubShadow, type SeqCursor } from './shadow-store.js';
+import { emptyDevice, NO_DESIRED, type DeviceShadow, type HubShadow, type SeqCursor } from './shadow-store.js';
 import type { StoredNames } from './shadow-store-lmdb-names.js';
 
 /**
@@ -13,7 +12,7 @@ import type { StoredNames } from './shadow-store-lmdb-names.js';
  * a `__proto__` key as `__proto_`, and every new set of keys would become a shared structure.
  */
 export type FlatAttrs = Array<string | AttrValue>;
-/** A device's reported side: [reported, reportedVersion, reportedAt], under `[hubId, deviceId]`. */
+/** A device's reported side: [reported, reportedVersion, reportedAt], under `[hub number, deviceId]` (before numbered hubs `[hubId, deviceId]`). */
 export type StoredDevice = [FlatAttrs, number, number];
 /** The same with its key list numbered (StoredNames): [key list's number, values in its order, reportedVersion, reportedAt]. */
 export type NumberedDevice = [number, AttrValue[], number, number];
@@ -24,23 +23,53 @@ export type NumberedDevice = [number, AttrValue[], number, number];
 export type StoredExtra = [string | null, string | null, FlatAttrs, number];
 /** The same with [kind] or [kind, model] numbered: [its number, desired, desiredVersion] (the layout before HubKinds). */
 export type NumberedExtra = [number, FlatAttrs, number];
-/** A device's desired side: [desired, desiredVersion], under `[hubId, deviceId, EXTRA]`; absent while unset. */
+/** A device's desired side: [desired, desiredVersion], under `[hub number, deviceId, EXTRA]`; absent while unset. */
 export type StoredDesired = [FlatAttrs, number];
 /** A device's kind and model as held in memory. */
 export type KindModel = readonly [string | null, string | null];
 /** A device in the layout before the split (both sides in one record): [kind, model, reported, reportedVersion, reportedAt, desired, desiredVersion]. */
 export type LegacyDevice = [string | null, string | null, FlatAttrs, number, number, FlatAttrs, number];
-/** A hub: [the largest session epoch written, cursor boot, cursor seq]. */
-export type StoredHub = [number, string | null, number];
 /**
- * Every device's kind and model of one hub, under `[hubId, KINDS]`, two elements a device:
+ * A hub's entry, under `[HUB, hubId]`: [the largest session epoch written, cursor boot, cursor seq,
+ * the hub's number (the first element of its device records' keys; -1 until its first one)];
+ * before numbered hubs the first three under `hubId`.
+ */
+export type StoredHub = [number, string | null, number, number];
+/** A hub's entry before numbered hubs. */
+export type LegacyHub = [number, string | null, number];
+/**
+ * Every device's kind and model of one hub, under `[HUB, hubId, KINDS]` (before numbered hubs
+ * `[hubId, KINDS]`), two elements a device:
  * [deviceId, their number (StoredNames) or [kind, model], ...]. Absent while no device has either.
  * Bounded by the hub's device limit; desired sides stay in records of their own (StoredDesired), so
  * a desired change writes its device's alone.
  */
 export type HubKinds = Array<string | number | KindModel>;
-export type Stored = StoredDevice | NumberedDevice | StoredExtra | NumberedExtra | StoredDesired | LegacyDevice | StoredHub | HubKinds;
-export type Key = string | [string, string] | [string, string, typeof EXTRA];
+export type Stored = StoredDevice | NumberedDevice | StoredExtra | NumberedExtra | StoredDesired | LegacyDevice | StoredHub | LegacyHub | HubKinds | number;
+/** A key as written: a hub's entry or kinds record, the next hub number (NEXT_HUB), or a device record of a numbered hub. */
+export type Key = [typeof HUB, string] | [typeof HUB, string, typeof KINDS] | [number, string] | [number, string, typeof EXTRA];
+/** A key of the layouts before numbered hubs: the hub's entry, or one of its records. */
+export type LegacyKey = string | [string, string] | [string, string, typeof EXTRA];
+
+/**
+ * First key element of a hub's entry and kinds record: sorts before every number, so these
+ * (inserted in the order of their random ids, in pages about half full) come first, and the device
+ * records of hubs numbered at their first one after them: a hub's first report batch appends them
+ * at the end of the file, in pages left full (BENCHMARKS, 2026-12-03 ninth).
+ */
+export const HUB = false;
+/** Second key element of the record holding the next hub number: no hub id is empty. */
+export const NEXT_HUB = '';
+/** Where keys of the layouts before numbered hubs begin: every string sorts after every number and `[HUB, ...]`. */
+export const LEGACY_START = '';
+
+export function hubKey(hubId: string): [typeof HUB, string] {
+  return [HUB, hubId];
+}
+
+export function kindsKey(hubId: string): [typeof HUB, string, typeof KINDS] {
+  return [HUB, hubId, KINDS];
+}
 
 /** Third key element of a device's desired record (before HubKinds, its extra record): sorts right after the device's own record. */
 export const EXTRA = 'x';
@@ -176,39 +205,80 @@ export type ShadowRecord =
 
 /**
  * Decodes the records of sub-database `shadows` in key order (as a backup holds them): each hub's
- * own entry and each device, its kind and model (the hub's kinds record) and desired record joined to it; any layout, numbered names looked
- * up in `names` (the backup's `shadow-names`, see `namesOf`). Throws a TypeError on anything else.
+ * own entry, then each device, its kind and model (the hub's kinds record) and desired record
+ * joined to it, a device listed and never reported (a kinds entry alone) after the records; any
+ * layout, numbered names looked up in `names` (the backup's `shadow-names`, see `namesOf`). Hub
+ * entries and kinds records sort before the numbered hubs' records: what they hold is kept (a map
+ * of every hub) to join the records to. Throws a TypeError on anything else.
  */
 export function* decodeShadowRecords(records: Iterable<{ key: unknown; value: unknown }>, names: NameLists = NO_NAMES): Generator<ShadowRecord> {
+  const numbered = new Map<number, string>();
+  // each hub's kinds, by device: deleted as the device is yielded, the rest yielded at the end
+  const kindsOf = new Map<string, Map<string, KindModel>>();
   let held: Extract<ShadowRecord, { type: 'device' }> | null = null;
-  // the hub's kinds record, which sorts before its devices
-  let kinds: { hubId: string; devices: Map<string, KindModel> } | null = null;
+  const hub = (hubId: string, h: LegacyHub | StoredHub): ShadowRecord => ({ type: 'hub', hubId, epoch: h[0], cursor: h[1] === null ? null : { boot: h[1], seq: h[2] } });
+  const release = (): Extract<ShadowRecord, { type: 'device' }> | null => {
+    const device = held;
+    held = null;
+    return device;
+  };
   for (const { key, value } of records) {
-    if (Array.isArray(key) && key.length === 2 && key[1] === KINDS && typeof key[0] === 'string' && isHubKinds(value)) {
-      if (held) yield held;
-      held = null;
-      kinds = { hubId: key[0], devices: readHubKinds(value, names) };
+    if (Array.isArray(key) && key[0] === HUB) {
+      if (key.length === 2 && key[1] === NEXT_HUB && typeof value === 'number') continue;
+      if (key.length === 2 && typeof key[1] === 'string' && isHubEntry(value, 4)) {
+        if (value[3] >= 0) numbered.set(value[3], key[1]);
+        yield hub(key[1], value);
+        continue;
+      }
+      if (key.length === 3 && typeof key[1] === 'string' && key[2] === KINDS && isHubKinds(value)) {
+        kindsOf.set(key[1], readHubKinds(value, names));
+        continue;
+      }
+      throw new TypeError(`not a shadow record: ${JSON.stringify(key)}`);
+    }
+    if (typeof key === 'string' && isHubEntry(value, 3)) {
+      const device = release();
+      if (device) yield device;
+      yield hub(key, value);
       continue;
     }
-    if (Array.isArray(key) && key.length === 3 && key[2] === EXTRA && (isDesired(value) || isExtra(value))) {
+    // one of a hub's records: the hub by its number (its entry came first) or, before numbered hubs, by its id
+    const first: unknown = Array.isArray(key) ? key[0] : undefined;
+    const hubId = typeof first === 'number' ? numbered.get(first) : typeof first === 'string' ? first : undefined;
+    if (hubId === undefined || !Array.isArray(key)) throw new TypeError(`not a shadow record: ${JSON.stringify(key)}`);
+    if (key.length === 2 && key[1] === KINDS && isHubKinds(value)) {
+      kindsOf.set(hubId, readHubKinds(value, names));
+      continue;
+    }
+    if (key.length === 3 && key[2] === EXTRA && (isDesired(value) || isExtra(value))) {
       // a desired (or, before HubKinds, extra) record follows its device's own record
-      if (!held || held.hubId !== key[0] || held.deviceId !== key[1]) throw new TypeError(`shadow record without its device: ${JSON.stringify(key)}`);
+      if (!held || held.hubId !== hubId || held.deviceId !== key[1]) throw new TypeError(`shadow record without its device: ${JSON.stringify(key)}`);
       if (isDesired(value)) withDesired(held.device, value);
       else withExtra(held.device, extraOfStored(value, names));
       continue;
     }
-    if (held) yield held;
-    held = null;
-    if (typeof key === 'string' && Array.isArray(value) && value.length === 3) {
-      const h = value as StoredHub;
-      yield { type: 'hub', hubId: key, epoch: h[0], cursor: h[1] === null ? null : { boot: h[1], seq: h[2] } };
-    } else if (Array.isArray(key) && key.length === 2 && typeof key[0] === 'string' && typeof key[1] === 'string' && isOwn(value)) {
+    const device = release();
+    if (device) yield device;
+    if (key.length === 2 && typeof key[1] === 'string' && isOwn(value)) {
       const device = toDevice(ownOf(value, names), undefined);
-      const km = kinds?.hubId === key[0] ? kinds.devices.get(key[1]) : undefined;
-      held = { type: 'device', hubId: key[0], deviceId: key[1], device: km ? withKind(device, km) : device };
+      const kinds = kindsOf.get(hubId);
+      const km = kinds?.get(key[1]);
+      if (km) {
+        withKind(device, km);
+        kinds!.delete(key[1]);
+      }
+      held = { type: 'device', hubId, deviceId: key[1], device };
     } else throw new TypeError(`not a shadow record: ${JSON.stringify(key)}`);
   }
-  if (held) yield held;
+  const device = release();
+  if (device) yield device;
+  for (const [hubId, kinds] of kindsOf) for (const [deviceId, km] of kinds) yield { type: 'device', hubId, deviceId, device: withKind(emptyDevice(), km) };
+}
+
+function isHubEntry(v: unknown, length: 3): v is LegacyHub;
+function isHubEntry(v: unknown, length: 4): v is StoredHub;
+function isHubEntry(v: unknown, length: number): boolean {
+  return Array.isArray(v) && v.length === length && typeof v[0] === 'number' && (v[1] === null || typeof v[1] === 'string') && typeof v[2] === 'number' && (length === 3 || Number.isInteger(v[3]));
 }
 
 /** The name lists of a backup's sub-database `shadow-names`. */
@@ -244,7 +314,8 @@ export function storesExactly(stored: Map<string, DeviceRecords>, devices: Array
   for (const d of devices) {
     const records = stored.get(d.d);
     const kind = records?.kind;
-    if (!records?.own || kind === undefined || kind[0] !== d.k || (d.m !== undefined && kind[1] !== d.m)) return false;
+    // a device listed and never reported has its kinds entry alone
+    if (kind === undefined || kind[0] !== d.k || (d.m !== undefined && kind[1] !== d.m)) return false;
     listed++;
   }
   // a device listed twice counts twice: the list is then not the stored set, and is written

@@ -3,7 +3,8 @@
  * opened: the device records of the first layout (both sides in one) split so that a report is
  * written without a read, and the devices' extra records (kind, model, desired: one a device) split
  * into one record of the hub's kinds and models (HubKinds) and desired records of the devices that
- * have a desired side: 10 records a hub of 8 devices, not 17 (BENCHMARKS, 2026-12-03 eighth).
+ * have a desired side: 10 records a hub of 8 devices, not 17 (BENCHMARKS, 2026-12-03 eighth); then
+ * each hub numbered, its records keyed by its number (BENCHMARKS, 2026-12-03 ninth).
  */
 import type { Database } from 'lmdb';
 import {
@@ -13,27 +14,35 @@ import {
   fromDevice,
   hubKindsRecord,
   isDesired,
+  HUB,
   isHubKinds,
   KINDS,
+  LEGACY_START,
+  NEXT_HUB,
   readHubKinds,
   toDevice,
   withExtra,
   type KindModel,
   type Key,
   type LegacyDevice,
+  type LegacyHub,
+  type LegacyKey,
   type NumberedExtra,
   type Stored,
   type StoredExtra,
 } from './shadow-store-lmdb-layout.js';
+import { nextHubNumber } from './shadow-store-lmdb-hubs.js';
 import type { StoredNames } from './shadow-store-lmdb-names.js';
 import { emptyDevice } from './shadow-store.js';
 
 /** Shadow records with each hub's kinds in one record (the marker in sub-database `layouts`); 2 was the split layout. */
 const HUB_KINDS_LAYOUT = 3;
+/** The same with each hub's records keyed by its number. */
+const NUMBERED_HUBS_LAYOUT = 4;
 /** Records read before they are rewritten, about (whole hubs): a large store is not held in memory at once. */
 const CHUNK_RECORDS = 20_000;
 
-type Entry = { key: Key; value: Stored };
+type Entry = { key: LegacyKey; value: Stored };
 
 /**
  * Rewrites the records of an earlier layout, a transaction for each chunk of whole hubs (a large
@@ -41,14 +50,66 @@ type Entry = { key: Key; value: Stored };
  * Stopped half way, it goes on at the next open: a hub already rewritten has nothing left to
  * rewrite. Nothing to do for a store in this layout.
  */
-export function migrateShadowRecords(db: Database<Stored, Key>, layouts: Database<number, string>, names: StoredNames): void {
-  if ((layouts.get('shadows') ?? 0) >= HUB_KINDS_LAYOUT) return;
-  let start: Key | undefined;
+export function migrateShadowRecords(store: Database<Stored, Key>, layouts: Database<number, string>, names: StoredNames): void {
+  const layout = layouts.get('shadows') ?? 0;
+  if (layout >= NUMBERED_HUBS_LAYOUT) return;
+  const db = store as unknown as Database<Stored, LegacyKey>;
+  if (layout < HUB_KINDS_LAYOUT) gatherKinds(db, names);
+  layouts.putSync('shadows', HUB_KINDS_LAYOUT);
+  numberHubs(store);
+  layouts.putSync('shadows', NUMBERED_HUBS_LAYOUT);
+}
+
+/**
+ * Each hub of the layouts before numbered: a number, its entry under `[HUB, hubId]` with it, its
+ * kinds record under `[HUB, hubId, KINDS]`, its device records under the number; a transaction a
+ * chunk of whole hubs, each going on where the last stopped (a hub rewritten has left the range of
+ * the layouts before).
+ */
+function numberHubs(store: Database<Stored, Key>): void {
+  const db = store as unknown as Database<Stored, Key | LegacyKey>;
+  let next = nextHubNumber(store);
+  let more = true;
+  while (more) {
+    more = db.transactionSync(() => {
+      const chunk: Entry[] = [];
+      let cut = false;
+      for (const { key, value } of db.getRange({ start: LEGACY_START })) {
+        const legacy = key as LegacyKey;
+        if (chunk.length >= CHUNK_RECORDS && hubOf(legacy) !== hubOf(chunk.at(-1)!.key)) {
+          cut = true;
+          break;
+        }
+        chunk.push({ key: legacy, value });
+      }
+      let hub: string | undefined;
+      let n = 0;
+      for (const { key, value } of chunk) {
+        void db.remove(key);
+        if (hubOf(key) !== hub) {
+          hub = hubOf(key);
+          n = next++;
+          // its entry sorts first; a hub without one (records of a hub never connected) gets an empty one
+          if (typeof key !== 'string') void db.put([HUB, hub], [0, null, 0, n]);
+        }
+        if (typeof key === 'string') void db.put([HUB, hub], [...(value as LegacyHub), n]);
+        else if (key.length === 2 && key[1] === KINDS) void db.put([HUB, hub, KINDS], value);
+        else void db.put(key.length === 2 ? [n, key[1]] : [n, key[1], key[2]], value);
+      }
+      void db.put([HUB, NEXT_HUB], next);
+      return cut;
+    });
+  }
+}
+
+/** The layouts before HubKinds rewritten (see the file's head). */
+function gatherKinds(db: Database<Stored, LegacyKey>, names: StoredNames): void {
+  let start: LegacyKey | undefined;
   do {
     start = db.transactionSync(() => {
       // read a chunk of whole hubs, then write: no write while a range is being read
       const chunk: Entry[] = [];
-      let next: Key | undefined;
+      let next: LegacyKey | undefined;
       for (const { key, value } of db.getRange(start === undefined ? {} : { start })) {
         if (chunk.length >= CHUNK_RECORDS && hubOf(key) !== hubOf(chunk.at(-1)!.key)) {
           next = key;
@@ -60,15 +121,14 @@ export function migrateShadowRecords(db: Database<Stored, Key>, layouts: Databas
       return next;
     });
   } while (start !== undefined);
-  layouts.putSync('shadows', HUB_KINDS_LAYOUT);
 }
 
-function hubOf(key: Key): string {
+function hubOf(key: LegacyKey): string {
   return typeof key === 'string' ? key : key[0];
 }
 
 /** Rewrites the hubs of `chunk` (each whole, in key order). */
-function rewrite(db: Database<Stored, Key>, chunk: Entry[], names: StoredNames): void {
+function rewrite(db: Database<Stored, LegacyKey>, chunk: Entry[], names: StoredNames): void {
   let hub: string | undefined;
   let kinds = new Map<string, KindModel>();
   let changed = false;

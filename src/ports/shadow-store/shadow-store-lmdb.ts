@@ -2,7 +2,8 @@
  * Over 400 lines: one adapter whose batching (a turn, a commit under way or a window; written as
  * puts or in a transaction), epoch fence and durability tracking share the batch state; split,
  * each part would reach into the others. A hub's entry in a batch and the uncommitted counts are
- * in shadow-store-lmdb-batch.ts, the records' layout in shadow-store-lmdb-layout.ts.
+ * in shadow-store-lmdb-batch.ts, the records' layout in shadow-store-lmdb-layout.ts, the hubs'
+ * entries and numbers in shadow-store-lmdb-hubs.ts.
  */
 import type { BatchObserver } from '../ports.js';
 import type { Database } from 'lmdb';
@@ -13,8 +14,9 @@ import { emptyDevice, mergeAttrs, newShadow, notifyStored, staleInBatch, type Cu
 import {
   desiredRecord,
   EXTRA,
+  hubKey,
   hubKindsRecord,
-  KINDS,
+  kindsKey,
   listsExactly,
   ownOf,
   readHubKinds,
@@ -34,6 +36,7 @@ import {
   type StoredDevice,
   type StoredHub,
 } from './shadow-store-lmdb-layout.js';
+import { HubEntries } from './shadow-store-lmdb-hubs.js';
 import { migrateShadowRecords } from './shadow-store-lmdb-migrate.js';
 import { NAMES_DB, StoredNames } from './shadow-store-lmdb-names.js';
 
@@ -41,6 +44,11 @@ import { QueuedHub, UncommittedHubs, type QueuedDevice } from './shadow-store-lm
 
 export { decodeShadowRecords, namesOf, type ShadowRecord } from './shadow-store-lmdb-layout.js';
 export { NAMES_DB } from './shadow-store-lmdb-names.js';
+
+/** The range of hub number `n`'s records: after `[n]`, before `[n + 1]`. */
+function hubRange(n: number): { start: Key; end: Key } {
+  return { start: [n] as unknown as Key, end: [n + 1] as unknown as Key };
+}
 
 export interface LmdbShadowStoreOptions {
   log: Logger;
@@ -58,21 +66,22 @@ const MAX_OPENED = 4_096;
  * (BENCHMARKS, 2026-12-02: 1,000 reports/s).
  */
 const PUTS_FROM_HUBS = 16;
-/** Hubs whose entry's epoch is remembered at most (see `epochs`). */
-const MAX_EPOCHS = 1_024;
 
 /**
- * Shadows on local disk (embedded default): sub-database `shadows`, keyed so that one hub is one
- * contiguous range: the hub's own entry under `hubId` (epoch and cursor), then its devices' kinds
- * and models (HubKinds) in one record under `[hubId, '']`, absent while none has any, then per
- * device its reported side under `[hubId, deviceId]` and, once it has a desired side, that under
- * `[hubId, deviceId, 'x']` (lmdb's ordered keys put `hubId`, then `hubId` + separator + element,
- * before any other hub id: strings escape the separator byte). The sides are apart so that the hot
+ * Shadows on local disk (embedded default): sub-database `shadows`. A hub's entry (epoch, cursor
+ * and the hub's number) is under `[HUB, hubId]`, its devices' kinds and models (HubKinds) in one
+ * record under `[HUB, hubId, '']`, absent while none has any; per device its reported side is under
+ * `[n, deviceId]` and, once it has a desired side, that under `[n, deviceId, 'x']`, n the hub's
+ * number, given at its first device record. Entries and kinds sort before every number and numbers
+ * grow in the order hubs first report, so a hub's first report batch appends its device records
+ * at the end of the file, in key order, in pages left full rather than split in half among the
+ * others' (see HUB); a device listed and never reported is its kinds entry alone (a record written
+ * small and grown by the first report would split a full page). The sides are apart so that the hot
  * path (whose writes carry no kind) writes a report without reading anything first, and a desired
- * change writes its device's record alone; `load` is one range read. A record names its attribute
- * key list, and the kinds record kinds and models, by a number the store gives (StoredNames,
- * sub-database `shadow-names`) and keeps the values alone: 10 records and about 1 KB of the file a
- * hub of 8 devices, 17 and 1.7 KB before (BENCHMARKS, 2026-12-03 eighth).
+ * change writes its device's record alone; `load` reads the entry, the kinds and one range. A
+ * record names its attribute key list, and the kinds record kinds and models, by a number the store
+ * gives (StoredNames, sub-database `shadow-names`) and keeps the values alone: 10 records a hub of
+ * 8 devices and 0.8 KB of the file, 17 and 1.7 KB before (BENCHMARKS, 2026-12-03 eighth and ninth).
  * A store written in an earlier layout is rewritten once, when it is opened (shadow-store-lmdb-migrate.ts).
  *
  * - `writeReported`/`writeCursor` return at once; the writes of one task (a turn's hub frames are
@@ -85,8 +94,8 @@ const MAX_EPOCHS = 1_024;
  *   The latest write per device and cursor per hub wins. A crash loses what was not committed, never what was acknowledged.
  * - Fenced: the hub entry holds the largest epoch written; a hub's batch of an older epoch is
  *   dropped whole (counted in `staleBatches`) and its cursor listener is not told, as is a write
- *   queued after a newer session's in the same batch (a takeover within it). The epoch of
- *   hubs written lately is remembered (`epochs`), so a batch reads no entry for the fence.
+ *   queued after a newer session's in the same batch (a takeover within it). The epoch and number
+ *   of hubs written lately are remembered (HubEntries), so a batch reads no entry for either.
  * - `stored.cursorStored` is told once the transaction with the cursor, and every write of the hub
  *   before it, is committed and, with DATA_SYNC=commit, flushed to disk.
  * - `setDesired`/`writeDevices` are each one transaction in call order with the batches, resolving
@@ -120,15 +129,8 @@ export class LmdbShadowStore implements ShadowStore {
    * the hub's set of devices or their kinds (this process is the store's only writer).
    */
   private readonly opened = new Map<string, HubShadow>();
-  /**
-   * The epoch in the entry of each hub written lately, as this store's transactions left it (the
-   * store is its only writer): the fence reads it here, not the entry (a read and a decode per hub
-   * and batch: about 1.4 µs of a report's 19 on the main thread at speed). Set where a batch's
-   * puts are issued, in a transaction or out of one when nothing else of the hub is uncommitted,
-   * so it is what the entry holds once they commit; emptied after a failed commit (an epoch left
-   * ahead of its entry meanwhile only refuses sessions older than the one that wrote it).
-   */
-  private readonly epochs = new Map<string, number>();
+  /** the hubs' entries: epoch and number of those written lately, numbers given */
+  private readonly hubs: HubEntries;
   /** batches issued as puts and not yet committed (without a window, the next one waits for them) */
   private flying = 0;
   /** hubs with writes not yet committed: a batch that is the only one of its hubs goes as plain puts */
@@ -151,6 +153,7 @@ export class LmdbShadowStore implements ShadowStore {
     this.batchWindowMs = options.batchWindowMs ?? 0;
     if (!(this.batchWindowMs >= 0 && this.batchWindowMs < Infinity)) throw new RangeError(`batchWindowMs must be ≥ 0, got ${this.batchWindowMs}`);
     migrateShadowRecords(this.db, data.db<number>('layouts') as unknown as Database<number, string>, this.names);
+    this.hubs = new HubEntries(this.db);
   }
 
   writeReported(hubId: string, deviceId: string, device: DeviceShadow, epoch = 0): void {
@@ -172,7 +175,7 @@ export class LmdbShadowStore implements ShadowStore {
 
   async loadCursor(hubId: string): Promise<SeqCursor | null> {
     await this.durableWrites(hubId);
-    const h = this.db.get(hubId) as StoredHub | undefined;
+    const h = this.hubs.read(hubId);
     return h === undefined || h[1] === null ? null : { boot: h[1], seq: h[2] };
   }
 
@@ -194,24 +197,19 @@ export class LmdbShadowStore implements ShadowStore {
   }
 
   /**
-   * The hub's range in one read: its entry (the cursor), then each device's records. `whole`:
-   * every record is in the shadow (an extra record without its device's own one is not).
+   * The hub's entry (the cursor and its number), then its records in one range. `whole`: every
+   * record is in the shadow (an extra record without its device's own one is not).
    */
   private scan(hubId: string): SessionStart & { whole: boolean } {
     const shadow = newShadow();
-    let cursor: SeqCursor | null = null;
     let whole = true;
-    let kinds: HubKinds | undefined;
-    for (const { key, value } of this.db.getRange({ start: hubId })) {
-      if (key === hubId) {
-        const h = value as StoredHub;
-        if (h[1] !== null) cursor = { boot: h[1], seq: h[2] };
-        continue;
-      }
-      if (!Array.isArray(key) || key[0] !== hubId) break; // the next hub
-      // the hub's kinds sort before its devices, a device's own record before its desired one
-      if (key[1] === KINDS) kinds = value as HubKinds;
-      else if (key.length === 2) shadow[key[1]] = toDevice(ownOf(value as StoredDevice | NumberedDevice | LegacyDevice, this.names), undefined);
+    const h = this.hubs.read(hubId);
+    const cursor = h === undefined || h[1] === null ? null : { boot: h[1], seq: h[2] };
+    // a hub listed and never reported has its kinds record alone: no entry, no number
+    const kinds = this.db.get(kindsKey(hubId)) as HubKinds | undefined;
+    for (const { key, value } of h === undefined || h[3] < 0 ? [] : this.db.getRange(hubRange(h[3]))) {
+      // a device's own record sorts before its desired one
+      if (key.length === 2) shadow[key[1]] = toDevice(ownOf(value as StoredDevice | NumberedDevice | LegacyDevice, this.names), undefined);
       else {
         const device = shadow[key[1]];
         if (device) withDesired(device, value as StoredDesired);
@@ -219,11 +217,8 @@ export class LmdbShadowStore implements ShadowStore {
       }
     }
     if (kinds) {
-      for (const [id, km] of readHubKinds(kinds, this.names)) {
-        const device = shadow[id];
-        if (device) withKind(device, km);
-        else whole = false;
-      }
+      // a device listed and never reported: its kinds entry alone
+      for (const [id, km] of readHubKinds(kinds, this.names)) withKind((shadow[id] ??= emptyDevice()), km);
     }
     return { shadow, cursor, whole };
   }
@@ -231,19 +226,20 @@ export class LmdbShadowStore implements ShadowStore {
   setDesired(hubId: string, deviceId: string, patch: Attrs): Promise<DeviceShadow> {
     this.opened.delete(hubId); // it may add the device
     return this.run(hubId, () => {
-      const stored = this.db.get([hubId, deviceId]) as StoredDevice | NumberedDevice | undefined;
+      const n = this.hubs.numberFor(hubId);
+      const stored = this.db.get([n, deviceId]) as StoredDevice | NumberedDevice | undefined;
       const device = stored ? toDevice(ownOf(stored, this.names), undefined) : emptyDevice();
       const km = this.kindsOf(hubId).get(deviceId);
       if (km) withKind(device, km);
-      const desiredStored = this.db.get([hubId, deviceId, EXTRA]) as StoredDesired | undefined;
+      const desiredStored = this.db.get([n, deviceId, EXTRA]) as StoredDesired | undefined;
       if (desiredStored) withDesired(device, desiredStored);
       // a first patch creates the device even when it changes nothing, as the other stores do
-      if (!stored) void this.db.put([hubId, deviceId], [[], 0, 0]);
+      if (!stored) void this.db.put([n, deviceId], [[], 0, 0]);
       const desired = { ...device.desired };
       if (!mergeAttrs(desired, patch)) return device;
       device.desired = desired;
       device.desiredVersion++;
-      void this.db.put([hubId, deviceId, EXTRA], desiredRecord(device)!);
+      void this.db.put([n, deviceId, EXTRA], desiredRecord(device)!);
       return device;
     });
   }
@@ -257,6 +253,7 @@ export class LmdbShadowStore implements ShadowStore {
     if (full && left.length === 0 && (opened ? listsExactly(opened, devices) : storesExactly(this.devicesOf(hubId), devices))) return false;
     return this.run(hubId, () => {
       let changed = false;
+      const n = this.hubs.numberOf(hubId);
       // read again in the transaction: a setDesired or remove may have committed since the check.
       // A full list reads the hub's records in one scan; a partial one (a device joining a hub
       // that may have hundreds) reads its devices' own records alone
@@ -265,8 +262,10 @@ export class LmdbShadowStore implements ShadowStore {
       let kindsChanged = false;
       const removeDevice = (id: string, records: DeviceRecords): void => {
         // its desired record too, if any
-        if (records.own) void this.db.remove([hubId, id]);
-        void this.db.remove([hubId, id, EXTRA]);
+        if (n !== undefined) {
+          if (records.own) void this.db.remove([n, id]);
+          void this.db.remove([n, id, EXTRA]);
+        }
         if (kinds.delete(id)) kindsChanged = true;
         changed = true;
       };
@@ -275,16 +274,13 @@ export class LmdbShadowStore implements ShadowStore {
         for (const [id, records] of stored) if (!keep.has(id)) removeDevice(id, records);
       }
       for (const id of left) {
-        const records = stored ? stored.get(id) : { own: this.db.doesExist([hubId, id]), kind: kinds.get(id) };
+        const records = stored ? stored.get(id) : { own: n !== undefined && this.db.doesExist([n, id]), kind: kinds.get(id) };
         if (records && (records.own || records.kind !== undefined)) removeDevice(id, records);
         stored?.delete(id);
       }
+      // a device listed is its kinds entry until its first report writes its own record, at its
+      // final size (a record that grows splits a full page in half)
       for (const d of devices) {
-        const own = stored ? stored.get(d.d)?.own === true : this.db.doesExist([hubId, d.d]);
-        if (!own) {
-          void this.db.put([hubId, d.d], [[], 0, 0]);
-          changed = true;
-        }
         const km = kinds.get(d.d);
         const model = d.m ?? km?.[1] ?? null;
         // unchanged (a reconnecting hub's full list): nothing to write
@@ -298,53 +294,44 @@ export class LmdbShadowStore implements ShadowStore {
   }
 
   /**
-   * The hub's device records in one scan: per device id, whether its own record is stored, and
-   * its kind and model (`kinds`, read with the scan when not given).
+   * The hub's devices: per device id, whether its own record is stored (one scan of its numbered
+   * records), and its kind and model (`kinds`, read when not given).
    */
-  private devicesOf(hubId: string, kinds?: Map<string, KindModel>): Map<string, DeviceRecords> {
+  private devicesOf(hubId: string, kinds = this.kindsOf(hubId)): Map<string, DeviceRecords> {
     const out = new Map<string, DeviceRecords>();
-    for (const { key, value } of this.db.getRange({ start: hubId })) {
-      if (key === hubId) continue;
-      if (!Array.isArray(key) || key[0] !== hubId) break;
-      if (key[1] === KINDS) kinds ??= readHubKinds(value as HubKinds, this.names);
-      else if (key.length === 2) out.set(key[1], { own: true, kind: undefined });
-    }
-    if (kinds) {
-      for (const [id, km] of kinds) {
-        const records = out.get(id);
-        if (records) records.kind = km;
-        else out.set(id, { own: false, kind: km });
-      }
+    const n = this.hubs.numberOf(hubId);
+    if (n !== undefined) for (const key of this.db.getKeys(hubRange(n))) if (key.length === 2) out.set(key[1], { own: true, kind: undefined });
+    for (const [id, km] of kinds) {
+      const records = out.get(id);
+      if (records) records.kind = km;
+      else out.set(id, { own: false, kind: km });
     }
     return out;
   }
 
   /** Every device's kind and model of the hub, by device id: its kinds record read. */
   private kindsOf(hubId: string): Map<string, KindModel> {
-    const stored = this.db.get([hubId, KINDS]) as HubKinds | undefined;
+    const stored = this.db.get(kindsKey(hubId)) as HubKinds | undefined;
     return stored ? readHubKinds(stored, this.names) : new Map();
   }
 
   /** Writes the hub's kinds record (or removes it when no device has a kind or model). */
   private putKindsRecord(hubId: string, kinds: Map<string, KindModel>): Promise<unknown> {
     const record = hubKindsRecord(kinds, this.names);
-    return record ? this.db.put([hubId, KINDS], record) : this.db.remove([hubId, KINDS]);
+    return record ? this.db.put(kindsKey(hubId), record) : this.db.remove(kindsKey(hubId));
   }
 
   async remove(hubId: string): Promise<void> {
     this.opened.delete(hubId);
     await this.run(hubId, () => {
-      const gone: Key[] = [];
-      for (const key of this.db.getKeys({ start: hubId })) {
-        if (key === hubId) continue;
-        if (!Array.isArray(key) || key[0] !== hubId) break;
-        gone.push(key);
-      }
+      const h = this.hubs.read(hubId);
+      const n = h?.[3] ?? -1;
+      const gone: Key[] = [kindsKey(hubId)];
+      if (n >= 0) for (const key of this.db.getKeys(hubRange(n))) gone.push(key);
       for (const key of gone) void this.db.remove(key);
-      // the hub's entry stays, without a cursor, its fence one above the last epoch written
-      const h = this.db.get(hubId) as StoredHub | undefined;
-      void this.db.put(hubId, [(h?.[0] ?? 0) + 1, null, 0]);
-      this.epochs.delete(hubId);
+      // the hub's entry and number stay, without a cursor, its fence one above the last epoch written
+      void this.db.put(hubKey(hubId), [(h?.[0] ?? 0) + 1, null, 0, n]);
+      this.hubs.forget(hubId);
     });
   }
 
@@ -458,30 +445,44 @@ export class LmdbShadowStore implements ShadowStore {
     let last: Promise<unknown> = Promise.resolve();
     for (const [hubId, b] of hubs) {
       try {
-        const known = this.epochs.get(hubId);
+        const known = this.hubs.known(hubId);
         let h: StoredHub | undefined;
-        let epoch = known;
-        if (epoch === undefined) {
-          h = this.db.get(hubId) as StoredHub | undefined;
+        let epoch: number;
+        let n: number;
+        let fresh = false;
+        if (known) ({ epoch, n } = known);
+        else {
+          h = this.hubs.read(hubId);
           epoch = h?.[0] ?? 0;
+          // new to the store: its entry written below
+          fresh = h === undefined;
+          n = h ? h[3] : -1;
         }
         if (b.epoch > 0 && epoch > b.epoch) {
           this.staleBatches++;
           this.log.debug({ hubId, epoch: b.epoch, stored: epoch }, 'stale shadow batch refused by the epoch fence');
           continue;
         }
-        if (b.deviceId !== undefined) last = this.putDevice(hubId, b.deviceId, b);
-        if (b.more) for (const [deviceId, e] of b.more) last = this.putDevice(hubId, deviceId, e);
+        // numbered at its first device record (see HUB)
+        const numbered = n < 0 && b.deviceId !== undefined;
+        if (numbered) n = this.hubs.give();
+        // in key order for a hub numbered now: appended at the file's end, its pages left full
         last = this.putKinds(hubId, b) ?? last;
+        if (numbered && b.more) {
+          for (const deviceId of [b.deviceId!, ...b.more.keys()].sort()) last = this.putDevice(n, deviceId, deviceId === b.deviceId ? b : b.more.get(deviceId)!);
+        } else {
+          if (b.deviceId !== undefined) last = this.putDevice(n, b.deviceId, b);
+          if (b.more) for (const [deviceId, e] of b.more) last = this.putDevice(n, deviceId, e);
+        }
         // the hub entry last: a hub whose device writes threw keeps its old cursor
         const cursor = b.boot !== undefined;
-        if (cursor || b.epoch > epoch) {
+        if (cursor || b.epoch > epoch || fresh || numbered) {
           // a new epoch without a cursor keeps the stored one
-          if (!cursor && known !== undefined) h = this.db.get(hubId) as StoredHub | undefined;
+          if (!cursor && known !== undefined) h = this.hubs.read(hubId);
           epoch = Math.max(epoch, b.epoch);
-          last = this.db.put(hubId, cursor ? [epoch, b.boot!, b.seq] : [epoch, h?.[1] ?? null, h?.[2] ?? 0]);
+          last = this.db.put(hubKey(hubId), cursor ? [epoch, b.boot!, b.seq, n] : [epoch, h?.[1] ?? null, h?.[2] ?? 0, n]);
         }
-        if (epoch !== known) this.rememberEpoch(hubId, epoch);
+        if (epoch !== known?.epoch || numbered) this.hubs.remember(hubId, epoch, n);
         b.written = cursor;
       } catch (err) {
         // a key lmdb cannot take (too long): this hub's batch is lost, the others are written
@@ -493,9 +494,9 @@ export class LmdbShadowStore implements ShadowStore {
     return last;
   }
 
-  /** A device's reported side, in the write transaction. */
-  private putDevice(hubId: string, deviceId: string, e: QueuedDevice): Promise<unknown> {
-    return this.db.put([hubId, deviceId], e.n < 0 ? [e.a, e.v, e.at] : [e.n, e.a, e.v, e.at]);
+  /** A device's reported side, under its hub's number `n`, in the write transaction. */
+  private putDevice(n: number, deviceId: string, e: QueuedDevice): Promise<unknown> {
+    return this.db.put([n, deviceId], e.n < 0 ? [e.a, e.v, e.at] : [e.n, e.a, e.v, e.at]);
   }
 
   /**
@@ -517,11 +518,6 @@ export class LmdbShadowStore implements ShadowStore {
     if (b.deviceId !== undefined) kind(b.deviceId, b.k);
     if (b.more) for (const [deviceId, e] of b.more) kind(deviceId, e.k);
     return changed ? this.putKindsRecord(hubId, kinds!) : undefined;
-  }
-
-  private rememberEpoch(hubId: string, epoch: number): void {
-    if (this.epochs.size >= MAX_EPOCHS && !this.epochs.has(hubId)) this.epochs.delete(this.epochs.keys().next().value!);
-    this.epochs.set(hubId, epoch);
   }
 
   /** One transaction of its own, after every batch and transaction before it; resolves once durable. */
@@ -553,7 +549,7 @@ export class LmdbShadowStore implements ShadowStore {
         (err: unknown) => {
           this.#healthy = false;
           // what the failed transaction wrote was not kept: the fence reads the entries again, the names which lists are stored
-          this.epochs.clear();
+          this.hubs.forgetAll();
           this.names.recheck();
           this.log.error({ err }, 'shadow write transaction failed: its writes are lost, none acknowledged');
         },
