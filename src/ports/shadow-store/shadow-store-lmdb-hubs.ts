@@ -61,10 +61,11 @@ export class HubEntries {
 
   /** In a transaction: the hub's number, given now (its entry written with it) if it has none. */
   numberFor(hubId: string): number {
-    const known = this.numberOf(hubId);
-    if (known !== undefined) return known;
-    const n = this.give();
+    const remembered = this.remembered.get(hubId)?.n;
+    if (remembered !== undefined && remembered >= 0) return remembered;
     const h = this.read(hubId);
+    if (h !== undefined && h[3] >= 0) return h[3];
+    const n = this.give();
     void this.db.put(hubKey(hubId), [h?.[0] ?? 0, h?.[1] ?? null, h?.[2] ?? 0, n]);
     this.remember(hubId, h?.[0] ?? 0, n);
     return n;

@@ -449,13 +449,10 @@ export class LmdbShadowStore implements ShadowStore {
         let h: StoredHub | undefined;
         let epoch: number;
         let n: number;
-        let fresh = false;
         if (known) ({ epoch, n } = known);
         else {
           h = this.hubs.read(hubId);
           epoch = h?.[0] ?? 0;
-          // new to the store: its entry written below
-          fresh = h === undefined;
           n = h ? h[3] : -1;
         }
         if (b.epoch > 0 && epoch > b.epoch) {
@@ -476,7 +473,8 @@ export class LmdbShadowStore implements ShadowStore {
         }
         // the hub entry last: a hub whose device writes threw keeps its old cursor
         const cursor = b.boot !== undefined;
-        if (cursor || b.epoch > epoch || fresh || numbered) {
+        // a hub new to the store has a cursor or a device record in its batch: its entry is written
+        if (cursor || b.epoch > epoch || numbered) {
           // a new epoch without a cursor keeps the stored one
           if (!cursor && known !== undefined) h = this.hubs.read(hubId);
           epoch = Math.max(epoch, b.epoch);
