@@ -6,8 +6,9 @@
  * stored, published with its position and acknowledged once durable. `--per-turn` reports per
  * event-loop turn, at most 4 turns unacknowledged, `--reports` in all.
  *
- * Printed: CPU per report (user + system, all threads) and the main thread's share of it (event-loop
- * utilization × wall time), reports/s, against the floor of the same run: decoding the same frames
+ * Printed, over the second half of the reports (the first compiles the code and fills the homes'
+ * first history chunks): CPU per report (user + system, all threads) and the main thread's share of
+ * it (event-loop utilization × wall time), reports/s, against the floor of the same run: decoding the same frames
  * and encoding an ack and the event for each (the JavaScript any relay of these frames does). Both
  * runs pay the harness alike: encoding each frame, and decoding each ack the server sends.
  * Without sockets, the kernel's cost of a report (one read, its ack's write) is not in either.
@@ -102,29 +103,37 @@ interface Measured {
 /**
  * Runs `step(i)` for i < REPORTS, PER_TURN per turn; `below(n)` resolves once at most n reports
  * are unacknowledged: a turn's reports wait for `below(4 turns)`, the end for `below(0)`.
- * Under callgrind the second half of the reports is counted as `phase` (the first warms the code),
- * and each turn waits for `below(0)`.
+ * The second half of the reports is timed, and under callgrind counted as `phase` (the first warms
+ * the code); under callgrind each turn waits for `below(0)`.
  */
 async function drive(phase: string, step: (i: number) => void, below: (n: number) => Promise<void>): Promise<Measured> {
-  const stop = cpuMeter();
-  const stopGc = gcMeter();
+  let stop: ReturnType<typeof cpuMeter> | null = null;
+  let stopGc: ReturnType<typeof gcMeter> | null = null;
   const count = counting(phase);
   for (let i = 0; i < REPORTS; ) {
     // under callgrind each turn's reports are stored before the next turn's come: one commit per
     // turn, whatever the speed, so a count does not depend on how the store's commits fell
     await below(underCallgrind() ? 0 : PER_TURN * 4);
-    if (i === COUNT_FROM) await count.start();
+    if (i === COUNT_FROM) {
+      // timed from the same report as counted: the first half compiles the code and grows the
+      // homes' first chunks (timed from the first report, history cost 2–4 µs a report over
+      // 150,000 reports and nothing over 1,000,000: BENCHMARKS.md, 2026-12-04)
+      await count.start();
+      stop = cpuMeter();
+      stopGc = gcMeter();
+    }
     for (let k = 0; k < PER_TURN && i < REPORTS; k++, i++) step(i);
     await turn();
   }
   await below(0);
   await count.end();
-  const { cpuUs, mainUs, mainCpuUs, wallMs } = stop(REPORTS);
-  const gc = stopGc(REPORTS);
+  const timed = REPORTS - COUNT_FROM;
+  const { cpuUs, mainUs, mainCpuUs, wallMs } = stop!(timed);
+  const gc = stopGc!(timed);
   const r2 = (x: number): number => Math.round(x * 100) / 100;
   return {
     gc: { scavenges: gc.scavenges, scavengeUs: r2(gc.scavengeUs), otherUs: r2(gc.otherUs), promotedBytes: Math.round(gc.promotedBytes) },
-    reportsPerSec: Math.round((REPORTS * 1000) / wallMs),
+    reportsPerSec: Math.round((timed * 1000) / wallMs),
     cpuUsPerReport: r2(cpuUs),
     mainUsPerReport: r2(mainUs),
     mainCpuUsPerReport: r2(mainCpuUs),
