@@ -28,15 +28,16 @@ export async function diskPorts(config: Config, timers: TimerWheel, log: Logger,
   const data = openDataStore(config.dataDir, { sync: config.dataSync, owner: config.nodeId });
   const opened: Array<{ close(): Promise<void> }> = [];
   try {
-    // meaningless after the process ends: in memory
+    // meaningless after the process ends: in memory (the directory too, below the shadows)
     const bus = new MemoryBus(timers, log);
-    const directory = new MemoryDirectory(config.directoryTtlMs);
     const lease = new MemoryLease();
     const registry = new LmdbHubRegistry(data);
     const nonces = new LmdbNonceStore(data);
     opened.push(nonces);
     const shadows = new LmdbShadowStore(data, { log: log.child({ port: 'shadows' }), batchWindowMs: config.diskBatchMs, ...(observe ? { batches: observe.store('shadows') } : {}) });
     opened.push(shadows);
+    // a hub's epochs go on from the last its shadow's fence holds: a restart does not make its next session stale
+    const directory = new MemoryDirectory(config.directoryTtlMs, Date.now, (hubId) => shadows.lastEpoch(hubId));
     const rules = await LmdbRuleStore.open(data);
     opened.push(rules);
     const pushLog = log.child({ port: 'push' });

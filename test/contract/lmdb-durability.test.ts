@@ -105,6 +105,27 @@ describe('LmdbShadowStore', () => {
     await store.close();
   });
 
+  it('tells the largest epoch written for a hub (after a reopen too, raised by a removal), where a restarted directory goes on', async () => {
+    let data = await temp('os');
+    const store = new LmdbShadowStore(data, { log });
+    expect(store.lastEpoch('h')).toBe(0);
+    store.writeCursor('h', { boot: 'b', seq: 1 }, 4);
+    await store.flush();
+    expect(store.lastEpoch('h')).toBe(4);
+    store.writeCursor('h', { boot: 'b', seq: 2 }, 2);
+    await store.flush();
+    expect(store.lastEpoch('h'), 'a stale session does not lower it').toBe(4);
+    await store.close();
+
+    data = await reopen(data);
+    const again = new LmdbShadowStore(data, { log });
+    expect(again.lastEpoch('h')).toBe(4);
+    await again.remove('h');
+    expect(again.lastEpoch('h'), 'a removal fences one above').toBe(5);
+    expect(again.lastEpoch('other')).toBe(0);
+    await again.close();
+  });
+
   it('puts a batch of 16 hubs or more at once when no other write of its hubs is uncommitted, else in a transaction', async () => {
     const data = await temp('os');
     const store = new LmdbShadowStore(data, { log });

@@ -11,7 +11,9 @@ interface Held {
 /**
  * The directory of a single node: one map entry per hub, its holder's location while held, then
  * the last epoch (a number), so a later claim gets a larger one; node liveness with the same ttl
- * semantics as the Redis directory.
+ * semantics as the Redis directory. The map lives as long as the process: a hub's first claim in
+ * it continues from `continueFrom`, so epochs keep growing across restarts where something the
+ * process keeps on disk remembers them (the embedded default's shadow store fences by them).
  */
 export class MemoryDirectory implements Directory {
   private readonly hubs = new Map<string, Held | number>();
@@ -21,10 +23,18 @@ export class MemoryDirectory implements Directory {
     /** @default 15_000 (ms) */
     private readonly ttlMs = 15_000,
     private readonly now: () => number = Date.now,
+    /**
+     * the largest epoch known for a hub this process has not claimed yet (default: 0). Without it a
+     * restarted embedded node gave every hub epoch 1 again, and the shadow store refused the
+     * reports of a hub that had reconnected before the restart as a stale session's, unacknowledged
+     */
+    private readonly continueFrom: (hubId: string) => number = () => 0,
   ) {}
 
   async claim(hubId: string, node: string, now = this.now()): Promise<HubLocation> {
-    const held = { node, epoch: lastEpoch(this.hubs.get(hubId)) + 1, since: sinceOrigin(now) };
+    const entry = this.hubs.get(hubId);
+    const last = entry === undefined ? this.continueFrom(hubId) : lastEpoch(entry);
+    const held = { node, epoch: last + 1, since: sinceOrigin(now) };
     this.hubs.set(hubId, held);
     this.nodeSeen.set(node, this.now());
     return location(held);

@@ -335,6 +335,14 @@ export class LmdbShadowStore implements ShadowStore {
     });
   }
 
+  /**
+   * The largest epoch written for the hub (what its fence holds), 0 for none: where the embedded
+   * directory's epochs for a hub continue after a restart (MemoryDirectory's `continueFrom`).
+   */
+  lastEpoch(hubId: string): number {
+    return this.hubs.known(hubId)?.epoch ?? this.hubs.read(hubId)?.[0] ?? 0;
+  }
+
   /** Resolves when every write made before the call is durable. */
   async flush(): Promise<void> {
     this.startOpen();
