@@ -8,8 +8,8 @@
  *
  * Printed, over the second half of the reports (the first compiles the code and fills the homes'
  * first history chunks): CPU per report (user + system, all threads) and the main thread's share of
- * it (event-loop utilization × wall time), reports/s, against the floor of the same run: decoding the same frames
- * and encoding an ack and the event for each (the JavaScript any relay of these frames does). Both
+ * it (event-loop utilization × wall time), reports/s, against the floor of the same run: decoding
+ * the same frames and encoding an ack and the event for each (the JavaScript any relay does). Both
  * runs pay the harness alike: encoding each frame, and decoding each ack the server sends.
  * Without sockets, the kernel's cost of a report (one read, its ack's write) is not in either.
  *
