@@ -28,6 +28,16 @@ function openKilledAtSecondChunk(data: DataStore): void {
   stop.mockRestore();
 }
 
+/** Writes a store of the earlier `layout` (its marker and `fill`'s records, in one transaction); answers sub-database `shadows`. */
+function earlierLayout(data: DataStore, layout: number, fill: (raw: ReturnType<DataStore['db']>) => void): ReturnType<DataStore['db']> {
+  const raw = data.db<unknown>('shadows');
+  raw.transactionSync(() => {
+    void data.db<unknown>('layouts').put('shadows', layout);
+    fill(raw);
+  });
+  return raw;
+}
+
 describe('LmdbShadowStore layout', () => {
   it('splits records of the layout before when opened: kind, model, both sides and versions kept', async () => {
     const data = await temp();
@@ -56,11 +66,8 @@ describe('LmdbShadowStore layout', () => {
 
   it('gathers kinds and models of the split layout into one record a hub, desired sides into their own, over a store larger than one chunk', async () => {
     const data = await temp();
-    const raw = data.db<unknown>('shadows');
-    const layouts = data.db<unknown>('layouts');
     const hubs = 1_500;
-    raw.transactionSync(() => {
-      void layouts.put('shadows', 2);
+    const raw = earlierLayout(data, 2, (raw) => {
       for (let h = 0; h < hubs; h++) {
         void raw.put(`hub-${h}`, [1, 'b', h]);
         for (let d = 0; d < 8; d++) {
@@ -88,10 +95,8 @@ describe('LmdbShadowStore layout', () => {
 
   it('a rewrite stopped after its first chunk goes on at the next open, nothing lost', async () => {
     const data = await temp();
-    const raw = data.db<unknown>('shadows');
     const hubs = 1_500;
-    raw.transactionSync(() => {
-      void data.db<unknown>('layouts').put('shadows', 2);
+    const raw = earlierLayout(data, 2, (raw) => {
       for (let h = 0; h < hubs; h++) for (let d = 0; d < 8; d++) {
         void raw.put([`hub-${h}`, `d${d}`], [['v', d], 1, 5]);
         void raw.put([`hub-${h}`, `d${d}`, 'x'], ['switch', `M-${h}`, [], 0]);
@@ -113,10 +118,8 @@ describe('LmdbShadowStore layout', () => {
 
   it('numbers the hubs of a store keyed by hub id, over more than one chunk, going on where a stopped rewrite left off', async () => {
     const data = await temp();
-    const raw = data.db<unknown>('shadows');
     const hubs = 2_000;
-    raw.transactionSync(() => {
-      void data.db<unknown>('layouts').put('shadows', 3);
+    const raw = earlierLayout(data, 3, (raw) => {
       for (let h = 0; h < hubs; h++) {
         // every tenth hub without an entry (written by a desired change before it ever connected)
         if (h % 10 !== 0) void raw.put(`hub-${h}`, [2, 'b', h]);

@@ -53,6 +53,11 @@ export class HubEntries {
     return this.db.get(hubKey(hubId)) as StoredHub | undefined;
   }
 
+  /** The epoch the hub's fence holds (remembered, or read from its entry); 0 for a hub without one. */
+  epochOf(hubId: string): number {
+    return this.remembered.get(hubId)?.epoch ?? this.read(hubId)?.[0] ?? 0;
+  }
+
   /** The hub's number, if it has one (remembered, or read from its entry). */
   numberOf(hubId: string): number | undefined {
     const n = this.remembered.get(hubId)?.n ?? this.read(hubId)?.[3];

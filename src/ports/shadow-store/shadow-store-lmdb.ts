@@ -340,7 +340,7 @@ export class LmdbShadowStore implements ShadowStore {
    * directory's epochs for a hub continue after a restart (MemoryDirectory's `continueFrom`).
    */
   lastEpoch(hubId: string): number {
-    return this.hubs.known(hubId)?.epoch ?? this.hubs.read(hubId)?.[0] ?? 0;
+    return this.hubs.epochOf(hubId);
   }
 
   /** Resolves when every write made before the call is durable. */
