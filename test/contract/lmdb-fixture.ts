@@ -5,13 +5,13 @@ import { join } from 'node:path';
 import { openDataStore, type DataStore } from '../../src/ports/lmdb.js';
 import { LmdbPushQueue } from '../../src/ports/push-queue/push-queue-lmdb.js';
 import { LmdbRuleStore } from '../../src/ports/rule-store/rule-store-lmdb.js';
-import { hubKey, kindsKey } from '../../src/ports/shadow-store/shadow-store-lmdb-layout.js';
+import { hubKey, kindsKey, type StoredHub } from '../../src/ports/shadow-store/shadow-store-lmdb-layout.js';
 import type { PushQueueFactory } from './push-queue.contract.js';
 import type { RuleStoreFactory } from './rule-store.contract.js';
 
 /** A hub's entry in the embedded shadow store: [epoch, cursor boot, cursor seq, its number]. */
-export function shadowEntry(data: DataStore, hubId: string): [number, string | null, number, number] | undefined {
-  return data.db<unknown>('shadows').get(hubKey(hubId) as unknown as string) as [number, string | null, number, number] | undefined;
+export function shadowEntry(data: DataStore, hubId: string): StoredHub | undefined {
+  return data.db<unknown>('shadows').get(hubKey(hubId) as unknown as string) as StoredHub | undefined;
 }
 
 /** A hub's kinds record in the embedded shadow store. */
