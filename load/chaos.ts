@@ -10,21 +10,30 @@ import { newLedger } from './chaos/ledger.js';
 import { Random } from './chaos/random.js';
 import { commandsReport, failuresOf, formatReport, ledgerReport, type EventReport, type RunReport } from './chaos/summary.js';
 
-const USAGE = `hubtier chaos: crashes and restarts of cluster nodes under traffic, and what they lose.
+/** a hub online with a report unacknowledged for longer than this (ms) is stalled */
+const STALL_MS = 5_000;
+
+const USAGE = `hubtier chaos: crashes and restarts of nodes under traffic, and what they lose.
 
 usage: npm run chaos -- [options]
 
-Starts its own nats-server, redis-server (append-only file) and three nodes in cluster mode on
-free ports of 127.0.0.1, connects the hubs, runs reports and commands, then:
+Cluster mode (default): starts its own nats-server, redis-server (append-only file) and three
+nodes on free ports of 127.0.0.1. --mode embedded: one node of the embedded default, restarted
+on its own data directory. Connects the hubs, runs reports and commands, then:
   kill      kill -9 of a node, one at a time (--kills, default 3, spaced by --gap), each restarted
   rolling   a rolling restart: SIGTERM each node in turn, wait until it is back and ready
   both      kill, then rolling (default)
+In the middle of every gap a share of the hubs (--blip) drop their sockets and reconnect, so
+faults find hubs on their first session and hubs on a later one.
 Every report sets one device's counter; the server's ack says which reports it accepted. When a
 hub comes back after its node died or drained, and at the end, its shadow must hold every
-acknowledged counter. Every command must get a definitive answer (200, or a code of the table in
-proto/PROTOCOL.md with its HTTP status); only requests to a killed process may go unanswered.
+acknowledged counter. Before each fault and at the end, no hub online may have a report
+unacknowledged for over ${STALL_MS / 1000} s (a node taking reports it never stores). Every command
+must get a definitive answer (200, or a code of the table in proto/PROTOCOL.md with its HTTP
+status); only requests to a killed process may go unanswered.
 
 options:
+  --mode M            cluster | embedded (default cluster)
   --scenario S        kill | rolling | both (default both)
   --hubs N            hubs (default 300), spread over the nodes
   --devices M         devices per hub (default 4)
@@ -33,7 +42,8 @@ options:
   --command-timeout-ms T  the commands' timeoutMs (default 2000)
   --kills K           kill -9 rounds (default 3; node i mod 3)
   --gap S             seconds of steady traffic before each fault (default 5)
-  --appendfsync P     always | everysec | no: Redis append-only fsync policy (default everysec)
+  --blip F            share of the hubs online that drop their socket in the middle of each gap (default 0.2; 0: none)
+  --appendfsync P     always | everysec | no: Redis append-only fsync policy (default everysec; cluster mode)
   --env KEY=VALUE     extra environment of every node, e.g. --env TIER_SHADOW_BATCH_MS=50 (repeatable)
   --seed N            seed of every random choice (default random; printed)
   --max-time S        abort (exit 3) after S seconds (default 600)
@@ -46,6 +56,7 @@ definitive answer (other than to a killed process) or something left unverified;
 `;
 
 interface Options {
+  mode: 'cluster' | 'embedded';
   scenario: 'kill' | 'rolling' | 'both';
   hubs: number;
   devices: number;
@@ -54,6 +65,7 @@ interface Options {
   commandTimeoutMs: number;
   kills: number;
   gapS: number;
+  blip: number;
   appendfsync: 'always' | 'everysec' | 'no';
   env: Record<string, string>;
   seed: number;
@@ -61,7 +73,8 @@ interface Options {
   json: boolean;
 }
 
-const NODES = 3;
+/** nodes in cluster mode; the embedded default is one */
+const CLUSTER_NODES = 3;
 /** how long a drained node may take to exit before it is killed */
 const DRAIN_GRACE_MS = 20_000;
 /** how long the hubs of a node may take to be back online and checked */
@@ -77,6 +90,7 @@ function fail(message: string): never {
 
 function parse(): Options {
   const values = commandLine('chaos', USAGE, {
+    mode: { type: 'string', default: 'cluster' },
     scenario: { type: 'string', default: 'both' },
     hubs: { type: 'string', default: '300' },
     devices: { type: 'string', default: '4' },
@@ -85,6 +99,7 @@ function parse(): Options {
     'command-timeout-ms': { type: 'string', default: '2000' },
     kills: { type: 'string', default: '3' },
     gap: { type: 'string', default: '5' },
+    blip: { type: 'string', default: '0.2' },
     appendfsync: { type: 'string', default: 'everysec' },
     env: { type: 'string', multiple: true },
     seed: { type: 'string' },
@@ -101,6 +116,8 @@ function parse(): Options {
     if (!Number.isInteger(n)) fail(`--${flag} must be an integer, got ${v}`);
     return n;
   };
+  const mode = values.mode;
+  if (mode !== 'cluster' && mode !== 'embedded') fail(`--mode must be cluster or embedded, got ${mode}`);
   const scenario = values.scenario;
   if (scenario !== 'kill' && scenario !== 'rolling' && scenario !== 'both') fail(`--scenario must be kill, rolling or both, got ${scenario}`);
   const appendfsync = values.appendfsync;
@@ -113,6 +130,7 @@ function parse(): Options {
     env[m[1]!] = m[2]!;
   }
   return {
+    mode,
     scenario,
     hubs: int('hubs', values.hubs, 3, 5_000),
     devices: int('devices', values.devices, 1, 64),
@@ -121,6 +139,7 @@ function parse(): Options {
     commandTimeoutMs: int('command-timeout-ms', values['command-timeout-ms'], 100, 60_000),
     kills: int('kills', values.kills, 0, 30),
     gapS: num('gap', values.gap, 0, 600),
+    blip: num('blip', values.blip, 0, 1),
     appendfsync,
     env,
     seed: values.seed === undefined ? randomBytes(4).readUInt32LE(0) : int('seed', values.seed, 0, 2 ** 32 - 1),
@@ -154,8 +173,9 @@ async function main(): Promise<void> {
   const rng = new Random(o.seed);
   const started = performance.now();
   const loadAtStart = loadavg()[0]!;
-  say(`seed ${o.seed}; starting nats-server, redis-server (appendfsync ${o.appendfsync}) and ${NODES} nodes`);
-  const cluster = await ChaosCluster.start({ nodes: NODES, appendfsync: o.appendfsync, env: o.env });
+  const nodes = o.mode === 'embedded' ? 1 : CLUSTER_NODES;
+  say(`seed ${o.seed}; starting ${o.mode === 'embedded' ? 'one node of the embedded default' : `nats-server, redis-server (appendfsync ${o.appendfsync}) and ${nodes} nodes`}`);
+  const cluster = await ChaosCluster.start({ mode: o.mode, nodes, appendfsync: o.appendfsync, env: o.env });
   say(`nodes up: ${cluster.nodes.map((n) => `${n.id} pid ${n.proc.pid} :${n.port}`).join(', ')}`);
   const fleet = new HubFleet(cluster, rng, { hubs: o.hubs, devices: o.devices, reportMs: o.reportMs, prefix: `chaos-${o.seed.toString(36)}` });
   await fleet.provision();
@@ -169,7 +189,10 @@ async function main(): Promise<void> {
   const events: EventReport[] = [];
   const signalled = new Set<number>();
   const event = async (kind: 'kill' | 'rolling', round: number, of: number, index: number) => {
-    await sleep(o.gapS * 1000);
+    await sleep((o.gapS * 1000) / 2);
+    const blipped = fleet.blip(Math.round(o.hubs * o.blip));
+    await sleep((o.gapS * 1000) / 2);
+    const stalledBefore = fleet.stalled(STALL_MS);
     const node = cluster.nodes[index]!;
     const pid = node.proc.pid;
     signalled.add(pid);
@@ -208,12 +231,14 @@ async function main(): Promise<void> {
       restartMs: Math.round(restartMs),
       allBack,
       underTraffic,
+      blipped,
+      stalledBefore,
       ledger,
       commandsUndefined: commands.tally.undefinedByPid.get(pid) ?? 0,
     };
     events.push(ev);
     say(
-      `${name}: ${node.id} (pid ${pid}, ${hubsOnNode} hubs) ${kind === 'kill' ? 'SIGKILL' : 'SIGTERM'}, gone in ${Math.round(exitMs)} ms` +
+      `${name}: ${blipped} hubs blipped before; ${stalledBefore} stalled; ${node.id} (pid ${pid}, ${hubsOnNode} hubs) ${kind === 'kill' ? 'SIGKILL' : 'SIGTERM'}, gone in ${Math.round(exitMs)} ms` +
         `${kind === 'rolling' ? ` (exit ${ev.forced ? 'forced' : String(ev.exitCode)})` : ''}` +
         `${underTraffic ? '' : ` (no ack within ${FRESH_ACK_MS} ms of its report for ${FRESH_WAIT_MS / 1000} s: signalled anyway)`}; ` +
         `hubs back and checked ${allBack ? `(max ${(ledger.backMaxMs / 1000).toFixed(1)} s)` : 'NOT ALL within the limit'}; ` +
@@ -221,9 +246,10 @@ async function main(): Promise<void> {
     );
   };
 
-  if (o.scenario !== 'rolling') for (let k = 0; k < o.kills; k++) await event('kill', k + 1, o.kills, k % NODES);
-  if (o.scenario !== 'kill') for (let k = 0; k < NODES; k++) await event('rolling', k + 1, NODES, k);
+  if (o.scenario !== 'rolling') for (let k = 0; k < o.kills; k++) await event('kill', k + 1, o.kills, k % nodes);
+  if (o.scenario !== 'kill') for (let k = 0; k < nodes; k++) await event('rolling', k + 1, nodes, k);
   await sleep(o.gapS * 1000);
+  const stalledAtEnd = fleet.stalled(STALL_MS);
 
   say('stopping traffic; waiting for every hub to be online with nothing unacknowledged, then reading every shadow');
   await commands.stop();
@@ -237,21 +263,23 @@ async function main(): Promise<void> {
     other.backMs.push(...l.backMs);
   }
   const otherReport = ledgerReport(other);
-  const end = { ...ledgerReport(fleet.end), notIdle };
+  const blipsReport = ledgerReport(fleet.blips);
+  const end = { ...ledgerReport(fleet.end), notIdle, stalled: stalledAtEnd };
   const base: Omit<RunReport, 'failures' | 'pass'> = {
     tool: 'chaos',
     commit: git(['rev-parse', '--short', 'HEAD']),
     serverCommit: git(['log', '-1', '--format=%h', '--', 'src', 'proto']),
     srcClean: git(['status', '--porcelain', '--', 'src', 'proto']) === '',
     seed: o.seed,
-    options: { scenario: o.scenario, hubs: o.hubs, devices: o.devices, reportMs: o.reportMs, commandRate: o.commandRate, commandTimeoutMs: o.commandTimeoutMs, kills: o.kills, gapS: o.gapS, appendfsync: o.appendfsync, env: o.env },
+    options: { mode: o.mode, scenario: o.scenario, hubs: o.hubs, devices: o.devices, reportMs: o.reportMs, commandRate: o.commandRate, commandTimeoutMs: o.commandTimeoutMs, kills: o.kills, gapS: o.gapS, blip: o.blip, appendfsync: o.appendfsync, env: o.env },
     durationS: Math.round(durationS * 10) / 10,
     machine: { cpus: cpus().length, loadAvg1mStart: loadAtStart, loadAvg1mEnd: loadavg()[0]! },
     events,
     other: otherReport,
+    blips: blipsReport,
     end,
     totals: {
-      lostAckedReports: events.reduce((a, e) => a + e.ledger.lost, 0) + otherReport.lost + end.lost,
+      lostAckedReports: events.reduce((a, e) => a + e.ledger.lost, 0) + otherReport.lost + blipsReport.lost + end.lost,
       lostPerKill: events.filter((e) => e.kind === 'kill').map((e) => e.ledger.lost),
       lostPerRestart: events.filter((e) => e.kind === 'rolling').map((e) => e.ledger.lost),
       reportsSent: fleet.stats.reportsSent,

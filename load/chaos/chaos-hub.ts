@@ -14,6 +14,8 @@ export type Phase = 'idle' | 'connecting' | 'welcomed' | 'running' | 'offline';
 export interface Ended {
   /** the node process the session was on */
   pid: number;
+  /** this run closed the socket itself (a blip), not the node */
+  blip: boolean;
   /** the last sequence number the hub saw acknowledged when it closed */
   ackedSeq: number;
   at: number;
@@ -47,6 +49,8 @@ export class ChaosHub {
   hint: number | null = null;
   attempts = 0;
   ended: Ended | null = null;
+  /** the run is closing this hub's socket on purpose (a blip) */
+  blipping = false;
   announced = false;
 
   constructor(

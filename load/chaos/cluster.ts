@@ -1,12 +1,13 @@
 import { randomBytes } from 'node:crypto';
-import { freePort, startNats, startNode, startRedis, type Backend, type NodeProc } from '../harness/index.js';
+import { freePort, freshDataDir, startNats, startNode, startRedis, type Backend, type NodeProc } from '../harness/index.js';
 import { request } from '../wire/admin.js';
 
 /**
- * The cluster under test: its own nats-server and redis-server (append-only file) on free ports
- * and K node processes in cluster mode, each on its own port so every connection names the process
- * it went to. Nodes are killed, stopped and restarted on the same port; the cluster remembers
- * which signal each process got, so a request's failure can be put down to it.
+ * The nodes under test. Cluster mode: its own nats-server and redis-server (append-only file) on
+ * free ports and K node processes, each on its own port so every connection names the process it
+ * went to. Embedded: one node of the embedded default, restarted on its own data directory, so
+ * what it keeps is what its disk kept. Nodes are killed, stopped and restarted on the same port;
+ * the cluster remembers which signal each process got, so a request's failure can be put down to it.
  */
 
 /**
@@ -27,6 +28,8 @@ export interface ChaosNode {
 }
 
 export interface ClusterOptions {
+  /** embedded: no NATS or Redis; every node keeps its DATA_DIR across restarts (one node is the product's case) */
+  mode: 'cluster' | 'embedded';
   nodes: number;
   appendfsync: 'always' | 'everysec' | 'no';
   /** extra environment of every node (TIER_* settings) */
@@ -43,29 +46,28 @@ export class ChaosCluster {
   readonly signalled = new Map<number, 'SIGKILL' | 'SIGTERM'>();
   private env: Record<string, string> = {};
   private backends: Backend[] = [];
+  /** embedded: each node's DATA_DIR, the same for every process of that node (cluster mode: a fresh one each, as a pod's emptyDir) */
+  private dataDirs: Array<string | undefined> = [];
 
   static async start(opts: ClusterOptions): Promise<ChaosCluster> {
     const c = new ChaosCluster();
-    const [nats, redis] = await Promise.all([startNats(), startRedis({ appendfsync: opts.appendfsync })]);
-    c.backends.push(nats, redis);
-    c.env = {
-      ...opts.env,
-      NATS_URL: nats.url,
-      REDIS_URL: redis.url,
-      JWT_SECRET: `jwt-${randomBytes(16).toString('hex')}`,
-    };
+    c.env = { ...opts.env, JWT_SECRET: `jwt-${randomBytes(16).toString('hex')}` };
+    if (opts.mode === 'cluster') {
+      const [nats, redis] = await Promise.all([startNats(), startRedis({ appendfsync: opts.appendfsync })]);
+      c.backends.push(nats, redis);
+      Object.assign(c.env, { NATS_URL: nats.url, REDIS_URL: redis.url });
+    }
     const ports: number[] = [];
-    for (let i = 0; i < opts.nodes; i++) ports.push(await freePort());
+    for (let i = 0; i < opts.nodes; i++) {
+      ports.push(await freePort());
+      c.dataDirs.push(opts.mode === 'embedded' ? freshDataDir() : undefined);
+    }
     const procs = await Promise.all(ports.map((port, i) => c.boot(i, port)));
     procs.forEach((proc, i) => {
       const port = ports[i]!;
       c.nodes.push({ index: i, id: `node-${i}`, port, wsUrl: `ws://127.0.0.1:${port}`, httpUrl: `http://127.0.0.1:${port}`, state: 'up', proc });
     });
     return c;
-  }
-
-  get redisPid(): number {
-    return this.backends[1]?.pid ?? 0;
   }
 
   up(): ChaosNode[] {
@@ -123,7 +125,7 @@ export class ChaosCluster {
   }
 
   private async boot(index: number, port: number): Promise<NodeProc> {
-    const proc = await startNode({ env: { ...this.env, NODE_ID: `node-${index}` }, adminToken: this.adminToken, port });
+    const proc = await startNode({ env: { ...this.env, NODE_ID: `node-${index}` }, adminToken: this.adminToken, port, dataDir: this.dataDirs[index] });
     const until = Date.now() + READY_MS;
     for (;;) {
       const ready = await request(`http://127.0.0.1:${proc.adminPort}`, 'GET', '/readyz', this.adminToken, undefined, 2_000).catch(() => null);

@@ -14,11 +14,12 @@ import type { Random } from './random.js';
  * server acknowledged is known exactly; the shadow must hold at least that.
  *
  * When a session ends (node killed, drained, anything), the hub reconnects with backoff to another
- * node that is up, or after the `reconnect` hint's delay. Before it sends anything on the new
- * session it reads its shadow through a node other than its own and counts, per device, the
- * acknowledged reports missing from it: nothing of this hub can reach Redis between the close and
- * that read, so later reports cannot hide a loss. The count goes to the ledger of the process the
- * hub was on.
+ * node that is up (its own again when it is the only one), or after the `reconnect` hint's delay.
+ * Before it sends anything on the new session it reads its shadow through a node other than its
+ * own when there is one and counts, per device, the acknowledged reports missing from it: nothing
+ * of this hub can reach the store (Redis, or the embedded node's disk) between the close and that
+ * read, so later reports cannot hide a loss. The count goes to the ledger of the process the hub
+ * was on.
  */
 
 export interface FleetOptions {
@@ -43,6 +44,8 @@ export class HubFleet {
   readonly byPid = new Map<number, Ledger>();
   /** what the final check found beyond what the reconnect checks had counted */
   readonly end = newLedger();
+  /** sessions the run closed itself (`blip`), whatever process they were on */
+  readonly blips = newLedger();
   readonly stats = {
     reportsSent: 0,
     /** close codes of ended sessions */
@@ -143,6 +146,31 @@ export class HubFleet {
     return this.hubs.filter((h) => h.pid === pid && (h.phase === 'welcomed' || h.phase === 'running')).length;
   }
 
+  /**
+   * Hubs online whose oldest unacknowledged report was sent more than `olderThanMs` ago: a node
+   * that takes reports without acknowledging them (nothing lost, nothing stored) shows here.
+   */
+  stalled(olderThanMs: number): number {
+    const before = performance.now() - olderThanMs;
+    return this.hubs.filter((h) => h.phase === 'running' && h.client.connected && h.pending.length > 0 && h.pending[0]!.at < before).length;
+  }
+
+  /**
+   * Drops the sockets of `count` hubs online, chosen at random, from the hub's side, as a flaky
+   * network does: each reconnects (to another node when there is one) and checks its shadow. A
+   * hub that reconnects opens a new session epoch; restarts after that must keep fencing right.
+   */
+  blip(count: number): number {
+    const online = this.hubs.filter((h) => h.phase === 'running' && h.client.connected);
+    let n = 0;
+    for (; n < count && online.length > 0; n++) {
+      const hub = online.splice(this.rng.int(online.length), 1)[0]!;
+      hub.blipping = true;
+      void hub.client.terminate();
+    }
+    return n;
+  }
+
   ledger(pid: number): Ledger {
     let l = this.byPid.get(pid);
     if (!l) this.byPid.set(pid, (l = newLedger()));
@@ -218,8 +246,10 @@ export class HubFleet {
     if (hub.phase !== 'welcomed' && hub.phase !== 'running') return;
     bump(this.stats.closes, String(code));
     hub.phase = 'offline';
-    this.ledger(hub.pid).sessionsEnded++;
-    hub.ended ??= { pid: hub.pid, ackedSeq: hub.client.acked, at: Date.now(), cursorCounted: false };
+    const blip = hub.blipping;
+    hub.blipping = false;
+    (blip ? this.blips : this.ledger(hub.pid)).sessionsEnded++;
+    hub.ended ??= { pid: hub.pid, blip, ackedSeq: hub.client.acked, at: Date.now(), cursorCounted: false };
     this.schedule(hub, hub.hint ?? this.backoff(0));
   }
 
@@ -282,7 +312,7 @@ export class HubFleet {
     hub.attempts = 0;
     const ended = hub.ended;
     if (ended) {
-      const ledger = this.ledger(ended.pid);
+      const ledger = ended.blip ? this.blips : this.ledger(ended.pid);
       if (!ended.cursorCounted) {
         ended.cursorCounted = true;
         if (welcomeS < ended.ackedSeq) {
@@ -336,7 +366,7 @@ export class HubFleet {
     return { lost, late: first - lost, missing };
   }
 
-  /** The counter `n` of every device as a node other than the hub's own reads it from Redis. */
+  /** The counter `n` of every device as a node reads it from the store: one other than the hub's own when there is one. */
   private async readShadow(hub: ChaosHub): Promise<number[] | null> {
     for (let attempt = 0; attempt < 3; attempt++) {
       const node = this.pickNode(hub.node);

@@ -28,6 +28,10 @@ export interface EventReport {
    * false: no such ack came within 5 s and it was signalled anyway
    */
   underTraffic: boolean;
+  /** hubs this run dropped in the gap before the signal (`--blip`) */
+  blipped: number;
+  /** hubs online with a report unacknowledged for over 5 s just before the signal (the last fault's aftermath) */
+  stalledBefore: number;
   ledger: LedgerReport;
   /** command requests to this process without a definitive answer */
   commandsUndefined: number;
@@ -52,8 +56,10 @@ export interface RunReport {
   events: EventReport[];
   /** checks of sessions that ended on processes not signalled by the run (takeovers, timeouts) */
   other: LedgerReport;
+  /** checks of sessions the run closed itself (`--blip`) */
+  blips: LedgerReport;
   /** the final check: what no reconnect check had counted already */
-  end: LedgerReport & { notIdle: number };
+  end: LedgerReport & { notIdle: number; stalled: number };
   totals: { lostAckedReports: number; lostPerKill: number[]; lostPerRestart: number[]; reportsSent: number };
   commands: {
     sent: number;
@@ -110,8 +116,11 @@ export function failuresOf(r: Omit<RunReport, 'failures' | 'pass'>): string[] {
   if (other > 0) out.push(`${other} commands to live processes without a definitive answer`);
   const notBack = r.events.filter((e) => !e.allBack).map((e) => e.name);
   if (notBack.length > 0) out.push(`hubs not back in time after ${notBack.join(', ')}`);
-  const unreadable = r.events.reduce((a, e) => a + e.ledger.unreadable, 0) + r.other.unreadable + r.end.unreadable;
+  const unreadable = r.events.reduce((a, e) => a + e.ledger.unreadable, 0) + r.other.unreadable + r.blips.unreadable + r.end.unreadable;
   if (unreadable > 0) out.push(`${unreadable} shadows could not be read (unverified)`);
+  const stalled = r.events.filter((e) => e.stalledBefore > 0).map((e) => `${e.stalledBefore} before ${e.name}`);
+  if (r.end.stalled > 0) stalled.push(`${r.end.stalled} at the end`);
+  if (stalled.length > 0) out.push(`hubs online with a report unacknowledged for over 5 s: ${stalled.join(', ')}`);
   if (r.end.notIdle > 0) out.push(`${r.end.notIdle} hubs not online and idle at the end`);
   if (r.hubs.gaveUp > 0) out.push(`${r.hubs.gaveUp} hubs gave up reconnecting`);
   return out;
@@ -126,7 +135,7 @@ const fmtCounts = (c: Record<string, number>) =>
 /** The human summary: one row per injected fault, then commands and the verdict. */
 export function formatReport(r: RunReport): string {
   const rows: Array<Array<string | number>> = [
-    ['event', 'node', 'pid', 'at s', 'hubs on it', 'back p50/max s', 'acked reports lost', 'hubs with loss', 'cursor behind (hubs/frames)', 'late writes', 'cmds no answer', 'exit ms', 'restart s'],
+    ['event', 'node', 'pid', 'at s', 'hubs on it', 'stalled before', 'back p50/max s', 'acked reports lost', 'hubs with loss', 'cursor behind (hubs/frames)', 'late writes', 'cmds no answer', 'exit ms', 'restart s'],
   ];
   const s = (ms: number) => (ms / 1000).toFixed(1);
   for (const e of r.events) {
@@ -136,6 +145,7 @@ export function formatReport(r: RunReport): string {
       e.pid,
       e.atS.toFixed(0),
       e.hubsOnNode,
+      e.stalledBefore,
       `${s(e.ledger.backP50Ms)}/${s(e.ledger.backMaxMs)}${e.allBack ? '' : ' (not all)'}`,
       e.ledger.lost,
       e.ledger.hubsWithLoss,
@@ -146,11 +156,12 @@ export function formatReport(r: RunReport): string {
       s(e.restartMs),
     ]);
   }
-  if (r.other.sessionsEnded > 0 || r.other.lost > 0) rows.push(['other closes', '', '', '', r.other.sessionsEnded, '', r.other.lost, r.other.hubsWithLoss, `${r.other.cursorBehind}/${r.other.cursorFramesBehind}`, r.other.late, '', '', '']);
-  rows.push(['final check', '', '', '', '', '', r.end.lost, r.end.hubsWithLoss, '', r.end.late, '', '', '']);
+  if (r.other.sessionsEnded > 0 || r.other.lost > 0) rows.push(['other closes', '', '', '', r.other.sessionsEnded, '', '', r.other.lost, r.other.hubsWithLoss, `${r.other.cursorBehind}/${r.other.cursorFramesBehind}`, r.other.late, '', '', '']);
+  if (r.blips.sessionsEnded > 0) rows.push(['blips', '', '', '', r.blips.sessionsEnded, '', `${s(r.blips.backP50Ms)}/${s(r.blips.backMaxMs)}`, r.blips.lost, r.blips.hubsWithLoss, `${r.blips.cursorBehind}/${r.blips.cursorFramesBehind}`, r.blips.late, '', '', '']);
+  rows.push(['final check', '', '', '', '', r.end.stalled, '', r.end.lost, r.end.hubsWithLoss, '', r.end.late, '', '', '']);
   const c = r.commands;
   const lines = [
-    `chaos run: server code at ${r.serverCommit}${r.srcClean ? '' : ' plus uncommitted changes'} (checkout ${r.commit}), seed ${r.seed}, ${r.durationS.toFixed(0)} s: ${r.options.hubs} hubs x ${r.options.devices} devices, a report every ${r.options.reportMs} ms per hub, ${r.options.commandRate} commands/s`,
+    `chaos run (${String(r.options.mode)}): server code at ${r.serverCommit}${r.srcClean ? '' : ' plus uncommitted changes'} (checkout ${r.commit}), seed ${r.seed}, ${r.durationS.toFixed(0)} s: ${r.options.hubs} hubs x ${r.options.devices} devices, a report every ${r.options.reportMs} ms per hub, ${r.options.commandRate} commands/s`,
     `machine: ${r.machine.cpus} cores, load average ${r.machine.loadAvg1mStart.toFixed(1)} at start, ${r.machine.loadAvg1mEnd.toFixed(1)} at end`,
     '',
     table(rows),
