@@ -317,10 +317,13 @@ export class HomeFeeds {
       if (feed.closed || feed.epoch !== epoch) return;
       const before = feed.delivered;
       if (read?.ok) this.deliverRead(feed, read.entries, read.epoch);
-      // positions the history does not have (another publisher's): skipped, not read forever
-      if (read?.ok && feed.delivered === before) this.reload(feed, 'too_old', { epoch, offset: upTo });
-      else if (read?.ok) {
-        // filled
+      // filled, by the read or by live events that came while it was out (another node's, late):
+      // nothing is missing, and a reload there would move the feed back over what it delivered
+      if (feed.delivered >= upTo || (read?.ok && feed.delivered > before)) {
+        // go on from there
+      } else if (read?.ok) {
+        // positions the history does not have (another publisher's): skipped, not read forever
+        this.reload(feed, 'too_old', { epoch, offset: upTo });
       } else if (read?.reason === 'epoch_changed') this.reload(feed, 'epoch_changed', read.pos);
       // the gap cannot be filled: subscribers reload, the feed goes on after it
       else this.reload(feed, read ? read.reason : 'unavailable', { epoch, offset: upTo });

@@ -157,6 +157,34 @@ describe('HomeFeeds with a history: order, gaps, and joining at a position', () 
     expect(offsets()).toEqual([1, 2, 3]);
   });
 
+  it('takes a gap that live events filled while it was read for filled: no reload, nothing twice', async () => {
+    // two nodes publishing one home's events: 2 comes before 1, whose fill read is still out when 1 arrives
+    const { bus, history, feeds, subject, stored, published, offsets } = ordered('home-r');
+    feeds.acquire('home-r');
+    await feeds.catchUp('home-r', undefined, recordingSubscriber().sub);
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    let reads = 0;
+    const read = history.read.bind(history);
+    history.read = async (...args) => {
+      reads++;
+      await gate;
+      return read(...args);
+    };
+    const [e1, e2, e3] = [await stored(1), await stored(2), await stored(3)];
+    bus.publish(subject, e2);
+    await expect.poll(() => reads, { timeout: 10_000 }).toBe(1);
+    bus.publish(subject, e1);
+    expect(offsets()).toEqual([1, 2]);
+    release();
+    await new Promise((r) => setTimeout(r, 20));
+    bus.publish(subject, e3);
+    await new Promise((r) => setTimeout(r, 20));
+    expect(published.map((p) => p.payload).filter((m) => (m as { op: string }).op === 'reload')).toEqual([]);
+    expect(offsets()).toEqual([1, 2, 3]);
+    expect(feeds.position('home-r')).toEqual({ epoch: expect.any(String), offset: 3 });
+  });
+
   it('reads back events it could not hold past a gap, even when no later event comes', async () => {
     const { bus, feeds, subject, stored, offsets } = ordered('home-x', { maxPending: 2 });
     feeds.acquire('home-x');
