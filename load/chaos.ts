@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { cpus, loadavg } from 'node:os';
 import { ROOT } from './harness/index.js';
 import { commandLine, usageError } from './lib/cli.js';
+import { AppWatch } from './chaos/apps.js';
 import { ChaosCluster } from './chaos/cluster.js';
 import { CommandStream } from './chaos/commands.js';
 import { HubFleet } from './chaos/fleet.js';
@@ -27,7 +28,10 @@ In the middle of every gap a share of the hubs (--blip) drop their sockets and r
 faults find hubs on their first session and hubs on a later one.
 Every report sets one device's counter; the server's ack says which reports it accepted. When a
 hub comes back after its node died or drained, and at the end, its shadow must hold every
-acknowledged counter. Before each fault and at the end, no hub online may have a report
+acknowledged counter. Apps (the client library) subscribed to the homes must get every event
+once and in order, and every acknowledged report's event, across reconnects and recoveries; a
+reload is expected only after a kill -9 of the embedded node. Before each fault and at the end,
+no hub online may have a report
 unacknowledged for over ${STALL_MS / 1000} s (a node taking reports it never stores). Every command
 must get a definitive answer (200, or a code of the table in proto/PROTOCOL.md with its HTTP
 status); only requests to a killed process may go unanswered.
@@ -42,9 +46,12 @@ options:
   --command-timeout-ms T  the commands' timeoutMs (default 2000)
   --kills K           kill -9 rounds (default 3; node i mod 3)
   --gap S             seconds of steady traffic before each fault (default 5)
+  --apps N            app clients, the homes spread over them (default 10; 0: none)
   --blip F            share of the hubs online that drop their socket in the middle of each gap (default 0.2; 0: none)
   --appendfsync P     always | everysec | no: Redis append-only fsync policy (default everysec; cluster mode)
-  --env KEY=VALUE     extra environment of every node, e.g. --env TIER_SHADOW_BATCH_MS=50 (repeatable)
+  --env KEY=VALUE     extra environment of every node, e.g. --env TIER_SHADOW_BATCH_MS=50 (repeatable);
+                      TIER_HISTORY_SIZE is 5000 unless given (the default 100 a home is less than
+                      a home's events while a node restarts here)
   --seed N            seed of every random choice (default random; printed)
   --max-time S        abort (exit 3) after S seconds (default 600)
   --json              print one JSON object on stdout (the table goes to stderr)
@@ -66,6 +73,7 @@ interface Options {
   kills: number;
   gapS: number;
   blip: number;
+  apps: number;
   appendfsync: 'always' | 'everysec' | 'no';
   env: Record<string, string>;
   seed: number;
@@ -100,6 +108,7 @@ function parse(): Options {
     kills: { type: 'string', default: '3' },
     gap: { type: 'string', default: '5' },
     blip: { type: 'string', default: '0.2' },
+    apps: { type: 'string', default: '10' },
     appendfsync: { type: 'string', default: 'everysec' },
     env: { type: 'string', multiple: true },
     seed: { type: 'string' },
@@ -140,6 +149,7 @@ function parse(): Options {
     kills: int('kills', values.kills, 0, 30),
     gapS: num('gap', values.gap, 0, 600),
     blip: num('blip', values.blip, 0, 1),
+    apps: int('apps', values.apps, 0, 1_000),
     appendfsync,
     env,
     seed: values.seed === undefined ? randomBytes(4).readUInt32LE(0) : int('seed', values.seed, 0, 2 ** 32 - 1),
@@ -175,18 +185,21 @@ async function main(): Promise<void> {
   const loadAtStart = loadavg()[0]!;
   const nodes = o.mode === 'embedded' ? 1 : CLUSTER_NODES;
   say(`seed ${o.seed}; starting ${o.mode === 'embedded' ? 'one node of the embedded default' : `nats-server, redis-server (appendfsync ${o.appendfsync}) and ${nodes} nodes`}`);
-  const cluster = await ChaosCluster.start({ mode: o.mode, nodes, appendfsync: o.appendfsync, env: o.env });
+  const cluster = await ChaosCluster.start({ mode: o.mode, nodes, appendfsync: o.appendfsync, env: { TIER_HISTORY_SIZE: '5000', ...o.env } });
   say(`nodes up: ${cluster.nodes.map((n) => `${n.id} pid ${n.proc.pid} :${n.port}`).join(', ')}`);
   const fleet = new HubFleet(cluster, rng, { hubs: o.hubs, devices: o.devices, reportMs: o.reportMs, prefix: `chaos-${o.seed.toString(36)}` });
   await fleet.provision();
   await fleet.connectAll(60_000);
   const commands = new CommandStream(cluster, fleet.hubIds(), o.devices, rng, { rate: o.commandRate, timeoutMs: o.commandTimeoutMs });
+  const apps = o.apps > 0 ? await AppWatch.start(cluster, fleet.homes(), o.apps, (home) => fleet.counters('sent').get(home) ?? new Map()) : null;
   fleet.startReports();
   commands.start();
   const t0 = performance.now();
   say(`${o.hubs} hubs online; traffic started`);
 
   const events: EventReport[] = [];
+  /** the apps' reloads so far when each fault was signalled */
+  const reloadMarks: number[] = [];
   const signalled = new Set<number>();
   const event = async (kind: 'kill' | 'rolling', round: number, of: number, index: number) => {
     await sleep((o.gapS * 1000) / 2);
@@ -196,6 +209,7 @@ async function main(): Promise<void> {
     const node = cluster.nodes[index]!;
     const pid = node.proc.pid;
     signalled.add(pid);
+    reloadMarks.push(apps?.reloadCount ?? 0);
     const name = `${kind} ${round}/${of}`;
     const underTraffic = await fleet.whenFlowing(pid, FRESH_ACK_MS, FRESH_WAIT_MS);
     const hubsOnNode = fleet.onProcess(pid);
@@ -235,6 +249,7 @@ async function main(): Promise<void> {
       stalledBefore,
       ledger,
       commandsUndefined: commands.tally.undefinedByPid.get(pid) ?? 0,
+      appReloads: 0,
     };
     events.push(ev);
     say(
@@ -254,6 +269,11 @@ async function main(): Promise<void> {
   say('stopping traffic; waiting for every hub to be online with nothing unacknowledged, then reading every shadow');
   await commands.stop();
   const notIdle = await fleet.finalCheck(30_000);
+  await apps?.settle(1_000, 15_000);
+  const appsReport = apps?.report(apps.missedAcked(fleet.counters('acked'))) ?? null;
+  // the reloads after each fault, until the next one (or the end)
+  reloadMarks.push(apps?.reloadCount ?? 0);
+  events.forEach((e, i) => (e.appReloads = reloadMarks[i + 1]! - reloadMarks[i]!));
   const durationS = (performance.now() - started) / 1000;
 
   const other = newLedger();
@@ -271,7 +291,7 @@ async function main(): Promise<void> {
     serverCommit: git(['log', '-1', '--format=%h', '--', 'src', 'proto']),
     srcClean: git(['status', '--porcelain', '--', 'src', 'proto']) === '',
     seed: o.seed,
-    options: { mode: o.mode, scenario: o.scenario, hubs: o.hubs, devices: o.devices, reportMs: o.reportMs, commandRate: o.commandRate, commandTimeoutMs: o.commandTimeoutMs, kills: o.kills, gapS: o.gapS, blip: o.blip, appendfsync: o.appendfsync, env: o.env },
+    options: { mode: o.mode, scenario: o.scenario, hubs: o.hubs, devices: o.devices, reportMs: o.reportMs, commandRate: o.commandRate, commandTimeoutMs: o.commandTimeoutMs, kills: o.kills, gapS: o.gapS, blip: o.blip, apps: o.apps, appendfsync: o.appendfsync, env: o.env },
     durationS: Math.round(durationS * 10) / 10,
     machine: { cpus: cpus().length, loadAvg1mStart: loadAtStart, loadAvg1mEnd: loadavg()[0]! },
     events,
@@ -285,11 +305,13 @@ async function main(): Promise<void> {
       reportsSent: fleet.stats.reportsSent,
     },
     commands: commandsReport(commands.tally),
+    apps: appsReport,
     hubs: { closes: { ...fleet.stats.closes }, connectErrors: { ...fleet.stats.connectErrors }, errorFrames: { ...fleet.stats.errorFrames }, gaveUp: fleet.stats.gaveUp },
   };
   const failures = failuresOf(base);
   const report: RunReport = { ...base, failures, pass: failures.length === 0 };
 
+  await apps?.close();
   await fleet.close();
   await cluster.close();
   const text = formatReport(report);

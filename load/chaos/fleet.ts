@@ -2,6 +2,7 @@ import { FrameType, type ServerToHubFrame } from '../../src/index.js';
 import { mapLimit, sleep } from '../lib/async.js';
 import { AdminClient, field } from '../wire/admin.js';
 import { HubClient, HubClientError } from '../wire/hub-client.js';
+import { deviceKey } from './apps.js';
 import { ChaosHub, commit, deviceId, phaseOf } from './chaos-hub.js';
 import type { ChaosCluster, ChaosNode } from './cluster.js';
 import { bump, counts, newLedger, type Ledger } from './ledger.js';
@@ -69,12 +70,32 @@ export class HubFleet {
     return this.hubs.map((h) => h.id);
   }
 
+  homeOf(index: number): string {
+    return `${this.opts.prefix}-home-${Math.floor(index / 10)}`;
+  }
+
+  homes(): string[] {
+    return [...new Set(this.hubs.map((h) => this.homeOf(h.index)))];
+  }
+
+  /** Per home, each device's largest counter value sent (`sent`) or acknowledged (`acked`), by `deviceKey`. */
+  counters(which: 'sent' | 'acked'): Map<string, Map<string, number>> {
+    const out = new Map<string, Map<string, number>>();
+    for (const h of this.hubs) {
+      const home = this.homeOf(h.index);
+      let m = out.get(home);
+      if (!m) out.set(home, (m = new Map()));
+      h[which].forEach((n, dev) => m.set(deviceKey(h.id, deviceId(dev)), n));
+    }
+    return out;
+  }
+
   /** Provisions every hub through node 0 (16 requests at a time). */
   async provision(): Promise<void> {
     const admin = this.admin(this.cluster.nodes[0]!);
     const indexes = Array.from({ length: this.opts.hubs }, (_, i) => i);
     const secrets = await mapLimit(indexes, 16, async (i) => {
-      const done = await admin.provisionHub(`${this.opts.prefix}-${i}`, `${this.opts.prefix}-home-${Math.floor(i / 10)}`);
+      const done = await admin.provisionHub(`${this.opts.prefix}-${i}`, this.homeOf(i));
       if (!('secret' in done)) throw new Error(`provisioning ${this.opts.prefix}-${i}: it exists already`);
       return done.secret;
     });

@@ -1,4 +1,5 @@
 import { table } from '../lib/histogram.js';
+import type { AppsReport } from './apps.js';
 import type { CommandTally } from './commands.js';
 import type { Ledger } from './ledger.js';
 
@@ -35,6 +36,8 @@ export interface EventReport {
   ledger: LedgerReport;
   /** command requests to this process without a definitive answer */
   commandsUndefined: number;
+  /** reloads the apps were told to do after this fault, until the next one */
+  appReloads: number;
 }
 
 /** A ledger as reported: the ms back of its hubs as their median and maximum. */
@@ -69,6 +72,8 @@ export interface RunReport {
     undefinedToStopped: Record<string, number>;
     undefinedOther: Record<string, number>;
   };
+  /** what the apps got (null: --apps 0) */
+  apps: AppsReport | null;
   hubs: { closes: Record<string, number>; connectErrors: Record<string, number>; errorFrames: Record<string, number>; gaveUp: number };
   /** why the run failed; empty when it passed */
   failures: string[];
@@ -123,6 +128,18 @@ export function failuresOf(r: Omit<RunReport, 'failures' | 'pass'>): string[] {
   if (stalled.length > 0) out.push(`hubs online with a report unacknowledged for over 5 s: ${stalled.join(', ')}`);
   if (r.end.notIdle > 0) out.push(`${r.end.notIdle} hubs not online and idle at the end`);
   if (r.hubs.gaveUp > 0) out.push(`${r.hubs.gaveUp} hubs gave up reconnecting`);
+  const a = r.apps;
+  if (a) {
+    if (a.gaps > 0 || a.repeats > 0) out.push(`apps were handed events out of order: ${a.gaps} gaps, ${a.repeats} repeats`);
+    if (a.missed > 0) out.push(`${a.missed} acknowledged reports on ${a.devicesWithMiss} devices never reached an app`);
+    if (sum(a.refused) > 0) out.push(`app subscriptions refused: ${fmtCounts(a.refused)}`);
+    // a reload is expected only where the history's continuity is lost: an embedded node's kill -9
+    const expected = (e: EventReport) => r.options.mode === 'embedded' && e.kind === 'kill';
+    const unexpected = r.events.filter((e) => e.appReloads > 0 && !expected(e)).map((e) => `${e.appReloads} after ${e.name}`);
+    if (unexpected.length > 0) out.push(`apps told to reload where they should have recovered: ${unexpected.join(', ')}`);
+    const other = Object.keys(a.reloads).filter((k) => k !== 'epoch_changed');
+    if (other.length > 0) out.push(`app reloads for ${other.join(', ')}`);
+  }
   return out;
 }
 
@@ -135,7 +152,7 @@ const fmtCounts = (c: Record<string, number>) =>
 /** The human summary: one row per injected fault, then commands and the verdict. */
 export function formatReport(r: RunReport): string {
   const rows: Array<Array<string | number>> = [
-    ['event', 'node', 'pid', 'at s', 'hubs on it', 'stalled before', 'back p50/max s', 'acked reports lost', 'hubs with loss', 'cursor behind (hubs/frames)', 'late writes', 'cmds no answer', 'exit ms', 'restart s'],
+    ['event', 'node', 'pid', 'at s', 'hubs on it', 'stalled before', 'back p50/max s', 'acked reports lost', 'hubs with loss', 'cursor behind (hubs/frames)', 'late writes', 'cmds no answer', 'app reloads', 'exit ms', 'restart s'],
   ];
   const s = (ms: number) => (ms / 1000).toFixed(1);
   for (const e of r.events) {
@@ -152,13 +169,14 @@ export function formatReport(r: RunReport): string {
       `${e.ledger.cursorBehind}/${e.ledger.cursorFramesBehind}`,
       e.ledger.late,
       e.commandsUndefined,
+      e.appReloads,
       Math.round(e.exitMs),
       s(e.restartMs),
     ]);
   }
-  if (r.other.sessionsEnded > 0 || r.other.lost > 0) rows.push(['other closes', '', '', '', r.other.sessionsEnded, '', '', r.other.lost, r.other.hubsWithLoss, `${r.other.cursorBehind}/${r.other.cursorFramesBehind}`, r.other.late, '', '', '']);
-  if (r.blips.sessionsEnded > 0) rows.push(['blips', '', '', '', r.blips.sessionsEnded, '', `${s(r.blips.backP50Ms)}/${s(r.blips.backMaxMs)}`, r.blips.lost, r.blips.hubsWithLoss, `${r.blips.cursorBehind}/${r.blips.cursorFramesBehind}`, r.blips.late, '', '', '']);
-  rows.push(['final check', '', '', '', '', r.end.stalled, '', r.end.lost, r.end.hubsWithLoss, '', r.end.late, '', '', '']);
+  if (r.other.sessionsEnded > 0 || r.other.lost > 0) rows.push(['other closes', '', '', '', r.other.sessionsEnded, '', '', r.other.lost, r.other.hubsWithLoss, `${r.other.cursorBehind}/${r.other.cursorFramesBehind}`, r.other.late, '', '', '', '']);
+  if (r.blips.sessionsEnded > 0) rows.push(['blips', '', '', '', r.blips.sessionsEnded, '', `${s(r.blips.backP50Ms)}/${s(r.blips.backMaxMs)}`, r.blips.lost, r.blips.hubsWithLoss, `${r.blips.cursorBehind}/${r.blips.cursorFramesBehind}`, r.blips.late, '', '', '', '']);
+  rows.push(['final check', '', '', '', '', r.end.stalled, '', r.end.lost, r.end.hubsWithLoss, '', r.end.late, '', '', '', '']);
   const c = r.commands;
   const lines = [
     `chaos run (${String(r.options.mode)}): server code at ${r.serverCommit}${r.srcClean ? '' : ' plus uncommitted changes'} (checkout ${r.commit}), seed ${r.seed}, ${r.durationS.toFixed(0)} s: ${r.options.hubs} hubs x ${r.options.devices} devices, a report every ${r.options.reportMs} ms per hub, ${r.options.commandRate} commands/s`,
@@ -173,6 +191,10 @@ export function formatReport(r: RunReport): string {
     `commands: ${c.sent} sent, ${c.ok} answered 200; error answers: ${fmtCounts(c.errors)}`,
     `commands without a definitive answer: to a killed process ${sum(c.undefinedToKilled)} (expected: ${fmtCounts(c.undefinedToKilled)}); ` +
       `to a draining process ${sum(c.undefinedToStopped)} (${fmtCounts(c.undefinedToStopped)}); to live processes ${sum(c.undefinedOther)} (${fmtCounts(c.undefinedOther)})`,
+    r.apps
+      ? `apps: ${r.apps.apps} clients on ${r.apps.homes} homes, ${r.apps.delivered} events delivered; gaps ${r.apps.gaps}, repeats ${r.apps.repeats}; ` +
+        `acknowledged reports never delivered ${r.apps.missed}; reloads: ${fmtCounts(r.apps.reloads)} (${r.apps.homesReloaded} homes); refused: ${fmtCounts(r.apps.refused)}`
+      : 'apps: none (--apps 0)',
     `hub sessions closed by code: ${fmtCounts(r.hubs.closes)}; failed connects: ${fmtCounts(r.hubs.connectErrors)}; error frames: ${fmtCounts(r.hubs.errorFrames)}`,
     '',
     r.pass ? 'PASS' : `FAIL: ${r.failures.join('; ')}`,

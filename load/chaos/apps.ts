@@ -1,0 +1,173 @@
+import WebSocket from 'ws';
+import { HubtierClient, type AppEventMessage, type ReloadInfo } from '../../src/client/index.js';
+import type { ChaosCluster } from './cluster.js';
+import { bump, counts } from './ledger.js';
+
+/**
+ * The apps of a chaos run: each a `HubtierClient` (the repository's client library, as an app
+ * uses it) subscribed to some of the homes, reconnecting to its node when that node goes and
+ * recovering what it missed from its last positions. What an app is promised, checked here:
+ * - every event once, in its home's order: the positions it is handed follow each other (the
+ *   epoch's next offset) unless it was told to reload first (`gaps`, `repeats` otherwise);
+ * - every acknowledged report reaches it: each device's counter values up to the last acknowledged
+ *   all arrived by the end (`missed`, checked by `missedAcked`), from the last value the hub had
+ *   sent when the app was last told to reload (what came before a reload may be gone with it).
+ * Reloads are expected where the history's continuity is lost (the embedded node after a kill -9:
+ * it published positions it may not have stored) and counted by reason.
+ */
+
+export interface AppsReport {
+  apps: number;
+  homes: number;
+  /** events with a position delivered to the apps */
+  delivered: number;
+  /** a delivered position that was not the one after the last, without a reload between */
+  gaps: number;
+  /** a delivered position at or before the last one of the same epoch */
+  repeats: number;
+  /** reloads the apps were told to do, by reason */
+  reloads: Record<string, number>;
+  /** homes told to reload at least once */
+  homesReloaded: number;
+  /** acknowledged reports whose state event no app saw (past the last reload's floor) */
+  missed: number;
+  /** devices with such a miss */
+  devicesWithMiss: number;
+  /** subscriptions the server refused */
+  refused: Record<string, number>;
+}
+
+interface HomeWatch {
+  last: { epoch: string; offset: number } | null;
+  reloaded: boolean;
+  /** counter values `n` seen, by `deviceKey` */
+  seen: Map<string, Set<number>>;
+  /** values at or below these (by `deviceKey`) need not arrive: sent before the last reload */
+  floor: Map<string, number>;
+}
+
+/** The key of a hub's device in a home's maps. */
+export const deviceKey = (hub: string, device: string) => `${hub}\u0000${device}`;
+
+/** For a home, the counter value each of its devices was last sent, by `deviceKey`: a reload's floor. */
+export type SentOf = (home: string) => Map<string, number>;
+
+export class AppWatch {
+  private readonly clients: HubtierClient[] = [];
+  private readonly homes = new Map<string, HomeWatch>();
+  private delivered = 0;
+  private gaps = 0;
+  private repeats = 0;
+  private readonly reloads = counts();
+  private readonly refused = counts();
+
+  private constructor(private readonly sentOf: SentOf) {}
+
+  /** `homes` spread over `apps` clients (at most one a home), app j on node j mod K; resolves when every subscription is answered. */
+  static async start(cluster: ChaosCluster, homes: string[], apps: number, sentOf: SentOf): Promise<AppWatch> {
+    const w = new AppWatch(sentOf);
+    const ready: Array<Promise<unknown>> = [];
+    apps = Math.min(apps, homes.length);
+    for (let j = 0; j < apps; j++) {
+      const node = cluster.nodes[j % cluster.nodes.length]!;
+      // backoff compressed as the hubs' is, to keep a run short
+      const client = new HubtierClient({ url: node.wsUrl, token: cluster.adminToken, WebSocket, backoff: { initialMs: 200, maxMs: 2_000 } });
+      w.clients.push(client);
+      for (let h = j; h < homes.length; h += apps) ready.push(w.watch(client, homes[h]!));
+    }
+    await Promise.all(ready);
+    return w;
+  }
+
+  /** Reloads so far, all reasons: read before and after a fault. */
+  get reloadCount(): number {
+    return Object.values(this.reloads).reduce((a, b) => a + b, 0);
+  }
+
+  /** Resolves once no event has arrived for `quietMs` (at most `maxMs`): the last reports' events are delivered. */
+  async settle(quietMs: number, maxMs: number): Promise<void> {
+    const until = Date.now() + maxMs;
+    let last = -1;
+    while (this.delivered !== last && Date.now() < until) {
+      last = this.delivered;
+      await new Promise((r) => setTimeout(r, quietMs));
+    }
+  }
+
+  /**
+   * Acknowledged counter values no app saw: `acked` lists, per home, each device's largest value
+   * the server acknowledged, by `deviceKey`.
+   */
+  missedAcked(acked: Map<string, Map<string, number>>): { missed: number; devices: number } {
+    let missed = 0;
+    let devices = 0;
+    for (const [home, byDevice] of acked) {
+      const watch = this.homes.get(home);
+      if (!watch) continue;
+      for (const [key, top] of byDevice) {
+        const seen = watch.seen.get(key);
+        let m = 0;
+        for (let n = (watch.floor.get(key) ?? 0) + 1; n <= top; n++) if (!seen?.has(n)) m++;
+        if (m > 0) devices++;
+        missed += m;
+      }
+    }
+    return { missed, devices };
+  }
+
+  report(missed: { missed: number; devices: number }): AppsReport {
+    return {
+      apps: this.clients.length,
+      homes: this.homes.size,
+      delivered: this.delivered,
+      gaps: this.gaps,
+      repeats: this.repeats,
+      reloads: { ...this.reloads },
+      homesReloaded: [...this.homes.values()].filter((h) => h.reloaded).length,
+      missed: missed.missed,
+      devicesWithMiss: missed.devices,
+      refused: { ...this.refused },
+    };
+  }
+
+  async close(): Promise<void> {
+    await Promise.allSettled(this.clients.map((c) => c.close()));
+  }
+
+  private watch(client: HubtierClient, home: string): Promise<unknown> {
+    const watch: HomeWatch = { last: null, reloaded: false, seen: new Map(), floor: new Map() };
+    this.homes.set(home, watch);
+    const sub = client.subscribe(home, {
+      onEvent: (evt) => this.onEvent(watch, evt),
+      onReload: (info: ReloadInfo) => {
+        bump(this.reloads, info.reason);
+        watch.reloaded = true;
+        watch.last = info.pos;
+        watch.floor = this.sentOf(home);
+      },
+      onError: (err) => bump(this.refused, err.code),
+    });
+    // a refusal is counted by onError and fails the run; it does not stop the others
+    return sub.ready.then(
+      (r) => void (watch.last ??= r.pos),
+      () => {},
+    );
+  }
+
+  private onEvent(watch: HomeWatch, evt: AppEventMessage): void {
+    if (evt.pos) {
+      this.delivered++;
+      const last = watch.last;
+      if (last !== null && evt.pos.epoch === last.epoch && evt.pos.offset <= last.offset) this.repeats++;
+      else if (last !== null && (evt.pos.epoch !== last.epoch || evt.pos.offset !== last.offset + 1)) this.gaps++;
+      watch.last = evt.pos;
+    }
+    if (evt.kind !== 'state') return;
+    const n = evt.attrs.n;
+    if (typeof n !== 'number') return;
+    const key = deviceKey(evt.hub, evt.device);
+    let seen = watch.seen.get(key);
+    if (!seen) watch.seen.set(key, (seen = new Set()));
+    seen.add(n);
+  }
+}
