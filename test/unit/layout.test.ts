@@ -94,8 +94,11 @@ describe('layout', () => {
   });
 
   it('bench/ and load/ reach src/ only through its public surface or its explicit internal entry', () => {
-    // the relay floor loads the uWS loader alone, so the floor it measures carries nothing of the server
-    const entries = new Set(['src/index.ts', 'src/internal.ts', 'src/transport/uws.ts']);
+    // the package's exports: the server, its internal entry, the uWS loader alone (the relay floor
+    // loads only that, so the floor it measures carries nothing of the server) and the app client
+    const exported = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { exports: Record<string, string> }).exports;
+    const entries = new Set(Object.values(exported).map((p) => p.replace(/^\.\//, '')));
+    expect([...entries]).toEqual(expect.arrayContaining(['src/index.ts', 'src/internal.ts', 'src/transport/uws.ts', 'src/client/index.ts']));
     const bad = edges.filter((e) => /^(bench|load)\//.test(e.from) && e.target.startsWith('src/') && !entries.has(e.target));
     expect(show(bad)).toEqual([]);
   });
