@@ -24,6 +24,9 @@ on its own data directory. Connects the hubs, runs reports and commands, then:
   kill      kill -9 of a node, one at a time (--kills, default 3, spaced by --gap), each restarted
   rolling   a rolling restart: SIGTERM each node in turn, wait until it is back and ready
   both      kill, then rolling (default)
+  nats      kill -9 of the nats-server, restarted on its port after --outage seconds (cluster mode)
+  redis     the same of the redis-server, which comes back from its append-only file (cluster mode)
+  all       kill, rolling, nats, redis
 In the middle of every gap a share of the hubs (--blip) drop their sockets and reconnect, so
 faults find hubs on their first session and hubs on a later one.
 Every report sets one device's counter; the server's ack says which reports it accepted. When a
@@ -46,6 +49,7 @@ options:
   --command-timeout-ms T  the commands' timeoutMs (default 2000)
   --kills K           kill -9 rounds (default 3; node i mod 3)
   --gap S             seconds of steady traffic before each fault (default 5)
+  --outage S          nats and redis: seconds the server stays down (default 2)
   --apps N            app clients, the homes spread over them (default 10; 0: none)
   --blip F            share of the hubs online that drop their socket in the middle of each gap (default 0.2; 0: none)
   --appendfsync P     always | everysec | no: Redis append-only fsync policy (default everysec; cluster mode)
@@ -64,7 +68,7 @@ definitive answer (other than to a killed process) or something left unverified;
 
 interface Options {
   mode: 'cluster' | 'embedded';
-  scenario: 'kill' | 'rolling' | 'both';
+  scenario: 'kill' | 'rolling' | 'both' | 'nats' | 'redis' | 'all';
   hubs: number;
   devices: number;
   reportMs: number;
@@ -72,6 +76,7 @@ interface Options {
   commandTimeoutMs: number;
   kills: number;
   gapS: number;
+  outageS: number;
   blip: number;
   apps: number;
   appendfsync: 'always' | 'everysec' | 'no';
@@ -107,6 +112,7 @@ function parse(): Options {
     'command-timeout-ms': { type: 'string', default: '2000' },
     kills: { type: 'string', default: '3' },
     gap: { type: 'string', default: '5' },
+    outage: { type: 'string', default: '2' },
     blip: { type: 'string', default: '0.2' },
     apps: { type: 'string', default: '10' },
     appendfsync: { type: 'string', default: 'everysec' },
@@ -128,7 +134,10 @@ function parse(): Options {
   const mode = values.mode;
   if (mode !== 'cluster' && mode !== 'embedded') fail(`--mode must be cluster or embedded, got ${mode}`);
   const scenario = values.scenario;
-  if (scenario !== 'kill' && scenario !== 'rolling' && scenario !== 'both') fail(`--scenario must be kill, rolling or both, got ${scenario}`);
+  if (scenario !== 'kill' && scenario !== 'rolling' && scenario !== 'both' && scenario !== 'nats' && scenario !== 'redis' && scenario !== 'all') {
+    fail(`--scenario must be kill, rolling, both, nats, redis or all, got ${scenario}`);
+  }
+  if (mode === 'embedded' && (scenario === 'nats' || scenario === 'redis' || scenario === 'all')) fail(`--scenario ${scenario} needs cluster mode: the embedded default has no nats-server or redis-server`);
   const appendfsync = values.appendfsync;
   if (appendfsync !== 'always' && appendfsync !== 'everysec' && appendfsync !== 'no') fail(`--appendfsync must be always, everysec or no, got ${appendfsync}`);
   const env: Record<string, string> = {};
@@ -148,6 +157,7 @@ function parse(): Options {
     commandTimeoutMs: int('command-timeout-ms', values['command-timeout-ms'], 100, 60_000),
     kills: int('kills', values.kills, 0, 30),
     gapS: num('gap', values.gap, 0, 600),
+    outageS: num('outage', values.outage, 0, 600),
     blip: num('blip', values.blip, 0, 1),
     apps: int('apps', values.apps, 0, 1_000),
     appendfsync,
@@ -201,24 +211,35 @@ async function main(): Promise<void> {
   /** the apps' reloads so far when each fault was signalled */
   const reloadMarks: number[] = [];
   const signalled = new Set<number>();
-  const event = async (kind: 'kill' | 'rolling', round: number, of: number, index: number) => {
+  const event = async (kind: EventReport['kind'], round: number, of: number, index: number) => {
     await sleep((o.gapS * 1000) / 2);
     const blipped = fleet.blip(Math.round(o.hubs * o.blip));
     await sleep((o.gapS * 1000) / 2);
     const stalledBefore = fleet.stalled(STALL_MS);
-    const node = cluster.nodes[index]!;
-    const pid = node.proc.pid;
-    signalled.add(pid);
+    const backend = kind === 'nats' || kind === 'redis' ? cluster.backend(kind) : null;
+    const node = backend ? null : cluster.nodes[index]!;
+    const pid = backend ? backend.pid : node!.proc.pid;
+    if (node) signalled.add(pid);
     reloadMarks.push(apps?.reloadCount ?? 0);
     const name = `${kind} ${round}/${of}`;
-    const underTraffic = await fleet.whenFlowing(pid, FRESH_ACK_MS, FRESH_WAIT_MS);
-    const hubsOnNode = fleet.onProcess(pid);
+    // a backend's fault hits every node: signalled when one of them is acknowledging
+    const underTraffic = await fleet.whenFlowing(node ? pid : rng.pick(cluster.up())!.proc.pid, FRESH_ACK_MS, FRESH_WAIT_MS);
+    const hubsOnNode = node ? fleet.onProcess(pid) : fleet.online();
     const atS = (performance.now() - t0) / 1000;
     let exitMs: number;
     let restartMs: number;
     let allBack: boolean;
     const extra: Pick<EventReport, 'exitCode' | 'forced'> = {};
-    if (kind === 'kill') {
+    if (backend) {
+      const t = performance.now();
+      await backend.kill();
+      exitMs = performance.now() - t;
+      await sleep(o.outageS * 1000);
+      const r = performance.now();
+      await backend.restart();
+      restartMs = performance.now() - r;
+      allBack = await fleet.waitOnline(BACK_MS);
+    } else if (kind === 'kill') {
       ({ exitMs } = await cluster.kill(index));
       // restarted at once, as a supervisor would; the hubs meanwhile reconnect to the others
       const restart = cluster.restart(index);
@@ -232,11 +253,12 @@ async function main(): Promise<void> {
       ({ readyMs: restartMs } = await cluster.restart(index));
       allBack = await fleet.waitBack(pid, BACK_MS);
     }
-    const ledger = ledgerReport(fleet.byPid.get(pid));
+    // a backend's fault ends no session of its own: sessions that ended count under their nodes (other closes)
+    const ledger = ledgerReport(node ? fleet.byPid.get(pid) : undefined);
     const ev: EventReport = {
       name,
       kind,
-      node: node.id,
+      node: node ? node.id : `${kind}-server`,
       pid,
       atS: Math.round(atS * 10) / 10,
       hubsOnNode,
@@ -248,21 +270,27 @@ async function main(): Promise<void> {
       blipped,
       stalledBefore,
       ledger,
-      commandsUndefined: commands.tally.undefinedByPid.get(pid) ?? 0,
+      commandsUndefined: node ? (commands.tally.undefinedByPid.get(pid) ?? 0) : 0,
       appReloads: 0,
     };
     events.push(ev);
+    const signal = kind === 'rolling' ? 'SIGTERM' : 'SIGKILL';
     say(
-      `${name}: ${blipped} hubs blipped before; ${stalledBefore} stalled; ${node.id} (pid ${pid}, ${hubsOnNode} hubs) ${kind === 'kill' ? 'SIGKILL' : 'SIGTERM'}, gone in ${Math.round(exitMs)} ms` +
+      `${name}: ${blipped} hubs blipped before; ${stalledBefore} stalled; ${ev.node} (pid ${pid}, ${hubsOnNode} hubs) ${signal}, gone in ${Math.round(exitMs)} ms` +
         `${kind === 'rolling' ? ` (exit ${ev.forced ? 'forced' : String(ev.exitCode)})` : ''}` +
         `${underTraffic ? '' : ` (no ack within ${FRESH_ACK_MS} ms of its report for ${FRESH_WAIT_MS / 1000} s: signalled anyway)`}; ` +
-        `hubs back and checked ${allBack ? `(max ${(ledger.backMaxMs / 1000).toFixed(1)} s)` : 'NOT ALL within the limit'}; ` +
-        `acknowledged reports lost ${ledger.lost} on ${ledger.hubsWithLoss} hubs; restarted in ${(restartMs / 1000).toFixed(1)} s as pid ${node.proc.pid}`,
+        (backend
+          ? `down ${o.outageS} s, restarted in ${(restartMs / 1000).toFixed(1)} s as pid ${backend.pid}; hubs ${allBack ? 'all online' : 'NOT ALL online within the limit'}`
+          : `hubs back and checked ${allBack ? `(max ${(ledger.backMaxMs / 1000).toFixed(1)} s)` : 'NOT ALL within the limit'}; ` +
+            `acknowledged reports lost ${ledger.lost} on ${ledger.hubsWithLoss} hubs; restarted in ${(restartMs / 1000).toFixed(1)} s as pid ${node!.proc.pid}`),
     );
   };
 
-  if (o.scenario !== 'rolling') for (let k = 0; k < o.kills; k++) await event('kill', k + 1, o.kills, k % nodes);
-  if (o.scenario !== 'kill') for (let k = 0; k < nodes; k++) await event('rolling', k + 1, nodes, k);
+  const has = (k: 'kill' | 'rolling' | 'nats' | 'redis') => o.scenario === k || o.scenario === 'all' || (o.scenario === 'both' && (k === 'kill' || k === 'rolling'));
+  if (has('kill')) for (let k = 0; k < o.kills; k++) await event('kill', k + 1, o.kills, k % nodes);
+  if (has('rolling')) for (let k = 0; k < nodes; k++) await event('rolling', k + 1, nodes, k);
+  if (has('nats')) await event('nats', 1, 1, -1);
+  if (has('redis')) await event('redis', 1, 1, -1);
   await sleep(o.gapS * 1000);
   const stalledAtEnd = fleet.stalled(STALL_MS);
 
@@ -291,7 +319,7 @@ async function main(): Promise<void> {
     serverCommit: git(['log', '-1', '--format=%h', '--', 'src', 'proto']),
     srcClean: git(['status', '--porcelain', '--', 'src', 'proto']) === '',
     seed: o.seed,
-    options: { mode: o.mode, scenario: o.scenario, hubs: o.hubs, devices: o.devices, reportMs: o.reportMs, commandRate: o.commandRate, commandTimeoutMs: o.commandTimeoutMs, kills: o.kills, gapS: o.gapS, blip: o.blip, apps: o.apps, appendfsync: o.appendfsync, env: o.env },
+    options: { mode: o.mode, scenario: o.scenario, hubs: o.hubs, devices: o.devices, reportMs: o.reportMs, commandRate: o.commandRate, commandTimeoutMs: o.commandTimeoutMs, kills: o.kills, gapS: o.gapS, outageS: o.outageS, blip: o.blip, apps: o.apps, appendfsync: o.appendfsync, env: o.env },
     durationS: Math.round(durationS * 10) / 10,
     machine: { cpus: cpus().length, loadAvg1mStart: loadAtStart, loadAvg1mEnd: loadavg()[0]! },
     events,

@@ -70,6 +70,13 @@ export class ChaosCluster {
     return c;
   }
 
+  /** The cluster's nats-server or redis-server (cluster mode), for faults of their own. */
+  backend(kind: 'nats' | 'redis'): Backend {
+    const b = this.backends.find((x) => x.kind === kind);
+    if (!b) throw new Error(`no ${kind} server: the embedded default has none`);
+    return b;
+  }
+
   up(): ChaosNode[] {
     return this.nodes.filter((n) => n.state === 'up');
   }

@@ -198,6 +198,21 @@ export class HubFleet {
     return l;
   }
 
+  /** Hubs online now. */
+  online(): number {
+    return this.hubs.filter((h) => h.phase === 'running' && h.client.connected).length;
+  }
+
+  /** True once every hub is online with no check due; false after `timeoutMs`. */
+  async waitOnline(timeoutMs: number): Promise<boolean> {
+    const until = Date.now() + timeoutMs;
+    while (!this.hubs.every((h) => h.phase === 'running' && h.client.connected && h.ended === null)) {
+      if (Date.now() > until) return false;
+      await sleep(50);
+    }
+    return true;
+  }
+
   /** True once no hub is on process `pid` or has a check for it due, and every hub is online; false after `timeoutMs`. */
   async waitBack(pid: number, timeoutMs: number): Promise<boolean> {
     const until = Date.now() + timeoutMs;
