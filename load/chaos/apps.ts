@@ -21,6 +21,8 @@ export interface AppsReport {
   homes: number;
   /** events with a position delivered to the apps */
   delivered: number;
+  /** events delivered without one (the history could not take them: they go out live, once) */
+  unpositioned: number;
   /** a delivered position that was not the one after the last, without a reload between */
   gaps: number;
   /** a delivered position at or before the last one of the same epoch */
@@ -56,6 +58,7 @@ export class AppWatch {
   private readonly clients: HubtierClient[] = [];
   private readonly homes = new Map<string, HomeWatch>();
   private delivered = 0;
+  private unpositioned = 0;
   private gaps = 0;
   private repeats = 0;
   private readonly reloads = counts();
@@ -120,6 +123,7 @@ export class AppWatch {
       apps: this.clients.length,
       homes: this.homes.size,
       delivered: this.delivered,
+      unpositioned: this.unpositioned,
       gaps: this.gaps,
       repeats: this.repeats,
       reloads: { ...this.reloads },
@@ -161,7 +165,7 @@ export class AppWatch {
       if (last !== null && evt.pos.epoch === last.epoch && evt.pos.offset <= last.offset) this.repeats++;
       else if (last !== null && (evt.pos.epoch !== last.epoch || evt.pos.offset !== last.offset + 1)) this.gaps++;
       watch.last = evt.pos;
-    }
+    } else this.unpositioned++;
     if (evt.kind !== 'state') return;
     const n = evt.attrs.n;
     if (typeof n !== 'number') return;
