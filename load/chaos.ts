@@ -31,17 +31,16 @@ In the middle of every gap a share of the hubs (--blip) drop their sockets and r
 faults find hubs on their first session and hubs on a later one.
 Every report sets one device's counter; the server's ack says which reports it accepted. When a
 hub comes back after its node died or drained, and at the end, its shadow must hold every
-acknowledged counter. Apps (the client library) subscribed to the homes must get every event
-once and in order, and every acknowledged report's event, across reconnects and recoveries; a
-reload is expected only after a kill -9 of the embedded node. Before each fault and at the end,
-no hub online may have a report
-unacknowledged for over ${STALL_MS / 1000} s (a node taking reports it never stores). Every command
-must get a definitive answer (200, or a code of the table in proto/PROTOCOL.md with its HTTP
-status); only requests to a killed process may go unanswered.
+acknowledged counter. Before each fault and at the end, no hub online may have a report
+unacknowledged for over ${STALL_MS / 1000} s (a node taking reports it never stores). Apps (the client
+library) subscribed to the homes must get every event once and in order, and every acknowledged
+report's event, across reconnects and recoveries; a reload is expected only after a kill -9 of
+the embedded node. Every command must get a definitive answer (200, or a code of the table in
+proto/PROTOCOL.md with its HTTP status); only requests to a killed process may go unanswered.
 
 options:
   --mode M            cluster | embedded (default cluster)
-  --scenario S        kill | rolling | both (default both)
+  --scenario S        kill | rolling | both | nats | redis | all (default both)
   --hubs N            hubs (default 300), spread over the nodes
   --devices M         devices per hub (default 4)
   --report-ms T       ms between two reports of one hub (default 250)
@@ -61,9 +60,11 @@ options:
   --json              print one JSON object on stdout (the table goes to stderr)
   -h, --help          this text
 
-exit: 0 nothing lost and every command answered; 1 acknowledged reports lost, a command without a
-definitive answer (other than to a killed process) or something left unverified; 2 bad options;
-3 the run itself failed (a node did not start, hubs did not connect, --max-time).
+exit: 0 nothing lost and every check passed; 1 acknowledged reports lost, hubs stalled, an app
+handed events out of order, missing an acknowledged report's event or told to reload where it
+should have recovered, a command without a definitive answer (other than to a killed process) or
+something left unverified; 2 bad options; 3 the run itself failed (a node did not start, hubs did
+not connect, --max-time).
 `;
 
 interface Options {

@@ -1,5 +1,6 @@
 import WebSocket from 'ws';
 import { HubtierClient, type AppEventMessage, type ReloadInfo } from '../../src/client/index.js';
+import { deviceKey } from './chaos-hub.js';
 import type { ChaosCluster } from './cluster.js';
 import { bump, counts } from './ledger.js';
 
@@ -53,9 +54,6 @@ interface HomeWatch {
   /** values at or below these (by `deviceKey`) need not arrive: sent before the last reload */
   floor: Map<string, number>;
 }
-
-/** The key of a hub's device in a home's maps. */
-export const deviceKey = (hub: string, device: string) => `${hub}\u0000${device}`;
 
 /** For a home, the counter value each of its devices was last sent, by `deviceKey`: a reload's floor. */
 export type SentOf = (home: string) => Map<string, number>;

@@ -8,6 +8,9 @@ import type { HubClient } from '../wire/hub-client.js';
 
 export const deviceId = (dev: number) => `dev-${dev}`;
 
+/** A hub's device as a key of one map (the apps' checks). */
+export const deviceKey = (hub: string, device: string) => `${hub}\u0000${device}`;
+
 export type Phase = 'idle' | 'connecting' | 'welcomed' | 'running' | 'offline';
 
 /** A session that ended and whose loss check is still due. */

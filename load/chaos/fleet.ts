@@ -1,11 +1,11 @@
 import { FrameType, type ServerToHubFrame } from '../../src/index.js';
 import { mapLimit, sleep } from '../lib/async.js';
-import { AdminClient, field } from '../wire/admin.js';
+import { AdminClient } from '../wire/admin.js';
 import { HubClient, HubClientError } from '../wire/hub-client.js';
-import { deviceKey } from './apps.js';
-import { ChaosHub, commit, deviceId, phaseOf } from './chaos-hub.js';
+import { ChaosHub, commit, deviceId, deviceKey, phaseOf } from './chaos-hub.js';
 import type { ChaosCluster, ChaosNode } from './cluster.js';
 import { bump, counts, newLedger, type Ledger } from './ledger.js';
+import { readCounters, verifyShadow } from './shadow-check.js';
 import type { Random } from './random.js';
 
 /**
@@ -35,9 +35,10 @@ export interface FleetOptions {
 /** Past this many unacknowledged frames a hub waits instead of sending more. */
 const MAX_UNACKED = 64;
 const TICK_MS = 25;
-/** Re-reads of a shadow that lacks acknowledged reports: a write may still land (a drain's flush). */
-const REREAD_MS = [300, 1_500];
 const MAX_CONNECT_ATTEMPTS = 200;
+
+/** The hub's session runs and its socket is open. */
+const online = (h: ChaosHub) => h.phase === 'running' && h.client.connected;
 
 export class HubFleet {
   readonly hubs: ChaosHub[] = [];
@@ -173,7 +174,7 @@ export class HubFleet {
    */
   stalled(olderThanMs: number): number {
     const before = performance.now() - olderThanMs;
-    return this.hubs.filter((h) => h.phase === 'running' && h.client.connected && h.pending.length > 0 && h.pending[0]!.at < before).length;
+    return this.hubs.filter((h) => online(h) && h.pending.length > 0 && h.pending[0]!.at < before).length;
   }
 
   /**
@@ -182,10 +183,10 @@ export class HubFleet {
    * hub that reconnects opens a new session epoch; restarts after that must keep fencing right.
    */
   blip(count: number): number {
-    const online = this.hubs.filter((h) => h.phase === 'running' && h.client.connected);
+    const up = this.hubs.filter(online);
     let n = 0;
-    for (; n < count && online.length > 0; n++) {
-      const hub = online.splice(this.rng.int(online.length), 1)[0]!;
+    for (; n < count && up.length > 0; n++) {
+      const hub = up.splice(this.rng.int(up.length), 1)[0]!;
       hub.blipping = true;
       void hub.client.terminate();
     }
@@ -200,13 +201,13 @@ export class HubFleet {
 
   /** Hubs online now. */
   online(): number {
-    return this.hubs.filter((h) => h.phase === 'running' && h.client.connected).length;
+    return this.hubs.filter(online).length;
   }
 
   /** True once every hub is online with no check due; false after `timeoutMs`. */
   async waitOnline(timeoutMs: number): Promise<boolean> {
     const until = Date.now() + timeoutMs;
-    while (!this.hubs.every((h) => h.phase === 'running' && h.client.connected && h.ended === null)) {
+    while (!this.hubs.every((h) => online(h) && h.ended === null)) {
       if (Date.now() > until) return false;
       await sleep(50);
     }
@@ -242,7 +243,7 @@ export class HubFleet {
     }
     const notIdle = this.hubs.filter((h) => !idle(h)).length;
     await mapLimit(this.hubs, 8, async (hub) => {
-      const found = await this.verify(hub);
+      const found = await verifyShadow(hub, (h) => this.readShadow(h));
       if (found === null) {
         this.end.unreadable++;
         return;
@@ -356,7 +357,7 @@ export class HubFleet {
           ledger.cursorFramesBehind += ended.ackedSeq - welcomeS;
         }
       }
-      const found = await this.verify(hub);
+      const found = await verifyShadow(hub, (h) => this.readShadow(h));
       // closed again while reading: the next welcome checks (nothing was sent meanwhile)
       if (hub.session !== session || phaseOf(hub) !== 'welcomed') return;
       if (found === null) ledger.unreadable++;
@@ -380,46 +381,9 @@ export class HubFleet {
     }
   }
 
-  /**
-   * Reads the hub's shadow and counts, per device, the acknowledged reports beyond the shadow's
-   * counter that no earlier check counted (`missing`, to `commit` once the caller counts them). A
-   * shortfall is read again (bounded) before it counts. Null when the shadow could not be read.
-   */
-  private async verify(hub: ChaosHub): Promise<{ lost: number; late: number; missing: number[] } | null> {
-    let first: number | null = null;
-    let missing: number[] = [];
-    for (let attempt = 0; attempt <= REREAD_MS.length; attempt++) {
-      if (attempt > 0) await sleep(REREAD_MS[attempt - 1]!);
-      const shadow = await this.readShadow(hub);
-      if (!shadow) continue;
-      missing = hub.acked.map((a, dev) => Math.max(0, a - Math.max(shadow[dev]!, hub.accounted[dev]!)));
-      const total = missing.reduce((x, y) => x + y, 0);
-      first ??= total;
-      if (total === 0) break;
-    }
-    if (first === null) return null;
-    const lost = missing.reduce((x, y) => x + y, 0);
-    return { lost, late: first - lost, missing };
-  }
-
   /** The counter `n` of every device as a node reads it from the store: one other than the hub's own when there is one. */
-  private async readShadow(hub: ChaosHub): Promise<number[] | null> {
-    for (let attempt = 0; attempt < 3; attempt++) {
-      const node = this.pickNode(hub.node);
-      if (!node) return null;
-      try {
-        const res = await this.admin(node).shadow(hub.id, 5_000);
-        const devices = field(res, 'devices') as Record<string, { reported?: { n?: unknown } }> | undefined;
-        if (res.status !== 200 || typeof devices !== 'object' || devices === null) continue;
-        return hub.acked.map((_, dev) => {
-          const n = devices[deviceId(dev)]?.reported?.n;
-          return typeof n === 'number' ? n : 0;
-        });
-      } catch {
-        // that node did not answer: another one
-      }
-    }
-    return null;
+  private readShadow(hub: ChaosHub): Promise<number[] | null> {
+    return readCounters(hub, () => this.pickNode(hub.node), (node) => this.admin(node));
   }
 
   /** The admin API of a node: one connection per request, so a failure belongs to that process. */
