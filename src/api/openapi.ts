@@ -176,8 +176,10 @@ export function openApiDocument(table: RouteTable, version: string, limits: Docu
         entry.content['application/json'].examples[code] = { summary: ErrorCodes[code].text, value: errorExample(code, op, names) };
       }
     } else responses['200'] = { description: 'undocumented' };
-    // every answer of the node's routes echoes the request id (src/transport/http.ts)
-    for (const r of Object.values(responses) as Json[]) r.headers = { 'x-request-id': { $ref: '#/components/headers/RequestId' } };
+    // every answer of the node's routes echoes the request id; a 500 or 503 also says when to retry (src/transport/http.ts)
+    for (const [status, r] of Object.entries(responses) as Array<[string, Json]>) {
+      r.headers = { 'x-request-id': { $ref: '#/components/headers/RequestId' }, ...(status === '500' || status === '503' ? { 'retry-after': { $ref: '#/components/headers/RetryAfter' } } : {}) };
+    }
     (paths[path] ??= {})[method] = {
       operationId: operationId(method, pattern),
       summary: op?.summary ?? 'undocumented',
@@ -223,6 +225,10 @@ export function openApiDocument(table: RouteTable, version: string, limits: Docu
       },
       headers: {
         RequestId: { description: 'The request id: the caller\'s `x-request-id` when valid, otherwise the one the node generated', schema: REQUEST_ID_SCHEMA },
+        RetryAfter: {
+          description: 'Seconds to wait before trying again: 1–5, spread, when a backend the node needs is away (`500 internal`); 1 for `503` (busy, draining, a session closing)',
+          schema: { type: 'integer', minimum: 1, maximum: 5 },
+        },
       },
       schemas: components.schemas,
     },

@@ -1,6 +1,7 @@
 import { STATUS_CODES } from 'node:http';
 import { ErrorCodes } from '../../proto/errors.js';
 import { CommandError, TierError, asTierError } from '../errors.js';
+import { outageRetryMs } from '../actors/outage-retry.js';
 import type { AccessLog } from '../log/access-log.js';
 import type { Logger } from '../log/logger.js';
 import { RequestIds } from '../log/request-id.js';
@@ -199,6 +200,9 @@ export function errorReply(err: TierError): HttpReply {
   const body: Record<string, unknown> = { ok: false, code: err.code, num: e.code, temporary: e.temporary, message: err.message };
   if (err.field !== undefined) body.field = err.field;
   if (err instanceof CommandError && err.hubCode !== undefined) body.hubCode = err.hubCode;
+  // a temporary 500 is a backend the node needs away (NATS, Redis, its store): callers come back
+  // spread over 1–5 s, as hubs do; a 503 (busy, draining, a session closing) after a second
+  if (e.temporary && (e.http === 500 || e.http === 503)) return { status: e.http, body, headers: { 'retry-after': String(e.http === 500 ? Math.ceil(outageRetryMs() / 1000) : 1) } };
   return { status: e.http, body };
 }
 

@@ -142,6 +142,21 @@ describe('OpenAPI document', () => {
     }
   });
 
+  it('every 500 and 503 answer documents the Retry-After the node sends with it, and no other answer does', () => {
+    let with503 = 0;
+    for (const [path, methods] of Object.entries(doc.paths as Json)) {
+      for (const [method, op] of Object.entries(methods as Json)) {
+        for (const [status, res] of Object.entries(op.responses as Json)) {
+          const expected = status === '500' || status === '503' ? { $ref: '#/components/headers/RetryAfter' } : undefined;
+          expect((res as Json).headers?.['retry-after'], `${method} ${path} ${status}`).toEqual(expected);
+          if (status === '503') with503++;
+        }
+      }
+    }
+    expect(with503).toBeGreaterThan(0);
+    expect(doc.components.headers.RetryAfter.schema).toEqual({ type: 'integer', minimum: 1, maximum: 5 });
+  });
+
   it('every guarded operation documents 401 and 403; every one with a path parameter or a body documents its 400', () => {
     for (const [path, methods] of Object.entries(doc.paths as Json)) {
       for (const [method, op] of Object.entries(methods as Json)) {

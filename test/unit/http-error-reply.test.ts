@@ -1,0 +1,31 @@
+import { describe, expect, it } from 'vitest';
+import { ErrorCodes, type ErrorCode } from '../../proto/errors.js';
+import { TierError } from '../../src/errors.js';
+import { errorReply } from '../../src/transport/http.js';
+
+/** The HTTP answer of an error: the code's status and body, and when a temporary 500 or 503 may be tried again. */
+describe('errorReply', () => {
+  it('tells a caller of a temporary 500 (a backend away) to come back in 1 to 5 s, spread', () => {
+    const waits = new Set<string>();
+    for (let i = 0; i < 200; i++) {
+      const reply = errorReply(new TierError('internal', 'command failed on the bus'));
+      expect(reply.status).toBe(500);
+      waits.add(reply.headers!['retry-after']!);
+    }
+    expect([...waits].every((w) => /^[1-5]$/.test(w))).toBe(true);
+    // spread, so that every caller of a node that met the same outage does not come back at once
+    expect(waits.size).toBeGreaterThan(1);
+  });
+
+  it('tells a caller of a 503 (busy, draining, a session closing) to come back in a second', () => {
+    for (const code of ['busy', 'draining', 'session_closed'] as const) {
+      expect(errorReply(new TierError(code))).toMatchObject({ status: 503, headers: { 'retry-after': '1' } });
+    }
+  });
+
+  it('sends no Retry-After with any other code', () => {
+    const others = (Object.keys(ErrorCodes) as ErrorCode[]).filter((c) => ErrorCodes[c].http !== 500 && ErrorCodes[c].http !== 503);
+    expect(others).toContain('hub_offline');
+    for (const code of others) expect(errorReply(new TierError(code)).headers, code).toBeUndefined();
+  });
+});
