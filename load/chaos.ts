@@ -4,6 +4,7 @@ import { cpus, loadavg } from 'node:os';
 import { ROOT } from './harness/index.js';
 import { commandLine, usageError } from './lib/cli.js';
 import { AppWatch } from './chaos/apps.js';
+import { Balancer } from './chaos/balancer.js';
 import { ChaosCluster } from './chaos/cluster.js';
 import { CommandStream } from './chaos/commands.js';
 import { HubFleet } from './chaos/fleet.js';
@@ -202,7 +203,9 @@ async function main(): Promise<void> {
   await fleet.provision();
   await fleet.connectAll(60_000);
   const commands = new CommandStream(cluster, fleet.hubIds(), o.devices, rng, { rate: o.commandRate, timeoutMs: o.commandTimeoutMs });
-  const apps = o.apps > 0 ? await AppWatch.start(cluster, fleet.homes(), o.apps, (home) => fleet.counters('sent').get(home) ?? new Map()) : null;
+  // apps reach the nodes as through a Kubernetes Service: each connection to a node that is up
+  const balancer = await Balancer.start(cluster, rng);
+  const apps = o.apps > 0 ? await AppWatch.start(balancer.url, cluster.adminToken, fleet.homes(), o.apps, (home) => fleet.counters('sent').get(home) ?? new Map()) : null;
   fleet.startReports();
   commands.start();
   const t0 = performance.now();
@@ -299,7 +302,7 @@ async function main(): Promise<void> {
   await commands.stop();
   const notIdle = await fleet.finalCheck(30_000);
   await apps?.settle(1_000, 15_000);
-  const appsReport = apps?.report(apps.missedAcked(fleet.counters('acked'))) ?? null;
+  const appsReport = apps?.report(apps.missedAcked(fleet.counters('acked')), balancer.byNode) ?? null;
   // the reloads after each fault, until the next one (or the end)
   reloadMarks.push(apps?.reloadCount ?? 0);
   events.forEach((e, i) => (e.appReloads = reloadMarks[i + 1]! - reloadMarks[i]!));
@@ -341,6 +344,7 @@ async function main(): Promise<void> {
   const report: RunReport = { ...base, failures, pass: failures.length === 0 };
 
   await apps?.close();
+  await balancer.close();
   await fleet.close();
   await cluster.close();
   const text = formatReport(report);

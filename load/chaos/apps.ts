@@ -1,13 +1,13 @@
 import WebSocket from 'ws';
 import { HubtierClient, type AppEventMessage, type ReloadInfo } from '../../src/client/index.js';
 import { deviceKey } from './chaos-hub.js';
-import type { ChaosCluster } from './cluster.js';
 import { bump, counts } from './ledger.js';
 
 /**
  * The apps of a chaos run: each a `HubtierClient` (the repository's client library, as an app
- * uses it) subscribed to some of the homes, reconnecting to its node when that node goes and
- * recovering what it missed from its last positions. What an app is promised, checked here:
+ * uses it) subscribed to some of the homes, connected through the run's balancer: when its node
+ * goes it reconnects, lands on a node that is up and recovers what it missed from its last
+ * positions there. What an app is promised, checked here:
  * - every event once, in its home's order: the positions it is handed follow each other (the
  *   epoch's next offset) unless it was told to reload first (`gaps`, `repeats` otherwise);
  * - every acknowledged report reaches it: each device's counter values up to the last acknowledged
@@ -44,6 +44,8 @@ export interface AppsReport {
   devicesWithMiss: number;
   /** subscriptions the server refused */
   refused: Record<string, number>;
+  /** the apps' connections through the balancer, by the node each reached (the first ones and every reconnect) */
+  connectionsByNode: Record<string, number>;
 }
 
 interface HomeWatch {
@@ -71,15 +73,18 @@ export class AppWatch {
 
   private constructor(private readonly sentOf: SentOf) {}
 
-  /** `homes` spread over `apps` clients (at most one a home), app j on node j mod K; resolves when every subscription is answered. */
-  static async start(cluster: ChaosCluster, homes: string[], apps: number, sentOf: SentOf): Promise<AppWatch> {
+  /**
+   * `homes` spread over `apps` clients (at most one a home), each connecting to `url` (the run's
+   * balancer: a node that is up, another one after each reconnect as it falls); resolves when every
+   * subscription is answered.
+   */
+  static async start(url: string, adminToken: string, homes: string[], apps: number, sentOf: SentOf): Promise<AppWatch> {
     const w = new AppWatch(sentOf);
     const ready: Array<Promise<unknown>> = [];
     apps = Math.min(apps, homes.length);
     for (let j = 0; j < apps; j++) {
-      const node = cluster.nodes[j % cluster.nodes.length]!;
       // backoff compressed as the hubs' is, to keep a run short
-      const client = new HubtierClient({ url: node.wsUrl, token: cluster.adminToken, WebSocket, backoff: { initialMs: 200, maxMs: 2_000 } });
+      const client = new HubtierClient({ url, token: adminToken, WebSocket, backoff: { initialMs: 200, maxMs: 2_000 } });
       w.clients.push(client);
       for (let h = j; h < homes.length; h += apps) ready.push(w.watch(client, homes[h]!));
     }
@@ -123,7 +128,7 @@ export class AppWatch {
     return { missed, devices };
   }
 
-  report(missed: { missed: number; devices: number }): AppsReport {
+  report(missed: { missed: number; devices: number }, connectionsByNode: Record<string, number>): AppsReport {
     return {
       apps: this.clients.length,
       homes: this.homes.size,
@@ -137,6 +142,7 @@ export class AppWatch {
       missed: missed.missed,
       devicesWithMiss: missed.devices,
       refused: { ...this.refused },
+      connectionsByNode: { ...connectionsByNode },
     };
   }
 

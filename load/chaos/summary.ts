@@ -194,7 +194,8 @@ export function formatReport(r: RunReport): string {
       `to a draining process ${sum(c.undefinedToStopped)} (${fmtCounts(c.undefinedToStopped)}); to live processes ${sum(c.undefinedOther)} (${fmtCounts(c.undefinedOther)})`,
     r.apps
       ? `apps: ${r.apps.apps} clients on ${r.apps.homes} homes, ${r.apps.delivered} events delivered with a position, ${r.apps.unpositioned} without; gaps ${r.apps.gaps}, repeats ${r.apps.repeats}; reports delivered twice (at least once) ${r.apps.reportsTwice}; ` +
-        `acknowledged reports never delivered ${r.apps.missed}; reloads: ${fmtCounts(r.apps.reloads)} (${r.apps.homesReloaded} homes); refused: ${fmtCounts(r.apps.refused)}`
+        `acknowledged reports never delivered ${r.apps.missed}; reloads: ${fmtCounts(r.apps.reloads)} (${r.apps.homesReloaded} homes); refused: ${fmtCounts(r.apps.refused)}; ` +
+        `connections through the balancer by node: ${fmtCounts(r.apps.connectionsByNode)}`
       : 'apps: none (--apps 0)',
     `hub sessions closed by code: ${fmtCounts(r.hubs.closes)}; failed connects: ${fmtCounts(r.hubs.connectErrors)}; error frames: ${fmtCounts(r.hubs.errorFrames)}`,
     '',

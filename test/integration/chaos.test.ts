@@ -75,5 +75,9 @@ describe('chaos (real node processes killed and restarted under traffic)', () =>
     expect(report.events.map((e) => e.kind)).toEqual(['kill', 'rolling', 'rolling', 'rolling', 'nats', 'redis']);
     expect(report.events.map((e) => e.appReloads)).toEqual([0, 0, 0, 0, 0, 0]);
     expect(report.apps!.reloads).toEqual({});
+    // the apps came back through the balancer after their nodes went, on other nodes too, and recovered there
+    const connections = Object.values(report.apps!.connectionsByNode);
+    expect(connections.length).toBe(3);
+    expect(connections.reduce((a, b) => a + b, 0)).toBeGreaterThan(6);
   }, 300_000);
 });
