@@ -165,8 +165,11 @@ export class HttpFuzzer {
     this.sent++;
     this.h.rec.sent.httpRequests++;
     if ('error' in res) {
-      // a node that died answers nothing: let the crash watcher see the exit first
-      await Promise.race([this.h.target.whenExited(), new Promise((r) => setTimeout(r, 200))]);
+      // a node that died answers nothing: let the crash watcher see the exit first. A /healthz
+      // answer went through the node's event loop after this request: it is alive, no need to
+      // wait longer (without an admin URL, or when it does not answer, wait as before)
+      const alive = await Promise.race([this.h.target.whenExited().then(() => false), this.h.target.healthz(1_000)]);
+      if (alive !== true) await Promise.race([this.h.target.whenExited(), new Promise((r) => setTimeout(r, 200))]);
       const nodeOk = this.h.target.alive && !this.h.restarting && this.h.target.generation === generation;
       if (!nodeOk) this.h.rec.counts.httpStatuses.inc('node died');
       else if (req.parserRefusal) this.h.rec.counts.httpStatuses.inc(`dropped by the HTTP parser (${req.parserRefusal})`);
