@@ -27,7 +27,9 @@ on its own data directory. Connects the hubs, runs reports and commands, then:
   both      kill, then rolling (default)
   nats      kill -9 of the nats-server, restarted on its port after --outage seconds (cluster mode)
   redis     the same of the redis-server, which comes back from its append-only file (cluster mode)
-  all       kill, rolling, nats, redis
+  hang      the nats-server, then the redis-server, stopped (SIGSTOP: connections open, nothing
+            answered, as a hung server or a network black hole) for --outage seconds (cluster mode)
+  all       kill, rolling, nats, redis, hang
 In the middle of every gap a share of the hubs (--blip) drop their sockets and reconnect, so
 faults find hubs on their first session and hubs on a later one.
 Every report sets one device's counter; the server's ack says which reports it accepted. When a
@@ -49,7 +51,7 @@ options:
   --command-timeout-ms T  the commands' timeoutMs (default 2000)
   --kills K           kill -9 rounds (default 3; node i mod 3)
   --gap S             seconds of steady traffic before each fault (default 5)
-  --outage S          nats and redis: seconds the server stays down (default 2)
+  --outage S          nats, redis, hang: seconds the server stays down or hung (default 2)
   --apps N            app clients, the homes spread over them (default 10; 0: none)
   --blip F            share of the hubs online that drop their socket in the middle of each gap (default 0.2; 0: none)
   --appendfsync P     always | everysec | no: Redis append-only fsync policy (default everysec; cluster mode)
@@ -70,7 +72,7 @@ not connect, --max-time).
 
 interface Options {
   mode: 'cluster' | 'embedded';
-  scenario: 'kill' | 'rolling' | 'both' | 'nats' | 'redis' | 'all';
+  scenario: 'kill' | 'rolling' | 'both' | 'nats' | 'redis' | 'hang' | 'all';
   hubs: number;
   devices: number;
   reportMs: number;
@@ -136,10 +138,10 @@ function parse(): Options {
   const mode = values.mode;
   if (mode !== 'cluster' && mode !== 'embedded') fail(`--mode must be cluster or embedded, got ${mode}`);
   const scenario = values.scenario;
-  if (scenario !== 'kill' && scenario !== 'rolling' && scenario !== 'both' && scenario !== 'nats' && scenario !== 'redis' && scenario !== 'all') {
-    fail(`--scenario must be kill, rolling, both, nats, redis or all, got ${scenario}`);
+  if (scenario !== 'kill' && scenario !== 'rolling' && scenario !== 'both' && scenario !== 'nats' && scenario !== 'redis' && scenario !== 'hang' && scenario !== 'all') {
+    fail(`--scenario must be kill, rolling, both, nats, redis, hang or all, got ${scenario}`);
   }
-  if (mode === 'embedded' && (scenario === 'nats' || scenario === 'redis' || scenario === 'all')) fail(`--scenario ${scenario} needs cluster mode: the embedded default has no nats-server or redis-server`);
+  if (mode === 'embedded' && (scenario === 'nats' || scenario === 'redis' || scenario === 'hang' || scenario === 'all')) fail(`--scenario ${scenario} needs cluster mode: the embedded default has no nats-server or redis-server`);
   const appendfsync = values.appendfsync;
   if (appendfsync !== 'always' && appendfsync !== 'everysec' && appendfsync !== 'no') fail(`--appendfsync must be always, everysec or no, got ${appendfsync}`);
   const env: Record<string, string> = {};
@@ -220,7 +222,8 @@ async function main(): Promise<void> {
     const blipped = fleet.blip(Math.round(o.hubs * o.blip));
     await sleep((o.gapS * 1000) / 2);
     const stalledBefore = fleet.stalled(STALL_MS);
-    const backend = kind === 'nats' || kind === 'redis' ? cluster.backend(kind) : null;
+    const backend = kind === 'kill' || kind === 'rolling' ? null : cluster.backend(kind.startsWith('nats') ? 'nats' : 'redis');
+    const hang = kind.endsWith('-hang');
     const node = backend ? null : cluster.nodes[index]!;
     const pid = backend ? backend.pid : node!.proc.pid;
     if (node) signalled.add(pid);
@@ -234,7 +237,14 @@ async function main(): Promise<void> {
     let restartMs: number;
     let allBack: boolean;
     const extra: Pick<EventReport, 'exitCode' | 'forced'> = {};
-    if (backend) {
+    if (backend && hang) {
+      backend.pause();
+      exitMs = 0;
+      await sleep(o.outageS * 1000);
+      backend.resume();
+      restartMs = 0;
+      allBack = await fleet.waitOnline(BACK_MS);
+    } else if (backend) {
       const t = performance.now();
       await backend.kill();
       exitMs = performance.now() - t;
@@ -262,7 +272,7 @@ async function main(): Promise<void> {
     const ev: EventReport = {
       name,
       kind,
-      node: node ? node.id : `${kind}-server`,
+      node: node ? node.id : `${backend!.kind}-server`,
       pid,
       atS: Math.round(atS * 10) / 10,
       hubsOnNode,
@@ -278,23 +288,29 @@ async function main(): Promise<void> {
       appReloads: 0,
     };
     events.push(ev);
-    const signal = kind === 'rolling' ? 'SIGTERM' : 'SIGKILL';
+    const signal = kind === 'rolling' ? 'SIGTERM' : hang ? 'SIGSTOP' : 'SIGKILL';
     say(
       `${name}: ${blipped} hubs blipped before; ${stalledBefore} stalled; ${ev.node} (pid ${pid}, ${hubsOnNode} hubs) ${signal}, gone in ${Math.round(exitMs)} ms` +
         `${kind === 'rolling' ? ` (exit ${ev.forced ? 'forced' : String(ev.exitCode)})` : ''}` +
         `${underTraffic ? '' : ` (no ack within ${FRESH_ACK_MS} ms of its report for ${FRESH_WAIT_MS / 1000} s: signalled anyway)`}; ` +
-        (backend
+        (backend && hang
+          ? `hung ${o.outageS} s, then SIGCONT; hubs ${allBack ? 'all online' : 'NOT ALL online within the limit'}`
+          : backend
           ? `down ${o.outageS} s, restarted in ${(restartMs / 1000).toFixed(1)} s as pid ${backend.pid}; hubs ${allBack ? 'all online' : 'NOT ALL online within the limit'}`
           : `hubs back and checked ${allBack ? `(max ${(ledger.backMaxMs / 1000).toFixed(1)} s)` : 'NOT ALL within the limit'}; ` +
             `acknowledged reports lost ${ledger.lost} on ${ledger.hubsWithLoss} hubs; restarted in ${(restartMs / 1000).toFixed(1)} s as pid ${node!.proc.pid}`),
     );
   };
 
-  const has = (k: 'kill' | 'rolling' | 'nats' | 'redis') => o.scenario === k || o.scenario === 'all' || (o.scenario === 'both' && (k === 'kill' || k === 'rolling'));
+  const has = (k: 'kill' | 'rolling' | 'nats' | 'redis' | 'hang') => o.scenario === k || o.scenario === 'all' || (o.scenario === 'both' && (k === 'kill' || k === 'rolling'));
   if (has('kill')) for (let k = 0; k < o.kills; k++) await event('kill', k + 1, o.kills, k % nodes);
   if (has('rolling')) for (let k = 0; k < nodes; k++) await event('rolling', k + 1, nodes, k);
   if (has('nats')) await event('nats', 1, 1, -1);
   if (has('redis')) await event('redis', 1, 1, -1);
+  if (has('hang')) {
+    await event('nats-hang', 1, 1, -1);
+    await event('redis-hang', 1, 1, -1);
+  }
   await sleep(o.gapS * 1000);
   const stalledAtEnd = fleet.stalled(STALL_MS);
 

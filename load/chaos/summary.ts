@@ -7,8 +7,8 @@ import type { Ledger } from './ledger.js';
 export interface EventReport {
   /** `kill 1/3`, `rolling 2/3` */
   name: string;
-  /** a node's kill -9 or SIGTERM, or a kill -9 of the cluster's nats-server or redis-server */
-  kind: 'kill' | 'rolling' | 'nats' | 'redis';
+  /** a node's kill -9 or SIGTERM, or a kill -9 (`nats`, `redis`) or SIGSTOP (`-hang`) of the cluster's nats-server or redis-server */
+  kind: 'kill' | 'rolling' | 'nats' | 'redis' | 'nats-hang' | 'redis-hang';
   node: string;
   pid: number;
   /** seconds since the traffic started */
