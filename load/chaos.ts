@@ -10,10 +10,7 @@ import { CommandStream } from './chaos/commands.js';
 import { HubFleet } from './chaos/fleet.js';
 import { newLedger } from './chaos/ledger.js';
 import { Random } from './chaos/random.js';
-import { commandsReport, failuresOf, formatReport, ledgerReport, type EventReport, type RunReport } from './chaos/summary.js';
-
-/** a hub online with a report unacknowledged for longer than this (ms) is stalled */
-const STALL_MS = 5_000;
+import { commandsReport, failuresOf, formatReport, ledgerReport, STALL_MS, type EventReport, type RunReport } from './chaos/summary.js';
 
 const USAGE = `hubtier chaos: crashes and restarts of nodes under traffic, and what they lose.
 
@@ -207,7 +204,7 @@ async function main(): Promise<void> {
   const commands = new CommandStream(cluster, fleet.hubIds(), o.devices, rng, { rate: o.commandRate, timeoutMs: o.commandTimeoutMs });
   // apps reach the nodes as through a Kubernetes Service: each connection to a node that is up
   const balancer = await Balancer.start(cluster, rng);
-  const apps = o.apps > 0 ? await AppWatch.start(balancer.url, cluster.adminToken, fleet.homes(), o.apps, (home) => fleet.counters('sent').get(home) ?? new Map()) : null;
+  const apps = o.apps > 0 ? await AppWatch.start(balancer.url, cluster.adminToken, fleet.homes(), o.apps, (home) => fleet.counters('sent', home).get(home) ?? new Map()) : null;
   fleet.startReports();
   commands.start();
   const t0 = performance.now();

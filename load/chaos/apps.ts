@@ -1,7 +1,7 @@
 import WebSocket from 'ws';
 import { HubtierClient, type AppEventMessage, type ReloadInfo } from '../../src/client/index.js';
 import { deviceKey } from './chaos-hub.js';
-import { bump, counts } from './ledger.js';
+import { bump, counts, sum } from './ledger.js';
 
 /**
  * The apps of a chaos run: each a `HubtierClient` (the repository's client library, as an app
@@ -94,7 +94,7 @@ export class AppWatch {
 
   /** Reloads so far, all reasons: read before and after a fault. */
   get reloadCount(): number {
-    return Object.values(this.reloads).reduce((a, b) => a + b, 0);
+    return sum(this.reloads);
   }
 
   /** Resolves once no event has arrived for `quietMs` (at most `maxMs`): the last reports' events are delivered. */

@@ -1,5 +1,6 @@
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import type { ChaosCluster } from './cluster.js';
+import { bump, counts } from './ledger.js';
 import type { Random } from './random.js';
 
 /**
@@ -19,11 +20,11 @@ export class Balancer {
 
   static start(cluster: ChaosCluster, rng: Random): Promise<Balancer> {
     const sockets = new Set<Socket>();
-    const byNode: Record<string, number> = Object.create(null) as Record<string, number>;
+    const byNode = counts();
     const server = createServer((client) => {
       const node = rng.pick(cluster.up());
       if (!node) return void client.destroy();
-      byNode[node.id] = (byNode[node.id] ?? 0) + 1;
+      bump(byNode, node.id);
       const upstream = connect(node.port, '127.0.0.1');
       for (const s of [client, upstream]) {
         sockets.add(s);

@@ -79,11 +79,12 @@ export class HubFleet {
     return [...new Set(this.hubs.map((h) => this.homeOf(h.index)))];
   }
 
-  /** Per home, each device's largest counter value sent (`sent`) or acknowledged (`acked`), by `deviceKey`. */
-  counters(which: 'sent' | 'acked'): Map<string, Map<string, number>> {
+  /** Per home (only `home` when given), each device's largest counter value sent (`sent`) or acknowledged (`acked`), by `deviceKey`. */
+  counters(which: 'sent' | 'acked', only?: string): Map<string, Map<string, number>> {
     const out = new Map<string, Map<string, number>>();
     for (const h of this.hubs) {
       const home = this.homeOf(h.index);
+      if (only !== undefined && home !== only) continue;
       let m = out.get(home);
       if (!m) out.set(home, (m = new Map()));
       h[which].forEach((n, dev) => m.set(deviceKey(h.id, deviceId(dev)), n));
@@ -243,7 +244,7 @@ export class HubFleet {
     }
     const notIdle = this.hubs.filter((h) => !idle(h)).length;
     await mapLimit(this.hubs, 8, async (hub) => {
-      const found = await verifyShadow(hub, (h) => this.readShadow(h));
+      const found = await this.verify(hub);
       if (found === null) {
         this.end.unreadable++;
         return;
@@ -357,7 +358,7 @@ export class HubFleet {
           ledger.cursorFramesBehind += ended.ackedSeq - welcomeS;
         }
       }
-      const found = await verifyShadow(hub, (h) => this.readShadow(h));
+      const found = await this.verify(hub);
       // closed again while reading: the next welcome checks (nothing was sent meanwhile)
       if (hub.session !== session || phaseOf(hub) !== 'welcomed') return;
       if (found === null) ledger.unreadable++;
@@ -381,9 +382,9 @@ export class HubFleet {
     }
   }
 
-  /** The counter `n` of every device as a node reads it from the store: one other than the hub's own when there is one. */
-  private readShadow(hub: ChaosHub): Promise<number[] | null> {
-    return readCounters(hub, () => this.pickNode(hub.node), (node) => this.admin(node));
+  /** The hub's shadow checked against what it saw acknowledged, read through a node other than its own when there is one. */
+  private verify(hub: ChaosHub): ReturnType<typeof verifyShadow> {
+    return verifyShadow(hub, () => readCounters(hub, () => this.pickNode(hub.node), (node) => this.admin(node)));
   }
 
   /** The admin API of a node: one connection per request, so a failure belongs to that process. */

@@ -13,12 +13,12 @@ const REREAD_MS = [300, 1_500];
  * counter that no earlier check counted (`missing`, to `commit` once the caller counts them). A
  * shortfall is read again (bounded) before it counts. Null when the shadow could not be read.
  */
-export async function verifyShadow(hub: ChaosHub, read: (hub: ChaosHub) => Promise<number[] | null>): Promise<{ lost: number; late: number; missing: number[] } | null> {
+export async function verifyShadow(hub: ChaosHub, read: () => Promise<number[] | null>): Promise<{ lost: number; late: number; missing: number[] } | null> {
   let first: number | null = null;
   let missing: number[] = [];
   for (let attempt = 0; attempt <= REREAD_MS.length; attempt++) {
     if (attempt > 0) await sleep(REREAD_MS[attempt - 1]!);
-    const shadow = await read(hub);
+    const shadow = await read();
     if (!shadow) continue;
     missing = hub.acked.map((a, dev) => Math.max(0, a - Math.max(shadow[dev]!, hub.accounted[dev]!)));
     const total = missing.reduce((x, y) => x + y, 0);

@@ -1,7 +1,10 @@
 import { table } from '../lib/histogram.js';
 import type { AppsReport } from './apps.js';
 import type { CommandTally } from './commands.js';
-import type { Ledger } from './ledger.js';
+import { sum, type Ledger } from './ledger.js';
+
+/** A hub online with a report unacknowledged for longer than this (ms) is stalled: the run fails. */
+export const STALL_MS = 5_000;
 
 /** One fault the run injected and what the hubs found when they came back. */
 export interface EventReport {
@@ -32,7 +35,7 @@ export interface EventReport {
   underTraffic: boolean;
   /** hubs this run dropped in the gap before the signal (`--blip`) */
   blipped: number;
-  /** hubs online with a report unacknowledged for over 5 s just before the signal (the last fault's aftermath) */
+  /** hubs online with a report unacknowledged for over STALL_MS just before the signal (the last fault's aftermath) */
   stalledBefore: number;
   ledger: LedgerReport;
   /** command requests to this process without a definitive answer */
@@ -97,10 +100,6 @@ export function ledgerReport(l: Ledger | undefined): LedgerReport {
   };
 }
 
-export function sum(counts: Record<string, number>): number {
-  return Object.values(counts).reduce((a, b) => a + b, 0);
-}
-
 export function commandsReport(t: CommandTally): RunReport['commands'] {
   return {
     sent: t.sent,
@@ -126,7 +125,7 @@ export function failuresOf(r: Omit<RunReport, 'failures' | 'pass'>): string[] {
   if (unreadable > 0) out.push(`${unreadable} shadows could not be read (unverified)`);
   const stalled = r.events.filter((e) => e.stalledBefore > 0).map((e) => `${e.stalledBefore} before ${e.name}`);
   if (r.end.stalled > 0) stalled.push(`${r.end.stalled} at the end`);
-  if (stalled.length > 0) out.push(`hubs online with a report unacknowledged for over 5 s: ${stalled.join(', ')}`);
+  if (stalled.length > 0) out.push(`hubs online with a report unacknowledged for over ${STALL_MS / 1000} s: ${stalled.join(', ')}`);
   if (r.end.notIdle > 0) out.push(`${r.end.notIdle} hubs not online and idle at the end`);
   if (r.hubs.gaveUp > 0) out.push(`${r.hubs.gaveUp} hubs gave up reconnecting`);
   const a = r.apps;
