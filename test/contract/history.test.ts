@@ -130,3 +130,28 @@ describe('RedisEventHistory services stream', () => {
     await history.close();
   });
 });
+
+describe('RedisEventHistory through a hung Redis', () => {
+  it('stores no append that reached Redis after the node gave up on it: offsets go on without a hole, and a read has no event the node was told failed', async () => {
+    const own = await startRedis();
+    const log = createLogger('silent');
+    const history = new RedisEventHistory(await connectRedis(own.url, { name: 'test-history-hang', log }), { maxEvents: 100, maxAgeMs: 60_000 }, { keys: new RedisKeys(uniquePrefix()), log, eventStreamMaxLen: 0 });
+    try {
+      const before = await history.append('home-h', Uint8Array.from([1]));
+      await history.append('home-h', Uint8Array.from([2])); // a second quick round trip: the clocks are compared
+      own.pause();
+      const during = [history.append('home-h', Uint8Array.from([3])), history.append('home-h', Uint8Array.from([4]))];
+      const outcomes = await Promise.allSettled(during); // the client's 2 s command timeout
+      own.resume();
+      expect(outcomes.map((o) => o.status)).toEqual(['rejected', 'rejected']);
+      const after = await history.append('home-h', Uint8Array.from([5]));
+      expect(after).toEqual({ epoch: before.epoch, offset: before.offset + 2 });
+      const read = await history.read('home-h', before, after.offset, 100);
+      expect(read.ok && read.entries.map((e) => Array.from(e.data))).toEqual([[2], [5]]);
+    } finally {
+      own.resume();
+      await history.close();
+      await own.stop();
+    }
+  });
+});

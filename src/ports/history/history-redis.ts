@@ -1,5 +1,6 @@
 import type { CallObserver } from '../ports.js';
 import type { Redis } from 'ioredis';
+import { TierError } from '../../errors.js';
 import type { Logger } from '../../log/logger.js';
 import { closeRedis, connectRedis, LuaScript, RedisKeys } from '../redis.js';
 import type { EventHistory, HistoryRead, HistoryRetention, Position, RecoveryFailure } from './history.js';
@@ -13,7 +14,18 @@ export interface RedisHistoryOptions {
    * such stream. Every event of every home, for services that consume from a position.
    */
   eventStreamMaxLen: number;
+  /**
+   * An append that reaches Redis this long after it was sent is not stored, so one the node gave
+   * up on (the client's command timeout, 2 s) is not stored late, at positions no event carried
+   * (a hung Redis resumed: apps would get the event live and again from the history). Half the
+   * command timeout: a refused append answers before the node would give up.
+   * @default 1_000 (ms)
+   */
+  lateMs?: number;
 }
+
+/** A call's round trip under this (ms) gives a reading of Redis' clock against this node's. */
+const CLOCK_READING_MS = 100;
 
 /** Redis' clock in ms, inside a script. */
 const NOW = `local t = redis.call('TIME')
@@ -26,16 +38,19 @@ if not e then e = ARGV[1]; redis.call('HSET', KEYS[2], 'e', e) end`;
 /**
  * The appends of one turn, for several homes. KEYS: stream and meta of each home, then the
  * services' stream when there is one. ARGV: new epoch, max events, max age ms, services' stream
- * length, homes, then per home its id, its count k and k events. Per home, the offsets and the
- * entries in one step (the stream holds every offset from its oldest entry to the newest, without
- * holes), one trim and one expiry. Answers the epoch and newest offset of each home.
+ * length, homes, deadline on Redis' clock (0: none), then per home its id, its count k and k
+ * events. Per home, the offsets and the entries in one step (the stream holds every offset from its
+ * oldest entry to the newest, without holes), one trim and one expiry. Answers Redis' clock, then
+ * the epoch and newest offset of each home; past the deadline only the clock, and nothing is added.
  */
 const APPEND = new LuaScript(`${NOW}
+local deadline = tonumber(ARGV[6])
+if deadline > 0 and now > deadline then return {now} end
 local maxAge = tonumber(ARGV[3])
 local homes = tonumber(ARGV[5])
 local events = KEYS[2 * homes + 1]
-local out = {}
-local a = 6
+local out = {now}
+local a = 7
 for i = 1, homes do
   local stream, meta, home, k = KEYS[2 * i - 1], KEYS[2 * i], ARGV[a], tonumber(ARGV[a + 1])
   a = a + 2
@@ -100,13 +115,20 @@ return {e, tonumber(redis.call('HGET', KEYS[2], 'o') or '0')}`);
  * The appends of one event-loop turn go to Redis as one script call (a few for a large turn), each
  * event added to its home's stream and to the services' stream `<prefix>events` in the same step.
  * That call touches several homes' keys and the services' stream: it needs one Redis (standalone or
- * a single primary), not Redis Cluster.
+ * a single primary), not Redis Cluster. A call that reaches Redis `lateMs` after it was sent (a hung
+ * Redis, resumed) stores nothing and is refused: its events went out without a position.
  */
 export class RedisEventHistory implements EventHistory {
   private readonly keys: RedisKeys;
   private readonly eventsKey: string;
   private readonly batch = new Map<string, Pending[]>();
   private scheduled = false;
+  private readonly lateMs: number;
+  /**
+   * Redis' clock minus this node's (ms), from the last quick round trip; undefined before the
+   * first, when appends go without a deadline. Off by at most half that round trip.
+   */
+  private clockOffset: number | undefined;
 
   /** Takes ownership of `client`: `close()` quits it. */
   constructor(
@@ -116,6 +138,7 @@ export class RedisEventHistory implements EventHistory {
   ) {
     this.keys = options.keys ?? new RedisKeys();
     this.eventsKey = this.keys.single('events');
+    this.lateMs = options.lateMs ?? 1_000;
   }
 
   static async connect(url: string, retention: HistoryRetention, options: RedisHistoryOptions & { name: string; observe?: CallObserver }): Promise<RedisEventHistory> {
@@ -155,14 +178,23 @@ export class RedisEventHistory implements EventHistory {
   private run(part: Array<[string, Pending[]]>): void {
     const keys = part.flatMap(([home]) => this.homeKeys(home));
     if (this.options.eventStreamMaxLen > 0) keys.push(this.eventsKey);
-    const args: Array<string | number | Buffer> = [newEpoch(), this.retention.maxEvents, this.retention.maxAgeMs, this.options.eventStreamMaxLen, part.length];
+    const sent = Date.now();
+    const deadline = this.clockOffset === undefined ? 0 : sent + this.clockOffset + this.lateMs;
+    const args: Array<string | number | Buffer> = [newEpoch(), this.retention.maxEvents, this.retention.maxAgeMs, this.options.eventStreamMaxLen, part.length, deadline];
     for (const [home, queue] of part) args.push(home, queue.length, ...queue.map((p) => p.data));
     APPEND.runBuffer(this.client, keys, args).then(
       (reply) => {
         const r = reply as Array<Buffer | number>;
+        const back = Date.now();
+        if (back - sent < CLOCK_READING_MS) this.clockOffset = Math.round((r[0] as number) - (sent + back) / 2);
+        if (r.length === 1) {
+          const late = new TierError('internal', `history append reached redis ${back - sent} ms after it was sent: not stored`);
+          part.forEach(([, queue]) => queue.forEach((p) => p.reject(late)));
+          return;
+        }
         part.forEach(([, queue], i) => {
-          const epoch = r[2 * i]!.toString();
-          const top = r[2 * i + 1] as number;
+          const epoch = r[2 * i + 1]!.toString();
+          const top = r[2 * i + 2] as number;
           queue.forEach((p, j) => p.resolve({ epoch, offset: top - queue.length + 1 + j }));
         });
       },
