@@ -16,6 +16,7 @@ import type { Config } from '../config/config.js';
 import type { Logger } from '../log/logger.js';
 import { decodeValue, encodeBus, isPlainObject } from '../protocol/codec.js';
 import type { Ports } from '../ports/ports.js';
+import type { Bus } from '../ports/bus/bus.js';
 import type { AuditTrail } from '../actors/audit-trail.js';
 import { MAX_TTL_S } from '../schemas/hubs.js';
 import { OpenAppSockets } from '../transport/app-sockets.js';
@@ -41,7 +42,8 @@ export interface FleetParts {
 }
 
 /** Resolves once the revocations already stored are known: a node refuses them from its first request. */
-export async function fleetParts(config: Config, ports: Ports, log: Logger, metrics?: CommandMetrics): Promise<FleetParts> {
+/** `commandBus`: what commands go over (the node's bus with its local fallback, src/actors/local-commands.ts). */
+export async function fleetParts(config: Config, ports: Ports, log: Logger, metrics?: CommandMetrics, commandBus: Bus = ports.bus): Promise<FleetParts> {
   const box = secretBoxFor(config, log);
   const fleetLog = log.child({ part: 'fleet' });
   const fleet = new Fleet({ registry: ports.registry, bus: ports.bus, directory: ports.directory, shadows: ports.shadows, rules: ports.rules, history: ports.history, box, log: fleetLog });
@@ -71,7 +73,7 @@ export async function fleetParts(config: Config, ports: Ports, log: Logger, metr
     fleet,
     revoked,
     sockets,
-    commandTo: commandsToEnabledHubs(ports.registry, (hubId: string, deviceId: string, spec: CommandSpec, timeoutMs: number, requestId?: string, parent?: Span) => sendCommand(ports.bus, hubId, deviceId, spec, timeoutMs, metrics, requestId, parent)),
+    commandTo: commandsToEnabledHubs(ports.registry, (hubId: string, deviceId: string, spec: CommandSpec, timeoutMs: number, requestId?: string, parent?: Span) => sendCommand(commandBus, hubId, deviceId, spec, timeoutMs, metrics, requestId, parent)),
     mount(app, { auth, writes, table, httpMetrics, access, audit }) {
       mountFleetApi(app, { auth, fleet, revoke, log: fleetLog, maxBodyBytes: config.maxBodyBytes, secretGraceS: config.secretGraceS, writes, table, httpMetrics, access, ...(audit ? { audit } : {}) });
     },

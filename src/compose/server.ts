@@ -3,6 +3,7 @@ import type { ActorSystem } from '../actors/actor.js';
 import { publishDesired } from '../actors/commands.js';
 import type { HubSession, HubSessionDeps } from '../actors/hub-session.js';
 import { SessionIndex, type SessionView } from '../actors/session-index.js';
+import { withLocalCommands } from '../actors/local-commands.js';
 import { ShadowPacker } from '../actors/shadow-packer.js';
 import { Interner } from '../actors/intern.js';
 import { AttrShapes } from '../actors/attr-shapes.js';
@@ -78,7 +79,9 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
     supervision: { maxFailures: config.actorMaxFailures, withinMs: config.actorFailureWindowMs },
   };
   // fleet: sealed hub secrets, the fleet routes, commands to disabled hubs refused, token revocation (src/compose/fleet-wiring.ts)
-  const fleet = await fleetParts(config, ports, log, metrics);
+  // commands for hubs held here still reach them while NATS is down (src/actors/local-commands.ts)
+  const commandBus = withLocalCommands(ports.bus, sessions);
+  const fleet = await fleetParts(config, ports, log, metrics, commandBus);
   const auth = new Authenticator(config.adminToken, config.jwtSecret, { requireExp: config.jwtRequireExp, revoked: fleet.revoked });
   // every control action: stored (ports.audit) and published on `audit.events` for a SIEM
   const audit = new AuditTrail({ ...(ports.audit ? { store: ports.audit } : {}), bus: ports.bus, node: config.nodeId, log: log.child({ part: 'audit' }) });
@@ -209,7 +212,7 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
   mountAuditApi(app, { auth, ...(ports.audit ? { store: ports.audit } : {}), log, maxBodyBytes: config.maxBodyBytes, writes, table, httpMetrics: metrics, access });
   mountApi(app, {
     auth,
-    bus: ports.bus,
+    bus: commandBus,
     registry: ports.registry,
     directory: ports.directory,
     shadows: ports.shadows,

@@ -1,7 +1,7 @@
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { NoRespondersError } from '../../src/ports/bus/bus.js';
+import { BusUnavailableError, NoRespondersError } from '../../src/ports/bus/bus.js';
 import { NatsBus } from '../../src/ports/bus/bus-nats.js';
 import { TierError } from '../../src/errors.js';
 import { freePort, startNats, uniquePrefix, type Backend } from '../../load/harness/index.js';
@@ -100,7 +100,10 @@ describe('NatsBus', () => {
     expect(b.status().dropped).toBe(5);
     // a request cannot be delivered now: it fails at once, not after its timeout (which is beyond
     // the test's, and the server comes back only after this)
-    await expect(b.request(`${p}.a`, enc('?'), BEYOND_TEST_MS)).rejects.toMatchObject({ code: 'internal', temporary: true });
+    // (BusUnavailableError: how the node's commands know to try a session held here, src/actors/local-commands.ts)
+    const refused = b.request(`${p}.a`, enc('?'), BEYOND_TEST_MS);
+    await expect(refused).rejects.toMatchObject({ code: 'internal', temporary: true });
+    await expect(refused).rejects.toBeInstanceOf(BusUnavailableError);
     await expect(b.flush()).rejects.toMatchObject({ code: 'internal' });
 
     await nats.restart();

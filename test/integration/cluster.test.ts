@@ -107,7 +107,7 @@ describe('cluster mode: three nodes, one NATS, one Redis (real processes)', { ti
       TIER_COMMAND_TIMEOUT_MAX_MS: '600000',
     };
     [nodes.a, nodes.b, nodes.c] = await Promise.all([startNode('a'), startNode('b'), startNode('c')]);
-    for (const hub of ['c-cmd', 'c-off', 'c-app', 'c-race', 'c-kill', 'c-nats', 'c-redis', 'c-redis-restart']) {
+    for (const hub of ['c-cmd', 'c-off', 'c-app', 'c-race', 'c-kill', 'c-nats', 'c-nats-down', 'c-redis', 'c-redis-restart']) {
       const res = await api(nodes.a.httpUrl, 'POST', '/v1/admin/hubs', shared.ADMIN_TOKEN, { hubId: hub, homeId: `home-${hub}` });
       expect(res.status).toBe(201);
       secrets[hub] = res.body.secret;
@@ -229,6 +229,22 @@ describe('cluster mode: three nodes, one NATS, one Redis (real processes)', { ti
     });
     expect(evt.hub).toBe('c-nats');
     app.ws.close();
+  });
+
+  it('takes commands for the hubs a node holds while NATS is down; a node not holding the hub answers 500 internal', async ({ signal }) => {
+    const hub = await hubOn(nodes.a, 'c-nats-down');
+    await nats.stop();
+    try {
+      // the nodes see the bus down once its socket closes; each try is a step, not a deadline
+      await eventually(signal, 'a command through the node holding the hub, NATS down', async () => ((await cmd(nodes.a, 'c-nats-down')).status === 200 ? true : undefined));
+      const elsewhere = await cmd(nodes.b, 'c-nats-down');
+      expect(elsewhere).toMatchObject({ status: 500, body: { code: 'internal', temporary: true } });
+      expect(hub.connected).toBe(true);
+    } finally {
+      await nats.restart();
+    }
+    for (const [name, node] of Object.entries(nodes)) await ready(signal, node, `node ${name}`);
+    expect((await cmd(nodes.b, 'c-nats-down')).status).toBe(200);
   });
 
   it('keeps hub sessions up while Redis is down, reports the degradation, and writes what it accepted once Redis is back', async ({ signal }) => {

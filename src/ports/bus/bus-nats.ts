@@ -4,6 +4,7 @@ import { TierError } from '../../errors.js';
 import type { Logger } from '../../log/logger.js';
 import { subscriptions, type Subscribe } from './nats-subscriptions.js';
 import {
+  BusUnavailableError,
   NoRespondersError,
   RequestTimeoutError,
   validateSubject,
@@ -154,7 +155,7 @@ export class NatsBus implements Bus {
     if (this.state === 'reconnecting') {
       // the client would discard the request at its next reconnect attempt: say so now, not at the timeout
       this.dropped++;
-      throw new TierError('internal', `bus disconnected: cannot request ${subject}`);
+      throw new BusUnavailableError(subject);
     }
     try {
       const reply = await this.nc.request(subject, data, { timeout: Math.max(1, Math.round(timeoutMs)) });

@@ -48,7 +48,8 @@ export interface SubscribeOptions {
  * - Subjects are validated: an empty token, whitespace, or a wildcard in a publish/request subject
  *   throws a TypeError (a request rejects with it).
  * - While disconnected (NATS), publishes and answers are dropped and counted, and requests fail at
- *   once with a temporary error; subscriptions are restored by the implementation on reconnect.
+ *   once with `BusUnavailableError` (temporary); subscriptions are restored by the implementation
+ *   on reconnect.
  *   After `close()`, publishes are dropped and subscribe/request fail.
  */
 export interface Bus {
@@ -127,4 +128,12 @@ export function publishTokenEnds(subject: string, ends: number[]): number {
   }
   if (fault !== null) throw new TypeError(fault);
   return n;
+}
+
+/** A request refused at once because the bus has no server now (NATS reconnecting): it never left. */
+export class BusUnavailableError extends TierError {
+  override name = 'BusUnavailableError';
+  constructor(subject: string) {
+    super('internal', `bus disconnected: cannot request ${subject}`);
+  }
 }
