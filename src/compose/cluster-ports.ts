@@ -41,7 +41,7 @@ export async function clusterPorts(config: Config, log: Logger, observe?: Backen
   try {
     // each connection role is its own `client` label: a slow shadow pipeline shows apart from the control calls
     const calls = (role: string) => (observe ? { observe: observe.redis(role) } : {});
-    bus = await NatsBus.connect(config.natsUrl, { name: node, log: log.child({ port: 'bus' }), ...(observe ? { observe: observe.bus } : {}) });
+    bus = await NatsBus.connect(config.natsUrl, { name: node, log: log.child({ port: 'bus' }), pingIntervalMs: config.natsPingMs, ...(observe ? { observe: observe.bus } : {}) });
     opened.push(() => bus.close());
     shared = await connectRedis(config.redisUrl, { name: `${config.redisPrefix}${node}:control`, log: log.child({ port: 'redis' }), ...calls('control') });
     const client = shared;

@@ -23,6 +23,8 @@ export interface Config {
   /** generated when not set */
   nodeId: string;
   natsUrl: string | undefined;
+  /** @default 5_000 (ms): NATS pings this often; a server that misses two is left (reconnect) */
+  natsPingMs: number;
   redisUrl: string | undefined;
   /** @default 'info' */
   logLevel: string;
@@ -244,6 +246,7 @@ const FIELDS: { [K in keyof Config]: Field<K> } = {
   jwtSecret: { env: 'JWT_SECRET', parse: secret(SECRET_MIN_CHARS.JWT_SECRET) },
   nodeId: { env: 'NODE_ID', parse: text },
   natsUrl: { env: 'NATS_URL', parse: url(['nats:', 'tls:', 'ws:', 'wss:']) },
+  natsPingMs: { env: 'TIER_NATS_PING_MS', parse: int(100, 600_000), default: 5_000 },
   redisUrl: { env: 'REDIS_URL', parse: url(['redis:', 'rediss:']) },
   logLevel: { env: 'LOG_LEVEL', parse: oneOf(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']), default: 'info' },
   accessLogRate: { env: 'TIER_ACCESS_LOG_RATE', parse: int(0, 1_000_000), default: 100 },

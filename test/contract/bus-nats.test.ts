@@ -84,6 +84,30 @@ describe('NatsBus', () => {
     expect(messages()).toEqual(expect.arrayContaining(['nats connected', 'nats disconnected; reconnecting', 'nats reconnected']));
   });
 
+  it('leaves a hung server after two pings without an answer: requests then fail at once, and it is back after the server is', async () => {
+    const b = await NatsBus.connect(nats.url, { name: 'test', log: capture().log, reconnectTimeWaitMs: 50, pingIntervalMs: 200 });
+    opened.push(b);
+    const p = uniquePrefix().slice(0, -1);
+    b.subscribe(`${p}.echo`, (m) => void m.respond(enc('re')));
+    await b.flush();
+    nats.pause(); // SIGSTOP: the socket stays open, nothing is answered
+    try {
+      await until('the bus leaves the hung server', () => !b.connected);
+      await expect(b.request(`${p}.echo`, enc('x'), BEYOND_TEST_MS)).rejects.toBeInstanceOf(BusUnavailableError);
+    } finally {
+      nats.resume();
+    }
+    await until('the bus is back', () => b.connected);
+    await until('the responder answers again', async () => {
+      try {
+        return dec(await b.request(`${p}.echo`, enc('x'), 1_000)) === 're';
+      } catch (err) {
+        if (err instanceof NoRespondersError) return false;
+        throw err;
+      }
+    });
+  });
+
   it('drops and counts what is published while disconnected; publishing works again after the reconnect', async () => {
     const { log, messages } = capture();
     const b = await bus(log);

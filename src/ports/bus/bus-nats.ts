@@ -40,6 +40,13 @@ export interface NatsBusOptions {
   connectTimeoutMs?: number;
   /** @default 5_000 (ms): how long `close()` may drain before it closes hard */
   drainTimeoutMs?: number;
+  /**
+   * A ping to the server this often; two unanswered when the third is due make the connection
+   * stale, and the client reconnects (a hung server is left after 2–3 intervals, not the client's
+   * own 4–6 minutes, during which every request would wait out its timeout).
+   * @default 5_000 (ms)
+   */
+  pingIntervalMs?: number;
   /** told of each request's outcome and round trip */
   observe?: BusObserver;
 }
@@ -94,6 +101,8 @@ export class NatsBus implements Bus {
         maxReconnectAttempts: -1,
         reconnectTimeWait: options.reconnectTimeWaitMs ?? 2_000,
         timeout: options.connectTimeoutMs ?? 5_000,
+        pingInterval: options.pingIntervalMs ?? 5_000,
+        maxPingOut: 2,
         // fail start-up instead of waiting forever for a server that is not there
         waitOnFirstConnect: false,
       });
