@@ -376,12 +376,13 @@ export class HubSession extends Actor<HubMessage> implements TimerTarget, BusLis
     const reason = this.closeReason ?? (code === 1000 ? 'hub_closed' : 'connection_lost');
     this.deps.system.log.info({ hubId: this.hubId, homeId: this.homeId, code, reason, durationMs: sinceOrigin(Date.now()) - this.since, online: wasOnline }, 'hub session closed');
     if (wasOnline) {
-      if (code !== CloseCode.takeover) {
-        this.deps.publishEvent({ op: 'evt', kind: 'offline', home: this.homeId, hub: this.hubId, reason: String(code), ts: Date.now() });
-      }
+      // no `offline` for a hub online elsewhere: a session taken over without hearing so (its
+      // socket closed after the hub's new session began) would tell apps and rules it went away
+      let current = code !== CloseCode.takeover;
       try {
-        await this.deps.directory.release(this.hubId, this.deps.nodeId, this.epoch);
+        current = (await this.deps.directory.release(this.hubId, this.deps.nodeId, this.epoch)) && current;
       } finally {
+        if (current) this.deps.publishEvent({ op: 'evt', kind: 'offline', home: this.homeId, hub: this.hubId, reason: String(code), ts: Date.now() });
         this.finished();
       }
     } else this.finished();

@@ -187,7 +187,7 @@ export function directoryContract(name: string, make: DirectoryFactory): void {
     describe('release', () => {
       it('removes the entry when node and epoch match', async () => {
         const a = await dir.claim(hub, nodeA);
-        await dir.release(hub, nodeA, a.epoch);
+        expect(await dir.release(hub, nodeA, a.epoch)).toBe(true);
         expect(await dir.lookup(hub)).toBeNull();
         expect(await dir.holds(hub, nodeA, a.epoch)).toBe(false);
       });
@@ -201,17 +201,25 @@ export function directoryContract(name: string, make: DirectoryFactory): void {
         expect(await dir.holds(hub, nodeA, a.epoch)).toBe(true);
       });
 
-      it('a late release of a taken-over session leaves the new holder in place', async () => {
+      it('a late release of a taken-over session leaves the new holder in place and says so (false)', async () => {
         const a = await dir.claim(hub, nodeA);
         const b = await dir.claim(hub, nodeB);
-        await dir.release(hub, nodeA, a.epoch);
+        expect(await dir.release(hub, nodeA, a.epoch)).toBe(false);
         expect(await dir.lookup(hub)).toEqual(b);
         expect(await dir.holds(hub, nodeB, b.epoch)).toBe(true);
       });
 
       it('of a hub never claimed is harmless', async () => {
-        await expect(dir.release(hub, nodeA, 1)).resolves.toBeUndefined();
+        await expect(dir.release(hub, nodeA, 1)).resolves.toBe(true);
         expect(await dir.lookup(hub)).toBeNull();
+      });
+
+      it('says true when no later claim holds the entry: released already, or by the later session too', async () => {
+        const a = await dir.claim(hub, nodeA);
+        const b = await dir.claim(hub, nodeB);
+        expect(await dir.release(hub, nodeB, b.epoch)).toBe(true);
+        expect(await dir.release(hub, nodeA, a.epoch)).toBe(true); // the hub is offline: nobody holds it
+        expect(await dir.release(hub, nodeB, b.epoch)).toBe(true);
       });
     });
 

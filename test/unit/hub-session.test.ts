@@ -101,6 +101,23 @@ describe('HubSession', () => {
     for (let s = 1; s <= 12; s++) expect(shadow.d1!.reported[`k${s}`]).toBe(true);
   });
 
+  it('says `offline` when its socket closes, but not when a later session of the hub holds the directory entry (a takeover it did not hear of)', async () => {
+    for (const takenOver of [false, true]) {
+      const events: AppEventMessage[] = [];
+      const directory = new MemoryDirectory();
+      const { link, frame } = setup({ publishEvent: (e) => void events.push(e) }, directory);
+      frame({ t: 1, v: 1, b: 'boot' });
+      await settle();
+      expect(link.frames[0]?.t).toBe(2); // welcome
+      // the hub's new session on another node claimed it; its takeover notice never came (NATS away)
+      if (takenOver) await directory.claim('hub-1', 'n2');
+      link.close(1006, ''); // the old socket's close reaches this node late
+      await settle();
+      await settle();
+      expect(events.map((e) => e.kind)).toEqual(takenOver ? ['online'] : ['online', 'offline']);
+    }
+  });
+
   it('closes on the operator\'s order from the bus: disabled → bye hub_disabled and 4006; moved → reconnect, bye hub_moved and 4008', async () => {
     for (const [e, code] of [['hub_disabled', 4006], ['hub_moved', 4008]] as const) {
       const { deps, link, frame } = setup();

@@ -40,9 +40,11 @@ export class MemoryDirectory implements Directory {
     return location(held);
   }
 
-  async release(hubId: string, node: string, epoch: number): Promise<void> {
+  async release(hubId: string, node: string, epoch: number): Promise<boolean> {
     const e = this.hubs.get(hubId);
-    if (typeof e === 'object' && e.node === node && e.epoch === epoch) this.hubs.set(hubId, epoch);
+    if (typeof e !== 'object') return true;
+    if (e.node === node && e.epoch === epoch) this.hubs.set(hubId, epoch);
+    return e.epoch <= epoch;
   }
 
   async lookup(hubId: string): Promise<HubLocation | null> {

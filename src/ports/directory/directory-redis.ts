@@ -26,14 +26,15 @@ end
 redis.call('HSET', KEYS[2], 'node', ARGV[1], 'epoch', epoch, 'since', ARGV[2])
 return epoch`);
 
-/** Deletes the entry only if it still names this node and epoch. */
+/** Deletes the entry only if it still names this node and epoch; 0 when a later claim holds it. */
 const RELEASE = new LuaScript(`
 local cur = redis.call('HMGET', KEYS[1], 'node', 'epoch')
 if cur[1] == ARGV[1] and cur[2] == ARGV[2] then
   redis.call('DEL', KEYS[1])
   return 1
 end
-return 0`);
+if cur[2] and tonumber(cur[2]) > tonumber(ARGV[2]) then return 0 end
+return 1`);
 
 /**
  * The directory in Redis, for many nodes. Keys (prefix `tier:` by default):
@@ -81,8 +82,8 @@ export class RedisDirectory implements Directory {
     return { node, epoch: Number(epoch), since: now };
   }
 
-  async release(hubId: string, node: string, epoch: number): Promise<void> {
-    await RELEASE.run(this.client, [this.keys.hub(hubId, 'loc')], [node, epoch]);
+  async release(hubId: string, node: string, epoch: number): Promise<boolean> {
+    return (await RELEASE.run(this.client, [this.keys.hub(hubId, 'loc')], [node, epoch])) === 1;
   }
 
   async lookup(hubId: string): Promise<HubLocation | null> {

@@ -16,14 +16,15 @@ export interface HubLocation {
  *   and the other holder must close (it learns it from the takeover message or from `holds`
  *   returning false). A claim also marks `node` alive, as `refreshNode` does.
  * - `release` removes the entry only if it still names that node and epoch (a late release of a
- *   taken-over session changes nothing).
+ *   taken-over session changes nothing). It resolves false when a later claim holds the entry:
+ *   the session was taken over, whether or not it heard so (its hub is online elsewhere).
  * - Entries live as long as their node refreshes its liveness (`refreshNode`) within `ttlMs`;
  *   after that `lookup` answers null, as if the hub were offline. `holds` and `lookup` read the
  *   entry and the liveness separately (different Redis Cluster slots): not one atomic snapshot.
  */
 export interface Directory {
   claim(hubId: string, node: string, now?: number): Promise<HubLocation>;
-  release(hubId: string, node: string, epoch: number): Promise<void>;
+  release(hubId: string, node: string, epoch: number): Promise<boolean>;
   lookup(hubId: string): Promise<HubLocation | null>;
   /** true while `node` holds `hubId` with exactly `epoch` */
   holds(hubId: string, node: string, epoch: number): Promise<boolean>;
