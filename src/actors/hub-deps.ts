@@ -47,7 +47,7 @@ export interface HubSessionDeps {
    * publishes an event in the shape apps receive it (see AppEventMessage); `parent` (tracing on):
    * the session's step the event came from, which the rules' evaluation of it joins
    */
-  readonly publishEvent: (event: AppEventMessage, parent?: Span) => void;
+  readonly publishEvent: (event: AppEventMessage, epoch: number, parent?: Span) => void;
   /** whether this node's rules may trigger on `event`; asked only while tracing is on, to trace the step that published it */
   readonly rulesListen?: (event: AppEventMessage) => boolean;
   /** the node's index of live sessions: a session claims its hub there when online, releases it when closed */

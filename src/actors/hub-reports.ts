@@ -239,7 +239,7 @@ export class HubReports implements CursorListener, Packable {
       const version = nextReportedVersion(reported);
       this.deps.shadows.writeReported(hubId, deviceId, reportedSide(reported, version, now), epoch);
       const event: AppEventMessage = { op: 'evt', kind: 'state', home: homeId, hub: hubId, device: deviceId, attrs, version, ts: frame.ts ?? now };
-      if (tracing === null) this.deps.publishEvent(event);
+      if (tracing === null) this.deps.publishEvent(event, this.host.epoch);
       else step = this.publishTraced(tracing, event, 'report', step, queued);
     }
     if (step) endSpan(step);
@@ -256,7 +256,7 @@ export class HubReports implements CursorListener, Packable {
   event(frame: EventFrame, queued?: number): void {
     if (!this.accept(frame.s)) return;
     const event: AppEventMessage = { op: 'evt', kind: 'event', home: this.host.homeId, hub: this.host.hubId, device: frame.d, event: frame.e, params: frame.p, ts: frame.ts ?? Date.now() };
-    if (tracing === null) this.deps.publishEvent(event);
+    if (tracing === null) this.deps.publishEvent(event, this.host.epoch);
     else {
       const step = this.publishTraced(tracing, event, 'event', undefined, queued);
       if (step) endSpan(step);
@@ -272,11 +272,11 @@ export class HubReports implements CursorListener, Packable {
    */
   private publishTraced(t: Tracing, event: AppEventMessage, message: string, step: Span | undefined, queued: number | undefined): Span | undefined {
     if (!this.deps.rulesListen?.(event)) {
-      this.deps.publishEvent(event);
+      this.deps.publishEvent(event, this.host.epoch);
       return step;
     }
     const s = step ?? startActorStep(t, SpanKind.CONSUMER, 'hub', message, undefined, queued, { 'hubtier.hub_id': this.host.hubId, 'hubtier.home_id': this.host.homeId });
-    inSpan(s, () => this.deps.publishEvent(event, s));
+    inSpan(s, () => this.deps.publishEvent(event, this.host.epoch, s));
     return s;
   }
 
@@ -302,7 +302,7 @@ export class HubReports implements CursorListener, Packable {
     this.countShadow();
     // a list the store already held (every reconnect sends one) is no news: no event, and the
     // home's history keeps its room for those that are
-    if (changed) this.deps.publishEvent({ op: 'evt', kind: 'devices', home: this.host.homeId, hub: this.host.hubId, joined, left: removed, ts: Date.now() });
+    if (changed) this.deps.publishEvent({ op: 'evt', kind: 'devices', home: this.host.homeId, hub: this.host.hubId, joined, left: removed, ts: Date.now() }, this.host.epoch);
     this.acknowledge(frame.s);
   }
 

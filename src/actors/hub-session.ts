@@ -232,7 +232,7 @@ export class HubSession extends Actor<HubMessage> implements TimerTarget, BusLis
       dl: delta,
     });
     this.armIdle();
-    this.deps.publishEvent({ op: 'evt', kind: 'online', home: this.homeId, hub: this.hubId, node: nodeId, ts: Date.now() });
+    this.deps.publishEvent({ op: 'evt', kind: 'online', home: this.homeId, hub: this.hubId, node: nodeId, ts: Date.now() }, this.epoch);
     if (hello.fw !== undefined) this.deps.noteFirmware?.(this.hubId, hello.fw);
     // the node's logger with the hub's id as a field: a child logger per line and the socket's
     // address cost every handshake several µs, paid only when the line is written
@@ -382,7 +382,7 @@ export class HubSession extends Actor<HubMessage> implements TimerTarget, BusLis
       try {
         current = (await this.deps.directory.release(this.hubId, this.deps.nodeId, this.epoch)) && current;
       } finally {
-        if (current) this.deps.publishEvent({ op: 'evt', kind: 'offline', home: this.homeId, hub: this.hubId, reason: String(code), ts: Date.now() });
+        if (current) this.deps.publishEvent({ op: 'evt', kind: 'offline', home: this.homeId, hub: this.hubId, reason: String(code), ts: Date.now() }, this.epoch);
         this.finished();
       }
     } else this.finished();

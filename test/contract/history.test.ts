@@ -155,3 +155,22 @@ describe('RedisEventHistory through a hung Redis', () => {
     }
   });
 });
+
+describe('RedisEventHistory and sessions taken over', () => {
+  it("refuses, storing nothing, an event of a hub's session older than one it holds an event of; other hubs' and unsourced events go on", async () => {
+    const history = await redisHistory({ maxEvents: 100, maxAgeMs: 60_000 }, new RedisKeys(uniquePrefix()));
+    const first = await history.append('home-s', Uint8Array.from([1]), { hub: 'h1', epoch: 10 });
+    await history.append('home-s', Uint8Array.from([2]), { hub: 'h1', epoch: 11 }); // the hub's next session
+    // one script call: a refusal in the middle of a batch leaves no hole in the offsets after it
+    const outcomes = await Promise.allSettled([
+      history.append('home-s', Uint8Array.from([3]), { hub: 'h2', epoch: 3 }),
+      history.append('home-s', Uint8Array.from([4]), { hub: 'h1', epoch: 10 }), // the old session, its node resumed
+      history.append('home-s', Uint8Array.from([5]), { hub: 'h1', epoch: 11 }),
+      history.append('home-s', Uint8Array.from([6])),
+    ]);
+    expect(outcomes.map((o) => (o.status === 'fulfilled' ? o.value.offset : (o.reason as Error).name))).toEqual([3, 'StaleSessionError', 4, 5]);
+    const read = await history.read('home-s', first, 100, 100);
+    expect(read.ok && read.entries.map((e) => [e.offset, ...e.data])).toEqual([[2, 2], [3, 3], [4, 5], [5, 6]]);
+    await history.close();
+  });
+});

@@ -52,7 +52,7 @@ describe('AsyncAPI document and the Redis event stream', () => {
       onBus.set(`${(decodeValue(m.data) as AppEventMessage).home} ${pos?.epoch}/${pos?.offset}`, m.data);
     });
     const publisher = new EventPublisher(bus, history, log, () => {});
-    for (const event of EVENTS) publisher.publish(event);
+    for (const event of EVENTS) publisher.publish(event, 1);
     await publisher.settled();
     expect(onBus.size).toBe(EVENTS.length);
 

@@ -627,7 +627,7 @@ async function runNode() {
   fleet.close();
   // the home's history recreated on another node: its first event, of a new epoch, reaches the feeds
   const elsewhere = new EventPublisher(bus, new MemoryEventHistory(RETENTION), log, () => {});
-  elsewhere.publish({ op: 'evt', kind: 'online', home: HOME, hub: HUB, node: 'n2', ts: Date.now() });
+  elsewhere.publish({ op: 'evt', kind: 'online', home: HOME, hub: HUB, node: 'n2', ts: Date.now() }, 1);
   await elsewhere.settled();
   const newEpoch = (decodeValue(seen.all[seen.all.length - 1]!.data) as AppEventMessage).pos!.epoch;
   wheel.close();

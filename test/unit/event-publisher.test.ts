@@ -8,7 +8,7 @@ import type { AppEventMessage } from '../../proto/app.js';
 import { EventPublisher } from '../../src/actors/event-publisher.js';
 import { createLogger } from '../../src/log/logger.js';
 import type { Bus } from '../../src/ports/bus/bus.js';
-import type { EventHistory, Position } from '../../src/ports/history/history.js';
+import { StaleSessionError, type EventHistory, type EventSource, type Position } from '../../src/ports/history/history.js';
 import { MemoryEventHistory } from '../../src/ports/history/history-memory.js';
 import { positionOf } from '../../src/protocol/app-events.js';
 
@@ -22,12 +22,21 @@ function publisherOver(history: EventHistory | undefined) {
   return { publisher, sent, seen };
 }
 
-/** A history whose appends resolve later (as Redis does), in call order; `fail` refuses appends. */
-function deferredHistory(fail = false): EventHistory {
+/**
+ * A history whose appends resolve later (as Redis does), in call order; `fail` refuses appends;
+ * an append whose source's epoch is below `newest` is refused as stale.
+ */
+function deferredHistory(fail = false, newest = 0): EventHistory & { sources: Array<EventSource | undefined> } {
   const memory = new MemoryEventHistory({ maxEvents: 10, maxAgeMs: 60_000 });
+  const sources: Array<EventSource | undefined> = [];
   return {
+    sources,
     retention: memory.retention,
-    append: (home, data) => new Promise((resolve, reject) => setTimeout(() => (fail ? reject(new Error('down')) : resolve(memory.append(home, data))), 1)),
+    append: (home, data, source) => {
+      sources.push(source);
+      const stale = source !== undefined && source.epoch < newest;
+      return new Promise((resolve, reject) => setTimeout(() => (fail ? reject(new Error('down')) : stale ? reject(new StaleSessionError(source)) : resolve(memory.append(home, data))), 1));
+    },
     read: (...a) => memory.read(...a),
     position: (home) => memory.position(home),
     remove: (home) => memory.remove(home),
@@ -39,7 +48,7 @@ describe('EventPublisher', () => {
   it('publishes in the same turn with the position of a history that answers at once', () => {
     const history = new MemoryEventHistory({ maxEvents: 10, maxAgeMs: 60_000 });
     const { publisher, sent, seen } = publisherOver(history);
-    for (let n = 1; n <= 3; n++) publisher.publish(event(n));
+    for (let n = 1; n <= 3; n++) publisher.publish(event(n), 1);
     expect(seen).toEqual([1, 2, 3]);
     expect(sent.map((s) => s.pos?.offset)).toEqual([1, 2, 3]);
     expect(sent[0]!.subject).toMatch(/home-1\.hub-1$/);
@@ -47,7 +56,7 @@ describe('EventPublisher', () => {
 
   it('publishes in order once a later history answers, and settles after the last', async () => {
     const { publisher, sent } = publisherOver(deferredHistory());
-    for (let n = 1; n <= 3; n++) publisher.publish(event(n));
+    for (let n = 1; n <= 3; n++) publisher.publish(event(n), 1);
     expect(sent).toEqual([]);
     await publisher.settled();
     expect(sent.map((s) => s.pos?.offset)).toEqual([1, 2, 3]);
@@ -59,21 +68,32 @@ describe('EventPublisher', () => {
       throw new Error('disk full');
     };
     const now = publisherOver(throwing);
-    now.publisher.publish(event(1));
+    now.publisher.publish(event(1), 1);
     expect(now.sent).toEqual([{ subject: expect.any(String), pos: null }]);
     expect(now.publisher.historyFailures).toBe(1);
 
     const later = publisherOver(deferredHistory(true));
-    later.publisher.publish(event(1));
-    later.publisher.publish(event(2));
+    later.publisher.publish(event(1), 1);
+    later.publisher.publish(event(2), 1);
     await later.publisher.settled();
     expect(later.sent.map((s) => s.pos)).toEqual([null, null]);
     expect(later.publisher.historyFailures).toBe(2);
   });
 
+  it('hands the history the hub and session of each event, and publishes nothing of a session taken over (counted)', async () => {
+    const history = deferredHistory(false, 5);
+    const { publisher, sent } = publisherOver(history);
+    publisher.publish(event(1), 4); // a session the history has seen a later one of
+    publisher.publish(event(2), 5);
+    await publisher.settled();
+    expect(history.sources).toEqual([{ hub: 'hub-1', epoch: 4 }, { hub: 'hub-1', epoch: 5 }]);
+    expect(sent.map((s) => s.pos?.offset)).toEqual([1]);
+    expect([publisher.staleEvents, publisher.historyFailures]).toEqual([1, 0]);
+  });
+
   it('publishes without a position when there is no history', () => {
     const { publisher, sent } = publisherOver(undefined);
-    publisher.publish(event(1));
+    publisher.publish(event(1), 1);
     expect(sent).toEqual([{ subject: expect.any(String), pos: null }]);
   });
 });

@@ -22,6 +22,8 @@ afterEach(() => wheels.splice(0).forEach((w) => w.close()));
 interface Published {
   event: AppEventMessage;
   args: number;
+  /** the session's epoch, handed on with every event */
+  epoch: number;
   parent: Span | undefined;
   activeTrace: string | undefined;
 }
@@ -34,7 +36,7 @@ async function online(overrides: Partial<HubSessionDeps>) {
   const asked: string[] = [];
   const listen = overrides.rulesListen;
   const deps = hubSessionDeps(wheel, {
-    publishEvent: (...args: [AppEventMessage, Span?]) => published.push({ event: args[0], args: args.length, parent: args[1], activeTrace: traceFields().traceId }),
+    publishEvent: (...args: [AppEventMessage, number, Span?]) => published.push({ event: args[0], args: args.length, epoch: args[1], parent: args[2], activeTrace: traceFields().traceId }),
     ...overrides,
     ...(listen ? { rulesListen: (e: AppEventMessage) => (asked.push(e.kind), listen(e)) } : {}),
   });
@@ -55,10 +57,11 @@ describe('hub session steps and the rules (tracing)', () => {
     frame({ t: 4, s: 1, r: { d1: { n: 1 }, d2: { n: 2 } } });
     frame({ t: 5, s: 2, d: 'd1', e: 'press' });
     expect(published().map((p) => [p.event.kind, p.args, p.activeTrace])).toEqual([
-      ['state', 1, undefined],
-      ['state', 1, undefined],
-      ['event', 1, undefined],
+      ['state', 2, undefined],
+      ['state', 2, undefined],
+      ['event', 2, undefined],
     ]);
+    expect(published().every((p) => p.epoch === 1)).toBe(true); // the session's (the first claim of the hub)
     expect(asked).toEqual([]);
     expect(told.every((m) => !('queued' in m))).toBe(true);
   });
@@ -74,8 +77,8 @@ describe('hub session steps and the rules (tracing)', () => {
       // one step for the frame: both of its events hang from it, and it was active while they left
       expect(d2!.parent).toBe(d1!.parent);
       expect(d1!.activeTrace).toBe(d1!.parent!.spanContext().traceId);
-      expect([quiet!.args, quiet!.activeTrace]).toEqual([1, undefined]);
-      expect([press!.event.kind, press!.args]).toEqual(['event', 1]);
+      expect([quiet!.args, quiet!.activeTrace]).toEqual([2, undefined]);
+      expect([press!.event.kind, press!.args]).toEqual(['event', 2]);
       expect(told.filter((m) => m.type === 'frame').every((m) => typeof m.queued === 'number')).toBe(true);
     } finally {
       await stop();

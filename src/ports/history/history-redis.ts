@@ -3,7 +3,7 @@ import type { Redis } from 'ioredis';
 import { TierError } from '../../errors.js';
 import type { Logger } from '../../log/logger.js';
 import { closeRedis, connectRedis, LuaScript, RedisKeys } from '../redis.js';
-import type { EventHistory, HistoryRead, HistoryRetention, Position, RecoveryFailure } from './history.js';
+import { StaleSessionError, type EventHistory, type EventSource, type HistoryRead, type HistoryRetention, type Position, type RecoveryFailure } from './history.js';
 import { newEpoch } from './history-read.js';
 
 export interface RedisHistoryOptions {
@@ -39,9 +39,12 @@ if not e then e = ARGV[1]; redis.call('HSET', KEYS[2], 'e', e) end`;
  * The appends of one turn, for several homes. KEYS: stream and meta of each home, then the
  * services' stream when there is one. ARGV: new epoch, max events, max age ms, services' stream
  * length, homes, deadline on Redis' clock (0: none), then per home its id, its count k and k
- * events. Per home, the offsets and the entries in one step (the stream holds every offset from its
- * oldest entry to the newest, without holes), one trim and one expiry. Answers Redis' clock, then
- * the epoch and newest offset of each home; past the deadline only the clock, and nothing is added.
+ * events, each as its hub, its session's epoch (0: none) and its bytes. Per home, the offsets and
+ * the entries in one step (the stream holds every offset from its oldest entry to the newest,
+ * without holes), one trim and one expiry. An event of a session older than the newest of its hub
+ * in the home (meta field `s:<hub>`) is left out. Answers Redis' clock, then per home its epoch,
+ * newest offset and the events left out (their 1-based indexes, comma-separated); past the
+ * deadline only the clock, and nothing is added.
  */
 const APPEND = new LuaScript(`${NOW}
 local deadline = tonumber(ARGV[6])
@@ -56,17 +59,29 @@ for i = 1, homes do
   a = a + 2
   local e = redis.call('HGET', meta, 'e')
   if not e then e = ARGV[1]; redis.call('HSET', meta, 'e', e) end
-  local top = redis.call('HINCRBY', meta, 'o', k)
+  local top = tonumber(redis.call('HGET', meta, 'o') or '0')
+  local stale = {}
   for j = 1, k do
-    local o = top - k + j
-    redis.call('XADD', stream, 'MAXLEN', '~', ARGV[2], '*', 'o', o, 'd', ARGV[a])
-    if events then redis.call('XADD', events, 'MAXLEN', '~', ARGV[4], '*', 'home', home, 'epoch', e, 'offset', o, 'event', ARGV[a]) end
-    a = a + 1
+    local fresh = true
+    local ep = tonumber(ARGV[a + 1])
+    if ep > 0 then
+      local f = 's:' .. ARGV[a]
+      local newest = tonumber(redis.call('HGET', meta, f) or '0')
+      if ep < newest then fresh = false elseif ep > newest then redis.call('HSET', meta, f, ARGV[a + 1]) end
+    end
+    if fresh then
+      top = top + 1
+      redis.call('XADD', stream, 'MAXLEN', '~', ARGV[2], '*', 'o', top, 'd', ARGV[a + 2])
+      if events then redis.call('XADD', events, 'MAXLEN', '~', ARGV[4], '*', 'home', home, 'epoch', e, 'offset', top, 'event', ARGV[a + 2]) end
+    else stale[#stale + 1] = j end
+    a = a + 3
   end
+  redis.call('HSET', meta, 'o', top)
   redis.call('XTRIM', stream, 'MINID', '~', now - maxAge)
   redis.call('PEXPIRE', stream, maxAge)
   out[#out + 1] = e
   out[#out + 1] = top
+  out[#out + 1] = table.concat(stale, ',')
 end
 return out`);
 
@@ -75,6 +90,7 @@ const BATCH_EVENTS = 256;
 
 interface Pending {
   data: Buffer;
+  source: EventSource | undefined;
   resolve(pos: Position): void;
   reject(err: unknown): void;
 }
@@ -108,8 +124,9 @@ return {e, tonumber(redis.call('HGET', KEYS[2], 'o') or '0')}`);
 /**
  * Every home's history in Redis, shared by the nodes of a cluster (as Centrifugo keeps channel
  * history): per home a stream `<prefix>{home:<id>}:hist` (fields `o` offset, `d` event), trimmed
- * by count and age and expiring when idle past the age, and a hash `…:hist-meta` with the epoch
- * and the newest offset. The hash has no expiry: offsets stay comparable however long a home is
+ * by count and age and expiring when idle past the age, and a hash `…:hist-meta` with the epoch,
+ * the newest offset and, per hub, the newest session epoch that put an event there (`s:<hub>`:
+ * an older session's events are refused, `EventSource`). The hash has no expiry: offsets stay comparable however long a home is
  * quiet. A Redis that lost the hash (flushed, replaced) starts a new epoch for the home.
  *
  * The appends of one event-loop turn go to Redis as one script call (a few for a large turn), each
@@ -145,14 +162,14 @@ export class RedisEventHistory implements EventHistory {
     return new RedisEventHistory(await connectRedis(url, { name: options.name, log: options.log, observe: options.observe }), retention, options);
   }
 
-  append(homeId: string, data: Uint8Array): Promise<Position> {
+  append(homeId: string, data: Uint8Array, source?: EventSource): Promise<Position> {
     return new Promise((resolve, reject) => {
       let queue = this.batch.get(homeId);
       if (!queue) {
         queue = [];
         this.batch.set(homeId, queue);
       }
-      queue.push({ data: Buffer.from(data.buffer, data.byteOffset, data.byteLength), resolve, reject });
+      queue.push({ data: Buffer.from(data.buffer, data.byteOffset, data.byteLength), source, resolve, reject });
       if (!this.scheduled) {
         this.scheduled = true;
         setImmediate(this.flush);
@@ -181,7 +198,10 @@ export class RedisEventHistory implements EventHistory {
     const sent = Date.now();
     const deadline = this.clockOffset === undefined ? 0 : sent + this.clockOffset + this.lateMs;
     const args: Array<string | number | Buffer> = [newEpoch(), this.retention.maxEvents, this.retention.maxAgeMs, this.options.eventStreamMaxLen, part.length, deadline];
-    for (const [home, queue] of part) args.push(home, queue.length, ...queue.map((p) => p.data));
+    for (const [home, queue] of part) {
+      args.push(home, queue.length);
+      for (const p of queue) args.push(p.source?.hub ?? '', p.source?.epoch ?? 0, p.data);
+    }
     APPEND.runBuffer(this.client, keys, args).then(
       (reply) => {
         const r = reply as Array<Buffer | number>;
@@ -193,9 +213,12 @@ export class RedisEventHistory implements EventHistory {
           return;
         }
         part.forEach(([, queue], i) => {
-          const epoch = r[2 * i + 1]!.toString();
-          const top = r[2 * i + 2] as number;
-          queue.forEach((p, j) => p.resolve({ epoch, offset: top - queue.length + 1 + j }));
+          const epoch = r[3 * i + 1]!.toString();
+          const top = r[3 * i + 2] as number;
+          const left = r[3 * i + 3]!.toString();
+          const stale = left === '' ? null : new Set(left.split(',').map((j) => Number(j) - 1));
+          let offset = top - queue.length + (stale?.size ?? 0);
+          queue.forEach((p, j) => (stale?.has(j) ? p.reject(new StaleSessionError(p.source!)) : p.resolve({ epoch, offset: ++offset })));
         });
       },
       (err: unknown) => part.forEach(([, queue]) => queue.forEach((p) => p.reject(err))),

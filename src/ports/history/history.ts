@@ -1,4 +1,5 @@
 import type { Position, RecoveryFailure } from '../../../proto/app.js';
+import { TierError } from '../../errors.js';
 
 export type { Position, RecoveryFailure };
 
@@ -11,6 +12,20 @@ export interface HistoryEntry {
 export type HistoryRead =
   | { ok: true; epoch: string; entries: HistoryEntry[] }
   | { ok: false; reason: RecoveryFailure; pos: Position };
+
+/** Who published an event: a hub's session, by its epoch (grows at every new session of the hub). */
+export interface EventSource {
+  readonly hub: string;
+  readonly epoch: number;
+}
+
+/** An event refused because a later session of its hub has put events in the home's history. */
+export class StaleSessionError extends TierError {
+  override name = 'StaleSessionError';
+  constructor(source: EventSource) {
+    super('session_taken_over', `hub ${source.hub}: session ${source.epoch} was taken over; its event is not stored`);
+  }
+}
 
 export interface HistoryRetention {
   /** events kept per home (at least this many of the newest; Redis trims approximately, keeping a few more) */
@@ -39,11 +54,17 @@ export interface HistoryRetention {
  *   storage per home is bounded by the count.
  * - `remove` drops a home's entries but not its offsets: the next append continues them in the same
  *   epoch, so a position taken before still compares (a read from before the removal is `too_old`).
+ * - `source`: an adapter shared by several nodes (Redis) refuses an event, storing nothing, with
+ *   `StaleSessionError` when the home's history already holds an event of a later session of the
+ *   same hub: a session taken over without hearing so (its node stalled, then resumed) cannot put
+ *   its events after its successor's, where apps would take them for the newest. In-process
+ *   adapters (memory, the embedded store) ignore it: every session of a hub is in that process,
+ *   which tells the one taken over at once.
  * - Ids are opaque: `__proto__`, `constructor` and the like are homes like any other.
  */
 export interface EventHistory {
   readonly retention: HistoryRetention;
-  append(homeId: string, data: Uint8Array): Promise<Position>;
+  append(homeId: string, data: Uint8Array, source?: EventSource): Promise<Position>;
   /**
    * `append` for an adapter that knows the position at once (in the process: memory, the embedded
    * store): the caller publishes in the same turn, without a promise per event.
