@@ -61,13 +61,15 @@ for i = 1, homes do
   if not e then e = ARGV[1]; redis.call('HSET', meta, 'e', e) end
   local top = tonumber(redis.call('HGET', meta, 'o') or '0')
   local stale = {}
+  local newestOf = {}
   for j = 1, k do
     local fresh = true
     local ep = tonumber(ARGV[a + 1])
     if ep > 0 then
       local f = 's:' .. ARGV[a]
-      local newest = tonumber(redis.call('HGET', meta, f) or '0')
-      if ep < newest then fresh = false elseif ep > newest then redis.call('HSET', meta, f, ARGV[a + 1]) end
+      local newest = newestOf[f] or tonumber(redis.call('HGET', meta, f) or '0')
+      if ep < newest then fresh = false elseif ep > newest then redis.call('HSET', meta, f, ARGV[a + 1]); newest = ep end
+      newestOf[f] = newest
     end
     if fresh then
       top = top + 1
