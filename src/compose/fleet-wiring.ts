@@ -41,8 +41,11 @@ export interface FleetParts {
   close(): void;
 }
 
-/** Resolves once the revocations already stored are known: a node refuses them from its first request. */
-/** `commandBus`: what commands go over (the node's bus with its local fallback, src/actors/local-commands.ts). */
+/**
+ * Resolves once the revocations already stored are known: a node refuses them from its first
+ * request. `commandBus`: what commands go over (the node's bus with its local fallback,
+ * src/actors/local-commands.ts).
+ */
 export async function fleetParts(config: Config, ports: Ports, log: Logger, metrics?: CommandMetrics, commandBus: Bus = ports.bus): Promise<FleetParts> {
   const box = secretBoxFor(config, log);
   const fleetLog = log.child({ part: 'fleet' });
