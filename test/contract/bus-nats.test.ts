@@ -55,6 +55,16 @@ async function until(what: string, cond: () => boolean | Promise<boolean>): Prom
   }
 }
 
+/** True when a request on `subject` is answered `expected`; false while nobody subscribes there yet. */
+async function answers(b: NatsBus, subject: string, expected: string): Promise<boolean> {
+  try {
+    return dec(await b.request(subject, enc('x'), 1_000)) === expected;
+  } catch (err) {
+    if (err instanceof NoRespondersError) return false;
+    throw err;
+  }
+}
+
 describe('NatsBus', () => {
   it('reports its status, reconnects after a server restart and keeps its subscriptions', async () => {
     const { log, messages } = capture();
@@ -73,14 +83,7 @@ describe('NatsBus', () => {
     await until('the bus is back', () => b.connected);
     expect(b.status()).toMatchObject({ state: 'connected', reconnects: 1 });
     // the subscription was made again on the new server: requests reach it
-    await until('the responder is registered again', async () => {
-      try {
-        return dec(await b.request(`${p}.echo`, enc('x'), 1_000)) === 're:x';
-      } catch (err) {
-        if (err instanceof NoRespondersError) return false;
-        throw err;
-      }
-    });
+    await until('the responder is registered again', () => answers(b, `${p}.echo`, 're:x'));
     expect(messages()).toEqual(expect.arrayContaining(['nats connected', 'nats disconnected; reconnecting', 'nats reconnected']));
   });
 
@@ -98,14 +101,7 @@ describe('NatsBus', () => {
       nats.resume();
     }
     await until('the bus is back', () => b.connected);
-    await until('the responder answers again', async () => {
-      try {
-        return dec(await b.request(`${p}.echo`, enc('x'), 1_000)) === 're';
-      } catch (err) {
-        if (err instanceof NoRespondersError) return false;
-        throw err;
-      }
-    });
+    await until('the responder answers again', () => answers(b, `${p}.echo`, 're'));
   });
 
   it('drops and counts what is published while disconnected; publishing works again after the reconnect', async () => {

@@ -128,8 +128,9 @@ return {e, tonumber(redis.call('HGET', KEYS[2], 'o') or '0')}`);
  * history): per home a stream `<prefix>{home:<id>}:hist` (fields `o` offset, `d` event), trimmed
  * by count and age and expiring when idle past the age, and a hash `…:hist-meta` with the epoch,
  * the newest offset and, per hub, the newest session epoch that put an event there (`s:<hub>`:
- * an older session's events are refused, `EventSource`). The hash has no expiry: offsets stay comparable however long a home is
- * quiet. A Redis that lost the hash (flushed, replaced) starts a new epoch for the home.
+ * an older session's events are refused, `EventSource`). The hash has no expiry: offsets stay
+ * comparable however long a home is quiet. A Redis that lost the hash (flushed, replaced) starts
+ * a new epoch for the home.
  *
  * The appends of one event-loop turn go to Redis as one script call (a few for a large turn), each
  * event added to its home's stream and to the services' stream `<prefix>events` in the same step.
