@@ -13,8 +13,10 @@ import type { Span } from '../trace/tracing.js';
  * the bus with that position, in the order they were published. An event the history refuses
  * (its backend unreachable) still goes out, without a position: live subscribers get it, a
  * recovery will not. One it refuses because a later session of the hub has published (this
- * session was taken over without hearing so) does not go out at all. Rules see every event at
- * once, without waiting for the history.
+ * session was taken over without hearing so) does not go out at all. The node's rules see an
+ * event as it goes out: at once where the history answers at once (in-process, where no other node
+ * can take the hub over), after the append where it answers later (Redis), so that a node resuming
+ * from a stall does not fire rules on values older than the ones another node has published.
  */
 export class EventPublisher {
   private inFlight = 0;
@@ -42,15 +44,16 @@ export class EventPublisher {
 
   /** `epoch`: the epoch of the hub's session that publishes the event. */
   readonly publish = (event: AppEventMessage, epoch: number, parent?: Span): void => {
-    this.onEvent(event, parent);
     const subject = subjects.hubEvents(event.home, event.hub);
     // every report makes a state event: written by hand, the others by msgpackr
     const bare = event.kind === 'state' ? encodeStateEvent(event) : encodeBus(event);
     if (!this.history) {
+      this.onEvent(event, parent);
       this.bus.publish(subject, bare);
       return;
     }
     if (this.history.appendNow) {
+      this.onEvent(event, parent);
       let pos: Position;
       try {
         pos = this.history.appendNow(event.home, bare);
@@ -64,10 +67,14 @@ export class EventPublisher {
     this.inFlight++;
     // appends of one home resolve in call order, so publishes keep the order of the events
     this.history.append(event.home, bare, { hub: event.hub, epoch }).then(
-      (pos) => this.bus.publish(subject, withPosition(bare, pos)),
+      (pos) => {
+        this.onEvent(event, parent);
+        this.bus.publish(subject, withPosition(bare, pos));
+      },
       (err: unknown) => {
-        if (err instanceof StaleSessionError) this.dropped(event, err);
-        else this.bus.publish(subject, this.refused(event, bare, err));
+        if (err instanceof StaleSessionError) return this.dropped(event, err);
+        this.onEvent(event, parent);
+        this.bus.publish(subject, this.refused(event, bare, err));
       },
     ).catch((err: unknown) => this.log.error({ err, homeId: event.home }, 'event publish failed'))
       .finally(() => {

@@ -1,7 +1,8 @@
 /**
  * The event publisher: events go to the bus with their history position, in the order they were
  * published, through a history that answers at once (memory, embedded) or later (Redis); an event
- * the history refuses still goes out, without a position, and is counted.
+ * the history refuses still goes out, without a position, and is counted. The rules see what goes
+ * out, when it goes out: an event of a session taken over neither.
  */
 import { describe, expect, it } from 'vitest';
 import type { AppEventMessage } from '../../proto/app.js';
@@ -54,12 +55,13 @@ describe('EventPublisher', () => {
     expect(sent[0]!.subject).toMatch(/home-1\.hub-1$/);
   });
 
-  it('publishes in order once a later history answers, and settles after the last', async () => {
-    const { publisher, sent } = publisherOver(deferredHistory());
+  it('publishes in order once a later history answers, hands the rules each event then, and settles after the last', async () => {
+    const { publisher, sent, seen } = publisherOver(deferredHistory());
     for (let n = 1; n <= 3; n++) publisher.publish(event(n), 1);
-    expect(sent).toEqual([]);
+    expect([sent, seen]).toEqual([[], []]);
     await publisher.settled();
     expect(sent.map((s) => s.pos?.offset)).toEqual([1, 2, 3]);
+    expect(seen).toEqual([1, 2, 3]);
   });
 
   it('publishes without a position what the history refuses, at once or later, and counts it', async () => {
@@ -77,17 +79,19 @@ describe('EventPublisher', () => {
     later.publisher.publish(event(2), 1);
     await later.publisher.settled();
     expect(later.sent.map((s) => s.pos)).toEqual([null, null]);
+    expect(later.seen).toEqual([1, 2]); // published, so the rules see them too
     expect(later.publisher.historyFailures).toBe(2);
   });
 
-  it('hands the history the hub and session of each event, and publishes nothing of a session taken over (counted)', async () => {
+  it('hands the history the hub and session of each event, and neither publishes nor hands the rules an event of a session taken over (counted)', async () => {
     const history = deferredHistory(false, 5);
-    const { publisher, sent } = publisherOver(history);
+    const { publisher, sent, seen } = publisherOver(history);
     publisher.publish(event(1), 4); // a session the history has seen a later one of
     publisher.publish(event(2), 5);
     await publisher.settled();
     expect(history.sources).toEqual([{ hub: 'hub-1', epoch: 4 }, { hub: 'hub-1', epoch: 5 }]);
     expect(sent.map((s) => s.pos?.offset)).toEqual([1]);
+    expect(seen).toEqual([2]);
     expect([publisher.staleEvents, publisher.historyFailures]).toEqual([1, 0]);
   });
 
