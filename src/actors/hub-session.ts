@@ -6,6 +6,7 @@ import { CloseCode, type ErrorCode } from '../../proto/errors.js';
 import { FrameType, PROTOCOL_VERSION, type HelloFrame, type HubToServerFrame, type ServerToHubFrame } from '../../proto/frames.js';
 import { hubVerbOf, subjects } from '../../proto/subjects.js';
 import type { BusListener, BusMessage, BusSubscription } from '../ports/bus/bus.js';
+import type { HubClaim } from '../ports/directory/directory.js';
 import { hubDelta } from '../ports/shadow-store/shadow-store.js';
 import type { TierError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
@@ -184,13 +185,16 @@ export class HubSession extends Actor<HubMessage> implements TimerTarget, BusLis
   private async onHello(hello: HelloFrame): Promise<void> {
     this.deps.system.timers.cancel(this.timer);
     this.timer = null;
+    let claim: HubClaim | undefined;
     try {
+      claim = await this.deps.directory.claim(this.hubId, this.deps.nodeId);
+      this.epoch = claim.epoch;
       await this.open(hello);
     } catch (err) {
-      // the directory or the shadow store is unreachable: the hub retries with backoff
+      // the directory, the bus or the shadow store is unreachable: the hub retries with backoff
       if (this.deps.openFailures) this.deps.openFailures.write('open', { err, hubId: this.hubId }, 'hub session could not open');
       else this.log.warn({ err }, 'hub session could not open');
-      if (this.epoch !== 0) this.deps.directory.release(this.hubId, this.deps.nodeId, this.epoch).catch(() => {});
+      if (claim !== undefined) this.giveBack(claim);
       this.epoch = 0;
       this.sendError('internal', 'the server cannot open the session now, retry later');
       this.send({ t: FrameType.reconnect, after: outageRetryMs(), e: 'internal' });
@@ -198,10 +202,20 @@ export class HubSession extends Actor<HubMessage> implements TimerTarget, BusLis
     }
   }
 
+  /**
+   * Releases the entry of a claim whose session failed to open. The session it displaced may have
+   * closed meanwhile and, finding this claim, said nothing: while the entry was still this claim's,
+   * the hub's `offline` is this session's to say.
+   */
+  private giveBack({ epoch, displaced }: HubClaim): void {
+    this.deps.directory.release(this.hubId, this.deps.nodeId, epoch).then((current) => {
+      if (current && displaced) this.deps.publishEvent({ op: 'evt', kind: 'offline', home: this.homeId, hub: this.hubId, reason: String(CloseCode.internal), ts: Date.now() }, epoch);
+    }).catch(() => {});
+  }
+
+  /** The rest of the handshake, once the directory has given the session its epoch. */
   private async open(hello: HelloFrame): Promise<void> {
     const { bus, directory, shadows, nodeId } = this.deps;
-    const location = await directory.claim(this.hubId, nodeId);
-    this.epoch = location.epoch;
     // the previous holder, here or on another node, closes when it sees a larger epoch. Announced
     // before subscribing, so this session is not handed its own notice to decode and drop
     bus.publish(subjects.hubTakeover(this.hubId), encodeBus({ epoch: this.epoch, node: nodeId }));

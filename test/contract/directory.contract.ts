@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { Directory } from '../../src/ports/directory/directory.js';
+import type { Directory, HubLocation } from '../../src/ports/directory/directory.js';
 
 /** A directory under test. */
 export interface DirectoryFixture {
@@ -35,6 +35,9 @@ const CLOCK_SLACK_MS = 5;
 
 /** Unique per test, so tests sharing a real backend never touch each other's hubs or nodes. */
 const uid = (): string => randomUUID().replaceAll('-', '').slice(0, 16);
+
+/** A claim's answer as `lookup` tells it: the location without `displaced`. */
+const located = ({ node, epoch, since }: HubLocation): HubLocation => ({ node, epoch, since });
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -93,8 +96,8 @@ export function directoryContract(name: string, make: DirectoryFactory): void {
 
       it('claim makes the node the holder and lookup tells it', async () => {
         const loc = await dir.claim(hub, nodeA, 1_700_000_000_123);
-        expect(loc).toEqual({ node: nodeA, epoch: expect.any(Number), since: 1_700_000_000_123 });
-        expect(await dir.lookup(hub)).toEqual(loc);
+        expect(loc).toEqual({ node: nodeA, epoch: expect.any(Number), since: 1_700_000_000_123, displaced: false });
+        expect(await dir.lookup(hub)).toEqual(located(loc));
         expect(await dir.holds(hub, nodeA, loc.epoch)).toBe(true);
       });
 
@@ -110,10 +113,10 @@ export function directoryContract(name: string, make: DirectoryFactory): void {
         const a = await dir.claim(hub, nodeA);
         expect(await dir.lookup(other)).toBeNull();
         const b = await dir.claim(other, nodeB);
-        expect(await dir.lookup(hub)).toEqual(a);
-        expect(await dir.lookup(other)).toEqual(b);
+        expect(await dir.lookup(hub)).toEqual(located(a));
+        expect(await dir.lookup(other)).toEqual(located(b));
         await dir.release(other, nodeB, b.epoch);
-        expect(await dir.lookup(hub)).toEqual(a);
+        expect(await dir.lookup(hub)).toEqual(located(a));
       });
 
       it('what claim and lookup return are copies', async () => {
@@ -123,7 +126,7 @@ export function directoryContract(name: string, make: DirectoryFactory): void {
         seen.node = 'someone-else';
         seen.epoch += 100;
         loc.epoch += 100;
-        expect(await dir.lookup(hub)).toEqual(snapshot);
+        expect(await dir.lookup(hub)).toEqual(located(snapshot));
       });
     });
 
@@ -148,7 +151,7 @@ export function directoryContract(name: string, make: DirectoryFactory): void {
         expect(await dir.holds(hub, nodeA, second.epoch + 1)).toBe(false);
         // the old session's late release leaves the new one in place
         await dir.release(hub, nodeA, first.epoch);
-        expect(await dir.lookup(hub)).toEqual(second);
+        expect(await dir.lookup(hub)).toEqual(located(second));
       });
 
       it('a takeover makes the old holder stale: holds answers false for it', async () => {
@@ -156,7 +159,7 @@ export function directoryContract(name: string, make: DirectoryFactory): void {
         const b = await dir.claim(hub, nodeB);
         expect(await dir.holds(hub, nodeA, a.epoch)).toBe(false);
         expect(await dir.holds(hub, nodeB, b.epoch)).toBe(true);
-        expect(await dir.lookup(hub)).toEqual(b);
+        expect(await dir.lookup(hub)).toEqual(located(b));
       });
 
       it('racing claims from two nodes get different epochs and exactly one holder, the larger epoch', async () => {
@@ -168,7 +171,8 @@ export function directoryContract(name: string, make: DirectoryFactory): void {
           const loser = winner === a ? b : a;
           expect(await dir.holds(h, winner.node, winner.epoch), `round ${round}`).toBe(true);
           expect(await dir.holds(h, loser.node, loser.epoch), `round ${round}`).toBe(false);
-          expect(await dir.lookup(h)).toEqual(winner);
+          expect(await dir.lookup(h)).toEqual(located(winner));
+          expect([winner.displaced, loser.displaced], `round ${round}`).toEqual([true, false]); // the later claim took the earlier one's entry
         }
       });
 
@@ -178,7 +182,8 @@ export function directoryContract(name: string, make: DirectoryFactory): void {
         const epochs = locs.map((l) => l.epoch);
         expect(new Set(epochs).size).toBe(epochs.length);
         const max = locs.reduce((m, l) => (l.epoch > m.epoch ? l : m));
-        expect(await dir.lookup(hub)).toEqual(max);
+        expect(await dir.lookup(hub)).toEqual(located(max));
+        expect(locs.filter((l) => !l.displaced)).toHaveLength(1); // the first claim
         const holders = await Promise.all(locs.map((l) => dir.holds(hub, l.node, l.epoch)));
         expect(holders.filter(Boolean)).toHaveLength(1);
       });
@@ -197,7 +202,7 @@ export function directoryContract(name: string, make: DirectoryFactory): void {
         await dir.release(hub, nodeB, a.epoch);
         await dir.release(hub, nodeA, a.epoch + 1);
         await dir.release(hub, nodeA, a.epoch - 1);
-        expect(await dir.lookup(hub)).toEqual(a);
+        expect(await dir.lookup(hub)).toEqual(located(a));
         expect(await dir.holds(hub, nodeA, a.epoch)).toBe(true);
       });
 
@@ -205,7 +210,7 @@ export function directoryContract(name: string, make: DirectoryFactory): void {
         const a = await dir.claim(hub, nodeA);
         const b = await dir.claim(hub, nodeB);
         expect(await dir.release(hub, nodeA, a.epoch)).toBe(false);
-        expect(await dir.lookup(hub)).toEqual(b);
+        expect(await dir.lookup(hub)).toEqual(located(b));
         expect(await dir.holds(hub, nodeB, b.epoch)).toBe(true);
       });
 
@@ -235,7 +240,7 @@ export function directoryContract(name: string, make: DirectoryFactory): void {
         const a = await dir.claim(hub, nodeA);
         // inside the ttl: at once, and on a fake clock 1 ms before its end
         fx.advanceTime?.(TTL_MS - 1);
-        expect(await dir.lookup(hub)).toEqual(a);
+        expect(await dir.lookup(hub)).toEqual(located(a));
         expect(await dir.holds(hub, nodeA, a.epoch)).toBe(true);
         if (fx.advanceTime) {
           fx.advanceTime(1);
@@ -253,7 +258,8 @@ export function directoryContract(name: string, make: DirectoryFactory): void {
         await passUntil(async () => (await dir.lookup(hub)) === null, TTL_MS / 10, TTL_MS * 5);
         const b = await dir.claim(hub, nodeB);
         expect(b.epoch).toBeGreaterThan(a.epoch);
-        expect(await dir.lookup(hub)).toEqual(b);
+        expect(b.displaced).toBe(true); // a dead node's session said nothing either
+        expect(await dir.lookup(hub)).toEqual(located(b));
       });
 
       it('refreshNode keeps a node\'s entries beyond the ttl while another node\'s expire', async () => {
@@ -279,7 +285,7 @@ export function directoryContract(name: string, make: DirectoryFactory): void {
           await elapse(TTL_MS / 4);
           await dir.refreshNode(nodeA);
         }
-        expect(await dir.lookup(hub)).toEqual(kept);
+        expect(await dir.lookup(hub)).toEqual(located(kept));
         expect(await dir.holds(hub, nodeA, kept.epoch)).toBe(true);
         expect(await dir.holds(other, nodeB, gone.epoch)).toBe(false);
       });

@@ -7,7 +7,7 @@ import { FLAT_DEVICES } from '../../src/actors/device-table.js';
 import { ShadowPacker } from '../../src/actors/shadow-packer.js';
 import { AttrShapes } from '../../src/actors/attr-shapes.js';
 import { MemoryDirectory } from '../../src/ports/directory/directory-memory.js';
-import type { Directory, HubLocation } from '../../src/ports/directory/directory.js';
+import type { Directory, HubClaim } from '../../src/ports/directory/directory.js';
 import type { DeviceShadow, SeqCursor } from '../../src/ports/shadow-store/shadow-store.js';
 import { MemoryShadowStore } from '../../src/ports/shadow-store/shadow-store-memory.js';
 import { hubSessionDeps } from '../helpers/hub-session-deps.js';
@@ -37,7 +37,7 @@ class GatedDirectory extends MemoryDirectory {
   hold(): void {
     this.gate = new Promise((r) => (this.open = r));
   }
-  override async claim(hubId: string, node: string): Promise<HubLocation> {
+  override async claim(hubId: string, node: string): Promise<HubClaim> {
     await this.gate;
     return super.claim(hubId, node);
   }
@@ -115,6 +115,41 @@ describe('HubSession', () => {
       await settle();
       await settle();
       expect(events.map((e) => e.kind)).toEqual(takenOver ? ['online'] : ['online', 'offline']);
+    }
+  });
+
+  it('says `offline` for the session its claim displaced when it then fails to open (that session, closing meanwhile, said nothing), and only then', async () => {
+    for (const oldClosesFirst of [false, true]) {
+      const events: Array<{ kind: string; epoch: number }> = [];
+      const publishEvent = (e: AppEventMessage, epoch: number) => void events.push({ kind: e.kind, epoch });
+      const directory = new MemoryDirectory();
+      const old = setup({ publishEvent }, directory);
+      old.frame({ t: 1, v: 1, b: 'boot' });
+      await settle();
+      expect(old.link.frames[0]?.t).toBe(2); // welcome, epoch 1
+      if (oldClosesFirst) {
+        old.link.close(1006, ''); // released before the new claim: the old session says `offline` itself
+        await settle();
+        await settle();
+      }
+      // the hub's new connection, on a node whose store fails its read (its bus is another one:
+      // the takeover notice never reaches the old session)
+      let fail: (err: Error) => void = () => {};
+      const shadows = new MemoryShadowStore();
+      shadows.loadSession = () => new Promise((_, reject) => (fail = reject));
+      const fresh = setup({ publishEvent, shadows, nodeId: 'n2' }, directory);
+      fresh.frame({ t: 1, v: 1, b: 'boot' });
+      await settle();
+      if (!oldClosesFirst) {
+        old.link.close(1006, ''); // after the new claim: its release finds that claim, so it says nothing
+        await settle();
+        await settle();
+      }
+      fail(new Error('ECONNREFUSED'));
+      await settle();
+      await settle();
+      expect(fresh.link.closed).toEqual({ code: 1011, reason: 'internal' });
+      expect(events).toEqual([{ kind: 'online', epoch: 1 }, oldClosesFirst ? { kind: 'offline', epoch: 1 } : { kind: 'offline', epoch: 2 }]);
     }
   });
 

@@ -1,5 +1,5 @@
 import { CLOCK_ORIGIN, sinceOrigin } from '../../actors/clock.js';
-import type { Directory, HubLocation } from './directory.js';
+import type { Directory, HubClaim, HubLocation } from './directory.js';
 
 /** A held hub's entry: `since` in ms since CLOCK_ORIGIN (a small integer, not a heap number per hub). */
 interface Held {
@@ -31,13 +31,13 @@ export class MemoryDirectory implements Directory {
     private readonly continueFrom: (hubId: string) => number = () => 0,
   ) {}
 
-  async claim(hubId: string, node: string, now = this.now()): Promise<HubLocation> {
+  async claim(hubId: string, node: string, now = this.now()): Promise<HubClaim> {
     const entry = this.hubs.get(hubId);
     const last = entry === undefined ? this.continueFrom(hubId) : lastEpoch(entry);
     const held = { node, epoch: last + 1, since: sinceOrigin(now) };
     this.hubs.set(hubId, held);
     this.nodeSeen.set(node, this.now());
-    return location(held);
+    return { ...location(held), displaced: typeof entry === 'object' };
   }
 
   async release(hubId: string, node: string, epoch: number): Promise<boolean> {

@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis';
 import type { Logger } from '../../log/logger.js';
-import type { Directory, HubLocation } from './directory.js';
+import type { Directory, HubClaim, HubLocation } from './directory.js';
 import { closeRedis, connectRedis, LuaScript, RedisKeys } from '../redis.js';
 
 export interface RedisDirectoryOptions {
@@ -13,7 +13,8 @@ export interface RedisDirectoryOptions {
 /**
  * INCR the hub's epoch counter, floored by Redis' clock in ms, and write the entry with it,
  * atomically (one slot: `{h:<hubId>}`). The floor keeps epochs growing when Redis lost the counter
- * (a restart without persistence, a failover to a replica that missed the last writes).
+ * (a restart without persistence, a failover to a replica that missed the last writes). Answers
+ * the epoch and 1 when an entry was there (displaced), else 0.
  */
 const CLAIM = new LuaScript(`
 local epoch = redis.call('INCR', KEYS[1])
@@ -23,8 +24,9 @@ if epoch < floor then
   epoch = floor
   redis.call('SET', KEYS[1], epoch)
 end
+local displaced = redis.call('EXISTS', KEYS[2])
 redis.call('HSET', KEYS[2], 'node', ARGV[1], 'epoch', epoch, 'since', ARGV[2])
-return epoch`);
+return {epoch, displaced}`);
 
 /** Deletes the entry only if it still names this node and epoch; 0 when a later claim holds it. */
 const RELEASE = new LuaScript(`
@@ -73,13 +75,14 @@ export class RedisDirectory implements Directory {
     return new RedisDirectory(await connectRedis(url, { name: options.name, log: options.log }), options);
   }
 
-  async claim(hubId: string, node: string, now = Date.now()): Promise<HubLocation> {
+  async claim(hubId: string, node: string, now = Date.now()): Promise<HubClaim> {
     // sent back to back on one connection: the liveness is written before the entry appears
-    const [, epoch] = await Promise.all([
+    const [, answer] = await Promise.all([
       this.client.set(this.aliveKey(node), '1', 'PX', this.ttlMs),
       CLAIM.run(this.client, [this.keys.hub(hubId, 'epoch'), this.keys.hub(hubId, 'loc')], [node, now]),
     ]);
-    return { node, epoch: Number(epoch), since: now };
+    const [epoch, displaced] = answer as [number, number];
+    return { node, epoch: Number(epoch), since: now, displaced: displaced === 1 };
   }
 
   async release(hubId: string, node: string, epoch: number): Promise<boolean> {

@@ -7,6 +7,15 @@ export interface HubLocation {
   since: number;
 }
 
+/** What a claim returns: the new session's location, and whether it took the entry from another. */
+export interface HubClaim extends HubLocation {
+  /**
+   * true when the entry named an earlier session (on any node, alive or not): that session may
+   * never say `offline` (its release finds this claim), so a claim that fails to open must
+   */
+  displaced: boolean;
+}
+
 /**
  * Which node holds which hub.
  *
@@ -14,7 +23,8 @@ export interface HubLocation {
  *   the hub (also after expiry or restart of the holder; epochs grow but need not be consecutive:
  *   Redis floors them by its clock). Two racing claims get different epochs; the larger one wins
  *   and the other holder must close (it learns it from the takeover message or from `holds`
- *   returning false). A claim also marks `node` alive, as `refreshNode` does.
+ *   returning false). A claim also marks `node` alive, as `refreshNode` does, and says whether it
+   displaced an entry (one left by a dead node counts: its session said nothing either).
  * - `release` removes the entry only if it still names that node and epoch (a late release of a
  *   taken-over session changes nothing). It resolves false when a later claim holds the entry:
  *   the session was taken over, whether or not it heard so (its hub is online elsewhere).
@@ -23,7 +33,7 @@ export interface HubLocation {
  *   entry and the liveness separately (different Redis Cluster slots): not one atomic snapshot.
  */
 export interface Directory {
-  claim(hubId: string, node: string, now?: number): Promise<HubLocation>;
+  claim(hubId: string, node: string, now?: number): Promise<HubClaim>;
   release(hubId: string, node: string, epoch: number): Promise<boolean>;
   lookup(hubId: string): Promise<HubLocation | null>;
   /** true while `node` holds `hubId` with exactly `epoch` */
