@@ -26,7 +26,11 @@ on its own data directory. Connects the hubs, runs reports and commands, then:
   redis     the same of the redis-server, which comes back from its append-only file (cluster mode)
   hang      the nats-server, then the redis-server, stopped (SIGSTOP: connections open, nothing
             answered, as a hung server or a network black hole) for --outage seconds (cluster mode)
-  all       kill, rolling, nats, redis, hang
+  freeze    a node stopped (SIGSTOP, out of the apps' rotation) for --outage seconds, then resumed
+            (SIGCONT): a long pause or a frozen VM. Its hubs give up on it after 1 s without an
+            ack, as firmware does on a silent server, and reconnect to another node; the node
+            resumes with sessions that were taken over (cluster mode)
+  all       kill, rolling, nats, redis, hang, freeze
 In the middle of every gap a share of the hubs (--blip) drop their sockets and reconnect, so
 faults find hubs on their first session and hubs on a later one.
 Every report sets one device's counter; the server's ack says which reports it accepted. When a
@@ -34,13 +38,13 @@ hub comes back after its node died or drained, and at the end, its shadow must h
 acknowledged counter. Before each fault and at the end, no hub online may have a report
 unacknowledged for over ${STALL_MS / 1000} s (a node taking reports it never stores). Apps (the client
 library) subscribed to the homes must get every event once and in order, and every acknowledged
-report's event, across reconnects and recoveries; a reload is expected only after a kill -9 of
+report's event, across reconnects and recoveries, and never an old value after a newer one; a reload is expected only after a kill -9 of
 the embedded node. Every command must get a definitive answer (200, or a code of the table in
 proto/PROTOCOL.md with its HTTP status); only requests to a killed process may go unanswered.
 
 options:
   --mode M            cluster | embedded (default cluster)
-  --scenario S        kill | rolling | both | nats | redis | all (default both)
+  --scenario S        kill | rolling | both | nats | redis | hang | freeze | all (default both)
   --hubs N            hubs (default 300), spread over the nodes
   --devices M         devices per hub (default 4)
   --report-ms T       ms between two reports of one hub (default 250)
@@ -48,7 +52,7 @@ options:
   --command-timeout-ms T  the commands' timeoutMs (default 2000)
   --kills K           kill -9 rounds (default 3; node i mod 3)
   --gap S             seconds of steady traffic before each fault (default 5)
-  --outage S          nats, redis, hang: seconds the server stays down or hung (default 2)
+  --outage S          nats, redis, hang, freeze: seconds the server stays down, hung or frozen (default 2)
   --apps N            app clients, the homes spread over them (default 10; 0: none)
   --blip F            share of the hubs online that drop their socket in the middle of each gap (default 0.2; 0: none)
   --appendfsync P     always | everysec | no: Redis append-only fsync policy (default everysec; cluster mode)
@@ -69,7 +73,7 @@ not connect, --max-time).
 
 interface Options {
   mode: 'cluster' | 'embedded';
-  scenario: 'kill' | 'rolling' | 'both' | 'nats' | 'redis' | 'hang' | 'all';
+  scenario: 'kill' | 'rolling' | 'both' | 'nats' | 'redis' | 'hang' | 'freeze' | 'all';
   hubs: number;
   devices: number;
   reportMs: number;
@@ -93,6 +97,8 @@ const CLUSTER_NODES = 3;
 const DRAIN_GRACE_MS = 20_000;
 /** how long the hubs of a node may take to be back online and checked */
 const BACK_MS = 30_000;
+/** a hub gives up on its node after this long without an ack of its oldest report (ms; scenario freeze) */
+const SILENCE_MS = 1_000;
 /** a node is signalled right after it acknowledged a report sent at most this long before (ms) */
 const FRESH_ACK_MS = 20;
 /** ...or after this long without such an ack (ms), noted in the event */
@@ -135,10 +141,11 @@ function parse(): Options {
   const mode = values.mode;
   if (mode !== 'cluster' && mode !== 'embedded') fail(`--mode must be cluster or embedded, got ${mode}`);
   const scenario = values.scenario;
-  if (scenario !== 'kill' && scenario !== 'rolling' && scenario !== 'both' && scenario !== 'nats' && scenario !== 'redis' && scenario !== 'hang' && scenario !== 'all') {
-    fail(`--scenario must be kill, rolling, both, nats, redis, hang or all, got ${scenario}`);
+  if (scenario !== 'kill' && scenario !== 'rolling' && scenario !== 'both' && scenario !== 'nats' && scenario !== 'redis' && scenario !== 'hang' && scenario !== 'freeze' && scenario !== 'all') {
+    fail(`--scenario must be kill, rolling, both, nats, redis, hang, freeze or all, got ${scenario}`);
   }
   if (mode === 'embedded' && (scenario === 'nats' || scenario === 'redis' || scenario === 'hang' || scenario === 'all')) fail(`--scenario ${scenario} needs cluster mode: the embedded default has no nats-server or redis-server`);
+  if (mode === 'embedded' && scenario === 'freeze') fail('--scenario freeze needs cluster mode: a frozen node\'s hubs need another node to go to');
   const appendfsync = values.appendfsync;
   if (appendfsync !== 'always' && appendfsync !== 'everysec' && appendfsync !== 'no') fail(`--appendfsync must be always, everysec or no, got ${appendfsync}`);
   const env: Record<string, string> = {};
@@ -204,7 +211,7 @@ async function main(): Promise<void> {
   const commands = new CommandStream(cluster, fleet.hubIds(), o.devices, rng, { rate: o.commandRate, timeoutMs: o.commandTimeoutMs });
   // apps reach the nodes as through a Kubernetes Service: each connection to a node that is up
   const balancer = await Balancer.start(cluster, rng);
-  const apps = o.apps > 0 ? await AppWatch.start(balancer.url, cluster.adminToken, fleet.homes(), o.apps, (home) => fleet.counters('sent', home).get(home) ?? new Map()) : null;
+  const apps = o.apps > 0 ? await AppWatch.start(balancer.url, cluster.adminToken, fleet.homes(), o.apps, (home) => fleet.counters('sent', home).get(home) ?? new Map(), fleet.order) : null;
   fleet.startReports();
   commands.start();
   const t0 = performance.now();
@@ -219,7 +226,7 @@ async function main(): Promise<void> {
     const blipped = fleet.blip(Math.round(o.hubs * o.blip));
     await sleep((o.gapS * 1000) / 2);
     const stalledBefore = fleet.stalled(STALL_MS);
-    const backend = kind === 'kill' || kind === 'rolling' ? null : cluster.backend(kind.startsWith('nats') ? 'nats' : 'redis');
+    const backend = kind === 'kill' || kind === 'rolling' || kind === 'freeze' ? null : cluster.backend(kind.startsWith('nats') ? 'nats' : 'redis');
     const hang = kind.endsWith('-hang');
     const node = backend ? null : cluster.nodes[index]!;
     const pid = backend ? backend.pid : node!.proc.pid;
@@ -233,6 +240,7 @@ async function main(): Promise<void> {
     let exitMs: number;
     let restartMs: number;
     let allBack: boolean;
+    let abandoned = 0;
     const extra: Pick<EventReport, 'exitCode' | 'forced'> = {};
     if (backend && hang) {
       backend.pause();
@@ -249,6 +257,18 @@ async function main(): Promise<void> {
       const r = performance.now();
       await backend.restart();
       restartMs = performance.now() - r;
+      allBack = await fleet.waitOnline(BACK_MS);
+    } else if (kind === 'freeze') {
+      cluster.freeze(index);
+      exitMs = 0;
+      const until = performance.now() + o.outageS * 1000;
+      while (performance.now() < until) {
+        abandoned += fleet.abandonSilent(pid, SILENCE_MS);
+        await sleep(50);
+      }
+      cluster.thaw(index);
+      restartMs = 0;
+      // hubs that had not given up stay on it: every hub online and checked, wherever it is
       allBack = await fleet.waitOnline(BACK_MS);
     } else if (kind === 'kill') {
       ({ exitMs } = await cluster.kill(index));
@@ -285,12 +305,14 @@ async function main(): Promise<void> {
       appReloads: 0,
     };
     events.push(ev);
-    const signal = kind === 'rolling' ? 'SIGTERM' : hang ? 'SIGSTOP' : 'SIGKILL';
+    const signal = kind === 'rolling' ? 'SIGTERM' : hang || kind === 'freeze' ? 'SIGSTOP' : 'SIGKILL';
     say(
       `${name}: ${blipped} hubs blipped before; ${stalledBefore} stalled; ${ev.node} (pid ${pid}, ${hubsOnNode} hubs) ${signal}, gone in ${Math.round(exitMs)} ms` +
         `${kind === 'rolling' ? ` (exit ${ev.forced ? 'forced' : String(ev.exitCode)})` : ''}` +
         `${underTraffic ? '' : ` (no ack within ${FRESH_ACK_MS} ms of its report for ${FRESH_WAIT_MS / 1000} s: signalled anyway)`}; ` +
-        (backend && hang
+        (kind === 'freeze'
+          ? `frozen ${o.outageS} s, then SIGCONT; ${abandoned} hubs gave up on it; hubs ${allBack ? 'all online and checked' : 'NOT ALL online within the limit'}`
+          : backend && hang
           ? `hung ${o.outageS} s, then SIGCONT; hubs ${allBack ? 'all online' : 'NOT ALL online within the limit'}`
           : backend
           ? `down ${o.outageS} s, restarted in ${(restartMs / 1000).toFixed(1)} s as pid ${backend.pid}; hubs ${allBack ? 'all online' : 'NOT ALL online within the limit'}`
@@ -299,7 +321,7 @@ async function main(): Promise<void> {
     );
   };
 
-  const has = (k: 'kill' | 'rolling' | 'nats' | 'redis' | 'hang') => o.scenario === k || o.scenario === 'all' || (o.scenario === 'both' && (k === 'kill' || k === 'rolling'));
+  const has = (k: 'kill' | 'rolling' | 'nats' | 'redis' | 'hang' | 'freeze') => o.scenario === k || o.scenario === 'all' || (o.scenario === 'both' && (k === 'kill' || k === 'rolling'));
   if (has('kill')) for (let k = 0; k < o.kills; k++) await event('kill', k + 1, o.kills, k % nodes);
   if (has('rolling')) for (let k = 0; k < nodes; k++) await event('rolling', k + 1, nodes, k);
   if (has('nats')) await event('nats', 1, 1, -1);
@@ -308,6 +330,7 @@ async function main(): Promise<void> {
     await event('nats-hang', 1, 1, -1);
     await event('redis-hang', 1, 1, -1);
   }
+  if (has('freeze')) await event('freeze', 1, 1, 1);
   await sleep(o.gapS * 1000);
   const stalledAtEnd = fleet.stalled(STALL_MS);
 

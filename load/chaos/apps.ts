@@ -2,6 +2,7 @@ import WebSocket from 'ws';
 import { HubtierClient, type AppEventMessage, type ReloadInfo } from '../../src/client/index.js';
 import { deviceKey } from './chaos-hub.js';
 import { bump, counts, sum } from './ledger.js';
+import type { SendOrder } from './send-order.js';
 
 /**
  * The apps of a chaos run: each a `HubtierClient` (the repository's client library, as an app
@@ -12,7 +13,10 @@ import { bump, counts, sum } from './ledger.js';
  *   epoch's next offset) unless it was told to reload first (`gaps`, `repeats` otherwise);
  * - every acknowledged report reaches it: each device's counter values up to the last acknowledged
  *   all arrived by the end (`missed`, checked by `missedAcked`), from the last value the hub had
- *   sent when the app was last told to reload (what came before a reload may be gone with it).
+ *   sent when the app was last told to reload (what came before a reload may be gone with it);
+ * - no old value after a new one: a device's counter value handed over after a larger one may be
+ *   a report sent again (at least once), never one the hub last sent before it first sent the
+ *   larger (`staleAfterNew`: a session the hub had left publishing late, see `SendOrder`).
  * Reloads are expected where the history's continuity is lost (the embedded node after a kill -9:
  * it published positions it may not have stored) and counted by reason.
  */
@@ -34,6 +38,8 @@ export interface AppsReport {
   gaps: number;
   /** a delivered position at or before the last one of the same epoch */
   repeats: number;
+  /** state events of a value the hub last sent before it first sent a larger one already delivered */
+  staleAfterNew: number;
   /** reloads the apps were told to do, by reason */
   reloads: Record<string, number>;
   /** homes told to reload at least once */
@@ -55,6 +61,8 @@ interface HomeWatch {
   seen: Map<string, Set<number>>;
   /** values at or below these (by `deviceKey`) need not arrive: sent before the last reload */
   floor: Map<string, number>;
+  /** the largest counter value delivered, by `deviceKey` */
+  top: Map<string, number>;
 }
 
 /** For a home, the counter value each of its devices was last sent, by `deviceKey`: a reload's floor. */
@@ -68,18 +76,22 @@ export class AppWatch {
   private reportsTwice = 0;
   private gaps = 0;
   private repeats = 0;
+  private staleAfterNew = 0;
   private readonly reloads = counts();
   private readonly refused = counts();
 
-  private constructor(private readonly sentOf: SentOf) {}
+  private constructor(
+    private readonly sentOf: SentOf,
+    private readonly order: SendOrder,
+  ) {}
 
   /**
    * `homes` spread over `apps` clients (at most one a home), each connecting to `url` (the run's
    * balancer: a node that is up, another one after each reconnect as it falls); resolves when every
    * subscription is answered.
    */
-  static async start(url: string, adminToken: string, homes: string[], apps: number, sentOf: SentOf): Promise<AppWatch> {
-    const w = new AppWatch(sentOf);
+  static async start(url: string, adminToken: string, homes: string[], apps: number, sentOf: SentOf, order: SendOrder): Promise<AppWatch> {
+    const w = new AppWatch(sentOf, order);
     const ready: Array<Promise<unknown>> = [];
     apps = Math.min(apps, homes.length);
     for (let j = 0; j < apps; j++) {
@@ -137,6 +149,7 @@ export class AppWatch {
       reportsTwice: this.reportsTwice,
       gaps: this.gaps,
       repeats: this.repeats,
+      staleAfterNew: this.staleAfterNew,
       reloads: { ...this.reloads },
       homesReloaded: [...this.homes.values()].filter((h) => h.reloaded).length,
       missed: missed.missed,
@@ -151,7 +164,7 @@ export class AppWatch {
   }
 
   private watch(client: HubtierClient, home: string): Promise<unknown> {
-    const watch: HomeWatch = { last: null, reloaded: false, seen: new Map(), floor: new Map() };
+    const watch: HomeWatch = { last: null, reloaded: false, seen: new Map(), floor: new Map(), top: new Map() };
     this.homes.set(home, watch);
     const sub = client.subscribe(home, {
       onEvent: (evt) => this.onEvent(watch, evt),
@@ -186,5 +199,8 @@ export class AppWatch {
     if (!seen) watch.seen.set(key, (seen = new Set()));
     if (seen.has(n)) this.reportsTwice++;
     else seen.add(n);
+    const top = watch.top.get(key);
+    if (top === undefined || n > top) watch.top.set(key, n);
+    else if (n < top && this.order.stale(key, n, top)) this.staleAfterNew++;
   }
 }

@@ -13,8 +13,9 @@ import { request } from '../wire/admin.js';
 /**
  * `up`: takes hubs and requests. `stopping`: SIGTERM is on its way (taken out of rotation first,
  * as a load balancer does on readiness). `down`: no process. `starting`: a new process is booting.
+ * `frozen`: stopped (SIGSTOP) and out of rotation, as a failing readiness probe takes it out.
  */
-export type NodeState = 'starting' | 'up' | 'stopping' | 'down';
+export type NodeState = 'starting' | 'up' | 'stopping' | 'down' | 'frozen';
 
 export interface ChaosNode {
   readonly index: number;
@@ -113,6 +114,21 @@ export class ChaosCluster {
     clearTimeout(timer);
     node.state = 'down';
     return { pid, exitMs: performance.now() - t0, code, forced };
+  }
+
+  /** SIGSTOP: the process keeps its sockets and answers nothing (a long pause, a frozen VM). */
+  freeze(index: number): number {
+    const node = this.nodes[index]!;
+    node.state = 'frozen';
+    node.proc.child.kill('SIGSTOP');
+    return node.proc.pid;
+  }
+
+  /** SIGCONT: the frozen process goes on where it stopped, and back into rotation. */
+  thaw(index: number): void {
+    const node = this.nodes[index]!;
+    node.proc.child.kill('SIGCONT');
+    node.state = 'up';
   }
 
   /** Starts a new process on the node's port; resolves when /readyz answers 200 (state `up`). */

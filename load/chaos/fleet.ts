@@ -5,6 +5,7 @@ import { HubClient, HubClientError } from '../wire/hub-client.js';
 import { ChaosHub, commit, deviceId, deviceKey, phaseOf } from './chaos-hub.js';
 import type { ChaosCluster, ChaosNode } from './cluster.js';
 import { bump, counts, newLedger, type Ledger } from './ledger.js';
+import { SendOrder } from './send-order.js';
 import { readCounters, verifyShadow } from './shadow-check.js';
 import type { Random } from './random.js';
 
@@ -57,6 +58,8 @@ export class HubFleet {
     /** hubs that stopped reconnecting after MAX_CONNECT_ATTEMPTS */
     gaveUp: 0,
   };
+  /** when each counter value was sent and resent (the apps' check of old values after new ones) */
+  readonly order = new SendOrder();
   private stopping = false;
   private ticker: NodeJS.Timeout | null = null;
   private trigger: { pid: number; maxAgeMs: number; resolve: (fresh: boolean) => void } | null = null;
@@ -194,6 +197,18 @@ export class HubFleet {
     return n;
   }
 
+  /**
+   * Drops, from the hub's side, the sockets of hubs on process `pid` whose oldest report has gone
+   * unacknowledged for `silenceMs`, as firmware gives up on a silent server; each reconnects to
+   * another node. Returns how many.
+   */
+  abandonSilent(pid: number, silenceMs: number): number {
+    const before = performance.now() - silenceMs;
+    const silent = this.hubs.filter((h) => h.pid === pid && online(h) && h.pending.length > 0 && h.pending[0]!.at < before);
+    for (const hub of silent) void hub.client.terminate();
+    return silent.length;
+  }
+
   ledger(pid: number): Ledger {
     let l = this.byPid.get(pid);
     if (!l) this.byPid.set(pid, (l = newLedger()));
@@ -238,7 +253,7 @@ export class HubFleet {
     while (!this.hubs.every(idle) && Date.now() < until) {
       if (Date.now() - nudged > 2_000) {
         nudged = Date.now();
-        for (const h of this.hubs) if (h.phase === 'running' && h.client.unackedCount > 0) h.client.resendUnacked();
+        for (const h of this.hubs) if (h.phase === 'running' && h.client.unackedCount > 0) this.resend(h, 0);
       }
       await sleep(50);
     }
@@ -273,6 +288,7 @@ export class HubFleet {
       hub.nextDev = (dev + 1) % this.opts.devices;
       const n = ++hub.sent[dev]!;
       void hub.client.report({ [deviceId(dev)]: { n } });
+      this.order.sent(deviceKey(hub.id, deviceId(dev)), n);
       hub.pending.push({ seq: hub.client.seq, dev, n, at: performance.now() });
       this.stats.reportsSent++;
       hub.nextReportAt = Math.max(hub.nextReportAt + this.opts.reportMs, now - this.opts.reportMs);
@@ -372,7 +388,7 @@ export class HubFleet {
       }
       hub.ended = null;
     }
-    hub.client.resendUnacked(welcomeS + 1);
+    this.resend(hub, welcomeS + 1);
     hub.phase = 'running';
     if (!hub.announced) {
       hub.announced = true;
@@ -380,6 +396,12 @@ export class HubFleet {
       void hub.client.devices({ f: true, j });
       hub.pending.push({ seq: hub.client.seq, dev: -1, n: 0, at: performance.now() });
     }
+  }
+
+  /** Sends again the hub's unacknowledged frames from sequence number `from` on, and notes their values' sends. */
+  private resend(hub: ChaosHub, from: number): void {
+    if (hub.client.resendUnacked(from) === 0) return;
+    for (const p of hub.pending) if (p.seq >= from && p.dev >= 0) this.order.resent(deviceKey(hub.id, deviceId(p.dev)), p.n);
   }
 
   /** The hub's shadow checked against what it saw acknowledged, read through a node other than its own when there is one. */

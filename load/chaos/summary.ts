@@ -10,8 +10,11 @@ export const STALL_MS = 5_000;
 export interface EventReport {
   /** `kill 1/3`, `rolling 2/3` */
   name: string;
-  /** a node's kill -9 or SIGTERM, or a kill -9 (`nats`, `redis`) or SIGSTOP (`-hang`) of the cluster's nats-server or redis-server */
-  kind: 'kill' | 'rolling' | 'nats' | 'redis' | 'nats-hang' | 'redis-hang';
+  /**
+   * a node's kill -9 or SIGTERM, or SIGSTOP and SIGCONT (`freeze`); a kill -9 (`nats`, `redis`) or
+   * SIGSTOP (`-hang`) of the cluster's nats-server or redis-server
+   */
+  kind: 'kill' | 'rolling' | 'freeze' | 'nats' | 'redis' | 'nats-hang' | 'redis-hang';
   node: string;
   pid: number;
   /** seconds since the traffic started */
@@ -131,6 +134,7 @@ export function failuresOf(r: Omit<RunReport, 'failures' | 'pass'>): string[] {
   const a = r.apps;
   if (a) {
     if (a.gaps > 0 || a.repeats > 0) out.push(`apps were handed events out of order: ${a.gaps} gaps, ${a.repeats} repeats`);
+    if (a.staleAfterNew > 0) out.push(`apps were handed ${a.staleAfterNew} old values after newer ones (a session the hub had left publishing late)`);
     if (a.missed > 0) out.push(`${a.missed} acknowledged reports on ${a.devicesWithMiss} devices never reached an app`);
     if (sum(a.refused) > 0) out.push(`app subscriptions refused: ${fmtCounts(a.refused)}`);
     // a reload is expected only where the history's continuity is lost: an embedded node's kill -9
@@ -192,7 +196,7 @@ export function formatReport(r: RunReport): string {
     `commands without a definitive answer: to a killed process ${sum(c.undefinedToKilled)} (expected: ${fmtCounts(c.undefinedToKilled)}); ` +
       `to a draining process ${sum(c.undefinedToStopped)} (${fmtCounts(c.undefinedToStopped)}); to live processes ${sum(c.undefinedOther)} (${fmtCounts(c.undefinedOther)})`,
     r.apps
-      ? `apps: ${r.apps.apps} clients on ${r.apps.homes} homes, ${r.apps.delivered} events delivered with a position, ${r.apps.unpositioned} without; gaps ${r.apps.gaps}, repeats ${r.apps.repeats}; reports delivered twice (at least once) ${r.apps.reportsTwice}; ` +
+      ? `apps: ${r.apps.apps} clients on ${r.apps.homes} homes, ${r.apps.delivered} events delivered with a position, ${r.apps.unpositioned} without; gaps ${r.apps.gaps}, repeats ${r.apps.repeats}, old values after new ${r.apps.staleAfterNew}; reports delivered twice (at least once) ${r.apps.reportsTwice}; ` +
         `acknowledged reports never delivered ${r.apps.missed}; reloads: ${fmtCounts(r.apps.reloads)} (${r.apps.homesReloaded} homes); refused: ${fmtCounts(r.apps.refused)}; ` +
         `connections through the balancer by node: ${fmtCounts(r.apps.connectionsByNode)}`
       : 'apps: none (--apps 0)',

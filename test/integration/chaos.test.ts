@@ -55,7 +55,7 @@ function expectExercised(report: RunReport, faults: number): void {
   expect(report.end).toMatchObject({ notIdle: 0, stalled: 0, checked: HUBS, lost: 0 });
   expect(report.totals.reportsSent).toBeGreaterThan(HUBS * 4);
   expect(report.commands.ok).toBeGreaterThan(0);
-  expect(report.apps).toMatchObject({ apps: 6, homes: HUBS / 10, gaps: 0, repeats: 0, missed: 0 });
+  expect(report.apps).toMatchObject({ apps: 6, homes: HUBS / 10, gaps: 0, repeats: 0, staleAfterNew: 0, missed: 0 });
   expect(report.apps!.delivered).toBeGreaterThan(report.totals.reportsSent / 2);
 }
 
@@ -72,11 +72,15 @@ describe('chaos (real node processes killed and restarted under traffic)', () =>
     expect(report.events.map((e) => e.appReloads)).toEqual([HUBS / 10, HUBS / 10, 0]);
   }, 300_000);
 
-  it('cluster mode: loses nothing through a kill -9, a rolling restart, kills and hangs of the nats-server and the redis-server, and apps recover every event without a reload', async () => {
+  it('cluster mode: loses nothing through a kill -9, a rolling restart, kills and hangs of the nats-server and the redis-server and a frozen node, and apps recover every event without a reload or an old value after a new one', async () => {
     const report = await chaos('cluster', 'all', 1);
-    expectExercised(report, 8);
-    expect(report.events.map((e) => e.kind)).toEqual(['kill', 'rolling', 'rolling', 'rolling', 'nats', 'redis', 'nats-hang', 'redis-hang']);
-    expect(report.events.map((e) => e.appReloads)).toEqual([0, 0, 0, 0, 0, 0, 0, 0]);
+    expectExercised(report, 9);
+    expect(report.events.map((e) => e.kind)).toEqual(['kill', 'rolling', 'rolling', 'rolling', 'nats', 'redis', 'nats-hang', 'redis-hang', 'freeze']);
+    expect(report.events.map((e) => e.appReloads)).toEqual([0, 0, 0, 0, 0, 0, 0, 0, 0]);
+    // the frozen node's hubs gave up on it and were checked on their next session
+    const freeze = report.events.at(-1)!;
+    expect(freeze.ledger.sessionsEnded).toBeGreaterThan(0);
+    expect(freeze.ledger.checked).toBeGreaterThanOrEqual(freeze.ledger.sessionsEnded - freeze.blipped);
     expect(report.apps!.reloads).toEqual({});
     // the apps came back through the balancer after their nodes went, on other nodes too, and recovered there
     const connections = Object.values(report.apps!.connectionsByNode);
