@@ -6,6 +6,19 @@
  */
 export const CLOCK_ORIGIN = Date.now();
 
+/**
+ * ms since the process started on a monotonic clock, a small integer (for 24 days), as
+ * `sinceOrigin` keeps them: what intervals are measured on (idle checks, frame and connect
+ * budgets, timer deadlines, cache ages). The wall clock can step (an NTP correction, a VM
+ * resumed); measured on it, a step forward closed every hub of a node as silent at once and a step
+ * back stalled every timer and refused every new hub until the clock had caught up.
+ */
+export function monotonicMs(): number {
+  const t = Math.floor(performance.now());
+  const small = t | 0;
+  return small === t ? small : t;
+}
+
 /** `ms` (since 1970, as Date.now() gives it) as ms since CLOCK_ORIGIN. */
 export function sinceOrigin(ms: number): number {
   const t = ms - CLOCK_ORIGIN;

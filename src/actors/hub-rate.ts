@@ -29,7 +29,7 @@ interface Violations {
  * The fields live on the hub session itself (a node holds one budget per hub, and an object of its
  * own would cost each 40 bytes more); `admit` is the gate. Every field is kept a small integer:
  * tokens in thousandths, a refill of `ms × ratePerSec` thousandths exact; times as the session
- * gives them, ms since CLOCK_ORIGIN.
+ * gives them, on the monotonic clock (`monotonicMs`).
  */
 export interface RateBudget {
   /** thousandths of a token */

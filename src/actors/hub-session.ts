@@ -13,7 +13,7 @@ import type { Logger } from '../log/logger.js';
 import { decodeValue, encode, encodeBus, errorFrameFor, isPlainObject } from '../protocol/codec.js';
 import { tracing } from '../trace/tracing.js';
 import { Actor, type ActorSystem } from './actor.js';
-import { sinceOrigin } from './clock.js';
+import { monotonicMs } from './clock.js';
 import { outageRetryMs } from './outage-retry.js';
 import { HubCommands, reply } from './hub-commands.js';
 import type { HubLink, HubMessage, HubSessionDeps, SessionState } from './hub-deps.js';
@@ -47,14 +47,14 @@ export class HubSession extends Actor<HubMessage> implements TimerTarget, BusLis
   private readonly reports: HubReports;
   /** made on the first command: most sessions of a node never get one */
   private commands: HubCommands | null = null;
-  /** ms since CLOCK_ORIGIN of the hub's last frame or ping */
-  private lastSeen = sinceOrigin(Date.now());
+  /** when the hub's last frame or ping came (`monotonicMs`) */
+  private lastSeen = monotonicMs();
   private timer: TimerHandle | null;
   private subscription: BusSubscription | null = null;
   /** who waits for the session to be closed and released; CLOSED once it is */
   private waiters: Array<() => void> | null = null;
-  /** when the socket was accepted (ms since CLOCK_ORIGIN); why this side closed it (null: the hub or the network did) */
-  private readonly since = sinceOrigin(Date.now());
+  /** when the socket was accepted (`monotonicMs`); why this side closed it (null: the hub or the network did) */
+  private readonly since = monotonicMs();
   private closeReason: string | null = null;
   /** the frame budget (hub-rate.ts), filled in the constructor: fields here, not an object per hub */
   rateTokens = 0;
@@ -89,12 +89,12 @@ export class HubSession extends Actor<HubMessage> implements TimerTarget, BusLis
 
   /** Activity that is not a frame (a WebSocket ping): keeps the session from the idle timeout. */
   touch(): void {
-    this.lastSeen = sinceOrigin(Date.now());
+    this.lastSeen = monotonicMs();
   }
 
   /** Entry point of the gateway for every decoded frame: rate limit, then the mailbox. */
   receiveFrame(frame: HubToServerFrame): void {
-    const now = (this.lastSeen = sinceOrigin(Date.now()));
+    const now = (this.lastSeen = monotonicMs());
     const verdict = admit(this, frame, now, this.deps);
     if (verdict === 'pass') this.tell(tracing === null ? { type: 'frame', frame } : { type: 'frame', frame, queued: performance.now() });
     else if (verdict === 'close') this.closeWith(CloseCode.rateLimited, 'rate_limited');
@@ -318,7 +318,7 @@ export class HubSession extends Actor<HubMessage> implements TimerTarget, BusLis
       if (this.state === 'connecting') this.closeWith(CloseCode.helloTimeout, 'hello_timeout');
     } else if (tag === IDLE_TIMER) {
       this.timer = null;
-      const silent = sinceOrigin(Date.now()) - this.lastSeen;
+      const silent = monotonicMs() - this.lastSeen;
       if (this.state !== 'online') return;
       if (silent >= this.deps.idleMs) this.closeWith(CloseCode.heartbeatTimeout, 'heartbeat_timeout');
       else {
@@ -388,7 +388,7 @@ export class HubSession extends Actor<HubMessage> implements TimerTarget, BusLis
     this.deps.metrics?.sessionClosed(String(code));
     // `online: false`: closed before its welcome (hello timeout, refused hello, lost race)
     const reason = this.closeReason ?? (code === 1000 ? 'hub_closed' : 'connection_lost');
-    this.deps.system.log.info({ hubId: this.hubId, homeId: this.homeId, code, reason, durationMs: sinceOrigin(Date.now()) - this.since, online: wasOnline }, 'hub session closed');
+    this.deps.system.log.info({ hubId: this.hubId, homeId: this.homeId, code, reason, durationMs: monotonicMs() - this.since, online: wasOnline }, 'hub session closed');
     if (wasOnline) {
       // no `offline` for a hub online elsewhere: a session taken over without hearing so (its
       // socket closed after the hub's new session began) would tell apps and rules it went away

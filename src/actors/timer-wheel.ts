@@ -1,4 +1,4 @@
-import { CLOCK_ORIGIN, sinceOrigin } from './clock.js';
+import { monotonicMs } from './clock.js';
 import { outsideSpans } from '../trace/active-span.js';
 import { tracing } from '../trace/tracing.js';
 
@@ -17,19 +17,13 @@ export interface TimerTarget {
 export class TimerHandle {
   /** null once fired or cancelled */
   target: TimerTarget | null;
-  /** the deadline in ms since CLOCK_ORIGIN: a small integer, where ms since 1970 would be a heap number per handle */
-  readonly at: number;
   constructor(
     target: TimerTarget,
     readonly tag: number,
-    deadline: number,
+    /** on the wheel's clock: by default `monotonicMs`, a small integer where ms since 1970 would be a heap number per handle */
+    readonly deadline: number,
   ) {
     this.target = target;
-    this.at = sinceOrigin(deadline);
-  }
-  /** ms since 1970, on the wheel's clock */
-  get deadline(): number {
-    return this.at + CLOCK_ORIGIN;
   }
   get active(): boolean {
     return this.target !== null;
@@ -41,7 +35,7 @@ export interface TimerWheelOptions {
   tickMs?: number;
   /** @default 1024: slots; timers further out than slots × tickMs wait for later laps */
   slots?: number;
-  /** clock, replaceable in tests */
+  /** @default monotonicMs: a step of the wall clock neither fires every timer nor stalls them; replaceable in tests */
   now?: () => number;
   onError?: (err: unknown) => void;
 }
@@ -66,7 +60,7 @@ export class TimerWheel {
     if ((slots & (slots - 1)) !== 0) throw new RangeError('slots must be a power of two');
     this.mask = slots - 1;
     this.buckets = Array.from({ length: slots }, () => []);
-    this.now = options.now ?? Date.now;
+    this.now = options.now ?? monotonicMs;
     this.onError = options.onError ?? ((err) => queueMicrotask(() => { throw err; }));
     this.cursor = Math.floor(this.now() / this.tickMs);
   }
@@ -150,7 +144,6 @@ export class TimerWheel {
 
   private fireBucket(bucket: TimerHandle[], now: number): void {
     if (bucket.length === 0) return;
-    const at = sinceOrigin(now);
     const closes = this.closes;
     let keep = 0;
     // bucket.length is read each lap: handles a callback pushes here are sorted too
@@ -158,7 +151,7 @@ export class TimerWheel {
       const h = bucket[i]!;
       const t = h.target;
       if (t === null) continue; // cancelled: drop lazily
-      if (h.at > at) {
+      if (h.deadline > now) {
         bucket[keep++] = h; // a later lap
         continue;
       }

@@ -208,7 +208,7 @@ export class HubtierClient {
   }
 
   private opened(): void {
-    this.openedAt = this.lastHeard = Date.now();
+    this.openedAt = this.lastHeard = performance.now();
     this.pinging = false;
     this.armKeepalive(this.keepaliveMs);
     this.setState({ state: 'open' });
@@ -219,7 +219,7 @@ export class HubtierClient {
   /** The socket closed (or never opened) and the client is not closing: try again after a delay. */
   private lost(code: number, reason: string, unauthorized: boolean): void {
     if (this.closing) return this.ended(code, reason);
-    if (this.openedAt !== null && Date.now() - this.openedAt >= this.stableAfterMs) this.failures = 0;
+    if (this.openedAt !== null && performance.now() - this.openedAt >= this.stableAfterMs) this.failures = 0;
     this.openedAt = null;
     this.armKeepalive(0);
     this.requests.dropped(() => ClientError.local('session_closed', `the connection closed (${code}) before the answer`));
@@ -250,7 +250,7 @@ export class HubtierClient {
   private checkAlive(): void {
     const ws = this.socket;
     if (ws === null || !this.isOpen()) return;
-    const silent = Date.now() - this.lastHeard;
+    const silent = performance.now() - this.lastHeard;
     if (silent < this.keepaliveMs) return this.armKeepalive(this.keepaliveMs - silent);
     if (!this.pinging) {
       this.pinging = true;
@@ -268,7 +268,7 @@ export class HubtierClient {
   }
 
   private received(data: unknown): void {
-    this.lastHeard = Date.now();
+    this.lastHeard = performance.now();
     if (this.pinging) {
       // the link answered: the next silence is counted from now
       this.pinging = false;

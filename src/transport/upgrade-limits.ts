@@ -1,3 +1,4 @@
+import { monotonicMs } from '../actors/clock.js';
 import type { MemoryReading } from './cgroup-memory.js';
 
 /** Handshakes refused `busy` since start, by which limit refused them. */
@@ -50,7 +51,8 @@ export class UpgradeLimits {
 
   constructor(
     private readonly options: UpgradeLimitOptions,
-    private readonly now: () => number = Date.now,
+    /** @default monotonicMs: on the wall clock, a step back refused every hub until it caught up */
+    private readonly now: () => number = monotonicMs,
   ) {
     this.tokens = options.ratePerSec;
     this.tokensAt = now();

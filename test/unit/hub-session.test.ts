@@ -62,9 +62,9 @@ afterEach(() => {
   vi.useRealTimers();
 });
 
-/** The clock of the session (Date.now) and of its timer wheel (setInterval), under the test's control; setImmediate stays real. */
+/** The clocks of the session (performance.now; Date.now for timestamps) and of its timer wheel (setTimeout), under the test's control; setImmediate stays real. */
 function fakeClock(): void {
-  vi.useFakeTimers({ toFake: ['Date', 'setInterval', 'clearInterval', 'setTimeout', 'clearTimeout'], now: 1_700_000_000_000 });
+  vi.useFakeTimers({ toFake: ['Date', 'performance', 'setInterval', 'clearInterval', 'setTimeout', 'clearTimeout'], now: 1_700_000_000_000 });
 }
 
 function setup(overrides: Partial<HubSessionDeps> = {}, directory: Directory = new MemoryDirectory()) {
@@ -196,6 +196,24 @@ describe('HubSession', () => {
     await vi.advanceTimersByTimeAsync(150); // past the idle check at 200 ms (and a tick of the wheel)
     await settle();
     expect(link.closed).toEqual({ code: 4000, reason: 'session_taken_over' });
+  });
+
+  it('measures silence on the monotonic clock: a step of the wall clock forward closes nothing, one back keeps no silent hub', async () => {
+    fakeClock();
+    const { link, frame } = setup({ idleMs: 200 });
+    frame({ t: 1, v: 1, b: 'boot' });
+    await settle();
+    expect(link.frames[0]?.t).toBe(2); // welcome; the idle check is due at 200 ms
+    await vi.advanceTimersByTimeAsync(100);
+    frame({ t: 3 }); // a heartbeat at 100 ms
+    vi.setSystemTime(Date.now() + 3_600_000); // NTP steps the wall clock an hour forward
+    await vi.advanceTimersByTimeAsync(150);
+    await settle();
+    expect(link.closed).toBeNull(); // silent 100 ms at the check, not an hour
+    vi.setSystemTime(Date.now() - 7_200_000); // and two hours back
+    await vi.advanceTimersByTimeAsync(400);
+    await settle();
+    expect(link.closed).toEqual({ code: 4001, reason: 'heartbeat_timeout' });
   });
 
   it('acknowledges a duplicate of the last accepted sequence number without applying or publishing it again', async () => {

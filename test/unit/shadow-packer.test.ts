@@ -102,7 +102,7 @@ describe('ShadowPacker', () => {
   });
 
   it('sweeps on the timer wheel while anything is unpacked, and stops waking it once all is packed', () => {
-    vi.useFakeTimers({ toFake: ['Date', 'setTimeout', 'clearTimeout', 'setInterval', 'clearInterval'], now: 1_700_000_000_000 });
+    vi.useFakeTimers({ toFake: ['Date', 'performance', 'setTimeout', 'clearTimeout', 'setInterval', 'clearInterval'], now: 1_700_000_000_000 });
     const p = packer(1_000);
     const cache = new Cache();
     p.use(cache);

@@ -1,8 +1,8 @@
-import { sinceOrigin } from '../../actors/clock.js';
+import { monotonicMs } from '../../actors/clock.js';
 import { labelsOf, type HubInfo, type HubLabels, type HubPage, type HubPatch, type HubQuery, type HubRecord, type HubRegistry } from './hub-registry.js';
 
 /**
- * A record as read at `at` (ms since CLOCK_ORIGIN: a small integer, not a heap number per hub), its
+ * A record as read at `at` (`monotonicMs`: a small integer, not a heap number per hub), its
  * fields on the entry itself and without secrets (the node would otherwise hold every hub's sealed
  * secret, ~100 B each, for commands that never read it); `homeId` undefined: no such hub.
  * One object a cached hub: a spread copy of the record beside the entry cost 40 B more, V8 giving
@@ -68,7 +68,8 @@ export class CachingHubRegistry implements HubRegistry {
     private readonly staleMs = 600_000,
     /** @default 100_000: entries kept; the oldest go first */
     private readonly maxEntries = 100_000,
-    private readonly now: () => number = Date.now,
+    /** @default monotonicMs: on the wall clock, a step back kept a disabled hub's entry valid until it caught up */
+    private readonly now: () => number = monotonicMs,
   ) {}
 
   get inTurn(): boolean {
@@ -82,13 +83,13 @@ export class CachingHubRegistry implements HubRegistry {
 
   async get(hubId: string): Promise<HubRecord | null> {
     const record = await this.inner.get(hubId);
-    this.keep(hubId, record, sinceOrigin(this.now()));
+    this.keep(hubId, record, this.now());
     return record;
   }
 
   async lookup(hubId: string): Promise<HubInfo | null> {
     const hit = this.entries.get(hubId);
-    const now = sinceOrigin(this.now());
+    const now = this.now();
     // unknown ids are re-checked sooner: a hub provisioned on another node shows up within a second
     const ttl = hit?.homeId === undefined ? Math.min(1_000, this.ttlMs) : this.ttlMs;
     if (hit && now - hit.at < ttl) return hit.info();

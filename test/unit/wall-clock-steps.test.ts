@@ -1,0 +1,64 @@
+/**
+ * Intervals are measured on the monotonic clock: a step of the wall clock (an NTP correction, a
+ * VM resumed) neither fires every timer of a node at once nor stalls them, nor refuses new hubs
+ * or keeps a cached hub record until the wall clock has caught up. Date and performance are both
+ * faked; `vi.setSystemTime` steps Date alone, as such a step does.
+ */
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { TimerWheel } from '../../src/actors/timer-wheel.js';
+import { CachingHubRegistry } from '../../src/ports/hub-registry/hub-registry-cache.js';
+import { MemoryHubRegistry } from '../../src/ports/hub-registry/hub-registry-memory.js';
+import { UpgradeLimits } from '../../src/transport/upgrade-limits.js';
+
+const HOUR = 3_600_000;
+const stepWallClock = (ms: number) => vi.setSystemTime(Date.now() + ms);
+
+beforeEach(() => {
+  vi.useFakeTimers({ toFake: ['Date', 'performance', 'setTimeout', 'clearTimeout'], now: 1_700_000_000_000 });
+});
+afterEach(() => vi.useRealTimers());
+
+describe('a step of the wall clock', () => {
+  it('forward: the timer wheel fires only what is due on the monotonic clock', () => {
+    const wheel = new TimerWheel();
+    const fired: string[] = [];
+    wheel.schedule(10, { onTimer: () => fired.push('soon') });
+    wheel.schedule(1_000, { onTimer: () => fired.push('later') });
+    stepWallClock(HOUR);
+    vi.advanceTimersByTime(30);
+    expect(fired).toEqual(['soon']);
+    vi.advanceTimersByTime(1_000);
+    expect(fired).toEqual(['soon', 'later']);
+    wheel.close();
+  });
+
+  it('back: the timer wheel still fires on time', () => {
+    const wheel = new TimerWheel();
+    const fired: string[] = [];
+    wheel.schedule(100, { onTimer: () => fired.push('due') });
+    stepWallClock(-HOUR);
+    vi.advanceTimersByTime(150);
+    expect(fired).toEqual(['due']);
+    wheel.close();
+  });
+
+  it('back: the connect budget refills as time passes', () => {
+    const limits = new UpgradeLimits({ maxSockets: 1_000, maxPending: 1_000, ratePerSec: 5 });
+    for (let i = 0; i < 5; i++) expect(limits.tryStart()).toBeNull();
+    expect(limits.tryStart()).toBe('rate');
+    stepWallClock(-HOUR);
+    vi.advanceTimersByTime(1_000);
+    expect(limits.tryStart()).toBeNull();
+  });
+
+  it('back: a cached hub record still expires after its ttl (a disabled hub is refused in time)', async () => {
+    const inner = new MemoryHubRegistry();
+    await inner.create({ hubId: 'h1', homeId: 'home', model: undefined, secret: 's', enabled: true, createdAt: 1 });
+    const cache = new CachingHubRegistry(inner, 30_000);
+    expect((await cache.lookup('h1'))?.enabled).toBe(true);
+    await inner.setEnabled('h1', false);
+    stepWallClock(-HOUR);
+    vi.advanceTimersByTime(31_000);
+    expect((await cache.lookup('h1'))?.enabled).toBe(false);
+  });
+});
