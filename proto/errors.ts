@@ -39,6 +39,7 @@ export const ErrorCodes = {
   // 5xx: server
   internal: { code: 500, temporary: true, http: 500, text: 'unexpected server error' },
   draining: { code: 501, temporary: true, http: 503, text: 'the node is shutting down' },
+  unavailable: { code: 502, temporary: true, http: 503, text: 'a backend the node needs (its store or bus) is unreachable or not answering' },
 } as const satisfies Record<string, { code: number; temporary: boolean; http: number; text: string }>;
 
 export type ErrorCode = keyof typeof ErrorCodes;

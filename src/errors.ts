@@ -56,8 +56,28 @@ export class CommandError extends TierError {
   }
 }
 
-/** Wraps anything thrown into a TierError, keeping the cause. */
+/** Socket errors that say a backend is away, not that the request was wrong. */
+const UNREACHABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN']);
+/** What ioredis says of a Redis it cannot reach (offline queue off, no retries) or that does not answer. */
+const UNREACHABLE_MESSAGE = /^(Connection is closed|Command timed out|Stream isn't writeable)/;
+
+/**
+ * Whether `err` (or an error it was caused by) says a backend is unreachable or not answering:
+ * a TierError `unavailable`, a socket error, ioredis' own. Such a failure is `unavailable` (503),
+ * not `internal` (500): an operator sees an outage apart from a bug.
+ */
+export function isUnreachable(err: unknown): boolean {
+  let e: unknown = err;
+  for (let depth = 0; e instanceof Error && depth < 5; depth++, e = e.cause) {
+    if (e instanceof TierError && e.code === 'unavailable') return true;
+    const code = (e as { code?: unknown }).code;
+    if (e.name === 'MaxRetriesPerRequestError' || (typeof code === 'string' && UNREACHABLE_CODES.has(code)) || UNREACHABLE_MESSAGE.test(e.message)) return true;
+  }
+  return false;
+}
+
+/** Wraps anything thrown into a TierError, keeping the cause: `unavailable` when a backend is away, else `internal`. */
 export function asTierError(err: unknown): TierError {
-  if (err instanceof TierError) return err;
-  return new TierError('internal', undefined, { cause: err });
+  if (err instanceof TierError && (err.code !== 'internal' || !isUnreachable(err.cause))) return err;
+  return new TierError(isUnreachable(err) ? 'unavailable' : 'internal', undefined, { cause: err });
 }

@@ -2,7 +2,7 @@
 import { SignJWT } from 'jose';
 import WebSocket from 'ws';
 import type { ErrorCode } from '../../proto/errors.js';
-import { CLOSE_CODES, checkAppMessage, checkErrorBody, errorCodeOf, sameData, utf8Normalized } from './checks.js';
+import { CLOSE_CODES, checkAppMessage, checkErrorBody, errorCodeOf, sameData, serverFault, utf8Normalized } from './checks.js';
 import type { Harness } from './harness.js';
 import { HOSTILE_JSON_TEXTS, HOSTILE_STRINGS, deepJsonArray, isAttrs, isProtocolId, isStr, objectWithKeys } from './hostile.js';
 import { MpMap, MpRaw, pack, toHex, unpackStrict } from './msgpack.js';
@@ -278,7 +278,7 @@ export class AppFuzzer {
     const reply = received.find(isReply) as Record<string, unknown> | undefined;
     if (reply) {
       this.h.rec.counts.appReplies.inc(reply.op === 'ok' ? 'ok' : String(reply.code));
-      if (reply.op === 'err' && reply.code === 'internal') this.h.rec.violation({ invariant: 'no-internal-error', surface: 'app', klass: msg.klass, detail: `err internal: ${String(reply.msg)}`, input });
+      if (reply.op === 'err' && serverFault(reply.code)) this.h.rec.violation({ invariant: 'no-internal-error', surface: 'app', klass: msg.klass, detail: `err ${String(reply.code)}: ${String(reply.msg)}`, input });
       if (reply.op === 'ok' && msg.klass === 'sub') this.subscribed.add(String((reply.result as { home?: unknown } | undefined)?.home));
       if (reply.op === 'ok' && msg.klass === 'unsub') this.subscribed.delete(String(this.lastHome));
     }

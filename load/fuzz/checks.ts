@@ -129,3 +129,11 @@ export function sameData(a: unknown, b: unknown): boolean {
   }
   return true;
 }
+
+/**
+ * A code that says the server failed rather than the input: `internal` (a bug), or `unavailable`
+ * (a backend away, which no input of a run whose backends stay up may cause).
+ */
+export function serverFault(code: unknown): boolean {
+  return code === 'internal' || code === 'unavailable';
+}

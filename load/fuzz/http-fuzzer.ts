@@ -1,7 +1,7 @@
 // Over 400 lines: the request builder and the oracle of the API's rules are kept side by side, so a new case gets its expected answer.
 import { request } from 'node:http';
 import { SignJWT } from 'jose';
-import { checkErrorBody, errorCodeOf, sameData, utf8Normalized } from './checks.js';
+import { checkErrorBody, errorCodeOf, sameData, serverFault, utf8Normalized } from './checks.js';
 import type { Harness } from './harness.js';
 import {
   HOSTILE_JSON_TEXTS,
@@ -195,7 +195,7 @@ export class HttpFuzzer {
       const problem = checkErrorBody(status, text);
       if (problem) this.h.rec.violation({ invariant: 'error-body', surface: 'http', klass: req.klass, tag: req.tag, detail: `${where}: ${problem}`, input });
     }
-    if (status >= 500 && code === 'internal') this.h.rec.violation({ invariant: 'no-internal-error', surface: 'http', klass: req.klass, tag: req.tag, detail: `${where}: 500 internal: ${text.slice(0, 200)}`, input });
+    if (status >= 500 && serverFault(code)) this.h.rec.violation({ invariant: 'no-internal-error', surface: 'http', klass: req.klass, tag: req.tag, detail: `${where}: ${status} ${String(code)}: ${text.slice(0, 200)}`, input });
     if (req.expect && !req.expect.some((e) => e.status === status && (e.code === undefined || e.code === code))) {
       this.h.rec.violation({ invariant: 'http-oracle', surface: 'http', klass: req.klass, tag: req.tag, detail: `${where}: expected ${req.expect.map((e) => `${e.status}${e.code ? ` ${e.code}` : ''}`).join(' or ')}, got ${status} ${code ?? text.slice(0, 80)}`, input });
     }

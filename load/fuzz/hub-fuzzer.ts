@@ -3,7 +3,7 @@ import { ErrorCodes } from '../../proto/errors.js';
 import { randomBytes } from 'node:crypto';
 import { signHub } from '../../src/index.js';
 import { signedHeaders } from '../wire/handshake.js';
-import { CLOSE_CODES, checkErrorBody, checkServerFrame, errorCodeOf } from './checks.js';
+import { CLOSE_CODES, checkErrorBody, checkServerFrame, errorCodeOf, serverFault } from './checks.js';
 import type { Harness } from './harness.js';
 import { HOSTILE_STRINGS, encodeSegment, isProtocolId } from './hostile.js';
 import { BARRIER, HubFrameGen, SEQ_LIMIT, type GenFrame, type Outcome, type Vectors } from './hub-frames.js';
@@ -218,9 +218,9 @@ class Slot {
       if (problem) rec.violation({ invariant: 'server-frame', surface: 'hub', klass: 'server-output', detail: problem, input: this.lastInput() });
       if (m.frame.t === 10) {
         rec.counts.hubErrorCodes.inc(String(m.frame.e));
-        if (m.frame.e === 'internal') rec.violation({ invariant: 'no-internal-error', surface: 'hub', klass: this.lastInput()?.klass ?? 'unknown', detail: `error frame internal: ${String(m.frame.msg)}`, input: this.lastInput() });
+        if (serverFault(m.frame.e)) rec.violation({ invariant: 'no-internal-error', surface: 'hub', klass: this.lastInput()?.klass ?? 'unknown', detail: `error frame ${String(m.frame.e)}: ${String(m.frame.msg)}`, input: this.lastInput() });
       }
-      if (m.frame.t === 12 && m.frame.e === 'internal') rec.violation({ invariant: 'no-internal-error', surface: 'hub', klass: this.lastInput()?.klass ?? 'unknown', detail: 'bye internal', input: this.lastInput() });
+      if (m.frame.t === 12 && serverFault(m.frame.e)) rec.violation({ invariant: 'no-internal-error', surface: 'hub', klass: this.lastInput()?.klass ?? 'unknown', detail: `bye ${String(m.frame.e)}`, input: this.lastInput() });
     };
   }
 
@@ -560,7 +560,7 @@ class Slot {
     this.h.rec.counts.hubUpgrades.inc(`${opened.status} ${code ?? '?'}`);
     const problem = checkErrorBody(opened.status, opened.body);
     if (problem) this.h.rec.violation({ invariant: 'error-body', surface: 'hub', klass: input.klass, detail: `upgrade refusal: ${problem}`, input });
-    else if (code === 'internal') this.h.rec.violation({ invariant: 'no-internal-error', surface: 'hub', klass: input.klass, detail: `upgrade refused with internal: ${opened.body.slice(0, 200)}`, input });
+    else if (serverFault(code)) this.h.rec.violation({ invariant: 'no-internal-error', surface: 'hub', klass: input.klass, detail: `upgrade refused with ${String(code)}: ${opened.body.slice(0, 200)}`, input });
     else if (code !== expect) this.h.rec.violation({ invariant: 'upgrade-oracle', surface: 'hub', klass: input.klass, detail: `expected ${expect}, got ${opened.status} ${code}`, input });
   }
 }

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { subjects } from '../../proto/subjects.js';
-import { TierError } from '../errors.js';
+import { asTierError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 import { encodeBus } from '../protocol/codec.js';
 import type { Bus } from '../ports/bus/bus.js';
@@ -23,7 +23,7 @@ export function actorOf(p: { kind: 'admin' } | { kind: 'user'; sub: string }): A
 
 /** The outcome a caller saw: `ok` or the error code it was answered with. */
 export function outcomeOf(err: unknown): string {
-  return err instanceof TierError ? err.code : 'internal';
+  return asTierError(err).code;
 }
 
 /**

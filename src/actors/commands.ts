@@ -2,7 +2,7 @@ import type { Attrs } from '../../proto/frames.js';
 import { subjects, type CommandRequest } from '../../proto/subjects.js';
 import { NoRespondersError, RequestTimeoutError, type Bus } from '../ports/bus/bus.js';
 import type { DeviceShadow } from '../ports/shadow-store/shadow-store.js';
-import { CommandError, TierError } from '../errors.js';
+import { asTierError, CommandError, isUnreachable, TierError } from '../errors.js';
 import { encodeBus } from '../protocol/codec.js';
 import { endSpan, SpanKind, traceparentOf, tracing, type Span } from '../trace/tracing.js';
 import { decodeCommandReply, encodeCommandRequest } from './command-wire.js';
@@ -42,7 +42,7 @@ export async function sendCommand(bus: Bus, hubId: string, deviceId: string, spe
     if (span) endSpan(span);
     return result;
   } catch (err) {
-    const code = err instanceof TierError ? err.code : 'internal';
+    const code = asTierError(err).code;
     metrics?.commandFinished(hubId, code, (performance.now() - started) / 1000);
     if (span) endSpan(span, code);
     throw err;
@@ -61,7 +61,7 @@ async function roundTrip(bus: Bus, hubId: string, deviceId: string, spec: Comman
   } catch (err) {
     if (err instanceof NoRespondersError) throw new CommandError('hub_offline', `hub ${hubId} is not connected`, { cause: err });
     if (err instanceof RequestTimeoutError) throw new CommandError('command_timeout', `hub ${hubId} did not answer within ${timeoutMs} ms`, { cause: err });
-    throw err instanceof TierError ? err : new CommandError('internal', 'command failed on the bus', { cause: err });
+    throw err instanceof TierError ? err : new CommandError(isUnreachable(err) ? 'unavailable' : 'internal', 'command failed on the bus', { cause: err });
   }
   const reply = decodeCommandReply(data);
   if (reply.ok) return reply.r;

@@ -8,7 +8,7 @@ import { hubVerbOf, subjects } from '../../proto/subjects.js';
 import type { BusListener, BusMessage, BusSubscription } from '../ports/bus/bus.js';
 import type { HubClaim } from '../ports/directory/directory.js';
 import { hubDelta } from '../ports/shadow-store/shadow-store.js';
-import type { TierError } from '../errors.js';
+import { asTierError, type TierError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 import { decodeValue, encode, encodeBus, errorFrameFor, isPlainObject } from '../protocol/codec.js';
 import { tracing } from '../trace/tracing.js';
@@ -196,9 +196,10 @@ export class HubSession extends Actor<HubMessage> implements TimerTarget, BusLis
       else this.log.warn({ err }, 'hub session could not open');
       if (claim !== undefined) this.giveBack(claim);
       this.epoch = 0;
-      this.sendError('internal', 'the server cannot open the session now, retry later');
-      this.send({ t: FrameType.reconnect, after: outageRetryMs(), e: 'internal' });
-      this.closeWith(CloseCode.internal, 'internal');
+      const code = asTierError(err).code === 'unavailable' ? 'unavailable' : 'internal';
+      this.sendError(code, 'the server cannot open the session now, retry later');
+      this.send({ t: FrameType.reconnect, after: outageRetryMs(), e: code });
+      this.closeWith(CloseCode.internal, code);
     }
   }
 

@@ -79,7 +79,7 @@ export class Fleet {
         results.push({ hubId: item.hubId, ok: true, secret: (await this.provision(item)).secret });
       } catch (err) {
         const e = asTierError(err);
-        if (e.code === 'internal') throw err; // the store failed: the caller learns which items were done from a retry
+        if (e.code === 'internal' || e.code === 'unavailable') throw err; // the store failed: the caller learns which items were done from a retry
         results.push({ hubId: item.hubId, ok: false, code: e.code, message: e.message });
       }
     }

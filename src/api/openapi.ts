@@ -163,9 +163,10 @@ export function openApiDocument(table: RouteTable, version: string, limits: Docu
           : 'script' in ok
           ? { description: ok.description, content: { 'text/javascript': { schema: { type: 'string' }, example: ok.script } } }
           : { description: ok.description, content: { 'application/json': { schema: components.use(ok.schema), examples: examplesOf(ok.schema) } } };
-      // every route with a path parameter or a body may refuse it; every guarded one the token
+      // every route with a path parameter or a body may refuse it; every guarded one the token, and
+      // meet a backend away (the token's revocations are in the store)
       const codes = new Set<ErrorCode>([
-        ...(op.open ? [] : (['unauthorized', 'forbidden'] as const)),
+        ...(op.open ? [] : (['unauthorized', 'forbidden', 'unavailable'] as const)),
         ...(names.length > 0 || op.request ? (['invalid_field'] as const) : []),
         ...(op.errors ?? []),
       ]);
@@ -226,7 +227,7 @@ export function openApiDocument(table: RouteTable, version: string, limits: Docu
       headers: {
         RequestId: { description: 'The request id: the caller\'s `x-request-id` when valid, otherwise the one the node generated', schema: REQUEST_ID_SCHEMA },
         RetryAfter: {
-          description: 'Seconds to wait before trying again: 1–5, spread, when a backend the node needs is away (`500 internal`); 1 for `503` (busy, draining, a session closing)',
+          description: 'Seconds to wait before trying again: 1–5, spread, when a backend the node needs is away (`503 unavailable`, or a `500 internal` it could not tell from one); 1 for another `503` (busy, draining, a session closing)',
           schema: { type: 'integer', minimum: 1, maximum: 5 },
         },
       },

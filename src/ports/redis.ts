@@ -81,7 +81,7 @@ export async function connectRedis(url: string, options: RedisClientOptions): Pr
     await client.connect();
   } catch (err) {
     client.disconnect();
-    throw new TierError('internal', `redis at ${where} is unreachable: ${(err as Error).message}`, { cause: err });
+    throw new TierError('unavailable', `redis at ${where} is unreachable: ${(err as Error).message}`, { cause: err });
   }
   return client;
 }

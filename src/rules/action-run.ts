@@ -17,7 +17,7 @@ import { performance } from 'node:perf_hooks';
 import type { Attrs } from '../../proto/frames.js';
 import type { CommandSender, CommandSpec } from '../actors/commands.js';
 import type { TimerHandle, TimerTarget, TimerWheel } from '../actors/timer-wheel.js';
-import { TierError } from '../errors.js';
+import { asTierError, TierError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 import type { AuditTrail, AuditWhat } from '../actors/audit-trail.js';
 import type { PendingRun, PendingRuns } from '../ports/pending-runs/pending-runs.js';
@@ -193,7 +193,7 @@ export class ActionRun implements TimerTarget, Run {
       if (this.#deleted) return;
       if (error === undefined) deps.stats.of(rule).actionsRun++;
       else {
-        this.#failure ??= error instanceof TierError ? error.code : 'internal';
+        this.#failure ??= asTierError(error).code;
         deps.stats.error(rule, deps.now(), `actions[${index}] (${a.type}): ${error instanceof Error ? error.message : String(error)}`);
         deps.log.warn({ ruleId: rule.id, err: error }, 'rules: action failed');
       }
@@ -282,7 +282,7 @@ export async function runSceneCommands(deps: Pick<ActionDeps, 'scope' | 'runComm
       const c = scene.commands[i]!;
       if (s.status === 'fulfilled') return { hub: c.hub, device: c.device, ok: true, result: s.value };
       const err = s.reason as unknown;
-      return { hub: c.hub, device: c.device, ok: false, code: err instanceof TierError ? err.code : 'internal', message: err instanceof Error ? err.message : String(err) };
+      return { hub: c.hub, device: c.device, ok: false, code: asTierError(err).code, message: err instanceof Error ? err.message : String(err) };
     }),
   };
 }

@@ -200,9 +200,13 @@ export function errorReply(err: TierError): HttpReply {
   const body: Record<string, unknown> = { ok: false, code: err.code, num: e.code, temporary: e.temporary, message: err.message };
   if (err.field !== undefined) body.field = err.field;
   if (err instanceof CommandError && err.hubCode !== undefined) body.hubCode = err.hubCode;
-  // a temporary 500 is a backend the node needs away (NATS, Redis, its store): callers come back
-  // spread over 1–5 s, as hubs do; a 503 (busy, draining, a session closing) after a second
-  if (e.temporary && (e.http === 500 || e.http === 503)) return { status: e.http, body, headers: { 'retry-after': String(e.http === 500 ? Math.ceil(outageRetryMs() / 1000) : 1) } };
+  // a backend the node needs away (`unavailable`, or an `internal` it could not tell from one):
+  // callers come back spread over 1–5 s, as hubs do; another 503 (busy, draining, a session
+  // closing) after a second
+  if (e.temporary && (e.http === 500 || e.http === 503)) {
+    const outage = err.code === 'unavailable' || e.http === 500;
+    return { status: e.http, body, headers: { 'retry-after': String(outage ? Math.ceil(outageRetryMs() / 1000) : 1) } };
+  }
   return { status: e.http, body };
 }
 

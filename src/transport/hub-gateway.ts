@@ -347,7 +347,7 @@ export function mountHubGateway(app: TemplatedApp, deps: HubGatewayDeps): void {
 
   function noteRefusal(err: unknown, remote: string | undefined, hubId: string | undefined): TierError {
     const e = asTierError(err);
-    if (e.code === 'internal') failures.write('admission', { err }, 'hub admission failed');
+    if (e.code === 'internal' || e.code === 'unavailable') failures.write('admission', { err }, 'hub admission failed');
     metrics?.upgradeRefused(e.code);
     // sampled per source: a flood of bad handshakes cannot fill the disk
     refusals.info(remote ?? 'aborted', { code: e.code, remote, hubId }, 'hub handshake refused');

@@ -122,9 +122,9 @@ describe('NatsBus', () => {
     // the test's, and the server comes back only after this)
     // (BusUnavailableError: how the node's commands know to try a session held here, src/actors/local-commands.ts)
     const refused = b.request(`${p}.a`, enc('?'), BEYOND_TEST_MS);
-    await expect(refused).rejects.toMatchObject({ code: 'internal', temporary: true });
+    await expect(refused).rejects.toMatchObject({ code: 'unavailable', temporary: true });
     await expect(refused).rejects.toBeInstanceOf(BusUnavailableError);
-    await expect(b.flush()).rejects.toMatchObject({ code: 'internal' });
+    await expect(b.flush()).rejects.toMatchObject({ code: 'unavailable' });
 
     await nats.restart();
     await until('reconnected', () => b.connected);

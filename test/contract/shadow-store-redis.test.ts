@@ -179,7 +179,7 @@ describe('RedisShadowStore during a Redis outage', () => {
     expect(s.pendingWrites).toBe(3);
     // this process still answers with its own writes; flush cannot succeed and says so in time
     expect((await s.loadCursor(hub))).toEqual({ boot: 'b1', seq: 6 });
-    await expect(s.flush()).rejects.toMatchObject({ code: 'internal' });
+    await expect(s.flush()).rejects.toMatchObject({ code: 'unavailable' });
     expect(s.pendingWrites).toBe(3);
     // a read-modify-write cannot be durable now: it fails at once instead of hanging (Redis comes
     // back only after this, and the client's command timeout is beyond the test's)

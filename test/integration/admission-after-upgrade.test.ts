@@ -45,7 +45,7 @@ beforeAll(async () => {
       await new Promise((resolve) => setImmediate(resolve));
       return answer();
     };
-    Object.assign(registry, { inTurn: false, get: (hubId: string) => later(() => (registryAway ? Promise.reject(new Error('connect ECONNREFUSED 127.0.0.1:6379')) : get(hubId))) });
+    Object.assign(registry, { inTurn: false, get: (hubId: string) => later(() => (registryAway ? Promise.reject(new Error("Stream isn't writeable and enableOfflineQueue options is false")) : get(hubId))) });
     Object.assign(nonces, { inTurn: false, claim: (key: string, ttlMs: number) => later(() => claim(key, ttlMs)) });
     return ports;
   });
@@ -152,12 +152,12 @@ it('refuses a replayed handshake as nonce_reused, and the hub client reports tha
   await first.closed;
 });
 
-it('tells the hub to come back later when the registry is away: error internal, reconnect after 1–5 s, bye, close 1011', async () => {
+it('tells the hub to come back later when the registry is away: error unavailable, reconnect after 1–5 s, bye, close 1011', async () => {
   registryAway = true;
   try {
     const s = await openSocket(hubAuthHeaderMap(hubCredentials('au-1', SECRET)));
-    expect(await s.closed).toEqual({ code: 1011, reason: 'internal' });
-    expect(s.frames).toMatchObject([{ t: FrameType.error, e: 'internal', tmp: true }, { t: FrameType.reconnect, e: 'internal' }, { t: FrameType.bye, e: 'internal' }]);
+    expect(await s.closed).toEqual({ code: 1011, reason: 'unavailable' });
+    expect(s.frames).toMatchObject([{ t: FrameType.error, e: 'unavailable', tmp: true }, { t: FrameType.reconnect, e: 'unavailable' }, { t: FrameType.bye, e: 'unavailable' }]);
     const after = (s.frames[1] as { after: number }).after;
     expect(after).toBeGreaterThanOrEqual(1_000);
     expect(after).toBeLessThanOrEqual(5_000);

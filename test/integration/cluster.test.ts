@@ -231,14 +231,14 @@ describe('cluster mode: three nodes, one NATS, one Redis (real processes)', { ti
     app.ws.close();
   });
 
-  it('takes commands for the hubs a node holds while NATS is down; a node not holding the hub answers 500 internal', async ({ signal }) => {
+  it('takes commands for the hubs a node holds while NATS is down; a node not holding the hub answers 503 unavailable', async ({ signal }) => {
     const hub = await hubOn(nodes.a, 'c-nats-down');
     await nats.stop();
     try {
       // the nodes see the bus down once its socket closes; each try is a step, not a deadline
       await eventually(signal, 'a command through the node holding the hub, NATS down', async () => ((await cmd(nodes.a, 'c-nats-down')).status === 200 ? true : undefined));
       const elsewhere = await cmd(nodes.b, 'c-nats-down');
-      expect(elsewhere).toMatchObject({ status: 500, body: { code: 'internal', temporary: true } });
+      expect(elsewhere).toMatchObject({ status: 503, body: { code: 'unavailable', temporary: true } });
       expect(hub.connected).toBe(true);
     } finally {
       await nats.restart();

@@ -5,16 +5,18 @@ import { errorReply } from '../../src/transport/http.js';
 
 /** The HTTP answer of an error: the code's status and body, and when a temporary 500 or 503 may be tried again. */
 describe('errorReply', () => {
-  it('tells a caller of a temporary 500 (a backend away) to come back in 1 to 5 s, spread', () => {
-    const waits = new Set<string>();
-    for (let i = 0; i < 200; i++) {
-      const reply = errorReply(new TierError('internal', 'command failed on the bus'));
-      expect(reply.status).toBe(500);
-      waits.add(reply.headers!['retry-after']!);
+  it('tells a caller of a backend away (503 unavailable, or a temporary 500) to come back in 1 to 5 s, spread', () => {
+    for (const [code, status] of [['unavailable', 503], ['internal', 500]] as const) {
+      const waits = new Set<string>();
+      for (let i = 0; i < 200; i++) {
+        const reply = errorReply(new TierError(code, 'command failed on the bus'));
+        expect(reply.status).toBe(status);
+        waits.add(reply.headers!['retry-after']!);
+      }
+      expect([...waits].every((w) => /^[1-5]$/.test(w)), code).toBe(true);
+      // spread, so that every caller of a node that met the same outage does not come back at once
+      expect(waits.size, code).toBeGreaterThan(1);
     }
-    expect([...waits].every((w) => /^[1-5]$/.test(w))).toBe(true);
-    // spread, so that every caller of a node that met the same outage does not come back at once
-    expect(waits.size).toBeGreaterThan(1);
   });
 
   it('tells a caller of a 503 (busy, draining, a session closing) to come back in a second', () => {

@@ -422,14 +422,17 @@ describe('HubSession', () => {
     ]);
   });
 
-  it('refuses the session with a temporary internal error when the directory is unreachable', async () => {
-    const directory = new MemoryDirectory();
-    directory.claim = () => Promise.reject(new Error('ECONNREFUSED'));
-    const { link, frame } = setup({}, directory);
-    frame({ t: 1, v: 1, b: 'boot' });
-    await settle();
-    expect(link.frames[0]).toMatchObject({ t: 10, e: 'internal', tmp: true });
-    expect(link.closed).toEqual({ code: 1011, reason: 'internal' });
+  it('refuses the session with a temporary error when the directory is unreachable: unavailable, or internal when the failure says nothing of a backend', async () => {
+    for (const [err, code] of [[Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:6379'), { code: 'ECONNREFUSED' }), 'unavailable'], [new Error('a bug'), 'internal']] as const) {
+      const directory = new MemoryDirectory();
+      directory.claim = () => Promise.reject(err);
+      const { link, frame } = setup({}, directory);
+      frame({ t: 1, v: 1, b: 'boot' });
+      await settle();
+      expect(link.frames[0]).toMatchObject({ t: 10, e: code, tmp: true });
+      expect(link.frames[1]).toMatchObject({ t: 11, e: code });
+      expect(link.closed).toEqual({ code: 1011, reason: code });
+    }
   });
 
   it('logs sessions that cannot open through the node-wide sampled log: a backend away fails them all alike', async () => {

@@ -108,7 +108,7 @@ export class NatsBus implements Bus {
         waitOnFirstConnect: false,
       });
     } catch (err) {
-      throw new TierError('internal', `nats at ${servers.join(',')} is unreachable: ${(err as Error).message}`, { cause: err });
+      throw new TierError('unavailable', `nats at ${servers.join(',')} is unreachable: ${(err as Error).message}`, { cause: err });
     }
     options.log.info({ server: nc.getServer() }, 'nats connected');
     return new NatsBus(nc, options.log, options.drainTimeoutMs ?? 5_000, options.observe);
@@ -125,7 +125,7 @@ export class NatsBus implements Bus {
 
   /** One round trip to the server (ms), for self-diagnosis; rejects while disconnected or closed. */
   async rtt(): Promise<number> {
-    if (this.state !== 'connected') throw new TierError('internal', `bus ${this.state}: no round trip`);
+    if (this.state !== 'connected') throw new TierError('unavailable', `bus ${this.state}: no round trip`);
     return this.nc.rtt();
   }
 
@@ -183,7 +183,7 @@ export class NatsBus implements Bus {
   /** A round trip to the server: what was published (and subscribed) before has reached it. */
   async flush(): Promise<void> {
     if (this.isClosed()) return;
-    if (this.state === 'reconnecting') throw new TierError('internal', 'bus disconnected: cannot flush');
+    if (this.state === 'reconnecting') throw new TierError('unavailable', 'bus disconnected: cannot flush');
     await this.nc.flush();
   }
 

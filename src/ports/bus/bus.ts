@@ -134,6 +134,6 @@ export function publishTokenEnds(subject: string, ends: number[]): number {
 export class BusUnavailableError extends TierError {
   override name = 'BusUnavailableError';
   constructor(subject: string) {
-    super('internal', `bus disconnected: cannot request ${subject}`);
+    super('unavailable', `bus disconnected: cannot request ${subject}`);
   }
 }

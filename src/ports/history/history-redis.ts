@@ -211,7 +211,7 @@ export class RedisEventHistory implements EventHistory {
         const back = Date.now();
         if (back - sent < CLOCK_READING_MS) this.clockOffset = Math.round((r[0] as number) - (sent + back) / 2);
         if (r.length === 1) {
-          const late = new TierError('internal', `history append reached redis ${back - sent} ms after it was sent: not stored`);
+          const late = new TierError('unavailable', `history append reached redis ${back - sent} ms after it was sent: not stored`);
           part.forEach(([, queue]) => queue.forEach((p) => p.reject(late)));
           return;
         }

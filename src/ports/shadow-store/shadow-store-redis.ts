@@ -266,7 +266,7 @@ export class RedisShadowStore implements ShadowStore {
       else {
         const left = deadline - Date.now();
         if (left <= 0) {
-          throw new TierError('internal', `${this.pendingWrites} shadow writes not durable after ${this.flushTimeoutMs} ms: redis unreachable`);
+          throw new TierError('unavailable', `${this.pendingWrites} shadow writes not durable after ${this.flushTimeoutMs} ms: redis unreachable`);
         }
         await this.nextSettle(left);
       }
