@@ -114,7 +114,8 @@ export class RulesEngine {
     const track = (p: Promise<unknown>) => this.#track(p);
     const scope = (this.#scope = new HomeScope(deps.stateOf.bind(deps), deps.homeOfHub?.bind(deps)));
     const push = deps.push.bind(deps);
-    const guard = (this.#guard = new RunGuard({ stats, metrics, log, push, track, suspendMs: deps.suspendMs ?? 600_000 }));
+    // runs measured on a monotonic clock, unless the caller gave its own (tests drive both with one)
+    const guard = (this.#guard = new RunGuard({ stats, metrics, log, push, track, suspendMs: deps.suspendMs ?? 600_000, ...(deps.now === undefined ? {} : { clock: deps.now }) }));
     this.#actions = {
       scope,
       getScene: store.getScene.bind(store),

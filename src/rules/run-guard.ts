@@ -9,8 +9,12 @@
  *   a delay), so "on, wait 5 min, off" keeps the light on until 5 min after the last trigger.
  *
  * Kept per rule id for the node's life (a home forgotten while idle keeps its rules' suspension);
- * `forget` drops a deleted rule.
+ * `forget` drops a deleted rule. Cooldowns, loop windows and suspensions are measured on the
+ * guard's `clock` (monotonic): a step of the wall clock back would otherwise keep a rule in its
+ * cooldown, or count an hour of runs into its loop window, until the wall clock caught up. The
+ * `now` each call passes (the wall clock) is what the rule's status and statistics show.
  */
+import { monotonicMs } from '../actors/clock.js';
 import type { Logger } from '../log/logger.js';
 import type { PushNotification } from '../ports/push-queue/push-queue.js';
 import type { RuleMetricsSink, RuleStats } from './metrics.js';
@@ -35,13 +39,19 @@ export interface RunGuardDeps {
   track(p: Promise<unknown>): void;
   /** how long the loop guard suspends a rule (ms) */
   suspendMs: number;
+  /** @default monotonicMs: the clock runs are measured on */
+  clock?: () => number;
 }
 
 interface RuleRuntime {
-  /** start times of recent runs, oldest first (loop guard window) */
+  /** start times of recent runs on the guard's clock, oldest first (loop guard window) */
   runs: number[];
+  /** the last run on the wall clock (shown), and on the guard's clock (its cooldown) */
   lastRunAt: number | null;
+  lastRunTick: number;
+  /** the end of a suspension on the wall clock (shown), and on the guard's clock */
   suspendedUntil: number;
+  suspendedUntilTick: number;
   /** the rule version the suspension applies to */
   suspendedVersion: number;
   current: Run | null;
@@ -49,36 +59,41 @@ interface RuleRuntime {
 
 export class RunGuard {
   readonly #rules = new Map<string, RuleRuntime>();
+  readonly #clock: () => number;
 
-  constructor(private readonly deps: RunGuardDeps) {}
+  constructor(private readonly deps: RunGuardDeps) {
+    this.#clock = deps.clock ?? monotonicMs;
+  }
 
-  suspended(rule: Rule, now: number): boolean {
+  /** `_now`: the wall clock, unused (the guard measures on its own clock); kept so every call reads alike. */
+  suspended(rule: Rule, _now: number): boolean {
     const rt = this.#rules.get(rule.id);
-    return rt !== undefined && rt.suspendedVersion === rule.version && rt.suspendedUntil > now;
+    return rt !== undefined && suspendedNow(rt, rule, this.#clock());
   }
 
   /** Why a match would not run now (dry run), without recording anything. */
   blockedBy(rule: Rule, now: number): Array<'suspended' | 'cooldown'> {
     const out: Array<'suspended' | 'cooldown'> = [];
     if (this.suspended(rule, now)) out.push('suspended');
-    const last = this.#rules.get(rule.id)?.lastRunAt ?? null;
-    if (last !== null && rule.cooldownMs > 0 && now - last < rule.cooldownMs) out.push('cooldown');
+    const rt = this.#rules.get(rule.id);
+    if (rt !== undefined && coolingDown(rt, rule, this.#clock())) out.push('cooldown');
     return out;
   }
 
   /** Cooldown and loop guard for a match of `rule`: true when it may run now (and the run is recorded). */
   admit(homeId: string, rule: Rule, now: number): boolean {
     const rt = this.#runtime(rule.id);
-    if (rt.suspendedVersion === rule.version && rt.suspendedUntil > now) return false;
-    if (rule.cooldownMs > 0 && rt.lastRunAt !== null && now - rt.lastRunAt < rule.cooldownMs) return false;
-    const windowStart = now - rule.limit.windowMs;
+    const tick = this.#clock();
+    if (suspendedNow(rt, rule, tick) || coolingDown(rt, rule, tick)) return false;
+    const windowStart = tick - rule.limit.windowMs;
     while (rt.runs.length > 0 && rt.runs[0]! <= windowStart) rt.runs.shift();
     if (rt.runs.length >= rule.limit.maxRuns) {
-      this.#suspend(homeId, rule, rt, now);
+      this.#suspend(homeId, rule, rt, now, tick);
       return false;
     }
-    rt.runs.push(now);
+    rt.runs.push(tick);
     rt.lastRunAt = now;
+    rt.lastRunTick = tick;
     return true;
   }
 
@@ -128,32 +143,34 @@ export class RunGuard {
    * A rule of a home whose actor retired: forgotten unless a run of it is under way (or waits in a
    * delay), it is suspended, or its last run still counts for its cooldown or loop window.
    */
-  release(rule: Rule, now: number): void {
+  release(rule: Rule, _now: number): void {
     const rt = this.#rules.get(rule.id);
-    if (!rt || rt.current || rt.suspendedUntil > now) return;
-    if (rt.lastRunAt !== null && now - rt.lastRunAt < Math.max(rule.cooldownMs, rule.limit.windowMs)) return;
+    const tick = this.#clock();
+    if (!rt || rt.current || rt.suspendedUntilTick > tick) return;
+    if (rt.lastRunAt !== null && tick - rt.lastRunTick < Math.max(rule.cooldownMs, rule.limit.windowMs)) return;
     this.#rules.delete(rule.id);
   }
 
   /** For the rule's `status`: a suspension of this version, the last run, whether a run waits in a delay. */
-  status(ruleId: string, version: number, now: number): { suspendedUntil: number | null; lastRunAt: number | null; waiting: boolean } {
+  status(ruleId: string, version: number, _now: number): { suspendedUntil: number | null; lastRunAt: number | null; waiting: boolean } {
     const rt = this.#rules.get(ruleId);
-    const suspended = rt && rt.suspendedVersion === version && rt.suspendedUntil > now ? rt.suspendedUntil : null;
+    const suspended = rt && rt.suspendedVersion === version && rt.suspendedUntilTick > this.#clock() ? rt.suspendedUntil : null;
     return { suspendedUntil: suspended, lastRunAt: rt?.lastRunAt ?? null, waiting: rt?.current?.waiting ?? false };
   }
 
   #runtime(ruleId: string): RuleRuntime {
     let rt = this.#rules.get(ruleId);
     if (!rt) {
-      rt = { runs: [], lastRunAt: null, suspendedUntil: 0, suspendedVersion: -1, current: null };
+      rt = { runs: [], lastRunAt: null, lastRunTick: 0, suspendedUntil: 0, suspendedUntilTick: 0, suspendedVersion: -1, current: null };
       this.#rules.set(ruleId, rt);
     }
     return rt;
   }
 
-  #suspend(homeId: string, rule: Rule, rt: RuleRuntime, now: number): void {
+  #suspend(homeId: string, rule: Rule, rt: RuleRuntime, now: number, tick: number): void {
     const { suspendMs, stats, metrics, log } = this.deps;
     rt.suspendedUntil = now + suspendMs;
+    rt.suspendedUntilTick = tick + suspendMs;
     rt.suspendedVersion = rule.version;
     rt.runs = [];
     rt.current?.cancel();
@@ -173,4 +190,14 @@ export class RunGuard {
       .catch((err: unknown) => log.warn({ err, ruleId: rule.id }, 'rules: loop-guard report not queued'));
     this.deps.track(report);
   }
+}
+
+/** A suspension of this version of the rule, still running at `tick` (the guard's clock). */
+function suspendedNow(rt: RuleRuntime, rule: Rule, tick: number): boolean {
+  return rt.suspendedVersion === rule.version && rt.suspendedUntilTick > tick;
+}
+
+/** Within the rule's cooldown after its last run, at `tick` (the guard's clock). */
+function coolingDown(rt: RuleRuntime, rule: Rule, tick: number): boolean {
+  return rule.cooldownMs > 0 && rt.lastRunAt !== null && tick - rt.lastRunTick < rule.cooldownMs;
 }
