@@ -163,8 +163,8 @@ export function openApiDocument(table: RouteTable, version: string, limits: Docu
           : 'script' in ok
           ? { description: ok.description, content: { 'text/javascript': { schema: { type: 'string' }, example: ok.script } } }
           : { description: ok.description, content: { 'application/json': { schema: components.use(ok.schema), examples: examplesOf(ok.schema) } } };
-      // every route with a path parameter or a body may refuse it; every guarded one the token, and
-      // meet a backend away (the token's revocations are in the store)
+      // every route with a path parameter or a body may refuse it; every guarded one the token; and
+      // a guarded route reads or writes a backend, which may be away (`unavailable`)
       const codes = new Set<ErrorCode>([
         ...(op.open ? [] : (['unauthorized', 'forbidden', 'unavailable'] as const)),
         ...(names.length > 0 || op.request ? (['invalid_field'] as const) : []),

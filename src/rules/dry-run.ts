@@ -68,7 +68,7 @@ export async function dryRun(deps: DryRunDeps, homeId: string, ruleId: string, e
     else if (!scene.enabled) actions.push({ type: 'scene', scene: a.scene, commands: scene.commands, problem: 'scene is disabled' });
     else actions.push({ type: 'scene', scene: a.scene, commands: scene.commands });
   }
-  const blockedBy: string[] = [...(rule.enabled ? [] : ['disabled']), ...deps.guard.blockedBy(rule, now())];
+  const blockedBy: string[] = [...(rule.enabled ? [] : ['disabled']), ...deps.guard.blockedBy(rule)];
   const matched = o.triggered && o.passed;
   return {
     ruleId: rule.id,

@@ -193,7 +193,7 @@ export class RulesEngine {
 
   /** What this node knows of a rule's runs: its own counts since it started (see `statusOf`). */
   status(ruleId: string, version: number): RuleStatus {
-    return { ...this.#guard.status(ruleId, version, this.#now()), stats: this.stats.snapshot(ruleId) };
+    return { ...this.#guard.status(ruleId, version), stats: this.stats.snapshot(ruleId) };
   }
 
   /**

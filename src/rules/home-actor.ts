@@ -159,8 +159,7 @@ export class HomeActor extends Actor<HomeMessage> {
   #release(): void {
     const snap = this.#snap;
     if (!snap) return;
-    const now = this.deps.now();
-    for (const rule of snap.rules.values()) this.deps.guard.release(rule, now);
+    for (const rule of snap.rules.values()) this.deps.guard.release(rule);
     void this.deps.stats.release([...snap.rules.keys()]);
   }
 
@@ -236,10 +235,9 @@ export class HomeActor extends Actor<HomeMessage> {
     }
     if (candidates.size === 0) return;
     const { guard, stats, metrics } = this.deps;
-    const now = this.deps.now();
     const rules: Rule[] = [];
     for (const r of candidates.values()) {
-      if (guard.suspended(r, now)) {
+      if (guard.suspended(r)) {
         stats.of(r).suppressed++;
         metrics.outcome('suppressed');
       } else rules.push(r);

@@ -12,7 +12,7 @@
  * `forget` drops a deleted rule. Cooldowns, loop windows and suspensions are measured on the
  * guard's `clock` (monotonic): a step of the wall clock back would otherwise keep a rule in its
  * cooldown, or count an hour of runs into its loop window, until the wall clock caught up. The
- * `now` each call passes (the wall clock) is what the rule's status and statistics show.
+ * `now` a run is admitted at (the wall clock) is what the rule's status and statistics show.
  */
 import { monotonicMs } from '../actors/clock.js';
 import type { Logger } from '../log/logger.js';
@@ -65,16 +65,15 @@ export class RunGuard {
     this.#clock = deps.clock ?? monotonicMs;
   }
 
-  /** `_now`: the wall clock, unused (the guard measures on its own clock); kept so every call reads alike. */
-  suspended(rule: Rule, _now: number): boolean {
+  suspended(rule: Rule): boolean {
     const rt = this.#rules.get(rule.id);
     return rt !== undefined && suspendedNow(rt, rule, this.#clock());
   }
 
   /** Why a match would not run now (dry run), without recording anything. */
-  blockedBy(rule: Rule, now: number): Array<'suspended' | 'cooldown'> {
+  blockedBy(rule: Rule): Array<'suspended' | 'cooldown'> {
     const out: Array<'suspended' | 'cooldown'> = [];
-    if (this.suspended(rule, now)) out.push('suspended');
+    if (this.suspended(rule)) out.push('suspended');
     const rt = this.#rules.get(rule.id);
     if (rt !== undefined && coolingDown(rt, rule, this.#clock())) out.push('cooldown');
     return out;
@@ -143,7 +142,7 @@ export class RunGuard {
    * A rule of a home whose actor retired: forgotten unless a run of it is under way (or waits in a
    * delay), it is suspended, or its last run still counts for its cooldown or loop window.
    */
-  release(rule: Rule, _now: number): void {
+  release(rule: Rule): void {
     const rt = this.#rules.get(rule.id);
     const tick = this.#clock();
     if (!rt || rt.current || rt.suspendedUntilTick > tick) return;
@@ -152,7 +151,7 @@ export class RunGuard {
   }
 
   /** For the rule's `status`: a suspension of this version, the last run, whether a run waits in a delay. */
-  status(ruleId: string, version: number, _now: number): { suspendedUntil: number | null; lastRunAt: number | null; waiting: boolean } {
+  status(ruleId: string, version: number): { suspendedUntil: number | null; lastRunAt: number | null; waiting: boolean } {
     const rt = this.#rules.get(ruleId);
     const suspended = rt && rt.suspendedVersion === version && rt.suspendedUntilTick > this.#clock() ? rt.suspendedUntil : null;
     return { suspendedUntil: suspended, lastRunAt: rt?.lastRunAt ?? null, waiting: rt?.current?.waiting ?? false };

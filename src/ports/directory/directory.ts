@@ -11,7 +11,8 @@ export interface HubLocation {
 export interface HubClaim extends HubLocation {
   /**
    * true when the entry named an earlier session (on any node, alive or not): that session may
-   * never say `offline` (its release finds this claim), so a claim that fails to open must
+   * never say `offline` (its release finds this claim), so a session that fails to open after
+   * such a claim says it in its place
    */
   displaced: boolean;
 }
@@ -24,7 +25,7 @@ export interface HubClaim extends HubLocation {
  *   Redis floors them by its clock). Two racing claims get different epochs; the larger one wins
  *   and the other holder must close (it learns it from the takeover message or from `holds`
  *   returning false). A claim also marks `node` alive, as `refreshNode` does, and says whether it
-   displaced an entry (one left by a dead node counts: its session said nothing either).
+ *   displaced an entry (one left by a dead node counts: its session said nothing either).
  * - `release` removes the entry only if it still names that node and epoch (a late release of a
  *   taken-over session changes nothing). It resolves false when a later claim holds the entry:
  *   the session was taken over, whether or not it heard so (its hub is online elsewhere).
