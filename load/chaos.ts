@@ -38,8 +38,8 @@ hub comes back after its node died or drained, and at the end, its shadow must h
 acknowledged counter. Before each fault and at the end, no hub online may have a report
 unacknowledged for over ${STALL_MS / 1000} s (a node taking reports it never stores). Apps (the client
 library) subscribed to the homes must get every event once and in order, and every acknowledged
-report's event, across reconnects and recoveries, and never an old value after a newer one; a reload is expected only after a kill -9 of
-the embedded node. Every command must get a definitive answer (200, or a code of the table in
+report's event, across reconnects and recoveries, and never an old value after a newer one; a
+reload is expected only after a kill -9 of the embedded node. Every command must get a definitive answer (200, or a code of the table in
 proto/PROTOCOL.md with its HTTP status); only requests to a killed process may go unanswered.
 
 options:
