@@ -68,6 +68,12 @@ export interface HomeFeedsOptions {
   maxPending?: number;
   /** @default 2 (ms): a gap waits this long for the missing event, usually in flight from another node */
   gapWaitMs?: number;
+  /**
+   * @default [100, 200, 400, 800, 1_600, 3_200] (ms): while the history cannot be read (a Redis
+   * restart), a gap's fill is tried again after each of these waits before its subscribers are
+   * told to reload; live events may fill it meanwhile
+   */
+  historyRetryMs?: readonly number[];
   /** events one recovery may deliver; more: `too_old` */
   maxRecovery?: number;
   /** told how many sockets each published `evt` or `reload` reached (the node's app frame counter) */
@@ -90,6 +96,7 @@ export class HomeFeeds {
   private readonly history: EventHistory | undefined;
   private readonly maxPending: number;
   private readonly gapWaitMs: number;
+  private readonly historyRetryMs: readonly number[];
   private readonly maxRecovery: number;
   private readonly framesOut: ((op: 'evt' | 'reload', frames: number) => void) | undefined;
 
@@ -102,6 +109,7 @@ export class HomeFeeds {
     this.history = options.history;
     this.maxPending = options.maxPending ?? 1024;
     this.gapWaitMs = options.gapWaitMs ?? 2;
+    this.historyRetryMs = options.historyRetryMs ?? [100, 200, 400, 800, 1_600, 3_200];
     this.maxRecovery = options.maxRecovery ?? this.history?.retention.maxEvents ?? 0;
     this.framesOut = options.framesOut;
   }
@@ -304,6 +312,9 @@ export class HomeFeeds {
   /** Reads the gap between what was delivered and the first event held past it (or the highest seen). */
   private async fill(feed: Feed): Promise<void> {
     feed.filling = false;
+    // failed reads in a row: the history is away. Its gap is likely an event whose append reached
+    // Redis as it died (published without a position), which a read finds once it is back
+    let away = 0;
     while (!feed.closed && feed.state === 'ordered' && (feed.pending.size > 0 || feed.seen > feed.delivered)) {
       const until = feed.pending.size > 0 ? Math.min(...feed.pending.keys()) - 1 : feed.seen;
       if (until <= feed.delivered) {
@@ -315,6 +326,12 @@ export class HomeFeeds {
       const upTo = Math.min(until, feed.delivered + RECOVERY_PAGE);
       const read = await this.read(feed, feed.delivered, upTo, RECOVERY_PAGE);
       if (feed.closed || feed.epoch !== epoch) return;
+      if (read === null && away < this.historyRetryMs.length && feed.delivered < upTo) {
+        // unref'd: a node shutting down does not wait for it (the feed is closed by then)
+        await new Promise((resolve) => setTimeout(resolve, this.historyRetryMs[away++]).unref());
+        continue;
+      }
+      away = 0;
       const before = feed.delivered;
       if (read?.ok) this.deliverRead(feed, read.entries, read.epoch);
       // filled, by the read or by live events that came while it was out (another node's, late):

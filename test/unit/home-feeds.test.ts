@@ -98,7 +98,7 @@ describe('HomeFeeds', () => {
 const stateEvent = (home: string, n: number): AppEventMessage => ({ op: 'evt', kind: 'state', home, hub: 'h1', device: 'd1', attrs: { n }, version: n, ts: n });
 
 /** HomeFeeds with a memory history over a memory bus; `offsets` lists the offsets the home's topic got, in order. */
-function ordered(home: string, options: { maxRecovery?: number; maxPending?: number; jsonSubscribers?: number } = {}) {
+function ordered(home: string, options: { maxRecovery?: number; maxPending?: number; jsonSubscribers?: number; historyRetryMs?: number[] } = {}) {
   const wheel = new TimerWheel();
   wheels.push(wheel);
   const bus = new MemoryBus(wheel, createLogger('silent'));
@@ -183,6 +183,42 @@ describe('HomeFeeds with a history: order, gaps, and joining at a position', () 
     expect(published.map((p) => p.payload).filter((m) => (m as { op: string }).op === 'reload')).toEqual([]);
     expect(offsets()).toEqual([1, 2, 3]);
     expect(feeds.position('home-r')).toEqual({ epoch: expect.any(String), offset: 3 });
+  });
+
+  it('tries a gap\'s fill again while the history is away (a Redis restart), and fills it once it is back: no reload', async () => {
+    const { bus, history, feeds, subject, stored, published, offsets } = ordered('home-a', { historyRetryMs: [1, 1, 1, 1] });
+    feeds.acquire('home-a');
+    await feeds.catchUp('home-a', undefined, recordingSubscriber().sub);
+    let refused = 0;
+    const read = history.read.bind(history);
+    history.read = async (...args) => {
+      if (refused < 3) {
+        refused++;
+        throw new Error("Stream isn't writeable and enableOfflineQueue options is false");
+      }
+      return read(...args);
+    };
+    await stored(1); // appended as Redis died: published without a position, so no live event fills 1
+    bus.publish(subject, await stored(2));
+    await expect.poll(offsets, { timeout: 10_000 }).toEqual([1, 2]);
+    expect(refused).toBe(3);
+    expect(published.filter((p) => (p.payload as { op: string }).op === 'reload')).toEqual([]);
+  });
+
+  it('tells the topic to reload (unavailable) when the history stays away past its retries, and goes on after the gap', async () => {
+    const { bus, history, feeds, subject, stored, published, offsets } = ordered('home-u', { historyRetryMs: [1, 1] });
+    feeds.acquire('home-u');
+    await feeds.catchUp('home-u', undefined, recordingSubscriber().sub);
+    let reads = 0;
+    history.read = async () => {
+      reads++;
+      throw new Error('Connection is closed.');
+    };
+    await stored(1);
+    bus.publish(subject, await stored(2));
+    await expect.poll(offsets, { timeout: 10_000 }).toEqual([2]);
+    expect(reads).toBe(3); // the first read and two retries
+    expect(published.map((p) => p.payload).filter((m) => (m as { op: string }).op === 'reload')).toMatchObject([{ reason: 'unavailable' }]);
   });
 
   it('reads back events it could not hold past a gap, even when no later event comes', async () => {
