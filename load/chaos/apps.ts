@@ -14,9 +14,10 @@ import type { SendOrder } from './send-order.js';
  * - every acknowledged report reaches it: each device's counter values up to the last acknowledged
  *   all arrived by the end (`missed`, checked by `missedAcked`), from the last value the hub had
  *   sent when the app was last told to reload (what came before a reload may be gone with it);
- * - no old value after a new one: a device's counter value handed over after a larger one may be
- *   a report sent again (at least once), never one the hub last sent before it first sent the
- *   larger (`staleAfterNew`: a session the hub had left publishing late, see `SendOrder`).
+ * - no old value after a new one, among events with a position: a device's counter value handed
+ *   over after a larger one may be a report sent again (at least once), never one the hub last
+ *   sent before it first sent the larger (`staleAfterNew`: a session the hub had left publishing
+ *   late, see `SendOrder`). Events without a position are unordered by design (README).
  * Reloads are expected where the history's continuity is lost (the embedded node after a kill -9:
  * it published positions it may not have stored) and counted by reason.
  */
@@ -38,7 +39,7 @@ export interface AppsReport {
   gaps: number;
   /** a delivered position at or before the last one of the same epoch */
   repeats: number;
-  /** state events of a value the hub last sent before it first sent a larger one already delivered */
+  /** positioned state events of a value the hub last sent before it first sent a larger positioned one already delivered */
   staleAfterNew: number;
   /** reloads the apps were told to do, by reason */
   reloads: Record<string, number>;
@@ -199,6 +200,9 @@ export class AppWatch {
     if (!seen) watch.seen.set(key, (seen = new Set()));
     if (seen.has(n)) this.reportsTwice++;
     else seen.add(n);
+    // among events with a position: one without (the history could not take it) goes out live,
+    // unordered, and a gap's fill may hand over an older positioned event after it
+    if (!evt.pos) return;
     const top = watch.top.get(key);
     if (top === undefined || n > top) watch.top.set(key, n);
     else if (n < top && this.order.stale(key, n, top)) this.staleAfterNew++;
