@@ -5,6 +5,7 @@ import { outageRetryMs } from '../actors/outage-retry.js';
 import type { AccessLog } from '../log/access-log.js';
 import type { Logger } from '../log/logger.js';
 import { RequestIds } from '../log/request-id.js';
+import { failureLog } from '../log/sampler.js';
 import { inSpan } from '../trace/active-span.js';
 import { endSpan, SpanKind, tracing, type Span } from '../trace/tracing.js';
 import type { HttpRequest, HttpResponse, TemplatedApp } from './uws.js';
@@ -108,6 +109,8 @@ function mount(app: TemplatedApp, method: Method | 'head', pattern: string, hand
   const observe = opts.metrics?.route(httpMethod, pattern);
   const access = opts.access?.route(httpMethod, pattern);
   const ids = opts.access?.ids ?? (defaultIds ??= new RequestIds('node'));
+  // a backend away fails every request of the route alike: 10 lines per 10 s, then a count
+  const outages = failureLog(opts.log, 'http requests failed with a backend away, not logged', 'warn');
   app[method](pattern, (res: HttpResponse, req: HttpRequest) => {
     const started = performance.now();
     const requestId = ids.from(req.getHeader('x-request-id'));
@@ -158,8 +161,10 @@ function mount(app: TemplatedApp, method: Method | 'head', pattern: string, hand
       json: () => parseJson(body),
     };
     const failed = (err: unknown) => {
-      call.log.error({ err, url: call.url }, 'http handler failed');
-      answer(errorReply(asTierError(err)));
+      const e = asTierError(err);
+      if (e.code === 'unavailable') outages.write(httpMethod, { err, url: call.url, requestId }, 'http handler failed: a backend is away');
+      else call.log.error({ err, url: call.url }, 'http handler failed');
+      answer(errorReply(e));
     };
     // a sampled span is active for the handler and the answer: their lines carry its trace ids
     if (span === undefined) run(handler, call).then(answer, failed);

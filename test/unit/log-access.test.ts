@@ -105,6 +105,15 @@ describe('HTTP access log and request ids', () => {
     expect(lines).toEqual([]);
   });
 
+  it('logs requests that failed because a backend is away at most 10 times per route and window, and answers each 503 unavailable', async () => {
+    const { lines, log } = capture();
+    const call = mounted(PATTERN, () => Promise.reject(new Error("Stream isn't writeable and enableOfflineQueue options is false")), new AccessLog(log, 'n1', 0), log);
+    for (let i = 0; i < 30; i++) expect(await call(['h', 'd'])).toMatchObject({ status: 503, body: { code: 'unavailable' } });
+    const failures = lines.filter((l) => typeof l.msg === 'string' && l.msg.startsWith('http handler failed'));
+    expect(failures).toHaveLength(10);
+    expect(failures[0]).toMatchObject({ level: 40, msg: 'http handler failed: a backend is away' });
+  });
+
   it("gives the handler a logger with the request's id, for its own lines and for the failure line", async () => {
     const { lines, log } = capture();
     const fleetLog = log.child({ part: 'fleet' });
