@@ -41,6 +41,9 @@ const MAX_CONNECT_ATTEMPTS = 200;
 /** The hub's session runs and its socket is open. */
 const online = (h: ChaosHub) => h.phase === 'running' && h.client.connected;
 
+/** Online, with its oldest unacknowledged report sent before `before` (performance.now()). */
+const waiting = (h: ChaosHub, before: number) => online(h) && h.pending.length > 0 && h.pending[0]!.at < before;
+
 export class HubFleet {
   readonly hubs: ChaosHub[] = [];
   /** ledgers of ended sessions by the pid of the node process they were on */
@@ -178,7 +181,7 @@ export class HubFleet {
    */
   stalled(olderThanMs: number): number {
     const before = performance.now() - olderThanMs;
-    return this.hubs.filter((h) => online(h) && h.pending.length > 0 && h.pending[0]!.at < before).length;
+    return this.hubs.filter((h) => waiting(h, before)).length;
   }
 
   /**
@@ -204,7 +207,7 @@ export class HubFleet {
    */
   abandonSilent(pid: number, silenceMs: number): number {
     const before = performance.now() - silenceMs;
-    const silent = this.hubs.filter((h) => h.pid === pid && online(h) && h.pending.length > 0 && h.pending[0]!.at < before);
+    const silent = this.hubs.filter((h) => h.pid === pid && waiting(h, before));
     for (const hub of silent) void hub.client.terminate();
     return silent.length;
   }

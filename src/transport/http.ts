@@ -111,6 +111,7 @@ function mount(app: TemplatedApp, method: Method | 'head', pattern: string, hand
   const ids = opts.access?.ids ?? (defaultIds ??= new RequestIds('node'));
   // a backend away fails every request of the route alike: 10 lines per 10 s, then a count
   const outages = failureLog(opts.log, 'http requests failed with a backend away, not logged', 'warn');
+  const routeKey = `${httpMethod} ${pattern}`;
   app[method](pattern, (res: HttpResponse, req: HttpRequest) => {
     const started = performance.now();
     const requestId = ids.from(req.getHeader('x-request-id'));
@@ -162,7 +163,7 @@ function mount(app: TemplatedApp, method: Method | 'head', pattern: string, hand
     };
     const failed = (err: unknown) => {
       const e = asTierError(err);
-      if (e.code === 'unavailable') outages.write(httpMethod, { err, url: call.url, requestId }, 'http handler failed: a backend is away');
+      if (e.code === 'unavailable') outages.write(routeKey, { err, url: call.url, requestId }, 'http handler failed: a backend is away');
       else call.log.error({ err, url: call.url }, 'http handler failed');
       answer(errorReply(e));
     };

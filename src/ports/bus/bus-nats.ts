@@ -61,7 +61,7 @@ export interface NatsBusOptions {
  *   bus); after that the client reconnects forever and re-subscribes by itself. Messages published
  *   while disconnected are dropped and counted (`status().dropped`): the client would discard its
  *   outbound buffer at the next reconnect attempt anyway, and at most once allows it. A request made
- *   meanwhile fails at once with `BusUnavailableError` (a temporary `internal`). A server that
+ *   meanwhile fails at once with `BusUnavailableError` (a temporary `unavailable`). A server that
  *   stops answering is left after two pings without a pong (`pingIntervalMs`), as if it had gone.
  * - Handlers are called synchronously from the socket's data event; a throw is caught and logged.
  * - After `close()`, publish and respond are dropped silently (a session shutting down may still
