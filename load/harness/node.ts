@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { removeAtExit } from './exit-hooks.js';
 import { freePort } from './free-port.js';
 import { MEASURED_COMPILED_FLAGS, MEASURED_NODE_FLAGS } from './measured.js';
-import { start, type Proc, type ProcOptions } from './proc.js';
+import { ExitedError, start, type Proc, type ProcOptions } from './proc.js';
 
 export interface NodeOptions {
   /** environment on top of the defaults (LOG_LEVEL=warn, HOST=127.0.0.1): TIER_*, NATS_URL, NODE_ID… */
@@ -66,8 +66,23 @@ export interface NodeProc extends Proc {
  * times out first is killed and the start rejects (ExitedError carries its output).
  */
 export async function startNode(opts: NodeOptions = {}): Promise<NodeProc> {
-  const port = opts.port ?? (await freePort());
-  const adminPort = opts.adminPort ?? (await freePort());
+  // a free port may be taken between the check and the bind (another test's outgoing connection
+  // got it as its source port): ports chosen here are chosen again, a few times
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startNodeOn(opts, opts.port ?? (await freePort()), opts.adminPort ?? (await freePort()));
+    } catch (err) {
+      const taken = err instanceof ExitedError ? PORT_IN_USE.exec(err.output) : null;
+      const given = [opts.port, opts.adminPort];
+      if (attempt >= 3 || taken === null || given.includes(Number(taken[1]))) throw err;
+    }
+  }
+}
+
+/** What the node prints when it cannot bind its port or admin port (src/compose/server.ts). */
+const PORT_IN_USE = /cannot listen on [^\s]*:(\d+): the port is in use/;
+
+async function startNodeOn(opts: NodeOptions, port: number, adminPort: number): Promise<NodeProc> {
   const adminToken = opts.adminToken ?? `admin-${randomBytes(12).toString('hex')}`;
   const jwtSecret = opts.jwtSecret ?? `jwt-${randomBytes(16).toString('hex')}`;
   const measured = opts.measured ?? true;
