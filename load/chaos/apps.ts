@@ -17,7 +17,8 @@ import type { SendOrder } from './send-order.js';
  * - no old value after a new one, among events with a position: a device's counter value handed
  *   over after a larger one may be a report sent again (at least once), never one the hub last
  *   sent before it first sent the larger (`staleAfterNew`: a session the hub had left publishing
- *   late, see `SendOrder`). Events without a position are unordered by design (README).
+ *   late, see `SendOrder`). Events without a position are unordered by design (README);
+ * - an event handed over without a position is not handed over again with one (`placedAgain`).
  * Reloads are expected where the history's continuity is lost (the embedded node after a kill -9:
  * it published positions it may not have stored) and counted by reason.
  */
@@ -41,6 +42,11 @@ export interface AppsReport {
   repeats: number;
   /** positioned state events of a value the hub last sent before it first sent a larger positioned one already delivered */
   staleAfterNew: number;
+  /**
+   * state events handed over without a position and then again, the same event, with one (the
+   * history stored it as Redis died; the client library hands it over once)
+   */
+  placedAgain: number;
   /** reloads the apps were told to do, by reason */
   reloads: Record<string, number>;
   /** homes told to reload at least once */
@@ -64,7 +70,12 @@ interface HomeWatch {
   floor: Map<string, number>;
   /** the largest counter value delivered, by `deviceKey` */
   top: Map<string, number>;
+  /** state events delivered without a position, by `eventKey` */
+  unplaced: Set<string>;
 }
+
+/** A state event's identity: its device's version, with the value and time it carried. */
+const eventKey = (key: string, evt: { version: number; ts: number }, n: number) => `${key}#${evt.version}#${evt.ts}#${n}`;
 
 /** For a home, the counter value each of its devices was last sent, by `deviceKey`: a reload's floor. */
 export type SentOf = (home: string) => Map<string, number>;
@@ -78,6 +89,7 @@ export class AppWatch {
   private gaps = 0;
   private repeats = 0;
   private staleAfterNew = 0;
+  private placedAgain = 0;
   private readonly reloads = counts();
   private readonly refused = counts();
 
@@ -151,6 +163,7 @@ export class AppWatch {
       gaps: this.gaps,
       repeats: this.repeats,
       staleAfterNew: this.staleAfterNew,
+      placedAgain: this.placedAgain,
       reloads: { ...this.reloads },
       homesReloaded: [...this.homes.values()].filter((h) => h.reloaded).length,
       missed: missed.missed,
@@ -165,7 +178,7 @@ export class AppWatch {
   }
 
   private watch(client: HubtierClient, home: string): Promise<unknown> {
-    const watch: HomeWatch = { last: null, reloaded: false, seen: new Map(), floor: new Map(), top: new Map() };
+    const watch: HomeWatch = { last: null, reloaded: false, seen: new Map(), floor: new Map(), top: new Map(), unplaced: new Set() };
     this.homes.set(home, watch);
     const sub = client.subscribe(home, {
       onEvent: (evt) => this.onEvent(watch, evt),
@@ -202,7 +215,11 @@ export class AppWatch {
     else seen.add(n);
     // among events with a position: one without (the history could not take it) goes out live,
     // unordered, and a gap's fill may hand over an older positioned event after it
-    if (!evt.pos) return;
+    if (!evt.pos) {
+      watch.unplaced.add(eventKey(key, evt, n));
+      return;
+    }
+    if (watch.unplaced.size > 0 && watch.unplaced.has(eventKey(key, evt, n))) this.placedAgain++;
     const top = watch.top.get(key);
     if (top === undefined || n > top) watch.top.set(key, n);
     else if (n < top && this.order.stale(key, n, top)) this.staleAfterNew++;

@@ -135,6 +135,7 @@ export function failuresOf(r: Omit<RunReport, 'failures' | 'pass'>): string[] {
   if (a) {
     if (a.gaps > 0 || a.repeats > 0) out.push(`apps were handed events out of order: ${a.gaps} gaps, ${a.repeats} repeats`);
     if (a.staleAfterNew > 0) out.push(`apps were handed ${a.staleAfterNew} old values after newer ones (a session the hub had left publishing late)`);
+    if (a.placedAgain > 0) out.push(`apps were handed ${a.placedAgain} events again with a position after they had them without one`);
     if (a.missed > 0) out.push(`${a.missed} acknowledged reports on ${a.devicesWithMiss} devices never reached an app`);
     if (sum(a.refused) > 0) out.push(`app subscriptions refused: ${fmtCounts(a.refused)}`);
     // a reload is expected only where the history's continuity is lost: an embedded node's kill -9
@@ -196,7 +197,7 @@ export function formatReport(r: RunReport): string {
     `commands without a definitive answer: to a killed process ${sum(c.undefinedToKilled)} (expected: ${fmtCounts(c.undefinedToKilled)}); ` +
       `to a draining process ${sum(c.undefinedToStopped)} (${fmtCounts(c.undefinedToStopped)}); to live processes ${sum(c.undefinedOther)} (${fmtCounts(c.undefinedOther)})`,
     r.apps
-      ? `apps: ${r.apps.apps} clients on ${r.apps.homes} homes, ${r.apps.delivered} events delivered with a position, ${r.apps.unpositioned} without; gaps ${r.apps.gaps}, repeats ${r.apps.repeats}, old values after new ${r.apps.staleAfterNew}; reports delivered twice (at least once) ${r.apps.reportsTwice}; ` +
+      ? `apps: ${r.apps.apps} clients on ${r.apps.homes} homes, ${r.apps.delivered} events delivered with a position, ${r.apps.unpositioned} without; gaps ${r.apps.gaps}, repeats ${r.apps.repeats}, old values after new ${r.apps.staleAfterNew}, handed again with a position ${r.apps.placedAgain}; reports delivered twice (at least once) ${r.apps.reportsTwice}; ` +
         `acknowledged reports never delivered ${r.apps.missed}; reloads: ${fmtCounts(r.apps.reloads)} (${r.apps.homesReloaded} homes); refused: ${fmtCounts(r.apps.refused)}; ` +
         `connections through the balancer by node: ${fmtCounts(r.apps.connectionsByNode)}`
       : 'apps: none (--apps 0)',

@@ -2,6 +2,8 @@ import type { AppEventMessage, Position } from '../../proto/app.js';
 
 /** Events held back while a gap is open; beyond this the oldest are let go (recovery re-sends them). */
 const MAX_HELD = 1_000;
+/** Events delivered without a position remembered, by content, at most (the newest are kept). */
+const MAX_UNPLACED = 64;
 
 /**
  * Where an app is in one home's history: the position of the last event delivered, and the events
@@ -13,6 +15,12 @@ export class HomeCursor {
   pos: Position | null = null;
   /** events past a gap, ascending by offset, all of pos's epoch */
   private held: AppEventMessage[] = [];
+  /**
+   * events delivered without a position (the server's history could not store them), by content:
+   * one the history had stored after all comes again with its position, after newer ones, and is
+   * not delivered twice (it would put a device's older value over a newer one)
+   */
+  private unplaced: string[] = [];
 
   /** True while events are held: something between pos and them is missing. */
   get gapOpen(): boolean {
@@ -26,16 +34,20 @@ export class HomeCursor {
    */
   place(evt: AppEventMessage): AppEventMessage[] {
     const at = evt.pos;
-    if (at === undefined) return [evt];
+    if (at === undefined) {
+      this.unplaced.push(contentOf(evt));
+      if (this.unplaced.length > MAX_UNPLACED) this.unplaced.shift();
+      return [evt];
+    }
     if (this.pos === null) {
       this.pos = at;
-      return [evt, ...this.release()];
+      return [...this.fresh(evt), ...this.release()];
     }
     if (at.epoch !== this.pos.epoch) return [];
     if (at.offset <= this.pos.offset) return [];
     if (at.offset === this.pos.offset + 1) {
       this.pos = at;
-      return [evt, ...this.release()];
+      return [...this.fresh(evt), ...this.release()];
     }
     this.hold(evt);
     return [];
@@ -84,9 +96,24 @@ export class HomeCursor {
       const evt = this.held.shift()!;
       if (next.offset === this.pos.offset + 1) {
         this.pos = next;
-        out.push(evt);
+        out.push(...this.fresh(evt));
       }
     }
     return out;
   }
+
+  /** The event to deliver at its position: none if it was delivered before without one. */
+  private fresh(evt: AppEventMessage): AppEventMessage[] {
+    if (this.unplaced.length === 0) return [evt];
+    const i = this.unplaced.indexOf(contentOf(evt));
+    if (i < 0) return [evt];
+    this.unplaced.splice(i, 1);
+    return [];
+  }
+}
+
+/** An event without its position, as text: the same event with or without one gives the same. */
+function contentOf(evt: AppEventMessage): string {
+  const { pos: _pos, ...content } = evt;
+  return JSON.stringify(content);
 }

@@ -55,7 +55,7 @@ function expectExercised(report: RunReport, faults: number): void {
   expect(report.end).toMatchObject({ notIdle: 0, stalled: 0, checked: HUBS, lost: 0 });
   expect(report.totals.reportsSent).toBeGreaterThan(HUBS * 4);
   expect(report.commands.ok).toBeGreaterThan(0);
-  expect(report.apps).toMatchObject({ apps: 6, homes: HUBS / 10, gaps: 0, repeats: 0, staleAfterNew: 0, missed: 0 });
+  expect(report.apps).toMatchObject({ apps: 6, homes: HUBS / 10, gaps: 0, repeats: 0, staleAfterNew: 0, placedAgain: 0, missed: 0 });
   expect(report.apps!.delivered).toBeGreaterThan(report.totals.reportsSent / 2);
 }
 

@@ -2,6 +2,9 @@ import { describe, expect, it } from 'vitest';
 import type { AppEventMessage } from '../../proto/app.js';
 import { HomeCursor } from '../../src/client/cursor.js';
 import { backoffDelay, backoffOptions } from '../../src/client/backoff.js';
+import { appEventJson, withPosition } from '../../src/protocol/app-events.js';
+import { encodeBus } from '../../src/protocol/codec.js';
+import { encodeStateEvent } from '../../src/protocol/state-event.js';
 
 const evt = (offset: number | null, epoch = 'e1'): AppEventMessage => ({
   op: 'evt',
@@ -35,6 +38,59 @@ describe('HomeCursor: each event once, in offset order', () => {
     c.start({ epoch: 'e1', offset: 1 });
     expect(offsets(c.place(evt(null)))).toEqual([null]);
     expect(c.pos).toEqual({ epoch: 'e1', offset: 1 });
+  });
+
+  it('does not deliver again, at its position, an event it delivered without one', () => {
+    // the history stored an event as Redis died: it went out live without a position, newer ones
+    // followed, and a gap's fill hands it over again with its position once Redis is back
+    const state = (ts: number, offset: number | null): AppEventMessage => ({
+      op: 'evt',
+      kind: 'state',
+      home: 'h',
+      hub: 'hub',
+      device: 'd',
+      attrs: { on: ts % 2 === 0 },
+      version: ts,
+      ts,
+      ...(offset === null ? {} : { pos: { epoch: 'e1', offset } }),
+    });
+    const c = new HomeCursor();
+    c.start({ epoch: 'e1', offset: 1 });
+    const delivered = [state(1, null), state(2, null), state(3, null), state(1, 2), state(4, 3)].flatMap((e) => c.place(e));
+    expect(delivered.map((e) => [e.ts, e.pos?.offset ?? null])).toEqual([[1, null], [2, null], [3, null], [4, 3]]);
+    expect(c.pos).toEqual({ epoch: 'e1', offset: 3 });
+    // once only: the same content at a later position is another event
+    expect(offsets(c.place(state(1, 4)))).toEqual([4]);
+    // held past a gap, then released by the event that fills it
+    c.place(state(7, null));
+    expect(offsets(c.place(state(7, 6)))).toEqual([]);
+    expect(offsets(c.place(state(5, 5)))).toEqual([5]);
+    expect(c.pos).toEqual({ epoch: 'e1', offset: 6 });
+  });
+
+  it('knows the node\'s JSON of an event with its position for the same event as without one', () => {
+    // the content compared is what the node sends: its bus bytes, with `pos` put in or not
+    const sent: AppEventMessage[] = [
+      { op: 'evt', kind: 'state', home: 'h', hub: 'hub', device: 'd', attrs: { on: true, level: 0.25, name: 'x' }, version: 9, ts: 1_700_000_000_123 },
+      { op: 'evt', kind: 'event', home: 'h', hub: 'hub', device: 'd', event: 'press', params: { n: 2 }, ts: 1_700_000_000_124 },
+    ];
+    for (const event of sent) {
+      const bare = event.kind === 'state' ? encodeStateEvent(event) : encodeBus(event);
+      const c = new HomeCursor();
+      c.start({ epoch: 'e1', offset: 0 });
+      expect(c.place(JSON.parse(appEventJson(bare)))).toHaveLength(1);
+      expect(c.place(JSON.parse(appEventJson(withPosition(bare, { epoch: 'e1', offset: 1 }))))).toEqual([]);
+      expect(c.pos).toEqual({ epoch: 'e1', offset: 1 });
+    }
+  });
+
+  it('remembers the newest 64 events it delivered without a position', () => {
+    const c = new HomeCursor();
+    c.start({ epoch: 'e1', offset: 0 });
+    const at = (ts: number, offset: number | null): AppEventMessage => ({ ...evt(offset), ts });
+    for (let ts = 1; ts <= 65; ts++) c.place(at(ts, null));
+    expect(offsets(c.place(at(1, 1)))).toEqual([1]);
+    expect(offsets(c.place(at(2, 2)))).toEqual([]);
   });
 
   it('takes the first position it sees when it has none, and keeps the larger of it and a later start', () => {
