@@ -4,6 +4,11 @@ import type { AppEventMessage, Position } from '../../proto/app.js';
 const MAX_HELD = 1_000;
 /** Events delivered without a position remembered, by content, at most (the newest are kept). */
 const MAX_UNPLACED = 64;
+/**
+ * They are forgotten after this many events with a position: the one that comes again does so at
+ * the seam, among the first events with a position after the history is back.
+ */
+const UNPLACED_FOR = 1_000;
 
 /**
  * Where an app is in one home's history: the position of the last event delivered, and the events
@@ -21,6 +26,8 @@ export class HomeCursor {
    * not delivered twice (it would put a device's older value over a newer one)
    */
   private unplaced: string[] = [];
+  /** events with a position checked against `unplaced` since the last one was added */
+  private checked = 0;
 
   /** True while events are held: something between pos and them is missing. */
   get gapOpen(): boolean {
@@ -37,6 +44,7 @@ export class HomeCursor {
     if (at === undefined) {
       this.unplaced.push(contentOf(evt));
       if (this.unplaced.length > MAX_UNPLACED) this.unplaced.shift();
+      this.checked = 0;
       return [evt];
     }
     if (this.pos === null) {
@@ -105,6 +113,10 @@ export class HomeCursor {
   /** The event to deliver at its position: none if it was delivered before without one. */
   private fresh(evt: AppEventMessage): AppEventMessage[] {
     if (this.unplaced.length === 0) return [evt];
+    if (++this.checked > UNPLACED_FOR) {
+      this.unplaced = [];
+      return [evt];
+    }
     const i = this.unplaced.indexOf(contentOf(evt));
     if (i < 0) return [evt];
     this.unplaced.splice(i, 1);

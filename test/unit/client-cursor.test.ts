@@ -93,6 +93,19 @@ describe('HomeCursor: each event once, in offset order', () => {
     expect(offsets(c.place(at(2, 2)))).toEqual([]);
   });
 
+  it('forgets them after 1,000 events with a position', () => {
+    const c = new HomeCursor();
+    c.start({ epoch: 'e1', offset: 0 });
+    const at = (ts: number, offset: number | null): AppEventMessage => ({ ...evt(offset), ts });
+    c.place(at(-1, null));
+    c.place(at(-2, null));
+    for (let o = 1; o <= 999; o++) expect(offsets(c.place(at(o, o)))).toEqual([o]);
+    expect(offsets(c.place(at(-1, 1000)))).toEqual([]);
+    c.place(at(-3, null));
+    for (let o = 1001; o <= 2001; o++) c.place(at(o, o));
+    expect(offsets(c.place(at(-3, 2002)))).toEqual([2002]);
+  });
+
   it('takes the first position it sees when it has none, and keeps the larger of it and a later start', () => {
     const c = new HomeCursor();
     expect(offsets(c.place(evt(10)))).toEqual([10]);
