@@ -49,13 +49,13 @@ export class HomeCursor {
     }
     if (this.pos === null) {
       this.pos = at;
-      return [...this.fresh(evt), ...this.release()];
+      return this.fresh(evt) ? [evt, ...this.release()] : this.release();
     }
     if (at.epoch !== this.pos.epoch) return [];
     if (at.offset <= this.pos.offset) return [];
     if (at.offset === this.pos.offset + 1) {
       this.pos = at;
-      return [...this.fresh(evt), ...this.release()];
+      return this.fresh(evt) ? [evt, ...this.release()] : this.release();
     }
     this.hold(evt);
     return [];
@@ -104,23 +104,23 @@ export class HomeCursor {
       const evt = this.held.shift()!;
       if (next.offset === this.pos.offset + 1) {
         this.pos = next;
-        out.push(...this.fresh(evt));
+        if (this.fresh(evt)) out.push(evt);
       }
     }
     return out;
   }
 
-  /** The event to deliver at its position: none if it was delivered before without one. */
-  private fresh(evt: AppEventMessage): AppEventMessage[] {
-    if (this.unplaced.length === 0) return [evt];
+  /** Whether to deliver the event at its position: not if it was delivered before without one. */
+  private fresh(evt: AppEventMessage): boolean {
+    if (this.unplaced.length === 0) return true;
     if (++this.checked > UNPLACED_FOR) {
       this.unplaced = [];
-      return [evt];
+      return true;
     }
     const i = this.unplaced.indexOf(contentOf(evt));
-    if (i < 0) return [evt];
+    if (i < 0) return true;
     this.unplaced.splice(i, 1);
-    return [];
+    return false;
   }
 }
 
