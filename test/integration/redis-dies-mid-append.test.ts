@@ -1,91 +1,16 @@
-import { createServer, Socket, type Server } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { HubClient } from '../../load/wire/hub-client.js';
-import { freePort, startNats, startRedis, uniquePrefix, type Backend } from '../../load/harness/index.js';
+import { startNats, startRedis, uniquePrefix, type Backend } from '../../load/harness/index.js';
 import { HubtierClient, type AppEventMessage } from '../../src/client/index.js';
 import { AppSocket } from '../helpers/app-socket.js';
+import { RedisProxy } from '../helpers/redis-proxy.js';
 import { api, startServerProcess, type ServerProcess } from '../helpers/server-process.js';
-
-/**
- * A TCP proxy in front of redis-server that can play Redis dying at the worst moment: it lets the
- * history's append of a home through, holds back the replies, and drops every connection 50 ms
- * later (Redis ran the append; the node never hears so), then refuses connections until `revive`.
- */
-class DyingRedis {
-  private readonly sockets = new Set<Socket>();
-  private refusing = false;
-  private armed: string | null = null;
-  private holding = false;
-  private readonly server: Server;
-
-  private constructor(
-    readonly port: number,
-    private readonly target: number,
-  ) {
-    this.server = createServer((client) => this.accept(client));
-  }
-
-  static async start(target: number): Promise<DyingRedis> {
-    const proxy = new DyingRedis(await freePort(), target);
-    await new Promise<void>((resolve) => proxy.server.listen(proxy.port, '127.0.0.1', resolve));
-    return proxy;
-  }
-
-  /** Dies once an append to this home's history has gone through to Redis. */
-  dieAfterAppendOf(homeId: string): void {
-    this.armed = `{home:${homeId}}:hist`;
-  }
-
-  get dead(): boolean {
-    return this.refusing;
-  }
-
-  revive(): void {
-    this.refusing = false;
-  }
-
-  close(): Promise<void> {
-    for (const s of this.sockets) s.destroy();
-    return new Promise((resolve) => this.server.close(() => resolve()));
-  }
-
-  private accept(client: Socket): void {
-    if (this.refusing) return void client.destroy();
-    const upstream = new Socket();
-    upstream.connect(this.target, '127.0.0.1');
-    this.sockets.add(client).add(upstream);
-    const drop = () => {
-      client.destroy();
-      upstream.destroy();
-      this.sockets.delete(client);
-      this.sockets.delete(upstream);
-    };
-    client.on('error', drop).on('close', drop);
-    upstream.on('error', drop).on('close', drop);
-    client.on('data', (chunk: Buffer) => {
-      upstream.write(chunk);
-      if (this.armed !== null && chunk.includes(this.armed)) {
-        this.armed = null;
-        this.holding = true;
-        setTimeout(() => {
-          this.refusing = true;
-          this.holding = false;
-          for (const s of this.sockets) s.destroy();
-          this.sockets.clear();
-        }, 50);
-      }
-    });
-    upstream.on('data', (chunk: Buffer) => {
-      if (!this.holding) client.write(chunk);
-    });
-  }
-}
 
 describe('Redis dies right after it stored an append (cluster mode)', { timeout: 60_000 }, () => {
   let nats: Backend;
   let redis: Backend;
-  let proxy: DyingRedis;
+  let proxy: RedisProxy;
   let node: ServerProcess;
   let hub: HubClient;
   let app: HubtierClient;
@@ -93,8 +18,8 @@ describe('Redis dies right after it stored an append (cluster mode)', { timeout:
 
   beforeAll(async () => {
     [nats, redis] = await Promise.all([startNats(), startRedis()]);
-    proxy = await DyingRedis.start(redis.port);
-    node = await startServerProcess({ NATS_URL: nats.url, REDIS_URL: `redis://127.0.0.1:${proxy.port}`, TIER_REDIS_PREFIX: uniquePrefix() });
+    proxy = await RedisProxy.start(redis.port);
+    node = await startServerProcess({ NATS_URL: nats.url, REDIS_URL: proxy.url, TIER_REDIS_PREFIX: uniquePrefix() });
   }, 60_000);
   afterAll(async () => {
     await app?.close();
@@ -128,7 +53,7 @@ describe('Redis dies right after it stored an append (cluster mode)', { timeout:
     };
 
     // n: 1 is stored in the history as Redis dies: the node publishes it without a position
-    proxy.dieAfterAppendOf(homeId);
+    proxy.afterAppendOf(homeId, 'die');
     void hub.report({ d1: { n: 1 } }).catch(() => {});
     await until(() => proxy.dead && values().some((v) => v.n === 1));
     // newer values while Redis is away: live, without a position
