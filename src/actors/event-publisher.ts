@@ -8,12 +8,25 @@ import { withPosition } from '../protocol/app-events.js';
 import { encodeStateEvent } from '../protocol/state-event.js';
 import type { Span } from '../trace/tracing.js';
 
+export interface EventPublisherOptions {
+  /**
+   * Whether a later session of the hub holds it now (the directory): asked before an event whose
+   * append failed goes out without a position. Absent: not asked.
+   */
+  laterSession?: (hubId: string, epoch: number) => Promise<boolean>;
+  /** @default 250 (ms): no answer by then counts as no (the event goes out) */
+  laterSessionWaitMs?: number;
+}
+
 /**
  * A hub's events leave here: into the home's history (which gives each its position), then onto
  * the bus with that position, in the order they were published. An event the history refuses
  * (its backend unreachable) still goes out, without a position: live subscribers get it, a
- * recovery will not. One it refuses because a later session of the hub has published (this
- * session was taken over without hearing so) does not go out at all. The node's rules see an
+ * recovery will not; unless the directory says a later session of the hub holds it (a node that
+ * froze with an append on the wire, whose Redis client timed it out on resuming before reading
+ * the answer, while its hub moved to another node). One the history refuses because a later
+ * session of the hub has published (this session was taken over without hearing so) does not go
+ * out at all. The node's rules see an
  * event as it goes out: at once where the history answers at once (in-process, where no other node
  * can take the hub over), after the append where it answers later (Redis), so that a node resuming
  * from a stall does not fire rules on values older than the ones another node has published.
@@ -23,6 +36,12 @@ export class EventPublisher {
   private idle: Array<() => void> = [];
   private failures = 0;
   private stale = 0;
+  /** events whose append failed go out in the order they were published, after the directory's answer */
+  private unplacedTail: Promise<void> = Promise.resolve();
+  /** the directory's lookups under way, by hub and session: a hung Redis is asked once per session, not per event */
+  private readonly asking = new Map<string, Promise<boolean>>();
+  private readonly laterSession: EventPublisherOptions['laterSession'];
+  private readonly laterSessionWaitMs: number;
 
   constructor(
     private readonly bus: Bus,
@@ -30,14 +49,18 @@ export class EventPublisher {
     private readonly log: Logger,
     /** the node's rules; `parent` (tracing on): the hub session's step the event came from */
     private readonly onEvent: (event: AppEventMessage, parent?: Span) => void,
-  ) {}
+    options: EventPublisherOptions = {},
+  ) {
+    this.laterSession = options.laterSession;
+    this.laterSessionWaitMs = options.laterSessionWaitMs ?? 250;
+  }
 
   /** Events the history could not store (published without a position). */
   get historyFailures(): number {
     return this.failures;
   }
 
-  /** Events of sessions taken over, which the history refused: not published. */
+  /** Events of sessions taken over, which the history refused or the directory told of: not published. */
   get staleEvents(): number {
     return this.stale;
   }
@@ -73,14 +96,48 @@ export class EventPublisher {
       },
       (err: unknown) => {
         if (err instanceof StaleSessionError) return this.dropped(event, err);
-        this.onEvent(event, parent);
-        this.bus.publish(subject, this.refused(event, bare, err));
+        return this.unplaced(event, bare, err, epoch, parent);
       },
     ).catch((err: unknown) => this.log.error({ err, homeId: event.home }, 'event publish failed'))
       .finally(() => {
       if (--this.inFlight === 0) for (const resolve of this.idle.splice(0)) resolve();
     });
   };
+
+  /**
+   * An event whose append failed: out without a position, unless a later session of its hub holds
+   * it. The directory is asked at once; the events go out in order as the answers come.
+   */
+  private unplaced(event: AppEventMessage, bare: Uint8Array, err: unknown, epoch: number, parent: Span | undefined): Promise<void> {
+    const later = this.laterSession ? this.askLaterSession(event.hub, epoch) : false;
+    const turn = this.unplacedTail.then(async () => {
+      if (await later) return this.dropped(event, new StaleSessionError({ hub: event.hub, epoch }));
+      this.onEvent(event, parent);
+      this.bus.publish(subjects.hubEvents(event.home, event.hub), this.refused(event, bare, err));
+    });
+    this.unplacedTail = turn.catch(() => {});
+    return turn;
+  }
+
+  /** The directory's answer, or false when it fails or is slower than `laterSessionWaitMs`. */
+  private askLaterSession(hubId: string, epoch: number): Promise<boolean> {
+    const key = `${hubId} ${epoch}`;
+    let lookup = this.asking.get(key);
+    if (!lookup) {
+      lookup = this.laterSession!(hubId, epoch)
+        .catch(() => false)
+        .finally(() => this.asking.delete(key));
+      this.asking.set(key, lookup);
+    }
+    const answer = lookup;
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => resolve(false), this.laterSessionWaitMs);
+      void answer.then((later) => {
+        clearTimeout(timer);
+        resolve(later);
+      });
+    });
+  }
 
   /** Counts (and now and then logs) an event the history refused; returns it without a position. */
   private refused(event: AppEventMessage, bare: Uint8Array, err: unknown): Uint8Array {

@@ -51,6 +51,8 @@ export interface NodeSources extends MemorySources {
   draining?: () => boolean;
   /** hub sessions whose device cache is unpacked (in use lately; TIER_SHADOW_PACK_MS) */
   unpackedCaches?: () => number;
+  /** events the history did not take, totals since start (EventPublisher) */
+  events?: { readonly historyFailures: number; readonly staleEvents: number };
 }
 
 /**
@@ -153,6 +155,19 @@ export class NodeMetrics implements HubSessionMetrics, HubGatewayMetrics, AppGat
         this.inc({ reason: 'rate' }, r.rate);
         this.inc({ reason: 'late' }, r.late);
         this.inc({ reason: 'memory' }, r.memory);
+      },
+    });
+    new Counter({
+      name: 'tier_events_not_in_history_total',
+      help: 'Hub events the history did not take: published without a position (its backend away), or not published (their session was taken over)',
+      labelNames: ['outcome'],
+      registers,
+      collect() {
+        const e = self.sources.events;
+        if (!e) return;
+        this.reset();
+        this.inc({ outcome: 'unpositioned' }, e.historyFailures);
+        this.inc({ outcome: 'stale' }, e.staleEvents);
       },
     });
     registerMemoryMetrics(registers, () => self.sources);

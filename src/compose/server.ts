@@ -108,10 +108,13 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
     audit,
   });
   // a hub's events go to this node's rules, the home's history and the bus (apps, other services)
-  const events = new EventPublisher(ports.bus, ports.history, log.child({ part: 'events' }), (event, parent) => automation.onEvent(event, parent));
+  const events = new EventPublisher(ports.bus, ports.history, log.child({ part: 'events' }), (event, parent) => automation.onEvent(event, parent), {
+    laterSession: async (hubId, epoch) => ((await ports.directory.lookup(hubId))?.epoch ?? 0) > epoch,
+  });
   const publishEvent = events.publish;
   const packer = config.shadowPackMs > 0 ? new ShadowPacker(system.timers, config.shadowPackMs) : null;
   if (packer) metrics.attach({ unpackedCaches: () => packer.unpacked });
+  metrics.attach({ events });
   const hubDeps: HubSessionDeps = {
     system,
     bus: ports.bus,

@@ -6,20 +6,21 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { AppEventMessage } from '../../proto/app.js';
-import { EventPublisher } from '../../src/actors/event-publisher.js';
+import { EventPublisher, type EventPublisherOptions } from '../../src/actors/event-publisher.js';
 import { createLogger } from '../../src/log/logger.js';
 import type { Bus } from '../../src/ports/bus/bus.js';
 import { StaleSessionError, type EventHistory, type EventSource, type Position } from '../../src/ports/history/history.js';
 import { MemoryEventHistory } from '../../src/ports/history/history-memory.js';
 import { positionOf } from '../../src/protocol/app-events.js';
+import { decodeValue } from '../../src/protocol/codec.js';
 
 const event = (n: number): AppEventMessage => ({ op: 'evt', kind: 'state', home: 'home-1', hub: 'hub-1', device: 'd1', attrs: { n }, version: n, ts: n });
 
-function publisherOver(history: EventHistory | undefined) {
-  const sent: Array<{ subject: string; pos: Position | null }> = [];
-  const bus = { publish: (subject: string, data: Uint8Array) => sent.push({ subject, pos: positionOf(data) }) } as unknown as Bus;
+function publisherOver(history: EventHistory | undefined, options?: EventPublisherOptions) {
+  const sent: Array<{ subject: string; pos: Position | null; ts: number }> = [];
+  const bus = { publish: (subject: string, data: Uint8Array) => sent.push({ subject, pos: positionOf(data), ts: (decodeValue(data) as { ts: number }).ts }) } as unknown as Bus;
   const seen: number[] = [];
-  const publisher = new EventPublisher(bus, history, createLogger('silent'), (e) => seen.push(e.ts));
+  const publisher = new EventPublisher(bus, history, createLogger('silent'), (e) => seen.push(e.ts), options);
   return { publisher, sent, seen };
 }
 
@@ -71,7 +72,7 @@ describe('EventPublisher', () => {
     };
     const now = publisherOver(throwing);
     now.publisher.publish(event(1), 1);
-    expect(now.sent).toEqual([{ subject: expect.any(String), pos: null }]);
+    expect(now.sent).toEqual([{ subject: expect.any(String), pos: null, ts: 1 }]);
     expect(now.publisher.historyFailures).toBe(1);
 
     const later = publisherOver(deferredHistory(true));
@@ -95,9 +96,60 @@ describe('EventPublisher', () => {
     expect([publisher.staleEvents, publisher.historyFailures]).toEqual([1, 0]);
   });
 
+  it('asks the directory before it publishes without a position, and drops an event of a hub a later session holds (a node that froze with an append on the wire)', async () => {
+    const asked: Array<[string, number]> = [];
+    const { publisher, sent, seen } = publisherOver(deferredHistory(true), {
+      laterSession: async (hub, epoch) => {
+        asked.push([hub, epoch]);
+        return epoch < 5;
+      },
+    });
+    publisher.publish(event(1), 4);
+    publisher.publish(event(2), 5);
+    await publisher.settled();
+    expect(asked).toEqual([['hub-1', 4], ['hub-1', 5]]);
+    expect(sent.map((s) => [s.ts, s.pos])).toEqual([[2, null]]);
+    expect(seen).toEqual([2]);
+    expect([publisher.staleEvents, publisher.historyFailures]).toEqual([1, 1]);
+  });
+
+  it('asks once for the events of one session that fail while its answer is awaited (a hung Redis)', async () => {
+    let asked = 0;
+    let answer: (later: boolean) => void = () => {};
+    const { publisher, sent } = publisherOver(deferredHistory(true), {
+      laterSession: () => {
+        asked++;
+        return new Promise((resolve) => (answer = resolve));
+      },
+    });
+    for (let n = 1; n <= 3; n++) publisher.publish(event(n), 4);
+    await new Promise((r) => setTimeout(r, 5));
+    answer(true);
+    await publisher.settled();
+    expect(asked).toBe(1);
+    expect(sent).toEqual([]);
+    expect(publisher.staleEvents).toBe(3);
+  });
+
+  it('publishes without a position when the directory fails or is slower than its wait, and keeps the events\' order whatever order the answers come in', async () => {
+    const answers: Array<(later: boolean) => void> = [];
+    const { publisher, sent } = publisherOver(deferredHistory(true), {
+      laterSessionWaitMs: 30,
+      laterSession: (_hub, epoch) =>
+        epoch === 1 ? new Promise(() => {}) : epoch === 2 ? Promise.reject(new Error('redis down')) : new Promise((resolve) => answers.push(resolve)),
+    });
+    for (let n = 1; n <= 4; n++) publisher.publish(event(n), n);
+    // the answers of the last two come first, the last one's before the third's
+    await new Promise((r) => setTimeout(r, 5));
+    answers[1]!(false);
+    answers[0]!(false);
+    await publisher.settled();
+    expect(sent.map((s) => [s.ts, s.pos])).toEqual([[1, null], [2, null], [3, null], [4, null]]);
+  });
+
   it('publishes without a position when there is no history', () => {
     const { publisher, sent } = publisherOver(undefined);
     publisher.publish(event(1), 1);
-    expect(sent).toEqual([{ subject: expect.any(String), pos: null }]);
+    expect(sent).toEqual([{ subject: expect.any(String), pos: null, ts: 1 }]);
   });
 });
