@@ -36,8 +36,12 @@ export class EventPublisher {
   private idle: Array<() => void> = [];
   private failures = 0;
   private stale = 0;
-  /** events whose append failed go out in the order they were published, after the directory's answer */
+  /**
+   * events whose append failed go out after the directory's answer, and events published after
+   * them wait their turn: the queue's tail, and how many steps it holds that have not finished
+   */
   private unplacedTail: Promise<void> = Promise.resolve();
+  private queued = 0;
   /** the directory's lookups under way, by hub and session: a hung Redis is asked once per session, not per event */
   private readonly asking = new Map<string, Promise<boolean>>();
   private readonly laterSession: EventPublisherOptions['laterSession'];
@@ -91,8 +95,9 @@ export class EventPublisher {
     // appends of one home resolve in call order, so publishes keep the order of the events
     this.history.append(event.home, bare, { hub: event.hub, epoch }).then(
       (pos) => {
-        this.onEvent(event, parent);
-        this.bus.publish(subject, withPosition(bare, pos));
+        // behind an event whose append failed, waiting for the directory: it goes out first
+        if (this.queued > 0) return this.inOrder(() => this.placed(event, subject, bare, pos, parent));
+        this.placed(event, subject, bare, pos, parent);
       },
       (err: unknown) => {
         if (err instanceof StaleSessionError) return this.dropped(event, err);
@@ -104,17 +109,29 @@ export class EventPublisher {
     });
   };
 
+  private placed(event: AppEventMessage, subject: string, bare: Uint8Array, pos: Position, parent: Span | undefined): void {
+    this.onEvent(event, parent);
+    this.bus.publish(subject, withPosition(bare, pos));
+  }
+
   /**
    * An event whose append failed: out without a position, unless a later session of its hub holds
-   * it. The directory is asked at once; the events go out in order as the answers come.
+   * it. The directory is asked at once; this event, and every one after it until the queue is
+   * empty, goes out in publish order as the answers come.
    */
   private unplaced(event: AppEventMessage, bare: Uint8Array, err: unknown, epoch: number, parent: Span | undefined): Promise<void> {
     const later = this.laterSession ? this.askLaterSession(event.hub, epoch) : false;
-    const turn = this.unplacedTail.then(async () => {
+    return this.inOrder(async () => {
       if (await later) return this.dropped(event, new StaleSessionError({ hub: event.hub, epoch }));
       this.onEvent(event, parent);
       this.bus.publish(subjects.hubEvents(event.home, event.hub), this.refused(event, bare, err));
     });
+  }
+
+  /** Runs `step` after the steps queued before it. */
+  private inOrder(step: () => void | Promise<void>): Promise<void> {
+    this.queued++;
+    const turn = this.unplacedTail.then(step).finally(() => this.queued--);
     this.unplacedTail = turn.catch(() => {});
     return turn;
   }

@@ -28,7 +28,7 @@ function publisherOver(history: EventHistory | undefined, options?: EventPublish
  * A history whose appends resolve later (as Redis does), in call order; `fail` refuses appends;
  * an append whose source's epoch is below `newest` is refused as stale.
  */
-function deferredHistory(fail = false, newest = 0): EventHistory & { sources: Array<EventSource | undefined> } {
+function deferredHistory(fail: boolean | ((call: number) => boolean) = false, newest = 0): EventHistory & { sources: Array<EventSource | undefined> } {
   const memory = new MemoryEventHistory({ maxEvents: 10, maxAgeMs: 60_000 });
   const sources: Array<EventSource | undefined> = [];
   return {
@@ -37,7 +37,8 @@ function deferredHistory(fail = false, newest = 0): EventHistory & { sources: Ar
     append: (home, data, source) => {
       sources.push(source);
       const stale = source !== undefined && source.epoch < newest;
-      return new Promise((resolve, reject) => setTimeout(() => (fail ? reject(new Error('down')) : stale ? reject(new StaleSessionError(source)) : resolve(memory.append(home, data))), 1));
+      const fails = typeof fail === 'function' ? fail(sources.length) : fail;
+      return new Promise((resolve, reject) => setTimeout(() => (fails ? reject(new Error('down')) : stale ? reject(new StaleSessionError(source)) : resolve(memory.append(home, data))), 1));
     },
     read: (...a) => memory.read(...a),
     position: (home) => memory.position(home),
@@ -111,6 +112,24 @@ describe('EventPublisher', () => {
     expect(sent.map((s) => [s.ts, s.pos])).toEqual([[2, null]]);
     expect(seen).toEqual([2]);
     expect([publisher.staleEvents, publisher.historyFailures]).toEqual([1, 1]);
+  });
+
+  it('keeps the order: events whose appends succeed after one that failed wait for the directory\'s answer about it', async () => {
+    let answer: (later: boolean) => void = () => {};
+    const { publisher, sent, seen } = publisherOver(deferredHistory((call) => call === 1), {
+      laterSession: () => new Promise((resolve) => (answer = resolve)),
+    });
+    for (let n = 1; n <= 3; n++) publisher.publish(event(n), 1);
+    await new Promise((r) => setTimeout(r, 5));
+    expect(sent).toEqual([]);
+    answer(false);
+    await publisher.settled();
+    expect(sent.map((s) => [s.ts, s.pos?.offset ?? null])).toEqual([[1, null], [2, 1], [3, 2]]);
+    expect(seen).toEqual([1, 2, 3]);
+    // the queue empty, an event goes out as its append answers
+    publisher.publish(event(4), 1);
+    await publisher.settled();
+    expect(sent.map((s) => s.ts)).toEqual([1, 2, 3, 4]);
   });
 
   it('asks once for the events of one session that fail while its answer is awaited (a hung Redis)', async () => {
