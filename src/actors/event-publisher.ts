@@ -26,10 +26,10 @@ export interface EventPublisherOptions {
  * froze with an append on the wire, whose Redis client timed it out on resuming before reading
  * the answer, while its hub moved to another node). One the history refuses because a later
  * session of the hub has published (this session was taken over without hearing so) does not go
- * out at all. The node's rules see an
- * event as it goes out: at once where the history answers at once (in-process, where no other node
- * can take the hub over), after the append where it answers later (Redis), so that a node resuming
- * from a stall does not fire rules on values older than the ones another node has published.
+ * out at all. The node's rules see an event as it goes out: at once where the history answers at
+ * once (in-process, where no other node can take the hub over), after the append where it answers
+ * later (Redis), so that a node resuming from a stall does not fire rules on values older than the
+ * ones another node has published.
  */
 export class EventPublisher {
   private inFlight = 0;
