@@ -66,8 +66,8 @@ export interface NodeProc extends Proc {
  * times out first is killed and the start rejects (ExitedError carries its output).
  */
 export async function startNode(opts: NodeOptions = {}): Promise<NodeProc> {
-  // a free port may be taken between the check and the bind (another test's outgoing connection
-  // got it as its source port): ports chosen here are chosen again, a few times
+  // a free port may be taken between the check and the bind (another process drew it too):
+  // ports chosen here are chosen again, a few times
   for (let attempt = 1; ; attempt++) {
     try {
       return await startNodeOn(opts, opts.port ?? (await freePort()), opts.adminPort ?? (await freePort()));
