@@ -42,7 +42,7 @@ export class EventPublisher {
    */
   private unplacedTail: Promise<void> = Promise.resolve();
   private queued = 0;
-  /** the directory's lookups under way, by hub and session: a hung Redis is asked once per session, not per event */
+  /** the directory's answers, by hub and session, while their lookup is under way */
   private readonly asking = new Map<string, Promise<boolean>>();
   private readonly laterSession: EventPublisherOptions['laterSession'];
   private readonly laterSessionWaitMs: number;
@@ -136,24 +136,28 @@ export class EventPublisher {
     return turn;
   }
 
-  /** The directory's answer, or false when it fails or is slower than `laterSessionWaitMs`. */
+  /**
+   * The directory's answer, or false when it fails or is not in within `laterSessionWaitMs` of the
+   * first ask. One lookup and one timer per hub and session while the lookup is out: events of that
+   * session failing meanwhile share them (once past the wait, they get false at once).
+   */
   private askLaterSession(hubId: string, epoch: number): Promise<boolean> {
     const key = `${hubId} ${epoch}`;
-    let lookup = this.asking.get(key);
-    if (!lookup) {
-      lookup = this.laterSession!(hubId, epoch)
-        .catch(() => false)
-        .finally(() => this.asking.delete(key));
-      this.asking.set(key, lookup);
-    }
-    const answer = lookup;
-    return new Promise((resolve) => {
+    let answer = this.asking.get(key);
+    if (answer) return answer;
+    answer = new Promise<boolean>((resolve) => {
       const timer = setTimeout(() => resolve(false), this.laterSessionWaitMs);
-      void answer.then((later) => {
-        clearTimeout(timer);
-        resolve(later);
-      });
+      this.laterSession!(hubId, epoch)
+        .catch(() => false)
+        .then((later) => {
+          clearTimeout(timer);
+          resolve(later);
+          // kept until the lookup ends, not the wait: a hung Redis is asked once, not every 250 ms
+          this.asking.delete(key);
+        });
     });
+    this.asking.set(key, answer);
+    return answer;
   }
 
   /** Counts (and now and then logs) an event the history refused; returns it without a position. */
