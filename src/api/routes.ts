@@ -14,7 +14,7 @@ import { parseId } from '../schemas/common.js';
 import { CommandReply, CommandRequest, DesiredReply, DesiredRequest, HubStatus, ShadowReply, TokenReply, TokenRequest } from '../schemas/hubs.js';
 import { endHead, errorReply, route, routeOptions, type HttpCall, type RouteHost } from '../transport/http.js';
 import type { TemplatedApp } from '../transport/uws.js';
-import { requireAdmin, requireHome, type Authenticator, type Principal } from '../auth/authenticator.js';
+import { canSeeHome, requireAdmin, type Authenticator, type Principal } from '../auth/authenticator.js';
 import { byCaller, NO_AUDIT, type AuditTrail, type AuditWhat } from '../actors/audit-trail.js';
 import { clientBundle } from './client-bundle.js';
 import { mountDocsPage } from './docs-page.js';
@@ -65,11 +65,10 @@ export function mountApi(app: TemplatedApp, deps: ApiDeps): void {
 
   async function hubOf(principal: Principal, hubId: string): Promise<HubInfo> {
     const hub = await registry.lookup(hubId);
-    if (!hub) {
-      if (principal.kind === 'admin') throw new TierError('not_found', `hub ${hubId} is not provisioned`);
-      throw new TierError('forbidden', `not allowed to access hub ${hubId}`);
-    }
-    requireHome(principal, hub.homeId);
+    if (!hub && principal.kind === 'admin') throw new TierError('not_found', `hub ${hubId} is not provisioned`);
+    // one answer for a hub that does not exist and one of another home: naming the home would
+    // tell a user which ids exist and where
+    if (!hub || !canSeeHome(principal, hub.homeId)) throw new TierError('forbidden', `not allowed to access hub ${hubId}`);
     return hub;
   }
 

@@ -79,9 +79,22 @@ describe('a user token of home A', () => {
     expect(await api(http, 'POST', `${base}/devices/d1/commands`, token, { set: { on: true } })).toMatchObject({ status: 409, body: { code: 'hub_offline' } });
   });
 
-  it('cannot tell an unknown hub from one of another home (403), while the admin gets 404', async () => {
+  it('cannot tell an unknown hub from one of another home on any hub route, while the admin gets 404', async () => {
+    const theirs = await hub('home-b');
     const token = await userToken(['home-a']);
-    expect(await api(http, 'GET', '/v1/hubs/acc-never-provisioned', token)).toMatchObject({ status: 403, body: { code: 'forbidden' } });
+    const routes: Array<[method: string, path: string, body?: unknown]> = [
+      ['GET', ''],
+      ['GET', '/shadow'],
+      ['PUT', '/devices/d1/desired', { desired: { on: true } }],
+      ['POST', '/devices/d1/commands', { set: { on: true } }],
+    ];
+    for (const [method, path, body] of routes) {
+      const unknown = await api(http, method, `/v1/hubs/acc-never-provisioned${path}`, token, body);
+      const foreign = await api(http, method, `/v1/hubs/${theirs.hubId}${path}`, token, body);
+      expect(unknown).toMatchObject({ status: 403, body: { code: 'forbidden' } });
+      // the same answer but for the id the caller sent: nothing names the other home
+      expect(JSON.stringify(foreign.body).replaceAll(theirs.hubId, 'ID'), `${method} ${path}`).toBe(JSON.stringify(unknown.body).replaceAll('acc-never-provisioned', 'ID'));
+    }
     expect(await api(http, 'GET', '/v1/hubs/acc-never-provisioned', ADMIN)).toMatchObject({ status: 404, body: { code: 'not_found' } });
   });
 });
