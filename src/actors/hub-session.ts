@@ -225,7 +225,8 @@ export class HubSession extends Actor<HubMessage> implements TimerTarget, BusLis
     // first); commands arriving meanwhile wait in the mailbox until the session is online
     this.subscription = bus.subscribe(subjects.hubAll(this.hubId), this);
     await bus.flush();
-    const { shadow, cursor } = await shadows.loadSession(this.hubId);
+    // the fence rises to this epoch: the session taken over cannot store (and acknowledge) what this read lacks
+    const { shadow, cursor } = await shadows.loadSession(this.hubId, this.epoch);
     // a connection that raced this one and claimed later has won: this one gives way
     if (this.state === 'connecting' && !(await directory.holds(this.hubId, nodeId, this.epoch))) {
       this.closeWith(CloseCode.takeover, 'session_taken_over');

@@ -36,6 +36,12 @@ export function nextHubNumber(db: Database<Stored, Key>): number {
  */
 export class HubEntries {
   private readonly remembered = new Map<string, KnownHub>();
+  /**
+   * Epochs of sessions opened (`loadSession`) and not yet written: the fence holds them from the
+   * open on, so a taken-over session cannot write what the new one's copy lacks. One number per
+   * hub opened, dropped once a commit wrote that epoch.
+   */
+  private readonly opening = new Map<string, number>();
   /** the number the next hub gets (stored under `[HUB, NEXT_HUB]` as each is given) */
   private next: number;
 
@@ -56,6 +62,22 @@ export class HubEntries {
   /** The epoch the hub's fence holds (remembered, or read from its entry); 0 for a hub without one. */
   epochOf(hubId: string): number {
     return this.remembered.get(hubId)?.epoch ?? this.read(hubId)?.[0] ?? 0;
+  }
+
+  /** A session of `epoch` opens: from now on writes of older sessions are stale. */
+  open(hubId: string, epoch: number): void {
+    if (epoch > (this.opening.get(hubId) ?? 0)) this.opening.set(hubId, epoch);
+  }
+
+  /** The epoch of the newest session opened and not yet written (0: none). */
+  openedEpoch(hubId: string): number {
+    return this.opening.size === 0 ? 0 : (this.opening.get(hubId) ?? 0);
+  }
+
+  /** After a commit: an opened epoch the hub's entry now holds is the stored fence's to keep. */
+  settle(hubId: string): void {
+    const opened = this.opening.get(hubId);
+    if (opened !== undefined && (this.remembered.get(hubId)?.epoch ?? 0) >= opened) this.opening.delete(hubId);
   }
 
   /** The hub's number, if it has one (remembered, or read from its entry). */

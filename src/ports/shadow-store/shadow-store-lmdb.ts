@@ -184,7 +184,9 @@ export class LmdbShadowStore implements ShadowStore {
     return this.scan(hubId).shadow;
   }
 
-  async loadSession(hubId: string): Promise<SessionStart> {
+  async loadSession(hubId: string, epoch = 0): Promise<SessionStart> {
+    // before the wait: an older session's write queued from now on, or in a batch not yet written, is refused
+    if (epoch > 0) this.hubs.open(hubId, epoch);
     await this.durableWrites(hubId);
     const read = this.scan(hubId);
     // remembered only when it is what the store holds: no write of the hub under way, every
@@ -418,7 +420,10 @@ export class LmdbShadowStore implements ShadowStore {
         void done.then(release, release);
         void this.track(done, settled, () => hubs.keys(), () => {
           this.batches?.flushed(hubs.size, (performance.now() - began) / 1000);
-          for (const [id, hub] of hubs) if (hub.written && hub.stored) notifyStored(hub.stored, id, hub.seq, this.log);
+          for (const [id, hub] of hubs) {
+            if (hub.written && hub.stored) notifyStored(hub.stored, id, hub.seq, this.log);
+            this.hubs.settle(id);
+          }
         }).then(resolve);
       };
       this.open = { hubs, settled, start };
@@ -429,17 +434,19 @@ export class LmdbShadowStore implements ShadowStore {
       else if (this.flying === 0) queueMicrotask(this.startOpen);
     }
     let hub = this.open.hubs.get(hubId);
+    // a newer session opened (its epoch not written yet), or wrote into this batch
+    const newer = Math.max(hub?.epoch ?? 0, this.hubs.openedEpoch(hubId));
+    if (staleInBatch(epoch, newer)) {
+      this.staleBatches++;
+      this.log.debug({ hubId, epoch, newer }, 'stale shadow write refused by the epoch fence');
+      return null;
+    }
     if (!hub) {
       hub = new QueuedHub(epoch);
       this.open.hubs.set(hubId, hub);
       this.uncommitted.add(hubId);
       this.pending.set(hubId, this.open.settled);
     } else if (epoch > hub.epoch) hub.epoch = epoch;
-    else if (staleInBatch(epoch, hub.epoch)) {
-      this.staleBatches++;
-      this.log.debug({ hubId, epoch, queued: hub.epoch }, 'stale shadow write refused by the epoch fence');
-      return null;
-    }
     return hub;
   }
 
@@ -463,7 +470,7 @@ export class LmdbShadowStore implements ShadowStore {
           epoch = h?.[0] ?? 0;
           n = h ? h[3] : -1;
         }
-        if (b.epoch > 0 && epoch > b.epoch) {
+        if (b.epoch > 0 && Math.max(epoch, this.hubs.openedEpoch(hubId)) > b.epoch) {
           this.staleBatches++;
           this.log.debug({ hubId, epoch: b.epoch, stored: epoch }, 'stale shadow batch refused by the epoch fence');
           continue;

@@ -10,11 +10,25 @@ export class MemoryShadowStore implements ShadowStore {
   readonly batchWindowMs = 0;
   private readonly hubs = new Map<string, HubShadow>();
   private readonly cursors = new Map<string, SeqCursor>();
+  /**
+   * Per hub, the largest session epoch that wrote or opened: writes apply at once, but a session
+   * taken over (its frames still queued behind a slow one) must not write after the new one read.
+   */
+  private readonly fences = new Map<string, number>();
 
-  /** Writes apply at once in one process: there are no late batches to fence, so `epoch` is unused. */
-  writeCursor(hubId: string, cursor: SeqCursor, _epoch?: number, stored?: CursorListener): void {
+  writeCursor(hubId: string, cursor: SeqCursor, epoch = 0, stored?: CursorListener): void {
+    if (this.stale(hubId, epoch)) return;
     this.cursors.set(hubId, { ...cursor });
     stored?.cursorStored(hubId, cursor.seq);
+  }
+
+  /** Raises the hub's fence to `epoch`; true for a write of a session older than it (refused). */
+  private stale(hubId: string, epoch: number): boolean {
+    if (epoch === 0) return false;
+    const fence = this.fences.get(hubId) ?? 0;
+    if (epoch < fence) return true;
+    if (epoch > fence) this.fences.set(hubId, epoch);
+    return false;
   }
 
   async loadCursor(hubId: string): Promise<SeqCursor | null> {
@@ -22,7 +36,8 @@ export class MemoryShadowStore implements ShadowStore {
     return c ? { ...c } : null;
   }
 
-  async loadSession(hubId: string): Promise<SessionStart> {
+  async loadSession(hubId: string, epoch = 0): Promise<SessionStart> {
+    this.stale(hubId, epoch);
     return { shadow: await this.load(hubId), cursor: await this.loadCursor(hubId) };
   }
 
@@ -33,7 +48,8 @@ export class MemoryShadowStore implements ShadowStore {
     return out;
   }
 
-  writeReported(hubId: string, deviceId: string, device: DeviceShadow, _epoch?: number): void {
+  writeReported(hubId: string, deviceId: string, device: DeviceShadow, epoch = 0): void {
+    if (this.stale(hubId, epoch)) return;
     const hub = this.hub(hubId);
     const stored = (hub[deviceId] ??= emptyDevice());
     // the desired side belongs to setDesired; only the reported side is written here
@@ -54,10 +70,11 @@ export class MemoryShadowStore implements ShadowStore {
     return copyDevice(device);
   }
 
-  /** Writes apply at once here: there is no late batch to refuse. */
+  /** The fence rises by one: a closing session of the removed hub cannot bring its shadow back. */
   async remove(hubId: string): Promise<void> {
     this.hubs.delete(hubId);
     this.cursors.delete(hubId);
+    this.fences.set(hubId, (this.fences.get(hubId) ?? 0) + 1);
   }
 
   async writeDevices(hubId: string, devices: Array<{ d: string; k: string; m?: string }>, left: string[], full: boolean): Promise<boolean> {

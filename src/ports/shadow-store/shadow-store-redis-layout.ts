@@ -49,6 +49,26 @@ return 1`;
 export const FENCED_HSET_COMMAND = 'tierFencedHset';
 export type FencedPipeline = { [FENCED_HSET_COMMAND]: (key: string, ...args: string[]) => unknown };
 
+/**
+ * A session opens: raises the hub's fence `ep` to its epoch (ARGV[1], 0: unfenced) and reads the
+ * hash, in one step, so a batch of an older session lands before the read (and is in it) or is
+ * refused after it.
+ */
+export const LOAD_SESSION = new LuaScript(`
+local ep = tonumber(ARGV[1])
+if ep > 0 and tonumber(redis.call('HGET', KEYS[1], 'ep') or '0') < ep then
+  redis.call('HSET', KEYS[1], 'ep', ARGV[1])
+end
+return redis.call('HGETALL', KEYS[1])`);
+
+/** A flat HGETALL reply of a script as the fields it holds. */
+export function fieldsOfReply(reply: unknown): Record<string, string> {
+  const out = Object.create(null) as Record<string, string>;
+  const flat = reply as string[];
+  for (let i = 0; i + 1 < flat.length; i += 2) out[flat[i]!] = flat[i + 1]!;
+  return out;
+}
+
 /** Empties a hub's shadow hash but for its fence, `ep`, which rises by one. */
 export const REMOVE_SHADOW = new LuaScript(`
 local ep = tonumber(redis.call('HGET', KEYS[1], 'ep') or '0')

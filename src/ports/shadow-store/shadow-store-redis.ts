@@ -14,6 +14,8 @@ import {
   countWrites,
   COMPARE_AND_SET,
   REMOVE_SHADOW,
+  LOAD_SESSION,
+  fieldsOfReply,
   FENCED_HSET,
   FENCED_HSET_COMMAND,
   fieldsOf,
@@ -170,12 +172,12 @@ export class RedisShadowStore implements ShadowStore {
     return local ?? cursorOf(await this.client.hget(this.key(hubId), 'cursor'));
   }
 
-  /** One HGETALL: the hub's hash holds the cursor beside the devices. */
-  async loadSession(hubId: string): Promise<SessionStart> {
+  /** One script (the fence raised, then HGETALL): the hub's hash holds the cursor beside the devices. */
+  async loadSession(hubId: string, epoch = 0): Promise<SessionStart> {
     // both taken before the read, as `load` and `loadCursor` take them
     const overlay = this.overlayOf(hubId);
     const local = this.localCursor(hubId);
-    const fields = await this.client.hgetall(this.key(hubId));
+    const fields = fieldsOfReply(await LOAD_SESSION.run(this.client, [this.key(hubId)], [String(epoch)]));
     return { shadow: shadowOf(fields, overlay), cursor: local ?? cursorOf(fields.cursor ?? null) };
   }
 

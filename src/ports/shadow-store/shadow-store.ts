@@ -105,8 +105,12 @@ export interface ShadowStore {
    * keeps both in one place). The embedded store remembers the devices it read until the hub's
    * first `writeDevices`, so a reconnecting hub's unchanged list is checked without reading
    * again: the caller may keep the shadow, but must not change its devices' kinds or models.
+   * `epoch`: the opening session's directory epoch (0: unfenced). The hub's fence rises to it when
+   * the call is made, before the read: a write of an older session that was not yet written is
+   * refused and its listener never told, so every write a listener heard of is in the shadow
+   * returned (a taken-over session cannot acknowledge what the new one's copy lacks).
    */
-  loadSession(hubId: string): Promise<SessionStart>;
+  loadSession(hubId: string, epoch?: number): Promise<SessionStart>;
   setDesired(hubId: string, deviceId: string, patch: Attrs): Promise<DeviceShadow>;
   /**
    * Replaces the device list: kinds are set, devices not in `devices` are removed when `full`.
