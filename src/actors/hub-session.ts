@@ -444,12 +444,19 @@ export class HubSession extends Actor<HubMessage> implements TimerTarget, BusLis
   /**
    * A full mailbox coalesces a report into a queued report just before it, and queues the session's
    * own control messages beyond the bound (they are few: one close, a timer per pending command and
-   * one more, one superseded notice, the operator's close orders), so none is lost; other frames
-   * and commands are refused.
+   * one more, one superseded notice, the operator's close orders, and the gateway's refusals, which
+   * close the socket at the 10th), so none is lost: a refusal dropped here left its sequence number
+   * unconsumed, and the hub, told the frame was refused for good, stalled on `sequence_gap`. A
+   * takeover notice is acted on at once (the frames queued before it are then not handled); other
+   * frames and commands are refused.
    */
   protected override overflow(msg: HubMessage, queued: HubMessage[]): boolean {
-    if (msg.type === 'closed' || msg.type === 'timer' || msg.type === 'superseded' || msg.type === 'closeOrder') {
+    if (msg.type === 'closed' || msg.type === 'timer' || msg.type === 'superseded' || msg.type === 'closeOrder' || msg.type === 'refused') {
       queued.push(msg);
+      return true;
+    }
+    if (msg.type === 'takeover') {
+      this.onTakeover(msg.data);
       return true;
     }
     const tail = queued[queued.length - 1];

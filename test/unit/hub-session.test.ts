@@ -6,6 +6,7 @@ import { TimerWheel } from '../../src/actors/timer-wheel.js';
 import { FLAT_DEVICES } from '../../src/actors/device-table.js';
 import { ShadowPacker } from '../../src/actors/shadow-packer.js';
 import { AttrShapes } from '../../src/actors/attr-shapes.js';
+import { ProtocolError } from '../../src/errors.js';
 import { MemoryDirectory } from '../../src/ports/directory/directory-memory.js';
 import type { Directory, HubClaim } from '../../src/ports/directory/directory.js';
 import type { DeviceShadow, SeqCursor } from '../../src/ports/shadow-store/shadow-store.js';
@@ -465,6 +466,52 @@ describe('HubSession', () => {
     await settle();
     expect(closed).toBe(true);
     expect(deps.sessions.has('hub-1')).toBe(false);
+  });
+
+  it('consumes the number of a frame the gateway refused for good while the mailbox was full: no stall on sequence_gap', async () => {
+    const directory = new GatedDirectory();
+    directory.hold();
+    const { link, session, frame } = setup({}, directory);
+    frame({ t: 1, v: 1, b: 'boot' });
+    for (let s = 1; s <= 4; s++) frame({ t: 5, s, d: 'd1', e: 'press' });
+    expect(session.queued).toBe(4);
+    // event 5 fails validation in the gateway, which answers the hub and tells the session
+    session.refuse(new ProtocolError('invalid_field', 'p.n: not a finite number', { ref: 5 }), 5, undefined);
+    directory.open();
+    await settle();
+    await settle();
+    frame({ t: 5, s: 6, d: 'd1', e: 'press' });
+    await settle();
+    await settle();
+    expect(link.frames.filter((f) => f.t === 10)).toEqual([]);
+    expect(link.frames.filter((f) => f.t === 6).at(-1)).toMatchObject({ s: 6 });
+  });
+
+  it('acts on a takeover notice that finds the mailbox full at once: the frames queued before it are not acknowledged', async () => {
+    const directory = new GatedDirectory();
+    const { link, session, frame, deps } = setup({}, directory);
+    frame({ t: 1, v: 1, b: 'boot' });
+    await settle();
+    expect(link.frames[0]?.t).toBe(2); // welcome, epoch 1
+    // the session waits on something slow: a device list's write
+    frame({ t: 9, s: 1, f: true, j: [{ d: 'd1', k: 'switch' }] });
+    await settle();
+    const writeDevices = deps.shadows.writeDevices.bind(deps.shadows);
+    let release!: () => void;
+    deps.shadows.writeDevices = async (...args) => {
+      await new Promise<void>((r) => (release = r));
+      return writeDevices(...args);
+    };
+    frame({ t: 9, s: 2, f: true, j: [{ d: 'd1', k: 'plug' }] });
+    for (let s = 3; s <= 6; s++) frame({ t: 5, s, d: 'd1', e: 'press' });
+    await settle();
+    expect(session.queued).toBe(4);
+    session.onBusMessage({ subject: 'hub.hub-1.takeover', data: encodeValue({ epoch: 2, node: 'n2' }), replyTo: undefined, respond: () => false });
+    expect(link.closed).toEqual({ code: 4000, reason: 'session_taken_over' });
+    release();
+    await settle();
+    await settle();
+    expect(link.frames.filter((f) => f.t === 6).every((f) => (f as { s: number }).s < 3)).toBe(true);
   });
 
   it('a newer session of the hub on this node closes the older one through its mailbox', async () => {
