@@ -42,6 +42,8 @@ export class EventPublisher {
    */
   private unplacedTail: Promise<void> = Promise.resolve();
   private queued = 0;
+  /** per home with an append under way (a history that answers later): the latest one's end */
+  private readonly appending = new Map<string, Promise<void>>();
   /** the directory's answers, by hub and session, while their lookup is under way */
   private readonly asking = new Map<string, Promise<boolean>>();
   private readonly laterSession: EventPublisherOptions['laterSession'];
@@ -93,7 +95,7 @@ export class EventPublisher {
     }
     this.inFlight++;
     // appends of one home resolve in call order, so publishes keep the order of the events
-    this.history.append(event.home, bare, { hub: event.hub, epoch }).then(
+    const appended: Promise<void> = this.history.append(event.home, bare, { hub: event.hub, epoch }).then(
       (pos) => {
         // behind an event whose append failed, waiting for the directory: it goes out first
         if (this.queued > 0) return this.inOrder(() => this.placed(event, subject, bare, pos, parent));
@@ -106,8 +108,22 @@ export class EventPublisher {
     ).catch((err: unknown) => this.log.error({ err, homeId: event.home }, 'event publish failed'))
       .finally(() => {
       if (--this.inFlight === 0) for (const resolve of this.idle.splice(0)) resolve();
+      if (this.appending.get(event.home) === appended) this.appending.delete(event.home);
     });
+    this.appending.set(event.home, appended);
   };
+
+  /**
+   * Resolves once every event of the home published so far is stored where the history keeps it
+   * (committed on disk in the embedded default; appended in Redis, or given up on and published
+   * without a position, in cluster mode); rejects when the embedded store's write failed. A hub's
+   * device event is acknowledged only then: a report's state is in the shadow, an event only here.
+   */
+  durable(homeId: string): Promise<void> {
+    if (!this.history) return Promise.resolve();
+    if (this.history.durable) return this.history.durable(homeId);
+    return this.appending.get(homeId) ?? Promise.resolve();
+  }
 
   private placed(event: AppEventMessage, subject: string, bare: Uint8Array, pos: Position, parent: Span | undefined): void {
     this.onEvent(event, parent);

@@ -48,6 +48,11 @@ export interface HubSessionDeps {
    * the session's step the event came from, which the rules' evaluation of it joins
    */
   readonly publishEvent: (event: AppEventMessage, epoch: number, parent?: Span) => void;
+  /**
+   * resolves once the home's events published so far are stored (EventPublisher.durable): a device
+   * event is acknowledged only then, since the shadow does not hold it. Absent: at once
+   */
+  readonly eventsDurable?: (homeId: string) => Promise<void>;
   /** whether this node's rules may trigger on `event`; asked only while tracing is on, to trace the step that published it */
   readonly rulesListen?: (event: AppEventMessage) => boolean;
   /** the node's index of live sessions: a session claims its hub there when online, releases it when closed */

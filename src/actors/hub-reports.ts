@@ -253,7 +253,8 @@ export class HubReports implements CursorListener, Packable {
     return attrs;
   }
 
-  event(frame: EventFrame, queued?: number): void {
+  /** A device event: acknowledged once the history holding it is stored (the shadow does not hold it). */
+  event(frame: EventFrame, queued?: number): void | Promise<void> {
     if (!this.accept(frame.s)) return;
     const event: AppEventMessage = { op: 'evt', kind: 'event', home: this.host.homeId, hub: this.host.hubId, device: frame.d, event: frame.e, params: frame.p, ts: frame.ts ?? Date.now() };
     if (tracing === null) this.deps.publishEvent(event, this.host.epoch);
@@ -261,7 +262,10 @@ export class HubReports implements CursorListener, Packable {
       const step = this.publishTraced(tracing, event, 'event', undefined, queued);
       if (step) endSpan(step);
     }
-    this.acknowledge(frame.s);
+    // the session's next frames wait: acknowledgements stay in order
+    const durable = this.deps.eventsDurable?.(event.home);
+    if (durable === undefined) this.acknowledge(frame.s);
+    else return durable.then(() => this.acknowledge(frame.s));
   }
 
   /**

@@ -135,6 +135,7 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
       commandsInFlight: config.hubMaxCommandsInFlight,
     },
     publishEvent,
+    eventsDurable: (homeId) => events.durable(homeId),
     // asked only while tracing is on: a report the rules may trigger on is traced from the hub
     rulesListen: (event) => automation.engine.listens(event),
     sessions,

@@ -51,10 +51,11 @@ export interface DataStore {
   db<V = unknown>(name: string): Database<V, string | number | Array<string | number>>;
   readonly root: RootDatabase;
   /**
-   * A second environment in the directory (`<name>.mdb`) for data that need not survive a crash:
-   * its commits do not grow the main store's, and are flushed to disk as the main store's are
-   * (DATA_SYNC), each on its own schedule. Opened at the first call; flushed and closed with the
-   * store. After an unclean start, or when the file is damaged, it starts empty.
+   * A second environment in the directory (`<name>.mdb`) for data written behind the main store's
+   * (the history): its commits do not grow the main store's, and are flushed to disk as the main
+   * store's are (DATA_SYNC), each on its own schedule. Opened at the first call; flushed and closed
+   * with the store. When the file is damaged, or after an unclean start with DATA_SYNC=os, it
+   * starts empty; after one with each commit synced it keeps what was committed.
    */
   side(name: string): RootDatabase;
   /** resolves once every write issued so far is committed and (with sync 'commit') on disk */
@@ -120,9 +121,10 @@ export function openDataStore(dir: string, options: DataStoreOptions = {}): Data
       let env = sides.get(name);
       if (!env) {
         const file = join(path, `${name}.mdb`);
-        // after a crash it is not trusted and starts empty: its newest entries were in memory only
-        // (and, with DATA_SYNC=os, the file may be cut short)
-        if (stale || !readable(file)) discardSide(file);
+        // after a crash with DATA_SYNC=os it is not trusted and starts empty (the file may be cut
+        // short or hold pages of half a commit); with each commit synced it holds every commit, a
+        // device event acknowledged among them (its users start a new epoch of it all the same)
+        if ((stale && options.sync === 'os') || !readable(file)) discardSide(file);
         // flushed as the main file is: unflushed, its dirty pages went to disk in the kernel's
         // writeback bursts, which held up the main file's flushes and so the acks (BENCHMARKS.md)
         env = open({ path: file, maxDbs: 8, mapSize: options.mapSize ?? 4 * 1024 ** 3, noSync: options.sync === 'os', encoding: 'msgpack' });

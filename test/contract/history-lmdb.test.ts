@@ -41,6 +41,27 @@ describe('LmdbEventHistory chunks', () => {
     await done();
   });
 
+  it('durable: the home\'s open chunk is written at the end of the turn and committed when it resolves; other homes\' chunks stay open', async () => {
+    const { history, keys, done } = await setup({ maxEvents: 64, maxAgeMs: 60_000 });
+    history.appendNow!('h', Uint8Array.from([1]));
+    history.appendNow!('h', Uint8Array.from([2]));
+    history.appendNow!('other', Uint8Array.from([9]));
+    // two asks in one turn share the flush
+    const both = Promise.all([history.durable('h'), history.durable('h')]);
+    expect(keys()).toEqual([]);
+    await both;
+    expect(keys()).toEqual([['h', 1]]);
+    // nothing new: answers once what was issued is committed
+    await history.durable('h');
+    history.appendNow!('h', Uint8Array.from([3]));
+    await history.durable('h');
+    expect(keys()).toEqual([['h', 1], ['h', 3]]);
+    const { epoch } = await history.position('h');
+    const read = await history.read('h', { epoch, offset: 0 }, Infinity, 10);
+    expect(read.ok && read.entries.map((e) => [e.offset, ...e.data])).toEqual([[1, 1], [2, 2], [3, 3]]);
+    await done();
+  });
+
   it("keeps no range in memory for homes never written, whatever is asked of them (an admin's app may ask of any id)", async () => {
     const { history, done } = await setup({ maxEvents: 8, maxAgeMs: 60_000 });
     const { epoch } = await history.position('never-0');

@@ -10,6 +10,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { FrameType, type CommandFrame } from '../../proto/frames.js';
 import { ExitedError, freshDataDir, startNode } from '../../load/harness/index.js';
 import { HubClient } from '../../load/wire/hub-client.js';
+import { AppSocket } from '../helpers/app-socket.js';
 import { api, startServerProcess, type ServerProcess } from '../helpers/server-process.js';
 
 const dataDir = freshDataDir();
@@ -130,6 +131,29 @@ describe('the embedded default on disk (real node processes on one DATA_DIR)', (
     server = await start();
     const shadow = await admin('GET', '/v1/hubs/dur-b/shadow');
     expect(shadow.body.devices.meter.reported.n).toBeGreaterThanOrEqual(acked);
+  });
+
+  it('after kill -9 right after a device event was acknowledged, the event is in its home\'s history', async () => {
+    // a report's state is in the shadow; an event is only in the history, which writes a second at a time
+    const created = await admin('POST', '/v1/admin/hubs', { hubId: 'dur-e', homeId: 'home-e' });
+    expect(created.status).toBe(201);
+    const e = hub('dur-e', created.body.secret, server!.wsUrl);
+    await e.connect();
+    await e.report({ leak: { wet: false } });
+    await e.event('leak', 'alarm', { level: 3 });
+    await server!.kill();
+    server = await start();
+
+    // an unclean stop changes the history's epoch: a service starts over from its first offset
+    const first = new AppSocket(`${server.wsUrl}/app/v1?token=${tokens.ADMIN_TOKEN}`);
+    await first.opened();
+    const { epoch } = (await first.request({ op: 'sub', home: 'home-e' })).result.pos;
+    first.ws.close();
+    const app = new AppSocket(`${server.wsUrl}/app/v1?token=${tokens.ADMIN_TOKEN}`);
+    await app.opened();
+    expect(await app.request({ op: 'sub', home: 'home-e', since: { epoch, offset: 0 } })).toMatchObject({ op: 'ok', result: { recovered: true } });
+    await app.next((m) => m.op === 'evt' && m.kind === 'event' && m.event === 'alarm' && m.params?.level === 3);
+    app.ws.close();
   });
 
   it('a hub that reconnected before a restart has its reports acknowledged and stored after it (its epochs go on)', async () => {

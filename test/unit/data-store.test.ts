@@ -85,7 +85,7 @@ describe('openDataStore', () => {
     }
   });
 
-  it('starts a side environment empty after an unclean start, or when it is cut short, where the main store is refused', async () => {
+  it('starts a side environment empty when it is cut short (where the main store is refused), or after an unclean start with DATA_SYNC=os; keeps its commits after one with each commit synced', async () => {
     const fill = async (s: DataStore) => {
       const t = s.side('history').openDB<string, string>({ name: 'h' });
       for (let i = 0; i < 2_000; i++) void t.put(`k${i}`, 'x'.repeat(500));
@@ -99,14 +99,17 @@ describe('openDataStore', () => {
     expect(reopened.uncleanStart).toBe(false);
     expect(reopened.side('history').openDB<string, string>({ name: 'h' }).get('k0')).toBeUndefined();
 
-    const crashed = dir();
-    await fill(openDataStore(crashed));
-    const child = spawn(process.execPath, ['-e', '']);
-    const pid = await new Promise<number>((resolve) => child.on('exit', () => resolve(child.pid!)));
-    writeFileSync(join(crashed, 'node.lock'), `${pid}\nnode crashed\n`);
-    const after = open(crashed);
-    expect(after.uncleanStart).toBe(true);
-    expect(after.side('history').openDB<string, string>({ name: 'h' }).get('k0')).toBeUndefined();
+    for (const sync of ['os', 'commit'] as const) {
+      const crashed = dir();
+      await fill(openDataStore(crashed, { sync }));
+      const child = spawn(process.execPath, ['-e', '']);
+      const pid = await new Promise<number>((resolve) => child.on('exit', () => resolve(child.pid!)));
+      writeFileSync(join(crashed, 'node.lock'), `${pid}\nnode crashed\n`);
+      const after = openDataStore(crashed, { sync });
+      stores.push(after);
+      expect(after.uncleanStart).toBe(true);
+      expect(after.side('history').openDB<string, string>({ name: 'h' }).get('k0'), sync).toBe(sync === 'os' ? undefined : 'x'.repeat(500));
+    }
   });
 
   it('refuses a store of another data layout version', async () => {

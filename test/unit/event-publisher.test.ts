@@ -57,6 +57,19 @@ describe('EventPublisher', () => {
     expect(sent[0]!.subject).toMatch(/home-1\.hub-1$/);
   });
 
+  it('durable: with a history that answers later, resolves once the home\'s events published so far are appended (or given up on)', async () => {
+    for (const fail of [false, true]) {
+      const { publisher, sent } = publisherOver(deferredHistory(fail));
+      publisher.publish(event(1), 1);
+      publisher.publish(event(2), 1);
+      await publisher.durable('home-1');
+      expect(sent.map((s) => s.ts)).toEqual([1, 2]);
+      // nothing under way for another home, or once done
+      await publisher.durable('home-2');
+      await publisher.durable('home-1');
+    }
+  });
+
   it('publishes in order once a later history answers, hands the rules each event then, and settles after the last', async () => {
     const { publisher, sent, seen } = publisherOver(deferredHistory());
     for (let n = 1; n <= 3; n++) publisher.publish(event(n), 1);

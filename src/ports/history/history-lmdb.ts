@@ -80,6 +80,10 @@ export class LmdbEventHistory implements EventHistory {
   private flushTimer: NodeJS.Timeout | null = null;
   /** the commit of the last flush issued: writes commit in the order they were issued */
   private written: Promise<unknown> = Promise.resolve();
+  /** the same commit, rejecting when the write failed: what `durable` waits for */
+  private committed: Promise<unknown> = Promise.resolve();
+  /** a flush asked for by `durable`, at the end of this turn (the turn's events share its commit) */
+  private flushing: Promise<unknown> | null = null;
   private readonly batches: BatchObserver | undefined;
 
   private constructor(
@@ -138,6 +142,19 @@ export class LmdbEventHistory implements EventHistory {
     if (open.count >= this.chunkSize) this.seal(homeId, live);
     this.trim(homeId, live, t);
     return { epoch: this.epoch, offset };
+  }
+
+  /** Seals the home's open chunk and flushes at the end of the turn; resolves once committed. */
+  durable(homeId: string): Promise<void> {
+    const live = this.homes.get(homeId);
+    if (live?.open) this.seal(homeId, live);
+    if (!live?.inflight.some((c) => !c.issued)) return this.committed.then(() => undefined);
+    this.flushing ??= new Promise<void>((resolve) => setImmediate(resolve)).then(() => {
+      this.flushing = null;
+      this.flush();
+      return this.committed;
+    });
+    return this.flushing.then(() => undefined);
   }
 
   read(homeId: string, since: Position, upTo: number, limit: number): Promise<HistoryRead> {
@@ -377,6 +394,7 @@ export class LmdbEventHistory implements EventHistory {
       last = this.entries.put([homeId, chunk.start], chunk.packed(homeId));
     }
     for (const key of removals) last = this.entries.remove(key);
+    this.committed = last!;
     this.written = last!.then(
       () => {
         this.batches?.flushed(size, (performance.now() - started) / 1000);

@@ -70,6 +70,13 @@ export interface EventHistory {
    * store): the caller publishes in the same turn, without a promise per event.
    */
   appendNow?(homeId: string, data: Uint8Array): Position;
+  /**
+   * For an adapter whose appends are durable later than they are readable (the embedded store
+   * writes a home's events a second at a time): resolves once every event appended to the home so
+   * far is committed, rejects if the write failed. A device event is acknowledged to its hub only
+   * then. Absent: an append is as durable as the adapter gets once it resolves.
+   */
+  durable?(homeId: string): Promise<void>;
   read(homeId: string, since: Position, upTo: number, limit: number): Promise<HistoryRead>;
   position(homeId: string): Promise<Position>;
   remove(homeId: string): Promise<void>;
