@@ -272,6 +272,17 @@ describe('tokens', () => {
     expect((await admin('POST', '/v1/admin/tokens/revoke', { sub: 'rv-bob', before: 'yesterday' })).body).toMatchObject({ code: 'invalid_field', field: 'before' });
   });
 
+  it('a revocation whose before is no RFC 3339 date-time within 30 days is refused 400 naming before, and nothing is stored', async () => {
+    const token = await userToken('rv-far', ['rv-home']);
+    for (const before of ['+275760-09-13T00:00:00.000Z', '1', 'Tuesday 5', '12/31/2025', '2001-01-01T00:00:00Z']) {
+      const res = await admin('POST', '/v1/admin/tokens/revoke', { sub: 'rv-far', before });
+      expect(res.status, before).toBe(400);
+      expect(res.body, before).toMatchObject({ code: 'invalid_field', field: 'before' });
+    }
+    expect((await ports.revocations!.list(0)).filter((r) => r.sub === 'rv-far')).toEqual([]);
+    expect((await api(http, 'GET', '/v1/homes/rv-home/hubs', token)).status).toBe(200);
+  });
+
   it('an app socket is closed at its token’s exp (4007 token_expired); the token is refused from then on', async () => {
     const token = (await admin('POST', '/v1/admin/tokens', { sub: 'ex-ann', homes: ['rv-home'], ttlS: 2 })).body.token as string;
     const app = new AppSocket(`${wsUrl}/app/v1?token=${token}`);
