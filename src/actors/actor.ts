@@ -25,7 +25,7 @@ export interface ActorSystem {
   onFailure?(address: string, messageType: string, err: unknown): void;
   /** @default { maxFailures: MAX_FAILURES, withinMs: FAILURE_WINDOW_MS } */
   readonly supervision?: Supervision;
-  /** the supervisor's clock (ms), replaceable in tests; @default Date.now */
+  /** the wall clock (ms) of the supervisor and of app tokens' expiry, replaceable in tests; @default Date.now */
   readonly now?: () => number;
 }
 

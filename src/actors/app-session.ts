@@ -1,9 +1,10 @@
 import type { AppReply, AppRequest, Position, RecoveryFailure, SubResult } from '../../proto/app.js';
-import { ErrorCodes } from '../../proto/errors.js';
+import { CloseCode, ErrorCodes } from '../../proto/errors.js';
 import { canSeeHome, type Principal } from '../auth/authenticator.js';
-import { CommandError, TierError, asTierError } from '../errors.js';
+import { AuthError, CommandError, TierError, asTierError } from '../errors.js';
 import { Actor, type ActorSystem } from './actor.js';
 import type { CommandSender, CommandSpec } from './commands.js';
+import type { TimerHandle, TimerTarget } from './timer-wheel.js';
 import { inSpan } from '../trace/active-span.js';
 import { endSpan, SpanKind, tracing } from '../trace/tracing.js';
 import { byCaller, type AuditTrail, type AuditWhat } from './audit-trail.js';
@@ -32,6 +33,8 @@ export interface AppLink {
   /** the socket's side of joining a home's events, answering request `id`; open while `wanted()` */
   subscriber(homeId: string, id: number, wanted: () => boolean): FeedSubscriber;
   leave(homeId: string): void;
+  /** closes the socket once the replies given so far are written (a refusal before its close frame) */
+  closeAfterReplies(code: number, reason: string): void;
   readonly open: boolean;
   /** the peer's address, for the audit trail */
   readonly remote?: string;
@@ -63,15 +66,26 @@ export interface AppSessionDeps {
 
 export type AppMessage = { type: 'request'; request: AppRequest } | { type: 'closed' };
 
+/** How late after its token's `exp` a socket may be closed: expiries share the wheel's ticks. */
+const EXPIRY_SLACK_MS = 1_000;
+
 /**
  * One app connection: the user's identity and homes, its subscriptions (each also held as
  * node-wide interest in the home's bus subject), and its commands. Subscribe and unsubscribe run
  * in order; commands run concurrently and answer with the request id when the hub answers.
+ *
+ * The token is checked once, at the upgrade; its `exp` is kept here: from then on every request
+ * is refused `unauthorized` (token expired), and within a second the socket is closed with 4007
+ * `token_expired`, so the app reconnects with a fresh token. One handle on the node's timer wheel
+ * per session whose token expires, cancelled when the session stops.
  */
-export class AppSession extends Actor<AppMessage> {
+export class AppSession extends Actor<AppMessage> implements TimerTarget {
   /** subscribed homes, each with its subscription's own token (a sub after an unsub is another one) */
   private readonly homes = new Map<string, object>();
   private commandsInFlight = 0;
+  /** the token's `exp` in ms on the system's clock; null: it never expires (the admin token, a user token without exp) */
+  private readonly expiresAt: number | null;
+  private expiry: TimerHandle | null = null;
 
   constructor(
     readonly principal: Principal,
@@ -82,6 +96,8 @@ export class AppSession extends Actor<AppMessage> {
     readonly conn: string = address,
   ) {
     super();
+    this.expiresAt = principal.kind === 'user' && principal.exp !== undefined ? principal.exp * 1000 : null;
+    this.armExpiry();
   }
 
   protected get system(): ActorSystem {
@@ -94,6 +110,7 @@ export class AppSession extends Actor<AppMessage> {
       return;
     }
     const req = msg.request;
+    if (this.expired()) return this.refuseExpired(req.id);
     switch (req.op) {
       case 'ping':
         return this.link.reply({ op: 'ok', id: req.id, result: { ts: Date.now() } });
@@ -182,7 +199,37 @@ export class AppSession extends Actor<AppMessage> {
     this.answerError(err.ref, err);
   }
 
+  /** The wheel's call at `exp`; the wheel's clock may run ahead of the wall clock's: then it waits for the rest. */
+  onTimer(): void {
+    this.expiry = null;
+    if (this.stopped) return;
+    if (this.expired()) this.link.closeAfterReplies(CloseCode.unauthorized, 'token_expired');
+    else this.armExpiry();
+  }
+
+  private armExpiry(): void {
+    if (this.expiresAt === null) return;
+    this.expiry = this.system.timers.schedule(this.expiresAt - this.nowMs(), this, 0, EXPIRY_SLACK_MS);
+  }
+
+  /** As JWT's `exp` (RFC 7519 §4.1.4): the token is not accepted on or after that instant. */
+  private expired(): boolean {
+    return this.expiresAt !== null && this.nowMs() >= this.expiresAt;
+  }
+
+  /** A request after `exp` is refused with its id, then the socket closes (if the timer has not closed it yet). */
+  private refuseExpired(id: number): void {
+    this.answerError(id, new AuthError('unauthorized', 'token expired'));
+    this.link.closeAfterReplies(CloseCode.unauthorized, 'token_expired');
+  }
+
+  private nowMs(): number {
+    return (this.system.now ?? Date.now)();
+  }
+
   protected onStop(): void {
+    this.system.timers.cancel(this.expiry);
+    this.expiry = null;
     for (const home of this.homes.keys()) this.deps.feeds.release(home);
     this.homes.clear();
   }

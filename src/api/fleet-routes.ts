@@ -9,9 +9,10 @@ import { requireAdmin, requireHome, type Authenticator } from '../auth/authentic
 import { TierError } from '../errors.js';
 import { compile } from '../schemas/check.js';
 import { parseId } from '../schemas/common.js';
+import { DATE_TIME_MESSAGE, dateTimeMs } from '../schemas/date-time.js';
 import type { TokenRevocation } from '../../proto/subjects.js';
 import { BatchReply, BatchRequest, DeleteHubReply, HomeHubsReply, HubListReply, HubPatchRequest, MoveRequest, RevokeReply, RevokeRequest, RotateReply, RotateRequest } from '../schemas/fleet.js';
-import { ProvisionReply, ProvisionRequest } from '../schemas/hubs.js';
+import { MAX_TTL_S, ProvisionReply, ProvisionRequest } from '../schemas/hubs.js';
 import { optionalJson, route, routeOptions, type HttpCall, type RouteHost } from '../transport/http.js';
 import type { TemplatedApp } from '../transport/uws.js';
 import { byCaller, NO_AUDIT, type AuditTrail, type AuditWhat } from '../actors/audit-trail.js';
@@ -201,12 +202,7 @@ export function mountFleetApi(app: TemplatedApp, deps: FleetApiDeps): void {
         const bad = (field: string, problem: string) => new TierError('invalid_field', `${field}: ${problem}`, { field });
         if ((body.jti === undefined) === (body.sub === undefined)) throw bad('jti', 'give jti, or sub (with an optional before), not both');
         if (body.jti !== undefined && body.before !== undefined) throw bad('before', 'only with sub');
-        let before = Math.floor(Date.now() / 1000);
-        if (body.before !== undefined) {
-          const ms = Date.parse(body.before);
-          if (!Number.isFinite(ms)) throw bad('before', 'must be an ISO 8601 date and time');
-          before = Math.floor(ms / 1000);
-        }
+        const before = revokedBefore(body.before, Date.now());
         const r = await deps.revoke(body.jti !== undefined ? { jti: body.jti } : { sub: body.sub!, before });
         const reply: Static<typeof RevokeReply> = { ok: true, until: new Date(r.exp * 1000).toISOString() };
         return { status: 200, body: reply };
@@ -228,6 +224,20 @@ export function mountFleetApi(app: TemplatedApp, deps: FleetApiDeps): void {
     },
     opts,
   );
+}
+
+/**
+ * A revocation's `before` in Unix seconds (default now), refused `invalid_field` before anything is
+ * stored unless an RFC 3339 date-time within MAX_TTL_S (30 days, the longest token life) of now:
+ * earlier revokes nothing that has not expired already; later refuses the user's tokens issued
+ * until then (a lock-out), for at most as long as a token lives.
+ */
+export function revokedBefore(before: string | undefined, nowMs: number): number {
+  if (before === undefined) return Math.floor(nowMs / 1000);
+  const ms = dateTimeMs(before);
+  if (ms === null) throw new TierError('invalid_field', `before: ${DATE_TIME_MESSAGE}`, { field: 'before' });
+  if (Math.abs(ms - nowMs) > MAX_TTL_S * 1000) throw new TierError('invalid_field', `before: must be within ${MAX_TTL_S / 86_400} days of now (tokens live at most that long)`, { field: 'before' });
+  return Math.floor(ms / 1000);
 }
 
 /** `?limit&after&prefix&home&model&firmware&enabled&online&node`; a bad one answers invalid_field naming it. */

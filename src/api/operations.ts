@@ -125,7 +125,7 @@ export function operations(limits: { commandTimeoutMaxMs: number }): Record<stri
       summary: 'Revoke user tokens: one by `jti`, or every token of a `sub` issued before a time',
       description: 'Takes effect on every node within a second: requests with the tokens are refused (`unauthorized`) and app sockets open with them are closed (4007).',
       tag: 'admin',
-      request: { schema: RevokeRequest, bad: {} },
+      request: { schema: RevokeRequest, bad: { sub: 'alice', before: '12/31/2025' } },
       ok: { status: 200, description: 'revoked', schema: RevokeReply },
     },
     'get /v1/admin/audit': {

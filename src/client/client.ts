@@ -17,7 +17,7 @@ export type ConnectionState =
   | { state: 'open' }
   /**
    * `unauthorized`: the upgrade was refused with 401 (seen in Node's `ws`; a browser cannot tell)
-   * or the server closed with 4007 (`CloseCode.unauthorized`: its token was revoked). `reconnectInMs` is null once the client is closed for good.
+   * or the server closed with 4007 (`CloseCode.unauthorized`: its token was revoked or reached its `exp`). `reconnectInMs` is null once the client is closed for good.
    */
   | { state: 'closed'; code: number; reason: string; unauthorized: boolean; reconnectInMs: number | null };
 

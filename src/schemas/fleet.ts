@@ -4,6 +4,7 @@
  */
 import { Type, type TSchema } from '@sinclair/typebox';
 import { ID_REGEX, Id } from './common.js';
+import { DateTime } from './date-time.js';
 import { ProvisionRequest } from './hubs.js';
 
 const nullable = <T extends TSchema>(schema: T, description: string) => Type.Union([schema, Type.Null()], { description });
@@ -174,7 +175,7 @@ export const RevokeRequest = Type.Object(
   {
     jti: Type.Optional(Type.String({ minLength: 1, maxLength: 128, description: 'the one token to revoke (its `jti` claim)' })),
     sub: Type.Optional(Type.String({ minLength: 1, maxLength: 128, description: 'revoke every token of this user issued before `before`' })),
-    before: Type.Optional(Type.String({ maxLength: 64, description: 'with `sub`: tokens issued before this instant (ISO 8601; default now)' })),
+    before: Type.Optional(DateTime('with `sub`: tokens issued at or before this instant (default now), within 30 days of now; a later one also refuses the tokens issued until then')),
   },
   {
     title: 'RevokeRequest',

@@ -111,6 +111,11 @@ class UwsAppLink implements AppLink {
     this.ws.end(code, reason);
   }
 
+  /** At the end of the turn, after the replies `reply` deferred: an error answer precedes the close frame. */
+  closeAfterReplies(code: number, reason: string): void {
+    this.writes.defer(() => this.close(code, reason));
+  }
+
   /** The socket is gone: waiters for a drain are let go (they see `open` false). */
   closed(): void {
     this.open = false;
@@ -221,8 +226,7 @@ export function mountAppGateway(
         const e = asTierError(err);
         if (e.code === 'internal') log.error({ err }, 'app message handling failed');
         session.rejectRaw(e);
-        // the error answer first (written at the end of the turn), then a close with its reason
-        if (e.code === 'frame_too_large') deps.writes.defer(() => link.close(CloseCode.tooLarge, 'frame_too_large'));
+        if (e.code === 'frame_too_large') link.closeAfterReplies(CloseCode.tooLarge, 'frame_too_large');
       }
     },
 

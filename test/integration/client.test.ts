@@ -1,7 +1,7 @@
 /**
  * The app client library against a real node process: a JWT as the bearer subprotocol, commands
  * answered by a simulated hub (results, hub refusals, offline, timeout), events, and reconnecting
- * after the node restarts on the same port and data.
+ * after the node restarts on the same port and data, or after the node closed it at its token's exp.
  */
 import WebSocket from 'ws';
 import { SignJWT } from 'jose';
@@ -28,8 +28,8 @@ describe('app client library against a real node', () => {
   const secrets = new Map<string, string>();
   let count = 0;
 
-  const mint = (secret: string, homes = [HOME]) =>
-    new SignJWT({ homes }).setProtectedHeader({ alg: 'HS256' }).setSubject('carol').setExpirationTime('1h').sign(new TextEncoder().encode(secret));
+  const mint = (secret: string, homes = [HOME], lifetime = '1h') =>
+    new SignJWT({ homes }).setProtectedHeader({ alg: 'HS256' }).setSubject('carol').setExpirationTime(lifetime).sign(new TextEncoder().encode(secret));
 
   async function provision(name: string): Promise<string> {
     const hubId = `cl-${name}-${++count}`;
@@ -173,6 +173,39 @@ describe('app client library against a real node', () => {
     expect(reloads.items).toEqual([]);
     expectContiguous(events.items);
     expect(away.sockets).toHaveLength(2);
+  });
+
+  it('when its token expires (4007 token_expired) asks the function for a fresh one and recovers what it missed meanwhile', async () => {
+    const hubId = await provision('expiry');
+    const hub = await online(hubId);
+    let back: () => void = () => {};
+    const held = new Promise<void>((resolve) => (back = resolve));
+    let minted = 0;
+    // a token of 2 s first; the next one is held back until the test has reported while the app was away
+    const token = async () => {
+      if (minted++ === 0) return mint(server.jwtSecret, [HOME], '2s');
+      await held;
+      return mint(server.jwtSecret);
+    };
+    const { c, states } = client({ token });
+    const events = new Inbox<AppEventMessage>();
+    const answers = new Inbox<SubResult>();
+    await c.subscribe(HOME, { onEvent: events.push, onSubscribed: answers.push }).ready;
+    await hub.report({ s1: { n: 1 } });
+    await events.next((e) => e.kind === 'state' && e.hub === hubId && e.attrs.n === 1);
+
+    expect(await states.next((s) => s.state === 'closed')).toMatchObject({ code: 4007, reason: 'token_expired', unauthorized: true });
+    await states.next((s) => s.state === 'connecting', 2);
+    await hub.report({ s1: { n: 2 } });
+    back();
+
+    await states.next((s) => s.state === 'open', 2);
+    expect(minted).toBe(2);
+    expect(await answers.next(() => true, 2)).toMatchObject({ home: HOME, recovered: true });
+    await hub.report({ s1: { n: 3 } });
+    await events.next((e) => e.kind === 'state' && e.hub === hubId && e.attrs.n === 3);
+    expect(events.items.filter((e) => e.hub === hubId && e.kind === 'state').map((e) => (e.kind === 'state' ? e.attrs.n : null))).toEqual([1, 2, 3]);
+    expectContiguous(events.items);
   });
 
   it('tells the app to reload when it missed more than the history keeps, and goes on from the position given', async () => {

@@ -426,6 +426,9 @@ class FakeAppLink implements AppLink {
   leave(homeId: string): void {
     this.topics.leave(feedTopic(this.enc, homeId), this);
   }
+  closeAfterReplies(): void {
+    this.open = false;
+  }
   /** a message as the socket delivers it: text is JSON, binary msgpack */
   receive(message: Uint8Array | string): void {
     this.received.push(typeof message === 'string' ? JSON.parse(message) : decodeValue(message));

@@ -4,7 +4,8 @@
  * session closed, commands refused), moved (the old home's users lose the hub, the new home's gain
  * it, rules naming it reported), deleted (record, shadow and session gone) and re-keyed (the old
  * secret works during its grace period only); the registry holds no secret in clear; user tokens
- * revoked (open app sockets closed, next requests refused) and tokens without exp refused.
+ * revoked (open app sockets closed, next requests refused), app sockets closed at their token's exp,
+ * and tokens without exp refused.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { HubClient } from '../../load/wire/hub-client.js';
@@ -269,6 +270,29 @@ describe('tokens', () => {
     expect((await api(http, 'GET', '/v1/homes/rv-home/hubs', await userToken('rv-bob', ['rv-home']))).status).toBe(200);
     expect((await admin('POST', '/v1/admin/tokens/revoke', { jti: 'x', sub: 'rv-bob' })).body).toMatchObject({ code: 'invalid_field' });
     expect((await admin('POST', '/v1/admin/tokens/revoke', { sub: 'rv-bob', before: 'yesterday' })).body).toMatchObject({ code: 'invalid_field', field: 'before' });
+  });
+
+  it('a revocation whose before is no RFC 3339 date-time within 30 days is refused 400 naming before, and nothing is stored', async () => {
+    const token = await userToken('rv-far', ['rv-home']);
+    for (const before of ['+275760-09-13T00:00:00.000Z', '1', 'Tuesday 5', '12/31/2025', '2001-01-01T00:00:00Z']) {
+      const res = await admin('POST', '/v1/admin/tokens/revoke', { sub: 'rv-far', before });
+      expect(res.status, before).toBe(400);
+      expect(res.body, before).toMatchObject({ code: 'invalid_field', field: 'before' });
+    }
+    expect((await ports.revocations!.list(0)).filter((r) => r.sub === 'rv-far')).toEqual([]);
+    expect((await api(http, 'GET', '/v1/homes/rv-home/hubs', token)).status).toBe(200);
+  });
+
+  it('an app socket is closed at its token’s exp (4007 token_expired); the token is refused from then on', async () => {
+    const token = (await admin('POST', '/v1/admin/tokens', { sub: 'ex-ann', homes: ['rv-home'], ttlS: 2 })).body.token as string;
+    const app = new AppSocket(`${wsUrl}/app/v1?token=${token}`);
+    await app.opened();
+    expect((await app.request({ op: 'sub', home: 'rv-home' })).op).toBe('ok');
+    // awaited, not timed: only the socket's own expiry closes it with token_expired
+    expect(await app.closed).toEqual({ code: 4007, reason: 'token_expired' });
+    const { exp } = JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString()) as { exp: number };
+    expect(Date.now()).toBeGreaterThanOrEqual(exp * 1000);
+    expect((await api(http, 'GET', '/v1/homes/rv-home/hubs', token)).status).toBe(401);
   });
 
   it('a token without exp is refused', async () => {
