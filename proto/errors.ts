@@ -36,6 +36,8 @@ export const ErrorCodes = {
   unknown_device: { code: 402, temporary: false, http: 404, text: 'the hub has no such device' },
   command_failed: { code: 403, temporary: false, http: 502, text: 'the hub ran the command and reported failure' },
   session_closed: { code: 404, temporary: true, http: 503, text: 'the session closed before the hub answered' },
+  // 6xx: rules
+  rule_timeout: { code: 600, temporary: true, http: 503, text: 'a rule evaluation ran past its deadline; its worker thread was replaced' },
   // 5xx: server
   internal: { code: 500, temporary: true, http: 500, text: 'unexpected server error' },
   draining: { code: 501, temporary: true, http: 503, text: 'the node is shutting down' },

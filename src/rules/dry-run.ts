@@ -2,13 +2,16 @@
  * A dry run (`POST .../rules/{id}/test`): the rule evaluated on the pool against current state,
  * or a given event, with each condition's value, and what it would do now. It runs nothing and
  * counts nothing, and it does not go through the home's mailbox: it changes no state there.
+ * The pool's refusals answer as codes of the table: a full queue `busy`, a batch that overran on
+ * this rule `rule_timeout`, a closing pool `draining`; a worker that died `internal`.
  */
 import type { AttrValue, Attrs } from '../../proto/frames.js';
+import type { ErrorCode } from '../../proto/errors.js';
 import { TierError } from '../errors.js';
 import type { RuleStore } from '../ports/rule-store/rule-store.js';
 import type { HomeScope } from './home-scope.js';
 import type { ConditionReport, EvalTask, PlannedAction, RuleEvent, SceneCommand } from './model.js';
-import type { RuleRunner } from './pool.js';
+import { RulePoolError, type RulePoolErrorCode, type RuleRunner } from './pool.js';
 import type { RunGuard } from './run-guard.js';
 
 export interface DryRunReport {
@@ -37,6 +40,8 @@ export interface DryRunDeps {
   now(): number;
 }
 
+const POOL_CODES: Record<RulePoolErrorCode, ErrorCode> = { queue_full: 'busy', timeout: 'rule_timeout', closed: 'draining', worker_failed: 'internal' };
+
 export async function dryRun(deps: DryRunDeps, homeId: string, ruleId: string, event?: RuleEvent, prev: Record<string, AttrValue> = {}): Promise<DryRunReport> {
   const { store, now } = deps;
   const rule = await store.getRule(homeId, ruleId);
@@ -54,7 +59,9 @@ export async function dryRun(deps: DryRunDeps, homeId: string, ruleId: string, e
     state,
     explain: true,
   };
-  const result = await deps.runner.evaluate(task);
+  const result = await deps.runner.evaluate(task).catch((err: unknown) => {
+    throw err instanceof RulePoolError ? new TierError(POOL_CODES[err.code], err.message, { cause: err }) : err;
+  });
   const o = result.outcomes[0];
   if (!o) throw new TierError('internal', 'the worker returned no outcome');
   const actions: DryRunReport['actions'] = [];

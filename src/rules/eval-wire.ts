@@ -18,6 +18,11 @@ export type WireTask = Omit<EvalTask, 'rules'> & { rules: WireRule[] };
 
 export interface EvalBatch {
   tasks: WireTask[];
+  /**
+   * Shared with the pool (a SharedArrayBuffer): the worker stores the index of the task it starts
+   * in `[0]`, and the count once all are done, so that at a deadline the pool knows which task overran.
+   */
+  progress?: Int32Array;
 }
 
 /** Per task of the batch, in order: its result, or why the worker could not evaluate it. */

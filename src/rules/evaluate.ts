@@ -9,7 +9,7 @@
 import { performance } from 'node:perf_hooks';
 import type { AttrValue, Attrs } from '../../proto/frames.js';
 import { unpackRule, type WireTask } from './eval-wire.js';
-import { compile, display, parseTemplate, type Compiled } from './expr.js';
+import { compileBounded, display, parseTemplate, type Compiled } from './expr.js';
 import { deviceKey, type ConditionReport, type EvalResult, type EvalTask, type PlannedAction, type Rule, type RuleEvent, type RuleOutcome, type Trigger } from './model.js';
 
 type CompiledPart = string | Compiled;
@@ -96,9 +96,10 @@ export class RuleEvaluator {
 function compileRule(rule: Rule): CompiledRule {
   const out: CompiledRule = { version: rule.version, rule, conditions: [], templates: new Map(), error: null };
   try {
-    out.conditions = rule.conditions.map((c) => compile(c));
+    const aliases = Object.keys(rule.devices).length;
+    out.conditions = rule.conditions.map((c, i) => compileField(c, `conditions[${i}]`, aliases));
     rule.actions.forEach((a, i) => {
-      if (a.type === 'notify') out.templates.set(i, { title: compileTemplate(a.title), body: compileTemplate(a.body) });
+      if (a.type === 'notify') out.templates.set(i, { title: compileTemplate(a.title, `actions[${i}].title`, aliases), body: compileTemplate(a.body, `actions[${i}].body`, aliases) });
     });
   } catch (err) {
     out.error = `compile: ${message(err)}`;
@@ -106,8 +107,16 @@ function compileRule(rule: Rule): CompiledRule {
   return out;
 }
 
-function compileTemplate(text: string): CompiledPart[] {
-  return parseTemplate(text).map((p) => (typeof p === 'string' ? p : compile(p.expr)));
+function compileTemplate(text: string, field: string, aliases: number): CompiledPart[] {
+  return parseTemplate(text).map((p) => (typeof p === 'string' ? p : compileField(p.expr, field, aliases)));
+}
+
+function compileField(src: string, field: string, aliases: number): Compiled {
+  try {
+    return compileBounded(src, aliases);
+  } catch (err) {
+    throw new Error(`${field}: ${message(err)}`, { cause: err });
+  }
 }
 
 function evaluateRule(rule: Rule, c: CompiledRule, task: Omit<EvalTask, 'rules'>, time: LocalTime): RuleOutcome {

@@ -9,6 +9,7 @@
  * true when from ≤ hhmm < to, wrapping past midnight when from > to.
  */
 import { Environment, type ASTNode, type ParseResult } from '@marcbachmann/cel-js';
+import { costProblem } from './expr-cost.js';
 
 export const EXPR_MAX_LENGTH = 1_000;
 
@@ -42,8 +43,9 @@ export function compile(src: string): Compiled {
 }
 
 /**
- * Checks an expression without running it: syntax, types, limits, banned functions and that every
- * `dev.<alias>` names a declared alias. Returns the problem as text, or null when it is fine.
+ * Checks an expression without running it: syntax, types, limits, banned functions, that every
+ * `dev.<alias>` names a declared alias, and its worst-case cost (expr-cost.ts). Returns the
+ * problem as text, or null when it is fine.
  */
 export function checkExpression(src: string, aliases: ReadonlySet<string>): string | null {
   if (src.length === 0) return 'must not be empty';
@@ -56,7 +58,18 @@ export function checkExpression(src: string, aliases: ReadonlySet<string>): stri
   }
   const check = parsed.check();
   if (!check.valid) return firstLine(check.error ?? 'does not type-check');
-  return walk(parsed.ast, aliases);
+  return walk(parsed.ast, aliases) ?? costProblem(parsed.ast, aliases.size);
+}
+
+/**
+ * Parses an expression for a worker, refusing one over the cost bound without running it: a rule
+ * stored before the bound existed must not hold the worker either. Throws the problem.
+ */
+export function compileBounded(src: string, aliases: number): Compiled {
+  const c = compile(src);
+  const problem = costProblem(c.ast, aliases);
+  if (problem) throw new Error(problem);
+  return c;
 }
 
 function walk(node: ASTNode, aliases: ReadonlySet<string>): string | null {

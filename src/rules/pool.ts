@@ -4,9 +4,12 @@
  * the workers. The tasks of one event-loop turn go as one message per thread (a batch): a message
  * per event cost the socket thread more than the rules it moved away (bench:rules, BENCHMARKS.md).
  *
- * Faults stay inside the pool: a task that throws fails alone; a worker that exits or crashes, or a
- * batch that runs past `taskTimeoutMs` (its worker is terminated), rejects the tasks of that batch
- * with a RulePoolError and piscina starts a replacement thread; the node goes on. The queue is bounded: past `maxQueue`
+ * Faults stay inside the pool: a task that throws fails alone; a worker that exits or crashes
+ * rejects the tasks of that batch with a RulePoolError and piscina starts a replacement thread; the
+ * node goes on. A batch that runs past `taskTimeoutMs` has its worker terminated too, but fails
+ * only the task that was running then (`timeout`): the others of the batch, done or not started,
+ * are sent again once, as a batch of their own; a task overrunning a second batch fails with it.
+ * One user's slow rule does not take other homes' evaluations along. The queue is bounded: past `maxQueue`
  * waiting tasks, `evaluate` refuses at once (`queue_full`) instead of letting latency grow.
  */
 import { createRequire } from 'node:module';
@@ -42,7 +45,7 @@ export interface RulePoolOptions {
   threads?: number;
   /** tasks that may wait for a thread; @default 1_024 */
   maxQueue?: number;
-  /** a task running longer has its worker terminated and replaced; @default 2_000 (ms) */
+  /** a batch running longer has its worker terminated and replaced; @default 2_000 (ms) */
   taskTimeoutMs?: number;
   /** heap of one worker; past it the worker dies, not the node; @default 256 (MiB) */
   maxWorkerHeapMb?: number;
@@ -58,6 +61,8 @@ export interface RulePoolStats {
   completed: number;
   failed: number;
   timeouts: number;
+  /** tasks sent again after a batch-mate overran the deadline (each at most once) */
+  retried: number;
   rejected: number;
   workerErrors: number;
   /** messages sent to the threads, each with the tasks of one turn (or a share of them) */
@@ -96,6 +101,8 @@ interface Waiting {
   task: EvalTask;
   resolve(result: EvalResult): void;
   reject(err: RulePoolError): void;
+  /** sent again already, after a batch-mate overran: not again */
+  retried?: boolean;
 }
 
 /** Tasks per batch at most: a batch runs on one thread, and its deadline covers all of it. */
@@ -108,7 +115,7 @@ export class RulePool implements RuleRunner {
   private readonly taskTimeoutMs: number;
   private readonly threads: number;
   private closed = false;
-  private readonly counts = { completed: 0, failed: 0, timeouts: 0, rejected: 0, workerErrors: 0, batches: 0 };
+  private readonly counts = { completed: 0, failed: 0, timeouts: 0, retried: 0, rejected: 0, workerErrors: 0, batches: 0 };
   /** tasks of this turn, sent as batches when the turn ends */
   private next: Waiting[] = [];
   /** batches handed to piscina and not answered, in the order they were handed */
@@ -181,8 +188,10 @@ export class RulePool implements RuleRunner {
     this.counts.batches++;
     const controller = new AbortController();
     const handle: TimerHandle = this.timers.schedule(this.taskTimeoutMs, new Deadline(controller));
+    // -1: not started; shared, so that it can be read after the worker is terminated
+    const progress = new Int32Array(new SharedArrayBuffer(4)).fill(-1);
     try {
-      const results = await this.piscina.run({ tasks: batch.map((w) => wireTask(w.task)) }, { signal: controller.signal });
+      const results = await this.piscina.run({ tasks: batch.map((w) => wireTask(w.task)), progress }, { signal: controller.signal });
       batch.forEach((w, i) => {
         const r = results[i];
         if (r && !('error' in r)) {
@@ -195,9 +204,12 @@ export class RulePool implements RuleRunner {
       });
     } catch (err) {
       const failure = this.failure(err, controller.signal.aborted);
+      if (failure.code === 'timeout') {
+        this.overran(batch, Atomics.load(progress, 0), failure);
+        return;
+      }
       for (const w of batch) {
         this.counts.failed++;
-        if (failure.code === 'timeout') this.counts.timeouts++;
         if (failure.code === 'queue_full') this.counts.rejected++;
         w.reject(failure);
       }
@@ -205,6 +217,27 @@ export class RulePool implements RuleRunner {
       this.timers.cancel(handle);
       this.sent.splice(this.sent.indexOf(batch), 1);
     }
+  }
+
+  /**
+   * A batch past its deadline: the task that was running (`running`, the worker's mark) fails, and
+   * so does any task already sent again; the rest go once more as a batch of their own (bounded:
+   * each task at most twice). Not started (-1) or all done (the batch's length): none is to blame.
+   */
+  private overran(batch: Waiting[], running: number, failure: RulePoolError): void {
+    const again: Waiting[] = [];
+    batch.forEach((w, i) => {
+      if (i === running || w.retried) {
+        this.counts.failed++;
+        this.counts.timeouts++;
+        w.reject(failure);
+      } else {
+        w.retried = true;
+        this.counts.retried++;
+        again.push(w);
+      }
+    });
+    if (again.length > 0) void this.run(again);
   }
 
   private failure(err: unknown, aborted: boolean): RulePoolError {

@@ -151,7 +151,7 @@ describe('the other verdicts', () => {
   });
 
   it('worker pool, uWS binding, disk space and push sender', () => {
-    const stats = { threads: 2, queued: 0, completed: 5, failed: 0, timeouts: 0, rejected: 0, workerErrors: 0, batches: 3 };
+    const stats = { threads: 2, queued: 0, completed: 5, failed: 0, timeouts: 0, retried: 0, rejected: 0, workerErrors: 0, batches: 3 };
     expect(poolVerdict(stats).verdict).toBe('ok');
     expect(poolVerdict({ ...stats, queued: 21 }).verdict).toBe('warn');
     expect(poolVerdict({ ...stats, threads: 0 }).verdict).toBe('fail');

@@ -3,7 +3,10 @@
  * when a batch holds a task of a reserved home id. Everything else is evaluated by the real worker code.
  */
 import type { BatchResult, EvalBatch } from '../../src/rules/eval-wire.js';
-import evaluateBatch from '../../src/rules/worker.js';
+import { RuleEvaluator } from '../../src/rules/evaluate.js';
+import evaluateBatch, { runBatch } from '../../src/rules/worker.js';
+
+const evaluator = new RuleEvaluator();
 
 export default function faulty(batch: EvalBatch): BatchResult {
   for (const task of batch.tasks) {
@@ -18,8 +21,14 @@ export default function faulty(batch: EvalBatch): BatchResult {
       case 'fault-throw':
         throw new Error('bug in the worker');
       case 'fault-hang':
+        // a runaway evaluation, in its turn among the batch's tasks: only terminating the thread stops it
+        return runBatch(batch, (t) => {
+          if (t.homeId === 'fault-hang') for (;;);
+          return evaluator.evaluateWire(t);
+        });
+      case 'fault-stall':
         for (;;) {
-          // a runaway evaluation: only terminating the thread stops it
+          // stuck before the first task: no task of the batch is marked as running
         }
       case 'fault-slow': {
         const until = Date.now() + 300;

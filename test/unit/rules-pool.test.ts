@@ -145,6 +145,29 @@ describe('RulePool', () => {
     expect(p.stats().timeouts).toBe(1);
   });
 
+  it('a batch past its deadline fails only the task that overran: its batch-mates, done or not started, get their results', async () => {
+    const p = pool({ filename: FAULTY, taskTimeoutMs: 3_000 });
+    await p.evaluate(task('home-i')); // the thread is up
+    const before = p.stats();
+    // one turn, one batch: another home's task before the runaway one, and one after it
+    const results = await Promise.allSettled([task('home-i', 10), task('fault-hang'), task('home-j', 80)].map((t) => p.evaluate(t)));
+    expect(results.map((r) => (r.status === 'fulfilled' ? r.value.outcomes[0]?.passed : (r.reason as RulePoolError).code))).toEqual([true, 'timeout', false]);
+    expect(p.stats().batches - before.batches).toBe(2);
+    expect(p.stats()).toMatchObject({ timeouts: 1, retried: 2 });
+  });
+
+  it('a batch that overran before any task started is sent again once, not more', async () => {
+    const p = pool({ filename: FAULTY, taskTimeoutMs: 3_000 });
+    await p.evaluate(task('home-k')); // the thread is up
+    const before = p.stats();
+    // the worker stalls before its first task, each time: no task to blame, both go again, once
+    const results = await Promise.allSettled([task('fault-stall'), task('home-k')].map((t) => p.evaluate(t)));
+    expect(results.map((r) => (r.status === 'rejected' ? (r.reason as RulePoolError).code : 'answered'))).toEqual(['timeout', 'timeout']);
+    expect(p.stats().batches - before.batches).toBe(2);
+    expect(p.stats()).toMatchObject({ timeouts: 2, retried: 2 });
+    expect((await p.evaluate(task('home-k'))).outcomes[0]?.passed).toBe(true);
+  });
+
   it('refuses at once when the queue is full (bounded), and serves again when it drains', async () => {
     const p = pool({ filename: FAULTY, maxQueue: 2 });
     await p.evaluate(task('home-f')); // the thread is up
