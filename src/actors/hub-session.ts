@@ -285,6 +285,11 @@ export class HubSession extends Actor<HubMessage> implements TimerTarget, BusLis
     return (this.commands ??= new HubCommands(this));
   }
 
+  /** Whether command `commandId` waits for the hub's result (RateBudget: only those results are free). */
+  awaits(commandId: number): boolean {
+    return this.commands?.awaits(commandId) === true;
+  }
+
   /** A desired change: the hub gets the delta as a `set` command nobody waits for. */
   private onDesired(data: Uint8Array): void {
     if (this.state !== 'online') return;
