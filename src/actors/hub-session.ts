@@ -171,8 +171,7 @@ export class HubSession extends Actor<HubMessage> implements TimerTarget, BusLis
       case FrameType.result:
         return this.commands?.result(frame);
       case FrameType.error:
-        this.log.warn({ code: frame.e, msg: frame.msg, ref: frame.ref }, 'hub reported an error');
-        return;
+        return this.deps.hubErrors.write(this.hubId, frame);
       case FrameType.bye:
         this.closeWith(CloseCode.normal, 'bye');
         return;
