@@ -37,6 +37,7 @@ import {
   encode,
   encodeBus,
   EventPublisher,
+  HubErrorLog,
   HubSession,
   loadConfig,
   SessionIndex,
@@ -200,6 +201,7 @@ async function server(): Promise<Measured & { delivered: number }> {
     ratePerSec: 1_000_000,
     rateBurst: 1_000_000,
     publishEvent: events.publish,
+    hubErrors: new HubErrorLog(log),
     sessions: new SessionIndex<HubSession>(),
     // as the server has it (TIER_SHADOW_PACK_MS): every hub here reports within the period, so none is packed
     packer: new ShadowPacker(wheel, 5_000),

@@ -31,6 +31,7 @@ export { LmdbEventHistory } from './ports/history/history-lmdb.js';
 export { MemoryEventHistory } from './ports/history/history-memory.js';
 export type { EventHistory, HistoryRetention } from './ports/history/history.js';
 export { HubSession, type HubLink } from './actors/hub-session.js';
+export { HubErrorLog } from './actors/hub-error-log.js';
 export { SessionIndex } from './actors/session-index.js';
 export { EventPublisher } from './actors/event-publisher.js';
 export { diskPorts } from './compose/disk-ports.js';

@@ -3,13 +3,16 @@
  * server's own codec. Run once after changing a case: `node --import tsx proto/vectors/generate.ts`.
  * The JSON files are the committed contract; this script only saves hand-computing hex. It refuses
  * to write a valid case that does not decode back to its frame, or an invalid case that decodes or
- * fails with another code than stated.
+ * fails with another code than stated, or a handshake case the server's check answers otherwise.
  */
 import { isDeepStrictEqual } from 'node:util';
 import { writeFileSync } from 'node:fs';
+import { createHmac } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { decodeHubFrame, decodeServerFrame, encode, encodeValue } from '../../src/protocol/codec.js';
-import { ProtocolError } from '../../src/errors.js';
+import { ProtocolError, TierError } from '../../src/errors.js';
+import { readHubCredentials } from '../../src/auth/hub-admission.js';
+import { signatureMatches } from '../../src/auth/hub-signature.js';
 import type { ErrorCode } from '../errors.js';
 import { FrameType, type Frame, type FrameTypeName } from '../frames.js';
 
@@ -320,4 +323,43 @@ for (const c of invalid) {
   lines.push(`  {\n    "name": ${json(c.name)},\n    "hex": ${json(hex)},\n    "error": ${json(c.error)}${field}\n  }`);
 }
 writeFileSync(`${dir}invalid.json`, `[\n${lines.join(',\n')}\n]\n`);
-console.log(`wrote ${Object.keys(valid).length} frame files and invalid.json (${invalid.length} cases) to ${dir}`);
+
+/**
+ * Signed upgrade requests (PROTOCOL.md 2.1): `signed` is the string the hub signed (absent: the
+ * signature is a placeholder); `error` the server's refusal, none when the signature verifies.
+ * The timestamp's skew is not part of these: each case is about its header's form and signature.
+ */
+interface HandshakeCase {
+  name: string;
+  ts: string;
+  signed?: string;
+  error?: 'unauthorized' | 'bad_signature';
+}
+const HS = { secret: 's3cr3t-of-hub-7', hubId: 'hub-7', nonce: 'q9Xb2LmN4pRt7VwZ' };
+const handshakes: HandshakeCase[] = [
+  { name: 'the example of PROTOCOL.md 2.1', ts: '1700000000', signed: 'hub-7\n1700000000\nq9Xb2LmN4pRt7VwZ' },
+  { name: 'a zero-padded clock, signed with the digits it sends', ts: '01700000000', signed: 'hub-7\n01700000000\nq9Xb2LmN4pRt7VwZ' },
+  { name: 'a zero-padded clock signed without its zeros', ts: '01700000000', signed: 'hub-7\n1700000000\nq9Xb2LmN4pRt7VwZ', error: 'bad_signature' },
+  { name: 'ts with a sign', ts: '+1700000000', error: 'unauthorized' },
+  { name: 'ts with a fraction', ts: '1700000000.5', error: 'unauthorized' },
+  { name: 'ts of 13 digits', ts: '0001700000000', error: 'unauthorized' },
+];
+const handshakeLines: string[] = [];
+for (const c of handshakes) {
+  const signature = c.signed === undefined ? '0'.repeat(64) : createHmac('sha256', HS.secret).update(c.signed).digest('hex');
+  const headers = { 'x-hub-id': HS.hubId, 'x-hub-ts': c.ts, 'x-hub-nonce': HS.nonce, 'x-hub-signature': signature };
+  let got: string | undefined;
+  try {
+    const credentials = readHubCredentials((h) => headers[h as keyof typeof headers] ?? '', '');
+    if (!signatureMatches(HS.secret, credentials)) got = 'bad_signature';
+  } catch (err) {
+    got = err instanceof TierError ? err.code : String(err);
+  }
+  if (got !== c.error) throw new Error(`handshake/${c.name}: expected ${c.error ?? 'admitted'}, got ${got ?? 'admitted'}`);
+  const fields = [`"name": ${json(c.name)}`, `"secret": ${json(HS.secret)}`, `"headers": ${json(headers)}`];
+  if (c.signed !== undefined) fields.push(`"signed": ${json(c.signed)}`);
+  if (c.error !== undefined) fields.push(`"error": ${json(c.error)}`);
+  handshakeLines.push(`  {\n    ${fields.join(',\n    ')}\n  }`);
+}
+writeFileSync(`${dir}handshake.json`, `[\n${handshakeLines.join(',\n')}\n]\n`);
+console.log(`wrote ${Object.keys(valid).length} frame files, invalid.json (${invalid.length} cases) and handshake.json (${handshakes.length}) to ${dir}`);

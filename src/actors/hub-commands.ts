@@ -81,6 +81,11 @@ export class HubCommands {
     this.start(cmd.d, cmd.m, cmd.p, cmd.to, request, cmd.rid, span);
   }
 
+  /** Whether command `id` waits for the hub's answer (not answered, not timed out). */
+  awaits(id: number): boolean {
+    return this.pending.has(id);
+  }
+
   /** Commands waiting for the hub's answers. */
   get waiting(): number {
     return this.pending.size;

@@ -11,6 +11,7 @@ import type { ShadowStore } from '../ports/shadow-store/shadow-store.js';
 import type { TierError } from '../errors.js';
 import type { Span } from '../trace/tracing.js';
 import type { ActorSystem } from './actor.js';
+import type { HubErrorLog } from './hub-error-log.js';
 import type { HubLimits } from './hub-limits.js';
 import type { HubSession } from './hub-session.js';
 import type { Interner } from './intern.js';
@@ -68,6 +69,8 @@ export interface HubSessionDeps {
   readonly noteFirmware?: (hubId: string, firmware: string) => void;
   /** node-wide log of sessions that could not open (a backend away fails them all): sampled */
   readonly openFailures?: SampledLog;
+  /** node-wide log of the error frames hubs send: sampled per hub, their `msg` cut short */
+  readonly hubErrors: HubErrorLog;
 }
 
 export interface HubSessionMetrics {

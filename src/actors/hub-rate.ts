@@ -24,7 +24,8 @@ interface Violations {
  * One hub's frame budget: a token bucket of `rateBurst` tokens refilled at `ratePerSec` (given
  * with each frame, so a session does not hold a copy). A frame over budget is refused; only
  * persistent excess closes: more refusals within one window than the burst allows. Answers to the
- * server's own commands and one heartbeat per second are free.
+ * commands the session waits for and one heartbeat per second are free; a result for no such
+ * command (an id never sent, answered already, timed out) spends the budget as any frame does.
  *
  * The fields live on the hub session itself (a node holds one budget per hub, and an object of its
  * own would cost each 40 bytes more); `admit` is the gate. Every field is kept a small integer:
@@ -40,6 +41,8 @@ export interface RateBudget {
   rateHeartbeat: number;
   /** made on the first refusal: most hubs are never refused */
   rateViolations: Violations | null;
+  /** whether command `commandId` waits for the hub's result: only such results are free */
+  awaits(commandId: number): boolean;
 }
 
 /** A full budget at `t` (ms on the caller's clock, as for `admit`), written into `budget`. */
@@ -52,7 +55,15 @@ export function fillBudget(budget: RateBudget, rate: RateLimit, t: number): void
 }
 
 export function admit(budget: RateBudget, frame: HubToServerFrame, now: number, rate: RateLimit): RateVerdict {
-  if (free(budget, frame, now) || take(budget, now, rate)) return 'pass';
+  return free(budget, frame, now) ? 'pass' : spend(budget, now, rate);
+}
+
+/**
+ * The verdict on a frame that is not free: a token's worth of the budget, else a refusal counted
+ * towards closing. The gateway asks it for a result read no further than its id (`admit` for the rest).
+ */
+export function spend(budget: RateBudget, now: number, rate: RateLimit): RateVerdict {
+  if (take(budget, now, rate)) return 'pass';
   let v = budget.rateViolations;
   if (v === null) v = budget.rateViolations = { count: 0, since: now };
   else if (now - v.since > VIOLATION_WINDOW_MS) {
@@ -63,12 +74,13 @@ export function admit(budget: RateBudget, frame: HubToServerFrame, now: number, 
 }
 
 /**
- * Frames that do not spend the budget: results (unknown ids are dropped at once) and one
- * heartbeat per second. Otherwise a hub answering a burst of commands would be refused, and its
- * answers lost.
+ * Frames that do not spend the budget: results of commands the session waits for (bounded by the
+ * commands in flight) and one heartbeat per second. Otherwise a hub answering a burst of commands
+ * would be refused, and its answers lost. Any other result spends it: free, a flood of them would
+ * cost the node what the budget exists to bound.
  */
 function free(budget: RateBudget, frame: HubToServerFrame, now: number): boolean {
-  if (frame.t === FrameType.result) return true;
+  if (frame.t === FrameType.result) return budget.awaits(frame.id);
   if (frame.t !== FrameType.heartbeat || now - budget.rateHeartbeat < HEARTBEAT_EVERY_MS) return false;
   budget.rateHeartbeat = now;
   return true;

@@ -171,8 +171,7 @@ export class HubSession extends Actor<HubMessage> implements TimerTarget, BusLis
       case FrameType.result:
         return this.commands?.result(frame);
       case FrameType.error:
-        this.log.warn({ code: frame.e, msg: frame.msg, ref: frame.ref }, 'hub reported an error');
-        return;
+        return this.deps.hubErrors.write(this.hubId, frame);
       case FrameType.bye:
         this.closeWith(CloseCode.normal, 'bye');
         return;
@@ -284,6 +283,11 @@ export class HubSession extends Actor<HubMessage> implements TimerTarget, BusLis
 
   private commandTable(): HubCommands {
     return (this.commands ??= new HubCommands(this));
+  }
+
+  /** Whether command `commandId` waits for the hub's result (RateBudget: only those results are free). */
+  awaits(commandId: number): boolean {
+    return this.commands?.awaits(commandId) === true;
   }
 
   /** A desired change: the hub gets the delta as a `set` command nobody waits for. */

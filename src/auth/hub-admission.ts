@@ -59,8 +59,9 @@ export function readHubCredentials(header: (name: string) => string, query: stri
   const nonce = get(HUB_AUTH_HEADERS.nonce, 'nonce');
   const signature = get(HUB_AUTH_HEADERS.signature, 'signature');
   if (!isValidId(hubId)) throw new AuthError('unauthorized', `${HUB_AUTH_HEADERS.hubId} missing or not an id`, { field: HUB_AUTH_HEADERS.hubId });
-  if (!/^\d{1,12}$/.test(ts)) throw new AuthError('unauthorized', `${HUB_AUTH_HEADERS.ts} must be Unix seconds`, { field: HUB_AUTH_HEADERS.ts });
+  // ASCII digits only (no `u` flag: \d is [0-9]), signed as sent: `Number` would drop leading zeros
+  if (!/^\d{1,12}$/.test(ts)) throw new AuthError('unauthorized', `${HUB_AUTH_HEADERS.ts} must be Unix seconds, 1-12 decimal digits`, { field: HUB_AUTH_HEADERS.ts });
   if (!NONCE_PATTERN.test(nonce)) throw new AuthError('unauthorized', `${HUB_AUTH_HEADERS.nonce} must be 16-64 characters [A-Za-z0-9_-]`, { field: HUB_AUTH_HEADERS.nonce });
   if (!/^[0-9a-f]{64}$/i.test(signature)) throw new AuthError('unauthorized', `${HUB_AUTH_HEADERS.signature} must be 64 hex digits`, { field: HUB_AUTH_HEADERS.signature });
-  return { hubId, ts: Number(ts), nonce, signature };
+  return { hubId, ts: Number(ts), tsDigits: ts, nonce, signature };
 }

@@ -2,6 +2,7 @@ import { CloseCode } from '../../proto/errors.js';
 import type { ActorSystem } from '../actors/actor.js';
 import { publishDesired } from '../actors/commands.js';
 import type { HubSession, HubSessionDeps } from '../actors/hub-session.js';
+import { HubErrorLog } from '../actors/hub-error-log.js';
 import { SessionIndex, type SessionView } from '../actors/session-index.js';
 import { withLocalCommands } from '../actors/local-commands.js';
 import { ShadowPacker } from '../actors/shadow-packer.js';
@@ -145,6 +146,7 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
     ...(packer ? { packer } : {}),
     noteFirmware: (hubId, firmware) => fleet.fleet.noteFirmware(hubId, firmware),
     openFailures: failureLog(log, 'hub sessions that could not open, not logged', 'warn'),
+    hubErrors: new HubErrorLog(log),
   };
 
   const app = guardApp(binding.uws.App(), log);

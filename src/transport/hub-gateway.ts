@@ -1,6 +1,8 @@
 import { CloseCode, ErrorCodes } from '../../proto/errors.js';
 import { FrameType } from '../../proto/frames.js';
 import { HubSession, type HubLink, type HubSessionDeps } from '../actors/hub-session.js';
+import { monotonicMs } from '../actors/clock.js';
+import { spend } from '../actors/hub-rate.js';
 import { outageRetryMs } from '../actors/outage-retry.js';
 import { readHubCredentials, type HubAdmission } from '../auth/hub-admission.js';
 import type { HubRecord } from '../ports/hub-registry/hub-registry.js';
@@ -8,6 +10,7 @@ import { ProtocolError, TierError, asTierError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 import { failureLog, refusalLog, SampledLog, Sampler } from '../log/sampler.js';
 import { decodeHubFrame, encode, errorFrameFor } from '../protocol/codec.js';
+import { readUint } from '../protocol/msgpack-uint.js';
 import { errorReply, send, type HttpReply } from './http.js';
 import type { HttpRequest, HttpResponse, TemplatedApp, WebSocket } from './uws.js';
 import type { BusyReason, UpgradeLimits } from './upgrade-limits.js';
@@ -161,7 +164,14 @@ export function mountHubGateway(app: TemplatedApp, deps: HubGatewayDeps): void {
     if (!link || !session || link.ended) return;
     try {
       if (!bytes) throw new ProtocolError('malformed_frame', 'hub frames are binary msgpack, not text');
-      session.receiveFrame(decodeHubFrame(bytes, maxFrame));
+      // a result for no command the session waits for spends the rate budget before it is decoded:
+      // one over budget is refused unread, so a flood of them costs no decoding; one within it is
+      // still validated (its errors answered), then dropped. Before hello, rated as any first frame.
+      const id = resultIdOf(bytes);
+      const stray = id !== null && session.state !== 'connecting' && !session.awaits(id);
+      if (stray && !admitStray(session, id)) return;
+      const frame = decodeHubFrame(bytes, maxFrame);
+      if (!stray) session.receiveFrame(frame);
     } catch (err) {
       const e = asTierError(err);
       metrics?.badFrame(e.code);
@@ -375,6 +385,27 @@ export function mountHubGateway(app: TemplatedApp, deps: HubGatewayDeps): void {
     if (ErrorCodes[e.code].temporary) reply.headers = { 'retry-after': String(Math.ceil(outageRetryMs() / 1000)) };
     send(res, state, reply);
   }
+}
+
+/**
+ * A result for no command the session waits for, rated as any frame that is not free: true when
+ * within budget; else refused (`rate_limited`, `ref` = its id) or, past the burst of refusals, closed.
+ */
+function admitStray(session: HubSession, id: number): boolean {
+  session.touch();
+  const verdict = spend(session, monotonicMs(), session.deps);
+  if (verdict === 'close') session.closeWith(CloseCode.rateLimited, 'rate_limited');
+  else if (verdict === 'refuse') session.sendError('rate_limited', 'slow down: a result for no waiting command, refused unread', id);
+  return verdict === 'pass';
+}
+
+/**
+ * The command id of a result frame encoded as hubs do (`t` first, `id` second), read without
+ * decoding the frame; null for any other frame or encoding (decoded in full, then rated by `admit`).
+ */
+export function resultIdOf(b: Uint8Array): number | null {
+  if (!isResultFrame(b) || b[4] !== 0xa2 || b[5] !== 0x69 || b[6] !== 0x64) return null;
+  return readUint(b, 7);
 }
 
 /**

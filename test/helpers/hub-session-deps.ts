@@ -1,3 +1,4 @@
+import { HubErrorLog } from '../../src/actors/hub-error-log.js';
 import type { HubSessionDeps } from '../../src/actors/hub-session.js';
 import { SessionIndex } from '../../src/actors/session-index.js';
 import type { TimerWheel } from '../../src/actors/timer-wheel.js';
@@ -22,6 +23,7 @@ export function hubSessionDeps(wheel: TimerWheel, overrides: Partial<HubSessionD
     ratePerSec: 1_000,
     rateBurst: 1_000,
     publishEvent: () => {},
+    hubErrors: new HubErrorLog(log),
     sessions: new SessionIndex(),
     ...overrides,
   };

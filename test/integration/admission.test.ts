@@ -55,6 +55,16 @@ describe('hub and user admission (real server process)', () => {
     expect(await attempt(`${server.wsUrl}/hub/v1`, {})).toMatchObject({ status: 401, body: { code: 'unauthorized', field: 'x-hub-id' } });
   });
 
+  it('verifies the ts digits as sent: a zero-padded clock signed with its zeros is admitted, signed without them refused', async () => {
+    const c = hubCredentials('adm-1', secret);
+    const padded = `0${c.ts}`;
+    const headers = { ...hubAuthHeaderMap(c), 'x-hub-ts': padded, 'x-hub-signature': signHub(secret, c.hubId, padded, c.nonce) };
+    expect(await attempt(`${server.wsUrl}/hub/v1`, headers)).toBe('open');
+    const other = hubCredentials('adm-1', secret);
+    const unpaddedSignature = { ...hubAuthHeaderMap(other), 'x-hub-ts': `0${other.ts}` };
+    expect(await attempt(`${server.wsUrl}/hub/v1`, unpaddedSignature)).toMatchObject({ status: 401, body: { code: 'bad_signature' } });
+  });
+
   it('accepts credentials as query parameters too', async () => {
     const c = hubCredentials('adm-1', secret);
     const q = new URLSearchParams({ hub: c.hubId, ts: String(c.ts), nonce: c.nonce, signature: signHub(secret, c.hubId, c.ts, c.nonce) });

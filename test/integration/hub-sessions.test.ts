@@ -288,6 +288,27 @@ describe('hub sessions, commands and live state (real server process)', () => {
     expect(good.connected).toBe(true);
   });
 
+  it('rates results for no pending command as any frame (rate_limited, then 4004) and never refuses the answer to a real command', async () => {
+    const hubId = await provision('stray', 'home-1');
+    const hub = await online(hubId);
+    let refused = 0;
+    hub.on('errorFrame', (e) => void (e.e === 'rate_limited' && refused++));
+    // results for a command id never sent, as a flooding hub sends them (a large `r`: refused ones are not decoded)
+    const stray = (i: number) => ({ t: 8, id: 900_000 + i, ok: true, r: { k: 'z'.repeat(4_000) } });
+    const firstRefusal = hub.waitFor((f) => f.t === 10 && f.e === 'rate_limited', 20_000);
+    // the burst of 200 passes (each spends a token), the rest are refused
+    for (let i = 0; i < 260; i++) hub.sendFrame(stray(i));
+    expect(await firstRefusal).toMatchObject({ e: 'rate_limited', ref: expect.any(Number) });
+    // with the budget spent, the answer to a real command still passes
+    const res = await command(hubId, 't1', { set: { on: true } });
+    expect(res).toMatchObject({ status: 200, body: { ok: true, result: { on: true } } });
+    expect(hub.connected).toBe(true);
+    // persistent excess: more refusals within 10 s than the burst close the session, as for any frame
+    for (let i = 0; i < 300; i++) hub.sendFrame(stray(i));
+    expect(await hub.closed).toMatchObject({ code: 4004, reason: 'rate_limited' });
+    expect(refused).toBe(200); // one error frame per refusal; the 201st closes instead
+  });
+
   it('sends desired-minus-reported on connect and as a set command while online', async () => {
     const hubId = await provision('desired', 'home-1');
     const put = await api(server.httpUrl, 'PUT', `/v1/hubs/${hubId}/devices/lamp/desired`, userToken, { desired: { on: true, level: 40 } });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { admit, fillBudget, type RateBudget, type RateLimit } from '../../src/actors/hub-rate.js';
+import { admit, fillBudget, spend, type RateBudget, type RateLimit } from '../../src/actors/hub-rate.js';
 import type { HubToServerFrame } from '../../proto/frames.js';
 
 const report: HubToServerFrame = { t: 4, s: 1, r: {} };
@@ -13,8 +13,13 @@ class Gate implements RateBudget {
   rateRefilled = 0;
   rateHeartbeat = 0;
   rateViolations: RateBudget['rateViolations'] = null;
+  /** ids of the commands the session waits for */
+  readonly pending = new Set<number>([1]);
   constructor(rate: RateLimit, t: number) {
     fillBudget(this, rate, t);
+  }
+  awaits(commandId: number): boolean {
+    return this.pending.has(commandId);
   }
   admit(frame: HubToServerFrame, now: number, rate: RateLimit) {
     return admit(this, frame, now, rate);
@@ -29,7 +34,7 @@ describe('the rate budget', () => {
     expect(gate.admit(report, T + 100, rate)).toBe('pass'); // 100 ms at 10/s: one token
   });
 
-  it('never charges results, and one heartbeat per second', () => {
+  it('never charges results of pending commands, and one heartbeat per second', () => {
     const rate = { ratePerSec: 0.001, rateBurst: 1 };
     const gate = new Gate(rate, T);
     for (let i = 0; i < 50; i++) expect(gate.admit(result, T, rate)).toBe('pass');
@@ -37,6 +42,28 @@ describe('the rate budget', () => {
     expect(gate.admit(heartbeat, T + 10, rate)).toBe('pass'); // charged: the one token
     expect(gate.admit(heartbeat, T + 20, rate)).toBe('refuse');
     expect(gate.admit(heartbeat, T + 1_000, rate)).toBe('pass'); // free again a second after the last free one
+  });
+
+  it('charges a result for no pending command like any frame: refused past the budget, closed past the burst of refusals', () => {
+    const rate = { ratePerSec: 0.001, rateBurst: 2 };
+    const gate = new Gate(rate, T);
+    const stray: HubToServerFrame = { t: 8, id: 999, ok: true };
+    const verdicts = [0, 1, 2, 3, 4].map(() => gate.admit(stray, T, rate));
+    expect(verdicts).toEqual(['pass', 'pass', 'refuse', 'refuse', 'close']);
+    // the answer to a command still waiting passes, budget spent or not
+    expect(gate.admit(result, T, rate)).toBe('pass');
+    gate.pending.delete(1); // answered: the same id again is stray
+    expect(gate.admit(result, T, rate)).toBe('close');
+  });
+
+  it('gives a result read only as far as its id (spend) the verdict admit gives a frame that is not free', () => {
+    const rate = { ratePerSec: 0.001, rateBurst: 1 };
+    const a = new Gate(rate, T);
+    const b = new Gate(rate, T);
+    const byFrame = [0, 1, 2, 3].map(() => a.admit(report, T, rate));
+    const bySpend = [0, 1, 2, 3].map(() => spend(b, T, rate));
+    expect(bySpend).toEqual(byFrame);
+    expect(bySpend).toEqual(['pass', 'refuse', 'close', 'close']);
   });
 
   it('closes only after more refusals than the burst within one 10 s window', () => {

@@ -14,6 +14,7 @@ import { MemoryShadowStore } from '../../src/ports/shadow-store/shadow-store-mem
 import { hubSessionDeps } from '../helpers/hub-session-deps.js';
 import { decodeServerFrame, encodeValue, decodeHubFrame } from '../../src/protocol/codec.js';
 import type { ServerToHubFrame } from '../../proto/frames.js';
+import { decodeCommandReply } from '../../src/actors/command-wire.js';
 
 /** Records what the session sends and how it closes the socket. */
 class RecordingLink implements HubLink {
@@ -178,6 +179,27 @@ describe('HubSession', () => {
     const limited = link.frames.filter((f) => f.t === 10 && f.e === 'rate_limited');
     // hello took one token of three: two reports pass, four are refused, the fourth refusal exceeds the burst
     expect(limited.length).toBe(3);
+    expect(link.closed).toEqual({ code: 4004, reason: 'rate_limited' });
+  });
+
+  it('charges results for no pending command like any frame, and never refuses the answer to one that waits', async () => {
+    const { deps, link, frame } = setup({ ratePerSec: 1, rateBurst: 3 });
+    frame({ t: 1, v: 1, b: 'boot' });
+    await settle();
+    const answer = deps.bus.request('hub.hub-1.cmd', encodeValue({ d: 'lamp', m: 'set', p: { on: true }, to: 5_000 }), 5_000);
+    await settle();
+    const command = link.frames.find((f) => f.t === 7);
+    expect(command).toMatchObject({ t: 7, d: 'lamp' });
+    const id = (command as { id: number }).id;
+    // hello took one token of three: two stray results pass (and are dropped), two are refused
+    for (let i = 0; i < 4; i++) frame({ t: 8, id: id + 1000, ok: true });
+    expect(link.frames.filter((f) => f.t === 10 && f.e === 'rate_limited').length).toBe(2);
+    frame({ t: 8, id, ok: true, r: { on: true } }); // the budget is spent: the real answer passes all the same
+    expect(decodeCommandReply(await answer)).toEqual({ ok: true, r: { on: true } });
+    expect(link.closed).toBeNull();
+    frame({ t: 8, id, ok: true, r: { on: true } }); // answered already: stray now, the third refusal
+    frame({ t: 8, id: id + 1000, ok: true }); // the fourth refusal exceeds the burst
+    expect(link.frames.filter((f) => f.t === 10 && f.e === 'rate_limited').length).toBe(3);
     expect(link.closed).toEqual({ code: 4004, reason: 'rate_limited' });
   });
 

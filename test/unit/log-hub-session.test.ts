@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type { ServerToHubFrame } from '../../proto/frames.js';
 import { decodeCommandRequest, encodeCommandRequest } from '../../src/actors/command-wire.js';
+import { clip, HUB_ERROR_MSG_CHARS, HubErrorLog } from '../../src/actors/hub-error-log.js';
 import { HubSession, type HubLink } from '../../src/actors/hub-session.js';
 import { TimerWheel } from '../../src/actors/timer-wheel.js';
 import { createLogger } from '../../src/log/logger.js';
@@ -33,7 +34,7 @@ function setup(level: string) {
   const wheel = new TimerWheel();
   wheels.push(wheel);
   const base = hubSessionDeps(wheel);
-  const deps = { ...base, system: { ...base.system, log } };
+  const deps = { ...base, system: { ...base.system, log }, hubErrors: new HubErrorLog(log) };
   const link = new RecordingLink();
   const session = (link.session = new HubSession('hub-1', 'home-1', link, deps));
   const frame = (f: object) => session.receiveFrame(decodeHubFrame(encodeValue(f)));
@@ -101,5 +102,32 @@ describe('hub session log lines', () => {
     frame({ t: 8, id: cmd.id, ok: true, r: { on: true } });
     expect(decodeValue(await ok)).toMatchObject({ ok: true });
     expect(lines.filter((l) => l.msg === 'command outcome')).toEqual([]);
+  });
+});
+
+describe('error frames a hub sends', () => {
+  it('are logged at most 10 times per hub and window, with the hub\'s msg cut short under its own key', async () => {
+    const { lines, deps, frame } = setup('info');
+    frame({ t: 1, v: 1, b: 'boot' });
+    await settle();
+    for (let i = 0; i < 30; i++) frame({ t: 10, c: 103, e: 'invalid_field', tmp: false, msg: 'm'.repeat(1024), ref: i });
+    await settle();
+    const logged = lines.filter((l) => l.msg === 'hub reported an error');
+    expect(logged.length).toBe(10);
+    expect(logged[0]).toMatchObject({ level: 40, hubId: 'hub-1', code: 'invalid_field', ref: 0, hubMsg: `${'m'.repeat(HUB_ERROR_MSG_CHARS)}…` });
+    // another hub of the node has a budget of its own
+    const other = new HubSession('hub-2', 'home-1', new RecordingLink(), deps);
+    other.receiveFrame(decodeHubFrame(encodeValue({ t: 1, v: 1, b: 'boot' })));
+    await settle();
+    other.receiveFrame(decodeHubFrame(encodeValue({ t: 10, c: 103, e: 'invalid_field', tmp: false, msg: 'short' })));
+    await settle();
+    expect(lines.filter((l) => l.msg === 'hub reported an error').at(-1)).toMatchObject({ hubId: 'hub-2', hubMsg: 'short' });
+  });
+
+  it('clip keeps a short msg whole and never cuts a surrogate pair in half', () => {
+    expect(clip(undefined)).toBeUndefined();
+    expect(clip('x'.repeat(HUB_ERROR_MSG_CHARS))).toBe('x'.repeat(HUB_ERROR_MSG_CHARS));
+    const cut = clip(`${'x'.repeat(HUB_ERROR_MSG_CHARS - 1)}😀tail`);
+    expect(cut).toBe(`${'x'.repeat(HUB_ERROR_MSG_CHARS - 1)}…`);
   });
 });

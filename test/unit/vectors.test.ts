@@ -1,10 +1,13 @@
+import { createHmac } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { CloseCode, ErrorCodes, isErrorCode } from '../../proto/errors.js';
 import { FrameType, type Frame } from '../../proto/frames.js';
 import { decodeHubFrame, decodeServerFrame, encode } from '../../src/protocol/codec.js';
-import { ProtocolError } from '../../src/errors.js';
+import { ProtocolError, TierError } from '../../src/errors.js';
+import { readHubCredentials } from '../../src/auth/hub-admission.js';
+import { signatureMatches } from '../../src/auth/hub-signature.js';
 
 /** The committed contract: proto/vectors/*.json, read as files so a new file is picked up unasked. */
 const DIR = fileURLToPath(new URL('../../proto/vectors/', import.meta.url));
@@ -117,7 +120,7 @@ function canonical(v: unknown): Buffer {
 
 const frameNames = Object.keys(FrameType) as Array<keyof typeof FrameType>;
 const validFiles = readdirSync(DIR)
-  .filter((f) => f.endsWith('.json') && f !== 'invalid.json')
+  .filter((f) => f.endsWith('.json') && f !== 'invalid.json' && f !== 'handshake.json')
   .sort();
 const valid = validFiles.flatMap((file) => load(file).map((c) => ({ file, ...asValid(file, c) })));
 const invalid = load('invalid.json').map(asInvalid);
@@ -182,6 +185,38 @@ describe('invalid vectors: decodeHubFrame rejects them', () => {
     const err = thrown as ProtocolError;
     expect(err.code).toBe(c.error);
     if (c.field !== undefined) expect(err.field).toBe(c.field);
+  });
+});
+
+interface HandshakeVector {
+  name: string;
+  secret: string;
+  headers: Record<string, string>;
+  signed?: string;
+  error?: string;
+}
+
+describe('handshake vectors: the server checks a signed upgrade as handshake.json says', () => {
+  const cases = load('handshake.json') as HandshakeVector[];
+
+  it('has an accepted case with a zero-padded ts and one refused for signing other digits than sent', () => {
+    expect(cases.some((c) => c.error === undefined && c.headers['x-hub-ts']!.startsWith('0'))).toBe(true);
+    expect(cases.some((c) => c.error === 'bad_signature' && c.headers['x-hub-ts']!.startsWith('0'))).toBe(true);
+  });
+
+  it.each(cases.map((c) => [c.name, c] as const))('%s', (_name, c) => {
+    const h = c.headers;
+    // independent of the server: the signature is HMAC-SHA256 of the string the hub signed
+    if (c.signed !== undefined) expect(createHmac('sha256', c.secret).update(c.signed).digest('hex')).toBe(h['x-hub-signature']);
+    // accepted exactly when the signed string is hubId, the header's ts digits as sent, nonce
+    if (c.error === undefined) expect(c.signed).toBe(`${h['x-hub-id']}\n${h['x-hub-ts']}\n${h['x-hub-nonce']}`);
+    let got: string | undefined;
+    try {
+      if (!signatureMatches(c.secret, readHubCredentials((name) => h[name] ?? '', ''))) got = 'bad_signature';
+    } catch (err) {
+      got = err instanceof TierError ? err.code : String(err);
+    }
+    expect(got).toBe(c.error);
   });
 });
 
