@@ -123,4 +123,33 @@ describe('desired state within the limits, and in frames a hub accepts (real ser
     shadow = (await api(server.httpUrl, 'GET', `/v1/hubs/${hubId}/shadow`, user)).body.devices as Record<string, { desired: Attrs }>;
     expect(Object.keys(shadow.d0!.desired)).toHaveLength(64);
   });
+
+  it("a rule's desired action is held to the same limits: refused (an error of the rule), nothing stored", async ({ signal }) => {
+    const full = await provision('rule-full');
+    await Promise.all(Array.from({ length: 512 }, (_, i) => desired(full, `d${i}`, { on: true })));
+    const sensors = await provision('rule-sensors');
+    const hub = new HubClient({ url: server.wsUrl, hubId: sensors, secret: secrets[sensors]!, heartbeat: false });
+    clients.push(hub);
+    await hub.connect();
+    await hub.devices({ f: true, j: [{ d: 'button', k: 'sensor.button' }] });
+    const created = await api(server.httpUrl, 'POST', '/v1/homes/home-dl/rules', server.adminToken, {
+      name: 'one device too many',
+      triggers: [{ type: 'state', hub: sensors, device: 'button', attr: 'pressed', to: true }],
+      actions: [{ type: 'desired', hub: full, device: 'one-too-many', desired: { on: true } }],
+    });
+    expect(created.status).toBe(201);
+    const ruleId = created.body.rule.id as string;
+    // a rule worker that has loaded (the node warms its pool at start; this waits for it if need be)
+    while ((await api(server.httpUrl, 'POST', `/v1/homes/home-dl/rules/${ruleId}/test`, server.adminToken)).status !== 200) {
+      if (signal.aborted) throw new Error('no rule worker');
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    await hub.report({ button: { pressed: true } });
+    await expect
+      .poll(async () => (await api(server.httpUrl, 'GET', `/v1/homes/home-dl/rules/${ruleId}`, server.adminToken)).body.rule.status.stats, { timeout: 25_000 })
+      .toMatchObject({ matched: 1, errors: 1 });
+    const shadow = (await api(server.httpUrl, 'GET', `/v1/hubs/${full}/shadow`, user)).body.devices as Record<string, unknown>;
+    expect(Object.keys(shadow)).toHaveLength(512);
+    expect(shadow['one-too-many']).toBeUndefined();
+  });
 });
