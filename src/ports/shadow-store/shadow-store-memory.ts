@@ -45,9 +45,9 @@ export class MemoryShadowStore implements ShadowStore {
 
   /** The check and the write are one step: nothing else runs between them in this process. */
   async setDesired(hubId: string, deviceId: string, patch: Attrs, limits?: DesiredLimits): Promise<DeviceShadow> {
-    const hub = this.hub(hubId);
-    const refusal = limits === undefined ? null : checkDesired(hub, hubId, deviceId, patch, limits);
+    const refusal = limits === undefined ? null : checkDesired(this.hubs.get(hubId) ?? newShadow(), hubId, deviceId, patch, limits);
     if (refusal) throw refusal;
+    const hub = this.hub(hubId);
     const device = (hub[deviceId] ??= emptyDevice());
     const desired = { ...device.desired };
     if (mergeAttrs(desired, patch)) {
