@@ -1,5 +1,5 @@
 import type { ErrorCode } from '../../proto/errors.js';
-import { FrameType, type ResultFrame, type ServerToHubFrame } from '../../proto/frames.js';
+import { FrameType, type Attrs, type ResultFrame, type ServerToHubFrame } from '../../proto/frames.js';
 import type { CommandReply, CommandRequest } from '../../proto/subjects.js';
 import type { BusMessage } from '../ports/bus/bus.js';
 import { TierError } from '../errors.js';
@@ -8,13 +8,14 @@ import { startActorStep } from '../trace/actor-step.js';
 import { endSpan, SpanKind, tracing, type Span } from '../trace/tracing.js';
 import { decodeCommandRequest, encodeCommandReply } from './command-wire.js';
 import type { HubSessionDeps } from './hub-deps.js';
+import { setChunks } from './desired-frames.js';
 import { DEFAULT_HUB_LIMITS } from './hub-limits.js';
 import type { TimerHandle, TimerTarget } from './timer-wheel.js';
 
 /** What the command table needs of its session; the session routes command-id timer tags to `expire`. */
 export interface CommandHost extends TimerTarget {
   readonly hubId: string;
-  readonly deps: Pick<HubSessionDeps, 'system' | 'metrics' | 'limits'>;
+  readonly deps: Pick<HubSessionDeps, 'system' | 'metrics' | 'limits' | 'maxFrameBytes'>;
   send(frame: ServerToHubFrame): boolean;
 }
 
@@ -99,11 +100,17 @@ export class HubCommands {
    * A command of the session's own (a desired delta), which nobody waits for: tracked for its
    * outcome while the hub's limit leaves room, else sent untracked (its answer then dropped as a
    * late one). Each `PUT …/desired` makes one: tracked, they would grow the table past the limit
-   * callers are held to, each for its timeout, while the hub does not answer.
+   * callers are held to, each for its timeout, while the hub does not answer. Sent as several
+   * `set`s when one frame of `max` bytes cannot hold the delta.
    */
-  own(deviceId: string, method: string, params: Record<string, unknown>, timeoutMs: number): void {
-    if (this.pending.size < this.most) return this.start(deviceId, method, params, timeoutMs, null);
-    this.host.send({ t: FrameType.command, id: this.newId(), d: deviceId, m: method, p: params, to: timeoutMs });
+  own(deviceId: string, method: 'set', attrs: Attrs, timeoutMs: number): void {
+    // a delta may be larger than one frame allows: as several `set`s, each within it
+    const { chunks, dropped } = setChunks(deviceId, attrs, this.deps.maxFrameBytes, timeoutMs);
+    if (dropped.length > 0) this.deps.system.log.warn({ hubId: this.host.hubId, deviceId, dropped, maxFrameBytes: this.deps.maxFrameBytes }, 'desired attributes larger than a frame are not sent');
+    for (const p of chunks) {
+      if (this.pending.size < this.most) this.start(deviceId, method, p, timeoutMs, null);
+      else this.host.send({ t: FrameType.command, id: this.newId(), d: deviceId, m: method, p, to: timeoutMs });
+    }
   }
 
   private newId(): number {

@@ -2,7 +2,7 @@ import type { AttrValue, Attrs, ReportFrame } from '../../proto/frames.js';
 import { TierError } from '../errors.js';
 import { tableForEach, tableGet, type ReadonlyDeviceTable } from './device-table.js';
 
-/** What one hub may make a node hold; beyond, frames are refused with `limit_exceeded`. */
+/** What one hub may make a node hold; beyond, frames and desired writes are refused with `limit_exceeded`. */
 export interface HubLimits {
   /** @default 512: devices in the hub's shadow */
   devices: number;
@@ -12,11 +12,13 @@ export interface HubLimits {
   valueBytes: number;
   /** @default 131_072 (bytes): the reported shadow, keys and values counted (numbers as 8 bytes) */
   shadowBytes: number;
+  /** @default 131_072 (bytes): the desired shadow, device ids, keys and values counted (numbers as 8) */
+  desiredBytes: number;
   /** @default 32: commands sent to the hub and not yet answered; more are answered `busy` */
   commandsInFlight: number;
 }
 
-export const DEFAULT_HUB_LIMITS: HubLimits = { devices: 512, attrsPerDevice: 64, valueBytes: 1024, shadowBytes: 128 * 1024, commandsInFlight: 32 };
+export const DEFAULT_HUB_LIMITS: HubLimits = { devices: 512, attrsPerDevice: 64, valueBytes: 1024, shadowBytes: 128 * 1024, desiredBytes: 128 * 1024, commandsInFlight: 32 };
 
 /** A shadow's reported side: every device of the hub by id, with the attributes it reported. */
 export type ReportedShadow = ReadonlyDeviceTable<Attrs>;

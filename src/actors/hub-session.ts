@@ -15,6 +15,7 @@ import { tracing } from '../trace/tracing.js';
 import { Actor, type ActorSystem } from './actor.js';
 import { monotonicMs } from './clock.js';
 import { outageRetryMs } from './outage-retry.js';
+import { welcomeFrames } from './desired-frames.js';
 import { HubCommands, reply } from './hub-commands.js';
 import type { HubLink, HubMessage, HubSessionDeps, SessionState } from './hub-deps.js';
 import { admit, fillBudget, type RateBudget } from './hub-rate.js';
@@ -235,17 +236,11 @@ export class HubSession extends Actor<HubMessage> implements TimerTarget, BusLis
     const lastSeq = this.reports.resume(hello.b, shadow, cursor);
     this.deps.sessions.claim(this)?.tell({ type: 'superseded' });
     this.state = 'online';
-    this.send({
-      t: FrameType.welcome,
-      v: PROTOCOL_VERSION,
-      ep: this.epoch,
-      hb: this.deps.heartbeatMs,
-      idle: this.deps.idleMs,
-      max: this.deps.maxFrameBytes,
-      ts: Date.now(),
-      s: Math.max(0, lastSeq),
-      dl: delta,
-    });
+    const head = { t: FrameType.welcome, v: PROTOCOL_VERSION, ep: this.epoch, hb: this.deps.heartbeatMs, idle: this.deps.idleMs, max: this.deps.maxFrameBytes, ts: Date.now(), s: Math.max(0, lastSeq) } as const;
+    const { welcome, rest } = welcomeFrames(head, delta, this.deps.maxFrameBytes);
+    this.send(welcome);
+    // the delta past what one welcome may hold follows as `set` commands (PROTOCOL.md §6)
+    for (const set of rest) this.commandTable().own(set.d, 'set', set.p, this.deps.idleMs);
     this.armIdle();
     this.deps.publishEvent({ op: 'evt', kind: 'online', home: this.homeId, hub: this.hubId, node: nodeId, ts: Date.now() }, this.epoch);
     if (hello.fw !== undefined) this.deps.noteFirmware?.(this.hubId, hello.fw);

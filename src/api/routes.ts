@@ -87,26 +87,6 @@ export function mountApi(app: TemplatedApp, deps: ApiDeps): void {
     });
   }
 
-  /** A new device or new desired keys must stay within the hub's limits (one read: not a hot path). */
-  async function checkDesiredLimits(hubId: string, deviceId: string, patch: Attrs): Promise<void> {
-    const limits = deps.hubLimits ?? DEFAULT_HUB_LIMITS;
-    const shadow = await deps.shadows.load(hubId);
-    const device = shadow[deviceId];
-    if (device === undefined && Object.keys(shadow).length >= limits.devices) {
-      throw new TierError('limit_exceeded', `deviceId: hub ${hubId} has ${limits.devices} devices, the most allowed`, { field: 'deviceId' });
-    }
-    const keys = new Set(device ? Object.keys(device.desired) : []);
-    for (const key in patch) {
-      if (patch[key] === null) keys.delete(key);
-      else keys.add(key);
-    }
-    if (keys.size > limits.attrsPerDevice) throw new TierError('limit_exceeded', `desired: more than ${limits.attrsPerDevice} attributes on device ${deviceId}`, { field: 'desired' });
-    for (const key in patch) {
-      const v = patch[key];
-      if (typeof v === 'string' && v.length > limits.valueBytes) throw new TierError('limit_exceeded', `desired.${key}: string values are limited to ${limits.valueBytes} characters`, { field: `desired.${key}` });
-    }
-  }
-
   route(
     app,
     'post',
@@ -172,8 +152,8 @@ export function mountApi(app: TemplatedApp, deps: ApiDeps): void {
         what.deviceId = deviceId;
         const patch = desiredRequest.parse(await call.json()).desired;
         what.detail = Object.keys(patch).join(',');
-        await checkDesiredLimits(hub.hubId, deviceId, patch);
-        const device = await deps.shadows.setDesired(hub.hubId, deviceId, patch);
+        // checked by the store in the same step as the write: concurrent writers cannot pass a limit together
+        const device = await deps.shadows.setDesired(hub.hubId, deviceId, patch, deps.hubLimits ?? DEFAULT_HUB_LIMITS);
         publishDesired(deps.bus, hub.hubId, deviceId, device);
         const reply: Static<typeof DesiredReply> = { ok: true, hubId: hub.hubId, deviceId, device };
         return { status: 200, body: reply };

@@ -3,6 +3,7 @@ import type { ActorSystem } from '../actors/actor.js';
 import { publishDesired } from '../actors/commands.js';
 import type { HubSession, HubSessionDeps } from '../actors/hub-session.js';
 import { HubErrorLog } from '../actors/hub-error-log.js';
+import type { HubLimits } from '../actors/hub-limits.js';
 import { SessionIndex, type SessionView } from '../actors/session-index.js';
 import { withLocalCommands } from '../actors/local-commands.js';
 import { ShadowPacker } from '../actors/shadow-packer.js';
@@ -88,6 +89,15 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
   const audit = new AuditTrail({ ...(ports.audit ? { store: ports.audit } : {}), bus: ports.bus, node: config.nodeId, log: log.child({ part: 'audit' }) });
   // the node's one hub → home lookup: the cluster registry caches it (CachingHubRegistry), the embedded one reads LMDB
   const homeOfHub = async (hubId: string) => (await ports.registry.lookup(hubId))?.homeId ?? null;
+  // what one hub may make the node hold: its sessions, the API and rules' desired writes keep to it
+  const hubLimits: HubLimits = {
+    devices: config.hubMaxDevices,
+    attrsPerDevice: config.hubMaxAttrsPerDevice,
+    valueBytes: config.hubMaxValueBytes,
+    shadowBytes: config.hubMaxShadowBytes,
+    desiredBytes: config.hubMaxDesiredBytes,
+    commandsInFlight: config.hubMaxCommandsInFlight,
+  };
   const automation = createAutomation({
     store: ports.rules,
     lease: ports.lease,
@@ -96,7 +106,7 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
     homeOfHub,
     runCommand: fleet.commandTo,
     setDesired: async (hubId, deviceId, patch) => {
-      publishDesired(ports.bus, hubId, deviceId, await ports.shadows.setDesired(hubId, deviceId, patch));
+      publishDesired(ports.bus, hubId, deviceId, await ports.shadows.setDesired(hubId, deviceId, patch, hubLimits));
     },
     timers,
     log: log.child({ part: 'rules' }),
@@ -128,13 +138,7 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
     maxFrameBytes: config.maxFrameBytes,
     ratePerSec: config.hubRatePerSec,
     rateBurst: config.hubRateBurst,
-    limits: {
-      devices: config.hubMaxDevices,
-      attrsPerDevice: config.hubMaxAttrsPerDevice,
-      valueBytes: config.hubMaxValueBytes,
-      shadowBytes: config.hubMaxShadowBytes,
-      commandsInFlight: config.hubMaxCommandsInFlight,
-    },
+    limits: hubLimits,
     publishEvent,
     eventsDurable: (homeId) => events.durable(homeId),
     // asked only while tracing is on: a report the rules may trigger on is traced from the hub
@@ -226,7 +230,7 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
     maxBodyBytes: config.maxBodyBytes,
     commandTimeoutMs: config.commandTimeoutMs,
     commandTimeoutMaxMs: config.commandTimeoutMaxMs,
-    hubLimits: hubDeps.limits,
+    hubLimits,
     writes,
     table,
     httpMetrics: metrics,

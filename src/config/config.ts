@@ -113,6 +113,8 @@ export interface Config {
   hubMaxValueBytes: number;
   /** @default 131_072 (bytes): one hub's reported shadow (keys and values; numbers count 8) */
   hubMaxShadowBytes: number;
+  /** @default 131_072 (bytes): one hub's desired state (device ids, keys and values; numbers count 8) */
+  hubMaxDesiredBytes: number;
   /** @default 32: commands to one hub waiting for its answer; more are answered busy (503) */
   hubMaxCommandsInFlight: number;
   /**
@@ -288,6 +290,7 @@ const FIELDS: { [K in keyof Config]: Field<K> } = {
   hubMaxAttrsPerDevice: { env: 'TIER_HUB_MAX_ATTRS', parse: int(1, 64), default: 64 },
   hubMaxValueBytes: { env: 'TIER_HUB_MAX_VALUE_BYTES', parse: int(1, 1024), default: 1024 },
   hubMaxShadowBytes: { env: 'TIER_HUB_MAX_SHADOW_BYTES', parse: int(1024, 64 * 1024 * 1024), default: 128 * 1024 },
+  hubMaxDesiredBytes: { env: 'TIER_HUB_MAX_DESIRED_BYTES', parse: int(1024, 64 * 1024 * 1024), default: 128 * 1024 },
   hubMaxCommandsInFlight: { env: 'TIER_HUB_MAX_COMMANDS', parse: int(1, 100_000), default: 32 },
   reusePort: { env: 'TIER_REUSE_PORT', parse: bool },
   secretKey: { env: 'TIER_SECRET_KEY', parse: secretKey },

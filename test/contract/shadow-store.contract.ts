@@ -14,6 +14,8 @@ import {
 /** A shadow store under test. */
 export interface ShadowStoreFixture {
   store: ShadowStore;
+  /** other nodes' stores over the same data, where the backend is shared (cluster mode) */
+  peers?: ShadowStore[];
   close(): Promise<void>;
 }
 

@@ -6,6 +6,7 @@ import { LmdbShadowStore } from '../../src/ports/shadow-store/shadow-store-lmdb.
 import { tempDataStore } from './fixtures/data-store.js';
 import { createLogger } from '../../src/log/logger.js';
 import { startRedis, uniquePrefix, type Backend } from '../../load/harness/index.js';
+import { desiredLimitsContract } from './shadow-store-desired.contract.js';
 import { shadowDeltaSpec, shadowStoreContract, type ShadowStoreFactory } from './shadow-store.contract.js';
 
 /** One redis-server for this file; every test gets its own key prefix. */
@@ -30,9 +31,11 @@ const implementations: Array<[name: string, make: ShadowStoreFactory]> = [
     'RedisShadowStore',
     async () => {
       const log = createLogger('silent');
-      const client = await connectRedis(redis.url, { name: 'contract-shadows', log });
-      const store = new RedisShadowStore(client, { log, keys: new RedisKeys(uniquePrefix()) });
-      return { store, close: () => store.close() };
+      const keys = new RedisKeys(uniquePrefix());
+      const open = () => connectRedis(redis.url, { name: 'contract-shadows', log }).then((client) => new RedisShadowStore(client, { log, keys }));
+      // other nodes' stores on the same keys: desired writes of several nodes race
+      const [store, ...peers] = await Promise.all([open(), open(), open(), open(), open()]);
+      return { store: store!, peers, close: () => Promise.all([store!, ...peers].map((s) => s.close())).then(() => {}) };
     },
   ],
   ...(['commit', 'os'] as const).map((sync): [string, ShadowStoreFactory] => [
@@ -45,6 +48,9 @@ const implementations: Array<[name: string, make: ShadowStoreFactory]> = [
   ]),
 ];
 
-for (const [name, make] of implementations) shadowStoreContract(name, make);
+for (const [name, make] of implementations) {
+  shadowStoreContract(name, make);
+  desiredLimitsContract(name, make);
+}
 
 describe('shadow delta helpers', shadowDeltaSpec);

@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { FrameType, type ServerToHubFrame } from '../../proto/frames.js';
 import { HubCommands, type CommandHost } from '../../src/actors/hub-commands.js';
+import { encode } from '../../src/protocol/codec.js';
 import { TimerWheel } from '../../src/actors/timer-wheel.js';
 import { createLogger } from '../../src/log/logger.js';
 import type { BusMessage } from '../../src/ports/bus/bus.js';
@@ -15,7 +16,7 @@ function table(commandsInFlight: number) {
   const sent: ServerToHubFrame[] = [];
   const host: CommandHost = {
     hubId: 'hub-1',
-    deps: { system: { timers, log: createLogger('silent'), mailboxSize: 64 }, limits: { devices: 8, attrsPerDevice: 8, valueBytes: 64, shadowBytes: 4096, commandsInFlight } },
+    deps: { system: { timers, log: createLogger('silent'), mailboxSize: 64 }, maxFrameBytes: 16 * 1024, limits: { devices: 8, attrsPerDevice: 8, valueBytes: 64, shadowBytes: 4096, commandsInFlight } },
     send: (f: ServerToHubFrame) => (sent.push(f), true),
     onTimer: () => undefined,
   } as unknown as CommandHost;
@@ -23,6 +24,21 @@ function table(commandsInFlight: number) {
 }
 
 describe('HubCommands', () => {
+  it('a desired delta larger than a frame goes as several sets, each within max bytes, together the whole delta', () => {
+    const { commands, sent } = table(4);
+    const delta = Object.fromEntries(Array.from({ length: 64 }, (_, i) => [`attribute-${i}`, 'x'.repeat(1_024)]));
+    commands.own('lamp', 'set', delta, 75_000);
+    expect(sent.length).toBeGreaterThan(4);
+    const got = {};
+    for (const f of sent) {
+      if (f.t !== FrameType.command) throw new Error('not a command');
+      expect(encode(f).length).toBeLessThanOrEqual(16 * 1024);
+      expect(f).toMatchObject({ d: 'lamp', m: 'set' });
+      Object.assign(got, f.p);
+    }
+    expect(got).toEqual(delta);
+  });
+
   it("desired deltas go to the hub whatever is pending, but never hold the table past the hub's limit", () => {
     const { commands, sent } = table(4);
     for (let i = 0; i < 50; i++) commands.own(`dev-${i}`, 'set', { on: i % 2 === 0 }, 75_000);

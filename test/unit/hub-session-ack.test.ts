@@ -133,7 +133,7 @@ describe('HubSession acknowledges only what is stored', () => {
   });
 
   it('a report over a limit is refused whole, nothing stored, its number consumed and acked once stored', async () => {
-    const { link, shadows, frame } = await online({ devices: 2, attrsPerDevice: 4, valueBytes: 16, shadowBytes: 1024, commandsInFlight: 4 });
+    const { link, shadows, frame } = await online({ devices: 2, attrsPerDevice: 4, valueBytes: 16, shadowBytes: 1024, desiredBytes: 1024, commandsInFlight: 4 });
     frame({ t: 4, s: 1, r: { a: { n: 1 }, b: { n: 1 } } });
     frame({ t: 4, s: 2, r: { a: { n: 2 }, c: { n: 1 } } });
     frame({ t: 4, s: 3, r: { a: { n: 3 } } });

@@ -10,7 +10,8 @@ import type { Database } from 'lmdb';
 import type { Attrs } from '../../../proto/frames.js';
 import type { Logger } from '../../log/logger.js';
 import type { DataStore } from '../lmdb.js';
-import { emptyDevice, mergeAttrs, newShadow, notifyStored, staleInBatch, type CursorListener, type DeviceShadow, type HubShadow, type SeqCursor, type SessionStart, type ShadowStore } from './shadow-store.js';
+import { TierError } from '../../errors.js';
+import { checkDesired, emptyDevice, mergeAttrs, newShadow, notifyStored, staleInBatch, type CursorListener, type DesiredLimits, type DeviceShadow, type HubShadow, type SeqCursor, type SessionStart, type ShadowStore } from './shadow-store.js';
 import {
   desiredRecord,
   EXTRA,
@@ -225,9 +226,13 @@ export class LmdbShadowStore implements ShadowStore {
     return { shadow, cursor, whole };
   }
 
-  setDesired(hubId: string, deviceId: string, patch: Attrs): Promise<DeviceShadow> {
+  async setDesired(hubId: string, deviceId: string, patch: Attrs, limits?: DesiredLimits): Promise<DeviceShadow> {
     this.opened.delete(hubId); // it may add the device
-    return this.run(hubId, () => {
+    const done = await this.run(hubId, (): DeviceShadow | TierError => {
+      // checked in the write transaction: no other write of the store comes between check and write.
+      // A refusal is returned, not thrown: a throw would fail the transaction as a write error
+      const refusal = limits === undefined ? null : checkDesired(this.scan(hubId).shadow, hubId, deviceId, patch, limits);
+      if (refusal) return refusal;
       const n = this.hubs.numberFor(hubId);
       const stored = this.db.get([n, deviceId]) as StoredDevice | NumberedDevice | undefined;
       const device = stored ? toDevice(ownOf(stored, this.names), undefined) : emptyDevice();
@@ -244,6 +249,8 @@ export class LmdbShadowStore implements ShadowStore {
       void this.db.put([n, deviceId, EXTRA], desiredRecord(device)!);
       return device;
     });
+    if (done instanceof TierError) throw done;
+    return done;
   }
 
   async writeDevices(hubId: string, devices: Array<{ d: string; k: string; m?: string }>, left: string[], full: boolean): Promise<boolean> {

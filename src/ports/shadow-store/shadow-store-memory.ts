@@ -1,5 +1,5 @@
 import type { Attrs } from '../../../proto/frames.js';
-import { copyAttrs, emptyDevice, mergeAttrs, newShadow, type CursorListener, type DeviceShadow, type HubShadow, type SeqCursor, type SessionStart, type ShadowStore } from './shadow-store.js';
+import { checkDesired, copyAttrs, emptyDevice, mergeAttrs, newShadow, type CursorListener, type DesiredLimits, type DeviceShadow, type HubShadow, type SeqCursor, type SessionStart, type ShadowStore } from './shadow-store.js';
 
 /**
  * Shadows held in this process (embedded default). Writes are applied at once (batch window 0);
@@ -59,7 +59,10 @@ export class MemoryShadowStore implements ShadowStore {
     if (device.kind !== undefined) stored.kind = device.kind;
   }
 
-  async setDesired(hubId: string, deviceId: string, patch: Attrs): Promise<DeviceShadow> {
+  /** The check and the write are one step: nothing else runs between them in this process. */
+  async setDesired(hubId: string, deviceId: string, patch: Attrs, limits?: DesiredLimits): Promise<DeviceShadow> {
+    const refusal = limits === undefined ? null : checkDesired(this.hubs.get(hubId) ?? newShadow(), hubId, deviceId, patch, limits);
+    if (refusal) throw refusal;
     const hub = this.hub(hubId);
     const device = (hub[deviceId] ??= emptyDevice());
     const desired = { ...device.desired };

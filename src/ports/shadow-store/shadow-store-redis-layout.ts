@@ -76,12 +76,23 @@ redis.call('DEL', KEYS[1])
 redis.call('HSET', KEYS[1], 'ep', tostring(ep + 1))
 return 1`);
 
-/** Sets a field only if it still holds the value read before (`''` = absent): optimistic read-modify-write. */
-export const COMPARE_AND_SET = new LuaScript(`
+/**
+ * The hash field counting the hub's desired writes: a write checked against the hub's limits
+ * compares it, so another desired write of the hub in between (from any node) makes it read again.
+ */
+export const DESIRED_REVISION = 'dr';
+
+/**
+ * Writes a device's desired field (ARGV[3] = ARGV[4]) only if field ARGV[1] still holds the value
+ * read before (ARGV[2], `''` = absent), and counts the write in DESIRED_REVISION: optimistic
+ * read-modify-write of one device (ARGV[1] its own field) or of the hub (ARGV[1] the revision).
+ */
+export const SET_DESIRED = new LuaScript(`
 local cur = redis.call('HGET', KEYS[1], ARGV[1])
 if cur == false then cur = '' end
 if cur ~= ARGV[2] then return 0 end
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+redis.call('HSET', KEYS[1], ARGV[3], ARGV[4])
+redis.call('HINCRBY', KEYS[1], '${DESIRED_REVISION}', 1)
 return 1`);
 
 /**

@@ -12,7 +12,6 @@ import {
   applyField,
   applyReported,
   countWrites,
-  COMPARE_AND_SET,
   REMOVE_SHADOW,
   LOAD_SESSION,
   fieldsOfReply,
@@ -24,9 +23,11 @@ import {
   type HubBatch,
   type ReportedEntry,
   cursorOf,
+  DESIRED_REVISION,
+  SET_DESIRED,
   shadowOf,
 } from './shadow-store-redis-layout.js';
-import { emptyDevice, mergeAttrs, notifyStored, staleInBatch, type CursorListener, type DeviceShadow, type HubShadow, type SeqCursor, type SessionStart, type ShadowStore } from './shadow-store.js';
+import { checkDesired, emptyDevice, mergeAttrs, notifyStored, staleInBatch, type CursorListener, type DesiredLimits, type DeviceShadow, type HubShadow, type SeqCursor, type SessionStart, type ShadowStore } from './shadow-store.js';
 
 export interface RedisShadowStoreOptions {
   log: Logger;
@@ -45,6 +46,17 @@ export interface RedisShadowStoreOptions {
 /** Optimistic attempts of one `setDesired` before it gives up with `busy`. */
 const MAX_DESIRED_ATTEMPTS = 50;
 
+/** What a desired write read: the device, whether its desired field exists, and the field it compares. */
+interface DesiredRead {
+  device: DeviceShadow;
+  stored: boolean;
+  field: string;
+  /** the field's value as read (`''`: absent) */
+  value: string;
+}
+
+const noop = (): void => {};
+
 /**
  * Shadows in Redis. One hash per hub, `<prefix>{h:<hubId>}:shadow` (one Redis Cluster slot), with
  * four fields per device and the hub's cursor:
@@ -53,6 +65,7 @@ const MAX_DESIRED_ATTEMPTS = 50;
  *   d:<deviceId>  desired side, JSON `{"a":{attrs},"v":desiredVersion}`
  *   k:<deviceId>  kind, m:<deviceId> model (plain strings)
  *   cursor        JSON `{"boot":…,"seq":…}`
+ *   ep, dr        the fencing epoch; the count of desired writes (DESIRED_REVISION)
  *
  * The sides are separate fields so the hot path writes `reported` with a plain HSET and never
  * reads or overwrites `desired`, which only `setDesired` writes.
@@ -67,8 +80,11 @@ const MAX_DESIRED_ATTEMPTS = 50;
  *   retry. `healthy` is false and `pendingWrites` counts what waits. Memory stays bounded: one entry
  *   per hub and device this node writes.
  * - `setDesired` reads, merges in this process (the same `mergeAttrs` as the memory store) and writes
- *   with a compare-and-set script, retrying when another writer came first: atomic per device,
- *   durable (acknowledged by Redis) when it resolves.
+ *   with a compare-and-set script, retrying when another writer came first: atomic per device, and
+ *   with `limits` per hub (the check and the write: the hash's `dr` field counts desired writes,
+ *   and a checked write compares it); durable (acknowledged by Redis) when it resolves. A node of
+ *   an earlier version writes without raising `dr`: during a rolling update its writes can race
+ *   past a check.
  * - `writeDevices` is one Lua script per hub. `load`/`loadCursor`/`loadSession` overlay this
  *   process's queued and in-flight writes on what Redis holds; `loadSession` is one HGETALL.
  * - Single writer per hub, fenced: the hash's `ep` field holds the largest session epoch written,
@@ -86,6 +102,8 @@ export class RedisShadowStore implements ShadowStore {
 
   /** writes not yet sent */
   private queued = new Map<string, HubBatch>();
+  /** per hub, the last checked `setDesired` of this process (settled, never rejects), while one runs */
+  private readonly desiredTurns = new Map<string, Promise<void>>();
   /** the batch on the wire and its completion (which never rejects) */
   private inflight: { batch: Map<string, HubBatch>; done: Promise<void> } | null = null;
   private timer: NodeJS.Timeout | null = null;
@@ -193,31 +211,66 @@ export class RedisShadowStore implements ShadowStore {
     return local ? { boot: local.boot, seq: local.seq } : null;
   }
 
-  async setDesired(hubId: string, deviceId: string, patch: Attrs): Promise<DeviceShadow> {
+  async setDesired(hubId: string, deviceId: string, patch: Attrs, limits?: DesiredLimits): Promise<DeviceShadow> {
+    if (limits === undefined) return this.writeDesired(hubId, deviceId, patch, undefined);
+    // this process's checked writes of a hub take turns: racing, all but one would read again
+    const before = this.desiredTurns.get(hubId);
+    const turn = before === undefined ? this.writeDesired(hubId, deviceId, patch, limits) : before.then(() => this.writeDesired(hubId, deviceId, patch, limits));
+    const settled = turn.then(noop, noop);
+    this.desiredTurns.set(hubId, settled);
+    void settled.then(() => {
+      if (this.desiredTurns.get(hubId) === settled) this.desiredTurns.delete(hubId);
+    });
+    return turn;
+  }
+
+  /**
+   * Reads, merges in this process (the same `mergeAttrs` as the memory store) and writes with
+   * SET_DESIRED, reading again when another writer came first. Unchecked, it reads the device
+   * alone and compares its field; checked, it reads the whole hub and compares the hub's desired
+   * revision, which every desired write (of any node) raises.
+   */
+  private async writeDesired(hubId: string, deviceId: string, patch: Attrs, limits: DesiredLimits | undefined): Promise<DeviceShadow> {
     const key = this.key(hubId);
-    const fields = [`r:${deviceId}`, `d:${deviceId}`, `k:${deviceId}`, `m:${deviceId}`];
     for (let attempt = 1; attempt <= MAX_DESIRED_ATTEMPTS; attempt++) {
-      const overlay = this.overlayOf(hubId).filter(([id]) => id === deviceId);
-      const [r, d, k, m] = await this.client.hmget(key, ...fields);
-      const device = emptyDevice();
-      if (r != null) applyField(device, 'r', r);
-      if (d != null) applyField(device, 'd', d);
-      if (k != null) device.kind = k;
-      if (m != null) device.model = m;
-      for (const [, e] of overlay) applyReported(device, e);
+      const read = limits === undefined ? await this.readDevice(key, hubId, deviceId) : await this.readChecked(key, hubId, deviceId, patch, limits);
+      const device = read.device;
       const desired = { ...device.desired };
       const changed = mergeAttrs(desired, patch);
       if (changed) {
         device.desired = desired;
         device.desiredVersion++;
-      } else if (d != null) {
+      } else if (read.stored) {
         return device; // nothing to write
       }
       // a first patch creates the device even when it changes nothing, as the memory store does
       const next = JSON.stringify({ a: device.desired, v: device.desiredVersion });
-      if ((await COMPARE_AND_SET.run(this.client, [key], [`d:${deviceId}`, d ?? '', next])) === 1) return device;
+      if ((await SET_DESIRED.run(this.client, [key], [read.field, read.value, `d:${deviceId}`, next])) === 1) return device;
     }
     throw new TierError('busy', `desired state of ${hubId}/${deviceId} kept changing under ${MAX_DESIRED_ATTEMPTS} attempts`);
+  }
+
+  /** One device as stored, this process's queued reports over it; compared by its desired field. */
+  private async readDevice(key: string, hubId: string, deviceId: string): Promise<DesiredRead> {
+    const overlay = this.overlayOf(hubId).filter(([id]) => id === deviceId);
+    const [r, d, k, m] = await this.client.hmget(key, `r:${deviceId}`, `d:${deviceId}`, `k:${deviceId}`, `m:${deviceId}`);
+    const device = emptyDevice();
+    if (r != null) applyField(device, 'r', r);
+    if (d != null) applyField(device, 'd', d);
+    if (k != null) device.kind = k;
+    if (m != null) device.model = m;
+    for (const [, e] of overlay) applyReported(device, e);
+    return { device, stored: d != null, field: `d:${deviceId}`, value: d ?? '' };
+  }
+
+  /** The whole hub, checked against `limits` (throws the refusal); compared by the hub's desired revision. */
+  private async readChecked(key: string, hubId: string, deviceId: string, patch: Attrs, limits: DesiredLimits): Promise<DesiredRead> {
+    const overlay = this.overlayOf(hubId);
+    const fields = await this.client.hgetall(key);
+    const shadow = shadowOf(fields, overlay);
+    const refusal = checkDesired(shadow, hubId, deviceId, patch, limits);
+    if (refusal) throw refusal;
+    return { device: shadow[deviceId] ?? emptyDevice(), stored: fields[`d:${deviceId}`] !== undefined, field: DESIRED_REVISION, value: fields[DESIRED_REVISION] ?? '' };
   }
 
   async writeDevices(hubId: string, devices: Array<{ d: string; k: string; m?: string }>, left: string[], full: boolean): Promise<boolean> {

@@ -1,4 +1,5 @@
 import type { Attrs } from '../../../proto/frames.js';
+import { TierError } from '../../errors.js';
 import type { Logger } from '../../log/logger.js';
 
 /** One sub-device's shadow. */
@@ -72,7 +73,10 @@ export interface SeqCursor {
  *   session's epoch (see `writeReported`).
  * - `setDesired` is a read-modify-write that is durable (acknowledged by the backend) when it
  *   resolves; a nil value removes the key; the version increases only on a change. It returns the
- *   device's new shadow.
+ *   device's new shadow. Given `limits`, it checks the hub's whole shadow against them
+ *   (`checkDesired`) in the same atomic step as the write, against every other `setDesired` of the
+ *   hub, from any process: concurrent writers cannot pass a limit together. A write that would
+ *   pass one rejects with `TierError` `limit_exceeded` (its `field` named) and writes nothing.
  * - `flush()` may reject after a bounded wait while the backend is unreachable (the writes stay
  *   queued); `close()` flushes with the same bound and then drops what is left, logging it.
  * - `load` returns the latest durable state plus any queued writes of this process.
@@ -111,7 +115,7 @@ export interface ShadowStore {
    * returned (a taken-over session cannot acknowledge what the new one's copy lacks).
    */
   loadSession(hubId: string, epoch?: number): Promise<SessionStart>;
-  setDesired(hubId: string, deviceId: string, patch: Attrs): Promise<DeviceShadow>;
+  setDesired(hubId: string, deviceId: string, patch: Attrs, limits?: DesiredLimits): Promise<DeviceShadow>;
   /**
    * Replaces the device list: kinds are set, devices not in `devices` are removed when `full`.
    * Resolves once the list is stored (durable where the store is), whether or not it changed:
@@ -206,4 +210,55 @@ export function mergeAttrs(target: Attrs, patch: Attrs): boolean {
     }
   }
   return changed;
+}
+
+/** What desired state may make one hub hold (HubLimits has these fields); see `checkDesired`. */
+export interface DesiredLimits {
+  /** devices in the hub's shadow, reported or desired */
+  devices: number;
+  /** desired attributes per device */
+  attrsPerDevice: number;
+  /** characters of a string value */
+  valueBytes: number;
+  /** bytes of the hub's desired side: device ids, keys and values, numbers and booleans as 8 */
+  desiredBytes: number;
+}
+
+/**
+ * Whether patching `deviceId`'s desired side with `patch` keeps `shadow` (the hub as stored) within
+ * `limits`: the refusal (`limit_exceeded`, its field named as the HTTP API names it), or null.
+ */
+export function checkDesired(shadow: HubShadow, hubId: string, deviceId: string, patch: Attrs, limits: DesiredLimits): TierError | null {
+  for (const key in patch) {
+    const v = patch[key];
+    if (typeof v === 'string' && v.length > limits.valueBytes) return desiredLimit(`desired.${key}`, `string values are limited to ${limits.valueBytes} characters`);
+  }
+  const device = shadow[deviceId];
+  if (device === undefined && Object.keys(shadow).length >= limits.devices) return desiredLimit('deviceId', `hub ${hubId} has ${limits.devices} devices, the most allowed`);
+  // a hub already past a limit (lowered since) may still shrink: only growth past one is refused
+  const before = device?.desired ?? NO_DESIRED;
+  const next = { ...before };
+  mergeAttrs(next, patch);
+  const keys = Object.keys(next).length;
+  if (keys > limits.attrsPerDevice && keys > Object.keys(before).length) return desiredLimit('desired', `more than ${limits.attrsPerDevice} attributes on device ${deviceId}`);
+  const grown = desiredBytes(deviceId, next);
+  if (grown <= desiredBytes(deviceId, before)) return null;
+  let bytes = grown;
+  for (const id in shadow) if (id !== deviceId) bytes += desiredBytes(id, shadow[id]!.desired);
+  if (bytes > limits.desiredBytes) return desiredLimit('desired', `the desired state of hub ${hubId} would exceed ${limits.desiredBytes} bytes`);
+  return null;
+}
+
+/** Bytes of one device's desired side as `DesiredLimits.desiredBytes` counts them (0 when empty). */
+export function desiredBytes(deviceId: string, desired: Attrs): number {
+  let n = 0;
+  for (const key in desired) {
+    const v = desired[key]!;
+    n += key.length + (typeof v === 'string' ? v.length : 8);
+  }
+  return n === 0 ? 0 : n + deviceId.length;
+}
+
+function desiredLimit(field: string, what: string): TierError {
+  return new TierError('limit_exceeded', `${field}: ${what}`, { field });
 }
