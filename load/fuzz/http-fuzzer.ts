@@ -398,6 +398,8 @@ export class HttpFuzzer {
     if (key === 'PUT /v1/hubs/{hubId}/devices/{deviceId}/desired') {
       return { expect: [isAttrs(v.desired) ? { status: 200 } : { status: 400, code: 'invalid_field' }] };
     }
+    const rules = key === 'POST /v1/homes/{homeId}/rules' || key === 'PUT /v1/homes/{homeId}/rules/{ruleId}';
+    if (rules && Array.isArray(v.conditions) && v.conditions.some((c) => typeof c === 'string' && c.includes('.exists(x4,'))) return { expect: [{ status: 400, code: 'invalid_field' }] };
     if (key === 'POST /v1/admin/hubs') {
       if (!isProtocolId(v.hubId) || !isProtocolId(v.homeId) || (v.model !== undefined && (typeof v.model !== 'string' || v.model.length > 64))) return { expect: [{ status: 400, code: 'invalid_field' }] };
       return { expect: [{ status: 201 }, { status: 409, code: 'already_exists' }] };
@@ -483,6 +485,7 @@ export class HttpFuzzer {
       [4, 'string-field'],
       [3, 'number-field'],
       [3, 'wrong-type'],
+      [2, 'costly-condition'],
     ] as const);
     switch (kind) {
       case 'proto-top':
@@ -520,8 +523,18 @@ export class HttpFuzzer {
         const k = keys.length ? this.rng.pick(keys) : 'x';
         return [kind, { ...base, [k]: this.rng.pick<unknown>([null, [], 'x', 1, { a: [] }, true]) }];
       }
+      case 'costly-condition':
+        // short, and each level multiplies its evaluation by ten: refused for its cost, never run
+        return [kind, { ...base, conditions: [costlyCondition(this.rng.pick([5, 6, 8, 12]))] }];
     }
   }
+}
+
+/** `depth` nested `exists` over ten items: 10^depth steps in a few hundred characters. */
+function costlyCondition(depth: number): string {
+  let e = 'x0 > 5';
+  for (let i = 0; i < depth; i++) e = `[0,1,2,3,4,5,6,7,8,9].exists(x${i}, ${e})`;
+  return e;
 }
 
 function reservedKeys(v: unknown): boolean {
