@@ -74,10 +74,14 @@ export class HubEntries {
     return this.opening.size === 0 ? 0 : (this.opening.get(hubId) ?? 0);
   }
 
-  /** After a commit: an opened epoch the hub's entry now holds is the stored fence's to keep. */
-  settle(hubId: string): void {
+  /**
+   * After a commit of the hub's batch of `written` (its epoch): an opened epoch not above it is the
+   * stored fence's to keep (a batch the fence refused had a newer epoch stored already).
+   */
+  settle(hubId: string, written: number): void {
+    if (this.opening.size === 0) return;
     const opened = this.opening.get(hubId);
-    if (opened !== undefined && (this.remembered.get(hubId)?.epoch ?? 0) >= opened) this.opening.delete(hubId);
+    if (opened !== undefined && written >= opened) this.opening.delete(hubId);
   }
 
   /** The hub's number, if it has one (remembered, or read from its entry). */

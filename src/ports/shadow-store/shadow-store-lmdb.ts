@@ -429,7 +429,7 @@ export class LmdbShadowStore implements ShadowStore {
           this.batches?.flushed(hubs.size, (performance.now() - began) / 1000);
           for (const [id, hub] of hubs) {
             if (hub.written && hub.stored) notifyStored(hub.stored, id, hub.seq, this.log);
-            this.hubs.settle(id);
+            this.hubs.settle(id, hub.epoch);
           }
         }).then(resolve);
       };
