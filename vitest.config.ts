@@ -1,5 +1,12 @@
 import { defineConfig } from 'vitest/config';
 
+/** Integration suites that spend their time waiting on one server process, not on the CPU. */
+const WAITING = [
+  'admission', 'admission-after-upgrade', 'admission-outage', 'asyncapi-stream', 'audit', 'bull-board', 'data-redis-import',
+  'desired-limits', 'durable-default', 'event-stream-consumer', 'hostile-input', 'observability', 'readiness', 'readiness-cluster',
+  'rules', 'takeover-acks',
+].map((name) => `test/integration/${name}.test.ts`);
+
 export default defineConfig({
   test: {
     pool: 'forks',
@@ -9,11 +16,13 @@ export default defineConfig({
     testTimeout: 30_000,
     hookTimeout: 30_000,
     // unit and contract suites first, two at a time (one per core: Vitest's default on two cores
-    // is one); then the integration suites one at a time, as before: their server processes and
-    // load want the machine to themselves
+    // is one); then the integration suites whose servers mostly wait (timers, a rule's delay, a
+    // restart), two at a time; then the rest one at a time: load, chaos, fuzz, browsers, several
+    // nodes, and the tests that time a stall or a backpressure limit want the machine to themselves
     projects: [
       { extends: true, test: { name: 'unit', include: ['test/unit/**/*.test.ts', 'test/contract/**/*.test.ts'], maxWorkers: 2, sequence: { groupOrder: 0 } } },
-      { extends: true, test: { name: 'integration', include: ['test/integration/**/*.test.ts'], maxWorkers: 1, sequence: { groupOrder: 1 } } },
+      { extends: true, test: { name: 'integration-waiting', include: WAITING, maxWorkers: 2, sequence: { groupOrder: 1 } } },
+      { extends: true, test: { name: 'integration', include: ['test/integration/**/*.test.ts'], exclude: WAITING, maxWorkers: 1, sequence: { groupOrder: 2 } } },
     ],
   },
 });
