@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { encodeFrame, frames } from '../../load/wire/frames.js';
 import { encodeValue } from '../../src/protocol/codec.js';
-import { isResultFrame, resultIdOf } from '../../src/transport/hub-gateway.js';
+import { isResultFrame, resultIdOf } from '../../src/protocol/result-peek.js';
 
 describe('isResultFrame (the frames the hub gateway handles at once, not at the end of the turn)', () => {
   it('knows a result as hubs encode it, ok or failed', () => {

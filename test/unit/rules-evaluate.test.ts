@@ -6,25 +6,9 @@ import { describe, expect, it } from 'vitest';
 import type { AttrValue } from '../../proto/frames.js';
 import { RuleEvaluator, formattersKept, localTime, matches } from '../../src/rules/evaluate.js';
 import type { EvalTask, Rule, RuleEvent, Trigger } from '../../src/rules/model.js';
+import { ruleOf } from '../helpers/rule.js';
 
-function rule(patch: Partial<Rule> = {}): Rule {
-  return {
-    id: 'r1',
-    homeId: 'home',
-    version: 1,
-    createdAt: 0,
-    updatedAt: 0,
-    name: 'r',
-    enabled: true,
-    triggers: [{ type: 'state', attr: 'on' }],
-    devices: {},
-    conditions: [],
-    actions: [{ type: 'command', hub: 'h', device: 'd', set: { on: true } }],
-    cooldownMs: 0,
-    limit: { maxRuns: 20, windowMs: 60_000 },
-    ...patch,
-  };
-}
+const rule = ruleOf;
 
 const state = (attrs: Record<string, AttrValue>, device = 'dev1', hub = 'hub1'): RuleEvent => ({ kind: 'state', hub, device, attrs, ts: 0 });
 

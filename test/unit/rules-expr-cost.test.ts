@@ -8,7 +8,7 @@ import { TierError } from '../../src/errors.js';
 import { checkExpression, compile } from '../../src/rules/expr.js';
 import { EXPR_MAX_COST, expressionCost } from '../../src/rules/expr-cost.js';
 import { RuleEvaluator } from '../../src/rules/evaluate.js';
-import type { Rule } from '../../src/rules/model.js';
+import { ruleOf } from '../helpers/rule.js';
 import { validateRuleSpec } from '../../src/rules/validate.js';
 import { HALL_LIGHT, LEAK } from '../../src/schemas/rules.js';
 
@@ -127,21 +127,7 @@ describe('the cost of an expression', () => {
 describe('a worker and a stored expression over the bound', () => {
   it('does not run it: the rule reports the problem as its error', () => {
     // stored before the bound existed (never validated here): 10^5 iterations
-    const rule: Rule = {
-      id: 'r1',
-      homeId: 'h',
-      version: 1,
-      createdAt: 0,
-      updatedAt: 0,
-      name: 'heavy',
-      enabled: true,
-      triggers: [{ type: 'cron', cron: '0 0 * * *' }],
-      devices: {},
-      conditions: ['true', nested(5)],
-      actions: [{ type: 'notify', title: 't', body: 'b' }],
-      cooldownMs: 0,
-      limit: { maxRuns: 20, windowMs: 60_000 },
-    };
+    const rule = ruleOf({ homeId: 'h', name: 'heavy', triggers: [{ type: 'cron', cron: '0 0 * * *' }], conditions: ['true', nested(5)], actions: [{ type: 'notify', title: 't', body: 'b' }] });
     const result = new RuleEvaluator().evaluate({ homeId: 'h', homeVersion: 1, timeZone: 'UTC', now: 0, rules: [rule], event: { kind: 'manual', ts: 0 }, prev: {}, state: {} });
     expect(result.outcomes[0]).toMatchObject({ passed: false, actions: [] });
     expect(result.outcomes[0]?.error).toMatch(/^compile: conditions\[1\]: is too costly/);

@@ -2,8 +2,8 @@ import type { Attrs } from '../../../proto/frames.js';
 import { checkDesired, copyAttrs, emptyDevice, mergeAttrs, newShadow, type CursorListener, type DesiredLimits, type DeviceShadow, type HubShadow, type SeqCursor, type SessionStart, type ShadowStore } from './shadow-store.js';
 
 /**
- * Shadows held in this process (embedded default). Writes are applied at once (batch window 0);
- * everything is lost when the process ends, which the embedded default accepts.
+ * Shadows held in this process (`DATA_DIR=:memory:`, tests). Writes are applied at once (batch
+ * window 0); everything is lost when the process ends, which a throwaway node accepts.
  * Stored objects are copies: callers may keep mutating what they passed in.
  */
 export class MemoryShadowStore implements ShadowStore {

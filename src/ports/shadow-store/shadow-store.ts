@@ -87,10 +87,10 @@ export interface ShadowStore {
   readonly batchWindowMs: number;
   load(hubId: string): Promise<HubShadow>;
   /**
-   * `epoch`: the writing session's directory epoch. A backend with batched writes refuses a batch
-   * whose epoch is below the last one written for the hub (a stale holder's late batch cannot
-   * overwrite a newer holder's state), and a write queued after a newer session's in the same
-   * batch; 0 writes unfenced. A refused batch or write is dropped and counted.
+   * `epoch`: the writing session's directory epoch. Every adapter refuses a write whose epoch is
+   * below the largest written or opened (`loadSession`) for the hub: a stale holder's late batch
+   * cannot overwrite a newer holder's state, nor a write queued after a newer session's in the same
+   * batch; 0 writes unfenced. A refused batch or write is dropped (counted where batched).
    * `device` is read during the call only (its reported side, version, time and kind are copied):
    * the caller may change it afterwards. Its desired side is ignored.
    */
