@@ -6,7 +6,7 @@ import { spend } from '../actors/hub-rate.js';
 import { outageRetryMs } from '../actors/outage-retry.js';
 import { readHubCredentials, type HubAdmission } from '../auth/hub-admission.js';
 import type { HubRecord } from '../ports/hub-registry/hub-registry.js';
-import { ProtocolError, TierError, asTierError } from '../errors.js';
+import { AuthError, ProtocolError, TierError, asTierError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 import { failureLog, refusalLog, SampledLog, Sampler } from '../log/sampler.js';
 import { decodeHubFrame, encode, errorFrameFor } from '../protocol/codec.js';
@@ -245,6 +245,7 @@ export function mountHubGateway(app: TemplatedApp, deps: HubGatewayDeps): void {
         },
         (err: unknown) => {
           limits.finish(false);
+          if (err instanceof AuthError) limits.refund();
           refuse(res, state, err, hubId);
         },
       );
@@ -345,6 +346,7 @@ export function mountHubGateway(app: TemplatedApp, deps: HubGatewayDeps): void {
   /** Refused after its upgrade: the same code as the HTTP refusal, as error, bye and close. */
   function refusedAfterUpgrade(data: HubSocketData, link: UwsHubLink, err: unknown): void {
     admitting.release(link);
+    if (err instanceof AuthError) limits.refund();
     const e = noteRefusal(err, link.open ? link.remote : undefined, data.hubId);
     if (!link.open) return limits.finish(false);
     limits.finish(true);

@@ -111,6 +111,15 @@ export class UpgradeLimits {
     if (upgraded) this.sockets++;
   }
 
+  /**
+   * A handshake refused for its credentials gives its token back: the rate paces the work of
+   * starting sessions, which it never reached, and forged handshakes at the rate (5,000/s by
+   * default, from one machine) would otherwise have refused every real hub `busy`.
+   */
+  refund(): void {
+    this.tokens = Math.min(this.options.ratePerSec, this.tokens + 1);
+  }
+
   /** A hub socket closed. */
   socketClosed(): void {
     this.sockets--;

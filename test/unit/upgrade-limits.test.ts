@@ -38,6 +38,22 @@ describe('UpgradeLimits', () => {
     expect(l.refusals).toMatchObject({ rate: 2, full: 0 });
   });
 
+  it('gives a token back for a handshake refused for its credentials, never past the burst', () => {
+    const l = new UpgradeLimits({ maxSockets: 1000, maxPending: 1000, ratePerSec: 2 }, () => 0);
+    expect(l.tryStart()).toBeNull();
+    expect(l.tryStart()).toBeNull();
+    l.finish(false);
+    l.refund(); // the second was forged
+    expect(l.tryStart()).toBeNull();
+    expect(l.tryStart()).toBe('rate');
+    l.refund();
+    l.refund();
+    l.refund();
+    expect(l.tryStart()).toBeNull();
+    expect(l.tryStart()).toBeNull();
+    expect(l.tryStart()).toBe('rate');
+  });
+
   it('refuses while the event loop runs later than its bound, and admits again once it catches up', () => {
     let lag = 0;
     const l = new UpgradeLimits({ maxSockets: 1000, maxPending: 1000, ratePerSec: 1000, maxLoopLagMs: 500, loopLagMs: () => lag });
