@@ -74,6 +74,7 @@ export class NodeMetrics implements HubSessionMetrics, HubGatewayMetrics, AppGat
   private readonly connects = new Counter({ name: 'tier_hub_connects_total', help: 'Hub handshakes by result (accepted, refused)', labelNames: ['result'], registers: this.registers });
   private readonly refused = new Counter({ name: 'tier_hub_upgrades_refused_total', help: 'Hub upgrades refused by error code', labelNames: ['code'], registers: this.registers });
   private readonly badFrames = new Counter({ name: 'tier_hub_bad_frames_total', help: 'Hub frames rejected by error code', labelNames: ['code'], registers: this.registers });
+  private readonly strayResults = new Counter({ name: 'tier_hub_stray_results_total', help: 'Results for no command the session waits for (late answers to timed-out commands, or a flood): ignored within the rate budget, refused past it', labelNames: ['outcome'], registers: this.registers });
   readonly actorFailures = new Counter({ name: 'tier_actor_failures_total', help: 'Actor messages that threw', labelNames: ['message'], registers: this.registers });
   readonly binding = new Gauge({ name: 'tier_uws_binding_info', help: 'uWebSockets.js build in use (1)', labelNames: ['package', 'native'], registers: this.registers });
   private readonly trims = new Counter({ name: 'tier_malloc_trims_total', help: "glibc malloc_trim calls, made once the resident size grew (TIER_MALLOC_TRIM_MS)", registers: this.registers });
@@ -293,6 +294,10 @@ export class NodeMetrics implements HubSessionMetrics, HubGatewayMetrics, AppGat
 
   badFrame(code: string): void {
     this.badFrames.inc({ code });
+  }
+
+  strayResult(outcome: 'ignored' | 'refused'): void {
+    this.strayResults.inc({ outcome });
   }
 
   // ---- commands from callers -------------------------------------------------------------------------

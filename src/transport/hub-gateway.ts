@@ -37,6 +37,8 @@ export interface HubGatewayMetrics {
   hubConnected(): void;
   upgradeRefused(code: string): void;
   badFrame(code: string): void;
+  /** a result for no command the session waits for (a late answer, after its command timed out): `ignored` within the rate budget, else `refused` */
+  strayResult(outcome: 'ignored' | 'refused'): void;
 }
 
 /**
@@ -169,7 +171,7 @@ export function mountHubGateway(app: TemplatedApp, deps: HubGatewayDeps): void {
       // still validated (its errors answered), then dropped. Before hello, rated as any first frame.
       const id = resultIdOf(bytes);
       const stray = id !== null && session.state !== 'connecting' && !session.awaits(id);
-      if (stray && !admitStray(session, id)) return;
+      if (stray && !admitStray(session, id, metrics)) return;
       const frame = decodeHubFrame(bytes, maxFrame);
       if (!stray) session.receiveFrame(frame);
     } catch (err) {
@@ -393,9 +395,10 @@ export function mountHubGateway(app: TemplatedApp, deps: HubGatewayDeps): void {
  * A result for no command the session waits for, rated as any frame that is not free: true when
  * within budget; else refused (`rate_limited`, `ref` = its id) or, past the burst of refusals, closed.
  */
-function admitStray(session: HubSession, id: number): boolean {
+function admitStray(session: HubSession, id: number, metrics: HubGatewayMetrics | undefined): boolean {
   session.touch();
   const verdict = spend(session, monotonicMs(), session.deps);
+  metrics?.strayResult(verdict === 'pass' ? 'ignored' : 'refused');
   if (verdict === 'close') session.closeWith(CloseCode.rateLimited, 'rate_limited');
   else if (verdict === 'refuse') session.sendError('rate_limited', 'slow down: a result for no waiting command, refused unread', id);
   return verdict === 'pass';

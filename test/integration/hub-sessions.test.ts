@@ -323,17 +323,24 @@ describe('hub sessions, commands and live state (real server process)', () => {
     expect(await cmd).toMatchObject({ t: 7, d: 'lamp', m: 'set', p: { level: 70 } });
   });
 
-  it('counts bad frames and command timeouts, and stays alive and healthy', async () => {
+  it('counts bad frames, command timeouts and their late answers, and stays alive and healthy', async ({ signal }) => {
     const hubId = await provision('counted', 'home-1');
     const hub = await online(hubId);
     const badFrames = 'tier_hub_bad_frames_total{code="malformed_frame"}';
     const timeouts = 'tier_commands_total{outcome="timeout"}';
+    const late = 'tier_hub_stray_results_total{outcome="ignored"}';
     const before = await metrics();
     hub.sendRaw(new Uint8Array([0xc1]));
     await hub.waitFor((f) => f.t === 10 && f.e === 'malformed_frame');
-    hub.onCommand(() => new Promise(() => {})); // never answers
+    let commandId = -1;
+    hub.onCommand((cmd) => ((commandId = cmd.id), new Promise(() => {}))); // answers only after the timeout
     expect(await command(hubId, 'd1', { set: { on: true }, timeoutMs: 100 })).toMatchObject({ status: 504 });
-    const after = await metrics();
+    hub.sendFrame({ t: 8, id: commandId, ok: true, r: { on: true } });
+    const after = await eventually(signal, 'the late answer counted', async () => {
+      const text = await metrics();
+      return metric(text, late) > metric(before, late) ? text : undefined;
+    });
+    expect(metric(after, late)).toBe(metric(before, late) + 1);
     expect(metric(after, badFrames)).toBe(metric(before, badFrames) + 1);
     expect(metric(after, timeouts)).toBe(metric(before, timeouts) + 1);
     expect((await fetch(`${server.adminUrl}/healthz`)).status).toBe(200);
