@@ -17,7 +17,7 @@ import { closeRedis, connectRedis, RedisKeys } from '../ports/redis.js';
 import { RedisShadowStore } from '../ports/shadow-store/shadow-store-redis.js';
 import { redisProbe } from '../ports/redis-probe.js';
 import { RedisEventHistory } from '../ports/history/history-redis.js';
-import { auditRetention, historyRetention } from './history-retention.js';
+import { auditRetention, historyRetention, homeLimits } from './history-retention.js';
 import { RedisAuditLog } from '../ports/audit/audit-redis.js';
 import { RedisRevocationStore } from '../ports/revocations/revocations-redis.js';
 
@@ -85,7 +85,7 @@ export async function clusterPorts(config: Config, log: Logger, observe?: Backen
   const registry = new CachingHubRegistry(new RedisHubRegistry(shared, { keys }));
   const nonces = new RedisNonceStore(shared, { keys });
   // rule writes are rare: on the control connection; the store opens its own subscriber for `watch`
-  const rules = new RedisRuleStore(shared, { log: log.child({ port: 'rules' }), keys });
+  const rules = new RedisRuleStore(shared, { log: log.child({ port: 'rules' }), keys, limits: homeLimits(config) });
   const lease = new RedisLease(shared, { keys });
   // a few writes per control action, batched per turn: on the control connection
   const audit = new RedisAuditLog(shared, auditRetention(config), { keys, log: log.child({ port: 'audit' }) });

@@ -15,7 +15,7 @@ import { MemoryBus } from '../ports/bus/bus-memory.js';
 import { MemoryDirectory } from '../ports/directory/directory-memory.js';
 import { MemoryLease } from '../ports/lease/lease-memory.js';
 import { LmdbEventHistory } from '../ports/history/history-lmdb.js';
-import { auditRetention, historyRetention } from './history-retention.js';
+import { auditRetention, historyRetention, homeLimits } from './history-retention.js';
 import { LmdbAuditLog } from '../ports/audit/audit-lmdb.js';
 import { LmdbRevocationStore } from '../ports/revocations/revocations-lmdb.js';
 
@@ -38,7 +38,7 @@ export async function diskPorts(config: Config, timers: TimerWheel, log: Logger,
     opened.push(shadows);
     // a hub's epochs go on from the last its shadow's fence holds: a restart does not make its next session stale
     const directory = new MemoryDirectory(config.directoryTtlMs, Date.now, (hubId) => shadows.lastEpoch(hubId));
-    const rules = await LmdbRuleStore.open(data);
+    const rules = await LmdbRuleStore.open(data, { limits: homeLimits(config) });
     opened.push(rules);
     const pushLog = log.child({ port: 'push' });
     const push = await LmdbPushQueue.open(data, { sender: tracedPushSender(loggingPushSender(pushLog)), log: pushLog });

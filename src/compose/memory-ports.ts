@@ -6,7 +6,7 @@ import { MemoryDirectory } from '../ports/directory/directory-memory.js';
 import { MemoryHubRegistry, MemoryNonceStore } from '../ports/hub-registry/hub-registry-memory.js';
 import { MemoryLease } from '../ports/lease/lease-memory.js';
 import { MemoryEventHistory } from '../ports/history/history-memory.js';
-import { auditRetention, historyRetention } from './history-retention.js';
+import { auditRetention, historyRetention, homeLimits } from './history-retention.js';
 import { MemoryAuditLog } from '../ports/audit/audit-memory.js';
 import type { Ports } from '../ports/ports.js';
 import { tracedPushSender } from '../trace/traced-push.js';
@@ -23,7 +23,7 @@ export function memoryPorts(config: Config, timers: TimerWheel, log: Logger): Po
     shadows: new MemoryShadowStore(),
     registry: new MemoryHubRegistry(),
     nonces: new MemoryNonceStore(),
-    rules: new MemoryRuleStore(),
+    rules: new MemoryRuleStore({ limits: homeLimits(config) }),
     lease: new MemoryLease(),
     push: new MemoryPushQueue({ sender: tracedPushSender(loggingPushSender(log)) }),
     ...(config.historySize > 0 ? { history: new MemoryEventHistory(historyRetention(config)) } : {}),

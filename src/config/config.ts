@@ -107,6 +107,9 @@ export interface Config {
   shedMemoryFraction: number;
   /** @default 512: devices one hub's shadow may hold; more are refused with limit_exceeded */
   hubMaxDevices: number;
+  /** @default 200 each: rules and scenes one home may hold; a create past it is refused with limit_exceeded */
+  homeMaxRules: number;
+  homeMaxScenes: number;
   /** @default 64: reported attributes per device */
   hubMaxAttrsPerDevice: number;
   /** @default 1_024 (characters): a string attribute value (at most the protocol's 1,024) */
@@ -287,6 +290,8 @@ const FIELDS: { [K in keyof Config]: Field<K> } = {
   maxLoopLagMs: { env: 'TIER_SHED_LOOP_LAG_MS', parse: int(0, 600_000), default: 0 },
   shedMemoryFraction: { env: 'TIER_SHED_MEMORY', parse: fraction, default: 0.85 },
   hubMaxDevices: { env: 'TIER_HUB_MAX_DEVICES', parse: int(1, 100_000), default: 512 },
+  homeMaxRules: { env: 'TIER_MAX_RULES_PER_HOME', parse: int(1, 100_000), default: 200 },
+  homeMaxScenes: { env: 'TIER_MAX_SCENES_PER_HOME', parse: int(1, 100_000), default: 200 },
   hubMaxAttrsPerDevice: { env: 'TIER_HUB_MAX_ATTRS', parse: int(1, 64), default: 64 },
   hubMaxValueBytes: { env: 'TIER_HUB_MAX_VALUE_BYTES', parse: int(1, 1024), default: 1024 },
   hubMaxShadowBytes: { env: 'TIER_HUB_MAX_SHADOW_BYTES', parse: int(1024, 64 * 1024 * 1024), default: 128 * 1024 },

@@ -60,9 +60,9 @@ export function tempDataStoresPerTest(): { temp: () => Promise<{ data: DataStore
 }
 
 /** An LmdbRuleStore over a fresh DataStore; closing it removes the directory. */
-export const lmdbRuleStore: RuleStoreFactory = async () => {
+export const lmdbRuleStore: RuleStoreFactory = async (options) => {
   const tmp = await tempDataStore();
-  const store = await LmdbRuleStore.open(tmp.data);
+  const store = await LmdbRuleStore.open(tmp.data, options);
   return {
     store,
     async close() {

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { isValidId } from '../../proto/subjects.js';
 import type { RuleSpec, SceneSpec } from '../../src/rules/model.js';
-import { noRunStats, type RuleStore, type RuleStoreChange } from '../../src/ports/rule-store/rule-store.js';
+import { DEFAULT_HOME_LIMITS, noRunStats, type HomeItemLimits, type RuleStore, type RuleStoreChange } from '../../src/ports/rule-store/rule-store.js';
 
 /** A rule store under test. */
 export interface RuleStoreFixture {
@@ -11,7 +11,7 @@ export interface RuleStoreFixture {
 }
 
 /** Called once per test; a real backend should use a fresh key prefix per call. */
-export type RuleStoreFactory = () => Promise<RuleStoreFixture>;
+export type RuleStoreFactory = (options?: { limits?: HomeItemLimits }) => Promise<RuleStoreFixture>;
 
 const uid = (): string => randomUUID().replaceAll('-', '').slice(0, 12);
 
@@ -147,6 +147,48 @@ export function ruleStoreContract(name: string, make: RuleStoreFactory): void {
         expect(await store.deleteScene(home, s.id)).toBe(true);
         expect(await store.deleteScene(home, s.id)).toBe(false);
         expect(await store.getScene(home, s.id)).toBeNull();
+      });
+    });
+
+    describe('rules and scenes per home', () => {
+      it('by default a home holds 200 of each', () => {
+        expect(DEFAULT_HOME_LIMITS).toEqual({ rules: 200, scenes: 200 });
+      });
+
+      it('a create past the limit is refused limit_exceeded and writes nothing; other homes and the other kind are not counted', async () => {
+        const limited = await make({ limits: { rules: 3, scenes: 2 } });
+        try {
+          const s = limited.store;
+          for (let i = 0; i < 3; i++) await s.createRule(home, spec({ name: `r${i}` }));
+          const version = await s.homeVersion(home);
+          await expect(s.createRule(home, spec())).rejects.toMatchObject({ code: 'limit_exceeded', message: expect.stringContaining('maximum of 3 rules') });
+          expect(await s.homeVersion(home)).toBe(version);
+          // (created in one millisecond, their order is the ids')
+          expect((await s.listRules(home)).map((r) => r.name).sort()).toEqual(['r0', 'r1', 'r2']);
+          // scenes are counted apart, and so is every other home
+          await s.createScene(home, scene());
+          await s.createScene(home, scene());
+          await expect(s.createScene(home, scene())).rejects.toMatchObject({ code: 'limit_exceeded' });
+          await s.createRule(`other-${uid()}`, spec());
+          // a delete makes room
+          await s.deleteRule(home, (await s.listRules(home))[0]!.id);
+          await s.createRule(home, spec({ name: 'r3' }));
+          expect(await s.listRules(home)).toHaveLength(3);
+        } finally {
+          await limited.close();
+        }
+      });
+
+      it('creates racing each other never pass the limit: exactly the limit is stored', async () => {
+        const limited = await make({ limits: { rules: 5, scenes: 5 } });
+        try {
+          const outcomes = await Promise.allSettled(Array.from({ length: 20 }, (_, i) => limited.store.createRule(home, spec({ name: `race${i}` }))));
+          expect(outcomes.filter((o) => o.status === 'fulfilled')).toHaveLength(5);
+          expect(new Set(outcomes.flatMap((o) => (o.status === 'rejected' ? [(o.reason as { code: string }).code] : [])))).toEqual(new Set(['limit_exceeded']));
+          expect(await limited.store.listRules(home)).toHaveLength(5);
+        } finally {
+          await limited.close();
+        }
       });
     });
 

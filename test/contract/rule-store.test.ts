@@ -17,8 +17,8 @@ afterAll(async () => {
 const implementations: Array<[name: string, make: RuleStoreFactory]> = [
   [
     'MemoryRuleStore',
-    async () => {
-      const store = new MemoryRuleStore();
+    async (options) => {
+      const store = new MemoryRuleStore(options);
       return { store, close: () => store.close() };
     },
   ],
@@ -26,11 +26,11 @@ const implementations: Array<[name: string, make: RuleStoreFactory]> = [
   ['LmdbRuleStore', lmdbRuleStore],
   [
     'RedisRuleStore',
-    async () => {
+    async (options) => {
       const backend = await (redis ??= startRedis());
       const log = createLogger('silent');
       const client = await connectRedis(backend.url, { name: 'test-rules', log });
-      const store = new RedisRuleStore(client, { log, keys: new RedisKeys(uniquePrefix()) });
+      const store = new RedisRuleStore(client, { log, keys: new RedisKeys(uniquePrefix()), ...options });
       return { store, close: () => store.close() };
     },
   ],

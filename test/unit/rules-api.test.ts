@@ -85,6 +85,18 @@ describe('rules', () => {
     expect(await call('GET', `/v1/homes/home2/rules/${other.id}`)).toMatchObject({ status: 404 });
   });
 
+  it('a home holds at most 200 rules: the next create is refused 422 limit_exceeded, a delete makes room', async () => {
+    const ids: string[] = [];
+    const before = (await call('GET', '/v1/homes/home1/rules')).body.rules.length as number;
+    for (let i = before; i < 200; i++) ids.push((await call('POST', '/v1/homes/home1/rules', { ...HALL_LIGHT, name: `r${i}` })).body.rule.id as string);
+    const refused = await call('POST', '/v1/homes/home1/rules', HALL_LIGHT, userToken);
+    expect(refused).toMatchObject({ status: 422, body: { ok: false, code: 'limit_exceeded', message: expect.stringContaining('maximum of 200 rules') } });
+    expect((await call('DELETE', `/v1/homes/home1/rules/${ids.pop()!}`)).status).toBe(200);
+    ids.push((await call('POST', '/v1/homes/home1/rules', HALL_LIGHT, userToken)).body.rule.id as string);
+    for (const id of ids) await call('DELETE', `/v1/homes/home1/rules/${id}`);
+    expect((await call('GET', '/v1/homes/home1/rules')).body.rules).toHaveLength(before);
+  });
+
   it('refuses bad rules with 400 naming the field', async () => {
     const bad = async (body: unknown) => (await call('POST', '/v1/homes/home1/rules', body)).body;
     expect(await bad({ ...HALL_LIGHT, conditions: ['dev.lux.lux <'] })).toMatchObject({ ok: false, code: 'invalid_field', field: 'conditions[0]' });

@@ -2,11 +2,13 @@ import type { Database } from 'lmdb';
 import type { DataStore } from '../lmdb.js';
 import { TierError } from '../../errors.js';
 import { DEFAULT_SETTINGS, type HomeSettings, type Rule, type RuleSpec, type Scene, type SceneSpec } from '../../rules/model.js';
-import { created, newId, noRunStats, scheduledOf, toggled, updated, withDelta, type RuleRunDelta, type RuleRunStats, type RuleStore, type RuleStoreChange, type ScheduledRule } from './rule-store.js';
+import { DEFAULT_HOME_LIMITS, created, homeFull, newId, noRunStats, scheduledOf, toggled, updated, withDelta, type HomeItemLimits, type RuleRunDelta, type RuleRunStats, type RuleStore, type RuleStoreChange, type ScheduledRule } from './rule-store.js';
 
 export interface LmdbRuleStoreOptions {
   /** the clock of `createdAt`/`updatedAt`, of the version floor and of tombstones (ms); @default Date.now */
   now?: () => number;
+  /** @default DEFAULT_HOME_LIMITS */
+  limits?: HomeItemLimits;
 }
 
 /** how long a deleted rule's cursor refuses a late `advanceCursor` (as the Redis store) */
@@ -51,6 +53,7 @@ export class LmdbRuleStore implements RuleStore {
   private readonly db: Database<unknown, Key>;
   #stats: Database<unknown, Key> | null = null;
   private readonly now: () => number;
+  private readonly limits: HomeItemLimits;
   private readonly listeners = new Set<(change: RuleStoreChange) => void>();
   private closed = false;
 
@@ -61,6 +64,7 @@ export class LmdbRuleStore implements RuleStore {
   ) {
     this.db = data.db<unknown>('rules') as Database<unknown, Key>;
     this.now = options.now ?? Date.now;
+    this.limits = options.limits ?? DEFAULT_HOME_LIMITS;
   }
 
   /** Opens the adapter and sweeps expired tombstones (resolves once that is committed). */
@@ -227,7 +231,12 @@ export class LmdbRuleStore implements RuleStore {
 
   private async create<T extends Rule | Scene>(kind: Kind, homeId: string, spec: RuleSpec | SceneSpec): Promise<T> {
     let item!: T;
+    const max = kind === 'rule' ? this.limits.rules : this.limits.scenes;
+    let full = false;
     await this.write(homeId, () => {
+      // counted in the write's transaction: racing creates see each other's items
+      full = this.holdsAtLeast([kind, homeId], max);
+      if (full) return false;
       let id = newId(kind === 'rule' ? 'r' : 's');
       // 72 random bits: a taken id never happens in practice, but must never be overwritten
       while (this.db.get([kind, homeId, id]) !== undefined) id = newId(kind === 'rule' ? 'r' : 's');
@@ -235,6 +244,7 @@ export class LmdbRuleStore implements RuleStore {
       this.putItem(kind, item);
       return true;
     });
+    if (full) throw homeFull(kind, homeId, max);
     return item;
   }
 
@@ -310,6 +320,13 @@ export class LmdbRuleStore implements RuleStore {
       }
     }
     return true;
+  }
+
+  /** True when at least `n` entries' keys start with `prefix` (reads no more than `n` of them). */
+  private holdsAtLeast(prefix: Key, n: number): boolean {
+    let seen = 0;
+    for (const _ of this.range(prefix)) if (++seen >= n) return true;
+    return n <= 0;
   }
 
   /** The entries whose key starts with `prefix` (a tuple sorts right after its prefix). */

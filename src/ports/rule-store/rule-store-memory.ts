@@ -1,5 +1,5 @@
 import { DEFAULT_SETTINGS, type HomeSettings, type Rule, type RuleSpec, type Scene, type SceneSpec } from '../../rules/model.js';
-import { created, newId, noRunStats, scheduledOf, toggled, updated, withDelta, type RuleRunDelta, type RuleRunStats, type RuleStore, type RuleStoreChange, type ScheduledRule } from './rule-store.js';
+import { DEFAULT_HOME_LIMITS, created, homeFull, newId, noRunStats, scheduledOf, toggled, updated, withDelta, type HomeItemLimits, type RuleRunDelta, type RuleRunStats, type RuleStore, type RuleStoreChange, type ScheduledRule } from './rule-store.js';
 
 interface Home {
   version: number;
@@ -20,8 +20,11 @@ export class MemoryRuleStore implements RuleStore {
   private readonly listeners = new Set<(change: RuleStoreChange) => void>();
   private readonly now: () => number;
 
-  constructor(options: { now?: () => number } = {}) {
+  private readonly limits: HomeItemLimits;
+
+  constructor(options: { now?: () => number; limits?: HomeItemLimits } = {}) {
     this.now = options.now ?? Date.now;
+    this.limits = options.limits ?? DEFAULT_HOME_LIMITS;
   }
 
   async homeVersion(homeId: string): Promise<number> {
@@ -39,6 +42,7 @@ export class MemoryRuleStore implements RuleStore {
 
   async createRule(homeId: string, spec: RuleSpec): Promise<Rule> {
     const home = this.home(homeId);
+    if (home.rules.size >= this.limits.rules) throw homeFull('rule', homeId, this.limits.rules);
     const rule = created<Rule>(copy(spec), newId('r'), homeId, this.now());
     home.rules.set(rule.id, rule);
     this.changed(homeId, home);
@@ -86,6 +90,7 @@ export class MemoryRuleStore implements RuleStore {
 
   async createScene(homeId: string, spec: SceneSpec): Promise<Scene> {
     const home = this.home(homeId);
+    if (home.scenes.size >= this.limits.scenes) throw homeFull('scene', homeId, this.limits.scenes);
     const scene = created<Scene>(copy(spec), newId('s'), homeId, this.now());
     home.scenes.set(scene.id, scene);
     this.changed(homeId, home);

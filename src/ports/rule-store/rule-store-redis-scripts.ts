@@ -40,10 +40,13 @@ end
 
 /**
  * KEYS: home, items, cron set. ARGV: channel, homeId, id, stored json, cron ('1', '0' or '' for
- * scenes). Returns [home version, cron rules of the home], or nil if the id exists (never
- * overwritten: the caller draws a new id).
+ * scenes), the home's maximum of such items ('' for none). Returns [home version, cron rules of the
+ * home], nil if the id exists (never overwritten: the caller draws a new id), or -1 (CREATE_FULL)
+ * when the home holds its maximum.
  */
+export const CREATE_FULL = -1;
 export const CREATE = new LuaScript(`${BUMP}
+if ARGV[6] ~= '' and redis.call('HLEN', KEYS[2]) >= tonumber(ARGV[6]) then return -1 end
 if redis.call('HSETNX', KEYS[2], ARGV[3], ARGV[4]) == 0 then return false end
 if ARGV[5] == '1' then redis.call('SADD', KEYS[3], ARGV[3]) end
 return {bump(), redis.call('SCARD', KEYS[3])}`);

@@ -4,12 +4,12 @@
  */
 import type { Redis } from 'ioredis';
 import { closeRedis, connectRedis, RedisKeys } from '../redis.js';
-import { ADVANCE, body, CREATE, DELETE, PUT_SETTINGS, SCHEDULED, SET_ENABLED, stamp, UPDATE } from './rule-store-redis-scripts.js';
+import { ADVANCE, body, CREATE, CREATE_FULL, DELETE, PUT_SETTINGS, SCHEDULED, SET_ENABLED, stamp, UPDATE } from './rule-store-redis-scripts.js';
 import { TierError } from '../../errors.js';
 import type { Logger } from '../../log/logger.js';
 import { DEFAULT_SETTINGS, type HomeSettings, type Rule, type RuleSpec, type Scene, type SceneSpec } from '../../rules/model.js';
 import { addRunStats, getRunStats, STATS_FIELDS } from './rule-store-redis-stats.js';
-import { newId, scheduledOf, type RuleRunDelta, type RuleRunStats, type RuleStore, type RuleStoreChange, type ScheduledRule } from './rule-store.js';
+import { DEFAULT_HOME_LIMITS, homeFull, newId, scheduledOf, type HomeItemLimits, type RuleRunDelta, type RuleRunStats, type RuleStore, type RuleStoreChange, type ScheduledRule } from './rule-store.js';
 
 export interface RedisRuleStoreOptions {
   log: Logger;
@@ -19,6 +19,8 @@ export interface RedisRuleStoreOptions {
   now?: () => number;
   /** @default 2_000 (ms): how long a write waits for this store's first SUBSCRIBE before it goes ahead */
   subscribeWaitMs?: number;
+  /** @default DEFAULT_HOME_LIMITS */
+  limits?: HomeItemLimits;
 }
 
 /** how long a deleted rule's cursor refuses a late `advanceCursor` (a scheduler tick racing the delete) */
@@ -74,6 +76,7 @@ export class RedisRuleStore implements RuleStore {
   private readonly log: Logger;
   private readonly now: () => number;
   private readonly subscribeWaitMs: number;
+  private readonly limits: Record<Kind, number>;
   private readonly channel: string;
   private readonly cronHomes: string;
   private readonly listeners = new Set<(change: RuleStoreChange) => void>();
@@ -93,6 +96,8 @@ export class RedisRuleStore implements RuleStore {
     this.log = options.log;
     this.now = options.now ?? Date.now;
     this.subscribeWaitMs = options.subscribeWaitMs ?? 2_000;
+    const limits = options.limits ?? DEFAULT_HOME_LIMITS;
+    this.limits = { rules: limits.rules, scenes: limits.scenes };
     this.channel = this.keys.single('rules:changes');
     this.cronHomes = this.keys.single('rules:cron-homes');
   }
@@ -122,7 +127,13 @@ export class RedisRuleStore implements RuleStore {
     const cron = hasCron(spec);
     // into the index before the rule exists: a crash after the script cannot leave it unlisted
     if (cron) await this.client.sadd(this.cronHomes, homeId);
-    const rule = await this.create<Rule>(homeId, 'rules', 'r', spec, cron ? '1' : '0');
+    let rule: Rule;
+    try {
+      rule = await this.create<Rule>(homeId, 'rules', 'r', spec, cron ? '1' : '0');
+    } catch (err) {
+      if (cron) await this.unindex(homeId); // undo the SADD above (nothing written: the home is full)
+      throw err;
+    }
     if (cron) await this.client.sadd(this.cronHomes, homeId);
     return rule;
   }
@@ -174,7 +185,8 @@ export class RedisRuleStore implements RuleStore {
     await this.beforeWrite();
     const json = stamp(item.version, String(item.createdAt), String(item.updatedAt), item.enabled) + body(item.id, item.homeId, item);
     const keys = this.itemKeys(item.homeId, kind === 'rule' ? 'rules' : 'scenes');
-    const got = await CREATE.run(this.client, keys, [this.channel, item.homeId, item.id, json, kind === 'rule' ? (cron ? '1' : '0') : '']);
+    // a backup's items as they were: no per-home limit (an operator's restore)
+    const got = await CREATE.run(this.client, keys, [this.channel, item.homeId, item.id, json, kind === 'rule' ? (cron ? '1' : '0') : '', '']);
     if (got === null) {
       if (cron) await this.unindex(item.homeId); // undo the SADD above (nothing written)
       return false;
@@ -300,7 +312,8 @@ export class RedisRuleStore implements RuleStore {
     for (let attempt = 1; ; attempt++) {
       const id = newId(prefix);
       const json = stamp(1, now, now, spec.enabled === true) + body(id, homeId, spec);
-      const got = await CREATE.run(this.client, this.itemKeys(homeId, kind), [this.channel, homeId, id, json, cron]);
+      const got = await CREATE.run(this.client, this.itemKeys(homeId, kind), [this.channel, homeId, id, json, cron, String(this.limits[kind])]);
+      if (got === CREATE_FULL) throw homeFull(prefix === 'r' ? 'rule' : 'scene', homeId, this.limits[kind]);
       if (got !== null) return JSON.parse(json) as T;
       if (attempt >= ID_ATTEMPTS) throw new TierError('internal', `could not draw a free ${kind} id`);
     }

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { TierError } from '../../errors.js';
 import type { HomeSettings, Rule, RuleSpec, Scene, SceneSpec } from '../../rules/model.js';
 
 /** A cron rule as the schedulers see it. */
@@ -61,6 +62,9 @@ export interface RuleStoreChange {
  *   atomic compare-and-set to a larger value: of racing calls for one instant exactly one gets
  *   true. Deleting a rule deletes its cursor.
  * - Unknown homes have version 0, no rules, no scenes and the default settings.
+ * - A home holds at most `limits.rules` rules and `limits.scenes` scenes (the adapter's options):
+ *   `createRule`/`createScene` past it rejects with `TierError` `limit_exceeded` and writes nothing,
+ *   checked in the same atomic step as the write, so creates racing on several nodes never pass it.
  * - Run statistics: `addRunStats` adds each delta's counts atomically per rule (adds racing from
  *   several nodes all count, none is lost or counted twice) and keeps each `last*` instant only
  *   when it is later than the stored one (`lastError` with its message). A delta for a rule that
@@ -108,6 +112,20 @@ export interface RuleStore {
 }
 
 // ---- what every adapter computes the same way -------------------------------------------------
+
+/** How many rules and scenes one home may hold: a user could otherwise grow the store, and every event's evaluation, without end. */
+export interface HomeItemLimits {
+  rules: number;
+  scenes: number;
+}
+
+/** TIER_MAX_RULES_PER_HOME, TIER_MAX_SCENES_PER_HOME: a home's automations fit well within them. */
+export const DEFAULT_HOME_LIMITS: HomeItemLimits = { rules: 200, scenes: 200 };
+
+/** The refusal of a create in a home that holds its maximum of `kind`. */
+export function homeFull(kind: 'rule' | 'scene', homeId: string, max: number): TierError {
+  return new TierError('limit_exceeded', `home ${homeId} holds its maximum of ${max} ${kind}s: delete one first`);
+}
 
 /** A new id: 12 characters of base64url (72 random bits), valid in subjects and keys. */
 export function newId(prefix: 'r' | 's'): string {
