@@ -90,6 +90,8 @@ export type HubMessage =
   | { type: 'refused'; error: TierError; seq?: number; commandId?: number }
   | { type: 'command'; request: BusMessage; queued?: number }
   | { type: 'desired'; data: Uint8Array }
+  /** desired changes a full mailbox could not queue: the hub's stored desired state is read and sent (one shared message) */
+  | { type: 'desiredPending' }
   | { type: 'takeover'; data: Uint8Array }
   /** the operator disabled, deleted or moved the hub (`hub.<id>.close`) */
   | { type: 'closeOrder'; data: Uint8Array }

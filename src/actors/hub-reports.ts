@@ -319,13 +319,21 @@ export class HubReports implements CursorListener, Packable {
     if (!isPlainObject(value)) return null;
     const msg = value as Partial<DesiredChange>;
     if (typeof msg.d !== 'string' || typeof msg.desired !== 'object' || msg.desired === null || typeof msg.v !== 'number') return null;
+    const delta = this.newerDesired(msg.d, msg.desired, msg.v);
+    return delta ? { deviceId: msg.d, delta } : null;
+  }
+
+  /**
+   * Device `deviceId`'s desired state at `version`, from the bus or the store: taken when newer
+   * than the cached one. Returns the attributes the hub has not reported yet, or null.
+   */
+  newerDesired(deviceId: string, desired: Attrs, version: number): Attrs | null {
     // a device not known yet is added: bounded where desired state is set (the API refuses
     // devices beyond the hub's limit)
-    const reported = tableGet(this.reported, msg.d) ?? this.addDevice(msg.d);
-    if (msg.v <= desiredVersion(reported)) return null;
-    setDesiredVersion(reported, msg.v);
-    const delta = desiredDelta({ desired: msg.desired, reported });
-    return delta ? { deviceId: msg.d, delta } : null;
+    const reported = tableGet(this.reported, deviceId) ?? this.addDevice(deviceId);
+    if (version <= desiredVersion(reported)) return null;
+    setDesiredVersion(reported, version);
+    return desiredDelta({ desired, reported });
   }
 }
 

@@ -7,7 +7,7 @@ import { FrameType, PROTOCOL_VERSION, type HelloFrame, type HubToServerFrame, ty
 import { hubVerbOf, subjects } from '../../proto/subjects.js';
 import type { BusListener, BusMessage, BusSubscription } from '../ports/bus/bus.js';
 import type { HubClaim } from '../ports/directory/directory.js';
-import { hubDelta } from '../ports/shadow-store/shadow-store.js';
+import { hubDelta, type HubShadow } from '../ports/shadow-store/shadow-store.js';
 import { asTierError, type TierError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 import { decodeValue, encode, encodeBus, errorFrameFor, isPlainObject } from '../protocol/codec.js';
@@ -19,7 +19,8 @@ import { welcomeFrames } from './desired-frames.js';
 import { HubCommands, reply } from './hub-commands.js';
 import type { HubLink, HubMessage, HubSessionDeps, SessionState } from './hub-deps.js';
 import { admit, fillBudget, type RateBudget } from './hub-rate.js';
-import { absorbReport, HubReports } from './hub-reports.js';
+import { HubReports } from './hub-reports.js';
+import { keepPastBound } from './hub-overflow.js';
 import type { TimerHandle, TimerTarget } from './timer-wheel.js';
 
 export type { HubLink, HubMessage, HubSessionDeps, HubSessionMetrics, SessionState } from './hub-deps.js';
@@ -129,6 +130,8 @@ export class HubSession extends Actor<HubMessage> implements TimerTarget, BusLis
         return this.onCommand(msg.request, msg.queued);
       case 'desired':
         return this.onDesired(msg.data);
+      case 'desiredPending':
+        return this.sendStoredDesired();
       case 'takeover':
         return this.onTakeover(msg.data);
       case 'closeOrder':
@@ -196,11 +199,16 @@ export class HubSession extends Actor<HubMessage> implements TimerTarget, BusLis
       else this.log.warn({ err }, 'hub session could not open');
       if (claim !== undefined) this.giveBack(claim);
       this.epoch = 0;
-      const code = asTierError(err).code === 'unavailable' ? 'unavailable' : 'internal';
-      this.sendError(code, 'the server cannot open the session now, retry later');
-      this.send({ t: FrameType.reconnect, after: outageRetryMs(), e: code });
-      this.closeWith(CloseCode.internal, code);
+      this.closeForOutage(err, 'the server cannot open the session now, retry later');
     }
+  }
+
+  /** A backend is unreachable (or failed): the hub is told to reconnect after a spread delay, and the socket closes (1011). */
+  private closeForOutage(err: unknown, msg: string): void {
+    const code = asTierError(err).code === 'unavailable' ? 'unavailable' : 'internal';
+    this.sendError(code, msg);
+    this.send({ t: FrameType.reconnect, after: outageRetryMs(), e: code });
+    this.closeWith(CloseCode.internal, code);
   }
 
   /**
@@ -290,6 +298,29 @@ export class HubSession extends Actor<HubMessage> implements TimerTarget, BusLis
     if (this.state !== 'online') return;
     const change = this.reports.desired(data);
     if (change) this.commandTable().own(change.deviceId, 'set', change.delta, this.deps.idleMs);
+  }
+
+  /**
+   * Desired changes a full mailbox could not queue (hub-overflow.ts): the store holds them, so they
+   * are read back once for all, and each device whose stored version is newer than the cache's gets
+   * its delta. A store that cannot be read closes the session: the hub's next welcome carries them.
+   */
+  private async sendStoredDesired(): Promise<void> {
+    if (this.state !== 'online') return; // closing: the hub's next welcome carries the changes
+    let shadow: HubShadow;
+    try {
+      shadow = await this.deps.shadows.load(this.hubId);
+    } catch (err) {
+      this.log.warn({ err }, 'desired state refused by a full mailbox could not be read back');
+      return this.closeForOutage(err, 'the server cannot read the desired state now, reconnect later');
+    }
+    if (this.state !== 'online') return;
+    for (const id in shadow) {
+      const device = shadow[id]!;
+      if (device.desiredVersion === 0) continue;
+      const delta = this.reports.newerDesired(id, device.desired, device.desiredVersion);
+      if (delta) this.commandTable().own(id, 'set', delta, this.deps.idleMs);
+    }
   }
 
   private onTakeover(data: Uint8Array): void {
@@ -440,26 +471,13 @@ export class HubSession extends Actor<HubMessage> implements TimerTarget, BusLis
     }
   }
 
-  /**
-   * A full mailbox coalesces a report into a queued report just before it, and queues the session's
-   * own control messages beyond the bound (they are few: one close, a timer per pending command and
-   * one more, one superseded notice, the operator's close orders, and the gateway's refusals, which
-   * close the socket at the 10th), so none is lost: a refusal dropped here left its sequence number
-   * unconsumed, and the hub, told the frame was refused for good, stalled on `sequence_gap`. A
-   * takeover notice is acted on at once (the frames queued before it are then not handled); other
-   * frames and commands are refused.
-   */
+  /** A full mailbox (hub-overflow.ts): a takeover notice is acted on at once, the frames queued before it then not handled. */
   protected override overflow(msg: HubMessage, queued: HubMessage[]): boolean {
-    if (msg.type === 'closed' || msg.type === 'timer' || msg.type === 'superseded' || msg.type === 'closeOrder' || msg.type === 'refused') {
-      queued.push(msg);
-      return true;
-    }
     if (msg.type === 'takeover') {
       this.onTakeover(msg.data);
       return true;
     }
-    const tail = queued[queued.length - 1];
-    if (msg.type === 'frame' && tail?.type === 'frame' && absorbReport(tail, msg.frame)) return true;
+    if (keepPastBound(msg, queued, this)) return true;
     this.refused(msg);
     return false;
   }

@@ -1,0 +1,52 @@
+import { FrameType, type HubToServerFrame } from '../../proto/frames.js';
+import type { HubMessage } from './hub-deps.js';
+import { absorbReport } from './hub-reports.js';
+
+/**
+ * A hub session's mailbox when full: it loses nothing the session owes. A report coalesces into a
+ * report queued just before it. Queued beyond the bound, as they are few: the session's own
+ * control messages (one close, a timer per pending command and one more, one superseded notice,
+ * the operator's close orders, and the gateway's refusals, which close the socket at the 10th: a
+ * refusal dropped here left its sequence number unconsumed, and the hub, told the frame was
+ * refused for good, stalled on `sequence_gap`); the hub's result for a command the session waits
+ * for, once per command (at most the commands in flight; dropped, its caller heard
+ * `command_timeout` for a command the hub ran); and for desired changes one mark, `DESIRED_PENDING`,
+ * queued once however many come: they are stored already, and the mark has the session read them
+ * back (dropped, a change waited for the hub's next welcome, days on a long-lived connection).
+ * The session refuses the rest: other frames `busy` (the hub resends them), commands `busy`.
+ */
+
+/** The mark of desired changes a full mailbox could not queue: one message shared by every session. */
+export const DESIRED_PENDING: HubMessage = Object.freeze({ type: 'desiredPending' });
+
+/** Keeps `msg` as above (queued, absorbed or marked): false when the session must refuse it. */
+export function keepPastBound(msg: HubMessage, queued: HubMessage[], commands: { awaits(commandId: number): boolean }): boolean {
+  switch (msg.type) {
+    case 'closed':
+    case 'timer':
+    case 'superseded':
+    case 'closeOrder':
+    case 'refused':
+      queued.push(msg);
+      return true;
+    case 'desired':
+    case 'desiredPending':
+      if (!queued.includes(DESIRED_PENDING)) queued.push(DESIRED_PENDING);
+      return true;
+    case 'frame': {
+      const tail = queued[queued.length - 1];
+      if (tail?.type === 'frame' && absorbReport(tail, msg.frame)) return true;
+      if (!owedResult(msg.frame, queued, commands)) return false;
+      queued.push(msg);
+      return true;
+    }
+    default:
+      return false;
+  }
+}
+
+/** Whether `frame` answers a command the session waits for, and no answer to it is queued yet. */
+function owedResult(frame: HubToServerFrame, queued: HubMessage[], commands: { awaits(commandId: number): boolean }): boolean {
+  if (frame.t !== FrameType.result || !commands.awaits(frame.id)) return false;
+  return !queued.some((m) => m.type === 'frame' && m.frame.t === FrameType.result && m.frame.id === frame.id);
+}
