@@ -2,7 +2,7 @@ import { defineConfig } from 'vitest/config';
 
 /** Integration suites that spend their time waiting on one server process, not on the CPU. */
 const WAITING = [
-  'admission', 'admission-after-upgrade', 'admission-outage', 'asyncapi-stream', 'audit', 'bull-board', 'data-redis-import',
+  'admission', 'admission-after-upgrade', 'admission-outage', 'asyncapi-stream', 'audit', 'bull-board', 'command-size', 'data-redis-import',
   'desired-limits', 'durable-default', 'event-stream-consumer', 'hostile-input', 'observability', 'readiness', 'readiness-cluster',
   'forged-handshakes', 'rules', 'takeover-acks',
 ].map((name) => `test/integration/${name}.test.ts`);

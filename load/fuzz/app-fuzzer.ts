@@ -2,7 +2,7 @@
 import { SignJWT } from 'jose';
 import WebSocket from 'ws';
 import type { ErrorCode } from '../../proto/errors.js';
-import { CLOSE_CODES, checkAppMessage, checkErrorBody, errorCodeOf, sameData, serverFault, utf8Normalized } from './checks.js';
+import { CLOSE_CODES, checkAppMessage, checkErrorBody, commandFrameFit, errorCodeOf, sameData, serverFault, utf8Normalized } from './checks.js';
 import type { Harness } from './harness.js';
 import { HOSTILE_JSON_TEXTS, HOSTILE_STRINGS, deepJsonArray, isAttrs, isProtocolId, isStr, objectWithKeys } from './hostile.js';
 import { MpMap, MpRaw, pack, toHex, unpackStrict } from './msgpack.js';
@@ -292,8 +292,9 @@ export class AppFuzzer {
       if (!ok) this.h.rec.violation({ invariant: 'app-oracle', surface: 'app', klass: msg.klass, detail: `expected ${msg.expect.map((e) => ('close' in e ? 'a close' : e.op === 'ok' ? 'ok' : `err ${e.code}`)).join(' or ')}, got ${got}`, input, tag: msg.tag });
     }
     if (nodeOk && msg.echo && reply?.op === 'ok') this.checkEcho(msg, reply, this.responder.take(), input);
-    // frame_too_large is followed by a close 1009 (PROTOCOL.md §11): wait for it, so the next message does not meet it
-    if (reply?.op === 'err' && reply.code === 'frame_too_large') await sock.until(() => sock.closed !== null, REPLY_TIMEOUT_MS);
+    // a message over the limit (refused whole, so without an id) is followed by a close 1009 (PROTOCOL.md §11):
+    // wait for it, so the next message does not meet it; a command over the hub's frame max leaves the socket open
+    if (reply?.op === 'err' && reply.code === 'frame_too_large' && reply.id === undefined) await sock.until(() => sock.closed !== null, REPLY_TIMEOUT_MS);
     if (sock.closed) {
       const code = sock.closed.code;
       this.h.rec.counts.appCloses.inc(code);
@@ -352,6 +353,7 @@ export class AppFuzzer {
       [10, 'cmd-set'],
       [10, 'cmd-params'],
       [4, 'cmd-timeout'],
+      [3, 'cmd-big'],
       [5, 'id'],
       [5, 'op'],
       [8, 'types'],
@@ -399,6 +401,11 @@ export class AppFuzzer {
         return this.request(kind, enc, { op: 'cmd', id, hub: resp, device: 'dev-1', set: objectWithKeys([[h(), this.rng.pick([1, true, 'x', null])]]), timeoutMs: 2_000 });
       case 'cmd-params':
         return this.request(kind, enc, { op: 'cmd', id, hub: resp, device: 'dev-1', method: this.rng.pick(['identify', 'stop', h()]), params: objectWithKeys([[h(), this.rng.pick([1, 'x', [1, 2], { a: null }])]]), timeoutMs: 2_000 });
+      case 'cmd-big': {
+        // as JSON, within the message limit; as a command frame 4 to 31 KB (floats take 9 bytes): about half over the hub's max
+        const lines = Array.from({ length: this.rng.range(400, 3_400) }, () => 0.1);
+        return this.request(kind, 'json', { op: 'cmd', id, hub: resp, device: 'dev-1', method: 'show', params: { lines }, timeoutMs: 2_000 });
+      }
       case 'cmd-timeout': {
         const timeoutMs = this.rng.pick<unknown>([0, -1, 1.5, '100', 60_001, 1e9, null, 1, 2_000]);
         const msg = this.request(kind, enc, { op: 'cmd', id, hub: resp, device: 'dev-1', set: { on: true }, timeoutMs });
@@ -510,7 +517,10 @@ export class AppFuzzer {
         if (keys.some((k) => k === '__proto__' || k === 'constructor' || k === 'prototype')) answers.push(...invalid);
         // a command that runs longer than the fuzzer waits is not checked
         if (typeof m.timeoutMs === 'number' && m.timeoutMs > 2_000) return undefined;
-        return answers;
+        // §5: a command whose frame would pass the hub's max is refused, not sent
+        const fit = commandFrameFit(m.device as string, m.set !== undefined ? 'set' : (m.method as string), m.set ?? m.params ?? {}, m.timeoutMs as number | undefined, this.responder.max);
+        if (fit !== 'fits') answers.push({ op: 'err', code: 'frame_too_large' });
+        return fit === 'over' ? answers.filter((e) => !('op' in e && e.op === 'ok')) : answers;
       }
       default:
         return invalid;

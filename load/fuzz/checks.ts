@@ -1,4 +1,5 @@
 import { CloseCode, ErrorCodes, isErrorCode } from '../../proto/errors.js';
+import { MpMap, pack } from './msgpack.js';
 
 /**
  * The invariants every answer of the server keeps, whatever it was sent: error frames, app
@@ -136,4 +137,15 @@ export function sameData(a: unknown, b: unknown): boolean {
  */
 export function serverFault(code: unknown): boolean {
   return code === 'internal' || code === 'unavailable';
+}
+
+/**
+ * Whether the frame of a command to a hub fits the `max` of its welcome (PROTOCOL.md §5; over it
+ * the command is refused `frame_too_large`), sized by the fuzzer's own writer: `either` when the
+ * command id the node picks (1 to 5 bytes) or an absent `to` (the node's default) could tip it.
+ */
+export function commandFrameFit(d: string, m: string, p: unknown, to: number | undefined, max: number): 'fits' | 'over' | 'either' {
+  const least = pack(new MpMap([['t', 7], ['id', 0], ['d', d], ['m', m], ['p', p], ['to', to ?? 0]])).length;
+  const most = least + 4 + (to === undefined ? 4 : 0);
+  return least > max ? 'over' : most <= max ? 'fits' : 'either';
 }

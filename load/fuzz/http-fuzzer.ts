@@ -1,7 +1,7 @@
 // Over 400 lines: the request builder and the oracle of the API's rules are kept side by side, so a new case gets its expected answer.
 import { request } from 'node:http';
 import { SignJWT } from 'jose';
-import { checkErrorBody, errorCodeOf, sameData, serverFault, utf8Normalized } from './checks.js';
+import { checkErrorBody, commandFrameFit, errorCodeOf, sameData, serverFault, utf8Normalized } from './checks.js';
 import type { Harness } from './harness.js';
 import {
   HOSTILE_JSON_TEXTS,
@@ -411,17 +411,28 @@ export class HttpFuzzer {
         // the app socket's command rules (§11): at least one attribute, without `method` and `params`
         if (!isAttrs(v.set) || Object.keys(v.set as object).length === 0 || v.method !== undefined || v.params !== undefined) return { expect: [{ status: 400, code: 'invalid_field' }] };
         if (!hubOk) return {};
-        return { expect: [{ status: 200 }, UNKNOWN_DEVICE, ...(reservedKeys(v.set) ? [INVALID] : [])], echo: { device: this.lastParams.deviceId!, method: 'set', params: v.set } };
+        return this.commandOracle(v.timeoutMs as number | undefined, { device: this.lastParams.deviceId!, method: 'set', params: v.set });
       }
       if (v.method !== undefined) {
         if (typeof v.method !== 'string' || v.method.length === 0 || v.method.length > 64) return { expect: [{ status: 400, code: 'invalid_field' }] };
         if (v.params !== undefined && (typeof v.params !== 'object' || v.params === null || Array.isArray(v.params))) return { expect: [{ status: 400, code: 'invalid_field' }] };
         if (!hubOk) return {};
-        return { expect: [{ status: 200 }, UNKNOWN_DEVICE, ...(reservedKeys(v.params) ? [INVALID] : [])], echo: { device: this.lastParams.deviceId!, method: v.method, params: v.params ?? {} } };
+        return this.commandOracle(v.timeoutMs as number | undefined, { device: this.lastParams.deviceId!, method: v.method, params: v.params ?? {} });
       }
       return { expect: [{ status: 400, code: 'invalid_field' }] };
     }
     return {};
+  }
+
+  /**
+   * A valid command to the responder: run (200, or 404 for a device its shadow lacks), refused for a
+   * `__proto__`-like key, or 413 when its frame would pass the hub's max (PROTOCOL.md §5: not sent).
+   */
+  private commandOracle(timeoutMs: number | undefined, echo: NonNullable<Req['echo']>): Partial<Req> {
+    const expect: NonNullable<Req['expect']> = [{ status: 200 }, UNKNOWN_DEVICE, ...(reservedKeys(echo.params) ? [INVALID] : [])];
+    const fit = commandFrameFit(echo.device, echo.method, echo.params, timeoutMs, this.responder.max);
+    if (fit !== 'fits') expect.push({ status: 413, code: 'frame_too_large' });
+    return fit === 'over' ? { expect: expect.slice(1) } : { expect, echo };
   }
 
   /** The hostile string of the last hostile body. */
@@ -458,7 +469,11 @@ export class HttpFuzzer {
   private template(method: string, template: string): unknown {
     const hub = this.responder.hubId;
     const key = `${method} ${template}`;
-    if (key === 'POST /v1/hubs/{hubId}/devices/{deviceId}/commands') return this.rng.chance(0.5) ? { set: { on: true }, timeoutMs: 2_000 } : { method: 'identify', params: { times: 2 }, timeoutMs: 2_000 };
+    if (key === 'POST /v1/hubs/{hubId}/devices/{deviceId}/commands') {
+      // now and then 4 to 31 KB as a command frame (floats take 9 bytes; the body stays under 16 KB): about half over the hub's max
+      if (this.rng.chance(0.1)) return { method: 'show', params: { lines: Array.from({ length: this.rng.range(400, 3_400) }, () => 0.1) }, timeoutMs: 2_000 };
+      return this.rng.chance(0.5) ? { set: { on: true }, timeoutMs: 2_000 } : { method: 'identify', params: { times: 2 }, timeoutMs: 2_000 };
+    }
     if (key === 'PUT /v1/hubs/{hubId}/devices/{deviceId}/desired') return { desired: { on: true, level: 3 } };
     if (key === 'POST /v1/admin/hubs') return { hubId: `fzh-${this.h.runId}-${++this.hubCounter}`, homeId: this.responder.homeId };
     if (key === 'POST /v1/admin/tokens') return { sub: 'fuzz', homes: [this.responder.homeId], ttlS: 60 };

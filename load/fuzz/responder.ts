@@ -1,4 +1,5 @@
 import type { Harness } from './harness.js';
+import type { Surface } from './report.js';
 import { HubConn } from './hub-conn.js';
 import { MpMap, pack } from './msgpack.js';
 
@@ -27,11 +28,13 @@ export class Responder {
   private conn: HubConn | null = null;
   private lastSent = 0;
   private readonly received: ReceivedCommand[] = [];
+  /** the `max` of the responder's welcome: no frame to it may be larger, commands over it are refused */
+  max = 16_384;
 
   constructor(
     private readonly h: Harness,
     /** names the hub (one responder per phase) */
-    private readonly role: string,
+    private readonly role: Extract<Surface, 'app' | 'http'>,
   ) {
     this.homeId = `fz-home-${h.runId}`;
   }
@@ -54,6 +57,8 @@ export class Responder {
     const conn = opened.conn;
     conn.onMessage = (m) => {
       const f = m.frame;
+      if (f?.t === 2 && typeof f.max === 'number') this.max = f.max;
+      if (m.raw.length > this.max) this.h.rec.violation({ invariant: 'frame-over-max', surface: this.role, klass: 'responder', detail: `the responder hub got a frame of ${m.raw.length} bytes (type ${String(f?.t)}), over its welcome's max of ${this.max}` });
       if (f?.t !== 7) return;
       const cmd: ReceivedCommand = { id: f.id as number, d: f.d, m: f.m, p: f.p };
       this.received.push(cmd);

@@ -162,6 +162,11 @@ export class HubClient extends EventEmitter<HubClientEvents> {
         this.emit('invalidFrame', new Error('server sent a text frame'), bytes);
         return;
       }
+      // as PROTOCOL.md §1 lets a hub: a frame over the welcome's max is refused unread
+      if (this.welcome !== null && bytes.length > this.welcome.max) {
+        this.emit('invalidFrame', new Error(`frame of ${bytes.length} bytes over the welcome's max of ${this.welcome.max}`), bytes);
+        return;
+      }
       let frame: ServerToHubFrame;
       try {
         frame = decodeServer(bytes);

@@ -1,8 +1,9 @@
 import type { ErrorCode } from '../../proto/errors.js';
-import { FrameType, type Attrs, type ResultFrame, type ServerToHubFrame } from '../../proto/frames.js';
+import { FrameType, type Attrs, type CommandFrame, type ResultFrame, type ServerToHubFrame } from '../../proto/frames.js';
 import type { CommandReply, CommandRequest } from '../../proto/subjects.js';
 import type { BusMessage } from '../ports/bus/bus.js';
-import { TierError } from '../errors.js';
+import { asTierError, TierError } from '../errors.js';
+import { encodeWithin } from '../protocol/codec.js';
 import { inSpan } from '../trace/active-span.js';
 import { startActorStep } from '../trace/actor-step.js';
 import { endSpan, SpanKind, tracing, type Span } from '../trace/tracing.js';
@@ -16,7 +17,8 @@ import type { TimerHandle, TimerTarget } from './timer-wheel.js';
 export interface CommandHost extends TimerTarget {
   readonly hubId: string;
   readonly deps: Pick<HubSessionDeps, 'system' | 'metrics' | 'limits' | 'maxFrameBytes'>;
-  send(frame: ServerToHubFrame): boolean;
+  /** sends an encoded frame of type `t`: false when the socket dropped it (closed, backpressure) */
+  sendEncoded(t: ServerToHubFrame['t'], bytes: Uint8Array): boolean;
 }
 
 /** What the outcome line says of a command. */
@@ -101,7 +103,8 @@ export class HubCommands {
    * outcome while the hub's limit leaves room, else sent untracked (its answer then dropped as a
    * late one). Each `PUT …/desired` makes one: tracked, they would grow the table past the limit
    * callers are held to, each for its timeout, while the hub does not answer. Sent as several
-   * `set`s when one frame of `max` bytes cannot hold the delta.
+   * `set`s when one frame of `max` bytes cannot hold the delta (a caller's command is not split:
+   * it is one RPC with one answer, see `start`).
    */
   own(deviceId: string, method: 'set', attrs: Attrs, timeoutMs: number): void {
     // a delta may be larger than one frame allows: as several `set`s, each within it
@@ -109,7 +112,10 @@ export class HubCommands {
     if (dropped.length > 0) this.deps.system.log.warn({ hubId: this.host.hubId, deviceId, dropped, maxFrameBytes: this.deps.maxFrameBytes }, 'desired attributes larger than a frame are not sent');
     for (const p of chunks) {
       if (this.pending.size < this.most) this.start(deviceId, method, p, timeoutMs, null);
-      else this.host.send({ t: FrameType.command, id: this.newId(), d: deviceId, m: method, p, to: timeoutMs });
+      else {
+        const bytes = this.encoded({ t: FrameType.command, id: this.newId(), d: deviceId, m: method, p, to: timeoutMs }, { device: deviceId, method, rid: undefined, started: 0 }, null);
+        if (bytes !== null) this.host.sendEncoded(FrameType.command, bytes);
+      }
     }
   }
 
@@ -117,15 +123,33 @@ export class HubCommands {
     return (this.nextId = (this.nextId % 0x7fffffff) + 1);
   }
 
-  /** Sends a command frame; `request` null for the session's own commands (nobody waits for them). */
+  /**
+   * Sends a command frame; `request` null for the session's own commands (nobody waits for them).
+   * A frame over the hub's `max` is answered `frame_too_large` and not sent, whatever path the
+   * command came by: a `set` is not split, since its parts would be answered, and could fail, apart.
+   */
   start(deviceId: string, method: string, params: Record<string, unknown>, timeoutMs: number, request: BusMessage | null, rid?: string, span?: Span): void {
     const id = this.newId();
-    if (!this.host.send({ t: FrameType.command, id, d: deviceId, m: method, p: params, to: timeoutMs })) {
-      this.answer({ device: deviceId, method, rid, started: 0, span }, request, { ok: false, e: 'session_closed', msg: 'the hub socket refused the frame' });
+    const info: CommandInfo = { device: deviceId, method, rid, started: 0, span };
+    const bytes = this.encoded({ t: FrameType.command, id, d: deviceId, m: method, p: params, to: timeoutMs }, info, request);
+    if (bytes === null) return;
+    if (!this.host.sendEncoded(FrameType.command, bytes)) {
+      this.answer(info, request, { ok: false, e: 'session_closed', msg: 'the hub socket refused the frame' });
       return;
     }
     const timer = this.deps.system.timers.schedule(timeoutMs, this.host, id);
     this.pending.set(id, { request, timer, device: deviceId, method, rid, started: performance.now(), span });
+  }
+
+  /** The frame's bytes within the hub's `max`, or null once the command is answered `frame_too_large`. */
+  private encoded(frame: CommandFrame, cmd: CommandInfo, request: BusMessage | null): Buffer | null {
+    try {
+      return encodeWithin(frame, this.deps.maxFrameBytes);
+    } catch (err) {
+      const e = asTierError(err);
+      this.answer(cmd, request, { ok: false, e: e.code, msg: e.message });
+      return null;
+    }
   }
 
   result(frame: ResultFrame): void {

@@ -489,8 +489,12 @@ export class HubSession extends Actor<HubMessage> implements TimerTarget, BusLis
 
   /** Sends one frame to the hub: false when the socket dropped it (closed or backpressure limit). */
   send(frame: ServerToHubFrame): boolean {
-    this.deps.metrics?.frameOut(frame.t);
-    return this.link.send(encode(frame));
+    return this.sendEncoded(frame.t, encode(frame));
+  }
+
+  sendEncoded(t: ServerToHubFrame['t'], bytes: Uint8Array): boolean {
+    this.deps.metrics?.frameOut(t);
+    return this.link.send(bytes);
   }
 
   sendError(code: ErrorCode, msg: string, ref?: number, field?: string): void {

@@ -29,7 +29,7 @@ const OpenApiDocument = Type.Object(
   { additionalProperties: true, title: 'OpenApiDocument', description: 'This document', examples: [{ openapi: '3.1.0', info: { title: 'hubtier HTTP API', version: '1.0.0' }, paths: {} }] },
 );
 
-const COMMAND_ERRORS: ErrorCode[] = ['hub_disabled', 'hub_offline', 'command_timeout', 'unknown_device', 'command_failed', 'busy', 'session_closed', 'not_found'];
+const COMMAND_ERRORS: ErrorCode[] = ['hub_disabled', 'hub_offline', 'command_timeout', 'unknown_device', 'command_failed', 'busy', 'session_closed', 'not_found', 'frame_too_large'];
 
 /** @param limits the node's limits, which the schemas state */
 export function operations(limits: { commandTimeoutMaxMs: number }): Record<string, Operation> {
@@ -41,7 +41,7 @@ export function operations(limits: { commandTimeoutMaxMs: number }): Record<stri
   return {
     'post /v1/hubs/:hubId/devices/:deviceId/commands': {
       summary: 'Run a command on a device and return the hub’s answer',
-      description: 'An offline hub is answered at once (`hub_offline`); a hub that does not answer within `timeoutMs` is `command_timeout`.',
+      description: 'An offline hub is answered at once (`hub_offline`); a hub that does not answer within `timeoutMs` is `command_timeout`. A command whose frame to the hub would pass the hub’s frame max (`TIER_MAX_FRAME_BYTES`, 16 KiB; msgpack, so JSON floats grow to 9 bytes) is refused `413 frame_too_large` and not sent: a `set` is not split across frames (use desired state for that).',
       tag: 'hubs',
       request: { schema: CommandRequest(max), bad: { set: { on: [1] } } },
       ok: { status: 200, description: 'the hub’s answer', schema: CommandReply },

@@ -48,6 +48,16 @@ export function encode(frame: Frame): Buffer {
   return frame.t === FrameType.ack ? encodeAck(frame.s) : packr.pack(frame);
 }
 
+/**
+ * Encodes a frame for a hub welcomed with `max` = `maxBytes`: a larger one is refused with
+ * `frame_too_large` instead of sent, since a hub may refuse or close on it (PROTOCOL.md §1, §5).
+ */
+export function encodeWithin(frame: ServerToHubFrame, maxBytes: number): Buffer {
+  const bytes = encode(frame);
+  if (bytes.length > maxBytes) throw new ProtocolError('frame_too_large', `the frame to the hub would be ${bytes.length} bytes, over its max of ${maxBytes} (TIER_MAX_FRAME_BYTES): nothing was sent`);
+  return bytes;
+}
+
 /** `{t: 6, s: ` in msgpack: a map of two, key "t", the ack type, key "s" */
 const ACK_HEAD = Uint8Array.from([0x82, 0xa1, 0x74, FrameType.ack, 0xa1, 0x73]);
 

@@ -126,9 +126,15 @@ describe('cluster mode: three nodes, one NATS, one Redis (real processes)', { ti
   });
 
   it('routes a command arriving at one node to the node holding the hub, and shows the holder everywhere', async () => {
-    await hubOn(nodes.a, 'c-cmd');
+    const c = await hubOn(nodes.a, 'c-cmd');
+    const commands: unknown[] = [];
+    c.on('command', (f) => commands.push(f.p));
     expect(await cmd(nodes.b, 'c-cmd')).toMatchObject({ status: 200, body: { ok: true, result: { on: true } } });
+    // node a, holding the hub, refuses a command whose frame would pass the hub's max (12 KB of JSON, 27 KB of msgpack floats)
+    const floats = { lines: Array.from({ length: 3_000 }, () => 0.1) };
+    expect(await cmd(nodes.b, 'c-cmd', { method: 'show', params: floats, timeoutMs: 3_000 })).toMatchObject({ status: 413, body: { code: 'frame_too_large' } });
     expect(await cmd(nodes.c, 'c-cmd', { set: { level: 5 } })).toMatchObject({ status: 200, body: { result: { level: 5 } } });
+    expect(commands).toEqual([{ on: true }, { level: 5 }]);
     const status = await api(nodes.c.httpUrl, 'GET', '/v1/hubs/c-cmd', shared.ADMIN_TOKEN);
     expect(status.body).toMatchObject({ online: true, node: 'node-a' });
     expect(status.body.epoch).toBeGreaterThan(0);

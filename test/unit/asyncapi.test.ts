@@ -570,6 +570,8 @@ async function runNode() {
   await ask(app, 'cmd set', json({ op: 'cmd', id: 4, hub: HUB, device: 'lamp-1', set: { on: true } }), 4);
   await ask(app, 'cmd the hub refuses', json({ op: 'cmd', id: 5, hub: HUB, device: 'lamp-1', method: 'unlock', params: { code: '1234' } }), 5);
   await ask(app, 'cmd to an unknown device', json({ op: 'cmd', id: 6, hub: HUB, device: 'lamp-9', method: 'identify' }), 6);
+  // 12 KB of JSON, within the app's limit; 27 KB as a command frame (msgpack floats take 9 bytes): over the hub's max
+  await ask(app, 'cmd over the hub frame max', json({ op: 'cmd', id: 12, hub: HUB, device: 'lamp-1', method: 'show', params: { lines: Array.from({ length: 3_000 }, () => 0.1) } }), 12);
   await ask(app, 'cmd to another home', json({ op: 'cmd', id: 7, hub: 'hub-x', device: 'lamp-1', set: { on: true } }), 7);
   await ask(app, 'invalid cmd', json({ op: 'cmd', id: 8, hub: HUB, device: 'lamp-1', set: { on: true }, method: 'open' }), 8);
   await ask(app, 'invalid set', json({ op: 'cmd', id: 11, hub: HUB, device: 'lamp-1', set: { on: [1] } }), 11);
@@ -719,16 +721,16 @@ describe('AsyncAPI document and the messages a node really sends', () => {
     expect(user!.exp - user!.before!).toBe(MAX_TTL_S);
   });
 
-  it('command requests and their replies (ok, refused by the hub, unknown device) fit the command operation', () => {
+  it('command requests and their replies (ok, refused by the hub, unknown device, over the frame max) fit the command operation', () => {
     const requests = node.seen.filter((m) => m.subject === subjects.hubCommand(HUB)).map((m) => decodeValue(m.data));
-    expect(requests.length).toBe(3); // the app's set, unlock and the unknown device (not the other home's)
+    expect(requests.length).toBe(4); // the app's set, unlock, the unknown device and the one over the max (not the other home's)
     for (const r of requests) expect(misfit('answerCommand', r), JSON.stringify(r)).toEqual([]);
     const replies = node.commandReplies.map((d) => decodeValue(d) as { ok: boolean; e?: string; hub?: string });
-    expect(replies.map((r) => (r.ok ? 'ok' : `${r.e}${r.hub ? `/${r.hub}` : ''}`))).toEqual(['ok', 'command_failed/jammed', 'unknown_device']);
+    expect(replies.map((r) => (r.ok ? 'ok' : `${r.e}${r.hub ? `/${r.hub}` : ''}`))).toEqual(['ok', 'command_failed/jammed', 'unknown_device', 'frame_too_large']);
     for (const r of replies) expect(misfit('answerCommand', r, 'reply'), JSON.stringify(r)).toEqual([]);
     for (const r of replies) expect(misfit('requestCommand', r, 'reply'), JSON.stringify(r)).toEqual([]);
     // the examples are real replies
-    expect(examples('CommandReply')).toEqual({ ok: replies[0], refusedByHub: replies[1], unknownDevice: replies[2] });
+    expect(examples('CommandReply')).toEqual({ ok: replies[0], refusedByHub: replies[1], unknownDevice: replies[2], overFrameMax: replies[3] });
   });
 
   it('every kind of hub event fits on the bus (pos its second key), to JSON apps and to msgpack apps, and without pos', () => {
@@ -756,6 +758,7 @@ describe('AsyncAPI document and the messages a node really sends', () => {
       'cmd set: ok',
       'cmd the hub refuses: err command_failed',
       'cmd to an unknown device: err unknown_device',
+      'cmd over the hub frame max: err frame_too_large',
       'cmd to another home: err forbidden',
       'invalid cmd: err invalid_field',
       'invalid set: err invalid_field',

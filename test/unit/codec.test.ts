@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { FrameType } from '../../proto/frames.js';
-import { DEFAULT_MAX_FRAME, LIMITS, decodeHubFrame, decodeServerFrame, decodeValue, encode, encodeAck, encodeValue } from '../../src/protocol/codec.js';
+import { DEFAULT_MAX_FRAME, LIMITS, decodeHubFrame, decodeServerFrame, decodeValue, encode, encodeAck, encodeValue, encodeWithin } from '../../src/protocol/codec.js';
 import { ProtocolError } from '../../src/errors.js';
 import { checkPlainMsgpack } from '../../src/protocol/msgpack-scan.js';
 
@@ -86,6 +86,20 @@ describe('frame size', () => {
 
   it('checks the size before parsing: oversized garbage is frame_too_large, not malformed', () => {
     expectProtocolError(() => decodeHubFrame(Buffer.alloc(DEFAULT_MAX_FRAME + 1, 0xc1)), 'frame_too_large');
+  });
+
+  it("frames to a hub: encoded whole up to the hub's max, one byte more refused with frame_too_large naming both sizes", () => {
+    const command = (pad: number) => ({ t: FrameType.command, id: 9, d: 'lamp', m: 'set', p: { text: 'x'.repeat(pad) }, to: 5_000 }) as const;
+    const exact = encode(command(DEFAULT_MAX_FRAME - 64)).length;
+    const fits = command(DEFAULT_MAX_FRAME - 64 + DEFAULT_MAX_FRAME - exact);
+    const bytes = encodeWithin(fits, DEFAULT_MAX_FRAME);
+    expect(bytes.length).toBe(DEFAULT_MAX_FRAME);
+    expect(decodeServerFrame(bytes)).toEqual(fits);
+    const over = command(DEFAULT_MAX_FRAME - 64 + DEFAULT_MAX_FRAME - exact + 1);
+    expectProtocolError(() => encodeWithin(over, DEFAULT_MAX_FRAME), 'frame_too_large');
+    expect((thrown(() => encodeWithin(over, DEFAULT_MAX_FRAME)) as Error).message).toMatch(`${DEFAULT_MAX_FRAME + 1} bytes, over its max of ${DEFAULT_MAX_FRAME}`);
+    // the hub's max, not the default: a smaller one refuses what the default takes
+    expectProtocolError(() => encodeWithin(command(1_000), 1_000), 'frame_too_large');
   });
 });
 

@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { FrameType, type ServerToHubFrame } from '../../proto/frames.js';
 import { HubCommands, type CommandHost } from '../../src/actors/hub-commands.js';
-import { encode } from '../../src/protocol/codec.js';
+import { decodeServerFrame, encode } from '../../src/protocol/codec.js';
 import { TimerWheel } from '../../src/actors/timer-wheel.js';
 import { createLogger } from '../../src/log/logger.js';
 import type { BusMessage } from '../../src/ports/bus/bus.js';
@@ -14,16 +14,43 @@ function table(commandsInFlight: number) {
   const timers = new TimerWheel();
   wheels.push(timers);
   const sent: ServerToHubFrame[] = [];
+  /** the byte length of each frame sent, in order */
+  const sizes: number[] = [];
   const host: CommandHost = {
     hubId: 'hub-1',
     deps: { system: { timers, log: createLogger('silent'), mailboxSize: 64 }, maxFrameBytes: 16 * 1024, limits: { devices: 8, attrsPerDevice: 8, valueBytes: 64, shadowBytes: 4096, commandsInFlight } },
-    send: (f: ServerToHubFrame) => (sent.push(f), true),
+    sendEncoded: (_t: number, bytes: Uint8Array) => (sent.push(decodeServerFrame(bytes)), sizes.push(bytes.length), true),
     onTimer: () => undefined,
   } as unknown as CommandHost;
-  return { commands: new HubCommands(host), sent };
+  return { commands: new HubCommands(host), sent, sizes };
+}
+
+/** A command request as the bus delivers it, and the answers it gets. */
+function request(d: string, m: string, p: Record<string, unknown>) {
+  const answers: Uint8Array[] = [];
+  const message = { subject: 'hub.hub-1.cmd', data: encodeCommandRequest({ d, m, p, to: 1000 }), respond: (b: Uint8Array) => (answers.push(b), true) } as unknown as BusMessage;
+  return { message, answers: () => answers.map((a) => decodeCommandReply(a)) };
 }
 
 describe('HubCommands', () => {
+  it("a caller's command whose frame would pass the hub's max is answered frame_too_large and not sent, set or method; one within it goes", () => {
+    const { commands, sent, sizes } = table(4);
+    const devices = { mayCommand: () => true };
+    const big = request('lamp', 'set', Object.fromEntries(Array.from({ length: 20 }, (_, i) => [`attribute-${i}`, 'x'.repeat(1_000)])));
+    commands.forward(big.message, devices);
+    const huge = request('panel', 'show', { lines: Array.from({ length: 2_000 }, () => 0.1) });
+    commands.forward(huge.message, devices);
+    expect(big.answers()).toMatchObject([{ ok: false, e: 'frame_too_large', msg: expect.stringContaining('over its max of 16384') }]);
+    expect(huge.answers()).toMatchObject([{ ok: false, e: 'frame_too_large' }]);
+    expect(sent).toEqual([]);
+    expect(commands.waiting).toBe(0);
+    const small = request('lamp', 'set', { on: true });
+    commands.forward(small.message, devices);
+    expect(sent).toMatchObject([{ t: FrameType.command, d: 'lamp', m: 'set', p: { on: true } }]);
+    expect(sizes.every((n) => n <= 16 * 1024)).toBe(true);
+    expect(commands.waiting).toBe(1);
+  });
+
   it('a desired delta larger than a frame goes as several sets, each within max bytes, together the whole delta', () => {
     const { commands, sent } = table(4);
     const delta = Object.fromEntries(Array.from({ length: 64 }, (_, i) => [`attribute-${i}`, 'x'.repeat(1_024)]));
@@ -46,10 +73,9 @@ describe('HubCommands', () => {
     expect(new Set(sent.map((f) => (f.t === FrameType.command ? f.id : -1))).size).toBe(50);
     expect(commands.waiting).toBe(4);
     // a caller's command meets the limit as before: busy at once
-    const answers: Uint8Array[] = [];
-    const request = { subject: 'x', data: encodeCommandRequest({ d: 'dev-1', m: 'set', p: {}, to: 1000 }), respond: (b: Uint8Array) => (answers.push(b), true) } as unknown as BusMessage;
-    commands.forward(request, { mayCommand: () => true });
-    expect(answers.map((a) => decodeCommandReply(a))).toMatchObject([{ ok: false, e: 'busy' }]);
+    const caller = request('dev-1', 'set', {});
+    commands.forward(caller.message, { mayCommand: () => true });
+    expect(caller.answers()).toMatchObject([{ ok: false, e: 'busy' }]);
     // an answer to an untracked delta is dropped; one to a tracked one frees its place
     const first = sent[0]!;
     const last = sent[49]!;

@@ -167,6 +167,8 @@ describe('OpenAPI document', () => {
     }
     const command = doc.paths['/v1/hubs/{hubId}/devices/{deviceId}/commands'].post;
     expect(command.responses['400'].content['application/json'].examples.invalid_field.value).toMatchObject({ field: 'set.on', code: 'invalid_field' });
+    // a command whose frame to the hub would pass its max (PROTOCOL.md §5)
+    expect(command.responses['413'].content['application/json'].examples.frame_too_large.value).toMatchObject({ code: 'frame_too_large', num: 101 });
   });
 
   it('every body is a real JSON Schema: objects list their required fields and every field has a description', () => {
