@@ -1,36 +1,93 @@
 import type { Redis } from 'ioredis';
 import type { Logger } from '../../log/logger.js';
 import { LuaScript, RedisKeys } from '../redis.js';
+import { bucketOf } from './audit-buckets.js';
 import { AUDIT_SCAN_MAX, entryOf, matches, type AuditEntry, type AuditLog, type AuditPage, type AuditQuery, type AuditRetention } from './audit.js';
 
 /**
- * The entries of one turn. KEYS: the trail, then the home indexes. ARGV: max entries, max age ms,
- * count, then per entry the index of its home key in KEYS (0: none) and the entry as JSON. A home
- * index gets the trail's id for the entry (ids grow in the trail, so in every index too). The
- * MINID stays a number: `tostring` would write 1.7e+12, not a stream id.
+ * The entries of one turn. KEYS: the trail, the buckets' counts (a sorted set of their keys), the
+ * buckets' last writes (ditto), then the home indexes and bucket streams. ARGV: the trail's
+ * backstop length, max age ms, count, then per entry the index of its home key in KEYS (0: none),
+ * of its bucket key, and the entry as JSON. The home index and the bucket get the trail's id for
+ * the entry (ids grow in the trail, so in every index too). The MINID stays a number: `tostring`
+ * would write 1.7e+12, not a stream id. Answers the trail's length.
  */
 const APPEND = new LuaScript(`local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local maxLen, maxAge, n = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local backstop, maxAge, n = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local minId = math.max(0, now - maxAge)
-local homes = {}
+local homes, buckets = {}, {}
 for i = 1, n do
-  local h, e = tonumber(ARGV[2 + 2 * i]), ARGV[3 + 2 * i]
-  local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', maxLen, '*', 'e', e)
+  local h, b, e = tonumber(ARGV[1 + 3 * i]), tonumber(ARGV[2 + 3 * i]), ARGV[3 + 3 * i]
+  local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', backstop, '*', 'e', e)
   if h > 0 then
-    redis.pcall('XADD', KEYS[h], 'MAXLEN', '~', maxLen, id, 'x', '')
+    redis.pcall('XADD', KEYS[h], 'MAXLEN', '~', backstop, id, 'x', '')
     homes[h] = true
   end
+  redis.pcall('XADD', KEYS[b], id, 'x', '')
+  buckets[b] = true
 end
 redis.call('XTRIM', KEYS[1], 'MINID', '~', minId)
 for h in pairs(homes) do
   redis.call('XTRIM', KEYS[h], 'MINID', '~', minId)
   redis.call('PEXPIRE', KEYS[h], maxAge)
 end
-return n`);
+for b in pairs(buckets) do
+  redis.call('XTRIM', KEYS[b], 'MINID', minId)
+  redis.call('PEXPIRE', KEYS[b], maxAge)
+  redis.call('ZADD', KEYS[2], redis.call('XLEN', KEYS[b]), KEYS[b])
+  redis.call('ZADD', KEYS[3], now, KEYS[b])
+end
+-- a bucket idle past the age has expired: forgotten, a few a call
+for _, k in ipairs(redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', minId, 'LIMIT', 0, 32)) do
+  redis.call('ZREM', KEYS[2], k)
+  redis.call('ZREM', KEYS[3], k)
+end
+return redis.call('XLEN', KEYS[1])`);
+
+/**
+ * Fair eviction (audit-buckets.ts) from the buckets the node read as the largest. KEYS: the trail,
+ * the buckets' counts, then those buckets' streams. ARGV: max entries, max age ms, the count of
+ * the next largest bucket not given (0: none), most entries to remove. Each step removes the
+ * oldest entry of the largest given bucket while it holds at least as many as that next one, and
+ * stops once the trail is within max entries. Answers how many are still to remove (the node
+ * reads the largest again).
+ */
+const EVICT = new LuaScript(`local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local maxLen, minId, floor, budget = tonumber(ARGV[1]), math.max(0, now - tonumber(ARGV[2])), tonumber(ARGV[3]), tonumber(ARGV[4])
+local over = math.min(redis.call('XLEN', KEYS[1]) - maxLen, budget)
+local size = {}
+for i = 3, #KEYS do
+  redis.call('XTRIM', KEYS[i], 'MINID', minId)
+  size[i] = redis.call('XLEN', KEYS[i])
+end
+local steps = 0
+while over > 0 and steps < 4 * budget do
+  steps = steps + 1
+  local top, most = nil, math.max(floor, 1) - 1
+  for i = 3, #KEYS do
+    if size[i] > most then top, most = i, size[i] end
+  end
+  if not top then break end
+  local id = redis.call('XRANGE', KEYS[top], '-', '+', 'COUNT', 1)[1][1]
+  redis.call('XDEL', KEYS[top], id)
+  size[top] = size[top] - 1
+  if redis.call('XDEL', KEYS[1], id) == 1 then over = over - 1 end
+end
+for i = 3, #KEYS do
+  if size[i] > 0 then redis.call('ZADD', KEYS[2], size[i], KEYS[i]) else redis.call('ZREM', KEYS[2], KEYS[i]) end
+end
+return math.max(over, 0)`);
 
 /** Entries per script call: a turn with more is split, so one call never holds Redis long. */
 const BATCH = 256;
+/** Largest buckets one eviction call is given, entries it removes at most, calls after one write. */
+const EVICT_BUCKETS = 8;
+const EVICT_BUDGET = 1_024;
+const EVICT_ROUNDS = 16;
+/** The backstop's room past twice `maxEntries`: writes in flight are appended before their evictions run. */
+const BACKSTOP_SLACK = 16 * BATCH;
 /** Stream entries read per round trip while listing. */
 const CHUNK = 200;
 /** How far the node clocks (an entry's `at`) may be from Redis' (its stream id) for time bounds. */
@@ -44,13 +101,17 @@ export interface RedisAuditOptions {
 
 /**
  * The audit trail in Redis, shared by every node of a cluster: the stream `<prefix>audit` (one
- * field `e`, the entry as JSON), capped at about `maxEntries` and trimmed by age, and per home a
- * stream `<prefix>{home:<id>}:audit` of the trail's ids (a reference, so the trail alone bounds
- * storage), expiring when idle past the age. Listing reads backwards from the cursor (a stream
+ * field `e`, the entry as JSON), trimmed by age, and per home a stream `<prefix>{home:<id>}:audit`
+ * of the trail's ids (a reference, so the trail alone bounds storage), expiring when idle past the
+ * age. Past `maxEntries` the oldest entries of the largest buckets go (audit-buckets.ts): each
+ * bucket is a stream of ids `<prefix>audit:b:<bucket>`, counted in the sorted set
+ * `<prefix>audit:buckets`; the node reads the largest and a second script removes from them (it
+ * names the keys it touches). The trail's MAXLEN at twice `maxEntries` (and some) is only a
+ * backstop for evictions that failed. Listing reads backwards from the cursor (a stream
  * id) with XREVRANGE; a home's listing reads its index and then each entry (one pipeline per
  * chunk; an entry trimmed meanwhile is skipped). One script call per WRITE_MS of entries (a call
  * per command turn had cost a command about 120 µs of the node's CPU at 1,000/s): it touches
- * the trail and several homes' keys, so it needs one Redis (standalone or one primary).
+ * the trail and several homes' and buckets' keys, so it needs one Redis (standalone or one primary).
  */
 /** ms entries wait to be written together; another node reads them that much later at most */
 const WRITE_MS = 100;
@@ -58,6 +119,8 @@ const WRITE_MS = 100;
 export class RedisAuditLog implements AuditLog {
   private readonly keys: RedisKeys;
   private readonly trail: string;
+  private readonly counts: string;
+  private readonly seen: string;
   private queue: AuditEntry[] = [];
   private timer: NodeJS.Timeout | null = null;
   private inFlight = new Set<Promise<void>>();
@@ -71,6 +134,8 @@ export class RedisAuditLog implements AuditLog {
   ) {
     this.keys = options.keys ?? new RedisKeys();
     this.trail = this.keys.single('audit');
+    this.counts = this.keys.single('audit:buckets');
+    this.seen = this.keys.single('audit:buckets-seen');
   }
 
   get lost(): number {
@@ -91,23 +156,24 @@ export class RedisAuditLog implements AuditLog {
   };
 
   private write(batch: AuditEntry[]): void {
-    const keys = [this.trail];
+    const keys = [this.trail, this.counts, this.seen];
     const slot = new Map<string, number>();
-    const args: Array<string | number> = [this.retention.maxEntries, this.retention.maxAgeMs, batch.length];
+    /** the index of a key in KEYS, added once */
+    const at = (key: string): number => {
+      let i = slot.get(key);
+      if (i === undefined) slot.set(key, (i = keys.push(key)));
+      return i;
+    };
+    const args: Array<string | number> = [2 * this.retention.maxEntries + BACKSTOP_SLACK, this.retention.maxAgeMs, batch.length];
     for (const e of batch) {
-      let h = 0;
-      if (e.homeId !== undefined) {
-        h = slot.get(e.homeId) ?? 0;
-        if (h === 0) {
-          keys.push(this.keys.home(e.homeId, 'audit'));
-          h = keys.length;
-          slot.set(e.homeId, h);
-        }
-      }
-      args.push(h, JSON.stringify(e));
+      const h = e.homeId !== undefined ? at(this.keys.home(e.homeId, 'audit')) : 0;
+      args.push(h, at(this.keys.single(`audit:b:${bucketOf(e)}`)), JSON.stringify(e));
     }
     const done: Promise<void> = APPEND.run(this.client, keys, args).then(
-      () => undefined,
+      (length) =>
+        Number(length) > this.retention.maxEntries
+          ? this.evict().catch((err: unknown) => this.options.log?.warn({ err }, 'audit eviction failed; the next write tries again'))
+          : undefined,
       (err: unknown) => {
         this.#lost += batch.length;
         this.options.log?.warn({ err, entries: batch.length }, 'audit entries not written');
@@ -115,6 +181,19 @@ export class RedisAuditLog implements AuditLog {
     );
     this.inFlight.add(done);
     void done.finally(() => this.inFlight.delete(done));
+  }
+
+  /** Removes the oldest entries of the largest buckets until the trail is within `maxEntries`. */
+  private async evict(): Promise<void> {
+    for (let round = 0; round < EVICT_ROUNDS; round++) {
+      const top = await this.client.zrevrange(this.counts, 0, EVICT_BUCKETS, 'WITHSCORES');
+      const given: string[] = [];
+      for (let i = 0; i + 1 < top.length && given.length < EVICT_BUCKETS; i += 2) given.push(top[i]!);
+      if (given.length === 0) return;
+      const floor = Number(top[2 * EVICT_BUCKETS + 1] ?? 0);
+      const left = await EVICT.run(this.client, [this.trail, this.counts, ...given], [this.retention.maxEntries, this.retention.maxAgeMs, floor, EVICT_BUDGET]);
+      if (Number(left) <= 0) return;
+    }
   }
 
   async list(q: AuditQuery): Promise<AuditPage> {
