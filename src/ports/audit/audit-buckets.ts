@@ -37,7 +37,7 @@ export class BucketCounts {
   }
 
   add(bucket: string, n = 1): void {
-    for (let i = 0; i < n; i++) this.move(bucket, 1);
+    if (n > 0) this.move(bucket, n);
   }
 
   remove(bucket: string): void {
@@ -62,7 +62,7 @@ export class BucketCounts {
     return out;
   }
 
-  private move(bucket: string, by: 1 | -1): void {
+  private move(bucket: string, by: number): void {
     const was = this.count.get(bucket) ?? 0;
     const now = was + by;
     if (was > 0) {
