@@ -3,7 +3,7 @@ import type { NodeMetrics } from './metrics.js';
 import type { DiagnoseReport } from './diagnose.js';
 import { isLogLevel, setLogLevel, type Logger } from '../log/logger.js';
 import { guardApp } from '../transport/guard.js';
-import { readBody } from '../transport/http.js';
+import { endHead, readBody } from '../transport/http.js';
 import type { HttpRequest, HttpResponse, TemplatedApp, UwsModule } from '../transport/uws.js';
 
 export interface Readiness {
@@ -42,10 +42,11 @@ export interface AdminDeps {
  * The admin port: `/healthz` (the process serves), `/readyz` (it should get new traffic: 503 while
  * starting, draining or full, with the reasons; backends reported, not judged), `/metrics`
  * (Prometheus text), `/debug/diagnose` (self-diagnosis, admin token), `/debug/log-level` (read
- * and set the log level at run time, admin token). Nothing else changes state.
+ * and set the log level at run time, admin token). Nothing else changes state. Every GET route
+ * answers HEAD as it answers GET, without the body: probes and load balancers send HEAD.
  */
 export function createAdminApp(uws: UwsModule, deps: AdminDeps): TemplatedApp {
-  const app = guardApp(uws.App(), deps.log);
+  const app = withHead(guardApp(uws.App(), deps.log));
   app.get('/healthz', (res) => {
     res.cork(() => res.writeHeader('content-type', 'application/json').end('{"ok":true}'));
   });
@@ -78,6 +79,42 @@ export function createAdminApp(uws: UwsModule, deps: AdminDeps): TemplatedApp {
     res.cork(() => res.writeStatus('404 Not Found').end());
   });
   return app;
+}
+
+/**
+ * `app` whose `get` also registers the handler for HEAD, given a response whose `end(body)` writes
+ * the body's length and no body (RFC 9110 §9.3.2; uWS would send the body after a HEAD answer).
+ */
+function withHead(app: TemplatedApp): TemplatedApp {
+  const get = app.get.bind(app);
+  app.get = (pattern, handler) => {
+    get(pattern, handler);
+    app.head(pattern, (res, req) => handler(headOnly(res), req));
+    return app;
+  };
+  return app;
+}
+
+/** `res` for a HEAD request: `end(body)` ends it with the body's length and no body; the rest as `res`. */
+function headOnly(res: HttpResponse): HttpResponse {
+  const head: HttpResponse = new Proxy(res, {
+    get(target, name) {
+      if (name === 'end') {
+        return (body?: string | ArrayBuffer | ArrayBufferView) => {
+          endHead(target, body === undefined ? 0 : typeof body === 'string' ? Buffer.byteLength(body) : body.byteLength);
+          return head;
+        };
+      }
+      const v: unknown = Reflect.get(target, name);
+      if (typeof v !== 'function') return v;
+      // chained calls (`writeStatus(…).writeHeader(…).end(…)`) stay on the HEAD response
+      return (...args: unknown[]) => {
+        const r: unknown = (v as (...a: unknown[]) => unknown).apply(target, args);
+        return r === target ? head : r;
+      };
+    },
+  });
+  return head;
 }
 
 function json(res: HttpResponse, state: { aborted: boolean }, status: string, body: string): void {

@@ -9,6 +9,7 @@ import { requireAdmin, requireHome, type Authenticator } from '../auth/authentic
 import { TierError } from '../errors.js';
 import { AUDIT_PAGE_MAX, type AuditLog, type AuditQuery } from '../ports/audit/audit.js';
 import { parseId } from '../schemas/common.js';
+import { DATE_TIME_MESSAGE, dateTimeMs } from '../schemas/date-time.js';
 import type { AuditReply } from '../schemas/audit.js';
 import { route, routeOptions, type RouteHost } from '../transport/http.js';
 import type { TemplatedApp } from '../transport/uws.js';
@@ -56,23 +57,33 @@ export function mountAuditApi(app: TemplatedApp, deps: AuditApiDeps): void {
   );
 }
 
+/** The latest instant a `Date` holds (ms): a larger `since` or `until` is no time at all. */
+const DATE_MAX_MS = 8_640_000_000_000_000;
+
 /** The filters of a query string; a bad one answers invalid_field naming it. */
 export function auditQuery(q: URLSearchParams, withHome: boolean): AuditQuery {
   const bad = (field: string, what: string) => new TierError('invalid_field', `${field}: ${what}`, { field });
+  // a parameter given twice is ambiguous: a proxy or a log may read the other one
+  const one = (name: string): string | null => {
+    const all = q.getAll(name);
+    if (all.length > 1) throw bad(name, 'must be given once');
+    return all[0] ?? null;
+  };
   const text = (name: string, max: number) => {
-    const v = q.get(name);
+    const v = one(name);
     if (v === null) return undefined;
     if (v.length === 0 || v.length > max) throw bad(name, `must be 1..${max} characters`);
     return v;
   };
+  // RFC 3339 only, not Date.parse: V8 also takes " 1" (2001), "12/31/2025" and "Tuesday 5"
   const time = (name: string) => {
-    const v = q.get(name);
+    const v = one(name);
     if (v === null) return undefined;
-    const ms = /^\d{1,16}$/.test(v) ? Number(v) : Date.parse(v);
-    if (!Number.isFinite(ms)) throw bad(name, 'must be an ISO 8601 date and time, or ms since the epoch');
+    const ms = /^\d{1,16}$/.test(v) ? Number(v) : dateTimeMs(v);
+    if (ms === null || ms > DATE_MAX_MS) throw bad(name, `${DATE_TIME_MESSAGE} (a + of its offset sent as %2B), or ms since the epoch`);
     return ms;
   };
-  const rawLimit = q.get('limit');
+  const rawLimit = one('limit');
   const limit = rawLimit === null ? AUDIT_PAGE_DEFAULT : Number(rawLimit);
   if (!Number.isInteger(limit) || limit < 1 || limit > AUDIT_PAGE_MAX) throw bad('limit', `must be an integer in 1..${AUDIT_PAGE_MAX}`);
   const out: AuditQuery = { limit };

@@ -73,7 +73,7 @@ export interface Config {
   eventStreamMaxLen: number;
   /** @default 90 (days): audit entries older than this are removed */
   auditMaxAgeDays: number;
-  /** @default 1_000_000: audit entries kept in all (the node's store, or the cluster's Redis), the oldest removed first */
+  /** @default 1_000_000: audit entries kept in all (the node's store, or the cluster's Redis); past it the oldest of the home and actor with the most go first */
   auditMaxEntries: number;
   /** @default 15_000 (ms): a node's directory entries vanish this long after its last refresh */
   directoryTtlMs: number;

@@ -161,6 +161,36 @@ export function auditLogContract(name: string, make: AuditLogFactory): void {
       expect(home.length).toBeLessThanOrEqual(200);
     });
 
+    it("past maxEntries the largest bucket loses its oldest first: one home's flood evicts none of a quieter home's entries", async () => {
+      const log = await open({ maxAgeMs: DAY, maxEntries: 100 });
+      const quiet = Array.from({ length: 20 }, (_, i) => entry(i, { homeId: 'quiet' }));
+      const flood = Array.from({ length: 1_000 }, (_, i) => entry(100 + i, { homeId: 'busy', actor: { kind: 'user', sub: 'bob' } }));
+      for (const e of [...quiet, ...flood]) log.record(e);
+      await log.flushed();
+      expect(await all(log, { homeId: 'quiet' })).toEqual([...quiet].reverse());
+      const kept = await all(log, { homeId: 'busy' }, 500);
+      expect(kept.length).toBeGreaterThanOrEqual(80);
+      expect(kept.length).toBeLessThanOrEqual(180);
+      expect(kept).toEqual(flood.slice(1_000 - kept.length).reverse());
+    });
+
+    it("one user's refused calls, on one home or spread over many, evict none of those homes' own entries", async () => {
+      const log = await open({ maxAgeMs: DAY, maxEntries: 100 });
+      const own = [
+        ...Array.from({ length: 20 }, (_, i) => entry(i, { homeId: 'victim' })),
+        ...Array.from({ length: 20 }, (_, i) => entry(20 + i, { homeId: 'other', actor: { kind: 'rule', sub: 'r-1' } })),
+      ];
+      const mallory = { kind: 'user', sub: 'mallory' } as const;
+      const refused = Array.from({ length: 600 }, (_, i) => entry(100 + i, { homeId: i % 2 === 0 ? 'victim' : `h-${i}`, actor: mallory, action: 'rule.create', outcome: 'forbidden' }));
+      for (const e of [...own, ...refused]) log.record(e);
+      await log.flushed();
+      expect(await all(log, { homeId: 'victim', actor: 'alice' })).toEqual(own.slice(0, 20).reverse());
+      expect(await all(log, { homeId: 'other' })).toEqual(own.slice(20).reverse());
+      const kept = await all(log, { actor: 'mallory' }, 500);
+      expect(kept.length).toBeGreaterThanOrEqual(60);
+      expect(kept).toEqual(refused.slice(600 - kept.length).reverse());
+    });
+
     it('hostile ids are data: homes, hubs, devices and actors named like Object.prototype members', async () => {
       const log = await open();
       const names = ['__proto__', 'constructor', 'toString'];

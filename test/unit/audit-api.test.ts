@@ -14,6 +14,7 @@ import { api } from '../helpers/server-process.js';
 import { AppSocket } from '../helpers/app-socket.js';
 import { misfit } from '../helpers/asyncapi.js';
 import { AuditTrail } from '../../src/actors/audit-trail.js';
+import { auditQuery } from '../../src/api/audit-routes.js';
 import { createLogger } from '../../src/log/logger.js';
 
 const ADMIN = 'audit-admin-token-0123456789';
@@ -172,6 +173,29 @@ describe('reading', () => {
     expect((await audit(ADMIN, '/v1/admin/audit?limit=501')).body).toMatchObject({ code: 'invalid_field', field: 'limit' });
     expect((await audit(ADMIN, '/v1/admin/audit?since=yesterday')).body).toMatchObject({ code: 'invalid_field', field: 'since' });
     expect((await audit(alice, '/v1/homes/__proto__/audit')).status).toBe(400);
+  });
+
+  it('reads since and until as RFC 3339 or ms since the epoch, refusing every other form naming the parameter', async () => {
+    const hostile = [
+      '%201', // " 1": Date.parse reads the year 2001
+      '1%20', 'Tuesday%205', '12%2F31%2F2025', '2026-13-01T00:00:00Z', '2026-02-30T00:00:00Z', '2026-01-01T24:00:00Z', '2026-01-01',
+      '%2B275760-09-13T00:00:00Z', '10000-01-01T00:00:00Z', '9999999999999999', '-1', '1e3', '0x10',
+      '%ZZ', '%', '%E0%A4%A', '2026-01-01T00:00:00%ZZ', '',
+      '2026-01-01T00:00:00+01:00', // an unencoded + is a space
+    ];
+    for (const name of ['since', 'until']) {
+      for (const v of hostile) {
+        const res = await audit(ADMIN, `/v1/admin/audit?${name}=${v}`);
+        expect(res.status, `${name}=${v}`).toBe(400);
+        expect(res.body, `${name}=${v}`).toMatchObject({ code: 'invalid_field', field: name });
+      }
+      const twice = await audit(alice, `/v1/homes/au-home/audit?${name}=0&${name}=2026-01-01T00:00:00Z`);
+      expect(twice.status).toBe(400);
+      expect(twice.body).toMatchObject({ code: 'invalid_field', field: name });
+    }
+    const iso = new Date().toISOString();
+    expect((await audit(ADMIN, `/v1/admin/audit?since=0&until=${iso.replace('Z', '%2B00:00')}`)).status).toBe(200);
+    expect(auditQuery(new URLSearchParams({ since: '1', until: '2026-01-31T09:00:00.5+01:00' }), true)).toMatchObject({ since: 1, until: Date.UTC(2026, 0, 31, 8, 0, 0, 500) });
   });
 });
 

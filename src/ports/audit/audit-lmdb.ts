@@ -1,6 +1,7 @@
 import type { Database } from 'lmdb';
 import type { Logger } from '../../log/logger.js';
 import type { DataStore } from '../lmdb.js';
+import { BucketCounts, bucketOf, bucketOfStored } from './audit-buckets.js';
 import { AUDIT_SCAN_MAX, decodeCursor, encodeCursor, entryOf, matches, type AuditEntry, type AuditLog, type AuditPage, type AuditQuery, type AuditRetention } from './audit.js';
 
 /**
@@ -23,14 +24,17 @@ export interface LmdbAuditOptions {
 /**
  * The audit trail on local disk (embedded default): sub-database `audit` keyed [at, id] (time
  * order, so the newest page is a reverse range read from the end or from the cursor), and
- * `audit-home` keyed [homeId, at, id] for the home's users. Entries are written with the rest of
+ * `audit-home` keyed [homeId, at, id] for the home's users, and `audit-bucket` keyed [bucket, at,
+ * id] for fair eviction (audit-buckets.ts; its counts are read at open). Entries are written with
  * the others of the last WRITE_MS in one transaction, not awaited (a crash may lose those last ms,
- * a power loss the last ones, as with DATA_SYNC=os); the oldest are removed after each write, past
- * the count or age.
+ * a power loss the last ones, as with DATA_SYNC=os); after each write the entries past the age are
+ * removed, and past the count the oldest of the largest buckets.
  */
 export class LmdbAuditLog implements AuditLog {
   private readonly db: Database<AuditEntry, [number, string]>;
   private readonly byHome: Database<1, [string, number, string]>;
+  private readonly byBucket: Database<1, [string, number, string]>;
+  private readonly buckets = new BucketCounts();
   private readonly now: () => number;
   private count: number;
   private trimScheduled = false;
@@ -48,7 +52,11 @@ export class LmdbAuditLog implements AuditLog {
     this.db = data.db<AuditEntry>('audit') as unknown as Database<AuditEntry, [number, string]>;
     this.byHome = data.db<1>('audit-home') as unknown as Database<1, [string, number, string]>;
     this.now = options.now ?? Date.now;
+    this.byBucket = data.db<1>('audit-bucket') as unknown as Database<1, [string, number, string]>;
     this.count = this.db.getCount();
+    // a store written before buckets has entries none indexes: index them all once
+    if (this.byBucket.getCount() !== this.count) this.reindex();
+    else for (const key of this.byBucket.getKeys()) this.buckets.add(key[0]);
     this.scheduleTrim();
   }
 
@@ -73,6 +81,9 @@ export class LmdbAuditLog implements AuditLog {
     for (const entry of batch) {
       last = this.db.put([entry.at, entry.id], entry);
       if (entry.homeId !== undefined) last = this.byHome.put([entry.homeId, entry.at, entry.id], 1);
+      const bucket = bucketOf(entry);
+      last = this.byBucket.put([bucket, entry.at, entry.id], 1);
+      this.buckets.add(bucket);
     }
     // the puts of one batch commit or fail together
     last?.catch((err: unknown) => {
@@ -157,22 +168,54 @@ export class LmdbAuditLog implements AuditLog {
     this.options.log?.warn({ err }, 'audit trim failed');
   };
 
-  /** Removes the oldest entries past the count, and those past the age, at most TRIM_PER_TURN. */
+  /** Builds `audit-bucket` and the counts from the entries: a store of an earlier version, once (about 10 s a million entries). */
+  private reindex(): void {
+    this.byBucket.clearSync();
+    this.data.root.transactionSync(() => {
+      for (const { key, value } of this.db.getRange()) {
+        const bucket = bucketOfStored(value);
+        this.byBucket.putSync([bucket, key[0], key[1]], 1);
+        this.buckets.add(bucket);
+      }
+    });
+  }
+
+  /**
+   * Removes the entries past the age, then, past the count, the oldest of the largest buckets
+   * (audit-buckets.ts), at most TRIM_PER_TURN in all.
+   */
   private trim(): void {
     const oldest = this.now() - this.retention.maxAgeMs;
-    const over = this.count - this.retention.maxEntries;
-    const doomed: Array<{ key: [number, string]; homeId: string | undefined }> = [];
+    const doomed = new Map<string, { key: [number, string]; homeId: string | undefined; bucket: string }>();
     for (const { key, value } of this.db.getRange({ limit: TRIM_PER_TURN })) {
-      if (doomed.length >= over && key[0] >= oldest) break;
-      doomed.push({ key, homeId: value?.homeId });
+      if (key[0] >= oldest) break;
+      const bucket = bucketOfStored(value);
+      doomed.set(JSON.stringify(key), { key, homeId: value?.homeId, bucket });
+      this.buckets.remove(bucket);
     }
-    if (doomed.length === 0) return;
-    this.count -= doomed.length;
-    for (const d of doomed) {
+    const over = Math.min(this.count - doomed.size - this.retention.maxEntries, TRIM_PER_TURN - doomed.size);
+    for (const [bucket, n] of this.buckets.plan(Math.max(0, over))) {
+      let found = 0;
+      for (const k of this.byBucket.getKeys({ start: [bucket], end: [bucket, END] })) {
+        if (found >= n) break;
+        const key: [number, string] = [k[1], k[2]];
+        const id = JSON.stringify(key);
+        // the oldest of a bucket may be past the age, already doomed above
+        if (doomed.has(id)) continue;
+        doomed.set(id, { key, homeId: this.db.get(key)?.homeId, bucket });
+        found++;
+      }
+      // entries written but not committed yet are not read: counted again, removed next turn
+      if (found < n) this.buckets.add(bucket, n - found);
+    }
+    if (doomed.size === 0) return;
+    this.count -= doomed.size;
+    for (const d of doomed.values()) {
       this.db.remove(d.key).catch(this.failedTrim);
       if (d.homeId !== undefined) this.byHome.remove([d.homeId, d.key[0], d.key[1]]).catch(this.failedTrim);
+      this.byBucket.remove([d.bucket, d.key[0], d.key[1]]).catch(this.failedTrim);
     }
     // more past the bounds than one turn removes: go on next turn
-    if (doomed.length === TRIM_PER_TURN) this.scheduleTrim();
+    if (doomed.size === TRIM_PER_TURN) this.scheduleTrim();
   }
 }

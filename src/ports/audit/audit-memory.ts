@@ -1,9 +1,13 @@
+import { BucketCounts, bucketOf } from './audit-buckets.js';
 import { AUDIT_SCAN_MAX, compareKey, decodeCursor, encodeCursor, matches, type AuditEntry, type AuditLog, type AuditPage, type AuditQuery, type AuditRetention } from './audit.js';
 
 /** The audit trail of this process only (DATA_DIR=:memory:, tests): a restart forgets it. */
 export class MemoryAuditLog implements AuditLog {
   /** oldest first, by (at, id) */
-  private readonly entries: AuditEntry[] = [];
+  private entries: AuditEntry[] = [];
+  /** the same entries by bucket (audit-buckets.ts), each oldest first */
+  private readonly byBucket = new Map<string, AuditEntry[]>();
+  private readonly counts = new BucketCounts();
   readonly lost = 0;
 
   constructor(
@@ -13,10 +17,12 @@ export class MemoryAuditLog implements AuditLog {
 
   record(entry: AuditEntry): void {
     const e = structuredClone(entry);
-    let i = this.entries.length;
-    // nearly always appended: entries come in time order from one clock
-    while (i > 0 && compareKey(key(this.entries[i - 1]!), key(e)) > 0) i--;
-    this.entries.splice(i, 0, e);
+    const b = bucketOf(e);
+    let list = this.byBucket.get(b);
+    if (!list) this.byBucket.set(b, (list = []));
+    insert(this.entries, e);
+    insert(list, e);
+    this.counts.add(b);
     this.trim();
   }
 
@@ -44,12 +50,37 @@ export class MemoryAuditLog implements AuditLog {
     // removed in chunks: one splice per record at a million entries would cost a millisecond each
     const slack = Math.min(this.retention.maxEntries, 1_024);
     const over = this.entries.length - this.retention.maxEntries;
-    if (over > slack) this.entries.splice(0, over);
+    if (over > slack) {
+      const doomed = new Set<AuditEntry>();
+      for (const [b, n] of this.counts.plan(over)) for (const e of this.take(b, n)) doomed.add(e);
+      this.entries = this.entries.filter((e) => !doomed.has(e));
+    }
     const oldest = this.now() - this.retention.maxAgeMs;
     let n = 0;
-    while (n < this.entries.length && this.entries[n]!.at < oldest) n++;
+    // the oldest of all is the oldest of its bucket
+    for (; n < this.entries.length && this.entries[n]!.at < oldest; n++) {
+      const b = bucketOf(this.entries[n]!);
+      this.take(b, 1);
+      this.counts.remove(b);
+    }
     if (n > 0) this.entries.splice(0, n);
   }
+
+  /** Removes the `n` oldest entries of a bucket from its list (not from `entries`). */
+  private take(b: string, n: number): AuditEntry[] {
+    const list = this.byBucket.get(b);
+    if (!list) return [];
+    const out = list.splice(0, n);
+    if (list.length === 0) this.byBucket.delete(b);
+    return out;
+  }
+}
+
+/** Inserts in (at, id) order: nearly always appended, entries come in time order from one clock. */
+function insert(list: AuditEntry[], e: AuditEntry): void {
+  let i = list.length;
+  while (i > 0 && compareKey(key(list[i - 1]!), key(e)) > 0) i--;
+  list.splice(i, 0, e);
 }
 
 const key = (e: AuditEntry): [number, string] => [e.at, e.id];

@@ -36,7 +36,7 @@ export interface AuditPage {
 export interface AuditRetention {
   /** entries older than this are removed and never listed (ms) */
   maxAgeMs: number;
-  /** entries kept in all (the oldest go first; Redis trims approximately, keeping a few more) */
+  /** entries kept in all; past it the oldest of the largest bucket go first (audit-buckets.ts) */
   maxEntries: number;
 }
 
@@ -55,8 +55,10 @@ export interface AuditRetention {
  *   fewer than `limit`, even none, and still give a `next`; the end is `next: null`. Following
  *   `next` never repeats an entry nor skips one present when the first page was read, except
  *   those trimmed meanwhile. A cursor from another store or a damaged one answers the first page.
- * - Retention: none older than `maxAgeMs` is listed; about `maxEntries` are kept, the oldest
- *   removed first. Storage is bounded by the count.
+ * - Retention: none older than `maxAgeMs` is listed; about `maxEntries` are kept. Past the count
+ *   the oldest entry of the largest bucket (a home and an actor: `bucketOf`) is removed first, so
+ *   one home's or one caller's flood evicts its own entries before any of a quieter bucket's.
+ *   Storage is bounded by the count.
  * - Ids are opaque: `__proto__`, `constructor` and the like are homes, hubs and actors like any other.
  */
 export interface AuditLog {

@@ -1,0 +1,44 @@
+/**
+ * The Redis audit trail on a trail written before buckets: its entries are in no bucket, so fair
+ * eviction counts the buckets' entries only (the old ones go by age and the backstop); counting
+ * the trail's length, every new entry was evicted while the old ones stayed.
+ */
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { RedisAuditLog } from '../../src/ports/audit/audit-redis.js';
+import type { AuditEntry } from '../../src/ports/audit/audit.js';
+import { closeRedis, connectRedis, RedisKeys } from '../../src/ports/redis.js';
+import { createLogger } from '../../src/log/logger.js';
+import { startRedis, uniquePrefix, type Backend } from '../../load/harness/index.js';
+
+let redis: Backend;
+beforeAll(async () => {
+  redis = await startRedis();
+});
+afterAll(async () => {
+  await redis?.stop();
+});
+
+it('entries written before buckets do not count against the new ones: none of these is evicted while the buckets hold fewer than maxEntries', async () => {
+  const client = await connectRedis(redis.url, { name: 'audit-redis', log: createLogger('silent') });
+  const keys = new RedisKeys(uniquePrefix());
+  const base = Date.now() - 60_000;
+  const entry = (i: number, sub: string, homeId: string): AuditEntry => ({ id: `e-${i}`, at: base + i, actor: { kind: 'user', sub }, from: { node: 'n' }, action: 'command', homeId, outcome: 'ok' });
+  // as the version before buckets wrote them: the trail (and home indexes, left out here)
+  for (let i = 0; i < 150; i++) await client.xadd(keys.single('audit'), '*', 'e', JSON.stringify(entry(i, 'old', 'h-old')));
+  const log = new RedisAuditLog(client, { maxAgeMs: 86_400_000, maxEntries: 100 }, { keys });
+  const fresh = [...Array.from({ length: 20 }, (_, i) => entry(200 + i, 'alice', 'quiet')), ...Array.from({ length: 60 }, (_, i) => entry(300 + i, 'bob', 'busy'))];
+  for (const e of fresh) log.record(e);
+  await log.flushed();
+  const kept = (await log.list({ limit: 500 })).entries;
+  expect(kept.slice(0, 80)).toEqual([...fresh].reverse());
+  expect(kept).toHaveLength(230);
+  // past maxEntries in the buckets, the largest loses its oldest: the old entries are not counted
+  const more = Array.from({ length: 40 }, (_, i) => entry(400 + i, 'bob', 'busy'));
+  for (const e of more) log.record(e);
+  await log.flushed();
+  expect((await log.list({ limit: 500, homeId: 'quiet' })).entries).toHaveLength(20);
+  expect((await log.list({ limit: 500, actor: 'bob' })).entries).toEqual([...fresh.slice(40), ...more].reverse());
+  expect((await log.list({ limit: 500, actor: 'old' })).entries).toHaveLength(150);
+  await log.close();
+  await closeRedis(client);
+});
