@@ -15,7 +15,7 @@ import { buildClientBundle, PREBUILT_BUNDLE } from '../src/api/client-bundle.js'
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 /** Read at run time relative to the module that reads them (`new URL(…, import.meta.url)`). */
-const ASSETS = ['src/api/console.html', 'proto/PROTOCOL.md', 'proto/asyncapi.yaml'];
+const ASSETS = ['src/api/console.html', 'src/api/console.js', 'proto/PROTOCOL.md', 'proto/asyncapi.yaml'];
 
 export class BuildError extends Error {
   override name = 'BuildError';

@@ -8,7 +8,7 @@ import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { secretBoxFor } from './compose/secret-key.js';
-import { importHubs } from './fleet-import.js';
+import { importHubs, lineRanges } from './fleet-import.js';
 import { resealAll, type ResealReport } from './fleet-reseal.js';
 import { createLogger } from './log/logger.js';
 import { LmdbHubRegistry } from './ports/hub-registry/hub-registry-lmdb.js';
@@ -23,7 +23,10 @@ import  provisions every hub of FILE through the node at URL, 1,000 per request,
         writes each new hub's secret once to SECRETS ("hubId,secret" lines, mode 0600;
         SECRETS must not exist). FILE is CSV with a header (hubId,homeId[,model]) or
         JSON lines ({"hubId","homeId","model"?,"labels"?}). Each hub is provisioned or
-        refused on its own; refusals are printed with their line numbers.
+        refused on its own: lines the node would refuse are reported and not sent, and a
+        batch the node refuses whole is sent again in parts. Refusals are printed with
+        their line numbers; if the node stops answering, the lines not attempted too.
+        Exit 1 when a line was refused or the import stopped.
 --url          defaults to http://127.0.0.1:$PORT (8080)
 --admin-token  defaults to $ADMIN_TOKEN
 
@@ -89,8 +92,19 @@ async function main(): Promise<number> {
   const url = values.url ?? `http://127.0.0.1:${process.env.PORT ?? '8080'}`;
   const report = await importHubs(file, { url, adminToken, out: values.out });
   for (const f of report.failed) process.stderr.write(`line ${f.line}${f.hubId ? ` (${f.hubId})` : ''}: ${f.code}: ${f.message}\n`);
-  process.stdout.write(`provisioned ${report.created} hubs, ${report.failed.length} refused; secrets in ${resolve(values.out)} (mode 0600): move them to the factory's flashing station and delete the file\n`);
-  return report.failed.length > 0 ? 1 : 0;
+  if (report.stopped !== null) process.stderr.write(`stopped: ${report.stopped}\n`);
+  if (report.unanswered.length > 0) {
+    process.stderr.write(`lines ${lineRanges(report.unanswered)}: sent, but no answer was read: the node may have provisioned some; their secrets were not received, so rotate those that exist (GET /v1/admin/hubs/ID)\n`);
+  }
+  const notAttempted = report.notAttempted.length > 0 ? `, ${report.notAttempted.length} not attempted (lines ${lineRanges(report.notAttempted)})` : '';
+  const unanswered = report.unanswered.length > 0 ? `, ${report.unanswered.length} unanswered` : '';
+  const where = report.secrets === null ? 'no secret was issued, no file written' : `secrets in ${resolve(report.secrets)} (mode 0600): move them to the factory's flashing station and delete the file`;
+  process.stdout.write(`provisioned ${report.created} hubs, ${report.failed.length} refused${notAttempted}${unanswered}; ${where}\n`);
+  if (report.notAttempted.length > 0) {
+    const out = report.secrets === null ? '' : ' with a new --out';
+    process.stdout.write(`to provision the lines not attempted, run again${out} once the node answers: hubs provisioned already are refused as already_exists\n`);
+  }
+  return report.failed.length > 0 || report.stopped !== null ? 1 : 0;
 }
 
 main().then(

@@ -3,7 +3,7 @@ import type { NodeMetrics } from './metrics.js';
 import type { DiagnoseReport } from './diagnose.js';
 import { isLogLevel, setLogLevel, type Logger } from '../log/logger.js';
 import { guardApp } from '../transport/guard.js';
-import { endHead, readBody } from '../transport/http.js';
+import { endHead, noSniff, readBody } from '../transport/http.js';
 import type { HttpRequest, HttpResponse, TemplatedApp, UwsModule } from '../transport/uws.js';
 
 export interface Readiness {
@@ -48,13 +48,12 @@ export interface AdminDeps {
 export function createAdminApp(uws: UwsModule, deps: AdminDeps): TemplatedApp {
   const app = withHead(guardApp(uws.App(), deps.log));
   app.get('/healthz', (res) => {
-    res.cork(() => res.writeHeader('content-type', 'application/json').end('{"ok":true}'));
+    res.cork(() => noSniff(res).writeHeader('content-type', 'application/json').end('{"ok":true}'));
   });
   app.get('/readyz', (res) => {
     const r = deps.readiness();
     res.cork(() =>
-      res
-        .writeStatus(r.ready ? '200 OK' : '503 Service Unavailable')
+      noSniff(res.writeStatus(r.ready ? '200 OK' : '503 Service Unavailable'))
         .writeHeader('content-type', 'application/json')
         .end(JSON.stringify({ ready: r.ready, ...r.detail })),
     );
@@ -66,17 +65,17 @@ export function createAdminApp(uws: UwsModule, deps: AdminDeps): TemplatedApp {
     });
     deps.metrics.registry.metrics().then(
       (text) => {
-        if (!state.aborted) res.cork(() => res.writeHeader('content-type', deps.metrics.registry.contentType).end(text));
+        if (!state.aborted) res.cork(() => noSniff(res).writeHeader('content-type', deps.metrics.registry.contentType).end(text));
       },
       () => {
-        if (!state.aborted) res.cork(() => res.writeStatus('500 Internal Server Error').end());
+        if (!state.aborted) res.cork(() => noSniff(res.writeStatus('500 Internal Server Error')).end());
       },
     );
   });
   if (deps.diagnose) mountDiagnose(app, deps.diagnose, deps.log);
   if (deps.logLevel) mountLogLevel(app, deps.logLevel.adminToken, deps.log);
   app.any('/*', (res) => {
-    res.cork(() => res.writeStatus('404 Not Found').end());
+    res.cork(() => noSniff(res.writeStatus('404 Not Found')).end());
   });
   return app;
 }
@@ -119,7 +118,7 @@ function headOnly(res: HttpResponse): HttpResponse {
 
 function json(res: HttpResponse, state: { aborted: boolean }, status: string, body: string): void {
   if (state.aborted) return;
-  res.cork(() => res.writeStatus(status).writeHeader('content-type', 'application/json').end(body));
+  res.cork(() => noSniff(res.writeStatus(status)).writeHeader('content-type', 'application/json').end(body));
 }
 
 /** true when the request carries the admin token; otherwise answers 401 and returns false. */
@@ -128,8 +127,7 @@ function adminOnly(res: HttpResponse, req: HttpRequest, token: Buffer): boolean 
   const given = bearer === undefined ? null : Buffer.from(bearer);
   if (given !== null && given.length === token.length && timingSafeEqual(given, token)) return true;
   res.cork(() =>
-    res
-      .writeStatus('401 Unauthorized')
+    noSniff(res.writeStatus('401 Unauthorized'))
       .writeHeader('www-authenticate', 'Bearer')
       .writeHeader('content-type', 'application/json')
       .end('{"ok":false,"code":"unauthorized","message":"Authorization: Bearer <ADMIN_TOKEN> is required"}'),
@@ -145,7 +143,7 @@ function mountLogLevel(app: TemplatedApp, adminToken: string, log: Logger): void
   const token = Buffer.from(adminToken);
   app.get('/debug/log-level', (res, req) => {
     if (!adminOnly(res, req, token)) return;
-    res.cork(() => res.writeHeader('content-type', 'application/json').end(JSON.stringify({ level: log.level })));
+    res.cork(() => noSniff(res).writeHeader('content-type', 'application/json').end(JSON.stringify({ level: log.level })));
   });
   app.put('/debug/log-level', (res, req) => {
     if (!adminOnly(res, req, token)) return;

@@ -24,7 +24,7 @@ import type { Queue } from 'bullmq';
 import { Hono } from 'hono';
 import { TierError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
-import { readBody } from '../transport/http.js';
+import { noSniff, readBody } from '../transport/http.js';
 import type { HttpRequest, HttpResponse, TemplatedApp } from '../transport/uws.js';
 
 export interface BullBoardOptions {
@@ -45,6 +45,22 @@ export interface BullBoardOptions {
 }
 
 const COOKIE = 'tier_board';
+/**
+ * The dashboard's scripts, styles and images come from its own static files; it writes style
+ * attributes, so inline styles stay allowed. Its page links Google Fonts: refused, an admin page
+ * calls nowhere else (the system font shows). `base-uri 'self'`: the page sets `<base href>`.
+ */
+const BOARD_CSP = [
+  "default-src 'none'",
+  "script-src 'self'",
+  "style-src 'self' 'unsafe-inline'",
+  "img-src 'self' data:",
+  "font-src 'self' data:",
+  "connect-src 'self'",
+  "base-uri 'self'",
+  "form-action 'self'",
+  "frame-ancestors 'none'",
+].join('; ');
 /** headers uWS writes itself, or that do not cross the bridge */
 const HOP_HEADERS = new Set(['content-length', 'transfer-encoding', 'connection', 'keep-alive', 'set-cookie']);
 
@@ -181,7 +197,7 @@ function reply(res: HttpResponse, state: { aborted: boolean }, status: number, b
   res.cork(() => {
     res.writeStatus(`${status} ${STATUS_CODES[status] ?? ''}`);
     if (status >= 300 && status < 500) res.writeHeader('cache-control', 'no-store');
-    res.writeHeader('x-frame-options', 'DENY').writeHeader('referrer-policy', 'no-referrer');
+    noSniff(res).writeHeader('content-security-policy', BOARD_CSP).writeHeader('x-frame-options', 'DENY').writeHeader('referrer-policy', 'no-referrer');
     for (const [k, v] of Object.entries(headers)) res.writeHeader(k, v);
     if (status >= 400 && !('content-type' in headers)) res.writeHeader('content-type', 'text/plain; charset=utf-8');
     res.end(body);

@@ -196,6 +196,12 @@ export function operations(limits: { commandTimeoutMaxMs: number }): Record<stri
       ok: { status: 200, description: 'the page', html: '<!doctype html><title>hubtier console</title>…' },
       open: true,
     },
+    'get /console.js': {
+      summary: 'The demo console’s script (a file of its own: the page’s CSP refuses inline scripts)',
+      tag: 'meta',
+      ok: { status: 200, description: 'the module', script: "import { HubtierClient } from './client.js';…" },
+      open: true,
+    },
     'get /client.js': {
       summary: 'The app client library (reconnects, recovers missed events, commands as promises) as one ES module for browsers',
       tag: 'meta',

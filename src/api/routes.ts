@@ -12,7 +12,7 @@ import { compile } from '../schemas/check.js';
 import { commandSpec } from '../schemas/command.js';
 import { parseId } from '../schemas/common.js';
 import { CommandReply, CommandRequest, DesiredReply, DesiredRequest, HubStatus, ShadowReply, TokenReply, TokenRequest } from '../schemas/hubs.js';
-import { endHead, errorReply, route, routeOptions, type HttpCall, type RouteHost } from '../transport/http.js';
+import { endHead, errorReply, noSniff, route, routeOptions, type HttpCall, type RouteHost } from '../transport/http.js';
 import type { TemplatedApp } from '../transport/uws.js';
 import { canSeeHome, requireAdmin, type Authenticator, type Principal } from '../auth/authenticator.js';
 import { byCaller, NO_AUDIT, type AuditTrail, type AuditWhat } from '../actors/audit-trail.js';
@@ -27,10 +27,23 @@ const desiredRequest = compile(DesiredRequest);
 const tokenRequest = compile(TokenRequest);
 
 const CONSOLE_PAGE = readFileSync(new URL('./console.html', import.meta.url), 'utf8');
+const CONSOLE_SCRIPT = readFileSync(new URL('./console.js', import.meta.url), 'utf8');
+/** The console's scripts come from this node only, never inline; nothing may frame it, set its base or post a form from it. */
 const CONSOLE_HEADERS = {
-  'content-security-policy': "default-src 'none'; script-src 'self' 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'",
+  'content-security-policy': [
+    "default-src 'none'",
+    "script-src 'self'",
+    "style-src 'unsafe-inline'",
+    "connect-src 'self'",
+    "base-uri 'none'",
+    "form-action 'none'",
+    "frame-ancestors 'none'",
+  ].join('; '),
   'x-frame-options': 'DENY',
+  'referrer-policy': 'no-referrer',
 };
+/** The console's script and the client library: checked against the node again whenever used. */
+const SCRIPT_HEADERS = { 'cache-control': 'no-cache' };
 
 export interface ApiDeps extends RouteHost {
   auth: Authenticator;
@@ -185,8 +198,9 @@ export function mountApi(app: TemplatedApp, deps: ApiDeps): void {
 
   // the demo console: a static page; it asks for a token and talks to /app/v1 like any app
   route(app, 'get', '/', () => ({ status: 200, text: CONSOLE_PAGE, contentType: 'text/html; charset=utf-8', headers: CONSOLE_HEADERS }), opts);
+  route(app, 'get', '/console.js', () => ({ status: 200, text: CONSOLE_SCRIPT, contentType: 'text/javascript; charset=utf-8', headers: SCRIPT_HEADERS }), opts);
   // the app client library the console imports, bundled for browsers (src/client/)
-  route(app, 'get', '/client.js', async () => ({ status: 200, text: await clientBundle(), contentType: 'text/javascript; charset=utf-8', headers: { 'cache-control': 'no-cache' } }), opts);
+  route(app, 'get', '/client.js', async () => ({ status: 200, text: await clientBundle(), contentType: 'text/javascript; charset=utf-8', headers: SCRIPT_HEADERS }), opts);
 
   // the API documentation page and the protocol documents it links to; not API routes, so not in the table
   mountDocsPage(app);
@@ -198,7 +212,7 @@ export function mountApi(app: TemplatedApp, deps: ApiDeps): void {
   app.any('/*', (res, req) => {
     const head = req.getMethod() === 'head';
     res.cork(() => {
-      res.writeStatus('404 Not Found').writeHeader('content-type', 'application/json');
+      noSniff(res.writeStatus('404 Not Found').writeHeader('content-type', 'application/json'));
       if (head) endHead(res, noRoute.length);
       else res.end(noRoute);
     });

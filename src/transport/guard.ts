@@ -1,6 +1,6 @@
 import type { Logger } from '../log/logger.js';
 import type { HttpRequest, HttpResponse, TemplatedApp, WebSocketBehavior } from './uws.js';
-import { endHead } from './http.js';
+import { endHead, noSniff } from './http.js';
 
 type HttpMethod = 'get' | 'post' | 'put' | 'del' | 'patch' | 'any' | 'head' | 'options' | 'connect' | 'trace';
 const HTTP_METHODS: readonly HttpMethod[] = ['get', 'post', 'put', 'del', 'patch', 'any', 'head', 'options', 'connect', 'trace'];
@@ -46,7 +46,7 @@ const INTERNAL = '{"ok":false,"code":"internal","num":500,"temporary":true,"mess
 function answer500(res: HttpResponse, head: boolean): void {
   try {
     res.cork(() => {
-      res.writeStatus('500 Internal Server Error').writeHeader('content-type', 'application/json');
+      noSniff(res.writeStatus('500 Internal Server Error')).writeHeader('content-type', 'application/json');
       if (head) endHead(res, INTERNAL.length);
       else res.end(INTERNAL);
     });

@@ -225,15 +225,26 @@ export function send(res: HttpResponse, state: { aborted: boolean }, reply: Http
   if (state.aborted) return;
   const payload = reply.text ?? JSON.stringify(reply.body ?? {});
   res.cork(() => {
-    res
-      .writeStatus(`${reply.status} ${STATUS_CODES[reply.status] ?? ''}`)
-      .writeHeader('content-type', reply.contentType ?? (reply.text !== undefined ? 'text/plain; charset=utf-8' : 'application/json'))
-      .writeHeader('cache-control', 'no-store');
+    noSniff(res.writeStatus(`${reply.status} ${STATUS_CODES[reply.status] ?? ''}`)).writeHeader(
+      'content-type',
+      reply.contentType ?? (reply.text !== undefined ? 'text/plain; charset=utf-8' : 'application/json'),
+    );
+    // one cache-control: the reply's own, else none kept (answers carry tokens, shadows, secrets)
+    if (reply.headers?.['cache-control'] === undefined) res.writeHeader('cache-control', 'no-store');
     if (reply.headers) for (const name in reply.headers) res.writeHeader(name, reply.headers[name]!);
     if (requestId !== undefined) res.writeHeader('x-request-id', requestId);
     if (head) endHead(res, Buffer.byteLength(payload));
     else res.end(payload);
   });
+}
+
+/**
+ * Every answer of both ports says this: a browser takes the content-type as sent and never guesses
+ * a script or a page from the bytes (a JSON body echoing a value, a text refusal). Call after
+ * `writeStatus` (uWS writes 200 at the first header).
+ */
+export function noSniff(res: HttpResponse): HttpResponse {
+  return res.writeHeader('x-content-type-options', 'nosniff');
 }
 
 /** Ends an answer to HEAD: the length the body would have, and no body (uWS writes one after `end`). */

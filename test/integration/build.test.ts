@@ -74,7 +74,7 @@ describe('the compiled node (npm run build)', () => {
     expect(await res.json()).toEqual({ ok: true });
   });
 
-  it('serves the prebuilt client bundle at /client.js and the console page', async () => {
+  it('serves the prebuilt client bundle at /client.js and the console page with its script', async () => {
     const res = await fetch(`${http}/client.js`);
     expect(res.status).toBe(200);
     expect(res.headers.get('content-type')).toMatch(/^text\/javascript/);
@@ -82,6 +82,9 @@ describe('the compiled node (npm run build)', () => {
     const page = await fetch(`${http}/`);
     expect(page.status).toBe(200);
     expect(await page.text()).toBe(readFileSync(join(ROOT, 'src/api/console.html'), 'utf8'));
+    const script = await fetch(`${http}/console.js`);
+    expect(script.status).toBe(200);
+    expect(await script.text()).toBe(readFileSync(join(ROOT, 'src/api/console.js'), 'utf8'));
   });
 
   it('serves the API documentation page and the protocol documents it links', async () => {

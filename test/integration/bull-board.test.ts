@@ -1,7 +1,11 @@
 /**
- * bull-board on the admin uWS app: the token gate (bearer, `?token=` → cookie, refusals) and the
- * dashboard's own API answering through the uWS ↔ Hono bridge with the push queue's real jobs.
+ * bull-board on the admin uWS app: the token gate (bearer, `?token=` → cookie, refusals), the
+ * dashboard's own API answering through the uWS ↔ Hono bridge with the push queue's real jobs, its
+ * security headers on every answer, and its page rendering in real headless Chromium under its CSP
+ * (screenshot in test/artifacts/; skipped where /usr/bin/chromium is absent).
  */
+import { existsSync, mkdirSync } from 'node:fs';
+import { chromium } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createAdminApp } from '../../src/admin/admin-server.js';
 import { mountBullBoard } from '../../src/admin/bull-board.js';
@@ -98,5 +102,64 @@ describe('bull-board on the admin port', () => {
     await push.drain();
     // the retried job failed once more (attempts: 1): the action reached BullMQ
     expect((await push.stats()).failed).toBe(2);
+  });
+
+  it('every answer says nosniff and carries the dashboard\'s CSP: scripts from itself only, no framing', async () => {
+    const html = await (await fetch(`${base}/queues`, { headers: bearer })).text();
+    const asset = /src="(static\/js\/main\.[^"]+\.js)"/.exec(html)?.[1];
+    const answers: Array<[string, RequestInit, number]> = [
+      ['/queues', {}, 401],
+      [`/queues?token=${TOKEN}`, { redirect: 'manual' }, 303],
+      ['/queues', { headers: bearer }, 200],
+      [`/queues/${asset}`, { headers: bearer }, 200],
+      ['/queues/api/queues', { headers: bearer }, 200],
+      ['/queues/api/queues/push/retry/failed', { method: 'PUT', headers: { ...bearer, origin: 'http://evil.example' } }, 403],
+    ];
+    for (const [path, init, want] of answers) {
+      const res = await fetch(`${base}${path}`, init);
+      await res.arrayBuffer();
+      expect(res.status, path).toBe(want);
+      expect(res.headers.get('x-content-type-options'), path).toBe('nosniff');
+      const csp = (res.headers.get('content-security-policy') ?? '').split(/;\s*/);
+      for (const d of ["default-src 'none'", "script-src 'self'", "frame-ancestors 'none'", "base-uri 'self'"]) expect(csp, path).toContain(d);
+    }
+  });
+
+  const CHROMIUM = '/usr/bin/chromium';
+  it.skipIf(!existsSync(CHROMIUM))('the dashboard renders its queue in headless Chromium under that CSP', async () => {
+    const artifacts = new URL('../artifacts/', import.meta.url);
+    mkdirSync(artifacts, { recursive: true });
+    const browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    });
+    try {
+      const page = await browser.newPage({ viewport: { width: 1200, height: 900 } });
+      page.setDefaultTimeout(15_000);
+      const problems: string[] = [];
+      page.on('pageerror', (err) => problems.push(err.message));
+      page.on('console', (msg) => {
+        if (msg.type() === 'error') problems.push(msg.text());
+      });
+      const violations: string[] = [];
+      await page.exposeFunction('reportViolation', (v: string) => violations.push(v));
+      await page.addInitScript(() => {
+        document.addEventListener('securitypolicyviolation', (e) => (window as unknown as { reportViolation(v: string): void }).reportViolation(`${e.violatedDirective} ${e.blockedURI}`));
+      });
+      await page.goto(`${base}/queues?token=${TOKEN}`);
+      // the overview lists the push queue with its counts: the scripts ran and called the API
+      await page.getByText('push', { exact: true }).first().waitFor();
+      await page.screenshot({ path: new URL('bull-board-overview.png', artifacts).pathname, fullPage: true });
+      await page.getByText('push', { exact: true }).first().click();
+      await page.waitForURL(/\/queues\/queue\/push/);
+      await page.getByText(/Water leak|fails/).first().waitFor();
+      await page.screenshot({ path: new URL('bull-board-queue.png', artifacts).pathname, fullPage: true });
+      // the one thing refused: the page's Google Fonts stylesheet (an admin page calls nowhere else)
+      const others = (list: string[]) => list.filter((v) => !v.includes('fonts.googleapis.com'));
+      expect(others(violations)).toEqual([]);
+      expect(others(problems)).toEqual([]);
+    } finally {
+      await browser.close();
+    }
   });
 });
