@@ -17,6 +17,8 @@ export const MAX_GRACE_S = 90 * 86_400;
 export const Labels = (description: string) =>
   Type.Record(Type.String({ pattern: ID_REGEX }), Type.String({ maxLength: 128 }), {
     maxProperties: 32,
+    // a name that is not an id is refused, not let through as a property the pattern does not cover
+    additionalProperties: false,
     description,
     errorMessage: 'must map at most 32 ids ([A-Za-z0-9_-], 1..64) to strings of at most 128 characters',
   });

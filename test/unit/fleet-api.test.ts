@@ -126,6 +126,13 @@ describe('listing and searching', () => {
     const bad = await admin('POST', '/v1/admin/hubs:batch', { hubs: [{ hubId: 'bt-3', homeId: 'h' }, { hubId: 'bt 4', homeId: 'h' }] });
     expect(bad.body).toMatchObject({ code: 'invalid_field', field: 'hubs[1].hubId' });
     expect((await admin('GET', '/v1/admin/hubs/bt-3')).status).toBe(404);
+    // label names are ids too: one the id pattern does not cover is refused, not let through
+    for (const name of ['no spaces', 'a.b', 'x'.repeat(65)]) {
+      const refused = await admin('POST', '/v1/admin/hubs:batch', { hubs: [{ hubId: 'bt-5', homeId: 'h', labels: { [name]: 'v' } }] });
+      expect(refused.body).toMatchObject({ code: 'invalid_field', field: expect.stringMatching(/^hubs\[0\]\.labels/) });
+      expect((await admin('PATCH', `/v1/admin/hubs/bt-1`, { labels: { [name]: 'v' } })).body).toMatchObject({ code: 'invalid_field', field: expect.stringMatching(/^labels/) });
+    }
+    expect((await admin('GET', '/v1/admin/hubs/bt-5')).status).toBe(404);
   });
 
   it('the home route lists a home’s hubs for its users, with online state and device counts; others get 403', async () => {
