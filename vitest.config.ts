@@ -4,7 +4,7 @@ import { defineConfig } from 'vitest/config';
 const WAITING = [
   'admission', 'admission-after-upgrade', 'admission-outage', 'asyncapi-stream', 'audit', 'bull-board', 'data-redis-import',
   'desired-limits', 'durable-default', 'event-stream-consumer', 'hostile-input', 'observability', 'readiness', 'readiness-cluster',
-  'rules', 'takeover-acks',
+  'rules', 'rules-after-crash', 'takeover-acks',
 ].map((name) => `test/integration/${name}.test.ts`);
 
 export default defineConfig({
