@@ -3,7 +3,7 @@
  * event's offset is noted once the event is evaluated and the runs it began have run up to their
  * first delay (what follows a delay is saved: resume.ts), and only after every earlier event's, so
  * the mark never passes an event whose run has not got that far. Most events begin no run: a field
- * written, or the mark noted at once; no promise, no write.
+ * written, or the mark noted at once; no promise, no write (EvaluatedMarks.note, `ran` false).
  */
 import type { EvaluatedMarks } from '../ports/history/history.js';
 
@@ -22,14 +22,14 @@ export class HomeMark {
   done(offset: number, runs?: ReadonlyArray<Promise<void>>): void {
     if (!runs || runs.length === 0) {
       if (this.#waiting) this.#after = offset;
-      else this.marks.note(this.homeId, offset);
+      else this.marks.note(this.homeId, offset, false);
       return;
     }
     // a run that fails still ends its stretch: the mark goes on either way
     const chained: Promise<void> = Promise.allSettled([this.#waiting, ...runs]).then(() => {
-      if (this.#waiting !== chained) return this.marks.note(this.homeId, offset);
+      if (this.#waiting !== chained) return this.marks.note(this.homeId, offset, true);
       this.#waiting = null;
-      this.marks.note(this.homeId, Math.max(offset, this.#after));
+      this.marks.note(this.homeId, Math.max(offset, this.#after), true);
     });
     this.#waiting = chained;
   }

@@ -45,7 +45,7 @@ async function crash(node: { history: LmdbEventHistory; store: DataStore }): Pro
 const bytes = (n: number) => Uint8Array.from([n]);
 
 describe('the embedded history keeps the rules marks', () => {
-  it('with its commits, not per note', async () => {
+  it('with its commits, not per note: a run\'s at the next, others with the home\'s next chunk', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'hubtier-marks-'));
     dirs.push(dir);
     const node = await start(dir);
@@ -54,11 +54,25 @@ describe('the embedded history keeps the rules marks', () => {
     await node.history.durable('h');
     // the home's first chunk carried a mark below it: its event is not evaluated yet
     expect(marks.get('h')).toBe(0);
-    node.history.marks.note('h', 1);
+    node.history.marks.note('h', 1, true);
     await new Promise((resolve) => setImmediate(resolve));
     expect(marks.get('h')).toBe(0);
-    await node.history.settle();
+    // the next commit (another home's event here) carries it
+    node.history.appendNow('x', bytes(1));
+    await node.history.durable('x');
     expect(marks.get('h')).toBe(1);
+    // an event that ran nothing: its mark waits for the home's own next chunk
+    node.history.appendNow('h', bytes(2));
+    node.history.marks.note('h', 2, false);
+    node.history.appendNow('y', bytes(1));
+    await node.history.durable('y');
+    expect(marks.get('h')).toBe(1);
+    await node.history.durable('h');
+    expect(marks.get('h')).toBe(2);
+    // a clean stop writes every mark
+    node.history.marks.note('h', 3, false);
+    await node.history.settle();
+    expect(marks.get('h')).toBe(3);
   });
 
   it('after an unclean stop: the events past each mark once, across the new epoch; a mark past the newest event comes back to it', async () => {
@@ -70,11 +84,11 @@ describe('the embedded history keeps the rules marks', () => {
     node.history.appendNow('a', bytes(1));
     for (let n = 1; n <= 3; n++) node.history.appendNow('b', bytes(n));
     await Promise.all([node.history.durable('a'), node.history.durable('b')]);
-    node.history.marks.note('b', 2);
+    node.history.marks.note('b', 2, true);
     // c: evaluated through 5, of which only 2 were stored (the rest lost with the process, say)
     node.history.appendNow('c', bytes(1));
     node.history.appendNow('c', bytes(2));
-    node.history.marks.note('c', 5);
+    node.history.marks.note('c', 5, true);
     await crash(node);
 
     node = await start(dir);

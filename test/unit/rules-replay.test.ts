@@ -27,9 +27,12 @@ const T0 = Date.UTC(2024, 6, 1, 12);
 /** Marks that record each note, and answer the homes given once. */
 class RecordingMarks implements EvaluatedMarks {
   readonly notes: Array<[string, number]> = [];
+  /** the offsets noted as past an event that ran actions */
+  readonly ran: number[] = [];
   constructor(private homes: UnevaluatedHome[] = []) {}
-  note(homeId: string, offset: number): void {
+  note(homeId: string, offset: number, ran: boolean): void {
     this.notes.push([homeId, offset]);
+    if (ran) this.ran.push(offset);
   }
   async unevaluated(): Promise<UnevaluatedHome[]> {
     const homes = this.homes;
@@ -97,6 +100,8 @@ describe('the rules mark live events', () => {
     answer();
     await r.settle();
     expect(marks.notes).toEqual([['home1', 1], ['home1', 3]]);
+    // the mark past the run goes to disk with the next commit; the others with their chunks
+    expect(marks.ran).toEqual([3]);
     expect(r.pushes).toHaveLength(1);
   });
 });

@@ -3,7 +3,9 @@
  * homeId → the offset through which the node's rules evaluated the home's events. In the history's
  * own file, so marks and events are kept, or discarded (an unclean stop with DATA_SYNC=os), together,
  * and offsets compare across the new epoch an unclean start begins: the file goes on numbering them.
- * Written by the history's flush, in the transaction that carries its chunks (`issue`).
+ * Written by the history's flush, in the transaction that carries its chunks (`issue`): the mark of
+ * an event that ran actions in the next one, any other with the home's next chunk, so that a node
+ * whose reports trigger nothing writes no more records than before marks existed (one per chunk).
  */
 import type { Database, RootDatabase } from 'lmdb';
 import type { EvaluatedMarks, UnevaluatedEntry, UnevaluatedHome } from './history.js';
@@ -19,8 +21,10 @@ export interface MarkedHistory {
 
 export class LmdbEvaluatedMarks implements EvaluatedMarks {
   private readonly db: Database<number, string>;
-  /** marks noted since the last flush: the newest per home */
+  /** marks noted past an event that ran actions, for the next flush: the newest per home */
   private noted = new Map<string, number>();
+  /** marks noted past other events only: written with the home's next chunk */
+  private readonly lazy = new Map<string, number>();
   /** homes known to have a stored mark (or one issued) */
   private readonly known = new Set<string>();
   private replayed = false;
@@ -34,9 +38,18 @@ export class LmdbEvaluatedMarks implements EvaluatedMarks {
     this.db = env.openDB({ name: 'rules-marks', encoding: 'msgpack' }) as unknown as Database<number, string>;
   }
 
-  note(homeId: string, offset: number): void {
-    this.noted.set(homeId, offset);
-    this.history.wake();
+  note(homeId: string, offset: number, ran: boolean): void {
+    if (ran || this.noted.has(homeId)) {
+      this.noted.set(homeId, offset);
+      this.lazy.delete(homeId);
+      this.history.wake();
+    } else this.lazy.set(homeId, offset);
+  }
+
+  /** Every mark noted goes with the next flush (a clean stop). */
+  urgeAll(): void {
+    for (const [homeId, offset] of this.lazy) this.noted.set(homeId, offset);
+    this.lazy.clear();
   }
 
   /** Whether a flush has marks to write. */
@@ -46,11 +59,17 @@ export class LmdbEvaluatedMarks implements EvaluatedMarks {
 
   /**
    * Issues the noted marks as asynchronous puts, in the turn of the history's flush (one
-   * transaction with its chunks). A home in `chunks` (homeId, first offset) with no mark yet gets
-   * one just before its chunk: its events are not evaluated yet. Answers the last write, if any.
+   * transaction with its chunks), with the lazy ones of the homes in `chunks` (homeId, first offset).
+   * A home there with no mark yet gets one just before its chunk: its events are not evaluated yet.
+   * Answers the last write, if any.
    */
   issue(chunks: Iterable<readonly [string, number]>): Promise<unknown> | null {
     for (const [homeId, start] of chunks) {
+      const lazy = this.lazy.get(homeId);
+      if (lazy !== undefined) {
+        this.lazy.delete(homeId);
+        this.noted.set(homeId, lazy);
+      }
       if (this.known.has(homeId) || this.noted.has(homeId)) continue;
       this.known.add(homeId);
       if (this.db.get(homeId) === undefined) this.noted.set(homeId, start - 1);

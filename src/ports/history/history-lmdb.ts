@@ -276,6 +276,7 @@ export class LmdbEventHistory implements EventHistory {
   /** Writes every open chunk and resolves once all is committed (a clean stop loses nothing). */
   async settle(): Promise<void> {
     for (const [homeId, live] of [...this.opens]) this.seal(homeId, live);
+    this.marks.urgeAll();
     this.flush();
     await this.written;
   }

@@ -108,8 +108,10 @@ export interface UnevaluatedHome {
  * A home's mark is the offset through which its events were evaluated.
  *
  * - `note` is called for every event the rules are done with, in offset order per home; it costs a
- *   map entry: the adapter stores the newest mark of each home with a commit it makes anyway (the
- *   embedded history's next write, at most 100 ms later), never with a write of its own per event.
+ *   map entry, never a write of its own: the adapter stores the newest mark of each home with a
+ *   commit it makes anyway. `ran` (the event ran actions, which a replay would run again): with the
+ *   next one (the embedded history's next write, at most 100 ms later); else with the next commit
+ *   of the home's events (up to about a second later: replaying such events again costs a lookup).
  *   A home whose first events are committed before any mark of it gets one just before them in the
  *   same commit, so an event stored is never without a mark below it.
  * - `unevaluated` answers, once per start and only when the last process did not stop cleanly, the
@@ -120,6 +122,6 @@ export interface UnevaluatedHome {
  *   events of a home that has none (written before marks existed) are not replayed.
  */
 export interface EvaluatedMarks {
-  note(homeId: string, offset: number): void;
+  note(homeId: string, offset: number, ran: boolean): void;
   unevaluated(): Promise<UnevaluatedHome[]>;
 }
