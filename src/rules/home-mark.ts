@@ -2,8 +2,8 @@
  * A home's "evaluated through" mark as its actor moves it (EvaluatedMarks in the history port): an
  * event's offset is noted once the event is evaluated and the runs it began have run up to their
  * first delay (what follows a delay is saved: resume.ts), and only after every earlier event's, so
- * the mark never passes an event whose run has not got that far. Most events begin no run: a field
- * written, or the mark noted at once; no promise, no write (EvaluatedMarks.note, `ran` false).
+ * the mark never passes an event whose run has not got that far. Most events reach no rule: a
+ * field written, or the mark noted at once (`evaluated` false: stored lazily); no promise.
  */
 import type { EvaluatedMarks } from '../ports/history/history.js';
 
@@ -18,9 +18,12 @@ export class HomeMark {
     private readonly homeId: string,
   ) {}
 
-  /** The event at `offset` is evaluated; `runs`: the first stretches of the runs it began. */
+  /**
+   * The event at `offset` is done; `runs`: the first stretches of the runs it began, absent when no
+   * rule was evaluated on it (none listens, or all are suspended).
+   */
   done(offset: number, runs?: ReadonlyArray<Promise<void>>): void {
-    if (!runs || runs.length === 0) {
+    if (!runs) {
       if (this.#waiting) this.#after = offset;
       else this.marks.note(this.homeId, offset, false);
       return;

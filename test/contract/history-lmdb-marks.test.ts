@@ -27,9 +27,9 @@ afterEach(async () => {
   open = [];
 });
 
-async function start(dir: string, sync: DataSync = 'commit') {
+async function start(dir: string, sync: DataSync = 'commit', now?: () => number) {
   const store = openDataStore(dir, { sync });
-  const history = await LmdbEventHistory.open(store, RETENTION, { sweepMs: 0 });
+  const history = await LmdbEventHistory.open(store, RETENTION, { sweepMs: 0, ...(now ? { now } : {}) });
   open.push({ history, store });
   return { store, history };
 }
@@ -45,10 +45,11 @@ async function crash(node: { history: LmdbEventHistory; store: DataStore }): Pro
 const bytes = (n: number) => Uint8Array.from([n]);
 
 describe('the embedded history keeps the rules marks', () => {
-  it('with its commits, not per note: a run\'s at the next, others with the home\'s next chunk', async () => {
+  it('with its commits, not per note: past an evaluated event at the next, others within seconds', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'hubtier-marks-'));
     dirs.push(dir);
-    const node = await start(dir);
+    let now = 1_000_000;
+    const node = await start(dir, 'commit', () => now);
     const marks = node.store.side('history').openDB({ name: 'rules-marks', encoding: 'msgpack' });
     node.history.appendNow('h', bytes(1));
     await node.history.durable('h');
@@ -61,13 +62,17 @@ describe('the embedded history keeps the rules marks', () => {
     node.history.appendNow('x', bytes(1));
     await node.history.durable('x');
     expect(marks.get('h')).toBe(1);
-    // an event that ran nothing: its mark waits for the home's own next chunk
+    // past an event no rule listens to: not with the next commits, nor with the home's own chunk...
     node.history.appendNow('h', bytes(2));
     node.history.marks.note('h', 2, false);
     node.history.appendNow('y', bytes(1));
     await node.history.durable('y');
-    expect(marks.get('h')).toBe(1);
     await node.history.durable('h');
+    expect(marks.get('h')).toBe(1);
+    // ...but with the first one 5 s after the last such write
+    now += 5_000;
+    node.history.appendNow('z', bytes(1));
+    await node.history.durable('z');
     expect(marks.get('h')).toBe(2);
     // a clean stop writes every mark
     node.history.marks.note('h', 3, false);

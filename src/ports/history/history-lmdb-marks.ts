@@ -3,12 +3,17 @@
  * homeId → the offset through which the node's rules evaluated the home's events. In the history's
  * own file, so marks and events are kept, or discarded (an unclean stop with DATA_SYNC=os), together,
  * and offsets compare across the new epoch an unclean start begins: the file goes on numbering them.
- * Written by the history's flush, in the transaction that carries its chunks (`issue`): the mark of
- * an event that ran actions in the next one, any other with the home's next chunk, so that a node
- * whose reports trigger nothing writes no more records than before marks existed (one per chunk).
+ * Written by the history's flush, in the transaction that carries its chunks (`issue`): a mark past
+ * an event a rule was evaluated on in the next one, the others (events no rule listens to) in the
+ * first one LAZY_MS after the last such write, so that a node whose reports trigger nothing writes a
+ * record per home every few seconds, not one per event or per chunk (a put costs the main thread
+ * about as much as a report's other history work: callgrind, BENCHMARKS.md 2026-12-04).
  */
 import type { Database, RootDatabase } from 'lmdb';
 import type { EvaluatedMarks, UnevaluatedEntry, UnevaluatedHome } from './history.js';
+
+/** ms between writes of the marks past events no rule listens to: a crash replays (and skips) up to this much more */
+const LAZY_MS = 5_000;
 
 export interface MarkedHistory {
   /** the home's newest stored offset (0: none) */
@@ -21,10 +26,11 @@ export interface MarkedHistory {
 
 export class LmdbEvaluatedMarks implements EvaluatedMarks {
   private readonly db: Database<number, string>;
-  /** marks noted past an event that ran actions, for the next flush: the newest per home */
+  /** marks noted past an event a rule was evaluated on, for the next flush: the newest per home */
   private noted = new Map<string, number>();
-  /** marks noted past other events only: written with the home's next chunk */
-  private readonly lazy = new Map<string, number>();
+  /** marks noted past events no rule listens to: written every LAZY_MS */
+  private lazy = new Map<string, number>();
+  private lazyAt = 0;
   /** homes known to have a stored mark (or one issued) */
   private readonly known = new Set<string>();
   private replayed = false;
@@ -38,18 +44,24 @@ export class LmdbEvaluatedMarks implements EvaluatedMarks {
     this.db = env.openDB({ name: 'rules-marks', encoding: 'msgpack' }) as unknown as Database<number, string>;
   }
 
-  note(homeId: string, offset: number, ran: boolean): void {
-    if (ran || this.noted.has(homeId)) {
+  note(homeId: string, offset: number, evaluated: boolean): void {
+    if (!evaluated) this.lazy.set(homeId, offset);
+    else {
       this.noted.set(homeId, offset);
-      this.lazy.delete(homeId);
       this.history.wake();
-    } else this.lazy.set(homeId, offset);
+    }
   }
 
   /** Every mark noted goes with the next flush (a clean stop). */
   urgeAll(): void {
-    for (const [homeId, offset] of this.lazy) this.noted.set(homeId, offset);
-    this.lazy.clear();
+    this.takeLazy();
+  }
+
+  /** The lazy marks join the noted ones (the newer of a home's two). */
+  private takeLazy(): void {
+    const lazy = this.lazy;
+    this.lazy = new Map();
+    for (const [homeId, offset] of lazy) if (!((this.noted.get(homeId) ?? -1) >= offset)) this.noted.set(homeId, offset);
   }
 
   /** Whether a flush has marks to write. */
@@ -59,20 +71,27 @@ export class LmdbEvaluatedMarks implements EvaluatedMarks {
 
   /**
    * Issues the noted marks as asynchronous puts, in the turn of the history's flush (one
-   * transaction with its chunks), with the lazy ones of the homes in `chunks` (homeId, first offset).
-   * A home there with no mark yet gets one just before its chunk: its events are not evaluated yet.
-   * Answers the last write, if any.
+   * transaction with its chunks), and the lazy ones every LAZY_MS (`now`, ms). A home of `chunks`
+   * (homeId, first offset) with no mark yet gets one, at most its lazy one: never past its events
+   * not evaluated yet. Answers the last write, if any.
    */
-  issue(chunks: Iterable<readonly [string, number]>): Promise<unknown> | null {
+  issue(chunks: Iterable<readonly [string, number]>, now: number): Promise<unknown> | null {
     for (const [homeId, start] of chunks) {
-      const lazy = this.lazy.get(homeId);
-      if (lazy !== undefined) {
-        this.lazy.delete(homeId);
-        this.noted.set(homeId, lazy);
-      }
-      if (this.known.has(homeId) || this.noted.has(homeId)) continue;
+      if (this.known.has(homeId)) continue;
       this.known.add(homeId);
-      if (this.db.get(homeId) === undefined) this.noted.set(homeId, start - 1);
+      if (!this.noted.has(homeId) && this.db.get(homeId) === undefined) this.noted.set(homeId, Math.max(start - 1, this.lazy.get(homeId) ?? 0));
+    }
+    if (now - this.lazyAt >= LAZY_MS) {
+      this.lazyAt = now;
+      this.takeLazy();
+    } else {
+      // a lazy mark newer than a noted one of its home goes with it
+      for (const [homeId, mark] of this.noted) {
+        const offset = this.lazy.get(homeId);
+        if (offset === undefined) continue;
+        this.lazy.delete(homeId);
+        if (offset > mark) this.noted.set(homeId, offset);
+      }
     }
     let last: Promise<unknown> | null = null;
     for (const [homeId, offset] of this.noted) {

@@ -407,7 +407,7 @@ export class LmdbEventHistory implements EventHistory {
     const started = this.batches ? performance.now() : 0;
     let size = removals.length;
     // a home's first mark goes before its first chunk, in this transaction
-    let last = this.marks.issue(sealed.map(([homeId, , chunk]) => [homeId, chunk.start] as const));
+    let last = this.marks.issue(sealed.map(([homeId, , chunk]) => [homeId, chunk.start] as const), this.now());
     for (const [homeId, , chunk] of sealed) {
       chunk.issued = true;
       size += chunk.count;

@@ -109,9 +109,9 @@ export interface UnevaluatedHome {
  *
  * - `note` is called for every event the rules are done with, in offset order per home; it costs a
  *   map entry, never a write of its own: the adapter stores the newest mark of each home with a
- *   commit it makes anyway. `ran` (the event ran actions, which a replay would run again): with the
- *   next one (the embedded history's next write, at most 100 ms later); else with the next commit
- *   of the home's events (up to about a second later: replaying such events again costs a lookup).
+ *   commit it makes anyway. `evaluated` (a rule was evaluated on the event, so a replay could run
+ *   actions): with the next one (the embedded history's next write, at most 100 ms later); else
+ *   within seconds (replaying an event no rule listens to costs a lookup).
  *   A home whose first events are committed before any mark of it gets one just before them in the
  *   same commit, so an event stored is never without a mark below it.
  * - `unevaluated` answers, once per start and only when the last process did not stop cleanly, the
@@ -122,6 +122,6 @@ export interface UnevaluatedHome {
  *   events of a home that has none (written before marks existed) are not replayed.
  */
 export interface EvaluatedMarks {
-  note(homeId: string, offset: number, ran: boolean): void;
+  note(homeId: string, offset: number, evaluated: boolean): void;
   unevaluated(): Promise<UnevaluatedHome[]>;
 }
