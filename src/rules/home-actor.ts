@@ -5,6 +5,8 @@
  * home's messages are handled one after another in arrival order while homes run concurrently. It
  * is bounded: an event beyond it is dropped and counted (`tier_rule_dropped_total{reason="backlog"}`),
  * a cron instant answered `error`. A rule's actions run detached from the mailbox (ActionRun).
+ * With the history's marks, each event done moves the home's mark (home-mark.ts), and a `replay`
+ * message brings the events an unclean stop left unevaluated (replay.ts).
  */
 import { performance } from 'node:perf_hooks';
 import type { HubEvent } from '../../proto/app.js';
@@ -30,7 +32,6 @@ export type FireResult = 'ran' | 'not_matched' | 'suppressed' | 'error' | 'gone'
 
 /** The hub events rules trigger on. */
 export type RuleHubEvent = Extract<HubEvent, { kind: 'state' | 'event' }>;
-
 
 export type HomeMessage =
   /**
@@ -270,7 +271,10 @@ export class HomeActor extends Actor<HomeMessage> {
     }
   }
 
-  /** Evaluates an event; answers the first stretches of the runs it began. `replayed`: after an unclean stop. */
+  /**
+   * Evaluates an event; answers the first stretches of the runs it began, undefined when no rule was
+   * evaluated on it. `replayed`: an event left by an unclean stop.
+   */
   async #event(event: RuleHubEvent, received: number, parent: Span | undefined, replayed = false): Promise<Array<Promise<void>> | undefined> {
     // a fresh snapshot without a promise: most events of a home with rules
     const fresh = this.#snap && this.#fresh(this.#snap) ? this.#snap : null;
