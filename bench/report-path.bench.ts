@@ -13,6 +13,10 @@
  * runs pay the harness alike: encoding each frame, and decoding each ack the server sends.
  * Without sockets, the kernel's cost of a report (one read, its ack's write) is not in either.
  *
+ * With `--marks` each event's offset is noted in the history's rules marks, as a home of the rules
+ * engine does for an event no rule listens to (the rest of the engine is not in this bench): the
+ * per-report cost of keeping the marks (src/rules/replay.ts), against a run without.
+ *
  * With `--instructions` it runs again under valgrind's callgrind and prints instructions per report
  * instead (the second half of each run's reports, every thread, no kernel): a figure that does not
  * move with this shared machine's speed, for comparing two versions of the code (a run of 20,000
@@ -21,7 +25,7 @@
  *
  *   node --import tsx bench/report-path.bench.ts [--hubs 1000] [--reports 100000] [--per-turn 200]
  *                                                [--data-sync commit|os] [--history 100|0] [--json]
- *                                                [--instructions] [--cache]
+ *                                                [--marks] [--instructions] [--cache]
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -59,6 +63,7 @@ const { values: args } = parseArgs({
     'data-sync': { type: 'string', default: 'commit' },
     history: { type: 'string', default: '100' },
     json: { type: 'boolean', default: false },
+    marks: { type: 'boolean', default: false },
     instructions: { type: 'boolean', default: false },
     cache: { type: 'boolean', default: false },
   },
@@ -166,7 +171,8 @@ async function server(): Promise<Measured & { delivered: number }> {
   const { config } = loadConfig({ DATA_DIR: dir, DATA_SYNC: args['data-sync'], TIER_HISTORY_SIZE: args.history });
   const wheel = new TimerWheel();
   const ports = await diskPorts(config, wheel, log);
-  const events = new EventPublisher(ports.bus, ports.history, log, () => {});
+  const marks = args.marks ? ports.history?.marks : undefined;
+  const events = new EventPublisher(ports.bus, ports.history, log, marks ? (event, _parent, offset) => offset !== undefined && marks.note(event.home, offset, false) : () => {});
   let delivered = 0;
   const homes = Math.max(1, Math.floor(HUBS / 10));
   for (let h = 0; h < homes; h++) ports.bus.subscribe(subjects.homeEvents(`home-${h}`), () => void delivered++);

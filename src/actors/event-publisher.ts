@@ -53,8 +53,11 @@ export class EventPublisher {
     private readonly bus: Bus,
     private readonly history: EventHistory | undefined,
     private readonly log: Logger,
-    /** the node's rules; `parent` (tracing on): the hub session's step the event came from */
-    private readonly onEvent: (event: AppEventMessage, parent?: Span) => void,
+    /**
+     * the node's rules; `parent` (tracing on): the hub session's step the event came from; `offset`:
+     * the event's in its home's history, when stored (the rules mark how far they evaluated)
+     */
+    private readonly onEvent: (event: AppEventMessage, parent?: Span, offset?: number) => void,
     options: EventPublisherOptions = {},
   ) {
     this.laterSession = options.laterSession;
@@ -82,14 +85,15 @@ export class EventPublisher {
       return;
     }
     if (this.history.appendNow) {
-      this.onEvent(event, parent);
       let pos: Position;
       try {
         pos = this.history.appendNow(event.home, bare);
       } catch (err) {
+        this.onEvent(event, parent);
         this.bus.publish(subject, this.refused(event, bare, err));
         return;
       }
+      this.onEvent(event, parent, pos.offset);
       this.bus.publish(subject, withPosition(bare, pos));
       return;
     }
@@ -126,7 +130,7 @@ export class EventPublisher {
   }
 
   private placed(event: AppEventMessage, subject: string, bare: Uint8Array, pos: Position, parent: Span | undefined): void {
-    this.onEvent(event, parent);
+    this.onEvent(event, parent, pos.offset);
     this.bus.publish(subject, withPosition(bare, pos));
   }
 

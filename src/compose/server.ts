@@ -116,10 +116,11 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
     commandTimeoutMaxMs: config.commandTimeoutMaxMs,
     supervision: { supervision: system.supervision, onFailure: system.onFailure },
     ...(ports.pendingRuns ? { pendingRuns: ports.pendingRuns } : {}),
+    ...(ports.history?.marks ? { marks: ports.history.marks } : {}),
     audit,
   });
   // a hub's events go to this node's rules, the home's history and the bus (apps, other services)
-  const events = new EventPublisher(ports.bus, ports.history, log.child({ part: 'events' }), (event, parent) => automation.onEvent(event, parent), {
+  const events = new EventPublisher(ports.bus, ports.history, log.child({ part: 'events' }), (event, parent, offset) => automation.onEvent(event, parent, offset), {
     laterSession: async (hubId, epoch) => ((await ports.directory.lookup(hubId))?.epoch ?? 0) > epoch,
   });
   const publishEvent = events.publish;
@@ -293,6 +294,8 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
   // pages of the adapters (the BullMQ dashboard of a Redis push queue), behind the admin token
   for (const mount of ports.adminPages ?? []) mount(admin, { adminToken: config.adminToken, log, maxBodyBytes: config.maxBodyBytes });
 
+  // events stored but not evaluated when the last process died: queued in each home before hubs are back
+  await automation.engine.replayUnevaluated().catch((err: unknown) => log.error({ err }, 'rules: events left unevaluated by an unclean stop not replayed'));
   const main = await listen(app, config.host, config.port, config.reusePort);
   const adminSocket = await listen(admin, config.adminHost, config.adminPort, false);
   const port = binding.uws.us_socket_local_port(main.socket as never);

@@ -93,14 +93,17 @@ export class ActionRun implements TimerTarget, Run {
     return this.#timer !== null && this.#timer.active;
   }
 
-  start(): void {
-    if (tracing === null || this.evaluation === undefined) {
-      this.deps.track(this.#execute(0));
-      return;
+  /** Runs the plan; resolves once it has run up to its first delay (then saved) or its end. */
+  start(): Promise<void> {
+    let stretch: Promise<void>;
+    if (tracing === null || this.evaluation === undefined) stretch = this.#execute(0);
+    else {
+      // the run's commands and notifications are its children; its lines name it while it runs
+      const span = (this.#span = tracing.start('rule run', SpanKind.INTERNAL, this.evaluation, { 'hubtier.home_id': this.homeId, 'hubtier.rule_id': this.rule.id, 'hubtier.actions': this.actions.length }));
+      stretch = inSpan(span, () => this.#execute(0));
     }
-    // the run's commands and notifications are its children; its lines name it while it runs
-    const span = (this.#span = tracing.start('rule run', SpanKind.INTERNAL, this.evaluation, { 'hubtier.home_id': this.homeId, 'hubtier.rule_id': this.rule.id, 'hubtier.actions': this.actions.length }));
-    this.deps.track(inSpan(span, () => this.#execute(0)));
+    this.deps.track(stretch);
+    return stretch;
   }
 
   /**

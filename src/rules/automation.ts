@@ -11,6 +11,7 @@ import type { Span } from '../trace/tracing.js';
 import type { TimerWheel } from '../actors/timer-wheel.js';
 import type { ShadowStore } from '../ports/shadow-store/shadow-store.js';
 import type { PendingRuns } from '../ports/pending-runs/pending-runs.js';
+import type { EvaluatedMarks } from '../ports/history/history.js';
 import type { PushQueue } from '../ports/push-queue/push-queue.js';
 import type { Logger } from '../log/logger.js';
 import { RulesEngine, type RulesEngineDeps } from './engine.js';
@@ -48,6 +49,8 @@ export interface AutomationDeps {
   pendingRuns?: PendingRuns;
   /** @default 60_000 (ms): see RulesEngineDeps.delayCatchUpMs */
   delayCatchUpMs?: number;
+  /** the history's marks of how far rules evaluated each home (RulesEngineDeps.marks); absent: no replay */
+  marks?: EvaluatedMarks;
   /** how often the delays of dead nodes are looked for, with a store shared by a cluster; @default 10_000 (ms) */
   orphanCheckMs?: number;
   /** the commands, desired changes and scene runs of rules are recorded here */
@@ -58,8 +61,11 @@ export interface Automation {
   readonly engine: RulesEngine;
   readonly pool: RulePool;
   readonly scheduler: CronScheduler;
-  /** the publishEvent hook: never throws, returns at once; `parent` (tracing on): the step the event came from */
-  onEvent(event: HubEvent, parent?: Span): void;
+  /**
+   * the publishEvent hook: never throws, returns at once; `parent` (tracing on): the step the event
+   * came from; `offset`: the event's in its home's history, when stored
+   */
+  onEvent(event: HubEvent, parent?: Span, offset?: number): void;
   /** warms the worker threads up, resumes the delays pending at the last stop, starts the cron scheduler */
   start(): void;
   /** scheduler, engine (waits for running actions), pool; the ports are the caller's to close */
@@ -121,6 +127,7 @@ export function createAutomation(deps: AutomationDeps): Automation {
     ...(deps.supervision === undefined ? {} : { supervision: deps.supervision }),
     ...(deps.pendingRuns === undefined ? {} : { pendingRuns: deps.pendingRuns }),
     ...(deps.delayCatchUpMs === undefined ? {} : { delayCatchUpMs: deps.delayCatchUpMs }),
+    ...(deps.marks === undefined ? {} : { marks: deps.marks }),
     ...(deps.audit === undefined ? {} : { audit: deps.audit }),
   });
   const scheduler = new CronScheduler({
@@ -146,7 +153,7 @@ export function createAutomation(deps: AutomationDeps): Automation {
     engine,
     pool,
     scheduler,
-    onEvent: (event, parent) => engine.onEvent(event, parent),
+    onEvent: (event, parent, offset) => engine.onEvent(event, parent, offset),
     start() {
       void pool.warmUp();
       // the engine tracks it (close waits for it); a store that cannot be read is logged, not fatal

@@ -10,7 +10,8 @@
  *
  * All of this is per node; in a cluster, a hub's events are evaluated on the node holding it.
  * Runs parked in a delay are saved in `pendingRuns` when given, and `resumePending` picks them up
- * at the next start (resume.ts).
+ * at the next start (resume.ts). With `marks`, each home notes how far its events are evaluated, and
+ * `replayUnevaluated` evaluates at start what an unclean stop left behind (replay.ts).
  */
 import type { AuditTrail } from '../actors/audit-trail.js';
 import { performance } from 'node:perf_hooks';
@@ -23,6 +24,7 @@ import type { TimerWheel } from '../actors/timer-wheel.js';
 import { TierError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 import type { PendingRun, PendingRuns } from '../ports/pending-runs/pending-runs.js';
+import type { EvaluatedMarks } from '../ports/history/history.js';
 import type { PushNotification } from '../ports/push-queue/push-queue.js';
 import type { RuleStore } from '../ports/rule-store/rule-store.js';
 import { runSceneCommands, type ActionDeps, type SceneRunResult } from './action-run.js';
@@ -33,12 +35,14 @@ import { RuleStats, noRuleMetrics, type RuleMetricsSink, type RuleStatsSnapshot 
 import { DEFAULT_CATCH_UP_MS, type DeviceRef, type RuleEvent } from './model.js';
 import type { RuleRunner } from './pool.js';
 import { resumePending, type ResumeReport } from './resume.js';
+import { replayHomes, type ReplayReport, type ReplayTell } from './replay.js';
 import { RunGuard } from './run-guard.js';
 
 export type { DryRunReport } from './dry-run.js';
 export type { FireResult } from './home-actor.js';
 export type { SceneRunResult } from './action-run.js';
 export type { ResumeReport } from './resume.js';
+export type { ReplayReport } from './replay.js';
 
 export interface RulesEngineDeps {
   store: RuleStore;
@@ -77,8 +81,13 @@ export interface RulesEngineDeps {
    * delays live in this node's memory only and a restart forgets them
    */
   pendingRuns?: PendingRuns;
-  /** how late past its due time a delay found at start still goes on; older ones are missed; @default 60_000 (ms), as cron's catch-up */
+  /**
+   * how late past its due time a delay found at start still goes on, and how long ago an event
+   * replayed at start may have been stored; older ones are missed; @default 60_000 (ms), as cron's catch-up
+   */
   delayCatchUpMs?: number;
+  /** the history's marks of how far each home's events are evaluated (replay.ts); absent: no replay */
+  marks?: EvaluatedMarks;
 }
 
 export interface RuleStatus {
@@ -135,7 +144,8 @@ export class RulesEngine {
     };
     // the homes' own system: their mailbox bound is the backlog (less the one in evaluation)
     const system: ActorSystem = { ...deps.supervision, timers, log, now, mailboxSize: Math.max(0, (deps.maxBacklogPerHome ?? 256) - 1) };
-    const homeDeps: HomeDeps = { store, runner: deps.runner, scope, guard, actions: this.#actions, stats, metrics, log, now, cacheTtlMs: deps.cacheTtlMs ?? 10_000, track };
+    const catchUpMs = deps.delayCatchUpMs ?? DEFAULT_CATCH_UP_MS;
+    const homeDeps: HomeDeps = { store, runner: deps.runner, scope, guard, actions: this.#actions, stats, metrics, log, now, cacheTtlMs: deps.cacheTtlMs ?? 10_000, track, catchUpMs, ...(deps.marks ? { marks: deps.marks } : {}) };
     this.#homes = new ActorDirectory((homeId) => new HomeActor(homeId, system, homeDeps), deps.maxHomes ?? 50_000);
     this.#unwatch = store.watch((change) => {
       this.#homes.get(change.homeId)?.tell({ type: 'changed', version: change.version });
@@ -144,13 +154,28 @@ export class RulesEngine {
 
   /**
    * Takes a hub event (state and device events; others are ignored). Returns at once and never
-   * throws: evaluation happens on the pool, failures are counted and logged.
+   * throws: evaluation happens on the pool, failures are counted and logged. `offset`: its offset in
+   * the home's history, where stored: the home's mark moves to it once it is evaluated.
    */
-  onEvent(event: HubEvent, parent?: Span): void {
+  onEvent(event: HubEvent, parent?: Span, offset?: number): void {
     if (this.#closed || (event.kind !== 'state' && event.kind !== 'event')) return;
     const home = this.#homes.obtain(event.home);
     // `parent` (tracing on): the hub session's step, which the evaluation joins; else no such field
-    home.tell(parent === undefined ? { type: 'event', event, received: performance.now() } : { type: 'event', event, received: performance.now(), parent });
+    home.tell(parent === undefined ? { type: 'event', event, received: performance.now(), offset } : { type: 'event', event, received: performance.now(), parent, offset });
+  }
+
+  /**
+   * After an unclean stop: gives each home the events stored past its mark (replay.ts). Resolves
+   * once every home has them queued, before any newer event (call it before hubs can connect);
+   * `report` once they are evaluated. Only the first call finds any.
+   */
+  async replayUnevaluated(): Promise<{ homes: number; report: Promise<ReplayReport> }> {
+    const homes = this.#closed || !this.deps.marks ? [] : await this.deps.marks.unevaluated();
+    // a home that refuses it (stopped) has replied already
+    const tell: ReplayTell = (homeId, events, through) => new Promise((reply) => void this.#homes.obtain(homeId).tell({ type: 'replay', events, through, reply }));
+    const report = replayHomes(homes, tell, this.deps.log);
+    this.#track(report);
+    return { homes: homes.length, report };
   }
 
   /**

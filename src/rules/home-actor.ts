@@ -5,18 +5,23 @@
  * home's messages are handled one after another in arrival order while homes run concurrently. It
  * is bounded: an event beyond it is dropped and counted (`tier_rule_dropped_total{reason="backlog"}`),
  * a cron instant answered `error`. A rule's actions run detached from the mailbox (ActionRun).
+ * With the history's marks, each event done moves the home's mark (home-mark.ts), and a `replay`
+ * message brings the events an unclean stop left unevaluated (replay.ts).
  */
 import { performance } from 'node:perf_hooks';
 import type { HubEvent } from '../../proto/app.js';
 import type { AttrValue, Attrs } from '../../proto/frames.js';
 import { Actor, type ActorSystem } from '../actors/actor.js';
 import type { Logger } from '../log/logger.js';
+import type { EvaluatedMarks } from '../ports/history/history.js';
+import { HomeMark } from './home-mark.js';
+import type { ReplayedEvent, ReplayResult } from './replay.js';
 import type { RuleStore } from '../ports/rule-store/rule-store.js';
 import { ActionRun, type ActionDeps } from './action-run.js';
 import type { HomeScope } from './home-scope.js';
 import { LastValues } from './last-values.js';
 import type { DropReason, RuleMetricsSink, RuleStats } from './metrics.js';
-import type { EvalTask, Rule, RuleEvent } from './model.js';
+import { ruleEventOf, type EvalTask, type Rule, type RuleEvent } from './model.js';
 import { RulePoolError, type RuleRunner } from './pool.js';
 import type { RunGuard } from './run-guard.js';
 import { TriggerIndex } from './trigger-index.js';
@@ -33,7 +38,12 @@ export type HomeMessage =
    * `received`: performance.now() when the event reached the engine; `parent` (tracing on, only
    * when the hub session traced the step that published it): the evaluation's parent span
    */
-  | { type: 'event'; event: RuleHubEvent; received: number; parent?: Span }
+  | { type: 'event'; event: RuleHubEvent; received: number; parent?: Span; offset?: number }
+  /**
+   * the home's events past its mark after an unclean stop (replay.ts), oldest first; its mark moves
+   * to `through` after them; `reply` is called exactly once
+   */
+  | { type: 'replay'; events: ReplayedEvent[]; through: number; reply(result: ReplayResult): void }
   /** a cron instant of a rule, from the scheduler; `reply` is called exactly once */
   | { type: 'schedule'; ruleId: string; scheduledAt: number; reply(result: FireResult): void }
   /** the store told of a change of the home: its version after it */
@@ -53,6 +63,10 @@ export interface HomeDeps {
   cacheTtlMs: number;
   /** each message's work is a promise the engine's idle and close wait for */
   track(p: Promise<unknown>): void;
+  /** where the home notes the offset through which its events are evaluated; absent: not noted */
+  marks?: EvaluatedMarks;
+  /** a replayed event stored longer ago than this is missed, not evaluated (ms) */
+  catchUpMs: number;
 }
 
 interface Snapshot {
@@ -73,6 +87,8 @@ export class HomeActor extends Actor<HomeMessage> {
   #wanted = 0;
   #lastDropLog = -Infinity;
   readonly #lastValues = new LastValues();
+  /** how far the home's events are evaluated (null: not noted) */
+  readonly #mark: HomeMark | null;
 
   readonly address: string;
 
@@ -83,6 +99,7 @@ export class HomeActor extends Actor<HomeMessage> {
   ) {
     super();
     this.address = `rules:home:${homeId}`;
+    this.#mark = deps.marks ? new HomeMark(deps.marks, homeId) : null;
   }
 
   protected receive(msg: HomeMessage): void | Promise<void> {
@@ -91,12 +108,16 @@ export class HomeActor extends Actor<HomeMessage> {
       case 'event': {
         // most events of most homes: rules loaded and fresh, no trigger listening; no promise, no read
         const snap = this.#snap;
-        if (snap && this.#fresh(snap) && !snap.index.listens(msg.event)) return;
+        if (snap && this.#fresh(snap) && !snap.index.listens(msg.event)) return this.#evaluated(msg.offset);
         const parent = msg.parent;
         // the step it came from stays active while the home handles it: lines name its trace
-        work = parent === undefined ? this.#event(msg.event, msg.received, undefined) : inSpan(parent, () => this.#event(msg.event, msg.received, parent));
+        const evaluated = parent === undefined ? this.#event(msg.event, msg.received, undefined) : inSpan(parent, () => this.#event(msg.event, msg.received, parent));
+        work = evaluated.then((runs) => this.#evaluated(msg.offset, runs));
         break;
       }
+      case 'replay':
+        work = this.#replay(msg);
+        break;
       case 'schedule':
         work = this.#schedule(msg);
         break;
@@ -167,6 +188,43 @@ export class HomeActor extends Actor<HomeMessage> {
     if (msg.type === 'changed') return;
     this.deps.metrics.dropped(reason);
     if (msg.type === 'schedule') msg.reply('error');
+    if (msg.type === 'replay') msg.reply({ replayed: 0, missed: 0 });
+  }
+
+  /** The event at `offset` (when stored) is evaluated; `runs`: the first stretches of the runs it began (HomeMark). */
+  #evaluated(offset: number | undefined, runs?: Array<Promise<void>>): void {
+    if (offset !== undefined) this.#mark?.done(offset, runs);
+  }
+
+  /**
+   * Events stored but not evaluated when the node died, in order: those the rules listen to are
+   * evaluated as if live (the same dedup keys), unless stored more than `catchUpMs` ago: then each
+   * rule they would have reached counts as missed (`tier_rule_dropped_total{reason="missed"}`, the
+   * rule's last error), as a delay found too late at start does (resume.ts).
+   */
+  async #replay(msg: Extract<HomeMessage, { type: 'replay' }>): Promise<void> {
+    const result: ReplayResult = { replayed: 0, missed: 0 };
+    try {
+      for (const r of msg.events) {
+        const snap = this.#snap && this.#fresh(this.#snap) ? this.#snap : await this.#load();
+        if (!snap.index.listens(r.event)) continue;
+        const late = this.deps.now() - r.at;
+        if (late <= this.deps.catchUpMs) {
+          result.replayed++;
+          this.#evaluated(r.offset, await this.#event(r.event, performance.now(), undefined, true));
+          continue;
+        }
+        result.missed++;
+        for (const rule of snap.index.candidates(ruleEventOf(r.event), []).values()) {
+          this.deps.metrics.dropped('missed');
+          this.deps.stats.error(rule, this.deps.now(), `event missed after an unclean stop: stored ${Math.round(late / 1000)} s before the start (catch-up ${Math.round(this.deps.catchUpMs / 1000)} s)`);
+        }
+      }
+      this.#evaluated(msg.through);
+    } finally {
+      if (result.missed > 0) this.deps.log.warn({ homeId: this.homeId, missed: result.missed, catchUpMs: this.deps.catchUpMs }, 'rules: events stored before an unclean stop, older than the catch-up window, not evaluated');
+      msg.reply(result);
+    }
   }
 
   #fresh(snap: Snapshot): boolean {
@@ -213,14 +271,15 @@ export class HomeActor extends Actor<HomeMessage> {
     }
   }
 
-  async #event(event: RuleHubEvent, received: number, parent: Span | undefined): Promise<void> {
+  /**
+   * Evaluates an event; answers the first stretches of the runs it began, undefined when no rule was
+   * evaluated on it. `replayed`: an event left by an unclean stop.
+   */
+  async #event(event: RuleHubEvent, received: number, parent: Span | undefined, replayed = false): Promise<Array<Promise<void>> | undefined> {
     // a fresh snapshot without a promise: most events of a home with rules
     const fresh = this.#snap && this.#fresh(this.#snap) ? this.#snap : null;
     const snap = fresh ?? (await this.#load());
-    const ev: RuleEvent =
-      event.kind === 'state'
-        ? { kind: 'state', hub: event.hub, device: event.device, attrs: event.attrs, ts: event.ts }
-        : { kind: 'event', hub: event.hub, device: event.device, event: event.event, params: event.params ?? {}, ts: event.ts };
+    const ev = ruleEventOf(event);
     const dedup = event.kind === 'state' ? `${event.hub}:${event.device}:v${event.version}` : `${event.hub}:${event.device}:${event.event}:${event.ts}`;
     const watched: string[] = [];
     const candidates = snap.index.candidates(ev, watched);
@@ -233,7 +292,7 @@ export class HomeActor extends Actor<HomeMessage> {
         if (before !== undefined) prev[attr] = before;
       }
     }
-    if (candidates.size === 0) return;
+    if (candidates.size === 0) return undefined;
     const { guard, stats, metrics } = this.deps;
     const rules: Rule[] = [];
     for (const r of candidates.values()) {
@@ -242,7 +301,10 @@ export class HomeActor extends Actor<HomeMessage> {
         metrics.outcome('suppressed');
       } else rules.push(r);
     }
-    if (rules.length > 0) await this.#evaluateAndRun(snap, rules, ev, prev, dedup, received, parent);
+    if (rules.length === 0) return undefined;
+    const runs: Array<Promise<void>> = [];
+    await this.#evaluateAndRun(snap, rules, ev, prev, dedup, received, parent, runs, replayed);
+    return runs;
   }
 
   async #schedule(msg: Extract<HomeMessage, { type: 'schedule' }>): Promise<void> {
@@ -261,7 +323,8 @@ export class HomeActor extends Actor<HomeMessage> {
     }
   }
 
-  async #evaluateAndRun(snap: Snapshot, rules: Rule[], ev: RuleEvent, prev: Record<string, AttrValue>, dedup: string, received: number, parent?: Span): Promise<Map<string, FireResult>> {
+  /** `runs`: where the first stretch of each run begun is put; `replayed`: an event after an unclean stop (a span attribute) */
+  async #evaluateAndRun(snap: Snapshot, rules: Rule[], ev: RuleEvent, prev: Record<string, AttrValue>, dedup: string, received: number, parent?: Span, runs?: Array<Promise<void>>, replayed = false): Promise<Map<string, FireResult>> {
     const { runner, scope, guard, stats, metrics } = this.deps;
     const out = new Map<string, FireResult>();
     const now = this.deps.now();
@@ -275,7 +338,7 @@ export class HomeActor extends Actor<HomeMessage> {
     const task: EvalTask = { homeId: this.homeId, homeVersion: snap.version, timeZone: snap.timeZone, now, rules, event: ev, prev, state };
     const started = performance.now();
     // child of the hub session's step that published the event; a root for a cron instant
-    const span = tracing === null ? undefined : tracing.start('rule evaluation', SpanKind.INTERNAL, parent, { 'hubtier.home_id': this.homeId, 'hubtier.rules': rules.length });
+    const span = tracing === null ? undefined : tracing.start('rule evaluation', SpanKind.INTERNAL, parent, { 'hubtier.home_id': this.homeId, 'hubtier.rules': rules.length, ...(replayed ? { 'hubtier.replayed': true } : {}) });
     let result;
     try {
       result = await runner.evaluate(task);
@@ -322,7 +385,8 @@ export class HomeActor extends Actor<HomeMessage> {
       out.set(rule.id, 'ran');
       const run = new ActionRun(this.deps.actions, this.homeId, rule, o.actions, `rule:${rule.id}:${dedup}`, received, (r) => guard.ended(rule.id, r), 0, span);
       guard.begin(rule.id, run);
-      run.start();
+      const stretch = run.start();
+      runs?.push(stretch);
     }
     return out;
   }
@@ -339,3 +403,4 @@ export class HomeActor extends Actor<HomeMessage> {
     this.deps.log.warn({ err, reason, homeId: this.homeId, rules: rules.map((r) => r.id) }, 'rules: evaluation failed');
   }
 }
+

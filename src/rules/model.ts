@@ -3,6 +3,7 @@
  * thread) and the rule workers. Everything here is plain JSON (structured-clone safe), because it
  * crosses the worker boundary and is stored by the RuleStore as is.
  */
+import type { HubEvent } from '../../proto/app.js';
 import type { AttrValue, Attrs } from '../../proto/frames.js';
 
 /** A sub-device of a hub. Every hub a rule or scene names must belong to the rule's home. */
@@ -167,6 +168,13 @@ export type RuleEvent =
   | { kind: 'schedule'; scheduledAt: number; ts: number }
   /** a dry run without an event: the triggers count as fired */
   | { kind: 'manual'; ts: number };
+
+/** The event as the worker sees it. */
+export function ruleEventOf(event: Extract<HubEvent, { kind: 'state' | 'event' }>): RuleEvent {
+  return event.kind === 'state'
+    ? { kind: 'state', hub: event.hub, device: event.device, attrs: event.attrs, ts: event.ts }
+    : { kind: 'event', hub: event.hub, device: event.device, event: event.event, params: event.params ?? {}, ts: event.ts };
+}
 
 /** Key of a device in `EvalTask.state`. */
 export function deviceKey(hub: string, device: string): string {

@@ -1,10 +1,11 @@
 import type { BatchObserver } from '../ports.js';
 import type { Database } from 'lmdb';
 import type { DataStore } from '../lmdb.js';
-import type { EventHistory, HistoryEntry, HistoryRead, HistoryRetention, Position } from './history.js';
+import type { EventHistory, HistoryEntry, HistoryRead, HistoryRetention, Position, UnevaluatedEntry } from './history.js';
 import { PackedChunk, readChunk, type ChunkEntries } from './history-chunk.js';
 import { LEGACY, openChunks } from './history-lmdb-chunks.js';
 import { checkRead, newEpoch } from './history-read.js';
+import { LmdbEvaluatedMarks } from './history-lmdb-marks.js';
 
 /** A home this node has looked at. */
 interface Live {
@@ -51,7 +52,7 @@ const END = Number.MAX_SAFE_INTEGER;
  * Every home's history in the DataStore's side environment `history.mdb`:
  * sub-database `history-chunks-4` keyed [homeId, first offset], each value up to MAX_CHUNK
  * consecutive entries (`history-chunk.ts`, LZ4-compressed from COMPRESS_FROM bytes, no dictionary); `history-epoch` with the store's epoch; `history-range` with the range of
- * a home whose entries were all removed (its offsets go on).
+ * a home whose entries were all removed (its offsets go on); `rules-marks` (history-lmdb-marks.ts).
  *
  * An append is given its offset at once and is readable at once from the home's open chunk, kept
  * in memory until it is full or SEAL_AFTER_MS old; then it is written as an asynchronous put (with
@@ -85,6 +86,8 @@ export class LmdbEventHistory implements EventHistory {
   /** a flush asked for by `durable`, at the end of this turn (the turn's events share its commit) */
   private flushing: Promise<unknown> | null = null;
   private readonly batches: BatchObserver | undefined;
+  /** how far the node's rules evaluated each home: written with the chunks (history-lmdb-marks.ts) */
+  readonly marks: LmdbEvaluatedMarks;
 
   private constructor(
     data: DataStore,
@@ -97,6 +100,9 @@ export class LmdbEventHistory implements EventHistory {
     this.ranges = env.openDB({ name: 'history-range', encoding: 'msgpack' }) as unknown as Database<{ first: number; top: number }, string>;
     this.now = options.now ?? Date.now;
     this.batches = options.batches;
+    // the file kept through an unclean stop: its marks find their events, numbered on (history-lmdb-marks.ts)
+    const marked = { top: (homeId: string) => this.home(homeId, false).top, storedAfter: this.storedAfter, wake: () => void (this.flushTimer ??= setTimeout(this.flush, FLUSH_MS).unref()) };
+    this.marks = new LmdbEvaluatedMarks(env, marked, data.uncleanStart);
     // a small retention keeps small chunks: what is stored beyond the count stays under half of it
     this.chunkSize = Math.max(1, Math.min(MAX_CHUNK, Math.ceil(retention.maxEvents / 2)));
     const sweepMs = options.sweepMs ?? 60_000;
@@ -194,6 +200,18 @@ export class LmdbEventHistory implements EventHistory {
     return Promise.resolve({ epoch: this.epoch, offset: this.home(homeId, false).top });
   }
 
+  /** A home's stored entries past `after`, with their times (the events past its rules mark, at start). */
+  private readonly storedAfter = (homeId: string, after: number): UnevaluatedEntry[] => {
+    const live = this.home(homeId, false);
+    const out: UnevaluatedEntry[] = [];
+    for (let i = 0; i < live.chunks.length; i++) {
+      const start = live.chunks[i]!;
+      const chunk = this.chunkEnd(live, i) > after ? (live.inflight.find((c) => c.start === start)?.entries() ?? this.stored(homeId, start)) : undefined;
+      chunk?.d.forEach((data, j) => start + j > after && out.push({ offset: start + j, data, at: chunk.t[j]! }));
+    }
+    return out;
+  };
+
   /** Homes whose range is held in memory: each written (or removed) since the store opened. */
   get homesKept(): number {
     return this.homes.size;
@@ -258,6 +276,7 @@ export class LmdbEventHistory implements EventHistory {
   /** Writes every open chunk and resolves once all is committed (a clean stop loses nothing). */
   async settle(): Promise<void> {
     for (const [homeId, live] of [...this.opens]) this.seal(homeId, live);
+    this.marks.urgeAll();
     this.flush();
     await this.written;
   }
@@ -376,18 +395,19 @@ export class LmdbEventHistory implements EventHistory {
     }
   };
 
-  /** Issues the puts of the sealed chunks, then the removals, as asynchronous writes (one transaction). */
+  /** Issues the puts of the sealed chunks and rules marks, then the removals, as asynchronous writes (one transaction). */
   private readonly flush = (): void => {
     if (this.flushTimer) clearTimeout(this.flushTimer);
     this.flushTimer = null;
-    if (this.sealed.length === 0 && this.removals.length === 0) return;
+    if (this.sealed.length === 0 && this.removals.length === 0 && !this.marks.pending) return;
     const sealed = this.sealed;
     const removals = this.removals;
     this.sealed = [];
     this.removals = [];
     const started = this.batches ? performance.now() : 0;
     let size = removals.length;
-    let last: Promise<unknown> | null = null;
+    // a home's first mark goes before its first chunk, in this transaction
+    let last = this.marks.issue(sealed.map(([homeId, , chunk]) => [homeId, chunk.start] as const), this.now());
     for (const [homeId, , chunk] of sealed) {
       chunk.issued = true;
       size += chunk.count;

@@ -77,8 +77,51 @@ export interface EventHistory {
    * then. Absent: an append is as durable as the adapter gets once it resolves.
    */
   durable?(homeId: string): Promise<void>;
+  /**
+   * How far the node's rules evaluated each home's events, kept with the history (EvaluatedMarks),
+   * so that after an unclean stop the events past it are evaluated at the next start. Absent (memory,
+   * Redis): rules are not replayed.
+   */
+  readonly marks?: EvaluatedMarks;
   read(homeId: string, since: Position, upTo: number, limit: number): Promise<HistoryRead>;
   position(homeId: string): Promise<Position>;
   remove(homeId: string): Promise<void>;
   close(): Promise<void>;
+}
+
+/** One stored event past a home's mark: its offset, its bytes as appended, and when it was appended (ms). */
+export interface UnevaluatedEntry {
+  readonly offset: number;
+  readonly data: Uint8Array;
+  readonly at: number;
+}
+
+export interface UnevaluatedHome {
+  readonly homeId: string;
+  /** in offset order */
+  readonly entries: readonly UnevaluatedEntry[];
+}
+
+/**
+ * How far the node's rules have evaluated each home's history, so that events acknowledged to their
+ * hub but not evaluated when the process died are evaluated at the next start (src/rules/replay.ts).
+ * A home's mark is the offset through which its events were evaluated.
+ *
+ * - `note` is called for every event the rules are done with, in offset order per home; it costs a
+ *   map entry, never a write of its own: the adapter stores the newest mark of each home with a
+ *   commit it makes anyway. `evaluated` (a rule was evaluated on the event, so a replay could run
+ *   actions): with the next one (the embedded history's next write, at most 100 ms later); else
+ *   within seconds (replaying an event no rule listens to costs a lookup).
+ *   A home whose first events are committed before any mark of it gets one just before them in the
+ *   same commit, so an event stored is never without a mark below it.
+ * - `unevaluated` answers, once per start and only when the last process did not stop cleanly, the
+ *   events stored past each home's mark, oldest first; after a clean stop, or a second call, none.
+ *   A mark past the home's newest stored event (events acknowledged to no one, lost with the
+ *   process) is brought back to it, so the offsets given again from there are not skipped later.
+ * - Marks and events live and go together: a store that starts over empty has no marks, and the
+ *   events of a home that has none (written before marks existed) are not replayed.
+ */
+export interface EvaluatedMarks {
+  note(homeId: string, offset: number, evaluated: boolean): void;
+  unevaluated(): Promise<UnevaluatedHome[]>;
 }

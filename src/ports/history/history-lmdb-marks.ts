@@ -1,0 +1,120 @@
+/**
+ * The embedded history's rules marks (EvaluatedMarks): sub-database `rules-marks` of `history.mdb`,
+ * homeId → the offset through which the node's rules evaluated the home's events. In the history's
+ * own file, so marks and events are kept, or discarded (an unclean stop with DATA_SYNC=os), together,
+ * and offsets compare across the new epoch an unclean start begins: the file goes on numbering them.
+ * Written by the history's flush, in the transaction that carries its chunks (`issue`): a mark past
+ * an event a rule was evaluated on in the next one, the others (events no rule listens to) in the
+ * first one LAZY_MS after the last such write, so that a node whose reports trigger nothing writes a
+ * record per home every few seconds, not one per event or per chunk (a put costs the main thread
+ * about as much as a report's other history work: callgrind, BENCHMARKS.md 2026-12-04).
+ */
+import type { Database, RootDatabase } from 'lmdb';
+import type { EvaluatedMarks, UnevaluatedEntry, UnevaluatedHome } from './history.js';
+
+/** ms between writes of the marks past events no rule listens to: a crash replays (and skips) up to this much more */
+const LAZY_MS = 5_000;
+
+export interface MarkedHistory {
+  /** the home's newest stored offset (0: none) */
+  top(homeId: string): number;
+  /** the home's stored entries past `after`, oldest first */
+  storedAfter(homeId: string, after: number): UnevaluatedEntry[];
+  /** asks for a flush within the history's write interval (it calls `issue`) */
+  wake(): void;
+}
+
+export class LmdbEvaluatedMarks implements EvaluatedMarks {
+  private readonly db: Database<number, string>;
+  /** marks noted past an event a rule was evaluated on, for the next flush: the newest per home */
+  private noted = new Map<string, number>();
+  /** marks noted past events no rule listens to: written every LAZY_MS */
+  private lazy = new Map<string, number>();
+  private lazyAt = 0;
+  /** homes known to have a stored mark (or one issued) */
+  private readonly known = new Set<string>();
+  private replayed = false;
+
+  constructor(
+    env: RootDatabase,
+    private readonly history: MarkedHistory,
+    /** the last process did not stop cleanly and the file was kept */
+    private readonly unclean: boolean,
+  ) {
+    this.db = env.openDB({ name: 'rules-marks', encoding: 'msgpack' }) as unknown as Database<number, string>;
+  }
+
+  note(homeId: string, offset: number, evaluated: boolean): void {
+    if (!evaluated) this.lazy.set(homeId, offset);
+    else {
+      this.noted.set(homeId, offset);
+      this.history.wake();
+    }
+  }
+
+  /** Every mark noted goes with the next flush (a clean stop). */
+  urgeAll(): void {
+    this.takeLazy();
+  }
+
+  /** The lazy marks join the noted ones (the newer of a home's two). */
+  private takeLazy(): void {
+    const lazy = this.lazy;
+    this.lazy = new Map();
+    for (const [homeId, offset] of lazy) if (!((this.noted.get(homeId) ?? -1) >= offset)) this.noted.set(homeId, offset);
+  }
+
+  /** Whether a flush has marks to write. */
+  get pending(): boolean {
+    return this.noted.size > 0;
+  }
+
+  /**
+   * Issues the noted marks as asynchronous puts, in the turn of the history's flush (one
+   * transaction with its chunks), and the lazy ones every LAZY_MS (`now`, ms). A home of `chunks`
+   * (homeId, first offset) with no mark yet gets one, at most its lazy one: never past its events
+   * not evaluated yet. Answers the last write, if any.
+   */
+  issue(chunks: Iterable<readonly [string, number]>, now: number): Promise<unknown> | null {
+    for (const [homeId, start] of chunks) {
+      if (this.known.has(homeId)) continue;
+      this.known.add(homeId);
+      if (!this.noted.has(homeId) && this.db.get(homeId) === undefined) this.noted.set(homeId, Math.max(start - 1, this.lazy.get(homeId) ?? 0));
+    }
+    if (now - this.lazyAt >= LAZY_MS) {
+      this.lazyAt = now;
+      this.takeLazy();
+    } else {
+      // a lazy mark newer than a noted one of its home goes with it
+      for (const [homeId, mark] of this.noted) {
+        const offset = this.lazy.get(homeId);
+        if (offset === undefined) continue;
+        this.lazy.delete(homeId);
+        if (offset > mark) this.noted.set(homeId, offset);
+      }
+    }
+    let last: Promise<unknown> | null = null;
+    for (const [homeId, offset] of this.noted) {
+      this.known.add(homeId);
+      last = this.db.put(homeId, offset);
+    }
+    this.noted = new Map();
+    return last;
+  }
+
+  async unevaluated(): Promise<UnevaluatedHome[]> {
+    if (!this.unclean || this.replayed) return [];
+    this.replayed = true;
+    const out: UnevaluatedHome[] = [];
+    const back: Array<[string, number]> = [];
+    for (const { key: homeId, value: mark } of this.db.getRange()) {
+      const top = this.history.top(homeId);
+      if (mark > top) back.push([homeId, top]);
+      else if (mark < top) out.push({ homeId, entries: this.history.storedAfter(homeId, mark) });
+    }
+    if (back.length > 0) await this.db.transaction(() => {
+      for (const [homeId, top] of back) void this.db.put(homeId, top);
+    });
+    return out;
+  }
+}

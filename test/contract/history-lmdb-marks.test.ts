@@ -1,0 +1,136 @@
+/**
+ * The embedded history's rules marks (history-lmdb-marks.ts): written with the history's commits,
+ * not per note; after an unclean stop (a lock left by a process that is gone) the events past each
+ * home's mark are answered once, across the epoch the start begins; none after a clean stop or
+ * when the file was discarded (DATA_SYNC=os).
+ */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { LmdbEventHistory } from '../../src/ports/history/history-lmdb.js';
+import { openDataStore, type DataSync, type DataStore } from '../../src/ports/lmdb.js';
+
+const RETENTION = { maxEvents: 1_000, maxAgeMs: 3_600_000 };
+/** Above Linux's largest pid (4,194,304): a lock holder that is surely gone. */
+const GONE_PID = 4_194_305;
+
+let dirs: string[] = [];
+let open: Array<{ history: LmdbEventHistory; store: DataStore }> = [];
+afterEach(async () => {
+  for (const o of open) {
+    await o.history.close();
+    await o.store.close();
+  }
+  for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
+  dirs = [];
+  open = [];
+});
+
+async function start(dir: string, sync: DataSync = 'commit', now?: () => number) {
+  const store = openDataStore(dir, { sync });
+  const history = await LmdbEventHistory.open(store, RETENTION, { sweepMs: 0, ...(now ? { now } : {}) });
+  open.push({ history, store });
+  return { store, history };
+}
+
+/** Stops cleanly, then leaves the lock of a process that died: the next start is unclean. */
+async function crash(node: { history: LmdbEventHistory; store: DataStore }): Promise<void> {
+  open = open.filter((o) => o !== node);
+  await node.history.close();
+  await node.store.close();
+  writeFileSync(join(node.store.dir, 'node.lock'), `${GONE_PID}\ngone\n`);
+}
+
+const bytes = (n: number) => Uint8Array.from([n]);
+
+describe('the embedded history keeps the rules marks', () => {
+  it('with its commits, not per note: past an evaluated event at the next, others within seconds', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'hubtier-marks-'));
+    dirs.push(dir);
+    let now = 1_000_000;
+    const node = await start(dir, 'commit', () => now);
+    const marks = node.store.side('history').openDB({ name: 'rules-marks', encoding: 'msgpack' });
+    node.history.appendNow('h', bytes(1));
+    await node.history.durable('h');
+    // the home's first chunk carried a mark below it: its event is not evaluated yet
+    expect(marks.get('h')).toBe(0);
+    node.history.marks.note('h', 1, true);
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(marks.get('h')).toBe(0);
+    // the next commit (another home's event here) carries it
+    node.history.appendNow('x', bytes(1));
+    await node.history.durable('x');
+    expect(marks.get('h')).toBe(1);
+    // past an event no rule listens to: not with the next commits, nor with the home's own chunk...
+    node.history.appendNow('h', bytes(2));
+    node.history.marks.note('h', 2, false);
+    node.history.appendNow('y', bytes(1));
+    await node.history.durable('y');
+    await node.history.durable('h');
+    expect(marks.get('h')).toBe(1);
+    // ...but with the first one 5 s after the last such write
+    now += 5_000;
+    node.history.appendNow('z', bytes(1));
+    await node.history.durable('z');
+    expect(marks.get('h')).toBe(2);
+    // a clean stop writes every mark
+    node.history.marks.note('h', 3, false);
+    await node.history.settle();
+    expect(marks.get('h')).toBe(3);
+  });
+
+  it('after an unclean stop: the events past each mark once, across the new epoch; a mark past the newest event comes back to it', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'hubtier-marks-'));
+    dirs.push(dir);
+    let node = await start(dir);
+    const before = (await node.history.position('a')).epoch;
+    // a: its one event acknowledged (durable), never evaluated; b: two of three evaluated
+    node.history.appendNow('a', bytes(1));
+    for (let n = 1; n <= 3; n++) node.history.appendNow('b', bytes(n));
+    await Promise.all([node.history.durable('a'), node.history.durable('b')]);
+    node.history.marks.note('b', 2, true);
+    // c: evaluated through 5, of which only 2 were stored (the rest lost with the process, say)
+    node.history.appendNow('c', bytes(1));
+    node.history.appendNow('c', bytes(2));
+    node.history.marks.note('c', 5, true);
+    await crash(node);
+
+    node = await start(dir);
+    expect((await node.history.position('a')).epoch).not.toBe(before);
+    const homes = await node.history.marks.unevaluated();
+    expect(homes.map((h) => [h.homeId, h.entries.map((e) => [e.offset, ...e.data])])).toEqual([
+      ['a', [[1, 1]]],
+      ['b', [[3, 3]]],
+    ]);
+    expect(homes[0]!.entries[0]!.at).toBeGreaterThan(Date.now() - 60_000);
+    expect(await node.history.marks.unevaluated()).toEqual([]);
+    // c's offsets go on from 2: an event stored there after this start is not behind its mark
+    expect(node.history.appendNow('c', bytes(3)).offset).toBe(3);
+    await node.history.durable('c');
+    await crash(node);
+
+    node = await start(dir);
+    expect((await node.history.marks.unevaluated()).map((h) => [h.homeId, h.entries.map((e) => e.offset)])).toEqual([
+      ['a', [1]],
+      ['b', [3]],
+      ['c', [3]],
+    ]);
+  });
+
+  it('after a clean stop, or an unclean one with DATA_SYNC=os (the file starts over): none', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'hubtier-marks-'));
+    dirs.push(dir);
+    let node = await start(dir, 'os');
+    node.history.appendNow('a', bytes(1));
+    await node.history.durable('a');
+    open = [];
+    await node.history.close();
+    await node.store.close();
+    node = await start(dir, 'os');
+    expect(await node.history.marks.unevaluated()).toEqual([]);
+    await crash(node);
+    node = await start(dir, 'os');
+    expect(await node.history.marks.unevaluated()).toEqual([]);
+  });
+});

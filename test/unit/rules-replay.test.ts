@@ -1,0 +1,149 @@
+/**
+ * Events stored but not evaluated when the node died: the marks a home notes as its events are
+ * evaluated (HomeMark: in offset order, after the runs' first stretch), and the replay at start
+ * (replay.ts, the home's `#replay`): evaluated again within the catch-up window, counted missed
+ * beyond it, other events moving the mark only. Fake clock; real worker threads.
+ */
+import { Registry } from 'prom-client';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { AppEventMessage, HubEvent } from '../../proto/app.js';
+import type { EvaluatedMarks, UnevaluatedHome } from '../../src/ports/history/history.js';
+import { encodeBus } from '../../src/protocol/codec.js';
+import { encodeStateEvent } from '../../src/protocol/state-event.js';
+import { HomeMark } from '../../src/rules/home-mark.js';
+import { prometheusRuleMetrics } from '../../src/rules/metrics.js';
+import { validateRuleSpec } from '../../src/rules/validate.js';
+import { rig, warmPool, type Rig } from './rules-fixtures.js';
+
+const pool = warmPool();
+
+let r: Rig;
+afterEach(async () => {
+  await r?.close();
+});
+
+const T0 = Date.UTC(2024, 6, 1, 12);
+
+/** Marks that record each note, and answer the homes given once. */
+class RecordingMarks implements EvaluatedMarks {
+  readonly notes: Array<[string, number]> = [];
+  /** the offsets noted as past an event that ran actions */
+  readonly ran: number[] = [];
+  constructor(private homes: UnevaluatedHome[] = []) {}
+  note(homeId: string, offset: number, ran: boolean): void {
+    this.notes.push([homeId, offset]);
+    if (ran) this.ran.push(offset);
+  }
+  async unevaluated(): Promise<UnevaluatedHome[]> {
+    const homes = this.homes;
+    this.homes = [];
+    return homes;
+  }
+}
+
+/** A stored entry as the history holds it (the event without its position), stored at `at`. */
+function stored(offset: number, event: HubEvent, at: number) {
+  const msg = { op: 'evt', ...event } as AppEventMessage;
+  return { offset, data: msg.kind === 'state' ? encodeStateEvent(msg) : encodeBus(msg), at };
+}
+
+const LEAK = {
+  name: 'Leak',
+  triggers: [{ type: 'event', hub: 'home1-hub', device: 'sensor', event: 'alarm' }],
+  actions: [{ type: 'notify', title: 'Water leak', body: 'level {{ event.params.level }}' }],
+};
+const alarm = (level: number, ts: number): HubEvent => ({ kind: 'event', home: 'home1', hub: 'home1-hub', device: 'sensor', event: 'alarm', params: { level }, ts });
+
+describe('HomeMark', () => {
+  it('notes offsets in order, each once the runs of its event and of every earlier one have run their first stretch', async () => {
+    const marks = new RecordingMarks();
+    const mark = new HomeMark(marks, 'h');
+    let end2!: () => void;
+    let end4!: () => void;
+    const run2 = new Promise<void>((resolve) => (end2 = resolve));
+    const run4 = new Promise<void>((resolve) => (end4 = resolve));
+    mark.done(1);
+    mark.done(2, [run2]);
+    mark.done(3);
+    mark.done(4, [run4]);
+    expect(marks.notes).toEqual([['h', 1]]);
+    end4();
+    await run4;
+    await new Promise((resolve) => setImmediate(resolve));
+    // 4's run is through, but 2's is not: the mark may not pass 2
+    expect(marks.notes).toEqual([['h', 1]]);
+    end2();
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(marks.notes).toEqual([['h', 1], ['h', 2], ['h', 4]]);
+    mark.done(5);
+    expect(marks.notes.at(-1)).toEqual(['h', 5]);
+  });
+});
+
+describe('the rules mark live events', () => {
+  it('an event that begins a run moves the mark once the run is past its first stretch; others at once', async () => {
+    const marks = new RecordingMarks();
+    let answer!: () => void;
+    let commanded!: () => void;
+    const valve = new Promise<void>((resolve) => (answer = resolve));
+    const sent = new Promise<void>((resolve) => (commanded = resolve));
+    r = rig(pool(), T0, { marks, runCommand: () => (commanded(), valve) });
+    await r.store.createRule('home1', validateRuleSpec({ ...LEAK, actions: [{ type: 'command', hub: 'home1-hub', device: 'valve', method: 'close' }, LEAK.actions[0]] }));
+    r.engine.onEvent({ kind: 'state', home: 'home1', hub: 'home1-hub', device: 'sensor', attrs: { wet: false }, version: 1, ts: T0 }, undefined, 1);
+    r.engine.onEvent(alarm(3, T0), undefined, 2);
+    r.engine.onEvent({ kind: 'state', home: 'home1', hub: 'home1-hub', device: 'sensor', attrs: { wet: true }, version: 2, ts: T0 }, undefined, 3);
+    await sent;
+    // the third event handled too (it is the next message of the home once the alarm is evaluated)
+    await new Promise((resolve) => setImmediate(resolve));
+    // the valve has not answered: the alarm's run is in its first action, the mark stays before it
+    expect(marks.notes).toEqual([['home1', 1]]);
+    answer();
+    await r.settle();
+    expect(marks.notes).toEqual([['home1', 1], ['home1', 3]]);
+    // the mark past the run goes to disk with the next commit; the others with their chunks
+    expect(marks.ran).toEqual([3]);
+    expect(r.pushes).toHaveLength(1);
+  });
+});
+
+describe('replay after an unclean stop', () => {
+  it('evaluates the events past the mark within the catch-up window, counts older ones missed, and moves the mark past all', async () => {
+    const registry = new Registry();
+    const entries = [
+      stored(4, { kind: 'state', home: 'home1', hub: 'home1-hub', device: 'sensor', attrs: { battery: 80 }, version: 7, ts: T0 - 130_000 }, T0 - 130_000),
+      // stored 2 minutes before the start: past the 60 s window
+      stored(5, alarm(1, T0 - 120_000), T0 - 120_000),
+      stored(6, alarm(3, T0 - 10_000), T0 - 10_000),
+      stored(7, { kind: 'online', home: 'home1', hub: 'home1-hub', node: 'n1', ts: T0 - 5_000 }, T0 - 5_000),
+    ];
+    const marks = new RecordingMarks([{ homeId: 'home1', entries }]);
+    r = rig(pool(), T0, { marks, metrics: prometheusRuleMetrics(registry) });
+    const rule = await r.store.createRule('home1', validateRuleSpec(LEAK));
+
+    const { homes, report } = await r.engine.replayUnevaluated();
+    expect(homes).toBe(1);
+    expect(await report).toEqual({ homes: 1, replayed: 1, missed: 1 });
+    await r.settle();
+    expect(r.pushes.map((p) => p.notification)).toEqual([expect.objectContaining({ title: 'Water leak', body: 'level 3', dedupKey: `rule:${rule.id}:home1-hub:sensor:alarm:${T0 - 10_000}:0` })]);
+    expect(await registry.metrics()).toMatch(/tier_rule_dropped_total\{reason="missed"\} 1\n/);
+    expect(r.engine.status(rule.id, rule.version).stats.lastError?.message).toMatch(/event missed after an unclean stop: stored 120 s before the start \(catch-up 60 s\)/);
+    // the mark goes past the last stored entry, an event no rule takes included
+    expect(marks.notes.at(-1)).toEqual(['home1', 7]);
+    // once per start
+    expect((await r.engine.replayUnevaluated()).homes).toBe(0);
+  });
+
+  it('an event evaluated before the stop and replayed after it notifies once: the push dedup key is the same', async () => {
+    const marks = new RecordingMarks();
+    r = rig(pool(), T0, { marks });
+    await r.store.createRule('home1', validateRuleSpec(LEAK));
+    r.engine.onEvent(alarm(3, T0 - 1_000), undefined, 1);
+    await r.settle();
+    expect(r.pushes).toHaveLength(1);
+    // its mark did not reach the disk before the node died: the next start replays it
+    const engine = await r.restart({ marks: new RecordingMarks([{ homeId: 'home1', entries: [stored(1, alarm(3, T0 - 1_000), T0 - 1_000)] }]) });
+    expect(await (await engine.replayUnevaluated()).report).toEqual({ homes: 1, replayed: 1, missed: 0 });
+    await r.settle();
+    expect(r.pushes).toHaveLength(1);
+  });
+});
