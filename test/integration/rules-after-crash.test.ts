@@ -48,9 +48,11 @@ describe('rules after a kill -9 of an embedded node', () => {
     });
     expect(rule.status).toBe(201);
 
+    // waited for before the event is sent: the rule may begin before the event's ack comes back
+    const closing = hub.waitFor((f) => f.t === FrameType.command && (f as CommandFrame).m === 'close', 30_000);
     await hub.event('sensor', 'alarm', { level: 3 });
     // acknowledged: the node stored the event; the rule has begun (its command is out)
-    await hub.waitFor((f) => f.t === FrameType.command && (f as CommandFrame).m === 'close', 30_000);
+    await closing;
     await server.kill();
     expect(server.logs.some(pushed('Water leak'))).toBe(false);
 
