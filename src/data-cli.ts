@@ -15,8 +15,10 @@ const USAGE = `usage: npm run data -- export FILE [--data-dir DIR]
        npm run data -- import FILE [--data-dir DIR]
        npm run data -- import FILE --redis URL [--prefix P]
 
-export  writes every record of DATA_DIR's store to FILE (JSON lines, mode 0600)
-import  reads FILE into DATA_DIR, which must hold no records yet
+export  writes every record of DATA_DIR's store to FILE (JSON lines, mode 0600): a new
+        file renamed over FILE at the end (an existing FILE or symlink is replaced)
+import  checks all of FILE, then reads it into DATA_DIR, which must hold no records yet, in
+        one transaction: a bad or cut-short FILE, an error or a crash writes nothing
 --redis   imports FILE into a cluster's Redis instead (nothing overwritten: a hub id it
           already holds is skipped; nonces are skipped); --prefix defaults to
           $TIER_REDIS_PREFIX, else tier:
