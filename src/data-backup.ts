@@ -8,7 +8,7 @@ import { createWriteStream, renameSync, rmSync } from 'node:fs';
 import { once } from 'node:events';
 import { randomBytes } from 'node:crypto';
 import { basename, dirname, join } from 'node:path';
-import { checkBackup } from './data-backup-check.js';
+import { checkBackup, isLegacyHistory } from './data-backup-check.js';
 import { BackupError, readBackup, type BackupEnd, type BackupHeader } from './data-backup-file.js';
 import { DATA_LAYOUT_VERSION, type DataStore } from './ports/lmdb.js';
 
@@ -62,7 +62,7 @@ export async function exportStore(store: DataStore, file: string): Promise<Recor
 /**
  * Reads a backup into `store`, which must hold no records yet (nothing is merged or overwritten).
  * The whole file is checked first (checkBackup: a BackupError naming the line, nothing written),
- * then written in one LMDB transaction: an error or a crash part-way commits nothing. Returns the
+ * then written in one LMDB transaction (the history's records of stores before history.mdb left out): an error or a crash part-way commits nothing. Returns the
  * count per sub-database.
  */
 export async function importStore(store: DataStore, file: string): Promise<Record<string, number>> {
@@ -73,7 +73,7 @@ export async function importStore(store: DataStore, file: string): Promise<Recor
   // opened before the write transaction, each at most once
   const dbs = new Map(Object.keys(counts).map((name) => [name, store.db(name)]));
   store.root.transactionSync(() => {
-    for (const r of readBackup(file)) void dbs.get(r.db)!.put(r.key as string, r.value);
+    for (const r of readBackup(file)) if (!isLegacyHistory(r.db)) void dbs.get(r.db)!.put(r.key as string, r.value);
   });
   await store.durable();
   return counts;
