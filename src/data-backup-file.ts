@@ -76,7 +76,7 @@ export function* readBackup(file: string): Generator<BackupRecord> {
     try {
       parsed = JSON.parse(line);
     } catch {
-      throw new BackupError(`${file}:${lineNo}: not JSON${header?.ends ? '' : ' (a copy cut short?)'}`);
+      throw new BackupError(`${file}:${lineNo}: not JSON (a copy cut short, or edited?)`);
     }
     if (header === null) {
       const h = parsed as Partial<BackupHeader>;
