@@ -1,110 +1,80 @@
 /**
  * Backup and move of the embedded default's store: every record of every sub-database as one JSON
- * line `{"db": name, "key": key, "value": value}`, after a header line
- * `{"hubtier": "data", "layout": N, "exportedAt": ms}`. JSON lines, so a backup can be read,
- * diffed and filtered with ordinary tools; keys and values are what the adapters store (msgpack
- * in the file, plain JSON data here).
+ * line (data-backup-file.ts). JSON lines, so a backup can be read, diffed and filtered with
+ * ordinary tools; keys and values are what the adapters store (msgpack in the file, plain JSON
+ * data here).
  */
-import { createReadStream, createWriteStream } from 'node:fs';
+import { createWriteStream, renameSync, rmSync } from 'node:fs';
 import { once } from 'node:events';
-import { createInterface } from 'node:readline';
+import { randomBytes } from 'node:crypto';
+import { basename, dirname, join } from 'node:path';
+import { checkBackup, isLegacyHistory } from './data-backup-check.js';
+import { BackupError, readBackup, type BackupEnd, type BackupHeader } from './data-backup-file.js';
 import { DATA_LAYOUT_VERSION, type DataStore } from './ports/lmdb.js';
 
-export interface BackupHeader {
-  hubtier: 'data';
-  layout: number;
-  exportedAt: number;
-}
+export { BackupError, readBackup, type BackupRecord } from './data-backup-file.js';
 
 /** Sub-databases of the store, as LMDB lists them (the main database holds their names). */
 function names(store: DataStore): string[] {
   return [...store.root.getKeys()].filter((k): k is string => typeof k === 'string');
 }
 
-/** Writes every record to `file`; returns the count per sub-database. */
+/**
+ * Writes every record to `file`; returns the count per sub-database. Written to a new file (mode
+ * 0600, created exclusively beside `file`) renamed over `file` at the end: an existing file or
+ * symlink there is replaced, never written through, and a failed export leaves it as it was.
+ */
 export async function exportStore(store: DataStore, file: string): Promise<Record<string, number>> {
-  const out = createWriteStream(file, { mode: 0o600 });
-  const counts: Record<string, number> = {};
-  const write = async (line: string) => {
-    if (!out.write(line + '\n')) await once(out, 'drain');
-  };
-  const header: BackupHeader = { hubtier: 'data', layout: DATA_LAYOUT_VERSION, exportedAt: Date.now() };
-  await write(JSON.stringify(header));
-  for (const name of names(store)) {
-    if (name === 'meta') continue; // the target store stamps its own
-    let n = 0;
-    for (const { key, value } of store.db(name).getRange()) {
-      await write(JSON.stringify({ db: name, key, value }));
-      n++;
+  const temp = join(dirname(file), `.${basename(file)}.${randomBytes(6).toString('hex')}.tmp`);
+  const out = createWriteStream(temp, { flags: 'wx', mode: 0o600 });
+  try {
+    await once(out, 'open');
+    const counts: Record<string, number> = {};
+    const write = async (line: string) => {
+      if (!out.write(line + '\n')) await once(out, 'drain');
+    };
+    const header: BackupHeader = { hubtier: 'data', layout: DATA_LAYOUT_VERSION, exportedAt: Date.now(), ends: true };
+    await write(JSON.stringify(header));
+    let records = 0;
+    for (const name of names(store)) {
+      if (name === 'meta') continue; // the target store stamps its own
+      let n = 0;
+      for (const { key, value } of store.db(name).getRange()) {
+        await write(JSON.stringify({ db: name, key, value }));
+        n++;
+      }
+      counts[name] = n;
+      records += n;
     }
-    counts[name] = n;
+    const end: BackupEnd = { hubtier: 'end', records };
+    await write(JSON.stringify(end));
+    out.end();
+    await once(out, 'finish');
+    renameSync(temp, file);
+    return counts;
+  } catch (err) {
+    out.destroy();
+    rmSync(temp, { force: true });
+    throw err;
   }
-  out.end();
-  await once(out, 'finish');
-  return counts;
-}
-
-export class BackupError extends Error {
-  override name = 'BackupError';
 }
 
 /**
  * Reads a backup into `store`, which must hold no records yet (nothing is merged or overwritten).
- * Written in transactions of `batch` records; returns the count per sub-database.
+ * The whole file is checked first (checkBackup: a BackupError naming the line, nothing written),
+ * then written in one LMDB transaction (the history's records of stores before history.mdb left out): an error or a crash part-way commits nothing. Returns the
+ * count per sub-database.
  */
-export async function importStore(store: DataStore, file: string, batch = 1_000): Promise<Record<string, number>> {
+export async function importStore(store: DataStore, file: string): Promise<Record<string, number>> {
   for (const name of names(store)) {
     if (name !== 'meta' && store.db(name).getKeysCount() > 0) throw new BackupError(`DATA_DIR ${store.dir} is not empty (${name} holds records): import into a new DATA_DIR`);
   }
-  const counts: Record<string, number> = {};
-  let pending: BackupRecord[] = [];
-  const commit = async () => {
-    const records = pending;
-    pending = [];
-    await store.root.transaction(() => {
-      for (const r of records) store.db(r.db).put(r.key as string, r.value);
-    });
-  };
-  for await (const r of readBackup(file)) {
-    pending.push(r);
-    counts[r.db] = (counts[r.db] ?? 0) + 1;
-    if (pending.length >= batch) await commit();
-  }
-  if (pending.length > 0) await commit();
+  const { counts } = checkBackup(file);
+  // opened before the write transaction, each at most once
+  const dbs = new Map(Object.keys(counts).map((name) => [name, store.db(name)]));
+  store.root.transactionSync(() => {
+    for (const r of readBackup(file)) if (!isLegacyHistory(r.db)) void dbs.get(r.db)!.put(r.key as string, r.value);
+  });
+  await store.durable();
   return counts;
-}
-
-/** One record of a backup: a key and value of sub-database `db`, as its adapter stores them. */
-export interface BackupRecord {
-  db: string;
-  key: unknown;
-  value: unknown;
-}
-
-/** Reads a backup's records in file order, after checking its header (a BackupError if it is not one). */
-export async function* readBackup(file: string): AsyncGenerator<BackupRecord> {
-  const lines = createInterface({ input: createReadStream(file, 'utf8'), crlfDelay: Infinity });
-  let header: BackupHeader | null = null;
-  let lineNo = 0;
-  for await (const line of lines) {
-    lineNo++;
-    if (line.trim() === '') continue;
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(line);
-    } catch {
-      throw new BackupError(`${file}:${lineNo}: not JSON`);
-    }
-    if (header === null) {
-      const h = parsed as Partial<BackupHeader>;
-      if (h.hubtier !== 'data') throw new BackupError(`${file}: not a hubtier backup (its first line has no "hubtier": "data")`);
-      if (h.layout !== DATA_LAYOUT_VERSION) throw new BackupError(`${file}: data layout ${String(h.layout)}; this version reads ${DATA_LAYOUT_VERSION}`);
-      header = h as BackupHeader;
-      continue;
-    }
-    const r = parsed as { db?: unknown; key?: unknown; value?: unknown };
-    if (typeof r.db !== 'string' || r.db === 'meta' || r.key === undefined || !('value' in r)) throw new BackupError(`${file}:${lineNo}: expected {"db", "key", "value"}`);
-    yield { db: r.db, key: r.key, value: r.value };
-  }
-  if (header === null) throw new BackupError(`${file}: empty`);
 }

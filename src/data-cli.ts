@@ -15,11 +15,15 @@ const USAGE = `usage: npm run data -- export FILE [--data-dir DIR]
        npm run data -- import FILE [--data-dir DIR]
        npm run data -- import FILE --redis URL [--prefix P]
 
-export  writes every record of DATA_DIR's store to FILE (JSON lines, mode 0600)
-import  reads FILE into DATA_DIR, which must hold no records yet
---redis   imports FILE into a cluster's Redis instead (nothing overwritten: a hub id it
-          already holds is skipped; nonces are skipped); --prefix defaults to
-          $TIER_REDIS_PREFIX, else tier:
+export  writes every record of DATA_DIR's store to FILE (JSON lines, mode 0600): a new
+        file renamed over FILE at the end (an existing FILE or symlink is replaced)
+import  checks all of FILE, then reads it into DATA_DIR, which must hold no records yet, in
+        one transaction: a bad or cut-short FILE, an error or a crash writes nothing
+--redis   imports FILE into a cluster's Redis instead, after the same check. Nothing is
+          overwritten: what Redis holds as FILE does counts as imported (a rerun finishes
+          a run cut short), what it holds otherwise is reported and the exit code is 1;
+          nonces and dead letters are not moved. --prefix defaults to $TIER_REDIS_PREFIX,
+          else tier:
 --data-dir defaults to $DATA_DIR, else ./data. Stop the node first.`;
 
 async function main(): Promise<number> {
@@ -36,10 +40,14 @@ async function main(): Promise<number> {
     }
     const prefix = values.prefix ?? process.env.TIER_REDIS_PREFIX ?? 'tier:';
     const report = await importIntoRedis(file, { url: values.redis, prefix, log: createLogger('warn') });
-    const what = Object.entries(report.imported).map(([kind, n]) => `${kind} ${n}`).join(', ');
-    process.stdout.write(`imported into redis (prefix ${prefix}) from ${resolve(file)}: ${what || 'nothing'}\n`);
-    for (const line of report.skipped) process.stdout.write(`skipped: ${line}\n`);
-    return 0;
+    const list = (counts: Record<string, number>) => Object.entries(counts).map(([kind, n]) => `${kind} ${n}`).join(', ');
+    process.stdout.write(`imported into redis (prefix ${prefix}) from ${resolve(file)}: ${list(report.imported) || 'nothing'}\n`);
+    if (Object.keys(report.present).length > 0) process.stdout.write(`already in redis as in the file: ${list(report.present)}\n`);
+    for (const line of report.notes) process.stdout.write(`not moved: ${line}\n`);
+    for (const line of report.skipped) process.stdout.write(`NOT IMPORTED: ${line}\n`);
+    if (report.skipped.length === 0) return 0;
+    process.stderr.write(`data error: ${report.skipped.length} not imported (listed above): redis holds something else there\n`);
+    return 1;
   }
   const dir = values['data-dir'] ?? process.env.DATA_DIR ?? './data';
   if (dir === ':memory:') {

@@ -3,7 +3,7 @@
  * with exportStore, imported into a real redis-server and read back through the Redis adapters.
  */
 import { execFile } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -113,12 +113,14 @@ describe('importing a backup into redis', () => {
     expect(shadow.plug).toMatchObject({ kind: 'switch', reported: {}, desired: {} });
     expect(await shadows.loadCursor('hub-1')).toEqual({ boot: 'boot-a', seq: 42 });
 
-    // a second import overwrites nothing: the hubs are reported and skipped, with their shadows
+    // a second import overwrites nothing: a hub changed in redis is reported and skipped, with its
+    // shadow; one as in the file counts as imported already
     await registry.setEnabled('hub-1', false);
     const again = await importIntoRedis(file, { url: redis.url, prefix, log });
     expect(again.imported.hubs ?? 0).toBe(0);
     expect(again.imported.devices ?? 0).toBe(0);
-    expect(again.skipped.filter((s) => s.startsWith('hub '))).toHaveLength(2);
+    expect(again.present.hubs).toBe(1);
+    expect(again.skipped).toEqual(['hub hub-1: provisioned in redis with another record (kept as it is, its shadow not imported)']);
     expect((await registry.get('hub-1'))?.enabled).toBe(false);
     await shadows.close();
     await closeRedis(client);
@@ -145,10 +147,11 @@ describe('importing a backup into redis', () => {
     const again = await importIntoRedis(file, { url: redis.url, prefix, log });
     expect(again.imported.rules ?? 0).toBe(0);
     expect(again.imported.scenes ?? 0).toBe(0);
-    expect(again.skipped.filter((s) => s.startsWith('rule ') || s.startsWith('scene '))).toHaveLength(3);
+    expect(again.skipped.filter((s) => s.startsWith('rule ') || s.startsWith('scene '))).toEqual([`rule ${rule.id} of home home-1: the id exists in redis with another rule (kept as it is)`]);
+    expect(again.present).toMatchObject({ rules: 1, scenes: 1 });
     expect((await rules.getRule('home-1', rule.id))?.name).toBe('changed in the cluster');
     expect(again.imported.settings ?? 0).toBe(0);
-    expect(again.skipped).toContain('settings of home home-1: the home exists in redis (its settings kept)');
+    expect(again.skipped).toContain('settings of home home-1: the home exists in redis with other settings (kept)');
     expect(await rules.getSettings('home-1')).toEqual({ timeZone: 'America/New_York' });
     await rules.close();
   });
@@ -167,7 +170,8 @@ describe('importing a backup into redis', () => {
     const prefix = uniquePrefix();
     const report = await importIntoRedis(file, { url: redis.url, prefix, log });
     expect(report.imported['push jobs']).toBe(1);
-    expect(report.skipped).toContain('push: 1 failed notifications (dead letters) not moved');
+    expect(report.notes).toContain('push: 1 failed notifications (dead letters)');
+    expect(report.skipped).toEqual([]);
     const delivered: PushDelivery[] = [];
     const push = await BullMqPushQueue.connect(redis.url, { name: 'test-push', log, keys: new RedisKeys(prefix), sender: async (d) => void delivered.push(d) });
     await push.drain();
@@ -183,10 +187,63 @@ describe('importing a backup into redis', () => {
     const { stdout } = await cli({ TIER_REDIS_PREFIX: prefix }, 'import', file, '--redis', redis.url);
     expect(stdout).toContain(`imported into redis (prefix ${prefix})`);
     expect(stdout).toMatch(/hubs 2, devices 2, cursors 1, settings 1, rules 2, scenes 1, cron cursors 1, pending runs 1, push jobs 1\n/);
-    expect(stdout).toContain('skipped: push: 1 failed notifications (dead letters) not moved');
-    expect(stdout).toContain("skipped: nonces: 1 (they only matter within the handshake's skew window)");
+    expect(stdout).toContain('not moved: push: 1 failed notifications (dead letters)');
+    expect(stdout).toContain("not moved: nonces: 1 (they only matter within the handshake's skew window)");
+    // a rerun finds everything as the file holds it: nothing to do, exit 0
     const again = await cli({}, 'import', file, '--redis', redis.url, '--prefix', prefix);
-    expect(again.stdout).toContain('skipped: hub hub-1: already provisioned in redis');
+    expect(again.stdout).toMatch(/: nothing\nalready in redis as in the file: hubs 2, devices 2, cursors 1, settings 1, rules 2, scenes 1, cron cursors 1, push jobs 1\n/);
+    // a hub changed in the cluster: reported as not imported, exit 1
+    const client = await connectRedis(redis.url, { name: 'test-change', log });
+    await new RedisHubRegistry(client, { keys: new RedisKeys(prefix) }).setEnabled('hub-2', true);
+    await closeRedis(client);
+    await expect(cli({}, 'import', file, '--redis', redis.url, '--prefix', prefix)).rejects.toMatchObject({
+      code: 1,
+      stdout: expect.stringContaining('NOT IMPORTED: hub hub-2: provisioned in redis with another record'),
+      stderr: expect.stringContaining('data error: 1 not imported'),
+    });
     await expect(cli({}, 'export', file, '--redis', redis.url)).rejects.toMatchObject({ code: 2, stderr: expect.stringMatching(/^--redis URL goes with import only/) });
   });
+
+  it('checks the whole file first: one bad hub record, even the last, writes nothing', async () => {
+    const prefix = uniquePrefix();
+    const bad = withLines((records) => [...records, '{"db":"hubs","key":"zz-bad","value":"garbage"}']);
+    await expect(importIntoRedis(bad, { url: redis.url, prefix, log })).rejects.toThrow(/:\d+: hubs record: not a hub record: "zz-bad"/);
+    const ids = withLines((records) => [...records, records.find((l) => l.startsWith('{"db":"hubs"'))!.replace('"hub-1"', '"evil.*"')]);
+    await expect(importIntoRedis(ids, { url: redis.url, prefix, log })).rejects.toThrow(/hub "evil\.\*" is not a valid id/);
+    const client = await connectRedis(redis.url, { name: 'test-scan', log });
+    expect(await client.keys(`${prefix}*`)).toEqual([]);
+    await closeRedis(client);
+  });
+
+  it('a rerun after a run cut short (hubs written, nothing else) finishes it; a shadow redis has moved on from is reported', async () => {
+    const prefix = uniquePrefix();
+    const hubsOnly = withLines((records) => records.filter((l) => l.startsWith('{"db":"hubs"')));
+    expect((await importIntoRedis(hubsOnly, { url: redis.url, prefix, log })).imported).toEqual({ hubs: 2 });
+    const rerun = await importIntoRedis(file, { url: redis.url, prefix, log });
+    expect(rerun.skipped).toEqual([]);
+    expect(rerun.present).toEqual({ hubs: 2 });
+    expect(rerun.imported).toMatchObject({ devices: 2, cursors: 1, rules: 2, scenes: 1, 'pending runs': 1 });
+    const keys = new RedisKeys(prefix);
+    const shadows = await RedisShadowStore.connect(redis.url, { name: 'test-shadows', log, keys });
+    expect((await shadows.load('hub-1')).lamp).toMatchObject({ kind: 'light', reported: { on: true, level: 40 }, reportedVersion: 7, desired: { level: 80 } });
+    expect(await shadows.loadCursor('hub-1')).toEqual({ boot: 'boot-a', seq: 42 });
+
+    // the hub reported since: its shadow is newer than the file's and kept
+    const lamp = (await shadows.load('hub-1')).lamp!;
+    shadows.writeReported('hub-1', 'lamp', { ...lamp, reported: { on: false }, reportedVersion: 8 }, 0);
+    await shadows.flush();
+    const third = await importIntoRedis(file, { url: redis.url, prefix, log });
+    expect(third.skipped).toEqual(['shadow of hub hub-1: redis holds a newer one (device lamp at version 8; kept as it is)']);
+    expect((await shadows.load('hub-1')).lamp).toMatchObject({ reported: { on: false }, reportedVersion: 8 });
+    await shadows.close();
+  });
 });
+
+/** A copy of the backup with its records changed by `change` (header and end line kept, the count right). */
+function withLines(change: (records: string[]) => string[]): string {
+  const lines = readFileSync(file, 'utf8').trimEnd().split('\n');
+  const records = change(lines.slice(1, -1));
+  const out = join(mkdtempSync(join(tmpdir(), 'redis-import-file-')), 'changed.jsonl');
+  writeFileSync(out, [lines[0]!, ...records, JSON.stringify({ hubtier: 'end', records: records.length })].join('\n') + '\n');
+  return out;
+}

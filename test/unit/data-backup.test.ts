@@ -1,12 +1,15 @@
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { lstatSync, mkdtempSync, readFileSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
 import { BackupError, exportStore, importStore } from '../../src/data-backup.js';
+import { createLogger } from '../../src/log/logger.js';
+import { LmdbHubRegistry } from '../../src/ports/hub-registry/hub-registry-lmdb.js';
 import { openDataStore, type DataStore } from '../../src/ports/lmdb.js';
 import { LmdbRuleStore } from '../../src/ports/rule-store/rule-store-lmdb.js';
+import { LmdbShadowStore } from '../../src/ports/shadow-store/shadow-store-lmdb.js';
 
 const run = promisify(execFile);
 const ROOT = join(import.meta.dirname, '../..');
@@ -21,12 +24,30 @@ afterEach(async () => {
   await Promise.allSettled(open.splice(0).map((s) => s.close()));
 });
 
+const HUB_9 = { hubId: 'hub-9', homeId: 'home-9', secret: 's3cret', enabled: true, createdAt: 1_700_000_000_000, model: undefined };
+
+/** A store as the adapters write it: a hub, a shadow, a rule with an alias named like an Object.prototype member, settings, a nonce. */
+async function fill(s: DataStore): Promise<void> {
+  await new LmdbHubRegistry(s).create({ ...HUB_9, hubId: 'hub-1', homeId: 'toString' });
+  const shadows = new LmdbShadowStore(s, { log: createLogger('silent') });
+  await shadows.writeDevices('hub-1', [{ d: 'lamp', k: 'light' }], [], true);
+  shadows.writeReported('hub-1', 'lamp', { kind: 'light', model: undefined, reported: { on: true, level: 40 }, reportedVersion: 3, reportedAt: 1_700_000_000_000, desired: {}, desiredVersion: 0 }, 1);
+  await shadows.close();
+  const rules = await LmdbRuleStore.open(s);
+  await rules.createRule('toString', { name: 'r', triggers: [{ type: 'cron', cron: '0 7 * * *' }], devices: { constructor: { hub: 'hub-1', device: 'lamp' } }, actions: [{ type: 'notify', title: 't', body: 'b' }] } as never);
+  await rules.putSettings('toString', { timeZone: 'Europe/Berlin' });
+  await rules.close();
+  await s.db('nonces').put('hub-1:n1', 1_700_000_000_000);
+  await s.flushed();
+}
+
 /** Every record of every sub-database but meta, for comparing two stores. */
 function dump(s: DataStore): Record<string, Array<{ key: unknown; value: unknown }>> {
   const out: Record<string, Array<{ key: unknown; value: unknown }>> = {};
   for (const name of s.root.getKeys()) {
-    if (name === 'meta') continue;
-    out[String(name)] = [...s.db(String(name)).getRange()].map(({ key, value }) => ({ key, value }));
+    const records = [...s.db(String(name)).getRange()].map(({ key, value }) => ({ key, value }));
+    // an empty sub-database is no record (the import opens the ones it writes before its transaction)
+    if (name !== 'meta' && records.length > 0) out[String(name)] = records;
   }
   return out;
 }
@@ -34,23 +55,18 @@ function dump(s: DataStore): Record<string, Array<{ key: unknown; value: unknown
 describe('data backup (JSON lines)', () => {
   it('exports every record and imports them into an empty store unchanged, hostile ids included', async () => {
     const a = store();
-    const rules = await LmdbRuleStore.open(a);
-    await rules.createRule('__proto__', { name: 'r', triggers: [{ type: 'cron', cron: '0 7 * * *' }], actions: [{ type: 'notify', title: 't', body: 'b' }] } as never);
-    await rules.putSettings('toString', { timeZone: 'Europe/Berlin' });
-    await a.db('shadows').put(['hub-1', 'constructor'], { r: { a: { on: true, level: 40 }, v: 3, at: 1_700_000_000_000 } });
-    await a.db('nonces').put('hub-1:n1', 1_700_000_000_000);
-    await a.flushed();
+    await fill(a);
     const file = join(dir(), 'backup.jsonl');
     const exported = await exportStore(a, file);
-    expect(exported.shadows).toBe(1);
+    expect(exported).toMatchObject({ hubs: 1, shadows: 4, rules: 3 });
     expect(JSON.parse(readFileSync(file, 'utf8').split('\n')[0]!)).toMatchObject({ hubtier: 'data', layout: 1 });
 
     const b = store();
-    const imported = await importStore(b, file, 2);
+    const imported = await importStore(b, file);
     expect(imported).toEqual(exported);
     expect(dump(b)).toEqual(dump(a));
     const back = await LmdbRuleStore.open(b);
-    expect((await back.listRules('__proto__')).map((r) => r.name)).toEqual(['r']);
+    expect((await back.listRules('toString')).map((r) => r.name)).toEqual(['r']);
     expect(await back.getSettings('toString')).toMatchObject({ timeZone: 'Europe/Berlin' });
   });
 
@@ -70,18 +86,122 @@ describe('data backup (JSON lines)', () => {
     await expect(importStore(store(), other)).rejects.toThrow(/:2: expected/);
   });
 
+  it('checks the whole file before writing: a bad or cut-short backup writes nothing and names its line; the good one then imports', async () => {
+    const a = store();
+    await fill(a);
+    const good = join(dir(), 'good.jsonl');
+    await exportStore(a, good);
+    const lines = readFileSync(good, 'utf8').trimEnd().split('\n');
+    const last = lines.length; // the end line
+    const at = (db: string, key?: string) => lines.findIndex((l) => l.startsWith(`{"db":"${db}","key":${key ?? ''}`)) + 1;
+    const bad = (n: number, line: string) => lines.map((l, i) => (i === n - 1 ? line : l));
+    const rule = JSON.parse(lines[at('rules', '["rule"') - 1]!) as { key: unknown; value: string };
+    const withRule = (change: (r: Record<string, unknown>) => void) => {
+      const item = JSON.parse(rule.value) as Record<string, unknown>;
+      change(item);
+      return JSON.stringify({ db: 'rules', key: rule.key, value: JSON.stringify(item) });
+    };
+    const hub = at('hubs');
+    const cases: Array<[string, string[], RegExp]> = [
+      ['cut mid-line', [...lines.slice(0, last - 2), lines[last - 2]!.slice(0, 20)], new RegExp(`:${last - 1}: not JSON`)],
+      ['cut at a line end', lines.slice(0, last - 1), new RegExp(`:${last - 1}: cut short \\(no end line after ${last - 2} records\\)`)],
+      ['a key that is an object', bad(hub, '{"db":"hubs","key":{"a":1},"value":1}'), new RegExp(`:${hub}: hubs record: .*key \\{"a":1\\} is not a string`)],
+      ['a hub that is not a record', bad(hub, '{"db":"hubs","key":"hub-1","value":"garbage"}'), new RegExp(`:${hub}: hubs record`)],
+      ['a hub field of the wrong type', bad(hub, lines[hub - 1]!.replace(',true,', ',"yes",')), new RegExp(`:${hub}: hubs record: .*enabled must be a boolean`)],
+      ['a hub id no API accepts', bad(hub, lines[hub - 1]!.replace('"hub-1"', '"evil.*"')), new RegExp(`:${hub}: hubs record: hub "evil\\.\\*" is not a valid id`)],
+      ['a home id no API accepts', bad(hub, lines[hub - 1]!.replace('"toString"', '"a b:\\n*"')), new RegExp(`:${hub}: hubs record: home .* is not a valid id`)],
+      ['a shadow of the wrong types', bad(at('shadows', '[0'), lines[at('shadows', '[0') - 1]!.replace(/"value":.*/, '"value":["a","b","c"]}')), new RegExp(`:${at('shadows', '[0')}: shadows record`)],
+      ['a name list that is not one', bad(at('shadow-names'), lines[at('shadow-names') - 1]!.replace(/"value":.*/, '"value":"garbage"}')), new RegExp(`:${at('shadow-names')}: shadow-names record`)],
+      ['a rule that is not JSON', bad(at('rules', '["rule"'), JSON.stringify({ db: 'rules', key: rule.key, value: '{not json' })), new RegExp(`:${at('rules', '["rule"')}: rules record`)],
+      ['a rule the API refuses', bad(at('rules', '["rule"'), withRule((r) => (r.triggers = [{ type: 'cron', cron: 'garbage pattern' }]))), new RegExp(`:${at('rules', '["rule"')}: rules record: triggers\\[0\\]\\.cron`)],
+      ['an index entry without its hub', [...lines.slice(0, last - 1), '{"db":"hub-homes","key":["h","a1"],"value":null}', '{"hubtier":"end","records":' + (last - 1) + '}'], new RegExp(`:${last}: hub-homes record: no hub "a1"`)],
+      ['an unknown sub-database', [lines[0]!, ...Array.from({ length: 40 }, (_, i) => `{"db":"x${i}","key":"k","value":1}`)], /:2: unknown sub-database "x0"/],
+    ];
+    const target = store();
+    for (const [what, content, message] of cases) {
+      const file = join(dir(), 'bad.jsonl');
+      writeFileSync(file, content.join('\n') + '\n');
+      await expect(importStore(target, file), what).rejects.toThrow(message);
+      expect(dump(target), what).toEqual({});
+    }
+    await importStore(target, good);
+    expect(dump(target)).toEqual(dump(a));
+  });
+
+  it("leaves out the history's records of a store from before history.mdb (nothing reads them)", async () => {
+    const a = store();
+    await fill(a);
+    const file = join(dir(), 'old.jsonl');
+    await exportStore(a, file);
+    const lines = readFileSync(file, 'utf8').trimEnd().split('\n');
+    const records = [...lines.slice(1, -1), '{"db":"history","key":["hub-1",5],"value":{"e":1}}', '{"db":"history-range","key":"hub-1","value":{"first":1,"top":5}}'];
+    writeFileSync(file, [lines[0]!, ...records, JSON.stringify({ hubtier: 'end', records: records.length })].join('\n') + '\n');
+    const target = store();
+    await importStore(target, file);
+    expect(dump(target)).toEqual(dump(a));
+  });
+
+  it('writes in one transaction: an error part-way commits nothing', async () => {
+    const a = store();
+    await fill(a);
+    // more records than the 1,000 an import once committed at a time
+    await a.root.transaction(() => {
+      for (let i = 0; i < 1_500; i++) void a.db('nonces').put(`hub-1:n${i}`, 1_700_000_000_000 + i);
+    });
+    const file = join(dir(), 'b.jsonl');
+    await exportStore(a, file);
+    const target = store();
+    let puts = 0;
+    // the 1,200th write fails (a full disk, say): the ones before it must not stay
+    const failing: DataStore = {
+      ...target,
+      db: ((name: string) => {
+        const db = target.db(name);
+        return Object.assign(Object.create(db) as typeof db, {
+          put: (key: never, value: never) => {
+            if (++puts === 1_200) throw new Error('MDB_MAP_FULL');
+            return db.put(key, value);
+          },
+        });
+      }) as DataStore['db'],
+    };
+    await expect(importStore(failing, file)).rejects.toThrow(/MDB_MAP_FULL/);
+    expect(puts).toBe(1_200);
+    expect(dump(target)).toEqual({});
+  });
+
+  it('export writes a new file of mode 0600 renamed over FILE: an existing file\'s mode and a symlink are not kept', async () => {
+    const a = store();
+    await fill(a);
+    const d = dir();
+    const existing = join(d, 'existing.jsonl');
+    writeFileSync(existing, 'precious\n', { mode: 0o644 });
+    await exportStore(a, existing);
+    expect(lstatSync(existing).mode & 0o777).toBe(0o600);
+    expect(readFileSync(existing, 'utf8')).toMatch(/^\{"hubtier":"data"/);
+    const target = join(d, 'target.txt');
+    writeFileSync(target, 'not a backup\n', { mode: 0o644 });
+    const link = join(d, 'link.jsonl');
+    symlinkSync(target, link);
+    await exportStore(a, link);
+    expect(lstatSync(link).isSymbolicLink()).toBe(false);
+    expect(lstatSync(link).mode & 0o777).toBe(0o600);
+    expect(readFileSync(target, 'utf8')).toBe('not a backup\n');
+    expect(readdirSync(d).sort()).toEqual(['existing.jsonl', 'link.jsonl', 'target.txt']);
+  });
+
   it('npm run data -- export / import: a round trip through the command line, and its usage', async () => {
     const from = dir();
     const s = openDataStore(from);
-    await s.db('hubs').put('hub-9', { hubId: 'hub-9', homeId: 'home-9' });
+    await new LmdbHubRegistry(s).create(HUB_9);
     await s.close();
     const file = join(dir(), 'b.jsonl');
     const cli = (...args: string[]) => run(process.execPath, ['--import', 'tsx', 'src/data-cli.ts', ...args], { cwd: ROOT });
-    expect((await cli('export', file, '--data-dir', from)).stdout).toMatch(/^exported 1 records \(hubs 1\)/);
+    expect((await cli('export', file, '--data-dir', from)).stdout).toMatch(/^exported 2 records \(hub-homes 1, hubs 1\)/);
     const to = dir();
-    expect((await cli('import', file, '--data-dir', to)).stdout).toMatch(/^imported 1 records \(hubs 1\)/);
+    expect((await cli('import', file, '--data-dir', to)).stdout).toMatch(/^imported 2 records \(hub-homes 1, hubs 1\)/);
     const t = store(to);
-    expect(t.db('hubs').get('hub-9')).toEqual({ hubId: 'hub-9', homeId: 'home-9' });
+    expect(await new LmdbHubRegistry(t).get('hub-9')).toEqual(HUB_9);
     await expect(cli('import', file, '--data-dir', to)).rejects.toMatchObject({ code: 1, stderr: expect.stringMatching(/data error: DATA_DIR .* is in use by another node/) });
     await expect(cli('nonsense')).rejects.toMatchObject({ code: 2, stderr: expect.stringMatching(/^usage: npm run data -- export FILE/) });
   });

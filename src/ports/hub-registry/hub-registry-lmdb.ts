@@ -157,16 +157,35 @@ function encodeHubRecord(r: HubRecord): StoredHub {
   return [r.homeId, r.secret, r.enabled, r.createdAt, r.model ?? null, r.secretVersion ?? 1, prev ? [prev.secret, prev.until] : null, r.labels ? Object.entries(r.labels) : null, r.firmware ?? null];
 }
 
-/** Decodes one record of sub-database `hubs` (a key and value as this adapter stores them, e.g. read from a backup). */
+/**
+ * Decodes one record of sub-database `hubs` (a key and value as this adapter stores them, e.g. read
+ * from a backup); a TypeError naming the field when one has the wrong type.
+ */
 export function decodeHubRecord(key: unknown, value: unknown): HubRecord {
-  if (typeof key !== 'string' || !Array.isArray(value) || (value.length !== 5 && value.length !== 9)) throw new TypeError(`not a hub record: ${JSON.stringify(key)}`);
-  const s = value as StoredHub;
-  const r: HubRecord = { hubId: key, homeId: s[0], secret: s[1], enabled: s[2], createdAt: s[3], model: s[4] ?? undefined };
-  if (typeof s[5] === 'number' && s[5] !== 1) r.secretVersion = s[5];
-  if (s[6]) r.previousSecret = { secret: s[6][0], until: s[6][1] };
-  const labels = Array.isArray(s[7]) ? labelsOf(Object.fromEntries(s[7])) : undefined;
+  if (typeof key !== 'string') throw new TypeError(`not a hub record: key ${JSON.stringify(key)} is not a string`);
+  if (!Array.isArray(value) || (value.length !== 5 && value.length !== 9)) throw new TypeError(`not a hub record: ${JSON.stringify(key)} is not an array of 5 or 9 fields`);
+  const s = value as unknown[];
+  const bad = (field: string, what: string) => new TypeError(`hub record ${JSON.stringify(key)}: ${field} must be ${what}`);
+  if (typeof s[0] !== 'string') throw bad('homeId', 'a string');
+  if (typeof s[1] !== 'string') throw bad('secret', 'a string');
+  if (typeof s[2] !== 'boolean') throw bad('enabled', 'a boolean');
+  if (typeof s[3] !== 'number') throw bad('createdAt', 'a number');
+  if (s[4] !== null && typeof s[4] !== 'string') throw bad('model', 'a string or null');
+  if (s.length === 9) {
+    if (!Number.isInteger(s[5])) throw bad('secretVersion', 'an integer');
+    const prev = s[6];
+    if (prev !== null && !(Array.isArray(prev) && prev.length === 2 && typeof prev[0] === 'string' && typeof prev[1] === 'number')) throw bad('previous secret', '[secret, until] or null');
+    const labels = s[7];
+    if (labels !== null && !(Array.isArray(labels) && labels.every((l) => Array.isArray(l) && l.length === 2 && typeof l[0] === 'string' && typeof l[1] === 'string'))) throw bad('labels', '[key, value] string pairs or null');
+    if (s[8] !== null && typeof s[8] !== 'string') throw bad('firmware', 'a string or null');
+  }
+  const h = s as StoredHub;
+  const r: HubRecord = { hubId: key, homeId: h[0], secret: h[1], enabled: h[2], createdAt: h[3], model: h[4] ?? undefined };
+  if (typeof h[5] === 'number' && h[5] !== 1) r.secretVersion = h[5];
+  if (h[6]) r.previousSecret = { secret: h[6][0], until: h[6][1] };
+  const labels = Array.isArray(h[7]) ? labelsOf(Object.fromEntries(h[7])) : undefined;
   if (labels) r.labels = labels;
-  if (typeof s[8] === 'string') r.firmware = s[8];
+  if (typeof h[8] === 'string') r.firmware = h[8];
   return r;
 }
 

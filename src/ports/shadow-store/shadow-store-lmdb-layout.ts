@@ -167,7 +167,7 @@ export function isHubKinds(v: unknown): v is HubKinds {
 }
 
 export function isDesired(v: unknown): v is StoredDesired {
-  return Array.isArray(v) && v.length === 2 && Array.isArray(v[0]) && typeof v[1] === 'number';
+  return Array.isArray(v) && v.length === 2 && isFlat(v[0]) && typeof v[1] === 'number';
 }
 
 /** A device's desired record as written (undefined: none to keep). */
@@ -293,12 +293,33 @@ export function namesOf(records: Iterable<{ key: unknown; value: unknown }>): Na
 
 const NO_NAMES: NameLists = { list: () => undefined };
 
+/** Field types checked too: a backup's record of the right length and wrong types would serve them (a version "b"). */
 function isOwn(v: unknown): v is StoredDevice | NumberedDevice | LegacyDevice {
-  return Array.isArray(v) && (v.length === 3 || v.length === 7 || (v.length === 4 && typeof v[0] === 'number' && Array.isArray(v[1])));
+  if (!Array.isArray(v)) return false;
+  if (v.length === 3) return isFlat(v[0]) && isNum(v[1]) && isNum(v[2]);
+  if (v.length === 4) return Number.isInteger(v[0]) && Array.isArray(v[1]) && isNum(v[2]) && isNum(v[3]);
+  return v.length === 7 && isName(v[0]) && isName(v[1]) && isFlat(v[2]) && isNum(v[3]) && isNum(v[4]) && isFlat(v[5]) && isNum(v[6]);
 }
 
 function isExtra(v: unknown): v is StoredExtra | NumberedExtra {
-  return Array.isArray(v) && (v.length === 4 || (v.length === 3 && typeof v[0] === 'number' && Array.isArray(v[1])));
+  if (!Array.isArray(v)) return false;
+  if (v.length === 4) return isName(v[0]) && isName(v[1]) && isFlat(v[2]) && isNum(v[3]);
+  return v.length === 3 && Number.isInteger(v[0]) && isFlat(v[1]) && isNum(v[2]);
+}
+
+function isNum(v: unknown): v is number {
+  return typeof v === 'number';
+}
+
+function isName(v: unknown): v is string | null {
+  return v === null || typeof v === 'string';
+}
+
+/** [key, value, ...]: an even length, every key a string. */
+function isFlat(v: unknown): v is FlatAttrs {
+  if (!Array.isArray(v) || v.length % 2 !== 0) return false;
+  for (let i = 0; i < v.length; i += 2) if (typeof v[i] !== 'string') return false;
+  return true;
 }
 
 /** What the store holds of one device: its own record (reported side) and its kind and model. */

@@ -1,0 +1,198 @@
+/**
+ * The check of a whole backup before anything is written (`npm run data -- import`, also with
+ * `--redis`): every record decoded with the decoders the stores read it with, every id checked as
+ * the API checks it, every sub-database one the store knows. The first fault is a BackupError
+ * naming the file's line, so a bad backup writes nothing.
+ */
+import { isValidId } from '../proto/subjects.js';
+import { BackupError, readBackup, type BackupRecord } from './data-backup-file.js';
+import { decodeHubRecord } from './ports/hub-registry/hub-registry-lmdb.js';
+import { decodePushRecord } from './ports/push-queue/push-queue-lmdb.js';
+import { decodeRuleRecord } from './ports/rule-store/rule-store-lmdb.js';
+import { decodeShadowRecords, NAMES_DB, namesOf } from './ports/shadow-store/shadow-store-lmdb.js';
+import { validateRuleSpec, validateSceneSpec, validateSettings } from './rules/validate.js';
+
+/** A record's fault, thrown by a check: the caller adds the file and line. */
+class Fault extends Error {}
+
+const fault = (what: string): never => {
+  throw new Fault(what);
+};
+
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+const isTuple = (k: unknown, ...types: Array<'string' | 'number'>): k is unknown[] => Array.isArray(k) && k.length === types.length && types.every((t, i) => typeof k[i] === t);
+
+function id(what: string, v: unknown): string {
+  if (!isValidId(v)) fault(`${what} ${JSON.stringify(v)} is not a valid id (1-64 of A-Z a-z 0-9 _ -, not a reserved name)`);
+  return v as string;
+}
+
+/** Rule and scene bodies as the API validates them; the node's policy limits (cron spacing, command timeout) are not re-applied. */
+const LOOSE = { minCronIntervalMs: 0, maxCommandTimeoutMs: Number.MAX_SAFE_INTEGER };
+
+function specOf(item: Record<string, unknown>, fields: readonly string[]): Record<string, unknown> {
+  const spec: Record<string, unknown> = {};
+  for (const f of fields) if (item[f] !== undefined) spec[f] = item[f];
+  return spec;
+}
+
+function checkRule(key: unknown, value: unknown): void {
+  const r = decodeRuleRecord(key, value);
+  if (r.type === 'home') {
+    id('home', r.homeId);
+    if (!isObject(value) || typeof value.v !== 'number') fault('a home record must be {"v": version, "settings"?}');
+    if (r.settings) validateSettings(r.settings);
+  } else if (r.type === 'rule' || r.type === 'scene') {
+    const item = r.item as unknown as Record<string, unknown>;
+    if (!isObject(item)) fault(`a ${r.type} must be a JSON object`);
+    const k = key as unknown[];
+    if (item.homeId !== k[1] || item.id !== k[2]) fault(`the ${r.type}'s homeId and id must be its key's`);
+    id('home', item.homeId);
+    if (typeof item.id !== 'string' || item.id === '') fault(`the ${r.type}'s id must be a string`);
+    for (const f of ['version', 'createdAt', 'updatedAt']) if (typeof item[f] !== 'number') fault(`the ${r.type}'s ${f} must be a number`);
+    if (r.type === 'rule') validateRuleSpec(specOf(item, ['name', 'description', 'enabled', 'triggers', 'devices', 'conditions', 'actions', 'cooldownMs', 'limit']), LOOSE);
+    else validateSceneSpec(specOf(item, ['name', 'description', 'enabled', 'commands']), LOOSE);
+  } else if (r.type === 'cron') {
+    if (!isTuple(key, 'string', 'string', 'string') || value !== 1) fault('a cron record must be ["cron", homeId, ruleId] → 1');
+  } else if (!(typeof value === 'number' || (isObject(value) && typeof value.deletedAt === 'number'))) fault('a cron cursor must be a number or {"deletedAt"}');
+}
+
+function checkPush(key: unknown, value: unknown): void {
+  const r = decodePushRecord(key, value);
+  const n = r.type === 'job' ? r.notification : r.type === 'failed' ? r.failure.notification : null;
+  if (r.type === 'job' && !(typeof r.attempt === 'number' && typeof r.dueAt === 'number')) fault('a push job needs a numeric attempt and dueAt');
+  if (n === null) return;
+  if (!isObject(n) || !['title', 'body', 'dedupKey'].every((f) => typeof n[f] === 'string')) fault('a push notification needs title, body and dedupKey strings');
+  id('home', n.homeId);
+}
+
+function checkDelay(key: unknown, value: unknown): void {
+  if (!isObject(value)) fault('a pending run must be an object');
+  const run = value as Record<string, unknown>;
+  for (const f of ['runId', 'ruleId', 'dedupBase']) if (typeof run[f] !== 'string') fault(`a pending run's ${f} must be a string`);
+  for (const f of ['ruleVersion', 'dueAt', 'offset']) if (typeof run[f] !== 'number') fault(`a pending run's ${f} must be a number`);
+  if (!Array.isArray(run.actions)) fault("a pending run's actions must be an array");
+  id('home', run.homeId);
+  if (key !== run.ruleId) fault("a pending run's key must be its ruleId");
+}
+
+/** Each sub-database the store knows and the check of one of its records (shadows are checked together, at the end). */
+const CHECKS = new Map<string, (key: unknown, value: unknown) => void>([
+  ['hubs', (key, value) => {
+    const hub = decodeHubRecord(key, value);
+    id('hub', hub.hubId);
+    id('home', hub.homeId);
+  }],
+  ['hub-homes', (key, value) => {
+    if (!isTuple(key, 'string', 'string') || value !== null) fault('a home index entry must be [homeId, hubId] → null');
+  }],
+  ['nonces', (key, value) => {
+    if (!((typeof key === 'string' && typeof value === 'number') || (isTuple(key, 'number', 'string') && value === null))) fault('a nonce must be key → expiry or [expiry, key] → null');
+  }],
+  ['audit', (key, value) => {
+    if (!isTuple(key, 'number', 'string') || !isObject(value) || value.at !== key[0] || value.id !== key[1] || typeof value.action !== 'string') fault('an audit entry must be [at, id] → {id, at, action, ...}');
+  }],
+  ['audit-home', (key, value) => {
+    if (!isTuple(key, 'string', 'number', 'string') || value !== 1) fault('an audit home index entry must be [homeId, at, id] → 1');
+  }],
+  ['revocations', (key, value) => {
+    const ok = (v: unknown, t: string) => v === null || typeof v === t;
+    if (typeof key !== 'string' || !Array.isArray(value) || value.length !== 4 || !ok(value[0], 'string') || !ok(value[1], 'string') || !ok(value[2], 'number') || typeof value[3] !== 'number') fault('a revocation must be key → [jti, sub, before, exp]');
+  }],
+  ['push', checkPush],
+  ['rules', checkRule],
+  ['rule-stats', (key, value) => {
+    if (!isTuple(key, 'string', 'string') || !isObject(value)) fault('rule statistics must be [homeId, ruleId] → {...}');
+  }],
+  ['layouts', (key, value) => {
+    if (typeof key !== 'string' || !Number.isInteger(value)) fault('a layout marker must be name → integer');
+  }],
+  ['delays', checkDelay],
+  ['shadows', () => {}],
+  [NAMES_DB, () => {}],
+]);
+
+/** The sub-databases a backup may hold: the ones the LMDB adapters open. */
+export const KNOWN_DBS: ReadonlySet<string> = new Set(CHECKS.keys());
+
+/** The history's, in the main store before it had its own file (history.mdb): read by nothing now, so not imported. */
+export const isLegacyHistory = (db: string): boolean => /^history(-range|-epoch)?$/.test(db);
+
+export interface CheckedBackup {
+  /** records per sub-database to import (legacy history records not counted) */
+  counts: Record<string, number>;
+  /** legacy history records, left out */
+  ignored: number;
+  /** every record, by sub-database, when asked to `keep` them */
+  records: Map<string, BackupRecord[]>;
+}
+
+/**
+ * Reads the whole backup and checks it; a BackupError `FILE:LINE: ...` at the first fault. With
+ * `keep`, answers its records too (the Redis import writes from them).
+ */
+export function checkBackup(file: string, options: { keep?: boolean } = {}): CheckedBackup {
+  const counts: Record<string, number> = {};
+  let ignored = 0;
+  const records = new Map<string, BackupRecord[]>();
+  // what is checked against other records once all are read
+  const hubs = new Map<string, string>();
+  const homeIndex: BackupRecord[] = [];
+  const shadows: BackupRecord[] = [];
+  const names: BackupRecord[] = [];
+  const at = (r: BackupRecord, what: string) => new BackupError(`${file}:${r.line}: ${r.db} record: ${what}`);
+  for (const r of readBackup(file)) {
+    const check = CHECKS.get(r.db);
+    if (check === undefined && isLegacyHistory(r.db)) {
+      ignored++;
+      continue;
+    }
+    if (check === undefined) throw new BackupError(`${file}:${r.line}: unknown sub-database ${JSON.stringify(r.db)} (known: ${[...KNOWN_DBS].join(', ')})`);
+    try {
+      check(r.key, r.value);
+    } catch (err) {
+      throw at(r, (err as Error).message);
+    }
+    counts[r.db] = (counts[r.db] ?? 0) + 1;
+    if (r.db === 'hubs') hubs.set(r.key as string, (r.value as [string])[0]);
+    else if (r.db === 'hub-homes') homeIndex.push(r);
+    else if (r.db === 'shadows') shadows.push(r);
+    else if (r.db === NAMES_DB) names.push(r);
+    if (options.keep) {
+      let list = records.get(r.db);
+      if (!list) records.set(r.db, (list = []));
+      list.push(r);
+    }
+  }
+  for (const r of homeIndex) {
+    const [homeId, hubId] = r.key as [string, string];
+    if (hubs.get(hubId) !== homeId) throw at(r, `no hub ${JSON.stringify(hubId)} of home ${JSON.stringify(homeId)} in the backup`);
+  }
+  checkShadows(shadows, names, at);
+  return { counts, ignored, records };
+}
+
+/** The shadow records, decoded in file order as the Redis import and the store read them. */
+function checkShadows(shadows: BackupRecord[], names: BackupRecord[], at: (r: BackupRecord, what: string) => BackupError): void {
+  let current: BackupRecord | undefined;
+  // lazily, so that `current` is the record the decoder was reading when it threw
+  const tracked = function* (list: BackupRecord[]) {
+    for (const r of list) yield (current = r);
+  };
+  let lists: ReturnType<typeof namesOf>;
+  try {
+    lists = namesOf(tracked(names));
+  } catch (err) {
+    throw at(current!, (err as Error).message);
+  }
+  current = undefined;
+  try {
+    for (const s of decodeShadowRecords(tracked(shadows), lists)) {
+      id('hub', s.hubId);
+      if (s.type === 'device') id('device', s.deviceId);
+    }
+  } catch (err) {
+    if (current === undefined) throw err;
+    throw at(current, (err as Error).message);
+  }
+}
