@@ -133,7 +133,10 @@ describe('hub and user admission (real server process)', () => {
     expect(page.status).toBe(200);
     expect(page.headers.get('content-type')).toContain('text/html');
     expect(page.headers.get('content-security-policy')).toContain("default-src 'none'");
-    expect(await page.text()).toContain("import { HubtierClient } from './client.js'");
+    expect(await page.text()).toContain('<script type="module" src="console.js"></script>');
+    // the page's script, a file of its own (no inline script: the CSP allows 'self' only)
+    expect(page.headers.get('content-security-policy')).toContain("script-src 'self';");
+    expect(await (await fetch(`${server.httpUrl}/console.js`)).text()).toContain("import { HubtierClient } from './client.js'");
     // the client library the page imports sends the token as the bearer subprotocol
     expect(await (await fetch(`${server.httpUrl}/client.js`)).text()).toContain('`bearer.${token}`');
     const ws = new WebSocket(`${server.wsUrl}/app/v1`, [`bearer.${server.adminToken}`]);
