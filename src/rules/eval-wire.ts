@@ -19,8 +19,9 @@ export type WireTask = Omit<EvalTask, 'rules'> & { rules: WireRule[] };
 export interface EvalBatch {
   tasks: WireTask[];
   /**
-   * Shared with the pool (a SharedArrayBuffer): the worker stores the index of the task it starts
-   * in `[0]`, and the count once all are done, so that at a deadline the pool knows which task overran.
+   * Shared with the pool (a SharedArrayBuffer): the worker stores 1 in `[1]` when it takes the batch
+   * (the deadline counts from there), the index of the task it starts in `[0]`, and the count once
+   * all are done, so that at a deadline the pool knows which task overran.
    */
   progress?: Int32Array;
 }

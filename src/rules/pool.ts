@@ -45,8 +45,10 @@ export interface RulePoolOptions {
   threads?: number;
   /** tasks that may wait for a thread; @default 1_024 */
   maxQueue?: number;
-  /** a batch running longer has its worker terminated and replaced; @default 2_000 (ms) */
+  /** a batch running longer (from when a thread takes it) has its worker terminated and replaced; @default 2_000 (ms) */
   taskTimeoutMs?: number;
+  /** a batch no thread has taken for this long fails (`timeout`): the threads take nothing; @default 15 × taskTimeoutMs */
+  maxWaitMs?: number;
   /** heap of one worker; past it the worker dies, not the node; @default 256 (MiB) */
   maxWorkerHeapMb?: number;
   /** worker module; @default worker.ts (or .js) beside this file */
@@ -89,9 +91,49 @@ export function workerExecArgv(filename: string): string[] | undefined {
   return [...process.execArgv, '--import', tsx];
 }
 
+/** How often a batch's deadline looks whether a thread has taken it (ms). */
+const TAKEN_POLL_MS = 100;
+
+/**
+ * A batch's deadline, counted from when a thread takes the batch (the worker marks `progress[1]`),
+ * not from when it was queued: batches that waited behind others for a thread (a burst of events,
+ * the replay at start) were failed for the wait. Waiting is bounded apart by `maxWaitMs`, so a
+ * pool whose threads take nothing (a worker module that never loads) still answers.
+ */
 class Deadline implements TimerTarget {
-  constructor(private readonly controller: AbortController) {}
+  private handle: TimerHandle;
+  private waitedMs = 0;
+  /** why the batch was aborted, once it was */
+  reason: 'ran' | 'waited' | null = null;
+  private taken = false;
+
+  constructor(
+    readonly controller: AbortController,
+    private readonly progress: Int32Array,
+    private readonly timers: TimerWheel,
+    private readonly runMs: number,
+    private readonly maxWaitMs: number,
+  ) {
+    this.handle = timers.schedule(TAKEN_POLL_MS, this);
+  }
+
   onTimer(): void {
+    if (this.taken) return this.abort('ran');
+    this.waitedMs += TAKEN_POLL_MS;
+    if (Atomics.load(this.progress, 1) === 1) {
+      // taken within the last poll: it runs for runMs (up to one poll more) from here
+      this.taken = true;
+      this.handle = this.timers.schedule(this.runMs, this);
+    } else if (this.waitedMs >= this.maxWaitMs) this.abort('waited');
+    else this.handle = this.timers.schedule(TAKEN_POLL_MS, this);
+  }
+
+  cancel(): void {
+    this.timers.cancel(this.handle);
+  }
+
+  private abort(reason: 'ran' | 'waited'): void {
+    this.reason = reason;
     this.controller.abort();
   }
 }
@@ -113,6 +155,7 @@ export class RulePool implements RuleRunner {
   private readonly timers: TimerWheel;
   private readonly maxQueue: number;
   private readonly taskTimeoutMs: number;
+  private readonly maxWaitMs: number;
   private readonly threads: number;
   private closed = false;
   private readonly counts = { completed: 0, failed: 0, timeouts: 0, retried: 0, rejected: 0, workerErrors: 0, batches: 0 };
@@ -126,6 +169,7 @@ export class RulePool implements RuleRunner {
     this.threads = options.threads ?? Math.max(1, Math.min(4, availableParallelism() - 1));
     this.maxQueue = options.maxQueue ?? 1_024;
     this.taskTimeoutMs = options.taskTimeoutMs ?? 2_000;
+    this.maxWaitMs = options.maxWaitMs ?? 15 * this.taskTimeoutMs;
     const file = options.filename ?? defaultWorker();
     const filename = typeof file === 'string' ? file : file.href;
     const execArgv = workerExecArgv(filename);
@@ -186,12 +230,13 @@ export class RulePool implements RuleRunner {
     }
     this.sent.push(batch);
     this.counts.batches++;
-    const controller = new AbortController();
-    const handle: TimerHandle = this.timers.schedule(this.taskTimeoutMs, new Deadline(controller));
-    // -1: not started; shared, so that it can be read after the worker is terminated
-    const progress = new Int32Array(new SharedArrayBuffer(4)).fill(-1);
+    // [0] the task running (-1: none yet), [1] 1 once a thread took the batch; shared, so that it
+    // can be read after the worker is terminated
+    const progress = new Int32Array(new SharedArrayBuffer(8)).fill(-1);
+    Atomics.store(progress, 1, 0);
+    const deadline = new Deadline(new AbortController(), progress, this.timers, this.taskTimeoutMs, this.maxWaitMs);
     try {
-      const results = await this.piscina.run({ tasks: batch.map((w) => wireTask(w.task)), progress }, { signal: controller.signal });
+      const results = await this.piscina.run({ tasks: batch.map((w) => wireTask(w.task)), progress }, { signal: deadline.controller.signal });
       batch.forEach((w, i) => {
         const r = results[i];
         if (r && !('error' in r)) {
@@ -203,7 +248,7 @@ export class RulePool implements RuleRunner {
         }
       });
     } catch (err) {
-      const failure = this.failure(err, controller.signal.aborted);
+      const failure = this.failure(err, deadline.reason);
       if (failure.code === 'timeout') {
         this.overran(batch, Atomics.load(progress, 0), failure);
         return;
@@ -214,7 +259,7 @@ export class RulePool implements RuleRunner {
         w.reject(failure);
       }
     } finally {
-      this.timers.cancel(handle);
+      deadline.cancel();
       this.sent.splice(this.sent.indexOf(batch), 1);
     }
   }
@@ -240,8 +285,9 @@ export class RulePool implements RuleRunner {
     if (again.length > 0) void this.run(again);
   }
 
-  private failure(err: unknown, aborted: boolean): RulePoolError {
-    if (aborted) return new RulePoolError('timeout', `rule evaluation took longer than ${this.taskTimeoutMs} ms; its worker was replaced`, { cause: err });
+  private failure(err: unknown, aborted: 'ran' | 'waited' | null): RulePoolError {
+    if (aborted === 'ran') return new RulePoolError('timeout', `rule evaluation took longer than ${this.taskTimeoutMs} ms; its worker was replaced`, { cause: err });
+    if (aborted === 'waited') return new RulePoolError('timeout', `no rule worker took the evaluation within ${this.maxWaitMs} ms`, { cause: err });
     if (this.closed) return new RulePoolError('closed', 'rule pool closed', { cause: err });
     if (err instanceof Error && /queue is at limit/i.test(err.message)) return new RulePoolError('queue_full', 'rule pool queue is full', { cause: err });
     return new RulePoolError('worker_failed', `rule worker failed: ${err instanceof Error ? err.message : String(err)}`, { cause: err });

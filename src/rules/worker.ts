@@ -14,6 +14,7 @@ const evaluator = new RuleEvaluator();
 /** Runs each task of the batch through `evaluate`, marking progress; exported for test workers. */
 export function runBatch(batch: EvalBatch, evaluate: (task: WireTask) => EvalResult): BatchResult {
   const { tasks, progress } = batch;
+  markTaken(batch);
   const out: BatchResult = [];
   for (let i = 0; i < tasks.length; i++) {
     if (progress) Atomics.store(progress, 0, i);
@@ -25,6 +26,11 @@ export function runBatch(batch: EvalBatch, evaluate: (task: WireTask) => EvalRes
   }
   if (progress) Atomics.store(progress, 0, tasks.length);
   return out;
+}
+
+/** Tells the pool this thread has the batch: its deadline counts from here (pool.ts, Deadline). */
+export function markTaken(batch: EvalBatch): void {
+  if (batch.progress) Atomics.store(batch.progress, 1, 1);
 }
 
 export default function evaluateBatch(batch: EvalBatch): BatchResult {

@@ -4,7 +4,7 @@
  */
 import type { BatchResult, EvalBatch } from '../../src/rules/eval-wire.js';
 import { RuleEvaluator } from '../../src/rules/evaluate.js';
-import evaluateBatch, { runBatch } from '../../src/rules/worker.js';
+import evaluateBatch, { markTaken, runBatch } from '../../src/rules/worker.js';
 
 const evaluator = new RuleEvaluator();
 
@@ -27,6 +27,7 @@ export default function faulty(batch: EvalBatch): BatchResult {
           return evaluator.evaluateWire(t);
         });
       case 'fault-stall':
+        markTaken(batch);
         for (;;) {
           // stuck before the first task: no task of the batch is marked as running
         }

@@ -115,7 +115,7 @@ describe('RulePool', () => {
 
   it('a worker module that does not load: reported through onWorkerError, tasks fail at their deadline, the node goes on', async () => {
     const errors: unknown[] = [];
-    const p = pool({ filename: new URL('./rules-no-such-worker.ts', import.meta.url), taskTimeoutMs: 500, onWorkerError: (e) => errors.push(e) });
+    const p = pool({ filename: new URL('./rules-no-such-worker.ts', import.meta.url), taskTimeoutMs: 500, maxWaitMs: 500, onWorkerError: (e) => errors.push(e) });
     const first = await p.evaluate(task('home-d')).catch((e: unknown) => e);
     // the task fails: with the load error, or at its deadline when loading tsx (before failing)
     // took longer than 500 ms on a busy machine
@@ -133,7 +133,7 @@ describe('RulePool', () => {
   });
 
   it('a runaway task is stopped at the deadline: its thread is terminated and replaced', async () => {
-    // the deadline counts from submission, and a replacement thread must load tsx first (slower
+    // the deadline counts from when a thread takes the batch, and a replacement thread must load tsx first (slower
     // while other suites run beside this one): generous
     const p = pool({ filename: FAULTY, taskTimeoutMs: 3_000 });
     await p.evaluate(task('home-e')); // the thread is up
@@ -143,6 +143,21 @@ describe('RulePool', () => {
     expect(Date.now() - started).toBeGreaterThanOrEqual(2_990);
     expect((await p.evaluate(task('home-e'))).outcomes[0]?.passed).toBe(true);
     expect(p.stats().timeouts).toBe(1);
+  });
+
+  it('a batch that waits behind others for the thread is not failed for the wait: its deadline counts from when the thread takes it', async () => {
+    const p = pool({ filename: FAULTY, taskTimeoutMs: 1_000 });
+    await p.evaluate(task('home-w')); // the thread is up
+    // five batches of 300 ms each (one per turn) on one thread: the last waits about 1.2 s, more
+    // than the deadline, and runs well within it
+    const pending: Array<Promise<unknown>> = [];
+    for (let i = 0; i < 5; i++) {
+      pending.push(p.evaluate(task('fault-slow')));
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    const results = await Promise.allSettled(pending);
+    expect(results.map((r) => (r.status === 'fulfilled' ? 'answered' : (r.reason as RulePoolError).message))).toEqual(Array(5).fill('answered'));
+    expect(p.stats()).toMatchObject({ timeouts: 0, retried: 0, batches: 6 });
   });
 
   it('a batch past its deadline fails only the task that overran: its batch-mates, done or not started, get their results', async () => {
