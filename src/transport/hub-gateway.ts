@@ -217,7 +217,8 @@ export function mountHubGateway(app: TemplatedApp, deps: HubGatewayDeps): void {
         return;
       }
       const hubId = credentials.hubId;
-      const busy = limits.tryStart();
+      // the id is not verified yet: a forged one only passes `full` to be refused for its signature
+      const busy = limits.tryStart(sessions.sessions.has(hubId));
       if (busy) {
         refuseBusy(res, state, busy, hubId);
         return;

@@ -1,6 +1,9 @@
 import { monotonicMs } from '../actors/clock.js';
 import type { MemoryReading } from './cgroup-memory.js';
 
+/** Handshakes past TIER_MAX_HUB_SESSIONS of hubs that hold a session on the node (a takeover ends it). */
+const REPLACING_HEADROOM = 64;
+
 /** Handshakes refused `busy` since start, by which limit refused them. */
 export interface AdmissionRefusals {
   readonly full: number;
@@ -62,8 +65,12 @@ export class UpgradeLimits {
    * Reserves a handshake slot, or returns why not. A reason, not an error: in a reconnect storm
    * refusals are most of what a node does, and an error's stack trace was a fifth of one's cost.
    */
-  tryStart(): BusyReason | null {
-    if (this.sockets + this.pending >= this.options.maxSockets) return this.refuse('full');
+  tryStart(replacing = false): BusyReason | null {
+    // a hub replacing its own session (a half-open socket it gave up on) ends that session once
+    // admitted: refused `full`, it was locked out until the old one's idle timeout. A few such
+    // handshakes may pass the bound at once, never many: the file limit leaves little room above it
+    const bound = this.options.maxSockets + (replacing ? REPLACING_HEADROOM : 0);
+    if (this.sockets + this.pending >= bound) return this.refuse('full');
     if (this.pending >= this.options.maxPending) return this.refuse('handshakes');
     const maxLag = this.options.maxLoopLagMs ?? 0;
     if (maxLag > 0 && this.options.loopLagMs && this.options.loopLagMs() > maxLag) return this.refuse('late');

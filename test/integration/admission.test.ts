@@ -4,6 +4,7 @@ import { SignJWT } from 'jose';
 import { hubAuthHeaderMap, hubCredentials, signHub } from '../../src/auth/hub-signature.js';
 import { api, logLine, startServerProcess, type ServerProcess } from '../helpers/server-process.js';
 import { upgradeAnswer } from '../helpers/upgrade-answer.js';
+import { HubClient } from '../../load/wire/hub-client.js';
 
 /** The refusal's status and body, or 'open'. */
 async function attempt(url: string, headers: Record<string, string>): Promise<{ status: number; body: any } | 'open'> {
@@ -192,6 +193,19 @@ describe('admission control (real server process with a full node)', () => {
     await closed;
     expect(await attempt(`${server.wsUrl}/hub/v1`, hubAuthHeaderMap(hubCredentials('full-2', secrets[2]!)))).toBe('open');
     open[1]!.close();
+  });
+
+  it('a full node takes a hub replacing its own session (a half-open socket it gave up on): the old one is taken over', async () => {
+    const hubs = [0, 1].map((i) => new HubClient({ url: server.wsUrl, hubId: `full-${i}`, secret: secrets[i]!, heartbeat: false }));
+    for (const h of hubs) await h.connect();
+    expect(await upgradeAnswer(`${server.wsUrl}/hub/v1`, hubAuthHeaderMap(hubCredentials('full-2', secrets[2]!)))).toMatchObject({ status: 503, body: { code: 'busy' } });
+    // full-0 connects again, its old socket still open: admitted, and the old session is taken over
+    const again = new HubClient({ url: server.wsUrl, hubId: 'full-0', secret: secrets[0]!, heartbeat: false });
+    const takenOver = hubs[0]!.closed;
+    await again.connect();
+    expect(await takenOver).toMatchObject({ code: 4000 });
+    expect(await upgradeAnswer(`${server.wsUrl}/hub/v1`, hubAuthHeaderMap(hubCredentials('full-2', secrets[2]!)))).toMatchObject({ status: 503 });
+    await Promise.all([again.terminate(), hubs[1]!.terminate()]);
   });
 
   it('logs busy refusals per reason, not per source: a storm from many addresses writes a few lines', async ({ signal }) => {

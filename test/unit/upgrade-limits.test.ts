@@ -15,6 +15,15 @@ describe('UpgradeLimits', () => {
     expect(l.tryStart()).toBeNull();
   });
 
+  it('a full node still takes a hub replacing its own session, a few at a time past the bound', () => {
+    const l = new UpgradeLimits({ maxSockets: 1, maxPending: 1000, ratePerSec: 1000 });
+    expect(l.tryStart()).toBeNull();
+    l.finish(true);
+    expect(l.tryStart()).toBe('full');
+    for (let i = 0; i < 64; i++) expect(l.tryStart(true)).toBeNull();
+    expect(l.tryStart(true)).toBe('full');
+  });
+
   it('counts handshakes in flight towards the limits and frees refused ones', () => {
     const l = new UpgradeLimits({ maxSockets: 100, maxPending: 2, ratePerSec: 100 });
     expect(l.tryStart()).toBeNull();
