@@ -98,6 +98,7 @@ const valid: Record<FrameTypeName, ValidCase[]> = {
       direction: H,
       frame: { t: 4, s: 5, r: { 'plug-1': { label: 'Küche – Kaffeemaschine ☕' } } },
     },
+    { name: 'empty string value (a value may be empty, a name may not)', direction: H, frame: { t: 4, s: 6, r: { 'display-1': { text: '' } } } },
   ],
   event: [
     { name: 'button double press', direction: H, frame: { t: 5, s: 6, d: 'button-4', e: 'double_press' } },
@@ -231,6 +232,7 @@ const invalid: InvalidCase[] = [
   { name: 'hello: unsupported version 2', value: { t: 1, v: 2, b: 'boot-1' }, error: 'unsupported_version', field: 'v' },
   { name: 'hello: version missing', value: { t: 1, b: 'boot-1' }, error: 'invalid_field', field: 'v' },
   { name: 'hello: boot id missing', value: { t: 1, v: 1 }, error: 'invalid_field', field: 'b' },
+  { name: 'hello: empty boot id', value: { t: 1, v: 1, b: '' }, error: 'invalid_field', field: 'b' },
   { name: 'hello: boot id of 65 characters', value: { t: 1, v: 1, b: 'b'.repeat(65) }, error: 'invalid_field', field: 'b' },
   { name: 'hello: firmware version not a string', value: { t: 1, v: 1, b: 'boot-1', fw: 241 }, error: 'invalid_field', field: 'fw' },
   { name: 'heartbeat: negative clock', value: { t: 3, ts: -1 }, error: 'invalid_field', field: 'ts' },
@@ -243,6 +245,7 @@ const invalid: InvalidCase[] = [
   { name: 'report: r is an array', value: { t: 4, s: 1, r: [{ temperature: 21.5 }] }, error: 'invalid_field', field: 'r' },
   { name: 'report: device id with a dot', value: { t: 4, s: 1, r: { 'temp.1': { temperature: 21.5 } } }, error: 'invalid_field', field: 'r key' },
   { name: 'report: device id with a NATS wildcard', value: { t: 4, s: 1, r: { 'temp*': { temperature: 21.5 } } }, error: 'invalid_field', field: 'r key' },
+  { name: 'report: empty attribute name', value: { t: 4, s: 1, r: { 'temp-1': { '': 21.5 } } }, error: 'invalid_field', field: 'r.temp-1.' },
   { name: 'report: device attributes not a map', value: { t: 4, s: 1, r: { 'temp-1': 21.5 } }, error: 'invalid_field', field: 'r.temp-1' },
   { name: 'report: attribute value is a map', value: { t: 4, s: 1, r: { 'temp-1': { temperature: { c: 21.5 } } } }, error: 'invalid_field', field: 'r.temp-1.temperature' },
   { name: 'report: attribute value is an array', value: { t: 4, s: 1, r: { 'temp-1': { temperature: [21.5] } } }, error: 'invalid_field', field: 'r.temp-1.temperature' },
