@@ -3,7 +3,7 @@ import { FrameType, type Attrs, type CommandFrame, type ResultFrame, type Server
 import type { CommandReply, CommandRequest } from '../../proto/subjects.js';
 import type { BusMessage } from '../ports/bus/bus.js';
 import { asTierError, TierError } from '../errors.js';
-import { encodeWithin } from '../protocol/codec.js';
+import { encodeWithin, params, paramsFit } from '../protocol/codec.js';
 import { inSpan } from '../trace/active-span.js';
 import { startActorStep } from '../trace/actor-step.js';
 import { endSpan, SpanKind, tracing, type Span } from '../trace/tracing.js';
@@ -141,9 +141,14 @@ export class HubCommands {
     this.pending.set(id, { request, timer, device: deviceId, method, rid, started: performance.now(), span });
   }
 
-  /** The frame's bytes within the hub's `max`, or null once the command is answered `frame_too_large`. */
+  /**
+   * The frame's bytes within the hub's `max` and PROTOCOL.md §1's limits, or null once the command is
+   * answered `frame_too_large` or `invalid_field`: the API edges check the limits, this whatever path
+   * (an older node, a bus client) the command came by, since a hub may size its buffers by them.
+   */
   private encoded(frame: CommandFrame, cmd: CommandInfo, request: BusMessage | null): Buffer | null {
     try {
+      if (!paramsFit(frame.p)) params(frame.p, frame.m === 'set' ? 'set' : 'params');
       return encodeWithin(frame, this.deps.maxFrameBytes);
     } catch (err) {
       const e = asTierError(err);

@@ -51,6 +51,22 @@ describe('HubCommands', () => {
     expect(commands.waiting).toBe(1);
   });
 
+  it("a command that reaches the node past the API edges yet would break PROTOCOL.md §1's limits is answered invalid_field naming the field and not sent", () => {
+    const { commands, sent } = table(4);
+    const devices = { mayCommand: () => true };
+    const long = request('lamp', 'bulk', { data: 'x'.repeat(5_000) });
+    commands.forward(long.message, devices);
+    const named = request('lamp', 'bulk', { nested: { ['k'.repeat(100)]: 1 } });
+    commands.forward(named.message, devices);
+    expect(long.answers()).toMatchObject([{ ok: false, e: 'invalid_field', msg: expect.stringContaining('params.data') }]);
+    expect(named.answers()).toMatchObject([{ ok: false, e: 'invalid_field', msg: expect.stringContaining(`params.nested.${'k'.repeat(100)}`) }]);
+    expect(sent).toEqual([]);
+    expect(commands.waiting).toBe(0);
+    const within = request('lamp', 'bulk', { data: 'x'.repeat(1_024), ['k'.repeat(64)]: [1] });
+    commands.forward(within.message, devices);
+    expect(sent).toMatchObject([{ t: FrameType.command, m: 'bulk' }]);
+  });
+
   it('a desired delta larger than a frame goes as several sets, each within max bytes, together the whole delta', () => {
     const { commands, sent } = table(4);
     const delta = Object.fromEntries(Array.from({ length: 64 }, (_, i) => [`attribute-${i}`, 'x'.repeat(1_024)]));
