@@ -4,7 +4,7 @@ import WebSocket from 'ws';
 import type { ErrorCode } from '../../proto/errors.js';
 import { CLOSE_CODES, checkAppMessage, checkErrorBody, commandFrameFit, errorCodeOf, sameData, serverFault, utf8Normalized } from './checks.js';
 import type { Harness } from './harness.js';
-import { HOSTILE_JSON_TEXTS, HOSTILE_STRINGS, deepJsonArray, isAttrs, isProtocolId, isStr, objectWithKeys } from './hostile.js';
+import { HOSTILE_JSON_TEXTS, HOSTILE_STRINGS, deepJsonArray, isAttrs, isProtocolId, isStr, objectWithKeys, paramsWithinLimits } from './hostile.js';
 import { MpMap, MpRaw, pack, toHex, unpackStrict } from './msgpack.js';
 import type { AuthSpec, InputRecord } from './report.js';
 import { Responder, type ReceivedCommand } from './responder.js';
@@ -508,6 +508,8 @@ export class AppFuzzer {
         } else {
           if (typeof m.method !== 'string' || !isStr(m.method, 64)) return invalid;
           if (m.params !== undefined && (typeof m.params !== 'object' || m.params === null || Array.isArray(m.params))) return invalid;
+          // §1: a frame the hub could not hold (a name over 64 characters, a string over 1024) is refused, not sent
+          if (m.params !== undefined && !paramsWithinLimits(m.params)) return invalid;
         }
         if (m.timeoutMs !== undefined && (typeof m.timeoutMs !== 'number' || !Number.isInteger(m.timeoutMs) || m.timeoutMs <= 0 || m.timeoutMs > COMMAND_TIMEOUT_MAX_MS)) return invalid;
         if (m.hub !== this.responder.hubId) return [{ op: 'err', code: 'forbidden' }];

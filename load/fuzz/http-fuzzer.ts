@@ -15,6 +15,7 @@ import {
   isAttrs,
   isProtocolId,
   objectWithKeys,
+  paramsWithinLimits,
   tryDecodeSegment,
   withProtoKey,
 } from './hostile.js';
@@ -416,6 +417,8 @@ export class HttpFuzzer {
       if (v.method !== undefined) {
         if (typeof v.method !== 'string' || v.method.length === 0 || v.method.length > 64) return { expect: [{ status: 400, code: 'invalid_field' }] };
         if (v.params !== undefined && (typeof v.params !== 'object' || v.params === null || Array.isArray(v.params))) return { expect: [{ status: 400, code: 'invalid_field' }] };
+        // §1: a frame the hub could not hold (a name over 64 characters, a string over 1024) is refused, not sent
+        if (v.params !== undefined && !paramsWithinLimits(v.params)) return { expect: [INVALID] };
         if (!hubOk) return {};
         return this.commandOracle(v.timeoutMs as number | undefined, { device: this.lastParams.deviceId!, method: v.method, params: v.params ?? {} });
       }

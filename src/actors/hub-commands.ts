@@ -1,9 +1,9 @@
 import type { ErrorCode } from '../../proto/errors.js';
-import { FrameType, type Attrs, type CommandFrame, type ResultFrame, type ServerToHubFrame } from '../../proto/frames.js';
+import { FrameType, type Attrs, type CommandFrame, type ErrorFrame, type ResultFrame, type ServerToHubFrame } from '../../proto/frames.js';
 import type { CommandReply, CommandRequest } from '../../proto/subjects.js';
 import type { BusMessage } from '../ports/bus/bus.js';
 import { asTierError, TierError } from '../errors.js';
-import { encodeWithin } from '../protocol/codec.js';
+import { encodeWithin, params, paramsFit } from '../protocol/codec.js';
 import { inSpan } from '../trace/active-span.js';
 import { startActorStep } from '../trace/actor-step.js';
 import { endSpan, SpanKind, tracing, type Span } from '../trace/tracing.js';
@@ -141,9 +141,14 @@ export class HubCommands {
     this.pending.set(id, { request, timer, device: deviceId, method, rid, started: performance.now(), span });
   }
 
-  /** The frame's bytes within the hub's `max`, or null once the command is answered `frame_too_large`. */
+  /**
+   * The frame's bytes within the hub's `max` and PROTOCOL.md §1's limits, or null once the command is
+   * answered `frame_too_large` or `invalid_field`: the API edges check the limits, this whatever path
+   * (an older node, a bus client) the command came by, since a hub may size its buffers by them.
+   */
   private encoded(frame: CommandFrame, cmd: CommandInfo, request: BusMessage | null): Buffer | null {
     try {
+      if (!paramsFit(frame.p)) params(frame.p, frame.m === 'set' ? 'set' : 'params');
       return encodeWithin(frame, this.deps.maxFrameBytes);
     } catch (err) {
       const e = asTierError(err);
@@ -154,12 +159,18 @@ export class HubCommands {
 
   result(frame: ResultFrame): void {
     if (frame.ok) this.settle(frame.id, { ok: true, r: frame.r });
-    else {
-      // the hub's own code is passed on as `hub`: the caller's credentials or the server are not at
-      // fault when a hub answers unauthorized or internal; only unknown_device keeps its meaning
-      const code: ErrorCode = frame.e === 'unknown_device' ? 'unknown_device' : 'command_failed';
-      this.settle(frame.id, { ok: false, e: code, msg: frame.msg ?? `the hub answered ${frame.e ?? 'failure'}`, hub: frame.e });
-    }
+    else this.settle(frame.id, hubFailure(frame.e, frame.msg));
+  }
+
+  /**
+   * An error frame of the hub whose `ref` names a waiting command (frames to a hub carry no
+   * sequence numbers, so its `ref` can only name a command): the hub refused it, which ends it as a
+   * result with `ok: false` would. False when it names none (unknown, answered, timed out).
+   */
+  hubRefused(frame: ErrorFrame): boolean {
+    if (frame.ref === undefined || !this.pending.has(frame.ref)) return false;
+    this.settle(frame.ref, hubFailure(frame.e, frame.msg));
+    return true;
   }
 
   /** A result the gateway refused (validation) fails its command now. */
@@ -214,6 +225,16 @@ export class HubCommands {
     if (answer.ok) log.debug(fields, 'command outcome');
     else log.info({ ...fields, code: answer.e, hubCode: answer.hub }, 'command outcome');
   }
+}
+
+/**
+ * A hub's refusal of a command as its caller gets it. The hub's own code is passed on as `hub`: the
+ * caller's credentials or the server are not at fault when a hub answers unauthorized or internal;
+ * only unknown_device keeps its meaning.
+ */
+function hubFailure(hubCode: string | undefined, msg: string | undefined): CommandReply {
+  const code: ErrorCode = hubCode === 'unknown_device' ? 'unknown_device' : 'command_failed';
+  return { ok: false, e: code, msg: msg ?? `the hub answered ${hubCode ?? 'failure'}`, hub: hubCode };
 }
 
 /** The command of a bus request, or null after answering a malformed one. */

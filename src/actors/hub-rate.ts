@@ -24,8 +24,9 @@ interface Violations {
  * One hub's frame budget: a token bucket of `rateBurst` tokens refilled at `ratePerSec` (given
  * with each frame, so a session does not hold a copy). A frame over budget is refused; only
  * persistent excess closes: more refusals within one window than the burst allows. Answers to the
- * commands the session waits for and one heartbeat per second are free; a result for no such
- * command (an id never sent, answered already, timed out) spends the budget as any frame does.
+ * commands the session waits for (a result, or an error frame whose `ref` names one) and one
+ * heartbeat per second are free; an answer for no such command (an id never sent, answered
+ * already, timed out) spends the budget as any frame does.
  *
  * The fields live on the hub session itself (a node holds one budget per hub, and an object of its
  * own would cost each 40 bytes more); `admit` is the gate. Every field is kept a small integer:
@@ -41,7 +42,7 @@ export interface RateBudget {
   rateHeartbeat: number;
   /** made on the first refusal: most hubs are never refused */
   rateViolations: Violations | null;
-  /** whether command `commandId` waits for the hub's result: only such results are free */
+  /** whether command `commandId` waits for the hub's answer: only answers to such are free */
   awaits(commandId: number): boolean;
 }
 
@@ -74,13 +75,15 @@ export function spend(budget: RateBudget, now: number, rate: RateLimit): RateVer
 }
 
 /**
- * Frames that do not spend the budget: results of commands the session waits for (bounded by the
- * commands in flight) and one heartbeat per second. Otherwise a hub answering a burst of commands
+ * Frames that do not spend the budget: answers (results, error frames) to commands the session waits
+ * for (bounded by the commands in flight) and one heartbeat per second. Otherwise a hub answering a burst of commands
  * would be refused, and its answers lost. Any other result spends it: free, a flood of them would
  * cost the node what the budget exists to bound.
  */
 function free(budget: RateBudget, frame: HubToServerFrame, now: number): boolean {
   if (frame.t === FrameType.result) return budget.awaits(frame.id);
+  // a hub refusing a waiting command with an error frame answers it, as a result would
+  if (frame.t === FrameType.error) return frame.ref !== undefined && budget.awaits(frame.ref);
   if (frame.t !== FrameType.heartbeat || now - budget.rateHeartbeat < HEARTBEAT_EVERY_MS) return false;
   budget.rateHeartbeat = now;
   return true;

@@ -175,6 +175,8 @@ export class HubSession extends Actor<HubMessage> implements TimerTarget, BusLis
       case FrameType.result:
         return this.commands?.result(frame);
       case FrameType.error:
+        // a refusal of a waiting command ends it (its outcome line says so); any other is sampled at warn
+        if (this.commands?.hubRefused(frame) === true) return;
         return this.deps.hubErrors.write(this.hubId, frame);
       case FrameType.bye:
         this.closeWith(CloseCode.normal, 'bye');
@@ -288,7 +290,7 @@ export class HubSession extends Actor<HubMessage> implements TimerTarget, BusLis
     return (this.commands ??= new HubCommands(this));
   }
 
-  /** Whether command `commandId` waits for the hub's result (RateBudget: only those results are free). */
+  /** Whether command `commandId` waits for the hub's answer (RateBudget: only answers to those are free). */
   awaits(commandId: number): boolean {
     return this.commands?.awaits(commandId) === true;
   }

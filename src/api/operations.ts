@@ -41,7 +41,7 @@ export function operations(limits: { commandTimeoutMaxMs: number }): Record<stri
   return {
     'post /v1/hubs/:hubId/devices/:deviceId/commands': {
       summary: 'Run a command on a device and return the hub’s answer',
-      description: 'An offline hub is answered at once (`hub_offline`); a hub that does not answer within `timeoutMs` is `command_timeout`. A command whose frame to the hub would pass the hub’s frame max (`TIER_MAX_FRAME_BYTES`, 16 KiB; msgpack, so JSON floats grow to 9 bytes) is refused `413 frame_too_large` and not sent: a `set` is not split across frames (use desired state for that).',
+      description: 'An offline hub is answered at once (`hub_offline`); a hub that does not answer within `timeoutMs` is `command_timeout`. A command whose frame to the hub would pass the hub’s frame max (`TIER_MAX_FRAME_BYTES`, 16 KiB; msgpack, so JSON floats grow to 9 bytes) is refused `413 frame_too_large` and not sent: a `set` is not split across frames (use desired state for that). `params` beyond the hub protocol’s limits (keys ≤ 64 characters, strings ≤ 1024, at any depth) are `400 invalid_field` naming the field, not sent. A hub that refuses the command (a result with `ok: false`, or an error frame whose `ref` is its id) ends it at once: `502 command_failed` with the hub’s code in `hubCode`.',
       tag: 'hubs',
       request: { schema: CommandRequest(max), bad: { set: { on: [1] } } },
       ok: { status: 200, description: 'the hub’s answer', schema: CommandReply },

@@ -197,7 +197,9 @@ export function attrs(v: unknown, field: string): Attrs {
 /**
  * Free-form parameters (command `p`, from the API and the app socket, often parsed from JSON): a
  * map of any values nested at most `LIMITS.depth` deep, with no `__proto__` key at any depth (a
- * JSON `__proto__` key is an own property; msgpack would rename it on the way to the hub).
+ * JSON `__proto__` key is an own property; msgpack would rename it on the way to the hub), within
+ * PROTOCOL.md §1's limits: keys (names) of at most `LIMITS.idLength` characters, strings of at most
+ * `LIMITS.stringBytes`, since a hub may size its buffers by them.
  */
 export function params(v: unknown, field: string): Record<string, unknown> {
   const m = map(v, field);
@@ -205,7 +207,16 @@ export function params(v: unknown, field: string): Record<string, unknown> {
   return m;
 }
 
+/**
+ * Whether `params(v)` accepts `v`, without building a field name per value (it runs on every
+ * command; the names are wanted only for a refusal). test/unit/app-codec.test.ts holds the two to the same answers.
+ */
+export function paramsFit(v: unknown): boolean {
+  return isPlainObject(v) && nestedFits(v, 1);
+}
+
 function checkNested(v: unknown, field: string, depth: number): void {
+  if (typeof v === 'string' && v.length > LIMITS.stringBytes) fail(field, `must be a string of at most ${LIMITS.stringBytes} characters`);
   if (typeof v !== 'object' || v === null) return;
   if (depth > LIMITS.depth) fail(field, `nested deeper than ${LIMITS.depth} levels`);
   if (Array.isArray(v)) {
@@ -214,8 +225,23 @@ function checkNested(v: unknown, field: string, depth: number): void {
   }
   for (const key of Object.keys(v)) {
     if (key === '__proto__') fail(`${field}.__proto__`, '__proto__ is not allowed as a key');
+    if (key.length > LIMITS.idLength) fail(`${field}.${key}`, `a name of at most ${LIMITS.idLength} characters`);
     checkNested((v as Record<string, unknown>)[key], `${field}.${key}`, depth + 1);
   }
+}
+
+function nestedFits(v: unknown, depth: number): boolean {
+  if (typeof v === 'string') return v.length <= LIMITS.stringBytes;
+  if (typeof v !== 'object' || v === null) return true;
+  if (depth > LIMITS.depth) return false;
+  if (Array.isArray(v)) {
+    for (let i = 0; i < v.length; i++) if (!nestedFits(v[i], depth + 1)) return false;
+    return true;
+  }
+  for (const key of Object.keys(v)) {
+    if (key === '__proto__' || key.length > LIMITS.idLength || !nestedFits((v as Record<string, unknown>)[key], depth + 1)) return false;
+  }
+  return true;
 }
 
 function deviceMap(v: unknown, field: string): Record<string, Attrs> {

@@ -6,7 +6,7 @@ import { Type } from '@sinclair/typebox';
 import { ErrorCodes } from '../../proto/errors.js';
 import type { Attrs as AttrMap } from '../../proto/frames.js';
 import { ID_PATTERN } from '../../proto/subjects.js';
-import { attrs as checkAttrs, LIMITS, params as checkParams } from '../protocol/codec.js';
+import { attrs as checkAttrs, LIMITS, params as checkParams, paramsFit } from '../protocol/codec.js';
 import { TierError } from '../errors.js';
 import { compile, customKind, invalidField, type Problem, type Refuse } from './check.js';
 
@@ -103,32 +103,12 @@ export function paramsProblem(value: unknown, field: string): Problem | null {
 }
 
 /**
- * paramsProblem(value) === null without building a field name per nested value (the check runs
- * on every command; the names are wanted only for a refusal). test/unit/schemas.test.ts holds the
- * two to the same answers.
+ * paramsProblem(value) === null without building a field name per nested value (codec
+ * `paramsFit`); test/unit/app-codec.test.ts holds the two to the same answers.
  */
 export function paramsAccepted(value: unknown): boolean {
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) return false;
-  const proto: unknown = Object.getPrototypeOf(value);
-  if (proto !== Object.prototype && proto !== null) return false;
-  for (const key of Object.keys(value)) {
-    if (key === '__proto__' || key === 'constructor' || key === 'prototype') return false;
-    if (!nestedAccepted((value as Record<string, unknown>)[key], 2)) return false;
-  }
-  return true;
-}
-
-/** codec checkNested: `__proto__` refused at any depth, nesting at most LIMITS.depth. */
-function nestedAccepted(v: unknown, depth: number): boolean {
-  if (typeof v !== 'object' || v === null) return true;
-  if (depth > LIMITS.depth) return false;
-  if (Array.isArray(v)) {
-    for (let i = 0; i < v.length; i++) if (!nestedAccepted(v[i], depth + 1)) return false;
-    return true;
-  }
-  for (const key of Object.keys(v)) {
-    if (key === '__proto__' || !nestedAccepted((v as Record<string, unknown>)[key], depth + 1)) return false;
-  }
+  if (!paramsFit(value)) return false;
+  for (const key in value as object) if (key === 'constructor' || key === 'prototype') return false;
   return true;
 }
 
@@ -140,7 +120,7 @@ const paramsKind = customKind<Record<string, unknown>>(
 
 /** Free-form command parameters, passed to the hub as they are. */
 export const Params = (description: string) =>
-  paramsKind(Type.Object({}, { additionalProperties: true, description: `${description}. Any JSON values, nested at most ${LIMITS.depth} levels; no key \`__proto__\` at any depth` }));
+  paramsKind(Type.Object({}, { additionalProperties: true, description: `${description}. Any JSON values, nested at most ${LIMITS.depth} levels; keys of at most ${LIMITS.idLength} characters, strings of at most ${LIMITS.stringBytes} (PROTOCOL.md §1); no key \`__proto__\` at any depth` }));
 
 /** A key refused when present (the other form of a body has it); the message says why. */
 export const Forbidden = (why: string) => Type.Optional(Type.Never({ description: `not allowed here: ${why}`, errorMessage: why }));

@@ -91,4 +91,26 @@ describe('commands over the hub frame limit (real server process)', () => {
     expect(refused).toEqual([]);
     expect(hub.connected).toBe(true);
   });
+
+  it("a command that would break PROTOCOL.md §1's limits (a string over 1024, a name over 64) is refused 400 invalid_field naming the field, on every edge, and never sent", async () => {
+    const before = commandsSeen().length;
+    const long = await command({ method: 'bulk', params: { data: 'x'.repeat(5_000) } });
+    expect(long).toMatchObject({ status: 400, body: { code: 'invalid_field', field: 'params.data' } });
+    const key = 'k'.repeat(100);
+    expect(await command({ method: 'bulk', params: { list: [{ [key]: 1 }] } })).toMatchObject({ status: 400, body: { code: 'invalid_field', field: `params.list[0].${key}` } });
+    const socket = await app.request({ op: 'cmd', hub: hubId, device: 'lamp', method: 'bulk', params: { data: 'x'.repeat(1_025) } });
+    expect(socket).toMatchObject({ op: 'err', code: 'invalid_field', field: 'params.data' });
+    const scene = await api(server.httpUrl, 'POST', `/v1/homes/${homeId}/scenes`, server.adminToken, { name: 'long', commands: [{ hub: hubId, device: 'lamp', method: 'bulk', params: { data: 'x'.repeat(1_025) } }] });
+    expect(scene).toMatchObject({ status: 400, body: { code: 'invalid_field', field: 'commands[0].params.data' } });
+    const rule = await api(server.httpUrl, 'POST', `/v1/homes/${homeId}/rules`, server.adminToken, {
+      name: 'long',
+      triggers: [{ type: 'cron', cron: '0 7 * * *' }],
+      actions: [{ type: 'command', hub: hubId, device: 'lamp', method: 'bulk', params: { [key]: 1 } }],
+    });
+    expect(rule).toMatchObject({ status: 400, body: { code: 'invalid_field', field: `actions[0].params.${key}` } });
+    // at the limits it goes (the test hub answers any method but set command_failed)
+    expect(await command({ method: 'bulk', params: { data: 'x'.repeat(1_024), ['k'.repeat(64)]: 1 }, timeoutMs: 2_000 })).toMatchObject({ status: 502, body: { code: 'command_failed' } });
+    expect(commandsSeen().slice(before)).toMatchObject([{ m: 'bulk', p: { data: 'x'.repeat(1_024) } }]);
+    expect(hub.connected).toBe(true);
+  });
 });

@@ -106,6 +106,9 @@ const CORPUS: unknown[] = [
   Object.fromEntries(Array.from({ length: 64 }, (_, i) => [`k${i}`, i])),
   Object.fromEntries(Array.from({ length: 65 }, (_, i) => [`k${i}`, i])),
   { deep: JSON.parse('{"x": {"__proto__": {}}}') },
+  { a: [{ ['k'.repeat(65)]: 1 }] },
+  { a: { b: ['x'.repeat(1025)] } },
+  { a: { b: ['x'.repeat(1024)], ['k'.repeat(64)]: 'y' } },
   [],
   null,
   'str',
@@ -137,5 +140,8 @@ describe('custom kinds agree with what they claim', () => {
   it('Params: the quick check and the one that names the field answer alike', () => {
     for (const v of CORPUS) expect(paramsAccepted(v), JSON.stringify(v)).toBe(paramsProblem(v, 'params') === null);
     expect(compile(Params('x')).problem({ a: [JSON.parse('{"__proto__": 1}')] }, 'params')).toEqual({ field: 'params.a[0].__proto__', what: '__proto__ is not allowed as a key' });
+    // PROTOCOL.md §1's limits, which a hub may size its buffers by
+    expect(compile(Params('x')).problem({ data: 'x'.repeat(5000) }, 'params')).toEqual({ field: 'params.data', what: 'must be a string of at most 1024 characters' });
+    expect(compile(Params('x')).problem({ list: [{ ['k'.repeat(100)]: 1 }] }, 'params')).toEqual({ field: `params.list[0].${'k'.repeat(100)}`, what: 'a name of at most 64 characters' });
   });
 });

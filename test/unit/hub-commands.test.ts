@@ -51,6 +51,42 @@ describe('HubCommands', () => {
     expect(commands.waiting).toBe(1);
   });
 
+  it("a command that reaches the node past the API edges yet would break PROTOCOL.md §1's limits is answered invalid_field naming the field and not sent", () => {
+    const { commands, sent } = table(4);
+    const devices = { mayCommand: () => true };
+    const long = request('lamp', 'bulk', { data: 'x'.repeat(5_000) });
+    commands.forward(long.message, devices);
+    const named = request('lamp', 'bulk', { nested: { ['k'.repeat(100)]: 1 } });
+    commands.forward(named.message, devices);
+    expect(long.answers()).toMatchObject([{ ok: false, e: 'invalid_field', msg: expect.stringContaining('params.data') }]);
+    expect(named.answers()).toMatchObject([{ ok: false, e: 'invalid_field', msg: expect.stringContaining(`params.nested.${'k'.repeat(100)}`) }]);
+    expect(sent).toEqual([]);
+    expect(commands.waiting).toBe(0);
+    const within = request('lamp', 'bulk', { data: 'x'.repeat(1_024), ['k'.repeat(64)]: [1] });
+    commands.forward(within.message, devices);
+    expect(sent).toMatchObject([{ t: FrameType.command, m: 'bulk' }]);
+  });
+
+  it("an error frame of the hub naming a waiting command ends it as a failed result would; one naming none is left alone", () => {
+    const { commands, sent } = table(4);
+    const devices = { mayCommand: () => true };
+    const refused = request('lamp', 'bulk', { data: 'x' });
+    commands.forward(refused.message, devices);
+    const gone = request('lamp', 'find', {});
+    commands.forward(gone.message, devices);
+    const [first, second] = sent.map((f) => (f.t === FrameType.command ? f.id : -1));
+    expect(commands.hubRefused({ t: FrameType.error, c: 103, e: 'invalid_field', tmp: false, ref: first!, f: 'p.data', msg: 'string over 1024' })).toBe(true);
+    expect(commands.hubRefused({ t: FrameType.error, c: 404, e: 'unknown_device', tmp: false, ref: second! })).toBe(true);
+    expect(refused.answers()).toEqual([{ ok: false, e: 'command_failed', msg: 'string over 1024', hub: 'invalid_field' }]);
+    expect(gone.answers()).toEqual([{ ok: false, e: 'unknown_device', msg: 'the hub answered unknown_device', hub: 'unknown_device' }]);
+    expect(commands.waiting).toBe(0);
+    // answered already, never sent, or no ref: nothing to end
+    expect(commands.hubRefused({ t: FrameType.error, c: 103, e: 'invalid_field', tmp: false, ref: first! })).toBe(false);
+    expect(commands.hubRefused({ t: FrameType.error, c: 103, e: 'invalid_field', tmp: false, ref: 999 })).toBe(false);
+    expect(commands.hubRefused({ t: FrameType.error, c: 500, e: 'internal', tmp: true })).toBe(false);
+    expect(refused.answers()).toHaveLength(1);
+  });
+
   it('a desired delta larger than a frame goes as several sets, each within max bytes, together the whole delta', () => {
     const { commands, sent } = table(4);
     const delta = Object.fromEntries(Array.from({ length: 64 }, (_, i) => [`attribute-${i}`, 'x'.repeat(1_024)]));

@@ -56,6 +56,16 @@ describe('the rate budget', () => {
     expect(gate.admit(result, T, rate)).toBe('close');
   });
 
+  it('never charges an error frame answering a pending command (ref = its id); charges one naming none like any frame', () => {
+    const rate = { ratePerSec: 0.001, rateBurst: 1 };
+    const gate = new Gate(rate, T);
+    const refusal: HubToServerFrame = { t: 10, c: 103, e: 'invalid_field', tmp: false, ref: 1 };
+    for (let i = 0; i < 10; i++) expect(gate.admit(refusal, T, rate)).toBe('pass');
+    const stray: HubToServerFrame = { t: 10, c: 103, e: 'invalid_field', tmp: false, ref: 999 };
+    const unnamed: HubToServerFrame = { t: 10, c: 500, e: 'internal', tmp: true };
+    expect([gate.admit(stray, T, rate), gate.admit(unnamed, T, rate), gate.admit(stray, T, rate)]).toEqual(['pass', 'refuse', 'close']);
+  });
+
   it('gives a result read only as far as its id (spend) the verdict admit gives a frame that is not free', () => {
     const rate = { ratePerSec: 0.001, rateBurst: 1 };
     const a = new Gate(rate, T);

@@ -203,6 +203,27 @@ describe('HubSession', () => {
     expect(link.closed).toEqual({ code: 4004, reason: 'rate_limited' });
   });
 
+  it("ends a waiting command at once when the hub refuses it with an error frame (ref = its id), free of the budget; stray error frames are charged and only logged", async () => {
+    const { deps, link, frame } = setup({ ratePerSec: 1, rateBurst: 3 });
+    const logged = vi.spyOn(deps.hubErrors, 'write');
+    frame({ t: 1, v: 1, b: 'boot' });
+    await settle();
+    const answer = deps.bus.request('hub.hub-1.cmd', encodeValue({ d: 'lamp', m: 'bulk', p: { data: 'x' }, to: 60_000 }), 60_000);
+    await settle();
+    const id = (link.frames.find((f) => f.t === 7) as { id: number }).id;
+    // hello took one token of three: two stray error frames pass (logged), two are refused
+    for (let i = 0; i < 4; i++) frame({ t: 10, c: 103, e: 'invalid_field', tmp: false, ref: id + 1000 });
+    expect(link.frames.filter((f) => f.t === 10 && f.e === 'rate_limited').length).toBe(2);
+    // the budget is spent: the refusal of the waiting command passes all the same and ends it
+    frame({ t: 10, c: 103, e: 'invalid_field', tmp: false, ref: id, f: 'p.data', msg: 'string over 1024' });
+    // answered at once, not after the command's minute of timeout
+    const now = await Promise.race([answer.then(decodeCommandReply), settle().then(() => 'still waiting')]);
+    expect(now).toEqual({ ok: false, e: 'command_failed', msg: 'string over 1024', hub: 'invalid_field' });
+    expect(logged).toHaveBeenCalledTimes(2);
+    expect(logged.mock.calls.every(([, f]) => f.ref === id + 1000)).toBe(true);
+    expect(link.closed).toBeNull();
+  });
+
   it('closes a stale holder that missed the takeover message when its idle check sees another holder', async () => {
     fakeClock();
     const directory = new MemoryDirectory();
