@@ -46,7 +46,12 @@ interface PendingCommand extends CommandInfo {
  */
 export class HubCommands {
   private readonly pending = new Map<number, PendingCommand>();
-  private nextId = 0;
+  /**
+   * Started at random, not at 0: a late result the hub carried over from an earlier session (its
+   * ids counted from 1 too) then almost never names a command of this one (PROTOCOL.md §7). Below
+   * 2^30, a small integer to V8 (a boxed number costs a hub session 16 B more).
+   */
+  private nextId = Math.floor(Math.random() * 0x3fffffff);
 
   constructor(private readonly host: CommandHost) {}
 

@@ -87,6 +87,21 @@ describe('HubCommands', () => {
     expect(refused.answers()).toHaveLength(1);
   });
 
+  it("a session's command ids start at random, so a result a hub carries over from an earlier session (whose ids began at 1 too) names none of them", () => {
+    const devices = { mayCommand: () => true };
+    const first = [0, 1, 2].map(() => {
+      const { commands, sent } = table(4);
+      commands.forward(request('lamp', 'set', { on: true }).message, devices);
+      return (sent[0] as { id: number }).id;
+    });
+    expect(first.every((id) => Number.isInteger(id) && id >= 1 && id <= 0x40000000)).toBe(true);
+    // three sessions starting at the same id: one chance in 2^60
+    expect(new Set(first).size).toBeGreaterThan(1);
+    const { commands } = table(4);
+    commands.forward(request('lamp', 'set', { on: true }).message, devices);
+    expect(commands.awaits(1)).toBe(false);
+  });
+
   it('a desired delta larger than a frame goes as several sets, each within max bytes, together the whole delta', () => {
     const { commands, sent } = table(4);
     const delta = Object.fromEntries(Array.from({ length: 64 }, (_, i) => [`attribute-${i}`, 'x'.repeat(1_024)]));
