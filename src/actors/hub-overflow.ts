@@ -8,8 +8,8 @@ import { absorbReport } from './hub-reports.js';
  * control messages (one close, a timer per pending command and one more, one superseded notice,
  * the operator's close orders, and the gateway's refusals, which close the socket at the 10th: a
  * refusal dropped here left its sequence number unconsumed, and the hub, told the frame was
- * refused for good, stalled on `sequence_gap`); the hub's result for a command the session waits
- * for, once per command (at most the commands in flight; dropped, its caller heard
+ * refused for good, stalled on `sequence_gap`); the hub's answer to a command the session waits
+ * for (a result, or an error frame naming it), once per command (at most the commands in flight; dropped, its caller heard
  * `command_timeout` for a command the hub ran); and for desired changes one mark, `DESIRED_PENDING`,
  * queued once however many come: they are stored already, and the mark has the session read them
  * back (dropped, a change waited for the hub's next welcome, days on a long-lived connection).
@@ -45,8 +45,14 @@ export function keepPastBound(msg: HubMessage, queued: HubMessage[], commands: {
   }
 }
 
+/** The command a frame answers: a result's id, or an error frame's `ref` (it refuses the command, §5). */
+function answered(frame: HubToServerFrame): number | undefined {
+  return frame.t === FrameType.result ? frame.id : frame.t === FrameType.error ? frame.ref : undefined;
+}
+
 /** Whether `frame` answers a command the session waits for, and no answer to it is queued yet. */
 function owedResult(frame: HubToServerFrame, queued: HubMessage[], commands: { awaits(commandId: number): boolean }): boolean {
-  if (frame.t !== FrameType.result || !commands.awaits(frame.id)) return false;
-  return !queued.some((m) => m.type === 'frame' && m.frame.t === FrameType.result && m.frame.id === frame.id);
+  const id = answered(frame);
+  if (id === undefined || !commands.awaits(id)) return false;
+  return !queued.some((m) => m.type === 'frame' && answered(m.frame) === id);
 }

@@ -139,4 +139,19 @@ describe('a hub session whose mailbox is full', () => {
     await drain();
     expect(answer).toEqual({ ok: true, r: 'blinked' });
   });
+
+  it("queues the hub's error frame refusing a waiting command, once: its caller hears the refusal, not a timeout", async () => {
+    const { deps, link, session, frame, fill, drain } = await fullSession();
+    let answer: unknown;
+    void deps.bus.request('hub.hub-1.cmd', encodeValue({ d: 'lamp', m: 'identify', p: {}, to: 60_000 }), 61_000).then((r) => (answer = decodeCommandReply(r)));
+    await settle();
+    const command = link.frames.find((f): f is CommandFrame => f.t === FrameType.command);
+    await fill();
+    frame({ t: FrameType.error, c: 103, e: 'invalid_field', tmp: false, ref: command!.id });
+    expect(session.queued).toBe(5);
+    frame({ t: FrameType.error, c: 103, e: 'invalid_field', tmp: false, ref: command!.id });
+    expect(session.queued).toBe(5);
+    await drain();
+    expect(answer).toMatchObject({ ok: false, e: 'command_failed', hub: 'invalid_field' });
+  });
 });
