@@ -89,12 +89,15 @@ export function isAttrs(v: unknown): boolean {
   return true;
 }
 
-/** §1 limits anywhere in a command's parameters: names (map keys) ≤ 64 characters, strings ≤ 1024. */
+/**
+ * §1 limits anywhere in a command's parameters or a hub's result value: names (map keys) of 1..64
+ * characters, strings ≤ 1024.
+ */
 export function paramsWithinLimits(v: unknown): boolean {
   if (typeof v === 'string') return asDecoded(v).length <= 1024;
   if (typeof v !== 'object' || v === null || v instanceof Uint8Array) return true;
   if (Array.isArray(v)) return v.every(paramsWithinLimits);
-  return Object.entries(v).every(([k, x]) => asDecoded(k).length <= 64 && paramsWithinLimits(x));
+  return Object.entries(v).every(([k, x]) => isStr(k, 64) && paramsWithinLimits(x));
 }
 
 /**

@@ -1,8 +1,8 @@
 // Over 400 lines: one generator whose frame kinds share its rng, its vectors and the expected-answer rules they must agree on.
 import { readdirSync, readFileSync } from 'node:fs';
 import type { ErrorCode } from '../../proto/errors.js';
-import { HOSTILE_STRINGS, PROTOTYPE_NAMES, isAttrName, isProtocolId, isStr } from './hostile.js';
-import { MpFloat, MpInt, MpMap, MpRaw, fromHex, pack, scan, topLevelValues, type IntForm, type Token } from './msgpack.js';
+import { HOSTILE_STRINGS, PROTOTYPE_NAMES, isAttrName, isProtocolId, isStr, paramsWithinLimits } from './hostile.js';
+import { MpFloat, MpInt, MpMap, MpRaw, fromHex, pack, scan, topLevelValues, unpackStrict, type IntForm, type Token } from './msgpack.js';
 import type { Rng } from './rng.js';
 
 /**
@@ -630,7 +630,7 @@ export class HubFrameGen {
       }
       case 'result.r': {
         const data = pack(new MpMap([['t', 8], ['id', this.unknownCommandId()], ['ok', true], ['r', new MpMap([[h, this.randomValue(2, true)]])]]));
-        return { klass: `hostile:${where}`, tag, data, expect: protoKeyAware(data, [{ kind: 'none' }]), validFrame: true };
+        return { klass: `hostile:${where}`, tag, data, expect: protoKeyAware(data, resultLimitsAware(data, [{ kind: 'none' }])), validFrame: true };
       }
       case 'error.e': {
         const valid = isStr(h, 64);
@@ -653,7 +653,8 @@ export class HubFrameGen {
     if (!ok) entries.push(['e', this.rng.pick(['unknown_device', 'command_failed', 'invalid_field', 'not_a_code', 'x'.repeat(64)])]);
     if (this.rng.chance(0.3)) entries.push(['msg', this.rng.pick(['stalled', 'ü', 'x'.repeat(1024)])]);
     const data = pack(new MpMap(entries));
-    return { klass: 'result:unknown-id', data, expect: protoKeyAware(data, [{ kind: 'none' }, ...(entries.some(([k, v]) => k === 'r' && v instanceof MpRaw) ? [{ kind: 'error' as const, code: 'malformed_frame' as const }] : [])]), validFrame: true };
+    const deep = entries.some(([k, v]) => k === 'r' && v instanceof MpRaw);
+    return { klass: 'result:unknown-id', data, expect: protoKeyAware(data, deep ? [{ kind: 'none' }, { kind: 'error', code: 'malformed_frame' }] : resultLimitsAware(data, [{ kind: 'none' }])), validFrame: true };
   }
 
   private text(ctx: GenContext): GenFrame {
@@ -767,6 +768,21 @@ export const SEQ_LIMIT = MAX_SEQ;
  */
 function protoKeyAware(data: Uint8Array, expect: Outcome[]): Outcome[] {
   return Buffer.from(data).includes(PROTO_STR) ? [...expect, { kind: 'error', code: 'invalid_field' }] : expect;
+}
+
+/**
+ * A result's value `r` is held to §1's limits at any depth (names of 1..64 characters, strings ≤
+ * 1024): beyond, the server refuses the frame with invalid_field even for no waiting command (§5,
+ * §7). A value this decoder cannot read (a duplicate key) may go either way.
+ */
+function resultLimitsAware(data: Uint8Array, expect: Outcome[]): Outcome[] {
+  let r: unknown;
+  try {
+    r = (unpackStrict(data) as Record<string, unknown>).r;
+  } catch {
+    return [...expect, { kind: 'error', code: 'invalid_field' }];
+  }
+  return paramsWithinLimits(r) ? expect : [{ kind: 'error', code: 'invalid_field' }];
 }
 
 /** "__proto__" as a msgpack fixstr */

@@ -198,7 +198,7 @@ export function attrs(v: unknown, field: string): Attrs {
  * Free-form parameters (command `p`, from the API and the app socket, often parsed from JSON): a
  * map of any values nested at most `LIMITS.depth` deep, with no `__proto__` key at any depth (a
  * JSON `__proto__` key is an own property; msgpack would rename it on the way to the hub), within
- * PROTOCOL.md §1's limits: keys (names) of at most `LIMITS.idLength` characters, strings of at most
+ * PROTOCOL.md §1's limits: keys (names) of 1 to `LIMITS.idLength` characters, strings of at most
  * `LIMITS.stringBytes`, since a hub may size its buffers by them.
  */
 export function params(v: unknown, field: string): Record<string, unknown> {
@@ -215,6 +215,15 @@ export function paramsFit(v: unknown): boolean {
   return isPlainObject(v) && nestedFits(v, 1);
 }
 
+/**
+ * A result's value `r` (any msgpack value) within the limits `params` holds commands to (PROTOCOL.md
+ * §1, §5): the caller, an app or a rule, may size its buffers by them as a hub does. At depth 2, inside the frame.
+ */
+function resultValue(v: unknown): unknown {
+  if (!nestedFits(v, 2)) checkNested(v, 'r', 2);
+  return v;
+}
+
 function checkNested(v: unknown, field: string, depth: number): void {
   if (typeof v === 'string' && v.length > LIMITS.stringBytes) fail(field, `must be a string of at most ${LIMITS.stringBytes} characters`);
   if (typeof v !== 'object' || v === null) return;
@@ -225,7 +234,7 @@ function checkNested(v: unknown, field: string, depth: number): void {
   }
   for (const key of Object.keys(v)) {
     if (key === '__proto__') fail(`${field}.__proto__`, '__proto__ is not allowed as a key');
-    if (key.length > LIMITS.idLength) fail(`${field}.${key}`, `a name of at most ${LIMITS.idLength} characters`);
+    if (key.length === 0 || key.length > LIMITS.idLength) fail(`${field}.${key}`, `a name of 1..${LIMITS.idLength} characters`);
     checkNested((v as Record<string, unknown>)[key], `${field}.${key}`, depth + 1);
   }
 }
@@ -239,7 +248,7 @@ function nestedFits(v: unknown, depth: number): boolean {
     return true;
   }
   for (const key of Object.keys(v)) {
-    if (key === '__proto__' || key.length > LIMITS.idLength || !nestedFits((v as Record<string, unknown>)[key], depth + 1)) return false;
+    if (key === '__proto__' || key.length === 0 || key.length > LIMITS.idLength || !nestedFits((v as Record<string, unknown>)[key], depth + 1)) return false;
   }
   return true;
 }
@@ -308,7 +317,7 @@ export function validateHubFrame(value: unknown): HubToServerFrame {
         t: 8,
         id: uint(f.id, 'id'),
         ok,
-        r: f.r,
+        r: resultValue(f.r),
         e: optional(f.e, (x, k) => str(x, k, LIMITS.idLength), 'e'),
         msg: optional(f.msg, str, 'msg'),
       };

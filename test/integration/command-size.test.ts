@@ -113,4 +113,58 @@ describe('commands over the hub frame limit (real server process)', () => {
     expect(commandsSeen().slice(before)).toMatchObject([{ m: 'bulk', p: { data: 'x'.repeat(1_024) } }]);
     expect(hub.connected).toBe(true);
   });
+
+  it('a command with an empty parameter name is refused 400 invalid_field naming the field, on every edge, and never sent', async () => {
+    const before = commandsSeen().length;
+    expect(await command({ method: 'bulk', params: { '': 1 } })).toMatchObject({ status: 400, body: { code: 'invalid_field', field: 'params.' } });
+    expect(await command({ method: 'bulk', params: { list: [{ '': 1 }] } })).toMatchObject({ status: 400, body: { code: 'invalid_field', field: 'params.list[0].' } });
+    expect(await app.request({ op: 'cmd', hub: hubId, device: 'lamp', method: 'bulk', params: { a: { '': 1 } } })).toMatchObject({ op: 'err', code: 'invalid_field', field: 'params.a.' });
+    const scene = await api(server.httpUrl, 'POST', `/v1/homes/${homeId}/scenes`, server.adminToken, { name: 'empty', commands: [{ hub: hubId, device: 'lamp', method: 'bulk', params: { '': 1 } }] });
+    expect(scene).toMatchObject({ status: 400, body: { code: 'invalid_field', field: 'commands[0].params.' } });
+    const rule = await api(server.httpUrl, 'POST', `/v1/homes/${homeId}/rules`, server.adminToken, {
+      name: 'empty',
+      triggers: [{ type: 'cron', cron: '0 7 * * *' }],
+      actions: [{ type: 'command', hub: hubId, device: 'lamp', method: 'bulk', params: { a: [{ '': 1 }] } }],
+    });
+    expect(rule).toMatchObject({ status: 400, body: { code: 'invalid_field', field: 'actions[0].params.a[0].' } });
+    expect(commandsSeen().slice(before)).toEqual([]);
+    expect(hub.connected).toBe(true);
+  });
+
+  it("a hub's result past §1's limits (a string over 1024, a name over 64 or empty) never reaches the caller: 502 command_failed, and the hub gets error invalid_field naming the command and the field", async () => {
+    const answers: Record<string, unknown> = {
+      long: { data: 'x'.repeat(5_000) },
+      named: { list: [{ ['k'.repeat(100)]: 1 }] },
+      empty: { '': true },
+      within: { data: 'x'.repeat(1_024), ['k'.repeat(64)]: [''] },
+    };
+    hub.onCommand((cmd) => (cmd.m in answers ? { ok: true, r: answers[cmd.m] } : hub.defaultHandler(cmd)));
+    /** the error frame the hub gets for its result naming `field`, and the id of the command it answered */
+    const refusal = async (field: string) => {
+      const error = await hub.waitFor((f) => f.t === FrameType.error && f.f === field);
+      return { error, command: commandsSeen().at(-1)!.id };
+    };
+    try {
+      const longError = refusal('r.data');
+      const long = await command({ method: 'long', timeoutMs: 3_000 });
+      expect(long).toMatchObject({ status: 502, body: { ok: false, code: 'command_failed', temporary: false } });
+      expect(long.body.message).toContain('r.data');
+      expect(JSON.stringify(long.body)).not.toContain('x'.repeat(1_025));
+      const { error, command: id } = await longError;
+      expect(error).toMatchObject({ t: FrameType.error, e: 'invalid_field', tmp: false, ref: id, f: 'r.data' });
+      const namedError = refusal(`r.list[0].${'k'.repeat(100)}`);
+      const named = await app.request({ op: 'cmd', hub: hubId, device: 'lamp', method: 'named', timeoutMs: 3_000 });
+      expect(named).toMatchObject({ op: 'err', code: 'command_failed' });
+      expect((await namedError).error).toMatchObject({ e: 'invalid_field' });
+      const emptyError = refusal('r.');
+      expect(await command({ method: 'empty', timeoutMs: 3_000 })).toMatchObject({ status: 502, body: { code: 'command_failed' } });
+      expect((await emptyError).error).toMatchObject({ e: 'invalid_field' });
+      // at the limits it passes whole
+      expect(await command({ method: 'within', timeoutMs: 3_000 })).toMatchObject({ status: 200, body: { ok: true, result: answers.within } });
+    } finally {
+      hub.onCommand((cmd) => hub.defaultHandler(cmd));
+    }
+    expect(refused).toEqual([]);
+    expect(hub.connected).toBe(true);
+  });
 });

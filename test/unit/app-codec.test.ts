@@ -109,6 +109,8 @@ const CORPUS: unknown[] = [
   { a: [{ ['k'.repeat(65)]: 1 }] },
   { a: { b: ['x'.repeat(1025)] } },
   { a: { b: ['x'.repeat(1024)], ['k'.repeat(64)]: 'y' } },
+  { '': 1 },
+  { a: [{ '': 1 }] },
   [],
   null,
   'str',
@@ -142,6 +144,9 @@ describe('custom kinds agree with what they claim', () => {
     expect(compile(Params('x')).problem({ a: [JSON.parse('{"__proto__": 1}')] }, 'params')).toEqual({ field: 'params.a[0].__proto__', what: '__proto__ is not allowed as a key' });
     // PROTOCOL.md §1's limits, which a hub may size its buffers by
     expect(compile(Params('x')).problem({ data: 'x'.repeat(5000) }, 'params')).toEqual({ field: 'params.data', what: 'must be a string of at most 1024 characters' });
-    expect(compile(Params('x')).problem({ list: [{ ['k'.repeat(100)]: 1 }] }, 'params')).toEqual({ field: `params.list[0].${'k'.repeat(100)}`, what: 'a name of at most 64 characters' });
+    expect(compile(Params('x')).problem({ list: [{ ['k'.repeat(100)]: 1 }] }, 'params')).toEqual({ field: `params.list[0].${'k'.repeat(100)}`, what: 'a name of 1..64 characters' });
+    // names are never empty (§1): an empty key is refused like a long one, at any depth
+    expect(compile(Params('x')).problem({ '': 1 }, 'params')).toEqual({ field: 'params.', what: 'a name of 1..64 characters' });
+    expect(compile(Params('x')).problem({ list: [{ '': 1 }] }, 'params')).toEqual({ field: 'params.list[0].', what: 'a name of 1..64 characters' });
   });
 });

@@ -260,6 +260,7 @@ const REFUSED: Record<string, unknown> = {
   'cmd with params as an array': { ...cmd, method: 'open', params: [] },
   'cmd with a top-level param constructor': { ...cmd, method: 'open', params: { constructor: 1 } },
   'cmd with a param name of 65 characters': { ...cmd, method: 'open', params: { ['k'.repeat(65)]: 1 } },
+  'cmd with an empty param name': { ...cmd, method: 'open', params: { '': 1 } },
   'cmd with a top-level param __proto__': JSON.parse(`{"op":"cmd","id":3,"hub":"${HUB}","device":"lamp-1","method":"open","params":{"__proto__":1}}`),
   'cmd with timeout 0': { ...cmd, method: 'open', timeoutMs: 0 },
   'cmd with a fractional timeout': { ...cmd, method: 'open', timeoutMs: 1.5 },
@@ -277,6 +278,7 @@ const REFUSED_IN_WORDS: Record<string, unknown> = {
   'params nested 33 levels': { ...cmd, method: 'open', params: { deep: nested(32) } },
   'a param string of 1025 characters': { ...cmd, method: 'open', params: { data: 'x'.repeat(1_025) } },
   'a nested param name of 65 characters': { ...cmd, method: 'open', params: { a: [{ ['k'.repeat(65)]: 1 }] } },
+  'a nested empty param name': { ...cmd, method: 'open', params: { a: [{ '': 1 }] } },
   'a nested param __proto__': JSON.parse(`{"op":"cmd","id":3,"hub":"${HUB}","device":"lamp-1","method":"open","params":{"a":{"__proto__":1}}}`),
 };
 
@@ -311,7 +313,7 @@ describe('AsyncAPI document and the request validator (src/schemas/app.ts)', () 
       expect(nodeAccepts(request), `node: ${name}`).toBe(false);
       expect(problems(schema('AppRequest'), request), `document: ${name}`).toEqual([]);
     }
-    expect(String(schema('Params').description)).toMatch(/nested at most 32 levels, no\s+key `__proto__` at any depth, keys of at most 64 characters and strings of at most 1024 at any\s+depth/);
+    expect(String(schema('Params').description)).toMatch(/nested at most 32 levels, no\s+key `__proto__` at any depth, keys of 1 to 64 characters and strings of at most 1024 at any\s+depth/);
   });
 });
 

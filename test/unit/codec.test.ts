@@ -370,6 +370,22 @@ describe('limits', () => {
     expect(decodeHubFrame(encodeValue({ t: 12, msg }))).toMatchObject({ msg });
     expectProtocolError(() => decodeHubFrame(encodeValue({ t: 12, msg: msg + 'm' })), 'invalid_field', 'msg');
   });
+
+  it("a result's value r is held to the limits of command params at any depth: names 1..64, strings ≤ 1024; the refusal names the command (ref)", () => {
+    const result = (r: unknown) => encodeValue({ t: 8, id: 9, ok: true, r });
+    const name = 'k'.repeat(LIMITS.idLength);
+    const within = { data: 'x'.repeat(LIMITS.stringBytes), list: [{ [name]: '' }] };
+    expect(decodeHubFrame(result(within))).toMatchObject({ t: 8, r: within });
+    expect(decodeHubFrame(result('x'.repeat(LIMITS.stringBytes)))).toMatchObject({ r: 'x'.repeat(LIMITS.stringBytes) });
+    expectProtocolError(() => decodeHubFrame(result({ data: 'x'.repeat(5_000) })), 'invalid_field', 'r.data');
+    expectProtocolError(() => decodeHubFrame(result({ list: [{ [name + 'k']: 1 }] })), 'invalid_field', `r.list[0].${name}k`);
+    expectProtocolError(() => decodeHubFrame(result({ a: { '': 1 } })), 'invalid_field', 'r.a.');
+    expectProtocolError(() => decodeHubFrame(result(['x'.repeat(LIMITS.stringBytes + 1)])), 'invalid_field', 'r[0]');
+    // a failed result's value too: it is the hub's frame either way
+    expectProtocolError(() => decodeHubFrame(encodeValue({ t: 8, id: 9, ok: false, e: 'command_failed', r: { '': 1 } })), 'invalid_field', 'r.');
+    const err = thrown(() => decodeHubFrame(result({ data: 'x'.repeat(5_000) })));
+    expect(err).toMatchObject({ ref: 9, frameType: FrameType.result });
+  });
 });
 
 describe('encoding and optional fields', () => {

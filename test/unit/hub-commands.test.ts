@@ -102,6 +102,18 @@ describe('HubCommands', () => {
     expect(commands.awaits(1)).toBe(false);
   });
 
+  it('a command with an empty parameter name, at any depth, is answered invalid_field naming the field and not sent (§1: names are never empty)', () => {
+    const { commands, sent } = table(4);
+    const devices = { mayCommand: () => true };
+    const top = request('lamp', 'bulk', { '': 1 });
+    commands.forward(top.message, devices);
+    const nested = request('lamp', 'bulk', { list: [{ '': 1 }] });
+    commands.forward(nested.message, devices);
+    expect(top.answers()).toMatchObject([{ ok: false, e: 'invalid_field', msg: expect.stringContaining('params.:') }]);
+    expect(nested.answers()).toMatchObject([{ ok: false, e: 'invalid_field', msg: expect.stringContaining('params.list[0].:') }]);
+    expect(sent).toEqual([]);
+  });
+
   it('a desired delta larger than a frame goes as several sets, each within max bytes, together the whole delta', () => {
     const { commands, sent } = table(4);
     const delta = Object.fromEntries(Array.from({ length: 64 }, (_, i) => [`attribute-${i}`, 'x'.repeat(1_024)]));
