@@ -84,8 +84,11 @@ export type SessionState = 'connecting' | 'online' | 'draining' | 'closed';
 
 /** `queued` (frames and commands, only while tracing is on): performance.now() when told, for the actor step's mailbox wait */
 export type HubMessage =
-  /** `from`: first sequence number of a report that absorbed later ones while the mailbox was full */
-  | { type: 'frame'; frame: HubToServerFrame; from?: number; queued?: number }
+  /**
+   * `from`: first sequence number of a report that absorbed later ones while the mailbox was full;
+   * `beats`: the heartbeats a heartbeat stands for, when a full mailbox folded later ones into it (absent: 1)
+   */
+  | { type: 'frame'; frame: HubToServerFrame; from?: number; beats?: number; queued?: number }
   /** a frame the gateway could not accept (validation): consumed in sequence, or failing its command */
   | { type: 'refused'; error: TierError; seq?: number; commandId?: number }
   | { type: 'command'; request: BusMessage; queued?: number }

@@ -10,7 +10,10 @@ import { absorbReport } from './hub-reports.js';
  * refusal dropped here left its sequence number unconsumed, and the hub, told the frame was
  * refused for good, stalled on `sequence_gap`); the hub's answer to a command the session waits
  * for (a result, or an error frame naming it), once per command (at most the commands in flight; dropped, its caller heard
- * `command_timeout` for a command the hub ran); and for desired changes one mark, `DESIRED_PENDING`,
+ * `command_timeout` for a command the hub ran); a heartbeat, which PROTOCOL.md §4 answers after the
+ * acks of the frames before it (refused, a hub using it as a barrier heard `busy`): folded into a
+ * heartbeat at the queue's tail (one answer each), else queued, so at most one more than the other
+ * messages past the bound; and for desired changes one mark, `DESIRED_PENDING`,
  * queued once however many come: they are stored already, and the mark has the session read them
  * back (dropped, a change waited for the hub's next welcome, days on a long-lived connection).
  * The session refuses the rest: other frames `busy` (the hub resends them), commands `busy`.
@@ -36,6 +39,12 @@ export function keepPastBound(msg: HubMessage, queued: HubMessage[], commands: {
     case 'frame': {
       const tail = queued[queued.length - 1];
       if (tail?.type === 'frame' && absorbReport(tail, msg.frame)) return true;
+      if (msg.frame.t === FrameType.heartbeat) {
+        // folded only into the tail: nothing queued after that heartbeat whose acks its answers would pass
+        if (tail?.type === 'frame' && tail.frame.t === FrameType.heartbeat) tail.beats = (tail.beats ?? 1) + 1;
+        else queued.push(msg);
+        return true;
+      }
       if (!owedResult(msg.frame, queued, commands)) return false;
       queued.push(msg);
       return true;

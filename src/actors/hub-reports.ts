@@ -190,13 +190,14 @@ export class HubReports implements CursorListener, Packable {
   /**
    * Answers a hub's heartbeat after the acks of every frame accepted before it, so the hub sees
    * answers in the order of its frames (a heartbeat is a barrier) although acks wait for the store.
+   * `count` > 1: heartbeats a full mailbox folded into one (hub-overflow.ts), each answered.
    */
-  answerHeartbeat(): void {
-    if (this.ackedSeq >= this.lastSeq) this.host.send({ t: FrameType.heartbeat, ts: Date.now() });
+  answerHeartbeat(count = 1): void {
+    if (this.ackedSeq >= this.lastSeq) for (let i = 0; i < count; i++) this.host.send({ t: FrameType.heartbeat, ts: Date.now() });
     else {
       // one answer per heartbeat, all after the latest ack owed (acks are cumulative)
       this.heartbeatAt = this.lastSeq;
-      this.heartbeatsOwed++;
+      this.heartbeatsOwed += count;
     }
   }
 

@@ -118,7 +118,7 @@ export class HubSession extends Actor<HubMessage> implements TimerTarget, BusLis
       case 'frame': {
         this.deps.metrics?.frameIn(msg.frame.t);
         try {
-          const done = this.onFrame(msg.frame, msg.from, msg.queued);
+          const done = this.onFrame(msg.frame, msg.from, msg.queued, msg.beats);
           return done === undefined ? undefined : done.catch((err: unknown) => this.frameFailed(err));
         } catch (err) {
           return this.frameFailed(err);
@@ -155,7 +155,7 @@ export class HubSession extends Actor<HubMessage> implements TimerTarget, BusLis
     throw err;
   }
 
-  private onFrame(frame: HubToServerFrame, from?: number, queued?: number): void | Promise<void> {
+  private onFrame(frame: HubToServerFrame, from?: number, queued?: number, beats = 1): void | Promise<void> {
     if (this.state === 'connecting') {
       if (frame.t === FrameType.hello) return this.onHello(frame);
       this.sendError('hello_required', 'send hello first');
@@ -165,7 +165,7 @@ export class HubSession extends Actor<HubMessage> implements TimerTarget, BusLis
     if (this.state !== 'online') return;
     switch (frame.t) {
       case FrameType.heartbeat:
-        return this.reports.answerHeartbeat();
+        return this.reports.answerHeartbeat(beats);
       case FrameType.report:
         return this.reports.report(frame, from, queued);
       case FrameType.event:

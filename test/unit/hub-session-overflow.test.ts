@@ -140,6 +140,43 @@ describe('a hub session whose mailbox is full', () => {
     expect(answer).toEqual({ ok: true, r: 'blinked' });
   });
 
+  it('answers every heartbeat, after the acks of the frames before it: a heartbeat is a barrier (§4), never refused busy; folded at the tail, the queue grows by one', async () => {
+    const { link, session, frame, fill, drain } = await fullSession();
+    await fill();
+    frame({ t: FrameType.heartbeat });
+    expect(session.queued).toBe(5);
+    // heartbeats right behind it fold into it: no growth per heartbeat, an answer each
+    frame({ t: FrameType.heartbeat, ts: 1_700_000_000_000 });
+    frame({ t: FrameType.heartbeat });
+    expect(session.queued).toBe(5);
+    // a frame the full mailbox refuses, then one more heartbeat: still folded (nothing was queued between)
+    frame({ t: FrameType.event, s: 6, d: 'lamp', e: 'press' });
+    frame({ t: FrameType.heartbeat });
+    expect(session.queued).toBe(5);
+    expect(link.frames.filter((f) => f.t === FrameType.error)).toMatchObject([{ e: 'busy', ref: 6 }]);
+    expect(link.frames.filter((f) => f.t === FrameType.heartbeat)).toEqual([]);
+    await drain();
+    const after = link.frames.slice(1).filter((f) => f.t !== FrameType.error);
+    // the acks of all five queued frames come first, then one answer per heartbeat
+    expect(after.map((f) => f.t)).toEqual([...Array(after.length - 4).fill(FrameType.ack), FrameType.heartbeat, FrameType.heartbeat, FrameType.heartbeat, FrameType.heartbeat]);
+    expect(after.filter((f) => f.t === FrameType.ack).at(-1)).toEqual({ t: FrameType.ack, s: 5 });
+  });
+
+  it('queues a heartbeat behind another message past the bound, so the answers keep the order of the frames', async () => {
+    const { deps, link, session, frame, fill, drain } = await fullSession();
+    void deps.bus.request('hub.hub-1.cmd', encodeValue({ d: 'lamp', m: 'identify', p: {}, to: 60_000 }), 61_000);
+    await settle();
+    const command = link.frames.find((f): f is CommandFrame => f.t === FrameType.command);
+    await fill();
+    frame({ t: FrameType.heartbeat });
+    frame({ t: FrameType.result, id: command!.id, ok: true });
+    frame({ t: FrameType.heartbeat });
+    expect(session.queued).toBe(7);
+    await drain();
+    expect(link.frames.filter((f) => f.t === FrameType.heartbeat).length).toBe(2);
+    expect(link.frames.filter((f) => f.t === FrameType.error)).toEqual([]);
+  });
+
   it("queues the hub's error frame refusing a waiting command, once: its caller hears the refusal, not a timeout", async () => {
     const { deps, link, session, frame, fill, drain } = await fullSession();
     let answer: unknown;
