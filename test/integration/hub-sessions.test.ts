@@ -293,8 +293,9 @@ describe('hub sessions, commands and live state (real server process)', () => {
     const hub = await online(hubId);
     let refused = 0;
     hub.on('errorFrame', (e) => void (e.e === 'rate_limited' && refused++));
-    // results for a command id never sent, as a flooding hub sends them (a large `r`: refused ones are not decoded)
-    const stray = (i: number) => ({ t: 8, id: 900_000 + i, ok: true, r: { k: 'z'.repeat(4_000) } });
+    // results for a command id never sent, as a flooding hub sends them (a large `r`, within §1's
+    // string limit: refused ones are not decoded, the others are and pass validation)
+    const stray = (i: number) => ({ t: 8, id: 900_000 + i, ok: true, r: { k: Array.from({ length: 4 }, () => 'z'.repeat(1_000)) } });
     const firstRefusal = hub.waitFor((f) => f.t === 10 && f.e === 'rate_limited', 20_000);
     // the burst of 200 passes (each spends a token), the rest are refused
     for (let i = 0; i < 260; i++) hub.sendFrame(stray(i));
