@@ -114,6 +114,7 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
     metrics: prometheusRuleMetrics(metrics.registry),
     commandTimeoutMs: config.commandTimeoutMs,
     commandTimeoutMaxMs: config.commandTimeoutMaxMs,
+    hubWaitMs: config.ruleHubWaitMs,
     supervision: { supervision: system.supervision, onFailure: system.onFailure },
     ...(ports.pendingRuns ? { pendingRuns: ports.pendingRuns } : {}),
     ...(ports.history?.marks ? { marks: ports.history.marks } : {}),

@@ -50,6 +50,8 @@ export interface Config {
   commandTimeoutMs: number;
   /** @default 60_000 (ms): largest command timeout a caller may ask for */
   commandTimeoutMaxMs: number;
+  /** @default 30_000 (ms): how long a rule's command waits for its hub to connect (0: fails at once, `hub_offline`) */
+  ruleHubWaitMs: number;
   /** @default 128: messages an actor may have queued before the overflow policy applies */
   mailboxSize: number;
   /** where the embedded default keeps its data (LMDB); ':memory:' keeps it in memory only */
@@ -265,6 +267,7 @@ const FIELDS: { [K in keyof Config]: Field<K> } = {
   maxBodyBytes: { env: 'TIER_MAX_BODY_BYTES', parse: int(512, 16 * 1024 * 1024), default: 64 * 1024 },
   commandTimeoutMs: { env: 'TIER_COMMAND_TIMEOUT_MS', parse: int(10, 600_000), default: 5_000 },
   commandTimeoutMaxMs: { env: 'TIER_COMMAND_TIMEOUT_MAX_MS', parse: int(10, 600_000), default: 60_000 },
+  ruleHubWaitMs: { env: 'TIER_RULE_HUB_WAIT_MS', parse: int(0, 600_000), default: 30_000 },
   dataDir: { env: 'DATA_DIR', parse: text, default: './data' },
   dataSync: { env: 'DATA_SYNC', parse: oneOf(['commit', 'os'] as const), default: 'commit' },
   mailboxSize: { env: 'TIER_MAILBOX_SIZE', parse: int(4, 1_000_000), default: 128 },

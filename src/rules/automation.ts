@@ -42,6 +42,8 @@ export interface AutomationDeps {
   commandTimeoutMs?: number;
   /** largest timeout a rule's command may ask for; @default 60_000 (ms) */
   commandTimeoutMaxMs?: number;
+  /** how long a rule's command waits for its hub to connect (`HubWait`); @default 0: fails at once */
+  hubWaitMs?: number;
   pool?: Omit<RulePoolOptions, 'timers'>;
   /** the node's supervision of the home actors and its failure counter */
   supervision?: RulesEngineDeps['supervision'];
@@ -124,6 +126,7 @@ export function createAutomation(deps: AutomationDeps): Automation {
     log,
     metrics,
     ...(deps.commandTimeoutMs === undefined ? {} : { commandTimeoutMs: deps.commandTimeoutMs }),
+    ...(deps.hubWaitMs === undefined ? {} : { hubWaitMs: deps.hubWaitMs }),
     ...(deps.supervision === undefined ? {} : { supervision: deps.supervision }),
     ...(deps.pendingRuns === undefined ? {} : { pendingRuns: deps.pendingRuns }),
     ...(deps.delayCatchUpMs === undefined ? {} : { delayCatchUpMs: deps.delayCatchUpMs }),

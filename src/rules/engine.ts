@@ -27,6 +27,7 @@ import type { PendingRun, PendingRuns } from '../ports/pending-runs/pending-runs
 import type { EvaluatedMarks } from '../ports/history/history.js';
 import type { PushNotification } from '../ports/push-queue/push-queue.js';
 import type { RuleStore } from '../ports/rule-store/rule-store.js';
+import { HubWait } from './hub-wait.js';
 import { runSceneCommands, type ActionDeps, type SceneRunResult } from './action-run.js';
 import { dryRun, type DryRunReport } from './dry-run.js';
 import { HomeActor, type FireResult, type HomeDeps } from './home-actor.js';
@@ -64,6 +65,8 @@ export interface RulesEngineDeps {
   now?: () => number;
   /** @default 5_000 (ms) */
   commandTimeoutMs?: number;
+  /** how long a rule's command waits for its hub to connect (`HubWait`); @default 0: fails at once, `hub_offline` */
+  hubWaitMs?: number;
   /** the commands, desired changes and scene runs of rules are recorded here */
   audit?: AuditTrail;
   /** how long the loop guard suspends a rule; @default 600_000 (ms) */
@@ -105,6 +108,7 @@ export class RulesEngine {
   readonly #guard: RunGuard;
   readonly #scope: HomeScope;
   readonly #actions: ActionDeps;
+  readonly #hubWait: HubWait;
   readonly #metrics: RuleMetricsSink;
   readonly #now: () => number;
   /** evaluations and stretches of action runs in progress: what idle and close wait for */
@@ -125,13 +129,14 @@ export class RulesEngine {
     const push = deps.push.bind(deps);
     // runs measured on a monotonic clock, unless the caller gave its own (tests drive both with one)
     const guard = (this.#guard = new RunGuard({ stats, metrics, log, push, track, suspendMs: deps.suspendMs ?? 600_000, ...(deps.now === undefined ? {} : { clock: deps.now }) }));
+    this.#hubWait = new HubWait(deps.runCommand.bind(deps), deps.hubWaitMs ?? 0);
     this.#actions = {
       scope,
       getScene: store.getScene.bind(store),
       getRule: store.getRule.bind(store),
       ...(deps.pendingRuns === undefined ? {} : { pendingRuns: deps.pendingRuns }),
       ...(deps.audit === undefined ? {} : { audit: deps.audit }),
-      runCommand: deps.runCommand.bind(deps),
+      runCommand: this.#hubWait.sender,
       setDesired: deps.setDesired.bind(deps),
       push,
       timers,
@@ -213,7 +218,8 @@ export class RulesEngine {
     const scene = await this.deps.store.getScene(homeId, sceneId);
     if (!scene) throw new TierError('not_found', `no scene ${sceneId} in home ${homeId}`);
     if (!scene.enabled) throw new TierError('invalid_field', `enabled: scene ${sceneId} is disabled`, { field: 'enabled' });
-    return runSceneCommands(this.#actions, scene, parent);
+    // a scene run by an app is answered now, its offline hubs `hub_offline`: the app can retry
+    return runSceneCommands({ ...this.#actions, runCommand: this.deps.runCommand.bind(this.deps) }, scene, parent);
   }
 
   /** What this node knows of a rule's runs: its own counts since it started (see `statusOf`). */
@@ -270,6 +276,7 @@ export class RulesEngine {
    */
   async close(): Promise<void> {
     this.#closed = true;
+    this.#hubWait.close();
     this.#unwatch();
     this.#guard.detachAll();
     await this.idle();

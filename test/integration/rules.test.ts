@@ -23,9 +23,12 @@ describe('automation rules on a real server process', () => {
     expect(await server.stop()).toBe(0);
   });
 
+  const secrets: Record<string, string> = {};
+
   async function hubOnline(hubId: string, homeId: string, devices: Array<{ d: string; k: string }>): Promise<HubClient> {
     const res = await api(server.httpUrl, 'POST', '/v1/admin/hubs', server.adminToken, { hubId, homeId });
     expect(res.status).toBe(201);
+    secrets[hubId] = res.body.secret;
     const c = new HubClient({ url: server.wsUrl, hubId, secret: res.body.secret });
     clients.push(c);
     await c.connect();
@@ -73,5 +76,37 @@ describe('automation rules on a real server process', () => {
     await expect
       .poll(async () => (await api(server.httpUrl, 'GET', `/v1/homes/${home}/rules/${ruleId}`, server.adminToken)).body.rule.status.stats, { timeout: 25_000 })
       .toMatchObject({ matched: 1, actionsRun: 1, errors: 0 });
+  });
+
+  it('a rule\'s command to a hub that is away waits for it to connect (a node restarting, a takeover) instead of failing hub_offline', async () => {
+    const home = 'home-away';
+    const door = await hubOnline('away-door', home, [{ d: 'front-door', k: 'sensor.contact' }]);
+    const lights = await hubOnline('away-lights', home, [{ d: 'porch', k: 'light' }]);
+    await door.report({ 'front-door': { open: false } });
+    const created = await api(server.httpUrl, 'POST', `/v1/homes/${home}/rules`, server.adminToken, {
+      name: 'Porch light when the door opens',
+      triggers: [{ type: 'state', hub: 'away-door', device: 'front-door', attr: 'open', to: true }],
+      actions: [{ type: 'command', hub: 'away-lights', device: 'porch', set: { on: true } }],
+    });
+    expect(created.status).toBe(201);
+    const ruleId = created.body.rule.id as string;
+    await lights.terminate();
+
+    await door.report({ 'front-door': { open: true } });
+    const stats = async () => (await api(server.httpUrl, 'GET', `/v1/homes/${home}/rules/${ruleId}`, server.adminToken)).body.rule.status.stats;
+    await expect.poll(stats, { timeout: 25_000 }).toMatchObject({ matched: 1 });
+    // the run has asked for the hub and found it offline (it fails at once without the wait)
+    await new Promise((r) => setTimeout(r, 600));
+
+    const back = new HubClient({ url: server.wsUrl, hubId: 'away-lights', secret: secrets['away-lights']! });
+    clients.push(back);
+    const got: CommandFrame[] = [];
+    back.onCommand((cmd) => {
+      got.push(cmd);
+      return { ok: true };
+    });
+    await back.connect();
+    await expect.poll(stats, { timeout: 25_000 }).toMatchObject({ matched: 1, actionsRun: 1, errors: 0 });
+    expect(got).toMatchObject([{ t: 7, d: 'porch', m: 'set', p: { on: true } }]);
   });
 });

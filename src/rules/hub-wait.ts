@@ -1,0 +1,61 @@
+import type { CommandSender } from '../actors/commands.js';
+import { CommandError } from '../errors.js';
+
+/** First pause before asking again; doubled up to `MAX_PAUSE_MS`. */
+const FIRST_PAUSE_MS = 250;
+const MAX_PAUSE_MS = 2_000;
+
+/**
+ * Rules' commands to a hub that is not connected: they wait for it, up to `waitMs`, instead of
+ * failing at once. No one retries a rule's command, and a hub is away for seconds at a time: its
+ * node restarting (the delays resumed and the events replayed at start run before hubs reconnect),
+ * a takeover, a network blip. Apps' commands still fail fast with `hub_offline`: they can retry.
+ * `close` ends every wait (the command then fails as it would have), so a draining node is not held.
+ */
+export class HubWait {
+  readonly #pauses = new Set<{ timer: NodeJS.Timeout; done: () => void }>();
+  #closed = false;
+
+  constructor(
+    private readonly send: CommandSender,
+    private readonly waitMs: number,
+  ) {}
+
+  /** The sender for rules: as `send`, asking again while the hub is offline and the wait lasts. */
+  readonly sender: CommandSender = async (hubId, deviceId, spec, timeoutMs, requestId, parent) => {
+    const until = performance.now() + this.waitMs;
+    for (let pause = FIRST_PAUSE_MS; ; pause = Math.min(pause * 2, MAX_PAUSE_MS)) {
+      try {
+        return await this.send(hubId, deviceId, spec, timeoutMs, requestId, parent);
+      } catch (err) {
+        const left = until - performance.now();
+        if (this.#closed || left <= 0 || !(err instanceof CommandError) || err.code !== 'hub_offline') throw err;
+        await this.#pause(Math.min(pause, left));
+        if (this.#closed) throw err;
+      }
+    }
+  };
+
+  /** Ends every wait now and the ones to come: each command fails with what it last got. */
+  close(): void {
+    this.#closed = true;
+    for (const p of this.#pauses) {
+      clearTimeout(p.timer);
+      p.done();
+    }
+    this.#pauses.clear();
+  }
+
+  #pause(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const p = {
+        timer: setTimeout(() => {
+          this.#pauses.delete(p);
+          resolve();
+        }, ms),
+        done: resolve,
+      };
+      this.#pauses.add(p);
+    });
+  }
+}

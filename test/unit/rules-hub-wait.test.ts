@@ -1,0 +1,50 @@
+import { describe, expect, it } from 'vitest';
+import type { CommandSender } from '../../src/actors/commands.js';
+import { CommandError } from '../../src/errors.js';
+import { HubWait } from '../../src/rules/hub-wait.js';
+
+/** A sender whose hub comes online at its `online`-th try; counts the tries. */
+function hubAway(online: number, other?: Error): { send: CommandSender; tries: () => number } {
+  let tries = 0;
+  const send: CommandSender = async () => {
+    tries++;
+    if (other) throw other;
+    if (tries < online) throw new CommandError('hub_offline', 'hub h is not connected');
+    return { done: true };
+  };
+  return { send, tries: () => tries };
+}
+
+describe('HubWait: rules\' commands wait for an offline hub', () => {
+  it('asks again while the hub is offline and returns its answer once it is connected', async () => {
+    const away = hubAway(3);
+    const wait = new HubWait(away.send, 30_000);
+    await expect(wait.sender('h', 'd', { set: { on: true } }, 5_000)).resolves.toEqual({ done: true });
+    expect(away.tries()).toBe(3);
+  });
+
+  it('fails hub_offline once the wait is spent, and at once with a wait of 0', async () => {
+    const away = hubAway(Infinity);
+    await expect(new HubWait(away.send, 300).sender('h', 'd', { set: {} }, 5_000)).rejects.toMatchObject({ code: 'hub_offline' });
+    expect(away.tries()).toBeGreaterThan(1);
+    const never = hubAway(Infinity);
+    await expect(new HubWait(never.send, 0).sender('h', 'd', { set: {} }, 5_000)).rejects.toMatchObject({ code: 'hub_offline' });
+    expect(never.tries()).toBe(1);
+  });
+
+  it('does not ask again for any other failure (a timeout: the hub may have run it)', async () => {
+    const timedOut = hubAway(1, new CommandError('command_timeout', 'no answer'));
+    await expect(new HubWait(timedOut.send, 30_000).sender('h', 'd', { set: {} }, 5_000)).rejects.toMatchObject({ code: 'command_timeout' });
+    expect(timedOut.tries()).toBe(1);
+  });
+
+  it('close ends every wait at once, so a draining node is not held', async () => {
+    const away = hubAway(Infinity);
+    const wait = new HubWait(away.send, 600_000);
+    const pending = wait.sender('h', 'd', { set: {} }, 5_000);
+    await expect.poll(away.tries).toBe(1);
+    wait.close();
+    await expect(pending).rejects.toMatchObject({ code: 'hub_offline' });
+    expect(away.tries()).toBe(1);
+  });
+});
