@@ -14,6 +14,15 @@ export interface AuthenticatorOptions {
   requireExp?: boolean;
   /** revoked tokens: refused as `unauthorized` */
   revoked?: { isRevoked(claims: TokenClaims): boolean };
+  /** when set, a user token must carry this `aud` (alone or among others): one minted for another service is refused */
+  audience?: string | undefined;
+  /** when set, a user token must carry this `iss` */
+  issuer?: string | undefined;
+  /**
+   * @default 300 (s): how far ahead of this node's clock a token's `iat` may be; later is refused, as
+   * revoking a user's tokens "issued before" would not reach it
+   */
+  skewS?: number;
 }
 
 /**
@@ -31,6 +40,7 @@ export class Authenticator {
   private readonly verify: (token: string) => Record<string, unknown>;
   private readonly sign: (payload: Record<string, unknown>) => string;
   private readonly requireExp: boolean;
+  private readonly skewS: number;
 
   constructor(
     adminToken: string,
@@ -38,9 +48,18 @@ export class Authenticator {
     private readonly options: AuthenticatorOptions = {},
   ) {
     this.admin = Buffer.from(adminToken);
-    this.verify = createVerifier({ key: jwtSecret, algorithms: ['HS256'] });
-    this.sign = createSigner({ key: jwtSecret, algorithm: 'HS256' });
+    const { audience, issuer } = options;
+    this.verify = createVerifier({
+      key: jwtSecret,
+      algorithms: ['HS256'],
+      ...(audience === undefined ? {} : { allowedAud: audience }),
+      ...(issuer === undefined ? {} : { allowedIss: issuer }),
+      // fast-jwt checks aud and iss only when the token has them
+      requiredClaims: [...(audience === undefined ? [] : ['aud']), ...(issuer === undefined ? [] : ['iss'])],
+    });
+    this.sign = createSigner({ key: jwtSecret, algorithm: 'HS256', ...(audience === undefined ? {} : { aud: audience }), ...(issuer === undefined ? {} : { iss: issuer }) });
     this.requireExp = options.requireExp ?? true;
+    this.skewS = options.skewS ?? 300;
   }
 
   /** From an `Authorization` header value (`Bearer <token>`). */
@@ -67,7 +86,10 @@ export class Authenticator {
     if (this.requireExp && typeof payload.exp !== 'number') throw new AuthError('unauthorized', 'token must carry exp (tokens that never expire are refused: TIER_JWT_REQUIRE_EXP)');
     const p: Principal = { kind: 'user', sub: payload.sub, homes: new Set(homes as string[]) };
     if (typeof payload.jti === 'string') p.jti = payload.jti;
-    if (typeof payload.iat === 'number') p.iat = payload.iat;
+    if (typeof payload.iat === 'number') {
+      if (payload.iat > Date.now() / 1000 + this.skewS) throw new AuthError('unauthorized', `token issued in the future (iat more than ${this.skewS} s ahead of this node's clock)`);
+      p.iat = payload.iat;
+    }
     if (typeof payload.exp === 'number') p.exp = payload.exp;
     if (this.options.revoked?.isRevoked(p)) throw new AuthError('unauthorized', 'token revoked');
     return p;

@@ -84,7 +84,7 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
   // commands for hubs held here still reach them while NATS is down (src/actors/local-commands.ts)
   const commandBus = withLocalCommands(ports.bus, sessions);
   const fleet = await fleetParts(config, ports, log, metrics, commandBus);
-  const auth = new Authenticator(config.adminToken, config.jwtSecret, { requireExp: config.jwtRequireExp, revoked: fleet.revoked });
+  const auth = new Authenticator(config.adminToken, config.jwtSecret, { requireExp: config.jwtRequireExp, revoked: fleet.revoked, audience: config.jwtAudience, issuer: config.jwtIssuer, skewS: config.authSkewS });
   // every control action: stored (ports.audit) and published on `audit.events` for a SIEM
   const audit = new AuditTrail({ ...(ports.audit ? { store: ports.audit } : {}), bus: ports.bus, node: config.nodeId, log: log.child({ part: 'audit' }) });
   // the node's one hub → home lookup: the cluster registry caches it (CachingHubRegistry), the embedded one reads LMDB

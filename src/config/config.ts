@@ -131,6 +131,10 @@ export interface Config {
   secretKeysOld: string | undefined;
   /** @default true: user JWTs without `exp` are refused */
   jwtRequireExp: boolean;
+  /** when set, user JWTs must carry this `aud` (alone or in a list): tokens minted for another service are refused */
+  jwtAudience: string | undefined;
+  /** when set, user JWTs must carry this `iss` */
+  jwtIssuer: string | undefined;
   /** @default 604_800 (s): how long a rotated-out hub secret keeps working when the request names no grace */
   secretGraceS: number;
   /**
@@ -304,6 +308,8 @@ const FIELDS: { [K in keyof Config]: Field<K> } = {
   secretKey: { env: 'TIER_SECRET_KEY', parse: secretKey },
   secretKeysOld: { env: 'TIER_SECRET_KEYS_OLD', parse: secretKeyList },
   jwtRequireExp: { env: 'TIER_JWT_REQUIRE_EXP', parse: bool, default: true },
+  jwtAudience: { env: 'TIER_JWT_AUDIENCE', parse: text },
+  jwtIssuer: { env: 'TIER_JWT_ISSUER', parse: text },
   secretGraceS: { env: 'TIER_SECRET_GRACE_S', parse: int(0, 90 * 86_400), default: 7 * 86_400 },
 };
 

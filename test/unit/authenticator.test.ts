@@ -39,6 +39,28 @@ describe('Authenticator', () => {
     for (const token of [`${header}.${payload}.AAAA`, none, hs384, otherKey, expired, noExp, 'a.b.c', '%%', '']) expect(await refusal(token), token).toBe('unauthorized');
   });
 
+  it('refuses a token issued more than the clock skew ahead (a revocation of its sub "issued before now" would not reach it)', async () => {
+    const at = (iat: number) => new SignJWT({ homes: ['h1'] }).setProtectedHeader({ alg: 'HS256' }).setSubject('bob').setIssuedAt(iat).setExpirationTime('2h').sign(key);
+    const now = Math.floor(Date.now() / 1000);
+    expect(await refusal(await at(now + 3_600))).toBe('unauthorized');
+    expect(await refusal(await at(now + 60))).toBe('accepted');
+  });
+
+  it('with an audience and an issuer configured, refuses tokens for another service or without them, and mints tokens that carry them', async () => {
+    const strict = new Authenticator('authenticator-admin-token-0123', SECRET, { audience: 'hubtier', issuer: 'acme-auth' });
+    const signed = (claims: Record<string, unknown>) => new SignJWT({ homes: ['h1'], ...claims }).setProtectedHeader({ alg: 'HS256' }).setSubject('bob').setExpirationTime('1m').sign(key);
+    const verdict = async (token: string) => strict.fromToken(token).then(() => 'accepted', (err: { code: string }) => err.code);
+    expect(await verdict(await signed({ aud: 'hubtier', iss: 'acme-auth' }))).toBe('accepted');
+    expect(await verdict(await signed({ aud: ['billing', 'hubtier'], iss: 'acme-auth' }))).toBe('accepted');
+    expect(await verdict(await signed({ aud: 'billing', iss: 'acme-auth' }))).toBe('unauthorized');
+    expect(await verdict(await signed({ aud: 'hubtier', iss: 'evil' }))).toBe('unauthorized');
+    expect(await verdict(await signed({ iss: 'acme-auth' }))).toBe('unauthorized');
+    expect(await verdict(await signed({ aud: 'hubtier' }))).toBe('unauthorized');
+    expect(await verdict(await strict.issue('bob', ['h1'], 60))).toBe('accepted');
+    // the default accepts tokens with any aud and iss, as before
+    expect(await refusal(await signed({ aud: 'billing', iss: 'evil' }))).toBe('accepted');
+  });
+
   it('settles in the caller’s turn, accepted or refused (an app upgrade is answered inside uWS’s callback)', async () => {
     const good = await auth.issue('bob', ['h1'], 60);
     expect(await settledIn(auth.fromToken(good))).toBe('this turn');
