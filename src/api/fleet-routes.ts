@@ -246,7 +246,7 @@ export function listQuery(q: URLSearchParams): FleetQuery {
   const id = (name: string) => {
     const v = q.get(name);
     if (v === null) return undefined;
-    if (!isValidId(v)) throw bad(name, 'must be an id of 1..64 characters [A-Za-z0-9_-]');
+    if (!isValidId(v)) throw bad(name, 'must be an id of 1..64 characters [A-Za-z0-9_-], not constructor or prototype');
     return v;
   };
   const flag = (name: string) => {

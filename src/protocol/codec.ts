@@ -170,7 +170,7 @@ function str(v: unknown, field: string, max: number = LIMITS.stringBytes): strin
 }
 
 function id(v: unknown, field: string): string {
-  if (!isValidId(v)) fail(field, 'must be an id of 1..64 characters [A-Za-z0-9_-]');
+  if (!isValidId(v)) fail(field, 'must be an id of 1..64 characters [A-Za-z0-9_-], not constructor or prototype');
   return v;
 }
 

@@ -19,7 +19,7 @@ export const ID_REGEX = `^${NOT_RESERVED}${ID_PATTERN.source.replace(/^\^/, '')}
 /** proto/subjects.ts `isValidKey`: 1..64 UTF-16 units, not a reserved name. */
 const KEY_REGEX = `^${NOT_RESERVED}[\\s\\S]{1,64}$`;
 
-const ID_MESSAGE = 'must be an id of 1..64 characters [A-Za-z0-9_-]';
+const ID_MESSAGE = 'must be an id of 1..64 characters [A-Za-z0-9_-], not constructor or prototype';
 
 /** A hub, home, device, rule or scene id; also used in NATS subjects and Redis keys. */
 export const Id = (description: string, examples?: string[]) =>
