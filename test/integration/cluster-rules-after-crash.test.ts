@@ -5,15 +5,14 @@
  * alarm's notification is not lost with the process. Real nats-server, redis-server and three nodes.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FrameType, type CommandFrame } from '../../proto/frames.js';
 import { startNats, startRedis, uniquePrefix, type Backend } from '../../load/harness/index.js';
 import { HubClient, HubClientError } from '../../load/wire/hub-client.js';
 import { api, startServerProcess, type ServerProcess } from '../helpers/server-process.js';
 import { eventually } from '../helpers/eventually.js';
+import { alarmWithStuckValve, pushedLeak, valveClose } from '../helpers/leak-alarm.js';
 
 const HOME = 'home-leak';
 const tokens = { ADMIN_TOKEN: 'cluster-crash-admin-token-0123456789', JWT_SECRET: 'cluster-crash-jwt-secret-0123456789abcdef' };
-const pushed = (l: Record<string, unknown>) => l.msg === 'push notification (no push service configured: logged)' && l.title === 'Water leak';
 const REPLAYED = 'rules: events a dead node had not evaluated replayed';
 
 describe('rules after a kill -9 of a node in cluster mode', { timeout: 90_000 }, () => {
@@ -64,32 +63,17 @@ describe('rules after a kill -9 of a node in cluster mode', { timeout: 90_000 },
     // the valve never answers on the victim: the run is inside its first action when the node dies
     const hub = new HubClient({ url: victim.wsUrl, hubId: 'leak-hub', secret: created.body.secret });
     clients.push(hub);
-    hub.onCommand((cmd) => (cmd.m === 'close' ? new Promise(() => undefined) : hub.defaultHandler(cmd)));
-    await hub.connect();
-    await hub.report({ sensor: { wet: false }, valve: { open: true } });
-    const rule = await api(a.httpUrl, 'POST', `/v1/homes/${HOME}/rules`, tokens.ADMIN_TOKEN, {
-      name: 'Leak',
-      triggers: [{ type: 'event', hub: 'leak-hub', device: 'sensor', event: 'alarm' }],
-      actions: [
-        { type: 'command', hub: 'leak-hub', device: 'valve', method: 'close', timeoutMs: 30_000 },
-        { type: 'notify', title: 'Water leak', body: 'level {{ event.params.level }}' },
-      ],
-    });
-    expect(rule.status).toBe(201);
-
-    const closing = hub.waitFor((f) => f.t === FrameType.command && (f as CommandFrame).m === 'close', 30_000);
-    await hub.event('sensor', 'alarm', { level: 3 });
     // acknowledged: the event is in Redis; the rule has begun (its command is out)
-    await closing;
+    await alarmWithStuckValve(hub, 'leak-hub', (body) => api(a.httpUrl, 'POST', `/v1/homes/${HOME}/rules`, tokens.ADMIN_TOKEN, body));
     await victim.kill();
     const alive = [a, b];
-    expect(alive.concat(victim).some((n) => n.logs.some(pushed))).toBe(false);
+    expect(alive.concat(victim).some((n) => n.logs.some(pushedLeak))).toBe(false);
 
     // the hub comes back on another node, which answers the valve this time
     const back = await reconnect(a.wsUrl, 'leak-hub', created.body.secret);
-    const closed = back.waitFor((f) => f.t === FrameType.command && (f as CommandFrame).m === 'close', 60_000);
+    const closed = valveClose(back, 60_000);
 
-    const line = await eventually(signal, 'the notification', async () => alive.flatMap((n) => n.logs).find(pushed));
+    const line = await eventually(signal, 'the notification', async () => alive.flatMap((n) => n.logs).find(pushedLeak));
     expect(line).toMatchObject({ homeId: HOME, body: 'level 3' });
     await closed;
     const replay = alive.flatMap((n) => n.logs).filter((l) => l.msg === REPLAYED);
