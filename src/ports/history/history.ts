@@ -124,7 +124,8 @@ export interface UnevaluatedHome {
  * - Shared by several nodes (Redis): a node's marks cover the events it appended, `unevaluated`
  *   answers those of its own last process and of nodes found dead, and `claimOrphans` those of
  *   nodes found dead since; each dead node's marks go to one node, which keeps them as its own
- *   until its rules are done with them (its death replays them again: at least once).
+ *   until its rules are done with them (its death replays them again: at least once). Such a
+ *   replay may be noted after newer events of the home: a mark never moves back.
  */
 export interface EvaluatedMarks {
   note(homeId: string, offset: number, evaluated: boolean): void;
