@@ -1,6 +1,7 @@
 /**
  * The Redis history's rules marks (history-redis-marks.ts), per node and home: written with the
- * node's appends (or within NOTE_MS, or with the liveness renewal), not per note; a node that dies
+ * node's appends (or within NOTE_MS), those past events no rule listens to with the liveness
+ * renewal, never per note; a node that dies
  * leaves the events it appended past its mark, which exactly one other node claims (its own
  * process's next start finds them too), and a clean stop leaves none. Real redis-server.
  */
@@ -28,10 +29,10 @@ afterAll(async () => {
   await redis?.stop();
 });
 
-async function node(keys: RedisKeys, nodeId: string) {
+async function node(keys: RedisKeys, nodeId: string, ttlMs = TTL_MS) {
   redis ??= await startRedis();
   const client = await connectRedis(redis.url, { name: `test-marks-${nodeId}`, log });
-  const history = new RedisEventHistory(client, RETENTION, { keys, log, eventStreamMaxLen: 0, nodeId, marksTtlMs: TTL_MS });
+  const history = new RedisEventHistory(client, RETENTION, { keys, log, eventStreamMaxLen: 0, nodeId, marksTtlMs: ttlMs });
   open.push({ history, client });
   return { history, marks: history.marks!, client };
 }
@@ -51,15 +52,22 @@ const offsets = (homes: UnevaluatedHome[]) => Object.fromEntries(homes.map((h) =
 describe('the Redis history keeps rules marks per node', () => {
   it('with the appends: a field per home spanning what the node appended past its mark, gone once done', async ({ signal }) => {
     const keys = new RedisKeys(uniquePrefix());
-    const a = await node(keys, 'a');
+    // no renewal during the test (every ttl/3): what is written goes with the appends
+    const a = await node(keys, 'a', 600_000);
     const look = await inspector();
     const hash = keys.node('a', 'rules-marks');
     await Promise.all([a.history.append('h', bytes(1)), a.history.append('h', bytes(2)), a.history.append('h', bytes(3))]);
     // the append call put the field just below them
     expect(await look.hget(hash, 'h')).toBe('0 3');
+    // past an event no rule listens to: not with the next append (the liveness renewal takes it),
+    // unless the home has a mark past an evaluated event going too (the higher of the two)
     a.marks.note('h', 1, false);
     await a.history.append('x', bytes(1));
-    expect(await look.hget(hash, 'h')).toBe('1 3');
+    expect(await look.hget(hash, 'h')).toBe('0 3');
+    a.marks.note('h', 1, true);
+    a.marks.note('h', 2, false);
+    await a.history.append('x', bytes(2));
+    expect(await look.hget(hash, 'h')).toBe('2 3');
     // past an event a rule ran on, with no append to carry it: sent within NOTE_MS
     a.marks.note('h', 3, true);
     await eventually(signal, 'the field to go', async () => ((await look.hget(hash, 'h')) === null ? true : undefined));
@@ -67,7 +75,7 @@ describe('the Redis history keeps rules marks per node', () => {
     await a.history.append('h', bytes(4));
     expect(await look.hget(hash, 'h')).toBe('3 4');
     // marks only move forward
-    a.marks.note('h', 2, false);
+    a.marks.note('h', 2, true);
     await a.history.append('x', bytes(2));
     expect(await look.hget(hash, 'h')).toBe('3 4');
     await look.quit();
@@ -104,6 +112,7 @@ describe('the Redis history keeps rules marks per node', () => {
     const look = await inspector();
     expect(await look.hget(keys.node('c', 'rules-marks'), 'h')).toBe('1 4');
     expect(await look.exists(keys.node('a', 'rules-marks'))).toBe(0);
+    // the one with the renewal, the other within NOTE_MS
     c.marks.note('h', 4, false);
     c.marks.note('other', 1, true);
     await eventually(signal, "c's fields to go", async () => ((await look.hlen(keys.node('c', 'rules-marks'))) === 0 ? true : undefined));
@@ -115,7 +124,7 @@ describe('the Redis history keeps rules marks per node', () => {
     const a = await node(keys, 'a');
     await a.history.append('h', bytes(1));
     await a.history.append('h', bytes(2));
-    a.marks.note('h', 1, false);
+    a.marks.note('h', 1, true);
     await a.history.append('x', bytes(1));
     kill(a);
     const again = await node(keys, 'a');

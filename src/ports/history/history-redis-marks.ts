@@ -4,9 +4,10 @@
  * `<prefix>{n:<node>}:rules-marks`, home → "mark top": the node appended the home's events up to
  * offset `top` and its rules are done with its own events through `mark`. A home whose node is done
  * with all it appended has no field: the hash holds only what a death would lose. Written by the
- * history's append script (MARKS below), never by a call of its own per event; marks noted when no
- * append goes out are sent within NOTE_MS (past an event a rule was evaluated on) or with the
- * liveness renewal (every ttl/3). Zset `<prefix>rules-marks-nodes` (node → alive until, on Redis'
+ * history's append script (MARKS below), never by a call of its own per event: a mark past an event
+ * a rule was evaluated on with the next append (or within NOTE_MS when none goes out), the others
+ * (events no rule listens to: most reports) with the liveness renewal every ttl/3, so that a report
+ * costs its home's field one write, not a delete and a write again. Zset `<prefix>rules-marks-nodes` (node → alive until, on Redis'
  * clock) tells a dead node: the first node to claim takes its fields into its own hash (so its own
  * death would replay them again) and replays them (`claimOrphans`).
  */
@@ -131,8 +132,10 @@ export interface RedisMarksOptions {
 }
 
 export class RedisEvaluatedMarks implements EvaluatedMarks {
-  /** the newest mark noted per home, for the next script call */
+  /** the newest mark noted per home past an event a rule was evaluated on, for the next script call */
   #noted = new Map<string, number>();
+  /** the newest mark noted per home past events no rule listens to, for the next renewal */
+  #lazy = new Map<string, number>();
   readonly #hash: string;
   readonly #nodes: string;
   readonly #ttl: number;
@@ -149,7 +152,7 @@ export class RedisEvaluatedMarks implements EvaluatedMarks {
     this.#nodes = keys.single('rules-marks-nodes');
     this.#ttl = Math.ceil(options.ttlMs);
     // one timer per node: liveness through quiet stretches, and the marks past events no rule listens to
-    this.#renew = setInterval(() => this.#send(), Math.max(1, Math.floor(this.#ttl / 3)));
+    this.#renew = setInterval(() => this.#send(true), Math.max(1, Math.floor(this.#ttl / 3)));
     this.#renew.unref();
   }
 
@@ -159,23 +162,36 @@ export class RedisEvaluatedMarks implements EvaluatedMarks {
   }
 
   note(homeId: string, offset: number, evaluated: boolean): void {
-    if (!((this.#noted.get(homeId) ?? -1) >= offset)) this.#noted.set(homeId, offset);
+    const into = evaluated ? this.#noted : this.#lazy;
+    if (!((into.get(homeId) ?? -1) >= offset)) into.set(homeId, offset);
     if (evaluated && !this.#soon) {
       this.#soon = setTimeout(() => {
         this.#soon = null;
-        this.#send();
+        this.#send(false);
       }, NOTE_MS);
       this.#soon.unref();
     }
   }
 
   /**
-   * The ARGV of MARKS for a script call, taking the marks noted so far; `failed` puts them back when
-   * the call did not reach Redis.
+   * The ARGV of MARKS for a script call, taking the marks noted past events a rule was evaluated on
+   * (with `all`, the others too; a home's lazy mark goes with its other one anyway, the higher);
+   * `failed` puts them back when the call did not reach Redis.
    */
-  take(): { args: Array<string | number>; failed(): void } {
+  take(all = false): { args: Array<string | number>; failed(): void } {
     const noted = this.#noted;
     this.#noted = new Map();
+    if (all) {
+      for (const [homeId, offset] of this.#lazy) if (!((noted.get(homeId) ?? -1) >= offset)) noted.set(homeId, offset);
+      this.#lazy = new Map();
+    } else {
+      for (const [homeId, mark] of noted) {
+        const offset = this.#lazy.get(homeId);
+        if (offset === undefined) continue;
+        this.#lazy.delete(homeId);
+        if (offset > mark) noted.set(homeId, offset);
+      }
+    }
     const args: Array<string | number> = [this.options.nodeId, this.#ttl, noted.size];
     for (const [homeId, offset] of noted) args.push(homeId, offset);
     return { args, failed: () => noted.forEach((offset, homeId) => this.note(homeId, offset, false)) };
@@ -201,8 +217,8 @@ export class RedisEvaluatedMarks implements EvaluatedMarks {
     await this.client.multi().del(this.#hash).zrem(this.#nodes, this.options.nodeId).exec();
   }
 
-  #send(): void {
-    const { args, failed } = this.take();
+  #send(all: boolean): void {
+    const { args, failed } = this.take(all);
     NOTE.run(this.client, this.scriptKeys, args).catch((err: unknown) => {
       failed();
       this.options.log.warn({ err }, 'rules marks: not written; retried');
