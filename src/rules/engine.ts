@@ -11,7 +11,8 @@
  * All of this is per node; in a cluster, a hub's events are evaluated on the node holding it.
  * Runs parked in a delay are saved in `pendingRuns` when given, and `resumePending` picks them up
  * at the next start (resume.ts). With `marks`, each home notes how far its events are evaluated, and
- * `replayUnevaluated` evaluates at start what an unclean stop left behind (replay.ts).
+ * `replayUnevaluated` evaluates at start what an unclean stop left behind (replay.ts), and
+ * `replayOrphans` what nodes that died left (a history shared by a cluster).
  */
 import type { AuditTrail } from '../actors/audit-trail.js';
 import { performance } from 'node:perf_hooks';

@@ -7,9 +7,9 @@
  * history's append script (MARKS below), never by a call of its own per event: a mark past an event
  * a rule was evaluated on with the next append (or within NOTE_MS when none goes out), the others
  * (events no rule listens to: most reports) with the liveness renewal every ttl/3, so that a report
- * costs its home's field one write, not a delete and a write again. Zset `<prefix>rules-marks-nodes` (node → alive until, on Redis'
- * clock) tells a dead node: the first node to claim takes its fields into its own hash (so its own
- * death would replay them again) and replays them (`claimOrphans`).
+ * costs its home's field one write, not a delete and a write again. Zset `<prefix>rules-marks-nodes`
+ * (node → alive until, on Redis' clock) tells a dead node: the first node to claim takes its fields
+ * into its own hash (so its own death would replay them again) and replays them (`claimOrphans`).
  */
 import type { Redis } from 'ioredis';
 import type { Logger } from '../../log/logger.js';

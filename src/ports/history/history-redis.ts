@@ -49,9 +49,9 @@ if not e then e = ARGV[1]; redis.call('HSET', KEYS[2], 'e', e) end`;
  * there is one. ARGV: new epoch, max events, max age ms, services' stream length, homes, deadline on
  * Redis' clock (0: none), the marks noted (MARKS: node, ttl, count, pairs; node '' when off), then
  * per home its id, its count k and k events, each as its hub, its session's epoch (0: none) and its
- * bytes. The marks go first, also in a call past the deadline (they only move forward). Per home, the offsets and
- * the entries in one step (the stream holds every offset from its oldest entry to the newest,
- * without holes), one trim and one expiry. An event of a session older than the newest of its hub
+ * bytes. The marks go first, also in a call past the deadline (they only move forward). Per home,
+ * the offsets and the entries in one step (the stream holds every offset from its oldest entry to
+ * the newest, without holes), its marks field spanning them, one trim and one expiry. An event of a session older than the newest of its hub
  * in the home (meta field `s:<hub>`) is left out. Answers Redis' clock, then per home its epoch,
  * newest offset and the events left out (their 1-based indexes, comma-separated); past the
  * deadline only the clock, and nothing is added.
