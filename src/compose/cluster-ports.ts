@@ -73,6 +73,9 @@ export async function clusterPorts(config: Config, log: Logger, observe?: Backen
         log: log.child({ port: 'history' }),
         keys,
         eventStreamMaxLen: config.eventStreamMaxLen,
+        // the node's rules marks: dead as the directory counts it, so its events are claimed well within the catch-up window
+        nodeId: node,
+        marksTtlMs: config.directoryTtlMs,
         ...calls('history'),
       });
     }

@@ -53,7 +53,7 @@ export interface AutomationDeps {
   delayCatchUpMs?: number;
   /** the history's marks of how far rules evaluated each home (RulesEngineDeps.marks); absent: no replay */
   marks?: EvaluatedMarks;
-  /** how often the delays of dead nodes are looked for, with a store shared by a cluster; @default 10_000 (ms) */
+  /** how often the delays and rules marks of dead nodes are looked for, with stores shared by a cluster; @default 10_000 (ms) */
   orphanCheckMs?: number;
   /** the commands, desired changes and scene runs of rules are recorded here */
   audit?: AuditTrail;
@@ -147,10 +147,10 @@ export function createAutomation(deps: AutomationDeps): Automation {
   const takeOver = () => {
     if (checking) return;
     checking = true;
-    engine
-      .takeOverOrphans()
-      .catch((err: unknown) => log.warn({ err }, 'rules: delays of dead nodes not looked for; retried'))
-      .finally(() => (checking = false));
+    const delays = engine.takeOverOrphans().catch((err: unknown) => log.warn({ err }, 'rules: delays of dead nodes not looked for; retried'));
+    // the events a dead node had acknowledged and not evaluated (a history shared by the cluster)
+    const events = engine.replayOrphans().catch((err: unknown) => log.warn({ err }, 'rules: events of dead nodes not looked for; retried'));
+    void Promise.all([delays, events]).finally(() => (checking = false));
   };
   return {
     engine,
@@ -161,8 +161,8 @@ export function createAutomation(deps: AutomationDeps): Automation {
       void pool.warmUp();
       // the engine tracks it (close waits for it); a store that cannot be read is logged, not fatal
       engine.resumePending().catch((err: unknown) => log.error({ err }, 'rules: pending delays not resumed'));
-      // a store shared by a cluster: a dead node's delays go on here if this node claims them first
-      if (deps.pendingRuns?.claimOrphans) {
+      // stores shared by a cluster: a dead node's delays go on, and its events are evaluated, here if this node claims them first
+      if (deps.pendingRuns?.claimOrphans || deps.marks?.claimOrphans) {
         orphanCheck = setInterval(takeOver, deps.orphanCheckMs ?? 10_000);
         orphanCheck.unref();
       }

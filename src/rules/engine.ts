@@ -11,7 +11,8 @@
  * All of this is per node; in a cluster, a hub's events are evaluated on the node holding it.
  * Runs parked in a delay are saved in `pendingRuns` when given, and `resumePending` picks them up
  * at the next start (resume.ts). With `marks`, each home notes how far its events are evaluated, and
- * `replayUnevaluated` evaluates at start what an unclean stop left behind (replay.ts).
+ * `replayUnevaluated` evaluates at start what an unclean stop left behind (replay.ts), and
+ * `replayOrphans` what nodes that died left (a history shared by a cluster).
  */
 import type { AuditTrail } from '../actors/audit-trail.js';
 import { performance } from 'node:perf_hooks';
@@ -24,7 +25,7 @@ import type { TimerWheel } from '../actors/timer-wheel.js';
 import { TierError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 import type { PendingRun, PendingRuns } from '../ports/pending-runs/pending-runs.js';
-import type { EvaluatedMarks } from '../ports/history/history.js';
+import type { EvaluatedMarks, UnevaluatedHome } from '../ports/history/history.js';
 import type { PushNotification } from '../ports/push-queue/push-queue.js';
 import type { RuleStore } from '../ports/rule-store/rule-store.js';
 import { HubWait } from './hub-wait.js';
@@ -174,11 +175,23 @@ export class RulesEngine {
    * once every home has them queued, before any newer event (call it before hubs can connect);
    * `report` once they are evaluated. Only the first call finds any.
    */
-  async replayUnevaluated(): Promise<{ homes: number; report: Promise<ReplayReport> }> {
-    const homes = this.#closed || !this.deps.marks ? [] : await this.deps.marks.unevaluated();
+  replayUnevaluated(): Promise<{ homes: number; report: Promise<ReplayReport> }> {
+    return this.#replay(this.deps.marks?.unevaluated(), 'rules: events not evaluated before an unclean stop replayed');
+  }
+
+  /**
+   * A history shared by a cluster: takes over the marks of nodes that died (`claimOrphans`) and
+   * replays their events past them as `replayUnevaluated` does; nothing otherwise.
+   */
+  replayOrphans(): Promise<{ homes: number; report: Promise<ReplayReport> }> {
+    return this.#replay(this.deps.marks?.claimOrphans?.(), 'rules: events a dead node had not evaluated replayed');
+  }
+
+  async #replay(found: Promise<UnevaluatedHome[]> | undefined, what: string): Promise<{ homes: number; report: Promise<ReplayReport> }> {
+    const homes = this.#closed || !found ? [] : await found;
     // a home that refuses it (stopped) has replied already
     const tell: ReplayTell = (homeId, events, through) => new Promise((reply) => void this.#homes.obtain(homeId).tell({ type: 'replay', events, through, reply }));
-    const report = replayHomes(homes, tell, this.deps.log);
+    const report = replayHomes(homes, tell, this.deps.log, what);
     this.#track(report);
     return { homes: homes.length, report };
   }

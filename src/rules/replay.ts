@@ -37,8 +37,11 @@ export interface ReplayReport {
 /** Sends each home its replay; `tell` answers the home's result once it has gone through them. */
 export type ReplayTell = (homeId: string, events: ReplayedEvent[], through: number) => Promise<ReplayResult>;
 
-/** Tells every home its events at once (in this turn); resolves with the report once every home is through. */
-export function replayHomes(homes: readonly UnevaluatedHome[], tell: ReplayTell, log: Logger): Promise<ReplayReport> {
+/**
+ * Tells every home its events at once (in this turn); resolves with the report once every home is
+ * through, logged as `what` (an unclean stop of this node, or a dead node's marks taken over).
+ */
+export function replayHomes(homes: readonly UnevaluatedHome[], tell: ReplayTell, log: Logger, what = 'rules: events not evaluated before an unclean stop replayed'): Promise<ReplayReport> {
   const results: Array<Promise<ReplayResult>> = [];
   for (const { homeId, entries } of homes) {
     const last = entries[entries.length - 1];
@@ -57,7 +60,7 @@ export function replayHomes(homes: readonly UnevaluatedHome[], tell: ReplayTell,
       report.replayed += r.replayed;
       report.missed += r.missed;
     }
-    log.info({ ...report }, 'rules: events not evaluated before an unclean stop replayed');
+    log.info({ ...report }, what);
     return report;
   });
 }

@@ -21,7 +21,8 @@ afterAll(async () => {
 async function redisHistory(retention: HistoryRetention, keys: RedisKeys, eventStreamMaxLen = 0): Promise<RedisEventHistory> {
   const backend = await (redis ??= startRedis());
   const log = createLogger('silent');
-  return new RedisEventHistory(await connectRedis(backend.url, { name: 'test-history', log }), retention, { keys, log, eventStreamMaxLen });
+  // with rules marks, as a cluster node runs it: the append script writes them in the same call
+  return new RedisEventHistory(await connectRedis(backend.url, { name: 'test-history', log }), retention, { keys, log, eventStreamMaxLen, nodeId: 'contract-node' });
 }
 
 /** Every EventHistory adapter runs the same contract; a new backend is one more line here. */

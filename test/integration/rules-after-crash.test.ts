@@ -6,9 +6,9 @@
  */
 import { randomBytes } from 'node:crypto';
 import { afterAll, describe, expect, it } from 'vitest';
-import { FrameType, type CommandFrame } from '../../proto/frames.js';
 import { freshDataDir } from '../../load/harness/index.js';
 import { HubClient } from '../../load/wire/hub-client.js';
+import { alarmWithStuckValve, pushedLeak } from '../helpers/leak-alarm.js';
 import { api, logLine, startServerProcess, type ServerProcess } from '../helpers/server-process.js';
 
 const dataDir = freshDataDir();
@@ -24,7 +24,6 @@ afterAll(async () => {
 });
 
 const admin = (method: string, path: string, body?: unknown) => api(server!.httpUrl, method, path, tokens.ADMIN_TOKEN, body);
-const pushed = (title: string) => (l: Record<string, unknown>) => l.msg === 'push notification (no push service configured: logged)' && l.title === title;
 
 describe('rules after a kill -9 of an embedded node', () => {
   it('a leak alarm acknowledged just before the kill still notifies after the restart', async () => {
@@ -35,29 +34,13 @@ describe('rules after a kill -9 of an embedded node', () => {
     // the rule's notification was queued before the kill does not depend on how fast the node is
     const hub = new HubClient({ url: server.wsUrl, hubId: 'leak-hub', secret: created.body.secret });
     clients.push(hub);
-    hub.onCommand((cmd) => (cmd.m === 'close' ? new Promise(() => undefined) : hub.defaultHandler(cmd)));
-    await hub.connect();
-    await hub.report({ sensor: { wet: false }, valve: { open: true } });
-    const rule = await admin('POST', `/v1/homes/${HOME}/rules`, {
-      name: 'Leak',
-      triggers: [{ type: 'event', hub: 'leak-hub', device: 'sensor', event: 'alarm' }],
-      actions: [
-        { type: 'command', hub: 'leak-hub', device: 'valve', method: 'close', timeoutMs: 30_000 },
-        { type: 'notify', title: 'Water leak', body: 'level {{ event.params.level }}' },
-      ],
-    });
-    expect(rule.status).toBe(201);
-
-    // waited for before the event is sent: the rule may begin before the event's ack comes back
-    const closing = hub.waitFor((f) => f.t === FrameType.command && (f as CommandFrame).m === 'close', 30_000);
-    await hub.event('sensor', 'alarm', { level: 3 });
     // acknowledged: the node stored the event; the rule has begun (its command is out)
-    await closing;
+    await alarmWithStuckValve(hub, 'leak-hub', (body) => admin('POST', `/v1/homes/${HOME}/rules`, body));
     await server.kill();
-    expect(server.logs.some(pushed('Water leak'))).toBe(false);
+    expect(server.logs.some(pushedLeak)).toBe(false);
 
     server = await start();
-    const line = await logLine(server, AbortSignal.timeout(30_000), pushed('Water leak'));
+    const line = await logLine(server, AbortSignal.timeout(30_000), pushedLeak);
     expect(line).toMatchObject({ homeId: HOME, body: 'level 3' });
     const replay = server.logs.find((l) => l.msg === 'rules: events not evaluated before an unclean stop replayed');
     expect(replay).toMatchObject({ homes: 1, replayed: 1, missed: 0 });

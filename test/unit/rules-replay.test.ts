@@ -147,3 +147,40 @@ describe('replay after an unclean stop', () => {
     expect(r.pushes).toHaveLength(1);
   });
 });
+
+describe("replay of a dead node's events (a history shared by a cluster)", () => {
+  /** Marks of a shared store: `claimOrphans` answers the dead node's homes once. */
+  class SharedMarks extends RecordingMarks {
+    constructor(private orphans: UnevaluatedHome[]) {
+      super();
+    }
+    async claimOrphans(): Promise<UnevaluatedHome[]> {
+      const homes = this.orphans;
+      this.orphans = [];
+      return homes;
+    }
+  }
+
+  it('evaluates the events claimed as a start does, behind the events the home already has, and moves the mark past them', async () => {
+    const marks = new SharedMarks([{ homeId: 'home1', entries: [stored(4, alarm(3, T0 - 20_000), T0 - 20_000), stored(5, alarm(1, T0 - 90_000), T0 - 90_000)] }]);
+    r = rig(pool(), T0, { marks });
+    const rule = await r.store.createRule('home1', validateRuleSpec(LEAK));
+    // the hub's newer event, on this node since the other died
+    r.engine.onEvent(alarm(2, T0), undefined, 6);
+    const { homes, report } = await r.engine.replayOrphans();
+    expect(homes).toBe(1);
+    expect(await report).toEqual({ homes: 1, replayed: 1, missed: 1 });
+    await r.settle();
+    expect(r.pushes.map((p) => p.notification.body)).toEqual(['level 2', 'level 3']);
+    expect(r.pushes[1]!.notification.dedupKey).toBe(`rule:${rule.id}:home1-hub:sensor:alarm:${T0 - 20_000}:0`);
+    // the replay's mark comes after the newer event's: a shared store keeps the higher one
+    expect(marks.notes.slice(-2)).toEqual([['home1', 6], ['home1', 5]]);
+    // claimed once
+    expect((await r.engine.replayOrphans()).homes).toBe(0);
+  });
+
+  it('does nothing with marks of one node only', async () => {
+    r = rig(pool(), T0, { marks: new RecordingMarks([{ homeId: 'home1', entries: [stored(1, alarm(3, T0), T0)] }]) });
+    expect((await r.engine.replayOrphans()).homes).toBe(0);
+  });
+});

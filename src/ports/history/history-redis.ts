@@ -5,6 +5,7 @@ import type { Logger } from '../../log/logger.js';
 import { closeRedis, connectRedis, LuaScript, RedisKeys } from '../redis.js';
 import { StaleSessionError, type EventHistory, type EventSource, type HistoryRead, type HistoryRetention, type Position, type RecoveryFailure } from './history.js';
 import { newEpoch } from './history-read.js';
+import { MARKS, RedisEvaluatedMarks, SPAN } from './history-redis-marks.js';
 
 export interface RedisHistoryOptions {
   keys?: RedisKeys;
@@ -22,6 +23,13 @@ export interface RedisHistoryOptions {
    * @default 1_000 (ms)
    */
   lateMs?: number;
+  /**
+   * This node's name: with it, the history keeps how far the node's rules evaluated the events it
+   * appended (`marks`, history-redis-marks.ts), and the nodes replay a dead node's. Absent: no marks.
+   */
+  nodeId?: string;
+  /** a node whose marks were not renewed for this long is dead; @default 15_000 (ms) */
+  marksTtlMs?: number;
 }
 
 /** A call's round trip under this (ms) gives a reading of Redis' clock against this node's. */
@@ -36,30 +44,33 @@ const EPOCH = `local e = redis.call('HGET', KEYS[2], 'e')
 if not e then e = ARGV[1]; redis.call('HSET', KEYS[2], 'e', e) end`;
 
 /**
- * The appends of one turn, for several homes. KEYS: stream and meta of each home, then the
- * services' stream when there is one. ARGV: new epoch, max events, max age ms, services' stream
- * length, homes, deadline on Redis' clock (0: none), then per home its id, its count k and k
- * events, each as its hub, its session's epoch (0: none) and its bytes. Per home, the offsets and
- * the entries in one step (the stream holds every offset from its oldest entry to the newest,
- * without holes), one trim and one expiry. An event of a session older than the newest of its hub
+ * The appends of one turn, for several homes. KEYS: the node's rules marks hash and the marks'
+ * nodes zset (history-redis-marks.ts), stream and meta of each home, then the services' stream when
+ * there is one. ARGV: new epoch, max events, max age ms, services' stream length, homes, deadline on
+ * Redis' clock (0: none), the marks noted (MARKS: node, ttl, count, pairs; node '' when off), then
+ * per home its id, its count k and k events, each as its hub, its session's epoch (0: none) and its
+ * bytes. The marks go first, also in a call past the deadline (they only move forward). Per home,
+ * the offsets and the entries in one step (the stream holds every offset from its oldest entry to
+ * the newest, without holes), its marks field spanning them, one trim and one expiry. An event of a session older than the newest of its hub
  * in the home (meta field `s:<hub>`) is left out. Answers Redis' clock, then per home its epoch,
  * newest offset and the events left out (their 1-based indexes, comma-separated); past the
  * deadline only the clock, and nothing is added.
  */
 const APPEND = new LuaScript(`${NOW}
+${MARKS(7)}
 local deadline = tonumber(ARGV[6])
 if deadline > 0 and now > deadline then return {now} end
 local maxAge = tonumber(ARGV[3])
 local homes = tonumber(ARGV[5])
-local events = KEYS[2 * homes + 1]
+local events = KEYS[2 * homes + 3]
 local out = {now}
-local a = 7
 for i = 1, homes do
-  local stream, meta, home, k = KEYS[2 * i - 1], KEYS[2 * i], ARGV[a], tonumber(ARGV[a + 1])
+  local stream, meta, home, k = KEYS[2 * i + 1], KEYS[2 * i + 2], ARGV[a], tonumber(ARGV[a + 1])
   a = a + 2
   local e = redis.call('HGET', meta, 'e')
   if not e then e = ARGV[1]; redis.call('HSET', meta, 'e', e) end
   local top = tonumber(redis.call('HGET', meta, 'o') or '0')
+  local first = top
   local stale = {}
   local newestOf = {}
   for j = 1, k do
@@ -79,6 +90,7 @@ for i = 1, homes do
     a = a + 3
   end
   redis.call('HSET', meta, 'o', top)
+  ${SPAN}
   redis.call('XTRIM', stream, 'MINID', '~', now - maxAge)
   redis.call('PEXPIRE', stream, maxAge)
   out[#out + 1] = e
@@ -137,6 +149,7 @@ return {e, tonumber(redis.call('HGET', KEYS[2], 'o') or '0')}`);
  * That call touches several homes' keys and the services' stream: it needs one Redis (standalone or
  * a single primary), not Redis Cluster. A call that reaches Redis `lateMs` after it was sent (a hung
  * Redis, resumed) stores nothing and is refused: its events went out without a position.
+ * With `nodeId`, the same call carries the node's rules marks (history-redis-marks.ts).
  */
 export class RedisEventHistory implements EventHistory {
   private readonly keys: RedisKeys;
@@ -149,6 +162,8 @@ export class RedisEventHistory implements EventHistory {
    * first, when appends go without a deadline. Off by at most half that round trip.
    */
   private clockOffset: number | undefined;
+  /** how far this node's rules evaluated the events it appended (options.nodeId) */
+  readonly marks?: RedisEvaluatedMarks;
 
   /** Takes ownership of `client`: `close()` quits it. */
   constructor(
@@ -159,6 +174,7 @@ export class RedisEventHistory implements EventHistory {
     this.keys = options.keys ?? new RedisKeys();
     this.eventsKey = this.keys.single('events');
     this.lateMs = options.lateMs ?? 1_000;
+    if (options.nodeId !== undefined) this.marks = new RedisEvaluatedMarks(client, this.keys, { nodeId: options.nodeId, ttlMs: options.marksTtlMs ?? 15_000, log: options.log });
   }
 
   static async connect(url: string, retention: HistoryRetention, options: RedisHistoryOptions & { name: string; observe?: CallObserver }): Promise<RedisEventHistory> {
@@ -196,11 +212,13 @@ export class RedisEventHistory implements EventHistory {
   };
 
   private run(part: Array<[string, Pending[]]>): void {
-    const keys = part.flatMap(([home]) => this.homeKeys(home));
+    // without marks the script touches neither key: any will do
+    const keys = [...(this.marks?.scriptKeys ?? [this.eventsKey, this.eventsKey]), ...part.flatMap(([home]) => this.homeKeys(home))];
     if (this.options.eventStreamMaxLen > 0) keys.push(this.eventsKey);
     const sent = Date.now();
     const deadline = this.clockOffset === undefined ? 0 : sent + this.clockOffset + this.lateMs;
-    const args: Array<string | number | Buffer> = [newEpoch(), this.retention.maxEvents, this.retention.maxAgeMs, this.options.eventStreamMaxLen, part.length, deadline];
+    const marks = this.marks?.take() ?? { args: ['', 0, 0], failed() {} };
+    const args: Array<string | number | Buffer> = [newEpoch(), this.retention.maxEvents, this.retention.maxAgeMs, this.options.eventStreamMaxLen, part.length, deadline, ...marks.args];
     for (const [home, queue] of part) {
       args.push(home, queue.length);
       for (const p of queue) args.push(p.source?.hub ?? '', p.source?.epoch ?? 0, p.data);
@@ -224,7 +242,10 @@ export class RedisEventHistory implements EventHistory {
           queue.forEach((p, j) => (stale?.has(j) ? p.reject(new StaleSessionError(p.source!)) : p.resolve({ epoch, offset: ++offset })));
         });
       },
-      (err: unknown) => part.forEach(([, queue]) => queue.forEach((p) => p.reject(err))),
+      (err: unknown) => {
+        marks.failed();
+        part.forEach(([, queue]) => queue.forEach((p) => p.reject(err)));
+      },
     );
   }
 
@@ -247,7 +268,11 @@ export class RedisEventHistory implements EventHistory {
   }
 
   async close(): Promise<void> {
-    await closeRedis(this.client);
+    try {
+      await this.marks?.close();
+    } finally {
+      await closeRedis(this.client);
+    }
   }
 
   private homeKeys(homeId: string): string[] {

@@ -79,8 +79,9 @@ export interface EventHistory {
   durable?(homeId: string): Promise<void>;
   /**
    * How far the node's rules evaluated each home's events, kept with the history (EvaluatedMarks),
-   * so that after an unclean stop the events past it are evaluated at the next start. Absent (memory,
-   * Redis): rules are not replayed.
+   * so that after an unclean stop the events past it are evaluated at the next start (and, in a
+   * history shared by nodes, by the node that claims a dead node's marks). Absent (memory: the
+   * events go with the process): rules are not replayed.
    */
   readonly marks?: EvaluatedMarks;
   read(homeId: string, since: Position, upTo: number, limit: number): Promise<HistoryRead>;
@@ -120,8 +121,15 @@ export interface UnevaluatedHome {
  *   process) is brought back to it, so the offsets given again from there are not skipped later.
  * - Marks and events live and go together: a store that starts over empty has no marks, and the
  *   events of a home that has none (written before marks existed) are not replayed.
+ * - Shared by several nodes (Redis): a node's marks cover the events it appended, `unevaluated`
+ *   answers those of its own last process and of nodes found dead, and `claimOrphans` those of
+ *   nodes found dead since; each dead node's marks go to one node, which keeps them as its own
+ *   until its rules are done with them (its death replays them again: at least once). Such a
+ *   replay may be noted after newer events of the home: a mark never moves back.
  */
 export interface EvaluatedMarks {
   note(homeId: string, offset: number, evaluated: boolean): void;
   unevaluated(): Promise<UnevaluatedHome[]>;
+  /** A store shared by a cluster: takes over the marks of nodes whose liveness lapsed, answered as `unevaluated` does. */
+  claimOrphans?(): Promise<UnevaluatedHome[]>;
 }

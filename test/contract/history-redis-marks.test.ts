@@ -1,0 +1,153 @@
+/**
+ * The Redis history's rules marks (history-redis-marks.ts), per node and home: written with the
+ * node's appends (or within NOTE_MS), those past events no rule listens to with the liveness
+ * renewal, never per note; a node that dies
+ * leaves the events it appended past its mark, which exactly one other node claims (its own
+ * process's next start finds them too), and a clean stop leaves none. Real redis-server.
+ */
+import type { Redis } from 'ioredis';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { startRedis, uniquePrefix, type Backend } from '../../load/harness/index.js';
+import { createLogger } from '../../src/log/logger.js';
+import { RedisEventHistory } from '../../src/ports/history/history-redis.js';
+import type { UnevaluatedHome } from '../../src/ports/history/history.js';
+import { connectRedis, RedisKeys } from '../../src/ports/redis.js';
+import { eventually } from '../helpers/eventually.js';
+
+const RETENTION = { maxEvents: 1_000, maxAgeMs: 3_600_000 };
+const log = createLogger('silent');
+/** short, so a killed node is found dead soon; long enough that a live one renews in time */
+const TTL_MS = 600;
+
+let redis: Backend;
+let open: Array<{ history: RedisEventHistory; client: Redis }> = [];
+afterEach(async () => {
+  await Promise.allSettled(open.map((o) => (o.client.status === 'end' ? Promise.resolve() : o.history.close())));
+  open = [];
+});
+afterAll(async () => {
+  await redis?.stop();
+});
+
+async function node(keys: RedisKeys, nodeId: string, ttlMs = TTL_MS) {
+  redis ??= await startRedis();
+  const client = await connectRedis(redis.url, { name: `test-marks-${nodeId}`, log });
+  const history = new RedisEventHistory(client, RETENTION, { keys, log, eventStreamMaxLen: 0, nodeId, marksTtlMs: ttlMs });
+  open.push({ history, client });
+  return { history, marks: history.marks!, client };
+}
+
+/** kill -9: the connection drops, nothing is written on the way out. */
+function kill(n: { history: RedisEventHistory; client: Redis }): void {
+  n.client.disconnect();
+}
+
+async function inspector() {
+  return connectRedis(redis.url, { name: 'test-marks-inspect', log });
+}
+
+const bytes = (n: number) => Uint8Array.from([n]);
+const offsets = (homes: UnevaluatedHome[]) => Object.fromEntries(homes.map((h) => [h.homeId, h.entries.map((e) => e.offset)]));
+
+describe('the Redis history keeps rules marks per node', () => {
+  it('with the appends: a field per home spanning what the node appended past its mark, gone once done', async ({ signal }) => {
+    const keys = new RedisKeys(uniquePrefix());
+    // no renewal during the test (every ttl/3): what is written goes with the appends
+    const a = await node(keys, 'a', 600_000);
+    const look = await inspector();
+    const hash = keys.node('a', 'rules-marks');
+    await Promise.all([a.history.append('h', bytes(1)), a.history.append('h', bytes(2)), a.history.append('h', bytes(3))]);
+    // the append call put the field just below them
+    expect(await look.hget(hash, 'h')).toBe('0 3');
+    // past an event no rule listens to: not with the next append (the liveness renewal takes it),
+    // unless the home has a mark past an evaluated event going too (the higher of the two)
+    a.marks.note('h', 1, false);
+    await a.history.append('x', bytes(1));
+    expect(await look.hget(hash, 'h')).toBe('0 3');
+    a.marks.note('h', 1, true);
+    a.marks.note('h', 2, false);
+    await a.history.append('x', bytes(2));
+    expect(await look.hget(hash, 'h')).toBe('2 3');
+    // past an event a rule ran on, with no append to carry it: sent within NOTE_MS
+    a.marks.note('h', 3, true);
+    await eventually(signal, 'the field to go', async () => ((await look.hget(hash, 'h')) === null ? true : undefined));
+    // the next events of the home: a field just below them again, not back at the old mark
+    await a.history.append('h', bytes(4));
+    expect(await look.hget(hash, 'h')).toBe('3 4');
+    // marks only move forward
+    a.marks.note('h', 2, true);
+    await a.history.append('x', bytes(2));
+    expect(await look.hget(hash, 'h')).toBe('3 4');
+    await look.quit();
+  });
+
+  it("a dead node's events past its mark go to one node that claims them, which keeps them until it is done", async ({ signal }) => {
+    const keys = new RedisKeys(uniquePrefix());
+    const [a, b, c] = [await node(keys, 'a'), await node(keys, 'b'), await node(keys, 'c')];
+    // one home with hubs on two nodes: a's events 1, 2, 4; b's 3
+    await a.history.append('h', bytes(1));
+    await a.history.append('h', bytes(2));
+    await b.history.append('h', bytes(3));
+    await a.history.append('h', bytes(4));
+    a.marks.note('h', 1, true);
+    await a.history.append('other', bytes(1));
+    // b is done with its own
+    b.marks.note('h', 3, true);
+    await b.history.append('other', bytes(2));
+    kill(a);
+    expect(await b.marks.claimOrphans()).toEqual([]);
+    const claimed = await eventually(signal, 'a to be found dead', async () => {
+      const found = await c.marks.claimOrphans();
+      return found.length > 0 ? found : undefined;
+    });
+    // a's range past its mark (b's event 3 inside it is evaluated again: at least once)
+    expect(offsets(claimed)).toEqual({ h: [2, 3, 4], other: [1] });
+    const first = claimed.find((h) => h.homeId === 'h')!.entries[0]!;
+    expect(Buffer.from(first.data)).toEqual(Buffer.from([2]));
+    expect(Math.abs(first.at - Date.now())).toBeLessThan(60_000);
+    // claimed once
+    expect(await b.marks.claimOrphans()).toEqual([]);
+    expect(await c.marks.claimOrphans()).toEqual([]);
+    // c keeps them as its own: were c to die before its rules are through, they are replayed again
+    const look = await inspector();
+    expect(await look.hget(keys.node('c', 'rules-marks'), 'h')).toBe('1 4');
+    expect(await look.exists(keys.node('a', 'rules-marks'))).toBe(0);
+    // the one with the renewal, the other within NOTE_MS
+    c.marks.note('h', 4, false);
+    c.marks.note('other', 1, true);
+    await eventually(signal, "c's fields to go", async () => ((await look.hlen(keys.node('c', 'rules-marks'))) === 0 ? true : undefined));
+    await look.quit();
+  });
+
+  it("a node's next process finds its own marks at start; after a clean stop none", async () => {
+    const keys = new RedisKeys(uniquePrefix());
+    const a = await node(keys, 'a');
+    await a.history.append('h', bytes(1));
+    await a.history.append('h', bytes(2));
+    a.marks.note('h', 1, true);
+    await a.history.append('x', bytes(1));
+    kill(a);
+    const again = await node(keys, 'a');
+    expect(offsets(await again.marks.unevaluated())).toEqual({ h: [2], x: [1] });
+    // once per start
+    expect(await again.marks.unevaluated()).toEqual([]);
+    open = open.filter((o) => o.history !== again.history);
+    await again.history.close();
+    const third = await node(keys, 'a');
+    expect(await third.marks.unevaluated()).toEqual([]);
+    const other = await node(keys, 'b');
+    expect(await other.marks.claimOrphans()).toEqual([]);
+  });
+
+  it('without a node id the history keeps no marks', async () => {
+    redis ??= await startRedis();
+    const keys = new RedisKeys(uniquePrefix());
+    const history = new RedisEventHistory(await connectRedis(redis.url, { name: 'test-no-marks', log }), RETENTION, { keys, log, eventStreamMaxLen: 0 });
+    await history.append('h', bytes(1));
+    expect(history.marks).toBeUndefined();
+    const look = await inspector();
+    expect(await look.keys(`${keys.prefix}*rules-marks*`)).toEqual([]);
+    await look.quit();
+    await history.close();
+  });
+});
