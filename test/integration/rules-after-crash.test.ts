@@ -40,8 +40,19 @@ describe('rules after a kill -9 of an embedded node', () => {
     expect(server.logs.some(pushedLeak)).toBe(false);
 
     server = await start();
+    // the hub comes back, as hubs do after a restart: the replayed run's close waits for it (a
+    // rule's command waits for an offline hub) and reaches it, then the notification goes
+    const back = new HubClient({ url: server.wsUrl, hubId: 'leak-hub', secret: created.body.secret });
+    clients.push(back);
+    const closes: string[] = [];
+    back.onCommand((cmd) => {
+      closes.push(cmd.m);
+      return { ok: true };
+    });
+    await back.connect();
     const line = await logLine(server, AbortSignal.timeout(30_000), pushedLeak);
     expect(line).toMatchObject({ homeId: HOME, body: 'level 3' });
+    expect(closes).toEqual(['close']);
     const replay = server.logs.find((l) => l.msg === 'rules: events not evaluated before an unclean stop replayed');
     expect(replay).toMatchObject({ homes: 1, replayed: 1, missed: 0 });
   }, 90_000);
