@@ -95,6 +95,9 @@ const CHECKS = new Map<string, (key: unknown, value: unknown) => void>([
   ['audit-home', (key, value) => {
     if (!isTuple(key, 'string', 'number', 'string') || value !== 1) fault('an audit home index entry must be [homeId, at, id] → 1');
   }],
+  ['audit-bucket', (key, value) => {
+    if (!isTuple(key, 'string', 'number', 'string') || value !== 1) fault('an audit bucket index entry must be [bucket, at, id] → 1');
+  }],
   ['revocations', (key, value) => {
     const ok = (v: unknown, t: string) => v === null || typeof v === t;
     if (typeof key !== 'string' || !Array.isArray(value) || value.length !== 4 || !ok(value[0], 'string') || !ok(value[1], 'string') || !ok(value[2], 'number') || typeof value[3] !== 'number') fault('a revocation must be key → [jti, sub, before, exp]');

@@ -5,6 +5,10 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
 import { BackupError, exportStore, importStore } from '../../src/data-backup.js';
+import { KNOWN_DBS } from '../../src/data-backup-check.js';
+import { TimerWheel } from '../../src/actors/timer-wheel.js';
+import { diskPorts } from '../../src/compose/disk-ports.js';
+import { loadConfig } from '../../src/config/config.js';
 import { createLogger } from '../../src/log/logger.js';
 import { LmdbHubRegistry } from '../../src/ports/hub-registry/hub-registry-lmdb.js';
 import { openDataStore, type DataStore } from '../../src/ports/lmdb.js';
@@ -68,6 +72,29 @@ describe('data backup (JSON lines)', () => {
     const back = await LmdbRuleStore.open(b);
     expect((await back.listRules('toString')).map((r) => r.name)).toEqual(['r']);
     expect(await back.getSettings('toString')).toMatchObject({ timeZone: 'Europe/Berlin' });
+  });
+
+  it('a store as the embedded node writes it (every adapter opened, an audit entry and a revocation) exports and imports; every sub-database it opens is one the import knows', async () => {
+    const from = dir();
+    const { config } = loadConfig({ DATA_DIR: from, ADMIN_TOKEN: 'backup-admin-token-0123456789', JWT_SECRET: 'backup-jwt-secret-0123456789abcdef', LOG_LEVEL: 'silent' });
+    const timers = new TimerWheel();
+    const ports = await diskPorts(config, timers, createLogger('silent'));
+    await ports.registry.create({ ...HUB_9 });
+    ports.audit!.record({ id: 'a-1', at: Date.now(), actor: { kind: 'admin' }, from: { node: 'n-1' }, action: 'command', outcome: 'ok', homeId: 'home-9', hubId: 'hub-9' });
+    await ports.audit!.flushed();
+    await ports.revocations!.add({ jti: 'j-1', exp: Math.floor(Date.now() / 1000) + 60 });
+    await ports.close!();
+    timers.close();
+
+    const a = store(from);
+    const unknown = [...a.root.getKeys()].map(String).filter((name) => name !== 'meta' && !KNOWN_DBS.has(name));
+    expect(unknown).toEqual([]);
+    const file = join(dir(), 'backup.jsonl');
+    const exported = await exportStore(a, file);
+    expect(exported).toMatchObject({ audit: 1, 'audit-bucket': 1, revocations: 1, hubs: 1 });
+    const b = store();
+    await importStore(b, file);
+    expect(dump(b)).toEqual(dump(a));
   });
 
   it('refuses a store that already holds records, and files that are not a backup of this layout', async () => {
