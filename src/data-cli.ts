@@ -4,7 +4,8 @@
  * node must be stopped: the store has one owner at a time.
  */
 import { parseArgs } from 'node:util';
-import { resolve } from 'node:path';
+import { existsSync, readdirSync, rmSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { BackupError, exportStore, importStore } from './data-backup.js';
 import { importIntoRedis } from './data-redis-import.js';
 import { TierError } from './errors.js';
@@ -54,16 +55,32 @@ async function main(): Promise<number> {
     process.stderr.write('DATA_DIR=:memory: has nothing on disk to export or import\n');
     return 2;
   }
+  const before = filesIn(dir);
   const store = openDataStore(dir, { owner: `npm run data -- ${command}` });
+  let done = false;
   try {
     const counts = command === 'export' ? await exportStore(store, file) : await importStore(store, file);
+    done = true;
     const total = Object.values(counts).reduce((a, b) => a + b, 0);
     const what = Object.entries(counts).map(([db, n]) => `${db} ${n}`).join(', ');
     process.stdout.write(`${command === 'export' ? 'exported' : 'imported'} ${total} records (${what || 'none'}) ${command === 'export' ? 'from' : 'into'} ${store.dir} ${command === 'export' ? 'to' : 'from'} ${resolve(file)}\n`);
     return 0;
   } finally {
     await store.close();
+    // a refused import leaves DATA_DIR as it found it: an empty store made here would start a node empty
+    if (!done && command === 'import') removeNew(dir, before);
   }
+}
+
+/** The files in `dir`, or null when it does not exist. */
+function filesIn(dir: string): Set<string> | null {
+  return existsSync(dir) ? new Set(readdirSync(dir)) : null;
+}
+
+/** Removes what the store made in `dir` since `before` (the whole directory if it made that too). */
+function removeNew(dir: string, before: Set<string> | null): void {
+  if (before === null) return rmSync(dir, { recursive: true, force: true });
+  for (const name of readdirSync(dir)) if (!before.has(name)) rmSync(join(dir, name), { recursive: true, force: true });
 }
 
 main().then(

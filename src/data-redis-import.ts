@@ -19,6 +19,8 @@ import type { PendingRun } from './ports/pending-runs/pending-runs.js';
 import { RedisPendingRuns } from './ports/pending-runs/pending-runs-redis.js';
 import { decodeRuleRecord } from './ports/rule-store/rule-store-lmdb.js';
 import { RedisRuleStore } from './ports/rule-store/rule-store-redis.js';
+import { RedisRevocationStore } from './ports/revocations/revocations-redis.js';
+import { revocationKey, type TokenRevocation } from './ports/revocations/revocations.js';
 import { decodeShadowRecords, NAMES_DB, namesOf, type ShadowRecord } from './ports/shadow-store/shadow-store-lmdb.js';
 import { RedisShadowStore } from './ports/shadow-store/shadow-store-redis.js';
 import type { DeviceShadow, HubShadow } from './ports/shadow-store/shadow-store.js';
@@ -204,6 +206,21 @@ export async function importIntoRedis(file: string, options: RedisImportOptions)
       }
     }
     if (failed > 0) report.notes.push(`push: ${failed} failed notifications (dead letters)`);
+
+    // 6. token revocations still in force: left behind, a revoked token would work again in the cluster
+    const revocations = new RedisRevocationStore(control, { keys });
+    const nowS = Math.floor(Date.now() / 1000);
+    const inRedis = new Set((await revocations.list(nowS)).map(revocationKey));
+    for (const { value } of records('revocations')) {
+      const [jti, sub, before, exp] = value as [string | null, string | null, number | null, number];
+      if (exp <= nowS) continue;
+      const r: TokenRevocation = { exp, ...(jti === null ? {} : { jti }), ...(sub === null ? {} : { sub }), ...(before === null ? {} : { before }) };
+      if (inRedis.has(revocationKey(r))) present('revocations');
+      else {
+        await revocations.add(r);
+        count('revocations');
+      }
+    }
   } finally {
     await queue?.close();
     await pending?.close();
@@ -214,6 +231,10 @@ export async function importIntoRedis(file: string, options: RedisImportOptions)
   // a claim is two records, the nonce (a string key) and its expiry index entry
   const nonces = records('nonces').filter((r) => typeof r.key === 'string').length;
   if (nonces > 0) report.notes.push(`nonces: ${nonces} (they only matter within the handshake's skew window)`);
+  const audit = records('audit').length;
+  if (audit > 0) report.notes.push(`audit trail: ${audit} entries (the cluster keeps its own; the backup file keeps these)`);
+  const stats = records('rule-stats').length;
+  if (stats > 0) report.notes.push(`rule statistics: ${stats} rules' run counts (they start again from zero)`);
   return report;
 }
 

@@ -18,6 +18,8 @@ import { closeRedis, connectRedis, RedisKeys } from '../../src/ports/redis.js';
 import type { Rule, RuleSpec, Scene } from '../../src/rules/model.js';
 import type { PendingRun } from '../../src/ports/pending-runs/pending-runs.js';
 import { LmdbPendingRuns } from '../../src/ports/pending-runs/pending-runs-lmdb.js';
+import { LmdbRevocationStore } from '../../src/ports/revocations/revocations-lmdb.js';
+import { RedisRevocationStore } from '../../src/ports/revocations/revocations-redis.js';
 import { RedisPendingRuns } from '../../src/ports/pending-runs/pending-runs-redis.js';
 import { BullMqPushQueue } from '../../src/ports/push-queue/push-queue-bullmq.js';
 import { LmdbPushQueue } from '../../src/ports/push-queue/push-queue-lmdb.js';
@@ -65,6 +67,10 @@ beforeAll(async () => {
     await rules.close();
     run = { runId: 'run-1', homeId: 'home-1', ruleId: rule.id, ruleVersion: rule.version, dueAt: CRON_AT + 300_000, actions: [{ type: 'notify', title: 'later', body: 'b' }] as PendingRun['actions'], offset: 1, dedupBase: `${rule.id}:${CRON_AT}` };
     await new LmdbPendingRuns(data).save(run);
+    // a user's tokens revoked (in force), and a revocation already past its tokens' expiry
+    const revoked = new LmdbRevocationStore(data);
+    await revoked.add({ sub: 'mallory', before: Math.floor(Date.now() / 1000), exp: Math.floor(Date.now() / 1000) + 86_400 });
+    await revoked.add({ jti: 'old', exp: Math.floor(Date.now() / 1000) - 10 });
     // a dead letter (one attempt, failed) and a job waiting out its backoff (one failed attempt of 3)
     const refuse = async () => {
       throw new Error('push service said no');
@@ -181,17 +187,33 @@ describe('importing a backup into redis', () => {
     await push.close();
   });
 
+  it('moves the token revocations still in force (a revoked token must not work again in the cluster); a rerun finds them there', async () => {
+    const prefix = uniquePrefix();
+    const report = await importIntoRedis(file, { url: redis.url, prefix, log });
+    expect(report.imported.revocations).toBe(1);
+    const client = await connectRedis(redis.url, { name: 'test-revocations', log });
+    try {
+      const inForce = await new RedisRevocationStore(client, { keys: new RedisKeys(prefix) }).list(Math.floor(Date.now() / 1000));
+      expect(inForce).toMatchObject([{ sub: 'mallory' }]);
+    } finally {
+      await closeRedis(client);
+    }
+    const again = await importIntoRedis(file, { url: redis.url, prefix, log });
+    expect(again.present.revocations).toBe(1);
+    expect(again.imported.revocations).toBeUndefined();
+  });
+
   it('through the command line: counts per kind, what was skipped; the prefix from TIER_REDIS_PREFIX', async () => {
     const prefix = uniquePrefix();
     const cli = (env: Record<string, string>, ...args: string[]) => promisify(execFile)(process.execPath, ['--import', 'tsx', 'src/data-cli.ts', ...args], { cwd: join(import.meta.dirname, '../..'), env: { ...process.env, ...env } });
     const { stdout } = await cli({ TIER_REDIS_PREFIX: prefix }, 'import', file, '--redis', redis.url);
     expect(stdout).toContain(`imported into redis (prefix ${prefix})`);
-    expect(stdout).toMatch(/hubs 2, devices 2, cursors 1, settings 1, rules 2, scenes 1, cron cursors 1, pending runs 1, push jobs 1\n/);
+    expect(stdout).toMatch(/hubs 2, devices 2, cursors 1, settings 1, rules 2, scenes 1, cron cursors 1, pending runs 1, push jobs 1, revocations 1\n/);
     expect(stdout).toContain('not moved: push: 1 failed notifications (dead letters)');
     expect(stdout).toContain("not moved: nonces: 1 (they only matter within the handshake's skew window)");
     // a rerun finds everything as the file holds it: nothing to do, exit 0
     const again = await cli({}, 'import', file, '--redis', redis.url, '--prefix', prefix);
-    expect(again.stdout).toMatch(/: nothing\nalready in redis as in the file: hubs 2, devices 2, cursors 1, settings 1, rules 2, scenes 1, cron cursors 1, push jobs 1\n/);
+    expect(again.stdout).toMatch(/: nothing\nalready in redis as in the file: hubs 2, devices 2, cursors 1, settings 1, rules 2, scenes 1, cron cursors 1, push jobs 1, revocations 1\n/);
     // a hub changed in the cluster: reported as not imported, exit 1
     const client = await connectRedis(redis.url, { name: 'test-change', log });
     await new RedisHubRegistry(client, { keys: new RedisKeys(prefix) }).setEnabled('hub-2', true);

@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { lstatSync, mkdtempSync, readFileSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, lstatSync, mkdtempSync, readFileSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -231,5 +231,16 @@ describe('data backup (JSON lines)', () => {
     expect(await new LmdbHubRegistry(t).get('hub-9')).toEqual(HUB_9);
     await expect(cli('import', file, '--data-dir', to)).rejects.toMatchObject({ code: 1, stderr: expect.stringMatching(/data error: DATA_DIR .* is in use by another node/) });
     await expect(cli('nonsense')).rejects.toMatchObject({ code: 2, stderr: expect.stringMatching(/^usage: npm run data -- export FILE/) });
+
+    // a refused import leaves DATA_DIR as it was: no empty store for a node to start on
+    const bad = join(dir(), 'bad.jsonl');
+    writeFileSync(bad, readFileSync(file, 'utf8').replace('"hub-9"', '"hub 9"'));
+    const fresh = join(dir(), 'data');
+    await expect(cli('import', bad, '--data-dir', fresh)).rejects.toMatchObject({ code: 1, stderr: expect.stringMatching(/^data error: /) });
+    expect(existsSync(fresh)).toBe(false);
+    const kept = dir();
+    writeFileSync(join(kept, 'notes.txt'), 'mine');
+    await expect(cli('import', bad, '--data-dir', kept)).rejects.toMatchObject({ code: 1 });
+    expect(readdirSync(kept)).toEqual(['notes.txt']);
   });
 });
