@@ -36,6 +36,7 @@ import { DEFAULT_CATCH_UP_MS, type DeviceRef, type RuleEvent } from './model.js'
 import type { RuleRunner } from './pool.js';
 import { resumePending, type ResumeReport } from './resume.js';
 import { replayHomes, type ReplayReport, type ReplayTell } from './replay.js';
+import { withLostReports, type LostReportsDeps } from './replay-reports.js';
 import { RunGuard } from './run-guard.js';
 
 export type { DryRunReport } from './dry-run.js';
@@ -88,6 +89,11 @@ export interface RulesEngineDeps {
   delayCatchUpMs?: number;
   /** the history's marks of how far each home's events are evaluated (replay.ts); absent: no replay */
   marks?: EvaluatedMarks;
+  /**
+   * with `marks`: the shadow's devices and a home's hubs, to replay reports whose events the
+   * stop lost (replay-reports.ts); absent: only stored events are replayed
+   */
+  reports?: Pick<LostReportsDeps, 'devicesOf' | 'hubsOf'>;
 }
 
 export interface RuleStatus {
@@ -170,7 +176,15 @@ export class RulesEngine {
    * `report` once they are evaluated. Only the first call finds any.
    */
   async replayUnevaluated(): Promise<{ homes: number; report: Promise<ReplayReport> }> {
-    const homes = this.#closed || !this.deps.marks ? [] : await this.deps.marks.unevaluated();
+    const { marks, reports, store, homeOfHub } = this.deps;
+    let homes = this.#closed || !marks ? [] : await marks.unevaluated();
+    if (marks && reports && !this.#closed) {
+      const deps: LostReportsDeps = { ...reports, listRules: (homeId) => store.listRules(homeId), now: this.#now, catchUpMs: this.deps.delayCatchUpMs ?? DEFAULT_CATCH_UP_MS, ...(homeOfHub ? { homeOf: homeOfHub.bind(this.deps) } : {}) };
+      const lost = await withLostReports(homes, marks, deps);
+      homes = lost.homes;
+      // queued before the replay: the home takes them first
+      for (const [homeId, values] of lost.remember) this.#homes.obtain(homeId).tell({ type: 'remember', values });
+    }
     // a home that refuses it (stopped) has replied already
     const tell: ReplayTell = (homeId, events, through) => new Promise((reply) => void this.#homes.obtain(homeId).tell({ type: 'replay', events, through, reply }));
     const report = replayHomes(homes, tell, this.deps.log);
