@@ -11,7 +11,8 @@
  * All of this is per node; in a cluster, a hub's events are evaluated on the node holding it.
  * Runs parked in a delay are saved in `pendingRuns` when given, and `resumePending` picks them up
  * at the next start (resume.ts). With `marks`, each home notes how far its events are evaluated, and
- * `replayUnevaluated` evaluates at start what an unclean stop left behind (replay.ts).
+ * `replayUnevaluated` evaluates at start what an unclean stop left behind (replay.ts), reports
+ * whose events it lost included (replay-reports.ts).
  */
 import type { AuditTrail } from '../actors/audit-trail.js';
 import { performance } from 'node:perf_hooks';
@@ -171,7 +172,9 @@ export class RulesEngine {
   }
 
   /**
-   * After an unclean stop: gives each home the events stored past its mark (replay.ts). Resolves
+   * After an unclean stop: gives each home the events stored past its mark (replay.ts), then those
+   * made from the shadow for reports whose events were lost, after the values to remember
+   * (replay-reports.ts). Resolves
    * once every home has them queued, before any newer event (call it before hubs can connect);
    * `report` once they are evaluated. Only the first call finds any.
    */
