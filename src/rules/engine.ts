@@ -182,7 +182,7 @@ export class RulesEngine {
     const { marks, reports, store, homeOfHub } = this.deps;
     let homes = this.#closed || !marks ? [] : await marks.unevaluated();
     if (marks && reports && !this.#closed) {
-      const deps: LostReportsDeps = { ...reports, listRules: (homeId) => store.listRules(homeId), now: this.#now, catchUpMs: this.deps.delayCatchUpMs ?? DEFAULT_CATCH_UP_MS, ...(homeOfHub ? { homeOf: homeOfHub.bind(this.deps) } : {}) };
+      const deps: LostReportsDeps = { ...reports, listRules: (homeId) => store.listRules(homeId), now: this.#now, catchUpMs: this.deps.delayCatchUpMs ?? DEFAULT_CATCH_UP_MS, log: this.deps.log, ...(homeOfHub ? { homeOf: homeOfHub.bind(this.deps) } : {}) };
       const lost = await withLostReports(homes, marks, deps);
       homes = lost.homes;
       // queued before the replay: the home takes them first

@@ -16,6 +16,7 @@
  * threshold sees the value before it.
  */
 import type { AttrValue, Attrs } from '../../proto/frames.js';
+import type { Logger } from '../log/logger.js';
 import type { EvaluatedMarks, MarkedHome, UnevaluatedEntry, UnevaluatedHome } from '../ports/history/history.js';
 import { decodeValue } from '../protocol/codec.js';
 import { encodeStateEvent, type StateEvent } from '../protocol/state-event.js';
@@ -40,6 +41,7 @@ export interface LostReportsDeps {
   now(): number;
   /** a report older than this at start is not looked for (its replay would be missed anyway), ms */
   catchUpMs: number;
+  log: Logger;
 }
 
 /** A value a trigger watches, as a home's stored events before its mark left it. */
@@ -66,19 +68,23 @@ interface Watched {
 
 /**
  * The events made from the shadow for reports the stop lost, merged into `homes` (from
- * `marks.unevaluated()`), and the values each replayed home remembers first. A home whose rules or
- * shadow cannot be read is skipped: its stored events are replayed as before.
+ * `marks.unevaluated()`), and the values each replayed home remembers first. A home whose rules,
+ * history or shadow cannot be read is skipped (a warn line): its stored events are replayed as before.
  */
 export async function withLostReports(homes: UnevaluatedHome[], marks: EvaluatedMarks, deps: LostReportsDeps): Promise<LostReports> {
   const byHome = new Map(homes.map((h) => [h.homeId, h]));
   const remember = new Map<string, RememberedValue[]>();
   const marked = marks.marked?.() ?? [];
   if (!marks.stored) return { homes, remember };
+  const read = marks.stored.bind(marks);
   for (const home of marked) {
-    const watched = watchedBy(await deps.listRules(home.homeId).catch(() => []));
-    if (!watched) continue;
-    const stored = marks.stored(home.homeId);
-    const lost = await lostOf(home, watched, stored, deps).catch(() => null);
+    let lost: { events: UnevaluatedEntry[]; before: RememberedValue[] } | null = null;
+    try {
+      const watched = watchedBy(await deps.listRules(home.homeId));
+      if (watched) lost = await lostOf(home, watched, read(home.homeId), deps);
+    } catch (err) {
+      deps.log.warn({ err, homeId: home.homeId }, 'rules: reports lost with an unclean stop not looked for in this home (its rules, history or shadow unreadable)');
+    }
     if (!lost) continue;
     const { events, before } = lost;
     const replayed = byHome.get(home.homeId);

@@ -13,6 +13,7 @@ import { encodeStateEvent, type StateEvent } from '../../src/protocol/state-even
 import { withLostReports, type LostReportsDeps, type ReportedDevice } from '../../src/rules/replay-reports.js';
 import type { Rule } from '../../src/rules/model.js';
 import { validateRuleSpec } from '../../src/rules/validate.js';
+import { createLogger } from '../../src/log/logger.js';
 
 const T0 = Date.UTC(2024, 6, 1, 12);
 
@@ -47,6 +48,7 @@ function deps(rules: Rule[], shadows: Record<string, Record<string, ReportedDevi
     devicesOf: async (hub) => shadows[hub] ?? {},
     now: () => T0,
     catchUpMs: 60_000,
+    log: createLogger('silent'),
     ...extra,
   };
 }
@@ -93,6 +95,15 @@ describe('reports lost with an unclean stop', () => {
     expect(marks.read).toBe(0);
     const moved = await withLostReports([], marksOf(history, 2), deps([DOOR], { hub1: { door: dev({ open: true }, 4) } }, { homeOf: async () => 'elsewhere' }));
     expect(moved.homes).toEqual([]);
+  });
+
+  it('a home whose shadow cannot be read is skipped with a warn line, its stored events left as they are', async () => {
+    const lines: Array<Record<string, unknown>> = [];
+    const log = createLogger('warn', {}, { write: (line: string) => lines.push(JSON.parse(line) as Record<string, unknown>) });
+    const past: UnevaluatedHome = { homeId: 'h', entries: [] };
+    const lost = await withLostReports([past], marksOf(history, 2), deps([DOOR], {}, { log, devicesOf: () => Promise.reject(new Error('disk')) }));
+    expect(lost.homes).toEqual([past]);
+    expect(lines).toMatchObject([{ homeId: 'h', msg: 'rules: reports lost with an unclean stop not looked for in this home (its rules, history or shadow unreadable)' }]);
   });
 
   it('a trigger on any device checks every hub of the home', async () => {
