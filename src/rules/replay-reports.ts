@@ -172,6 +172,7 @@ async function lostOf(home: MarkedHome, w: Watched, stored: readonly Unevaluated
         changed = true;
         watched ||= watches(w, hub, device, attr);
       }
+      // a plain object, as a frame's attributes are (built without a prototype: names are the hub's)
       if (changed && watched) events.push({ op: 'evt', kind: 'state', home: home.homeId, hub, device, attrs: { ...attrs }, version: d.reportedVersion, ts: d.reportedAt });
     }
   }
