@@ -44,6 +44,7 @@ import { startTracing, stopTracing } from '../trace/tracing.js';
 import { fleetParts } from './fleet-wiring.js';
 import { AuditTrail } from '../actors/audit-trail.js';
 import { mountAuditApi } from '../api/audit-routes.js';
+import { MAX_HOME_HUBS } from '../api/fleet.js';
 
 export interface RunningServer {
   readonly port: number;
@@ -117,7 +118,7 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
     hubWaitMs: config.ruleHubWaitMs,
     supervision: { supervision: system.supervision, onFailure: system.onFailure },
     ...(ports.pendingRuns ? { pendingRuns: ports.pendingRuns } : {}),
-    ...(ports.history?.marks ? { marks: ports.history.marks } : {}),
+    ...(ports.history?.marks ? { marks: ports.history.marks, hubsOfHome: async (homeId: string) => (await ports.registry.listHome(homeId, MAX_HOME_HUBS)).map((h) => h.hubId) } : {}),
     audit,
   });
   // a hub's events go to this node's rules, the home's history and the bus (apps, other services)

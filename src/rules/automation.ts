@@ -53,6 +53,8 @@ export interface AutomationDeps {
   delayCatchUpMs?: number;
   /** the history's marks of how far rules evaluated each home (RulesEngineDeps.marks); absent: no replay */
   marks?: EvaluatedMarks;
+  /** a home's hubs (the registry's), for triggers on any device when reports lost with a stop are looked for (replay-reports.ts) */
+  hubsOfHome?(homeId: string): Promise<string[]>;
   /** how often the delays and rules marks of dead nodes are looked for, with stores shared by a cluster; @default 10_000 (ms) */
   orphanCheckMs?: number;
   /** the commands, desired changes and scene runs of rules are recorded here */
@@ -130,7 +132,7 @@ export function createAutomation(deps: AutomationDeps): Automation {
     ...(deps.supervision === undefined ? {} : { supervision: deps.supervision }),
     ...(deps.pendingRuns === undefined ? {} : { pendingRuns: deps.pendingRuns }),
     ...(deps.delayCatchUpMs === undefined ? {} : { delayCatchUpMs: deps.delayCatchUpMs }),
-    ...(deps.marks === undefined ? {} : { marks: deps.marks }),
+    ...(deps.marks === undefined ? {} : { marks: deps.marks, reports: { devicesOf: (hubId: string) => deps.shadows.load(hubId), ...(deps.hubsOfHome ? { hubsOf: deps.hubsOfHome } : {}) } }),
     ...(deps.audit === undefined ? {} : { audit: deps.audit }),
   });
   const scheduler = new CronScheduler({

@@ -11,8 +11,9 @@
  * All of this is per node; in a cluster, a hub's events are evaluated on the node holding it.
  * Runs parked in a delay are saved in `pendingRuns` when given, and `resumePending` picks them up
  * at the next start (resume.ts). With `marks`, each home notes how far its events are evaluated, and
- * `replayUnevaluated` evaluates at start what an unclean stop left behind (replay.ts), and
- * `replayOrphans` what nodes that died left (a history shared by a cluster).
+ * `replayUnevaluated` evaluates at start what an unclean stop left behind (replay.ts), reports
+ * whose events it lost included (replay-reports.ts), and `replayOrphans` what nodes that died left
+ * (a history shared by a cluster).
  */
 import type { AuditTrail } from '../actors/audit-trail.js';
 import { performance } from 'node:perf_hooks';
@@ -38,6 +39,7 @@ import { DEFAULT_CATCH_UP_MS, type DeviceRef, type RuleEvent } from './model.js'
 import type { RuleRunner } from './pool.js';
 import { resumePending, type ResumeReport } from './resume.js';
 import { replayHomes, type ReplayReport, type ReplayTell } from './replay.js';
+import { withLostReports, type LostReportsDeps } from './replay-reports.js';
 import { RunGuard } from './run-guard.js';
 
 export type { DryRunReport } from './dry-run.js';
@@ -92,6 +94,11 @@ export interface RulesEngineDeps {
   delayCatchUpMs?: number;
   /** the history's marks of how far each home's events are evaluated (replay.ts); absent: no replay */
   marks?: EvaluatedMarks;
+  /**
+   * with `marks`: the shadow's devices and a home's hubs, to replay reports whose events the
+   * stop lost (replay-reports.ts); absent: only stored events are replayed
+   */
+  reports?: Pick<LostReportsDeps, 'devicesOf' | 'hubsOf'>;
 }
 
 export interface RuleStatus {
@@ -171,24 +178,35 @@ export class RulesEngine {
   }
 
   /**
-   * After an unclean stop: gives each home the events stored past its mark (replay.ts). Resolves
+   * After an unclean stop: gives each home the events stored past its mark (replay.ts), then those
+   * made from the shadow for reports whose events were lost, after the values to remember
+   * (replay-reports.ts). Resolves
    * once every home has them queued, before any newer event (call it before hubs can connect);
    * `report` once they are evaluated. Only the first call finds any.
    */
-  replayUnevaluated(): Promise<{ homes: number; report: Promise<ReplayReport> }> {
-    return this.#replay(this.deps.marks?.unevaluated(), 'rules: events not evaluated before an unclean stop replayed');
+  async replayUnevaluated(): Promise<{ homes: number; report: Promise<ReplayReport> }> {
+    const { marks, reports, store, homeOfHub } = this.deps;
+    let homes = this.#closed || !marks ? [] : await marks.unevaluated();
+    if (marks && reports && !this.#closed) {
+      const deps: LostReportsDeps = { ...reports, listRules: (homeId) => store.listRules(homeId), now: this.#now, catchUpMs: this.deps.delayCatchUpMs ?? DEFAULT_CATCH_UP_MS, log: this.deps.log, ...(homeOfHub ? { homeOf: homeOfHub.bind(this.deps) } : {}) };
+      const lost = await withLostReports(homes, marks, deps);
+      homes = lost.homes;
+      // queued before the replay: the home takes them first
+      for (const [homeId, values] of lost.remember) this.#homes.obtain(homeId).tell({ type: 'remember', values });
+    }
+    return this.#replay(homes, 'rules: events not evaluated before an unclean stop replayed');
   }
 
   /**
    * A history shared by a cluster: takes over the marks of nodes that died (`claimOrphans`) and
    * replays their events past them as `replayUnevaluated` does; nothing otherwise.
    */
-  replayOrphans(): Promise<{ homes: number; report: Promise<ReplayReport> }> {
-    return this.#replay(this.deps.marks?.claimOrphans?.(), 'rules: events a dead node had not evaluated replayed');
+  async replayOrphans(): Promise<{ homes: number; report: Promise<ReplayReport> }> {
+    const found = this.#closed ? undefined : this.deps.marks?.claimOrphans?.();
+    return this.#replay(found ? await found : [], 'rules: events a dead node had not evaluated replayed');
   }
 
-  async #replay(found: Promise<UnevaluatedHome[]> | undefined, what: string): Promise<{ homes: number; report: Promise<ReplayReport> }> {
-    const homes = this.#closed || !found ? [] : await found;
+  #replay(homes: UnevaluatedHome[], what: string): { homes: number; report: Promise<ReplayReport> } {
     // a home that refuses it (stopped) has replied already
     const tell: ReplayTell = (homeId, events, through) => new Promise((reply) => void this.#homes.obtain(homeId).tell({ type: 'replay', events, through, reply }));
     const report = replayHomes(homes, tell, this.deps.log, what);

@@ -16,6 +16,7 @@ import type { Logger } from '../log/logger.js';
 import type { EvaluatedMarks } from '../ports/history/history.js';
 import { HomeMark } from './home-mark.js';
 import type { ReplayedEvent, ReplayResult } from './replay.js';
+import type { RememberedValue } from './replay-reports.js';
 import type { RuleStore } from '../ports/rule-store/rule-store.js';
 import { ActionRun, type ActionDeps } from './action-run.js';
 import type { HomeScope } from './home-scope.js';
@@ -44,6 +45,11 @@ export type HomeMessage =
    * to `through` after them; `reply` is called exactly once
    */
   | { type: 'replay'; events: ReplayedEvent[]; through: number; reply(result: ReplayResult): void }
+  /**
+   * before a `replay`: the last values its triggers watch as the stored events before its mark left
+   * them (replay-reports.ts), so a replayed report's transition sees the value before it
+   */
+  | { type: 'remember'; values: readonly RememberedValue[] }
   /** a cron instant of a rule, from the scheduler; `reply` is called exactly once */
   | { type: 'schedule'; ruleId: string; scheduledAt: number; reply(result: FireResult): void }
   /** the store told of a change of the home: its version after it */
@@ -118,6 +124,10 @@ export class HomeActor extends Actor<HomeMessage> {
       case 'replay':
         work = this.#replay(msg);
         break;
+      case 'remember':
+        // what the process before had seen: as if the events before the mark had just been evaluated
+        for (const v of msg.values) this.#lastValues.swap(`${v.hub}/${v.device}/${v.attr}`, v.value);
+        return;
       case 'schedule':
         work = this.#schedule(msg);
         break;
@@ -185,7 +195,7 @@ export class HomeActor extends Actor<HomeMessage> {
   }
 
   #drop(msg: HomeMessage, reason: DropReason): void {
-    if (msg.type === 'changed') return;
+    if (msg.type === 'changed' || msg.type === 'remember') return;
     this.deps.metrics.dropped(reason);
     if (msg.type === 'schedule') msg.reply('error');
     if (msg.type === 'replay') msg.reply({ replayed: 0, missed: 0 });

@@ -104,6 +104,18 @@ describe('the embedded history keeps the rules marks', () => {
       ['b', [[3, 3]]],
     ]);
     expect(homes[0]!.entries[0]!.at).toBeGreaterThan(Date.now() - 60_000);
+    // every marked home, its mark brought back to its newest stored offset (c's), once; and what it stores
+    expect(node.history.marks.marked()).toEqual([
+      { homeId: 'a', mark: 0, top: 1 },
+      { homeId: 'b', mark: 2, top: 3 },
+      { homeId: 'c', mark: 2, top: 2 },
+    ]);
+    expect(node.history.marks.marked()).toEqual([]);
+    expect(node.history.marks.stored('b').map((e) => [e.offset, ...e.data])).toEqual([
+      [1, 1],
+      [2, 2],
+      [3, 3],
+    ]);
     expect(await node.history.marks.unevaluated()).toEqual([]);
     // c's offsets go on from 2: an event stored there after this start is not behind its mark
     expect(node.history.appendNow('c', bytes(3)).offset).toBe(3);

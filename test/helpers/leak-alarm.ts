@@ -5,8 +5,11 @@
 import { FrameType, type CommandFrame } from '../../proto/frames.js';
 import type { HubClient } from '../../load/wire/hub-client.js';
 
-/** The log line of the rule's notification, as the logging push sender writes it. */
-export const pushedLeak = (l: Record<string, unknown>) => l.msg === 'push notification (no push service configured: logged)' && l.title === 'Water leak';
+/** The log line of a rule's notification titled `title`, as the logging push sender writes it. */
+export const pushed = (title: string) => (l: Record<string, unknown>) => l.msg === 'push notification (no push service configured: logged)' && l.title === title;
+
+/** The leak rule's notification's log line. */
+export const pushedLeak = pushed('Water leak');
 
 /** Waits for the `close` command the leak rule sends `hub`. */
 export const valveClose = (hub: HubClient, ms: number) => hub.waitFor((f) => f.t === FrameType.command && (f as CommandFrame).m === 'close', ms);

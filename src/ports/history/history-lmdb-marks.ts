@@ -10,7 +10,7 @@
  * about as much as a report's other history work: callgrind, BENCHMARKS.md 2026-12-04).
  */
 import type { Database, RootDatabase } from 'lmdb';
-import type { EvaluatedMarks, UnevaluatedEntry, UnevaluatedHome } from './history.js';
+import type { EvaluatedMarks, MarkedHome, UnevaluatedEntry, UnevaluatedHome } from './history.js';
 
 /** ms between writes of the marks past events no rule listens to: a crash replays (and skips) up to this much more */
 const LAZY_MS = 5_000;
@@ -34,6 +34,8 @@ export class LmdbEvaluatedMarks implements EvaluatedMarks {
   /** homes known to have a stored mark (or one issued) */
   private readonly known = new Set<string>();
   private replayed = false;
+  /** what `unevaluated` found: every home with a mark */
+  private found: MarkedHome[] = [];
 
   constructor(
     env: RootDatabase,
@@ -109,6 +111,7 @@ export class LmdbEvaluatedMarks implements EvaluatedMarks {
     const back: Array<[string, number]> = [];
     for (const { key: homeId, value: mark } of this.db.getRange()) {
       const top = this.history.top(homeId);
+      this.found.push({ homeId, mark: Math.min(mark, top), top });
       if (mark > top) back.push([homeId, top]);
       else if (mark < top) out.push({ homeId, entries: this.history.storedAfter(homeId, mark) });
     }
@@ -116,5 +119,16 @@ export class LmdbEvaluatedMarks implements EvaluatedMarks {
       for (const [homeId, top] of back) void this.db.put(homeId, top);
     });
     return out;
+  }
+
+  marked(): readonly MarkedHome[] {
+    // once: a node with many homes does not keep the list
+    const found = this.found;
+    this.found = [];
+    return found;
+  }
+
+  stored(homeId: string): UnevaluatedEntry[] {
+    return this.history.storedAfter(homeId, 0);
   }
 }

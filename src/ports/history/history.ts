@@ -132,4 +132,21 @@ export interface EvaluatedMarks {
   unevaluated(): Promise<UnevaluatedHome[]>;
   /** A store shared by a cluster: takes over the marks of nodes whose liveness lapsed, answered as `unevaluated` does. */
   claimOrphans?(): Promise<UnevaluatedHome[]>;
+  /**
+   * Every home `unevaluated` found a mark of (each home the history keeps events of), with its mark
+   * and newest stored offset: where acknowledged events the stop lost may be missing (a report's,
+   * src/rules/replay-reports.ts). Answered once, after `unevaluated`; else empty. Absent: not told.
+   */
+  marked?(): readonly MarkedHome[];
+  /** Every entry the history keeps of the home, oldest first, with its time (the events before its mark too). */
+  stored?(homeId: string): UnevaluatedEntry[];
+}
+
+/** A home with a mark, as found at an unclean start. */
+export interface MarkedHome {
+  readonly homeId: string;
+  /** the offset through which its rules had evaluated its stored events (its newest, or below) */
+  readonly mark: number;
+  /** its newest stored offset */
+  readonly top: number;
 }
