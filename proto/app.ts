@@ -62,14 +62,22 @@ export type AppReply =
   | { op: 'ok'; id: number; result?: unknown }
   | { op: 'err'; id?: number; code: string; num: number; temporary: boolean; msg: string; field?: string; hubCode?: string };
 
-/** What happened at a hub: its devices' state and events, its device list, its connection. */
+/** Why a hub left a home: the operator moved it to another home, or deleted it. */
+export type RemovedReason = 'moved' | 'deleted';
+
+/** What happened at a hub: its devices' state and events, its device list, its connection, its leaving the home. */
 export type HubEvent =
   | { kind: 'state'; home: string; hub: string; device: string; attrs: Attrs; version: number; ts: number }
   | { kind: 'event'; home: string; hub: string; device: string; event: string; params?: Attrs; ts: number }
   /** published only when the hub's list changed what is stored (not for one sent again as it is) */
   | { kind: 'devices'; home: string; hub: string; joined: DeviceInfo[]; left: string[]; ts: number }
   | { kind: 'online'; home: string; hub: string; node: string; ts: number }
-  | { kind: 'offline'; home: string; hub: string; reason: string; ts: number };
+  | { kind: 'offline'; home: string; hub: string; reason: string; ts: number }
+  /**
+   * the hub and its devices are no longer in this home (moved elsewhere, or deleted): the last event
+   * of the hub in the home's history; an app drops them. Which home it went to is not said.
+   */
+  | { kind: 'removed'; home: string; hub: string; reason: RemovedReason; ts: number };
 
 /**
  * A hub event as published on `evt.<shard>.<homeId>.<hubId>` and as apps receive it: the same map,

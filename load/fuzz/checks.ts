@@ -1,3 +1,4 @@
+import type { HubEvent } from '../../proto/app.js';
 import { CloseCode, ErrorCodes, isErrorCode } from '../../proto/errors.js';
 import { MpMap, pack } from './msgpack.js';
 
@@ -9,6 +10,9 @@ import { MpMap, pack } from './msgpack.js';
  */
 
 export const CLOSE_CODES: ReadonlySet<number> = new Set(Object.values(CloseCode));
+
+// a Record needs every kind of proto/app.ts: the list cannot drift from the protocol
+const EVENT_KINDS: Record<HubEvent['kind'], true> = { state: true, event: true, devices: true, online: true, offline: true, removed: true };
 
 /** Frame types a server sends (PROTOCOL.md §8). */
 const SERVER_FRAME_TYPES = new Set([2, 3, 6, 7, 10, 11, 12]);
@@ -90,7 +94,7 @@ export function checkAppMessage(v: unknown): string | null {
       if (typeof m.msg !== 'string') return 'err reply: msg is not a string';
       return codeProblem(m.code, m.num, m.temporary, 'err reply');
     case 'evt':
-      return ['state', 'event', 'devices', 'online', 'offline'].includes(m.kind as string) ? null : `evt of kind ${JSON.stringify(m.kind)}`;
+      return Object.hasOwn(EVENT_KINDS, m.kind as string) ? null : `evt of kind ${JSON.stringify(m.kind)}`;
     default:
       return `app message with op ${JSON.stringify(m.op)}`;
   }

@@ -8,6 +8,8 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { Static } from '@sinclair/typebox';
+import type { AppEventMessage, RemovedReason } from '../../proto/app.js';
+import type { DeviceInfo } from '../../proto/frames.js';
 import { subjects, type CloseOrder } from '../../proto/subjects.js';
 import type { SecretBox } from '../auth/secret-box.js';
 import { asTierError, TierError } from '../errors.js';
@@ -32,6 +34,12 @@ export interface FleetDeps {
   rules: RuleStore;
   /** the event history: a deleted hub's events go with its home's (the history is kept per home) */
   history?: EventHistory | undefined;
+  /**
+   * A hub's event into its home's history and onto the bus, as its sessions publish theirs
+   * (src/actors/event-publisher.ts; `epoch`: the session's, 0 for none): a hub leaving a home says
+   * so there. Absent: nothing is published.
+   */
+  publishEvent?: ((event: AppEventMessage, epoch: number) => void) | undefined;
   box: SecretBox;
   log: Logger;
   now?: () => number;
@@ -137,11 +145,13 @@ export class Fleet {
   }
 
   /**
-   * Moves a hub to another home. Its session closes and reconnects into the new home; rules and
-   * scenes of the old home that name it are reported and left as they are (at run time they no
-   * longer reach it: src/rules/home-scope.ts).
+   * Moves a hub to another home. Its session closes and reconnects into the new home; once it let
+   * go (bounded wait), the old home's apps get `removed` and the new home's a `devices` event with
+   * the devices its shadow holds, as at a first connect. Rules and scenes of the old home that name
+   * it are reported and left as they are (at run time they no longer reach it: src/rules/home-scope.ts).
    */
-  async move(hubId: string, homeId: string): Promise<Static<typeof MoveReply>> {
+  async move(hubId: string, homeId: string, waitMs = 2_000): Promise<Static<typeof MoveReply>> {
+    const loc = await this.deps.directory.lookup(hubId);
     const before = await this.deps.registry.get(hubId);
     if (!before) throw notFound(hubId);
     const from = before.homeId;
@@ -150,6 +160,9 @@ export class Fleet {
     if (from !== homeId) {
       this.changed(hubId);
       this.closeSession(hubId, 'hub_moved');
+      if (loc !== null) await this.released(hubId, loc, waitMs);
+      this.left(hubId, from, 'moved', loc);
+      await this.arrived(hubId, homeId);
     }
     const [rules, scenes] = await Promise.all([this.deps.rules.listRules(from), this.deps.rules.listScenes(from)]);
     const naming = (items: Array<{ id: string; name: string }>) => items.filter((i) => from !== homeId && namesHub(i, hubId)).map((i) => ({ id: i.id, name: i.name }));
@@ -159,7 +172,9 @@ export class Fleet {
   /**
    * Deletes a hub: the record first (no new session, no command), then its session is closed
    * wherever it is, then its shadow once the session let go of it (bounded wait), then its home's
-   * event history (kept per home, not per hub: the home's apps reload instead of recovering).
+   * event history (kept per home, not per hub), whose next event is the hub's `removed`: apps
+   * subscribed get it live, an app recovering from before it gets it when it was the last thing
+   * it missed, else `too_old` and a reload.
    */
   async remove(hubId: string, waitMs = 2_000): Promise<{ closed: boolean }> {
     const loc = await this.deps.directory.lookup(hubId);
@@ -170,7 +185,27 @@ export class Fleet {
     if (loc !== null) await this.released(hubId, loc, waitMs);
     await this.deps.shadows.remove(hubId);
     await this.deps.history?.remove(record.homeId);
+    this.left(hubId, record.homeId, 'deleted', loc);
     return { closed: loc !== null };
+  }
+
+  /**
+   * The hub's `removed` in the home it left. Published as of the session after the one it had
+   * (`loc`): a shared history (Redis) then refuses a late event of that session into the home
+   * (its `offline` racing this), so `removed` stays the hub's last event there.
+   */
+  private left(hubId: string, homeId: string, reason: RemovedReason, loc: HubLocation | null): void {
+    this.deps.publishEvent?.({ op: 'evt', kind: 'removed', home: homeId, hub: hubId, reason, ts: this.now() }, loc === null ? 0 : loc.epoch + 1);
+  }
+
+  /** The devices the hub's shadow holds (those with a kind), as one `devices` event in its new home; none: nothing. */
+  private async arrived(hubId: string, homeId: string): Promise<void> {
+    if (!this.deps.publishEvent) return;
+    const joined: DeviceInfo[] = [];
+    for (const [d, device] of Object.entries(await this.deps.shadows.load(hubId))) {
+      if (device.kind) joined.push(device.model ? { d, k: device.kind, m: device.model } : { d, k: device.kind });
+    }
+    if (joined.length > 0) this.deps.publishEvent({ op: 'evt', kind: 'devices', home: homeId, hub: hubId, joined, left: [], ts: this.now() }, 0);
   }
 
   /** A new secret (sealed in the store), the old one working for `graceS` more; answers the new one in clear. */

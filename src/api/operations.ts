@@ -94,7 +94,7 @@ export function operations(limits: { commandTimeoutMaxMs: number }): Record<stri
     'post /v1/admin/hubs/:hubId/move': {
       summary: 'Move a hub to another home',
       description:
-        'The old home’s users lose it and the new home’s gain it at once, on every node; its session is told to reconnect (close 4008) and comes back in the new home. Rules and scenes of the old home that name the hub are listed in the answer and left unchanged (they no longer reach it).',
+        'The old home’s users lose it and the new home’s gain it at once, on every node; its session is told to reconnect (close 4008) and comes back in the new home. Once the session let go (at most 2 s), the old home’s apps get the hub’s `removed` event and the new home’s a `devices` event with its devices. Rules and scenes of the old home that name the hub are listed in the answer and left unchanged (they no longer reach it).',
       tag: 'admin',
       request: { schema: MoveRequest, bad: { homeId: 'home 43' } },
       ok: { status: 200, description: 'the moved hub and what still names it', schema: MoveReply },
@@ -102,7 +102,7 @@ export function operations(limits: { commandTimeoutMaxMs: number }): Record<stri
     },
     'delete /v1/admin/hubs/:hubId': {
       summary: 'Delete a hub: its record, its shadow, its session',
-      description: 'The session is closed at once wherever it is (close 4006); the hub’s handshakes answer `unknown_hub` afterwards.',
+      description: 'The session is closed at once wherever it is (close 4006); the hub’s handshakes answer `unknown_hub` afterwards. The home’s stored events go too; its apps then get the hub’s `removed` event.',
       tag: 'admin',
       ok: { status: 200, description: 'deleted', schema: DeleteHubReply },
       errors: ['not_found'],

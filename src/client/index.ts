@@ -7,5 +7,5 @@ export { ClientError } from './errors.js';
 export { backoffDelay, DEFAULT_BACKOFF, type BackoffOptions } from './backoff.js';
 export type { Subscription, SubscriptionHandlers, ReloadInfo } from './subscriptions.js';
 export type { WebSocketConstructor, WebSocketLike } from './socket.js';
-export type { AppEventMessage, HubEvent, Position, RecoveryFailure, SubResult } from '../../proto/app.js';
+export type { AppEventMessage, HubEvent, Position, RecoveryFailure, RemovedReason, SubResult } from '../../proto/app.js';
 export { ErrorCodes, CloseCode, type ErrorCode } from '../../proto/errors.js';

@@ -10,7 +10,7 @@ import { sendCommand, type CommandMetrics, type CommandSender, type CommandSpec 
 import type { Authenticator } from '../auth/authenticator.js';
 import { RevocationList } from '../auth/revocations.js';
 import type { SecretBox } from '../auth/secret-box.js';
-import { commandsToEnabledHubs, Fleet, watchHubChanges } from '../api/fleet.js';
+import { commandsToEnabledHubs, Fleet, watchHubChanges, type FleetDeps } from '../api/fleet.js';
 import { mountFleetApi } from '../api/fleet-routes.js';
 import type { Config } from '../config/config.js';
 import type { Logger } from '../log/logger.js';
@@ -44,12 +44,12 @@ export interface FleetParts {
 /**
  * Resolves once the revocations already stored are known: a node refuses them from its first
  * request. `commandBus`: what commands go over (the node's bus with its local fallback,
- * src/actors/local-commands.ts).
+ * src/actors/local-commands.ts); `publishEvent`: the node's hub events (a hub leaving a home says so).
  */
-export async function fleetParts(config: Config, ports: Ports, log: Logger, metrics?: CommandMetrics, commandBus: Bus = ports.bus): Promise<FleetParts> {
+export async function fleetParts(config: Config, ports: Ports, log: Logger, metrics?: CommandMetrics, commandBus: Bus = ports.bus, publishEvent?: FleetDeps['publishEvent']): Promise<FleetParts> {
   const box = secretBoxFor(config, log);
   const fleetLog = log.child({ part: 'fleet' });
-  const fleet = new Fleet({ registry: ports.registry, bus: ports.bus, directory: ports.directory, shadows: ports.shadows, rules: ports.rules, history: ports.history, box, log: fleetLog });
+  const fleet = new Fleet({ registry: ports.registry, bus: ports.bus, directory: ports.directory, shadows: ports.shadows, rules: ports.rules, history: ports.history, publishEvent, box, log: fleetLog });
   const stopWatching = watchHubChanges(ports.bus, ports.registry, fleetLog);
   const revoked = new RevocationList();
   const sockets = new OpenAppSockets();

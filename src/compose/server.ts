@@ -84,7 +84,8 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
   // fleet: sealed hub secrets, the fleet routes, commands to disabled hubs refused, token revocation (src/compose/fleet-wiring.ts)
   // commands for hubs held here still reach them while NATS is down (src/actors/local-commands.ts)
   const commandBus = withLocalCommands(ports.bus, sessions);
-  const fleet = await fleetParts(config, ports, log, metrics, commandBus);
+  // a hub moved or deleted says so in its home's history; `events` (below, once the rules exist) is there before any request
+  const fleet = await fleetParts(config, ports, log, metrics, commandBus, (event, epoch) => events.publish(event, epoch));
   const auth = new Authenticator(config.adminToken, config.jwtSecret, { requireExp: config.jwtRequireExp, revoked: fleet.revoked, audience: config.jwtAudience, issuer: config.jwtIssuer, skewS: config.authSkewS });
   // every control action: stored (ports.audit) and published on `audit.events` for a SIEM
   const audit = new AuditTrail({ ...(ports.audit ? { store: ports.audit } : {}), bus: ports.bus, node: config.nodeId, log: log.child({ part: 'audit' }) });

@@ -36,6 +36,7 @@ const EVENTS: AppEventMessage[] = [
   { op: 'evt', kind: 'devices', home: 'h1', hub: 'hub-7', joined: [{ d: 'plug-2', k: 'plug', m: 'ZP-100' }], left: ['lamp-9'], ts },
   { op: 'evt', kind: 'offline', home: 'home-42', hub: 'hub-9', reason: '4001', ts },
   { op: 'evt', kind: 'offline', home: 'h1', hub: 'hub-7', reason: '1006', ts },
+  { op: 'evt', kind: 'removed', home: 'home-42', hub: 'hub-9', reason: 'deleted', ts },
 ];
 
 const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');

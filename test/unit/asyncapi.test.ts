@@ -510,7 +510,7 @@ async function runNode() {
   const publisher = new EventPublisher(bus, history, log, () => {});
   // the node's fleet part, as src/compose/fleet-wiring.ts wires it, on this bus and directory; the operator provisions the hub
   const config = inProcessConfig('asyncapi-admin-token-0123456789', 'asyncapi-jwt-secret-0123456789abcdef');
-  const fleet = await fleetParts(config, { ...memoryPorts(config, wheel, log), bus, directory: deps.directory, shadows: deps.shadows }, log);
+  const fleet = await fleetParts(config, { ...memoryPorts(config, wheel, log), bus, directory: deps.directory, shadows: deps.shadows }, log, undefined, bus, publisher.publish);
   await fleet.fleet.provision({ hubId: HUB, homeId: HOME });
 
   // the hub: online, a report, an event, a device list change (offsets 1 to 4)
@@ -622,9 +622,10 @@ async function runNode() {
   await ask(busy, 'sub to a 65th home', json({ op: 'sub', id: 165, home: 'home-65' }), 165);
   busy.session.tell({ type: 'closed' });
 
-  // the operator moves the hub to another home: its session tells it to reconnect and closes (offset 9, live)
+  // the operator moves the hub to another home: its session tells it to reconnect and closes (offset 9, live),
+  // then the home says the hub left (offset 10) and the new home gets its devices
   await fleet.fleet.move(HUB, 'h2');
-  await eventOf('offline');
+  await eventOf('removed');
   // then disables it (no session left to close), and revokes one token, then every token of a user
   await fleet.fleet.patch(HUB, { enabled: false });
   const socketCloses: string[] = [];
@@ -740,8 +741,12 @@ describe('AsyncAPI document and the messages a node really sends', () => {
   });
 
   it('every kind of hub event fits on the bus (pos its second key), to JSON apps and to msgpack apps, and without pos', () => {
-    const all = events().filter((e) => e.event.pos?.epoch === node.epoch);
-    expect(all.map((e) => e.event.kind)).toEqual(['online', 'state', 'event', 'devices', 'state', 'state', 'state', 'state', 'offline']);
+    const all = events().filter((e) => e.event.pos?.epoch === node.epoch && e.event.home === HOME);
+    expect(all.map((e) => e.event.kind)).toEqual(['online', 'state', 'event', 'devices', 'state', 'state', 'state', 'state', 'offline', 'removed']);
+    // the moved hub's devices in its new home, the first event there (the history's epoch is the process's)
+    const arrived = events().filter((e) => e.event.home === 'h2');
+    expect(arrived.map((e) => e.event)).toMatchObject([{ kind: 'devices', hub: HUB, joined: [{ d: 'plug-2', k: 'plug', m: 'ZP-100' }], left: [], pos: { epoch: node.epoch, offset: 1 } }]);
+    expect(misfit('publishEvent', arrived[0]!.event)).toEqual([]);
     all.forEach(({ subject, data, event }, i) => {
       expect(parametersOf(doc.channels.hubEvents!.address!, subject), subject).toEqual(VALUES);
       expect(Object.keys(event).slice(0, 2)).toEqual(['op', 'pos']);
@@ -801,7 +806,7 @@ describe('AsyncAPI document and the messages a node really sends', () => {
     const epochs = { [node.epoch]: 'E', [node.newEpoch]: 'E2' };
     // while the outrun recovery waited, the hub reported four changes; later it went away; then the history was recreated
     const during = ['evt state E/5', 'evt state E/6', 'evt state E/7', 'evt state E/8'];
-    const live = ['evt offline E/9', 'reload epoch_changed E2/0', 'evt online E2/1'];
+    const live = ['evt offline E/9', 'evt removed E/10', 'reload epoch_changed E2/0', 'evt online E2/1'];
     const recovered = ['ok E/1 recovered true', 'evt state E/2', 'evt event E/3', 'evt devices E/4'];
     const received = Object.fromEntries(Object.entries(node.subscribers).map(([name, s]) => [name, s.link.received.map((m) => trace(m, epochs))]));
     expect(received).toEqual({
@@ -811,8 +816,8 @@ describe('AsyncAPI document and the messages a node really sends', () => {
       'another epoch': ['ok E/4 recovered false epoch_changed', ...during, ...live],
       'too old': ['ok E/4 recovered false too_old', ...during, ...live],
       // a node without history passes events through as they come and never reloads
-      'no history': ['ok null', ...during, 'evt offline E/9', 'evt online E2/1'],
-      'no history, since': ['ok null recovered false unavailable', ...during, 'evt offline E/9', 'evt online E2/1'],
+      'no history': ['ok null', ...during, 'evt offline E/9', 'evt removed E/10', 'evt online E2/1'],
+      'no history, since': ['ok null recovered false unavailable', ...during, 'evt offline E/9', 'evt removed E/10', 'evt online E2/1'],
       // the answer said recovered; offset 5 was trimmed before the recovery read it: a reload to this socket alone
       outrun: [...recovered, 'reload too_old E/8', ...live],
     });
@@ -855,6 +860,9 @@ describe('AsyncAPI document refuses wrong messages', () => {
     refuses('sendEvent', { ...state, pos: { epoch: '4kq1w2', offset: 1, extra: 1 } });
     refuses('sendEvent', { ...state, pos: null });
     refuses('sendEvent', { ...state, attrs: { temp: { c: 21.5 } } });
+    const removed = { op: 'evt', kind: 'removed', home: HOME, hub: HUB, reason: 'moved', ts: 1_700_000_000_000 };
+    expect(misfit('sendEvent', removed)).toEqual([]);
+    refuses('sendEvent', { ...removed, reason: 'stolen' });
   });
 
   it('answers and reloads: an unknown code, a sub answer without pos, a failed recovery without reason', () => {
