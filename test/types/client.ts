@@ -39,17 +39,3 @@ export const setWithParams: CommandBody = { set: { on: true }, params: { steps: 
 // @ts-expect-error one of set or method is needed
 export const neither: CommandBody = {};
 
-// README's example (section "App client library"), as written there
-declare function fetchToken(): Promise<string>;
-declare function render(event: AppEventMessage): void;
-declare function reloadHome(home: string, reason: string): void;
-export async function readmeExample(): Promise<unknown> {
-  const client = new HubtierClient({ url: 'wss://hubs.example.com', token: () => fetchToken() });
-  client.subscribe('home-1', {
-    onEvent: (event) => render(event), // typed: state, event, devices, online, offline; in order, once
-    onReload: ({ reason }) => reloadHome('home-1', reason), // history reset or trimmed: fetch the snapshot
-  });
-  const result = await client.command('hub-7', 'lamp', { set: { on: true } }, { timeoutMs: 3_000 });
-  client.onState((s) => console.log(s.state)); // connecting, open, closed (code, reason, next attempt)
-  return result;
-}
