@@ -6,6 +6,14 @@
 import type { Attrs, DeviceInfo } from './frames.js';
 
 /**
+ * The subprotocol a client offers beside `bearer.<token>` and the node answers with when offered:
+ * echoing the bearer one puts the whole token in the response header, which Node's HTTP parser
+ * refuses past 16 KiB (a token of a couple of thousand homes). Clients that offer only the bearer
+ * one are answered with it, as before.
+ */
+export const APP_SUBPROTOCOL = 'hubtier.app.v1';
+
+/**
  * Where an event sits in its home's history. `offset` grows by one per event of the home; `epoch`
  * names one continuous history: when it changes (a store reset, a history lost), offsets of the
  * old epoch mean nothing and an app reloads the home's snapshot.

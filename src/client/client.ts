@@ -4,8 +4,8 @@ import type { Attrs } from '../../proto/frames.js';
 import { backoffDelay, backoffOptions, type BackoffOptions } from './backoff.js';
 import { ClientError } from './errors.js';
 import { Requests } from './requests.js';
-import { OPEN, appSocketUrl, bearerProtocol, errorText, messageText, refusedAs401, type WebSocketConstructor, type WebSocketLike } from './socket.js';
-import { Subscriptions, type Subscription, type SubscriptionHandlers } from './subscriptions.js';
+import { OPEN, appProtocols, appSocketUrl, errorText, messageText, refusedAs401, type WebSocketConstructor, type WebSocketLike } from './socket.js';
+import { Subscriptions, type Subscription, type SubscriptionHandlers, type SubscribeOptions } from './subscriptions.js';
 import { parseIncoming } from './wire.js';
 
 /** The code a WebSocket reports when no close frame came (RFC 6455 §7.1.5); also used when no socket could be made. */
@@ -21,7 +21,8 @@ export type ConnectionState =
    */
   | { state: 'closed'; code: number; reason: string; unauthorized: boolean; reconnectInMs: number | null };
 
-export type CommandBody = { set: Attrs } | { method: string; params?: Record<string, unknown> };
+/** `set` or `method` (with its `params`), never both: the server refuses both with invalid_field. */
+export type CommandBody = { set: Attrs; method?: never; params?: never } | { method: string; params?: Record<string, unknown>; set?: never };
 
 export interface CommandOptions {
   /** the server waits this long for the hub (at most its TIER_COMMAND_TIMEOUT_MAX_MS) @default the client's commandTimeoutMs */
@@ -53,12 +54,19 @@ export interface ClientOptions {
   keepaliveMs?: number;
   /** @default 10_000 (ms) */
   keepaliveTimeoutMs?: number;
+  /**
+   * a connection attempt not open after this long is given up and retried after the backoff (a
+   * black-holed network or a frozen node may accept TCP and never answer the upgrade) @default 10_000 (ms); 0: never
+   */
+  connectTimeoutMs?: number;
   /** every change of the connection's state */
   onState?: (state: ConnectionState) => void;
 }
 
 /** The close code the client reports for a link it gave up as dead (no answer to its ping). */
 export const KEEPALIVE_CLOSE = 4100;
+/** The close code the client reports for an attempt it gave up: not open within `connectTimeoutMs`. */
+export const CONNECT_TIMEOUT_CLOSE = 4101;
 
 /**
  * A connection of an app to `/app/v1` that stays up: it reconnects with jittered exponential
@@ -91,6 +99,8 @@ export class HubtierClient {
   private keepalive: ReturnType<typeof setTimeout> | null = null;
   private lastHeard = 0;
   private pinging = false;
+  private readonly connectTimeoutMs: number;
+  private connectTimer: ReturnType<typeof setTimeout> | null = null;
 
   constructor(opts: ClientOptions) {
     const Impl = opts.WebSocket ?? ((globalThis as { WebSocket?: unknown }).WebSocket as WebSocketConstructor | undefined);
@@ -107,6 +117,8 @@ export class HubtierClient {
     this.commandMarginMs = opts.commandMarginMs ?? 2_000;
     this.keepaliveMs = opts.keepaliveMs ?? 25_000;
     this.keepaliveTimeoutMs = opts.keepaliveTimeoutMs ?? 10_000;
+    this.connectTimeoutMs = opts.connectTimeoutMs ?? 10_000;
+    if (!(this.connectTimeoutMs >= 0)) throw new RangeError(`connectTimeoutMs must be 0 or a positive number of ms (got ${String(opts.connectTimeoutMs)})`);
     if (opts.onState) this.listeners.add(opts.onState);
     this.connect();
   }
@@ -123,12 +135,13 @@ export class HubtierClient {
   }
 
   /**
-   * Receives a home's events from now on, across reconnects. Subscribing again to a home already
-   * subscribed adds handlers to the same subscription (one position per home).
+   * Receives a home's events from now on (or from `opts.since`, a position the app stored), across
+   * reconnects. Subscribing again to a home already subscribed adds handlers to the same
+   * subscription (one position per home; its `since` is then ignored).
    */
-  subscribe(home: string, handlers: SubscriptionHandlers): Subscription {
+  subscribe(home: string, handlers: SubscriptionHandlers, opts: SubscribeOptions = {}): Subscription {
     if (this.closing) throw ClientError.local('session_closed', 'the client is closed');
-    return this.subs.add(home, handlers);
+    return this.subs.add(home, handlers, opts);
   }
 
   /**
@@ -140,7 +153,7 @@ export class HubtierClient {
   command(hubId: string, deviceId: string, body: CommandBody, opts: CommandOptions = {}): Promise<unknown> {
     if (this.closing) return Promise.reject(ClientError.local('session_closed', 'the client is closed'));
     const timeoutMs = opts.timeoutMs ?? this.commandTimeoutMs;
-    const spec = 'set' in body ? { set: body.set } : { method: body.method, params: body.params ?? {} };
+    const spec = body.set !== undefined ? { set: body.set } : { method: body.method, params: body.params ?? {} };
     const limit = timeoutMs + this.commandMarginMs;
     return new Promise<unknown>((resolve, reject) => {
       this.requests.add(
@@ -183,12 +196,13 @@ export class HubtierClient {
     let ws: WebSocketLike;
     try {
       if (typeof token !== 'string' || token === '') throw new TypeError('the token function gave no token');
-      ws = new this.WebSocket(this.url, [bearerProtocol(token)]);
+      ws = new this.WebSocket(this.url, appProtocols(token));
     } catch (err) {
       // a token with characters a subprotocol cannot carry throws here (SyntaxError)
       return this.lost(NO_CLOSE_FRAME, errorText(err), false);
     }
     this.socket = ws;
+    if (this.connectTimeoutMs > 0) this.connectTimer = setTimeout(() => this.connectTimedOut(ws), this.connectTimeoutMs);
     let error: unknown = null;
     ws.onopen = () => {
       if (this.socket === ws) this.opened();
@@ -208,6 +222,7 @@ export class HubtierClient {
   }
 
   private opened(): void {
+    this.stopConnectTimer();
     this.openedAt = this.lastHeard = performance.now();
     this.pinging = false;
     this.armKeepalive(this.keepaliveMs);
@@ -222,6 +237,7 @@ export class HubtierClient {
     if (this.openedAt !== null && performance.now() - this.openedAt >= this.stableAfterMs) this.failures = 0;
     this.openedAt = null;
     this.armKeepalive(0);
+    this.stopConnectTimer();
     this.requests.dropped(() => ClientError.local('session_closed', `the connection closed (${code}) before the answer`));
     this.subs.dropped();
     const delay = backoffDelay(this.failures++, this.backoff, this.random);
@@ -234,10 +250,32 @@ export class HubtierClient {
   private ended(code: number, reason: string): void {
     if (this.current.state === 'closed' && this.current.reconnectInMs === null) return;
     this.armKeepalive(0);
+    this.stopConnectTimer();
     this.socket = null;
     this.openedAt = null;
     this.setState({ state: 'closed', code, reason, unauthorized: false, reconnectInMs: null });
     this.closedNow();
+  }
+
+  /**
+   * The attempt did not open in time: given up (the socket may never close by itself on a network
+   * that drops everything) and retried after the backoff, as a socket that closed.
+   */
+  private connectTimedOut(ws: WebSocketLike): void {
+    this.connectTimer = null;
+    if (this.socket !== ws || this.openedAt !== null) return;
+    this.socket = null;
+    try {
+      ws.close();
+    } catch {
+      // a socket that cannot even close is dropped all the same
+    }
+    this.lost(CONNECT_TIMEOUT_CLOSE, `not open within ${this.connectTimeoutMs} ms (connectTimeoutMs)`, false);
+  }
+
+  private stopConnectTimer(): void {
+    if (this.connectTimer !== null) clearTimeout(this.connectTimer);
+    this.connectTimer = null;
   }
 
   /** (Re)starts the keepalive timer; 0 stops it. */

@@ -33,6 +33,12 @@ export class ClientError extends Error {
     return new ClientError({ code: reply.code, num: reply.num, temporary: reply.temporary, message: reply.msg, hubCode: reply.hubCode, field: reply.field });
   }
 
+  /** An argument the client refuses before sending, as the server would (`invalid_field`). */
+  static invalid(field: string, message: string): ClientError {
+    const row = ErrorCodes.invalid_field;
+    return new ClientError({ code: 'invalid_field', num: row.code, temporary: row.temporary, message, field });
+  }
+
   /** A failure found by the client, numbered from the one table. */
   static local(code: ErrorCode, message: string, cause?: unknown): ClientError {
     const row = ErrorCodes[code];

@@ -1,3 +1,5 @@
+import { APP_SUBPROTOCOL } from '../../proto/app.js';
+
 /**
  * The part of the WHATWG WebSocket the client uses, met by browsers' own, Node 22's global one and
  * the `ws` package's class. Handlers are typed as methods so that each implementation's richer
@@ -29,6 +31,14 @@ export function appSocketUrl(url: string): string {
  */
 export function bearerProtocol(token: string): string {
   return `bearer.${token}`;
+}
+
+/**
+ * The subprotocols a client offers: the fixed one first, which the node answers with (so the token
+ * does not come back in a response header, refused by Node past 16 KiB), and the bearer one.
+ */
+export function appProtocols(token: string): string[] {
+  return [APP_SUBPROTOCOL, bearerProtocol(token)];
 }
 
 /** Text of a message event's data: a string from browsers and `ws`; bytes decoded when a binary frame slips in. */

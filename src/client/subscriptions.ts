@@ -2,7 +2,7 @@ import type { AppEventMessage, AppReloadMessage, Position, RecoveryFailure, SubR
 import { HomeCursor } from './cursor.js';
 import { ClientError } from './errors.js';
 import type { Requests } from './requests.js';
-import { parseSubResult } from './wire.js';
+import { isPosition, parseSubResult } from './wire.js';
 
 /** The app must reload the home's snapshot: the events it missed will not come. */
 export interface ReloadInfo {
@@ -21,6 +21,14 @@ export interface SubscriptionHandlers {
   onSubscribed?(result: SubResult): void;
   /** the server refused the subscription: it has ended */
   onError?(error: ClientError): void;
+}
+
+export interface SubscribeOptions {
+  /**
+   * the position of the last event the app processed, stored across restarts: the first `sub` asks
+   * for the events after it, as after a reconnect (recovered, or `onReload` when they are gone)
+   */
+  since?: Position;
 }
 
 export interface Subscription {
@@ -60,7 +68,9 @@ export class Subscriptions {
     private readonly isOpen: () => boolean,
   ) {}
 
-  add(home: string, handlers: SubscriptionHandlers): Subscription {
+  add(home: string, handlers: SubscriptionHandlers, opts: SubscribeOptions = {}): Subscription {
+    const since = opts.since;
+    if (since !== undefined && !isPosition(since)) throw ClientError.invalid('since', 'since must be a position {epoch: string, offset: integer ≥ 0}');
     let h = this.homes.get(home);
     if (!h) {
       let settle: Home['settle'] = null;
@@ -68,6 +78,8 @@ export class Subscriptions {
       // the app need not await ready: a refusal also reaches onError
       ready.catch(() => {});
       h = { home, listeners: new Set(), cursor: new HomeCursor(), pendingId: null, joined: false, last: null, ready, settle };
+      // the first `sub` then carries since, and its answer is taken as a resubscription's
+      if (since !== undefined) h.cursor.pos = { epoch: since.epoch, offset: since.offset };
       this.homes.set(home, h);
       if (this.isOpen()) this.send(h);
     }

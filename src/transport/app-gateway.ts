@@ -1,4 +1,4 @@
-import type { AppReply } from '../../proto/app.js';
+import { APP_SUBPROTOCOL, type AppReply } from '../../proto/app.js';
 import { CloseCode } from '../../proto/errors.js';
 import { AppSession, type AppLink, type AppSessionDeps, type FeedSubscriber } from '../actors/app-session.js';
 import type { Authenticator, Principal } from '../auth/authenticator.js';
@@ -138,7 +138,7 @@ export interface AppGatewayMetrics {
 /**
  * `/app/v1`: authenticated by a JWT (or the admin token) from `?token=`, a `bearer.<token>`
  * WebSocket subprotocol (both usable from a browser) or `Authorization: Bearer`; refused with
- * 401 before the upgrade. JSON text frames by default, msgpack binary frames with `?enc=msgpack`.
+ * 401 before the upgrade. Answers with APP_SUBPROTOCOL when offered, else with the bearer one. JSON text frames by default, msgpack binary frames with `?enc=msgpack`.
  */
 export function mountAppGateway(
   app: TemplatedApp,
@@ -185,14 +185,17 @@ export function mountAppGateway(
       const remote = Buffer.from(res.getRemoteAddressAsText()).toString();
       const query = new URLSearchParams(req.getQuery() ?? '');
       const enc: AppEncoding = query.get('enc') === 'msgpack' ? 'msgpack' : 'json';
-      const bearer = protocolHeader.split(',').map((s) => s.trim()).find((p) => p.startsWith('bearer.'));
+      const offered = protocolHeader.split(',').map((s) => s.trim());
+      const bearer = offered.find((p) => p.startsWith('bearer.'));
+      // the fixed name when offered: echoing the bearer one sends the token back in a header
+      const answer = offered.includes(APP_SUBPROTOCOL) ? APP_SUBPROTOCOL : (bearer ?? '');
       const authorization = req.getHeader('authorization');
       const token = query.get('token') ?? bearer?.slice('bearer.'.length);
       const principal = token ? auth.fromToken(token) : auth.fromHeader(authorization);
       principal.then(
         (p) => {
           if (state.aborted) return;
-          res.cork(() => res.upgrade<AppSocketData>({ principal: p, enc, link: null }, key, bearer ?? '', extensions, context));
+          res.cork(() => res.upgrade<AppSocketData>({ principal: p, enc, link: null }, key, answer, extensions, context));
         },
         (err: unknown) => {
           const e = asTierError(err);

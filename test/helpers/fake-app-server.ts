@@ -2,6 +2,7 @@ import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import { afterEach, beforeEach } from 'vitest';
 import WebSocket, { WebSocketServer } from 'ws';
+import { APP_SUBPROTOCOL } from '../../proto/app.js';
 import { HubtierClient, type ClientOptions } from '../../src/client/index.js';
 
 /** One app connection to the fake server: what it sent, and ways to answer it or drop it. */
@@ -87,8 +88,8 @@ export class FakeAppServer {
         if (server!.accept(token)) done(true);
         else done(false, 401, 'Unauthorized');
       },
-      // the node answers with the bearer subprotocol the app offered
-      handleProtocols: (protocols) => [...protocols].find((p) => p.startsWith('bearer.')) ?? false,
+      // the node answers with the fixed subprotocol when offered, else with the bearer one
+      handleProtocols: (protocols) => (protocols.has(APP_SUBPROTOCOL) ? APP_SUBPROTOCOL : ([...protocols].find((p) => p.startsWith('bearer.')) ?? false)),
     });
     server = new FakeAppServer(wss);
     await once(wss, 'listening');

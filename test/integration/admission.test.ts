@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { SignJWT } from 'jose';
+import { APP_SUBPROTOCOL } from '../../proto/app.js';
 import { hubAuthHeaderMap, hubCredentials, signHub } from '../../src/auth/hub-signature.js';
 import { api, logLine, startServerProcess, type ServerProcess } from '../helpers/server-process.js';
 import { upgradeAnswer } from '../helpers/upgrade-answer.js';
@@ -142,7 +143,12 @@ describe('hub and user admission (real server process)', () => {
     expect(await (await fetch(`${server.httpUrl}/client.js`)).text()).toContain('`bearer.${token}`');
     const ws = new WebSocket(`${server.wsUrl}/app/v1`, [`bearer.${server.adminToken}`]);
     await new Promise((resolve, reject) => (ws.once('open', resolve), ws.once('error', reject)));
+    // a client offering only the bearer subprotocol (the library before 2026-12-04) is answered with it
     expect(ws.protocol).toBe(`bearer.${server.adminToken}`);
+    const both = new WebSocket(`${server.wsUrl}/app/v1`, [APP_SUBPROTOCOL, `bearer.${server.adminToken}`]);
+    await new Promise((resolve, reject) => (both.once('open', resolve), both.once('error', reject)));
+    expect(both.protocol).toBe(APP_SUBPROTOCOL);
+    both.close();
     const reply = new Promise<any>((resolve) => ws.once('message', (d: Buffer) => resolve(JSON.parse(d.toString()))));
     ws.send(JSON.stringify({ op: 'ping', id: 7 }));
     expect(await reply).toMatchObject({ op: 'ok', id: 7 });

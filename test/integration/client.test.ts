@@ -1,18 +1,52 @@
 /**
- * The app client library against a real node process: a JWT as the bearer subprotocol, commands
- * answered by a simulated hub (results, hub refusals, offline, timeout), events, and reconnecting
- * after the node restarts on the same port and data, or after the node closed it at its token's exp.
+ * The app client library against a real node process: a JWT as the bearer subprotocol (one of
+ * 30 KB too), commands answered by a simulated hub (results, hub refusals, offline, timeout), events,
+ * resuming from a stored position, and reconnecting after the node restarts on the same port and
+ * data, after the node closed it at its token's exp, or after attempts that hung.
  */
+import net from 'node:net';
 import WebSocket from 'ws';
 import { SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { AppEventMessage } from '../../proto/app.js';
+import { APP_SUBPROTOCOL, type AppEventMessage, type Position } from '../../proto/app.js';
 import { HubClient } from '../../load/wire/hub-client.js';
-import { ClientError, HubtierClient, type ClientOptions, type ConnectionState, type ReloadInfo, type SubResult } from '../../src/client/index.js';
+import { CONNECT_TIMEOUT_CLOSE, ClientError, HubtierClient, type ClientOptions, type ConnectionState, type ReloadInfo, type SubResult } from '../../src/client/index.js';
 import { Inbox } from '../helpers/fake-app-server.js';
 import { api, startServerProcess, type ServerProcess } from '../helpers/server-process.js';
 
 const HOME = 'home-c';
+
+/**
+ * A TCP port that accepts connections and never answers them (a black-holed network, a frozen
+ * node) until `heal()`; from then on new connections are piped to `target`.
+ */
+async function blackHole(target: number) {
+  const held: net.Socket[] = [];
+  const released = new Inbox<net.Socket>();
+  let healed = false;
+  const server = net.createServer((c) => {
+    c.on('error', () => {});
+    if (!healed) {
+      held.push(c);
+      // read (and drop) the upgrade request: a paused socket would not see the client's close
+      c.resume();
+      c.on('close', () => released.push(c));
+      return;
+    }
+    const up = net.connect(target, '127.0.0.1');
+    up.on('error', () => c.destroy());
+    c.on('close', () => up.destroy());
+    c.pipe(up).pipe(c);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `ws://127.0.0.1:${(server.address() as net.AddressInfo).port}`,
+    held,
+    released,
+    heal: () => (healed = true),
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}
 
 /** Every positioned event one after the other in one epoch: nothing missed, nothing twice. */
 function expectContiguous(events: AppEventMessage[]): void {
@@ -53,12 +87,8 @@ describe('app client library against a real node', () => {
     return { c, states };
   }
 
-  /**
-   * A client whose socket the test can cut as a network would (`cut`: the client sees 1006 and
-   * waits for a token), and whose next token is held back until `back()`, so that events happen
-   * while it is away.
-   */
-  function awayClient() {
+  /** A client whose sockets the test can see (the subprotocol the node answered with). */
+  function trackedClient(extra: Partial<ClientOptions> = {}) {
     const sockets: WebSocket[] = [];
     class Tracked extends WebSocket {
       constructor(url: string, protocols?: string | string[]) {
@@ -66,6 +96,15 @@ describe('app client library against a real node', () => {
         sockets.push(this);
       }
     }
+    return { ...client({ WebSocket: Tracked, ...extra }), sockets };
+  }
+
+  /**
+   * A client whose socket the test can cut as a network would (`cut`: the client sees 1006 and
+   * waits for a token), and whose next token is held back until `back()`, so that events happen
+   * while it is away.
+   */
+  function awayClient() {
     let back: () => void = () => {};
     const held = new Promise<void>((resolve) => (back = resolve));
     let attempts = 0;
@@ -73,7 +112,7 @@ describe('app client library against a real node', () => {
       if (attempts++ > 0) await held;
       return mint(server.jwtSecret);
     };
-    const { c, states } = client({ WebSocket: Tracked, token });
+    const { c, states, sockets } = trackedClient({ token });
     return {
       c,
       states,
@@ -230,6 +269,89 @@ describe('app client library against a real node', () => {
     // none of the missed events was delivered; the next one continues right after the reload's position
     expect(events.items.filter((e) => e.hub === hubId && e.kind === 'state').map((e) => (e.kind === 'state' ? e.attrs.n : null))).toEqual([0, 111]);
     expect(live.pos).toEqual({ epoch: reload.pos!.epoch, offset: reload.pos!.offset + 1 });
+  });
+
+  it('connects with a token of 2,000 homes (30 KB): the node answers with the fixed subprotocol, not the token', async () => {
+    const homes = [HOME, ...Array.from({ length: 1_999 }, (_, i) => `home-${i}`)];
+    const minted = await api(server.httpUrl, 'POST', '/v1/admin/tokens', server.adminToken, { sub: 'big-carol', homes });
+    expect(minted.status).toBe(201);
+    const token = minted.body.token as string;
+    // past Node's 16 KiB for a response's headers, had the node echoed the bearer subprotocol
+    expect(token.length).toBeGreaterThan(30_000);
+    const { c, states, sockets } = trackedClient({ token });
+    expect(await states.next((s) => s.state !== 'connecting')).toEqual({ state: 'open' });
+    expect(sockets[0]!.protocol).toBe(APP_SUBPROTOCOL);
+    expect(await c.subscribe(HOME, { onEvent() {} }).ready).toMatchObject({ home: HOME });
+  });
+
+  it('resumes from a stored position with subscribe(home, handlers, {since}): what was missed, then live, no reload', async () => {
+    const hubId = await provision('since');
+    const hub = await online(hubId);
+    const first = client();
+    const seen = new Inbox<AppEventMessage>();
+    const sub = first.c.subscribe(HOME, { onEvent: seen.push });
+    await sub.ready;
+    await hub.report({ s1: { n: 1 } });
+    await seen.next((e) => e.kind === 'state' && e.hub === hubId && e.attrs.n === 1);
+    // a service stores where it is, stops, and starts again later: events happen meanwhile
+    const stored: Position = JSON.parse(JSON.stringify(sub.position));
+    await first.c.close();
+    for (let n = 2; n <= 3; n++) await hub.report({ s1: { n } });
+
+    const { c } = client();
+    const events = new Inbox<AppEventMessage>();
+    const reloads = new Inbox<ReloadInfo>();
+    const resumed = c.subscribe(HOME, { onEvent: events.push, onReload: reloads.push }, { since: stored });
+    expect(await resumed.ready).toEqual({ home: HOME, pos: stored, recovered: true });
+    await events.next((e) => e.kind === 'state' && e.hub === hubId && e.attrs.n === 3);
+    await hub.report({ s1: { n: 4 } });
+    await events.next((e) => e.kind === 'state' && e.hub === hubId && e.attrs.n === 4);
+    expect(events.items.filter((e) => e.hub === hubId && e.kind === 'state').map((e) => (e.kind === 'state' ? e.attrs.n : null))).toEqual([2, 3, 4]);
+    expect(events.items[0]!.pos).toEqual({ epoch: stored.epoch, offset: stored.offset + 1 });
+    expectContiguous(events.items);
+    expect(reloads.items).toEqual([]);
+  });
+
+  it('tells the app to reload when the stored position is of another history (epoch_changed), then goes on live', async () => {
+    const hubId = await provision('since-epoch');
+    const hub = await online(hubId);
+    const { c } = client();
+    const events = new Inbox<AppEventMessage>();
+    const reloads = new Inbox<ReloadInfo>();
+    const sub = c.subscribe(HOME, { onEvent: events.push, onReload: reloads.push }, { since: { epoch: 'not-this-history', offset: 3 } });
+    const answer = await sub.ready;
+    expect(answer).toMatchObject({ home: HOME, recovered: false, reason: 'epoch_changed' });
+    expect(reloads.items).toEqual([{ reason: 'epoch_changed', pos: answer.pos }]);
+    await hub.report({ s1: { n: 1 } });
+    const live = await events.next((e) => e.kind === 'state' && e.hub === hubId && e.attrs.n === 1);
+    expect(live.pos?.epoch).toBe(answer.pos!.epoch);
+  });
+
+  it('gives up an attempt the network never answers (connectTimeoutMs), retries with backoff, and connects once a node is there', async () => {
+    const hole = await blackHole(server.port);
+    const { c, states } = client({ url: hole.url, connectTimeoutMs: 300 });
+    try {
+      const givenUp = (s: ConnectionState) => s.state === 'closed' && s.code === CONNECT_TIMEOUT_CLOSE;
+      await states.next(givenUp, 2);
+      expect(states.items.slice(0, 4)).toMatchObject([
+        { state: 'connecting', attempt: 0 },
+        { state: 'closed', code: CONNECT_TIMEOUT_CLOSE, unauthorized: false, reconnectInMs: expect.any(Number) },
+        { state: 'connecting', attempt: 1 },
+        { state: 'closed', code: CONNECT_TIMEOUT_CLOSE },
+      ]);
+      // each attempt given up was closed by the client, not left open on the network
+      await hole.released.next(() => true, 2);
+
+      hole.heal();
+      await states.next((s) => s.state === 'open');
+      expect(await c.subscribe(HOME, { onEvent() {} }).ready).toMatchObject({ home: HOME });
+      const hubId = await provision('after-hole');
+      await online(hubId);
+      expect(await c.command(hubId, 'lamp', { set: { on: true } })).toEqual({ on: true });
+    } finally {
+      await c.close();
+      await hole.close();
+    }
   });
 
   // 60 s: a ceiling, not a measure (starting a node process takes several seconds on a busy machine)

@@ -5,6 +5,7 @@
  */
 import WebSocket from 'ws';
 import { describe, expect, it, vi } from 'vitest';
+import { APP_SUBPROTOCOL } from '../../proto/app.js';
 import { ClientError, HubtierClient, KEEPALIVE_CLOSE, type ClientOptions, type ConnectionState, type WebSocketConstructor } from '../../src/client/index.js';
 import { fakeServerPerTest, Inbox } from '../helpers/fake-app-server.js';
 
@@ -32,6 +33,23 @@ describe('client connection (fake server)', () => {
     await states.next(isOpen, 3);
     expect(fx.server.connections.map((c) => c.token)).toEqual(['tok-1', 'tok-2', 'tok-3']);
     expect(calls).toBe(3);
+  });
+
+  it('offers the fixed subprotocol before the bearer one, so that the token does not come back in the answer', async () => {
+    const seen: string[][] = [];
+    class Spy extends WebSocket {
+      constructor(url: string, protocols?: string | string[]) {
+        super(url, protocols);
+        seen.push([protocols ?? []].flat());
+      }
+    }
+    const { states } = client({ WebSocket: Spy, token: 'tok' });
+    await states.next(isOpen);
+    expect(seen).toEqual([[APP_SUBPROTOCOL, 'bearer.tok']]);
+  });
+
+  it('refuses a connectTimeoutMs that is not 0 or a positive number of ms', () => {
+    for (const connectTimeoutMs of [-1, Number.NaN]) expect(() => client({ connectTimeoutMs })).toThrow(RangeError);
   });
 
   it('after a 401 at the upgrade, says so and connects with the token the function gives next', async () => {

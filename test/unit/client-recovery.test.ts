@@ -172,4 +172,37 @@ describe('client positions and recovery (fake server)', () => {
     expect(await conn.next((m) => m.op === 'unsub')).toMatchObject({ home: 'h1' });
     expect(conn.received.filter((m) => m.op === 'sub')).toHaveLength(1);
   });
+
+  it('subscribes from a stored position (since) on the first sub too, again after a drop before the answer, and reloads when not recovered', async () => {
+    const c = client();
+    const events = new Inbox<AppEventMessage>();
+    const reloads = new Inbox<ReloadInfo>();
+    // a stored position may carry more than the protocol's two fields: only those are sent
+    const stored = { epoch: 'e1', offset: 7, savedAt: 123 };
+    const sub = c.subscribe('h1', { onEvent: events.push, onReload: reloads.push }, { since: stored });
+    expect(sub.position).toEqual({ epoch: 'e1', offset: 7 });
+    const first = await fx.server.connection(1);
+    expect((await first.sub('h1')).since).toEqual({ epoch: 'e1', offset: 7 });
+    first.close(1001);
+    const second = await fx.server.connection(2);
+    const req = await answerSub(second, { pos: { epoch: 'e2', offset: 30 }, recovered: false, reason: 'epoch_changed' });
+    expect(req.since).toEqual({ epoch: 'e1', offset: 7 });
+    expect(await sub.ready).toMatchObject({ recovered: false, reason: 'epoch_changed' });
+    expect(reloads.items).toEqual([{ reason: 'epoch_changed', pos: { epoch: 'e2', offset: 30 } }]);
+    second.evt('h1', 31, {}, 'e2');
+    await events.next((e) => e.pos?.offset === 31);
+    expect(sub.position).toEqual({ epoch: 'e2', offset: 31 });
+  });
+
+  it('refuses a since that is not a position with invalid_field, before sending anything', async () => {
+    const c = client();
+    for (const since of [{ epoch: 'e1', offset: -1 }, { epoch: 7, offset: 1 }, { epoch: 'e1', offset: 1.5 }]) {
+      expect(() => c.subscribe('h1', { onEvent() {} }, { since: since as never })).toThrow(expect.objectContaining({ code: 'invalid_field', field: 'since' }));
+    }
+    const conn = await fx.server.connection(1);
+    // a barrier: the client writes in order, so a sub made before would arrive before this
+    void c.command('hub', 'd', { set: { on: true } }).catch(() => {});
+    await conn.next((m) => m.op === 'cmd');
+    expect(conn.received.filter((m) => m.op === 'sub')).toEqual([]);
+  });
 });
