@@ -11,7 +11,7 @@ import { HubtierClient } from 'hubtier/client';
 
 const client = new HubtierClient({ url: 'wss://hubs.example.com', token: () => fetchToken() });
 client.subscribe('home-1', {
-  onEvent: (event) => render(event), // typed: state, event, devices, online, offline; in order, once
+  onEvent: (event) => render(event), // typed: state, event, devices, online, offline, removed; in order, once
   onReload: ({ reason }) => reloadHome('home-1', reason), // history reset or trimmed: fetch the snapshot
 });
 const result = await client.command('hub-7', 'lamp', { set: { on: true } }, { timeoutMs: 3_000 });
