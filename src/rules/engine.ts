@@ -133,6 +133,7 @@ export class RulesEngine {
     const push = deps.push.bind(deps);
     // runs measured on a monotonic clock, unless the caller gave its own (tests drive both with one)
     const guard = (this.#guard = new RunGuard({ stats, metrics, log, push, track, suspendMs: deps.suspendMs ?? 600_000, ...(deps.now === undefined ? {} : { clock: deps.now }) }));
+    const outage = (this.#outage = failureLog(log, 'rules: lines not logged, backend away', 'warn'));
     this.#hubWait = new HubWait(deps.runCommand.bind(deps), deps.hubWaitMs ?? 0);
     this.#actions = {
       scope,
@@ -148,13 +149,13 @@ export class RulesEngine {
       stats,
       metrics,
       log,
+      outage,
       now,
       track,
     };
     // the homes' own system: their mailbox bound is the backlog (less the one in evaluation)
     const system: ActorSystem = { ...deps.supervision, timers, log, now, mailboxSize: Math.max(0, (deps.maxBacklogPerHome ?? 256) - 1) };
     const catchUpMs = deps.delayCatchUpMs ?? DEFAULT_CATCH_UP_MS;
-    const outage = (this.#outage = failureLog(log, 'rules: lines not logged, backend away', 'warn'));
     const homeDeps: HomeDeps = { store, runner: deps.runner, scope, guard, actions: this.#actions, stats, metrics, log, outage, now, cacheTtlMs: deps.cacheTtlMs ?? 10_000, track, catchUpMs, ...(deps.marks ? { marks: deps.marks } : {}) };
     this.#homes = new ActorDirectory((homeId) => new HomeActor(homeId, system, homeDeps), deps.maxHomes ?? 50_000);
     this.#unwatch = store.watch((change) => {

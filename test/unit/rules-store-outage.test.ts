@@ -128,6 +128,21 @@ describe('rules while the rule store is unreachable', () => {
     expect(lines.filter((l) => l.msg === 'rules: evaluation failed')).toHaveLength(10);
   });
 
+  it('an action failing because a backend is away is logged 10 times per 10 s, not once per run', async () => {
+    const { log, lines } = capturedLog();
+    r = rig(pool(), START, { log, setDesired: () => Promise.reject(unreachable()) });
+    await r.store.createRule('home1', validateRuleSpec({ ...PRESS, actions: [{ type: 'desired', hub: 'home1-hub', device: 'fan', desired: { on: true } }] }));
+    for (let n = 0; n < 30; n++) r.hubs.event('home1-hub', 'btn', 'press');
+    await r.settle();
+    expect(lines.filter((l) => l.msg === 'rules: action failed')).toHaveLength(10);
+    // the other actions' failures are still logged one by one
+    r.hubs.offline.add('home1-hub');
+    await r.store.createRule('home1', PRESS);
+    for (let n = 0; n < 3; n++) r.hubs.event('home1-hub', 'btn', 'press');
+    await r.settle();
+    expect(lines.filter((l) => l.msg === 'rules: action failed' && (l.err as { code?: string }).code === 'hub_offline')).toHaveLength(3);
+  });
+
   it('a failure that is not an outage still goes to the supervisor', async () => {
     const failures: string[] = [];
     const supervision: SupervisionDeps = { supervision: { maxFailures: 10, withinMs: 60_000 }, onFailure: (address) => void failures.push(address) };
