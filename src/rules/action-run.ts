@@ -17,8 +17,9 @@ import { performance } from 'node:perf_hooks';
 import type { Attrs } from '../../proto/frames.js';
 import type { CommandSender, CommandSpec } from '../actors/commands.js';
 import type { TimerHandle, TimerTarget, TimerWheel } from '../actors/timer-wheel.js';
-import { asTierError, TierError } from '../errors.js';
+import { asTierError, isUnreachable, TierError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
+import type { SampledLog } from '../log/sampler.js';
 import type { AuditTrail, AuditWhat } from '../actors/audit-trail.js';
 import type { PendingRun, PendingRuns } from '../ports/pending-runs/pending-runs.js';
 import type { PushNotification } from '../ports/push-queue/push-queue.js';
@@ -46,6 +47,8 @@ export interface ActionDeps {
   stats: RuleStats;
   metrics: RuleMetricsSink;
   log: Logger;
+  /** where a failure because a backend is away is logged instead of `log`: sampled per kind (`failureLog`) */
+  outage: SampledLog;
   now(): number;
   /** each stretch of a run between delays is a promise the engine's idle and close wait for */
   track(p: Promise<unknown>): void;
@@ -155,7 +158,7 @@ export class ActionRun implements TimerTarget, Run {
       current = await deps.getRule(this.homeId, rule.id);
     } catch (err) {
       // the store is down: go on as before the check existed rather than drop the rest of the run
-      deps.log.warn({ err, homeId: this.homeId, ruleId: rule.id }, 'rules: rule not re-read after a delay; the run goes on');
+      this.#warn('rule_not_reread', err, { homeId: this.homeId, ruleId: rule.id }, 'rules: rule not re-read after a delay; the run goes on');
     }
     if (this.#cancelled) return;
     if (!current || !current.enabled) {
@@ -198,7 +201,7 @@ export class ActionRun implements TimerTarget, Run {
       else {
         this.#failure ??= asTierError(error).code;
         deps.stats.error(rule, deps.now(), `actions[${index}] (${a.type}): ${error instanceof Error ? error.message : String(error)}`);
-        deps.log.warn({ ruleId: rule.id, err: error }, 'rules: action failed');
+        this.#warn('action_failed', error, { ruleId: rule.id }, 'rules: action failed');
       }
     }
     if (this.#cancelled) return;
@@ -215,7 +218,7 @@ export class ActionRun implements TimerTarget, Run {
     try {
       await store.save({ runId, homeId, ruleId: rule.id, ruleVersion: rule.version, dueAt, actions: this.actions.slice(next), offset: this.offset + next, dedupBase: this.dedupBase });
     } catch (err) {
-      this.deps.log.warn({ err, homeId, ruleId: rule.id, dueAt }, 'rules: delay not saved; a restart before it ends forgets it');
+      this.#warn('delay_not_saved', err, { homeId, ruleId: rule.id, dueAt }, 'rules: delay not saved; a restart before it ends forgets it');
     }
   }
 
@@ -225,7 +228,13 @@ export class ActionRun implements TimerTarget, Run {
     if (runId === null || !store) return;
     this.#saved = null;
     const { homeId, rule } = this;
-    this.deps.track(store.remove(rule.id, runId).catch((err: unknown) => this.deps.log.warn({ err, homeId, ruleId: rule.id }, 'rules: finished delay not removed; it may run again after a restart')));
+    this.deps.track(store.remove(rule.id, runId).catch((err: unknown) => this.#warn('delay_not_removed', err, { homeId, ruleId: rule.id }, 'rules: finished delay not removed; it may run again after a restart')));
+  }
+
+  /** A warn line of this run; sampled per `kind` when a backend is away, as every run then fails alike. */
+  #warn(kind: string, err: unknown, fields: Record<string, unknown>, msg: string): void {
+    if (isUnreachable(err)) this.deps.outage.write(kind, { ...fields, err }, msg);
+    else this.deps.log.warn({ ...fields, err }, msg);
   }
 }
 

@@ -25,6 +25,7 @@ import type { Span } from '../trace/tracing.js';
 import type { TimerWheel } from '../actors/timer-wheel.js';
 import { TierError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
+import { failureLog, type SampledLog } from '../log/sampler.js';
 import type { PendingRun, PendingRuns } from '../ports/pending-runs/pending-runs.js';
 import type { EvaluatedMarks, UnevaluatedHome } from '../ports/history/history.js';
 import type { PushNotification } from '../ports/push-queue/push-queue.js';
@@ -122,6 +123,8 @@ export class RulesEngine {
   /** evaluations and stretches of action runs in progress: what idle and close wait for */
   readonly #inflight = new Set<Promise<unknown>>();
   readonly #unwatch: () => void;
+  /** the homes' lines of a backend away (rule store, device state, pool), sampled node-wide per kind */
+  readonly #outage: SampledLog;
   #closed = false;
   #resumed = false;
 
@@ -137,6 +140,7 @@ export class RulesEngine {
     const push = deps.push.bind(deps);
     // runs measured on a monotonic clock, unless the caller gave its own (tests drive both with one)
     const guard = (this.#guard = new RunGuard({ stats, metrics, log, push, track, suspendMs: deps.suspendMs ?? 600_000, ...(deps.now === undefined ? {} : { clock: deps.now }) }));
+    const outage = (this.#outage = failureLog(log, 'rules: lines not logged, backend away', 'warn'));
     this.#hubWait = new HubWait(deps.runCommand.bind(deps), deps.hubWaitMs ?? 0);
     this.#actions = {
       scope,
@@ -152,13 +156,14 @@ export class RulesEngine {
       stats,
       metrics,
       log,
+      outage,
       now,
       track,
     };
     // the homes' own system: their mailbox bound is the backlog (less the one in evaluation)
     const system: ActorSystem = { ...deps.supervision, timers, log, now, mailboxSize: Math.max(0, (deps.maxBacklogPerHome ?? 256) - 1) };
     const catchUpMs = deps.delayCatchUpMs ?? DEFAULT_CATCH_UP_MS;
-    const homeDeps: HomeDeps = { store, runner: deps.runner, scope, guard, actions: this.#actions, stats, metrics, log, now, cacheTtlMs: deps.cacheTtlMs ?? 10_000, track, catchUpMs, ...(deps.marks ? { marks: deps.marks } : {}) };
+    const homeDeps: HomeDeps = { store, runner: deps.runner, scope, guard, actions: this.#actions, stats, metrics, log, outage, now, cacheTtlMs: deps.cacheTtlMs ?? 10_000, track, catchUpMs, ...(deps.marks ? { marks: deps.marks } : {}) };
     this.#homes = new ActorDirectory((homeId) => new HomeActor(homeId, system, homeDeps), deps.maxHomes ?? 50_000);
     this.#unwatch = store.watch((change) => {
       this.#homes.get(change.homeId)?.tell({ type: 'changed', version: change.version });
@@ -315,6 +320,7 @@ export class RulesEngine {
     this.#guard.detachAll();
     // the last counts go to the store before the ports close
     await this.stats.flush();
+    this.#outage.close();
   }
 
   #resume(entries: Promise<PendingRun[]>, what: string): Promise<ResumeReport> {

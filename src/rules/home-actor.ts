@@ -7,12 +7,17 @@
  * a cron instant answered `error`. A rule's actions run detached from the mailbox (ActionRun).
  * With the history's marks, each event done moves the home's mark (home-mark.ts), and a `replay`
  * message brings the events an unclean stop left unevaluated (replay.ts).
+ * A rule store that cannot be reached is an outage, not a failure of the home: cached rules stay in
+ * use past their ttl (home-rules.ts), and what cannot be evaluated without them is counted
+ * (`tier_rule_dropped_total{reason="store_unavailable"}`), its lines sampled, the supervisor not told.
  */
 import { performance } from 'node:perf_hooks';
 import type { HubEvent } from '../../proto/app.js';
 import type { AttrValue, Attrs } from '../../proto/frames.js';
 import { Actor, type ActorSystem } from '../actors/actor.js';
+import { isUnreachable } from '../errors.js';
 import type { Logger } from '../log/logger.js';
+import type { SampledLog } from '../log/sampler.js';
 import type { EvaluatedMarks } from '../ports/history/history.js';
 import { HomeMark } from './home-mark.js';
 import type { ReplayedEvent, ReplayResult } from './replay.js';
@@ -25,7 +30,7 @@ import type { DropReason, RuleMetricsSink, RuleStats } from './metrics.js';
 import { ruleEventOf, type EvalTask, type Rule, type RuleEvent } from './model.js';
 import { RulePoolError, type RuleRunner } from './pool.js';
 import type { RunGuard } from './run-guard.js';
-import { TriggerIndex } from './trigger-index.js';
+import { HomeRules, type RulesSnapshot } from './home-rules.js';
 import { inSpan } from '../trace/active-span.js';
 import { endSpan, SpanKind, tracing, type Span } from '../trace/tracing.js';
 
@@ -64,6 +69,8 @@ export interface HomeDeps {
   stats: RuleStats;
   metrics: RuleMetricsSink;
   log: Logger;
+  /** the node's sampled log of failures that come in floods when a backend is away (`failureLog`), keyed by kind */
+  outage: SampledLog;
   now(): number;
   /** a snapshot is re-checked against the store's version after this (ms) */
   cacheTtlMs: number;
@@ -75,22 +82,11 @@ export interface HomeDeps {
   catchUpMs: number;
 }
 
-interface Snapshot {
-  version: number;
-  checkedAt: number;
-  stale: boolean;
-  timeZone: string;
-  rules: Map<string, Rule>;
-  index: TriggerIndex;
-}
-
 /** a full backlog is logged at most once per this long per home; every drop is counted */
 const DROP_LOG_MS = 10_000;
 
 export class HomeActor extends Actor<HomeMessage> {
-  #snap: Snapshot | null = null;
-  /** the highest home version the store told of: a snapshot older than it is stale */
-  #wanted = 0;
+  readonly #rules: HomeRules;
   #lastDropLog = -Infinity;
   readonly #lastValues = new LastValues();
   /** how far the home's events are evaluated (null: not noted) */
@@ -105,6 +101,7 @@ export class HomeActor extends Actor<HomeMessage> {
   ) {
     super();
     this.address = `rules:home:${homeId}`;
+    this.#rules = new HomeRules(homeId, deps);
     this.#mark = deps.marks ? new HomeMark(deps.marks, homeId) : null;
   }
 
@@ -113,8 +110,8 @@ export class HomeActor extends Actor<HomeMessage> {
     switch (msg.type) {
       case 'event': {
         // most events of most homes: rules loaded and fresh, no trigger listening; no promise, no read
-        const snap = this.#snap;
-        if (snap && this.#fresh(snap) && !snap.index.listens(msg.event)) return this.#evaluated(msg.offset);
+        const snap = this.#rules.fresh;
+        if (snap && !snap.index.listens(msg.event)) return this.#evaluated(msg.offset);
         const parent = msg.parent;
         // the step it came from stays active while the home handles it: lines name its trace
         const evaluated = parent === undefined ? this.#event(msg.event, msg.received, undefined) : inSpan(parent, () => this.#event(msg.event, msg.received, parent));
@@ -132,15 +129,13 @@ export class HomeActor extends Actor<HomeMessage> {
         work = this.#schedule(msg);
         break;
       case 'changed': {
-        this.#wanted = Math.max(this.#wanted, msg.version);
-        const snap = this.#snap;
-        if (!snap || snap.version >= msg.version) return;
-        snap.stale = true;
+        if (!this.#rules.changed(msg.version)) return;
         // reload now rather than at the next event, so a disabled or deleted rule's waiting run stops
-        work = this.#load().then(() => undefined);
+        work = this.#rules.load().then(() => undefined);
         break;
       }
     }
+    work = work.catch((err: unknown) => this.#unreachable(msg, err));
     this.deps.track(work);
     return work;
   }
@@ -152,8 +147,8 @@ export class HomeActor extends Actor<HomeMessage> {
    */
   /** Whether this home's rules may trigger on `event`: true while they are not loaded or are stale. */
   listens(event: RuleHubEvent): boolean {
-    const snap = this.#snap;
-    return snap === null || !this.#fresh(snap) || snap.index.listens(event);
+    const snap = this.#rules.fresh;
+    return snap === null || snap.index.listens(event);
   }
 
   protected override overflow(msg: HomeMessage, queued: HomeMessage[]): boolean {
@@ -188,10 +183,21 @@ export class HomeActor extends Actor<HomeMessage> {
    * history too, or a node that saw ever new homes (hubs moving between nodes) would keep them all.
    */
   #release(): void {
-    const snap = this.#snap;
+    const snap = this.#rules.current;
     if (!snap) return;
     for (const rule of snap.rules.values()) this.deps.guard.release(rule);
     void this.deps.stats.release([...snap.rules.keys()]);
+  }
+
+  /**
+   * A message that failed because a backend is away (no cached rules and no store) is not a failure
+   * of the home: counted and sampled, it does not reach its supervisor. Anything else is a bug: rethrown.
+   */
+  #unreachable(msg: HomeMessage, err: unknown): void {
+    if (!isUnreachable(err)) throw err;
+    // a replay counts its own events; a change notice evaluates nothing
+    if (msg.type === 'event' || msg.type === 'schedule') this.deps.metrics.dropped('store_unavailable');
+    this.deps.outage.write('store_unavailable', { err, homeId: this.homeId, message: msg.type }, 'rules: rule store unreachable and no rules cached; not evaluated (counted in tier_rule_dropped_total)');
   }
 
   #drop(msg: HomeMessage, reason: DropReason): void {
@@ -214,9 +220,18 @@ export class HomeActor extends Actor<HomeMessage> {
    */
   async #replay(msg: Extract<HomeMessage, { type: 'replay' }>): Promise<void> {
     const result: ReplayResult = { replayed: 0, missed: 0 };
+    let at = 0;
     try {
       for (const r of msg.events) {
-        const snap = this.#snap && this.#fresh(this.#snap) ? this.#snap : await this.#load();
+        at++;
+        let snap: RulesSnapshot;
+        try {
+          snap = this.#rules.fresh ?? (await this.#rules.load());
+        } catch (err) {
+          // none of the rest can be evaluated; the mark stays before them
+          if (isUnreachable(err)) for (let i = at; i <= msg.events.length; i++) this.deps.metrics.dropped('store_unavailable');
+          throw err;
+        }
         if (!snap.index.listens(r.event)) continue;
         const late = this.deps.now() - r.at;
         if (late <= this.deps.catchUpMs) {
@@ -237,58 +252,13 @@ export class HomeActor extends Actor<HomeMessage> {
     }
   }
 
-  #fresh(snap: Snapshot): boolean {
-    return !snap.stale && this.deps.now() - snap.checkedAt < this.deps.cacheTtlMs;
-  }
-
-  /** The home's rules, reloaded when changed (watch) or when the ttl passed and the version moved. */
-  async #load(): Promise<Snapshot> {
-    const { store, now: clock } = this.deps;
-    const now = clock();
-    const snap = this.#snap;
-    if (snap && !snap.stale) {
-      if (now - snap.checkedAt < this.deps.cacheTtlMs) return snap;
-      if ((await store.homeVersion(this.homeId)) === snap.version) {
-        snap.checkedAt = now;
-        return snap;
-      }
-    }
-    const [version, rules, settings] = await Promise.all([store.homeVersion(this.homeId), store.listRules(this.homeId), store.getSettings(this.homeId)]);
-    const next: Snapshot = {
-      version,
-      checkedAt: now,
-      // a change told while this load was reading leaves the new snapshot stale at once
-      stale: version < this.#wanted,
-      timeZone: settings.timeZone,
-      rules: new Map(rules.map((r) => [r.id, r])),
-      index: new TriggerIndex(rules),
-    };
-    if (snap) this.#retire(snap, next);
-    this.#snap = next;
-    return next;
-  }
-
-  /** Rules deleted, disabled or edited since the old snapshot: cancel their waiting runs. */
-  #retire(old: Snapshot, next: Snapshot): void {
-    const { guard, stats } = this.deps;
-    for (const [id, rule] of old.rules) {
-      const now = next.rules.get(id);
-      if (now && now.enabled && now.version === rule.version) continue;
-      if (!now) {
-        guard.forget(id);
-        stats.delete(id);
-      } else if (!now.enabled) guard.cancel(id);
-    }
-  }
-
   /**
    * Evaluates an event; answers the first stretches of the runs it began, undefined when no rule was
    * evaluated on it. `replayed`: an event left by an unclean stop.
    */
   async #event(event: RuleHubEvent, received: number, parent: Span | undefined, replayed = false): Promise<Array<Promise<void>> | undefined> {
     // a fresh snapshot without a promise: most events of a home with rules
-    const fresh = this.#snap && this.#fresh(this.#snap) ? this.#snap : null;
-    const snap = fresh ?? (await this.#load());
+    const snap = this.#rules.fresh ?? (await this.#rules.load());
     const ev = ruleEventOf(event);
     const dedup = event.kind === 'state' ? `${event.hub}:${event.device}:v${event.version}` : `${event.hub}:${event.device}:${event.event}:${event.ts}`;
     const watched: string[] = [];
@@ -320,7 +290,7 @@ export class HomeActor extends Actor<HomeMessage> {
   async #schedule(msg: Extract<HomeMessage, { type: 'schedule' }>): Promise<void> {
     let result: FireResult = 'error';
     try {
-      const snap = await this.#load();
+      const snap = await this.#rules.load();
       const rule = snap.rules.get(msg.ruleId);
       if (!rule || !rule.enabled || !rule.triggers.some((t) => t.type === 'cron')) result = 'gone';
       else {
@@ -334,7 +304,7 @@ export class HomeActor extends Actor<HomeMessage> {
   }
 
   /** `runs`: where the first stretch of each run begun is put; `replayed`: an event after an unclean stop (a span attribute) */
-  async #evaluateAndRun(snap: Snapshot, rules: Rule[], ev: RuleEvent, prev: Record<string, AttrValue>, dedup: string, received: number, parent?: Span, runs?: Array<Promise<void>>, replayed = false): Promise<Map<string, FireResult>> {
+  async #evaluateAndRun(snap: RulesSnapshot, rules: Rule[], ev: RuleEvent, prev: Record<string, AttrValue>, dedup: string, received: number, parent?: Span, runs?: Array<Promise<void>>, replayed = false): Promise<Map<string, FireResult>> {
     const { runner, scope, guard, stats, metrics } = this.deps;
     const out = new Map<string, FireResult>();
     const now = this.deps.now();
@@ -410,7 +380,8 @@ export class HomeActor extends Actor<HomeMessage> {
       stats.error(r, at, message);
       metrics.outcome('error');
     }
-    this.deps.log.warn({ err, reason, homeId: this.homeId, rules: rules.map((r) => r.id) }, 'rules: evaluation failed');
+    // sampled per reason: a device-state store or pool that is away fails every event alike
+    this.deps.outage.write(reason, { err, reason, homeId: this.homeId, rules: rules.map((r) => r.id) }, 'rules: evaluation failed');
   }
 }
 
