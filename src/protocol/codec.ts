@@ -196,23 +196,29 @@ export function attrs(v: unknown, field: string): Attrs {
 
 /**
  * Free-form parameters (command `p`, from the API and the app socket, often parsed from JSON): a
- * map of any values nested at most `LIMITS.depth` deep, with no `__proto__` key at any depth (a
+ * map of any values nested at most `LIMITS.depth` - 1 deep (the frame holding it is the first level), with no `__proto__` key at any depth (a
  * JSON `__proto__` key is an own property; msgpack would rename it on the way to the hub), within
  * PROTOCOL.md §1's limits: keys (names) of 1 to `LIMITS.idLength` characters, strings of at most
  * `LIMITS.stringBytes`, since a hub may size its buffers by them.
  */
 export function params(v: unknown, field: string): Record<string, unknown> {
   const m = map(v, field);
-  checkNested(m, field, 1);
+  checkNested(m, field, PARAMS_DEPTH);
   return m;
 }
+
+/** `p` is the command frame's second level: params may nest one level less than a frame (§1). */
+const PARAMS_DEPTH = 2;
+
+/** Levels a value that starts at `depth` of a frame may nest, as a caller counts them. */
+const levelsFrom = (depth: number) => LIMITS.depth - depth + 1;
 
 /**
  * Whether `params(v)` accepts `v`, without building a field name per value (it runs on every
  * command; the names are wanted only for a refusal). test/unit/app-codec.test.ts holds the two to the same answers.
  */
 export function paramsFit(v: unknown): boolean {
-  return isPlainObject(v) && nestedFits(v, 1);
+  return isPlainObject(v) && nestedFits(v, PARAMS_DEPTH);
 }
 
 /**
@@ -224,18 +230,19 @@ function resultValue(v: unknown): unknown {
   return v;
 }
 
-function checkNested(v: unknown, field: string, depth: number): void {
+/** `top`: the frame level `field` itself is at, for the message. */
+function checkNested(v: unknown, field: string, depth: number, top = depth): void {
   if (typeof v === 'string' && v.length > LIMITS.stringBytes) fail(field, `must be a string of at most ${LIMITS.stringBytes} characters`);
   if (typeof v !== 'object' || v === null) return;
-  if (depth > LIMITS.depth) fail(field, `nested deeper than ${LIMITS.depth} levels`);
+  if (depth > LIMITS.depth) fail(field, `nested deeper than ${levelsFrom(top)} levels`);
   if (Array.isArray(v)) {
-    for (let i = 0; i < v.length; i++) checkNested(v[i], `${field}[${i}]`, depth + 1);
+    for (let i = 0; i < v.length; i++) checkNested(v[i], `${field}[${i}]`, depth + 1, top);
     return;
   }
   for (const key of Object.keys(v)) {
     if (key === '__proto__') fail(`${field}.__proto__`, '__proto__ is not allowed as a key');
     if (key.length === 0 || key.length > LIMITS.idLength) fail(`${field}.${key}`, `a name of 1..${LIMITS.idLength} characters`);
-    checkNested((v as Record<string, unknown>)[key], `${field}.${key}`, depth + 1);
+    checkNested((v as Record<string, unknown>)[key], `${field}.${key}`, depth + 1, top);
   }
 }
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { FrameType } from '../../proto/frames.js';
-import { DEFAULT_MAX_FRAME, LIMITS, decodeHubFrame, decodeServerFrame, decodeValue, encode, encodeAck, encodeValue, encodeWithin } from '../../src/protocol/codec.js';
+import { DEFAULT_MAX_FRAME, LIMITS, decodeHubFrame, decodeServerFrame, decodeValue, encode, encodeAck, encodeValue, encodeWithin, paramsFit } from '../../src/protocol/codec.js';
 import { ProtocolError } from '../../src/errors.js';
 import { checkPlainMsgpack } from '../../src/protocol/msgpack-scan.js';
 
@@ -184,6 +184,16 @@ describe('garbage never escapes as anything but ProtocolError', () => {
       return err instanceof ProtocolError ? err.code : `threw ${String(err)}`;
     }
   }
+
+  it('params at the deepest the API accepts make a command frame a hub decodes (the frame is one level more)', () => {
+    const deep = (n: number): unknown => (n === 0 ? 1 : { a: deep(n - 1) });
+    const deepest = { p: deep(LIMITS.depth - 2) };
+    expect(paramsFit(deepest)).toBe(true);
+    expect(paramsFit({ p: deep(LIMITS.depth - 1) })).toBe(false);
+    const frame = encode({ t: FrameType.command, id: 1, d: 'lamp', m: 'm', p: deepest, to: 5_000 });
+    expect(() => checkPlainMsgpack(frame)).not.toThrow();
+    expect(decodeServerFrame(frame)).toMatchObject({ t: FrameType.command, p: deepest });
+  });
 
   it('nesting in a result is accepted whole up to the depth limit (the frame map is one level)', () => {
     expect(outcome(nestedResult(LIMITS.depth - 1))).toBe(`accepted at depth ${LIMITS.depth - 1}`);
