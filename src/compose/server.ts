@@ -32,6 +32,7 @@ import { EventPublisher } from '../actors/event-publisher.js';
 import { mountHubGateway } from '../transport/hub-gateway.js';
 import { loadUws, type TemplatedApp, type UwsBinding, type us_listen_socket } from '../transport/uws.js';
 import { startMallocTrimmer } from './malloc-trim.js';
+import { ReadFailures } from '../log/read-failures.js';
 import { heapRelease } from './heap-release.js';
 import { UpgradeLimits } from '../transport/upgrade-limits.js';
 import { LoopLag } from '../transport/loop-lag.js';
@@ -72,7 +73,10 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
   metrics.attach({ hubs: sessions });
   const ports = makePorts ? await makePorts(timers) : await portsFor(config, timers, log, metrics);
   metrics.binding.set({ package: binding.packageName, native: String(binding.native) }, 1);
-  const trimmer = startMallocTrimmer(config.mallocTrimMs, log, (before, after, seconds) => metrics.mallocTrimmed(before, after, seconds));
+  // what timers read of the process (its resident size, its cgroup) fails counted, never thrown (EMFILE)
+  const readFailures = new ReadFailures(log);
+  metrics.attach({ readFailures: readFailures.counts });
+  const trimmer = startMallocTrimmer(config.mallocTrimMs, log, (before, after, seconds) => metrics.mallocTrimmed(before, after, seconds), (err) => readFailures.failed('rss', err));
   const system: ActorSystem = {
     timers,
     log,
@@ -162,7 +166,7 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
   // one event-loop sampler: admission sheds on it, the diagnose check reports it
   const loop = new LoopLag();
   // read only when a hub knocks (or at a scrape): an idle node reads nothing
-  const memory = startMemoryGauge(config.shedMemoryFraction, log);
+  const memory = startMemoryGauge(config.shedMemoryFraction, log, undefined, (err) => readFailures.failed('cgroup', err));
   const heap = memory ? heapRelease(log) : null;
   const limits = new UpgradeLimits({
     maxSockets: config.maxHubSessions,
