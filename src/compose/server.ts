@@ -35,6 +35,7 @@ import { startMallocTrimmer } from './malloc-trim.js';
 import { ReadFailures } from '../log/read-failures.js';
 import { heapRelease } from './heap-release.js';
 import { UpgradeLimits } from '../transport/upgrade-limits.js';
+import { AppSocketLimits, defaultMaxAppSockets, ownOpenFileLimit } from '../transport/app-limits.js';
 import { LoopLag } from '../transport/loop-lag.js';
 import { startMemoryGauge } from '../transport/cgroup-memory.js';
 import { guardApp } from '../transport/guard.js';
@@ -188,6 +189,9 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
     draining: () => draining,
   });
   const feeds = new HomeFeeds(ports.bus, app, log, { history: ports.history, framesOut: (op, frames) => metrics.appFramesOut(op, frames) });
+  // hub sessions + app sockets + the node's own files fit the open-file limit: accept() never hits EMFILE
+  const appLimits = new AppSocketLimits(config.maxAppSockets ?? defaultMaxAppSockets(ownOpenFileLimit(), config.maxHubSessions), config.maxAppSocketsPerUser);
+  log.info({ maxAppSockets: appLimits.maxSockets, perUser: appLimits.maxPerUser, openFileLimit: ownOpenFileLimit() ?? null, maxHubSessions: config.maxHubSessions }, 'app socket limits');
   mountAppGateway(app, {
     auth,
     feeds,
@@ -197,6 +201,7 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
     maxBackpressure: config.appMaxBackpressure,
     writes,
     sockets: fleet.sockets,
+    limits: appLimits,
     metrics,
     requestIds: access.ids,
     session: {
@@ -270,6 +275,7 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
           sessions: sessions.size,
           hubSockets,
           maxHubSessions: config.maxHubSessions,
+          appSockets: { sockets: appLimits.sockets, max: appLimits.maxSockets, perUser: appLimits.maxPerUser },
           draining,
           backendsUp: h.backends,
           degraded: Object.keys(h.backends).filter((name) => !h.backends[name]),
@@ -288,6 +294,7 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
             binding,
             dataDir: mode === 'embedded' && config.dataDir !== MEMORY ? config.dataDir : undefined,
             maxHubSessions: config.maxHubSessions,
+            maxAppSockets: appLimits.maxSockets,
             loop,
             ...(memory ? { memory: { reading: memory.reading, shedAbove: config.shedMemoryFraction } } : {}),
           }),

@@ -2,7 +2,7 @@ import type { AppReply } from '../../proto/app.js';
 import { CloseCode } from '../../proto/errors.js';
 import { AppSession, type AppLink, type AppSessionDeps, type FeedSubscriber } from '../actors/app-session.js';
 import type { Authenticator, Principal } from '../auth/authenticator.js';
-import { asTierError } from '../errors.js';
+import { asTierError, TierError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 import type { RequestIds } from '../log/request-id.js';
 import { refusalLog } from '../log/sampler.js';
@@ -13,11 +13,14 @@ import { errorReply, send } from './http.js';
 import type { HttpRequest, HttpResponse, TemplatedApp, WebSocket } from './uws.js';
 import type { WriteBatch } from './write-batch.js';
 import type { OpenAppSockets } from './app-sockets.js';
+import type { AppRefusal, AppSocketLimits } from './app-limits.js';
 
 interface AppSocketData {
   principal: Principal;
   enc: AppEncoding;
   link: UwsAppLink | null;
+  /** counted by the limits at the upgrade: given back once, at the close */
+  counted: boolean;
 }
 
 class UwsAppLink implements AppLink {
@@ -133,6 +136,8 @@ export interface AppGatewayMetrics {
   appFrameIn(op: string): void;
   /** `frames` messages sent to app sockets with this `op` */
   appFramesOut(op: string, frames: number): void;
+  /** an upgrade refused by the socket limits: `busy` (the node's), `limit_exceeded` (the user's) */
+  appRefused(code: 'busy' | 'limit_exceeded'): void;
 }
 
 /**
@@ -154,6 +159,8 @@ export function mountAppGateway(
     writes: WriteBatch;
     /** open sockets by token, closed when it is revoked (src/transport/app-sockets.ts) */
     sockets?: OpenAppSockets;
+    /** sockets on the node and per user, refused at the upgrade past them (src/transport/app-limits.ts) */
+    limits?: AppSocketLimits;
     metrics?: AppGatewayMetrics;
     /** names each connection (`conn` in its log lines; with the request id, the command's request id) */
     requestIds?: RequestIds;
@@ -162,8 +169,18 @@ export function mountAppGateway(
   const { auth, log, metrics } = deps;
   const sessionDeps: AppSessionDeps = { ...deps.session, feeds: metrics ? countedFeeds(deps.feeds, metrics) : deps.feeds };
   let connections = 0;
+  /** sockets opened: counted so an upgrade can tell whether it opened one */
+  let opens = 0;
   const sent = metrics ? (op: string, frames: number) => metrics.appFramesOut(op, frames) : () => {};
   const authFailures = refusalLog(log, 'app auth failures, not logged');
+  const limitRefusals = refusalLog(log, 'app upgrades refused for the socket limits, not logged');
+  /** Refused before the socket exists: the node full is `busy` (503, Retry-After), the user at its bound `limit_exceeded` (422). */
+  const refuse = (res: HttpResponse, state: { aborted: boolean }, reason: AppRefusal, who: string, remote: string) => {
+    const code = reason === 'full' ? 'busy' : 'limit_exceeded';
+    metrics?.appRefused(code);
+    limitRefusals.info(remote, { code, sub: who, remote }, 'app upgrade refused');
+    send(res, state, errorReply(new TierError(code, deps.limits?.message(reason) ?? code)));
+  };
   app.ws<AppSocketData>('/app/v1', {
     // past the limit a message is still read, to answer frame_too_large and close 1009 with a
     // reason; only beyond this hard cap does uWS drop the connection without a close frame
@@ -192,7 +209,12 @@ export function mountAppGateway(
       principal.then(
         (p) => {
           if (state.aborted) return;
-          res.cork(() => res.upgrade<AppSocketData>({ principal: p, enc, link: null }, key, bearer ?? '', extensions, context));
+          const refused = deps.limits?.tryOpen(p);
+          if (refused) return refuse(res, state, refused, p.kind === 'admin' ? 'admin' : p.sub, remote);
+          const before = opens;
+          res.cork(() => res.upgrade<AppSocketData>({ principal: p, enc, link: null, counted: deps.limits !== undefined }, key, bearer ?? '', extensions, context));
+          // uWS opens the socket inside upgrade (its user data a copy of ours); one it did not open never closes
+          if (opens === before) deps.limits?.closed(p);
         },
         (err: unknown) => {
           const e = asTierError(err);
@@ -203,6 +225,7 @@ export function mountAppGateway(
     },
 
     open: (ws) => {
+      opens++;
       const data = ws.getUserData();
       const link = new UwsAppLink(ws, data.enc, deps.writes, Math.floor(deps.maxBackpressure / 2), sent);
       data.link = link;
@@ -233,13 +256,19 @@ export function mountAppGateway(
     drain: (ws) => ws.getUserData().link?.drained(),
 
     close: (ws, code) => {
-      const link = ws.getUserData().link;
+      const data = ws.getUserData();
+      // every close (by the app, a revocation, a drain, backpressure, an error) passes here once
+      if (data.counted) {
+        data.counted = false;
+        deps.limits?.closed(data.principal);
+      }
+      const link = data.link;
       if (!link) return;
       // uWS drops a socket past its backpressure limit without a close frame (1006) and with its
       // buffer already freed: a subscribed socket closed that way is counted as such
       metrics?.appClosed(code === 1006 && link.joined);
       link.closed();
-      deps.sockets?.closed(link, ws.getUserData().principal);
+      deps.sockets?.closed(link, data.principal);
       link.session?.tell({ type: 'closed' });
     },
   });
