@@ -66,4 +66,5 @@ export const CloseCode = {
   hubDisabled: 4006,
   unauthorized: 4007,
   moved: 4008,
+  backpressure: 4009,
 } as const;

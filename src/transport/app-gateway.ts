@@ -15,6 +15,9 @@ import type { WriteBatch } from './write-batch.js';
 import type { OpenAppSockets } from './app-sockets.js';
 import type { AppRefusal, AppSocketLimits } from './app-limits.js';
 
+/** uWS's send status of a message it dropped: the socket held more than maxBackpressure unsent. */
+const DROPPED = 2;
+
 interface AppSocketData {
   principal: Principal;
   enc: AppEncoding;
@@ -29,6 +32,8 @@ class UwsAppLink implements AppLink {
   joined = false;
   session: AppSession | null = null;
   readonly remote: string;
+  /** uWS dropped a message for this socket: it is closed when the corked sends end */
+  private dropped = false;
   private drainWaiters: Array<() => void> = [];
 
   /**
@@ -52,8 +57,26 @@ class UwsAppLink implements AppLink {
     this.sent(msg.op, 1);
     const payload = encodeAppMessage(msg, this.enc);
     this.writes.defer(() => {
-      if (this.open) this.ws.cork(() => this.ws.send(payload, this.enc === 'msgpack'));
+      if (this.open) this.corked(() => this.sendOne(payload));
     });
+  }
+
+  /** Sends one message: false, and the socket marked for closing, when uWS dropped it (past maxBackpressure). */
+  private sendOne(payload: string | Uint8Array): boolean {
+    if (this.ws.send(payload, this.enc === 'msgpack') !== DROPPED) return true;
+    this.dropped = true;
+    return false;
+  }
+
+  /**
+   * Runs sends corked; one dropped closes the socket at once (4009 `backpressure`; that close frame
+   * is itself past the limit, so the app mostly sees 1006, as at uWS's own backpressure close):
+   * what was queued before is still delivered, nothing after. Kept open, it went on with the next
+   * answers and the app saw a gap (pings past the 99,883rd unanswered, later ones answered).
+   */
+  private corked(sends: () => void): void {
+    this.ws.cork(sends);
+    if (this.dropped) this.close(CloseCode.backpressure, 'backpressure');
   }
 
   /**
@@ -62,7 +85,7 @@ class UwsAppLink implements AppLink {
    */
   subscriber(homeId: string, id: number, wanted: () => boolean): FeedSubscriber {
     const binary = this.enc === 'msgpack';
-    const write = (payload: string | Uint8Array) => this.ws.cork(() => this.ws.send(payload, binary));
+    const write = (payload: string | Uint8Array) => this.corked(() => this.sendOne(payload));
     const link = this;
     return {
       get open() {
@@ -76,10 +99,11 @@ class UwsAppLink implements AppLink {
       send: (events, from) => {
         if (!this.open) return events.length - from;
         let i = from;
-        this.ws.cork(() => {
+        this.corked(() => {
           while (i < events.length && this.ws.getBufferedAmount() < this.budget) {
-            const bytes = events[i++]!;
-            this.ws.send(binary ? bytes : appEventJson(bytes), binary);
+            const bytes = events[i];
+            if (!this.sendOne(binary ? bytes! : appEventJson(bytes!))) break;
+            i++;
           }
         });
         this.sent('evt', i - from);
@@ -186,7 +210,8 @@ export function mountAppGateway(
     // reason; only beyond this hard cap does uWS drop the connection without a close frame
     maxPayloadLength: deps.maxMessageBytes * 4,
     maxBackpressure: deps.maxBackpressure,
-    // a subscriber that cannot keep up is closed (it reconnects and reloads) rather than fed gaps
+    // a subscriber that cannot keep up is closed (it reconnects and reloads) rather than fed gaps:
+    // uWS closes it on a dropped live event, UwsAppLink.corked on a dropped answer, reload or catch-up
     closeOnBackpressureLimit: 1,
     idleTimeout: 120,
     sendPingsAutomatically: true,
@@ -265,8 +290,9 @@ export function mountAppGateway(
       const link = data.link;
       if (!link) return;
       // uWS drops a socket past its backpressure limit without a close frame (1006) and with its
-      // buffer already freed: a subscribed socket closed that way is counted as such
-      metrics?.appClosed(code === 1006 && link.joined);
+      // buffer already freed: a subscribed socket closed that way is counted as such, and one closed
+      // for an answer dropped (4009) whatever it subscribed
+      metrics?.appClosed((code === 1006 && link.joined) || code === CloseCode.backpressure);
       link.closed();
       deps.sockets?.closed(link, data.principal);
       link.session?.tell({ type: 'closed' });
