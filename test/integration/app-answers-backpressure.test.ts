@@ -97,5 +97,8 @@ describe('answers an app does not read (real server process)', () => {
     // every answer read is the next one: no id skipped before a later one arrived
     const skipped = ids.findIndex((id, i) => id !== i);
     expect({ skipped, at: skipped >= 0 ? ids.slice(skipped - 1, skipped + 2) : [] }).toEqual({ skipped: -1, at: [] });
+    // the socket's place under the socket limits is given back by this close too
+    const ready = (await (await fetch(`${server.adminUrl}/readyz`)).json()) as { appSockets: { sockets: number } };
+    expect(ready.appSockets.sockets).toBe(0);
   });
 });
