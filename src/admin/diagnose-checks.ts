@@ -7,6 +7,9 @@ import type { DiagnoseProbes, RedisProbe } from '../ports/ports.js';
 import type { RulePoolStats } from '../rules/pool.js';
 import type { LoopLag } from '../transport/loop-lag.js';
 import type { MemoryReading } from '../transport/cgroup-memory.js';
+import { OWN_FILES, parseOpenFileLimit } from '../transport/app-limits.js';
+
+export { parseOpenFileLimit };
 import type { Check, Finding } from './diagnose.js';
 
 const ok = (detail: string): Finding => ({ verdict: 'ok', detail, hint: '' });
@@ -142,29 +145,18 @@ export function loopDelayVerdict(p99Ms: number, maxMs: number, windowS: number):
 export const FD_WARN = 0.8;
 export const FD_FAIL = 0.95;
 
-/** Open files against the soft limit, and whether the limit leaves room for the hub session limit. */
-export function fdVerdict(open: number, soft: number, maxHubSessions: number): Finding {
+/** Open files against the soft limit, and whether the limit leaves room for the hub and app socket limits. */
+export function fdVerdict(open: number, soft: number, maxHubSessions: number, maxAppSockets = 0): Finding {
   const limit = Number.isFinite(soft) ? String(soft) : 'unlimited';
   const detail = `${open} of ${limit} files open (${Number.isFinite(soft) ? Math.round((open / soft) * 100) : 0} %)`;
-  const raise = 'raise the open-file limit (ulimit -n, LimitNOFILE, the container runtime) or lower TIER_MAX_HUB_SESSIONS';
+  const raise = 'raise the open-file limit (ulimit -n, LimitNOFILE, the container runtime) or lower TIER_MAX_HUB_SESSIONS and TIER_MAX_APP_SOCKETS';
   if (open >= soft * FD_FAIL) return { verdict: 'fail', detail, hint: `new connections are about to be refused (EMFILE): ${raise}` };
   if (open >= soft * FD_WARN) return { verdict: 'warn', detail, hint: `the node is near its file limit: ${raise}` };
   // each hub session is a socket; the rest (backends, files, workers) needs a few hundred
-  if (soft < maxHubSessions + 500) {
-    return { verdict: 'warn', detail: `${detail}; the limit is below TIER_MAX_HUB_SESSIONS (${maxHubSessions}) + 500`, hint: `the node would run out of files before it is full: ${raise}` };
+  if (soft < maxHubSessions + maxAppSockets + OWN_FILES) {
+    return { verdict: 'warn', detail: `${detail}; the limit is below TIER_MAX_HUB_SESSIONS (${maxHubSessions}) + TIER_MAX_APP_SOCKETS (${maxAppSockets}) + ${OWN_FILES}`, hint: `the node would run out of files before it is full: ${raise}` };
   }
   return ok(detail);
-}
-
-/** The soft "Max open files" of a `/proc/<pid>/limits` text; Infinity for unlimited. */
-export function parseOpenFileLimit(limits: string): number {
-  const line = limits.split('\n').find((l) => l.startsWith('Max open files'));
-  const soft = line?.slice('Max open files'.length).trim().split(/\s+/)[0];
-  if (soft === undefined) throw new Error('no "Max open files" line in the limits');
-  if (soft === 'unlimited') return Infinity;
-  const n = Number(soft);
-  if (!Number.isInteger(n)) throw new Error(`unreadable open-file limit "${soft}"`);
-  return n;
 }
 
 /** Open descriptors and their soft limit, from a procfs directory (`/proc/self`). */
@@ -234,6 +226,8 @@ export interface DiagnoseContext {
   /** the embedded default's DATA_DIR on disk; undefined in cluster mode or in memory */
   dataDir: string | undefined;
   maxHubSessions: number;
+  /** @default 0: the node's TIER_MAX_APP_SOCKETS (set or derived) */
+  maxAppSockets?: number;
   /** the node's event-loop sampler: each read covers the time since the previous one */
   loop: Pick<LoopLag, 'window'>;
   /** @default '/proc/self' */
@@ -266,7 +260,7 @@ export function diagnoseChecks(ctx: DiagnoseContext): Check[] {
       hintOnError: 'cannot read /proc (not Linux?): check `ulimit -n` against TIER_MAX_HUB_SESSIONS by hand',
       run: async () => {
         const u = await readFdUsage(ctx.procDir);
-        return fdVerdict(u.open, u.soft, ctx.maxHubSessions);
+        return fdVerdict(u.open, u.soft, ctx.maxHubSessions, ctx.maxAppSockets);
       },
     },
     { name: 'uws-binding', hintOnError: '', run: async () => bindingVerdict(ctx.binding.packageName, ctx.binding.native) },

@@ -5,6 +5,8 @@ import type { MemoryReading } from '../transport/cgroup-memory.js';
 export interface MemorySources {
   memory?: () => MemoryReading;
   heapReleases?: { readonly count: number; readonly seconds: number };
+  /** failed reads of the process's own state by kind (ReadFailures) */
+  readFailures?: Readonly<Record<string, number>>;
 }
 
 /**
@@ -36,6 +38,18 @@ export function registerMemoryMetrics(registers: Registry[], sources: () => Memo
     });
   scrapedTotal('tier_memory_collections_total', 'Full garbage collections the node made while refusing hub handshakes for memory (at most one per 5 s)', () => sources().heapReleases?.count);
   scrapedTotal('tier_memory_collection_seconds_total', 'Time (s) those collections held the event loop', () => sources().heapReleases?.seconds);
+  new Counter({
+    name: 'tier_periodic_read_failures_total',
+    help: "Reads of the node's own state on a timer or at a scrape that failed (kind: rss, cgroup; EMFILE at the open-file limit): skipped, never fatal",
+    labelNames: ['kind'],
+    registers,
+    collect() {
+      const counts = sources().readFailures;
+      if (!counts) return;
+      this.reset();
+      for (const [kind, n] of Object.entries(counts)) this.inc({ kind }, n);
+    },
+  });
   new Gauge({
     name: 'tier_memory_limit_bytes',
     help: "The node's cgroup memory limit (a pod's); 0: none (as cAdvisor's container_spec_memory_limit_bytes)",

@@ -93,6 +93,7 @@ export class NodeMetrics implements HubSessionMetrics, HubGatewayMetrics, AppGat
   // ---- app sockets --------------------------------------------------------------------------------
   private readonly appClosedBackpressure = new Counter({ name: 'tier_app_backpressure_closes_total', help: 'Subscribed app sockets dropped without a close frame (1006): the backpressure-limit close of a socket that does not read, or a client gone without closing', registers: this.registers });
   private readonly appOpened = new Counter({ name: 'tier_app_connects_total', help: 'App sockets opened', registers: this.registers });
+  private readonly appUpgradesRefused = new Counter({ name: 'tier_app_upgrades_refused_total', help: 'App upgrades refused by the socket limits: busy (TIER_MAX_APP_SOCKETS on the node), limit_exceeded (TIER_MAX_APP_SOCKETS_PER_USER)', labelNames: ['code'], registers: this.registers });
   /** by op, `unknown` for anything else: the label set stays the protocol's */
   private readonly appIn = opTally({ name: 'tier_app_frames_in_total', help: 'App socket requests by op (sub, unsub, cmd, ping; unknown: refused undecoded, an unknown op among them)', registers: this.registers }, APP_REQUEST_OPS);
   private readonly appOut = opTally({ name: 'tier_app_frames_out_total', help: 'Messages sent to app sockets by op (ok, err, evt, reload); an event published to a home counts once per subscribed socket', registers: this.registers }, APP_NODE_OPS);
@@ -324,6 +325,9 @@ export class NodeMetrics implements HubSessionMetrics, HubGatewayMetrics, AppGat
   }
   subscribed(delta: 1 | -1): void {
     this.subscriptions += delta;
+  }
+  appRefused(code: 'busy' | 'limit_exceeded'): void {
+    this.appUpgradesRefused.inc({ code });
   }
   appFrameIn(op: string): void {
     this.appIn.add(op);

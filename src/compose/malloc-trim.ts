@@ -45,6 +45,8 @@ export interface MallocTrimmerOptions {
   followUps?: number;
   /** told of each trim: resident bytes before and after, and its time (s) */
   onTrim?: (before: number, after: number, seconds: number) => void;
+  /** told of a look that failed (reading the resident size throws EMFILE at the open-file limit); the look is skipped */
+  onError?: (err: unknown) => void;
 }
 
 /** Resident growth that makes a trim worth its walk of the arenas (a burst of connects adds 100 MB and more). */
@@ -73,7 +75,7 @@ export class MallocTrimmer {
   constructor(private readonly options: MallocTrimmerOptions) {}
 
   start(): void {
-    this.low = this.options.rss();
+    this.low = this.rss() ?? Infinity;
     // unref: a node that is stopping is not held up by it
     this.timer ??= setInterval(() => this.look(), this.options.intervalMs).unref();
   }
@@ -83,10 +85,21 @@ export class MallocTrimmer {
     this.timer = null;
   }
 
-  /** One look (the timer's): answers whether it trimmed. */
+  /** The resident size, or undefined (told to onError): a throw out of the timer would end the process. */
+  private rss(): number | undefined {
+    try {
+      return this.options.rss();
+    } catch (err) {
+      this.options.onError?.(err);
+      return undefined;
+    }
+  }
+
+  /** One look (the timer's): answers whether it trimmed; never throws. */
   look(): boolean {
-    const { trim, rss, growthBytes, onTrim } = this.options;
-    const before = rss();
+    const { trim, growthBytes, onTrim } = this.options;
+    const before = this.rss();
+    if (before === undefined) return false;
     const grown = before - this.low >= growthBytes;
     if (!grown && this.pending === 0) {
       this.low = Math.min(this.low, before);
@@ -96,7 +109,7 @@ export class MallocTrimmer {
     const started = performance.now();
     trim(0);
     const seconds = (performance.now() - started) / 1000;
-    const after = rss();
+    const after = this.rss() ?? before;
     // after growth, what the next burst adds is measured from what this trim left
     this.low = grown ? after : Math.min(this.low, after);
     onTrim?.(before, after, seconds);
@@ -108,7 +121,7 @@ export class MallocTrimmer {
  * The node's trimmer (TIER_MALLOC_TRIM_MS), started; null when off or where glibc's malloc_trim
  * cannot be called (said once in the log).
  */
-export function startMallocTrimmer(intervalMs: number, log: Logger, onTrim?: MallocTrimmerOptions['onTrim']): MallocTrimmer | null {
+export function startMallocTrimmer(intervalMs: number, log: Logger, onTrim?: MallocTrimmerOptions['onTrim'], onError?: MallocTrimmerOptions['onError']): MallocTrimmer | null {
   if (intervalMs === 0) return null;
   const loaded = loadMallocTrim();
   if ('unavailable' in loaded) {
@@ -120,6 +133,7 @@ export function startMallocTrimmer(intervalMs: number, log: Logger, onTrim?: Mal
     rss: () => process.memoryUsage.rss(),
     intervalMs,
     growthBytes: TRIM_GROWTH_BYTES,
+    ...(onError ? { onError } : {}),
     onTrim: (before, after, seconds) => {
       onTrim?.(before, after, seconds);
       log.debug({ rssBefore: before, rssAfter: after, ms: Math.round(seconds * 1e4) / 10 }, 'malloc_trim');

@@ -32,8 +32,10 @@ import { EventPublisher } from '../actors/event-publisher.js';
 import { mountHubGateway } from '../transport/hub-gateway.js';
 import { loadUws, type TemplatedApp, type UwsBinding, type us_listen_socket } from '../transport/uws.js';
 import { startMallocTrimmer } from './malloc-trim.js';
+import { ReadFailures } from '../log/read-failures.js';
 import { heapRelease } from './heap-release.js';
 import { UpgradeLimits } from '../transport/upgrade-limits.js';
+import { AppSocketLimits, defaultMaxAppSockets, ownOpenFileLimit } from '../transport/app-limits.js';
 import { LoopLag } from '../transport/loop-lag.js';
 import { startMemoryGauge } from '../transport/cgroup-memory.js';
 import { guardApp } from '../transport/guard.js';
@@ -73,7 +75,10 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
   metrics.attach({ hubs: sessions });
   const ports = makePorts ? await makePorts(timers) : await portsFor(config, timers, log, metrics);
   metrics.binding.set({ package: binding.packageName, native: String(binding.native) }, 1);
-  const trimmer = startMallocTrimmer(config.mallocTrimMs, log, (before, after, seconds) => metrics.mallocTrimmed(before, after, seconds));
+  // what timers read of the process (its resident size, its cgroup) fails counted, never thrown (EMFILE)
+  const readFailures = new ReadFailures(log);
+  metrics.attach({ readFailures: readFailures.counts });
+  const trimmer = startMallocTrimmer(config.mallocTrimMs, log, (before, after, seconds) => metrics.mallocTrimmed(before, after, seconds), (err) => readFailures.failed('rss', err));
   const system: ActorSystem = {
     timers,
     log,
@@ -164,7 +169,7 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
   // one event-loop sampler: admission sheds on it, the diagnose check reports it
   const loop = new LoopLag();
   // read only when a hub knocks (or at a scrape): an idle node reads nothing
-  const memory = startMemoryGauge(config.shedMemoryFraction, log);
+  const memory = startMemoryGauge(config.shedMemoryFraction, log, undefined, (err) => readFailures.failed('cgroup', err));
   const heap = memory ? heapRelease(log) : null;
   const limits = new UpgradeLimits({
     maxSockets: config.maxHubSessions,
@@ -186,6 +191,9 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
     draining: () => draining,
   });
   const feeds = new HomeFeeds(ports.bus, app, log, { history: ports.history, framesOut: (op, frames) => metrics.appFramesOut(op, frames) });
+  // hub sessions + app sockets + the node's own files fit the open-file limit: accept() never hits EMFILE
+  const appLimits = new AppSocketLimits(config.maxAppSockets ?? defaultMaxAppSockets(ownOpenFileLimit(), config.maxHubSessions), config.maxAppSocketsPerUser);
+  log.info({ maxAppSockets: appLimits.maxSockets, perUser: appLimits.maxPerUser, openFileLimit: ownOpenFileLimit() ?? null, maxHubSessions: config.maxHubSessions }, 'app socket limits');
   mountAppGateway(app, {
     auth,
     feeds,
@@ -195,6 +203,7 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
     maxBackpressure: config.appMaxBackpressure,
     writes,
     sockets: fleet.sockets,
+    limits: appLimits,
     metrics,
     requestIds: access.ids,
     session: {
@@ -268,6 +277,7 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
           sessions: sessions.size,
           hubSockets,
           maxHubSessions: config.maxHubSessions,
+          appSockets: { sockets: appLimits.sockets, max: appLimits.maxSockets, perUser: appLimits.maxPerUser },
           draining,
           backendsUp: h.backends,
           degraded: Object.keys(h.backends).filter((name) => !h.backends[name]),
@@ -286,6 +296,7 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
             binding,
             dataDir: mode === 'embedded' && config.dataDir !== MEMORY ? config.dataDir : undefined,
             maxHubSessions: config.maxHubSessions,
+            maxAppSockets: appLimits.maxSockets,
             loop,
             ...(memory ? { memory: { reading: memory.reading, shedAbove: config.shedMemoryFraction } } : {}),
           }),

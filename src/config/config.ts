@@ -91,6 +91,13 @@ export interface Config {
   mallocTrimMs: number;
   /** @default 19_000: hub sockets a node holds at most (the open-file limit here is 20,000) */
   maxHubSessions: number;
+  /**
+   * App sockets a node holds at most; unset: what the open-file limit leaves beside the hub
+   * sessions and 500 of the node's own files (at least 64; 10,000 where the limit cannot be read)
+   */
+  maxAppSockets: number | undefined;
+  /** @default 32: app sockets one user token (`sub`) may hold on a node */
+  maxAppSocketsPerUser: number;
   /** @default 1_000: hub handshakes authenticated at once */
   maxPendingUpgrades: number;
   /** @default 5_000 (per s): new hub connections a node takes, sustained */
@@ -292,6 +299,8 @@ const FIELDS: { [K in keyof Config]: Field<K> } = {
   shadowPackMs: { env: 'TIER_SHADOW_PACK_MS', parse: int(0, 3_600_000), default: 5_000 },
   mallocTrimMs: { env: 'TIER_MALLOC_TRIM_MS', parse: int(0, 3_600_000), default: 10_000 },
   maxHubSessions: { env: 'TIER_MAX_HUB_SESSIONS', parse: int(1, 10_000_000), default: 19_000 },
+  maxAppSockets: { env: 'TIER_MAX_APP_SOCKETS', parse: int(1, 10_000_000) },
+  maxAppSocketsPerUser: { env: 'TIER_MAX_APP_SOCKETS_PER_USER', parse: int(1, 1_000_000), default: 32 },
   maxPendingUpgrades: { env: 'TIER_MAX_PENDING_UPGRADES', parse: int(1, 1_000_000), default: 1_000 },
   hubConnectRatePerSec: { env: 'TIER_HUB_CONNECT_RATE', parse: int(1, 1_000_000), default: 5_000 },
   maxLoopLagMs: { env: 'TIER_SHED_LOOP_LAG_MS', parse: int(0, 600_000), default: 0 },

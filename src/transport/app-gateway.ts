@@ -2,7 +2,7 @@ import { APP_SUBPROTOCOL, type AppReply } from '../../proto/app.js';
 import { CloseCode } from '../../proto/errors.js';
 import { AppSession, type AppLink, type AppSessionDeps, type FeedSubscriber } from '../actors/app-session.js';
 import type { Authenticator, Principal } from '../auth/authenticator.js';
-import { asTierError } from '../errors.js';
+import { asTierError, TierError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 import type { RequestIds } from '../log/request-id.js';
 import { refusalLog } from '../log/sampler.js';
@@ -13,11 +13,17 @@ import { errorReply, send } from './http.js';
 import type { HttpRequest, HttpResponse, TemplatedApp, WebSocket } from './uws.js';
 import type { WriteBatch } from './write-batch.js';
 import type { OpenAppSockets } from './app-sockets.js';
+import type { AppRefusal, AppSocketLimits } from './app-limits.js';
+
+/** uWS's send status of a message it dropped: the socket held more than maxBackpressure unsent. */
+const DROPPED = 2;
 
 interface AppSocketData {
   principal: Principal;
   enc: AppEncoding;
   link: UwsAppLink | null;
+  /** counted by the limits at the upgrade: given back once, at the close */
+  counted: boolean;
 }
 
 class UwsAppLink implements AppLink {
@@ -26,6 +32,8 @@ class UwsAppLink implements AppLink {
   joined = false;
   session: AppSession | null = null;
   readonly remote: string;
+  /** uWS dropped a message for this socket: it is closed when the corked sends end */
+  private dropped = false;
   private drainWaiters: Array<() => void> = [];
 
   /**
@@ -49,8 +57,26 @@ class UwsAppLink implements AppLink {
     this.sent(msg.op, 1);
     const payload = encodeAppMessage(msg, this.enc);
     this.writes.defer(() => {
-      if (this.open) this.ws.cork(() => this.ws.send(payload, this.enc === 'msgpack'));
+      if (this.open) this.corked(() => this.sendOne(payload));
     });
+  }
+
+  /** Sends one message: false, and the socket marked for closing, when uWS dropped it (past maxBackpressure). */
+  private sendOne(payload: string | Uint8Array): boolean {
+    if (this.ws.send(payload, this.enc === 'msgpack') !== DROPPED) return true;
+    this.dropped = true;
+    return false;
+  }
+
+  /**
+   * Runs sends corked; one dropped closes the socket at once (4009 `backpressure`; that close frame
+   * is itself past the limit, so the app mostly sees 1006, as at uWS's own backpressure close):
+   * what was queued before is still delivered, nothing after. Kept open, it went on with the next
+   * answers and the app saw a gap (pings past the 99,883rd unanswered, later ones answered).
+   */
+  private corked(sends: () => void): void {
+    this.ws.cork(sends);
+    if (this.dropped) this.close(CloseCode.backpressure, 'backpressure');
   }
 
   /**
@@ -59,7 +85,7 @@ class UwsAppLink implements AppLink {
    */
   subscriber(homeId: string, id: number, wanted: () => boolean): FeedSubscriber {
     const binary = this.enc === 'msgpack';
-    const write = (payload: string | Uint8Array) => this.ws.cork(() => this.ws.send(payload, binary));
+    const write = (payload: string | Uint8Array) => this.corked(() => this.sendOne(payload));
     const link = this;
     return {
       get open() {
@@ -73,10 +99,11 @@ class UwsAppLink implements AppLink {
       send: (events, from) => {
         if (!this.open) return events.length - from;
         let i = from;
-        this.ws.cork(() => {
+        this.corked(() => {
           while (i < events.length && this.ws.getBufferedAmount() < this.budget) {
-            const bytes = events[i++]!;
-            this.ws.send(binary ? bytes : appEventJson(bytes), binary);
+            const bytes = events[i];
+            if (!this.sendOne(binary ? bytes! : appEventJson(bytes!))) break;
+            i++;
           }
         });
         this.sent('evt', i - from);
@@ -133,6 +160,8 @@ export interface AppGatewayMetrics {
   appFrameIn(op: string): void;
   /** `frames` messages sent to app sockets with this `op` */
   appFramesOut(op: string, frames: number): void;
+  /** an upgrade refused by the socket limits: `busy` (the node's), `limit_exceeded` (the user's) */
+  appRefused(code: 'busy' | 'limit_exceeded'): void;
 }
 
 /**
@@ -154,6 +183,8 @@ export function mountAppGateway(
     writes: WriteBatch;
     /** open sockets by token, closed when it is revoked (src/transport/app-sockets.ts) */
     sockets?: OpenAppSockets;
+    /** sockets on the node and per user, refused at the upgrade past them (src/transport/app-limits.ts) */
+    limits?: AppSocketLimits;
     metrics?: AppGatewayMetrics;
     /** names each connection (`conn` in its log lines; with the request id, the command's request id) */
     requestIds?: RequestIds;
@@ -162,14 +193,25 @@ export function mountAppGateway(
   const { auth, log, metrics } = deps;
   const sessionDeps: AppSessionDeps = { ...deps.session, feeds: metrics ? countedFeeds(deps.feeds, metrics) : deps.feeds };
   let connections = 0;
+  /** sockets opened: counted so an upgrade can tell whether it opened one */
+  let opens = 0;
   const sent = metrics ? (op: string, frames: number) => metrics.appFramesOut(op, frames) : () => {};
   const authFailures = refusalLog(log, 'app auth failures, not logged');
+  const limitRefusals = refusalLog(log, 'app upgrades refused for the socket limits, not logged');
+  /** Refused before the socket exists: the node full is `busy` (503, Retry-After), the user at its bound `limit_exceeded` (422). */
+  const refuse = (res: HttpResponse, state: { aborted: boolean }, reason: AppRefusal, who: string, remote: string) => {
+    const code = reason === 'full' ? 'busy' : 'limit_exceeded';
+    metrics?.appRefused(code);
+    limitRefusals.info(remote, { code, sub: who, remote }, 'app upgrade refused');
+    send(res, state, errorReply(new TierError(code, deps.limits?.message(reason) ?? code)));
+  };
   app.ws<AppSocketData>('/app/v1', {
     // past the limit a message is still read, to answer frame_too_large and close 1009 with a
     // reason; only beyond this hard cap does uWS drop the connection without a close frame
     maxPayloadLength: deps.maxMessageBytes * 4,
     maxBackpressure: deps.maxBackpressure,
-    // a subscriber that cannot keep up is closed (it reconnects and reloads) rather than fed gaps
+    // a subscriber that cannot keep up is closed (it reconnects and reloads) rather than fed gaps:
+    // uWS closes it on a dropped live event, UwsAppLink.corked on a dropped answer, reload or catch-up
     closeOnBackpressureLimit: 1,
     idleTimeout: 120,
     sendPingsAutomatically: true,
@@ -195,7 +237,12 @@ export function mountAppGateway(
       principal.then(
         (p) => {
           if (state.aborted) return;
-          res.cork(() => res.upgrade<AppSocketData>({ principal: p, enc, link: null }, key, answer, extensions, context));
+          const refused = deps.limits?.tryOpen(p);
+          if (refused) return refuse(res, state, refused, p.kind === 'admin' ? 'admin' : p.sub, remote);
+          const before = opens;
+          res.cork(() => res.upgrade<AppSocketData>({ principal: p, enc, link: null, counted: deps.limits !== undefined }, key, answer, extensions, context));
+          // uWS opens the socket inside upgrade (its user data a copy of ours); one it did not open never closes
+          if (opens === before) deps.limits?.closed(p);
         },
         (err: unknown) => {
           const e = asTierError(err);
@@ -206,6 +253,7 @@ export function mountAppGateway(
     },
 
     open: (ws) => {
+      opens++;
       const data = ws.getUserData();
       const link = new UwsAppLink(ws, data.enc, deps.writes, Math.floor(deps.maxBackpressure / 2), sent);
       data.link = link;
@@ -236,13 +284,20 @@ export function mountAppGateway(
     drain: (ws) => ws.getUserData().link?.drained(),
 
     close: (ws, code) => {
-      const link = ws.getUserData().link;
+      const data = ws.getUserData();
+      // every close (by the app, a revocation, a drain, backpressure, an error) passes here once
+      if (data.counted) {
+        data.counted = false;
+        deps.limits?.closed(data.principal);
+      }
+      const link = data.link;
       if (!link) return;
       // uWS drops a socket past its backpressure limit without a close frame (1006) and with its
-      // buffer already freed: a subscribed socket closed that way is counted as such
-      metrics?.appClosed(code === 1006 && link.joined);
+      // buffer already freed: a subscribed socket closed that way is counted as such, and one closed
+      // for an answer dropped (4009) whatever it subscribed
+      metrics?.appClosed((code === 1006 && link.joined) || code === CloseCode.backpressure);
       link.closed();
-      deps.sockets?.closed(link, ws.getUserData().principal);
+      deps.sockets?.closed(link, data.principal);
       link.session?.tell({ type: 'closed' });
     },
   });

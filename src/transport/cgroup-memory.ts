@@ -94,7 +94,7 @@ export class CgroupMemory {
 /**
  * The node's memory as admission control asks for it: read on demand, at most every `everyMs`
  * (a read is two small files, about 0.1 ms here), so an idle node reads nothing. A read that fails
- * (the cgroup gone) reads as no limit.
+ * (the cgroup gone, EMFILE at the open-file limit) reads as no limit and is told to `onError`.
  */
 export class MemoryGauge {
   private last: MemoryReading = { limit: Infinity, unreclaimable: 0 };
@@ -104,6 +104,7 @@ export class MemoryGauge {
     private readonly source: () => MemoryReading,
     private readonly everyMs = 200,
     private readonly now: () => number = performance.now.bind(performance),
+    private readonly onError: (err: unknown) => void = () => {},
   ) {}
 
   readonly reading = (): MemoryReading => {
@@ -112,7 +113,8 @@ export class MemoryGauge {
       this.lastAt = now;
       try {
         this.last = this.source();
-      } catch {
+      } catch (err) {
+        this.onError(err);
         this.last = { limit: Infinity, unreclaimable: 0 };
       }
     }
@@ -124,14 +126,14 @@ export class MemoryGauge {
  * The gauge admission control sheds on (TIER_SHED_MEMORY), or null when shedding is off or the
  * node has no memory cgroup to read (it then says so once: nothing is refused for memory).
  */
-export function startMemoryGauge(fraction: number, log: Logger, find = () => CgroupMemory.find()): MemoryGauge | null {
+export function startMemoryGauge(fraction: number, log: Logger, find = () => CgroupMemory.find(), onError?: (err: unknown) => void): MemoryGauge | null {
   if (fraction === 0) return null;
   const cgroup = find();
   if ('unavailable' in cgroup) {
     log.info({ reason: cgroup.unavailable }, 'no memory cgroup: hub handshakes are not refused for memory');
     return null;
   }
-  const gauge = new MemoryGauge(() => cgroup.read());
+  const gauge = new MemoryGauge(() => cgroup.read(), undefined, undefined, onError);
   const { limit, unreclaimable } = gauge.reading();
   log.info({ cgroup: cgroup.dir, version: cgroup.version, limit: Number.isFinite(limit) ? limit : null, unreclaimable, shedAbove: Number.isFinite(limit) ? Math.round(limit * fraction) : null }, 'memory cgroup found: hub handshakes are refused busy near its limit');
   return gauge;

@@ -6,7 +6,7 @@ import { loadConfig, type Config } from '../../src/config/config.js';
  * Nodes given one admin token share the key that seals hub secrets, as nodes of a cluster must
  * (a test may give two nodes one registry).
  */
-export function inProcessConfig(adminToken: string, jwtSecret: string): Config {
+export function inProcessConfig(adminToken: string, jwtSecret: string, env: Record<string, string> = {}): Config {
   return loadConfig({
     PORT: '0',
     ADMIN_PORT: '0',
@@ -16,5 +16,6 @@ export function inProcessConfig(adminToken: string, jwtSecret: string): Config {
     LOG_LEVEL: 'silent',
     DATA_DIR: ':memory:',
     TIER_SECRET_KEY: createHash('sha256').update(`in-process-secret-key:${adminToken}`).digest('hex'),
+    ...env,
   }).config;
 }

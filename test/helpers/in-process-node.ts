@@ -15,8 +15,9 @@ export interface InProcessNode {
   wsUrl: string;
 }
 
-export async function startInProcessNode(adminToken: string, jwtSecret: string): Promise<InProcessNode> {
-  const config = inProcessConfig(adminToken, jwtSecret);
+/** `env`: settings on top of the in-process defaults (TIER_* variables). */
+export async function startInProcessNode(adminToken: string, jwtSecret: string, env: Record<string, string> = {}): Promise<InProcessNode> {
+  const config = inProcessConfig(adminToken, jwtSecret, env);
   const log = createLogger('silent');
   let ports: Ports | undefined;
   const server = await startServer(config, log, async (timers) => (ports = memoryPorts(config, timers, log)));

@@ -1,4 +1,4 @@
-import { startNode, type NodeProc } from '../../load/harness/index.js';
+import { startNode, type NodeOptions, type NodeProc } from '../../load/harness/index.js';
 
 /** A node process of a test: its log lines parsed, and `stop`/`kill` resolving with the exit code. */
 export interface ServerProcess extends Omit<NodeProc, 'stop' | 'kill'> {
@@ -15,7 +15,7 @@ export interface ServerProcess extends Omit<NodeProc, 'stop' | 'kill'> {
  * then waits for its rule workers' warm-up. PORT, ADMIN_PORT, ADMIN_TOKEN and JWT_SECRET in `env`
  * override the generated ones (nodes of one cluster share tokens; nodes sharing a port test SO_REUSEPORT).
  */
-export async function startServerProcess(env: Record<string, string> = {}): Promise<ServerProcess> {
+export async function startServerProcess(env: Record<string, string> = {}, spawnWith?: NodeOptions['spawnWith']): Promise<ServerProcess> {
   const { PORT, ADMIN_PORT, ADMIN_TOKEN, JWT_SECRET, ...rest } = env;
   const logs: Array<Record<string, unknown>> = [];
   const node = await startNode({
@@ -25,6 +25,7 @@ export async function startServerProcess(env: Record<string, string> = {}): Prom
     adminToken: ADMIN_TOKEN,
     jwtSecret: JWT_SECRET,
     measured: false,
+    ...(spawnWith ? { spawnWith } : {}),
     onLine: (line, stream) => logs.push(stream === 'stderr' ? { stderr: line } : parseLog(line)),
   });
   await rulesWarmedUp(node.adminUrl);

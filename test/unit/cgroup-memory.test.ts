@@ -93,4 +93,16 @@ describe('MemoryGauge', () => {
     expect(gauge.reading()).toEqual({ limit: Infinity, unreclaimable: 0 });
     expect(reads).toBe(3);
   });
+
+  it('tells onError of each failed read (EMFILE at the open-file limit), and throws none', () => {
+    let now = 0;
+    const errors: unknown[] = [];
+    const gauge = new MemoryGauge(() => {
+      throw Object.assign(new Error('EMFILE: too many open files'), { code: 'EMFILE' });
+    }, 200, () => now, (err) => errors.push(err));
+    expect(gauge.reading()).toEqual({ limit: Infinity, unreclaimable: 0 });
+    now = 200;
+    gauge.reading();
+    expect(errors.map((e) => (e as { code: string }).code)).toEqual(['EMFILE', 'EMFILE']);
+  });
 });

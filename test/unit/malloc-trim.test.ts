@@ -90,6 +90,43 @@ describe('MallocTrimmer', () => {
     expect(f.trims).toEqual([[200, 120]]);
   });
 
+  it('a resident size that cannot be read (EMFILE at the open-file limit) skips the look, told to onError: the timer never throws', () => {
+    vi.useFakeTimers();
+    const emfile = Object.assign(new Error('EMFILE: too many open files, uv_resident_set_memory'), { code: 'EMFILE' });
+    let failing = true;
+    let rss = 100 * MB;
+    const errors: unknown[] = [];
+    const trims: number[] = [];
+    const trimmer = new MallocTrimmer({
+      trim: () => {
+        trims.push(rss);
+        return 1;
+      },
+      rss: () => {
+        if (failing) throw emfile;
+        return rss;
+      },
+      intervalMs: 1_000,
+      growthBytes: 16 * MB,
+      followUps: 0,
+      onError: (err) => errors.push(err),
+    });
+    // at start too: the node may start with its files nearly used up
+    trimmer.start();
+    expect(trimmer.look()).toBe(false);
+    // a throw here would be uncaught in the timer and end the process
+    vi.advanceTimersByTime(3_000);
+    expect(errors).toHaveLength(5);
+    expect(errors[0]).toBe(emfile);
+    // once files are back it looks again as before
+    failing = false;
+    expect(trimmer.look()).toBe(false);
+    rss = 130 * MB;
+    expect(trimmer.look()).toBe(true);
+    expect(trims).toEqual([130 * MB]);
+    trimmer.stop();
+  });
+
   it.skipIf(process.platform !== 'linux')("gives glibc's free pages back: 70 MB of native blocks freed under live ones stay resident until trimmed", async () => {
     // a child of its own with --expose-gc: 20,000 malloc'd 4 KB blocks, every tenth kept, the rest freed
     const script = `
