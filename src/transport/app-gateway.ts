@@ -226,7 +226,10 @@ export function mountAppGateway(
       const extensions = req.getHeader('sec-websocket-extensions');
       const remote = Buffer.from(res.getRemoteAddressAsText()).toString();
       const query = new URLSearchParams(req.getQuery() ?? '');
-      const enc: AppEncoding = query.get('enc') === 'msgpack' ? 'msgpack' : 'json';
+      const asked = query.get('enc');
+      // a misspelt encoding would have the app read JSON it did not ask for
+      if (asked !== null && asked !== 'json' && asked !== 'msgpack') return send(res, state, errorReply(new TierError('invalid_field', 'enc: must be json or msgpack', { field: 'enc' })));
+      const enc: AppEncoding = asked === 'msgpack' ? 'msgpack' : 'json';
       const offered = protocolHeader.split(',').map((s) => s.trim());
       const bearer = offered.find((p) => p.startsWith('bearer.'));
       // the fixed name when offered: echoing the bearer one sends the token back in a header

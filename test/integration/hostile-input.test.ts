@@ -15,6 +15,7 @@ import { encodeValue } from '../../src/protocol/codec.js';
 import { AppSocket } from '../helpers/app-socket.js';
 import { api, startServerProcess, type ServerProcess } from '../helpers/server-process.js';
 import { freshDataDir } from '../../load/harness/index.js';
+import { upgradeAnswer } from '../helpers/upgrade-answer.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
@@ -306,6 +307,14 @@ describe('hostile input against a real node (embedded default)', () => {
       const res = await api(server.httpUrl, 'POST', '/v1/hubs/bad-result/devices/lamp/commands', server.adminToken, { set: { on: true }, timeoutMs: 60_000 });
       expect(res.status).toBe(502);
       expect(res.body.code).toBe('command_failed');
+    });
+
+    it('an app upgrade asking an encoding the node does not speak is refused 400 invalid_field naming enc, not served JSON', async () => {
+      for (const enc of ['xml', 'MSGPACK', '', 'msgpack%00']) {
+        const answer = await upgradeAnswer(`${server.wsUrl}/app/v1?token=${server.adminToken}&enc=${encodeURIComponent(enc)}`, {});
+        expect(answer, enc).toMatchObject({ status: 400, body: { code: 'invalid_field', field: 'enc' } });
+      }
+      expect(await upgradeAnswer(`${server.wsUrl}/app/v1?token=${server.adminToken}&enc=json`, {})).toBe('open');
     });
 
     it('app error replies carry the request id; an oversize app message is answered and closed with 1009', async () => {
