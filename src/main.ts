@@ -2,7 +2,8 @@ import { chmodSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { isClusterMode, type Config, type LoadedConfig } from './config/config.js';
 import { closeOnSignals, loadConfigOrExit, runMain } from './config/process.js';
-import { createLogger, type Logger } from './log/logger.js';
+import { createLogger, endLog, type Logger } from './log/logger.js';
+import { BackendWaitError, StartAbortedError } from './compose/backend-wait.js';
 import { startServer } from './compose/server.js';
 import { DataStoreError } from './ports/lmdb.js';
 import { UwsLoadError } from './transport/uws.js';
@@ -15,7 +16,23 @@ async function main(): Promise<void> {
   if (generated.length > 0) reportGeneratedSecrets(config, generated, log);
 
   const cluster = isClusterMode(config);
-  const server = await startServer(config, log).catch((err: unknown) => {
+  // a stop signal during the start (a cluster node may wait minutes for its backends) ends it cleanly
+  const starting = new AbortController();
+  const stopStart = (signal: NodeJS.Signals) => {
+    log.info({ signal }, 'stopped while starting');
+    starting.abort();
+  };
+  process.once('SIGTERM', stopStart).once('SIGINT', stopStart);
+  const server = await startServer(config, log, undefined, { signal: starting.signal }).catch(async (err: unknown) => {
+    if (err instanceof StartAbortedError) {
+      await endLog(log);
+      process.exit(0);
+    }
+    if (err instanceof BackendWaitError) {
+      log.fatal({ backend: err.backend, waitedMs: err.waitedMs, err: err.message }, 'backends unreachable at start');
+      await endLog(log);
+      process.exit(1);
+    }
     // the data directory's problems are the operator's to fix: the message says how, no stack
     if (err instanceof DataStoreError) {
       process.stderr.write(`data error: ${err.message}\n`);
@@ -27,6 +44,13 @@ async function main(): Promise<void> {
     }
     throw err;
   });
+  process.off('SIGTERM', stopStart).off('SIGINT', stopStart);
+  if (starting.signal.aborted) {
+    // the signal came after the wait, while the rest started: drain what did start
+    closeOnSignals(log, 'draining', () => server.close());
+    process.emit('SIGTERM');
+    return;
+  }
   const host = config.host === '0.0.0.0' ? '127.0.0.1' : config.host;
   const data = cluster ? 'NATS and Redis (cluster mode)' : config.dataDir === ':memory:' ? 'in memory only (DATA_DIR=:memory:): a restart forgets everything' : `${resolve(config.dataDir)} (DATA_SYNC=${config.dataSync})`;
   // one JSON line (stdout goes to log stores): where it listens, where its data is, how to try it;

@@ -39,6 +39,8 @@ export interface BackendSpec {
   args(port: number): string[];
   /** after `stop`: removes what the process left (a restart prepares it again) */
   cleanup?(): void;
+  /** this port, tried once (a client already told of it waits there) @default a free port */
+  port?: number | undefined;
 }
 
 /** A key or subject prefix no other test uses: `t<uuid>:` (the keys of a test never meet another's). */
@@ -52,11 +54,11 @@ export async function startBackend(spec: BackendSpec): Promise<Backend> {
   let current: Proc | null = null;
   // a free port may be taken between the check and the bind: try a few
   for (let attempt = 1; current === null; attempt++) {
-    port = await freePort();
+    port = spec.port ?? (await freePort());
     try {
       current = await launch(spec, port);
     } catch (err) {
-      if (attempt >= 3) throw err;
+      if (attempt >= 3 || spec.port !== undefined) throw err;
     }
   }
 

@@ -6,6 +6,8 @@ import { removeAtExit } from './exit-hooks.js';
 import { requireServer } from './missing-servers.js';
 
 export interface NatsOptions {
+  /** this port instead of a free one: a node started before its backend waits there @default a free port */
+  port?: number;
   /**
    * Enable JetStream (`-js`) with file storage in a fresh dir under the OS temp dir (`-sd`). The
    * dir survives `stop`/`restart`, as a production store would, and is removed when this process
@@ -23,5 +25,5 @@ export async function startNats(options: NatsOptions = {}): Promise<Backend> {
     removeAtExit(dir);
     store = ['-js', '-sd', dir];
   }
-  return startBackend({ kind: 'nats', bin, args: (port) => ['-a', '127.0.0.1', '-p', String(port), ...store] });
+  return startBackend({ kind: 'nats', bin, port: options.port, args: (port) => ['-a', '127.0.0.1', '-p', String(port), ...store] });
 }

@@ -6,6 +6,8 @@ import { removeAtExit } from './exit-hooks.js';
 import { requireServer } from './missing-servers.js';
 
 export interface RedisOptions {
+  /** this port instead of a free one: a node started before its backend waits there @default a free port */
+  port?: number;
   /** keep an append-only file across `stop`/`restart`, as a production Redis would @default false */
   persist?: boolean;
   /** how the append-only file is fsynced; setting it implies `persist` @default 'everysec' */
@@ -26,6 +28,7 @@ export async function startRedis(options: RedisOptions = {}): Promise<Backend> {
   return startBackend({
     kind: 'redis',
     bin,
+    port: options.port,
     args: (port) => {
       mkdirSync(dir, { recursive: true });
       return ['--port', String(port), '--bind', '127.0.0.1', '--save', '', ...durability, '--dir', dir, '--protected-mode', 'no'];

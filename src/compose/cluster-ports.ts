@@ -20,12 +20,24 @@ import { RedisEventHistory } from '../ports/history/history-redis.js';
 import { auditRetention, historyRetention, homeLimits } from './history-retention.js';
 import { RedisAuditLog } from '../ports/audit/audit-redis.js';
 import { RedisRevocationStore } from '../ports/revocations/revocations-redis.js';
+import { TierError } from '../errors.js';
+
+/** A backend a starting node could not reach: which one, so the start-up wait can say what it waits for. */
+export class BackendStartError extends TierError {
+  override name = 'BackendStartError';
+  constructor(
+    readonly backend: 'nats' | 'redis',
+    cause: unknown,
+  ) {
+    super('unavailable', (cause as Error).message, { cause });
+  }
+}
 
 /**
  * The ports of cluster mode: NATS for the bus, Redis for the rest. The shadow store's batches get
  * a connection of their own so a large pipeline never delays a handshake's directory claim;
- * directory, registry, nonces, rules and lease share one; BullMQ has its own. A node does not start
- * until both backends answer.
+ * directory, registry, nonces, rules and lease share one; BullMQ has its own. Rejects with a
+ * BackendStartError naming the backend that did not answer (src/compose/backend-wait.ts retries).
  */
 export async function clusterPorts(config: Config, log: Logger, observe?: BackendObserver): Promise<Ports> {
   if (!config.natsUrl || !config.redisUrl) throw new Error('cluster mode needs NATS_URL and REDIS_URL');
@@ -38,11 +50,13 @@ export async function clusterPorts(config: Config, log: Logger, observe?: Backen
   let push: BullMqPushQueue;
   let pendingRuns: RedisPendingRuns;
   let history: RedisEventHistory | undefined;
+  let connecting: BackendStartError['backend'] = 'nats';
   try {
     // each connection role is its own `client` label: a slow shadow pipeline shows apart from the control calls
     const calls = (role: string) => (observe ? { observe: observe.redis(role) } : {});
     bus = await NatsBus.connect(config.natsUrl, { name: node, log: log.child({ port: 'bus' }), pingIntervalMs: config.natsPingMs, ...(observe ? { observe: observe.bus } : {}) });
     opened.push(() => bus.close());
+    connecting = 'redis';
     shared = await connectRedis(config.redisUrl, { name: `${config.redisPrefix}${node}:control`, log: log.child({ port: 'redis' }), ...calls('control') });
     const client = shared;
     opened.push(() => closeRedis(client));
@@ -82,7 +96,7 @@ export async function clusterPorts(config: Config, log: Logger, observe?: Backen
   } catch (err) {
     // a node that cannot reach a backend does not start; close what did open
     await Promise.allSettled(opened.map((close) => close()));
-    throw err;
+    throw err instanceof TierError && err.code === 'unavailable' ? new BackendStartError(connecting, err) : err;
   }
   const directory = new RedisDirectory(shared, { keys, ttlMs: config.directoryTtlMs });
   const registry = new CachingHubRegistry(new RedisHubRegistry(shared, { keys }));

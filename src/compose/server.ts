@@ -30,7 +30,9 @@ import { mountAppGateway } from '../transport/app-gateway.js';
 import { HomeFeeds } from '../transport/home-feeds.js';
 import { EventPublisher } from '../actors/event-publisher.js';
 import { mountHubGateway } from '../transport/hub-gateway.js';
-import { loadUws, type TemplatedApp, type UwsBinding, type us_listen_socket } from '../transport/uws.js';
+import { loadUws, type UwsBinding } from '../transport/uws.js';
+import { listen } from './listen.js';
+import { portsWhenReachable } from './backend-wait.js';
 import { startMallocTrimmer } from './malloc-trim.js';
 import { ReadFailures } from '../log/read-failures.js';
 import { heapRelease } from './heap-release.js';
@@ -57,8 +59,11 @@ export interface RunningServer {
   close(): Promise<void>;
 }
 
-/** Wires one connection node: ports, actors, gateways, API and admin port. */
-export async function startServer(config: Config, log: Logger, makePorts?: (timers: TimerWheel) => Promise<Ports>): Promise<RunningServer> {
+/**
+ * Wires one connection node: ports, actors, gateways, API and admin port. In cluster mode it first
+ * waits for NATS and Redis (src/compose/backend-wait.ts); `signal` stops that wait.
+ */
+export async function startServer(config: Config, log: Logger, makePorts?: (timers: TimerWheel) => Promise<Ports>, options: { signal?: AbortSignal } = {}): Promise<RunningServer> {
   const binding = loadUws({ requireNative: config.uwsRequireNative, onWarning: (msg) => log.warn(msg) });
   log.info({ package: binding.packageName, native: binding.native }, 'uWebSockets.js loaded');
   // on only with an OTLP endpoint in the environment (README "Traces")
@@ -73,7 +78,9 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
   const sessions = new SessionIndex<HubSession>();
   const metrics = new NodeMetrics(() => sessions.size);
   metrics.attach({ hubs: sessions });
-  const ports = makePorts ? await makePorts(timers) : await portsFor(config, timers, log, metrics);
+  const connect = () => portsFor(config, timers, log, metrics);
+  const waited = !makePorts && isClusterMode(config) ? await portsWhenReachable(connect, { config, log, uws: binding.uws, signal: options.signal }) : null;
+  const ports = waited ? waited.ports : makePorts ? await makePorts(timers) : await connect();
   metrics.binding.set({ package: binding.packageName, native: String(binding.native) }, 1);
   // what timers read of the process (its resident size, its cgroup) fails counted, never thrown (EMFILE)
   const readFailures = new ReadFailures(log);
@@ -311,6 +318,8 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
   // events stored but not evaluated when the last process died: queued in each home before hubs are back
   await automation.engine.replayUnevaluated().catch((err: unknown) => log.error({ err }, 'rules: events left unevaluated by an unclean stop not replayed'));
   const main = await listen(app, config.host, config.port, config.reusePort);
+  // the port the start-up wait served on: handed over at once, so probes see it answer throughout
+  waited?.closeAdmin();
   const adminSocket = await listen(admin, config.adminHost, config.adminPort, false);
   const port = binding.uws.us_socket_local_port(main.socket as never);
   const adminPort = binding.uws.us_socket_local_port(adminSocket.socket as never);
@@ -355,8 +364,13 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
       step('rules_stopped');
       // a durable queue keeps its jobs for the other nodes; only one that forgets them is drained
       if (!ports.push.durable) await Promise.race([ports.push.drain(), new Promise((r) => setTimeout(r, 2_000).unref())]);
-      await ports.shadows.flush();
-      step('state_flushed', { pushDurable: ports.push.durable });
+      // a failed flush (a backend away) still closes everything below, then fails the close: nothing
+      // that logs may outlive it (a push queue retrying Redis would write to the ended log)
+      const unflushed = await ports.shadows.flush().then(
+        () => null,
+        (err: unknown) => err,
+      );
+      step('state_flushed', { pushDurable: ports.push.durable, flushed: unflushed === null });
       access.close();
       binding.uws.us_listen_socket_close(adminSocket.socket);
       if (ports.close) await ports.close();
@@ -369,21 +383,7 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
       step('ports_closed');
       // the spans of the drain itself are exported too; a collector that is down cannot hold the exit
       if (tracer) await stopTracing(tracer, log);
+      if (unflushed !== null) throw unflushed;
     },
   };
-}
-
-/** uSockets' LIBUS_LISTEN_EXCLUSIVE_PORT: no SO_REUSEPORT, so a second process on the port fails to bind. */
-const LISTEN_EXCLUSIVE = 1;
-const LISTEN_DEFAULT = 0;
-
-function listen(app: TemplatedApp, host: string, port: number, shared: boolean): Promise<{ socket: us_listen_socket }> {
-  return new Promise((resolve, reject) => {
-    const done = (socket: us_listen_socket | false) => {
-      if (socket) resolve({ socket });
-      else reject(new Error(`cannot listen on ${host}:${port}: the port is in use${shared ? '' : ' (bound exclusively: set TIER_REUSE_PORT=1 to share it)'}`));
-    };
-    // the typings lack the (host, port, options, cb) overload that uWS v20 accepts
-    (app.listen as unknown as (h: string, p: number, o: number, cb: typeof done) => void)(host, port, shared ? LISTEN_DEFAULT : LISTEN_EXCLUSIVE, done);
-  });
 }

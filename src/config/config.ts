@@ -79,6 +79,8 @@ export interface Config {
   auditMaxEntries: number;
   /** @default 15_000 (ms): a node's directory entries vanish this long after its last refresh */
   directoryTtlMs: number;
+  /** @default 120_000 (ms): cluster mode: how long a starting node retries NATS and Redis before it exits 1; 0: fails at once */
+  backendStartWaitMs: number;
   /** @default 'tier:': prefix of every Redis key (one Redis may serve several deployments) */
   redisPrefix: string;
   /** @default 50 (ms): shadow writes are batched this long; a crash loses at most this window */
@@ -293,6 +295,7 @@ const FIELDS: { [K in keyof Config]: Field<K> } = {
   auditMaxAgeDays: { env: 'TIER_AUDIT_MAX_AGE_DAYS', parse: int(1, 3_650), default: 90 },
   auditMaxEntries: { env: 'TIER_AUDIT_MAX_ENTRIES', parse: int(1_000, 100_000_000), default: 1_000_000 },
   directoryTtlMs: { env: 'TIER_DIRECTORY_TTL_MS', parse: int(1_000, 600_000), default: 15_000 },
+  backendStartWaitMs: { env: 'TIER_BACKEND_START_WAIT_MS', parse: int(0, 3_600_000), default: 120_000 },
   redisPrefix: { env: 'TIER_REDIS_PREFIX', parse: text, default: 'tier:' },
   shadowBatchMs: { env: 'TIER_SHADOW_BATCH_MS', parse: int(0, 10_000), default: 50 },
   diskBatchMs: { env: 'TIER_DISK_BATCH_MS', parse: int(0, 1_000), default: 0 },

@@ -47,6 +47,9 @@ export function addLogFields(log: Logger, fields: () => object): void {
 export function endLog(log: Logger, timeoutMs = 2_000): Promise<void> {
   const stream = (log as unknown as Record<symbol, unknown>)[symbols.streamSym] as Partial<EndableStream> | undefined;
   if (typeof stream?.end !== 'function' || typeof stream.once !== 'function' || stream.destroyed) return Promise.resolve();
+  // a line written after the end would throw `SonicBoom destroyed` out of whatever logged it (a
+  // backend client's late error event): the log and every child that follows its level go silent
+  log.level = 'silent';
   return new Promise((resolve) => {
     const timer = setTimeout(resolve, timeoutMs);
     stream.once!('close', () => {

@@ -63,7 +63,8 @@ export async function connectRedis(url: string, options: RedisClientOptions): Pr
   };
   const client = new Redis(url, settings);
   if (options.observe) observeCalls(client, options.observe);
-  let down = false;
+  // before the first ready the rejection below tells it (and the start-up wait logs it): no line per attempt
+  let down = true;
   client.on('error', (err: Error) => {
     // every failed reconnect attempt emits one; the first of an outage is enough
     if (!down) log.warn({ err: err.message, redis: where, client: name }, 'redis connection failed; reconnecting');
@@ -73,8 +74,10 @@ export async function connectRedis(url: string, options: RedisClientOptions): Pr
     if (!down && client.status !== 'end') log.warn({ redis: where, client: name }, 'redis connection lost; reconnecting');
     if (client.status !== 'end') down = true;
   });
+  let connected = false;
   client.on('ready', () => {
-    if (down) log.info({ redis: where, client: name }, 'redis connection back');
+    if (connected && down) log.info({ redis: where, client: name }, 'redis connection back');
+    connected = true;
     down = false;
   });
   try {

@@ -205,15 +205,27 @@ export class BullMqPushQueue implements PushQueue {
     }
   }
 
-  /** Stops taking and delivering: waits for deliveries in progress; queued jobs stay in Redis. */
+  /**
+   * Stops taking and delivering: waits for deliveries in progress, up to CLOSE_WAIT_MS (BullMQ's
+   * close waits for its Redis, which may be down: a drain must end); queued jobs stay in Redis.
+   */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    await this.worker?.close().catch((err: unknown) => this.log.warn({ err }, 'push worker close failed'));
-    await this.queue.close().catch((err: unknown) => this.log.warn({ err }, 'push queue close failed'));
+    const closing = (async () => {
+      await this.worker?.close().catch((err: unknown) => this.log.warn({ err }, 'push worker close failed'));
+      await this.queue.close().catch((err: unknown) => this.log.warn({ err }, 'push queue close failed'));
+    })();
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([closing, new Promise((r) => (timer = setTimeout(r, CLOSE_WAIT_MS)))]);
+    clearTimeout(timer);
+    // dropping the connections ends a close still waiting for Redis
     await Promise.allSettled([closeRedis(this.connections.queue), this.connections.worker ? closeRedis(this.connections.worker) : Promise.resolve()]);
   }
 }
+
+/** How long `close` waits for BullMQ's own close (ms) before it drops the connections. */
+const CLOSE_WAIT_MS = 2_000;
 
 function delivery(job: Job<PushNotification, void, string>): PushDelivery {
   // attemptsMade counts the failed attempts before this one

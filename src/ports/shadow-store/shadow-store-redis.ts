@@ -116,6 +116,8 @@ export class RedisShadowStore implements ShadowStore {
   /** set once `close` gave up flushing: no further attempts */
   private stopped = false;
   private warnedClosed = false;
+  /** a flush gave up on an unreachable Redis: `close` logs the writes lost instead of waiting again */
+  private flushTimedOut = false;
   private readonly onReady = (): void => {
     if (this.failures > 0 && !this.inflight) void this.sendNow();
   };
@@ -321,6 +323,7 @@ export class RedisShadowStore implements ShadowStore {
       else {
         const left = deadline - Date.now();
         if (left <= 0) {
+          this.flushTimedOut = true;
           throw new TierError('unavailable', `${this.pendingWrites} shadow writes not durable after ${this.flushTimeoutMs} ms: redis unreachable`);
         }
         await this.nextSettle(left);
@@ -336,6 +339,8 @@ export class RedisShadowStore implements ShadowStore {
 
   private async shutdown(): Promise<void> {
     try {
+      // a drain whose flush already waited out the timeout is not made to wait a second time
+      if (this.flushTimedOut) throw new TierError('unavailable', `${this.pendingWrites} shadow writes not durable: redis unreachable`);
       await this.flush();
     } catch (err) {
       this.log.error({ err, lost: this.pendingWrites }, 'shadow writes lost at close: redis unreachable');
