@@ -180,7 +180,9 @@ export class AppFuzzer {
     ] as const);
     const enc = this.rng.chance(0.4) ? ('msgpack' as const) : ('json' as const);
     let auth: AuthSpec;
-    let query = enc === 'msgpack' ? 'enc=msgpack' : this.rng.chance(0.1) ? `enc=${this.rng.pick(['JSON', 'xml', '', '%zz'])}` : '';
+    let query = enc === 'msgpack' ? 'enc=msgpack' : this.rng.chance(0.1) ? `enc=${this.rng.pick(['JSON', 'xml', '', '%zz', 'json'])}` : '';
+    // an encoding the node does not speak is refused before the token is looked at
+    const badEnc = /^enc=/.test(query) && query !== 'enc=msgpack' && query !== 'enc=json';
     let headers: Record<string, string> = {};
     let protocols: string[] | undefined;
     let expectRefusal = false;
@@ -226,7 +228,9 @@ export class AppFuzzer {
       this.h.rec.counts.appUpgrades.inc(`${opened.status} ${code ?? '?'}`);
       const problem = checkErrorBody(opened.status, opened.body);
       if (problem) this.h.rec.violation({ invariant: 'error-body', surface: 'app', klass: input.klass, detail: `upgrade refusal: ${problem}`, input });
-      else if (!expectRefusal || code !== 'unauthorized') this.h.rec.violation({ invariant: 'app-oracle', surface: 'app', klass: input.klass, detail: `expected ${expectRefusal ? '401 unauthorized' : 'the upgrade'}, got ${opened.status} ${code}`, input });
+      else if (badEnc ? opened.status !== 400 || code !== 'invalid_field' : !expectRefusal || code !== 'unauthorized') {
+        this.h.rec.violation({ invariant: 'app-oracle', surface: 'app', klass: input.klass, detail: `expected ${badEnc ? '400 invalid_field (enc)' : expectRefusal ? '401 unauthorized' : 'the upgrade'}, got ${opened.status} ${code}`, input });
+      }
       return;
     }
     if (opened.kind === 'failed') {
@@ -235,6 +239,11 @@ export class AppFuzzer {
       return;
     }
     this.h.rec.counts.appUpgrades.inc('101');
+    if (badEnc) {
+      this.h.rec.violation({ invariant: 'app-oracle', surface: 'app', klass: input.klass, detail: `an unknown encoding was served: ${query}`, input });
+      opened.ws.terminate();
+      return;
+    }
     if (expectRefusal) {
       this.h.rec.violation({ invariant: 'app-oracle', surface: 'app', klass: input.klass, detail: 'a bad token was accepted', input });
       opened.ws.terminate();
