@@ -117,6 +117,7 @@ export class HubtierClient {
    * that a token function settling late opens no socket and reports nothing.
    */
   private attemptId = 0;
+  private closeWait: ReturnType<typeof setTimeout> | null = null;
 
   constructor(opts: ClientOptions) {
     const Impl = opts.WebSocket ?? ((globalThis as { WebSocket?: unknown }).WebSocket as WebSocketConstructor | undefined);
@@ -184,7 +185,10 @@ export class HubtierClient {
     });
   }
 
-  /** Closes for good: pending commands and unanswered subscriptions reject with `session_closed`. */
+  /**
+   * Closes for good: pending commands and unanswered subscriptions reject with `session_closed`.
+   * Resolves once the socket closed, or `keepaliveTimeoutMs` after asking on a link that does not answer.
+   */
   close(): Promise<void> {
     if (this.whenClosed) return this.whenClosed;
     this.closing = true;
@@ -198,7 +202,11 @@ export class HubtierClient {
     this.whenClosed = new Promise<void>((resolve) => (this.closedNow = resolve));
     const ws = this.socket;
     if (ws === null) this.ended(CloseCode.normal, 'closed by the client');
-    else ws.close(CloseCode.normal, 'closed by the client');
+    else {
+      ws.close(CloseCode.normal, 'closed by the client');
+      // a dead link may never complete the close handshake (ws waits 30 s, a browser longer)
+      this.closeWait = setTimeout(() => this.ended(CloseCode.normal, `closed by the client (the close was not answered within ${this.keepaliveTimeoutMs} ms)`), this.keepaliveTimeoutMs);
+    }
     return this.whenClosed;
   }
 
@@ -280,6 +288,7 @@ export class HubtierClient {
     if (this.current.state === 'closed' && this.current.reconnectInMs === null) return;
     this.armKeepalive(0);
     this.stopConnectTimer();
+    if (this.closeWait !== null) clearTimeout(this.closeWait);
     this.socket = null;
     this.openedAt = null;
     this.setState({ state: 'closed', code, reason, unauthorized: false, reconnectInMs: null });

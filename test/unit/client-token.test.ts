@@ -6,7 +6,7 @@
  */
 import WebSocket from 'ws';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { CONNECT_TIMEOUT_CLOSE, HubtierClient, type ClientOptions, type ConnectionState } from '../../src/client/index.js';
+import { CONNECT_TIMEOUT_CLOSE, type ClientOptions, type ConnectionState } from '../../src/client/index.js';
 import { fakeServerPerTest, Inbox } from '../helpers/fake-app-server.js';
 
 const fx = fakeServerPerTest();
