@@ -32,7 +32,10 @@ export interface CommandOptions {
 export interface ClientOptions {
   /** the node's origin, `ws://host:port` or `wss://…`; `/app/v1` is added unless already there */
   url: string;
-  /** a user JWT (or the admin token), or a function asked for one before every connection attempt */
+  /**
+   * a user JWT (or the admin token), or a function asked for one before every connection attempt;
+   * it must give a non-empty string, and is given up with the attempt after `connectTimeoutMs`
+   */
   token: string | (() => string | Promise<string>);
   /** @default globalThis.WebSocket; in Node 20 pass the `ws` package's class */
   WebSocket?: WebSocketConstructor;
@@ -55,10 +58,16 @@ export interface ClientOptions {
   /** @default 10_000 (ms) */
   keepaliveTimeoutMs?: number;
   /**
-   * a connection attempt not open after this long is given up and retried after the backoff (a
-   * black-holed network or a frozen node may accept TCP and never answer the upgrade) @default 10_000 (ms); 0: never
+   * a connection attempt not open this long after it asked for the token is given up and retried
+   * after the backoff (a token function that never settles; a black-holed network or a frozen node
+   * that accepts TCP and never answers the upgrade) @default 10_000 (ms); 0: never
    */
   connectTimeoutMs?: number;
+  /**
+   * a `sub` the open socket does not answer within this long is taken for a stuck session: the
+   * socket is replaced (closed 4102) and every home resubscribes from its position @default 10_000 (ms); 0: never
+   */
+  subscribeTimeoutMs?: number;
   /** every change of the connection's state */
   onState?: (state: ConnectionState) => void;
 }
@@ -67,6 +76,8 @@ export interface ClientOptions {
 export const KEEPALIVE_CLOSE = 4100;
 /** The close code the client reports for an attempt it gave up: not open within `connectTimeoutMs`. */
 export const CONNECT_TIMEOUT_CLOSE = 4101;
+/** The close code the client reports for a socket it replaced because a `sub` got no answer within `subscribeTimeoutMs`. */
+export const SUBSCRIBE_TIMEOUT_CLOSE = 4102;
 
 /**
  * A connection of an app to `/app/v1` that stays up: it reconnects with jittered exponential
@@ -84,7 +95,7 @@ export class HubtierClient {
   private readonly commandMarginMs: number;
   private readonly listeners = new Set<(state: ConnectionState) => void>();
   private readonly requests = new Requests((msg) => this.write(msg));
-  private readonly subs = new Subscriptions(this.requests, () => this.isOpen());
+  private readonly subs: Subscriptions;
   private socket: WebSocketLike | null = null;
   private current: ConnectionState = { state: 'connecting', attempt: 0 };
   /** failed attempts since the last stable connection */
@@ -101,15 +112,22 @@ export class HubtierClient {
   private pinging = false;
   private readonly connectTimeoutMs: number;
   private connectTimer: ReturnType<typeof setTimeout> | null = null;
+  /**
+   * Numbers the current attempt; bumped when it is given up (timed out, or the client closed), so
+   * that a token function settling late opens no socket and reports nothing.
+   */
+  private attemptId = 0;
+  private closeWait: ReturnType<typeof setTimeout> | null = null;
 
   constructor(opts: ClientOptions) {
     const Impl = opts.WebSocket ?? ((globalThis as { WebSocket?: unknown }).WebSocket as WebSocketConstructor | undefined);
     if (Impl === undefined) throw new TypeError('no WebSocket implementation: pass options.WebSocket (in Node 20, the ws package)');
     this.WebSocket = Impl;
     this.url = appSocketUrl(opts.url);
-    const token = opts.token;
+    const token: unknown = opts.token;
+    if (typeof token === 'string' ? token === '' : typeof token !== 'function') throw new TypeError('token must be a non-empty string or a function that gives one');
     // called inside then() so that a function that throws fails the attempt instead of the caller
-    this.token = typeof token === 'string' ? () => Promise.resolve(token) : () => Promise.resolve().then(token);
+    this.token = typeof token === 'string' ? () => Promise.resolve(token) : () => Promise.resolve().then(opts.token as () => string | Promise<string>);
     this.backoff = backoffOptions(opts.backoff);
     this.random = opts.random ?? Math.random;
     this.stableAfterMs = opts.stableAfterMs ?? 10_000;
@@ -119,6 +137,9 @@ export class HubtierClient {
     this.keepaliveTimeoutMs = opts.keepaliveTimeoutMs ?? 10_000;
     this.connectTimeoutMs = opts.connectTimeoutMs ?? 10_000;
     if (!(this.connectTimeoutMs >= 0)) throw new RangeError(`connectTimeoutMs must be 0 or a positive number of ms (got ${String(opts.connectTimeoutMs)})`);
+    const subscribeTimeoutMs = opts.subscribeTimeoutMs ?? 10_000;
+    if (!(subscribeTimeoutMs >= 0)) throw new RangeError(`subscribeTimeoutMs must be 0 or a positive number of ms (got ${String(opts.subscribeTimeoutMs)})`);
+    this.subs = new Subscriptions(this.requests, () => this.isOpen(), subscribeTimeoutMs, (home) => this.giveUp(SUBSCRIBE_TIMEOUT_CLOSE, 'subscribe timeout', `no answer to the sub of ${home} within ${subscribeTimeoutMs} ms (subscribeTimeoutMs)`));
     if (opts.onState) this.listeners.add(opts.onState);
     this.connect();
   }
@@ -159,15 +180,20 @@ export class HubtierClient {
       this.requests.add(
         (id): AppRequest => ({ op: 'cmd', id, hub: hubId, device: deviceId, ...spec, timeoutMs }),
         { ok: resolve, fail: reject },
-        { onDrop: 'reject', queue: true, timeoutMs: limit, timeout: () => ClientError.local('command_timeout', `no answer within ${limit} ms`) },
+        { onDrop: 'reject', queue: true, timeoutMs: limit, timeout: () => reject(ClientError.local('command_timeout', `no answer within ${limit} ms`)) },
       );
     });
   }
 
-  /** Closes for good: pending commands and unanswered subscriptions reject with `session_closed`. */
+  /**
+   * Closes for good: pending commands and unanswered subscriptions reject with `session_closed`.
+   * Resolves once the socket closed, or `keepaliveTimeoutMs` after asking on a link that does not answer.
+   */
   close(): Promise<void> {
     if (this.whenClosed) return this.whenClosed;
     this.closing = true;
+    // a token fetch in progress is abandoned: what it gives later is dropped
+    this.attemptId++;
     if (this.retry !== null) clearTimeout(this.retry);
     this.retry = null;
     const error = () => ClientError.local('session_closed', 'the client was closed');
@@ -176,33 +202,44 @@ export class HubtierClient {
     this.whenClosed = new Promise<void>((resolve) => (this.closedNow = resolve));
     const ws = this.socket;
     if (ws === null) this.ended(CloseCode.normal, 'closed by the client');
-    else ws.close(CloseCode.normal, 'closed by the client');
+    else {
+      ws.close(CloseCode.normal, 'closed by the client');
+      // a dead link may never complete the close handshake (ws waits 30 s, a browser longer)
+      this.closeWait = setTimeout(() => this.ended(CloseCode.normal, `closed by the client (the close was not answered within ${this.keepaliveTimeoutMs} ms)`), this.keepaliveTimeoutMs);
+    }
     return this.whenClosed;
   }
 
   private connect(): void {
     this.retry = null;
+    const attempt = ++this.attemptId;
     this.setState({ state: 'connecting', attempt: this.failures });
+    // a state listener may have closed the client
+    if (attempt !== this.attemptId) return;
+    // the timeout runs from here: a token function that never settles is an attempt that hangs
+    if (this.connectTimeoutMs > 0) this.connectTimer = setTimeout(() => this.connectTimedOut(), this.connectTimeoutMs);
     // a fresh token for every attempt: an expired or refused one is replaced on the way back
     this.token().then(
-      (token) => this.dial(token),
-      (err: unknown) => this.lost(NO_CLOSE_FRAME, `token: ${errorText(err) || String(err)}`, false),
+      (token: unknown) => {
+        if (attempt !== this.attemptId) return;
+        if (typeof token === 'string' && token !== '') return this.dial(token);
+        this.lost(NO_CLOSE_FRAME, `token: the token function gave ${token === '' ? 'an empty string' : typeof token}, not a non-empty string`, false);
+      },
+      (err: unknown) => {
+        if (attempt === this.attemptId) this.lost(NO_CLOSE_FRAME, `token: ${errorText(err) || String(err)}`, false);
+      },
     );
   }
 
   private dial(token: string): void {
-    // closed while the token was fetched: close() has ended the client already
-    if (this.closing) return;
     let ws: WebSocketLike;
     try {
-      if (typeof token !== 'string' || token === '') throw new TypeError('the token function gave no token');
       ws = new this.WebSocket(this.url, appProtocols(token));
     } catch (err) {
       // a token with characters a subprotocol cannot carry throws here (SyntaxError)
       return this.lost(NO_CLOSE_FRAME, errorText(err), false);
     }
     this.socket = ws;
-    if (this.connectTimeoutMs > 0) this.connectTimer = setTimeout(() => this.connectTimedOut(ws), this.connectTimeoutMs);
     let error: unknown = null;
     ws.onopen = () => {
       if (this.socket === ws) this.opened();
@@ -251,6 +288,7 @@ export class HubtierClient {
     if (this.current.state === 'closed' && this.current.reconnectInMs === null) return;
     this.armKeepalive(0);
     this.stopConnectTimer();
+    if (this.closeWait !== null) clearTimeout(this.closeWait);
     this.socket = null;
     this.openedAt = null;
     this.setState({ state: 'closed', code, reason, unauthorized: false, reconnectInMs: null });
@@ -259,18 +297,30 @@ export class HubtierClient {
 
   /**
    * The attempt did not open in time: given up (the socket may never close by itself on a network
-   * that drops everything) and retried after the backoff, as a socket that closed.
+   * that drops everything; the token function may never settle) and retried after the backoff.
    */
-  private connectTimedOut(ws: WebSocketLike): void {
+  private connectTimedOut(): void {
     this.connectTimer = null;
-    if (this.socket !== ws || this.openedAt !== null) return;
+    if (this.openedAt !== null) return;
+    const waited = `within ${this.connectTimeoutMs} ms (connectTimeoutMs)`;
+    this.giveUp(CONNECT_TIMEOUT_CLOSE, 'connect timeout', this.socket === null ? `token: the token function gave none ${waited}` : `not open ${waited}`);
+  }
+
+  /**
+   * Drops the attempt or socket in progress without waiting for its close (which may never come
+   * on a dead link) and reconnects after the backoff, reporting `code` and `reason`. The close
+   * frame carries `short`: a browser throws on a reason over 123 bytes and would keep the socket.
+   */
+  private giveUp(code: number, short: string, reason: string): void {
+    const ws = this.socket;
     this.socket = null;
+    this.attemptId++;
     try {
-      ws.close();
+      ws?.close(code, short);
     } catch {
       // a socket that cannot even close is dropped all the same
     }
-    this.lost(CONNECT_TIMEOUT_CLOSE, `not open within ${this.connectTimeoutMs} ms (connectTimeoutMs)`, false);
+    this.lost(code, reason, false);
   }
 
   private stopConnectTimer(): void {
@@ -292,17 +342,11 @@ export class HubtierClient {
     if (silent < this.keepaliveMs) return this.armKeepalive(this.keepaliveMs - silent);
     if (!this.pinging) {
       this.pinging = true;
-      this.requests.add((id): AppRequest => ({ op: 'ping', id }), { ok: () => {}, fail: () => {} }, { onDrop: 'forget', queue: false, timeoutMs: this.keepaliveTimeoutMs, timeout: () => ClientError.local('command_timeout', 'no answer to the keepalive ping') });
+      this.requests.add((id): AppRequest => ({ op: 'ping', id }), { ok: () => {}, fail: () => {} }, { onDrop: 'forget', queue: false, timeoutMs: this.keepaliveTimeoutMs, timeout: () => {} });
       return this.armKeepalive(this.keepaliveTimeoutMs);
     }
     // nothing heard since the ping: the socket is given up (its close may never complete) and replaced
-    this.socket = null;
-    try {
-      ws.close(KEEPALIVE_CLOSE, 'keepalive timeout');
-    } catch {
-      // a socket that cannot even close is dropped all the same
-    }
-    this.lost(KEEPALIVE_CLOSE, `no answer to a keepalive ping within ${this.keepaliveTimeoutMs} ms`, false);
+    this.giveUp(KEEPALIVE_CLOSE, 'keepalive timeout', `no answer to a keepalive ping within ${this.keepaliveTimeoutMs} ms`);
   }
 
   private received(data: unknown): void {

@@ -30,12 +30,12 @@ export class Requests {
   /**
    * Registers a request and writes it when the socket is open, else at the next open (`queue`) or
    * not at all (null).
-   * `timeoutMs`: given up with `timeout()`'s error after this long, sent or not.
+   * `timeoutMs`: forgotten after this long, sent or not, and `timeout()` called (instead of a handler).
    */
   add(
     build: (id: number) => Sendable,
     handlers: { ok: (result: unknown) => void; fail: (err: ClientError) => void },
-    opts: { onDrop: 'reject' | 'forget'; queue: boolean; timeoutMs?: number; timeout?: () => ClientError },
+    opts: { onDrop: 'reject' | 'forget'; queue: boolean; timeoutMs?: number; timeout?: () => void },
   ): number | null {
     const id = this.nextId++;
     const msg = build(id);
@@ -46,7 +46,7 @@ export class Requests {
       const timeout = opts.timeout;
       p.timer = setTimeout(() => {
         this.pending.delete(id);
-        p.fail(timeout());
+        timeout();
       }, opts.timeoutMs);
     }
     this.pending.set(id, p);

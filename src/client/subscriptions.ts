@@ -63,9 +63,15 @@ interface Home {
 export class Subscriptions {
   private readonly homes = new Map<string, Home>();
 
+  /**
+   * `unanswered(home)`: a `sub` got no answer within `answerTimeoutMs` (0: never) on an open socket.
+   * The node answers every `sub`, a failed recovery too, so the session is stuck: the caller replaces it.
+   */
   constructor(
     private readonly requests: Requests,
     private readonly isOpen: () => boolean,
+    private readonly answerTimeoutMs = 0,
+    private readonly unanswered: (home: string) => void = () => {},
   ) {}
 
   add(home: string, handlers: SubscriptionHandlers, opts: SubscribeOptions = {}): Subscription {
@@ -152,7 +158,7 @@ export class Subscriptions {
     const id = this.requests.add(
       (rid) => (since ? { op: 'sub', id: rid, home: h.home, since } : { op: 'sub', id: rid, home: h.home }),
       { ok: (result) => this.answered(h, since, parseSubResult(result, h.home)), fail: (err) => this.refused(h, err) },
-      { onDrop: 'forget', queue: false },
+      this.answerTimeoutMs > 0 ? { onDrop: 'forget', queue: false, timeoutMs: this.answerTimeoutMs, timeout: () => this.unanswered(h.home) } : { onDrop: 'forget', queue: false },
     );
     h.pendingId = id;
   }

@@ -2,7 +2,8 @@
  * The app client library against a real node process: a JWT as the bearer subprotocol (one of
  * 30 KB too), commands answered by a simulated hub (results, hub refusals, offline, timeout), events,
  * resuming from a stored position, and reconnecting after the node restarts on the same port and
- * data, after the node closed it at its token's exp, or after attempts that hung.
+ * data, after the node closed it at its token's exp, or after attempts that hung (the network's or
+ * the token function's).
  */
 import net from 'node:net';
 import WebSocket from 'ws';
@@ -352,6 +353,25 @@ describe('app client library against a real node', () => {
       await c.close();
       await hole.close();
     }
+  });
+
+  it('gives up a token function that hangs (4101), connects with the next token, and the late one opens no socket', async () => {
+    let release: (token: string) => void = () => {};
+    const hung = new Promise<string>((resolve) => (release = resolve));
+    let calls = 0;
+    const { c, states, sockets } = trackedClient({ connectTimeoutMs: 2_000, token: () => (++calls === 1 ? hung : mint(server.jwtSecret)) });
+    const givenUp = await states.next((s) => s.state === 'closed');
+    expect(givenUp).toMatchObject({ code: CONNECT_TIMEOUT_CLOSE, reason: 'token: the token function gave none within 2000 ms (connectTimeoutMs)' });
+    await states.next((s) => s.state === 'open');
+    const hubId = await provision('token-hang');
+    await online(hubId);
+    expect(await c.command(hubId, 'lamp', { set: { on: true } })).toEqual({ on: true });
+    // the first attempt's token comes at last (a valid one): its attempt was given up, nothing opens
+    release(await mint(server.jwtSecret));
+    expect(await c.command(hubId, 'lamp', { set: { on: false } })).toEqual({ on: false });
+    expect(sockets).toHaveLength(1);
+    expect(states.items.map((s) => s.state)).toEqual(['connecting', 'closed', 'connecting', 'open']);
+    expect(calls).toBe(2);
   });
 
   // 60 s: a ceiling, not a measure (starting a node process takes several seconds on a busy machine)

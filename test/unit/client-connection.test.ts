@@ -6,7 +6,7 @@
 import WebSocket from 'ws';
 import { describe, expect, it, vi } from 'vitest';
 import { APP_SUBPROTOCOL } from '../../proto/app.js';
-import { ClientError, HubtierClient, KEEPALIVE_CLOSE, type ClientOptions, type ConnectionState, type WebSocketConstructor } from '../../src/client/index.js';
+import { ClientError, HubtierClient, KEEPALIVE_CLOSE, type ClientOptions, type ConnectionState, type WebSocketConstructor, type WebSocketLike } from '../../src/client/index.js';
 import { fakeServerPerTest, Inbox } from '../helpers/fake-app-server.js';
 
 const fx = fakeServerPerTest();
@@ -153,6 +153,44 @@ describe('client connection (fake server)', () => {
     await expect(c.command('hub', 'd', { set: { on: true } })).rejects.toMatchObject({ code: 'session_closed' });
     expect(() => c.subscribe('h1', { onEvent() {} })).toThrow(ClientError);
     expect(await c.close()).toBeUndefined(); // twice is fine
+  });
+
+  it('close() on a link that never answers the close resolves after keepaliveTimeoutMs', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    try {
+      // a socket whose close handshake never completes (a dead link): no close event, ever
+      const made: Mute[] = [];
+      class Mute implements WebSocketLike {
+        readyState = 0;
+        closedWith: unknown[] | null = null;
+        onopen: WebSocketLike['onopen'] = null;
+        onmessage: WebSocketLike['onmessage'] = null;
+        onclose: WebSocketLike['onclose'] = null;
+        onerror: WebSocketLike['onerror'] = null;
+        constructor() {
+          made.push(this);
+        }
+        send(): void {}
+        close(...args: unknown[]): void {
+          this.closedWith = args;
+          this.readyState = 2;
+        }
+      }
+      const { c, states } = client({ WebSocket: Mute, keepaliveTimeoutMs: 4_000 });
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      const ws = made[0]!;
+      ws.readyState = 1;
+      ws.onopen?.({});
+      await states.next(isOpen);
+      const done = c.close();
+      expect(ws.closedWith).toEqual([1000, 'closed by the client']);
+      await vi.advanceTimersByTimeAsync(4_000);
+      await done;
+      expect(c.state).toEqual({ state: 'closed', code: 1000, reason: 'closed by the client (the close was not answered within 4000 ms)', unauthorized: false, reconnectInMs: null });
+      expect(made).toHaveLength(1);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it('close() while waiting to reconnect ends at once, and no attempt follows', async () => {
