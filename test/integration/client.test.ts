@@ -359,9 +359,9 @@ describe('app client library against a real node', () => {
     let release: (token: string) => void = () => {};
     const hung = new Promise<string>((resolve) => (release = resolve));
     let calls = 0;
-    const { c, states, sockets } = trackedClient({ connectTimeoutMs: 2_000, token: () => (++calls === 1 ? hung : mint(server.jwtSecret)) });
+    const { c, states, sockets } = trackedClient({ connectTimeoutMs: 5_000, token: () => (++calls === 1 ? hung : mint(server.jwtSecret)) });
     const givenUp = await states.next((s) => s.state === 'closed');
-    expect(givenUp).toMatchObject({ code: CONNECT_TIMEOUT_CLOSE, reason: 'token: the token function gave none within 2000 ms (connectTimeoutMs)' });
+    expect(givenUp).toMatchObject({ code: CONNECT_TIMEOUT_CLOSE, reason: 'token: the token function gave none within 5000 ms (connectTimeoutMs)' });
     await states.next((s) => s.state === 'open');
     const hubId = await provision('token-hang');
     await online(hubId);
