@@ -259,8 +259,8 @@ export class NodeMetrics implements HubSessionMetrics, HubGatewayMetrics, AppGat
   // ---- hub path: pre-bound children, indexed by frame type or outcome ------------------------------
   private readonly commandCounters = new Map<string, Counter.Internal>();
 
-  frameIn(type: number): void {
-    this.framesIn.add(frameSlot(type));
+  frameIn(type: number, n = 1): void {
+    this.framesIn.add(frameSlot(type), n);
   }
   frameOut(type: number): void {
     this.framesOut.add(frameSlot(type));
