@@ -61,7 +61,7 @@ export interface RunningServer {
 
 /**
  * Wires one connection node: ports, actors, gateways, API and admin port. In cluster mode it first
- * waits for NATS and Redis (src/compose/backend-wait.ts); `signal` stops that wait.
+ * waits for NATS and Redis (src/compose/backend-wait.ts), serving health, readiness and metrics; `signal` stops that wait.
  */
 export async function startServer(config: Config, log: Logger, makePorts?: (timers: TimerWheel) => Promise<Ports>, options: { signal?: AbortSignal } = {}): Promise<RunningServer> {
   const binding = loadUws({ requireNative: config.uwsRequireNative, onWarning: (msg) => log.warn(msg) });
@@ -79,7 +79,7 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
   const metrics = new NodeMetrics(() => sessions.size);
   metrics.attach({ hubs: sessions });
   const connect = () => portsFor(config, timers, log, metrics);
-  const waited = !makePorts && isClusterMode(config) ? await portsWhenReachable(connect, { config, log, uws: binding.uws, signal: options.signal }) : null;
+  const waited = !makePorts && isClusterMode(config) ? await portsWhenReachable(connect, { config, log, uws: binding.uws, metrics, signal: options.signal }) : null;
   const ports = waited ? waited.ports : makePorts ? await makePorts(timers) : await connect();
   metrics.binding.set({ package: binding.packageName, native: String(binding.native) }, 1);
   // what timers read of the process (its resident size, its cgroup) fails counted, never thrown (EMFILE)
