@@ -5,7 +5,7 @@ const WAITING = [
   'admission', 'admission-after-upgrade', 'admission-outage', 'asyncapi-stream', 'audit', 'bull-board', 'command-size', 'data-redis-import',
   'desired-limits', 'durable-default', 'event-stream-consumer', 'hostile-input', 'observability', 'readiness', 'readiness-cluster',
   'cluster-rules-after-crash', 'forged-handshakes', 'rules', 'rules-after-crash', 'takeover-acks',
-  'backend-start-wait', 'client', 'desired-overflow', 'hub-leaves-home', 'logs', 'memory-cgroup', 'rules-redis-outage', 'security-headers', 'traces',
+  'backend-start-wait', 'push-worker-redis', 'client', 'desired-overflow', 'hub-leaves-home', 'logs', 'memory-cgroup', 'rules-redis-outage', 'outage-lines', 'security-headers', 'traces',
 ].map((name) => `test/integration/${name}.test.ts`);
 
 export default defineConfig({

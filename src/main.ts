@@ -2,8 +2,8 @@ import { chmodSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { isClusterMode, type Config, type LoadedConfig } from './config/config.js';
 import { closeOnSignals, loadConfigOrExit, runMain } from './config/process.js';
-import { createLogger, endLog, type Logger } from './log/logger.js';
-import { BackendWaitError, StartAbortedError } from './compose/backend-wait.js';
+import { createLogger, type Logger } from './log/logger.js';
+import { startOrExit } from './compose/until-reachable.js';
 import { startServer } from './compose/server.js';
 import { DataStoreError } from './ports/lmdb.js';
 import { UwsLoadError } from './transport/uws.js';
@@ -17,22 +17,7 @@ async function main(): Promise<void> {
 
   const cluster = isClusterMode(config);
   // a stop signal during the start (a cluster node may wait minutes for its backends) ends it cleanly
-  const starting = new AbortController();
-  const stopStart = (signal: NodeJS.Signals) => {
-    log.info({ signal }, 'stopped while starting');
-    starting.abort();
-  };
-  process.once('SIGTERM', stopStart).once('SIGINT', stopStart);
-  const server = await startServer(config, log, undefined, { signal: starting.signal }).catch(async (err: unknown) => {
-    if (err instanceof StartAbortedError) {
-      await endLog(log);
-      process.exit(0);
-    }
-    if (err instanceof BackendWaitError) {
-      log.fatal({ backend: err.backend, waitedMs: err.waitedMs, err: err.message }, 'backends unreachable at start');
-      await endLog(log);
-      process.exit(1);
-    }
+  const { value: server, stopped } = await startOrExit(log, (signal) => startServer(config, log, undefined, { signal })).catch((err: unknown) => {
     // the data directory's problems are the operator's to fix: the message says how, no stack
     if (err instanceof DataStoreError) {
       process.stderr.write(`data error: ${err.message}\n`);
@@ -44,8 +29,7 @@ async function main(): Promise<void> {
     }
     throw err;
   });
-  process.off('SIGTERM', stopStart).off('SIGINT', stopStart);
-  if (starting.signal.aborted) {
+  if (stopped) {
     // the signal came after the wait, while the rest started: drain what did start
     closeOnSignals(log, 'draining', () => server.close());
     process.emit('SIGTERM');

@@ -3,10 +3,14 @@
  * Redis at REDIS_URL, keys under TIER_REDIS_PREFIX), for deployments that keep push delivery
  * (and, later, the push services' credentials) apart from the connection nodes. Any number may
  * run beside the nodes' own workers: BullMQ hands each job to one of them. It reads the same
- * configuration as a node; NATS is not used. SIGTERM/SIGINT: deliveries in progress finish, queued
- * jobs stay in Redis for the other workers.
+ * configuration as a node; NATS is not used. At start it waits for Redis as a node waits for its
+ * backends (TIER_BACKEND_START_WAIT_MS, src/compose/until-reachable.ts); once started it rides out
+ * a Redis restart (BullMQ's worker reconnects). SIGTERM/SIGINT: deliveries in progress finish,
+ * queued jobs stay in Redis for the other workers.
  */
 import { RedisKeys } from './ports/redis.js';
+import { BackendStartError, startOrExit, untilReachable } from './compose/until-reachable.js';
+import { TierError } from './errors.js';
 import { closeOnSignals, loadConfigOrExit, runMain } from './config/process.js';
 import { addLogFields, createLogger } from './log/logger.js';
 import { BullMqPushQueue } from './ports/push-queue/push-queue-bullmq.js';
@@ -30,20 +34,27 @@ async function main(): Promise<void> {
     log.info({ ratio: tracer.ratio }, 'tracing on');
   }
 
+  const url = config.redisUrl;
   // no push service is wired yet: notifications are logged (the embedded default's sender)
-  const push = await BullMqPushQueue.connect(config.redisUrl, {
-    name: `${config.redisPrefix}${config.nodeId}:push-worker`,
-    log,
-    keys: new RedisKeys(config.redisPrefix),
-    sender: tracedPushSender(loggingPushSender(log)),
-  });
-  log.info(await push.stats(), 'push worker ready');
-
-  closeOnSignals(log, 'push worker stopping', async () => {
+  const connect = () =>
+    BullMqPushQueue.connect(url, {
+      name: `${config.redisPrefix}${config.nodeId}:push-worker`,
+      log,
+      keys: new RedisKeys(config.redisPrefix),
+      sender: tracedPushSender(loggingPushSender(log)),
+    }).catch((err: unknown) => {
+      throw err instanceof TierError && err.code === 'unavailable' ? new BackendStartError('redis', err) : err;
+    });
+  const { value: push, stopped } = await startOrExit(log, (signal) => untilReachable(connect, { maxWaitMs: config.backendStartWaitMs, log, signal }));
+  const stop = async () => {
     await push.close();
     // the last deliveries' spans are exported
     if (tracer) await stopTracing(tracer, log);
-  });
+  };
+  closeOnSignals(log, 'push worker stopping', stop);
+  // a signal right as the wait ended: stop what started
+  if (stopped) process.emit('SIGTERM');
+  else log.info(await push.stats().catch(() => ({})), 'push worker ready');
 }
 
 runMain(main);

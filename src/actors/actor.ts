@@ -1,4 +1,5 @@
 import type { Logger } from '../log/logger.js';
+import { failureLog, type SampledLog } from '../log/sampler.js';
 import { outsideSpans } from '../trace/active-span.js';
 import { tracing } from '../trace/tracing.js';
 import type { TimerWheel } from './timer-wheel.js';
@@ -25,6 +26,11 @@ export interface ActorSystem {
   onFailure?(address: string, messageType: string, err: unknown): void;
   /** @default { maxFailures: MAX_FAILURES, withinMs: FAILURE_WINDOW_MS } */
   readonly supervision?: Supervision;
+  /**
+   * where `actor message failed` lines go, keyed by actor kind and message type (`hub:frame`): a
+   * backend away fails every session's messages alike, so the node samples them (failureLog). Absent: each is logged
+   */
+  readonly failureLog?: SampledLog;
   /** the wall clock (ms) of the supervisor and of app tokens' expiry, replaceable in tests; @default Date.now */
   readonly now?: () => number;
 }
@@ -136,7 +142,10 @@ export abstract class Actor<M extends { type: string }> {
     times.push(now);
     while (times.length > 0 && times[0]! <= now - withinMs) times.shift();
     this.system.onFailure?.(this.address, msg.type, err);
-    this.system.log.error({ err, actor: this.address, message: msg.type, failures: times.length }, 'actor message failed');
+    const fields = { err, actor: this.address, message: msg.type, failures: times.length };
+    const sampled = this.system.failureLog;
+    if (sampled) sampled.write(`${kindOf(this.address)}:${msg.type}`, fields, 'actor message failed');
+    else this.system.log.error(fields, 'actor message failed');
     if (times.length >= maxFailures && !this.stopped) {
       this.stop(`${times.length} failed messages within ${withinMs} ms`);
     }
@@ -182,6 +191,17 @@ export abstract class Actor<M extends { type: string }> {
 }
 
 const DEFAULT_SUPERVISION: Supervision = { maxFailures: MAX_FAILURES, withinMs: FAILURE_WINDOW_MS };
+
+/** A node's `ActorSystem.failureLog`: 10 lines per actor kind and message type and 10 s, then one with the count not logged. */
+export function actorFailureLog(log: Logger): SampledLog {
+  return failureLog(log, 'actor message failures not logged', 'error');
+}
+
+/** The kind of actor an address names (`hub:<id>` → `hub`): a sample key that no id can multiply. */
+function kindOf(address: string): string {
+  const colon = address.indexOf(':');
+  return colon < 0 ? address : address.slice(0, colon);
+}
 
 /**
  * The actors of one kind by key (an id), each created on first use. Bounded: when a new one would

@@ -74,7 +74,8 @@ export interface HubSessionDeps {
 }
 
 export interface HubSessionMetrics {
-  frameIn(type: number): void;
+  /** `n` frames of this type came in (a full mailbox folds several into one message) */
+  frameIn(type: number, n?: number): void;
   frameOut(type: number): void;
   commandDone(outcome: 'ok' | 'failed' | 'timeout' | 'closed'): void;
   sessionClosed(reason: string): void;

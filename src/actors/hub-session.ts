@@ -116,7 +116,8 @@ export class HubSession extends Actor<HubMessage> implements TimerTarget, BusLis
   protected receive(msg: HubMessage): void | Promise<void> {
     switch (msg.type) {
       case 'frame': {
-        this.deps.metrics?.frameIn(msg.frame.t);
+        // one count per frame the hub sent: a full mailbox folds heartbeats, and reports, into one message
+        this.deps.metrics?.frameIn(msg.frame.t, framesIn(msg));
         try {
           const done = this.onFrame(msg.frame, msg.from, msg.queued, msg.beats);
           return done === undefined ? undefined : done.catch((err: unknown) => this.frameFailed(err));
@@ -502,6 +503,12 @@ export class HubSession extends Actor<HubMessage> implements TimerTarget, BusLis
   sendError(code: ErrorCode, msg: string, ref?: number, field?: string): void {
     this.send(errorFrameFor(code, msg, ref, field));
   }
+}
+
+/** The frames a queued frame message stands for: the heartbeats folded into it, or the reports `from`…`s` absorbed. */
+function framesIn(msg: { frame: HubToServerFrame; from?: number; beats?: number }): number {
+  if (msg.beats !== undefined) return msg.beats;
+  return msg.from !== undefined && msg.frame.t === FrameType.report ? msg.frame.s - msg.from + 1 : 1;
 }
 
 function seqOf(frame: HubToServerFrame): number | undefined {

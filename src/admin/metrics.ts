@@ -193,18 +193,27 @@ export class NodeMetrics implements HubSessionMetrics, HubGatewayMetrics, AppGat
   /**
    * `tier_backend_up{backend}`: 1 while this node reaches the shared backend, 0 while not, read at
    * each scrape. Readiness ignores shared backends (every pod would leave at once): alert on this.
+   * Called again, `read` replaces the reader.
    */
   backendsUp(read: () => Record<string, boolean>): void {
+    // called again with the running node's reader once a start-up wait for the backends is over
+    const first = this.readBackends === null;
+    this.readBackends = read;
+    if (!first) return;
+    const self = this;
     new Gauge({
       name: 'tier_backend_up',
       help: 'Shared backend reachable from this node (1) or not (0)',
       labelNames: ['backend'],
       registers: [this.registry],
       collect() {
-        for (const [backend, up] of Object.entries(read())) this.set({ backend }, up ? 1 : 0);
+        // a backend the reader no longer names (not tried yet while starting) has no series
+        this.reset();
+        for (const [backend, up] of Object.entries(self.readBackends!())) this.set({ backend }, up ? 1 : 0);
       },
     });
   }
+  private readBackends: (() => Record<string, boolean>) | null = null;
 
   /** Sources read at scrape time that exist only after the node is wired. */
   attach(sources: NodeSources): void {
@@ -259,8 +268,8 @@ export class NodeMetrics implements HubSessionMetrics, HubGatewayMetrics, AppGat
   // ---- hub path: pre-bound children, indexed by frame type or outcome ------------------------------
   private readonly commandCounters = new Map<string, Counter.Internal>();
 
-  frameIn(type: number): void {
-    this.framesIn.add(frameSlot(type));
+  frameIn(type: number, n = 1): void {
+    this.framesIn.add(frameSlot(type), n);
   }
   frameOut(type: number): void {
     this.framesOut.add(frameSlot(type));

@@ -21,23 +21,13 @@ import { auditRetention, historyRetention, homeLimits } from './history-retentio
 import { RedisAuditLog } from '../ports/audit/audit-redis.js';
 import { RedisRevocationStore } from '../ports/revocations/revocations-redis.js';
 import { TierError } from '../errors.js';
-
-/** A backend a starting node could not reach: which one, so the start-up wait can say what it waits for. */
-export class BackendStartError extends TierError {
-  override name = 'BackendStartError';
-  constructor(
-    readonly backend: 'nats' | 'redis',
-    cause: unknown,
-  ) {
-    super('unavailable', (cause as Error).message, { cause });
-  }
-}
+import { BackendStartError } from './until-reachable.js';
 
 /**
  * The ports of cluster mode: NATS for the bus, Redis for the rest. The shadow store's batches get
  * a connection of their own so a large pipeline never delays a handshake's directory claim;
  * directory, registry, nonces, rules and lease share one; BullMQ has its own. Rejects with a
- * BackendStartError naming the backend that did not answer (src/compose/backend-wait.ts retries).
+ * BackendStartError naming the backend that did not answer (src/compose/until-reachable.ts retries).
  */
 export async function clusterPorts(config: Config, log: Logger, observe?: BackendObserver): Promise<Ports> {
   if (!config.natsUrl || !config.redisUrl) throw new Error('cluster mode needs NATS_URL and REDIS_URL');

@@ -1,5 +1,5 @@
 import { CloseCode } from '../../proto/errors.js';
-import type { ActorSystem } from '../actors/actor.js';
+import { actorFailureLog, type ActorSystem } from '../actors/actor.js';
 import { publishDesired } from '../actors/commands.js';
 import type { HubSession, HubSessionDeps } from '../actors/hub-session.js';
 import { HubErrorLog } from '../actors/hub-error-log.js';
@@ -61,7 +61,7 @@ export interface RunningServer {
 
 /**
  * Wires one connection node: ports, actors, gateways, API and admin port. In cluster mode it first
- * waits for NATS and Redis (src/compose/backend-wait.ts); `signal` stops that wait.
+ * waits for NATS and Redis (src/compose/backend-wait.ts), serving health, readiness and metrics; `signal` stops that wait.
  */
 export async function startServer(config: Config, log: Logger, makePorts?: (timers: TimerWheel) => Promise<Ports>, options: { signal?: AbortSignal } = {}): Promise<RunningServer> {
   const binding = loadUws({ requireNative: config.uwsRequireNative, onWarning: (msg) => log.warn(msg) });
@@ -79,7 +79,7 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
   const metrics = new NodeMetrics(() => sessions.size);
   metrics.attach({ hubs: sessions });
   const connect = () => portsFor(config, timers, log, metrics);
-  const waited = !makePorts && isClusterMode(config) ? await portsWhenReachable(connect, { config, log, uws: binding.uws, signal: options.signal }) : null;
+  const waited = !makePorts && isClusterMode(config) ? await portsWhenReachable(connect, { config, log, uws: binding.uws, metrics, signal: options.signal }) : null;
   const ports = waited ? waited.ports : makePorts ? await makePorts(timers) : await connect();
   metrics.binding.set({ package: binding.packageName, native: String(binding.native) }, 1);
   // what timers read of the process (its resident size, its cgroup) fails counted, never thrown (EMFILE)
@@ -92,6 +92,8 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
     mailboxSize: config.mailboxSize,
     onFailure: (_address, messageType) => metrics.actorFailures.inc({ message: messageType }),
     supervision: { maxFailures: config.actorMaxFailures, withinMs: config.actorFailureWindowMs },
+    // a backend away fails every session's messages alike: sampled, with a count of what was not logged
+    failureLog: actorFailureLog(log),
   };
   // fleet: sealed hub secrets, the fleet routes, commands to disabled hubs refused, token revocation (src/compose/fleet-wiring.ts)
   // commands for hubs held here still reach them while NATS is down (src/actors/local-commands.ts)
@@ -129,7 +131,7 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
     commandTimeoutMs: config.commandTimeoutMs,
     commandTimeoutMaxMs: config.commandTimeoutMaxMs,
     hubWaitMs: config.ruleHubWaitMs,
-    supervision: { supervision: system.supervision, onFailure: system.onFailure },
+    supervision: { supervision: system.supervision, onFailure: system.onFailure, failureLog: system.failureLog },
     ...(ports.pendingRuns ? { pendingRuns: ports.pendingRuns } : {}),
     ...(ports.history?.marks ? { marks: ports.history.marks, hubsOfHome: async (homeId: string) => (await ports.registry.listHome(homeId, MAX_HOME_HUBS)).map((h) => h.hubId) } : {}),
     audit,

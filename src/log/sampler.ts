@@ -113,11 +113,14 @@ export class SampledLog {
     if (this.log.isLevelEnabled(this.level) && this.admit(key)) this.log[this.level](fields, msg);
   }
 
-  /** Writes the summaries of ended windows; re-arms while lines are still being skipped. */
-  flush(): void {
+  /**
+   * Writes the summaries of ended windows (`final`: of every window, as its owner stops); re-arms
+   * while lines are still being skipped.
+   */
+  flush(final = false): void {
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
-    for (const { key, skipped } of this.sampler.sweep(this.now())) {
+    for (const { key, skipped } of this.sampler.sweep(final ? Infinity : this.now())) {
       this.log[this.level]({ [this.keyField]: key, skipped, windowMs: this.sampler.windowMs }, this.summaryMsg);
     }
     if (this.sampler.skipping) this.timer = setTimeout(() => this.flush(), this.sampler.windowMs).unref();

@@ -82,7 +82,7 @@ export interface RulesEngineDeps {
   /** homes kept in memory (rules index, last values); idle ones beyond are forgotten; @default 50_000 */
   maxHomes?: number;
   /** the node's supervision of the home actors and its failure counter (tier_actor_failures_total) */
-  supervision?: Pick<ActorSystem, 'supervision' | 'onFailure'>;
+  supervision?: Pick<ActorSystem, 'supervision' | 'onFailure' | 'failureLog'>;
   /**
    * where runs parked in a delay are saved, so they survive a restart (`resumePending`); absent,
    * delays live in this node's memory only and a restart forgets them

@@ -22,6 +22,7 @@
  */
 import { Cron } from 'croner';
 import type { Logger } from '../log/logger.js';
+import { failureLog, type SampledLog } from '../log/sampler.js';
 import type { Lease } from '../ports/lease/lease.js';
 import { noRuleMetrics, type RuleMetricsSink } from './metrics.js';
 import { DEFAULT_CATCH_UP_MS } from './model.js';
@@ -78,6 +79,11 @@ export class CronScheduler {
   private interval: NodeJS.Timeout | null = null;
   private ticking: Promise<TickReport> | null = null;
   private unwatch: (() => void) | null = null;
+  /**
+   * Failed ticks and instants: a backend away fails every tick (1 s) alike, so one line per kind
+   * and 10 s, then one with the count of those not logged (10 per 10 s would let every tick through)
+   */
+  private readonly failures: SampledLog;
   /** totals since start */
   readonly counts = { fired: 0, missed: 0, taken: 0, errors: 0 };
 
@@ -87,6 +93,7 @@ export class CronScheduler {
     this.pollMs = deps.pollMs ?? 1_000;
     this.reloadMs = deps.reloadMs ?? 30_000;
     this.defaultCatchUpMs = deps.catchUpMs ?? DEFAULT_CATCH_UP_MS;
+    this.failures = failureLog(deps.log, 'cron: failures not logged', 'warn', 1);
     this.unwatch = deps.store.watch(() => {
       this.dirty = true;
     });
@@ -99,7 +106,7 @@ export class CronScheduler {
       if (this.ticking) return; // a slow tick (store, lease) is not stacked
       this.tick().catch((err: unknown) => {
         this.counts.errors++;
-        this.deps.log.warn({ err }, 'cron scheduler tick failed');
+        this.failures.write('tick', { err }, 'cron scheduler tick failed');
       });
     }, this.pollMs);
     this.interval.unref();
@@ -121,6 +128,9 @@ export class CronScheduler {
     this.interval = null;
     this.unwatch?.();
     this.unwatch = null;
+    // the count of lines not logged so far, then no timer left behind
+    this.failures.flush(true);
+    this.failures.close();
     await this.ticking?.catch(() => {});
     await Promise.allSettled([...this.inflight]);
   }
@@ -139,7 +149,7 @@ export class CronScheduler {
         await this.due(entry, now, report);
       } catch (err) {
         this.counts.errors++;
-        this.deps.log.warn({ err, ruleId: entry.rule.ruleId }, 'cron: instant not handled, retried next tick');
+        this.failures.write('instant', { err, ruleId: entry.rule.ruleId }, 'cron: instant not handled, retried next tick');
       }
     }
     return report;

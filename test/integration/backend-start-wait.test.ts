@@ -1,8 +1,8 @@
 /**
  * A cluster node started before its backends (a Kubernetes cold start) waits for them instead of
- * exiting: its admin port answers `/healthz` 200 and `/readyz` 503 naming the backend it waits for,
- * its main port stays closed, and once NATS and Redis start on the ports it was given it becomes
- * ready and takes a hub. Past TIER_BACKEND_START_WAIT_MS it exits 1 with one fatal line; SIGTERM
+ * exiting: its admin port answers `/healthz` 200, `/readyz` 503 naming the backend it waits for and
+ * `/metrics` with `tier_backend_up` 0 for it (HubtierBackendDown), its main port stays closed, and
+ * once NATS and Redis start on the ports it was given it becomes ready and takes a hub. Past TIER_BACKEND_START_WAIT_MS it exits 1 with one fatal line; SIGTERM
  * while waiting exits 0. A drain while Redis is down ends within the grace with JSON lines only.
  */
 import { afterEach, describe, expect, it } from 'vitest';
@@ -27,7 +27,7 @@ const notJson = (lines: string[]) =>
   });
 
 describe('cluster node started before its backends', { timeout: 90_000 }, () => {
-  it('serves /healthz, answers /readyz 503 naming the backend, then starts once NATS and Redis are up and takes a hub', async ({ signal }) => {
+  it('serves /healthz, answers /readyz 503 naming the backend, /metrics with it down, then starts once NATS and Redis are up and takes a hub', async ({ signal }) => {
     const [natsPort, redisPort, port, adminPort] = await Promise.all([freePort(), freePort(), freePort(), freePort()]);
     const lines: string[] = [];
     const starting = startNode({
@@ -45,8 +45,19 @@ describe('cluster node started before its backends', { timeout: 90_000 }, () => 
         const r = await api(admin, 'GET', '/readyz', undefined);
         return r.status === 503 && r.body.waitingFor === backend ? r : undefined;
       });
+    /** the waiting node's Prometheus text: HubtierBackendDown reads tier_backend_up from it */
+    const metrics = async () => {
+      const r = await fetch(`${admin}/metrics`);
+      expect(r.status).toBe(200);
+      expect(r.headers.get('content-type')).toMatch(/^text\/plain/);
+      return r.text();
+    };
     const nats = await waitingFor('nats');
     expect(nats.body).toMatchObject({ ready: false, reasons: ['starting', 'waiting_for_nats'], mode: 'cluster', node: 'node-late' });
+    const natsDown = await metrics();
+    expect(natsDown).toMatch(/^tier_backend_up\{backend="nats"\} 0$/m);
+    expect(natsDown).not.toMatch(/^tier_backend_up\{backend="redis"\}/m);
+    expect(natsDown).toMatch(/^tier_hub_sessions 0$/m);
     expect((await api(admin, 'GET', '/healthz', undefined)).status).toBe(200);
     // no hub or app is taken meanwhile: the main port is not open
     await expect(fetch(`http://127.0.0.1:${port}/v1/health`)).rejects.toThrow();
@@ -55,11 +66,16 @@ describe('cluster node started before its backends', { timeout: 90_000 }, () => 
 
     started.push(await startNats({ port: natsPort }));
     expect((await waitingFor('redis')).body.reasons).toEqual(['starting', 'waiting_for_redis']);
+    const redisDown = await metrics();
+    expect(redisDown).toMatch(/^tier_backend_up\{backend="nats"\} 1$/m);
+    expect(redisDown).toMatch(/^tier_backend_up\{backend="redis"\} 0$/m);
     started.push(await startRedis({ port: redisPort }));
 
     const node = await starting;
     started.push(node);
     await eventually(signal, 'the node ready', async () => ((await api(admin, 'GET', '/readyz', undefined)).status === 200 ? true : undefined));
+    // the running node's reading replaces the wait's
+    expect(await metrics()).toMatch(/^tier_backend_up\{backend="redis"\} 1$/m);
     const created = await api(node.httpUrl, 'POST', '/v1/admin/hubs', node.adminToken, { hubId: 'late-hub', homeId: 'home-late' });
     expect(created.status).toBe(201);
     const hub = new HubClient({ url: node.wsUrl, hubId: 'late-hub', secret: created.body.secret, heartbeat: false });

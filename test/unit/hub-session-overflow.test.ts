@@ -2,7 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { FrameType, type CommandFrame, type ServerToHubFrame } from '../../proto/frames.js';
 import { decodeCommandReply } from '../../src/actors/command-wire.js';
 import { publishDesired } from '../../src/actors/commands.js';
-import { HubSession, type HubLink } from '../../src/actors/hub-session.js';
+import { HubSession, type HubLink, type HubSessionDeps } from '../../src/actors/hub-session.js';
 import { TimerWheel } from '../../src/actors/timer-wheel.js';
 import { TierError } from '../../src/errors.js';
 import type { Attrs } from '../../proto/frames.js';
@@ -38,10 +38,10 @@ const settle = () => new Promise((r) => setImmediate(r));
  * An online session whose mailbox is full: a device list waits for its write (until `release`)
  * and four events queue behind it.
  */
-async function fullSession() {
+async function fullSession(overrides: Partial<HubSessionDeps> = {}) {
   const wheel = new TimerWheel();
   wheels.push(wheel);
-  const deps = hubSessionDeps(wheel);
+  const deps = hubSessionDeps(wheel, overrides);
   const link = new RecordingLink();
   const session = new HubSession('hub-1', 'home-1', link, deps);
   const frame = (f: object) => session.receiveFrame(decodeHubFrame(encodeValue(f)));
@@ -190,5 +190,24 @@ describe('a hub session whose mailbox is full', () => {
     expect(session.queued).toBe(5);
     await drain();
     expect(answer).toMatchObject({ ok: false, e: 'command_failed', hub: 'invalid_field' });
+  });
+
+  it('counts every frame the hub sent in tier_hub_frames_in_total: heartbeats folded into one, reports absorbed into one', async () => {
+    const counted = new Map<number, number>();
+    const metrics = { frameIn: (t: number, n = 1) => counted.set(t, (counted.get(t) ?? 0) + n), frameOut: () => {}, commandDone: () => {}, sessionClosed: () => {} };
+    const { link, session, frame, drain } = await fullSession({ metrics });
+    // the device list waits for its write; reports 2–5 fill the mailbox, report 6 is absorbed into report 5
+    frame({ t: FrameType.devices, s: 1, f: true, j: [{ d: 'lamp', k: 'switch' }] });
+    for (let s = 2; s <= 6; s++) frame({ t: FrameType.report, s, r: { lamp: { on: s % 2 === 0 } } });
+    await settle();
+    // one heartbeat queued past the bound, two more folded into it
+    for (let i = 0; i < 3; i++) frame({ t: FrameType.heartbeat });
+    expect(session.queued).toBe(5);
+    await drain();
+    expect(link.frames.filter((f) => f.t === FrameType.heartbeat).length).toBe(3);
+    expect(link.frames.filter((f) => f.t === FrameType.error)).toEqual([]);
+    expect(counted.get(FrameType.report)).toBe(5);
+    expect(counted.get(FrameType.heartbeat)).toBe(3);
+    expect(counted.get(FrameType.devices)).toBe(1);
   });
 });

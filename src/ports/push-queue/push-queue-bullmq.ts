@@ -3,8 +3,9 @@ import { randomUUID } from 'node:crypto';
 import { MetricsTime, Queue, Worker, type Job, type JobsOptions } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { closeRedis, connectRedis, RedisKeys } from '../redis.js';
-import { TierError } from '../../errors.js';
+import { isUnreachable, TierError } from '../../errors.js';
 import type { Logger } from '../../log/logger.js';
+import { failureLog, type SampledLog } from '../../log/sampler.js';
 import {
   backoffDelay,
   pushQueueSettings,
@@ -83,6 +84,8 @@ export class BullMqPushQueue implements PushQueue {
   private readonly log: Logger;
   private readonly jobOptions: { attempts: number; backoffMs: number; dedupTtlMs: number };
   private readonly drainPollMs: number;
+  /** BullMQ's `error` events other than a lost connection, sampled: 10 per side and 10 s */
+  private readonly errors: SampledLog;
   private closed = false;
 
   /** Takes ownership of the connections: `close()` quits them. */
@@ -99,7 +102,8 @@ export class BullMqPushQueue implements PushQueue {
     // one hash tag for all of the queue's keys (BullMQ's scripts touch many of them at once)
     const prefix = `${keys.prefix}{bull}`;
     this.queue = new Queue<PushNotification, void, string>(name, { connection: connections.queue, prefix });
-    this.queue.on('error', (err: Error) => this.log.warn({ err: err.message }, 'push queue: redis error'));
+    this.errors = failureLog(this.log, 'push queue: redis errors not logged', 'warn');
+    this.queue.on('error', (err: Error) => this.redisError('queue', err));
     const sender = options.sender;
     if (!sender) return;
     if (!connections.worker) throw new TypeError('a push queue with a sender needs a worker connection');
@@ -122,7 +126,7 @@ export class BullMqPushQueue implements PushQueue {
         },
       },
     );
-    worker.on('error', (err: Error) => this.log.warn({ err: err.message }, 'push worker: redis error'));
+    worker.on('error', (err: Error) => this.redisError('worker', err));
     worker.on('failed', (job, err) => {
       if (!job || job.attemptsMade < (job.opts.attempts ?? 1)) return;
       this.log.warn({ pushId: job.id, homeId: job.data.homeId, attempts: job.attemptsMade, err: err.message }, 'push notification failed: attempts used up (kept as failed)');
@@ -148,6 +152,15 @@ export class BullMqPushQueue implements PushQueue {
       await Promise.allSettled([closeRedis(queue), worker ? closeRedis(worker) : Promise.resolve()]);
       throw err;
     }
+  }
+
+  /**
+   * BullMQ forwards every failed reconnect of its connections (one per retry, for as long as Redis is
+   * away): those are left to the connections' own lines, once per outage (connectRedis). The rest is sampled.
+   */
+  private redisError(side: 'queue' | 'worker', err: Error): void {
+    if (isUnreachable(err)) return;
+    this.errors.write(side, { err: err.message }, side === 'queue' ? 'push queue: redis error' : 'push worker: redis error');
   }
 
   /** Resolves once the queue (and the worker, if any) can work. */
@@ -221,6 +234,7 @@ export class BullMqPushQueue implements PushQueue {
     clearTimeout(timer);
     // dropping the connections ends a close still waiting for Redis
     await Promise.allSettled([closeRedis(this.connections.queue), this.connections.worker ? closeRedis(this.connections.worker) : Promise.resolve()]);
+    this.errors.close();
   }
 }
 
