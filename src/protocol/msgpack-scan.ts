@@ -43,21 +43,25 @@ const stackKeyAt = new Int32Array(MAX_DEPTH + 2);
 const stackKeyLen = new Int32Array(MAX_DEPTH + 2);
 /** "__proto__" as UTF-8 */
 const PROTO_KEY = [0x5f, 0x5f, 0x70, 0x72, 0x6f, 0x74, 0x6f, 0x5f, 0x5f];
-/** top-level keys seen so far (offset, length), for duplicates; past TOP_KEYS, a Set */
+/** top-level keys of 2 bytes or more seen so far (offset, length, short code), for duplicates; past TOP_KEYS, a Set */
 const TOP_KEYS = 16;
 const topKeyAt = new Int32Array(TOP_KEYS);
 const topKeyLen = new Int32Array(TOP_KEYS);
+const topKeyCode = new Int32Array(TOP_KEYS);
 let topKeys = 0;
 let topKeySet: Set<string> | null = null;
 // the first rule broken (null: none), kept while the walk goes on to the end
 let faultCode: ErrorCode | null = null;
 let faultMsg = '';
 let faultField: string | undefined;
-// the top-level t, s, id, ref as read (NaN: not an integer, or absent): an object only for a refusal
-let fieldT = NaN;
-let fieldS = NaN;
-let fieldId = NaN;
-let fieldRef = NaN;
+// the top-level t, s, id, ref as read, in a typed array (a double in a module variable would be
+// boxed at every write); an object is made only for a refusal
+const noted = new Float64Array(4);
+const NOTED_NAMES = ['t', 's', 'id', 'ref'] as const;
+/** which of `noted` this frame set (equal to frameStamp), and which one-byte top-level keys it has */
+const notedStamp = new Int32Array(4);
+const seenKey1 = new Int32Array(256);
+let frameStamp = 0;
 const f32 = new Float32Array(1);
 const f32Bytes = new Uint8Array(f32.buffer);
 const f64 = new Float64Array(1);
@@ -65,7 +69,7 @@ const f64Bytes = new Uint8Array(f64.buffer);
 const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
 /**
- * One pass over the bytes before msgpackr sees them: exactly one value, nothing after it, plain
+ * One pass over the bytes before msgpackr sees them (two when a string is not ASCII): exactly one value, nothing after it, plain
  * msgpack types only, map keys strings (neither `__proto__` nor twice the same at the top level),
  * strings valid UTF-8, integers within ±(2^53 − 1), maps and arrays nested at most `MAX_DEPTH` deep.
  * msgpackr would turn extension types into Dates, Sets, Errors, BigInts, `undefined` or (structured
@@ -74,16 +78,31 @@ const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
  * wherever validation does not look (unknown keys, result `r`, command params); deep nesting would
  * overflow the stack when the value is encoded again. Bytes that are not one msgpack value (cut
  * short, 0xc1, bytes after it) throw `malformed_frame` at once; a rule broken throws a
- * RefusedValueError after the walk, with the top-level fields read. O(bytes), no allocation for ASCII.
+ * RefusedValueError after the walk, with the top-level fields read. O(bytes), no allocation when
+ * every string is ASCII.
  */
 export function checkPlainMsgpack(b: Uint8Array): void {
+  scan(b, false);
+}
+
+/**
+ * `utf8` false: strings are only or'ed together, and a frame with a byte ≥ 0x80 in any of them is
+ * walked again with `utf8` true, which validates each such string (the native check, on a view).
+ */
+function scan(b: Uint8Array, utf8: boolean): void {
   faultCode = null;
   topKeys = 0;
   topKeySet = null;
-  fieldT = fieldS = fieldId = fieldRef = NaN;
+  // a new stamp: the seen keys and noted fields of earlier frames no longer count (no clearing)
+  if (++frameStamp === 0x3fffffff) {
+    frameStamp = 1;
+    seenKey1.fill(0);
+    notedStamp.fill(0);
+  }
+  let high = 0; // every string byte or'ed: ≥ 0x80 when a string is not ASCII
   let pos = 0;
   let top = 0; // stack[0]: the one top-level value
-  let noted = 0; // the top-level value read next is that of key t (1), s (2), id (3), ref (4)
+  let field = 0; // the top-level value read next is that of key t (1), s (2), id (3), ref (4)
   stackLeft[0] = 1;
   stackMap[0] = 0;
   while (true) {
@@ -95,9 +114,12 @@ export function checkPlainMsgpack(b: Uint8Array): void {
     stackLeft[top]!--;
     const at = pos;
     const c = b[pos++]!;
-    if (noted !== 0) {
-      noteField(noted, b, at, c);
-      noted = 0;
+    if (field !== 0) {
+      if (c < 0x80) {
+        noted[field - 1] = c;
+        notedStamp[field - 1] = frameStamp;
+      } else noteField(field, b, at, c);
+      field = 0;
     }
     let open = 0; // items of a map or array starting here
     let isMap = 0;
@@ -150,18 +172,21 @@ export function checkPlainMsgpack(b: Uint8Array): void {
       if (isKey) {
         stackKeyAt[top] = pos;
         stackKeyLen[top] = strLen;
-        if (top === 1) noted = topKey(b, pos, strLen);
+        if (top === 1) {
+          if (strLen === 1) {
+            // one-byte keys (t, s, r, d, …): a stamp per byte value finds a second one at once
+            const k = b[pos]!;
+            if (seenKey1[k] === frameStamp) duplicateKey(b, pos, 1);
+            else field = k === 0x74 ? 1 : k === 0x73 ? 2 : 0;
+            seenKey1[k] = frameStamp;
+          } else field = topKey(b, pos, strLen);
+        }
         if (strLen === 9 && isProtoKey(b, pos)) fault(b, top, 'invalid_field', '__proto__ is not allowed as a key');
       }
       // ASCII (every byte < 0x80) is valid UTF-8: the native check runs only on other strings
-      if (faultCode === null) {
-        for (let i = pos; i < pos + strLen; i++) {
-          if (b[i]! >= 0x80) {
-            if (!isUtf8(b.subarray(pos, pos + strLen))) fault(b, top, 'invalid_field', isKey ? 'a key that is not valid UTF-8' : 'a string that is not valid UTF-8');
-            break;
-          }
-        }
-      }
+      const end = pos + strLen;
+      if (!utf8) for (let i = pos; i < end; i++) high |= b[i]!;
+      else if (faultCode === null && !isAscii(b, pos, end) && !isUtf8(b.subarray(pos, end))) fault(b, top, 'invalid_field', isKey ? 'a key that is not valid UTF-8' : 'a string that is not valid UTF-8');
       pos += strLen;
     } else if (isKey) stackKeyLen[top] = -1;
     if (open > 0) {
@@ -185,12 +210,10 @@ export function checkPlainMsgpack(b: Uint8Array): void {
   }
   if (pos > b.length) malformed('truncated msgpack');
   if (pos < b.length) malformed(`${b.length - pos} bytes after the end of the msgpack value`);
+  if (high >= 0x80 && faultCode === null) return scan(b, true);
   if (faultCode !== null) {
     const err = new RefusedValueError(faultCode, faultMsg, { field: faultField });
-    if (!Number.isNaN(fieldT)) err.fields.t = fieldT;
-    if (!Number.isNaN(fieldS)) err.fields.s = fieldS;
-    if (!Number.isNaN(fieldId)) err.fields.id = fieldId;
-    if (!Number.isNaN(fieldRef)) err.fields.ref = fieldRef;
+    for (let i = 0; i < 4; i++) if (notedStamp[i] === frameStamp) err.fields[NOTED_NAMES[i]!] = noted[i];
     throw err;
   }
 }
@@ -247,37 +270,57 @@ function isProtoKey(b: Uint8Array, pos: number): boolean {
   return true;
 }
 
+/** A key of 1 to 3 bytes as one number (length, then its bytes), compared at once; -1 for longer keys. */
+function shortKeyCode(b: Uint8Array, pos: number, len: number): number {
+  if (len > 3) return -1;
+  return (len << 24) | (b[pos]! << 16) | (len > 1 ? b[pos + 1]! << 8 : 0) | (len > 2 ? b[pos + 2]! : 0);
+}
+const T_KEY = shortKeyCode(Buffer.from('t'), 0, 1);
+const S_KEY = shortKeyCode(Buffer.from('s'), 0, 1);
+const ID_KEY = shortKeyCode(Buffer.from('id'), 0, 2);
+const REF_KEY = shortKeyCode(Buffer.from('ref'), 0, 3);
+
 /**
  * A top-level key: refused when seen before (a second `s` or `t` would change what the frame
  * means); returns which noted field (1 t, 2 s, 3 id, 4 ref) its value is, else 0.
  */
 function topKey(b: Uint8Array, pos: number, len: number): number {
-  if (topKeySet === null) {
+  const code = shortKeyCode(b, pos, len);
+  if (topKeySet !== null || topKeys === TOP_KEYS) {
+    if (manyTopKeys(b, pos, len)) return 0;
+  } else {
     for (let k = 0; k < topKeys; k++) {
-      if (topKeyLen[k] !== len) continue;
-      const other = topKeyAt[k]!;
-      let i = 0;
-      while (i < len && b[other + i] === b[pos + i]) i++;
-      if (i === len) duplicateKey(b, pos, len);
+      if (topKeyCode[k] !== code || (code === -1 && !sameBytes(b, topKeyAt[k]!, pos, len, topKeyLen[k]!))) continue;
+      duplicateKey(b, pos, len);
+      return 0; // the first one's value is the one noted
     }
-    if (topKeys < TOP_KEYS) {
-      topKeyAt[topKeys] = pos;
-      topKeyLen[topKeys++] = len;
-    } else {
-      // a frame with more than TOP_KEYS keys (unknown ones): a Set keeps the check linear
-      topKeySet = new Set();
-      for (let k = 0; k < topKeys; k++) topKeySet.add(Buffer.from(b.buffer, b.byteOffset + topKeyAt[k]!, topKeyLen[k]!).toString('latin1'));
-    }
+    topKeyAt[topKeys] = pos;
+    topKeyLen[topKeys] = len;
+    topKeyCode[topKeys++] = code;
   }
-  if (topKeySet !== null) {
-    const key = Buffer.from(b.buffer, b.byteOffset + pos, len).toString('latin1');
-    if (topKeySet.has(key)) duplicateKey(b, pos, len);
-    topKeySet.add(key);
+  return code === T_KEY ? 1 : code === S_KEY ? 2 : code === ID_KEY ? 3 : code === REF_KEY ? 4 : 0;
+}
+
+function sameBytes(b: Uint8Array, at: number, pos: number, len: number, otherLen: number): boolean {
+  if (otherLen !== len) return false;
+  for (let i = 0; i < len; i++) if (b[at + i] !== b[pos + i]) return false;
+  return true;
+}
+
+/** Past TOP_KEYS keys (unknown ones, a frame no hub needs): a Set keeps the check linear. */
+function manyTopKeys(b: Uint8Array, pos: number, len: number): boolean {
+  const text = (at: number, n: number) => Buffer.from(b.buffer, b.byteOffset + at, n).toString('latin1');
+  if (topKeySet === null) {
+    topKeySet = new Set();
+    for (let k = 0; k < topKeys; k++) topKeySet.add(text(topKeyAt[k]!, topKeyLen[k]!));
   }
-  const k0 = b[pos];
-  if (len === 1) return k0 === 0x74 ? 1 : k0 === 0x73 ? 2 : 0;
-  if (len === 2) return k0 === 0x69 && b[pos + 1] === 0x64 ? 3 : 0;
-  return len === 3 && k0 === 0x72 && b[pos + 1] === 0x65 && b[pos + 2] === 0x66 ? 4 : 0;
+  const key = text(pos, len);
+  if (topKeySet.has(key)) {
+    duplicateKey(b, pos, len);
+    return true;
+  }
+  topKeySet.add(key);
+  return false;
 }
 
 function duplicateKey(b: Uint8Array, pos: number, len: number): void {
@@ -290,11 +333,13 @@ function duplicateKey(b: Uint8Array, pos: number, len: number): void {
 function noteField(which: number, b: Uint8Array, at: number, c: number): void {
   const v = numberAt(b, at, c);
   if (!Number.isSafeInteger(v)) return;
-  // the first of a key given twice (refused as such)
-  if (which === 1) fieldT = Number.isNaN(fieldT) ? v : fieldT;
-  else if (which === 2) fieldS = Number.isNaN(fieldS) ? v : fieldS;
-  else if (which === 3) fieldId = Number.isNaN(fieldId) ? v : fieldId;
-  else fieldRef = Number.isNaN(fieldRef) ? v : fieldRef;
+  noted[which - 1] = v;
+  notedStamp[which - 1] = frameStamp;
+}
+
+function isAscii(b: Uint8Array, pos: number, end: number): boolean {
+  for (let i = pos; i < end; i++) if (b[i]! >= 0x80) return false;
+  return true;
 }
 
 /** The number at `at` (type byte `c`), NaN for any other type or bytes cut short. */

@@ -64,6 +64,12 @@ describe('strings are UTF-8', () => {
     expect(refusal(withRaw({ t: 5, s: 4, d: 'btn', e: '@raw@' }, s))).toMatchObject({ code: 'invalid_field', field: 'e', ref: 4 });
   });
 
+  it('a frame with valid non-ASCII strings is checked whole: a later fault and its s are still found', () => {
+    expect(refusal(withRaw({ t: 4, s: 5, r: { 'dev-1': { name: 'Küche' } }, x: '@raw@' }, 'd40000'))).toMatchObject({ code: 'malformed_frame', field: 'x', ref: 5 });
+    expect(refusal(withRaw({ t: 4, s: 6, r: { 'dev-1': { name: 'Küche', b: '@raw@' } } }, 'a2c328'))).toMatchObject({ code: 'invalid_field', field: 'r.dev-1.b', ref: 6 });
+    expect(refusal(withRaw({ t: 4, s: 7, r: { 'dev-1': { name: 'Küche' } }, ts: '@raw@' }, 'cf0020000000000000'))).toMatchObject({ code: 'invalid_field', field: 'ts', ref: 7 });
+  });
+
   it('two different invalid keys no longer collapse into one; valid non-ASCII passes', () => {
     expect(refusal(withRaw({ t: 4, s: 1, r: { 'dev-1': '@raw@' } }, `82a261ff01a261fe02`)).code).toBe('invalid_field');
     expect(decodeHubFrame(encodeValue({ t: 4, s: 1, r: { 'dev-1': { name: 'Küche 😀', 'größe': 1 } } }))).toMatchObject({ r: { 'dev-1': { name: 'Küche 😀', 'größe': 1 } } });
