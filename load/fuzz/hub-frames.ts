@@ -191,7 +191,10 @@ export class HubFrameGen {
         const data = pack(new MpMap([['t', 1], ['v', 1], ['b', boot], [k, this.randomValue(1, true)]]));
         // unknown keys are ignored, but a __proto__ key anywhere is refused (PROTOCOL.md §1); the
         // string may also be a value in the random part: then either answer is right
-        const proto = k === '__proto__' ? 'refused' : Buffer.from(data).includes(PROTO_STR) ? 'either' : 'no';
+        // so is a value breaking a rule of §1 (invalid UTF-8, an integer out of range, a key not a
+        // string), and a key given twice at the top (t, v, b)
+        const refused = k === '__proto__' || k === 't' || k === 'v' || k === 'b' || breaksWireRules(data);
+        const proto = refused ? 'refused' : Buffer.from(data).includes(PROTO_STR) ? 'either' : 'no';
         return { klass: 'hello:unknown-key', data, ...(proto === 'no' ? { welcome: true } : { welcome: false, error: 'invalid_field' as const, ...(proto === 'either' ? { orWelcome: true } : {}) }) };
       }
     }
@@ -660,7 +663,9 @@ export class HubFrameGen {
     if (this.rng.chance(0.3)) entries.push(['msg', this.rng.pick(['stalled', 'ü', 'x'.repeat(1024)])]);
     const data = pack(new MpMap(entries));
     const deep = entries.some(([k, v]) => k === 'r' && v instanceof MpRaw);
-    return { klass: 'result:unknown-id', data, expect: protoKeyAware(data, deep ? [{ kind: 'none' }, { kind: 'error', code: 'malformed_frame' }] : resultLimitsAware(data, [{ kind: 'none' }])), validFrame: true };
+    // raw values are deep nests (malformed past 32 levels) or strings that are not UTF-8 (invalid_field)
+    const expect: Outcome[] = breaksWireRules(data) ? [{ kind: 'error', code: 'invalid_field' }] : deep ? [{ kind: 'none' }, { kind: 'error', code: 'malformed_frame' }] : resultLimitsAware(data, [{ kind: 'none' }]);
+    return { klass: 'result:unknown-id', data, expect: protoKeyAware(data, expect), validFrame: true };
   }
 
   private text(ctx: GenContext): GenFrame {
