@@ -1,4 +1,5 @@
 // Over 400 lines: one generator whose frame kinds share its rng, its vectors and the expected-answer rules they must agree on.
+import { isUtf8 } from 'node:buffer';
 import { readdirSync, readFileSync } from 'node:fs';
 import type { ErrorCode } from '../../proto/errors.js';
 import { HOSTILE_STRINGS, PROTOTYPE_NAMES, isAttrName, isProtocolId, isStr, paramsWithinLimits } from './hostile.js';
@@ -190,7 +191,10 @@ export class HubFrameGen {
         const data = pack(new MpMap([['t', 1], ['v', 1], ['b', boot], [k, this.randomValue(1, true)]]));
         // unknown keys are ignored, but a __proto__ key anywhere is refused (PROTOCOL.md §1); the
         // string may also be a value in the random part: then either answer is right
-        const proto = k === '__proto__' ? 'refused' : Buffer.from(data).includes(PROTO_STR) ? 'either' : 'no';
+        // so is a value breaking a rule of §1 (invalid UTF-8, an integer out of range, a key not a
+        // string), and a key given twice at the top (t, v, b)
+        const refused = k === '__proto__' || k === 't' || k === 'v' || k === 'b' || breaksWireRules(data);
+        const proto = refused ? 'refused' : Buffer.from(data).includes(PROTO_STR) ? 'either' : 'no';
         return { klass: 'hello:unknown-key', data, ...(proto === 'no' ? { welcome: true } : { welcome: false, error: 'invalid_field' as const, ...(proto === 'either' ? { orWelcome: true } : {}) }) };
       }
     }
@@ -529,6 +533,9 @@ export class HubFrameGen {
               : where === 'ts'
                 ? pack(new MpMap([['t', 4], ['s', s], ['r', dev], ['ts', new MpRaw(bad)]]))
                 : pack(new MpMap([['t', 4], ['s', s], ['r', dev], ['x', new MpRaw(bad)]]));
+        // an extension type is well-formed msgpack: refused with the frame's s, which is consumed (§3);
+        // bytes that are not msgpack (a huge length, 0xc1) name no frame
+        if (kind === 'ext' && where !== 'top') return { klass: `structure:${kind}:${where}`, data, expect: [{ kind: 'error', code: 'malformed_frame', ref: s }], seq: s };
         return { klass: `structure:${kind}:${where}`, data, expect: [{ kind: 'error', code: 'malformed_frame' }] };
       }
       case 'size':
@@ -622,6 +629,8 @@ export class HubFrameGen {
         // unknown keys are ignored (§1); a reserved name may also be refused
         const frame = sequenced([['r', new MpMap([['dev-1', plainAttrs]])], [h, 1]], true, 4);
         if (h === '__proto__' || h === 'constructor' || h === 'prototype') frame.expect!.push({ kind: 'error', code: 'invalid_field' });
+        // a key given twice at the top of a frame is refused (§1)
+        if (h === 't' || h === 's' || h === 'r') frame.expect = [{ kind: 'error', code: 'invalid_field', ref: s }];
         return frame;
       }
       case 'result.e': {
@@ -654,7 +663,9 @@ export class HubFrameGen {
     if (this.rng.chance(0.3)) entries.push(['msg', this.rng.pick(['stalled', 'ü', 'x'.repeat(1024)])]);
     const data = pack(new MpMap(entries));
     const deep = entries.some(([k, v]) => k === 'r' && v instanceof MpRaw);
-    return { klass: 'result:unknown-id', data, expect: protoKeyAware(data, deep ? [{ kind: 'none' }, { kind: 'error', code: 'malformed_frame' }] : resultLimitsAware(data, [{ kind: 'none' }])), validFrame: true };
+    // raw values are deep nests (malformed past 32 levels) or strings that are not UTF-8 (invalid_field)
+    const expect: Outcome[] = breaksWireRules(data) ? [{ kind: 'error', code: 'invalid_field' }] : deep ? [{ kind: 'none' }, { kind: 'error', code: 'malformed_frame' }] : resultLimitsAware(data, [{ kind: 'none' }]);
+    return { klass: 'result:unknown-id', data, expect: protoKeyAware(data, expect), validFrame: true };
   }
 
   private text(ctx: GenContext): GenFrame {
@@ -776,6 +787,7 @@ function protoKeyAware(data: Uint8Array, expect: Outcome[]): Outcome[] {
  * §7). A value this decoder cannot read (a duplicate key) may go either way.
  */
 function resultLimitsAware(data: Uint8Array, expect: Outcome[]): Outcome[] {
+  if (breaksWireRules(data)) return [{ kind: 'error', code: 'invalid_field' }];
   let r: unknown;
   try {
     r = (unpackStrict(data) as Record<string, unknown>).r;
@@ -787,3 +799,29 @@ function resultLimitsAware(data: Uint8Array, expect: Outcome[]): Outcome[] {
 
 /** "__proto__" as a msgpack fixstr */
 const PROTO_STR = Buffer.from('a95f5f70726f746f5f5f', 'hex');
+
+/**
+ * Whether well-formed bytes break a rule of §1 the server refuses with invalid_field wherever it
+ * is: a map key that is not a string, a string that is not UTF-8, an integer past ±(2^53 − 1).
+ */
+export function breaksWireRules(data: Uint8Array): boolean {
+  const tokens = scan(data);
+  if (!tokens) return false;
+  const open: Array<{ map: boolean; left: number }> = [];
+  for (const tok of tokens) {
+    const top = open.at(-1);
+    if (top) {
+      if (top.map && top.left % 2 === 0 && tok.kind !== 'str') return true;
+      top.left--;
+    }
+    const at = tok.pos + tok.headerLen;
+    if (tok.kind === 'str' && !isUtf8(data.subarray(at, at + tok.length))) return true;
+    if (tok.kind === 'int' && tok.headerLen === 9) {
+      const v = tok.byte === 0xd3 ? Buffer.from(data.subarray(tok.pos + 1, tok.pos + 9)).readBigInt64BE() : Buffer.from(data.subarray(tok.pos + 1, tok.pos + 9)).readBigUInt64BE();
+      if (v > BigInt(Number.MAX_SAFE_INTEGER) || v < -BigInt(Number.MAX_SAFE_INTEGER)) return true;
+    }
+    if ((tok.kind === 'map' || tok.kind === 'array') && tok.length > 0) open.push({ map: tok.kind === 'map', left: tok.kind === 'map' ? 2 * tok.length : tok.length });
+    while (open.length > 0 && open.at(-1)!.left === 0) open.pop();
+  }
+  return false;
+}

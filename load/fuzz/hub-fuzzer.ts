@@ -111,12 +111,17 @@ function satisfied(o: Outcome, s: Summary, seq: number | undefined, knownBefore:
   }
 }
 
-/** Before hello: a valid frame gets hello_required and close 1002; a frame that does not decode gets its error. */
+/**
+ * Before hello (PROTOCOL.md §2.2): a valid frame gets hello_required and close 1002; a frame that
+ * cannot be read or validated gets its own error, then close 1002 too, but for a hello of another
+ * version (unsupported_version), which leaves the socket open.
+ */
 function preHelloExpect(f: GenFrame): Outcome[] | undefined {
+  const closing = (o: Outcome): Outcome => (o.kind === 'error' && o.code !== 'unsupported_version' ? { kind: 'close', code: 1002, error: o.code } : o);
   // a valid frame the server may also refuse at decoding (deep nesting) keeps that alternative
-  if (f.validFrame) return [{ kind: 'close', code: 1002, error: 'hello_required' }, ...(f.expect ?? []).filter((o) => o.kind === 'error' && o.code !== 'sequence_gap')];
+  if (f.validFrame) return [{ kind: 'close', code: 1002, error: 'hello_required' }, ...(f.expect ?? []).filter((o) => o.kind === 'error' && o.code !== 'sequence_gap').map(closing)];
   if (!f.expect) return undefined;
-  if (f.expect.every((o) => o.kind === 'error' || o.kind === 'close' || o.kind === 'dropped')) return f.expect.filter((o) => !(o.kind === 'error' && o.code === 'sequence_gap'));
+  if (f.expect.every((o) => o.kind === 'error' || o.kind === 'close' || o.kind === 'dropped')) return f.expect.filter((o) => !(o.kind === 'error' && o.code === 'sequence_gap')).map(closing);
   return undefined;
 }
 

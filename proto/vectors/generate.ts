@@ -31,6 +31,8 @@ interface InvalidCase {
   cut?: number;
   error: ErrorCode;
   field?: string;
+  /** the `ref` the error must carry (the frame's `s`, a result's `id`, an error frame's `ref`); null: none, as for bytes that are not msgpack */
+  ref?: number | null;
 }
 
 const H: Direction = 'hub-to-server';
@@ -201,6 +203,13 @@ function raw(value: object, rawHex: string): string {
   return hex.replace(marker, rawHex);
 }
 
+/** `value` with one more top-level entry, key and value as raw bytes, after the others (what an encoder would not write). */
+function plusEntry(value: Record<string, unknown>, keyHex: string, valueHex: string): string {
+  const n = Object.keys(value).length;
+  if (n >= 15) throw new Error('fixmap only');
+  return (0x80 + n + 1).toString(16) + encodeValue(value).toString('hex').slice(2) + keyHex + valueHex;
+}
+
 const manyAttrs = Object.fromEntries(Array.from({ length: 65 }, (_, i) => [`a${i}`, i]));
 const manyDevices = Object.fromEntries(Array.from({ length: 257 }, (_, i) => [`d${i}`, { x: 1 }]));
 
@@ -275,6 +284,21 @@ const invalid: InvalidCase[] = [
   { name: 'error: tmp missing', value: { t: 10, c: 103, e: 'invalid_field' }, error: 'invalid_field', field: 'tmp' },
   { name: 'error: numeric code negative', value: { t: 10, c: -1, e: 'internal', tmp: true }, error: 'invalid_field', field: 'c' },
   { name: 'bye: reason not a string', value: { t: 12, e: true }, error: 'invalid_field', field: 'e' },
+  // well-formed msgpack that breaks a rule of §1: refused naming the frame (`ref`), so a sequenced one is consumed
+  { name: 'map key not a string: integer device id', hex: raw({ t: 4, s: 1, r: RAW }, '8107' + encodeValue({ a: 1 }).toString('hex')), error: 'invalid_field', field: 'r', ref: 1 },
+  { name: 'map key not a string: bin attribute name', hex: raw({ t: 4, s: 1, r: { 'temp-1': RAW } }, '81c401' + '61' + '01'), error: 'invalid_field', field: 'r.temp-1', ref: 1 },
+  { name: 'map key not a string: nil at the top of the frame', hex: plusEntry({ t: 4, s: 1, r: {} }, 'c0', '01'), error: 'invalid_field', field: 'frame', ref: 1 },
+  { name: 'ext type: timestamp as the ts of a report, named by its s', hex: raw({ t: 4, s: 2, r: {}, ts: RAW }, TIMESTAMP32), error: 'malformed_frame', field: 'ts', ref: 2 },
+  { name: 'ext type in a report cut short: not msgpack, named by nothing', hex: raw({ t: 4, s: 2, r: {}, ts: RAW }, TIMESTAMP32).slice(0, -2), error: 'malformed_frame', ref: null },
+  { name: 'string not valid UTF-8: attribute value', hex: raw({ t: 4, s: 1, r: { 'temp-1': { note: RAW } } }, 'a2' + '61ff'), error: 'invalid_field', field: 'r.temp-1.note', ref: 1 },
+  { name: 'string not valid UTF-8: overlong encoding in an attribute name', hex: raw({ t: 4, s: 1, r: { 'temp-1': RAW } }, '81' + 'a2c0af' + '01'), error: 'invalid_field', ref: 1 },
+  { name: 'string not valid UTF-8: UTF-8 encoded surrogate (CESU-8) in an event name', hex: raw({ t: 5, s: 3, d: 'button-4', e: RAW }, 'a3eda080'), error: 'invalid_field', field: 'e', ref: 3 },
+  { name: 'integer past 2^53 - 1: uint64 attribute value 2^53', hex: raw({ t: 4, s: 1, r: { 'temp-1': { count: RAW } } }, 'cf0020000000000000'), error: 'invalid_field', field: 'r.temp-1.count', ref: 1 },
+  { name: 'integer past -(2^53 - 1): int64 attribute value -2^63', hex: raw({ t: 4, s: 1, r: { 'temp-1': { count: RAW } } }, 'd38000000000000000'), error: 'invalid_field', field: 'r.temp-1.count', ref: 1 },
+  { name: 'key given twice at the top: s 1 then s 9', hex: plusEntry({ t: 4, s: 1, r: {} }, 'a173', '09'), error: 'invalid_field', field: 's', ref: 1 },
+  { name: 'key given twice at the top: t 4 then t 3 (a report is not a heartbeat)', hex: plusEntry({ t: 4, s: 1, r: {} }, 'a174', '03'), error: 'invalid_field', field: 't', ref: 1 },
+  { name: 'seq as float32 1.0000001: not an exact integer, not rounded', hex: raw({ t: 4, s: RAW, r: {} }, 'ca3f800001'), error: 'invalid_field', field: 's', ref: null },
+  { name: 'error frame answering command 7 with an empty msg: named by its ref', value: { t: 10, c: 403, e: 'command_failed', tmp: false, ref: 7, msg: '' }, error: 'invalid_field', field: 'msg', ref: 7 },
 ];
 
 function hexOf(c: InvalidCase): string {
@@ -323,11 +347,12 @@ for (const c of invalid) {
   } catch (err) {
     got = err;
   }
-  if (!(got instanceof ProtocolError) || got.code !== c.error || (c.field !== undefined && got.field !== c.field)) {
-    throw new Error(`invalid/${c.name}: expected ${c.error} ${c.field ?? ''}, got ${String(got)} field=${(got as ProtocolError | undefined)?.field}`);
+  if (!(got instanceof ProtocolError) || got.code !== c.error || (c.field !== undefined && got.field !== c.field) || (c.ref !== undefined && (got.ref ?? null) !== c.ref)) {
+    throw new Error(`invalid/${c.name}: expected ${c.error} ${c.field ?? ''} ref ${String(c.ref)}, got ${String(got)} field=${(got as ProtocolError | undefined)?.field} ref=${(got as ProtocolError | undefined)?.ref}`);
   }
   const field = c.field === undefined ? '' : `,\n    "field": ${json(c.field)}`;
-  lines.push(`  {\n    "name": ${json(c.name)},\n    "hex": ${json(hex)},\n    "error": ${json(c.error)}${field}\n  }`);
+  const ref = c.ref === undefined ? '' : `,\n    "ref": ${json(c.ref)}`;
+  lines.push(`  {\n    "name": ${json(c.name)},\n    "hex": ${json(hex)},\n    "error": ${json(c.error)}${field}${ref}\n  }`);
 }
 writeFileSync(`${dir}invalid.json`, `[\n${lines.join(',\n')}\n]\n`);
 

@@ -3,7 +3,7 @@ import { FrameType, type Attrs, type CommandFrame, type ErrorFrame, type ResultF
 import type { CommandReply, CommandRequest } from '../../proto/subjects.js';
 import type { BusMessage } from '../ports/bus/bus.js';
 import { asTierError, TierError } from '../errors.js';
-import { encodeWithin, params, paramsFit } from '../protocol/codec.js';
+import { attrs, encode, encodeWithin, errorFrameFor, params, paramsFit } from '../protocol/codec.js';
 import { inSpan } from '../trace/active-span.js';
 import { startActorStep } from '../trace/actor-step.js';
 import { endSpan, SpanKind, tracing, type Span } from '../trace/tracing.js';
@@ -163,6 +163,17 @@ export class HubCommands {
   }
 
   result(frame: ResultFrame): void {
+    if (frame.ok && frame.r !== undefined && frame.r !== null && this.pending.get(frame.id)?.method === 'set') {
+      // a set's result is the device's new attributes (PROTOCOL.md §5): held to Attrs as a report is
+      try {
+        attrs(frame.r, 'r');
+      } catch (err) {
+        const e = asTierError(err);
+        this.host.sendEncoded(FrameType.error, encode(errorFrameFor(e.code, e.message, frame.id, e.field)));
+        this.refused(frame.id, e);
+        return;
+      }
+    }
     if (frame.ok) this.settle(frame.id, { ok: true, r: frame.r });
     else this.settle(frame.id, hubFailure(frame.e, frame.msg));
   }

@@ -19,8 +19,8 @@ export function decodeAppRequest(message: ArrayBuffer, isBinary: boolean, maxByt
     try {
       value = decodeValue(bytes);
     } catch (err) {
-      // well-formed but refused (a __proto__ key): the answer still names the request's id
-      const id = peekRefused(err, bytes)?.id;
+      // well-formed but refused (a __proto__ or non-string key): the answer still names the request's id
+      const id = peekRefused(err)?.id;
       if (err instanceof ProtocolError && typeof id === 'number' && Number.isSafeInteger(id) && id >= 0) err.ref = id;
       throw err;
     }

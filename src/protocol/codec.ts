@@ -13,7 +13,7 @@ import type { AppWireMessage } from '../../proto/app.js';
 import { isValidId, isValidKey, type BusPayload } from '../../proto/subjects.js';
 import { ErrorCodes, type ErrorCode } from '../../proto/errors.js';
 import { ProtocolError } from '../errors.js';
-import { checkPlainMsgpack, MAX_DEPTH, RefusedValueError } from './msgpack-scan.js';
+import { checkPlainMsgpack, MAX_DEPTH, RefusedValueError, type FrameFields } from './msgpack-scan.js';
 import { uintSize, writeUint } from './msgpack-uint.js';
 
 /**
@@ -104,20 +104,19 @@ export function decodeValue(bytes: Uint8Array): unknown {
 }
 
 /**
- * The top-level fields of a value the scanner refused although it is well-formed msgpack, so the
- * refusal can name the frame (`s`, a result's `id`, an app request's `id`); null when unreadable.
+ * The top-level integers (`t`, `s`, `id`, `ref`) of a value the scanner refused although it is
+ * well-formed msgpack, as it read them, so the refusal can name the frame (its `s`, a result's
+ * `id`, an app request's `id`); null for bytes that are not one msgpack value.
  */
-export function peekRefused(err: unknown, bytes: Uint8Array): Record<string, unknown> | null {
-  if (!(err instanceof RefusedValueError)) return null;
-  try {
-    const v: unknown = packr.unpack(bytes);
-    return isPlainObject(v) ? v : null;
-  } catch {
-    return null; // deep nesting can overflow msgpackr's own recursion: then nothing is named
-  }
+export function peekRefused(err: unknown): FrameFields | null {
+  return err instanceof RefusedValueError ? err.fields : null;
 }
 
-/** Decodes and validates a frame sent by a hub. Throws ProtocolError with the field at fault. */
+/**
+ * Decodes and validates a frame sent by a hub. Throws ProtocolError with the field at fault, and,
+ * when the frame could be read, its type (`frameType`) and what it answers or carries (`ref`): a
+ * sequenced frame's `s`, a result's `id`, an error frame's `ref`.
+ */
 export function decodeHubFrame(bytes: Uint8Array, maxBytes = DEFAULT_MAX_FRAME): HubToServerFrame {
   if (bytes.byteLength > maxBytes) throw new ProtocolError('frame_too_large', `frame of ${bytes.byteLength} bytes exceeds ${maxBytes}`);
   let value: unknown;
@@ -125,17 +124,18 @@ export function decodeHubFrame(bytes: Uint8Array, maxBytes = DEFAULT_MAX_FRAME):
     value = decodeValue(bytes);
     return validateHubFrame(value);
   } catch (err) {
-    value ??= peekRefused(err, bytes);
-    // the hub learns which of its frames was refused: its sequence number, or a result's command id
-    if (err instanceof ProtocolError && err.ref === undefined && isPlainObject(value) && typeof value.t === 'number') {
-      const ref = value.t === FrameType.result ? value.id : value.s;
-      if (typeof ref === 'number' && Number.isSafeInteger(ref) && ref >= 0) {
-        err.ref = ref;
-        err.frameType = value.t;
-      }
-    }
+    if (err instanceof ProtocolError) nameRefused(err, isPlainObject(value) ? value : peekRefused(err));
     throw err;
   }
+}
+
+/** Puts the refused frame's type and `ref` on the error, where the frame's top level could be read. */
+function nameRefused(err: ProtocolError, top: { t?: unknown; s?: unknown; id?: unknown; ref?: unknown } | null): void {
+  if (top === null || typeof top.t !== 'number') return;
+  err.frameType = top.t;
+  if (err.ref !== undefined) return;
+  const ref = top.t === FrameType.result ? top.id : top.t === FrameType.error ? top.ref : top.s;
+  if (typeof ref === 'number' && Number.isSafeInteger(ref) && ref >= 0) err.ref = ref;
 }
 
 /** Decodes and validates a frame sent by the server (used by the simulator and tests). */

@@ -52,6 +52,8 @@ class UwsHubLink implements HubLink {
   session: HubSession | null = null;
   /** malformed frames so far (see MAX_BAD_FRAMES) */
   badFrames = 0;
+  /** true once a frame of type hello was handed to the session: a bad frame is then not the first */
+  helloSeen = false;
   /** frames of this socket in the gateway's inbox, not handled yet */
   inbox = 0;
   /** closed by this side: what the socket sent after that is not handled (uWS would not hand it over) */
@@ -173,6 +175,7 @@ export function mountHubGateway(app: TemplatedApp, deps: HubGatewayDeps): void {
       const stray = id !== null && session.state !== 'connecting' && !session.awaits(id);
       if (stray && !admitStray(session, id, metrics)) return;
       const frame = decodeHubFrame(bytes, maxFrame);
+      if (frame.t === FrameType.hello) link.helloSeen = true;
       if (!stray) session.receiveFrame(frame);
     } catch (err) {
       const e = asTierError(err);
@@ -181,12 +184,16 @@ export function mountHubGateway(app: TemplatedApp, deps: HubGatewayDeps): void {
       // through the link: after the frames already queued this turn, before a bye and the close
       link.send(encode(errorFrameFor(e.code, e.message, e.ref, e.field)));
       if (e instanceof ProtocolError && e.ref !== undefined && !e.temporary) {
-        // a permanent refusal of a sequenced frame consumes its number; of a result, fails its command
+        // a permanent refusal of a sequenced frame consumes its number; of a result or an error
+        // frame answering a command, fails that command (an error frame's `ref` names a command)
         const t = e.frameType;
         if (t === FrameType.report || t === FrameType.event || t === FrameType.devices) session.refuse(e, e.ref, undefined);
-        else if (t === FrameType.result) session.refuse(e, undefined, e.ref);
+        else if (t === FrameType.result || t === FrameType.error) session.refuse(e, undefined, e.ref);
       }
       if (e.code === 'frame_too_large') session.closeWith(CloseCode.tooLarge, 'frame_too_large');
+      // a first frame that is not a hello, or cannot be read as one, closes the socket (PROTOCOL.md
+      // §2.2); a hello of another version is only refused, so the hub may try version 1
+      else if (!link.helloSeen && session.state === 'connecting' && e.code !== 'unsupported_version') session.closeWith(CloseCode.protocolError, 'hello_required');
       else if (++link.badFrames >= MAX_BAD_FRAMES) session.closeWith(CloseCode.malformed, 'malformed_frame');
     }
   }

@@ -3,6 +3,7 @@ import { FrameType } from '../../proto/frames.js';
 import { DEFAULT_MAX_FRAME, LIMITS, decodeHubFrame, decodeServerFrame, decodeValue, encode, encodeAck, encodeValue, encodeWithin, paramsFit } from '../../src/protocol/codec.js';
 import { ProtocolError } from '../../src/errors.js';
 import { checkPlainMsgpack } from '../../src/protocol/msgpack-scan.js';
+import { withRaw } from '../helpers/msgpack-raw.js';
 
 /** Runs `fn` and returns what it threw (undefined when it returned). */
 function thrown(fn: () => unknown): unknown {
@@ -19,14 +20,6 @@ function expectProtocolError(fn: () => unknown, code: string, field?: string): v
   expect(err).toBeInstanceOf(ProtocolError);
   expect((err as ProtocolError).code).toBe(code);
   if (field !== undefined) expect((err as ProtocolError).field).toBe(field);
-}
-
-/** Encodes `value` with the placeholder string `@raw@` replaced by bytes an encoder would not write. */
-function withRaw(value: object, rawHex: string): Buffer {
-  const hex = encodeValue(value).toString('hex');
-  const marker = encodeValue('@raw@').toString('hex');
-  expect(hex.split(marker)).toHaveLength(2);
-  return Buffer.from(hex.replace(marker, rawHex), 'hex');
 }
 
 const report = (r: unknown) => encodeValue({ t: 4, s: 1, r });

@@ -24,6 +24,7 @@ interface InvalidVector {
   hex: string;
   error: string;
   field?: string;
+  ref?: number | null;
 }
 
 function load(file: string): unknown[] {
@@ -185,6 +186,8 @@ describe('invalid vectors: decodeHubFrame rejects them', () => {
     const err = thrown as ProtocolError;
     expect(err.code).toBe(c.error);
     if (c.field !== undefined) expect(err.field).toBe(c.field);
+    // the frame the refusal names (a sequenced one is consumed), or none for bytes that are not msgpack
+    if (c.ref !== undefined) expect(err.ref ?? null).toBe(c.ref);
   });
 });
 
