@@ -20,6 +20,13 @@ import { RULE_LIMITS } from '../schemas/rules.js';
  */
 export const EXPR_MAX_COST = 100_000;
 
+/**
+ * The most the expressions evaluated for one event of a home may cost together: the conditions of
+ * every rule it triggers and the templates of those that pass (evaluate.ts charges each its worst
+ * case before running it). Ten expressions at the bound, about 50 ms of a worker thread here.
+ */
+export const EVENT_MAX_COST = 1_000_000;
+
 const CHAR_COST = 0.1;
 /** a macro's own work each time it runs (its scope and accumulator), measured against its steps */
 const MACRO_SETUP = 20;
