@@ -292,9 +292,8 @@ export function expressionCost(ast: ASTNode, aliases: number = RULE_LIMITS.devic
   }
 }
 
-/** Null when the expression is within EXPR_MAX_COST, else the message that says it is not. */
-export function costProblem(ast: ASTNode, aliases?: number): string | null {
-  const c = expressionCost(ast, aliases);
+/** Null when an expression of this cost (`expressionCost`) is within EXPR_MAX_COST, else the message that says it is not. */
+export function costProblem(c: ReturnType<typeof expressionCost>): string | null {
   if ('problem' in c) return c.problem;
   if (c.cost <= EXPR_MAX_COST) return null;
   return `is too costly: its worst case is about ${c.cost.toLocaleString('en-US')} steps, more than the ${EXPR_MAX_COST.toLocaleString('en-US')} allowed (each exists/all/exists_one/map/filter multiplies the cost of its body by the entries of the list or map it ranges over)`;

@@ -58,7 +58,7 @@ export function checkExpression(src: string, aliases: ReadonlySet<string>): stri
   }
   const check = parsed.check();
   if (!check.valid) return firstLine(check.error ?? 'does not type-check');
-  return walk(parsed.ast, aliases) ?? costProblem(parsed.ast, aliases.size);
+  return walk(parsed.ast, aliases) ?? costProblem(expressionCost(parsed.ast, aliases.size));
 }
 
 /**
@@ -68,9 +68,9 @@ export function checkExpression(src: string, aliases: ReadonlySet<string>): stri
  */
 export function compileBounded(src: string, aliases: number): { run: Compiled; cost: number } {
   const c = compile(src);
-  const problem = costProblem(c.ast, aliases);
-  if (problem) throw new Error(problem);
   const cost = expressionCost(c.ast, aliases);
+  const problem = costProblem(cost);
+  if (problem) throw new Error(problem);
   return { run: c, cost: 'cost' in cost ? cost.cost : 0 };
 }
 

@@ -25,15 +25,25 @@ const drops = (): { sink: RuleMetricsSink; counted: DropReason[] } => {
 };
 
 describe('the budget of one event', () => {
-  it('is shared by all rules the event triggers: past it the rest are not evaluated, and cheap rules go first', () => {
+  it('is shared by all rules the event triggers, compiling included: past it the rest are not evaluated, and cheap rules go first', () => {
     const heavy = (id: string) => ruleOf({ id, conditions: Array<string>(10).fill(HEAVY) });
     const cheap = ruleOf({ id: 'cheap', conditions: ['true'] });
-    const task: EvalTask = { homeId: 'home', homeVersion: 1, timeZone: 'UTC', now: 0, rules: [heavy('h1'), heavy('h2'), heavy('h3'), cheap], event: { kind: 'state', hub: 'h', device: 'd', attrs: { on: true }, ts: 0 }, prev: {}, state: {} };
-    const byId = new Map(new RuleEvaluator().evaluate(task).outcomes.map((o) => [o.ruleId, o]));
-    // 10 × ~92,500 fits once in 1,000,000: the cheap rule and one heavy rule run, two do not
-    expect(byId.get('cheap')).toMatchObject({ passed: true });
-    expect(byId.get('h1')).toMatchObject({ passed: true });
-    for (const id of ['h2', 'h3']) expect(byId.get(id)).toMatchObject({ triggered: true, passed: false, dropped: 'event_budget', error: EVENT_BUDGET_MESSAGE });
+    const untouched = ruleOf({ id: 'other', triggers: [{ type: 'state', attr: 'level' }], conditions: [HEAVY] });
+    const task: EvalTask = { homeId: 'home', homeVersion: 1, timeZone: 'UTC', now: 0, rules: [heavy('h1'), heavy('h2'), heavy('h3'), cheap, untouched], event: { kind: 'state', hub: 'h', device: 'd', attrs: { on: true }, ts: 0 }, prev: {}, state: {} };
+    const evaluator = new RuleEvaluator();
+    const dropped = { triggered: true, passed: false, dropped: 'event_budget', error: EVENT_BUDGET_MESSAGE };
+    // the first event compiles the four it triggers (10 steps a character, ~60,000 a heavy rule):
+    // what is left is less than one heavy rule's 10 × ~92,500
+    const first = new Map(evaluator.evaluate(task).outcomes.map((o) => [o.ruleId, o]));
+    expect(first.get('cheap')).toMatchObject({ passed: true });
+    for (const id of ['h1', 'h2', 'h3']) expect(first.get(id)).toMatchObject(dropped);
+    expect(first.get('other')).toMatchObject({ triggered: false });
+    expect(first.get('other')?.error).toBeUndefined();
+    // compiled now: the cheap rule and one heavy rule fit in 1,000,000, two do not
+    const next = new Map(evaluator.evaluate(task).outcomes.map((o) => [o.ruleId, o]));
+    expect(next.get('cheap')).toMatchObject({ passed: true });
+    expect([...next.values()].filter((o) => o.passed && o.ruleId !== 'cheap')).toHaveLength(1);
+    expect([...next.values()].filter((o) => o.dropped === 'event_budget')).toHaveLength(2);
   });
 
   it('a rule whose conditions and templates could cost more than one event may is refused at save, 422 limit_exceeded', () => {
