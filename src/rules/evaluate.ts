@@ -13,6 +13,7 @@
 import { performance } from 'node:perf_hooks';
 import type { AttrValue, Attrs } from '../../proto/frames.js';
 import { unpackRule, type WireTask } from './eval-wire.js';
+import { EVENT_BUDGET_MESSAGE, charge, chargeCompile, type Budget } from './event-budget.js';
 import { EVENT_MAX_COST } from './expr-cost.js';
 import { compileBounded, display, parseTemplate, type Compiled } from './expr.js';
 import { deviceKey, type ConditionReport, type EvalResult, type EvalTask, type PlannedAction, type Rule, type RuleEvent, type RuleOutcome, type Trigger } from './model.js';
@@ -32,15 +33,6 @@ interface CompiledRule {
   templateCost: number;
   error: string | null;
 }
-
-/** What is left of one event's budget; `spent` once a charge did not fit. */
-interface Budget {
-  left: number;
-  spent: boolean;
-}
-
-/** Why a rule dropped by the budget was not evaluated (its `lastError`). */
-export const EVENT_BUDGET_MESSAGE = `not evaluated: the rules this event triggered in the home would cost more than the ${EVENT_MAX_COST.toLocaleString('en-US')} steps one event may use (cheapest rules go first)`;
 
 interface HomeCache {
   version: number;
@@ -158,33 +150,6 @@ function compileRule(rule: Rule): CompiledRule {
     out.error = `compile: ${message(err)}`;
   }
   return out;
-}
-
-/**
- * Steps charged per character of a rule's expressions for compiling them (parsing and the cost
- * estimate: about 0.1 ms for 600 characters on a warm worker here, 1 ms on a cold one).
- */
-const COMPILE_STEPS_PER_CHAR = 10;
-
-/**
- * Charges compiling `rule`; the first rule of an event always fits (its charge empties the budget
- * at most), so that a rule costlier to compile than the budget is still compiled, once.
- */
-function chargeCompile(budget: Budget, rule: Rule): boolean {
-  let chars = 0;
-  for (const c of rule.conditions) chars += c.length;
-  for (const a of rule.actions) if (a.type === 'notify') chars += a.title.length + a.body.length;
-  const cost = chars * COMPILE_STEPS_PER_CHAR;
-  if (budget.spent || budget.left < EVENT_MAX_COST) return charge(budget, cost);
-  budget.left = Math.max(0, budget.left - cost);
-  return true;
-}
-
-/** Takes `cost` from the event's budget; false (and the budget spent) when it does not fit. */
-function charge(budget: Budget, cost: number): boolean {
-  if (budget.spent || cost > budget.left) return !(budget.spent = true);
-  budget.left -= cost;
-  return true;
 }
 
 function compileField(src: string, field: string, aliases: number): { run: Compiled; cost: number } {

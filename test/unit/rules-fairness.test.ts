@@ -7,7 +7,8 @@
 import { describe, expect, it } from 'vitest';
 import { TierError } from '../../src/errors.js';
 import { EVENT_MAX_COST } from '../../src/rules/expr-cost.js';
-import { EVENT_BUDGET_MESSAGE, RuleEvaluator } from '../../src/rules/evaluate.js';
+import { RuleEvaluator } from '../../src/rules/evaluate.js';
+import { EVENT_BUDGET_MESSAGE } from '../../src/rules/event-budget.js';
 import { noRuleMetrics, type DropReason, type RuleMetricsSink } from '../../src/rules/metrics.js';
 import type { EvalResult, EvalTask } from '../../src/rules/model.js';
 import { RulePoolError, type RuleRunner } from '../../src/rules/pool.js';
