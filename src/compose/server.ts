@@ -131,6 +131,7 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
     commandTimeoutMs: config.commandTimeoutMs,
     commandTimeoutMaxMs: config.commandTimeoutMaxMs,
     hubWaitMs: config.ruleHubWaitMs,
+    homeCpuMsPerSecond: config.ruleHomeCpuMs,
     supervision: { supervision: system.supervision, onFailure: system.onFailure, failureLog: system.failureLog },
     ...(ports.pendingRuns ? { pendingRuns: ports.pendingRuns } : {}),
     ...(ports.history?.marks ? { marks: ports.history.marks, hubsOfHome: async (homeId: string) => (await ports.registry.listHome(homeId, MAX_HOME_HUBS)).map((h) => h.hubId) } : {}),

@@ -52,6 +52,8 @@ export interface Config {
   commandTimeoutMaxMs: number;
   /** @default 30_000 (ms): how long a rule's command waits for its hub to connect (0: fails at once, `hub_offline`) */
   ruleHubWaitMs: number;
+  /** @default 250 (ms): worker time one home's rules may use per second; past it its events are dropped, `home_cpu` (0: no bound) */
+  ruleHomeCpuMs: number;
   /** @default 128: messages an actor may have queued before the overflow policy applies */
   mailboxSize: number;
   /** where the embedded default keeps its data (LMDB); ':memory:' keeps it in memory only */
@@ -281,6 +283,7 @@ const FIELDS: { [K in keyof Config]: Field<K> } = {
   commandTimeoutMs: { env: 'TIER_COMMAND_TIMEOUT_MS', parse: int(10, 600_000), default: 5_000 },
   commandTimeoutMaxMs: { env: 'TIER_COMMAND_TIMEOUT_MAX_MS', parse: int(10, 600_000), default: 60_000 },
   ruleHubWaitMs: { env: 'TIER_RULE_HUB_WAIT_MS', parse: int(0, 600_000), default: 30_000 },
+  ruleHomeCpuMs: { env: 'TIER_RULE_HOME_CPU_MS', parse: int(0, 60_000), default: 250 },
   dataDir: { env: 'DATA_DIR', parse: text, default: './data' },
   dataSync: { env: 'DATA_SYNC', parse: oneOf(['commit', 'os'] as const), default: 'commit' },
   mailboxSize: { env: 'TIER_MAILBOX_SIZE', parse: int(4, 1_000_000), default: 128 },

@@ -45,6 +45,8 @@ export interface AutomationDeps {
   /** how long a rule's command waits for its hub to connect (`HubWait`); @default 0: fails at once */
   hubWaitMs?: number;
   pool?: Omit<RulePoolOptions, 'timers'>;
+  /** worker time one home may use per second; @default 250 (ms): see RulesEngineDeps.homeCpuMsPerSecond */
+  homeCpuMsPerSecond?: number;
   /** the node's supervision of the home actors and its failure counter */
   supervision?: RulesEngineDeps['supervision'];
   /** where runs parked in a delay are saved (resumed at `start`); absent: delays do not survive a restart */
@@ -129,6 +131,7 @@ export function createAutomation(deps: AutomationDeps): Automation {
     metrics,
     ...(deps.commandTimeoutMs === undefined ? {} : { commandTimeoutMs: deps.commandTimeoutMs }),
     ...(deps.hubWaitMs === undefined ? {} : { hubWaitMs: deps.hubWaitMs }),
+    ...(deps.homeCpuMsPerSecond === undefined ? {} : { homeCpuMsPerSecond: deps.homeCpuMsPerSecond }),
     ...(deps.supervision === undefined ? {} : { supervision: deps.supervision }),
     ...(deps.pendingRuns === undefined ? {} : { pendingRuns: deps.pendingRuns }),
     ...(deps.delayCatchUpMs === undefined ? {} : { delayCatchUpMs: deps.delayCatchUpMs }),

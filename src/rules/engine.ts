@@ -79,6 +79,16 @@ export interface RulesEngineDeps {
   cacheTtlMs?: number;
   /** events of one home accepted and not yet evaluated (the one in evaluation included); more are dropped and counted; @default 256 */
   maxBacklogPerHome?: number;
+  /**
+   * worker time one home's evaluations may use per second (HomeCpuBudget); past it the home's
+   * events are dropped and counted (`home_cpu`); 0: no bound; @default 250 (ms)
+   */
+  homeCpuMsPerSecond?: number;
+  /**
+   * how long `close` waits for evaluations and action runs in progress; homes' queued events are
+   * dropped at once (`closed`), and what is still running past it is left to the pool's close; @default 5_000 (ms)
+   */
+  closeWaitMs?: number;
   /** homes kept in memory (rules index, last values); idle ones beyond are forgotten; @default 50_000 */
   maxHomes?: number;
   /** the node's supervision of the home actors and its failure counter (tier_actor_failures_total) */
@@ -163,7 +173,24 @@ export class RulesEngine {
     // the homes' own system: their mailbox bound is the backlog (less the one in evaluation)
     const system: ActorSystem = { ...deps.supervision, timers, log, now, mailboxSize: Math.max(0, (deps.maxBacklogPerHome ?? 256) - 1) };
     const catchUpMs = deps.delayCatchUpMs ?? DEFAULT_CATCH_UP_MS;
-    const homeDeps: HomeDeps = { store, runner: deps.runner, scope, guard, actions: this.#actions, stats, metrics, log, outage, now, cacheTtlMs: deps.cacheTtlMs ?? 10_000, track, catchUpMs, ...(deps.marks ? { marks: deps.marks } : {}) };
+    const homeDeps: HomeDeps = {
+      store,
+      runner: deps.runner,
+      scope,
+      guard,
+      actions: this.#actions,
+      stats,
+      metrics,
+      log,
+      outage,
+      now,
+      cacheTtlMs: deps.cacheTtlMs ?? 10_000,
+      track,
+      catchUpMs,
+      homeCpuMsPerSecond: deps.homeCpuMsPerSecond ?? 250,
+      closing: () => this.#closed,
+      ...(deps.marks ? { marks: deps.marks } : {}),
+    };
     this.#homes = new ActorDirectory((homeId) => new HomeActor(homeId, system, homeDeps), deps.maxHomes ?? 50_000);
     this.#unwatch = store.watch((change) => {
       this.#homes.get(change.homeId)?.tell({ type: 'changed', version: change.version });
@@ -307,15 +334,20 @@ export class RulesEngine {
   }
 
   /**
-   * Stops taking events, stops runs waiting in a delay (their saved remainders stay for the next
-   * start), waits for what is in progress.
+   * Stops taking events, drops what the homes had queued (`closed`), stops runs waiting in a delay
+   * (their saved remainders stay for the next start), waits for what is in progress up to
+   * `closeWaitMs`: a home's backlog of costly rules must not hold a node's shutdown for minutes.
    */
   async close(): Promise<void> {
     this.#closed = true;
     this.#hubWait.close();
     this.#unwatch();
     this.#guard.detachAll();
-    await this.idle();
+    const waitMs = this.deps.closeWaitMs ?? 5_000;
+    let timer: NodeJS.Timeout | undefined;
+    const waited = await Promise.race([this.idle().then(() => true), new Promise<false>((r) => (timer = setTimeout(r, waitMs, false)))]);
+    clearTimeout(timer);
+    if (!waited) this.deps.log.warn({ inProgress: this.#inflight.size, waitMs }, 'rules: evaluations and actions still in progress at close; not waited for (the pool closes under them)');
     // evaluations that were in progress may have started runs that are now parked in a delay
     this.#guard.detachAll();
     // the last counts go to the store before the ports close

@@ -5,10 +5,16 @@
  * Compiled rules are cached per home and keyed by the home's version: a task of a newer home
  * version drops what was compiled for older ones, and each compiled rule also checks its own rule
  * version, so a task built from a stale rule set is still evaluated as sent.
+ *
+ * One event's rules share a budget (EVENT_MAX_COST): each condition and template is charged its
+ * static worst case before it runs, cheapest rules first; once a charge does not fit, that rule and
+ * the event's later triggered ones are not evaluated (`dropped: 'event_budget'`).
  */
 import { performance } from 'node:perf_hooks';
 import type { AttrValue, Attrs } from '../../proto/frames.js';
 import { unpackRule, type WireTask } from './eval-wire.js';
+import { EVENT_BUDGET_MESSAGE, charge, chargeCompile, type Budget } from './event-budget.js';
+import { EVENT_MAX_COST } from './expr-cost.js';
 import { compileBounded, display, parseTemplate, type Compiled } from './expr.js';
 import { deviceKey, type ConditionReport, type EvalResult, type EvalTask, type PlannedAction, type Rule, type RuleEvent, type RuleOutcome, type Trigger } from './model.js';
 
@@ -19,8 +25,12 @@ interface CompiledRule {
   /** the rule it was compiled from (a batch names it by id and version only when it is cached) */
   rule: Rule;
   conditions: Compiled[];
+  /** worst-case cost of each condition */
+  costs: number[];
   /** per action index: compiled title and body of notify actions */
   templates: Map<number, { title: CompiledPart[]; body: CompiledPart[] }>;
+  /** worst-case cost of all its templates together */
+  templateCost: number;
   error: string | null;
 }
 
@@ -60,17 +70,36 @@ export class RuleEvaluator {
     const home = this.home(task.homeId, task.homeVersion);
     let compiled = 0;
     const time = localTime(task.now, task.timeZone);
+    const budget: Budget = { left: EVENT_MAX_COST, spent: false };
     const outcomes: RuleOutcome[] = [];
+    const ready: Array<{ c: CompiledRule; us: number }> = [];
     for (const r of rules) {
       const started = performance.now();
       let c = home.rules.get(r.id);
       if (!c || c.version !== r.version) {
-        c = compileRule(body(r));
+        const rule = body(r);
+        // a rule this event does not trigger needs no compiling; compiling is work too (a fresh
+        // worker had taken seconds over a home's 200 rules), charged to the budget by length
+        const triggered = firedBy(rule, task) !== null;
+        if (!triggered || !chargeCompile(budget, rule)) {
+          const outcome: RuleOutcome = { ruleId: rule.id, version: rule.version, triggered, passed: false, actions: [], evalUs: 0 };
+          if (triggered) Object.assign(outcome, { error: EVENT_BUDGET_MESSAGE, dropped: 'event_budget' });
+          outcome.evalUs = Math.round((performance.now() - started) * 1000);
+          outcomes.push(outcome);
+          continue;
+        }
+        c = compileRule(rule);
         home.rules.set(r.id, c);
         compiled++;
       }
-      const outcome = evaluateRule(c.rule, c, task, time);
-      outcome.evalUs = Math.round((performance.now() - started) * 1000);
+      ready.push({ c, us: (performance.now() - started) * 1000 });
+    }
+    // cheapest first: a home's costly rules cannot use up the budget of its cheap ones
+    ready.sort((a, b) => worst(a.c) - worst(b.c));
+    for (const { c, us } of ready) {
+      const started = performance.now();
+      const outcome = evaluateRule(c.rule, c, task, time, budget);
+      outcome.evalUs = Math.round(us + (performance.now() - started) * 1000);
       outcomes.push(outcome);
     }
     return { outcomes, compiled };
@@ -93,13 +122,29 @@ export class RuleEvaluator {
   }
 }
 
+/** A rule's worst case for one event: all its conditions and templates. */
+function worst(c: CompiledRule): number {
+  return c.costs.reduce((n, x) => n + x, c.templateCost);
+}
+
 function compileRule(rule: Rule): CompiledRule {
-  const out: CompiledRule = { version: rule.version, rule, conditions: [], templates: new Map(), error: null };
+  const out: CompiledRule = { version: rule.version, rule, conditions: [], costs: [], templates: new Map(), templateCost: 0, error: null };
   try {
     const aliases = Object.keys(rule.devices).length;
-    out.conditions = rule.conditions.map((c, i) => compileField(c, `conditions[${i}]`, aliases));
+    for (const [i, src] of rule.conditions.entries()) {
+      const f = compileField(src, `conditions[${i}]`, aliases);
+      out.conditions.push(f.run);
+      out.costs.push(f.cost);
+    }
+    const template = (text: string, field: string): CompiledPart[] =>
+      parseTemplate(text).map((p) => {
+        if (typeof p === 'string') return p;
+        const f = compileField(p.expr, field, aliases);
+        out.templateCost += f.cost;
+        return f.run;
+      });
     rule.actions.forEach((a, i) => {
-      if (a.type === 'notify') out.templates.set(i, { title: compileTemplate(a.title, `actions[${i}].title`, aliases), body: compileTemplate(a.body, `actions[${i}].body`, aliases) });
+      if (a.type === 'notify') out.templates.set(i, { title: template(a.title, `actions[${i}].title`), body: template(a.body, `actions[${i}].body`) });
     });
   } catch (err) {
     out.error = `compile: ${message(err)}`;
@@ -107,11 +152,7 @@ function compileRule(rule: Rule): CompiledRule {
   return out;
 }
 
-function compileTemplate(text: string, field: string, aliases: number): CompiledPart[] {
-  return parseTemplate(text).map((p) => (typeof p === 'string' ? p : compileField(p.expr, field, aliases)));
-}
-
-function compileField(src: string, field: string, aliases: number): Compiled {
+function compileField(src: string, field: string, aliases: number): { run: Compiled; cost: number } {
   try {
     return compileBounded(src, aliases);
   } catch (err) {
@@ -119,32 +160,30 @@ function compileField(src: string, field: string, aliases: number): Compiled {
   }
 }
 
-function evaluateRule(rule: Rule, c: CompiledRule, task: Omit<EvalTask, 'rules'>, time: LocalTime): RuleOutcome {
+function evaluateRule(rule: Rule, c: CompiledRule, task: Omit<EvalTask, 'rules'>, time: LocalTime, budget: Budget): RuleOutcome {
   const outcome: RuleOutcome = { ruleId: rule.id, version: rule.version, triggered: false, passed: false, actions: [], evalUs: 0 };
   if (c.error) {
     outcome.error = c.error;
     return outcome;
   }
-  let fired: { index: number; attr?: string } | null = null;
+  const fired = firedBy(rule, task);
   const ev = task.event;
-  if (ev.kind === 'schedule' || ev.kind === 'manual') fired = { index: rule.triggers.findIndex((t) => t.type === 'cron') };
-  else {
-    for (let i = 0; i < rule.triggers.length && !fired; i++) {
-      if (matches(rule.triggers[i]!, ev, task.prev)) {
-        const t = rule.triggers[i]!;
-        fired = t.type === 'state' ? { index: i, attr: t.attr } : { index: i };
-      }
-    }
-  }
   if (!fired) return outcome;
   outcome.triggered = true;
   if (fired.index >= 0) outcome.trigger = fired.index;
 
+  const overBudget = (): RuleOutcome => {
+    outcome.error = EVENT_BUDGET_MESSAGE;
+    outcome.dropped = 'event_budget';
+    if (reports) outcome.conditions = reports;
+    return outcome;
+  };
   const ctx = { dev: devices(rule, task), time, event: eventVar(ev, task.prev, fired.attr) };
   const reports: ConditionReport[] | undefined = task.explain ? [] : undefined;
   let passed = true;
   for (let i = 0; i < c.conditions.length; i++) {
     const expr = rule.conditions[i]!;
+    if (!charge(budget, c.costs[i]!)) return overBudget();
     let value: unknown;
     try {
       value = c.conditions[i]!(ctx);
@@ -172,6 +211,7 @@ function evaluateRule(rule: Rule, c: CompiledRule, task: Omit<EvalTask, 'rules'>
   }
   if (reports) outcome.conditions = reports;
   if (!passed || outcome.error) return outcome;
+  if (!charge(budget, c.templateCost)) return overBudget();
   outcome.passed = true;
   outcome.actions = rule.actions.map((a, i): PlannedAction => {
     if (a.type !== 'notify') return a;
@@ -179,6 +219,17 @@ function evaluateRule(rule: Rule, c: CompiledRule, task: Omit<EvalTask, 'rules'>
     return { type: 'notify', title: render(t.title, ctx), body: render(t.body, ctx) };
   });
   return outcome;
+}
+
+/** The trigger of `rule` the task's event fires (index -1: a schedule or manual event without a cron trigger), or null. */
+function firedBy(rule: Rule, task: Pick<EvalTask, 'event' | 'prev'>): { index: number; attr?: string } | null {
+  const ev = task.event;
+  if (ev.kind === 'schedule' || ev.kind === 'manual') return { index: rule.triggers.findIndex((t) => t.type === 'cron') };
+  for (let i = 0; i < rule.triggers.length; i++) {
+    const t = rule.triggers[i]!;
+    if (matches(t, ev, task.prev)) return t.type === 'state' ? { index: i, attr: t.attr } : { index: i };
+  }
+  return null;
 }
 
 /** Does this trigger fire for this event? See StateTrigger for the transition rules. */

@@ -20,6 +20,13 @@ import { RULE_LIMITS } from '../schemas/rules.js';
  */
 export const EXPR_MAX_COST = 100_000;
 
+/**
+ * The most the expressions evaluated for one event of a home may cost together: the conditions of
+ * every rule it triggers and the templates of those that pass (evaluate.ts charges each its worst
+ * case before running it). Ten expressions at the bound, about 50 ms of a worker thread here.
+ */
+export const EVENT_MAX_COST = 1_000_000;
+
 const CHAR_COST = 0.1;
 /** a macro's own work each time it runs (its scope and accumulator), measured against its steps */
 const MACRO_SETUP = 20;
@@ -285,9 +292,8 @@ export function expressionCost(ast: ASTNode, aliases: number = RULE_LIMITS.devic
   }
 }
 
-/** Null when the expression is within EXPR_MAX_COST, else the message that says it is not. */
-export function costProblem(ast: ASTNode, aliases?: number): string | null {
-  const c = expressionCost(ast, aliases);
+/** Null when an expression of this cost (`expressionCost`) is within EXPR_MAX_COST, else the message that says it is not. */
+export function costProblem(c: ReturnType<typeof expressionCost>): string | null {
   if ('problem' in c) return c.problem;
   if (c.cost <= EXPR_MAX_COST) return null;
   return `is too costly: its worst case is about ${c.cost.toLocaleString('en-US')} steps, more than the ${EXPR_MAX_COST.toLocaleString('en-US')} allowed (each exists/all/exists_one/map/filter multiplies the cost of its body by the entries of the list or map it ranges over)`;

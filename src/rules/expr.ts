@@ -9,7 +9,7 @@
  * true when from ≤ hhmm < to, wrapping past midnight when from > to.
  */
 import { Environment, type ASTNode, type ParseResult } from '@marcbachmann/cel-js';
-import { costProblem } from './expr-cost.js';
+import { costProblem, expressionCost } from './expr-cost.js';
 
 export const EXPR_MAX_LENGTH = 1_000;
 
@@ -58,18 +58,30 @@ export function checkExpression(src: string, aliases: ReadonlySet<string>): stri
   }
   const check = parsed.check();
   if (!check.valid) return firstLine(check.error ?? 'does not type-check');
-  return walk(parsed.ast, aliases) ?? costProblem(parsed.ast, aliases.size);
+  return walk(parsed.ast, aliases) ?? costProblem(expressionCost(parsed.ast, aliases.size));
 }
 
 /**
  * Parses an expression for a worker, refusing one over the cost bound without running it: a rule
- * stored before the bound existed must not hold the worker either. Throws the problem.
+ * stored before the bound existed must not hold the worker either. Throws the problem. `cost`:
+ * its worst case, which the event's budget is charged before it runs (evaluate.ts).
  */
-export function compileBounded(src: string, aliases: number): Compiled {
+export function compileBounded(src: string, aliases: number): { run: Compiled; cost: number } {
   const c = compile(src);
-  const problem = costProblem(c.ast, aliases);
+  const cost = expressionCost(c.ast, aliases);
+  const problem = costProblem(cost);
   if (problem) throw new Error(problem);
-  return c;
+  return { run: c, cost: 'cost' in cost ? cost.cost : 0 };
+}
+
+/** The worst-case cost of an expression `checkExpression` passed (0 for one it would refuse). */
+export function worstCase(src: string, aliases: number): number {
+  try {
+    const c = expressionCost(compile(src).ast, aliases);
+    return 'cost' in c ? c.cost : 0;
+  } catch {
+    return 0;
+  }
 }
 
 function walk(node: ASTNode, aliases: ReadonlySet<string>): string | null {

@@ -31,6 +31,7 @@ import { ruleEventOf, type EvalTask, type Rule, type RuleEvent } from './model.j
 import { RulePoolError, type RuleRunner } from './pool.js';
 import type { RunGuard } from './run-guard.js';
 import { HomeRules, type RulesSnapshot } from './home-rules.js';
+import { HomeCpuBudget } from './home-cpu.js';
 import { inSpan } from '../trace/active-span.js';
 import { endSpan, SpanKind, tracing, type Span } from '../trace/tracing.js';
 
@@ -80,7 +81,14 @@ export interface HomeDeps {
   marks?: EvaluatedMarks;
   /** a replayed event stored longer ago than this is missed, not evaluated (ms) */
   catchUpMs: number;
+  /** worker time a home may use per second (HomeCpuBudget); 0: no bound (ms) */
+  homeCpuMsPerSecond: number;
+  /** the engine is closing: queued events and cron instants are dropped (`closed`), not evaluated */
+  closing(): boolean;
 }
+
+/** The `lastError` of the rules of an event dropped because its home is past its worker time. */
+const homeCpuMessage = (ms: number) => `not evaluated: the home's rules used more than their ${ms} ms of worker time per second; events are dropped until they are back within it`;
 
 /** a full backlog is logged at most once per this long per home; every drop is counted */
 const DROP_LOG_MS = 10_000;
@@ -91,6 +99,7 @@ export class HomeActor extends Actor<HomeMessage> {
   readonly #lastValues = new LastValues();
   /** how far the home's events are evaluated (null: not noted) */
   readonly #mark: HomeMark | null;
+  readonly #cpu: HomeCpuBudget;
 
   readonly address: string;
 
@@ -103,9 +112,12 @@ export class HomeActor extends Actor<HomeMessage> {
     this.address = `rules:home:${homeId}`;
     this.#rules = new HomeRules(homeId, deps);
     this.#mark = deps.marks ? new HomeMark(deps.marks, homeId) : null;
+    this.#cpu = new HomeCpuBudget(deps.homeCpuMsPerSecond, () => performance.now());
   }
 
   protected receive(msg: HomeMessage): void | Promise<void> {
+    // a node stopping does not wait for a home's backlog: what it had queued is counted, not run
+    if (this.deps.closing() && msg.type !== 'changed' && msg.type !== 'remember') return this.#drop(msg, 'closed');
     let work: Promise<void>;
     switch (msg.type) {
       case 'event': {
@@ -308,6 +320,12 @@ export class HomeActor extends Actor<HomeMessage> {
     const { runner, scope, guard, stats, metrics } = this.deps;
     const out = new Map<string, FireResult>();
     const now = this.deps.now();
+    if (this.#cpu.overdrawn) {
+      metrics.dropped('home_cpu');
+      for (const r of rules) stats.error(r, now, homeCpuMessage(this.deps.homeCpuMsPerSecond));
+      this.deps.outage.write('home_cpu', { homeId: this.homeId, rules: rules.length }, 'rules: home past its worker time per second, event dropped (counted in tier_rule_dropped_total)');
+      return out;
+    }
     let state: Record<string, Attrs>;
     try {
       state = await scope.state(this.homeId, rules);
@@ -324,16 +342,20 @@ export class HomeActor extends Actor<HomeMessage> {
       result = await runner.evaluate(task);
     } catch (err) {
       const reason: DropReason = err instanceof RulePoolError && err.code !== 'worker_failed' ? err.code : 'worker_failed';
+      // a task that ran into the deadline held a thread all that time
+      if (reason === 'timeout') this.#cpu.charge(performance.now() - started);
       if (span) endSpan(span, reason);
       this.#failAll(rules, reason, err instanceof Error ? err.message : String(err), err);
       return out;
     }
     metrics.evaluation((performance.now() - started) / 1000);
+    this.#cpu.charge(result.outcomes.reduce((ms, o) => ms + o.evalUs / 1000, 0));
     if (span) {
       span.setAttribute('hubtier.matched', result.outcomes.filter((o) => o.triggered && o.passed && !o.error).length);
       endSpan(span);
     }
     const at = this.deps.now();
+    let overBudget = 0;
     for (const o of result.outcomes) {
       const rule = rules.find((r) => r.id === o.ruleId);
       if (!rule) continue;
@@ -343,6 +365,10 @@ export class HomeActor extends Actor<HomeMessage> {
       c.sample(o.evalUs);
       if (o.triggered) c.triggered++;
       if (o.error) {
+        if (o.dropped) {
+          metrics.dropped(o.dropped);
+          overBudget++;
+        }
         stats.error(rule, at, o.error);
         metrics.outcome('error');
         out.set(rule.id, 'error');
@@ -368,6 +394,7 @@ export class HomeActor extends Actor<HomeMessage> {
       const stretch = run.start();
       runs?.push(stretch);
     }
+    if (overBudget > 0) this.deps.outage.write('event_budget', { homeId: this.homeId, dropped: overBudget }, "rules: an event's rules past its evaluation budget not evaluated (counted in tier_rule_dropped_total)");
     return out;
   }
 

@@ -218,7 +218,7 @@ export function summarize(values: number[], count = values.length): LatencySumma
  * `missed`: the rest of a run after a delay, found at start past its due time by more than the catch-up window;
  * `store_unavailable`: the rule store unreachable and the home's rules not cached on this node
  */
-export type DropReason = 'queue_full' | 'backlog' | 'timeout' | 'worker_failed' | 'closed' | 'state_unavailable' | 'home_stopped' | 'missed' | 'store_unavailable';
+export type DropReason = 'queue_full' | 'backlog' | 'timeout' | 'worker_failed' | 'closed' | 'state_unavailable' | 'home_stopped' | 'missed' | 'store_unavailable' | 'event_budget' | 'home_cpu';
 
 /** Node-wide series; the engine, pool and scheduler report into one sink. */
 export interface RuleMetricsSink {

@@ -225,6 +225,8 @@ export interface RuleOutcome {
   actions: PlannedAction[];
   /** compile or evaluation failure; the rule does not run */
   error?: string;
+  /** not evaluated (with `error` saying why): its event's budget was used up (evaluate.ts) */
+  dropped?: 'event_budget';
   conditions?: ConditionReport[];
   /** worker time spent on this rule, µs */
   evalUs: number;

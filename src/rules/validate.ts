@@ -11,7 +11,9 @@ import type { AttrValue } from '../../proto/frames.js';
 import { compile, invalidField, type Validator } from '../schemas/check.js';
 import { commandSpec } from '../schemas/command.js';
 import { RuleRequest, SceneRequest, Settings, StateTrigger, TestRequest, Trigger as TriggerBody } from '../schemas/rules.js';
-import { checkExpression, parseTemplate } from './expr.js';
+import { TierError } from '../errors.js';
+import { EVENT_MAX_COST } from './expr-cost.js';
+import { checkExpression, parseTemplate, worstCase } from './expr.js';
 import { DEFAULT_LIMIT, type Action, type DeviceRef, type HomeSettings, type RuleSpec, type SceneSpec, type RuleEvent, type Trigger } from './model.js';
 
 export interface ValidateOptions {
@@ -128,7 +130,24 @@ export function validateRuleSpec(body: unknown, options: ValidateOptions = {}): 
   });
   spec.actions = o.actions.map((a, i) => action(a, `actions[${i}]`, aliases));
   if (spec.actions[spec.actions.length - 1]!.type === 'delay') invalid(`actions[${spec.actions.length - 1}]`, 'a delay must be followed by an action');
+  checkRuleCost(spec, aliases.size);
   return spec;
+}
+
+/**
+ * A rule whose conditions and templates together could cost more than one event's budget
+ * (EVENT_MAX_COST) would never be evaluated whole: refused `limit_exceeded` (422) naming `conditions`.
+ */
+function checkRuleCost(spec: RuleSpec, aliases: number): void {
+  let cost = 0;
+  for (const c of spec.conditions) cost += worstCase(c, aliases);
+  for (const a of spec.actions) {
+    if (a.type !== 'notify') continue;
+    for (const p of [...parseTemplate(a.title), ...parseTemplate(a.body)]) if (typeof p !== 'string') cost += worstCase(p.expr, aliases);
+  }
+  if (cost <= EVENT_MAX_COST) return;
+  const n = (x: number) => x.toLocaleString('en-US');
+  throw new TierError('limit_exceeded', `conditions: with the rule's {{ }} templates their worst case is about ${n(cost)} steps, more than the ${n(EVENT_MAX_COST)} one event may use for all the rules it triggers in a home; make the conditions cheaper or split the rule`, { field: 'conditions' });
 }
 
 /** A scene body from a client → a SceneSpec. */
