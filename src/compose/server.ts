@@ -32,6 +32,7 @@ import { EventPublisher } from '../actors/event-publisher.js';
 import { mountHubGateway } from '../transport/hub-gateway.js';
 import { loadUws, type UwsBinding } from '../transport/uws.js';
 import { listen } from './listen.js';
+import { ListenPause } from './listen-pause.js';
 import { portsWhenReachable } from './backend-wait.js';
 import { startMallocTrimmer } from './malloc-trim.js';
 import { ReadFailures } from '../log/read-failures.js';
@@ -264,6 +265,7 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
 
   let started = false;
   let draining = false;
+  let pause: ListenPause | undefined;
   const health = (): PortsHealth => ports.health?.() ?? { backends: {}, detail: {} };
   metrics.backendsUp(() => health().backends);
   const mode = isClusterMode(config) ? 'cluster' : 'embedded';
@@ -276,7 +278,7 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
     readiness: () => {
       const h = health();
       const hubSockets = limits.stats;
-      const reasons = notReadyReasons({ started, draining, full: hubSockets.sockets >= config.maxHubSessions, localStoreOk: h.local !== false });
+      const reasons = notReadyReasons({ started, draining, full: hubSockets.sockets >= config.maxHubSessions, localStoreOk: h.local !== false, listenPaused: pause?.paused === true });
       return {
         ready: reasons.length === 0,
         detail: {
@@ -326,6 +328,15 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
   const adminSocket = await listen(admin, config.adminHost, config.adminPort, false);
   const port = binding.uws.us_socket_local_port(main.socket as never);
   const adminPort = binding.uws.us_socket_local_port(adminSocket.socket as never);
+  // out of open files, the public port closes so the loop stops spinning on accept() (listen-pause.ts)
+  pause = new ListenPause({
+    socket: main.socket,
+    listen: () => listen(app, config.host, port, config.reusePort),
+    close: (socket) => binding.uws.us_listen_socket_close(socket),
+    log,
+    registry: metrics.registry,
+  });
+  const listening = pause;
 
   // keeps this node's directory entries alive; they expire if the process stops
   const refresh = setInterval(() => {
@@ -350,7 +361,7 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
       clearInterval(refresh);
       trimmer?.stop();
       fleet.close();
-      binding.uws.us_listen_socket_close(main.socket);
+      listening.stop();
       step('stopped_accepting', { sessions: sessions.size, hubSockets: limits.stats.sockets });
       // hubs come back spread over a few seconds instead of all at once (to another node in a cluster)
       const closing = sessions.list();

@@ -1,4 +1,16 @@
+import { execFileSync } from 'node:child_process';
+import { readdirSync } from 'node:fs';
 import { startNode, type NodeOptions, type NodeProc } from '../../load/harness/index.js';
+
+/** The child's soft and hard open-file limit set to `files` before it has loaded anything. */
+export const fileLimit = (files: number): NonNullable<NodeOptions['spawnWith']> => (spawn) => {
+  const child = spawn();
+  execFileSync('prlimit', ['--pid', String(child.pid), `--nofile=${files}:${files}`]);
+  return child;
+};
+
+/** Open descriptors of a process. */
+export const fds = (pid: number): number => readdirSync(`/proc/${pid}/fd`).length;
 
 /** A node process of a test: its log lines parsed, and `stop`/`kill` resolving with the exit code. */
 export interface ServerProcess extends Omit<NodeProc, 'stop' | 'kill'> {

@@ -6,26 +6,14 @@
  *   is refused `busy` long before the limit;
  * - set above what the files allow, accept() hits EMFILE: the node lives on, its hubs and app
  *   sockets are served, /metrics answers on a connection it already had, the failed resident-size
- *   reads are counted, and once files are free again the waiting connections are taken.
+ *   reads are counted; the public port stops listening (the waiting connections are reset) and
+ *   listens again once files are free.
  */
-import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { readdirSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { HubClient } from '../../load/wire/hub-client.js';
-import type { NodeOptions } from '../../load/harness/index.js';
-import { api, logLine, startServerProcess, type ServerProcess } from '../helpers/server-process.js';
-
-/** The child's soft and hard open-file limit set to `files` before it has loaded anything. */
-const fileLimit = (files: number): NonNullable<NodeOptions['spawnWith']> => (spawn) => {
-  const child = spawn();
-  execFileSync('prlimit', ['--pid', String(child.pid), `--nofile=${files}:${files}`]);
-  return child;
-};
-
-/** Open descriptors of a process. */
-const fds = (pid: number): number => readdirSync(`/proc/${pid}/fd`).length;
+import { api, fds, fileLimit, logLine, startServerProcess, type ServerProcess } from '../helpers/server-process.js';
 
 /** A raw app upgrade: the status line's code once answered (the socket is kept open on 101). */
 function upgrade(port: number, token: string, held: Socket[]): Promise<string> {
@@ -111,7 +99,7 @@ describe('app sockets against the open-file limit (real server process)', () => 
     expect(metrics).toMatch(/tier_app_upgrades_refused_total\{code="busy"\} 10/);
   });
 
-  it('past the files it has, accept() fails EMFILE: the node lives, serves what it holds, and takes the waiting ones once files are free', async ({ signal }) => {
+  it('past the files it has, accept() fails EMFILE: the node lives, serves what it holds, pauses its port and listens again once files are free', async ({ signal }) => {
     const FILES = 400;
     // the bound set above what the files allow; the resident size read every 100 ms
     server = await startServerProcess({ TIER_MAX_APP_SOCKETS: '100000', TIER_MAX_APP_SOCKETS_PER_USER: '100000', TIER_MAX_HUB_SESSIONS: '20', TIER_MALLOC_TRIM_MS: '100' }, fileLimit(FILES));
@@ -124,23 +112,29 @@ describe('app sockets against the open-file limit (real server process)', () => 
       expect(await upgrade(node.port, token, held)).toBe('101');
       opened++;
     }
-    // these find no file: they wait in the listen backlog
+    // the first few take the last files; the rest wait in the listen backlog until the port closes
     const waiting = Array.from({ length: 8 }, () => upgrade(node.port, token, held));
     // the resident-size read fails EMFILE on the trimmer's timer: counted and logged, not thrown
     const died = node.exited.then((code) => new Error(`the node died (exit ${code}): ${JSON.stringify(node.logs.slice(-3))}`));
     const first = await Promise.race([died, logLine(node, signal, (l) => l.msg === 'periodic read failed (the node goes on without it)' && l.kind === 'rss')]);
     if (first instanceof Error) throw first;
-    expect(fds(node.pid)).toBe(FILES);
+    // out of files, the public port stops listening (src/compose/listen-pause.ts): the backlog is reset
+    await logLine(node, signal, (l) => l.msg === 'out of open files: the public port stops listening until files are free');
+    const outcomes = await Promise.all(waiting);
+    expect(outcomes.filter((o) => o !== '101').length).toBeGreaterThan(0);
+    expect(outcomes.every((o) => ['101', 'closed', 'ECONNRESET'].includes(o))).toBe(true);
 
     // what it holds is served: the hub's report is acknowledged, /metrics answers on its connection
     expect(await hub.report({ d0: { on: true } })).toBeGreaterThan(0);
     const scraped = await admin.get('/metrics');
     expect(scraped).toMatch(/^HTTP\/1\.1 200/);
     expect(Number(/tier_periodic_read_failures_total\{kind="rss"\} (\d+)/.exec(scraped)?.[1])).toBeGreaterThan(0);
+    expect(scraped).toMatch(/^tier_listen_paused 1$/m);
 
-    // files freed: the waiting upgrades are taken
-    for (const s of held.slice(0, 20)) s.destroy();
-    expect(await Promise.all(waiting)).toEqual(Array(8).fill('101'));
+    // files freed (more than the headroom it waits for): the port listens again, upgrades are taken
+    for (const s of held.slice(0, 60)) s.destroy();
+    await logLine(node, signal, (l) => l.msg === 'open files free again: the public port listens again');
+    expect(await upgrade(node.port, token, held)).toBe('101');
     expect(opened).toBeGreaterThan(100);
     admin.close();
   });
