@@ -15,6 +15,7 @@ import { createRequire } from 'node:module';
 import { gzipSync } from 'node:zlib';
 import type { HttpRequest, HttpResponse, TemplatedApp } from '../transport/uws.js';
 import { endHead } from '../transport/http.js';
+import { endStreaming } from '../transport/stream-body.js';
 
 /** One file served as is; `gzip` is made once, at its first request that accepts it (tens of ms for the bundle). */
 interface StaticFile {
@@ -136,7 +137,7 @@ export function mountDocsPage(app: TemplatedApp): void {
   }
 }
 
-/** Synchronous: everything is in memory, so uWS needs no onAborted. */
+/** Everything is in memory: answered at once, the body streamed as the socket takes it (endStreaming). */
 function serve(res: HttpResponse, req: HttpRequest, f: StaticFile): void {
   const head = req.getMethod() === 'head';
   const fresh = req
@@ -157,7 +158,7 @@ function serve(res: HttpResponse, req: HttpRequest, f: StaticFile): void {
     for (const name in f.headers) res.writeHeader(name, f.headers[name]!);
     if (gzip) res.writeHeader('content-encoding', 'gzip');
     if (!head) {
-      res.end(body);
+      endStreaming(res, body);
       return;
     }
     endHead(res, body.length);
