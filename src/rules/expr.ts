@@ -6,10 +6,11 @@
  *
  * Variables: `dev.<alias>.<attr>` (reported state of the rule's devices), `time.*` (the home's
  * local time), `event.*` (what fired the rule). One extra function: `between(hhmm, from, to)`,
- * true when from ≤ hhmm < to, wrapping past midnight when from > to.
+ * true when from ≤ hhmm < to, wrapping past midnight when from > to (expr-time.ts).
  */
 import { Environment, type ASTNode, type ParseResult } from '@marcbachmann/cel-js';
 import { costProblem } from './expr-cost.js';
+import { between, betweenProblem, TIME_SCHEMA } from './expr-time.js';
 
 export const EXPR_MAX_LENGTH = 1_000;
 
@@ -19,18 +20,28 @@ const BANNED_FUNCTIONS = new Set(['matches']);
 const VARIABLES = ['dev', 'time', 'event'] as const;
 
 let env: Environment | null = null;
+let typedEnv: Environment | null = null;
 
-function environment(): Environment {
-  if (env) return env;
+/**
+ * The workers' environment (`time` a plain map), or with `typed` the save-time checker's, where
+ * `time` has declared field types (expr-time.ts): an object schema would convert `time` into a
+ * new Map at every evaluation, so only the check pays for it.
+ */
+function environment(typed = false): Environment {
+  if (typed ? typedEnv : env) return (typed ? typedEnv : env)!;
   const e = new Environment({
     unlistedVariablesAreDyn: false,
     homogeneousAggregateLiterals: false,
     enableOptionalTypes: true,
     limits: { maxAstNodes: 300, maxDepth: 32, maxListElements: 100, maxMapEntries: 100, maxCallArguments: 8 },
   });
-  for (const v of VARIABLES) e.registerVariable(v, 'map');
-  e.registerFunction('between(string, string, string): bool', (t: string, from: string, to: string) => (from <= to ? t >= from && t < to : t >= from || t < to));
-  env = e;
+  for (const v of VARIABLES) {
+    if (typed && v === 'time') e.registerVariable({ name: v, schema: TIME_SCHEMA });
+    else e.registerVariable(v, 'map');
+  }
+  e.registerFunction('between(string, string, string): bool', between);
+  if (typed) typedEnv = e;
+  else env = e;
   return e;
 }
 
@@ -43,21 +54,23 @@ export function compile(src: string): Compiled {
 }
 
 /**
- * Checks an expression without running it: syntax, types, limits, banned functions, that every
- * `dev.<alias>` names a declared alias, and its worst-case cost (expr-cost.ts). Returns the
- * problem as text, or null when it is fine.
+ * Checks an expression without running it: syntax, types (with `time.*` typed), limits, banned
+ * functions, `between` literals, that every `dev.<alias>` names a declared alias, and its
+ * worst-case cost (expr-cost.ts). A `condition` must give a bool (or `dyn`, as `dev.*` values are:
+ * known at run time only). Returns the problem as text, or null when it is fine.
  */
-export function checkExpression(src: string, aliases: ReadonlySet<string>): string | null {
+export function checkExpression(src: string, aliases: ReadonlySet<string>, condition = false): string | null {
   if (src.length === 0) return 'must not be empty';
   if (src.length > EXPR_MAX_LENGTH) return `must be at most ${EXPR_MAX_LENGTH} characters`;
   let parsed: Compiled;
   try {
-    parsed = compile(src);
+    parsed = environment(true).parse(src);
   } catch (err) {
     return firstLine(err);
   }
   const check = parsed.check();
   if (!check.valid) return firstLine(check.error ?? 'does not type-check');
+  if (condition && check.type !== 'bool' && check.type !== 'dyn') return `gives ${check.type}, not a bool: a condition must be true or false`;
   return walk(parsed.ast, aliases) ?? costProblem(parsed.ast, aliases.size);
 }
 
@@ -95,7 +108,7 @@ function walk(node: ASTNode, aliases: ReadonlySet<string>): string | null {
     case 'call': {
       const [name, args] = node.args;
       if (BANNED_FUNCTIONS.has(name)) return `function ${name} is not allowed`;
-      return walkAll(args, aliases);
+      return (name === 'between' ? betweenProblem(args) : null) ?? walkAll(args, aliases);
     }
     case 'rcall': {
       const [name, target, args] = node.args;

@@ -122,7 +122,7 @@ export function validateRuleSpec(body: unknown, options: ValidateOptions = {}): 
   for (const [alias, ref] of Object.entries(o.devices ?? {})) spec.devices[alias] = { hub: ref.hub, device: ref.device };
   const aliases = new Set(Object.keys(spec.devices));
   spec.conditions = (o.conditions ?? []).map((c, i) => {
-    const problem = checkExpression(c, aliases);
+    const problem = checkExpression(c, aliases, true);
     if (problem) invalid(`conditions[${i}]`, problem);
     return c;
   });

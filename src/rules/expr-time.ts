@@ -1,0 +1,65 @@
+/**
+ * The time part of conditions: `between(hhmm, from, to)` and the declared types of `time.*`.
+ *
+ * `between` reads its three arguments as clock times "H:MM" or "HH:MM" (00:00–23:59; "6:00" is
+ * 06:00) and compares minutes of the day, not text: true when from ≤ t < to, and when from > to
+ * the window wraps past midnight (22:00–06:00 holds 23:10 and 05:59). Equal bounds hold nothing.
+ * A literal that is not such a time is refused at save; one computed at run time fails the
+ * condition with that message.
+ */
+import type { ASTNode } from '@marcbachmann/cel-js';
+
+const CLOCK = /^(\d{1,2}):(\d{2})$/;
+
+/** Minutes since midnight of "H:MM" / "HH:MM", or null when it is not a time of day. */
+export function clockMinutes(s: string): number | null {
+  const m = CLOCK.exec(s);
+  if (!m) return null;
+  const h = Number(m[1]);
+  const min = Number(m[2]);
+  return h <= 23 && min <= 59 ? h * 60 + min : null;
+}
+
+function minutesOf(s: string): number {
+  const n = clockMinutes(s);
+  if (n === null) throw new Error(`between: ${JSON.stringify(s)} is not a time of day (HH:MM, 00:00–23:59)`);
+  return n;
+}
+
+/** The run-time `between`: minutes compared, wrapping past midnight when from > to. */
+export function between(t: string, from: string, to: string): boolean {
+  const [x, a, b] = [minutesOf(t), minutesOf(from), minutesOf(to)];
+  return a <= b ? x >= a && x < b : x >= a || x < b;
+}
+
+/** The problem with a `between` call's literal arguments, or null (computed ones are checked at run time). */
+export function betweenProblem(args: readonly ASTNode[]): string | null {
+  for (const a of args) {
+    if (a.op === 'value' && typeof a.args === 'string' && clockMinutes(a.args) === null) {
+      return `between(): ${JSON.stringify(a.args)} is not a time of day: write "HH:MM", 00:00–23:59 ("6:00" reads as 06:00)`;
+    }
+  }
+  return null;
+}
+
+/**
+ * `time.*` as the save-time type check declares it (evaluate.ts `localTime` builds it). Its numbers
+ * are doubles at run time, like device numbers, and CEL compares a double with an int literal
+ * (`time.hour >= 22`, `time.hour == 22`) but does no arithmetic across them: they are declared
+ * `dyn` so both literal kinds pass, and the text and boolean fields are typed so that
+ * `time.hhmm > 22` or a misspelled field is refused at save.
+ */
+export const TIME_SCHEMA = {
+  hour: 'dyn',
+  minute: 'dyn',
+  second: 'dyn',
+  hhmm: 'string',
+  weekday: 'dyn',
+  weekend: 'bool',
+  day: 'dyn',
+  month: 'dyn',
+  year: 'dyn',
+  date: 'string',
+  zone: 'string',
+  epochMs: 'dyn',
+} as const;
