@@ -7,7 +7,7 @@ import { Type, type TSchema } from '@sinclair/typebox';
 import type { ErrorCode } from '../../proto/errors.js';
 import { CommandReply, CommandRequest, DesiredReply, DesiredRequest, HubStatus, ProvisionReply, ProvisionRequest, ShadowReply, TokenReply, TokenRequest } from '../schemas/hubs.js';
 import { BatchReply, BatchRequest, DeleteHubReply, FleetHub, HomeHubsReply, HubListReply, HubPatchRequest, MoveReply, MoveRequest, RevokeReply, RevokeRequest, RotateReply, RotateRequest } from '../schemas/fleet.js';
-import { Deleted, DryRunReply, RuleList, RuleReply, SceneList, SceneReply, SceneRunReply, SettingsReply } from '../schemas/rules-replies.js';
+import { Deleted, DryRunReply, RuleList, RuleReply, SceneDeleted, SceneList, SceneReply, SceneRunReply, SettingsReply } from '../schemas/rules-replies.js';
 import { RuleRequest, SceneRequest, Settings, TestRequest } from '../schemas/rules.js';
 import { AuditReply } from '../schemas/audit.js';
 
@@ -179,7 +179,7 @@ export function operations(limits: { commandTimeoutMaxMs: number }): Record<stri
     'post /v1/homes/:homeId/scenes': { summary: 'Create a scene', tag: 'scenes', request: scene, ok: { ...sceneReply, status: 201, description: 'created' }, errors: ['limit_exceeded'] },
     'get /v1/homes/:homeId/scenes/:sceneId': { summary: 'Read a scene', tag: 'scenes', ok: sceneReply, errors: ['not_found'] },
     'put /v1/homes/:homeId/scenes/:sceneId': { summary: 'Replace a scene', tag: 'scenes', request: scene, ok: sceneReply, errors: ['not_found'] },
-    'delete /v1/homes/:homeId/scenes/:sceneId': { summary: 'Delete a scene', tag: 'scenes', ok: { status: 200, description: 'deleted', schema: Deleted }, errors: ['not_found'] },
+    'delete /v1/homes/:homeId/scenes/:sceneId': { summary: 'Delete a scene', tag: 'scenes', ok: { status: 200, description: 'deleted; the rules that run it are listed, left unchanged', schema: SceneDeleted }, errors: ['not_found'] },
     'post /v1/homes/:homeId/scenes/:sceneId/enable': { summary: 'Enable a scene', tag: 'scenes', ok: sceneReply, errors: ['not_found'] },
     'post /v1/homes/:homeId/scenes/:sceneId/disable': { summary: 'Disable a scene', tag: 'scenes', ok: sceneReply, errors: ['not_found'] },
     'post /v1/homes/:homeId/scenes/:sceneId/run': {

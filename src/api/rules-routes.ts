@@ -10,7 +10,8 @@
  *   DELETE /v1/homes/{homeId}/rules/{ruleId}
  *   POST   /v1/homes/{homeId}/rules/{ruleId}/enable    (and /disable)
  *   POST   /v1/homes/{homeId}/rules/{ruleId}/test      dry run: what it would do now, doing nothing
- *   ... the same for /scenes, plus POST /v1/homes/{homeId}/scenes/{sceneId}/run
+ *   ... the same for /scenes, plus POST /v1/homes/{homeId}/scenes/{sceneId}/run; a scene's DELETE
+ *   answers the rules that run it too
  *   GET|PUT /v1/homes/{homeId}/settings                {"timeZone": "Europe/Berlin"}
  */
 import { requireHome, type Authenticator } from '../auth/authenticator.js';
@@ -192,7 +193,9 @@ export function mountRulesApi(app: TemplatedApp, deps: RulesApiDeps): void {
   route(app, 'del', '/v1/homes/:homeId/scenes/:sceneId', (call) => change(call, 'scene.delete', async (homeId) => {
     const sceneId = parseId(call.params[1], 'sceneId');
     if (!(await store.deleteScene(homeId, sceneId))) throw noScene(homeId, sceneId);
-    return ok(200, { deleted: sceneId });
+    // reported, not refused: as a hub move reports the rules naming the hub (the caller decides)
+    const rules = (await store.listRules(homeId)).filter((r) => r.actions.some((a) => a.type === 'scene' && a.scene === sceneId));
+    return ok(200, { deleted: sceneId, rules: rules.map((r) => ({ id: r.id, name: r.name })) });
   }), opts);
 
   for (const [verb, enabled] of [['enable', true], ['disable', false]] as const) {

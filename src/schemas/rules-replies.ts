@@ -101,6 +101,17 @@ export const RuleList = (max: number) =>
 
 export const Deleted = Type.Object({ ok, deleted: Id('the id of what was deleted') }, { title: 'Deleted', description: 'Deleted', examples: [{ ok: true, deleted: 'r1a2b3' }] });
 
+export const SceneDeleted = Type.Object(
+  {
+    ok,
+    deleted: Id('the id of the scene deleted'),
+    rules: Type.Array(Type.Object({ id: Id('a rule'), name: Type.String({ description: 'its name' }) }), {
+      description: 'rules of the home whose actions run the scene, left unchanged: their scene action now fails at run time ("no such scene")',
+    }),
+  },
+  { title: 'SceneDeleted', description: 'Deleted, with the rules that ran the scene', examples: [{ ok: true, deleted: 's9c8d7', rules: [{ id: 'r1a2b3', name: 'Movie night' }] }] },
+);
+
 const SCENE_EXAMPLE = { ...stored('s9c8d7'), ...MOVIE, enabled: true };
 
 export const Scene = (max: number) => {

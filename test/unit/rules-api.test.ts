@@ -10,7 +10,7 @@ import { RulePool } from '../../src/rules/pool.js';
 import { mountRulesApi } from '../../src/api/rules-routes.js';
 import { compile } from '../../src/schemas/check.js';
 import { ErrorBody } from '../../src/schemas/common.js';
-import { Deleted, DryRunReply, RuleList, RuleReply, SceneList, SceneReply, SceneRunReply, SettingsReply } from '../../src/schemas/rules-replies.js';
+import { Deleted, DryRunReply, RuleList, RuleReply, SceneDeleted, SceneList, SceneReply, SceneRunReply, SettingsReply } from '../../src/schemas/rules-replies.js';
 import { loadUws, type us_listen_socket } from '../../src/transport/uws.js';
 import { api } from '../helpers/server-process.js';
 import { HALL_LIGHT, rig, silentLog, type Rig } from './rules-fixtures.js';
@@ -204,6 +204,20 @@ describe('scenes', () => {
     });
     expect(await call('DELETE', `/v1/homes/home1/scenes/${scene.id}`)).toMatchObject({ status: 200 });
     expect(await call('POST', `/v1/homes/home1/scenes/${scene.id}/run`)).toMatchObject({ status: 404 });
+  });
+});
+
+describe('deleting a scene that rules run', () => {
+  it('is done and answers the rules that run it (left unchanged), as a hub move does', async () => {
+    const scene = (await call('POST', '/v1/homes/home1/scenes', { name: 'Away', commands: [{ hub: 'home1-hub', device: 'a', set: { on: false } }] })).body.scene;
+    const other = (await call('POST', '/v1/homes/home1/scenes', { name: 'Other', commands: [{ hub: 'home1-hub', device: 'a', set: { on: true } }] })).body.scene;
+    const runs = (await call('POST', '/v1/homes/home1/rules', { name: 'Leaving', triggers: [{ type: 'event', event: 'leave' }], actions: [{ type: 'scene', scene: scene.id }] })).body.rule;
+    const not = (await call('POST', '/v1/homes/home1/rules', { name: 'Coming', triggers: [{ type: 'event', event: 'come' }], actions: [{ type: 'scene', scene: other.id }] })).body.rule;
+    const deleted = await call('DELETE', `/v1/homes/home1/scenes/${scene.id}`);
+    expect(deleted).toMatchObject({ status: 200, body: { deleted: scene.id, rules: [{ id: runs.id, name: 'Leaving' }] } });
+    expect(compile(SceneDeleted).problem(deleted.body)).toBeNull();
+    expect((await call('DELETE', `/v1/homes/home1/scenes/${other.id}`)).body.rules).toEqual([{ id: not.id, name: 'Coming' }]);
+    for (const id of [runs.id, not.id]) await call('DELETE', `/v1/homes/home1/rules/${id}`);
   });
 });
 
