@@ -153,8 +153,8 @@ export function mountRulesApi(app: TemplatedApp, deps: RulesApiDeps): void {
   route(app, 'post', '/v1/homes/:homeId/rules/:ruleId/test', async (call) => {
     const homeId = await homeOf(call);
     const ruleId = parseId(call.params[1], 'ruleId');
-    const { event, prev } = validateTestRequest(await optionalJson(call), now());
-    return ok(200, { test: await engine.dryRun(homeId, ruleId, event, prev) });
+    const { event, prev, at } = validateTestRequest(await optionalJson(call), now());
+    return ok(200, { test: await engine.dryRun(homeId, ruleId, event, prev, at) });
   }, opts);
 
   // ---- scenes ----

@@ -179,19 +179,30 @@ export function devicesOfScene(spec: SceneSpec): Array<{ ref: DeviceRef; field: 
   return spec.commands.map((c, i) => ({ ref: { hub: c.hub, device: c.device }, field: `commands[${i}].hub` }));
 }
 
-/** The optional body of a dry run: an event to test against (default: triggers count as fired). */
-export function validateTestRequest(body: unknown, now: number): { event?: RuleEvent; prev: Record<string, AttrValue> } {
-  if (body === undefined) return { prev: {} };
+/** An ISO 8601 instant with a zone ("Z" or "+02:00"): a time without one would be read in the node's zone. */
+const INSTANT = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,3})?)?(Z|[+-]\d{2}:\d{2})$/;
+
+/**
+ * The optional body of a dry run: an event to test against (default: triggers count as fired), and
+ * `at`, the instant it is evaluated at (default `now`).
+ */
+export function validateTestRequest(body: unknown, now: number): { event?: RuleEvent; prev: Record<string, AttrValue>; at: number } {
+  if (body === undefined) return { prev: {}, at: now };
   const o = testBody.parse(body);
   const prev = o.prev ?? {};
+  let at = now;
+  if (o.at !== undefined) {
+    at = INSTANT.test(o.at) ? Date.parse(o.at) : NaN;
+    if (Number.isNaN(at)) invalid('at', 'must be an ISO 8601 instant with a zone, such as "2026-07-01T23:10:00+02:00" or "2026-07-01T21:10:00Z"');
+  }
   const e = o.event;
-  if (e === undefined) return { prev };
+  if (e === undefined) return { prev, at };
   switch (e.kind) {
     case 'state':
-      return { event: { kind: 'state', hub: e.hub, device: e.device, attrs: e.attrs, ts: now }, prev };
+      return { event: { kind: 'state', hub: e.hub, device: e.device, attrs: e.attrs, ts: at }, prev, at };
     case 'event':
-      return { event: { kind: 'event', hub: e.hub, device: e.device, event: e.event, params: e.params ?? {}, ts: now }, prev };
+      return { event: { kind: 'event', hub: e.hub, device: e.device, event: e.event, params: e.params ?? {}, ts: at }, prev, at };
     case 'schedule':
-      return { event: { kind: 'schedule', scheduledAt: now, ts: now }, prev };
+      return { event: { kind: 'schedule', scheduledAt: at, ts: at }, prev, at };
   }
 }

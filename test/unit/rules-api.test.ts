@@ -165,6 +165,20 @@ describe('rules', () => {
     expect(await call('POST', `/v1/homes/home1/rules/${rule.id}/test`, { event: { kind: 'state' } })).toMatchObject({ status: 400, body: { field: 'event.hub' } });
     expect(r.hubs.commands.length).toBe(before);
   });
+
+  it('dry run at a given instant: time.* read then, in the home zone', async () => {
+    await call('PUT', '/v1/homes/home1/settings', { timeZone: 'Europe/Berlin' });
+    const rule = (await call('POST', '/v1/homes/home1/rules', { ...HALL_LIGHT, actions: [{ type: 'notify', title: 't', body: 'at {{ time.hhmm }}' }] })).body.rule;
+    r.hubs.report('home1-hub', 'hall-lux', { lux: 10 });
+    await r.settle();
+    const at = (when: string) => call('POST', `/v1/homes/home1/rules/${rule.id}/test`, { at: when });
+    // the rig's clock says 23:00 in Berlin; noon there is outside 22:00–06:00
+    expect((await at('2024-07-01T12:00:00+02:00')).body.test).toMatchObject({ passed: false, conditions: [{ value: false }, { value: true }] });
+    expect((await at('2024-07-02T03:30:00Z')).body.test).toMatchObject({ wouldRun: true, actions: [{ type: 'notify', body: 'at 05:30' }] });
+    expect(await at('2024-07-01 12:00')).toMatchObject({ status: 400, body: { code: 'invalid_field', field: 'at' } });
+    expect(await at('2024-07-01T12:00:00')).toMatchObject({ status: 400, body: { field: 'at' } });
+    await call('DELETE', `/v1/homes/home1/rules/${rule.id}`);
+  });
 });
 
 describe('scenes', () => {
