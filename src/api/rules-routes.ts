@@ -33,6 +33,7 @@ import {
   validateTestRequest,
   type ValidateOptions,
 } from '../rules/validate.js';
+import { triggerDevices, triggerWarnings, type RuleWarning } from '../rules/trigger-warnings.js';
 
 export interface RulesApiDeps extends RouteHost {
   auth: Authenticator;
@@ -94,6 +95,15 @@ export function mountRulesApi(app: TemplatedApp, deps: RulesApiDeps): void {
     }
   }
 
+  /** Triggers the reported state says cannot fire; none when the state cannot be read (the save stands). */
+  async function warningsFor(spec: RuleSpec): Promise<RuleWarning[]> {
+    try {
+      return triggerWarnings(spec, await engine.reportedState(triggerDevices(spec)));
+    } catch {
+      return [];
+    }
+  }
+
   // statistics summed over every node (the store's), whichever node answers
   const ruleViews = async (homeId: string, rules: Rule[]) => {
     const status = await engine.statusOf(homeId, rules);
@@ -115,7 +125,7 @@ export function mountRulesApi(app: TemplatedApp, deps: RulesApiDeps): void {
     await checkRule(homeId, spec);
     const rule = await store.createRule(homeId, spec);
     what.target = rule.id;
-    return ok(201, { rule: await ruleView(rule) });
+    return ok(201, { rule: await ruleView(rule), warnings: await warningsFor(spec) });
   }), opts);
 
   route(app, 'get', '/v1/homes/:homeId/rules/:ruleId', async (call) => {
@@ -132,7 +142,7 @@ export function mountRulesApi(app: TemplatedApp, deps: RulesApiDeps): void {
     await checkRule(homeId, spec);
     const rule = await store.updateRule(homeId, ruleId, spec);
     if (!rule) throw noRule(homeId, ruleId);
-    return ok(200, { rule: await ruleView(rule) });
+    return ok(200, { rule: await ruleView(rule), warnings: await warningsFor(spec) });
   }), opts);
 
   route(app, 'del', '/v1/homes/:homeId/rules/:ruleId', (call) => change(call, 'rule.delete', async (homeId) => {

@@ -249,6 +249,11 @@ export class RulesEngine {
     return dryRun({ store, runner, scope: this.#scope, guard: this.#guard, now: this.#now }, homeId, ruleId, event, prev, at);
   }
 
+  /** Reported attributes of devices the caller checked are in the home (unknown ones left out): save-time warnings. */
+  reportedState(refs: readonly DeviceRef[]): Promise<Record<string, Attrs>> {
+    return refs.length === 0 ? Promise.resolve({}) : this.deps.stateOf(refs);
+  }
+
   /** Runs a scene now: its commands at once, in parallel; one result per command. `parent`: the caller's span (tracing on). */
   async runScene(homeId: string, sceneId: string, parent?: Span): Promise<SceneRunResult> {
     const scene = await this.deps.store.getScene(homeId, sceneId);

@@ -96,6 +96,24 @@ export const Rule = (max: number) => {
 
 export const RuleReply = (max: number) => Type.Object({ ok, rule: Rule(max) }, { title: 'RuleReply', description: 'One rule', examples: [{ ok: true, rule: RULE_EXAMPLE }] });
 
+const RuleWarnings = Type.Array(
+  Type.Object({
+    field: Type.String({ description: 'the path of the value warned about: `triggers[0].attr`' }),
+    message: Type.String({ description: 'what the reported state says' }),
+  }),
+  { description: 'state triggers that the reported state says cannot fire (a device or attribute not reported yet, a value of another type); saved anyway' },
+);
+
+export const RuleSaved = (max: number) =>
+  Type.Object(
+    { ok, rule: Rule(max), warnings: RuleWarnings },
+    {
+      title: 'RuleSaved',
+      description: 'The rule as saved, with warnings',
+      examples: [{ ok: true, rule: RULE_EXAMPLE, warnings: [{ field: 'triggers[0].attr', message: 'device hall-motion has reported no attribute "motoin" (it has: motion, battery)' }] }],
+    },
+  );
+
 export const RuleList = (max: number) =>
   Type.Object({ ok, homeId: Id('the home'), rules: Type.Array(Rule(max), { description: 'every rule of the home' }) }, { title: 'RuleList', description: 'The home’s rules', examples: [{ ok: true, homeId: 'home-42', rules: [RULE_EXAMPLE] }] });
 

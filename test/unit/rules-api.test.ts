@@ -10,7 +10,7 @@ import { RulePool } from '../../src/rules/pool.js';
 import { mountRulesApi } from '../../src/api/rules-routes.js';
 import { compile } from '../../src/schemas/check.js';
 import { ErrorBody } from '../../src/schemas/common.js';
-import { Deleted, DryRunReply, RuleList, RuleReply, SceneDeleted, SceneList, SceneReply, SceneRunReply, SettingsReply } from '../../src/schemas/rules-replies.js';
+import { Deleted, DryRunReply, RuleList, RuleReply, RuleSaved, SceneDeleted, SceneList, SceneReply, SceneRunReply, SettingsReply } from '../../src/schemas/rules-replies.js';
 import { loadUws, type us_listen_socket } from '../../src/transport/uws.js';
 import { api } from '../helpers/server-process.js';
 import { HALL_LIGHT, rig, silentLog, type Rig } from './rules-fixtures.js';
@@ -218,6 +218,34 @@ describe('scenes', () => {
     });
     expect(await call('DELETE', `/v1/homes/home1/scenes/${scene.id}`)).toMatchObject({ status: 200 });
     expect(await call('POST', `/v1/homes/home1/scenes/${scene.id}/run`)).toMatchObject({ status: 404 });
+  });
+});
+
+describe('warnings about state triggers at save', () => {
+  it('names triggers the reported state says cannot fire, and saves the rule', async () => {
+    r.hubs.report('home1-hub', 'warn-sensor', { motion: false, temp: 21.5, mode: 'auto' });
+    await r.settle();
+    const trigger = (t: Record<string, unknown>) => ({ type: 'state', hub: 'home1-hub', device: 'warn-sensor', ...t });
+    const created = await call('POST', '/v1/homes/home1/rules', {
+      name: 'w',
+      triggers: [
+        trigger({ attr: 'motion', to: 'true' }),
+        trigger({ attr: 'motion', above: 1 }),
+        trigger({ attr: 'motoin', to: true }),
+        { type: 'state', hub: 'home1-hub', device: 'no-such-device', attr: 'on' },
+        trigger({ attr: 'temp', above: 25 }),
+        trigger({ attr: 'mode', from: 'auto', to: 'off' }),
+      ],
+      actions: [{ type: 'notify', title: 't', body: 'b' }],
+    });
+    expect(created.status).toBe(201);
+    expect(compile(RuleSaved(60_000)).problem(created.body)).toBeNull();
+    expect(created.body.warnings.map((w: { field: string }) => w.field)).toEqual(['triggers[0].to', 'triggers[1].above', 'triggers[2].attr', 'triggers[3].device']);
+    expect(created.body.warnings[0].message).toMatch(/"true" is a string, "motion" is a boolean/);
+    expect(created.body.warnings[2].message).toMatch(/no attribute "motoin" \(it has: motion, temp, mode\)/);
+    const fixed = await call('PUT', `/v1/homes/home1/rules/${created.body.rule.id}`, { name: 'w', triggers: [trigger({ attr: 'motion', to: true })], actions: [{ type: 'notify', title: 't', body: 'b' }] });
+    expect(fixed).toMatchObject({ status: 200, body: { warnings: [] } });
+    await call('DELETE', `/v1/homes/home1/rules/${created.body.rule.id}`);
   });
 });
 
