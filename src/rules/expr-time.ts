@@ -43,23 +43,26 @@ export function betweenProblem(args: readonly ASTNode[]): string | null {
 }
 
 /**
- * `time.*` as the save-time type check declares it (evaluate.ts `localTime` builds it). Its numbers
- * are doubles at run time, like device numbers, and CEL compares a double with an int literal
- * (`time.hour >= 22`, `time.hour == 22`) but does no arithmetic across them: they are declared
- * `dyn` so both literal kinds pass, and the text and boolean fields are typed so that
- * `time.hhmm > 22` or a misspelled field is refused at save.
+ * `time.*` as the save-time type check declares it (evaluate.ts `localTime` builds it), with its
+ * numbers declared `num`. They are doubles at run time, like device numbers, where CEL compares a
+ * double with an int literal by value (`time.hour == 22`, `time.hour >= 22`) but has no `==` or
+ * arithmetic across the two types in a type check: an expression passes when it checks with the
+ * numbers declared int or declared double, so `time.hour == 22` and `time.hour == 22.0` pass while
+ * `time.hhmm > 22`, `time.weekday == "Mon"` or a misspelled field are refused.
  */
-export const TIME_SCHEMA = {
-  hour: 'dyn',
-  minute: 'dyn',
-  second: 'dyn',
-  hhmm: 'string',
-  weekday: 'dyn',
-  weekend: 'bool',
-  day: 'dyn',
-  month: 'dyn',
-  year: 'dyn',
-  date: 'string',
-  zone: 'string',
-  epochMs: 'dyn',
-} as const;
+export function timeSchema(num: 'int' | 'double'): Record<string, string> {
+  return {
+    hour: num,
+    minute: num,
+    second: num,
+    hhmm: 'string',
+    weekday: num,
+    weekend: 'bool',
+    day: num,
+    month: num,
+    year: num,
+    date: 'string',
+    zone: 'string',
+    epochMs: num,
+  };
+}

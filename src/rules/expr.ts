@@ -10,7 +10,7 @@
  */
 import { Environment, type ASTNode, type ParseResult } from '@marcbachmann/cel-js';
 import { costProblem } from './expr-cost.js';
-import { between, betweenProblem, TIME_SCHEMA } from './expr-time.js';
+import { between, betweenProblem, timeSchema } from './expr-time.js';
 
 export const EXPR_MAX_LENGTH = 1_000;
 
@@ -19,16 +19,17 @@ const BANNED_FUNCTIONS = new Set(['matches']);
 
 const VARIABLES = ['dev', 'time', 'event'] as const;
 
-let env: Environment | null = null;
-let typedEnv: Environment | null = null;
+type Flavour = 'run' | 'int' | 'double';
+const envs = new Map<Flavour, Environment>();
 
 /**
- * The workers' environment (`time` a plain map), or with `typed` the save-time checker's, where
- * `time` has declared field types (expr-time.ts): an object schema would convert `time` into a
- * new Map at every evaluation, so only the check pays for it.
+ * The workers' environment (`run`: `time` a plain map), or a save-time checker's, where `time` has
+ * declared field types with its numbers int or double (expr-time.ts): an object schema would
+ * convert `time` into a new Map at every evaluation, so only the check pays for it.
  */
-function environment(typed = false): Environment {
-  if (typed ? typedEnv : env) return (typed ? typedEnv : env)!;
+function environment(flavour: Flavour = 'run'): Environment {
+  const known = envs.get(flavour);
+  if (known) return known;
   const e = new Environment({
     unlistedVariablesAreDyn: false,
     homogeneousAggregateLiterals: false,
@@ -36,12 +37,11 @@ function environment(typed = false): Environment {
     limits: { maxAstNodes: 300, maxDepth: 32, maxListElements: 100, maxMapEntries: 100, maxCallArguments: 8 },
   });
   for (const v of VARIABLES) {
-    if (typed && v === 'time') e.registerVariable({ name: v, schema: TIME_SCHEMA });
+    if (flavour !== 'run' && v === 'time') e.registerVariable({ name: v, schema: timeSchema(flavour) });
     else e.registerVariable(v, 'map');
   }
   e.registerFunction('between(string, string, string): bool', between);
-  if (typed) typedEnv = e;
-  else env = e;
+  envs.set(flavour, e);
   return e;
 }
 
@@ -64,12 +64,16 @@ export function checkExpression(src: string, aliases: ReadonlySet<string>, condi
   if (src.length > EXPR_MAX_LENGTH) return `must be at most ${EXPR_MAX_LENGTH} characters`;
   let parsed: Compiled;
   try {
-    parsed = environment(true).parse(src);
+    parsed = environment('int').parse(src);
   } catch (err) {
     return firstLine(err);
   }
-  const check = parsed.check();
-  if (!check.valid) return firstLine(check.error ?? 'does not type-check');
+  let check = parsed.check();
+  if (!check.valid) {
+    const asDouble = environment('double').parse(src).check();
+    if (!asDouble.valid) return firstLine(check.error ?? 'does not type-check');
+    check = asDouble;
+  }
   if (condition && check.type !== 'bool' && check.type !== 'dyn') return `gives ${check.type}, not a bool: a condition must be true or false`;
   return walk(parsed.ast, aliases) ?? costProblem(parsed.ast, aliases.size);
 }

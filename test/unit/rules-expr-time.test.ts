@@ -57,6 +57,8 @@ describe('condition types at save', () => {
     ['time.hhmm', /gives string, not a bool/],
     ['time.hhmm > 22', /no such overload: string > int/],
     ['time.hourr == 1', /No such key: hourr/],
+    ['time.weekday == "Mon"', /no such overload: int == string/],
+    ['time.hour > "22"', /no such overload: int > string/],
   ])('refuses %s', (src, why) => {
     const r = refusal([src]);
     expect(r?.field).toBe('conditions[0]');
@@ -64,7 +66,11 @@ describe('condition types at save', () => {
   });
 
   it('accepts what is known only at run time and the time numbers with int or double literals', () => {
-    expect(refusal(['dev.a.on', 'dev.a.t > 3', 'time.hour >= 22', 'time.hour == 22', 'time.minute < 30.0', 'time.weekday == 7', 'time.weekend', 'time.hhmm >= "22:00"'])).toBeNull();
+    const ok = ['dev.a.on', 'dev.a.t > 3', 'time.hour >= 22', 'time.hour == 22', 'time.hour == 22.0', 'time.minute < 30.0', 'time.weekday == 7', 'time.hour in [22, 23]', 'int(time.hour) % 2 == 0', 'time.weekend', 'time.hhmm >= "22:00"'];
+    for (const src of ok) expect(refusal([src]), src).toBeNull();
+    // and each runs on the workers' environment, where time's numbers are doubles
+    const time = { hour: 22, minute: 5, second: 0, hhmm: '22:05', weekday: 7, weekend: true };
+    expect(ok.map((src) => compile(src)({ time, dev: new Map([['a', { on: true, t: 4 }]]), event: {} }))).toEqual(ok.map(() => true));
   });
 
   it('keeps templates free to give any type', () => {
