@@ -32,14 +32,28 @@ export function between(t: string, from: string, to: string): boolean {
   return a <= b ? x >= a && x < b : x >= a || x < b;
 }
 
-/** The problem with a `between` call's literal arguments, or null (computed ones are checked at run time). */
-export function betweenProblem(args: readonly ASTNode[]): string | null {
-  for (const a of args) {
-    if (a.op === 'value' && typeof a.args === 'string' && clockMinutes(a.args) === null) {
-      return `between(): ${JSON.stringify(a.args)} is not a time of day: write "HH:MM", 00:00–23:59 ("6:00" reads as 06:00)`;
+/** The problem with the literal arguments of any `between` call in `node`, or null (computed ones are checked at run time). */
+export function betweenProblem(node: ASTNode): string | null {
+  if (node.op === 'call' && node.args[0] === 'between') {
+    for (const a of node.args[1]) {
+      if (a.op === 'value' && typeof a.args === 'string' && clockMinutes(a.args) === null) {
+        return `between(): ${JSON.stringify(a.args)} is not a time of day: write "HH:MM", 00:00–23:59 ("6:00" reads as 06:00)`;
+      }
     }
   }
-  return null;
+  return childProblem(node.args);
+}
+
+/** Walks whatever holds child nodes (an args array, a pair of a map entry) without knowing each op. */
+function childProblem(x: unknown): string | null {
+  if (Array.isArray(x)) {
+    for (const item of x) {
+      const problem = childProblem(item);
+      if (problem) return problem;
+    }
+    return null;
+  }
+  return typeof x === 'object' && x !== null && 'op' in x ? betweenProblem(x as ASTNode) : null;
 }
 
 /**

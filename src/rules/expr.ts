@@ -57,24 +57,29 @@ export function compile(src: string): Compiled {
  * Checks an expression without running it: syntax, types (with `time.*` typed), limits, banned
  * functions, `between` literals, that every `dev.<alias>` names a declared alias, and its
  * worst-case cost (expr-cost.ts). A `condition` must give a bool (or `dyn`, as `dev.*` values are:
- * known at run time only). Returns the problem as text, or null when it is fine.
+ * known at run time only). `loose` (a backup's rules, stored under older checks) leaves out the
+ * typed `time`, the bool result and the `between` literals. Returns the problem as text, or null.
  */
-export function checkExpression(src: string, aliases: ReadonlySet<string>, condition = false): string | null {
+export function checkExpression(src: string, aliases: ReadonlySet<string>, how: { condition?: boolean; loose?: boolean } = {}): string | null {
   if (src.length === 0) return 'must not be empty';
   if (src.length > EXPR_MAX_LENGTH) return `must be at most ${EXPR_MAX_LENGTH} characters`;
   let parsed: Compiled;
   try {
-    parsed = environment('int').parse(src);
+    parsed = environment(how.loose ? 'run' : 'int').parse(src);
   } catch (err) {
     return firstLine(err);
   }
   let check = parsed.check();
-  if (!check.valid) {
+  if (!check.valid && !how.loose) {
     const asDouble = environment('double').parse(src).check();
-    if (!asDouble.valid) return firstLine(check.error ?? 'does not type-check');
-    check = asDouble;
+    if (asDouble.valid) check = asDouble;
   }
-  if (condition && check.type !== 'bool' && check.type !== 'dyn') return `gives ${check.type}, not a bool: a condition must be true or false`;
+  if (!check.valid) return firstLine(check.error ?? 'does not type-check');
+  if (!how.loose) {
+    if (how.condition && check.type !== 'bool' && check.type !== 'dyn') return `gives ${check.type}, not a bool: a condition must be true or false`;
+    const problem = betweenProblem(parsed.ast);
+    if (problem) return problem;
+  }
   return walk(parsed.ast, aliases) ?? costProblem(parsed.ast, aliases.size);
 }
 
@@ -112,7 +117,7 @@ function walk(node: ASTNode, aliases: ReadonlySet<string>): string | null {
     case 'call': {
       const [name, args] = node.args;
       if (BANNED_FUNCTIONS.has(name)) return `function ${name} is not allowed`;
-      return (name === 'between' ? betweenProblem(args) : null) ?? walkAll(args, aliases);
+      return walkAll(args, aliases);
     }
     case 'rcall': {
       const [name, target, args] = node.args;

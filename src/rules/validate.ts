@@ -19,6 +19,11 @@ export interface ValidateOptions {
   minCronIntervalMs?: number;
   /** largest command timeout: the node's TIER_COMMAND_TIMEOUT_MAX_MS; @default 60_000 (ms) */
   maxCommandTimeoutMs?: number;
+  /**
+   * false: expressions checked as before the typed checks (bool conditions, typed `time`, `between`
+   * literals), for rules a backup holds that an older node accepted; @default true
+   */
+  strictExpressions?: boolean;
 }
 
 function invalid(field: string, what: string): never {
@@ -77,10 +82,10 @@ function trigger(t: Static<typeof TriggerBody>, field: string, opts: Required<Va
   return { ...t };
 }
 
-function template(s: string, field: string, aliases: ReadonlySet<string>): string {
+function template(s: string, field: string, aliases: ReadonlySet<string>, loose: boolean): string {
   for (const part of parseTemplate(s)) {
     if (typeof part === 'string') continue;
-    const problem = checkExpression(part.expr, aliases);
+    const problem = checkExpression(part.expr, aliases, { loose });
     if (problem) invalid(field, `in {{ ${part.expr} }}: ${problem}`);
   }
   return s;
@@ -88,19 +93,19 @@ function template(s: string, field: string, aliases: ReadonlySet<string>): strin
 
 type ActionBody = Static<ReturnType<typeof RuleRequest>>['actions'][number];
 
-function action(a: ActionBody, field: string, aliases: ReadonlySet<string>): Action {
+function action(a: ActionBody, field: string, aliases: ReadonlySet<string>, loose: boolean): Action {
   switch (a.type) {
     case 'command':
       return { type: 'command', hub: a.hub, device: a.device, ...commandSpec(a), ...(a.timeoutMs === undefined ? {} : { timeoutMs: a.timeoutMs }) };
     case 'notify':
-      return { type: 'notify', title: template(a.title, `${field}.title`, aliases), body: template(a.body, `${field}.body`, aliases) };
+      return { type: 'notify', title: template(a.title, `${field}.title`, aliases, loose), body: template(a.body, `${field}.body`, aliases, loose) };
     default:
       return { ...a };
   }
 }
 
 function withDefaults(opts: ValidateOptions): Required<ValidateOptions> {
-  return { minCronIntervalMs: opts.minCronIntervalMs ?? 60_000, maxCommandTimeoutMs: opts.maxCommandTimeoutMs ?? 60_000 };
+  return { minCronIntervalMs: opts.minCronIntervalMs ?? 60_000, maxCommandTimeoutMs: opts.maxCommandTimeoutMs ?? 60_000, strictExpressions: opts.strictExpressions ?? true };
 }
 
 /** A rule body from a client → a RuleSpec with defaults filled in. */
@@ -122,11 +127,11 @@ export function validateRuleSpec(body: unknown, options: ValidateOptions = {}): 
   for (const [alias, ref] of Object.entries(o.devices ?? {})) spec.devices[alias] = { hub: ref.hub, device: ref.device };
   const aliases = new Set(Object.keys(spec.devices));
   spec.conditions = (o.conditions ?? []).map((c, i) => {
-    const problem = checkExpression(c, aliases, true);
+    const problem = checkExpression(c, aliases, { condition: true, loose: !opts.strictExpressions });
     if (problem) invalid(`conditions[${i}]`, problem);
     return c;
   });
-  spec.actions = o.actions.map((a, i) => action(a, `actions[${i}]`, aliases));
+  spec.actions = o.actions.map((a, i) => action(a, `actions[${i}]`, aliases, !opts.strictExpressions));
   if (spec.actions[spec.actions.length - 1]!.type === 'delay') invalid(`actions[${spec.actions.length - 1}]`, 'a delay must be followed by an action');
   return spec;
 }

@@ -73,6 +73,12 @@ describe('condition types at save', () => {
     expect(ok.map((src) => compile(src)({ time, dev: new Map([['a', { on: true, t: 4 }]]), event: {} }))).toEqual(ok.map(() => true));
   });
 
+  it('a backup\'s rules (strictExpressions: false) are checked as before these checks: an older node accepted them', () => {
+    const old = { name: 'r', triggers: [{ type: 'event', event: 'x' }], conditions: ['1 + 2', 'between(time.hhmm, "22h", "6:00")', 'time.weekday == "Mon"'], actions: [{ type: 'notify', title: 't', body: 'b' }] };
+    expect(validateRuleSpec(old, { strictExpressions: false }).conditions).toEqual(old.conditions);
+    expect(() => validateRuleSpec({ ...old, conditions: ['1 +'] }, { strictExpressions: false })).toThrow(TierError);
+  });
+
   it('keeps templates free to give any type', () => {
     expect(() =>
       validateRuleSpec({ name: 'r', triggers: [{ type: 'event', event: 'x' }], actions: [{ type: 'notify', title: '{{ time.hhmm }}', body: '{{ 1 + 2 }}' }] }),
