@@ -61,6 +61,22 @@ export class ZoneClock {
   }
 }
 
+const clocks = new Map<string, ZoneClock>();
+
+/**
+ * The ZoneClock of a zone, shared: a formatter holds about 36 KB, so one per zone (about 600 names,
+ * emptied whole past 1024 as a bound), not one per rule. Throws RangeError for an unknown zone.
+ */
+export function zoneClock(timeZone: string): ZoneClock {
+  let c = clocks.get(timeZone);
+  if (!c) {
+    c = new ZoneClock(timeZone);
+    if (clocks.size >= 1_024) clocks.clear();
+    clocks.set(timeZone, c);
+  }
+  return c;
+}
+
 /** matches walked at most in one call: a fold of a few hours of a per-second pattern is well under it */
 const MAX_WALK = 50_000;
 

@@ -21,7 +21,7 @@
  * (02:30 → 03:00; 02:00, 02:15, 02:30, 02:45 → one firing at 03:00), each time in the hour
  * repeated in autumn fires once (its first occurrence).
  */
-import { LocalCron, ZoneClock } from './local-cron.js';
+import { LocalCron, zoneClock } from './local-cron.js';
 import type { Logger } from '../log/logger.js';
 import { failureLog, type SampledLog } from '../log/sampler.js';
 import type { Lease } from '../ports/lease/lease.js';
@@ -166,7 +166,7 @@ export class CronScheduler {
       if (old && old.rule.version === rule.version && old.rule.timeZone === rule.timeZone) continue;
       let crons: LocalCron[];
       try {
-        const clock = new ZoneClock(rule.timeZone);
+        const clock = zoneClock(rule.timeZone);
         crons = rule.crons.map((c) => new LocalCron(c.cron, clock));
       } catch (err) {
         this.deps.log.warn({ err, ruleId: rule.ruleId }, 'cron: pattern or time zone refused; rule not scheduled');
