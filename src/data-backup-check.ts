@@ -27,8 +27,12 @@ function id(what: string, v: unknown): string {
   return v as string;
 }
 
-/** Rule and scene bodies as the API validates them; the node's policy limits (cron spacing, command timeout) are not re-applied. */
-const LOOSE = { minCronIntervalMs: 0, maxCommandTimeoutMs: Number.MAX_SAFE_INTEGER };
+/**
+ * Rule and scene bodies as the API validates them; the node's policy limits (cron spacing, command
+ * timeout) and the expression checks newer than the backup may be (typed `time`, bool conditions,
+ * `between` literals) are not re-applied.
+ */
+const LOOSE = { minCronIntervalMs: 0, maxCommandTimeoutMs: Number.MAX_SAFE_INTEGER, strictExpressions: false };
 
 function specOf(item: Record<string, unknown>, fields: readonly string[]): Record<string, unknown> {
   const spec: Record<string, unknown> = {};

@@ -7,7 +7,7 @@ import { Type, type TSchema } from '@sinclair/typebox';
 import type { ErrorCode } from '../../proto/errors.js';
 import { CommandReply, CommandRequest, DesiredReply, DesiredRequest, HubStatus, ProvisionReply, ProvisionRequest, ShadowReply, TokenReply, TokenRequest } from '../schemas/hubs.js';
 import { BatchReply, BatchRequest, DeleteHubReply, FleetHub, HomeHubsReply, HubListReply, HubPatchRequest, MoveReply, MoveRequest, RevokeReply, RevokeRequest, RotateReply, RotateRequest } from '../schemas/fleet.js';
-import { Deleted, DryRunReply, RuleList, RuleReply, SceneList, SceneReply, SceneRunReply, SettingsReply } from '../schemas/rules-replies.js';
+import { Deleted, DryRunReply, RuleList, RuleReply, RuleSaved, SceneDeleted, SceneList, SceneReply, SceneRunReply, SettingsReply } from '../schemas/rules-replies.js';
 import { RuleRequest, SceneRequest, Settings, TestRequest } from '../schemas/rules.js';
 import { AuditReply } from '../schemas/audit.js';
 
@@ -37,6 +37,7 @@ export function operations(limits: { commandTimeoutMaxMs: number }): Record<stri
   const rule = { schema: RuleRequest(max), bad: { name: 'Hall light', triggers: [], actions: [{ type: 'scene', scene: 's1' }] } };
   const scene = { schema: SceneRequest(max), bad: { name: 'Movie', commands: [{ hub: 'hub-7', device: 'tv', set: { on: true }, method: 'toggle' }] } };
   const ruleReply = { status: 200 as const, description: 'the rule', schema: RuleReply(max) };
+  const ruleSaved = { status: 200 as const, description: 'the rule, with warnings about its state triggers', schema: RuleSaved(max) };
   const sceneReply = { status: 200 as const, description: 'the scene', schema: SceneReply(max) };
   return {
     'post /v1/hubs/:hubId/devices/:deviceId/commands': {
@@ -160,11 +161,11 @@ export function operations(limits: { commandTimeoutMaxMs: number }): Record<stri
       description: 'Every hub the rule names must belong to the home, every scene it runs must exist in it.',
       tag: 'rules',
       request: rule,
-      ok: { ...ruleReply, status: 201, description: 'created' },
+      ok: { ...ruleSaved, status: 201, description: 'created, with warnings about its state triggers' },
       errors: ['limit_exceeded'],
     },
     'get /v1/homes/:homeId/rules/:ruleId': { summary: 'Read a rule with its counters', tag: 'rules', ok: ruleReply, errors: ['not_found'] },
-    'put /v1/homes/:homeId/rules/:ruleId': { summary: 'Replace a rule (version + 1)', tag: 'rules', request: rule, ok: ruleReply, errors: ['not_found'] },
+    'put /v1/homes/:homeId/rules/:ruleId': { summary: 'Replace a rule (version + 1)', tag: 'rules', request: rule, ok: ruleSaved, errors: ['not_found'] },
     'delete /v1/homes/:homeId/rules/:ruleId': { summary: 'Delete a rule', tag: 'rules', ok: { status: 200, description: 'deleted', schema: Deleted }, errors: ['not_found'] },
     'post /v1/homes/:homeId/rules/:ruleId/enable': { summary: 'Enable a rule (lifts a loop suspension)', tag: 'rules', ok: ruleReply, errors: ['not_found'] },
     'post /v1/homes/:homeId/rules/:ruleId/disable': { summary: 'Disable a rule (cancels a waiting run)', tag: 'rules', ok: ruleReply, errors: ['not_found'] },
@@ -179,7 +180,7 @@ export function operations(limits: { commandTimeoutMaxMs: number }): Record<stri
     'post /v1/homes/:homeId/scenes': { summary: 'Create a scene', tag: 'scenes', request: scene, ok: { ...sceneReply, status: 201, description: 'created' }, errors: ['limit_exceeded'] },
     'get /v1/homes/:homeId/scenes/:sceneId': { summary: 'Read a scene', tag: 'scenes', ok: sceneReply, errors: ['not_found'] },
     'put /v1/homes/:homeId/scenes/:sceneId': { summary: 'Replace a scene', tag: 'scenes', request: scene, ok: sceneReply, errors: ['not_found'] },
-    'delete /v1/homes/:homeId/scenes/:sceneId': { summary: 'Delete a scene', tag: 'scenes', ok: { status: 200, description: 'deleted', schema: Deleted }, errors: ['not_found'] },
+    'delete /v1/homes/:homeId/scenes/:sceneId': { summary: 'Delete a scene', tag: 'scenes', ok: { status: 200, description: 'deleted; the rules that run it are listed, left unchanged', schema: SceneDeleted }, errors: ['not_found'] },
     'post /v1/homes/:homeId/scenes/:sceneId/enable': { summary: 'Enable a scene', tag: 'scenes', ok: sceneReply, errors: ['not_found'] },
     'post /v1/homes/:homeId/scenes/:sceneId/disable': { summary: 'Disable a scene', tag: 'scenes', ok: sceneReply, errors: ['not_found'] },
     'post /v1/homes/:homeId/scenes/:sceneId/run': {

@@ -10,7 +10,8 @@
  *   DELETE /v1/homes/{homeId}/rules/{ruleId}
  *   POST   /v1/homes/{homeId}/rules/{ruleId}/enable    (and /disable)
  *   POST   /v1/homes/{homeId}/rules/{ruleId}/test      dry run: what it would do now, doing nothing
- *   ... the same for /scenes, plus POST /v1/homes/{homeId}/scenes/{sceneId}/run
+ *   ... the same for /scenes, plus POST /v1/homes/{homeId}/scenes/{sceneId}/run; a scene's DELETE
+ *   answers the rules that run it too
  *   GET|PUT /v1/homes/{homeId}/settings                {"timeZone": "Europe/Berlin"}
  */
 import { requireHome, type Authenticator } from '../auth/authenticator.js';
@@ -32,6 +33,7 @@ import {
   validateTestRequest,
   type ValidateOptions,
 } from '../rules/validate.js';
+import { triggerDevices, triggerWarnings, type RuleWarning } from '../rules/trigger-warnings.js';
 
 export interface RulesApiDeps extends RouteHost {
   auth: Authenticator;
@@ -93,6 +95,15 @@ export function mountRulesApi(app: TemplatedApp, deps: RulesApiDeps): void {
     }
   }
 
+  /** Triggers the reported state says cannot fire; none when the state cannot be read (the save stands). */
+  async function warningsFor(spec: RuleSpec): Promise<RuleWarning[]> {
+    try {
+      return triggerWarnings(spec, await engine.reportedState(triggerDevices(spec)));
+    } catch {
+      return [];
+    }
+  }
+
   // statistics summed over every node (the store's), whichever node answers
   const ruleViews = async (homeId: string, rules: Rule[]) => {
     const status = await engine.statusOf(homeId, rules);
@@ -114,7 +125,7 @@ export function mountRulesApi(app: TemplatedApp, deps: RulesApiDeps): void {
     await checkRule(homeId, spec);
     const rule = await store.createRule(homeId, spec);
     what.target = rule.id;
-    return ok(201, { rule: await ruleView(rule) });
+    return ok(201, { rule: await ruleView(rule), warnings: await warningsFor(spec) });
   }), opts);
 
   route(app, 'get', '/v1/homes/:homeId/rules/:ruleId', async (call) => {
@@ -131,7 +142,7 @@ export function mountRulesApi(app: TemplatedApp, deps: RulesApiDeps): void {
     await checkRule(homeId, spec);
     const rule = await store.updateRule(homeId, ruleId, spec);
     if (!rule) throw noRule(homeId, ruleId);
-    return ok(200, { rule: await ruleView(rule) });
+    return ok(200, { rule: await ruleView(rule), warnings: await warningsFor(spec) });
   }), opts);
 
   route(app, 'del', '/v1/homes/:homeId/rules/:ruleId', (call) => change(call, 'rule.delete', async (homeId) => {
@@ -152,8 +163,8 @@ export function mountRulesApi(app: TemplatedApp, deps: RulesApiDeps): void {
   route(app, 'post', '/v1/homes/:homeId/rules/:ruleId/test', async (call) => {
     const homeId = await homeOf(call);
     const ruleId = parseId(call.params[1], 'ruleId');
-    const { event, prev } = validateTestRequest(await optionalJson(call), now());
-    return ok(200, { test: await engine.dryRun(homeId, ruleId, event, prev) });
+    const { event, prev, at } = validateTestRequest(await optionalJson(call), now());
+    return ok(200, { test: await engine.dryRun(homeId, ruleId, event, prev, at) });
   }, opts);
 
   // ---- scenes ----
@@ -192,7 +203,9 @@ export function mountRulesApi(app: TemplatedApp, deps: RulesApiDeps): void {
   route(app, 'del', '/v1/homes/:homeId/scenes/:sceneId', (call) => change(call, 'scene.delete', async (homeId) => {
     const sceneId = parseId(call.params[1], 'sceneId');
     if (!(await store.deleteScene(homeId, sceneId))) throw noScene(homeId, sceneId);
-    return ok(200, { deleted: sceneId });
+    // reported, not refused: as a hub move reports the rules naming the hub (the caller decides)
+    const rules = (await store.listRules(homeId)).filter((r) => r.actions.some((a) => a.type === 'scene' && a.scene === sceneId));
+    return ok(200, { deleted: sceneId, rules: rules.map((r) => ({ id: r.id, name: r.name })) });
   }), opts);
 
   for (const [verb, enabled] of [['enable', true], ['disable', false]] as const) {

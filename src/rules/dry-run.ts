@@ -42,8 +42,10 @@ export interface DryRunDeps {
 
 const POOL_CODES: Record<RulePoolErrorCode, ErrorCode> = { queue_full: 'busy', timeout: 'rule_timeout', closed: 'draining', worker_failed: 'internal' };
 
-export async function dryRun(deps: DryRunDeps, homeId: string, ruleId: string, event?: RuleEvent, prev: Record<string, AttrValue> = {}): Promise<DryRunReport> {
-  const { store, now } = deps;
+/** `at`: the instant `time.*` and a manual event are read at (default now); the run guard still reads now. */
+export async function dryRun(deps: DryRunDeps, homeId: string, ruleId: string, event?: RuleEvent, prev: Record<string, AttrValue> = {}, at?: number): Promise<DryRunReport> {
+  const { store } = deps;
+  const now = () => at ?? deps.now();
   const rule = await store.getRule(homeId, ruleId);
   if (!rule) throw new TierError('not_found', `no rule ${ruleId} in home ${homeId}`);
   const [settings, homeVersion] = await Promise.all([store.getSettings(homeId), store.homeVersion(homeId)]);

@@ -271,9 +271,14 @@ export class RulesEngine {
    * Evaluates a rule against current state (or a given event) on the pool and reports what it
    * would do. Runs nothing and counts nothing.
    */
-  dryRun(homeId: string, ruleId: string, event?: RuleEvent, prev: Record<string, AttrValue> = {}): Promise<DryRunReport> {
+  dryRun(homeId: string, ruleId: string, event?: RuleEvent, prev: Record<string, AttrValue> = {}, at?: number): Promise<DryRunReport> {
     const { store, runner } = this.deps;
-    return dryRun({ store, runner, scope: this.#scope, guard: this.#guard, now: this.#now }, homeId, ruleId, event, prev);
+    return dryRun({ store, runner, scope: this.#scope, guard: this.#guard, now: this.#now }, homeId, ruleId, event, prev, at);
+  }
+
+  /** Reported attributes of devices the caller checked are in the home (unknown ones left out): save-time warnings. */
+  reportedState(refs: readonly DeviceRef[]): Promise<Record<string, Attrs>> {
+    return refs.length === 0 ? Promise.resolve({}) : this.deps.stateOf(refs);
   }
 
   /** Runs a scene now: its commands at once, in parallel; one result per command. `parent`: the caller's span (tracing on). */

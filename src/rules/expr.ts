@@ -6,10 +6,11 @@
  *
  * Variables: `dev.<alias>.<attr>` (reported state of the rule's devices), `time.*` (the home's
  * local time), `event.*` (what fired the rule). One extra function: `between(hhmm, from, to)`,
- * true when from ≤ hhmm < to, wrapping past midnight when from > to.
+ * true when from ≤ hhmm < to, wrapping past midnight when from > to (expr-time.ts).
  */
 import { Environment, type ASTNode, type ParseResult } from '@marcbachmann/cel-js';
 import { costProblem, expressionCost } from './expr-cost.js';
+import { between, betweenProblem, timeSchema } from './expr-time.js';
 
 export const EXPR_MAX_LENGTH = 1_000;
 
@@ -18,19 +19,29 @@ const BANNED_FUNCTIONS = new Set(['matches']);
 
 const VARIABLES = ['dev', 'time', 'event'] as const;
 
-let env: Environment | null = null;
+type Flavour = 'run' | 'int' | 'double';
+const envs = new Map<Flavour, Environment>();
 
-function environment(): Environment {
-  if (env) return env;
+/**
+ * The workers' environment (`run`: `time` a plain map), or a save-time checker's, where `time` has
+ * declared field types with its numbers int or double (expr-time.ts): an object schema would
+ * convert `time` into a new Map at every evaluation, so only the check pays for it.
+ */
+function environment(flavour: Flavour = 'run'): Environment {
+  const known = envs.get(flavour);
+  if (known) return known;
   const e = new Environment({
     unlistedVariablesAreDyn: false,
     homogeneousAggregateLiterals: false,
     enableOptionalTypes: true,
     limits: { maxAstNodes: 300, maxDepth: 32, maxListElements: 100, maxMapEntries: 100, maxCallArguments: 8 },
   });
-  for (const v of VARIABLES) e.registerVariable(v, 'map');
-  e.registerFunction('between(string, string, string): bool', (t: string, from: string, to: string) => (from <= to ? t >= from && t < to : t >= from || t < to));
-  env = e;
+  for (const v of VARIABLES) {
+    if (flavour !== 'run' && v === 'time') e.registerVariable({ name: v, schema: timeSchema(flavour) });
+    else e.registerVariable(v, 'map');
+  }
+  e.registerFunction('between(string, string, string): bool', between);
+  envs.set(flavour, e);
   return e;
 }
 
@@ -43,21 +54,32 @@ export function compile(src: string): Compiled {
 }
 
 /**
- * Checks an expression without running it: syntax, types, limits, banned functions, that every
- * `dev.<alias>` names a declared alias, and its worst-case cost (expr-cost.ts). Returns the
- * problem as text, or null when it is fine.
+ * Checks an expression without running it: syntax, types (with `time.*` typed), limits, banned
+ * functions, `between` literals, that every `dev.<alias>` names a declared alias, and its
+ * worst-case cost (expr-cost.ts). A `condition` must give a bool (or `dyn`, as `dev.*` values are:
+ * known at run time only). `loose` (a backup's rules, stored under older checks) leaves out the
+ * typed `time`, the bool result and the `between` literals. Returns the problem as text, or null.
  */
-export function checkExpression(src: string, aliases: ReadonlySet<string>): string | null {
+export function checkExpression(src: string, aliases: ReadonlySet<string>, how: { condition?: boolean; loose?: boolean } = {}): string | null {
   if (src.length === 0) return 'must not be empty';
   if (src.length > EXPR_MAX_LENGTH) return `must be at most ${EXPR_MAX_LENGTH} characters`;
   let parsed: Compiled;
   try {
-    parsed = compile(src);
+    parsed = environment(how.loose ? 'run' : 'int').parse(src);
   } catch (err) {
     return firstLine(err);
   }
-  const check = parsed.check();
+  let check = parsed.check();
+  if (!check.valid && !how.loose) {
+    const asDouble = environment('double').parse(src).check();
+    if (asDouble.valid) check = asDouble;
+  }
   if (!check.valid) return firstLine(check.error ?? 'does not type-check');
+  if (!how.loose) {
+    if (how.condition && check.type !== 'bool' && check.type !== 'dyn') return `gives ${check.type}, not a bool: a condition must be true or false`;
+    const problem = betweenProblem(parsed.ast);
+    if (problem) return problem;
+  }
   return walk(parsed.ast, aliases) ?? costProblem(expressionCost(parsed.ast, aliases.size));
 }
 

@@ -16,11 +16,12 @@
  * - every earlier missed instant is skipped: after an outage a rule fires at most once, never a
  *   burst. Skipped instants are counted (`missed`), logged, and recorded in the cursor.
  *
- * Time zone: patterns are read in the home's time zone (settings), with daylight saving: a time in
- * the hour skipped in spring fires at the end of the gap (02:30 → 03:00), a time in the hour
- * repeated in autumn fires once (the first time).
+ * Time zone: patterns are read in the home's time zone (settings), with daylight saving, for every
+ * pattern (local-cron.ts): times in the hour skipped in spring fire once at the end of the gap
+ * (02:30 → 03:00; 02:00, 02:15, 02:30, 02:45 → one firing at 03:00), each time in the hour
+ * repeated in autumn fires once (its first occurrence).
  */
-import { Cron } from 'croner';
+import { LocalCron, zoneClock } from './local-cron.js';
 import type { Logger } from '../log/logger.js';
 import { failureLog, type SampledLog } from '../log/sampler.js';
 import type { Lease } from '../ports/lease/lease.js';
@@ -48,7 +49,7 @@ export interface CronSchedulerDeps {
 
 interface Entry {
   rule: ScheduledRule;
-  crons: Cron[];
+  crons: LocalCron[];
   catchUpMs: number;
   /** instants at or before this are done (fired, skipped, or before the rule existed) */
   after: number;
@@ -163,9 +164,10 @@ export class CronScheduler {
       seen.add(rule.ruleId);
       const old = this.entries.get(rule.ruleId);
       if (old && old.rule.version === rule.version && old.rule.timeZone === rule.timeZone) continue;
-      let crons: Cron[];
+      let crons: LocalCron[];
       try {
-        crons = rule.crons.map((c) => new Cron(c.cron, { paused: true, timezone: rule.timeZone }));
+        const clock = zoneClock(rule.timeZone);
+        crons = rule.crons.map((c) => new LocalCron(c.cron, clock));
       } catch (err) {
         this.deps.log.warn({ err, ruleId: rule.ruleId }, 'cron: pattern or time zone refused; rule not scheduled');
         continue;
@@ -200,7 +202,7 @@ export class CronScheduler {
         t = following;
         if (skipped >= MAX_SKIP_WALK) {
           // a very long outage of a frequent pattern: jump to the last instant before now
-          const back = entry.crons.map((c) => c.previousRuns(1, new Date(now + 1))[0]?.getTime() ?? -Infinity);
+          const back = entry.crons.map((c) => c.latestAtOrBefore(now) ?? -Infinity);
           const latest = Math.max(...back);
           if (latest > t) t = latest;
           following = nextAfter(entry.crons, t);
@@ -254,12 +256,12 @@ export class CronScheduler {
   }
 }
 
-function nextAfter(crons: readonly Cron[], after: number): number | null {
+function nextAfter(crons: readonly LocalCron[], after: number): number | null {
   let best: number | null = null;
-  const from = new Date(Number.isFinite(after) ? after : 0);
+  const from = Number.isFinite(after) ? after : 0;
   for (const c of crons) {
-    const n = c.nextRun(from)?.getTime();
-    if (n !== undefined && (best === null || n < best)) best = n;
+    const n = c.nextAfter(from);
+    if (n !== null && (best === null || n < best)) best = n;
   }
   return best;
 }

@@ -21,6 +21,11 @@ export interface ValidateOptions {
   minCronIntervalMs?: number;
   /** largest command timeout: the node's TIER_COMMAND_TIMEOUT_MAX_MS; @default 60_000 (ms) */
   maxCommandTimeoutMs?: number;
+  /**
+   * false: expressions checked as before the typed checks (bool conditions, typed `time`, `between`
+   * literals), for rules a backup holds that an older node accepted; @default true
+   */
+  strictExpressions?: boolean;
 }
 
 function invalid(field: string, what: string): never {
@@ -79,10 +84,10 @@ function trigger(t: Static<typeof TriggerBody>, field: string, opts: Required<Va
   return { ...t };
 }
 
-function template(s: string, field: string, aliases: ReadonlySet<string>): string {
+function template(s: string, field: string, aliases: ReadonlySet<string>, loose: boolean): string {
   for (const part of parseTemplate(s)) {
     if (typeof part === 'string') continue;
-    const problem = checkExpression(part.expr, aliases);
+    const problem = checkExpression(part.expr, aliases, { loose });
     if (problem) invalid(field, `in {{ ${part.expr} }}: ${problem}`);
   }
   return s;
@@ -90,19 +95,19 @@ function template(s: string, field: string, aliases: ReadonlySet<string>): strin
 
 type ActionBody = Static<ReturnType<typeof RuleRequest>>['actions'][number];
 
-function action(a: ActionBody, field: string, aliases: ReadonlySet<string>): Action {
+function action(a: ActionBody, field: string, aliases: ReadonlySet<string>, loose: boolean): Action {
   switch (a.type) {
     case 'command':
       return { type: 'command', hub: a.hub, device: a.device, ...commandSpec(a), ...(a.timeoutMs === undefined ? {} : { timeoutMs: a.timeoutMs }) };
     case 'notify':
-      return { type: 'notify', title: template(a.title, `${field}.title`, aliases), body: template(a.body, `${field}.body`, aliases) };
+      return { type: 'notify', title: template(a.title, `${field}.title`, aliases, loose), body: template(a.body, `${field}.body`, aliases, loose) };
     default:
       return { ...a };
   }
 }
 
 function withDefaults(opts: ValidateOptions): Required<ValidateOptions> {
-  return { minCronIntervalMs: opts.minCronIntervalMs ?? 60_000, maxCommandTimeoutMs: opts.maxCommandTimeoutMs ?? 60_000 };
+  return { minCronIntervalMs: opts.minCronIntervalMs ?? 60_000, maxCommandTimeoutMs: opts.maxCommandTimeoutMs ?? 60_000, strictExpressions: opts.strictExpressions ?? true };
 }
 
 /** A rule body from a client → a RuleSpec with defaults filled in. */
@@ -124,11 +129,11 @@ export function validateRuleSpec(body: unknown, options: ValidateOptions = {}): 
   for (const [alias, ref] of Object.entries(o.devices ?? {})) spec.devices[alias] = { hub: ref.hub, device: ref.device };
   const aliases = new Set(Object.keys(spec.devices));
   spec.conditions = (o.conditions ?? []).map((c, i) => {
-    const problem = checkExpression(c, aliases);
+    const problem = checkExpression(c, aliases, { condition: true, loose: !opts.strictExpressions });
     if (problem) invalid(`conditions[${i}]`, problem);
     return c;
   });
-  spec.actions = o.actions.map((a, i) => action(a, `actions[${i}]`, aliases));
+  spec.actions = o.actions.map((a, i) => action(a, `actions[${i}]`, aliases, !opts.strictExpressions));
   if (spec.actions[spec.actions.length - 1]!.type === 'delay') invalid(`actions[${spec.actions.length - 1}]`, 'a delay must be followed by an action');
   checkRuleCost(spec, aliases.size);
   return spec;
@@ -198,19 +203,30 @@ export function devicesOfScene(spec: SceneSpec): Array<{ ref: DeviceRef; field: 
   return spec.commands.map((c, i) => ({ ref: { hub: c.hub, device: c.device }, field: `commands[${i}].hub` }));
 }
 
-/** The optional body of a dry run: an event to test against (default: triggers count as fired). */
-export function validateTestRequest(body: unknown, now: number): { event?: RuleEvent; prev: Record<string, AttrValue> } {
-  if (body === undefined) return { prev: {} };
+/** An ISO 8601 instant with a zone ("Z" or "+02:00"): a time without one would be read in the node's zone. */
+const INSTANT = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,3})?)?(Z|[+-]\d{2}:\d{2})$/;
+
+/**
+ * The optional body of a dry run: an event to test against (default: triggers count as fired), and
+ * `at`, the instant it is evaluated at (default `now`).
+ */
+export function validateTestRequest(body: unknown, now: number): { event?: RuleEvent; prev: Record<string, AttrValue>; at: number } {
+  if (body === undefined) return { prev: {}, at: now };
   const o = testBody.parse(body);
   const prev = o.prev ?? {};
+  let at = now;
+  if (o.at !== undefined) {
+    at = INSTANT.test(o.at) ? Date.parse(o.at) : NaN;
+    if (Number.isNaN(at)) invalid('at', 'must be an ISO 8601 instant with a zone, such as "2026-07-01T23:10:00+02:00" or "2026-07-01T21:10:00Z"');
+  }
   const e = o.event;
-  if (e === undefined) return { prev };
+  if (e === undefined) return { prev, at };
   switch (e.kind) {
     case 'state':
-      return { event: { kind: 'state', hub: e.hub, device: e.device, attrs: e.attrs, ts: now }, prev };
+      return { event: { kind: 'state', hub: e.hub, device: e.device, attrs: e.attrs, ts: at }, prev, at };
     case 'event':
-      return { event: { kind: 'event', hub: e.hub, device: e.device, event: e.event, params: e.params ?? {}, ts: now }, prev };
+      return { event: { kind: 'event', hub: e.hub, device: e.device, event: e.event, params: e.params ?? {}, ts: at }, prev, at };
     case 'schedule':
-      return { event: { kind: 'schedule', scheduledAt: now, ts: now }, prev };
+      return { event: { kind: 'schedule', scheduledAt: at, ts: at }, prev, at };
   }
 }

@@ -96,10 +96,39 @@ export const Rule = (max: number) => {
 
 export const RuleReply = (max: number) => Type.Object({ ok, rule: Rule(max) }, { title: 'RuleReply', description: 'One rule', examples: [{ ok: true, rule: RULE_EXAMPLE }] });
 
+const RuleWarnings = Type.Array(
+  Type.Object({
+    field: Type.String({ description: 'the path of the value warned about: `triggers[0].attr`' }),
+    message: Type.String({ description: 'what the reported state says' }),
+  }),
+  { description: 'state triggers that the reported state says cannot fire (a device or attribute not reported yet, a value of another type); saved anyway' },
+);
+
+export const RuleSaved = (max: number) =>
+  Type.Object(
+    { ok, rule: Rule(max), warnings: RuleWarnings },
+    {
+      title: 'RuleSaved',
+      description: 'The rule as saved, with warnings',
+      examples: [{ ok: true, rule: RULE_EXAMPLE, warnings: [{ field: 'triggers[0].attr', message: 'device hall-motion has reported no attribute "motoin" (it has: motion, battery)' }] }],
+    },
+  );
+
 export const RuleList = (max: number) =>
   Type.Object({ ok, homeId: Id('the home'), rules: Type.Array(Rule(max), { description: 'every rule of the home' }) }, { title: 'RuleList', description: 'The home’s rules', examples: [{ ok: true, homeId: 'home-42', rules: [RULE_EXAMPLE] }] });
 
 export const Deleted = Type.Object({ ok, deleted: Id('the id of what was deleted') }, { title: 'Deleted', description: 'Deleted', examples: [{ ok: true, deleted: 'r1a2b3' }] });
+
+export const SceneDeleted = Type.Object(
+  {
+    ok,
+    deleted: Id('the id of the scene deleted'),
+    rules: Type.Array(Type.Object({ id: Id('a rule'), name: Type.String({ description: 'its name' }) }), {
+      description: 'rules of the home whose actions run the scene, left unchanged: their scene action now fails at run time ("no such scene")',
+    }),
+  },
+  { title: 'SceneDeleted', description: 'Deleted, with the rules that ran the scene', examples: [{ ok: true, deleted: 's9c8d7', rules: [{ id: 'r1a2b3', name: 'Movie night' }] }] },
+);
 
 const SCENE_EXAMPLE = { ...stored('s9c8d7'), ...MOVIE, enabled: true };
 

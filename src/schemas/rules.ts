@@ -232,6 +232,14 @@ export const TestRequest = Type.Object(
   {
     event: Type.Optional(TestEvent),
     prev: Type.Optional(Attrs('for a state event: the values before it (a `from` trigger compares with them)')),
+    at: Type.Optional(
+      Type.String({
+        minLength: 10,
+        maxLength: 40,
+        description: 'the instant to evaluate at, ISO 8601 with a zone (`2026-07-01T23:10:00+02:00`, `…Z`): `time.*` and the event time; default now',
+        examples: ['2026-07-01T23:10:00+02:00'],
+      }),
+    ),
   },
   {
     ...strict,

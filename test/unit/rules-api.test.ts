@@ -10,7 +10,7 @@ import { RulePool } from '../../src/rules/pool.js';
 import { mountRulesApi } from '../../src/api/rules-routes.js';
 import { compile } from '../../src/schemas/check.js';
 import { ErrorBody } from '../../src/schemas/common.js';
-import { Deleted, DryRunReply, RuleList, RuleReply, SceneList, SceneReply, SceneRunReply, SettingsReply } from '../../src/schemas/rules-replies.js';
+import { Deleted, DryRunReply, RuleList, RuleReply, RuleSaved, SceneDeleted, SceneList, SceneReply, SceneRunReply, SettingsReply } from '../../src/schemas/rules-replies.js';
 import { loadUws, type us_listen_socket } from '../../src/transport/uws.js';
 import { api } from '../helpers/server-process.js';
 import { HALL_LIGHT, rig, silentLog, type Rig } from './rules-fixtures.js';
@@ -165,6 +165,20 @@ describe('rules', () => {
     expect(await call('POST', `/v1/homes/home1/rules/${rule.id}/test`, { event: { kind: 'state' } })).toMatchObject({ status: 400, body: { field: 'event.hub' } });
     expect(r.hubs.commands.length).toBe(before);
   });
+
+  it('dry run at a given instant: time.* read then, in the home zone', async () => {
+    await call('PUT', '/v1/homes/home1/settings', { timeZone: 'Europe/Berlin' });
+    const rule = (await call('POST', '/v1/homes/home1/rules', { ...HALL_LIGHT, actions: [{ type: 'notify', title: 't', body: 'at {{ time.hhmm }}' }] })).body.rule;
+    r.hubs.report('home1-hub', 'hall-lux', { lux: 10 });
+    await r.settle();
+    const at = (when: string) => call('POST', `/v1/homes/home1/rules/${rule.id}/test`, { at: when });
+    // the rig's clock says 23:00 in Berlin; noon there is outside 22:00–06:00
+    expect((await at('2024-07-01T12:00:00+02:00')).body.test).toMatchObject({ passed: false, conditions: [{ value: false }, { value: true }] });
+    expect((await at('2024-07-02T03:30:00Z')).body.test).toMatchObject({ wouldRun: true, actions: [{ type: 'notify', body: 'at 05:30' }] });
+    expect(await at('2024-07-01 12:00')).toMatchObject({ status: 400, body: { code: 'invalid_field', field: 'at' } });
+    expect(await at('2024-07-01T12:00:00')).toMatchObject({ status: 400, body: { field: 'at' } });
+    await call('DELETE', `/v1/homes/home1/rules/${rule.id}`);
+  });
 });
 
 describe('scenes', () => {
@@ -204,6 +218,48 @@ describe('scenes', () => {
     });
     expect(await call('DELETE', `/v1/homes/home1/scenes/${scene.id}`)).toMatchObject({ status: 200 });
     expect(await call('POST', `/v1/homes/home1/scenes/${scene.id}/run`)).toMatchObject({ status: 404 });
+  });
+});
+
+describe('warnings about state triggers at save', () => {
+  it('names triggers the reported state says cannot fire, and saves the rule', async () => {
+    r.hubs.report('home1-hub', 'warn-sensor', { motion: false, temp: 21.5, mode: 'auto' });
+    await r.settle();
+    const trigger = (t: Record<string, unknown>) => ({ type: 'state', hub: 'home1-hub', device: 'warn-sensor', ...t });
+    const created = await call('POST', '/v1/homes/home1/rules', {
+      name: 'w',
+      triggers: [
+        trigger({ attr: 'motion', to: 'true' }),
+        trigger({ attr: 'motion', above: 1 }),
+        trigger({ attr: 'motoin', to: true }),
+        { type: 'state', hub: 'home1-hub', device: 'no-such-device', attr: 'on' },
+        trigger({ attr: 'temp', above: 25 }),
+        trigger({ attr: 'mode', from: 'auto', to: 'off' }),
+      ],
+      actions: [{ type: 'notify', title: 't', body: 'b' }],
+    });
+    expect(created.status).toBe(201);
+    expect(compile(RuleSaved(60_000)).problem(created.body)).toBeNull();
+    expect(created.body.warnings.map((w: { field: string }) => w.field)).toEqual(['triggers[0].to', 'triggers[1].above', 'triggers[2].attr', 'triggers[3].device']);
+    expect(created.body.warnings[0].message).toMatch(/"true" is a string, "motion" is a boolean/);
+    expect(created.body.warnings[2].message).toMatch(/no attribute "motoin" \(it has: motion, temp, mode\)/);
+    const fixed = await call('PUT', `/v1/homes/home1/rules/${created.body.rule.id}`, { name: 'w', triggers: [trigger({ attr: 'motion', to: true })], actions: [{ type: 'notify', title: 't', body: 'b' }] });
+    expect(fixed).toMatchObject({ status: 200, body: { warnings: [] } });
+    await call('DELETE', `/v1/homes/home1/rules/${created.body.rule.id}`);
+  });
+});
+
+describe('deleting a scene that rules run', () => {
+  it('is done and answers the rules that run it (left unchanged), as a hub move does', async () => {
+    const scene = (await call('POST', '/v1/homes/home1/scenes', { name: 'Away', commands: [{ hub: 'home1-hub', device: 'a', set: { on: false } }] })).body.scene;
+    const other = (await call('POST', '/v1/homes/home1/scenes', { name: 'Other', commands: [{ hub: 'home1-hub', device: 'a', set: { on: true } }] })).body.scene;
+    const runs = (await call('POST', '/v1/homes/home1/rules', { name: 'Leaving', triggers: [{ type: 'event', event: 'leave' }], actions: [{ type: 'scene', scene: scene.id }] })).body.rule;
+    const not = (await call('POST', '/v1/homes/home1/rules', { name: 'Coming', triggers: [{ type: 'event', event: 'come' }], actions: [{ type: 'scene', scene: other.id }] })).body.rule;
+    const deleted = await call('DELETE', `/v1/homes/home1/scenes/${scene.id}`);
+    expect(deleted).toMatchObject({ status: 200, body: { deleted: scene.id, rules: [{ id: runs.id, name: 'Leaving' }] } });
+    expect(compile(SceneDeleted).problem(deleted.body)).toBeNull();
+    expect((await call('DELETE', `/v1/homes/home1/scenes/${other.id}`)).body.rules).toEqual([{ id: not.id, name: 'Coming' }]);
+    for (const id of [runs.id, not.id]) await call('DELETE', `/v1/homes/home1/rules/${id}`);
   });
 });
 

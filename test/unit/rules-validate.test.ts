@@ -206,11 +206,13 @@ describe('validateSettings and validateTestRequest', () => {
   });
 
   it('a dry run takes no body, or an event naming its fields', () => {
-    expect(validateTestRequest(undefined, 5)).toEqual({ prev: {} });
+    expect(validateTestRequest(undefined, 5)).toEqual({ prev: {}, at: 5 });
     expect(validateTestRequest({ event: { kind: 'state', hub: 'h', device: 'd', attrs: { on: true } }, prev: { on: false } }, 5)).toEqual({
       event: { kind: 'state', hub: 'h', device: 'd', attrs: { on: true }, ts: 5 },
       prev: { on: false },
+      at: 5,
     });
+    expect(validateTestRequest({ event: { kind: 'schedule' }, at: '1970-01-01T00:00:01Z' }, 5)).toEqual({ event: { kind: 'schedule', scheduledAt: 1000, ts: 1000 }, prev: {}, at: 1000 });
     expect(fieldOf(() => validateTestRequest({ event: { kind: 'state', hub: 'h', device: 'd' } }, 5)).field).toBe('event.attrs');
     expect(fieldOf(() => validateTestRequest({ event: { kind: 'nope' } }, 5)).field).toBe('event.kind');
   });
