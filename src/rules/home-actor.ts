@@ -266,10 +266,15 @@ export class HomeActor extends Actor<HomeMessage> {
     // keyed by attribute names from the hub: no prototype, so every name is a plain own key
     const prev = Object.create(null) as Record<string, AttrValue>;
     if (event.kind === 'state') {
-      // a watched attribute: remember the value it had, for "changes", from/to and thresholds
+      // a watched attribute's value before, for "changes", from/to and thresholds: the shadow's, as the
+      // session tells it in `prev` (not in it: unchanged; null: none); the engine's memory for an
+      // event without it (stored before it existed)
+      const told = event.prev;
       for (const attr of watched) {
-        const before = this.#lastValues.swap(`${event.hub}/${event.device}/${attr}`, event.attrs[attr]!);
-        if (before !== undefined) prev[attr] = before;
+        const value = event.attrs[attr]!;
+        const seen = this.#lastValues.swap(`${event.hub}/${event.device}/${attr}`, value);
+        const before = told === undefined ? seen : Object.hasOwn(told, attr) ? told[attr] : value;
+        if (before !== undefined && before !== null) prev[attr] = before;
       }
     }
     if (candidates.size === 0) return undefined;
