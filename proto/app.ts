@@ -75,7 +75,12 @@ export type RemovedReason = 'moved' | 'deleted';
 
 /** What happened at a hub: its devices' state and events, its device list, its connection, its leaving the home. */
 export type HubEvent =
-  | { kind: 'state'; home: string; hub: string; device: string; attrs: Attrs; version: number; ts: number }
+  /**
+   * `attrs`: what the hub reported (repeated values included); `prev`: the value before this report
+   * of each attribute of `attrs` it changed, `null` when the device had none (its first report of
+   * it). An attribute of `attrs` not in `prev` kept its value. Absent in events stored before it existed.
+   */
+  | { kind: 'state'; home: string; hub: string; device: string; attrs: Attrs; version: number; ts: number; prev?: Attrs }
   | { kind: 'event'; home: string; hub: string; device: string; event: string; params?: Attrs; ts: number }
   /** published only when the hub's list changed what is stored (not for one sent again as it is) */
   | { kind: 'devices'; home: string; hub: string; joined: DeviceInfo[]; left: string[]; ts: number }

@@ -236,10 +236,12 @@ export class HubReports implements CursorListener, Packable {
     for (const deviceId in frame.r) {
       const reported = tableGet(this.reported, deviceId) ?? this.addDevice(deviceId);
       const attrs = this.deps.interner?.attrs(frame.r[deviceId]!) ?? frame.r[deviceId]!;
-      if (!mergeAttrs(reported, attrs)) continue;
+      // the values the shadow held before: a rule's from/to or threshold on any node, after any restart, sees the transition
+      const prev: Attrs = {};
+      if (!mergeAttrs(reported, attrs, prev)) continue;
       const version = nextReportedVersion(reported);
       this.deps.shadows.writeReported(hubId, deviceId, reportedSide(reported, version, now), epoch);
-      const event: AppEventMessage = { op: 'evt', kind: 'state', home: homeId, hub: hubId, device: deviceId, attrs, version, ts: frame.ts ?? now };
+      const event: AppEventMessage = { op: 'evt', kind: 'state', home: homeId, hub: hubId, device: deviceId, attrs, version, ts: frame.ts ?? now, prev };
       if (tracing === null) this.deps.publishEvent(event, this.host.epoch);
       else step = this.publishTraced(tracing, event, 'report', step, queued);
     }

@@ -19,8 +19,8 @@ function fixstr(s: string): number[] {
 }
 
 /**
- * The map of 8 fields in the order hub-reports builds them; each part ends with the next field's
- * name. It starts as every event of this node does (`op: "evt"`), where `withPosition` looks.
+ * The map of 8 fields (9 with `prev`) in the order hub-reports builds them; each part ends with the
+ * next field's name. It starts as every event of this node does (`op: "evt"`), where `withPosition` looks.
  */
 const HEAD = Uint8Array.from([0x88, ...EVENT_HEAD, ...fixstr('kind'), ...fixstr('state'), ...fixstr('home')]);
 const HUB = Uint8Array.from(fixstr('hub'));
@@ -28,6 +28,7 @@ const DEVICE = Uint8Array.from(fixstr('device'));
 const ATTRS = Uint8Array.from(fixstr('attrs'));
 const VERSION = Uint8Array.from(fixstr('version'));
 const TS = Uint8Array.from(fixstr('ts'));
+const PREV = Uint8Array.from(fixstr('prev'));
 
 /** Events are written one after another into a pool and handed out as views, as msgpackr does. */
 const POOL_BYTES = 16 * 1024;
@@ -41,7 +42,7 @@ const NOT_PLAIN = -2;
 
 /** The event's msgpack: by hand when it has the plain form, else by msgpackr (`encodeBus`). */
 export function encodeStateEvent(e: StateEvent): Buffer {
-  if (e.pos !== undefined || e.attrs === null || typeof e.attrs !== 'object' || e.attrs.constructor !== Object) return encodeBus(e);
+  if (e.pos !== undefined || !plainMap(e.attrs) || (e.prev !== undefined && !plainMap(e.prev))) return encodeBus(e);
   for (;;) {
     const end = writeEvent(pool, used, e);
     if (end === NOT_PLAIN) return encodeBus(e);
@@ -56,6 +57,10 @@ export function encodeStateEvent(e: StateEvent): Buffer {
   }
 }
 
+function plainMap(m: unknown): boolean {
+  return m !== null && typeof m === 'object' && m.constructor === Object;
+}
+
 /**
  * Room kept after every string and value: the constant parts and numbers that may follow one (at
  * most 38 bytes) are then written without a check of their own.
@@ -64,13 +69,17 @@ const SLACK = 64;
 
 function writeEvent(b: Buffer, at: number, e: StateEvent): number {
   if (at + HEAD.length + SLACK > b.length) return NO_ROOM;
+  const start = at;
   at = writeString(b, put(b, at, HEAD), e.home);
   if (at >= 0) at = writeString(b, put(b, at, HUB), e.hub);
   if (at >= 0) at = writeString(b, put(b, at, DEVICE), e.device);
   if (at >= 0) at = writeAttrs(b, put(b, at, ATTRS), e.attrs);
   if (at < 0) return at;
   at = writeNumber(b, put(b, at, VERSION), e.version);
-  return writeNumber(b, put(b, at, TS), e.ts);
+  at = writeNumber(b, put(b, at, TS), e.ts);
+  if (e.prev === undefined) return at;
+  b[start] = 0x89;
+  return writeAttrs(b, put(b, at, PREV), e.prev);
 }
 
 /** A map of the attributes: one byte of header reserved, three when 16 or more (msgpack's map16). */

@@ -10,7 +10,8 @@
  * delay and removed once the actions after the last one have run (a crash in between runs that
  * stretch again at the next start: at least once), or when the run is cancelled. Stopping the
  * node detaches waiting runs and keeps their entries (resume.ts picks them up at the next start).
- * After every delay the run reads its rule again: deleted or disabled meanwhile, it ends there.
+ * After every delay the run reads its rule again: deleted, disabled or edited (another version)
+ * meanwhile, it ends there; the edited rule's next trigger starts a run of the new plan.
  */
 import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
@@ -150,7 +151,7 @@ export class ActionRun implements TimerTarget, Run {
     this.deps.track(span === undefined ? this.#resume() : inSpan(span, () => this.#resume()));
   }
 
-  /** After a delay: goes on only if the rule still exists and is enabled. */
+  /** After a delay: goes on only if the rule still exists, is enabled and is the version that planned the run. */
   async #resume(): Promise<void> {
     const { deps, rule } = this;
     let current: Rule | null = rule;
@@ -161,8 +162,9 @@ export class ActionRun implements TimerTarget, Run {
       this.#warn('rule_not_reread', err, { homeId: this.homeId, ruleId: rule.id }, 'rules: rule not re-read after a delay; the run goes on');
     }
     if (this.#cancelled) return;
-    if (!current || !current.enabled) {
-      deps.log.info({ homeId: this.homeId, ruleId: rule.id, reason: current ? 'disabled' : 'deleted' }, 'rules: run ends after its delay: the rule changed');
+    if (!current || !current.enabled || current.version !== rule.version) {
+      const reason = !current ? 'deleted' : !current.enabled ? 'disabled' : 'edited';
+      deps.log.info({ homeId: this.homeId, ruleId: rule.id, reason }, 'rules: run ends after its delay: the rule changed');
       this.#unsave();
       this.#ended();
       return;

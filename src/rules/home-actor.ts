@@ -25,6 +25,7 @@ import type { RememberedValue } from './replay-reports.js';
 import type { RuleStore } from '../ports/rule-store/rule-store.js';
 import { ActionRun, type ActionDeps } from './action-run.js';
 import type { HomeScope } from './home-scope.js';
+import { eventDedupKey } from './dedup-key.js';
 import { LastValues } from './last-values.js';
 import type { DropReason, RuleMetricsSink, RuleStats } from './metrics.js';
 import { ruleEventOf, type EvalTask, type Rule, type RuleEvent } from './model.js';
@@ -126,7 +127,7 @@ export class HomeActor extends Actor<HomeMessage> {
         if (snap && !snap.index.listens(msg.event)) return this.#evaluated(msg.offset);
         const parent = msg.parent;
         // the step it came from stays active while the home handles it: lines name its trace
-        const evaluated = parent === undefined ? this.#event(msg.event, msg.received, undefined) : inSpan(parent, () => this.#event(msg.event, msg.received, parent));
+        const evaluated = parent === undefined ? this.#event(msg.event, msg.offset, msg.received, undefined) : inSpan(parent, () => this.#event(msg.event, msg.offset, msg.received, parent));
         work = evaluated.then((runs) => this.#evaluated(msg.offset, runs));
         break;
       }
@@ -248,7 +249,7 @@ export class HomeActor extends Actor<HomeMessage> {
         const late = this.deps.now() - r.at;
         if (late <= this.deps.catchUpMs) {
           result.replayed++;
-          this.#evaluated(r.offset, await this.#event(r.event, performance.now(), undefined, true));
+          this.#evaluated(r.offset, await this.#event(r.event, r.offset, performance.now(), undefined, true));
           continue;
         }
         result.missed++;
@@ -268,20 +269,24 @@ export class HomeActor extends Actor<HomeMessage> {
    * Evaluates an event; answers the first stretches of the runs it began, undefined when no rule was
    * evaluated on it. `replayed`: an event left by an unclean stop.
    */
-  async #event(event: RuleHubEvent, received: number, parent: Span | undefined, replayed = false): Promise<Array<Promise<void>> | undefined> {
+  async #event(event: RuleHubEvent, offset: number | undefined, received: number, parent: Span | undefined, replayed = false): Promise<Array<Promise<void>> | undefined> {
     // a fresh snapshot without a promise: most events of a home with rules
     const snap = this.#rules.fresh ?? (await this.#rules.load());
     const ev = ruleEventOf(event);
-    const dedup = event.kind === 'state' ? `${event.hub}:${event.device}:v${event.version}` : `${event.hub}:${event.device}:${event.event}:${event.ts}`;
     const watched: string[] = [];
     const candidates = snap.index.candidates(ev, watched);
     // keyed by attribute names from the hub: no prototype, so every name is a plain own key
     const prev = Object.create(null) as Record<string, AttrValue>;
     if (event.kind === 'state') {
-      // a watched attribute: remember the value it had, for "changes", from/to and thresholds
+      // a watched attribute's value before, for "changes", from/to and thresholds: the shadow's, as the
+      // session tells it in `prev` (not in it: unchanged; null: none); the engine's memory for an
+      // event without it (stored before it existed)
+      const told = event.prev;
       for (const attr of watched) {
-        const before = this.#lastValues.swap(`${event.hub}/${event.device}/${attr}`, event.attrs[attr]!);
-        if (before !== undefined) prev[attr] = before;
+        const value = event.attrs[attr]!;
+        const seen = this.#lastValues.swap(`${event.hub}/${event.device}/${attr}`, value);
+        const before = told === undefined ? seen : Object.hasOwn(told, attr) ? told[attr] : value;
+        if (before !== undefined && before !== null) prev[attr] = before;
       }
     }
     if (candidates.size === 0) return undefined;
@@ -295,7 +300,7 @@ export class HomeActor extends Actor<HomeMessage> {
     }
     if (rules.length === 0) return undefined;
     const runs: Array<Promise<void>> = [];
-    await this.#evaluateAndRun(snap, rules, ev, prev, dedup, received, parent, runs, replayed);
+    await this.#evaluateAndRun(snap, rules, ev, prev, eventDedupKey(event, offset), received, parent, runs, replayed);
     return runs;
   }
 

@@ -107,7 +107,8 @@ export class HomeRules {
       if (!now) {
         guard.forget(id);
         stats.delete(id);
-      } else if (!now.enabled) guard.cancel(id);
+        // edited: the waiting run's plan is the old version's, so it stops as a disabled rule's does
+      } else guard.cancel(id);
     }
   }
 }

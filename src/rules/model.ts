@@ -15,8 +15,10 @@ export interface DeviceRef {
 /**
  * Fires when an attribute of a device changes. `hub`/`device` omitted: any device of the home.
  * With `to`/`from` it fires on that transition only; with `above`/`below` when the value crosses
- * into the range (the previous value was outside it or unknown). A report repeating the value
- * the engine saw last never fires.
+ * into the range (the previous value was outside it or unknown). The previous value is the
+ * device's shadow's before the report (the state event's `prev`); unknown only for the device's
+ * first report of the attribute: then `from` does not match and a threshold fires when the value
+ * is in range. A report repeating the value never fires.
  */
 export interface StateTrigger {
   type: 'state';

@@ -8,7 +8,7 @@
  * version the shadow's (the dedup key of the newest report lost). Its attributes are those whose
  * shadow value differs from the newest the device's stored events hold: one those events never
  * name cannot be told from a repeat and is left out, and of several reports lost only the last
- * value is seen. Nothing of this is on the report path: it costs the start a read of the rules of
+ * value is seen; its `prev` is the newest value those events hold. Nothing of this is on the report path: it costs the start a read of the rules of
  * each home with a mark, and of the history and shadow of those with state triggers.
  *
  * The home also gets back, before its replay, the last values its triggers watch as its stored
@@ -163,17 +163,19 @@ async function lostOf(home: MarkedHome, w: Watched, stored: readonly Unevaluated
       // never stored (nothing to tell a change by), stored already, or too old to replay
       if (!s || s.version >= d.reportedVersion || d.reportedAt < oldest) continue;
       const attrs: Attrs = Object.create(null) as Attrs;
+      const prev: Attrs = Object.create(null) as Attrs;
       let changed = false;
       let watched = false;
       for (const attr of Object.keys(d.reported)) {
         const value = d.reported[attr]!;
         if (!s.values.has(attr) || s.values.get(attr) === value) continue;
         attrs[attr] = value;
+        prev[attr] = s.values.get(attr)!;
         changed = true;
         watched ||= watches(w, hub, device, attr);
       }
       // a plain object, as a frame's attributes are (built without a prototype: names are the hub's)
-      if (changed && watched) events.push({ op: 'evt', kind: 'state', home: home.homeId, hub, device, attrs: { ...attrs }, version: d.reportedVersion, ts: d.reportedAt });
+      if (changed && watched) events.push({ op: 'evt', kind: 'state', home: home.homeId, hub, device, attrs: { ...attrs }, version: d.reportedVersion, ts: d.reportedAt, prev: { ...prev } });
     }
   }
   events.sort((a, b) => a.ts - b.ts);

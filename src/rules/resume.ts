@@ -1,9 +1,9 @@
 /**
  * Runs parked in a delay when the node stopped, picked up at its start from the PendingRuns store.
  *
- * Each entry's rule is read from the rule store first: deleted or disabled, the entry is dropped
- * (as a waiting run is cancelled today). An edited rule's run goes on with the actions it planned,
- * as a waiting run does when its rule is edited while the node runs. Then, by lateness:
+ * Each entry's rule is read from the rule store first: deleted, disabled or edited (its version is
+ * not the entry's `ruleVersion`), the entry is dropped, as a waiting run is cancelled when its rule
+ * is disabled or edited while the node runs. Then, by lateness:
  * - due time still ahead: waits on the timer wheel for the time left;
  * - past due by at most the catch-up window: goes on at once;
  * - older: missed. Logged at warn (home, rule, due, lateness), counted as
@@ -31,7 +31,7 @@ export interface ResumeReport {
   /** past due within the catch-up window: going on at once */
   late: number;
   missed: number;
-  /** rule deleted or disabled, or superseded by a newer run */
+  /** rule deleted, disabled or edited, or superseded by a newer run */
   dropped: number;
   /** the rule store or the pending-runs store failed: left where it is, for the next start */
   failed: number;
@@ -58,7 +58,7 @@ async function resumeOne(deps: ResumeDeps, p: PendingRun): Promise<keyof ResumeR
   const now = deps.now();
   const lateMs = now - p.dueAt;
   let outcome: keyof ResumeReport;
-  if (!rule || !rule.enabled) outcome = 'dropped';
+  if (!rule || !rule.enabled || rule.version !== p.ruleVersion) outcome = 'dropped';
   else if (lateMs > deps.catchUpMs) {
     outcome = 'missed';
     deps.metrics.dropped('missed');

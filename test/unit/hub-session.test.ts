@@ -284,6 +284,27 @@ describe('HubSession', () => {
     expect((await shadows.load('hub-1')).d1).toMatchObject({ reported: { n: 2 }, reportedVersion: 2 });
   });
 
+  it('a state event tells the values before of what the report changed (null: none), from the stored shadow in the next session too', async () => {
+    const events: AppEventMessage[] = [];
+    const shadows = new MemoryShadowStore();
+    const first = setup({ shadows, publishEvent: (e) => events.push(e) });
+    first.frame({ t: 1, v: 1, b: 'boot' });
+    await settle();
+    first.frame({ t: 4, s: 1, r: { door: { open: false, battery: 90 } } });
+    first.frame({ t: 4, s: 2, r: { door: { open: true, battery: 90, tamper: null } } });
+    await settle();
+    const prevs = () => events.filter((e) => e.kind === 'state').map((e) => (e as { prev?: unknown }).prev);
+    // a repeated value and the removal of an attribute the device never had are not changes
+    expect(prevs()).toEqual([{ open: null, battery: null }, { open: false }]);
+
+    const second = setup({ shadows, publishEvent: (e) => events.push(e) });
+    second.frame({ t: 1, v: 1, b: 'boot-2' });
+    await settle();
+    second.frame({ t: 4, s: 1, r: { door: { open: false, battery: null } } });
+    await settle();
+    expect(prevs().slice(2)).toEqual([{ open: true, battery: 90 }]);
+  });
+
   it('versions grow per device and go on from the stored shadow in the next session; they stay out of what is stored and published', async () => {
     const events: AppEventMessage[] = [];
     const handed: DeviceShadow[] = [];

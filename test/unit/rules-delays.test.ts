@@ -189,6 +189,44 @@ describe('delays survive a restart', () => {
     expect(r.hubs.sent().filter((c) => c === OFF)).toEqual([]);
   });
 
+  it('editing the rule cancels its waiting run: the old plan does not act, its entry goes; the new plan runs at the next trigger', async () => {
+    const runs = new MemoryPendingRuns();
+    const rule = await lightOn(runs);
+    const edited = { ...HALL, actions: [HALL.actions[0]!, { type: 'delay', ms: 20_000 }, { type: 'command', hub: 'home1-hub', device: 'hall-light2', set: { on: false } }] };
+    await r.store.updateRule('home1', rule.id, validateRuleSpec(edited));
+    await r.settle();
+    expect(runs.size).toBe(0);
+    expect(r.engine.status(rule.id, rule.version + 1).waiting).toBe(false);
+    r.advance(301_000);
+    await r.settle();
+    expect(r.hubs.sent()).toEqual([ON]);
+    await motion();
+    r.advance(21_000);
+    await r.settle();
+    expect(r.hubs.sent()).toEqual([ON, ON, 'hall-light2:{"set":{"on":false}}']);
+  });
+
+  it('a rule edited while the node was down: its saved run is dropped at start; edited while a restored run waits: it ends at its due time without acting', async () => {
+    const runs = new MemoryPendingRuns();
+    const rule = await lightOn(runs);
+    await r.engine.close();
+    await r.store.updateRule('home1', rule.id, validateRuleSpec({ ...HALL, name: 'renamed' })); // while down
+    let engine = await r.restart();
+    expect(await engine.resumePending()).toEqual({ armed: 0, late: 0, missed: 0, dropped: 1, failed: 0 });
+    expect(runs.size).toBe(0);
+
+    await motion();
+    expect(runs.size).toBe(1);
+    engine = await r.restart();
+    expect((await engine.resumePending()).armed).toBe(1);
+    // no event to the home since the start: the store's change notice is the only news of the edit
+    await r.store.updateRule('home1', rule.id, validateRuleSpec({ ...HALL, name: 'renamed again' }));
+    r.advance(301_000);
+    await r.settle();
+    expect(r.hubs.sent().filter((c) => c === OFF)).toEqual([]);
+    expect(runs.size).toBe(0);
+  });
+
   it('a rule disabled while a restored run waits, with no event to its home since the start: the run ends at its due time without acting', async () => {
     const runs = new MemoryPendingRuns();
     const rule = await lightOn(runs);

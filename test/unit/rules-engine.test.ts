@@ -192,13 +192,14 @@ describe('example: any water-leak sensor → close the valve and notify everyone
     ]);
   });
 
-  it('the same event delivered twice notifies once (dedup key per event), other homes are not touched', async () => {
+  it('the same event delivered twice (its history offset the same) notifies once (dedup key per event), other homes are not touched', async () => {
     r = rig(pool, berlin(1, 10));
     await r.store.createRule('home1', validateRuleSpec(LEAK));
     const ts = r.clock.now;
-    r.hubs.event('home1-hub', 'bath-leak', 'leak', undefined, ts);
-    r.hubs.event('home1-hub', 'bath-leak', 'leak', undefined, ts);
-    r.hubs.event('home2-hub', 'bath-leak', 'leak', undefined, ts);
+    const leak = (home: string) => ({ kind: 'event' as const, home, hub: `${home}-hub`, device: 'bath-leak', event: 'leak', ts });
+    r.engine.onEvent(leak('home1'), undefined, 7);
+    r.engine.onEvent(leak('home1'), undefined, 7);
+    r.engine.onEvent(leak('home2'), undefined, 7);
     await r.settle();
     expect(r.pushes).toHaveLength(1);
     expect(r.hubs.commands.filter((c) => c.hub === 'home1-hub')).toHaveLength(2);

@@ -64,7 +64,7 @@ describe('reports lost with an unclean stop', () => {
     const marks = marksOf(history, 2);
     const lost = await withLostReports([], marks, deps([DOOR], { hub1: { door: dev({ open: true, battery: 80, tamper: false }, 4, T0 - 500) } }));
     // battery repeats the value stored; tamper no stored event names: left out
-    expect(events(lost.homes)).toEqual([{ home: 'h', offset: 2, at: T0 - 500, event: { op: 'evt', kind: 'state', home: 'h', hub: 'hub1', device: 'door', attrs: { open: true }, version: 4, ts: T0 - 500 } }]);
+    expect(events(lost.homes)).toEqual([{ home: 'h', offset: 2, at: T0 - 500, event: { op: 'evt', kind: 'state', home: 'h', hub: 'hub1', device: 'door', attrs: { open: true }, version: 4, ts: T0 - 500, prev: { open: false } } }]);
     expect(lost.remember.get('h')).toEqual([{ hub: 'hub1', device: 'door', attr: 'open', value: false }]);
   });
 

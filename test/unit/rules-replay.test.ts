@@ -124,7 +124,7 @@ describe('replay after an unclean stop', () => {
     expect(homes).toBe(1);
     expect(await report).toEqual({ homes: 1, replayed: 1, missed: 1 });
     await r.settle();
-    expect(r.pushes.map((p) => p.notification)).toEqual([expect.objectContaining({ title: 'Water leak', body: 'level 3', dedupKey: `rule:${rule.id}:home1-hub:sensor:alarm:${T0 - 10_000}:0` })]);
+    expect(r.pushes.map((p) => p.notification)).toEqual([expect.objectContaining({ title: 'Water leak', body: 'level 3', dedupKey: `rule:${rule.id}:home1-hub:sensor:alarm:o6:${T0 - 10_000}:0` })]);
     expect(await registry.metrics()).toMatch(/tier_rule_dropped_total\{reason="missed"\} 1\n/);
     expect(r.engine.status(rule.id, rule.version).stats.lastError?.message).toMatch(/event missed after an unclean stop: stored 120 s before the start \(catch-up 60 s\)/);
     // the mark goes past the last stored entry, an event no rule takes included
@@ -145,6 +145,52 @@ describe('replay after an unclean stop', () => {
     expect(await (await engine.replayUnevaluated()).report).toEqual({ homes: 1, replayed: 1, missed: 0 });
     await r.settle();
     expect(r.pushes).toHaveLength(1);
+  });
+});
+
+describe('notification dedup keys: the event\'s history offset, not its version or ts', () => {
+  const MOTION = { name: 'motion', triggers: [{ type: 'state', hub: 'home1-hub', device: 'motion', attr: 'motion', to: true }], actions: [{ type: 'notify', title: 'Motion', body: 'seen' }] };
+  const motion = (version: number, on: boolean, ts: number) => ({ kind: 'state' as const, home: 'home1', hub: 'home1-hub', device: 'motion', attrs: { motion: on }, version, ts, prev: { motion: !on } });
+
+  it('two alarms with the same ts (a hub whose clock is not set) notify twice; one replayed at its offset does not notify again', async () => {
+    r = rig(pool(), T0, { marks: new RecordingMarks() });
+    await r.store.createRule('home1', validateRuleSpec(LEAK));
+    r.engine.onEvent(alarm(3, 1_000), undefined, 1);
+    r.engine.onEvent(alarm(3, 1_000), undefined, 2);
+    await r.settle();
+    expect(r.pushes).toHaveLength(2);
+    const engine = await r.restart({ marks: new RecordingMarks([{ homeId: 'home1', entries: [stored(2, alarm(3, 1_000), T0 - 1_000)] }]) });
+    expect(await (await engine.replayUnevaluated()).report).toEqual({ homes: 1, replayed: 1, missed: 0 });
+    await r.settle();
+    expect(r.pushes).toHaveLength(2);
+  });
+
+  it('a re-paired device whose versions start again notifies again; a replay of the first report does not', async () => {
+    r = rig(pool(), T0, { marks: new RecordingMarks() });
+    await r.store.createRule('home1', validateRuleSpec(MOTION));
+    r.engine.onEvent(motion(1, true, T0 - 5_000), undefined, 1);
+    await r.settle();
+    // left the hub and joined again: version 1 once more
+    r.engine.onEvent(motion(1, true, T0 - 1_000), undefined, 4);
+    await r.settle();
+    expect(r.pushes).toHaveLength(2);
+    const engine = await r.restart({ marks: new RecordingMarks([{ homeId: 'home1', entries: [stored(4, motion(1, true, T0 - 1_000), T0 - 1_000)] }]) });
+    await (await engine.replayUnevaluated()).report;
+    await r.settle();
+    expect(r.pushes).toHaveLength(2);
+  });
+
+  it('events stored nowhere (no history, or its append failed) are never replayed: each notifies, same ts and version or not', async () => {
+    r = rig(pool(), T0);
+    await r.store.createRule('home1', validateRuleSpec(LEAK));
+    await r.store.createRule('home1', validateRuleSpec(MOTION));
+    r.engine.onEvent(alarm(3, 1_000));
+    r.engine.onEvent(alarm(3, 1_000));
+    r.engine.onEvent(motion(1, true, 1_000));
+    await r.settle();
+    r.engine.onEvent(motion(1, true, 1_000));
+    await r.settle();
+    expect(r.pushes).toHaveLength(4);
   });
 });
 
@@ -172,7 +218,7 @@ describe("replay of a dead node's events (a history shared by a cluster)", () =>
     expect(await report).toEqual({ homes: 1, replayed: 1, missed: 1 });
     await r.settle();
     expect(r.pushes.map((p) => p.notification.body)).toEqual(['level 2', 'level 3']);
-    expect(r.pushes[1]!.notification.dedupKey).toBe(`rule:${rule.id}:home1-hub:sensor:alarm:${T0 - 20_000}:0`);
+    expect(r.pushes[1]!.notification.dedupKey).toBe(`rule:${rule.id}:home1-hub:sensor:alarm:o4:${T0 - 20_000}:0`);
     // the replay's mark comes after the newer event's: a shared store keeps the higher one
     expect(marks.notes.slice(-2)).toEqual([['home1', 6], ['home1', 5]]);
     // claimed once

@@ -51,6 +51,17 @@ describe('the state event written by hand (encodeStateEvent)', () => {
     expectSame(stateEvent('h', 'hub', 'd', proto, 1, 2));
   });
 
+  it('writes the values before (`prev`) after `ts`, as msgpackr does: empty, null, 16 or more, and in the pool\'s last bytes', () => {
+    expectSame({ ...stateEvent('h', 'hub', 'd', { on: true }, 1, 2), prev: {} });
+    expectSame({ ...stateEvent('h', 'hub', 'd', { on: true, temp: 16.5, mode: 'x' }, 1, 2), prev: { on: null, temp: 17, mode: 'é' } });
+    const many: Record<string, AttrValue> = {};
+    for (let i = 0; i < 40; i++) many[`a${i}`] = i;
+    expectSame({ ...stateEvent('h', 'hub', 'd', many, 1, 2), prev: many });
+    expectSame({ ...stateEvent('h', 'hub', 'd', { on: true }, 1, 2), prev: Object.assign(Object.create(null) as Record<string, AttrValue>, { on: false }) });
+    // events of every length around the pool's end: each written whole
+    for (let i = 0; i < 400; i++) expectSame({ ...stateEvent('h', 'hub', 'd', { t: 'x'.repeat(i % 90) }, i, 2), prev: { t: 'y'.repeat((i * 7) % 90) } });
+  });
+
   it('leaves to msgpackr what is not the plain form: a position, a value of another type, attributes without Object as prototype', () => {
     expectSame({ ...stateEvent('h', 'hub', 'd', { on: true }, 1, 2), pos: { epoch: 'e1', offset: 7 } });
     expectSame(stateEvent('h', 'hub', 'd', { nested: { a: 1 } as unknown as AttrValue, on: true }, 1, 2));

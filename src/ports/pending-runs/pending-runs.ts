@@ -9,7 +9,7 @@ export interface PendingRun {
   runId: string;
   homeId: string;
   ruleId: string;
-  /** the rule's version when the run was planned (logs; a resumed run checks the rule anew) */
+  /** the rule's version when the run was planned: a rule edited since drops the entry at resume (resume.ts) */
   ruleVersion: number;
   /** when the delay ends, ms since the Unix epoch */
   dueAt: number;

@@ -1,4 +1,4 @@
-import type { Attrs } from '../../../proto/frames.js';
+import type { AttrValue, Attrs } from '../../../proto/frames.js';
 import { TierError } from '../../errors.js';
 import type { Logger } from '../../log/logger.js';
 
@@ -192,24 +192,33 @@ export function hubDelta(shadow: HubShadow): Record<string, Attrs> {
   return out;
 }
 
-/** Applies a patch (nil removes) and tells whether anything changed. Keys are own keys only. */
-export function mergeAttrs(target: Attrs, patch: Attrs): boolean {
+/**
+ * Applies a patch (nil removes) and tells whether anything changed. Keys are own keys only.
+ * `before`: gets the value each changed key had (null: none), as a state event's `prev`.
+ */
+export function mergeAttrs(target: Attrs, patch: Attrs, before?: Attrs): boolean {
   let changed = false;
   for (const key in patch) {
     const v = patch[key]!;
     if (v === null) {
       if (Object.hasOwn(target, key)) {
+        if (before) setOwn(before, key, target[key]!);
         delete target[key];
         changed = true;
       }
     } else if (!Object.hasOwn(target, key) || target[key] !== v) {
-      // the protocol refuses a `__proto__` key, but a store keeps what it is given: as data
-      if (key === '__proto__') Object.defineProperty(target, key, { value: v, writable: true, enumerable: true, configurable: true });
-      else target[key] = v;
+      if (before) setOwn(before, key, Object.hasOwn(target, key) ? target[key]! : null);
+      setOwn(target, key, v);
       changed = true;
     }
   }
   return changed;
+}
+
+function setOwn(target: Attrs, key: string, v: AttrValue): void {
+  // the protocol refuses a `__proto__` key, but a store keeps what it is given: as data
+  if (key === '__proto__') Object.defineProperty(target, key, { value: v, writable: true, enumerable: true, configurable: true });
+  else target[key] = v;
 }
 
 /** What desired state may make one hub hold (HubLimits has these fields); see `checkDesired`. */
