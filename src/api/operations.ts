@@ -174,7 +174,7 @@ export function operations(limits: { commandTimeoutMaxMs: number }): Record<stri
       tag: 'rules',
       request: { schema: TestRequest, bad: { event: { kind: 'sunrise' } }, optional: true },
       ok: { status: 200, description: 'the report', schema: DryRunReply },
-      errors: ['not_found', 'busy', 'rule_timeout'],
+      errors: ['not_found', 'busy', 'rule_timeout', 'rate_limited'],
     },
     'get /v1/homes/:homeId/scenes': { summary: 'List the home’s scenes', tag: 'scenes', ok: { status: 200, description: 'the scenes', schema: SceneList(max) } },
     'post /v1/homes/:homeId/scenes': { summary: 'Create a scene', tag: 'scenes', request: scene, ok: { ...sceneReply, status: 201, description: 'created' }, errors: ['limit_exceeded'] },

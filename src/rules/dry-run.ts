@@ -13,6 +13,7 @@ import type { HomeScope } from './home-scope.js';
 import type { ConditionReport, EvalTask, PlannedAction, RuleEvent, SceneCommand } from './model.js';
 import { RulePoolError, type RulePoolErrorCode, type RuleRunner } from './pool.js';
 import type { RunGuard } from './run-guard.js';
+import type { DryRunLimits } from './dry-run-limits.js';
 
 export interface DryRunReport {
   ruleId: string;
@@ -38,6 +39,8 @@ export interface DryRunDeps {
   scope: HomeScope;
   guard: RunGuard;
   now(): number;
+  /** the home's dry runs: one at a time, within a budget of worker time */
+  limits: DryRunLimits;
 }
 
 const POOL_CODES: Record<RulePoolErrorCode, ErrorCode> = { queue_full: 'busy', timeout: 'rule_timeout', closed: 'draining', worker_failed: 'internal' };
@@ -61,8 +64,11 @@ export async function dryRun(deps: DryRunDeps, homeId: string, ruleId: string, e
     state,
     explain: true,
   };
-  const result = await deps.runner.evaluate(task).catch((err: unknown) => {
-    throw err instanceof RulePoolError ? new TierError(POOL_CODES[err.code], err.message, { cause: err }) : err;
+  const result = await deps.limits.run(homeId, async () => {
+    const value = await deps.runner.evaluate(task).catch((err: unknown) => {
+      throw err instanceof RulePoolError ? new TierError(POOL_CODES[err.code], err.message, { cause: err }) : err;
+    });
+    return { value, workerMs: value.outcomes.reduce((ms, o) => ms + o.evalUs / 1000, 0) };
   });
   const o = result.outcomes[0];
   if (!o) throw new TierError('internal', 'the worker returned no outcome');

@@ -33,6 +33,7 @@ import type { RuleStore } from '../ports/rule-store/rule-store.js';
 import { HubWait } from './hub-wait.js';
 import { runSceneCommands, type ActionDeps, type SceneRunResult } from './action-run.js';
 import { dryRun, type DryRunReport } from './dry-run.js';
+import { DryRunLimits } from './dry-run-limits.js';
 import { HomeActor, type FireResult, type HomeDeps } from './home-actor.js';
 import { HomeScope } from './home-scope.js';
 import { RuleStats, noRuleMetrics, type RuleMetricsSink, type RuleStatsSnapshot } from './metrics.js';
@@ -125,6 +126,7 @@ export class RulesEngine {
   readonly stats: RuleStats;
   readonly #homes: ActorDirectory<HomeActor>;
   readonly #guard: RunGuard;
+  readonly #dryRuns: DryRunLimits;
   readonly #scope: HomeScope;
   readonly #actions: ActionDeps;
   readonly #hubWait: HubWait;
@@ -192,6 +194,7 @@ export class RulesEngine {
       ...(deps.marks ? { marks: deps.marks } : {}),
     };
     this.#homes = new ActorDirectory((homeId) => new HomeActor(homeId, system, homeDeps), deps.maxHomes ?? 50_000);
+    this.#dryRuns = new DryRunLimits(homeDeps.homeCpuMsPerSecond);
     this.#unwatch = store.watch((change) => {
       this.#homes.get(change.homeId)?.tell({ type: 'changed', version: change.version });
     });
@@ -273,7 +276,7 @@ export class RulesEngine {
    */
   dryRun(homeId: string, ruleId: string, event?: RuleEvent, prev: Record<string, AttrValue> = {}, at?: number): Promise<DryRunReport> {
     const { store, runner } = this.deps;
-    return dryRun({ store, runner, scope: this.#scope, guard: this.#guard, now: this.#now }, homeId, ruleId, event, prev, at);
+    return dryRun({ store, runner, scope: this.#scope, guard: this.#guard, now: this.#now, limits: this.#dryRuns }, homeId, ruleId, event, prev, at);
   }
 
   /** Reported attributes of devices the caller checked are in the home (unknown ones left out): save-time warnings. */

@@ -28,6 +28,11 @@ export class HomeCpuBudget {
     return this.#tokens <= 0;
   }
 
+  /** The bucket is back at one second's worth: a fresh budget would be the same (it can be forgotten). */
+  get full(): boolean {
+    return this.msPerSecond <= 0 || (!this.overdrawn && this.#tokens >= this.msPerSecond);
+  }
+
   /** Takes `ms` of worker time an evaluation of the home used. */
   charge(ms: number): void {
     if (this.msPerSecond > 0) this.#tokens -= ms;
