@@ -114,11 +114,15 @@ describe('app sockets against the open-file limit (real server process)', () => 
     }
     // the first few take the last files; the rest wait in the listen backlog until the port closes
     const waiting = Array.from({ length: 8 }, () => upgrade(node.port, token, held));
+    // connections to the admin port wait for a file too: the file the pause gives back (its listen
+    // socket) goes to one of them, so the node stays out of files whichever of the probe and the
+    // resident-size read comes first (without them the read could find that file and never fail)
+    for (let i = 0; i < 4; i++) held.push(connect(node.adminPort, '127.0.0.1').on('error', () => {}));
     // the resident-size read fails EMFILE on the trimmer's timer: counted and logged, not thrown
     const died = node.exited.then((code) => new Error(`the node died (exit ${code}): ${JSON.stringify(node.logs.slice(-3))}`));
     const first = await Promise.race([died, logLine(node, signal, (l) => l.msg === 'periodic read failed (the node goes on without it)' && l.kind === 'rss')]);
     if (first instanceof Error) throw first;
-    // out of files, the public port stops listening (src/compose/listen-pause.ts): the backlog is reset
+    // out of files, the public port stops listening (src/compose/listen-pause.ts): its backlog is reset
     await logLine(node, signal, (l) => l.msg === 'out of open files: the public port stops listening until files are free');
     const outcomes = await Promise.all(waiting);
     expect(outcomes.filter((o) => o !== '101').length).toBeGreaterThan(0);
