@@ -59,7 +59,8 @@ function expectExercised(report: RunReport, faults: number): void {
   expect(report.apps!.delivered).toBeGreaterThan(report.totals.reportsSent / 2);
 }
 
-describe('chaos (real node processes killed and restarted under traffic)', () => {
+// the two modes at once: each run waits on restarts more than it computes (about a core between them)
+describe.concurrent('chaos (real node processes killed and restarted under traffic)', () => {
   it('embedded default: loses no acknowledged report through kill -9 and SIGTERM restarts, keeps acknowledging hubs that had reconnected, and apps reload only after a kill', async () => {
     const report = await chaos('embedded', 'both', 2);
     expectExercised(report, 3);
