@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import { readdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { TimerWheel } from '../../src/actors/timer-wheel.js';
@@ -143,6 +144,20 @@ describe('RulePool', () => {
     expect(Date.now() - started).toBeGreaterThanOrEqual(2_990);
     expect((await p.evaluate(task('home-e'))).outcomes[0]?.passed).toBe(true);
     expect(p.stats().timeouts).toBe(1);
+  });
+
+  it('a thread replaced at its deadline leaves no open file behind (tsx held its cache files open in each thread)', async () => {
+    const open = () => readdirSync('/proc/self/fd').length;
+    const p = pool({ filename: FAULTY, taskTimeoutMs: 1_500 });
+    await p.evaluate(task('home-f')); // the thread is up
+    const before = open();
+    for (let i = 0; i < 2; i++) {
+      expect(((await p.evaluate(task('fault-hang')).catch((e: unknown) => e)) as RulePoolError).code).toBe('timeout');
+      await p.evaluate(task('home-f')); // the new thread is up, its modules loaded
+    }
+    // ~34 files a thread with tsx's cache on; a few of slack for what the process opens meanwhile
+    expect(open() - before).toBeLessThan(8);
+    expect(p.stats().timeouts).toBe(2);
   });
 
   it('a batch that waits behind others for the thread is not failed for the wait: its deadline counts from when the thread takes it', async () => {
