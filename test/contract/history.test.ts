@@ -132,6 +132,28 @@ describe('RedisEventHistory services stream', () => {
   });
 });
 
+describe('RedisEventHistory of a home without events', () => {
+  it('keeps the key a look made for the max age only (a sub to a mistyped home left one for good); the first event keeps it', async () => {
+    const keys = new RedisKeys(uniquePrefix());
+    const history = await redisHistory({ maxEvents: 10, maxAgeMs: 60_000 }, keys);
+    const client = await connectRedis((await redis!).url, { name: 'test-meta-ttl', log: createLogger('silent') });
+    const meta = (home: string) => keys.home(home, 'hist-meta');
+    const looked = await history.position('never-used');
+    await history.read('read-only', { epoch: 'e0', offset: 0 }, 10, 10);
+    for (const home of ['never-used', 'read-only']) {
+      const ttl = await client.pttl(meta(home));
+      expect(ttl).toBeGreaterThan(0);
+      expect(ttl).toBeLessThanOrEqual(60_000);
+    }
+    // the first event: same epoch as the look gave, and the hash stays
+    const first = await history.append('never-used', Uint8Array.from([1]));
+    expect(first).toEqual({ epoch: looked.epoch, offset: 1 });
+    expect(await client.pttl(meta('never-used'))).toBe(-1);
+    await client.quit();
+    await history.close();
+  });
+});
+
 describe('RedisEventHistory through a hung Redis', () => {
   it('stores no append that reached Redis after the node gave up on it: offsets go on without a hole, and a read has no event the node was told failed', async () => {
     const own = await startRedis();

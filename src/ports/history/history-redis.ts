@@ -39,9 +39,14 @@ const CLOCK_READING_MS = 100;
 const NOW = `local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)`;
 
-/** The home's epoch, created at the first look at the home so its position never changes epoch by itself. */
-const EPOCH = `local e = redis.call('HGET', KEYS[2], 'e')
-if not e then e = ARGV[1]; redis.call('HSET', KEYS[2], 'e', e) end`;
+/**
+ * The home's epoch, created at the first look at the home so its position never changes epoch by
+ * itself. A hash made by a look alone expires after the max age (ARGV[n]): a `sub` to a home that
+ * never has an event (a mistyped id) left a key for good; the first append keeps it (PERSIST). An
+ * app holding offset 0 of an expired one is told `epoch_changed` and reloads an empty home.
+ */
+const epoch = (maxAgeArg: number) => `local e = redis.call('HGET', KEYS[2], 'e')
+if not e then e = ARGV[1]; redis.call('HSET', KEYS[2], 'e', e); redis.call('PEXPIRE', KEYS[2], ARGV[${maxAgeArg}]) end`;
 
 /**
  * The appends of one turn, for several homes. KEYS: the node's rules marks hash and the marks'
@@ -69,7 +74,9 @@ for i = 1, homes do
   a = a + 2
   local e = redis.call('HGET', meta, 'e')
   if not e then e = ARGV[1]; redis.call('HSET', meta, 'e', e) end
-  local top = tonumber(redis.call('HGET', meta, 'o') or '0')
+  local o = redis.call('HGET', meta, 'o')
+  if not o then redis.call('PERSIST', meta) end
+  local top = tonumber(o or '0')
   local first = top
   local stale = {}
   local newestOf = {}
@@ -114,7 +121,7 @@ interface Pending {
  * Answers {status, epoch, top, data...}: the entries since+1..min(upTo, top) are the newest
  * top-since of the stream, read from its end.
  */
-const READ = new LuaScript(`${EPOCH}
+const READ = new LuaScript(`${epoch(6)}
 local top = tonumber(redis.call('HGET', KEYS[2], 'o') or '0')
 local since = tonumber(ARGV[3])
 if e ~= ARGV[2] or since > top then return {'epoch_changed', e, top} end
@@ -131,8 +138,8 @@ local out = {'ok', e, top}
 for i = #rows, #rows - (upper - since) + 1, -1 do out[#out + 1] = rows[i][2][4] end
 return out`);
 
-/** KEYS: stream, meta. ARGV: new epoch. */
-const POSITION = new LuaScript(`${EPOCH}
+/** KEYS: stream, meta. ARGV: new epoch, max age ms. */
+const POSITION = new LuaScript(`${epoch(2)}
 return {e, tonumber(redis.call('HGET', KEYS[2], 'o') or '0')}`);
 
 /**
@@ -140,8 +147,8 @@ return {e, tonumber(redis.call('HGET', KEYS[2], 'o') or '0')}`);
  * history): per home a stream `<prefix>{home:<id>}:hist` (fields `o` offset, `d` event), trimmed
  * by count and age and expiring when idle past the age, and a hash `…:hist-meta` with the epoch,
  * the newest offset and, per hub, the newest session epoch that put an event there (`s:<hub>`:
- * an older session's events are refused, `EventSource`). The hash has no expiry: offsets stay
- * comparable however long a home is quiet. A Redis that lost the hash (flushed, replaced) starts
+ * an older session's events are refused, `EventSource`). Once a home has had an event the hash
+ * has no expiry: offsets stay comparable however long a home is quiet (before, see `epoch`). A Redis that lost the hash (flushed, replaced) starts
  * a new epoch for the home.
  *
  * The appends of one event-loop turn go to Redis as one script call (a few for a large turn), each
@@ -259,7 +266,7 @@ export class RedisEventHistory implements EventHistory {
   }
 
   async position(homeId: string): Promise<Position> {
-    const [epoch, offset] = (await POSITION.runBuffer(this.client, this.homeKeys(homeId), [newEpoch()])) as [Buffer, number];
+    const [epoch, offset] = (await POSITION.runBuffer(this.client, this.homeKeys(homeId), [newEpoch(), this.retention.maxAgeMs])) as [Buffer, number];
     return { epoch: epoch.toString(), offset };
   }
 
