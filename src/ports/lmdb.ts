@@ -12,6 +12,7 @@
 import { accessSync, closeSync, constants, fstatSync, mkdirSync, openSync, readFileSync, readSync, rmSync, writeSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { open, type Database, type RootDatabase } from 'lmdb';
+import { ownIdentity, processIdentity } from './process-identity.js';
 
 export type DataSync = 'commit' | 'os';
 
@@ -213,9 +214,10 @@ function checkLayout(root: RootDatabase, file: string): void {
 }
 
 /**
- * One live process per data directory: a lock file holding the owner's pid. A lock whose process
- * is gone (a crash) is taken over; a live one is refused. Returns the release, and whether a
- * stale lock was taken over.
+ * One live process per data directory: a lock file holding the owner's pid and identity
+ * (process-identity.ts). A lock whose process is gone (a crash), or whose pid another process has
+ * now (pid 1 in a restarted container), is taken over; a live one is refused. Returns the release,
+ * and whether a stale lock was taken over.
  */
 function claimDirectory(dir: string, owner: string): { release: () => void; stale: boolean } {
   const lock = join(dir, LOCK);
@@ -223,7 +225,7 @@ function claimDirectory(dir: string, owner: string): { release: () => void; stal
   for (let attempt = 0; attempt < 2; attempt++) {
     try {
       const fd = openSync(lock, 'wx', 0o600);
-      writeSync(fd, `${process.pid}\n${owner}\n`);
+      writeSync(fd, `${process.pid}\n${owner}\n${ownIdentity()}\n`);
       closeSync(fd);
       let released = false;
       const release = () => {
@@ -236,10 +238,9 @@ function claimDirectory(dir: string, owner: string): { release: () => void; stal
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') {
         throw new DataStoreError(`DATA_DIR ${dir}: cannot create ${LOCK} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`, dir, { cause: err });
       }
-      const [pidLine, holder] = readLock(lock);
+      const [pidLine, holder, identity] = readLock(lock);
       const pid = Number(pidLine);
-      // this very process counts as live: a second store opened here on the same directory is refused too
-      if (Number.isSafeInteger(pid) && pid > 0 && (pid === process.pid || alive(pid))) {
+      if (Number.isSafeInteger(pid) && pid > 0 && held(pid, identity)) {
         throw new DataStoreError(`DATA_DIR ${dir} is in use by another node (${holder ?? `pid ${pid}`}, pid ${pid}): two nodes must not share one data directory; give each its own DATA_DIR`, dir);
       }
       // the owner is gone (crashed or killed): its lock is stale
@@ -250,13 +251,26 @@ function claimDirectory(dir: string, owner: string): { release: () => void; stal
   throw new DataStoreError(`DATA_DIR ${dir}: another process keeps taking ${LOCK}`, dir);
 }
 
-function readLock(lock: string): [string | undefined, string | undefined] {
+function readLock(lock: string): [string | undefined, string | undefined, string | undefined] {
   try {
-    const [pid, owner] = readFileSync(lock, 'utf8').split('\n');
-    return [pid, owner];
+    const [pid, owner, identity] = readFileSync(lock, 'utf8').split('\n');
+    return [pid, owner, identity || undefined];
   } catch {
-    return [undefined, undefined];
+    return [undefined, undefined, undefined];
   }
+}
+
+/**
+ * Whether the lock's process still runs. This very process holds it when the identity is its own (a
+ * second store opened here on the same directory is refused too); with another identity, or none
+ * (a lock of a version that wrote none), its pid was an earlier process's. Another live pid holds
+ * it unless its identity, where both are known, says it is a later process.
+ */
+function held(pid: number, identity: string | undefined): boolean {
+  if (pid === process.pid) return identity === ownIdentity();
+  if (!alive(pid)) return false;
+  const now = processIdentity(pid);
+  return identity === undefined || now === undefined || now === identity;
 }
 
 function alive(pid: number): boolean {

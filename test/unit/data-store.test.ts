@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { DataStoreError, openDataStore, type DataStore } from '../../src/ports/lmdb.js';
+import { ownIdentity, processIdentity } from '../../src/ports/process-identity.js';
 
 const stores: DataStore[] = [];
 afterEach(async () => {
@@ -50,6 +51,32 @@ describe('openDataStore', () => {
     const s = open(d);
     expect(readFileSync(join(d, 'node.lock'), 'utf8').split('\n')[0]).toBe(String(process.pid));
     await s.db<number>('t').put('k', 1);
+  });
+
+  it("takes over a lock naming its own pid from an earlier process (pid 1 in a restarted container), and one whose pid a later process got", async () => {
+    // a kill -9 of pid 1, then the restart is pid 1 again: the lock names this pid with another start
+    const restarted = dir();
+    writeFileSync(join(restarted, 'node.lock'), `${process.pid}\nnode killed\n${processIdentity(process.pid)}0\n`);
+    const a = open(restarted);
+    expect(readFileSync(join(restarted, 'node.lock'), 'utf8').split('\n')).toEqual([String(process.pid), expect.any(String), ownIdentity(), '']);
+    await a.db<number>('t').put('k', 1);
+    // a lock of a version that wrote no identity, naming this pid: an earlier process's too
+    const older = dir();
+    writeFileSync(join(older, 'node.lock'), `${process.pid}\nnode killed\n`);
+    await open(older).db<number>('t').put('k', 1);
+    // a live process with the lock's pid but another start: the pid was reused
+    const live = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 60000)']);
+    try {
+      const reused = dir();
+      writeFileSync(join(reused, 'node.lock'), `${live.pid}\nnode killed\nsome-boot:1\n`);
+      await open(reused).db<number>('t').put('k', 1);
+      // the same live process with its own identity holds its lock
+      const held = dir();
+      writeFileSync(join(held, 'node.lock'), `${live.pid}\nanother node\n${processIdentity(live.pid!)}\n`);
+      expect(refusal(held).message).toMatch(/is in use by another node \(another node, pid \d+\)/);
+    } finally {
+      live.kill();
+    }
   });
 
   it('refuses a directory it cannot create or write, naming it', () => {
