@@ -5,12 +5,12 @@
  */
 import { parseArgs } from 'node:util';
 import { existsSync, readdirSync, rmSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { BackupError, exportStore, importStore } from './data-backup.js';
 import { importIntoRedis } from './data-redis-import.js';
 import { TierError } from './errors.js';
 import { createLogger } from './log/logger.js';
-import { DataStoreError, openDataStore } from './ports/lmdb.js';
+import { DataStoreError, openDataStore, STORE_FILE } from './ports/lmdb.js';
 
 const USAGE = `usage: npm run data -- export FILE [--data-dir DIR]
        npm run data -- import FILE [--data-dir DIR]
@@ -54,6 +54,15 @@ async function main(): Promise<number> {
   if (dir === ':memory:') {
     process.stderr.write('DATA_DIR=:memory: has nothing on disk to export or import\n');
     return 2;
+  }
+  // a mistyped DATA_DIR would otherwise be made, and a backup of nothing written (a cron's every night)
+  if (command === 'export' && !existsSync(join(dir, STORE_FILE))) {
+    process.stderr.write(`data error: ${resolve(dir)} holds no store (no ${STORE_FILE}): nothing exported. Check DATA_DIR or --data-dir\n`);
+    return 1;
+  }
+  if (command === 'export' && !existsSync(dirname(resolve(file)))) {
+    process.stderr.write(`data error: ${dirname(resolve(file))}: no such directory to write ${basename(file)} in\n`);
+    return 1;
   }
   const before = filesIn(dir);
   const store = openDataStore(dir, { owner: `npm run data -- ${command}` });

@@ -39,7 +39,9 @@ export class DataStoreError extends Error {
 
 /** The layout version this code writes; a store of another version is refused, never rewritten. */
 export const DATA_LAYOUT_VERSION = 1;
-const FILE = 'hubtier.mdb';
+/** The store's file in DATA_DIR. */
+export const STORE_FILE = 'hubtier.mdb';
+const FILE = STORE_FILE;
 const LOCK = 'node.lock';
 
 export interface DataStore {

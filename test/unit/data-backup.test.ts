@@ -242,5 +242,14 @@ describe('data backup (JSON lines)', () => {
     writeFileSync(join(kept, 'notes.txt'), 'mine');
     await expect(cli('import', bad, '--data-dir', kept)).rejects.toMatchObject({ code: 1 });
     expect(readdirSync(kept)).toEqual(['notes.txt']);
+
+    // a mistyped DATA_DIR: refused, not made, no backup of nothing written (a cron would go on for months)
+    const missing = join(dir(), 'typo');
+    const none = join(dir(), 'none.jsonl');
+    await expect(cli('export', none, '--data-dir', missing)).rejects.toMatchObject({ code: 1, stderr: expect.stringMatching(/^data error: .*typo holds no store \(no hubtier\.mdb\): nothing exported/) });
+    expect(existsSync(missing)).toBe(false);
+    expect(existsSync(none)).toBe(false);
+    // an output directory that does not exist: named, no stack
+    await expect(cli('export', join(missing, 'b.jsonl'), '--data-dir', from)).rejects.toMatchObject({ code: 1, stderr: expect.stringMatching(/^data error: .*typo: no such directory to write b\.jsonl in\n$/) });
   });
 });
