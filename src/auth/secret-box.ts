@@ -79,6 +79,12 @@ export class SecretBox {
     }
   }
 
+  /** The id of the key the value is sealed with when this box lacks it, else null (in clear, or a key it has). */
+  missingKey(stored: string): string | null {
+    const id = sealedParts(stored)?.keyId;
+    return id !== undefined && !this.keys.has(id) ? id : null;
+  }
+
   /** True when the value is in clear or sealed with a key other than the current one. */
   needsReseal(stored: string): boolean {
     return sealedParts(stored)?.keyId !== this.currentId;

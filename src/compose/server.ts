@@ -1,3 +1,4 @@
+import { resolve } from 'node:path';
 import { CloseCode } from '../../proto/errors.js';
 import { actorFailureLog, type ActorSystem } from '../actors/actor.js';
 import { publishDesired } from '../actors/commands.js';
@@ -47,6 +48,7 @@ import type { RouteTable } from '../transport/http.js';
 import { traceFields } from '../trace/active-span.js';
 import { startTracing, stopTracing } from '../trace/tracing.js';
 import { fleetParts } from './fleet-wiring.js';
+import { checkSealingKey } from './sealing-key-check.js';
 import { AuditTrail } from '../actors/audit-trail.js';
 import { mountAuditApi } from '../api/audit-routes.js';
 import { MAX_HOME_HUBS } from '../api/fleet.js';
@@ -101,6 +103,7 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
   const commandBus = withLocalCommands(ports.bus, sessions);
   // a hub moved or deleted says so in its home's history; `events` (below, once the rules exist) is there before any request
   const fleet = await fleetParts(config, ports, log, metrics, commandBus, (event, epoch) => events.publish(event, epoch));
+  await checkSealingKey(ports.registry, fleet.box, isClusterMode(config) ? 'the cluster registry (Redis)' : resolve(config.dataDir), log);
   const auth = new Authenticator(config.adminToken, config.jwtSecret, { requireExp: config.jwtRequireExp, revoked: fleet.revoked, audience: config.jwtAudience, issuer: config.jwtIssuer, skewS: config.authSkewS });
   // every control action: stored (ports.audit) and published on `audit.events` for a SIEM
   const audit = new AuditTrail({ ...(ports.audit ? { store: ports.audit } : {}), bus: ports.bus, node: config.nodeId, log: log.child({ part: 'audit' }) });

@@ -373,7 +373,8 @@ export function mountHubGateway(app: TemplatedApp, deps: HubGatewayDeps): void {
     metrics?.upgradeRefused(e.code);
     // sampled per source: a flood of bad handshakes cannot fill the disk
     refusals.info(remote ?? 'aborted', { code: e.code, remote, hubId }, 'hub handshake refused');
-    return e;
+    // the detail (a sealing key the node lacks, a backend's error) is the operator's, logged above, not the device's
+    return e.code === 'internal' ? new TierError('internal', 'the node could not admit this hub; its log says why') : e;
   }
 
   /** Admission control's refusal: before any work for the handshake, and cheap (it comes in storms). */
