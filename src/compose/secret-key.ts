@@ -28,7 +28,7 @@ export function secretBoxFor(config: Pick<Config, 'secretKey' | 'secretKeysOld' 
   }
   if (raw !== null) return new SecretBox(parseSecretKey(raw, file), older);
   const key = SecretBox.randomKey();
-  mkdirSync(dir, { recursive: true });
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
   // 'wx': two nodes starting on one directory cannot both write a key (the store's lock refuses the second anyway)
   writeFileSync(file, key.toString('hex') + '\n', { mode: 0o600, flag: 'wx' });
   chmodSync(file, 0o600);

@@ -77,7 +77,8 @@ export interface DataStore {
 export function openDataStore(dir: string, options: DataStoreOptions = {}): DataStore {
   const path = resolve(dir);
   try {
-    mkdirSync(path, { recursive: true });
+    // made by the node: its owner's alone (shadows, audit, revocations); an existing one is left as it is
+    mkdirSync(path, { recursive: true, mode: 0o700 });
     accessSync(path, constants.W_OK);
   } catch (err) {
     throw new DataStoreError(`DATA_DIR ${path}: cannot create or write the directory (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); choose another DATA_DIR or fix its permissions`, path, { cause: err });

@@ -34,6 +34,7 @@ describe('openDataStore', () => {
   it('creates the directory, keeps what was committed across a close, and takes one owner at a time', async () => {
     const d = join(dir(), 'nested', 'data');
     const a = open(d);
+    expect(statSync(d).mode & 0o777).toBe(0o700);
     await a.db<number>('t').put('k', 7);
     const second = refusal(d);
     expect(second).toBeInstanceOf(DataStoreError);
