@@ -88,6 +88,8 @@ export class HubtierClient {
   private readonly url: string;
   private readonly WebSocket: WebSocketConstructor;
   private readonly token: () => Promise<string>;
+  /** the token comes from a function: a request refused `unauthorized` (token expired) waits for the next one */
+  private readonly refreshable: boolean;
   private readonly backoff: BackoffOptions;
   private readonly random: () => number;
   private readonly stableAfterMs: number;
@@ -139,7 +141,14 @@ export class HubtierClient {
     if (!(this.connectTimeoutMs >= 0)) throw new RangeError(`connectTimeoutMs must be 0 or a positive number of ms (got ${String(opts.connectTimeoutMs)})`);
     const subscribeTimeoutMs = opts.subscribeTimeoutMs ?? 10_000;
     if (!(subscribeTimeoutMs >= 0)) throw new RangeError(`subscribeTimeoutMs must be 0 or a positive number of ms (got ${String(opts.subscribeTimeoutMs)})`);
-    this.subs = new Subscriptions(this.requests, () => this.isOpen(), subscribeTimeoutMs, (home) => this.giveUp(SUBSCRIBE_TIMEOUT_CLOSE, 'subscribe timeout', `no answer to the sub of ${home} within ${subscribeTimeoutMs} ms (subscribeTimeoutMs)`));
+    this.refreshable = typeof token === 'function';
+    this.subs = new Subscriptions(
+      this.requests,
+      () => this.isOpen(),
+      subscribeTimeoutMs,
+      (home) => this.giveUp(SUBSCRIBE_TIMEOUT_CLOSE, 'subscribe timeout', `no answer to the sub of ${home} within ${subscribeTimeoutMs} ms (subscribeTimeoutMs)`),
+      this.refreshable,
+    );
     if (opts.onState) this.listeners.add(opts.onState);
     this.connect();
   }
@@ -167,12 +176,17 @@ export class HubtierClient {
 
   /**
    * Sends a command and resolves with the hub's result. Rejects with a ClientError: the server's
-   * refusal, `command_timeout` when no answer came within the timeout plus the margin, or
-   * `session_closed` when the connection dropped after sending (the hub may have run it). A command
-   * made while reconnecting waits for the connection, within the same timeout.
+   * refusal, `command_timeout` when no answer came within the timeout plus the margin (`sent: false`
+   * when it never reached the node: safe to send again), or `session_closed` when the connection
+   * dropped after sending (the hub may have run it). A command made while reconnecting waits for the
+   * connection, within the same timeout; one refused `unauthorized` (the token expired under it: not
+   * run) is sent again once with the token function's fresh token. `set` with `method` rejects
+   * `invalid_field` unsent, as the node would refuse it.
    */
   command(hubId: string, deviceId: string, body: CommandBody, opts: CommandOptions = {}): Promise<unknown> {
     if (this.closing) return Promise.reject(ClientError.local('session_closed', 'the client is closed'));
+    // plain JavaScript passes CommandBody's type check by; the node refuses both (invalid_field method)
+    if (body.set !== undefined && body.method !== undefined) return Promise.reject(ClientError.invalid('method', 'set and method together: send one of them'));
     const timeoutMs = opts.timeoutMs ?? this.commandTimeoutMs;
     const spec = body.set !== undefined ? { set: body.set } : { method: body.method, params: body.params ?? {} };
     const limit = timeoutMs + this.commandMarginMs;
@@ -180,7 +194,13 @@ export class HubtierClient {
       this.requests.add(
         (id): AppRequest => ({ op: 'cmd', id, hub: hubId, device: deviceId, ...spec, timeoutMs }),
         { ok: resolve, fail: reject },
-        { onDrop: 'reject', queue: true, timeoutMs: limit, timeout: () => reject(ClientError.local('command_timeout', `no answer within ${limit} ms`)) },
+        {
+          onDrop: 'reject',
+          queue: true,
+          timeoutMs: limit,
+          timeout: (sent) => reject(ClientError.local('command_timeout', sent ? `no answer within ${limit} ms` : `not sent: no connection within ${limit} ms`, undefined, sent)),
+          resendUnauthorized: this.refreshable,
+        },
       );
     });
   }

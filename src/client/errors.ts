@@ -18,14 +18,20 @@ export class ClientError extends Error {
   readonly hubCode?: string;
   /** the request field at fault (`invalid_field`) */
   readonly field?: string;
+  /**
+   * on the client's own `command_timeout`: false when the command never reached the node in a form
+   * it could run (never written to a socket, or refused `unauthorized` and not resent): safe to send again
+   */
+  readonly sent?: boolean;
 
-  constructor(fields: { code: string; num: number; temporary: boolean; message: string; hubCode?: string | undefined; field?: string | undefined }, options?: { cause?: unknown }) {
+  constructor(fields: { code: string; num: number; temporary: boolean; message: string; hubCode?: string | undefined; field?: string | undefined; sent?: boolean | undefined }, options?: { cause?: unknown }) {
     super(fields.message, options);
     this.code = fields.code;
     this.num = fields.num;
     this.temporary = fields.temporary;
     if (fields.hubCode !== undefined) this.hubCode = fields.hubCode;
     if (fields.field !== undefined) this.field = fields.field;
+    if (fields.sent !== undefined) this.sent = fields.sent;
   }
 
   /** The server's `err` answer as an error. */
@@ -40,9 +46,9 @@ export class ClientError extends Error {
   }
 
   /** A failure found by the client, numbered from the one table. */
-  static local(code: ErrorCode, message: string, cause?: unknown): ClientError {
+  static local(code: ErrorCode, message: string, cause?: unknown, sent?: boolean): ClientError {
     const row = ErrorCodes[code];
-    return new ClientError({ code, num: row.code, temporary: row.temporary, message }, cause === undefined ? undefined : { cause });
+    return new ClientError({ code, num: row.code, temporary: row.temporary, message, sent }, cause === undefined ? undefined : { cause });
   }
 }
 

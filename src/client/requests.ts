@@ -14,6 +14,10 @@ interface Pending {
    * to send it again), `forget` (a subscription: the client resubscribes on the next open).
    */
   readonly onDrop: 'reject' | 'forget';
+  /** written where it could have run: false until written, and again after an `unauthorized` refusal (not run) */
+  mayHaveRun: boolean;
+  /** sent again at the next open when refused `unauthorized` (once) */
+  resendUnauthorized: boolean;
   timer: ReturnType<typeof setTimeout> | null;
 }
 
@@ -30,23 +34,26 @@ export class Requests {
   /**
    * Registers a request and writes it when the socket is open, else at the next open (`queue`) or
    * not at all (null).
-   * `timeoutMs`: forgotten after this long, sent or not, and `timeout()` called (instead of a handler).
+   * `timeoutMs`: forgotten after this long, sent or not, and `timeout(mayHaveRun)` called (instead
+   * of a handler); `mayHaveRun` false: never written, or refused `unauthorized` and not written since.
+   * `resendUnauthorized`: an `unauthorized` answer (the socket's token expired: not run) does not
+   * settle it the first time; it waits, unsent, for the next open (a fresh token) instead.
    */
   add(
     build: (id: number) => Sendable,
     handlers: { ok: (result: unknown) => void; fail: (err: ClientError) => void },
-    opts: { onDrop: 'reject' | 'forget'; queue: boolean; timeoutMs?: number; timeout?: () => void },
+    opts: { onDrop: 'reject' | 'forget'; queue: boolean; timeoutMs?: number; timeout?: (mayHaveRun: boolean) => void; resendUnauthorized?: boolean },
   ): number | null {
     const id = this.nextId++;
     const msg = build(id);
     const sent = this.write(msg);
     if (!sent && !opts.queue) return null;
-    const p: Pending = { msg, sent, ok: handlers.ok, fail: handlers.fail, onDrop: opts.onDrop, timer: null };
+    const p: Pending = { msg, sent, ok: handlers.ok, fail: handlers.fail, onDrop: opts.onDrop, mayHaveRun: sent, resendUnauthorized: opts.resendUnauthorized === true, timer: null };
     if (opts.timeoutMs !== undefined && opts.timeout !== undefined) {
       const timeout = opts.timeout;
       p.timer = setTimeout(() => {
         this.pending.delete(id);
-        timeout();
+        timeout(p.mayHaveRun);
       }, opts.timeoutMs);
     }
     this.pending.set(id, p);
@@ -57,6 +64,11 @@ export class Requests {
   answer(id: number, outcome: { ok: true; result: unknown } | { ok: false; error: ClientError }): boolean {
     const p = this.pending.get(id);
     if (!p) return false;
+    if (!outcome.ok && outcome.error.code === 'unauthorized' && p.resendUnauthorized) {
+      p.resendUnauthorized = false;
+      p.sent = p.mayHaveRun = false;
+      return true;
+    }
     this.settle(id, p);
     if (outcome.ok) p.ok(outcome.result);
     else p.fail(outcome.error);
@@ -65,7 +77,7 @@ export class Requests {
 
   /** Writes the requests queued while no socket was open. */
   flush(): void {
-    for (const p of this.pending.values()) if (!p.sent) p.sent = this.write(p.msg);
+    for (const p of this.pending.values()) if (!p.sent) p.sent = p.mayHaveRun = this.write(p.msg);
   }
 
   /** The socket dropped: sent commands fail with `error`, sent subscriptions are forgotten, unsent requests wait. */

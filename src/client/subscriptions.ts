@@ -19,7 +19,10 @@ export interface SubscriptionHandlers {
   onReload?(info: ReloadInfo): void;
   /** every answer to this home's `sub`: the first, and each after a reconnect or a gap */
   onSubscribed?(result: SubResult): void;
-  /** the server refused the subscription: it has ended */
+  /**
+   * the server refused the subscription: it has ended. `unauthorized` (the socket's token expired)
+   * ends it only with a string token, or when the fresh token's socket refuses it too
+   */
   onError?(error: ClientError): void;
 }
 
@@ -53,6 +56,8 @@ interface Home {
   last: SubResult | null;
   readonly ready: Promise<SubResult>;
   settle: { resolve(r: SubResult): void; reject(e: ClientError): void } | null;
+  /** the socket (number of opens) that refused this home `unauthorized` since its last answer; null: none */
+  unauthorizedOn: number | null;
 }
 
 /**
@@ -62,16 +67,21 @@ interface Home {
  */
 export class Subscriptions {
   private readonly homes = new Map<string, Home>();
+  /** sockets opened so far: tells a refusal on the fresh token's socket from one on the expiring socket */
+  private opens = 0;
 
   /**
    * `unanswered(home)`: a `sub` got no answer within `answerTimeoutMs` (0: never) on an open socket.
    * The node answers every `sub`, a failed recovery too, so the session is stuck: the caller replaces it.
+   * `refreshable`: the token comes from a function, so an `unauthorized` answer (the socket's token
+   * expired; the node closes it with 4007 within a second) waits for the next socket's fresh token.
    */
   constructor(
     private readonly requests: Requests,
     private readonly isOpen: () => boolean,
     private readonly answerTimeoutMs = 0,
     private readonly unanswered: (home: string) => void = () => {},
+    private readonly refreshable = false,
   ) {}
 
   add(home: string, handlers: SubscriptionHandlers, opts: SubscribeOptions = {}): Subscription {
@@ -83,7 +93,7 @@ export class Subscriptions {
       const ready = new Promise<SubResult>((resolve, reject) => (settle = { resolve, reject }));
       // the app need not await ready: a refusal also reaches onError
       ready.catch(() => {});
-      h = { home, listeners: new Set(), cursor: new HomeCursor(), pendingId: null, joined: false, last: null, ready, settle };
+      h = { home, listeners: new Set(), cursor: new HomeCursor(), pendingId: null, joined: false, last: null, ready, settle, unauthorizedOn: null };
       // the first `sub` then carries since, and its answer is taken as a resubscription's
       if (since !== undefined) h.cursor.pos = { epoch: since.epoch, offset: since.offset };
       this.homes.set(home, h);
@@ -103,6 +113,7 @@ export class Subscriptions {
 
   /** The socket opened: every home subscribes again from its position (one added by a state listener just now has been). */
   opened(): void {
+    this.opens++;
     for (const h of this.homes.values()) if (h.pendingId === null) this.send(h);
   }
 
@@ -167,6 +178,7 @@ export class Subscriptions {
     if (this.homes.get(h.home) !== h) return;
     h.pendingId = null;
     h.joined = true;
+    h.unauthorizedOn = null;
     const first = h.last === null;
     h.last = result;
     let released: AppEventMessage[] = [];
@@ -193,6 +205,14 @@ export class Subscriptions {
 
   private refused(h: Home, error: ClientError): void {
     if (this.homes.get(h.home) !== h) return;
+    if (error.code === 'unauthorized' && this.refreshable && (h.unauthorizedOn === null || h.unauthorizedOn === this.opens)) {
+      // the token expired under the socket: kept for the next open, which brings a fresh token;
+      // refused on that socket too, the token function's tokens are refused and it ends
+      h.unauthorizedOn = this.opens;
+      h.pendingId = null;
+      h.joined = false;
+      return;
+    }
     this.homes.delete(h.home);
     this.each(h, (l) => l.onError?.(error));
     h.settle?.reject(error);
