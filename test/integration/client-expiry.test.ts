@@ -79,28 +79,40 @@ describe('app client library across a token expiry, against a real node', () => 
   }
 
   it('a sub sent just after exp is refused unauthorized, kept, and subscribed over the fresh token', async () => {
-    const { c, refusals, atExp, minted } = expiringClient();
-    const errors: ClientError[] = [];
-    await c.subscribe(HOME, { onEvent() {}, onError: (e) => errors.push(e) }).ready;
-    await atExp();
-    const later = c.subscribe(LATER, { onEvent() {}, onError: (e) => errors.push(e) });
-    const answer = await later.ready.catch((e: unknown) => e);
-    expect(refusals).toEqual(['token expired']);
-    expect(answer).toMatchObject({ home: LATER });
-    expect(errors).toEqual([]);
-    expect(minted()).toBe(2);
-    expect(later.position).not.toBeNull();
+    // the window (exp until the node's timer closes the socket, up to a second) is missed when this
+    // process's timer fires late on a busy machine: then the sub simply goes over the next socket,
+    // and the scenario is tried again, on a new client, until the node has refused one
+    for (let attempt = 1; ; attempt++) {
+      const { c, refusals, atExp, minted } = expiringClient();
+      const errors: ClientError[] = [];
+      await c.subscribe(HOME, { onEvent() {}, onError: (e) => errors.push(e) }).ready;
+      await atExp();
+      const later = c.subscribe(LATER, { onEvent() {}, onError: (e) => errors.push(e) });
+      const answer = await later.ready.catch((e: unknown) => e);
+      expect(answer).toMatchObject({ home: LATER });
+      expect(errors).toEqual([]);
+      expect(later.position).not.toBeNull();
+      if (refusals.length === 0 && attempt < 5) continue;
+      expect(refusals).toEqual(['token expired']);
+      expect(minted()).toBe(2);
+      return;
+    }
   });
 
   it('a command sent just after exp is refused unauthorized (not run), sent again over the fresh token and answered', async () => {
     const hubId = await onlineHub('expiry');
-    const { c, refusals, atExp, minted } = expiringClient();
-    await c.command(hubId, 'lamp', { set: { on: false } });
-    await atExp();
-    const result = await c.command(hubId, 'lamp', { set: { on: true } }).catch((e: unknown) => e);
-    expect(refusals).toEqual(['token expired']);
-    expect(result).toEqual({ on: true });
-    expect(minted()).toBe(2);
+    // tried again when the window was missed, as above
+    for (let attempt = 1; ; attempt++) {
+      const { c, refusals, atExp, minted } = expiringClient();
+      await c.command(hubId, 'lamp', { set: { on: false } });
+      await atExp();
+      const result = await c.command(hubId, 'lamp', { set: { on: true } }).catch((e: unknown) => e);
+      if (refusals.length === 0 && attempt < 5) continue;
+      expect(refusals).toEqual(['token expired']);
+      expect(result).toEqual({ on: true });
+      expect(minted()).toBe(2);
+      return;
+    }
   });
 
   it('refuses set with method (invalid_field method, as the node does) without sending it', async () => {
