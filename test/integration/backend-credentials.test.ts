@@ -3,7 +3,8 @@
  * `--requirepass`. Credentials in NATS_URL log the node in (the NATS client ignores them in a server
  * URL; the node passes them as options). A wrong password is named as such (Authorization
  * Violation, WRONGPASS, NOAUTH) in the `waiting for backends` line, the fatal line and `/readyz`'s
- * `lastError`, none of which carries the password.
+ * `lastError`, none of which carries the password. While it waits for Redis the node keeps its one
+ * NATS connection instead of reconnecting NATS at every Redis attempt.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort, startNats, startNode, startRedis, uniquePrefix, ExitedError, type Backend, type NodeProc } from '../../load/harness/index.js';
@@ -87,13 +88,16 @@ describe('backends that require credentials', { timeout: 90_000 }, () => {
     expect(err.output).not.toContain(WRONG);
   });
 
-  it('a wrong Redis password is named WRONGPASS', async ({ signal }) => {
+  it('a wrong Redis password is named WRONGPASS, and NATS stays connected once while the node waits', async ({ signal }) => {
     // past 3.5 s of waiting the node has tried Redis at least five times (100 ms doubling)
     const { readyz, raw, lines, text } = await waitingNode({ NATS_URL: natsUrl(NATS_PASS), REDIS_URL: redisUrl(WRONG) }, 'redis', signal, (b) => (b.waitingMs as number) > 3_500);
     expect(readyz.lastError).toMatch(/redis at redis:\/\/:\*\*\*@127\.0\.0\.1:\d+\/? is unreachable: WRONGPASS .*check the password in REDIS_URL/);
     expect(lines.find((l) => l.msg === 'waiting for backends')).toMatchObject({ backend: 'redis', err: expect.stringMatching(/WRONGPASS/) });
     expect(raw).not.toContain(WRONG);
     expect(text).not.toContain(WRONG);
+    // one connection kept across the Redis attempts (it was one opened and closed per attempt)
+    expect(lines.filter((l) => l.msg === 'nats connected')).toHaveLength(1);
+    expect(lines.filter((l) => l.msg === 'nats connection closed')).toHaveLength(0);
   });
 
   it('a missing Redis password is named NOAUTH', async ({ signal }) => {
