@@ -118,7 +118,7 @@ async function launch(spec: BackendSpec, port: number): Promise<Proc> {
 
 /**
  * One probe: NATS greets every connection with `INFO {...}`; Redis answers `PING` with `+PONG`
- * (and `-LOADING` while it loads, which counts as not ready).
+ * (and `-LOADING` while it loads, which counts as not ready; `-NOAUTH` when it requires a password).
  */
 function answers(kind: Backend['kind'], port: number): Promise<boolean> {
   return new Promise((resolve) => {
@@ -136,7 +136,8 @@ function answers(kind: Backend['kind'], port: number): Promise<boolean> {
     socket.on('data', (chunk) => {
       got += chunk.toString();
       if (!got.includes('\r\n')) return;
-      done(kind === 'nats' ? got.startsWith('INFO ') : got.startsWith('+PONG'));
+      // a Redis that requires a password answers NOAUTH once it serves: ready too (not -LOADING)
+      done(kind === 'nats' ? got.startsWith('INFO ') : got.startsWith('+PONG') || got.startsWith('-NOAUTH'));
     });
   });
 }

@@ -14,6 +14,8 @@ export interface NatsOptions {
    * ends. @default false (core NATS only)
    */
   jetstream?: boolean;
+  /** clients must log in as this user (`--user`/`--pass`); `url` stays without them @default none */
+  auth?: { user: string; pass: string };
 }
 
 /** Starts a nats-server on a free port of 127.0.0.1: core NATS, or with JetStream when asked. */
@@ -25,5 +27,6 @@ export async function startNats(options: NatsOptions = {}): Promise<Backend> {
     removeAtExit(dir);
     store = ['-js', '-sd', dir];
   }
-  return startBackend({ kind: 'nats', bin, port: options.port, args: (port) => ['-a', '127.0.0.1', '-p', String(port), ...store] });
+  const auth = options.auth ? ['--user', options.auth.user, '--pass', options.auth.pass] : [];
+  return startBackend({ kind: 'nats', bin, port: options.port, args: (port) => ['-a', '127.0.0.1', '-p', String(port), ...store, ...auth] });
 }

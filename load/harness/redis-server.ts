@@ -12,6 +12,8 @@ export interface RedisOptions {
   persist?: boolean;
   /** how the append-only file is fsynced; setting it implies `persist` @default 'everysec' */
   appendfsync?: 'always' | 'everysec' | 'no';
+  /** clients must AUTH with this password (`--requirepass`); `url` stays without it @default none */
+  requirePass?: string;
 }
 
 /**
@@ -31,7 +33,8 @@ export async function startRedis(options: RedisOptions = {}): Promise<Backend> {
     port: options.port,
     args: (port) => {
       mkdirSync(dir, { recursive: true });
-      return ['--port', String(port), '--bind', '127.0.0.1', '--save', '', ...durability, '--dir', dir, '--protected-mode', 'no'];
+      const auth = options.requirePass !== undefined ? ['--requirepass', options.requirePass] : [];
+      return ['--port', String(port), '--bind', '127.0.0.1', '--save', '', ...durability, '--dir', dir, '--protected-mode', 'no', ...auth];
     },
     cleanup: () => {
       if (persist) return; // the append-only file must outlive the stop

@@ -24,17 +24,51 @@ import { TierError } from '../errors.js';
 import { BackendStartError } from './until-reachable.js';
 
 /**
+ * What a failed start attempt leaves to the next: the bus, once NATS answered, so a node waiting
+ * for Redis keeps one NATS connection instead of opening and closing one per attempt. `close` ends
+ * it when the start gives up or is stopped; a bus kept after that is closed at once.
+ */
+export class StartHold {
+  private bus: NatsBus | undefined;
+  private closed = false;
+
+  /** The kept bus if it is still connected (else it is closed and none is given). */
+  async take(): Promise<NatsBus | undefined> {
+    const bus = this.bus;
+    this.bus = undefined;
+    if (bus && !bus.connected) {
+      await bus.close();
+      return undefined;
+    }
+    return bus;
+  }
+
+  async keep(bus: NatsBus): Promise<void> {
+    if (this.closed) await bus.close();
+    else this.bus = bus;
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    const bus = this.bus;
+    this.bus = undefined;
+    await bus?.close();
+  }
+}
+
+/**
  * The ports of cluster mode: NATS for the bus, Redis for the rest. The shadow store's batches get
  * a connection of their own so a large pipeline never delays a handshake's directory claim;
  * directory, registry, nonces, rules and lease share one; BullMQ has its own. Rejects with a
- * BackendStartError naming the backend that did not answer (src/compose/until-reachable.ts retries).
+ * BackendStartError naming the backend that did not answer (src/compose/until-reachable.ts retries);
+ * with `hold`, a bus that connected is kept there for the next attempt instead of closed.
  */
-export async function clusterPorts(config: Config, log: Logger, observe?: BackendObserver): Promise<Ports> {
+export async function clusterPorts(config: Config, log: Logger, observe?: BackendObserver, hold?: StartHold): Promise<Ports> {
   if (!config.natsUrl || !config.redisUrl) throw new Error('cluster mode needs NATS_URL and REDIS_URL');
   const keys = new RedisKeys(config.redisPrefix);
   const node = config.nodeId;
   const opened: Array<() => Promise<void>> = [];
-  let bus: NatsBus;
+  let bus: NatsBus | undefined;
   let shared: Awaited<ReturnType<typeof connectRedis>>;
   let shadows: RedisShadowStore;
   let push: BullMqPushQueue;
@@ -44,8 +78,7 @@ export async function clusterPorts(config: Config, log: Logger, observe?: Backen
   try {
     // each connection role is its own `client` label: a slow shadow pipeline shows apart from the control calls
     const calls = (role: string) => (observe ? { observe: observe.redis(role) } : {});
-    bus = await NatsBus.connect(config.natsUrl, { name: node, log: log.child({ port: 'bus' }), pingIntervalMs: config.natsPingMs, ...(observe ? { observe: observe.bus } : {}) });
-    opened.push(() => bus.close());
+    bus = (await hold?.take()) ?? (await NatsBus.connect(config.natsUrl, { name: node, log: log.child({ port: 'bus' }), pingIntervalMs: config.natsPingMs, ...(observe ? { observe: observe.bus } : {}) }));
     connecting = 'redis';
     shared = await connectRedis(config.redisUrl, { name: `${config.redisPrefix}${node}:control`, log: log.child({ port: 'redis' }), ...calls('control') });
     const client = shared;
@@ -86,6 +119,7 @@ export async function clusterPorts(config: Config, log: Logger, observe?: Backen
   } catch (err) {
     // a node that cannot reach a backend does not start; close what did open
     await Promise.allSettled(opened.map((close) => close()));
+    if (bus) await (hold ? hold.keep(bus) : bus.close());
     throw err instanceof TierError && err.code === 'unavailable' ? new BackendStartError(connecting, err) : err;
   }
   const directory = new RedisDirectory(shared, { keys, ttlMs: config.directoryTtlMs });

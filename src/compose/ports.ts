@@ -8,16 +8,16 @@ import { isClusterMode, type Config } from '../config/config.js';
 import type { Logger } from '../log/logger.js';
 import type { BackendObserver } from '../ports/ports.js';
 import type { Ports } from '../ports/ports.js';
-import { clusterPorts } from './cluster-ports.js';
+import { clusterPorts, type StartHold } from './cluster-ports.js';
 import { diskPorts } from './disk-ports.js';
 import { memoryPorts } from './memory-ports.js';
 
 /** DATA_DIR that keeps the embedded default in memory (tests, throwaway demos) */
 export const MEMORY = ':memory:';
 
-/** `observe`: the node's metrics, told of backend calls and store batches */
-export function portsFor(config: Config, timers: TimerWheel, log: Logger, observe?: BackendObserver): Promise<Ports> {
-  if (isClusterMode(config)) return clusterPorts(config, log, observe);
+/** `observe`: the node's metrics, told of backend calls and store batches; `hold`: see clusterPorts */
+export function portsFor(config: Config, timers: TimerWheel, log: Logger, observe?: BackendObserver, hold?: StartHold): Promise<Ports> {
+  if (isClusterMode(config)) return clusterPorts(config, log, observe, hold);
   if (config.dataDir === MEMORY) return Promise.resolve(memoryPorts(config, timers, log));
   return diskPorts(config, timers, log, observe);
 }

@@ -35,6 +35,7 @@ import { loadUws, type UwsBinding } from '../transport/uws.js';
 import { listen } from './listen.js';
 import { ListenPause } from './listen-pause.js';
 import { portsWhenReachable } from './backend-wait.js';
+import { StartHold } from './cluster-ports.js';
 import { startMallocTrimmer } from './malloc-trim.js';
 import { ReadFailures } from '../log/read-failures.js';
 import { heapRelease } from './heap-release.js';
@@ -81,8 +82,16 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
   const sessions = new SessionIndex<HubSession>();
   const metrics = new NodeMetrics(() => sessions.size);
   metrics.attach({ hubs: sessions });
-  const connect = () => portsFor(config, timers, log, metrics);
-  const waited = !makePorts && isClusterMode(config) ? await portsWhenReachable(connect, { config, log, uws: binding.uws, metrics, signal: options.signal }) : null;
+  // the bus of an attempt that failed on Redis is kept for the next one
+  const hold = new StartHold();
+  const connect = () => portsFor(config, timers, log, metrics, hold);
+  const waited =
+    !makePorts && isClusterMode(config)
+      ? await portsWhenReachable(connect, { config, log, uws: binding.uws, metrics, signal: options.signal }).catch(async (err: unknown) => {
+          await hold.close();
+          throw err;
+        })
+      : null;
   const ports = waited ? waited.ports : makePorts ? await makePorts(timers) : await connect();
   metrics.binding.set({ package: binding.packageName, native: String(binding.native) }, 1);
   // what timers read of the process (its resident size, its cgroup) fails counted, never thrown (EMFILE)

@@ -1,6 +1,7 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { parseSecretKey } from '../auth/secret-box.js';
+import { natsConnectTarget, redactUrl } from './backend-urls.js';
 
 /**
  * The one typed configuration, layered defaults → JSON file (`CONFIG_FILE`) → environment.
@@ -16,15 +17,17 @@ export interface Config {
   adminPort: number;
   /** @default '127.0.0.1' */
   adminHost: string;
-  /** bearer token of the administrator, at least 24 characters; generated (into SECRETS_FILE) when not set */
+  /** bearer token of the administrator, at least 24 characters; embedded default: generated (into SECRETS_FILE) when not set; cluster mode: required */
   adminToken: string;
-  /** HS256 key of user JWTs, at least 32 characters; generated (into SECRETS_FILE) when not set */
+  /** HS256 key of user JWTs, at least 32 characters; embedded default: generated (into SECRETS_FILE) when not set; cluster mode: required */
   jwtSecret: string;
   /** generated when not set */
   nodeId: string;
+  /** NATS server(s), comma-separated; `user:pass@` or `token@` in them is handed to the client as credentials */
   natsUrl: string | undefined;
   /** @default 5_000 (ms): NATS pings this often; a server that misses two is left (reconnect) */
   natsPingMs: number;
+  /** `redis[s]://[user:pass@]host:port[/db]` */
   redisUrl: string | undefined;
   /** @default 'info' */
   logLevel: string;
@@ -238,17 +241,32 @@ const oneOf =
     if (typeof raw !== 'string' || !(values as readonly string[]).includes(raw)) throw new ConfigError(`${key}: expected one of ${values.join(', ')}, got ${JSON.stringify(raw)}`);
     return raw as T;
   };
+/**
+ * A URL of one of `schemes` (`list`: several, comma-separated). Errors show it through `redactUrl`:
+ * a backend URL carries its password, and the message lands in logs.
+ */
 const url =
-  (schemes: string[]): Parser<string> =>
+  (schemes: string[], list = false): Parser<string> =>
   (raw, key) => {
     const s = text(raw, key);
-    let parsed: URL;
-    try {
-      parsed = new URL(s);
-    } catch {
-      throw new ConfigError(`${key}: not a URL: ${s}`);
+    const parts = list ? s.split(',').map((p) => p.trim()).filter((p) => p.length > 0) : [s];
+    if (parts.length === 0) throw new ConfigError(`${key}: expected a non-empty string`);
+    for (const part of parts) {
+      let parsed: URL;
+      try {
+        parsed = new URL(part);
+      } catch {
+        throw new ConfigError(`${key}: not a URL: ${redactUrl(part)}`);
+      }
+      if (!schemes.includes(parsed.protocol)) throw new ConfigError(`${key}: expected a ${schemes.join(' or ')} URL, got ${redactUrl(part)}`);
     }
-    if (!schemes.includes(parsed.protocol)) throw new ConfigError(`${key}: expected a ${schemes.join(' or ')} URL, got ${s}`);
+    if (list) {
+      try {
+        natsConnectTarget(s);
+      } catch (err) {
+        throw new ConfigError((err as Error).message);
+      }
+    }
     return s;
   };
 
@@ -267,7 +285,7 @@ const FIELDS: { [K in keyof Config]: Field<K> } = {
   adminToken: { env: 'ADMIN_TOKEN', parse: secret(SECRET_MIN_CHARS.ADMIN_TOKEN) },
   jwtSecret: { env: 'JWT_SECRET', parse: secret(SECRET_MIN_CHARS.JWT_SECRET) },
   nodeId: { env: 'NODE_ID', parse: text },
-  natsUrl: { env: 'NATS_URL', parse: url(['nats:', 'tls:', 'ws:', 'wss:']) },
+  natsUrl: { env: 'NATS_URL', parse: url(['nats:', 'tls:', 'ws:', 'wss:'], true) },
   natsPingMs: { env: 'TIER_NATS_PING_MS', parse: int(100, 600_000), default: 5_000 },
   redisUrl: { env: 'REDIS_URL', parse: url(['redis:', 'rediss:']) },
   logLevel: { env: 'LOG_LEVEL', parse: oneOf(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']), default: 'info' },
@@ -348,6 +366,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): LoadedConfig {
     out[key] = raw === undefined ? field.default : field.parse(raw, fromEnv !== undefined && fromEnv !== '' ? field.env : `CONFIG_FILE.${key}`);
   }
 
+  const cluster = out.natsUrl !== undefined && out.redisUrl !== undefined;
+  // each node would generate its own: tokens minted on one node would be refused by the others
+  for (const [key, env] of [['adminToken', 'ADMIN_TOKEN'], ['jwtSecret', 'JWT_SECRET']] as const) {
+    if (cluster && out[key] === undefined) throw new ConfigError(`${env}: cluster mode needs it set (not empty), the same on every node; make one with ${MAKE_SECRET}`);
+  }
   const generated: LoadedConfig['generated'] = [];
   if (out.adminToken === undefined) {
     out.adminToken = randomBytes(24).toString('base64url');

@@ -3,6 +3,7 @@ import { Redis, type RedisOptions } from 'ioredis';
 import { TierError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 import type { CallObserver } from './ports.js';
+import { redactUrl } from '../config/backend-urls.js';
 
 /** @default 'tier:': every key starts with it, so one Redis can serve several deployments or tests. */
 export const DEFAULT_REDIS_PREFIX = 'tier:';
@@ -65,7 +66,10 @@ export async function connectRedis(url: string, options: RedisClientOptions): Pr
   if (options.observe) observeCalls(client, options.observe);
   // before the first ready the rejection below tells it (and the start-up wait logs it): no line per attempt
   let down = true;
+  // ioredis rejects the first connect with "Connection is closed." alone: the error before it says why
+  let lastError: Error | undefined;
   client.on('error', (err: Error) => {
+    lastError = err;
     // every failed reconnect attempt emits one; the first of an outage is enough
     if (!down) log.warn({ err: err.message, redis: where, client: name }, 'redis connection failed; reconnecting');
     down = true;
@@ -84,7 +88,7 @@ export async function connectRedis(url: string, options: RedisClientOptions): Pr
     await client.connect();
   } catch (err) {
     client.disconnect();
-    throw new TierError('unavailable', `redis at ${where} is unreachable: ${(err as Error).message}`, { cause: err });
+    throw new TierError('unavailable', `redis at ${where} is unreachable: ${connectFailure(lastError ?? (err as Error))}`, { cause: lastError ?? err });
   }
   return client;
 }
@@ -217,12 +221,10 @@ export class LuaScript {
   }
 }
 
-function redactUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password) u.password = '***';
-    return u.toString();
-  } catch {
-    return '(unparsable url)';
-  }
+/**
+ * Why a first connection failed, so credentials read apart from the network: WRONGPASS and NOAUTH
+ * (the password of REDIS_URL wrong or missing), ENOTFOUND, ECONNREFUSED, as Redis or the OS said it.
+ */
+function connectFailure(err: Error): string {
+  return /^(WRONGPASS|NOAUTH)\b/.test(err.message) ? `${err.message} (check the password in REDIS_URL)` : err.message;
 }

@@ -90,6 +90,30 @@ describe('secrets given to the node', () => {
     expect(loadConfig({ ADMIN_TOKEN: '', JWT_SECRET: '' }).generated).toEqual(['adminToken', 'jwtSecret']);
   });
 
+  it.each([
+    ['ADMIN_TOKEN', 'unset'],
+    ['ADMIN_TOKEN', 'empty'],
+    ['JWT_SECRET', 'unset'],
+    ['JWT_SECRET', 'empty'],
+  ])('cluster mode with %s %s is refused: each node would generate its own, and tokens of one would be refused by the others', (name, how) => {
+    const env: Record<string, string> = cluster(how === 'empty' ? { [name]: '' } : {});
+    if (how === 'unset') delete env[name];
+    const err = refusal(env);
+    expect(err.message).toBe(`${name}: cluster mode needs it set (not empty), the same on every node; make one with \`openssl rand -base64 32\``);
+    // the other secret is never echoed either
+    expect(err.message).not.toContain(name === 'ADMIN_TOKEN' ? JWT : ADMIN);
+  });
+
+  it('the node process refuses a cluster start without ADMIN_TOKEN: exit 2, before any backend is tried', async () => {
+    const env: Record<string, string | undefined> = { ...process.env, ADMIN_TOKEN: '', JWT_SECRET: JWT, TIER_SECRET_KEY: KEY, NATS_URL: 'nats://127.0.0.1:1', REDIS_URL: 'redis://127.0.0.1:1' };
+    const { code, stderr } = await new Promise<{ code: number | null; stderr: string }>((resolve) => {
+      const child = execFile(process.execPath, ['--import', 'tsx', 'src/main.ts'], { cwd: ROOT, env }, (_err, _out, stderr) => resolve({ code: child.exitCode, stderr }));
+    });
+    expect(code).toBe(2);
+    expect(stderr).toMatch(/^configuration error: ADMIN_TOKEN: cluster mode needs it set/m);
+    expect(stderr).not.toContain(JWT);
+  });
+
   it('the node process refuses to start on the manifest secrets: exit 2, the reason on stderr', async () => {
     const env = { ...process.env, ...manifestPlaceholders(), NATS_URL: 'nats://127.0.0.1:1', REDIS_URL: 'redis://127.0.0.1:1' };
     const { code, stderr } = await new Promise<{ code: number | null; stderr: string }>((resolve) => {

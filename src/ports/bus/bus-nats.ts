@@ -1,5 +1,6 @@
 import type { BusObserver, BusRequestOutcome } from '../ports.js';
 import { connect, errors, type Msg, type NatsConnection, type Status } from '@nats-io/transport-node';
+import { natsConnectTarget } from '../../config/backend-urls.js';
 import { TierError } from '../../errors.js';
 import type { Logger } from '../../log/logger.js';
 import { subscriptions, type Subscribe } from './nats-subscriptions.js';
@@ -91,13 +92,17 @@ export class NatsBus implements Bus {
     });
   }
 
-  /** Connects to `url` (several servers separated by commas) and resolves once connected. */
+  /**
+   * Connects to `url` (several servers separated by commas) and resolves once connected. Credentials
+   * in the URL (`user:pass@`, `token@`) are passed as options: the client ignores them in a server URL.
+   */
   static async connect(url: string, options: NatsBusOptions): Promise<NatsBus> {
-    const servers = url.split(',').map((s) => s.trim()).filter((s) => s.length > 0);
+    const { servers, ...credentials } = natsConnectTarget(url);
     let nc: NatsConnection;
     try {
       nc = await connect({
         servers,
+        ...credentials,
         name: options.name,
         maxReconnectAttempts: -1,
         reconnectTimeWait: options.reconnectTimeWaitMs ?? 2_000,
@@ -108,7 +113,7 @@ export class NatsBus implements Bus {
         waitOnFirstConnect: false,
       });
     } catch (err) {
-      throw new TierError('unavailable', `nats at ${servers.join(',')} is unreachable: ${(err as Error).message}`, { cause: err });
+      throw new TierError('unavailable', `nats at ${servers.join(',')} is unreachable: ${connectFailure(err as Error)}`, { cause: err });
     }
     options.log.info({ server: nc.getServer() }, 'nats connected');
     return new NatsBus(nc, options.log, options.drainTimeoutMs ?? 5_000, options.observe);
@@ -312,4 +317,9 @@ class NatsMessage implements BusMessage {
     if (!to) return false;
     return this.bus.send(to, data);
   }
+}
+
+/** Why a first connection failed; a refused login says where the credentials come from. */
+function connectFailure(err: Error): string {
+  return /authori[sz]ation violation|authentication/i.test(err.message) ? `${err.message} (check the credentials in NATS_URL)` : err.message;
 }

@@ -1,0 +1,113 @@
+/**
+ * Backends that require credentials: a nats-server with `--user/--pass` and a redis-server with
+ * `--requirepass`. Credentials in NATS_URL log the node in (the NATS client ignores them in a server
+ * URL; the node passes them as options). A wrong password is named as such (Authorization
+ * Violation, WRONGPASS, NOAUTH) in the `waiting for backends` line, the fatal line and `/readyz`'s
+ * `lastError`, none of which carries the password. While it waits for Redis the node keeps its one
+ * NATS connection instead of reconnecting NATS at every Redis attempt.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { freePort, startNats, startNode, startRedis, uniquePrefix, ExitedError, type Backend, type NodeProc } from '../../load/harness/index.js';
+import { api } from '../helpers/server-process.js';
+import { eventually } from '../helpers/eventually.js';
+
+const NATS_USER = 'hubtier';
+const NATS_PASS = 'N4tsRightPw-credentials-test';
+const REDIS_PASS = 'R3disRightPw-credentials-test';
+const WRONG = 'WrongPw-credentials-test';
+
+let nats: Backend;
+let redis: Backend;
+const started: Array<Backend | NodeProc> = [];
+beforeAll(async () => {
+  [nats, redis] = await Promise.all([startNats({ auth: { user: NATS_USER, pass: NATS_PASS } }), startRedis({ requirePass: REDIS_PASS })]);
+  started.push(nats, redis);
+});
+afterAll(async () => {
+  await Promise.allSettled(started.splice(0).map((p) => ('kind' in p ? p.stop() : p.kill())));
+});
+
+const natsUrl = (pass: string) => `nats://${NATS_USER}:${pass}@127.0.0.1:${nats.port}`;
+const redisUrl = (pass: string | null) => (pass === null ? `redis://127.0.0.1:${redis.port}` : `redis://:${pass}@127.0.0.1:${redis.port}`);
+const parse = (lines: string[]) => lines.map((l) => JSON.parse(l) as Record<string, unknown>);
+
+/**
+ * A node that cannot log in to one backend, waiting for it: what `/readyz` says once it names
+ * `backend`, with the node's lines so far. The node is stopped afterwards.
+ */
+async function waitingNode(env: Record<string, string>, backend: 'nats' | 'redis', signal: AbortSignal, until: (body: Record<string, unknown>) => boolean = () => true) {
+  const adminPort = await freePort();
+  const lines: string[] = [];
+  const starting = startNode({ env: { TIER_REDIS_PREFIX: uniquePrefix(), LOG_LEVEL: 'info', ...env }, adminPort, measured: false, onLine: (l) => lines.push(l) });
+  const outcome = starting.then(
+    (node) => node.kill(),
+    (e: unknown) => e,
+  );
+  const readyz = await eventually(signal, `/readyz waiting for ${backend}`, async () => {
+    const r = await api(`http://127.0.0.1:${adminPort}`, 'GET', '/readyz', undefined).catch(() => null);
+    return r?.status === 503 && r.body.waitingFor === backend && until(r.body as Record<string, unknown>) ? (r.body as Record<string, unknown>) : undefined;
+  });
+  // the line is written just after /readyz learns of the attempt
+  await eventually(signal, 'the waiting line', async () => parse(lines).find((l) => l.msg === 'waiting for backends' && l.backend === backend));
+  const raw = JSON.stringify(readyz);
+  // the lines of the wait itself (the stop adds its own)
+  const waiting = parse(lines);
+  const pid = parse(lines).find((l) => l.pid)?.pid as number;
+  process.kill(pid, 'SIGTERM');
+  await outcome;
+  return { readyz, raw, lines: waiting, text: lines.join('\n') };
+}
+
+describe('backends that require credentials', { timeout: 90_000 }, () => {
+  it('a node logs in with the credentials of NATS_URL and REDIS_URL, and prints neither password', async () => {
+    const lines: string[] = [];
+    const node = await startNode({ env: { NATS_URL: natsUrl(NATS_PASS), REDIS_URL: redisUrl(REDIS_PASS), TIER_REDIS_PREFIX: uniquePrefix(), LOG_LEVEL: 'info' }, measured: false, onLine: (l) => lines.push(l) });
+    started.push(node);
+    expect((await api(node.adminUrl, 'GET', '/readyz', undefined)).status).toBe(200);
+    const created = await api(node.httpUrl, 'POST', '/v1/admin/hubs', node.adminToken, { hubId: 'cred-hub', homeId: 'home-cred' });
+    expect(created.status).toBe(201);
+    const text = lines.join('\n');
+    expect(text).not.toContain(NATS_PASS);
+    expect(text).not.toContain(REDIS_PASS);
+  });
+
+  it('a wrong NATS password is named as a refused login, in the log line and /readyz, without the password', async ({ signal }) => {
+    const { readyz, raw, lines, text } = await waitingNode({ NATS_URL: natsUrl(WRONG), REDIS_URL: redisUrl(REDIS_PASS) }, 'nats', signal);
+    expect(readyz.lastError).toMatch(/nats at nats:\/\/127\.0\.0\.1:\d+ is unreachable: .*Authorization Violation.*check the credentials in NATS_URL/i);
+    expect(lines.find((l) => l.msg === 'waiting for backends')).toMatchObject({ backend: 'nats', err: expect.stringMatching(/Authorization Violation/i) });
+    expect(raw).not.toContain(WRONG);
+    expect(text).not.toContain(WRONG);
+  });
+
+  it('a wrong NATS password: the fatal line at the end of the wait does not carry it', async () => {
+    const err = (await startNode({ env: { NATS_URL: natsUrl(WRONG), REDIS_URL: redisUrl(REDIS_PASS), TIER_BACKEND_START_WAIT_MS: '1000', LOG_LEVEL: 'info' }, measured: false }).catch((e: unknown) => e)) as ExitedError;
+    expect(err).toBeInstanceOf(ExitedError);
+    expect(err.exitCode).toBe(1);
+    const fatal = parse(err.output.split('\n').filter((l) => l.startsWith('{'))).find((l) => l.level === 60);
+    expect(fatal).toMatchObject({ msg: 'backends unreachable at start', backend: 'nats', err: expect.stringMatching(/Authorization Violation/i) });
+    expect(err.output).not.toContain(WRONG);
+  });
+
+  it('a wrong Redis password is named WRONGPASS, and NATS stays connected once while the node waits', async ({ signal }) => {
+    // past 3.5 s of waiting the node has tried Redis at least five times (100 ms doubling)
+    const { readyz, raw, lines, text } = await waitingNode({ NATS_URL: natsUrl(NATS_PASS), REDIS_URL: redisUrl(WRONG) }, 'redis', signal, (b) => (b.waitingMs as number) > 3_500);
+    expect(readyz.lastError).toMatch(/redis at redis:\/\/:\*\*\*@127\.0\.0\.1:\d+\/? is unreachable: WRONGPASS .*check the password in REDIS_URL/);
+    expect(lines.find((l) => l.msg === 'waiting for backends')).toMatchObject({ backend: 'redis', err: expect.stringMatching(/WRONGPASS/) });
+    expect(raw).not.toContain(WRONG);
+    expect(text).not.toContain(WRONG);
+    // one connection kept across the Redis attempts (it was one opened and closed per attempt)
+    expect(lines.filter((l) => l.msg === 'nats connected')).toHaveLength(1);
+    expect(lines.filter((l) => l.msg === 'nats connection closed')).toHaveLength(0);
+  });
+
+  it('a missing Redis password is named NOAUTH', async ({ signal }) => {
+    const { readyz } = await waitingNode({ NATS_URL: natsUrl(NATS_PASS), REDIS_URL: redisUrl(null) }, 'redis', signal);
+    expect(readyz.lastError).toMatch(/is unreachable: NOAUTH .*check the password in REDIS_URL/);
+  });
+
+  it('an unknown Redis host is named ENOTFOUND: the network, not the credentials', async ({ signal }) => {
+    const { readyz } = await waitingNode({ NATS_URL: natsUrl(NATS_PASS), REDIS_URL: `redis://:${REDIS_PASS}@no-such-host.invalid:6379` }, 'redis', signal);
+    expect(readyz.lastError).toMatch(/is unreachable: .*(ENOTFOUND|EAI_AGAIN) no-such-host\.invalid/);
+    expect(JSON.stringify(readyz)).not.toContain(REDIS_PASS);
+  });
+});

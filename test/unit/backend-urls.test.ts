@@ -1,0 +1,78 @@
+import { describe, expect, it } from 'vitest';
+import { natsConnectTarget, redactUrl } from '../../src/config/backend-urls.js';
+import { ConfigError, loadConfig } from '../../src/config/config.js';
+
+const KEY = 'a3f1c2e4b5d6978800112233445566778899aabbccddeeff0011223344556677';
+const PW = 'S3cretRedisPw';
+const cluster = (over: Record<string, string>) => ({
+  NATS_URL: 'nats://n:4222',
+  REDIS_URL: 'redis://r:6379',
+  ADMIN_TOKEN: 'admin-token-of-24-chars!',
+  JWT_SECRET: 'jwt-secret-of-at-least-32-chars!',
+  TIER_SECRET_KEY: KEY,
+  ...over,
+});
+
+function refusal(env: Record<string, string>): ConfigError {
+  try {
+    loadConfig(env);
+  } catch (err) {
+    if (err instanceof ConfigError) return err;
+    throw err;
+  }
+  throw new Error('the configuration was accepted');
+}
+
+describe('backend URLs shown', () => {
+  it.each([
+    ['redis://:pw@h:6379/0', 'redis://:***@h:6379/0'],
+    ['redis://user:pw@h:6379', 'redis://user:***@h:6379'],
+    ['nats://nu:pw@h:4222', 'nats://nu:***@h:4222'],
+    ['nats://tok@h:4222', 'nats://***@h:4222'],
+    ['nats://a:p@h1:4222, nats://a:p@h2:4222', 'nats://a:***@h1:4222, nats://a:***@h2:4222'],
+    // the userinfo ends at its last @ (as URL parses it): a password with @ is masked whole
+    ['redis://:p@ss@h:6379', 'redis://:***@h:6379'],
+    ['redis://:a,b@h:6379', 'redis://:***@h:6379'],
+    ['nats://h:4222', 'nats://h:4222'],
+    [':pw@h:6379', '***@h:6379'],
+  ])('%s is shown as %s', (url, shown) => {
+    expect(redactUrl(url)).toBe(shown);
+  });
+
+  it('a REDIS_URL of the wrong scheme is refused without its password', () => {
+    const err = refusal(cluster({ REDIS_URL: `http://:${PW}@10.0.0.5:6379` }));
+    expect(err.message).toBe('REDIS_URL: expected a redis: or rediss: URL, got http://:***@10.0.0.5:6379');
+  });
+
+  it('a REDIS_URL that is not a URL is refused without its password', () => {
+    const err = refusal(cluster({ REDIS_URL: `redis://:${PW}@host:port` }));
+    expect(err.message).toMatch(/^REDIS_URL: not a URL: /);
+    expect(err.message).not.toContain(PW);
+  });
+
+  it('a NATS_URL of the wrong scheme is refused without its password, naming the user', () => {
+    const err = refusal(cluster({ NATS_URL: `http://nu:${PW}@h:4222` }));
+    expect(err.message).toBe('NATS_URL: expected a nats: or tls: or ws: or wss: URL, got http://nu:***@h:4222');
+  });
+
+  it('NATS_URL may list several servers (the client takes them all)', () => {
+    expect(loadConfig(cluster({ NATS_URL: 'nats://a:p@h1:4222,nats://a:p@h2:4222' })).config.natsUrl).toBe('nats://a:p@h1:4222,nats://a:p@h2:4222');
+    const err = refusal(cluster({ NATS_URL: `nats://a:${PW}@h1:4222,nats://b:other@h2:4222` }));
+    expect(err.message).toMatch(/^NATS_URL: the servers name different credentials/);
+    expect(err.message).not.toContain(PW);
+  });
+});
+
+describe('NATS credentials from NATS_URL', () => {
+  it('user and password become options, the servers lose them', () => {
+    expect(natsConnectTarget('nats://nu:N4ts%40Pw@127.0.0.1:4222')).toEqual({ servers: ['nats://127.0.0.1:4222'], user: 'nu', pass: 'N4ts@Pw' });
+  });
+
+  it('a lone userinfo is a token', () => {
+    expect(natsConnectTarget('nats://s3cr3t@h:4222,nats://s3cr3t@h2:4222')).toEqual({ servers: ['nats://h:4222', 'nats://h2:4222'], token: 's3cr3t' });
+  });
+
+  it('without userinfo nothing is added', () => {
+    expect(natsConnectTarget(' nats://h:4222 , tls://h2:4222')).toEqual({ servers: ['nats://h:4222', 'tls://h2:4222'] });
+  });
+});
