@@ -16,6 +16,7 @@ import { RedisHubRegistry, RedisNonceStore } from '../ports/hub-registry/hub-reg
 import { closeRedis, connectRedis, RedisKeys } from '../ports/redis.js';
 import { RedisShadowStore } from '../ports/shadow-store/shadow-store-redis.js';
 import { redisProbe } from '../ports/redis-probe.js';
+import { RedisPing } from '../ports/redis-ping.js';
 import { RedisEventHistory } from '../ports/history/history-redis.js';
 import { auditRetention, historyRetention, homeLimits } from './history-retention.js';
 import { RedisAuditLog } from '../ports/audit/audit-redis.js';
@@ -122,6 +123,8 @@ export async function clusterPorts(config: Config, log: Logger, observe?: Backen
     if (bus) await (hold ? hold.keep(bus) : bus.close());
     throw err instanceof TierError && err.code === 'unavailable' ? new BackendStartError(connecting, err) : err;
   }
+  // a hung Redis keeps its connections open and ready: only an unanswered PING on the control connection tells
+  const ping = new RedisPing(shared, { intervalMs: config.redisPingMs, log: log.child({ port: 'redis' }) });
   const directory = new RedisDirectory(shared, { keys, ttlMs: config.directoryTtlMs });
   const registry = new CachingHubRegistry(new RedisHubRegistry(shared, { keys }));
   const nonces = new RedisNonceStore(shared, { keys });
@@ -151,11 +154,11 @@ export async function clusterPorts(config: Config, log: Logger, observe?: Backen
       const nats = bus.status();
       const shadowsOk = shadows.healthy;
       return {
-        // a hung Redis keeps its connections open: failing shadow writes are what shows it
-        backends: { nats: bus.connected, redis: shared.status === 'ready' && shadowsOk },
+        // a hung Redis keeps its connections open: an unanswered PING or failing shadow writes show it
+        backends: { nats: bus.connected, redis: shared.status === 'ready' && ping.answering && shadowsOk },
         detail: {
           nats,
-          redis: { status: shared.status },
+          redis: { status: shared.status, answering: ping.answering },
           shadows: { healthy: shadowsOk, pendingWrites: shadows.pendingWrites },
           rules: { watching: rules.watching, resubscribes: rules.resubscribes },
           push: { healthy: push.healthy },
@@ -168,6 +171,7 @@ export async function clusterPorts(config: Config, log: Logger, observe?: Backen
       redis: redisProbe(shared, { keys, eventStreamMaxLen: historyOn ? config.eventStreamMaxLen : 0 }),
     },
     async close() {
+      ping.stop();
       await Promise.allSettled([bus.close(), shadows.close(), push.close(), pendingRuns.close(), history?.close(), audit.close()]);
       // the rule store quits its subscriber and the control connection (the lease shares it)
       await rules.close();

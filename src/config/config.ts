@@ -29,6 +29,8 @@ export interface Config {
   natsPingMs: number;
   /** `redis[s]://[user:pass@]host:port[/db]` */
   redisUrl: string | undefined;
+  /** @default 5_000 (ms): Redis is pinged this often; a PING unanswered for 2 s reports it down until it answers */
+  redisPingMs: number;
   /** @default 'info' */
   logLevel: string;
   /** @default 100: HTTP access lines per route and second; past it one summary line per second (0: server errors only) */
@@ -288,6 +290,7 @@ const FIELDS: { [K in keyof Config]: Field<K> } = {
   natsUrl: { env: 'NATS_URL', parse: url(['nats:', 'tls:', 'ws:', 'wss:'], true) },
   natsPingMs: { env: 'TIER_NATS_PING_MS', parse: int(100, 600_000), default: 5_000 },
   redisUrl: { env: 'REDIS_URL', parse: url(['redis:', 'rediss:']) },
+  redisPingMs: { env: 'TIER_REDIS_PING_MS', parse: int(100, 600_000), default: 5_000 },
   logLevel: { env: 'LOG_LEVEL', parse: oneOf(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']), default: 'info' },
   accessLogRate: { env: 'TIER_ACCESS_LOG_RATE', parse: int(0, 1_000_000), default: 100 },
   traceRatio: { env: 'TIER_TRACE_RATIO', parse: fraction, default: 1 },

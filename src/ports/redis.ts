@@ -133,19 +133,31 @@ function observeCalls(client: Redis, observe: CallObserver): void {
   };
 }
 
-/** Ends a client: QUIT when connected (pending replies first), else drops the socket. */
-export async function closeRedis(client: Redis): Promise<void> {
+/**
+ * Ends a client: QUIT when connected (pending replies first), else drops the socket. A QUIT not
+ * answered within `quitWithinMs` (a hung Redis: a 'wait' client has no command timeout and waited
+ * for good) drops the socket too, failing what is still pending: a drain must end. 0 drops it at
+ * once (the caller just saw a call to this connection time out).
+ * @default quitWithinMs 1_000 (ms)
+ */
+export async function closeRedis(client: Redis, quitWithinMs = QUIT_WITHIN_MS): Promise<void> {
   if (client.status === 'end') return;
-  if (client.status === 'ready') {
-    try {
-      await client.quit();
-      return;
-    } catch {
-      // fall through: the connection went away meanwhile
-    }
+  if (client.status === 'ready' && quitWithinMs > 0) {
+    let timer: NodeJS.Timeout | undefined;
+    const quit = client.quit().then(
+      () => true,
+      // the connection went away meanwhile
+      () => false,
+    );
+    const quitted = await Promise.race([quit, new Promise<false>((r) => (timer = setTimeout(() => r(false), quitWithinMs)))]);
+    clearTimeout(timer);
+    if (quitted) return;
   }
   client.disconnect();
 }
+
+/** How long a QUIT may wait for its answer before the socket is dropped (ms). */
+export const QUIT_WITHIN_MS = 1_000;
 
 /** Reconnect delay: 100 ms doubling up to `capMs`, ±20 % jitter so nodes do not reconnect in step. */
 export function backoff(attempt: number, capMs: number): number {

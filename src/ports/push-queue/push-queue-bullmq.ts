@@ -230,10 +230,12 @@ export class BullMqPushQueue implements PushQueue {
       await this.queue.close().catch((err: unknown) => this.log.warn({ err }, 'push queue close failed'));
     })();
     let timer: NodeJS.Timeout | undefined;
-    await Promise.race([closing, new Promise((r) => (timer = setTimeout(r, CLOSE_WAIT_MS)))]);
+    const closed = await Promise.race([closing.then(() => true), new Promise<false>((r) => (timer = setTimeout(() => r(false), CLOSE_WAIT_MS)))]);
     clearTimeout(timer);
-    // dropping the connections ends a close still waiting for Redis
-    await Promise.allSettled([closeRedis(this.connections.queue), this.connections.worker ? closeRedis(this.connections.worker) : Promise.resolve()]);
+    // dropping the connections ends a close still waiting for Redis; after one, a QUIT would only wait too
+    const quitWithinMs = closed ? undefined : 0;
+    const { queue, worker } = this.connections;
+    await Promise.allSettled([closeRedis(queue, quitWithinMs), worker ? closeRedis(worker, quitWithinMs) : Promise.resolve()]);
     this.errors.close();
   }
 }

@@ -338,10 +338,12 @@ export class RedisShadowStore implements ShadowStore {
   }
 
   private async shutdown(): Promise<void> {
+    let answered = false;
     try {
       // a drain whose flush already waited out the timeout is not made to wait a second time
       if (this.flushTimedOut) throw new TierError('unavailable', `${this.pendingWrites} shadow writes not durable: redis unreachable`);
       await this.flush();
+      answered = true;
     } catch (err) {
       this.log.error({ err, lost: this.pendingWrites }, 'shadow writes lost at close: redis unreachable');
     }
@@ -349,7 +351,8 @@ export class RedisShadowStore implements ShadowStore {
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
     this.client.off('ready', this.onReady);
-    await closeRedis(this.client);
+    // Redis did not take the writes: a QUIT would wait for it too
+    await closeRedis(this.client, answered ? undefined : 0);
   }
 
   private refuseAfterClose(): boolean {
