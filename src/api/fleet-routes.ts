@@ -180,10 +180,18 @@ export function mountFleetApi(app: TemplatedApp, deps: FleetApiDeps): void {
       const what: AuditWhat = { action: 'hub.secret_rotate' };
       return adminAction(call, what, async () => {
         const hubId = (what.hubId = parseId(call.params[0], 'hubId'));
-        const { graceS = deps.secretGraceS } = rotateRequest.parse((await optionalJson(call)) ?? {});
+        const { graceS = deps.secretGraceS, idempotencyKey } = rotateRequest.parse((await optionalJson(call)) ?? {});
         what.detail = `grace ${graceS}s`;
-        const r = await fleet.rotateSecret(hubId, graceS);
-        const reply: Static<typeof RotateReply> = { hubId, secret: r.secret, secretVersion: r.secretVersion, previousValidUntil: new Date(r.previousValidUntil).toISOString() };
+        const r = await fleet.rotateSecret(hubId, graceS, idempotencyKey);
+        if (r.repeated) what.detail += ', a retry: nothing rotated';
+        const reply: Static<typeof RotateReply> = {
+          hubId,
+          secret: r.secret,
+          secretVersion: r.secretVersion,
+          previousVersion: r.secretVersion - 1,
+          previousValidUntil: new Date(r.previousValidUntil).toISOString(),
+          repeated: r.repeated,
+        };
         return { status: 200, body: reply };
       });
     },
