@@ -4,7 +4,7 @@
  * What they do is src/api/fleet.ts; the bodies are src/schemas/fleet.ts.
  */
 import type { Static } from '@sinclair/typebox';
-import { isValidId } from '../../proto/subjects.js';
+import { ID_RULE, isValidId } from '../../proto/subjects.js';
 import { requireAdmin, requireHome, type Authenticator } from '../auth/authenticator.js';
 import { TierError } from '../errors.js';
 import { compile } from '../schemas/check.js';
@@ -254,7 +254,7 @@ export function listQuery(q: URLSearchParams): FleetQuery {
   const id = (name: string) => {
     const v = q.get(name);
     if (v === null) return undefined;
-    if (!isValidId(v)) throw bad(name, 'must be an id of 1..64 characters [A-Za-z0-9_-], not constructor or prototype');
+    if (!isValidId(v)) throw bad(name, `must be ${ID_RULE}`);
     return v;
   };
   const flag = (name: string) => {

@@ -280,6 +280,19 @@ describe('retries after a lost answer', () => {
   });
 });
 
+describe('refusal words', () => {
+  it('a bad labels map is refused in one sentence, and a reserved id names every reserved name', async () => {
+    const hub = await provision('words-home');
+    const labels = await admin('PATCH', `/v1/admin/hubs/${hub.hubId}`, { labels: { 'a b': 1 } });
+    expect(labels.body).toMatchObject({ code: 'invalid_field', field: 'labels', message: 'labels: must map at most 32 ids ([A-Za-z0-9_-], 1..64) to strings of at most 128 characters, or be null' });
+    for (const id of ['__proto__', 'constructor', 'prototype']) {
+      const res = await admin('POST', '/v1/admin/hubs', { hubId: id, homeId: 'words-home' });
+      expect(res.body, id).toMatchObject({ code: 'invalid_field', field: 'hubId', message: 'hubId: must be an id of 1..64 characters [A-Za-z0-9_-], not __proto__, constructor or prototype' });
+      expect((await admin('GET', `/v1/admin/hubs?home=${id}`)).body.message, id).toContain('not __proto__, constructor or prototype');
+    }
+  });
+});
+
 describe('tokens', () => {
   it('carry a jti; revoking one closes its open app socket (4007) and refuses its next request, other tokens of the user still work', async () => {
     const token = await userToken('rv-alice', ['rv-home']);
