@@ -23,6 +23,9 @@ export const ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
 /** Names that would reach Object.prototype when used as a plain object's key. */
 const RESERVED = new Set(['__proto__', 'constructor', 'prototype']);
 
+/** What `isValidId` accepts, in the words of an answer that refuses an id: every reserved name. */
+export const ID_RULE = `an id of 1..64 characters [A-Za-z0-9_-], not ${[...RESERVED].join(', ').replace(/, (?=[^,]*$)/, ' or ')}`;
+
 /** True for a hub, home, device or attribute id: ID_PATTERN and not a reserved object key. */
 export function isValidId(s: unknown): s is string {
   return typeof s === 'string' && ID_PATTERN.test(s) && !RESERVED.has(s);

@@ -28,7 +28,7 @@ export async function resealAll(registry: HubRegistry, box: SecretBox, pageSize 
       const patch: HubPatch = {};
       try {
         if (box.needsReseal(hub.secret)) patch.secret = box.seal(hub.hubId, box.open(hub.hubId, hub.secret));
-        if (prev && box.needsReseal(prev.secret)) patch.previousSecret = { secret: box.seal(hub.hubId, box.open(hub.hubId, prev.secret)), until: prev.until };
+        if (prev && box.needsReseal(prev.secret)) patch.previousSecret = { ...prev, secret: box.seal(hub.hubId, box.open(hub.hubId, prev.secret)) };
       } catch (err) {
         report.skipped.push(`${hub.hubId}: ${(err as Error).message}`);
         continue;

@@ -4,7 +4,7 @@
  * What they do is src/api/fleet.ts; the bodies are src/schemas/fleet.ts.
  */
 import type { Static } from '@sinclair/typebox';
-import { isValidId } from '../../proto/subjects.js';
+import { ID_RULE, isValidId } from '../../proto/subjects.js';
 import { requireAdmin, requireHome, type Authenticator } from '../auth/authenticator.js';
 import { TierError } from '../errors.js';
 import { compile } from '../schemas/check.js';
@@ -180,10 +180,18 @@ export function mountFleetApi(app: TemplatedApp, deps: FleetApiDeps): void {
       const what: AuditWhat = { action: 'hub.secret_rotate' };
       return adminAction(call, what, async () => {
         const hubId = (what.hubId = parseId(call.params[0], 'hubId'));
-        const { graceS = deps.secretGraceS } = rotateRequest.parse((await optionalJson(call)) ?? {});
+        const { graceS = deps.secretGraceS, idempotencyKey } = rotateRequest.parse((await optionalJson(call)) ?? {});
         what.detail = `grace ${graceS}s`;
-        const r = await fleet.rotateSecret(hubId, graceS);
-        const reply: Static<typeof RotateReply> = { hubId, secret: r.secret, secretVersion: r.secretVersion, previousValidUntil: new Date(r.previousValidUntil).toISOString() };
+        const r = await fleet.rotateSecret(hubId, graceS, idempotencyKey);
+        if (r.repeated) what.detail += ', a retry: nothing rotated';
+        const reply: Static<typeof RotateReply> = {
+          hubId,
+          secret: r.secret,
+          secretVersion: r.secretVersion,
+          previousVersion: r.secretVersion - 1,
+          previousValidUntil: new Date(r.previousValidUntil).toISOString(),
+          repeated: r.repeated,
+        };
         return { status: 200, body: reply };
       });
     },
@@ -246,7 +254,7 @@ export function listQuery(q: URLSearchParams): FleetQuery {
   const id = (name: string) => {
     const v = q.get(name);
     if (v === null) return undefined;
-    if (!isValidId(v)) throw bad(name, 'must be an id of 1..64 characters [A-Za-z0-9_-], not constructor or prototype');
+    if (!isValidId(v)) throw bad(name, `must be ${ID_RULE}`);
     return v;
   };
   const flag = (name: string) => {

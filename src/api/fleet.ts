@@ -68,7 +68,12 @@ export class Fleet {
     const secret = newSecret();
     const record: HubRecord = { hubId: item.hubId, homeId: item.homeId, model: item.model, secret: this.deps.box.seal(item.hubId, secret), enabled: true, createdAt: this.now() };
     if (item.labels && Object.keys(item.labels).length > 0) record.labels = item.labels;
-    await this.deps.registry.create(record);
+    try {
+      await this.deps.registry.create(record);
+    } catch (err) {
+      if (err instanceof TierError && err.code === 'already_exists') throw alreadyProvisioned(item.hubId);
+      throw err;
+    }
     this.changed(item.hubId);
     return { record, secret };
   }
@@ -208,14 +213,20 @@ export class Fleet {
     if (joined.length > 0) this.deps.publishEvent({ op: 'evt', kind: 'devices', home: homeId, hub: hubId, joined, left: [], ts: this.now() }, 0);
   }
 
-  /** A new secret (sealed in the store), the old one working for `graceS` more; answers the new one in clear. */
-  async rotateSecret(hubId: string, graceS: number): Promise<{ secret: string; secretVersion: number; previousValidUntil: number }> {
+  /**
+   * A new secret (sealed in the store), the old one working for `graceS` more; answers the new one
+   * in clear. `key`: the caller's idempotency key; a retry with the key of the last rotation (its
+   * answer lost) rotates nothing and answers that rotation again, so the secret the hub holds keeps
+   * its grace. Without one, each call rotates: the secret before the replaced one stops at once.
+   */
+  async rotateSecret(hubId: string, graceS: number, key?: string): Promise<{ secret: string; secretVersion: number; previousValidUntil: number; repeated: boolean }> {
     const secret = newSecret();
-    const until = this.now() + graceS * 1_000;
-    const hub = await this.deps.registry.rotateSecret(hubId, this.deps.box.seal(hubId, secret), until);
+    const sealed = this.deps.box.seal(hubId, secret);
+    const hub = await this.deps.registry.rotateSecret(hubId, sealed, this.now() + graceS * 1_000, key);
     if (!hub) throw notFound(hubId);
-    this.changed(hubId);
-    return { secret, secretVersion: hub.secretVersion ?? 1, previousValidUntil: until };
+    const repeated = hub.secret !== sealed;
+    if (!repeated) this.changed(hubId);
+    return { secret: repeated ? this.deps.box.open(hubId, hub.secret) : secret, secretVersion: hub.secretVersion ?? 1, previousValidUntil: hub.previousSecret!.until, repeated };
   }
 
   /**
@@ -267,6 +278,14 @@ export class Fleet {
       node: locs[i]?.node ?? null,
     }));
   }
+}
+
+/**
+ * A hub provisioned already. Its secret was shown once, in the answer that created it: a caller
+ * whose answer was lost (a retry lands here) gets a new one by rotating.
+ */
+export function alreadyProvisioned(hubId: string): TierError {
+  return new TierError('already_exists', `hub ${hubId} is already provisioned; its secret is shown only when it is created: if that answer was lost, get a new secret with POST /v1/admin/hubs/${hubId}/secret (graceS 0 when the hub never received the first)`);
 }
 
 function notFound(hubId: string): TierError {

@@ -15,6 +15,8 @@ import { operations, type Operation } from './operations.js';
 export interface DocumentLimits {
   /** @default 60_000 (ms) */
   commandTimeoutMaxMs: number;
+  /** @default 65_536 (bytes): the body cap, named in the 413 example */
+  maxBodyBytes?: number;
 }
 
 const PARAMS: Record<string, { description: string; example: string }> = {
@@ -106,22 +108,28 @@ function discriminator(s: Json, by: string): Json {
   return Object.keys(mapping).length > 0 ? { propertyName: by, mapping } : { propertyName: by };
 }
 
-function examplesOf(schema: TSchema): Json {
-  const list = ((schema as Json).examples as unknown[] | undefined) ?? [];
+function examplesOf(schema: TSchema, made?: unknown[]): Json {
+  const list = made ?? ((schema as Json).examples as unknown[] | undefined) ?? [];
   return Object.fromEntries(list.map((value, i) => [`example${i + 1}`, { value }]));
 }
 
 /** The answer the code gives for `code` on this operation: validation ones from its validator. */
-function errorExample(code: ErrorCode, op: Operation, params: string[]): unknown {
+function errorExample(code: ErrorCode, op: Operation, params: string[], maxBodyBytes: number): unknown {
+  const own = op.errorAnswers?.[code];
+  if (own) return errorReply(own).body;
   if (code === 'invalid_field') {
     try {
       if (op.request) compile(op.request.schema).parse(op.request.bad);
+      else if (op.query) op.query.parse(new URLSearchParams(op.query.bad));
       else parseId('not.an-id', params[0] ?? 'id');
     } catch (err) {
       if (err instanceof TierError) return errorReply(err).body;
       throw err;
     }
   }
+  // what src/transport/http.ts answers for a body that is not JSON or is over the node's cap
+  if (code === 'malformed_frame') return errorReply(new TierError('malformed_frame', 'body is not valid JSON', { field: 'body' })).body;
+  if (code === 'frame_too_large' && op.request) return errorReply(new TierError('frame_too_large', `body larger than ${maxBodyBytes} bytes`)).body;
   if (code === 'command_failed') return errorReply(new CommandError('command_failed', 'the hub reported: motor jammed', { hubCode: 'command_failed' })).body;
   return errorReply(new TierError(code)).body;
 }
@@ -134,7 +142,8 @@ function operationId(method: string, pattern: string): string {
 /** What src/log/request-id.ts accepts from a caller. */
 const REQUEST_ID_SCHEMA = { type: 'string', minLength: 1, maxLength: 128, pattern: '^[A-Za-z0-9._:-]+$' };
 
-export function openApiDocument(table: RouteTable, version: string, limits: DocumentLimits = { commandTimeoutMaxMs: 60_000 }): Json {
+/** @param nowMs when the document is served: examples checked against the clock are made for then */
+export function openApiDocument(table: RouteTable, version: string, limits: DocumentLimits = { commandTimeoutMaxMs: 60_000 }, nowMs = Date.now()): Json {
   const ops = operations(limits);
   const components = new Components();
   const errorRef = components.use(ErrorBody);
@@ -153,6 +162,7 @@ export function openApiDocument(table: RouteTable, version: string, limits: Docu
       schema: { type: 'string', pattern: ID_REGEX },
       example: PARAMS[name]?.example ?? 'x',
     }));
+    for (const q of op?.query?.params ?? []) parameters.push({ name: q.name, in: 'query', required: false, description: q.description, schema: q.schema });
     parameters.push({ $ref: '#/components/parameters/RequestId' });
     const responses: Json = {};
     if (op) {
@@ -163,18 +173,20 @@ export function openApiDocument(table: RouteTable, version: string, limits: Docu
           : 'script' in ok
           ? { description: ok.description, content: { 'text/javascript': { schema: { type: 'string' }, example: ok.script } } }
           : { description: ok.description, content: { 'application/json': { schema: components.use(ok.schema), examples: examplesOf(ok.schema) } } };
-      // every route with a path parameter or a body may refuse it; every guarded one the token; and
+      // every route with a path parameter, a query or a body may refuse it; a body may also not be
+      // JSON or be over the cap (src/transport/http.ts); every guarded one may refuse the token; and
       // a guarded route reads or writes a backend, which may be away (`unavailable`)
       const codes = new Set<ErrorCode>([
         ...(op.open ? [] : (['unauthorized', 'forbidden', 'unavailable'] as const)),
-        ...(names.length > 0 || op.request ? (['invalid_field'] as const) : []),
+        ...(names.length > 0 || op.request || op.query ? (['invalid_field'] as const) : []),
+        ...(op.request ? (['malformed_frame', 'frame_too_large'] as const) : []),
         ...(op.errors ?? []),
       ]);
       for (const code of codes) {
         const status = String(ErrorCodes[code].http);
         const entry = (responses[status] ??= { description: '', content: { 'application/json': { schema: errorRef, examples: {} } } }) as Json & { description: string; content: { 'application/json': { examples: Json } } };
         entry.description = entry.description ? `${entry.description}, ${code}` : code;
-        entry.content['application/json'].examples[code] = { summary: ErrorCodes[code].text, value: errorExample(code, op, names) };
+        entry.content['application/json'].examples[code] = { summary: ErrorCodes[code].text, value: errorExample(code, op, names, limits.maxBodyBytes ?? 65_536) };
       }
     } else responses['200'] = { description: 'undocumented' };
     // every answer of the node's routes echoes the request id; a 500 or 503 also says when to retry (src/transport/http.ts)
@@ -192,7 +204,7 @@ export function openApiDocument(table: RouteTable, version: string, limits: Docu
             requestBody: {
               required: !op.request.optional,
               ...(op.request.optional ? { description: 'optional: may be left out' } : {}),
-              content: { 'application/json': { schema: components.use(op.request.schema), examples: examplesOf(op.request.schema) } },
+              content: { 'application/json': { schema: components.use(op.request.schema), examples: examplesOf(op.request.schema, op.request.examples?.(nowMs)) } },
             },
           }
         : {}),

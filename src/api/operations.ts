@@ -10,13 +10,34 @@ import { BatchReply, BatchRequest, DeleteHubReply, FleetHub, HomeHubsReply, HubL
 import { Deleted, DryRunReply, RuleList, RuleReply, RuleSaved, SceneDeleted, SceneList, SceneReply, SceneRunReply, SettingsReply } from '../schemas/rules-replies.js';
 import { RuleRequest, SceneRequest, Settings, TestRequest } from '../schemas/rules.js';
 import { AuditReply } from '../schemas/audit.js';
+import { ID_REGEX } from '../schemas/common.js';
+import { AUDIT_PAGE_MAX } from '../ports/audit/audit.js';
+import type { TierError } from '../errors.js';
+import { auditQuery } from './audit-routes.js';
+import { alreadyProvisioned } from './fleet.js';
+import { listQuery, PAGE_DEFAULT, PAGE_MAX } from './fleet-routes.js';
+
+/** One parameter of a query string, as the document declares it ("Try it out" sends it). */
+export interface QueryParam {
+  name: string;
+  description: string;
+  schema: Record<string, unknown>;
+}
 
 export interface Operation {
   summary: string;
   description?: string;
   tag: 'hubs' | 'admin' | 'rules' | 'scenes' | 'homes' | 'meta';
-  /** the body's schema and a body it refuses (its answer is the document's 400 example) */
-  request?: { schema: TSchema; bad: unknown; optional?: boolean };
+  /**
+   * The body's schema and a body it refuses (its answer is the document's 400 example). `examples`:
+   * instead of the schema's, made when the document is served (`nowMs`), for bodies the server
+   * checks against the clock.
+   */
+  request?: { schema: TSchema; bad: unknown; optional?: boolean; examples?: (nowMs: number) => unknown[] };
+  /** the query string's parameters, a query it refuses and the route's own reading of it (the 400 example) */
+  query?: { params: QueryParam[]; bad: string; parse: (q: URLSearchParams) => unknown };
+  /** the answer of a code where the route's own words say more than the code's (what to do next) */
+  errorAnswers?: Partial<Record<ErrorCode, TierError>>;
   ok: { status: 200 | 201; description: string; schema: TSchema } | { status: 200; description: string; html: string } | { status: 200; description: string; script: string };
   errors?: ErrorCode[];
   /** no bearer token needed */
@@ -28,6 +49,42 @@ const OpenApiDocument = Type.Object(
   { openapi: Type.Literal('3.1.0', { description: 'the OpenAPI version' }) },
   { additionalProperties: true, title: 'OpenApiDocument', description: 'This document', examples: [{ openapi: '3.1.0', info: { title: 'hubtier HTTP API', version: '1.0.0' }, paths: {} }] },
 );
+
+const text = (max: number) => ({ type: 'string', minLength: 1, maxLength: max });
+
+/** `GET /v1/admin/hubs` (src/api/fleet-routes.ts listQuery). */
+const HUB_QUERY: QueryParam[] = [
+  { name: 'limit', description: `hubs per page (default ${PAGE_DEFAULT})`, schema: { type: 'integer', minimum: 1, maximum: PAGE_MAX, default: PAGE_DEFAULT } },
+  { name: 'after', description: 'the previous page’s `next`: hubs with a larger id', schema: { type: 'string', pattern: ID_REGEX } },
+  { name: 'prefix', description: 'hubs whose id starts with this', schema: { type: 'string', pattern: '^[A-Za-z0-9_-]{1,64}$' } },
+  { name: 'home', description: 'hubs of this home', schema: { type: 'string', pattern: ID_REGEX } },
+  { name: 'model', description: 'hubs of this hardware model', schema: text(64) },
+  { name: 'firmware', description: 'hubs whose last hello named this firmware', schema: text(64) },
+  { name: 'enabled', description: 'enabled (true) or disabled (false) hubs', schema: { type: 'boolean' } },
+  { name: 'online', description: 'hubs connected now (true) or not (false)', schema: { type: 'boolean' } },
+  { name: 'node', description: 'hubs connected to this node', schema: text(64) },
+];
+
+const TIME = { type: 'string', description: 'an RFC 3339 date-time (a `+` of its offset sent as %2B) or ms since the epoch' };
+
+/** The audit routes (src/api/audit-routes.ts auditQuery); each at most once. */
+const auditParams = (withHome: boolean): QueryParam[] => [
+  ...(withHome ? [{ name: 'homeId', description: 'entries of this home', schema: text(64) }] : []),
+  { name: 'hubId', description: 'entries on this hub', schema: text(64) },
+  { name: 'actor', description: 'entries by this actor: a user’s `sub`, `admin`, or a rule id', schema: text(256) },
+  { name: 'action', description: 'entries of this action, or of every action it is the prefix of (`rule.`)', schema: text(64) },
+  { name: 'outcome', description: '`ok`, an error code, or `error` for every failure', schema: text(64) },
+  { name: 'since', description: 'entries at or after this time', schema: TIME },
+  { name: 'until', description: 'entries at or before this time', schema: TIME },
+  { name: 'limit', description: 'entries per page (default 100)', schema: { type: 'integer', minimum: 1, maximum: AUDIT_PAGE_MAX, default: 100 } },
+  { name: 'cursor', description: 'the previous page’s `next`', schema: text(512) },
+];
+
+/** Revocation examples: `before` must lie within 30 days of the moment the request is made. */
+const revokeExamples = (nowMs: number) => [
+  { jti: '0f9c2a7e-1d4b-4c8a-9b1e-2f3a4b5c6d7e' },
+  { sub: 'alice', before: new Date(Math.floor(nowMs / 1000) * 1000 - 3_600_000).toISOString() },
+];
 
 const COMMAND_ERRORS: ErrorCode[] = ['hub_disabled', 'hub_offline', 'command_timeout', 'unknown_device', 'command_failed', 'busy', 'session_closed', 'not_found', 'frame_too_large'];
 
@@ -66,12 +123,14 @@ export function operations(limits: { commandTimeoutMaxMs: number }): Record<stri
       summary: 'Provision a hub; its secret is returned only here',
       tag: 'admin',
       request: { schema: ProvisionRequest, bad: { hubId: 'hub 7', homeId: 'home-42' } },
+      description: 'The secret is in this answer only. A retry after a lost answer is refused `409 already_exists`: get a secret for the hub with `POST /v1/admin/hubs/{hubId}/secret` (`graceS: 0` when the hub never received the first).',
       ok: { status: 201, description: 'provisioned', schema: ProvisionReply },
       errors: ['already_exists'],
+      errorAnswers: { already_exists: alreadyProvisioned('hub-7') },
     },
     'post /v1/admin/hubs:batch': {
       summary: 'Provision up to 1,000 hubs at once; each item provisioned or refused on its own',
-      description: 'Per item: `ok: true` with the secret (shown only here), or `ok: false` with the code (`already_exists`, also for an id given twice). A refused item changes nothing; the others are provisioned. A body that does not validate is refused whole. `npm run fleet -- import FILE` does the same from a CSV or JSON-lines file.',
+      description: 'Per item: `ok: true` with the secret (shown only here), or `ok: false` with the code (`already_exists`, also for an id given twice; for a hub provisioned by an earlier call whose answer was lost, get its secret with `POST /v1/admin/hubs/{hubId}/secret`). A refused item changes nothing; the others are provisioned. A body that does not validate is refused whole. `npm run fleet -- import FILE` does the same from a CSV or JSON-lines file.',
       tag: 'admin',
       request: { schema: BatchRequest, bad: { hubs: [{ hubId: 'hub 7', homeId: 'home-42' }] } },
       ok: { status: 200, description: 'one result per item', schema: BatchReply },
@@ -79,8 +138,9 @@ export function operations(limits: { commandTimeoutMaxMs: number }): Record<stri
     'get /v1/admin/hubs': {
       summary: 'List and search hubs, a page at a time',
       description:
-        'Query: `limit` (1-1000, default 100), `after` (the previous page’s `next`), `prefix` (of the hub id), `home`, `model`, `firmware`, `enabled`, `online`, `node`. Hubs come in id order. One call examines at most 5,000 hubs, so a page may be short (even empty) with a `next` when the filters skip many: keep following `next` until it is null.',
+        'Query: `limit` (1-1000, default 100), `after` (the previous page’s `next`), `prefix` (of the hub id), `home`, `model`, `firmware`, `enabled`, `online`, `node`; a bad one answers 400 `invalid_field` naming it. Hubs come in id order. One call examines at most 5,000 hubs, so a page may be short (even empty) with a `next` when the filters skip many: keep following `next` until it is null.',
       tag: 'admin',
+      query: { params: HUB_QUERY, bad: 'limit=0', parse: listQuery },
       ok: { status: 200, description: 'a page', schema: HubListReply },
     },
     'get /v1/admin/hubs/:hubId': { summary: 'One hub as the operator sees it', tag: 'admin', ok: { status: 200, description: 'the hub', schema: FleetHub }, errors: ['not_found'] },
@@ -110,7 +170,8 @@ export function operations(limits: { commandTimeoutMaxMs: number }): Record<stri
     },
     'post /v1/admin/hubs/:hubId/secret': {
       summary: 'Rotate a hub’s secret; the old one keeps working for a grace period',
-      description: 'The new secret is shown only in this answer; the replaced one still opens sessions until `previousValidUntil` (so the hub can be updated over the air), then stops. One previous secret is kept: a second rotation ends the first one’s grace.',
+      description:
+        'The new secret is shown only in this answer; the replaced one (`previousVersion`) still opens sessions until `previousValidUntil` (so the hub can be updated over the air), then stops. One previous secret is kept: a second rotation ends the first one’s grace at once. So retry a rotation whose answer was lost with the same `idempotencyKey`: while no other rotation came between, it rotates nothing and answers the first rotation again (`repeated: true`), and the secret the hub holds keeps its grace. A retry without a key is a second rotation.',
       tag: 'admin',
       request: { schema: RotateRequest, bad: { graceS: -1 }, optional: true },
       ok: { status: 200, description: 'the new secret', schema: RotateReply },
@@ -126,7 +187,7 @@ export function operations(limits: { commandTimeoutMaxMs: number }): Record<stri
       summary: 'Revoke user tokens: one by `jti`, or every token of a `sub` issued before a time',
       description: 'Takes effect on every node within a second: requests with the tokens are refused (`unauthorized`) and app sockets open with them are closed (4007).',
       tag: 'admin',
-      request: { schema: RevokeRequest, bad: { sub: 'alice', before: '12/31/2025' } },
+      request: { schema: RevokeRequest, bad: { sub: 'alice', before: '12/31/2025' }, examples: revokeExamples },
       ok: { status: 200, description: 'revoked', schema: RevokeReply },
     },
     'get /v1/admin/audit': {
@@ -134,12 +195,14 @@ export function operations(limits: { commandTimeoutMaxMs: number }): Record<stri
       description:
         'Every command, desired change, rule and scene edit and run, settings change, hub provisioning and administration, token issue and revocation, with who (`sub`, `admin` or the rule), from where, on what, and the outcome; a request refused for its token is not recorded. Query: `homeId`, `hubId`, `actor` (a `sub`, `admin`, or a rule id), `action` (or its prefix: `rule.`), `outcome` (`ok`, an error code, or `error` for every failure), `since` and `until` (an RFC 3339 date-time such as `2025-01-31T08:00:00Z`, a `+` of its offset sent as `%2B`, or ms since the epoch), `limit` (1-500, default 100), `cursor` (the previous page’s `next`); each at most once, a bad or repeated one answers 400 `invalid_field` naming it. Past the count, the oldest entries of the home and actor with the most go first. One call examines at most 5,000 entries, so a page may be short (even empty) with a `next`: keep following `next` until it is null. Kept `TIER_AUDIT_MAX_AGE_DAYS` (90) days and at most `TIER_AUDIT_MAX_ENTRIES` (1,000,000) entries; every entry is also published on the NATS subject `audit.events`.',
       tag: 'admin',
+      query: { params: auditParams(true), bad: 'limit=0', parse: (q) => auditQuery(q, true) },
       ok: { status: 200, description: 'a page', schema: AuditReply },
     },
     'get /v1/homes/:homeId/audit': {
       summary: 'The audit trail of a home, for its users',
       description: 'As `GET /v1/admin/audit`, limited to the actions on this home (the same query but `homeId`). For the home’s users and the admin.',
       tag: 'homes',
+      query: { params: auditParams(false), bad: 'limit=0', parse: (q) => auditQuery(q, false) },
       ok: { status: 200, description: 'a page', schema: AuditReply },
     },
     'post /v1/admin/tokens': {

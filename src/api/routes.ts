@@ -206,7 +206,7 @@ export function mountApi(app: TemplatedApp, deps: ApiDeps): void {
   mountDocsPage(app);
 
   // computed per request from the table, so routes mounted by other modules are in it too
-  route(app, 'get', '/v1/openapi.json', () => ({ status: 200, body: openApiDocument(deps.table ?? [], API_VERSION, { commandTimeoutMaxMs: deps.commandTimeoutMaxMs }) }), opts);
+  route(app, 'get', '/v1/openapi.json', () => ({ status: 200, body: openApiDocument(deps.table ?? [], API_VERSION, { commandTimeoutMaxMs: deps.commandTimeoutMaxMs, maxBodyBytes: deps.maxBodyBytes }) }), opts);
 
   const noRoute = JSON.stringify(errorReply(new TierError('not_found', 'no such route')).body);
   app.any('/*', (res, req) => {

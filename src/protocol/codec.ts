@@ -10,7 +10,7 @@ import {
   type ServerToHubFrame,
 } from '../../proto/frames.js';
 import type { AppWireMessage } from '../../proto/app.js';
-import { isValidId, isValidKey, type BusPayload } from '../../proto/subjects.js';
+import { ID_RULE, isValidId, isValidKey, type BusPayload } from '../../proto/subjects.js';
 import { ErrorCodes, type ErrorCode } from '../../proto/errors.js';
 import { ProtocolError } from '../errors.js';
 import { checkPlainMsgpack, MAX_DEPTH, RefusedValueError, type FrameFields } from './msgpack-scan.js';
@@ -170,7 +170,7 @@ function str(v: unknown, field: string, max: number = LIMITS.stringBytes): strin
 }
 
 function id(v: unknown, field: string): string {
-  if (!isValidId(v)) fail(field, 'must be an id of 1..64 characters [A-Za-z0-9_-], not constructor or prototype');
+  if (!isValidId(v)) fail(field, `must be ${ID_RULE}`);
   return v;
 }
 

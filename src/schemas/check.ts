@@ -218,8 +218,13 @@ export function describe(s: AnySchema): string {
       return 'must be null';
     case 'Never':
       return 'is not allowed here';
-    case 'Union':
-      return `must be one of ${(s.anyOf as AnySchema[]).map((v) => (v.const !== undefined ? JSON.stringify(v.const) : describe(v))).join(', ')}`;
+    case 'Union': {
+      const variants = s.anyOf as AnySchema[];
+      if (variants.every((v) => v.const !== undefined)) return `must be one of ${variants.map((v) => JSON.stringify(v.const)).join(', ')}`;
+      // each variant's own words are a "must …" sentence: one "must", the rest joined with "or"
+      const ways = variants.map((v) => (v.const !== undefined ? `be ${JSON.stringify(v.const)}` : describe(v).replace(/^must /, '')));
+      return `must ${ways.join(', or ')}`;
+    }
     default:
       return 'has the wrong type';
   }

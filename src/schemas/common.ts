@@ -5,7 +5,7 @@
 import { Type } from '@sinclair/typebox';
 import { ErrorCodes } from '../../proto/errors.js';
 import type { Attrs as AttrMap } from '../../proto/frames.js';
-import { ID_PATTERN } from '../../proto/subjects.js';
+import { ID_PATTERN, ID_RULE } from '../../proto/subjects.js';
 import { attrs as checkAttrs, LIMITS, params as checkParams, paramsFit } from '../protocol/codec.js';
 import { TierError } from '../errors.js';
 import { compile, customKind, invalidField, type Problem, type Refuse } from './check.js';
@@ -19,7 +19,7 @@ export const ID_REGEX = `^${NOT_RESERVED}${ID_PATTERN.source.replace(/^\^/, '')}
 /** proto/subjects.ts `isValidKey`: 1..64 UTF-16 units, not a reserved name. */
 const KEY_REGEX = `^${NOT_RESERVED}[\\s\\S]{1,64}$`;
 
-const ID_MESSAGE = 'must be an id of 1..64 characters [A-Za-z0-9_-], not constructor or prototype';
+const ID_MESSAGE = `must be ${ID_RULE}`;
 
 /** A hub, home, device, rule or scene id; also used in NATS subjects and Redis keys. */
 export const Id = (description: string, examples?: string[]) =>

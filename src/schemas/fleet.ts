@@ -118,18 +118,34 @@ export const DeleteHubReply = Type.Object(
 );
 
 export const RotateRequest = Type.Object(
-  { graceS: Type.Optional(Type.Integer({ minimum: 0, maximum: MAX_GRACE_S, description: 'how long the old secret keeps working, s (default TIER_SECRET_GRACE_S, 7 days)' })) },
-  { title: 'RotateRequest', description: 'A new secret for the hub', examples: [{ graceS: 86_400 }] },
+  {
+    graceS: Type.Optional(Type.Integer({ minimum: 0, maximum: MAX_GRACE_S, description: 'how long the old secret keeps working, s (default TIER_SECRET_GRACE_S, 7 days)' })),
+    idempotencyKey: Type.Optional(
+      Type.String({
+        minLength: 1,
+        maxLength: 128,
+        description:
+          'a key of the caller’s choosing for this rotation (a UUID): a retry with the key of the hub’s last rotation rotates nothing and answers that rotation again (the same secret, version and grace), so a retry after a lost answer keeps the secret the hub holds working. Without one every call rotates, and ends the grace of the secret before',
+      }),
+    ),
+  },
+  { title: 'RotateRequest', description: 'A new secret for the hub', examples: [{ graceS: 86_400, idempotencyKey: '7d0e5c1a-2b3f-4c9d-8e7f-6a5b4c3d2e1f' }, { graceS: 86_400 }] },
 );
 
 export const RotateReply = Type.Object(
   {
     hubId: Id('the hub'),
-    secret: Type.String({ description: 'the new secret: shown only here, send it to the hub (over the air)' }),
+    secret: Type.String({ description: 'the new secret: shown only here (and to a retry with the same `idempotencyKey`), send it to the hub (over the air)' }),
     secretVersion: Type.Integer({ minimum: 2, description: 'its version' }),
-    previousValidUntil: Type.String({ description: 'until when the replaced secret still works, ISO 8601' }),
+    previousVersion: Type.Integer({ minimum: 1, description: 'the version of the replaced secret, the one `previousValidUntil` is for; every older secret no longer works' }),
+    previousValidUntil: Type.String({ description: 'until when the replaced secret (`previousVersion`) still works, ISO 8601' }),
+    repeated: Type.Boolean({ description: 'true: a retry with the last rotation’s `idempotencyKey`, nothing rotated; this is that rotation’s answer again' }),
   },
-  { title: 'RotateReply', description: 'The new secret', examples: [{ hubId: 'hub-7', secret: 'Xk2m9Q0v8yXr2c9Tn4Ub7Wd6Ja5Le0Hf', secretVersion: 3, previousValidUntil: '2025-02-07T08:00:00.000Z' }] },
+  {
+    title: 'RotateReply',
+    description: 'The new secret',
+    examples: [{ hubId: 'hub-7', secret: 'Xk2m9Q0v8yXr2c9Tn4Ub7Wd6Ja5Le0Hf', secretVersion: 3, previousVersion: 2, previousValidUntil: '2025-02-07T08:00:00.000Z', repeated: false }],
+  },
 );
 
 export const BatchItem = Type.Object(
@@ -184,7 +200,8 @@ export const RevokeRequest = Type.Object(
     description: 'One token by `jti`, or every token of a `sub` issued before a time',
     minProperties: 1,
     errorMessage: { minProperties: 'give jti, or sub (with an optional before)' },
-    examples: [{ jti: '0f9c2a7e-1d4b-4c8a-9b1e-2f3a4b5c6d7e' }, { sub: 'alice', before: '2025-01-31T08:00:00.000Z' }],
+    // one with `before` is made when the document is served (src/api/operations.ts): it must lie within 30 days of then
+    examples: [{ jti: '0f9c2a7e-1d4b-4c8a-9b1e-2f3a4b5c6d7e' }, { sub: 'alice' }],
   },
 );
 

@@ -258,6 +258,23 @@ export function hubRegistryContract(name: string, make: HubRegistryFactory): voi
       expect((await reg.update(hub, { enabled: false }))?.previousSecret).toEqual({ secret: 'sealed-2', until: 2_000 });
     });
 
+    it('rotateSecret with a key: a retry with the last rotation\'s key changes nothing, racing ones too; another key or none rotates', async () => {
+      const r = record(hub, { secret: 'sealed-1' });
+      await reg.create(r);
+      const first = await reg.rotateSecret(hub, 'sealed-2', 1_000, 'k-1');
+      expect(first).toEqual({ ...r, secret: 'sealed-2', secretVersion: 2, previousSecret: { secret: 'sealed-1', until: 1_000, rotationKey: 'k-1' } });
+      // the retry (its answer lost): the hub's sealed-1 keeps its grace, sealed-2 stays current
+      const retries = await Promise.all(['sealed-2x', 'sealed-2y'].map((s) => reg.rotateSecret(hub, s, 9_000, 'k-1')));
+      expect(retries).toEqual([first, first]);
+      expect(await reg.get(hub)).toEqual(first);
+      expect(await reg.rotateSecret(hub, 'sealed-3', 2_000, 'k-2')).toEqual({ ...r, secret: 'sealed-3', secretVersion: 3, previousSecret: { secret: 'sealed-2', until: 2_000, rotationKey: 'k-2' } });
+      // no key: always a rotation, and the key of the one before is gone with it
+      const plain = await reg.rotateSecret(hub, 'sealed-4', 3_000);
+      expect(plain).toEqual({ ...r, secret: 'sealed-4', secretVersion: 4, previousSecret: { secret: 'sealed-3', until: 3_000 } });
+      expect(await reg.get(hub)).toEqual(plain);
+      expect((await reg.rotateSecret(hub, 'sealed-5', 4_000, 'k-2'))?.secretVersion).toBe(5);
+    });
+
     it('update of the secrets (sealed anew) changes them only, version and grace kept', async () => {
       await reg.create(record(hub, { secret: 'sealed-1' }));
       const r = (await reg.rotateSecret(hub, 'sealed-2', 5_000))!;

@@ -5,7 +5,8 @@
  * must reach the others: 1,000 hubs provisioned in a batch, listed and searched a page at a time;
  * a hub held by another node disabled and its session closed within a second, commands to it
  * refused; a hub moved and the old home's users losing it, the new home's gaining it; a secret
- * rotated, the old one working during its grace period and failing after; a token revoked, its
+ * rotated, the old one working during its grace period and failing after, a rotation retried with
+ * its idempotency key on another node rotating nothing; a token revoked, its
  * open app socket closed and its next request refused on every node; the raw store holding no
  * hub secret in clear.
  */
@@ -132,6 +133,24 @@ function fleetSteps(mode: string, nodes: () => ServerProcess[], rawStore: () => 
       const c = hub(i, id, fresh);
       await c.connect();
       await c.terminate();
+    }
+  });
+
+  it('a rotation retried with its idempotencyKey on another node (the first answer lost) rotates nothing: the secret the hub holds keeps its grace on every node', async () => {
+    const id = `${p}f-0005`;
+    const held = secrets.get(id)!;
+    const body = { graceS: 86_400, idempotencyKey: `${p}rot-0005` };
+    const first = await admin(0, 'POST', `/v1/admin/hubs/${id}/secret`, body);
+    const retry = await admin(1, 'POST', `/v1/admin/hubs/${id}/secret`, body);
+    expect(retry.status).toBe(200);
+    expect(retry.body).toEqual({ ...first.body, repeated: true });
+    expect(first.body).toMatchObject({ secretVersion: 2, previousVersion: 1, repeated: false });
+    for (let i = 0; i < nodes().length; i++) {
+      for (const secret of [held, first.body.secret as string]) {
+        const c = hub(i, id, secret);
+        await c.connect();
+        await c.terminate();
+      }
     }
   });
 

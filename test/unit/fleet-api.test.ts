@@ -245,6 +245,54 @@ describe('secrets', () => {
   });
 });
 
+describe('retries after a lost answer', () => {
+  it('a rotation retried with its idempotencyKey answers the same secret and grace, and the secret the hub holds keeps working', async () => {
+    const hub = await provision('retry-home');
+    const body = { graceS: 86_400, idempotencyKey: `rot-${hub.hubId}` };
+    const first = await admin('POST', `/v1/admin/hubs/${hub.hubId}/secret`, body);
+    expect(first.body).toMatchObject({ secretVersion: 2, previousVersion: 1, repeated: false });
+    // the answer was lost: the operator sends the same request again
+    const retry = await admin('POST', `/v1/admin/hubs/${hub.hubId}/secret`, body);
+    expect(retry.status).toBe(200);
+    expect(retry.body).toEqual({ ...first.body, repeated: true });
+    // the hub never got the new secret: the one it holds (version 1) still opens sessions, so does the new one
+    await (await online(hub)).terminate();
+    await online({ hubId: hub.hubId, secret: first.body.secret });
+    expect((await admin('GET', `/v1/admin/hubs/${hub.hubId}`)).body.secretVersion).toBe(2);
+  });
+
+  it('a rotation without a key rotates again and says which secret still works: the one before stops at once', async () => {
+    const hub = await provision('retry-home');
+    const first = await admin('POST', `/v1/admin/hubs/${hub.hubId}/secret`, { graceS: 86_400 });
+    const second = await admin('POST', `/v1/admin/hubs/${hub.hubId}/secret`, { graceS: 86_400 });
+    expect(second.body).toMatchObject({ secretVersion: 3, previousVersion: 2, repeated: false });
+    await (await online({ hubId: hub.hubId, secret: first.body.secret })).terminate();
+    await expect(new HubClient({ url: wsUrl, hubId: hub.hubId, secret: hub.secret }).connect()).rejects.toMatchObject({ code: 'bad_signature' });
+  });
+
+  it('a provisioning retried after a lost answer is refused 409, and the message says how to get a secret (rotate)', async () => {
+    const hub = await provision('retry-home');
+    const again = await admin('POST', '/v1/admin/hubs', { hubId: hub.hubId, homeId: 'retry-home' });
+    expect(again.status).toBe(409);
+    expect(again.body).toMatchObject({ code: 'already_exists', message: expect.stringContaining(`POST /v1/admin/hubs/${hub.hubId}/secret`) });
+    const batch = await admin('POST', '/v1/admin/hubs:batch', { hubs: [{ hubId: hub.hubId, homeId: 'retry-home' }] });
+    expect(batch.body.results[0]).toMatchObject({ ok: false, code: 'already_exists', message: expect.stringContaining(`POST /v1/admin/hubs/${hub.hubId}/secret`) });
+  });
+});
+
+describe('refusal words', () => {
+  it('a bad labels map is refused in one sentence, and a reserved id names every reserved name', async () => {
+    const hub = await provision('words-home');
+    const labels = await admin('PATCH', `/v1/admin/hubs/${hub.hubId}`, { labels: { 'a b': 1 } });
+    expect(labels.body).toMatchObject({ code: 'invalid_field', field: 'labels', message: 'labels: must map at most 32 ids ([A-Za-z0-9_-], 1..64) to strings of at most 128 characters, or be null' });
+    for (const id of ['__proto__', 'constructor', 'prototype']) {
+      const res = await admin('POST', '/v1/admin/hubs', { hubId: id, homeId: 'words-home' });
+      expect(res.body, id).toMatchObject({ code: 'invalid_field', field: 'hubId', message: 'hubId: must be an id of 1..64 characters [A-Za-z0-9_-], not __proto__, constructor or prototype' });
+      expect((await admin('GET', `/v1/admin/hubs?home=${id}`)).body.message, id).toContain('not __proto__, constructor or prototype');
+    }
+  });
+});
+
 describe('tokens', () => {
   it('carry a jti; revoking one closes its open app socket (4007) and refuses its next request, other tokens of the user still work', async () => {
     const token = await userToken('rv-alice', ['rv-home']);

@@ -14,7 +14,7 @@ import { ErrorCodes, isErrorCode, type ErrorCode } from '../../proto/errors.js';
 import { openApiDocument, undocumented } from '../../src/api/openapi.js';
 import { operations } from '../../src/api/operations.js';
 import { mountApi } from '../../src/api/routes.js';
-import { mountFleetApi } from '../../src/api/fleet-routes.js';
+import { mountFleetApi, revokedBefore } from '../../src/api/fleet-routes.js';
 import { mountRulesApi } from '../../src/api/rules-routes.js';
 import { mountAuditApi } from '../../src/api/audit-routes.js';
 import { validateRuleSpec, validateSceneSpec, validateSettings, validateTestRequest } from '../../src/rules/validate.js';
@@ -76,7 +76,7 @@ describe('OpenAPI document', () => {
     for (const [key, op] of Object.entries(ops)) {
       if (op.request) {
         const v = compile(op.request.schema);
-        const examples = (op.request.schema as Json).examples as unknown[];
+        const examples = [...((op.request.schema as Json).examples as unknown[]), ...(op.request.examples?.(Date.now()) ?? [])];
         expect(examples.length, key).toBeGreaterThan(0);
         for (const ex of examples) expect(v.problem(ex), `${key} request ${JSON.stringify(ex)}`).toBeNull();
         expect(v.problem(op.request.bad), `${key} refused body`).not.toBeNull();
@@ -169,6 +169,38 @@ describe('OpenAPI document', () => {
     expect(command.responses['400'].content['application/json'].examples.invalid_field.value).toMatchObject({ field: 'set.on', code: 'invalid_field' });
     // a command whose frame to the hub would pass its max (PROTOCOL.md §5)
     expect(command.responses['413'].content['application/json'].examples.frame_too_large.value).toMatchObject({ code: 'frame_too_large', num: 101 });
+  });
+
+  it('examples the server checks against the clock are made when the document is served: a revocation `before` within 30 days of then', () => {
+    for (const nowMs of [Date.parse('2025-01-31T08:00:00Z'), Date.parse('2031-06-01T00:00:00Z')]) {
+      const d = openApiDocument(table, '1.0.0', LIMITS, nowMs) as Json;
+      const values = Object.values(d.paths['/v1/admin/tokens/revoke'].post.requestBody.content['application/json'].examples as Record<string, { value: Json }>).map((e) => e.value);
+      const dated = values.filter((v) => v.before !== undefined);
+      expect(dated.length).toBeGreaterThan(0);
+      for (const v of dated) expect(() => revokedBefore(v.before, nowMs)).not.toThrow();
+    }
+  });
+
+  it('every query the routes read is declared, refused with a documented 400; every body route documents 413 and the 400 of a body not JSON', () => {
+    const list = doc.paths['/v1/admin/hubs'].get;
+    expect((list.parameters as Json[]).filter((p) => p.in === 'query').map((p) => p.name)).toEqual(['limit', 'after', 'prefix', 'home', 'model', 'firmware', 'enabled', 'online', 'node']);
+    expect(list.responses['400'].content['application/json'].examples.invalid_field.value).toMatchObject({ field: 'limit' });
+    expect((doc.paths['/v1/admin/audit'].get.parameters as Json[]).filter((p) => p.in === 'query').map((p) => p.name)).toContain('since');
+    for (const [key, op] of Object.entries(ops)) {
+      for (const q of op.query?.params ?? []) {
+        // a declared name is one the route reads: a value of the wrong type is refused naming it
+        const wrong = q.schema.type === 'integer' ? '0' : q.schema.type === 'boolean' ? 'maybe' : '';
+        expect(() => op.query!.parse(new URLSearchParams({ [q.name]: wrong })), `${key} ?${q.name}`).toThrow(expect.objectContaining({ code: 'invalid_field', field: q.name }));
+      }
+    }
+    for (const [path, methods] of Object.entries(doc.paths as Json)) {
+      for (const [method, op] of Object.entries(methods as Json)) {
+        if (!op.requestBody) continue;
+        expect(op.responses['413']?.content['application/json'].examples.frame_too_large.value.message, `${method} ${path}`).toBe('body larger than 65536 bytes');
+        expect(op.responses['400'].content['application/json'].examples.malformed_frame, `${method} ${path}`).toBeDefined();
+      }
+    }
+    expect(doc.paths['/v1/admin/hubs'].post.responses['409'].content['application/json'].examples.already_exists.value.message).toContain('POST /v1/admin/hubs/hub-7/secret');
   });
 
   it('every body is a real JSON Schema: objects list their required fields and every field has a description', () => {

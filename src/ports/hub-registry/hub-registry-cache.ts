@@ -125,10 +125,10 @@ export class CachingHubRegistry implements HubRegistry {
     }
   }
 
-  async rotateSecret(hubId: string, secret: string, graceUntil: number): Promise<HubRecord | null> {
+  async rotateSecret(hubId: string, secret: string, graceUntil: number, key?: string): Promise<HubRecord | null> {
     this.entries.delete(hubId);
     try {
-      return await this.inner.rotateSecret(hubId, secret, graceUntil);
+      return await this.inner.rotateSecret(hubId, secret, graceUntil, key);
     } finally {
       this.entries.delete(hubId);
     }

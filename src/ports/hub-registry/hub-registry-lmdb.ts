@@ -19,11 +19,11 @@ import {
 
 /**
  * A hub as stored, a tuple (no field names per record): [homeId, secret, enabled, createdAt,
- * model, secretVersion, [previous secret, until], labels as [key, value] pairs, firmware], null
+ * model, secretVersion, [previous secret, until, its rotation's key?], labels as [key, value] pairs, firmware], null
  * for what is absent. Labels are pairs, not a map: msgpackr renames a `__proto__` map key.
  * Records of the first layout end after `model`: they are read as version 1 with nothing else.
  */
-type StoredHub = [string, string, boolean, number, string | null, number?, ([string, number] | null)?, (Array<[string, string]> | null)?, (string | null)?];
+type StoredHub = [string, string, boolean, number, string | null, number?, ([string, number] | [string, number, string] | null)?, (Array<[string, string]> | null)?, (string | null)?];
 
 /** Home index entries: `[homeId, hubId]` → null, in sub-database `hub-homes`. */
 type HomeKey = [string, string];
@@ -101,8 +101,8 @@ export class LmdbHubRegistry implements HubRegistry {
     return this.change(hubId, (r) => patched(r, patch));
   }
 
-  async rotateSecret(hubId: string, secret: string, graceUntil: number): Promise<HubRecord | null> {
-    return this.change(hubId, (r) => rotated(r, secret, graceUntil));
+  async rotateSecret(hubId: string, secret: string, graceUntil: number, key?: string): Promise<HubRecord | null> {
+    return this.change(hubId, (r) => rotated(r, secret, graceUntil, key));
   }
 
   async remove(hubId: string): Promise<boolean> {
@@ -154,7 +154,7 @@ export class LmdbHubRegistry implements HubRegistry {
 
 function encodeHubRecord(r: HubRecord): StoredHub {
   const prev = r.previousSecret;
-  return [r.homeId, r.secret, r.enabled, r.createdAt, r.model ?? null, r.secretVersion ?? 1, prev ? [prev.secret, prev.until] : null, r.labels ? Object.entries(r.labels) : null, r.firmware ?? null];
+  return [r.homeId, r.secret, r.enabled, r.createdAt, r.model ?? null, r.secretVersion ?? 1, prev ? (prev.rotationKey === undefined ? [prev.secret, prev.until] : [prev.secret, prev.until, prev.rotationKey]) : null, r.labels ? Object.entries(r.labels) : null, r.firmware ?? null];
 }
 
 /**
@@ -174,7 +174,8 @@ export function decodeHubRecord(key: unknown, value: unknown): HubRecord {
   if (s.length === 9) {
     if (!Number.isInteger(s[5])) throw bad('secretVersion', 'an integer');
     const prev = s[6];
-    if (prev !== null && !(Array.isArray(prev) && prev.length === 2 && typeof prev[0] === 'string' && typeof prev[1] === 'number')) throw bad('previous secret', '[secret, until] or null');
+    const prevOk = Array.isArray(prev) && (prev.length === 2 || (prev.length === 3 && typeof prev[2] === 'string')) && typeof prev[0] === 'string' && typeof prev[1] === 'number';
+    if (prev !== null && !prevOk) throw bad('previous secret', '[secret, until, rotation key?] or null');
     const labels = s[7];
     if (labels !== null && !(Array.isArray(labels) && labels.every((l) => Array.isArray(l) && l.length === 2 && typeof l[0] === 'string' && typeof l[1] === 'string'))) throw bad('labels', '[key, value] string pairs or null');
     if (s[8] !== null && typeof s[8] !== 'string') throw bad('firmware', 'a string or null');
@@ -182,7 +183,7 @@ export function decodeHubRecord(key: unknown, value: unknown): HubRecord {
   const h = s as StoredHub;
   const r: HubRecord = { hubId: key, homeId: h[0], secret: h[1], enabled: h[2], createdAt: h[3], model: h[4] ?? undefined };
   if (typeof h[5] === 'number' && h[5] !== 1) r.secretVersion = h[5];
-  if (h[6]) r.previousSecret = { secret: h[6][0], until: h[6][1] };
+  if (h[6]) r.previousSecret = h[6].length === 3 ? { secret: h[6][0], until: h[6][1], rotationKey: h[6][2] } : { secret: h[6][0], until: h[6][1] };
   const labels = Array.isArray(h[7]) ? labelsOf(Object.fromEntries(h[7])) : undefined;
   if (labels) r.labels = labels;
   if (typeof h[8] === 'string') r.firmware = h[8];

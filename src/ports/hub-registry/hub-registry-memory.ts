@@ -69,10 +69,10 @@ export class MemoryHubRegistry implements HubRegistry {
     return copyRecord(next);
   }
 
-  async rotateSecret(hubId: string, secret: string, graceUntil: number): Promise<HubRecord | null> {
+  async rotateSecret(hubId: string, secret: string, graceUntil: number, key?: string): Promise<HubRecord | null> {
     const r = this.hubs.get(hubId);
     if (!r) return null;
-    const next = rotated(r, secret, graceUntil);
+    const next = rotated(r, secret, graceUntil, key);
     this.put(next);
     return copyRecord(next);
   }

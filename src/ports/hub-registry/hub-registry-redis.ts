@@ -41,12 +41,17 @@ for i = 2, n + 1 do redis.call('HDEL', KEYS[1], ARGV[i]) end
 if #ARGV > n + 1 then redis.call('HSET', KEYS[1], unpack(ARGV, n + 2)) end
 return {before, redis.call('HGETALL', KEYS[1])}`);
 
-/** The current secret becomes the previous one (until ARGV[2]); ARGV[1] is current, version + 1. */
+/**
+ * The current secret becomes the previous one (until ARGV[2]); ARGV[1] is current, version + 1;
+ * ARGV[3] the rotation's key ('' for none): the last rotation's own key changes nothing.
+ */
 const ROTATE = new LuaScript(`
 if redis.call('EXISTS', KEYS[1]) == 0 then return nil end
+if ARGV[3] ~= '' and redis.call('HGET', KEYS[1], 'rotKey') == ARGV[3] then return redis.call('HGETALL', KEYS[1]) end
 local old = redis.call('HGET', KEYS[1], 'secret')
 local v = tonumber(redis.call('HGET', KEYS[1], 'secretVersion') or '1')
 redis.call('HSET', KEYS[1], 'prevSecret', old, 'prevUntil', ARGV[2], 'secret', ARGV[1], 'secretVersion', tostring(v + 1))
+if ARGV[3] == '' then redis.call('HDEL', KEYS[1], 'rotKey') else redis.call('HSET', KEYS[1], 'rotKey', ARGV[3]) end
 return redis.call('HGETALL', KEYS[1])`);
 
 /** Deletes the record; answers its home id, or nil. */
@@ -62,7 +67,7 @@ const LIST_BATCH = 256;
 /**
  * Provisioned hubs in Redis: one hash per hub, `<prefix>{h:<hubId>}:hub` with the fields `homeId`,
  * `secret`, `enabled` (`1`/`0`), `createdAt` (ms), and when present `model`, `secretVersion`,
- * `prevSecret` with `prevUntil` (ms), `labels` (JSON) and `firmware`. No TTL. Writes of a record
+ * `prevSecret` with `prevUntil` (ms) and `rotKey` (the replacing rotation's key), `labels` (JSON) and `firmware`. No TTL. Writes of a record
  * are Lua scripts, so racing creates of one id leave exactly one record.
  *
  * Two indexes, in other slots than the hub's (Redis Cluster: not atomic with the record): the
@@ -97,6 +102,7 @@ export class RedisHubRegistry implements HubRegistry {
     if (record.model !== undefined) fields.push('model', record.model);
     if (record.secretVersion !== undefined && record.secretVersion !== 1) fields.push('secretVersion', String(record.secretVersion));
     if (record.previousSecret) fields.push('prevSecret', record.previousSecret.secret, 'prevUntil', String(record.previousSecret.until));
+    if (record.previousSecret?.rotationKey !== undefined) fields.push('rotKey', record.previousSecret.rotationKey);
     if (record.labels && Object.keys(record.labels).length > 0) fields.push('labels', JSON.stringify(record.labels));
     if (record.firmware !== undefined) fields.push('firmware', record.firmware);
     await this.index(record.hubId, record.homeId);
@@ -152,6 +158,7 @@ export class RedisHubRegistry implements HubRegistry {
     field('secret', patch.secret);
     field('prevSecret', patch.previousSecret === undefined ? undefined : (patch.previousSecret?.secret ?? null));
     field('prevUntil', patch.previousSecret === undefined ? undefined : patch.previousSecret === null ? null : String(patch.previousSecret.until));
+    field('rotKey', patch.previousSecret === undefined ? undefined : (patch.previousSecret?.rotationKey ?? null));
     // the new home's index first: it never lacks the hub
     if (patch.homeId !== undefined) await this.client.sadd(this.keys.home(patch.homeId, 'hubs'), hubId);
     const reply = (await UPDATE.run(this.client, [this.key(hubId)], [String(dels.length), ...dels, ...sets])) as [string[], string[]] | null;
@@ -162,8 +169,8 @@ export class RedisHubRegistry implements HubRegistry {
     return after;
   }
 
-  async rotateSecret(hubId: string, secret: string, graceUntil: number): Promise<HubRecord | null> {
-    const reply = (await ROTATE.run(this.client, [this.key(hubId)], [secret, String(graceUntil)])) as string[] | null;
+  async rotateSecret(hubId: string, secret: string, graceUntil: number, key?: string): Promise<HubRecord | null> {
+    const reply = (await ROTATE.run(this.client, [this.key(hubId)], [secret, String(graceUntil), key ?? ''])) as string[] | null;
     return reply === null ? null : decode(hubId, pairs(reply));
   }
 
@@ -258,7 +265,10 @@ function decode(hubId: string, h: Record<string, string>): HubRecord | null {
   }
   const r: HubRecord = { hubId, homeId: h.homeId, model: h.model === undefined ? undefined : MODELS.intern(h.model), secret: h.secret, enabled: h.enabled === '1', createdAt: Number(h.createdAt) };
   if (h.secretVersion !== undefined && h.secretVersion !== '1') r.secretVersion = Number(h.secretVersion);
-  if (h.prevSecret !== undefined && h.prevUntil !== undefined) r.previousSecret = { secret: h.prevSecret, until: Number(h.prevUntil) };
+  if (h.prevSecret !== undefined && h.prevUntil !== undefined) {
+    r.previousSecret = { secret: h.prevSecret, until: Number(h.prevUntil) };
+    if (h.rotKey !== undefined) r.previousSecret.rotationKey = h.rotKey;
+  }
   if (h.labels !== undefined) {
     const labels = parseLabels(h.labels);
     if (labels) r.labels = labels;

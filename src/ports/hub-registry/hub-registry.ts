@@ -5,6 +5,8 @@ export type HubLabels = Record<string, string>;
 export interface PreviousSecret {
   secret: string;
   until: number;
+  /** the caller's idempotency key of the rotation that replaced it, when it gave one */
+  rotationKey?: string;
 }
 
 /** A provisioned hub. */
@@ -97,7 +99,8 @@ export const DEFAULT_SCAN_LIMIT = 5_000;
  *   the other's.
  * - `rotateSecret` makes `secret` current (version + 1) and keeps the replaced one as
  *   `previousSecret` until `graceUntil` (one previous secret: an older one is dropped), atomically
- *   per hub; null for an unknown hub.
+ *   per hub; null for an unknown hub. Given a `key` equal to the `rotationKey` of the last rotation,
+ *   it changes nothing and answers the record as it is (the caller's retry of that rotation).
  * - `remove` deletes the record and its index entries; false when there was none.
  * - `forget` drops what this process may have cached of the hub, so the next read sees the store
  *   (another node changed it); a no-op where nothing is cached.
@@ -118,7 +121,7 @@ export interface HubRegistry {
   list(query: HubQuery): Promise<HubPage>;
   listHome(homeId: string, limit: number): Promise<HubRecord[]>;
   update(hubId: string, patch: HubPatch): Promise<HubRecord | null>;
-  rotateSecret(hubId: string, secret: string, graceUntil: number): Promise<HubRecord | null>;
+  rotateSecret(hubId: string, secret: string, graceUntil: number, key?: string): Promise<HubRecord | null>;
   remove(hubId: string): Promise<boolean>;
   forget(hubId: string): void;
   close(): Promise<void>;
@@ -195,9 +198,12 @@ export function patched(r: HubRecord, patch: HubPatch): HubRecord {
   return out;
 }
 
-/** A copy of a record after a rotation to `secret` with a grace period until `graceUntil`. */
-export function rotated(r: HubRecord, secret: string, graceUntil: number): HubRecord {
-  return { ...r, secret, secretVersion: (r.secretVersion ?? 1) + 1, previousSecret: { secret: r.secret, until: graceUntil } };
+/** A copy of a record after a rotation to `secret` with a grace period until `graceUntil`; the record itself for a retry of the last rotation (same `key`). */
+export function rotated(r: HubRecord, secret: string, graceUntil: number, key?: string): HubRecord {
+  if (key !== undefined && r.previousSecret?.rotationKey === key) return r;
+  const previousSecret: PreviousSecret = { secret: r.secret, until: graceUntil };
+  if (key !== undefined) previousSecret.rotationKey = key;
+  return { ...r, secret, secretVersion: (r.secretVersion ?? 1) + 1, previousSecret };
 }
 
 /**
