@@ -15,6 +15,8 @@ import type { RevocationStore } from '../ports/revocations/revocations.js';
 export interface HeldHub {
   readonly hubId: string;
   readonly homeId: string;
+  /** the admitted record's `createdAt`; 0 when unknown */
+  readonly provisionedAt: number;
 }
 
 /** Why a held session was closed by a re-check. */
@@ -51,11 +53,12 @@ export interface ReconcileDeps<S extends HeldHub> {
   nowS?: () => number;
 }
 
-/** What a placement says about a session serving `homeId`; null: it may stay. */
-export function verdictOf(homeId: string, placement: HubPlacement | null): ReconcileClose | null {
+/** What a placement says about a session; null: it may stay. The same id provisioned again counts as deleted. */
+export function verdictOf(session: HeldHub, placement: HubPlacement | null): ReconcileClose | null {
   if (placement === null) return 'deleted';
+  if (session.provisionedAt !== 0 && placement.createdAt !== session.provisionedAt) return 'deleted';
   if (!placement.enabled) return 'disabled';
-  return placement.homeId === homeId ? null : 'moved';
+  return placement.homeId === session.homeId ? null : 'moved';
 }
 
 /**
@@ -169,7 +172,7 @@ export class FleetReconciler<S extends HeldHub> {
     if (sessions.length === 0) return counts;
     const placements = await this.deps.registry.placements(sessions.map((s) => s.hubId));
     sessions.forEach((s, i) => {
-      const verdict = verdictOf(s.homeId, placements[i] ?? null);
+      const verdict = verdictOf(s, placements[i] ?? null);
       // the session may have closed while the store answered: a newer one of the hub is not this one's to judge
       if (verdict === null || this.deps.sessions.get(s.hubId) !== s) return;
       counts[verdict]++;

@@ -109,7 +109,7 @@ export function hubRegistryContract(name: string, make: HubRegistryFactory): voi
       await reg.create(record(`${hub}-off`, { enabled: false, homeId: 'home-off' }));
       await reg.lookup(hub); // a caching adapter now holds it
       await reg.update(hub, { homeId: 'home-moved' });
-      expect(await reg.placements([`${hub}-unknown`, hub, `${hub}-off`])).toEqual([null, { homeId: 'home-moved', enabled: true }, { homeId: 'home-off', enabled: false }]);
+      expect(await reg.placements([`${hub}-unknown`, hub, `${hub}-off`])).toEqual([null, { homeId: 'home-moved', enabled: true, createdAt: 1_700_000_000_000 }, { homeId: 'home-off', enabled: false, createdAt: 1_700_000_000_000 }]);
       await reg.remove(hub);
       reg.forgetAll();
       expect(await reg.placements([hub])).toEqual([null]);

@@ -76,6 +76,7 @@ class Held implements HeldHub {
   constructor(
     readonly hubId: string,
     readonly homeId: string,
+    readonly provisionedAt = 0,
   ) {}
 }
 
@@ -173,9 +174,13 @@ describe('FleetReconciler', () => {
   });
 
   it('verdictOf: what a placement says about a session of a home', () => {
-    expect(verdictOf('h', null)).toBe('deleted');
-    expect(verdictOf('h', { homeId: 'h', enabled: false })).toBe('disabled');
-    expect(verdictOf('h', { homeId: 'x', enabled: true })).toBe('moved');
-    expect(verdictOf('h', { homeId: 'h', enabled: true })).toBeNull();
+    const s = new Held('hub', 'h', 7);
+    expect(verdictOf(s, null)).toBe('deleted');
+    expect(verdictOf(s, { homeId: 'h', enabled: false, createdAt: 7 })).toBe('disabled');
+    expect(verdictOf(s, { homeId: 'x', enabled: true, createdAt: 7 })).toBe('moved');
+    expect(verdictOf(s, { homeId: 'h', enabled: true, createdAt: 7 })).toBeNull();
+    // deleted, then the same id provisioned again (in any home): the old session is the deleted hub's
+    expect(verdictOf(s, { homeId: 'x', enabled: true, createdAt: 8 })).toBe('deleted');
+    expect(verdictOf(new Held('hub', 'h'), { homeId: 'h', enabled: true, createdAt: 8 })).toBeNull();
   });
 });

@@ -127,7 +127,7 @@ export class LmdbHubRegistry implements HubRegistry {
       const s = this.db.get(id);
       if (s === undefined) return null;
       const r = decodeHubRecord(id, s);
-      return { homeId: r.homeId, enabled: r.enabled };
+      return { homeId: r.homeId, enabled: r.enabled, createdAt: r.createdAt };
     });
   }
 

@@ -94,7 +94,7 @@ export class MemoryHubRegistry implements HubRegistry {
   async placements(hubIds: readonly string[]): Promise<Array<HubPlacement | null>> {
     return hubIds.map((id) => {
       const r = this.hubs.get(id);
-      return r ? { homeId: r.homeId, enabled: r.enabled } : null;
+      return r ? { homeId: r.homeId, enabled: r.enabled, createdAt: r.createdAt } : null;
     });
   }
 

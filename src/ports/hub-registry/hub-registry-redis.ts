@@ -179,17 +179,17 @@ export class RedisHubRegistry implements HubRegistry {
 
   forgetAll(): void {}
 
-  /** One pipeline of HMGETs (two fields each, no secrets read). */
+  /** One pipeline of HMGETs (three fields each, no secrets read). */
   async placements(hubIds: readonly string[]): Promise<Array<HubPlacement | null>> {
     if (hubIds.length === 0) return [];
     const pipe = this.client.pipeline();
-    for (const id of hubIds) pipe.hmget(this.key(id), 'homeId', 'enabled');
+    for (const id of hubIds) pipe.hmget(this.key(id), 'homeId', 'enabled', 'createdAt');
     const replies = (await pipe.exec()) ?? [];
     return hubIds.map((_, i) => {
       const [err, fields] = replies[i] ?? [new Error('no reply'), null];
       if (err) throw err;
-      const [homeId, enabled] = fields as Array<string | null>;
-      return homeId === null || homeId === undefined ? null : { homeId, enabled: enabled === '1' };
+      const [homeId, enabled, createdAt] = fields as Array<string | null>;
+      return homeId === null || homeId === undefined ? null : { homeId, enabled: enabled === '1', createdAt: Number(createdAt) };
     });
   }
 

@@ -102,7 +102,7 @@ export const DEFAULT_SCAN_LIMIT = 5_000;
  * - `forget` drops what this process may have cached of the hub, so the next read sees the store
  *   (another node changed it); a no-op where nothing is cached. `forgetAll` drops every cached
  *   record (the bus was down: change notices may have been missed).
- * - `placements` answers each hub's home and whether it is enabled, null for an unknown hub, in
+ * - `placements` answers each hub's home, whether it is enabled and its `createdAt`, null for an unknown hub, in
  *   the order asked, always from the store: one round trip per call, for re-checking many sessions.
  * - Secrets are returned to the provisioning caller once and to the handshake check (`get`);
  *   nothing else should expose them. Commands, rules and views read with `lookup`; `get` also
@@ -133,6 +133,8 @@ export interface HubRegistry {
 export interface HubPlacement {
   homeId: string;
   enabled: boolean;
+  /** the record's `createdAt`: another one means the id was deleted and provisioned again */
+  createdAt: number;
 }
 
 /** True when `r` passes the filters of `q` (the id range is the caller's). */
