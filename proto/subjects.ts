@@ -8,6 +8,7 @@
  *   hub.<hubId>.close      publish: the operator disabled, deleted or moved the hub; the holder closes its session
  *   fleet.hubs.changed     publish: a hub's record changed; every node drops its cached copy
  *   fleet.tokens.revoked   publish: user tokens were revoked; every node refuses them and closes their app sockets
+ *   fleet.reconcile        publish: fleet notices were lost; every node re-reads revocations and re-checks its hub sessions
  *   evt.<shard>.<homeId>.<hubId>  publish: state and device events of a hub, shard = fnv1a(homeId) mod SHARDS
  *   audit.events           publish: one entry of the audit trail per control action (for a SIEM)
  */
@@ -46,6 +47,7 @@ export const subjects = {
   hubClose: (hubId: string) => `hub.${hubId}.close`,
   hubsChanged: 'fleet.hubs.changed',
   tokensRevoked: 'fleet.tokens.revoked',
+  fleetReconcile: 'fleet.reconcile',
   auditEvents: 'audit.events',
   /** every `hub.<hubId>.<verb>`: what the node holding the hub subscribes to */
   hubAll: (hubId: string) => `hub.${hubId}.*`,
@@ -101,6 +103,11 @@ export interface CloseOrder {
 /** `fleet.hubs.changed`: the hub whose record changed. */
 export interface HubChanged {
   hub: string;
+}
+
+/** `fleet.reconcile`: why (`outbox_overflow`); receivers act the same whatever it says. */
+export interface ReconcileNotice {
+  reason: string;
 }
 
 /**
@@ -172,7 +179,7 @@ export interface AuditEntry {
 }
 
 /** Every payload the node publishes on the bus; `evt.*` carries the app's event message as it is. */
-export type BusPayload = CommandRequest | CommandReply | DesiredChange | TakeoverNotice | CloseOrder | HubChanged | TokenRevocation | AuditEntry | AppEventMessage;
+export type BusPayload = CommandRequest | CommandReply | DesiredChange | TakeoverNotice | CloseOrder | HubChanged | ReconcileNotice | TokenRevocation | AuditEntry | AppEventMessage;
 
 /** 32-bit FNV-1a over the UTF-16 code units of the id, mod SHARDS. */
 export function shardOf(homeId: string): number {

@@ -42,6 +42,11 @@ export interface FleetDeps {
   publishEvent?: ((event: AppEventMessage, epoch: number) => void) | undefined;
   box: SecretBox;
   log: Logger;
+  /**
+   * Where `fleet.hubs.changed` goes: a cluster's outbox, which publishes it again after the bus
+   * reconnects (src/api/notice-outbox.ts). @default the bus
+   */
+  notices?: Pick<Bus, 'publish'> | undefined;
   now?: () => number;
 }
 
@@ -245,7 +250,7 @@ export class Fleet {
   /** Every node drops its cached record of the hub. */
   private changed(hubId: string): void {
     this.deps.registry.forget(hubId);
-    this.deps.bus.publish(subjects.hubsChanged, encodeBus({ hub: hubId }));
+    (this.deps.notices ?? this.deps.bus).publish(subjects.hubsChanged, encodeBus({ hub: hubId }));
   }
 
   private closeSession(hubId: string, e: CloseOrder['e']): void {
@@ -312,12 +317,17 @@ export function commandsToEnabledHubs<A extends unknown[], R>(registry: HubRegis
   };
 }
 
-/** Every node: a hub changed elsewhere is dropped from this node's cache. Answers the unsubscribe. */
-export function watchHubChanges(bus: Bus, registry: HubRegistry, log: Logger): () => void {
+/**
+ * Every node: a hub changed elsewhere is dropped from this node's cache, then `changed` is told
+ * (a cluster re-checks the hub's session if it holds it). Answers the unsubscribe.
+ */
+export function watchHubChanges(bus: Bus, registry: HubRegistry, log: Logger, changed?: (hubId: string) => void): () => void {
   const sub = bus.subscribe(subjects.hubsChanged, (msg) => {
     const m = decodeValue(msg.data);
-    if (isPlainObject(m) && typeof m.hub === 'string') registry.forget(m.hub);
-    else log.warn({ subject: msg.subject }, 'hub change notice without a hub id ignored');
+    if (isPlainObject(m) && typeof m.hub === 'string') {
+      registry.forget(m.hub);
+      changed?.(m.hub);
+    } else log.warn({ subject: msg.subject }, 'hub change notice without a hub id ignored');
   });
   return () => sub.unsubscribe();
 }

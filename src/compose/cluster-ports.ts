@@ -137,6 +137,7 @@ export async function clusterPorts(config: Config, log: Logger, observe?: Backen
   const historyOn = history !== undefined;
   return {
     bus,
+    link: bus,
     directory,
     shadows,
     registry,

@@ -3,9 +3,15 @@
  * lines: the key that seals hub secrets, the fleet's routes, the gate that refuses commands to
  * disabled hubs, the subscription that keeps this node's cached hub records fresh, and token
  * revocation (the node's revocation list, loaded from the store at start and fed by the bus; the
- * app sockets open with a revoked token closed at once).
+ * app sockets open with a revoked token closed at once). In a cluster (a bus that can lose its
+ * server) also the healing after an outage: notices held and sent again, and a reconcile of this
+ * node's cache, revocations and hub sessions when its bus comes back (src/api/fleet-reconcile.ts).
  */
-import { subjects, type TokenRevocation } from '../../proto/subjects.js';
+import { subjects, type CloseOrder, type TokenRevocation } from '../../proto/subjects.js';
+import { FleetReconciler, type HeldHub } from '../api/fleet-reconcile.js';
+import { NoticeOutbox } from '../api/notice-outbox.js';
+import type { FleetSyncMetrics } from '../admin/fleet-sync-metrics.js';
+import type { SessionView } from '../actors/session-index.js';
 import { sendCommand, type CommandMetrics, type CommandSender, type CommandSpec } from '../actors/commands.js';
 import type { Authenticator } from '../auth/authenticator.js';
 import { RevocationList } from '../auth/revocations.js';
@@ -41,18 +47,47 @@ export interface FleetParts {
   close(): void;
 }
 
+/** The hub sessions this node holds, for the re-checks after an outage; `close` tells one to close as the operator's order would. */
+export interface HeldSessions<S extends HeldHub> {
+  sessions: Pick<SessionView<S>, 'get' | 'list'>;
+  close(session: S, e: CloseOrder['e']): void;
+  metrics?: FleetSyncMetrics | undefined;
+}
+
 /**
  * Resolves once the revocations already stored are known: a node refuses them from its first
  * request. `commandBus`: what commands go over (the node's bus with its local fallback,
  * src/actors/local-commands.ts); `publishEvent`: the node's hub events (a hub leaving a home says so).
  */
-export async function fleetParts(config: Config, ports: Ports, log: Logger, metrics?: CommandMetrics, commandBus: Bus = ports.bus, publishEvent?: FleetDeps['publishEvent']): Promise<FleetParts> {
+export async function fleetParts<S extends HeldHub>(config: Config, ports: Ports, log: Logger, metrics?: CommandMetrics, commandBus: Bus = ports.bus, publishEvent?: FleetDeps['publishEvent'], held?: HeldSessions<S>): Promise<FleetParts> {
   const box = secretBoxFor(config, log);
   const fleetLog = log.child({ part: 'fleet' });
-  const fleet = new Fleet({ registry: ports.registry, bus: ports.bus, directory: ports.directory, shadows: ports.shadows, rules: ports.rules, history: ports.history, publishEvent, box, log: fleetLog });
-  const stopWatching = watchHubChanges(ports.bus, ports.registry, fleetLog);
   const revoked = new RevocationList();
   const sockets = new OpenAppSockets();
+  // a notice lost within three pings before the outage was seen is sent again too (bus-nats.ts: two missed pongs)
+  const outbox = ports.link ? new NoticeOutbox(ports.bus, ports.link, { recentMs: Math.max(30_000, 6 * config.natsPingMs) }) : null;
+  const notices = outbox ?? ports.bus;
+  const reconciler = ports.link
+    ? new FleetReconciler<S>({
+        registry: ports.registry,
+        revocationStore: ports.revocations,
+        revoked,
+        sockets,
+        sessions: held?.sessions ?? { get: () => undefined, list: () => [] },
+        close: (s, e) => held?.close(s, e),
+        log: fleetLog,
+        metrics: held?.metrics,
+      })
+    : null;
+  const fleet = new Fleet({ registry: ports.registry, bus: ports.bus, notices, directory: ports.directory, shadows: ports.shadows, rules: ports.rules, history: ports.history, publishEvent, box, log: fleetLog });
+  const stopWatching = watchHubChanges(ports.bus, ports.registry, fleetLog, reconciler ? (hubId) => void reconciler.hub(hubId) : undefined);
+  const reconcileHeard = reconciler ? ports.bus.subscribe(subjects.fleetReconcile, () => void reconciler.all('notice')) : null;
+  const reconnects = ports.link?.onReconnect((downSince) => {
+    const again = outbox!.reconnected(downSince);
+    held?.metrics?.redelivered(again);
+    if (again.resent > 0 || again.reconcile) fleetLog.info(again, 'fleet notices sent again after the bus reconnected');
+    void reconciler!.all('reconnect');
+  });
   const heard = ports.bus.subscribe(subjects.tokensRevoked, (msg) => {
     const r = revocationOf(decodeValue(msg.data));
     if (!r) return fleetLog.warn('malformed token revocation ignored');
@@ -67,7 +102,7 @@ export async function fleetParts(config: Config, ports: Ports, log: Logger, metr
     const revocation: TokenRevocation = 'jti' in r ? { jti: r.jti, exp: nowS() + MAX_TTL_S } : { sub: r.sub, before: r.before, exp: r.before + MAX_TTL_S };
     await ports.revocations?.add(revocation);
     revoked.add(revocation);
-    ports.bus.publish(subjects.tokensRevoked, encodeBus(revocation));
+    notices.publish(subjects.tokensRevoked, encodeBus(revocation));
     return revocation;
   }
 
@@ -83,6 +118,9 @@ export async function fleetParts(config: Config, ports: Ports, log: Logger, metr
     close() {
       stopWatching();
       heard.unsubscribe();
+      reconcileHeard?.unsubscribe();
+      reconnects?.unsubscribe();
+      reconciler?.stop();
     },
   };
 }

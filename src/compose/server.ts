@@ -50,6 +50,9 @@ import { traceFields } from '../trace/active-span.js';
 import { startTracing, stopTracing } from '../trace/tracing.js';
 import { fleetParts } from './fleet-wiring.js';
 import { checkSealingKey } from './sealing-key-check.js';
+import type { CloseOrder } from '../../proto/subjects.js';
+import { encodeBus } from '../protocol/codec.js';
+import { prometheusFleetSyncMetrics } from '../admin/fleet-sync-metrics.js';
 import { AuditTrail } from '../actors/audit-trail.js';
 import { mountAuditApi } from '../api/audit-routes.js';
 import { MAX_HOME_HUBS } from '../api/fleet.js';
@@ -111,7 +114,9 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
   // commands for hubs held here still reach them while NATS is down (src/actors/local-commands.ts)
   const commandBus = withLocalCommands(ports.bus, sessions);
   // a hub moved or deleted says so in its home's history; `events` (below, once the rules exist) is there before any request
-  const fleet = await fleetParts(config, ports, log, metrics, commandBus, (event, epoch) => events.publish(event, epoch));
+  // in a cluster, the sessions held are re-checked after a bus outage, closed as the operator's missed order would close them
+  const held = { sessions, close: (s: HubSession, e: CloseOrder['e']) => void s.tell({ type: 'closeOrder', data: encodeBus({ e }) }), metrics: ports.link ? prometheusFleetSyncMetrics(metrics.registry) : undefined };
+  const fleet = await fleetParts(config, ports, log, metrics, commandBus, (event, epoch) => events.publish(event, epoch), held);
   await checkSealingKey(ports.registry, fleet.box, isClusterMode(config) ? 'the cluster registry (Redis)' : resolve(config.dataDir), log);
   const auth = new Authenticator(config.adminToken, config.jwtSecret, { requireExp: config.jwtRequireExp, revoked: fleet.revoked, audience: config.jwtAudience, issuer: config.jwtIssuer, skewS: config.authSkewS });
   // every control action: stored (ports.audit) and published on `audit.events` for a SIEM

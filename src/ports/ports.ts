@@ -6,7 +6,7 @@
 import type { TemplatedApp } from '../transport/uws.js';
 import type { Logger } from '../log/logger.js';
 import type { AuditLog } from './audit/audit.js';
-import type { Bus } from './bus/bus.js';
+import type { Bus, BusLink } from './bus/bus.js';
 import type { Directory } from './directory/directory.js';
 import type { HubRegistry, NonceStore } from './hub-registry/hub-registry.js';
 import type { EventHistory } from './history/history.js';
@@ -19,6 +19,8 @@ import type { ShadowStore } from './shadow-store/shadow-store.js';
 
 export interface Ports {
   bus: Bus;
+  /** the bus's connection to its server, when it can lose it (NATS): fleet notices are held and re-checked over it */
+  link?: BusLink;
   directory: Directory;
   shadows: ShadowStore;
   registry: HubRegistry;

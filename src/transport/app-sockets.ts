@@ -60,6 +60,24 @@ export class OpenAppSockets {
     return closed;
   }
 
+  /**
+   * Closes every socket whose token `list` now refuses; answers how many. One pass over the open
+   * sockets, whatever the number of revocations (a reconcile after missed notices).
+   */
+  closeRevoked(list: Pick<RevocationList, 'isRevoked'>): number {
+    let closed = 0;
+    for (const [sub, sockets] of this.bySub) {
+      for (const [socket, p] of [...sockets]) {
+        if (!list.isRevoked(p)) continue;
+        sockets.delete(socket);
+        socket.close(CloseCode.unauthorized, 'token_revoked');
+        closed++;
+      }
+      if (sockets.size === 0) this.bySub.delete(sub);
+    }
+    return closed;
+  }
+
   /** Closes every open socket (a node draining); answers how many. */
   closeAll(code: number, reason: string): number {
     const all = [...this.admin, ...[...this.bySub.values()].flatMap((m) => [...m.keys()])];

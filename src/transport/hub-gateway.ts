@@ -30,6 +30,8 @@ const MAX_INBOX_BYTES = 4 * 1024 * 1024;
 interface HubSocketData {
   hubId: string;
   homeId: string;
+  /** the admitted record's `createdAt`: a re-check tells the same hub id provisioned again from it */
+  createdAt: number;
   link: UwsHubLink | null;
 }
 
@@ -235,7 +237,7 @@ export function mountHubGateway(app: TemplatedApp, deps: HubGatewayDeps): void {
         // counted as a handshake until decided; `open` takes the decision (no home yet: '')
         let taken = false;
         try {
-          taken = admitting.upgrade(admission.admit(credentials), () => res.upgrade<HubSocketData>({ hubId, homeId: '', link: null }, key, protocol, extensions, context));
+          taken = admitting.upgrade(admission.admit(credentials), () => res.upgrade<HubSocketData>({ hubId, homeId: '', createdAt: 0, link: null }, key, protocol, extensions, context));
         } catch (err) {
           log.error({ err, hubId }, 'hub upgrade failed');
         } finally {
@@ -250,7 +252,7 @@ export function mountHubGateway(app: TemplatedApp, deps: HubGatewayDeps): void {
           limits.finish(true); // counted now: `close` decrements it whatever happens next
           metrics?.hubConnected();
           res.cork(() => {
-            res.upgrade<HubSocketData>({ hubId: record.hubId, homeId: record.homeId, link: null }, key, protocol, extensions, context);
+            res.upgrade<HubSocketData>({ hubId: record.hubId, homeId: record.homeId, createdAt: record.createdAt, link: null }, key, protocol, extensions, context);
           });
         },
         (err: unknown) => {
@@ -307,7 +309,7 @@ export function mountHubGateway(app: TemplatedApp, deps: HubGatewayDeps): void {
 
   function start(data: HubSocketData, link: UwsHubLink): void {
     try {
-      link.session = new HubSession(data.hubId, data.homeId, link, sessions);
+      link.session = new HubSession(data.hubId, data.homeId, link, sessions, data.createdAt);
     } catch (err) {
       log.error({ err, hubId: data.hubId }, 'hub session could not start');
       link.send(encode({ t: FrameType.bye, e: 'internal' }));
@@ -349,6 +351,7 @@ export function mountHubGateway(app: TemplatedApp, deps: HubGatewayDeps): void {
     metrics?.hubConnected();
     data.hubId = record.hubId;
     data.homeId = record.homeId;
+    data.createdAt = record.createdAt;
     start(data, link);
     for (const frame of held) receive(data, frame.bytes, frame.binary);
   }

@@ -74,14 +74,19 @@ describe('NatsBus', () => {
     await b.flush();
     expect(b.connected).toBe(true);
     expect(b.status()).toMatchObject({ state: 'connected', server: `127.0.0.1:${nats.port}`, reconnects: 0 });
+    const told: number[] = [];
+    b.onReconnect((downSince) => told.push(downSince));
 
     await nats.kill();
     await until('the bus notices', () => !b.connected);
     expect(b.status().state).toBe('reconnecting');
+    const down = b.status().since;
 
     await nats.restart();
     await until('the bus is back', () => b.connected);
     expect(b.status()).toMatchObject({ state: 'connected', reconnects: 1 });
+    // BusLink: told once, with when the outage began (fleet notices since then are sent again)
+    expect(told).toEqual([down]);
     // the subscription was made again on the new server: requests reach it
     await until('the responder is registered again', () => answers(b, `${p}.echo`, 're:x'));
     expect(messages()).toEqual(expect.arrayContaining(['nats connected', 'nats disconnected; reconnecting', 'nats reconnected']));

@@ -103,6 +103,19 @@ export function hubRegistryContract(name: string, make: HubRegistryFactory): voi
       expect(await reg.lookup(hub)).toBeNull();
     });
 
+    it('placements answers each hub’s home and enabled flag from the store, null for unknown, in the order asked', async () => {
+      expect(await reg.placements([])).toEqual([]);
+      await reg.create(record(hub));
+      await reg.create(record(`${hub}-off`, { enabled: false, homeId: 'home-off' }));
+      await reg.lookup(hub); // a caching adapter now holds it
+      await reg.update(hub, { homeId: 'home-moved' });
+      expect(await reg.placements([`${hub}-unknown`, hub, `${hub}-off`])).toEqual([null, { homeId: 'home-moved', enabled: true, createdAt: 1_700_000_000_000 }, { homeId: 'home-off', enabled: false, createdAt: 1_700_000_000_000 }]);
+      await reg.remove(hub);
+      reg.forgetAll();
+      expect(await reg.placements([hub])).toEqual([null]);
+      expect(await reg.lookup(hub)).toBeNull();
+    });
+
     it('keeps a record without a model', async () => {
       await reg.create(record(hub, { model: undefined, enabled: false }));
       const got = await reg.get(hub);

@@ -108,6 +108,7 @@ const BUILDERS: Record<keyof typeof subjects, { subject: string; channels: strin
   hubClose: { subject: subjects.hubClose(HUB), channels: ['hubClose'] },
   hubsChanged: { subject: subjects.hubsChanged, channels: ['hubsChanged'] },
   tokensRevoked: { subject: subjects.tokensRevoked, channels: ['tokensRevoked'] },
+  fleetReconcile: { subject: subjects.fleetReconcile, channels: ['fleetReconcile'] },
   auditEvents: { subject: subjects.auditEvents, channels: ['auditEvents'] },
   hubAll: { subject: subjects.hubAll(HUB), channels: ['hubCommand', 'hubDesired', 'hubTakeover', 'hubClose'] },
   hubEvents: { subject: subjects.hubEvents(HOME, HUB), channels: ['hubEvents'] },

@@ -10,6 +10,7 @@ import {
   RequestTimeoutError,
   validateSubject,
   type Bus,
+  type BusLink,
   type BusSubscriber,
   type BusMessage,
   type BusSubscription,
@@ -68,13 +69,14 @@ export interface NatsBusOptions {
  * - After `close()`, publish and respond are dropped silently (a session shutting down may still
  *   publish its offline event); subscribe and request fail with a `draining` TierError.
  */
-export class NatsBus implements Bus {
+export class NatsBus implements Bus, BusLink {
   private state: NatsBusState = 'connected';
   private since = Date.now();
   private reconnects = 0;
   private closing: Promise<void> | null = null;
   private dropped = 0;
   private droppedThisOutage = 0;
+  private readonly reconnectListeners = new Set<(downSince: number) => void>();
   private readonly subscribeTo: Subscribe;
 
   private constructor(
@@ -122,6 +124,11 @@ export class NatsBus implements Bus {
   /** True while connected to a server (false while reconnecting and after close). */
   get connected(): boolean {
     return this.state === 'connected';
+  }
+
+  onReconnect(listener: (downSince: number) => void): BusSubscription {
+    this.reconnectListeners.add(listener);
+    return { unsubscribe: () => this.reconnectListeners.delete(listener) };
   }
 
   status(): NatsBusStatus {
@@ -257,12 +264,21 @@ export class NatsBus implements Bus {
         if (this.state !== 'closed') this.setState('reconnecting');
         this.log.debug('nats reconnecting');
         return;
-      case 'reconnect':
+      case 'reconnect': {
+        const downSince = this.since;
         this.reconnects++;
         this.setState('connected');
-        this.log.info({ server: s.server, dropped: this.droppedThisOutage }, 'nats reconnected');
+        this.log.info({ server: s.server, dropped: this.droppedThisOutage, downMs: Date.now() - downSince }, 'nats reconnected');
         this.droppedThisOutage = 0;
+        for (const listener of this.reconnectListeners) {
+          try {
+            listener(downSince);
+          } catch (err) {
+            this.log.error({ err }, 'reconnect listener failed');
+          }
+        }
         return;
+      }
       case 'close':
         this.setState('closed');
         return;

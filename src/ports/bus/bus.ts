@@ -65,6 +65,22 @@ export interface Bus {
   close(): Promise<void>;
 }
 
+/**
+ * A bus that can lose its server (NATS) says so here; the memory bus never does and has none.
+ * Messages published while `connected` is false are gone (at most once): what must reach every
+ * node is held by the caller and published again from `onReconnect`.
+ */
+export interface BusLink {
+  /** false from the moment the client saw the server gone until it is back */
+  readonly connected: boolean;
+  /**
+   * Calls `listener` after each reconnect, once the client restored its subscriptions, with when
+   * the outage began (ms since the Unix epoch): messages between then and now were dropped, and
+   * so may be those published shortly before (until the client noticed the server gone).
+   */
+  onReconnect(listener: (downSince: number) => void): BusSubscription;
+}
+
 export class NoRespondersError extends TierError {
   override name = 'NoRespondersError';
   constructor(subject: string) {

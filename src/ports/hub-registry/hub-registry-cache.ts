@@ -1,5 +1,5 @@
 import { monotonicMs } from '../../actors/clock.js';
-import { labelsOf, type HubInfo, type HubLabels, type HubPage, type HubPatch, type HubQuery, type HubRecord, type HubRegistry } from './hub-registry.js';
+import { labelsOf, type HubInfo, type HubLabels, type HubPage, type HubPatch, type HubPlacement, type HubQuery, type HubRecord, type HubRegistry } from './hub-registry.js';
 
 /**
  * A record as read at `at` (`monotonicMs`: a small integer, not a heap number per hub), its
@@ -153,6 +153,16 @@ export class CachingHubRegistry implements HubRegistry {
   forget(hubId: string): void {
     this.entries.delete(hubId);
     this.inner.forget(hubId);
+  }
+
+  forgetAll(): void {
+    this.entries.clear();
+    this.inner.forgetAll();
+  }
+
+  /** Always the store's answer: a re-check must not trust what the cache kept. */
+  placements(hubIds: readonly string[]): Promise<Array<HubPlacement | null>> {
+    return this.inner.placements(hubIds);
   }
 
   async close(): Promise<void> {

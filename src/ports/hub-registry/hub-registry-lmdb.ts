@@ -13,6 +13,7 @@ import {
   infoOf,
   type HubInfo,
   type HubRecord,
+  type HubPlacement,
   type HubRegistry,
   type NonceStore,
 } from './hub-registry.js';
@@ -118,6 +119,17 @@ export class LmdbHubRegistry implements HubRegistry {
   }
 
   forget(): void {}
+
+  forgetAll(): void {}
+
+  async placements(hubIds: readonly string[]): Promise<Array<HubPlacement | null>> {
+    return hubIds.map((id) => {
+      const s = this.db.get(id);
+      if (s === undefined) return null;
+      const r = decodeHubRecord(id, s);
+      return { homeId: r.homeId, enabled: r.enabled, createdAt: r.createdAt };
+    });
+  }
 
   async close(): Promise<void> {
     await this.data.flushed();

@@ -11,6 +11,7 @@ import {
   infoOf,
   type HubInfo,
   type HubRecord,
+  type HubPlacement,
   type HubRegistry,
   type NonceStore,
 } from './hub-registry.js';
@@ -87,6 +88,15 @@ export class MemoryHubRegistry implements HubRegistry {
   }
 
   forget(): void {}
+
+  forgetAll(): void {}
+
+  async placements(hubIds: readonly string[]): Promise<Array<HubPlacement | null>> {
+    return hubIds.map((id) => {
+      const r = this.hubs.get(id);
+      return r ? { homeId: r.homeId, enabled: r.enabled, createdAt: r.createdAt } : null;
+    });
+  }
 
   async close(): Promise<void> {}
 

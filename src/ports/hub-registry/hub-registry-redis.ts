@@ -13,6 +13,7 @@ import {
   infoOf,
   type HubInfo,
   type HubRecord,
+  type HubPlacement,
   type HubRegistry,
   type NonceStore,
 } from './hub-registry.js';
@@ -182,6 +183,22 @@ export class RedisHubRegistry implements HubRegistry {
   }
 
   forget(): void {}
+
+  forgetAll(): void {}
+
+  /** One pipeline of HMGETs (three fields each, no secrets read). */
+  async placements(hubIds: readonly string[]): Promise<Array<HubPlacement | null>> {
+    if (hubIds.length === 0) return [];
+    const pipe = this.client.pipeline();
+    for (const id of hubIds) pipe.hmget(this.key(id), 'homeId', 'enabled', 'createdAt');
+    const replies = (await pipe.exec()) ?? [];
+    return hubIds.map((_, i) => {
+      const [err, fields] = replies[i] ?? [new Error('no reply'), null];
+      if (err) throw err;
+      const [homeId, enabled, createdAt] = fields as Array<string | null>;
+      return homeId === null || homeId === undefined ? null : { homeId, enabled: enabled === '1', createdAt: Number(createdAt) };
+    });
+  }
 
   /**
    * Puts every hub record under the prefix into the indexes (records written by versions before

@@ -103,7 +103,10 @@ export const DEFAULT_SCAN_LIMIT = 5_000;
  *   it changes nothing and answers the record as it is (the caller's retry of that rotation).
  * - `remove` deletes the record and its index entries; false when there was none.
  * - `forget` drops what this process may have cached of the hub, so the next read sees the store
- *   (another node changed it); a no-op where nothing is cached.
+ *   (another node changed it); a no-op where nothing is cached. `forgetAll` drops every cached
+ *   record (the bus was down: change notices may have been missed).
+ * - `placements` answers each hub's home, whether it is enabled and its `createdAt`, null for an unknown hub, in
+ *   the order asked, always from the store: one round trip per call, for re-checking many sessions.
  * - Secrets are returned to the provisioning caller once and to the handshake check (`get`);
  *   nothing else should expose them. Commands, rules and views read with `lookup`; `get` also
  *   serves changes that must start from the stored record (an admin's move or removal).
@@ -124,7 +127,17 @@ export interface HubRegistry {
   rotateSecret(hubId: string, secret: string, graceUntil: number, key?: string): Promise<HubRecord | null>;
   remove(hubId: string): Promise<boolean>;
   forget(hubId: string): void;
+  forgetAll(): void;
+  placements(hubIds: readonly string[]): Promise<Array<HubPlacement | null>>;
   close(): Promise<void>;
+}
+
+/** Where a hub belongs now: what a held session is re-checked against. */
+export interface HubPlacement {
+  homeId: string;
+  enabled: boolean;
+  /** the record's `createdAt`: another one means the id was deleted and provisioned again */
+  createdAt: number;
 }
 
 /** True when `r` passes the filters of `q` (the id range is the caller's). */
