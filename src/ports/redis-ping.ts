@@ -1,5 +1,6 @@
 import type { Redis } from 'ioredis';
 import type { Logger } from '../log/logger.js';
+import { redisAnswering } from './redis.js';
 
 export interface RedisPingOptions {
   /** @default 5_000 (ms): a PING this often, while the connection is ready and none is waiting */
@@ -65,6 +66,8 @@ export class RedisPing {
   #set(answering: boolean): void {
     if (answering === this.#answering) return;
     this.#answering = answering;
+    // a QUIT at the drain waits for a Redis that answers, not for one that hangs
+    redisAnswering(answering);
     if (!answering) {
       this.#since = Date.now();
       this.options.log.warn({ timeoutMs: this.#timeoutMs }, 'redis not answering');

@@ -135,12 +135,14 @@ function observeCalls(client: Redis, observe: CallObserver): void {
 
 /**
  * Ends a client: QUIT when connected (pending replies first), else drops the socket. A QUIT not
- * answered within `quitWithinMs` (a hung Redis: a 'wait' client has no command timeout and waited
- * for good) drops the socket too, failing what is still pending: a drain must end. 0 drops it at
- * once (the caller just saw a call to this connection time out).
- * @default quitWithinMs 1_000 (ms)
+ * answered within `quitWithinMs` drops the socket too, failing what is still pending: a drain must
+ * end. That bound is short only while Redis is known not to answer (`redisAnswering(false)`, from
+ * the node's PING: a 'wait' client has no command timeout and waited for good); a Redis that
+ * answers gets its pending replies in (a 1 s bound dropped a busy node's last history appends in a
+ * rolling restart: events acknowledged to hubs never reached apps). 0 drops it at once (the caller
+ * just saw a call to this connection time out).
  */
-export async function closeRedis(client: Redis, quitWithinMs = QUIT_WITHIN_MS): Promise<void> {
+export async function closeRedis(client: Redis, quitWithinMs = quitBound): Promise<void> {
   if (client.status === 'end') return;
   if (client.status === 'ready' && quitWithinMs > 0) {
     let timer: NodeJS.Timeout | undefined;
@@ -156,8 +158,16 @@ export async function closeRedis(client: Redis, quitWithinMs = QUIT_WITHIN_MS): 
   client.disconnect();
 }
 
-/** How long a QUIT may wait for its answer before the socket is dropped (ms). */
+/** How long a QUIT may wait for its answer before the socket is dropped, while Redis does not answer (ms). */
 export const QUIT_WITHIN_MS = 1_000;
+/** The same while Redis answers: its pending replies come first, within the time a drain has. */
+export const QUIT_ANSWERING_MS = 10_000;
+let quitBound = QUIT_ANSWERING_MS;
+
+/** What the node's PING last saw (src/ports/redis-ping.ts): sets how long closeRedis waits for a QUIT. */
+export function redisAnswering(answering: boolean): void {
+  quitBound = answering ? QUIT_ANSWERING_MS : QUIT_WITHIN_MS;
+}
 
 /** Reconnect delay: 100 ms doubling up to `capMs`, ±20 % jitter so nodes do not reconnect in step. */
 export function backoff(attempt: number, capMs: number): number {

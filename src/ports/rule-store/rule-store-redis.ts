@@ -289,7 +289,7 @@ export class RedisRuleStore implements RuleStore {
     this.listeners.clear();
     const sub = this.subscriber;
     this.subscriber = null;
-    // at once: each waits at most QUIT_WITHIN_MS on a hung Redis
+    // at once: each waits at most QUIT_WITHIN_MS on a hung Redis (closeRedis)
     await Promise.all([sub ? closeRedis(sub) : undefined, closeRedis(this.client)]);
   }
 
