@@ -31,7 +31,7 @@ beforeAll(async () => {
   pool = new RulePool({ timers: poolTimers, threads: 1 });
   r = rig(pool, Date.UTC(2024, 6, 1, 21)); // 23:00 in Berlin
   const app = binding.uws.App();
-  mountRulesApi(app, { auth, store: r.store, engine: r.engine, homeOfHub: async (hub) => HUBS[hub] ?? null, log: silentLog, maxBodyBytes: 65_536 });
+  mountRulesApi(app, { auth, store: r.store, engine: r.engine, homeOfHub: async (hub) => HUBS[hub] ?? null, log: silentLog, maxBodyBytes: 65_536, now: () => r.clock.now });
   socket = await new Promise<us_listen_socket>((resolve, reject) => app.listen('127.0.0.1', 0, (s) => (s ? resolve(s) : reject(new Error('listen failed')))));
   base = `http://127.0.0.1:${binding.uws.us_socket_local_port(socket as never)}`;
   userToken = await auth.issue('alice', ['home1'], 600);
