@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { natsConnectTarget, redactUrl } from '../../src/config/backend-urls.js';
-import { ConfigError, loadConfig } from '../../src/config/config.js';
+import { loadConfig } from '../../src/config/config.js';
+import { refusal } from '../helpers/config-refusal.js';
 
 const KEY = 'a3f1c2e4b5d6978800112233445566778899aabbccddeeff0011223344556677';
 const PW = 'S3cretRedisPw';
@@ -13,15 +14,6 @@ const cluster = (over: Record<string, string>) => ({
   ...over,
 });
 
-function refusal(env: Record<string, string>): ConfigError {
-  try {
-    loadConfig(env);
-  } catch (err) {
-    if (err instanceof ConfigError) return err;
-    throw err;
-  }
-  throw new Error('the configuration was accepted');
-}
 
 describe('backend URLs shown', () => {
   it.each([

@@ -5,7 +5,8 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
 import { ROOT } from '../../load/harness/index.js';
-import { ConfigError, loadConfig, SECRET_MIN_CHARS } from '../../src/config/config.js';
+import { loadConfig, SECRET_MIN_CHARS } from '../../src/config/config.js';
+import { refusal } from '../helpers/config-refusal.js';
 
 const KEY = 'a3f1c2e4b5d6978800112233445566778899aabbccddeeff0011223344556677';
 const ADMIN = 'admin-token-of-24-chars!';
@@ -14,15 +15,6 @@ const JWT = 'jwt-secret-of-at-least-32-chars!';
 /** A cluster-mode environment with valid secrets, `over` replacing some. */
 const cluster = (over: Record<string, string>) => ({ NATS_URL: 'nats://n:4222', REDIS_URL: 'redis://r:6379', ADMIN_TOKEN: ADMIN, JWT_SECRET: JWT, TIER_SECRET_KEY: KEY, ...over });
 
-function refusal(env: Record<string, string>): ConfigError {
-  try {
-    loadConfig(env);
-  } catch (err) {
-    if (err instanceof ConfigError) return err;
-    throw err;
-  }
-  throw new Error('the configuration was accepted');
-}
 
 /** The placeholders of the Secret in deploy/k8s, as a copied manifest would hand them to the node. */
 function manifestPlaceholders(): Record<string, string> {
