@@ -76,6 +76,13 @@ describe('fleet changes during a NATS outage are enforced once it is back (three
     }
   }
 
+  /** Until each node's readiness no longer reports NATS down (its bus reconnected). */
+  async function seenUp(signal: AbortSignal, nodes: ServerProcess[]): Promise<void> {
+    for (const node of nodes) {
+      await eventually(signal, `${node.httpUrl} to see NATS back`, async () => ((await api(node.adminUrl, 'GET', '/readyz', undefined)).body.degraded?.includes('nats') ? undefined : true));
+    }
+  }
+
   it('NATS down for every node: delete (and re-provision), disable, move and revoke are enforced after it returns', async ({ signal }) => {
     const deleted = await hubOn(a, 'o-del', 'o-home');
     const disabled = await hubOn(a, 'o-dis', 'o-home');
@@ -101,7 +108,9 @@ describe('fleet changes during a NATS outage are enforced once it is back (three
     expect((await api(c.httpUrl, 'GET', '/v1/homes/o-home/hubs', user.token)).body).toMatchObject({ code: 'unauthorized', message: 'token revoked' });
     // the re-provisioned id is not online with the old device's session
     await eventually(signal, 'the deleted hub’s old session to be gone', async () => ((await admin(c, 'GET', '/v1/admin/hubs/o-del')).body.online === false ? true : undefined));
-    // and the moved hub comes back into its new home
+    // and the moved hub comes back into its new home, once node b's bus is back too (b reaches NATS
+    // through the proxy and may reconnect later than a and c: until then it answers `unavailable`)
+    await seenUp(signal, [b]);
     await moved.connect(b.wsUrl);
     expect((await admin(c, 'GET', '/v1/admin/hubs/o-mov')).body).toMatchObject({ homeId: 'o-home-new', online: true });
     // the holder counted what its reconcile closed
