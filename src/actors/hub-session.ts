@@ -69,8 +69,8 @@ export class HubSession extends Actor<HubMessage> implements TimerTarget, BusLis
     readonly homeId: string,
     private readonly link: HubLink,
     readonly deps: HubSessionDeps,
-    /** the admitted record's `createdAt` (0: unknown): a hub id deleted and provisioned again has another */
-    readonly provisionedAt = 0,
+    /** `provisionMark` of the admitted record's `createdAt` (0: unknown): a hub id deleted and provisioned again has another */
+    readonly provisioned = 0,
   ) {
     super();
     this.reports = new HubReports(this);

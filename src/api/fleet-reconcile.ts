@@ -8,15 +8,15 @@
  */
 import type { CloseOrder, TokenRevocation } from '../../proto/subjects.js';
 import type { Logger } from '../log/logger.js';
-import type { HubPlacement, HubRegistry } from '../ports/hub-registry/hub-registry.js';
+import { provisionMark, type HubPlacement, type HubRegistry } from '../ports/hub-registry/hub-registry.js';
 import type { RevocationStore } from '../ports/revocations/revocations.js';
 
 /** A held hub session as a re-check sees it: the home it serves. */
 export interface HeldHub {
   readonly hubId: string;
   readonly homeId: string;
-  /** the admitted record's `createdAt`; 0 when unknown */
-  readonly provisionedAt: number;
+  /** `provisionMark` of the admitted record's `createdAt`; 0 when unknown */
+  readonly provisioned: number;
 }
 
 /** Why a held session was closed by a re-check. */
@@ -56,7 +56,7 @@ export interface ReconcileDeps<S extends HeldHub> {
 /** What a placement says about a session; null: it may stay. The same id provisioned again counts as deleted. */
 export function verdictOf(session: HeldHub, placement: HubPlacement | null): ReconcileClose | null {
   if (placement === null) return 'deleted';
-  if (session.provisionedAt !== 0 && placement.createdAt !== session.provisionedAt) return 'deleted';
+  if (session.provisioned !== 0 && provisionMark(placement.createdAt) !== session.provisioned) return 'deleted';
   if (!placement.enabled) return 'disabled';
   return placement.homeId === session.homeId ? null : 'moved';
 }

@@ -5,7 +5,7 @@ import { monotonicMs } from '../actors/clock.js';
 import { spend } from '../actors/hub-rate.js';
 import { outageRetryMs } from '../actors/outage-retry.js';
 import { readHubCredentials, type HubAdmission } from '../auth/hub-admission.js';
-import type { HubRecord } from '../ports/hub-registry/hub-registry.js';
+import { provisionMark, type HubRecord } from '../ports/hub-registry/hub-registry.js';
 import { AuthError, ProtocolError, TierError, asTierError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 import { failureLog, refusalLog, SampledLog, Sampler } from '../log/sampler.js';
@@ -30,8 +30,8 @@ const MAX_INBOX_BYTES = 4 * 1024 * 1024;
 interface HubSocketData {
   hubId: string;
   homeId: string;
-  /** the admitted record's `createdAt`: a re-check tells the same hub id provisioned again from it */
-  createdAt: number;
+  /** `provisionMark` of the admitted record's `createdAt`: a re-check tells the same hub id provisioned again from it */
+  provisioned: number;
   link: UwsHubLink | null;
 }
 
@@ -237,7 +237,7 @@ export function mountHubGateway(app: TemplatedApp, deps: HubGatewayDeps): void {
         // counted as a handshake until decided; `open` takes the decision (no home yet: '')
         let taken = false;
         try {
-          taken = admitting.upgrade(admission.admit(credentials), () => res.upgrade<HubSocketData>({ hubId, homeId: '', createdAt: 0, link: null }, key, protocol, extensions, context));
+          taken = admitting.upgrade(admission.admit(credentials), () => res.upgrade<HubSocketData>({ hubId, homeId: '', provisioned: 0, link: null }, key, protocol, extensions, context));
         } catch (err) {
           log.error({ err, hubId }, 'hub upgrade failed');
         } finally {
@@ -252,7 +252,7 @@ export function mountHubGateway(app: TemplatedApp, deps: HubGatewayDeps): void {
           limits.finish(true); // counted now: `close` decrements it whatever happens next
           metrics?.hubConnected();
           res.cork(() => {
-            res.upgrade<HubSocketData>({ hubId: record.hubId, homeId: record.homeId, createdAt: record.createdAt, link: null }, key, protocol, extensions, context);
+            res.upgrade<HubSocketData>({ hubId: record.hubId, homeId: record.homeId, provisioned: provisionMark(record.createdAt), link: null }, key, protocol, extensions, context);
           });
         },
         (err: unknown) => {
@@ -309,7 +309,7 @@ export function mountHubGateway(app: TemplatedApp, deps: HubGatewayDeps): void {
 
   function start(data: HubSocketData, link: UwsHubLink): void {
     try {
-      link.session = new HubSession(data.hubId, data.homeId, link, sessions, data.createdAt);
+      link.session = new HubSession(data.hubId, data.homeId, link, sessions, data.provisioned);
     } catch (err) {
       log.error({ err, hubId: data.hubId }, 'hub session could not start');
       link.send(encode({ t: FrameType.bye, e: 'internal' }));
@@ -351,7 +351,7 @@ export function mountHubGateway(app: TemplatedApp, deps: HubGatewayDeps): void {
     metrics?.hubConnected();
     data.hubId = record.hubId;
     data.homeId = record.homeId;
-    data.createdAt = record.createdAt;
+    data.provisioned = provisionMark(record.createdAt);
     start(data, link);
     for (const frame of held) receive(data, frame.bytes, frame.binary);
   }

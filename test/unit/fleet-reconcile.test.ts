@@ -11,6 +11,7 @@ import { NoticeOutbox } from '../../src/api/notice-outbox.js';
 import { RevocationList } from '../../src/auth/revocations.js';
 import { createLogger } from '../../src/log/logger.js';
 import { MemoryHubRegistry } from '../../src/ports/hub-registry/hub-registry-memory.js';
+import { provisionMark } from '../../src/ports/hub-registry/hub-registry.js';
 import type { Bus } from '../../src/ports/bus/bus.js';
 import { decodeValue, encodeBus } from '../../src/protocol/codec.js';
 import { OpenAppSockets } from '../../src/transport/app-sockets.js';
@@ -76,7 +77,7 @@ class Held implements HeldHub {
   constructor(
     readonly hubId: string,
     readonly homeId: string,
-    readonly provisionedAt = 0,
+    readonly provisioned = 0,
   ) {}
 }
 
@@ -174,13 +175,22 @@ describe('FleetReconciler', () => {
   });
 
   it('verdictOf: what a placement says about a session of a home', () => {
-    const s = new Held('hub', 'h', 7);
+    const at = 1_764_900_000_123;
+    const s = new Held('hub', 'h', provisionMark(at));
     expect(verdictOf(s, null)).toBe('deleted');
-    expect(verdictOf(s, { homeId: 'h', enabled: false, createdAt: 7 })).toBe('disabled');
-    expect(verdictOf(s, { homeId: 'x', enabled: true, createdAt: 7 })).toBe('moved');
-    expect(verdictOf(s, { homeId: 'h', enabled: true, createdAt: 7 })).toBeNull();
+    expect(verdictOf(s, { homeId: 'h', enabled: false, createdAt: at })).toBe('disabled');
+    expect(verdictOf(s, { homeId: 'x', enabled: true, createdAt: at })).toBe('moved');
+    expect(verdictOf(s, { homeId: 'h', enabled: true, createdAt: at })).toBeNull();
     // deleted, then the same id provisioned again (in any home): the old session is the deleted hub's
-    expect(verdictOf(s, { homeId: 'x', enabled: true, createdAt: 8 })).toBe('deleted');
-    expect(verdictOf(new Held('hub', 'h'), { homeId: 'h', enabled: true, createdAt: 8 })).toBeNull();
+    expect(verdictOf(s, { homeId: 'x', enabled: true, createdAt: at + 1 })).toBe('deleted');
+    expect(verdictOf(new Held('hub', 'h'), { homeId: 'h', enabled: true, createdAt: at + 1 })).toBeNull();
+  });
+
+  it('provisionMark: a small integer (kept in the field, not boxed), never 0, another for another millisecond', () => {
+    for (const at of [0, 1, 1_764_900_000_123, 1_764_900_000_124, 0x3fff_fffe, 8.64e15]) {
+      const mark = provisionMark(at);
+      expect(Number.isInteger(mark) && mark >= 1 && mark < 2 ** 30 - 1).toBe(true);
+    }
+    expect(provisionMark(1_764_900_000_123)).not.toBe(provisionMark(1_764_900_000_124));
   });
 });

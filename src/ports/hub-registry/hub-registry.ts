@@ -140,6 +140,16 @@ export interface HubPlacement {
   createdAt: number;
 }
 
+/**
+ * What a session keeps of its record's `createdAt` to tell the same id provisioned again: the
+ * timestamp folded into 1..2^30-2, a small integer that V8 keeps in the field itself (a ms
+ * timestamp is a heap number of its own: 16 bytes a session, twice: the socket and the session).
+ * Two provisionings of one id collide only 2^30 ms (12.4 days) apart to the millisecond.
+ */
+export function provisionMark(createdAt: number): number {
+  return 1 + (Math.trunc(createdAt) % 0x3fff_fffe);
+}
+
 /** True when `r` passes the filters of `q` (the id range is the caller's). */
 export function matchesQuery(r: HubRecord, q: HubQuery): boolean {
   return (
