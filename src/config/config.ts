@@ -174,10 +174,12 @@ export class ConfigError extends Error {
 
 type Parser<T> = (raw: unknown, key: string) => T;
 
+/** A decimal integer as written: `Number()` alone reads "0x1F90" as 8080 and "1e3" as 1000. */
+const DECIMAL = /^[+-]?[0-9]+$/;
 const int =
   (min: number, max: number): Parser<number> =>
   (raw, key) => {
-    const n = typeof raw === 'number' ? raw : Number(String(raw).trim());
+    const n = typeof raw === 'number' ? raw : DECIMAL.test(String(raw).trim()) ? Number(String(raw).trim()) : NaN;
     if (!Number.isInteger(n) || n < min || n > max) throw new ConfigError(`${key}: expected an integer in ${min}..${max}, got ${JSON.stringify(raw)}`);
     return n;
   };
@@ -392,9 +394,20 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): LoadedConfig {
   if (isClusterMode(config) && config.secretKey === undefined) {
     throw new ConfigError('TIER_SECRET_KEY: cluster mode needs it, the same on every node (hub secrets are sealed with it in Redis); make one with `openssl rand -hex 32`');
   }
+  if (config.port !== 0 && config.port === config.adminPort && hostsOverlap(config.host, config.adminHost)) {
+    throw new ConfigError(
+      `PORT and ADMIN_PORT: both ${config.port} on HOST ${config.host} and ADMIN_HOST ${config.adminHost}, which overlap; the admin port (metrics, readiness, the admin API) needs a port of its own`,
+    );
+  }
   if (config.idleMs <= config.heartbeatMs) throw new ConfigError(`TIER_IDLE_MS (${config.idleMs}) must exceed TIER_HEARTBEAT_MS (${config.heartbeatMs})`);
   if (config.commandTimeoutMs > config.commandTimeoutMaxMs) throw new ConfigError('TIER_COMMAND_TIMEOUT_MS must not exceed TIER_COMMAND_TIMEOUT_MAX_MS');
   return { config, warnings, generated };
+}
+
+/** Whether two listeners' hosts can take the same port's connections: the same address, or either one every address. */
+function hostsOverlap(a: string, b: string): boolean {
+  const any = (h: string) => h === '0.0.0.0' || h === '::' || h === '[::]' || h === '';
+  return a === b || any(a) || any(b);
 }
 
 function readConfigFile(path: string | undefined): Record<string, unknown> {
