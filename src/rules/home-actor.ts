@@ -15,6 +15,7 @@ import { performance } from 'node:perf_hooks';
 import type { HubEvent } from '../../proto/app.js';
 import type { AttrValue, Attrs } from '../../proto/frames.js';
 import { Actor, type ActorSystem } from '../actors/actor.js';
+import { monotonicMs } from '../actors/clock.js';
 import { isUnreachable } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 import type { SampledLog } from '../log/sampler.js';
@@ -113,7 +114,7 @@ export class HomeActor extends Actor<HomeMessage> {
     this.address = `rules:home:${homeId}`;
     this.#rules = new HomeRules(homeId, deps);
     this.#mark = deps.marks ? new HomeMark(deps.marks, homeId) : null;
-    this.#cpu = new HomeCpuBudget(deps.homeCpuMsPerSecond, () => performance.now());
+    this.#cpu = new HomeCpuBudget(deps.homeCpuMsPerSecond, monotonicMs);
   }
 
   protected receive(msg: HomeMessage): void | Promise<void> {

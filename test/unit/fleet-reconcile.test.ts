@@ -4,6 +4,7 @@
  * the reconciler that re-checks held hub sessions against the registry in batches and closes the
  * app sockets of revocations it had missed.
  */
+import { setFlagsFromString } from 'node:v8';
 import { describe, expect, it } from 'vitest';
 import { subjects, type TokenRevocation } from '../../proto/subjects.js';
 import { FleetReconciler, verdictOf, type HeldHub } from '../../src/api/fleet-reconcile.js';
@@ -15,6 +16,10 @@ import { provisionMark } from '../../src/ports/hub-registry/hub-registry.js';
 import type { Bus } from '../../src/ports/bus/bus.js';
 import { decodeValue, encodeBus } from '../../src/protocol/codec.js';
 import { OpenAppSockets } from '../../src/transport/app-sockets.js';
+
+// lets the test ask V8 whether a value is a small integer (stored in the object, not boxed)
+setFlagsFromString('--allow-natives-syntax');
+const isSmi = new Function('x', 'return %IsSmi(x)') as (x: number) => boolean;
 
 const log = createLogger('silent');
 
@@ -190,6 +195,8 @@ describe('FleetReconciler', () => {
     for (const at of [0, 1, 1_764_900_000_123, 1_764_900_000_124, 0x3fff_fffe, 8.64e15]) {
       const mark = provisionMark(at);
       expect(Number.isInteger(mark) && mark >= 1 && mark < 2 ** 30 - 1).toBe(true);
+      // what the field costs: a heap number of its own in every session and socket when not
+      expect(isSmi(mark)).toBe(true);
     }
     expect(provisionMark(1_764_900_000_123)).not.toBe(provisionMark(1_764_900_000_124));
   });

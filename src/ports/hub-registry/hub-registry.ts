@@ -147,7 +147,8 @@ export interface HubPlacement {
  * Two provisionings of one id collide only 2^30 ms (12.4 days) apart to the millisecond.
  */
 export function provisionMark(createdAt: number): number {
-  return 1 + (Math.trunc(createdAt) % 0x3fff_fffe);
+  // `%` of doubles is a double, which V8 boxes even when whole: `| 0` makes it a small integer
+  return (1 + (Math.trunc(createdAt) % 0x3fff_fffe)) | 0;
 }
 
 /** True when `r` passes the filters of `q` (the id range is the caller's). */
