@@ -98,10 +98,12 @@ const DROP_LOG_MS = 10_000;
 export class HomeActor extends Actor<HomeMessage> {
   readonly #rules: HomeRules;
   #lastDropLog = -Infinity;
-  readonly #lastValues = new LastValues();
+  /** made at the home's first watched value: most homes of a node have no rule (a Map each, else) */
+  #lastValues: LastValues | null = null;
   /** how far the home's events are evaluated (null: not noted) */
   readonly #mark: HomeMark | null;
-  readonly #cpu: HomeCpuBudget;
+  /** made at the home's first evaluation, for the same reason */
+  #cpuBudget: HomeCpuBudget | null = null;
 
   readonly address: string;
 
@@ -114,7 +116,14 @@ export class HomeActor extends Actor<HomeMessage> {
     this.address = `rules:home:${homeId}`;
     this.#rules = new HomeRules(homeId, deps);
     this.#mark = deps.marks ? new HomeMark(deps.marks, homeId) : null;
-    this.#cpu = new HomeCpuBudget(deps.homeCpuMsPerSecond, monotonicMs);
+  }
+
+  get #values(): LastValues {
+    return (this.#lastValues ??= new LastValues());
+  }
+
+  get #cpu(): HomeCpuBudget {
+    return (this.#cpuBudget ??= new HomeCpuBudget(this.deps.homeCpuMsPerSecond, monotonicMs));
   }
 
   protected receive(msg: HomeMessage): void | Promise<void> {
@@ -137,7 +146,7 @@ export class HomeActor extends Actor<HomeMessage> {
         break;
       case 'remember':
         // what the process before had seen: as if the events before the mark had just been evaluated
-        for (const v of msg.values) this.#lastValues.swap(`${v.hub}/${v.device}/${v.attr}`, v.value);
+        for (const v of msg.values) this.#values.swap(`${v.hub}/${v.device}/${v.attr}`, v.value);
         return;
       case 'schedule':
         work = this.#schedule(msg);
@@ -285,7 +294,7 @@ export class HomeActor extends Actor<HomeMessage> {
       const told = event.prev;
       for (const attr of watched) {
         const value = event.attrs[attr]!;
-        const seen = this.#lastValues.swap(`${event.hub}/${event.device}/${attr}`, value);
+        const seen = this.#values.swap(`${event.hub}/${event.device}/${attr}`, value);
         const before = told === undefined ? seen : Object.hasOwn(told, attr) ? told[attr] : value;
         if (before !== undefined && before !== null) prev[attr] = before;
       }
