@@ -13,6 +13,36 @@ import type { Attrs, DeviceInfo } from './frames.js';
  */
 export const APP_SUBPROTOCOL = 'hubtier.app.v1';
 
+/** What a subprotocol may hold (an RFC 7230 token): a JWT does; `openssl rand -base64 32` gives `/` and `=`, which do not. */
+const SUBPROTOCOL_SAFE = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+
+/**
+ * The token as a WebSocket subprotocol, the one way a browser can send a credential on the
+ * upgrade without putting it in the URL (where proxies and logs keep it): `bearer.<token>`, or
+ * `bearer64.<the token's UTF-8 in unpadded base64url>` when it holds characters a subprotocol
+ * cannot (a WebSocket constructor throws on them, with the token in its message).
+ */
+export function bearerProtocol(token: string): string {
+  if (SUBPROTOCOL_SAFE.test(token)) return `bearer.${token}`;
+  let binary = '';
+  for (const byte of new TextEncoder().encode(token)) binary += String.fromCharCode(byte);
+  return `bearer64.${btoa(binary).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '')}`;
+}
+
+/** Whether an offered subprotocol carries a token. */
+export function isBearerProtocol(protocol: string): boolean {
+  return protocol.startsWith('bearer.') || protocol.startsWith('bearer64.');
+}
+
+/** The token a bearer subprotocol carries (`bearerProtocol` undone; atob and TextDecoder, as in browsers); undefined: not base64url. */
+export function bearerToken(protocol: string): string | undefined {
+  if (!protocol.startsWith('bearer64.')) return protocol.slice('bearer.'.length);
+  const encoded = protocol.slice('bearer64.'.length);
+  if (!/^[A-Za-z0-9_-]*$/.test(encoded) || encoded.length % 4 === 1) return undefined;
+  const binary = atob(encoded.replace(/-/g, '+').replace(/_/g, '/'));
+  return new TextDecoder().decode(Uint8Array.from(binary, (c) => c.charCodeAt(0)));
+}
+
 /**
  * Where an event sits in its home's history. `offset` grows by one per event of the home; `epoch`
  * names one continuous history: when it changes (a store reset, a history lost), offsets of the

@@ -119,7 +119,8 @@ function headOnly(res: HttpResponse): HttpResponse {
 
 function json(res: HttpResponse, state: { aborted: boolean }, status: string, body: string): void {
   if (state.aborted) return;
-  res.cork(() => noSniff(res.writeStatus(status)).writeHeader('content-type', 'application/json').end(body));
+  // diagnose and readiness answers describe the node's configuration: kept by no cache
+  res.cork(() => noSniff(res.writeStatus(status)).writeHeader('content-type', 'application/json').writeHeader('cache-control', 'no-store').end(body));
 }
 
 /** true when the request carries the admin token; otherwise answers 401 and returns false. */

@@ -9,9 +9,11 @@
  *
  * Access needs the admin token, checked here before bull-board sees the request:
  * - `Authorization: Bearer <ADMIN_TOKEN>` (curl, scripts), or
- * - a browser opens `/queues?token=<ADMIN_TOKEN>` once: it gets a session cookie (HMAC of an
- *   expiry under the admin token, so it never holds the token; HttpOnly, SameSite=Strict, path
- *   `/queues`) and is redirected to the same page without the token in the address bar.
+ * - a browser opens `/queues` and types the token into the sign-in form it is shown (POSTed to
+ *   `/queues/login`, so the token is in no URL: a browser's history keeps every URL typed), or
+ *   opens `/queues?token=<ADMIN_TOKEN>` (kept for scripts and bookmarks made before the form): it
+ *   gets a session cookie (HMAC of an expiry under the admin token, so it never holds the token;
+ *   HttpOnly, SameSite=Strict, path `/queues`) and is redirected to the board.
  * Requests that change something (not GET/HEAD) must also come from the same origin.
  */
 import { createHmac, timingSafeEqual } from 'node:crypto';
@@ -95,21 +97,34 @@ export function mountBullBoard(app: TemplatedApp, options: BullBoardOptions): vo
     req.forEach((k, v) => headers.append(k, v));
     const secure = headers.get('x-forwarded-proto') === 'https';
 
+    const signedIn = (location: string) => reply(res, state, 303, '', { location, 'set-cookie': `${COOKIE}=${sessions.issue()}; Path=${basePath}; Max-Age=${sessions.ttlS}; HttpOnly; SameSite=Strict${secure ? '; Secure' : ''}` });
+    if (path === `${basePath}/login` && method === 'POST') {
+      // no origin check: Chromium sends `Origin: null` under the board's no-referrer policy, and a
+      // forged sign-in would need the admin token, which signs in whoever holds it anyway
+      readBody(res, LOGIN_BODY_BYTES).then(
+        (buf) => {
+          const typed = new URLSearchParams(buf.toString('utf8')).get('token');
+          if (typed === null || !sessions.isToken(typed)) return reply(res, state, 401, signInPage(basePath, 'That is not the admin token.'), HTML);
+          signedIn(basePath);
+        },
+        () => reply(res, state, 413, `body larger than ${LOGIN_BODY_BYTES} bytes\n`),
+      );
+      return;
+    }
     const token = query.get('token');
     if (token !== null && method === 'GET') {
       if (!sessions.isToken(token)) return reply(res, state, 401, 'admin token refused\n');
       // swap the token for a session cookie, and drop it from the address bar
       query.delete('token');
       const rest = query.toString();
-      return reply(res, state, 303, '', {
-        location: `${path}${rest ? `?${rest}` : ''}`,
-        'set-cookie': `${COOKIE}=${sessions.issue()}; Path=${basePath}; Max-Age=${sessions.ttlS}; HttpOnly; SameSite=Strict${secure ? '; Secure' : ''}`,
-      });
+      return signedIn(`${path}${rest ? `?${rest}` : ''}`);
     }
     const bearer = /^Bearer\s+(.+)$/i.exec(headers.get('authorization') ?? '')?.[1];
     const cookie = readCookie(headers.get('cookie'), COOKIE);
     if (!(bearer !== undefined && sessions.isToken(bearer)) && !(cookie !== undefined && sessions.isValid(cookie))) {
-      return reply(res, state, 401, `admin token required: open ${basePath}?token=<ADMIN_TOKEN> or send Authorization: Bearer <ADMIN_TOKEN>\n`, {
+      // a browser asking for a page is shown the sign-in form; anything else the way to authenticate
+      if (method === 'GET' && (headers.get('accept') ?? '').includes('text/html')) return reply(res, state, 401, signInPage(basePath, ''), { ...HTML, 'www-authenticate': 'Bearer' });
+      return reply(res, state, 401, `admin token required: sign in at ${basePath} in a browser, or send Authorization: Bearer <ADMIN_TOKEN>\n`, {
         'www-authenticate': 'Bearer',
       });
     }
@@ -182,6 +197,26 @@ function readCookie(header: string | null, name: string): string | undefined {
 }
 
 /** A browser sends Origin (or Referer) with state-changing requests; it must name this host. */
+/** A token is a few dozen bytes: a sign-in body past this is not one. */
+const LOGIN_BODY_BYTES = 4_096;
+const HTML = { 'content-type': 'text/html; charset=utf-8' };
+
+/** The sign-in form: no script (the CSP allows none inline), posted to the same origin only. */
+function signInPage(basePath: string, problem: string): string {
+  return `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>hubtier queues: sign in</title><link rel="icon" href="data:,"></head>
+<body style="font-family: system-ui, sans-serif; max-width: 28rem; margin: 4rem auto">
+<h1 style="font-size: 1.3rem">hubtier queues</h1>
+<form method="post" action="${basePath}/login">
+<label for="token">Admin token</label><br>
+<input id="token" name="token" type="password" autocomplete="current-password" required autofocus style="width: 100%; margin: 0.5rem 0">
+<button type="submit">Sign in</button>
+</form>
+${problem ? `<p role="alert" style="color: #b00020">${problem}</p>` : ''}
+</body></html>
+`;
+}
+
 function sameOrigin(headers: Headers): boolean {
   const from = headers.get('origin') ?? headers.get('referer');
   if (from === null) return true; // not a browser (curl with the bearer token)
@@ -196,7 +231,8 @@ function reply(res: HttpResponse, state: { aborted: boolean }, status: number, b
   if (state.aborted) return;
   res.cork(() => {
     res.writeStatus(`${status} ${STATUS_CODES[status] ?? ''}`);
-    if (status >= 300 && status < 500) res.writeHeader('cache-control', 'no-store');
+    // the board's answers carry queued notifications (a home's alerts): kept by no cache, unless it says otherwise
+    if (!('cache-control' in headers) || (status >= 300 && status < 500)) res.writeHeader('cache-control', 'no-store');
     noSniff(res).writeHeader('content-security-policy', BOARD_CSP).writeHeader('x-frame-options', 'DENY').writeHeader('referrer-policy', 'no-referrer');
     for (const [k, v] of Object.entries(headers)) res.writeHeader(k, v);
     if (status >= 400 && !('content-type' in headers)) res.writeHeader('content-type', 'text/plain; charset=utf-8');

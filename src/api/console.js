@@ -85,10 +85,12 @@ $('send').onclick = async () => {
   }
 };
 
-// #token=...&home=... prefills and connects (a fragment never reaches the server or its logs)
+// #token=...&home=... prefills the fields (a fragment never reaches the server or its logs) and is
+// then dropped from the address bar. It does not connect: a link's author does not choose what
+// the console connects with before the user looks
 const preset = new URLSearchParams(location.hash.slice(1));
 if (preset.get('token')) {
   $('token').value = preset.get('token');
   if (preset.get('home')) $('home').value = preset.get('home');
-  $('connect').onclick();
+  history.replaceState(null, '', location.pathname + location.search);
 }

@@ -253,11 +253,12 @@ export class HubtierClient {
 
   private dial(token: string): void {
     let ws: WebSocketLike;
+    const protocols = appProtocols(token);
     try {
-      ws = new this.WebSocket(this.url, appProtocols(token));
+      ws = new this.WebSocket(this.url, protocols);
     } catch (err) {
-      // a token with characters a subprotocol cannot carry throws here (SyntaxError)
-      return this.lost(NO_CLOSE_FRAME, errorText(err), false);
+      // a bad URL throws here (SyntaxError); an app may show the reason: never with the token in it
+      return this.lost(NO_CLOSE_FRAME, errorText(err).split(protocols[1]!).join('bearer.<token>').split(token).join('<token>'), false);
     }
     this.socket = ws;
     let error: unknown = null;

@@ -1,4 +1,6 @@
-import { APP_SUBPROTOCOL } from '../../proto/app.js';
+import { APP_SUBPROTOCOL, bearerProtocol } from '../../proto/app.js';
+
+export { bearerProtocol };
 
 /**
  * The part of the WHATWG WebSocket the client uses, met by browsers' own, Node 22's global one and
@@ -23,14 +25,6 @@ export type WebSocketConstructor = new (url: string, protocols?: string | string
 export function appSocketUrl(url: string): string {
   const trimmed = url.replace(/\/+$/, '');
   return trimmed.endsWith('/app/v1') ? trimmed : `${trimmed}/app/v1`;
-}
-
-/**
- * The token as a WebSocket subprotocol, the one way a browser can send a credential on the
- * upgrade without putting it in the URL (where proxies and logs keep it).
- */
-export function bearerProtocol(token: string): string {
-  return `bearer.${token}`;
 }
 
 /**

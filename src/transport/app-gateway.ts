@@ -1,4 +1,4 @@
-import { APP_SUBPROTOCOL, type AppReply } from '../../proto/app.js';
+import { APP_SUBPROTOCOL, bearerToken, isBearerProtocol, type AppReply } from '../../proto/app.js';
 import { CloseCode } from '../../proto/errors.js';
 import { AppSession, type AppLink, type AppSessionDeps, type FeedSubscriber } from '../actors/app-session.js';
 import type { Authenticator, Principal } from '../auth/authenticator.js';
@@ -231,11 +231,11 @@ export function mountAppGateway(
       if (asked !== null && asked !== 'json' && asked !== 'msgpack') return send(res, state, errorReply(new TierError('invalid_field', 'enc: must be json or msgpack', { field: 'enc' })));
       const enc: AppEncoding = asked === 'msgpack' ? 'msgpack' : 'json';
       const offered = protocolHeader.split(',').map((s) => s.trim());
-      const bearer = offered.find((p) => p.startsWith('bearer.'));
+      const bearer = offered.find(isBearerProtocol);
       // the fixed name when offered: echoing the bearer one sends the token back in a header
       const answer = offered.includes(APP_SUBPROTOCOL) ? APP_SUBPROTOCOL : (bearer ?? '');
       const authorization = req.getHeader('authorization');
-      const token = query.get('token') ?? bearer?.slice('bearer.'.length);
+      const token = query.get('token') ?? (bearer === undefined ? undefined : bearerToken(bearer));
       const principal = token ? auth.fromToken(token) : auth.fromHeader(authorization);
       principal.then(
         (p) => {
@@ -321,4 +321,3 @@ function countedFeeds(feeds: HomeFeeds, metrics: AppGatewayMetrics): AppSessionD
     catchUp: (homeId, since, subscriber) => feeds.catchUp(homeId, since, subscriber),
   };
 }
-

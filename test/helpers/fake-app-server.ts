@@ -2,7 +2,7 @@ import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import { afterEach, beforeEach } from 'vitest';
 import WebSocket, { WebSocketServer } from 'ws';
-import { APP_SUBPROTOCOL } from '../../proto/app.js';
+import { APP_SUBPROTOCOL, bearerToken, isBearerProtocol } from '../../proto/app.js';
 import { HubtierClient, type ClientOptions } from '../../src/client/index.js';
 
 /** One app connection to the fake server: what it sent, and ways to answer it or drop it. */
@@ -89,7 +89,7 @@ export class FakeAppServer {
         else done(false, 401, 'Unauthorized');
       },
       // the node answers with the fixed subprotocol when offered, else with the bearer one
-      handleProtocols: (protocols) => (protocols.has(APP_SUBPROTOCOL) ? APP_SUBPROTOCOL : ([...protocols].find((p) => p.startsWith('bearer.')) ?? false)),
+      handleProtocols: (protocols) => (protocols.has(APP_SUBPROTOCOL) ? APP_SUBPROTOCOL : ([...protocols].find(isBearerProtocol) ?? false)),
     });
     server = new FakeAppServer(wss);
     await once(wss, 'listening');
@@ -114,9 +114,10 @@ export class FakeAppServer {
 }
 
 function bearerOf(header: string | undefined): string | null {
-  const p = (header ?? '').split(',').map((s) => s.trim()).find((s) => s.startsWith('bearer.'));
-  return p === undefined ? null : p.slice('bearer.'.length);
+  const p = (header ?? '').split(',').map((s) => s.trim()).find(isBearerProtocol);
+  return p === undefined ? null : (bearerToken(p) ?? null);
 }
+
 
 /** Things a test collects (events, states), with a wait for the first one matching. */
 export class Inbox<T> {

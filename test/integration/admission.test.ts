@@ -140,7 +140,7 @@ describe('hub and user admission (real server process)', () => {
     expect(page.headers.get('content-security-policy')).toContain("script-src 'self';");
     expect(await (await fetch(`${server.httpUrl}/console.js`)).text()).toContain("import { HubtierClient } from './client.js'");
     // the client library the page imports sends the token as the bearer subprotocol
-    expect(await (await fetch(`${server.httpUrl}/client.js`)).text()).toContain('`bearer.${token}`');
+    expect(await (await fetch(`${server.httpUrl}/client.js`)).text()).toMatch(/`bearer\.\$\{token\}`[^]*`bearer64\./);
     const ws = new WebSocket(`${server.wsUrl}/app/v1`, [`bearer.${server.adminToken}`]);
     await new Promise((resolve, reject) => (ws.once('open', resolve), ws.once('error', reject)));
     // a client offering only the bearer subprotocol (the library before 2026-12-04) is answered with it
@@ -159,6 +159,13 @@ describe('hub and user admission (real server process)', () => {
       bad.on('error', () => {});
     });
     expect(refused).toBe(401);
+    // a bearer64 that is not base64url is refused as a bad token, and the node goes on
+    const malformed = await new Promise<number>((resolve) => {
+      const bad = new WebSocket(`${server.wsUrl}/app/v1`, ['bearer64.!!!']);
+      bad.on('unexpected-response', (_req, res) => resolve(res.statusCode ?? 0));
+      bad.on('error', () => {});
+    });
+    expect(malformed).toBe(401);
   });
 
   it('reports readiness with the uWS binding on the admin port, and counts refused upgrades by code', async () => {

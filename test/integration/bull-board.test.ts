@@ -92,6 +92,31 @@ describe('bull-board on the admin port', () => {
     expect((await js.arrayBuffer()).byteLength).toBeGreaterThan(1_000);
   });
 
+  it('a browser is shown a sign-in form; the token posted to /queues/login (in no URL) swaps for the cookie', async () => {
+    const page = await fetch(`${base}/queues`, { headers: { accept: 'text/html' } });
+    expect(page.status).toBe(401);
+    expect(page.headers.get('content-type')).toContain('text/html');
+    const form = await page.text();
+    expect(form).toContain('<form method="post" action="/queues/login">');
+    expect(form).toContain('type="password"');
+    // curl and scripts still get the plain answer
+    expect(await (await fetch(`${base}/queues`)).text()).toBe('admin token required: sign in at /queues in a browser, or send Authorization: Bearer <ADMIN_TOKEN>\n');
+    const post = (body: string) => fetch(`${base}/queues/login`, { method: 'POST', redirect: 'manual', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body });
+    const wrong = await post('token=wrong-token');
+    expect(wrong.status).toBe(401);
+    expect(await wrong.text()).toContain('That is not the admin token.');
+    expect((await post(`token=${'x'.repeat(5_000)}`)).status).toBe(413);
+    const ok = await post(`token=${encodeURIComponent(TOKEN)}`);
+    expect(ok.status).toBe(303);
+    expect(ok.headers.get('location')).toBe('/queues');
+    const cookie = (ok.headers.get('set-cookie') ?? '').split(';')[0]!;
+    expect(cookie).toMatch(/^tier_board=\d+\./);
+    const api = await fetch(`${base}/queues/api/queues`, { headers: { cookie } });
+    expect(api.status).toBe(200);
+    // the queue's jobs hold a home's notifications: no cache keeps them
+    expect(api.headers.get('cache-control')).toBe('no-store');
+  });
+
   it('an action from another origin is refused; from the dashboard itself it runs', async () => {
     const retry = `${base}/queues/api/queues/push/retry/failed`;
     const foreign = await fetch(retry, { method: 'PUT', headers: { ...bearer, origin: 'http://evil.example' } });
@@ -146,7 +171,15 @@ describe('bull-board on the admin port', () => {
       await page.addInitScript(() => {
         document.addEventListener('securitypolicyviolation', (e) => (window as unknown as { reportViolation(v: string): void }).reportViolation(`${e.violatedDirective} ${e.blockedURI}`));
       });
-      await page.goto(`${base}/queues?token=${TOKEN}`);
+      // signs in through the form: the token is in no URL of the browser's history
+      await page.goto(`${base}/queues`);
+      await page.screenshot({ path: new URL('bull-board-sign-in.png', artifacts).pathname, fullPage: true });
+      await page.fill('#token', TOKEN);
+      await page.click('button[type=submit]');
+      await page.waitForURL(/\/queues$/);
+      // the sign-in page itself is an answer 401 (Chromium logs it), and asks for nothing else
+      const signingIn = problems.splice(0).filter((p) => !p.includes('fonts.googleapis.com'));
+      expect(signingIn).toEqual(['Failed to load resource: the server responded with a status of 401 (Unauthorized)']);
       // the overview lists the push queue with its counts: the scripts ran and called the API
       await page.getByText('push', { exact: true }).first().waitFor();
       await page.screenshot({ path: new URL('bull-board-overview.png', artifacts).pathname, fullPage: true });

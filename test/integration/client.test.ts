@@ -285,6 +285,23 @@ describe('app client library against a real node', () => {
     expect(await c.subscribe(HOME, { onEvent() {} }).ready).toMatchObject({ home: HOME });
   });
 
+  it('connects with an admin token as `openssl rand -base64 32` makes them (/ + =): sent as bearer64, which a subprotocol can carry', async () => {
+    // a WebSocket constructor throws on '/' or '=' in a subprotocol, with the token in its message
+    const adminToken = 'q+8/ZmVkY2JhOTg3NjU0MzIxMC9hYmNkZWYrZ2hpams=';
+    expect(() => new WebSocket('ws://127.0.0.1:1', [`bearer.${adminToken}`])).toThrow(/invalid/i);
+    const node = await startServerProcess({ ADMIN_TOKEN: adminToken });
+    try {
+      const states = new Inbox<ConnectionState>();
+      const c = new HubtierClient({ url: node.wsUrl, token: adminToken, WebSocket, onState: states.push });
+      clients.push(c);
+      expect(await states.next((s) => s.state !== 'connecting')).toEqual({ state: 'open' });
+      expect(await c.subscribe(HOME, { onEvent() {} }).ready).toMatchObject({ home: HOME });
+      await c.close();
+    } finally {
+      await node.stop();
+    }
+  });
+
   it('resumes from a stored position with subscribe(home, handlers, {since}): what was missed, then live, no reload', async () => {
     const hubId = await provision('since');
     const hub = await online(hubId);

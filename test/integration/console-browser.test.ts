@@ -76,9 +76,12 @@ describe.skipIf(!found)(`demo console in headless Chromium${found ? '' : ` (skip
     expect(bundle.headers.get('content-type')).toMatch(/^text\/javascript/);
     expect(await bundle.text()).toMatch(/HubtierClient/);
 
-    await page.goto(`${server.httpUrl}/`);
-    await page.fill('#token', token);
-    await page.fill('#home', HOME);
+    // a #token= link prefills the fields, leaves the address bar, and does not connect by itself
+    await page.goto(`${server.httpUrl}/#token=${token}&home=${HOME}`);
+    expect(await page.inputValue('#token')).toBe(token);
+    expect(await page.inputValue('#home')).toBe(HOME);
+    expect(page.url()).toBe(`${server.httpUrl}/`);
+    expect(await page.textContent('#status')).toBe('disconnected');
     await page.click('#connect');
     expect(await textOf('#status', /^open$/)).toBe('open');
     expect(await textOf('#sub', new RegExp(`^${HOME} from`))).toMatch(HOME);
