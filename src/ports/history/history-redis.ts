@@ -165,8 +165,10 @@ export class RedisEventHistory implements EventHistory {
   private scheduled = false;
   private readonly lateMs: number;
   /**
-   * Redis' clock minus this node's (ms), from the last quick round trip; undefined before the
-   * first, when appends go without a deadline. Off by at most half that round trip.
+   * Redis' clock minus this node's monotonic one (ms), from the last quick round trip; undefined
+   * before the first, when appends go without a deadline. Off by at most half that round trip.
+   * Monotonic, not the wall clock: a node's wall clock stepped back (an NTP correction) put every
+   * deadline in the past until the next reading, and the batch sent meanwhile was refused as late.
    */
   private clockOffset: number | undefined;
   /** how far this node's rules evaluated the events it appended (options.nodeId) */
@@ -222,8 +224,8 @@ export class RedisEventHistory implements EventHistory {
     // without marks the script touches neither key: any will do
     const keys = [...(this.marks?.scriptKeys ?? [this.eventsKey, this.eventsKey]), ...part.flatMap(([home]) => this.homeKeys(home))];
     if (this.options.eventStreamMaxLen > 0) keys.push(this.eventsKey);
-    const sent = Date.now();
-    const deadline = this.clockOffset === undefined ? 0 : sent + this.clockOffset + this.lateMs;
+    const sent = performance.now();
+    const deadline = this.clockOffset === undefined ? 0 : Math.round(sent + this.clockOffset + this.lateMs);
     const marks = this.marks?.take() ?? { args: ['', 0, 0], failed() {} };
     const args: Array<string | number | Buffer> = [newEpoch(), this.retention.maxEvents, this.retention.maxAgeMs, this.options.eventStreamMaxLen, part.length, deadline, ...marks.args];
     for (const [home, queue] of part) {
@@ -233,10 +235,10 @@ export class RedisEventHistory implements EventHistory {
     APPEND.runBuffer(this.client, keys, args).then(
       (reply) => {
         const r = reply as Array<Buffer | number>;
-        const back = Date.now();
-        if (back - sent < CLOCK_READING_MS) this.clockOffset = Math.round((r[0] as number) - (sent + back) / 2);
+        const back = performance.now();
+        if (back - sent < CLOCK_READING_MS) this.clockOffset = (r[0] as number) - (sent + back) / 2;
         if (r.length === 1) {
-          const late = new TierError('unavailable', `history append reached redis ${back - sent} ms after it was sent: not stored`);
+          const late = new TierError('unavailable', `history append reached redis ${Math.round(back - sent)} ms after it was sent: not stored`);
           part.forEach(([, queue]) => queue.forEach((p) => p.reject(late)));
           return;
         }
