@@ -9,9 +9,10 @@
  * the promise resolves before the fsync, so a write that must survive a power loss awaits
  * `durable()` after it. With `sync: 'os'` the OS writes the pages when it chooses.
  */
-import { accessSync, closeSync, constants, fstatSync, mkdirSync, openSync, readFileSync, readSync, rmSync, writeSync } from 'node:fs';
+import { accessSync, closeSync, constants, mkdirSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { open, type Database, type RootDatabase } from 'lmdb';
+import { checkLmdbFile } from './lmdb-file-check.js';
 import { ownIdentity, processIdentity } from './process-identity.js';
 
 export type DataSync = 'commit' | 'os';
@@ -86,8 +87,8 @@ export function openDataStore(dir: string, options: DataStoreOptions = {}): Data
   const { release, stale } = claimDirectory(path, options.owner ?? `pid ${process.pid}`);
   let root: RootDatabase;
   try {
-    // LMDB maps the file and trusts it: a damaged one can crash the process, so look first
-    checkFile(join(path, FILE));
+    // LMDB maps the file and trusts it: a damaged one can crash the process, so look first (lmdb-file-check.ts)
+    checkLmdbFile(join(path, FILE));
     root = open({
       path: join(path, FILE),
       maxDbs: 32,
@@ -153,44 +154,9 @@ export function openDataStore(dir: string, options: DataStoreOptions = {}): Data
   };
 }
 
-/**
- * The two meta pages of an LMDB file (its format as lmdb-js 3 writes it: a 24-byte page header,
- * then magic 0xBEEFC0DE, format version 2, ..., the page size at 48, the last page at 144, the
- * transaction id at 152). A file that does not start with them, or is shorter than the newest
- * meta page says, is refused before LMDB maps it. Damage deeper in the tree is not seen here.
- */
-function checkFile(file: string): void {
-  let fd: number;
-  try {
-    fd = openSync(file, 'r');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return; // a new store
-    throw err;
-  }
-  try {
-    const size = fstatSync(fd).size;
-    if (size === 0) return;
-    const first = Buffer.alloc(160);
-    if (readSync(fd, first, 0, 160, 0) < 160) throw new Error(`${size} bytes: shorter than one page`);
-    const pageSize = first.readUInt32LE(48);
-    if (pageSize < 512 || pageSize > 65_536 || (pageSize & (pageSize - 1)) !== 0) throw new Error('no valid page size in the first meta page');
-    const second = Buffer.alloc(160);
-    if (readSync(fd, second, 0, 160, pageSize) < 160) throw new Error(`${size} bytes: shorter than its two meta pages`);
-    const metas = [first, second].map((page, i) => {
-      if (page.readUInt32LE(24) !== 0xbeefc0de || page.readUInt32LE(28) !== 2 || (page.readUInt16LE(18) & 0x08) === 0) throw new Error(`meta page ${i} is not an LMDB meta page`);
-      return { lastPage: page.readBigUInt64LE(144), txn: page.readBigUInt64LE(152) };
-    });
-    const newest = metas[0]!.txn >= metas[1]!.txn ? metas[0]! : metas[1]!;
-    const needed = (newest.lastPage + 1n) * BigInt(pageSize);
-    if (BigInt(size) < needed) throw new Error(`truncated: ${size} bytes, its last commit needs ${needed}`);
-  } finally {
-    closeSync(fd);
-  }
-}
-
 function readable(file: string): boolean {
   try {
-    checkFile(file);
+    checkLmdbFile(file);
     return true;
   } catch {
     return false;

@@ -103,6 +103,22 @@ describe('openDataStore', () => {
     expect(statSync(file).size).toBe(half);
   });
 
+  it('opens a store whose last commit took pages at the end and freed them again (its file shorter than the meta page\'s last page)', async () => {
+    const d = dir();
+    let s = openDataStore(d);
+    for (const name of ['a', 'b', 'c']) for (let i = 0; i < 300; i++) void s.db<string>(name).put(`k${i}`, 'x'.repeat(200));
+    await s.close();
+    // one commit removing every key of three sub-databases: its new pages at the end are freed before it ends
+    s = openDataStore(d);
+    for (const name of ['a', 'b', 'c']) for (let i = 0; i < 300; i++) void s.db<string>(name).remove(`k${i}`);
+    await s.close();
+    const file = readFileSync(join(d, 'hubtier.mdb'));
+    const pageSize = file.readUInt32LE(48);
+    const newest = [0, pageSize].reduce((a, b) => (file.readBigUInt64LE(b + 152) > file.readBigUInt64LE(a + 152) ? b : a));
+    expect(BigInt(file.length)).toBeLessThan((file.readBigUInt64LE(newest + 144) + 1n) * BigInt(pageSize));
+    expect(open(d).db<string>('a').getCount()).toBe(0);
+  });
+
   it('flushes a side environment as it flushes the main store (DATA_SYNC)', async () => {
     for (const sync of ['commit', 'os'] as const) {
       const s = openDataStore(dir(), { sync });

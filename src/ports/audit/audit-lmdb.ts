@@ -38,6 +38,7 @@ export class LmdbAuditLog implements AuditLog {
   private readonly now: () => number;
   private count: number;
   private trimScheduled = false;
+  private closed = false;
   #lost = 0;
   /** recorded, not written yet */
   private pending: AuditEntry[] = [];
@@ -144,11 +145,14 @@ export class LmdbAuditLog implements AuditLog {
 
   async close(): Promise<void> {
     this.write();
+    // a trim left for a later turn would read a store its owner closes next (lmdb-js threw from a timer)
+    this.closed = true;
+    this.trimScheduled = false;
     await this.data.flushed();
   }
 
   private scheduleTrim(): void {
-    if (this.trimScheduled) return;
+    if (this.trimScheduled || this.closed) return;
     this.trimScheduled = true;
     setImmediate(() => {
       if (this.trimScheduled) this.runTrim();
