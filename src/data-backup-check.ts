@@ -91,7 +91,9 @@ const CHECKS = new Map<string, (key: unknown, value: unknown) => void>([
     if (!isTuple(key, 'string', 'string') || value !== null) fault('a home index entry must be [homeId, hubId] → null');
   }],
   ['nonces', (key, value) => {
-    if (!((typeof key === 'string' && typeof value === 'number') || (isTuple(key, 'number', 'string') && value === null))) fault('a nonce must be key → expiry or [expiry, key] → null');
+    // an index entry's value: [run, monotonic expiry] of the store that claimed it (null before it was kept)
+    const mark = value === null || (Array.isArray(value) && value.length === 2 && Number.isInteger(value[0]) && typeof value[1] === 'number');
+    if (!((typeof key === 'string' && typeof value === 'number') || (isTuple(key, 'number', 'string') && mark))) fault('a nonce must be key → expiry or [expiry, key] → [run, monotonic expiry] or null');
   }],
   ['audit', (key, value) => {
     if (!isTuple(key, 'number', 'string') || !isObject(value) || value.at !== key[0] || value.id !== key[1] || typeof value.action !== 'string') fault('an audit entry must be [at, id] → {id, at, action, ...}');

@@ -8,9 +8,10 @@ import type { SecretBox } from './secret-box.js';
  * Decides whether a hub may open a session, before the WebSocket upgrade completes: the hub is
  * provisioned and enabled, the signature verifies with its secret (or, until its grace period
  * ends, the secret a rotation replaced), the timestamp is within the allowed skew, and the nonce
- * was not used before (nonces are kept twice the skew). Stored secrets are sealed: `box` opens
- * them (without a box they are taken as stored). The nonce is claimed only after the signature
- * verifies, so forged attempts cannot burn nonces.
+ * was not used before (nonces are kept twice the skew, on the wall and the monotonic clock: a
+ * step of the wall clock forgets none). Stored secrets are sealed: `box` opens them (without a box
+ * they are taken as stored). The nonce is claimed only after the signature verifies, so forged
+ * attempts cannot burn nonces.
  */
 export class HubAdmission {
   constructor(

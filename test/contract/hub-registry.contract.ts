@@ -21,6 +21,13 @@ export interface NonceStoreFixture {
    * injectable clock (memory); without it the suite lets real time pass, in small polled steps.
    */
   advanceTime?(ms: number): void;
+  /**
+   * Steps the wall clock alone by `ms` (an NTP correction, a VM resumed), the monotonic clock
+   * standing still; present where both clocks are injectable (memory, LMDB).
+   */
+  stepWall?(ms: number): void;
+  /** Runs the implementation's sweep of expired nonces, where it has one of its own (LMDB). */
+  sweep?(): Promise<unknown>;
   close(): Promise<void>;
 }
 
@@ -417,6 +424,32 @@ export function nonceStoreContract(name: string, make: NonceStoreFactory): void 
       expect(await nonces.claim(key, NONCE_TTL_MS), 'the repeat, inside the ttl').toBe(false);
       await claimOnceForgotten(witness);
       expect(await nonces.claim(key, NONCE_TTL_MS), 'the key outlived its first ttl').toBe(true);
+    });
+
+    it('a step of the wall clock forward past the ttl and back does not forget a key', async (ctx) => {
+      // the hub's hello is replayable again once the wall clock is back inside its window
+      if (!fx.stepWall) return ctx.skip();
+      expect(await nonces.claim(key, NONCE_TTL_MS)).toBe(true);
+      fx.advanceTime?.(NONCE_TTL_MS / 10);
+      fx.stepWall(NONCE_TTL_MS * 900);
+      await fx.sweep?.();
+      // a claim of another key meanwhile sweeps a store that sweeps as claims arrive (memory)
+      expect(await nonces.claim(`${key}-during`, NONCE_TTL_MS)).toBe(true);
+      fx.stepWall(-NONCE_TTL_MS * 900);
+      expect(await nonces.claim(key, NONCE_TTL_MS), 'the replay after the step back').toBe(false);
+      // forgotten once the ttl has passed on both clocks
+      fx.advanceTime?.(NONCE_TTL_MS);
+      await fx.sweep?.();
+      expect(await nonces.claim(key, NONCE_TTL_MS)).toBe(true);
+    });
+
+    it('a key is kept while the wall clock is before its expiry, however long ago it was claimed', async (ctx) => {
+      if (!fx.stepWall) return ctx.skip();
+      expect(await nonces.claim(key, NONCE_TTL_MS)).toBe(true);
+      fx.advanceTime?.(NONCE_TTL_MS * 2);
+      fx.stepWall(-NONCE_TTL_MS * 2);
+      await fx.sweep?.();
+      expect(await nonces.claim(key, NONCE_TTL_MS), 'the ttl passed on the monotonic clock only').toBe(false);
     });
 
     it('the key is known until the ttl and forgotten after it: claim answers true once more', async () => {

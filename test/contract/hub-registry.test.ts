@@ -58,19 +58,32 @@ const registries: Array<[name: string, make: HubRegistryFactory]> = [
   ],
 ];
 
+/** A wall clock and a monotonic one: time passing moves both, a step moves the wall clock alone. */
+function fakeClocks() {
+  let wall = 1_700_000_000_000;
+  let steady = 5_000;
+  return {
+    now: () => wall,
+    monotonic: () => steady,
+    moves: {
+      advanceTime: (ms: number) => {
+        wall += ms;
+        steady += ms;
+      },
+      stepWall: (ms: number) => {
+        wall += ms;
+      },
+    },
+  };
+}
+
 const nonceStores: Array<[name: string, make: NonceStoreFactory]> = [
   [
-    'MemoryNonceStore (fake clock)',
+    'MemoryNonceStore (fake clocks)',
     async () => {
-      let now = 1_700_000_000_000;
-      const nonces = new MemoryNonceStore(() => now);
-      return {
-        nonces,
-        advanceTime: (ms) => {
-          now += ms;
-        },
-        close: () => nonces.close(),
-      };
+      const clock = fakeClocks();
+      const nonces = new MemoryNonceStore(clock.now, clock.monotonic);
+      return { nonces, ...clock.moves, close: () => nonces.close() };
     },
   ],
   // the same implementation on real time: exercises the suite's polling path a backend without an
@@ -90,18 +103,12 @@ const nonceStores: Array<[name: string, make: NonceStoreFactory]> = [
     },
   ],
   [
-    'LmdbNonceStore (fake clock)',
+    'LmdbNonceStore (fake clocks)',
     async () => {
-      let now = 1_700_000_000_000;
+      const clock = fakeClocks();
       const tmp = await tempDataStore();
-      const nonces = new LmdbNonceStore(tmp.data, { now: () => now });
-      return {
-        nonces,
-        advanceTime: (ms) => {
-          now += ms;
-        },
-        close: () => nonces.close().then(tmp.remove),
-      };
+      const nonces = new LmdbNonceStore(tmp.data, { now: clock.now, monotonic: clock.monotonic });
+      return { nonces, ...clock.moves, sweep: () => nonces.written().then(() => nonces.sweep()), close: () => nonces.close().then(tmp.remove) };
     },
   ],
   [

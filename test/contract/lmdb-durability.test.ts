@@ -356,7 +356,8 @@ describe('LmdbNonceStore sweep', () => {
   it('removes expired nonces, at most sweepBatch per sweep, and keeps live ones', async () => {
     const data = await temp('os');
     let now = 1_000_000;
-    const nonces = new LmdbNonceStore(data, { now: () => now, sweepBatch: 10, sweepMs: 3_600_000 });
+    // time passes on both clocks (a claim is forgotten once both passed its expiry)
+    const nonces = new LmdbNonceStore(data, { now: () => now, monotonic: () => now, sweepBatch: 10, sweepMs: 3_600_000 });
     for (let i = 0; i < 25; i++) expect(await nonces.claim(`old-${i}`, 1_000)).toBe(true);
     expect(await nonces.claim('live', 60_000)).toBe(true);
     await nonces.written();
@@ -371,6 +372,24 @@ describe('LmdbNonceStore sweep', () => {
     expect(await nonces.claim('live', 60_000)).toBe(false);
     expect(await nonces.claim('old-3', 1_000)).toBe(true);
     await nonces.close();
+  });
+});
+
+describe('LmdbNonceStore after a restart', () => {
+  it('keeps a claim of the last process until its wall clock expiry (its monotonic one meant nothing since)', async () => {
+    let data = await temp();
+    let now = 1_000_000;
+    const first = new LmdbNonceStore(data, { now: () => now, monotonic: () => 50_000, sweepMs: 3_600_000 });
+    expect(await first.claim('n-1', 1_000)).toBe(true);
+    await first.close();
+    data = await reopen(data);
+    // the new process's monotonic clock starts low again: the wall clock alone decides
+    const again = new LmdbNonceStore(data, { now: () => now, monotonic: () => 0, sweepMs: 3_600_000 });
+    expect(await again.claim('n-1', 1_000), 'inside its window').toBe(false);
+    now += 1_000;
+    expect(await again.sweep()).toBe(1);
+    expect(await again.claim('n-1', 1_000), 'past its window on the wall clock').toBe(true);
+    await again.close();
   });
 });
 
@@ -474,7 +493,7 @@ describe('LmdbNonceStore when writes fail', () => {
 
   it('forgets a claim held only in memory once it expires (the sweep), and the key is free again', async () => {
     let now = 1_000_000;
-    const nonces = new LmdbNonceStore(await temp(), { now: () => now, sweepMs: 3_600_000 });
+    const nonces = new LmdbNonceStore(await temp(), { now: () => now, monotonic: () => now, sweepMs: 3_600_000 });
     const restore = failWrites(nonces);
     expect(await nonces.claim('kept', 1_000)).toBe(true);
     await nonces.written();

@@ -10,7 +10,7 @@ import { TimerWheel } from '../../src/actors/timer-wheel.js';
 import { diskPorts } from '../../src/compose/disk-ports.js';
 import { loadConfig } from '../../src/config/config.js';
 import { createLogger } from '../../src/log/logger.js';
-import { LmdbHubRegistry } from '../../src/ports/hub-registry/hub-registry-lmdb.js';
+import { LmdbHubRegistry, LmdbNonceStore } from '../../src/ports/hub-registry/hub-registry-lmdb.js';
 import { openDataStore, type DataStore } from '../../src/ports/lmdb.js';
 import { LmdbRuleStore } from '../../src/ports/rule-store/rule-store-lmdb.js';
 import { LmdbShadowStore } from '../../src/ports/shadow-store/shadow-store-lmdb.js';
@@ -41,7 +41,12 @@ async function fill(s: DataStore): Promise<void> {
   await rules.createRule('toString', { name: 'r', triggers: [{ type: 'cron', cron: '0 7 * * *' }], devices: { constructor: { hub: 'hub-1', device: 'lamp' } }, actions: [{ type: 'notify', title: 't', body: 'b' }] } as never);
   await rules.putSettings('toString', { timeZone: 'Europe/Berlin' });
   await rules.close();
-  await s.db('nonces').put('hub-1:n1', 1_700_000_000_000);
+  // a claim as the store writes it (the index entry holds its monotonic expiry) and one index entry of the first layout (null)
+  const nonces = new LmdbNonceStore(s);
+  await nonces.claim('hub-1:n1', 600_000);
+  await nonces.close();
+  await s.db('nonces').put([1_700_000_000_000, 'hub-1:n0'], null);
+  await s.db('nonces').put('hub-1:n0', 1_700_000_000_000);
   await s.flushed();
 }
 

@@ -16,7 +16,10 @@ import {
   type HubPlacement,
   type HubRegistry,
   type NonceStore,
+  nonceForgettable,
 } from './hub-registry.js';
+import { randomInt } from 'node:crypto';
+import { monotonicMs } from '../../actors/clock.js';
 
 /**
  * A hub as stored, a tuple (no field names per record): [homeId, secret, enabled, createdAt,
@@ -203,8 +206,10 @@ export function decodeHubRecord(key: unknown, value: unknown): HubRecord {
 }
 
 export interface LmdbNonceStoreOptions {
-  /** @default Date.now: the clock (tests inject one) */
+  /** @default Date.now: the wall clock (tests inject one) */
   now?: () => number;
+  /** @default monotonicMs: the monotonic clock (tests inject one) */
+  monotonic?: () => number;
   /** @default 10_000 (ms): how often expired nonces are removed */
   sweepMs?: number;
   /** @default 1_000: the most entries one sweep removes (a sweep that hits it runs again at once) */
@@ -215,16 +220,24 @@ export interface LmdbNonceStoreOptions {
 
 interface QueuedClaim {
   key: string;
-  /** its expiry (ms) */
+  /** its expiry on the wall clock (ms since 1970) */
   next: number;
+  /** its expiry on the monotonic clock (monotonicMs) */
+  steadyUntil: number;
   /** made while writes failed: its caller waits for this write */
   waits: boolean;
 }
 
+/** An index entry's value: the store that claimed it (`run`) and the claim's monotonic expiry; null before it was kept. */
+type SteadyMark = [run: number, steadyUntil: number] | null;
+
 /**
  * Handshake nonces on local disk: sub-database `nonces`. Each claim is two entries, the nonce
- * (`key` → expiry, ms) and an index entry (`[expiry, key]`), so expired nonces are found in
- * expiry order: numbers sort before strings, the index comes first.
+ * (`key` → expiry on the wall clock, ms) and an index entry (`[expiry, key]` → `[run, monotonic
+ * expiry]`), so expired nonces are found in expiry order: numbers sort before strings, the index
+ * comes first. A claim is forgotten once both its expiries passed (`nonceForgettable`); the
+ * monotonic one only counts in the store that claimed it (`run`, random per store opened): after
+ * a restart the wall rule alone applies.
  *
  * `claim` decides at once, in its caller's turn, from what is committed and the claims of this
  * process still being written (`unwritten`): one process per data directory, so exactly one of
@@ -242,20 +255,24 @@ interface QueuedClaim {
  * 2026-12-02 fifth). A crash forgets at most that window's claims.
  *
  * An expired entry counts as absent at once; a sweep every `sweepMs` (timer unref'd, stopped by
- * `close()`) removes at most `sweepBatch` of them per transaction, so the database stays as large
- * as the claims of one ttl.
+ * `close()`) removes at most `sweepBatch` of them per transaction, in wall expiry order, stopping
+ * at the first it must keep: the database stays as large as the claims of one ttl, plus those a
+ * step back of the wall clock holds longer (only hellos within the window are claimed: few).
  */
 export class LmdbNonceStore implements NonceStore {
-  private readonly db: Database<number | null, string | Array<string | number>>;
+  private readonly db: Database<number | SteadyMark, string | Array<string | number>>;
   private readonly now: () => number;
+  private readonly monotonic: () => number;
+  /** marks this store's claims: their monotonic expiry means nothing to another process */
+  private readonly run = randomInt(2 ** 31);
   private readonly sweepMs: number;
   private readonly sweepBatch: number;
   private timer: NodeJS.Timeout | null = null;
   private sweeping: Promise<void> | null = null;
   private closed = false;
   private readonly writeMs: number;
-  /** claims decided and not yet committed: key → expiry (ms) */
-  private readonly unwritten = new Map<string, number>();
+  /** claims decided and not yet committed: key → its claim (the object queued for the write) */
+  private readonly unwritten = new Map<string, QueuedClaim>();
   /** claims decided and not yet handed to the store, in the order made */
   private queued: QueuedClaim[] = [];
   private writeTimer: NodeJS.Timeout | null = null;
@@ -266,8 +283,9 @@ export class LmdbNonceStore implements NonceStore {
 
   /** Does not own `data`: the composition root closes it after every adapter. */
   constructor(data: DataStore, options: LmdbNonceStoreOptions = {}) {
-    this.db = data.db<number | null>('nonces') as unknown as Database<number | null, string | Array<string | number>>;
+    this.db = data.db<number | SteadyMark>('nonces') as unknown as Database<number | SteadyMark, string | Array<string | number>>;
     this.now = options.now ?? Date.now;
+    this.monotonic = options.monotonic ?? monotonicMs;
     this.sweepMs = options.sweepMs ?? 10_000;
     this.sweepBatch = options.sweepBatch ?? 1_000;
     this.writeMs = options.writeMs ?? 100;
@@ -281,18 +299,31 @@ export class LmdbNonceStore implements NonceStore {
 
   claim(key: string, ttlMs: number): Promise<boolean> {
     const now = this.now();
-    const held = this.unwritten.get(key) ?? this.db.get(key);
-    if (typeof held === 'number' && held > now) return Promise.resolve(false);
-    const next = now + ttlMs;
-    this.unwritten.set(key, next);
+    const steady = this.monotonic();
+    if (this.holds(key, now, steady)) return Promise.resolve(false);
     // while writes fail, a claim waits for its own write and fails with it (the handshake answers
     // `internal`): claims held only in memory would grow with every handshake until they expire
-    const waits = this.failing;
-    this.queued.push({ key, next, waits });
-    if (waits) return this.write().then(() => true);
+    const claim: QueuedClaim = { key, next: now + ttlMs, steadyUntil: steady + ttlMs, waits: this.failing };
+    this.unwritten.set(key, claim);
+    this.queued.push(claim);
+    if (claim.waits) return this.write().then(() => true);
     // unref'd: close() writes what waits
     if (!this.writeTimer) this.writeTimer = setTimeout(() => void this.write().catch(() => {}), this.writeMs).unref();
     return Promise.resolve(true);
+  }
+
+  /** True while `key` has a claim that may not be forgotten yet (one not yet written first). */
+  private holds(key: string, now: number, steady: number): boolean {
+    const pending = this.unwritten.get(key);
+    if (pending) return !nonceForgettable(pending.next, pending.steadyUntil, now, steady);
+    const until = this.db.get(key);
+    if (typeof until !== 'number') return false;
+    return until > now || !nonceForgettable(until, this.steadyUntil(this.db.get([until, key])), now, steady);
+  }
+
+  /** The monotonic expiry of an index entry's value, when this store wrote it. */
+  private steadyUntil(mark: number | SteadyMark | undefined): number | undefined {
+    return Array.isArray(mark) && mark[0] === this.run ? mark[1] : undefined;
   }
 
   /** Hands the queued claims to the store in one transaction; settles once it commits (or fails). */
@@ -304,22 +335,22 @@ export class LmdbNonceStore implements NonceStore {
     if (claims.length === 0) return this.lastWrite;
     const written = this.db
       .transaction(() => {
-        for (const { key, next } of claims) {
+        for (const { key, next, steadyUntil } of claims) {
           const until = this.db.get(key);
           if (typeof until === 'number') void this.db.remove([until, key]);
           void this.db.put(key, next);
-          void this.db.put([next, key], null);
+          void this.db.put([next, key], [this.run, steadyUntil]);
         }
       })
       .then(
         () => {
           this.failing = false;
-          for (const { key, next } of claims) if (this.unwritten.get(key) === next) this.unwritten.delete(key);
+          for (const c of claims) if (this.unwritten.get(c.key) === c) this.unwritten.delete(c.key);
         },
         (err: unknown) => {
           this.failing = true;
           // an answered claim stays in memory until it expires (the sweep forgets it then)
-          for (const { key, next, waits } of claims) if (waits && this.unwritten.get(key) === next) this.unwritten.delete(key);
+          for (const c of claims) if (c.waits && this.unwritten.get(c.key) === c) this.unwritten.delete(c.key);
           throw err;
         },
       );
@@ -338,16 +369,19 @@ export class LmdbNonceStore implements NonceStore {
     return this.unwritten.size;
   }
 
-  /** Removes expired nonces, at most `sweepBatch`; resolves with how many. */
+  /** Removes expired nonces (both clocks past: `nonceForgettable`), at most `sweepBatch`; resolves with how many. */
   async sweep(): Promise<number> {
     const startedAt = this.now();
-    for (const [key, until] of this.unwritten) if (until <= startedAt) this.unwritten.delete(key);
+    const steadyAt = this.monotonic();
+    for (const [key, c] of this.unwritten) if (nonceForgettable(c.next, c.steadyUntil, startedAt, steadyAt)) this.unwritten.delete(key);
     return this.db.transaction(() => {
       const now = this.now();
+      const steady = this.monotonic();
       const expired: Array<[number, string]> = [];
-      for (const key of this.db.getKeys({ limit: this.sweepBatch })) {
-        // the index entries come first, in expiry order: stop at the first live one or at a nonce
-        if (!Array.isArray(key) || typeof key[0] !== 'number' || key[0] > now) break;
+      for (const { key, value } of this.db.getRange({ limit: this.sweepBatch })) {
+        // the index entries come first, in wall expiry order: stop at the first to keep or at a
+        // nonce (one the monotonic clock keeps holds the rest back at most one ttl)
+        if (!Array.isArray(key) || typeof key[0] !== 'number' || !nonceForgettable(key[0], this.steadyUntil(value), now, steady)) break;
         expired.push(key as [number, string]);
       }
       // removed after the scan, not under the cursor that reads the range

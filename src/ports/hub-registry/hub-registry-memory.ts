@@ -14,7 +14,9 @@ import {
   type HubPlacement,
   type HubRegistry,
   type NonceStore,
+  nonceForgettable,
 } from './hub-registry.js';
+import { monotonicMs } from '../../actors/clock.js';
 
 /** Hubs provisioned in this process (embedded default): gone when the process ends. */
 export class MemoryHubRegistry implements HubRegistry {
@@ -129,29 +131,43 @@ function lowerBound(ids: string[], id: string): number {
   return lo;
 }
 
-/** Nonces with expiry; expired keys are swept as new ones arrive, so memory stays bounded. */
+/** A claim: its expiry on the wall clock (ms since 1970) and on the monotonic clock (monotonicMs). */
+interface Claim {
+  until: number;
+  steadyUntil: number;
+}
+
+/**
+ * Nonces with expiry, forgotten once both clocks passed it (`nonceForgettable`); expired keys are
+ * swept as new ones arrive, so memory stays bounded.
+ */
 export class MemoryNonceStore implements NonceStore {
   readonly inTurn = true;
-  private readonly seen = new Map<string, number>();
+  private readonly seen = new Map<string, Claim>();
 
-  constructor(private readonly now: () => number = Date.now) {}
+  constructor(
+    private readonly now: () => number = Date.now,
+    private readonly monotonic: () => number = monotonicMs,
+  ) {}
 
   async claim(key: string, ttlMs: number): Promise<boolean> {
     const now = this.now();
-    this.sweep(now);
-    const until = this.seen.get(key);
-    if (until !== undefined && until > now) return false;
-    // re-insert so the map stays ordered by expiry for the sweep (ttl is the same for all callers)
+    const steady = this.monotonic();
+    this.sweep(now, steady);
+    const held = this.seen.get(key);
+    if (held !== undefined && !nonceForgettable(held.until, held.steadyUntil, now, steady)) return false;
+    // re-insert so the map stays in claim order for the sweep (ttl is the same for all callers):
+    // the monotonic expiries ascend, and the wall ones too while the wall clock does not step back
     this.seen.delete(key);
-    this.seen.set(key, now + ttlMs);
+    this.seen.set(key, { until: now + ttlMs, steadyUntil: steady + ttlMs });
     return true;
   }
 
   async close(): Promise<void> {}
 
-  private sweep(now: number): void {
-    for (const [k, until] of this.seen) {
-      if (until > now) break;
+  private sweep(now: number, steady: number): void {
+    for (const [k, c] of this.seen) {
+      if (!nonceForgettable(c.until, c.steadyUntil, now, steady)) break;
       this.seen.delete(k);
     }
   }

@@ -258,7 +258,9 @@ export function infoOf(r: HubRecord | null): HubInfo | null {
  * Nonces of hub handshakes seen recently, to refuse replays.
  * `claim` answers true the first time a key is claimed within `ttlMs`, false on every repeat
  * (exactly one of racing claims wins: within the process, or across nodes for Redis); after
- * `ttlMs` the key is forgotten (the timestamp check refuses anything that old anyway). A claim
+ * `ttlMs` the key is forgotten (the timestamp check refuses anything that old anyway). Where the
+ * store keeps time itself (memory, LMDB), `ttlMs` must have passed on both clocks
+ * (`nonceForgettable`): a step of the wall clock alone never forgets a nonce. A claim
  * outlives a restart once written: memory never, LMDB once its window is written (at most 100 ms
  * later; `close()` waits for it), Redis before the answer. Memory and LMDB (while its writes
  * succeed) answer in the caller's turn, so a hub's upgrade is answered inside uWS's callback;
@@ -270,4 +272,17 @@ export interface NonceStore {
   readonly inTurn: boolean;
   claim(key: string, ttlMs: number): Promise<boolean>;
   close(): Promise<void>;
+}
+
+/**
+ * When a nonce store may forget a claim: only once its hello could no longer be accepted. The
+ * timestamp check reads the wall clock, which steps (a VM resumed, then NTP): a claim is kept until
+ * its expiry has passed on the wall clock (`wallUntil`, ms since 1970) AND its ttl has really passed
+ * on the monotonic clock (`steadyUntil`, monotonicMs). Judged by the wall alone, a step forward
+ * expired nonces, the sweep deleted them, and after the step back their hellos were in the window
+ * again: a captured hello opened a session. `steadyUntil` undefined: claimed by an earlier process
+ * (the monotonic clock does not survive a restart), the wall rule alone.
+ */
+export function nonceForgettable(wallUntil: number, steadyUntil: number | undefined, wallNow: number, steadyNow: number): boolean {
+  return wallUntil <= wallNow && (steadyUntil === undefined || steadyUntil <= steadyNow);
 }
