@@ -111,6 +111,7 @@ export async function clusterPorts(config: Config, log: Logger, observe?: Backen
         log: log.child({ port: 'history' }),
         keys,
         eventStreamMaxLen: config.eventStreamMaxLen,
+        eventStreamMaxAgeMs: config.eventStreamMaxAgeS * 1000,
         // the node's rules marks: dead as the directory counts it, so its events are claimed well within the catch-up window
         nodeId: node,
         marksTtlMs: config.directoryTtlMs,

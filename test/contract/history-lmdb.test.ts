@@ -8,8 +8,8 @@ import { join } from 'node:path';
 import { describe, expect, it, vi } from 'vitest';
 import { LmdbEventHistory } from '../../src/ports/history/history-lmdb.js';
 import { openChunks } from '../../src/ports/history/history-lmdb-chunks.js';
-import type { HistoryRetention } from '../../src/ports/history/history.js';
-import { openDataStore } from '../../src/ports/lmdb.js';
+import type { HistoryRetention, Position } from '../../src/ports/history/history.js';
+import { openDataStore, type DataStore } from '../../src/ports/lmdb.js';
 
 describe('LmdbEventHistory chunks', () => {
   const setup = async (retention: HistoryRetention, clock?: () => number) => {
@@ -242,20 +242,52 @@ describe('LmdbEventHistory chunks', () => {
     await done();
   });
 
-  it('the sweep drops chunks past their age in homes nobody appends to, keeping the newest (it holds the offset)', async () => {
+  /** After a restart, a home whose events all aged out: its position kept, a recovery from before too_old, the next offset next. */
+  const offsetsGoOn = async (store: DataStore, retention: HistoryRetention, now: number, home: string, pos: Position) => {
+    const again = await LmdbEventHistory.open(store, retention, { now: () => now, sweepMs: 0 });
+    expect(await again.position(home)).toEqual(pos);
+    // never an epoch change or a reused offset
+    expect(await again.read(home, { epoch: pos.epoch, offset: 1 }, Infinity, 100)).toEqual({ ok: false, reason: 'too_old', pos });
+    expect(await again.append(home, Uint8Array.from([9]))).toEqual({ epoch: pos.epoch, offset: pos.offset + 1 });
+    await again.close();
+  };
+
+  it('the sweep drops chunks past their age in homes nobody appends to, the newest too; their offsets and epoch go on', async () => {
     let now = 1_700_000_000_000;
-    const { history, store, keys, done } = await setup({ maxEvents: 4, maxAgeMs: 1000 }, () => now);
+    const retention = { maxEvents: 4, maxAgeMs: 1000 };
+    const { history, store, keys, done } = await setup(retention, () => now);
     for (let i = 0; i < 6; i++) await history.append('quiet', Uint8Array.from([i]));
+    const { epoch } = await history.position('quiet');
     await history.close();
     // a node restarted: the home is not live here
-    const again = await LmdbEventHistory.open(store, { maxEvents: 4, maxAgeMs: 1000 }, { now: () => now, sweepMs: 0 });
+    const again = await LmdbEventHistory.open(store, retention, { now: () => now, sweepMs: 0 });
     expect(keys()).toEqual([['quiet', 3], ['quiet', 5]]);
     now += 2000;
-    expect(await again.sweep()).toBe(2);
+    expect(await again.sweep()).toBe(4);
     await store.side('history').flushed;
-    expect(keys()).toEqual([['quiet', 5]]);
-    expect((await again.append('quiet', Uint8Array.from([9]))).offset).toBe(7);
+    // nothing past the age stays on disk
+    expect(keys()).toEqual([]);
     await again.close();
+    await offsetsGoOn(store, retention, now, 'quiet', { epoch, offset: 6 });
+    await done();
+  });
+
+  it("a live home's last chunk goes once past the age too, its offsets kept across a restart", async () => {
+    let now = 1_700_000_000_000;
+    const retention = { maxEvents: 100, maxAgeMs: 1000 };
+    const { history, store, keys, done } = await setup(retention, () => now);
+    for (let i = 1; i <= 3; i++) history.appendNow('live', Uint8Array.from([i]));
+    await history.settle();
+    const { epoch } = await history.position('live');
+    expect(keys()).toEqual([['live', 1]]);
+    now += 2000;
+    expect(await history.sweep()).toBe(3);
+    await history.settle();
+    expect(keys()).toEqual([]);
+    expect(await history.read('live', { epoch, offset: 1 }, Infinity, 100)).toEqual({ ok: false, reason: 'too_old', pos: { epoch, offset: 3 } });
+    expect(await history.read('live', { epoch, offset: 3 }, Infinity, 100)).toEqual({ ok: true, epoch, entries: [] });
+    await history.close();
+    await offsetsGoOn(store, retention, now, 'live', { epoch, offset: 3 });
     await done();
   });
 

@@ -2,13 +2,15 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { eventually } from '../helpers/eventually.js';
 import { startRedis, uniquePrefix, type Backend } from '../../load/harness/index.js';
 import { createLogger } from '../../src/log/logger.js';
 import { LmdbEventHistory } from '../../src/ports/history/history-lmdb.js';
 import { MemoryEventHistory } from '../../src/ports/history/history-memory.js';
-import { RedisEventHistory } from '../../src/ports/history/history-redis.js';
+import { RedisEventHistory, type RedisHistoryOptions } from '../../src/ports/history/history-redis.js';
 import type { HistoryRetention } from '../../src/ports/history/history.js';
 import { openDataStore, type DataStore } from '../../src/ports/lmdb.js';
+import type { Redis } from 'ioredis';
 import { connectRedis, RedisKeys } from '../../src/ports/redis.js';
 import { historyContract, type HistoryFactory } from './history.contract.js';
 
@@ -18,11 +20,11 @@ afterAll(async () => {
   if (redis) await (await redis).stop();
 });
 
-async function redisHistory(retention: HistoryRetention, keys: RedisKeys, eventStreamMaxLen = 0): Promise<RedisEventHistory> {
+async function redisHistory(retention: HistoryRetention, keys: RedisKeys, eventStreamMaxLen = 0, stream: Partial<RedisHistoryOptions> = {}): Promise<RedisEventHistory> {
   const backend = await (redis ??= startRedis());
   const log = createLogger('silent');
   // with rules marks, as a cluster node runs it: the append script writes them in the same call
-  return new RedisEventHistory(await connectRedis(backend.url, { name: 'test-history', log }), retention, { keys, log, eventStreamMaxLen, nodeId: 'contract-node' });
+  return new RedisEventHistory(await connectRedis(backend.url, { name: 'test-history', log }), retention, { keys, log, eventStreamMaxLen, nodeId: 'contract-node', ...stream });
 }
 
 /** Every EventHistory adapter runs the same contract; a new backend is one more line here. */
@@ -127,6 +129,39 @@ describe('RedisEventHistory services stream', () => {
       ['home-b', expect.any(String), '1'],
     ]);
     expect(Array.from(fields[0]!.event!)).toEqual([1, 2, 0xff]);
+    await client.quit();
+    await history.close();
+  });
+});
+
+describe('RedisEventHistory services stream retention', () => {
+  const homesIn = async (client: Redis, keys: RedisKeys) => ((await client.xrange(keys.single('events'), '-', '+')) as Array<[string, string[]]>).map(([, f]) => f[1]);
+
+  it("keeps no entry older than its max age, a removed home's included, though few enough share the stream's newest node", async () => {
+    const keys = new RedisKeys(uniquePrefix());
+    // a short history age too: the home's own stream goes, and the services' copy must go with its own age
+    const history = await redisHistory({ maxEvents: 100, maxAgeMs: 200 }, keys, 100_000, { eventStreamMaxAgeMs: 300, eventStreamTrimMs: 0 });
+    const client = await connectRedis((await redis!).url, { name: 'test-events-age', log: createLogger('silent') });
+    await Promise.all([1, 2, 3].map((i) => history.append('home-deleted', Uint8Array.from([i]))));
+    await history.append('home-kept', Uint8Array.from([4]));
+    await history.remove('home-deleted');
+    // Redis' clock: the age passes in real time
+    await new Promise((r) => setTimeout(r, 400));
+    await history.append('home-kept', Uint8Array.from([5]));
+    expect(await homesIn(client, keys)).toEqual(['home-kept']);
+    await client.quit();
+    await history.close();
+  });
+
+  it('trims entries past the age while no event comes (a quiet fleet)', async ({ signal }) => {
+    const keys = new RedisKeys(uniquePrefix());
+    const history = await redisHistory({ maxEvents: 100, maxAgeMs: 60_000 }, keys, 100_000, { eventStreamMaxAgeMs: 300, eventStreamTrimMs: 50 });
+    const client = await connectRedis((await redis!).url, { name: 'test-events-quiet', log: createLogger('silent') });
+    await history.append('home-q', Uint8Array.from([1]));
+    expect(await homesIn(client, keys)).toEqual(['home-q']);
+    await eventually(signal, 'the quiet stream trimmed', async () => ((await client.xlen(keys.single('events'))) === 0 ? true : undefined));
+    // the stream itself stays, with its consumer groups: only entries go
+    expect(await client.exists(keys.single('events'))).toBe(1);
     await client.quit();
     await history.close();
   });

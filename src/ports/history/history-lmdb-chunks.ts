@@ -1,9 +1,20 @@
 /**
  * The embedded history's chunks' sub-database in `history.mdb` (see LmdbEventHistory): its name,
- * its compression, and the names of the layouts before it, which are dropped on open.
+ * its compression, the names of the layouts before it, which are dropped on open, and reading and
+ * dropping what it stores.
  */
 import type { Database } from 'lmdb';
 import type { DataStore } from '../lmdb.js';
+import { readChunk, type ChunkEntries } from './history-chunk.js';
+
+/** Entries per chunk at most: one put per 32 events instead of one each (at most half the count kept). */
+export const MAX_CHUNK = 32;
+/** Past every offset: the end of a home's keys. */
+export const END = Number.MAX_SAFE_INTEGER;
+
+export type Chunks = Database<Uint8Array, [string, number]>;
+/** `history-range`: homeId → the range of a home whose entries were all removed or aged out (its offsets go on). */
+export type Ranges = Database<{ first: number; top: number }, string>;
 
 /**
  * The chunks' sub-database, and those of the layouts before it (`-2`: the same chunks uncompressed;
@@ -25,6 +36,45 @@ const COMPRESS_FROM = 512;
 const NO_DICTIONARY = Buffer.alloc(0);
 
 /** The chunks' sub-database, always opened with the compression its records were written with. */
-export function openChunks(data: DataStore): Database<Uint8Array, [string, number]> {
+export function openChunks(data: DataStore): Chunks {
   return data.side('history').openDB({ name: CHUNKS, encoding: 'binary', compression: { threshold: COMPRESS_FROM, dictionary: NO_DICTIONARY } }) as unknown as Database<Uint8Array, [string, number]>;
+}
+
+/** A stored chunk's entries; undefined when missing, not whole or not this chunk's (a hole, which reads tell as too old). */
+export function readStored(chunks: Chunks, homeId: string, start: number): ChunkEntries | undefined {
+  let bytes: Uint8Array | undefined;
+  try {
+    bytes = chunks.get([homeId, start]);
+  } catch {
+    // a record lmdb-js refuses to decode is a hole too: thrown, it would refuse the home's every append
+    return undefined;
+  }
+  return bytes ? readChunk(bytes, homeId, start) : undefined;
+}
+
+/** The newest offset a home has given, from its newest stored chunk (starting at `last`) and its range. */
+export function storedTop(chunks: Chunks, ranges: Ranges, homeId: string, last: number): number {
+  // a newest chunk that cannot be read may have held up to MAX_CHUNK: offsets go on past all of them, never reused
+  return Math.max(ranges.get(homeId)?.top ?? 0, last + (readStored(chunks, homeId, last)?.t.length ?? MAX_CHUNK) - 1);
+}
+
+/**
+ * Removes, oldest first, the stored chunks of a home not in memory whose newest entry is older than
+ * `oldest` (ms), its newest too: then its range is written first, in the same transaction (one turn),
+ * so its offsets go on. Answers the entries dropped.
+ */
+export function dropAged(chunks: Chunks, ranges: Ranges, homeId: string, oldest: number): number {
+  const keys = [...chunks.getKeys({ start: [homeId, 0], end: [homeId, END] })];
+  let dropped = 0;
+  for (const [i, key] of keys.entries()) {
+    const chunk = readStored(chunks, homeId, key[1]);
+    if (chunk && chunk.t[chunk.t.length - 1]! >= oldest) break;
+    if (i === keys.length - 1) {
+      const top = storedTop(chunks, ranges, homeId, key[1]);
+      void ranges.put(homeId, { first: top + 1, top });
+    }
+    void chunks.remove(key);
+    dropped += chunk?.t.length ?? 0;
+  }
+  return dropped;
 }

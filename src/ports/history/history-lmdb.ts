@@ -2,8 +2,8 @@ import type { BatchObserver } from '../ports.js';
 import type { Database } from 'lmdb';
 import type { DataStore } from '../lmdb.js';
 import type { EventHistory, HistoryEntry, HistoryRead, HistoryRetention, Position, UnevaluatedEntry } from './history.js';
-import { PackedChunk, readChunk, type ChunkEntries } from './history-chunk.js';
-import { LEGACY, openChunks } from './history-lmdb-chunks.js';
+import { PackedChunk, type ChunkEntries } from './history-chunk.js';
+import { dropAged, END, LEGACY, MAX_CHUNK, openChunks, readStored, storedTop, type Chunks, type Ranges } from './history-lmdb-chunks.js';
 import { checkRead, newEpoch } from './history-read.js';
 import { LmdbEvaluatedMarks } from './history-lmdb-marks.js';
 
@@ -31,8 +31,6 @@ export interface LmdbHistoryOptions {
   batches?: BatchObserver;
 }
 
-/** Entries per chunk at most: one put per 32 events instead of one each (at most half the count kept). */
-const MAX_CHUNK = 32;
 /** An open chunk is written (and sealed) once its oldest entry is this old, full or not (ms). */
 const SEAL_AFTER_MS = 1_000;
 /**
@@ -45,14 +43,12 @@ const SEAL_AFTER_MS = 1_000;
 const FLUSH_MS = 100;
 /** Homes looked at per sweep. */
 const SWEEP_HOMES = 500;
-/** Past every offset: the end of a home's keys. */
-const END = Number.MAX_SAFE_INTEGER;
 
 /**
  * Every home's history in the DataStore's side environment `history.mdb`:
  * sub-database `history-chunks-4` keyed [homeId, first offset], each value up to MAX_CHUNK
  * consecutive entries (`history-chunk.ts`, LZ4-compressed from COMPRESS_FROM bytes, no dictionary); `history-epoch` with the store's epoch; `history-range` with the range of
- * a home whose entries were all removed (its offsets go on); `rules-marks` (history-lmdb-marks.ts).
+ * a home whose entries were all removed or aged out (its offsets go on); `rules-marks` (history-lmdb-marks.ts).
  *
  * An append is given its offset at once and is readable at once from the home's open chunk, kept
  * in memory until it is full or SEAL_AFTER_MS old; then it is written as an asynchronous put (with
@@ -61,11 +57,12 @@ const END = Number.MAX_SAFE_INTEGER;
  * a put and a remove per event cost the sockets' thread 5–6 µs per report at 20,000 reports/s.
  * An unclean stop loses the open chunks, but the epoch changes then anyway, so apps reload rather
  * than trust a history with holes. Trimming removes whole chunks: at least `maxEvents` are kept
- * and exactly the newest `maxEvents` are delivered. Offsets survive `remove`.
+ * and exactly the newest `maxEvents` are delivered; a chunk whose newest entry is past the age goes
+ * at the next append or sweep, a home's last one too. Offsets survive `remove` and the age.
  */
 export class LmdbEventHistory implements EventHistory {
-  private readonly entries: Database<Uint8Array, [string, number]>;
-  private readonly ranges: Database<{ first: number; top: number }, string>;
+  private readonly entries: Chunks;
+  private readonly ranges: Ranges;
   private readonly homes = new Map<string, Live>();
   /** homes with an open chunk, in the order their chunks opened (the oldest first) */
   private readonly opens = new Map<string, Live>();
@@ -78,6 +75,8 @@ export class LmdbEventHistory implements EventHistory {
   /** sealed chunks to write, and chunks to remove, at the next flush */
   private sealed: Array<[string, Live, PackedChunk]> = [];
   private removals: Array<[string, number]> = [];
+  /** homes whose every chunk was trimmed by age: their range is written at the next flush, so their offsets go on */
+  private emptied = new Map<string, Live>();
   private flushTimer: NodeJS.Timeout | null = null;
   /** the commit of the last flush issued: writes commit in the order they were issued */
   private written: Promise<unknown> = Promise.resolve();
@@ -97,7 +96,7 @@ export class LmdbEventHistory implements EventHistory {
   ) {
     const env = data.side('history');
     this.entries = openChunks(data);
-    this.ranges = env.openDB({ name: 'history-range', encoding: 'msgpack' }) as unknown as Database<{ first: number; top: number }, string>;
+    this.ranges = env.openDB({ name: 'history-range', encoding: 'msgpack' }) as unknown as Ranges;
     this.now = options.now ?? Date.now;
     this.batches = options.batches;
     // the file kept through an unclean stop: its marks find their events, numbered on (history-lmdb-marks.ts)
@@ -238,7 +237,7 @@ export class LmdbEventHistory implements EventHistory {
   }
 
   /**
-   * Drops chunks past their age (keeping each home's newest, which holds its offset) in up to
+   * Drops chunks past their age, a home's newest too (its range keeps its offsets), in up to
    * SWEEP_HOMES homes, resuming where the last sweep ended. Answers the entries dropped.
    */
   async sweep(): Promise<number> {
@@ -259,13 +258,7 @@ export class LmdbEventHistory implements EventHistory {
         dropped += this.trimAge(homeId, live, oldest);
         continue;
       }
-      const keys = [...this.entries.getKeys({ start: [homeId, 0], end: [homeId, END] })];
-      for (const k of keys.slice(0, -1)) {
-        const chunk = this.stored(k[0], k[1]);
-        if (chunk && chunk.t[chunk.t.length - 1]! >= oldest) break;
-        void this.entries.remove(k);
-        dropped += chunk?.t.length ?? 0;
-      }
+      dropped += dropAged(this.entries, this.ranges, homeId, oldest);
     }
     this.flush();
     // a short sweep reached the end: the next starts from the beginning
@@ -297,25 +290,15 @@ export class LmdbEventHistory implements EventHistory {
     if (live) return live;
     const chunks = [...this.entries.getKeys({ start: [homeId, 0], end: [homeId, END] })].map((k) => k[1]);
     const range = this.ranges.get(homeId);
-    let top = range?.top ?? 0;
     const last = chunks[chunks.length - 1];
-    // a newest chunk that cannot be read may have held up to MAX_CHUNK: offsets go on past all of them, never reused
-    if (last !== undefined) top = Math.max(top, last + (this.stored(homeId, last)?.t.length ?? MAX_CHUNK) - 1);
+    const top = last === undefined ? (range?.top ?? 0) : storedTop(this.entries, this.ranges, homeId, last);
     live = { top, chunks, times: chunks.map(() => NaN), open: null, inflight: [], room: 0 };
     if (keep || last !== undefined || range !== undefined) this.homes.set(homeId, live);
     return live;
   }
 
-  /** A stored chunk's entries; undefined when missing, not whole or not this chunk's (a hole, which reads tell as too old). */
   private stored(homeId: string, start: number): ChunkEntries | undefined {
-    let bytes: Uint8Array | undefined;
-    try {
-      bytes = this.entries.get([homeId, start]);
-    } catch {
-      // a record lmdb-js refuses to decode is a hole too: thrown, it would refuse the home's every append
-      return undefined;
-    }
-    return bytes ? readChunk(bytes, homeId, start) : undefined;
+    return readStored(this.entries, homeId, start);
   }
 
   /** The oldest offset a read may start at: the newest `maxEvents` that are kept. */
@@ -336,10 +319,13 @@ export class LmdbEventHistory implements EventHistory {
     this.trimAge(homeId, live, now - this.retention.maxAgeMs);
   }
 
-  /** Drops head chunks whose newest entry is older than `oldest`, keeping the newest entry's chunk. */
+  /**
+   * Drops head chunks whose newest entry is older than `oldest`, the home's last one too: its
+   * offsets go on from its range (written at the next flush), as after `remove`.
+   */
   private trimAge(homeId: string, live: Live, oldest: number): number {
     let dropped = 0;
-    while (live.chunks.length > (live.open ? 0 : 1)) {
+    while (live.chunks.length > 0) {
       if (Number.isNaN(live.times[0])) {
         const head = this.stored(homeId, live.chunks[0]!);
         live.times[0] = head ? head.t[head.t.length - 1]! : -Infinity;
@@ -347,6 +333,7 @@ export class LmdbEventHistory implements EventHistory {
       if (live.times[0]! >= oldest) break;
       dropped += this.dropHead(homeId, live);
     }
+    if (dropped > 0 && live.chunks.length === 0 && !live.open) this.emptied.set(homeId, live);
     return dropped;
   }
 
@@ -399,11 +386,13 @@ export class LmdbEventHistory implements EventHistory {
   private readonly flush = (): void => {
     if (this.flushTimer) clearTimeout(this.flushTimer);
     this.flushTimer = null;
-    if (this.sealed.length === 0 && this.removals.length === 0 && !this.marks.pending) return;
+    if (this.sealed.length === 0 && this.removals.length === 0 && this.emptied.size === 0 && !this.marks.pending) return;
     const sealed = this.sealed;
     const removals = this.removals;
+    const emptied = this.emptied;
     this.sealed = [];
     this.removals = [];
+    this.emptied = new Map();
     const started = this.batches ? performance.now() : 0;
     let size = removals.length;
     // a home's first mark goes before its first chunk, in this transaction
@@ -413,6 +402,8 @@ export class LmdbEventHistory implements EventHistory {
       size += chunk.count;
       last = this.entries.put([homeId, chunk.start], chunk.packed(homeId));
     }
+    // before the removals of the same transaction: no commit leaves a home without its newest offset
+    for (const [homeId, live] of emptied) last = this.ranges.put(homeId, { first: live.top + 1, top: live.top });
     for (const key of removals) last = this.entries.remove(key);
     this.committed = last!;
     this.written = last!.then(

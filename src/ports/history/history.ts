@@ -51,7 +51,8 @@ export interface HistoryRetention {
  *   position.
  * - `position` is the newest position (offset 0 before the first event of the home).
  * - Retention: at most about `maxEvents` per home and none older than `maxAgeMs` are delivered;
- *   storage per home is bounded by the count.
+ *   storage per home is bounded by the count. An adapter whose store outlives the process removes
+ *   entries past the age too (at the home's next append, or a sweep or expiry), keeping its offsets.
  * - `remove` drops a home's entries but not its offsets: the next append continues them in the same
  *   epoch, so a position taken before still compares (a read from before the removal is `too_old`).
  * - `source`: an adapter shared by several nodes (Redis) refuses an event, storing nothing, with
