@@ -1,5 +1,6 @@
 /**
  * Reading the audit trail: every home for the admin, one home for its users (and the admin).
+ * A home's users see who did what in their home, not from where: `homeView` leaves that out.
  *
  *   GET /v1/admin/audit?homeId&hubId&actor&action&outcome&since&until&limit&cursor
  *   GET /v1/homes/{homeId}/audit?hubId&actor&action&outcome&since&until&limit&cursor
@@ -10,7 +11,8 @@ import { TierError } from '../errors.js';
 import { AUDIT_PAGE_MAX, type AuditLog, type AuditQuery } from '../ports/audit/audit.js';
 import { parseId } from '../schemas/common.js';
 import { DATE_TIME_MESSAGE, dateTimeMs } from '../schemas/date-time.js';
-import type { AuditReply } from '../schemas/audit.js';
+import type { AuditEntry } from '../../proto/subjects.js';
+import type { AuditEntryView, AuditReply } from '../schemas/audit.js';
 import { route, routeOptions, type RouteHost } from '../transport/http.js';
 import type { TemplatedApp } from '../transport/uws.js';
 
@@ -27,8 +29,9 @@ export interface AuditApiDeps extends RouteHost {
 export function mountAuditApi(app: TemplatedApp, deps: AuditApiDeps): void {
   const { auth } = deps;
   const opts = routeOptions(deps);
-  const page = async (q: AuditQuery) => {
-    const reply: Static<typeof AuditReply> = deps.store ? await deps.store.list(q) : { entries: [], next: null };
+  const page = async (q: AuditQuery, view: (e: AuditEntry) => Static<typeof AuditEntryView> = (e) => e) => {
+    const found = deps.store ? await deps.store.list(q) : { entries: [], next: null };
+    const reply: Static<typeof AuditReply> = { entries: found.entries.map(view), next: found.next };
     return { status: 200, body: reply };
   };
 
@@ -51,10 +54,22 @@ export function mountAuditApi(app: TemplatedApp, deps: AuditApiDeps): void {
       const principal = await auth.fromHeader(call.authorization);
       const homeId = parseId(call.params[0], 'homeId');
       requireHome(principal, homeId);
-      return page({ ...auditQuery(call.query, false), homeId });
+      return page({ ...auditQuery(call.query, false), homeId }, principal.kind === 'admin' ? undefined : homeView);
     },
     opts,
   );
+}
+
+/**
+ * An entry as a home's users read it: without `from` (the address of every other user and of
+ * support staff is personal data they have no need for, nor which node served it), and a hub
+ * move without its detail (the home the hub came from is the previous owner's, as the old home's
+ * `removed` event does not name the new one). Who acted (`actor.sub`) stays: that is the trail's point.
+ */
+export function homeView(entry: AuditEntry): Omit<AuditEntry, 'from'> {
+  const { from: _from, ...rest } = entry;
+  if (rest.action === 'hub.move') delete rest.detail;
+  return rest;
 }
 
 /** The latest instant a `Date` holds (ms): a larger `since` or `until` is no time at all. */

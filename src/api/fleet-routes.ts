@@ -143,11 +143,12 @@ export function mountFleetApi(app: TemplatedApp, deps: FleetApiDeps): void {
       const what: AuditWhat = { action: 'hub.move' };
       return adminAction(call, what, async () => {
         const hubId = (what.hubId = parseId(call.params[0], 'hubId'));
-        const { homeId } = moveRequest.parse(await call.json());
-        // recorded under the new home; the old one is in the detail
+        const { homeId, keepDesired } = moveRequest.parse(await call.json());
+        // recorded under the new home; the old one is in the detail, which the new home's users
+        // do not see (src/api/audit-routes.ts homeView)
         what.homeId = homeId;
-        const moved = await fleet.move(hubId, homeId);
-        what.detail = `from ${moved.from}`;
+        const moved = await fleet.move(hubId, homeId, { keepDesired: keepDesired === true });
+        what.detail = `from ${moved.from}${keepDesired === true ? ', desired state kept' : `, desired state of ${moved.desiredCleared} devices cleared`}`;
         return { status: 200, body: moved };
       });
     },

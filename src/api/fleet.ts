@@ -155,28 +155,35 @@ export class Fleet {
   }
 
   /**
-   * Moves a hub to another home. Its session closes and reconnects into the new home; once it let
+   * Moves a hub to another home. The old home's desired state is emptied (unless `keepDesired`)
+   * before its session is told: the reconnecting session, its welcome and the new home's users see
+   * none of the old home's intents; the reported side, kinds and models stay (the devices' own
+   * state, sent again by the hub). Its session closes and reconnects into the new home; once it let
    * go (bounded wait), the old home's apps get `removed` and the new home's a `devices` event with
    * the devices its shadow holds, as at a first connect. Rules and scenes of the old home that name
    * it are reported and left as they are (at run time they no longer reach it: src/rules/home-scope.ts).
    */
-  async move(hubId: string, homeId: string, waitMs = 2_000): Promise<Static<typeof MoveReply>> {
+  async move(hubId: string, homeId: string, options: { keepDesired?: boolean; waitMs?: number } = {}): Promise<Static<typeof MoveReply>> {
     const loc = await this.deps.directory.lookup(hubId);
     const before = await this.deps.registry.get(hubId);
     if (!before) throw notFound(hubId);
     const from = before.homeId;
     const hub = from === homeId ? before : await this.deps.registry.update(hubId, { homeId });
     if (!hub) throw notFound(hubId);
+    let desiredCleared = 0;
     if (from !== homeId) {
       this.changed(hubId);
+      // after the record changed (the old home's users can no longer write) and before the session
+      // is closed (its successor must open without them)
+      if (options.keepDesired !== true) desiredCleared = await this.deps.shadows.clearDesired(hubId);
       this.closeSession(hubId, 'hub_moved');
-      if (loc !== null) await this.released(hubId, loc, waitMs);
+      if (loc !== null) await this.released(hubId, loc, options.waitMs ?? 2_000);
       this.left(hubId, from, 'moved', loc);
       await this.arrived(hubId, homeId);
     }
     const [rules, scenes] = await Promise.all([this.deps.rules.listRules(from), this.deps.rules.listScenes(from)]);
     const naming = (items: Array<{ id: string; name: string }>) => items.filter((i) => from !== homeId && namesHub(i, hubId)).map((i) => ({ id: i.id, name: i.name }));
-    return { hub: (await this.views([hub]))[0]!, from, rules: naming(rules), scenes: naming(scenes) };
+    return { hub: (await this.views([hub]))[0]!, from, desiredCleared, rules: naming(rules), scenes: naming(scenes) };
   }
 
   /**

@@ -155,7 +155,7 @@ export function operations(limits: { commandTimeoutMaxMs: number }): Record<stri
     'post /v1/admin/hubs/:hubId/move': {
       summary: 'Move a hub to another home',
       description:
-        'The old home’s users lose it and the new home’s gain it at once, on every node; its session is told to reconnect (close 4008) and comes back in the new home. Once the session let go (at most 2 s), the old home’s apps get the hub’s `removed` event and the new home’s a `devices` event with its devices. Rules and scenes of the old home that name the hub are listed in the answer and left unchanged (they no longer reach it).',
+        'The old home’s users lose it and the new home’s gain it at once, on every node. The desired state the old home set is emptied first (unless `keepDesired`: a resold hub must not hand its old owner’s intents to the new one); reported state, kinds and models stay. Its session is told to reconnect (close 4008) and comes back in the new home, with nothing of the old home’s to apply. Once the session let go (at most 2 s), the old home’s apps get the hub’s `removed` event and the new home’s a `devices` event with its devices. Rules and scenes of the old home that name the hub are listed in the answer and left unchanged (they no longer reach it).',
       tag: 'admin',
       request: { schema: MoveRequest, bad: { homeId: 'home 43' } },
       ok: { status: 200, description: 'the moved hub and what still names it', schema: MoveReply },
@@ -200,7 +200,8 @@ export function operations(limits: { commandTimeoutMaxMs: number }): Record<stri
     },
     'get /v1/homes/:homeId/audit': {
       summary: 'The audit trail of a home, for its users',
-      description: 'As `GET /v1/admin/audit`, limited to the actions on this home (the same query but `homeId`). For the home’s users and the admin.',
+      description:
+        'As `GET /v1/admin/audit`, limited to the actions on this home (the same query but `homeId`). For the home’s users and the admin. A home’s users get each entry without `from` (the addresses of the home’s other users and of support staff), and a `hub.move` without `detail` (the home the hub came from); who acted stays. The admin gets every field.',
       tag: 'homes',
       query: { params: auditParams(false), bad: 'limit=0', parse: (q) => auditQuery(q, false) },
       ok: { status: 200, description: 'a page', schema: AuditReply },

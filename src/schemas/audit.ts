@@ -19,6 +19,8 @@ const example = {
   detail: 'set on,level',
 };
 
+const { from: _from, ...homeExample } = example;
+
 export const AuditEntryView = Type.Object(
   {
     id: text('unique id of the entry'),
@@ -30,7 +32,12 @@ export const AuditEntryView = Type.Object(
       },
       { description: 'who acted' },
     ),
-    from: Type.Object({ ip: Type.Optional(text('the caller’s address (a proxy’s, behind one)')), node: text('the node that handled the action') }, { description: 'from where' }),
+    from: Type.Optional(
+      Type.Object(
+        { ip: Type.Optional(text('the caller’s address (a proxy’s, behind one); none for a rule')), node: text('the node that handled the action') },
+        { description: 'from where; left out for a home’s users (`GET /v1/homes/{homeId}/audit` with a user token): the addresses of the home’s other users and of support staff are not theirs to see' },
+      ),
+    ),
     action: text('what: `command`, `desired.set`, `rule.create` … `rule.disable`, `scene.create` … `scene.run`, `settings.set`, `hub.provision`, `hub.provision_batch`, `hub.patch`, `hub.move`, `hub.delete`, `hub.secret_rotate`, `token.issue`, `token.revoke`'),
     homeId: Type.Optional(text('the home acted on')),
     hubId: Type.Optional(text('the hub acted on')),
@@ -38,7 +45,7 @@ export const AuditEntryView = Type.Object(
     target: Type.Optional(text('the rule, scene or token acted on, or the size of a batch')),
     outcome: text('`ok`, or the error code the caller was answered with'),
     requestId: Type.Optional(text('the request id the action carried')),
-    detail: Type.Optional(text('a short description: the command’s method or the attributes it set, the keys changed')),
+    detail: Type.Optional(text('a short description: the command’s method or the attributes it set, the keys changed, the home a moved hub came from (`hub.move`, not shown to the new home’s users)')),
   },
   { title: 'AuditEntry', description: 'One control action', examples: [example] },
 );
@@ -48,5 +55,13 @@ export const AuditReply = Type.Object(
     entries: Type.Array(AuditEntryView, { description: 'newest first' }),
     next: Type.Union([Type.String(), Type.Null()], { description: 'the cursor of the next (older) page (`cursor=`), null on the last; a page may be short, even empty, when filters skip many entries' }),
   },
-  { title: 'AuditReply', description: 'One page of the audit trail', examples: [{ entries: [example], next: 'WzE3MzgzMTA0MDAwMDAsIjBiNmY3YzFlIl0' }] },
+  {
+    title: 'AuditReply',
+    description: 'One page of the audit trail',
+    // the admin's page, then a home user's (no `from`)
+    examples: [
+      { entries: [example], next: 'WzE3MzgzMTA0MDAwMDAsIjBiNmY3YzFlIl0' },
+      { entries: [{ id: 'm6kbk2a10-000002-4b7d0c9e3a', at: 1738310460000, actor: { kind: 'admin' }, action: 'hub.move', homeId: 'home-42', hubId: 'hub-9', outcome: 'ok' }, homeExample], next: null },
+    ],
+  },
 );

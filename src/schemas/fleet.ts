@@ -92,8 +92,16 @@ export const HubPatchRequest = Type.Object(
 );
 
 export const MoveRequest = Type.Object(
-  { homeId: Id('the home the hub moves to') },
-  { title: 'MoveRequest', description: 'Where the hub goes', examples: [{ homeId: 'home-43' }] },
+  {
+    homeId: Id('the home the hub moves to'),
+    keepDesired: Type.Optional(
+      Type.Boolean({
+        description:
+          'keep the desired state the old home set (default false: it is emptied before the hub reconnects, so the old home’s intents, a door PIN or a name, neither reach the new home’s users nor are sent to the hub in its new home). For a move between homes of one household; reported state, kinds and models are kept either way',
+      }),
+    ),
+  },
+  { title: 'MoveRequest', description: 'Where the hub goes', examples: [{ homeId: 'home-43' }, { homeId: 'home-43', keepDesired: true }] },
 );
 
 const Named = Type.Object({ id: Type.String({ description: 'its id' }), name: Type.String({ description: 'its name' }) }, { description: 'a rule or scene' });
@@ -102,13 +110,14 @@ export const MoveReply = Type.Object(
   {
     hub: FleetHub,
     from: Id('the home it left'),
+    desiredCleared: Type.Integer({ minimum: 0, description: 'devices whose desired state was emptied (0 with `keepDesired`, or when the home did not change)' }),
     rules: Type.Array(Named, { description: 'rules of the old home that name the hub: left unchanged, they no longer reach it' }),
     scenes: Type.Array(Named, { description: 'scenes of the old home that name the hub: left unchanged, they no longer reach it' }),
   },
   {
     title: 'MoveReply',
     description: 'The moved hub and what of the old home still names it',
-    examples: [{ hub: { ...hub7, homeId: 'home-43' }, from: 'home-42', rules: [{ id: 'r1a2b3', name: 'Hall light at night' }], scenes: [] }],
+    examples: [{ hub: { ...hub7, homeId: 'home-43' }, from: 'home-42', desiredCleared: 2, rules: [{ id: 'r1a2b3', name: 'Hall light at night' }], scenes: [] }],
   },
 );
 

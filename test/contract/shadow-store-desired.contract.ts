@@ -25,7 +25,7 @@ async function race(writes: Array<() => Promise<unknown>>): Promise<{ stored: nu
 /**
  * `setDesired` with limits (src/ports/shadow-store/shadow-store.ts): the check and the write are one
  * step against every other desired write of the hub, of this store and of its `peers` (other nodes'
- * stores over the same data, where the backend is shared).
+ * stores over the same data, where the backend is shared). And `clearDesired`.
  */
 export function desiredLimitsContract(name: string, make: ShadowStoreFactory): void {
   describe(`${name}: setDesired within limits`, () => {
@@ -106,6 +106,33 @@ export function desiredLimitsContract(name: string, make: ShadowStoreFactory): v
       expect(hubBytes(shadow)).toBeLessThanOrEqual(LIMITS.desiredBytes);
       expect(Object.keys(shadow)).toHaveLength(stored);
       expect(stored).toBeGreaterThan(15);
+    });
+
+    // a hub moved to another home: every device's desired side emptied in one step, its version
+    // raised; reported sides, kinds and models kept
+    describe('clearDesired', () => {
+      it('empties every desired side, raises its version, keeps reported sides, kinds and models and other hubs', async () => {
+        const other = `${hub}-other`;
+        await store.writeDevices(hub, [{ d: 'lock', k: 'lock', m: 'L1' }, { d: 'lamp', k: 'switch' }, { d: 'idle', k: 'sensor' }], [], true);
+        store.writeReported(hub, 'lock', { ...emptyDevice(), reported: { pin: 'PIN-4711' }, reportedVersion: 2, reportedAt: 1_000 });
+        await store.flush();
+        await store.setDesired(hub, 'lock', { pin: 'PIN-4711', owner: 'Alice Smith' });
+        await store.setDesired(hub, 'lamp', { on: true });
+        await store.setDesired(hub, 'lamp', { on: false });
+        await store.setDesired(other, 'lock', { pin: 'other' });
+        expect(await store.clearDesired(hub)).toBe(2);
+        const shadow = await store.load(hub);
+        expect(shadow.lock).toMatchObject({ kind: 'lock', model: 'L1', reported: { pin: 'PIN-4711' }, reportedVersion: 2, desired: {}, desiredVersion: 2 });
+        expect(shadow.lamp).toMatchObject({ kind: 'switch', desired: {}, desiredVersion: 3 });
+        expect(shadow.idle).toMatchObject({ kind: 'sensor', desired: {}, desiredVersion: 0 });
+        expect((await store.load(other)).lock!.desired).toEqual({ pin: 'other' });
+        // nothing left to clear; a hub never seen has nothing either
+        expect(await store.clearDesired(hub)).toBe(0);
+        expect(await store.clearDesired(`${hub}-none`)).toBe(0);
+        // the new home's desired state starts from there
+        expect((await store.setDesired(hub, 'lock', { pin: 'PIN-0042' })).desiredVersion).toBe(3);
+        expect((await store.loadSession(hub)).shadow.lock!.desired).toEqual({ pin: 'PIN-0042' });
+      });
     });
   });
 }

@@ -200,6 +200,61 @@ describe('disable, move, delete', () => {
     expect((await admin('GET', `/v1/hubs/${hub.hubId}`)).body).toMatchObject({ homeId: 'mv-new', online: true });
   });
 
+  it('moving empties the desired state the old home set, held by the live session too, unless keepDesired; reported state, kinds and models stay', async () => {
+    const hub = await provision('pv-old');
+    const c = await online(hub);
+    // a lock that does not take the PIN yet: the desired state stays pending, in the store and in the session
+    c.onCommand(() => ({ ok: false, e: 'command_failed', msg: 'busy' }));
+    // acknowledged: stored
+    await c.devices({ j: [{ d: 'lock', k: 'lock', m: 'L1' }], f: true });
+    await c.report({ lock: { locked: true } });
+    const alice = await userToken('alice.smith@example.com', ['pv-old']);
+    const bob = await userToken('bob.jones@example.com', ['pv-new']);
+    const set = await api(http, 'PUT', `/v1/hubs/${hub.hubId}/devices/lock/desired`, alice, { desired: { door_pin: 'PIN-4711-ALICE', owner_name: 'Alice Smith' } });
+    expect(set.status).toBe(200);
+    const moved = await admin('POST', `/v1/admin/hubs/${hub.hubId}/move`, { homeId: 'pv-new' });
+    expect(moved.body).toMatchObject({ from: 'pv-old', desiredCleared: 1 });
+    expect(await c.closed).toMatchObject({ code: 4008 });
+    const shadow = await api(http, 'GET', `/v1/hubs/${hub.hubId}/shadow`, bob);
+    expect(shadow.body.devices.lock).toMatchObject({ kind: 'lock', model: 'L1', reported: { locked: true }, desired: {}, desiredVersion: 2 });
+    // the session in the new home opens without it: nothing for the hub to apply
+    expect((await c.connect()).dl).toEqual({});
+
+    // a move between homes of one household may keep it
+    const kept = await provision('pv-old');
+    await api(http, 'PUT', `/v1/hubs/${kept.hubId}/devices/lock/desired`, alice, { desired: { door_pin: 'PIN-4711-ALICE' } });
+    expect((await admin('POST', `/v1/admin/hubs/${kept.hubId}/move`, { homeId: 'pv-new', keepDesired: true })).body).toMatchObject({ desiredCleared: 0 });
+    expect((await api(http, 'GET', `/v1/hubs/${kept.hubId}/shadow`, bob)).body.devices.lock.desired).toEqual({ door_pin: 'PIN-4711-ALICE' });
+  });
+
+  it('a home’s users read its audit trail without addresses or nodes, and a moved hub’s entry without the home it came from; the admin sees both', async () => {
+    const hub = await provision('au-old');
+    const alice = await userToken('alice.smith@example.com', ['au-old']);
+    const bob = await userToken('bob.jones@example.com', ['au-new']);
+    await api(http, 'PUT', `/v1/hubs/${hub.hubId}/devices/lock/desired`, alice, { desired: { door_pin: '1' } });
+    expect((await admin('POST', `/v1/admin/hubs/${hub.hubId}/move`, { homeId: 'au-new' })).status).toBe(200);
+    await admin('PUT', `/v1/hubs/${hub.hubId}/devices/lock/desired`, { desired: { on: true } });
+    await api(http, 'PUT', `/v1/hubs/${hub.hubId}/devices/lock/desired`, bob, { desired: { on: false } });
+    const bobs = (await api(http, 'GET', '/v1/homes/au-new/audit', bob)).body.entries as Array<Record<string, unknown>>;
+    expect(bobs.map((e) => [e.action, (e.actor as { sub?: string }).sub ?? 'admin', e.detail ?? null])).toEqual([
+      ['desired.set', 'bob.jones@example.com', 'on'],
+      ['desired.set', 'admin', 'on'],
+      ['hub.move', 'admin', null],
+    ]);
+    for (const e of bobs) expect(e).not.toHaveProperty('from');
+    expect(JSON.stringify(bobs)).not.toContain('au-old');
+    // the admin, through the same route and the admin one: everything
+    for (const path of ['/v1/homes/au-new/audit', '/v1/admin/audit?homeId=au-new']) {
+      const entries = (await admin('GET', path)).body.entries as Array<{ action: string; from: { ip?: string; node: string }; detail?: string }>;
+      expect(entries.every((e) => typeof e.from.node === 'string' && typeof e.from.ip === 'string')).toBe(true);
+      expect(entries.find((e) => e.action === 'hub.move')!.detail).toBe('from au-old, desired state of 1 devices cleared');
+    }
+    // the old home's users: their own entries, without addresses
+    const alices = (await api(http, 'GET', '/v1/homes/au-old/audit', alice)).body.entries as Array<Record<string, unknown>>;
+    expect(alices.map((e) => e.action)).toEqual(['desired.set', 'hub.provision']);
+    for (const e of alices) expect(e).not.toHaveProperty('from');
+  });
+
   it('deleting removes record, shadow, session and the home\'s event history; the hub is unknown afterwards', async () => {
     const hub = await provision('del-home');
     const c = await online(hub);

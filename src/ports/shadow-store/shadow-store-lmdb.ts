@@ -330,6 +330,23 @@ export class LmdbShadowStore implements ShadowStore {
     return record ? this.db.put(kindsKey(hubId), record) : this.db.remove(kindsKey(hubId));
   }
 
+  async clearDesired(hubId: string): Promise<number> {
+    this.opened.delete(hubId);
+    return this.run(hubId, () => {
+      const n = this.hubs.numberOf(hubId);
+      let cleared = 0;
+      if (n === undefined) return cleared;
+      // a device's desired record is the one key of its range with three parts
+      for (const { key, value } of this.db.getRange(hubRange(n))) {
+        const desired = value as StoredDesired;
+        if (key.length !== 3 || desired[0].length === 0) continue;
+        void this.db.put(key, [[], desired[1] + 1]);
+        cleared++;
+      }
+      return cleared;
+    });
+  }
+
   async remove(hubId: string): Promise<void> {
     this.opened.delete(hubId);
     await this.run(hubId, () => {

@@ -1,5 +1,5 @@
 import type { Attrs } from '../../../proto/frames.js';
-import { checkDesired, copyAttrs, emptyDevice, mergeAttrs, newShadow, type CursorListener, type DesiredLimits, type DeviceShadow, type HubShadow, type SeqCursor, type SessionStart, type ShadowStore } from './shadow-store.js';
+import { checkDesired, copyAttrs, emptyDevice, mergeAttrs, newShadow, NO_DESIRED, type CursorListener, type DesiredLimits, type DeviceShadow, type HubShadow, type SeqCursor, type SessionStart, type ShadowStore } from './shadow-store.js';
 
 /**
  * Shadows held in this process (`DATA_DIR=:memory:`, tests). Writes are applied at once (batch
@@ -71,6 +71,17 @@ export class MemoryShadowStore implements ShadowStore {
       device.desiredVersion++;
     }
     return copyDevice(device);
+  }
+
+  async clearDesired(hubId: string): Promise<number> {
+    let cleared = 0;
+    for (const device of Object.values(this.hubs.get(hubId) ?? {})) {
+      if (Object.keys(device.desired).length === 0) continue;
+      device.desired = NO_DESIRED;
+      device.desiredVersion++;
+      cleared++;
+    }
+    return cleared;
   }
 
   /** The fence rises by one: a closing session of the removed hub cannot bring its shadow back. */

@@ -96,6 +96,26 @@ redis.call('HINCRBY', KEYS[1], '${DESIRED_REVISION}', 1)
 return 1`);
 
 /**
+ * Empties every device's desired field that holds attributes (its version + 1) and counts the
+ * change in DESIRED_REVISION, so a desired write that read before retries. Answers how many.
+ */
+export const CLEAR_DESIRED = new LuaScript(`
+local fields = redis.call('HGETALL', KEYS[1])
+local cleared = 0
+for i = 1, #fields, 2 do
+  local f = fields[i]
+  if string.sub(f, 1, 2) == 'd:' then
+    local d = cjson.decode(fields[i + 1])
+    if next(d.a) ~= nil then
+      redis.call('HSET', KEYS[1], f, '{"a":{},"v":' .. string.format('%d', d.v + 1) .. '}')
+      cleared = cleared + 1
+    end
+  end
+end
+if cleared > 0 then redis.call('HINCRBY', KEYS[1], '${DESIRED_REVISION}', 1) end
+return cleared`);
+
+/**
  * Replaces a hub's device list in one step. ARGV: full ('1'/'0'), n, then n × (id, kind,
  * has-model '1'/'0', model), then the ids that left. Removing a device removes its four fields.
  * Answers the fields it changed: removed, or set to another value (0: the list was stored as it is).

@@ -11,6 +11,7 @@ import { closeRedis, connectRedis, backoff, RedisKeys } from '../redis.js';
 import {
   applyField,
   applyReported,
+  CLEAR_DESIRED,
   countWrites,
   REMOVE_SHADOW,
   LOAD_SESSION,
@@ -300,6 +301,10 @@ export class RedisShadowStore implements ShadowStore {
     args.push(...left);
     const changes = await WRITE_DEVICES.run(this.client, [this.key(hubId)], args);
     return droppedQueued || Number(changes) > 0;
+  }
+
+  async clearDesired(hubId: string): Promise<number> {
+    return Number(await CLEAR_DESIRED.run(this.client, [this.key(hubId)], []));
   }
 
   async remove(hubId: string): Promise<void> {

@@ -124,6 +124,14 @@ export interface ShadowStore {
    */
   writeDevices(hubId: string, devices: Array<{ d: string; k: string; m?: string }>, left: string[], full: boolean): Promise<boolean>;
   /**
+   * Empties the desired side of every device of the hub in one atomic step (the hub moved to
+   * another home: the old home's intents must not reach the new one); resolves when durable with
+   * the number of devices it emptied. Each such device's desired version rises by one, as for any
+   * change, so a session's cached copy is older; reported sides, kinds and models stay. Any
+   * `setDesired` of the hub, from any process, comes wholly before or after it.
+   */
+  clearDesired(hubId: string): Promise<number>;
+  /**
    * Removes every device and the cursor of a hub (the hub was deleted); resolves when durable.
    * Writes of the hub this process queued before are dropped or removed with the rest, and the
    * epoch fence rises by one: a late batch of a session whose epoch is not newer than any written
