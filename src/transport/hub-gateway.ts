@@ -30,8 +30,6 @@ const MAX_INBOX_BYTES = 4 * 1024 * 1024;
 interface HubSocketData {
   hubId: string;
   homeId: string;
-  /** `provisionMark` of the admitted record's `createdAt`: a re-check tells the same hub id provisioned again from it */
-  provisioned: number;
   link: UwsHubLink | null;
 }
 
@@ -147,6 +145,8 @@ export function mountHubGateway(app: TemplatedApp, deps: HubGatewayDeps): void {
    * every system call, PTI without PCID, the likely cause). Past MAX_INBOX_BYTES, handled at once.
    */
   const inbox = new FrameInbox<HubSocketData>(MAX_INBOX_BYTES);
+  /** `provisionMark` of the record whose socket uWS opens in the `res.upgrade` under way; 0: none (unknown to the session) */
+  let opening = 0;
   function drain(): void {
     // a frame handled below may close a socket, whose close handler drains again: nothing twice
     const frames = inbox.take();
@@ -237,7 +237,7 @@ export function mountHubGateway(app: TemplatedApp, deps: HubGatewayDeps): void {
         // counted as a handshake until decided; `open` takes the decision (no home yet: '')
         let taken = false;
         try {
-          taken = admitting.upgrade(admission.admit(credentials), () => res.upgrade<HubSocketData>({ hubId, homeId: '', provisioned: 0, link: null }, key, protocol, extensions, context));
+          taken = admitting.upgrade(admission.admit(credentials), () => res.upgrade<HubSocketData>({ hubId, homeId: '', link: null }, key, protocol, extensions, context));
         } catch (err) {
           log.error({ err, hubId }, 'hub upgrade failed');
         } finally {
@@ -252,7 +252,14 @@ export function mountHubGateway(app: TemplatedApp, deps: HubGatewayDeps): void {
           limits.finish(true); // counted now: `close` decrements it whatever happens next
           metrics?.hubConnected();
           res.cork(() => {
-            res.upgrade<HubSocketData>({ hubId: record.hubId, homeId: record.homeId, provisioned: provisionMark(record.createdAt), link: null }, key, protocol, extensions, context);
+            // uWS calls `open` inside `upgrade`: the mark goes to the session there, not on the socket
+            // (a fourth property grew every socket's property array by 24 bytes)
+            opening = provisionMark(record.createdAt);
+            try {
+              res.upgrade<HubSocketData>({ hubId: record.hubId, homeId: record.homeId, link: null }, key, protocol, extensions, context);
+            } finally {
+              opening = 0;
+            }
           });
         },
         (err: unknown) => {
@@ -280,7 +287,7 @@ export function mountHubGateway(app: TemplatedApp, deps: HubGatewayDeps): void {
         );
         return;
       }
-      start(data, link);
+      start(data, link, opening);
     },
 
     message: (ws, message, isBinary) => receive(ws.getUserData(), new Uint8Array(message), isBinary),
@@ -307,9 +314,10 @@ export function mountHubGateway(app: TemplatedApp, deps: HubGatewayDeps): void {
     },
   });
 
-  function start(data: HubSocketData, link: UwsHubLink): void {
+  /** `provisioned`: `provisionMark` of the admitted record's `createdAt` (a re-check tells the same id provisioned again from it) */
+  function start(data: HubSocketData, link: UwsHubLink, provisioned: number): void {
     try {
-      link.session = new HubSession(data.hubId, data.homeId, link, sessions, data.provisioned);
+      link.session = new HubSession(data.hubId, data.homeId, link, sessions, provisioned);
     } catch (err) {
       log.error({ err, hubId: data.hubId }, 'hub session could not start');
       link.send(encode({ t: FrameType.bye, e: 'internal' }));
@@ -351,8 +359,7 @@ export function mountHubGateway(app: TemplatedApp, deps: HubGatewayDeps): void {
     metrics?.hubConnected();
     data.hubId = record.hubId;
     data.homeId = record.homeId;
-    data.provisioned = provisionMark(record.createdAt);
-    start(data, link);
+    start(data, link, provisionMark(record.createdAt));
     for (const frame of held) receive(data, frame.bytes, frame.binary);
   }
 
