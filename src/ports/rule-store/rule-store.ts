@@ -62,9 +62,10 @@ export interface RuleStoreChange {
  *   atomic compare-and-set to a larger value: of racing calls for one instant exactly one gets
  *   true. Deleting a rule deletes its cursor.
  * - Clocks: a store shared by several nodes has one clock (`sharedTime`) that stamps `createdAt`/
- *   `updatedAt`, and `advanceCursor` refuses an instant later than it + CLOCK_SLACK_MS, so no
- *   node's clock decides alone when a cron instant is due. A store of one node has no such
- *   clock (`sharedTime` null): its `now` option stamps, and cursors take any instant.
+ *   `updatedAt` (unless the adapter is given a `now` option: tests), and `advanceCursor` refuses
+ *   an instant later than it + CLOCK_SLACK_MS, so no node's clock decides alone when a cron
+ *   instant is due. A store of one node has no such clock (`sharedTime` null): its `now` option
+ *   stamps, and cursors take any instant.
  * - Unknown homes have version 0, no rules, no scenes and the default settings.
  * - A home holds at most `limits.rules` rules and `limits.scenes` scenes (the adapter's options):
  *   `createRule`/`createScene` past it rejects with `TierError` `limit_exceeded` and writes nothing,
