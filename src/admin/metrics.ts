@@ -53,6 +53,8 @@ export interface NodeSources extends MemorySources {
   unpackedCaches?: () => number;
   /** events the history did not take, totals since start (EventPublisher) */
   events?: { readonly historyFailures: number; readonly staleEvents: number };
+  /** this node's clock minus Redis's (seconds; cluster mode, where Redis's clock decides cron instants) */
+  clockSkew?: () => Promise<number>;
 }
 
 /**
@@ -173,6 +175,22 @@ export class NodeMetrics implements HubSessionMetrics, HubGatewayMetrics, AppGat
       },
     });
     registerMemoryMetrics(registers, () => self.sources);
+    let skew = 0;
+    new Gauge({
+      name: 'tier_clock_skew_seconds',
+      help: "This node's clock minus Redis's (seconds, at the middle of a TIME round trip); 0 in the embedded default",
+      registers,
+      async collect() {
+        const read = self.sources.clockSkew;
+        if (!read) return;
+        try {
+          skew = await read();
+        } catch {
+          // Redis away: the last value stays, tier_backend_up tells the outage
+        }
+        this.set(skew);
+      },
+    });
     new Gauge({ name: 'tier_draining', help: '1 once this node is draining (stopping), else 0', registers, collect() { this.set(self.sources.draining?.() ? 1 : 0); } });
     new Gauge({
       name: 'tier_drain_sessions_remaining',

@@ -207,6 +207,8 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
     loopLagMs: () => loop.ms,
     ...(memory ? { maxMemoryFraction: config.shedMemoryFraction, memory: memory.reading, ...(heap ? { memoryPressed: heap.pressed } : {}) } : {}),
   });
+  const redisClock = ports.diagnose?.redis;
+  if (redisClock) metrics.attach({ clockSkew: async () => { const t = await redisClock.time(); return (t.localMs - t.serverMs) / 1000; } });
   metrics.attach({ admission: limits.refusals, push: ports.push, draining: () => draining, ...(memory ? { memory: memory.reading, ...(heap ? { heapReleases: heap } : {}) } : {}) });
   mountHubGateway(app, {
     admission: new HubAdmission(ports.registry, ports.nonces, config.authSkewS, Date.now, fleet.box),

@@ -16,6 +16,10 @@
  * - every earlier missed instant is skipped: after an outage a rule fires at most once, never a
  *   burst. Skipped instants are counted (`missed`), logged, and recorded in the cursor.
  *
+ * Clocks: an instant is due when this node's clock reaches it, but in a cluster never before the
+ * shared store's clock does (Redis's TIME, + CLOCK_SLACK_MS): a node ahead waits, a node behind is
+ * outrun by one on time. The store's cursor refuses instants past its clock as well.
+ *
  * Time zone: patterns are read in the home's time zone (settings), with daylight saving, for every
  * pattern (local-cron.ts): times in the hour skipped in spring fire once at the end of the gap
  * (02:30 → 03:00; 02:00, 02:15, 02:30, 02:45 → one firing at 03:00), each time in the hour
@@ -27,7 +31,7 @@ import { failureLog, type SampledLog } from '../log/sampler.js';
 import type { Lease } from '../ports/lease/lease.js';
 import { noRuleMetrics, type RuleMetricsSink } from './metrics.js';
 import { DEFAULT_CATCH_UP_MS } from './model.js';
-import type { RuleStore, ScheduledRule } from '../ports/rule-store/rule-store.js';
+import { CLOCK_SLACK_MS, type RuleStore, type ScheduledRule } from '../ports/rule-store/rule-store.js';
 
 export interface CronSchedulerDeps {
   store: RuleStore;
@@ -143,8 +147,9 @@ export class CronScheduler {
 
   private async run(): Promise<TickReport> {
     const report: TickReport = { fired: [], missed: 0, taken: 0 };
-    const now = this.now();
-    if (this.dirty || now - this.lastReload >= this.reloadMs) await this.reload(now);
+    const local = this.now();
+    if (this.dirty || local - this.lastReload >= this.reloadMs) await this.reload(local);
+    const now = await this.clusterNow(local);
     for (const entry of this.entries.values()) {
       try {
         await this.due(entry, now, report);
@@ -154,6 +159,20 @@ export class CronScheduler {
       }
     }
     return report;
+  }
+
+  /**
+   * `local`, but never past the store's shared clock + CLOCK_SLACK_MS: a node whose clock runs
+   * ahead waits for the cluster's time (it would fire early, or skip instants as missed and leave
+   * the cursor in the future). Read only when an instant looks due: a node behind just fires late,
+   * and another node fires on time.
+   */
+  private async clusterNow(local: number): Promise<number> {
+    let due = false;
+    for (const e of this.entries.values()) if (e.next !== null && e.next <= local) due = true;
+    if (!due) return local;
+    const shared = await this.deps.store.sharedTime();
+    return shared === null ? local : Math.min(local, shared + CLOCK_SLACK_MS);
   }
 
   private async reload(now: number): Promise<void> {

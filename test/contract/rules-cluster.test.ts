@@ -4,13 +4,14 @@
  * on two nodes sharing RedisLease + RedisRuleStore fire each instant exactly once (the Redis
  * variant of test/unit/rules-scheduler.test.ts).
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { connectRedis, RedisKeys } from '../../src/ports/redis.js';
 import { createLogger } from '../../src/log/logger.js';
 import { RedisLease } from '../../src/ports/lease/lease-redis.js';
-import type { RuleStoreChange } from '../../src/ports/rule-store/rule-store.js';
+import { CLOCK_SLACK_MS, type RuleStoreChange } from '../../src/ports/rule-store/rule-store.js';
 import { RedisRuleStore } from '../../src/ports/rule-store/rule-store-redis.js';
 import { CronScheduler } from '../../src/rules/scheduler.js';
+import type { Rule } from '../../src/rules/model.js';
 import { validateRuleSpec } from '../../src/rules/validate.js';
 import { startRedis, uniquePrefix, type Backend } from '../../load/harness/index.js';
 
@@ -198,5 +199,76 @@ describe('cron on two nodes: RedisLease + RedisRuleStore', () => {
     await sa.tick();
     // re-enabled at 06:02:01: the 06:03 instant fires, the 06:02 one (disabled then) never does
     expect(fired.map((f) => new Date(f.at).toISOString())).toEqual(['2024-01-08T06:01:00.000Z', '2024-01-08T06:03:00.000Z']);
+  });
+});
+
+describe('cron on two nodes whose clocks disagree: Redis’s clock decides', () => {
+  const PER_SECOND = { ...EVERY_MINUTE, triggers: [{ type: 'cron', cron: '* * * * * *' }] };
+
+  it('a node an hour ahead fires nothing early and moves no cursor; the node on time fires every instant', async () => {
+    const keys = new RedisKeys(uniquePrefix());
+    const [a, b] = [await node('node-a', keys), await node('node-b', keys)];
+    const rule = await b.store.createRule('home1', validateRuleSpec(PER_SECOND, { minCronIntervalMs: 1_000 }));
+    const fired: Array<Fired & { realAt: number }> = [];
+    const run = (n: Node, ahead: number) => {
+      const s = new CronScheduler({ store: n.store, lease: n.lease, nodeId: n.name, fire: async (_h, ruleId, at) => void fired.push({ node: n.name, ruleId, at, realAt: Date.now() }), log, now: () => Date.now() + ahead, pollMs: 25 });
+      opened.unshift(() => s.stop());
+      return s;
+    };
+    const sa = run(a, 3_600_000);
+    const sb = run(b, 0);
+    // A alone, an hour ahead: nothing is due by Redis's clock yet
+    await sa.tick();
+    expect(fired).toEqual([]);
+    expect(sa.counts.missed).toBe(0);
+    expect(await a.store.getCursor(rule.id)).toBeNull();
+
+    sa.start();
+    sb.start();
+    await expect.poll(() => fired.length, { timeout: 10_000, interval: 50 }).toBeGreaterThanOrEqual(4);
+    await Promise.all([sa.stop(), sb.stop()]);
+    // no instant before its time (by the one clock of this machine and its Redis), none twice, none lost
+    for (const f of fired) expect(f.at).toBeLessThanOrEqual(f.realAt + CLOCK_SLACK_MS);
+    const instants = fired.map((f) => f.at).sort((x, y) => x - y);
+    expect(new Set(instants).size).toBe(instants.length);
+    expect(instants.at(-1)! - instants[0]!).toBe((instants.length - 1) * 1_000);
+    expect(sa.counts.missed + sb.counts.missed).toBe(0);
+    expect(await b.store.getCursor(rule.id)).toBeLessThanOrEqual(Date.now() + CLOCK_SLACK_MS);
+  });
+
+  it('the cursor refuses an instant past Redis’s clock', async () => {
+    const keys = new RedisKeys(uniquePrefix());
+    const a = await node('node-a', keys);
+    const rule = await a.store.createRule('home1', validateRuleSpec(EVERY_MINUTE));
+    const redisNow = await a.store.sharedTime();
+    expect(await a.store.advanceCursor('home1', rule.id, redisNow + 120_000)).toBe(false);
+    expect(await a.store.getCursor(rule.id)).toBeNull();
+    expect(await a.store.advanceCursor('home1', rule.id, redisNow - 60_000)).toBe(true);
+  });
+
+  it('a rule created through a node an hour behind is dated by Redis’s clock, and never fires for an instant before it', async () => {
+    const keys = new RedisKeys(uniquePrefix());
+    const a = await node('node-a', keys);
+    const realNow = () => performance.timeOrigin + performance.now();
+    // daily at the minute before now, catching up a whole day: only its creation time keeps it from firing
+    const prev = new Date(realNow() - 60_000);
+    const daily = { ...EVERY_MINUTE, triggers: [{ type: 'cron', cron: `${prev.getUTCMinutes()} ${prev.getUTCHours()} * * *`, catchUpMs: 86_400_000 }] };
+    const before = await a.store.sharedTime();
+    // node B, its whole process an hour behind (as with a preloaded clock)
+    vi.useFakeTimers({ toFake: ['Date'], now: realNow() - 3_600_000 });
+    let rule: Rule;
+    try {
+      const b = await node('node-b', keys);
+      rule = await b.store.createRule('home1', validateRuleSpec(daily));
+    } finally {
+      vi.useRealTimers();
+    }
+    expect(rule.createdAt).toBeGreaterThanOrEqual(before);
+    expect(rule.updatedAt).toBe(rule.createdAt);
+    const fired: Fired[] = [];
+    const sa = scheduler(a, { get now() { return realNow(); } }, fired);
+    await sa.tick();
+    expect(fired).toEqual([]);
+    expect(sa.size).toBe(1);
   });
 });

@@ -86,3 +86,16 @@ describe('metrics: bounded label sets', () => {
     expect(text).toMatch(/^# TYPE nodejs_active_handles gauge$/m);
   });
 });
+
+describe('metrics: clock skew against Redis', () => {
+  it('tier_clock_skew_seconds shows the node minus Redis, keeps its last value while Redis is away, and is 0 without Redis', async () => {
+    const m = new NodeMetrics(() => 0);
+    const gauge = async () => (await m.registry.getSingleMetric('tier_clock_skew_seconds')!.get()).values[0]?.value;
+    expect(await gauge()).toBe(0);
+    let reading: () => Promise<number> = async () => 120.5;
+    m.attach({ clockSkew: () => reading() });
+    expect(await gauge()).toBe(120.5);
+    reading = async () => Promise.reject(new Error('redis away'));
+    expect(await gauge()).toBe(120.5);
+  });
+});

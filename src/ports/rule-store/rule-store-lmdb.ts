@@ -153,6 +153,11 @@ export class LmdbRuleStore implements RuleStore {
     return out;
   }
 
+  /** one node, one clock: the scheduler goes by the node's own */
+  async sharedTime(): Promise<null> {
+    return null;
+  }
+
   async getCursor(ruleId: string): Promise<number | null> {
     const c = this.db.get(['cursor', ruleId]) as Cursor | undefined;
     return typeof c === 'number' ? c : null;

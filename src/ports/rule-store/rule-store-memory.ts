@@ -147,6 +147,11 @@ export class MemoryRuleStore implements RuleStore {
     return out;
   }
 
+  /** one node, one clock: the scheduler goes by the node's own */
+  async sharedTime(): Promise<null> {
+    return null;
+  }
+
   async getCursor(ruleId: string): Promise<number | null> {
     return this.cursors.get(ruleId) ?? null;
   }

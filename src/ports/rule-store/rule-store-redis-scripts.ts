@@ -5,6 +5,14 @@
 import { LuaScript } from '../redis.js';
 import type { Rule, RuleSpec, Scene, SceneSpec } from '../../rules/model.js';
 
+/** Lua: Redis's clock in ms, the one clock every node shares (stamps, cursor bound, version floor). */
+const NOW_LUA = `
+local function nowMs()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+`;
+
 /**
  * Lua prelude of every write: moves the home's version to max(version + 1, Redis clock in ms) and
  * publishes `<version>:<homeId>` on the change channel, in the same script as the write. The
@@ -12,11 +20,10 @@ import type { Rule, RuleSpec, Scene, SceneSpec } from '../../rules/model.js';
  * workers key compiled rules by (home, version), so a version must never be reused.
  * KEYS[1] is the home hash; ARGV[1] the channel, ARGV[2] the home id.
  */
-const BUMP = `
+const BUMP = `${NOW_LUA}
 local function bump()
   local v = tonumber(redis.call('HGET', KEYS[1], 'v') or '0') + 1
-  local t = redis.call('TIME')
-  local floor = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  local floor = nowMs()
   if v < floor then v = floor end
   local s = string.format('%d', v)
   redis.call('HSET', KEYS[1], 'v', s)
@@ -33,6 +40,10 @@ end
  */
 const HEADER = `^{"version":(%d+),"createdAt":(%d+),"updatedAt":(%d+),"enabled":(%a+),(.*)$`;
 const HEADER_LUA = `
+local function stampOf(given)
+  if given == '' then return string.format('%d', nowMs()) end
+  return given
+end
 local function header(version, createdAt, updatedAt, enabled)
   return '{"version":' .. version .. ',"createdAt":' .. createdAt .. ',"updatedAt":' .. updatedAt .. ',"enabled":' .. enabled .. ','
 end
@@ -40,20 +51,28 @@ end
 
 /**
  * KEYS: home, items, cron set. ARGV: channel, homeId, id, stored json, cron ('1', '0' or '' for
- * scenes), the home's maximum of such items ('' for none). Returns [home version, cron rules of the
- * home], nil if the id exists (never overwritten: the caller draws a new id), or -1 (CREATE_FULL)
- * when the home holds its maximum.
+ * scenes), the home's maximum of such items ('' for none), createdAt/updatedAt ('' for Redis's
+ * clock, else the header's are kept). Returns [home version, cron rules of the home, stored json],
+ * nil if the id exists (never overwritten: the caller draws a new id), or -1 (CREATE_FULL) when
+ * the home holds its maximum.
  */
 export const CREATE_FULL = -1;
-export const CREATE = new LuaScript(`${BUMP}
+export const CREATE = new LuaScript(`${BUMP}${HEADER_LUA}
 if ARGV[6] ~= '' and redis.call('HLEN', KEYS[2]) >= tonumber(ARGV[6]) then return -1 end
-if redis.call('HSETNX', KEYS[2], ARGV[3], ARGV[4]) == 0 then return false end
+local json = ARGV[4]
+if ARGV[7] == '' then
+  local v, c, u, e, rest = string.match(json, '${HEADER}')
+  if not v then return redis.error_reply('corrupt item ' .. ARGV[3]) end
+  local now = stampOf('')
+  json = header(v, now, now, e) .. rest
+end
+if redis.call('HSETNX', KEYS[2], ARGV[3], json) == 0 then return false end
 if ARGV[5] == '1' then redis.call('SADD', KEYS[3], ARGV[3]) end
-return {bump(), redis.call('SCARD', KEYS[3])}`);
+return {bump(), redis.call('SCARD', KEYS[3]), json}`);
 
 /**
- * KEYS: home, items, cron set. ARGV: channel, homeId, id, now, enabled, body (the JSON after the
- * header), cron ('1', '0', ''). The version moves by one, createdAt stays. Returns [stored json,
+ * KEYS: home, items, cron set. ARGV: channel, homeId, id, updatedAt ('' for Redis's clock), enabled,
+ * body (the JSON after the header), cron ('1', '0', ''). The version moves by one, createdAt stays. Returns [stored json,
  * home version, cron rules of the home], or nil when the item does not exist.
  */
 export const UPDATE = new LuaScript(`${BUMP}${HEADER_LUA}
@@ -61,13 +80,13 @@ local old = redis.call('HGET', KEYS[2], ARGV[3])
 if not old then return false end
 local v, c = string.match(old, '${HEADER}')
 if not v then return redis.error_reply('corrupt item ' .. ARGV[3]) end
-local json = header(string.format('%d', tonumber(v) + 1), c, ARGV[4], ARGV[5]) .. ARGV[6]
+local json = header(string.format('%d', tonumber(v) + 1), c, stampOf(ARGV[4]), ARGV[5]) .. ARGV[6]
 redis.call('HSET', KEYS[2], ARGV[3], json)
 if ARGV[7] == '1' then redis.call('SADD', KEYS[3], ARGV[3]) elseif ARGV[7] == '0' then redis.call('SREM', KEYS[3], ARGV[3]) end
 return {json, bump(), redis.call('SCARD', KEYS[3])}`);
 
 /**
- * KEYS: home, items. ARGV: channel, homeId, id, now, enabled. Returns [stored json] when nothing
+ * KEYS: home, items. ARGV: channel, homeId, id, updatedAt ('' for Redis's clock), enabled. Returns [stored json] when nothing
  * changed, [stored json, home version] when it did, nil when the item does not exist.
  */
 export const SET_ENABLED = new LuaScript(`${BUMP}${HEADER_LUA}
@@ -76,7 +95,7 @@ if not old then return false end
 local v, c, u, e, rest = string.match(old, '${HEADER}')
 if not v then return redis.error_reply('corrupt item ' .. ARGV[3]) end
 if e == ARGV[5] then return {old} end
-local json = header(string.format('%d', tonumber(v) + 1), c, ARGV[4], ARGV[5]) .. rest
+local json = header(string.format('%d', tonumber(v) + 1), c, stampOf(ARGV[4]), ARGV[5]) .. rest
 redis.call('HSET', KEYS[2], ARGV[3], json)
 return {json, bump()}`);
 
@@ -101,8 +120,13 @@ for i = 1, #ids, 500 do
 end
 return out`);
 
-/** KEYS: cursor. ARGV: at. Compare-and-set to a larger instant; a deleted rule's tombstone refuses. */
-export const ADVANCE = new LuaScript(`
+/**
+ * KEYS: cursor. ARGV: at, slack (ms). Compare-and-set to a larger instant; a deleted rule's
+ * tombstone refuses, and so does an instant later than Redis's clock + slack: a node whose clock
+ * runs ahead can neither fire early nor move the shared cursor into the future.
+ */
+export const ADVANCE = new LuaScript(`${NOW_LUA}
+if tonumber(ARGV[1]) > nowMs() + tonumber(ARGV[2]) then return 0 end
 local cur = redis.call('GET', KEYS[1])
 if cur == 'deleted' then return 0 end
 if cur and tonumber(cur) >= tonumber(ARGV[1]) then return 0 end

@@ -9,13 +9,17 @@ import { TierError } from '../../errors.js';
 import type { Logger } from '../../log/logger.js';
 import { DEFAULT_SETTINGS, type HomeSettings, type Rule, type RuleSpec, type Scene, type SceneSpec } from '../../rules/model.js';
 import { addRunStats, getRunStats, STATS_FIELDS } from './rule-store-redis-stats.js';
-import { DEFAULT_HOME_LIMITS, homeFull, newId, scheduledOf, type HomeItemLimits, type RuleRunDelta, type RuleRunStats, type RuleStore, type RuleStoreChange, type ScheduledRule } from './rule-store.js';
+import { CLOCK_SLACK_MS, DEFAULT_HOME_LIMITS, homeFull, newId, scheduledOf, type HomeItemLimits, type RuleRunDelta, type RuleRunStats, type RuleStore, type RuleStoreChange, type ScheduledRule } from './rule-store.js';
 
 export interface RedisRuleStoreOptions {
   log: Logger;
   /** key names and their prefix */
   keys?: RedisKeys;
-  /** the clock of `createdAt`/`updatedAt` (ms); @default Date.now */
+  /**
+   * the clock of `createdAt`/`updatedAt` (ms); @default Redis's clock (TIME, read in the write's
+   * script): one clock for every node, so a node whose clock is off cannot date a rule before its
+   * creation (the scheduler never fires a rule for instants before `updatedAt`)
+   */
   now?: () => number;
   /** @default 2_000 (ms): how long a write waits for this store's first SUBSCRIBE before it goes ahead */
   subscribeWaitMs?: number;
@@ -56,7 +60,7 @@ type Stored = Rule | Scene;
  *   `listScheduled` is a cross-slot read without atomicity: each home is read consistently, but
  *   homes are read one batch after another, and a change during the call may or may not show.
  * - `<prefix>rules:cursor:<ruleId>`: the cron cursor (`getCursor` has no home). `advanceCursor`
- *   is a compare-and-set script on it. Deleting a rule replaces the cursor by a tombstone for a
+ *   is a compare-and-set script on it that also refuses instants past Redis's clock + CLOCK_SLACK_MS. Deleting a rule replaces the cursor by a tombstone for a
  *   day, so a scheduler tick racing the delete cannot bring it back (`advanceCursor` answers false
  *   for a deleted rule; the memory store would accept it).
  *
@@ -74,7 +78,8 @@ type Stored = Rule | Scene;
 export class RedisRuleStore implements RuleStore {
   private readonly keys: RedisKeys;
   private readonly log: Logger;
-  private readonly now: () => number;
+  /** null: Redis's clock */
+  private readonly now: (() => number) | null;
   private readonly subscribeWaitMs: number;
   private readonly limits: Record<Kind, number>;
   private readonly channel: string;
@@ -94,7 +99,7 @@ export class RedisRuleStore implements RuleStore {
   ) {
     this.keys = options.keys ?? new RedisKeys();
     this.log = options.log;
-    this.now = options.now ?? Date.now;
+    this.now = options.now ?? null;
     this.subscribeWaitMs = options.subscribeWaitMs ?? 2_000;
     const limits = options.limits ?? DEFAULT_HOME_LIMITS;
     this.limits = { rules: limits.rules, scenes: limits.scenes };
@@ -186,7 +191,7 @@ export class RedisRuleStore implements RuleStore {
     const json = stamp(item.version, String(item.createdAt), String(item.updatedAt), item.enabled) + body(item.id, item.homeId, item);
     const keys = this.itemKeys(item.homeId, kind === 'rule' ? 'rules' : 'scenes');
     // a backup's items as they were: no per-home limit (an operator's restore)
-    const got = await CREATE.run(this.client, keys, [this.channel, item.homeId, item.id, json, kind === 'rule' ? (cron ? '1' : '0') : '', '']);
+    const got = await CREATE.run(this.client, keys, [this.channel, item.homeId, item.id, json, kind === 'rule' ? (cron ? '1' : '0') : '', '', 'kept']);
     if (got === null) {
       if (cron) await this.unindex(item.homeId); // undo the SADD above (nothing written)
       return false;
@@ -273,7 +278,12 @@ export class RedisRuleStore implements RuleStore {
 
   async advanceCursor(_homeId: string, ruleId: string, at: number): Promise<boolean> {
     if (!Number.isSafeInteger(at)) throw new RangeError(`cursor instant must be an integer of ms, got ${at}`);
-    return (await ADVANCE.run(this.client, [this.cursorKey(ruleId)], [at])) === 1;
+    return (await ADVANCE.run(this.client, [this.cursorKey(ruleId)], [at, CLOCK_SLACK_MS])) === 1;
+  }
+
+  async sharedTime(): Promise<number> {
+    const [s, us] = await this.client.time();
+    return Number(s) * 1000 + Math.floor(Number(us) / 1000);
   }
 
   watch(listener: (change: RuleStoreChange) => void): () => void {
@@ -308,20 +318,21 @@ export class RedisRuleStore implements RuleStore {
 
   private async create<T extends Stored>(homeId: string, kind: Kind, prefix: 'r' | 's', spec: RuleSpec | SceneSpec, cron: '1' | '0' | ''): Promise<T> {
     await this.beforeWrite();
-    const now = String(Math.round(this.now()));
+    const now = this.stampNow();
     for (let attempt = 1; ; attempt++) {
       const id = newId(prefix);
-      const json = stamp(1, now, now, spec.enabled === true) + body(id, homeId, spec);
-      const got = await CREATE.run(this.client, this.itemKeys(homeId, kind), [this.channel, homeId, id, json, cron, String(this.limits[kind])]);
+      // with Redis's clock the script writes the stamps over these zeros
+      const json = stamp(1, now || '0', now || '0', spec.enabled === true) + body(id, homeId, spec);
+      const got = (await CREATE.run(this.client, this.itemKeys(homeId, kind), [this.channel, homeId, id, json, cron, String(this.limits[kind]), now])) as [string, number, string] | typeof CREATE_FULL | null;
       if (got === CREATE_FULL) throw homeFull(prefix === 'r' ? 'rule' : 'scene', homeId, this.limits[kind]);
-      if (got !== null) return JSON.parse(json) as T;
+      if (got !== null) return JSON.parse(got[2]) as T;
       if (attempt >= ID_ATTEMPTS) throw new TierError('internal', `could not draw a free ${kind} id`);
     }
   }
 
   private async update<T extends Stored>(homeId: string, kind: Kind, id: string, spec: RuleSpec | SceneSpec, cron: '1' | '0' | ''): Promise<{ item: T; cronLeft: number } | null> {
     await this.beforeWrite();
-    const now = String(Math.round(this.now()));
+    const now = this.stampNow();
     const enabled = spec.enabled === true ? 'true' : 'false';
     const got = (await UPDATE.run(this.client, this.itemKeys(homeId, kind), [this.channel, homeId, id, now, enabled, body(id, homeId, spec), cron])) as [string, string, number] | null;
     if (!got) return null;
@@ -330,9 +341,14 @@ export class RedisRuleStore implements RuleStore {
 
   private async setEnabled<T extends Stored>(homeId: string, kind: Kind, id: string, enabled: boolean): Promise<T | null> {
     await this.beforeWrite();
-    const now = String(Math.round(this.now()));
+    const now = this.stampNow();
     const got = (await SET_ENABLED.run(this.client, [this.key(homeId, 'home'), this.key(homeId, kind)], [this.channel, homeId, id, now, enabled ? 'true' : 'false'])) as [string, string?] | null;
     return got ? (JSON.parse(got[0]) as T) : null;
+  }
+
+  /** `createdAt`/`updatedAt` of a write: '' lets the script take Redis's clock */
+  private stampNow(): string {
+    return this.now ? String(Math.round(this.now())) : '';
   }
 
   private async remove(homeId: string, kind: Kind, id: string): Promise<{ wasCron: boolean; cronLeft: number } | null> {

@@ -61,6 +61,11 @@ export interface RuleStoreChange {
  * - Cron cursors: per rule, the latest cron instant fired or skipped (ms). `advanceCursor` is an
  *   atomic compare-and-set to a larger value: of racing calls for one instant exactly one gets
  *   true. Deleting a rule deletes its cursor.
+ * - Clocks: a store shared by several nodes has one clock (`sharedTime`) that stamps `createdAt`/
+ *   `updatedAt` (unless the adapter is given a `now` option: tests), and `advanceCursor` refuses
+ *   an instant later than it + CLOCK_SLACK_MS, so no node's clock decides alone when a cron
+ *   instant is due. A store of one node has no such clock (`sharedTime` null): its `now` option
+ *   stamps, and cursors take any instant.
  * - Unknown homes have version 0, no rules, no scenes and the default settings.
  * - A home holds at most `limits.rules` rules and `limits.scenes` scenes (the adapter's options):
  *   `createRule`/`createScene` past it rejects with `TierError` `limit_exceeded` and writes nothing,
@@ -100,6 +105,8 @@ export interface RuleStore {
   getCursor(ruleId: string): Promise<number | null>;
   /** Sets the cursor to `at` if it is larger than the stored one (or none); true if it did. */
   advanceCursor(homeId: string, ruleId: string, at: number): Promise<boolean>;
+  /** The clock every node sharing this store agrees on (ms), or null for a store of one node. */
+  sharedTime(): Promise<number | null>;
 
   /** Adds what this node counted (see the run statistics above); one call per batch of rules. */
   addRunStats(deltas: readonly RuleRunDelta[]): Promise<void>;
@@ -112,6 +119,12 @@ export interface RuleStore {
 }
 
 // ---- what every adapter computes the same way -------------------------------------------------
+
+/**
+ * How far (ms) a node's clock may run ahead of the shared one and still fire cron instants by its
+ * own; beyond, instants fire by the shared clock. Small next to a cron pattern's one second.
+ */
+export const CLOCK_SLACK_MS = 100;
 
 /** How many rules and scenes one home may hold: a user could otherwise grow the store, and every event's evaluation, without end. */
 export interface HomeItemLimits {
