@@ -211,7 +211,7 @@ export function mountFleetApi(app: TemplatedApp, deps: FleetApiDeps): void {
         const bad = (field: string, problem: string) => new TierError('invalid_field', `${field}: ${problem}`, { field });
         if ((body.jti === undefined) === (body.sub === undefined)) throw bad('jti', 'give jti, or sub (with an optional before), not both');
         if (body.jti !== undefined && body.before !== undefined) throw bad('before', 'only with sub');
-        const before = revokedBefore(body.before, Date.now());
+        const before = revokedBefore(body.before, await auth.revocationNow());
         const r = await deps.revoke(body.jti !== undefined ? { jti: body.jti } : { sub: body.sub!, before });
         const reply: Static<typeof RevokeReply> = { ok: true, until: new Date(r.exp * 1000).toISOString() };
         return { status: 200, body: reply };

@@ -23,6 +23,12 @@ export interface AuthenticatorOptions {
    * revoking a user's tokens "issued before" would not reach it
    */
   skewS?: number;
+  /**
+   * The cluster's one clock (ms; Redis's `TIME`), null where there is none (one node): minted
+   * tokens' `iat` and revocations' default `before` are read on it, so a node whose clock runs
+   * ahead mints no token that a revocation made on another node at the same moment misses.
+   */
+  sharedNow?: () => Promise<number | null>;
 }
 
 /**
@@ -41,6 +47,8 @@ export class Authenticator {
   private readonly sign: (payload: Record<string, unknown>) => string;
   private readonly requireExp: boolean;
   private readonly skewS: number;
+  /** the latest `iat` this node minted (s): a revocation made here after it covers it, whatever the clock did */
+  private lastIssuedS = 0;
 
   constructor(
     adminToken: string,
@@ -97,8 +105,24 @@ export class Authenticator {
 
   /** Mints a user token (admin API, demo page, tests), with a fresh `jti` so it can be revoked alone. */
   async issue(sub: string, homes: string[], ttlS: number): Promise<string> {
-    const iat = Math.floor(Date.now() / 1000);
+    const iat = Math.floor((await this.now()) / 1000);
+    this.lastIssuedS = Math.max(this.lastIssuedS, iat);
     return this.sign({ homes, sub, jti: randomUUID(), iat, exp: iat + ttlS });
+  }
+
+  /**
+   * "Now" for a revocation of a user's tokens "issued before now" (ms): the cluster's clock, and
+   * never before a token this node minted (a step back of its clock after minting one had that
+   * token escape the revocation). Tokens minted elsewhere are stamped by their own clocks.
+   */
+  async revocationNow(): Promise<number> {
+    return Math.max(await this.now(), this.lastIssuedS * 1000);
+  }
+
+  /** The cluster's clock where there is one and it answers, else this node's. */
+  private async now(): Promise<number> {
+    const shared = await this.options.sharedNow?.().catch(() => null);
+    return shared ?? Date.now();
   }
 }
 

@@ -4,8 +4,9 @@
  * what keeps an app socket's upgrade inside uWS's upgrade callback (see Authenticator).
  */
 import { SignJWT } from 'jose';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { Authenticator } from '../../src/auth/authenticator.js';
+import { RevocationList } from '../../src/auth/revocations.js';
 import { settledIn } from '../helpers/settled-in.js';
 
 const SECRET = 'authenticator-test-secret-0123456789';
@@ -66,5 +67,52 @@ describe('Authenticator', () => {
     expect(await settledIn(auth.fromToken(good))).toBe('this turn');
     expect(await settledIn(auth.fromToken(`${good}x`))).toBe('this turn');
     expect(await settledIn(auth.fromHeader(`Bearer ${good}`))).toBe('this turn');
+  });
+});
+
+describe('token times and revocations across clocks', () => {
+  const claims = async (a: Authenticator, token: string) => {
+    const p = await a.fromToken(token);
+    if (p.kind !== 'user') throw new Error('not a user');
+    return p;
+  };
+
+  it('mints iat on the cluster’s clock, not on a node clock that runs ahead', async () => {
+    const real = Date.now();
+    const wall = Date.now;
+    const ahead = vi.spyOn(Date, 'now').mockImplementation(() => wall.call(Date) + 120_000);
+    try {
+      const node = new Authenticator('authenticator-admin-token-0123', SECRET, { sharedNow: async () => wall.call(Date) });
+      const p = await claims(node, await node.issue('alice', ['h1'], 3_600));
+      expect(Math.abs(p.iat! - real / 1000)).toBeLessThan(5);
+      // a revocation "before now" made elsewhere at the same moment (on the cluster's clock) covers it
+      const list = new RevocationList();
+      list.add({ sub: 'alice', before: Math.floor(wall.call(Date) / 1000), exp: p.exp! });
+      expect(list.isRevoked(p)).toBe(true);
+    } finally {
+      ahead.mockRestore();
+    }
+  });
+
+  it('a revocation made after a token, on a clock stepped back since, still covers it', async () => {
+    const node = new Authenticator('authenticator-admin-token-0123', SECRET);
+    const p = await claims(node, await node.issue('bob', ['h1'], 3_600));
+    const wall = Date.now;
+    const back = vi.spyOn(Date, 'now').mockImplementation(() => wall.call(Date) - 60_000);
+    try {
+      const now = await node.revocationNow();
+      expect(now).toBeGreaterThanOrEqual(p.iat! * 1000);
+      const list = new RevocationList();
+      list.add({ sub: 'bob', before: Math.floor(now / 1000), exp: p.exp! });
+      expect(list.isRevoked(p)).toBe(true);
+    } finally {
+      back.mockRestore();
+    }
+  });
+
+  it('falls back to its own clock when the cluster’s does not answer', async () => {
+    const node = new Authenticator('authenticator-admin-token-0123', SECRET, { sharedNow: () => Promise.reject(new Error('redis away')) });
+    const p = await claims(node, await node.issue('carol', ['h1'], 60));
+    expect(Math.abs(p.iat! - Date.now() / 1000)).toBeLessThan(5);
   });
 });
