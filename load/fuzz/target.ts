@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { cpuMs, freePort, rssBytes, startNode, type NodeProc } from '../harness/index.js';
+import { cpuMs, freePorts, rssBytes, startNode, type NodeProc } from '../harness/index.js';
 import { metricSum } from '../lib/prom-text.js';
 
 /**
@@ -83,7 +83,8 @@ export class Target {
   }
 
   static async start(opts: TargetOptions): Promise<Target> {
-    const ports = opts.url === undefined ? { port: await freePort(), adminPort: await freePort() } : { port: 0, adminPort: 0 };
+    const [port, adminPort] = opts.url === undefined ? await freePorts(2) : [0, 0];
+    const ports = { port: port!, adminPort: adminPort! };
     const t = new Target(opts, ports);
     if (t.spawned) await t.launch();
     else t.generation = 1;

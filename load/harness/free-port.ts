@@ -27,6 +27,16 @@ export async function freePort(): Promise<number> {
   return port;
 }
 
+/** `n` distinct ports, each free a moment ago: two draws of `freePort` give the same one now and then. */
+export async function freePorts(n: number): Promise<number[]> {
+  const ports: number[] = [];
+  while (ports.length < n) {
+    const port = await freePort();
+    if (!ports.includes(port)) ports.push(port);
+  }
+  return ports;
+}
+
 /** The port bound (0: the kernel's choice) and released again; null when it was taken. */
 function bind(port: number): Promise<number | null> {
   return new Promise((resolve) => {

@@ -5,7 +5,7 @@
  */
 export { uniquePrefix, type Backend } from './backend.js';
 export { findOnPath, findServer, isExecutable, SBIN_DIRS, SERVERS, type Lookup, type ServerName } from './binaries.js';
-export { freePort } from './free-port.js';
+export { freePort, freePorts } from './free-port.js';
 export { collect, MEASURED_NODE_FLAGS, type GcReading } from './measured.js';
 export { ensureServers, installCommand, MissingServerError, requireServer, type EnsureOptions } from './missing-servers.js';
 export { startNats, type NatsOptions } from './nats-server.js';

@@ -70,7 +70,11 @@ export async function startNode(opts: NodeOptions = {}): Promise<NodeProc> {
   // ports chosen here are chosen again, a few times
   for (let attempt = 1; ; attempt++) {
     try {
-      return await startNodeOn(opts, opts.port ?? (await freePort()), opts.adminPort ?? (await freePort()));
+      const port = opts.port ?? (await freePort());
+      // two draws give the same port now and then (1 in ~23,000), which the node refuses as a configuration error
+      let adminPort = opts.adminPort ?? (await freePort());
+      while (adminPort === port && opts.adminPort === undefined) adminPort = await freePort();
+      return await startNodeOn(opts, port, adminPort);
     } catch (err) {
       const taken = err instanceof ExitedError ? PORT_IN_USE.exec(err.output) : null;
       const given = [opts.port, opts.adminPort];

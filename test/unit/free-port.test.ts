@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { describe, expect, it } from 'vitest';
-import { ephemeralStart, freePort } from '../../load/harness/free-port.js';
+import { ephemeralStart, freePort, freePorts } from '../../load/harness/free-port.js';
 
 describe('freePort', () => {
   it('hands out ports below the ephemeral range, where no outgoing connection takes its source port', async () => {
@@ -22,5 +22,10 @@ describe('freePort', () => {
   it('reads the range from the kernel', () => {
     const range = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/);
     expect(ephemeralStart()).toBe(Number(range[0]));
+  });
+
+  it('freePorts gives distinct ports (a node refuses PORT equal to ADMIN_PORT)', async () => {
+    const ports = await freePorts(200);
+    expect(new Set(ports).size).toBe(200);
   });
 });
