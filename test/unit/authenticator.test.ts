@@ -78,16 +78,16 @@ describe('token times and revocations across clocks', () => {
   };
 
   it('mints iat on the cluster’s clock, not on a node clock that runs ahead', async () => {
-    const real = Date.now();
-    const wall = Date.now;
-    const ahead = vi.spyOn(Date, 'now').mockImplementation(() => wall.call(Date) + 120_000);
+    // the node's clock 120 s ahead of the cluster's, both fixed: iat must be the cluster's second
+    const cluster = 1_764_900_000_000;
+    const ahead = vi.spyOn(Date, 'now').mockReturnValue(cluster + 120_000);
     try {
-      const node = new Authenticator('authenticator-admin-token-0123', SECRET, { sharedNow: async () => wall.call(Date) });
+      const node = new Authenticator('authenticator-admin-token-0123', SECRET, { sharedNow: async () => cluster });
       const p = await claims(node, await node.issue('alice', ['h1'], 3_600));
-      expect(Math.abs(p.iat! - real / 1000)).toBeLessThan(5);
+      expect(p.iat).toBe(cluster / 1000);
       // a revocation "before now" made elsewhere at the same moment (on the cluster's clock) covers it
       const list = new RevocationList();
-      list.add({ sub: 'alice', before: Math.floor(wall.call(Date) / 1000), exp: p.exp! });
+      list.add({ sub: 'alice', before: cluster / 1000, exp: p.exp! });
       expect(list.isRevoked(p)).toBe(true);
     } finally {
       ahead.mockRestore();
@@ -111,8 +111,13 @@ describe('token times and revocations across clocks', () => {
   });
 
   it('falls back to its own clock when the cluster’s does not answer', async () => {
-    const node = new Authenticator('authenticator-admin-token-0123', SECRET, { sharedNow: () => Promise.reject(new Error('redis away')) });
-    const p = await claims(node, await node.issue('carol', ['h1'], 60));
-    expect(Math.abs(p.iat! - Date.now() / 1000)).toBeLessThan(5);
+    const own = vi.spyOn(Date, 'now').mockReturnValue(1_764_900_042_000);
+    try {
+      const node = new Authenticator('authenticator-admin-token-0123', SECRET, { sharedNow: () => Promise.reject(new Error('redis away')) });
+      const p = await claims(node, await node.issue('carol', ['h1'], 60));
+      expect(p.iat).toBe(1_764_900_042);
+    } finally {
+      own.mockRestore();
+    }
   });
 });

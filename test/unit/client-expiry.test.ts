@@ -25,14 +25,19 @@ function expire(conn: FakeConnection, id: number): void {
 const isSub = (home: string) => (m: any) => m.op === 'sub' && m.home === home;
 const isCmd = (m: any) => m.op === 'cmd';
 
+/** A client subscribed to h1 whose first socket's token expired as its `sub` arrived, and the fresh token's socket. */
+async function subscribedThenExpired() {
+  const c = fx.client({ token: tokens() });
+  const errors = new Inbox<ClientError>();
+  const sub = c.subscribe('h1', { onEvent() {}, onError: errors.push });
+  const first = await fx.server.connection(1);
+  expire(first, (await first.next(isSub('h1'))).id);
+  return { c, errors, sub, second: await fx.server.connection(2) };
+}
+
 describe('client across a token expiry (fake server)', () => {
   it('keeps a subscription refused unauthorized at exp and subscribes it again with the fresh token', async () => {
-    const c = fx.client({ token: tokens() });
-    const errors = new Inbox<ClientError>();
-    const sub = c.subscribe('h1', { onEvent() {}, onError: errors.push });
-    const first = await fx.server.connection(1);
-    expire(first, (await first.next(isSub('h1'))).id);
-    const second = await fx.server.connection(2);
+    const { errors, sub, second } = await subscribedThenExpired();
     expect(second.token).toBe('tok-2');
     const again = await second.next(isSub('h1'));
     second.ok(again.id, { home: 'h1', pos: { epoch: 'e1', offset: 4 } });
@@ -42,12 +47,7 @@ describe('client across a token expiry (fake server)', () => {
   });
 
   it('ends the subscription when the fresh token’s socket refuses it unauthorized too', async () => {
-    const c = fx.client({ token: tokens() });
-    const errors = new Inbox<ClientError>();
-    const sub = c.subscribe('h1', { onEvent() {}, onError: errors.push });
-    const first = await fx.server.connection(1);
-    expire(first, (await first.next(isSub('h1'))).id);
-    const second = await fx.server.connection(2);
+    const { c, errors, sub, second } = await subscribedThenExpired();
     expire(second, (await second.next(isSub('h1'))).id);
     expect(await sub.ready.catch((e: unknown) => e)).toMatchObject({ code: 'unauthorized', temporary: false });
     expect(errors.items.map((e) => e.code)).toEqual(['unauthorized']);

@@ -1,10 +1,6 @@
-import { setFlagsFromString } from 'node:v8';
 import { describe, expect, it } from 'vitest';
+import { isSmi } from '../helpers/is-smi.js';
 import { CLOCK_ORIGIN, sinceOrigin } from '../../src/actors/clock.js';
-
-// lets the test ask V8 whether a value is a small integer (stored in the object, not boxed)
-setFlagsFromString('--allow-natives-syntax');
-const isSmi = new Function('x', 'return %IsSmi(x)') as (x: number) => boolean;
 
 describe('sinceOrigin', () => {
   it('gives ms since the origin, exactly, for whole, fractional, early and far times', () => {

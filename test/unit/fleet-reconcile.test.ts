@@ -4,8 +4,8 @@
  * the reconciler that re-checks held hub sessions against the registry in batches and closes the
  * app sockets of revocations it had missed.
  */
-import { setFlagsFromString } from 'node:v8';
 import { describe, expect, it } from 'vitest';
+import { isSmi } from '../helpers/is-smi.js';
 import { subjects, type TokenRevocation } from '../../proto/subjects.js';
 import { FleetReconciler, verdictOf, type HeldHub } from '../../src/api/fleet-reconcile.js';
 import { NoticeOutbox } from '../../src/api/notice-outbox.js';
@@ -17,9 +17,6 @@ import type { Bus } from '../../src/ports/bus/bus.js';
 import { decodeValue, encodeBus } from '../../src/protocol/codec.js';
 import { OpenAppSockets } from '../../src/transport/app-sockets.js';
 
-// lets the test ask V8 whether a value is a small integer (stored in the object, not boxed)
-setFlagsFromString('--allow-natives-syntax');
-const isSmi = new Function('x', 'return %IsSmi(x)') as (x: number) => boolean;
 
 const log = createLogger('silent');
 
