@@ -169,7 +169,12 @@ export class CronScheduler {
    */
   private async clusterNow(local: number): Promise<number> {
     let due = false;
-    for (const e of this.entries.values()) if (e.next !== null && e.next <= local) due = true;
+    for (const e of this.entries.values()) {
+      if (e.next !== null && e.next <= local) {
+        due = true;
+        break;
+      }
+    }
     if (!due) return local;
     const shared = await this.deps.store.sharedTime();
     return shared === null ? local : Math.min(local, shared + CLOCK_SLACK_MS);
