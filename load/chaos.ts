@@ -39,7 +39,8 @@ acknowledged counter. Before each fault and at the end, no hub online may have a
 unacknowledged for over ${STALL_MS / 1000} s (a node taking reports it never stores). Apps (the client
 library) subscribed to the homes must get every event once and in order, and every acknowledged
 report's event, across reconnects and recoveries, and never an old value after a newer one; a
-reload is expected only after a kill -9 of the embedded node. Every command must get a definitive answer (200, or a code of the table in
+reload is expected only after a kill -9 of the embedded node, and in cluster mode too_old for an app
+that was away while an event of its home went out without a position (at most once a reconnect). Every command must get a definitive answer (200, or a code of the table in
 proto/PROTOCOL.md with its HTTP status); only requests to a killed process may go unanswered.
 
 options:
@@ -220,6 +221,7 @@ async function main(): Promise<void> {
   const events: EventReport[] = [];
   /** the apps' reloads so far when each fault was signalled */
   const reloadMarks: number[] = [];
+  const lossMarks: number[] = [];
   const signalled = new Set<number>();
   const event = async (kind: EventReport['kind'], round: number, of: number, index: number) => {
     await sleep((o.gapS * 1000) / 2);
@@ -232,6 +234,7 @@ async function main(): Promise<void> {
     const pid = backend ? backend.pid : node!.proc.pid;
     if (node) signalled.add(pid);
     reloadMarks.push(apps?.reloadCount ?? 0);
+    lossMarks.push(apps?.lossReloadCount ?? 0);
     const name = `${kind} ${round}/${of}`;
     // a backend's fault hits every node: signalled when one of them is acknowledging
     const underTraffic = await fleet.whenFlowing(node ? pid : rng.pick(cluster.up())!.proc.pid, FRESH_ACK_MS, FRESH_WAIT_MS);
@@ -302,7 +305,7 @@ async function main(): Promise<void> {
       stalledBefore,
       ledger,
       commandsUndefined: node ? (commands.tally.undefinedByPid.get(pid) ?? 0) : 0,
-      appReloads: 0,
+      appReloads: 0, appLossReloads: 0,
     };
     events.push(ev);
     const signal = kind === 'rolling' ? 'SIGTERM' : hang || kind === 'freeze' ? 'SIGSTOP' : 'SIGKILL';
@@ -341,7 +344,11 @@ async function main(): Promise<void> {
   const appsReport = apps?.report(apps.missedAcked(fleet.counters('acked')), balancer.byNode) ?? null;
   // the reloads after each fault, until the next one (or the end)
   reloadMarks.push(apps?.reloadCount ?? 0);
-  events.forEach((e, i) => (e.appReloads = reloadMarks[i + 1]! - reloadMarks[i]!));
+  lossMarks.push(apps?.lossReloadCount ?? 0);
+  events.forEach((e, i) => {
+    e.appReloads = reloadMarks[i + 1]! - reloadMarks[i]!;
+    e.appLossReloads = lossMarks[i + 1]! - lossMarks[i]!;
+  });
   const durationS = (performance.now() - started) / 1000;
 
   const other = newLedger();

@@ -31,6 +31,11 @@ export interface AppsReport {
   /** events delivered without one (the history could not take them: they go out live, once) */
   unpositioned: number;
   /**
+   * positions the client library moved past without handing their event over again: one it had
+   * handed over without a position (`onSkip`); checked for order as delivered ones are
+   */
+  skipped: number;
+  /**
    * state events of a counter value already delivered, at another position: a report published
    * twice (resent after its session ended before the ack; events leave before the store decides).
    * At least once, as documented: counted, not a failure.
@@ -47,7 +52,11 @@ export interface AppsReport {
    * history stored it as Redis died; the client library hands it over once)
    */
   placedAgain: number;
-  /** reloads the apps were told to do, by reason */
+  /**
+   * reloads the apps were told to do, by reason. `too_old` in cluster mode: an app that was away
+   * while an event of its home went out without a position (its append failed in a Redis fault),
+   * which the history noted, is told to reload rather than that it recovered everything
+   */
   reloads: Record<string, number>;
   /** homes told to reload at least once */
   homesReloaded: number;
@@ -85,6 +94,7 @@ export class AppWatch {
   private readonly homes = new Map<string, HomeWatch>();
   private delivered = 0;
   private unpositioned = 0;
+  private skipped = 0;
   private reportsTwice = 0;
   private gaps = 0;
   private repeats = 0;
@@ -117,9 +127,14 @@ export class AppWatch {
     return w;
   }
 
-  /** Reloads so far, all reasons: read before and after a fault. */
+  /** Reloads so far, all reasons but `too_old`: read before and after a fault. */
   get reloadCount(): number {
-    return sum(this.reloads);
+    return sum(this.reloads) - this.lossReloadCount;
+  }
+
+  /** `too_old` reloads so far (see `AppsReport.reloads`). */
+  get lossReloadCount(): number {
+    return this.reloads.too_old ?? 0;
   }
 
   /** Resolves once no event has arrived for `quietMs` (at most `maxMs`): the last reports' events are delivered. */
@@ -159,6 +174,7 @@ export class AppWatch {
       homes: this.homes.size,
       delivered: this.delivered,
       unpositioned: this.unpositioned,
+      skipped: this.skipped,
       reportsTwice: this.reportsTwice,
       gaps: this.gaps,
       repeats: this.repeats,
@@ -182,6 +198,10 @@ export class AppWatch {
     this.homes.set(home, watch);
     const sub = client.subscribe(home, {
       onEvent: (evt) => this.onEvent(watch, evt),
+      onSkip: (pos) => {
+        this.skipped++;
+        this.follow(watch, pos);
+      },
       onReload: (info: ReloadInfo) => {
         bump(this.reloads, info.reason);
         watch.reloaded = true;
@@ -197,13 +217,18 @@ export class AppWatch {
     );
   }
 
+  /** The next position the app was handed (an event, or a skip): the one after the last, or a gap or repeat. */
+  private follow(watch: HomeWatch, pos: { epoch: string; offset: number }): void {
+    const last = watch.last;
+    if (last !== null && pos.epoch === last.epoch && pos.offset <= last.offset) this.repeats++;
+    else if (last !== null && (pos.epoch !== last.epoch || pos.offset !== last.offset + 1)) this.gaps++;
+    watch.last = pos;
+  }
+
   private onEvent(watch: HomeWatch, evt: AppEventMessage): void {
     if (evt.pos) {
       this.delivered++;
-      const last = watch.last;
-      if (last !== null && evt.pos.epoch === last.epoch && evt.pos.offset <= last.offset) this.repeats++;
-      else if (last !== null && (evt.pos.epoch !== last.epoch || evt.pos.offset !== last.offset + 1)) this.gaps++;
-      watch.last = evt.pos;
+      this.follow(watch, evt.pos);
     } else this.unpositioned++;
     if (evt.kind !== 'state') return;
     const n = evt.attrs.n;

@@ -2,7 +2,7 @@ import type { AppEventMessage } from '../../proto/app.js';
 import { subjects } from '../../proto/subjects.js';
 import type { Logger } from '../log/logger.js';
 import type { Bus } from '../ports/bus/bus.js';
-import { StaleSessionError, type EventHistory, type Position } from '../ports/history/history.js';
+import { NotedLostError, StaleSessionError, type EventHistory, type Position } from '../ports/history/history.js';
 import { encodeBus } from '../protocol/codec.js';
 import { withPosition } from '../protocol/app-events.js';
 import { encodeStateEvent } from '../protocol/state-event.js';
@@ -22,7 +22,8 @@ export interface EventPublisherOptions {
  * A hub's events leave here: into the home's history (which gives each its position), then onto
  * the bus with that position, in the order they were published. An event the history refuses
  * (its backend unreachable) still goes out, without a position: live subscribers get it, a
- * recovery will not; unless the directory says a later session of the hub holds it (a node that
+ * recovery will not, so the history first notes the home's events lost (`noteLost`), and an app
+ * recovering from before them is told to reload; unless the directory says a later session of the hub holds it (a node that
  * froze with an append on the wire, whose Redis client timed it out on resuming before reading
  * the answer, while its hub moved to another node). One the history refuses because a later
  * session of the hub has published (this session was taken over without hearing so) does not go
@@ -44,6 +45,8 @@ export class EventPublisher {
   private queued = 0;
   /** per home with an append under way (a history that answers later): the latest one's end */
   private readonly appending = new Map<string, Promise<void>>();
+  /** the history's lost notes (`noteLost`), by home, while under way */
+  private readonly noting = new Map<string, Promise<void>>();
   /** the directory's answers, by hub and session, while their lookup is under way */
   private readonly asking = new Map<string, Promise<boolean>>();
   private readonly laterSession: EventPublisherOptions['laterSession'];
@@ -141,8 +144,10 @@ export class EventPublisher {
    */
   private unplaced(event: AppEventMessage, bare: Uint8Array, err: unknown, epoch: number, parent: Span | undefined): Promise<void> {
     const later = this.laterSession ? this.askLaterSession(event.hub, epoch) : false;
+    const noted = err instanceof NotedLostError ? undefined : this.noteLost(event.home);
     return this.inOrder(async () => {
       if (await later) return this.dropped(event, new StaleSessionError({ hub: event.hub, epoch }));
+      await noted;
       this.onEvent(event, parent);
       this.bus.publish(subjects.hubEvents(event.home, event.hub), this.refused(event, bare, err));
     });
@@ -178,6 +183,29 @@ export class EventPublisher {
     });
     this.asking.set(key, answer);
     return answer;
+  }
+
+  /**
+   * Has the history note that an event of the home goes out without a position, so that apps
+   * recovering from before it reload; resolves once noted, failed (the history keeps trying), or
+   * after `laterSessionWaitMs`. One call per home while it is out.
+   */
+  private noteLost(homeId: string): Promise<void> | undefined {
+    if (!this.history?.noteLost) return undefined;
+    let noted = this.noting.get(homeId);
+    if (noted) return noted;
+    noted = new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, this.laterSessionWaitMs);
+      this.history!.noteLost!(homeId)
+        .catch(() => undefined)
+        .then(() => {
+          clearTimeout(timer);
+          resolve();
+          this.noting.delete(homeId);
+        });
+    });
+    this.noting.set(homeId, noted);
+    return noted;
   }
 
   /** Counts (and now and then logs) an event the history refused; returns it without a position. */

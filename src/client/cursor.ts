@@ -28,6 +28,11 @@ export class HomeCursor {
   private unplaced: string[] = [];
   /** events with a position checked against `unplaced` since the last one was added */
   private checked = 0;
+  /**
+   * events returned with a position that were delivered before without one: they move the app's
+   * position but are not handed over again (`SubscriptionHandlers.onSkip`)
+   */
+  readonly skipped = new WeakSet<AppEventMessage>();
 
   /** True while events are held: something between pos and them is missing. */
   get gapOpen(): boolean {
@@ -36,7 +41,7 @@ export class HomeCursor {
 
   /**
    * Places an arriving event; returns those to deliver now, in order (none for a duplicate or an
-   * event past a gap, which is held). An event without a position is delivered and moves nothing;
+   * event past a gap, which is held), `skipped` ones among them. An event without a position is delivered and moves nothing;
    * one of another epoch is not delivered: the history changed and a reload will say from where.
    */
   place(evt: AppEventMessage): AppEventMessage[] {
@@ -49,13 +54,13 @@ export class HomeCursor {
     }
     if (this.pos === null) {
       this.pos = at;
-      return this.fresh(evt) ? [evt, ...this.release()] : this.release();
+      return [this.checkFresh(evt), ...this.release()];
     }
     if (at.epoch !== this.pos.epoch) return [];
     if (at.offset <= this.pos.offset) return [];
     if (at.offset === this.pos.offset + 1) {
       this.pos = at;
-      return this.fresh(evt) ? [evt, ...this.release()] : this.release();
+      return [this.checkFresh(evt), ...this.release()];
     }
     this.hold(evt);
     return [];
@@ -104,10 +109,16 @@ export class HomeCursor {
       const evt = this.held.shift()!;
       if (next.offset === this.pos.offset + 1) {
         this.pos = next;
-        if (this.fresh(evt)) out.push(evt);
+        out.push(this.checkFresh(evt));
       }
     }
     return out;
+  }
+
+  /** The event, marked `skipped` if it was delivered before without a position. */
+  private checkFresh(evt: AppEventMessage): AppEventMessage {
+    if (!this.fresh(evt)) this.skipped.add(evt);
+    return evt;
   }
 
   /** Whether to deliver the event at its position: not if it was delivered before without one. */

@@ -15,6 +15,12 @@ export interface ReloadInfo {
 export interface SubscriptionHandlers {
   /** each event once, in the home's order */
   onEvent(event: AppEventMessage): void;
+  /**
+   * the event at this position was handed to onEvent before without a position (the server's
+   * history stored it as its backend failed) and is not handed over again; for apps that keep
+   * positions themselves: the position moves past it, in order with onEvent's
+   */
+  onSkip?(pos: Position): void;
   /** reload the home's snapshot (state may have changed unseen), then carry on with onEvent */
   onReload?(info: ReloadInfo): void;
   /** every answer to this home's `sub`: the first, and each after a reconnect or a gap */
@@ -229,7 +235,10 @@ export class Subscriptions {
   }
 
   private deliver(h: Home, events: AppEventMessage[]): void {
-    for (const evt of events) this.each(h, (l) => l.onEvent(evt));
+    for (const evt of events) {
+      if (h.cursor.skipped.has(evt)) this.each(h, (l) => l.onSkip?.(evt.pos!));
+      else this.each(h, (l) => l.onEvent(evt));
+    }
   }
 
   /** Calls each handler; one that throws is reported later (as an EventTarget does) and stops no other. */

@@ -52,6 +52,14 @@ interface Feed {
   seen: number;
   /** events past a gap, by offset, until the gap is filled */
   pending: Map<number, Uint8Array>;
+  /**
+   * the newest offset (of `epoch`) at which an event of the home went out without a position, as
+   * far as this feed knows: from the history at its start, and `seen` at each such event since;
+   * -1: none
+   */
+  lost: number;
+  /** events without a position this feed has sent out: one during a subscriber's catch-up is one it missed */
+  unplaced: number;
   /** events that arrived before the feed was ready */
   early: Uint8Array[];
   /** history reads of this feed run one at a time */
@@ -132,6 +140,8 @@ export class HomeFeeds {
       delivered: 0,
       seen: 0,
       pending: new Map(),
+      lost: -1,
+      unplaced: 0,
       early: [],
       reads: Promise.resolve(),
       filling: false,
@@ -176,6 +186,12 @@ export class HomeFeeds {
     const fail = (reason: RecoveryFailure) => join({ home: homeId, pos: this.at(feed), recovered: false, reason });
     if (since.epoch !== feed.epoch) return fail('epoch_changed');
     if (feed.delivered - since.offset > this.maxRecovery) return fail('too_old');
+    // an event that went out without a position after `since` is in no read: the app reloads
+    const unplaced = feed.unplaced;
+    const lost = await this.lostMark(feed);
+    if (feed.closed || !sub.open) return;
+    if (lost === null) return fail('unavailable');
+    const missedUnplaced = () => since.offset <= Math.max(lost, feed.lost) || feed.unplaced !== unplaced;
     let last = since.offset;
     let answered = false;
     // after the answer said recovered, a later failure is told by a reload to this socket alone
@@ -187,6 +203,7 @@ export class HomeFeeds {
     for (let sent = 0; ; ) {
       if (feed.closed || !sub.open) return;
       if (feed.epoch !== since.epoch) return stop('epoch_changed');
+      if (missedUnplaced()) return stop('too_old');
       if (last === feed.delivered) {
         if (!answered) sub.answer({ home: homeId, pos: since, recovered: true });
         return sub.join();
@@ -209,6 +226,7 @@ export class HomeFeeds {
         continue;
       }
       if (read.epoch !== since.epoch) return stop('epoch_changed');
+      if (missedUnplaced()) return stop('too_old');
       if (!answered) {
         sub.answer({ home: homeId, pos: since, recovered: true });
         answered = true;
@@ -220,6 +238,20 @@ export class HomeFeeds {
       }
       sent += events.length;
       last = reached;
+    }
+  }
+
+  /**
+   * The newest offset of the feed's epoch at which the history noted an event lost (-1: none; a
+   * history without notes: the feed's own), or null when it cannot be read.
+   */
+  private async lostMark(feed: Feed): Promise<number | null> {
+    try {
+      const pos = await this.history!.position(feed.homeId);
+      return pos.epoch === feed.epoch ? (pos.lost ?? -1) : -1;
+    } catch (err) {
+      this.log.warn({ err, homeId: feed.homeId }, 'history position unavailable');
+      return null;
     }
   }
 
@@ -246,6 +278,8 @@ export class HomeFeeds {
       await this.bus.flush();
       const pos = await history.position(feed.homeId);
       if (feed.closed) return;
+      // events seen without a position while starting are of this epoch (a restart's may not be)
+      feed.lost = feed.epoch === null || feed.epoch === pos.epoch ? Math.max(feed.lost, pos.lost ?? -1) : (pos.lost ?? -1);
       feed.epoch = pos.epoch;
       feed.delivered = pos.offset;
       feed.state = 'ordered';
@@ -268,8 +302,15 @@ export class HomeFeeds {
   private onEvent(feed: Feed, data: Uint8Array): void {
     if (feed.closed) return;
     const pos = feed.state === 'unordered' ? null : positionOf(data);
-    // an event the history could not take goes out live, at most once, unordered
-    if (pos === null) return this.fanOut(feed, data);
+    // an event the history could not take goes out live, at most once, unordered; an app that
+    // recovers from before it later is told to reload
+    if (pos === null) {
+      if (feed.state !== 'unordered') {
+        feed.unplaced++;
+        feed.lost = Math.max(feed.lost, feed.seen);
+      }
+      return this.fanOut(feed, data);
+    }
     if (feed.state === 'starting') {
       // before the feed knows its position; dropped beyond the bound (the gap fill reads them back)
       if (feed.early.length < this.maxPending) feed.early.push(data);
@@ -364,6 +405,7 @@ export class HomeFeeds {
       feed.pending.clear();
       feed.seen = pos.offset;
       if (feed.epoch !== null) feed.retired = [feed.epoch, ...feed.retired.slice(0, RETIRED_EPOCHS - 1)];
+      feed.lost = -1;
     }
     feed.epoch = pos.epoch;
     feed.delivered = pos.offset;

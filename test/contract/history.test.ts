@@ -13,6 +13,7 @@ import { openDataStore, type DataStore } from '../../src/ports/lmdb.js';
 import type { Redis } from 'ioredis';
 import { connectRedis, RedisKeys } from '../../src/ports/redis.js';
 import { historyContract, type HistoryFactory } from './history.contract.js';
+import { RedisProxy } from '../helpers/redis-proxy.js';
 
 /** one redis-server for the file, started by the first test that needs it */
 let redis: Promise<Backend> | null = null;
@@ -206,10 +207,37 @@ describe('RedisEventHistory through a hung Redis', () => {
       expect(after).toEqual({ epoch: before.epoch, offset: before.offset + 2 });
       const read = await history.read('home-h', before, after.offset, 100);
       expect(read.ok && read.entries.map((e) => Array.from(e.data))).toEqual([[2], [5]]);
+      // the late call noted the home's events lost where its history stood (3 and 4 went out without a position)
+      expect(await history.position('home-h')).toEqual({ ...after, lost: before.offset + 1 });
     } finally {
       own.resume();
       await history.close();
       await own.stop();
+    }
+  });
+});
+
+describe('RedisEventHistory lost notes', () => {
+  it('notes a home\'s events lost at its newest offset, only in an epoch an app may hold; a note Redis did not take is made once it is back', async () => {
+    const backend = await (redis ??= startRedis());
+    const proxy = await RedisProxy.start(backend.port);
+    const log = createLogger('silent');
+    const history = new RedisEventHistory(await connectRedis(proxy.url, { name: 'test-history-lost', log }), { maxEvents: 100, maxAgeMs: 60_000 }, { keys: new RedisKeys(uniquePrefix()), log, eventStreamMaxLen: 0 });
+    try {
+      await history.noteLost('home-none'); // no epoch: no app holds a position of it
+      expect((await history.position('home-none')).lost).toBeUndefined();
+      const first = await history.append('home-o', Uint8Array.from([1]));
+      await history.noteLost('home-o');
+      expect(await history.position('home-o')).toEqual({ ...first, lost: 1 });
+      // Redis ran the next append and died before answering: stored or not, the node cannot tell
+      proxy.afterAppendOf('home-o', 'die');
+      await expect(history.append('home-o', Uint8Array.from([2]))).rejects.toThrow();
+      await expect(history.noteLost('home-o')).rejects.toThrow();
+      proxy.revive();
+      await expect.poll(async () => (await history.position('home-o').catch(() => null))?.lost, { timeout: 10_000 }).toBe(2);
+    } finally {
+      await history.close();
+      await proxy.close();
     }
   });
 });

@@ -6,7 +6,8 @@
  * too. Nothing acknowledged may be lost; every hub must end online with every report
  * acknowledged (a restarted embedded node that took reports without storing them, as it did for
  * reconnected hubs until 2026-12-04, fails here); the apps must get every event once and in order
- * and every acknowledged report's event, and reload only after a kill -9 of the embedded node.
+ * and every acknowledged report's event, and reload only after a kill -9 of the embedded node (or,
+ * in cluster mode, when they were away while an event went out without a position: `too_old`).
  */
 import { spawn } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
@@ -82,9 +83,15 @@ describe.concurrent('chaos (real node processes killed and restarted under traff
     const freeze = report.events.at(-1)!;
     expect(freeze.ledger.sessionsEnded).toBeGreaterThan(0);
     expect(freeze.ledger.checked).toBeGreaterThanOrEqual(freeze.ledger.sessionsEnded - freeze.blipped);
-    expect(report.apps!.reloads).toEqual({});
+    // an app away while an event of its home went out without a position (an append failed in a Redis
+    // fault) is told too_old (since 2026-12-05; before, it was told it recovered and missed the event):
+    // at most once a reconnect, and only where events went out without one
+    const { too_old: lossReloads = 0, ...otherReloads } = report.apps!.reloads;
+    expect(otherReloads).toEqual({});
     // the apps came back through the balancer after their nodes went, on other nodes too, and recovered there
     const connections = Object.values(report.apps!.connectionsByNode);
+    expect(lossReloads).toBeLessThanOrEqual(connections.reduce((a, b) => a + b, 0) - 6);
+    if (lossReloads > 0) expect(report.apps!.unpositioned).toBeGreaterThan(0);
     expect(connections.length).toBe(3);
     expect(connections.reduce((a, b) => a + b, 0)).toBeGreaterThan(6);
   }, 300_000);

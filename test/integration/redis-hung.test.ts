@@ -8,6 +8,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { startNats, startRedis, uniquePrefix, type Backend } from '../../load/harness/index.js';
 import { HubClient } from '../../load/wire/hub-client.js';
+import { AppSocket } from '../helpers/app-socket.js';
 import { api, logLine, startServerProcess, type ServerProcess } from '../helpers/server-process.js';
 import { eventually } from '../helpers/eventually.js';
 
@@ -68,6 +69,59 @@ describe('cluster node with a hung Redis', { timeout: 120_000 }, () => {
     });
     expect(back).toEqual({ status: 200, degraded: [], up: '1' });
     expect(await logLine(node!, signal, (l) => l.msg === 'redis answering again')).toMatchObject({ level: 30 });
+  });
+
+  it('tells an app that was away while an event went out without a position (its append reached Redis late) to reload, not that it recovered everything', async () => {
+    const created = await api(node!.httpUrl, 'POST', '/v1/admin/hubs', node!.adminToken, { hubId: 'lost-hub', homeId: 'home-lost' });
+    hub = new HubClient({ url: node!.wsUrl, hubId: 'lost-hub', secret: created.body.secret, heartbeat: false });
+    await hub.connect();
+    const url = `${node!.wsUrl}/app/v1?token=${node!.adminToken}`;
+    const stays = new AppSocket(url);
+    const away = new AppSocket(url);
+    const evt = (n: number) => (m: any) => m.op === 'evt' && m.attrs?.n === n;
+    try {
+      await Promise.all([stays.opened(), away.opened()]);
+      await stays.request({ op: 'sub', home: 'home-lost' });
+      await away.request({ op: 'sub', home: 'home-lost' });
+      await hub.report({ d: { n: 1 } });
+      const last = (await away.next(evt(1))).pos;
+      away.close();
+      await away.closed;
+      // the append of n: 2 reaches Redis over 1 s after it was sent: refused as late, stored nowhere
+      hang();
+      const acked = hub.report({ d: { n: 2 } });
+      await new Promise((r) => setTimeout(r, 1_500));
+      unhang();
+      await acked.catch(() => undefined);
+      const live = await stays.next(evt(2));
+      expect(live.pos).toBeUndefined();
+      const back = new AppSocket(url);
+      try {
+        await back.opened();
+        const answer = await back.request({ op: 'sub', home: 'home-lost', since: last });
+        // before 2026-12-05: recovered: true, and n: 2 never came
+        expect(answer.result).toMatchObject({ recovered: false, reason: 'too_old' });
+        // from a position after the lost event, recovery works as before
+        await hub.report({ d: { n: 3 } });
+        const after = (await stays.next(evt(3))).pos;
+        expect(after).toBeDefined();
+        await hub.report({ d: { n: 4 } });
+        await stays.next(evt(4));
+        const again = new AppSocket(url);
+        try {
+          await again.opened();
+          expect((await again.request({ op: 'sub', home: 'home-lost', since: after })).result).toMatchObject({ recovered: true });
+          expect((await again.next(evt(4))).pos.offset).toBe(after.offset + 1);
+        } finally {
+          again.close();
+        }
+      } finally {
+        back.close();
+      }
+    } finally {
+      stays.close();
+      away.close();
+    }
   });
 
   it('drains during the hang through every bounded step and exits 1 after shutdown failed, well within the grace', async ({ signal }) => {

@@ -9,7 +9,7 @@ import type { AppEventMessage } from '../../proto/app.js';
 import { EventPublisher, type EventPublisherOptions } from '../../src/actors/event-publisher.js';
 import { createLogger } from '../../src/log/logger.js';
 import type { Bus } from '../../src/ports/bus/bus.js';
-import { StaleSessionError, type EventHistory, type EventSource, type Position } from '../../src/ports/history/history.js';
+import { NotedLostError, StaleSessionError, type EventHistory, type EventSource, type Position } from '../../src/ports/history/history.js';
 import { MemoryEventHistory } from '../../src/ports/history/history-memory.js';
 import { positionOf } from '../../src/protocol/app-events.js';
 import { decodeValue } from '../../src/protocol/codec.js';
@@ -96,6 +96,37 @@ describe('EventPublisher', () => {
     expect(later.sent.map((s) => s.pos)).toEqual([null, null]);
     expect(later.seen).toEqual([1, 2]); // published, so the rules see them too
     expect(later.publisher.historyFailures).toBe(2);
+  });
+
+  it('has the history note the home\'s events lost before it publishes one without a position (apps recovering from before it then reload), unless the history noted it itself', async () => {
+    const order: string[] = [];
+    const failing = (err: Error): EventHistory => ({
+      ...deferredHistory(),
+      append: () => new Promise((_, reject) => setTimeout(() => reject(err), 1)),
+      noteLost: async (home) => void order.push(`noted ${home}`),
+    });
+    const bus = (history: EventHistory) => new EventPublisher({ publish: () => void order.push('published') } as unknown as Bus, history, createLogger('silent'), () => {});
+    const down = bus(failing(new Error('Connection is closed.')));
+    down.publish(event(1), 1);
+    down.publish(event(2), 1);
+    await down.settled();
+    // one note, or one per failure as they come apart in time: a note first either way
+    expect(order[0]).toBe('noted home-1');
+    expect(order.filter((o) => o === 'published')).toHaveLength(2);
+    order.length = 0;
+    const late = bus(failing(new NotedLostError('reached redis late')));
+    late.publish(event(1), 1);
+    await late.settled();
+    expect(order).toEqual(['published']);
+  });
+
+  it('publishes without a position after at most the wait when the lost note does not answer (a hung Redis)', async () => {
+    const sent: number[] = [];
+    const history: EventHistory = { ...deferredHistory(true), noteLost: () => new Promise(() => {}) };
+    const publisher = new EventPublisher({ publish: () => void sent.push(1) } as unknown as Bus, history, createLogger('silent'), () => {}, { laterSessionWaitMs: 20 });
+    publisher.publish(event(1), 1);
+    await publisher.settled();
+    expect(sent).toEqual([1]);
   });
 
   it('hands the history the hub and session of each event, and neither publishes nor hands the rules an event of a session taken over (counted)', async () => {

@@ -287,6 +287,35 @@ describe('HomeFeeds with a history: order, gaps, and joining at a position', () 
     expect(calls).toEqual([['answer', { home: 'home-r', pos: { epoch, offset: 4 }, recovered: true }], ['send', [5, 6, 7, 8, 9, 10]], ['join']]);
   });
 
+  it('tells a subscriber recovering from before an event that went out without a position to reload (too_old): noted by the history, or seen by the feed during the catch-up', async () => {
+    const { bus, history, feeds, subject, stored } = ordered('home-l');
+    feeds.acquire('home-l');
+    await feeds.catchUp('home-l', undefined, recordingSubscriber().sub);
+    for (let n = 1; n <= 3; n++) bus.publish(subject, await stored(n));
+    const epoch = feeds.position('home-l')!.epoch;
+    // another node noted an event lost at offset 2 (the history's newest then)
+    const position = history.position.bind(history);
+    history.position = async (home) => ({ ...(await position(home)), lost: 2 });
+    const before = recordingSubscriber();
+    await feeds.catchUp('home-l', { epoch, offset: 2 }, before.sub);
+    expect(before.calls).toEqual([['answer', { home: 'home-l', pos: { epoch, offset: 3 }, recovered: false, reason: 'too_old' }], ['join']]);
+    const after = recordingSubscriber();
+    await feeds.catchUp('home-l', { epoch, offset: 3 }, after.sub);
+    expect(after.calls).toEqual([['answer', { home: 'home-l', pos: { epoch, offset: 3 }, recovered: true }], ['join']]);
+
+    // one passes through the feed while a subscriber's catch-up reads the history
+    history.position = position;
+    const read = history.read.bind(history);
+    history.read = async (...args) => {
+      bus.publish(subject, encodeBus(stateEvent('home-l', 99)));
+      return read(...args);
+    };
+    bus.publish(subject, await stored(4));
+    const during = recordingSubscriber();
+    await feeds.catchUp('home-l', { epoch, offset: 3 }, during.sub);
+    expect(during.calls).toEqual([['answer', { home: 'home-l', pos: { epoch, offset: 4 }, recovered: false, reason: 'too_old' }], ['join']]);
+  });
+
   it('paces a long recovery by the socket\'s buffer: sends, waits for a drain, sends on', async () => {
     const { bus, feeds, subject, stored } = ordered('home-p');
     feeds.acquire('home-p');

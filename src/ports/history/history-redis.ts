@@ -1,9 +1,8 @@
 import type { CallObserver } from '../ports.js';
 import type { Redis } from 'ioredis';
-import { TierError } from '../../errors.js';
 import type { Logger } from '../../log/logger.js';
 import { closeRedis, connectRedis, LuaScript, RedisKeys } from '../redis.js';
-import { StaleSessionError, type EventHistory, type EventSource, type HistoryRead, type HistoryRetention, type Position, type RecoveryFailure } from './history.js';
+import { NotedLostError, StaleSessionError, type EventHistory, type HistoryPosition, type EventSource, type HistoryRead, type HistoryRetention, type Position, type RecoveryFailure } from './history.js';
 import { newEpoch } from './history-read.js';
 import { MARKS, RedisEvaluatedMarks, SPAN } from './history-redis-marks.js';
 
@@ -58,6 +57,12 @@ const epoch = (maxAgeArg: number) => `local e = redis.call('HGET', KEYS[2], 'e')
 if not e then e = ARGV[1]; redis.call('HSET', KEYS[2], 'e', e); redis.call('PEXPIRE', KEYS[2], ARGV[${maxAgeArg}]) end`;
 
 /**
+ * Notes that events of the home went out without a position, at its newest offset now (`lost` in
+ * the meta hash; see HistoryPosition): only for a home with an epoch, where an app may hold a position.
+ */
+const LOST = (meta: string) => `if redis.call('HEXISTS', ${meta}, 'e') == 1 then redis.call('HSET', ${meta}, 'l', redis.call('HGET', ${meta}, 'o') or '0') end`;
+
+/**
  * The appends of one turn, for several homes. KEYS: the node's rules marks hash and the marks'
  * nodes zset (history-redis-marks.ts), stream and meta of each home, then the services' stream when
  * there is one. ARGV: new epoch, max events, max age ms, services' stream length and max age ms,
@@ -68,7 +73,7 @@ if not e then e = ARGV[1]; redis.call('HSET', KEYS[2], 'e', e); redis.call('PEXP
  * the newest, without holes), its marks field spanning them, one trim and one expiry. An event of a session older than the newest of its hub
  * in the home (meta field `s:<hub>`) is left out. Answers Redis' clock, then per home its epoch,
  * newest offset and the events left out (their 1-based indexes, comma-separated); past the
- * deadline only the clock, and nothing is added. The services' stream is trimmed by count as each
+ * deadline only the clock: nothing is added, and each home's events are noted lost (`LOST`). The services' stream is trimmed by count as each
  * entry is added (`MAXLEN ~`, cheap) and once per call by age, exactly: `MINID ~` removes only
  * whole radix-tree nodes (up to 100 entries), so in a quiet fleet old events sharing the newest
  * node would stay until it filled; the exact trim walks at most that one node besides what it removes
@@ -77,7 +82,10 @@ if not e then e = ARGV[1]; redis.call('HSET', KEYS[2], 'e', e); redis.call('PEXP
 const APPEND = new LuaScript(`${NOW}
 ${MARKS(8)}
 local deadline = tonumber(ARGV[7])
-if deadline > 0 and now > deadline then return {now} end
+if deadline > 0 and now > deadline then
+  for i = 1, tonumber(ARGV[6]) do ${LOST('KEYS[2 * i + 2]')} end
+  return {now}
+end
 local maxAge = tonumber(ARGV[3])
 local homes = tonumber(ARGV[6])
 local events = KEYS[2 * homes + 3]
@@ -124,6 +132,9 @@ return out`);
 const TRIM_EVENTS = new LuaScript(`${NOW}
 return redis.call('XTRIM', KEYS[1], 'MINID', now - tonumber(ARGV[1]))`);
 
+/** ms between tries of the lost notes owed while Redis is away (besides one as it is back) */
+const LOST_RETRY_MS = 500;
+
 /** Events per script call: a turn with more is split, so one call never holds Redis long. */
 const BATCH_EVENTS = 256;
 
@@ -156,9 +167,13 @@ local out = {'ok', e, top}
 for i = #rows, #rows - (upper - since) + 1, -1 do out[#out + 1] = rows[i][2][4] end
 return out`);
 
-/** KEYS: stream, meta. ARGV: new epoch, max age ms. */
+/** KEYS: stream, meta. ARGV: new epoch, max age ms. Answers epoch, newest offset, lost offset (-1: none). */
 const POSITION = new LuaScript(`${epoch(2)}
-return {e, tonumber(redis.call('HGET', KEYS[2], 'o') or '0')}`);
+local o = tonumber(redis.call('HGET', KEYS[2], 'o') or '0')
+return {e, o, tonumber(redis.call('HGET', KEYS[2], 'l') or '-1')}`);
+
+/** KEYS: meta. */
+const NOTE_LOST = new LuaScript(LOST('KEYS[1]'));
 
 /**
  * Every home's history in Redis, shared by the nodes of a cluster (as Centrifugo keeps channel
@@ -173,7 +188,8 @@ return {e, tonumber(redis.call('HGET', KEYS[2], 'o') or '0')}`);
  * event added to its home's stream and to the services' stream `<prefix>events` in the same step.
  * That call touches several homes' keys and the services' stream: it needs one Redis (standalone or
  * a single primary), not Redis Cluster. A call that reaches Redis `lateMs` after it was sent (a hung
- * Redis, resumed) stores nothing and is refused: its events went out without a position.
+ * Redis, resumed) stores nothing and is refused (`NotedLostError`): its events go out without a
+ * position, and the same call notes the homes' events lost (`noteLost`, `HistoryPosition.lost`).
  * With `nodeId`, the same call carries the node's rules marks (history-redis-marks.ts).
  */
 export class RedisEventHistory implements EventHistory {
@@ -193,6 +209,11 @@ export class RedisEventHistory implements EventHistory {
   private clockOffset: number | undefined;
   /** how far this node's rules evaluated the events it appended (options.nodeId) */
   readonly marks?: RedisEvaluatedMarks;
+  /** `noteLost` calls under way, by home: a failure meanwhile shares the one not yet answered */
+  private readonly noting = new Map<string, Promise<void>>();
+  /** homes whose lost note failed (Redis away): noted again as it comes back, and every `LOST_RETRY_MS` */
+  private readonly owedLost = new Set<string>();
+  private owedTimer: NodeJS.Timeout | undefined;
 
   /** Takes ownership of `client`: `close()` quits it. */
   constructor(
@@ -207,6 +228,7 @@ export class RedisEventHistory implements EventHistory {
     const trimMs = options.eventStreamTrimMs ?? 60_000;
     // a failed trim (Redis away) is the next one's, or the next append's, work
     if (options.eventStreamMaxLen > 0 && trimMs > 0) this.trimTimer = setInterval(() => void this.trimEvents().catch(() => undefined), trimMs).unref();
+    client.on('ready', () => this.noteOwed());
     if (options.nodeId !== undefined) this.marks = new RedisEvaluatedMarks(client, this.keys, { nodeId: options.nodeId, ttlMs: options.marksTtlMs ?? 15_000, log: options.log });
   }
 
@@ -262,7 +284,7 @@ export class RedisEventHistory implements EventHistory {
         const back = performance.now();
         if (back - sent < CLOCK_READING_MS) this.clockOffset = (r[0] as number) - (sent + back) / 2;
         if (r.length === 1) {
-          const late = new TierError('unavailable', `history append reached redis ${Math.round(back - sent)} ms after it was sent: not stored`);
+          const late = new NotedLostError(`history append reached redis ${Math.round(back - sent)} ms after it was sent: not stored`);
           part.forEach(([, queue]) => queue.forEach((p) => p.reject(late)));
           return;
         }
@@ -291,9 +313,35 @@ export class RedisEventHistory implements EventHistory {
     return { ok: true, epoch: pos.epoch, entries: data.map((d, i) => ({ offset: since.offset + 1 + i, data: d })) };
   }
 
-  async position(homeId: string): Promise<Position> {
-    const [epoch, offset] = (await POSITION.runBuffer(this.client, this.homeKeys(homeId), [newEpoch(), this.retention.maxAgeMs])) as [Buffer, number];
-    return { epoch: epoch.toString(), offset };
+  async position(homeId: string): Promise<HistoryPosition> {
+    const [epoch, offset, lost] = (await POSITION.runBuffer(this.client, this.homeKeys(homeId), [newEpoch(), this.retention.maxAgeMs])) as [Buffer, number, number];
+    return lost >= 0 ? { epoch: epoch.toString(), offset, lost } : { epoch: epoch.toString(), offset };
+  }
+
+  /**
+   * Rejects when Redis did not take the note; the home is then owed one, noted once Redis is back
+   * (an app recovering in between, from before the event, may be told it recovered everything).
+   */
+  noteLost(homeId: string): Promise<void> {
+    let note = this.noting.get(homeId);
+    if (note) return note;
+    note = NOTE_LOST.run(this.client, [this.keys.home(homeId, 'hist-meta')], []).then(
+      () => void this.owedLost.delete(homeId),
+      (err: unknown) => {
+        this.owedLost.add(homeId);
+        this.owedTimer ??= setTimeout(() => this.noteOwed(), LOST_RETRY_MS).unref();
+        throw err;
+      },
+    ).finally(() => this.noting.delete(homeId));
+    this.noting.set(homeId, note);
+    return note;
+  }
+
+  /** Notes again the homes whose note failed; those failing again stay owed. */
+  private noteOwed(): void {
+    clearTimeout(this.owedTimer);
+    this.owedTimer = undefined;
+    for (const homeId of this.owedLost) void this.noteLost(homeId).catch(() => undefined);
   }
 
   /** Trims the services' stream of entries past its age; answers how many went. */
@@ -308,6 +356,7 @@ export class RedisEventHistory implements EventHistory {
 
   async close(): Promise<void> {
     clearInterval(this.trimTimer);
+    clearTimeout(this.owedTimer);
     let answered = false;
     try {
       await this.marks?.close();

@@ -19,6 +19,17 @@ export interface EventSource {
   readonly epoch: number;
 }
 
+/**
+ * An append the history refused, storing nothing, that it noted as lost: a recovery from a
+ * position at or before the home's newest offset of that moment is `too_old` (`HistoryPosition`).
+ */
+export class NotedLostError extends TierError {
+  override name = 'NotedLostError';
+  constructor(message: string) {
+    super('unavailable', message);
+  }
+}
+
 /** An event refused because a later session of its hub has put events in the home's history. */
 export class StaleSessionError extends TierError {
   override name = 'StaleSessionError';
@@ -49,7 +60,8 @@ export interface HistoryRetention {
  *   current epoch or `since.offset` is past the newest offset, `too_old` when one of those entries
  *   is trimmed, older than `maxAgeMs`, or they are more than `limit`. A failure carries the current
  *   position.
- * - `position` is the newest position (offset 0 before the first event of the home).
+ * - `position` is the newest position (offset 0 before the first event of the home), with `lost`
+ *   where the adapter keeps it (`noteLost`).
  * - Retention: at most about `maxEvents` per home and none older than `maxAgeMs` are delivered;
  *   storage per home is bounded by the count. An adapter whose store outlives the process removes
  *   entries past the age too (at the home's next append, or a sweep or expiry), keeping its offsets.
@@ -63,6 +75,15 @@ export interface HistoryRetention {
  *   which tells the one taken over at once.
  * - Ids are opaque: `__proto__`, `constructor` and the like are homes like any other.
  */
+/**
+ * Where a home's history stands. `lost`: the newest offset at which an event of the home went out
+ * without a position (its append failed) since the epoch began, -1 or absent if none: an app last
+ * handed an event at or before it may have missed that one, which no read returns.
+ */
+export interface HistoryPosition extends Position {
+  lost?: number;
+}
+
 export interface EventHistory {
   readonly retention: HistoryRetention;
   append(homeId: string, data: Uint8Array, source?: EventSource): Promise<Position>;
@@ -86,7 +107,16 @@ export interface EventHistory {
    */
   readonly marks?: EvaluatedMarks;
   read(homeId: string, since: Position, upTo: number, limit: number): Promise<HistoryRead>;
-  position(homeId: string): Promise<Position>;
+  position(homeId: string): Promise<HistoryPosition>;
+  /**
+   * For an adapter shared by several nodes (Redis): notes that an event of the home goes out
+   * without a position (its append failed, stored or not), so that `position().lost` is at least
+   * the home's newest offset now. Called before that event is published, so an app recovering
+   * later is told to reload rather than told it recovered everything. An append refused with
+   * `NotedLostError` was noted by the adapter. Absent (in-process adapters): the node's feeds see
+   * every such event themselves.
+   */
+  noteLost?(homeId: string): Promise<void>;
   remove(homeId: string): Promise<void>;
   close(): Promise<void>;
 }
