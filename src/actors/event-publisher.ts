@@ -23,8 +23,8 @@ export interface EventPublisherOptions {
  * the bus with that position, in the order they were published. An event the history refuses
  * (its backend unreachable) still goes out, without a position: live subscribers get it, a
  * recovery will not, so the history first notes the home's events lost (`noteLost`), and an app
- * recovering from before them is told to reload; unless the directory says a later session of the hub holds it (a node that
- * froze with an append on the wire, whose Redis client timed it out on resuming before reading
+ * recovering from before them is told to reload; unless the directory says a later session of the
+ * hub holds it (a node that froze with an append on the wire, whose Redis client timed it out on resuming before reading
  * the answer, while its hub moved to another node). One the history refuses because a later
  * session of the hub has published (this session was taken over without hearing so) does not go
  * out at all. The node's rules see an event as it goes out: at once where the history answers at

@@ -41,8 +41,9 @@ export class HomeCursor {
 
   /**
    * Places an arriving event; returns those to deliver now, in order (none for a duplicate or an
-   * event past a gap, which is held), `skipped` ones among them. An event without a position is delivered and moves nothing;
-   * one of another epoch is not delivered: the history changed and a reload will say from where.
+   * event past a gap, which is held), `skipped` ones among them. An event without a position is
+   * delivered and moves nothing; one of another epoch is not delivered: the history changed and a
+   * reload will say from where.
    */
   place(evt: AppEventMessage): AppEventMessage[] {
     const at = evt.pos;
