@@ -24,8 +24,8 @@ export interface EventPublisherOptions {
  * (its backend unreachable) still goes out, without a position: live subscribers get it, a
  * recovery will not, so the history first notes the home's events lost (`noteLost`), and an app
  * recovering from before them is told to reload; unless the directory says a later session of the
- * hub holds it (a node that froze with an append on the wire, whose Redis client timed it out on resuming before reading
- * the answer, while its hub moved to another node). One the history refuses because a later
+ * hub holds it (a node that froze with an append on the wire, whose Redis client timed it out on
+ * resuming before reading the answer, while its hub moved to another node). One the history refuses because a later
  * session of the hub has published (this session was taken over without hearing so) does not go
  * out at all. The node's rules see an event as it goes out: at once where the history answers at
  * once (in-process, where no other node can take the hub over), after the append where it answers
