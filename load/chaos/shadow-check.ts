@@ -30,11 +30,19 @@ export async function verifyShadow(hub: ChaosHub, read: () => Promise<number[] |
   return { lost, late: first - lost, missing };
 }
 
-/** The counter `n` of every device of the hub, read through `pick()`'s node (three tries); null when none answered. */
+/**
+ * Waits before each try of a shadow read: a read refused while Redis restarts (503 for about its 2 s
+ * outage) is tried again past it; three tries at once all fell inside one (a run's "shadows could not
+ * be read" with nothing wrong).
+ */
+const READ_TRIES_MS = [0, 250, 500, 1_000, 2_000, 4_000];
+
+/** The counter `n` of every device of the hub, read through `pick()`'s node (`READ_TRIES_MS`); null when none answered. */
 export async function readCounters(hub: ChaosHub, pick: () => ChaosNode | undefined, admin: (node: ChaosNode) => AdminClient): Promise<number[] | null> {
-  for (let attempt = 0; attempt < 3; attempt++) {
+  for (const wait of READ_TRIES_MS) {
+    if (wait > 0) await sleep(wait);
     const node = pick();
-    if (!node) return null;
+    if (!node) continue;
     try {
       const res = await admin(node).shadow(hub.id, 5_000);
       const devices = field(res, 'devices') as Record<string, { reported?: { n?: unknown } }> | undefined;
