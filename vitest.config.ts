@@ -4,7 +4,7 @@ import { defineConfig } from 'vitest/config';
 const WAITING = [
   'admission', 'admission-after-upgrade', 'admission-outage', 'asyncapi-stream', 'audit', 'bull-board', 'command-size', 'data-redis-import',
   'desired-limits', 'durable-default', 'event-stream-consumer', 'hostile-input', 'observability', 'readiness', 'readiness-cluster',
-  'cluster-rules-after-crash', 'forged-handshakes', 'rules', 'rules-after-crash', 'rules-fairness', 'takeover-acks',
+  'cluster-rules-after-crash', 'cluster-secrets', 'forged-handshakes', 'rules', 'rules-after-crash', 'rules-fairness', 'takeover-acks',
   'docs-pipelining', 'hub-frame-rules', 'redis-hung', 'client-expiry', 'openapi-examples',
   'backend-start-wait', 'backend-credentials', 'push-worker-redis', 'client', 'desired-overflow', 'hub-leaves-home', 'logs', 'memory-cgroup', 'rules-redis-outage', 'outage-lines', 'security-headers', 'traces',
 ].map((name) => `test/integration/${name}.test.ts`);

@@ -1,6 +1,6 @@
 import { chmodSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { isClusterMode, type Config, type LoadedConfig } from './config/config.js';
+import { ConfigError, isClusterMode, type Config, type LoadedConfig } from './config/config.js';
 import { closeOnSignals, loadConfigOrExit, runMain } from './config/process.js';
 import { createLogger, type Logger } from './log/logger.js';
 import { startOrExit } from './compose/until-reachable.js';
@@ -22,6 +22,11 @@ async function main(): Promise<void> {
     if (err instanceof DataStoreError) {
       process.stderr.write(`data error: ${err.message}\n`);
       process.exit(1);
+    }
+    // a configuration the cluster's record contradicts (src/compose/shared-secrets-check.ts): exit 2 as any bad configuration
+    if (err instanceof ConfigError) {
+      process.stderr.write(`configuration error: ${err.message}\n`);
+      process.exit(2);
     }
     if (err instanceof UwsLoadError) {
       process.stderr.write(`uWebSockets.js error: ${err.message}\n`);

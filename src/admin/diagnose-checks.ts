@@ -3,6 +3,7 @@
  * without a backend); the checks around them only read. Thresholds are written where they apply.
  */
 import { readdir, readFile, statfs } from 'node:fs/promises';
+import type { SecretDifference } from '../auth/secret-digests.js';
 import type { DiagnoseProbes, RedisProbe } from '../ports/ports.js';
 import type { RulePoolStats } from '../rules/pool.js';
 import type { LoopLag } from '../transport/loop-lag.js';
@@ -205,6 +206,18 @@ export function diskVerdict(dir: string, freeBytes: number, totalBytes: number):
   return ok(detail);
 }
 
+/** This node's JWT_SECRET, ADMIN_TOKEN and TIER_SECRET_KEY against what the cluster recorded at its nodes' starts. */
+export function sharedSecretsVerdict(recorded: boolean, differences: readonly SecretDifference[]): Finding {
+  if (!recorded) return { verdict: 'warn', detail: 'the cluster holds no record of its shared secrets (deleted since this node started?)', hint: 'restart a node: the first to start records them again' };
+  if (differences.length === 0) return ok('JWT_SECRET, ADMIN_TOKEN and TIER_SECRET_KEY agree with what the cluster recorded');
+  const names = differences.map((d) => d.name).join(', ');
+  const detail = differences.map((d) => d.detail).join('; ');
+  if (differences.some((d) => d.agreement === 'differs')) {
+    return { verdict: 'fail', detail, hint: `another node started with another ${names} (a rotation, TIER_SECRETS_CHANGED) or this node has the wrong one: give every node the same value and restart the odd ones (docs/runbooks.md)` };
+  }
+  return { verdict: 'warn', detail, hint: 'finish the key rotation: restart every node with the new TIER_SECRET_KEY and the old one in TIER_SECRET_KEYS_OLD (README "Hub secrets at rest")' };
+}
+
 export function pushSenderVerdict(sender: DiagnoseProbes['pushSender']): Finding {
   if (sender === undefined || !sender.delivers) {
     return {
@@ -221,6 +234,8 @@ export function pushSenderVerdict(sender: DiagnoseProbes['pushSender']): Finding
 
 export interface DiagnoseContext {
   probes: DiagnoseProbes | undefined;
+  /** cluster mode: this node's shared secrets against the cluster's record (src/compose/shared-secrets-check.ts) */
+  sharedSecrets?: () => Promise<{ recorded: boolean; differences: SecretDifference[] }>;
   pool: () => RulePoolStats;
   binding: { packageName: string; native: boolean };
   /** the embedded default's DATA_DIR on disk; undefined in cluster mode or in memory */
@@ -245,6 +260,17 @@ export function diagnoseChecks(ctx: DiagnoseContext): Check[] {
     checks.push({ name: 'nats', hintOnError: 'NATS is unreachable: commands across nodes and app events fail; check NATS_URL, the NATS pods and the network policy', run: async () => latencyVerdict('NATS', await rtt()) });
   }
   if (probes?.redis) checks.push(...redisChecks(probes.redis));
+  const secrets = ctx.sharedSecrets;
+  if (secrets) {
+    checks.push({
+      name: 'cluster-secrets',
+      hintOnError: 'Redis is unreachable or hung: the record of the shared secrets cannot be read; check REDIS_URL',
+      run: async () => {
+        const r = await secrets();
+        return sharedSecretsVerdict(r.recorded, r.differences);
+      },
+    });
+  }
   checks.push(
     { name: 'rule-workers', hintOnError: 'the rule pool does not answer: look at the log', run: async () => poolVerdict(ctx.pool()) },
     {

@@ -21,6 +21,7 @@ import { RedisEventHistory } from '../ports/history/history-redis.js';
 import { auditRetention, historyRetention, homeLimits } from './history-retention.js';
 import { RedisAuditLog } from '../ports/audit/audit-redis.js';
 import { RedisRevocationStore } from '../ports/revocations/revocations-redis.js';
+import { RedisSecretRecord } from '../ports/secret-record/secret-record-redis.js';
 import { TierError } from '../errors.js';
 import { BackendStartError } from './until-reachable.js';
 
@@ -149,6 +150,7 @@ export async function clusterPorts(config: Config, log: Logger, observe?: Backen
     pendingRuns,
     ...(history ? { history } : {}),
     revocations: new RedisRevocationStore(shared, { keys }),
+    secretRecord: new RedisSecretRecord(shared, { keys }),
     audit,
     adminPages: [(admin, context) => mountBullBoard(admin, { queues: [push.queue], ...context, log: context.log.child({ part: 'bull-board' }) })],
     // shared by every node: reported, never a reason for readiness to drop this node (PortsHealth)

@@ -4,22 +4,38 @@
  * DATA_DIR=:memory:. No other module knows which adapter runs.
  */
 import type { TimerWheel } from '../actors/timer-wheel.js';
-import { isClusterMode, type Config } from '../config/config.js';
+import { ConfigError, isClusterMode, type Config } from '../config/config.js';
 import type { Logger } from '../log/logger.js';
 import type { BackendObserver } from '../ports/ports.js';
 import type { Ports } from '../ports/ports.js';
 import { clusterPorts, type StartHold } from './cluster-ports.js';
 import { diskPorts } from './disk-ports.js';
 import { memoryPorts } from './memory-ports.js';
+import { checkSharedSecrets } from './shared-secrets-check.js';
+import { BackendStartError } from './until-reachable.js';
 
 /** DATA_DIR that keeps the embedded default in memory (tests, throwaway demos) */
 export const MEMORY = ':memory:';
 
 /** `observe`: the node's metrics, told of backend calls and store batches; `hold`: see clusterPorts */
-export function portsFor(config: Config, timers: TimerWheel, log: Logger, observe?: BackendObserver, hold?: StartHold): Promise<Ports> {
-  if (isClusterMode(config)) return clusterPorts(config, log, observe, hold);
-  if (config.dataDir === MEMORY) return Promise.resolve(memoryPorts(config, timers, log));
+export async function portsFor(config: Config, timers: TimerWheel, log: Logger, observe?: BackendObserver, hold?: StartHold): Promise<Ports> {
+  if (isClusterMode(config)) return checkedClusterPorts(await clusterPorts(config, log, observe, hold), config, log);
+  if (config.dataDir === MEMORY) return memoryPorts(config, timers, log);
   return diskPorts(config, timers, log, observe);
+}
+
+/**
+ * A cluster node given other shared secrets than the rest refuses to start (ConfigError, exit 2)
+ * instead of refusing their tokens and hubs; Redis failing the check is waited out as at connect.
+ */
+async function checkedClusterPorts(ports: Ports, config: Config, log: Logger): Promise<Ports> {
+  const record = ports.secretRecord;
+  if (!record) return ports;
+  await checkSharedSecrets(record, config, log).catch(async (err: unknown) => {
+    await ports.close?.();
+    throw err instanceof ConfigError ? err : new BackendStartError('redis', err);
+  });
+  return ports;
 }
 
 export { clusterPorts, diskPorts, memoryPorts };

@@ -50,6 +50,7 @@ import { traceFields } from '../trace/active-span.js';
 import { startTracing, stopTracing } from '../trace/tracing.js';
 import { fleetParts } from './fleet-wiring.js';
 import { checkSealingKey } from './sealing-key-check.js';
+import { sharedSecretsProbe } from './shared-secrets-check.js';
 import type { CloseOrder } from '../../proto/subjects.js';
 import { encodeBus } from '../protocol/codec.js';
 import { prometheusFleetSyncMetrics } from '../admin/fleet-sync-metrics.js';
@@ -323,6 +324,7 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
         runChecks(
           diagnoseChecks({
             probes: ports.diagnose,
+            ...(ports.secretRecord ? { sharedSecrets: sharedSecretsProbe(ports.secretRecord, config) } : {}),
             pool: () => automation.pool.stats(),
             binding,
             dataDir: mode === 'embedded' && config.dataDir !== MEMORY ? config.dataDir : undefined,

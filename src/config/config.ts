@@ -148,6 +148,8 @@ export interface Config {
   secretKey: string | undefined;
   /** older keys, comma-separated, still accepted for opening sealed secrets (key rotation) */
   secretKeysOld: string | undefined;
+  /** @default []: shared secrets this node brings a new value of (a rotation): it records them instead of refusing to start */
+  secretsChanged: readonly string[];
   /** @default true: user JWTs without `exp` are refused */
   jwtRequireExp: boolean;
   /** when set, user JWTs must carry this `aud` (alone or in a list): tokens minted for another service are refused */
@@ -234,6 +236,13 @@ const secretKeyList: Parser<string> = (raw, key) => {
   const s = text(raw, key);
   s.split(',').forEach((k, i) => secretKey(k, `${key}[${i}]`));
   return s;
+};
+const SHARED_SECRETS = ['JWT_SECRET', 'ADMIN_TOKEN', 'TIER_SECRET_KEY'];
+const secretNames: Parser<readonly string[]> = (raw, key) => {
+  const names = text(raw, key).split(',').map((n) => n.trim()).filter(Boolean);
+  const bad = names.filter((n) => !SHARED_SECRETS.includes(n));
+  if (bad.length > 0) throw new ConfigError(`${key}: ${bad.join(', ')} is not a shared secret (expected some of ${SHARED_SECRETS.join(', ')})`);
+  return names;
 };
 const bool: Parser<boolean> = (raw, key) => {
   if (typeof raw === 'boolean') return raw;
@@ -349,6 +358,7 @@ const FIELDS: { [K in keyof Config]: Field<K> } = {
   reusePort: { env: 'TIER_REUSE_PORT', parse: bool },
   secretKey: { env: 'TIER_SECRET_KEY', parse: secretKey },
   secretKeysOld: { env: 'TIER_SECRET_KEYS_OLD', parse: secretKeyList },
+  secretsChanged: { env: 'TIER_SECRETS_CHANGED', parse: secretNames, default: [] },
   jwtRequireExp: { env: 'TIER_JWT_REQUIRE_EXP', parse: bool, default: true },
   jwtAudience: { env: 'TIER_JWT_AUDIENCE', parse: text },
   jwtIssuer: { env: 'TIER_JWT_ISSUER', parse: text },

@@ -15,6 +15,7 @@ import type { PendingRuns } from './pending-runs/pending-runs.js';
 import type { PushQueue } from './push-queue/push-queue.js';
 import type { RevocationStore } from './revocations/revocations.js';
 import type { RuleStore } from './rule-store/rule-store.js';
+import type { SecretRecord } from './secret-record/secret-record.js';
 import type { ShadowStore } from './shadow-store/shadow-store.js';
 
 export interface Ports {
@@ -39,6 +40,8 @@ export interface Ports {
   revocations?: RevocationStore;
   /** the audit trail of control actions (a cluster must share one); absent, entries are only published on the bus */
   audit?: AuditLog;
+  /** digests of the secrets the nodes must share (a cluster's); absent in the embedded default, which has one node */
+  secretRecord?: SecretRecord;
   /** the backends' state, read on every `/readyz` and scrape (synchronous, no I/O); absent: nothing to report */
   health?(): PortsHealth;
   /** what self-diagnosis (`/debug/diagnose`) may ask the shared backends; absent in the embedded default */

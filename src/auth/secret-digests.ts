@@ -1,0 +1,78 @@
+/**
+ * The secrets every node of a cluster must share, as a cluster may record them: JWT_SECRET and
+ * ADMIN_TOKEN as scrypt digests under a random per-cluster salt (tokens may be low-entropy, so no
+ * fast hash), TIER_SECRET_KEY as the key ids sealed values already carry (src/auth/secret-box.ts).
+ * Pure: the record itself is src/ports/secret-record/, the start check src/compose/shared-secrets-check.ts.
+ */
+import { scrypt } from 'node:crypto';
+import { promisify } from 'node:util';
+import { keyId, parseSecretKey } from './secret-box.js';
+
+export const SHARED_SECRETS = ['JWT_SECRET', 'ADMIN_TOKEN', 'TIER_SECRET_KEY'] as const;
+export type SharedSecret = (typeof SHARED_SECRETS)[number];
+
+/** The record's fields: digests, the current key id and the older key ids (comma-separated, '' for none). */
+export interface SecretDigests {
+  JWT_SECRET: string;
+  ADMIN_TOKEN: string;
+  TIER_SECRET_KEY: string;
+  TIER_SECRET_KEYS_OLD: string;
+}
+
+export interface NodeSecrets {
+  jwtSecret: string;
+  adminToken: string;
+  secretKey: string;
+  secretKeysOld?: string | undefined;
+}
+
+const scryptAsync = promisify(scrypt) as (secret: string, salt: string, length: number) => Promise<Buffer>;
+
+export async function secretDigests(salt: string, s: NodeSecrets): Promise<SecretDigests> {
+  // the name in the salt: one value used as both tokens gives two unrelated digests
+  const digest = async (name: SharedSecret, secret: string) => (await scryptAsync(secret, `${salt}:${name}`, 32)).toString('base64url');
+  const [jwt, admin] = await Promise.all([digest('JWT_SECRET', s.jwtSecret), digest('ADMIN_TOKEN', s.adminToken)]);
+  const older = (s.secretKeysOld ?? '').split(',').filter(Boolean);
+  return {
+    JWT_SECRET: jwt,
+    ADMIN_TOKEN: admin,
+    TIER_SECRET_KEY: keyId(parseSecretKey(s.secretKey, 'TIER_SECRET_KEY')),
+    TIER_SECRET_KEYS_OLD: older.map((k, i) => keyId(parseSecretKey(k, `TIER_SECRET_KEYS_OLD[${i}]`))).join(','),
+  };
+}
+
+/**
+ * How one secret of this node stands against the record. `differs`: tokens or hubs of the other
+ * nodes are refused here. `rotating` (the sealing key alone): one side opens what the other seals
+ * but not the reverse, as while a key rotation rolls over the nodes (README "Hub secrets at rest").
+ */
+export interface SecretDifference {
+  name: SharedSecret;
+  agreement: 'differs' | 'rotating';
+  detail: string;
+}
+
+/** The differences between this node's digests and a record's fields; fields not recorded yet compare equal. */
+export function compareDigests(recorded: Readonly<Record<string, string>>, mine: SecretDigests): SecretDifference[] {
+  const out: SecretDifference[] = [];
+  const refused = { JWT_SECRET: 'user tokens of the other nodes are refused here (401) and this node\'s elsewhere', ADMIN_TOKEN: 'the admin token of the other nodes is refused here (401)' };
+  for (const name of ['JWT_SECRET', 'ADMIN_TOKEN'] as const) {
+    const theirs = recorded[name];
+    if (theirs !== undefined && theirs !== mine[name]) out.push({ name, agreement: 'differs', detail: `${name} is not the one the cluster's nodes share: ${refused[name]}` });
+  }
+  const current = recorded.TIER_SECRET_KEY;
+  if (current === undefined) return out;
+  const theirs = [current, ...(recorded.TIER_SECRET_KEYS_OLD ?? '').split(',').filter(Boolean)];
+  const ours = [mine.TIER_SECRET_KEY, ...mine.TIER_SECRET_KEYS_OLD.split(',').filter(Boolean)];
+  const weOpen = ours.includes(current);
+  const theyOpen = theirs.includes(mine.TIER_SECRET_KEY);
+  if (weOpen && theyOpen) return out;
+  const keys = `the cluster seals hub secrets with key ${current}${theirs.length > 1 ? ` (older: ${theirs.slice(1).join(', ')})` : ''}, this node with ${mine.TIER_SECRET_KEY}${ours.length > 1 ? ` (older: ${ours.slice(1).join(', ')})` : ''}`;
+  if (weOpen || theyOpen) {
+    const who = weOpen ? 'hubs whose secret this node seals anew are refused by the nodes not given its key' : `hubs sealed with ${current} are refused here ("the node could not admit this hub")`;
+    out.push({ name: 'TIER_SECRET_KEY', agreement: 'rotating', detail: `${keys}: a key rotation is under way; ${who}` });
+  } else {
+    out.push({ name: 'TIER_SECRET_KEY', agreement: 'differs', detail: `${keys}, and neither opens the other's: hubs provisioned through the other nodes are refused here ("the node could not admit this hub")` });
+  }
+  return out;
+}

@@ -1,0 +1,46 @@
+import type { Redis } from 'ioredis';
+import { RedisKeys } from '../redis.js';
+import type { SecretRecord } from './secret-record.js';
+
+/** The field of the record's salt; the other fields are named after the secrets. */
+const SALT = 'salt';
+
+/**
+ * The record in one Redis hash, `<prefix>cluster:secrets` (one key: runs unchanged on Redis
+ * Cluster). Firsts are `HSETNX`, so two nodes starting at once on an empty record cannot both win.
+ * The client is shared (the control connection): closing it is its owner's business.
+ */
+export class RedisSecretRecord implements SecretRecord {
+  private readonly key: string;
+  readonly where: string;
+
+  constructor(
+    private readonly client: Redis,
+    options: { keys?: RedisKeys } = {},
+  ) {
+    this.key = (options.keys ?? new RedisKeys()).single('cluster:secrets');
+    this.where = `Redis key ${this.key}`;
+  }
+
+  async salt(fresh: string): Promise<string> {
+    await this.client.hsetnx(this.key, SALT, fresh);
+    const salt = await this.client.hget(this.key, SALT);
+    if (salt === null) throw new Error(`${this.key}: the salt just recorded is gone`);
+    return salt;
+  }
+
+  async claim(fields: Readonly<Record<string, string>>): Promise<Record<string, string>> {
+    const batch = this.client.multi();
+    for (const [name, value] of Object.entries(fields)) batch.hsetnx(this.key, name, value);
+    await batch.exec();
+    return this.read();
+  }
+
+  async replace(fields: Readonly<Record<string, string>>): Promise<void> {
+    if (Object.keys(fields).length > 0) await this.client.hset(this.key, fields);
+  }
+
+  async read(): Promise<Record<string, string>> {
+    return Object.assign(Object.create(null) as Record<string, string>, await this.client.hgetall(this.key));
+  }
+}

@@ -1,0 +1,135 @@
+/**
+ * Nodes of one cluster (in-process nodes on one nats-server and redis-server, and one node process)
+ * must share JWT_SECRET, ADMIN_TOKEN and TIER_SECRET_KEY: a node given another one refuses to start
+ * naming it (it used to start ready and refuse the other nodes' tokens and hubs); the same secrets,
+ * a documented key rotation and a token rotation declared with TIER_SECRETS_CHANGED start, and
+ * `/debug/diagnose` of a running node tells when another node's start changed the record.
+ */
+import { createHash } from 'node:crypto';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { ExitedError, startNats, startNode, startRedis, uniquePrefix, type Backend } from '../../load/harness/index.js';
+import type { CheckResult, DiagnoseReport } from '../../src/admin/diagnose.js';
+import { startServer, type RunningServer } from '../../src/compose/server.js';
+import { ConfigError } from '../../src/config/config.js';
+import { createLogger } from '../../src/log/logger.js';
+import { inProcessConfig } from '../helpers/in-process-config.js';
+import { api } from '../helpers/server-process.js';
+
+const ADMIN = 'cluster-admin-token-0123456789abcdef';
+const JWT = 'cluster-jwt-secret-0123456789abcdef0123';
+const key = (name: string) => createHash('sha256').update(`cluster-secrets-test:${name}`).digest('hex');
+const K1 = key('one');
+const K2 = key('two');
+
+describe('cluster nodes must share their secrets', { timeout: 60_000 }, () => {
+  let nats: Backend;
+  let redis: Backend;
+  let prefix: string;
+  const running: RunningServer[] = [];
+
+  beforeAll(async () => {
+    [nats, redis] = await Promise.all([startNats(), startRedis()]);
+  }, 60_000);
+  afterEach(async () => {
+    await Promise.allSettled(running.splice(0).map((s) => s.close()));
+  });
+  afterAll(async () => {
+    await Promise.allSettled([nats?.stop(), redis?.stop()]);
+  });
+
+  /** A node of the test's cluster: its own prefix's record, the cluster's secrets unless `env` says otherwise. */
+  const node = async (env: Record<string, string> = {}, adminToken = ADMIN, jwtSecret = JWT): Promise<RunningServer> => {
+    const config = inProcessConfig(adminToken, jwtSecret, { NATS_URL: nats.url, REDIS_URL: redis.url, TIER_REDIS_PREFIX: prefix, TIER_SECRET_KEY: K1, TIER_BACKEND_START_WAIT_MS: '0', ...env });
+    const server = await startServer(config, createLogger('silent'));
+    running.push(server);
+    return server;
+  };
+  const refusal = async (start: Promise<unknown>): Promise<string> => {
+    const err = await start.then(
+      () => null,
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(ConfigError);
+    return (err as ConfigError).message;
+  };
+  const secretsCheck = async (server: RunningServer, token = ADMIN): Promise<CheckResult | undefined> => {
+    const r = await api(`http://127.0.0.1:${server.adminPort}`, 'GET', '/debug/diagnose', token);
+    expect(r.status).toBe(200);
+    return (r.body as DiagnoseReport).checks.find((c) => c.name === 'cluster-secrets');
+  };
+
+  it('starts a second node with the same secrets; diagnose says they agree', async () => {
+    prefix = uniquePrefix();
+    const a = await node();
+    const b = await node();
+    expect(await secretsCheck(a)).toMatchObject({ verdict: 'ok' });
+    expect(await secretsCheck(b)).toMatchObject({ verdict: 'ok' });
+  });
+
+  it('refuses a node with another JWT_SECRET, naming it and not its value', async () => {
+    prefix = uniquePrefix();
+    await node();
+    const message = await refusal(node({}, ADMIN, 'another-jwt-secret-0123456789abcdef0123'));
+    expect(message).toMatch(/^JWT_SECRET: not the value the other nodes of this cluster were started with/);
+    expect(message).toMatch(/TIER_SECRETS_CHANGED=JWT_SECRET/);
+    expect(message).not.toMatch(/ADMIN_TOKEN|TIER_SECRET_KEY/);
+    expect(message).not.toContain('another-jwt-secret');
+  });
+
+  it('refuses a node with another ADMIN_TOKEN, naming it', async () => {
+    prefix = uniquePrefix();
+    await node();
+    const message = await refusal(node({}, 'another-admin-token-0123456789abcdef'));
+    expect(message).toMatch(/^ADMIN_TOKEN: /);
+    expect(message).not.toMatch(/JWT_SECRET|TIER_SECRET_KEY/);
+    expect(message).not.toContain('another-admin-token');
+  });
+
+  it('refuses a node with another TIER_SECRET_KEY while the registry holds no hub yet', async () => {
+    prefix = uniquePrefix();
+    await node();
+    const message = await refusal(node({ TIER_SECRET_KEY: K2 }));
+    expect(message).toMatch(/^TIER_SECRET_KEY: /);
+    expect(message).toMatch(/neither opens the other's/);
+    expect(message).not.toContain(K2);
+  });
+
+  it('starts the nodes of a key rotation as documented (new key, the old one in TIER_SECRET_KEYS_OLD), then without the old key', async () => {
+    prefix = uniquePrefix();
+    const a = await node();
+    const b = await node({ TIER_SECRET_KEY: K2, TIER_SECRET_KEYS_OLD: K1 });
+    // a, not yet restarted, cannot open what b seals from now on: said, not failed
+    expect(await secretsCheck(a)).toMatchObject({ verdict: 'warn', detail: expect.stringMatching(/key rotation is under way/) });
+    expect(await secretsCheck(b)).toMatchObject({ verdict: 'ok' });
+    await a.close();
+    const a2 = await node({ TIER_SECRET_KEY: K2, TIER_SECRET_KEYS_OLD: K1 });
+    expect(await secretsCheck(a2)).toMatchObject({ verdict: 'ok' });
+    // the old key dropped once resealed
+    await node({ TIER_SECRET_KEY: K2 });
+    // a node still given the old key alone is refused now
+    expect(await refusal(node({ TIER_SECRET_KEY: K1 }))).toMatch(/^TIER_SECRET_KEY: /);
+  });
+
+  it('starts a node bringing a new JWT_SECRET with TIER_SECRETS_CHANGED; the node left on the old one fails diagnose, and a new node on it is refused', async () => {
+    prefix = uniquePrefix();
+    const a = await node();
+    const NEW = 'rotated-jwt-secret-0123456789abcdef0123';
+    await node({ TIER_SECRETS_CHANGED: 'JWT_SECRET' }, ADMIN, NEW);
+    expect(await secretsCheck(a)).toMatchObject({ verdict: 'fail', detail: expect.stringMatching(/JWT_SECRET is not the one/) });
+    expect(await refusal(node())).toMatch(/^JWT_SECRET: /);
+    await node({}, ADMIN, NEW);
+  });
+
+  it('a node process refused for its JWT_SECRET exits 2 with a configuration error on stderr', async () => {
+    prefix = uniquePrefix();
+    await node();
+    const env = { NATS_URL: nats.url, REDIS_URL: redis.url, TIER_REDIS_PREFIX: prefix, TIER_SECRET_KEY: K1, TIER_BACKEND_START_WAIT_MS: '0' };
+    const err = await startNode({ env, adminToken: ADMIN, jwtSecret: 'process-jwt-secret-0123456789abcdef0123', measured: false }).then(
+      () => null,
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(ExitedError);
+    expect((err as ExitedError).exitCode).toBe(2);
+    expect((err as ExitedError).output).toMatch(/configuration error: JWT_SECRET: not the value the other nodes of this cluster were started with/);
+  });
+});
