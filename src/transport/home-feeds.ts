@@ -52,13 +52,9 @@ interface Feed {
   seen: number;
   /** events past a gap, by offset, until the gap is filled */
   pending: Map<number, Uint8Array>;
-  /**
-   * the newest offset (of `epoch`) at which an event of the home went out without a position, as
-   * far as this feed knows: from the history at its start, and `seen` at each such event since;
-   * -1: none
-   */
+  /** the newest offset of `epoch` at which an event went out without a position, as far as it knows (-1: none) */
   lost: number;
-  /** events without a position this feed has sent out: one during a subscriber's catch-up is one it missed */
+  /** events without a position it sent out: one during a subscriber's catch-up is one it missed */
   unplaced: number;
   /** events that arrived before the feed was ready */
   early: Uint8Array[];
@@ -241,18 +237,12 @@ export class HomeFeeds {
     }
   }
 
-  /**
-   * The newest offset of the feed's epoch at which the history noted an event lost (-1: none; a
-   * history without notes: the feed's own), or null when it cannot be read.
-   */
-  private async lostMark(feed: Feed): Promise<number | null> {
-    try {
-      const pos = await this.history!.position(feed.homeId);
-      return pos.epoch === feed.epoch ? (pos.lost ?? -1) : -1;
-    } catch (err) {
-      this.log.warn({ err, homeId: feed.homeId }, 'history position unavailable');
-      return null;
-    }
+  /** The newest offset of the feed's epoch at which the history noted an event lost (-1: none), null if unreadable. */
+  private lostMark(feed: Feed): Promise<number | null> {
+    return this.history!.position(feed.homeId).then(
+      (pos) => (pos.epoch === feed.epoch ? (pos.lost ?? -1) : -1),
+      (err: unknown) => (this.log.warn({ err, homeId: feed.homeId }, 'history position unavailable'), null),
+    );
   }
 
   private read(feed: Feed, after: number, upTo: number, limit: number) {
