@@ -53,7 +53,7 @@ describe('data layout version (embedded shadows)', () => {
     expect(storedLayout(reopened.root)).toBe(DATA_LAYOUT_VERSION);
     expect(DATA_LAYOUT_VERSION).toBe(2);
     expect((await store.load('h1')).lock).toMatchObject({ reported: { locked: true }, reportedVersion: 4, desired: { pin: '4711' } });
-    expect(lines.filter((l) => l.level === 30)).toEqual([expect.objectContaining({ records: 0, fromLayout: 4, toLayout: 4, fromVersion: 1, toVersion: 2 })]);
+    expect(lines.filter((l) => l.level === 30)).toEqual([expect.objectContaining({ records: 0, fromLayout: 4, toLayout: 4, fromVersion: 1, toVersion: 2, msg: 'data store: shadow records already in layout 4, data layout version 1 to 2' })]);
     expect(lines.filter((l) => l.level === 40), 'the rollback\'s record: not read, but told').toEqual([expect.objectContaining({ records: 1, msg: expect.stringMatching(/an older version ran on this store after it was rewritten/) })]);
     await store.close();
   });

@@ -78,7 +78,7 @@ export function migrateShadowRecords(data: DataStore, store: Database<Stored, Ke
   }
   mark(store, data, layouts, NUMBERED_HUBS_LAYOUT);
   if (records > 0 || version !== DATA_LAYOUT_VERSION) {
-    log.info({ records, fromLayout: layout, toLayout: NUMBERED_HUBS_LAYOUT, fromVersion: version, toVersion: DATA_LAYOUT_VERSION }, `data store: shadow records of layout ${layout} rewritten to layout ${NUMBERED_HUBS_LAYOUT} (${records} ${records === 1 ? 'record' : 'records'}), data layout version ${String(version)} to ${DATA_LAYOUT_VERSION}`);
+    log.info({ records, fromLayout: layout, toLayout: NUMBERED_HUBS_LAYOUT, fromVersion: version, toVersion: DATA_LAYOUT_VERSION }, `data store: ${layout < NUMBERED_HUBS_LAYOUT ? `shadow records of layout ${layout} rewritten to layout ${NUMBERED_HUBS_LAYOUT} (${records} ${records === 1 ? 'record' : 'records'})` : `shadow records already in layout ${layout}`}, data layout version ${String(version)} to ${DATA_LAYOUT_VERSION}`);
   }
 }
 
