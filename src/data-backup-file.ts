@@ -81,7 +81,8 @@ export function* readBackup(file: string): Generator<BackupRecord> {
     if (header === null) {
       const h = parsed as Partial<BackupHeader>;
       if (h.hubtier !== 'data') throw new BackupError(`${file}: not a hubtier backup (its first line has no "hubtier": "data")`);
-      if (h.layout !== DATA_LAYOUT_VERSION) throw new BackupError(`${file}: data layout ${String(h.layout)}; this version reads ${DATA_LAYOUT_VERSION}`);
+      // a backup of version 1 holds records of any earlier layout (the node rewrites them when it opens the store)
+      if (h.layout !== 1 && h.layout !== DATA_LAYOUT_VERSION) throw new BackupError(`${file}: data layout ${String(h.layout)}; this version reads 1 and ${DATA_LAYOUT_VERSION}: a newer version wrote it, import it with that version`);
       header = h as BackupHeader;
       continue;
     }

@@ -38,8 +38,18 @@ export class DataStoreError extends Error {
   }
 }
 
-/** The layout version this code writes; a store of another version is refused, never rewritten. */
-export const DATA_LAYOUT_VERSION = 1;
+/**
+ * The layout version this code writes (meta `layout`). 1: releases before 2026-12-05 (those of
+ * 2026-12-03 and 12-04 rewrote the shadow records and left it at 1: their marker tells them apart,
+ * shadow-store-lmdb-migrate.ts); 2: since 2026-12-05, shadow records of numbered hubs. A store of
+ * version 1 is opened, its records rewritten at open with the version raised in the same
+ * transaction (markLayout); a newer one is refused, never rewritten.
+ */
+export const DATA_LAYOUT_VERSION = 2;
+/** The oldest version this code opens. */
+const OLDEST_LAYOUT_VERSION = 1;
+/** What a refusal of data written by a newer version says to do. */
+export const NEWER_LAYOUT_FIX = 'run the version that wrote it, or roll back by importing the backup taken before the upgrade into an empty DATA_DIR (npm run data -- import FILE)';
 /** The store's file in DATA_DIR. */
 export const STORE_FILE = 'hubtier.mdb';
 const FILE = STORE_FILE;
@@ -169,17 +179,28 @@ function discardSide(file: string): void {
   rmSync(`${file}-lock`, { force: true });
 }
 
-/** Stamps a new store with the layout version; refuses a store of another version. */
+/** Stamps a new store with the layout version; refuses a store of a newer (or unknown) version. */
 function checkLayout(root: RootDatabase, file: string): void {
-  const meta = root.openDB<{ layout: number; createdAt: number }, string>({ name: 'meta', encoding: 'msgpack' });
-  const found = meta.get('layout');
+  const found = storedLayout(root);
   if (found === undefined) {
-    meta.putSync('layout', { layout: DATA_LAYOUT_VERSION, createdAt: Date.now() });
+    meta(root).putSync('layout', { layout: DATA_LAYOUT_VERSION, createdAt: Date.now() });
     return;
   }
-  if (found.layout !== DATA_LAYOUT_VERSION) {
-    throw new DataStoreError(`${file} has data layout ${String(found.layout)}; this version reads layout ${DATA_LAYOUT_VERSION}. Nothing was changed: run the version that wrote it, or export with it and import here`, file);
+  if (!(Number.isInteger(found) && found >= OLDEST_LAYOUT_VERSION && found <= DATA_LAYOUT_VERSION)) {
+    throw new DataStoreError(`${file} has data layout ${String(found)}; this version reads layouts ${OLDEST_LAYOUT_VERSION} to ${DATA_LAYOUT_VERSION}. Nothing was changed: ${found > DATA_LAYOUT_VERSION ? 'a newer version wrote it' : 'no version writes it'}; ${NEWER_LAYOUT_FIX}`, file);
   }
+}
+
+const meta = (root: RootDatabase) => root.openDB<{ layout: number; createdAt: number }, string>({ name: 'meta', encoding: 'msgpack' });
+
+/** The store's layout version, undefined in a new store. */
+export function storedLayout(root: RootDatabase): number | undefined {
+  return meta(root).get('layout')?.layout;
+}
+
+/** Records DATA_LAYOUT_VERSION, inside the transaction of the records it describes (an earlier version must never open records it cannot read). */
+export function markLayout(root: RootDatabase): void {
+  void meta(root).put('layout', { layout: DATA_LAYOUT_VERSION, createdAt: meta(root).get('layout')?.createdAt ?? Date.now() });
 }
 
 /**

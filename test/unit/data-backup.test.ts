@@ -68,7 +68,7 @@ describe('data backup (JSON lines)', () => {
     const file = join(dir(), 'backup.jsonl');
     const exported = await exportStore(a, file);
     expect(exported).toMatchObject({ hubs: 1, shadows: 4, rules: 3 });
-    expect(JSON.parse(readFileSync(file, 'utf8').split('\n')[0]!)).toMatchObject({ hubtier: 'data', layout: 1 });
+    expect(JSON.parse(readFileSync(file, 'utf8').split('\n')[0]!)).toMatchObject({ hubtier: 'data', layout: 2 });
 
     const b = store();
     const imported = await importStore(b, file);
@@ -116,6 +116,27 @@ describe('data backup (JSON lines)', () => {
     await expect(importStore(store(), other)).rejects.toThrow(/data layout 99/);
     writeFileSync(other, '{"hubtier":"data","layout":1,"exportedAt":0}\n{"db":"meta","key":"layout","value":{}}\n');
     await expect(importStore(store(), other)).rejects.toThrow(/:2: expected/);
+    writeFileSync(other, '{"hubtier":"data","layout":3,"exportedAt":0}\n');
+    await expect(importStore(store(), other)).rejects.toThrow(/data layout 3; this version reads 1 and 2: a newer version wrote it/);
+  });
+
+  it('imports a backup of data layout 1 (releases before 2026-12-05): its shadow records are rewritten when the node opens the store', async () => {
+    const file = join(dir(), 'old.jsonl');
+    const lines = [
+      { hubtier: 'data', layout: 1, exportedAt: 0, ends: true },
+      { db: 'shadows', key: 'h1', value: [1, 'boot', 3] },
+      { db: 'shadows', key: ['h1', 'lock'], value: ['lock', 'L-1', ['locked', true], 4, 5, ['pin', '4711'], 2] },
+      { hubtier: 'end', records: 2 },
+    ];
+    writeFileSync(file, lines.map((l) => JSON.stringify(l)).join('\n') + '\n');
+    const b = store();
+    expect(await importStore(b, file)).toEqual({ shadows: 2 });
+    const shadows = new LmdbShadowStore(b, { log: createLogger('silent') });
+    expect((await shadows.load('h1')).lock).toMatchObject({ kind: 'lock', reported: { locked: true }, desired: { pin: '4711' } });
+    await shadows.close();
+    const again = join(dir(), 'again.jsonl');
+    await exportStore(b, again);
+    expect(JSON.parse(readFileSync(again, 'utf8').split('\n')[0]!), 'exported as layout 2: a release before refuses it').toMatchObject({ layout: 2 });
   });
 
   it('checks the whole file before writing: a bad or cut-short backup writes nothing and names its line; the good one then imports', async () => {

@@ -8,7 +8,7 @@ import { mkdirSync, mkdtempSync, readFileSync, statSync, truncateSync, writeFile
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { DataStoreError, openDataStore, type DataStore } from '../../src/ports/lmdb.js';
+import { DataStoreError, openDataStore, storedLayout, type DataStore } from '../../src/ports/lmdb.js';
 import { ownIdentity, processIdentity } from '../../src/ports/process-identity.js';
 
 const stores: DataStore[] = [];
@@ -156,12 +156,22 @@ describe('openDataStore', () => {
     }
   });
 
-  it('refuses a store of another data layout version', async () => {
+  it('opens a store of data layout version 1 or 2 (a new one is stamped 2), refuses a newer one or one no version writes', async () => {
     const d = dir();
     const s = openDataStore(d);
-    await s.root.openDB({ name: 'meta' }).put('layout', { layout: 99, createdAt: 0 });
+    expect(storedLayout(s.root)).toBe(2);
+    await s.root.openDB({ name: 'meta' }).put('layout', { layout: 1, createdAt: 0 });
     await s.close();
-    expect(refusal(d).message).toMatch(/has data layout 99; this version reads layout 1/);
+    const older = open(d);
+    expect(storedLayout(older.root), 'opened as it is: the ports raise it with the records they rewrite').toBe(1);
+    await older.root.openDB({ name: 'meta' }).put('layout', { layout: 3, createdAt: 0 });
+    await older.close();
+    expect(refusal(d).message).toMatch(/has data layout 3; this version reads layouts 1 to 2\. Nothing was changed: a newer version wrote it; run the version that wrote it, or roll back by importing the backup taken before the upgrade into an empty DATA_DIR \(npm run data -- import FILE\)/);
+    const s2 = openDataStore(dir());
+    const d2 = s2.dir;
+    await s2.root.openDB({ name: 'meta' }).put('layout', { layout: 0, createdAt: 0 });
+    await s2.close();
+    expect(refusal(d2).message).toMatch(/has data layout 0; .*no version writes it/);
   });
 
   it('leaves nothing locked when it refuses: the directory opens once the problem is gone', () => {

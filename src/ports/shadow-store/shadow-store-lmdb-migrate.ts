@@ -6,7 +6,10 @@
  * have a desired side: 10 records a hub of 8 devices, not 17 (BENCHMARKS, 2026-12-03 eighth); then
  * each hub numbered, its records keyed by its number (BENCHMARKS, 2026-12-03 ninth).
  */
+import { join } from 'node:path';
 import type { Database } from 'lmdb';
+import type { Logger } from '../../log/logger.js';
+import { DATA_LAYOUT_VERSION, DataStoreError, markLayout, NEWER_LAYOUT_FIX, STORE_FILE, storedLayout, type DataStore } from '../lmdb.js';
 import {
   desiredRecord,
   EXTRA,
@@ -47,17 +50,44 @@ type Entry = { key: LegacyKey; value: Stored };
 /**
  * Rewrites the records of an earlier layout, a transaction for each chunk of whole hubs (a large
  * store's rewrite is not one transaction's dirty pages in memory at once), then sets the marker.
- * Stopped half way, it goes on at the next open: a hub already rewritten has nothing left to
- * rewrite. Nothing to do for a store in this layout.
+ * Each of these transactions raises the store's data layout version too (markLayout): a version
+ * before 2026-12-05 refuses the store from the first rewritten record on, where it read none of
+ * them and lost every device's state (a rollback; the red team's HIGH, 2026-12-05). Stopped half
+ * way, it goes on at the next open: a hub already rewritten has nothing left to rewrite. A store
+ * rewritten before the version was raised (marker set, version 1) gets the version; a marker newer
+ * than this code knows is refused with a DataStoreError. Logs one info line when it writes.
  */
-export function migrateShadowRecords(store: Database<Stored, Key>, layouts: Database<number, string>, names: StoredNames): void {
+export function migrateShadowRecords(data: DataStore, store: Database<Stored, Key>, names: StoredNames, log: Logger): void {
+  const layouts = data.db<number>('layouts') as unknown as Database<number, string>;
   const layout = layouts.get('shadows') ?? 0;
-  if (layout >= NUMBERED_HUBS_LAYOUT) return;
-  const db = store as unknown as Database<Stored, LegacyKey>;
-  if (layout < HUB_KINDS_LAYOUT) gatherKinds(db, names);
-  layouts.putSync('shadows', HUB_KINDS_LAYOUT);
-  numberHubs(store);
-  layouts.putSync('shadows', NUMBERED_HUBS_LAYOUT);
+  const version = storedLayout(data.root);
+  if (layout > NUMBERED_HUBS_LAYOUT) {
+    throw new DataStoreError(`${join(data.dir, STORE_FILE)} holds shadow records of layout ${layout}; this version reads layouts up to ${NUMBERED_HUBS_LAYOUT}. Nothing was changed: a newer version wrote it; ${NEWER_LAYOUT_FIX}`, data.dir);
+  }
+  if (layout === NUMBERED_HUBS_LAYOUT && version === DATA_LAYOUT_VERSION) return;
+  // the records of the earlier layouts, all keyed by hub id (a rewrite stopped half way: those left)
+  const records = layout < NUMBERED_HUBS_LAYOUT ? store.getKeysCount({ start: LEGACY_START }) : 0;
+  if (layout < NUMBERED_HUBS_LAYOUT) {
+    if (layout < HUB_KINDS_LAYOUT) gatherKinds(store as unknown as Database<Stored, LegacyKey>, names, data);
+    mark(store, data, layouts, HUB_KINDS_LAYOUT);
+    numberHubs(store, data);
+  } else {
+    // rewritten by a release of 2026-12-03/04, which left the version at 1: an older one may have run on it since
+    const left = store.getKeysCount({ start: LEGACY_START });
+    if (left > 0) log.warn({ records: left }, 'data store: shadow records of the layout before 2026-12-03 beside the current ones: an older version ran on this store after it was rewritten (a rollback). What it wrote is not read; the state from before the rollback is');
+  }
+  mark(store, data, layouts, NUMBERED_HUBS_LAYOUT);
+  if (records > 0 || version !== DATA_LAYOUT_VERSION) {
+    log.info({ records, fromLayout: layout, toLayout: NUMBERED_HUBS_LAYOUT, fromVersion: version, toVersion: DATA_LAYOUT_VERSION }, `data store: ${layout < NUMBERED_HUBS_LAYOUT ? `shadow records of layout ${layout} rewritten to layout ${NUMBERED_HUBS_LAYOUT} (${records} ${records === 1 ? 'record' : 'records'})` : `shadow records already in layout ${layout}`}, data layout version ${String(version)} to ${DATA_LAYOUT_VERSION}`);
+  }
+}
+
+/** The marker and the data layout version, in one transaction. */
+function mark(store: Database<Stored, Key>, data: DataStore, layouts: Database<number, string>, layout: number): void {
+  store.transactionSync(() => {
+    void layouts.put('shadows', layout);
+    markLayout(data.root);
+  });
 }
 
 /**
@@ -66,7 +96,7 @@ export function migrateShadowRecords(store: Database<Stored, Key>, layouts: Data
  * chunk of whole hubs, each going on where the last stopped (a hub rewritten has left the range of
  * the layouts before).
  */
-function numberHubs(store: Database<Stored, Key>): void {
+function numberHubs(store: Database<Stored, Key>, data: DataStore): void {
   const db = store as unknown as Database<Stored, Key | LegacyKey>;
   let next = nextHubNumber(store);
   let more = true;
@@ -97,13 +127,14 @@ function numberHubs(store: Database<Stored, Key>): void {
         else void db.put(key.length === 2 ? [n, key[1]] : [n, key[1], key[2]], value);
       }
       void db.put([HUB, NEXT_HUB], next);
+      markLayout(data.root);
       return cut;
     });
   }
 }
 
 /** The layouts before HubKinds rewritten (see the file's head). */
-function gatherKinds(db: Database<Stored, LegacyKey>, names: StoredNames): void {
+function gatherKinds(db: Database<Stored, LegacyKey>, names: StoredNames, data: DataStore): void {
   let start: LegacyKey | undefined;
   do {
     start = db.transactionSync(() => {
@@ -118,6 +149,7 @@ function gatherKinds(db: Database<Stored, LegacyKey>, names: StoredNames): void 
         chunk.push({ key, value });
       }
       rewrite(db, chunk, names);
+      markLayout(data.root);
       return next;
     });
   } while (start !== undefined);

@@ -153,7 +153,7 @@ export class LmdbShadowStore implements ShadowStore {
     this.batches = options.batches;
     this.batchWindowMs = options.batchWindowMs ?? 0;
     if (!(this.batchWindowMs >= 0 && this.batchWindowMs < Infinity)) throw new RangeError(`batchWindowMs must be ≥ 0, got ${this.batchWindowMs}`);
-    migrateShadowRecords(this.db, data.db<number>('layouts') as unknown as Database<number, string>, this.names);
+    migrateShadowRecords(data, this.db, this.names, this.log);
     this.hubs = new HubEntries(this.db);
   }
 
