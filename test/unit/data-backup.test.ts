@@ -243,7 +243,8 @@ describe('data backup (JSON lines)', () => {
     expect(readdirSync(d).sort()).toEqual(['existing.jsonl', 'link.jsonl', 'target.txt']);
   });
 
-  it('npm run data -- export / import: a round trip through the command line, and its usage', async () => {
+  // seven runs of the command line, each a node process loading tsx: a ceiling for a busy machine
+  it('npm run data -- export / import: a round trip through the command line, and its usage', { timeout: 120_000 }, async () => {
     const from = dir();
     const s = openDataStore(from);
     await new LmdbHubRegistry(s).create(HUB_9);
