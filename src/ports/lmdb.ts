@@ -13,6 +13,7 @@ import { accessSync, closeSync, constants, mkdirSync, openSync, readFileSync, rm
 import { join, resolve } from 'node:path';
 import { open, type Database, type RootDatabase } from 'lmdb';
 import { checkLmdbFile } from './lmdb-file-check.js';
+import { commitFailureCause, errnoName, watchCommits, type CommitWatch } from './lmdb-commit-failures.js';
 import { ownIdentity, processIdentity } from './process-identity.js';
 
 export type DataSync = 'commit' | 'os';
@@ -24,6 +25,8 @@ export interface DataStoreOptions {
   owner?: string;
   /** @default 4 GiB: the map size (address space, not memory: LMDB grows the file as needed) */
   mapSize?: number;
+  /** @default 5_000 (ms): while commits fail, how often the store tries a small write of its own to see the disk take writes again */
+  probeMs?: number;
 }
 
 /** Why the store could not be opened, with what to do; `path` names the directory or file. */
@@ -62,6 +65,12 @@ export interface DataStore {
    * starts empty; after one with each commit synced it keeps what was committed.
    */
   side(name: string): RootDatabase;
+  /**
+   * The disk's error ("No space left on device (ENOSPC)") from a commit of the store, or of a side
+   * environment, that failed; undefined again once a test write of 1 MiB commits (tried every
+   * `probeMs`: the disk has room again). Writes are still tried meanwhile, each failing alone.
+   */
+  readonly failing: string | undefined;
   /** resolves once every write issued so far is committed and (with sync 'commit') on disk */
   flushed(): Promise<void>;
   /** after a committed write: waits for the disk when `sync` is 'commit', else resolves at once */
@@ -101,6 +110,7 @@ export function openDataStore(dir: string, options: DataStoreOptions = {}): Data
   } catch (err) {
     release();
     if (err instanceof DataStoreError) throw err;
+    if (writeFailed(err)) throw cannotWrite(path, err);
     throw new DataStoreError(
       `DATA_DIR ${path}: ${FILE} cannot be read (${(err as Error).message}): the file is corrupt or truncated. Nothing was changed. Restore it from a backup (npm run data -- import FILE into an empty DATA_DIR), or move it aside to start empty`,
       path,
@@ -109,11 +119,15 @@ export function openDataStore(dir: string, options: DataStoreOptions = {}): Data
   }
   const opened = new Map<string, Database<never, never>>();
   const sides = new Map<string, RootDatabase>();
+  const watched: CommitWatch[] = [watchCommits(root, options.probeMs)];
   return {
     dir: path,
     sync: options.sync ?? 'commit',
     uncleanStart: stale,
     root,
+    get failing() {
+      return watched.find((w) => w.failing !== undefined)?.failing;
+    },
     db<V>(name: string) {
       let db = opened.get(name);
       if (!db) {
@@ -134,6 +148,7 @@ export function openDataStore(dir: string, options: DataStoreOptions = {}): Data
         // writeback bursts, which held up the main file's flushes and so the acks (BENCHMARKS.md)
         env = open({ path: file, maxDbs: 8, mapSize: options.mapSize ?? 4 * 1024 ** 3, noSync: options.sync === 'os', encoding: 'msgpack' });
         sides.set(name, env);
+        watched.push(watchCommits(env, options.probeMs));
       }
       return env;
     },
@@ -148,10 +163,40 @@ export function openDataStore(dir: string, options: DataStoreOptions = {}): Data
         await root.flushed;
         await root.close();
       } finally {
+        for (const w of watched) w.stop();
         release();
       }
     },
   };
+}
+
+/** The errors of a disk that takes no more writes (full, over quota, failing), as lmdb-js and Node name them. */
+const WRITE_ERRORS = new Set(['ENOSPC', 'EDQUOT', 'EFBIG', 'EIO', 'EROFS', 'MDB_MAP_FULL']);
+
+function writeFailed(err: unknown): boolean {
+  const name = err instanceof Error ? errnoName(err) : undefined;
+  return name !== undefined && WRITE_ERRORS.has(name);
+}
+
+/**
+ * The DataStoreError for a store that opened but could not be written at start (a full disk):
+ * nothing was changed and nothing acknowledged is lost; with space freed the node starts. Undefined
+ * when `err` is not a failed write.
+ */
+export async function startWriteError(dir: string, err: unknown): Promise<DataStoreError | undefined> {
+  const cause = await commitFailureCause(err);
+  return cause !== err || writeFailed(cause) ? cannotWrite(resolve(dir), cause) : undefined;
+}
+
+function cannotWrite(path: string, err: unknown): DataStoreError {
+  const cause = err as Error;
+  const name = errnoName(cause);
+  const what = name && !cause.message.includes(name) ? `${name}: ${cause.message}` : cause.message;
+  return new DataStoreError(
+    `DATA_DIR ${path}: cannot write ${FILE} (${what}). Nothing was changed and nothing acknowledged is lost: free space on its filesystem (df ${path}) and start the node again`,
+    path,
+    { cause: err },
+  );
 }
 
 function readable(file: string): boolean {
