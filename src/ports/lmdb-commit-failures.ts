@@ -41,6 +41,13 @@ export function errnoName(err: Error): string | undefined {
   return typeof code === 'number' ? (ERRNO[code] ?? `errno ${code}`) : undefined;
 }
 
+/** "No space left on device (ENOSPC)": the disk's error without lmdb-js's page positions and buffer sizes. */
+export function describeWriteError(err: Error): string {
+  const name = errnoName(err);
+  const message = err.message.replace(/: Attempting to write page[^]*$/, '');
+  return name && !message.includes(name) ? `${message} (${name})` : message;
+}
+
 /** Follows one environment's commits: failing from a failed commit until a test write commits. */
 export interface CommitWatch {
   /** the disk's error of the commit that failed (message, errno name); undefined while the disk takes writes */
@@ -117,7 +124,6 @@ function claim(reason: unknown): void {
 }
 
 function note(cause: Error): void {
-  const name = errnoName(cause);
-  lastError = name && !cause.message.includes(name) ? `${cause.message} (${name})` : cause.message;
+  lastError = describeWriteError(cause);
   for (const w of watches) if (w.failing !== undefined) w.failing = lastError;
 }

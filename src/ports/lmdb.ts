@@ -13,7 +13,7 @@ import { accessSync, closeSync, constants, mkdirSync, openSync, readFileSync, rm
 import { join, resolve } from 'node:path';
 import { open, type Database, type RootDatabase } from 'lmdb';
 import { checkLmdbFile } from './lmdb-file-check.js';
-import { commitFailureCause, errnoName, watchCommits, type CommitWatch } from './lmdb-commit-failures.js';
+import { commitFailureCause, describeWriteError, errnoName, watchCommits, type CommitWatch } from './lmdb-commit-failures.js';
 import { ownIdentity, processIdentity } from './process-identity.js';
 
 export type DataSync = 'commit' | 'os';
@@ -189,11 +189,8 @@ export async function startWriteError(dir: string, err: unknown): Promise<DataSt
 }
 
 function cannotWrite(path: string, err: unknown): DataStoreError {
-  const cause = err as Error;
-  const name = errnoName(cause);
-  const what = name && !cause.message.includes(name) ? `${name}: ${cause.message}` : cause.message;
   return new DataStoreError(
-    `DATA_DIR ${path}: cannot write ${FILE} (${what}). Nothing was changed and nothing acknowledged is lost: free space on its filesystem (df ${path}) and start the node again`,
+    `DATA_DIR ${path}: cannot write ${FILE} (${describeWriteError(err as Error)}). Nothing was changed and nothing acknowledged is lost: free space on its filesystem (df ${path}) and start the node again`,
     path,
     { cause: err },
   );
