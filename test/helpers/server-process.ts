@@ -9,6 +9,16 @@ export const fileLimit = (files: number): NonNullable<NodeOptions['spawnWith']> 
   return child;
 };
 
+/** Whether util-linux `prlimit` is here (the file limit helpers need it). */
+export const hasPrlimit = (() => {
+  try {
+    execFileSync('prlimit', ['--version']);
+    return true;
+  } catch {
+    return false;
+  }
+})();
+
 /** The child's soft file size limit set to `bytes` (hard left as it is) before it has written anything: a disk that takes no more. */
 export const fileSizeLimit = (bytes: number): NonNullable<NodeOptions['spawnWith']> => (spawn) => {
   const child = spawn();

@@ -12,16 +12,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ExitedError, freshDataDir } from '../../load/harness/index.js';
 import { eventually } from '../helpers/eventually.js';
-import { api, fileSizeLimit, startServerProcess, type ServerProcess } from '../helpers/server-process.js';
-
-const hasPrlimit = (() => {
-  try {
-    execFileSync('prlimit', ['--version']);
-    return true;
-  } catch {
-    return false;
-  }
-})();
+import { api, fileSizeLimit, hasPrlimit, startServerProcess, type ServerProcess } from '../helpers/server-process.js';
 
 let server: ServerProcess | undefined;
 afterAll(async () => {

@@ -5,24 +5,16 @@
  * room the store's own test write ends the failure. Without root: the child process's file size
  * limit (prlimit) stands in for the full disk (LMDB's write of a page past it fails as ENOSPC's does).
  */
-import { execFile, execFileSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { hasPrlimit } from '../helpers/server-process.js';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 const dir = mkdtempSync(join(tmpdir(), 'lmdb-full-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
-
-const hasPrlimit = (() => {
-  try {
-    execFileSync('prlimit', ['--version']);
-    return true;
-  } catch {
-    return false;
-  }
-})();
 
 describe.skipIf(!hasPrlimit)('the LMDB store on a full disk (needs util-linux prlimit)', () => {
   it('refuses the writes of a failed commit, stays alive and failing, and recovers by itself once the disk has room', async () => {
