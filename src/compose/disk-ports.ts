@@ -60,13 +60,8 @@ export async function diskPorts(config: Config, timers: TimerWheel, log: Logger,
       ...(history ? { history } : {}),
       revocations: new LmdbRevocationStore(data),
       audit,
-      // the store is this node's own: a failing one makes the node not ready (a shared backend would not);
-      // any port's failed commit counts (a full disk refuses a nonce as it refuses a report)
-      health: () => {
-        const failing = data.failing;
-        const healthy = shadows.healthy && failing === undefined;
-        return { local: healthy, backends: {}, detail: { store: { healthy, ...(failing === undefined ? {} : { failing }) } } };
-      },
+      // the store is this node's own: a failing one makes the node not ready (a shared backend would not)
+      health: () => ({ local: shadows.healthy, backends: {}, detail: { store: { healthy: shadows.healthy } } }),
       async close() {
         await Promise.allSettled([bus.close(), directory.close(), lease.close()]);
         await Promise.allSettled([shadows.close(), registry.close(), nonces.close(), push.close(), rules.close(), history?.close(), audit.close()]);

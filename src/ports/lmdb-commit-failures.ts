@@ -7,9 +7,11 @@
  * batch start). Left alone, any of these kills the process as an unhandled rejection, though the
  * caller caught the write's. So while a store is open one `unhandledRejection` listener claims
  * them (nothing else: any other rejection still ends the process, as Node's default does), and
- * every store watches its commits (`aftercommit`) to say it is failing from a failed one. While
- * failing, it tries a test write of its own now and then; the first that commits ends it, so freed
- * space ends the failure by itself even when nothing else writes (a node out of service gets little).
+ * every store watches its commits (`aftercommit`) to learn of a failed one with the disk's error.
+ *
+ * Going on writing after a failed commit is not safe with lmdb-js 3.5: under a full disk its
+ * native writer then corrupted the heap ("malloc(): invalid next size", abort) and reports it had
+ * acknowledged were missing after the restart. So the store's owner stops (lmdb.ts).
  */
 import type { RootDatabase } from 'lmdb';
 
@@ -48,60 +50,30 @@ export function describeWriteError(err: Error): string {
   return name && !message.includes(name) ? `${message} (${name})` : message;
 }
 
-/** Follows one environment's commits: failing from a failed commit until a test write commits. */
+/** Follows one environment's commits until stopped. */
 export interface CommitWatch {
-  /** the disk's error of the commit that failed (message, errno name); undefined while the disk takes writes */
-  readonly failing: string | undefined;
   stop(): void;
 }
 
-const watches = new Set<{ failing: string | undefined }>();
-let lastError = 'commit failed';
-/**
- * The test write's size: small commits fit in pages LMDB freed before and can succeed on a full
- * disk while the next that grows the file fails; this one must grow it, so the disk has room again.
- */
-const PROBE_BYTES = 1024 * 1024;
+const watches = new Set<{ failed: boolean; onFailure: (cause: Error) => void }>();
 
 /**
- * Starts following `env`'s commits (and claiming its failures from the process's unhandled
- * rejections). From a failed commit it is failing; every `probeMs` (@default 5_000 ms) it then
- * writes 1 MiB under `writable` in the `meta` sub-database, and once that commits, it removes it
- * (its pages are the store's room to grow) and is no longer failing.
+ * Starts following `env`'s commits: at a failed one, `onFailure` gets the disk's error (claimed
+ * from the process's unhandled rejections, where lmdb-js leaves it) before any other write is
+ * started, in the same turn; or a bare "commit failed" at the next turn where none came.
  */
-export function watchCommits(env: RootDatabase, probeMs = 5_000): CommitWatch {
-  const watch = { failing: undefined as string | undefined };
-  let probe: NodeJS.Timeout | undefined;
-  const meta = () => env.openDB<Buffer | null, string>({ name: 'meta', encoding: 'msgpack' });
-  const tryWrite = (): void => {
-    probe = undefined;
-    if (!watches.has(watch)) return;
-    // a failure here is claimed as any other (aftercommit, below, arms the next try)
-    meta()
-      .put('writable', Buffer.alloc(PROBE_BYTES))
-      .then(
-        () => {
-          watch.failing = undefined;
-          return meta().remove('writable');
-        },
-        (err: unknown) => commitFailureCause(err),
-      )
-      .catch((err: unknown) => commitFailureCause(err));
-  };
+export function watchCommits(env: RootDatabase, onFailure: (cause: Error) => void): CommitWatch {
+  const watch = { failed: false, onFailure };
   // lmdb-js passes the committed transaction's id, none for a failed commit
   env.on('aftercommit', (event: { txnId?: number }) => {
-    if (event.txnId !== undefined || !watches.has(watch)) return;
-    watch.failing = lastError;
-    probe ??= setTimeout(tryWrite, probeMs).unref();
+    if (event.txnId !== undefined || !watches.has(watch) || watch.failed) return;
+    watch.failed = true;
+    setImmediate(() => fire(new Error('commit failed')));
   });
   if (watches.size === 0) process.on('unhandledRejection', claim);
   watches.add(watch);
   return {
-    get failing() {
-      return watch.failing;
-    },
     stop() {
-      clearTimeout(probe);
       if (!watches.delete(watch)) return;
       if (watches.size === 0) process.off('unhandledRejection', claim);
     },
@@ -110,20 +82,23 @@ export function watchCommits(env: RootDatabase, probeMs = 5_000): CommitWatch {
 
 function claim(reason: unknown): void {
   if (isCommitFailure(reason)) {
-    // the commit's error comes a moment later (the same turn): named in each failing store
-    void commitFailureCause(reason).then(note);
+    void commitFailureCause(reason).then(fire);
     return;
   }
   // `commitError` itself, where every write's rejection was handled: LMDB's numeric codes
-  if (reason instanceof Error && typeof (reason as { code?: unknown }).code === 'number' && [...watches].some((w) => w.failing !== undefined)) {
-    note(reason);
+  if (reason instanceof Error && typeof (reason as { code?: unknown }).code === 'number' && [...watches].some((w) => w.failed)) {
+    fire(reason);
     return;
   }
   // anything else ends the process, as it would without this listener (unless another one decides)
   if (process.listenerCount('unhandledRejection') === 1) throw reason;
 }
 
-function note(cause: Error): void {
-  lastError = describeWriteError(cause);
-  for (const w of watches) if (w.failing !== undefined) w.failing = lastError;
+function fire(cause: Error): void {
+  for (const w of watches) {
+    if (!w.failed) continue;
+    watches.delete(w);
+    w.onFailure(cause);
+  }
+  if (watches.size === 0) process.off('unhandledRejection', claim);
 }

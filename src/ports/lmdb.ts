@@ -25,8 +25,12 @@ export interface DataStoreOptions {
   owner?: string;
   /** @default 4 GiB: the map size (address space, not memory: LMDB grows the file as needed) */
   mapSize?: number;
-  /** @default 5_000 (ms): while commits fail, how often the store tries a small write of its own to see the disk take writes again */
-  probeMs?: number;
+  /**
+   * At a commit the disk refused (full, failing): the DataStoreError naming DATA_DIR and the disk's
+   * error. lmdb-js is not safe to write after one (lmdb-commit-failures.ts): the default writes
+   * `data error: …` to stderr and exits 1, as a start that finds the directory unusable does.
+   */
+  onCommitFailure?: (err: DataStoreError) => void;
 }
 
 /** Why the store could not be opened, with what to do; `path` names the directory or file. */
@@ -65,12 +69,6 @@ export interface DataStore {
    * starts empty; after one with each commit synced it keeps what was committed.
    */
   side(name: string): RootDatabase;
-  /**
-   * The disk's error ("No space left on device (ENOSPC)") from a commit of the store, or of a side
-   * environment, that failed; undefined again once a test write of 1 MiB commits (tried every
-   * `probeMs`: the disk has room again). Writes are still tried meanwhile, each failing alone.
-   */
-  readonly failing: string | undefined;
   /** resolves once every write issued so far is committed and (with sync 'commit') on disk */
   flushed(): Promise<void>;
   /** after a committed write: waits for the disk when `sync` is 'commit', else resolves at once */
@@ -119,15 +117,13 @@ export function openDataStore(dir: string, options: DataStoreOptions = {}): Data
   }
   const opened = new Map<string, Database<never, never>>();
   const sides = new Map<string, RootDatabase>();
-  const watched: CommitWatch[] = [watchCommits(root, options.probeMs)];
+  const onFailure = (cause: Error): void => (options.onCommitFailure ?? stopOnCommitFailure)(cannotWrite(path, cause));
+  const watched: CommitWatch[] = [watchCommits(root, onFailure)];
   return {
     dir: path,
     sync: options.sync ?? 'commit',
     uncleanStart: stale,
     root,
-    get failing() {
-      return watched.find((w) => w.failing !== undefined)?.failing;
-    },
     db<V>(name: string) {
       let db = opened.get(name);
       if (!db) {
@@ -148,7 +144,7 @@ export function openDataStore(dir: string, options: DataStoreOptions = {}): Data
         // writeback bursts, which held up the main file's flushes and so the acks (BENCHMARKS.md)
         env = open({ path: file, maxDbs: 8, mapSize: options.mapSize ?? 4 * 1024 ** 3, noSync: options.sync === 'os', encoding: 'msgpack' });
         sides.set(name, env);
-        watched.push(watchCommits(env, options.probeMs));
+        watched.push(watchCommits(env, onFailure));
       }
       return env;
     },
@@ -188,9 +184,14 @@ export async function startWriteError(dir: string, err: unknown): Promise<DataSt
   return cause !== err || writeFailed(cause) ? cannotWrite(resolve(dir), cause) : undefined;
 }
 
+function stopOnCommitFailure(err: DataStoreError): void {
+  process.stderr.write(`data error: ${err.message}\n`);
+  process.exit(1);
+}
+
 function cannotWrite(path: string, err: unknown): DataStoreError {
   return new DataStoreError(
-    `DATA_DIR ${path}: cannot write ${FILE} (${describeWriteError(err as Error)}). Nothing was changed and nothing acknowledged is lost: free space on its filesystem (df ${path}) and start the node again`,
+    `DATA_DIR ${path}: cannot write ${FILE} (${describeWriteError(err as Error)}). Nothing acknowledged is lost: free space on its filesystem (df ${path}) and start the node again`,
     path,
     { cause: err },
   );
