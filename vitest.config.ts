@@ -5,7 +5,7 @@ const WAITING = [
   'admission', 'admission-after-upgrade', 'admission-outage', 'asyncapi-stream', 'audit', 'bull-board', 'command-size', 'data-redis-import',
   'desired-limits', 'durable-default', 'event-stream-consumer', 'hostile-input', 'observability', 'readiness', 'readiness-cluster',
   'cluster-rules-after-crash', 'cluster-secrets', 'forged-handshakes', 'rules', 'rules-after-crash', 'rules-fairness', 'takeover-acks',
-  'docs-pipelining', 'hub-frame-rules', 'redis-hung', 'client-expiry', 'openapi-examples',
+  'docs-pipelining', 'hub-frame-rules', 'redis-hung', 'disk-full', 'client-expiry', 'openapi-examples',
   'backend-start-wait', 'backend-credentials', 'push-worker-redis', 'client', 'desired-overflow', 'hub-leaves-home', 'logs', 'memory-cgroup', 'rules-redis-outage', 'outage-lines', 'security-headers', 'traces',
 ].map((name) => `test/integration/${name}.test.ts`);
 /** Suites that replace a module (vi.mock): a module another file of the same worker loaded first would not be replaced. They run beside the waiting ones (a group's projects share its worker count). */

@@ -1,4 +1,5 @@
 import { ErrorCodes, type ErrorCode } from '../proto/errors.js';
+import { isCommitFailure } from './ports/lmdb-commit-failures.js';
 
 /**
  * An expected failure with a stable code from the protocol's error table. Subclasses name the
@@ -63,13 +64,14 @@ const UNREACHABLE_MESSAGE = /^(Connection is closed|Command timed out|Stream isn
 
 /**
  * Whether `err` (or an error it was caused by) says a backend is unreachable or not answering:
- * a TierError `unavailable`, a socket error, ioredis' own. Such a failure is `unavailable` (503),
- * not `internal` (500): an operator sees an outage apart from a bug.
+ * a TierError `unavailable`, a socket error, ioredis' own, a commit the node's own disk refused
+ * (full). Such a failure is `unavailable` (503), not `internal` (500): an operator sees an outage
+ * apart from a bug.
  */
 export function isUnreachable(err: unknown): boolean {
   let e: unknown = err;
   for (let depth = 0; e instanceof Error && depth < 5; depth++, e = e.cause) {
-    if (e instanceof TierError && e.code === 'unavailable') return true;
+    if ((e instanceof TierError && e.code === 'unavailable') || isCommitFailure(e)) return true;
     const code = (e as { code?: unknown }).code;
     if (e.name === 'MaxRetriesPerRequestError' || (typeof code === 'string' && UNREACHABLE_CODES.has(code)) || UNREACHABLE_MESSAGE.test(e.message)) return true;
   }

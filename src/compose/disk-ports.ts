@@ -2,7 +2,7 @@ import type { BackendObserver } from '../ports/ports.js';
 import type { TimerWheel } from '../actors/timer-wheel.js';
 import type { Config } from '../config/config.js';
 import type { Logger } from '../log/logger.js';
-import { openDataStore } from '../ports/lmdb.js';
+import { openDataStore, startWriteError } from '../ports/lmdb.js';
 import type { Ports } from '../ports/ports.js';
 import { LmdbHubRegistry, LmdbNonceStore } from '../ports/hub-registry/hub-registry-lmdb.js';
 import { LmdbShadowStore } from '../ports/shadow-store/shadow-store-lmdb.js';
@@ -22,7 +22,8 @@ import { LmdbRevocationStore } from '../ports/revocations/revocations-lmdb.js';
 /**
  * The embedded default: everything a node must remember in one LMDB store in DATA_DIR; what only
  * lives while the process does (bus, directory, lease of one node) stays in memory. A node that
- * cannot open the directory does not start (DataStoreError says why and what to do).
+ * cannot open the directory, or write it at start (a full disk), does not start (DataStoreError
+ * says why and what to do).
  */
 export async function diskPorts(config: Config, timers: TimerWheel, log: Logger, observe?: BackendObserver): Promise<Ports> {
   const data = openDataStore(config.dataDir, { sync: config.dataSync, owner: config.nodeId });
@@ -70,7 +71,8 @@ export async function diskPorts(config: Config, timers: TimerWheel, log: Logger,
     };
   } catch (err) {
     await Promise.allSettled(opened.map((p) => p.close()));
-    await data.close();
-    throw err;
+    await data.close().catch(() => undefined);
+    // a write at start that the disk refused (full): a data error saying so, not lmdb-js's stack
+    throw (await startWriteError(config.dataDir, err)) ?? err;
   }
 }

@@ -13,6 +13,7 @@ import { accessSync, closeSync, constants, mkdirSync, openSync, readFileSync, rm
 import { join, resolve } from 'node:path';
 import { open, type Database, type RootDatabase } from 'lmdb';
 import { checkLmdbFile } from './lmdb-file-check.js';
+import { commitFailureCause, describeWriteError, errnoName, watchCommits, type CommitWatch } from './lmdb-commit-failures.js';
 import { ownIdentity, processIdentity } from './process-identity.js';
 
 export type DataSync = 'commit' | 'os';
@@ -24,6 +25,12 @@ export interface DataStoreOptions {
   owner?: string;
   /** @default 4 GiB: the map size (address space, not memory: LMDB grows the file as needed) */
   mapSize?: number;
+  /**
+   * At a commit the disk refused (full, failing): the DataStoreError naming DATA_DIR and the disk's
+   * error. lmdb-js is not safe to write after one (lmdb-commit-failures.ts): the default writes
+   * `data error: …` to stderr and exits 1, as a start that finds the directory unusable does.
+   */
+  onCommitFailure?: (err: DataStoreError) => void;
 }
 
 /** Why the store could not be opened, with what to do; `path` names the directory or file. */
@@ -111,6 +118,7 @@ export function openDataStore(dir: string, options: DataStoreOptions = {}): Data
   } catch (err) {
     release();
     if (err instanceof DataStoreError) throw err;
+    if (writeFailed(err)) throw cannotWrite(path, err);
     throw new DataStoreError(
       `DATA_DIR ${path}: ${FILE} cannot be read (${(err as Error).message}): the file is corrupt or truncated. Nothing was changed. Restore it from a backup (npm run data -- import FILE into an empty DATA_DIR), or move it aside to start empty`,
       path,
@@ -119,6 +127,8 @@ export function openDataStore(dir: string, options: DataStoreOptions = {}): Data
   }
   const opened = new Map<string, Database<never, never>>();
   const sides = new Map<string, RootDatabase>();
+  const onFailure = (cause: Error): void => (options.onCommitFailure ?? stopOnCommitFailure)(cannotWrite(path, cause));
+  const watched: CommitWatch[] = [watchCommits(root, onFailure)];
   return {
     dir: path,
     sync: options.sync ?? 'commit',
@@ -144,6 +154,7 @@ export function openDataStore(dir: string, options: DataStoreOptions = {}): Data
         // writeback bursts, which held up the main file's flushes and so the acks (BENCHMARKS.md)
         env = open({ path: file, maxDbs: 8, mapSize: options.mapSize ?? 4 * 1024 ** 3, noSync: options.sync === 'os', encoding: 'msgpack' });
         sides.set(name, env);
+        watched.push(watchCommits(env, onFailure));
       }
       return env;
     },
@@ -158,10 +169,42 @@ export function openDataStore(dir: string, options: DataStoreOptions = {}): Data
         await root.flushed;
         await root.close();
       } finally {
+        for (const w of watched) w.stop();
         release();
       }
     },
   };
+}
+
+/** The errors of a disk that takes no more writes (full, over quota, failing), as lmdb-js and Node name them. */
+const WRITE_ERRORS = new Set(['ENOSPC', 'EDQUOT', 'EFBIG', 'EIO', 'EROFS', 'MDB_MAP_FULL']);
+
+function writeFailed(err: unknown): boolean {
+  const name = err instanceof Error ? errnoName(err) : undefined;
+  return name !== undefined && WRITE_ERRORS.has(name);
+}
+
+/**
+ * The DataStoreError for a store that opened but could not be written at start (a full disk):
+ * nothing was changed and nothing acknowledged is lost; with space freed the node starts. Undefined
+ * when `err` is not a failed write.
+ */
+export async function startWriteError(dir: string, err: unknown): Promise<DataStoreError | undefined> {
+  const cause = await commitFailureCause(err);
+  return cause !== err || writeFailed(cause) ? cannotWrite(resolve(dir), cause) : undefined;
+}
+
+function stopOnCommitFailure(err: DataStoreError): void {
+  process.stderr.write(`data error: ${err.message}\n`);
+  process.exit(1);
+}
+
+function cannotWrite(path: string, err: unknown): DataStoreError {
+  return new DataStoreError(
+    `DATA_DIR ${path}: cannot write ${FILE} (${describeWriteError(err as Error)}). Nothing acknowledged is lost: free space on its filesystem (df ${path}) and start the node again`,
+    path,
+    { cause: err },
+  );
 }
 
 function readable(file: string): boolean {

@@ -9,6 +9,23 @@ export const fileLimit = (files: number): NonNullable<NodeOptions['spawnWith']> 
   return child;
 };
 
+/** Whether util-linux `prlimit` is here (the file limit helpers need it). */
+export const hasPrlimit = (() => {
+  try {
+    execFileSync('prlimit', ['--version']);
+    return true;
+  } catch {
+    return false;
+  }
+})();
+
+/** The child's soft file size limit set to `bytes` (hard left as it is) before it has written anything: a disk that takes no more. */
+export const fileSizeLimit = (bytes: number): NonNullable<NodeOptions['spawnWith']> => (spawn) => {
+  const child = spawn();
+  execFileSync('prlimit', ['--pid', String(child.pid), `--fsize=${bytes}:`]);
+  return child;
+};
+
 /** Open descriptors of a process. */
 export const fds = (pid: number): number => readdirSync(`/proc/${pid}/fd`).length;
 
