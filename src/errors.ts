@@ -1,5 +1,4 @@
 import { ErrorCodes, type ErrorCode } from '../proto/errors.js';
-import { isCommitFailure } from './ports/lmdb-commit-failures.js';
 
 /**
  * An expected failure with a stable code from the protocol's error table. Subclasses name the
@@ -61,6 +60,12 @@ export class CommandError extends TierError {
 const UNREACHABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN']);
 /** What ioredis says of a Redis it cannot reach (offline queue off, no retries) or that does not answer. */
 const UNREACHABLE_MESSAGE = /^(Connection is closed|Command timed out|Stream isn't writeable)/;
+
+/** A write's rejection by lmdb-js for a failed commit (the disk's error is in `commitError`; src/ports/lmdb-commit-failures.ts). */
+export function isCommitFailure(err: unknown): err is Error & { commitError: Promise<unknown> } {
+  const commitError = (err as { commitError?: { then?: unknown } } | null | undefined)?.commitError;
+  return err instanceof Error && typeof commitError?.then === 'function';
+}
 
 /**
  * Whether `err` (or an error it was caused by) says a backend is unreachable or not answering:

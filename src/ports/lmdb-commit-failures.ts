@@ -14,12 +14,8 @@
  * acknowledged were missing after the restart. So the store's owner stops (lmdb.ts).
  */
 import type { RootDatabase } from 'lmdb';
+import { isCommitFailure } from '../errors.js';
 
-/** A write's rejection by lmdb-js for a failed commit (the disk's error is in `commitError`). */
-export function isCommitFailure(err: unknown): err is Error & { commitError: Promise<unknown> } {
-  const commitError = (err as { commitError?: { then?: unknown } } | null | undefined)?.commitError;
-  return err instanceof Error && typeof commitError?.then === 'function';
-}
 
 /**
  * The disk's error behind a commit failure ("No space left on device: Attempting to write page…"),
