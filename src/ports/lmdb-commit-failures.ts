@@ -16,7 +16,6 @@
 import type { RootDatabase } from 'lmdb';
 import { isCommitFailure } from '../errors.js';
 
-
 /**
  * The disk's error behind a commit failure ("No space left on device: Attempting to write page…"),
  * `err`'s own message for anything else. Handles `commitError`, so it never rejects unhandled.
