@@ -26,7 +26,7 @@ import { LmdbRevocationStore } from '../ports/revocations/revocations-lmdb.js';
  * says why and what to do).
  */
 export async function diskPorts(config: Config, timers: TimerWheel, log: Logger, observe?: BackendObserver): Promise<Ports> {
-  const data = openDataStore(config.dataDir, { sync: config.dataSync, owner: config.nodeId });
+  const data = openDataStore(config.dataDir, { sync: config.dataSync, owner: config.nodeId, watchDirMs: 1_000 });
   const opened: Array<{ close(): Promise<void> }> = [];
   try {
     // meaningless after the process ends: in memory (the directory too, below the shadows)

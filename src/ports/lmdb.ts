@@ -13,6 +13,7 @@ import { accessSync, closeSync, constants, mkdirSync, openSync, readFileSync, rm
 import { join, resolve } from 'node:path';
 import { open, type Database, type RootDatabase } from 'lmdb';
 import { checkLmdbFile } from './lmdb-file-check.js';
+import { watchDataDir, type DirWatch } from './data-dir-watch.js';
 import { commitFailureCause, describeWriteError, errnoName, watchCommits, type CommitWatch } from './lmdb-commit-failures.js';
 import { ownIdentity, processIdentity } from './process-identity.js';
 
@@ -31,6 +32,13 @@ export interface DataStoreOptions {
    * `data error: …` to stderr and exits 1, as a start that finds the directory unusable does.
    */
   onCommitFailure?: (err: DataStoreError) => void;
+  /**
+   * ms between looks that DATA_DIR still holds the lock and store files this process opened
+   * (data-dir-watch.ts); 0: none (the command-line tools, tests). On one gone or replaced,
+   * `onCommitFailure` is called as for a failed commit: what the node writes from then on is lost
+   * at its next start, so it must stop acknowledging. @default 0
+   */
+  watchDirMs?: number;
 }
 
 /** Why the store could not be opened, with what to do; `path` names the directory or file. */
@@ -128,7 +136,16 @@ export function openDataStore(dir: string, options: DataStoreOptions = {}): Data
   const opened = new Map<string, Database<never, never>>();
   const sides = new Map<string, RootDatabase>();
   const onFailure = (cause: Error): void => (options.onCommitFailure ?? stopOnCommitFailure)(cannotWrite(path, cause));
-  const watched: CommitWatch[] = [watchCommits(root, onFailure)];
+  const watched: Array<CommitWatch | DirWatch> = [watchCommits(root, onFailure)];
+  if ((options.watchDirMs ?? 0) > 0) {
+    watched.push(
+      watchDataDir(path, [LOCK, FILE], options.watchDirMs!, (file, why) =>
+        (options.onCommitFailure ?? stopOnCommitFailure)(
+          new DataStoreError(`DATA_DIR ${path}: ${file} is ${why} while the node runs (the directory was deleted, moved or remounted): what the node would acknowledge now is lost at its next start, so it stops. Put DATA_DIR back (a backup: npm run data -- import FILE into an empty DATA_DIR) before starting it again`, path),
+        ),
+      ),
+    );
+  }
   return {
     dir: path,
     sync: options.sync ?? 'commit',
