@@ -64,6 +64,8 @@ export interface AppsReport {
   missed: number;
   /** devices with such a miss */
   devicesWithMiss: number;
+  /** the first 20 misses: hub, device, counter value and when it was first sent (s into the traffic) */
+  missedSample: Array<{ hub: string; device: string; n: number; sentS: number | null; subscribedS: Array<[number, boolean | undefined]> }>;
   /** subscriptions the server refused */
   refused: Record<string, number>;
   /** the apps' connections through the balancer, by the node each reached (the first ones and every reconnect) */
@@ -81,6 +83,8 @@ interface HomeWatch {
   top: Map<string, number>;
   /** state events delivered without a position, by `eventKey` */
   unplaced: Set<string>;
+  /** when each answer to the home's sub came (s, SendOrder's clock), and whether it said recovered */
+  subscribedS: Array<[number, boolean | undefined]>;
 }
 
 /** A state event's identity: its device's version, with the value and time it carried. */
@@ -151,24 +155,32 @@ export class AppWatch {
    * Acknowledged counter values no app saw: `acked` lists, per home, each device's largest value
    * the server acknowledged, by `deviceKey`.
    */
-  missedAcked(acked: Map<string, Map<string, number>>): { missed: number; devices: number } {
+  missedAcked(acked: Map<string, Map<string, number>>): { missed: number; devices: number; sample: AppsReport['missedSample'] } {
     let missed = 0;
     let devices = 0;
+    const sample: AppsReport['missedSample'] = [];
     for (const [home, byDevice] of acked) {
       const watch = this.homes.get(home);
       if (!watch) continue;
       for (const [key, top] of byDevice) {
         const seen = watch.seen.get(key);
         let m = 0;
-        for (let n = (watch.floor.get(key) ?? 0) + 1; n <= top; n++) if (!seen?.has(n)) m++;
+        for (let n = (watch.floor.get(key) ?? 0) + 1; n <= top; n++) {
+          if (seen?.has(n)) continue;
+          m++;
+          const [hub, device] = key.split('\u0000') as [string, string];
+          const sentS = this.order.sentAtS(key, n) ?? null;
+          const near = watch.subscribedS.filter(([s]) => sentS === null || Math.abs(s - sentS) < 10);
+          if (sample.length < 20) sample.push({ hub, device, n, sentS, subscribedS: near });
+        }
         if (m > 0) devices++;
         missed += m;
       }
     }
-    return { missed, devices };
+    return { missed, devices, sample };
   }
 
-  report(missed: { missed: number; devices: number }, connectionsByNode: Record<string, number>): AppsReport {
+  report(missed: { missed: number; devices: number; sample: AppsReport['missedSample'] }, connectionsByNode: Record<string, number>): AppsReport {
     return {
       apps: this.clients.length,
       homes: this.homes.size,
@@ -184,6 +196,7 @@ export class AppWatch {
       homesReloaded: [...this.homes.values()].filter((h) => h.reloaded).length,
       missed: missed.missed,
       devicesWithMiss: missed.devices,
+      missedSample: missed.sample,
       refused: { ...this.refused },
       connectionsByNode: { ...connectionsByNode },
     };
@@ -194,7 +207,7 @@ export class AppWatch {
   }
 
   private watch(client: HubtierClient, home: string): Promise<unknown> {
-    const watch: HomeWatch = { last: null, reloaded: false, seen: new Map(), floor: new Map(), top: new Map(), unplaced: new Set() };
+    const watch: HomeWatch = { last: null, reloaded: false, seen: new Map(), floor: new Map(), top: new Map(), unplaced: new Set(), subscribedS: [] };
     this.homes.set(home, watch);
     const sub = client.subscribe(home, {
       onEvent: (evt) => this.onEvent(watch, evt),
@@ -209,6 +222,7 @@ export class AppWatch {
         watch.floor = this.sentOf(home);
       },
       onError: (err) => bump(this.refused, err.code),
+      onSubscribed: (r) => void watch.subscribedS.push([this.order.nowS(), r.recovered]),
     });
     // a refusal is counted by onError and fails the run; it does not stop the others
     return sub.ready.then(

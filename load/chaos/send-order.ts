@@ -10,12 +10,26 @@ export class SendOrder {
   /** by `deviceKey`: per counter value (its index), the clock at its first and last send */
   private readonly first = new Map<string, number[]>();
   private readonly last = new Map<string, number[]>();
+  /** by `deviceKey`: per counter value, s since this order began at its first send (a miss is told by when) */
+  private readonly firstS = new Map<string, number[]>();
+  private readonly began = performance.now();
 
   /** The value's first send. */
   sent(key: string, n: number): void {
     const at = ++this.clock;
     stamp(this.first, key, n, at);
     stamp(this.last, key, n, at);
+    stamp(this.firstS, key, n, Math.round(performance.now() - this.began) / 1000);
+  }
+
+  /** s since the order began, on the clock of `sentAtS`. */
+  nowS(): number {
+    return Math.round(performance.now() - this.began) / 1000;
+  }
+
+  /** When the value was first sent: s since the order began (the run's traffic). */
+  sentAtS(key: string, n: number): number | undefined {
+    return this.firstS.get(key)?.[n];
   }
 
   /** The value sent again (unacknowledged when the hub's session ended). */

@@ -138,7 +138,7 @@ export function failuresOf(r: Omit<RunReport, 'failures' | 'pass'>): string[] {
     if (a.gaps > 0 || a.repeats > 0) out.push(`apps were handed events out of order: ${a.gaps} gaps, ${a.repeats} repeats`);
     if (a.staleAfterNew > 0) out.push(`apps were handed ${a.staleAfterNew} old values after newer ones (a session the hub had left publishing late)`);
     if (a.placedAgain > 0) out.push(`apps were handed ${a.placedAgain} events again with a position after they had them without one`);
-    if (a.missed > 0) out.push(`${a.missed} acknowledged reports on ${a.devicesWithMiss} devices never reached an app`);
+    if (a.missed > 0) out.push(`${a.missed} acknowledged reports on ${a.devicesWithMiss} devices never reached an app (${a.missedSample.slice(0, 5).map((m) => `${m.hub}/${m.device} n=${m.n} sent at ${m.sentS ?? '?'} s, its home's subscriptions answered at ${m.subscribedS.map(([s, r]) => `${s} s${r === undefined ? '' : r ? ' recovered' : ' not recovered'}`).join(', ') || 'none near'}`).join(', ')})`);
     if (sum(a.refused) > 0) out.push(`app subscriptions refused: ${fmtCounts(a.refused)}`);
     // a reload is expected only where the history's continuity is lost: an embedded node's kill -9
     const expected = (e: EventReport) => r.options.mode === 'embedded' && e.kind === 'kill';

@@ -88,7 +88,9 @@ const PORT_IN_USE = /cannot listen on [^\s]*:(\d+): the port is in use/;
 
 async function startNodeOn(opts: NodeOptions, port: number, adminPort: number): Promise<NodeProc> {
   const adminToken = opts.adminToken ?? `admin-${randomBytes(12).toString('hex')}`;
-  const jwtSecret = opts.jwtSecret ?? `jwt-${randomBytes(16).toString('hex')}`;
+  // nodes of one cluster must share it (a node with another one is refused at start): derived from
+  // the admin token they share, unless given
+  const jwtSecret = opts.jwtSecret ?? opts.env?.JWT_SECRET ?? (opts.env?.NATS_URL ? `jwt-${createHash('sha256').update(`hubtier-harness-jwt:${adminToken}`).digest('hex')}` : `jwt-${randomBytes(16).toString('hex')}`);
   const measured = opts.measured ?? true;
   const dataDir = opts.dataDir ?? freshDataDir();
   const loader = opts.entry !== undefined ? (measured ? MEASURED_COMPILED_FLAGS : []) : measured ? MEASURED_NODE_FLAGS : ['--import', 'tsx'];
