@@ -16,7 +16,16 @@ export interface EventPublisherOptions {
   laterSession?: (hubId: string, epoch: number) => Promise<boolean>;
   /** @default 250 (ms): no answer by then counts as no (the event goes out) */
   laterSessionWaitMs?: number;
+  /**
+   * @default 5_000 (ms): how long events wait for the history's lost note while it cannot be made
+   * (Redis away), counted from the first note that failed; past it they go out without waiting
+   * until a note is made again (the history keeps owing the rest)
+   */
+  lostNoteWaitMs?: number;
 }
+
+/** ms between tries of a lost note an event waits for */
+const LOST_NOTE_RETRY_MS = 100;
 
 /**
  * A hub's events leave here: into the home's history (which gives each its position), then onto
@@ -51,6 +60,9 @@ export class EventPublisher {
   private readonly asking = new Map<string, Promise<boolean>>();
   private readonly laterSession: EventPublisherOptions['laterSession'];
   private readonly laterSessionWaitMs: number;
+  private readonly lostNoteWaitMs: number;
+  /** while lost notes fail: when events stop waiting for them (performance.now() ms); null while they are made */
+  private lostNotesUntil: number | null = null;
 
   constructor(
     private readonly bus: Bus,
@@ -65,6 +77,7 @@ export class EventPublisher {
   ) {
     this.laterSession = options.laterSession;
     this.laterSessionWaitMs = options.laterSessionWaitMs ?? 250;
+    this.lostNoteWaitMs = options.lostNoteWaitMs ?? 5_000;
   }
 
   /** Events the history could not store (published without a position). */
@@ -187,23 +200,45 @@ export class EventPublisher {
 
   /**
    * Has the history note that an event of the home goes out without a position, so that apps
-   * recovering from before it reload; resolves once noted, failed (the history keeps trying), or
-   * after `laterSessionWaitMs`. One call per home while it is out.
+   * recovering from before it reload; resolves once noted, tried again every 100 ms while Redis is
+   * away, until `lostNoteWaitMs` after the first failure (the history keeps owing it). The event
+   * waits for the note: published first, an app reconnecting to a node whose feed starts after it
+   * could read the history's position before the note and be told it recovered (a race a chaos run
+   * hit twice in 25). One call per home while it is out.
    */
   private noteLost(homeId: string): Promise<void> | undefined {
-    if (!this.history?.noteLost) return undefined;
+    const history = this.history;
+    if (!history?.noteLost) return undefined;
     let noted = this.noting.get(homeId);
     if (noted) return noted;
     noted = new Promise<void>((resolve) => {
-      const timer = setTimeout(resolve, this.laterSessionWaitMs);
-      this.history!.noteLost!(homeId)
-        .catch(() => undefined)
-        .then(() => {
-          clearTimeout(timer);
-          resolve();
-          this.noting.delete(homeId);
-        });
-    });
+      let retry: NodeJS.Timeout | undefined;
+      let finished = false;
+      const done = (): void => {
+        finished = true;
+        clearTimeout(retry);
+        clearTimeout(hung);
+        resolve();
+      };
+      const attempt = (): void => {
+        history.noteLost!(homeId).then(
+          () => {
+            this.lostNotesUntil = null;
+            done();
+          },
+          () => {
+            if (finished) return;
+            const now = performance.now();
+            this.lostNotesUntil ??= now + this.lostNoteWaitMs;
+            if (now >= this.lostNotesUntil) return done();
+            retry = setTimeout(attempt, Math.min(LOST_NOTE_RETRY_MS, this.lostNotesUntil - now));
+          },
+        );
+      };
+      // a hung Redis answers neither way: the wait ends all the same
+      const hung = setTimeout(done, Math.max(this.laterSessionWaitMs, (this.lostNotesUntil ?? performance.now() + this.lostNoteWaitMs) - performance.now()));
+      attempt();
+    }).finally(() => this.noting.delete(homeId));
     this.noting.set(homeId, noted);
     return noted;
   }

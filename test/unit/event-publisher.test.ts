@@ -120,10 +120,50 @@ describe('EventPublisher', () => {
     expect(order).toEqual(['published']);
   });
 
+  it('holds an event until its lost note is made while Redis is away (tried again), and past the wait lets the next ones go without waiting', async () => {
+    const order: string[] = [];
+    let refuse = 2;
+    const history: EventHistory = {
+      ...deferredHistory(true),
+      noteLost: async () => {
+        if (refuse-- > 0) {
+          order.push('note refused');
+          throw new Error("Stream isn't writeable");
+        }
+        order.push('noted');
+      },
+    };
+    const bus = { publish: () => void order.push('published') } as unknown as Bus;
+    const publisher = new EventPublisher(bus, history, createLogger('silent'), () => {});
+    publisher.publish(event(1), 1);
+    await publisher.settled();
+    // published only once the note was made: an app reading the position after it is told to reload
+    expect(order).toEqual(['note refused', 'note refused', 'noted', 'published']);
+
+    order.length = 0;
+    const away: EventHistory = {
+      ...history,
+      noteLost: async () => {
+        order.push('note refused');
+        throw new Error('down');
+      },
+    };
+    const waiting = new EventPublisher(bus, away, createLogger('silent'), () => {}, { lostNoteWaitMs: 30 });
+    waiting.publish(event(1), 1);
+    await waiting.settled();
+    expect(order.at(-1)).toBe('published');
+    expect(order.filter((o) => o === 'note refused').length).toBeGreaterThan(1);
+    // the wait is spent: the next event is tried once and goes out
+    order.length = 0;
+    waiting.publish(event(2), 1);
+    await waiting.settled();
+    expect(order).toEqual(['note refused', 'published']);
+  });
+
   it('publishes without a position after at most the wait when the lost note does not answer (a hung Redis)', async () => {
     const sent: number[] = [];
     const history: EventHistory = { ...deferredHistory(true), noteLost: () => new Promise(() => {}) };
-    const publisher = new EventPublisher({ publish: () => void sent.push(1) } as unknown as Bus, history, createLogger('silent'), () => {}, { laterSessionWaitMs: 20 });
+    const publisher = new EventPublisher({ publish: () => void sent.push(1) } as unknown as Bus, history, createLogger('silent'), () => {}, { laterSessionWaitMs: 20, lostNoteWaitMs: 20 });
     publisher.publish(event(1), 1);
     await publisher.settled();
     expect(sent).toEqual([1]);
