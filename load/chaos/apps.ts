@@ -64,7 +64,10 @@ export interface AppsReport {
   missed: number;
   /** devices with such a miss */
   devicesWithMiss: number;
-  /** the first 20 misses: hub, device, counter value and when it was first sent (s into the traffic) */
+  /**
+   * the first 20 misses: hub, device, counter value, when it was first sent (s into the traffic),
+   * and the answers to its home's `sub` within 10 s of that (when, and whether they said recovered)
+   */
   missedSample: Array<{ hub: string; device: string; n: number; sentS: number | null; subscribedS: Array<[number, boolean | undefined]> }>;
   /** subscriptions the server refused */
   refused: Record<string, number>;
