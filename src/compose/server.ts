@@ -13,7 +13,7 @@ import { AttrShapes } from '../actors/attr-shapes.js';
 import { TimerWheel } from '../actors/timer-wheel.js';
 import { createAdminApp, notReadyReasons } from '../admin/admin-server.js';
 import { runChecks } from '../admin/diagnose.js';
-import { diagnoseChecks } from '../admin/diagnose-checks.js';
+import { diagnoseChecks, fdVerdict } from '../admin/diagnose-checks.js';
 import { NodeMetrics } from '../admin/metrics.js';
 import { Authenticator } from '../auth/authenticator.js';
 import { HubAdmission } from '../auth/hub-admission.js';
@@ -224,7 +224,11 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
   const feeds = new HomeFeeds(ports.bus, app, log, { history: ports.history, framesOut: (op, frames) => metrics.appFramesOut(op, frames) });
   // hub sessions + app sockets + the node's own files fit the open-file limit: accept() never hits EMFILE
   const appLimits = new AppSocketLimits(config.maxAppSockets ?? defaultMaxAppSockets(ownOpenFileLimit(), config.maxHubSessions), config.maxAppSocketsPerUser);
-  log.info({ maxAppSockets: appLimits.maxSockets, perUser: appLimits.maxPerUser, openFileLimit: ownOpenFileLimit() ?? null, maxHubSessions: config.maxHubSessions }, 'app socket limits');
+  const openFileLimit = ownOpenFileLimit();
+  log.info({ maxAppSockets: appLimits.maxSockets, perUser: appLimits.maxPerUser, openFileLimit: openFileLimit ?? null, maxHubSessions: config.maxHubSessions }, 'app socket limits');
+  // said at start, not only by /debug/diagnose: a pod sized for TIER_MAX_HUB_SESSIONS ran out of files at a fifth of it
+  const room = openFileLimit === undefined ? undefined : fdVerdict(0, openFileLimit, config.maxHubSessions, appLimits.maxSockets);
+  if (room && room.verdict !== 'ok') log.warn({ openFileLimit, maxHubSessions: config.maxHubSessions, maxAppSockets: appLimits.maxSockets, hint: room.hint }, 'open-file limit below the session limits: the node runs out of files before it is full');
   mountAppGateway(app, {
     auth,
     feeds,

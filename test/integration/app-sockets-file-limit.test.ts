@@ -55,6 +55,9 @@ async function keptConnection(port: number): Promise<{ get: (path: string) => Pr
   };
 }
 
+/** The start's warning when the open-file limit is below the session limits. */
+const FILES_SHORT = 'open-file limit below the session limits: the node runs out of files before it is full';
+
 describe('app sockets against the open-file limit (real server process)', () => {
   let server: ServerProcess | undefined;
   const held: Socket[] = [];
@@ -97,6 +100,8 @@ describe('app sockets against the open-file limit (real server process)', () => 
     expect((await api(server.httpUrl, 'GET', '/v1/hubs/fd-hub-1', server.adminToken)).status).toBe(200);
     const metrics = await (await fetch(`${server.adminUrl}/metrics`)).text();
     expect(metrics).toMatch(/tier_app_upgrades_refused_total\{code="busy"\} 10/);
+    // the limits fit the files: no warning at start
+    expect(server.logs.filter((l) => l.msg === FILES_SHORT)).toEqual([]);
   });
 
   it('past the files it has, accept() fails EMFILE: the node lives, serves what it holds, pauses its port and listens again once files are free', async ({ signal }) => {
@@ -104,6 +109,8 @@ describe('app sockets against the open-file limit (real server process)', () => 
     // the bound set above what the files allow; the resident size read every 100 ms
     server = await startServerProcess({ TIER_MAX_APP_SOCKETS: '100000', TIER_MAX_APP_SOCKETS_PER_USER: '100000', TIER_MAX_HUB_SESSIONS: '20', TIER_MALLOC_TRIM_MS: '100' }, fileLimit(FILES));
     const node = server;
+    // said at start, since 2026-12-05 (before, only /debug/diagnose warned)
+    expect(node.logs.find((l) => l.msg === FILES_SHORT)).toMatchObject({ level: 40, openFileLimit: FILES, maxAppSockets: 100_000, maxHubSessions: 20 });
     const hub = await hubOnline(node, 'fd-hub-2');
     const token = await userToken(node);
     const admin = await keptConnection(node.adminPort);
