@@ -204,7 +204,7 @@ export class EventPublisher {
    * away, until `lostNoteWaitMs` after the first failure (the history keeps owing it). The event
    * waits for the note: published first, an app reconnecting to a node whose feed starts after it
    * could read the history's position before the note and be told it recovered (a race a chaos run
-   * hit twice in 25). One call per home while it is out.
+   * hit three times in 25). One call per home while it is out.
    */
   private noteLost(homeId: string): Promise<void> | undefined {
     const history = this.history;
