@@ -219,9 +219,9 @@ async function main(): Promise<void> {
   say(`${o.hubs} hubs online; traffic started`);
 
   const events: EventReport[] = [];
-  /** the apps' reloads so far when each fault was signalled */
-  const reloadMarks: number[] = [];
-  const lossMarks: number[] = [];
+  /** the apps' reloads so far when each fault was signalled: `too_old` apart, and `too_old` */
+  const reloadMarks: Array<[number, number]> = [];
+  const reloadsNow = (): [number, number] => [apps?.reloadCount ?? 0, apps?.lossReloadCount ?? 0];
   const signalled = new Set<number>();
   const event = async (kind: EventReport['kind'], round: number, of: number, index: number) => {
     await sleep((o.gapS * 1000) / 2);
@@ -233,8 +233,7 @@ async function main(): Promise<void> {
     const node = backend ? null : cluster.nodes[index]!;
     const pid = backend ? backend.pid : node!.proc.pid;
     if (node) signalled.add(pid);
-    reloadMarks.push(apps?.reloadCount ?? 0);
-    lossMarks.push(apps?.lossReloadCount ?? 0);
+    reloadMarks.push(reloadsNow());
     const name = `${kind} ${round}/${of}`;
     // a backend's fault hits every node: signalled when one of them is acknowledging
     const underTraffic = await fleet.whenFlowing(node ? pid : rng.pick(cluster.up())!.proc.pid, FRESH_ACK_MS, FRESH_WAIT_MS);
@@ -343,11 +342,10 @@ async function main(): Promise<void> {
   await apps?.settle(1_000, 15_000);
   const appsReport = apps?.report(apps.missedAcked(fleet.counters('acked')), balancer.byNode) ?? null;
   // the reloads after each fault, until the next one (or the end)
-  reloadMarks.push(apps?.reloadCount ?? 0);
-  lossMarks.push(apps?.lossReloadCount ?? 0);
+  reloadMarks.push(reloadsNow());
   events.forEach((e, i) => {
-    e.appReloads = reloadMarks[i + 1]! - reloadMarks[i]!;
-    e.appLossReloads = lossMarks[i + 1]! - lossMarks[i]!;
+    e.appReloads = reloadMarks[i + 1]![0] - reloadMarks[i]![0];
+    e.appLossReloads = reloadMarks[i + 1]![1] - reloadMarks[i]![1];
   });
   const durationS = (performance.now() - started) / 1000;
 

@@ -90,6 +90,13 @@ interface HomeWatch {
   subscribedS: Array<[number, boolean | undefined]>;
 }
 
+/** Acknowledged counter values no app saw (`AppWatch.missedAcked`), with the first ones. */
+interface Missed {
+  missed: number;
+  devices: number;
+  sample: AppsReport['missedSample'];
+}
+
 /** A state event's identity: its device's version, with the value and time it carried. */
 const eventKey = (key: string, evt: { version: number; ts: number }, n: number) => `${key}#${evt.version}#${evt.ts}#${n}`;
 
@@ -158,7 +165,7 @@ export class AppWatch {
    * Acknowledged counter values no app saw: `acked` lists, per home, each device's largest value
    * the server acknowledged, by `deviceKey`.
    */
-  missedAcked(acked: Map<string, Map<string, number>>): { missed: number; devices: number; sample: AppsReport['missedSample'] } {
+  missedAcked(acked: Map<string, Map<string, number>>): Missed {
     let missed = 0;
     let devices = 0;
     const sample: AppsReport['missedSample'] = [];
@@ -183,7 +190,7 @@ export class AppWatch {
     return { missed, devices, sample };
   }
 
-  report(missed: { missed: number; devices: number; sample: AppsReport['missedSample'] }, connectionsByNode: Record<string, number>): AppsReport {
+  report(missed: Missed, connectionsByNode: Record<string, number>): AppsReport {
     return {
       apps: this.clients.length,
       homes: this.homes.size,

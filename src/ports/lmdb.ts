@@ -27,8 +27,8 @@ export interface DataStoreOptions {
   /** @default 4 GiB: the map size (address space, not memory: LMDB grows the file as needed) */
   mapSize?: number;
   /**
-   * At a commit the disk refused (full, failing): the DataStoreError naming DATA_DIR and the disk's
-   * error. lmdb-js is not safe to write after one (lmdb-commit-failures.ts): the default writes
+   * At a commit the disk refused (full, failing), or DATA_DIR gone from under the store
+   * (`watchDirMs`): the DataStoreError naming DATA_DIR and what went wrong. lmdb-js is not safe to write after one (lmdb-commit-failures.ts): the default writes
    * `data error: …` to stderr and exits 1, as a start that finds the directory unusable does.
    */
   onCommitFailure?: (err: DataStoreError) => void;

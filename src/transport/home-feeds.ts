@@ -268,8 +268,8 @@ export class HomeFeeds {
       await this.bus.flush();
       const pos = await history.position(feed.homeId);
       if (feed.closed) return;
-      // events seen without a position while starting are of this epoch (a restart's may not be)
-      feed.lost = feed.epoch === null || feed.epoch === pos.epoch ? Math.max(feed.lost, pos.lost ?? -1) : (pos.lost ?? -1);
+      // the history's own note is read at each catch-up (lostMark); what the feed saw of another epoch goes
+      if (feed.epoch !== null && feed.epoch !== pos.epoch) feed.lost = -1;
       feed.epoch = pos.epoch;
       feed.delivered = pos.offset;
       feed.state = 'ordered';

@@ -209,8 +209,6 @@ export class RedisEventHistory implements EventHistory {
   private clockOffset: number | undefined;
   /** how far this node's rules evaluated the events it appended (options.nodeId) */
   readonly marks?: RedisEvaluatedMarks;
-  /** `noteLost` calls under way, by home: a failure meanwhile shares the one not yet answered */
-  private readonly noting = new Map<string, Promise<void>>();
   /** homes whose lost note failed (Redis away): noted again as it comes back, and every `LOST_RETRY_MS` */
   private readonly owedLost = new Set<string>();
   private owedTimer: NodeJS.Timeout | undefined;
@@ -323,18 +321,15 @@ export class RedisEventHistory implements EventHistory {
    * (an app recovering in between, from before the event, may be told it recovered everything).
    */
   noteLost(homeId: string): Promise<void> {
-    let note = this.noting.get(homeId);
-    if (note) return note;
-    note = NOTE_LOST.run(this.client, [this.keys.home(homeId, 'hist-meta')], []).then(
+    // calls for one home are shared by the publisher (EventPublisher.noteLost), not here
+    return NOTE_LOST.run(this.client, [this.keys.home(homeId, 'hist-meta')], []).then(
       () => void this.owedLost.delete(homeId),
       (err: unknown) => {
         this.owedLost.add(homeId);
         this.owedTimer ??= setTimeout(() => this.noteOwed(), LOST_RETRY_MS).unref();
         throw err;
       },
-    ).finally(() => this.noting.delete(homeId));
-    this.noting.set(homeId, note);
-    return note;
+    );
   }
 
   /** Notes again the homes whose note failed; those failing again stay owed. */
