@@ -190,7 +190,7 @@ async function hubFleet(node: NodeProc, hubs: HubSpec[], workers: number, base: 
  */
 async function warmUp(node: NodeProc, args: MemoryArgs, base: FleetBase): Promise<void> {
   say(`warm-up: ${args.warmup} hubs connect, fill their shadows and leave`);
-  const hubs = Array.from({ length: args.warmup }, (_, i) => ({ id: `warm-${i}`, home: `warm-home-${Math.floor(i / 10)}`, target: 0 }));
+  const hubs = Array.from({ length: args.warmup }, (_, i) => ({ id: `warm-${i}`, home: `warm-home-${Math.floor(i / args.hubsPerHome)}`, target: 0 }));
   const fleet = await hubFleet(node, hubs, args.workers, base);
   try {
     await fleet.all<ConnectResult, 'connect'>('connect');
@@ -262,7 +262,7 @@ async function main(): Promise<void> {
     // 32 MB here) only once allocation has been low for a while, and a baseline read within seconds
     // of the warm-up's burst can hold 30 MB that the later readings do not
     await sleep(args.idleMs);
-    const hubs = Array.from({ length: args.sessions }, (_, i) => ({ id: `mem-${i}`, home: `home-${Math.floor(i / 10)}`, target: 0 }));
+    const hubs = Array.from({ length: args.sessions }, (_, i) => ({ id: `mem-${i}`, home: `home-${Math.floor(i / args.hubsPerHome)}`, target: 0 }));
     // --steps (--marginal: 2): a fleet per step, so that each step's sessions are measured on their own
     const batches = Array.from({ length: args.steps }, (_, k) => hubs.slice(Math.floor((k * hubs.length) / args.steps), Math.floor(((k + 1) * hubs.length) / args.steps)));
     const fleets: Fleet[] = [];
@@ -327,6 +327,7 @@ async function main(): Promise<void> {
     runtime: args.tsx ? 'tsx' : 'compiled',
     devicesPerHub: args.devices,
     deviceIds: args.deviceIds,
+    hubsPerHome: args.hubsPerHome,
     warmupHubs: args.warmup,
     bytesPerSession: server.rssPer,
     anonBytesPerSession: server.anonPer,

@@ -13,6 +13,9 @@ usage: npm run bench:memory -- [options]
                  per-hub (default): each hub's devices have ids of their own (<hubId>-<j>), as a
                  fleet's device addresses are; shared: dev-0… in every hub (the figures before
                  2026-11-30 (third), which V8 stores more cheaply: one set of hidden classes for all)
+  --hubs-per-home H
+                 hubs in each home (default 10; 1: a home per hub, as most homes of a fleet are,
+                 so each session also carries its home's objects: rules index, marks, history)
   --warmup K     hubs that connect, fill their shadows and leave before the baseline is taken
                  (default 1000; 0: none, the figures before 2026-11-30 (fourth)), so that code
                  compiled for the session path, a cost of the process, is not divided among the sessions
@@ -79,6 +82,7 @@ export function parseMemoryArgs() {
         sessions: { type: 'string', default: '10000' },
         devices: { type: 'string', default: '8' },
         'device-ids': { type: 'string', default: 'per-hub' },
+        'hubs-per-home': { type: 'string', default: '10' },
         warmup: { type: 'string', default: '1000' },
         marginal: { type: 'boolean', default: false },
         steps: { type: 'string', default: '1' },
@@ -119,6 +123,11 @@ export function parseMemoryArgs() {
     process.stderr.write('bench:memory: --warmup must be an integer in 0..5000\n');
     process.exit(2);
   }
+  const hubsPerHome = Number(values['hubs-per-home']);
+  if (!Number.isInteger(hubsPerHome) || hubsPerHome < 1 || hubsPerHome > 1_000) {
+    process.stderr.write('bench:memory: --hubs-per-home must be an integer in 1..1000\n');
+    process.exit(2);
+  }
   const deviceIds = values['device-ids'] as 'per-hub' | 'shared';
   if (deviceIds !== 'per-hub' && deviceIds !== 'shared') {
     process.stderr.write('bench:memory: --device-ids must be per-hub or shared\n');
@@ -145,5 +154,5 @@ export function parseMemoryArgs() {
     process.stderr.write('bench:memory: --connect-rate must be a whole number of connections a second (0: as fast as they go)\n');
     process.exit(2);
   }
-  return { nodeOptions: values['node-options'], connectRate, memoryLimit, probe: values.probe || memoryLimit !== null, sessions, devices, deviceIds, warmup, marginal: values.marginal, steps, idleMs, workers, json: values.json, heapSnapshot: values['heap-snapshot'], cluster: values.cluster, tsx: values.tsx };
+  return { nodeOptions: values['node-options'], connectRate, memoryLimit, probe: values.probe || memoryLimit !== null, sessions, devices, hubsPerHome, deviceIds, warmup, marginal: values.marginal, steps, idleMs, workers, json: values.json, heapSnapshot: values['heap-snapshot'], cluster: values.cluster, tsx: values.tsx };
 }

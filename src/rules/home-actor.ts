@@ -20,7 +20,7 @@ import { isUnreachable } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 import type { SampledLog } from '../log/sampler.js';
 import type { EvaluatedMarks } from '../ports/history/history.js';
-import { HomeMark } from './home-mark.js';
+import { markDone, type HomeMark } from './home-mark.js';
 import type { ReplayedEvent, ReplayResult } from './replay.js';
 import type { RememberedValue } from './replay-reports.js';
 import type { RuleStore } from '../ports/rule-store/rule-store.js';
@@ -97,15 +97,12 @@ const DROP_LOG_MS = 10_000;
 
 export class HomeActor extends Actor<HomeMessage> {
   readonly #rules: HomeRules;
-  #lastDropLog = -Infinity;
-  /** made at the home's first watched value: most homes of a node have no rule (a Map each, else) */
+  /** null until a full backlog is first logged: -Infinity would be a boxed double in every home */
+  #lastDropLog: number | null = null;
+  /** each made at first use (a watched value; an event that began a run: offsets noted as they come until then; an evaluation): most homes have no rule */
   #lastValues: LastValues | null = null;
-  /** how far the home's events are evaluated (null: not noted) */
-  readonly #mark: HomeMark | null;
-  /** made at the home's first evaluation, for the same reason */
+  #mark: HomeMark | null = null;
   #cpuBudget: HomeCpuBudget | null = null;
-
-  readonly address: string;
 
   constructor(
     readonly homeId: string,
@@ -113,9 +110,12 @@ export class HomeActor extends Actor<HomeMessage> {
     private readonly deps: HomeDeps,
   ) {
     super();
-    this.address = `rules:home:${homeId}`;
     this.#rules = new HomeRules(homeId, deps);
-    this.#mark = deps.marks ? new HomeMark(deps.marks, homeId) : null;
+  }
+
+  /** derived on use (logs and failure counts): a string kept per home would cost 32 B */
+  get address(): string {
+    return `rules:home:${this.homeId}`;
   }
 
   get #values(): LastValues {
@@ -163,17 +163,17 @@ export class HomeActor extends Actor<HomeMessage> {
     return work;
   }
 
-  /**
-   * A full mailbox drops an event (counted, logged once per 10 s) and answers a cron instant
-   * `error`. A change notice is never dropped, or the home would run stale rules until the ttl:
-   * it joins one already queued (the higher version) or is queued beyond the bound.
-   */
   /** Whether this home's rules may trigger on `event`: true while they are not loaded or are stale. */
   listens(event: RuleHubEvent): boolean {
     const snap = this.#rules.fresh;
     return snap === null || snap.index.listens(event);
   }
 
+  /**
+   * A full mailbox drops an event (counted, logged once per 10 s) and answers a cron instant
+   * `error`. A change notice is never dropped, or the home would run stale rules until the ttl:
+   * it joins one already queued (the higher version) or is queued beyond the bound.
+   */
   protected override overflow(msg: HomeMessage, queued: HomeMessage[]): boolean {
     if (msg.type === 'changed') {
       const waiting = queued.find((m): m is Extract<HomeMessage, { type: 'changed' }> => m.type === 'changed');
@@ -183,7 +183,7 @@ export class HomeActor extends Actor<HomeMessage> {
     }
     this.#drop(msg, 'backlog');
     const now = this.deps.now();
-    if (now - this.#lastDropLog >= DROP_LOG_MS) {
+    if (this.#lastDropLog === null || now - this.#lastDropLog >= DROP_LOG_MS) {
       this.#lastDropLog = now;
       this.deps.log.warn({ homeId: this.homeId, backlog: queued.length + 1 }, 'rules: home backlog full, events dropped (counted in tier_rule_dropped_total)');
     }
@@ -232,7 +232,7 @@ export class HomeActor extends Actor<HomeMessage> {
 
   /** The event at `offset` (when stored) is evaluated; `runs`: the first stretches of the runs it began (HomeMark). */
   #evaluated(offset: number | undefined, runs?: Array<Promise<void>>): void {
-    if (offset !== undefined) this.#mark?.done(offset, runs);
+    if (offset !== undefined && this.deps.marks) this.#mark = markDone(this.#mark, this.deps.marks, this.homeId, offset, runs);
   }
 
   /**

@@ -37,3 +37,18 @@ export class HomeMark {
     this.#waiting = chained;
   }
 }
+
+/**
+ * `HomeMark.done` for a home whose mark is made at its first event that began a run (`mark` null
+ * until then): with no run waiting, an offset is noted at once. A node holds a rules actor per home
+ * it serves, most with no rule, and each object counts. Answers the home's mark.
+ */
+export function markDone(mark: HomeMark | null, marks: EvaluatedMarks, homeId: string, offset: number, runs?: ReadonlyArray<Promise<void>>): HomeMark | null {
+  if (mark === null && runs === undefined) {
+    marks.note(homeId, offset, false);
+    return null;
+  }
+  mark ??= new HomeMark(marks, homeId);
+  mark.done(offset, runs);
+  return mark;
+}

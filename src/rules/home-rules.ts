@@ -16,9 +16,17 @@ export interface RulesSnapshot {
   /** the store was unreachable at the last check: the snapshot is used as it is until then (ms) */
   heldUntil: number;
   timeZone: string;
-  rules: Map<string, Rule>;
+  /** shared by every home without rules (NO_RULES): never changed in place */
+  rules: ReadonlyMap<string, Rule>;
   index: TriggerIndex;
 }
+
+/**
+ * What a home without rules holds, one pair for the node: most homes of a fleet have none, and an
+ * empty Map's table is about 270 B (two a home, with the index's: BENCHMARKS.md, 2026-12-05 third).
+ */
+const NO_RULES: ReadonlyMap<string, Rule> = new Map();
+const NO_TRIGGERS = new TriggerIndex([]);
 
 /** while the store is unreachable, a home with cached rules asks it again after this long (ms), not at every event */
 const STORE_RETRY_MS = 1_000;
@@ -90,8 +98,8 @@ export class HomeRules {
       stale: version < this.#wanted,
       heldUntil: 0,
       timeZone: settings.timeZone,
-      rules: new Map(rules.map((r) => [r.id, r])),
-      index: new TriggerIndex(rules),
+      rules: rules.length === 0 ? NO_RULES : new Map(rules.map((r) => [r.id, r])),
+      index: rules.length === 0 ? NO_TRIGGERS : new TriggerIndex(rules),
     };
     if (snap) this.#retire(snap, next);
     this.#snap = next;

@@ -6,22 +6,7 @@ import { PackedChunk, type ChunkEntries } from './history-chunk.js';
 import { dropAged, END, LEGACY, MAX_CHUNK, openChunks, readStored, storedTop, type Chunks, type Ranges } from './history-lmdb-chunks.js';
 import { checkRead, newEpoch } from './history-read.js';
 import { LmdbEvaluatedMarks } from './history-lmdb-marks.js';
-
-/** A home this node has looked at. */
-interface Live {
-  /** the newest offset given */
-  top: number;
-  /** starts of the home's sealed chunks, ascending (stored, or in `inflight` until committed) */
-  chunks: number[];
-  /** the newest time (ms) in each of `chunks`; NaN until read for a chunk stored by an earlier process */
-  times: number[];
-  /** where appends go until it is full or old enough to be written */
-  open: PackedChunk | null;
-  /** sealed chunks not committed yet: reads find them here meanwhile */
-  inflight: PackedChunk[];
-  /** bytes of the last chunk sealed full (0: none): the next one's first allocation */
-  room: number;
-}
+import { appended, atRest, NONE_IN_FLIGHT, without, type Live } from './history-lmdb-live.js';
 
 export interface LmdbHistoryOptions {
   now?: () => number;
@@ -225,7 +210,7 @@ export class LmdbEventHistory implements EventHistory {
     this.sealed = this.sealed.filter(([home]) => home !== homeId);
     live.open = null;
     this.opens.delete(homeId);
-    live.inflight = [];
+    live.inflight = NONE_IN_FLIGHT;
     live.chunks = [];
     live.times = [];
     const top = live.top;
@@ -292,7 +277,7 @@ export class LmdbEventHistory implements EventHistory {
     const range = this.ranges.get(homeId);
     const last = chunks[chunks.length - 1];
     const top = last === undefined ? (range?.top ?? 0) : storedTop(this.entries, this.ranges, homeId, last);
-    live = { top, chunks, times: chunks.map(() => NaN), open: null, inflight: [], room: 0 };
+    live = { top, chunks, times: chunks.map(() => NaN), open: null, inflight: NONE_IN_FLIGHT, room: 0 };
     if (keep || last !== undefined || range !== undefined) this.homes.set(homeId, live);
     return live;
   }
@@ -345,7 +330,7 @@ export class LmdbEventHistory implements EventHistory {
     const pending = live.inflight.find((c) => c.start === start);
     if (pending && !pending.issued) {
       // never written: nothing to remove
-      live.inflight = live.inflight.filter((c) => c !== pending);
+      live.inflight = without(live.inflight, pending);
       this.sealed = this.sealed.filter(([, , c]) => c !== pending);
     } else {
       this.removals.push([homeId, start]);
@@ -361,9 +346,9 @@ export class LmdbEventHistory implements EventHistory {
     // a chunk sealed by age holds what came in a second: a room for it would outlive the home's burst
     live.room = chunk.count >= this.chunkSize ? chunk.size : 0;
     this.opens.delete(homeId);
-    live.chunks.push(chunk.start);
-    live.times.push(chunk.lastAt);
-    live.inflight.push(chunk);
+    live.chunks = appended(live.chunks, chunk.start);
+    live.times = appended(live.times, chunk.lastAt);
+    live.inflight = appended(live.inflight, chunk);
     this.sealed.push([homeId, live, chunk]);
     this.flushTimer ??= setTimeout(this.flush, FLUSH_MS).unref();
   }
@@ -410,7 +395,10 @@ export class LmdbEventHistory implements EventHistory {
       () => {
         this.batches?.flushed(size, (performance.now() - started) / 1000);
         // committed: reads find them in the store from now on
-        for (const [, live, chunk] of sealed) live.inflight = live.inflight.filter((c) => c !== chunk);
+        for (const [, live, chunk] of sealed) {
+          live.inflight = without(live.inflight, chunk);
+          atRest(live);
+        }
       },
       () => {
         // the side store refused the write: the chunks stay readable from memory
