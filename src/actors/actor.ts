@@ -242,6 +242,17 @@ export class ActorDirectory<A extends Actor<{ type: string }>> {
     return this.#entries.size;
   }
 
+  /** Retires and forgets every idle actor that `idle` answers true for; answers how many. */
+  forget(idle: (actor: A) => boolean): number {
+    let n = 0;
+    for (const [key, entry] of this.#entries) {
+      if (entry.actor.isStopped || !idle(entry.actor) || !entry.actor.retire()) continue;
+      this.#entries.delete(key);
+      n++;
+    }
+    return n;
+  }
+
   #retireIdle(): void {
     let n = Math.max(1, Math.floor(this.max / 10));
     // the first pass clears the marks it passes, so the second finds candidates if any are idle

@@ -92,6 +92,12 @@ export interface RulesEngineDeps {
   closeWaitMs?: number;
   /** homes kept in memory (rules index, last values); idle ones beyond are forgotten; @default 50_000 */
   maxHomes?: number;
+  /**
+   * a home without rules, idle this long since the store last said so, is forgotten (its next event
+   * reads the store again): most homes of a node have none, and each kept costs about 400 B;
+   * checked as often; 0: kept until `maxHomes`; @default 3 × cacheTtlMs
+   */
+  forgetIdleMs?: number;
   /** the node's supervision of the home actors and its failure counter (tier_actor_failures_total) */
   supervision?: Pick<ActorSystem, 'supervision' | 'onFailure' | 'failureLog'>;
   /**
@@ -139,6 +145,8 @@ export class RulesEngine {
   readonly #outage: SampledLog;
   #closed = false;
   #resumed = false;
+  readonly #forgetIdleMs: number;
+  readonly #forgetTimer: NodeJS.Timeout | null;
 
   constructor(private readonly deps: RulesEngineDeps) {
     const metrics = (this.#metrics = deps.metrics ?? noRuleMetrics);
@@ -194,6 +202,8 @@ export class RulesEngine {
       ...(deps.marks ? { marks: deps.marks } : {}),
     };
     this.#homes = new ActorDirectory((homeId) => new HomeActor(homeId, system, homeDeps), deps.maxHomes ?? 50_000);
+    this.#forgetIdleMs = deps.forgetIdleMs ?? 3 * homeDeps.cacheTtlMs;
+    this.#forgetTimer = this.#forgetIdleMs > 0 ? setInterval(() => this.forgetIdleHomes(), this.#forgetIdleMs).unref() : null;
     this.#dryRuns = new DryRunLimits(homeDeps.homeCpuMsPerSecond);
     this.#unwatch = store.watch((change) => {
       this.#homes.get(change.homeId)?.tell({ type: 'changed', version: change.version });
@@ -256,6 +266,12 @@ export class RulesEngine {
   listens(event: HubEvent): boolean {
     if (event.kind !== 'state' && event.kind !== 'event') return false;
     return this.#homes.get(event.home)?.listens(event) ?? true;
+  }
+
+  /** Forgets the idle homes without rules (`forgetIdleMs`); answers how many. Runs every `forgetIdleMs`. */
+  forgetIdleHomes(): number {
+    const now = this.#now();
+    return this.#homes.forget((home) => home.forgettable(now, this.#forgetIdleMs));
   }
 
   /** A cron instant of a rule (from the scheduler): evaluates its conditions and runs it. */
@@ -348,6 +364,7 @@ export class RulesEngine {
    */
   async close(): Promise<void> {
     this.#closed = true;
+    if (this.#forgetTimer) clearInterval(this.#forgetTimer);
     this.#hubWait.close();
     this.#unwatch();
     this.#guard.detachAll();

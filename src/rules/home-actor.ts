@@ -1,4 +1,7 @@
 /**
+ * Over 400 lines: one actor's messages (events, replay, cron instants, changes) share its state and
+ * its evaluation; the rules cache, the mark and the CPU budget are modules of their own.
+ *
  * One home of the rules engine as an actor of the node's runtime (src/actors/actor.ts): its rules
  * (a snapshot of the store with their trigger index), the last value of each attribute a trigger
  * watches, and the evaluation of its events and cron instants. The mailbox gives the ordering: a
@@ -161,6 +164,14 @@ export class HomeActor extends Actor<HomeMessage> {
     work = work.catch((err: unknown) => this.#unreachable(msg, err));
     this.deps.track(work);
     return work;
+  }
+
+  /**
+   * Whether the node may forget this home (RulesEngine.forgetIdleHomes): it has no rule, the store
+   * said so at its last check, `idleMs` or more ago, and it holds nothing else. Its next event reads the store again.
+   */
+  forgettable(now: number, idleMs: number): boolean {
+    return this.#rules.noneSince(now, idleMs) && this.#mark === null && this.#lastValues === null;
   }
 
   /** Whether this home's rules may trigger on `event`: true while they are not loaded or are stale. */

@@ -54,6 +54,12 @@ export class HomeRules {
     return now < snap.heldUntil || (!snap.stale && now - snap.checkedAt < this.deps.cacheTtlMs) ? snap : null;
   }
 
+  /** Whether the store said the home has no rule at a check `idleMs` or more before `now` (reachable then, nothing told since). */
+  noneSince(now: number, idleMs: number): boolean {
+    const snap = this.#snap;
+    return snap !== null && snap.rules.size === 0 && !snap.stale && snap.heldUntil === 0 && now - snap.checkedAt >= idleMs;
+  }
+
   /** The store told of the home's `version`: true when the snapshot is older (now stale) and should be reloaded. */
   changed(version: number): boolean {
     this.#wanted = Math.max(this.#wanted, version);

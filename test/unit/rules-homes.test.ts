@@ -219,6 +219,48 @@ describe('per-home processing', () => {
   });
 });
 
+describe('homes without rules', () => {
+  it('one idle past forgetIdleMs since the store said it had none is forgotten, one with rules kept; its next event reads the store again', async () => {
+    r = rig(pool, START, { forgetIdleMs: 30_000 });
+    const loads: string[] = [];
+    const listRules = r.store.listRules.bind(r.store);
+    r.store.listRules = (homeId) => {
+      loads.push(homeId);
+      return listRules(homeId);
+    };
+    await r.store.createRule('home1', PRESS('home1'));
+    r.hubs.event('home1-hub', 'btn', 'press', { n: 1 });
+    r.hubs.event('home2-hub', 'btn', 'press', { n: 1 });
+    await r.settle();
+    // the store said so just now
+    expect(r.engine.forgetIdleHomes()).toBe(0);
+    r.clock.now += 30_000;
+    expect(r.engine.forgetIdleHomes()).toBe(1);
+    expect(r.engine.forgetIdleHomes()).toBe(0);
+    // a rule added meanwhile: the change is told only to homes kept, and the next event finds it
+    await r.store.createRule('home2', PRESS('home2'));
+    r.hubs.event('home2-hub', 'btn', 'press', { n: 2 });
+    r.hubs.event('home1-hub', 'btn', 'press', { n: 2 });
+    await r.settle();
+    expect(loads.filter((h) => h === 'home2')).toEqual(['home2', 'home2']);
+    expect(loads.filter((h) => h === 'home1')).toEqual(['home1']);
+    expect(r.hubs.commands.map((c) => c.hub).sort()).toEqual(['home1-hub', 'home1-hub', 'home2-hub']);
+  });
+
+  it('one whose store is unreachable at its last check is kept: its cached rules serve the outage', async () => {
+    r = rig(pool, START, { forgetIdleMs: 30_000, cacheTtlMs: 1_000 });
+    r.hubs.event('home2-hub', 'btn', 'press', { n: 1 });
+    await r.settle();
+    const homeVersion = r.store.homeVersion.bind(r.store);
+    r.store.homeVersion = () => Promise.reject(Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' }));
+    r.clock.now += 30_000;
+    r.hubs.event('home2-hub', 'btn', 'press', { n: 2 });
+    await r.settle();
+    expect(r.engine.forgetIdleHomes()).toBe(0);
+    r.store.homeVersion = homeVersion;
+  });
+});
+
 describe('close', () => {
   it('waits for an action in progress, cancels a run waiting in a delay, and takes no more events', async () => {
     let finish!: () => void;
