@@ -7,6 +7,8 @@ const WAITING = [
   'cluster-rules-after-crash', 'cluster-secrets', 'forged-handshakes', 'rules', 'rules-after-crash', 'rules-fairness', 'takeover-acks',
   'docs-pipelining', 'hub-frame-rules', 'redis-hung', 'disk-full', 'client-expiry', 'openapi-examples',
   'backend-start-wait', 'backend-credentials', 'push-worker-redis', 'client', 'desired-overflow', 'hub-leaves-home', 'logs', 'memory-cgroup', 'rules-redis-outage', 'outage-lines', 'security-headers', 'traces',
+  // one node (or an in-process one, or a stand-in) each, timing no stall and no backpressure limit: they ran alone for nothing
+  'redis-dies-mid-append', 'lean-hubs', 'load-apps',
 ].map((name) => `test/integration/${name}.test.ts`);
 /** Suites that replace a module (vi.mock): a module another file of the same worker loaded first would not be replaced. They run beside the waiting ones (a group's projects share its worker count). */
 const MOCKING = ['harness-ports'].map((name) => `test/integration/${name}.test.ts`);
