@@ -81,6 +81,17 @@ const PRESS = (home: string) =>
     limit: { maxRuns: 1_000, windowMs: 60_000 },
   });
 
+/** The homes whose rules the store is asked for, in order: one entry per load. */
+function storeLoads(rig: Rig): string[] {
+  const loads: string[] = [];
+  const listRules = rig.store.listRules.bind(rig.store);
+  rig.store.listRules = (homeId) => {
+    loads.push(homeId);
+    return listRules(homeId);
+  };
+  return loads;
+}
+
 function metricValue(text: string, series: string): number {
   const line = text.split('\n').find((l) => l.startsWith(`${series} `));
   return line === undefined ? 0 : Number(line.split(' ')[1]);
@@ -192,12 +203,7 @@ describe('per-home processing', () => {
   it('beyond maxHomes an idle home is forgotten (its rules are read again on its next event); a busy one is kept', async () => {
     const runner = new GatedRunner(pool, 'home1');
     r = rig(runner, START, { maxHomes: 2 });
-    const loads: string[] = [];
-    const listRules = r.store.listRules.bind(r.store);
-    r.store.listRules = (homeId) => {
-      loads.push(homeId);
-      return listRules(homeId);
-    };
+    const loads = storeLoads(r);
     for (const h of ['home1', 'home2', 'home3']) await r.store.createRule(h, PRESS(h));
     // home1 busy (held in evaluation), home2 idle: home3 arriving makes room by forgetting home2
     r.hubs.event('home1-hub', 'btn', 'press', { n: 1 });
@@ -222,12 +228,7 @@ describe('per-home processing', () => {
 describe('homes without rules', () => {
   it('one idle past forgetIdleMs since the store said it had none is forgotten, one with rules kept; its next event reads the store again', async () => {
     r = rig(pool, START, { forgetIdleMs: 30_000 });
-    const loads: string[] = [];
-    const listRules = r.store.listRules.bind(r.store);
-    r.store.listRules = (homeId) => {
-      loads.push(homeId);
-      return listRules(homeId);
-    };
+    const loads = storeLoads(r);
     await r.store.createRule('home1', PRESS('home1'));
     r.hubs.event('home1-hub', 'btn', 'press', { n: 1 });
     r.hubs.event('home2-hub', 'btn', 'press', { n: 1 });
