@@ -218,7 +218,8 @@ export class HomeActor extends Actor<HomeMessage> {
    */
   #release(): void {
     const snap = this.#rules.current;
-    if (!snap) return;
+    // a home without rules (forgotten every 30 s by the thousand) has no counters: no flush of the others'
+    if (!snap || snap.rules.size === 0) return;
     for (const rule of snap.rules.values()) this.deps.guard.release(rule);
     void this.deps.stats.release([...snap.rules.keys()]);
   }
