@@ -11,6 +11,7 @@ import type { HubGatewayMetrics } from '../transport/hub-gateway.js';
 import type { HttpMetrics, HttpObserver } from '../transport/http.js';
 import type { AdmissionRefusals } from '../transport/upgrade-limits.js';
 import { registerMemoryMetrics, type MemorySources } from './memory-metrics.js';
+import { registerDiskMetrics } from './disk-metrics.js';
 import { Tally, type TallyConfig } from './tally.js';
 
 const FRAME_NAMES: Record<number, string> = Object.fromEntries(Object.entries(FrameType).map(([name, code]) => [code, name]));
@@ -55,6 +56,8 @@ export interface NodeSources extends MemorySources {
   events?: { readonly historyFailures: number; readonly staleEvents: number };
   /** this node's clock minus Redis's (seconds; cluster mode, where Redis's clock decides cron instants) */
   clockSkew?: () => Promise<number>;
+  /** the embedded default's DATA_DIR on disk (not in cluster mode, nor in memory) */
+  dataDir?: string;
 }
 
 /**
@@ -175,6 +178,7 @@ export class NodeMetrics implements HubSessionMetrics, HubGatewayMetrics, AppGat
       },
     });
     registerMemoryMetrics(registers, () => self.sources);
+    registerDiskMetrics(registers, () => self.sources.dataDir);
     let skew = 0;
     new Gauge({
       name: 'tier_clock_skew_seconds',
@@ -192,14 +196,7 @@ export class NodeMetrics implements HubSessionMetrics, HubGatewayMetrics, AppGat
       },
     });
     new Gauge({ name: 'tier_draining', help: '1 once this node is draining (stopping), else 0', registers, collect() { this.set(self.sources.draining?.() ? 1 : 0); } });
-    new Gauge({
-      name: 'tier_drain_sessions_remaining',
-      help: 'Hub sessions still open on a draining node (0 when not draining)',
-      registers,
-      collect() {
-        this.set(self.sources.draining?.() ? sessions() : 0);
-      },
-    });
+    new Gauge({ name: 'tier_drain_sessions_remaining', help: 'Hub sessions still open on a draining node (0 when not draining)', registers, collect() { this.set(self.sources.draining?.() ? sessions() : 0); } });
     this.pushSeries();
     // the loop-lag sampler is a native timer: at prom-client's default 10 ms it woke an idle node
     // 100 times a second, which summed over the dozens of nodes of one machine took a tenth of a core

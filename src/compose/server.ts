@@ -210,7 +210,8 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
   });
   const redisClock = ports.diagnose?.redis;
   if (redisClock) metrics.attach({ clockSkew: async () => { const t = await redisClock.time(); return (t.localMs - t.serverMs) / 1000; } });
-  metrics.attach({ admission: limits.refusals, push: ports.push, draining: () => draining, ...(memory ? { memory: memory.reading, ...(heap ? { heapReleases: heap } : {}) } : {}) });
+  const dataDir = !isClusterMode(config) && config.dataDir !== MEMORY ? config.dataDir : undefined;
+  metrics.attach({ ...(dataDir !== undefined ? { dataDir } : {}), admission: limits.refusals, push: ports.push, draining: () => draining, ...(memory ? { memory: memory.reading, ...(heap ? { heapReleases: heap } : {}) } : {}) });
   mountHubGateway(app, {
     admission: new HubAdmission(ports.registry, ports.nonces, config.authSkewS, Date.now, fleet.box),
     limits,
@@ -331,7 +332,7 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
             ...(ports.secretRecord ? { sharedSecrets: sharedSecretsProbe(ports.secretRecord, config) } : {}),
             pool: () => automation.pool.stats(),
             binding,
-            dataDir: mode === 'embedded' && config.dataDir !== MEMORY ? config.dataDir : undefined,
+            dataDir,
             maxHubSessions: config.maxHubSessions,
             maxAppSockets: appLimits.maxSockets,
             loop,

@@ -168,9 +168,13 @@ describe('hub and user admission (real server process)', () => {
     expect(malformed).toBe(401);
   });
 
-  it('reports readiness with the uWS binding on the admin port, and counts refused upgrades by code', async () => {
+  it("reports readiness with the uWS binding on the admin port, its data disk's space, and counts refused upgrades by code", async () => {
     const r = await api(server.adminUrl, 'GET', '/readyz', undefined);
     expect(r).toMatchObject({ status: 200, body: { ready: true, mode: 'embedded', uws: { native: true } } });
+    // the embedded default's DATA_DIR (a temporary directory here): what HubtierDataDiskFilling reads
+    const text = await (await fetch(`${server.adminUrl}/metrics`)).text();
+    expect(metric(text, 'tier_data_dir_available_bytes')).toBeGreaterThan(0);
+    expect(metric(text, 'tier_data_dir_size_bytes')).toBeGreaterThanOrEqual(metric(text, 'tier_data_dir_available_bytes'));
     const refused = async () => metric(await (await fetch(`${server.adminUrl}/metrics`)).text(), 'tier_hub_upgrades_refused_total{code="bad_signature"}');
     const before = await refused();
     expect(await attempt(`${server.wsUrl}/hub/v1`, hubAuthHeaderMap(hubCredentials('adm-1', 'not-the-secret')))).toMatchObject({ status: 401 });
