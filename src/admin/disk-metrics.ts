@@ -21,6 +21,6 @@ export function registerDiskMetrics(registers: Registry[], dataDir: () => string
         if (s) this.set(bytes(s));
       },
     });
-  gauge('tier_data_dir_available_bytes', "Space left to the node on DATA_DIR's filesystem (statfs bavail); the node stops at the first write it refuses", (s) => s.bavail * s.bsize);
+  gauge('tier_data_dir_available_bytes', "Space left to the node on DATA_DIR's filesystem (statfs bavail); the node stops at the first write the disk refuses", (s) => s.bavail * s.bsize);
   gauge('tier_data_dir_size_bytes', "Size of DATA_DIR's filesystem (statfs blocks)", (s) => s.blocks * s.bsize);
 }
