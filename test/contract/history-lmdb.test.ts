@@ -77,6 +77,28 @@ describe('LmdbEventHistory chunks', () => {
     await done();
   });
 
+  it('lets go of a home at rest a minute and reads it back from the store when used: its offsets and entries go on', async () => {
+    let t = 1_000_000;
+    const { history, done } = await setup({ maxEvents: 64, maxAgeMs: 3_600_000 }, () => t);
+    for (let i = 1; i <= 3; i++) history.appendNow!('quiet', Uint8Array.from([i]));
+    await history.durable('quiet');
+    t += 61_000;
+    // written within the minute: kept
+    history.appendNow!('busy', Uint8Array.from([1]));
+    await history.durable('busy');
+    expect(history.homesKept).toBe(2);
+    await history.sweep();
+    expect(history.homesKept).toBe(1);
+    const { epoch } = await history.position('quiet');
+    expect(await history.position('quiet')).toEqual({ epoch, offset: 3 });
+    expect(await history.append('quiet', Uint8Array.from([4]))).toEqual({ epoch, offset: 4 });
+    await history.durable('quiet');
+    const read = await history.read('quiet', { epoch, offset: 0 }, Infinity, 10);
+    expect(read.ok && read.entries.map((e) => [e.offset, ...e.data])).toEqual([[1, 1], [2, 2], [3, 3], [4, 4]]);
+    expect(await history.append('busy', Uint8Array.from([2]))).toEqual({ epoch, offset: 2 });
+    await done();
+  });
+
   it('a chunk is one allocation once its home filled one: the room of the last full chunk is taken at once', async () => {
     // maxEvents 16: chunks of 8
     const { history, done } = await setup({ maxEvents: 16, maxAgeMs: 60_000 });
