@@ -239,7 +239,7 @@ async function main(): Promise<void> {
     await relay.stop();
 
     // the server: hub sessions with a filled shadow
-    say(`server: ${args.sessions} hub sessions with ${args.devices} devices each`);
+    say(`server: ${args.sessions} hub sessions with ${args.devices} devices each, ${args.hubsPerHome} a home`);
     const profDir = join(tmpdir(), 'hubtier-bench');
     if (args.heapSnapshot) mkdirSync(profDir, { recursive: true });
     const env: Record<string, string> = args.heapSnapshot ? { HEAP_SNAPSHOT_DIR: profDir } : {};
@@ -363,7 +363,7 @@ async function main(): Promise<void> {
     table([
       ['process', 'RSS before MB', 'RSS after MB', 'RSS KB/socket', 'RSS anon KB/socket', 'JS heap used KB/socket', 'JS heap committed KB/socket', 'external KB/socket'],
       ['bare uWS, idle sockets (floor)', (floor.before.rss / 2 ** 20).toFixed(1), (floor.after.rss / 2 ** 20).toFixed(1), kb(floor.rssPer), anonKb(floor), kb(floor.heapPer), kb(floor.heapTotalPer), kb(floor.externalPer)],
-      [`server (${args.cluster ? 'cluster' : 'embedded'}, ${args.tsx ? 'tsx' : 'compiled'}), hub sessions (${args.devices}-device shadow, ids ${args.deviceIds})`, (server.before.rss / 2 ** 20).toFixed(1), (server.after.rss / 2 ** 20).toFixed(1), kb(server.rssPer), anonKb(server), kb(server.heapPer), kb(server.heapTotalPer), kb(server.externalPer)],
+      [`server (${args.cluster ? 'cluster' : 'embedded'}, ${args.tsx ? 'tsx' : 'compiled'}), hub sessions (${args.devices}-device shadow, ids ${args.deviceIds}, ${args.hubsPerHome} a home)`, (server.before.rss / 2 ** 20).toFixed(1), (server.after.rss / 2 ** 20).toFixed(1), kb(server.rssPer), anonKb(server), kb(server.heapPer), kb(server.heapTotalPer), kb(server.externalPer)],
     ]),
     '',
     `server memory per hub session: ${kb(server.rssPer)} KB (${out.ratio}x the bare socket's ${kb(floor.rssPer)} KB)${args.idleMs > 0 ? `, read after ${args.idleMs} ms idle` : ''}`,
