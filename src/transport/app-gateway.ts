@@ -26,7 +26,8 @@ interface AppSocketData {
   counted: boolean;
 }
 
-class UwsAppLink implements AppLink {
+/** Exported for its unit test (test/unit/app-link-backpressure.test.ts). */
+export class UwsAppLink implements AppLink {
   open = true;
   /** joined a home's feed at least once: live events were published to it */
   joined = false;
