@@ -168,10 +168,11 @@ export class HomeActor extends Actor<HomeMessage> {
 
   /**
    * Whether the node may forget this home (RulesEngine.forgetIdleHomes): it has no rule, the store
-   * said so at its last check, `idleMs` or more ago, and it holds nothing else. Its next event reads the store again.
+   * said so at its last check, `idleMs` or more ago, no run of an earlier rule is waited for by its
+   * mark, and it watches no value. Its next event reads the store again.
    */
   forgettable(now: number, idleMs: number): boolean {
-    return this.#rules.noneSince(now, idleMs) && this.#mark === null && this.#lastValues === null;
+    return this.#rules.noneSince(now, idleMs) && (this.#mark === null || this.#mark.settled) && this.#lastValues === null;
   }
 
   /** Whether this home's rules may trigger on `event`: true while they are not loaded or are stale. */

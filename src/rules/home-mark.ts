@@ -18,6 +18,11 @@ export class HomeMark {
     private readonly homeId: string,
   ) {}
 
+  /** No run of an earlier event is waited for: a new mark for the home would note nothing out of order. */
+  get settled(): boolean {
+    return this.#waiting === null;
+  }
+
   /**
    * The event at `offset` is done; `runs`: the first stretches of the runs it began, absent when no
    * rule was evaluated on it (none listens, or all are suspended).

@@ -248,6 +248,33 @@ describe('homes without rules', () => {
     expect(r.hubs.commands.map((c) => c.hub).sort()).toEqual(['home1-hub', 'home1-hub', 'home2-hub']);
   });
 
+  it('one whose rules were deleted is kept while its mark waits for a run of the old rule, and forgotten once it has run', async () => {
+    let finish!: () => void;
+    const slow = new Promise<void>((resolve) => (finish = resolve));
+    const noted: number[] = [];
+    const marks = { note: (_home: string, offset: number) => void noted.push(offset), unevaluated: async () => [] };
+    r = rig(pool, START, { forgetIdleMs: 30_000, marks, runCommand: async () => slow });
+    const loads = storeLoads(r);
+    const rule = await r.store.createRule('home1', PRESS('home1'));
+    let offset = 0;
+    const engine = r.engine;
+    r.hubs.onEvent = (e) => engine.onEvent(e, undefined, ++offset);
+    r.hubs.event('home1-hub', 'btn', 'press', { n: 1 });
+    while (offset < 1 || loads.length < 1) await turn();
+    await r.store.deleteRule('home1', rule.id);
+    // the home reads its rules again (none now): event 2 is evaluated while event 1's run still waits
+    r.hubs.event('home1-hub', 'btn', 'press', { n: 2 });
+    while (loads.length < 2) await turn();
+    for (let i = 0; i < 10; i++) await turn();
+    r.clock.now += 30_000;
+    expect(r.engine.forgetIdleHomes()).toBe(0);
+    expect(noted).toEqual([]);
+    finish();
+    await r.settle();
+    expect(noted).toEqual([2]);
+    expect(r.engine.forgetIdleHomes()).toBe(1);
+  });
+
   it('one whose store is unreachable at its last check is kept: its cached rules serve the outage', async () => {
     r = rig(pool, START, { forgetIdleMs: 30_000, cacheTtlMs: 1_000 });
     r.hubs.event('home2-hub', 'btn', 'press', { n: 1 });
