@@ -168,11 +168,12 @@ export class HomeActor extends Actor<HomeMessage> {
 
   /**
    * Whether the node may forget this home (RulesEngine.forgetIdleHomes): it has no rule, the store
-   * said so at its last check, `idleMs` or more ago, no run of an earlier rule is waited for by its
-   * mark, and it watches no value. Its next event reads the store again.
+   * said so at its last check, `idleMs` or more ago, and no run of an earlier rule is waited for by
+   * its mark. Its next event reads the store again. Values it watched for deleted rules go with it:
+   * a rule made later is told each value before by the session (`prev`), as a new home is.
    */
   forgettable(now: number, idleMs: number): boolean {
-    return this.#rules.noneSince(now, idleMs) && (this.#mark === null || this.#mark.settled) && this.#lastValues === null;
+    return this.#rules.noneSince(now, idleMs) && (this.#mark === null || this.#mark.settled);
   }
 
   /** Whether this home's rules may trigger on `event`: true while they are not loaded or are stale. */

@@ -275,6 +275,21 @@ describe('homes without rules', () => {
     expect(r.engine.forgetIdleHomes()).toBe(1);
   });
 
+  it('one whose deleted rule watched a value is forgotten: the values watched for it do not keep the home', async () => {
+    r = rig(pool, START, { forgetIdleMs: 30_000 });
+    const loads = storeLoads(r);
+    const rule = await r.store.createRule('home1', validateRuleSpec({ name: 'Lamp', triggers: [{ type: 'state', hub: 'home1-hub', device: 'lamp', attr: 'on' }], actions: [{ type: 'command', hub: 'home1-hub', device: 'chime', method: 'ring' }] }));
+    r.hubs.report('home1-hub', 'lamp', { on: true });
+    await r.settle();
+    await r.store.deleteRule('home1', rule.id);
+    // the home reads its rules again (none now) at its next event
+    r.hubs.report('home1-hub', 'lamp', { on: false });
+    await r.settle();
+    expect(loads).toEqual(['home1', 'home1']);
+    r.clock.now += 30_000;
+    expect(r.engine.forgetIdleHomes()).toBe(1);
+  });
+
   it('one whose store is unreachable at its last check is kept: its cached rules serve the outage', async () => {
     r = rig(pool, START, { forgetIdleMs: 30_000, cacheTtlMs: 1_000 });
     r.hubs.event('home2-hub', 'btn', 'press', { n: 1 });
