@@ -1,4 +1,4 @@
-import { ROOT_CONTEXT, SpanKind, SpanStatusCode, TraceFlags, trace, type Attributes, type Context, type Span } from '@opentelemetry/api';
+import { ROOT_CONTEXT, SpanKind, SpanStatusCode, TraceFlags, trace, type Attributes, type Context, type Span, type SpanContext } from '@opentelemetry/api';
 
 import type { SpanExporter } from '@opentelemetry/sdk-trace-base';
 import type { Logger } from '../log/logger.js';
@@ -38,11 +38,29 @@ export function traceparentOf(span: Span): string {
   return `00-${sc.traceId}-${sc.spanId}-${(sc.traceFlags & TraceFlags.SAMPLED) === TraceFlags.SAMPLED ? '01' : '00'}`;
 }
 
+/** The remote span context a `traceparent` names; undefined when it is invalid. */
+function spanContextOf(traceparent: string): SpanContext | undefined {
+  if (!isValidTraceparent(traceparent)) return undefined;
+  const m = TRACEPARENT.exec(traceparent)!;
+  return { traceId: m[1]!, spanId: m[2]!, traceFlags: parseInt(m[3]!, 16) & TraceFlags.SAMPLED, isRemote: true };
+}
+
 /** The context a remote `traceparent` stands for; the root context when it is invalid. */
 export function contextOf(traceparent: string): Context {
-  if (!isValidTraceparent(traceparent)) return ROOT_CONTEXT;
-  const m = TRACEPARENT.exec(traceparent)!;
-  return trace.setSpanContext(ROOT_CONTEXT, { traceId: m[1]!, spanId: m[2]!, traceFlags: parseInt(m[3]!, 16) & TraceFlags.SAMPLED, isRemote: true });
+  const sc = spanContextOf(traceparent);
+  return sc === undefined ? ROOT_CONTEXT : trace.setSpanContext(ROOT_CONTEXT, sc);
+}
+
+/**
+ * The span to hand out, without the SDK, for a child of a trace not sampled (ParentBased decides
+ * the same): the parent itself, or the received context. Nothing records it, so the SDK's new ids,
+ * sampler call and span object (three of a command's four spans) would be spent on nothing.
+ * Undefined when the SDK must decide: a root, or a sampled parent.
+ */
+function unsampledChild(parent: Span | string): Span | undefined {
+  if (typeof parent !== 'string') return (parent.spanContext().traceFlags & TraceFlags.SAMPLED) === 0 ? parent : undefined;
+  const sc = spanContextOf(parent);
+  return sc !== undefined && (sc.traceFlags & TraceFlags.SAMPLED) === 0 ? trace.wrapSpanContext(sc) : undefined;
 }
 
 /** Ends a span with an error status when `code` (an error code of proto/errors) is given. */
@@ -91,6 +109,8 @@ export async function startTracing(settings: TraceSettings, nodeId: string, env:
   const started: Tracing = {
     ratio,
     start(name, kind, parent, attributes) {
+      const unsampled = parent == null ? undefined : unsampledChild(parent);
+      if (unsampled !== undefined) return unsampled;
       const ctx = parent == null ? ROOT_CONTEXT : typeof parent === 'string' ? contextOf(parent) : trace.setSpan(ROOT_CONTEXT, parent);
       return tracer.startSpan(name, { kind, attributes }, ctx);
     },

@@ -1,9 +1,10 @@
 import { trace } from '@opentelemetry/api';
+import { InMemorySpanExporter } from '@opentelemetry/sdk-trace-base';
 import { describe, expect, it } from 'vitest';
 import { decodeCommandRequest } from '../../src/actors/command-wire.js';
 import { validateAppRequest } from '../../src/protocol/app-codec.js';
 import { encodeValue } from '../../src/protocol/codec.js';
-import { contextOf, isValidTraceparent, startTracing, traceparentOf, tracing } from '../../src/trace/tracing.js';
+import { contextOf, isValidTraceparent, SpanKind, startTracing, traceparentOf, tracing } from '../../src/trace/tracing.js';
 
 const TP = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
 
@@ -32,6 +33,34 @@ describe('tracing', () => {
     const span = trace.wrapSpanContext({ traceId: '4bf92f3577b34da6a3ce929d0e0e4736', spanId: 'b7ad6b7169203331', traceFlags: 0 });
     expect(traceparentOf(span)).toBe('00-4bf92f3577b34da6a3ce929d0e0e4736-b7ad6b7169203331-00');
     expect(traceparentOf(trace.wrapSpanContext(sc!))).toBe(TP);
+  });
+
+  it('hands a child of an unsampled trace its parent, made by no SDK and exported by none; a sampled parent, ended or not, gets a span of its own', async () => {
+    const spans = new InMemorySpanExporter();
+    // ratio 0: every root unsampled; a caller's sampled decision is still kept
+    const t = (await startTracing({ traceRatio: 0 }, 'n1', { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://127.0.0.1:9' }, spans))!;
+    try {
+      const root = t.start('HTTP', SpanKind.SERVER, undefined);
+      expect(root.spanContext().traceFlags).toBe(0);
+      expect(t.start('bus request', SpanKind.CLIENT, root)).toBe(root);
+      const unsampled = `${TP.slice(0, -2)}00`;
+      const step = t.start('actor step', SpanKind.SERVER, unsampled);
+      expect(traceparentOf(step)).toBe(unsampled);
+      expect(t.start('hub command', SpanKind.CLIENT, step)).toBe(step);
+
+      const sampled = t.start('actor step', SpanKind.SERVER, TP);
+      sampled.end();
+      const child = t.start('hub command', SpanKind.CLIENT, sampled);
+      expect(child).not.toBe(sampled);
+      expect(child.spanContext()).toMatchObject({ traceId: TP.slice(3, 35), traceFlags: 1 });
+      expect(child.spanContext().spanId).not.toBe(sampled.spanContext().spanId);
+      child.end();
+      root.end();
+      step.end();
+      expect(spans.getFinishedSpans().map((s) => `${s.name} ${s.parentSpanContext?.spanId ?? '-'}`)).toEqual([`actor step ${TP.slice(36, 52)}`, `hub command ${sampled.spanContext().spanId}`]);
+    } finally {
+      await t.shutdown();
+    }
   });
 
   it('carries a valid traceparent in a bus command request and drops an invalid one', () => {
