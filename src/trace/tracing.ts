@@ -2,6 +2,7 @@ import { ROOT_CONTEXT, SpanKind, SpanStatusCode, TraceFlags, trace, type Attribu
 
 import type { SpanExporter } from '@opentelemetry/sdk-trace-base';
 import type { Logger } from '../log/logger.js';
+import { openSpans } from './active-span.js';
 
 export { SpanKind, type Span };
 
@@ -103,7 +104,8 @@ export async function startTracing(settings: TraceSettings, nodeId: string, env:
     resource: resourceFromAttributes({ 'service.name': 'hubtier', 'service.instance.id': nodeId }),
     sampler: new ParentBasedSampler({ root: new TraceIdRatioBasedSampler(ratio) }),
     // the exporter and the batch processor read their own OTEL_* variables (URL, headers, delays)
-    spanProcessors: [exporter ? new SimpleSpanProcessor(exporter) : new BatchSpanProcessor(new OTLPTraceExporter())],
+    // openSpans first: it counts a span's end before the exporter's processor takes it
+    spanProcessors: [openSpans, exporter ? new SimpleSpanProcessor(exporter) : new BatchSpanProcessor(new OTLPTraceExporter())],
   });
   const tracer = provider.getTracer('hubtier');
   const started: Tracing = {

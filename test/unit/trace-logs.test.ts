@@ -3,7 +3,8 @@ import { describe, expect, it } from 'vitest';
 import { Actor, type ActorSystem } from '../../src/actors/actor.js';
 import { TimerWheel } from '../../src/actors/timer-wheel.js';
 import { addLogFields, createLogger } from '../../src/log/logger.js';
-import { inSpan, outsideSpans, traceFields } from '../../src/trace/active-span.js';
+import { inSpan, outsideSpans, spanStorageOn, traceFields } from '../../src/trace/active-span.js';
+import { SpanKind, tracing } from '../../src/trace/tracing.js';
 import { startTracingForTest } from '../helpers/tracing-on.js';
 
 const TRACE = '4bf92f3577b34da6a3ce929d0e0e4736';
@@ -37,6 +38,38 @@ describe('trace ids on log lines (the mixin installed once tracing is on)', () =
       ['outside again', undefined, undefined],
     ]);
     expect(lines[1]).toMatchObject({ part: 'rules', node: 'n1' });
+  });
+
+  it("Node's async hooks are on only while a sampled span is open: off at the next check phase after the last ends, on again for the next", async () => {
+    const { lines, log } = capture();
+    addLogFields(log, traceFields);
+    const on = await startTracingForTest();
+    const immediate = () => new Promise((r) => setImmediate(r));
+    try {
+      const first = tracing!.start('first', SpanKind.SERVER, undefined);
+      await inSpan(first, async () => {
+        await immediate();
+        await immediate();
+        log.info('open, after two check phases');
+      });
+      expect(spanStorageOn()).toBe(true);
+      first.end();
+      await immediate();
+      await immediate();
+      expect(spanStorageOn()).toBe(false);
+      log.info('none open');
+      const second = tracing!.start('second', SpanKind.SERVER, undefined);
+      inSpan(second, () => log.info('the next'));
+      expect(spanStorageOn()).toBe(true);
+      second.end();
+      expect(lines.map((l) => [l.msg, l.spanId])).toEqual([
+        ['open, after two check phases', first.spanContext().spanId],
+        ['none open', undefined],
+        ['the next', second.spanContext().spanId],
+      ]);
+    } finally {
+      await on.stop();
+    }
   });
 
   it('an unsampled span names no trace, not even the sampled one around it; outsideSpans leaves it too', () => {
