@@ -25,25 +25,28 @@ export let tracing: Tracing | null = null;
 /** W3C trace context level 1 `traceparent`: version 00, 32 and 16 lower-case hex digits, flags. */
 const TRACEPARENT = /^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/;
 
-/** A `traceparent` as received (header, bus request, app request): valid or not worth keeping. */
-export function isValidTraceparent(s: unknown): s is string {
-  if (typeof s !== 'string' || s.length !== 55) return false;
+/** all-zero ids are invalid by the specification */
+const ZERO_TRACE_ID = '0'.repeat(32);
+const ZERO_SPAN_ID = '0'.repeat(16);
+
+/** The remote span context a received `traceparent` names (header, bus request, app request); undefined when it is invalid. */
+function spanContextOf(s: unknown): SpanContext | undefined {
+  if (typeof s !== 'string' || s.length !== 55) return undefined;
+  // one match: a command's traceparent is read on each node it passes
   const m = TRACEPARENT.exec(s);
-  // all-zero ids are invalid by the specification
-  return m !== null && !/^0+$/.test(m[1]!) && !/^0+$/.test(m[2]!);
+  if (m === null || m[1] === ZERO_TRACE_ID || m[2] === ZERO_SPAN_ID) return undefined;
+  return { traceId: m[1]!, spanId: m[2]!, traceFlags: parseInt(m[3]!, 16) & TraceFlags.SAMPLED, isRemote: true };
+}
+
+/** A `traceparent` as received: valid or not worth keeping. */
+export function isValidTraceparent(s: unknown): s is string {
+  return spanContextOf(s) !== undefined;
 }
 
 /** The `traceparent` naming `span` as the parent of what the receiver does. */
 export function traceparentOf(span: Span): string {
   const sc = span.spanContext();
   return `00-${sc.traceId}-${sc.spanId}-${(sc.traceFlags & TraceFlags.SAMPLED) === TraceFlags.SAMPLED ? '01' : '00'}`;
-}
-
-/** The remote span context a `traceparent` names; undefined when it is invalid. */
-function spanContextOf(traceparent: string): SpanContext | undefined {
-  if (!isValidTraceparent(traceparent)) return undefined;
-  const m = TRACEPARENT.exec(traceparent)!;
-  return { traceId: m[1]!, spanId: m[2]!, traceFlags: parseInt(m[3]!, 16) & TraceFlags.SAMPLED, isRemote: true };
 }
 
 /** The context a remote `traceparent` stands for; the root context when it is invalid. */
