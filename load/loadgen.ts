@@ -72,7 +72,7 @@ async function main(): Promise<void> {
       say(
         `[${String(Math.round((now - t0) / 1000)).padStart(5)}s ${phase.padEnd(11)}] connected ${v.counters.connected}/${o.hubs} apps ${v.counters.apps}/${o.apps}` +
           ` | reports ${rate('reportsSent')}/s events ${rate('eventsReceived')}/s | cmds ${rate('commandsOk')}/s` +
-          ` | errors ${errs.other} admission ${errs.admission} | p99 ms: connect ${p99(v.connect)} cmd ${p99(v.command)} report→app ${p99(v.reportToApp)} report→ack ${p99(v.reportToAck)}` +
+          ` | errors ${errs.other} admission ${errs.admission} | p99 ms: connect ${p99(v.connect)} cmd ${p99(v.command)} report→app ${p99(v.reportToApp)} report→ack ${p99(v.reportToAck)} load loop ${p99(v.loopDelay)}` +
           (rss !== null ? ` | server rss ${(rss / 2 ** 20).toFixed(0)} MB` : ''),
       );
       last = { at: now, c: v.counters };

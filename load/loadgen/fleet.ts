@@ -1,7 +1,8 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { addCounters, emptyCounters, type AppSpec, type Counters, type FromWorker, type HubSpec, type Snapshot, type ToWorker, type WorkerConfig, type WorkerMemory } from './ipc.js';
-import { addEncoded, newHistogram, type Histogram } from '../lib/histogram.js';
+import { LATENCIES, addCounters, emptyCounters, type AppSpec, type Counters, type FromWorker, type HubSpec, type Latency, type Snapshot, type ToWorker, type WorkerConfig, type WorkerMemory } from './ipc.js';
+import { latencyHistograms } from './metrics.js';
+import { addEncoded, type Histogram } from '../lib/histogram.js';
 
 const WORKER = fileURLToPath(new URL('./worker-process.ts', import.meta.url));
 
@@ -17,13 +18,8 @@ interface Worker {
   exited: Promise<number | null>;
 }
 
-export interface IntervalView {
-  counters: Counters;
-  connect: Histogram;
-  command: Histogram;
-  reportToApp: Histogram;
-  reportToAck: Histogram;
-}
+/** The counters and one histogram per latency. */
+export type IntervalView = { counters: Counters } & Record<Latency, Histogram>;
 
 /**
  * The parent side of the workers: forks one process per config, sends phases to all of them at
@@ -33,7 +29,7 @@ export interface IntervalView {
 export class Fleet {
   private readonly workers: Worker[] = [];
   private rid = 0;
-  private readonly since = { connect: newHistogram(), command: newHistogram(), reportToApp: newHistogram(), reportToAck: newHistogram() };
+  private since = latencyHistograms();
 
   private constructor() {}
 
@@ -71,15 +67,12 @@ export class Fleet {
   }
 
   /** Sums the counters and totals of every worker. */
-  async snapshot(): Promise<{ counters: Counters; connect: Histogram; command: Histogram; reportToApp: Histogram; reportToAck: Histogram }> {
+  async snapshot(): Promise<IntervalView> {
     const snaps = await this.all<Snapshot, 'snapshot'>('snapshot');
-    const out = { counters: emptyCounters(), connect: newHistogram(), command: newHistogram(), reportToApp: newHistogram(), reportToAck: newHistogram() };
+    const out: IntervalView = { counters: emptyCounters(), ...latencyHistograms() };
     for (const s of snaps) {
       addCounters(out.counters, s.counters);
-      addEncoded(out.connect, s.total.connect);
-      addEncoded(out.command, s.total.command);
-      addEncoded(out.reportToApp, s.total.reportToApp);
-      addEncoded(out.reportToAck, s.total.reportToAck);
+      for (const k of LATENCIES) addEncoded(out[k], s.total[k]);
     }
     return out;
   }
@@ -87,11 +80,8 @@ export class Fleet {
   interval(): IntervalView {
     const counters = emptyCounters();
     for (const w of this.workers) addCounters(counters, w.counters);
-    const view = { counters, connect: this.since.connect, command: this.since.command, reportToApp: this.since.reportToApp, reportToAck: this.since.reportToAck };
-    this.since.connect = newHistogram();
-    this.since.command = newHistogram();
-    this.since.reportToApp = newHistogram();
-    this.since.reportToAck = newHistogram();
+    const view: IntervalView = { counters, ...this.since };
+    this.since = latencyHistograms();
     return view;
   }
 
@@ -129,10 +119,7 @@ export class Fleet {
     child.on('message', (msg: FromWorker) => {
       if (msg.type === 'tick') {
         worker.counters = msg.counters;
-        addEncoded(this.since.connect, msg.interval.connect);
-        addEncoded(this.since.command, msg.interval.command);
-        addEncoded(this.since.reportToApp, msg.interval.reportToApp);
-        addEncoded(this.since.reportToAck, msg.interval.reportToAck);
+        for (const k of LATENCIES) addEncoded(this.since[k], msg.interval[k]);
         return;
       }
       const p = worker.pending.get(msg.rid);

@@ -94,14 +94,15 @@ export interface Counters {
   errors: Record<string, number>;
 }
 
+/**
+ * The latencies a worker records, each an HDR histogram. `loopDelay`: how late the worker's own
+ * 20 ms timer fired, so a run can tell a slow node from a load worker too busy to read its answers.
+ */
+export const LATENCIES = ['connect', 'command', 'reportToApp', 'reportToAck', 'loopDelay'] as const;
+export type Latency = (typeof LATENCIES)[number];
+
 /** Each encoded (`encodeHistogram`), null when nothing was recorded. */
-export interface Histograms {
-  connect: string | null;
-  command: string | null;
-  reportToApp: string | null;
-  /** hub's send of a report → the ack covering it (the newest unacknowledged report of each hub) */
-  reportToAck: string | null;
-}
+export type Histograms = Record<Latency, string | null>;
 
 export interface StormResult {
   hubs: number;

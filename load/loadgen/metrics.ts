@@ -1,15 +1,17 @@
-import { emptyCounters, type Counters, type Histograms } from './ipc.js';
+import { LATENCIES, emptyCounters, type Counters, type Histograms, type Latency } from './ipc.js';
 import { encodeHistogram, newHistogram, recordMs, type Histogram } from '../lib/histogram.js';
 
-type Latency = keyof Histograms;
-
-function histograms(): Record<Latency, Histogram> {
-  return { connect: newHistogram(), command: newHistogram(), reportToApp: newHistogram(), reportToAck: newHistogram() };
+/** One empty histogram per latency. */
+export function latencyHistograms(): Record<Latency, Histogram> {
+  return Object.fromEntries(LATENCIES.map((k) => [k, newHistogram()])) as Record<Latency, Histogram>;
 }
 
 function encoded(h: Record<Latency, Histogram>): Histograms {
-  return { connect: encodeHistogram(h.connect), command: encodeHistogram(h.command), reportToApp: encodeHistogram(h.reportToApp), reportToAck: encodeHistogram(h.reportToAck) };
+  return Object.fromEntries(LATENCIES.map((k) => [k, encodeHistogram(h[k])])) as Histograms;
 }
+
+/** the period of the timer whose lateness is the worker's loop delay */
+export const LOOP_PROBE_MS = 20;
 
 /**
  * What one worker process counts: the counters, and each latency twice, since the start (or the
@@ -17,8 +19,19 @@ function encoded(h: Record<Latency, Histogram>): Histograms {
  */
 export class WorkerMetrics {
   readonly counters: Counters = emptyCounters();
-  private readonly total = histograms();
-  private readonly interval = histograms();
+  private readonly total = latencyHistograms();
+  private readonly interval = latencyHistograms();
+  private readonly probe: NodeJS.Timeout;
+
+  constructor(now: () => number = () => performance.now()) {
+    // lateness of a timer, not the clock's gaps: a tick that fired late is measured from when it was due
+    let due = now() + LOOP_PROBE_MS;
+    this.probe = setInterval(() => {
+      const t = now();
+      this.record('loopDelay', Math.max(0, t - due));
+      due = t + LOOP_PROBE_MS;
+    }, LOOP_PROBE_MS).unref();
+  }
 
   /** One more error of `code` (`connect:ECONNREFUSED`, `frame:busy`, ...). */
   bump(code: string): void {
@@ -45,5 +58,10 @@ export class WorkerMetrics {
   reset(): void {
     for (const h of Object.values(this.total)) h.reset();
     for (const h of Object.values(this.interval)) h.reset();
+  }
+
+  /** Stops the loop probe. */
+  stop(): void {
+    clearInterval(this.probe);
   }
 }

@@ -1,6 +1,7 @@
 import { cpus, totalmem } from 'node:os';
-import { encodeHistogram, summarize, table, type Histogram, type LatencySummary } from '../lib/histogram.js';
-import type { ConnectResult, Counters, StormResult } from './ipc.js';
+import { encodeHistogram, summarize, table, type LatencySummary } from '../lib/histogram.js';
+import { LATENCIES, type ConnectResult, type Counters, type StormResult } from './ipc.js';
+import type { IntervalView } from './fleet.js';
 import type { Options } from './options.js';
 import { growth } from './process-usage.js';
 
@@ -45,7 +46,7 @@ export interface RunOutcome {
   /** Date.now() at the start */
   t0: number;
   /** the fleet's totals at the end; null when the workers could not be asked */
-  snap: { counters: Counters; connect: Histogram; command: Histogram; reportToApp: Histogram; reportToAck: Histogram } | null;
+  snap: IntervalView | null;
   /** the last counters the progress line saw (when `snap` is null) */
   lastCounters: Counters;
   memory: Array<{ t: number; rssBytes: number }>;
@@ -62,7 +63,7 @@ export function finalReport(r: RunOutcome): { report: Record<string, unknown>; l
   const { o, snap, storm, usage, fatal } = r;
   const counters = snap?.counters ?? r.lastCounters;
   const lat: Record<string, LatencySummary> = snap
-    ? { connect: summarize(snap.connect), command: summarize(snap.command), reportToApp: summarize(snap.reportToApp), reportToAck: summarize(snap.reportToAck) }
+    ? Object.fromEntries(LATENCIES.map((k) => [k, summarize(snap[k])]))
     : {};
   const errs = errorsSplit(counters.errors);
   const rssValues = r.memory.map((m) => m.rssBytes);
@@ -106,7 +107,7 @@ export function finalReport(r: RunOutcome): { report: Record<string, unknown>; l
     errors: { admission: errs.admission, other: errs.other, byCode: counters.errors },
     latency: lat,
     hdr: snap
-      ? { unit: 'µs', connect: encodeHistogram(snap.connect), command: encodeHistogram(snap.command), reportToApp: encodeHistogram(snap.reportToApp), reportToAck: encodeHistogram(snap.reportToAck) }
+      ? { unit: 'µs', ...Object.fromEntries(LATENCIES.map((k) => [k, encodeHistogram(snap[k])])) }
       : null,
     storm,
     memory: mem,
@@ -117,7 +118,7 @@ export function finalReport(r: RunOutcome): { report: Record<string, unknown>; l
   };
 
   const latRows: Array<Array<string | number>> = [['latency (ms)', 'count', 'p50', 'p90', 'p99', 'p99.9', 'max']];
-  const label: Record<string, string> = { reportToApp: 'report → app', reportToAck: 'report → ack' };
+  const label: Record<string, string> = { reportToApp: 'report → app', reportToAck: 'report → ack', loopDelay: "load workers' loop delay" };
   for (const [name, s] of Object.entries(lat)) latRows.push([label[name] ?? name, s.count, s.p50Ms, s.p90Ms, s.p99Ms, s.p999Ms, s.maxMs]);
   const lines = [
     '',

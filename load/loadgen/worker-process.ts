@@ -62,6 +62,7 @@ class LoadWorker {
   private async stop(): Promise<void> {
     this.traffic.stop();
     clearInterval(this.ticker);
+    this.metrics.stop();
     this.apps.stop();
     await this.hubs.stop(300);
   }

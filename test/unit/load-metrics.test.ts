@@ -1,5 +1,5 @@
 /** The load tool's latency histograms on their way from a worker to the parent. */
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { addEncoded, newHistogram, recordMs } from '../../load/lib/histogram.js';
 import { WorkerMetrics } from '../../load/loadgen/metrics.js';
 
@@ -36,5 +36,29 @@ describe('WorkerMetrics.tick', () => {
     expect(sum.totalCount).toBe(1_000);
     for (const p of [50, 99, 99.9]) expect(sum.getValueAtPercentile(p)).toBe(all.getValueAtPercentile(p));
     expect(workers[0]!.snapshot().total.reportToApp).not.toBeNull();
+  });
+
+  it('records how late its own 20 ms timer fired: a worker too busy to read its sockets shows in loopDelay', () => {
+    vi.useFakeTimers();
+    try {
+      let t = 0;
+      const m = new WorkerMetrics(() => t);
+      t = 20;
+      vi.advanceTimersByTime(20);
+      // due at 40; the loop was held until 120
+      t = 120;
+      vi.advanceTimersByTime(20);
+      m.stop();
+      vi.advanceTimersByTime(100);
+      const h = newHistogram();
+      addEncoded(h, m.tick().interval.loopDelay);
+      expect(h.totalCount).toBe(2);
+      // one on time, one 80 ms late (µs)
+      expect(h.getValueAtPercentile(50)).toBeLessThan(1_000);
+      expect(h.maxValue).toBeGreaterThan(79_000);
+      expect(h.maxValue).toBeLessThan(81_000);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 });
