@@ -96,7 +96,7 @@ export interface Counters {
 
 /**
  * The latencies a worker records, each an HDR histogram. `loopDelay`: how late the worker's own
- * 20 ms timer fired, so a run can tell a slow node from a load worker too busy to read its answers.
+ * 100 ms timer fired, so a run can tell a slow node from a load worker too busy to read its answers.
  */
 export const LATENCIES = ['connect', 'command', 'reportToApp', 'reportToAck', 'loopDelay'] as const;
 export type Latency = (typeof LATENCIES)[number];

@@ -10,7 +10,7 @@ export { SpanKind, type Span };
 export interface Tracing {
   /** share of new (root) traces sampled, 0..1; a received trace keeps its caller's decision */
   readonly ratio: number;
-  /** A span, child of `parent` (a span of this node, or a `traceparent` received), else a root. */
+  /** A span, child of `parent` (a span of this node, or a `traceparent` received), else a root; a child of an unsampled parent is that parent (or its context). */
   start(name: string, kind: SpanKind, parent: Span | string | null | undefined, attributes?: Attributes): Span;
   /** Exports what is buffered and stops; later spans are dropped. */
   shutdown(): Promise<void>;

@@ -1,7 +1,7 @@
 /** The load tool's latency histograms on their way from a worker to the parent. */
 import { describe, expect, it, vi } from 'vitest';
 import { addEncoded, newHistogram, recordMs } from '../../load/lib/histogram.js';
-import { WorkerMetrics } from '../../load/loadgen/metrics.js';
+import { LOOP_PROBE_MS, WorkerMetrics } from '../../load/loadgen/metrics.js';
 
 describe('WorkerMetrics.tick', () => {
   it('sends null for a histogram with nothing recorded, and each second only what was recorded since the last', () => {
@@ -38,18 +38,18 @@ describe('WorkerMetrics.tick', () => {
     expect(workers[0]!.snapshot().total.reportToApp).not.toBeNull();
   });
 
-  it('records how late its own 20 ms timer fired: a worker too busy to read its sockets shows in loopDelay', () => {
+  it('records how late its own timer fired: a worker too busy to read its sockets shows in loopDelay', () => {
     vi.useFakeTimers();
     try {
       let t = 0;
       const m = new WorkerMetrics(() => t);
-      t = 20;
-      vi.advanceTimersByTime(20);
-      // due at 40; the loop was held until 120
-      t = 120;
-      vi.advanceTimersByTime(20);
+      t = LOOP_PROBE_MS;
+      vi.advanceTimersByTime(LOOP_PROBE_MS);
+      // due at twice the period; the loop was held 80 ms past it
+      t = 2 * LOOP_PROBE_MS + 80;
+      vi.advanceTimersByTime(LOOP_PROBE_MS);
       m.stop();
-      vi.advanceTimersByTime(100);
+      vi.advanceTimersByTime(10 * LOOP_PROBE_MS);
       const h = newHistogram();
       addEncoded(h, m.tick().interval.loopDelay);
       expect(h.totalCount).toBe(2);
