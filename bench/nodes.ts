@@ -19,7 +19,8 @@ usage: node --import tsx bench/nodes.ts [options]
   --env K=V         an environment variable for every node (repeatable), e.g.
                     --env TIER_HEARTBEAT_MS=120000 --env TIER_IDLE_MS=300000, and for half a
                     million's sparse reports --env TIER_DISK_BATCH_MS=100 (group commit: a fifth
-                    less node CPU, BENCHMARKS.md 2026-12-05 fourth)
+                    less node CPU, BENCHMARKS.md 2026-12-05 fourth) and --env TIER_PARALLEL_GC=false
+                    (27 nodes on two cores: collections without helper threads, 2026-12-05 seventh)
   --tsx             run src/main.ts through tsx; default: compile once into dist/bench-node-<pid>
                     and run that, as the container image does (tsx costs each node ~100 MB)
   -h, --help        this text

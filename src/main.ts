@@ -5,6 +5,7 @@ import { closeOnSignals, loadConfigOrExit, runMain } from './config/process.js';
 import { createLogger, type Logger } from './log/logger.js';
 import { startOrExit } from './compose/until-reachable.js';
 import { startServer } from './compose/server.js';
+import { applyParallelGc } from './compose/parallel-gc.js';
 import { DataStoreError } from './ports/lmdb.js';
 import { UwsLoadError } from './transport/uws.js';
 
@@ -14,6 +15,7 @@ async function main(): Promise<void> {
   const log = createLogger(config.logLevel, { node: config.nodeId });
   for (const w of warnings) log.warn(w);
   if (generated.length > 0) reportGeneratedSecrets(config, generated, log);
+  if (applyParallelGc(config.parallelGc)) log.info('V8 collects in its pauses on the main thread alone (TIER_PARALLEL_GC=false)');
 
   const cluster = isClusterMode(config);
   // a stop signal during the start (a cluster node may wait minutes for its backends) ends it cleanly

@@ -101,6 +101,8 @@ export interface Config {
   shadowPackMs: number;
   /** @default 10_000 (ms): how often the node looks whether its resident size grew enough to call glibc's malloc_trim; 0: never */
   mallocTrimMs: number;
+  /** @default true: V8 uses helper threads within a collection's pause; false: the main thread alone (nodes packed several to a core) */
+  parallelGc: boolean;
   /** @default 19_000: hub sockets a node holds at most (the open-file limit here is 20,000) */
   maxHubSessions: number;
   /**
@@ -340,6 +342,7 @@ const FIELDS: { [K in keyof Config]: Field<K> } = {
   diskBatchMs: { env: 'TIER_DISK_BATCH_MS', parse: int(0, 1_000), default: 0 },
   shadowPackMs: { env: 'TIER_SHADOW_PACK_MS', parse: int(0, 3_600_000), default: 5_000 },
   mallocTrimMs: { env: 'TIER_MALLOC_TRIM_MS', parse: int(0, 3_600_000), default: 10_000 },
+  parallelGc: { env: 'TIER_PARALLEL_GC', parse: bool, default: true },
   maxHubSessions: { env: 'TIER_MAX_HUB_SESSIONS', parse: int(1, 10_000_000), default: 19_000 },
   maxAppSockets: { env: 'TIER_MAX_APP_SOCKETS', parse: int(1, 10_000_000) },
   maxAppSocketsPerUser: { env: 'TIER_MAX_APP_SOCKETS_PER_USER', parse: int(1, 1_000_000), default: 32 },
