@@ -95,8 +95,10 @@ export interface Counters {
 }
 
 /**
- * The latencies a worker records, each an HDR histogram. `loopDelay`: how late the worker's own
- * 100 ms timer fired, so a run can tell a slow node from a load worker too busy to read its answers.
+ * The latencies a worker records, each an HDR histogram. `reportToAck`: a hub's send of a report →
+ * the ack covering it (the newest unacknowledged report of each hub). `loopDelay`: how late the
+ * worker's own 100 ms timer fired, so a run can tell a slow node from a load worker too busy to
+ * read its answers.
  */
 export const LATENCIES = ['connect', 'command', 'reportToApp', 'reportToAck', 'loopDelay'] as const;
 export type Latency = (typeof LATENCIES)[number];
