@@ -18,8 +18,8 @@ interface Worker {
   exited: Promise<number | null>;
 }
 
-/** The counters and one histogram per latency. */
-export type IntervalView = { counters: Counters } & Record<Latency, Histogram>;
+/** The counters and one histogram per latency: since the last `interval()`, or in all (`snapshot()`). */
+export type FleetView = { counters: Counters } & Record<Latency, Histogram>;
 
 /**
  * The parent side of the workers: forks one process per config, sends phases to all of them at
@@ -67,9 +67,9 @@ export class Fleet {
   }
 
   /** Sums the counters and totals of every worker. */
-  async snapshot(): Promise<IntervalView> {
+  async snapshot(): Promise<FleetView> {
     const snaps = await this.all<Snapshot, 'snapshot'>('snapshot');
-    const out: IntervalView = { counters: emptyCounters(), ...latencyHistograms() };
+    const out: FleetView = { counters: emptyCounters(), ...latencyHistograms() };
     for (const s of snaps) {
       addCounters(out.counters, s.counters);
       for (const k of LATENCIES) addEncoded(out[k], s.total[k]);
@@ -77,10 +77,10 @@ export class Fleet {
     return out;
   }
 
-  interval(): IntervalView {
+  interval(): FleetView {
     const counters = emptyCounters();
     for (const w of this.workers) addCounters(counters, w.counters);
-    const view: IntervalView = { counters, ...this.since };
+    const view: FleetView = { counters, ...this.since };
     this.since = latencyHistograms();
     return view;
   }

@@ -1,7 +1,7 @@
 import { cpus, totalmem } from 'node:os';
 import { encodeHistogram, summarize, table, type LatencySummary } from '../lib/histogram.js';
 import { LATENCIES, type ConnectResult, type Counters, type StormResult } from './ipc.js';
-import type { IntervalView } from './fleet.js';
+import type { FleetView } from './fleet.js';
 import type { Options } from './options.js';
 import { growth } from './process-usage.js';
 
@@ -46,7 +46,7 @@ export interface RunOutcome {
   /** Date.now() at the start */
   t0: number;
   /** the fleet's totals at the end; null when the workers could not be asked */
-  snap: IntervalView | null;
+  snap: FleetView | null;
   /** the last counters the progress line saw (when `snap` is null) */
   lastCounters: Counters;
   memory: Array<{ t: number; rssBytes: number }>;
