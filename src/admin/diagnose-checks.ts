@@ -215,7 +215,12 @@ export function sharedSecretsVerdict(recorded: boolean, differences: readonly Se
   if (differences.some((d) => d.agreement === 'differs')) {
     return { verdict: 'fail', detail, hint: `another node started with another ${names} (a rotation, TIER_SECRETS_CHANGED) or this node has the wrong one: give every node the same value and restart the odd ones (docs/runbooks.md)` };
   }
-  return { verdict: 'warn', detail, hint: 'finish the key rotation: restart every node with the new TIER_SECRET_KEY and the old one in TIER_SECRET_KEYS_OLD (README "Hub secrets at rest")' };
+  const hints = differences.map((d) =>
+    d.name === 'TIER_SECRET_KEY'
+      ? 'finish the key rotation: restart every node with the new TIER_SECRET_KEY and the old one in TIER_SECRET_KEYS_OLD (README "Hub secrets at rest")'
+      : `finish the ${d.name} rotation: restart every node with the new value in ${d.name} and the old one accepted beside it (README "Cluster secrets")`,
+  );
+  return { verdict: 'warn', detail, hint: hints.join('; ') };
 }
 
 export function pushSenderVerdict(sender: DiagnoseProbes['pushSender']): Finding {

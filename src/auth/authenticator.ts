@@ -1,5 +1,5 @@
 import { randomUUID, timingSafeEqual } from 'node:crypto';
-import { createSigner, createVerifier } from 'fast-jwt';
+import { createSigner, createVerifier, TokenError } from 'fast-jwt';
 import { AuthError } from '../errors.js';
 import type { TokenClaims } from './revocations.js';
 
@@ -29,11 +29,19 @@ export interface AuthenticatorOptions {
    * ahead mints no token that a revocation made on another node at the same moment misses.
    */
   sharedNow?: () => Promise<number | null>;
+  /** more HS256 keys that verify user tokens but never sign (JWT_SECRETS_ACCEPTED: a rotation's other key) */
+  jwtSecretsAccepted?: readonly string[];
+  /** more admin tokens accepted (ADMIN_TOKENS_ACCEPTED: a rotation's other token) */
+  adminTokensAccepted?: readonly string[];
+  /** told of each credential accepted by one of the keys or tokens above, so an operator sees when the old one is no longer used */
+  onAccepted?: (credential: 'jwt' | 'admin') => void;
 }
+
+type Verify = (token: string) => Record<string, unknown>;
 
 /**
  * Checks bearer credentials: the configured admin token, or an HS256 JWT signed with the JWT
- * secret carrying `sub`, `homes: string[]` and `exp` (enforced; required unless configured
+ * secret (or one of the keys accepted beside it during a rotation; only JWT_SECRET signs) carrying `sub`, `homes: string[]` and `exp` (enforced; required unless configured
  * otherwise), not revoked (by its `jti`, or its `sub` and `iat`).
  *
  * Verification is synchronous (fast-jwt, node:crypto HMAC), so `fromToken` settles in the
@@ -43,7 +51,10 @@ export interface AuthenticatorOptions {
  */
 export class Authenticator {
   private readonly admin: Buffer;
-  private readonly verify: (token: string) => Record<string, unknown>;
+  private readonly adminAccepted: Buffer[];
+  private readonly verify: Verify;
+  /** tried only on a bad signature under `verify`: a token of the current key costs one HMAC, as before */
+  private readonly verifyAccepted: Verify[];
   private readonly sign: (payload: Record<string, unknown>) => string;
   private readonly requireExp: boolean;
   private readonly skewS: number;
@@ -56,15 +67,19 @@ export class Authenticator {
     private readonly options: AuthenticatorOptions = {},
   ) {
     this.admin = Buffer.from(adminToken);
+    this.adminAccepted = (options.adminTokensAccepted ?? []).map((t) => Buffer.from(t));
     const { audience, issuer } = options;
-    this.verify = createVerifier({
-      key: jwtSecret,
-      algorithms: ['HS256'],
-      ...(audience === undefined ? {} : { allowedAud: audience }),
-      ...(issuer === undefined ? {} : { allowedIss: issuer }),
-      // fast-jwt checks aud and iss only when the token has them
-      requiredClaims: [...(audience === undefined ? [] : ['aud']), ...(issuer === undefined ? [] : ['iss'])],
-    });
+    const verifier = (key: string): Verify =>
+      createVerifier({
+        key,
+        algorithms: ['HS256'],
+        ...(audience === undefined ? {} : { allowedAud: audience }),
+        ...(issuer === undefined ? {} : { allowedIss: issuer }),
+        // fast-jwt checks aud and iss only when the token has them
+        requiredClaims: [...(audience === undefined ? [] : ['aud']), ...(issuer === undefined ? [] : ['iss'])],
+      });
+    this.verify = verifier(jwtSecret);
+    this.verifyAccepted = (options.jwtSecretsAccepted ?? []).map(verifier);
     this.sign = createSigner({ key: jwtSecret, algorithm: 'HS256', ...(audience === undefined ? {} : { aud: audience }), ...(issuer === undefined ? {} : { iss: issuer }) });
     this.requireExp = options.requireExp ?? true;
     this.skewS = options.skewS ?? 300;
@@ -80,10 +95,14 @@ export class Authenticator {
 
   async fromToken(token: string): Promise<Principal> {
     const given = Buffer.from(token);
-    if (given.length === this.admin.length && timingSafeEqual(given, this.admin)) return { kind: 'admin' };
+    if (sameBytes(given, this.admin)) return { kind: 'admin' };
+    if (this.adminAccepted.some((t) => sameBytes(given, t))) {
+      this.options.onAccepted?.('admin');
+      return { kind: 'admin' };
+    }
     let payload;
     try {
-      payload = this.verify(token);
+      payload = this.verifyAny(token);
     } catch (err) {
       throw new AuthError('unauthorized', `invalid token: ${(err as Error).message}`, { cause: err });
     }
@@ -101,6 +120,28 @@ export class Authenticator {
     if (typeof payload.exp === 'number') p.exp = payload.exp;
     if (this.options.revoked?.isRevoked(p)) throw new AuthError('unauthorized', 'token revoked');
     return p;
+  }
+
+  /** The claims under JWT_SECRET, or under an accepted key when only the signature failed; else the first key's error. */
+  private verifyAny(token: string): Record<string, unknown> {
+    try {
+      return this.verify(token);
+    } catch (err) {
+      if (this.verifyAccepted.length === 0 || (err as TokenError).code !== TokenError.codes.invalidSignature) throw err;
+      for (const verify of this.verifyAccepted) {
+        let payload;
+        try {
+          payload = verify(token);
+        } catch (other) {
+          // signed with this key but refused (expired, wrong audience): that is the token's answer
+          if ((other as TokenError).code !== TokenError.codes.invalidSignature) throw other;
+          continue;
+        }
+        this.options.onAccepted?.('jwt');
+        return payload;
+      }
+      throw err;
+    }
   }
 
   /** Mints a user token (admin API, demo page, tests), with a fresh `jti` so it can be revoked alone. */
@@ -124,6 +165,10 @@ export class Authenticator {
     const shared = await this.options.sharedNow?.().catch(() => null);
     return shared ?? Date.now();
   }
+}
+
+function sameBytes(given: Buffer, expected: Buffer): boolean {
+  return given.length === expected.length && timingSafeEqual(given, expected);
 }
 
 export function canSeeHome(p: Principal, homeId: string): boolean {

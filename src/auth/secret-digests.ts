@@ -1,7 +1,7 @@
 /**
  * The secrets every node of a cluster must share, as a cluster may record them: JWT_SECRET and
- * ADMIN_TOKEN as scrypt digests under a random per-cluster salt (tokens may be low-entropy, so no
- * fast hash), TIER_SECRET_KEY as the key ids sealed values already carry (src/auth/secret-box.ts).
+ * ADMIN_TOKEN, and the values each node accepts beside them during a rotation, as scrypt digests
+ * under a random per-cluster salt (tokens may be low-entropy, so no fast hash), TIER_SECRET_KEY as the key ids sealed values already carry (src/auth/secret-box.ts).
  * Pure: the record itself is src/ports/secret-record/, the start check src/compose/shared-secrets-check.ts.
  */
 import { scrypt } from 'node:crypto';
@@ -11,10 +11,15 @@ import { keyId, parseSecretKey } from './secret-box.js';
 export const SHARED_SECRETS = ['JWT_SECRET', 'ADMIN_TOKEN', 'TIER_SECRET_KEY'] as const;
 export type SharedSecret = (typeof SHARED_SECRETS)[number];
 
-/** The record's fields: digests, the current key id and the older key ids (comma-separated, '' for none). */
+/**
+ * The record's fields: digests of each token and of the values accepted beside it (comma-separated,
+ * '' for none), the current key id and the older key ids (comma-separated, '' for none).
+ */
 export interface SecretDigests {
   JWT_SECRET: string;
+  JWT_SECRETS_ACCEPTED: string;
   ADMIN_TOKEN: string;
+  ADMIN_TOKENS_ACCEPTED: string;
   TIER_SECRET_KEY: string;
   TIER_SECRET_KEYS_OLD: string;
 }
@@ -24,18 +29,35 @@ export interface NodeSecrets {
   adminToken: string;
   secretKey: string;
   secretKeysOld?: string | undefined;
+  jwtSecretsAccepted?: readonly string[] | undefined;
+  adminTokensAccepted?: readonly string[] | undefined;
 }
+
+/** The token secrets and the record field of the values each accepts beside it. */
+export const TOKEN_SECRETS = [
+  ['JWT_SECRET', 'JWT_SECRETS_ACCEPTED'],
+  ['ADMIN_TOKEN', 'ADMIN_TOKENS_ACCEPTED'],
+] as const;
 
 const scryptAsync = promisify(scrypt) as (secret: string, salt: string, length: number) => Promise<Buffer>;
 
 export async function secretDigests(salt: string, s: NodeSecrets): Promise<SecretDigests> {
   // the name in the salt: one value used as both tokens gives two unrelated digests
   const digest = async (name: SharedSecret, secret: string) => (await scryptAsync(secret, `${salt}:${name}`, 32)).toString('base64url');
-  const [jwt, admin] = await Promise.all([digest('JWT_SECRET', s.jwtSecret), digest('ADMIN_TOKEN', s.adminToken)]);
+  // an accepted value's digest is made under its token's name, so it compares with another node's current one
+  const digests = (name: SharedSecret, values: readonly string[] | undefined) => Promise.all((values ?? []).map((v) => digest(name, v))).then((d) => d.join(','));
+  const [jwt, jwtAccepted, admin, adminAccepted] = await Promise.all([
+    digest('JWT_SECRET', s.jwtSecret),
+    digests('JWT_SECRET', s.jwtSecretsAccepted),
+    digest('ADMIN_TOKEN', s.adminToken),
+    digests('ADMIN_TOKEN', s.adminTokensAccepted),
+  ]);
   const older = (s.secretKeysOld ?? '').split(',').filter(Boolean);
   return {
     JWT_SECRET: jwt,
+    JWT_SECRETS_ACCEPTED: jwtAccepted,
     ADMIN_TOKEN: admin,
+    ADMIN_TOKENS_ACCEPTED: adminAccepted,
     TIER_SECRET_KEY: keyId(parseSecretKey(s.secretKey, 'TIER_SECRET_KEY')),
     TIER_SECRET_KEYS_OLD: older.map((k, i) => keyId(parseSecretKey(k, `TIER_SECRET_KEYS_OLD[${i}]`))).join(','),
   };
@@ -55,15 +77,25 @@ export interface SecretDifference {
 /** The differences between this node's digests and a record's fields; fields not recorded yet compare equal. */
 export function compareDigests(recorded: Readonly<Record<string, string>>, mine: SecretDigests): SecretDifference[] {
   const out: SecretDifference[] = [];
-  const refused = { JWT_SECRET: 'user tokens of the other nodes are refused here (401) and this node\'s elsewhere', ADMIN_TOKEN: 'the admin token of the other nodes is refused here (401)' };
-  for (const name of ['JWT_SECRET', 'ADMIN_TOKEN'] as const) {
+  const refused = { JWT_SECRET: "user tokens of the other nodes are refused here (401) and this node's elsewhere", ADMIN_TOKEN: 'the admin token of the other nodes is refused here (401)' };
+  for (const [name, acceptedField] of TOKEN_SECRETS) {
     const theirs = recorded[name];
-    if (theirs !== undefined && theirs !== mine[name]) out.push({ name, agreement: 'differs', detail: `${name} is not the one the cluster's nodes share: ${refused[name]}` });
+    if (theirs === undefined || theirs === mine[name]) continue;
+    const weAccept = list(mine[acceptedField]).includes(theirs);
+    const theyAccept = list(recorded[acceptedField]).includes(mine[name]);
+    if (weAccept && theyAccept) {
+      out.push({ name, agreement: 'rotating', detail: `${name} is not the cluster's current one, but each accepts the other's (${acceptedField}): a rotation is under way` });
+    } else if (weAccept) {
+      const whose = name === 'JWT_SECRET' ? 'user tokens minted here are' : 'this admin token is';
+      out.push({ name, agreement: 'differs', detail: `${name} is not the cluster's current one; this node accepts the cluster's, but ${whose} refused by the nodes not given this value in ${acceptedField} (roll it out there first)` });
+    } else {
+      out.push({ name, agreement: 'differs', detail: `${name} is not the one the cluster's nodes share${theyAccept ? ' (they accept this one, this node does not accept theirs)' : ''}: ${refused[name]}` });
+    }
   }
   const current = recorded.TIER_SECRET_KEY;
   if (current === undefined) return out;
-  const theirs = [current, ...(recorded.TIER_SECRET_KEYS_OLD ?? '').split(',').filter(Boolean)];
-  const ours = [mine.TIER_SECRET_KEY, ...mine.TIER_SECRET_KEYS_OLD.split(',').filter(Boolean)];
+  const theirs = [current, ...list(recorded.TIER_SECRET_KEYS_OLD)];
+  const ours = [mine.TIER_SECRET_KEY, ...list(mine.TIER_SECRET_KEYS_OLD)];
   const weOpen = ours.includes(current);
   const theyOpen = theirs.includes(mine.TIER_SECRET_KEY);
   if (weOpen && theyOpen) return out;
@@ -75,4 +107,8 @@ export function compareDigests(recorded: Readonly<Record<string, string>>, mine:
     out.push({ name: 'TIER_SECRET_KEY', agreement: 'differs', detail: `${keys}, and neither opens the other's: hubs provisioned through the other nodes are refused here ("the node could not admit this hub")` });
   }
   return out;
+}
+
+function list(field: string | undefined): string[] {
+  return (field ?? '').split(',').filter(Boolean);
 }

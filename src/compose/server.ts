@@ -119,7 +119,7 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
   const held = { sessions, close: (s: HubSession, e: CloseOrder['e']) => void s.tell({ type: 'closeOrder', data: encodeBus({ e }) }), metrics: ports.link ? prometheusFleetSyncMetrics(metrics.registry) : undefined };
   const fleet = await fleetParts(config, ports, log, metrics, commandBus, (event, epoch) => events.publish(event, epoch), held);
   await checkSealingKey(ports.registry, fleet.box, isClusterMode(config) ? 'the cluster registry (Redis)' : resolve(config.dataDir), log);
-  const auth = new Authenticator(config.adminToken, config.jwtSecret, { requireExp: config.jwtRequireExp, revoked: fleet.revoked, audience: config.jwtAudience, issuer: config.jwtIssuer, skewS: config.authSkewS, sharedNow: () => ports.rules.sharedTime() });
+  const auth = new Authenticator(config.adminToken, config.jwtSecret, { requireExp: config.jwtRequireExp, revoked: fleet.revoked, audience: config.jwtAudience, issuer: config.jwtIssuer, skewS: config.authSkewS, sharedNow: () => ports.rules.sharedTime(), jwtSecretsAccepted: config.jwtSecretsAccepted, adminTokensAccepted: config.adminTokensAccepted, onAccepted: (kind) => metrics.acceptedSecret.inc({ kind }) });
   // every control action: stored (ports.audit) and published on `audit.events` for a SIEM
   const audit = new AuditTrail({ ...(ports.audit ? { store: ports.audit } : {}), bus: ports.bus, node: config.nodeId, log: log.child({ part: 'audit' }) });
   // the node's one hub → home lookup: the cluster registry caches it (CachingHubRegistry), the embedded one reads LMDB

@@ -1,10 +1,10 @@
 import { randomBytes } from 'node:crypto';
-import { compareDigests, secretDigests, type SecretDifference, type SecretDigests } from '../auth/secret-digests.js';
+import { compareDigests, secretDigests, TOKEN_SECRETS, type SecretDifference, type SecretDigests } from '../auth/secret-digests.js';
 import { ConfigError, type Config } from '../config/config.js';
 import type { Logger } from '../log/logger.js';
 import type { SecretRecord } from '../ports/secret-record/secret-record.js';
 
-type Secrets = Pick<Config, 'jwtSecret' | 'adminToken' | 'secretKey' | 'secretKeysOld' | 'secretsChanged'>;
+type Secrets = Pick<Config, 'jwtSecret' | 'adminToken' | 'secretKey' | 'secretKeysOld' | 'secretsChanged' | 'jwtSecretsAccepted' | 'adminTokensAccepted'>;
 
 /** The digests computed at start, by the configuration they were computed from: diagnose reuses them (scrypt is slow by design). */
 const computed = new WeakMap<Secrets, { salt: string; digests: Promise<SecretDigests> }>();
@@ -13,7 +13,8 @@ const computed = new WeakMap<Secrets, { salt: string; digests: Promise<SecretDig
  * Refuses to start a cluster node whose JWT_SECRET, ADMIN_TOKEN or TIER_SECRET_KEY is not the
  * cluster's: such a node started ready and refused the other nodes' user tokens, admin token and
  * hubs (until 2026-12-05). The first node records its digests (src/auth/secret-digests.ts); a
- * secret named in TIER_SECRETS_CHANGED (a rotation) is recorded anew instead, and a sealing key
+ * secret named in TIER_SECRETS_CHANGED (a rotation) is recorded anew instead, as is a token whose
+ * node and record each accept the other's value (JWT_SECRETS_ACCEPTED, ADMIN_TOKENS_ACCEPTED); a sealing key
  * that opens the record's or is opened by it (a key rotation rolling over the nodes) is accepted
  * and recorded, so the record follows the last node started.
  */
@@ -37,8 +38,11 @@ export async function checkSharedSecrets(record: SecretRecord, config: Secrets, 
   for (const d of differences) {
     if (d.name === 'TIER_SECRET_KEY') continue;
     update[d.name] = mine[d.name];
-    log.warn({ secret: d.name }, `${d.name} changed (TIER_SECRETS_CHANGED): recorded this node's; nodes still on the old value refuse its tokens until restarted with the new one, then remove TIER_SECRETS_CHANGED`);
+    if (d.agreement === 'rotating') log.warn({ secret: d.name }, `${d.detail}: recorded this node's`);
+    else log.warn({ secret: d.name }, `${d.name} changed (TIER_SECRETS_CHANGED): recorded this node's; nodes still on the old value refuse its tokens until restarted with the new one, then remove TIER_SECRETS_CHANGED`);
   }
+  // the values accepted beside each token follow the last node started, as the keys do
+  for (const [, accepted] of TOKEN_SECRETS) if (recorded[accepted] !== mine[accepted]) update[accepted] = mine[accepted];
   if (recorded.TIER_SECRET_KEY !== mine.TIER_SECRET_KEY || recorded.TIER_SECRET_KEYS_OLD !== mine.TIER_SECRET_KEYS_OLD) {
     update.TIER_SECRET_KEY = mine.TIER_SECRET_KEY;
     update.TIER_SECRET_KEYS_OLD = mine.TIER_SECRET_KEYS_OLD;

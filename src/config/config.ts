@@ -22,6 +22,10 @@ export interface Config {
   adminToken: string;
   /** HS256 key of user JWTs, at least 32 characters; embedded default: generated (into SECRETS_FILE) when not set; cluster mode: required */
   jwtSecret: string;
+  /** @default []: more HS256 keys that verify user JWTs but never sign one (a rotation: the next key before it signs, the previous one after) */
+  jwtSecretsAccepted: readonly string[];
+  /** @default []: more admin tokens accepted (a rotation); never shown or generated */
+  adminTokensAccepted: readonly string[];
   /** generated when not set */
   nodeId: string;
   /** NATS server(s), comma-separated; `user:pass@` or `token@` in them is handed to the client as credentials */
@@ -224,6 +228,14 @@ const secret =
     if (s.length < minChars) throw new ConfigError(`${key}: must be at least ${minChars} characters, got ${s.length}; make one with ${MAKE_SECRET}`);
     return s;
   };
+/** Secrets comma-separated (or a JSON list in CONFIG_FILE), each checked as `secret(minChars)` checks one: a rotation's other values. */
+const secretList =
+  (minChars: number): Parser<readonly string[]> =>
+  (raw, key) =>
+    (Array.isArray(raw) ? raw : text(raw, key).split(','))
+      .map((s: unknown) => (typeof s === 'string' ? s.trim() : s))
+      .filter((s: unknown) => s !== '')
+      .map((s: unknown, i: number) => secret(minChars)(s, `${key}[${i}]`));
 const secretKey: Parser<string> = (raw, key) => {
   const s = text(raw, key);
   refusePlaceholder(s, key, '`openssl rand -hex 32`');
@@ -302,6 +314,8 @@ const FIELDS: { [K in keyof Config]: Field<K> } = {
   adminHost: { env: 'ADMIN_HOST', parse: text, default: '127.0.0.1' },
   adminToken: { env: 'ADMIN_TOKEN', parse: secret(SECRET_MIN_CHARS.ADMIN_TOKEN) },
   jwtSecret: { env: 'JWT_SECRET', parse: secret(SECRET_MIN_CHARS.JWT_SECRET) },
+  jwtSecretsAccepted: { env: 'JWT_SECRETS_ACCEPTED', parse: secretList(SECRET_MIN_CHARS.JWT_SECRET), default: [] },
+  adminTokensAccepted: { env: 'ADMIN_TOKENS_ACCEPTED', parse: secretList(SECRET_MIN_CHARS.ADMIN_TOKEN), default: [] },
   nodeId: { env: 'NODE_ID', parse: text },
   natsUrl: { env: 'NATS_URL', parse: url(['nats:', 'tls:', 'ws:', 'wss:'], true) },
   natsPingMs: { env: 'TIER_NATS_PING_MS', parse: int(100, 600_000), default: 5_000 },

@@ -2,7 +2,8 @@
  * Nodes of one cluster (in-process nodes on one nats-server and redis-server, and one node process)
  * must share JWT_SECRET, ADMIN_TOKEN and TIER_SECRET_KEY: a node given another one refuses to start
  * naming it (it used to start ready and refuse the other nodes' tokens and hubs); the same secrets,
- * a documented key rotation and a token rotation declared with TIER_SECRETS_CHANGED start, and
+ * a documented key rotation, a token rotation in two rolls (JWT_SECRETS_ACCEPTED, ADMIN_TOKENS_ACCEPTED)
+ * in which every node takes every other's tokens, and one declared with TIER_SECRETS_CHANGED start, and
  * `/debug/diagnose` of a running node tells when another node's start changed the record.
  */
 import { createHash } from 'node:crypto';
@@ -118,6 +119,43 @@ describe('cluster nodes must share their secrets', { timeout: 60_000 }, () => {
     expect(await secretsCheck(a)).toMatchObject({ verdict: 'fail', detail: expect.stringMatching(/JWT_SECRET is not the one/) });
     expect(await refusal(node())).toMatch(/^JWT_SECRET: /);
     await node({}, ADMIN, NEW);
+  });
+
+  it('rotates JWT_SECRET and ADMIN_TOKEN in two rolls with no node refusing another\'s tokens, and refuses a node that skips the first roll', async () => {
+    prefix = uniquePrefix();
+    const NEW = 'rotated-jwt-secret-0123456789abcdef0123';
+    const NEW_ADMIN = 'rotated-admin-token-0123456789abcdef';
+    const mint = async (s: RunningServer, admin: string) => (await api(`http://127.0.0.1:${s.port}`, 'POST', '/v1/admin/tokens', admin, { sub: 'rita', homes: ['h1'] })).body.token as string;
+    const status = async (s: RunningServer, token: string) => (await api(`http://127.0.0.1:${s.port}`, 'GET', '/v1/homes/h1/rules', token)).status;
+    const a = await node();
+    const fromA = await mint(a, ADMIN);
+    // roll one: every node accepts the new values beside the old, which still sign
+    const b = await node({ JWT_SECRETS_ACCEPTED: NEW, ADMIN_TOKENS_ACCEPTED: NEW_ADMIN });
+    expect(await secretsCheck(a)).toMatchObject({ verdict: 'ok' });
+    await a.close();
+    // roll two: the new values sign, the old ones are accepted beside them
+    const c = await node({ JWT_SECRETS_ACCEPTED: JWT, ADMIN_TOKENS_ACCEPTED: ADMIN }, NEW_ADMIN, NEW);
+    const fromB = await mint(b, ADMIN);
+    const fromC = await mint(c, NEW_ADMIN);
+    for (const [server, token] of [[b, fromC], [c, fromB], [c, fromA], [b, fromA], [b, NEW_ADMIN], [c, ADMIN]] as const) expect(await status(server, token)).toBe(200);
+    expect(await secretsCheck(b)).toMatchObject({ verdict: 'warn', detail: expect.stringMatching(/rotation is under way/), hint: expect.stringMatching(/finish the JWT_SECRET rotation/) });
+    expect(await secretsCheck(c, NEW_ADMIN)).toMatchObject({ verdict: 'ok' });
+    // what the old values still let in is counted, so an operator knows when they can go
+    const metrics = await (await fetch(`http://127.0.0.1:${c.adminPort}/metrics`)).text();
+    expect(metrics).toMatch(/^tier_auth_accepted_secret_total\{kind="jwt"\} 2$/m);
+    expect(metrics).toMatch(/^tier_auth_accepted_secret_total\{kind="admin"\} 1$/m);
+    // the old values dropped: their tokens go, the new ones work everywhere
+    await b.close();
+    const d = await node({}, NEW_ADMIN, NEW);
+    expect(await status(d, fromC)).toBe(200);
+    expect(await status(d, fromB)).toBe(401);
+    expect(await status(d, ADMIN)).toBe(401);
+    // a node of roll two against a cluster that never had roll one: what it mints would be refused there
+    prefix = uniquePrefix();
+    await node();
+    const message = await refusal(node({ JWT_SECRETS_ACCEPTED: JWT }, ADMIN, NEW));
+    expect(message).toMatch(/^JWT_SECRET: .*roll it out there first/);
+    expect(message).not.toContain(NEW);
   });
 
   it('a node process refused for its JWT_SECRET exits 2 with a configuration error on stderr', async () => {

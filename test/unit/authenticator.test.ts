@@ -120,4 +120,43 @@ describe('token times and revocations across clocks', () => {
       own.mockRestore();
     }
   });
+
+  describe('a rotation: values accepted beside JWT_SECRET and ADMIN_TOKEN', () => {
+    const NEXT = 'authenticator-next-secret-0123456789';
+    const OTHER_ADMIN = 'authenticator-other-admin-0123';
+    const signed = (secret: string, exp: number | string = '1m') => new SignJWT({ homes: ['h1'] }).setProtectedHeader({ alg: 'HS256' }).setSubject('bob').setExpirationTime(exp).sign(new TextEncoder().encode(secret));
+    const rotating = () => {
+      const accepted: string[] = [];
+      const node = new Authenticator('authenticator-admin-token-0123', NEXT, { jwtSecretsAccepted: [SECRET], adminTokensAccepted: [OTHER_ADMIN], onAccepted: (c) => accepted.push(c) });
+      return { node, accepted };
+    };
+
+    it('accepts tokens of the accepted key and counts them; its own key counts nothing', async () => {
+      const { node, accepted } = rotating();
+      expect(await node.fromToken(await signed(SECRET))).toMatchObject({ kind: 'user', sub: 'bob' });
+      expect(accepted).toEqual(['jwt']);
+      expect(await node.fromToken(await signed(NEXT))).toMatchObject({ kind: 'user', sub: 'bob' });
+      expect(await node.fromToken(OTHER_ADMIN)).toEqual({ kind: 'admin' });
+      expect(await node.fromToken('authenticator-admin-token-0123')).toEqual({ kind: 'admin' });
+      expect(accepted).toEqual(['jwt', 'admin']);
+    });
+
+    it('signs with JWT_SECRET alone: a node without the accepted key takes what it mints', async () => {
+      const { node } = rotating();
+      const token = await node.issue('bob', ['h1'], 60);
+      expect(await new Authenticator('authenticator-admin-token-0123', NEXT).fromToken(token)).toMatchObject({ sub: 'bob' });
+      expect(await refusal(token)).toBe('unauthorized');
+    });
+
+    it('refuses an unknown key, and an expired token of the accepted key as expired, not as forged', async () => {
+      const { node, accepted } = rotating();
+      const expired = await signed(SECRET, Math.floor(Date.now() / 1000) - 10);
+      const err = await node.fromToken(expired).then(() => null, (e: Error & { code: string }) => e);
+      expect(err).toMatchObject({ code: 'unauthorized', message: expect.stringMatching(/expired/) });
+      const unknown = await node.fromToken(await signed(`${SECRET}x`)).then(() => null, (e: Error & { code: string }) => e);
+      expect(unknown).toMatchObject({ code: 'unauthorized', message: expect.stringMatching(/signature/) });
+      expect(await node.fromToken(`${OTHER_ADMIN}x`).then(() => 'accepted', (e: { code: string }) => e.code)).toBe('unauthorized');
+      expect(accepted).toEqual([]);
+    });
+  });
 });

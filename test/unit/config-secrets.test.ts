@@ -61,6 +61,20 @@ describe('secrets given to the node', () => {
     expect(refusal(cluster({ TIER_SECRET_KEYS_OLD: `${KEY},change-me-old-key` })).message).toMatch(/^TIER_SECRET_KEYS_OLD\[1\]: still a placeholder/);
   });
 
+  it('JWT_SECRETS_ACCEPTED and ADMIN_TOKENS_ACCEPTED: comma-separated, each held to its token\'s rules, named by its place', () => {
+    const other = 'another-jwt-secret-of-32-chars!!';
+    expect(loadConfig(cluster({ JWT_SECRETS_ACCEPTED: ` ${other} ,${JWT.toUpperCase()}`, ADMIN_TOKENS_ACCEPTED: 'another-admin-token-24ch' })).config).toMatchObject({
+      jwtSecretsAccepted: [other, JWT.toUpperCase()],
+      adminTokensAccepted: ['another-admin-token-24ch'],
+    });
+    expect(loadConfig(cluster({})).config).toMatchObject({ jwtSecretsAccepted: [], adminTokensAccepted: [] });
+    expect(refusal(cluster({ JWT_SECRETS_ACCEPTED: `${other},short` })).message).toMatch(/^JWT_SECRETS_ACCEPTED\[1\]: must be at least 32 characters, got 5/);
+    expect(refusal(cluster({ ADMIN_TOKENS_ACCEPTED: `change-me-${'z'.repeat(30)}` })).message).toMatch(/^ADMIN_TOKENS_ACCEPTED\[0\]: still a placeholder/);
+    const file = join(mkdtempSync(join(tmpdir(), 'config-secrets-')), 'config.json');
+    writeFileSync(file, JSON.stringify({ jwtSecretsAccepted: [other] }));
+    expect(loadConfig(cluster({ CONFIG_FILE: file })).config.jwtSecretsAccepted).toEqual([other]);
+  });
+
   it('one character repeated is refused for the tokens too', () => {
     expect(refusal(cluster({ ADMIN_TOKEN: 'x'.repeat(40) })).message).toMatch(/^ADMIN_TOKEN: one character repeated/);
   });

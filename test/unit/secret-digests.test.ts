@@ -7,7 +7,8 @@ const K1 = '11'.repeat(16) + '22'.repeat(16);
 const K2 = '33'.repeat(16) + '44'.repeat(16);
 const K3 = '55'.repeat(16) + '66'.repeat(16);
 const base = { jwtSecret: 'unit-jwt-secret-0123456789abcdef0123', adminToken: 'unit-admin-token-0123456789ab', secretKey: K1 };
-const record = async (salt: string, s: Partial<typeof base> & { secretKeysOld?: string }) => ({ salt, ...(await secretDigests(salt, { ...base, ...s })) });
+type Node = Partial<typeof base> & { secretKeysOld?: string; jwtSecretsAccepted?: string[]; adminTokensAccepted?: string[] };
+const record = async (salt: string, s: Node) => ({ salt, ...(await secretDigests(salt, { ...base, ...s })) });
 
 describe('digests of the shared secrets', () => {
   it('hold no secret, depend on the salt, and differ for one value used as both tokens', async () => {
@@ -38,10 +39,29 @@ describe('digests of the shared secrets', () => {
     expect(compareDigests(rotated, await secretDigests('s', { ...base, secretKey: K2 }))).toEqual([]);
   });
 
+  it('takes tokens whose node and record each accept the other\'s as a rotation, one way only as differing', async () => {
+    const OLD = base.jwtSecret;
+    const NEW = 'rotated-jwt-secret-0123456789abcdef01';
+    const agreement = async (rec: Node, node: Node) => compareDigests(await record('s', rec), await secretDigests('s', { ...base, ...node })).map((d) => [d.name, d.agreement, d.detail]);
+    // step one done (every node accepts NEW), a node of step two: signs with NEW, accepts OLD
+    expect(await agreement({ jwtSecretsAccepted: [NEW] }, { jwtSecret: NEW, jwtSecretsAccepted: [OLD] })).toEqual([['JWT_SECRET', 'rotating', expect.stringMatching(/rotation is under way/)]]);
+    // step one skipped: this node takes the cluster's tokens, the cluster refuses what it mints
+    expect(await agreement({}, { jwtSecret: NEW, jwtSecretsAccepted: [OLD] })).toEqual([['JWT_SECRET', 'differs', expect.stringMatching(/refused by the nodes not given this value in JWT_SECRETS_ACCEPTED/)]]);
+    // a rollback past the rotation: the cluster takes this node's tokens, this node refuses theirs
+    expect(await agreement({ jwtSecret: NEW, jwtSecretsAccepted: [OLD] }, {})).toEqual([['JWT_SECRET', 'differs', expect.stringMatching(/this node does not accept theirs/)]]);
+    // the same current value: what each accepts beside it does not matter
+    expect(await agreement({ jwtSecretsAccepted: [NEW] }, {})).toEqual([]);
+    const admin = 'rotated-admin-token-0123456789';
+    expect(await agreement({ adminTokensAccepted: [admin] }, { adminToken: admin, adminTokensAccepted: [base.adminToken] })).toEqual([['ADMIN_TOKEN', 'rotating', expect.any(String)]]);
+    // a JWT key accepted is no admin token accepted: the digests are made under each token's name
+    expect((await agreement({ jwtSecretsAccepted: [admin] }, { adminToken: admin, adminTokensAccepted: [base.adminToken] })).map((d) => d[1])).toEqual(['differs']);
+  });
+
   it('diagnose: differing fails, rotating warns, agreeing is ok', () => {
     expect(sharedSecretsVerdict(true, []).verdict).toBe('ok');
     expect(sharedSecretsVerdict(false, []).verdict).toBe('warn');
     expect(sharedSecretsVerdict(true, [{ name: 'TIER_SECRET_KEY', agreement: 'rotating', detail: 'd' }]).verdict).toBe('warn');
     expect(sharedSecretsVerdict(true, [{ name: 'ADMIN_TOKEN', agreement: 'differs', detail: 'd' }])).toMatchObject({ verdict: 'fail', hint: expect.stringMatching(/ADMIN_TOKEN/) });
+    expect(sharedSecretsVerdict(true, [{ name: 'JWT_SECRET', agreement: 'rotating', detail: 'd' }])).toMatchObject({ verdict: 'warn', hint: expect.stringMatching(/JWT_SECRET rotation/) });
   });
 });
