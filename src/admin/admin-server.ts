@@ -1,4 +1,4 @@
-import { timingSafeEqual } from 'node:crypto';
+import type { AdminTokens } from '../auth/admin-tokens.js';
 import type { NodeMetrics } from './metrics.js';
 import type { DiagnoseReport } from './diagnose.js';
 import { isLogLevel, setLogLevel, type Logger } from '../log/logger.js';
@@ -34,9 +34,9 @@ export interface AdminDeps {
   log: Logger;
   readiness: () => Readiness;
   /** serves `/debug/diagnose` behind the admin token (it shows configuration); absent: not served */
-  diagnose?: { adminToken: string; run: () => Promise<DiagnoseReport> };
+  diagnose?: { adminToken: AdminTokens; run: () => Promise<DiagnoseReport> };
   /** serves `GET`/`PUT /debug/log-level` behind the admin token, for `log` and its children; absent: not served */
-  logLevel?: { adminToken: string };
+  logLevel?: { adminToken: AdminTokens };
 }
 
 /**
@@ -124,10 +124,9 @@ function json(res: HttpResponse, state: { aborted: boolean }, status: string, bo
 }
 
 /** true when the request carries the admin token; otherwise answers 401 and returns false. */
-function adminOnly(res: HttpResponse, req: HttpRequest, token: Buffer): boolean {
+function adminOnly(res: HttpResponse, req: HttpRequest, tokens: AdminTokens): boolean {
   const bearer = /^Bearer\s+(\S+)$/i.exec(req.getHeader('authorization'))?.[1];
-  const given = bearer === undefined ? null : Buffer.from(bearer);
-  if (given !== null && given.length === token.length && timingSafeEqual(given, token)) return true;
+  if (bearer !== undefined && tokens.matches(bearer)) return true;
   res.cork(() =>
     noSniff(res.writeStatus('401 Unauthorized'))
       .writeHeader('www-authenticate', 'Bearer')
@@ -141,8 +140,7 @@ function adminOnly(res: HttpResponse, req: HttpRequest, token: Buffer): boolean 
  * `GET /debug/log-level` answers `{ level }`; `PUT` with `{"level":"debug"}` sets it for the whole
  * node (every child logger follows) and answers `{ old, level }`. Not kept across a restart.
  */
-function mountLogLevel(app: TemplatedApp, adminToken: string, log: Logger): void {
-  const token = Buffer.from(adminToken);
+function mountLogLevel(app: TemplatedApp, token: AdminTokens, log: Logger): void {
   app.get('/debug/log-level', (res, req) => {
     if (!adminOnly(res, req, token)) return;
     res.cork(() => noSniff(res).writeHeader('content-type', 'application/json').end(JSON.stringify({ level: log.level })));
@@ -176,9 +174,8 @@ function mountLogLevel(app: TemplatedApp, adminToken: string, log: Logger): void
 }
 
 function mountDiagnose(app: TemplatedApp, diagnose: NonNullable<AdminDeps['diagnose']>, log: Logger): void {
-  const token = Buffer.from(diagnose.adminToken);
   app.get('/debug/diagnose', (res, req) => {
-    if (!adminOnly(res, req, token)) return;
+    if (!adminOnly(res, req, diagnose.adminToken)) return;
     const state = { aborted: false };
     res.onAborted(() => {
       state.aborted = true;

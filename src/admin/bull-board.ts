@@ -16,7 +16,7 @@
  *   HttpOnly, SameSite=Strict, path `/queues`) and is redirected to the board.
  * Requests that change something (not GET/HEAD) must also come from the same origin.
  */
-import { createHmac, timingSafeEqual } from 'node:crypto';
+import { createHmac } from 'node:crypto';
 import { STATUS_CODES } from 'node:http';
 import { createBullBoard } from '@bull-board/api';
 import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
@@ -24,6 +24,7 @@ import { HonoAdapter } from '@bull-board/hono';
 import { serveStatic } from '@hono/node-server/serve-static';
 import type { Queue } from 'bullmq';
 import { Hono } from 'hono';
+import { sameBytes, type AdminTokens } from '../auth/admin-tokens.js';
 import { TierError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 import { noSniff, readBody } from '../transport/http.js';
@@ -32,7 +33,8 @@ import type { HttpRequest, HttpResponse, TemplatedApp } from '../transport/uws.j
 export interface BullBoardOptions {
   /** the BullMQ queues to show (the push queue) */
   queues: readonly Queue[];
-  adminToken: string;
+  /** the node's one check of the admin token, with a rotation's others (src/auth/admin-tokens.ts) */
+  adminToken: AdminTokens;
   log: Logger;
   /** @default '/queues' */
   basePath?: string;
@@ -152,40 +154,38 @@ export function mountBullBoard(app: TemplatedApp, options: BullBoardOptions): vo
   app.any(`${basePath}/*`, handler);
 }
 
-/** Session cookies: `<expiry s>.<HMAC-SHA256(admin token, expiry)>`, valid on every node that shares the token. */
+/**
+ * Session cookies: `<expiry s>.<HMAC-SHA256(admin token, expiry)>`, valid on every node that shares
+ * the token. Made under the current token, taken under any token accepted, so a rotation keeps the
+ * sessions signed in until the old token goes.
+ */
 class Sessions {
-  private readonly token: Buffer;
-
   constructor(
-    adminToken: string,
+    private readonly tokens: AdminTokens,
     readonly ttlS: number,
     private readonly now: () => number,
-  ) {
-    this.token = Buffer.from(adminToken);
-  }
+  ) {}
 
   isToken(given: string): boolean {
-    const b = Buffer.from(given);
-    return b.length === this.token.length && timingSafeEqual(b, this.token);
+    return this.tokens.matches(given);
   }
 
   issue(): string {
     const exp = Math.floor(this.now() / 1000) + this.ttlS;
-    return `${exp}.${this.mac(exp)}`;
+    return `${exp}.${mac(this.tokens.signing, exp)}`;
   }
 
   isValid(cookie: string): boolean {
-    const [expText, mac] = cookie.split('.');
+    const [expText, given] = cookie.split('.');
     const exp = Number(expText);
-    if (!Number.isSafeInteger(exp) || mac === undefined || exp * 1000 <= this.now()) return false;
-    const want = Buffer.from(this.mac(exp));
-    const got = Buffer.from(mac);
-    return got.length === want.length && timingSafeEqual(got, want);
+    if (!Number.isSafeInteger(exp) || given === undefined || exp * 1000 <= this.now()) return false;
+    const got = Buffer.from(given);
+    return this.tokens.all.some((token) => sameBytes(got, Buffer.from(mac(token, exp))));
   }
+}
 
-  private mac(exp: number): string {
-    return createHmac('sha256', this.token).update(`bull-board:${exp}`).digest('base64url');
-  }
+function mac(token: Buffer, exp: number): string {
+  return createHmac('sha256', token).update(`bull-board:${exp}`).digest('base64url');
 }
 
 function readCookie(header: string | null, name: string): string | undefined {

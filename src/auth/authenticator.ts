@@ -1,6 +1,7 @@
-import { randomUUID, timingSafeEqual } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { createSigner, createVerifier, TokenError } from 'fast-jwt';
 import { AuthError } from '../errors.js';
+import { AdminTokens } from './admin-tokens.js';
 import type { TokenClaims } from './revocations.js';
 
 /**
@@ -31,10 +32,8 @@ export interface AuthenticatorOptions {
   sharedNow?: () => Promise<number | null>;
   /** more HS256 keys that verify user tokens but never sign (JWT_SECRETS_ACCEPTED: a rotation's other key) */
   jwtSecretsAccepted?: readonly string[];
-  /** more admin tokens accepted (ADMIN_TOKENS_ACCEPTED: a rotation's other token) */
-  adminTokensAccepted?: readonly string[];
-  /** told of each credential accepted by one of the keys or tokens above, so an operator sees when the old one is no longer used */
-  onAccepted?: (credential: 'jwt' | 'admin') => void;
+  /** told of each token let in by an accepted key, so an operator sees when the old one is no longer used */
+  onAccepted?: () => void;
 }
 
 type Verify = (token: string) => Record<string, unknown>;
@@ -50,8 +49,7 @@ type Verify = (token: string) => Record<string, unknown>;
  * binaries may close the new socket right after `open` (uNetworking/uWebSockets#1928).
  */
 export class Authenticator {
-  private readonly admin: Buffer;
-  private readonly adminAccepted: Buffer[];
+  private readonly admin: AdminTokens;
   private readonly verify: Verify;
   /** tried only on a bad signature under `verify`: a token of the current key costs one HMAC, as before */
   private readonly verifyAccepted: Verify[];
@@ -62,12 +60,12 @@ export class Authenticator {
   private lastIssuedS = 0;
 
   constructor(
-    adminToken: string,
+    /** the admin token, or the node's one check of it with a rotation's others (src/auth/admin-tokens.ts) */
+    adminToken: string | AdminTokens,
     jwtSecret: string,
     private readonly options: AuthenticatorOptions = {},
   ) {
-    this.admin = Buffer.from(adminToken);
-    this.adminAccepted = (options.adminTokensAccepted ?? []).map((t) => Buffer.from(t));
+    this.admin = typeof adminToken === 'string' ? new AdminTokens(adminToken) : adminToken;
     const { audience, issuer } = options;
     const verifier = (key: string): Verify =>
       createVerifier({
@@ -94,12 +92,7 @@ export class Authenticator {
   }
 
   async fromToken(token: string): Promise<Principal> {
-    const given = Buffer.from(token);
-    if (sameBytes(given, this.admin)) return { kind: 'admin' };
-    if (this.adminAccepted.some((t) => sameBytes(given, t))) {
-      this.options.onAccepted?.('admin');
-      return { kind: 'admin' };
-    }
+    if (this.admin.matches(token)) return { kind: 'admin' };
     let payload;
     try {
       payload = this.verifyAny(token);
@@ -137,7 +130,7 @@ export class Authenticator {
           if ((other as TokenError).code !== TokenError.codes.invalidSignature) throw other;
           continue;
         }
-        this.options.onAccepted?.('jwt');
+        this.options.onAccepted?.();
         return payload;
       }
       throw err;
@@ -165,10 +158,6 @@ export class Authenticator {
     const shared = await this.options.sharedNow?.().catch(() => null);
     return shared ?? Date.now();
   }
-}
-
-function sameBytes(given: Buffer, expected: Buffer): boolean {
-  return given.length === expected.length && timingSafeEqual(given, expected);
 }
 
 export function canSeeHome(p: Principal, homeId: string): boolean {

@@ -15,7 +15,7 @@ import { createAdminApp, notReadyReasons } from '../admin/admin-server.js';
 import { runChecks } from '../admin/diagnose.js';
 import { diagnoseChecks, fdVerdict } from '../admin/diagnose-checks.js';
 import { NodeMetrics } from '../admin/metrics.js';
-import { Authenticator } from '../auth/authenticator.js';
+import { nodeAuth } from './auth-wiring.js';
 import { HubAdmission } from '../auth/hub-admission.js';
 import { mountApi } from '../api/routes.js';
 import { mountRulesApi } from '../api/rules-routes.js';
@@ -119,7 +119,7 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
   const held = { sessions, close: (s: HubSession, e: CloseOrder['e']) => void s.tell({ type: 'closeOrder', data: encodeBus({ e }) }), metrics: ports.link ? prometheusFleetSyncMetrics(metrics.registry) : undefined };
   const fleet = await fleetParts(config, ports, log, metrics, commandBus, (event, epoch) => events.publish(event, epoch), held);
   await checkSealingKey(ports.registry, fleet.box, isClusterMode(config) ? 'the cluster registry (Redis)' : resolve(config.dataDir), log);
-  const auth = new Authenticator(config.adminToken, config.jwtSecret, { requireExp: config.jwtRequireExp, revoked: fleet.revoked, audience: config.jwtAudience, issuer: config.jwtIssuer, skewS: config.authSkewS, sharedNow: () => ports.rules.sharedTime(), jwtSecretsAccepted: config.jwtSecretsAccepted, adminTokensAccepted: config.adminTokensAccepted, onAccepted: (kind) => metrics.acceptedSecret.inc({ kind }) });
+  const { adminTokens, auth } = nodeAuth(config, metrics, fleet.revoked, () => ports.rules.sharedTime());
   // every control action: stored (ports.audit) and published on `audit.events` for a SIEM
   const audit = new AuditTrail({ ...(ports.audit ? { store: ports.audit } : {}), bus: ports.bus, node: config.nodeId, log: log.child({ part: 'audit' }) });
   // the node's one hub → home lookup: the cluster registry caches it (CachingHubRegistry), the embedded one reads LMDB
@@ -298,7 +298,7 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
     metrics,
     log,
     // PUT /debug/log-level sets the level of this logger and of every child of it
-    logLevel: { adminToken: config.adminToken },
+    logLevel: { adminToken: adminTokens },
     // this node alone: a shared backend's outage is detail, or every pod would leave the Service at once
     readiness: () => {
       const h = health();
@@ -324,7 +324,7 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
       };
     },
     diagnose: {
-      adminToken: config.adminToken,
+      adminToken: adminTokens,
       run: () =>
         runChecks(
           diagnoseChecks({
@@ -344,7 +344,7 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
   });
 
   // pages of the adapters (the BullMQ dashboard of a Redis push queue), behind the admin token
-  for (const mount of ports.adminPages ?? []) mount(admin, { adminToken: config.adminToken, log, maxBodyBytes: config.maxBodyBytes });
+  for (const mount of ports.adminPages ?? []) mount(admin, { adminToken: adminTokens, log, maxBodyBytes: config.maxBodyBytes });
 
   // events stored but not evaluated when the last process died: queued in each home before hubs are back
   await automation.engine.replayUnevaluated().catch((err: unknown) => log.error({ err }, 'rules: events left unevaluated by an unclean stop not replayed'));

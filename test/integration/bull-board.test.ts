@@ -9,6 +9,7 @@ import { chromium } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createAdminApp } from '../../src/admin/admin-server.js';
 import { mountBullBoard } from '../../src/admin/bull-board.js';
+import { AdminTokens } from '../../src/auth/admin-tokens.js';
 import { NodeMetrics } from '../../src/admin/metrics.js';
 import { RedisKeys } from '../../src/ports/redis.js';
 import { BullMqPushQueue } from '../../src/ports/push-queue/push-queue-bullmq.js';
@@ -17,6 +18,7 @@ import { loadUws, type us_listen_socket } from '../../src/transport/uws.js';
 import { startRedis, uniquePrefix, type Backend } from '../../load/harness/index.js';
 
 const TOKEN = 'board-test-admin-token-0123456789';
+const NEW = 'board-test-rotated-token-0123456789';
 const binding = loadUws({ requireNative: false });
 let redis: Backend;
 let push: BullMqPushQueue;
@@ -31,7 +33,9 @@ beforeAll(async () => {
   } });
   // the admin app as the server builds it (its catch-all 404 is registered first)
   const admin = createAdminApp(binding.uws, { metrics: new NodeMetrics(() => 0), log, readiness: () => ({ ready: true, detail: {} }) });
-  mountBullBoard(admin, { queues: [push.queue], adminToken: TOKEN, log });
+  mountBullBoard(admin, { queues: [push.queue], adminToken: new AdminTokens(TOKEN), log });
+  // the board of a node in the second roll of a rotation: NEW is its token, TOKEN accepted beside it
+  mountBullBoard(admin, { queues: [push.queue], adminToken: new AdminTokens(NEW, [TOKEN]), log, basePath: '/rotated' });
   socket = await new Promise<us_listen_socket>((resolve, reject) => admin.listen('127.0.0.1', 0, (s) => (s ? resolve(s) : reject(new Error('no listen')))));
   base = `http://127.0.0.1:${binding.uws.us_socket_local_port(socket as never)}`;
 });
@@ -90,6 +94,21 @@ describe('bull-board on the admin port', () => {
     const js = await fetch(`${base}/queues/${asset}`, { headers: { cookie } });
     expect(js.status).toBe(200);
     expect((await js.arrayBuffer()).byteLength).toBeGreaterThan(1_000);
+  });
+
+  it('in a rotation takes the accepted token and the sessions signed in under it; a node without the new token refuses both of it', async () => {
+    const session = async (path: string, token: string) => ((await fetch(`${base}${path}?token=${token}`, { redirect: 'manual' })).headers.get('set-cookie') ?? '').split(';')[0]!;
+    const status = async (path: string, headers: Record<string, string>) => (await fetch(`${base}${path}/api/queues`, { headers })).status;
+    const old = await session('/queues', TOKEN);
+    const rotated = await session('/rotated', TOKEN);
+    expect(old).toMatch(/^tier_board=/);
+    expect(await status('/rotated', { cookie: old })).toBe(200);
+    expect(await status('/rotated', { cookie: rotated })).toBe(200);
+    expect(await status('/rotated', { authorization: `Bearer ${TOKEN}` })).toBe(200);
+    expect(await status('/rotated', { authorization: `Bearer ${NEW}` })).toBe(200);
+    // what the rotated node signs is made under NEW alone
+    expect(await status('/queues', { cookie: rotated })).toBe(401);
+    expect(await status('/queues', { authorization: `Bearer ${NEW}` })).toBe(401);
   });
 
   it('a browser is shown a sign-in form; the token posted to /queues/login (in no URL) swaps for the cookie', async () => {

@@ -144,6 +144,8 @@ describe('cluster nodes must share their secrets', { timeout: 60_000 }, () => {
     const metrics = await (await fetch(`http://127.0.0.1:${c.adminPort}/metrics`)).text();
     expect(metrics).toMatch(/^tier_auth_accepted_secret_total\{kind="jwt"\} 2$/m);
     expect(metrics).toMatch(/^tier_auth_accepted_secret_total\{kind="admin"\} 1$/m);
+    // the admin port takes the same tokens as the API
+    expect(await secretsCheck(c, ADMIN)).toMatchObject({ verdict: 'ok' });
     // the old values dropped: their tokens go, the new ones work everywhere
     await b.close();
     const d = await node({}, NEW_ADMIN, NEW);

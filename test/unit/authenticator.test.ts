@@ -5,6 +5,7 @@
  */
 import { SignJWT } from 'jose';
 import { describe, expect, it, vi } from 'vitest';
+import { AdminTokens } from '../../src/auth/admin-tokens.js';
 import { Authenticator } from '../../src/auth/authenticator.js';
 import { RevocationList } from '../../src/auth/revocations.js';
 import { settledIn } from '../helpers/settled-in.js';
@@ -127,7 +128,8 @@ describe('token times and revocations across clocks', () => {
     const signed = (secret: string, exp: number | string = '1m') => new SignJWT({ homes: ['h1'] }).setProtectedHeader({ alg: 'HS256' }).setSubject('bob').setExpirationTime(exp).sign(new TextEncoder().encode(secret));
     const rotating = () => {
       const accepted: string[] = [];
-      const node = new Authenticator('authenticator-admin-token-0123', NEXT, { jwtSecretsAccepted: [SECRET], adminTokensAccepted: [OTHER_ADMIN], onAccepted: (c) => accepted.push(c) });
+      const admin = new AdminTokens('authenticator-admin-token-0123', [OTHER_ADMIN], () => accepted.push('admin'));
+      const node = new Authenticator(admin, NEXT, { jwtSecretsAccepted: [SECRET], onAccepted: () => accepted.push('jwt') });
       return { node, accepted };
     };
 

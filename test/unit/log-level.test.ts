@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { createAdminApp } from '../../src/admin/admin-server.js';
+import { AdminTokens } from '../../src/auth/admin-tokens.js';
 import { createLogger, setLogLevel } from '../../src/log/logger.js';
 import { fakeUwsResponse } from '../helpers/fake-uws-response.js';
 
@@ -53,7 +54,7 @@ function adminRoutes(log: ReturnType<typeof createLogger>, adminToken: string) {
   const handlers = new Map<string, Handler>();
   const app = new Proxy({}, { get: (_, m) => (p: string, h: Handler) => (handlers.set(`${String(m)} ${p}`, h), app) });
   const uws = { App: () => app } as never;
-  createAdminApp(uws, { metrics: {} as never, log, readiness: () => ({ ready: true, detail: {} }), logLevel: { adminToken } });
+  createAdminApp(uws, { metrics: {} as never, log, readiness: () => ({ ready: true, detail: {} }), logLevel: { adminToken: new AdminTokens(adminToken) } });
   return {
     call(method: string, path: string, headers: Record<string, string>, body = '') {
       return new Promise<{ status: number; body: unknown }>((resolve) => {

@@ -1,0 +1,25 @@
+import { AdminTokens } from '../auth/admin-tokens.js';
+import { Authenticator } from '../auth/authenticator.js';
+import type { RevocationList } from '../auth/revocations.js';
+import type { Config } from '../config/config.js';
+import type { NodeMetrics } from '../admin/metrics.js';
+
+/**
+ * Who is calling, as the node checks it: one check of the admin token for the API, the admin port
+ * and its pages (a rotation lets in the same tokens everywhere), and the user tokens' verifier.
+ * What a rotation's old values still let in is counted (`tier_auth_accepted_secret_total`).
+ */
+export function nodeAuth(config: Config, metrics: NodeMetrics, revoked: RevocationList, sharedNow: () => Promise<number | null>): { adminTokens: AdminTokens; auth: Authenticator } {
+  const adminTokens = new AdminTokens(config.adminToken, config.adminTokensAccepted, () => metrics.acceptedSecret.inc({ kind: 'admin' }));
+  const auth = new Authenticator(adminTokens, config.jwtSecret, {
+    requireExp: config.jwtRequireExp,
+    revoked,
+    audience: config.jwtAudience,
+    issuer: config.jwtIssuer,
+    skewS: config.authSkewS,
+    sharedNow,
+    jwtSecretsAccepted: config.jwtSecretsAccepted,
+    onAccepted: () => metrics.acceptedSecret.inc({ kind: 'jwt' }),
+  });
+  return { adminTokens, auth };
+}
