@@ -149,6 +149,8 @@ export type AuditAction =
   | 'hub.move'
   | 'hub.delete'
   | 'hub.secret_rotate'
+  | 'home.export'
+  | 'home.erase'
   | 'token.issue'
   | 'token.revoke';
 

@@ -289,7 +289,7 @@ export class HttpFuzzer {
         ] as const);
         paramKinds.push(kind);
         // the operator's routes on one hub (disable, move, delete, re-key) aim at a hub of their own: the responder must stay
-        const raw = kind === 'valid' ? (name === 'hubId' && route.template.startsWith('/v1/admin/hubs/') ? this.victimHub() : this.validParam(name)) : kind === 'malformed-escape' ? this.rng.pick(MALFORMED_ESCAPES) : kind === 'hostile' ? this.rng.pick(HOSTILE_SEGMENTS) : encodeSegment(this.rng.pick(HOSTILE_STRINGS));
+        const raw = kind === 'valid' ? (name === 'hubId' && route.template.startsWith('/v1/admin/hubs/') ? this.victimHub() : name === 'homeId' && route.template.startsWith('/v1/admin/homes/') ? this.victimHome() : this.validParam(name)) : kind === 'malformed-escape' ? this.rng.pick(MALFORMED_ESCAPES) : kind === 'hostile' ? this.rng.pick(HOSTILE_SEGMENTS) : encodeSegment(this.rng.pick(HOSTILE_STRINGS));
         decoded[name] = tryDecodeSegment(raw);
         if (kind !== 'valid') tags.push(raw.length > 24 ? `${raw.slice(0, 12)}…(${raw.length})` : raw);
         return raw;
@@ -449,6 +449,11 @@ export class HttpFuzzer {
     const value = `fzv-${this.h.runId}`;
     this.lastParams.hubId = value;
     return value;
+  }
+
+  /** The home the admin's home routes act on: erasing the responder's would take its hub away. */
+  private victimHome(): string {
+    return `fzv-home-${this.h.runId}`;
   }
 
   private validParam(name: string): string {

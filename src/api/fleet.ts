@@ -139,6 +139,11 @@ export class Fleet {
     );
   }
 
+  /** Every hub of the home as the operator sees it (at most MAX_HOME_HUBS), in id order. */
+  async homeHubs(homeId: string): Promise<Array<Static<typeof FleetHub>>> {
+    return this.views(await this.deps.registry.listHome(homeId, MAX_HOME_HUBS));
+  }
+
   async get(hubId: string): Promise<Static<typeof FleetHub>> {
     const hub = await this.deps.registry.lookup(hubId);
     if (!hub) throw notFound(hubId);

@@ -9,6 +9,7 @@ import { CommandReply, CommandRequest, DesiredReply, DesiredRequest, HubStatus, 
 import { BatchReply, BatchRequest, DeleteHubReply, FleetHub, HomeHubsReply, HubListReply, HubPatchRequest, MoveReply, MoveRequest, RevokeReply, RevokeRequest, RotateReply, RotateRequest } from '../schemas/fleet.js';
 import { Deleted, DryRunReply, RuleList, RuleReply, RuleSaved, SceneDeleted, SceneList, SceneReply, SceneRunReply, SettingsReply } from '../schemas/rules-replies.js';
 import { RuleRequest, SceneRequest, Settings, TestRequest } from '../schemas/rules.js';
+import { EraseHomeReply, HomeExport } from '../schemas/homes.js';
 import { AuditReply } from '../schemas/audit.js';
 import { ID_REGEX } from '../schemas/common.js';
 import { AUDIT_PAGE_MAX } from '../ports/audit/audit.js';
@@ -176,6 +177,21 @@ export function operations(limits: { commandTimeoutMaxMs: number }): Record<stri
       request: { schema: RotateRequest, bad: { graceS: -1 }, optional: true },
       ok: { status: 200, description: 'the new secret', schema: RotateReply },
       errors: ['not_found'],
+    },
+    'get /v1/homes/:homeId/export': {
+      summary: 'Everything kept of a home, in one document (a copy for its owner)',
+      description:
+        'For the home’s users (and the admin): its settings, every hub (never a secret) with every device’s shadow, its rules and scenes as stored, and the events its history still keeps, oldest first (`TIER_HISTORY_SIZE`, `TIER_HISTORY_MAX_AGE_S`). Its audit trail is `GET /v1/homes/{homeId}/audit`. An unknown home answers an empty document. Recorded in the audit trail (`home.export`).',
+      tag: 'homes',
+      ok: { status: 200, description: 'the home’s data', schema: HomeExport(max) },
+      errors: ['unavailable'],
+    },
+    'delete /v1/admin/homes/:homeId': {
+      summary: 'Erase a home: its rules, scenes, settings, hubs and stored events',
+      description:
+        'Rules and scenes go first (none runs while the hubs go), the settings return to the defaults, then every hub is deleted as `DELETE /v1/admin/hubs/{hubId}` deletes one (its session closed at once, close 4006; its record and shadow gone; the home’s apps get its `removed` event), and last the home’s stored events. The audit trail stays (it records who did what, and ages out with `TIER_AUDIT_MAX_AGE_DAYS`). Nothing left answers zeros, so an erasure may be sent again. Revoke the home’s users’ tokens first (`POST /v1/admin/tokens/revoke`) so that nobody adds to the home meanwhile. Recorded in the audit trail (`home.erase`).',
+      tag: 'admin',
+      ok: { status: 200, description: 'erased', schema: EraseHomeReply },
     },
     'get /v1/homes/:homeId/hubs': {
       summary: 'The hubs of a home, with online state and device counts',

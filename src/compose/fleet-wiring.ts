@@ -18,6 +18,7 @@ import { RevocationList } from '../auth/revocations.js';
 import type { SecretBox } from '../auth/secret-box.js';
 import { commandsToEnabledHubs, Fleet, watchHubChanges, type FleetDeps } from '../api/fleet.js';
 import { mountFleetApi } from '../api/fleet-routes.js';
+import { mountHomeApi } from '../api/home-routes.js';
 import type { Config } from '../config/config.js';
 import type { Logger } from '../log/logger.js';
 import { decodeValue, encodeBus, isPlainObject } from '../protocol/codec.js';
@@ -42,8 +43,11 @@ export interface FleetParts {
   sockets: OpenAppSockets;
   /** a command to a hub, refused with `hub_disabled` when the operator disabled it */
   commandTo: CommandSender;
-  /** the fleet's routes; before mountApi (its catch-all must stay last) */
-  mount(app: TemplatedApp, context: { auth: Authenticator; writes: WriteBatch; table: RouteTable; httpMetrics?: HttpMetrics; access?: AccessLog; audit?: AuditTrail }): void;
+  /**
+   * The fleet's routes and a home's data as a whole (export, erasure); before mountApi (its
+   * catch-all must stay last). `eventsSettled`: the node's published events are in the history.
+   */
+  mount(app: TemplatedApp, context: { auth: Authenticator; writes: WriteBatch; table: RouteTable; httpMetrics?: HttpMetrics; access?: AccessLog; audit?: AuditTrail; eventsSettled: () => Promise<void> }): void;
   close(): void;
 }
 
@@ -112,8 +116,10 @@ export async function fleetParts<S extends HeldHub>(config: Config, ports: Ports
     revoked,
     sockets,
     commandTo: commandsToEnabledHubs(ports.registry, (hubId: string, deviceId: string, spec: CommandSpec, timeoutMs: number, requestId?: string, parent?: Span) => sendCommand(commandBus, hubId, deviceId, spec, timeoutMs, metrics, requestId, parent)),
-    mount(app, { auth, writes, table, httpMetrics, access, audit }) {
+    mount(app, { auth, writes, table, httpMetrics, access, audit, eventsSettled }) {
       mountFleetApi(app, { auth, fleet, revoke, log: fleetLog, maxBodyBytes: config.maxBodyBytes, secretGraceS: config.secretGraceS, writes, table, httpMetrics, access, ...(audit ? { audit } : {}) });
+      const data = { fleet, rules: ports.rules, shadows: ports.shadows, history: ports.history, eventsSettled };
+      mountHomeApi(app, { auth, data, log: fleetLog, maxBodyBytes: config.maxBodyBytes, writes, table, httpMetrics, access, audit });
     },
     close() {
       stopWatching();

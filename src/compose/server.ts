@@ -267,7 +267,7 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
     validate: { maxCommandTimeoutMs: config.commandTimeoutMaxMs },
     audit,
   });
-  fleet.mount(app, { auth, writes, table, httpMetrics: metrics, access, audit });
+  fleet.mount(app, { auth, writes, table, httpMetrics: metrics, access, audit, eventsSettled: () => events.settled() });
   mountAuditApi(app, { auth, ...(ports.audit ? { store: ports.audit } : {}), log, maxBodyBytes: config.maxBodyBytes, writes, table, httpMetrics: metrics, access });
   mountApi(app, {
     auth,

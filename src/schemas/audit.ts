@@ -38,7 +38,7 @@ export const AuditEntryView = Type.Object(
         { description: 'from where; left out for a home’s users (`GET /v1/homes/{homeId}/audit` with a user token): the addresses of the home’s other users and of support staff are not theirs to see' },
       ),
     ),
-    action: text('what: `command`, `desired.set`, `rule.create` … `rule.disable`, `scene.create` … `scene.run`, `settings.set`, `hub.provision`, `hub.provision_batch`, `hub.patch`, `hub.move`, `hub.delete`, `hub.secret_rotate`, `token.issue`, `token.revoke`'),
+    action: text('what: `command`, `desired.set`, `rule.create` … `rule.disable`, `scene.create` … `scene.run`, `settings.set`, `hub.provision`, `hub.provision_batch`, `hub.patch`, `hub.move`, `hub.delete`, `hub.secret_rotate`, `home.export`, `home.erase`, `token.issue`, `token.revoke`'),
     homeId: Type.Optional(text('the home acted on')),
     hubId: Type.Optional(text('the hub acted on')),
     deviceId: Type.Optional(text('the device acted on')),

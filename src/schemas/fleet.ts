@@ -23,7 +23,7 @@ export const Labels = (description: string) =>
     errorMessage: 'must map at most 32 ids ([A-Za-z0-9_-], 1..64) to strings of at most 128 characters',
   });
 
-const hub7 = {
+export const hub7 = {
   hubId: 'hub-7',
   homeId: 'home-42',
   model: 'h2',

@@ -44,7 +44,7 @@ export const HubStatus = Type.Object(
   },
 );
 
-const lamp = { kind: 'switch.dimmer', reported: { on: true, level: 80 }, reportedVersion: 12, reportedAt: 1_738_310_400_000, desired: { level: 80 }, desiredVersion: 2 };
+export const lamp = { kind: 'switch.dimmer', reported: { on: true, level: 80 }, reportedVersion: 12, reportedAt: 1_738_310_400_000, desired: { level: 80 }, desiredVersion: 2 };
 
 export const DeviceShadow = Type.Object(
   {

@@ -130,7 +130,7 @@ export const SceneDeleted = Type.Object(
   { title: 'SceneDeleted', description: 'Deleted, with the rules that ran the scene', examples: [{ ok: true, deleted: 's9c8d7', rules: [{ id: 'r1a2b3', name: 'Movie night' }] }] },
 );
 
-const SCENE_EXAMPLE = { ...stored('s9c8d7'), ...MOVIE, enabled: true };
+export const SCENE_EXAMPLE = { ...stored('s9c8d7'), ...MOVIE, enabled: true };
 
 export const Scene = (max: number) => {
   const fields = sceneFields(max);

@@ -5,16 +5,16 @@
  * embedded default (one process, LMDB on disk) and a cluster (two nodes, NATS, Redis), where the
  * operator's node, the hub's and the apps' differ.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startNats, startRedis, uniquePrefix, type Backend } from '../../load/harness/index.js';
+import { afterAll, expect, it } from 'vitest';
 import { HubClient } from '../../load/wire/hub-client.js';
 import { AppSocket } from '../helpers/app-socket.js';
-import { api, startServerProcess, type ServerProcess } from '../helpers/server-process.js';
+import { inBothModes } from '../helpers/both-modes.js';
+import { api, type ServerProcess } from '../helpers/server-process.js';
 
 const ADMIN = 'leaves-int-admin-token-0123456789';
 const JWT = 'leaves-int-jwt-secret-0123456789abcdef';
 
-function leavingSteps(mode: string, nodes: () => ServerProcess[]): void {
+function leavingSteps(mode: 'embedded' | 'cluster', nodes: () => ServerProcess[]): void {
   const at = (i: number) => nodes()[i % nodes().length]!;
   const admin = (i: number, method: string, path: string, body?: unknown) => api(at(i).httpUrl, method, path, ADMIN, body);
   const p = mode === 'cluster' ? 'c' : 'e';
@@ -103,29 +103,4 @@ function leavingSteps(mode: string, nodes: () => ServerProcess[]): void {
   });
 }
 
-describe('a hub leaving its home, embedded default', { timeout: 60_000 }, () => {
-  let node: ServerProcess;
-  beforeAll(async () => {
-    node = await startServerProcess({ ADMIN_TOKEN: ADMIN, JWT_SECRET: JWT });
-  }, 60_000);
-  afterAll(async () => {
-    await node?.stop();
-  });
-  leavingSteps('embedded', () => [node]);
-});
-
-describe('a hub leaving its home, cluster mode (two nodes, NATS, Redis)', { timeout: 60_000 }, () => {
-  let nats: Backend;
-  let redis: Backend;
-  let nodes: ServerProcess[] = [];
-  beforeAll(async () => {
-    [nats, redis] = await Promise.all([startNats(), startRedis()]);
-    const env = { ADMIN_TOKEN: ADMIN, JWT_SECRET: JWT, NATS_URL: nats.url, REDIS_URL: redis.url, TIER_REDIS_PREFIX: uniquePrefix() };
-    nodes = await Promise.all(['a', 'b'].map((n) => startServerProcess({ ...env, NODE_ID: `leaves-${n}` })));
-  }, 60_000);
-  afterAll(async () => {
-    await Promise.allSettled(nodes.map((n) => n.stop()));
-    await Promise.allSettled([nats?.stop(), redis?.stop()]);
-  });
-  leavingSteps('cluster', () => nodes);
-});
+inBothModes('a hub leaving its home', { ADMIN_TOKEN: ADMIN, JWT_SECRET: JWT }, leavingSteps);

@@ -449,7 +449,7 @@ function fleetRoute(parts: FleetParts, method: string, pattern: string): (body: 
   type Handler = (res: never, req: never) => void;
   const handlers = new Map<string, Handler>();
   const app = new Proxy({}, { get: (_, m) => (p: string, handler: Handler) => handlers.set(`${String(m)} ${p}`, handler) });
-  parts.mount(app as never, { auth: { fromHeader: async () => ({ kind: 'admin' }), revocationNow: async () => Date.now() } as never, writes: new WriteBatch(() => {}), table: [] });
+  parts.mount(app as never, { auth: { fromHeader: async () => ({ kind: 'admin' }), revocationNow: async () => Date.now() } as never, writes: new WriteBatch(() => {}), table: [], eventsSettled: async () => {} });
   const handler = handlers.get(`${method} ${pattern}`);
   if (!handler) throw new Error(`no route ${method} ${pattern}`);
   return (body) =>

@@ -16,6 +16,7 @@ import { operations } from '../../src/api/operations.js';
 import { mountApi } from '../../src/api/routes.js';
 import { mountFleetApi, revokedBefore } from '../../src/api/fleet-routes.js';
 import { mountRulesApi } from '../../src/api/rules-routes.js';
+import { mountHomeApi } from '../../src/api/home-routes.js';
 import { mountAuditApi } from '../../src/api/audit-routes.js';
 import { validateRuleSpec, validateSceneSpec, validateSettings, validateTestRequest } from '../../src/rules/validate.js';
 import { compile } from '../../src/schemas/check.js';
@@ -34,6 +35,7 @@ function registeredRoutes(): RouteTable {
   mountRulesApi(app, { auth: {} as never, store: {} as never, engine: {} as never, homeOfHub: async () => null, log, maxBodyBytes: 65_536, table });
   mountFleetApi(app, { auth: {} as never, fleet: {} as never, revoke: {} as never, log, maxBodyBytes: 65_536, secretGraceS: 604_800, table });
   mountAuditApi(app, { auth: {} as never, log, maxBodyBytes: 65_536, table });
+  mountHomeApi(app, { auth: {} as never, data: {} as never, log, maxBodyBytes: 65_536, table });
   mountApi(app, { auth: {} as never, bus: {} as never, registry: {} as never, directory: {} as never, shadows: {} as never, log, maxBodyBytes: 65_536, commandTimeoutMs: 10_000, ...LIMITS, table });
   return table;
 }

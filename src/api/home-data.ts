@@ -1,0 +1,111 @@
+/**
+ * A home's data as a whole, for its owner's rights under the GDPR (art. 15 and 20: a copy; art.
+ * 17: erasure): what the tier keeps of a home is its hubs (records and shadows), its rules, scenes
+ * and settings, and its stored events. `exportHome` gathers them in one document; `eraseHome`
+ * deletes them. The audit trail stays: it records who did what, for accountability, and ages out
+ * by itself (TIER_AUDIT_MAX_AGE_DAYS; README "A home's data").
+ */
+import type { Static } from '@sinclair/typebox';
+import { TierError } from '../errors.js';
+import type { EventHistory, HistoryEntry } from '../ports/history/history.js';
+import type { RuleStore } from '../ports/rule-store/rule-store.js';
+import type { ShadowStore } from '../ports/shadow-store/shadow-store.js';
+import { decodeValue } from '../protocol/codec.js';
+import { DEFAULT_SETTINGS, type HomeSettings, type Rule, type Scene } from '../rules/model.js';
+import type { FleetHub } from '../schemas/fleet.js';
+import type { DeviceShadow } from '../ports/shadow-store/shadow-store.js';
+import type { Fleet } from './fleet.js';
+
+export interface HomeDataDeps {
+  fleet: Fleet;
+  rules: RuleStore;
+  shadows: ShadowStore;
+  /** absent when the node keeps no history (TIER_HISTORY_SIZE=0) */
+  history: EventHistory | undefined;
+  /** resolves once the events this node published so far are in the history (the hubs' `removed`) */
+  eventsSettled: () => Promise<void>;
+  now?: () => number;
+}
+
+export interface HomeExport {
+  homeId: string;
+  exportedAt: string;
+  settings: HomeSettings;
+  hubs: Array<Static<typeof FleetHub> & { devices: Record<string, DeviceShadow> }>;
+  rules: Rule[];
+  scenes: Scene[];
+  /** the stored events still retained, oldest first; `epoch` and `offset` as apps see them */
+  events: Array<{ epoch: string; offset: number; event: unknown }>;
+}
+
+export interface HomeErasure {
+  homeId: string;
+  hubs: string[];
+  rules: number;
+  scenes: number;
+  settingsReset: boolean;
+}
+
+/** Hubs deleted at once: each waits up to 2 s for its session to let go. */
+const ERASE_PARALLEL = 16;
+
+export async function exportHome(deps: HomeDataDeps, homeId: string): Promise<HomeExport> {
+  const [hubs, rules, scenes, settings, events] = await Promise.all([
+    deps.fleet.homeHubs(homeId),
+    deps.rules.listRules(homeId),
+    deps.rules.listScenes(homeId),
+    deps.rules.getSettings(homeId),
+    deps.history ? retainedEvents(deps.history, homeId) : [],
+  ]);
+  const withShadows = await Promise.all(hubs.map(async (hub) => ({ ...hub, devices: await deps.shadows.load(hub.hubId) })));
+  return { homeId, exportedAt: new Date((deps.now ?? Date.now)()).toISOString(), settings, hubs: withShadows, rules, scenes, events };
+}
+
+/**
+ * Deletes the home's rules and scenes first (so none runs while its hubs go), resets its settings,
+ * deletes every hub as `DELETE /v1/admin/hubs/{hubId}` does (session closed, record and shadow
+ * gone, the home's apps told `removed`), then drops the home's stored events, those `removed`
+ * included. A home with nothing left answers zeros: an erasure can be sent again.
+ */
+export async function eraseHome(deps: HomeDataDeps, homeId: string): Promise<HomeErasure> {
+  const [rules, scenes, settings] = await Promise.all([deps.rules.listRules(homeId), deps.rules.listScenes(homeId), deps.rules.getSettings(homeId)]);
+  for (const rule of rules) await deps.rules.deleteRule(homeId, rule.id);
+  for (const scene of scenes) await deps.rules.deleteScene(homeId, scene.id);
+  const settingsReset = settings.timeZone !== DEFAULT_SETTINGS.timeZone;
+  if (settingsReset) await deps.rules.putSettings(homeId, { ...DEFAULT_SETTINGS });
+  const hubs = (await deps.fleet.homeHubs(homeId)).map((h) => h.hubId);
+  for (let i = 0; i < hubs.length; i += ERASE_PARALLEL) {
+    await Promise.all(hubs.slice(i, i + ERASE_PARALLEL).map((hubId) => deps.fleet.remove(hubId).catch(gone)));
+  }
+  await deps.eventsSettled();
+  await deps.history?.remove(homeId);
+  return { homeId, hubs, rules: rules.length, scenes: scenes.length, settingsReset };
+}
+
+/** A hub deleted meanwhile by another request is as good as deleted here. */
+function gone(err: unknown): void {
+  if (!(err instanceof TierError && err.code === 'not_found')) throw err;
+}
+
+/**
+ * The home's events still retained: a read from offset `s` succeeds for every `s` at or past the
+ * oldest entry kept, so the oldest is found by halving (about 10 reads for a thousand events).
+ */
+async function retainedEvents(history: EventHistory, homeId: string): Promise<HomeExport['events']> {
+  const pos = await history.position(homeId);
+  const max = history.retention.maxEvents;
+  const read = (from: number) => history.read(homeId, { epoch: pos.epoch, offset: from }, pos.offset, max);
+  let lo = Math.max(0, pos.offset - max);
+  let hi = pos.offset;
+  let found = await read(lo);
+  if (!found.ok) {
+    while (lo < hi) {
+      const mid = Math.floor((lo + hi) / 2);
+      if ((await read(mid)).ok) hi = mid;
+      else lo = mid + 1;
+    }
+    found = await read(lo);
+  }
+  if (!found.ok) throw new TierError('unavailable', `the history of home ${homeId} changed during the export (${found.reason}): try again`);
+  return found.entries.map((e: HistoryEntry) => ({ epoch: found.epoch, offset: e.offset, event: decodeValue(e.data) }));
+}

@@ -1,0 +1,126 @@
+/**
+ * A home's data as a whole, over real nodes (the embedded default; a cluster of two nodes with
+ * NATS and Redis, the hubs on one node and the operator on the other): its export holds its hubs
+ * with their shadows (never a secret), rules, scenes, settings and stored events, for its users
+ * only; its erasure deletes all of that, closes its hubs' sessions, tells its apps, leaves other
+ * homes alone, can be sent again, and both are in the audit trail.
+ */
+import { afterAll, expect, it } from 'vitest';
+import { HubClient } from '../../load/wire/hub-client.js';
+import { AppSocket } from '../helpers/app-socket.js';
+import { inBothModes } from '../helpers/both-modes.js';
+import { api, type ServerProcess } from '../helpers/server-process.js';
+
+const ADMIN = 'home-data-admin-token-0123456789';
+const JWT = 'home-data-jwt-secret-0123456789abcdef';
+
+function homeDataSteps(mode: 'embedded' | 'cluster', nodes: () => ServerProcess[]): void {
+  const at = (i: number) => nodes()[i % nodes().length]!;
+  const as = (token: string, method: string, path: string, body?: unknown) => api(at(0).httpUrl, method, path, token, body);
+  const admin = (method: string, path: string, body?: unknown) => as(ADMIN, method, path, body);
+  const p = mode === 'cluster' ? 'c' : 'e';
+  const open: Array<{ terminate(): unknown } | { close(): unknown }> = [];
+  const secrets: string[] = [];
+
+  afterAll(async () => {
+    await Promise.allSettled(open.map((o) => ('terminate' in o ? o.terminate() : o.close())));
+  });
+
+  const userToken = async (homes: string[]) => (await admin('POST', '/v1/admin/tokens', { sub: `${p}-owner`, homes })).body.token as string;
+
+  /** A provisioned hub online on node 1 with a lamp that reported `on: true`. */
+  async function hubWithLamp(hubId: string, homeId: string): Promise<HubClient> {
+    const res = await admin('POST', '/v1/admin/hubs', { hubId, homeId });
+    expect(res.status).toBe(201);
+    secrets.push(res.body.secret);
+    const hub = new HubClient({ url: at(1).wsUrl, hubId, secret: res.body.secret, heartbeat: false });
+    open.push(hub);
+    await hub.connect();
+    await hub.devices({ j: [{ d: 'lamp', k: 'switch', m: 'L-1' }] });
+    await hub.report({ lamp: { on: true } });
+    return hub;
+  }
+
+  /** A rule and a scene naming `hubId`, in its home. */
+  async function automation(homeId: string, hubId: string): Promise<void> {
+    const rule = { name: 'Lamp off', triggers: [{ type: 'state', hub: hubId, device: 'lamp', attr: 'on', to: true }], actions: [{ type: 'command', hub: hubId, device: 'lamp', set: { on: false } }] };
+    expect((await admin('POST', `/v1/homes/${homeId}/rules`, rule)).status).toBe(201);
+    expect((await admin('POST', `/v1/homes/${homeId}/scenes`, { name: 'All on', commands: [{ hub: hubId, device: 'lamp', set: { on: true } }] })).status).toBe(201);
+  }
+
+  it('exports a home whole to its users, erases it for the admin, and leaves the other homes alone', async () => {
+    const [home, other] = [`${p}-erased-home`, `${p}-kept-home`];
+    const hubs = [await hubWithLamp(`${p}-hub-a`, home), await hubWithLamp(`${p}-hub-b`, home)];
+    const kept = await hubWithLamp(`${p}-hub-kept`, other);
+    await automation(home, `${p}-hub-a`);
+    await automation(other, `${p}-hub-kept`);
+    expect((await admin('PUT', `/v1/homes/${home}/settings`, { timeZone: 'Europe/Berlin' })).status).toBe(200);
+    const owner = await userToken([home]);
+
+    // the copy: everything kept of the home, for its users; never a hub's secret
+    const exported = await as(owner, 'GET', `/v1/homes/${home}/export`);
+    expect(exported.status).toBe(200);
+    const doc = exported.body;
+    expect(doc).toMatchObject({ homeId: home, settings: { timeZone: 'Europe/Berlin' }, rules: [{ name: 'Lamp off', homeId: home }], scenes: [{ name: 'All on' }] });
+    expect(doc.hubs.map((h: { hubId: string }) => h.hubId)).toEqual([`${p}-hub-a`, `${p}-hub-b`]);
+    expect(doc.hubs[0]).toMatchObject({ online: true, devices: { lamp: { kind: 'switch', model: 'L-1', reported: { on: true } } } });
+    expect(doc.rules[0].status).toBeUndefined();
+    const states = doc.events.filter((e: { event: { kind: string } }) => e.event.kind === 'state');
+    expect(states.map((e: { event: { hub: string } }) => e.event.hub).sort()).toEqual([`${p}-hub-a`, `${p}-hub-b`]);
+    const offsets = doc.events.map((e: { offset: number }) => e.offset);
+    expect(offsets).toEqual([...offsets].sort((a, b) => a - b));
+    for (const secret of secrets) expect(JSON.stringify(doc)).not.toContain(secret);
+    expect((await as(await userToken([other]), 'GET', `/v1/homes/${home}/export`)).status).toBe(403);
+
+    // the erasure: the admin's alone; the home's apps are told, its hubs closed for good
+    const app = new AppSocket(`${at(0).wsUrl}/app/v1?token=${owner}`);
+    open.push(app);
+    await app.opened();
+    expect((await app.request({ op: 'sub', home })).op).toBe('ok');
+    expect((await as(owner, 'DELETE', `/v1/admin/homes/${home}`)).status).toBe(403);
+    const erased = await admin('DELETE', `/v1/admin/homes/${home}`);
+    expect(erased.body).toEqual({ ok: true, homeId: home, hubs: [`${p}-hub-a`, `${p}-hub-b`], rules: 1, scenes: 1, settingsReset: true });
+    for (const hub of hubs) expect((await hub.closed).code).toBe(4006);
+    for (const id of [`${p}-hub-a`, `${p}-hub-b`]) await app.next((m) => m.op === 'evt' && m.kind === 'removed' && m.hub === id);
+    expect((await admin('GET', `/v1/admin/hubs/${p}-hub-a`)).status).toBe(404);
+
+    const after = (await as(owner, 'GET', `/v1/homes/${home}/export`)).body;
+    expect(after).toMatchObject({ homeId: home, settings: { timeZone: 'UTC' }, hubs: [], rules: [], scenes: [], events: [] });
+    // sent again: nothing left, zeros
+    expect((await admin('DELETE', `/v1/admin/homes/${home}`)).body).toEqual({ ok: true, homeId: home, hubs: [], rules: 0, scenes: 0, settingsReset: false });
+
+    // the other home: untouched, its hub still online
+    const otherDoc = (await admin('GET', `/v1/homes/${other}/export`)).body;
+    expect(otherDoc).toMatchObject({ hubs: [{ hubId: `${p}-hub-kept`, online: true }], rules: [{ name: 'Lamp off' }], scenes: [{ name: 'All on' }] });
+    expect(otherDoc.events.length).toBeGreaterThan(0);
+    await kept.report({ lamp: { on: false } });
+
+    // both in the audit trail, with what they covered
+    const audit = (await admin('GET', `/v1/admin/audit?homeId=${home}&action=home.`)).body.entries as Array<{ action: string; detail?: string; outcome: string }>;
+    expect(audit.map((e) => [e.action, e.outcome])).toEqual([
+      ['home.erase', 'ok'],
+      ['home.export', 'ok'],
+      ['home.erase', 'ok'],
+      ['home.erase', 'forbidden'],
+      ['home.export', 'forbidden'],
+      ['home.export', 'ok'],
+    ]);
+    expect(audit[2]!.detail).toBe('2 hubs, 1 rules, 1 scenes, settings reset');
+    expect(audit[5]!.detail).toMatch(/^2 hubs, 1 rules, 1 scenes, \d+ events$/);
+  });
+
+  it('homes named like Object.prototype members are homes like any other (empty, erased to zeros); the reserved ids are refused', async () => {
+    for (const reserved of ['__proto__', 'constructor']) {
+      expect((await admin('GET', `/v1/homes/${reserved}/export`)).body).toMatchObject({ code: 'invalid_field', field: 'homeId' });
+      expect((await admin('DELETE', `/v1/admin/homes/${reserved}`)).body).toMatchObject({ code: 'invalid_field', field: 'homeId' });
+    }
+    for (const home of ['toString', 'hasOwnProperty', 'valueOf', 'isPrototypeOf']) {
+      const doc = await admin('GET', `/v1/homes/${home}/export`);
+      expect(doc.status, home).toBe(200);
+      expect(doc.body, home).toMatchObject({ homeId: home, settings: { timeZone: 'UTC' }, hubs: [], rules: [], scenes: [], events: [] });
+      expect((await admin('DELETE', `/v1/admin/homes/${home}`)).body, home).toEqual({ ok: true, homeId: home, hubs: [], rules: 0, scenes: 0, settingsReset: false });
+    }
+  });
+}
+
+inBothModes('a home’s data', { ADMIN_TOKEN: ADMIN, JWT_SECRET: JWT }, homeDataSteps);

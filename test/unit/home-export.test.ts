@@ -1,0 +1,48 @@
+/**
+ * The events of a home's export: what its history still keeps, found by halving when the oldest
+ * entries are trimmed by count or past the age, oldest first, decoded; none for a home without
+ * events or a node without a history.
+ */
+import { describe, expect, it } from 'vitest';
+import { exportHome, type HomeDataDeps } from '../../src/api/home-data.js';
+import { MemoryEventHistory } from '../../src/ports/history/history-memory.js';
+import { encodeValue } from '../../src/protocol/codec.js';
+import { DEFAULT_SETTINGS } from '../../src/rules/model.js';
+
+function deps(history: MemoryEventHistory | undefined, now: () => number): HomeDataDeps {
+  return {
+    fleet: { homeHubs: async () => [] } as never,
+    rules: { listRules: async () => [], listScenes: async () => [], getSettings: async () => ({ ...DEFAULT_SETTINGS }) } as never,
+    shadows: {} as never,
+    history,
+    eventsSettled: async () => {},
+    now,
+  };
+}
+
+const offsets = async (d: HomeDataDeps, home = 'home-1') => (await exportHome(d, home)).events.map((e) => e.offset);
+
+describe('a home’s export: its stored events', () => {
+  it('holds what the history keeps, by count and by age, oldest first and decoded', async () => {
+    let t = 1_000_000;
+    const now = () => t;
+    const history = new MemoryEventHistory({ maxEvents: 5, maxAgeMs: 60_000 }, now);
+    const d = deps(history, now);
+    expect(await offsets(d)).toEqual([]);
+    for (let i = 1; i <= 12; i++) history.appendNow('home-1', encodeValue({ kind: 'state', n: i }));
+    history.appendNow('home-2', encodeValue({ kind: 'state', n: 0 }));
+    // past the count: the newest five
+    expect(await offsets(d)).toEqual([8, 9, 10, 11, 12]);
+    const doc = await exportHome(d, 'home-1');
+    expect(doc.events[0]).toEqual({ epoch: expect.any(String), offset: 8, event: { kind: 'state', n: 8 } });
+    t += 50_000;
+    for (let i = 13; i <= 14; i++) history.appendNow('home-1', encodeValue({ kind: 'state', n: i }));
+    t += 20_000;
+    // past the age: the first twelve are 70 s old, the last two 20 s
+    expect(await offsets(d)).toEqual([13, 14]);
+    t += 60_000;
+    expect(await offsets(d)).toEqual([]);
+    expect(await offsets(d, 'home-2')).toEqual([]);
+    expect(await offsets(deps(undefined, now))).toEqual([]);
+  });
+});
