@@ -9,7 +9,10 @@ for (;;) {
   for (const [, entries] of batch ?? []) {
     for (const [id, fields] of entries) {
       const f = Object.fromEntries(fields.flatMap((v, i) => (i % 2 ? [] : [[v.toString(), fields[i + 1]!]])));
-      console.log(JSON.stringify({ home: f.home!.toString(), offset: Number(f.offset), event: unpack(f.event!) }));
+      const home = f.home!.toString();
+      // a `lost` entry: events of the home up to this offset may be missing; reload its state
+      if (f.lost) console.log(JSON.stringify({ home, lostUpTo: Number(f.offset) }));
+      else console.log(JSON.stringify({ home, offset: Number(f.offset), event: unpack(f.event!) }));
       from = id.toString(); // keep it to resume after a restart (or read with XREADGROUP)
     }
   }

@@ -190,11 +190,18 @@ describe('RedisEventHistory of a home without events', () => {
   });
 });
 
+/** The services' stream's entries as field maps, `event` in hex. */
+async function streamEntries(client: Redis, keys: RedisKeys): Promise<Array<Record<string, string>>> {
+  const rows = (await client.xrangeBuffer(keys.single('events'), '-', '+')) as Array<[Buffer, Buffer[]]>;
+  return rows.map(([, f]) => Object.fromEntries(f.flatMap((v, i) => (i % 2 ? [] : [[v.toString(), v.toString() === 'event' ? f[i + 1]!.toString('hex') : f[i + 1]!.toString()]]))));
+}
+
 describe('RedisEventHistory through a hung Redis', () => {
   it('stores no append that reached Redis after the node gave up on it: offsets go on without a hole, and a read has no event the node was told failed', async () => {
     const own = await startRedis();
     const log = createLogger('silent');
-    const history = new RedisEventHistory(await connectRedis(own.url, { name: 'test-history-hang', log }), { maxEvents: 100, maxAgeMs: 60_000 }, { keys: new RedisKeys(uniquePrefix()), log, eventStreamMaxLen: 0 });
+    const keys = new RedisKeys(uniquePrefix());
+    const history = new RedisEventHistory(await connectRedis(own.url, { name: 'test-history-hang', log }), { maxEvents: 100, maxAgeMs: 60_000 }, { keys, log, eventStreamMaxLen: 1000 });
     try {
       const before = await history.append('home-h', Uint8Array.from([1]));
       await history.append('home-h', Uint8Array.from([2])); // a second quick round trip: the clocks are compared
@@ -209,6 +216,15 @@ describe('RedisEventHistory through a hung Redis', () => {
       expect(read.ok && read.entries.map((e) => Array.from(e.data))).toEqual([[2], [5]]);
       // the late call noted the home's events lost where its history stood (3 and 4 went out without a position)
       expect(await history.position('home-h')).toEqual({ ...after, lost: before.offset + 1 });
+      // and told the services' stream where, since 3 and 4 left no hole in its offsets
+      const client = await connectRedis(own.url, { name: 'test-history-hang-stream', log });
+      expect(await streamEntries(client, keys)).toEqual([
+        { home: 'home-h', epoch: before.epoch, offset: '1', event: '01' },
+        { home: 'home-h', epoch: before.epoch, offset: '2', event: '02' },
+        { home: 'home-h', epoch: before.epoch, offset: '2', lost: '1' },
+        { home: 'home-h', epoch: before.epoch, offset: '3', event: '05' },
+      ]);
+      await client.quit();
     } finally {
       own.resume();
       await history.close();
@@ -222,7 +238,8 @@ describe('RedisEventHistory lost notes', () => {
     const backend = await (redis ??= startRedis());
     const proxy = await RedisProxy.start(backend.port);
     const log = createLogger('silent');
-    const history = new RedisEventHistory(await connectRedis(proxy.url, { name: 'test-history-lost', log }), { maxEvents: 100, maxAgeMs: 60_000 }, { keys: new RedisKeys(uniquePrefix()), log, eventStreamMaxLen: 0 });
+    const keys = new RedisKeys(uniquePrefix());
+    const history = new RedisEventHistory(await connectRedis(proxy.url, { name: 'test-history-lost', log }), { maxEvents: 100, maxAgeMs: 60_000 }, { keys, log, eventStreamMaxLen: 1000 });
     try {
       await history.noteLost('home-none'); // no epoch: no app holds a position of it
       expect((await history.position('home-none')).lost).toBeUndefined();
@@ -235,6 +252,14 @@ describe('RedisEventHistory lost notes', () => {
       await expect(history.noteLost('home-o')).rejects.toThrow();
       proxy.revive();
       await expect.poll(async () => (await history.position('home-o').catch(() => null))?.lost, { timeout: 10_000 }).toBe(2);
+      // each note is in the services' stream too; the home without an epoch has none
+      const client = await connectRedis(backend.url, { name: 'test-history-lost-stream', log });
+      const lost = (await streamEntries(client, keys)).filter((e) => e.lost !== undefined);
+      expect(lost).toEqual([
+        { home: 'home-o', epoch: first.epoch, offset: '1', lost: '1' },
+        { home: 'home-o', epoch: first.epoch, offset: '2', lost: '1' },
+      ]);
+      await client.quit();
     } finally {
       await history.close();
       await proxy.close();

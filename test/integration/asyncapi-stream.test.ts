@@ -95,4 +95,20 @@ describe('AsyncAPI document and the Redis event stream', () => {
     wheel.close();
     await bus.close();
   });
+
+  it('a lost note fits the document as `EventStreamLost`, at the home\'s newest offset, and is no `EventStreamEntry`', async () => {
+    const keys = new RedisKeys(uniquePrefix());
+    const history = new RedisEventHistory(await connectRedis(redis.url, { name: 'test-asyncapi-lost', log }), { maxEvents: 100, maxAgeMs: 60_000 }, { keys, log, eventStreamMaxLen: 1000 });
+    const pos = await history.append('h1', Uint8Array.from([0x80]));
+    await history.noteLost('h1');
+    const client = await connectRedis(redis.url, { name: 'test-asyncapi-lost-stream', log });
+    const rows = (await client.xrange(keys.single('events'), '-', '+')) as Array<[string, string[]]>;
+    const entry = Object.fromEntries(rows.at(-1)![1].flatMap((v, i, f) => (i % 2 ? [] : [[v, f[i + 1]!]])));
+    expect(entry).toEqual({ home: 'h1', epoch: pos.epoch, offset: String(pos.offset), lost: '1' });
+    expect(Object.keys(entry)).toEqual(Object.keys(examples('EventStreamLost').lost as object));
+    expect(misfit('appendEvent', entry)).toEqual([]);
+    expect(problems(schema('EventStreamEntry'), entry)).not.toEqual([]);
+    await closeRedis(client);
+    await history.close();
+  });
 });

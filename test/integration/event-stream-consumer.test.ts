@@ -21,7 +21,7 @@ describe('the README\'s example consumer of the services\' event stream', () => 
     expect(readFileSync('README.md', 'utf8')).toContain('```ts\n' + readFileSync(EXAMPLE, 'utf8') + '```');
   });
 
-  it('reads every event of every home with its position, knowing only Redis and the schema', async () => {
+  it('reads every event of every home with its position, and a lost note, knowing only Redis and the schema', async () => {
     const prefix = uniquePrefix();
     const log = createLogger('silent');
     const history = new RedisEventHistory(await connectRedis(redis.url, { name: 'test-stream', log }), { maxEvents: 100, maxAgeMs: 60_000 }, { keys: new RedisKeys(prefix), log, eventStreamMaxLen: 1000 });
@@ -31,17 +31,19 @@ describe('the README\'s example consumer of the services\' event stream', () => 
       { op: 'evt', kind: 'offline', home: 'home-x', hub: 'h1', reason: '1006', ts: 3 },
     ] as const;
     for (const e of events) await history.append(e.home, encodeBus(e));
+    await history.noteLost('home-y');
     const child = spawn(process.execPath, ['--import', 'tsx', EXAMPLE, '0'], { env: { ...process.env, REDIS_URL: redis.url, TIER_REDIS_PREFIX: prefix }, stdio: ['ignore', 'pipe', 'inherit'] });
     const lines: unknown[] = [];
     for await (const line of createInterface({ input: child.stdout })) {
       lines.push(JSON.parse(line));
-      if (lines.length === events.length) break;
+      if (lines.length === events.length + 1) break;
     }
     child.kill();
     expect(lines).toEqual([
       { home: 'home-x', offset: 1, event: events[0] },
       { home: 'home-y', offset: 1, event: events[1] },
       { home: 'home-x', offset: 2, event: events[2] },
+      { home: 'home-y', lostUpTo: 1 },
     ]);
     await history.close();
   });

@@ -59,8 +59,14 @@ if not e then e = ARGV[1]; redis.call('HSET', KEYS[2], 'e', e); redis.call('PEXP
 /**
  * Notes that events of the home went out without a position, at its newest offset now (`lost` in
  * the meta hash; see HistoryPosition): only for a home with an epoch, where an app may hold a position.
+ * With the services' stream (`events`, a Lua variable: nil without one), a `lost` entry goes there
+ * too: those events have no offset, so a service would see no gap where they are missing.
  */
-const LOST = (meta: string) => `if redis.call('HEXISTS', ${meta}, 'e') == 1 then redis.call('HSET', ${meta}, 'l', redis.call('HGET', ${meta}, 'o') or '0') end`;
+const LOST = (meta: string, home: string, maxLen: string) => `if redis.call('HEXISTS', ${meta}, 'e') == 1 then
+  local lo = redis.call('HGET', ${meta}, 'o') or '0'
+  redis.call('HSET', ${meta}, 'l', lo)
+  if events then redis.call('XADD', events, 'MAXLEN', '~', ${maxLen}, '*', 'home', ${home}, 'epoch', redis.call('HGET', ${meta}, 'e'), 'offset', lo, 'lost', '1') end
+end`;
 
 /**
  * The appends of one turn, for several homes. KEYS: the node's rules marks hash and the marks'
@@ -73,7 +79,7 @@ const LOST = (meta: string) => `if redis.call('HEXISTS', ${meta}, 'e') == 1 then
  * the newest, without holes), its marks field spanning them, one trim and one expiry. An event of a session older than the newest of its hub
  * in the home (meta field `s:<hub>`) is left out. Answers Redis' clock, then per home its epoch,
  * newest offset and the events left out (their 1-based indexes, comma-separated); past the
- * deadline only the clock: nothing is added, and each home's events are noted lost (`LOST`). The
+ * deadline only the clock: nothing is added, and each home's events are noted lost (`LOST`, with a `lost` entry in the services' stream). The
  * services' stream is trimmed by count as each entry is added (`MAXLEN ~`, cheap) and once per call by age, exactly: `MINID ~` removes only
  * whole radix-tree nodes (up to 100 entries), so in a quiet fleet old events sharing the newest
  * node would stay until it filled; the exact trim walks at most that one node besides what it removes
@@ -82,13 +88,17 @@ const LOST = (meta: string) => `if redis.call('HEXISTS', ${meta}, 'e') == 1 then
 const APPEND = new LuaScript(`${NOW}
 ${MARKS(8)}
 local deadline = tonumber(ARGV[7])
+local homes = tonumber(ARGV[6])
+local events = KEYS[2 * homes + 3]
 if deadline > 0 and now > deadline then
-  for i = 1, tonumber(ARGV[6]) do ${LOST('KEYS[2 * i + 2]')} end
+  for i = 1, homes do
+    local home, k = ARGV[a], tonumber(ARGV[a + 1])
+    a = a + 2 + 3 * k
+    ${LOST('KEYS[2 * i + 2]', 'home', 'ARGV[4]')}
+  end
   return {now}
 end
 local maxAge = tonumber(ARGV[3])
-local homes = tonumber(ARGV[6])
-local events = KEYS[2 * homes + 3]
 local out = {now}
 for i = 1, homes do
   local stream, meta, home, k = KEYS[2 * i + 1], KEYS[2 * i + 2], ARGV[a], tonumber(ARGV[a + 1])
@@ -173,7 +183,9 @@ local o = tonumber(redis.call('HGET', KEYS[2], 'o') or '0')
 return {e, o, tonumber(redis.call('HGET', KEYS[2], 'l') or '-1')}`);
 
 /** KEYS: meta. */
-const NOTE_LOST = new LuaScript(LOST('KEYS[1]'));
+/** KEYS: the home's meta hash, then the services' stream when there is one. ARGV: the home, the stream's length. */
+const NOTE_LOST = new LuaScript(`local events = KEYS[2]
+${LOST('KEYS[1]', 'ARGV[1]', 'ARGV[2]')}`);
 
 /**
  * Every home's history in Redis, shared by the nodes of a cluster (as Centrifugo keeps channel
@@ -322,7 +334,8 @@ export class RedisEventHistory implements EventHistory {
    */
   noteLost(homeId: string): Promise<void> {
     // calls for one home are shared by the publisher (EventPublisher.noteLost), not here
-    return NOTE_LOST.run(this.client, [this.keys.home(homeId, 'hist-meta')], []).then(
+    const keys = [this.keys.home(homeId, 'hist-meta'), ...(this.options.eventStreamMaxLen > 0 ? [this.eventsKey] : [])];
+    return NOTE_LOST.run(this.client, keys, [homeId, this.options.eventStreamMaxLen]).then(
       () => void this.owedLost.delete(homeId),
       (err: unknown) => {
         this.owedLost.add(homeId);
