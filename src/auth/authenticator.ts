@@ -40,8 +40,9 @@ type Verify = (token: string) => Record<string, unknown>;
 
 /**
  * Checks bearer credentials: the configured admin token, or an HS256 JWT signed with the JWT
- * secret (or one of the keys accepted beside it during a rotation; only JWT_SECRET signs) carrying `sub`, `homes: string[]` and `exp` (enforced; required unless configured
- * otherwise), not revoked (by its `jti`, or its `sub` and `iat`).
+ * secret (or one of the keys accepted beside it during a rotation; only JWT_SECRET signs) carrying
+ * `sub`, `homes: string[]` and `exp` (enforced; required unless configured otherwise), not revoked
+ * (by its `jti`, or its `sub` and `iat`).
  *
  * Verification is synchronous (fast-jwt, node:crypto HMAC), so `fromToken` settles in the
  * microtasks of its caller's turn: an app socket's upgrade is then answered inside uWS's upgrade

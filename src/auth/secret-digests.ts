@@ -1,7 +1,8 @@
 /**
  * The secrets every node of a cluster must share, as a cluster may record them: JWT_SECRET and
  * ADMIN_TOKEN, and the values each node accepts beside them during a rotation, as scrypt digests
- * under a random per-cluster salt (tokens may be low-entropy, so no fast hash), TIER_SECRET_KEY as the key ids sealed values already carry (src/auth/secret-box.ts).
+ * under a random per-cluster salt (tokens may be low-entropy, so no fast hash), TIER_SECRET_KEY as
+ * the key ids sealed values already carry (src/auth/secret-box.ts).
  * Pure: the record itself is src/ports/secret-record/, the start check src/compose/shared-secrets-check.ts.
  */
 import { scrypt } from 'node:crypto';

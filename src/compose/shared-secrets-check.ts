@@ -14,9 +14,9 @@ const computed = new WeakMap<Secrets, { salt: string; digests: Promise<SecretDig
  * cluster's: such a node started ready and refused the other nodes' user tokens, admin token and
  * hubs (until 2026-12-05). The first node records its digests (src/auth/secret-digests.ts); a
  * secret named in TIER_SECRETS_CHANGED (a rotation) is recorded anew instead, as is a token whose
- * node and record each accept the other's value (JWT_SECRETS_ACCEPTED, ADMIN_TOKENS_ACCEPTED); a sealing key
- * that opens the record's or is opened by it (a key rotation rolling over the nodes) is accepted
- * and recorded, so the record follows the last node started.
+ * node and record each accept the other's value (JWT_SECRETS_ACCEPTED, ADMIN_TOKENS_ACCEPTED); a
+ * sealing key that opens the record's or is opened by it (a key rotation rolling over the nodes)
+ * is accepted and recorded, so the record follows the last node started.
  */
 export async function checkSharedSecrets(record: SecretRecord, config: Secrets, log: Logger): Promise<void> {
   if (config.secretKey === undefined) throw new Error('cluster mode needs TIER_SECRET_KEY');

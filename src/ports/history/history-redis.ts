@@ -79,8 +79,8 @@ end`;
  * the newest, without holes), its marks field spanning them, one trim and one expiry. An event of a session older than the newest of its hub
  * in the home (meta field `s:<hub>`) is left out. Answers Redis' clock, then per home its epoch,
  * newest offset and the events left out (their 1-based indexes, comma-separated); past the
- * deadline only the clock: nothing is added, and each home's events are noted lost (`LOST`, with a `lost` entry in the services' stream). The
- * services' stream is trimmed by count as each entry is added (`MAXLEN ~`, cheap) and once per call by age, exactly: `MINID ~` removes only
+ * deadline only the clock: nothing is added, and each home's events are noted lost (`LOST`, with a
+ * `lost` entry in the services' stream). The services' stream is trimmed by count as each entry is added (`MAXLEN ~`, cheap) and once per call by age, exactly: `MINID ~` removes only
  * whole radix-tree nodes (up to 100 entries), so in a quiet fleet old events sharing the newest
  * node would stay until it filled; the exact trim walks at most that one node besides what it removes
  * (calls of 16 appends on a 100,000-entry stream: no difference in Redis' time; 100,000 trimmed in 3 ms).
