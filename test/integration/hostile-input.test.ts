@@ -400,7 +400,8 @@ describe('hostile input against a real node (embedded default)', () => {
   });
 });
 
-describe('9. secrets are never printed', () => {
+// two node processes, one after the other: under the whole suite on two cores each start can take 10 s
+describe('9. secrets are never printed', { timeout: 60_000 }, () => {
   it('given tokens appear in no output line; generated ones go to a file only this user can read', async () => {
     const given = await startServerProcess();
     await given.stop();
