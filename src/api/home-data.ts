@@ -9,11 +9,10 @@ import type { Static } from '@sinclair/typebox';
 import { TierError } from '../errors.js';
 import type { EventHistory, HistoryEntry } from '../ports/history/history.js';
 import type { RuleStore } from '../ports/rule-store/rule-store.js';
-import type { ShadowStore } from '../ports/shadow-store/shadow-store.js';
+import type { DeviceShadow, ShadowStore } from '../ports/shadow-store/shadow-store.js';
 import { decodeValue } from '../protocol/codec.js';
 import { DEFAULT_SETTINGS, type HomeSettings, type Rule, type Scene } from '../rules/model.js';
 import type { FleetHub } from '../schemas/fleet.js';
-import type { DeviceShadow } from '../ports/shadow-store/shadow-store.js';
 import type { Fleet } from './fleet.js';
 
 export interface HomeDataDeps {

@@ -1,4 +1,4 @@
-import { timingSafeEqual } from 'node:crypto';
+import { sameBytes } from './constant-time.js';
 
 /**
  * The admin token, and those accepted beside it during a rotation (ADMIN_TOKENS_ACCEPTED). One
@@ -36,9 +36,4 @@ export class AdminTokens {
     this.onAccepted?.();
     return true;
   }
-}
-
-/** Equal bytes, compared in constant time once the lengths match. */
-export function sameBytes(given: Buffer, expected: Buffer): boolean {
-  return given.length === expected.length && timingSafeEqual(given, expected);
 }

@@ -1,4 +1,5 @@
-import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHmac, randomBytes } from 'node:crypto';
+import { sameBytes } from './constant-time.js';
 
 /**
  * Hub handshake credentials, sent with the WebSocket upgrade request as headers (or as query
@@ -49,6 +50,5 @@ export function hubAuthHeaderMap(c: HubCredentials): Record<string, string> {
 /** Constant-time comparison of the expected and the presented hex signature. */
 export function signatureMatches(secret: string, c: HubCredentials): boolean {
   const expected = Buffer.from(signHub(secret, c.hubId, c.tsDigits ?? c.ts, c.nonce), 'hex');
-  const given = Buffer.from(c.signature, 'hex');
-  return given.length === expected.length && timingSafeEqual(given, expected);
+  return sameBytes(Buffer.from(c.signature, 'hex'), expected);
 }

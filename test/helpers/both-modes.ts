@@ -1,6 +1,7 @@
-import { afterAll, beforeAll, describe } from 'vitest';
+import { afterAll, beforeAll, describe, expect } from 'vitest';
 import { startNats, startRedis, uniquePrefix, type Backend } from '../../load/harness/index.js';
-import { startServerProcess, type ServerProcess } from './server-process.js';
+import { HubClient } from '../../load/wire/hub-client.js';
+import { api, startServerProcess, type ServerProcess } from './server-process.js';
 
 /**
  * `steps` twice, each in a describe block of its own: over the embedded default (one node process)
@@ -34,4 +35,19 @@ export function inBothModes(title: string, env: Record<string, string>, steps: (
     });
     steps('cluster', () => nodes);
   });
+}
+
+/**
+ * A hub provisioned through `operator` and online on `holder`, with a lamp known (`switch`,
+ * `L-1`) and reported `on: true`; answers it with the secret it was given.
+ */
+export async function hubWithLamp(operator: ServerProcess, holder: ServerProcess, adminToken: string, hubId: string, homeId: string): Promise<{ hub: HubClient; secret: string }> {
+  const res = await api(operator.httpUrl, 'POST', '/v1/admin/hubs', adminToken, { hubId, homeId });
+  expect(res.status).toBe(201);
+  const secret = res.body.secret as string;
+  const hub = new HubClient({ url: holder.wsUrl, hubId, secret, heartbeat: false });
+  await hub.connect();
+  await hub.devices({ j: [{ d: 'lamp', k: 'switch', m: 'L-1' }] });
+  await hub.report({ lamp: { on: true } });
+  return { hub, secret };
 }

@@ -6,9 +6,9 @@
  * homes alone, can be sent again, and both are in the audit trail.
  */
 import { afterAll, expect, it } from 'vitest';
-import { HubClient } from '../../load/wire/hub-client.js';
+import type { HubClient } from '../../load/wire/hub-client.js';
 import { AppSocket } from '../helpers/app-socket.js';
-import { inBothModes } from '../helpers/both-modes.js';
+import { hubWithLamp as lampHub, inBothModes } from '../helpers/both-modes.js';
 import { api, type ServerProcess } from '../helpers/server-process.js';
 
 const ADMIN = 'home-data-admin-token-0123456789';
@@ -30,14 +30,9 @@ function homeDataSteps(mode: 'embedded' | 'cluster', nodes: () => ServerProcess[
 
   /** A provisioned hub online on node 1 with a lamp that reported `on: true`. */
   async function hubWithLamp(hubId: string, homeId: string): Promise<HubClient> {
-    const res = await admin('POST', '/v1/admin/hubs', { hubId, homeId });
-    expect(res.status).toBe(201);
-    secrets.push(res.body.secret);
-    const hub = new HubClient({ url: at(1).wsUrl, hubId, secret: res.body.secret, heartbeat: false });
+    const { hub, secret } = await lampHub(at(0), at(1), ADMIN, hubId, homeId);
     open.push(hub);
-    await hub.connect();
-    await hub.devices({ j: [{ d: 'lamp', k: 'switch', m: 'L-1' }] });
-    await hub.report({ lamp: { on: true } });
+    secrets.push(secret);
     return hub;
   }
 

@@ -6,9 +6,9 @@
  * operator's node, the hub's and the apps' differ.
  */
 import { afterAll, expect, it } from 'vitest';
-import { HubClient } from '../../load/wire/hub-client.js';
+import type { HubClient } from '../../load/wire/hub-client.js';
 import { AppSocket } from '../helpers/app-socket.js';
-import { inBothModes } from '../helpers/both-modes.js';
+import { hubWithLamp as lampHub, inBothModes } from '../helpers/both-modes.js';
 import { api, type ServerProcess } from '../helpers/server-process.js';
 
 const ADMIN = 'leaves-int-admin-token-0123456789';
@@ -26,13 +26,8 @@ function leavingSteps(mode: 'embedded' | 'cluster', nodes: () => ServerProcess[]
 
   /** A provisioned hub online on node 1, with one device known and reported. */
   async function hubWithLamp(hubId: string, homeId: string): Promise<HubClient> {
-    const res = await admin(0, 'POST', '/v1/admin/hubs', { hubId, homeId });
-    expect(res.status).toBe(201);
-    const hub = new HubClient({ url: at(1).wsUrl, hubId, secret: res.body.secret, heartbeat: false });
+    const { hub } = await lampHub(at(0), at(1), ADMIN, hubId, homeId);
     open.push(hub);
-    await hub.connect();
-    await hub.devices({ j: [{ d: 'lamp', k: 'switch', m: 'L-1' }] });
-    await hub.report({ lamp: { on: true } });
     return hub;
   }
 

@@ -1,13 +1,15 @@
 /**
  * The events of a home's export: what its history still keeps, found by halving when the oldest
  * entries are trimmed by count or past the age, oldest first, decoded; none for a home without
- * events or a node without a history.
+ * events or a node without a history. And the erasure's order: rules and scenes before the hubs,
+ * the stored events last, after the node's published events (the hubs' `removed`) have settled.
  */
 import { describe, expect, it } from 'vitest';
-import { exportHome, type HomeDataDeps } from '../../src/api/home-data.js';
+import { eraseHome, exportHome, type HomeDataDeps } from '../../src/api/home-data.js';
 import { MemoryEventHistory } from '../../src/ports/history/history-memory.js';
 import { encodeValue } from '../../src/protocol/codec.js';
 import { DEFAULT_SETTINGS } from '../../src/rules/model.js';
+import { TierError } from '../../src/errors.js';
 
 function deps(history: MemoryEventHistory | undefined, now: () => number): HomeDataDeps {
   return {
@@ -44,5 +46,37 @@ describe('a home’s export: its stored events', () => {
     expect(await offsets(d)).toEqual([]);
     expect(await offsets(d, 'home-2')).toEqual([]);
     expect(await offsets(deps(undefined, now))).toEqual([]);
+  });
+});
+
+describe('a home’s erasure', () => {
+  it('deletes rules and scenes before the hubs, and the stored events only once the hubs’ events settled', async () => {
+    const steps: string[] = [];
+    const step = (name: string) => async () => void steps.push(name);
+    const d: HomeDataDeps = {
+      fleet: {
+        homeHubs: async () => [{ hubId: 'hub-1' }, { hubId: 'hub-2' }],
+        // a hub deleted meanwhile by another request counts as deleted
+        remove: async (hubId: string) => {
+          steps.push(`hub ${hubId}`);
+          if (hubId === 'hub-2') throw new TierError('not_found', 'gone');
+          return { closed: true };
+        },
+      } as never,
+      rules: {
+        listRules: async () => [{ id: 'r1' }],
+        listScenes: async () => [{ id: 's1' }],
+        getSettings: async () => ({ timeZone: 'Europe/Berlin' }),
+        deleteRule: step('rule r1'),
+        deleteScene: step('scene s1'),
+        putSettings: step('settings'),
+      } as never,
+      shadows: {} as never,
+      history: { remove: step('events') } as never,
+      // the hubs' `removed` events reach the history a turn later
+      eventsSettled: () => new Promise<void>((resolve) => setTimeout(() => (steps.push('settled'), resolve()), 5)),
+    };
+    expect(await eraseHome(d, 'home-1')).toEqual({ homeId: 'home-1', hubs: ['hub-1', 'hub-2'], rules: 1, scenes: 1, settingsReset: true });
+    expect(steps).toEqual(['rule r1', 'scene s1', 'settings', 'hub hub-1', 'hub hub-2', 'settled', 'events']);
   });
 });

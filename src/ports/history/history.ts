@@ -113,8 +113,10 @@ export interface EventHistory {
    * without a position (its append failed, stored or not), so that `position().lost` is at least
    * the home's newest offset now. Called before that event is published, so an app recovering
    * later is told to reload rather than told it recovered everything. An append refused with
-   * `NotedLostError` was noted by the adapter. Absent (in-process adapters): the node's feeds see
-   * every such event themselves.
+   * `NotedLostError` was noted by the adapter. An adapter that keeps a stream for services (Redis
+   * `<prefix>events`) adds a `lost` entry there with each note, at the same newest offset: such
+   * an event has no offset, so a service would see no gap. Absent (in-process adapters): the
+   * node's feeds see every such event themselves.
    */
   noteLost?(homeId: string): Promise<void>;
   remove(homeId: string): Promise<void>;
