@@ -22,12 +22,22 @@ export class BuildError extends Error {
   readonly code = 'build_failed';
 }
 
+export interface BuildOptions {
+  /**
+   * Type-check while compiling. Off only where the same sources were checked already (`npm test`
+   * runs `tsc --noEmit` first): the emitted JavaScript is the same, in half the time.
+   * @default true
+   */
+  check?: boolean;
+}
+
 /** Compiles into `out` (emptied first); resolves with the path of the entry point to run with `node`. */
-export async function build(out: string): Promise<string> {
+export async function build(out: string, opts: BuildOptions = {}): Promise<string> {
   await rm(out, { recursive: true, force: true });
   const tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc');
+  const noCheck = opts.check === false ? ['--noCheck'] : [];
   const code = await new Promise<number | null>((done, fail) => {
-    const child = spawn(process.execPath, [tsc, '-p', join(ROOT, 'tsconfig.build.json'), '--outDir', out], { cwd: ROOT, stdio: 'inherit' });
+    const child = spawn(process.execPath, [tsc, '-p', join(ROOT, 'tsconfig.build.json'), '--outDir', out, ...noCheck], { cwd: ROOT, stdio: 'inherit' });
     child.once('error', fail);
     child.once('exit', done);
   });

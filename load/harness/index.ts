@@ -9,7 +9,7 @@ export { freePort, freePorts } from './free-port.js';
 export { collect, MEASURED_NODE_FLAGS, type GcReading } from './measured.js';
 export { ensureServers, installCommand, MissingServerError, requireServer, type EnsureOptions } from './missing-servers.js';
 export { startNats, type NatsOptions } from './nats-server.js';
-export { freshDataDir, startNode, type NodeOptions, type NodeProc } from './node.js';
+export { defaultEntry, freshDataDir, startNode, type NodeOptions, type NodeProc } from './node.js';
 export { ExitedError, start, type Proc, type ProcOptions } from './proc.js';
 export { cpuMs, cpuSplitMs, rssBytes, threadCpuMs } from './proc-stats.js';
 export { startRedis, type RedisOptions } from './redis-server.js';

@@ -27,10 +27,13 @@ export interface NodeOptions {
   nodeFlags?: string[];
   /**
    * The compiled entry point (`npm run build`: `dist/src/main.js`), run without a TypeScript
-   * loader as the container image runs it. @default src/main.ts through tsx, which costs each
-   * process about 40 MB more of its own memory (BENCHMARKS.md, "Half a million again")
+   * loader as the container image runs it. @default HUBTIER_NODE_ENTRY when set (see
+   * defaultEntry), else src/main.ts through tsx, which costs each process about 40 MB more of its
+   * own memory (BENCHMARKS.md, "Half a million again") and 1.5 s more CPU to start
    */
   entry?: string;
+  /** src/main.ts through tsx, as `npm start` runs it, even when HUBTIER_NODE_ENTRY names a compiled entry */
+  source?: boolean;
   /**
    * A measured process: MEASURED_NODE_FLAGS (so `collect` works) and UWS_REQUIRE_NATIVE=1 (a
    * fallback transport would skew every figure). Tests and the fuzzer run the node as deployed.
@@ -83,6 +86,11 @@ export async function startNode(opts: NodeOptions = {}): Promise<NodeProc> {
   }
 }
 
+/** HUBTIER_NODE_ENTRY, a compiled entry point every node started without `entry` runs (the test suites set it); unset or empty, src/main.ts through tsx. */
+export function defaultEntry(): string | undefined {
+  return process.env.HUBTIER_NODE_ENTRY || undefined;
+}
+
 /** What the node prints when it cannot bind its port or admin port (src/compose/server.ts). */
 const PORT_IN_USE = /cannot listen on [^\s]*:(\d+): the port is in use/;
 
@@ -93,8 +101,9 @@ async function startNodeOn(opts: NodeOptions, port: number, adminPort: number): 
   const jwtSecret = opts.jwtSecret ?? opts.env?.JWT_SECRET ?? (opts.env?.NATS_URL ? `jwt-${createHash('sha256').update(`hubtier-harness-jwt:${adminToken}`).digest('hex')}` : `jwt-${randomBytes(16).toString('hex')}`);
   const measured = opts.measured ?? true;
   const dataDir = opts.dataDir ?? freshDataDir();
-  const loader = opts.entry !== undefined ? (measured ? MEASURED_COMPILED_FLAGS : []) : measured ? MEASURED_NODE_FLAGS : ['--import', 'tsx'];
-  const proc = start(process.execPath, [...(opts.nodeFlags ?? []), ...loader, opts.entry ?? 'src/main.ts'], {
+  const entry = opts.entry ?? (opts.source ? undefined : defaultEntry());
+  const loader = entry !== undefined ? (measured ? MEASURED_COMPILED_FLAGS : []) : measured ? MEASURED_NODE_FLAGS : ['--import', 'tsx'];
+  const proc = start(process.execPath, [...(opts.nodeFlags ?? []), ...loader, entry ?? 'src/main.ts'], {
     env: {
       HOST: '127.0.0.1',
       LOG_LEVEL: 'warn',

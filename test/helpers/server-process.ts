@@ -1,6 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import { readdirSync } from 'node:fs';
-import { startNode, type NodeOptions, type NodeProc } from '../../load/harness/index.js';
+import { dirname, join } from 'node:path';
+import { defaultEntry, startNode, type NodeOptions, type NodeProc } from '../../load/harness/index.js';
 
 /** The child's soft and hard open-file limit set to `files` before it has loaded anything. */
 export const fileLimit = (files: number): NonNullable<NodeOptions['spawnWith']> => (spawn) => {
@@ -25,6 +26,15 @@ export const fileSizeLimit = (bytes: number): NonNullable<NodeOptions['spawnWith
   execFileSync('prlimit', ['--pid', String(child.pid), `--fsize=${bytes}:`]);
   return child;
 };
+
+/**
+ * Node's arguments that run one of the node's programs (`src/doctor-cli.ts`): its compiled file in
+ * the tree of HUBTIER_NODE_ENTRY when the suite compiled the node, else the source through tsx.
+ */
+export function scriptArgs(script: string): string[] {
+  const entry = defaultEntry();
+  return entry === undefined ? ['--import', 'tsx', script] : [join(dirname(entry), '..', script.replace(/\.ts$/, '.js'))];
+}
 
 /** Open descriptors of a process. */
 export const fds = (pid: number): number => readdirSync(`/proc/${pid}/fd`).length;

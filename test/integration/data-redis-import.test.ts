@@ -29,6 +29,7 @@ import { RedisRuleStore } from '../../src/ports/rule-store/rule-store-redis.js';
 import { LmdbShadowStore } from '../../src/ports/shadow-store/shadow-store-lmdb.js';
 import { RedisShadowStore } from '../../src/ports/shadow-store/shadow-store-redis.js';
 import { startRedis, uniquePrefix, type Backend } from '../../load/harness/index.js';
+import { scriptArgs } from '../helpers/server-process.js';
 
 const log = createLogger('silent');
 let redis: Backend;
@@ -205,7 +206,7 @@ describe('importing a backup into redis', () => {
 
   it('through the command line: counts per kind, what was skipped; the prefix from TIER_REDIS_PREFIX', async () => {
     const prefix = uniquePrefix();
-    const cli = (env: Record<string, string>, ...args: string[]) => promisify(execFile)(process.execPath, ['--import', 'tsx', 'src/data-cli.ts', ...args], { cwd: join(import.meta.dirname, '../..'), env: { ...process.env, ...env } });
+    const cli = (env: Record<string, string>, ...args: string[]) => promisify(execFile)(process.execPath, [...scriptArgs('src/data-cli.ts'), ...args], { cwd: join(import.meta.dirname, '../..'), env: { ...process.env, ...env } });
     const { stdout } = await cli({ TIER_REDIS_PREFIX: prefix }, 'import', file, '--redis', redis.url);
     expect(stdout).toContain(`imported into redis (prefix ${prefix})`);
     expect(stdout).toMatch(/hubs 2, devices 2, cursors 1, settings 1, rules 2, scenes 1, cron cursors 1, pending runs 1, push jobs 1, revocations 1\n/);

@@ -13,7 +13,7 @@ import { FrameType, type ServerToHubFrame } from '../../proto/frames.js';
 import { HubClient } from '../../load/wire/hub-client.js';
 import { encodeValue } from '../../src/protocol/codec.js';
 import { AppSocket } from '../helpers/app-socket.js';
-import { api, startServerProcess, type ServerProcess } from '../helpers/server-process.js';
+import { api, scriptArgs, type ServerProcess, startServerProcess } from '../helpers/server-process.js';
 import { freshDataDir } from '../../load/harness/index.js';
 import { upgradeAnswer } from '../helpers/upgrade-answer.js';
 
@@ -385,7 +385,7 @@ describe('hostile input against a real node (embedded default)', () => {
 
   describe('10. one port, one embedded node', () => {
     it('a second embedded node on the same port refuses to start, naming the port', async () => {
-      const second = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+      const second = spawn(process.execPath, scriptArgs('src/main.ts'), {
         cwd: ROOT,
         env: { ...process.env, HOST: '127.0.0.1', PORT: String(server.port), ADMIN_PORT: '0', ADMIN_TOKEN: server.adminToken, JWT_SECRET: server.jwtSecret, DATA_DIR: freshDataDir() },
         stdio: ['ignore', 'pipe', 'pipe'],

@@ -14,6 +14,7 @@ import { createLogger } from '../../src/log/logger.js';
 import { BullMqPushQueue } from '../../src/ports/push-queue/push-queue-bullmq.js';
 import { RedisKeys } from '../../src/ports/redis.js';
 import { eventually } from '../helpers/eventually.js';
+import { scriptArgs } from '../helpers/server-process.js';
 
 interface Worker {
   /** stdout and stderr lines, parsed when JSON (else `{ text }`) */
@@ -24,7 +25,7 @@ interface Worker {
 
 /** `src/push-worker.ts` as its own process, as deployed (LOG_LEVEL=info). */
 function startPushWorker(env: Record<string, string>): Worker {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/push-worker.ts'], {
+  const child = spawn(process.execPath, scriptArgs('src/push-worker.ts'), {
     env: {
       ...process.env,
       LOG_LEVEL: 'info',

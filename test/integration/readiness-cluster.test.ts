@@ -13,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startNats, startRedis, uniquePrefix, type Backend } from '../../load/harness/index.js';
 import { HubClient } from '../../load/wire/hub-client.js';
 import type { CheckResult, DiagnoseReport } from '../../src/admin/diagnose.js';
-import { api, startServerProcess, type ServerProcess } from '../helpers/server-process.js';
+import { api, scriptArgs, type ServerProcess, startServerProcess } from '../helpers/server-process.js';
 import { eventually } from '../helpers/eventually.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -60,7 +60,7 @@ describe('cluster node: readiness and diagnose with its own NATS and Redis', { t
   });
 
   it('npm run doctor prints the failing check with its hint and exits 1', async () => {
-    const err = await run(process.execPath, ['--import', 'tsx', 'src/doctor-cli.ts', '--url', node.adminUrl, '--token', node.adminToken], { cwd: ROOT }).then(
+    const err = await run(process.execPath, [...scriptArgs('src/doctor-cli.ts'), '--url', node.adminUrl, '--token', node.adminToken], { cwd: ROOT }).then(
       () => null,
       (e: { code: number; stdout: string }) => e,
     );

@@ -17,7 +17,7 @@ import { memoryPorts } from '../../src/compose/memory-ports.js';
 import { startServer, type RunningServer } from '../../src/compose/server.js';
 import { createLogger } from '../../src/log/logger.js';
 import { inProcessConfig } from '../helpers/in-process-config.js';
-import { api, rulesWarmedUp } from '../helpers/server-process.js';
+import { api, rulesWarmedUp, scriptArgs } from '../helpers/server-process.js';
 import { CgroupMemory } from '../../src/transport/cgroup-memory.js';
 
 const ADMIN = 'readiness-admin-token-0123456789';
@@ -122,14 +122,14 @@ describe('self-diagnosis of the embedded default on disk', () => {
   it('npm run doctor prints the checklist and exits 0 when nothing fails', async () => {
     const report = (await api(admin, 'GET', '/debug/diagnose', ADMIN)).body as DiagnoseReport;
     expect(report.checks.filter((c) => c.verdict === 'fail')).toEqual([]);
-    const out = await run(process.execPath, ['--import', 'tsx', 'src/doctor-cli.ts', '--url', admin], { cwd: ROOT, env: { ...process.env, ADMIN_TOKEN: ADMIN } });
+    const out = await run(process.execPath, [...scriptArgs('src/doctor-cli.ts'), '--url', admin], { cwd: ROOT, env: { ...process.env, ADMIN_TOKEN: ADMIN } });
     expect(out.stdout).toMatch(/^✓ data-dir: /m);
     expect(out.stdout).toMatch(/^! push-sender: .*\n {4}→ no push service is configured/m);
     expect(out.stdout).toMatch(/ ok, [1-9]\d* to look at, 0 failing\n$/);
   });
 
   it('npm run doctor exits 1 with a refused token, naming it', async () => {
-    const err = await run(process.execPath, ['--import', 'tsx', 'src/doctor-cli.ts', '--url', admin, '--token', 'wrong-token'], { cwd: ROOT }).then(
+    const err = await run(process.execPath, [...scriptArgs('src/doctor-cli.ts'), '--url', admin, '--token', 'wrong-token'], { cwd: ROOT }).then(
       () => null,
       (e: { code: number; stderr: string }) => e,
     );

@@ -7,6 +7,7 @@ import { parseAllDocuments } from 'yaml';
 import { ROOT } from '../../load/harness/index.js';
 import { loadConfig, SECRET_MIN_CHARS } from '../../src/config/config.js';
 import { refusal } from '../helpers/config-refusal.js';
+import { scriptArgs } from '../helpers/server-process.js';
 
 const KEY = 'a3f1c2e4b5d6978800112233445566778899aabbccddeeff0011223344556677';
 const ADMIN = 'admin-token-of-24-chars!';
@@ -113,7 +114,7 @@ describe('secrets given to the node', () => {
   it('the node process refuses a cluster start without ADMIN_TOKEN: exit 2, before any backend is tried', async () => {
     const env: Record<string, string | undefined> = { ...process.env, ADMIN_TOKEN: '', JWT_SECRET: JWT, TIER_SECRET_KEY: KEY, NATS_URL: 'nats://127.0.0.1:1', REDIS_URL: 'redis://127.0.0.1:1' };
     const { code, stderr } = await new Promise<{ code: number | null; stderr: string }>((resolve) => {
-      const child = execFile(process.execPath, ['--import', 'tsx', 'src/main.ts'], { cwd: ROOT, env }, (_err, _out, stderr) => resolve({ code: child.exitCode, stderr }));
+      const child = execFile(process.execPath, scriptArgs('src/main.ts'), { cwd: ROOT, env }, (_err, _out, stderr) => resolve({ code: child.exitCode, stderr }));
     });
     expect(code).toBe(2);
     expect(stderr).toMatch(/^configuration error: ADMIN_TOKEN: cluster mode needs it set/m);
@@ -123,7 +124,7 @@ describe('secrets given to the node', () => {
   it('the node process refuses to start on the manifest secrets: exit 2, the reason on stderr', async () => {
     const env = { ...process.env, ...manifestPlaceholders(), NATS_URL: 'nats://127.0.0.1:1', REDIS_URL: 'redis://127.0.0.1:1' };
     const { code, stderr } = await new Promise<{ code: number | null; stderr: string }>((resolve) => {
-      const child = execFile(process.execPath, ['--import', 'tsx', 'src/main.ts'], { cwd: ROOT, env }, (_err, _out, stderr) => resolve({ code: child.exitCode, stderr }));
+      const child = execFile(process.execPath, scriptArgs('src/main.ts'), { cwd: ROOT, env }, (_err, _out, stderr) => resolve({ code: child.exitCode, stderr }));
     });
     expect(code).toBe(2);
     expect(stderr).toMatch(/^configuration error: ADMIN_TOKEN: still a placeholder/m);

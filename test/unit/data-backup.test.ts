@@ -14,6 +14,7 @@ import { LmdbHubRegistry, LmdbNonceStore } from '../../src/ports/hub-registry/hu
 import { openDataStore, type DataStore } from '../../src/ports/lmdb.js';
 import { LmdbRuleStore } from '../../src/ports/rule-store/rule-store-lmdb.js';
 import { LmdbShadowStore } from '../../src/ports/shadow-store/shadow-store-lmdb.js';
+import { scriptArgs } from '../helpers/server-process.js';
 
 const run = promisify(execFile);
 const ROOT = join(import.meta.dirname, '../..');
@@ -250,7 +251,7 @@ describe('data backup (JSON lines)', () => {
     await new LmdbHubRegistry(s).create(HUB_9);
     await s.close();
     const file = join(dir(), 'b.jsonl');
-    const cli = (...args: string[]) => run(process.execPath, ['--import', 'tsx', 'src/data-cli.ts', ...args], { cwd: ROOT });
+    const cli = (...args: string[]) => run(process.execPath, [...scriptArgs('src/data-cli.ts'), ...args], { cwd: ROOT });
     expect((await cli('export', file, '--data-dir', from)).stdout).toMatch(/^exported 2 records \(hub-homes 1, hubs 1\)/);
     const to = dir();
     expect((await cli('import', file, '--data-dir', to)).stdout).toMatch(/^imported 2 records \(hub-homes 1, hubs 1\)/);

@@ -18,7 +18,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HubClient } from '../../load/wire/hub-client.js';
 import { importHubs } from '../../src/fleet-import.js';
 import { startInProcessNode, type InProcessNode } from '../helpers/in-process-node.js';
-import { api } from '../helpers/server-process.js';
+import { api, scriptArgs } from '../helpers/server-process.js';
 
 const ADMIN = 'fleet-cli-admin-token-0123456789';
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -94,7 +94,7 @@ describe('fleet import', () => {
   });
 
   it('the command line: usage, an existing output file refused, exit 1 when a hub was refused', async () => {
-    const cli = (...args: string[]) => run(process.execPath, ['--import', 'tsx', 'src/fleet-cli.ts', ...args], { cwd: ROOT, env: { ...process.env, ADMIN_TOKEN: ADMIN } }).then(
+    const cli = (...args: string[]) => run(process.execPath, [...scriptArgs('src/fleet-cli.ts'), ...args], { cwd: ROOT, env: { ...process.env, ADMIN_TOKEN: ADMIN } }).then(
       (r) => ({ code: 0, ...r }),
       (e: { code: number; stdout: string; stderr: string }) => e,
     );

@@ -15,6 +15,7 @@ import { resealAll } from '../../src/fleet-reseal.js';
 import { LmdbHubRegistry } from '../../src/ports/hub-registry/hub-registry-lmdb.js';
 import { MemoryHubRegistry } from '../../src/ports/hub-registry/hub-registry-memory.js';
 import { openDataStore } from '../../src/ports/lmdb.js';
+import { scriptArgs } from '../helpers/server-process.js';
 
 const keyA = Buffer.alloc(32, 7);
 const keyB = Buffer.alloc(32, 8);
@@ -52,7 +53,7 @@ describe('resealAll', () => {
     await new LmdbHubRegistry(store).create(hub('cli-1', 'clear-secret-of-cli-1'));
     await store.close();
     const root = fileURLToPath(new URL('../..', import.meta.url));
-    const { stdout } = await promisify(execFile)(process.execPath, ['--import', 'tsx', 'src/fleet-cli.ts', 'reseal', '--data-dir', dir], { cwd: root, env: { ...process.env, TIER_SECRET_KEY: keyB.toString('hex') } });
+    const { stdout } = await promisify(execFile)(process.execPath, [...scriptArgs('src/fleet-cli.ts'), 'reseal', '--data-dir', dir], { cwd: root, env: { ...process.env, TIER_SECRET_KEY: keyB.toString('hex') } });
     expect(stdout).toContain('examined 1 hubs, resealed 1, skipped 0');
     const after = openDataStore(dir);
     try {
