@@ -111,12 +111,14 @@ export interface ReconcileNotice {
 }
 
 /**
- * `fleet.tokens.revoked`: one token (`jti`), or every token of `sub` issued before `before`;
- * `exp` is when the revocation stops mattering (the revoked tokens' latest expiry). Unix seconds.
+ * `fleet.tokens.revoked`: one token (`jti`), every token of `sub` issued before `before`, or `home`
+ * taken from every token issued before `before` (the token keeps its other homes); `exp` is when the
+ * revocation stops mattering (the revoked tokens' latest expiry). Unix seconds.
  */
 export interface TokenRevocation {
   jti?: string;
   sub?: string;
+  home?: string;
   before?: number;
   exp: number;
 }

@@ -106,7 +106,9 @@ const CHECKS = new Map<string, (key: unknown, value: unknown) => void>([
   }],
   ['revocations', (key, value) => {
     const ok = (v: unknown, t: string) => v === null || typeof v === t;
-    if (typeof key !== 'string' || !Array.isArray(value) || value.length !== 4 || !ok(value[0], 'string') || !ok(value[1], 'string') || !ok(value[2], 'number') || typeof value[3] !== 'number') fault('a revocation must be key → [jti, sub, before, exp]');
+    // four elements before homes could be revoked (2026-12-05), five since
+    const shaped = Array.isArray(value) && (value.length === 4 || (value.length === 5 && ok(value[4], 'string')));
+    if (typeof key !== 'string' || !shaped || !ok(value[0], 'string') || !ok(value[1], 'string') || !ok(value[2], 'number') || typeof value[3] !== 'number') fault('a revocation must be key → [jti, sub, before, exp, home]');
   }],
   ['push', checkPush],
   ['rules', checkRule],

@@ -20,7 +20,8 @@ import { RedisPendingRuns } from './ports/pending-runs/pending-runs-redis.js';
 import { decodeRuleRecord } from './ports/rule-store/rule-store-lmdb.js';
 import { RedisRuleStore } from './ports/rule-store/rule-store-redis.js';
 import { RedisRevocationStore } from './ports/revocations/revocations-redis.js';
-import { revocationKey, type TokenRevocation } from './ports/revocations/revocations.js';
+import { revocationOfRecord, type RevocationRecord } from './ports/revocations/revocations-lmdb.js';
+import { revocationKey } from './ports/revocations/revocations.js';
 import { decodeShadowRecords, NAMES_DB, namesOf, type ShadowRecord } from './ports/shadow-store/shadow-store-lmdb.js';
 import { RedisShadowStore } from './ports/shadow-store/shadow-store-redis.js';
 import type { DeviceShadow, HubShadow } from './ports/shadow-store/shadow-store.js';
@@ -212,9 +213,8 @@ export async function importIntoRedis(file: string, options: RedisImportOptions)
     const nowS = Math.floor(Date.now() / 1000);
     const inRedis = new Set((await revocations.list(nowS)).map(revocationKey));
     for (const { value } of records('revocations')) {
-      const [jti, sub, before, exp] = value as [string | null, string | null, number | null, number];
-      if (exp <= nowS) continue;
-      const r: TokenRevocation = { exp, ...(jti === null ? {} : { jti }), ...(sub === null ? {} : { sub }), ...(before === null ? {} : { before }) };
+      const r = revocationOfRecord(value as RevocationRecord);
+      if (r.exp <= nowS) continue;
       if (inRedis.has(revocationKey(r))) present('revocations');
       else {
         await revocations.add(r);

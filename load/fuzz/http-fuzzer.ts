@@ -485,6 +485,8 @@ export class HttpFuzzer {
     if (key === 'PUT /v1/hubs/{hubId}/devices/{deviceId}/desired') return { desired: { on: true, level: 3 } };
     if (key === 'POST /v1/admin/hubs') return { hubId: `fzh-${this.h.runId}-${++this.hubCounter}`, homeId: this.responder.homeId };
     if (key === 'POST /v1/admin/tokens') return { sub: 'fuzz', homes: [this.responder.homeId], ttlS: 60 };
+    // revocations aim at a victim: the fuzzer's own user token (sub `fuzz`, the responder's home) must keep working
+    if (key === 'POST /v1/admin/tokens/revoke') return this.rng.pick([{ home: this.victimHome() }, { sub: `fzv-${this.h.runId}` }, { jti: `fzv-${this.h.runId}` }]);
     if (key === 'PUT /v1/homes/{homeId}/settings') return { timeZone: this.rng.pick(['UTC', 'Europe/Berlin']) };
     if (template.endsWith('/rules') || template.endsWith('/rules/{ruleId}')) {
       return { name: 'fuzz rule', triggers: [{ type: 'state', hub, device: 'dev-1', attr: 'on', to: true }], actions: [{ type: 'command', hub, device: 'dev-2', set: { on: true } }] };

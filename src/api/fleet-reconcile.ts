@@ -6,10 +6,11 @@
  * home (reconnect `hub_moved`, 4008), as the missed `hub.<id>.close` would have. A changed hub's
  * notice re-checks that one session the same way, so notices sent again are safe to repeat.
  */
-import type { CloseOrder, TokenRevocation } from '../../proto/subjects.js';
+import type { CloseOrder } from '../../proto/subjects.js';
 import type { Logger } from '../log/logger.js';
 import { provisionMark, type HubPlacement, type HubRegistry } from '../ports/hub-registry/hub-registry.js';
 import type { RevocationStore } from '../ports/revocations/revocations.js';
+import type { RevocationList } from '../auth/revocations.js';
 
 /** A held hub session as a re-check sees it: the home it serves. */
 export interface HeldHub {
@@ -38,7 +39,7 @@ export interface ReconcileDeps<S extends HeldHub> {
   /** stored revocations; absent, only the bus carries them */
   revocationStore?: Pick<RevocationStore, 'list'> | undefined;
   /** the node's list and its open app sockets */
-  revoked: { add(r: TokenRevocation): void; isRevoked(c: { sub: string; jti?: string; iat?: number }): boolean };
+  revoked: Pick<RevocationList, 'add' | 'affects'>;
   sockets: { closeRevoked(list: ReconcileDeps<S>['revoked']): number };
   /** the sessions this node holds, by hub */
   sessions: { get(hubId: string): S | undefined; list(): S[] };

@@ -29,11 +29,14 @@ const revokeRequest = compile(RevokeRequest);
 export const PAGE_DEFAULT = 100;
 export const PAGE_MAX = 1_000;
 
+/** A revocation as asked for: one token, a user's tokens issued before a time, or a home taken from the tokens issued before a time. */
+export type RevokeOrder = { jti: string } | { sub: string; before: number } | { home: string; before: number };
+
 export interface FleetApiDeps extends RouteHost {
   auth: Authenticator;
   fleet: Fleet;
   /** revokes user tokens on every node (src/compose/fleet-wiring.ts) */
-  revoke(r: { jti: string } | { sub: string; before: number }): Promise<TokenRevocation>;
+  revoke(r: RevokeOrder): Promise<TokenRevocation>;
   /** @default 604_800 (s): grace of a rotated-out secret when the request names none */
   secretGraceS: number;
   /** every change to the fleet and every revocation is recorded here */
@@ -207,12 +210,13 @@ export function mountFleetApi(app: TemplatedApp, deps: FleetApiDeps): void {
       const what: AuditWhat = { action: 'token.revoke' };
       return adminAction(call, what, async () => {
         const body = revokeRequest.parse(await call.json());
-        what.target = body.jti !== undefined ? `jti ${body.jti}` : `sub ${body.sub ?? ''}`;
+        what.target = body.jti !== undefined ? `jti ${body.jti}` : body.home !== undefined ? `home ${body.home}` : `sub ${body.sub ?? ''}`;
         const bad = (field: string, problem: string) => new TierError('invalid_field', `${field}: ${problem}`, { field });
-        if ((body.jti === undefined) === (body.sub === undefined)) throw bad('jti', 'give jti, or sub (with an optional before), not both');
-        if (body.jti !== undefined && body.before !== undefined) throw bad('before', 'only with sub');
+        const given = [body.jti, body.sub, body.home].filter((v) => v !== undefined).length;
+        if (given !== 1) throw bad('jti', 'give one of jti, sub (with an optional before) or home (with an optional before)');
+        if (body.jti !== undefined && body.before !== undefined) throw bad('before', 'only with sub or home');
         const before = revokedBefore(body.before, await auth.revocationNow());
-        const r = await deps.revoke(body.jti !== undefined ? { jti: body.jti } : { sub: body.sub!, before });
+        const r = await deps.revoke(body.jti !== undefined ? { jti: body.jti } : body.home !== undefined ? { home: body.home, before } : { sub: body.sub!, before });
         const reply: Static<typeof RevokeReply> = { ok: true, until: new Date(r.exp * 1000).toISOString() };
         return { status: 200, body: reply };
       });

@@ -23,6 +23,8 @@ export interface HomeDataDeps {
   history: EventHistory | undefined;
   /** resolves once the events this node published so far are in the history (the hubs' `removed`) */
   eventsSettled: () => Promise<void>;
+  /** takes the home from every user token issued up to now, on every node; resolves with that instant (Unix seconds) once stored */
+  revokeHome: (homeId: string) => Promise<number>;
   now?: () => number;
 }
 
@@ -39,6 +41,8 @@ export interface HomeExport {
 
 export interface HomeErasure {
   homeId: string;
+  /** user tokens issued up to then no longer grant the home, ISO 8601 */
+  tokensRevokedBefore: string;
   hubs: string[];
   rules: number;
   scenes: number;
@@ -61,12 +65,14 @@ export async function exportHome(deps: HomeDataDeps, homeId: string): Promise<Ho
 }
 
 /**
- * Deletes the home's rules and scenes first (so none runs while its hubs go), resets its settings,
+ * Takes the home from its users' tokens first (so none adds a rule while the erasure runs; each
+ * token keeps its other homes), deletes the home's rules and scenes (so none runs while its hubs go), resets its settings,
  * deletes every hub as `DELETE /v1/admin/hubs/{hubId}` does (session closed, record and shadow
  * gone, the home's apps told `removed`), then drops the home's stored events, those `removed`
  * included. A home with nothing left answers zeros: an erasure can be sent again.
  */
 export async function eraseHome(deps: HomeDataDeps, homeId: string): Promise<HomeErasure> {
+  const before = await deps.revokeHome(homeId);
   const [rules, scenes, settings] = await Promise.all([deps.rules.listRules(homeId), deps.rules.listScenes(homeId), deps.rules.getSettings(homeId)]);
   for (const rule of rules) await deps.rules.deleteRule(homeId, rule.id);
   for (const scene of scenes) await deps.rules.deleteScene(homeId, scene.id);
@@ -78,7 +84,7 @@ export async function eraseHome(deps: HomeDataDeps, homeId: string): Promise<Hom
   }
   await deps.eventsSettled();
   await deps.history?.remove(homeId);
-  return { homeId, hubs, rules: rules.length, scenes: scenes.length, settingsReset };
+  return { homeId, tokensRevokedBefore: new Date(before * 1000).toISOString(), hubs, rules: rules.length, scenes: scenes.length, settingsReset };
 }
 
 /** A hub deleted meanwhile by another request is as good as deleted here. */

@@ -85,6 +85,7 @@ const auditParams = (withHome: boolean): QueryParam[] => [
 const revokeExamples = (nowMs: number) => [
   { jti: '0f9c2a7e-1d4b-4c8a-9b1e-2f3a4b5c6d7e' },
   { sub: 'alice', before: new Date(Math.floor(nowMs / 1000) * 1000 - 3_600_000).toISOString() },
+  { home: 'home-42' },
 ];
 
 const COMMAND_ERRORS: ErrorCode[] = ['hub_disabled', 'hub_offline', 'command_timeout', 'unknown_device', 'command_failed', 'busy', 'session_closed', 'not_found', 'frame_too_large'];
@@ -189,7 +190,7 @@ export function operations(limits: { commandTimeoutMaxMs: number }): Record<stri
     'delete /v1/admin/homes/:homeId': {
       summary: 'Erase a home: its rules, scenes, settings, hubs and stored events',
       description:
-        'Rules and scenes go first (none runs while the hubs go), the settings return to the defaults, then every hub is deleted as `DELETE /v1/admin/hubs/{hubId}` deletes one (its session closed at once, close 4006; its record and shadow gone; the home’s apps get its `removed` event), and last the home’s stored events. The audit trail stays (it records who did what, and ages out with `TIER_AUDIT_MAX_AGE_DAYS`). Nothing left answers zeros, so an erasure may be sent again. Revoke the home’s users’ tokens first (`POST /v1/admin/tokens/revoke`) so that nobody adds to the home meanwhile. Recorded in the audit trail (`home.erase`).',
+        'First the home is taken from every user token issued until now, on every node, as `POST /v1/admin/tokens/revoke` with `home` does: nobody adds to the home meanwhile, each token keeps its other homes (one left with none is refused), and the app sockets of those tokens are closed (4007 `token_revoked`); a token issued in a later second grants the home again. Then rules and scenes go (none runs while the hubs go), the settings return to the defaults, every hub is deleted as `DELETE /v1/admin/hubs/{hubId}` deletes one (its session closed at once, close 4006; its record and shadow gone; the apps still subscribed, the admin’s, get its `removed` event), and last the home’s stored events. The audit trail stays (it records who did what, and ages out with `TIER_AUDIT_MAX_AGE_DAYS`). Nothing left answers zeros, so an erasure may be sent again. Recorded in the audit trail (`home.erase`).',
       tag: 'admin',
       ok: { status: 200, description: 'erased', schema: EraseHomeReply },
     },
@@ -200,8 +201,8 @@ export function operations(limits: { commandTimeoutMaxMs: number }): Record<stri
       ok: { status: 200, description: 'the hubs', schema: HomeHubsReply },
     },
     'post /v1/admin/tokens/revoke': {
-      summary: 'Revoke user tokens: one by `jti`, or every token of a `sub` issued before a time',
-      description: 'Takes effect on every node within a second: requests with the tokens are refused (`unauthorized`) and app sockets open with them are closed (4007).',
+      summary: 'Revoke user tokens: one by `jti`, every token of a `sub` issued before a time, or a `home` taken from every token issued before a time',
+      description: 'Takes effect on every node within a second: requests with the tokens are refused (`unauthorized`) and app sockets open with them are closed (4007). With `home`, the tokens keep their other homes: requests for the home answer `forbidden`, a token left with no home is refused, and the app sockets of the tokens that named the home are closed so the app reconnects with the homes it keeps (a user removed from a shared home; a home erased).',
       tag: 'admin',
       request: { schema: RevokeRequest, bad: { sub: 'alice', before: '12/31/2025' }, examples: revokeExamples },
       ok: { status: 200, description: 'revoked', schema: RevokeReply },

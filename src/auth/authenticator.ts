@@ -13,8 +13,8 @@ export type Principal = { kind: 'admin' } | { kind: 'user'; sub: string; homes: 
 export interface AuthenticatorOptions {
   /** @default true: a user token without `exp` is refused (it would never expire) */
   requireExp?: boolean;
-  /** revoked tokens: refused as `unauthorized` */
-  revoked?: { isRevoked(claims: TokenClaims): boolean };
+  /** revoked tokens: refused as `unauthorized`; revoked homes: taken from the token's */
+  revoked?: { isRevoked(claims: TokenClaims): boolean; revokedHomes(claims: TokenClaims): readonly string[] };
   /** when set, a user token must carry this `aud` (alone or among others): one minted for another service is refused */
   audience?: string | undefined;
   /** when set, a user token must carry this `iss` */
@@ -105,14 +105,20 @@ export class Authenticator {
       throw new AuthError('unauthorized', 'token must carry sub and homes: string[]');
     }
     if (this.requireExp && typeof payload.exp !== 'number') throw new AuthError('unauthorized', 'token must carry exp (tokens that never expire are refused: TIER_JWT_REQUIRE_EXP)');
-    const p: Principal = { kind: 'user', sub: payload.sub, homes: new Set(homes as string[]) };
+    const granted = new Set(homes as string[]);
+    const p: Principal = { kind: 'user', sub: payload.sub, homes: granted };
     if (typeof payload.jti === 'string') p.jti = payload.jti;
     if (typeof payload.iat === 'number') {
       if (payload.iat > Date.now() / 1000 + this.skewS) throw new AuthError('unauthorized', `token issued in the future (iat more than ${this.skewS} s ahead of this node's clock)`);
       p.iat = payload.iat;
     }
     if (typeof payload.exp === 'number') p.exp = payload.exp;
-    if (this.options.revoked?.isRevoked(p)) throw new AuthError('unauthorized', 'token revoked');
+    const revoked = this.options.revoked;
+    if (revoked === undefined) return p;
+    if (revoked.isRevoked(p)) throw new AuthError('unauthorized', 'token revoked');
+    for (const home of revoked.revokedHomes(p)) granted.delete(home);
+    // a token left with none of the homes it named grants nothing
+    if (granted.size === 0 && homes.length > 0) throw new AuthError('unauthorized', 'token revoked');
     return p;
   }
 

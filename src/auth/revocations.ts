@@ -1,6 +1,7 @@
 /**
- * The node's set of revoked user tokens, consulted on every request and app upgrade: by `jti`, or
- * every token of a `sub` issued at or before a time (seconds: a token of that second counts).
+ * The node's set of revoked user tokens, consulted on every request and app upgrade: by `jti`,
+ * every token of a `sub` issued at or before a time (seconds: a token of that second counts), or a
+ * home taken from every token issued at or before a time (the token keeps its other homes).
  * Bounded: an entry is dropped once the tokens it revokes would have expired anyway (its `exp`,
  * Unix seconds), swept as entries are added; past `maxEntries` live entries the oldest added go first.
  */
@@ -12,13 +13,19 @@ export interface TokenClaims {
   jti?: string | undefined;
   /** issued at, Unix seconds; a token without one counts as issued at 0 */
   iat?: number | undefined;
+  /** the homes it grants */
+  homes?: ReadonlySet<string> | undefined;
 }
+
+const NONE: readonly string[] = [];
 
 export class RevocationList {
   /** jti → exp */
   private readonly byJti = new Map<string, number>();
   /** sub → tokens issued before `before` are revoked, until `exp` */
   private readonly bySub = new Map<string, { before: number; exp: number }>();
+  /** home → taken from tokens issued before `before`, until `exp` */
+  private readonly byHome = new Map<string, { before: number; exp: number }>();
 
   constructor(
     private readonly nowS: () => number = () => Math.floor(Date.now() / 1000),
@@ -27,7 +34,7 @@ export class RevocationList {
   ) {}
 
   get size(): number {
-    return this.byJti.size + this.bySub.size;
+    return this.byJti.size + this.bySub.size + this.byHome.size;
   }
 
   add(r: TokenRevocation): void {
@@ -35,37 +42,64 @@ export class RevocationList {
     this.sweep(now);
     if (r.exp <= now) return;
     if (r.jti !== undefined) this.byJti.set(r.jti, Math.max(r.exp, this.byJti.get(r.jti) ?? 0));
-    else if (r.sub !== undefined) {
-      const had = this.bySub.get(r.sub);
-      this.bySub.set(r.sub, { before: Math.max(r.before ?? now, had?.before ?? 0), exp: Math.max(r.exp, had?.exp ?? 0) });
-    }
+    else if (r.sub !== undefined) widen(this.bySub, r.sub, r.before ?? now, r.exp);
+    else if (r.home !== undefined) widen(this.byHome, r.home, r.before ?? now, r.exp);
     this.bound();
   }
 
+  /** True when the whole token is refused (by its `jti` or `sub`); see revokedHomes for its homes. */
   isRevoked(c: TokenClaims): boolean {
     const now = this.nowS();
     const jtiExp = c.jti === undefined ? undefined : this.byJti.get(c.jti);
     if (jtiExp !== undefined && jtiExp > now) return true;
-    const sub = this.bySub.get(c.sub);
-    return sub !== undefined && sub.exp > now && (c.iat ?? 0) <= sub.before;
+    return covered(this.bySub.get(c.sub), c, now);
   }
 
-  /** True when `r` revokes a token with these claims (to close open sockets of a new revocation). */
+  /** The homes of the token taken from it (none on the hot path while no home is revoked). */
+  revokedHomes(c: TokenClaims): readonly string[] {
+    if (this.byHome.size === 0 || c.homes === undefined) return NONE;
+    const now = this.nowS();
+    let out: string[] | undefined;
+    for (const home of c.homes) if (covered(this.byHome.get(home), c, now)) (out ??= []).push(home);
+    return out ?? NONE;
+  }
+
+  /** True when the token is refused or loses a home it was accepted with (an open socket to close). */
+  affects(c: TokenClaims): boolean {
+    return this.isRevoked(c) || this.revokedHomes(c).length > 0;
+  }
+
+  /** True when `r` revokes a token with these claims, or takes a home from it (to close open sockets of a new revocation). */
   static covers(r: TokenRevocation, c: TokenClaims): boolean {
     if (r.jti !== undefined) return c.jti === r.jti;
-    return r.sub === c.sub && (c.iat ?? 0) <= (r.before ?? Infinity);
+    const issuedBefore = (c.iat ?? 0) <= (r.before ?? Infinity);
+    if (r.home !== undefined) return issuedBefore && c.homes?.has(r.home) === true;
+    return r.sub === c.sub && issuedBefore;
   }
 
   private sweep(now: number): void {
     for (const [k, exp] of this.byJti) if (exp <= now) this.byJti.delete(k);
     for (const [k, e] of this.bySub) if (e.exp <= now) this.bySub.delete(k);
+    for (const [k, e] of this.byHome) if (e.exp <= now) this.byHome.delete(k);
   }
 
   private bound(): void {
     while (this.size > this.maxEntries) {
       const first = this.byJti.keys().next();
       if (!first.done) this.byJti.delete(first.value);
-      else this.bySub.delete(this.bySub.keys().next().value!);
+      else if (this.bySub.size > 0) this.bySub.delete(this.bySub.keys().next().value!);
+      else this.byHome.delete(this.byHome.keys().next().value!);
     }
   }
+}
+
+/** Keeps the later `before` and the later `exp` of two revocations of the same sub or home. */
+function widen(map: Map<string, { before: number; exp: number }>, key: string, before: number, exp: number): void {
+  const had = map.get(key);
+  map.set(key, { before: Math.max(before, had?.before ?? 0), exp: Math.max(exp, had?.exp ?? 0) });
+}
+
+/** True when an entry by sub or home, live at `now`, covers a token issued when `c` was. */
+function covered(e: { before: number; exp: number } | undefined, c: TokenClaims, now: number): boolean {
+  return e !== undefined && e.exp > now && (c.iat ?? 0) <= e.before;
 }

@@ -17,7 +17,7 @@ import type { Authenticator } from '../auth/authenticator.js';
 import { RevocationList } from '../auth/revocations.js';
 import type { SecretBox } from '../auth/secret-box.js';
 import { commandsToEnabledHubs, Fleet, watchHubChanges, type FleetDeps } from '../api/fleet.js';
-import { mountFleetApi } from '../api/fleet-routes.js';
+import { mountFleetApi, type RevokeOrder } from '../api/fleet-routes.js';
 import { mountHomeApi } from '../api/home-routes.js';
 import type { Config } from '../config/config.js';
 import type { Logger } from '../log/logger.js';
@@ -102,8 +102,8 @@ export async function fleetParts<S extends HeldHub>(config: Config, ports: Ports
   for (const r of (await ports.revocations?.list(nowS())) ?? []) revoked.add(r);
 
   /** Stored first (for nodes that start later), then announced to every node, this one included. */
-  async function revoke(r: { jti: string } | { sub: string; before: number }): Promise<TokenRevocation> {
-    const revocation: TokenRevocation = 'jti' in r ? { jti: r.jti, exp: nowS() + MAX_TTL_S } : { sub: r.sub, before: r.before, exp: r.before + MAX_TTL_S };
+  async function revoke(r: RevokeOrder): Promise<TokenRevocation> {
+    const revocation: TokenRevocation = 'jti' in r ? { jti: r.jti, exp: nowS() + MAX_TTL_S } : { ...r, exp: r.before + MAX_TTL_S };
     await ports.revocations?.add(revocation);
     revoked.add(revocation);
     notices.publish(subjects.tokensRevoked, encodeBus(revocation));
@@ -118,7 +118,8 @@ export async function fleetParts<S extends HeldHub>(config: Config, ports: Ports
     commandTo: commandsToEnabledHubs(ports.registry, (hubId: string, deviceId: string, spec: CommandSpec, timeoutMs: number, requestId?: string, parent?: Span) => sendCommand(commandBus, hubId, deviceId, spec, timeoutMs, metrics, requestId, parent)),
     mount(app, { auth, writes, table, httpMetrics, access, audit, eventsSettled }) {
       mountFleetApi(app, { auth, fleet, revoke, log: fleetLog, maxBodyBytes: config.maxBodyBytes, secretGraceS: config.secretGraceS, writes, table, httpMetrics, access, ...(audit ? { audit } : {}) });
-      const data = { fleet, rules: ports.rules, shadows: ports.shadows, history: ports.history, eventsSettled };
+      const revokeHome = async (home: string) => (await revoke({ home, before: Math.floor((await auth.revocationNow()) / 1000) })).before!;
+      const data = { fleet, rules: ports.rules, shadows: ports.shadows, history: ports.history, eventsSettled, revokeHome };
       mountHomeApi(app, { auth, data, log: fleetLog, maxBodyBytes: config.maxBodyBytes, writes, table, httpMetrics, access, audit });
     },
     close() {
@@ -139,5 +140,6 @@ function revocationOf(m: unknown): TokenRevocation | null {
   if (!isPlainObject(m) || typeof m.exp !== 'number') return null;
   if (typeof m.jti === 'string') return { jti: m.jti, exp: m.exp };
   if (typeof m.sub === 'string' && typeof m.before === 'number') return { sub: m.sub, before: m.before, exp: m.exp };
+  if (typeof m.home === 'string' && typeof m.before === 'number') return { home: m.home, before: m.before, exp: m.exp };
   return null;
 }

@@ -202,15 +202,16 @@ export const RevokeRequest = Type.Object(
   {
     jti: Type.Optional(Type.String({ minLength: 1, maxLength: 128, description: 'the one token to revoke (its `jti` claim)' })),
     sub: Type.Optional(Type.String({ minLength: 1, maxLength: 128, description: 'revoke every token of this user issued before `before`' })),
-    before: Type.Optional(DateTime('with `sub`: tokens issued at or before this instant (default now), within 30 days of now; a later one also refuses the tokens issued until then')),
+    home: Type.Optional(Id('take this home from every token issued before `before`: a token keeps its other homes, and one left with none is refused', ['home-42'])),
+    before: Type.Optional(DateTime('with `sub` or `home`: tokens issued at or before this instant (default now), within 30 days of now; a later one also covers the tokens issued until then')),
   },
   {
     title: 'RevokeRequest',
-    description: 'One token by `jti`, or every token of a `sub` issued before a time',
+    description: 'One token by `jti`, every token of a `sub` issued before a time, or a `home` taken from every token issued before a time',
     minProperties: 1,
-    errorMessage: { minProperties: 'give jti, or sub (with an optional before)' },
+    errorMessage: { minProperties: 'give jti, sub or home (sub and home with an optional before)' },
     // one with `before` is made when the document is served (src/api/operations.ts): it must lie within 30 days of then
-    examples: [{ jti: '0f9c2a7e-1d4b-4c8a-9b1e-2f3a4b5c6d7e' }, { sub: 'alice' }],
+    examples: [{ jti: '0f9c2a7e-1d4b-4c8a-9b1e-2f3a4b5c6d7e' }, { sub: 'alice' }, { home: 'home-42' }],
   },
 );
 

@@ -55,10 +55,11 @@ export const EraseHomeReply = Type.Object(
   {
     ok: Type.Literal(true, { description: 'erased' }),
     homeId: Id('the home'),
+    tokensRevokedBefore: Type.String({ description: 'ISO 8601: user tokens issued up to this instant no longer grant the home (each keeps its other homes; one left with none is refused), on every node; their app sockets were closed' }),
     hubs: Type.Array(Id('a hub'), { description: 'the hubs deleted (sessions closed, records and shadows gone)' }),
     rules: Type.Integer({ minimum: 0, description: 'rules deleted' }),
     scenes: Type.Integer({ minimum: 0, description: 'scenes deleted' }),
     settingsReset: Type.Boolean({ description: 'the settings were not the defaults and are now' }),
   },
-  { title: 'EraseHomeReply', description: 'What was erased; zeros when nothing was left', examples: [{ ok: true, homeId: 'home-42', hubs: ['hub-7'], rules: 1, scenes: 1, settingsReset: true }] },
+  { title: 'EraseHomeReply', description: 'What was erased; zeros when nothing was left', examples: [{ ok: true, homeId: 'home-42', tokensRevokedBefore: '2025-03-02T08:00:00.000Z', hubs: ['hub-7'], rules: 1, scenes: 1, settingsReset: true }] },
 );

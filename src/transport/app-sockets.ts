@@ -43,7 +43,7 @@ export class OpenAppSockets {
     if (sockets?.size === 0) this.bySub.delete(principal.sub);
   }
 
-  /** Closes every socket whose token `r` revokes; answers how many. */
+  /** Closes every socket whose token `r` revokes or takes a home from (the app reconnects with the homes it keeps); answers how many. */
   revoke(r: TokenRevocation): number {
     const candidates = r.sub !== undefined ? [this.bySub.get(r.sub)] : [...this.bySub.values()];
     let closed = 0;
@@ -61,14 +61,14 @@ export class OpenAppSockets {
   }
 
   /**
-   * Closes every socket whose token `list` now refuses; answers how many. One pass over the open
-   * sockets, whatever the number of revocations (a reconcile after missed notices).
+   * Closes every socket whose token `list` now refuses or takes a home from; answers how many. One
+   * pass over the open sockets, whatever the number of revocations (a reconcile after missed notices).
    */
-  closeRevoked(list: Pick<RevocationList, 'isRevoked'>): number {
+  closeRevoked(list: Pick<RevocationList, 'affects'>): number {
     let closed = 0;
     for (const [sub, sockets] of this.bySub) {
       for (const [socket, p] of [...sockets]) {
-        if (!list.isRevoked(p)) continue;
+        if (!list.affects(p)) continue;
         sockets.delete(socket);
         socket.close(CloseCode.unauthorized, 'token_revoked');
         closed++;

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { RevocationStore, TokenRevocation } from '../../src/ports/revocations/revocations.js';
+import { revocationKey, type RevocationStore, type TokenRevocation } from '../../src/ports/revocations/revocations.js';
 
 /** A revocation store under test. */
 export interface RevocationStoreFixture {
@@ -11,7 +11,7 @@ export interface RevocationStoreFixture {
 /** Called once per test; a real backend should use a fresh key prefix per call. */
 export type RevocationStoreFactory = () => Promise<RevocationStoreFixture>;
 
-const byKey = (a: TokenRevocation, b: TokenRevocation) => JSON.stringify(a).localeCompare(JSON.stringify(b));
+const byKey = (a: TokenRevocation, b: TokenRevocation) => revocationKey(a).localeCompare(revocationKey(b));
 
 /** The promises of `RevocationStore` (src/ports/revocations/revocations.ts), for any implementation. */
 export function revocationStoreContract(name: string, make: RevocationStoreFactory): void {
@@ -36,12 +36,14 @@ export function revocationStoreContract(name: string, make: RevocationStoreFacto
       expect(await store.list(now)).toEqual([]);
     });
 
-    it('lists what was added, by jti and by sub with a time, each field as given', async () => {
+    it('lists what was added, by jti, by sub and by home with a time, each field as given', async () => {
       const one: TokenRevocation = { jti: id, exp: now + 3_600 };
       const all: TokenRevocation = { sub: `alice-${id}`, before: now - 10, exp: now + 86_400 };
+      const home: TokenRevocation = { home: `home-${id}`, before: now - 5, exp: now + 86_400 };
       await store.add(one);
       await store.add(all);
-      expect((await store.list(now)).sort(byKey)).toEqual([one, all].sort(byKey));
+      await store.add(home);
+      expect((await store.list(now)).sort(byKey)).toEqual([one, all, home].sort(byKey));
     });
 
     it('keeps a revocation added twice as one (a set)', async () => {
@@ -58,12 +60,13 @@ export function revocationStoreContract(name: string, make: RevocationStoreFacto
       expect(await store.list(now + 60)).toEqual([]);
     });
 
-    it('hostile names are data: jti and sub named like Object.prototype members', async () => {
+    it('hostile names are data: jti, sub and home named like Object.prototype members', async () => {
       for (const name of ['__proto__', 'constructor', 'toString']) {
         await store.add({ jti: name, exp: now + 60 });
         await store.add({ sub: name, before: now, exp: now + 60 });
+        await store.add({ home: name, before: now, exp: now + 60 });
       }
-      expect(await store.list(now)).toHaveLength(6);
+      expect(await store.list(now)).toHaveLength(9);
       expect(({} as Record<string, unknown>).exp).toBeUndefined();
     });
   });

@@ -36,7 +36,9 @@ export class AppSocket {
     );
   }
 
+  /** Resolves once open: at once when it opened already (a socket made beside others opens while they are awaited). */
   opened(): Promise<void> {
+    if (this.ws.readyState === WebSocket.OPEN) return Promise.resolve();
     return new Promise((resolve, reject) => {
       this.ws.once('open', () => resolve());
       this.ws.once('error', reject);

@@ -248,11 +248,15 @@ describe('fleet, cluster mode (three nodes, NATS, Redis)', { timeout: 60_000 }, 
     }
   });
 
-  it('a node started after a revocation refuses the revoked token from its first request', async () => {
+  it('a node started after a revocation refuses the revoked token, and the revoked home of another, from its first request', async () => {
     const user = (await api(nodes[0]!.httpUrl, 'POST', '/v1/admin/tokens', ADMIN, { sub: 'late-dave', homes: ['h'] })).body.token as string;
+    const member = (await api(nodes[0]!.httpUrl, 'POST', '/v1/admin/tokens', ADMIN, { sub: 'late-erin', homes: ['h', 'late-home'] })).body.token as string;
     expect((await api(nodes[0]!.httpUrl, 'POST', '/v1/admin/tokens/revoke', ADMIN, { sub: 'late-dave' })).status).toBe(200);
+    expect((await api(nodes[0]!.httpUrl, 'POST', '/v1/admin/tokens/revoke', ADMIN, { home: 'late-home' })).status).toBe(200);
     const late = await startServerProcess({ ADMIN_TOKEN: ADMIN, JWT_SECRET: JWT, NATS_URL: nats.url, REDIS_URL: redis.url, TIER_REDIS_PREFIX: prefix, NODE_ID: 'fleet-d' });
     nodes.push(late);
     expect((await api(late.httpUrl, 'GET', '/v1/homes/h/hubs', user)).body).toMatchObject({ code: 'unauthorized', message: 'token revoked' });
+    expect((await api(late.httpUrl, 'GET', '/v1/homes/late-home/hubs', member)).body).toMatchObject({ code: 'forbidden' });
+    expect((await api(late.httpUrl, 'GET', '/v1/homes/h/hubs', member)).status).toBe(200);
   });
 });

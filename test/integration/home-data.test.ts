@@ -2,8 +2,9 @@
  * A home's data as a whole, over real nodes (the embedded default; a cluster of two nodes with
  * NATS and Redis, the hubs on one node and the operator on the other): its export holds its hubs
  * with their shadows (never a secret), rules, scenes, settings and stored events, for its users
- * only; its erasure deletes all of that, closes its hubs' sessions, tells its apps, leaves other
- * homes alone, can be sent again, and both are in the audit trail.
+ * only; its erasure takes the home from its users' tokens (closing their app sockets; a token
+ * keeps its other homes), deletes all of that, closes its hubs' sessions, tells the apps still
+ * there, leaves other homes alone, can be sent again, and both are in the audit trail.
  */
 import { afterAll, expect, it } from 'vitest';
 import type { HubClient } from '../../load/wire/hub-client.js';
@@ -26,7 +27,7 @@ function homeDataSteps(mode: 'embedded' | 'cluster', nodes: () => ServerProcess[
     await Promise.allSettled(open.map((o) => ('terminate' in o ? o.terminate() : o.close())));
   });
 
-  const userToken = async (homes: string[]) => (await admin('POST', '/v1/admin/tokens', { sub: `${p}-owner`, homes })).body.token as string;
+  const userToken = async (homes: string[], sub = `${p}-owner`) => (await admin('POST', '/v1/admin/tokens', { sub, homes })).body.token as string;
 
   /** A provisioned hub online on node 1 with a lamp that reported `on: true`. */
   async function hubWithLamp(hubId: string, homeId: string): Promise<HubClient> {
@@ -67,22 +68,34 @@ function homeDataSteps(mode: 'embedded' | 'cluster', nodes: () => ServerProcess[
     for (const secret of secrets) expect(JSON.stringify(doc)).not.toContain(secret);
     expect((await as(await userToken([other]), 'GET', `/v1/homes/${home}/export`)).status).toBe(403);
 
-    // the erasure: the admin's alone; the home's apps are told, its hubs closed for good
-    const app = new AppSocket(`${at(0).wsUrl}/app/v1?token=${owner}`);
-    open.push(app);
-    await app.opened();
-    expect((await app.request({ op: 'sub', home })).op).toBe('ok');
+    // the erasure: the admin's alone. Its users' tokens lose the home first (their sockets closed,
+    // on either node; a token keeps its other homes), the apps still there are told, its hubs closed for good
+    const member = await userToken([home, other], `${p}-member`);
+    const sockets = [new AppSocket(`${at(0).wsUrl}/app/v1?token=${owner}`), new AppSocket(`${at(1).wsUrl}/app/v1?token=${member}`), new AppSocket(`${at(0).wsUrl}/app/v1?token=${ADMIN}`)];
+    open.push(...sockets);
+    for (const app of sockets) {
+      await app.opened();
+      expect((await app.request({ op: 'sub', home })).op).toBe('ok');
+    }
     expect((await as(owner, 'DELETE', `/v1/admin/homes/${home}`)).status).toBe(403);
     const erased = await admin('DELETE', `/v1/admin/homes/${home}`);
-    expect(erased.body).toEqual({ ok: true, homeId: home, hubs: [`${p}-hub-a`, `${p}-hub-b`], rules: 1, scenes: 1, settingsReset: true });
+    expect(erased.body).toEqual({ ok: true, homeId: home, tokensRevokedBefore: expect.stringMatching(/^\d{4}-\d\d-\d\dT/), hubs: [`${p}-hub-a`, `${p}-hub-b`], rules: 1, scenes: 1, settingsReset: true });
+    for (const app of sockets.slice(0, 2)) expect(await app.closed).toEqual({ code: 4007, reason: 'token_revoked' });
     for (const hub of hubs) expect((await hub.closed).code).toBe(4006);
-    for (const id of [`${p}-hub-a`, `${p}-hub-b`]) await app.next((m) => m.op === 'evt' && m.kind === 'removed' && m.hub === id);
+    for (const id of [`${p}-hub-a`, `${p}-hub-b`]) await sockets[2]!.next((m) => m.op === 'evt' && m.kind === 'removed' && m.hub === id);
     expect((await admin('GET', `/v1/admin/hubs/${p}-hub-a`)).status).toBe(404);
+    // the owner's token named the erased home only: refused; the member's keeps the other home
+    expect((await as(owner, 'GET', `/v1/homes/${other}/export`)).body).toMatchObject({ code: 'unauthorized' });
+    expect((await as(member, 'GET', `/v1/homes/${home}/export`)).status).toBe(403);
+    expect((await as(member, 'GET', `/v1/homes/${other}/export`)).status).toBe(200);
 
-    const after = (await as(owner, 'GET', `/v1/homes/${home}/export`)).body;
+    // a token minted after the erasure's second grants the home (empty now)
+    const revokedS = Date.parse(erased.body.tokensRevokedBefore) / 1000;
+    while (Date.now() < (revokedS + 1) * 1000) await new Promise((r) => setTimeout(r, 50));
+    const after = (await as(await userToken([home]), 'GET', `/v1/homes/${home}/export`)).body;
     expect(after).toMatchObject({ homeId: home, settings: { timeZone: 'UTC' }, hubs: [], rules: [], scenes: [], events: [] });
     // sent again: nothing left, zeros
-    expect((await admin('DELETE', `/v1/admin/homes/${home}`)).body).toEqual({ ok: true, homeId: home, hubs: [], rules: 0, scenes: 0, settingsReset: false });
+    expect((await admin('DELETE', `/v1/admin/homes/${home}`)).body).toEqual({ ok: true, homeId: home, tokensRevokedBefore: expect.any(String), hubs: [], rules: 0, scenes: 0, settingsReset: false });
 
     // the other home: untouched, its hub still online
     const otherDoc = (await admin('GET', `/v1/homes/${other}/export`)).body;
@@ -95,13 +108,14 @@ function homeDataSteps(mode: 'embedded' | 'cluster', nodes: () => ServerProcess[
     expect(audit.map((e) => [e.action, e.outcome])).toEqual([
       ['home.erase', 'ok'],
       ['home.export', 'ok'],
+      ['home.export', 'forbidden'],
       ['home.erase', 'ok'],
       ['home.erase', 'forbidden'],
       ['home.export', 'forbidden'],
       ['home.export', 'ok'],
     ]);
-    expect(audit[2]!.detail).toBe('2 hubs, 1 rules, 1 scenes, settings reset');
-    expect(audit[5]!.detail).toMatch(/^2 hubs, 1 rules, 1 scenes, \d+ events$/);
+    expect(audit[3]!.detail).toBe('2 hubs, 1 rules, 1 scenes, settings reset');
+    expect(audit[6]!.detail).toMatch(/^2 hubs, 1 rules, 1 scenes, \d+ events$/);
   });
 
   it('homes named like Object.prototype members are homes like any other (empty, erased to zeros); the reserved ids are refused', async () => {
@@ -113,7 +127,7 @@ function homeDataSteps(mode: 'embedded' | 'cluster', nodes: () => ServerProcess[
       const doc = await admin('GET', `/v1/homes/${home}/export`);
       expect(doc.status, home).toBe(200);
       expect(doc.body, home).toMatchObject({ homeId: home, settings: { timeZone: 'UTC' }, hubs: [], rules: [], scenes: [], events: [] });
-      expect((await admin('DELETE', `/v1/admin/homes/${home}`)).body, home).toEqual({ ok: true, homeId: home, hubs: [], rules: 0, scenes: 0, settingsReset: false });
+      expect((await admin('DELETE', `/v1/admin/homes/${home}`)).body, home).toEqual({ ok: true, homeId: home, tokensRevokedBefore: expect.any(String), hubs: [], rules: 0, scenes: 0, settingsReset: false });
     }
   });
 }

@@ -17,6 +17,12 @@ const key = new TextEncoder().encode(SECRET);
 
 const refusal = async (token: string) => auth.fromToken(token).then(() => 'accepted', (err: { code: string }) => err.code);
 
+const claims = async (a: Authenticator, token: string) => {
+  const p = await a.fromToken(token);
+  if (p.kind !== 'user') throw new Error('not a user');
+  return p;
+};
+
 describe('Authenticator', () => {
   it('accepts the tokens it issues, with their claims', async () => {
     const p = await auth.fromToken(await auth.issue('bob', ['h1', 'h2'], 60));
@@ -71,12 +77,31 @@ describe('Authenticator', () => {
   });
 });
 
+describe('revocations', () => {
+  it('refuses a revoked token; takes a revoked home from a token, which keeps its others; refuses one left with none', async () => {
+    const list = new RevocationList();
+    const node = new Authenticator('authenticator-admin-token-0123', SECRET, { revoked: list });
+    const both = await node.issue('dan', ['h1', 'h2'], 3_600);
+    const onlyH1 = await node.issue('erin', ['h1'], 3_600);
+    const onlyH2 = await node.issue('erin', ['h2'], 3_600);
+    const before = (await claims(node, both)).iat!;
+    list.add({ home: 'h1', before, exp: before + 3_600 });
+    expect(await node.fromToken(both)).toMatchObject({ kind: 'user', sub: 'dan', homes: new Set(['h2']) });
+    await expect(node.fromToken(onlyH1)).rejects.toMatchObject({ code: 'unauthorized', message: 'token revoked' });
+    expect(await node.fromToken(onlyH2)).toMatchObject({ homes: new Set(['h2']) });
+    // a token issued after the revocation's time grants the home again
+    const later = vi.spyOn(Date, 'now').mockReturnValue((before + 2) * 1000);
+    try {
+      expect(await node.fromToken(await node.issue('dan', ['h1', 'h2'], 3_600))).toMatchObject({ homes: new Set(['h1', 'h2']) });
+    } finally {
+      later.mockRestore();
+    }
+    list.add({ jti: (await claims(node, onlyH2)).jti!, exp: before + 3_600 });
+    await expect(node.fromToken(onlyH2)).rejects.toMatchObject({ code: 'unauthorized', message: 'token revoked' });
+  });
+});
+
 describe('token times and revocations across clocks', () => {
-  const claims = async (a: Authenticator, token: string) => {
-    const p = await a.fromToken(token);
-    if (p.kind !== 'user') throw new Error('not a user');
-    return p;
-  };
 
   it('mints iat on the cluster’s clock, not on a node clock that runs ahead', async () => {
     // the node's clock 120 s ahead of the cluster's, both fixed: iat must be the cluster's second

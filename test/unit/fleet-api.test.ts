@@ -382,6 +382,31 @@ describe('tokens', () => {
     expect((await admin('POST', '/v1/admin/tokens/revoke', { sub: 'rv-bob', before: 'yesterday' })).body).toMatchObject({ code: 'invalid_field', field: 'before' });
   });
 
+  it('revoking a home takes it from the tokens issued until then, which keep their other homes; their sockets are closed; later tokens grant it', async () => {
+    const both = await userToken('rv-carl', ['rv-home-x', 'rv-home']);
+    const only = await userToken('rv-dana', ['rv-home-x']);
+    const bystander = await userToken('rv-dana', ['rv-home']);
+    const apps = [new AppSocket(`${wsUrl}/app/v1?token=${both}`), new AppSocket(`${wsUrl}/app/v1?token=${only}`), new AppSocket(`${wsUrl}/app/v1?token=${bystander}`)];
+    await Promise.all(apps.map((a) => a.opened()));
+    const res = await admin('POST', '/v1/admin/tokens/revoke', { home: 'rv-home-x' });
+    expect(res.status).toBe(200);
+    expect(Date.parse(res.body.until)).toBeGreaterThan(Date.now() + 29 * 86_400_000);
+    for (const app of apps.slice(0, 2)) expect(await app.closed).toEqual({ code: 4007, reason: 'token_revoked' });
+    expect((await apps[2]!.request({ op: 'ping' })).op).toBe('ok');
+    apps[2]!.close();
+    expect((await api(http, 'GET', '/v1/homes/rv-home-x/hubs', both)).body).toMatchObject({ code: 'forbidden' });
+    expect((await api(http, 'GET', '/v1/homes/rv-home/hubs', both)).status).toBe(200);
+    expect((await api(http, 'GET', '/v1/homes/rv-home/hubs', only)).body).toMatchObject({ code: 'unauthorized', message: 'token revoked' });
+    expect((await ports.revocations!.list(0)).filter((r) => r.home === 'rv-home-x')).toEqual([{ home: 'rv-home-x', before: expect.any(Number), exp: expect.any(Number) }]);
+    // a token issued in a later second grants the home
+    await new Promise((r) => setTimeout(r, 1_000 - (Date.now() % 1_000) + 5));
+    expect((await api(http, 'GET', '/v1/homes/rv-home-x/hubs', await userToken('rv-carl', ['rv-home-x']))).status).toBe(200);
+    // one of jti, sub or home; before not with jti; the home an id
+    for (const body of [{ home: 'rv-home-x', sub: 'rv-carl' }, { home: 'rv-home-x', jti: 'x' }, { jti: 'x', before: new Date().toISOString() }, { home: '__proto__' }, { home: 'a/b' }]) {
+      expect((await admin('POST', '/v1/admin/tokens/revoke', body)).body, JSON.stringify(body)).toMatchObject({ code: 'invalid_field' });
+    }
+  });
+
   it('a revocation whose before is no RFC 3339 date-time within 30 days is refused 400 naming before, and nothing is stored', async () => {
     const token = await userToken('rv-far', ['rv-home']);
     for (const before of ['+275760-09-13T00:00:00.000Z', '1', 'Tuesday 5', '12/31/2025', '2001-01-01T00:00:00Z']) {

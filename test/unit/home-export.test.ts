@@ -18,6 +18,7 @@ function deps(history: MemoryEventHistory | undefined, now: () => number): HomeD
     shadows: {} as never,
     history,
     eventsSettled: async () => {},
+    revokeHome: async () => 0,
     now,
   };
 }
@@ -50,7 +51,7 @@ describe('a home’s export: its stored events', () => {
 });
 
 describe('a home’s erasure', () => {
-  it('deletes rules and scenes before the hubs, and the stored events only once the hubs’ events settled', async () => {
+  it('takes the home from its users’ tokens first, deletes rules and scenes before the hubs, and the stored events only once the hubs’ events settled', async () => {
     const steps: string[] = [];
     const step = (name: string) => async () => void steps.push(name);
     const d: HomeDataDeps = {
@@ -75,8 +76,9 @@ describe('a home’s erasure', () => {
       history: { remove: step('events') } as never,
       // the hubs' `removed` events reach the history a turn later
       eventsSettled: () => new Promise<void>((resolve) => setTimeout(() => (steps.push('settled'), resolve()), 5)),
+      revokeHome: async (homeId) => (steps.push(`tokens ${homeId}`), 1_740_902_400),
     };
-    expect(await eraseHome(d, 'home-1')).toEqual({ homeId: 'home-1', hubs: ['hub-1', 'hub-2'], rules: 1, scenes: 1, settingsReset: true });
-    expect(steps).toEqual(['rule r1', 'scene s1', 'settings', 'hub hub-1', 'hub hub-2', 'settled', 'events']);
+    expect(await eraseHome(d, 'home-1')).toEqual({ homeId: 'home-1', tokensRevokedBefore: '2025-03-02T08:00:00.000Z', hubs: ['hub-1', 'hub-2'], rules: 1, scenes: 1, settingsReset: true });
+    expect(steps).toEqual(['tokens home-1', 'rule r1', 'scene s1', 'settings', 'hub hub-1', 'hub hub-2', 'settled', 'events']);
   });
 });

@@ -24,6 +24,37 @@ describe('RevocationList', () => {
     expect(list.size).toBe(0);
   });
 
+  it('takes a home from the tokens issued at or before the time, which keep their other homes; none while no home is revoked', () => {
+    let now = 1_000;
+    const list = new RevocationList(() => now);
+    const token = (homes: string[], iat?: number) => ({ sub: 'carol', iat, homes: new Set(homes) });
+    expect(list.revokedHomes(token(['h1', 'h2'], 900))).toEqual([]);
+    list.add({ home: 'h1', before: 1_000, exp: 3_000 });
+    // names like Object.prototype members are homes like any other
+    list.add({ home: 'toString', before: 1_000, exp: 3_000 });
+    expect(list.revokedHomes(token(['h1', 'h2'], 900))).toEqual(['h1']);
+    expect(list.revokedHomes(token(['h1', 'h2', 'toString'], 1_000))).toEqual(['h1', 'toString']);
+    expect(list.revokedHomes(token(['h1']))).toEqual(['h1']); // no iat: issued at 0
+    expect(list.revokedHomes(token(['h1', 'h2'], 1_001))).toEqual([]);
+    expect(list.revokedHomes(token(['h2', 'constructor', 'hasOwnProperty'], 900))).toEqual([]);
+    // the whole token stands: only its home goes
+    expect(list.isRevoked(token(['h1'], 900))).toBe(false);
+    expect(list.affects(token(['h1', 'h2'], 900))).toBe(true);
+    expect(list.affects(token(['h2'], 900))).toBe(false);
+    expect(list.affects(token(['h1'], 1_001))).toBe(false);
+    // a later one for the same home widens it
+    list.add({ home: 'h1', before: 1_500, exp: 3_500 });
+    expect(list.revokedHomes(token(['h1'], 1_400))).toEqual(['h1']);
+    expect(list.size).toBe(2);
+    now = 3_000;
+    list.add({ jti: 'j9', exp: 3_001 }); // sweeps the expired toString entry
+    expect(list.revokedHomes(token(['h1', 'toString'], 900))).toEqual(['h1']);
+    now = 3_500;
+    list.add({ jti: 'j10', exp: 3_501 });
+    expect(list.revokedHomes(token(['h1'], 900))).toEqual([]);
+    expect(list.size).toBe(1);
+  });
+
   it('keeps at most maxEntries, the oldest added going first', () => {
     const list = new RevocationList(() => 0, 3);
     for (let i = 0; i < 5; i++) list.add({ jti: `j${i}`, exp: 10 });
@@ -54,6 +85,29 @@ describe('OpenAppSockets', () => {
     sockets.closed(a2, user('alice', 'j2', 200));
     sockets.closed(admin, { kind: 'admin' });
     expect(sockets.size).toBe(0);
+  });
+
+  it('closes the sockets whose token a home revocation takes a home from, of every user, and no other', () => {
+    const sockets = new OpenAppSockets();
+    const closed: string[] = [];
+    const socket = (name: string) => ({ close: (code: number, reason: string) => closed.push(`${name} ${code} ${reason}`) });
+    const user = (sub: string, homes: string[], iat: number) => ({ kind: 'user' as const, sub, homes: new Set(homes), jti: `${sub}-${iat}`, iat });
+    const both = socket('alice-both');
+    sockets.opened(both, user('alice', ['h1', 'h2'], 100));
+    sockets.opened(socket('bob-h1'), user('bob', ['h1'], 100));
+    sockets.opened(socket('bob-h2'), user('bob', ['h2'], 100));
+    sockets.opened(socket('carol-h1-later'), user('carol', ['h1'], 300));
+    const admin = socket('admin');
+    sockets.opened(admin, { kind: 'admin' });
+    expect(sockets.revoke({ home: 'h1', before: 200, exp: 1_000 })).toBe(2);
+    expect(closed).toEqual([`alice-both ${CloseCode.unauthorized} token_revoked`, `bob-h1 ${CloseCode.unauthorized} token_revoked`]);
+    expect(sockets.size).toBe(3);
+    // a reconcile after a missed notice closes what the list now takes a home from
+    const list = new RevocationList(() => 0);
+    list.add({ home: 'h2', before: 200, exp: 1_000 });
+    expect(sockets.closeRevoked(list)).toBe(1);
+    expect(closed.at(-1)).toBe(`bob-h2 ${CloseCode.unauthorized} token_revoked`);
+    expect(sockets.size).toBe(2); // carol's later token and the admin's
   });
 
   it('closeAll (a drain) closes every open socket, those of the admin token too, once', () => {

@@ -19,7 +19,7 @@ export class RedisRevocationStore implements RevocationStore {
   }
 
   async add(r: TokenRevocation): Promise<void> {
-    const member = JSON.stringify({ k: revocationKey(r), jti: r.jti, sub: r.sub, before: r.before, exp: r.exp });
+    const member = JSON.stringify({ k: revocationKey(r), jti: r.jti, sub: r.sub, home: r.home, before: r.before, exp: r.exp });
     await this.client.multi().zadd(this.key, r.exp, member).zremrangebyscore(this.key, '-inf', Math.floor(Date.now() / 1000)).exec();
   }
 
@@ -27,7 +27,7 @@ export class RedisRevocationStore implements RevocationStore {
     const members = await this.client.zrangebyscore(this.key, `(${nowS}`, '+inf');
     const out: TokenRevocation[] = [];
     for (const m of members) {
-      let raw: { jti?: unknown; sub?: unknown; before?: unknown; exp?: unknown };
+      let raw: { jti?: unknown; sub?: unknown; home?: unknown; before?: unknown; exp?: unknown };
       try {
         raw = JSON.parse(m) as typeof raw;
       } catch {
@@ -37,6 +37,7 @@ export class RedisRevocationStore implements RevocationStore {
       const r: TokenRevocation = { exp: raw.exp };
       if (typeof raw.jti === 'string') r.jti = raw.jti;
       if (typeof raw.sub === 'string') r.sub = raw.sub;
+      if (typeof raw.home === 'string') r.home = raw.home;
       if (typeof raw.before === 'number') r.before = raw.before;
       out.push(r);
     }

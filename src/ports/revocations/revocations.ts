@@ -4,9 +4,9 @@ export type { TokenRevocation };
 
 /**
  * User token revocations kept for nodes that start later (a node learns new ones on the bus,
- * `fleet.tokens.revoked`; this is what it reads at start). A revocation is one token (`jti`) or
- * every token of a `sub` issued before `before`; `exp` (Unix seconds) is when it stops mattering:
- * the revoked tokens have expired by then.
+ * `fleet.tokens.revoked`; this is what it reads at start). A revocation is one token (`jti`), every
+ * token of a `sub` issued before `before`, or a `home` taken from every token issued before
+ * `before`; `exp` (Unix seconds) is when it stops mattering: the revoked tokens have expired by then.
  *
  * - `add` resolves once the revocation is durable where the store is (disk, Redis).
  * - `list(nowS)` answers every revocation added whose `exp` is after `nowS`, in no order; one
@@ -23,5 +23,6 @@ export interface RevocationStore {
 
 /** The one way revocations are keyed in a store: equal revocations, equal keys. */
 export function revocationKey(r: TokenRevocation): string {
-  return r.jti !== undefined ? `jti:${r.jti}` : `sub:${r.sub ?? ''}:${r.before ?? 0}`;
+  if (r.jti !== undefined) return `jti:${r.jti}`;
+  return r.home !== undefined ? `home:${r.home}:${r.before ?? 0}` : `sub:${r.sub ?? ''}:${r.before ?? 0}`;
 }
