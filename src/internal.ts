@@ -13,6 +13,7 @@ export { attrs, decodeValue, encodeBus, params } from './protocol/codec.js';
 export { validateAppRequest } from './protocol/app-codec.js';
 export { ProtocolError } from './errors.js';
 export { Authenticator } from './auth/authenticator.js';
+export { RevocationList } from './auth/revocations.js';
 export { MemoryBus } from './ports/bus/bus-memory.js';
 export { MemoryPushQueue } from './ports/push-queue/push-queue-memory.js';
 export { MemoryRuleStore } from './ports/rule-store/rule-store-memory.js';
