@@ -66,10 +66,11 @@ export async function exportHome(deps: HomeDataDeps, homeId: string): Promise<Ho
 
 /**
  * Takes the home from its users' tokens first (so none adds a rule while the erasure runs; each
- * token keeps its other homes), deletes the home's rules and scenes (so none runs while its hubs go), resets its settings,
- * deletes every hub as `DELETE /v1/admin/hubs/{hubId}` does (session closed, record and shadow
- * gone, the home's apps told `removed`), then drops the home's stored events, those `removed`
- * included. A home with nothing left answers zeros: an erasure can be sent again.
+ * token keeps its other homes, and their app sockets are closed), deletes the home's rules and
+ * scenes (so none runs while its hubs go), resets its settings, deletes every hub as
+ * `DELETE /v1/admin/hubs/{hubId}` does (session closed, record and shadow gone, the apps still
+ * subscribed told `removed`), then drops the home's stored events, those `removed` included. A
+ * home with nothing left answers zeros (and is revoked again): an erasure can be sent again.
  */
 export async function eraseHome(deps: HomeDataDeps, homeId: string): Promise<HomeErasure> {
   const before = await deps.revokeHome(homeId);
