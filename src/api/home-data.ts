@@ -9,6 +9,7 @@ import type { Static } from '@sinclair/typebox';
 import { TierError } from '../errors.js';
 import type { EventHistory, HistoryEntry } from '../ports/history/history.js';
 import type { RuleStore } from '../ports/rule-store/rule-store.js';
+import type { PushQueue } from '../ports/push-queue/push-queue.js';
 import type { DeviceShadow, ShadowStore } from '../ports/shadow-store/shadow-store.js';
 import { decodeValue } from '../protocol/codec.js';
 import { DEFAULT_SETTINGS, type HomeSettings, type Rule, type Scene } from '../rules/model.js';
@@ -23,6 +24,8 @@ export interface HomeDataDeps {
   history: EventHistory | undefined;
   /** resolves once the events this node published so far are in the history (the hubs' `removed`) */
   eventsSettled: () => Promise<void>;
+  /** the push notifications not yet delivered (and those a backend keeps after delivery) */
+  push: Pick<PushQueue, 'removeHome'>;
   /** takes the home from every user token issued up to now, on every node; resolves with that instant (Unix seconds) once stored */
   revokeHome: (homeId: string) => Promise<number>;
   now?: () => number;
@@ -47,6 +50,8 @@ export interface HomeErasure {
   rules: number;
   scenes: number;
   settingsReset: boolean;
+  /** push notifications removed from the queue (queued, retrying, failed, kept as delivered) */
+  pushNotifications: number;
 }
 
 /** Hubs deleted at once: each waits up to 2 s for its session to let go. */
@@ -69,8 +74,9 @@ export async function exportHome(deps: HomeDataDeps, homeId: string): Promise<Ho
  * token keeps its other homes, and their app sockets are closed), deletes the home's rules and
  * scenes (so none runs while its hubs go), resets its settings, deletes every hub as
  * `DELETE /v1/admin/hubs/{hubId}` does (session closed, record and shadow gone, the apps still
- * subscribed told `removed`), then drops the home's stored events, those `removed` included. A
- * home with nothing left answers zeros (and is revoked again): an erasure can be sent again.
+ * subscribed told `removed`), then drops the home's stored events, those `removed` included, and
+ * its push notifications. A home with nothing left answers zeros (and is revoked again): an
+ * erasure can be sent again.
  */
 export async function eraseHome(deps: HomeDataDeps, homeId: string): Promise<HomeErasure> {
   const before = await deps.revokeHome(homeId);
@@ -85,7 +91,9 @@ export async function eraseHome(deps: HomeDataDeps, homeId: string): Promise<Hom
   }
   await deps.eventsSettled();
   await deps.history?.remove(homeId);
-  return { homeId, tokensRevokedBefore: new Date(before * 1000).toISOString(), hubs, rules: rules.length, scenes: scenes.length, settingsReset };
+  // last: a rule run that started before its rule went may have queued one meanwhile
+  const pushNotifications = await deps.push.removeHome(homeId);
+  return { homeId, tokensRevokedBefore: new Date(before * 1000).toISOString(), hubs, rules: rules.length, scenes: scenes.length, settingsReset, pushNotifications };
 }
 
 /** A hub deleted meanwhile by another request is as good as deleted here. */

@@ -119,7 +119,7 @@ export async function fleetParts<S extends HeldHub>(config: Config, ports: Ports
     mount(app, { auth, writes, table, httpMetrics, access, audit, eventsSettled }) {
       mountFleetApi(app, { auth, fleet, revoke, log: fleetLog, maxBodyBytes: config.maxBodyBytes, secretGraceS: config.secretGraceS, writes, table, httpMetrics, access, ...(audit ? { audit } : {}) });
       const revokeHome = async (home: string) => (await revoke({ home, before: Math.floor((await auth.revocationNow()) / 1000) })).before!;
-      const data = { fleet, rules: ports.rules, shadows: ports.shadows, history: ports.history, eventsSettled, revokeHome };
+      const data = { fleet, rules: ports.rules, shadows: ports.shadows, history: ports.history, push: ports.push, eventsSettled, revokeHome };
       mountHomeApi(app, { auth, data, log: fleetLog, maxBodyBytes: config.maxBodyBytes, writes, table, httpMetrics, access, audit });
     },
     close() {

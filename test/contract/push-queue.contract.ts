@@ -246,6 +246,53 @@ export function pushQueueContract(name: string, make: PushQueueFactory): void {
       expect(await queue.stats()).toMatchObject({ waiting: 0, delivered: 0 });
     });
 
+    it('removeHome drops the home’s queued and failed notifications, lets the one with the sender finish, and leaves other homes alone', async () => {
+      const rec = recorder();
+      let release!: () => void;
+      const gate = new Promise<void>((resolve) => (release = resolve));
+      const queue = await open(
+        async (d) => {
+          rec.record(d);
+          if (d.notification.title === 'dead') throw new Error('push service down');
+          if (d.notification.title === 'held') await gate;
+        },
+        { concurrency: 1, attempts: 1 },
+      );
+      await queue.enqueue(note({ homeId: 'home-x', title: 'dead' }));
+      await rec.until(1);
+      await queue.drain(); // the dead letter is kept as failed
+      await queue.enqueue(note({ homeId: 'home-x', title: 'held' }));
+      await rec.until(2);
+      // with the sender busy (one at a time), these wait
+      await queue.enqueue(note({ homeId: 'home-x', title: 'queued' }));
+      await queue.enqueue(note({ homeId: 'home-y', title: 'other' }));
+      expect(await queue.removeHome('home-x')).toBe(2);
+      expect(await queue.removeHome('home-z')).toBe(0);
+      release();
+      await rec.until(3);
+      await queue.drain();
+      expect(rec.seen.map((d) => `${d.notification.homeId} ${d.notification.title}`)).toEqual(['home-x dead', 'home-x held', 'home-y other']);
+      expect(await queue.stats()).toMatchObject({ waiting: 0, delayed: 0, active: 0 });
+    });
+
+    it('removeHome drops a notification waiting for its retry: it is not tried again', async () => {
+      const rec = recorder();
+      const queue = await open(
+        async (d) => {
+          rec.record(d);
+          throw new Error('push service down');
+        },
+        { attempts: 2, backoffMs: 60_000, maxBackoffMs: 60_000 },
+      );
+      await queue.enqueue(note({ homeId: 'home-x' }));
+      await rec.until(1);
+      for (let s = await queue.stats(); s.delayed === 0; s = await queue.stats()) await new Promise((r) => setTimeout(r, 20));
+      expect(await queue.removeHome('home-x')).toBe(1);
+      expect(await queue.stats()).toMatchObject({ waiting: 0, delayed: 0, active: 0 });
+      await queue.drain();
+      expect(rec.seen).toHaveLength(1);
+    });
+
     it('drain resolves at once when idle; enqueue after close is refused', async () => {
       const queue = await open(async () => {});
       await queue.drain();

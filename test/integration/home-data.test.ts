@@ -10,6 +10,7 @@ import { afterAll, expect, it } from 'vitest';
 import type { HubClient } from '../../load/wire/hub-client.js';
 import { AppSocket } from '../helpers/app-socket.js';
 import { hubWithLamp as lampHub, inBothModes } from '../helpers/both-modes.js';
+import { eventually } from '../helpers/eventually.js';
 import { api, type ServerProcess } from '../helpers/server-process.js';
 
 const ADMIN = 'home-data-admin-token-0123456789';
@@ -37,9 +38,9 @@ function homeDataSteps(mode: 'embedded' | 'cluster', nodes: () => ServerProcess[
     return hub;
   }
 
-  /** A rule and a scene naming `hubId`, in its home. */
+  /** A rule (turning the lamp off again, with a push notification) and a scene naming `hubId`, in its home. */
   async function automation(homeId: string, hubId: string): Promise<void> {
-    const rule = { name: 'Lamp off', triggers: [{ type: 'state', hub: hubId, device: 'lamp', attr: 'on', to: true }], actions: [{ type: 'command', hub: hubId, device: 'lamp', set: { on: false } }] };
+    const rule = { name: 'Lamp off', triggers: [{ type: 'state', hub: hubId, device: 'lamp', attr: 'on', to: true }], actions: [{ type: 'command', hub: hubId, device: 'lamp', set: { on: false } }, { type: 'notify', title: 'Lamp', body: 'turned off again' }] };
     expect((await admin('POST', `/v1/homes/${homeId}/rules`, rule)).status).toBe(201);
     expect((await admin('POST', `/v1/homes/${homeId}/scenes`, { name: 'All on', commands: [{ hub: hubId, device: 'lamp', set: { on: true } }] })).status).toBe(201);
   }
@@ -52,6 +53,10 @@ function homeDataSteps(mode: 'embedded' | 'cluster', nodes: () => ServerProcess[
     await automation(other, `${p}-hub-kept`);
     expect((await admin('PUT', `/v1/homes/${home}/settings`, { timeZone: 'Europe/Berlin' })).status).toBe(200);
     const owner = await userToken([home]);
+    // the rule fires once: its notification is delivered (the logging sender), and kept as delivered in cluster mode
+    await hubs[0]!.report({ lamp: { on: false } });
+    await hubs[0]!.report({ lamp: { on: true } });
+    await eventually(AbortSignal.timeout(30_000), 'the rule’s push notification', async () => (nodes().some((n) => n.logs.some((l) => l.homeId === home && typeof l.pushId === 'string')) ? true : undefined));
 
     // the copy: everything kept of the home, for its users; never a hub's secret
     const exported = await as(owner, 'GET', `/v1/homes/${home}/export`);
@@ -59,10 +64,10 @@ function homeDataSteps(mode: 'embedded' | 'cluster', nodes: () => ServerProcess[
     const doc = exported.body;
     expect(doc).toMatchObject({ homeId: home, settings: { timeZone: 'Europe/Berlin' }, rules: [{ name: 'Lamp off', homeId: home }], scenes: [{ name: 'All on' }] });
     expect(doc.hubs.map((h: { hubId: string }) => h.hubId)).toEqual([`${p}-hub-a`, `${p}-hub-b`]);
-    expect(doc.hubs[0]).toMatchObject({ online: true, devices: { lamp: { kind: 'switch', model: 'L-1', reported: { on: true } } } });
+    expect(doc.hubs[1]).toMatchObject({ online: true, devices: { lamp: { kind: 'switch', model: 'L-1', reported: { on: true } } } });
     expect(doc.rules[0].status).toBeUndefined();
     const states = doc.events.filter((e: { event: { kind: string } }) => e.event.kind === 'state');
-    expect(states.map((e: { event: { hub: string } }) => e.event.hub).sort()).toEqual([`${p}-hub-a`, `${p}-hub-b`]);
+    expect([...new Set(states.map((e: { event: { hub: string } }) => e.event.hub))].sort()).toEqual([`${p}-hub-a`, `${p}-hub-b`]);
     const offsets = doc.events.map((e: { offset: number }) => e.offset);
     expect(offsets).toEqual([...offsets].sort((a, b) => a - b));
     for (const secret of secrets) expect(JSON.stringify(doc)).not.toContain(secret);
@@ -79,7 +84,7 @@ function homeDataSteps(mode: 'embedded' | 'cluster', nodes: () => ServerProcess[
     }
     expect((await as(owner, 'DELETE', `/v1/admin/homes/${home}`)).status).toBe(403);
     const erased = await admin('DELETE', `/v1/admin/homes/${home}`);
-    expect(erased.body).toEqual({ ok: true, homeId: home, tokensRevokedBefore: expect.stringMatching(/^\d{4}-\d\d-\d\dT/), hubs: [`${p}-hub-a`, `${p}-hub-b`], rules: 1, scenes: 1, settingsReset: true });
+    expect(erased.body).toEqual({ ok: true, homeId: home, tokensRevokedBefore: expect.stringMatching(/^\d{4}-\d\d-\d\dT/), hubs: [`${p}-hub-a`, `${p}-hub-b`], rules: 1, scenes: 1, settingsReset: true, pushNotifications: mode === 'cluster' ? 1 : 0 });
     for (const app of sockets.slice(0, 2)) expect(await app.closed).toEqual({ code: 4007, reason: 'token_revoked' });
     for (const hub of hubs) expect((await hub.closed).code).toBe(4006);
     for (const id of [`${p}-hub-a`, `${p}-hub-b`]) await sockets[2]!.next((m) => m.op === 'evt' && m.kind === 'removed' && m.hub === id);
@@ -95,7 +100,7 @@ function homeDataSteps(mode: 'embedded' | 'cluster', nodes: () => ServerProcess[
     const after = (await as(await userToken([home]), 'GET', `/v1/homes/${home}/export`)).body;
     expect(after).toMatchObject({ homeId: home, settings: { timeZone: 'UTC' }, hubs: [], rules: [], scenes: [], events: [] });
     // sent again: nothing left, zeros
-    expect((await admin('DELETE', `/v1/admin/homes/${home}`)).body).toEqual({ ok: true, homeId: home, tokensRevokedBefore: expect.any(String), hubs: [], rules: 0, scenes: 0, settingsReset: false });
+    expect((await admin('DELETE', `/v1/admin/homes/${home}`)).body).toEqual({ ok: true, homeId: home, tokensRevokedBefore: expect.any(String), hubs: [], rules: 0, scenes: 0, settingsReset: false, pushNotifications: 0 });
 
     // the other home: untouched, its hub still online
     const otherDoc = (await admin('GET', `/v1/homes/${other}/export`)).body;
@@ -127,7 +132,7 @@ function homeDataSteps(mode: 'embedded' | 'cluster', nodes: () => ServerProcess[
       const doc = await admin('GET', `/v1/homes/${home}/export`);
       expect(doc.status, home).toBe(200);
       expect(doc.body, home).toMatchObject({ homeId: home, settings: { timeZone: 'UTC' }, hubs: [], rules: [], scenes: [], events: [] });
-      expect((await admin('DELETE', `/v1/admin/homes/${home}`)).body, home).toEqual({ ok: true, homeId: home, tokensRevokedBefore: expect.any(String), hubs: [], rules: 0, scenes: 0, settingsReset: false });
+      expect((await admin('DELETE', `/v1/admin/homes/${home}`)).body, home).toEqual({ ok: true, homeId: home, tokensRevokedBefore: expect.any(String), hubs: [], rules: 0, scenes: 0, settingsReset: false, pushNotifications: 0 });
     }
   });
 }

@@ -19,6 +19,7 @@ function deps(history: MemoryEventHistory | undefined, now: () => number): HomeD
     history,
     eventsSettled: async () => {},
     revokeHome: async () => 0,
+    push: { removeHome: async () => 0 },
     now,
   };
 }
@@ -77,8 +78,9 @@ describe('a home’s erasure', () => {
       // the hubs' `removed` events reach the history a turn later
       eventsSettled: () => new Promise<void>((resolve) => setTimeout(() => (steps.push('settled'), resolve()), 5)),
       revokeHome: async (homeId) => (steps.push(`tokens ${homeId}`), 1_740_902_400),
+      push: { removeHome: async (homeId) => (steps.push(`push ${homeId}`), 3) },
     };
-    expect(await eraseHome(d, 'home-1')).toEqual({ homeId: 'home-1', tokensRevokedBefore: '2025-03-02T08:00:00.000Z', hubs: ['hub-1', 'hub-2'], rules: 1, scenes: 1, settingsReset: true });
-    expect(steps).toEqual(['tokens home-1', 'rule r1', 'scene s1', 'settings', 'hub hub-1', 'hub hub-2', 'settled', 'events']);
+    expect(await eraseHome(d, 'home-1')).toEqual({ homeId: 'home-1', tokensRevokedBefore: '2025-03-02T08:00:00.000Z', hubs: ['hub-1', 'hub-2'], rules: 1, scenes: 1, settingsReset: true, pushNotifications: 3 });
+    expect(steps).toEqual(['tokens home-1', 'rule r1', 'scene s1', 'settings', 'hub hub-1', 'hub hub-2', 'settled', 'events', 'push home-1']);
   });
 });

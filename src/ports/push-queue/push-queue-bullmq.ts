@@ -210,6 +210,28 @@ export class BullMqPushQueue implements PushQueue {
     };
   }
 
+  /**
+   * Looks through every job BullMQ keeps (queued, delayed, failed, delivered: bounded by
+   * KEEP_COMPLETED and KEEP_FAILED), a page at a time, and removes the home's. A job a worker
+   * holds (active) cannot be removed and finishes; it stays as delivered for an hour at most.
+   */
+  async removeHome(homeId: string): Promise<number> {
+    const ids = new Set<string>();
+    for (const state of ['waiting', 'prioritized', 'delayed', 'failed', 'completed'] as const) {
+      for (let start = 0; ; start += REMOVE_PAGE) {
+        const page = await this.queue.getJobs([state], start, start + REMOVE_PAGE - 1, true);
+        for (const job of page) if (job?.id !== undefined && job.data?.homeId === homeId) ids.add(job.id);
+        if (page.length < REMOVE_PAGE) break;
+      }
+    }
+    let removed = 0;
+    for (const id of ids) {
+      // 0: gone meanwhile or held by a worker (an active job finishes)
+      removed += await this.queue.remove(id).catch(() => 0);
+    }
+    return removed;
+  }
+
   async drain(): Promise<void> {
     while (!this.closed) {
       const s = await this.stats();
@@ -239,6 +261,9 @@ export class BullMqPushQueue implements PushQueue {
     this.errors.close();
   }
 }
+
+/** Jobs read per call while looking for a home's (each comes with its data). */
+const REMOVE_PAGE = 500;
 
 /** How long `close` waits for BullMQ's own close (ms) before it drops the connections. */
 const CLOSE_WAIT_MS = 2_000;

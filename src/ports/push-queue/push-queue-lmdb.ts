@@ -156,6 +156,25 @@ export class LmdbPushQueue implements PushQueue {
     return new Promise((resolve) => this.idleWaiters.push(resolve));
   }
 
+  /** Queued and delayed jobs of the home (not one with the sender now) and its dead letters, removed in one commit. */
+  async removeHome(homeId: string): Promise<number> {
+    const ofHome = (notification: string) => (JSON.parse(notification) as PushNotification).homeId === homeId;
+    const ids = new Set<string>();
+    for (const id of [...this.waiting, ...this.delayed.keys()]) {
+      const job = this.db.get(['job', id]) as StoredJob | undefined;
+      if (job && ofHome(job.notification)) ids.add(id);
+    }
+    const keys: Key[] = [...ids].map((id) => ['job', id]);
+    for (const { key, value } of this.range('failed')) if (ofHome((value as StoredFailure).notification)) keys.push(key);
+    if (keys.length === 0) return 0;
+    this.waiting.splice(0, this.waiting.length, ...this.waiting.filter((id) => !ids.has(id)));
+    for (const id of ids) this.delayed.delete(id);
+    await Promise.all(keys.map((k) => this.db.remove(k)));
+    await this.data.durable();
+    this.settle();
+    return keys.length;
+  }
+
   /** The failed set (dead letters), oldest first; at most `limit`. */
   failedJobs(limit = 100): FailedPush[] {
     const out: FailedPush[] = [];

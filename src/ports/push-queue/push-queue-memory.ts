@@ -80,6 +80,20 @@ export class MemoryPushQueue implements PushQueue {
     return { waiting: this.waiting.length, delayed: this.delayed.size, active: this.active, delivered: this.delivered, failed: this.failed };
   }
 
+  async removeHome(homeId: string): Promise<number> {
+    const before = this.waiting.length + this.delayed.size + this.deadLetters.length;
+    const keep = (j: { notification: PushNotification }) => j.notification.homeId !== homeId;
+    this.waiting.splice(0, this.waiting.length, ...this.waiting.filter(keep));
+    for (const [job, timer] of this.delayed) {
+      if (keep(job)) continue;
+      clearTimeout(timer);
+      this.delayed.delete(job);
+    }
+    this.deadLetters.splice(0, this.deadLetters.length, ...this.deadLetters.filter(keep));
+    this.settle();
+    return before - (this.waiting.length + this.delayed.size + this.deadLetters.length);
+  }
+
   drain(): Promise<void> {
     if (this.idle()) return Promise.resolve();
     return new Promise((resolve) => this.drainWaiters.push(resolve));

@@ -67,6 +67,9 @@ export interface PushQueueStats {
  *   answer is lost, or whose process dies before the queue recorded the success, may see the
  *   same id again: senders de-duplicate by `id` when they must.
  * - No order is promised between notifications; at most `concurrency` are with the sender at once.
+ * - `removeHome` drops the home's notifications still queued, waiting for a retry or kept (failed,
+ *   and delivered where the backend keeps those) and answers how many; one with the sender at that
+ *   moment finishes. A home's erasure calls it.
  * - `drain` resolves when nothing is waiting, delayed or active; `close` stops taking and
  *   delivering (memory: what is still queued is lost; durable backends keep it for the next worker,
  *   or, on local disk, for the node's next start).
@@ -80,6 +83,7 @@ export interface PushQueue {
   readonly durable: boolean;
   enqueue(notification: PushNotification): Promise<EnqueueResult>;
   stats(): Promise<PushQueueStats>;
+  removeHome(homeId: string): Promise<number>;
   drain(): Promise<void>;
   close(): Promise<void>;
 }
