@@ -1,13 +1,15 @@
 import { createHash } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, renameSync, rmSync, symlinkSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { build } from '../deploy/build.js';
 import { ROOT } from '../load/harness/index.js';
 
 /**
  * The node the suites start as a process, compiled once per source tree into `.test-build/<hash>/`
- * (gitignored) and reused while no input changes. Started through tsx, each node process spent
- * about 1.5 s more CPU on loading (its rule threads load tsx too): a third of a core over the suite.
+ * (gitignored) and reused while no input changes; `.test-build/current` links to the tree of the
+ * sources as they are now, so a watch mode's rerun builds again and the same path runs the new one.
+ * Started through tsx, each node process spent about 1.5 s more CPU on loading (its rule threads
+ * load tsx too): a third of a core over the suite.
  */
 
 const BUILDS = join(ROOT, '.test-build');
@@ -26,12 +28,26 @@ function sourceHash(): string {
   return hash.digest('hex').slice(0, 16);
 }
 
-/** Resolves with the compiled entry point (`.test-build/<hash>/src/main.js`), building it when the sources changed. */
+const CURRENT = 'current';
+
+/** Resolves with the compiled entry point (`.test-build/current/src/main.js`), building it when the sources changed. */
 export async function compiledNode(): Promise<string> {
   const hash = sourceHash();
+  await buildOnce(hash);
+  // a link made aside and renamed over the old one: a process starting now finds one tree or the other
+  const link = join(BUILDS, `${CURRENT}.${process.pid}.partial`);
+  rmSync(link, { force: true });
+  symlinkSync(hash, link);
+  renameSync(link, join(BUILDS, CURRENT));
+  // earlier trees are of sources no longer here; a partial one may be a run beside this one's
+  for (const name of readdirSync(BUILDS)) if (name !== hash && name !== CURRENT && !name.endsWith('.partial')) rmSync(join(BUILDS, name), { recursive: true, force: true });
+  return join(BUILDS, CURRENT, 'src/main.js');
+}
+
+async function buildOnce(hash: string): Promise<void> {
   const dir = join(BUILDS, hash);
   const main = join(dir, 'src/main.js');
-  if (existsSync(main)) return main;
+  if (existsSync(main)) return;
   // built aside and renamed into place, so a run beside this one never starts a half-written tree
   const partial = join(BUILDS, `${hash}.${process.pid}.partial`);
   await build(partial, { check: false });
@@ -41,7 +57,4 @@ export async function compiledNode(): Promise<string> {
     if (!existsSync(main)) throw err;
     rmSync(partial, { recursive: true, force: true });
   }
-  // earlier trees are of sources no longer here; a partial one may be a run beside this one's
-  for (const name of readdirSync(BUILDS)) if (name !== hash && !name.endsWith('.partial')) rmSync(join(BUILDS, name), { recursive: true, force: true });
-  return main;
 }

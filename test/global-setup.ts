@@ -1,3 +1,4 @@
+import type { TestProject } from 'vitest/node';
 import { ensureServers, MissingServerError } from '../load/harness/index.js';
 import { compiledNode } from './compiled-node.js';
 
@@ -8,7 +9,7 @@ import { compiledNode } from './compiled-node.js';
  * (test/compiled-node.ts): node processes the suites start run it, as the image does, unless
  * HUBTIER_NODE_ENTRY is set already (set empty, they run src/main.ts through tsx).
  */
-export default async function setup(): Promise<void> {
+export default async function setup(project: TestProject): Promise<void> {
   try {
     ensureServers();
   } catch (err) {
@@ -17,6 +18,9 @@ export default async function setup(): Promise<void> {
     process.stderr.write(`\n${err.message}\n\n`);
     process.exit(1);
   }
+  if (process.env.HUBTIER_NODE_ENTRY !== undefined) return;
   // the test workers, forked after this, inherit it, and so do the processes they start
-  process.env.HUBTIER_NODE_ENTRY ??= await compiledNode();
+  process.env.HUBTIER_NODE_ENTRY = await compiledNode();
+  // watch mode: the same path, the tree of the sources as they are at the rerun
+  project.onTestsRerun(async () => void (await compiledNode()));
 }
