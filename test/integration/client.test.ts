@@ -2,8 +2,8 @@
  * The app client library against a real node process: a JWT as the bearer subprotocol (one of
  * 30 KB too), commands answered by a simulated hub (results, hub refusals, offline, timeout), events,
  * resuming from a stored position, and reconnecting after the node restarts on the same port and
- * data, after the node closed it at its token's exp, or after attempts that hung (the network's or
- * the token function's).
+ * data, after the node closed it at its token's exp or took a home from its token, or after
+ * attempts that hung (the network's or the token function's).
  */
 import net from 'node:net';
 import WebSocket from 'ws';
@@ -246,6 +246,22 @@ describe('app client library against a real node', () => {
     await events.next((e) => e.kind === 'state' && e.hub === hubId && e.attrs.n === 3);
     expect(events.items.filter((e) => e.hub === hubId && e.kind === 'state').map((e) => (e.kind === 'state' ? e.attrs.n : null))).toEqual([1, 2, 3]);
     expectContiguous(events.items);
+  });
+
+  it('when a home is taken from its token (a revocation by home) reconnects with it, keeps its other home, and reports the taken one forbidden', async () => {
+    // tokens without iat count as issued at 0: the revocation covers each of them
+    const { c, states } = client({ token: () => mint(server.jwtSecret, ['home-kept-c', 'home-taken-c']) });
+    const keptAnswers = new Inbox<SubResult>();
+    const takenErrors = new Inbox<unknown>();
+    const kept = c.subscribe('home-kept-c', { onEvent() {}, onSubscribed: keptAnswers.push });
+    const taken = c.subscribe('home-taken-c', { onEvent() {}, onError: takenErrors.push });
+    await Promise.all([kept.ready, taken.ready]);
+    await states.next((s) => s.state === 'open');
+    expect((await api(server.httpUrl, 'POST', '/v1/admin/tokens/revoke', server.adminToken, { home: 'home-taken-c' })).status).toBe(200);
+    expect(await states.next((s) => s.state === 'closed')).toMatchObject({ code: 4007, reason: 'token_revoked', unauthorized: true });
+    await states.next((s) => s.state === 'open', 2);
+    expect(await takenErrors.next(() => true)).toMatchObject({ code: 'forbidden', temporary: false });
+    expect(await keptAnswers.next(() => true, 2)).toMatchObject({ home: 'home-kept-c' });
   });
 
   it('tells the app to reload when it missed more than the history keeps, and goes on from the position given', async () => {
