@@ -72,6 +72,9 @@ beforeAll(async () => {
     const revoked = new LmdbRevocationStore(data);
     await revoked.add({ sub: 'mallory', before: Math.floor(Date.now() / 1000), exp: Math.floor(Date.now() / 1000) + 86_400 });
     await revoked.add({ jti: 'old', exp: Math.floor(Date.now() / 1000) - 10 });
+    // a home taken from tokens (an erasure), and a record as written before homes could be revoked (four elements)
+    await revoked.add({ home: 'home-erased', before: Math.floor(Date.now() / 1000), exp: Math.floor(Date.now() / 1000) + 86_400 });
+    await data.db<unknown>('revocations').put('sub:legacy:1', [null, 'legacy', 1, Math.floor(Date.now() / 1000) + 86_400]);
     // a dead letter (one attempt, failed) and a job waiting out its backoff (one failed attempt of 3)
     const refuse = async () => {
       throw new Error('push service said no');
@@ -191,16 +194,17 @@ describe('importing a backup into redis', () => {
   it('moves the token revocations still in force (a revoked token must not work again in the cluster); a rerun finds them there', async () => {
     const prefix = uniquePrefix();
     const report = await importIntoRedis(file, { url: redis.url, prefix, log });
-    expect(report.imported.revocations).toBe(1);
+    expect(report.imported.revocations).toBe(3);
     const client = await connectRedis(redis.url, { name: 'test-revocations', log });
     try {
       const inForce = await new RedisRevocationStore(client, { keys: new RedisKeys(prefix) }).list(Math.floor(Date.now() / 1000));
-      expect(inForce).toMatchObject([{ sub: 'mallory' }]);
+      expect(inForce.map((r) => r.sub ?? `home ${r.home}`).sort()).toEqual(['home home-erased', 'legacy', 'mallory']);
+      expect(inForce.find((r) => r.home === 'home-erased')).toEqual({ home: 'home-erased', before: expect.any(Number), exp: expect.any(Number) });
     } finally {
       await closeRedis(client);
     }
     const again = await importIntoRedis(file, { url: redis.url, prefix, log });
-    expect(again.present.revocations).toBe(1);
+    expect(again.present.revocations).toBe(3);
     expect(again.imported.revocations).toBeUndefined();
   });
 
@@ -209,12 +213,12 @@ describe('importing a backup into redis', () => {
     const cli = (env: Record<string, string>, ...args: string[]) => promisify(execFile)(process.execPath, [...scriptArgs('src/data-cli.ts'), ...args], { cwd: join(import.meta.dirname, '../..'), env: { ...process.env, ...env } });
     const { stdout } = await cli({ TIER_REDIS_PREFIX: prefix }, 'import', file, '--redis', redis.url);
     expect(stdout).toContain(`imported into redis (prefix ${prefix})`);
-    expect(stdout).toMatch(/hubs 2, devices 2, cursors 1, settings 1, rules 2, scenes 1, cron cursors 1, pending runs 1, push jobs 1, revocations 1\n/);
+    expect(stdout).toMatch(/hubs 2, devices 2, cursors 1, settings 1, rules 2, scenes 1, cron cursors 1, pending runs 1, push jobs 1, revocations 3\n/);
     expect(stdout).toContain('not moved: push: 1 failed notifications (dead letters)');
     expect(stdout).toContain("not moved: nonces: 1 (they only matter within the handshake's skew window)");
     // a rerun finds everything as the file holds it: nothing to do, exit 0
     const again = await cli({}, 'import', file, '--redis', redis.url, '--prefix', prefix);
-    expect(again.stdout).toMatch(/: nothing\nalready in redis as in the file: hubs 2, devices 2, cursors 1, settings 1, rules 2, scenes 1, cron cursors 1, push jobs 1, revocations 1\n/);
+    expect(again.stdout).toMatch(/: nothing\nalready in redis as in the file: hubs 2, devices 2, cursors 1, settings 1, rules 2, scenes 1, cron cursors 1, push jobs 1, revocations 3\n/);
     // a hub changed in the cluster: reported as not imported, exit 1
     const client = await connectRedis(redis.url, { name: 'test-change', log });
     await new RedisHubRegistry(client, { keys: new RedisKeys(prefix) }).setEnabled('hub-2', true);
