@@ -39,9 +39,22 @@ export async function compiledNode(): Promise<string> {
   rmSync(link, { force: true });
   symlinkSync(hash, link);
   renameSync(link, join(BUILDS, CURRENT));
-  // earlier trees are of sources no longer here; a partial one may be a run beside this one's
-  for (const name of readdirSync(BUILDS)) if (name !== hash && name !== CURRENT && !name.endsWith('.partial')) rmSync(join(BUILDS, name), { recursive: true, force: true });
+  // earlier trees are of sources no longer here; a partial one is a run's beside this one, or of a run killed meanwhile
+  for (const name of readdirSync(BUILDS)) {
+    if (name === hash || name === CURRENT || (name.endsWith('.partial') && alive(Number(name.split('.').at(-2))))) continue;
+    rmSync(join(BUILDS, name), { recursive: true, force: true });
+  }
   return join(BUILDS, CURRENT, 'src/main.js');
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    // EPERM: alive, another user's
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }
 
 async function buildOnce(hash: string): Promise<void> {
