@@ -7,7 +7,8 @@ import { api, rulesWarmedUp } from '../helpers/server-process.js';
 
 /**
  * The other suites start the compiled node (test/compiled-node.ts). This one starts it as
- * `npm start` does, from source through tsx, in its main thread and in its rule threads.
+ * `npm start` does, from source through tsx, in its main thread and in its rule threads, and
+ * checks that the others do run the compiled one.
  */
 
 let node: NodeProc;
@@ -33,6 +34,18 @@ describe('the node from source (npm start)', () => {
     const body = (await (await fetch(`${node.adminUrl}/readyz`)).json()) as { rules: { completed: number; failed: number; workerErrors: number } };
     expect(body.rules).toMatchObject({ failed: 0, workerErrors: 0 });
     expect(body.rules.completed).toBeGreaterThan(0);
+  });
+
+  it('while the suites’ other nodes run the compiled tree (test/compiled-node.ts), unless HUBTIER_NODE_ENTRY is set empty', async (ctx) => {
+    if (process.env.HUBTIER_NODE_ENTRY === '') ctx.skip();
+    const compiled = await startNode({ measured: false });
+    try {
+      const argv = readFileSync(`/proc/${compiled.pid}/cmdline`, 'utf8').split('\0');
+      expect(argv[1]).toBe(process.env.HUBTIER_NODE_ENTRY);
+      expect(argv[1]).toMatch(/\/src\/main\.js$/);
+    } finally {
+      await compiled.stop(Infinity);
+    }
   });
 
   it('takes a hub and stores its report', async () => {
