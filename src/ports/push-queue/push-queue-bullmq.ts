@@ -213,7 +213,8 @@ export class BullMqPushQueue implements PushQueue {
   /**
    * Looks through every job BullMQ keeps (queued, delayed, failed, delivered: bounded by
    * KEEP_COMPLETED and KEEP_FAILED), a page at a time, and removes the home's. A job a worker
-   * holds (active) cannot be removed and finishes; it stays as delivered for an hour at most.
+   * holds (active) cannot be removed and is left to its outcome (a retry included); delivered,
+   * it is kept an hour.
    */
   async removeHome(homeId: string): Promise<number> {
     const ids = new Set<string>();

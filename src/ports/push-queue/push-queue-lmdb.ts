@@ -6,6 +6,7 @@ import type { Logger } from '../../log/logger.js';
 import {
   attemptDelivery,
   backoffDelay,
+  keepOnly,
   pushQueueSettings,
   validatePushNotification,
   type EnqueueResult,
@@ -156,7 +157,7 @@ export class LmdbPushQueue implements PushQueue {
     return new Promise((resolve) => this.idleWaiters.push(resolve));
   }
 
-  /** Queued and delayed jobs of the home (not one with the sender now) and its dead letters, removed in one commit. */
+  /** Queued and delayed jobs of the home (not one with the sender now: it is left to its outcome) and its dead letters, removed in one commit. */
   async removeHome(homeId: string): Promise<number> {
     const ofHome = (notification: string) => (JSON.parse(notification) as PushNotification).homeId === homeId;
     const ids = new Set<string>();
@@ -167,7 +168,7 @@ export class LmdbPushQueue implements PushQueue {
     const keys: Key[] = [...ids].map((id) => ['job', id]);
     for (const { key, value } of this.range('failed')) if (ofHome((value as StoredFailure).notification)) keys.push(key);
     if (keys.length === 0) return 0;
-    this.waiting.splice(0, this.waiting.length, ...this.waiting.filter((id) => !ids.has(id)));
+    keepOnly(this.waiting, (id) => !ids.has(id));
     for (const id of ids) this.delayed.delete(id);
     await Promise.all(keys.map((k) => this.db.remove(k)));
     await this.data.durable();

@@ -3,6 +3,7 @@ import { TierError } from '../../errors.js';
 import {
   attemptDelivery,
   backoffDelay,
+  keepOnly,
   validatePushNotification,
   type EnqueueResult,
   type PushDelivery,
@@ -83,13 +84,13 @@ export class MemoryPushQueue implements PushQueue {
   async removeHome(homeId: string): Promise<number> {
     const before = this.waiting.length + this.delayed.size + this.deadLetters.length;
     const keep = (j: { notification: PushNotification }) => j.notification.homeId !== homeId;
-    this.waiting.splice(0, this.waiting.length, ...this.waiting.filter(keep));
+    keepOnly(this.waiting, keep);
     for (const [job, timer] of this.delayed) {
       if (keep(job)) continue;
       clearTimeout(timer);
       this.delayed.delete(job);
     }
-    this.deadLetters.splice(0, this.deadLetters.length, ...this.deadLetters.filter(keep));
+    keepOnly(this.deadLetters, keep);
     this.settle();
     return before - (this.waiting.length + this.delayed.size + this.deadLetters.length);
   }

@@ -69,7 +69,7 @@ export interface PushQueueStats {
  * - No order is promised between notifications; at most `concurrency` are with the sender at once.
  * - `removeHome` drops the home's notifications still queued, waiting for a retry or kept (failed,
  *   and delivered where the backend keeps those) and answers how many; one with the sender at that
- *   moment finishes. A home's erasure calls it.
+ *   moment is left to its outcome (a retry of it included). A home's erasure calls it.
  * - `drain` resolves when nothing is waiting, delayed or active; `close` stops taking and
  *   delivering (memory: what is still queued is lost; durable backends keep it for the next worker,
  *   or, on local disk, for the node's next start).
@@ -120,6 +120,13 @@ export function pushQueueSettings(options: PushQueueOptions): Required<PushQueue
 }
 
 export const PUSH_LIMITS = { title: 200, body: 2_000, dedupKey: 256, dataKeys: 32, dataValue: 512 } as const;
+
+/** Keeps in `items`, in order and in place, those `keep` says yes to (a spread of a long queue into splice would overflow the stack). */
+export function keepOnly<T>(items: T[], keep: (item: T) => boolean): void {
+  let n = 0;
+  for (const item of items) if (keep(item)) items[n++] = item;
+  items.length = n;
+}
 
 /** One attempt: the sender's promise, with a synchronous throw turned into a rejection (a retry too). */
 export function attemptDelivery(sender: PushSender, delivery: PushDelivery): Promise<void> {
