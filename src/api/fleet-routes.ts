@@ -11,7 +11,7 @@ import { compile } from '../schemas/check.js';
 import { parseId } from '../schemas/common.js';
 import { DATE_TIME_MESSAGE, dateTimeMs } from '../schemas/date-time.js';
 import type { TokenRevocation } from '../../proto/subjects.js';
-import { BatchReply, BatchRequest, DeleteHubReply, HomeHubsReply, HubListReply, HubPatchRequest, MoveRequest, RevokeReply, RevokeRequest, RotateReply, RotateRequest } from '../schemas/fleet.js';
+import { BatchReply, BatchRequest, DeleteHubReply, HomeHubsReply, HubListReply, HubPatchRequest, MoveRequest, RevocationListReply, RevokeReply, RevokeRequest, RotateReply, RotateRequest } from '../schemas/fleet.js';
 import { MAX_TTL_S, ProvisionReply, ProvisionRequest } from '../schemas/hubs.js';
 import { optionalJson, route, routeOptions, type HttpCall, type RouteHost } from '../transport/http.js';
 import type { TemplatedApp } from '../transport/uws.js';
@@ -37,6 +37,8 @@ export interface FleetApiDeps extends RouteHost {
   fleet: Fleet;
   /** revokes user tokens on every node (src/compose/fleet-wiring.ts) */
   revoke(r: RevokeOrder): Promise<TokenRevocation>;
+  /** the revocations in force, as stored for nodes that start later */
+  revocations(): Promise<TokenRevocation[]>;
   /** @default 604_800 (s): grace of a rotated-out secret when the request names none */
   secretGraceS: number;
   /** every change to the fleet and every revocation is recorded here */
@@ -227,6 +229,24 @@ export function mountFleetApi(app: TemplatedApp, deps: FleetApiDeps): void {
   route(
     app,
     'get',
+    '/v1/admin/tokens/revocations',
+    async (call) => {
+      await admin(call);
+      const q = revocationsQuery(call.query);
+      const matching = (await deps.revocations())
+        .filter((r) => (q.jti === undefined || r.jti === q.jti) && (q.sub === undefined || r.sub === q.sub) && (q.home === undefined || r.home === q.home))
+        .sort((a, b) => b.exp - a.exp);
+      const iso = (s: number) => new Date(s * 1000).toISOString();
+      const view = (r: TokenRevocation) => ({ ...(r.jti === undefined ? {} : { jti: r.jti }), ...(r.sub === undefined ? {} : { sub: r.sub }), ...(r.home === undefined ? {} : { home: r.home }), ...(r.before === undefined ? {} : { before: iso(r.before) }), until: iso(r.exp) });
+      const reply: Static<typeof RevocationListReply> = { revocations: matching.slice(0, q.limit).map(view), total: matching.length };
+      return { status: 200, body: reply };
+    },
+    opts,
+  );
+
+  route(
+    app,
+    'get',
     '/v1/homes/:homeId/hubs',
     async (call) => {
       const principal = await auth.fromHeader(call.authorization);
@@ -251,6 +271,29 @@ export function revokedBefore(before: string | undefined, nowMs: number): number
   if (ms === null) throw new TierError('invalid_field', `before: ${DATE_TIME_MESSAGE}`, { field: 'before' });
   if (Math.abs(ms - nowMs) > MAX_TTL_S * 1000) throw new TierError('invalid_field', `before: must be within ${MAX_TTL_S / 86_400} days of now (tokens live at most that long)`, { field: 'before' });
   return Math.floor(ms / 1000);
+}
+
+/** `?jti&sub&home&limit` of the revocation list; a bad one answers invalid_field naming it. */
+export function revocationsQuery(q: URLSearchParams): { jti?: string; sub?: string; home?: string; limit: number } {
+  const bad = (field: string, what: string) => new TierError('invalid_field', `${field}: ${what}`, { field });
+  const out: { jti?: string; sub?: string; home?: string; limit: number } = { limit: PAGE_DEFAULT };
+  for (const name of ['jti', 'sub'] as const) {
+    const v = q.get(name);
+    if (v === null) continue;
+    if (v.length === 0 || v.length > 128) throw bad(name, 'must be 1..128 characters');
+    out[name] = v;
+  }
+  const home = q.get('home');
+  if (home !== null) {
+    if (!isValidId(home)) throw bad('home', `must be ${ID_RULE}`);
+    out.home = home;
+  }
+  const rawLimit = q.get('limit');
+  if (rawLimit !== null) {
+    out.limit = Number(rawLimit);
+    if (!Number.isInteger(out.limit) || out.limit < 1 || out.limit > PAGE_MAX) throw bad('limit', `must be an integer in 1..${PAGE_MAX}`);
+  }
+  return out;
 }
 
 /** `?limit&after&prefix&home&model&firmware&enabled&online&node`; a bad one answers invalid_field naming it. */

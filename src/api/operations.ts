@@ -6,7 +6,7 @@
 import { Type, type TSchema } from '@sinclair/typebox';
 import type { ErrorCode } from '../../proto/errors.js';
 import { CommandReply, CommandRequest, DesiredReply, DesiredRequest, HubStatus, ProvisionReply, ProvisionRequest, ShadowReply, TokenReply, TokenRequest } from '../schemas/hubs.js';
-import { BatchReply, BatchRequest, DeleteHubReply, FleetHub, HomeHubsReply, HubListReply, HubPatchRequest, MoveReply, MoveRequest, RevokeReply, RevokeRequest, RotateReply, RotateRequest } from '../schemas/fleet.js';
+import { BatchReply, BatchRequest, DeleteHubReply, FleetHub, HomeHubsReply, HubListReply, HubPatchRequest, MoveReply, MoveRequest, RevocationListReply, RevokeReply, RevokeRequest, RotateReply, RotateRequest } from '../schemas/fleet.js';
 import { Deleted, DryRunReply, RuleList, RuleReply, RuleSaved, SceneDeleted, SceneList, SceneReply, SceneRunReply, SettingsReply } from '../schemas/rules-replies.js';
 import { RuleRequest, SceneRequest, Settings, TestRequest } from '../schemas/rules.js';
 import { EraseHomeReply, HomeExport } from '../schemas/homes.js';
@@ -16,7 +16,7 @@ import { AUDIT_PAGE_MAX } from '../ports/audit/audit.js';
 import type { TierError } from '../errors.js';
 import { auditQuery } from './audit-routes.js';
 import { alreadyProvisioned } from './fleet.js';
-import { listQuery, PAGE_DEFAULT, PAGE_MAX } from './fleet-routes.js';
+import { listQuery, PAGE_DEFAULT, PAGE_MAX, revocationsQuery } from './fleet-routes.js';
 
 /** One parameter of a query string, as the document declares it ("Try it out" sends it). */
 export interface QueryParam {
@@ -206,6 +206,23 @@ export function operations(limits: { commandTimeoutMaxMs: number }): Record<stri
       tag: 'admin',
       request: { schema: RevokeRequest, bad: { sub: 'alice', before: '12/31/2025' }, examples: revokeExamples },
       ok: { status: 200, description: 'revoked', schema: RevokeReply },
+    },
+    'get /v1/admin/tokens/revocations': {
+      summary: 'The token revocations in force, the longest kept first',
+      description:
+        'What `POST /v1/admin/tokens/revoke` stored and every node enforces: one token (`jti`), a user’s tokens issued until `before` (`sub`), or a home taken from the tokens issued until `before` (`home`, also made by every home erasure), each kept `until` the tokens it covers would have expired. Query: `jti`, `sub` or `home` to find those of one token, user or home (a user’s `403` on a home it had: look for the home), `limit` (1-1000, default 100); `total` counts every match.',
+      tag: 'admin',
+      query: {
+        params: [
+          { name: 'jti', description: 'the revocation of this token', schema: text(128) },
+          { name: 'sub', description: 'revocations of this user’s tokens', schema: text(128) },
+          { name: 'home', description: 'revocations of this home', schema: { type: 'string', pattern: ID_REGEX } },
+          { name: 'limit', description: `revocations per answer (default ${PAGE_DEFAULT})`, schema: { type: 'integer', minimum: 1, maximum: PAGE_MAX, default: PAGE_DEFAULT } },
+        ],
+        bad: 'home=a%2Fb',
+        parse: revocationsQuery,
+      },
+      ok: { status: 200, description: 'the revocations', schema: RevocationListReply },
     },
     'get /v1/admin/audit': {
       summary: 'The audit trail of every home: control actions, newest first, a page at a time',

@@ -117,7 +117,8 @@ export async function fleetParts<S extends HeldHub>(config: Config, ports: Ports
     sockets,
     commandTo: commandsToEnabledHubs(ports.registry, (hubId: string, deviceId: string, spec: CommandSpec, timeoutMs: number, requestId?: string, parent?: Span) => sendCommand(commandBus, hubId, deviceId, spec, timeoutMs, metrics, requestId, parent)),
     mount(app, { auth, writes, table, httpMetrics, access, audit, eventsSettled }) {
-      mountFleetApi(app, { auth, fleet, revoke, log: fleetLog, maxBodyBytes: config.maxBodyBytes, secretGraceS: config.secretGraceS, writes, table, httpMetrics, access, ...(audit ? { audit } : {}) });
+      const revocations = async () => (await ports.revocations?.list(nowS())) ?? [];
+      mountFleetApi(app, { auth, fleet, revoke, revocations, log: fleetLog, maxBodyBytes: config.maxBodyBytes, secretGraceS: config.secretGraceS, writes, table, httpMetrics, access, ...(audit ? { audit } : {}) });
       const revokeHome = async (home: string) => (await revoke({ home, before: Math.floor((await auth.revocationNow()) / 1000) })).before!;
       const data = { fleet, rules: ports.rules, shadows: ports.shadows, history: ports.history, push: ports.push, eventsSettled, revokeHome };
       mountHomeApi(app, { auth, data, log: fleetLog, maxBodyBytes: config.maxBodyBytes, writes, table, httpMetrics, access, audit });

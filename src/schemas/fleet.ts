@@ -222,3 +222,26 @@ export const RevokeReply = Type.Object(
   },
   { title: 'RevokeReply', description: 'The revocation', examples: [{ ok: true, until: '2025-03-02T08:00:00.000Z' }] },
 );
+
+export const RevocationView = Type.Object(
+  {
+    jti: Type.Optional(Type.String({ description: 'the one token revoked' })),
+    sub: Type.Optional(Type.String({ description: 'the user whose tokens issued until `before` are revoked' })),
+    home: Type.Optional(Id('the home taken from the tokens issued until `before`')),
+    before: Type.Optional(Type.String({ description: 'with `sub` or `home`: tokens issued at or before this instant are covered, ISO 8601' })),
+    until: Type.String({ description: 'kept until then (the tokens would have expired by then anyway), ISO 8601' }),
+  },
+  { title: 'RevocationView', description: 'A revocation in force', additionalProperties: false },
+);
+
+export const RevocationListReply = Type.Object(
+  {
+    revocations: Type.Array(RevocationView, { description: 'those matching the query, the longest kept first, at most `limit`' }),
+    total: Type.Integer({ minimum: 0, description: 'how many match the query' }),
+  },
+  {
+    title: 'RevocationListReply',
+    description: 'Revocations in force',
+    examples: [{ revocations: [{ home: 'home-42', before: '2025-01-31T08:00:00.000Z', until: '2025-03-02T08:00:00.000Z' }, { jti: '0f9c2a7e-1d4b-4c8a-9b1e-2f3a4b5c6d7e', until: '2025-03-01T10:00:00.000Z' }], total: 2 }],
+  },
+);

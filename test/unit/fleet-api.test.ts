@@ -407,6 +407,25 @@ describe('tokens', () => {
     }
   });
 
+  it('lists the revocations in force for the admin, by token, user or home, the longest kept first', async () => {
+    const jti = (JSON.parse(Buffer.from((await userToken('rv-list', ['rv-home'])).split('.')[1]!, 'base64url').toString()) as { jti: string }).jti;
+    expect((await admin('POST', '/v1/admin/tokens/revoke', { jti })).status).toBe(200);
+    expect((await admin('POST', '/v1/admin/tokens/revoke', { home: 'rv-list-home' })).status).toBe(200);
+    const byHome = await admin('GET', '/v1/admin/tokens/revocations?home=rv-list-home');
+    expect(byHome.status).toBe(200);
+    expect(byHome.body).toEqual({ revocations: [{ home: 'rv-list-home', before: expect.stringMatching(/^\d{4}-/), until: expect.stringMatching(/^\d{4}-/) }], total: 1 });
+    expect(Date.parse(byHome.body.revocations[0].until) - Date.parse(byHome.body.revocations[0].before)).toBe(30 * 86_400_000);
+    expect((await admin('GET', `/v1/admin/tokens/revocations?jti=${jti}`)).body).toMatchObject({ revocations: [{ jti }], total: 1 });
+    const all = (await admin('GET', '/v1/admin/tokens/revocations?limit=2')).body as { revocations: Array<{ until: string }>; total: number };
+    expect(all.revocations).toHaveLength(2);
+    expect(all.total).toBeGreaterThanOrEqual(2);
+    expect(Date.parse(all.revocations[0]!.until)).toBeGreaterThanOrEqual(Date.parse(all.revocations[1]!.until));
+    expect((await admin('GET', '/v1/admin/tokens/revocations?home=__proto__')).body).toMatchObject({ code: 'invalid_field', field: 'home' });
+    expect((await admin('GET', '/v1/admin/tokens/revocations?limit=0')).body).toMatchObject({ code: 'invalid_field', field: 'limit' });
+    expect((await admin('GET', '/v1/admin/tokens/revocations?home=toString')).body).toEqual({ revocations: [], total: 0 });
+    expect((await api(http, 'GET', '/v1/admin/tokens/revocations', await userToken('rv-list', ['rv-home']))).body).toMatchObject({ code: 'forbidden' });
+  });
+
   it('a revocation whose before is no RFC 3339 date-time within 30 days is refused 400 naming before, and nothing is stored', async () => {
     const token = await userToken('rv-far', ['rv-home']);
     for (const before of ['+275760-09-13T00:00:00.000Z', '1', 'Tuesday 5', '12/31/2025', '2001-01-01T00:00:00Z']) {

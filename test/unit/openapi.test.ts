@@ -33,7 +33,7 @@ function registeredRoutes(): RouteTable {
   const table: RouteTable = [];
   const log = { error() {}, warn() {}, info() {}, debug() {}, child: () => log } as never;
   mountRulesApi(app, { auth: {} as never, store: {} as never, engine: {} as never, homeOfHub: async () => null, log, maxBodyBytes: 65_536, table });
-  mountFleetApi(app, { auth: {} as never, fleet: {} as never, revoke: {} as never, log, maxBodyBytes: 65_536, secretGraceS: 604_800, table });
+  mountFleetApi(app, { auth: {} as never, fleet: {} as never, revoke: {} as never, revocations: {} as never, log, maxBodyBytes: 65_536, secretGraceS: 604_800, table });
   mountAuditApi(app, { auth: {} as never, log, maxBodyBytes: 65_536, table });
   mountHomeApi(app, { auth: {} as never, data: {} as never, log, maxBodyBytes: 65_536, table });
   mountApi(app, { auth: {} as never, bus: {} as never, registry: {} as never, directory: {} as never, shadows: {} as never, log, maxBodyBytes: 65_536, commandTimeoutMs: 10_000, ...LIMITS, table });
