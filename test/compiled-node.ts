@@ -3,6 +3,7 @@ import { existsSync, readdirSync, readFileSync, renameSync, rmSync, symlinkSync 
 import { join, relative } from 'node:path';
 import { build } from '../deploy/build.js';
 import { ROOT } from '../load/harness/index.js';
+import { processAlive } from '../src/ports/process-identity.js';
 
 /**
  * The node the suites start as a process, compiled once per source tree into `.test-build/<hash>/`
@@ -41,20 +42,10 @@ export async function compiledNode(): Promise<string> {
   renameSync(link, join(BUILDS, CURRENT));
   // earlier trees are of sources no longer here; a partial one is a run's beside this one, or of a run killed meanwhile
   for (const name of readdirSync(BUILDS)) {
-    if (name === hash || name === CURRENT || (name.endsWith('.partial') && alive(Number(name.split('.').at(-2))))) continue;
+    if (name === hash || name === CURRENT || (name.endsWith('.partial') && processAlive(Number(name.split('.').at(-2))))) continue;
     rmSync(join(BUILDS, name), { recursive: true, force: true });
   }
   return join(BUILDS, CURRENT, 'src/main.js');
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    // EPERM: alive, another user's
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 async function buildOnce(hash: string): Promise<void> {

@@ -276,7 +276,7 @@ export function revokedBefore(before: string | undefined, nowMs: number): number
 /** `?jti&sub&home&limit` of the revocation list; a bad one answers invalid_field naming it. */
 export function revocationsQuery(q: URLSearchParams): { jti?: string; sub?: string; home?: string; limit: number } {
   const bad = (field: string, what: string) => new TierError('invalid_field', `${field}: ${what}`, { field });
-  const out: { jti?: string; sub?: string; home?: string; limit: number } = { limit: PAGE_DEFAULT };
+  const out: { jti?: string; sub?: string; home?: string } = {};
   for (const name of ['jti', 'sub'] as const) {
     const v = q.get(name);
     if (v === null) continue;
@@ -288,12 +288,15 @@ export function revocationsQuery(q: URLSearchParams): { jti?: string; sub?: stri
     if (!isValidId(home)) throw bad('home', `must be ${ID_RULE}`);
     out.home = home;
   }
-  const rawLimit = q.get('limit');
-  if (rawLimit !== null) {
-    out.limit = Number(rawLimit);
-    if (!Number.isInteger(out.limit) || out.limit < 1 || out.limit > PAGE_MAX) throw bad('limit', `must be an integer in 1..${PAGE_MAX}`);
-  }
-  return out;
+  return { ...out, limit: pageLimit(q) };
+}
+
+/** `?limit`: PAGE_DEFAULT when absent, else an integer in 1..PAGE_MAX (invalid_field naming it). */
+function pageLimit(q: URLSearchParams): number {
+  const raw = q.get('limit');
+  const limit = raw === null ? PAGE_DEFAULT : Number(raw);
+  if (!Number.isInteger(limit) || limit < 1 || limit > PAGE_MAX) throw new TierError('invalid_field', `limit: must be an integer in 1..${PAGE_MAX}`, { field: 'limit' });
+  return limit;
 }
 
 /** `?limit&after&prefix&home&model&firmware&enabled&online&node`; a bad one answers invalid_field naming it. */
@@ -317,9 +320,7 @@ export function listQuery(q: URLSearchParams): FleetQuery {
     if (v.length === 0 || v.length > 64) throw bad(name, 'must be 1..64 characters');
     return v;
   };
-  const rawLimit = q.get('limit');
-  const limit = rawLimit === null ? PAGE_DEFAULT : Number(rawLimit);
-  if (!Number.isInteger(limit) || limit < 1 || limit > PAGE_MAX) throw bad('limit', `must be an integer in 1..${PAGE_MAX}`);
+  const limit = pageLimit(q);
   const prefix = q.get('prefix');
   if (prefix !== null && !/^[A-Za-z0-9_-]{1,64}$/.test(prefix)) throw bad('prefix', 'must be 1..64 characters [A-Za-z0-9_-]');
   const out: FleetQuery = { limit };

@@ -2,7 +2,8 @@
  * HTTP routes of a home's data as a whole (src/api/home-data.ts):
  *
  *   GET    /v1/homes/{homeId}/export    everything kept of the home, in one document (its users, the admin)
- *   DELETE /v1/admin/homes/{homeId}     erase it (admin): rules, scenes, settings, hubs, stored events
+ *   DELETE /v1/admin/homes/{homeId}     erase it (admin): the home taken from user tokens, then rules,
+ *                                        scenes, settings, hubs, stored events, push notifications
  *
  * Both are recorded in the audit trail (`home.export`, `home.erase`).
  */

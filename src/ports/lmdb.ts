@@ -15,7 +15,7 @@ import { open, type Database, type RootDatabase } from 'lmdb';
 import { checkLmdbFile } from './lmdb-file-check.js';
 import { watchDataDir, type DirWatch } from './data-dir-watch.js';
 import { commitFailureCause, describeWriteError, errnoName, watchCommits, type CommitWatch } from './lmdb-commit-failures.js';
-import { ownIdentity, processIdentity } from './process-identity.js';
+import { ownIdentity, processAlive, processIdentity } from './process-identity.js';
 
 export type DataSync = 'commit' | 'os';
 
@@ -318,17 +318,7 @@ function readLock(lock: string): [string | undefined, string | undefined, string
  */
 function held(pid: number, identity: string | undefined): boolean {
   if (pid === process.pid) return identity === ownIdentity();
-  if (!alive(pid)) return false;
+  if (!processAlive(pid)) return false;
   const now = processIdentity(pid);
   return identity === undefined || now === undefined || now === identity;
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    // EPERM: it exists but belongs to another user
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }

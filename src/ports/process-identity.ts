@@ -34,3 +34,14 @@ const token = randomUUID();
 export function ownIdentity(): string {
   return processIdentity(process.pid) ?? token;
 }
+
+/** True while a process of that pid exists, this user's or another's. */
+export function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    // EPERM: it exists but belongs to another user
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
