@@ -102,7 +102,12 @@ describe('rules after a kill -9 of an embedded node', () => {
     const line = await logLine(server, AbortSignal.timeout(30_000), pushed('Door opened'));
     expect(line).toMatchObject({ homeId: home, body: 'open was false' });
     const replay = server.logs.find((l) => l.msg === 'rules: events not evaluated before an unclean stop replayed');
-    expect(replay).toMatchObject({ homes: 1, replayed: 1, missed: 0 });
+    expect(replay).toMatchObject({ homes: 1, missed: 0 });
+    // the door's opening, and one earlier event when its mark (noted lazily when no rule ran on it,
+    // src/rules/home-mark.ts) had not reached the disk before the kill (seen once in CI, 2026-12-05)
+    expect([1, 2]).toContain(replay!.replayed);
+    // replayed or not, an event runs its rule once: one notification
+    expect(server.logs.filter(pushed('Door opened'))).toHaveLength(1);
     const shadow = await admin('GET', '/v1/hubs/door-hub/shadow');
     expect(shadow.body.devices).toMatchObject({ door: { reported: { open: true } }, light: { desired: { on: true } } });
   }, 90_000);
