@@ -12,6 +12,8 @@ for (;;) {
       const home = f.home!.toString();
       // a `lost` entry: events of the home up to this offset may be missing; reload its state
       if (f.lost) console.log(JSON.stringify({ home, lostUpTo: Number(f.offset) }));
+      // an `erased` entry: the home was erased (its earlier entries are gone); erase what you keep of it
+      else if (f.erased) console.log(JSON.stringify({ home, erased: true }));
       else console.log(JSON.stringify({ home, offset: Number(f.offset), event: unpack(f.event!) }));
       from = id.toString(); // keep it to resume after a restart (or read with XREADGROUP)
     }

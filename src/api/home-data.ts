@@ -52,6 +52,8 @@ export interface HomeErasure {
   settingsReset: boolean;
   /** push notifications removed from the queue (queued, retrying, failed, kept as delivered) */
   pushNotifications: number;
+  /** entries of the home deleted from the services' event stream (cluster mode; 0 without one) */
+  streamEntries: number;
 }
 
 /** Hubs deleted at once: each waits up to 2 s for its session to let go. */
@@ -74,8 +76,9 @@ export async function exportHome(deps: HomeDataDeps, homeId: string): Promise<Ho
  * token keeps its other homes, and their app sockets are closed), deletes the home's rules and
  * scenes (so none runs while its hubs go), resets its settings, deletes every hub as
  * `DELETE /v1/admin/hubs/{hubId}` does (session closed, record and shadow gone, the apps still
- * subscribed told `removed`), then drops the home's stored events, those `removed` included, and
- * its push notifications. A home with nothing left answers zeros (and is revoked again): an
+ * subscribed told `removed`), then drops the home's stored events, those `removed` included (in
+ * cluster mode from the services' stream too, which then gets an `erased` entry), and its push
+ * notifications. A home with nothing left answers zeros (and is revoked again): an
  * erasure can be sent again.
  */
 export async function eraseHome(deps: HomeDataDeps, homeId: string): Promise<HomeErasure> {
@@ -91,9 +94,11 @@ export async function eraseHome(deps: HomeDataDeps, homeId: string): Promise<Hom
   }
   await deps.eventsSettled();
   await deps.history?.remove(homeId);
+  // after its hubs' `removed`: the `erased` entry is the home's last in the services' stream
+  const streamEntries = (await deps.history?.forget?.(homeId)) ?? 0;
   // last: a rule run that started before its rule went may have queued one meanwhile
   const pushNotifications = await deps.push.removeHome(homeId);
-  return { homeId, tokensRevokedBefore: new Date(before * 1000).toISOString(), hubs, rules: rules.length, scenes: scenes.length, settingsReset, pushNotifications };
+  return { homeId, tokensRevokedBefore: new Date(before * 1000).toISOString(), hubs, rules: rules.length, scenes: scenes.length, settingsReset, pushNotifications, streamEntries };
 }
 
 /** A hub deleted meanwhile by another request is as good as deleted here. */

@@ -61,6 +61,7 @@ export const EraseHomeReply = Type.Object(
     scenes: Type.Integer({ minimum: 0, description: 'scenes deleted' }),
     settingsReset: Type.Boolean({ description: 'the settings were not the defaults and are now' }),
     pushNotifications: Type.Integer({ minimum: 0, description: 'push notifications of the home removed from the queue: queued, waiting for a retry, failed, and (cluster mode) kept as delivered; one being delivered at that moment is left to its outcome' }),
+    streamEntries: Type.Integer({ minimum: 0, description: 'entries of the home deleted from the services\' event stream `<prefix>events` (cluster mode), which then holds an `erased` entry for the home; 0 in the embedded default, which has no such stream' }),
   },
-  { title: 'EraseHomeReply', description: 'What was erased; zeros when nothing was left', examples: [{ ok: true, homeId: 'home-42', tokensRevokedBefore: '2025-03-02T08:00:00.000Z', hubs: ['hub-7'], rules: 1, scenes: 1, settingsReset: true, pushNotifications: 2 }] },
+  { title: 'EraseHomeReply', description: 'What was erased; zeros when nothing was left', examples: [{ ok: true, homeId: 'home-42', tokensRevokedBefore: '2025-03-02T08:00:00.000Z', hubs: ['hub-7'], rules: 1, scenes: 1, settingsReset: true, pushNotifications: 2, streamEntries: 14 }] },
 );

@@ -43,6 +43,8 @@ export const fds = (pid: number): number => readdirSync(`/proc/${pid}/fd`).lengt
 export interface ServerProcess extends Omit<NodeProc, 'stop' | 'kill'> {
   /** log lines (parsed JSON where possible; stderr lines as `{ stderr }`) printed so far */
   readonly logs: Array<Record<string, unknown>>;
+  /** the environment the node was given besides its ports and tokens (REDIS_URL, TIER_REDIS_PREFIX, …) */
+  readonly env: Readonly<Record<string, string>>;
   /** SIGTERM and wait for the exit, however long the drain takes */
   stop(): Promise<number | null>;
   /** SIGKILL (a crash) and wait for the exit */
@@ -71,6 +73,7 @@ export async function startServerProcess(env: Record<string, string> = {}, spawn
   return {
     ...node,
     logs,
+    env: rest,
     async stop() {
       await node.stop(Infinity);
       return node.exited;

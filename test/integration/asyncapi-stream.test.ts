@@ -111,4 +111,54 @@ describe('AsyncAPI document and the Redis event stream', () => {
     await closeRedis(client);
     await history.close();
   });
+
+  it('a home\'s erasure deletes its entries over several pages, keeps the others\', and adds an `erased` entry that fits the document', async () => {
+    const keys = new RedisKeys(uniquePrefix());
+    const history = new RedisEventHistory(await connectRedis(redis.url, { name: 'test-asyncapi-erase', log }), { maxEvents: 100, maxAgeMs: 60_000 }, { keys, log, eventStreamMaxLen: 100_000 });
+    // 2,500 entries (the walk reads 1,000 a call), the erased home's a third, interleaved with a
+    // home named like an Object.prototype member and one whose id starts with the erased one's
+    const homes = ['h1', 'toString', 'h10'];
+    const appended = await Promise.all(Array.from({ length: 2_500 }, (_, i) => history.append(homes[i % 3]!, Uint8Array.from([0x80]))));
+    await history.noteLost('h1');
+    const client = await connectRedis(redis.url, { name: 'test-asyncapi-erase-stream', log });
+    const entries = async () =>
+      ((await client.xrange(keys.single('events'), '-', '+')) as Array<[string, string[]]>).map(([, f]) => Object.fromEntries(f.flatMap((v, i) => (i % 2 ? [] : [[v, f[i + 1]!]]))));
+    const count = (all: Array<Record<string, string>>, home: string) => all.filter((e) => e.home === home).length;
+    expect(count(await entries(), 'h1')).toBe(835);
+
+    expect(await history.forget('h1')).toBe(835);
+    const after = await entries();
+    expect([count(after, 'toString'), count(after, 'h10')]).toEqual([833, 833]);
+    const top = appended.filter((_, i) => i % 3 === 0).at(-1)!;
+    const note = { home: 'h1', epoch: top.epoch, offset: String(top.offset), erased: '1' };
+    expect(after.filter((e) => e.home === 'h1')).toEqual([note]);
+    expect(after.at(-1)).toEqual(note);
+    expect(Object.keys(note)).toEqual(Object.keys(examples('EventStreamErased').erased as object));
+    expect(misfit('appendEvent', note)).toEqual([]);
+    for (const other of ['EventStreamEntry', 'EventStreamLost']) expect(problems(schema(other), note), other).not.toEqual([]);
+    // the history of the home keeps its offsets: the next event continues them
+    expect((await history.position('h1')).offset).toBe(top.offset);
+
+    // sent again: nothing to delete, one more note; a home that never had an event: a note without a position
+    expect(await history.forget('h1')).toBe(0);
+    expect(await history.forget('never-seen')).toBe(0);
+    const last = await entries();
+    expect(last.filter((e) => e.home === 'h1')).toEqual([note, note]);
+    expect(last.at(-1)).toEqual({ home: 'never-seen', erased: '1' });
+    expect(misfit('appendEvent', last.at(-1))).toEqual([]);
+    expect(Object.keys(last.at(-1)!)).toEqual(Object.keys(examples('EventStreamErased').unknown as object));
+    await closeRedis(client);
+    await history.close();
+  });
+
+  it('a history without the services\' stream erases nothing there', async () => {
+    const keys = new RedisKeys(uniquePrefix());
+    const history = new RedisEventHistory(await connectRedis(redis.url, { name: 'test-asyncapi-erase-off', log }), { maxEvents: 100, maxAgeMs: 60_000 }, { keys, log, eventStreamMaxLen: 0 });
+    await history.append('h1', Uint8Array.from([0x80]));
+    expect(await history.forget('h1')).toBe(0);
+    const client = await connectRedis(redis.url, { name: 'test-asyncapi-erase-off-stream', log });
+    expect(await client.exists(keys.single('events'))).toBe(0);
+    await closeRedis(client);
+    await history.close();
+  });
 });

@@ -21,7 +21,7 @@ describe('the README\'s example consumer of the services\' event stream', () => 
     expect(readFileSync('README.md', 'utf8')).toContain('```ts\n' + readFileSync(EXAMPLE, 'utf8') + '```');
   });
 
-  it('reads every event of every home with its position, and a lost note, knowing only Redis and the schema', async () => {
+  it('reads every event of every home with its position, a lost note and an erasure, knowing only Redis and the schema', async () => {
     const prefix = uniquePrefix();
     const log = createLogger('silent');
     const history = new RedisEventHistory(await connectRedis(redis.url, { name: 'test-stream', log }), { maxEvents: 100, maxAgeMs: 60_000 }, { keys: new RedisKeys(prefix), log, eventStreamMaxLen: 1000 });
@@ -32,11 +32,13 @@ describe('the README\'s example consumer of the services\' event stream', () => 
     ] as const;
     for (const e of events) await history.append(e.home, encodeBus(e));
     await history.noteLost('home-y');
+    await history.append('home-z', encodeBus({ op: 'evt', kind: 'online', home: 'home-z', hub: 'h3', node: 'n', ts: 4 }));
+    await history.forget('home-z');
     const child = spawn(process.execPath, ['--import', 'tsx', EXAMPLE, '0'], { env: { ...process.env, REDIS_URL: redis.url, TIER_REDIS_PREFIX: prefix }, stdio: ['ignore', 'pipe', 'inherit'] });
     const lines: unknown[] = [];
     for await (const line of createInterface({ input: child.stdout })) {
       lines.push(JSON.parse(line));
-      if (lines.length === events.length + 1) break;
+      if (lines.length === events.length + 2) break;
     }
     child.kill();
     expect(lines).toEqual([
@@ -44,6 +46,8 @@ describe('the README\'s example consumer of the services\' event stream', () => 
       { home: 'home-y', offset: 1, event: events[1] },
       { home: 'home-x', offset: 2, event: events[2] },
       { home: 'home-y', lostUpTo: 1 },
+      // home-z's event went with its erasure
+      { home: 'home-z', erased: true },
     ]);
     await history.close();
   });

@@ -12,6 +12,8 @@ import { AppSocket } from '../helpers/app-socket.js';
 import { hubWithLamp as lampHub, inBothModes } from '../helpers/both-modes.js';
 import { eventually } from '../helpers/eventually.js';
 import { api, type ServerProcess } from '../helpers/server-process.js';
+import { createLogger } from '../../src/log/logger.js';
+import { closeRedis, connectRedis } from '../../src/ports/redis.js';
 
 const ADMIN = 'home-data-admin-token-0123456789';
 const JWT = 'home-data-jwt-secret-0123456789abcdef';
@@ -29,6 +31,17 @@ function homeDataSteps(mode: 'embedded' | 'cluster', nodes: () => ServerProcess[
   });
 
   const userToken = async (homes: string[], sub = `${p}-owner`) => (await admin('POST', '/v1/admin/tokens', { sub, homes })).body.token as string;
+
+  /** The services' event stream of the cluster's Redis, each entry's fields as a map (event bytes as text). */
+  async function servicesStream(): Promise<Array<Record<string, string>>> {
+    const client = await connectRedis(at(0).env.REDIS_URL!, { name: 'test-home-data-stream', log: createLogger('silent') });
+    try {
+      const rows = (await client.xrange(`${at(0).env.TIER_REDIS_PREFIX}events`, '-', '+')) as Array<[string, string[]]>;
+      return rows.map(([, f]) => Object.fromEntries(f.flatMap((v, i) => (i % 2 ? [] : [[v, f[i + 1]!]]))));
+    } finally {
+      await closeRedis(client);
+    }
+  }
 
   /** A provisioned hub online on node 1 with a lamp that reported `on: true`. */
   async function hubWithLamp(hubId: string, homeId: string): Promise<HubClient> {
@@ -83,8 +96,20 @@ function homeDataSteps(mode: 'embedded' | 'cluster', nodes: () => ServerProcess[
       expect((await app.request({ op: 'sub', home })).op).toBe('ok');
     }
     expect((await as(owner, 'DELETE', `/v1/admin/homes/${home}`)).status).toBe(403);
+    const streamBefore = mode === 'cluster' ? await servicesStream() : [];
     const erased = await admin('DELETE', `/v1/admin/homes/${home}`);
-    expect(erased.body).toEqual({ ok: true, homeId: home, tokensRevokedBefore: expect.stringMatching(/^\d{4}-\d\d-\d\dT/), hubs: [`${p}-hub-a`, `${p}-hub-b`], rules: 1, scenes: 1, settingsReset: true, pushNotifications: mode === 'cluster' ? 1 : 0 });
+    expect(erased.body).toEqual({ ok: true, homeId: home, tokensRevokedBefore: expect.stringMatching(/^\d{4}-\d\d-\d\dT/), hubs: [`${p}-hub-a`, `${p}-hub-b`], rules: 1, scenes: 1, settingsReset: true, pushNotifications: mode === 'cluster' ? 1 : 0, streamEntries: expect.any(Number) });
+    if (mode === 'cluster') {
+      // the services' stream: the home's entries gone (its hubs' `removed` too), one `erased` entry
+      // at its newest offset last, the other home's entries kept
+      const before = streamBefore.filter((e) => e.home === home).length;
+      expect(before).toBeGreaterThan(0);
+      expect(erased.body.streamEntries).toBeGreaterThanOrEqual(before);
+      const after = await servicesStream();
+      const position = (await admin('GET', `/v1/homes/${other}/export`)).body.events.at(-1);
+      expect(after.filter((e) => e.home === home)).toEqual([{ home, epoch: expect.any(String), offset: expect.stringMatching(/^\d+$/), erased: '1' }]);
+      expect(after.filter((e) => e.home === other).map((e) => Number(e.offset))).toContain(position.offset);
+    } else expect(erased.body.streamEntries).toBe(0);
     for (const app of sockets.slice(0, 2)) expect(await app.closed).toEqual({ code: 4007, reason: 'token_revoked' });
     for (const hub of hubs) expect((await hub.closed).code).toBe(4006);
     for (const id of [`${p}-hub-a`, `${p}-hub-b`]) await sockets[2]!.next((m) => m.op === 'evt' && m.kind === 'removed' && m.hub === id);
@@ -100,7 +125,7 @@ function homeDataSteps(mode: 'embedded' | 'cluster', nodes: () => ServerProcess[
     const after = (await as(await userToken([home]), 'GET', `/v1/homes/${home}/export`)).body;
     expect(after).toMatchObject({ homeId: home, settings: { timeZone: 'UTC' }, hubs: [], rules: [], scenes: [], events: [] });
     // sent again: nothing left, zeros
-    expect((await admin('DELETE', `/v1/admin/homes/${home}`)).body).toEqual({ ok: true, homeId: home, tokensRevokedBefore: expect.any(String), hubs: [], rules: 0, scenes: 0, settingsReset: false, pushNotifications: 0 });
+    expect((await admin('DELETE', `/v1/admin/homes/${home}`)).body).toEqual({ ok: true, homeId: home, tokensRevokedBefore: expect.any(String), hubs: [], rules: 0, scenes: 0, settingsReset: false, pushNotifications: 0, streamEntries: 0 });
 
     // the other home: untouched, its hub still online
     const otherDoc = (await admin('GET', `/v1/homes/${other}/export`)).body;
@@ -132,7 +157,7 @@ function homeDataSteps(mode: 'embedded' | 'cluster', nodes: () => ServerProcess[
       const doc = await admin('GET', `/v1/homes/${home}/export`);
       expect(doc.status, home).toBe(200);
       expect(doc.body, home).toMatchObject({ homeId: home, settings: { timeZone: 'UTC' }, hubs: [], rules: [], scenes: [], events: [] });
-      expect((await admin('DELETE', `/v1/admin/homes/${home}`)).body, home).toEqual({ ok: true, homeId: home, tokensRevokedBefore: expect.any(String), hubs: [], rules: 0, scenes: 0, settingsReset: false, pushNotifications: 0 });
+      expect((await admin('DELETE', `/v1/admin/homes/${home}`)).body, home).toEqual({ ok: true, homeId: home, tokensRevokedBefore: expect.any(String), hubs: [], rules: 0, scenes: 0, settingsReset: false, pushNotifications: 0, streamEntries: 0 });
     }
   });
 }

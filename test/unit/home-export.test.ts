@@ -74,13 +74,13 @@ describe('a home’s erasure', () => {
         putSettings: step('settings'),
       } as never,
       shadows: {} as never,
-      history: { remove: step('events') } as never,
+      history: { remove: step('events'), forget: async (homeId: string) => (steps.push(`stream ${homeId}`), 5) } as never,
       // the hubs' `removed` events reach the history a turn later
       eventsSettled: () => new Promise<void>((resolve) => setTimeout(() => (steps.push('settled'), resolve()), 5)),
       revokeHome: async (homeId) => (steps.push(`tokens ${homeId}`), 1_740_902_400),
       push: { removeHome: async (homeId) => (steps.push(`push ${homeId}`), 3) },
     };
-    expect(await eraseHome(d, 'home-1')).toEqual({ homeId: 'home-1', tokensRevokedBefore: '2025-03-02T08:00:00.000Z', hubs: ['hub-1', 'hub-2'], rules: 1, scenes: 1, settingsReset: true, pushNotifications: 3 });
-    expect(steps).toEqual(['tokens home-1', 'rule r1', 'scene s1', 'settings', 'hub hub-1', 'hub hub-2', 'settled', 'events', 'push home-1']);
+    expect(await eraseHome(d, 'home-1')).toEqual({ homeId: 'home-1', tokensRevokedBefore: '2025-03-02T08:00:00.000Z', hubs: ['hub-1', 'hub-2'], rules: 1, scenes: 1, settingsReset: true, pushNotifications: 3, streamEntries: 5 });
+    expect(steps).toEqual(['tokens home-1', 'rule r1', 'scene s1', 'settings', 'hub hub-1', 'hub hub-2', 'settled', 'events', 'stream home-1', 'push home-1']);
   });
 });

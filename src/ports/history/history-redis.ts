@@ -4,6 +4,7 @@ import type { Logger } from '../../log/logger.js';
 import { closeRedis, connectRedis, LuaScript, RedisKeys } from '../redis.js';
 import { NotedLostError, StaleSessionError, type EventHistory, type HistoryPosition, type EventSource, type HistoryRead, type HistoryRetention, type Position, type RecoveryFailure } from './history.js';
 import { newEpoch } from './history-read.js';
+import { eraseFromStream } from './history-redis-erase.js';
 import { MARKS, RedisEvaluatedMarks, SPAN } from './history-redis-marks.js';
 
 export interface RedisHistoryOptions {
@@ -357,9 +358,14 @@ export class RedisEventHistory implements EventHistory {
     return (await TRIM_EVENTS.run(this.client, [this.eventsKey], [this.eventStreamMaxAgeMs])) as number;
   }
 
-  /** The home's entries in the services' stream are not searched for: they go with its age. */
+  /** The home's entries in the services' stream stay (they go with its age): `forget` erases them. */
   async remove(homeId: string): Promise<void> {
     await this.client.del(this.keys.home(homeId, 'hist'));
+  }
+
+  async forget(homeId: string): Promise<number> {
+    if (this.options.eventStreamMaxLen <= 0) return 0;
+    return eraseFromStream(this.client, { events: this.eventsKey, meta: this.keys.home(homeId, 'hist-meta') }, homeId, this.options.eventStreamMaxLen);
   }
 
   async close(): Promise<void> {

@@ -120,6 +120,13 @@ export interface EventHistory {
    */
   noteLost?(homeId: string): Promise<void>;
   remove(homeId: string): Promise<void>;
+  /**
+   * For an adapter that keeps a stream for services (Redis `<prefix>events`): a home's erasure
+   * there. Deletes the home's entries from it and adds an `erased` entry, which tells each service
+   * to erase what it keeps of the home; answers how many entries went. Absent (in-process
+   * adapters): there is no such stream (services read the app socket, and see the home's hubs go).
+   */
+  forget?(homeId: string): Promise<number>;
   close(): Promise<void>;
 }
 
