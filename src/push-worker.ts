@@ -14,10 +14,9 @@ import { TierError } from './errors.js';
 import { closeOnSignals, loadConfigOrExit, runMain } from './config/process.js';
 import { addLogFields, createLogger } from './log/logger.js';
 import { BullMqPushQueue } from './ports/push-queue/push-queue-bullmq.js';
-import { loggingPushSender } from './ports/push-queue/push-queue-memory.js';
 import { traceFields } from './trace/active-span.js';
-import { tracedPushSender } from './trace/traced-push.js';
 import { startTracing, stopTracing } from './trace/tracing.js';
+import { configuredPushSender } from './compose/push-sender.js';
 
 async function main(): Promise<void> {
   const { config, warnings } = loadConfigOrExit();
@@ -35,13 +34,14 @@ async function main(): Promise<void> {
   }
 
   const url = config.redisUrl;
-  // no push service is wired yet: notifications are logged (the embedded default's sender)
+  // to TIER_PUSH_WEBHOOK_URL, else the log (as a node's)
+  const sender = configuredPushSender(config, log).sender;
   const connect = () =>
     BullMqPushQueue.connect(url, {
       name: `${config.redisPrefix}${config.nodeId}:push-worker`,
       log,
       keys: new RedisKeys(config.redisPrefix),
-      sender: tracedPushSender(loggingPushSender(log)),
+      sender,
     }).catch((err: unknown) => {
       throw err instanceof TierError && err.code === 'unavailable' ? new BackendStartError('redis', err) : err;
     });

@@ -228,7 +228,7 @@ export function pushSenderVerdict(sender: DiagnoseProbes['pushSender']): Finding
     return {
       verdict: 'warn',
       detail: `notifications of rule actions are written to the log, not delivered (sender: ${sender?.name ?? 'log'})`,
-      hint: 'no push service is configured: wire a sender with its credentials (FCM, APNs) to deliver them; until then only the log shows them',
+      hint: 'no push service is configured: set TIER_PUSH_WEBHOOK_URL and TIER_PUSH_WEBHOOK_SECRET to deliver them to your notification service (README "Push notifications: the webhook"); until then only the log shows them',
     };
   }
   if (sender.missing && sender.missing.length > 0) {

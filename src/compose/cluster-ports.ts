@@ -1,8 +1,6 @@
 import type { BackendObserver } from '../ports/ports.js';
 import type { Config } from '../config/config.js';
 import { BullMqPushQueue } from '../ports/push-queue/push-queue-bullmq.js';
-import { tracedPushSender } from '../trace/traced-push.js';
-import { loggingPushSender } from '../ports/push-queue/push-queue-memory.js';
 import { RedisPendingRuns } from '../ports/pending-runs/pending-runs-redis.js';
 import { RedisLease } from '../ports/lease/lease-redis.js';
 import { RedisRuleStore } from '../ports/rule-store/rule-store-redis.js';
@@ -24,6 +22,7 @@ import { RedisRevocationStore } from '../ports/revocations/revocations-redis.js'
 import { RedisSecretRecord } from '../ports/secret-record/secret-record-redis.js';
 import { TierError } from '../errors.js';
 import { BackendStartError } from './until-reachable.js';
+import { configuredPushSender, type ConfiguredPushSender } from './push-sender.js';
 
 /**
  * What a failed start attempt leaves to the next: the bus, once NATS answered, so a node waiting
@@ -74,6 +73,7 @@ export async function clusterPorts(config: Config, log: Logger, observe?: Backen
   let shared: Awaited<ReturnType<typeof connectRedis>>;
   let shadows: RedisShadowStore;
   let push: BullMqPushQueue;
+  let pushSender: ConfiguredPushSender;
   let pendingRuns: RedisPendingRuns;
   let history: RedisEventHistory | undefined;
   let connecting: BackendStartError['backend'] = 'nats';
@@ -95,10 +95,11 @@ export async function clusterPorts(config: Config, log: Logger, observe?: Backen
     });
     const batches = shadows;
     opened.push(() => batches.close());
-    // every node also delivers (no push service is configured yet: the sender logs);
+    // every node also delivers (to TIER_PUSH_WEBHOOK_URL, else the log);
     // `npm run push-worker` adds delivery-only processes
     const pushLog = log.child({ port: 'push' });
-    push = await BullMqPushQueue.connect(config.redisUrl, { name: `${config.redisPrefix}${node}:push`, log: pushLog, keys, sender: tracedPushSender(loggingPushSender(pushLog)), ...calls('push') });
+    pushSender = configuredPushSender(config, pushLog);
+    push = await BullMqPushQueue.connect(config.redisUrl, { name: `${config.redisPrefix}${node}:push`, log: pushLog, keys, sender: pushSender.sender, ...calls('push') });
     const queue = push;
     opened.push(() => queue.close());
     // rules waiting in a delay: owned by this node, taken over by another if it dies
@@ -173,6 +174,7 @@ export async function clusterPorts(config: Config, log: Logger, observe?: Backen
     diagnose: {
       natsRtt: () => bus.rtt(),
       redis: redisProbe(shared, { keys, eventStreamMaxLen: historyOn ? config.eventStreamMaxLen : 0 }),
+      pushSender: pushSender.probe,
     },
     async close() {
       ping.stop();

@@ -7,8 +7,6 @@ import type { Ports } from '../ports/ports.js';
 import { LmdbHubRegistry, LmdbNonceStore } from '../ports/hub-registry/hub-registry-lmdb.js';
 import { LmdbShadowStore } from '../ports/shadow-store/shadow-store-lmdb.js';
 import { LmdbPendingRuns } from '../ports/pending-runs/pending-runs-lmdb.js';
-import { tracedPushSender } from '../trace/traced-push.js';
-import { loggingPushSender } from '../ports/push-queue/push-queue-memory.js';
 import { LmdbPushQueue } from '../ports/push-queue/push-queue-lmdb.js';
 import { LmdbRuleStore } from '../ports/rule-store/rule-store-lmdb.js';
 import { MemoryBus } from '../ports/bus/bus-memory.js';
@@ -18,6 +16,7 @@ import { LmdbEventHistory } from '../ports/history/history-lmdb.js';
 import { auditRetention, historyRetention, homeLimits } from './history-retention.js';
 import { LmdbAuditLog } from '../ports/audit/audit-lmdb.js';
 import { LmdbRevocationStore } from '../ports/revocations/revocations-lmdb.js';
+import { configuredPushSender } from './push-sender.js';
 
 /**
  * The embedded default: everything a node must remember in one LMDB store in DATA_DIR; what only
@@ -42,7 +41,8 @@ export async function diskPorts(config: Config, timers: TimerWheel, log: Logger,
     const rules = await LmdbRuleStore.open(data, { limits: homeLimits(config) });
     opened.push(rules);
     const pushLog = log.child({ port: 'push' });
-    const push = await LmdbPushQueue.open(data, { sender: tracedPushSender(loggingPushSender(pushLog)), log: pushLog });
+    const pushSender = configuredPushSender(config, pushLog);
+    const push = await LmdbPushQueue.open(data, { sender: pushSender.sender, log: pushLog });
     opened.push(push);
     const history = config.historySize > 0 ? await LmdbEventHistory.open(data, historyRetention(config), observe ? { batches: observe.store('history') } : {}) : undefined;
     if (history) opened.push(history);
@@ -60,6 +60,7 @@ export async function diskPorts(config: Config, timers: TimerWheel, log: Logger,
       ...(history ? { history } : {}),
       revocations: new LmdbRevocationStore(data),
       audit,
+      diagnose: { pushSender: pushSender.probe },
       // the store is this node's own: a failing one makes the node not ready (a shared backend would not)
       health: () => ({ local: shadows.healthy, backends: {}, detail: { store: { healthy: shadows.healthy } } }),
       async close() {

@@ -9,14 +9,15 @@ import { MemoryEventHistory } from '../ports/history/history-memory.js';
 import { auditRetention, historyRetention, homeLimits } from './history-retention.js';
 import { MemoryAuditLog } from '../ports/audit/audit-memory.js';
 import type { Ports } from '../ports/ports.js';
-import { tracedPushSender } from '../trace/traced-push.js';
-import { MemoryPushQueue, loggingPushSender } from '../ports/push-queue/push-queue-memory.js';
+import { MemoryPushQueue } from '../ports/push-queue/push-queue-memory.js';
 import { MemoryRuleStore } from '../ports/rule-store/rule-store-memory.js';
 import { MemoryShadowStore } from '../ports/shadow-store/shadow-store-memory.js';
 import { MemoryRevocationStore } from '../ports/revocations/revocations-memory.js';
+import { configuredPushSender } from './push-sender.js';
 
 /** The ports of the embedded default: every one in this process's memory. */
 export function memoryPorts(config: Config, timers: TimerWheel, log: Logger): Ports {
+  const push = configuredPushSender(config, log);
   return {
     bus: new MemoryBus(timers, log),
     directory: new MemoryDirectory(config.directoryTtlMs),
@@ -25,9 +26,10 @@ export function memoryPorts(config: Config, timers: TimerWheel, log: Logger): Po
     nonces: new MemoryNonceStore(),
     rules: new MemoryRuleStore({ limits: homeLimits(config) }),
     lease: new MemoryLease(),
-    push: new MemoryPushQueue({ sender: tracedPushSender(loggingPushSender(log)) }),
+    push: new MemoryPushQueue({ sender: push.sender }),
     ...(config.historySize > 0 ? { history: new MemoryEventHistory(historyRetention(config)) } : {}),
     revocations: new MemoryRevocationStore(),
     audit: new MemoryAuditLog(auditRetention(config)),
+    diagnose: { pushSender: push.probe },
   };
 }

@@ -164,6 +164,12 @@ export interface Config {
   jwtIssuer: string | undefined;
   /** @default 604_800 (s): how long a rotated-out hub secret keeps working when the request names no grace */
   secretGraceS: number;
+  /** when set, push notifications are POSTed there (the platform's notification service); unset: logged */
+  pushWebhookUrl: string | undefined;
+  /** signs each webhook request (HMAC-SHA256); needed with pushWebhookUrl */
+  pushWebhookSecret: string | undefined;
+  /** @default 10_000 (ms): a webhook request without an answer by then is a failed attempt (retried) */
+  pushWebhookTimeoutMs: number;
   /**
    * Share the port with other processes (SO_REUSEPORT). @default false in the embedded default (a
    * second node on the port would hold separate state and get every other request), true in cluster mode.
@@ -380,6 +386,9 @@ const FIELDS: { [K in keyof Config]: Field<K> } = {
   jwtAudience: { env: 'TIER_JWT_AUDIENCE', parse: text },
   jwtIssuer: { env: 'TIER_JWT_ISSUER', parse: text },
   secretGraceS: { env: 'TIER_SECRET_GRACE_S', parse: int(0, 90 * 86_400), default: 7 * 86_400 },
+  pushWebhookUrl: { env: 'TIER_PUSH_WEBHOOK_URL', parse: url(['https:', 'http:']) },
+  pushWebhookSecret: { env: 'TIER_PUSH_WEBHOOK_SECRET', parse: secret(32) },
+  pushWebhookTimeoutMs: { env: 'TIER_PUSH_WEBHOOK_TIMEOUT_MS', parse: int(100, 120_000), default: 10_000 },
 };
 
 const ENV_PREFIX = 'TIER_';
@@ -432,6 +441,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): LoadedConfig {
   }
   if (config.idleMs <= config.heartbeatMs) throw new ConfigError(`TIER_IDLE_MS (${config.idleMs}) must exceed TIER_HEARTBEAT_MS (${config.heartbeatMs})`);
   if (config.commandTimeoutMs > config.commandTimeoutMaxMs) throw new ConfigError('TIER_COMMAND_TIMEOUT_MS must not exceed TIER_COMMAND_TIMEOUT_MAX_MS');
+  // an unsigned request would let anyone who reaches the receiver send notifications to a home's people
+  if (config.pushWebhookUrl !== undefined && config.pushWebhookSecret === undefined) {
+    throw new ConfigError(`TIER_PUSH_WEBHOOK_SECRET: needed with TIER_PUSH_WEBHOOK_URL, the same on every node, so the receiver can check each request; make one with ${MAKE_SECRET}`);
+  }
   return { config, warnings, generated };
 }
 

@@ -80,8 +80,8 @@ export interface DiagnoseProbes {
   natsRtt?(): Promise<number>;
   redis?: RedisProbe;
   /**
-   * What delivers push notifications: `delivers: false` when notifications are only logged.
-   * Absent: the logging sender every composition wires today (reported as a warning).
+   * What delivers push notifications (compose/push-sender.ts): the webhook, or `delivers: false`
+   * when notifications are only logged. Absent: reported as the log (a warning).
    */
   pushSender?: { name: string; delivers: boolean; missing?: readonly string[] };
 }

@@ -63,6 +63,11 @@ export function outsideSpans<T>(fn: () => T): T {
   return active.getStore() === undefined ? fn() : active.exit(fn);
 }
 
+/** The active sampled span, if any: a request this work makes carries it on (`traceparent`). */
+export function activeSpan(): Span | undefined {
+  return active.getStore();
+}
+
 /** `traceId` and `spanId` of the active sampled span, none outside one: the logger's mixin while tracing is on. */
 export function traceFields(): { traceId?: string; spanId?: string } {
   const span = active.getStore();

@@ -115,7 +115,7 @@ describe('self-diagnosis of the embedded default on disk', () => {
     }
     expect(byName.get('data-dir')!.detail).toMatch(/GiB free/);
     expect(byName.get('rule-workers')!.verdict).toBe('ok');
-    // no push service is wired: notifications only reach the log, which is worth a look
+    // no push webhook is configured: notifications only reach the log, which is worth a look
     expect(byName.get('push-sender')!.verdict).toBe('warn');
   });
 

@@ -53,6 +53,18 @@ describe('secrets given to the node', () => {
     expect(refusal(cluster({ JWT_SECRET: JWT.slice(1) })).message).toBe('JWT_SECRET: must be at least 32 characters, got 31; make one with `openssl rand -base64 32`');
   });
 
+  it('a push webhook needs its signing secret (32 characters or more) and an http(s) address', () => {
+    const WEBHOOK = 'https://notify.example/hubtier';
+    const SIGNING = 'push-webhook-secret-0123456789abc';
+    expect(loadConfig({ TIER_PUSH_WEBHOOK_URL: WEBHOOK, TIER_PUSH_WEBHOOK_SECRET: SIGNING }).config).toMatchObject({ pushWebhookUrl: WEBHOOK, pushWebhookSecret: SIGNING, pushWebhookTimeoutMs: 10_000 });
+    expect(loadConfig({}).config.pushWebhookUrl).toBeUndefined();
+    expect(refusal({ TIER_PUSH_WEBHOOK_URL: WEBHOOK }).message).toMatch(/^TIER_PUSH_WEBHOOK_SECRET: needed with TIER_PUSH_WEBHOOK_URL/);
+    expect(refusal({ TIER_PUSH_WEBHOOK_URL: WEBHOOK, TIER_PUSH_WEBHOOK_SECRET: SIGNING.slice(2) }).message).toBe('TIER_PUSH_WEBHOOK_SECRET: must be at least 32 characters, got 31; make one with `openssl rand -base64 32`');
+    expect(refusal({ TIER_PUSH_WEBHOOK_URL: WEBHOOK, TIER_PUSH_WEBHOOK_SECRET: `change-me-${SIGNING}` }).message).toMatch(/^TIER_PUSH_WEBHOOK_SECRET: still a placeholder/);
+    expect(refusal({ TIER_PUSH_WEBHOOK_URL: 'ftp://notify.example/', TIER_PUSH_WEBHOOK_SECRET: SIGNING }).message).toMatch(/^TIER_PUSH_WEBHOOK_URL: expected a https: or http: URL/);
+    expect(refusal({ TIER_PUSH_WEBHOOK_URL: WEBHOOK, TIER_PUSH_WEBHOOK_SECRET: SIGNING, TIER_PUSH_WEBHOOK_TIMEOUT_MS: '50' }).message).toMatch(/^TIER_PUSH_WEBHOOK_TIMEOUT_MS/);
+  });
+
   it('TIER_SECRET_KEY must be 32 bytes, and not one digit repeated', () => {
     expect(refusal(cluster({ TIER_SECRET_KEY: KEY.slice(2) })).message).toMatch(/^TIER_SECRET_KEY: expected 32 bytes as 64 hex digits or base64/);
     expect(refusal(cluster({ TIER_SECRET_KEY: '0'.repeat(64) })).message).toMatch(/^TIER_SECRET_KEY: one character repeated is not a secret/);

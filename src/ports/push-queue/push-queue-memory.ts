@@ -170,8 +170,8 @@ export class MemoryPushQueue implements PushQueue {
 }
 
 /**
- * The sender of the embedded default: no push service is configured, so a notification is
- * written to the log (one info line) and counts as delivered.
+ * The sender without TIER_PUSH_WEBHOOK_URL (compose/push-sender.ts): no push service is
+ * configured, so a notification is written to the log (one info line) and counts as delivered.
  */
 export function loggingPushSender(log: { info(obj: object, msg: string): void }): PushSender {
   return async (d) => {

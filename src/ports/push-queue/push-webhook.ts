@@ -1,0 +1,88 @@
+/**
+ * The push sender that hands each notification to the platform's notification service over HTTP:
+ * that service knows the home's people and their phones (FCM, APNs), the tier does not. One POST
+ * per delivery attempt, a JSON body, signed with HMAC-SHA256 over `<unix seconds>.<body>` as
+ * Stripe signs its webhooks, so the receiver can check who sent it and refuse a replay.
+ */
+import { createHmac } from 'node:crypto';
+import { activeSpan } from '../../trace/active-span.js';
+import { traceparentOf } from '../../trace/tracing.js';
+import type { PushDelivery, PushSender } from './push-queue.js';
+
+export interface WebhookOptions {
+  url: string;
+  /** the HMAC key, shared with the receiver */
+  secret: string;
+  /** an attempt without an answer by then fails (and is retried) */
+  timeoutMs: number;
+  /** @default Date.now */
+  now?: () => number;
+}
+
+/** The header carrying the signature: `t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>">`. */
+export const SIGNATURE_HEADER = 'x-hubtier-signature';
+
+/** What the receiver gets: the notification, its id (the same on every retry) and the attempt. */
+export interface WebhookBody {
+  id: string;
+  attempt: number;
+  homeId: string;
+  title: string;
+  body: string;
+  audience: 'home';
+  data?: Record<string, string>;
+}
+
+/** A receiver's answer other than 2xx, or none in time: the queue retries the notification. */
+export class WebhookError extends Error {
+  constructor(message: string, readonly status?: number) {
+    super(message);
+    this.name = 'WebhookError';
+  }
+}
+
+/** `t=…,v1=…` for `body` sent at `unixSeconds`. */
+export function webhookSignature(secret: string, unixSeconds: number, body: string): string {
+  return `t=${unixSeconds},v1=${createHmac('sha256', secret).update(`${unixSeconds}.${body}`).digest('hex')}`;
+}
+
+export function webhookBody(d: PushDelivery): WebhookBody {
+  const n = d.notification;
+  return { id: d.id, attempt: d.attempt, homeId: n.homeId, title: n.title, body: n.body, audience: n.audience ?? 'home', ...(n.data ? { data: n.data } : {}) };
+}
+
+/**
+ * A sender POSTing to `url`. Resolves on a 2xx answer; rejects (a retry) on any other status, a
+ * redirect (a signed request is not sent on elsewhere), a network error or `timeoutMs` without an
+ * answer. `idempotency-key` is the notification's id: a retry after a lost answer repeats it.
+ */
+export function webhookPushSender(options: WebhookOptions): PushSender {
+  const now = options.now ?? Date.now;
+  return async (delivery) => {
+    const body = JSON.stringify(webhookBody(delivery));
+    const headers: Record<string, string> = {
+      'content-type': 'application/json',
+      'idempotency-key': delivery.id,
+      [SIGNATURE_HEADER]: webhookSignature(options.secret, Math.floor(now() / 1000), body),
+    };
+    const span = activeSpan();
+    if (span) headers.traceparent = traceparentOf(span);
+    let res: Response;
+    try {
+      res = await fetch(options.url, { method: 'POST', headers, body, redirect: 'manual', signal: AbortSignal.timeout(options.timeoutMs) });
+    } catch (err) {
+      const timedOut = err instanceof Error && err.name === 'TimeoutError';
+      throw new WebhookError(timedOut ? `push webhook: no answer within ${options.timeoutMs} ms` : `push webhook: ${describe(err)}`);
+    }
+    // the answer's body is not used: read off so the connection goes back to the pool
+    await res.body?.cancel().catch(() => undefined);
+    if (res.status < 200 || res.status >= 300) throw new WebhookError(`push webhook answered ${res.status}`, res.status);
+  };
+}
+
+/** fetch's network errors say only "fetch failed"; the reason is their cause. */
+function describe(err: unknown): string {
+  if (!(err instanceof Error)) return String(err);
+  const cause = (err as Error & { cause?: unknown }).cause;
+  return cause instanceof Error ? `${err.message} (${cause.message})` : err.message;
+}

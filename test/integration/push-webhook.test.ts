@@ -1,0 +1,87 @@
+/**
+ * Push notifications delivered to the platform's notification service (TIER_PUSH_WEBHOOK_URL), on
+ * real nodes: the embedded default (its queue on local disk) and a cluster of two nodes (BullMQ in
+ * Redis). A rule's notify action reaches a receiver started here as a signed POST; the receiver
+ * refuses the first attempt (503) and the queue tries again with the same id; self-diagnosis names
+ * the webhook.
+ */
+import { createHmac } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import type { DiagnoseReport } from '../../src/admin/diagnose.js';
+import { hubWithLamp, inBothModes } from '../helpers/both-modes.js';
+import { eventually } from '../helpers/eventually.js';
+import { api, type ServerProcess } from '../helpers/server-process.js';
+
+const ADMIN = 'push-webhook-admin-token-0123456789';
+const SECRET = 'push-webhook-signing-secret-0123456789';
+
+interface Received {
+  headers: IncomingMessage['headers'];
+  body: string;
+  answered: number;
+}
+
+const received: Received[] = [];
+/** refuses the first attempt of each notification id, takes the next */
+let receiver: Server;
+const env: Record<string, string> = { ADMIN_TOKEN: ADMIN, JWT_SECRET: 'push-webhook-jwt-secret-0123456789abcdef', TIER_PUSH_WEBHOOK_SECRET: SECRET };
+
+beforeAll(async () => {
+  receiver = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const body = Buffer.concat(chunks).toString('utf8');
+      const id = req.headers['idempotency-key'];
+      const answered = received.some((r) => r.headers['idempotency-key'] === id) ? 200 : 503;
+      received.push({ headers: req.headers, body, answered });
+      res.writeHead(answered).end();
+    });
+  });
+  await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
+  // read by the nodes' start (inBothModes' own beforeAll runs after this one)
+  env.TIER_PUSH_WEBHOOK_URL = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hubtier/push`;
+});
+afterAll(async () => {
+  receiver.closeAllConnections();
+  await new Promise((resolve) => receiver.close(resolve));
+});
+
+function webhookSteps(mode: 'embedded' | 'cluster', nodes: () => ServerProcess[]): void {
+  const at = (i: number) => nodes()[i % nodes().length]!;
+  const home = `${mode}-push-home`;
+
+  it('delivers a rule’s notification as a signed POST, again with the same id after a 503', async () => {
+    const { hub } = await hubWithLamp(at(0), at(1), ADMIN, `${mode}-push-hub`, home);
+    const rule = { name: 'Lamp on', triggers: [{ type: 'state', hub: `${mode}-push-hub`, device: 'lamp', attr: 'on', to: false }], actions: [{ type: 'notify', title: 'Lamp', body: 'switched off' }] };
+    expect((await api(at(0).httpUrl, 'POST', `/v1/homes/${home}/rules`, ADMIN, rule)).status).toBe(201);
+    await hub.report({ lamp: { on: false } });
+    const mine = () => received.filter((r) => JSON.parse(r.body).homeId === home);
+    const attempts = await eventually(AbortSignal.timeout(30_000), 'two attempts', async () => (mine().length >= 2 ? mine() : undefined));
+    const [first, second] = attempts.map((r) => ({ ...r, json: JSON.parse(r.body) }));
+    expect(first!.json).toMatchObject({ attempt: 1, homeId: home, title: 'Lamp', body: 'switched off', audience: 'home', data: expect.objectContaining({ ruleId: expect.any(String) }) });
+    expect(second!.json).toEqual({ ...first!.json, attempt: 2 });
+    expect(second!.headers['idempotency-key']).toBe(first!.json.id);
+    expect([first!.answered, second!.answered]).toEqual([503, 200]);
+    for (const r of attempts) {
+      const [, t, v1] = /^t=(\d+),v1=([0-9a-f]{64})$/.exec(r.headers['x-hubtier-signature'] as string)!;
+      expect(createHmac('sha256', SECRET).update(`${t}.${r.body}`).digest('hex')).toBe(v1);
+      expect(Math.abs(Number(t) - Date.now() / 1000)).toBeLessThan(300);
+    }
+    // delivered: no third attempt, and the failed first one is in the log
+    await new Promise((r) => setTimeout(r, 1_500));
+    expect(mine()).toHaveLength(2);
+    expect(nodes().some((n) => n.logs.some((l) => l.msg === 'push webhook attempt failed (retried while attempts remain)' && l.status === 503 && l.homeId === home))).toBe(true);
+    hub.close();
+  });
+
+  it('self-diagnosis names the webhook as the push sender', async () => {
+    const r = await api(at(0).adminUrl, 'GET', '/debug/diagnose', ADMIN);
+    const check = (r.body as DiagnoseReport).checks.find((c) => c.name === 'push-sender');
+    expect(check).toMatchObject({ verdict: 'ok', detail: `webhook ${env.TIER_PUSH_WEBHOOK_URL} configured` });
+  });
+}
+
+inBothModes('push notifications to a webhook', env, webhookSteps);
