@@ -3,11 +3,16 @@
  *
  *   GET    /v1/homes/{homeId}/export    everything kept of the home, in one document (its users, the admin)
  *   DELETE /v1/admin/homes/{homeId}     erase it (admin): the home taken from user tokens, then rules,
- *                                        scenes, settings, hubs, stored events, push notifications
+ *                                        scenes, settings, hubs, stored events (and the services'
+ *                                        stream's), push notifications
  *
- * Both are recorded in the audit trail (`home.export`, `home.erase`).
+ * Both are recorded in the audit trail (`home.export`, `home.erase`). An export is built whole in
+ * memory (a home's retained events may be TIER_HISTORY_SIZE of them, up to a million): a node
+ * builds at most `maxExports` at once and answers others `503 busy`, so repeated requests cannot
+ * hold a copy each.
  */
 import type { Static } from '@sinclair/typebox';
+import { TierError } from '../errors.js';
 import { requireAdmin, requireHome, type Authenticator } from '../auth/authenticator.js';
 import { byCaller, NO_AUDIT, type AuditTrail, type AuditWhat } from '../actors/audit-trail.js';
 import { parseId } from '../schemas/common.js';
@@ -20,12 +25,16 @@ export interface HomeApiDeps extends RouteHost {
   auth: Authenticator;
   data: HomeDataDeps;
   audit?: AuditTrail | undefined;
+  /** exports built at once on this node; @default 2 */
+  maxExports?: number;
 }
 
 export function mountHomeApi(app: TemplatedApp, deps: HomeApiDeps): void {
   const { auth, data } = deps;
   const opts = routeOptions(deps);
   const audit = deps.audit ?? NO_AUDIT;
+  const maxExports = deps.maxExports ?? 2;
+  let exporting = 0;
 
   route(
     app,
@@ -37,7 +46,9 @@ export function mountHomeApi(app: TemplatedApp, deps: HomeApiDeps): void {
       const what: AuditWhat = { action: 'home.export', homeId };
       return audit.run(byCaller(principal, call), what, async () => {
         requireHome(principal, homeId);
-        const body = await exportHome(data, homeId);
+        if (exporting >= maxExports) throw new TierError('busy', `${exporting} home exports are being built on this node: try again shortly`);
+        exporting++;
+        const body = await exportHome(data, homeId).finally(() => exporting--);
         what.detail = `${body.hubs.length} hubs, ${body.rules.length} rules, ${body.scenes.length} scenes, ${body.events.length} events`;
         return { status: 200, body };
       });

@@ -1,0 +1,79 @@
+/**
+ * `GET /v1/homes/{homeId}/export` on a real uWS app in this process: a node builds at most
+ * `maxExports` exports at once (each is held whole in memory) and answers the others `503 busy`
+ * at once, without reading anything; a slot is given back when an export ends, failed or not.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Authenticator } from '../../src/auth/authenticator.js';
+import { mountHomeApi } from '../../src/api/home-routes.js';
+import type { HomeDataDeps } from '../../src/api/home-data.js';
+import { loadUws, type us_listen_socket } from '../../src/transport/uws.js';
+import { api } from '../helpers/server-process.js';
+import { silentLog } from './rules-fixtures.js';
+
+const ADMIN = 'export-bound-admin-token-0123456789';
+const auth = new Authenticator(ADMIN, 'export-bound-jwt-secret-0123456789ab');
+const binding = loadUws({ requireNative: false });
+
+/** Each export waits for its home's hub list until the test lets it go (or fails it). */
+const waiting: Array<{ homeId: string; go(): void; fail(): void }> = [];
+const data: HomeDataDeps = {
+  fleet: {
+    homeHubs: (homeId: string) => new Promise((resolve, reject) => waiting.push({ homeId, go: () => resolve([]), fail: () => reject(new Error('store away')) })),
+  } as never,
+  rules: { listRules: async () => [], listScenes: async () => [], getSettings: async () => ({ timeZone: 'UTC' }) } as never,
+  shadows: {} as never,
+  history: undefined,
+  eventsSettled: async () => {},
+  push: { removeHome: async () => 0 },
+  revokeHome: async () => 0,
+};
+
+let base: string;
+let socket: us_listen_socket;
+
+beforeAll(async () => {
+  const app = binding.uws.App();
+  mountHomeApi(app, { auth, data, log: silentLog, maxBodyBytes: 65_536, maxExports: 2 });
+  socket = await new Promise<us_listen_socket>((resolve, reject) => app.listen('127.0.0.1', 0, (s) => (s ? resolve(s) : reject(new Error('listen failed')))));
+  base = `http://127.0.0.1:${binding.uws.us_socket_local_port(socket as never)}`;
+});
+afterAll(() => binding.uws.us_listen_socket_close(socket));
+
+const exportOf = (homeId: string, token = ADMIN) => api(base, 'GET', `/v1/homes/${homeId}/export`, token);
+const until = async (n: number) => {
+  while (waiting.length < n) await new Promise((r) => setTimeout(r, 5));
+};
+
+describe('home exports at once on a node', () => {
+  it('builds two, answers a third 503 busy, and takes one again once a slot is free, failed or not', async () => {
+    const first = exportOf('home-a');
+    const second = exportOf('home-b');
+    await until(2);
+    const third = await fetch(`${base}/v1/homes/home-c/export`, { headers: { authorization: `Bearer ${ADMIN}` } });
+    expect(third.status).toBe(503);
+    expect(third.headers.get('retry-after')).toBe('1');
+    expect(await third.json()).toMatchObject({ code: 'busy', temporary: true });
+    expect(waiting.map((w) => w.homeId)).toEqual(['home-a', 'home-b']);
+
+    // one fails: its slot is free again
+    waiting[0]!.fail();
+    expect((await first).status).toBe(500);
+    const fourth = exportOf('home-d');
+    await until(3);
+    expect(waiting[2]!.homeId).toBe('home-d');
+    waiting[1]!.go();
+    waiting[2]!.go();
+    expect((await second).body).toMatchObject({ homeId: 'home-b', hubs: [] });
+    expect((await fourth).body).toMatchObject({ homeId: 'home-d', hubs: [] });
+  });
+
+  it('refuses a user of another home before counting it', async () => {
+    const token = await auth.issue('mallory', ['home-x'], 600);
+    const held = [exportOf('home-e'), exportOf('home-f')];
+    await until(5);
+    expect((await exportOf('home-a', token)).status).toBe(403);
+    for (const w of waiting.slice(3)) w.go();
+    for (const r of await Promise.all(held)) expect(r.status).toBe(200);
+  });
+});
