@@ -67,7 +67,8 @@ export type ToWorker =
   | { rid: number; type: 'commands'; perSec: number }
   /** every hub drops its TCP connection at once and reconnects at once */
   | { rid: number; type: 'storm'; deadlineMs: number }
-  | { rid: number; type: 'reset' }
+  /** forgets these latencies so far (the counters and the other latencies go on) */
+  | { rid: number; type: 'reset'; latencies: Latency[] }
   | { rid: number; type: 'snapshot' }
   /** the worker's memory after a full collection (with --expose-gc); also answered before `init` */
   | { rid: number; type: 'memory' }
@@ -102,6 +103,11 @@ export interface Counters {
  */
 export const LATENCIES = ['connect', 'command', 'reportToApp', 'reportToAck', 'loopDelay'] as const;
 export type Latency = (typeof LATENCIES)[number];
+/**
+ * The latencies the report gives for the steady phase alone: those recorded before it (the first
+ * reports of hubs still connecting, waiting behind the others' handshakes) are reported apart.
+ */
+export const STEADY_LATENCIES: Latency[] = ['command', 'reportToApp', 'reportToAck', 'loopDelay'];
 
 /** Each encoded (`encodeHistogram`), null when nothing was recorded. */
 export type Histograms = Record<Latency, string | null>;

@@ -58,10 +58,9 @@ export class WorkerMetrics {
     return { counters: structuredClone(this.counters), total: encoded(this.total) };
   }
 
-  /** Forgets the latencies so far (the counters go on). */
-  reset(): void {
-    for (const h of Object.values(this.total)) h.reset();
-    for (const h of Object.values(this.interval)) h.reset();
+  /** Forgets these latencies so far (the counters, the others and the progress line's interval go on). */
+  reset(latencies: readonly Latency[]): void {
+    for (const k of latencies) this.total[k].reset();
   }
 
   /** Stops the loop probe. */

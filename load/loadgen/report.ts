@@ -1,6 +1,6 @@
 import { cpus, totalmem } from 'node:os';
 import { encodeHistogram, summarize, table, type LatencySummary } from '../lib/histogram.js';
-import { LATENCIES, type ConnectResult, type Counters, type StormResult } from './ipc.js';
+import { LATENCIES, STEADY_LATENCIES, type ConnectResult, type Counters, type StormResult } from './ipc.js';
 import type { FleetView } from './fleet.js';
 import type { Options } from './options.js';
 import { growth } from './process-usage.js';
@@ -45,8 +45,13 @@ export interface RunOutcome {
   startedAt: Date;
   /** Date.now() at the start */
   t0: number;
-  /** the fleet's totals at the end; null when the workers could not be asked */
+  /**
+   * the fleet's totals at the end; null when the workers could not be asked. Its STEADY_LATENCIES
+   * are the steady phase's when `beforeSteady` is set (the other scenarios: the whole run's)
+   */
   snap: FleetView | null;
+  /** the totals as the steady phase began, before its latencies were reset; null for a storm */
+  beforeSteady: FleetView | null;
   /** the last counters the progress line saw (when `snap` is null) */
   lastCounters: Counters;
   memory: Array<{ t: number; rssBytes: number }>;
@@ -65,6 +70,8 @@ export function finalReport(r: RunOutcome): { report: Record<string, unknown>; l
   const lat: Record<string, LatencySummary> = snap
     ? Object.fromEntries(LATENCIES.map((k) => [k, summarize(snap[k])]))
     : {};
+  const before = r.beforeSteady;
+  const latBefore: Record<string, LatencySummary> | null = before ? Object.fromEntries(STEADY_LATENCIES.map((k) => [k, summarize(before[k])])) : null;
   const errs = errorsSplit(counters.errors);
   const rssValues = r.memory.map((m) => m.rssBytes);
   const mem =
@@ -105,6 +112,8 @@ export function finalReport(r: RunOutcome): { report: Record<string, unknown>; l
     connect: r.connect,
     counters,
     errors: { admission: errs.admission, other: errs.other, byCode: counters.errors },
+    /** `latency`'s command, report and loop figures cover the steady phase alone when this is set: these are the ones before it */
+    latencyBeforeSteady: latBefore,
     latency: lat,
     hdr: snap
       ? { unit: 'µs', ...Object.fromEntries(LATENCIES.map((k) => [k, encodeHistogram(snap[k])])) }
@@ -117,12 +126,13 @@ export function finalReport(r: RunOutcome): { report: Record<string, unknown>; l
     fatal: fatal?.message ?? null,
   };
 
-  const latRows: Array<Array<string | number>> = [['latency (ms)', 'count', 'p50', 'p90', 'p99', 'p99.9', 'max']];
   const label: Record<string, string> = { reportToApp: 'report → app', reportToAck: 'report → ack', loopDelay: "load workers' loop delay" };
-  for (const [name, s] of Object.entries(lat)) latRows.push([label[name] ?? name, s.count, s.p50Ms, s.p90Ms, s.p99Ms, s.p999Ms, s.maxMs]);
+  const latTable = (title: string, rows: Record<string, LatencySummary>) =>
+    table([[title, 'count', 'p50', 'p90', 'p99', 'p99.9', 'max'], ...Object.entries(rows).map(([name, s]) => [label[name] ?? name, s.count, s.p50Ms, s.p90Ms, s.p99Ms, s.p999Ms, s.maxMs])]);
   const lines = [
     '',
-    table(latRows),
+    latTable(latBefore ? 'latency (ms); but connect, the steady phase' : 'latency (ms)', lat),
+    ...(latBefore ? ['', latTable('latency (ms) before the steady phase', latBefore)] : []),
     '',
     table([
       ['count', 'value'],

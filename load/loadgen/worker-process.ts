@@ -51,7 +51,7 @@ class LoadWorker {
       case 'storm':
         return this.hubs.storm(msg.deadlineMs);
       case 'reset':
-        return this.metrics.reset();
+        return this.metrics.reset(msg.latencies);
       case 'snapshot':
         return this.metrics.snapshot() satisfies Snapshot;
       case 'stop':

@@ -23,6 +23,24 @@ describe('WorkerMetrics.tick', () => {
     expect(m.tick().interval.command).toBeNull();
   });
 
+  it('reset forgets the latencies named, keeps the others and the counters (the steady phase starts)', () => {
+    const m = new WorkerMetrics();
+    m.record('connect', 5);
+    m.record('reportToAck', 900);
+    m.counters.reportsSent = 7;
+    m.reset(['reportToAck']);
+    m.record('reportToAck', 2);
+    const snap = m.snapshot();
+    const count = (h: string | null) => {
+      const out = newHistogram();
+      addEncoded(out, h);
+      return out.totalCount;
+    };
+    expect([count(snap.total.connect), count(snap.total.reportToAck)]).toEqual([1, 1]);
+    expect(snap.counters.reportsSent).toBe(7);
+    m.stop();
+  });
+
   it('the parent adds what the workers sent: the same percentiles as one histogram of everything', () => {
     const workers = [new WorkerMetrics(), new WorkerMetrics()];
     const all = newHistogram();
