@@ -61,9 +61,12 @@ export class Fleet {
     return this.workers.map((w) => w.child.pid ?? 0);
   }
 
-  /** Sends one phase to every worker; resolves with their answers in worker order. */
-  all<T, K extends ToWorker['type']>(type: K, payload: Payload<K> = {} as Payload<K>): Promise<T[]> {
-    return Promise.all(this.workers.map((w) => this.ask(w, type, payload) as Promise<T>));
+  /**
+   * Sends one phase to every worker; resolves with their answers in worker order. The payload may
+   * be left out only where every field of it is optional.
+   */
+  all<T, K extends ToWorker['type']>(type: K, ...payload: {} extends Payload<K> ? [Payload<K>?] : [Payload<K>]): Promise<T[]> {
+    return Promise.all(this.workers.map((w) => this.ask(w, type, payload[0] ?? {}) as Promise<T>));
   }
 
   /** Sums the counters and totals of every worker. */

@@ -67,8 +67,8 @@ export type ToWorker =
   | { rid: number; type: 'commands'; perSec: number }
   /** every hub drops its TCP connection at once and reconnects at once */
   | { rid: number; type: 'storm'; deadlineMs: number }
-  /** forgets these latencies so far (the counters and the other latencies go on) */
-  | { rid: number; type: 'reset'; latencies: Latency[] }
+  /** forgets these latencies so far (the counters and the other latencies go on); absent: every one */
+  | { rid: number; type: 'reset'; latencies?: Latency[] }
   | { rid: number; type: 'snapshot' }
   /** the worker's memory after a full collection (with --expose-gc); also answered before `init` */
   | { rid: number; type: 'memory' }

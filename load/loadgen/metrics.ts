@@ -58,9 +58,13 @@ export class WorkerMetrics {
     return { counters: structuredClone(this.counters), total: encoded(this.total) };
   }
 
-  /** Forgets these latencies so far (the counters, the others and the progress line's interval go on). */
-  reset(latencies: readonly Latency[]): void {
-    for (const k of latencies) this.total[k].reset();
+  /**
+   * Forgets these latencies so far (the counters, the others and the progress line's interval go
+   * on); without a list, every latency, the interval's too (a bench's next round).
+   */
+  reset(latencies?: readonly Latency[]): void {
+    if (latencies === undefined) for (const h of Object.values(this.interval)) h.reset();
+    for (const k of latencies ?? LATENCIES) this.total[k].reset();
   }
 
   /** Stops the loop probe. */

@@ -38,6 +38,9 @@ describe('WorkerMetrics.tick', () => {
     };
     expect([count(snap.total.connect), count(snap.total.reportToAck)]).toEqual([1, 1]);
     expect(snap.counters.reportsSent).toBe(7);
+    // without a list: every latency (a bench's next round)
+    m.reset();
+    expect([count(m.snapshot().total.connect), count(m.snapshot().total.reportToAck)]).toEqual([0, 0]);
     m.stop();
   });
 
