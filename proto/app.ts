@@ -141,12 +141,26 @@ export interface AppReloadMessage {
   pos: Position;
 }
 
+/**
+ * The node ended the connection's subscription to `home` (no `id`: nothing asked for it): the
+ * token was taken the home (`forbidden`, a revocation by home; the socket stays open for the
+ * token's other homes). No more events of the home come; a `sub` of it is refused the same way.
+ */
+export interface AppEndMessage {
+  op: 'end';
+  home: string;
+  code: string;
+  num: number;
+  temporary: boolean;
+  msg: string;
+}
+
 /** Every message of the app socket, either way. */
-export type AppWireMessage = AppRequest | AppReply | AppEventMessage | AppReloadMessage;
+export type AppWireMessage = AppRequest | AppReply | AppEventMessage | AppReloadMessage | AppEndMessage;
 
 // a Record needs every op and refuses others: the lists below cannot drift from the types above
 const REQUEST_OPS: Record<AppRequest['op'], true> = { sub: true, unsub: true, cmd: true, ping: true };
-const NODE_OPS: Record<Exclude<AppWireMessage, AppRequest>['op'], true> = { ok: true, err: true, evt: true, reload: true };
+const NODE_OPS: Record<Exclude<AppWireMessage, AppRequest>['op'], true> = { ok: true, err: true, evt: true, reload: true, end: true };
 
 /** The `op` of every request an app may send (the node's frame counters take these as labels). */
 export const APP_REQUEST_OPS = Object.keys(REQUEST_OPS) as ReadonlyArray<AppRequest['op']>;

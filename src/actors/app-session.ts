@@ -33,6 +33,8 @@ export interface AppLink {
   /** the socket's side of joining a home's events, answering request `id`; open while `wanted()` */
   subscriber(homeId: string, id: number, wanted: () => boolean): FeedSubscriber;
   leave(homeId: string): void;
+  /** tells the app the node ended its subscription to `homeId` (`end`), after the replies given so far */
+  end(homeId: string, err: TierError): void;
   /** closes the socket once the replies given so far are written (a refusal before its close frame) */
   closeAfterReplies(code: number, reason: string): void;
   readonly open: boolean;
@@ -64,7 +66,11 @@ export interface AppSessionDeps {
   readonly audit?: AuditTrail;
 }
 
-export type AppMessage = { type: 'request'; request: AppRequest } | { type: 'closed' };
+/**
+ * `homesLost`: a revocation took these homes from the token (it keeps others): they are no longer
+ * the connection's, and their subscriptions end (`end`, `forbidden`).
+ */
+export type AppMessage = { type: 'request'; request: AppRequest } | { type: 'homesLost'; homes: readonly string[] } | { type: 'closed' };
 
 /** How late after its token's `exp` a socket may be closed: expiries share the wheel's ticks. */
 const EXPIRY_SLACK_MS = 1_000;
@@ -87,8 +93,13 @@ export class AppSession extends Actor<AppMessage> implements TimerTarget {
   private readonly expiresAt: number | null;
   private expiry: TimerHandle | null = null;
 
+  /** the token's identity and homes; narrowed when a revocation takes some of its homes */
+  get principal(): Principal {
+    return this.who;
+  }
+
   constructor(
-    readonly principal: Principal,
+    private who: Principal,
     private readonly link: AppLink,
     private readonly deps: AppSessionDeps,
     readonly address: string,
@@ -96,7 +107,7 @@ export class AppSession extends Actor<AppMessage> implements TimerTarget {
     readonly conn: string = address,
   ) {
     super();
-    this.expiresAt = principal.kind === 'user' && principal.exp !== undefined ? principal.exp * 1000 : null;
+    this.expiresAt = who.kind === 'user' && who.exp !== undefined ? who.exp * 1000 : null;
     this.armExpiry();
   }
 
@@ -109,6 +120,7 @@ export class AppSession extends Actor<AppMessage> implements TimerTarget {
       this.stop('closed');
       return;
     }
+    if (msg.type === 'homesLost') return this.loseHomes(msg.homes);
     const req = msg.request;
     if (this.expired()) return this.refuseExpired(req.id);
     switch (req.op) {
@@ -148,6 +160,20 @@ export class AppSession extends Actor<AppMessage> implements TimerTarget {
     // unsubscribed or closed meanwhile: the feed was released, nothing more is sent
     const token = this.homes.get(homeId);
     await this.deps.feeds.catchUp(homeId, since, this.link.subscriber(homeId, id, () => this.homes.get(homeId) === token));
+  }
+
+  /** The homes are no longer the token's: later requests for them are refused, subscriptions to them end. */
+  private loseHomes(lost: readonly string[]): void {
+    const p = this.who;
+    if (p.kind !== 'user') return;
+    const gone = new Set(lost);
+    this.who = { ...p, homes: new Set([...p.homes].filter((h) => !gone.has(h))) };
+    for (const home of gone) {
+      if (!this.homes.delete(home)) continue;
+      this.link.leave(home);
+      this.deps.feeds.release(home);
+      this.link.end(home, new TierError('forbidden', `the token no longer grants home ${home} (revoked)`));
+    }
   }
 
   private command(req: Extract<AppRequest, { op: 'cmd' }>): void {

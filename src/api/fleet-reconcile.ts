@@ -1,7 +1,7 @@
 /**
  * What a node does when it may have missed fleet notices (its bus reconnected, or another node
  * announced `fleet.reconcile`): drop every cached hub record, re-read the stored revocations and
- * close the app sockets they cover, and re-check every hub session it holds against the registry,
+ * close the app sockets they cover (or narrow them to the homes their tokens keep), and re-check every hub session it holds against the registry,
  * closing those whose hub was deleted or disabled (bye `hub_disabled`, 4006) or moved to another
  * home (reconnect `hub_moved`, 4008), as the missed `hub.<id>.close` would have. A changed hub's
  * notice re-checks that one session the same way, so notices sent again are safe to repeat.
@@ -39,8 +39,9 @@ export interface ReconcileDeps<S extends HeldHub> {
   /** stored revocations; absent, only the bus carries them */
   revocationStore?: Pick<RevocationStore, 'list'> | undefined;
   /** the node's list and its open app sockets */
-  revoked: Pick<RevocationList, 'add' | 'affects'>;
-  sockets: { closeRevoked(list: ReconcileDeps<S>['revoked']): number };
+  revoked: Pick<RevocationList, 'add' | 'isRevoked' | 'revokedHomes'>;
+  /** closes the sockets of refused tokens, narrows those of tokens that lost some homes (OpenAppSockets) */
+  sockets: { enforce(list: ReconcileDeps<S>['revoked']): { closed: number; narrowed: number } };
   /** the sessions this node holds, by hub */
   sessions: { get(hubId: string): S | undefined; list(): S[] };
   /** tells `session` to close as the operator's order `e` would */
@@ -152,8 +153,9 @@ export class FleetReconciler<S extends HeldHub> {
     let sockets = 0;
     if (this.deps.revocationStore) {
       for (const r of await this.deps.revocationStore.list(this.nowS())) this.deps.revoked.add(r);
-      sockets = this.deps.sockets.closeRevoked(this.deps.revoked);
-      if (sockets > 0) this.deps.metrics?.closed('app_socket', sockets);
+      const reached = this.deps.sockets.enforce(this.deps.revoked);
+      sockets = reached.closed + reached.narrowed;
+      if (reached.closed > 0) this.deps.metrics?.closed('app_socket', reached.closed);
     }
     const held = this.deps.sessions.list();
     const closed = { deleted: 0, disabled: 0, moved: 0 };

@@ -64,12 +64,7 @@ export class RevocationList {
     return out ?? NONE;
   }
 
-  /** True when the token is refused or loses a home it was accepted with (an open socket to close). */
-  affects(c: TokenClaims): boolean {
-    return this.isRevoked(c) || this.revokedHomes(c).length > 0;
-  }
-
-  /** True when `r` revokes a token with these claims, or takes a home from it (to close open sockets of a new revocation). */
+  /** True when `r` revokes a token with these claims, or takes a home from it (open sockets of a new revocation: OpenAppSockets). */
   static covers(r: TokenRevocation, c: TokenClaims): boolean {
     if (r.jti !== undefined) return c.jti === r.jti;
     const issuedBefore = (c.iat ?? 0) <= (r.before ?? Infinity);

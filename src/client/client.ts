@@ -382,6 +382,7 @@ export class HubtierClient {
     if (msg === null) return;
     if (msg.type === 'answer') this.requests.answer(msg.id, msg.outcome);
     else if (msg.type === 'event') this.subs.event(msg.event);
+    else if (msg.type === 'end') this.subs.ended(msg.home, msg.error);
     else this.subs.reload(msg.reload);
   }
 

@@ -26,8 +26,9 @@ export interface SubscriptionHandlers {
   /** every answer to this home's `sub`: the first, and each after a reconnect or a gap */
   onSubscribed?(result: SubResult): void;
   /**
-   * the server refused the subscription: it has ended. `unauthorized` (the socket's token expired)
-   * ends it only with a string token, or when the fresh token's socket refuses it too
+   * the server refused the subscription, or ended it (`forbidden`: the token no longer grants the
+   * home): it has ended. `unauthorized` (the socket's token expired) ends it only with a string
+   * token, or when the fresh token's socket refuses it too
    */
   onError?(error: ClientError): void;
 }
@@ -147,6 +148,12 @@ export class Subscriptions {
     if (h.pendingId === null && h.cursor.gapOpen && this.isOpen()) this.resubscribe(h);
   }
 
+  /** The server ended the home's subscription (its token lost the home): it ends here too, as a refused `sub` does. */
+  ended(home: string, error: ClientError): void {
+    const h = this.homes.get(home);
+    if (h) this.end(h, error);
+  }
+
   reload(msg: AppReloadMessage): void {
     const h = this.homes.get(msg.home);
     if (!h) return;
@@ -219,6 +226,10 @@ export class Subscriptions {
       h.joined = false;
       return;
     }
+    this.end(h, error);
+  }
+
+  private end(h: Home, error: ClientError): void {
     this.homes.delete(h.home);
     this.each(h, (l) => l.onError?.(error));
     h.settle?.reject(error);

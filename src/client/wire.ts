@@ -5,7 +5,9 @@ import { ClientError, isErrReply } from './errors.js';
 export type Incoming =
   | { type: 'answer'; id: number; outcome: { ok: true; result: unknown } | { ok: false; error: ClientError } }
   | { type: 'event'; event: AppEventMessage }
-  | { type: 'reload'; reload: AppReloadMessage };
+  | { type: 'reload'; reload: AppReloadMessage }
+  /** the server ended the subscription to `home` (its token lost the home) */
+  | { type: 'end'; home: string; error: ClientError };
 
 const FAILURES: ReadonlySet<string> = new Set<RecoveryFailure>(['epoch_changed', 'too_old', 'unavailable']);
 
@@ -45,6 +47,10 @@ export function parseIncoming(text: string): Incoming | null {
     case 'reload':
       if (typeof m.home !== 'string' || !isFailure(m.reason) || !isPosition(m.pos)) return null;
       return { type: 'reload', reload: { op: 'reload', home: m.home, reason: m.reason, pos: m.pos } };
+    case 'end':
+      // the same fields as an `err`, with the home in place of the request's id
+      if (typeof m.home !== 'string' || !isErrReply({ ...m, op: 'err' })) return null;
+      return { type: 'end', home: m.home, error: new ClientError({ code: m.code as string, num: m.num as number, temporary: m.temporary as boolean, message: m.msg as string }) };
     default:
       return null;
   }

@@ -96,8 +96,8 @@ export async function fleetParts<S extends HeldHub>(config: Config, ports: Ports
     const r = revocationOf(decodeValue(msg.data));
     if (!r) return fleetLog.warn('malformed token revocation ignored');
     revoked.add(r);
-    const closed = sockets.revoke(r);
-    if (closed > 0) fleetLog.info({ closed }, 'app sockets of revoked tokens closed');
+    const { closed, narrowed } = sockets.revoke(r);
+    if (closed + narrowed > 0) fleetLog.info({ closed, narrowed }, 'app sockets of revoked tokens closed, or narrowed to the homes they keep');
   });
   for (const r of (await ports.revocations?.list(nowS())) ?? []) revoked.add(r);
 

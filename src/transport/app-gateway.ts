@@ -1,5 +1,5 @@
-import { APP_SUBPROTOCOL, bearerToken, isBearerProtocol, type AppReply } from '../../proto/app.js';
-import { CloseCode } from '../../proto/errors.js';
+import { APP_SUBPROTOCOL, bearerToken, isBearerProtocol, type AppEndMessage, type AppReply } from '../../proto/app.js';
+import { CloseCode, ErrorCodes } from '../../proto/errors.js';
 import { AppSession, type AppLink, type AppSessionDeps, type FeedSubscriber } from '../actors/app-session.js';
 import type { Authenticator, Principal } from '../auth/authenticator.js';
 import { asTierError, TierError } from '../errors.js';
@@ -53,7 +53,7 @@ export class UwsAppLink implements AppLink {
   }
 
   /** Written corked at the end of the turn: a command's answer arrives inside a hub socket's callback. */
-  reply(msg: AppReply): void {
+  reply(msg: AppReply | AppEndMessage): void {
     if (!this.open) return;
     this.sent(msg.op, 1);
     const payload = encodeAppMessage(msg, this.enc);
@@ -131,6 +131,17 @@ export class UwsAppLink implements AppLink {
 
   leave(homeId: string): void {
     if (this.open) this.ws.unsubscribe(feedTopic(this.enc, homeId));
+  }
+
+  end(homeId: string, err: TierError): void {
+    const row = ErrorCodes[err.code];
+    this.reply({ op: 'end', home: homeId, code: err.code, num: row.code, temporary: row.temporary, msg: err.message });
+  }
+
+  /** A revocation took these homes from the socket's token, which keeps others (OpenAppSockets). */
+  loseHomes(homes: readonly string[]): void {
+    // a session whose mailbox is full cannot be told: closed, as a token revoked whole is
+    if (!this.session?.tell({ type: 'homesLost', homes })) this.close(CloseCode.unauthorized, 'token_revoked');
   }
 
   close(code: number, reason: string): void {

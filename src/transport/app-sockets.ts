@@ -3,7 +3,9 @@
  * closes them at once (4007 `unauthorized`, reason `token_revoked`) instead of letting them live
  * until they reconnect, and a draining node closes them all (4005 `draining`) so apps reconnect to
  * another node and recover from their positions instead of seeing their sockets die with the
- * process. The app gateway adds a socket at open and removes it at close.
+ * process. A revocation that takes some of a token's homes and leaves it others narrows its
+ * sockets in place (`loseHomes`: their subscriptions to those homes end) instead of closing them.
+ * The app gateway adds a socket at open and removes it at close.
  */
 import type { TokenRevocation } from '../../proto/subjects.js';
 import { CloseCode } from '../../proto/errors.js';
@@ -13,9 +15,17 @@ import { RevocationList } from '../auth/revocations.js';
 /** What closing needs of a socket. */
 export interface ClosableSocket {
   close(code: number, reason: string): void;
+  /** the token lost these homes and keeps others; absent: the socket is closed instead */
+  loseHomes?(homes: readonly string[]): void;
 }
 
 type UserPrincipal = Extract<Principal, { kind: 'user' }>;
+
+/** Sockets a revocation reached: closed, or narrowed to the homes their token keeps. */
+export interface RevokedSockets {
+  closed: number;
+  narrowed: number;
+}
 
 export class OpenAppSockets {
   /** sub → its open sockets with the principal each was opened with */
@@ -43,39 +53,51 @@ export class OpenAppSockets {
     if (sockets?.size === 0) this.bySub.delete(principal.sub);
   }
 
-  /** Closes every socket whose token `r` revokes or takes a home from (the app reconnects with the homes it keeps); answers how many. */
-  revoke(r: TokenRevocation): number {
+  /** Closes every socket whose token `r` revokes, and narrows those it takes one home from of several. */
+  revoke(r: TokenRevocation): RevokedSockets {
     const candidates = r.sub !== undefined ? [this.bySub.get(r.sub)] : [...this.bySub.values()];
-    let closed = 0;
+    const out: RevokedSockets = { closed: 0, narrowed: 0 };
     for (const sockets of candidates) {
       if (!sockets) continue;
       for (const [socket, p] of [...sockets]) {
-        if (!RevocationList.covers(r, p)) continue;
-        sockets.delete(socket);
-        socket.close(CloseCode.unauthorized, 'token_revoked');
-        closed++;
+        if (RevocationList.covers(r, p)) this.apply(sockets, socket, p, r.home === undefined ? null : [r.home], out);
       }
     }
     for (const [sub, sockets] of this.bySub) if (sockets.size === 0) this.bySub.delete(sub);
-    return closed;
+    return out;
   }
 
   /**
-   * Closes every socket whose token `list` now refuses or takes a home from; answers how many. One
-   * pass over the open sockets, whatever the number of revocations (a reconcile after missed notices).
+   * Closes every socket whose token `list` now refuses, and narrows those it takes some homes from
+   * (a reconcile after missed notices). One pass over the open sockets, whatever the number of revocations.
    */
-  closeRevoked(list: Pick<RevocationList, 'affects'>): number {
-    let closed = 0;
+  enforce(list: Pick<RevocationList, 'isRevoked' | 'revokedHomes'>): RevokedSockets {
+    const out: RevokedSockets = { closed: 0, narrowed: 0 };
     for (const [sub, sockets] of this.bySub) {
       for (const [socket, p] of [...sockets]) {
-        if (!list.affects(p)) continue;
-        sockets.delete(socket);
-        socket.close(CloseCode.unauthorized, 'token_revoked');
-        closed++;
+        if (list.isRevoked(p)) this.apply(sockets, socket, p, null, out);
+        else {
+          const lost = list.revokedHomes(p);
+          if (lost.length > 0) this.apply(sockets, socket, p, lost, out);
+        }
       }
       if (sockets.size === 0) this.bySub.delete(sub);
     }
-    return closed;
+    return out;
+  }
+
+  /** `lost` null: the token is refused whole. A socket left with no home, or that cannot be narrowed, is closed. */
+  private apply(sockets: Map<ClosableSocket, UserPrincipal>, socket: ClosableSocket, p: UserPrincipal, lost: readonly string[] | null, out: RevokedSockets): void {
+    const kept = lost === null ? [] : [...p.homes].filter((h) => !lost.includes(h));
+    if (kept.length > 0 && socket.loseHomes) {
+      sockets.set(socket, { ...p, homes: new Set(kept) });
+      socket.loseHomes(lost!);
+      out.narrowed++;
+      return;
+    }
+    sockets.delete(socket);
+    socket.close(CloseCode.unauthorized, 'token_revoked');
+    out.closed++;
   }
 
   /** Closes every open socket (a node draining); answers how many. */

@@ -2,8 +2,8 @@
  * A home's data as a whole, over real nodes (the embedded default; a cluster of two nodes with
  * NATS and Redis, the hubs on one node and the operator on the other): its export holds its hubs
  * with their shadows (never a secret), rules, scenes, settings and stored events, for its users
- * only; its erasure takes the home from its users' tokens (closing their app sockets; a token
- * keeps its other homes), deletes all of that, closes its hubs' sessions, tells the apps still
+ * only; its erasure takes the home from its users' tokens (closing the app sockets of tokens left
+ * with no home, ending that home's subscription on the others), deletes all of that, closes its hubs' sessions, tells the apps still
  * there, leaves other homes alone, can be sent again, and both are in the audit trail.
  */
 import { afterAll, expect, it } from 'vitest';
@@ -86,8 +86,9 @@ function homeDataSteps(mode: 'embedded' | 'cluster', nodes: () => ServerProcess[
     for (const secret of secrets) expect(JSON.stringify(doc)).not.toContain(secret);
     expect((await as(await userToken([other]), 'GET', `/v1/homes/${home}/export`)).status).toBe(403);
 
-    // the erasure: the admin's alone. Its users' tokens lose the home first (their sockets closed,
-    // on either node; a token keeps its other homes), the apps still there are told, its hubs closed for good
+    // the erasure: the admin's alone. Its users' tokens lose the home first (on either node: a socket
+    // whose token keeps another home is narrowed, the others closed), the apps still there are told,
+    // its hubs closed for good
     const member = await userToken([home, other], `${p}-member`);
     const sockets = [new AppSocket(`${at(0).wsUrl}/app/v1?token=${owner}`), new AppSocket(`${at(1).wsUrl}/app/v1?token=${member}`), new AppSocket(`${at(0).wsUrl}/app/v1?token=${ADMIN}`)];
     open.push(...sockets);
@@ -110,7 +111,10 @@ function homeDataSteps(mode: 'embedded' | 'cluster', nodes: () => ServerProcess[
       expect(after.filter((e) => e.home === home)).toEqual([{ home, epoch: expect.any(String), offset: expect.stringMatching(/^\d+$/), erased: '1' }]);
       expect(after.filter((e) => e.home === other).map((e) => Number(e.offset))).toContain(position.offset);
     } else expect(erased.body.streamEntries).toBe(0);
-    for (const app of sockets.slice(0, 2)) expect(await app.closed).toEqual({ code: 4007, reason: 'token_revoked' });
+    // the owner's token named that home alone: closed; the member's keeps its other home: the subscription ends
+    expect(await sockets[0]!.closed).toEqual({ code: 4007, reason: 'token_revoked' });
+    expect(await sockets[1]!.next((m) => m.op === 'end')).toMatchObject({ op: 'end', home, code: 'forbidden' });
+    expect((await sockets[1]!.request({ op: 'ping' })).op).toBe('ok');
     for (const hub of hubs) expect((await hub.closed).code).toBe(4006);
     for (const id of [`${p}-hub-a`, `${p}-hub-b`]) await sockets[2]!.next((m) => m.op === 'evt' && m.kind === 'removed' && m.hub === id);
     expect((await admin('GET', `/v1/admin/hubs/${p}-hub-a`)).status).toBe(404);

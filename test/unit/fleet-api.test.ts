@@ -382,18 +382,23 @@ describe('tokens', () => {
     expect((await admin('POST', '/v1/admin/tokens/revoke', { sub: 'rv-bob', before: 'yesterday' })).body).toMatchObject({ code: 'invalid_field', field: 'before' });
   });
 
-  it('revoking a home takes it from the tokens issued until then, which keep their other homes; their sockets are closed; later tokens grant it', async () => {
+  it('revoking a home takes it from the tokens issued until then, which keep their other homes (their sockets narrowed, one left with none closed); later tokens grant it', async () => {
     const both = await userToken('rv-carl', ['rv-home-x', 'rv-home']);
     const only = await userToken('rv-dana', ['rv-home-x']);
     const bystander = await userToken('rv-dana', ['rv-home']);
     const apps = [new AppSocket(`${wsUrl}/app/v1?token=${both}`), new AppSocket(`${wsUrl}/app/v1?token=${only}`), new AppSocket(`${wsUrl}/app/v1?token=${bystander}`)];
     await Promise.all(apps.map((a) => a.opened()));
+    for (const home of ['rv-home-x', 'rv-home']) expect((await apps[0]!.request({ op: 'sub', home })).op).toBe('ok');
     const res = await admin('POST', '/v1/admin/tokens/revoke', { home: 'rv-home-x' });
     expect(res.status).toBe(200);
     expect(Date.parse(res.body.until)).toBeGreaterThan(Date.now() + 29 * 86_400_000);
-    for (const app of apps.slice(0, 2)) expect(await app.closed).toEqual({ code: 4007, reason: 'token_revoked' });
+    // the token that keeps a home: its socket stays, the taken home's subscription ends
+    expect(await apps[0]!.next((m) => m.op === 'end')).toEqual({ op: 'end', home: 'rv-home-x', code: 'forbidden', num: 201, temporary: false, msg: 'the token no longer grants home rv-home-x (revoked)' });
+    expect((await apps[0]!.request({ op: 'sub', home: 'rv-home-x' }))).toMatchObject({ op: 'err', code: 'forbidden' });
+    expect((await apps[0]!.request({ op: 'sub', home: 'rv-home' })).op).toBe('ok');
+    expect(await apps[1]!.closed).toEqual({ code: 4007, reason: 'token_revoked' });
     expect((await apps[2]!.request({ op: 'ping' })).op).toBe('ok');
-    apps[2]!.close();
+    for (const app of [apps[0]!, apps[2]!]) app.close();
     expect((await api(http, 'GET', '/v1/homes/rv-home-x/hubs', both)).body).toMatchObject({ code: 'forbidden' });
     expect((await api(http, 'GET', '/v1/homes/rv-home/hubs', both)).status).toBe(200);
     expect((await api(http, 'GET', '/v1/homes/rv-home/hubs', only)).body).toMatchObject({ code: 'unauthorized', message: 'token revoked' });

@@ -39,9 +39,6 @@ describe('RevocationList', () => {
     expect(list.revokedHomes(token(['h2', 'constructor', 'hasOwnProperty'], 900))).toEqual([]);
     // the whole token stands: only its home goes
     expect(list.isRevoked(token(['h1'], 900))).toBe(false);
-    expect(list.affects(token(['h1', 'h2'], 900))).toBe(true);
-    expect(list.affects(token(['h2'], 900))).toBe(false);
-    expect(list.affects(token(['h1'], 1_001))).toBe(false);
     // a later one for the same home widens it
     list.add({ home: 'h1', before: 1_500, exp: 3_500 });
     expect(list.revokedHomes(token(['h1'], 1_400))).toEqual(['h1']);
@@ -79,35 +76,55 @@ describe('OpenAppSockets', () => {
     const admin = socket('admin');
     sockets.opened(admin, { kind: 'admin' });
     expect(sockets.size).toBe(4);
-    expect(sockets.revoke({ jti: 'j3', exp: 1_000 })).toBe(1);
-    expect(sockets.revoke({ sub: 'alice', before: 150, exp: 1_000 })).toBe(1);
+    expect(sockets.revoke({ jti: 'j3', exp: 1_000 })).toEqual({ closed: 1, narrowed: 0 });
+    expect(sockets.revoke({ sub: 'alice', before: 150, exp: 1_000 })).toEqual({ closed: 1, narrowed: 0 });
     expect(closed).toEqual([`b ${CloseCode.unauthorized} token_revoked`, `a1 ${CloseCode.unauthorized} token_revoked`]);
     sockets.closed(a2, user('alice', 'j2', 200));
     sockets.closed(admin, { kind: 'admin' });
     expect(sockets.size).toBe(0);
   });
 
-  it('closes the sockets whose token a home revocation takes a home from, of every user, and no other', () => {
+  it('a home revocation narrows the sockets of tokens that keep other homes, closes those left with none, and no other', () => {
     const sockets = new OpenAppSockets();
-    const closed: string[] = [];
-    const socket = (name: string) => ({ close: (code: number, reason: string) => closed.push(`${name} ${code} ${reason}`) });
+    const seen: string[] = [];
+    const socket = (name: string, narrows = true) => ({
+      close: (code: number, reason: string) => seen.push(`${name} ${code} ${reason}`),
+      ...(narrows ? { loseHomes: (homes: readonly string[]) => seen.push(`${name} lost ${homes.join(',')}`) } : {}),
+    });
     const user = (sub: string, homes: string[], iat: number) => ({ kind: 'user' as const, sub, homes: new Set(homes), jti: `${sub}-${iat}`, iat });
-    const both = socket('alice-both');
-    sockets.opened(both, user('alice', ['h1', 'h2'], 100));
+    sockets.opened(socket('alice-both'), user('alice', ['h1', 'h2'], 100));
+    sockets.opened(socket('dave-both-old-socket', false), user('dave', ['h1', 'h2'], 100));
     sockets.opened(socket('bob-h1'), user('bob', ['h1'], 100));
     sockets.opened(socket('bob-h2'), user('bob', ['h2'], 100));
     sockets.opened(socket('carol-h1-later'), user('carol', ['h1'], 300));
-    const admin = socket('admin');
-    sockets.opened(admin, { kind: 'admin' });
-    expect(sockets.revoke({ home: 'h1', before: 200, exp: 1_000 })).toBe(2);
-    expect(closed).toEqual([`alice-both ${CloseCode.unauthorized} token_revoked`, `bob-h1 ${CloseCode.unauthorized} token_revoked`]);
-    expect(sockets.size).toBe(3);
-    // a reconcile after a missed notice closes what the list now takes a home from
+    sockets.opened(socket('admin'), { kind: 'admin' });
+    expect(sockets.revoke({ home: 'h1', before: 200, exp: 1_000 })).toEqual({ closed: 2, narrowed: 1 });
+    expect(seen).toEqual(['alice-both lost h1', `dave-both-old-socket ${CloseCode.unauthorized} token_revoked`, `bob-h1 ${CloseCode.unauthorized} token_revoked`]);
+    expect(sockets.size).toBe(4);
+    // the same notice again (sent again after a reconnect): alice's socket no longer has h1
+    expect(sockets.revoke({ home: 'h1', before: 200, exp: 1_000 })).toEqual({ closed: 0, narrowed: 0 });
+    // a reconcile after a missed notice: h2 goes too, which leaves alice none (closed) and bob's h2 socket none
     const list = new RevocationList(() => 0);
+    list.add({ home: 'h1', before: 200, exp: 1_000 });
     list.add({ home: 'h2', before: 200, exp: 1_000 });
-    expect(sockets.closeRevoked(list)).toBe(1);
-    expect(closed.at(-1)).toBe(`bob-h2 ${CloseCode.unauthorized} token_revoked`);
+    expect(sockets.enforce(list)).toEqual({ closed: 2, narrowed: 0 });
+    expect(seen.slice(3)).toEqual([`alice-both ${CloseCode.unauthorized} token_revoked`, `bob-h2 ${CloseCode.unauthorized} token_revoked`]);
     expect(sockets.size).toBe(2); // carol's later token and the admin's
+  });
+
+  it('a reconcile narrows a socket whose token lost one home of several, and closes one revoked whole', () => {
+    const sockets = new OpenAppSockets();
+    const seen: string[] = [];
+    const socket = (name: string) => ({ close: () => seen.push(`${name} closed`), loseHomes: (homes: readonly string[]) => seen.push(`${name} lost ${homes.join(',')}`) });
+    sockets.opened(socket('erin'), { kind: 'user', sub: 'erin', homes: new Set(['h1', 'h2', 'toString']), jti: 'e1', iat: 100 });
+    sockets.opened(socket('frank'), { kind: 'user', sub: 'frank', homes: new Set(['h1', 'h2']), jti: 'f1', iat: 100 });
+    const list = new RevocationList(() => 0);
+    list.add({ home: 'toString', before: 200, exp: 1_000 });
+    list.add({ jti: 'f1', exp: 1_000 });
+    expect(sockets.enforce(list)).toEqual({ closed: 1, narrowed: 1 });
+    expect(seen).toEqual(['erin lost toString', 'frank closed']);
+    // enforced again: nothing more
+    expect(sockets.enforce(list)).toEqual({ closed: 0, narrowed: 0 });
   });
 
   it('closeAll (a drain) closes every open socket, those of the admin token too, once', () => {
