@@ -70,8 +70,13 @@ function webhookSteps(mode: 'embedded' | 'cluster', nodes: () => ServerProcess[]
       expect(createHmac('sha256', SECRET).update(`${t}.${r.body}`).digest('hex')).toBe(v1);
       expect(Math.abs(Number(t) - Date.now() / 1000)).toBeLessThan(300);
     }
-    // delivered: no third attempt, and the failed first one is in the log
-    await new Promise((r) => setTimeout(r, 1_500));
+    // delivered as the queue counts it, nothing left waiting or delayed: no third attempt will come
+    const metric = (text: string, series: string) => Number(new RegExp(`^${series.replace(/[{}]/g, '\\$&')} (\\S+)$`, 'm').exec(text)?.[1] ?? NaN);
+    await eventually(AbortSignal.timeout(30_000), 'the queue counting it delivered', async () => {
+      const text = await (await fetch(`${at(0).adminUrl}/metrics`)).text();
+      const done = metric(text, 'tier_push_notifications_total{outcome="delivered"}') >= 1 && ['waiting', 'delayed', 'active'].every((s) => metric(text, `tier_push_queue_jobs{state="${s}"}`) === 0);
+      return done ? true : undefined;
+    });
     expect(mine()).toHaveLength(2);
     expect(nodes().some((n) => n.logs.some((l) => l.msg === 'push webhook attempt failed (retried while attempts remain)' && l.status === 503 && l.homeId === home))).toBe(true);
     hub.close();
