@@ -1,4 +1,4 @@
-import type { AppReply, AppRequest, Position, RecoveryFailure, SubResult } from '../../proto/app.js';
+import type { AppEndMessage, AppReply, AppRequest, Position, RecoveryFailure, SubResult } from '../../proto/app.js';
 import { CloseCode, ErrorCodes } from '../../proto/errors.js';
 import { canSeeHome, type Principal } from '../auth/authenticator.js';
 import { AuthError, CommandError, TierError, asTierError } from '../errors.js';
@@ -29,12 +29,11 @@ export interface FeedSubscriber {
 
 /** The app socket as the actor sees it. */
 export interface AppLink {
-  reply(msg: AppReply): void;
+  /** an answer, or an `end` of a subscription, after the replies given so far */
+  reply(msg: AppReply | AppEndMessage): void;
   /** the socket's side of joining a home's events, answering request `id`; open while `wanted()` */
   subscriber(homeId: string, id: number, wanted: () => boolean): FeedSubscriber;
   leave(homeId: string): void;
-  /** tells the app the node ended its subscription to `homeId` (`end`), after the replies given so far */
-  end(homeId: string, err: TierError): void;
   /** closes the socket once the replies given so far are written (a refusal before its close frame) */
   closeAfterReplies(code: number, reason: string): void;
   readonly open: boolean;
@@ -71,6 +70,12 @@ export interface AppSessionDeps {
  * the connection's, and their subscriptions end (`end`, `forbidden`).
  */
 export type AppMessage = { type: 'request'; request: AppRequest } | { type: 'homesLost'; homes: readonly string[] } | { type: 'closed' };
+
+/** An error as the app protocol carries it (`err` answers and `end` messages): its code's row of proto/errors.ts. */
+function errorFields(err: TierError): { code: string; num: number; temporary: boolean; msg: string } {
+  const row = ErrorCodes[err.code];
+  return { code: err.code, num: row.code, temporary: row.temporary, msg: err.message };
+}
 
 /** How late after its token's `exp` a socket may be closed: expiries share the wheel's ticks. */
 const EXPIRY_SLACK_MS = 1_000;
@@ -172,7 +177,7 @@ export class AppSession extends Actor<AppMessage> implements TimerTarget {
       if (!this.homes.delete(home)) continue;
       this.link.leave(home);
       this.deps.feeds.release(home);
-      this.link.end(home, new TierError('forbidden', `the token no longer grants home ${home} (revoked)`));
+      this.link.reply({ op: 'end', home, ...errorFields(new TierError('forbidden', `the token no longer grants home ${home} (revoked)`)) });
     }
   }
 
@@ -213,8 +218,7 @@ export class AppSession extends Actor<AppMessage> implements TimerTarget {
   }
 
   private answerError(id: number | undefined, err: TierError): void {
-    const row = ErrorCodes[err.code];
-    const reply: AppReply = { op: 'err', id, code: err.code, num: row.code, temporary: row.temporary, msg: err.message };
+    const reply: AppReply = { op: 'err', id, ...errorFields(err) };
     if (err.field !== undefined) reply.field = err.field;
     if (err instanceof CommandError && err.hubCode !== undefined) reply.hubCode = err.hubCode;
     this.link.reply(reply);

@@ -1,5 +1,5 @@
 import { APP_SUBPROTOCOL, bearerToken, isBearerProtocol, type AppEndMessage, type AppReply } from '../../proto/app.js';
-import { CloseCode, ErrorCodes } from '../../proto/errors.js';
+import { CloseCode } from '../../proto/errors.js';
 import { AppSession, type AppLink, type AppSessionDeps, type FeedSubscriber } from '../actors/app-session.js';
 import type { Authenticator, Principal } from '../auth/authenticator.js';
 import { asTierError, TierError } from '../errors.js';
@@ -131,11 +131,6 @@ export class UwsAppLink implements AppLink {
 
   leave(homeId: string): void {
     if (this.open) this.ws.unsubscribe(feedTopic(this.enc, homeId));
-  }
-
-  end(homeId: string, err: TierError): void {
-    const row = ErrorCodes[err.code];
-    this.reply({ op: 'end', home: homeId, code: err.code, num: row.code, temporary: row.temporary, msg: err.message });
   }
 
   /** A revocation took these homes from the socket's token, which keeps others (OpenAppSockets). */

@@ -6,10 +6,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { AppEndMessage, AppReply, AppRequest } from '../../proto/app.js';
-import { ErrorCodes } from '../../proto/errors.js';
 import { AppSession, type AppLink, type FeedSubscriber } from '../../src/actors/app-session.js';
 import { TimerWheel } from '../../src/actors/timer-wheel.js';
-import type { TierError } from '../../src/errors.js';
 import { createLogger } from '../../src/log/logger.js';
 import { misfit } from '../helpers/asyncapi.js';
 
@@ -17,7 +15,7 @@ class RecordingLink implements AppLink {
   open = true;
   readonly sent: Array<AppReply | AppEndMessage> = [];
   readonly left: string[] = [];
-  reply(msg: AppReply): void {
+  reply(msg: AppReply | AppEndMessage): void {
     this.sent.push(msg);
   }
   subscriber(homeId: string, id: number, wanted: () => boolean): FeedSubscriber {
@@ -34,10 +32,6 @@ class RecordingLink implements AppLink {
   }
   leave(homeId: string): void {
     this.left.push(homeId);
-  }
-  end(homeId: string, err: TierError): void {
-    const row = ErrorCodes[err.code];
-    this.sent.push({ op: 'end', home: homeId, code: err.code, num: row.code, temporary: row.temporary, msg: err.message });
   }
   closeAfterReplies(): void {
     this.open = false;

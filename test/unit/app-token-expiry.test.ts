@@ -29,7 +29,6 @@ class RecordingLink implements AppLink {
     throw new Error('not used');
   }
   leave(): void {}
-  end(): void {}
   closeAfterReplies(code: number, reason: string): void {
     if (!this.open) return;
     this.open = false;

@@ -18,7 +18,7 @@ import { publishDesired, sendCommand } from '../../src/actors/commands.js';
 import { EventPublisher } from '../../src/actors/event-publisher.js';
 import { HubSession, type HubLink } from '../../src/actors/hub-session.js';
 import { TimerWheel } from '../../src/actors/timer-wheel.js';
-import { asTierError, type TierError } from '../../src/errors.js';
+import { asTierError } from '../../src/errors.js';
 import type { Bus } from '../../src/ports/bus/bus.js';
 import { MemoryEventHistory } from '../../src/ports/history/history-memory.js';
 import type { EventHistory } from '../../src/ports/history/history.js';
@@ -397,10 +397,6 @@ class FakeAppLink implements AppLink {
   reply(msg: AppReply): void {
     this.receive(encodeAppMessage(msg, this.enc));
     this.replies.push(msg);
-  }
-  end(homeId: string, err: TierError): void {
-    const row = ErrorCodes[err.code];
-    this.receive(encodeAppMessage({ op: 'end', home: homeId, code: err.code, num: row.code, temporary: row.temporary, msg: err.message }, this.enc));
   }
   subscriber(homeId: string, id: number, wanted: () => boolean): FeedSubscriber {
     const join: FakeAppLink['joins'][number] = { homeId, result: null, sent: [] };
