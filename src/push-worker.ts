@@ -42,6 +42,7 @@ async function main(): Promise<void> {
       log,
       keys: new RedisKeys(config.redisPrefix),
       sender,
+      concurrency: config.pushConcurrency,
     }).catch((err: unknown) => {
       throw err instanceof TierError && err.code === 'unavailable' ? new BackendStartError('redis', err) : err;
     });

@@ -99,7 +99,7 @@ export async function clusterPorts(config: Config, log: Logger, observe?: Backen
     // `npm run push-worker` adds delivery-only processes
     const pushLog = log.child({ port: 'push' });
     pushSender = configuredPushSender(config, pushLog);
-    push = await BullMqPushQueue.connect(config.redisUrl, { name: `${config.redisPrefix}${node}:push`, log: pushLog, keys, sender: pushSender.sender, ...calls('push') });
+    push = await BullMqPushQueue.connect(config.redisUrl, { name: `${config.redisPrefix}${node}:push`, log: pushLog, keys, sender: pushSender.sender, concurrency: config.pushConcurrency, ...calls('push') });
     const queue = push;
     opened.push(() => queue.close());
     // rules waiting in a delay: owned by this node, taken over by another if it dies

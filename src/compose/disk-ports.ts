@@ -42,7 +42,7 @@ export async function diskPorts(config: Config, timers: TimerWheel, log: Logger,
     opened.push(rules);
     const pushLog = log.child({ port: 'push' });
     const pushSender = configuredPushSender(config, pushLog);
-    const push = await LmdbPushQueue.open(data, { sender: pushSender.sender, log: pushLog });
+    const push = await LmdbPushQueue.open(data, { sender: pushSender.sender, concurrency: config.pushConcurrency, log: pushLog });
     opened.push(push);
     const history = config.historySize > 0 ? await LmdbEventHistory.open(data, historyRetention(config), observe ? { batches: observe.store('history') } : {}) : undefined;
     if (history) opened.push(history);

@@ -26,7 +26,7 @@ export function memoryPorts(config: Config, timers: TimerWheel, log: Logger): Po
     nonces: new MemoryNonceStore(),
     rules: new MemoryRuleStore({ limits: homeLimits(config) }),
     lease: new MemoryLease(),
-    push: new MemoryPushQueue({ sender: push.sender }),
+    push: new MemoryPushQueue({ sender: push.sender, concurrency: config.pushConcurrency }),
     ...(config.historySize > 0 ? { history: new MemoryEventHistory(historyRetention(config)) } : {}),
     revocations: new MemoryRevocationStore(),
     audit: new MemoryAuditLog(auditRetention(config)),

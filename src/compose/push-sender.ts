@@ -28,8 +28,8 @@ export function configuredPushSender(config: Config, log: Logger): ConfiguredPus
     try {
       await post(delivery);
     } catch (err) {
-      const status = err instanceof WebhookError ? err.status : undefined;
-      failures.write('webhook', { pushId: delivery.id, attempt: delivery.attempt, homeId: delivery.notification.homeId, status, err: (err as Error).message, url: target }, 'push webhook attempt failed (retried while attempts remain)');
+      const { status, retryAfterMs } = err instanceof WebhookError ? err : {};
+      failures.write('webhook', { pushId: delivery.id, attempt: delivery.attempt, homeId: delivery.notification.homeId, status, retryAfterMs, err: (err as Error).message, url: target }, 'push webhook attempt failed (retried while attempts remain)');
       throw err;
     }
   };

@@ -170,6 +170,8 @@ export interface Config {
   pushWebhookSecret: string | undefined;
   /** @default 10_000 (ms): a webhook request without an answer by then is a failed attempt (retried) */
   pushWebhookTimeoutMs: number;
+  /** @default 8: notifications with the sender at once, per node (and per push worker) */
+  pushConcurrency: number;
   /**
    * Share the port with other processes (SO_REUSEPORT). @default false in the embedded default (a
    * second node on the port would hold separate state and get every other request), true in cluster mode.
@@ -389,6 +391,7 @@ const FIELDS: { [K in keyof Config]: Field<K> } = {
   pushWebhookUrl: { env: 'TIER_PUSH_WEBHOOK_URL', parse: url(['https:', 'http:']) },
   pushWebhookSecret: { env: 'TIER_PUSH_WEBHOOK_SECRET', parse: secret(32) },
   pushWebhookTimeoutMs: { env: 'TIER_PUSH_WEBHOOK_TIMEOUT_MS', parse: int(100, 120_000), default: 10_000 },
+  pushConcurrency: { env: 'TIER_PUSH_CONCURRENCY', parse: int(1, 256), default: 8 },
 };
 
 const ENV_PREFIX = 'TIER_';

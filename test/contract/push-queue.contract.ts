@@ -127,6 +127,26 @@ export function pushQueueContract(name: string, make: PushQueueFactory): void {
       expect(await queue.stats()).toMatchObject({ delivered: 1, failed: 0 });
     });
 
+    it('waits as long as the sender’s error asks (retryAfterMs), never less than the backoff', async () => {
+      const rec = recorder();
+      const asks = [300, 0];
+      const queue = await open(
+        async (d) => {
+          rec.record(d);
+          if (d.attempt <= asks.length) throw Object.assign(new Error('receiver busy'), { retryAfterMs: asks[d.attempt - 1] });
+        },
+        { backoffMs: 20 },
+      );
+      await queue.enqueue(note());
+      await rec.until(3);
+      await queue.drain();
+      const gaps = rec.seen.slice(1).map((d, i) => d.at - rec.seen[i]!.at);
+      // 300 asked, above the 20 ms backoff; then 0 asked, below the 40 ms backoff (timers may fire a millisecond early)
+      expect(gaps[0]).toBeGreaterThanOrEqual(299);
+      expect(gaps[1]).toBeGreaterThanOrEqual(39);
+      expect(await queue.stats()).toMatchObject({ delivered: 1, failed: 0 });
+    });
+
     it('a sender that throws synchronously is retried too', async () => {
       const rec = recorder();
       const queue = await open(((d: PushDelivery) => {

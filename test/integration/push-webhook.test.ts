@@ -21,10 +21,12 @@ interface Received {
   headers: IncomingMessage['headers'];
   body: string;
   answered: number;
+  /** performance.now() when it came */
+  at: number;
 }
 
 const received: Received[] = [];
-/** refuses the first attempt of each notification id, takes the next */
+/** refuses the first attempt of each notification id (asking for 2 s), takes the next */
 let receiver: Server;
 const env: Record<string, string> = { ADMIN_TOKEN: ADMIN, JWT_SECRET: 'push-webhook-jwt-secret-0123456789abcdef', TIER_PUSH_WEBHOOK_SECRET: SECRET };
 
@@ -36,8 +38,9 @@ beforeAll(async () => {
       const body = Buffer.concat(chunks).toString('utf8');
       const id = req.headers['idempotency-key'];
       const answered = received.some((r) => r.headers['idempotency-key'] === id) ? 200 : 503;
-      received.push({ headers: req.headers, body, answered });
-      res.writeHead(answered).end();
+      received.push({ headers: req.headers, body, answered, at: performance.now() });
+      // a receiver shedding load: the retry waits the 2 s asked, not the queue's 1 s backoff
+      res.writeHead(answered, answered === 503 ? { 'retry-after': '2' } : {}).end();
     });
   });
   await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
@@ -53,7 +56,7 @@ function webhookSteps(mode: 'embedded' | 'cluster', nodes: () => ServerProcess[]
   const at = (i: number) => nodes()[i % nodes().length]!;
   const home = `${mode}-push-home`;
 
-  it('delivers a rule’s notification as a signed POST, again with the same id after a 503', async () => {
+  it('delivers a rule’s notification as a signed POST, again with the same id after a 503 once its Retry-After passed', async () => {
     // the signatures' `t` is the sender's clock in whole seconds, taken between these two readings
     const firstSecond = Math.floor(Date.now() / 1000);
     const { hub } = await hubWithLamp(at(0), at(1), ADMIN, `${mode}-push-hub`, home);
@@ -68,6 +71,8 @@ function webhookSteps(mode: 'embedded' | 'cluster', nodes: () => ServerProcess[]
     expect(second!.json).toEqual({ ...first!.json, attempt: 2 });
     expect(second!.headers['idempotency-key']).toBe(first!.json.id);
     expect([first!.answered, second!.answered]).toEqual([503, 200]);
+    // timers may fire a millisecond early by rounding
+    expect(second!.at - first!.at).toBeGreaterThanOrEqual(1_999);
     for (const r of attempts) {
       const [, t, v1] = /^t=(\d+),v1=([0-9a-f]{64})$/.exec(r.headers['x-hubtier-signature'] as string)!;
       expect(createHmac('sha256', SECRET).update(`${t}.${r.body}`).digest('hex')).toBe(v1);
@@ -82,7 +87,7 @@ function webhookSteps(mode: 'embedded' | 'cluster', nodes: () => ServerProcess[]
       return done ? true : undefined;
     });
     expect(mine()).toHaveLength(2);
-    expect(nodes().some((n) => n.logs.some((l) => l.msg === 'push webhook attempt failed (retried while attempts remain)' && l.status === 503 && l.homeId === home))).toBe(true);
+    expect(nodes().some((n) => n.logs.some((l) => l.msg === 'push webhook attempt failed (retried while attempts remain)' && l.status === 503 && l.retryAfterMs === 2_000 && l.homeId === home))).toBe(true);
     hub.close();
   });
 

@@ -65,6 +65,12 @@ describe('secrets given to the node', () => {
     expect(refusal({ TIER_PUSH_WEBHOOK_URL: WEBHOOK, TIER_PUSH_WEBHOOK_SECRET: SIGNING, TIER_PUSH_WEBHOOK_TIMEOUT_MS: '50' }).message).toMatch(/^TIER_PUSH_WEBHOOK_TIMEOUT_MS/);
   });
 
+  it('TIER_PUSH_CONCURRENCY: 8 by default, 1 to 256', () => {
+    expect(loadConfig({}).config.pushConcurrency).toBe(8);
+    expect(loadConfig({ TIER_PUSH_CONCURRENCY: '32' }).config.pushConcurrency).toBe(32);
+    for (const bad of ['0', '257', 'many']) expect(refusal({ TIER_PUSH_CONCURRENCY: bad }).message, bad).toMatch(/^TIER_PUSH_CONCURRENCY/);
+  });
+
   it('TIER_SECRET_KEY must be 32 bytes, and not one digit repeated', () => {
     expect(refusal(cluster({ TIER_SECRET_KEY: KEY.slice(2) })).message).toMatch(/^TIER_SECRET_KEY: expected 32 bytes as 64 hex digits or base64/);
     expect(refusal(cluster({ TIER_SECRET_KEY: '0'.repeat(64) })).message).toMatch(/^TIER_SECRET_KEY: one character repeated is not a secret/);

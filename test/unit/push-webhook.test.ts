@@ -9,7 +9,7 @@ import type { AddressInfo } from 'node:net';
 import type { Span } from '@opentelemetry/api';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { PushDelivery } from '../../src/ports/push-queue/push-queue.js';
-import { SIGNATURE_HEADER, webhookPushSender, WebhookError } from '../../src/ports/push-queue/push-webhook.js';
+import { parseRetryAfter, SIGNATURE_HEADER, webhookPushSender, WebhookError } from '../../src/ports/push-queue/push-webhook.js';
 import { inSpan } from '../../src/trace/active-span.js';
 
 const SECRET = 'push-webhook-secret-0123456789abcdef';
@@ -29,6 +29,16 @@ function verified(secret: string, header: string | undefined, body: string): num
   return timingSafeEqual(expected, Buffer.from(m[2]!, 'hex')) ? Number(m[1]) : null;
 }
 
+describe('parseRetryAfter', () => {
+  it('reads delay-seconds and HTTP dates, a past date as 0, and nothing else', () => {
+    expect(parseRetryAfter('120', NOW)).toBe(120_000);
+    expect(parseRetryAfter(' 0 ', NOW)).toBe(0);
+    expect(parseRetryAfter(new Date(NOW + 30_000).toUTCString(), NOW)).toBe(30_000);
+    expect(parseRetryAfter(new Date(NOW - 30_000).toUTCString(), NOW)).toBe(0);
+    for (const v of [null, '', '-5', '1.5', '5 minutes', 'soon', 'Sat, 99 Foo 2026 25:61:00 GMT']) expect(parseRetryAfter(v, NOW), String(v)).toBeUndefined();
+  });
+});
+
 describe('webhookPushSender', () => {
   let server: Server;
   let base: string;
@@ -40,6 +50,9 @@ describe('webhookPushSender', () => {
     '/down': (res) => res.writeHead(503).end('maintenance'),
     '/gone': (res) => res.writeHead(410).end(),
     '/moved': (res) => res.writeHead(302, { location: '/ok' }).end(),
+    '/busy': (res) => res.writeHead(429, { 'retry-after': '7' }).end(),
+    '/until': (res) => res.writeHead(503, { 'retry-after': new Date(NOW + 90_000).toUTCString() }).end(),
+    '/garbled': (res) => res.writeHead(503, { 'retry-after': 'soon' }).end(),
     '/silent': () => {},
   };
 
@@ -101,6 +114,14 @@ describe('webhookPushSender', () => {
       expect(err, path).toBeInstanceOf(WebhookError);
       expect(err).toMatchObject({ status, message: `push webhook answered ${status}` });
     }
+  });
+
+  it('passes the answer’s Retry-After on to the queue, in seconds or as a date', async () => {
+    await expect(sender('/busy')(delivery())).rejects.toMatchObject({ status: 429, retryAfterMs: 7_000, message: 'push webhook answered 429 (Retry-After 7 s)' });
+    await expect(sender('/until')(delivery())).rejects.toMatchObject({ status: 503, retryAfterMs: 90_000 });
+    const garbled = await sender('/garbled')(delivery()).then(() => null, (e: unknown) => e);
+    expect(garbled).toMatchObject({ status: 503, message: 'push webhook answered 503' });
+    expect((garbled as WebhookError).retryAfterMs).toBeUndefined();
   });
 
   it('does not follow a redirect: the signed request goes to the configured address only', async () => {

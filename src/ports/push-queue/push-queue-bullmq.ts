@@ -7,7 +7,7 @@ import { isUnreachable, TierError } from '../../errors.js';
 import type { Logger } from '../../log/logger.js';
 import { failureLog, type SampledLog } from '../../log/sampler.js';
 import {
-  backoffDelay,
+  retryDelay,
   pushQueueSettings,
   validatePushNotification,
   type EnqueueResult,
@@ -118,10 +118,10 @@ export class BullMqPushQueue implements PushQueue {
         concurrency,
         metrics: { maxDataPoints: MetricsTime.ONE_WEEK },
         settings: {
-          backoffStrategy: (attemptsMade, _type, _err, job) => {
+          backoffStrategy: (attemptsMade, _type, err, job) => {
             const backoff = job?.opts.backoff;
             const base = typeof backoff === 'object' && backoff.delay !== undefined ? backoff.delay : backoffMs;
-            return backoffDelay(attemptsMade, base, maxBackoffMs);
+            return retryDelay(attemptsMade, base, maxBackoffMs, err);
           },
         },
       },

@@ -5,7 +5,7 @@ import { TierError } from '../../errors.js';
 import type { Logger } from '../../log/logger.js';
 import {
   attemptDelivery,
-  backoffDelay,
+  retryDelay,
   keepOnly,
   pushQueueSettings,
   validatePushNotification,
@@ -252,7 +252,7 @@ export class LmdbPushQueue implements PushQueue {
       this.onFailed?.(delivery, err);
       return;
     }
-    const dueAt = this.now() + backoffDelay(attempt, this.settings.backoffMs, this.settings.maxBackoffMs);
+    const dueAt = this.now() + retryDelay(attempt, this.settings.backoffMs, this.settings.maxBackoffMs, err);
     await this.db.put(['job', id], { ...job, attempt, dueAt } satisfies StoredJob);
     await this.data.durable();
     this.delay(id, dueAt);

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { TierError } from '../../errors.js';
 import {
   attemptDelivery,
-  backoffDelay,
+  retryDelay,
   keepOnly,
   validatePushNotification,
   type EnqueueResult,
@@ -144,7 +144,7 @@ export class MemoryPushQueue implements PushQueue {
       this.delayed.delete(job);
       this.waiting.push(job);
       this.pump();
-    }, backoffDelay(job.attempt, this.backoffMs, this.maxBackoffMs));
+    }, retryDelay(job.attempt, this.backoffMs, this.maxBackoffMs, err));
     timer.unref();
     this.delayed.set(job, timer);
   }

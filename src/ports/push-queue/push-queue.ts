@@ -32,8 +32,18 @@ export interface PushDelivery {
   notification: PushNotification;
 }
 
-/** Delivers to the push services; a rejection (or throw) asks for a retry. */
+/**
+ * Delivers to the push services; a rejection (or throw) asks for a retry. A rejection carrying a
+ * numeric `retryAfterMs` (a receiver's `Retry-After`) asks the retry to wait at least that long,
+ * at most `MAX_RETRY_AFTER_MS` (see `retryDelay`).
+ */
 export type PushSender = (delivery: PushDelivery) => Promise<void>;
+
+/**
+ * The longest wait a sender's `retryAfterMs` can ask for: a notification later than this ("the
+ * door opened") is worth little, and a receiver's typo must not park the queue's retries for days.
+ */
+export const MAX_RETRY_AFTER_MS = 600_000;
 
 export interface EnqueueResult {
   id: string;
@@ -62,7 +72,8 @@ export interface PushQueueStats {
  *   first id and `duplicate: true` and queues nothing.
  * - At least once: a notification is handed to the sender until one attempt resolves, at most
  *   `attempts` times; after a failed attempt n it waits `min(backoffMs × 2^(n-1), maxBackoffMs)`
- *   before attempt n+1 (exponential backoff). After the last failed attempt it is kept as failed
+ *   before attempt n+1 (exponential backoff), or longer where the sender's error asks for it
+ *   (`retryAfterMs`, at most 10 minutes). After the last failed attempt it is kept as failed
  *   (dead letter) and counted; nothing is dropped silently. A sender that succeeds but whose
  *   answer is lost, or whose process dies before the queue recorded the success, may see the
  *   same id again: senders de-duplicate by `id` when they must.
@@ -138,8 +149,25 @@ export function attemptDelivery(sender: PushSender, delivery: PushDelivery): Pro
 }
 
 /** The backoff before attempt `attempt + 1`, after `attempt` failed (ms). */
-export function backoffDelay(attempt: number, backoffMs: number, maxBackoffMs: number): number {
+function backoffDelay(attempt: number, backoffMs: number, maxBackoffMs: number): number {
   return Math.min(maxBackoffMs, backoffMs * 2 ** Math.max(0, attempt - 1));
+}
+
+/**
+ * The wait before attempt `attempt + 1` after `err`: the backoff, or longer when the sender's
+ * error asks for it (`retryAfterMs`, at most `MAX_RETRY_AFTER_MS`); never shorter, so a receiver
+ * answering `Retry-After: 0` in a loop still meets the backoff.
+ */
+export function retryDelay(attempt: number, backoffMs: number, maxBackoffMs: number, err: unknown): number {
+  const backoff = backoffDelay(attempt, backoffMs, maxBackoffMs);
+  const asked = retryAfterOf(err);
+  return asked === undefined ? backoff : Math.max(backoff, Math.min(asked, MAX_RETRY_AFTER_MS));
+}
+
+function retryAfterOf(err: unknown): number | undefined {
+  if (typeof err !== 'object' || err === null || !('retryAfterMs' in err)) return undefined;
+  const ms = err.retryAfterMs;
+  return typeof ms === 'number' && Number.isFinite(ms) && ms >= 0 ? ms : undefined;
 }
 
 function invalid(field: string, what: string): never {

@@ -33,12 +33,34 @@ export interface WebhookBody {
   data?: Record<string, string>;
 }
 
-/** A receiver's answer other than 2xx, or none in time: the queue retries the notification. */
+/**
+ * A receiver's answer other than 2xx, or none in time: the queue retries the notification, no
+ * sooner than `retryAfterMs` when the answer had a `Retry-After` (a 429 or 503 of a receiver
+ * shedding load).
+ */
 export class WebhookError extends Error {
-  constructor(message: string, readonly status?: number) {
+  constructor(
+    message: string,
+    readonly status?: number,
+    readonly retryAfterMs?: number,
+  ) {
     super(message);
     this.name = 'WebhookError';
   }
+}
+
+/**
+ * A `Retry-After` value in ms from `nowMs`: delay-seconds or an HTTP date (RFC 9110 10.2.3); a date
+ * already past is 0; anything else (absent, negative, garbled) undefined, so the backoff applies.
+ */
+export function parseRetryAfter(value: string | null, nowMs: number): number | undefined {
+  if (value === null) return undefined;
+  const text = value.trim();
+  if (/^\d+$/.test(text)) return Number(text) * 1000;
+  // an HTTP date names its weekday; Date.parse alone would take "5" or "2026" as dates
+  if (!/^[A-Za-z]{3},/.test(text)) return undefined;
+  const at = Date.parse(text);
+  return Number.isNaN(at) ? undefined : Math.max(0, at - nowMs);
 }
 
 /** `t=…,v1=…` for `body` sent at `unixSeconds`. */
@@ -54,7 +76,7 @@ export function webhookBody(d: PushDelivery): WebhookBody {
 /**
  * A sender POSTing to `url`. Resolves on a 2xx answer; rejects (a retry) on any other status, a
  * redirect (a signed request is not sent on elsewhere), a network error or `timeoutMs` without an
- * answer. `idempotency-key` is the notification's id: a retry after a lost answer repeats it.
+ * answer. An answer's `Retry-After` is passed on to the queue (`retryAfterMs`). `idempotency-key` is the notification's id: a retry after a lost answer repeats it.
  */
 export function webhookPushSender(options: WebhookOptions): PushSender {
   const now = options.now ?? Date.now;
@@ -76,7 +98,10 @@ export function webhookPushSender(options: WebhookOptions): PushSender {
     }
     // the answer's body is not used: read off so the connection goes back to the pool
     await res.body?.cancel().catch(() => undefined);
-    if (res.status < 200 || res.status >= 300) throw new WebhookError(`push webhook answered ${res.status}`, res.status);
+    if (res.status >= 200 && res.status < 300) return;
+    const retryAfterMs = parseRetryAfter(res.headers.get('retry-after'), now());
+    const asked = retryAfterMs === undefined ? '' : ` (Retry-After ${Math.round(retryAfterMs / 1000)} s)`;
+    throw new WebhookError(`push webhook answered ${res.status}${asked}`, res.status, retryAfterMs);
   };
 }
 
