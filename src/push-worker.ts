@@ -16,7 +16,7 @@ import { addLogFields, createLogger } from './log/logger.js';
 import { BullMqPushQueue } from './ports/push-queue/push-queue-bullmq.js';
 import { traceFields } from './trace/active-span.js';
 import { startTracing, stopTracing } from './trace/tracing.js';
-import { configuredPushSender } from './compose/push-sender.js';
+import { configuredPushSender, pushQueueOptions } from './compose/push-sender.js';
 
 async function main(): Promise<void> {
   const { config, warnings } = loadConfigOrExit();
@@ -42,7 +42,7 @@ async function main(): Promise<void> {
       log,
       keys: new RedisKeys(config.redisPrefix),
       sender,
-      concurrency: config.pushConcurrency,
+      ...pushQueueOptions(config),
     }).catch((err: unknown) => {
       throw err instanceof TierError && err.code === 'unavailable' ? new BackendStartError('redis', err) : err;
     });

@@ -22,7 +22,7 @@ import { RedisRevocationStore } from '../ports/revocations/revocations-redis.js'
 import { RedisSecretRecord } from '../ports/secret-record/secret-record-redis.js';
 import { TierError } from '../errors.js';
 import { BackendStartError } from './until-reachable.js';
-import { configuredPushSender, type ConfiguredPushSender } from './push-sender.js';
+import { configuredPushSender, pushQueueOptions, type ConfiguredPushSender } from './push-sender.js';
 
 /**
  * What a failed start attempt leaves to the next: the bus, once NATS answered, so a node waiting
@@ -99,7 +99,7 @@ export async function clusterPorts(config: Config, log: Logger, observe?: Backen
     // `npm run push-worker` adds delivery-only processes
     const pushLog = log.child({ port: 'push' });
     pushSender = configuredPushSender(config, pushLog);
-    push = await BullMqPushQueue.connect(config.redisUrl, { name: `${config.redisPrefix}${node}:push`, log: pushLog, keys, sender: pushSender.sender, concurrency: config.pushConcurrency, ...calls('push') });
+    push = await BullMqPushQueue.connect(config.redisUrl, { name: `${config.redisPrefix}${node}:push`, log: pushLog, keys, sender: pushSender.sender, ...pushQueueOptions(config), ...calls('push') });
     const queue = push;
     opened.push(() => queue.close());
     // rules waiting in a delay: owned by this node, taken over by another if it dies

@@ -16,7 +16,7 @@ import { LmdbEventHistory } from '../ports/history/history-lmdb.js';
 import { auditRetention, historyRetention, homeLimits } from './history-retention.js';
 import { LmdbAuditLog } from '../ports/audit/audit-lmdb.js';
 import { LmdbRevocationStore } from '../ports/revocations/revocations-lmdb.js';
-import { configuredPushSender } from './push-sender.js';
+import { configuredPushSender, pushQueueOptions } from './push-sender.js';
 
 /**
  * The embedded default: everything a node must remember in one LMDB store in DATA_DIR; what only
@@ -42,7 +42,7 @@ export async function diskPorts(config: Config, timers: TimerWheel, log: Logger,
     opened.push(rules);
     const pushLog = log.child({ port: 'push' });
     const pushSender = configuredPushSender(config, pushLog);
-    const push = await LmdbPushQueue.open(data, { sender: pushSender.sender, concurrency: config.pushConcurrency, log: pushLog });
+    const push = await LmdbPushQueue.open(data, { sender: pushSender.sender, ...pushQueueOptions(config), log: pushLog });
     opened.push(push);
     const history = config.historySize > 0 ? await LmdbEventHistory.open(data, historyRetention(config), observe ? { batches: observe.store('history') } : {}) : undefined;
     if (history) opened.push(history);

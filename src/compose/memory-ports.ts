@@ -13,7 +13,7 @@ import { MemoryPushQueue } from '../ports/push-queue/push-queue-memory.js';
 import { MemoryRuleStore } from '../ports/rule-store/rule-store-memory.js';
 import { MemoryShadowStore } from '../ports/shadow-store/shadow-store-memory.js';
 import { MemoryRevocationStore } from '../ports/revocations/revocations-memory.js';
-import { configuredPushSender } from './push-sender.js';
+import { configuredPushSender, pushQueueOptions } from './push-sender.js';
 
 /** The ports of the embedded default: every one in this process's memory. */
 export function memoryPorts(config: Config, timers: TimerWheel, log: Logger): Ports {
@@ -26,7 +26,7 @@ export function memoryPorts(config: Config, timers: TimerWheel, log: Logger): Po
     nonces: new MemoryNonceStore(),
     rules: new MemoryRuleStore({ limits: homeLimits(config) }),
     lease: new MemoryLease(),
-    push: new MemoryPushQueue({ sender: push.sender, concurrency: config.pushConcurrency }),
+    push: new MemoryPushQueue({ sender: push.sender, ...pushQueueOptions(config) }),
     ...(config.historySize > 0 ? { history: new MemoryEventHistory(historyRetention(config)) } : {}),
     revocations: new MemoryRevocationStore(),
     audit: new MemoryAuditLog(auditRetention(config)),

@@ -3,7 +3,7 @@ import { redactUrl } from '../config/backend-urls.js';
 import type { Logger } from '../log/logger.js';
 import { failureLog } from '../log/sampler.js';
 import type { DiagnoseProbes } from '../ports/ports.js';
-import type { PushSender } from '../ports/push-queue/push-queue.js';
+import type { PushQueueOptions, PushSender } from '../ports/push-queue/push-queue.js';
 import { loggingPushSender } from '../ports/push-queue/push-queue-memory.js';
 import { webhookPushSender, WebhookError } from '../ports/push-queue/push-webhook.js';
 import { tracedPushSender } from '../trace/traced-push.js';
@@ -12,6 +12,11 @@ export interface ConfiguredPushSender {
   sender: PushSender;
   /** what self-diagnosis reports (`push-sender`) */
   probe: NonNullable<DiagnoseProbes['pushSender']>;
+}
+
+/** The retries and concurrency of the configuration, for every queue (embedded, cluster, push worker). */
+export function pushQueueOptions(config: Config): PushQueueOptions {
+  return { concurrency: config.pushConcurrency, attempts: config.pushAttempts, maxBackoffMs: config.pushMaxBackoffMs };
 }
 
 /**

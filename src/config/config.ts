@@ -172,6 +172,10 @@ export interface Config {
   pushWebhookTimeoutMs: number;
   /** @default 8: notifications with the sender at once, per node (and per push worker) */
   pushConcurrency: number;
+  /** @default 10: delivery attempts per notification, the first included */
+  pushAttempts: number;
+  /** @default 60_000 (ms): the cap of the retries' doubling backoff (from 1 s) */
+  pushMaxBackoffMs: number;
   /**
    * Share the port with other processes (SO_REUSEPORT). @default false in the embedded default (a
    * second node on the port would hold separate state and get every other request), true in cluster mode.
@@ -392,6 +396,8 @@ const FIELDS: { [K in keyof Config]: Field<K> } = {
   pushWebhookSecret: { env: 'TIER_PUSH_WEBHOOK_SECRET', parse: secret(32) },
   pushWebhookTimeoutMs: { env: 'TIER_PUSH_WEBHOOK_TIMEOUT_MS', parse: int(100, 120_000), default: 10_000 },
   pushConcurrency: { env: 'TIER_PUSH_CONCURRENCY', parse: int(1, 256), default: 8 },
+  pushAttempts: { env: 'TIER_PUSH_ATTEMPTS', parse: int(1, 1_000), default: 10 },
+  pushMaxBackoffMs: { env: 'TIER_PUSH_MAX_BACKOFF_MS', parse: int(1_000, 3_600_000), default: 60_000 },
 };
 
 const ENV_PREFIX = 'TIER_';

@@ -2,8 +2,9 @@
  * Push notifications delivered to the platform's notification service (TIER_PUSH_WEBHOOK_URL), on
  * real nodes: the embedded default (its queue on local disk) and a cluster of two nodes (BullMQ in
  * Redis). A rule's notify action reaches a receiver started here as a signed POST; the receiver
- * refuses the first attempt (503) and the queue tries again with the same id; self-diagnosis names
- * the webhook.
+ * refuses the first attempt (503, Retry-After 2 s) and the queue tries again with the same id after
+ * 2 s; a notification refused every time is tried TIER_PUSH_ATTEMPTS times, then kept as failed;
+ * self-diagnosis names the webhook.
  */
 import { createHmac } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
@@ -26,9 +27,9 @@ interface Received {
 }
 
 const received: Received[] = [];
-/** refuses the first attempt of each notification id (asking for 2 s), takes the next */
+/** refuses the first attempt of each notification id (asking for 2 s), takes the next; refuses every attempt of one titled Refused */
 let receiver: Server;
-const env: Record<string, string> = { ADMIN_TOKEN: ADMIN, JWT_SECRET: 'push-webhook-jwt-secret-0123456789abcdef', TIER_PUSH_WEBHOOK_SECRET: SECRET };
+const env: Record<string, string> = { ADMIN_TOKEN: ADMIN, JWT_SECRET: 'push-webhook-jwt-secret-0123456789abcdef', TIER_PUSH_WEBHOOK_SECRET: SECRET, TIER_PUSH_ATTEMPTS: '3', TIER_PUSH_MAX_BACKOFF_MS: '1000' };
 
 beforeAll(async () => {
   receiver = createServer((req, res) => {
@@ -37,7 +38,7 @@ beforeAll(async () => {
     req.on('end', () => {
       const body = Buffer.concat(chunks).toString('utf8');
       const id = req.headers['idempotency-key'];
-      const answered = received.some((r) => r.headers['idempotency-key'] === id) ? 200 : 503;
+      const answered = JSON.parse(body).title === 'Refused' ? 500 : received.some((r) => r.headers['idempotency-key'] === id) ? 200 : 503;
       received.push({ headers: req.headers, body, answered, at: performance.now() });
       // a receiver shedding load: the retry waits the 2 s asked, not the queue's 1 s backoff
       res.writeHead(answered, answered === 503 ? { 'retry-after': '2' } : {}).end();
@@ -51,6 +52,8 @@ afterAll(async () => {
   receiver.closeAllConnections();
   await new Promise((resolve) => receiver.close(resolve));
 });
+
+const metric = (text: string, series: string) => Number(new RegExp(`^${series.replace(/[{}]/g, '\\$&')} (\\S+)$`, 'm').exec(text)?.[1] ?? NaN);
 
 function webhookSteps(mode: 'embedded' | 'cluster', nodes: () => ServerProcess[]): void {
   const at = (i: number) => nodes()[i % nodes().length]!;
@@ -80,7 +83,6 @@ function webhookSteps(mode: 'embedded' | 'cluster', nodes: () => ServerProcess[]
       expect(Number(t)).toBeLessThanOrEqual(lastSecond);
     }
     // delivered as the queue counts it, nothing left waiting or delayed: no third attempt will come
-    const metric = (text: string, series: string) => Number(new RegExp(`^${series.replace(/[{}]/g, '\\$&')} (\\S+)$`, 'm').exec(text)?.[1] ?? NaN);
     await eventually(AbortSignal.timeout(30_000), 'the queue counting it delivered', async () => {
       const text = await (await fetch(`${at(0).adminUrl}/metrics`)).text();
       const done = metric(text, 'tier_push_notifications_total{outcome="delivered"}') >= 1 && ['waiting', 'delayed', 'active'].every((s) => metric(text, `tier_push_queue_jobs{state="${s}"}`) === 0);
@@ -90,6 +92,30 @@ function webhookSteps(mode: 'embedded' | 'cluster', nodes: () => ServerProcess[]
     expect(nodes().some((n) => n.logs.some((l) => l.msg === 'push webhook attempt failed (retried while attempts remain)' && l.status === 503 && l.retryAfterMs === 2_000 && l.homeId === home))).toBe(true);
     hub.close();
   });
+
+  it('gives a notification TIER_PUSH_ATTEMPTS tries, then keeps it as failed', async () => {
+    const failedBefore = await failedCount();
+    const hubId = `${mode}-push-hub-2`;
+    const home2 = `${home}-2`;
+    const { hub } = await hubWithLamp(at(0), at(1), ADMIN, hubId, home2);
+    const rule = { name: 'Lamp off', triggers: [{ type: 'state', hub: hubId, device: 'lamp', attr: 'on', to: false }], actions: [{ type: 'notify', title: 'Refused', body: 'always' }] };
+    expect((await api(at(0).httpUrl, 'POST', `/v1/homes/${home2}/rules`, ADMIN, rule)).status).toBe(201);
+    await hub.report({ lamp: { on: false } });
+    // counted failed once its third attempt failed: nothing left to try
+    await eventually(AbortSignal.timeout(30_000), 'the queue counting it failed', async () => ((await failedCount()) > failedBefore ? true : undefined));
+    const attempts = received.filter((r) => JSON.parse(r.body).homeId === home2);
+    expect(attempts.map((r) => [JSON.parse(r.body).attempt, r.answered])).toEqual([[1, 500], [2, 500], [3, 500]]);
+    // 1 s, then 2 s capped at 1 s (TIER_PUSH_MAX_BACKOFF_MS; timers may fire a millisecond early by rounding)
+    const gaps = attempts.slice(1).map((r, i) => r.at - attempts[i]!.at);
+    expect(gaps.every((g) => g >= 999)).toBe(true);
+    hub.close();
+  });
+
+  /** push notifications the nodes' queues count failed (a queue shared in Redis is counted by each node alike: the largest) */
+  async function failedCount(): Promise<number> {
+    const counts = await Promise.all(nodes().map(async (n) => metric(await (await fetch(`${n.adminUrl}/metrics`)).text(), 'tier_push_notifications_total{outcome="failed"}')));
+    return Math.max(...counts.map((c) => (Number.isNaN(c) ? 0 : c)));
+  }
 
   it('self-diagnosis names the webhook as the push sender', async () => {
     const r = await api(at(0).adminUrl, 'GET', '/debug/diagnose', ADMIN);

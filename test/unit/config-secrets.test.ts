@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
 import { ROOT } from '../../load/harness/index.js';
+import { pushQueueOptions } from '../../src/compose/push-sender.js';
 import { loadConfig, SECRET_MIN_CHARS } from '../../src/config/config.js';
 import { refusal } from '../helpers/config-refusal.js';
 import { scriptArgs } from '../helpers/server-process.js';
@@ -65,10 +66,13 @@ describe('secrets given to the node', () => {
     expect(refusal({ TIER_PUSH_WEBHOOK_URL: WEBHOOK, TIER_PUSH_WEBHOOK_SECRET: SIGNING, TIER_PUSH_WEBHOOK_TIMEOUT_MS: '50' }).message).toMatch(/^TIER_PUSH_WEBHOOK_TIMEOUT_MS/);
   });
 
-  it('TIER_PUSH_CONCURRENCY: 8 by default, 1 to 256', () => {
-    expect(loadConfig({}).config.pushConcurrency).toBe(8);
-    expect(loadConfig({ TIER_PUSH_CONCURRENCY: '32' }).config.pushConcurrency).toBe(32);
+  it('the push queue: TIER_PUSH_CONCURRENCY (8), TIER_PUSH_ATTEMPTS (10), TIER_PUSH_MAX_BACKOFF_MS (60 s), each bounded', () => {
+    expect(pushQueueOptions(loadConfig({}).config)).toEqual({ concurrency: 8, attempts: 10, maxBackoffMs: 60_000 });
+    const set = { TIER_PUSH_CONCURRENCY: '32', TIER_PUSH_ATTEMPTS: '20', TIER_PUSH_MAX_BACKOFF_MS: '300000' };
+    expect(pushQueueOptions(loadConfig(set).config)).toEqual({ concurrency: 32, attempts: 20, maxBackoffMs: 300_000 });
     for (const bad of ['0', '257', 'many']) expect(refusal({ TIER_PUSH_CONCURRENCY: bad }).message, bad).toMatch(/^TIER_PUSH_CONCURRENCY/);
+    for (const bad of ['0', '1001']) expect(refusal({ TIER_PUSH_ATTEMPTS: bad }).message, bad).toMatch(/^TIER_PUSH_ATTEMPTS/);
+    for (const bad of ['999', '3600001']) expect(refusal({ TIER_PUSH_MAX_BACKOFF_MS: bad }).message, bad).toMatch(/^TIER_PUSH_MAX_BACKOFF_MS/);
   });
 
   it('TIER_SECRET_KEY must be 32 bytes, and not one digit repeated', () => {

@@ -4,6 +4,7 @@ import {
   attemptDelivery,
   retryDelay,
   keepOnly,
+  pushQueueSettings,
   validatePushNotification,
   type EnqueueResult,
   type PushDelivery,
@@ -54,11 +55,7 @@ export class MemoryPushQueue implements PushQueue {
 
   constructor(options: MemoryPushQueueOptions) {
     this.sender = options.sender;
-    this.attempts = options.attempts ?? 5;
-    this.backoffMs = options.backoffMs ?? 1_000;
-    this.maxBackoffMs = options.maxBackoffMs ?? 60_000;
-    this.dedupTtlMs = options.dedupTtlMs ?? 600_000;
-    this.concurrency = options.concurrency ?? 8;
+    ({ attempts: this.attempts, backoffMs: this.backoffMs, maxBackoffMs: this.maxBackoffMs, dedupTtlMs: this.dedupTtlMs, concurrency: this.concurrency } = pushQueueSettings(options));
     this.now = options.now ?? Date.now;
     this.onFailed = options.onFailed;
   }

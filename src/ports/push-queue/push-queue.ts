@@ -100,7 +100,10 @@ export interface PushQueue {
 }
 
 export interface PushQueueOptions {
-  /** tries per notification, the first included; @default 5 */
+  /**
+   * tries per notification, the first included; @default 10: with the default backoff the last
+   * comes about 4 minutes after the first, so a receiver's restart or rolling update loses nothing
+   */
   attempts?: number;
   /** wait after the first failure; doubles each time; @default 1_000 (ms) */
   backoffMs?: number;
@@ -118,7 +121,7 @@ export interface PushQueueOptions {
  */
 export function pushQueueSettings(options: PushQueueOptions): Required<PushQueueOptions> {
   const settings = {
-    attempts: options.attempts ?? 5,
+    attempts: options.attempts ?? 10,
     backoffMs: options.backoffMs ?? 1_000,
     maxBackoffMs: options.maxBackoffMs ?? 60_000,
     dedupTtlMs: options.dedupTtlMs ?? 600_000,
