@@ -49,8 +49,11 @@ export interface AppSessionDeps {
     release(homeId: string): void;
     /** where the home's feed stands (null: no position known) */
     position(homeId: string): Position | null;
-    /** answers the subscriber, sends what it missed, and joins it with nothing missed and nothing twice (HomeFeeds) */
-    catchUp(homeId: string, since: Position | undefined, subscriber: FeedSubscriber): Promise<void>;
+    /**
+     * answers the subscriber, sends what it missed, and joins it with nothing missed and nothing
+     * twice (HomeFeeds); false: it did not answer, the subscription having ended first
+     */
+    catchUp(homeId: string, since: Position | undefined, subscriber: FeedSubscriber): Promise<boolean>;
   };
   /** `requestId`: carried to the holding node, which logs it with the outcome */
   readonly sendCommand: CommandSender;
@@ -164,7 +167,13 @@ export class AppSession extends Actor<AppMessage> implements TimerTarget {
     if (again) return this.link.reply({ op: 'ok', id, result: { home: homeId, pos: this.deps.feeds.position(homeId) } });
     // unsubscribed or closed meanwhile: the feed was released, nothing more is sent
     const token = this.homes.get(homeId);
-    await this.deps.feeds.catchUp(homeId, since, this.link.subscriber(homeId, id, () => this.homes.get(homeId) === token));
+    const answered = await this.deps.feeds.catchUp(homeId, since, this.link.subscriber(homeId, id, () => this.homes.get(homeId) === token));
+    if (answered) return;
+    // ended before its answer (an unsub, or the home taken from the token): a node answers every sub
+    const why = canSeeHome(this.principal, homeId)
+      ? new TierError('not_found', `the subscription to home ${homeId} ended (unsub) before it was answered`)
+      : new TierError('forbidden', `the token no longer grants home ${homeId} (revoked)`);
+    this.answerError(id, why);
   }
 
   /** The homes are no longer the token's: later requests for them are refused, subscriptions to them end. */

@@ -75,6 +75,12 @@ export class Requests {
     return true;
   }
 
+  /** Gives up waiting for a request without settling it (its answer, if one comes, matches nothing). */
+  forget(id: number): void {
+    const p = this.pending.get(id);
+    if (p) this.settle(id, p);
+  }
+
   /** Writes the requests queued while no socket was open. */
   flush(): void {
     for (const p of this.pending.values()) if (!p.sent) p.sent = p.mayHaveRun = this.write(p.msg);

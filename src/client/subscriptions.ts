@@ -231,6 +231,7 @@ export class Subscriptions {
 
   private end(h: Home, error: ClientError): void {
     this.homes.delete(h.home);
+    this.forgetPending(h);
     this.each(h, (l) => l.onError?.(error));
     h.settle?.reject(error);
     h.settle = null;
@@ -239,10 +240,21 @@ export class Subscriptions {
   private remove(h: Home, handlers: SubscriptionHandlers): void {
     if (!h.listeners.delete(handlers) || h.listeners.size > 0 || this.homes.get(h.home) !== h) return;
     this.homes.delete(h.home);
+    this.forgetPending(h);
     h.settle?.reject(ClientError.local('session_closed', `unsubscribed from ${h.home} before the server answered`));
     h.settle = null;
     const noop = () => {};
     if (this.isOpen()) this.requests.add((id) => ({ op: 'unsub', id, home: h.home }), { ok: noop, fail: noop }, { onDrop: 'forget', queue: false });
+  }
+
+  /**
+   * A subscription ended while its `sub` waited for the answer: the answer no longer matters, and
+   * its timeout must not close the socket as stuck (4102).
+   */
+  private forgetPending(h: Home): void {
+    if (h.pendingId === null) return;
+    this.requests.forget(h.pendingId);
+    h.pendingId = null;
   }
 
   private deliver(h: Home, events: AppEventMessage[]): void {

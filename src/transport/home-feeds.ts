@@ -167,15 +167,18 @@ export class HomeFeeds {
    * the feed's position; with `since`, the events after it are read from the history and sent
    * (paced by the socket's buffer, so a long recovery never trips the backpressure limit) until
    * the reads reach what the feed has delivered, and it joins in the turn that saw them meet.
+   * Resolves false when it did not answer: the subscription ended first (an `unsub`, the home
+   * taken from the token, the socket closed), and the caller answers it.
    */
-  async catchUp(homeId: string, since: Position | undefined, sub: FeedSubscriber): Promise<void> {
+  async catchUp(homeId: string, since: Position | undefined, sub: FeedSubscriber): Promise<boolean> {
     const feed = this.feeds.get(homeId);
-    if (!feed) return;
+    if (!feed) return false;
     await feed.ready;
-    if (feed.closed || !sub.open) return;
+    if (feed.closed || !sub.open) return false;
     const join = (result: SubResult) => {
       sub.answer(result);
       sub.join();
+      return true;
     };
     if (!this.history || feed.state !== 'ordered') return join(since ? { home: homeId, pos: null, recovered: false, reason: 'unavailable' } : { home: homeId, pos: null });
     if (!since) return join({ home: homeId, pos: this.at(feed) });
@@ -185,7 +188,7 @@ export class HomeFeeds {
     // an event that went out without a position after `since` is in no read: the app reloads
     const unplaced = feed.unplaced;
     const lost = await this.lostMark(feed);
-    if (feed.closed || !sub.open) return;
+    if (feed.closed || !sub.open) return false;
     if (lost === null) return fail('unavailable');
     const missedUnplaced = () => since.offset <= Math.max(lost, feed.lost) || feed.unplaced !== unplaced;
     let last = since.offset;
@@ -195,14 +198,16 @@ export class HomeFeeds {
       if (!answered) return fail(reason);
       sub.reload(reason, this.at(feed));
       sub.join();
+      return true;
     };
     for (let sent = 0; ; ) {
-      if (feed.closed || !sub.open) return;
+      if (feed.closed || !sub.open) return answered;
       if (feed.epoch !== since.epoch) return stop('epoch_changed');
       if (missedUnplaced()) return stop('too_old');
       if (last === feed.delivered) {
         if (!answered) sub.answer({ home: homeId, pos: since, recovered: true });
-        return sub.join();
+        sub.join();
+        return true;
       }
       // an app slower than the home's events would never catch up
       if (sent > RECOVERY_ROUNDS * this.maxRecovery) return stop('too_old');
@@ -211,7 +216,7 @@ export class HomeFeeds {
       // feed is brought there (nobody new is on its topics), and the app gets nothing twice
       const upTo = ahead ? last : Math.min(feed.delivered, last + RECOVERY_PAGE);
       const read = await this.read(feed, ahead ? feed.delivered : last, upTo, RECOVERY_PAGE);
-      if (feed.closed || !sub.open) return;
+      if (feed.closed || !sub.open) return answered;
       if (!read || !read.ok) return stop(read ? read.reason : 'unavailable');
       const reached = read.entries.length > 0 ? read.entries[read.entries.length - 1]!.offset : ahead ? feed.delivered : last;
       if (ahead) {
@@ -230,7 +235,7 @@ export class HomeFeeds {
       const events = read.entries.map((e) => withPosition(e.data, { epoch: read.epoch, offset: e.offset }));
       for (let i = sub.send(events, 0); i < events.length; i += sub.send(events, i)) {
         await sub.drained();
-        if (!sub.open) return;
+        if (!sub.open) return true;
       }
       sent += events.length;
       last = reached;

@@ -52,7 +52,7 @@ function session() {
         acquire: (h) => void held.set(h, (held.get(h) ?? 0) + 1),
         release: (h) => void held.set(h, held.get(h)! - 1),
         position: () => null,
-        catchUp: async (_h, _since, sub) => sub.answer({ home: _h, pos: null }),
+        catchUp: async (_h, _since, sub) => (sub.answer({ home: _h, pos: null }), true),
       },
       sendCommand: async () => 'ran',
       homeOf: async (hub) => hubs[hub] ?? null,

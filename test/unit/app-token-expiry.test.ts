@@ -45,7 +45,7 @@ function session(principal: Principal) {
     link,
     {
       system: { timers, log: createLogger('silent'), mailboxSize: 16, now: () => clocks.wall },
-      feeds: { acquire() {}, release() {}, position: () => null, catchUp: async () => {} },
+      feeds: { acquire() {}, release() {}, position: () => null, catchUp: async () => true },
       sendCommand: async () => 'ran',
       homeOf: async () => 'h1',
       commandTimeoutMs: 1_000,

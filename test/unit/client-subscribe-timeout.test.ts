@@ -42,6 +42,27 @@ describe('client subscribe timeout (fake server)', () => {
     expect(answers.items).toHaveLength(1);
   });
 
+  it('does not wait for the answer of a sub that ended first (unsubscribed, or ended by the node): the socket stays', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    const states = new Inbox<ConnectionState>();
+    const c = fx.client({ onState: states.push, subscribeTimeoutMs: 10_000, keepaliveMs: 0 });
+    const errors = new Inbox<unknown>();
+    const mounted = c.subscribe('h1', { onEvent() {} });
+    mounted.ready.catch(() => {});
+    const taken = c.subscribe('h2', { onEvent() {}, onError: errors.push });
+    taken.ready.catch(() => {});
+    const conn = await fx.server.connection(1);
+    await conn.sub('h1');
+    await conn.sub('h2');
+    // a component mounted and unmounted at once; the node takes h2 from the token (revocation by home)
+    mounted.unsubscribe();
+    await conn.next((m) => m.op === 'unsub');
+    conn.send({ op: 'end', home: 'h2', code: 'forbidden', num: 201, temporary: false, msg: 'revoked' });
+    expect(await errors.next(() => true)).toMatchObject({ code: 'forbidden' });
+    await vi.advanceTimersByTimeAsync(30_000);
+    expect(states.items.filter(isClosed)).toEqual([]);
+  });
+
   it('never gives up an unanswered sub with subscribeTimeoutMs 0, and refuses a negative one', async () => {
     vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
     expect(() => fx.client({ subscribeTimeoutMs: -1 })).toThrow(RangeError);
