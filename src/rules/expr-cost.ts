@@ -192,8 +192,19 @@ function estimate(node: ASTNode, scope: Scope | null): Estimate {
 /** Comprehension macros: name → how the result's shape follows from the range's and the body's. */
 const MACROS = new Set(['all', 'exists', 'exists_one', 'map', 'filter']);
 
+/**
+ * What `duration()` may parse: a literal of at most 6 number-unit pairs, as Go writes them. cel-js
+ * parses with an unanchored regex whose backtracking is cubic in a run of digits without a unit
+ * (800 digits: half a second; a list macro over it held a rule worker past its 2 s deadline), so
+ * a computed string, which a hub's report could make any length, is refused.
+ */
+const DURATION_LITERAL = /^[-+]?(?:\d{1,12}(?:\.\d{1,9})?(?:ns|us|µs|ms|s|m|h)){1,6}$/;
+
 function call(name: string, target: ASTNode | null, args: readonly ASTNode[], scope: Scope | null): Estimate {
   if (target && MACROS.has(name)) return macro(name, target, args, scope);
+  if (name === 'duration' && !isDurationLiteral(target, args)) {
+    throw new Unbounded('duration() takes a string literal such as "90s" or "1h30m" (a computed string could take seconds to parse)');
+  }
   if (target?.op === 'id' && target.args === 'cel' && name === 'bind' && args[0]?.op === 'id' && args.length === 3) {
     const init = estimate(args[1]!, scope);
     const body = estimate(args[2]!, { name: args[0].args, shape: init.shape, up: scope });
@@ -259,6 +270,11 @@ function call(name: string, target: ASTNode | null, args: readonly ASTNode[], sc
       if (/^get[A-Z]/.test(name)) return out(SCALAR); // timestamp and duration fields
       throw new Unbounded(`function ${name} is not allowed here (its cost cannot be bounded)`);
   }
+}
+
+function isDurationLiteral(target: ASTNode | null, args: readonly ASTNode[]): boolean {
+  const arg = args[0];
+  return target === null && args.length === 1 && arg?.op === 'value' && typeof arg.args === 'string' && DURATION_LITERAL.test(arg.args);
 }
 
 function sumCost(args: readonly ASTNode[], scope: Scope | null): number {

@@ -99,6 +99,21 @@ describe('the cost of an expression', () => {
     expect(checkExpression('bytes(dev.x.doc).json().size() > 0', aliases)).toMatch(/function json is not allowed/);
   });
 
+  it('lets duration() parse a short literal only: cel-js backtracks cubically on a long run of digits', () => {
+    for (const ok of ['duration("90s") > duration("1m")', 'duration("-1.5h") < duration("2h45m30s")', 'duration("300ms").getMilliseconds() == 300']) {
+      expect(checkExpression(ok, aliases), ok).toBeNull();
+    }
+    for (const bad of [
+      `duration("${'1'.repeat(800)}") > duration("1s")`,
+      `[0,0,0,0,0,0,0,0,0,0].exists(x, duration("${'1'.repeat(930)}") < duration("1s"))`,
+      'duration(dev.x.since) > duration("1s")',
+      'duration("1s" + "0") > duration("1s")',
+      'duration("1s1s1s1s1s1s1s") > duration("1s")',
+    ]) {
+      expect(checkExpression(bad, aliases), bad.slice(0, 60)).toMatch(/^duration\(\) takes a string literal/);
+    }
+  });
+
   it('accepts the README and API examples and ordinary conditions', () => {
     for (const body of [HALL_LIGHT, LEAK]) expect(() => validateRuleSpec(body)).not.toThrow();
     for (const c of [
@@ -131,5 +146,13 @@ describe('a worker and a stored expression over the bound', () => {
     const result = new RuleEvaluator().evaluate({ homeId: 'h', homeVersion: 1, timeZone: 'UTC', now: 0, rules: [rule], event: { kind: 'manual', ts: 0 }, prev: {}, state: {} });
     expect(result.outcomes[0]).toMatchObject({ passed: false, actions: [] });
     expect(result.outcomes[0]?.error).toMatch(/^compile: conditions\[1\]: is too costly/);
+  });
+
+  it('does not parse a computed duration stored before it was refused: a hub could make the string any length', () => {
+    const rule = ruleOf({ homeId: 'h', name: 'slow', triggers: [{ type: 'cron', cron: '0 0 * * *' }], conditions: ['duration(dev.x.s) > duration("1s")'], devices: { x: { hub: 'hub1', device: 'd' } }, actions: [{ type: 'notify', title: 't', body: 'b' }] });
+    const state = { 'hub1/d': { s: '1'.repeat(2_000) } };
+    const result = new RuleEvaluator().evaluate({ homeId: 'h', homeVersion: 1, timeZone: 'UTC', now: 0, rules: [rule], event: { kind: 'manual', ts: 0 }, prev: {}, state });
+    expect(result.outcomes[0]).toMatchObject({ passed: false, actions: [] });
+    expect(result.outcomes[0]?.error).toMatch(/^compile: conditions\[0\]: duration\(\) takes a string literal/);
   });
 });
