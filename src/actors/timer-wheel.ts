@@ -92,7 +92,7 @@ export class TimerWheel {
       handle.target = null;
       this.pending--;
       // its slot keeps the handle until visited: the wake-up planned for it stays (harmless)
-      if (this.pending === 0) this.stop();
+      if (this.pending === 0) this.idle();
     }
   }
 
@@ -166,7 +166,17 @@ export class TimerWheel {
       if (this.closes !== closes) return;
     }
     bucket.length = keep;
-    if (this.pending === 0) this.stop();
+    if (this.pending === 0) this.idle();
+  }
+
+  /**
+   * Nothing pending: no wake-up, and the slots emptied of the cancelled handles they still hold.
+   * An idle wheel visits no slot, so a node whose only timers are cancelled (app sockets opened
+   * and closed in a loop, each cancelling its expiry) would keep every handle until 2026-12-06.
+   */
+  private idle(): void {
+    this.stop();
+    for (const b of this.buckets) if (b.length > 0) b.length = 0;
   }
 
   private stop(): void {

@@ -414,3 +414,34 @@ describe('TimerWheel on the real clock', () => {
     expect(wheel.size).toBe(0);
   });
 });
+
+describe('an idle wheel', () => {
+  it('keeps no cancelled handle: a wheel whose every timer was cancelled never visits its slots again', async () => {
+    const { setFlagsFromString } = await import('node:v8');
+    const { runInNewContext } = await import('node:vm');
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as () => void;
+    const w = fakeWheel();
+    // app sockets opened and closed in a loop: each schedules its token's expiry and cancels it at
+    // close (made in a function of their own, so that no local of this one holds the last)
+    const socketsOpenedAndClosed = (n: number): Array<WeakRef<TimerHandle>> =>
+      Array.from({ length: n }, (_, i) => {
+        // an hour out, in a slot the run below does not visit (slot 6 of 8; the due one is in slot 1)
+        const h = w.wheel.schedule(3_600_050, w.target(`socket-${i}`));
+        w.wheel.cancel(h);
+        return new WeakRef(h);
+      });
+    const refs = socketsOpenedAndClosed(200);
+    // the last one fired, the others cancelled beside it: the wheel goes idle from a visit of a slot too
+    w.wheel.schedule(5, w.target('due'));
+    refs.push(...socketsOpenedAndClosed(50));
+    w.run(TICK);
+    expect(w.names()).toEqual(['due']);
+    expect(w.wheel.size).toBe(0);
+    await new Promise((resolve) => setImmediate(resolve));
+    gc();
+    expect(refs.filter((r) => r.deref() !== undefined)).toHaveLength(0);
+    // the wheel lives on (a node's does): its slots, not its end, let the handles go
+    expect(w.wheel.schedule(1, w.target('alive')).active).toBe(true);
+  });
+});
