@@ -23,7 +23,7 @@ import type { EventHistory } from '../ports/history/history.js';
 import type { ShadowStore } from '../ports/shadow-store/shadow-store.js';
 import type { BatchItem, BatchResult, FleetHub, HomeHub, MoveReply } from '../schemas/fleet.js';
 
-/** Most hubs `listHome` answers: a home is not a fleet. */
+/** Hubs of a home per read of its index, and all that `listHome` shows (a home is not a fleet); the export and erasure page past it. */
 export const MAX_HOME_HUBS = 1_000;
 
 export interface FleetDeps {
@@ -139,9 +139,12 @@ export class Fleet {
     );
   }
 
-  /** Every hub of the home as the operator sees it (at most MAX_HOME_HUBS), in id order. */
-  async homeHubs(homeId: string): Promise<Array<Static<typeof FleetHub>>> {
-    return this.views(await this.deps.registry.listHome(homeId, MAX_HOME_HUBS));
+  /**
+   * A page of the home's hubs as the operator sees them, in id order: those after `after` (the
+   * last id of the page before), at most `limit`; a shorter page is the last (`HubRegistry.listHome`).
+   */
+  async homeHubs(homeId: string, after?: string, limit = MAX_HOME_HUBS): Promise<Array<Static<typeof FleetHub>>> {
+    return this.views(await this.deps.registry.listHome(homeId, limit, after));
   }
 
   async get(hubId: string): Promise<Static<typeof FleetHub>> {

@@ -14,7 +14,7 @@ import type { DeviceShadow, ShadowStore } from '../ports/shadow-store/shadow-sto
 import { decodeValue } from '../protocol/codec.js';
 import { DEFAULT_SETTINGS, type HomeSettings, type Rule, type Scene } from '../rules/model.js';
 import type { FleetHub } from '../schemas/fleet.js';
-import type { Fleet } from './fleet.js';
+import { MAX_HOME_HUBS, type Fleet } from './fleet.js';
 
 export interface HomeDataDeps {
   fleet: Fleet;
@@ -29,6 +29,8 @@ export interface HomeDataDeps {
   /** takes the home from every user token issued up to now, on every node; resolves with that instant (Unix seconds) once stored */
   revokeHome: (homeId: string) => Promise<number>;
   now?: () => number;
+  /** hubs read per page of the home's index; every page is read, however many @default MAX_HOME_HUBS (1_000) */
+  hubPage?: number;
 }
 
 export interface HomeExport {
@@ -61,25 +63,52 @@ const ERASE_PARALLEL = 16;
 
 export async function exportHome(deps: HomeDataDeps, homeId: string): Promise<HomeExport> {
   const [hubs, rules, scenes, settings, events] = await Promise.all([
-    deps.fleet.homeHubs(homeId),
+    hubsWithShadows(deps, homeId),
     deps.rules.listRules(homeId),
     deps.rules.listScenes(homeId),
     deps.rules.getSettings(homeId),
     deps.history ? retainedEvents(deps.history, homeId) : [],
   ]);
-  const withShadows = await Promise.all(hubs.map(async (hub) => ({ ...hub, devices: await deps.shadows.load(hub.hubId) })));
-  return { homeId, exportedAt: new Date((deps.now ?? Date.now)()).toISOString(), settings, hubs: withShadows, rules, scenes, events };
+  return { homeId, exportedAt: new Date((deps.now ?? Date.now)()).toISOString(), settings, hubs, rules, scenes, events };
+}
+
+/** Every hub of the home with its shadow, a page at a time (the shadows of a page read at once). */
+async function hubsWithShadows(deps: HomeDataDeps, homeId: string): Promise<HomeExport['hubs']> {
+  const out: HomeExport['hubs'] = [];
+  for await (const page of homePages(deps, homeId)) {
+    out.push(...(await Promise.all(page.map(async (hub) => ({ ...hub, devices: await deps.shadows.load(hub.hubId) })))));
+  }
+  return out;
+}
+
+/**
+ * Every hub of the home, page after page along the registry's cursor until a short page (until
+ * 2026-12-06 one read, so hubs past the 1,000th were neither exported nor erased). Deleting a
+ * page's hubs before reading the next moves no hub of the pages after it.
+ */
+async function* homePages(deps: HomeDataDeps, homeId: string): AsyncGenerator<Array<Static<typeof FleetHub>>> {
+  const size = Math.max(1, deps.hubPage ?? MAX_HOME_HUBS);
+  let after: string | undefined;
+  for (;;) {
+    const page = await deps.fleet.homeHubs(homeId, after, size);
+    const last = page.at(-1)?.hubId;
+    // a cursor that does not move on would read the same page for ever
+    if (after !== undefined && last !== undefined && last <= after) throw new TierError('internal', `the hubs of home ${homeId} were listed out of order (${last} after ${after}): stopped rather than read the same page again`);
+    yield page;
+    if (last === undefined || page.length < size) return;
+    after = last;
+  }
 }
 
 /**
  * Takes the home from its users' tokens first (so none adds a rule while the erasure runs; each
  * token keeps its other homes, and their app sockets are closed), deletes the home's rules and
- * scenes (so none runs while its hubs go), resets its settings, deletes every hub as
- * `DELETE /v1/admin/hubs/{hubId}` does (session closed, record and shadow gone, the apps still
- * subscribed told `removed`), then drops the home's stored events, those `removed` included (in
- * cluster mode from the services' stream too, which then gets an `erased` entry), and its push
- * notifications. A home with nothing left answers zeros (and is revoked again): an
- * erasure can be sent again.
+ * scenes (so none runs while its hubs go), resets its settings, deletes every hub, however
+ * many, a page at a time, as `DELETE /v1/admin/hubs/{hubId}` does (session closed, record and
+ * shadow gone, the apps still subscribed told `removed`), then drops the home's stored events,
+ * those `removed` included (in cluster mode from the services' stream too, which then gets an
+ * `erased` entry), and its push notifications. A home with nothing left answers zeros (and is
+ * revoked again): an erasure can be sent again.
  */
 export async function eraseHome(deps: HomeDataDeps, homeId: string): Promise<HomeErasure> {
   const before = await deps.revokeHome(homeId);
@@ -88,9 +117,13 @@ export async function eraseHome(deps: HomeDataDeps, homeId: string): Promise<Hom
   for (const scene of scenes) await deps.rules.deleteScene(homeId, scene.id);
   const settingsReset = settings.timeZone !== DEFAULT_SETTINGS.timeZone;
   if (settingsReset) await deps.rules.putSettings(homeId, { ...DEFAULT_SETTINGS });
-  const hubs = (await deps.fleet.homeHubs(homeId)).map((h) => h.hubId);
-  for (let i = 0; i < hubs.length; i += ERASE_PARALLEL) {
-    await Promise.all(hubs.slice(i, i + ERASE_PARALLEL).map((hubId) => deps.fleet.remove(hubId).catch(gone)));
+  const hubs: string[] = [];
+  for await (const page of homePages(deps, homeId)) {
+    const ids = page.map((h) => h.hubId);
+    for (let i = 0; i < ids.length; i += ERASE_PARALLEL) {
+      await Promise.all(ids.slice(i, i + ERASE_PARALLEL).map((hubId) => deps.fleet.remove(hubId).catch(gone)));
+    }
+    hubs.push(...ids);
   }
   await deps.eventsSettled();
   await deps.history?.remove(homeId);

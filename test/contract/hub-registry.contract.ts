@@ -243,6 +243,33 @@ export function hubRegistryContract(name: string, make: HubRegistryFactory): voi
       expect(await reg.listHome(`home-${hub}-none`, 100)).toEqual([]);
     });
 
+    it('listHome pages by `after`: every hub of the home once, in id order, also while each page read is removed', async () => {
+      const home1 = (await fleet(21)).filter((_, i) => i % 3 === 1).map((r) => r.hubId);
+      expect(home1).toHaveLength(7);
+      /** The pages of home 1, three hubs each, until a short one; `remove`: each page's hubs removed before the next is read. */
+      const read = async (remove: boolean) => {
+        const seen: string[][] = [];
+        let after: string | undefined;
+        for (;;) {
+          const page = (await reg.listHome(`home-${hub}-1`, 3, after)).map((h) => h.hubId);
+          seen.push(page);
+          if (remove) for (const id of page) expect(await reg.remove(id)).toBe(true);
+          if (page.length < 3) return seen;
+          after = page.at(-1);
+        }
+      };
+      const expected = [home1.slice(0, 3), home1.slice(3, 6), home1.slice(6)];
+      expect(await read(false)).toEqual(expected);
+      // a cursor between two ids, and before the first, of hubs never in the home
+      expect((await reg.listHome(`home-${hub}-1`, 100, `${home1[2]}~`)).map((h) => h.hubId)).toEqual(home1.slice(3));
+      expect((await reg.listHome(`home-${hub}-1`, 2, hub)).map((h) => h.hubId)).toEqual(home1.slice(0, 2));
+      expect(await reg.listHome(`home-${hub}-1`, 100, home1[6])).toEqual([]);
+      // the cursor's own hub removed with its page: the next page starts after it all the same
+      expect(await read(true)).toEqual(expected);
+      expect(await reg.listHome(`home-${hub}-1`, 100)).toEqual([]);
+      expect(await reg.listHome(`home-${hub}-0`, 100)).toHaveLength(7);
+    });
+
     it('update changes the given fields only; null removes; unknown hubs answer null', async () => {
       const r = record(hub);
       await reg.create(r);

@@ -112,8 +112,8 @@ export class CachingHubRegistry implements HubRegistry {
     return this.inner.list(query);
   }
 
-  listHome(homeId: string, limit: number): Promise<HubRecord[]> {
-    return this.inner.listHome(homeId, limit);
+  listHome(homeId: string, limit: number, after?: string): Promise<HubRecord[]> {
+    return this.inner.listHome(homeId, limit, after);
   }
 
   async update(hubId: string, patch: HubPatch): Promise<HubRecord | null> {

@@ -90,11 +90,13 @@ export class LmdbHubRegistry implements HubRegistry {
     );
   }
 
-  async listHome(homeId: string, limit: number): Promise<HubRecord[]> {
+  async listHome(homeId: string, limit: number, after?: string): Promise<HubRecord[]> {
     const out: HubRecord[] = [];
-    // [homeId, ''] sorts before every [homeId, id]; the range ends before the next home's
-    for (const key of this.homes.getKeys({ start: [homeId, ''], limit: limit + 1 })) {
+    // [homeId, ''] sorts before every [homeId, id]; the range ends before the next home's. Read
+    // lazily, not `limit` keys: an entry without its record must not make a page short (the last)
+    for (const key of this.homes.getKeys({ start: [homeId, after ?? ''] })) {
       if (key[0] !== homeId || out.length >= limit) break;
+      if (after !== undefined && key[1] <= after) continue;
       const s = this.db.get(key[1]);
       if (s !== undefined) out.push(decodeHubRecord(key[1], s));
     }

@@ -59,8 +59,8 @@ export class MemoryHubRegistry implements HubRegistry {
     return collectPage(records(this.hubs), query);
   }
 
-  async listHome(homeId: string, limit: number): Promise<HubRecord[]> {
-    const ids = [...(this.homes.get(homeId) ?? [])].sort().slice(0, limit);
+  async listHome(homeId: string, limit: number, after?: string): Promise<HubRecord[]> {
+    const ids = [...(this.homes.get(homeId) ?? [])].filter((id) => after === undefined || id > after).sort().slice(0, limit);
     return ids.map((id) => copyRecord(this.hubs.get(id)!));
   }
 

@@ -127,9 +127,10 @@ export class RedisHubRegistry implements HubRegistry {
     return collectPage(this.scan(query), query);
   }
 
-  async listHome(homeId: string, limit: number): Promise<HubRecord[]> {
+  /** One SMEMBERS a page (a set has no order to page by): a home's hubs are few next to a fleet. */
+  async listHome(homeId: string, limit: number, after?: string): Promise<HubRecord[]> {
     const homeKey = this.keys.home(homeId, 'hubs');
-    const ids = (await this.client.smembers(homeKey)).sort();
+    const ids = (await this.client.smembers(homeKey)).filter((id) => after === undefined || id > after).sort();
     const out: HubRecord[] = [];
     for (let i = 0; i < ids.length && out.length < limit; i += LIST_BATCH) {
       const batch = ids.slice(i, i + LIST_BATCH);

@@ -92,8 +92,10 @@ export const DEFAULT_SCAN_LIMIT = 5_000;
  *   `scanLimit` records, so a page may be short (even empty) with a `next` when filters skip many:
  *   bounded work per call on any fleet size. A hub created or removed meanwhile may or may not
  *   appear; no hub present throughout is skipped or repeated.
- * - `listHome` answers every hub of a home in id order (at most `limit`): a home's index, not a
- *   scan of the fleet.
+ * - `listHome` answers the hubs of a home in id order, those with an id above `after` when given
+ *   (the last id of the previous page), at most `limit`: a home's index, not a scan of the fleet.
+ *   A page shorter than `limit` is the last. Paging by `after` skips and repeats no hub present
+ *   throughout, however many the home has (removing the hubs of a page moves no later one).
  * - `update` changes only the given fields of an existing hub and answers the new record, null
  *   for an unknown hub (nothing created). A change of `homeId` moves it from one home's index to
  *   the other's.
@@ -122,7 +124,7 @@ export interface HubRegistry {
   lookup(hubId: string): Promise<HubInfo | null>;
   setEnabled(hubId: string, enabled: boolean): Promise<boolean>;
   list(query: HubQuery): Promise<HubPage>;
-  listHome(homeId: string, limit: number): Promise<HubRecord[]>;
+  listHome(homeId: string, limit: number, after?: string): Promise<HubRecord[]>;
   update(hubId: string, patch: HubPatch): Promise<HubRecord | null>;
   rotateSecret(hubId: string, secret: string, graceUntil: number, key?: string): Promise<HubRecord | null>;
   remove(hubId: string): Promise<boolean>;
