@@ -25,6 +25,7 @@ import type { AuditTrail, AuditWhat } from '../actors/audit-trail.js';
 import type { PendingRun, PendingRuns } from '../ports/pending-runs/pending-runs.js';
 import type { PushNotification } from '../ports/push-queue/push-queue.js';
 import type { HomeScope } from './home-scope.js';
+import { notificationText } from './notify-text.js';
 import type { RuleMetricsSink, RuleStats } from './metrics.js';
 import type { PlannedAction, Rule, Scene } from './model.js';
 import type { Run } from './run-guard.js';
@@ -260,7 +261,9 @@ async function perform(deps: ActionDeps, homeId: string, rule: Rule, a: PlannedA
     case 'scene':
       return audited({ action: 'scene.run', target: a.scene }, () => runSceneAction(deps, homeId, a.scene, run));
     case 'notify': {
-      const notification: PushNotification = { homeId, title: a.title, body: a.body, dedupKey: `${dedupBase}:${index}`, data: { ruleId: rule.id } };
+      // the worker fitted the text already; again for plans an older node saved in the pending-runs store
+      const text = notificationText(a.title, a.body, rule.name);
+      const notification: PushNotification = { homeId, ...text, dedupKey: `${dedupBase}:${index}`, data: { ruleId: rule.id } };
       // the delivery, on whichever node or push worker takes the job, joins the run's trace
       if (run) notification.tp = traceparentOf(run);
       await deps.push(notification);

@@ -17,7 +17,7 @@ import type { Logger } from '../log/logger.js';
 import { RulesEngine, type RulesEngineDeps } from './engine.js';
 import type { Lease } from '../ports/lease/lease.js';
 import { noRuleMetrics, type RuleMetricsSink } from './metrics.js';
-import { deviceKey, type DeviceRef } from './model.js';
+import { CRON_MIN_INTERVAL_MS, deviceKey, type DeviceRef } from './model.js';
 import { RulePool, type RulePoolOptions } from './pool.js';
 import type { RuleStore } from '../ports/rule-store/rule-store.js';
 import { CronScheduler } from './scheduler.js';
@@ -145,6 +145,7 @@ export function createAutomation(deps: AutomationDeps): Automation {
     fire: (homeId, ruleId, at) => engine.fireScheduled(homeId, ruleId, at),
     log,
     metrics,
+    minIntervalMs: CRON_MIN_INTERVAL_MS,
   });
   let closed = false;
   let orphanCheck: NodeJS.Timeout | null = null;

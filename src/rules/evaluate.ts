@@ -17,6 +17,7 @@ import { EVENT_BUDGET_MESSAGE, charge, chargeCompile, type Budget } from './even
 import { EVENT_MAX_COST } from './expr-cost.js';
 import { compileBounded, display, parseTemplate, type Compiled } from './expr.js';
 import { deviceKey, type ConditionReport, type EvalResult, type EvalTask, type PlannedAction, type Rule, type RuleEvent, type RuleOutcome, type Trigger } from './model.js';
+import { notificationText } from './notify-text.js';
 
 type CompiledPart = string | Compiled;
 
@@ -216,7 +217,8 @@ function evaluateRule(rule: Rule, c: CompiledRule, task: Omit<EvalTask, 'rules'>
   outcome.actions = rule.actions.map((a, i): PlannedAction => {
     if (a.type !== 'notify') return a;
     const t = c.templates.get(i)!;
-    return { type: 'notify', title: render(t.title, ctx), body: render(t.body, ctx) };
+    // fitted here, not only when sent: a dry run shows the text as it would go out
+    return { type: 'notify', ...notificationText(render(t.title, ctx), render(t.body, ctx), rule.name) };
   });
   return outcome;
 }

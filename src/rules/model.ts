@@ -160,6 +160,9 @@ export const DEFAULT_LIMIT: RunLimit = { maxRuns: 20, windowMs: 60_000 };
 
 export const DEFAULT_CATCH_UP_MS = 60_000;
 
+/** A rule's cron triggers fire at most once per this (ms): checked at save, held to by the scheduler. */
+export const CRON_MIN_INTERVAL_MS = 60_000;
+
 // ---- engine ⇄ worker ----------------------------------------------------------------------------
 
 /** What the worker evaluates a rule against. */

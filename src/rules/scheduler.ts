@@ -49,6 +49,12 @@ export interface CronSchedulerDeps {
   reloadMs?: number;
   /** default of `catchUpMs` for cron triggers that do not set it; @default 60_000 (ms) */
   catchUpMs?: number;
+  /**
+   * A rule's instants closer than this to the one before (fired or skipped) are passed over, so
+   * its cron triggers together fire at most once per interval, whatever the save-time check saw
+   * (validate.ts looks at the next firings only). @default 0 (none); the node's is 60 s
+   */
+  minIntervalMs?: number;
 }
 
 interface Entry {
@@ -78,6 +84,8 @@ export class CronScheduler {
   private readonly pollMs: number;
   private readonly reloadMs: number;
   private readonly defaultCatchUpMs: number;
+  /** added to an instant to find the next: 0, or the minimum interval less 1 ms (nextAfter is strict) */
+  private readonly gap: number;
   private readonly inflight = new Set<Promise<unknown>>();
   private lastReload = -Infinity;
   private dirty = true;
@@ -98,6 +106,7 @@ export class CronScheduler {
     this.pollMs = deps.pollMs ?? 1_000;
     this.reloadMs = deps.reloadMs ?? 30_000;
     this.defaultCatchUpMs = deps.catchUpMs ?? DEFAULT_CATCH_UP_MS;
+    this.gap = Math.max(0, (deps.minIntervalMs ?? 0) - 1);
     this.failures = failureLog(deps.log, 'cron: failures not logged', 'warn', 1);
     this.unwatch = deps.store.watch(() => {
       this.dirty = true;
@@ -197,7 +206,8 @@ export class CronScheduler {
         continue;
       }
       const cursor = await this.deps.store.getCursor(rule.ruleId);
-      const after = Math.max(cursor ?? -Infinity, rule.updatedAt);
+      // spaced from the last instant handled; a rule saved just now fires at its first instant
+      const after = Math.max(cursor === null ? -Infinity : cursor + this.gap, rule.updatedAt);
       const entry: Entry = {
         rule,
         crons,
@@ -217,7 +227,7 @@ export class CronScheduler {
     while (entry.next !== null && entry.next <= now) {
       // skip every due instant but the latest (no burst after an outage)
       let t = entry.next;
-      let following = nextAfter(entry.crons, t);
+      let following = nextAfter(entry.crons, t + this.gap);
       let skipped = 0;
       let lastSkipped = 0;
       while (following !== null && following <= now) {
@@ -229,10 +239,10 @@ export class CronScheduler {
           const back = entry.crons.map((c) => c.latestAtOrBefore(now) ?? -Infinity);
           const latest = Math.max(...back);
           if (latest > t) t = latest;
-          following = nextAfter(entry.crons, t);
+          following = nextAfter(entry.crons, t + this.gap);
           break;
         }
-        following = nextAfter(entry.crons, t);
+        following = nextAfter(entry.crons, t + this.gap);
       }
       if (skipped > 0) await this.skip(entry, lastSkipped, skipped, now, report);
       const key = `rule:${ruleId}:${t}`;
