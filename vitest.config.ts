@@ -11,7 +11,7 @@ const WAITING = [
   'redis-dies-mid-append', 'lean-hubs', 'load-apps', 'npm-start',
 ].map((name) => `test/integration/${name}.test.ts`);
 /** Suites that replace a module (vi.mock): a module another file of the same worker loaded first would not be replaced. They run beside the waiting ones (a group's projects share its worker count). */
-const MOCKING = ['harness-ports'].map((name) => `test/integration/${name}.test.ts`);
+const MOCKING = ['harness-ports', 'openapi-cached'].map((name) => `test/integration/${name}.test.ts`);
 
 export default defineConfig({
   test: {

@@ -8,8 +8,9 @@
  *
  * Both are recorded in the audit trail (`home.export`, `home.erase`). An export is built whole in
  * memory (a home's retained events may be TIER_HISTORY_SIZE of them, up to a million): a node
- * builds at most `maxExports` at once and answers others `503 busy`, so repeated requests cannot
- * hold a copy each.
+ * builds (and holds for its reader) at most `maxExports` at once and answers others `503 busy`,
+ * so repeated requests cannot hold a copy each; nor one while its large answers waiting for
+ * readers are at their ceiling (`requireAnswerRoom`).
  */
 import type { Static } from '@sinclair/typebox';
 import { TierError } from '../errors.js';
@@ -17,7 +18,7 @@ import { requireAdmin, requireHome, type Authenticator } from '../auth/authentic
 import { byCaller, NO_AUDIT, type AuditTrail, type AuditWhat } from '../actors/audit-trail.js';
 import { parseId } from '../schemas/common.js';
 import type { EraseHomeReply } from '../schemas/homes.js';
-import { route, routeOptions, type RouteHost } from '../transport/http.js';
+import { requireAnswerRoom, route, routeOptions, type RouteHost } from '../transport/http.js';
 import type { TemplatedApp } from '../transport/uws.js';
 import { eraseHome, exportHome, type HomeDataDeps } from './home-data.js';
 
@@ -46,11 +47,17 @@ export function mountHomeApi(app: TemplatedApp, deps: HomeApiDeps): void {
       const what: AuditWhat = { action: 'home.export', homeId };
       return audit.run(byCaller(principal, call), what, async () => {
         requireHome(principal, homeId);
+        requireAnswerRoom();
         if (exporting >= maxExports) throw new TierError('busy', `${exporting} home exports are being built on this node: try again shortly`);
         exporting++;
-        const body = await exportHome(data, homeId).finally(() => exporting--);
+        // the slot is held until the client has taken the answer (or left): a client that asks
+        // and does not read holds a copy as surely as one being built
+        const body = await exportHome(data, homeId).catch((err: unknown) => {
+          exporting--;
+          throw err;
+        });
         what.detail = `${body.hubs.length} hubs, ${body.rules.length} rules, ${body.scenes.length} scenes, ${body.events.length} events`;
-        return { status: 200, body };
+        return { status: 200, body, onSent: () => exporting-- };
       });
     },
     opts,

@@ -182,7 +182,7 @@ export function operations(limits: { commandTimeoutMaxMs: number }): Record<stri
     'get /v1/homes/:homeId/export': {
       summary: 'Everything kept of a home, in one document (a copy for its owner)',
       description:
-        'For the home’s users (and the admin): its settings, every hub (never a secret) with every device’s shadow, its rules and scenes as stored, and the events its history still keeps, oldest first (`TIER_HISTORY_SIZE`, `TIER_HISTORY_MAX_AGE_S`). Its audit trail is `GET /v1/homes/{homeId}/audit`. An unknown home answers an empty document. A node builds at most two exports at once (each is held whole in memory): a third answers `503 busy`, to be tried again. Recorded in the audit trail (`home.export`).',
+        'For the home’s users (and the admin): its settings, every hub (never a secret) with every device’s shadow, its rules and scenes as stored, and the events its history still keeps, oldest first (`TIER_HISTORY_SIZE`, `TIER_HISTORY_MAX_AGE_S`). Its audit trail is `GET /v1/homes/{homeId}/audit`. An unknown home answers an empty document. A node builds at most two exports at once (each is held whole in memory): a third answers `503 busy`, to be tried again, as does one while the node holds `TIER_HTTP_PENDING_BYTES` of large answers for clients that have not read them. Recorded in the audit trail (`home.export`).',
       tag: 'homes',
       ok: { status: 200, description: 'the home’s data', schema: HomeExport(max) },
       errors: ['unavailable', 'busy'],
@@ -253,7 +253,7 @@ export function operations(limits: { commandTimeoutMaxMs: number }): Record<stri
       request: { schema: Settings, bad: { timeZone: '' } },
       ok: { status: 200, description: 'the settings', schema: SettingsReply },
     },
-    'get /v1/homes/:homeId/rules': { summary: 'List the home’s rules with status and counters', tag: 'rules', ok: { status: 200, description: 'the rules', schema: RuleList(max) } },
+    'get /v1/homes/:homeId/rules': { summary: 'List the home’s rules with status and counters', tag: 'rules', ok: { status: 200, description: 'the rules', schema: RuleList(max) }, errors: ['busy'] },
     'post /v1/homes/:homeId/rules': {
       summary: 'Create a rule',
       description: 'Every hub the rule names must belong to the home, every scene it runs must exist in it.',
@@ -274,7 +274,7 @@ export function operations(limits: { commandTimeoutMaxMs: number }): Record<stri
       ok: { status: 200, description: 'the report', schema: DryRunReply },
       errors: ['not_found', 'busy', 'rule_timeout', 'rate_limited'],
     },
-    'get /v1/homes/:homeId/scenes': { summary: 'List the home’s scenes', tag: 'scenes', ok: { status: 200, description: 'the scenes', schema: SceneList(max) } },
+    'get /v1/homes/:homeId/scenes': { summary: 'List the home’s scenes', tag: 'scenes', ok: { status: 200, description: 'the scenes', schema: SceneList(max) }, errors: ['busy'] },
     'post /v1/homes/:homeId/scenes': { summary: 'Create a scene', tag: 'scenes', request: scene, ok: { ...sceneReply, status: 201, description: 'created' }, errors: ['limit_exceeded'] },
     'get /v1/homes/:homeId/scenes/:sceneId': { summary: 'Read a scene', tag: 'scenes', ok: sceneReply, errors: ['not_found'] },
     'put /v1/homes/:homeId/scenes/:sceneId': { summary: 'Replace a scene', tag: 'scenes', request: scene, ok: sceneReply, errors: ['not_found'] },

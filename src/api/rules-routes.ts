@@ -16,7 +16,7 @@
  */
 import { requireHome, type Authenticator } from '../auth/authenticator.js';
 import { TierError } from '../errors.js';
-import { optionalJson, route, routeOptions, type HttpCall, type HttpReply, type RouteHost } from '../transport/http.js';
+import { optionalJson, requireAnswerRoom, route, routeOptions, type HttpCall, type HttpReply, type RouteHost } from '../transport/http.js';
 import type { TemplatedApp } from '../transport/uws.js';
 import type { RulesEngine } from '../rules/engine.js';
 import type { Rule, RuleSpec, Scene } from '../rules/model.js';
@@ -117,6 +117,7 @@ export function mountRulesApi(app: TemplatedApp, deps: RulesApiDeps): void {
   // ---- rules ----
   route(app, 'get', '/v1/homes/:homeId/rules', async (call) => {
     const homeId = await homeOf(call);
+    requireAnswerRoom();
     return ok(200, { homeId, rules: await ruleViews(homeId, await store.listRules(homeId)) });
   }, opts);
 
@@ -172,6 +173,7 @@ export function mountRulesApi(app: TemplatedApp, deps: RulesApiDeps): void {
 
   route(app, 'get', '/v1/homes/:homeId/scenes', async (call) => {
     const homeId = await homeOf(call);
+    requireAnswerRoom();
     return ok(200, { homeId, scenes: (await store.listScenes(homeId)).map(sceneView) });
   }, opts);
 

@@ -45,7 +45,7 @@ import { LoopLag } from '../transport/loop-lag.js';
 import { startMemoryGauge } from '../transport/cgroup-memory.js';
 import { guardApp } from '../transport/guard.js';
 import { WriteBatch } from '../transport/write-batch.js';
-import type { RouteTable } from '../transport/http.js';
+import { pendingAnswers, type RouteTable } from '../transport/http.js';
 import { traceFields } from '../trace/active-span.js';
 import { startTracing, stopTracing } from '../trace/tracing.js';
 import { fleetParts } from './fleet-wiring.js';
@@ -83,6 +83,8 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
   }
 
   const timers = new TimerWheel({ onError: (err) => log.error({ err }, 'timer callback failed') });
+  // one process, one node: the ceiling of large answers waiting for their readers
+  pendingAnswers.max = config.httpPendingBytes;
   const sessions = new SessionIndex<HubSession>();
   const metrics = new NodeMetrics(() => sessions.size);
   metrics.attach({ hubs: sessions });

@@ -56,6 +56,8 @@ export interface Config {
   maxFrameBytes: number;
   /** @default 65_536 (bytes): largest HTTP body */
   maxBodyBytes: number;
+  /** @default 64 MiB: bytes of large HTTP answers (64 KiB and up) the node holds for clients that have not read them; past it such answers are refused 503 busy */
+  httpPendingBytes: number;
   /** @default 5_000 (ms): command timeout when the caller gives none */
   commandTimeoutMs: number;
   /** @default 60_000 (ms): largest command timeout a caller may ask for */
@@ -343,6 +345,7 @@ const FIELDS: { [K in keyof Config]: Field<K> } = {
   authSkewS: { env: 'TIER_AUTH_SKEW_S', parse: int(1, 86_400), default: 300 },
   maxFrameBytes: { env: 'TIER_MAX_FRAME_BYTES', parse: int(512, 16 * 1024 * 1024), default: 16 * 1024 },
   maxBodyBytes: { env: 'TIER_MAX_BODY_BYTES', parse: int(512, 16 * 1024 * 1024), default: 64 * 1024 },
+  httpPendingBytes: { env: 'TIER_HTTP_PENDING_BYTES', parse: int(1024 * 1024, 4 * 1024 * 1024 * 1024), default: 64 * 1024 * 1024 },
   commandTimeoutMs: { env: 'TIER_COMMAND_TIMEOUT_MS', parse: int(10, 600_000), default: 5_000 },
   commandTimeoutMaxMs: { env: 'TIER_COMMAND_TIMEOUT_MAX_MS', parse: int(10, 600_000), default: 60_000 },
   ruleHubWaitMs: { env: 'TIER_RULE_HUB_WAIT_MS', parse: int(0, 600_000), default: 30_000 },

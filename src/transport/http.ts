@@ -9,6 +9,7 @@ import { failureLog } from '../log/sampler.js';
 import { inSpan } from '../trace/active-span.js';
 import { endSpan, SpanKind, tracing, type Span } from '../trace/tracing.js';
 import type { HttpRequest, HttpResponse, TemplatedApp } from './uws.js';
+import { endStreaming, PendingAnswers } from './stream-body.js';
 import type { WriteBatch } from './write-batch.js';
 
 /** A request as handlers see it: everything read from uWS before the first await. */
@@ -38,6 +39,8 @@ export interface HttpReply {
   contentType?: string;
   /** extra response headers (lower-case names) */
   headers?: Record<string, string>;
+  /** called once the answer is all handed to the socket, or will never be (the client left, or it was refused busy) */
+  onSent?: () => void;
 }
 
 export type HttpHandler = (call: HttpCall) => Promise<HttpReply> | HttpReply;
@@ -216,26 +219,76 @@ export function errorReply(err: TierError): HttpReply {
   return { status: e.http, body };
 }
 
+/** Answers from this many characters are streamed as the socket takes them, their bytes held under `pendingAnswers`. */
+const LARGE_ANSWER_CHARS = 64 * 1024;
+
+/**
+ * The node's large answers not yet taken by their sockets (`TIER_HTTP_PENDING_BYTES`, set at
+ * start): past the ceiling a large answer is refused `503 busy`, so clients that ask and do not
+ * read cannot make the node hold answers without a bound.
+ */
+export const pendingAnswers = new PendingAnswers(64 * 1024 * 1024);
+
+/**
+ * Throws `busy` when the node's large answers waiting for readers leave no room for one as large
+ * as the last: called before building an answer that may be large (an export, a home's rules or
+ * scenes), so that a flood of such requests builds little the ceiling refuses anyway (a 10 MB
+ * list built and then refused, over and over, took a node's heap to 940 MB).
+ */
+export function requireAnswerRoom(): void {
+  if (pendingAnswers.bytes + Math.max(LARGE_ANSWER_CHARS, pendingAnswers.lastSize) > pendingAnswers.max) throw answersBusy();
+}
+
+function answersBusy(): TierError {
+  const mb = (n: number) => (n / 1_048_576).toFixed(0);
+  return new TierError('busy', `${mb(pendingAnswers.bytes)} MB of answers wait for their readers on this node (at most ${mb(pendingAnswers.max)} MB): try again shortly`);
+}
+
 /** Writes an answer; `requestId` is echoed as `x-request-id`; to a HEAD request, without its body. */
 export function send(res: HttpResponse, state: { aborted: boolean }, reply: HttpReply, writes?: WriteBatch, requestId?: string, head = false): void {
   if (writes) {
     writes.defer(() => send(res, state, reply, undefined, requestId, head));
     return;
   }
-  if (state.aborted) return;
+  if (state.aborted) return reply.onSent?.();
   const payload = reply.text ?? JSON.stringify(reply.body ?? {});
+  if (!head && payload.length >= LARGE_ANSWER_CHARS) return sendLarge(res, state, reply, Buffer.from(payload), requestId);
   res.cork(() => {
-    noSniff(res.writeStatus(`${reply.status} ${STATUS_CODES[reply.status] ?? ''}`)).writeHeader(
-      'content-type',
-      reply.contentType ?? (reply.text !== undefined ? 'text/plain; charset=utf-8' : 'application/json'),
-    );
-    // one cache-control: the reply's own, else none kept (answers carry tokens, shadows, secrets)
-    if (reply.headers?.['cache-control'] === undefined) res.writeHeader('cache-control', 'no-store');
-    if (reply.headers) for (const name in reply.headers) res.writeHeader(name, reply.headers[name]!);
-    if (requestId !== undefined) res.writeHeader('x-request-id', requestId);
+    writeHead(res, reply, requestId);
     if (head) endHead(res, Buffer.byteLength(payload));
     else res.end(payload);
   });
+  reply.onSent?.();
+}
+
+/**
+ * A large answer: `res.end` would copy what the kernel does not take at once into uWS's buffer,
+ * for as long as the client does not read. Streamed instead, its bytes held under the node's
+ * ceiling until written or the client gone; past the ceiling, `503 busy`.
+ */
+function sendLarge(res: HttpResponse, state: { aborted: boolean }, reply: HttpReply, body: Buffer, requestId: string | undefined): void {
+  if (!pendingAnswers.take(body.length)) {
+    reply.onSent?.();
+    return send(res, state, errorReply(answersBusy()), undefined, requestId);
+  }
+  res.cork(() => {
+    writeHead(res, reply, requestId);
+    endStreaming(res, body, () => {
+      pendingAnswers.give(body.length);
+      reply.onSent?.();
+    });
+  });
+}
+
+function writeHead(res: HttpResponse, reply: HttpReply, requestId: string | undefined): void {
+  noSniff(res.writeStatus(`${reply.status} ${STATUS_CODES[reply.status] ?? ''}`)).writeHeader(
+    'content-type',
+    reply.contentType ?? (reply.text !== undefined ? 'text/plain; charset=utf-8' : 'application/json'),
+  );
+  // one cache-control: the reply's own, else none kept (answers carry tokens, shadows, secrets)
+  if (reply.headers?.['cache-control'] === undefined) res.writeHeader('cache-control', 'no-store');
+  if (reply.headers) for (const name in reply.headers) res.writeHeader(name, reply.headers[name]!);
+  if (requestId !== undefined) res.writeHeader('x-request-id', requestId);
 }
 
 /**

@@ -3,11 +3,13 @@
  * `maxExports` exports at once (each is held whole in memory) and answers the others `503 busy`
  * at once, without reading anything; a slot is given back when an export ends, failed or not.
  */
+import { connect, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Authenticator } from '../../src/auth/authenticator.js';
 import { mountHomeApi } from '../../src/api/home-routes.js';
 import type { HomeDataDeps } from '../../src/api/home-data.js';
 import { loadUws, type us_listen_socket } from '../../src/transport/uws.js';
+import { eventually } from '../helpers/eventually.js';
 import { api } from '../helpers/server-process.js';
 import { silentLog } from './rules-fixtures.js';
 
@@ -19,9 +21,12 @@ const binding = loadUws({ requireNative: false });
 const waiting: Array<{ homeId: string; go(): void; fail(): void }> = [];
 const data: HomeDataDeps = {
   fleet: {
-    homeHubs: (homeId: string) => new Promise((resolve, reject) => waiting.push({ homeId, go: () => resolve([]), fail: () => reject(new Error('store away')) })),
+    homeHubs: (homeId: string) =>
+      homeId.startsWith('big-') ? Promise.resolve([]) : new Promise((resolve, reject) => waiting.push({ homeId, go: () => resolve([]), fail: () => reject(new Error('store away')) })),
   } as never,
-  rules: { listRules: async () => [], listScenes: async () => [], getSettings: async () => ({ timeZone: 'UTC' }) } as never,
+  // a home of 'big-' has a 16 MB scene: more than the loopback's socket buffers take from a client that does not read, and
+  // three fit under the node's 64 MiB of answers waiting for readers (so the third is refused by the export slots)
+  rules: { listRules: async () => [], listScenes: async (homeId: string) => (homeId.startsWith('big-') ? [{ id: 's1', name: 'x'.repeat(16_000_000) }] : []), getSettings: async () => ({ timeZone: 'UTC' }) } as never,
   shadows: {} as never,
   history: undefined,
   eventsSettled: async () => {},
@@ -75,5 +80,31 @@ describe('home exports at once on a node', () => {
     expect((await exportOf('home-a', token)).status).toBe(403);
     for (const w of waiting.slice(3)) w.go();
     for (const r of await Promise.all(held)) expect(r.status).toBe(200);
+  });
+
+  it('holds a slot until the client has taken the export: two that are not read make a third busy, until their clients leave', async () => {
+    /** asks for an export and reads its first bytes (the status), then nothing more */
+    const unread = (homeId: string) =>
+      new Promise<{ socket: Socket; status: string }>((resolve, reject) => {
+        const socket = connect(Number(new URL(base).port), '127.0.0.1');
+        socket.once('error', reject);
+        socket.once('data', (d: Buffer) => {
+          socket.pause();
+          resolve({ socket, status: d.toString('latin1').split('\r\n')[0]! });
+        });
+        socket.write(`GET /v1/homes/${homeId}/export HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${ADMIN}\r\n\r\n`);
+      });
+    const readers = [await unread('big-1'), await unread('big-2')];
+    expect(readers.map((r) => r.status)).toEqual(['HTTP/1.1 200 OK', 'HTTP/1.1 200 OK']);
+    const third = await exportOf('big-3');
+    expect(third.status).toBe(503);
+    expect(third.body).toMatchObject({ code: 'busy', message: '2 home exports are being built on this node: try again shortly' });
+    for (const r of readers) r.socket.destroy();
+    // the node hears of the clients gone (onAborted), and the slots are free again
+    const again = await eventually(AbortSignal.timeout(20_000), 'a slot free again', async () => {
+      const r = await exportOf('big-4');
+      return r.status === 200 ? r : undefined;
+    });
+    expect((again.body as { scenes: unknown[] }).scenes).toHaveLength(1);
   });
 });
