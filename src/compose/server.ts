@@ -83,8 +83,7 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
   }
 
   const timers = new TimerWheel({ onError: (err) => log.error({ err }, 'timer callback failed') });
-  // one process, one node: the ceiling of large answers waiting for their readers
-  pendingAnswers.max = config.httpPendingBytes;
+  pendingAnswers.max = config.httpPendingBytes; // one process, one node
   const sessions = new SessionIndex<HubSession>();
   const metrics = new NodeMetrics(() => sessions.size);
   metrics.attach({ hubs: sessions });
@@ -347,7 +346,6 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
 
   // pages of the adapters (the BullMQ dashboard of a Redis push queue), behind the admin token
   for (const mount of ports.adminPages ?? []) mount(admin, { adminToken: adminTokens, log, maxBodyBytes: config.maxBodyBytes });
-
   // events stored but not evaluated when the last process died: queued in each home before hubs are back
   await automation.engine.replayUnevaluated().catch((err: unknown) => log.error({ err }, 'rules: events left unevaluated by an unclean stop not replayed'));
   const main = await listen(app, config.host, config.port, config.reusePort);

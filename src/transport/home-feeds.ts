@@ -167,19 +167,14 @@ export class HomeFeeds {
    * the feed's position; with `since`, the events after it are read from the history and sent
    * (paced by the socket's buffer, so a long recovery never trips the backpressure limit) until
    * the reads reach what the feed has delivered, and it joins in the turn that saw them meet.
-   * Resolves false when it did not answer: the subscription ended first (an `unsub`, the home
-   * taken from the token, the socket closed), and the caller answers it.
+   * False: not answered, the subscription having ended first (unsub, revocation, close).
    */
   async catchUp(homeId: string, since: Position | undefined, sub: FeedSubscriber): Promise<boolean> {
     const feed = this.feeds.get(homeId);
     if (!feed) return false;
     await feed.ready;
     if (feed.closed || !sub.open) return false;
-    const join = (result: SubResult) => {
-      sub.answer(result);
-      sub.join();
-      return true;
-    };
+    const join = (result: SubResult) => (sub.answer(result), sub.join(), true);
     if (!this.history || feed.state !== 'ordered') return join(since ? { home: homeId, pos: null, recovered: false, reason: 'unavailable' } : { home: homeId, pos: null });
     if (!since) return join({ home: homeId, pos: this.at(feed) });
     const fail = (reason: RecoveryFailure) => join({ home: homeId, pos: this.at(feed), recovered: false, reason });
