@@ -75,6 +75,8 @@ export class HubReports implements CursorListener, Packable {
   private ackedSeq = -1;
   /** a sequenced frame was accepted in this session: from now on gaps are refused */
   private sequenced = false;
+  /** the lowest sequence number refused for now (rate, busy) before any was accepted: the first may not skip past it */
+  private firstHeldBack: number | undefined;
   /** a hub heartbeat answered once `ackedSeq` reaches this (-1: none waiting) */
   private heartbeatAt = -1;
   /** heartbeats waiting for `heartbeatAt`: each gets its answer (PROTOCOL.md §4) */
@@ -157,11 +159,28 @@ export class HubReports implements CursorListener, Packable {
       return false;
     }
     if (!this.sequenced) {
+      // the hub was told to resend a frame before this one: skipping it, this frame's ack would
+      // cover a frame never stored (the resend then taken for a duplicate)
+      const held = this.firstHeldBack;
+      if (held !== undefined && held > this.lastSeq && from > held) {
+        this.sequenced = true;
+        this.lastSeq = held - 1;
+        this.host.sendError('sequence_gap', `expected sequence ${held}, resend from there`, held);
+        return false;
+      }
       // from here on no gaps: should applying this frame fail, a later frame's ack cannot cover it
       this.sequenced = true;
       this.lastSeq = from - 1;
     }
     return true;
+  }
+
+  /**
+   * A sequenced frame was refused for now (the rate gate, a full mailbox): the hub resends it. Told
+   * outside the mailbox, so only noted, and read by the first frame accepted (`accept`).
+   */
+  heldBack(seq: number): void {
+    if (!this.sequenced && (this.firstHeldBack === undefined || seq < this.firstHeldBack)) this.firstHeldBack = seq;
   }
 
   /**
@@ -223,6 +242,13 @@ export class HubReports implements CursorListener, Packable {
     if (!this.accept(frame.s, from)) return;
     const table = this.reported; // read once: each read tells the packer
     const bytes = checkReport(frame, table, tableSize(table), this.shadowBytes, this.limits);
+    if (typeof bytes !== 'number' && from !== undefined && from < frame.s) {
+      // reports merged in a full mailbox: which of them breaks the limit is not known, and an ack
+      // of the last would cover the others unstored; refused for now and not consumed, the hub
+      // resends them one by one (until 2026-12-06 the merge was refused whole and acknowledged)
+      this.host.sendError('busy', `reports ${from}..${frame.s} refused together: resend from ${from}`, from);
+      return;
+    }
     if (typeof bytes !== 'number') {
       // refused whole and consumed: nothing of it is stored, the next ack covers its number
       this.host.sendError(bytes.code, bytes.message, frame.s, bytes.field);

@@ -102,7 +102,14 @@ export class HubSession extends Actor<HubMessage> implements TimerTarget, BusLis
     const verdict = admit(this, frame, now, this.deps);
     if (verdict === 'pass') this.tell(tracing === null ? { type: 'frame', frame } : { type: 'frame', frame, queued: performance.now() });
     else if (verdict === 'close') this.closeWith(CloseCode.rateLimited, 'rate_limited');
-    else this.sendError('rate_limited', 'slow down: frame refused, resend it later', seqOf(frame));
+    else this.heldBack('rate_limited', 'slow down: frame refused, resend it later', frame);
+  }
+
+  /** Refuses a frame for now: the hub resends it, and the session must not skip past its number. */
+  private heldBack(code: 'rate_limited' | 'busy', msg: string, frame: HubToServerFrame): void {
+    const seq = seqOf(frame);
+    if (seq !== undefined) this.reports.heldBack(seq);
+    this.sendError(code, msg, seq);
   }
 
   /** A sequenced frame or a result the gateway refused (validation); handled in order in the mailbox. */
@@ -489,7 +496,7 @@ export class HubSession extends Actor<HubMessage> implements TimerTarget, BusLis
 
   protected override refused(msg: HubMessage): void {
     if (msg.type === 'command') reply(msg.request, { ok: false, e: this.stopped ? 'session_closed' : 'busy', msg: 'the hub session is busy' });
-    else if (msg.type === 'frame') this.sendError('busy', 'frame refused: the session is busy, resend it', seqOf(msg.frame));
+    else if (msg.type === 'frame') this.heldBack('busy', 'frame refused: the session is busy, resend it', msg.frame);
   }
 
   /** Sends one frame to the hub: false when the socket dropped it (closed or backpressure limit). */
