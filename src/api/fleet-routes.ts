@@ -84,14 +84,20 @@ export function mountFleetApi(app: TemplatedApp, deps: FleetApiDeps): void {
       const what: AuditWhat = { action: 'hub.provision_batch' };
       return adminAction(call, what, async () => {
         const { hubs } = batchRequest.parse(await call.json());
-        const results = await fleet.provisionBatch(hubs);
-        const created = results.filter((r) => r.ok).length;
-        // the batch as one entry; the hubs it created, each with its home, as entries of their own
+        // the batch as one entry; the hubs it created, each with its home, as entries of their own,
+        // each as it is made: a batch the store cuts short (500) names the hubs it made before
         what.target = `${hubs.length} hubs`;
+        let created = 0;
+        const results = await fleet
+          .provisionBatch(hubs, (h) => {
+            created++;
+            audit.record(byCaller({ kind: 'admin' }, call), { action: 'hub.provision', hubId: h.hubId, homeId: h.homeId, detail: 'batch' }, 'ok');
+          })
+          .catch((err: unknown) => {
+            what.detail = `created ${created}, then stopped: the store failed`;
+            throw err;
+          });
         what.detail = `created ${created}, failed ${results.length - created}`;
-        hubs.forEach((h, i) => {
-          if (results[i]?.ok) audit.record(byCaller({ kind: 'admin' }, call), { action: 'hub.provision', hubId: h.hubId, homeId: h.homeId, detail: 'batch' }, 'ok');
-        });
         const reply: Static<typeof BatchReply> = { results, created, failed: results.length - created };
         return { status: 200, body: reply };
       });

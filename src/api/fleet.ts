@@ -84,7 +84,8 @@ export class Fleet {
   }
 
   /** Each item provisioned or refused on its own (a refused item changes nothing), in order. */
-  async provisionBatch(items: Array<Static<typeof BatchItem>>): Promise<Array<Static<typeof BatchResult>>> {
+  /** `created`: told of each hub as soon as it exists (so a batch the store cuts short still names those it made). */
+  async provisionBatch(items: Array<Static<typeof BatchItem>>, created?: (item: Static<typeof BatchItem>) => void): Promise<Array<Static<typeof BatchResult>>> {
     const seen = new Set<string>();
     const results: Array<Static<typeof BatchResult>> = [];
     for (const item of items) {
@@ -95,6 +96,7 @@ export class Fleet {
       seen.add(item.hubId);
       try {
         results.push({ hubId: item.hubId, ok: true, secret: (await this.provision(item)).secret });
+        created?.(item);
       } catch (err) {
         const e = asTierError(err);
         if (e.code === 'internal' || e.code === 'unavailable') throw err; // the store failed: the caller learns which items were done from a retry

@@ -199,6 +199,29 @@ describe('reading', () => {
   });
 });
 
+describe('a batch the store cuts short', () => {
+  it('records the hubs it made before failing, each as made, and says so in the batch entry', async () => {
+    const registry = node.ports.registry;
+    const create = registry.create.bind(registry);
+    let made = 0;
+    // the store fails at the fourth hub of the batch
+    registry.create = async (record) => {
+      if (++made === 4) throw new Error('store away');
+      return create(record);
+    };
+    try {
+      const hubs = Array.from({ length: 6 }, (_, i) => ({ hubId: `au-batch-${i}`, homeId: 'au-batch-home' }));
+      expect((await admin('POST', '/v1/admin/hubs:batch', { hubs })).status).toBe(500);
+    } finally {
+      registry.create = create;
+    }
+    const trail = (await audit(ADMIN, '/v1/admin/audit?limit=500')).body.entries as AuditEntry[];
+    const provisioned = trail.filter((e) => e.action === 'hub.provision' && e.homeId === 'au-batch-home').map((e) => e.hubId).sort();
+    expect(provisioned).toEqual(['au-batch-0', 'au-batch-1', 'au-batch-2']);
+    expect(trail.find((e) => e.action === 'hub.provision_batch' && e.outcome !== 'ok')).toMatchObject({ target: '6 hubs', detail: 'created 3, then stopped: the store failed' });
+  });
+});
+
 describe('the trail', () => {
   it("logs an entry it could not record with the action and the caller's request id", () => {
     const lines: Array<Record<string, unknown>> = [];
