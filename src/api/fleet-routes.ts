@@ -258,7 +258,8 @@ export function mountFleetApi(app: TemplatedApp, deps: FleetApiDeps): void {
       const principal = await auth.fromHeader(call.authorization);
       const homeId = parseId(call.params[0], 'homeId');
       requireHome(principal, homeId);
-      const reply: Static<typeof HomeHubsReply> = { homeId, hubs: await fleet.listHome(homeId) };
+      const { after } = homeHubsQuery(call.query);
+      const reply: Static<typeof HomeHubsReply> = { homeId, ...(await fleet.listHome(homeId, after)) };
       return { status: 200, body: reply };
     },
     opts,
@@ -306,6 +307,14 @@ function pageLimit(q: URLSearchParams): number {
 }
 
 /** `?limit&after&prefix&home&model&firmware&enabled&online&node`; a bad one answers invalid_field naming it. */
+/** `GET /v1/homes/{homeId}/hubs`: `after`, the previous page's `next` (until 2026-12-06 the list stopped at 1,000 hubs, silently). */
+export function homeHubsQuery(q: URLSearchParams): { after?: string } {
+  const after = q.get('after');
+  if (after === null) return {};
+  if (!isValidId(after)) throw new TierError('invalid_field', `after: must be ${ID_RULE}`, { field: 'after' });
+  return { after };
+}
+
 export function listQuery(q: URLSearchParams): FleetQuery {
   const bad = (field: string, what: string) => new TierError('invalid_field', `${field}: ${what}`, { field });
   const id = (name: string) => {

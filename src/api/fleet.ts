@@ -131,8 +131,14 @@ export class Fleet {
   }
 
   /** Every hub of a home, for its users: online, and how many devices its shadow holds. */
-  async listHome(homeId: string): Promise<Array<Static<typeof HomeHub>>> {
-    const hubs = await this.deps.registry.listHome(homeId, MAX_HOME_HUBS);
+  /** A page of the home's hubs (MAX_HOME_HUBS), those after `after`, with `next` for the page after (null: the last). */
+  async listHome(homeId: string, after?: string): Promise<{ hubs: Array<Static<typeof HomeHub>>; next: string | null }> {
+    const hubs = await this.deps.registry.listHome(homeId, MAX_HOME_HUBS, after);
+    const next = hubs.length === MAX_HOME_HUBS ? hubs[hubs.length - 1]!.hubId : null;
+    return { next, hubs: await this.homeHubViews(hubs) };
+  }
+
+  private homeHubViews(hubs: HubRecord[]): Promise<Array<Static<typeof HomeHub>>> {
     return Promise.all(
       hubs.map(async (h) => {
         const [loc, shadow] = await Promise.all([this.deps.directory.lookup(h.hubId), this.deps.shadows.load(h.hubId)]);

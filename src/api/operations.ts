@@ -16,7 +16,7 @@ import { AUDIT_PAGE_MAX } from '../ports/audit/audit.js';
 import type { TierError } from '../errors.js';
 import { auditQuery } from './audit-routes.js';
 import { alreadyProvisioned } from './fleet.js';
-import { listQuery, PAGE_DEFAULT, PAGE_MAX, revocationsQuery } from './fleet-routes.js';
+import { homeHubsQuery, listQuery, PAGE_DEFAULT, PAGE_MAX, revocationsQuery } from './fleet-routes.js';
 
 /** One parameter of a query string, as the document declares it ("Try it out" sends it). */
 export interface QueryParam {
@@ -196,8 +196,9 @@ export function operations(limits: { commandTimeoutMaxMs: number }): Record<stri
     },
     'get /v1/homes/:homeId/hubs': {
       summary: 'The hubs of a home, with online state and device counts',
-      description: 'For the home’s users (and the admin).',
+      description: 'For the home’s users (and the admin). 1,000 hubs a page, in id order: follow `next` (as `after`) until it is null.',
       tag: 'homes',
+      query: { params: [HUB_QUERY.find((p) => p.name === 'after')!], bad: 'after=a%20b', parse: homeHubsQuery },
       ok: { status: 200, description: 'the hubs', schema: HomeHubsReply },
     },
     'post /v1/admin/tokens/revoke': {

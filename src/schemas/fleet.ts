@@ -72,8 +72,12 @@ export const HomeHub = Type.Object(
 );
 
 export const HomeHubsReply = Type.Object(
-  { homeId: Id('the home'), hubs: Type.Array(HomeHub, { description: 'every hub of the home, in id order' }) },
-  { title: 'HomeHubsReply', description: 'The hubs of a home', examples: [{ homeId: 'home-42', hubs: [{ hubId: 'hub-7', model: 'h2', enabled: true, online: true, devices: 8 }] }] },
+  {
+    homeId: Id('the home'),
+    hubs: Type.Array(HomeHub, { description: 'the hubs of the home, in id order, at most 1,000 a page' }),
+    next: nullable(Type.String(), 'the cursor of the next page (`after=`), null on the last'),
+  },
+  { title: 'HomeHubsReply', description: 'The hubs of a home, a page at a time', examples: [{ homeId: 'home-42', hubs: [{ hubId: 'hub-7', model: 'h2', enabled: true, online: true, devices: 8 }], next: null }] },
 );
 
 export const HubPatchRequest = Type.Object(

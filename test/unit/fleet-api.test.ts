@@ -148,8 +148,23 @@ describe('listing and searching', () => {
         { hubId: a.hubId, model: null, enabled: true, online: true, devices: 2 },
         { hubId: b.hubId, model: null, enabled: true, online: false, devices: 0 },
       ],
+      next: null,
     });
     expect((await api(http, 'GET', '/v1/homes/other-home/hubs', token)).status).toBe(403);
+  });
+
+  it('the home route pages past 1,000 hubs with next, and refuses a bad after naming it', async () => {
+    // made through the registry: 1,005 provisions through the API would only be slower
+    const ids = Array.from({ length: 1_005 }, (_, i) => `pg-${String(i).padStart(4, '0')}`);
+    for (const hubId of ids) await ports.registry.create({ hubId, homeId: 'pg-home', model: undefined, secret: 'sealed', enabled: true, createdAt: 0 });
+    const token = await userToken('pg-user', ['pg-home']);
+    const first = await api(http, 'GET', '/v1/homes/pg-home/hubs', token);
+    expect(first.body.hubs).toHaveLength(1_000);
+    expect(first.body.next).toBe('pg-0999');
+    const second = await api(http, 'GET', `/v1/homes/pg-home/hubs?after=${first.body.next}`, token);
+    expect(second.body).toMatchObject({ next: null });
+    expect([...first.body.hubs, ...second.body.hubs].map((h: { hubId: string }) => h.hubId)).toEqual(ids);
+    expect((await api(http, 'GET', '/v1/homes/pg-home/hubs?after=a%20b', token)).body).toMatchObject({ code: 'invalid_field', field: 'after' });
   });
 });
 
