@@ -8,7 +8,7 @@ import { inSpan } from '../trace/active-span.js';
 import { startActorStep } from '../trace/actor-step.js';
 import { endSpan, SpanKind, tracing, type Span } from '../trace/tracing.js';
 import { decodeCommandRequest, encodeCommandReply } from './command-wire.js';
-import type { HubSessionDeps } from './hub-deps.js';
+import type { HubSessionDeps, SessionState } from './hub-deps.js';
 import { setChunks } from './desired-frames.js';
 import { DEFAULT_HUB_LIMITS } from './hub-limits.js';
 import type { TimerHandle, TimerTarget } from './timer-wheel.js';
@@ -16,6 +16,8 @@ import type { TimerHandle, TimerTarget } from './timer-wheel.js';
 /** What the command table needs of its session; the session routes command-id timer tags to `expire`. */
 export interface CommandHost extends TimerTarget {
   readonly hubId: string;
+  /** desired deltas held back (see `own`) go out only while it is `online`: none to a closing socket */
+  readonly state: SessionState;
   readonly deps: Pick<HubSessionDeps, 'system' | 'metrics' | 'limits' | 'maxFrameBytes'>;
   /** sends an encoded frame of type `t`: false when the socket dropped it (closed, backpressure) */
   sendEncoded(t: ServerToHubFrame['t'], bytes: Uint8Array): boolean;
@@ -39,6 +41,13 @@ interface PendingCommand extends CommandInfo {
   timer: TimerHandle;
 }
 
+/** A device's desired delta waiting for room to be sent: the `set` parameters, each within a frame. */
+interface HeldDelta {
+  chunks: Attrs[];
+  /** the commands' `to` (ms) */
+  timeoutMs: number;
+}
+
 /**
  * The commands a session sent to its hub and not yet answered, as RPCs: each has a correlation id
  * unique among them and a timeout on the timer wheel, and is answered exactly once: with the hub's
@@ -46,6 +55,14 @@ interface PendingCommand extends CommandInfo {
  */
 export class HubCommands {
   private readonly pending = new Map<number, PendingCommand>();
+  /** of `pending`, the session's own commands (desired deltas) */
+  private ownWaiting = 0;
+  /**
+   * Desired deltas not sent yet, by device, in the order they came (see `own`). A later delta of a
+   * device merges into its held one, so this holds at most the hub's desired state, however many
+   * changes come while the hub is slow to answer.
+   */
+  private readonly held = new Map<string, HeldDelta>();
   /**
    * Started at random, not at 0: a late result the hub carried over from an earlier session (its
    * ids counted from 1 too) then almost never names a command of this one (PROTOCOL.md §7). Below
@@ -104,22 +121,54 @@ export class HubCommands {
   }
 
   /**
-   * A command of the session's own (a desired delta), which nobody waits for: tracked for its
-   * outcome while the hub's limit leaves room, else sent untracked (its answer then dropped as a
-   * late one). Each `PUT …/desired` makes one: tracked, they would grow the table past the limit
-   * callers are held to, each for its timeout, while the hub does not answer. Sent as several
-   * `set`s when one frame of `max` bytes cannot hold the delta (a caller's command is not split:
-   * it is one RPC with one answer, see `start`).
+   * A command of the session's own (a desired delta), which nobody waits for. Each is tracked
+   * like a caller's, so the hub's result to it is free of the rate budget (PROTOCOL.md §4, §6: the
+   * hub answers every `set`): a delta sent untracked was answered with a "stray" result, and a
+   * large desired state after a welcome (hundreds of `set`s) had a hub that answered them all
+   * refused `rate_limited` and closed 4004, again at each reconnect. So at most `ownMost` are in
+   * flight; the rest are held and go out one by one as earlier commands are answered or time out
+   * (`pump`). Sent as several `set`s when one frame of `max` bytes cannot hold the delta (a
+   * caller's command is not split: it is one RPC with one answer, see `start`).
    */
   own(deviceId: string, method: 'set', attrs: Attrs, timeoutMs: number): void {
     // a delta may be larger than one frame allows: as several `set`s, each within it
     const { chunks, dropped } = setChunks(deviceId, attrs, this.deps.maxFrameBytes, timeoutMs);
     if (dropped.length > 0) this.deps.system.log.warn({ hubId: this.host.hubId, deviceId, dropped, maxFrameBytes: this.deps.maxFrameBytes }, 'desired attributes larger than a frame are not sent');
-    for (const p of chunks) {
-      if (this.pending.size < this.most) this.start(deviceId, method, p, timeoutMs, null);
-      else {
-        const bytes = this.encoded({ t: FrameType.command, id: this.newId(), d: deviceId, m: method, p, to: timeoutMs }, { device: deviceId, method, rid: undefined, started: 0 }, null);
-        if (bytes !== null) this.host.sendEncoded(FrameType.command, bytes);
+    if (chunks.length === 0) return;
+    const earlier = this.held.get(deviceId);
+    if (earlier === undefined) this.held.set(deviceId, { chunks, timeoutMs });
+    else {
+      // after the device's held delta, never before it: merged (the later value of an attribute
+      // wins, as it would have on the hub) and cut into frames again
+      const merged: Attrs = Object.assign(Object.create(null) as Attrs, ...earlier.chunks, ...chunks);
+      earlier.chunks = setChunks(deviceId, merged, this.deps.maxFrameBytes, timeoutMs).chunks;
+      earlier.timeoutMs = timeoutMs;
+    }
+    this.pump();
+  }
+
+  /**
+   * The session's own commands in flight at most: half the hub's limit (at least one), so a
+   * caller's command still finds room while a large desired state goes out to a slow hub.
+   */
+  private get ownMost(): number {
+    return Math.max(1, Math.floor(this.most / 2));
+  }
+
+  /**
+   * Sends held deltas while there is room, in the order their devices came, a device's `set`s in
+   * order. Nothing goes to a session that is not online (closing: its hub's next welcome carries
+   * the desired state); a frame the socket refuses (closed, backpressure) drops what is held.
+   */
+  private pump(): void {
+    while (this.held.size > 0 && this.ownWaiting < this.ownMost && this.pending.size < this.most) {
+      if (this.host.state !== 'online') return;
+      const [deviceId, delta] = this.held.entries().next().value as [string, HeldDelta];
+      const p = delta.chunks.shift()!;
+      if (delta.chunks.length === 0) this.held.delete(deviceId);
+      if (!this.start(deviceId, 'set', p, delta.timeoutMs, null)) {
+        this.held.clear();
+        return;
       }
     }
   }
@@ -132,18 +181,21 @@ export class HubCommands {
    * Sends a command frame; `request` null for the session's own commands (nobody waits for them).
    * A frame over the hub's `max` is answered `frame_too_large` and not sent, whatever path the
    * command came by: a `set` is not split, since its parts would be answered, and could fail, apart.
+   * False when the socket refused the frame (the command is answered `session_closed`).
    */
-  start(deviceId: string, method: string, params: Record<string, unknown>, timeoutMs: number, request: BusMessage | null, rid?: string, span?: Span): void {
+  private start(deviceId: string, method: string, params: Record<string, unknown>, timeoutMs: number, request: BusMessage | null, rid?: string, span?: Span): boolean {
     const id = this.newId();
     const info: CommandInfo = { device: deviceId, method, rid, started: 0, span };
     const bytes = this.encoded({ t: FrameType.command, id, d: deviceId, m: method, p: params, to: timeoutMs }, info, request);
-    if (bytes === null) return;
+    if (bytes === null) return true;
     if (!this.host.sendEncoded(FrameType.command, bytes)) {
       this.answer(info, request, { ok: false, e: 'session_closed', msg: 'the hub socket refused the frame' });
-      return;
+      return false;
     }
     const timer = this.deps.system.timers.schedule(timeoutMs, this.host, id);
     this.pending.set(id, { request, timer, device: deviceId, method, rid, started: performance.now(), span });
+    if (request === null) this.ownWaiting++;
+    return true;
   }
 
   /**
@@ -198,23 +250,32 @@ export class HubCommands {
   private settle(id: number, answer: CommandReply): void {
     const p = this.pending.get(id);
     if (!p) return;
-    this.pending.delete(id);
+    this.forget(id, p);
     this.deps.system.timers.cancel(p.timer);
     this.deps.metrics?.commandDone(answer.ok ? 'ok' : 'failed');
     this.answer(p, p.request, answer);
+    this.pump();
   }
 
   /** The timer of command `id` fired. */
   expire(id: number): void {
     const p = this.pending.get(id);
     if (!p) return;
-    this.pending.delete(id);
+    this.forget(id, p);
     this.deps.metrics?.commandDone('timeout');
     this.answer(p, p.request, { ok: false, e: 'command_timeout', msg: 'the hub did not answer in time' });
+    this.pump();
   }
 
-  /** The session closes: every pending command is answered `session_closed`. */
+  private forget(id: number, p: PendingCommand): void {
+    this.pending.delete(id);
+    if (p.request === null) this.ownWaiting--;
+  }
+
+  /** The session closes: every pending command is answered `session_closed`; held deltas are dropped (the next welcome carries them). */
   closeAll(): void {
+    this.held.clear();
+    this.ownWaiting = 0;
     for (const p of this.pending.values()) {
       this.deps.system.timers.cancel(p.timer);
       this.deps.metrics?.commandDone('closed');

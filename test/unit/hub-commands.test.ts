@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { FrameType, type ServerToHubFrame } from '../../proto/frames.js';
+import { FrameType, type CommandFrame, type ServerToHubFrame } from '../../proto/frames.js';
 import { HubCommands, type CommandHost } from '../../src/actors/hub-commands.js';
 import { decodeServerFrame, encode } from '../../src/protocol/codec.js';
 import { TimerWheel } from '../../src/actors/timer-wheel.js';
@@ -11,18 +11,45 @@ const wheels: TimerWheel[] = [];
 afterEach(() => wheels.splice(0).forEach((w) => w.close()));
 
 function table(commandsInFlight: number) {
-  const timers = new TimerWheel();
+  let clock = 0;
+  const timers = new TimerWheel({ now: () => clock });
   wheels.push(timers);
   const sent: ServerToHubFrame[] = [];
   /** the byte length of each frame sent, in order */
   const sizes: number[] = [];
-  const host: CommandHost = {
+  const host = {
     hubId: 'hub-1',
+    state: 'online' as CommandHost['state'],
     deps: { system: { timers, log: createLogger('silent'), mailboxSize: 64 }, maxFrameBytes: 16 * 1024, limits: { devices: 8, attrsPerDevice: 8, valueBytes: 64, shadowBytes: 4096, commandsInFlight } },
     sendEncoded: (_t: number, bytes: Uint8Array) => (sent.push(decodeServerFrame(bytes)), sizes.push(bytes.length), true),
-    onTimer: () => undefined,
-  } as unknown as CommandHost;
-  return { commands: new HubCommands(host), sent, sizes };
+    // as the session does: a command id's timer expires it
+    onTimer: (tag: number) => commands.expire(tag),
+  };
+  const commands = new HubCommands(host as unknown as CommandHost);
+  /** moves the wheel's clock on by `ms`, firing what is due */
+  const elapse = (ms: number) => {
+    clock += ms;
+    timers.advance();
+  };
+  return { commands, sent, sizes, host, timers, elapse };
+}
+
+/** The commands among `sent`, from the `from`th on. */
+function commandsIn(sent: ServerToHubFrame[], from = 0): CommandFrame[] {
+  return sent.slice(from).filter((f): f is CommandFrame => f.t === FrameType.command);
+}
+
+/**
+ * Answers every command sent from the `from`th frame on, and those sent as earlier ones are
+ * answered, until none is left; each was awaited when answered (its result free of the rate budget).
+ */
+function answerAll(commands: HubCommands, sent: ServerToHubFrame[], from = 0): void {
+  for (let i = from; i < sent.length; i++) {
+    const f = sent[i]!;
+    if (f.t !== FrameType.command) continue;
+    expect(commands.awaits(f.id)).toBe(true);
+    commands.result({ t: FrameType.result, id: f.id, ok: true });
+  }
 }
 
 /** A command request as the bus delivers it, and the answers it gets. */
@@ -118,6 +145,7 @@ describe('HubCommands', () => {
     const { commands, sent } = table(4);
     const delta = Object.fromEntries(Array.from({ length: 64 }, (_, i) => [`attribute-${i}`, 'x'.repeat(1_024)]));
     commands.own('lamp', 'set', delta, 75_000);
+    answerAll(commands, sent);
     expect(sent.length).toBeGreaterThan(4);
     const got = {};
     for (const f of sent) {
@@ -129,23 +157,94 @@ describe('HubCommands', () => {
     expect(got).toEqual(delta);
   });
 
-  it("desired deltas go to the hub whatever is pending, but never hold the table past the hub's limit", () => {
-    const { commands, sent } = table(4);
+  it("desired deltas are all tracked: at most half the hub's limit in flight, the next sent as one is answered or times out, a caller's command still finds room", () => {
+    const { commands, sent, elapse } = table(4);
     for (let i = 0; i < 50; i++) commands.own(`dev-${i}`, 'set', { on: i % 2 === 0 }, 75_000);
-    expect(sent).toHaveLength(50);
-    expect(new Set(sent.map((f) => (f.t === FrameType.command ? f.id : -1))).size).toBe(50);
-    expect(commands.waiting).toBe(4);
-    // a caller's command meets the limit as before: busy at once
-    const caller = request('dev-1', 'set', {});
+    expect(commandsIn(sent).map((f) => f.d)).toEqual(['dev-0', 'dev-1']);
+    expect(commands.waiting).toBe(2);
+    // a caller's command is not held behind them, nor refused busy
+    const caller = request('dev-1', 'set', { on: true });
     commands.forward(caller.message, { mayCommand: () => true });
-    expect(caller.answers()).toMatchObject([{ ok: false, e: 'busy' }]);
-    // an answer to an untracked delta is dropped; one to a tracked one frees its place
-    const first = sent[0]!;
-    const last = sent[49]!;
-    if (first.t !== FrameType.command || last.t !== FrameType.command) throw new Error('not commands');
-    commands.result({ t: FrameType.result, id: last.id, ok: true });
-    expect(commands.waiting).toBe(4);
-    commands.result({ t: FrameType.result, id: first.id, ok: true });
+    expect(caller.answers()).toEqual([]);
     expect(commands.waiting).toBe(3);
+    const [first, , callerCmd] = commandsIn(sent);
+    commands.result({ t: FrameType.result, id: callerCmd!.id, ok: true });
+    expect(caller.answers()).toMatchObject([{ ok: true }]);
+    // an answer frees a place for the next delta; so does a timeout (dev-1's, sent a second before dev-2)
+    elapse(1_000);
+    commands.result({ t: FrameType.result, id: first!.id, ok: true });
+    expect(commandsIn(sent, 3).map((f) => f.d)).toEqual(['dev-2']);
+    elapse(74_000);
+    expect(commandsIn(sent, 4).map((f) => f.d)).toEqual(['dev-3']);
+    expect(commands.waiting).toBe(2);
+    // the hub answers every command it gets: each was waited for, and every delta went out once
+    answerAll(commands, sent, 3);
+    const deltas = commandsIn(sent).filter((f) => f !== callerCmd);
+    expect(deltas.map((f) => f.d)).toEqual(Array.from({ length: 50 }, (_, i) => `dev-${i}`));
+    expect(new Set(deltas.map((f) => f.id)).size).toBe(50);
+    expect(commands.waiting).toBe(0);
+  });
+
+  it("own deltas fill at most half the table: a caller's command meets the hub's limit as before, busy once the table is full", () => {
+    const { commands, sent } = table(4);
+    for (let i = 0; i < 10; i++) commands.own(`dev-${i}`, 'set', { on: true }, 75_000);
+    const callers = [0, 1, 2].map((i) => request(`dev-${i}`, 'set', { on: false }));
+    for (const c of callers) commands.forward(c.message, { mayCommand: () => true });
+    expect(callers.map((c) => c.answers())).toMatchObject([[], [], [{ ok: false, e: 'busy' }]]);
+    expect(commands.waiting).toBe(4);
+    // a caller's command answered leaves room a held delta may not take past its half
+    const callerCmd = commandsIn(sent).find((f) => f.p.on === false)!;
+    commands.result({ t: FrameType.result, id: callerCmd.id, ok: true });
+    expect(commandsIn(sent)).toHaveLength(4);
+    expect(commands.waiting).toBe(3);
+  });
+
+  it("a later delta of a device still held merges into it: one set, the later value of an attribute winning, after the device's earlier sets", () => {
+    const { commands, sent } = table(2); // one own command in flight
+    commands.own('lamp', 'set', { on: true, level: 10 }, 75_000);
+    commands.own('plug', 'set', { on: true }, 75_000);
+    commands.own('plug', 'set', { on: false, w: 3 }, 75_000);
+    commands.own('lamp', 'set', { level: 70 }, 75_000);
+    answerAll(commands, sent);
+    expect(commandsIn(sent).map((f) => ({ d: f.d, p: f.p }))).toEqual([
+      { d: 'lamp', p: { on: true, level: 10 } },
+      { d: 'plug', p: { on: false, w: 3 } },
+      { d: 'lamp', p: { level: 70 } },
+    ]);
+  });
+
+  it('held deltas go to no session that is closing, and closing drops them, leaving no timer', () => {
+    const { commands, sent, host, timers, elapse } = table(4);
+    for (let i = 0; i < 10; i++) commands.own(`dev-${i}`, 'set', { on: true }, 75_000);
+    elapse(1_000);
+    commands.result({ t: FrameType.result, id: commandsIn(sent)[0]!.id, ok: true });
+    expect(commandsIn(sent).map((f) => f.d)).toEqual(['dev-0', 'dev-1', 'dev-2']);
+    host.state = 'draining';
+    // dev-1 times out, and a change comes: nothing goes to a closing socket
+    elapse(74_000);
+    commands.own('dev-x', 'set', { on: true }, 75_000);
+    expect(commandsIn(sent)).toHaveLength(3);
+    expect(commands.waiting).toBe(1);
+    commands.closeAll();
+    expect(timers.size).toBe(0);
+    // nothing is left to send, whatever comes after
+    host.state = 'online';
+    elapse(75_000);
+    commands.result({ t: FrameType.result, id: commandsIn(sent)[2]!.id, ok: true });
+    expect(commandsIn(sent)).toHaveLength(3);
+  });
+
+  it('a socket that refuses a delta drops the held ones: nothing more is tried on it', () => {
+    const { commands, sent, host } = table(4);
+    let open = true;
+    const send = host.sendEncoded;
+    host.sendEncoded = (t: number, bytes: Uint8Array) => open && send(t, bytes);
+    commands.own('dev-0', 'set', { on: true }, 75_000);
+    open = false;
+    for (let i = 1; i < 10; i++) commands.own(`dev-${i}`, 'set', { on: true }, 75_000);
+    open = true;
+    commands.result({ t: FrameType.result, id: commandsIn(sent)[0]!.id, ok: true });
+    expect(commandsIn(sent).map((f) => f.d)).toEqual(['dev-0']);
+    expect(commands.waiting).toBe(0);
   });
 });
