@@ -130,7 +130,7 @@ export class HubCommands {
    * (`pump`). Sent as several `set`s when one frame of `max` bytes cannot hold the delta (a
    * caller's command is not split: it is one RPC with one answer, see `start`).
    */
-  own(deviceId: string, method: 'set', attrs: Attrs, timeoutMs: number): void {
+  own(deviceId: string, attrs: Attrs, timeoutMs: number): void {
     // a delta may be larger than one frame allows: as several `set`s, each within it
     const { chunks, dropped } = setChunks(deviceId, attrs, this.deps.maxFrameBytes, timeoutMs);
     if (dropped.length > 0) this.deps.system.log.warn({ hubId: this.host.hubId, deviceId, dropped, maxFrameBytes: this.deps.maxFrameBytes }, 'desired attributes larger than a frame are not sent');

@@ -260,7 +260,7 @@ export class HubSession extends Actor<HubMessage> implements TimerTarget, BusLis
     const { welcome, rest } = welcomeFrames(head, delta, this.deps.maxFrameBytes);
     this.send(welcome);
     // the delta past what one welcome may hold follows as `set` commands (PROTOCOL.md §6)
-    for (const set of rest) this.commandTable().own(set.d, 'set', set.p, this.deps.idleMs);
+    for (const set of rest) this.commandTable().own(set.d, set.p, this.deps.idleMs);
     this.armIdle();
     this.deps.publishEvent({ op: 'evt', kind: 'online', home: this.homeId, hub: this.hubId, node: nodeId, ts: Date.now() }, this.epoch);
     if (hello.fw !== undefined) this.deps.noteFirmware?.(this.hubId, hello.fw);
@@ -309,7 +309,7 @@ export class HubSession extends Actor<HubMessage> implements TimerTarget, BusLis
   private onDesired(data: Uint8Array): void {
     if (this.state !== 'online') return;
     const change = this.reports.desired(data);
-    if (change) this.commandTable().own(change.deviceId, 'set', change.delta, this.deps.idleMs);
+    if (change) this.commandTable().own(change.deviceId, change.delta, this.deps.idleMs);
   }
 
   /**
@@ -331,7 +331,7 @@ export class HubSession extends Actor<HubMessage> implements TimerTarget, BusLis
       const device = shadow[id]!;
       if (device.desiredVersion === 0) continue;
       const delta = this.reports.newerDesired(id, device.desired, device.desiredVersion);
-      if (delta) this.commandTable().own(id, 'set', delta, this.deps.idleMs);
+      if (delta) this.commandTable().own(id, delta, this.deps.idleMs);
     }
   }
 

@@ -144,7 +144,7 @@ describe('HubCommands', () => {
   it('a desired delta larger than a frame goes as several sets, each within max bytes, together the whole delta', () => {
     const { commands, sent } = table(4);
     const delta = Object.fromEntries(Array.from({ length: 64 }, (_, i) => [`attribute-${i}`, 'x'.repeat(1_024)]));
-    commands.own('lamp', 'set', delta, 75_000);
+    commands.own('lamp', delta, 75_000);
     answerAll(commands, sent);
     expect(sent.length).toBeGreaterThan(4);
     const got = {};
@@ -159,7 +159,7 @@ describe('HubCommands', () => {
 
   it("desired deltas are all tracked: at most half the hub's limit in flight, the next sent as one is answered or times out, a caller's command still finds room", () => {
     const { commands, sent, elapse } = table(4);
-    for (let i = 0; i < 50; i++) commands.own(`dev-${i}`, 'set', { on: i % 2 === 0 }, 75_000);
+    for (let i = 0; i < 50; i++) commands.own(`dev-${i}`, { on: i % 2 === 0 }, 75_000);
     expect(commandsIn(sent).map((f) => f.d)).toEqual(['dev-0', 'dev-1']);
     expect(commands.waiting).toBe(2);
     // a caller's command is not held behind them, nor refused busy
@@ -187,7 +187,7 @@ describe('HubCommands', () => {
 
   it("own deltas fill at most half the table: a caller's command meets the hub's limit as before, busy once the table is full", () => {
     const { commands, sent } = table(4);
-    for (let i = 0; i < 10; i++) commands.own(`dev-${i}`, 'set', { on: true }, 75_000);
+    for (let i = 0; i < 10; i++) commands.own(`dev-${i}`, { on: true }, 75_000);
     const callers = [0, 1, 2].map((i) => request(`dev-${i}`, 'set', { on: false }));
     for (const c of callers) commands.forward(c.message, { mayCommand: () => true });
     expect(callers.map((c) => c.answers())).toMatchObject([[], [], [{ ok: false, e: 'busy' }]]);
@@ -201,10 +201,10 @@ describe('HubCommands', () => {
 
   it("a later delta of a device still held merges into it: one set, the later value of an attribute winning, after the device's earlier sets", () => {
     const { commands, sent } = table(2); // one own command in flight
-    commands.own('lamp', 'set', { on: true, level: 10 }, 75_000);
-    commands.own('plug', 'set', { on: true }, 75_000);
-    commands.own('plug', 'set', { on: false, w: 3 }, 75_000);
-    commands.own('lamp', 'set', { level: 70 }, 75_000);
+    commands.own('lamp', { on: true, level: 10 }, 75_000);
+    commands.own('plug', { on: true }, 75_000);
+    commands.own('plug', { on: false, w: 3 }, 75_000);
+    commands.own('lamp', { level: 70 }, 75_000);
     answerAll(commands, sent);
     expect(commandsIn(sent).map((f) => ({ d: f.d, p: f.p }))).toEqual([
       { d: 'lamp', p: { on: true, level: 10 } },
@@ -215,14 +215,14 @@ describe('HubCommands', () => {
 
   it('held deltas go to no session that is closing, and closing drops them, leaving no timer', () => {
     const { commands, sent, host, timers, elapse } = table(4);
-    for (let i = 0; i < 10; i++) commands.own(`dev-${i}`, 'set', { on: true }, 75_000);
+    for (let i = 0; i < 10; i++) commands.own(`dev-${i}`, { on: true }, 75_000);
     elapse(1_000);
     commands.result({ t: FrameType.result, id: commandsIn(sent)[0]!.id, ok: true });
     expect(commandsIn(sent).map((f) => f.d)).toEqual(['dev-0', 'dev-1', 'dev-2']);
     host.state = 'draining';
     // dev-1 times out, and a change comes: nothing goes to a closing socket
     elapse(74_000);
-    commands.own('dev-x', 'set', { on: true }, 75_000);
+    commands.own('dev-x', { on: true }, 75_000);
     expect(commandsIn(sent)).toHaveLength(3);
     expect(commands.waiting).toBe(1);
     commands.closeAll();
@@ -239,9 +239,9 @@ describe('HubCommands', () => {
     let open = true;
     const send = host.sendEncoded;
     host.sendEncoded = (t: number, bytes: Uint8Array) => open && send(t, bytes);
-    commands.own('dev-0', 'set', { on: true }, 75_000);
+    commands.own('dev-0', { on: true }, 75_000);
     open = false;
-    for (let i = 1; i < 10; i++) commands.own(`dev-${i}`, 'set', { on: true }, 75_000);
+    for (let i = 1; i < 10; i++) commands.own(`dev-${i}`, { on: true }, 75_000);
     open = true;
     commands.result({ t: FrameType.result, id: commandsIn(sent)[0]!.id, ok: true });
     expect(commandsIn(sent).map((f) => f.d)).toEqual(['dev-0']);
