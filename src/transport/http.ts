@@ -236,7 +236,10 @@ export const pendingAnswers = new PendingAnswers(64 * 1024 * 1024);
  * list built and then refused, over and over, took a node's heap to 940 MB).
  */
 export function requireAnswerRoom(): void {
-  if (pendingAnswers.bytes + Math.max(LARGE_ANSWER_CHARS, pendingAnswers.lastSize) > pendingAnswers.max) throw answersBusy();
+  // nothing held: room for anything (take() lets one answer past the ceiling then), so a last
+  // answer larger than the ceiling cannot refuse every later one
+  const held = pendingAnswers.bytes;
+  if (held > 0 && held + Math.max(LARGE_ANSWER_CHARS, pendingAnswers.lastSize) > pendingAnswers.max) throw answersBusy();
 }
 
 function answersBusy(): TierError {

@@ -49,10 +49,13 @@ export class PendingAnswers {
     return this.last;
   }
 
-  /** Holds `n` more bytes, or false when they would pass the ceiling. */
+  /**
+   * Holds `n` more bytes, or false when they would pass the ceiling. One answer larger than the
+   * ceiling is taken while nothing else is held: refused always, it could never be sent.
+   */
   take(n: number): boolean {
     this.last = n;
-    if (this.held + n > this.max) return false;
+    if (this.held > 0 && this.held + n > this.max) return false;
     this.held += n;
     return true;
   }

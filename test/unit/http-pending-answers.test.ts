@@ -129,6 +129,26 @@ describe('large answers and slow readers', () => {
     expect(() => requireAnswerRoom()).not.toThrow();
   });
 
+  it('takes one answer larger than the ceiling while nothing else is held, and refuses nothing for it later', () => {
+    expect(base).toBe(0);
+    pendingAnswers.max = 500_000;
+    const huge = slowSocket(0);
+    send(huge.res, { aborted: false }, big(1_000_000));
+    expect(huge.out.status).toBe('200 OK');
+    const beside = slowSocket(0);
+    send(beside.res, { aborted: false }, big(100_000));
+    expect(beside.out.status).toBe('503 Service Unavailable');
+    expect(() => requireAnswerRoom()).toThrow(expect.objectContaining({ code: 'busy' }));
+    huge.abort();
+    // the last answer asked for was larger than the ceiling: with nothing held there is room still
+    expect(() => requireAnswerRoom()).not.toThrow();
+    const after = slowSocket(0);
+    send(after.res, { aborted: false }, big(100_000));
+    expect(after.out.status).toBe('200 OK');
+    after.abort();
+    expect(held()).toBe(0);
+  });
+
   it('tells the route once its answer is all written, or never will be', () => {
     const sent: string[] = [];
     const written = slowSocket(0);
@@ -140,8 +160,11 @@ describe('large answers and slow readers', () => {
     left.abort();
     send(slowSocket(0).res, { aborted: true }, { status: 200, body: {}, onSent: () => sent.push('aborted before') });
     send(slowSocket(0).res, { aborted: false }, { status: 200, body: {}, onSent: () => sent.push('small') });
-    pendingAnswers.max = base + 1_000;
+    pendingAnswers.max = base + 150_000;
+    const holding = slowSocket(0);
+    send(holding.res, { aborted: false }, big(100_000));
     send(slowSocket(0).res, { aborted: false }, { ...big(100_000), onSent: () => sent.push('refused') });
+    holding.abort();
     expect(sent).toEqual(['written', 'left', 'aborted before', 'small', 'refused']);
     expect(held()).toBe(0);
   });
