@@ -56,7 +56,7 @@ import { encodeBus } from '../protocol/codec.js';
 import { prometheusFleetSyncMetrics } from '../admin/fleet-sync-metrics.js';
 import { AuditTrail } from '../actors/audit-trail.js';
 import { mountAuditApi } from '../api/audit-routes.js';
-import { MAX_HOME_HUBS } from '../api/fleet.js';
+import { homeHubIds } from '../ports/hub-registry/hub-registry.js';
 
 export interface RunningServer {
   readonly port: number;
@@ -154,7 +154,7 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
     homeCpuMsPerSecond: config.ruleHomeCpuMs,
     supervision: { supervision: system.supervision, onFailure: system.onFailure, failureLog: system.failureLog },
     ...(ports.pendingRuns ? { pendingRuns: ports.pendingRuns } : {}),
-    ...(ports.history?.marks ? { marks: ports.history.marks, hubsOfHome: async (homeId: string) => (await ports.registry.listHome(homeId, MAX_HOME_HUBS)).map((h) => h.hubId) } : {}),
+    ...(ports.history?.marks ? { marks: ports.history.marks, hubsOfHome: (homeId: string) => homeHubIds(ports.registry, homeId) } : {}),
     audit,
   });
   // a hub's events go to this node's rules, the home's history and the bus (apps, other services)

@@ -2,7 +2,7 @@ import { settledIn } from '../helpers/settled-in.js';
 import { randomUUID } from 'node:crypto';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { TierError } from '../../src/errors.js';
-import type { HubQuery, HubRecord, HubRegistry, NonceStore } from '../../src/ports/hub-registry/hub-registry.js';
+import { homeHubIds, type HubQuery, type HubRecord, type HubRegistry, type NonceStore } from '../../src/ports/hub-registry/hub-registry.js';
 
 /** A hub registry under test. */
 export interface HubRegistryFixture {
@@ -260,6 +260,8 @@ export function hubRegistryContract(name: string, make: HubRegistryFactory): voi
       };
       const expected = [home1.slice(0, 3), home1.slice(3, 6), home1.slice(6)];
       expect(await read(false)).toEqual(expected);
+      // what the rules' replay reads: every page, joined (a page of 7 is full, so one more is read)
+      for (const page of [3, 7, 100]) expect(await homeHubIds(reg, `home-${hub}-1`, page), `page ${page}`).toEqual(home1);
       // a cursor between two ids, and before the first, of hubs never in the home
       expect((await reg.listHome(`home-${hub}-1`, 100, `${home1[2]}~`)).map((h) => h.hubId)).toEqual(home1.slice(3));
       expect((await reg.listHome(`home-${hub}-1`, 2, hub)).map((h) => h.hubId)).toEqual(home1.slice(0, 2));

@@ -148,6 +148,22 @@ export interface HubPlacement {
  * timestamp is a heap number of its own: 16 bytes a session, twice: the socket and the session).
  * Two provisionings of one id collide only 2^30 ms (12.4 days) apart to the millisecond.
  */
+/**
+ * The ids of every hub of a home, read `page` at a time along `listHome`'s cursor: a home's rules
+ * replay reports from all its hubs (until 2026-12-06 from the first 1,000 only).
+ */
+export async function homeHubIds(registry: Pick<HubRegistry, 'listHome'>, homeId: string, page = 1_000): Promise<string[]> {
+  const ids: string[] = [];
+  for (let after: string | undefined; ; ) {
+    const hubs = await registry.listHome(homeId, page, after);
+    for (const h of hubs) ids.push(h.hubId);
+    const last = hubs.at(-1)?.hubId;
+    // a short page is the last; a cursor that did not move on would read it again for ever
+    if (hubs.length < page || last === undefined || (after !== undefined && last <= after)) return ids;
+    after = last;
+  }
+}
+
 export function provisionMark(createdAt: number): number {
   // `%` of doubles is a double, which V8 boxes even when whole: `| 0` makes it a small integer
   return (1 + (Math.trunc(createdAt) % 0x3fff_fffe)) | 0;
