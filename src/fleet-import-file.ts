@@ -49,10 +49,21 @@ export async function readImportFile(file: string): Promise<ImportFile> {
         continue;
       }
     } else {
+      // cells are split on every comma: a quoted cell ("h2, rev b", as spreadsheets write a comma
+      // in a cell) would be read cut and provisioned so, without a word
+      if (line.includes('"')) {
+        if (columns === null) throw new Error(`${file}:${n}: quoted CSV is not read: write the header and cells without quotes, or the file as JSON lines`);
+        out.bad.push({ line: n, hubId: null, code: 'invalid_field', message: 'quoted CSV cells are not read: write the line without quotes (and no comma in a cell), or the file as JSON lines' });
+        continue;
+      }
       const cells = line.split(',').map((c) => c.trim());
       if (columns === null) {
         columns = cells;
         if (!columns.includes('hubId') || !columns.includes('homeId')) throw new Error(`${file}:${n}: a CSV file starts with a header naming hubId and homeId (and optionally model)`);
+        continue;
+      }
+      if (cells.length > columns.length) {
+        out.bad.push({ line: n, hubId: null, code: 'invalid_field', message: `line: ${cells.length} cells, the header names ${columns.length} (a comma in a cell?)` });
         continue;
       }
       const row = Object.fromEntries(columns.map((c, i) => [c, cells[i] ?? '']));
