@@ -8,6 +8,7 @@
 import type { Static } from '@sinclair/typebox';
 import { TierError } from '../errors.js';
 import type { EventHistory, HistoryEntry } from '../ports/history/history.js';
+import { homePages } from '../ports/hub-registry/hub-registry.js';
 import type { RuleStore } from '../ports/rule-store/rule-store.js';
 import type { PushQueue } from '../ports/push-queue/push-queue.js';
 import type { DeviceShadow, ShadowStore } from '../ports/shadow-store/shadow-store.js';
@@ -75,7 +76,7 @@ export async function exportHome(deps: HomeDataDeps, homeId: string): Promise<Ho
 /** Every hub of the home with its shadow, a page at a time (the shadows of a page read at once). */
 async function hubsWithShadows(deps: HomeDataDeps, homeId: string): Promise<HomeExport['hubs']> {
   const out: HomeExport['hubs'] = [];
-  for await (const page of homePages(deps, homeId)) {
+  for await (const page of hubPages(deps, homeId)) {
     out.push(...(await Promise.all(page.map(async (hub) => ({ ...hub, devices: await deps.shadows.load(hub.hubId) })))));
   }
   return out;
@@ -86,18 +87,9 @@ async function hubsWithShadows(deps: HomeDataDeps, homeId: string): Promise<Home
  * 2026-12-06 one read, so hubs past the 1,000th were neither exported nor erased). Deleting a
  * page's hubs before reading the next moves no hub of the pages after it.
  */
-async function* homePages(deps: HomeDataDeps, homeId: string): AsyncGenerator<Array<Static<typeof FleetHub>>> {
+function hubPages(deps: HomeDataDeps, homeId: string): AsyncGenerator<Array<Static<typeof FleetHub>>> {
   const size = Math.max(1, deps.hubPage ?? MAX_HOME_HUBS);
-  let after: string | undefined;
-  for (;;) {
-    const page = await deps.fleet.homeHubs(homeId, after, size);
-    const last = page.at(-1)?.hubId;
-    // a cursor that does not move on would read the same page for ever
-    if (after !== undefined && last !== undefined && last <= after) throw new TierError('internal', `the hubs of home ${homeId} were listed out of order (${last} after ${after}): stopped rather than read the same page again`);
-    yield page;
-    if (last === undefined || page.length < size) return;
-    after = last;
-  }
+  return homePages(homeId, (after) => deps.fleet.homeHubs(homeId, after, size), size);
 }
 
 /**
@@ -118,7 +110,7 @@ export async function eraseHome(deps: HomeDataDeps, homeId: string): Promise<Hom
   const settingsReset = settings.timeZone !== DEFAULT_SETTINGS.timeZone;
   if (settingsReset) await deps.rules.putSettings(homeId, { ...DEFAULT_SETTINGS });
   const hubs: string[] = [];
-  for await (const page of homePages(deps, homeId)) {
+  for await (const page of hubPages(deps, homeId)) {
     const ids = page.map((h) => h.hubId);
     for (let i = 0; i < ids.length; i += ERASE_PARALLEL) {
       await Promise.all(ids.slice(i, i + ERASE_PARALLEL).map((hubId) => deps.fleet.remove(hubId).catch(gone)));

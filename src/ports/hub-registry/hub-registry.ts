@@ -1,3 +1,5 @@
+import { TierError } from '../../errors.js';
+
 /** Free-form labels of a hub (`site: "plant-3"`): keys are ids, values short strings. */
 export type HubLabels = Record<string, string>;
 
@@ -149,19 +151,26 @@ export interface HubPlacement {
  * Two provisionings of one id collide only 2^30 ms (12.4 days) apart to the millisecond.
  */
 /**
- * The ids of every hub of a home, read `page` at a time along `listHome`'s cursor: a home's rules
- * replay reports from all its hubs (until 2026-12-06 from the first 1,000 only).
+ * The pages of a home's hubs along `listHome`'s cursor (`read(after)`, `size` a page) until a short
+ * one. A cursor that does not move on (a listing out of order) throws rather than read the same
+ * page for ever.
  */
-export async function homeHubIds(registry: Pick<HubRegistry, 'listHome'>, homeId: string, page = 1_000): Promise<string[]> {
-  const ids: string[] = [];
+export async function* homePages<T extends { hubId: string }>(homeId: string, read: (after: string | undefined) => Promise<T[]>, size: number): AsyncGenerator<T[]> {
   for (let after: string | undefined; ; ) {
-    const hubs = await registry.listHome(homeId, page, after);
-    for (const h of hubs) ids.push(h.hubId);
-    const last = hubs.at(-1)?.hubId;
-    // a short page is the last; a cursor that did not move on would read it again for ever
-    if (hubs.length < page || last === undefined || (after !== undefined && last <= after)) return ids;
+    const page = await read(after);
+    const last = page.at(-1)?.hubId;
+    if (after !== undefined && last !== undefined && last <= after) throw new TierError('internal', `the hubs of home ${homeId} were listed out of order (${last} after ${after}): stopped rather than read the same page again`);
+    yield page;
+    if (last === undefined || page.length < size) return;
     after = last;
   }
+}
+
+/** The ids of every hub of a home: a home's rules replay reports from all its hubs (until 2026-12-06 from the first 1,000 only). */
+export async function homeHubIds(registry: Pick<HubRegistry, 'listHome'>, homeId: string, page = 1_000): Promise<string[]> {
+  const ids: string[] = [];
+  for await (const hubs of homePages(homeId, (after) => registry.listHome(homeId, page, after), page)) for (const h of hubs) ids.push(h.hubId);
+  return ids;
 }
 
 export function provisionMark(createdAt: number): number {
