@@ -6,6 +6,11 @@ import { createServer } from 'node:net';
 const LOWEST = 10_000;
 /** Ports tried below the ephemeral range before falling back to one the kernel picks. */
 const TRIES = 20;
+/**
+ * Ports fetch() refuses ("bad port", the WHATWG Fetch standard's list) at or above LOWEST: a node
+ * given one answered every test's fetch with a TypeError (test/integration/logs.test.ts, 2026-12-06).
+ */
+const FETCH_BAD_PORTS = new Set([10080]);
 
 /**
  * A TCP port of 127.0.0.1 that was free a moment ago. It is drawn below the kernel's ephemeral
@@ -19,7 +24,7 @@ export async function freePort(): Promise<number> {
   if (below - LOWEST >= 1_000) {
     for (let i = 0; i < TRIES; i++) {
       const port = LOWEST + randomInt(below - LOWEST + 1);
-      if ((await bind(port)) !== null) return port;
+      if (!FETCH_BAD_PORTS.has(port) && (await bind(port)) !== null) return port;
     }
   }
   const port = await bind(0);
