@@ -329,7 +329,7 @@ export class HubReports implements CursorListener, Packable {
       this.acknowledge(frame.s);
       return;
     }
-    const changed = await this.deps.shadows.writeDevices(this.host.hubId, joined, left, full);
+    const changed = await this.deps.shadows.writeDevices(this.host.hubId, joined, left, full, this.host.epoch);
     for (const id of removed) tableDelete(this.reported, id);
     for (const d of joined) if (tableGet(this.reported, d.d) === undefined) this.addDevice(d.d);
     this.countShadow();

@@ -8,7 +8,7 @@ import { hubVerbOf, subjects } from '../../proto/subjects.js';
 import type { BusListener, BusMessage, BusSubscription } from '../ports/bus/bus.js';
 import type { HubClaim } from '../ports/directory/directory.js';
 import { hubDelta, type HubShadow } from '../ports/shadow-store/shadow-store.js';
-import { asTierError, type TierError } from '../errors.js';
+import { asTierError, TierError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 import { decodeValue, encode, encodeBus, errorFrameFor, isPlainObject } from '../protocol/codec.js';
 import { tracing } from '../trace/tracing.js';
@@ -158,9 +158,12 @@ export class HubSession extends Actor<HubMessage> implements TimerTarget, BusLis
   /**
    * A frame that failed half-applied leaves this session's copy of the shadow ahead of the store:
    * the session closes (1011) and the hub's next session starts from the store and resends what
-   * was not acknowledged. The error still reaches the supervisor, which counts it.
+   * was not acknowledged. The error still reaches the supervisor, which counts it. A write the
+   * store's epoch fence refused closes it 4000 (takeover) instead, not counted: no fault of this node.
    */
-  private frameFailed(err: unknown): never {
+  private frameFailed(err: unknown): void {
+    // the store refused a write of this session: a newer one holds the hub, as on its notice
+    if (err instanceof TierError && err.code === 'session_taken_over') return this.closeWith(CloseCode.takeover, 'session_taken_over');
     this.closeWith(CloseCode.internal, 'internal');
     throw err;
   }

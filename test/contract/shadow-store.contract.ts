@@ -196,6 +196,26 @@ export function shadowStoreContract(name: string, make: ShadowStoreFactory): voi
         expect(shadow.n).toMatchObject({ kind: 'plug', model: 'P-2' });
       });
 
+      it("with an epoch, refuses an older session's list (session_taken_over) and changes nothing", async () => {
+        const both = [{ d: 'a', k: 'switch' }, { d: 'b', k: 'plug' }];
+        await store.writeDevices(hub, both, [], true, 5);
+        await store.flush();
+        // a newer session opens: the old one's late list is refused before the new one writes anything
+        await store.loadSession(hub, 6);
+        await expect(store.writeDevices(hub, [{ d: 'a', k: 'switch' }], [], true, 5)).rejects.toMatchObject({ code: 'session_taken_over' });
+        // its hub removed b; the old session's list, queued behind a slow frame, names b again
+        expect(await store.writeDevices(hub, [{ d: 'a', k: 'switch' }], [], true, 6)).toBe(true);
+        await expect(store.writeDevices(hub, both, [], true, 5)).rejects.toMatchObject({ code: 'session_taken_over' });
+        await expect(store.writeDevices(hub, [{ d: 'c', k: 'plug' }], ['a'], false, 5)).rejects.toMatchObject({ code: 'session_taken_over' });
+        await store.flush();
+        expect(Object.keys(await store.load(hub))).toEqual(['a']);
+        // the same epoch, a newer one and an unfenced write (an import) still write
+        expect(await store.writeDevices(hub, [{ d: 'c', k: 'plug' }], [], false, 6)).toBe(true);
+        expect(await store.writeDevices(hub, [{ d: 'd', k: 'plug' }], [], false, 7)).toBe(true);
+        expect(await store.writeDevices(hub, [{ d: 'e', k: 'plug' }], [], false)).toBe(true);
+        expect(Object.keys(await store.load(hub)).sort()).toEqual(['a', 'c', 'd', 'e']);
+      });
+
       it('full with an empty list removes every device', async () => {
         await seed();
         await store.writeDevices(hub, [], [], true);

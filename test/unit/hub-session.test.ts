@@ -433,6 +433,33 @@ describe('HubSession', () => {
     expect(lists().at(-1)).toMatchObject({ joined: [list[0]], left: ['door'] });
   });
 
+  it("an older session that missed the takeover notice cannot put back a device list: its late list closes it 4000, unacknowledged and unpublished", async () => {
+    const events: AppEventMessage[] = [];
+    const shadows = new MemoryShadowStore();
+    const directory = new MemoryDirectory();
+    const both = [{ d: 'lamp', k: 'switch' }, { d: 'door', k: 'sensor.door' }];
+    // separate buses: the newer session's notice never reaches the older one (a partition)
+    const older = setup({ shadows, publishEvent: (e) => events.push(e) }, directory);
+    older.frame({ t: 1, v: 1, b: 'boot' });
+    await settle();
+    older.frame({ t: 9, s: 1, f: true, j: both });
+    await settle();
+    const newer = setup({ shadows, publishEvent: (e) => events.push(e) }, directory);
+    newer.frame({ t: 1, v: 1, b: 'boot-2' });
+    await settle();
+    newer.frame({ t: 9, s: 1, f: true, j: [both[0]!] });
+    await settle();
+    expect(older.link.closed).toBeNull();
+    const published = events.length;
+    // the older connection's late frame, sent before its hub moved on
+    older.frame({ t: 9, s: 2, f: true, j: both });
+    await settle();
+    expect(older.link.closed).toEqual({ code: 4000, reason: 'session_taken_over' });
+    expect(older.link.frames.filter((f) => f.t === 6).map((f) => (f as { s: number }).s)).toEqual([1]);
+    expect(events.slice(published).filter((e) => e.kind === 'devices')).toEqual([]);
+    expect(Object.keys(await shadows.load('hub-1'))).toEqual(['lamp']);
+  });
+
   it('a hub of more devices than a flat table holds keeps versions and removals right, and resumes with them', async () => {
     const events: AppEventMessage[] = [];
     const shadows = new MemoryShadowStore();

@@ -253,14 +253,17 @@ export class LmdbShadowStore implements ShadowStore {
     return done;
   }
 
-  async writeDevices(hubId: string, devices: Array<{ d: string; k: string; m?: string }>, left: string[], full: boolean): Promise<boolean> {
+  async writeDevices(hubId: string, devices: Array<{ d: string; k: string; m?: string }>, left: string[], full: boolean, epoch = 0): Promise<boolean> {
     // a reconnecting hub's full list, as stored: no transaction (which would also end the open
     // batch), read once the hub's queued writes are durable, as `load` reads
     await this.durableWrites(hubId);
+    if (this.fencedOut(hubId, epoch)) throw new TierError('session_taken_over');
     const opened = this.opened.get(hubId);
     if (opened) this.opened.delete(hubId);
     if (full && left.length === 0 && (opened ? listsExactly(opened, devices) : storesExactly(this.devicesOf(hubId), devices))) return false;
-    return this.run(hubId, () => {
+    const done = await this.run(hubId, (): boolean | TierError => {
+      // checked again in the transaction: a newer session may have opened or written since
+      if (this.fencedOut(hubId, epoch)) return new TierError('session_taken_over');
       let changed = false;
       const n = this.hubs.numberOf(hubId);
       // read again in the transaction: a setDesired or remove may have committed since the check.
@@ -300,6 +303,14 @@ export class LmdbShadowStore implements ShadowStore {
       if (kindsChanged) this.putKindsRecord(hubId, kinds);
       return changed;
     });
+    if (done instanceof TierError) throw done;
+    return done;
+  }
+
+  /** A write of `epoch` is older than the hub's fence: stored, opened, or queued by a newer session. */
+  private fencedOut(hubId: string, epoch: number): boolean {
+    if (epoch === 0) return false;
+    return Math.max(this.hubs.epochOf(hubId), this.hubs.openedEpoch(hubId), this.open?.hubs.get(hubId)?.epoch ?? 0) > epoch;
   }
 
   /**

@@ -1,4 +1,5 @@
 import type { Attrs } from '../../../proto/frames.js';
+import { TierError } from '../../errors.js';
 import { checkDesired, copyAttrs, emptyDevice, mergeAttrs, newShadow, NO_DESIRED, type CursorListener, type DesiredLimits, type DeviceShadow, type HubShadow, type SeqCursor, type SessionStart, type ShadowStore } from './shadow-store.js';
 
 /**
@@ -91,7 +92,8 @@ export class MemoryShadowStore implements ShadowStore {
     this.fences.set(hubId, (this.fences.get(hubId) ?? 0) + 1);
   }
 
-  async writeDevices(hubId: string, devices: Array<{ d: string; k: string; m?: string }>, left: string[], full: boolean): Promise<boolean> {
+  async writeDevices(hubId: string, devices: Array<{ d: string; k: string; m?: string }>, left: string[], full: boolean, epoch = 0): Promise<boolean> {
+    if (this.stale(hubId, epoch)) throw new TierError('session_taken_over');
     const hub = this.hub(hubId);
     let changed = false;
     const drop = (id: string) => {

@@ -116,22 +116,29 @@ if cleared > 0 then redis.call('HINCRBY', KEYS[1], '${DESIRED_REVISION}', 1) end
 return cleared`);
 
 /**
- * Replaces a hub's device list in one step. ARGV: full ('1'/'0'), n, then n × (id, kind,
- * has-model '1'/'0', model), then the ids that left. Removing a device removes its four fields.
- * Answers the fields it changed: removed, or set to another value (0: the list was stored as it is).
+ * Replaces a hub's device list in one step. ARGV: the session's epoch (fenced as a batch, '0':
+ * unfenced), full ('1'/'0'), n, then n × (id, kind, has-model '1'/'0', model), then the ids that
+ * left. Removing a device removes its four fields. Answers the fields it changed: removed, or set
+ * to another value (0: the list was stored as it is); -1, changing nothing, for a stale epoch.
  */
 export const WRITE_DEVICES = new LuaScript(`
 local key = KEYS[1]
-local n = tonumber(ARGV[2])
+local ep = tonumber(ARGV[1])
+if ep > 0 then
+  local fence = tonumber(redis.call('HGET', key, 'ep') or '0')
+  if fence > ep then return -1 end
+  if fence < ep then redis.call('HSET', key, 'ep', ARGV[1]) end
+end
+local n = tonumber(ARGV[3])
 local keep = {}
-for i = 0, n - 1 do keep[ARGV[3 + i * 4]] = true end
+for i = 0, n - 1 do keep[ARGV[4 + i * 4]] = true end
 local del = {}
-if ARGV[1] == '1' then
+if ARGV[2] == '1' then
   for _, f in ipairs(redis.call('HKEYS', key)) do
     if string.sub(f, 2, 2) == ':' and not keep[string.sub(f, 3)] then del[#del + 1] = f end
   end
 end
-for i = 3 + n * 4, #ARGV do
+for i = 4 + n * 4, #ARGV do
   local id = ARGV[i]
   del[#del + 1] = 'r:' .. id
   del[#del + 1] = 'd:' .. id
@@ -141,7 +148,7 @@ end
 local changed = 0
 for i = 1, #del, 500 do changed = changed + redis.call('HDEL', key, unpack(del, i, math.min(i + 499, #del))) end
 for i = 0, n - 1 do
-  local b = 3 + i * 4
+  local b = 4 + i * 4
   if redis.call('HGET', key, 'k:' .. ARGV[b]) ~= ARGV[b + 1] then
     redis.call('HSET', key, 'k:' .. ARGV[b], ARGV[b + 1])
     changed = changed + 1

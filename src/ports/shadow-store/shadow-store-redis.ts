@@ -276,11 +276,13 @@ export class RedisShadowStore implements ShadowStore {
     return { device: shadow[deviceId] ?? emptyDevice(), stored: fields[`d:${deviceId}`] !== undefined, field: DESIRED_REVISION, value: fields[DESIRED_REVISION] ?? '' };
   }
 
-  async writeDevices(hubId: string, devices: Array<{ d: string; k: string; m?: string }>, left: string[], full: boolean): Promise<boolean> {
+  async writeDevices(hubId: string, devices: Array<{ d: string; k: string; m?: string }>, left: string[], full: boolean, epoch = 0): Promise<boolean> {
     // a failed in-flight batch is queued again: wait for it, so the writes of removed devices are
     // dropped below rather than written back after the removal
     while (this.inflight) await this.inflight.done;
     const batch = this.queued.get(hubId);
+    // a newer session of the hub on this node has queued writes: leave them be
+    if (batch && staleInBatch(epoch, batch.epoch)) throw new TierError('session_taken_over');
     // a device only queued so far (reported, not yet in Redis) that the list removes is a change too
     let droppedQueued = false;
     if (batch) {
@@ -296,11 +298,12 @@ export class RedisShadowStore implements ShadowStore {
       }
       if (batch.devices.size === 0 && batch.cursor === undefined) this.queued.delete(hubId);
     }
-    const args: string[] = [full ? '1' : '0', String(devices.length)];
+    const args: string[] = [String(epoch), full ? '1' : '0', String(devices.length)];
     for (const d of devices) args.push(d.d, d.k, d.m === undefined ? '0' : '1', d.m ?? '');
     args.push(...left);
-    const changes = await WRITE_DEVICES.run(this.client, [this.key(hubId)], args);
-    return droppedQueued || Number(changes) > 0;
+    const changes = Number(await WRITE_DEVICES.run(this.client, [this.key(hubId)], args));
+    if (changes < 0) throw new TierError('session_taken_over');
+    return droppedQueued || changes > 0;
   }
 
   async clearDesired(hubId: string): Promise<number> {

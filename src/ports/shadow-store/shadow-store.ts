@@ -121,8 +121,11 @@ export interface ShadowStore {
    * Resolves once the list is stored (durable where the store is), whether or not it changed:
    * true when it changed what the store holds (a device added or removed, a kind or model set to
    * another value), false for a list it already held (as a hub sends on every reconnect).
+   * `epoch`: fenced as `writeReported` (0: unfenced): a list of a session older than the hub's
+   * fence rejects with `session_taken_over` and changes nothing, so a taken-over session's late
+   * list cannot put back the devices the newer one's hub has since removed.
    */
-  writeDevices(hubId: string, devices: Array<{ d: string; k: string; m?: string }>, left: string[], full: boolean): Promise<boolean>;
+  writeDevices(hubId: string, devices: Array<{ d: string; k: string; m?: string }>, left: string[], full: boolean, epoch?: number): Promise<boolean>;
   /**
    * Empties the desired side of every device of the hub in one atomic step (the hub moved to
    * another home: the old home's intents must not reach the new one); resolves when durable with
