@@ -36,6 +36,12 @@ export function shadowBytes(shadow: ReportedShadow): number {
  * Checks a report against the hub's limits before anything of it is applied: new devices,
  * attributes per device, bytes of the shadow. Returns the refusal, or the shadow's bytes after it.
  */
+/** A patch without a value to set (empty, or only removals): of a device not known, nothing to store. */
+export function setsNothing(patch: Attrs): boolean {
+  for (const key in patch) if (patch[key] !== null) return false;
+  return true;
+}
+
 export function checkReport(frame: ReportFrame, shadow: ReportedShadow, deviceCount: number, shadowBytes: number, limits: HubLimits): TierError | number {
   let devices = deviceCount;
   let bytes = shadowBytes;
@@ -43,6 +49,7 @@ export function checkReport(frame: ReportFrame, shadow: ReportedShadow, deviceCo
     const reported = tableGet(shadow, deviceId);
     const patch = frame.r[deviceId]!;
     if (reported === undefined) {
+      if (setsNothing(patch)) continue; // not stored, not cached: no device yet
       if (++devices > limits.devices) return limitError(`r.${deviceId}`, `more than ${limits.devices} devices on this hub`);
       bytes += deviceId.length;
     }

@@ -22,7 +22,7 @@ import {
   type SeqCursor,
 } from '../ports/shadow-store/shadow-store.js';
 import { decodeValue, isPlainObject } from '../protocol/codec.js';
-import { checkReport, DEFAULT_HUB_LIMITS, shadowBytes, type HubLimits } from './hub-limits.js';
+import { checkReport, DEFAULT_HUB_LIMITS, setsNothing, shadowBytes, type HubLimits } from './hub-limits.js';
 import { tableDelete, tableGet, tableIds, tableSet, tableSize, type DeviceTable } from './device-table.js';
 import {
   cached,
@@ -260,8 +260,14 @@ export class HubReports implements CursorListener, Packable {
     const now = Date.now();
     let step: Span | undefined;
     for (const deviceId in frame.r) {
-      const reported = tableGet(this.reported, deviceId) ?? this.addDevice(deviceId);
-      const attrs = this.deps.interner?.attrs(frame.r[deviceId]!) ?? frame.r[deviceId]!;
+      const patch = frame.r[deviceId]!;
+      // a device not known whose patch sets nothing is not stored: the cache must not hold it either
+      let reported = tableGet(this.reported, deviceId);
+      if (reported === undefined) {
+        if (setsNothing(patch)) continue;
+        reported = this.addDevice(deviceId);
+      }
+      const attrs = this.deps.interner?.attrs(patch) ?? patch;
       // the values the shadow held before: a rule's from/to or threshold on any node, after any restart, sees the transition
       const prev: Attrs = {};
       if (!mergeAttrs(reported, attrs, prev)) continue;

@@ -6,6 +6,7 @@ import { TimerWheel } from '../../src/actors/timer-wheel.js';
 import { FLAT_DEVICES } from '../../src/actors/device-table.js';
 import { ShadowPacker } from '../../src/actors/shadow-packer.js';
 import { AttrShapes } from '../../src/actors/attr-shapes.js';
+import { DEFAULT_HUB_LIMITS } from '../../src/actors/hub-limits.js';
 import { ProtocolError } from '../../src/errors.js';
 import { MemoryDirectory } from '../../src/ports/directory/directory-memory.js';
 import type { Directory, HubClaim } from '../../src/ports/directory/directory.js';
@@ -458,6 +459,26 @@ describe('HubSession', () => {
     expect(older.link.frames.filter((f) => f.t === 6).map((f) => (f as { s: number }).s)).toEqual([1]);
     expect(events.slice(published).filter((e) => e.kind === 'devices')).toEqual([]);
     expect(Object.keys(await shadows.load('hub-1'))).toEqual(['lamp']);
+  });
+
+  it('a report that sets nothing on a device not known neither stores nor counts it: no limit spent, no removal of it published', async () => {
+    const events: AppEventMessage[] = [];
+    const { link, shadows, frame } = setup({ limits: { ...DEFAULT_HUB_LIMITS, devices: 2, shadowBytes: 300 }, publishEvent: (e) => events.push(e) });
+    frame({ t: 1, v: 1, b: 'boot' });
+    await settle();
+    frame({ t: 4, s: 1, r: { ghost: {} } });
+    frame({ t: 4, s: 2, r: { ghost2: { on: null } } });
+    // nor are their ids' bytes counted against the shadow's size
+    for (let s = 3; s <= 6; s++) frame({ t: 4, s, r: { ['g'.repeat(60)]: {}, ['h'.repeat(60)]: {} } });
+    await settle();
+    frame({ t: 4, s: 7, r: { lamp: { on: true } } });
+    frame({ t: 4, s: 8, r: { fan: { speed: 1 } } });
+    await settle();
+    expect(link.frames.filter((f) => f.t === 10)).toEqual([]);
+    expect(Object.keys(await shadows.load('hub-1')).sort()).toEqual(['fan', 'lamp']);
+    frame({ t: 9, s: 9, f: true, j: [{ d: 'lamp', k: 'switch' }] });
+    await settle();
+    expect(events.filter((e) => e.kind === 'devices')).toEqual([expect.objectContaining({ left: ['fan'] })]);
   });
 
   it('a hub of more devices than a flat table holds keeps versions and removals right, and resumes with them', async () => {
