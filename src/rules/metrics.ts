@@ -231,7 +231,8 @@ export interface RuleMetricsSink {
   eventToAction(seconds: number): void;
   dropped(reason: DropReason): void;
   loopStopped(): void;
-  cron(outcome: 'fired' | 'missed' | 'taken'): void;
+  /** spaced: an instant passed over as closer than the minimum interval to the rule's one before */
+  cron(outcome: 'fired' | 'missed' | 'taken' | 'spaced'): void;
   workerError(): void;
 }
 
@@ -265,7 +266,7 @@ export function prometheusRuleMetrics(registry: Registry): RuleMetricsSink {
   });
   const dropped = new Counter({ name: 'tier_rule_dropped_total', help: 'Events or tasks not evaluated, and runs missed after a restart, by reason', labelNames: ['reason'], registers });
   const loops = new Counter({ name: 'tier_rule_loop_stops_total', help: 'Rules suspended by the loop guard', registers });
-  const cron = new Counter({ name: 'tier_rule_cron_total', help: 'Cron instants by outcome (taken: fired by another node)', labelNames: ['outcome'], registers });
+  const cron = new Counter({ name: 'tier_rule_cron_total', help: 'Cron instants by outcome (taken: fired by another node; spaced: passed over, too close to the one before)', labelNames: ['outcome'], registers });
   const workers = new Counter({ name: 'tier_rule_worker_errors_total', help: 'Rule worker threads that failed or were terminated', registers });
   return {
     outcome: (o) => outcomes.inc({ outcome: o }),

@@ -98,7 +98,7 @@ export class CronScheduler {
    */
   private readonly failures: SampledLog;
   /** totals since start */
-  readonly counts = { fired: 0, missed: 0, taken: 0, errors: 0 };
+  readonly counts = { fired: 0, missed: 0, taken: 0, spaced: 0, errors: 0 };
 
   constructor(private readonly deps: CronSchedulerDeps) {
     this.metrics = deps.metrics ?? noRuleMetrics;
@@ -263,7 +263,27 @@ export class CronScheduler {
       }
       entry.after = t;
       entry.next = following;
+      if (this.gap > 0) this.spaced(entry, t);
     }
+  }
+
+  /**
+   * Counts and logs the rule's instants the spacing passes over after `t` (two triggers meeting
+   * later than the save's check looked): the user sees why the rule did not fire then.
+   */
+  private spaced(entry: Entry, t: number): void {
+    let passed = 0;
+    let first = 0;
+    for (let n = nextAfter(entry.crons, t); n !== null && n <= t + this.gap; n = nextAfter(entry.crons, n)) {
+      if (passed++ === 0) first = n;
+    }
+    if (passed === 0) return;
+    this.counts.spaced += passed;
+    for (let i = 0; i < passed; i++) this.metrics.cron('spaced');
+    this.deps.log.info(
+      { homeId: entry.rule.homeId, ruleId: entry.rule.ruleId, passed, first: new Date(first).toISOString(), after: new Date(t).toISOString(), minIntervalMs: this.gap + 1 },
+      'cron: instant passed over, closer than the minimum interval to the one before',
+    );
   }
 
   /** Records skipped instants up to `upTo`; counted by the one node whose cursor write wins. */

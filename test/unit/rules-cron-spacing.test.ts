@@ -9,6 +9,7 @@ import { TierError } from '../../src/errors.js';
 import { MemoryLease } from '../../src/ports/lease/lease-memory.js';
 import { MemoryRuleStore } from '../../src/ports/rule-store/rule-store-memory.js';
 import { CronScheduler } from '../../src/rules/scheduler.js';
+import { noRuleMetrics } from '../../src/rules/metrics.js';
 import { validateRuleSpec } from '../../src/rules/validate.js';
 import { silentLog } from './rules-fixtures.js';
 
@@ -71,13 +72,18 @@ describe('identical triggers through the scheduler', () => {
     await store.createRule('home1', validateRuleSpec(crons('0 * * * * *', '30 0 8 * * *'), { minCronIntervalMs: 30_000 }));
     const fired: number[] = [];
     const lease = new MemoryLease({ now: () => clock.now });
-    scheduler = new CronScheduler({ store, lease, nodeId: 'node-a', fire: async (_h, _r, at) => void fired.push(at), log: silentLog, now: () => clock.now, minIntervalMs: 60_000 });
+    const outcomes: string[] = [];
+    const metrics = { ...noRuleMetrics, cron: (o: string) => void outcomes.push(o) };
+    scheduler = new CronScheduler({ store, lease, nodeId: 'node-a', fire: async (_h, _r, at) => void fired.push(at), log: silentLog, now: () => clock.now, minIntervalMs: 60_000, metrics });
     for (let t = 0; t < 5 * 12; t++) {
       clock.now += 5_000;
       await scheduler.tick();
     }
     expect(fired.map((at) => new Date(at).toISOString().slice(11, 19))).toEqual(['07:59:00', '08:00:00', '08:01:00', '08:02:00', '08:03:00']);
     expect(scheduler.counts.missed).toBe(0);
+    // the passed-over 08:00:30 is counted (tier_rule_cron_total{outcome="spaced"}), once
+    expect(scheduler.counts.spaced).toBe(1);
+    expect(outcomes.filter((o) => o === 'spaced')).toEqual(['spaced']);
   });
 
   it('fire the rule once per instant', async () => {
