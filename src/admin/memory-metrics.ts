@@ -7,6 +7,8 @@ export interface MemorySources {
   heapReleases?: { readonly count: number; readonly seconds: number };
   /** failed reads of the process's own state by kind (ReadFailures) */
   readFailures?: Readonly<Record<string, number>>;
+  /** large HTTP answers held for their readers (PendingAnswers) */
+  answers?: { readonly bytes: number; readonly refused: number };
 }
 
 /**
@@ -38,6 +40,16 @@ export function registerMemoryMetrics(registers: Registry[], sources: () => Memo
     });
   scrapedTotal('tier_memory_collections_total', 'Full garbage collections the node made while refusing hub handshakes for memory (at most one per 5 s)', () => sources().heapReleases?.count);
   scrapedTotal('tier_memory_collection_seconds_total', 'Time (s) those collections held the event loop', () => sources().heapReleases?.seconds);
+  scrapedTotal('tier_http_answers_refused_total', 'Large HTTP answers refused 503 busy: the answers waiting for their readers were at TIER_HTTP_PENDING_BYTES', () => sources().answers?.refused);
+  new Gauge({
+    name: 'tier_http_pending_answer_bytes',
+    help: 'Bytes of large HTTP answers (exports, rules and scenes lists) the node holds until their readers take them; at most TIER_HTTP_PENDING_BYTES',
+    registers,
+    collect() {
+      const answers = sources().answers;
+      if (answers) this.set(answers.bytes);
+    },
+  });
   new Counter({
     name: 'tier_periodic_read_failures_total',
     help: "Reads of the node's own state on a timer or at a scrape that failed (kind: rss, cgroup; EMFILE at the open-file limit): skipped, never fatal",

@@ -212,7 +212,7 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
   const redisClock = ports.diagnose?.redis;
   if (redisClock) metrics.attach({ clockSkew: async () => { const t = await redisClock.time(); return (t.localMs - t.serverMs) / 1000; } });
   const dataDir = !isClusterMode(config) && config.dataDir !== MEMORY ? config.dataDir : undefined;
-  metrics.attach({ ...(dataDir !== undefined ? { dataDir } : {}), admission: limits.refusals, push: ports.push, draining: () => draining, ...(memory ? { memory: memory.reading, ...(heap ? { heapReleases: heap } : {}) } : {}) });
+  metrics.attach({ ...(dataDir !== undefined ? { dataDir } : {}), answers: pendingAnswers, admission: limits.refusals, push: ports.push, draining: () => draining, ...(memory ? { memory: memory.reading, ...(heap ? { heapReleases: heap } : {}) } : {}) });
   mountHubGateway(app, {
     admission: new HubAdmission(ports.registry, ports.nonces, config.authSkewS, Date.now, fleet.box),
     limits,

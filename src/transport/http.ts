@@ -239,7 +239,10 @@ export function requireAnswerRoom(): void {
   // nothing held: room for anything (take() lets one answer past the ceiling then), so a last
   // answer larger than the ceiling cannot refuse every later one
   const held = pendingAnswers.bytes;
-  if (held > 0 && held + Math.max(LARGE_ANSWER_CHARS, pendingAnswers.lastSize) > pendingAnswers.max) throw answersBusy();
+  if (held > 0 && held + Math.max(LARGE_ANSWER_CHARS, pendingAnswers.lastSize) > pendingAnswers.max) {
+    pendingAnswers.refuse();
+    throw answersBusy();
+  }
 }
 
 function answersBusy(): TierError {

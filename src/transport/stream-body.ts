@@ -37,11 +37,21 @@ export function endStreaming(res: HttpResponse, body: Buffer, onDone?: () => voi
 export class PendingAnswers {
   private held = 0;
   private last = 0;
+  private refusals = 0;
   constructor(public max: number) {}
 
   /** Bytes held now. */
   get bytes(): number {
     return this.held;
+  }
+
+  /** Answers refused for room since start: by `take`, or before they were built (`refuse`). */
+  get refused(): number {
+    return this.refusals;
+  }
+
+  refuse(): void {
+    this.refusals++;
   }
 
   /** The size of the last answer asked for, taken or not: what the next one may well need. */
@@ -55,7 +65,10 @@ export class PendingAnswers {
    */
   take(n: number): boolean {
     this.last = n;
-    if (this.held > 0 && this.held + n > this.max) return false;
+    if (this.held > 0 && this.held + n > this.max) {
+      this.refusals++;
+      return false;
+    }
     this.held += n;
     return true;
   }

@@ -106,8 +106,10 @@ describe('large answers and slow readers', () => {
     const first = slowSocket(0);
     send(first.res, { aborted: false }, big(1_000_000));
     const second = slowSocket(0);
+    const refused = pendingAnswers.refused;
     send(second.res, { aborted: false }, big(1_000_000), undefined, 'req-2');
     expect(second.out.status).toBe('503 Service Unavailable');
+    expect(pendingAnswers.refused).toBe(refused + 1); // tier_http_answers_refused_total
     expect(second.out.headers).toMatchObject({ 'retry-after': '1', 'x-request-id': 'req-2' });
     expect(JSON.parse(second.out.body.toString())).toMatchObject({ ok: false, code: 'busy', message: expect.stringMatching(/^\d+ MB of answers wait for their readers on this node \(at most \d+ MB\): try again shortly$/) });
     expect(held()).toBe(1_000_000);
@@ -124,7 +126,9 @@ describe('large answers and slow readers', () => {
     const first = slowSocket(0);
     send(first.res, { aborted: false }, big(1_000_000));
     // room for a small one, not for another of 1 MB: a route about to build one says busy first
+    const refused = pendingAnswers.refused;
     expect(() => requireAnswerRoom()).toThrow(expect.objectContaining({ code: 'busy' }));
+    expect(pendingAnswers.refused).toBe(refused + 1);
     first.abort();
     expect(() => requireAnswerRoom()).not.toThrow();
   });

@@ -9,7 +9,7 @@ const HOME = 'home-42b1';
 async function fed(): Promise<NodeMetrics> {
   const m = new NodeMetrics(() => 1);
   const rules = prometheusRuleMetrics(m.registry);
-  m.attach({ hubs: { has: (id) => id === HUB }, admission: { full: 1, handshakes: 2, rate: 3, late: 4, memory: 5 }, memory: () => ({ limit: 1 << 30, unreclaimable: 1 << 29 }), heapReleases: { count: 2, seconds: 0.25 }, draining: () => false, events: { historyFailures: 6, staleEvents: 7 }, push: { stats: async () => ({ waiting: 1, delayed: 0, active: 0, delivered: 4, failed: 1 }) } });
+  m.attach({ hubs: { has: (id) => id === HUB }, admission: { full: 1, handshakes: 2, rate: 3, late: 4, memory: 5 }, memory: () => ({ limit: 1 << 30, unreclaimable: 1 << 29 }), heapReleases: { count: 2, seconds: 0.25 }, answers: { bytes: 3_000_000, refused: 9 }, draining: () => false, events: { historyFailures: 6, staleEvents: 7 }, push: { stats: async () => ({ waiting: 1, delayed: 0, active: 0, delivered: 4, failed: 1 }) } });
   m.frameIn(4);
   m.frameOut(7);
   m.frameIn(200); // an unknown type is `other`, not a new label value
@@ -76,6 +76,8 @@ describe('metrics: bounded label sets', () => {
     expect(text).toContain('tier_memory_limit_bytes 1073741824');
     expect(text).toContain('tier_memory_collections_total 2');
     expect(text).toContain('tier_memory_collection_seconds_total 0.25');
+    expect(text).toContain('tier_http_pending_answer_bytes 3000000');
+    expect(text).toContain('tier_http_answers_refused_total 9');
     expect(text).toContain('tier_push_notifications_total{outcome="failed"} 1');
     expect(text).toContain('tier_events_not_in_history_total{outcome="unpositioned"} 6');
     expect(text).toContain('tier_events_not_in_history_total{outcome="stale"} 7');
