@@ -149,6 +149,36 @@ describe('RedisShadowStore epoch fence', () => {
     expect(newer.staleBatches).toBe(0);
   });
 
+  it("a node's writes queued by a session another node took over are neither read by its next session nor written under that session's epoch", async () => {
+    // node B's writes wait (its shadows connection stalled, here a long batch window); the hub moves to node A
+    const b = await store({ batchWindowMs: 600_000 });
+    const a = await store({ batchWindowMs: 5 });
+    const heard: string[] = [];
+    b.writeReported(hub, 'lamp', device({ x: 1 }, 3), 1);
+    b.writeCursor(hub, { boot: 'b', seq: 3 }, 1, { cursorStored: (_h, seq) => heard.push(`B1 ${seq}`) });
+    await a.loadSession(hub, 2);
+    a.writeReported(hub, 'lamp', device({ x: 2 }, 4), 2);
+    a.writeCursor(hub, { boot: 'b', seq: 4 }, 2, { cursorStored: (_h, seq) => heard.push(`A ${seq}`) });
+    await a.flush();
+    expect(heard).toEqual(['A 4']);
+    // B's reads see what A stored, not its own older session's writes
+    expect((await b.load(hub)).lamp?.reported).toEqual({ x: 2 });
+    expect(await b.loadCursor(hub)).toEqual({ boot: 'b', seq: 4 });
+    // the hub comes back to B: its new session starts from what A acknowledged
+    const start = await b.loadSession(hub, 3);
+    expect(start.shadow.lamp?.reported).toEqual({ x: 2 });
+    expect(start.cursor).toEqual({ boot: 'b', seq: 4 });
+    // and its first write (another device) does not carry the old session's lamp past the fence
+    b.writeReported(hub, 'plug', device({ on: true }, 1), 3);
+    b.writeCursor(hub, { boot: 'b', seq: 5 }, 3, { cursorStored: (_h, seq) => heard.push(`B2 ${seq}`) });
+    await b.flush();
+    const reader = await store();
+    expect((await reader.load(hub)).lamp?.reported).toEqual({ x: 2 });
+    expect((await reader.load(hub)).plug?.reported).toEqual({ on: true });
+    expect(await reader.loadCursor(hub)).toEqual({ boot: 'b', seq: 5 });
+    expect(heard).toEqual(['A 4', 'B2 5']);
+  });
+
   it('writes unfenced batches (epoch 0) whatever the stored epoch', async () => {
     const s = await store({ batchWindowMs: 5 });
     s.writeReported(hub, 'd1', device({ n: 1 }, 1), 5);

@@ -87,11 +87,14 @@ const noop = (): void => {};
  *   an earlier version writes without raising `dr`: during a rolling update its writes can race
  *   past a check.
  * - `writeDevices` is one Lua script per hub. `load`/`loadCursor`/`loadSession` overlay this
- *   process's queued and in-flight writes on what Redis holds; `loadSession` is one HGETALL.
+ *   process's queued and in-flight writes on what Redis holds, but for those of a session older
+ *   than the hub's stored fence (the hub moved to another node meanwhile: they will be refused);
+ *   `loadSession` is one script.
  * - Single writer per hub, fenced: the hash's `ep` field holds the largest session epoch written,
  *   and a batch of an older session (a node back from a partition) is refused, never overwriting
  *   the new holder's writes; its cursor listener is not told, so those frames are never acked.
- *   So is a write queued after a newer session's in the same batch (a takeover within it).
+ *   So is a write queued after a newer session's in the same batch (a takeover within it), and a
+ *   newer session's first write drops what an older one queued, rather than carrying it past the fence.
  */
 export class RedisShadowStore implements ShadowStore {
   readonly batchWindowMs: number;
@@ -188,30 +191,39 @@ export class RedisShadowStore implements ShadowStore {
     this.schedule();
   }
 
+  /** While Redis cannot be read, this process's newest pending cursor answers (null when none). */
   async loadCursor(hubId: string): Promise<SeqCursor | null> {
-    const local = this.localCursor(hubId);
-    return local ?? cursorOf(await this.client.hget(this.key(hubId), 'cursor'));
+    const pending = this.pendingOf(hubId);
+    let stored: Array<string | null>;
+    try {
+      stored = await this.client.hmget(this.key(hubId), 'cursor', 'ep');
+    } catch (err) {
+      const local = latestCursor(pending, 0);
+      if (local === null) throw err;
+      return local;
+    }
+    return latestCursor(pending, fenceOf(stored[1])) ?? cursorOf(stored[0] ?? null);
   }
 
-  /** One script (the fence raised, then HGETALL): the hub's hash holds the cursor beside the devices. */
+  /**
+   * One script (the fence raised, then HGETALL): the hub's hash holds the cursor beside the
+   * devices. This process's pending writes of older sessions are not laid over it: the raised
+   * fence refuses them (or a newer session's first write drops them, `batchOf`), so the new
+   * session must not start from them.
+   */
   async loadSession(hubId: string, epoch = 0): Promise<SessionStart> {
-    // both taken before the read, as `load` and `loadCursor` take them
-    const overlay = this.overlayOf(hubId);
-    const local = this.localCursor(hubId);
+    // taken before the read, as `load` and `loadCursor` take them
+    const pending = this.pendingOf(hubId);
     const fields = fieldsOfReply(await LOAD_SESSION.run(this.client, [this.key(hubId)], [String(epoch)]));
-    return { shadow: shadowOf(fields, overlay), cursor: local ?? cursorOf(fields.cursor ?? null) };
+    const fence = fenceOf(fields.ep);
+    return { shadow: shadowOf(fields, overlayOf(pending, fence)), cursor: latestCursor(pending, fence) ?? cursorOf(fields.cursor ?? null) };
   }
 
   async load(hubId: string): Promise<HubShadow> {
     // taken before the read: a batch that lands meanwhile is then in Redis or in this snapshot
-    const overlay = this.overlayOf(hubId);
-    return shadowOf(await this.client.hgetall(this.key(hubId)), overlay);
-  }
-
-  /** The hub's newest cursor queued or on the wire in this process, or null. */
-  private localCursor(hubId: string): SeqCursor | null {
-    const local = this.queued.get(hubId)?.cursor ?? this.inflight?.batch.get(hubId)?.cursor;
-    return local ? { boot: local.boot, seq: local.seq } : null;
+    const pending = this.pendingOf(hubId);
+    const fields = await this.client.hgetall(this.key(hubId));
+    return shadowOf(fields, overlayOf(pending, fenceOf(fields.ep)));
   }
 
   async setDesired(hubId: string, deviceId: string, patch: Attrs, limits?: DesiredLimits): Promise<DeviceShadow> {
@@ -255,8 +267,9 @@ export class RedisShadowStore implements ShadowStore {
 
   /** One device as stored, this process's queued reports over it; compared by its desired field. */
   private async readDevice(key: string, hubId: string, deviceId: string): Promise<DesiredRead> {
-    const overlay = this.overlayOf(hubId).filter(([id]) => id === deviceId);
-    const [r, d, k, m] = await this.client.hmget(key, `r:${deviceId}`, `d:${deviceId}`, `k:${deviceId}`, `m:${deviceId}`);
+    const pending = this.pendingOf(hubId);
+    const [r, d, k, m, ep] = await this.client.hmget(key, `r:${deviceId}`, `d:${deviceId}`, `k:${deviceId}`, `m:${deviceId}`, 'ep');
+    const overlay = overlayOf(pending, fenceOf(ep)).filter(([id]) => id === deviceId);
     const device = emptyDevice();
     if (r != null) applyField(device, 'r', r);
     if (d != null) applyField(device, 'd', d);
@@ -268,9 +281,9 @@ export class RedisShadowStore implements ShadowStore {
 
   /** The whole hub, checked against `limits` (throws the refusal); compared by the hub's desired revision. */
   private async readChecked(key: string, hubId: string, deviceId: string, patch: Attrs, limits: DesiredLimits): Promise<DesiredRead> {
-    const overlay = this.overlayOf(hubId);
+    const pending = this.pendingOf(hubId);
     const fields = await this.client.hgetall(key);
-    const shadow = shadowOf(fields, overlay);
+    const shadow = shadowOf(fields, overlayOf(pending, fenceOf(fields.ep)));
     const refusal = checkDesired(shadow, hubId, deviceId, patch, limits);
     if (refusal) throw refusal;
     return { device: shadow[deviceId] ?? emptyDevice(), stored: fields[`d:${deviceId}`] !== undefined, field: DESIRED_REVISION, value: fields[DESIRED_REVISION] ?? '' };
@@ -370,14 +383,21 @@ export class RedisShadowStore implements ShadowStore {
     return true;
   }
 
-  /** The hub's queued batch (opening one); null for a write the batch's epoch makes stale. */
+  /**
+   * The hub's queued batch (opening one); null for a write the batch's epoch makes stale. A write
+   * of a newer session drops what an older one queued: raised to the newer epoch, those writes
+   * would pass the fence over what another node's session stored meanwhile (found by a hostile
+   * review, 2026-12-06: an acknowledged report overwritten). Never acknowledged, the hub resends them.
+   */
   private batchOf(hubId: string, epoch: number): HubBatch | null {
     let batch = this.queued.get(hubId);
     if (!batch) {
       batch = { devices: new Map(), cursor: undefined, epoch };
       this.queued.set(hubId, batch);
-    } else if (epoch > batch.epoch) batch.epoch = epoch;
-    else if (staleInBatch(epoch, batch.epoch)) {
+    } else if (epoch > batch.epoch) {
+      if (batch.epoch > 0) this.dropStale(hubId, batch);
+      batch.epoch = epoch;
+    } else if (staleInBatch(epoch, batch.epoch)) {
       this.staleBatches++;
       this.log.debug({ hubId, epoch, queued: batch.epoch }, 'stale shadow write refused by the epoch fence');
       return null;
@@ -385,13 +405,21 @@ export class RedisShadowStore implements ShadowStore {
     return batch;
   }
 
-  /** This process's unacknowledged writes of a hub, oldest first (in flight, then queued). */
-  private overlayOf(hubId: string): Array<[string, ReportedEntry]> {
-    const out: Array<[string, ReportedEntry]> = [];
-    const sent = this.inflight?.batch.get(hubId);
-    if (sent) out.push(...sent.devices);
-    const queued = this.queued.get(hubId);
-    if (queued) out.push(...queued.devices);
+  /** Empties a batch of an older session; its cursor's listener is never told. */
+  private dropStale(hubId: string, batch: HubBatch): void {
+    if (batch.devices.size === 0 && batch.cursor === undefined) return;
+    this.staleBatches++;
+    this.log.debug({ hubId, epoch: batch.epoch }, 'queued shadow writes of an older session dropped by the epoch fence');
+    batch.devices.clear();
+    batch.cursor = undefined;
+  }
+
+  /** This process's unacknowledged writes of a hub as of now, oldest first (in flight, then queued). */
+  private pendingOf(hubId: string): PendingBatch[] {
+    const out: PendingBatch[] = [];
+    for (const b of [this.inflight?.batch.get(hubId), this.queued.get(hubId)]) {
+      if (b) out.push({ epoch: b.epoch, devices: [...b.devices], cursor: b.cursor && { boot: b.cursor.boot, seq: b.cursor.seq } });
+    }
     return out;
   }
 
@@ -479,14 +507,18 @@ export class RedisShadowStore implements ShadowStore {
     for (const w of waiters) w();
   }
 
-  /** Puts a failed hub batch back; what was queued since is newer and wins. */
+  /** Puts a failed hub batch back; what was queued since is newer and wins; an older session's writes are dropped. */
   private requeue(hubId: string, old: HubBatch): void {
     const now = this.queued.get(hubId);
     if (!now) {
       this.queued.set(hubId, old);
       return;
     }
-    if (old.epoch > now.epoch) now.epoch = old.epoch;
+    if (staleInBatch(old.epoch, now.epoch)) return this.dropStale(hubId, old);
+    if (old.epoch > now.epoch) {
+      if (now.epoch > 0) this.dropStale(hubId, now);
+      now.epoch = old.epoch;
+    }
     for (const [id, e] of old.devices) {
       const newer = now.devices.get(id);
       if (!newer) now.devices.set(id, e);
@@ -513,4 +545,33 @@ export class RedisShadowStore implements ShadowStore {
   private key(hubId: string): string {
     return this.keys.hub(hubId, 'shadow');
   }
+}
+
+/** A snapshot of one pending batch of a hub (`pendingOf`). */
+interface PendingBatch {
+  readonly epoch: number;
+  readonly devices: ReadonlyArray<[string, ReportedEntry]>;
+  readonly cursor: SeqCursor | undefined;
+}
+
+/** The fence a hub's hash holds (its `ep` field), 0 for none. */
+function fenceOf(ep: string | null | undefined): number {
+  return ep == null ? 0 : Number(ep);
+}
+
+/** Batches the stored fence has not passed: an older session's are refused when sent, so never read. */
+function current(pending: readonly PendingBatch[], fence: number): PendingBatch[] {
+  return pending.filter((b) => !staleInBatch(b.epoch, fence));
+}
+
+/** The reported writes to lay over what Redis holds, oldest first. */
+function overlayOf(pending: readonly PendingBatch[], fence: number): Array<[string, ReportedEntry]> {
+  return current(pending, fence).flatMap((b) => b.devices);
+}
+
+/** The newest pending cursor (queued over in flight), or null. */
+function latestCursor(pending: readonly PendingBatch[], fence: number): SeqCursor | null {
+  let out: SeqCursor | null = null;
+  for (const b of current(pending, fence)) if (b.cursor) out = b.cursor;
+  return out;
 }
