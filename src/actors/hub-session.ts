@@ -288,15 +288,26 @@ export class HubSession extends Actor<HubMessage> implements TimerTarget, BusLis
     const verb = hubVerbOf(msg.subject);
     if (verb === 'cmd') {
       const cmd: HubMessage = tracing === null ? { type: 'command', request: msg } : { type: 'command', request: msg, queued: performance.now() };
-      if (!this.tell(cmd) && this.stopped) reply(msg, { ok: false, e: 'session_closed' });
+      if (!this.tell(cmd) && this.stopped) this.answerClosed(msg, 'the session is closed');
     } else if (verb === 'desired') this.tell({ type: 'desired', data: msg.data });
     else if (verb === 'takeover') this.tell({ type: 'takeover', data: msg.data });
     else if (verb === 'close') this.tell({ type: 'closeOrder', data: msg.data });
   }
 
   private onCommand(request: BusMessage, queued?: number): void {
-    if (this.state !== 'online') reply(request, { ok: false, e: 'session_closed', msg: 'the session is closing' });
+    if (this.state !== 'online') this.answerClosed(request, 'the session is closing');
     else this.commandTable().forward(request, this.reports, queued);
+  }
+
+  /**
+   * A command this session will not send: `session_closed`, but not once taken over. The bus also
+   * handed it to the session that took over, whose answer would come second and be lost, so a
+   * caller told `session_closed` for a command the hub ran could run it twice (found by a hostile
+   * review, 2026-12-06). A command the new session never got times out instead: its outcome unknown.
+   */
+  private answerClosed(request: BusMessage, msg: string): void {
+    if (this.closeReason === 'session_taken_over') return;
+    reply(request, { ok: false, e: 'session_closed', msg });
   }
 
   private commandTable(): HubCommands {
@@ -498,7 +509,10 @@ export class HubSession extends Actor<HubMessage> implements TimerTarget, BusLis
   }
 
   protected override refused(msg: HubMessage): void {
-    if (msg.type === 'command') reply(msg.request, { ok: false, e: this.stopped ? 'session_closed' : 'busy', msg: 'the hub session is busy' });
+    if (msg.type === 'command') {
+      if (this.stopped) this.answerClosed(msg.request, 'the session is closed');
+      else reply(msg.request, { ok: false, e: 'busy', msg: 'the hub session is busy' });
+    }
     else if (msg.type === 'frame') this.heldBack('busy', 'frame refused: the session is busy, resend it', msg.frame);
   }
 

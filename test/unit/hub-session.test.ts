@@ -599,6 +599,33 @@ describe('HubSession', () => {
     expect(link.frames.filter((f) => f.t === 6).at(-1)).toMatchObject({ s: 6 });
   });
 
+  it('leaves a command it holds behind a takeover to the session that took over (no session_closed the caller would take first), and answers it session_closed when closed for another reason', async () => {
+    async function queuedBehind(notice: { subject: string; data: Uint8Array }): Promise<string[]> {
+      const { session, frame, deps } = setup();
+      frame({ t: 1, v: 1, b: 'boot' });
+      await settle();
+      // the session waits on a slow device list's write while the notice and a command queue up
+      let release!: () => void;
+      const writeDevices = deps.shadows.writeDevices.bind(deps.shadows);
+      deps.shadows.writeDevices = async (...args) => {
+        await new Promise<void>((r) => (release = r));
+        return writeDevices(...args);
+      };
+      frame({ t: 9, s: 1, f: true, j: [{ d: 'd1', k: 'switch' }] });
+      await settle();
+      const answers: string[] = [];
+      session.onBusMessage({ ...notice, replyTo: undefined, respond: () => false });
+      const respond = (data: Uint8Array) => answers.push(String((decodeCommandReply(data) as { e?: string }).e)) > 0;
+      session.onBusMessage({ subject: 'hub.hub-1.cmd', data: encodeValue({ d: 'd1', m: 'set', p: { on: true }, to: 5_000 }), replyTo: '_INBOX.1', respond });
+      release();
+      await settle();
+      await settle();
+      return answers;
+    }
+    expect(await queuedBehind({ subject: 'hub.hub-1.takeover', data: encodeValue({ epoch: 2, node: 'n2' }) })).toEqual([]);
+    expect(await queuedBehind({ subject: 'hub.hub-1.close', data: encodeValue({ e: 'hub_disabled' }) })).toEqual(['session_closed']);
+  });
+
   it('acts on a takeover notice that finds the mailbox full at once: the frames queued before it are not acknowledged', async () => {
     const directory = new GatedDirectory();
     const { link, session, frame, deps } = setup({}, directory);
