@@ -1,6 +1,7 @@
 /**
  * NATS subject names and their payloads (plain msgpack maps). Part of the protocol: other services
- * publish and subscribe on them.
+ * publish and subscribe on them, with the permissions of their NATS user (deploy/nats/nats-server.conf:
+ * the nodes trust whatever may publish here).
  *
  *   hub.<hubId>.cmd        request/reply: run a command on the hub (only the holding node subscribes)
  *   hub.<hubId>.desired    publish: desired state of the hub changed, push the delta if online

@@ -16,6 +16,8 @@ export interface NatsOptions {
   jetstream?: boolean;
   /** clients must log in as this user (`--user`/`--pass`); `url` stays without them @default none */
   auth?: { user: string; pass: string };
+  /** a configuration file (`-c`); the port and address given here override its own @default none */
+  config?: string;
 }
 
 /** Starts a nats-server on a free port of 127.0.0.1: core NATS, or with JetStream when asked. */
@@ -28,5 +30,5 @@ export async function startNats(options: NatsOptions = {}): Promise<Backend> {
     store = ['-js', '-sd', dir];
   }
   const auth = options.auth ? ['--user', options.auth.user, '--pass', options.auth.pass] : [];
-  return startBackend({ kind: 'nats', bin, port: options.port, args: (port) => ['-a', '127.0.0.1', '-p', String(port), ...store, ...auth] });
+  return startBackend({ kind: 'nats', bin, port: options.port, args: (port) => [...(options.config ? ['-c', options.config] : []), '-a', '127.0.0.1', '-p', String(port), ...store, ...auth] });
 }
