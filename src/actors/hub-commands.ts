@@ -116,6 +116,11 @@ export class HubCommands {
     return this.pending.size;
   }
 
+  /** Of `waiting`, those a caller waits for (not the session's own desired deltas). */
+  get callersWaiting(): number {
+    return this.pending.size - this.ownWaiting;
+  }
+
   private get most(): number {
     return (this.deps.limits ?? DEFAULT_HUB_LIMITS).commandsInFlight;
   }

@@ -30,6 +30,12 @@ const CLOSED = Object.freeze([]) as unknown as Array<() => void>;
 /** Timer tags of the session's own timers; command timers use the command's id (1 and up). */
 const HELLO_TIMER = -1;
 const IDLE_TIMER = -2;
+/** the end of a drain's wait for the results of commands the hub runs */
+const DRAIN_TIMER = -3;
+/** How long a draining node keeps a hub's socket for the results of commands the hub runs (within a pod's grace period) */
+export const DRAIN_RESULTS_MS = 5_000;
+/** `closeReason` while a draining session waits for those results, its socket still open */
+const AWAITING_RESULTS = 'draining: awaiting results';
 
 /** How late a hello or idle check may fire: a tenth of its period, at most 1 s, so a node's thousands share a few wake-ups. */
 function slackOf(periodMs: number): number {
@@ -175,7 +181,7 @@ export class HubSession extends Actor<HubMessage> implements TimerTarget, BusLis
       this.closeWith(CloseCode.protocolError, 'hello_required');
       return;
     }
-    if (this.state !== 'online') return;
+    if (this.state !== 'online') return this.whileDraining(frame);
     switch (frame.t) {
       case FrameType.heartbeat:
         return this.reports.answerHeartbeat(beats);
@@ -383,7 +389,13 @@ export class HubSession extends Actor<HubMessage> implements TimerTarget, BusLis
         this.armIdle(this.deps.idleMs - silent);
         return this.verifyHolder();
       }
-    } else this.commands?.expire(tag);
+    } else if (tag === DRAIN_TIMER) {
+      this.timer = null;
+      this.closeWhenAnswered(true);
+    } else {
+      this.commands?.expire(tag);
+      this.closeWhenAnswered();
+    }
   }
 
   /**
@@ -410,11 +422,36 @@ export class HubSession extends Actor<HubMessage> implements TimerTarget, BusLis
   }
 
   /** Node shutdown: tells the hub to reconnect after `afterMs` (spread by the caller), then closes. */
-  shutdown(afterMs: number): void {
+  shutdown(afterMs: number, resultsMs = DRAIN_RESULTS_MS): void {
     if (this.state === 'closed' || this.state === 'draining') return;
     this.send({ t: FrameType.reconnect, after: afterMs, e: 'draining' });
-    this.closeReason = 'draining';
     this.drain();
+    // commands the hub runs now: their results may come for `resultsMs` more, where closing at
+    // once told each caller `session_closed` though the hub ran it (a hostile review, 2026-12-06)
+    if (resultsMs > 0 && (this.commands?.callersWaiting ?? 0) > 0) {
+      this.closeReason = AWAITING_RESULTS;
+      this.deps.system.timers.cancel(this.timer);
+      this.timer = this.deps.system.timers.schedule(resultsMs, this, DRAIN_TIMER, 0);
+      return;
+    }
+    this.closeReason = 'draining';
+    this.link.close(CloseCode.goingAway, 'draining');
+  }
+
+  /** A frame after the session stopped: only the results a drain waits for are taken. */
+  private whileDraining(frame: HubToServerFrame): void {
+    if (this.closeReason !== AWAITING_RESULTS) return;
+    if (frame.t === FrameType.result) this.commands?.result(frame);
+    else if (frame.t === FrameType.error) this.commands?.hubRefused(frame);
+    this.closeWhenAnswered();
+  }
+
+  /** Ends a drain's wait once no caller waits for the hub (or at its deadline: `force`). */
+  private closeWhenAnswered(force = false): void {
+    if (this.closeReason !== AWAITING_RESULTS || (!force && (this.commands?.callersWaiting ?? 0) > 0)) return;
+    this.deps.system.timers.cancel(this.timer);
+    this.timer = null;
+    this.closeReason = 'draining';
     this.link.close(CloseCode.goingAway, 'draining');
   }
 

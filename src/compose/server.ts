@@ -2,7 +2,7 @@ import { resolve } from 'node:path';
 import { CloseCode } from '../../proto/errors.js';
 import { actorFailureLog, type ActorSystem } from '../actors/actor.js';
 import { publishDesired } from '../actors/commands.js';
-import type { HubSession, HubSessionDeps } from '../actors/hub-session.js';
+import { DRAIN_RESULTS_MS, type HubSession, type HubSessionDeps } from '../actors/hub-session.js';
 import { HubErrorLog } from '../actors/hub-error-log.js';
 import type { HubLimits } from '../actors/hub-limits.js';
 import { SessionIndex, type SessionView } from '../actors/session-index.js';
@@ -394,7 +394,7 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
       for (const s of closing) s.shutdown(Math.floor(Math.random() * 5_000));
       step('hubs_told_to_reconnect', { hubs: closing.length });
       // released entries and offline events must leave before the ports close (bounded wait)
-      await Promise.race([Promise.allSettled(closing.map((s) => s.whenClosed())), new Promise((r) => setTimeout(r, 5_000).unref())]);
+      await Promise.race([Promise.allSettled(closing.map((s) => s.whenClosed())), new Promise((r) => setTimeout(r, 5_000 + DRAIN_RESULTS_MS).unref())]);
       step('hub_sessions_closed', { hubs: closing.length, remaining: sessions.size });
       await Promise.race([events.settled(), new Promise((r) => setTimeout(r, 2_000).unref())]);
       // after the hubs' last events: apps reconnect elsewhere and recover from their positions

@@ -1,7 +1,7 @@
 import type { SampledLog } from '../../src/log/sampler.js';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { AppEventMessage } from '../../proto/app.js';
-import { HubSession, type HubLink, type HubSessionDeps } from '../../src/actors/hub-session.js';
+import { DRAIN_RESULTS_MS, HubSession, type HubLink, type HubSessionDeps } from '../../src/actors/hub-session.js';
 import { TimerWheel } from '../../src/actors/timer-wheel.js';
 import { FLAT_DEVICES } from '../../src/actors/device-table.js';
 import { ShadowPacker } from '../../src/actors/shadow-packer.js';
@@ -223,6 +223,42 @@ describe('HubSession', () => {
     expect(logged).toHaveBeenCalledTimes(2);
     expect(logged.mock.calls.every(([, f]) => f.ref === id + 1000)).toBe(true);
     expect(link.closed).toBeNull();
+  });
+
+  it('draining, keeps the socket for the results of the commands the hub runs (their callers get them), closing once they are in or at the deadline; with none, closes at once', async () => {
+    fakeClock();
+    const { deps, link, frame, session } = setup();
+    frame({ t: 1, v: 1, b: 'boot' });
+    await settle();
+    const request = (d: string) => deps.bus.request('hub.hub-1.cmd', encodeValue({ d, m: 'set', p: { on: true }, to: 60_000 }), 60_000).then(decodeCommandReply);
+    const lamp = request('lamp');
+    const fan = request('fan');
+    const plug = request('plug');
+    await settle();
+    const [first, second, third] = link.frames.filter((f) => f.t === 7) as Array<{ id: number }>;
+    session.shutdown(1_000);
+    expect(link.frames.at(-1)).toMatchObject({ t: 11, after: 1_000, e: 'draining' });
+    expect(link.closed).toBeNull();
+    frame({ t: 8, id: first!.id, ok: true, r: { on: true } });
+    frame({ t: 10, c: 103, e: 'invalid_field', tmp: false, ref: second!.id });
+    // a report now is not taken (nor acknowledged): the hub sends it again to its next session
+    frame({ t: 4, s: 1, r: { lamp: { on: true } } });
+    await settle();
+    expect(await lamp).toEqual({ ok: true, r: { on: true } });
+    expect(await fan).toMatchObject({ ok: false });
+    expect(link.frames.filter((f) => f.t === 6)).toEqual([]);
+    expect(link.closed).toBeNull(); // the plug's command still runs
+    await vi.advanceTimersByTimeAsync(DRAIN_RESULTS_MS + 100);
+    await settle();
+    expect(link.closed).toEqual({ code: 1001, reason: 'draining' });
+    expect(await plug).toMatchObject({ ok: false, e: 'session_closed' });
+    void third;
+
+    const idle = setup();
+    idle.frame({ t: 1, v: 1, b: 'boot' });
+    await settle();
+    idle.session.shutdown(500);
+    expect(idle.link.closed).toEqual({ code: 1001, reason: 'draining' });
   });
 
   it('closes a stale holder that missed the takeover message when its idle check sees another holder', async () => {
