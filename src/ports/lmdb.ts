@@ -9,13 +9,16 @@
  * the promise resolves before the fsync, so a write that must survive a power loss awaits
  * `durable()` after it. With `sync: 'os'` the OS writes the pages when it chooses.
  */
-import { accessSync, closeSync, constants, mkdirSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
+import { accessSync, constants, mkdirSync, rmSync, statfsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { open, type Database, type RootDatabase } from 'lmdb';
 import { checkLmdbFile } from './lmdb-file-check.js';
 import { watchDataDir, type DirWatch } from './data-dir-watch.js';
 import { commitFailureCause, describeWriteError, errnoName, watchCommits, type CommitWatch } from './lmdb-commit-failures.js';
-import { ownIdentity, processAlive, processIdentity } from './process-identity.js';
+import { DataStoreError } from './data-store-error.js';
+import { claimDirectory, LOCK_FILE } from './dir-lock.js';
+
+export { DataStoreError };
 
 export type DataSync = 'commit' | 'os';
 
@@ -39,18 +42,8 @@ export interface DataStoreOptions {
    * at its next start, so it must stop acknowledging. @default 0
    */
   watchDirMs?: number;
-}
-
-/** Why the store could not be opened, with what to do; `path` names the directory or file. */
-export class DataStoreError extends Error {
-  constructor(
-    message: string,
-    readonly path: string,
-    options?: ErrorOptions,
-  ) {
-    super(message, options);
-    this.name = 'DataStoreError';
-  }
+  /** told what the node runs without (flock unavailable: dir-lock.ts); @default a `data warning: …` line on stderr */
+  warn?: (message: string) => void;
 }
 
 /**
@@ -68,7 +61,7 @@ export const NEWER_LAYOUT_FIX = 'run the version that wrote it, or roll back by 
 /** The store's file in DATA_DIR. */
 export const STORE_FILE = 'hubtier.mdb';
 const FILE = STORE_FILE;
-const LOCK = 'node.lock';
+const LOCK = LOCK_FILE;
 
 export interface DataStore {
   /** the directory (absolute) */
@@ -83,8 +76,9 @@ export interface DataStore {
    * A second environment in the directory (`<name>.mdb`) for data written behind the main store's
    * (the history): its commits do not grow the main store's, and are flushed to disk as the main
    * store's are (DATA_SYNC), each on its own schedule. Opened at the first call; flushed and closed
-   * with the store. When the file is damaged, or after an unclean start with DATA_SYNC=os, it
-   * starts empty; after one with each commit synced it keeps what was committed.
+   * with the store. When the file is damaged, or after an unclean start with DATA_SYNC=os whose
+   * lock names another boot (or none: a machine crash may have torn a commit), it starts empty;
+   * after one with each commit synced, or a process crash alone, it keeps what was committed.
    */
   side(name: string): RootDatabase;
   /** resolves once every write issued so far is committed and (with sync 'commit') on disk */
@@ -97,8 +91,8 @@ export interface DataStore {
 
 /**
  * Opens (creating if needed) the store in `dir`. Refuses with a DataStoreError naming the path:
- * a directory that cannot be created or written, one held by another live process, a store
- * written by another layout version, and a file LMDB cannot read (corrupt or truncated).
+ * a directory that cannot be created or written, one held by another live process (dir-lock.ts), a
+ * store written by another layout version, and a file LMDB cannot read (corrupt or truncated).
  */
 export function openDataStore(dir: string, options: DataStoreOptions = {}): DataStore {
   const path = resolve(dir);
@@ -109,11 +103,20 @@ export function openDataStore(dir: string, options: DataStoreOptions = {}): Data
   } catch (err) {
     throw new DataStoreError(`DATA_DIR ${path}: cannot create or write the directory (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); choose another DATA_DIR or fix its permissions`, path, { cause: err });
   }
-  const { release, stale } = claimDirectory(path, options.owner ?? `pid ${process.pid}`);
+  const warn = options.warn ?? ((message: string) => process.stderr.write(`data warning: ${message}\n`));
+  const { release, stale, sameBoot } = claimDirectory(path, options.owner ?? `pid ${process.pid}`, warn);
+  const onFailure = (cause: Error): void => (options.onCommitFailure ?? stopOnCommitFailure)(cannotWrite(path, cause));
+  const watched: Array<CommitWatch | DirWatch> = [];
+  // the lock's inode is recorded now, while it is surely the file this process holds
+  watchDir(path, LOCK, options, watched);
   let root: RootDatabase;
   try {
     // LMDB maps the file and trusts it: a damaged one can crash the process, so look first (lmdb-file-check.ts)
-    checkLmdbFile(join(path, FILE));
+    try {
+      checkLmdbFile(join(path, FILE));
+    } catch (err) {
+      throw err instanceof DataStoreError || writeFailed(err) ? err : corrupt(path, err);
+    }
     root = open({
       path: join(path, FILE),
       maxDbs: 32,
@@ -124,28 +127,16 @@ export function openDataStore(dir: string, options: DataStoreOptions = {}): Data
     });
     checkLayout(root, join(path, FILE));
   } catch (err) {
+    for (const w of watched) w.stop();
     release();
     if (err instanceof DataStoreError) throw err;
     if (writeFailed(err)) throw cannotWrite(path, err);
-    throw new DataStoreError(
-      `DATA_DIR ${path}: ${FILE} cannot be read (${(err as Error).message}): the file is corrupt or truncated. Nothing was changed. Restore it from a backup (npm run data -- import FILE into an empty DATA_DIR), or move it aside to start empty`,
-      path,
-      { cause: err },
-    );
+    throw unopenable(path, err);
   }
   const opened = new Map<string, Database<never, never>>();
   const sides = new Map<string, RootDatabase>();
-  const onFailure = (cause: Error): void => (options.onCommitFailure ?? stopOnCommitFailure)(cannotWrite(path, cause));
-  const watched: Array<CommitWatch | DirWatch> = [watchCommits(root, onFailure)];
-  if ((options.watchDirMs ?? 0) > 0) {
-    watched.push(
-      watchDataDir(path, [LOCK, FILE], options.watchDirMs!, (file, why) =>
-        (options.onCommitFailure ?? stopOnCommitFailure)(
-          new DataStoreError(`DATA_DIR ${path}: ${file} is ${why} while the node runs (the directory was deleted, moved or remounted): what the node would acknowledge now is lost at its next start, so it stops. Put DATA_DIR back (a backup: npm run data -- import FILE into an empty DATA_DIR) before starting it again`, path),
-        ),
-      ),
-    );
-  }
+  watched.push(watchCommits(root, onFailure));
+  watchDir(path, FILE, options, watched);
   return {
     dir: path,
     sync: options.sync ?? 'commit',
@@ -163,10 +154,11 @@ export function openDataStore(dir: string, options: DataStoreOptions = {}): Data
       let env = sides.get(name);
       if (!env) {
         const file = join(path, `${name}.mdb`);
-        // after a crash with DATA_SYNC=os it is not trusted and starts empty (the file may be cut
-        // short or hold pages of half a commit); with each commit synced it holds every commit, a
-        // device event acknowledged among them (its users start a new epoch of it all the same)
-        if ((stale && options.sync === 'os') || !readable(file)) discardSide(file);
+        // with each commit synced, or a process crash alone (the page cache kept every commit), it
+        // holds every commit, a device event acknowledged among them (its users start a new epoch of
+        // it all the same); after a machine crash with DATA_SYNC=os it may hold half a commit, and
+        // starts empty. Until 2026-12-06 a kill -9 alone emptied it, losing acknowledged events
+        if ((stale && !sameBoot && options.sync === 'os') || !readable(file)) discardSide(file);
         // flushed as the main file is: unflushed, its dirty pages went to disk in the kernel's
         // writeback bursts, which held up the main file's flushes and so the acks (BENCHMARKS.md)
         env = open({ path: file, maxDbs: 8, mapSize: options.mapSize ?? 4 * 1024 ** 3, noSync: options.sync === 'os', encoding: 'msgpack' });
@@ -211,6 +203,40 @@ export async function startWriteError(dir: string, err: unknown): Promise<DataSt
   return cause !== err || writeFailed(cause) ? cannotWrite(resolve(dir), cause) : undefined;
 }
 
+/** Adds the watch of `file` in DATA_DIR (data-dir-watch.ts) when `watchDirMs` asks for one. */
+function watchDir(path: string, file: string, options: DataStoreOptions, watched: Array<CommitWatch | DirWatch>): void {
+  if ((options.watchDirMs ?? 0) <= 0) return;
+  watched.push(
+    watchDataDir(path, [file], options.watchDirMs!, (lost, why) =>
+      (options.onCommitFailure ?? stopOnCommitFailure)(
+        new DataStoreError(`DATA_DIR ${path}: ${lost} is ${why} while the node runs (the directory was deleted, moved or remounted): what the node would acknowledge now is lost at its next start, so it stops. Put DATA_DIR back (a backup: npm run data -- import FILE into an empty DATA_DIR) before starting it again`, path),
+      ),
+    ),
+  );
+}
+
+/** A file the check finds damaged (lmdb-file-check.ts): no process using it makes it look so. */
+function corrupt(path: string, err: unknown): DataStoreError {
+  return new DataStoreError(
+    `DATA_DIR ${path}: ${FILE} cannot be read (${(err as Error).message}): the file is corrupt or truncated. Nothing was changed. Restore it from a backup (npm run data -- import FILE into an empty DATA_DIR), or move it aside to start empty`,
+    path,
+    { cause: err },
+  );
+}
+
+/**
+ * A file that passed the check and LMDB still could not open: damage inside a page, or a process
+ * using it without the lock (an earlier release, the store shared with another host), which
+ * threw this too. Not called corrupt: moving aside a store another process uses loses its data.
+ */
+function unopenable(path: string, err: unknown): DataStoreError {
+  return new DataStoreError(
+    `DATA_DIR ${path}: LMDB cannot open ${FILE} (${(err as Error).message}). Nothing was changed. First make sure no other process uses it (a node or npm run data of a release before 2026-12-06, in another container or on another host sharing the volume): that is a cause too. If none does, the file is damaged: restore it from a backup (npm run data -- import FILE into an empty DATA_DIR), or move it aside to start empty`,
+    path,
+    { cause: err },
+  );
+}
+
 function stopOnCommitFailure(err: DataStoreError): void {
   process.stderr.write(`data error: ${err.message}\n`);
   process.exit(1);
@@ -218,10 +244,33 @@ function stopOnCommitFailure(err: DataStoreError): void {
 
 function cannotWrite(path: string, err: unknown): DataStoreError {
   return new DataStoreError(
-    `DATA_DIR ${path}: cannot write ${FILE} (${describeWriteError(err as Error)}). Nothing acknowledged is lost: free space on its filesystem (df ${path}) and start the node again`,
+    `DATA_DIR ${path}: cannot write ${FILE} (${writeErrorText(err as Error, () => freeBytes(path))}). Nothing acknowledged is lost: free space on its filesystem (df ${path}) and start the node again`,
     path,
     { cause: err },
   );
+}
+
+/** Below this many free bytes a failed write is taken for a full disk (a short write fills it). */
+const FULL_BELOW = 1024 ** 2;
+
+/**
+ * The disk's error as the message gives it. LMDB reports a page write cut short by a full disk as
+ * EIO, not ENOSPC, and operators look for ENOSPC: an EIO with the filesystem full says so.
+ */
+export function writeErrorText(err: Error, free: () => number | undefined): string {
+  const text = describeWriteError(err);
+  if (errnoName(err) !== 'EIO') return text;
+  const left = free();
+  return left !== undefined && left < FULL_BELOW ? `No space left on device (ENOSPC: ${left} bytes free; LMDB reported it as ${text})` : text;
+}
+
+function freeBytes(path: string): number | undefined {
+  try {
+    const s = statfsSync(path);
+    return s.bavail * s.bsize;
+  } catch {
+    return undefined;
+  }
 }
 
 function readable(file: string): boolean {
@@ -261,64 +310,4 @@ export function storedLayout(root: RootDatabase): number | undefined {
 /** Records DATA_LAYOUT_VERSION, inside the transaction of the records it describes (an earlier version must never open records it cannot read). */
 export function markLayout(root: RootDatabase): void {
   void meta(root).put('layout', { layout: DATA_LAYOUT_VERSION, createdAt: meta(root).get('layout')?.createdAt ?? Date.now() });
-}
-
-/**
- * One live process per data directory: a lock file holding the owner's pid and identity
- * (process-identity.ts). A lock whose process is gone (a crash), or whose pid another process has
- * now (pid 1 in a restarted container), is taken over; a live one is refused. Returns the release,
- * and whether a stale lock was taken over.
- */
-function claimDirectory(dir: string, owner: string): { release: () => void; stale: boolean } {
-  const lock = join(dir, LOCK);
-  let stale = false;
-  for (let attempt = 0; attempt < 2; attempt++) {
-    try {
-      const fd = openSync(lock, 'wx', 0o600);
-      writeSync(fd, `${process.pid}\n${owner}\n${ownIdentity()}\n`);
-      closeSync(fd);
-      let released = false;
-      const release = () => {
-        if (released) return;
-        released = true;
-        rmSync(lock, { force: true });
-      };
-      return { release, stale };
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') {
-        throw new DataStoreError(`DATA_DIR ${dir}: cannot create ${LOCK} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`, dir, { cause: err });
-      }
-      const [pidLine, holder, identity] = readLock(lock);
-      const pid = Number(pidLine);
-      if (Number.isSafeInteger(pid) && pid > 0 && held(pid, identity)) {
-        throw new DataStoreError(`DATA_DIR ${dir} is in use by another node (${holder ?? `pid ${pid}`}, pid ${pid}): two nodes must not share one data directory; give each its own DATA_DIR`, dir);
-      }
-      // the owner is gone (crashed or killed): its lock is stale
-      rmSync(lock, { force: true });
-      stale = true;
-    }
-  }
-  throw new DataStoreError(`DATA_DIR ${dir}: another process keeps taking ${LOCK}`, dir);
-}
-
-function readLock(lock: string): [string | undefined, string | undefined, string | undefined] {
-  try {
-    const [pid, owner, identity] = readFileSync(lock, 'utf8').split('\n');
-    return [pid, owner, identity || undefined];
-  } catch {
-    return [undefined, undefined, undefined];
-  }
-}
-
-/**
- * Whether the lock's process still runs. This very process holds it when the identity is its own (a
- * second store opened here on the same directory is refused too); with another identity, or none
- * (a lock of a version that wrote none), its pid was an earlier process's. Another live pid holds
- * it unless its identity, where both are known, says it is a later process.
- */
-function held(pid: number, identity: string | undefined): boolean {
-  if (pid === process.pid) return identity === ownIdentity();
-  if (!processAlive(pid)) return false;
-  const now = processIdentity(pid);
-  return identity === undefined || now === undefined || now === identity;
 }

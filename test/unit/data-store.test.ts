@@ -59,7 +59,7 @@ describe('openDataStore', () => {
     const restarted = dir();
     writeFileSync(join(restarted, 'node.lock'), `${process.pid}\nnode killed\n${processIdentity(process.pid)}0\n`);
     const a = open(restarted);
-    expect(readFileSync(join(restarted, 'node.lock'), 'utf8').split('\n')).toEqual([String(process.pid), expect.any(String), ownIdentity(), '']);
+    expect(readFileSync(join(restarted, 'node.lock'), 'utf8').split('\n')).toEqual([String(process.pid), expect.any(String), ownIdentity(), expect.any(String), '']);
     await a.db<number>('t').put('k', 1);
     // a lock of a version that wrote no identity, naming this pid: an earlier process's too
     const older = dir();
@@ -71,7 +71,7 @@ describe('openDataStore', () => {
       const reused = dir();
       writeFileSync(join(reused, 'node.lock'), `${live.pid}\nnode killed\nsome-boot:1\n`);
       await open(reused).db<number>('t').put('k', 1);
-      // the same live process with its own identity holds its lock
+      // the same live process with its own identity holds its lock (an earlier release's node, without the flock)
       const held = dir();
       writeFileSync(join(held, 'node.lock'), `${live.pid}\nanother node\n${processIdentity(live.pid!)}\n`);
       expect(refusal(held).message).toMatch(/is in use by another node \(another node, pid \d+\)/);
