@@ -130,7 +130,7 @@ describe('the embedded history keeps the rules marks', () => {
     ]);
   });
 
-  it('after a clean stop, or an unclean one with DATA_SYNC=os (the file starts over): none', async () => {
+  it('after a clean stop, or an unclean one with DATA_SYNC=os whose lock names no boot id (a machine crash: the file starts over): none', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'hubtier-marks-'));
     dirs.push(dir);
     let node = await start(dir, 'os');
