@@ -32,16 +32,16 @@ export function shadowBytes(shadow: ReportedShadow): number {
   return bytes;
 }
 
-/**
- * Checks a report against the hub's limits before anything of it is applied: new devices,
- * attributes per device, bytes of the shadow. Returns the refusal, or the shadow's bytes after it.
- */
 /** A patch without a value to set (empty, or only removals): of a device not known, nothing to store. */
 export function setsNothing(patch: Attrs): boolean {
   for (const key in patch) if (patch[key] !== null) return false;
   return true;
 }
 
+/**
+ * Checks a report against the hub's limits before anything of it is applied: new devices,
+ * attributes per device, bytes of the shadow. Returns the refusal, or the shadow's bytes after it.
+ */
 export function checkReport(frame: ReportFrame, shadow: ReportedShadow, deviceCount: number, shadowBytes: number, limits: HubLimits): TierError | number {
   let devices = deviceCount;
   let bytes = shadowBytes;
@@ -53,7 +53,8 @@ export function checkReport(frame: ReportFrame, shadow: ReportedShadow, deviceCo
       if (++devices > limits.devices) return limitError(`r.${deviceId}`, `more than ${limits.devices} devices on this hub`);
       bytes += deviceId.length;
     }
-    let attrs = reported === undefined ? 0 : -1; // counted on the first new attribute only
+    // counted on the first new attribute only; the patch's removals count first, wherever they stand
+    let attrs = reported === undefined ? 0 : -1;
     for (const key in patch) {
       const v = patch[key]!;
       if (typeof v === 'string' && v.length > limits.valueBytes) return limitError(`r.${deviceId}.${key}`, `string values are limited to ${limits.valueBytes} characters`);
@@ -66,13 +67,20 @@ export function checkReport(frame: ReportFrame, shadow: ReportedShadow, deviceCo
         bytes += valueBytes(v) - valueBytes(reported[key]!);
         continue;
       }
-      if (attrs < 0) attrs = Object.keys(reported!).length;
+      if (attrs < 0) attrs = Object.keys(reported!).length - removals(patch, reported!);
       if (++attrs > limits.attrsPerDevice) return limitError(`r.${deviceId}.${key}`, `more than ${limits.attrsPerDevice} attributes on device ${deviceId}`);
       bytes += key.length + valueBytes(v);
     }
   }
   if (bytes > limits.shadowBytes) return limitError('r', `the hub's shadow would exceed ${limits.shadowBytes} bytes`);
   return bytes;
+}
+
+/** Keys of `reported` that `patch` removes (sets to nil). */
+function removals(patch: Attrs, reported: Attrs): number {
+  let n = 0;
+  for (const key in patch) if (patch[key] === null && Object.hasOwn(reported, key)) n++;
+  return n;
 }
 
 function limitError(field: string, what: string): TierError {

@@ -116,6 +116,8 @@ export function operations(limits: { commandTimeoutMaxMs: number }): Record<stri
     },
     'put /v1/hubs/:hubId/devices/:deviceId/desired': {
       summary: 'Set desired state (null removes a key); an online hub gets the delta at once',
+      description:
+        'Held to the hub’s limits (PROTOCOL.md §1): at most 64 attributes in one change (nulls included) and on the device, strings of at most 1024 characters, 512 devices and 128 KiB of desired state per hub (the defaults). Beyond one, `422 limit_exceeded` naming the limit and the field; nothing of the change is stored. A malformed body (a value that is not a string, finite number, boolean or null; a bad attribute name) is `400 invalid_field`.',
       tag: 'hubs',
       request: { schema: DesiredRequest, bad: { desired: { level: [40] } } },
       ok: { status: 200, description: 'the device’s shadow after the change', schema: DesiredReply },

@@ -8,6 +8,7 @@ import type { Directory } from '../ports/directory/directory.js';
 import type { HubInfo, HubRegistry } from '../ports/hub-registry/hub-registry.js';
 import type { ShadowStore } from '../ports/shadow-store/shadow-store.js';
 import { TierError } from '../errors.js';
+import { LIMITS } from '../protocol/codec.js';
 import { compile } from '../schemas/check.js';
 import { commandSpec } from '../schemas/command.js';
 import { parseId } from '../schemas/common.js';
@@ -27,6 +28,18 @@ const OPENAPI_REMADE_MS = 60_000;
 
 const desiredRequest = compile(DesiredRequest);
 const tokenRequest = compile(TokenRequest);
+
+/**
+ * At most 64 attributes in one desired change, nils included, refused as the limit it is (`422
+ * limit_exceeded`, PROTOCOL.md §1), not as a malformed body; the store holds string lengths and the
+ * device and hub after the merge to the node's limits, answered the same way.
+ */
+function checkDesiredChange(patch: Attrs): void {
+  let n = 0;
+  for (const _ in patch) {
+    if (++n > LIMITS.attrsPerDevice) throw new TierError('limit_exceeded', `desired: more than ${LIMITS.attrsPerDevice} attributes in one change`, { field: 'desired' });
+  }
+}
 
 const CONSOLE_PAGE = readFileSync(new URL('./console.html', import.meta.url), 'utf8');
 const CONSOLE_SCRIPT = readFileSync(new URL('./console.js', import.meta.url), 'utf8');
@@ -166,6 +179,7 @@ export function mountApi(app: TemplatedApp, deps: ApiDeps): void {
         const deviceId = parseId(call.params[1], 'deviceId');
         what.deviceId = deviceId;
         const patch = desiredRequest.parse(await call.json()).desired;
+        checkDesiredChange(patch);
         what.detail = Object.keys(patch).join(',');
         // checked by the store in the same step as the write: concurrent writers cannot pass a limit together
         const device = await deps.shadows.setDesired(hub.hubId, deviceId, patch, deps.hubLimits ?? DEFAULT_HUB_LIMITS);

@@ -31,8 +31,9 @@ export class HubAdmission {
     const record = await this.registry.get(c.hubId);
     if (!record) throw new AuthError('unknown_hub', `hub ${c.hubId} is not provisioned`);
     if (!this.signedByLiveSecret(record, c)) throw new AuthError('bad_signature');
-    const skew = Math.abs(this.now() / 1000 - c.ts);
-    if (skew > this.skewS) throw new AuthError('stale_timestamp', `timestamp is ${Math.round(skew)} s away from the server clock (allowed ${this.skewS} s)`);
+    // whole seconds on both sides, as the hub counts them: else now − skew is refused while now + skew passes
+    const skew = Math.abs(Math.floor(this.now() / 1000) - c.ts);
+    if (skew > this.skewS) throw new AuthError('stale_timestamp', `timestamp is ${skew} s away from the server clock (allowed ${this.skewS} s)`);
     if (!(await this.nonces.claim(`${c.hubId}:${c.nonce}`, this.skewS * 2 * 1000))) throw new AuthError('nonce_reused');
     if (!record.enabled) throw new AuthError('hub_disabled');
     return record;

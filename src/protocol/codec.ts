@@ -129,13 +129,33 @@ export function decodeHubFrame(bytes: Uint8Array, maxBytes = DEFAULT_MAX_FRAME):
   }
 }
 
-/** Puts the refused frame's type and `ref` on the error, where the frame's top level could be read. */
+/**
+ * Puts the refused frame's type and `ref` on the error, where the frame's top level could be read.
+ * Only frames the gateway settles by that number get one (PROTOCOL.md §1, §3): a `ref` on any
+ * other (a heartbeat's stray `s`, an unknown type) would name a number nobody consumed.
+ */
 function nameRefused(err: ProtocolError, top: { t?: unknown; s?: unknown; id?: unknown; ref?: unknown } | null): void {
   if (top === null || typeof top.t !== 'number') return;
   err.frameType = top.t;
   if (err.ref !== undefined) return;
-  const ref = top.t === FrameType.result ? top.id : top.t === FrameType.error ? top.ref : top.s;
+  const ref = refOf(top.t, top);
   if (typeof ref === 'number' && Number.isSafeInteger(ref) && ref >= 0) err.ref = ref;
+}
+
+/** The number a refusal of a frame of type `t` names: a sequenced frame's `s`, a result's `id`, an error frame's `ref`. */
+function refOf(t: number, top: { s?: unknown; id?: unknown; ref?: unknown }): unknown {
+  switch (t) {
+    case FrameType.report:
+    case FrameType.event:
+    case FrameType.devices:
+      return top.s;
+    case FrameType.result:
+      return top.id;
+    case FrameType.error:
+      return top.ref;
+    default:
+      return undefined;
+  }
 }
 
 /** Decodes and validates a frame sent by the server (used by the simulator and tests). */
@@ -178,18 +198,21 @@ function optional<T>(v: unknown, check: (v: unknown, field: string) => T, field:
   return v === undefined || v === null ? undefined : check(v, field);
 }
 
-/** Attribute maps hold scalars only: the shadow stays flat and cheap to merge and store. */
-export function attrs(v: unknown, field: string): Attrs {
+/**
+ * Attribute maps hold scalars only: the shadow stays flat and cheap to merge and store. `limits`
+ * false leaves the count and string lengths to the caller (the HTTP API answers them 422, §1).
+ */
+export function attrs(v: unknown, field: string, limits = true): Attrs {
   const m = map(v, field);
   let n = 0;
   for (const key in m) {
-    if (++n > LIMITS.attrsPerDevice) fail(field, `more than ${LIMITS.attrsPerDevice} attributes`);
+    if (++n > LIMITS.attrsPerDevice && limits) fail(field, `more than ${LIMITS.attrsPerDevice} attributes`);
     if (!isValidKey(key)) fail(`${field}.${key}`, 'attribute name of 1..64 characters, not __proto__, constructor or prototype');
     const val = m[key];
     const type = typeof val;
     if (val === null || type === 'boolean' || (type === 'number' && Number.isFinite(val as number))) continue;
-    if (type === 'string' && (val as string).length <= LIMITS.stringBytes) continue;
-    fail(`${field}.${key}`, 'must be a string, finite number, boolean or nil');
+    if (type !== 'string') fail(`${field}.${key}`, 'must be a string, finite number, boolean or nil');
+    if (limits && (val as string).length > LIMITS.stringBytes) fail(`${field}.${key}`, `must be a string of at most ${LIMITS.stringBytes} characters`);
   }
   return m as Attrs;
 }
@@ -331,13 +354,11 @@ export function validateHubFrame(value: unknown): HubToServerFrame {
     }
     case FrameType.devices: {
       if (f.f !== undefined && f.f !== null && typeof f.f !== 'boolean') fail('f', 'must be a boolean');
-      return {
-        t: 9,
-        s: uint(f.s, 's'),
-        f: f.f === true,
-        j: optional(f.j, deviceInfos, 'j'),
-        l: optional(f.l, idList, 'l'),
-      };
+      const s = uint(f.s, 's');
+      const j = optional(f.j, deviceInfos, 'j');
+      // a full list without its list would remove every device of the hub (a firmware bug, not an intent)
+      if (f.f === true && j === undefined) fail('j', 'f:true needs the complete list j (an empty list for none)');
+      return { t: 9, s, f: f.f === true, j, l: optional(f.l, idList, 'l') };
     }
     case FrameType.error:
       return errorFrame(f);

@@ -44,9 +44,9 @@ const problemOf = (err: unknown): Problem => {
  * most 64 names of 1..64 characters, none reserved, scalar values), plus emptiness where refused.
  * It allocates nothing; TypeBox's Record check builds the entries (3× the time, measured).
  */
-function attrsProblem(value: unknown, field: string, atLeastOne: string | undefined): Problem | null {
+function attrsProblem(value: unknown, field: string, atLeastOne: string | undefined, limits = true): Problem | null {
   try {
-    checkAttrs(value, field);
+    checkAttrs(value, field, limits);
   } catch (err) {
     return problemOf(err);
   }
@@ -68,22 +68,38 @@ const nonEmptyAttrsKind = (message: string) =>
   );
 const nonEmpty = new Map<string, ReturnType<typeof nonEmptyAttrsKind>>();
 
-/**
- * Attribute names to scalar values: the shadow stays flat and cheap to merge. `atLeastOne`: an
- * empty map is refused with this message. The keywords say in the document what attrs() checks.
- */
-export const Attrs = (description: string, atLeastOne?: string) => {
-  const described = Type.Record(Type.String({ pattern: KEY_REGEX }), AttrValue(`a string of at most ${LIMITS.stringBytes} characters, a finite number, a boolean or null`), {
+/** What an attribute map's schema says in the API document. */
+const attrsDocument = (description: string, atLeastOne?: string) =>
+  Type.Record(Type.String({ pattern: KEY_REGEX }), AttrValue(`a string of at most ${LIMITS.stringBytes} characters, a finite number, a boolean or null`), {
     additionalProperties: false,
     maxProperties: LIMITS.attrsPerDevice,
     ...(atLeastOne ? { minProperties: 1 } : {}),
     description,
   });
+
+/**
+ * Attribute names to scalar values: the shadow stays flat and cheap to merge. `atLeastOne`: an
+ * empty map is refused with this message. The keywords say in the document what attrs() checks.
+ */
+export const Attrs = (description: string, atLeastOne?: string) => {
+  const described = attrsDocument(description, atLeastOne);
   if (atLeastOne === undefined) return attrsKind(described);
   let kind = nonEmpty.get(atLeastOne);
   if (!kind) nonEmpty.set(atLeastOne, (kind = nonEmptyAttrsKind(atLeastOne)));
   return kind(described);
 };
+
+const desiredAttrsKind = customKind<AttrMap>(
+  'DesiredAttrs',
+  (value) => attrsProblem(value, '', undefined, false) === null,
+  (value, field) => attrsProblem(value, field, undefined, false) ?? { field, what: 'must be an object' },
+);
+
+/**
+ * Attrs of a desired change: the caller checks their count and string lengths as the limits they
+ * are (`422 limit_exceeded`, PROTOCOL.md §1), not as a malformed body. The document still states them.
+ */
+export const DesiredAttrs = (description: string) => desiredAttrsKind(attrsDocument(description));
 
 /**
  * The problem of free-form parameters: codec `params()` (a plain object, no `__proto__` key at

@@ -5,7 +5,7 @@
  */
 import { Type, type TSchema } from '@sinclair/typebox';
 import { command } from './command.js';
-import { Attrs, ID_REGEX, Id } from './common.js';
+import { Attrs, DesiredAttrs, ID_REGEX, Id } from './common.js';
 
 /** @param max the node's largest command timeout (ms) */
 export const CommandRequest = (max: number) =>
@@ -69,7 +69,7 @@ export const ShadowReply = Type.Object(
 );
 
 export const DesiredRequest = Type.Object(
-  { desired: Attrs('attributes to set in the desired state; null removes the key') },
+  { desired: DesiredAttrs('attributes to set in the desired state; null removes the key. Beyond 64 of them or a string beyond 1024 characters: `422 limit_exceeded`') },
   { title: 'DesiredRequest', description: 'A change of desired state', examples: [{ desired: { level: 40, scene: null } }] },
 );
 

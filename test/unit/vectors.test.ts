@@ -24,7 +24,7 @@ interface InvalidVector {
   hex: string;
   error: string;
   field?: string;
-  ref?: number | null;
+  ref: number | null;
 }
 
 function load(file: string): unknown[] {
@@ -54,6 +54,7 @@ function asInvalid(c: unknown): InvalidVector {
     throw new Error(`invalid.json: malformed case ${JSON.stringify(c)}`);
   }
   if (v.field !== undefined && typeof v.field !== 'string') throw new Error(`invalid.json: ${v.name}: field must be a string`);
+  if (v.ref !== null && typeof v.ref !== 'number') throw new Error(`invalid.json: ${v.name}: ref must be a number or null`);
   return v as InvalidVector;
 }
 
@@ -186,8 +187,9 @@ describe('invalid vectors: decodeHubFrame rejects them', () => {
     const err = thrown as ProtocolError;
     expect(err.code).toBe(c.error);
     if (c.field !== undefined) expect(err.field).toBe(c.field);
-    // the frame the refusal names (a sequenced one is consumed), or none for bytes that are not msgpack
-    if (c.ref !== undefined) expect(err.ref ?? null).toBe(c.ref);
+    // the frame the refusal names (a sequenced one is consumed), or none: bytes that are not msgpack,
+    // a frame that has no number of its own, a type a hub may not send (PROTOCOL.md §1)
+    expect(err.ref ?? null).toBe(c.ref);
   });
 });
 
