@@ -2,6 +2,8 @@ import type { ErrorCode } from '../../proto/errors.js';
 import { FrameType, type Attrs, type CommandFrame, type ErrorFrame, type ResultFrame, type ServerToHubFrame } from '../../proto/frames.js';
 import type { CommandReply, CommandRequest } from '../../proto/subjects.js';
 import type { BusMessage } from '../ports/bus/bus.js';
+import type { Logger } from '../log/logger.js';
+import { SampledLog, Sampler } from '../log/sampler.js';
 import { asTierError, TierError } from '../errors.js';
 import { attrs, encode, encodeWithin, errorFrameFor, params, paramsFit } from '../protocol/codec.js';
 import { inSpan } from '../trace/active-span.js';
@@ -12,6 +14,19 @@ import type { HubSessionDeps, SessionState } from './hub-deps.js';
 import { setChunks } from './desired-frames.js';
 import { DEFAULT_HUB_LIMITS } from './hub-limits.js';
 import type { TimerHandle, TimerTarget } from './timer-wheel.js';
+
+/**
+ * Failed outcomes, sampled per error code node-wide (one per node's log): 10 lines per code and 10 s,
+ * then one summary with the count. A flood of `busy` answers (one home's rules had sent 200,000
+ * commands from one event) had been logged line by line on the main thread.
+ */
+const failedOutcomes = new WeakMap<Logger, SampledLog>();
+
+function failedOutcomeLog(log: Logger): SampledLog {
+  let sampled = failedOutcomes.get(log);
+  if (sampled === undefined) failedOutcomes.set(log, (sampled = new SampledLog(log, new Sampler(10, 10_000), 'command outcomes not logged', 'code')));
+  return sampled;
+}
 
 /** What the command table needs of its session; the session routes command-id timer tags to `expire`. */
 export interface CommandHost extends TimerTarget {
@@ -291,7 +306,7 @@ export class HubCommands {
 
   /**
    * Answers the caller, if any, and writes the outcome line: debug for ok (checked before anything
-   * is built: commands are a benchmarked path), info for a failure.
+   * is built: commands are a benchmarked path), info for a failure, sampled per code (`failedOutcomeLog`).
    */
   private answer(cmd: CommandInfo, request: BusMessage | null, answer: CommandReply): void {
     if (request) reply(request, answer);
@@ -301,6 +316,7 @@ export class HubCommands {
     }
     const log = this.deps.system.log;
     if (answer.ok && !log.isLevelEnabled('debug')) return;
+    if (!answer.ok && !(log.isLevelEnabled('info') && failedOutcomeLog(log).admit(answer.e))) return;
     const us = cmd.started === 0 ? undefined : Math.round((performance.now() - cmd.started) * 1000);
     // the trace id links the line to the command's trace (only while tracing is on)
     const fields = { hubId: this.host.hubId, deviceId: cmd.device, method: cmd.method, requestId: cmd.rid, traceId: cmd.span?.spanContext().traceId, us };

@@ -66,6 +66,8 @@ export interface Config {
   ruleHubWaitMs: number;
   /** @default 250 (ms): worker time one home's rules may use per second; past it its events are dropped, `home_cpu` (0: no bound) */
   ruleHomeCpuMs: number;
+  /** @default 500: device commands (a scene's each) and notifications one home's rules may start per second; past it refused, `result="refused"` (0: no bound) */
+  ruleHomeActionsPerSec: number;
   /** @default 128: messages an actor may have queued before the overflow policy applies */
   mailboxSize: number;
   /** where the embedded default keeps its data (LMDB); ':memory:' keeps it in memory only */
@@ -350,6 +352,7 @@ const FIELDS: { [K in keyof Config]: Field<K> } = {
   commandTimeoutMaxMs: { env: 'TIER_COMMAND_TIMEOUT_MAX_MS', parse: int(10, 600_000), default: 60_000 },
   ruleHubWaitMs: { env: 'TIER_RULE_HUB_WAIT_MS', parse: int(0, 600_000), default: 30_000 },
   ruleHomeCpuMs: { env: 'TIER_RULE_HOME_CPU_MS', parse: int(0, 60_000), default: 250 },
+  ruleHomeActionsPerSec: { env: 'TIER_RULE_HOME_ACTIONS_PER_SEC', parse: int(0, 1_000_000), default: 500 },
   dataDir: { env: 'DATA_DIR', parse: text, default: './data' },
   dataSync: { env: 'DATA_SYNC', parse: oneOf(['commit', 'os'] as const), default: 'commit' },
   mailboxSize: { env: 'TIER_MAILBOX_SIZE', parse: int(4, 1_000_000), default: 128 },

@@ -16,7 +16,7 @@
 import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import type { Attrs } from '../../proto/frames.js';
-import type { CommandSender, CommandSpec } from '../actors/commands.js';
+import type { CommandSpec } from '../actors/commands.js';
 import type { TimerHandle, TimerTarget, TimerWheel } from '../actors/timer-wheel.js';
 import { asTierError, isUnreachable, TierError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
@@ -24,7 +24,9 @@ import type { SampledLog } from '../log/sampler.js';
 import type { AuditTrail, AuditWhat } from '../actors/audit-trail.js';
 import type { PendingRun, PendingRuns } from '../ports/pending-runs/pending-runs.js';
 import type { PushNotification } from '../ports/push-queue/push-queue.js';
+import { ActionBudgetError, type ActionBudget } from './action-budget.js';
 import type { HomeScope } from './home-scope.js';
+import type { WaitingSender } from './hub-wait.js';
 import { notificationText } from './notify-text.js';
 import type { RuleMetricsSink, RuleStats } from './metrics.js';
 import type { PlannedAction, Rule, Scene } from './model.js';
@@ -40,9 +42,12 @@ export interface ActionDeps {
   getRule(homeId: string, ruleId: string): Promise<Rule | null>;
   /** where runs parked in a delay are saved; absent: delays live in this node's memory only */
   pendingRuns?: PendingRuns;
-  runCommand: CommandSender;
+  /** a rule's commands; a `WaitingSender` re-checks the hub's home before each try after the first */
+  runCommand: WaitingSender;
   setDesired(hubId: string, deviceId: string, patch: Attrs): Promise<unknown>;
   push(notification: PushNotification): Promise<unknown>;
+  /** what each home's runs may start per second (commands, a scene's each, desired changes, notifications) */
+  budget: ActionBudget;
   timers: TimerWheel;
   /** for commands that set no timeout (ms) */
   commandTimeoutMs: number;
@@ -65,6 +70,8 @@ export interface SceneRunResult {
 
 export class ActionRun implements TimerTarget, Run {
   #cancelled = false;
+  /** a newer run of its rule began while this one ran its actions: it ends at its next delay */
+  #superseded = false;
   /** cancelled because its rule was deleted: the node's counters for the rule are gone, and stay so */
   #deleted = false;
   #timer: TimerHandle | null = null;
@@ -140,6 +147,21 @@ export class ActionRun implements TimerTarget, Run {
     this.onEnd(this);
   }
 
+  /** RunGuard.begin: cancelled now if waiting in a delay; running its actions, they go on up to its next delay. */
+  supersede(): void {
+    if (this.#cancelled) return;
+    this.#superseded = true;
+    if (!this.waiting) return;
+    this.cancel();
+    this.deps.metrics.runCancelled('superseded');
+  }
+
+  /** At its delay, superseded: the newer run's delay is the one that counts ("off 5 min after the last motion"). */
+  #endSuperseded(): void {
+    this.deps.metrics.runCancelled('superseded');
+    this.cancel();
+  }
+
   /** Node closing: stops the run and keeps its saved entry, so the next start resumes it. */
   detach(): void {
     this.#saved = null;
@@ -179,10 +201,13 @@ export class ActionRun implements TimerTarget, Run {
       if (this.#cancelled) return;
       const a = this.actions[i]!;
       if (a.type === 'delay') {
+        if (this.#superseded) return this.#endSuperseded();
         this.#next = i + 1;
         const dueAt = deps.now() + a.ms;
         if (deps.pendingRuns && i + 1 < this.actions.length) await this.#save(deps.pendingRuns, dueAt, i + 1);
         if (this.#cancelled) return;
+        // superseded while its delay was being saved: not waiting yet, so it ends here
+        if (this.#superseded) return this.#endSuperseded();
         this.#timer = deps.timers.schedule(dueAt - deps.now(), this);
         return;
       }
@@ -197,14 +222,16 @@ export class ActionRun implements TimerTarget, Run {
       } catch (err) {
         error = err ?? new Error('action failed');
       }
-      deps.metrics.action(a.type, error === undefined);
+      deps.metrics.action(a.type, error === undefined ? 'ok' : error instanceof ActionBudgetError ? 'refused' : 'failed');
       // counted for a deleted rule, its counters would come back and stay for the node's life
       if (this.#deleted) return;
       if (error === undefined) deps.stats.of(rule).actionsRun++;
       else {
         this.#failure ??= asTierError(error).code;
         deps.stats.error(rule, deps.now(), `actions[${index}] (${a.type}): ${error instanceof Error ? error.message : String(error)}`);
-        this.#warn('action_failed', error, { ruleId: rule.id }, 'rules: action failed');
+        // a home past its budget has every action refused alike: sampled as an outage is
+        if (error instanceof ActionBudgetError) deps.outage.write('action_budget', { homeId: this.homeId, ruleId: rule.id }, 'rules: action refused, the home past its actions per second (counted in tier_rule_actions_total{result="refused"})');
+        else this.#warn('action_failed', error, { ruleId: rule.id }, 'rules: action failed');
       }
     }
     if (this.#cancelled) return;
@@ -241,15 +268,21 @@ export class ActionRun implements TimerTarget, Run {
   }
 }
 
-/** Runs one planned action (not a delay); throws on failure. `run`: the run's span, the parent of what it sends. */
+/**
+ * Runs one planned action (not a delay); throws on failure. `run`: the run's span, the parent of what it sends.
+ * The home's budget is taken first, outside the audit: a flood of refusals is counted, not audited one by one.
+ */
 async function perform(deps: ActionDeps, homeId: string, rule: Rule, a: PlannedAction, index: number, dedupBase: string, run: Span | undefined): Promise<void> {
+  if (a.type === 'scene') deps.budget.check(homeId);
+  else if (a.type !== 'delay') deps.budget.take(homeId, 1);
   const audit = deps.audit;
   const audited = <T>(what: AuditWhat, action: () => Promise<T>): Promise<T> => (audit ? audit.run({ actor: { kind: 'rule', sub: rule.id } }, { homeId, ...what }, action) : action());
   switch (a.type) {
     case 'command':
       await audited({ action: 'command', hubId: a.hub, deviceId: a.device, detail: a.set !== undefined ? `set ${Object.keys(a.set).join(',')}` : (a.method ?? 'set') }, async () => {
-        await deps.scope.require(a.hub, homeId);
-        await deps.runCommand(a.hub, a.device, commandSpec(a), a.timeoutMs ?? deps.commandTimeoutMs, undefined, run);
+        const inHome = () => deps.scope.require(a.hub, homeId);
+        await inHome();
+        await deps.runCommand(a.hub, a.device, commandSpec(a), a.timeoutMs ?? deps.commandTimeoutMs, undefined, run, inHome);
       });
       return;
     case 'desired':
@@ -280,6 +313,8 @@ async function runSceneAction(deps: ActionDeps, homeId: string, sceneId: string,
   // error codes, not bare errors: the audit trail records the code as the outcome
   if (!scene) throw new TierError('not_found', `scene ${sceneId} does not exist`);
   if (!scene.enabled) throw new TierError('invalid_field', `scene ${sceneId} is disabled`, { field: 'enabled' });
+  // each of its commands counts: all of them run or none
+  deps.budget.take(homeId, scene.commands.length);
   const res = await runSceneCommands(deps, scene, run);
   const failed = res.results.filter((r) => !r.ok);
   if (failed.length > 0) throw new TierError('command_failed', `scene ${sceneId}: ${failed.length} of ${res.results.length} commands failed (${failed.map((f) => f.code).join(', ')})`);
@@ -289,8 +324,9 @@ async function runSceneAction(deps: ActionDeps, homeId: string, sceneId: string,
 export async function runSceneCommands(deps: Pick<ActionDeps, 'scope' | 'runCommand' | 'commandTimeoutMs'>, scene: Scene, parent?: Span): Promise<SceneRunResult> {
   const settled = await Promise.allSettled(
     scene.commands.map(async (c) => {
-      await deps.scope.require(c.hub, scene.homeId);
-      return deps.runCommand(c.hub, c.device, commandSpec(c), c.timeoutMs ?? deps.commandTimeoutMs, undefined, parent);
+      const inHome = () => deps.scope.require(c.hub, scene.homeId);
+      await inHome();
+      return deps.runCommand(c.hub, c.device, commandSpec(c), c.timeoutMs ?? deps.commandTimeoutMs, undefined, parent, inHome);
     }),
   );
   return {

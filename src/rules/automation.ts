@@ -47,6 +47,8 @@ export interface AutomationDeps {
   pool?: Omit<RulePoolOptions, 'timers'>;
   /** worker time one home may use per second; @default 250 (ms): see RulesEngineDeps.homeCpuMsPerSecond */
   homeCpuMsPerSecond?: number;
+  /** device commands and notifications one home's rules may start per second; @default 500: see RulesEngineDeps.homeActionsPerSecond */
+  homeActionsPerSecond?: number;
   /** the node's supervision of the home actors and its failure counter */
   supervision?: RulesEngineDeps['supervision'];
   /** where runs parked in a delay are saved (resumed at `start`); absent: delays do not survive a restart */
@@ -132,6 +134,7 @@ export function createAutomation(deps: AutomationDeps): Automation {
     ...(deps.commandTimeoutMs === undefined ? {} : { commandTimeoutMs: deps.commandTimeoutMs }),
     ...(deps.hubWaitMs === undefined ? {} : { hubWaitMs: deps.hubWaitMs }),
     ...(deps.homeCpuMsPerSecond === undefined ? {} : { homeCpuMsPerSecond: deps.homeCpuMsPerSecond }),
+    ...(deps.homeActionsPerSecond === undefined ? {} : { homeActionsPerSecond: deps.homeActionsPerSecond }),
     ...(deps.supervision === undefined ? {} : { supervision: deps.supervision }),
     ...(deps.pendingRuns === undefined ? {} : { pendingRuns: deps.pendingRuns }),
     ...(deps.delayCatchUpMs === undefined ? {} : { delayCatchUpMs: deps.delayCatchUpMs }),

@@ -36,6 +36,8 @@ import { dryRun, type DryRunReport } from './dry-run.js';
 import { DryRunLimits } from './dry-run-limits.js';
 import { HomeActor, type FireResult, type HomeDeps } from './home-actor.js';
 import { HomeScope } from './home-scope.js';
+import { ActionBudget } from './action-budget.js';
+import { monotonicMs } from '../actors/clock.js';
 import { RuleStats, noRuleMetrics, type RuleMetricsSink, type RuleStatsSnapshot } from './metrics.js';
 import { DEFAULT_CATCH_UP_MS, type DeviceRef, type RuleEvent } from './model.js';
 import type { RuleRunner } from './pool.js';
@@ -85,6 +87,11 @@ export interface RulesEngineDeps {
    * events are dropped and counted (`home_cpu`); 0: no bound; @default 250 (ms)
    */
   homeCpuMsPerSecond?: number;
+  /**
+   * device commands (a scene's each), desired changes and notifications one home's rule runs may
+   * start per second (ActionBudget); past it actions are refused and counted; 0: no bound; @default 500
+   */
+  homeActionsPerSecond?: number;
   /**
    * how long `close` waits for evaluations and action runs in progress; homes' queued events are
    * dropped at once (`closed`), and what is still running past it is left to the pool's close; @default 5_000 (ms)
@@ -171,6 +178,8 @@ export class RulesEngine {
       runCommand: this.#hubWait.sender,
       setDesired: deps.setDesired.bind(deps),
       push,
+      // on the guard's clock: monotonic unless the caller gave its own
+      budget: new ActionBudget(deps.homeActionsPerSecond ?? 500, deps.now ?? monotonicMs),
       timers,
       commandTimeoutMs: deps.commandTimeoutMs ?? 5_000,
       stats,

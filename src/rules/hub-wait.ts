@@ -1,9 +1,16 @@
-import type { CommandSender } from '../actors/commands.js';
+import type { CommandSender, CommandSpec } from '../actors/commands.js';
 import { CommandError } from '../errors.js';
+import type { Span } from '../trace/tracing.js';
 
 /** First pause before asking again; doubled up to `MAX_PAUSE_MS`. */
 const FIRST_PAUSE_MS = 250;
 const MAX_PAUSE_MS = 2_000;
+
+/**
+ * A CommandSender that also takes `recheck`: awaited before every try after the first, it throws to
+ * end the wait with its error (the rule's home boundary: the hub may have been moved meanwhile).
+ */
+export type WaitingSender = (hubId: string, deviceId: string, spec: CommandSpec, timeoutMs: number, requestId?: string, parent?: Span, recheck?: () => Promise<void>) => Promise<unknown>;
 
 /**
  * Rules' commands to a hub that is not connected: they wait for it, up to `waitMs`, instead of
@@ -11,6 +18,7 @@ const MAX_PAUSE_MS = 2_000;
  * node restarting (the delays resumed and the events replayed at start run before hubs reconnect),
  * a takeover, a network blip. Apps' commands still fail fast with `hub_offline`: they can retry.
  * `close` ends every wait (the command then fails as it would have), so a draining node is not held.
+ * A hub moved to another home while its command waits: `recheck` ends the wait before the next try.
  */
 export class HubWait {
   readonly #pauses = new Set<{ timer: NodeJS.Timeout; done: () => void }>();
@@ -22,7 +30,7 @@ export class HubWait {
   ) {}
 
   /** The sender for rules: as `send`, asking again while the hub is offline and the wait lasts. */
-  readonly sender: CommandSender = async (hubId, deviceId, spec, timeoutMs, requestId, parent) => {
+  readonly sender: WaitingSender = async (hubId, deviceId, spec, timeoutMs, requestId, parent, recheck) => {
     const until = performance.now() + this.waitMs;
     for (let pause = FIRST_PAUSE_MS; ; pause = Math.min(pause * 2, MAX_PAUSE_MS)) {
       try {
@@ -33,6 +41,8 @@ export class HubWait {
         await this.#pause(Math.min(pause, left));
         if (this.#closed) throw err;
       }
+      // checked when the caller sent, but a hub reconnecting after a move must not run the old home's command
+      if (recheck) await recheck();
     }
   };
 

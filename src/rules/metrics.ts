@@ -220,17 +220,22 @@ export function summarize(values: number[], count = values.length): LatencySumma
  */
 export type DropReason = 'queue_full' | 'backlog' | 'timeout' | 'worker_failed' | 'closed' | 'state_unavailable' | 'home_stopped' | 'missed' | 'store_unavailable' | 'event_budget' | 'home_cpu';
 
+export type ActionResult = 'ok' | 'failed' | 'refused';
+
 /** Node-wide series; the engine, pool and scheduler report into one sink. */
 export interface RuleMetricsSink {
   /** one per rule evaluated */
   outcome(outcome: 'not_triggered' | 'not_matched' | 'matched' | 'suppressed' | 'error'): void;
   /** pool round trip of one task (all candidate rules of one event), seconds */
   evaluation(seconds: number): void;
-  action(type: string, ok: boolean): void;
+  /** `refused`: not run, its home past its actions per second (ActionBudget) */
+  action(type: string, result: ActionResult): void;
   /** from the event reaching the engine to its first action starting, seconds */
   eventToAction(seconds: number): void;
   dropped(reason: DropReason): void;
   loopStopped(): void;
+  /** a run stopped before its end: `superseded` by a newer run of its rule (in a delay), its rule disabled, edited or deleted, or suspended by the loop guard */
+  runCancelled(reason: 'superseded' | 'rule_changed' | 'loop_guard'): void;
   /** spaced: an instant passed over as closer than the minimum interval to the rule's one before */
   cron(outcome: 'fired' | 'missed' | 'taken' | 'spaced'): void;
   workerError(): void;
@@ -243,6 +248,7 @@ export const noRuleMetrics: RuleMetricsSink = {
   eventToAction() {},
   dropped() {},
   loopStopped() {},
+  runCancelled() {},
   cron() {},
   workerError() {},
 };
@@ -257,7 +263,7 @@ export function prometheusRuleMetrics(registry: Registry): RuleMetricsSink {
     buckets: [0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5],
     registers,
   });
-  const actions = new Counter({ name: 'tier_rule_actions_total', help: 'Rule actions by type and result', labelNames: ['type', 'result'], registers });
+  const actions = new Counter({ name: 'tier_rule_actions_total', help: 'Rule actions by type and result (refused: its home past TIER_RULE_HOME_ACTIONS_PER_SEC)', labelNames: ['type', 'result'], registers });
   const e2a = new Histogram({
     name: 'tier_rule_event_to_action_seconds',
     help: 'From an event reaching the rule engine to its first action starting',
@@ -266,15 +272,17 @@ export function prometheusRuleMetrics(registry: Registry): RuleMetricsSink {
   });
   const dropped = new Counter({ name: 'tier_rule_dropped_total', help: 'Events or tasks not evaluated, and runs missed after a restart, by reason', labelNames: ['reason'], registers });
   const loops = new Counter({ name: 'tier_rule_loop_stops_total', help: 'Rules suspended by the loop guard', registers });
+  const cancelled = new Counter({ name: 'tier_rule_runs_cancelled_total', help: 'Runs stopped before their end, by reason (superseded: a newer run of the rule, while in a delay)', labelNames: ['reason'], registers });
   const cron = new Counter({ name: 'tier_rule_cron_total', help: 'Cron instants by outcome (taken: fired by another node; spaced: passed over, too close to the one before)', labelNames: ['outcome'], registers });
   const workers = new Counter({ name: 'tier_rule_worker_errors_total', help: 'Rule worker threads that failed or were terminated', registers });
   return {
     outcome: (o) => outcomes.inc({ outcome: o }),
     evaluation: (s) => evalSeconds.observe(s),
-    action: (type, ok) => actions.inc({ type, result: ok ? 'ok' : 'failed' }),
+    action: (type, result) => actions.inc({ type, result }),
     eventToAction: (s) => e2a.observe(s),
     dropped: (reason) => dropped.inc({ reason }),
     loopStopped: () => loops.inc(),
+    runCancelled: (reason) => cancelled.inc({ reason }),
     cron: (o) => cron.inc({ outcome: o }),
     workerError: () => workers.inc(),
   };

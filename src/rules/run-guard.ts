@@ -5,8 +5,11 @@
  * - loop guard: a run that would be the (maxRuns+1)-th within `limit.windowMs` suspends the rule
  *   for `suspendMs` instead; this is logged, counted, shown in the rule's status and pushed to the
  *   home. A new version of the rule (edited or re-enabled) is not suspended.
- * - restart: a rule has one current run; starting another cancels the one before (still waiting in
- *   a delay), so "on, wait 5 min, off" keeps the light on until 5 min after the last trigger.
+ * - restart: a rule has one current run; starting another supersedes the one before: cancelled if it
+ *   waits in a delay, so "on, wait 5 min, off" keeps the light on until 5 min after the last
+ *   trigger; still running its actions, it runs them up to its next delay and ends there (a
+ *   notification of the first event is still sent). Each cancelled run is counted
+ *   (`tier_rule_runs_cancelled_total{reason}`).
  *
  * Kept per rule id for the node's life (a home forgotten while idle keeps its rules' suspension);
  * `forget` drops a deleted rule. Cooldowns, loop windows and suspensions are measured on the
@@ -26,6 +29,8 @@ export interface Run {
   readonly waiting: boolean;
   /** stops it before its next action and forgets its saved remainder (`deleted`: its rule is gone) */
   cancel(deleted?: boolean): void;
+  /** a newer run of its rule began: cancelled now if it waits in a delay, else it ends at its next delay */
+  supersede(): void;
   /** stops it and keeps its saved remainder, for the next start (node closing) */
   detach(): void;
 }
@@ -55,6 +60,8 @@ interface RuleRuntime {
   /** the rule version the suspension applies to */
   suspendedVersion: number;
   current: Run | null;
+  /** runs superseded while running their actions, until they end (at their next delay at the latest) */
+  older: Set<Run> | null;
 }
 
 export class RunGuard {
@@ -96,12 +103,16 @@ export class RunGuard {
     return true;
   }
 
-  /** Makes `run` the current run of an admitted rule, cancelling the one before. */
+  /** Makes `run` the current run of an admitted rule, superseding the one before (see the restart above). */
   begin(ruleId: string, run: Run): void {
     const rt = this.#rules.get(ruleId);
     if (!rt) return;
-    rt.current?.cancel();
+    const before = rt.current;
     rt.current = run;
+    if (!before) return;
+    // kept until it ends: disabling or deleting the rule, or the node closing, must still reach it
+    (rt.older ??= new Set()).add(before);
+    before.supersede();
   }
 
   /**
@@ -111,7 +122,7 @@ export class RunGuard {
    */
   adopt(ruleId: string, run: Run): boolean {
     const rt = this.#runtime(ruleId);
-    if (rt.current) return false;
+    if (rt.current || rt.older) return false;
     rt.current = run;
     return true;
   }
@@ -119,23 +130,34 @@ export class RunGuard {
   /** A run finished or was cancelled: the rule has no current run unless a newer one began. */
   ended(ruleId: string, run: Run): void {
     const rt = this.#rules.get(ruleId);
-    if (rt?.current === run) rt.current = null;
+    if (!rt) return;
+    if (rt.current === run) rt.current = null;
+    else if (rt.older?.delete(run) && rt.older.size === 0) rt.older = null;
   }
 
-  /** Cancels the rule's run waiting in a delay (disabled, deleted, node closing). */
+  /** Cancels the rule's runs (disabled, edited): the rest of the old plan never runs. */
   cancel(ruleId: string): void {
-    this.#rules.get(ruleId)?.current?.cancel();
+    const rt = this.#rules.get(ruleId);
+    if (rt) this.#cancelAll(rt, 'rule_changed');
   }
 
   /** Node closing: stops every run, keeping saved remainders for the next start. */
   detachAll(): void {
-    for (const rt of this.#rules.values()) rt.current?.detach();
+    for (const rt of this.#rules.values()) for (const run of runsOf(rt)) run.detach();
   }
 
-  /** A deleted rule: its run is cancelled and its history dropped. */
+  /** A deleted rule: its runs are cancelled and its history dropped. */
   forget(ruleId: string): void {
-    this.#rules.get(ruleId)?.current?.cancel(true);
+    const rt = this.#rules.get(ruleId);
+    if (rt) this.#cancelAll(rt, 'rule_changed', true);
     this.#rules.delete(ruleId);
+  }
+
+  #cancelAll(rt: RuleRuntime, reason: 'rule_changed' | 'loop_guard', deleted = false): void {
+    for (const run of runsOf(rt)) {
+      run.cancel(deleted);
+      this.deps.metrics.runCancelled(reason);
+    }
   }
 
   /**
@@ -145,7 +167,7 @@ export class RunGuard {
   release(rule: Rule): void {
     const rt = this.#rules.get(rule.id);
     const tick = this.#clock();
-    if (!rt || rt.current || rt.suspendedUntilTick > tick) return;
+    if (!rt || rt.current || rt.older || rt.suspendedUntilTick > tick) return;
     if (rt.lastRunAt !== null && tick - rt.lastRunTick < Math.max(rule.cooldownMs, rule.limit.windowMs)) return;
     this.#rules.delete(rule.id);
   }
@@ -160,7 +182,7 @@ export class RunGuard {
   #runtime(ruleId: string): RuleRuntime {
     let rt = this.#rules.get(ruleId);
     if (!rt) {
-      rt = { runs: [], lastRunAt: null, lastRunTick: 0, suspendedUntil: 0, suspendedUntilTick: 0, suspendedVersion: -1, current: null };
+      rt = { runs: [], lastRunAt: null, lastRunTick: 0, suspendedUntil: 0, suspendedUntilTick: 0, suspendedVersion: -1, current: null, older: null };
       this.#rules.set(ruleId, rt);
     }
     return rt;
@@ -172,7 +194,7 @@ export class RunGuard {
     rt.suspendedUntilTick = tick + suspendMs;
     rt.suspendedVersion = rule.version;
     rt.runs = [];
-    rt.current?.cancel();
+    this.#cancelAll(rt, 'loop_guard');
     stats.of(rule).loopStops++;
     const message = `loop guard: more than ${rule.limit.maxRuns} runs within ${rule.limit.windowMs} ms; suspended for ${Math.round(suspendMs / 1000)} s`;
     stats.error(rule, now, message);
@@ -189,6 +211,13 @@ export class RunGuard {
       .catch((err: unknown) => log.warn({ err, ruleId: rule.id }, 'rules: loop-guard report not queued'));
     this.deps.track(report);
   }
+}
+
+/** The rule's runs under way: its current one and those it superseded that still run (a copy: cancelling one ends it). */
+function runsOf(rt: RuleRuntime): Run[] {
+  const out = rt.older ? [...rt.older] : [];
+  if (rt.current) out.push(rt.current);
+  return out;
 }
 
 /** A suspension of this version of the rule, still running at `tick` (the guard's clock). */

@@ -33,7 +33,7 @@ async function fed(): Promise<NodeMetrics> {
   m.store('shadows').flushed(12, 0.004);
   m.actorFailures.inc({ message: 'frame' });
   rules.outcome('matched');
-  rules.action('command', true);
+  rules.action('command', 'ok');
   rules.dropped('queue_full');
   rules.cron('fired');
   return m;

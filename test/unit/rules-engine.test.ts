@@ -118,6 +118,53 @@ describe('example: hall motion at night, dark → light on for 5 minutes', () =>
     expect(r.engine.status(rule.id, rule.version).stats).toMatchObject({ evaluated: 2, triggered: 1, matched: 1, actionsRun: 2, errors: 0 }); // motion false was evaluated too: no trigger
   });
 
+  it('a new run does not cancel one still running its actions: that one finishes them (its notification sent) and ends at its delay, counted', async () => {
+    const registry = new Registry();
+    // the valve's command is answered when the test says: the first run is mid-action when the second begins
+    let open!: () => void;
+    const gate = new Promise<void>((resolve) => (open = resolve));
+    r = rig(pool, berlin(1, 23), {
+      metrics: prometheusRuleMetrics(registry),
+      runCommand: async (hub, device, spec) => {
+        if (device === 'valve') await gate;
+        return r.hubs.runCommand(hub, device, spec);
+      },
+    });
+    const rule = await r.store.createRule(
+      'home1',
+      validateRuleSpec({
+        name: 'Leak',
+        triggers: [{ type: 'event', event: 'leak' }],
+        actions: [
+          { type: 'command', hub: 'home1-hub', device: 'valve', method: 'close' },
+          { type: 'notify', title: 'Leak', body: 'at {{ event.device }}' },
+          { type: 'delay', ms: 60_000 },
+          { type: 'command', hub: 'home1-hub', device: 'lamp', set: { on: false } },
+        ],
+      }),
+    );
+    r.hubs.event('home1-hub', 'bath', 'leak');
+    await expect.poll(() => r.engine.status(rule.id, rule.version).stats.matched).toBe(1);
+    r.hubs.event('home1-hub', 'kitchen', 'leak');
+    await expect.poll(() => r.engine.status(rule.id, rule.version).stats.matched).toBe(2);
+    open();
+    await r.settle();
+    // both events notified; the first run ended at its delay, superseded: one delay waits
+    expect(r.pushes.map((p) => p.notification.body).sort()).toEqual(['at bath', 'at kitchen']);
+    expect(r.engine.status(rule.id, rule.version)).toMatchObject({ waiting: true, stats: { actionsRun: 4, errors: 0 } });
+    expect(await registry.metrics()).toMatch(/tier_rule_runs_cancelled_total\{reason="superseded"\} 1/);
+    r.advance(60_100);
+    await r.settle();
+    expect(r.hubs.sent().filter((c) => c.startsWith('lamp'))).toEqual(['lamp:{"set":{"on":false}}']);
+    expect(r.engine.status(rule.id, rule.version).waiting).toBe(false);
+    // a run waiting in its delay is cancelled by the next one, as before
+    r.hubs.event('home1-hub', 'bath', 'leak');
+    await r.settle();
+    r.hubs.event('home1-hub', 'kitchen', 'leak');
+    await r.settle();
+    expect(await registry.metrics()).toMatch(/tier_rule_runs_cancelled_total\{reason="superseded"\} 2/);
+  });
+
   it('motion again after 3 minutes keeps the light on until 5 minutes after the last motion', async () => {
     await setup(berlin(1, 23), 12);
     r.hubs.report('home1-hub', 'hall-motion', { motion: true });
@@ -541,5 +588,31 @@ describe('home boundary at run time', () => {
     const stats = r.engine.status(rule.id, rule.version).stats;
     expect(stats).toMatchObject({ matched: 2, actionsRun: 1, errors: 1 });
     expect(stats.lastError?.message).toMatch(/hub home1-hub2 is not in home home1/);
+  });
+
+  it('a hub moved while a command (or a scene\'s) waits for it to connect: the wait ends forbidden, the hub never runs it', async () => {
+    const homes: Record<string, string> = { 'home1-hub': 'home1', 'home1-hub2': 'home1' };
+    r = rig(pool, berlin(1, 23), { homeOfHub: async (hub) => homes[hub] ?? null, hubWaitMs: 600_000 });
+    const scene = await r.store.createScene('home1', validateSceneSpec({ name: 's', commands: [{ hub: 'home1-hub2', device: 'b', set: { on: true } }] }));
+    const press = [{ type: 'event', event: 'press' }];
+    const direct = await r.store.createRule('home1', validateRuleSpec({ name: 'Lamp a', triggers: press, actions: [{ type: 'command', hub: 'home1-hub2', device: 'a', set: { on: true } }] }));
+    const viaScene = await r.store.createRule('home1', validateRuleSpec({ name: 'Scene s', triggers: press, actions: [{ type: 'scene', scene: scene.id }] }));
+    r.hubs.offline.add('home1-hub2');
+    r.hubs.event('home1-hub', 'btn', 'press');
+    // both commands tried once and waiting for the hub
+    await expect.poll(() => r.hubs.commands.length).toBe(2);
+    // the admin moves the hub to home2; it reconnects there
+    homes['home1-hub2'] = 'home2';
+    r.hubs.offline.delete('home1-hub2');
+    await r.settle();
+    // no second try reached the hub now in home2: the home1 rules changed none of its devices
+    expect(r.hubs.commands.map((c) => c.device).sort()).toEqual(['a', 'b']);
+    expect(r.hubs.devices.size).toBe(0);
+    for (const rule of [direct, viaScene]) {
+      const stats = r.engine.status(rule.id, rule.version).stats;
+      expect(stats).toMatchObject({ matched: 1, actionsRun: 0, errors: 1 });
+    }
+    expect(r.engine.status(direct.id, direct.version).stats.lastError?.message).toMatch(/hub home1-hub2 is not in home home1/);
+    expect(r.engine.status(viaScene.id, viaScene.version).stats.lastError?.message).toMatch(/forbidden/);
   });
 });

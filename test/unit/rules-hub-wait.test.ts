@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { CommandSender } from '../../src/actors/commands.js';
-import { CommandError } from '../../src/errors.js';
+import { CommandError, TierError } from '../../src/errors.js';
 import { HubWait } from '../../src/rules/hub-wait.js';
 
 /** A sender whose hub comes online at its `online`-th try; counts the tries. */
@@ -46,5 +46,18 @@ describe('HubWait: rules\' commands wait for an offline hub', () => {
     wait.close();
     await expect(pending).rejects.toMatchObject({ code: 'hub_offline' });
     expect(away.tries()).toBe(1);
+  });
+
+  it('re-checks before each try after the first: a failing recheck ends the wait with its error, nothing more is sent', async () => {
+    const away = hubAway(3);
+    let checks = 0;
+    const moved = async () => {
+      checks++;
+      throw new TierError('forbidden', 'hub h is not in home home1');
+    };
+    await expect(new HubWait(away.send, 30_000).sender('h', 'd', { set: {} }, 5_000, undefined, undefined, moved)).rejects.toMatchObject({ code: 'forbidden' });
+    // the hub came online at the 3rd try, but the 2nd was never sent: the check ran before it
+    expect(away.tries()).toBe(1);
+    expect(checks).toBe(1);
   });
 });
