@@ -151,7 +151,7 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
     commandTimeoutMs: config.commandTimeoutMs,
     commandTimeoutMaxMs: config.commandTimeoutMaxMs,
     hubWaitMs: config.ruleHubWaitMs,
-    homeCpuMsPerSecond: config.ruleHomeCpuMs, homeActionsPerSecond: config.ruleHomeActionsPerSec,
+    homeCpuMsPerSecond: config.ruleHomeCpuMs, homeActionsPerSecond: config.ruleHomeActionsPerSec, homeNotificationsPerMinute: config.ruleHomeNotifyPerMin,
     supervision: { supervision: system.supervision, onFailure: system.onFailure, failureLog: system.failureLog },
     ...(ports.pendingRuns ? { pendingRuns: ports.pendingRuns } : {}),
     ...(ports.history?.marks ? { marks: ports.history.marks, hubsOfHome: (homeId: string) => homeHubIds(ports.registry, homeId) } : {}),

@@ -68,6 +68,8 @@ export interface Config {
   ruleHomeCpuMs: number;
   /** @default 500: device commands (a scene's each) and notifications one home's rules may start per second; past it refused, `result="refused"` (0: no bound) */
   ruleHomeActionsPerSec: number;
+  /** @default 60: notifications one home's rules may send per minute; past it refused, `result="refused"` (0: no bound) */
+  ruleHomeNotifyPerMin: number;
   /** @default 128: messages an actor may have queued before the overflow policy applies */
   mailboxSize: number;
   /** where the embedded default keeps its data (LMDB); ':memory:' keeps it in memory only */
@@ -353,6 +355,7 @@ const FIELDS: { [K in keyof Config]: Field<K> } = {
   ruleHubWaitMs: { env: 'TIER_RULE_HUB_WAIT_MS', parse: int(0, 600_000), default: 30_000 },
   ruleHomeCpuMs: { env: 'TIER_RULE_HOME_CPU_MS', parse: int(0, 60_000), default: 250 },
   ruleHomeActionsPerSec: { env: 'TIER_RULE_HOME_ACTIONS_PER_SEC', parse: int(0, 1_000_000), default: 500 },
+  ruleHomeNotifyPerMin: { env: 'TIER_RULE_HOME_NOTIFY_PER_MIN', parse: int(0, 1_000_000), default: 60 },
   dataDir: { env: 'DATA_DIR', parse: text, default: './data' },
   dataSync: { env: 'DATA_SYNC', parse: oneOf(['commit', 'os'] as const), default: 'commit' },
   mailboxSize: { env: 'TIER_MAILBOX_SIZE', parse: int(4, 1_000_000), default: 128 },

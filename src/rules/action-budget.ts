@@ -4,10 +4,22 @@ import { TierError } from '../errors.js';
 export class ActionBudgetError extends TierError {
   override name = 'ActionBudgetError';
 
-  constructor(homeId: string, perSecond: number) {
-    super('rate_limited', `not run: home ${homeId}'s rules started more than ${perSecond} device commands and notifications within a second (TIER_RULE_HOME_ACTIONS_PER_SEC)`);
+  constructor(homeId: string, bound: BudgetBound) {
+    super('rate_limited', `not run: home ${homeId}'s rules started more than ${bound.limit} ${bound.what} within ${bound.windowMs === 1_000 ? 'a second' : `${bound.windowMs / 1_000} s`} (${bound.setting})`);
   }
 }
+
+/** What a budget bounds, for its refusals' message. */
+export interface BudgetBound {
+  readonly limit: number;
+  readonly windowMs: number;
+  /** what is counted, e.g. "device commands and notifications" */
+  readonly what: string;
+  /** the setting that holds `limit` */
+  readonly setting: string;
+}
+
+const ACTIONS: Omit<BudgetBound, 'limit'> = { windowMs: 1_000, what: 'device commands and notifications', setting: 'TIER_RULE_HOME_ACTIONS_PER_SEC' };
 
 /** Homes remembered before the full buckets are forgotten (a full bucket is a fresh one). */
 const PRUNE_AT = 1_000;
@@ -28,15 +40,23 @@ interface Bucket {
 export class ActionBudget {
   readonly #homes = new Map<string, Bucket>();
 
-  /** `perSecond` 0: no bound. `now`: a monotonic clock in ms. */
+  readonly #bound: BudgetBound;
+
+  /**
+   * `perSecond` 0: no bound. `now`: a monotonic clock in ms. `bound`: another window and name (the
+   * notifications' per minute); `perSecond` is then what the window holds.
+   */
   constructor(
     readonly perSecond: number,
     private readonly now: () => number,
-  ) {}
+    bound: Omit<BudgetBound, 'limit'> = ACTIONS,
+  ) {
+    this.#bound = { ...bound, limit: perSecond };
+  }
 
   /** Throws ActionBudgetError when the home has nothing left (checked before a scene is read or audited). */
   check(homeId: string): void {
-    if (this.perSecond > 0 && this.#bucket(homeId).tokens <= 0) throw new ActionBudgetError(homeId, this.perSecond);
+    if (this.perSecond > 0 && this.#bucket(homeId).tokens <= 0) throw new ActionBudgetError(homeId, this.#bound);
   }
 
   /**
@@ -52,7 +72,7 @@ export class ActionBudget {
       return;
     }
     b.tokens = Math.min(b.tokens, 0);
-    throw new ActionBudgetError(homeId, this.perSecond);
+    throw new ActionBudgetError(homeId, this.#bound);
   }
 
   #bucket(homeId: string): Bucket {
@@ -64,12 +84,12 @@ export class ActionBudget {
       this.#homes.set(homeId, b);
       return b;
     }
-    b.tokens = Math.min(this.perSecond, b.tokens + ((now - b.at) * this.perSecond) / 1000);
+    b.tokens = Math.min(this.perSecond, b.tokens + ((now - b.at) * this.perSecond) / this.#bound.windowMs);
     b.at = now;
     return b;
   }
 
   #prune(now: number): void {
-    for (const [id, b] of this.#homes) if (b.tokens + ((now - b.at) * this.perSecond) / 1000 >= this.perSecond) this.#homes.delete(id);
+    for (const [id, b] of this.#homes) if (b.tokens + ((now - b.at) * this.perSecond) / this.#bound.windowMs >= this.perSecond) this.#homes.delete(id);
   }
 }

@@ -48,6 +48,8 @@ export interface ActionDeps {
   push(notification: PushNotification): Promise<unknown>;
   /** what each home's runs may start per second (commands, a scene's each, desired changes, notifications) */
   budget: ActionBudget;
+  /** notifications each home's runs may send per minute (TIER_RULE_HOME_NOTIFY_PER_MIN), besides `budget` */
+  notifyBudget?: ActionBudget;
   timers: TimerWheel;
   /** for commands that set no timeout (ms) */
   commandTimeoutMs: number;
@@ -294,6 +296,8 @@ async function perform(deps: ActionDeps, homeId: string, rule: Rule, a: PlannedA
     case 'scene':
       return audited({ action: 'scene.run', target: a.scene }, () => runSceneAction(deps, homeId, a.scene, run));
     case 'notify': {
+      // phones, not devices: a home's flood would hold every other home's notifications back in the queue
+      deps.notifyBudget?.take(homeId, 1);
       // the worker fitted the text already; again for plans an older node saved in the pending-runs store
       const text = notificationText(a.title, a.body, rule.name);
       const notification: PushNotification = { homeId, ...text, dedupKey: `${dedupBase}:${index}`, data: { ruleId: rule.id } };

@@ -49,6 +49,8 @@ export interface AutomationDeps {
   homeCpuMsPerSecond?: number;
   /** device commands and notifications one home's rules may start per second; @default 500: see RulesEngineDeps.homeActionsPerSecond */
   homeActionsPerSecond?: number;
+  /** notifications one home's rules may send per minute; @default 60: see RulesEngineDeps.homeNotificationsPerMinute */
+  homeNotificationsPerMinute?: number;
   /** the node's supervision of the home actors and its failure counter */
   supervision?: RulesEngineDeps['supervision'];
   /** where runs parked in a delay are saved (resumed at `start`); absent: delays do not survive a restart */
@@ -135,6 +137,7 @@ export function createAutomation(deps: AutomationDeps): Automation {
     ...(deps.hubWaitMs === undefined ? {} : { hubWaitMs: deps.hubWaitMs }),
     ...(deps.homeCpuMsPerSecond === undefined ? {} : { homeCpuMsPerSecond: deps.homeCpuMsPerSecond }),
     ...(deps.homeActionsPerSecond === undefined ? {} : { homeActionsPerSecond: deps.homeActionsPerSecond }),
+    ...(deps.homeNotificationsPerMinute === undefined ? {} : { homeNotificationsPerMinute: deps.homeNotificationsPerMinute }),
     ...(deps.supervision === undefined ? {} : { supervision: deps.supervision }),
     ...(deps.pendingRuns === undefined ? {} : { pendingRuns: deps.pendingRuns }),
     ...(deps.delayCatchUpMs === undefined ? {} : { delayCatchUpMs: deps.delayCatchUpMs }),

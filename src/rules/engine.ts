@@ -92,6 +92,8 @@ export interface RulesEngineDeps {
    * start per second (ActionBudget); past it actions are refused and counted; 0: no bound; @default 500
    */
   homeActionsPerSecond?: number;
+  /** notifications one home's rule runs may send per minute, besides those; 0: no bound; @default 60 */
+  homeNotificationsPerMinute?: number;
   /**
    * how long `close` waits for evaluations and action runs in progress; homes' queued events are
    * dropped at once (`closed`), and what is still running past it is left to the pool's close; @default 5_000 (ms)
@@ -180,6 +182,7 @@ export class RulesEngine {
       push,
       // on the guard's clock: monotonic unless the caller gave its own
       budget: new ActionBudget(deps.homeActionsPerSecond ?? 500, deps.now ?? monotonicMs),
+      notifyBudget: new ActionBudget(deps.homeNotificationsPerMinute ?? 60, deps.now ?? monotonicMs, { windowMs: 60_000, what: 'notifications', setting: 'TIER_RULE_HOME_NOTIFY_PER_MIN' }),
       timers,
       commandTimeoutMs: deps.commandTimeoutMs ?? 5_000,
       stats,

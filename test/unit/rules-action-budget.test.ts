@@ -93,6 +93,27 @@ describe("a home's rule runs past its actions per second", () => {
     expect(r.engine.status(rule.id, rule.version).stats).toMatchObject({ actionsRun: 5, errors: 0 });
   });
 
+  it("a home's notifications past its bound per minute are refused; another home's are sent, and a minute later the home's are again", async () => {
+    r = rig(pool(), Date.UTC(2024, 6, 1, 10), { homeNotificationsPerMinute: 3 });
+    const notify = { type: 'notify', title: 't', body: 'b' };
+    const loud = await r.store.createRule('home1', validateRuleSpec({ name: 'loud', triggers: press, actions: Array.from({ length: 5 }, () => notify) }));
+    const quiet = await r.store.createRule('home2', validateRuleSpec({ name: 'quiet', triggers: press, actions: [notify] }));
+    r.hubs.event('home1-hub', 'btn', 'press');
+    r.hubs.event('home2-hub', 'btn', 'press');
+    await r.settle();
+    const homes = () => r!.pushes.map((p) => p.notification.homeId);
+    expect(homes().filter((h) => h === 'home1')).toHaveLength(3);
+    expect(homes().filter((h) => h === 'home2')).toHaveLength(1);
+    const stats = r.engine.status(loud.id, loud.version).stats;
+    expect(stats).toMatchObject({ actionsRun: 3, errors: 2 });
+    expect(stats.lastError?.message).toMatch(/more than 3 notifications within 60 s \(TIER_RULE_HOME_NOTIFY_PER_MIN\)/);
+    expect(r.engine.status(quiet.id, quiet.version).stats).toMatchObject({ actionsRun: 1, errors: 0 });
+    r.advance(60_000);
+    r.hubs.event('home1-hub', 'btn', 'press');
+    await r.settle();
+    expect(homes().filter((h) => h === 'home1')).toHaveLength(6);
+  });
+
   it('refusals are logged sampled (10 per 10 s node-wide), each still counted', async () => {
     const lines: Array<Record<string, unknown>> = [];
     const log = createLogger('info', {}, { write: (line: string) => lines.push(JSON.parse(line) as Record<string, unknown>) });
