@@ -164,6 +164,8 @@ export function openDataStore(dir: string, options: DataStoreOptions = {}): Data
         env = open({ path: file, maxDbs: 8, mapSize: options.mapSize ?? 4 * 1024 ** 3, noSync: options.sync === 'os', encoding: 'msgpack' });
         sides.set(name, env);
         watched.push(watchCommits(env, onFailure));
+        // its acknowledged events would go on into a deleted file (freeing disk space by hand, say)
+        watchDir(path, `${name}.mdb`, options, watched);
       }
       return env;
     },

@@ -37,6 +37,16 @@ describe('DATA_DIR watched while the store is open', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
+  it('stops on a side file (the event history) deleted, as on the store file', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'hubtier-dirwatch-'));
+    let store!: DataStore;
+    const lost = new Promise<DataStoreError>((resolve) => stores.push((store = openDataStore(dir, { sync: 'os', watchDirMs: 10, onCommitFailure: resolve }))));
+    store.side('history');
+    rmSync(join(dir, 'history.mdb'));
+    expect((await lost).message).toMatch(/history\.mdb is gone while the node runs/);
+    rmSync(dir, { recursive: true, force: true });
+  });
+
   it('stops watching when the store closes (a directory removed after a clean stop is no failure)', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'hubtier-dirwatch-'));
     let failed = false;
