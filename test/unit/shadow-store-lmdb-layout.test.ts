@@ -345,6 +345,9 @@ describe('LmdbShadowStore layout', () => {
     ];
     expect([...decodeShadowRecords(byId, names)]).toEqual([...decodeShadowRecords(records, names)]);
     expect(() => [...decodeShadowRecords([{ key: [7, 'lamp'], value: [[], 0, 0] }])], 'a record of a number no entry gave').toThrow(TypeError);
+    // two hubs of one number (two processes wrote the store at once): refused, not mixed
+    const shared = [{ key: [false, 'h'], value: [1, null, 0, 0] }, { key: [false, 'h2'], value: [1, null, 0, 0] }];
+    expect(() => [...decodeShadowRecords(shared)]).toThrow(/hubs "h" and "h2" share the number 0: two processes wrote this store at once/);
     // a device listed and never reported: its kinds entry alone, decoded after the records
     await store.writeDevices('k', [{ d: 'plug', k: 'switch' }], [], true);
     const withListed = [...data.db<unknown>('shadows').getRange({})].map(({ key, value }) => ({ key, value }));

@@ -226,7 +226,12 @@ export function* decodeShadowRecords(records: Iterable<{ key: unknown; value: un
     if (Array.isArray(key) && key[0] === HUB) {
       if (key.length === 2 && key[1] === NEXT_HUB && typeof value === 'number') continue;
       if (key.length === 2 && typeof key[1] === 'string' && isHubEntry(value, 4)) {
-        if (value[3] >= 0) numbered.set(value[3], key[1]);
+        if (value[3] >= 0) {
+          // one number, two hubs: two processes wrote the store at once (before the flock of 2026-12-06), mixing their devices
+          const other = numbered.get(value[3]);
+          if (other !== undefined) throw new TypeError(`hubs ${JSON.stringify(other)} and ${JSON.stringify(key[1])} share the number ${value[3]}: two processes wrote this store at once, and their devices cannot be told apart`);
+          numbered.set(value[3], key[1]);
+        }
         yield hub(key[1], value);
         continue;
       }
