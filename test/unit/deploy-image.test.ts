@@ -31,6 +31,13 @@ describe('deploy/Dockerfile', () => {
     expect(dockerfile).not.toMatch(/--import|tsx src/);
   });
 
+  it("declares the embedded default's DATA_DIR a volume, owned by the user it runs as", () => {
+    const dataDir = /DATA_DIR=(\S+)/.exec(runtime)?.[1];
+    expect(dataDir).toBe('/app/data');
+    expect(runtime).toMatch(/^VOLUME \["\/app\/data"\]$/m);
+    expect(runtime).toContain('chown 1000:1000 /app/data');
+  });
+
   it('runs as the numeric non-root user the Deployment asks for', () => {
     const user = /^USER (\d+):(\d+)$/m.exec(runtime);
     expect(user).not.toBeNull();
