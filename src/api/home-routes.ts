@@ -44,9 +44,11 @@ export function mountHomeApi(app: TemplatedApp, deps: HomeApiDeps): void {
     async (call) => {
       const principal = await auth.fromHeader(call.authorization);
       const homeId = parseId(call.params[0], 'homeId');
-      const what: AuditWhat = { action: 'home.export', homeId };
+      // the home only once the caller may see it: a refused attempt is the caller's entry (see rules-routes `change`)
+      const what: AuditWhat = { action: 'home.export' };
       return audit.run(byCaller(principal, call), what, async () => {
         requireHome(principal, homeId);
+        what.homeId = homeId;
         requireAnswerRoom();
         if (exporting >= maxExports) throw new TierError('busy', `${exporting} home exports are being built on this node: try again shortly`);
         exporting++;
@@ -70,9 +72,10 @@ export function mountHomeApi(app: TemplatedApp, deps: HomeApiDeps): void {
     async (call) => {
       const principal = await auth.fromHeader(call.authorization);
       const homeId = parseId(call.params[0], 'homeId');
-      const what: AuditWhat = { action: 'home.erase', homeId };
+      const what: AuditWhat = { action: 'home.erase' };
       return audit.run(byCaller(principal, call), what, async () => {
         requireAdmin(principal);
+        what.homeId = homeId;
         const erased = await eraseHome(data, homeId);
         what.detail = `${erased.hubs.length} hubs, ${erased.rules} rules, ${erased.scenes} scenes${erased.settingsReset ? ', settings reset' : ''}`;
         const reply: Static<typeof EraseHomeReply> = { ok: true, ...erased };

@@ -14,6 +14,7 @@
  *   answers the rules that run it too
  *   GET|PUT /v1/homes/{homeId}/settings                {"timeZone": "Europe/Berlin"}
  */
+import { isValidId } from '../../proto/subjects.js';
 import { requireHome, type Authenticator } from '../auth/authenticator.js';
 import { TierError } from '../errors.js';
 import { optionalJson, requireAnswerRoom, route, routeOptions, type HttpCall, type HttpReply, type RouteHost } from '../transport/http.js';
@@ -63,15 +64,20 @@ export function mountRulesApi(app: TemplatedApp, deps: RulesApiDeps): void {
   const audit = deps.audit ?? NO_AUDIT;
   /**
    * A change to the home's automation, recorded once the caller is known (refused ones too); the
-   * rule or scene id is the path's second id, or what `action` sets as `what.target`.
+   * rule or scene id is the path's second id, or what `action` sets as `what.target`. The home is
+   * added once the caller may see it, as for a hub: a refused attempt is the caller's entry alone,
+   * so a user of another home cannot write into this home's trail (until 2026-12-06 any token
+   * could, with a `target` of its own text: a hostile review).
    */
   async function change(call: HttpCall, action: AuditAction, run: (homeId: string, what: AuditWhat) => Promise<HttpReply>): Promise<HttpReply> {
     const principal = await auth.fromHeader(call.authorization);
     const homeId = parseId(call.params[0], 'homeId');
-    const what: AuditWhat = { action, homeId };
-    if (call.params[1] !== undefined) what.target = call.params[1];
+    const what: AuditWhat = { action };
+    const target = call.params[1];
+    if (target !== undefined && isValidId(target)) what.target = target;
     return audit.run(byCaller(principal, call), what, async () => {
       requireHome(principal, homeId);
+      what.homeId = homeId;
       return run(homeId, what);
     });
   }

@@ -77,6 +77,18 @@ describe('recording', () => {
     expect(entry.homeId).toBeUndefined();
   });
 
+  it("a refused rule change, export or erasure of another home is the caller's entry alone: nothing in that home's trail, no target of the caller's text", async () => {
+    const text = encodeURIComponent('call +1-555-0100\n\u202e' + 'x'.repeat(300));
+    expect((await api(http, 'POST', `/v1/homes/au-home/rules/${text}/disable`, mallory)).status).toBe(403);
+    expect((await api(http, 'POST', '/v1/homes/au-home/rules/r1/disable', mallory)).status).toBe(403);
+    expect((await api(http, 'GET', '/v1/homes/au-home/export', mallory)).status).toBe(403);
+    expect((await api(http, 'DELETE', '/v1/admin/homes/au-home', mallory)).status).toBe(403);
+    const mine = (await audit(ADMIN, '/v1/admin/audit?actor=mallory&limit=4')).body.entries as AuditEntry[];
+    expect(mine.map((e) => `${e.action} ${e.outcome} ${e.target ?? '-'} ${e.homeId ?? '-'}`)).toEqual(['home.erase forbidden - -', 'home.export forbidden - -', 'rule.disable forbidden r1 -', 'rule.disable forbidden - -']);
+    const home = (await audit(alice, '/v1/homes/au-home/audit?limit=500')).body.entries as AuditEntry[];
+    expect(home.filter((e) => e.actor.sub === 'mallory')).toEqual([]);
+  });
+
   it('an app socket command, a desired change, rule and scene edits, a scene run, tokens and fleet actions', async () => {
     const app = new AppSocket(`${node.wsUrl}/app/v1?token=${alice}`);
     await app.opened();
