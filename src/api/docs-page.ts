@@ -150,7 +150,9 @@ function serve(res: HttpResponse, req: HttpRequest, f: StaticFile): void {
     res.writeStatus(fresh ? '304 Not Modified' : '200 OK');
     res.writeHeader('etag', f.etag).writeHeader('cache-control', f.cache);
     if (f.body.length >= GZIP_MIN_BYTES) res.writeHeader('vary', 'accept-encoding');
+    // every answer of both ports carries it (README), a 304 too
     if (fresh) {
+      res.writeHeader('x-content-type-options', 'nosniff');
       res.endWithoutBody();
       return;
     }

@@ -354,9 +354,40 @@ async function parseJson(body: Promise<Buffer> | null): Promise<unknown> {
   if (body === null) return undefined;
   const buf = await body;
   if (buf.length === 0) throw new TierError('invalid_field', 'a JSON body is required', { field: 'body' });
+  const text = buf.toString('utf8');
+  let value: unknown;
   try {
-    return JSON.parse(buf.toString('utf8'));
+    value = JSON.parse(text);
   } catch {
     throw new TierError('malformed_frame', 'body is not valid JSON', { field: 'body' });
   }
+  // a lone surrogate comes only from a \u escape (decoded UTF-8 has none): walked only then. Taken,
+  // it was answered as given and stored as U+FFFD (a hostile review, 2026-12-06)
+  if (text.includes('\\u')) refuseLoneSurrogates(value);
+  return value;
+}
+
+/** Throws `invalid_field` naming the first key or string of `value` that is not well-formed UTF-16. */
+function refuseLoneSurrogates(value: unknown): void {
+  // iterative: a body may nest as deep as JSON.parse allows
+  const stack: Array<[unknown, string]> = [[value, '']];
+  const at = (path: string, key: string) => (path === '' ? key : `${path}.${key}`);
+  while (stack.length > 0) {
+    const [v, path] = stack.pop()!;
+    if (typeof v === 'string') {
+      if (!wellFormed(v)) throw new TierError('invalid_field', `${path || 'body'}: not well-formed Unicode (a lone surrogate)`, { field: path || 'body' });
+    } else if (Array.isArray(v)) {
+      for (let i = 0; i < v.length; i++) stack.push([v[i], at(path, String(i))]);
+    } else if (v !== null && typeof v === 'object') {
+      for (const [key, inner] of Object.entries(v)) {
+        if (!wellFormed(key)) throw new TierError('invalid_field', `${path || 'body'}: a key that is not well-formed Unicode (a lone surrogate)`, { field: path || 'body' });
+        stack.push([inner, at(path, key)]);
+      }
+    }
+  }
+}
+
+/** String.prototype.isWellFormed (Node 20; not in TypeScript's ES2022 library). */
+function wellFormed(s: string): boolean {
+  return (s as string & { isWellFormed(): boolean }).isWellFormed();
 }

@@ -49,3 +49,17 @@ describe('desired state over HTTP: limits are 422 limit_exceeded', () => {
     expect(await put('bad', { ['k'.repeat(65)]: 1 })).toMatchObject({ status: 400, body: { code: 'invalid_field' } });
   });
 });
+
+describe('JSON bodies with \\u escapes', () => {
+  // raw bodies: JSON.stringify would write the lone surrogate as the escape it is
+  const raw = (deviceId: string, body: string) => api(node.http, 'PUT', `/v1/hubs/dlh-1/devices/${deviceId}/desired`, ADMIN, body);
+
+  it('a lone surrogate, in a value or a key, is refused 400 invalid_field naming where; a pair (an emoji) is stored', async () => {
+    expect(await raw('u', '{"desired":{"x":"\\ud800"}}')).toMatchObject({ status: 400, body: { code: 'invalid_field', field: 'desired.x' } });
+    expect(await raw('u', '{"desired":{"x":"a\\udc00b"}}')).toMatchObject({ status: 400, body: { code: 'invalid_field', field: 'desired.x' } });
+    expect(await raw('u', '{"desired":{"\\ud800":1}}')).toMatchObject({ status: 400, body: { code: 'invalid_field', field: 'desired' } });
+    const pair = await raw('u', '{"desired":{"x":"\\ud83d\\ude00 \\u00e9"}}');
+    expect(pair.status).toBe(200);
+    expect(JSON.stringify(pair.body)).toContain('"x":"😀 é"');
+  });
+});

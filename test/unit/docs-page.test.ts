@@ -52,6 +52,7 @@ describe('GET /docs', () => {
     const again = await get('/docs', { 'if-none-match': etag! });
     expect(again.status).toBe(304);
     expect(again.headers.get('etag')).toBe(etag);
+    expect(again.headers.get('x-content-type-options')).toBe('nosniff');
     expect(await again.text()).toBe('');
     expect((await get('/docs', { 'if-none-match': etag!.slice(2) })).status, 'strong form of the same tag').toBe(304);
     expect((await get('/docs', { 'if-none-match': `"other", ${etag}` })).status, 'one of a list').toBe(304);
