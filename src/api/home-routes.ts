@@ -36,6 +36,7 @@ export function mountHomeApi(app: TemplatedApp, deps: HomeApiDeps): void {
   const audit = deps.audit ?? NO_AUDIT;
   const maxExports = deps.maxExports ?? 2;
   let exporting = 0;
+  const exportingHomes = new Set<string>();
 
   route(
     app,
@@ -51,15 +52,22 @@ export function mountHomeApi(app: TemplatedApp, deps: HomeApiDeps): void {
         what.homeId = homeId;
         requireAnswerRoom();
         if (exporting >= maxExports) throw new TierError('busy', `${exporting} home exports are being built on this node: try again shortly`);
+        // one at a time per home: a home's users cannot hold every slot of the node from the others
+        if (exportingHomes.has(homeId)) throw new TierError('busy', `an export of home ${homeId} is being built or read: try again once it is done`);
         exporting++;
+        exportingHomes.add(homeId);
+        const done = () => {
+          exporting--;
+          exportingHomes.delete(homeId);
+        };
         // the slot is held until the client has taken the answer (or left): a client that asks
         // and does not read holds a copy as surely as one being built
         const body = await exportHome(data, homeId).catch((err: unknown) => {
-          exporting--;
+          done();
           throw err;
         });
         what.detail = `${body.hubs.length} hubs, ${body.rules.length} rules, ${body.scenes.length} scenes, ${body.events.length} events`;
-        return { status: 200, body, onSent: () => exporting-- };
+        return { status: 200, body, onSent: done };
       });
     },
     opts,

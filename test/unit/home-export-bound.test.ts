@@ -107,4 +107,24 @@ describe('home exports at once on a node', () => {
     });
     expect((again.body as { scenes: unknown[] }).scenes).toHaveLength(1);
   });
+  it('builds one export of a home at a time: a second of the same home is busy while the first is built, the node\'s other slot left to other homes', async () => {
+    const n = waiting.length;
+    const first = exportOf('home-g');
+    await until(n + 1);
+    const again = await exportOf('home-g');
+    expect(again.status).toBe(503);
+    expect(again.body).toMatchObject({ code: 'busy', message: 'an export of home home-g is being built or read: try again once it is done' });
+    const other = exportOf('home-h');
+    await until(n + 2);
+    waiting[n]!.go();
+    waiting[n + 1]!.go();
+    expect((await first).status).toBe(200);
+    expect((await other).status).toBe(200);
+    // done: the home may export again
+    const next = exportOf('home-g');
+    await until(n + 3);
+    waiting[n + 2]!.go();
+    expect((await next).status).toBe(200);
+  });
+
 });
