@@ -7,6 +7,7 @@ import type { HubToServerFrame } from '../../proto/frames.js';
 import type { SampledLog } from '../log/sampler.js';
 import type { Bus, BusMessage } from '../ports/bus/bus.js';
 import type { Directory } from '../ports/directory/directory.js';
+import type { HubRegistry } from '../ports/hub-registry/hub-registry.js';
 import type { ShadowStore } from '../ports/shadow-store/shadow-store.js';
 import type { TierError } from '../errors.js';
 import type { Span } from '../trace/tracing.js';
@@ -34,6 +35,11 @@ export interface HubSessionDeps {
   readonly system: ActorSystem;
   readonly bus: Bus;
   readonly directory: Directory;
+  /**
+   * read once a session has subscribed, before it goes online: an operator's order (delete, move,
+   * disable) given while the hub was connecting reached no one. Absent: not read
+   */
+  readonly registry?: Pick<HubRegistry, 'placements'>;
   readonly shadows: ShadowStore;
   readonly nodeId: string;
   readonly heartbeatMs: number;

@@ -9,6 +9,7 @@ import type { BusListener, BusMessage, BusSubscription } from '../ports/bus/bus.
 import type { HubClaim } from '../ports/directory/directory.js';
 import { hubDelta, type HubShadow } from '../ports/shadow-store/shadow-store.js';
 import { asTierError, TierError } from '../errors.js';
+import { placementVerdict } from '../ports/hub-registry/hub-registry.js';
 import type { Logger } from '../log/logger.js';
 import { decodeValue, encode, encodeBus, errorFrameFor, isPlainObject } from '../protocol/codec.js';
 import { tracing } from '../trace/tracing.js';
@@ -254,8 +255,13 @@ export class HubSession extends Actor<HubMessage> implements TimerTarget, BusLis
     // first); commands arriving meanwhile wait in the mailbox until the session is online
     this.subscription = bus.subscribe(subjects.hubAll(this.hubId), this);
     await bus.flush();
-    // the fence rises to this epoch: the session taken over cannot store (and acknowledge) what this read lacks
-    const { shadow, cursor } = await shadows.loadSession(this.hubId, this.epoch);
+    // the fence rises to this epoch: the session taken over cannot store (and acknowledge) what this read lacks.
+    // The hub's record is read again beside it: an order given since the upgrade (delete, move,
+    // disable) was published before this session listened, and reached no one (a hostile review,
+    // 2026-12-06: a hub moved while connecting streamed its new home's state to the old one)
+    const [{ shadow, cursor }, placement] = await Promise.all([shadows.loadSession(this.hubId, this.epoch), this.deps.registry?.placements([this.hubId])]);
+    const verdict = placement === undefined ? null : placementVerdict(this, placement[0] ?? null);
+    if (this.state === 'connecting' && verdict !== null) this.obey(verdict === 'moved' ? 'hub_moved' : 'hub_disabled');
     // a connection that raced this one and claimed later has won: this one gives way
     if (this.state === 'connecting' && !(await directory.holds(this.hubId, nodeId, this.epoch))) {
       this.closeWith(CloseCode.takeover, 'session_taken_over');
@@ -369,11 +375,13 @@ export class HubSession extends Actor<HubMessage> implements TimerTarget, BusLis
   private onCloseOrder(data: Uint8Array): void {
     const msg = decodeValue(data);
     const e = isPlainObject(msg) ? msg.e : undefined;
-    if (e === 'hub_disabled') this.closeWith(CloseCode.hubDisabled, 'hub_disabled');
-    else if (e === 'hub_moved') {
-      if (this.state === 'online') this.send({ t: FrameType.reconnect, after: Math.floor(Math.random() * 1_000), e: 'hub_moved' });
-      this.closeWith(CloseCode.moved, 'hub_moved');
-    }
+    if (e === 'hub_disabled' || e === 'hub_moved') this.obey(e);
+  }
+
+  private obey(e: 'hub_disabled' | 'hub_moved'): void {
+    if (e === 'hub_disabled') return this.closeWith(CloseCode.hubDisabled, 'hub_disabled');
+    if (this.state === 'online') this.send({ t: FrameType.reconnect, after: Math.floor(Math.random() * 1_000), e: 'hub_moved' });
+    this.closeWith(CloseCode.moved, 'hub_moved');
   }
 
   private onTimerTag(tag: number): void | Promise<void> {

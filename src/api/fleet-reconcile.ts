@@ -8,7 +8,7 @@
  */
 import type { CloseOrder } from '../../proto/subjects.js';
 import type { Logger } from '../log/logger.js';
-import { provisionMark, type HubPlacement, type HubRegistry } from '../ports/hub-registry/hub-registry.js';
+import { placementVerdict, type HubPlacement, type HubRegistry } from '../ports/hub-registry/hub-registry.js';
 import type { RevocationStore } from '../ports/revocations/revocations.js';
 import type { RevocationList } from '../auth/revocations.js';
 
@@ -57,10 +57,7 @@ export interface ReconcileDeps<S extends HeldHub> {
 
 /** What a placement says about a session; null: it may stay. The same id provisioned again counts as deleted. */
 export function verdictOf(session: HeldHub, placement: HubPlacement | null): ReconcileClose | null {
-  if (placement === null) return 'deleted';
-  if (session.provisioned !== 0 && provisionMark(placement.createdAt) !== session.provisioned) return 'deleted';
-  if (!placement.enabled) return 'disabled';
-  return placement.homeId === session.homeId ? null : 'moved';
+  return placementVerdict(session, placement);
 }
 
 /**

@@ -168,7 +168,7 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
   const hubDeps: HubSessionDeps = {
     system,
     bus: ports.bus,
-    directory: ports.directory,
+    directory: ports.directory, registry: ports.registry,
     shadows: ports.shadows,
     nodeId: config.nodeId,
     heartbeatMs: config.heartbeatMs,

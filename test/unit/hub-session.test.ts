@@ -9,6 +9,7 @@ import { AttrShapes } from '../../src/actors/attr-shapes.js';
 import { DEFAULT_HUB_LIMITS } from '../../src/actors/hub-limits.js';
 import { ProtocolError } from '../../src/errors.js';
 import { MemoryDirectory } from '../../src/ports/directory/directory-memory.js';
+import { provisionMark } from '../../src/ports/hub-registry/hub-registry.js';
 import type { Directory, HubClaim } from '../../src/ports/directory/directory.js';
 import type { DeviceShadow, SeqCursor } from '../../src/ports/shadow-store/shadow-store.js';
 import { MemoryShadowStore } from '../../src/ports/shadow-store/shadow-store-memory.js';
@@ -259,6 +260,29 @@ describe('HubSession', () => {
     await settle();
     idle.session.shutdown(500);
     expect(idle.link.closed).toEqual({ code: 1001, reason: 'draining' });
+  });
+
+  it("reads its hub's record once subscribed: deleted, disabled, provisioned again or moved while the hub connected, the session closes as the order it missed would have; unchanged, it goes online", async () => {
+    const opened = async (placement: { homeId: string; enabled: boolean; createdAt: number } | null, provisioned = 0) => {
+      const wheel = new TimerWheel();
+      timers.push(wheel);
+      const deps = hubSessionDeps(wheel, { registry: { placements: async () => [placement] } });
+      const link = new RecordingLink();
+      const session = new HubSession('hub-1', 'home-1', link, deps, provisioned);
+      link.session = session;
+      session.receiveFrame(decodeHubFrame(encodeValue({ t: 1, v: 1, b: 'boot' })));
+      await settle();
+      await settle();
+      return { welcomed: link.frames.some((f) => f.t === 2), closed: link.closed };
+    };
+    const at = 1_700_000_000_000;
+    expect(await opened({ homeId: 'home-1', enabled: true, createdAt: at })).toEqual({ welcomed: true, closed: null });
+    expect(await opened(null)).toEqual({ welcomed: false, closed: { code: 4006, reason: 'hub_disabled' } });
+    expect(await opened({ homeId: 'home-1', enabled: false, createdAt: at })).toEqual({ welcomed: false, closed: { code: 4006, reason: 'hub_disabled' } });
+    expect(await opened({ homeId: 'home-2', enabled: true, createdAt: at })).toEqual({ welcomed: false, closed: { code: 4008, reason: 'hub_moved' } });
+    // the same id deleted and provisioned again: the admitted record was another
+    expect(await opened({ homeId: 'home-1', enabled: true, createdAt: at + 5_000 }, provisionMark(at))).toEqual({ welcomed: false, closed: { code: 4006, reason: 'hub_disabled' } });
+    expect(await opened({ homeId: 'home-1', enabled: true, createdAt: at }, provisionMark(at))).toEqual({ welcomed: true, closed: null });
   });
 
   it('closes a stale holder that missed the takeover message when its idle check sees another holder', async () => {

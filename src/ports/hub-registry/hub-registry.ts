@@ -145,6 +145,17 @@ export interface HubPlacement {
 }
 
 /**
+ * What a placement says about a session of `homeId` admitted with the record of `provisioned`
+ * (its `provisionMark`, 0: unknown); null: it may stay. The same id provisioned again counts as deleted.
+ */
+export function placementVerdict(session: { readonly homeId: string; readonly provisioned: number }, placement: HubPlacement | null): 'deleted' | 'disabled' | 'moved' | null {
+  if (placement === null) return 'deleted';
+  if (session.provisioned !== 0 && provisionMark(placement.createdAt) !== session.provisioned) return 'deleted';
+  if (!placement.enabled) return 'disabled';
+  return placement.homeId === session.homeId ? null : 'moved';
+}
+
+/**
  * What a session keeps of its record's `createdAt` to tell the same id provisioned again: the
  * timestamp folded into 1..2^30-2, a small integer that V8 keeps in the field itself (a ms
  * timestamp is a heap number of its own: 16 bytes a session, twice: the socket and the session).
