@@ -63,6 +63,12 @@ export function newSecret(): string {
 
 export class Fleet {
   private readonly now: () => number;
+  /**
+   * Per hub, the move or delete under way: each reads the record and then writes it, so two at
+   * once both answered success from the same home, the loser's home keeping a phantom hub (a
+   * hostile review, 2026-12-06). One node's run one after another; two nodes' can still race.
+   */
+  private readonly changing = new Map<string, Promise<unknown>>();
 
   constructor(private readonly deps: FleetDeps) {
     this.now = deps.now ?? Date.now;
@@ -179,7 +185,11 @@ export class Fleet {
    * the devices its shadow holds, as at a first connect. Rules and scenes of the old home that name
    * it are reported and left as they are (at run time they no longer reach it: src/rules/home-scope.ts).
    */
-  async move(hubId: string, homeId: string, options: { keepDesired?: boolean; waitMs?: number } = {}): Promise<Static<typeof MoveReply>> {
+  move(hubId: string, homeId: string, options: { keepDesired?: boolean; waitMs?: number } = {}): Promise<Static<typeof MoveReply>> {
+    return this.inTurn(hubId, () => this.moveNow(hubId, homeId, options));
+  }
+
+  private async moveNow(hubId: string, homeId: string, options: { keepDesired?: boolean; waitMs?: number }): Promise<Static<typeof MoveReply>> {
     const loc = await this.deps.directory.lookup(hubId);
     const before = await this.deps.registry.get(hubId);
     if (!before) throw notFound(hubId);
@@ -209,7 +219,26 @@ export class Fleet {
    * subscribed get it live, an app recovering from before it gets it when it was the last thing
    * it missed, else `too_old` and a reload.
    */
-  async remove(hubId: string, waitMs = 2_000): Promise<{ closed: boolean }> {
+  remove(hubId: string, waitMs = 2_000): Promise<{ closed: boolean }> {
+    return this.inTurn(hubId, () => this.removeNow(hubId, waitMs));
+  }
+
+  /** Runs `change` after the hub's change under way on this node, if any. */
+  private inTurn<T>(hubId: string, change: () => Promise<T>): Promise<T> {
+    const before = this.changing.get(hubId);
+    const run = before === undefined ? change() : before.then(change, change);
+    const settled = run.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.changing.set(hubId, settled);
+    void settled.then(() => {
+      if (this.changing.get(hubId) === settled) this.changing.delete(hubId);
+    });
+    return run;
+  }
+
+  private async removeNow(hubId: string, waitMs: number): Promise<{ closed: boolean }> {
     const loc = await this.deps.directory.lookup(hubId);
     const record = await this.deps.registry.get(hubId);
     if (!record || !(await this.deps.registry.remove(hubId))) throw notFound(hubId);

@@ -187,6 +187,29 @@ describe('disable, move, delete', () => {
     expect((await admin('PATCH', '/v1/admin/hubs/nope', { enabled: false })).status).toBe(404);
   });
 
+  it('two moves of one hub at once run one after the other: the second moves it from where the first put it', async () => {
+    const hub = await provision('dm-a');
+    // a write that takes a while, as the embedded store's transaction does: both reads would come first
+    const registry = node.ports.registry;
+    const update = registry.update.bind(registry);
+    registry.update = async (...args) => {
+      await new Promise((r) => setTimeout(r, 50));
+      return update(...args);
+    };
+    try {
+      const [toB, toC] = await Promise.all([admin('POST', `/v1/admin/hubs/${hub.hubId}/move`, { homeId: 'dm-b' }), admin('POST', `/v1/admin/hubs/${hub.hubId}/move`, { homeId: 'dm-c' })]);
+      expect([toB.status, toC.status]).toEqual([200, 200]);
+      const froms = [toB.body.from, toC.body.from];
+      expect(froms).toContain('dm-a');
+      // the second's `from` is the first's home, and the hub ends in the second's
+      const second = froms[0] === 'dm-a' ? toC.body : toB.body;
+      expect(['dm-b', 'dm-c']).toContain(second.from);
+      expect((await admin('GET', `/v1/admin/hubs/${hub.hubId}`)).body).toMatchObject({ homeId: second.hub.homeId });
+    } finally {
+      registry.update = update;
+    }
+  });
+
   it('moving: the old home’s users lose the hub, the new home’s gain it, its session reconnects into the new home, rules naming it reported', async () => {
     const hub = await provision('mv-old');
     const c = await online(hub);
