@@ -9,6 +9,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Static } from '@sinclair/typebox';
 import type { AppEventMessage, RemovedReason } from '../../proto/app.js';
+import { KeyedTurns } from '../actors/keyed-turns.js';
 import type { DeviceInfo } from '../../proto/frames.js';
 import { subjects, type CloseOrder } from '../../proto/subjects.js';
 import type { SecretBox } from '../auth/secret-box.js';
@@ -68,7 +69,7 @@ export class Fleet {
    * once both answered success from the same home, the loser's home keeping a phantom hub (a
    * hostile review, 2026-12-06). One node's run one after another; two nodes' can still race.
    */
-  private readonly changing = new Map<string, Promise<unknown>>();
+  private readonly changing = new KeyedTurns();
 
   constructor(private readonly deps: FleetDeps) {
     this.now = deps.now ?? Date.now;
@@ -186,7 +187,7 @@ export class Fleet {
    * it are reported and left as they are (at run time they no longer reach it: src/rules/home-scope.ts).
    */
   move(hubId: string, homeId: string, options: { keepDesired?: boolean; waitMs?: number } = {}): Promise<Static<typeof MoveReply>> {
-    return this.inTurn(hubId, () => this.moveNow(hubId, homeId, options));
+    return this.changing.run(hubId, () => this.moveNow(hubId, homeId, options));
   }
 
   private async moveNow(hubId: string, homeId: string, options: { keepDesired?: boolean; waitMs?: number }): Promise<Static<typeof MoveReply>> {
@@ -220,22 +221,7 @@ export class Fleet {
    * it missed, else `too_old` and a reload.
    */
   remove(hubId: string, waitMs = 2_000): Promise<{ closed: boolean }> {
-    return this.inTurn(hubId, () => this.removeNow(hubId, waitMs));
-  }
-
-  /** Runs `change` after the hub's change under way on this node, if any. */
-  private inTurn<T>(hubId: string, change: () => Promise<T>): Promise<T> {
-    const before = this.changing.get(hubId);
-    const run = before === undefined ? change() : before.then(change, change);
-    const settled = run.then(
-      () => undefined,
-      () => undefined,
-    );
-    this.changing.set(hubId, settled);
-    void settled.then(() => {
-      if (this.changing.get(hubId) === settled) this.changing.delete(hubId);
-    });
-    return run;
+    return this.changing.run(hubId, () => this.removeNow(hubId, waitMs));
   }
 
   private async removeNow(hubId: string, waitMs: number): Promise<{ closed: boolean }> {

@@ -4,6 +4,7 @@
  */
 import type { Redis } from 'ioredis';
 import type { Attrs } from '../../../proto/frames.js';
+import { KeyedTurns } from '../../actors/keyed-turns.js';
 import { TierError } from '../../errors.js';
 import type { Logger } from '../../log/logger.js';
 import type { BatchObserver, CallObserver } from '../ports.js';
@@ -56,8 +57,6 @@ interface DesiredRead {
   value: string;
 }
 
-const noop = (): void => {};
-
 /**
  * Shadows in Redis. One hash per hub, `<prefix>{h:<hubId>}:shadow` (one Redis Cluster slot), with
  * four fields per device and the hub's cursor:
@@ -106,8 +105,8 @@ export class RedisShadowStore implements ShadowStore {
 
   /** writes not yet sent */
   private queued = new Map<string, HubBatch>();
-  /** per hub, the last checked `setDesired` of this process (settled, never rejects), while one runs */
-  private readonly desiredTurns = new Map<string, Promise<void>>();
+  /** per hub, this process's checked `setDesired`s, one at a time */
+  private readonly desiredTurns = new KeyedTurns();
   /** the batch on the wire and its completion (which never rejects) */
   private inflight: { batch: Map<string, HubBatch>; done: Promise<void> } | null = null;
   private timer: NodeJS.Timeout | null = null;
@@ -229,14 +228,7 @@ export class RedisShadowStore implements ShadowStore {
   async setDesired(hubId: string, deviceId: string, patch: Attrs, limits?: DesiredLimits): Promise<DeviceShadow> {
     if (limits === undefined) return this.writeDesired(hubId, deviceId, patch, undefined);
     // this process's checked writes of a hub take turns: racing, all but one would read again
-    const before = this.desiredTurns.get(hubId);
-    const turn = before === undefined ? this.writeDesired(hubId, deviceId, patch, limits) : before.then(() => this.writeDesired(hubId, deviceId, patch, limits));
-    const settled = turn.then(noop, noop);
-    this.desiredTurns.set(hubId, settled);
-    void settled.then(() => {
-      if (this.desiredTurns.get(hubId) === settled) this.desiredTurns.delete(hubId);
-    });
-    return turn;
+    return this.desiredTurns.run(hubId, () => this.writeDesired(hubId, deviceId, patch, limits));
   }
 
   /**
