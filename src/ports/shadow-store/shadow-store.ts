@@ -79,7 +79,9 @@ export interface SeqCursor {
  *   pass one rejects with `TierError` `limit_exceeded` (its `field` named) and writes nothing.
  * - `flush()` may reject after a bounded wait while the backend is unreachable (the writes stay
  *   queued); `close()` flushes with the same bound and then drops what is left, logging it.
- * - `load` returns the latest durable state plus any queued writes of this process.
+ * - `load` (and `loadCursor`, `loadSession`) return the latest durable state plus the queued
+ *   writes of this process, but for those of a session older than the hub's fence (the hub was
+ *   taken over meanwhile): they are refused when written, or dropped by a newer session's write.
  * - `delta` semantics: desired keys whose value differs from reported (see `desiredDelta`).
  */
 export interface ShadowStore {
