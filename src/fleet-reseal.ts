@@ -3,8 +3,8 @@
  * (`TIER_SECRET_KEY`), those sealed with an older key (`TIER_SECRET_KEYS_OLD`) and those stored in
  * clear by earlier versions alike, so an old key can then be retired. The clear secret does not
  * change: hubs notice nothing, and nodes that cache a record sealed with the old key still open it
- * while they are given that key. Each record is read again just before its write and left alone
- * if it changed meanwhile (a rotation on a live cluster): run the command again for those.
+ * while they are given that key. Each record is written only if its secrets are still those read
+ * (a compare-and-set): one rotated meanwhile on a live cluster is left alone; run the command again for those.
  */
 import type { SecretBox } from './auth/secret-box.js';
 import type { HubPatch, HubRegistry } from './ports/hub-registry/hub-registry.js';
@@ -33,12 +33,11 @@ export async function resealAll(registry: HubRegistry, box: SecretBox, pageSize 
         report.skipped.push(`${hub.hubId}: ${(err as Error).message}`);
         continue;
       }
-      const now = await registry.get(hub.hubId);
-      if (now === null || now.secret !== hub.secret || now.previousSecret?.secret !== prev?.secret) {
+      // written only if no rotation (or deletion) came since the page was read
+      if ((await registry.update(hub.hubId, patch, { secret: hub.secret, previousSecret: prev?.secret ?? null })) === null) {
         report.skipped.push(`${hub.hubId}: changed while resealing (rotated or deleted): run again`);
         continue;
       }
-      await registry.update(hub.hubId, patch);
       report.resealed++;
     }
     after = page.next ?? undefined;

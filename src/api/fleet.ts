@@ -26,6 +26,8 @@ import type { BatchItem, BatchResult, FleetHub, HomeHub, MoveReply } from '../sc
 
 /** Hubs of a home per read of its index, and all that `listHome` shows (a home is not a fleet); the export and erasure page past it. */
 export const MAX_HOME_HUBS = 1_000;
+/** Reads and conditional writes of one move before it gives up (each failed one means another move landed). */
+const MOVE_TRIES = 5;
 
 export interface FleetDeps {
   registry: HubRegistry;
@@ -192,11 +194,7 @@ export class Fleet {
 
   private async moveNow(hubId: string, homeId: string, options: { keepDesired?: boolean; waitMs?: number }): Promise<Static<typeof MoveReply>> {
     const loc = await this.deps.directory.lookup(hubId);
-    const before = await this.deps.registry.get(hubId);
-    if (!before) throw notFound(hubId);
-    const from = before.homeId;
-    const hub = from === homeId ? before : await this.deps.registry.update(hubId, { homeId });
-    if (!hub) throw notFound(hubId);
+    const { hub, from } = await this.rehome(hubId, homeId);
     let desiredCleared = 0;
     if (from !== homeId) {
       this.changed(hubId);
@@ -211,6 +209,22 @@ export class Fleet {
     const [rules, scenes] = await Promise.all([this.deps.rules.listRules(from), this.deps.rules.listScenes(from)]);
     const naming = (items: Array<{ id: string; name: string }>) => items.filter((i) => from !== homeId && namesHub(i, hubId)).map((i) => ({ id: i.id, name: i.name }));
     return { hub: (await this.views([hub]))[0]!, from, desiredCleared, rules: naming(rules), scenes: naming(scenes) };
+  }
+
+  /**
+   * The record moved to `homeId` and the home it was moved from: written only if the hub is still
+   * where it was read (another node's move may come between), else read again, so two moves
+   * through two nodes each answer the home they truly took it from.
+   */
+  private async rehome(hubId: string, homeId: string): Promise<{ hub: HubRecord; from: string }> {
+    for (let tries = 1; ; tries++) {
+      const before = await this.deps.registry.get(hubId);
+      if (!before) throw notFound(hubId);
+      if (before.homeId === homeId) return { hub: before, from: homeId };
+      const hub = await this.deps.registry.update(hubId, { homeId }, { homeId: before.homeId });
+      if (hub) return { hub, from: before.homeId };
+      if (tries === MOVE_TRIES) throw new TierError('unavailable', `hub ${hubId} kept changing homes while being moved: try again`);
+    }
   }
 
   /**

@@ -295,6 +295,32 @@ export function hubRegistryContract(name: string, make: HubRegistryFactory): voi
       expect((await pages({ prefix: hub, homeId: `home-${hub}-b`, limit: 10 })).ids).toEqual([hub]);
     });
 
+    it('update with expect writes only when the record holds it: two moves from one read, one wins; a rotation is not undone', async () => {
+      const r = record(hub, { homeId: `home-${hub}-a`, secret: 'sealed-1' });
+      await reg.create(r);
+      const [toB, toC] = await Promise.all([
+        reg.update(hub, { homeId: `home-${hub}-b` }, { homeId: `home-${hub}-a` }),
+        reg.update(hub, { homeId: `home-${hub}-c` }, { homeId: `home-${hub}-a` }),
+      ]);
+      expect([toB, toC].filter((x) => x !== null)).toHaveLength(1);
+      const won = (toB ?? toC)!.homeId;
+      expect((await reg.get(hub))?.homeId).toBe(won);
+      const lost = won === `home-${hub}-b` ? `home-${hub}-c` : `home-${hub}-b`;
+      expect(await reg.listHome(lost, 10)).toEqual([]);
+      expect((await reg.listHome(won, 10)).map((h) => h.hubId)).toEqual([hub]);
+      // a reseal read 'sealed-1' with no previous secret; a rotation came between its read and its write
+      await reg.rotateSecret(hub, 'sealed-2', 9_000);
+      expect(await reg.update(hub, { secret: 'sealed-1b' }, { secret: 'sealed-1', previousSecret: null })).toBeNull();
+      expect(await reg.update(hub, { secret: 'sealed-2b' }, { secret: 'sealed-2', previousSecret: null })).toBeNull();
+      const now = await reg.get(hub);
+      expect(now).toMatchObject({ secret: 'sealed-2', previousSecret: { secret: 'sealed-1', until: 9_000 }, secretVersion: 2 });
+      expect(await reg.update(hub, { secret: 'sealed-2b', previousSecret: { secret: 'sealed-1b', until: 9_000 } }, { secret: 'sealed-2', previousSecret: 'sealed-1' })).toMatchObject({
+        secret: 'sealed-2b',
+        previousSecret: { secret: 'sealed-1b' },
+      });
+      expect(await reg.update(`${hub}-none`, { enabled: false }, { homeId: 'x' })).toBeNull();
+    });
+
     it('rotateSecret: the new secret current (version + 1), the replaced one kept until the grace end; one previous at most', async () => {
       const r = record(hub, { secret: 'sealed-1' });
       await reg.create(r);

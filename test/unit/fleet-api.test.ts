@@ -210,6 +210,24 @@ describe('disable, move, delete', () => {
     }
   });
 
+  it('a move another node made between this move’s read and its write: this one answers the home it truly took the hub from', async () => {
+    const hub = await provision('dx-a');
+    const registry = node.ports.registry;
+    const update = registry.update.bind(registry);
+    registry.update = async (...args) => {
+      registry.update = update;
+      await update(hub.hubId, { homeId: 'dx-b' }); // the other node's move, written straight to the shared store
+      return update(...args);
+    };
+    try {
+      const moved = await admin('POST', `/v1/admin/hubs/${hub.hubId}/move`, { homeId: 'dx-c' });
+      expect(moved).toMatchObject({ status: 200, body: { from: 'dx-b', hub: { homeId: 'dx-c' } } });
+      expect((await admin('GET', `/v1/admin/hubs/${hub.hubId}`)).body).toMatchObject({ homeId: 'dx-c' });
+    } finally {
+      registry.update = update;
+    }
+  });
+
   it('moving: the old home’s users lose the hub, the new home’s gain it, its session reconnects into the new home, rules naming it reported', async () => {
     const hub = await provision('mv-old');
     const c = await online(hub);

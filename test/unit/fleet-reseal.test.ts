@@ -47,6 +47,28 @@ describe('resealAll', () => {
     expect(new SecretBox(keyB).open('r-rot', rot.previousSecret!.secret)).toBe('secret-1');
   });
 
+  it('a rotation landing between the page read and the write is kept: the hub is skipped, named, resealed by the next run', async () => {
+    const old = new SecretBox(keyA);
+    const box = new SecretBox(keyB, [keyA]);
+    const registry = new MemoryHubRegistry();
+    await registry.create(hub('r-race', old.seal('r-race', 'secret-1')));
+    // another node's rotation lands the moment the reseal writes (after its read of the page)
+    const update = registry.update.bind(registry);
+    registry.update = async (...args) => {
+      registry.update = update;
+      await registry.rotateSecret('r-race', box.seal('r-race', 'secret-2'), 99);
+      return update(...args);
+    };
+    const report = await resealAll(registry, box);
+    expect(report).toMatchObject({ examined: 1, resealed: 0, skipped: [expect.stringMatching(/^r-race: changed while resealing/)] });
+    const r = (await registry.get('r-race'))!;
+    expect(box.open('r-race', r.secret)).toBe('secret-2');
+    expect(r.secretVersion).toBe(2);
+    expect(box.open('r-race', r.previousSecret!.secret)).toBe('secret-1');
+    expect(await resealAll(registry, box)).toMatchObject({ resealed: 1, skipped: [] });
+    expect(box.open('r-race', (await registry.get('r-race'))!.secret)).toBe('secret-2');
+  });
+
   it('the command line reseals an embedded store, where a secret was kept in clear', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'hubtier-reseal-'));
     const store = openDataStore(dir);

@@ -1,5 +1,5 @@
 import { monotonicMs } from '../../actors/clock.js';
-import { labelsOf, type HubInfo, type HubLabels, type HubPage, type HubPatch, type HubPlacement, type HubQuery, type HubRecord, type HubRegistry } from './hub-registry.js';
+import { labelsOf, type HubExpect, type HubInfo, type HubLabels, type HubPage, type HubPatch, type HubPlacement, type HubQuery, type HubRecord, type HubRegistry } from './hub-registry.js';
 
 /**
  * A record as read at `at` (`monotonicMs`: a small integer, not a heap number per hub), its
@@ -116,10 +116,10 @@ export class CachingHubRegistry implements HubRegistry {
     return this.inner.listHome(homeId, limit, after);
   }
 
-  async update(hubId: string, patch: HubPatch): Promise<HubRecord | null> {
+  async update(hubId: string, patch: HubPatch, expect?: HubExpect): Promise<HubRecord | null> {
     this.entries.delete(hubId);
     try {
-      return await this.inner.update(hubId, patch);
+      return await this.inner.update(hubId, patch, expect);
     } finally {
       this.entries.delete(hubId);
     }

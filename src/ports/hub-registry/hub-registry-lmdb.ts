@@ -15,6 +15,8 @@ import {
   type HubRecord,
   type HubPlacement,
   type HubRegistry,
+  holds,
+  type HubExpect,
   type NonceStore,
   nonceForgettable,
 } from './hub-registry.js';
@@ -103,8 +105,8 @@ export class LmdbHubRegistry implements HubRegistry {
     return out;
   }
 
-  async update(hubId: string, patch: HubPatch): Promise<HubRecord | null> {
-    return this.change(hubId, (r) => patched(r, patch));
+  async update(hubId: string, patch: HubPatch, expect?: HubExpect): Promise<HubRecord | null> {
+    return this.change(hubId, (r) => (holds(r, expect) ? patched(r, patch) : null));
   }
 
   async rotateSecret(hubId: string, secret: string, graceUntil: number, key?: string): Promise<HubRecord | null> {
@@ -141,12 +143,14 @@ export class LmdbHubRegistry implements HubRegistry {
   }
 
   /** Reads, changes and writes one record in one transaction. */
-  private async change(hubId: string, f: (r: HubRecord) => HubRecord): Promise<HubRecord | null> {
+  /** `f` answers the record to write, or null to write nothing. */
+  private async change(hubId: string, f: (r: HubRecord) => HubRecord | null): Promise<HubRecord | null> {
     const next = await this.db.transaction(() => {
       const s = this.db.get(hubId);
       if (s === undefined) return null;
       const old = decodeHubRecord(hubId, s);
       const r = f(old);
+      if (r === null) return null;
       this.write(r, old.homeId);
       return r;
     });

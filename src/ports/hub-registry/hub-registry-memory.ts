@@ -13,6 +13,8 @@ import {
   type HubRecord,
   type HubPlacement,
   type HubRegistry,
+  holds,
+  type HubExpect,
   type NonceStore,
   nonceForgettable,
 } from './hub-registry.js';
@@ -64,9 +66,9 @@ export class MemoryHubRegistry implements HubRegistry {
     return ids.map((id) => copyRecord(this.hubs.get(id)!));
   }
 
-  async update(hubId: string, patch: HubPatch): Promise<HubRecord | null> {
+  async update(hubId: string, patch: HubPatch, expect?: HubExpect): Promise<HubRecord | null> {
     const r = this.hubs.get(hubId);
-    if (!r) return null;
+    if (!r || !holds(r, expect)) return null;
     const next = patched(r, patch);
     this.put(next);
     return copyRecord(next);

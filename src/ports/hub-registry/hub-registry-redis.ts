@@ -15,6 +15,7 @@ import {
   type HubRecord,
   type HubPlacement,
   type HubRegistry,
+  type HubExpect,
   type NonceStore,
 } from './hub-registry.js';
 import { closeRedis, connectRedis, LuaScript, RedisKeys } from '../redis.js';
@@ -31,15 +32,21 @@ redis.call('HSET', KEYS[1], unpack(ARGV))
 return 1`);
 
 /**
- * Changes fields of an existing record: ARGV[1] = how many fields to delete, those names, then
- * field/value pairs to set. Answers the record before and after (HGETALL), or nil.
+ * Changes fields of an existing record: ARGV[1] = how many field/value pairs must hold first ('':
+ * absent), those pairs, then how many fields to delete, those names, then field/value pairs to set.
+ * Answers the record before and after (HGETALL), nil for none, or its home id when a pair did not hold.
  */
 const UPDATE = new LuaScript(`
 if redis.call('EXISTS', KEYS[1]) == 0 then return nil end
+local m = tonumber(ARGV[1])
+for i = 2, 2 * m, 2 do
+  if (redis.call('HGET', KEYS[1], ARGV[i]) or '') ~= ARGV[i + 1] then return redis.call('HGET', KEYS[1], 'homeId') end
+end
 local before = redis.call('HGETALL', KEYS[1])
-local n = tonumber(ARGV[1])
-for i = 2, n + 1 do redis.call('HDEL', KEYS[1], ARGV[i]) end
-if #ARGV > n + 1 then redis.call('HSET', KEYS[1], unpack(ARGV, n + 2)) end
+local d = 2 * m + 2
+local n = tonumber(ARGV[d])
+for i = d + 1, d + n do redis.call('HDEL', KEYS[1], ARGV[i]) end
+if #ARGV > d + n then redis.call('HSET', KEYS[1], unpack(ARGV, d + n + 1)) end
 return {before, redis.call('HGETALL', KEYS[1])}`);
 
 /**
@@ -145,7 +152,11 @@ export class RedisHubRegistry implements HubRegistry {
     return out;
   }
 
-  async update(hubId: string, patch: HubPatch): Promise<HubRecord | null> {
+  async update(hubId: string, patch: HubPatch, expect?: HubExpect): Promise<HubRecord | null> {
+    const holds: string[] = [];
+    if (expect?.homeId !== undefined) holds.push('homeId', expect.homeId);
+    if (expect?.secret !== undefined) holds.push('secret', expect.secret);
+    if (expect?.previousSecret !== undefined) holds.push('prevSecret', expect.previousSecret ?? '');
     const dels: string[] = [];
     const sets: string[] = [];
     const field = (name: string, value: string | null | undefined) => {
@@ -163,8 +174,10 @@ export class RedisHubRegistry implements HubRegistry {
     field('rotKey', patch.previousSecret === undefined ? undefined : (patch.previousSecret?.rotationKey ?? null));
     // the new home's index first: it never lacks the hub
     if (patch.homeId !== undefined) await this.client.sadd(this.keys.home(patch.homeId, 'hubs'), hubId);
-    const reply = (await UPDATE.run(this.client, [this.key(hubId)], [String(dels.length), ...dels, ...sets])) as [string[], string[]] | null;
-    if (reply === null) return null;
+    const reply = (await UPDATE.run(this.client, [this.key(hubId)], [String(holds.length / 2), ...holds, String(dels.length), ...dels, ...sets])) as [string[], string[]] | string | null;
+    // not written: the new home's index entry added above stays, as for an unknown hub (a stale
+    // entry is dropped by listHome; removing it here could remove a racing writer's)
+    if (reply === null || typeof reply === 'string') return null;
     const before = decode(hubId, pairs(reply[0]));
     const after = decode(hubId, pairs(reply[1]));
     if (before && after && before.homeId !== after.homeId) await this.client.srem(this.keys.home(before.homeId, 'hubs'), hubId);

@@ -56,6 +56,26 @@ export interface HubPatch {
   previousSecret?: PreviousSecret | null;
 }
 
+/**
+ * What `update` checks in the same write as it changes: each given field must hold, or nothing is
+ * written. What a change read first and must not undo if another writer (another node, a rotation)
+ * came between its read and its write.
+ */
+export interface HubExpect {
+  homeId?: string;
+  secret?: string;
+  /** the previous secret's (sealed) value; `null`: the record has none */
+  previousSecret?: string | null;
+}
+
+/** Whether `r` holds what `expect` asks (the adapters' one reading of HubExpect). */
+export function holds(r: HubRecord, expect: HubExpect | undefined): boolean {
+  if (expect === undefined) return true;
+  if (expect.homeId !== undefined && r.homeId !== expect.homeId) return false;
+  if (expect.secret !== undefined && r.secret !== expect.secret) return false;
+  return expect.previousSecret === undefined || (r.previousSecret?.secret ?? null) === expect.previousSecret;
+}
+
 /** What `list` selects; every given filter must hold (exact match). */
 export interface HubQuery {
   /** the `next` of the previous page: hubs with a larger id */
@@ -100,7 +120,8 @@ export const DEFAULT_SCAN_LIMIT = 5_000;
  *   throughout, however many the home has (removing the hubs of a page moves no later one).
  * - `update` changes only the given fields of an existing hub and answers the new record, null
  *   for an unknown hub (nothing created). A change of `homeId` moves it from one home's index to
- *   the other's.
+ *   the other's. Given `expect`, it checks and writes in one step (a compare-and-set): null, and
+ *   nothing changed, when the record does not hold it.
  * - `rotateSecret` makes `secret` current (version + 1) and keeps the replaced one as
  *   `previousSecret` until `graceUntil` (one previous secret: an older one is dropped), atomically
  *   per hub; null for an unknown hub. Given a `key` equal to the `rotationKey` of the last rotation,
@@ -127,7 +148,8 @@ export interface HubRegistry {
   setEnabled(hubId: string, enabled: boolean): Promise<boolean>;
   list(query: HubQuery): Promise<HubPage>;
   listHome(homeId: string, limit: number, after?: string): Promise<HubRecord[]>;
-  update(hubId: string, patch: HubPatch): Promise<HubRecord | null>;
+  /** null: no such hub, or it no longer holds what `expect` asks (read it again) */
+  update(hubId: string, patch: HubPatch, expect?: HubExpect): Promise<HubRecord | null>;
   rotateSecret(hubId: string, secret: string, graceUntil: number, key?: string): Promise<HubRecord | null>;
   remove(hubId: string): Promise<boolean>;
   forget(hubId: string): void;
