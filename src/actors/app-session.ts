@@ -160,7 +160,7 @@ export class AppSession extends Actor<AppMessage> implements TimerTarget {
     if (!canSeeHome(this.principal, homeId)) return this.answerError(id, new TierError('forbidden', `not allowed to subscribe to home ${homeId}`));
     const again = this.homes.has(homeId);
     if (!again) {
-      if (this.homes.size >= this.deps.maxSubscriptions) return this.answerError(id, new TierError('rate_limited', `at most ${this.deps.maxSubscriptions} homes per connection`));
+      if (this.homes.size >= this.deps.maxSubscriptions) return this.answerError(id, new TierError('limit_exceeded', `at most ${this.deps.maxSubscriptions} homes per connection`));
       this.homes.set(homeId, {});
       this.deps.feeds.acquire(homeId);
     }

@@ -148,6 +148,7 @@ export class HubtierClient {
       subscribeTimeoutMs,
       (home) => this.giveUp(SUBSCRIBE_TIMEOUT_CLOSE, 'subscribe timeout', `no answer to the sub of ${home} within ${subscribeTimeoutMs} ms (subscribeTimeoutMs)`),
       this.refreshable,
+      (refusals) => backoffDelay(refusals, this.backoff, this.random),
     );
     if (opts.onState) this.listeners.add(opts.onState);
     this.connect();

@@ -26,9 +26,10 @@ export interface SubscriptionHandlers {
   /** every answer to this home's `sub`: the first, and each after a reconnect or a gap */
   onSubscribed?(result: SubResult): void;
   /**
-   * the server refused the subscription, or ended it (`forbidden`: the token no longer grants the
-   * home): it has ended. `unauthorized` (the socket's token expired) ends it only with a string
-   * token, or when the fresh token's socket refuses it too
+   * the server refused the subscription with a code that is not temporary, or ended it
+   * (`forbidden`: the token no longer grants the home): it has ended. `unauthorized` (the socket's
+   * token expired) ends it only with a string token, or when the fresh token's socket refuses it
+   * too. A temporary refusal (`busy`) does not end it: the client subscribes again after a backoff
    */
   onError?(error: ClientError): void;
 }
@@ -65,6 +66,9 @@ interface Home {
   settle: { resolve(r: SubResult): void; reject(e: ClientError): void } | null;
   /** the socket (number of opens) that refused this home `unauthorized` since its last answer; null: none */
   unauthorizedOn: number | null;
+  /** a `sub` to send again after a temporary refusal (`busy`), and how many such refusals in a row */
+  retry: ReturnType<typeof setTimeout> | null;
+  refusals: number;
 }
 
 /**
@@ -82,6 +86,7 @@ export class Subscriptions {
    * The node answers every `sub`, a failed recovery too, so the session is stuck: the caller replaces it.
    * `refreshable`: the token comes from a function, so an `unauthorized` answer (the socket's token
    * expired; the node closes it with 4007 within a second) waits for the next socket's fresh token.
+   * `retryDelay(n)`: how long to wait before subscribing again after the n-th temporary refusal in a row.
    */
   constructor(
     private readonly requests: Requests,
@@ -89,6 +94,7 @@ export class Subscriptions {
     private readonly answerTimeoutMs = 0,
     private readonly unanswered: (home: string) => void = () => {},
     private readonly refreshable = false,
+    private readonly retryDelay: (refusals: number) => number = () => 1_000,
   ) {}
 
   add(home: string, handlers: SubscriptionHandlers, opts: SubscribeOptions = {}): Subscription {
@@ -100,7 +106,7 @@ export class Subscriptions {
       const ready = new Promise<SubResult>((resolve, reject) => (settle = { resolve, reject }));
       // the app need not await ready: a refusal also reaches onError
       ready.catch(() => {});
-      h = { home, listeners: new Set(), cursor: new HomeCursor(), pendingId: null, joined: false, last: null, ready, settle, unauthorizedOn: null };
+      h = { home, listeners: new Set(), cursor: new HomeCursor(), pendingId: null, joined: false, last: null, ready, settle, unauthorizedOn: null, retry: null, refusals: 0 };
       // the first `sub` then carries since, and its answer is taken as a resubscription's
       if (since !== undefined) h.cursor.pos = { epoch: since.epoch, offset: since.offset };
       this.homes.set(home, h);
@@ -121,7 +127,10 @@ export class Subscriptions {
   /** The socket opened: every home subscribes again from its position (one added by a state listener just now has been). */
   opened(): void {
     this.opens++;
-    for (const h of this.homes.values()) if (h.pendingId === null) this.send(h);
+    for (const h of this.homes.values()) {
+      this.stopRetry(h);
+      if (h.pendingId === null) this.send(h);
+    }
   }
 
   /** The socket dropped: answers and recoveries in progress are void; held events will come again. */
@@ -135,7 +144,10 @@ export class Subscriptions {
 
   /** The client closed: subscriptions not yet answered reject. */
   closed(error: () => ClientError): void {
-    for (const h of this.homes.values()) h.settle?.reject(error());
+    for (const h of this.homes.values()) {
+      this.stopRetry(h);
+      h.settle?.reject(error());
+    }
     this.homes.clear();
   }
 
@@ -192,6 +204,7 @@ export class Subscriptions {
     h.pendingId = null;
     h.joined = true;
     h.unauthorizedOn = null;
+    h.refusals = 0;
     const first = h.last === null;
     h.last = result;
     let released: AppEventMessage[] = [];
@@ -226,10 +239,27 @@ export class Subscriptions {
       h.joined = false;
       return;
     }
+    if (error.temporary) {
+      // `busy` (the node's session for this socket is full) passes: the subscription and its
+      // position stay, and the same `sub` goes again after a growing, jittered wait
+      h.pendingId = null;
+      h.joined = false;
+      h.retry = setTimeout(() => {
+        h.retry = null;
+        if (this.homes.get(h.home) === h && h.pendingId === null && this.isOpen()) this.send(h);
+      }, this.retryDelay(h.refusals++));
+      return;
+    }
     this.end(h, error);
   }
 
+  private stopRetry(h: Home): void {
+    if (h.retry !== null) clearTimeout(h.retry);
+    h.retry = null;
+  }
+
   private end(h: Home, error: ClientError): void {
+    this.stopRetry(h);
     this.homes.delete(h.home);
     this.forgetPending(h);
     this.each(h, (l) => l.onError?.(error));
@@ -239,6 +269,7 @@ export class Subscriptions {
 
   private remove(h: Home, handlers: SubscriptionHandlers): void {
     if (!h.listeners.delete(handlers) || h.listeners.size > 0 || this.homes.get(h.home) !== h) return;
+    this.stopRetry(h);
     this.homes.delete(h.home);
     this.forgetPending(h);
     h.settle?.reject(ClientError.local('session_closed', `unsubscribed from ${h.home} before the server answered`));

@@ -785,7 +785,7 @@ describe('AsyncAPI document and the messages a node really sends', () => {
       'sub without history: ok',
       'sub since without history: ok',
       'sub since, outrun: ok',
-      'sub to a 65th home: err rate_limited',
+      'sub to a 65th home: err limit_exceeded',
     ]);
     const receiving = Object.entries(doc.operations).filter(([, op]) => op.action === 'receive' && op.channel === doc.channels.appSocket);
     for (const x of node.exchanges) {
