@@ -6,13 +6,30 @@ import { HubtierClient } from './client.js';
 const $ = (id) => document.getElementById(id);
 let client = null;
 let subscription = null;
+let generation = 0;
 const at = (pos) => (pos ? pos.epoch + ':' + pos.offset : 'no position');
+
+// the log keeps the newest lines only and is written once a frame: a hub's flood of events had
+// grown the tab by hundreds of MB and frozen it (one DOM insert per event, never one removed)
+const MAX_LINES = 500;
+const unwritten = [];
+// control and bidirectional-override characters are shown as escapes: a hub's text with a newline
+// or a U+202E could otherwise make a line look like another (a forged event) or read backwards
+const HIDDEN = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g;
+const visible = (text) => text.replace(HIDDEN, (c) => '\\u' + c.charCodeAt(0).toString(16).padStart(4, '0'));
 
 function log(line, kind) {
   const div = document.createElement('div');
-  div.textContent = new Date().toISOString().slice(11, 23) + '  ' + line;
+  div.textContent = new Date().toISOString().slice(11, 23) + '  ' + visible(line);
   if (kind) div.className = kind;
-  $('events').prepend(div);
+  if (unwritten.push(div) === 1) requestAnimationFrame(writeLog);
+}
+
+function writeLog() {
+  const box = $('events');
+  const fresh = unwritten.splice(0).slice(-MAX_LINES).reverse(); // newest first
+  box.prepend(...fresh);
+  while (box.childElementCount > MAX_LINES) box.lastElementChild.remove();
 }
 
 function showState(s) {
@@ -26,22 +43,28 @@ function showState(s) {
   log('connection ' + text, s.state === 'closed' ? 'err' : 'note');
 }
 
-async function disconnect() {
-  if (!client) return;
+// the old client is let go at once, its close not awaited: a second click meanwhile had made a
+// client no button could close any more (and it kept reading the token field)
+function disconnect() {
   const old = client;
   client = null;
   subscription = null;
-  await old.close();
+  generation++; // what the old client still reports is not shown
   $('sub').textContent = 'none';
   $('pos').textContent = 'none';
+  if (!old) return;
+  void old.close();
+  $('status').textContent = 'disconnected';
+  log('connection closed by the client', 'note');
 }
 
-$('connect').onclick = async () => {
-  await disconnect();
+$('connect').onclick = () => {
+  disconnect();
   const home = $('home').value.trim();
   const origin = location.origin.replace(/^http/, 'ws');
   // read at every attempt: a token pasted after a refusal is used on the next reconnect
-  client = new HubtierClient({ url: origin, token: () => $('token').value.trim(), onState: showState });
+  const mine = generation;
+  client = new HubtierClient({ url: origin, token: () => $('token').value.trim(), onState: (s) => generation === mine && showState(s) });
   subscription = client.subscribe(home, {
     onEvent: (evt) => {
       log(JSON.stringify(evt));

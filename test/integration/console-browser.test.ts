@@ -136,4 +136,38 @@ describe.skipIf(!found)(`demo console in headless Chromium${found ? '' : ` (skip
     await shot('recovered');
     expect(pageErrors).toEqual([]);
   });
+
+  it('two connect clicks at once leave one client, which disconnect closes; the log keeps the newest 500 lines, control and bidi characters shown as escapes', async () => {
+    const subscriptions = async () => {
+      const text = await (await fetch(`${server.adminUrl}/metrics`, { headers: { authorization: `Bearer ${server.adminToken}` } })).text();
+      return Number(/^tier_app_subscriptions (\d+)/m.exec(text)?.[1]);
+    };
+    // both clicks in one task: the first client's close was never answered in between (it had kept running)
+    await page.evaluate(() => {
+      document.getElementById('connect')!.click();
+      document.getElementById('connect')!.click();
+    });
+    expect(await textOf('#status', /^open$/)).toBe('open');
+    await page.click('#disconnect');
+    expect(await page.textContent('#status')).toBe('disconnected');
+    for (let n = await subscriptions(); n !== 0; n = await subscriptions()) await new Promise((r) => setTimeout(r, 100));
+
+    await page.click('#connect');
+    await textOf('#sub', new RegExp(`^${HOME} from`));
+    const hub = hubs[0]!;
+    for (let r = 0; r < 12; r++) {
+      const devices = Object.fromEntries(Array.from({ length: 50 }, (_, d) => [`flood-${d}`, { n: r * 50 + d }]));
+      await hub.report(devices);
+    }
+    await hub.report({ lamp: { label: 'line\u202ebackwards\u0085next' } });
+    const line = await textOf('#events', /backwards/);
+    expect(line).toContain('line\\u202ebackwards\\u0085next');
+    expect(line).not.toMatch(/[\u202e\u0085]/);
+    const lines = await page.$$eval('#events div', (divs) => divs.map((d) => d.textContent ?? ''));
+    expect(lines.length).toBe(500);
+    expect(lines[0]).toMatch(/backwards/);
+    expect(lines.some((l) => /"n":599\b/.test(l))).toBe(true);
+    await shot('log-bounded');
+    expect(pageErrors).toEqual([]);
+  });
 });
