@@ -14,8 +14,10 @@ import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { gzipSync } from 'node:zlib';
 import type { HttpRequest, HttpResponse, TemplatedApp } from '../transport/uws.js';
-import { endHead } from '../transport/http.js';
+import { TierError } from '../errors.js';
+import { endHead, errorReply, filePressure, send } from '../transport/http.js';
 import { endStreaming } from '../transport/stream-body.js';
+import type { WriteBatch } from '../transport/write-batch.js';
 
 /** One file served as is; `gzip` is made once, at its first request that accepts it (tens of ms for the bundle). */
 interface StaticFile {
@@ -128,23 +130,40 @@ function docsFiles(): StaticFile[] {
   ];
 }
 
-/** Registers the page and its files on `app` (before the app's catch-all 404). */
-export function mountDocsPage(app: TemplatedApp): void {
+/** Registers the page and its files on `app` (before the app's catch-all 404); answers at the end of the turn with `writes`. */
+export function mountDocsPage(app: TemplatedApp, writes?: WriteBatch): void {
   for (const f of docsFiles()) {
-    const handler = (res: HttpResponse, req: HttpRequest) => serve(res, req, f);
+    const handler = (res: HttpResponse, req: HttpRequest) => serve(res, req, f, writes);
     app.get(f.path, handler);
     app.head(f.path, handler);
   }
 }
 
-/** Everything is in memory: answered at once, the body streamed as the socket takes it (endStreaming). */
-function serve(res: HttpResponse, req: HttpRequest, f: StaticFile): void {
+/**
+ * Everything is in memory, the body streamed as the socket takes it (endStreaming). Answered at the
+ * end of the turn, as the API's routes are: a request pipelined behind it then closes the connection
+ * (answered at once, pipelined 304s or HEADs had the node answer each 512 KB read whole).
+ */
+function serve(res: HttpResponse, req: HttpRequest, f: StaticFile, writes: WriteBatch | undefined): void {
   const head = req.getMethod() === 'head';
   const fresh = req
     .getHeader('if-none-match')
     .split(',')
     .some((tag) => tag.trim() === '*' || tag.trim().replace(/^W\//, '') === f.etag.slice(2));
   const gzip = !fresh && f.body.length >= GZIP_MIN_BYTES && /\bgzip\b/.test(req.getHeader('accept-encoding'));
+  if (!writes) return answer(res, f, head, fresh, gzip);
+  const state = { aborted: false };
+  res.onAborted(() => {
+    state.aborted = true;
+  });
+  writes.defer(() => {
+    if (!state.aborted) answer(res, f, head, fresh, gzip);
+  });
+}
+
+function answer(res: HttpResponse, f: StaticFile, head: boolean, fresh: boolean, gzip: boolean): void {
+  // short of open files every answer closes its connection (src/transport/http.ts): no body is streamed then
+  if (filePressure.closing && !fresh && !head) return send(res, { aborted: false }, errorReply(new TierError('busy', 'the node is short of open files: try again shortly')));
   const body = gzip ? (f.gzip ??= gzipSync(f.body)) : f.body;
   res.cork(() => {
     res.writeStatus(fresh ? '304 Not Modified' : '200 OK');
@@ -153,7 +172,7 @@ function serve(res: HttpResponse, req: HttpRequest, f: StaticFile): void {
     // every answer of both ports carries it (README), a 304 too
     if (fresh) {
       res.writeHeader('x-content-type-options', 'nosniff');
-      res.endWithoutBody();
+      res.endWithoutBody(undefined, filePressure.closing);
       return;
     }
     res.writeHeader('content-type', f.type);
@@ -163,6 +182,6 @@ function serve(res: HttpResponse, req: HttpRequest, f: StaticFile): void {
       endStreaming(res, body);
       return;
     }
-    endHead(res, body.length);
+    endHead(res, body.length, filePressure.closing);
   });
 }

@@ -13,7 +13,7 @@ import { compile } from '../schemas/check.js';
 import { commandSpec } from '../schemas/command.js';
 import { parseId } from '../schemas/common.js';
 import { CommandReply, CommandRequest, DesiredReply, DesiredRequest, HubStatus, ShadowReply, TokenReply, TokenRequest } from '../schemas/hubs.js';
-import { endHead, errorReply, noSniff, route, routeOptions, type HttpCall, type RouteHost } from '../transport/http.js';
+import { errorReply, route, routeOptions, send, type HttpCall, type HttpReply, type RouteHost } from '../transport/http.js';
 import type { TemplatedApp } from '../transport/uws.js';
 import { canSeeHome, requireAdmin, type Authenticator, type Principal } from '../auth/authenticator.js';
 import { byCaller, NO_AUDIT, type AuditTrail, type AuditWhat } from '../actors/audit-trail.js';
@@ -219,7 +219,7 @@ export function mountApi(app: TemplatedApp, deps: ApiDeps): void {
   route(app, 'get', '/client.js', async () => ({ status: 200, text: await clientBundle(), contentType: 'text/javascript; charset=utf-8', headers: SCRIPT_HEADERS }), opts);
 
   // the API documentation page and the protocol documents it links to; not API routes, so not in the table
-  mountDocsPage(app);
+  mountDocsPage(app, deps.writes);
 
   // made from the table at the first request, so routes mounted by other modules are in it too, and
   // again at most once a minute (examples checked against the clock are dated): not per request,
@@ -240,14 +240,15 @@ export function mountApi(app: TemplatedApp, deps: ApiDeps): void {
     opts,
   );
 
-  const noRoute = JSON.stringify(errorReply(new TierError('not_found', 'no such route')).body);
+  const noRoute: HttpReply = { status: 404, text: JSON.stringify(errorReply(new TierError('not_found', 'no such route')).body), contentType: 'application/json' };
   app.any('/*', (res, req) => {
-    const head = req.getMethod() === 'head';
-    res.cork(() => {
-      noSniff(res.writeStatus('404 Not Found').writeHeader('content-type', 'application/json'));
-      if (head) endHead(res, noRoute.length);
-      else res.end(noRoute);
+    const state = { aborted: false };
+    res.onAborted(() => {
+      state.aborted = true;
     });
+    // at the end of the turn, as every route answers: a request pipelined behind it then closes the
+    // connection. Answered at once, a client pipelining 404s had the node answer each 512 KB read whole, stalling its loop
+    send(res, state, noRoute, deps.writes, undefined, req.getMethod() === 'head');
   });
 }
 

@@ -1,12 +1,18 @@
 import { closeSync, openSync } from 'node:fs';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import type { Logger } from '../log/logger.js';
+import { filePressure } from '../transport/http.js';
 import type { us_listen_socket } from '../transport/uws.js';
 
 /** How often the node checks that it can open a file. @default 1_000 (ms) */
 export const FILE_PROBE_MS = 1_000;
 /** Files the node must be able to open at once before it listens again: a resume with one file to spare would pause at once. */
 export const RESUME_HEADROOM = 32;
+/**
+ * How long answers go on closing their connections after the port listens again: three of uWS's
+ * 10 s HTTP idle timeouts, so the connections a flood opened at the resume are let go too.
+ */
+export const CLOSING_AFTER_RESUME_MS = 30_000;
 
 /**
  * Whether the process can open `n` more files now: /dev/null opened `n` times and closed again.
@@ -39,6 +45,12 @@ export interface ListenPauseDeps {
   headroom?: number;
   /** @default canOpenFiles */
   canOpen?: (n: number) => boolean;
+  /** what HTTP answers read to close their connections (src/transport/http.ts) @default filePressure */
+  pressure?: { closing: boolean };
+  /** @default CLOSING_AFTER_RESUME_MS */
+  closingAfterResumeMs?: number;
+  /** @default Date.now */
+  now?: () => number;
 }
 
 /**
@@ -47,7 +59,8 @@ export interface ListenPauseDeps {
  * readable: the loop spins a core and the admin port gets no file (liveness fails). A closed listen
  * socket refuses new connections (the kernel resets those in its backlog) and the loop idles; the
  * connections held time out and free their files. `tier_listen_paused` is 1 meanwhile; readiness
- * reads `paused`.
+ * reads `paused`. Meanwhile, and for `closingAfterResumeMs` after, every HTTP answer closes its
+ * connection: kept-alive connections that go on asking never time out, and held the port closed.
  */
 export class ListenPause {
   private socket: us_listen_socket | null;
@@ -59,11 +72,16 @@ export class ListenPause {
   private readonly pauses: Counter;
   private readonly canOpen: (n: number) => boolean;
   private readonly headroom: number;
+  private readonly pressure: { closing: boolean };
+  private readonly now: () => number;
+  private resumedAt = 0;
 
   constructor(private readonly deps: ListenPauseDeps) {
     this.socket = deps.socket;
     this.canOpen = deps.canOpen ?? canOpenFiles;
     this.headroom = deps.headroom ?? RESUME_HEADROOM;
+    this.pressure = deps.pressure ?? filePressure;
+    this.now = deps.now ?? Date.now;
     const self = this;
     new Gauge({ name: 'tier_listen_paused', help: 'The public port closed because the process is out of open files (1), else 0', registers: [deps.registry], collect() { this.set(self.paused ? 1 : 0); } });
     this.pauses = new Counter({ name: 'tier_listen_pauses_total', help: 'Times the public port stopped listening because the process was out of open files', registers: [deps.registry] });
@@ -81,14 +99,19 @@ export class ListenPause {
     clearInterval(this.timer);
     if (this.socket) this.deps.close(this.socket);
     this.socket = null;
+    this.pressure.closing = false;
   }
 
   private tick(): void {
     if (this.stopped || this.resuming) return;
     if (this.socket) {
-      if (this.canOpen(1)) return;
+      if (this.canOpen(1)) {
+        if (this.pressure.closing && this.now() - this.resumedAt >= (this.deps.closingAfterResumeMs ?? CLOSING_AFTER_RESUME_MS)) this.pressure.closing = false;
+        return;
+      }
       this.deps.close(this.socket);
       this.socket = null;
+      this.pressure.closing = true;
       this.since = Date.now();
       this.relistenFailed = false;
       this.pauses.inc();
@@ -103,6 +126,7 @@ export class ListenPause {
         ({ socket }) => {
           if (this.stopped) return this.deps.close(socket);
           this.socket = socket;
+          this.resumedAt = this.now();
           this.deps.log.info({ pausedMs: Date.now() - this.since }, 'open files free again: the public port listens again');
         },
         (err: unknown) => {

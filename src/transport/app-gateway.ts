@@ -210,7 +210,7 @@ export function mountAppGateway(
     const code = reason === 'full' ? 'busy' : 'limit_exceeded';
     metrics?.appRefused(code);
     limitRefusals.info(remote, { code, sub: who, remote }, 'app upgrade refused');
-    send(res, state, errorReply(new TierError(code, deps.limits?.message(reason) ?? code)));
+    send(res, state, errorReply(new TierError(code, deps.limits?.message(reason) ?? code)), deps.writes);
   };
   app.ws<AppSocketData>('/app/v1', {
     // past the limit a message is still read, to answer frame_too_large and close 1009 with a
@@ -235,7 +235,8 @@ export function mountAppGateway(
       const query = new URLSearchParams(req.getQuery() ?? '');
       const asked = query.get('enc');
       // a misspelt encoding would have the app read JSON it did not ask for
-      if (asked !== null && asked !== 'json' && asked !== 'msgpack') return send(res, state, errorReply(new TierError('invalid_field', 'enc: must be json or msgpack', { field: 'enc' })));
+      // refusals at the end of the turn: an upgrade pipelined behind one then closes the connection
+      if (asked !== null && asked !== 'json' && asked !== 'msgpack') return send(res, state, errorReply(new TierError('invalid_field', 'enc: must be json or msgpack', { field: 'enc' })), deps.writes);
       const enc: AppEncoding = asked === 'msgpack' ? 'msgpack' : 'json';
       const offered = protocolHeader.split(',').map((s) => s.trim());
       const bearer = offered.find(isBearerProtocol);
@@ -257,7 +258,7 @@ export function mountAppGateway(
         (err: unknown) => {
           const e = asTierError(err);
           authFailures.info(remote, { code: e.code, remote }, 'app auth failed');
-          send(res, state, errorReply(e));
+          send(res, state, errorReply(e), deps.writes);
         },
       );
     },

@@ -245,6 +245,13 @@ export function requireAnswerRoom(): void {
   }
 }
 
+/**
+ * While the node is short of open files (set by ListenPause), every answer closes its connection and
+ * large ones are refused: clients that go on asking on kept-alive connections had held their files
+ * as long as they liked (21,000 kept a node's port closed, 2026-12-06); only idle ones time out.
+ */
+export const filePressure = { closing: false };
+
 function answersBusy(): TierError {
   const mb = (n: number) => (n / 1_048_576).toFixed(0);
   return new TierError('busy', `${mb(pendingAnswers.bytes)} MB of answers wait for their readers on this node (at most ${mb(pendingAnswers.max)} MB): try again shortly`);
@@ -261,8 +268,8 @@ export function send(res: HttpResponse, state: { aborted: boolean }, reply: Http
   if (!head && payload.length >= LARGE_ANSWER_CHARS) return sendLarge(res, state, reply, Buffer.from(payload), requestId);
   res.cork(() => {
     writeHead(res, reply, requestId);
-    if (head) endHead(res, Buffer.byteLength(payload));
-    else res.end(payload);
+    if (head) endHead(res, Buffer.byteLength(payload), filePressure.closing);
+    else res.end(payload, filePressure.closing);
   });
   reply.onSent?.();
 }
@@ -273,9 +280,10 @@ export function send(res: HttpResponse, state: { aborted: boolean }, reply: Http
  * ceiling until written or the client gone; past the ceiling, `503 busy`.
  */
 function sendLarge(res: HttpResponse, state: { aborted: boolean }, reply: HttpReply, body: Buffer, requestId: string | undefined): void {
-  if (!pendingAnswers.take(body.length)) {
+  const refusal = filePressure.closing ? new TierError('busy', 'the node is short of open files: large answers are refused for now') : pendingAnswers.take(body.length) ? null : answersBusy();
+  if (refusal) {
     reply.onSent?.();
-    return send(res, state, errorReply(answersBusy()), undefined, requestId);
+    return send(res, state, errorReply(refusal), undefined, requestId);
   }
   res.cork(() => {
     writeHead(res, reply, requestId);
@@ -307,10 +315,10 @@ export function noSniff(res: HttpResponse): HttpResponse {
 }
 
 /** Ends an answer to HEAD: the length the body would have, and no body (uWS writes one after `end`). */
-export function endHead(res: HttpResponse, length: number): void {
+export function endHead(res: HttpResponse, length: number, close = false): void {
   // written by hand: endWithoutBody(length) of @trufflesuite's uWS 20.30 never ends the response
   res.writeHeader('content-length', String(length));
-  res.endWithoutBody();
+  res.endWithoutBody(undefined, close);
 }
 
 /**

@@ -396,7 +396,7 @@ export function mountHubGateway(app: TemplatedApp, deps: HubGatewayDeps): void {
       reply = { status: 503, text: JSON.stringify(errorReply(new TierError('busy', limits.message(reason))).body), contentType: 'application/json', headers: { 'retry-after': '1' } };
       busyReplies.set(reason, reply);
     }
-    send(res, state, reply);
+    send(res, state, reply, writes);
   }
 
   function refuse(res: HttpResponse, state: { aborted: boolean }, err: unknown, hubId: string | undefined): void {
@@ -406,7 +406,9 @@ export function mountHubGateway(app: TemplatedApp, deps: HubGatewayDeps): void {
     // a backend away (registry, nonces): the hub comes back later, spread as the in-session outage hint is
     const reply = errorReply(e);
     if (ErrorCodes[e.code].temporary) reply.headers = { 'retry-after': String(Math.ceil(outageRetryMs() / 1000)) };
-    send(res, state, reply);
+    // at the end of the turn: an upgrade pipelined behind a refused one then closes the connection
+    // (answered at once, 200 forged upgrades a write held the loop for seconds)
+    send(res, state, reply, writes);
   }
 }
 

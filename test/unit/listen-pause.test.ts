@@ -45,6 +45,27 @@ describe('ListenPause', () => {
     expect(closed).toEqual([first, second, second]);
   });
 
+  it('answers close their connections while paused and for closingAfterResumeMs after the port listens again', async () => {
+    vi.useFakeTimers();
+    let free = 10;
+    const pressure = { closing: false };
+    const socket = { id: 1 } as unknown as us_listen_socket;
+    const pause = new ListenPause({ socket, listen: async () => ({ socket }), close: () => {}, log: createLogger('silent'), registry: new Registry(), headroom: 4, canOpen: (n) => n <= free, pressure, closingAfterResumeMs: 5_000, now: () => Date.now() });
+    await vi.advanceTimersByTimeAsync(3_000);
+    expect(pressure.closing).toBe(false);
+    free = 0;
+    await vi.advanceTimersByTimeAsync(1_000);
+    expect([pause.paused, pressure.closing]).toEqual([true, true]);
+    free = 10;
+    await vi.advanceTimersByTimeAsync(1_000);
+    expect([pause.paused, pressure.closing]).toEqual([false, true]);
+    await vi.advanceTimersByTimeAsync(4_000);
+    expect(pressure.closing).toBe(true);
+    await vi.advanceTimersByTimeAsync(1_000);
+    expect(pressure.closing).toBe(false);
+    pause.stop();
+  });
+
   it('canOpenFiles opens and closes /dev/null', () => {
     expect(canOpenFiles(3)).toBe(true);
   });
