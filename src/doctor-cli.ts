@@ -5,7 +5,7 @@
  * cannot be asked, 2 for a usage error.
  */
 import { parseArgs } from 'node:util';
-import { formatChecklist, type DiagnoseReport } from './admin/diagnose.js';
+import { formatChecklist, isDiagnoseReport } from './admin/diagnose.js';
 
 const USAGE = `usage: npm run doctor -- [--url http://HOST:ADMIN_PORT] [--token ADMIN_TOKEN]
 
@@ -42,7 +42,11 @@ async function main(): Promise<number> {
     process.stderr.write(`✗ ${base}/debug/diagnose answered ${res.status}: ${(await res.text()).slice(0, 200)}\n`);
     return 1;
   }
-  const report = (await res.json()) as DiagnoseReport;
+  const report: unknown = await res.json().catch(() => null);
+  if (!isDiagnoseReport(report)) {
+    process.stderr.write(`✗ ${base}/debug/diagnose answered something that is not a diagnosis\n    → is this the node's admin port?\n`);
+    return 1;
+  }
   process.stdout.write(formatChecklist(report));
   return report.checks.some((c) => c.verdict === 'fail') ? 1 : 0;
 }

@@ -65,12 +65,27 @@ async function runOne(check: Check, timeoutMs: number): Promise<CheckResult> {
 
 const MARK: Record<Verdict, string> = { ok: '✓', warn: '!', fail: '✗' };
 
+/** Whether an answer has the shape of a report (what `npm run doctor` prints only then). */
+export function isDiagnoseReport(x: unknown): x is DiagnoseReport {
+  const r = x as Partial<DiagnoseReport> | null;
+  const text = (v: unknown) => typeof v === 'string';
+  return (
+    typeof r === 'object' && r !== null && text(r.node) && text(r.mode) && Array.isArray(r.checks) &&
+    r.checks.every((c: Partial<CheckResult> | null) => typeof c === 'object' && c !== null && text(c.name) && text(c.detail) && text(c.hint) && Object.hasOwn(MARK, c.verdict ?? ''))
+  );
+}
+
+// control characters (a terminal's escape sequences among them) and bidirectional overrides: what
+// a check's detail quotes (an error message, a path) is printed, never obeyed by the terminal
+const HIDDEN = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g;
+const printable = (text: string) => text.replace(HIDDEN, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+
 /** The report as a checklist for a terminal: one line per check, its hint indented below when not ok. */
 export function formatChecklist(report: DiagnoseReport): string {
-  const lines = [`${report.node} (${report.mode})`];
+  const lines = [printable(`${report.node} (${report.mode})`)];
   for (const c of report.checks) {
-    lines.push(`${MARK[c.verdict]} ${c.name}: ${c.detail}`);
-    if (c.verdict !== 'ok' && c.hint) lines.push(`    → ${c.hint}`);
+    lines.push(printable(`${MARK[c.verdict]} ${c.name}: ${c.detail}`));
+    if (c.verdict !== 'ok' && c.hint) lines.push(`    → ${printable(c.hint)}`);
   }
   const count = (v: Verdict) => report.checks.filter((c) => c.verdict === v).length;
   lines.push(`${count('ok')} ok, ${count('warn')} to look at, ${count('fail')} failing`);

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { notReadyReasons } from '../../src/admin/admin-server.js';
-import { formatChecklist, runChecks, type Check } from '../../src/admin/diagnose.js';
+import { formatChecklist, isDiagnoseReport, runChecks, type Check } from '../../src/admin/diagnose.js';
 import {
   bindingVerdict,
   diskVerdict,
@@ -197,6 +197,18 @@ describe('the runner', () => {
     );
     expect(report.verdict).toBe('warn');
     expect(formatChecklist(report)).toBe('n1 (embedded)\n✓ a: fine\n! b: meh\n    → do x\n1 ok, 1 to look at, 0 failing\n');
+  });
+
+  it('the checklist shows control characters and bidi overrides as escapes; the doctor prints only what has a report’s shape', () => {
+    const report = { node: 'n\u001b[2J', mode: 'embedded' as const, verdict: 'fail' as const, checks: [{ name: 'disk', verdict: 'fail' as const, detail: 'path /data\u001b]0;owned\u0007 full', hint: 'free \u202espace' }] };
+    const text = formatChecklist(report);
+    expect(text).not.toMatch(/[\u0000-\u0009\u000b-\u001f\u202e]/);
+    expect(text).toContain('n\\u001b[2J (embedded)');
+    expect(text).toContain('    → free \\u202espace');
+    expect(isDiagnoseReport(report)).toBe(true);
+    for (const bad of [null, [], { checks: [] }, { node: 'n', mode: 'embedded', checks: [{ name: 'a', verdict: 'fine', detail: '', hint: '' }] }, { node: 'n', mode: 'embedded', checks: [{ name: 'a', verdict: 'ok' }] }]) {
+      expect(isDiagnoseReport(bad), JSON.stringify(bad)).toBe(false);
+    }
   });
 });
 
