@@ -172,7 +172,8 @@ function answer(res: HttpResponse, f: StaticFile, head: boolean, fresh: boolean,
     // every answer of both ports carries it (README), a 304 too
     if (fresh) {
       res.writeHeader('x-content-type-options', 'nosniff');
-      res.endWithoutBody(undefined, filePressure.closing);
+      if (filePressure.closing) res.endWithoutBody(0, true);
+      else res.endWithoutBody();
       return;
     }
     res.writeHeader('content-type', f.type);

@@ -3,7 +3,7 @@ import type { Logger } from '../log/logger.js';
 import type { NodeMetrics } from '../admin/metrics.js';
 import type { Ports } from '../ports/ports.js';
 import { guardApp } from '../transport/guard.js';
-import { noSniff } from '../transport/http.js';
+import { endHead, noSniff } from '../transport/http.js';
 import type { HttpResponse, UwsModule } from '../transport/uws.js';
 import { listen } from './listen.js';
 import { untilReachable, type BackendStartError } from './until-reachable.js';
@@ -33,7 +33,7 @@ export async function portsWhenReachable(
   const answer = (res: HttpResponse, head: boolean, status: string, type: string, body: string) =>
     res.cork(() => {
       noSniff(res.writeStatus(status)).writeHeader('content-type', type);
-      if (head) res.endWithoutBody(body.length, true);
+      if (head) endHead(res, body.length, true);
       else res.end(body, true);
     });
   admin.any('/*', (res, req) => {

@@ -316,9 +316,13 @@ export function noSniff(res: HttpResponse): HttpResponse {
 
 /** Ends an answer to HEAD: the length the body would have, and no body (uWS writes one after `end`). */
 export function endHead(res: HttpResponse, length: number, close = false): void {
-  // written by hand: endWithoutBody(length) of @trufflesuite's uWS 20.30 never ends the response
+  // this uWS build (20.30): endWithoutBody(n) for n > 0 never ends the response (uWS then aborts the
+  // process: nothing answered), endWithoutBody(undefined, …) writes a length of 2^63, and
+  // endWithoutBody(0, true) writes its own `Content-Length: 0`. So the length by hand, except when
+  // closing: 0 then (a HEAD's length is advisory)
+  if (close) return void res.endWithoutBody(0, true);
   res.writeHeader('content-length', String(length));
-  res.endWithoutBody(undefined, close);
+  res.endWithoutBody();
 }
 
 /**
