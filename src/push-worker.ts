@@ -5,8 +5,9 @@
  * run beside the nodes' own workers: BullMQ hands each job to one of them. It reads the same
  * configuration as a node; NATS is not used. At start it waits for Redis as a node waits for its
  * backends (TIER_BACKEND_START_WAIT_MS, src/compose/until-reachable.ts); once started it rides out
- * a Redis restart (BullMQ's worker reconnects). SIGTERM/SIGINT: deliveries in progress finish,
- * queued jobs stay in Redis for the other workers.
+ * a Redis restart (BullMQ's worker reconnects). SIGTERM/SIGINT: deliveries in progress finish
+ * (within TIER_PUSH_WEBHOOK_TIMEOUT_MS, then 2 s to record them: the pod's grace period must cover
+ * it), queued jobs stay in Redis for the other workers.
  */
 import { RedisKeys } from './ports/redis.js';
 import { BackendStartError, startOrExit, untilReachable } from './compose/until-reachable.js';

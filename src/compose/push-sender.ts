@@ -1,5 +1,4 @@
-import type { Config } from '../config/config.js';
-import { redactUrl } from '../config/backend-urls.js';
+import { webhookTarget, type Config } from '../config/config.js';
 import type { Logger } from '../log/logger.js';
 import { failureLog } from '../log/sampler.js';
 import type { DiagnoseProbes } from '../ports/ports.js';
@@ -26,7 +25,8 @@ export function pushQueueOptions(config: Config): PushQueueOptions {
  */
 export function configuredPushSender(config: Config, log: Logger): ConfiguredPushSender {
   if (config.pushWebhookUrl === undefined) return { sender: tracedPushSender(loggingPushSender(log)), probe: { name: 'log', delivers: false } };
-  const target = redactUrl(config.pushWebhookUrl);
+  // the URL as shown: its password and query values masked (here, in every error it causes and in diagnose)
+  const target = webhookTarget(config.pushWebhookUrl).shown;
   const post = webhookPushSender({ url: config.pushWebhookUrl, secret: config.pushWebhookSecret!, timeoutMs: config.pushWebhookTimeoutMs });
   const failures = failureLog(log, 'push webhook attempts failed, not logged', 'warn');
   const sender: PushSender = async (delivery) => {
@@ -38,5 +38,6 @@ export function configuredPushSender(config: Config, log: Logger): ConfiguredPus
       throw err;
     }
   };
-  return { sender: tracedPushSender(sender), probe: { name: `webhook ${target}`, delivers: true } };
+  // the tracing wrapper is a new function: it says again how long an attempt takes (a queue's close waits that long)
+  return { sender: Object.assign(tracedPushSender(sender), { timeoutMs: post.timeoutMs }), probe: { name: `webhook ${target}`, delivers: true } };
 }

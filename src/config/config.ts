@@ -318,6 +318,74 @@ const url =
     return s;
   };
 
+/** TIER_PUSH_WEBHOOK_URL taken apart: what is fetched, the authorization its userinfo gives, and how it is shown. */
+export interface WebhookTarget {
+  /** the URL POSTed to: without userinfo (fetch refuses a URL with credentials) or fragment */
+  url: string;
+  /** `Basic <base64 of user:password>` when the URL has a userinfo */
+  authorization?: string;
+  /** for logs, errors and `/debug/diagnose`: the password (or a lone user) and every query value as `***` */
+  shown: string;
+}
+
+/**
+ * Takes the webhook URL apart. Credentials in it become an `Authorization: Basic` header rather
+ * than a refusal: a receiver behind a gateway that asks for Basic auth is common, and a userinfo
+ * is how REDIS_URL and NATS_URL carry theirs (and curl reads it the same way); the signature still
+ * proves the sender. The query stays in the URL fetched (a receiver keyed by `?api_key=`) but is
+ * never shown. Throws a TypeError on a URL that does not parse, or (showing it masked) on
+ * credentials Basic cannot carry: not valid percent-encoding, a colon in the user name. Here, so
+ * the start refuses what the sender (ports/push-queue/push-webhook.ts) could not send.
+ */
+export function webhookTarget(raw: string): WebhookTarget {
+  let u: URL;
+  try {
+    u = new URL(raw);
+  } catch {
+    throw new TypeError('not a URL');
+  }
+  const userinfo = u.password !== '' ? `${u.username}:***@` : u.username !== '' ? '***@' : '';
+  const shown = `${u.protocol}//${userinfo}${u.host}${u.pathname}${maskedQuery(u.search)}`;
+  let authorization: string | undefined;
+  if (u.username !== '' || u.password !== '') {
+    let user: string, password: string;
+    try {
+      [user, password] = [decodeURIComponent(u.username), decodeURIComponent(u.password)];
+    } catch {
+      throw new TypeError(`its credentials are not valid percent-encoding: ${shown}`);
+    }
+    // RFC 7617: the user-id of Basic cannot hold a colon
+    if (user.includes(':')) throw new TypeError(`its user name holds a colon (%3A), which Basic authorization cannot carry: ${shown}`);
+    authorization = `Basic ${Buffer.from(`${user}:${password}`, 'utf8').toString('base64')}`;
+  }
+  u.username = '';
+  u.password = '';
+  u.hash = '';
+  return { url: u.href, ...(authorization !== undefined ? { authorization } : {}), shown };
+}
+
+/** A URL's `?…` with each value (or a parameter without one, whole) as `***`: `?api_key=***&***`. */
+function maskedQuery(search: string): string {
+  if (search === '') return '';
+  return `?${search.slice(1).split('&').map((p) => (p.includes('=') ? `${p.slice(0, p.indexOf('='))}=***` : '***')).join('&')}`;
+}
+
+/**
+ * TIER_PUSH_WEBHOOK_URL: an http(s) URL whose credentials, if any, can be sent as a Basic
+ * authorization (`webhookTarget`). Errors show it masked: its password and query values are secrets.
+ */
+const webhookUrl: Parser<string> = (raw, key) => {
+  const s = text(raw, key);
+  let target: WebhookTarget;
+  try {
+    target = webhookTarget(s);
+  } catch (err) {
+    throw new ConfigError(`${key}: ${(err as Error).message}`);
+  }
+  if (!/^https?:\/\//.test(target.url)) throw new ConfigError(`${key}: expected a https: or http: URL, got ${target.shown}`);
+  return s;
+};
+
 interface Field<K extends keyof Config> {
   env: string;
   parse: Parser<NonNullable<Config[K]>>;
@@ -401,7 +469,7 @@ const FIELDS: { [K in keyof Config]: Field<K> } = {
   jwtAudience: { env: 'TIER_JWT_AUDIENCE', parse: text },
   jwtIssuer: { env: 'TIER_JWT_ISSUER', parse: text },
   secretGraceS: { env: 'TIER_SECRET_GRACE_S', parse: int(0, 90 * 86_400), default: 7 * 86_400 },
-  pushWebhookUrl: { env: 'TIER_PUSH_WEBHOOK_URL', parse: url(['https:', 'http:']) },
+  pushWebhookUrl: { env: 'TIER_PUSH_WEBHOOK_URL', parse: webhookUrl },
   pushWebhookSecret: { env: 'TIER_PUSH_WEBHOOK_SECRET', parse: secret(32) },
   pushWebhookTimeoutMs: { env: 'TIER_PUSH_WEBHOOK_TIMEOUT_MS', parse: int(100, 120_000), default: 10_000 },
   pushConcurrency: { env: 'TIER_PUSH_CONCURRENCY', parse: int(1, 256), default: 8 },

@@ -9,6 +9,7 @@ import type { AddressInfo } from 'node:net';
 import type { Span } from '@opentelemetry/api';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { PushDelivery } from '../../src/ports/push-queue/push-queue.js';
+import { webhookTarget } from '../../src/config/config.js';
 import { parseRetryAfter, SIGNATURE_HEADER, webhookPushSender, WebhookError } from '../../src/ports/push-queue/push-webhook.js';
 import { inSpan } from '../../src/trace/active-span.js';
 
@@ -39,6 +40,25 @@ describe('parseRetryAfter', () => {
   });
 });
 
+describe('webhookTarget', () => {
+  it('turns credentials into a Basic authorization, fetches without them, and shows password and query values masked', () => {
+    expect(webhookTarget('https://pushuser:S3cret%40pass@notify.example/hubtier/push?api_key=K3y&region=eu&flag#top')).toEqual({
+      url: 'https://notify.example/hubtier/push?api_key=K3y&region=eu&flag',
+      authorization: `Basic ${Buffer.from('pushuser:S3cret@pass').toString('base64')}`,
+      shown: 'https://pushuser:***@notify.example/hubtier/push?api_key=***&region=***&***',
+    });
+    // a lone user (an API key as the user name) is masked whole; a plain URL is shown as it is
+    expect(webhookTarget('http://tok3n@127.0.0.1:8080/push')).toMatchObject({ url: 'http://127.0.0.1:8080/push', authorization: `Basic ${Buffer.from('tok3n:').toString('base64')}`, shown: 'http://***@127.0.0.1:8080/push' });
+    expect(webhookTarget('http://127.0.0.1:8080/push')).toEqual({ url: 'http://127.0.0.1:8080/push', shown: 'http://127.0.0.1:8080/push' });
+  });
+
+  it('refuses credentials it cannot send, showing the URL masked', () => {
+    expect(() => webhookTarget('https://user:pa%zzss@notify.example/?k=S3cret')).toThrow('its credentials are not valid percent-encoding: https://user:***@notify.example/?k=***');
+    expect(() => webhookTarget('https://us%3Aer:pass@notify.example/')).toThrow(/user name holds a colon/);
+    expect(() => webhookTarget('notify.example/push')).toThrow('not a URL');
+  });
+});
+
 describe('webhookPushSender', () => {
   let server: Server;
   let base: string;
@@ -62,7 +82,7 @@ describe('webhookPushSender', () => {
       req.on('data', (c: Buffer) => chunks.push(c));
       req.on('end', () => {
         received.push({ path: req.url!, headers: req.headers, body: Buffer.concat(chunks).toString('utf8') });
-        answers[req.url!]!(res);
+        answers[req.url!.split('?')[0]!]!(res);
       });
     });
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -128,6 +148,20 @@ describe('webhookPushSender', () => {
     const before = received.length;
     await expect(sender('/moved')(delivery())).rejects.toMatchObject({ status: 302 });
     expect(received.slice(before).map((r) => r.path)).toEqual(['/moved']);
+  });
+
+  it('sends the credentials of its URL as a Basic authorization (fetch refuses a URL with them) and keeps the query', async () => {
+    const withCredentials = `${base.replace('//', '//pushuser:S3cret%40pass@')}/ok?api_key=K3y`;
+    await webhookPushSender({ url: withCredentials, secret: SECRET, timeoutMs: 5_000, now: () => NOW })(delivery());
+    expect(last().path).toBe('/ok?api_key=K3y');
+    expect(last().headers.authorization).toBe(`Basic ${Buffer.from('pushuser:S3cret@pass').toString('base64')}`);
+    // a URL without credentials sends none
+    await sender('/ok')(delivery());
+    expect(last().headers.authorization).toBeUndefined();
+  });
+
+  it('says how long an attempt can take (a queue’s close waits that long)', () => {
+    expect(sender('/ok', 1_234).timeoutMs).toBe(1_234);
   });
 
   it('rejects when no answer comes within the timeout, and when nothing listens', async () => {

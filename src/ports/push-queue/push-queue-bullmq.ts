@@ -1,6 +1,6 @@
 import type { CallObserver } from '../ports.js';
 import { randomUUID } from 'node:crypto';
-import { MetricsTime, Queue, Worker, type Job, type JobsOptions } from 'bullmq';
+import { MetricsTime, Queue, UnrecoverableError, Worker, type Job, type JobJson, type JobsOptions } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { closeRedis, connectRedis, RedisKeys } from '../redis.js';
 import { isUnreachable, TierError } from '../../errors.js';
@@ -30,7 +30,10 @@ export interface BullMqPushQueueOptions extends PushQueueOptions {
    * Absent: it only enqueues; a worker elsewhere (`src/push-worker.ts`) delivers.
    */
   sender?: PushSender;
-  /** a notification given up after its last attempt (also logged) */
+  /**
+   * a notification given up (also logged): its attempts used up, or stalled more often than
+   * `attempts`; not a job that holds no valid notification (logged and counted, kept as failed)
+   */
   onFailed?: (delivery: PushDelivery, err: unknown) => void;
   /** @default 25 (ms): how often `drain` looks at the queue's counts */
   drainPollMs?: number;
@@ -66,9 +69,16 @@ const JOB_NAME = 'push';
  *   maxBackoffMs)`: `backoffMs` travels with the job, the cap is the delivering worker's
  *   `maxBackoffMs` (a BullMQ custom backoff strategy runs in the worker).
  * - At least once: a worker that dies mid-delivery leaves the job to BullMQ's stalled-job check
- *   (30 s), which hands it to another worker; that redelivery counts no attempt. A job that
- *   stalls a second time (two workers died delivering it) is moved to failed (BullMQ's
- *   `maxStalledCount` 1): a poison notification cannot take down every worker in turn.
+ *   (30 s), which hands it to another worker (logged); that redelivery counts no attempt. A job
+ *   that stalls more often than the worker's `attempts` (its `maxStalledCount`: every worker that
+ *   took it died) is failed, logged and counted as one whose attempts are used up: a poison
+ *   notification cannot take down every worker forever, and a few rolling restarts fail nothing.
+ * - `close` lets the deliveries in progress finish (each ends by the sender's `timeoutMs`), then gives
+ *   BullMQ CLOSE_WAIT_MS to record them (its Redis may be down) before dropping the connections: a
+ *   graceful stop leaves no stalled job behind.
+ * - A job that holds no valid notification (its data not JSON, or not one `validatePushNotification`
+ *   accepts: someone with Redis access, an older producer) is failed at once, without a retry or a
+ *   call to the sender; logged and counted.
  * - Dead letters: jobs that used up their attempts stay in BullMQ's failed set for a week (at
  *   most 10 000), visible and retryable in bull-board; delivered ones stay an hour (at most 1 000).
  * - `concurrency` is per worker process; the cluster-wide bound is the sum over workers.
@@ -83,6 +93,10 @@ export class BullMqPushQueue implements PushQueue {
   private readonly worker: Worker<PushNotification, void, string> | null = null;
   private readonly log: Logger;
   private readonly jobOptions: { attempts: number; backoffMs: number; dedupTtlMs: number };
+  /** how long `close` waits for the deliveries in progress: the sender's `timeoutMs` */
+  private readonly deliveryTimeoutMs: number;
+  /** the sender's attempts in progress: `close` waits for them */
+  private readonly delivering = new Set<Promise<void>>();
   private readonly drainPollMs: number;
   /** BullMQ's `error` events other than a lost connection, sampled: 10 per side and 10 s */
   private readonly errors: SampledLog;
@@ -96,6 +110,7 @@ export class BullMqPushQueue implements PushQueue {
     this.log = options.log;
     const { attempts, backoffMs, maxBackoffMs, dedupTtlMs, concurrency } = pushQueueSettings(options);
     this.jobOptions = { attempts, backoffMs, dedupTtlMs };
+    this.deliveryTimeoutMs = options.sender?.timeoutMs ?? DELIVERY_WAIT_MS;
     this.drainPollMs = options.drainPollMs ?? 25;
     const keys = options.keys ?? new RedisKeys();
     const name = options.queueName ?? 'push';
@@ -107,15 +122,23 @@ export class BullMqPushQueue implements PushQueue {
     const sender = options.sender;
     if (!sender) return;
     if (!connections.worker) throw new TypeError('a push queue with a sender needs a worker connection');
-    const worker = new Worker<PushNotification, void, string>(
+    const worker: PushWorker = new PushWorker(
       name,
       async (job: Job<PushNotification, void, string>) => {
-        await sender(delivery(job));
+        const attempt = sender({ ...delivery(job), notification: notificationOf(job, worker) });
+        this.delivering.add(attempt);
+        try {
+          await attempt;
+        } finally {
+          this.delivering.delete(attempt);
+        }
       },
       {
         connection: connections.worker,
         prefix,
         concurrency,
+        // a stall (a worker stopped mid-delivery) fails a job only once it stalled more often than it may be tried
+        maxStalledCount: attempts,
         metrics: { maxDataPoints: MetricsTime.ONE_WEEK },
         settings: {
           backoffStrategy: (attemptsMade, _type, err, job) => {
@@ -127,10 +150,24 @@ export class BullMqPushQueue implements PushQueue {
       },
     );
     worker.on('error', (err: Error) => this.redisError('worker', err));
+    worker.on('stalled', (jobId: string) => this.log.warn({ pushId: jobId }, 'push notification stalled (its worker stopped mid-delivery): queued again'));
+    // after every failed attempt; only one that moved the job to failed is the notification's failure
     worker.on('failed', (job, err) => {
-      if (!job || job.attemptsMade < (job.opts.attempts ?? 1)) return;
-      this.log.warn({ pushId: job.id, homeId: job.data.homeId, attempts: job.attemptsMade, err: err.message }, 'push notification failed: attempts used up (kept as failed)');
-      options.onFailed?.({ ...delivery(job), attempt: job.attemptsMade }, err);
+      if (!job || !(err instanceof UnrecoverableError || job.attemptsMade >= (job.opts.attempts ?? 1))) return;
+      const data: unknown = job.data;
+      const homeId = typeof data === 'object' && data !== null && 'homeId' in data && typeof data.homeId === 'string' ? data.homeId : undefined;
+      if (err instanceof InvalidPushJob) {
+        this.log.warn({ pushId: job.id, homeId, err: err.message }, 'push job invalid: failed without delivery (kept as failed)');
+        return;
+      }
+      this.log.warn({ pushId: job.id, homeId, attempts: job.attemptsMade, err: err.message }, 'push notification failed: attempts used up (kept as failed)');
+      let notification: PushNotification;
+      try {
+        notification = validatePushNotification(job.data);
+      } catch {
+        return; // failed by stalls before the processor could refuse its data: logged above, no notification to report
+      }
+      options.onFailed?.({ ...delivery(job), attempt: job.attemptsMade, notification }, err);
     });
     this.worker = worker;
   }
@@ -242,19 +279,27 @@ export class BullMqPushQueue implements PushQueue {
   }
 
   /**
-   * Stops taking and delivering: waits for deliveries in progress, up to CLOSE_WAIT_MS (BullMQ's
-   * close waits for its Redis, which may be down: a drain must end); queued jobs stay in Redis.
+   * Stops taking and delivering: waits for the deliveries in progress (each ends by its own
+   * timeout, the sender's `timeoutMs`), then up to CLOSE_WAIT_MS for BullMQ to record them and
+   * close (it waits for its Redis, which may be down: a drain must end); at most the sender's
+   * `timeoutMs` + CLOSE_WAIT_MS in all, then the connections are dropped. Queued jobs stay in Redis.
    */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
     const closing = (async () => {
+      // stops taking jobs at once; resolves once the jobs it holds are recorded
       await this.worker?.close().catch((err: unknown) => this.log.warn({ err }, 'push worker close failed'));
       await this.queue.close().catch((err: unknown) => this.log.warn({ err }, 'push queue close failed'));
+      return true;
     })();
-    let timer: NodeJS.Timeout | undefined;
-    const closed = await Promise.race([closing.then(() => true), new Promise<false>((r) => (timer = setTimeout(() => r(false), CLOSE_WAIT_MS)))]);
-    clearTimeout(timer);
+    const deadline = Date.now() + this.deliveryTimeoutMs + CLOSE_WAIT_MS;
+    let closed: boolean | undefined;
+    // again while a job BullMQ was taking as the close began is being delivered
+    do {
+      while (this.delivering.size > 0 && Date.now() < deadline) await within(Promise.allSettled([...this.delivering]), deadline - Date.now());
+      closed = await within(closing, Math.max(0, Math.min(CLOSE_WAIT_MS, deadline - Date.now())));
+    } while (closed === undefined && this.delivering.size > 0 && Date.now() < deadline);
     // dropping the connections ends a close still waiting for Redis; after one, a QUIT would only wait too
     const quitWithinMs = closed ? undefined : 0;
     const { queue, worker } = this.connections;
@@ -266,10 +311,59 @@ export class BullMqPushQueue implements PushQueue {
 /** Jobs read per call while looking for a home's (each comes with its data). */
 const REMOVE_PAGE = 500;
 
-/** How long `close` waits for BullMQ's own close (ms) before it drops the connections. */
+/**
+ * How long `close` waits for BullMQ's own close (ms), once the deliveries in progress ended, before
+ * it drops the connections. A node's drain and a push worker's stop take up to the sender's
+ * `timeoutMs` plus this: Kubernetes' grace period must cover it (README, "Push notifications: the webhook").
+ */
 const CLOSE_WAIT_MS = 2_000;
+
+/** How long `close` waits for the deliveries in progress of a sender that names no `timeoutMs` (ms): the webhook's default. */
+const DELIVERY_WAIT_MS = 10_000;
+
+/** `p`'s value, or undefined once `ms` passed. */
+async function within<T>(p: Promise<T>, ms: number): Promise<T | undefined> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([p, new Promise<undefined>((r) => (timer = setTimeout(() => r(undefined), ms)))]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
 
 function delivery(job: Job<PushNotification, void, string>): PushDelivery {
   // attemptsMade counts the failed attempts before this one
   return { id: job.id ?? '', attempt: job.attemptsMade + 1, notification: job.data };
+}
+
+/** A job that holds no valid notification: failed at once (BullMQ retries no UnrecoverableError). */
+class InvalidPushJob extends UnrecoverableError {}
+
+/** The job's notification, validated (a clean copy); throws InvalidPushJob for anything else. */
+function notificationOf(job: Job<PushNotification, void, string>, worker: PushWorker): PushNotification {
+  if (worker.unreadable.has(job)) throw new InvalidPushJob('not a push notification: its stored data is not JSON');
+  try {
+    return validatePushNotification(job.data);
+  } catch (err) {
+    throw new InvalidPushJob(`not a push notification: ${(err as Error).message}`);
+  }
+}
+
+/**
+ * BullMQ's worker, reading a job whose stored data is not JSON (written by hand, a bad restore):
+ * BullMQ's own read throws before any processor runs and leaves the job active, taken again after
+ * every stalled check, forever. Here it is read with no data and marked, so the processor fails it.
+ */
+class PushWorker extends Worker<PushNotification, void, string> {
+  readonly unreadable = new WeakSet<Job<PushNotification, void, string>>();
+
+  protected override createJob(json: JobJson, jobId: string): Job<PushNotification, void, string> {
+    try {
+      return super.createJob(json, jobId);
+    } catch {
+      const job = super.createJob({ ...json, data: 'null' }, jobId);
+      this.unreadable.add(job);
+      return job;
+    }
+  }
 }

@@ -37,7 +37,13 @@ export interface PushDelivery {
  * numeric `retryAfterMs` (a receiver's `Retry-After`) asks the retry to wait at least that long,
  * at most `MAX_RETRY_AFTER_MS` (see `retryDelay`).
  */
-export type PushSender = (delivery: PushDelivery) => Promise<void>;
+export type PushSender = ((delivery: PushDelivery) => Promise<void>) & {
+  /**
+   * the longest one attempt takes (ms), for a sender that bounds it (the webhook: its timeout); a
+   * queue whose `close` bounds its wait (BullMQ) waits that long for the deliveries in progress
+   */
+  readonly timeoutMs?: number;
+};
 
 /**
  * The longest wait a sender's `retryAfterMs` can ask for: a notification later than this ("the

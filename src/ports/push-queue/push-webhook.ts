@@ -7,9 +7,11 @@
 import { createHmac } from 'node:crypto';
 import { activeSpan } from '../../trace/active-span.js';
 import { traceparentOf } from '../../trace/tracing.js';
+import { webhookTarget, type WebhookTarget } from '../../config/config.js';
 import type { PushDelivery, PushSender } from './push-queue.js';
 
 export interface WebhookOptions {
+  /** where to POST; credentials in it (`https://user:pass@host/…`) are sent as a Basic authorization (`webhookTarget`) */
   url: string;
   /** the HMAC key, shared with the receiver */
   secret: string;
@@ -77,24 +79,29 @@ export function webhookBody(d: PushDelivery): WebhookBody {
  * A sender POSTing to `url`. Resolves on a 2xx answer; rejects (a retry) on any other status, a
  * redirect (a signed request is not sent on elsewhere), a network error or `timeoutMs` without an
  * answer. An answer's `Retry-After` is passed on to the queue (`retryAfterMs`). `idempotency-key` is the notification's id: a retry after a lost answer repeats it.
+ * Its errors show the URL only masked (`webhookTarget`): their message is logged and kept in the
+ * queue (BullMQ's failedReason, bull-board). Throws at once on a URL `webhookTarget` refuses. Its
+ * `timeoutMs` is `options.timeoutMs`: no attempt takes longer.
  */
 export function webhookPushSender(options: WebhookOptions): PushSender {
   const now = options.now ?? Date.now;
-  return async (delivery) => {
+  const target = webhookTarget(options.url);
+  const send = async (delivery: PushDelivery): Promise<void> => {
     const body = JSON.stringify(webhookBody(delivery));
     const headers: Record<string, string> = {
       'content-type': 'application/json',
       'idempotency-key': delivery.id,
       [SIGNATURE_HEADER]: webhookSignature(options.secret, Math.floor(now() / 1000), body),
     };
+    if (target.authorization !== undefined) headers.authorization = target.authorization;
     const span = activeSpan();
     if (span) headers.traceparent = traceparentOf(span);
     let res: Response;
     try {
-      res = await fetch(options.url, { method: 'POST', headers, body, redirect: 'manual', signal: AbortSignal.timeout(options.timeoutMs) });
+      res = await fetch(target.url, { method: 'POST', headers, body, redirect: 'manual', signal: AbortSignal.timeout(options.timeoutMs) });
     } catch (err) {
       const timedOut = err instanceof Error && err.name === 'TimeoutError';
-      throw new WebhookError(timedOut ? `push webhook: no answer within ${options.timeoutMs} ms` : `push webhook: ${describe(err)}`);
+      throw new WebhookError(timedOut ? `push webhook: no answer within ${options.timeoutMs} ms` : `push webhook: ${masked(describe(err), options.url, target)}`);
     }
     // the answer's body is not used: read off so the connection goes back to the pool
     await res.body?.cancel().catch(() => undefined);
@@ -103,6 +110,16 @@ export function webhookPushSender(options: WebhookOptions): PushSender {
     const asked = retryAfterMs === undefined ? '' : ` (Retry-After ${Math.round(retryAfterMs / 1000)} s)`;
     throw new WebhookError(`push webhook answered ${res.status}${asked}`, res.status, retryAfterMs);
   };
+  return Object.assign(send, { timeoutMs: options.timeoutMs });
+}
+
+/** `message` with the URL, as configured or as fetched, and its query shown masked (a fetch error may quote them). */
+function masked(message: string, raw: string, target: WebhookTarget): string {
+  const search = new URL(target.url).search;
+  let out = message;
+  for (const form of [raw, target.url]) out = out.replaceAll(form, target.shown);
+  // the shown URL's only `?` starts its query (one in the path is escaped)
+  return search === '' ? out : out.replaceAll(search, target.shown.slice(target.shown.indexOf('?')));
 }
 
 /** fetch's network errors say only "fetch failed"; the reason is their cause. */
