@@ -20,6 +20,7 @@ import type { PendingRun } from '../../src/ports/pending-runs/pending-runs.js';
 import { LmdbPendingRuns } from '../../src/ports/pending-runs/pending-runs-lmdb.js';
 import { LmdbRevocationStore } from '../../src/ports/revocations/revocations-lmdb.js';
 import { RedisRevocationStore } from '../../src/ports/revocations/revocations-redis.js';
+import { revocationKey } from '../../src/ports/revocations/revocations.js';
 import { RedisPendingRuns } from '../../src/ports/pending-runs/pending-runs-redis.js';
 import { BullMqPushQueue } from '../../src/ports/push-queue/push-queue-bullmq.js';
 import { LmdbPushQueue } from '../../src/ports/push-queue/push-queue-lmdb.js';
@@ -28,6 +29,7 @@ import { LmdbRuleStore } from '../../src/ports/rule-store/rule-store-lmdb.js';
 import { RedisRuleStore } from '../../src/ports/rule-store/rule-store-redis.js';
 import { LmdbShadowStore } from '../../src/ports/shadow-store/shadow-store-lmdb.js';
 import { RedisShadowStore } from '../../src/ports/shadow-store/shadow-store-redis.js';
+import { reportedSide } from '../../src/ports/shadow-store/shadow-store.js';
 import { startRedis, uniquePrefix, type Backend } from '../../load/harness/index.js';
 import { scriptArgs } from '../helpers/server-process.js';
 
@@ -105,7 +107,7 @@ afterAll(async () => {
 });
 
 describe('importing a backup into redis', () => {
-  it('writes hubs and shadows, read back through the redis adapters; a second import skips the hubs', async () => {
+  it('writes hubs and shadows, read back through the redis adapters; a rerun writes nothing, and a hub redis holds otherwise is kept', async () => {
     const prefix = uniquePrefix();
     const report = await importIntoRedis(file, { url: redis.url, prefix, log });
     expect(report.imported).toMatchObject({ hubs: 2, devices: 2, cursors: 1 });
@@ -123,20 +125,75 @@ describe('importing a backup into redis', () => {
     expect(shadow.plug).toMatchObject({ kind: 'switch', reported: {}, desired: {} });
     expect(await shadows.loadCursor('hub-1')).toEqual({ boot: 'boot-a', seq: 42 });
 
-    // a second import overwrites nothing: a hub changed in redis is reported and skipped, with its
-    // shadow; one as in the file counts as imported already
+    // a rerun of the finished import writes nothing: a hub changed in the cluster stays as it is
     await registry.setEnabled('hub-1', false);
     const again = await importIntoRedis(file, { url: redis.url, prefix, log });
-    expect(again.imported.hubs ?? 0).toBe(0);
-    expect(again.imported.devices ?? 0).toBe(0);
-    expect(again.present.hubs).toBe(1);
-    expect(again.skipped).toEqual(['hub hub-1: provisioned in redis with another record (kept as it is, its shadow not imported)']);
+    expect(again).toMatchObject({ imported: {}, present: {}, skipped: [] });
+    expect(again.notes[0]).toMatch(new RegExp(`^this file's import finished at \\S+ \\(record ${prefix}import:[0-9a-f]{64}\\): nothing written again`));
     expect((await registry.get('hub-1'))?.enabled).toBe(false);
     await shadows.close();
+
+    // a first import into a redis that holds one of the hubs otherwise: that hub is kept, and reported with its shadow
+    const other = uniquePrefix();
+    const theirs = new RedisHubRegistry(client, { keys: new RedisKeys(other) });
+    await theirs.create({ hubId: 'hub-1', homeId: 'home-9', secret: 'theirs', enabled: true, createdAt: 1, model: undefined });
+    const first = await importIntoRedis(file, { url: redis.url, prefix: other, log });
+    expect(first.imported).toMatchObject({ hubs: 1 });
+    expect(first.imported.devices).toBeUndefined();
+    expect(first.skipped).toEqual(['hub hub-1: provisioned in redis with another record (kept as it is, its shadow not imported)']);
+    expect((await theirs.get('hub-1'))?.secret).toBe('theirs');
     await closeRedis(client);
   });
 
-  it('writes rules and scenes with their ids, versions and times, settings and cron cursors; an id that exists is refused', async () => {
+  it('a rerun keeps what the cluster changed since: a desired state set by a user is not put back (finding 1)', async () => {
+    const prefix = uniquePrefix();
+    const keys = new RedisKeys(prefix);
+    await importIntoRedis(file, { url: redis.url, prefix, log });
+    const shadows = await RedisShadowStore.connect(redis.url, { name: 'test-desired', log, keys });
+    try {
+      // users change desired state while the hub is offline: the file's value changed, and a device the file had none for
+      await shadows.setDesired('hub-1', 'lamp', { level: 10 });
+      await shadows.setDesired('hub-1', 'plug', { on: true });
+      const again = await importIntoRedis(file, { url: redis.url, prefix, log });
+      expect(again.imported).toEqual({});
+      expect(again.skipped).toEqual([]);
+      const shadow = await shadows.load('hub-1');
+      expect(shadow.lamp).toMatchObject({ desired: { level: 10 }, desiredVersion: 2 });
+      expect(shadow.plug).toMatchObject({ desired: { on: true }, desiredVersion: 1 });
+    } finally {
+      await shadows.close();
+    }
+  });
+
+  it('a rerun does not bring back what the cluster deleted since: a hub with its secret and shadow, a rule, a scene (finding 2)', async () => {
+    const prefix = uniquePrefix();
+    const keys = new RedisKeys(prefix);
+    await importIntoRedis(file, { url: redis.url, prefix, log });
+    const client = await connectRedis(redis.url, { name: 'test-deleted', log });
+    const shadows = await RedisShadowStore.connect(redis.url, { name: 'test-deleted-shadows', log, keys });
+    try {
+      const registry = new RedisHubRegistry(client, { keys });
+      const rules = new RedisRuleStore(client, { log, keys });
+      // as DELETE /v1/admin/hubs/hub-1 does (src/api/fleet.ts removeNow): the record, then the shadow
+      expect(await registry.remove('hub-1')).toBe(true);
+      await shadows.remove('hub-1');
+      expect(await rules.deleteRule('home-1', rule.id)).toBe(true);
+      expect(await rules.deleteScene('home-1', scene.id)).toBe(true);
+      const again = await importIntoRedis(file, { url: redis.url, prefix, log });
+      expect(again).toMatchObject({ imported: {}, skipped: [] });
+      expect(await registry.get('hub-1')).toBeNull();
+      expect(Object.keys(await shadows.load('hub-1'))).toEqual([]);
+      expect(await shadows.loadCursor('hub-1')).toBeNull();
+      expect(await rules.getRule('home-1', rule.id)).toBeNull();
+      expect(await rules.getScene('home-1', scene.id)).toBeNull();
+      expect(await rules.getRule('home-1', plain.id)).toEqual(plain);
+    } finally {
+      await shadows.close();
+      await closeRedis(client);
+    }
+  });
+
+  it('writes rules and scenes with their ids, versions and times, settings and cron cursors; a rerun writes nothing, and an id redis holds is kept', async () => {
     const prefix = uniquePrefix();
     const report = await importIntoRedis(file, { url: redis.url, prefix, log });
     expect(report.imported).toMatchObject({ rules: 2, scenes: 1, settings: 1, 'cron cursors': 1 });
@@ -151,19 +208,29 @@ describe('importing a backup into redis', () => {
     expect((await rules.listScheduled()).map((s) => s.ruleId)).toEqual([rule.id]);
     expect(await rules.homeVersion('home-1')).toBeGreaterThan(0);
 
-    // the ids exist now: nothing is overwritten
+    // a rerun writes nothing: what the cluster changed stays, and is not reported
     await rules.updateRule('home-1', rule.id, { ...rule, name: 'changed in the cluster' });
     await rules.putSettings('home-1', { timeZone: 'America/New_York' });
     const again = await importIntoRedis(file, { url: redis.url, prefix, log });
-    expect(again.imported.rules ?? 0).toBe(0);
-    expect(again.imported.scenes ?? 0).toBe(0);
-    expect(again.skipped.filter((s) => s.startsWith('rule ') || s.startsWith('scene '))).toEqual([`rule ${rule.id} of home home-1: the id exists in redis with another rule (kept as it is)`]);
-    expect(again.present).toMatchObject({ rules: 1, scenes: 1 });
+    expect(again).toMatchObject({ imported: {}, skipped: [] });
     expect((await rules.getRule('home-1', rule.id))?.name).toBe('changed in the cluster');
-    expect(again.imported.settings ?? 0).toBe(0);
-    expect(again.skipped).toContain('settings of home home-1: the home exists in redis with other settings (kept)');
     expect(await rules.getSettings('home-1')).toEqual({ timeZone: 'America/New_York' });
     await rules.close();
+
+    // a first import into a redis whose home holds other settings and a rule of the same id: both kept, and reported
+    const other = new RedisKeys(uniquePrefix());
+    const theirs = await RedisRuleStore.connect(redis.url, { name: 'test-rules-theirs', log, keys: other });
+    await theirs.putSettings('home-1', { timeZone: 'Asia/Tokyo' });
+    expect(await theirs.importItem('rule', { ...rule, name: 'theirs' })).toBe(true);
+    const first = await importIntoRedis(file, { url: redis.url, prefix: other.prefix, log });
+    expect(first.imported).toMatchObject({ rules: 1, scenes: 1 });
+    expect(first.skipped.filter((s) => !s.startsWith('hub ') && !s.startsWith('shadow '))).toEqual([
+      'settings of home home-1: the home exists in redis with other settings (kept)',
+      `rule ${rule.id} of home home-1: the id exists in redis with another rule (kept as it is; its cron cursor and pending run not imported)`,
+    ]);
+    expect((await theirs.getRule('home-1', rule.id))?.name).toBe('theirs');
+    expect(await theirs.getSettings('home-1')).toEqual({ timeZone: 'Asia/Tokyo' });
+    await theirs.close();
   });
 
   it('writes pending runs as node "import", whose claim has ended: a live node takes them over', async () => {
@@ -191,7 +258,7 @@ describe('importing a backup into redis', () => {
     await push.close();
   });
 
-  it('moves the token revocations still in force (a revoked token must not work again in the cluster); a rerun finds them there', async () => {
+  it('moves the token revocations still in force (a revoked token must not work again in the cluster)', async () => {
     const prefix = uniquePrefix();
     const report = await importIntoRedis(file, { url: redis.url, prefix, log });
     expect(report.imported.revocations).toBe(3);
@@ -204,11 +271,10 @@ describe('importing a backup into redis', () => {
       await closeRedis(client);
     }
     const again = await importIntoRedis(file, { url: redis.url, prefix, log });
-    expect(again.present.revocations).toBe(3);
     expect(again.imported.revocations).toBeUndefined();
   });
 
-  it('through the command line: counts per kind, what was skipped; the prefix from TIER_REDIS_PREFIX', async () => {
+  it('through the command line: counts per kind, a rerun that writes nothing, what was not imported; the prefix from TIER_REDIS_PREFIX', async () => {
     const prefix = uniquePrefix();
     const cli = (env: Record<string, string>, ...args: string[]) => promisify(execFile)(process.execPath, [...scriptArgs('src/data-cli.ts'), ...args], { cwd: join(import.meta.dirname, '../..'), env: { ...process.env, ...env } });
     const { stdout } = await cli({ TIER_REDIS_PREFIX: prefix }, 'import', file, '--redis', redis.url);
@@ -216,14 +282,18 @@ describe('importing a backup into redis', () => {
     expect(stdout).toMatch(/hubs 2, devices 2, cursors 1, settings 1, rules 2, scenes 1, cron cursors 1, pending runs 1, push jobs 1, revocations 3\n/);
     expect(stdout).toContain('not moved: push: 1 failed notifications (dead letters)');
     expect(stdout).toContain("not moved: nonces: 1 (they only matter within the handshake's skew window)");
-    // a rerun finds everything as the file holds it: nothing to do, exit 0
-    const again = await cli({}, 'import', file, '--redis', redis.url, '--prefix', prefix);
-    expect(again.stdout).toMatch(/: nothing\nalready in redis as in the file: hubs 2, devices 2, cursors 1, settings 1, rules 2, scenes 1, cron cursors 1, push jobs 1, revocations 3\n/);
-    // a hub changed in the cluster: reported as not imported, exit 1
+    // a rerun of the finished import: nothing written, and it says so; a hub changed in the cluster since stays, exit 0
     const client = await connectRedis(redis.url, { name: 'test-change', log });
     await new RedisHubRegistry(client, { keys: new RedisKeys(prefix) }).setEnabled('hub-2', true);
+    const again = await cli({}, 'import', file, '--redis', redis.url, '--prefix', prefix);
+    expect(again.stdout).toMatch(/: nothing\nnot moved: this file's import finished at \S+ \(record \S+\): nothing written again/);
+    expect(again.stdout).not.toContain('NOT IMPORTED');
+    expect((await new RedisHubRegistry(client, { keys: new RedisKeys(prefix) }).get('hub-2'))?.enabled).toBe(true);
+    // a first import into a redis holding one of its hubs otherwise: reported as not imported, exit 1
+    const other = uniquePrefix();
+    await new RedisHubRegistry(client, { keys: new RedisKeys(other) }).create({ hubId: 'hub-2', homeId: 'home-1', secret: 'theirs', enabled: true, createdAt: 1, model: undefined });
     await closeRedis(client);
-    await expect(cli({}, 'import', file, '--redis', redis.url, '--prefix', prefix)).rejects.toMatchObject({
+    await expect(cli({}, 'import', file, '--redis', redis.url, '--prefix', other)).rejects.toMatchObject({
       code: 1,
       stdout: expect.stringContaining('NOT IMPORTED: hub hub-2: provisioned in redis with another record'),
       stderr: expect.stringContaining('data error: 1 not imported'),
@@ -242,29 +312,158 @@ describe('importing a backup into redis', () => {
     await closeRedis(client);
   });
 
-  it('a rerun after a run cut short (hubs written, nothing else) finishes it; a shadow redis has moved on from is reported', async () => {
+  it('an import after one of a part of the file (hubs written, nothing else) writes the rest; a shadow redis has moved on from is reported', async () => {
     const prefix = uniquePrefix();
     const hubsOnly = withLines((records) => records.filter((l) => l.startsWith('{"db":"hubs"')));
     expect((await importIntoRedis(hubsOnly, { url: redis.url, prefix, log })).imported).toEqual({ hubs: 2 });
-    const rerun = await importIntoRedis(file, { url: redis.url, prefix, log });
-    expect(rerun.skipped).toEqual([]);
-    expect(rerun.present).toEqual({ hubs: 2 });
-    expect(rerun.imported).toMatchObject({ devices: 2, cursors: 1, rules: 2, scenes: 1, 'pending runs': 1 });
+    const rest = await importIntoRedis(file, { url: redis.url, prefix, log });
+    expect(rest.skipped).toEqual([]);
+    expect(rest.present).toEqual({ hubs: 2 });
+    expect(rest.imported).toMatchObject({ devices: 2, cursors: 1, rules: 2, scenes: 1, 'pending runs': 1 });
     const keys = new RedisKeys(prefix);
     const shadows = await RedisShadowStore.connect(redis.url, { name: 'test-shadows', log, keys });
     expect((await shadows.load('hub-1')).lamp).toMatchObject({ kind: 'light', reported: { on: true, level: 40 }, reportedVersion: 7, desired: { level: 80 } });
     expect(await shadows.loadCursor('hub-1')).toEqual({ boot: 'boot-a', seq: 42 });
 
-    // the hub reported since: its shadow is newer than the file's and kept
-    const lamp = (await shadows.load('hub-1')).lamp!;
-    shadows.writeReported('hub-1', 'lamp', { ...lamp, reported: { on: false }, reportedVersion: 8 }, 0);
-    await shadows.flush();
-    const third = await importIntoRedis(file, { url: redis.url, prefix, log });
-    expect(third.skipped).toEqual(['shadow of hub hub-1: redis holds a newer one (device lamp at version 8; kept as it is)']);
-    expect((await shadows.load('hub-1')).lamp).toMatchObject({ reported: { on: false }, reportedVersion: 8 });
+    // the hub reported in the cluster before the rest came: its shadow is newer than the file's and kept
+    const other = uniquePrefix();
+    await importIntoRedis(hubsOnly, { url: redis.url, prefix: other, log });
+    const live = await RedisShadowStore.connect(redis.url, { name: 'test-shadows-live', log, keys: new RedisKeys(other) });
+    // as a hub session writes a report: no kind
+    live.writeReported('hub-1', 'lamp', reportedSide({ on: false }, 8, 1_700_000_009_000), 0);
+    await live.flush();
+    const late = await importIntoRedis(file, { url: redis.url, prefix: other, log });
+    expect(late.skipped).toEqual(['shadow of hub hub-1: redis holds a newer one (device lamp at version 8; kept as it is)']);
+    expect((await live.load('hub-1')).lamp).toMatchObject({ reported: { on: false }, reportedVersion: 8 });
+    await live.close();
     await shadows.close();
   });
+
+  it('a rerun after a run killed between any two writes writes only what no run wrote: what the cluster deleted or changed in between stays', async () => {
+    // the writes of a whole run, counted, and what it leaves
+    let writes = 0;
+    const whole = uniquePrefix();
+    await importIntoRedis(file, { url: redis.url, prefix: whole, log, beforeWrite: (n) => void (writes = n + 1) });
+    expect(writes).toBeGreaterThan(15);
+    const complete = await stateOf(whole);
+    for (let n = 0; n < writes; n++) {
+      const prefix = uniquePrefix();
+      const killed = importIntoRedis(file, {
+        url: redis.url,
+        prefix,
+        log,
+        beforeWrite: (i) => {
+          if (i === n) throw new Error(`killed before write ${n}`);
+        },
+      });
+      await expect(killed).rejects.toThrow(`killed before write ${n}`);
+      const changed = await changeLikeACluster(prefix);
+      const rerun = await importIntoRedis(file, { url: redis.url, prefix, log });
+      const state = await stateOf(prefix);
+      const context = `killed before write ${n}, changed ${JSON.stringify(changed)}, rerun ${JSON.stringify(rerun.skipped)}`;
+      // what the cluster did stays
+      if (changed.hub2) expect(state.get('hub-2'), context).toEqual({ record: null, devices: [], cursor: null });
+      if (changed.lamp) expect((state.get('hub-1') as { lamp?: unknown }).lamp, context).toMatchObject({ desired: { level: 10 }, desiredVersion: 2 });
+      if (changed.plain) expect(state.get(plain.id), context).toEqual({ rule: null, cursor: null });
+      // a rerun names the record it resumes (the first write is the record's: killed before it, the rerun is a first run)
+      if (n > 0) expect(rerun.notes[0], context).toMatch(new RegExp(`^what earlier runs of this file went through \\(record ${prefix}import:[0-9a-f]{64}, `));
+      // at most the unit the kill cut short is not imported (when redis cannot tell whether it was written), and said so
+      expect(rerun.skipped.length, context).toBeLessThanOrEqual(1);
+      for (const line of rerun.skipped) expect(line, context).toMatch(/the run cut short may have|redis holds a newer one/);
+      // everything else as a whole run leaves it
+      for (const [unit, value] of complete) {
+        if (rerun.skipped.some((line) => line.includes(unit))) continue;
+        if ((unit === 'hub-2' && changed.hub2) || (unit === plain.id && changed.plain)) continue;
+        const expected = unit === 'hub-1' && changed.lamp ? { ...(value as object), lamp: { ...(value as { lamp: object }).lamp, desired: { level: 10 }, desiredVersion: 2 } } : value;
+        expect(state.get(unit), `${unit}: ${context}`).toEqual(expected);
+      }
+      // and once finished, a rerun writes nothing
+      const third = await importIntoRedis(file, { url: redis.url, prefix, log });
+      expect(third.imported, context).toEqual({});
+      expect(third.notes[0], context).toMatch(/^this file's import finished at/);
+    }
+  });
+
+  it('a second run takes the import over: the first stops at its next count, and nothing is written twice', async () => {
+    const prefix = uniquePrefix();
+    let release!: () => void;
+    const paused = new Promise<void>((r) => (release = r));
+    let reached!: () => void;
+    const atWrite = new Promise<void>((r) => (reached = r));
+    const first = importIntoRedis(file, {
+      url: redis.url,
+      prefix,
+      log,
+      beforeWrite: async (n) => {
+        if (n !== 6) return;
+        reached();
+        await paused;
+      },
+    });
+    await atWrite;
+    const second = await importIntoRedis(file, { url: redis.url, prefix, log });
+    expect(second.skipped.length).toBeLessThanOrEqual(1);
+    release();
+    await expect(first).rejects.toThrow(/another run of this file's import took it over/);
+    const third = await importIntoRedis(file, { url: redis.url, prefix, log });
+    expect(third.imported).toEqual({});
+    expect(third.notes[0]).toMatch(/^this file's import finished at/);
+  });
 });
+
+/** What the live cluster might do after a run was cut short, each only where that run had written it. */
+async function changeLikeACluster(prefix: string): Promise<{ hub2: boolean; lamp: boolean; plain: boolean }> {
+  const keys = new RedisKeys(prefix);
+  const client = await connectRedis(redis.url, { name: 'test-cluster', log });
+  const shadows = await RedisShadowStore.connect(redis.url, { name: 'test-cluster-shadows', log, keys });
+  try {
+    const registry = new RedisHubRegistry(client, { keys });
+    const rules = new RedisRuleStore(client, { log, keys });
+    // an admin deletes hub-2 (as removeNow does), a user sets the lamp's desired state, someone deletes rule `plain`
+    const hub2 = (await registry.get('hub-2')) !== null;
+    if (hub2) {
+      await registry.remove('hub-2');
+      await shadows.remove('hub-2');
+    }
+    const lamp = ((await shadows.load('hub-1')).lamp?.desiredVersion ?? 0) > 0;
+    if (lamp) await shadows.setDesired('hub-1', 'lamp', { level: 10 });
+    const plainThere = (await rules.getRule('home-1', plain.id)) !== null;
+    if (plainThere) await rules.deleteRule('home-1', plain.id);
+    return { hub2, lamp, plain: plainThere };
+  } finally {
+    await shadows.close();
+    await closeRedis(client);
+  }
+}
+
+/** What an import left, by unit (keyed by what the report's lines about it contain), read through the adapters. */
+async function stateOf(prefix: string): Promise<Map<string, unknown>> {
+  const keys = new RedisKeys(prefix);
+  const client = await connectRedis(redis.url, { name: 'test-state', log });
+  const shadows = await RedisShadowStore.connect(redis.url, { name: 'test-state-shadows', log, keys });
+  const push = await BullMqPushQueue.connect(redis.url, { name: 'test-state-push', log, keys });
+  try {
+    const registry = new RedisHubRegistry(client, { keys });
+    const rules = new RedisRuleStore(client, { log, keys });
+    const state = new Map<string, unknown>();
+    for (const hubId of ['hub-1', 'hub-2']) {
+      const shadow = await shadows.load(hubId);
+      state.set(hubId, { record: await registry.get(hubId), devices: Object.keys(shadow).sort(), ...Object.fromEntries(Object.entries(shadow)), cursor: await shadows.loadCursor(hubId) });
+    }
+    state.set('settings', await rules.getSettings('home-1'));
+    const runs = await client.hgetall(`${prefix}{delays:all}:runs`);
+    for (const r of [rule, plain]) state.set(r.id, { rule: await rules.getRule('home-1', r.id), cursor: await rules.getCursor(r.id), ...(runs[r.id] ? { run: JSON.parse(runs[r.id]!) as unknown } : {}) });
+    state.set(scene.id, await rules.getScene('home-1', scene.id));
+    const queued = await push.stats();
+    state.set('push notification', queued.waiting + queued.delayed);
+    state.set('revocations', (await new RedisRevocationStore(client, { keys }).list(Math.floor(Date.now() / 1000))).map(revocationKey).sort());
+    return state;
+  } finally {
+    await push.close();
+    await shadows.close();
+    await closeRedis(client);
+  }
+}
 
 /** A copy of the backup with its records changed by `change` (header and end line kept, the count right). */
 function withLines(change: (records: string[]) => string[]): string {
