@@ -88,6 +88,7 @@ end`;
  */
 const APPEND = new LuaScript(`${NOW}
 ${MARKS(8)}
+local rid = string.match(redis.call('INFO', 'server'), 'run_id:(%x+)')
 local deadline = tonumber(ARGV[7])
 local homes = tonumber(ARGV[6])
 local events = KEYS[2 * homes + 3]
@@ -105,7 +106,18 @@ for i = 1, homes do
   local stream, meta, home, k = KEYS[2 * i + 1], KEYS[2 * i + 2], ARGV[a], tonumber(ARGV[a + 1])
   a = a + 2
   local e = redis.call('HGET', meta, 'e')
+  local r = redis.call('HGET', meta, 'r')
+  if e and r and r ~= rid then
+    -- Redis restarted or failed over since this home's last append: it may have come back without
+    -- its last writes (a snapshot, an AOF fsynced each second, a replica behind), and the offsets
+    -- after them were handed out already: a new epoch, never an offset given twice
+    e = nil
+    redis.call('HDEL', meta, 'o', 'l')
+    redis.call('DEL', stream)
+    if node ~= '' then redis.call('HDEL', KEYS[1], home) end
+  end
   if not e then e = ARGV[1]; redis.call('HSET', meta, 'e', e) end
+  if r ~= rid then redis.call('HSET', meta, 'r', rid) end
   local o = redis.call('HGET', meta, 'o')
   if not o then redis.call('PERSIST', meta) end
   local top = tonumber(o or '0')
@@ -195,7 +207,9 @@ ${LOST('KEYS[1]', 'ARGV[1]', 'ARGV[2]')}`);
  * the newest offset and, per hub, the newest session epoch that put an event there (`s:<hub>`:
  * an older session's events are refused, `EventSource`). Once a home has had an event the hash
  * has no expiry: offsets stay comparable however long a home is quiet (before, see `epoch`). A Redis that lost the hash (flushed, replaced) starts
- * a new epoch for the home.
+ * a new epoch for the home, and so does a Redis that restarted or failed over since the home's last
+ * append (the hash keeps the server's `run_id`, field `r`): it may have come back from a snapshot or
+ * a replica without its last writes, and handed out their offsets again to new events.
  *
  * The appends of one event-loop turn go to Redis as one script call (a few for a large turn), each
  * event added to its home's stream and to the services' stream `<prefix>events` in the same step.
