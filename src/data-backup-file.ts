@@ -3,9 +3,10 @@
  * `{"hubtier": "data", "layout": N, "exportedAt": ms, "ends": true}`, one line
  * `{"db": name, "key": key, "value": value}` per record, and (when the header says `ends`) an end
  * line `{"hubtier": "end", "records": N}`, so that a copy cut short at a line's end is seen too.
- * Read synchronously: the import writes it inside one LMDB transaction.
+ * Read synchronously: the import writes it inside one LMDB transaction. `-` is stdin.
  */
-import { closeSync, openSync, readSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { StringDecoder } from 'node:string_decoder';
 import { DATA_LAYOUT_VERSION } from './ports/lmdb.js';
 
@@ -35,40 +36,114 @@ export interface BackupRecord {
   line: number;
 }
 
-/** The file's lines, read in chunks (a backup may be larger than memory holds comfortably). */
-function* lines(file: string): Generator<string> {
-  let fd: number;
-  try {
-    fd = openSync(file, 'r');
-  } catch (err) {
-    throw new BackupError(`${file}: cannot be read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+const PAUSE = new Int32Array(new SharedArrayBuffer(4));
+
+/**
+ * A backup opened once (`-`: stdin): every pass reads this descriptor, never the path again, so a
+ * file renamed over the path meanwhile is never read. A regular file is read again from its start
+ * and each whole pass's SHA-256 kept (`digest`), so a caller can tell that two passes read the same
+ * bytes; anything else (a pipe: `<(gunzip -c b.jsonl.gz)`, stdin) is read once.
+ */
+export class BackupSource {
+  /** a regular file: `lines` can be read again from its start */
+  readonly rereadable: boolean;
+  /** SHA-256 (hex) of the bytes of the last whole pass; null while none has ended */
+  digest: string | null = null;
+  private passes = 0;
+
+  private constructor(
+    /** the file as messages name it */
+    readonly name: string,
+    private readonly fd: number,
+  ) {
+    this.rereadable = fstatSync(fd).isFile();
   }
-  try {
+
+  /** Opens `file` (`-`: stdin, read from its start when it is a file, never closed); a BackupError when it cannot be read. */
+  static open(file: string): BackupSource {
+    if (file === '-') return new BackupSource('stdin', 0);
+    try {
+      return new BackupSource(file, openSync(file, 'r'));
+    } catch (err) {
+      throw new BackupError(`${file}: cannot be read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+    }
+  }
+
+  /** The file's lines from its start, read in chunks (a backup may be larger than memory holds comfortably). */
+  *lines(): Generator<string> {
+    if (this.passes++ > 0 && !this.rereadable) throw new Error(`${this.name}: a pipe is read once`);
+    this.digest = null;
+    const hash = createHash('sha256');
     const chunk = Buffer.alloc(1 << 20);
     const decoder = new StringDecoder('utf8');
     let rest = '';
-    for (let n; (n = readSync(fd, chunk, 0, chunk.length, null)) > 0; ) {
+    let at = 0;
+    for (let n; (n = this.read(chunk, at)) > 0; at += n) {
+      hash.update(chunk.subarray(0, n));
       const parts = (rest + decoder.write(chunk.subarray(0, n))).split('\n');
       rest = parts.pop()!;
       yield* parts;
     }
     rest += decoder.end();
     if (rest !== '') yield rest;
-  } finally {
-    closeSync(fd);
+    this.digest = hash.digest('hex');
   }
+
+  /** Bytes read into `chunk` from `at` (a pipe: its next bytes); 0 at the end. */
+  private read(chunk: Buffer, at: number): number {
+    for (;;) {
+      try {
+        return readSync(this.fd, chunk, 0, chunk.length, this.rereadable ? at : null);
+      } catch (err) {
+        // stdin left non-blocking by whoever opened it: wait for its writer
+        if ((err as NodeJS.ErrnoException).code !== 'EAGAIN') throw err;
+        Atomics.wait(PAUSE, 0, 0, 10);
+      }
+    }
+  }
+
+  close(): void {
+    if (this.fd !== 0) closeSync(this.fd);
+  }
+}
+
+/** Whether `v` holds a number JSON.parse read as Infinity (`1e400`): no export writes one (JSON.stringify writes null). */
+function hasNonFinite(v: unknown): boolean {
+  // iterative: a value nested deeper than the stack stays a refusal, not a RangeError
+  const stack = [v];
+  while (stack.length > 0) {
+    const x = stack.pop();
+    if (typeof x === 'number') {
+      if (!Number.isFinite(x)) return true;
+    } else if (typeof x === 'object' && x !== null) {
+      for (const k in x) stack.push((x as Record<string, unknown>)[k]);
+    }
+  }
+  return false;
 }
 
 /**
  * Reads a backup's records in file order, after checking its header; a BackupError naming the
- * line for a line that is not JSON or not a record, and for a file cut short (no end line).
+ * line for a line that is not JSON or not a record (or holds a number JSON.parse reads as
+ * Infinity), and for a file cut short (no end line). `from`: a path (`-`: stdin), opened for this
+ * pass, or a source opened once for several.
  */
-export function* readBackup(file: string): Generator<BackupRecord> {
+export function* readBackup(from: string | BackupSource): Generator<BackupRecord> {
+  const source = typeof from === 'string' ? BackupSource.open(from) : from;
+  try {
+    yield* recordsOf(source);
+  } finally {
+    if (typeof from === 'string') source.close();
+  }
+}
+
+function* recordsOf(source: BackupSource): Generator<BackupRecord> {
+  const file = source.name;
   let header: BackupHeader | null = null;
   let end: BackupEnd | null = null;
   let records = 0;
   let lineNo = 0;
-  for (const line of lines(file)) {
+  for (const line of source.lines()) {
     lineNo++;
     if (line.trim() === '') continue;
     if (end !== null) throw new BackupError(`${file}:${lineNo}: a line after the end line`);
@@ -93,6 +168,7 @@ export function* readBackup(file: string): Generator<BackupRecord> {
       continue;
     }
     if (typeof r.db !== 'string' || r.db === 'meta' || r.key === undefined || !('value' in r)) throw new BackupError(`${file}:${lineNo}: expected {"db", "key", "value"}`);
+    if (hasNonFinite(r.key) || hasNonFinite(r.value)) throw new BackupError(`${file}:${lineNo}: a number out of range (read as Infinity, as 1e400 is): no export writes one`);
     records++;
     yield { db: r.db, key: r.key, value: r.value, line: lineNo };
   }

@@ -4,7 +4,7 @@
  * node must be stopped: the store has one owner at a time.
  */
 import { parseArgs } from 'node:util';
-import { existsSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, fstatSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { BackupError, exportStore, importStore } from './data-backup.js';
 import { importIntoRedis } from './data-redis-import.js';
@@ -17,9 +17,13 @@ const USAGE = `usage: npm run data -- export FILE [--data-dir DIR]
        npm run data -- import FILE --redis URL [--prefix P]
 
 export  writes every record of DATA_DIR's store to FILE (JSON lines, mode 0600): a new
-        file renamed over FILE at the end (an existing FILE or symlink is replaced)
+        file renamed over FILE at the end (an existing FILE or symlink is replaced). FILE -
+        is stdout (export - | gzip > b.jsonl.gz); a device or FIFO (/dev/null, /dev/stdout)
+        is written through, never replaced
 import  checks all of FILE, then reads it into DATA_DIR, which must hold no records yet, in
-        one transaction: a bad or cut-short FILE, an error or a crash writes nothing
+        one transaction: a bad or cut-short FILE, an error or a crash writes nothing. FILE is
+        opened once; - is stdin (gunzip -c b.jsonl.gz | ... import -); a pipe is held in
+        memory between the check and the write
 --redis   imports FILE into a cluster's Redis instead, after the same check. Nothing is
           overwritten: what Redis holds as FILE does counts as imported (a rerun finishes
           a run cut short), what it holds otherwise is reported and the exit code is 1;
@@ -42,7 +46,7 @@ async function main(): Promise<number> {
     const prefix = values.prefix ?? process.env.TIER_REDIS_PREFIX ?? 'tier:';
     const report = await importIntoRedis(file, { url: values.redis, prefix, log: createLogger('warn') });
     const list = (counts: Record<string, number>) => Object.entries(counts).map(([kind, n]) => `${kind} ${n}`).join(', ');
-    process.stdout.write(`imported into redis (prefix ${prefix}) from ${resolve(file)}: ${list(report.imported) || 'nothing'}\n`);
+    process.stdout.write(`imported into redis (prefix ${prefix}) from ${file === '-' ? 'stdin' : resolve(file)}: ${list(report.imported) || 'nothing'}\n`);
     if (Object.keys(report.present).length > 0) process.stdout.write(`already in redis as in the file: ${list(report.present)}\n`);
     for (const line of report.notes) process.stdout.write(`not moved: ${line}\n`);
     for (const line of report.skipped) process.stdout.write(`NOT IMPORTED: ${line}\n`);
@@ -55,12 +59,13 @@ async function main(): Promise<number> {
     process.stderr.write('DATA_DIR=:memory: has nothing on disk to export or import\n');
     return 2;
   }
+  const shown = file === '-' ? (command === 'export' ? 'stdout' : 'stdin') : resolve(file);
   // a mistyped DATA_DIR would otherwise be made, and a backup of nothing written (a cron's every night)
   if (command === 'export' && !existsSync(join(dir, STORE_FILE))) {
     process.stderr.write(`data error: ${resolve(dir)} holds no store (no ${STORE_FILE}): nothing exported. Check DATA_DIR or --data-dir\n`);
     return 1;
   }
-  if (command === 'export' && !existsSync(dirname(resolve(file)))) {
+  if (command === 'export' && file !== '-' && !existsSync(dirname(resolve(file)))) {
     process.stderr.write(`data error: ${dirname(resolve(file))}: no such directory to write ${basename(file)} in\n`);
     return 1;
   }
@@ -72,12 +77,25 @@ async function main(): Promise<number> {
     done = true;
     const total = Object.values(counts).reduce((a, b) => a + b, 0);
     const what = Object.entries(counts).map(([db, n]) => `${db} ${n}`).join(', ');
-    process.stdout.write(`${command === 'export' ? 'exported' : 'imported'} ${total} records (${what || 'none'}) ${command === 'export' ? 'from' : 'into'} ${store.dir} ${command === 'export' ? 'to' : 'from'} ${resolve(file)}\n`);
+    // after a backup written to stdout (-, /dev/stdout), this line would be read as one of its lines
+    const say = command === 'export' && (file === '-' || isStdout(file)) ? process.stderr : process.stdout;
+    say.write(`${command === 'export' ? 'exported' : 'imported'} ${total} records (${what || 'none'}) ${command === 'export' ? 'from' : 'into'} ${store.dir} ${command === 'export' ? 'to' : 'from'} ${shown}\n`);
     return 0;
   } finally {
     await store.close();
     // a refused import leaves DATA_DIR as it found it: an empty store made here would start a node empty
     if (!done && command === 'import') removeNew(dir, before);
+  }
+}
+
+/** True when `file` is (a link to) what stdout writes to. */
+function isStdout(file: string): boolean {
+  try {
+    const a = statSync(file);
+    const b = fstatSync(1);
+    return a.dev === b.dev && a.ino === b.ino;
+  } catch {
+    return false;
   }
 }
 

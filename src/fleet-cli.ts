@@ -5,7 +5,7 @@
  * anew with the current key, straight in the store (an entry: it opens the adapters itself).
  */
 import { existsSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { secretBoxFor } from './compose/secret-key.js';
 import { importHubs, lineRanges } from './fleet-import.js';
@@ -13,7 +13,7 @@ import { resealAll, type ResealReport } from './fleet-reseal.js';
 import { createLogger } from './log/logger.js';
 import { LmdbHubRegistry } from './ports/hub-registry/hub-registry-lmdb.js';
 import { RedisHubRegistry } from './ports/hub-registry/hub-registry-redis.js';
-import { openDataStore } from './ports/lmdb.js';
+import { openDataStore, STORE_FILE } from './ports/lmdb.js';
 import { RedisKeys } from './ports/redis.js';
 
 const USAGE = `usage: npm run fleet -- import FILE --out SECRETS [--url URL] [--admin-token TOKEN]
@@ -26,7 +26,10 @@ import  provisions every hub of FILE through the node at URL, 1,000 per request,
         refused on its own: lines the node would refuse are reported and not sent, and a
         batch the node refuses whole is sent again in parts. Refusals are printed with
         their line numbers; if the node stops answering, the lines not attempted too.
-        Exit 1 when a line was refused or the import stopped.
+        Exit 1 when a line was refused or the import stopped. Ctrl-C (or SIGTERM) sends
+        no further batch and waits for the answer to the one in flight (a second Ctrl-C
+        abandons it): SECRETS then holds every secret issued, as at the end; exit 130
+        (SIGTERM 143).
 --url          defaults to http://127.0.0.1:$PORT (8080)
 --admin-token  defaults to $ADMIN_TOKEN
 
@@ -35,7 +38,9 @@ reseal  seals every hub secret anew with TIER_SECRET_KEY (those sealed with a ke
         nothing. The embedded default's store (--data-dir, default $DATA_DIR or ./data; its
         key file when TIER_SECRET_KEY is unset): stop the node first. A cluster's Redis
         (--redis, --prefix defaults to $TIER_REDIS_PREFIX, else tier:): nodes may run, given
-        the old keys in TIER_SECRET_KEYS_OLD until it is done.`;
+        the old keys in TIER_SECRET_KEYS_OLD until it is done. Exit 1 when a hub was
+        skipped, and when none was found (a mistyped --data-dir, --redis or --prefix): a
+        DATA_DIR without a store is refused, never made.`;
 
 async function reseal(values: { 'data-dir'?: string | undefined; redis?: string | undefined; prefix?: string | undefined }): Promise<number> {
   const env = process.env;
@@ -56,6 +61,11 @@ async function reseal(values: { 'data-dir'?: string | undefined; redis?: string 
     }
   } else {
     const dir = values['data-dir'] ?? env.DATA_DIR ?? './data';
+    // a mistyped DATA_DIR would otherwise be made, with a new key file, and "nothing skipped" reported
+    if (!existsSync(join(dir, STORE_FILE))) {
+      process.stderr.write(`fleet error: ${resolve(dir)} holds no store (no ${STORE_FILE}): nothing resealed. Check DATA_DIR or --data-dir\n`);
+      return 1;
+    }
     const box = secretBoxFor({ secretKey: env.TIER_SECRET_KEY, secretKeysOld: env.TIER_SECRET_KEYS_OLD, dataDir: dir });
     const store = openDataStore(dir, { owner: 'npm run fleet -- reseal' });
     try {
@@ -66,7 +76,43 @@ async function reseal(values: { 'data-dir'?: string | undefined; redis?: string 
   }
   for (const line of report.skipped) process.stderr.write(`skipped ${line}\n`);
   process.stdout.write(`examined ${report.examined} hubs, resealed ${report.resealed}, skipped ${report.skipped.length}\n`);
+  if (report.examined === 0) {
+    // "nothing skipped" is the README's word to drop the old key: not said of a store that was not the fleet's
+    const where = values.redis !== undefined ? `--redis and --prefix (${values.prefix ?? env.TIER_REDIS_PREFIX ?? 'tier:'})` : '--data-dir';
+    process.stderr.write(`fleet error: no hub found: check ${where}. Keep the old key until a reseal of the fleet's store reports nothing skipped\n`);
+    return 1;
+  }
   return report.skipped.length > 0 ? 1 : 0;
+}
+
+/**
+ * Ctrl-C and SIGTERM during an import: the first stops it after the batch in flight is answered,
+ * the second abandons that batch too; either way the import ends as it does at the end of the file
+ * (its secrets in --out, the report printed). Answers the exit code of the signal received, if any.
+ */
+function stopOnSignals(out: string): { stop: AbortSignal; cancel: AbortSignal; done: () => number | null } {
+  const stop = new AbortController();
+  const cancel = new AbortController();
+  let code: number | null = null;
+  const on = (signal: NodeJS.Signals) => {
+    if (!stop.signal.aborted) {
+      code = signal === 'SIGINT' ? 130 : 143;
+      process.stderr.write(`${signal}: stopping once the batch in flight is answered; the secrets issued so far go to ${resolve(out)} (${signal} again: abandon that batch)\n`);
+      stop.abort(`interrupted (${signal})`);
+      return;
+    }
+    process.stderr.write(`${signal} again: abandoning the batch in flight\n`);
+    cancel.abort(`interrupted (${signal} twice)`);
+    done();
+  };
+  const done = () => {
+    process.off('SIGINT', on);
+    process.off('SIGTERM', on);
+    return code;
+  };
+  process.on('SIGINT', on);
+  process.on('SIGTERM', on);
+  return { stop: stop.signal, cancel: cancel.signal, done };
 }
 
 async function main(): Promise<number> {
@@ -90,7 +136,8 @@ async function main(): Promise<number> {
     return 2;
   }
   const url = values.url ?? `http://127.0.0.1:${process.env.PORT ?? '8080'}`;
-  const report = await importHubs(file, { url, adminToken, out: values.out });
+  const signals = stopOnSignals(values.out);
+  const report = await importHubs(file, { url, adminToken, out: values.out, stop: signals.stop, cancel: signals.cancel }).finally(signals.done);
   for (const f of report.failed) process.stderr.write(`line ${f.line}${f.hubId ? ` (${f.hubId})` : ''}: ${f.code}: ${f.message}\n`);
   if (report.stopped !== null) process.stderr.write(`stopped: ${report.stopped}\n`);
   if (report.unanswered.length > 0) {
@@ -102,9 +149,10 @@ async function main(): Promise<number> {
   process.stdout.write(`provisioned ${report.created} hubs, ${report.failed.length} refused${notAttempted}${unanswered}; ${where}\n`);
   if (report.notAttempted.length > 0) {
     const out = report.secrets === null ? '' : ' with a new --out';
-    process.stdout.write(`to provision the lines not attempted, run again${out} once the node answers: hubs provisioned already are refused as already_exists\n`);
+    const when = signals.done() === null ? ' once the node answers' : '';
+    process.stdout.write(`to provision the lines not attempted, run again${out}${when}: hubs provisioned already are refused as already_exists\n`);
   }
-  return report.failed.length > 0 || report.stopped !== null ? 1 : 0;
+  return signals.done() ?? (report.failed.length > 0 || report.stopped !== null ? 1 : 0);
 }
 
 main().then(

@@ -21,7 +21,7 @@ export interface ImportReport {
   notAttempted: number[];
   /** lines sent without an answer read (no answer, 5xx): the node may have provisioned some, their secrets unseen */
   unanswered: number[];
-  /** why the import stopped before the end of the file (the URL and what it answered), null when it did not */
+  /** why the import stopped before the end of the file (the URL and what it answered, or `stop`'s reason), null when it did not */
   stopped: string | null;
   /** the file holding the secrets issued: `out` (or a temporary file beside it if `out` appeared meanwhile); null when none were */
   secrets: string | null;
@@ -40,13 +40,23 @@ type Answer =
   /** nothing more can be sent: a wrong URL or token, a node away; `maybeDone` when it may have provisioned some */
   | { kind: 'stop'; reason: string; maybeDone: boolean };
 
+export interface ImportOptions {
+  url: string;
+  adminToken: string;
+  out: string;
+  /** aborted (Ctrl-C): no further request is sent, the one in flight is answered; the reason says why (`stopped`) */
+  stop?: AbortSignal;
+  /** aborted (a second Ctrl-C): the request in flight is abandoned too, its lines unanswered */
+  cancel?: AbortSignal;
+}
+
 /**
  * Provisions the file's hubs through the node at `url` and writes their secrets to `out` (created,
  * mode 0600; refused if it exists). A node that cannot take a request (a bad token, not a node,
- * away) stops the import: the report says which lines were done, refused, not attempted or
- * unanswered, and every secret issued until then is kept.
+ * away) stops the import, as `stop` does: the report says which lines were done, refused, not
+ * attempted or unanswered, and every secret issued until then is in `out`, as at the end.
  */
-export async function importHubs(file: string, opts: { url: string; adminToken: string; out: string }): Promise<ImportReport> {
+export async function importHubs(file: string, opts: ImportOptions): Promise<ImportReport> {
   if (existsSync(opts.out)) throw new Error(`${opts.out} exists: secrets are written once, to a new file`);
   const { items, bad } = await readImportFile(file);
   const report: ImportReport = { created: 0, failed: [...bad], notAttempted: [], unanswered: [], stopped: null, secrets: null };
@@ -61,9 +71,13 @@ export async function importHubs(file: string, opts: { url: string; adminToken: 
 
   /** Sends a chunk; a chunk refused whole is split until the node answers per item. False: stop. */
   const deliver = async (chunk: Entry[]): Promise<boolean> => {
-    const answer = await post(endpoint, opts.adminToken, chunk);
+    if (opts.stop?.aborted) {
+      report.stopped = String(opts.stop.reason);
+      return false;
+    }
+    const answer = await post(endpoint, opts.adminToken, chunk, opts.cancel);
     if (answer.kind === 'stop') {
-      report.stopped = answer.reason;
+      report.stopped = opts.cancel?.aborted ? `${String(opts.cancel.reason)}: ${answer.reason}` : answer.reason;
       if (answer.maybeDone) for (const e of chunk) report.unanswered.push(e.line);
       return false;
     }
@@ -120,8 +134,8 @@ export function lineRanges(lines: readonly number[]): string {
   return parts.join(', ');
 }
 
-/** One request and what came of it; never throws. */
-async function post(endpoint: URL, adminToken: string, chunk: Entry[]): Promise<Answer> {
+/** One request and what came of it (`cancel`: abandoned, no answer); never throws. */
+async function post(endpoint: URL, adminToken: string, chunk: Entry[], cancel: AbortSignal | undefined): Promise<Answer> {
   let res: Response;
   let text: string;
   try {
@@ -129,6 +143,7 @@ async function post(endpoint: URL, adminToken: string, chunk: Entry[]): Promise<
       method: 'POST',
       headers: { authorization: `Bearer ${adminToken}`, 'content-type': 'application/json' },
       body: JSON.stringify({ hubs: chunk.map((e) => e.item) }),
+      ...(cancel ? { signal: cancel } : {}),
     });
     text = await res.text();
   } catch (err) {

@@ -1,16 +1,19 @@
-import { execFile } from 'node:child_process';
-import { existsSync, lstatSync, mkdtempSync, readFileSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs';
+import { execFile, execFileSync, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import type { Readable } from 'node:stream';
+import { existsSync, lstatSync, mkdtempSync, readFileSync, readdirSync, renameSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
 import { BackupError, exportStore, importStore } from '../../src/data-backup.js';
-import { KNOWN_DBS } from '../../src/data-backup-check.js';
+import { KNOWN_DBS, SHADOWS_LAYOUT } from '../../src/data-backup-check.js';
 import { TimerWheel } from '../../src/actors/timer-wheel.js';
 import { diskPorts } from '../../src/compose/disk-ports.js';
 import { loadConfig } from '../../src/config/config.js';
 import { createLogger } from '../../src/log/logger.js';
 import { LmdbHubRegistry, LmdbNonceStore } from '../../src/ports/hub-registry/hub-registry-lmdb.js';
+import { LmdbPushQueue } from '../../src/ports/push-queue/push-queue-lmdb.js';
 import { openDataStore, type DataStore } from '../../src/ports/lmdb.js';
 import { LmdbRuleStore } from '../../src/ports/rule-store/rule-store-lmdb.js';
 import { LmdbShadowStore } from '../../src/ports/shadow-store/shadow-store-lmdb.js';
@@ -49,6 +52,32 @@ async function fill(s: DataStore): Promise<void> {
   await s.db('nonces').put([1_700_000_000_000, 'hub-1:n0'], null);
   await s.db('nonces').put('hub-1:n0', 1_700_000_000_000);
   await s.flushed();
+}
+
+/** Push records as the LMDB queue writes them: a dead letter, a job waiting for its retry, dedup entries, a counter. */
+async function fillPush(s: DataStore): Promise<void> {
+  const notification = (dedupKey: string) => ({ homeId: 'home-9', title: 't', body: 'b', dedupKey });
+  const failing = () => Promise.reject(new Error('receiver down'));
+  const dead = await LmdbPushQueue.open(s, { sender: failing, attempts: 1 });
+  await dead.enqueue(notification('k1'));
+  await dead.drain();
+  await dead.close();
+  // its retry's timer never fires: the job stays stored, due later
+  const retrying = await LmdbPushQueue.open(s, { sender: failing, attempts: 2, timer: () => () => {} });
+  await retrying.enqueue(notification('k2'));
+  await retrying.close();
+}
+
+/**
+ * A FIFO in `d`, and a process copying what is written to it into `copy`, or writing `from` to it
+ * (then opening it again and again, closed at once: a second open of the path reads an empty pipe,
+ * where it would wait for a writer for ever).
+ */
+function fifo(d: string, io: { copy: string } | { from: string }) {
+  const path = join(d, 'fifo');
+  execFileSync('mkfifo', [path]);
+  const child = 'copy' in io ? spawn('sh', ['-c', 'cat "$0" > "$1"', path, io.copy]) : spawn('sh', ['-c', 'cat "$0" > "$1"; while :; do : > "$1"; done', io.from, path]);
+  return { path, exited: once(child, 'exit'), kill: () => child.kill() };
 }
 
 /** Every record of every sub-database but meta, for comparing two stores. */
@@ -244,7 +273,143 @@ describe('data backup (JSON lines)', () => {
     expect(readdirSync(d).sort()).toEqual(['existing.jsonl', 'link.jsonl', 'target.txt']);
   });
 
-  // seven runs of the command line, each a node process loading tsx: a ceiling for a busy machine
+  it('refuses what a node could not read, naming the line: a newer shadow layout, push bookkeeping, attribute values, rule ids, a hub out of its home\'s index, Infinity, a key LMDB cannot hold', async () => {
+    const a = store();
+    await fill(a);
+    await fillPush(a);
+    // a second hub: a backup with no home index at all is the first layout's, which the registry rebuilds
+    await new LmdbHubRegistry(a).create(HUB_9);
+    const good = join(dir(), 'good.jsonl');
+    await exportStore(a, good);
+    const [header, ...rest] = readFileSync(good, 'utf8').trimEnd().split('\n');
+    const records = rest.slice(0, -1);
+    const line = (prefix: string) => records.findIndex((l) => l.startsWith(prefix));
+    /** The backup with the first record starting with `prefix` changed (or dropped: null), and the file line of `mark` in it. */
+    const variant = (prefix: string, change: (l: string) => string | null, mark = prefix): [string, number] => {
+      const i = line(prefix);
+      expect(i, prefix).toBeGreaterThanOrEqual(0);
+      const changed = records.flatMap((l, j) => (j === i ? (change(l)?.split('\n') ?? []) : [l]));
+      const content = [header!, ...changed, JSON.stringify({ hubtier: 'end', records: changed.length })].join('\n') + '\n';
+      return [content, changed.findIndex((l) => l.startsWith(mark)) + 2];
+    };
+    const value = (v: string) => (l: string) => l.replace(/"value":.*\}$/, `"value":${v}}`);
+    const rule = records[line('{"db":"rules","key":["rule"')]!;
+    const ruleId = (JSON.parse(rule) as { key: [string, string, string] }).key[2];
+    /** The rule renamed in each of its records (its cron record first). */
+    const renamed = (id: string): [string, number] => {
+      const content = readFileSync(good, 'utf8').replaceAll(ruleId, id);
+      return [content, content.split('\n').findIndex((l) => l.includes(id)) + 1];
+    };
+    const cases: Array<[string, [string, number], RegExp]> = [
+      ['a shadow layout newer than this version reads', variant('{"db":"layouts","key":"shadows"', value(String(SHADOWS_LAYOUT + 1))), /layouts record: shadow records of layout 5; this version reads layouts up to 4/],
+      // the node crashed at start on these (a TypeError reading `at` of null)
+      ['a push dedup entry of null', variant('{"db":"push","key":["dedup"', value('null')), /push record: a push dedup entry must be \{"id", "at"\}/],
+      ['a push counter that is no number', variant('{"db":"push","key":["count"', value('"lots"')), /push record: a push counter must be a number/],
+      ['a dead letter whose notification the queue refuses', variant('{"db":"push","key":["failed"', (l) => l.replace('\\"title\\":\\"t\\",', '')), /push record: push notification title: must be a string/],
+      ['a device attribute that is an object', variant('{"db":"shadows","key":[0,"lamp"]', (l) => l.replace('[true,40]', '[{"nested":{"deep":1}},40]')), /shadows record: device lamp reported\.on: must be a string, finite number, boolean or nil/],
+      ['a device attribute named __proto__', variant('{"db":"shadow-names","key":1', value('["__proto__","level"]'), '{"db":"shadows","key":[0,"lamp"]'), /shadows record: device lamp reported\.__proto__: attribute name/],
+      ['a hub without its home index entry', variant('{"db":"hub-homes","key":["toString"', () => null, '{"db":"hubs","key":"hub-1"'), /hubs record: no home index entry \(hub-homes \["toString","hub-1"\]\): its home would not list it/],
+      ['a rule id __proto__', renamed('__proto__'), /rules record: rule "__proto__" is not a valid id/],
+      ['a rule id that is a path (the rule alone)', variant('{"db":"rules","key":["rule"', (l) => l.replaceAll(ruleId, '..\\/..\\/etc\\/x')), /rules record: rule "\.\.\/\.\.\/etc\/x" is not a valid id/],
+      ['a number JSON.parse reads as Infinity', variant('{"db":"hubs","key":"hub-1"', (l) => l.replace(',1700000000000,', ',1e400,')), /a number out of range \(read as Infinity/],
+      // passes the check (the Redis import takes it), refused by LMDB inside the transaction
+      ['a key over LMDB\'s 1,978 bytes', variant('{"db":"layouts"', (l) => `${l}\n{"db":"revocations","key":"${'j'.repeat(3_000)}","value":["j",null,null,1999999999,null]}`, '{"db":"revocations"'), /revocations record: the store cannot hold it \(Key size is larger than the maximum key size/],
+    ];
+    const target = store();
+    for (const [what, [content, at], message] of cases) {
+      const file = join(dir(), 'bad.jsonl');
+      writeFileSync(file, content);
+      const refused = await importStore(target, file).then(
+        () => null,
+        (err: unknown) => err,
+      );
+      expect(refused, what).toBeInstanceOf(BackupError);
+      expect((refused as Error).message, what).toMatch(new RegExp(`^${file}:${at}: ${message.source}`));
+      expect(dump(target), what).toEqual({});
+    }
+    expect(await importStore(target, good)).toMatchObject({ push: 5, layouts: 1, 'hub-homes': 2 });
+    expect(dump(target)).toEqual(dump(a));
+  });
+
+  it(`the check's shadow layout bound is the shadow store's: a store marked ${SHADOWS_LAYOUT} opens, one marked higher is refused`, async () => {
+    const log = createLogger('silent');
+    const at = store();
+    await at.db('layouts').put('shadows', SHADOWS_LAYOUT);
+    await new LmdbShadowStore(at, { log }).close();
+    const above = store();
+    await above.db('layouts').put('shadows', SHADOWS_LAYOUT + 1);
+    expect(() => new LmdbShadowStore(above, { log })).toThrow(`holds shadow records of layout ${SHADOWS_LAYOUT + 1}; this version reads layouts up to ${SHADOWS_LAYOUT}`);
+  });
+
+  it('import reads the file it checked: one renamed over the path meanwhile is not read, one written in place writes nothing', async () => {
+    const a = store();
+    await fill(a);
+    const d = dir();
+    const file = join(d, 'backup.jsonl');
+    await exportStore(a, file);
+    const content = readFileSync(file, 'utf8');
+    // hub ids the check refuses, the same length as the good ones
+    const bad = content.replaceAll('"hub-1"', '"hub 1"');
+    /** The store, with `act` run when the import opens its sub-databases to write: after the check, before the write. */
+    const meanwhile = (target: DataStore, act: () => void): DataStore => ({
+      ...target,
+      db: ((name: string) => {
+        if (name === 'hubs') act();
+        return target.db(name);
+      }) as DataStore['db'],
+    });
+
+    const renamed = store();
+    writeFileSync(join(d, 'bad.jsonl'), bad);
+    await importStore(meanwhile(renamed, () => renameSync(join(d, 'bad.jsonl'), file)), file);
+    expect(dump(renamed)).toEqual(dump(a));
+
+    writeFileSync(file, content);
+    const inPlace = store();
+    await expect(importStore(meanwhile(inPlace, () => writeFileSync(file, bad)), file)).rejects.toThrow(`${file} changed while it was imported: nothing written`);
+    expect(dump(inPlace)).toEqual({});
+  });
+
+  it('imports from a pipe (read once, its records held from the check to the write)', async () => {
+    const a = store();
+    await fill(a);
+    const d = dir();
+    const file = join(d, 'b.jsonl');
+    await exportStore(a, file);
+    const pipe = fifo(d, { from: file });
+    try {
+      const target = store();
+      expect(await importStore(target, pipe.path)).toMatchObject({ hubs: 1, rules: 3 });
+      expect(dump(target)).toEqual(dump(a));
+    } finally {
+      pipe.kill();
+    }
+  });
+
+  it('export writes through a FIFO, or a link to one, in place: neither is replaced; a directory is refused', async () => {
+    const a = store();
+    await fill(a);
+    const d = dir();
+    const copy = join(d, 'copy.jsonl');
+    const pipe = fifo(d, { copy });
+    const link = join(d, 'link');
+    symlinkSync(pipe.path, link);
+    try {
+      const counts = await exportStore(a, link);
+      expect(lstatSync(pipe.path).isFIFO()).toBe(true);
+      expect(lstatSync(link).isSymbolicLink()).toBe(true);
+      await pipe.exited;
+      const lines = readFileSync(copy, 'utf8').trimEnd().split('\n');
+      expect(lines[0]).toMatch(/^\{"hubtier":"data"/);
+      expect(JSON.parse(lines.at(-1)!)).toEqual({ hubtier: 'end', records: Object.values(counts).reduce((x, y) => x + y, 0) });
+      expect(readdirSync(d).sort()).toEqual(['copy.jsonl', 'fifo', 'link']);
+    } finally {
+      pipe.kill();
+    }
+    await expect(exportStore(a, d)).rejects.toThrow(`${d} is a directory`);
+  });
+
+  // nine runs of the command line, each a node process loading tsx: a ceiling for a busy machine
   it('npm run data -- export / import: a round trip through the command line, and its usage', { timeout: 120_000 }, async () => {
     const from = dir();
     const s = openDataStore(from);
@@ -259,6 +424,22 @@ describe('data backup (JSON lines)', () => {
     expect(await new LmdbHubRegistry(t).get('hub-9')).toEqual(HUB_9);
     await expect(cli('import', file, '--data-dir', to)).rejects.toMatchObject({ code: 1, stderr: expect.stringMatching(/data error: DATA_DIR .* is in use by another node/) });
     await expect(cli('nonsense')).rejects.toMatchObject({ code: 2, stderr: expect.stringMatching(/^usage: npm run data -- export FILE/) });
+
+    // - is stdout and stdin: one streamed into the other (`export - | import -`), the `exported` line on stderr, out of the stream
+    const piped = dir();
+    const spawned = (args: string[], stdin: 'ignore' | Readable) => spawn(process.execPath, [...scriptArgs('src/data-cli.ts'), ...args], { cwd: ROOT, stdio: [stdin, 'pipe', 'pipe'] });
+    const exporting = spawned(['export', '-', '--data-dir', from], 'ignore');
+    const importing = spawned(['import', '-', '--data-dir', piped], exporting.stdout);
+    const text = async (r: Readable) => Buffer.concat(await r.toArray()).toString();
+    // the export's stdout is the import's stdin: read there, not here
+    const ended = async (child: typeof exporting, stdout: Readable | null) => {
+      const [out, err, [code]] = await Promise.all([stdout ? text(stdout) : '', text(child.stderr), once(child, 'exit')]);
+      return { out, err, code: code as number };
+    };
+    const [exported, imported] = await Promise.all([ended(exporting, null), ended(importing, importing.stdout)]);
+    expect(exported).toEqual({ out: '', err: expect.stringMatching(/^exported 2 records \(hub-homes 1, hubs 1\) from .* to stdout\n$/), code: 0 });
+    expect(imported).toEqual({ out: expect.stringMatching(/^imported 2 records \(hub-homes 1, hubs 1\) into .* from stdin\n$/), err: '', code: 0 });
+    expect(await new LmdbHubRegistry(store(piped)).get('hub-9')).toEqual(HUB_9);
 
     // a refused import leaves DATA_DIR as it was: no empty store for a node to start on
     const bad = join(dir(), 'bad.jsonl');

@@ -4,9 +4,11 @@
  * handshake; unreadable lines and refused hubs reported with their line numbers; the command line
  * refuses an existing output file. Lines the node would refuse are reported and not sent, a batch
  * refused whole is sent again in parts (a stand-in node refusing as a stricter one would), and a
- * URL that answers no JSON stops the import with its status, leaving no file behind.
+ * URL that answers no JSON stops the import with its status, leaving no file behind. Ctrl-C stops
+ * it as a node away does: the secrets issued are in the output file, not in a hidden partial one.
  */
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -51,6 +53,14 @@ async function standIn(answer: (hubs: Array<{ hubId: string }>, res: ServerRespo
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   return { url, batches, close: () => new Promise((resolve) => server.close(() => resolve())) };
 }
+
+/** A CSV of `n` hubs named `prefix-i`, lines 2 to n + 1. */
+function hubsCsv(file: string, prefix: string, n: number): string {
+  writeFileSync(file, ['hubId,homeId', ...Array.from({ length: n }, (_, i) => `${prefix}-${i},h`)].join('\n'));
+  return file;
+}
+
+const lineRange = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
 
 const json = (res: ServerResponse, status: number, body: unknown) => res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
 const provisioned = (hubs: Array<{ hubId: string }>) => ({ results: hubs.map((h) => ({ hubId: h.hubId, ok: true, secret: `s-${h.hubId}` })), created: hubs.length, failed: 0 });
@@ -203,6 +213,82 @@ describe('fleet import', () => {
       expect(flaky.batches).toHaveLength(2);
     } finally {
       await flaky.close();
+    }
+  });
+  it('a stop (Ctrl-C) sends no further batch, the one in flight answered; a cancel (a second Ctrl-C) abandons that one: the secrets issued are in --out either way', async () => {
+    const stop = new AbortController();
+    const graceful = await standIn((hubs, res) => {
+      if (graceful.batches.length === 2) stop.abort('interrupted (SIGINT)');
+      json(res, 200, provisioned(hubs));
+    });
+    const sub = mkdtempSync(join(dir, 'stopped-'));
+    try {
+      const out = join(sub, 'secrets.csv');
+      const report = await importHubs(hubsCsv(join(sub, 'hubs.csv'), 'st', 3_500), { url: graceful.url, adminToken: ADMIN, out, stop: stop.signal });
+      expect(report).toMatchObject({ created: 2_000, failed: [], unanswered: [], stopped: 'interrupted (SIGINT)', secrets: out });
+      expect(report.notAttempted).toEqual(lineRange(2_002, 3_501));
+      expect(graceful.batches).toHaveLength(2);
+      expect(secretsOf(out).size).toBe(2_000);
+      expect(readdirSync(sub).sort()).toEqual(['hubs.csv', 'secrets.csv']);
+    } finally {
+      await graceful.close();
+    }
+
+    const stop2 = new AbortController();
+    const cancel = new AbortController();
+    const held: ServerResponse[] = [];
+    const hanging = await standIn((hubs, res) => {
+      if (hanging.batches.length === 1) return json(res, 200, provisioned(hubs));
+      // the node does not answer the second batch: the user presses Ctrl-C twice
+      held.push(res);
+      stop2.abort('interrupted (SIGINT)');
+      cancel.abort('interrupted (SIGINT twice)');
+    });
+    const sub2 = mkdtempSync(join(dir, 'cancelled-'));
+    try {
+      const out = join(sub2, 'secrets.csv');
+      const report = await importHubs(hubsCsv(join(sub2, 'hubs.csv'), 'ca', 2_500), { url: hanging.url, adminToken: ADMIN, out, stop: stop2.signal, cancel: cancel.signal });
+      expect(report).toMatchObject({ created: 1_000, failed: [], secrets: out });
+      expect(report.stopped).toMatch(/^interrupted \(SIGINT twice\): .*no answer/);
+      expect(report.unanswered).toEqual(lineRange(1_002, 2_001));
+      expect(report.notAttempted).toEqual(lineRange(2_002, 2_501));
+      expect(secretsOf(out).size).toBe(1_000);
+      expect(readdirSync(sub2).sort()).toEqual(['hubs.csv', 'secrets.csv']);
+    } finally {
+      for (const res of held) res.destroy();
+      await hanging.close();
+    }
+  });
+
+  it('the command line on Ctrl-C: says so, waits for the batch in flight, leaves every secret issued in --out, exit 130', async () => {
+    let noticed!: () => void;
+    const notice = new Promise<void>((resolve) => (noticed = resolve));
+    let child: ReturnType<typeof spawn> | undefined;
+    const node2 = await standIn((hubs, res) => {
+      if (node2.batches.length !== 2) return json(res, 200, provisioned(hubs));
+      child!.kill('SIGINT');
+      void notice.then(() => json(res, 200, provisioned(hubs)));
+    });
+    const sub = mkdtempSync(join(dir, 'sigint-'));
+    try {
+      const out = join(sub, 'secrets.csv');
+      child = spawn(process.execPath, [...scriptArgs('src/fleet-cli.ts'), 'import', hubsCsv(join(sub, 'hubs.csv'), 'si', 3_000), '--out', out, '--url', node2.url], { cwd: ROOT, env: { ...process.env, ADMIN_TOKEN: ADMIN } });
+      let stderr = '';
+      child.stderr!.on('data', (c: Buffer) => {
+        stderr += c.toString();
+        if (stderr.includes('SIGINT: stopping once the batch in flight is answered')) noticed();
+      });
+      const stdout = child.stdout!.toArray();
+      const [code, signal] = (await once(child, 'exit')) as [number | null, string | null];
+      expect({ code, signal }).toEqual({ code: 130, signal: null });
+      expect(stderr).toContain(`the secrets issued so far go to ${out}`);
+      expect(stderr).toContain('stopped: interrupted (SIGINT)');
+      expect(Buffer.concat(await stdout).toString()).toContain(`provisioned 2000 hubs, 0 refused, 1000 not attempted (lines 2002-3001); secrets in ${out} (mode 0600)`);
+      expect(secretsOf(out).size).toBe(2_000);
+      expect(readdirSync(sub).sort()).toEqual(['hubs.csv', 'secrets.csv']);
+    } finally {
+      child?.kill();
+      await node2.close();
     }
   });
 });

@@ -1,10 +1,11 @@
 /**
  * `npm run fleet -- reseal`: secrets sealed with an older key and secrets stored in clear are
  * sealed anew with the current key, the clear secrets unchanged; what cannot be opened is skipped
- * and named; the command line on an embedded store.
+ * and named; the command line on an embedded store, and on one that is not the fleet's (a mistyped
+ * --data-dir, an empty store), which it does not report as done.
  */
 import { execFile } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { existsSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -85,5 +86,22 @@ describe('resealAll', () => {
     } finally {
       await after.close();
     }
+  });
+  it('the command line refuses a DATA_DIR without a store, making nothing there, and exits 1 on a store without a hub: neither is reported as done', async () => {
+    const root = fileURLToPath(new URL('../..', import.meta.url));
+    // no TIER_SECRET_KEY: a key file would be made in DATA_DIR
+    const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('TIER_SECRET_KEY')));
+    const cli = (dir: string) =>
+      promisify(execFile)(process.execPath, [...scriptArgs('src/fleet-cli.ts'), 'reseal', '--data-dir', dir], { cwd: root, env }).then(
+        (r) => ({ code: 0, ...r }),
+        (e: { code: number; stdout: string; stderr: string }) => e,
+      );
+    const typo = join(mkdtempSync(join(tmpdir(), 'hubtier-reseal-')), 'typo');
+    expect(await cli(typo)).toMatchObject({ code: 1, stdout: '', stderr: `fleet error: ${typo} holds no store (no hubtier.mdb): nothing resealed. Check DATA_DIR or --data-dir\n` });
+    expect(existsSync(typo)).toBe(false);
+
+    const empty = mkdtempSync(join(tmpdir(), 'hubtier-reseal-'));
+    await openDataStore(empty).close();
+    expect(await cli(empty)).toMatchObject({ code: 1, stdout: 'examined 0 hubs, resealed 0, skipped 0\n', stderr: expect.stringMatching(/^fleet error: no hub found: check --data-dir\. Keep the old key/) });
   });
 });
