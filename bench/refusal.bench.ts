@@ -3,8 +3,8 @@
  * flight, takes hubs faster than its rate or nears its memory limit answers `503 busy` before any
  * work, and every refused hub comes back (PROTOCOL.md §7): in a reconnect storm the refusals are
  * most of what the node does. Signed upgrade requests (headers of the right form, as hubs send
- * them) go to a fresh embedded node whose connect rate is 1/s, so all but a few are refused
- * `busy` for the rate, and to the relay floor's `/refuse` (bare uWS answering the same status,
+ * them) go to a fresh embedded node that holds the one hub session it may (`TIER_MAX_HUB_SESSIONS=1`),
+ * so every one is refused `busy` (`full`) before any work, and to the relay floor's `/refuse` (bare uWS answering the same status,
  * headers and body). Each connection has its own loopback source address, as hubs behind their
  * own routers do, and sends its next request once the last is answered; connections are kept
  * alive: a real hub's new TCP connection per attempt costs both targets the same kernel work,
@@ -20,7 +20,8 @@ import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { cpuSplitMs, startNode } from '../load/harness/index.js';
+import { cpuSplitMs, startNode, type NodeProc } from '../load/harness/index.js';
+import { HubClient } from '../load/wire/hub-client.js';
 import { table } from '../load/lib/histogram.js';
 import { upgradeKey, upgradeRequest } from '../load/wire/ws-upgrade.js';
 import { startRelayFloor } from './lib/floor.js';
@@ -64,10 +65,15 @@ interface Round {
 
 async function round1(server: boolean): Promise<Round> {
   const profiled = server && args['cpu-prof'];
-  const env = { TIER_HUB_CONNECT_RATE: '1', LOG_LEVEL: args['log-level'] };
-  const target = server ? await startNode({ env, ...(profiled ? { nodeFlags: cpuProfFlags(PROF_DIR) } : {}) }) : await startRelayFloor();
+  // full, not the connect rate: since 2026-12-05 a handshake refused for its credentials (these
+  // hubs are not provisioned) gives its rate token back, and the node answered them all 401
+  const env = { TIER_MAX_HUB_SESSIONS: '1', LOG_LEVEL: args['log-level'] };
+  const node = server ? await startNode({ env, ...(profiled ? { nodeFlags: cpuProfFlags(PROF_DIR) } : {}) }) : undefined;
+  const target = node ?? (await startRelayFloor());
   const spans: Span[] = [];
+  let holder: HubClient | undefined;
   try {
+    if (node) holder = await fillNode(node);
     const key = upgradeKey();
     const request = upgradeRequest(`127.0.0.1:${target.port}`, server ? '/hub/v1' : '/refuse', key, hubHeaders());
     const before = cpuSplitMs(target.pid);
@@ -78,10 +84,20 @@ async function round1(server: boolean): Promise<Round> {
     const per = (ms: number) => round((ms * 1000) / r.answered, 1);
     return { perSec: Math.round(r.answered / SECONDS), cpuUs: per(after.user + after.sys - before.user - before.sys), sysUs: per(after.sys - before.sys) };
   } finally {
+    await holder?.terminate();
     await target.stop();
     const file = profiled ? mainThreadProfile(PROF_DIR, target.pid) : undefined;
     if (file) profile = { file, spans };
   }
+}
+
+/** One provisioned hub connected: the node's one session taken. */
+async function fillNode(node: NodeProc): Promise<HubClient> {
+  const res = await fetch(`${node.httpUrl}/v1/admin/hubs`, { method: 'POST', headers: { authorization: `Bearer ${node.adminToken}`, 'content-type': 'application/json' }, body: JSON.stringify({ hubId: 'refusal-holder', homeId: 'refusal-home' }) });
+  const { secret } = (await res.json()) as { secret: string };
+  const hub = new HubClient({ url: node.wsUrl, hubId: 'refusal-holder', secret });
+  await hub.connect();
+  return hub;
 }
 
 async function main(): Promise<void> {
