@@ -72,7 +72,8 @@ async function main(): Promise<void> {
  */
 function reportGeneratedSecrets(config: Config, generated: LoadedConfig['generated'], log: Logger): void {
   const names = generated.map((key) => (key === 'adminToken' ? 'ADMIN_TOKEN' : 'JWT_SECRET'));
-  const path = resolve(process.env.SECRETS_FILE ?? '.hubtier-secrets.env');
+  // empty is unset, as for every variable (`??` took '' for the working directory)
+  const path = resolve(process.env.SECRETS_FILE || '.hubtier-secrets.env');
   try {
     const lines = generated.map((key, i) => `${names[i]}=${config[key]}\n`).join('');
     writeFileSync(path, lines, { mode: 0o600 });

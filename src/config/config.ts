@@ -1,5 +1,6 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { parseSecretKey } from '../auth/secret-box.js';
 import { natsConnectTarget, redactUrl } from './backend-urls.js';
 
@@ -212,8 +213,10 @@ const int =
     if (!Number.isInteger(n) || n < min || n > max) throw new ConfigError(`${key}: expected an integer in ${min}..${max}, got ${JSON.stringify(raw)}`);
     return n;
   };
+/** `0.25`, `1`, `.5`: decimal as written (`Number` also takes `0x0` and `5e-1`: `TIER_SHED_MEMORY=0x0` turned shedding off) */
+const DECIMAL_FRACTION = /^(?:\d+(?:\.\d*)?|\.\d+)$/;
 const fraction: Parser<number> = (raw, key) => {
-  const n = typeof raw === 'number' ? raw : Number(String(raw).trim());
+  const n = typeof raw === 'number' ? raw : DECIMAL_FRACTION.test(String(raw).trim()) ? Number(String(raw).trim()) : NaN;
   if (!Number.isFinite(n) || n < 0 || n > 1 || String(raw).trim() === '') throw new ConfigError(`${key}: expected a number in 0..1, got ${JSON.stringify(raw)}`);
   return n;
 };
@@ -534,10 +537,20 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): LoadedConfig {
   return { config, warnings, generated };
 }
 
-/** Whether two listeners' hosts can take the same port's connections: the same address, or either one every address. */
+/**
+ * Whether two listeners' hosts can take the same port's connections: the same address, or either
+ * one every address. Names other than `localhost` are not resolved: two names are taken to overlap.
+ */
 function hostsOverlap(a: string, b: string): boolean {
   const any = (h: string) => h === '0.0.0.0' || h === '::' || h === '[::]' || h === '';
-  return a === b || any(a) || any(b);
+  // `localhost`, `127.0.0.1` and `::ffff:127.0.0.1` are one address (the start failed on the port instead)
+  const plain = (h: string) => {
+    const bare = h.replace(/^\[(.*)\]$/, '$1').toLowerCase().replace(/^::ffff:(\d+\.\d+\.\d+\.\d+)$/, '$1');
+    return bare === 'localhost' ? '127.0.0.1' : bare;
+  };
+  const literal = (h: string) => isIP(h) !== 0;
+  const [x, y] = [plain(a), plain(b)];
+  return x === y || any(x) || any(y) || !(literal(x) && literal(y));
 }
 
 function readConfigFile(path: string | undefined): Record<string, unknown> {

@@ -95,7 +95,8 @@ export interface TraceSettings {
  */
 export async function startTracing(settings: TraceSettings, nodeId: string, env: NodeJS.ProcessEnv = process.env, exporter?: SpanExporter): Promise<Tracing | null> {
   if (!env.OTEL_EXPORTER_OTLP_ENDPOINT && !env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT) return null;
-  const arg = env.OTEL_TRACES_SAMPLER_ARG === undefined ? NaN : Number(env.OTEL_TRACES_SAMPLER_ARG);
+  // empty is unset (as for every variable here, and in OpenTelemetry's own rules): Number('') is 0, which sampled nothing
+  const arg = env.OTEL_TRACES_SAMPLER_ARG === undefined || env.OTEL_TRACES_SAMPLER_ARG.trim() === '' ? NaN : Number(env.OTEL_TRACES_SAMPLER_ARG);
   const ratio = arg >= 0 && arg <= 1 ? arg : settings.traceRatio;
   // loaded only when tracing is on: off, the node never pays for the SDK
   const [{ BasicTracerProvider, BatchSpanProcessor, ParentBasedSampler, SimpleSpanProcessor, TraceIdRatioBasedSampler }, { OTLPTraceExporter }, { resourceFromAttributes }] = await Promise.all([

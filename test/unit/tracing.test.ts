@@ -12,6 +12,16 @@ describe('tracing', () => {
   it('is off without an OTLP endpoint: nothing started, the call sites see null', async () => {
     expect(await startTracing({ traceRatio: 1 }, 'n1', {})).toBeNull();
     expect(await startTracing({ traceRatio: 1 }, 'n1', { OTEL_EXPORTER_OTLP_ENDPOINT: '' })).toBeNull();
+  });
+
+  it('an empty OTEL_TRACES_SAMPLER_ARG is unset: TIER_TRACE_RATIO samples (Number("") is 0, which had sampled nothing)', async () => {
+    const spans = new InMemorySpanExporter();
+    const t = (await startTracing({ traceRatio: 1 }, 'n1', { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://127.0.0.1:9', OTEL_TRACES_SAMPLER_ARG: '' }, spans))!;
+    try {
+      expect(t.start('HTTP', SpanKind.SERVER, undefined).spanContext().traceFlags).toBe(1);
+    } finally {
+      await t.shutdown();
+    }
     expect(tracing).toBeNull();
   });
 
