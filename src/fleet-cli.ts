@@ -7,7 +7,7 @@
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { secretBoxFor } from './compose/secret-key.js';
+import { SECRET_KEY_FILE, secretBoxFor } from './compose/secret-key.js';
 import { importHubs, lineRanges } from './fleet-import.js';
 import { resealAll, type ResealReport } from './fleet-reseal.js';
 import { createLogger } from './log/logger.js';
@@ -64,6 +64,11 @@ async function reseal(values: { 'data-dir'?: string | undefined; redis?: string 
     // a mistyped DATA_DIR would otherwise be made, with a new key file, and "nothing skipped" reported
     if (!existsSync(join(dir, STORE_FILE))) {
       process.stderr.write(`fleet error: ${resolve(dir)} holds no store (no ${STORE_FILE}): nothing resealed. Check DATA_DIR or --data-dir\n`);
+      return 1;
+    }
+    // never a key made here: a node whose key is set elsewhere (CONFIG_FILE) would find a stray one beside its store
+    if (!env.TIER_SECRET_KEY && !existsSync(join(dir, SECRET_KEY_FILE))) {
+      process.stderr.write(`fleet error: no key: TIER_SECRET_KEY is unset and ${resolve(dir)} holds no ${SECRET_KEY_FILE}. Give the node's key as TIER_SECRET_KEY (as it has it, from CONFIG_FILE or its environment)\n`);
       return 1;
     }
     const box = secretBoxFor({ secretKey: env.TIER_SECRET_KEY, secretKeysOld: env.TIER_SECRET_KEYS_OLD, dataDir: dir });

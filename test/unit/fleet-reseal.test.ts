@@ -5,7 +5,7 @@
  * --data-dir, an empty store), which it does not report as done.
  */
 import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync } from 'node:fs';
+import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -102,6 +102,10 @@ describe('resealAll', () => {
 
     const empty = mkdtempSync(join(tmpdir(), 'hubtier-reseal-'));
     await openDataStore(empty).close();
+    // a store whose node has its key elsewhere (CONFIG_FILE): no key file is made beside it
+    expect(await cli(empty)).toMatchObject({ code: 1, stdout: '', stderr: expect.stringMatching(/^fleet error: no key: TIER_SECRET_KEY is unset and .* holds no secret\.key/) });
+    expect(existsSync(join(empty, 'secret.key'))).toBe(false);
+    writeFileSync(join(empty, 'secret.key'), `${keyA.toString('hex')}\n`, { mode: 0o600 });
     expect(await cli(empty)).toMatchObject({ code: 1, stdout: 'examined 0 hubs, resealed 0, skipped 0\n', stderr: expect.stringMatching(/^fleet error: no hub found: check --data-dir\. Keep the old key/) });
   });
 });
