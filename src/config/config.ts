@@ -67,7 +67,7 @@ export interface Config {
   ruleHubWaitMs: number;
   /** @default 250 (ms): worker time one home's rules may use per second; past it its events are dropped, `home_cpu` (0: no bound) */
   ruleHomeCpuMs: number;
-  /** @default 500: device commands (a scene's each) and notifications one home's rules may start per second; past it refused, `result="refused"` (0: no bound) */
+  /** @default 500: device commands (a scene's each), desired changes and notifications one home's rules may start per second; past it refused, `result="refused"` (0: no bound) */
   ruleHomeActionsPerSec: number;
   /** @default 60: notifications one home's rules may send per minute; past it refused, `result="refused"` (0: no bound) */
   ruleHomeNotifyPerMin: number;

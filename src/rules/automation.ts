@@ -47,7 +47,7 @@ export interface AutomationDeps {
   pool?: Omit<RulePoolOptions, 'timers'>;
   /** worker time one home may use per second; @default 250 (ms): see RulesEngineDeps.homeCpuMsPerSecond */
   homeCpuMsPerSecond?: number;
-  /** device commands and notifications one home's rules may start per second; @default 500: see RulesEngineDeps.homeActionsPerSecond */
+  /** device commands (a scene's each), desired changes and notifications one home's rules may start per second; @default 500: see RulesEngineDeps.homeActionsPerSecond */
   homeActionsPerSecond?: number;
   /** notifications one home's rules may send per minute; @default 60: see RulesEngineDeps.homeNotificationsPerMinute */
   homeNotificationsPerMinute?: number;
