@@ -2,7 +2,9 @@
  * The backup file of the embedded default's store (`npm run data`): JSON lines, a header
  * `{"hubtier": "data", "layout": N, "exportedAt": ms, "ends": true}`, one line
  * `{"db": name, "key": key, "value": value}` per record, and (when the header says `ends`) an end
- * line `{"hubtier": "end", "records": N}`, so that a copy cut short at a line's end is seen too.
+ * line `{"hubtier": "end", "records": N, "sha256": hex}`, so that a copy cut short at a line's end
+ * is seen too, and one changed after the export (a flipped bit, a line repeated or edited): the
+ * digest is of every line before it, each with its newline (backups before 2026-12-06 have none).
  * Read synchronously: the import writes it inside one LMDB transaction. `-` is stdin.
  */
 import { createHash } from 'node:crypto';
@@ -22,6 +24,8 @@ export interface BackupEnd {
   hubtier: 'end';
   /** the records before it */
   records: number;
+  /** SHA-256 (hex) of every line before it, each with its newline */
+  sha256?: string;
 }
 
 export class BackupError extends Error {
@@ -143,10 +147,14 @@ function* recordsOf(source: BackupSource): Generator<BackupRecord> {
   let end: BackupEnd | null = null;
   let records = 0;
   let lineNo = 0;
+  const digest = createHash('sha256');
   for (const line of source.lines()) {
     lineNo++;
-    if (line.trim() === '') continue;
-    if (end !== null) throw new BackupError(`${file}:${lineNo}: a line after the end line`);
+    if (end !== null && line.trim() !== '') throw new BackupError(`${file}:${lineNo}: a line after the end line`);
+    if (line.trim() === '') {
+      if (end === null) digest.update('\n');
+      continue;
+    }
     let parsed: unknown;
     try {
       parsed = JSON.parse(line);
@@ -159,17 +167,20 @@ function* recordsOf(source: BackupSource): Generator<BackupRecord> {
       // a backup of version 1 holds records of any earlier layout (the node rewrites them when it opens the store)
       if (h.layout !== 1 && h.layout !== DATA_LAYOUT_VERSION) throw new BackupError(`${file}: data layout ${String(h.layout)}; this version reads 1 and ${DATA_LAYOUT_VERSION}: a newer version wrote it, import it with that version`);
       header = h as BackupHeader;
+      digest.update(line + '\n');
       continue;
     }
     const r = parsed as { db?: unknown; key?: unknown; value?: unknown; hubtier?: unknown; records?: unknown };
     if (header.ends && r.hubtier === 'end') {
       if (r.records !== records) throw new BackupError(`${file}:${lineNo}: the end line counts ${String(r.records)} records, the file holds ${records}`);
       end = r as BackupEnd;
+      if (end.sha256 !== undefined && end.sha256 !== digest.digest('hex')) throw new BackupError(`${file}:${lineNo}: the lines before the end line are not those exported (their SHA-256 differs from the end line's): changed after the export`);
       continue;
     }
     if (typeof r.db !== 'string' || r.db === 'meta' || r.key === undefined || !('value' in r)) throw new BackupError(`${file}:${lineNo}: expected {"db", "key", "value"}`);
     if (hasNonFinite(r.key) || hasNonFinite(r.value)) throw new BackupError(`${file}:${lineNo}: a number out of range (read as Infinity, as 1e400 is): no export writes one`);
     records++;
+    digest.update(line + '\n');
     yield { db: r.db, key: r.key, value: r.value, line: lineNo };
   }
   if (header === null) throw new BackupError(`${file}: empty`);

@@ -7,7 +7,7 @@
 import { closeSync, constants, createWriteStream, fstatSync, lstatSync, openSync, renameSync, rmSync, statSync, type Stats } from 'node:fs';
 import type { Writable } from 'node:stream';
 import { once } from 'node:events';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { basename, dirname, join } from 'node:path';
 import { checkBackup, isLegacyHistory } from './data-backup-check.js';
 import { BackupError, BackupSource, readBackup, type BackupEnd, type BackupHeader } from './data-backup-file.js';
@@ -115,8 +115,10 @@ async function writeRecords(store: DataStore, out: Writable, end: boolean, name:
     }
     if (failed) throw failed;
   };
+  const digest = createHash('sha256');
   const write = async (line: string) => {
     if (failed) throw failed;
+    digest.update(line + '\n');
     if (!out.write(line + '\n')) await written(once(out, 'drain'));
   };
   try {
@@ -134,7 +136,7 @@ async function writeRecords(store: DataStore, out: Writable, end: boolean, name:
       counts[name] = n;
       records += n;
     }
-    const last = JSON.stringify({ hubtier: 'end', records } satisfies BackupEnd) + '\n';
+    const last = JSON.stringify({ hubtier: 'end', records, sha256: digest.digest('hex') } satisfies BackupEnd) + '\n';
     await written(new Promise<void>((resolve, reject) => {
       const done = (err?: Error | null) => (err ? reject(err) : resolve());
       if (end) out.end(last, done);

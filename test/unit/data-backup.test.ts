@@ -174,8 +174,10 @@ describe('data backup (JSON lines)', () => {
     await fill(a);
     const good = join(dir(), 'good.jsonl');
     await exportStore(a, good);
-    const lines = readFileSync(good, 'utf8').trimEnd().split('\n');
-    const last = lines.length; // the end line
+    const exported = readFileSync(good, 'utf8').trimEnd().split('\n');
+    const last = exported.length; // the end line
+    // the cases edit records as a hand would: their end line carries no digest (as before 2026-12-06), else each is refused for it first
+    const lines = [...exported.slice(0, -1), JSON.stringify({ hubtier: 'end', records: last - 2 })];
     const at = (db: string, key?: string) => lines.findIndex((l) => l.startsWith(`{"db":"${db}","key":${key ?? ''}`)) + 1;
     const bad = (n: number, line: string) => lines.map((l, i) => (i === n - 1 ? line : l));
     const rule = JSON.parse(lines[at('rules', '["rule"') - 1]!) as { key: unknown; value: string };
@@ -199,6 +201,9 @@ describe('data backup (JSON lines)', () => {
       ['a rule the API refuses', bad(at('rules', '["rule"'), withRule((r) => (r.triggers = [{ type: 'cron', cron: 'garbage pattern' }]))), new RegExp(`:${at('rules', '["rule"')}: rules record: triggers\\[0\\]\\.cron`)],
       ['an index entry without its hub', [...lines.slice(0, last - 1), '{"db":"hub-homes","key":["h","a1"],"value":null}', '{"hubtier":"end","records":' + (last - 1) + '}'], new RegExp(`:${last}: hub-homes record: no hub "a1"`)],
       ['an unknown sub-database', [lines[0]!, ...Array.from({ length: 40 }, (_, i) => `{"db":"x${i}","key":"k","value":1}`)], /:2: unknown sub-database "x0"/],
+      // the export's digest: one character of a value changed (the record still valid), or a record's line written twice and the count mended
+      ['a value changed after the export', exported.map((l, i) => (i === hub - 1 ? l.replace('"hub-1"', '"hub-7"') : l)), new RegExp(`:${last}: the lines before the end line are not those exported`)],
+      ['a record repeated after the export', [...exported.slice(0, hub), exported[hub - 1]!, ...exported.slice(hub, -1), JSON.stringify({ ...JSON.parse(exported[last - 1]!), records: last - 1 })], new RegExp(`:${last + 1}: the lines before the end line are not those exported`)],
     ];
     const target = store();
     for (const [what, content, message] of cases) {
@@ -401,7 +406,7 @@ describe('data backup (JSON lines)', () => {
       await pipe.exited;
       const lines = readFileSync(copy, 'utf8').trimEnd().split('\n');
       expect(lines[0]).toMatch(/^\{"hubtier":"data"/);
-      expect(JSON.parse(lines.at(-1)!)).toEqual({ hubtier: 'end', records: Object.values(counts).reduce((x, y) => x + y, 0) });
+      expect(JSON.parse(lines.at(-1)!)).toEqual({ hubtier: 'end', records: Object.values(counts).reduce((x, y) => x + y, 0), sha256: expect.stringMatching(/^[0-9a-f]{64}$/) });
       expect(readdirSync(d).sort()).toEqual(['copy.jsonl', 'fifo', 'link']);
     } finally {
       pipe.kill();
