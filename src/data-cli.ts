@@ -82,9 +82,14 @@ async function main(): Promise<number> {
     say.write(`${command === 'export' ? 'exported' : 'imported'} ${total} records (${what || 'none'}) ${command === 'export' ? 'from' : 'into'} ${store.dir} ${command === 'export' ? 'to' : 'from'} ${shown}\n`);
     return 0;
   } finally {
-    await store.close();
-    // a refused import leaves DATA_DIR as it found it: an empty store made here would start a node empty
-    if (!done && command === 'import') removeNew(dir, before);
+    try {
+      // a refused import leaves DATA_DIR as it found it: an empty store made here would start a node
+      // empty. Removed while the lock is still held (unlinked files stay usable until closed): after
+      // the close, a node starting on the directory in between would have had its files removed
+      if (!done && command === 'import') removeNew(dir, before);
+    } finally {
+      await store.close();
+    }
   }
 }
 
