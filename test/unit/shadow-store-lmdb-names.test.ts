@@ -162,3 +162,21 @@ describe('LmdbShadowStore numbered names', () => {
     await store.close();
   });
 });
+
+describe('LmdbShadowStore and hubs that come and go', () => {
+  it('a hub removed before its session wrote leaves nothing of that session in memory (a churn review: one entry per such hub, for the life of the process)', async () => {
+    const { data } = await temp();
+    const store = new LmdbShadowStore(data, { log });
+    const opened = () => (store as unknown as { hubs: { openedEpoch(hubId: string): number } }).hubs;
+    for (let i = 0; i < 3; i++) await store.loadSession(`gone-${i}`, 7);
+    expect(opened().openedEpoch('gone-1')).toBe(7);
+    for (let i = 0; i < 3; i++) await store.remove(`gone-${i}`);
+    expect([0, 1, 2].map((i) => opened().openedEpoch(`gone-${i}`))).toEqual([0, 0, 0]);
+    // a new session of a removed hub opens and writes as any
+    await store.loadSession('gone-0', 8);
+    store.writeReported('gone-0', 'd', reported({ on: true }));
+    await store.flush();
+    expect((await store.load('gone-0')).d?.reported).toEqual({ on: true });
+    await store.close();
+  });
+});
