@@ -10,7 +10,7 @@ interface Held {
 
 /**
  * The directory of a single node: one map entry per hub, its holder's location while held, then
- * the last epoch (a number), so a later claim gets a larger one; node liveness with the same ttl
+ * the last epoch (a number) unless `continueFrom` already answers it, so a later claim gets a larger one; node liveness with the same ttl
  * semantics as the Redis directory. The map lives as long as the process: a hub's first claim in
  * it continues from `continueFrom`, so epochs keep growing across restarts where something the
  * process keeps on disk remembers them (the embedded default's shadow store fences by them).
@@ -43,8 +43,18 @@ export class MemoryDirectory implements Directory {
   async release(hubId: string, node: string, epoch: number): Promise<boolean> {
     const e = this.hubs.get(hubId);
     if (typeof e !== 'object') return true;
-    if (e.node === node && e.epoch === epoch) this.hubs.set(hubId, epoch);
+    if (e.node === node && e.epoch === epoch) {
+      // where the store remembers this epoch (the session wrote), the next claim continues from it:
+      // nothing need be kept here (one number per hub ever connected had stayed for the process's life)
+      if (this.continueFrom(hubId) >= epoch) this.hubs.delete(hubId);
+      else this.hubs.set(hubId, epoch);
+    }
     return e.epoch <= epoch;
+  }
+
+  /** Hubs with an entry: held, or released with an epoch only this map remembers. */
+  get size(): number {
+    return this.hubs.size;
   }
 
   async lookup(hubId: string): Promise<HubLocation | null> {
