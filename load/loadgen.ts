@@ -4,6 +4,7 @@ import type { Histogram } from './lib/histogram.js';
 import { Fleet, partition, type FleetView } from './loadgen/fleet.js';
 import { emptyCounters, STEADY_LATENCIES, type AppSpec, type ConnectResult, type Counters, type HubSpec, type StormResult, type WorkerConfig } from './loadgen/ipc.js';
 import { parse, sources } from './loadgen/options.js';
+import type { Drained } from './loadgen/traffic.js';
 import { cpuSeconds, pssOf, rssOf, serverRss } from './loadgen/process-usage.js';
 import { errorsSplit, finalReport, type StormSummary, type Usage } from './loadgen/report.js';
 
@@ -142,6 +143,12 @@ async function main(): Promise<void> {
         clientPssMB: Math.round(pssOf(fleet.pids()) / 2 ** 20),
       };
     }
+    // what is in flight when the phase ends is waited for a bounded time, then counted: a node that
+    // stopped answering shows as errors and as latencies, not as fewer samples
+    phase = 'draining';
+    const open = await fleet.all<Drained, 'drain'>('drain', { waitMs: o.drainS * 1000 });
+    const left = open.reduce((n, d) => n + d.commandsUnanswered + d.reportsUnacknowledged + d.reportsUndelivered, 0);
+    if (left > 0) say(`load: after ${o.drainS} s of drain, still open: ${open.reduce((n, d) => n + d.commandsUnanswered, 0)} commands unanswered, ${open.reduce((n, d) => n + d.reportsUnacknowledged, 0)} reports unacknowledged, ${open.reduce((n, d) => n + d.reportsUndelivered, 0)} report deliveries to apps missing`);
   } catch (err) {
     fatal = err as Error;
   }

@@ -11,9 +11,9 @@ export function newHistogram(): Histogram {
   return hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 600_000_000, numberOfSignificantValueDigits: 3, useWebAssembly: false });
 }
 
-/** Records a latency given in ms (float). */
-export function recordMs(h: Histogram, ms: number): void {
-  h.recordValue(Math.max(1, Math.round(ms * 1000)));
+/** Records a latency given in ms (float), `count` times. */
+export function recordMs(h: Histogram, ms: number, count = 1): void {
+  h.recordValueWithCount(Math.max(1, Math.round(ms * 1000)), count);
 }
 
 /** Compressed base64; null for a histogram with nothing recorded (most of a worker's each second). */

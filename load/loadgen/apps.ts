@@ -2,6 +2,7 @@ import type WebSocket from 'ws';
 import { backoffMs, mapLimit, sleep } from '../lib/async.js';
 import { AdminError, NoAnswerError, type AdminClient } from '../wire/admin.js';
 import { AppClientError, forEachState, openApp } from '../wire/app-client.js';
+import { Deliveries } from './deliveries.js';
 import type { AppSpec, WorkerConfig } from './ipc.js';
 import type { WorkerMetrics } from './metrics.js';
 import type { SourcePorts } from './sources.js';
@@ -18,7 +19,11 @@ const TEMPORARY = /^(busy|draining|internal|rate_limited|http_5\d\d|http_429|tim
  * forwarded report frame's).
  */
 export class AppPool {
+  /** the reports awaited by this pool's open subscribers (the worker's traffic tells it what was sent) */
+  readonly deliveries = new Deliveries((home) => this.following.get(home) ?? 0);
   private readonly sockets: Array<WebSocket | null>;
+  /** open subscribers by home */
+  private readonly following = new Map<string, number>();
   private stopping = false;
 
   constructor(
@@ -60,6 +65,7 @@ export class AppPool {
       close: () => {
         m.counters.apps--;
         this.sockets[i] = null;
+        for (const h of spec.homes) this.following.set(h, (this.following.get(h) ?? 1) - 1);
         if (!this.stopping) m.bump('app:closed');
       },
     };
@@ -68,6 +74,7 @@ export class AppPool {
       try {
         this.sockets[i] = await openApp(opts, handlers);
         m.counters.apps++;
+        for (const h of spec.homes) this.following.set(h, (this.following.get(h) ?? 0) + 1);
         return true;
       } catch (err) {
         const code = err instanceof AppClientError ? err.code : 'error';
@@ -88,7 +95,9 @@ export class AppPool {
     if (msg.op === 'err') return m.bump(`app:${String(msg.code)}`);
     const now = wallNow();
     const isState = forEachState(msg, (attrs) => {
-      if (typeof attrs.lt === 'number') m.record('reportToApp', now - attrs.lt);
+      if (typeof attrs.lt !== 'number') return;
+      m.record('reportToApp', now - attrs.lt);
+      if (this.deliveries.received(attrs.lt)) m.counters.reportsDelivered++;
     });
     if (isState) m.counters.eventsReceived++;
   }

@@ -65,6 +65,8 @@ export type ToWorker =
   | { rid: number; type: 'reports'; everyMs: number }
   /** HTTP commands per second over this worker's hubs; 0 stops */
   | { rid: number; type: 'commands'; perSec: number }
+  /** stops reports and commands, waits up to `waitMs` for what is in flight, counts what is still open (answers `Drained`) */
+  | { rid: number; type: 'drain'; waitMs: number }
   /** every hub drops its TCP connection at once and reconnects at once */
   | { rid: number; type: 'storm'; deadlineMs: number }
   /** forgets these latencies so far (the counters and the other latencies go on); absent: every one */
@@ -79,13 +81,25 @@ export interface Counters {
   connected: number;
   apps: number;
   reportsSent: number;
+  /** reports due for a hub that was not connected: not sent */
+  reportsSkipped: number;
   acks: number;
-  /** acks that covered a hub's newest unacknowledged report (a hub's fill is stored once its report's is) */
+  /** reports acknowledged (a hub's fill is stored once its report's is) */
   reportAcks: number;
+  /** reports of connected hubs still unacknowledged when the run's drain ended (`report:unacknowledged`) */
+  reportsUnacknowledged: number;
   eventsReceived: number;
+  /** steady reports received by an app following their home, once per app */
+  reportsDelivered: number;
+  /** steady reports an app following their home had not received when the drain ended, once per app (`report:undelivered`) */
+  reportsUndelivered: number;
   commandsSent: number;
   commandsOk: number;
   commandsFailed: number;
+  /** commands still unanswered when the run's drain ended (`command:unanswered`) */
+  commandsUnanswered: number;
+  /** commands due for a hub that was not connected: not sent */
+  commandsSkipped: number;
   /** commands the hubs of this worker answered (whoever sent them) */
   commandsAnswered: number;
   connects: number;
@@ -96,8 +110,10 @@ export interface Counters {
 }
 
 /**
- * The latencies a worker records, each an HDR histogram. `reportToAck`: a hub's send of a report →
- * the ack covering it (the newest unacknowledged report of each hub). `loopDelay`: how late the
+ * The latencies a worker records, each an HDR histogram. Commands and reports are timed from when
+ * they were due, not when a busy worker got to send them. `reportToAck`: a report → the ack
+ * covering it, every report (an older one than a hub's 4 newest unacknowledged, from the oldest of
+ * those). What a run's drain left open is recorded at its age then. `loopDelay`: how late the
  * worker's own 100 ms timer fired, so a run can tell a slow node from a load worker too busy to
  * read its answers.
  */
@@ -152,12 +168,18 @@ export function emptyCounters(): Counters {
     connected: 0,
     apps: 0,
     reportsSent: 0,
+    reportsSkipped: 0,
     acks: 0,
     reportAcks: 0,
+    reportsUnacknowledged: 0,
     eventsReceived: 0,
+    reportsDelivered: 0,
+    reportsUndelivered: 0,
     commandsSent: 0,
     commandsOk: 0,
     commandsFailed: 0,
+    commandsUnanswered: 0,
+    commandsSkipped: 0,
     commandsAnswered: 0,
     connects: 0,
     connectFailures: 0,

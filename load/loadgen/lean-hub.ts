@@ -8,6 +8,7 @@ import type { HubSpec } from './ipc.js';
 import { CloseCode, FrameReader, Opcode, clientFrame, closeFrame, type FrameSink } from '../wire/ws-framing.js';
 import { readUpgrade, upgradeKey, upgradeRequest } from '../wire/ws-upgrade.js';
 import { RawTcp, type RawConn } from '../wire/raw-tcp.js';
+import { UnackedReports } from './unacked-reports.js';
 
 /**
  * The lean hubs of one worker: the signed upgrade, hello → welcome, sequenced reports without a
@@ -47,7 +48,7 @@ export interface LeanHubEvents {
   onCommand(hub: number): void;
   /** an ack arrived */
   onAck(hub: number, s: number): void;
-  /** an ack covered the newest unacknowledged report: `ms` since that report was sent */
+  /** an ack covered a report: `ms` since that report was due (once per report) */
   onReportAck(hub: number, ms: number): void;
 }
 
@@ -89,9 +90,8 @@ export class LeanHubs implements FrameSink, TimerTarget {
   /** when the hub last sent a frame (Date.now()), for the heartbeat sweep */
   private readonly lastSent: Float64Array;
   private readonly seq: Uint32Array;
-  /** the newest unacknowledged report: its sequence number (0: none) and send time (performance.now()) */
-  private readonly reportSeq: Uint32Array;
-  private readonly reportAt: Float64Array;
+  /** each session's reports not acknowledged yet, with when they were due */
+  private readonly unacked: UnackedReports;
   /** the close code the server sent (0: none yet, reported as 1006) */
   private readonly closeCode: Uint16Array;
   private readonly sockets: Array<RawConn | null>;
@@ -119,8 +119,7 @@ export class LeanHubs implements FrameSink, TimerTarget {
     this.hb = new Uint32Array(n);
     this.lastSent = new Float64Array(n);
     this.seq = new Uint32Array(n);
-    this.reportSeq = new Uint32Array(n);
-    this.reportAt = new Float64Array(n);
+    this.unacked = new UnackedReports(n);
     this.closeCode = new Uint16Array(n);
     this.sockets = new Array<RawConn | null>(n).fill(null);
     this.ends = targets.map((t) => {
@@ -163,7 +162,7 @@ export class LeanHubs implements FrameSink, TimerTarget {
     this.sockets[i] = socket;
     this.state[i] = UPGRADING;
     this.seq[i] = 0;
-    this.reportSeq[i] = 0;
+    this.unacked.reset(i);
     this.closeCode[i] = 0;
     this.reader.drop(i);
     const key = upgradeKey();
@@ -175,14 +174,28 @@ export class LeanHubs implements FrameSink, TimerTarget {
     });
   }
 
-  /** Sends a report of changed attributes; false when not connected. */
-  report(i: number, r: Record<string, Attrs>, ts?: number): boolean {
+  /**
+   * Sends a report of changed attributes; false when not connected. `at`: when it was due
+   * (performance.now(); default now), what report → ack is measured from.
+   */
+  report(i: number, r: Record<string, Attrs>, ts?: number, at = performance.now()): boolean {
     if (this.state[i] !== ONLINE) return false;
     const s = ++this.seq[i]!;
     this.send(i, encodeFrame(frames.report(s, r, ts)));
-    this.reportSeq[i] = s;
-    this.reportAt[i] = performance.now();
+    this.unacked.sent(i, s, at);
     return true;
+  }
+
+  /** Reports of connected hubs not acknowledged yet. */
+  unacknowledged(): number {
+    let n = 0;
+    for (let i = 0; i < this.count; i++) if (this.state[i] === ONLINE) n += this.unacked.count(i);
+    return n;
+  }
+
+  /** Calls `each` with the age at `now` (ms) of every report of a connected hub not acknowledged yet, and forgets them. */
+  forgetUnacknowledged(now: number, each: (ageMs: number) => void): void {
+    for (let i = 0; i < this.count; i++) if (this.state[i] === ONLINE) this.unacked.forget(i, now, each);
   }
 
   /** Sends the complete device list; false when not connected. */
@@ -245,11 +258,7 @@ export class LeanHubs implements FrameSink, TimerTarget {
         return;
       case FrameType.ack: {
         const s = typeof f.s === 'number' ? f.s : 0;
-        const pending = this.reportSeq[i]!;
-        if (pending > 0 && s >= pending) {
-          this.events.onReportAck(i, performance.now() - this.reportAt[i]!);
-          this.reportSeq[i] = 0;
-        }
+        this.unacked.acked(i, s, performance.now(), (ms) => this.events.onReportAck(i, ms));
         this.events.onAck(i, s);
         return;
       }
@@ -258,7 +267,10 @@ export class LeanHubs implements FrameSink, TimerTarget {
         // before the welcome the hello was refused; after it, a refused frame leaves a hole:
         // number the next frame where the server expects it
         if (st === HELLO) this.abandon(i, new HubClientError(code, `${this.ids[i]}: ${code} before the welcome`));
-        else if (typeof f.ref === 'number' && (code === 'sequence_gap' || f.ref <= this.seq[i]!)) this.seq[i] = f.ref - 1;
+        else if (typeof f.ref === 'number' && (code === 'sequence_gap' || f.ref <= this.seq[i]!)) {
+          this.seq[i] = f.ref - 1;
+          this.unacked.refused(i, f.ref);
+        }
         this.events.onErrorFrame(i, code);
         return;
       }

@@ -37,14 +37,15 @@ export class WorkerMetrics {
     }, LOOP_PROBE_MS).unref();
   }
 
-  /** One more error of `code` (`connect:ECONNREFUSED`, `frame:busy`, ...). */
-  bump(code: string): void {
-    this.counters.errors[code] = (this.counters.errors[code] ?? 0) + 1;
+  /** `n` more errors of `code` (`connect:ECONNREFUSED`, `frame:busy`, ...); none for 0. */
+  bump(code: string, n = 1): void {
+    if (n > 0) this.counters.errors[code] = (this.counters.errors[code] ?? 0) + n;
   }
 
-  record(which: Latency, ms: number): void {
-    recordMs(this.total[which], ms);
-    recordMs(this.interval[which], ms);
+  /** `count` samples of `ms`. */
+  record(which: Latency, ms: number, count = 1): void {
+    recordMs(this.total[which], ms, count);
+    recordMs(this.interval[which], ms, count);
   }
 
   /** The counters and the interval's histograms; the interval starts again (the same histograms, emptied). */

@@ -25,6 +25,9 @@ options:
   --apps A               app subscribers, one home each (default hubs/10, at most 1000)
   --command-rate R       HTTP commands per second over all hubs (default 0; commands: 100)
   --duration S           seconds of load after everything is connected (default 60; soak 1800)
+  --drain S              then, sending stopped, wait at most S s for answers, acks and deliveries
+                         in flight (default 3); what is still open counts as an error and as a
+                         latency of its age (command:unanswered, report:unacknowledged, report:undelivered)
   --warmup S             storm: seconds of steady load before the storm (default 10)
   --storm-deadline S     storm: give up waiting for reconnects after this (default 60)
   --ramp R               new hub connections per second while connecting (default 1000; 0: no limit)
@@ -54,6 +57,7 @@ export interface Options {
   apps: number;
   commandRate: number;
   durationS: number;
+  drainS: number;
   warmupS: number;
   stormDeadlineS: number;
   ramp: number;
@@ -81,6 +85,7 @@ export function parse(): Options {
     apps: { type: 'string' },
     'command-rate': { type: 'string' },
     duration: { type: 'string' },
+    drain: { type: 'string', default: '3' },
     warmup: { type: 'string', default: '10' },
     'storm-deadline': { type: 'string', default: '60' },
     ramp: { type: 'string', default: '1000' },
@@ -137,6 +142,7 @@ export function parse(): Options {
     apps,
     commandRate: num(values['command-rate'], scenario === 'commands' ? 100 : 0, '--command-rate', 0),
     durationS: num(values.duration, scenario === 'soak' ? 1800 : 60, '--duration', 1, 7 * 86_400),
+    drainS: num(values.drain, 3, '--drain', 0, 60),
     warmupS: num(values.warmup, 10, '--warmup', 0),
     stormDeadlineS: num(values['storm-deadline'], 60, '--storm-deadline', 1, 3_600),
     ramp: num(values.ramp, 1000, '--ramp', 0),

@@ -5,7 +5,7 @@ import { HubPool } from './hub-pool.js';
 import type { FromWorker, Snapshot, ToWorker, WorkerConfig, WorkerMemory } from './ipc.js';
 import { WorkerMetrics } from './metrics.js';
 import { SourcePorts } from './sources.js';
-import { Traffic } from './traffic.js';
+import { COMMAND_TIMEOUT_MS, Traffic } from './traffic.js';
 
 /**
  * One load worker process (forked by fleet.ts): holds a share of the hubs (lean hubs) and app
@@ -27,10 +27,10 @@ class LoadWorker {
   constructor(config: WorkerConfig) {
     const sources = new SourcePorts(config.sourceAddresses, config.portSlice);
     // one admin client per node, pooled: hundreds of commands a second reuse their connections
-    this.admins = config.targets.map((url) => new AdminClient(url, config.adminToken ?? '', { pooled: true, timeoutMs: 60_000 }));
+    this.admins = config.targets.map((url) => new AdminClient(url, config.adminToken ?? '', { pooled: true, timeoutMs: COMMAND_TIMEOUT_MS }));
     this.hubs = new HubPool(config, this.metrics, sources);
     this.apps = new AppPool(config.apps, config, this.metrics, sources);
-    this.traffic = new Traffic(this.hubs, config.devices, this.metrics, this.adminFor);
+    this.traffic = new Traffic(this.hubs, config.devices, this.metrics, this.adminFor, this.apps.deliveries);
     this.ticker = setInterval(() => send({ type: 'tick', ...this.metrics.tick() }), 1_000);
   }
 
@@ -48,6 +48,8 @@ class LoadWorker {
         return this.traffic.reports(msg.everyMs);
       case 'commands':
         return this.traffic.commands(msg.perSec);
+      case 'drain':
+        return this.traffic.drain(msg.waitMs);
       case 'storm':
         return this.hubs.storm(msg.deadlineMs);
       case 'reset':
