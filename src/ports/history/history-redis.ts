@@ -77,7 +77,7 @@ end`;
  * nodes zset (history-redis-marks.ts), stream and meta of each home, then the services' stream when
  * there is one. ARGV: new epoch, max events, max age ms, services' stream length and max age ms,
  * homes, deadline on Redis' clock (0: none), the marks noted (MARKS: node, ttl, count, pairs; node '' when off), then
- * per home its id, its count k and k events, each as its hub, its session's epoch (0: none) and its
+ * per home its id, the epoch and offset this node last had of it ('' and 0: none), its count k and k events, each as its hub, its session's epoch (0: none) and its
  * bytes. The marks go first, also in a call past the deadline (they only move forward). Per home,
  * the offsets and the entries in one step (the stream holds every offset from its oldest entry to
  * the newest, without holes), its marks field spanning them, one trim and one expiry. An event of a session older than the newest of its hub
@@ -91,14 +91,13 @@ end`;
  */
 const APPEND = new LuaScript(`${NOW}
 ${MARKS(8)}
-local rid = string.match(redis.call('INFO', 'server'), 'run_id:(%x+)')
 local deadline = tonumber(ARGV[7])
 local homes = tonumber(ARGV[6])
 local events = KEYS[2 * homes + 3]
 if deadline > 0 and now > deadline then
   for i = 1, homes do
-    local home, k = ARGV[a], tonumber(ARGV[a + 1])
-    a = a + 2 + 3 * k
+    local home, k = ARGV[a], tonumber(ARGV[a + 3])
+    a = a + 4 + 3 * k
     ${LOST('KEYS[2 * i + 2]', 'home', 'ARGV[4]')}
   end
   return {now}
@@ -106,21 +105,20 @@ end
 local maxAge = tonumber(ARGV[3])
 local out = {now}
 for i = 1, homes do
-  local stream, meta, home, k = KEYS[2 * i + 1], KEYS[2 * i + 2], ARGV[a], tonumber(ARGV[a + 1])
-  a = a + 2
+  local stream, meta, home, k = KEYS[2 * i + 1], KEYS[2 * i + 2], ARGV[a], tonumber(ARGV[a + 3])
+  local knownEpoch, knownTop = ARGV[a + 1], tonumber(ARGV[a + 2])
+  a = a + 4
   local e = redis.call('HGET', meta, 'e')
-  local r = redis.call('HGET', meta, 'r')
-  if e and r and r ~= rid then
-    -- Redis restarted or failed over since this home's last append: it may have come back without
-    -- its last writes (a snapshot, an AOF fsynced each second, a replica behind), and the offsets
-    -- after them were handed out already: a new epoch, never an offset given twice
+  if e and e == knownEpoch and tonumber(redis.call('HGET', meta, 'o') or '0') < knownTop then
+    -- behind an offset this node was given in this epoch: Redis came back without its last writes
+    -- (a snapshot, an AOF fsynced each second, a replica behind), and the offsets after what it
+    -- holds were handed out already: a new epoch, never an offset given twice
     e = nil
     redis.call('HDEL', meta, 'o', 'l')
     redis.call('DEL', stream)
     if node ~= '' then redis.call('HDEL', KEYS[1], home) end
   end
   if not e then e = ARGV[1]; redis.call('HSET', meta, 'e', e) end
-  if r ~= rid then redis.call('HSET', meta, 'r', rid) end
   local o = redis.call('HGET', meta, 'o')
   if not o then redis.call('PERSIST', meta) end
   local top = tonumber(o or '0')
@@ -160,6 +158,9 @@ return redis.call('XTRIM', KEYS[1], 'MINID', now - tonumber(ARGV[1]))`);
 
 /** ms between tries of the lost notes owed while Redis is away (besides one as it is back) */
 const LOST_RETRY_MS = 500;
+
+/** Homes whose newest position a node keeps to tell a Redis that came back without its last writes (about 100 bytes each). */
+const KNOWN_HOMES = 50_000;
 
 /** Events per script call: a turn with more is split, so one call never holds Redis long. */
 const BATCH_EVENTS = 256;
@@ -210,9 +211,10 @@ ${LOST('KEYS[1]', 'ARGV[1]', 'ARGV[2]')}`);
  * the newest offset and, per hub, the newest session epoch that put an event there (`s:<hub>`:
  * an older session's events are refused, `EventSource`). Once a home has had an event the hash
  * has no expiry: offsets stay comparable however long a home is quiet (before, see `epoch`). A Redis that lost the hash (flushed, replaced) starts
- * a new epoch for the home, and so does a Redis that restarted or failed over since the home's last
- * append (the hash keeps the server's `run_id`, field `r`): it may have come back from a snapshot or
- * a replica without its last writes, and handed out their offsets again to new events.
+ * a new epoch for the home, and so does a Redis found behind an offset this node was given for the
+ * home in the same epoch (`known`: the newest position of each home it appended to lately, sent
+ * with each append): it came back from a snapshot or a replica without its last writes, and would
+ * hand their offsets out again to new events.
  *
  * The appends of one event-loop turn go to Redis as one script call (a few for a large turn), each
  * event added to its home's stream and to the services' stream `<prefix>events` in the same step.
@@ -241,6 +243,11 @@ export class RedisEventHistory implements EventHistory {
   readonly marks?: RedisEvaluatedMarks;
   /** homes whose lost note failed (Redis away): noted again as it comes back, and every `LOST_RETRY_MS` */
   private readonly owedLost = new Set<string>();
+  /**
+   * The newest position Redis gave each home this node appended to lately (at most KNOWN_HOMES):
+   * sent with the next append, so a Redis that came back behind it starts a new epoch.
+   */
+  private readonly known = new Map<string, Position>();
   private owedTimer: NodeJS.Timeout | undefined;
 
   /** Takes ownership of `client`: `close()` quits it. */
@@ -303,7 +310,8 @@ export class RedisEventHistory implements EventHistory {
     const marks = this.marks?.take() ?? { args: ['', 0, 0], failed() {} };
     const args: Array<string | number | Buffer> = [newEpoch(), this.retention.maxEvents, this.retention.maxAgeMs, this.options.eventStreamMaxLen, this.eventStreamMaxAgeMs, part.length, deadline, ...marks.args];
     for (const [home, queue] of part) {
-      args.push(home, queue.length);
+      const known = this.known.get(home);
+      args.push(home, known?.epoch ?? '', known?.offset ?? 0, queue.length);
       for (const p of queue) args.push(p.source?.hub ?? '', p.source?.epoch ?? 0, p.data);
     }
     APPEND.runBuffer(this.client, keys, args).then(
@@ -321,6 +329,7 @@ export class RedisEventHistory implements EventHistory {
           const top = r[3 * i + 2] as number;
           const left = r[3 * i + 3]!.toString();
           const stale = left === '' ? null : new Set(left.split(',').map((j) => Number(j) - 1));
+          this.remember(part[i]![0], epoch, top);
           let offset = top - queue.length + (stale?.size ?? 0);
           queue.forEach((p, j) => (stale?.has(j) ? p.reject(new StaleSessionError(p.source!)) : p.resolve({ epoch, offset: ++offset })));
         });
@@ -396,6 +405,13 @@ export class RedisEventHistory implements EventHistory {
       // a farewell that timed out (a hung Redis) is not followed by a QUIT that would wait as long
       await closeRedis(this.client, answered ? undefined : 0);
     }
+  }
+
+  /** The home's newest position as Redis answered it, the oldest of KNOWN_HOMES dropped past the bound. */
+  private remember(homeId: string, epoch: string, offset: number): void {
+    this.known.delete(homeId);
+    this.known.set(homeId, { epoch, offset });
+    if (this.known.size > KNOWN_HOMES) this.known.delete(this.known.keys().next().value!);
   }
 
   private homeKeys(homeId: string): string[] {
