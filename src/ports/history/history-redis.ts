@@ -159,8 +159,13 @@ return redis.call('XTRIM', KEYS[1], 'MINID', now - tonumber(ARGV[1]))`);
 /** ms between tries of the lost notes owed while Redis is away (besides one as it is back) */
 const LOST_RETRY_MS = 500;
 
-/** Homes whose newest position a node keeps to tell a Redis that came back without its last writes (about 100 bytes each). */
+/**
+ * Homes whose newest position a node keeps to tell a Redis that came back without its last writes
+ * (about 100 bytes each), for KNOWN_MS after their last append: a Redis with an AOF fsynced each
+ * second, or a replica, loses at most its last seconds; at rest a node keeps none.
+ */
 const KNOWN_HOMES = 50_000;
+const KNOWN_MS = 60_000;
 
 /** Events per script call: a turn with more is split, so one call never holds Redis long. */
 const BATCH_EVENTS = 256;
@@ -213,8 +218,8 @@ ${LOST('KEYS[1]', 'ARGV[1]', 'ARGV[2]')}`);
  * has no expiry: offsets stay comparable however long a home is quiet (before, see `epoch`). A Redis that lost the hash (flushed, replaced) starts
  * a new epoch for the home, and so does a Redis found behind an offset this node was given for the
  * home in the same epoch (`known`: the newest position of each home it appended to lately, sent
- * with each append): it came back from a snapshot or a replica without its last writes, and would
- * hand their offsets out again to new events.
+ * with each append, kept KNOWN_MS): it came back from an AOF or a replica without its last writes,
+ * and would hand their offsets out again to new events.
  *
  * The appends of one event-loop turn go to Redis as one script call (a few for a large turn), each
  * event added to its home's stream and to the services' stream `<prefix>events` in the same step.
@@ -247,7 +252,8 @@ export class RedisEventHistory implements EventHistory {
    * The newest position Redis gave each home this node appended to lately (at most KNOWN_HOMES):
    * sent with the next append, so a Redis that came back behind it starts a new epoch.
    */
-  private readonly known = new Map<string, Position>();
+  private readonly known = new Map<string, Position & { at: number }>();
+  private readonly knownTimer: NodeJS.Timeout;
   private owedTimer: NodeJS.Timeout | undefined;
 
   /** Takes ownership of `client`: `close()` quits it. */
@@ -264,6 +270,7 @@ export class RedisEventHistory implements EventHistory {
     // a failed trim (Redis away) is the next one's, or the next append's, work
     if (options.eventStreamMaxLen > 0 && trimMs > 0) this.trimTimer = setInterval(() => void this.trimEvents().catch(() => undefined), trimMs).unref();
     client.on('ready', () => this.noteOwed());
+    this.knownTimer = setInterval(() => this.forgetKnown(performance.now() - KNOWN_MS), KNOWN_MS / 6).unref();
     if (options.nodeId !== undefined) this.marks = new RedisEvaluatedMarks(client, this.keys, { nodeId: options.nodeId, ttlMs: options.marksTtlMs ?? 15_000, log: options.log });
   }
 
@@ -396,6 +403,7 @@ export class RedisEventHistory implements EventHistory {
 
   async close(): Promise<void> {
     clearInterval(this.trimTimer);
+    clearInterval(this.knownTimer);
     clearTimeout(this.owedTimer);
     let answered = false;
     try {
@@ -410,8 +418,16 @@ export class RedisEventHistory implements EventHistory {
   /** The home's newest position as Redis answered it, the oldest of KNOWN_HOMES dropped past the bound. */
   private remember(homeId: string, epoch: string, offset: number): void {
     this.known.delete(homeId);
-    this.known.set(homeId, { epoch, offset });
+    this.known.set(homeId, { epoch, offset, at: performance.now() });
     if (this.known.size > KNOWN_HOMES) this.known.delete(this.known.keys().next().value!);
+  }
+
+  /** Drops the positions of homes last appended to before `before` (the map is in order of the last append). */
+  private forgetKnown(before: number): void {
+    for (const [homeId, k] of this.known) {
+      if (k.at >= before) return;
+      this.known.delete(homeId);
+    }
   }
 
   private homeKeys(homeId: string): string[] {
