@@ -2,6 +2,7 @@ import type { CallObserver } from '../ports.js';
 import type { Redis } from 'ioredis';
 import type { Logger } from '../../log/logger.js';
 import { closeRedis, connectRedis, LuaScript, RedisKeys } from '../redis.js';
+import { KnownPositions } from './known-positions.js';
 import { NotedLostError, StaleSessionError, type EventHistory, type HistoryPosition, type EventSource, type HistoryRead, type HistoryRetention, type Position, type RecoveryFailure } from './history.js';
 import { newEpoch } from './history-read.js';
 import { eraseFromStream } from './history-redis-erase.js';
@@ -159,14 +160,6 @@ return redis.call('XTRIM', KEYS[1], 'MINID', now - tonumber(ARGV[1]))`);
 /** ms between tries of the lost notes owed while Redis is away (besides one as it is back) */
 const LOST_RETRY_MS = 500;
 
-/**
- * Homes whose newest position a node keeps to tell a Redis that came back without its last writes
- * (about 100 bytes each), for KNOWN_MS after their last append: a Redis with an AOF fsynced each
- * second, or a replica, loses at most its last seconds; at rest a node keeps none.
- */
-const KNOWN_HOMES = 50_000;
-const KNOWN_MS = 60_000;
-
 /** Events per script call: a turn with more is split, so one call never holds Redis long. */
 const BATCH_EVENTS = 256;
 
@@ -218,7 +211,7 @@ ${LOST('KEYS[1]', 'ARGV[1]', 'ARGV[2]')}`);
  * has no expiry: offsets stay comparable however long a home is quiet (before, see `epoch`). A Redis that lost the hash (flushed, replaced) starts
  * a new epoch for the home, and so does a Redis found behind an offset this node was given for the
  * home in the same epoch (`known`: the newest position of each home it appended to lately, sent
- * with each append, kept KNOWN_MS): it came back from an AOF or a replica without its last writes,
+ * with each append, KnownPositions): it came back from an AOF or a replica without its last writes,
  * and would hand their offsets out again to new events.
  *
  * The appends of one event-loop turn go to Redis as one script call (a few for a large turn), each
@@ -248,12 +241,8 @@ export class RedisEventHistory implements EventHistory {
   readonly marks?: RedisEvaluatedMarks;
   /** homes whose lost note failed (Redis away): noted again as it comes back, and every `LOST_RETRY_MS` */
   private readonly owedLost = new Set<string>();
-  /**
-   * The newest position Redis gave each home this node appended to lately (at most KNOWN_HOMES):
-   * sent with the next append, so a Redis that came back behind it starts a new epoch.
-   */
-  private readonly known = new Map<string, Position & { at: number }>();
-  private readonly knownTimer: NodeJS.Timeout;
+  /** the newest position Redis gave each home this node appended to lately: sent with its next append */
+  private readonly known = new KnownPositions();
   private owedTimer: NodeJS.Timeout | undefined;
 
   /** Takes ownership of `client`: `close()` quits it. */
@@ -270,7 +259,6 @@ export class RedisEventHistory implements EventHistory {
     // a failed trim (Redis away) is the next one's, or the next append's, work
     if (options.eventStreamMaxLen > 0 && trimMs > 0) this.trimTimer = setInterval(() => void this.trimEvents().catch(() => undefined), trimMs).unref();
     client.on('ready', () => this.noteOwed());
-    this.knownTimer = setInterval(() => this.forgetKnown(performance.now() - KNOWN_MS), KNOWN_MS / 6).unref();
     if (options.nodeId !== undefined) this.marks = new RedisEvaluatedMarks(client, this.keys, { nodeId: options.nodeId, ttlMs: options.marksTtlMs ?? 15_000, log: options.log });
   }
 
@@ -336,7 +324,7 @@ export class RedisEventHistory implements EventHistory {
           const top = r[3 * i + 2] as number;
           const left = r[3 * i + 3]!.toString();
           const stale = left === '' ? null : new Set(left.split(',').map((j) => Number(j) - 1));
-          this.remember(part[i]![0], epoch, top);
+          this.known.remember(part[i]![0], epoch, top);
           let offset = top - queue.length + (stale?.size ?? 0);
           queue.forEach((p, j) => (stale?.has(j) ? p.reject(new StaleSessionError(p.source!)) : p.resolve({ epoch, offset: ++offset })));
         });
@@ -403,7 +391,7 @@ export class RedisEventHistory implements EventHistory {
 
   async close(): Promise<void> {
     clearInterval(this.trimTimer);
-    clearInterval(this.knownTimer);
+    this.known.close();
     clearTimeout(this.owedTimer);
     let answered = false;
     try {
@@ -412,21 +400,6 @@ export class RedisEventHistory implements EventHistory {
     } finally {
       // a farewell that timed out (a hung Redis) is not followed by a QUIT that would wait as long
       await closeRedis(this.client, answered ? undefined : 0);
-    }
-  }
-
-  /** The home's newest position as Redis answered it, the oldest of KNOWN_HOMES dropped past the bound. */
-  private remember(homeId: string, epoch: string, offset: number): void {
-    this.known.delete(homeId);
-    this.known.set(homeId, { epoch, offset, at: performance.now() });
-    if (this.known.size > KNOWN_HOMES) this.known.delete(this.known.keys().next().value!);
-  }
-
-  /** Drops the positions of homes last appended to before `before` (the map is in order of the last append). */
-  private forgetKnown(before: number): void {
-    for (const [homeId, k] of this.known) {
-      if (k.at >= before) return;
-      this.known.delete(homeId);
     }
   }
 
