@@ -244,6 +244,7 @@ export class Subscriptions {
       // position stay, and the same `sub` goes again after a growing, jittered wait
       h.pendingId = null;
       h.joined = false;
+      this.stopRetry(h);
       h.retry = setTimeout(() => {
         h.retry = null;
         if (this.homes.get(h.home) === h && h.pendingId === null && this.isOpen()) this.send(h);
