@@ -26,8 +26,18 @@ export class KnownPositions {
 
   /** As Redis answered an append of the home; the oldest home goes past the bound. */
   remember(homeId: string, epoch: string, offset: number): void {
+    const at = this.now();
+    const entry = this.homes.get(homeId);
+    // moved to the end; the entry reused (this runs for every home of every append call)
     this.homes.delete(homeId);
-    this.homes.set(homeId, { epoch, offset, at: this.now() });
+    if (entry) {
+      entry.epoch = epoch;
+      entry.offset = offset;
+      entry.at = at;
+      this.homes.set(homeId, entry);
+      return;
+    }
+    this.homes.set(homeId, { epoch, offset, at });
     if (this.homes.size > this.most) this.homes.delete(this.homes.keys().next().value!);
   }
 
