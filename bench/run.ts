@@ -33,9 +33,9 @@ async function main(): Promise<void> {
   const rows: Array<Array<string | number>> = [['run', 'target', 'req/s', 'p50 ms', 'p99 ms', 'p99.9 ms', 'server cpu µs/req', 'of it kernel', 'hubs cpu µs/req', 'errors', 'late']];
   const row = (name: string, target: string, r: CannonResult) =>
     rows.push([name, target, r.perSec, r.p50Ms, r.p99Ms, r.p999Ms, r.cpuUsPerReq, r.cpuSysUsPerReq, r.otherCpuUsPerReq.hubs ?? '', r.non2xx + r.errors + r.timeouts, r.late]);
-  // report → app: events delivered per second, server cpu per report sent, errors the hubs and apps met (reports sent
-  // less events delivered in the window is not one: the window's edges move it either way); report → ack: acks
-  // that covered a hub's newest unacknowledged report, per second
+  // report → app: events delivered per second, server cpu per report sent, errors the hubs and apps met, with the
+  // reports still unacknowledged or undelivered 3 s after the round stopped sending; report → ack: acks that
+  // covered a hub's newest unacknowledged report, per second
   const telemetryRows = (name: string, target: string, t: TelemetryResult) => {
     rows.push([`${name} (report → app)`, target, Math.round(t.delivered / args.durationS), t.p50Ms, t.p99Ms, t.p999Ms, t.cpuUsPerReport ?? '', '', '', t.errors, '']);
     rows.push([`${name} (report → ack)`, target, Math.round(t.ack.count / args.durationS), t.ack.p50Ms, t.ack.p99Ms, t.ack.p999Ms, '', '', '', '', '']);

@@ -1,12 +1,16 @@
 /** The load-tool fleets the benchmark drives: hub and app specs, hubs online, telemetry rounds, medians. */
 import { Fleet } from '../../load/loadgen/fleet.js';
 import type { AppSpec, ConnectResult, Counters, HubSpec, WorkerConfig } from '../../load/loadgen/ipc.js';
+import type { Drained } from '../../load/loadgen/traffic.js';
 import { summarize, type Histogram, type LatencySummary } from '../../load/lib/histogram.js';
 import { type CannonResult } from './cannon.js';
 
 import type { Args } from './run-args.js';
 import { sleep } from '../../load/lib/async.js';
 import { cpuMs, threadCpuMs } from '../../load/harness/index.js';
+
+/** How long a round waits, sending stopped, for its reports' acks and deliveries before counting them missing. */
+const DRAIN_MS = 3_000;
 
 export const say = (line: string) => process.stderr.write(`${line}\n`);
 
@@ -50,8 +54,10 @@ export interface TelemetryResult extends LatencySummary {
   rate: number;
   delivered: number;
   reportsSent: number;
-  /** errors the hubs and apps met in the window (codes, refused connects) and sockets that closed */
+  /** errors the hubs and apps met in the window (codes, refused connects), sockets that closed, and `missing` */
   errors: number;
+  /** acks and app deliveries of the round's reports still missing 3 s after sending stopped (a lost report counts in both) */
+  missing: number;
   /** report → ack: the hub's send of a report to the ack covering it */
   ack: LatencySummary;
   /** CPU of the target process (user + kernel) per report sent, µs; null without its pid */
@@ -93,13 +99,17 @@ export async function telemetry(target: TelemetryTarget, hubs: number, rate: num
   const cpu1 = readCpu();
   const cpu = cpu1.all - cpu0.all;
   const snap = await fleet.snapshot();
-  await fleet.all('reports', { everyMs: 0 });
+  // sending stopped, what is still open after a bounded wait is missing (the window's own counts
+  // cannot say: its edges move sent less delivered either way)
+  const open = await fleet.all<Drained, 'drain'>('drain', { waitMs: DRAIN_MS });
+  const missing = open.reduce((n, d) => n + d.reportsUnacknowledged + d.reportsUndelivered, 0);
   const reportsSent = snap.counters.reportsSent - before.reportsSent;
   const result: TelemetryResult = {
     rate,
     reportsSent,
     delivered: snap.counters.eventsReceived - before.eventsReceived,
-    errors: errorCount(snap.counters) - errorCount(before),
+    errors: errorCount(snap.counters) - errorCount(before) + missing,
+    missing,
     ...summarize(snap.reportToApp),
     ack: summarize(snap.reportToAck),
     cpuUsPerReport: pid === undefined || reportsSent === 0 ? null : Math.round((cpu * 1000) / reportsSent),

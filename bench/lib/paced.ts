@@ -7,15 +7,16 @@ import { cpuMs, cpuSplitMs } from '../../load/harness/index.js';
  * An open-loop, constant-rate HTTP/1.1 load for the fixed-rate runs. autocannon's rate limit
  * sends each connection's whole per-second budget at the start of the second, so its latencies
  * at a fixed rate measure its own bursts; this sends request k at start + k/rate (checked every
- * millisecond) on an idle keep-alive connection. Latency is measured from the write (as
- * autocannon does); `late` counts requests that found no idle connection and waited.
+ * millisecond) on an idle keep-alive connection. Latency is measured from the time the request
+ * was due, not from its write, so a request that waited for a connection (counted in `late`) or
+ * behind a late tick counts its wait (no coordinated omission).
  * Only for the bench targets here (uWS answers with Content-Length, never chunked).
  */
 
 interface Conn {
   socket: Socket;
   busy: boolean;
-  sentAt: number;
+  dueAt: number;
   buf: Buffer;
 }
 
@@ -46,7 +47,7 @@ export async function paced(o: PacedOptions): Promise<CannonResult> {
   let errors = 0;
   let late = 0;
   const idle: Conn[] = [];
-  const waiting: string[] = [];
+  const waiting: { req: string; dueAt: number }[] = [];
 
   const conns = await Promise.all(
     Array.from(
@@ -54,7 +55,7 @@ export async function paced(o: PacedOptions): Promise<CannonResult> {
       () =>
         new Promise<Conn>((resolve, reject) => {
           const socket = connect({ host, port, noDelay: true }, () => resolve(c));
-          const c: Conn = { socket, busy: false, sentAt: 0, buf: Buffer.alloc(0) };
+          const c: Conn = { socket, busy: false, dueAt: 0, buf: Buffer.alloc(0) };
           socket.once('error', reject);
           socket.on('data', (chunk: Buffer) => onData(c, chunk));
         }),
@@ -67,9 +68,9 @@ export async function paced(o: PacedOptions): Promise<CannonResult> {
     idle.push(c);
   }
 
-  function send(c: Conn, req: string): void {
+  function send(c: Conn, req: string, dueAt: number): void {
     c.busy = true;
-    c.sentAt = performance.now();
+    c.dueAt = dueAt;
     c.socket.write(req);
   }
 
@@ -86,11 +87,11 @@ export async function paced(o: PacedOptions): Promise<CannonResult> {
       c.buf = c.buf.subarray(end + 4 + len);
       if (status >= 200 && status < 300) {
         ok++;
-        recordMs(hist, performance.now() - c.sentAt);
+        recordMs(hist, performance.now() - c.dueAt);
       } else non2xx++;
       c.busy = false;
       const next = waiting.shift();
-      if (next !== undefined) send(c, next);
+      if (next !== undefined) send(c, next.req, next.dueAt);
       else idle.push(c);
     }
   }
@@ -101,17 +102,20 @@ export async function paced(o: PacedOptions): Promise<CannonResult> {
   const started = performance.now();
   const endAt = started + o.durationS * 1000;
   let issued = 0;
+  const total = Math.round(o.durationS * o.rate);
   await new Promise<void>((resolve) => {
     const timer = setInterval(() => {
       const now = performance.now();
-      const due = Math.floor(((Math.min(now, endAt) - started) * o.rate) / 1000);
+      // the last tick issues the whole count (float subtraction could leave it one short)
+      const due = now >= endAt ? total : Math.min(total, Math.floor(((now - started) * o.rate) / 1000));
       for (; issued < due; issued++) {
         const req = head(typeof o.path === 'string' ? o.path : o.path());
+        const dueAt = started + (issued * 1000) / o.rate;
         const c = idle.pop();
-        if (c) send(c, req);
+        if (c) send(c, req, dueAt);
         else {
           late++;
-          waiting.push(req);
+          waiting.push({ req, dueAt });
         }
       }
       if (now >= endAt) {

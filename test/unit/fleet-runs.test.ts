@@ -3,7 +3,7 @@ import { errorCount, historyPairs, medianOf, medianRound, perReport, type Teleme
 import type { Counters } from '../../load/loadgen/ipc.js';
 
 const latency = (p99Ms: number) => ({ count: 1, minMs: 0, p50Ms: 0, p90Ms: 0, p99Ms, p999Ms: 0, maxMs: 0, meanMs: 0 });
-const result = (p99Ms: number): TelemetryResult => ({ ...latency(p99Ms), rate: 1, delivered: 1, reportsSent: 1, ack: latency(0), cpuUsPerReport: null, cpuUsPerReportByThread: {}, errors: 0 });
+const result = (p99Ms: number): TelemetryResult => ({ ...latency(p99Ms), rate: 1, delivered: 1, reportsSent: 1, ack: latency(0), cpuUsPerReport: null, cpuUsPerReportByThread: {}, errors: 0, missing: 0 });
 
 describe('the telemetry rounds arithmetic', () => {
   it('medianOf: the middle of an odd count, the mean of the middle two of an even one, whatever the order', () => {
