@@ -6,6 +6,7 @@
 import { parseArgs } from 'node:util';
 import { existsSync, fstatSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
+import { ConfigError, toolSettings } from './config/config.js';
 import { BackupError, exportStore, importStore } from './data-backup.js';
 import { importIntoRedis } from './data-redis-import.js';
 import { TierError } from './errors.js';
@@ -29,7 +30,9 @@ import  checks all of FILE, then reads it into DATA_DIR, which must hold no reco
           a run cut short), what it holds otherwise is reported and the exit code is 1;
           nonces and dead letters are not moved. --prefix defaults to $TIER_REDIS_PREFIX,
           else tier:
---data-dir defaults to $DATA_DIR, else ./data. Stop the node first.`;
+--data-dir defaults to $DATA_DIR, else ./data. Stop the node first.
+DATA_DIR and TIER_REDIS_PREFIX are read as the node reads them: the environment, else
+the JSON file named by $CONFIG_FILE.`;
 
 async function main(): Promise<number> {
   const { positionals, values } = parseArgs({ allowPositionals: true, options: { 'data-dir': { type: 'string' }, redis: { type: 'string' }, prefix: { type: 'string' }, help: { type: 'boolean' } } });
@@ -43,7 +46,7 @@ async function main(): Promise<number> {
       process.stderr.write(`--redis URL goes with import only, --prefix with --redis\n${USAGE}\n`);
       return 2;
     }
-    const prefix = values.prefix ?? process.env.TIER_REDIS_PREFIX ?? 'tier:';
+    const prefix = values.prefix ?? toolSettings(['redisPrefix']).redisPrefix;
     const report = await importIntoRedis(file, { url: values.redis, prefix, log: createLogger('warn') });
     const list = (counts: Record<string, number>) => Object.entries(counts).map(([kind, n]) => `${kind} ${n}`).join(', ');
     process.stdout.write(`imported into redis (prefix ${prefix}) from ${file === '-' ? 'stdin' : resolve(file)}: ${list(report.imported) || 'nothing'}\n`);
@@ -54,7 +57,7 @@ async function main(): Promise<number> {
     process.stderr.write(`data error: ${report.skipped.length} not imported (listed above): redis holds something else there\n`);
     return 1;
   }
-  const dir = values['data-dir'] ?? process.env.DATA_DIR ?? './data';
+  const dir = values['data-dir'] ?? toolSettings(['dataDir']).dataDir;
   if (dir === ':memory:') {
     process.stderr.write('DATA_DIR=:memory: has nothing on disk to export or import\n');
     return 2;
@@ -118,7 +121,7 @@ function removeNew(dir: string, before: Set<string> | null): void {
 main().then(
   (code) => process.exit(code),
   (err: unknown) => {
-    if (err instanceof DataStoreError || err instanceof BackupError || err instanceof TierError) {
+    if (err instanceof DataStoreError || err instanceof BackupError || err instanceof TierError || err instanceof ConfigError) {
       process.stderr.write(`data error: ${err.message}\n`);
       process.exit(1);
     }

@@ -6,11 +6,13 @@
  */
 import { parseArgs } from 'node:util';
 import { formatChecklist, isDiagnoseReport } from './admin/diagnose.js';
+import { toolSettings } from './config/config.js';
 
 const USAGE = `usage: npm run doctor -- [--url http://HOST:ADMIN_PORT] [--token ADMIN_TOKEN]
 
 --url    the node's admin port; defaults to http://127.0.0.1:$ADMIN_PORT (9090)
---token  the admin token; defaults to $ADMIN_TOKEN`;
+--token  the admin token; defaults to $ADMIN_TOKEN
+(ADMIN_PORT and ADMIN_TOKEN as the node reads them: the environment, else $CONFIG_FILE's)`;
 
 /** @default 15_000 (ms): each check is bounded on the node (2 s); this covers a node that does not answer at all */
 const REQUEST_TIMEOUT_MS = 15_000;
@@ -21,12 +23,14 @@ async function main(): Promise<number> {
     process.stdout.write(`${USAGE}\n`);
     return 0;
   }
-  const token = values.token ?? process.env.ADMIN_TOKEN;
+  // as the node reads them: the environment over CONFIG_FILE
+  const settings = toolSettings(['adminToken', 'adminPort']);
+  const token = values.token ?? settings.adminToken;
   if (!token) {
     process.stderr.write(`--token or ADMIN_TOKEN is required\n${USAGE}\n`);
     return 2;
   }
-  const base = (values.url ?? `http://127.0.0.1:${process.env.ADMIN_PORT ?? '9090'}`).replace(/\/+$/, '');
+  const base = (values.url ?? `http://127.0.0.1:${settings.adminPort}`).replace(/\/+$/, '');
   let res: Response;
   try {
     res = await fetch(`${base}/debug/diagnose`, { headers: { authorization: `Bearer ${token}` }, signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) });

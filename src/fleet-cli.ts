@@ -8,6 +8,7 @@ import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { SECRET_KEY_FILE, secretBoxFor } from './compose/secret-key.js';
+import { toolSettings } from './config/config.js';
 import { importHubs, lineRanges } from './fleet-import.js';
 import { resealAll, type ResealReport } from './fleet-reseal.js';
 import { createLogger } from './log/logger.js';
@@ -32,6 +33,8 @@ import  provisions every hub of FILE through the node at URL, 1,000 per request,
         (SIGTERM 143).
 --url          defaults to http://127.0.0.1:$PORT (8080)
 --admin-token  defaults to $ADMIN_TOKEN
+Settings ($PORT, $ADMIN_TOKEN, $DATA_DIR, TIER_SECRET_KEY, ...) are read as the node reads them:
+the environment, else the JSON file named by $CONFIG_FILE.
 
 reseal  seals every hub secret anew with TIER_SECRET_KEY (those sealed with a key of
         TIER_SECRET_KEYS_OLD, and those stored in clear by earlier versions); hubs notice
@@ -43,15 +46,16 @@ reseal  seals every hub secret anew with TIER_SECRET_KEY (those sealed with a ke
         DATA_DIR without a store is refused, never made.`;
 
 async function reseal(values: { 'data-dir'?: string | undefined; redis?: string | undefined; prefix?: string | undefined }): Promise<number> {
-  const env = process.env;
+  // as the node reads them: the environment over CONFIG_FILE
+  const env = toolSettings(['secretKey', 'secretKeysOld', 'redisPrefix', 'dataDir']);
   let report: ResealReport;
   if (values.redis !== undefined) {
-    if (!env.TIER_SECRET_KEY) {
+    if (!env.secretKey) {
       process.stderr.write('reseal --redis needs TIER_SECRET_KEY (the cluster\'s key)\n');
       return 2;
     }
-    const box = secretBoxFor({ secretKey: env.TIER_SECRET_KEY, secretKeysOld: env.TIER_SECRET_KEYS_OLD, dataDir: ':memory:' });
-    const registry = await RedisHubRegistry.connect(values.redis, { name: 'fleet-reseal', log: createLogger('warn'), keys: new RedisKeys(values.prefix ?? env.TIER_REDIS_PREFIX ?? 'tier:') });
+    const box = secretBoxFor({ ...env, dataDir: ':memory:' });
+    const registry = await RedisHubRegistry.connect(values.redis, { name: 'fleet-reseal', log: createLogger('warn'), keys: new RedisKeys(values.prefix ?? env.redisPrefix) });
     try {
       // records of versions before the registry's indexes are listed only once indexed
       process.stdout.write(`indexed ${await registry.reindex()} hub records\n`);
@@ -60,18 +64,18 @@ async function reseal(values: { 'data-dir'?: string | undefined; redis?: string 
       await registry.close();
     }
   } else {
-    const dir = values['data-dir'] ?? env.DATA_DIR ?? './data';
+    const dir = values['data-dir'] ?? env.dataDir;
     // a mistyped DATA_DIR would otherwise be made, with a new key file, and "nothing skipped" reported
     if (!existsSync(join(dir, STORE_FILE))) {
       process.stderr.write(`fleet error: ${resolve(dir)} holds no store (no ${STORE_FILE}): nothing resealed. Check DATA_DIR or --data-dir\n`);
       return 1;
     }
-    // never a key made here: a node whose key is set elsewhere (CONFIG_FILE) would find a stray one beside its store
-    if (!env.TIER_SECRET_KEY && !existsSync(join(dir, SECRET_KEY_FILE))) {
-      process.stderr.write(`fleet error: no key: TIER_SECRET_KEY is unset and ${resolve(dir)} holds no ${SECRET_KEY_FILE}. Give the node's key as TIER_SECRET_KEY (as it has it, from CONFIG_FILE or its environment)\n`);
+    // never a key made here: a node whose key is set elsewhere (another CONFIG_FILE) would find a stray one beside its store
+    if (!env.secretKey && !existsSync(join(dir, SECRET_KEY_FILE))) {
+      process.stderr.write(`fleet error: no key: TIER_SECRET_KEY is unset (in the environment and CONFIG_FILE) and ${resolve(dir)} holds no ${SECRET_KEY_FILE}. Give the node's key as TIER_SECRET_KEY, or the node's CONFIG_FILE\n`);
       return 1;
     }
-    const box = secretBoxFor({ secretKey: env.TIER_SECRET_KEY, secretKeysOld: env.TIER_SECRET_KEYS_OLD, dataDir: dir });
+    const box = secretBoxFor({ ...env, dataDir: dir });
     const store = openDataStore(dir, { owner: 'npm run fleet -- reseal' });
     try {
       report = await resealAll(new LmdbHubRegistry(store), box);
@@ -83,7 +87,7 @@ async function reseal(values: { 'data-dir'?: string | undefined; redis?: string 
   process.stdout.write(`examined ${report.examined} hubs, resealed ${report.resealed}, skipped ${report.skipped.length}\n`);
   if (report.examined === 0) {
     // "nothing skipped" is the README's word to drop the old key: not said of a store that was not the fleet's
-    const where = values.redis !== undefined ? `--redis and --prefix (${values.prefix ?? env.TIER_REDIS_PREFIX ?? 'tier:'})` : '--data-dir';
+    const where = values.redis !== undefined ? `--redis and --prefix (${values.prefix ?? env.redisPrefix})` : '--data-dir';
     process.stderr.write(`fleet error: no hub found: check ${where}. Keep the old key until a reseal of the fleet's store reports nothing skipped\n`);
     return 1;
   }
@@ -131,7 +135,8 @@ async function main(): Promise<number> {
     process.stderr.write(`${USAGE}\n`);
     return values.help ? 0 : 2;
   }
-  const adminToken = values['admin-token'] ?? process.env.ADMIN_TOKEN;
+  const settings = toolSettings(['adminToken', 'port']);
+  const adminToken = values['admin-token'] ?? settings.adminToken;
   if (!adminToken) {
     process.stderr.write(`--admin-token or ADMIN_TOKEN is required\n${USAGE}\n`);
     return 2;
@@ -140,7 +145,7 @@ async function main(): Promise<number> {
     process.stderr.write(`${resolve(values.out)} exists: secrets are written once, to a new file\n`);
     return 2;
   }
-  const url = values.url ?? `http://127.0.0.1:${process.env.PORT ?? '8080'}`;
+  const url = values.url ?? `http://127.0.0.1:${settings.port}`;
   const signals = stopOnSignals(values.out);
   const report = await importHubs(file, { url, adminToken, out: values.out, stop: signals.stop, cancel: signals.cancel }).finally(signals.done);
   for (const f of report.failed) process.stderr.write(`line ${f.line}${f.hubId ? ` (${f.hubId})` : ''}: ${f.code}: ${f.message}\n`);

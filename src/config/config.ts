@@ -494,11 +494,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): LoadedConfig {
   }
 
   const out: Record<string, unknown> = {};
-  for (const [key, field] of Object.entries(FIELDS) as Array<[keyof Config, Field<keyof Config>]>) {
-    const fromEnv = env[field.env];
-    const raw = fromEnv !== undefined && fromEnv !== '' ? fromEnv : file[key];
-    out[key] = raw === undefined ? field.default : field.parse(raw, fromEnv !== undefined && fromEnv !== '' ? field.env : `CONFIG_FILE.${key}`);
-  }
+  for (const key of Object.keys(FIELDS) as Array<keyof Config>) out[key] = readField(key, env, file);
 
   const cluster = out.natsUrl !== undefined && out.redisUrl !== undefined;
   // each node would generate its own: tokens minted on one node would be refused by the others
@@ -551,6 +547,25 @@ function hostsOverlap(a: string, b: string): boolean {
   const literal = (h: string) => isIP(h) !== 0;
   const [x, y] = [plain(a), plain(b)];
   return x === y || any(x) || any(y) || !(literal(x) && literal(y));
+}
+
+/** One setting: the environment's value if set and not empty, else CONFIG_FILE's, else the default; parsed and checked. */
+function readField<K extends keyof Config>(key: K, env: NodeJS.ProcessEnv, file: Record<string, unknown>): Config[K] {
+  const field = FIELDS[key] as Field<K>;
+  const fromEnv = env[field.env];
+  const raw = fromEnv !== undefined && fromEnv !== '' ? fromEnv : file[key];
+  return raw === undefined ? (field.default as Config[K]) : field.parse(raw, fromEnv !== undefined && fromEnv !== '' ? field.env : `CONFIG_FILE.${key}`);
+}
+
+/**
+ * The few settings a command-line tool needs, read as the node reads them (environment over
+ * CONFIG_FILE over the default), without the node's checks of the whole (a tool needs no JWT secret).
+ */
+export function toolSettings<K extends keyof Config>(keys: readonly K[], env: NodeJS.ProcessEnv = process.env): Pick<Config, K> {
+  const file = readConfigFile(env.CONFIG_FILE);
+  const out = {} as Pick<Config, K>;
+  for (const key of keys) out[key] = readField(key, env, file);
+  return out;
 }
 
 function readConfigFile(path: string | undefined): Record<string, unknown> {

@@ -7,7 +7,7 @@
 import { execFile } from 'node:child_process';
 import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
@@ -70,13 +70,16 @@ describe('resealAll', () => {
     expect(box.open('r-race', (await registry.get('r-race'))!.secret)).toBe('secret-2');
   });
 
-  it('the command line reseals an embedded store, where a secret was kept in clear', async () => {
+  it('the command line reseals an embedded store, where a secret was kept in clear, with the key and DATA_DIR from the node\'s CONFIG_FILE', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'hubtier-reseal-'));
     const store = openDataStore(dir);
     await new LmdbHubRegistry(store).create(hub('cli-1', 'clear-secret-of-cli-1'));
     await store.close();
     const root = fileURLToPath(new URL('../..', import.meta.url));
-    const { stdout } = await promisify(execFile)(process.execPath, [...scriptArgs('src/fleet-cli.ts'), 'reseal', '--data-dir', dir], { cwd: root, env: { ...process.env, TIER_SECRET_KEY: keyB.toString('hex') } });
+    const configFile = join(dir, '..', `${basename(dir)}.json`);
+    writeFileSync(configFile, JSON.stringify({ dataDir: dir, secretKey: keyB.toString('hex') }));
+    const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('TIER_SECRET_KEY') && k !== 'DATA_DIR'));
+    const { stdout } = await promisify(execFile)(process.execPath, [...scriptArgs('src/fleet-cli.ts'), 'reseal'], { cwd: root, env: { ...env, CONFIG_FILE: configFile } });
     expect(stdout).toContain('examined 1 hubs, resealed 1, skipped 0');
     const after = openDataStore(dir);
     try {
@@ -103,7 +106,7 @@ describe('resealAll', () => {
     const empty = mkdtempSync(join(tmpdir(), 'hubtier-reseal-'));
     await openDataStore(empty).close();
     // a store whose node has its key elsewhere (CONFIG_FILE): no key file is made beside it
-    expect(await cli(empty)).toMatchObject({ code: 1, stdout: '', stderr: expect.stringMatching(/^fleet error: no key: TIER_SECRET_KEY is unset and .* holds no secret\.key/) });
+    expect(await cli(empty)).toMatchObject({ code: 1, stdout: '', stderr: expect.stringMatching(/^fleet error: no key: TIER_SECRET_KEY is unset \(in the environment and CONFIG_FILE\) and .* holds no secret\.key/) });
     expect(existsSync(join(empty, 'secret.key'))).toBe(false);
     writeFileSync(join(empty, 'secret.key'), `${keyA.toString('hex')}\n`, { mode: 0o600 });
     expect(await cli(empty)).toMatchObject({ code: 1, stdout: 'examined 0 hubs, resealed 0, skipped 0\n', stderr: expect.stringMatching(/^fleet error: no hub found: check --data-dir\. Keep the old key/) });
