@@ -118,4 +118,47 @@ describe('CachingHubRegistry', () => {
     got.labels!.floor = 'changed';
     expect((await cache.lookup('h4'))!.labels).toEqual({ floor: '2' });
   });
+
+  it('keeps no answer read before a write or a notice that came while it was in flight: a moved hub is never served from its old home for the ttl', async () => {
+    // the read answers what the store held when it began, and resolves only when let go
+    class SlowRegistry extends MemoryHubRegistry implements HubRegistry {
+      gate: Promise<void> | null = null;
+      override async lookup(hubId: string) {
+        const answer = await super.lookup(hubId);
+        if (this.gate) await this.gate;
+        return answer;
+      }
+    }
+    const inner = new SlowRegistry();
+    await inner.create(record('h8'));
+    const cache = new CachingHubRegistry(inner, 30_000, 60_000, 100, () => 0);
+    const stages: Array<[string, () => Promise<unknown>]> = [
+      ['update on this node', () => cache.update('h8', { homeId: 'new-home' })],
+      // another node moved it: the store changed, the fleet's notice reaches this node
+      ['notice from another node', async () => { await inner.update('h8', { homeId: 'new-home' }); cache.forget('h8'); }],
+      ['every entry dropped', async () => { await inner.update('h8', { homeId: 'new-home' }); cache.forgetAll(); }],
+    ];
+    for (const [what, write] of stages) {
+      await inner.update('h8', { homeId: 'home' });
+      cache.forget('h8');
+      let release!: () => void;
+      inner.gate = new Promise((r) => (release = r));
+      const inFlight = cache.lookup('h8');
+      await write();
+      release();
+      expect((await inFlight)?.homeId, what).toBe('home'); // its caller asked before the write
+      inner.gate = null;
+      expect((await cache.lookup('h8'))?.homeId, what).toBe('new-home');
+    }
+    // a hub provisioned while a lookup of its id was in flight: not unknown for a second after
+    cache.forgetAll();
+    let release!: () => void;
+    inner.gate = new Promise((r) => (release = r));
+    const unknown = cache.lookup('h9');
+    await cache.create(record('h9'));
+    release();
+    expect(await unknown).toBeNull();
+    inner.gate = null;
+    expect((await cache.lookup('h9'))?.homeId).toBe('home');
+  });
 });

@@ -59,6 +59,12 @@ class Entry {
  */
 export class CachingHubRegistry implements HubRegistry {
   private readonly entries = new Map<string, Entry>();
+  /**
+   * Counts the drops (writes, `forget`s). A read keeps its answer only if none happened while it
+   * was in flight: it may have read the record before the write, and kept, that answer would stand
+   * for the ttl (a moved hub's old home for 30 s).
+   */
+  private drops = 0;
 
   constructor(
     private readonly inner: HubRegistry,
@@ -77,13 +83,18 @@ export class CachingHubRegistry implements HubRegistry {
   }
 
   async create(record: HubRecord): Promise<void> {
-    this.entries.delete(record.hubId);
-    await this.inner.create(record);
+    this.drop(record.hubId);
+    try {
+      await this.inner.create(record);
+    } finally {
+      this.drop(record.hubId);
+    }
   }
 
   async get(hubId: string): Promise<HubRecord | null> {
+    const drops = this.drops;
     const record = await this.inner.get(hubId);
-    this.keep(hubId, record, this.now());
+    this.keep(hubId, record, this.now(), drops);
     return record;
   }
 
@@ -94,13 +105,14 @@ export class CachingHubRegistry implements HubRegistry {
     const ttl = hit?.homeId === undefined ? Math.min(1_000, this.ttlMs) : this.ttlMs;
     if (hit && now - hit.at < ttl) return hit.info();
     let record: HubInfo | null;
+    const drops = this.drops;
     try {
       record = await this.inner.lookup(hubId);
     } catch (err) {
       if (hit && hit.homeId !== undefined && now - hit.at < this.staleMs) return hit.info();
       throw err;
     }
-    this.keep(hubId, record, now);
+    this.keep(hubId, record, now, drops);
     return record;
   }
 
@@ -117,45 +129,55 @@ export class CachingHubRegistry implements HubRegistry {
   }
 
   async update(hubId: string, patch: HubPatch, expect?: HubExpect): Promise<HubRecord | null> {
-    this.entries.delete(hubId);
+    this.drop(hubId);
     try {
       return await this.inner.update(hubId, patch, expect);
     } finally {
-      this.entries.delete(hubId);
+      this.drop(hubId);
     }
   }
 
   async rotateSecret(hubId: string, secret: string, graceUntil: number, key?: string): Promise<HubRecord | null> {
-    this.entries.delete(hubId);
+    this.drop(hubId);
     try {
       return await this.inner.rotateSecret(hubId, secret, graceUntil, key);
     } finally {
-      this.entries.delete(hubId);
+      this.drop(hubId);
     }
   }
 
   async remove(hubId: string): Promise<boolean> {
-    this.entries.delete(hubId);
+    this.drop(hubId);
     try {
       return await this.inner.remove(hubId);
     } finally {
-      this.entries.delete(hubId);
+      this.drop(hubId);
     }
   }
 
-  /** `record` as read at `now` (its secrets left out, labels copied); the oldest entry goes past maxEntries. */
-  private keep(hubId: string, record: HubInfo | null, now: number): void {
+  /**
+   * `record` as read at `now` (its secrets left out, labels copied), unless an entry was dropped
+   * since the read began (`drops` then); the oldest entry goes past maxEntries.
+   */
+  private keep(hubId: string, record: HubInfo | null, now: number, drops: number): void {
+    if (drops !== this.drops) return;
     this.entries.delete(hubId);
     this.entries.set(hubId, new Entry(hubId, record, now));
     if (this.entries.size > this.maxEntries) this.entries.delete(this.entries.keys().next().value!);
   }
 
-  forget(hubId: string): void {
+  private drop(hubId: string): void {
+    this.drops++;
     this.entries.delete(hubId);
+  }
+
+  forget(hubId: string): void {
+    this.drop(hubId);
     this.inner.forget(hubId);
   }
 
   forgetAll(): void {
+    this.drops++;
     this.entries.clear();
     this.inner.forgetAll();
   }
