@@ -18,7 +18,9 @@ async function main(): Promise<void> {
   if (applyParallelGc(config.parallelGc)) log.info('V8 collects in its pauses on the main thread alone (TIER_PARALLEL_GC=false)');
 
   const cluster = isClusterMode(config);
-  // a stop signal during the start (a cluster node may wait minutes for its backends) ends it cleanly
+  // a stop signal during the start (a cluster node may wait minutes for its backends) ends it cleanly;
+  // one before this point (the modules loading, about a second) ends the process at once (exit 143),
+  // with nothing open yet
   const { value: server, stopped } = await startOrExit(log, (signal) => startServer(config, log, undefined, { signal })).catch((err: unknown) => {
     // the data directory's problems are the operator's to fix: the message says how, no stack
     if (err instanceof DataStoreError) {

@@ -12,7 +12,7 @@ import { AppSocket } from '../helpers/app-socket.js';
 import { api, logLine, startServerProcess, type ServerProcess } from '../helpers/server-process.js';
 import { eventually } from '../helpers/eventually.js';
 
-/** The drain's budget under Kubernetes: 30 s grace less the 5 s preStop pause (deploy/k8s). */
+/** The drain's budget: 30 s grace less the 5 s preStop pause, stricter than deploy/k8s's 45 s grace since 2026-12-06. */
 const GRACE_AFTER_PRESTOP_MS = 25_000;
 
 describe('cluster node with a hung Redis', { timeout: 120_000 }, () => {
