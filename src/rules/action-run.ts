@@ -11,7 +11,8 @@
  * stretch again at the next start: at least once), or when the run is cancelled. Stopping the
  * node detaches waiting runs and keeps their entries (resume.ts picks them up at the next start).
  * After every delay the run reads its rule again: deleted, disabled or edited (another version)
- * meanwhile, it ends there; the edited rule's next trigger starts a run of the new plan.
+ * meanwhile, it ends there; the edited rule's next trigger starts a run of the new plan. It also
+ * ends there when its saved wait was replaced by a newer run of the rule on another node.
  */
 import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
@@ -81,6 +82,8 @@ export class ActionRun implements TimerTarget, Run {
   #started = false;
   /** the runId of this run's entry in the PendingRuns store, while it may be there */
   #saved: string | null = null;
+  /** that entry's save succeeded (or it was loaded from the store): the store can say if a newer run replaced it */
+  #stored = false;
   /** the `rule run` span while tracing is on (a child of the evaluation), ended with the run */
   #span: Span | undefined;
   /** the error code of the first failed action, for the span's status */
@@ -126,6 +129,7 @@ export class ActionRun implements TimerTarget, Run {
    */
   restore(pending: PendingRun): void {
     this.#saved = pending.runId;
+    this.#stored = true;
     this.#started = true;
     const wait = pending.dueAt - this.deps.now();
     if (wait > 0) this.#timer = this.deps.timers.schedule(wait, this);
@@ -194,6 +198,12 @@ export class ActionRun implements TimerTarget, Run {
       this.#ended();
       return;
     }
+    if (await this.#replaced()) {
+      // the entry is the newer run's now: left to it
+      this.#saved = null;
+      return this.#endSuperseded();
+    }
+    if (this.#cancelled) return;
     await this.#execute(this.#next);
   }
 
@@ -241,14 +251,33 @@ export class ActionRun implements TimerTarget, Run {
     this.#ended();
   }
 
+  /**
+   * A newer run of the rule replaced this one's saved entry: on another node of a cluster, which
+   * this node's RunGuard never saw (a hub moved, or a home's hubs on two nodes). Unknown (not
+   * saved, or the store away): not replaced, as before the check existed.
+   */
+  async #replaced(): Promise<boolean> {
+    const store = this.deps.pendingRuns;
+    const runId = this.#saved;
+    if (!store || runId === null || !this.#stored) return false;
+    try {
+      return !(await store.holds(this.rule.id, runId));
+    } catch (err) {
+      this.#warn('run_not_checked', err, { homeId: this.homeId, ruleId: this.rule.id }, 'rules: not checked for a newer run after a delay; the run goes on');
+      return false;
+    }
+  }
+
   /** Saves the rest of the plan after the delay; a failed save leaves the wait in memory only. */
   async #save(store: PendingRuns, dueAt: number, next: number): Promise<void> {
     const runId = randomUUID();
     // set before the save: a cancel while it is in flight removes it (calls apply in order)
     this.#saved = runId;
+    this.#stored = false;
     const { homeId, rule } = this;
     try {
       await store.save({ runId, homeId, ruleId: rule.id, ruleVersion: rule.version, dueAt, actions: this.actions.slice(next), offset: this.offset + next, dedupBase: this.dedupBase });
+      this.#stored = this.#saved === runId;
     } catch (err) {
       this.#warn('delay_not_saved', err, { homeId, ruleId: rule.id, dueAt }, 'rules: delay not saved; a restart before it ends forgets it');
     }

@@ -87,6 +87,20 @@ export function pendingRunsContract(name: string, make: PendingRunsFactory): voi
       await runs.remove('none', 'none');
     });
 
+    it('holds: the rule\'s entry is still that wait, until a newer run saves its own or it is removed', async () => {
+      const older = pending('r1');
+      const newer = pending('r1');
+      expect(await runs.holds('r1', older.runId)).toBe(false);
+      await runs.save(older);
+      expect(await runs.holds('r1', older.runId)).toBe(true);
+      expect(await runs.holds('r2', older.runId)).toBe(false);
+      await runs.save(newer);
+      expect(await runs.holds('r1', older.runId)).toBe(false);
+      expect(await runs.holds('r1', newer.runId)).toBe(true);
+      await runs.remove('r1', newer.runId);
+      expect(await runs.holds('r1', newer.runId)).toBe(false);
+    });
+
     it('calls take effect in the order made, not awaited: save, remove, save again', async () => {
       const a = pending('r1');
       const b = pending('r1');

@@ -115,6 +115,21 @@ describe('RedisPendingRuns across nodes', () => {
     }
   });
 
+  it('a newer run of a rule saved by another node is seen by the node whose run it superseded', async () => {
+    const keys = new RedisKeys(uniquePrefix());
+    const [a, b] = await Promise.all([redisRuns(keys, 'node-a'), redisRuns(keys, 'node-b')]);
+    try {
+      const first = entry('r1');
+      await a.save(first);
+      expect(await a.holds('r1', first.runId)).toBe(true);
+      await b.save({ ...entry('r1'), runId: 'newer-on-b' });
+      expect(await a.holds('r1', first.runId)).toBe(false);
+      expect(await a.holds('r1', 'newer-on-b')).toBe(true);
+    } finally {
+      await Promise.all([a.close(), b.close()]);
+    }
+  });
+
   it('a node that stops renewing (crashed, cut off) loses its entries once its claim lapses, not before', async () => {
     const TTL = 300;
     const keys = new RedisKeys(uniquePrefix());

@@ -154,6 +154,8 @@ describe('createAutomation', () => {
         durable: true,
         save: (run) => inner.save(run),
         remove: (ruleId, runId) => inner.remove(ruleId, runId),
+        // the dead node's entry is in the shared store until it runs
+        holds: async (ruleId, runId) => runId === orphan.runId || inner.holds(ruleId, runId),
         load: () => inner.load(),
         claimOrphans: async () => (++claims === 2 ? [orphan] : []),
         close: () => inner.close(),

@@ -43,6 +43,10 @@ class CountingRuns implements PendingRuns {
     this.calls++;
     return this.inner.remove(ruleId, runId);
   }
+  holds(ruleId: string, runId: string) {
+    this.calls++;
+    return this.inner.holds(ruleId, runId);
+  }
   load() {
     return this.inner.load();
   }
@@ -160,6 +164,22 @@ describe('delays survive a restart', () => {
     await r.settle();
     expect(r.hubs.sent().filter((c) => c === OFF)).toEqual([OFF]);
     expect(runs.size).toBe(0);
+  });
+
+  it('a newer run of the rule on another node (the shared entry replaced) ends the waiting run at its delay: its "off" is the newer run\'s to send', async () => {
+    const registry = new Registry();
+    const runs = new MemoryPendingRuns();
+    await lightOn(runs, { metrics: prometheusRuleMetrics(registry) });
+    const [mine] = await runs.load();
+    // motion on a hub of the home connected to another node: that node's run saves its own wait
+    r.advance(120_000);
+    const theirs = { ...mine!, runId: 'run-on-node-b', dueAt: T0 + 420_000 };
+    await runs.save(theirs);
+    r.advance(181_000); // past this node's due time
+    await r.settle();
+    expect(r.hubs.sent()).toEqual([ON]);
+    expect(await runs.load()).toEqual([theirs]);
+    expect(await registry.metrics()).toMatch(/tier_rule_runs_cancelled_total\{reason="superseded"\} 1\n/);
   });
 
   it('disabling or deleting the rule removes its entry; a rule disabled while the node was down is not resumed', async () => {

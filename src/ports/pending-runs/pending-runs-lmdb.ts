@@ -30,6 +30,10 @@ export class LmdbPendingRuns implements PendingRuns {
     });
   }
 
+  async holds(ruleId: string, runId: string): Promise<boolean> {
+    return this.#db.get(ruleId)?.runId === runId;
+  }
+
   async load(): Promise<PendingRun[]> {
     const out: PendingRun[] = [];
     for (const { value } of this.#db.getRange()) out.push(value);

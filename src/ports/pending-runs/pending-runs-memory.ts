@@ -16,6 +16,10 @@ export class MemoryPendingRuns implements PendingRuns {
     if (this.#runs.get(ruleId)?.runId === runId) this.#runs.delete(ruleId);
   }
 
+  async holds(ruleId: string, runId: string): Promise<boolean> {
+    return this.#runs.get(ruleId)?.runId === runId;
+  }
+
   async load(): Promise<PendingRun[]> {
     return [...this.#runs.values()].map((r) => structuredClone(r));
   }

@@ -113,6 +113,11 @@ export class RedisPendingRuns implements PendingRuns {
     await REMOVE.run(this.client, this.#keys.slice(0, 2), [ruleId, runId]);
   }
 
+  async holds(ruleId: string, runId: string): Promise<boolean> {
+    const json = await this.client.hget(this.#keys[0], ruleId);
+    return json !== null && (JSON.parse(json) as PendingRun).runId === runId;
+  }
+
   load(): Promise<PendingRun[]> {
     return this.#claim(true);
   }

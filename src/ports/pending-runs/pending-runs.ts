@@ -31,6 +31,9 @@ export interface PendingRun {
  *   effect in the order they are made, awaited or not.
  * - `remove(ruleId, runId)` deletes the rule's entry only while it is that wait: a late remove of
  *   an older run never deletes a newer run's entry.
+ * - `holds(ruleId, runId)`: whether the rule's entry is still that wait. False once a newer run of
+ *   the rule saved its own (on any node of a shared store) or the entry is gone: a run ending its
+ *   delay asks, since a newer run on another node is one its node's RunGuard never saw.
  * - `load` returns the entries this node is to resume at its start (copies, any order); loading
  *   deletes nothing. A store of one node returns every entry. A store shared by several nodes
  *   returns this node's own and those of nodes that are gone, which become its own: each entry is
@@ -45,6 +48,7 @@ export interface PendingRuns {
   readonly durable: boolean;
   save(run: PendingRun): Promise<void>;
   remove(ruleId: string, runId: string): Promise<void>;
+  holds(ruleId: string, runId: string): Promise<boolean>;
   load(): Promise<PendingRun[]>;
   claimOrphans?(): Promise<PendingRun[]>;
   /** the adapter's own resources only (a shared LMDB environment is its owner's to close) */
