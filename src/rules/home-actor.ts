@@ -1,6 +1,6 @@
 /**
  * Over 400 lines: one actor's messages (events, replay, cron instants, changes) share its state and
- * its evaluation; the rules cache, the mark and the CPU budget are modules of their own.
+ * its evaluation; the messages, the rules cache, the mark and the CPU budget are modules of their own.
  *
  * One home of the rules engine as an actor of the node's runtime (src/actors/actor.ts): its rules
  * (a snapshot of the store with their trigger index), the last value of each attribute a trigger
@@ -15,7 +15,6 @@
  * (`tier_rule_dropped_total{reason="store_unavailable"}`), its lines sampled, the supervisor not told.
  */
 import { performance } from 'node:perf_hooks';
-import type { HubEvent } from '../../proto/app.js';
 import type { AttrValue, Attrs } from '../../proto/frames.js';
 import { Actor, type ActorSystem } from '../actors/actor.js';
 import { monotonicMs } from '../actors/clock.js';
@@ -24,8 +23,8 @@ import type { Logger } from '../log/logger.js';
 import type { SampledLog } from '../log/sampler.js';
 import type { EvaluatedMarks } from '../ports/history/history.js';
 import { markDone, type HomeMark } from './home-mark.js';
-import type { ReplayedEvent, ReplayResult } from './replay.js';
-import type { RememberedValue } from './replay-reports.js';
+import type { ReplayResult } from './replay.js';
+import type { FireResult, HomeMessage, RuleHubEvent } from './home-messages.js';
 import type { RuleStore } from '../ports/rule-store/rule-store.js';
 import { ActionRun, type ActionDeps } from './action-run.js';
 import type { HomeScope } from './home-scope.js';
@@ -40,31 +39,7 @@ import { HomeCpuBudget } from './home-cpu.js';
 import { inSpan } from '../trace/active-span.js';
 import { endSpan, SpanKind, tracing, type Span } from '../trace/tracing.js';
 
-export type FireResult = 'ran' | 'not_matched' | 'suppressed' | 'error' | 'gone';
-
-/** The hub events rules trigger on. */
-export type RuleHubEvent = Extract<HubEvent, { kind: 'state' | 'event' }>;
-
-export type HomeMessage =
-  /**
-   * `received`: performance.now() when the event reached the engine; `parent` (tracing on, only
-   * when the hub session traced the step that published it): the evaluation's parent span
-   */
-  | { type: 'event'; event: RuleHubEvent; received: number; parent?: Span; offset?: number }
-  /**
-   * the home's events past its mark after an unclean stop (replay.ts), oldest first; its mark moves
-   * to `through` after them; `reply` is called exactly once
-   */
-  | { type: 'replay'; events: ReplayedEvent[]; through: number; reply(result: ReplayResult): void }
-  /**
-   * before a `replay`: the last values its triggers watch as the stored events before its mark left
-   * them (replay-reports.ts), so a replayed report's transition sees the value before it
-   */
-  | { type: 'remember'; values: readonly RememberedValue[] }
-  /** a cron instant of a rule, from the scheduler; `reply` is called exactly once */
-  | { type: 'schedule'; ruleId: string; scheduledAt: number; reply(result: FireResult): void }
-  /** the store told of a change of the home: its version after it */
-  | { type: 'changed'; version: number };
+export type { FireResult, HomeMessage, RuleHubEvent } from './home-messages.js';
 
 export interface HomeDeps {
   store: RuleStore;
@@ -273,7 +248,7 @@ export class HomeActor extends Actor<HomeMessage> {
         const late = this.deps.now() - r.at;
         if (late <= this.deps.catchUpMs) {
           result.replayed++;
-          this.#evaluated(r.offset, await this.#event(r.event, r.offset, performance.now(), undefined, true));
+          this.#evaluated(r.offset, await this.#event(r.event, r.offset, performance.now(), undefined, r.at));
           continue;
         }
         result.missed++;
@@ -291,9 +266,9 @@ export class HomeActor extends Actor<HomeMessage> {
 
   /**
    * Evaluates an event; answers the first stretches of the runs it began, undefined when no rule was
-   * evaluated on it. `replayed`: an event left by an unclean stop.
+   * evaluated on it. `storedAt`: an event left by an unclean stop, stored then.
    */
-  async #event(event: RuleHubEvent, offset: number | undefined, received: number, parent: Span | undefined, replayed = false): Promise<Array<Promise<void>> | undefined> {
+  async #event(event: RuleHubEvent, offset: number | undefined, received: number, parent: Span | undefined, storedAt?: number): Promise<Array<Promise<void>> | undefined> {
     // a fresh snapshot without a promise: most events of a home with rules
     const snap = this.#rules.fresh ?? (await this.#rules.load());
     const ev = ruleEventOf(event);
@@ -324,7 +299,7 @@ export class HomeActor extends Actor<HomeMessage> {
     }
     if (rules.length === 0) return undefined;
     const runs: Array<Promise<void>> = [];
-    await this.#evaluateAndRun(snap, rules, ev, prev, eventDedupKey(event, offset), received, parent, runs, replayed);
+    await this.#evaluateAndRun(snap, rules, ev, prev, eventDedupKey(event, offset), received, storedAt ?? this.deps.now(), parent, runs, storedAt !== undefined);
     return runs;
   }
 
@@ -336,7 +311,7 @@ export class HomeActor extends Actor<HomeMessage> {
       if (!rule || !rule.enabled || !rule.triggers.some((t) => t.type === 'cron')) result = 'gone';
       else {
         const ev: RuleEvent = { kind: 'schedule', scheduledAt: msg.scheduledAt, ts: this.deps.now() };
-        const results = await this.#evaluateAndRun(snap, [rule], ev, {}, `${msg.scheduledAt}`, performance.now());
+        const results = await this.#evaluateAndRun(snap, [rule], ev, {}, `${msg.scheduledAt}`, performance.now(), msg.scheduledAt);
         result = results.get(rule.id) ?? 'error';
       }
     } finally {
@@ -344,8 +319,11 @@ export class HomeActor extends Actor<HomeMessage> {
     }
   }
 
-  /** `runs`: where the first stretch of each run begun is put; `replayed`: an event after an unclean stop (a span attribute) */
-  async #evaluateAndRun(snap: RulesSnapshot, rules: Rule[], ev: RuleEvent, prev: Record<string, AttrValue>, dedup: string, received: number, parent?: Span, runs?: Array<Promise<void>>, replayed = false): Promise<Map<string, FireResult>> {
+  /**
+   * `happenedAt`: the instant `time.*` is read at (the event's, the cron instant's); `runs`: where the
+   * first stretch of each run begun is put; `replayed`: an event after an unclean stop (a span attribute)
+   */
+  async #evaluateAndRun(snap: RulesSnapshot, rules: Rule[], ev: RuleEvent, prev: Record<string, AttrValue>, dedup: string, received: number, happenedAt: number, parent?: Span, runs?: Array<Promise<void>>, replayed = false): Promise<Map<string, FireResult>> {
     const { runner, scope, guard, stats, metrics } = this.deps;
     const out = new Map<string, FireResult>();
     const now = this.deps.now();
@@ -362,7 +340,9 @@ export class HomeActor extends Actor<HomeMessage> {
       this.#failAll(rules, 'state_unavailable', `device state unavailable: ${(err as Error).message}`, err);
       return out;
     }
-    const task: EvalTask = { homeId: this.homeId, homeVersion: snap.version, timeZone: snap.timeZone, now, rules, event: ev, prev, state };
+    // a replayed event or a caught-up instant is judged at its own time (a 21:59 event stays before 22:00);
+    // cooldown, loop guard and stats below stay on the clock: they count runs as they happen now
+    const task: EvalTask = { homeId: this.homeId, homeVersion: snap.version, timeZone: snap.timeZone, now: happenedAt, rules, event: ev, prev, state };
     const started = performance.now();
     // child of the hub session's step that published the event; a root for a cron instant
     const span = tracing === null ? undefined : tracing.start('rule evaluation', SpanKind.INTERNAL, parent, { 'hubtier.home_id': this.homeId, 'hubtier.rules': rules.length, ...(replayed ? { 'hubtier.replayed': true } : {}) });

@@ -11,10 +11,11 @@
  * Restarts and missed firings (catch-up policy): the cursor is durable, so a scheduler that
  * starts (or a node that comes back) looks at the instants after the cursor (and after the rule's
  * last change: a new or edited rule never fires for instants before it existed):
- * - the latest instant at or before now fires late if it is at most `catchUpMs` old (per cron
- *   trigger, default 60 s), else it is skipped;
+ * - the latest instant at or before now fires late if it is at most `catchUpMs` old (that of the
+ *   trigger naming it, default 60 s; the longest when several name it), else it is skipped;
  * - every earlier missed instant is skipped: after an outage a rule fires at most once, never a
- *   burst. Skipped instants are counted (`missed`), logged, and recorded in the cursor.
+ *   burst. Skipped instants are counted (`missed`), logged, recorded in the cursor and in the
+ *   rule's statistics (`errors`, `lastError`), so its status says why it did not run.
  *
  * Clocks: an instant is due when this node's clock reaches it, but in a cluster never before the
  * shared store's clock does (Redis's TIME, + CLOCK_SLACK_MS): a node ahead waits, a node behind is
@@ -60,7 +61,8 @@ export interface CronSchedulerDeps {
 interface Entry {
   rule: ScheduledRule;
   crons: LocalCron[];
-  catchUpMs: number;
+  /** each cron trigger's `catchUpMs`, in the order of `crons` */
+  catchUps: number[];
   /** instants at or before this are done (fired, skipped, or before the rule existed) */
   after: number;
   /** the first instant after `after`, or null when the pattern never fires again */
@@ -73,6 +75,9 @@ export interface TickReport {
   missed: number;
   taken: number;
 }
+
+/** an instant's lease outlives its catch-up by this: no node can still be within catch-up when it expires */
+const LEASE_MARGIN_MS = 5 * 60_000;
 
 /** instants skipped one by one at most per rule and tick; beyond, the rest are skipped in one step */
 const MAX_SKIP_WALK = 10_000;
@@ -211,7 +216,7 @@ export class CronScheduler {
       const entry: Entry = {
         rule,
         crons,
-        catchUpMs: Math.max(...rule.crons.map((c) => c.catchUpMs ?? this.defaultCatchUpMs)),
+        catchUps: rule.crons.map((c) => c.catchUpMs ?? this.defaultCatchUpMs),
         after,
         next: null,
       };
@@ -223,7 +228,6 @@ export class CronScheduler {
   }
 
   private async due(entry: Entry, now: number, report: TickReport): Promise<void> {
-    const { homeId, ruleId } = entry.rule;
     while (entry.next !== null && entry.next <= now) {
       // skip every due instant but the latest (no burst after an outage)
       let t = entry.next;
@@ -244,27 +248,34 @@ export class CronScheduler {
         }
         following = nextAfter(entry.crons, t + this.gap);
       }
-      if (skipped > 0) await this.skip(entry, lastSkipped, skipped, now, report);
-      const key = `rule:${ruleId}:${t}`;
-      if (now - t > entry.catchUpMs) await this.skip(entry, t, 1, now, report);
-      else if (!(await this.deps.lease.tryAcquire(key, this.deps.nodeId, this.leaseTtl(entry)))) this.taken(report);
-      else if (!(await this.deps.store.advanceCursor(homeId, ruleId, t))) this.taken(report);
+      const catchUpMs = catchUpOf(entry, t);
+      // one record of the instants skipped: the earlier ones, with the latest when it is too late too
+      if (now - t > catchUpMs) await this.skip(entry, t, skipped + 1, true, catchUpMs, now, report);
       else {
-        this.counts.fired++;
-        this.metrics.cron('fired');
-        report.fired.push({ homeId, ruleId, at: t });
-        this.deps.log.info({ homeId, ruleId, scheduledAt: new Date(t).toISOString(), lateMs: now - t }, 'cron: firing');
-        const firing = this.deps.fire(homeId, ruleId, t).catch((err: unknown) => {
-          this.counts.errors++;
-          this.deps.log.warn({ err, ruleId }, 'cron: firing failed');
-        });
-        this.inflight.add(firing);
-        void firing.finally(() => this.inflight.delete(firing));
+        if (skipped > 0) await this.skip(entry, lastSkipped, skipped, false, catchUpMs, now, report);
+        await this.fireOnce(entry, t, catchUpMs, now, report);
       }
       entry.after = t;
       entry.next = following;
       if (this.gap > 0) this.spaced(entry, t);
     }
+  }
+
+  /** Fires instant `t` if this node takes its lease and moves the cursor to it first. */
+  private async fireOnce(entry: Entry, t: number, catchUpMs: number, now: number, report: TickReport): Promise<void> {
+    const { homeId, ruleId } = entry.rule;
+    if (!(await this.deps.lease.tryAcquire(`rule:${ruleId}:${t}`, this.deps.nodeId, catchUpMs + LEASE_MARGIN_MS))) return this.taken(report);
+    if (!(await this.deps.store.advanceCursor(homeId, ruleId, t))) return this.taken(report);
+    this.counts.fired++;
+    this.metrics.cron('fired');
+    report.fired.push({ homeId, ruleId, at: t });
+    this.deps.log.info({ homeId, ruleId, scheduledAt: new Date(t).toISOString(), lateMs: now - t }, 'cron: firing');
+    const firing = this.deps.fire(homeId, ruleId, t).catch((err: unknown) => {
+      this.counts.errors++;
+      this.deps.log.warn({ err, ruleId }, 'cron: firing failed');
+    });
+    this.inflight.add(firing);
+    void firing.finally(() => this.inflight.delete(firing));
   }
 
   /**
@@ -286,27 +297,29 @@ export class CronScheduler {
     );
   }
 
-  /** Records skipped instants up to `upTo`; counted by the one node whose cursor write wins. */
-  private async skip(entry: Entry, upTo: number, n: number, now: number, report: TickReport): Promise<void> {
-    if (!(await this.deps.store.advanceCursor(entry.rule.homeId, entry.rule.ruleId, upTo))) return;
+  /**
+   * Records `n` skipped instants up to `upTo` (`tooLate`: `upTo` itself past its catch-up, else only
+   * instants before a latest that fires); counted by the one node whose cursor write wins. The rule's
+   * statistics get them as a missed event or delay does: the status is where a user asks why it did not run.
+   */
+  private async skip(entry: Entry, upTo: number, n: number, tooLate: boolean, catchUpMs: number, now: number, report: TickReport): Promise<void> {
+    const { homeId, ruleId, timeZone } = entry.rule;
+    if (!(await this.deps.store.advanceCursor(homeId, ruleId, upTo))) return;
     this.counts.missed += n;
     report.missed += n;
     for (let i = 0; i < n; i++) this.metrics.cron('missed');
-    this.deps.log.warn(
-      { homeId: entry.rule.homeId, ruleId: entry.rule.ruleId, skipped: n, last: new Date(upTo).toISOString(), lateMs: now - upTo, catchUpMs: entry.catchUpMs },
-      'cron: missed firing skipped (catch-up policy)',
-    );
+    this.deps.log.warn({ homeId, ruleId, skipped: n, last: new Date(upTo).toISOString(), lateMs: now - upTo, catchUpMs }, 'cron: missed firing skipped (catch-up policy)');
+    const message = missedMessage(n, localMinute(upTo, timeZone), tooLate ? `${Math.round((now - upTo) / 1000)} s late (catch-up ${Math.round(catchUpMs / 1000)} s)` : 'after an outage only the latest missed instant fires');
+    // straight to the store, which every node's status reads: the scheduler has no engine of its own
+    await this.deps.store.addRunStats([{ homeId, ruleId, counts: { errors: n }, lastError: { at: now, message } }]).catch((err: unknown) => {
+      this.failures.write('stats', { err, ruleId }, "cron: a skipped instant not added to the rule's statistics");
+    });
   }
 
   private taken(report: TickReport): void {
     this.counts.taken++;
     report.taken++;
     this.metrics.cron('taken');
-  }
-
-  /** long enough that no node can still be within catch-up of the instant when it expires */
-  private leaseTtl(entry: Entry): number {
-    return entry.catchUpMs + 5 * 60_000;
   }
 }
 
@@ -318,4 +331,26 @@ function nextAfter(crons: readonly LocalCron[], after: number): number | null {
     if (n !== null && (best === null || n < best)) best = n;
   }
   return best;
+}
+
+/**
+ * The catch-up of instant `t`: its trigger's (README: "per trigger"), not the rule's longest; the
+ * longest of those naming it when several do, as that instant fires once for them all.
+ */
+function catchUpOf(entry: Entry, t: number): number {
+  let best = -Infinity;
+  entry.crons.forEach((c, i) => {
+    if (c.nextAfter(t - 1) === t) best = Math.max(best, entry.catchUps[i]!);
+  });
+  // no trigger names it (cannot happen for an instant of nextAfter): the strictest
+  return Number.isFinite(best) ? best : Math.min(...entry.catchUps);
+}
+
+/** `2026-07-01 08:01:00 (Europe/Berlin)`: on the rule's wall clock, the one its pattern is written in */
+function localMinute(t: number, timeZone: string): string {
+  return `${new Date(zoneClock(timeZone).wallOf(t)).toISOString().slice(0, 19).replace('T', ' ')} (${timeZone})`;
+}
+
+function missedMessage(n: number, last: string, why: string): string {
+  return n === 1 ? `cron instant ${last} skipped: ${why}` : `${n} cron instants skipped, the last ${last}: ${why}`;
 }

@@ -148,6 +148,22 @@ describe('replay after an unclean stop', () => {
   });
 });
 
+describe('the time a replayed event is evaluated at', () => {
+  it("is the event's, stored before the stop, not the start's: a time window and {{ time.hhmm }} see 11:59, cooldown and stats the clock", async () => {
+    // stored at 11:59:30, the node back at 12:00:10: within the catch-up window, in another minute
+    const storedAt = T0 - 30_000;
+    const marks = new RecordingMarks([{ homeId: 'home1', entries: [stored(1, alarm(3, storedAt), storedAt)] }]);
+    r = rig(pool(), T0 + 10_000, { marks });
+    const rule = await r.store.createRule('home1', validateRuleSpec({ ...LEAK, conditions: ['between(time.hhmm, "11:00", "12:00")'], actions: [{ type: 'notify', title: 'Water leak', body: 'at {{ time.hhmm }}:{{ string(int(time.second)) }}' }] }));
+    expect(await (await r.engine.replayUnevaluated()).report).toEqual({ homes: 1, replayed: 1, missed: 0 });
+    await r.settle();
+    expect(r.pushes.map((p) => p.notification.body)).toEqual(['at 11:59:30']);
+    // what the rule's runs are counted and spaced by is when they ran
+    const { stats } = r.engine.status(rule.id, rule.version);
+    expect(stats).toMatchObject({ matched: 1, lastEvaluatedAt: T0 + 10_000, lastRunAt: T0 + 10_000, lastError: null });
+  });
+});
+
 describe('notification dedup keys: the event\'s history offset, not its version or ts', () => {
   const MOTION = { name: 'motion', triggers: [{ type: 'state', hub: 'home1-hub', device: 'motion', attr: 'motion', to: true }], actions: [{ type: 'notify', title: 'Motion', body: 'seen' }] };
   const motion = (version: number, on: boolean, ts: number) => ({ kind: 'state' as const, home: 'home1', hub: 'home1-hub', device: 'motion', attrs: { motion: on }, version, ts, prev: { motion: !on } });

@@ -186,6 +186,34 @@ describe('restart and catch-up policy', () => {
     expect(s.fired).toHaveLength(1);
   });
 
+  it("each instant keeps its own trigger's catch-up: a sibling trigger's 24 h does not widen it", async () => {
+    const s = await setup(berlinWinter(2024, 1, 8, 6, 0));
+    const paired = await s.store.createRule('home1', validateRuleSpec({ ...CURTAINS, triggers: [{ type: 'cron', cron: '0 7 * * 1-5' }, { type: 'cron', cron: '0 19 * * *', catchUpMs: 86_400_000 }] }));
+    // back 77 s after 07:00: both rules skip it (60 s), though `paired` has a trigger of 24 h
+    s.clock.now = berlinWinter(2024, 1, 8, 7, 1, 17);
+    const [a] = track(node('node-a', s.store, s.lease, s.clock, s.fired));
+    expect(await a!.tick()).toMatchObject({ fired: [], missed: 2 });
+    // the 24 h trigger's own instant fires hours late
+    s.clock.now = berlinWinter(2024, 1, 8, 22, 30);
+    await a!.tick();
+    expect(s.fired.map((f) => [f.ruleId, new Date(f.at).toISOString()])).toEqual([[paired.id, '2024-01-08T18:00:00.000Z']]);
+  });
+
+  it("a skipped instant is in the rule's statistics (errors, lastError), with how late it was, as a missed event is", async () => {
+    const s = await setup(berlinWinter(2024, 1, 8, 6, 0));
+    s.clock.now = berlinWinter(2024, 1, 8, 7, 1, 17);
+    const [a] = track(node('node-a', s.store, s.lease, s.clock, s.fired));
+    await a!.tick();
+    let stats = (await s.store.getRunStats('home1', [s.rule.id])).get(s.rule.id)!;
+    expect(stats).toMatchObject({ errors: 1, lastError: { at: s.clock.now, message: 'cron instant 2024-01-08 07:00:00 (Europe/Berlin) skipped: 77 s late (catch-up 60 s)' } });
+    // down Tuesday to Friday 07:00:10: three instants skipped in one record, Friday's fires
+    s.clock.now = berlinWinter(2024, 1, 12, 7, 0, 10);
+    await a!.tick();
+    stats = (await s.store.getRunStats('home1', [s.rule.id])).get(s.rule.id)!;
+    expect(stats).toMatchObject({ errors: 4, lastError: { at: s.clock.now, message: '3 cron instants skipped, the last 2024-01-11 07:00:00 (Europe/Berlin): after an outage only the latest missed instant fires' } });
+    expect(s.fired).toHaveLength(1);
+  });
+
   it('a rule created after the instant does not fire it; disabled and deleted rules do not fire', async () => {
     const s = await setup(berlinWinter(2024, 1, 8, 7, 0, 20));
     const [a] = track(node('node-a', s.store, s.lease, s.clock, s.fired));
@@ -261,5 +289,53 @@ describe('example: every weekday at 07:00 open the bedroom curtains (engine, two
       '2024-01-15T06:00',
     ]);
     expect(opened.every((c) => JSON.stringify(c.spec) === '{"method":"open","params":{}}')).toBe(true);
+  });
+});
+
+describe('a cron instant is evaluated at its own time (engine)', () => {
+  const poolTimers = new TimerWheel();
+  let pool: RulePool;
+  let r: Rig | undefined;
+  beforeAll(() => {
+    pool = new RulePool({ timers: poolTimers, threads: 1 });
+  });
+  afterEach(async () => {
+    await r?.close();
+    r = undefined;
+  });
+  afterAll(async () => {
+    await pool.close();
+    poolTimers.close();
+  });
+
+  it('caught up 77 s late, a 08:01 instant still sees time.minute == 1 and renders {{ time.hhmm }} as 08:01', async () => {
+    r = rig(pool, berlinSummer(2024, 7, 1, 7));
+    await r.store.putSettings('home1', { timeZone: 'Europe/Berlin' });
+    await r.store.createRule(
+      'home1',
+      validateRuleSpec({
+        name: 'Morning report',
+        triggers: [{ type: 'cron', cron: '1 8 * * *', catchUpMs: 180_000 }],
+        conditions: ['time.minute == 1'],
+        actions: [{ type: 'notify', title: 'Morning', body: 'due {{ time.hhmm }}' }],
+      }),
+    );
+    const [a] = track(new CronScheduler({ store: r.store, lease: new MemoryLease({ now: () => r!.clock.now }), nodeId: 'node-a', fire: (h, id, at) => r!.engine.fireScheduled(h, id, at), log: silentLog, now: () => r!.clock.now }));
+    // the node was down across 08:01 and is back at 08:02:17
+    r.clock.now = berlinSummer(2024, 7, 1, 8, 2, 17);
+    expect((await a!.tick()).fired).toHaveLength(1);
+    await r.settle();
+    expect(r.pushes.map((p) => p.notification.body)).toEqual(['due 08:01']);
+  });
+
+  it("a skipped instant shows in the rule's status the API answers", async () => {
+    r = rig(pool, berlinSummer(2024, 7, 1, 7));
+    await r.store.putSettings('home1', { timeZone: 'Europe/Berlin' });
+    const rule = await r.store.createRule('home1', validateRuleSpec({ name: 'Morning report', triggers: [{ type: 'cron', cron: '1 8 * * *' }], actions: [{ type: 'notify', title: 'Morning', body: 'due' }] }));
+    const [a] = track(new CronScheduler({ store: r.store, lease: new MemoryLease({ now: () => r!.clock.now }), nodeId: 'node-a', fire: (h, id, at) => r!.engine.fireScheduled(h, id, at), log: silentLog, now: () => r!.clock.now }));
+    r.clock.now = berlinSummer(2024, 7, 1, 8, 2, 17);
+    await a!.tick();
+    const status = (await r.engine.statusOf('home1', [rule])).get(rule.id)!;
+    expect(status.stats).toMatchObject({ errors: 1, lastRunAt: null, lastError: { message: 'cron instant 2024-07-01 08:01:00 (Europe/Berlin) skipped: 77 s late (catch-up 60 s)' } });
   });
 });
