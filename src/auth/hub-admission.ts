@@ -8,8 +8,9 @@ import type { SecretBox } from './secret-box.js';
  * Decides whether a hub may open a session, before the WebSocket upgrade completes: the hub is
  * provisioned and enabled, the signature verifies with its secret (or, until its grace period
  * ends, the secret a rotation replaced), the timestamp is within the allowed skew, and the nonce
- * was not used before (nonces are kept twice the skew, on the wall and the monotonic clock: a
- * step of the wall clock forgets none). Stored secrets are sealed: `box` opens them (without a box
+ * was not used before (nonces are kept until no node could admit their hello again: twice the skew
+ * and a second, plus `spreadS` where several nodes share the store; on the wall and the monotonic
+ * clock: a step of the wall clock forgets none). Stored secrets are sealed: `box` opens them (without a box
  * they are taken as stored). The nonce is claimed only after the signature verifies, so forged
  * attempts cannot burn nonces.
  */
@@ -20,6 +21,11 @@ export class HubAdmission {
     private readonly skewS: number,
     private readonly now: () => number = Date.now,
     private readonly box?: SecretBox,
+    /**
+     * how far behind the claiming node another node sharing the nonce store may run (s): such a node
+     * admits a hello that much longer, so its nonce is kept that much longer; 0 with one node
+     */
+    private readonly spreadS = 0,
   ) {}
 
   /** True when `admit` settles in its caller's turn: both stores say they answer in it (`inTurn`). */
@@ -34,7 +40,9 @@ export class HubAdmission {
     // whole seconds on both sides, as the hub counts them: else now − skew is refused while now + skew passes
     const skew = Math.abs(Math.floor(this.now() / 1000) - c.ts);
     if (skew > this.skewS) throw new AuthError('stale_timestamp', `timestamp is ${skew} s away from the server clock (allowed ${this.skewS} s)`);
-    if (!(await this.nonces.claim(`${c.hubId}:${c.nonce}`, this.skewS * 2 * 1000))) throw new AuthError('nonce_reused');
+    // a hello at ts = now + skew is admitted until the end of second ts + skew, up to 2 × skew + 1 s
+    // after this claim: kept only 2 × skew, it could be replayed in that last second (until 2026-12-06)
+    if (!(await this.nonces.claim(`${c.hubId}:${c.nonce}`, (this.skewS * 2 + 1 + this.spreadS) * 1000))) throw new AuthError('nonce_reused');
     if (!record.enabled) throw new AuthError('hub_disabled');
     return record;
   }

@@ -67,7 +67,7 @@ export class RevocationList {
   /** True when `r` revokes a token with these claims, or takes a home from it (open sockets of a new revocation: OpenAppSockets). */
   static covers(r: TokenRevocation, c: TokenClaims): boolean {
     if (r.jti !== undefined) return c.jti === r.jti;
-    const issuedBefore = (c.iat ?? 0) <= (r.before ?? Infinity);
+    const issuedBefore = issuedSecond(c) <= (r.before ?? Infinity);
     if (r.home !== undefined) return issuedBefore && c.homes?.has(r.home) === true;
     return r.sub === c.sub && issuedBefore;
   }
@@ -96,5 +96,13 @@ function widen(map: Map<string, { before: number; exp: number }>, key: string, b
 
 /** True when an entry by sub or home, live at `now`, covers a token issued when `c` was. */
 function covered(e: { before: number; exp: number } | undefined, c: TokenClaims, now: number): boolean {
-  return e !== undefined && e.exp > now && (c.iat ?? 0) <= e.before;
+  return e !== undefined && e.exp > now && issuedSecond(c) <= e.before;
+}
+
+/**
+ * The whole second a token was issued in: "issued in the same second as `before` is covered", and
+ * JWT's NumericDate may carry a fraction (an issuer's `iat` of S + 0.5 escaped a revocation at S until 2026-12-06).
+ */
+function issuedSecond(c: TokenClaims): number {
+  return Math.floor(c.iat ?? 0);
 }

@@ -39,3 +39,41 @@ describe('the handshake timestamp window', () => {
     expect(await admitAt(SKEW_S + 1)).toBe('stale_timestamp');
   });
 });
+
+describe('how long a nonce is kept', () => {
+  /** Node admissions on one nonce store whose clock is `clock.now`; each node's clock runs `lagMs` behind it. */
+  async function nodes(spreadS: number, ...lagsMs: number[]) {
+    const clock = { now: Math.floor(NOW_MS / 1000) * 1000 };
+    const registry = new MemoryHubRegistry();
+    await registry.create({ hubId: 'skew-hub', homeId: 'skew-home', model: undefined, secret: 'skew-secret', enabled: true, createdAt: 1 });
+    // no step of the wall clock here: both of the store's clocks move together
+    const nonces = new MemoryNonceStore(() => clock.now, () => clock.now);
+    const admit = lagsMs.map((lag) => (c: ReturnType<typeof hubCredentials>) => new HubAdmission(registry, nonces, SKEW_S, () => clock.now - lag, undefined, spreadS).admit(c).then(() => 'admitted', (err: { code: string }) => err.code));
+    return { clock, admit };
+  }
+
+  it('until its hello can no longer be admitted: a hello stamped skew ahead is refused as a replay to the last ms of its window', async () => {
+    const { clock, admit } = await nodes(0, 0);
+    const second = clock.now / 1000;
+    const hello = hubCredentials('skew-hub', 'skew-secret', (second + SKEW_S) * 1000);
+    expect(await admit[0]!(hello)).toBe('admitted');
+    // the last ms at which its ts is within the skew: kept 2 × skew only, the nonce was gone by then
+    clock.now = (second + 2 * SKEW_S) * 1000 + 999;
+    expect(await admit[0]!(hello)).toBe('nonce_reused');
+    clock.now += 1;
+    expect(await admit[0]!(hello)).toBe('stale_timestamp');
+  });
+
+  it('in a cluster, as long again as the skew: a node whose clock lags the claiming node by less than the skew refuses the replay', async () => {
+    const lagMs = (SKEW_S - 1) * 1000;
+    const { clock, admit } = await nodes(SKEW_S, 0, lagMs);
+    const second = clock.now / 1000;
+    const hello = hubCredentials('skew-hub', 'skew-secret', (second + SKEW_S) * 1000);
+    expect(await admit[0]!(hello)).toBe('admitted');
+    // the lagging node's last ms of the hello's window
+    clock.now = (second + 2 * SKEW_S) * 1000 + 999 + lagMs;
+    expect(await admit[1]!(hello)).toBe('nonce_reused');
+    clock.now += 1;
+    expect(await admit[1]!(hello)).toBe('stale_timestamp');
+  });
+});

@@ -24,6 +24,18 @@ describe('RevocationList', () => {
     expect(list.size).toBe(0);
   });
 
+  it('a token whose iat has a fraction (a JWT NumericDate may) issued in the revocation\'s second is covered, by sub and by home', () => {
+    const list = new RevocationList(() => 1_000);
+    list.add({ sub: 'alice', before: 1_000, exp: 3_000 });
+    list.add({ home: 'h1', before: 1_000, exp: 3_000 });
+    expect(list.isRevoked({ sub: 'alice', iat: 1_000.5 })).toBe(true);
+    expect(list.isRevoked({ sub: 'alice', iat: 1_001 })).toBe(false);
+    expect(RevocationList.covers({ sub: 'alice', before: 1_000, exp: 3_000 }, { sub: 'alice', iat: 1_000.999 })).toBe(true);
+    expect(RevocationList.covers({ home: 'h1', before: 1_000, exp: 3_000 }, { sub: 'dan', iat: 1_000.5, homes: new Set(['h1']) })).toBe(true);
+    expect(list.revokedHomes({ sub: 'dan', iat: 1_000.5, homes: new Set(['h1']) })).toEqual(['h1']);
+    expect(list.revokedHomes({ sub: 'dan', iat: 1_001, homes: new Set(['h1']) })).toEqual([]);
+  });
+
   it('takes a home from the tokens issued at or before the time, which keep their other homes; none while no home is revoked', () => {
     let now = 1_000;
     const list = new RevocationList(() => now);
