@@ -7,9 +7,9 @@
  * Until 2026-12-06 the pid in the file was the lock: two starters racing both took it, and a second
  * container (pid 1 too) took a running node's lock for a stale one of its own.
  */
-import { createRequire } from 'node:module';
 import { closeSync, constants, fstatSync, fsyncSync, ftruncateSync, openSync, readFileSync, readSync, rmSync, statSync, writeSync } from 'node:fs';
 import { constants as os } from 'node:os';
+import { loadLibc } from './libc.js';
 import { join } from 'node:path';
 import { DataStoreError } from './data-store-error.js';
 import { ownIdentity, processAlive, processIdentity } from './process-identity.js';
@@ -51,36 +51,19 @@ type Flock = FlockCall | { unavailable: string };
 let loaded: Flock | undefined;
 const LOCK_EX = 2;
 const LOCK_NB = 4;
-const LIBC: Partial<Record<NodeJS.Platform, string[]>> = {
-  linux: ['libc.so.6', 'libc.musl-x86_64.so.1', 'libc.musl-aarch64.so.1'],
-  darwin: ['libSystem.B.dylib'],
-  freebsd: ['libc.so.7'],
-};
 
 function loadFlock(): Flock {
   return (loaded ??= lookUpFlock());
 }
 
 function lookUpFlock(): Flock {
-  const names = LIBC[process.platform];
-  if (!names) return { unavailable: `no libc known on ${process.platform}` };
-  let koffi: typeof import('koffi');
+  const libc = loadLibc();
+  if ('unavailable' in libc) return libc;
   try {
-    // loaded only here: a platform without koffi's binary still starts, warned
-    koffi = createRequire(import.meta.url)('koffi') as typeof import('koffi');
+    return { call: libc.func('int flock(int fd, int op)') as (fd: number, op: number) => number, errno: () => libc.errno() };
   } catch (err) {
     return { unavailable: `koffi: ${(err as Error).message.split('\n')[0]}` };
   }
-  let first: string | undefined;
-  for (const name of names) {
-    try {
-      const call = koffi.load(name).func('int flock(int fd, int op)') as (fd: number, op: number) => number;
-      return { call, errno: () => koffi.errno() };
-    } catch (err) {
-      first ??= (err as Error).message.split('\n')[0];
-    }
-  }
-  return { unavailable: `koffi: ${first}` };
 }
 
 function claimWithFlock(dir: string, owner: string, flock: FlockCall): DirectoryClaim {

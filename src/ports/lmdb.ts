@@ -17,6 +17,7 @@ import { watchDataDir, type DirWatch } from './data-dir-watch.js';
 import { commitFailureCause, describeWriteError, errnoName, watchCommits, type CommitWatch } from './lmdb-commit-failures.js';
 import { DataStoreError } from './data-store-error.js';
 import { claimDirectory, LOCK_FILE } from './dir-lock.js';
+import { exitAtOnce } from './exit-at-once.js';
 
 export { DataStoreError };
 
@@ -239,9 +240,10 @@ function unopenable(path: string, err: unknown): DataStoreError {
   );
 }
 
+/** Written to stderr (synchronous for files and pipes), then the process ends at once (exit-at-once.ts says why). */
 function stopOnCommitFailure(err: DataStoreError): void {
   process.stderr.write(`data error: ${err.message}\n`);
-  process.exit(1);
+  exitAtOnce(1);
 }
 
 function cannotWrite(path: string, err: unknown): DataStoreError {
