@@ -62,6 +62,29 @@ describe('LmdbEventHistory chunks', () => {
     await done();
   });
 
+  it('durable answers for each chunk its own transaction: a chunk whose commit failed is not acknowledged by a later commit that fitted', async () => {
+    const { history, done } = await setup({ maxEvents: 64, maxAgeMs: 60_000 });
+    // the disk refuses the first chunk's transaction (a full disk: the next, smaller one may still fit)
+    const chunks = (history as unknown as { entries: { put: (...a: unknown[]) => Promise<unknown> } }).entries;
+    const put = chunks.put.bind(chunks);
+    let refuse = true;
+    chunks.put = (...args: unknown[]) => {
+      if (!refuse) return put(...args);
+      refuse = false;
+      const failed = Promise.reject(new Error('Commit failed'));
+      failed.catch(() => {});
+      return failed;
+    };
+    history.appendNow!('h', Uint8Array.from([1]));
+    await expect(history.durable('h')).rejects.toThrow('Commit failed');
+    // another home's chunk commits in the next transaction
+    history.appendNow!('other', Uint8Array.from([2]));
+    await history.durable('other');
+    // h's chunk is still not stored: asked again (an event of h whose chunk was issued), no answer
+    await expect(history.durable('h')).rejects.toThrow('Commit failed');
+    await done();
+  });
+
   it("keeps no range in memory for homes never written, whatever is asked of them (an admin's app may ask of any id)", async () => {
     const { history, done } = await setup({ maxEvents: 8, maxAgeMs: 60_000 });
     const { epoch } = await history.position('never-0');

@@ -84,6 +84,8 @@ export class PackedChunk {
   lastAt = 0;
   /** its put was issued (a sealed chunk, until committed) */
   issued = false;
+  /** the commit of the transaction its put was issued in (rejects if that failed) */
+  commit: Promise<unknown> | null = null;
 
   constructor(
     /** offset of its first entry */

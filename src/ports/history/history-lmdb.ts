@@ -65,10 +65,8 @@ export class LmdbEventHistory implements EventHistory {
   /** homes whose every chunk was trimmed by age: their range is written at the next flush, so their offsets go on */
   private emptied = new Map<string, Live>();
   private flushTimer: NodeJS.Timeout | null = null;
-  /** the commit of the last flush issued: writes commit in the order they were issued */
+  /** the commit of the last flush issued, settled either way: writes commit in the order they were issued */
   private written: Promise<unknown> = Promise.resolve();
-  /** the same commit, rejecting when the write failed: what `durable` waits for */
-  private committed: Promise<unknown> = Promise.resolve();
   /** a flush asked for by `durable`, at the end of this turn (the turn's events share its commit) */
   private flushing: Promise<unknown> | null = null;
   private readonly batches: BatchObserver | undefined;
@@ -136,17 +134,23 @@ export class LmdbEventHistory implements EventHistory {
     return { epoch: this.epoch, offset };
   }
 
-  /** Seals the home's open chunk and flushes at the end of the turn; resolves once committed. */
+  /**
+   * Seals the home's open chunk and flushes at the end of the turn; resolves once every chunk of the
+   * home is committed, each by the transaction it went in: a later transaction committing says
+   * nothing of an earlier one the disk refused (until 2026-12-06 a home whose chunk was issued
+   * already waited for the last flush, and a full disk had events acknowledged that were never
+   * stored: the write of a chunk failed where the next, smaller one still fitted).
+   */
   durable(homeId: string): Promise<void> {
     const live = this.homes.get(homeId);
     if (live?.open) this.seal(homeId, live);
-    if (!live?.inflight.some((c) => !c.issued)) return this.committed.then(() => undefined);
+    const committed = () => Promise.all((live?.inflight ?? NONE_IN_FLIGHT).map((c) => c.commit)).then(() => undefined);
+    if (!live?.inflight.some((c) => !c.issued)) return committed();
     this.flushing ??= new Promise<void>((resolve) => setImmediate(resolve)).then(() => {
       this.flushing = null;
       this.flush();
-      return this.committed;
     });
-    return this.flushing.then(() => undefined);
+    return this.flushing.then(committed);
   }
 
   read(homeId: string, since: Position, upTo: number, limit: number): Promise<HistoryRead> {
@@ -408,7 +412,7 @@ export class LmdbEventHistory implements EventHistory {
     // before the removals of the same transaction: no commit leaves a home without its newest offset
     for (const [homeId, live] of emptied) last = this.ranges.put(homeId, { first: live.top + 1, top: live.top });
     for (const key of removals) last = this.entries.remove(key);
-    this.committed = last!;
+    for (const [, , chunk] of sealed) chunk.commit = last!;
     this.written = last!.then(
       () => {
         this.batches?.flushed(size, (performance.now() - started) / 1000);
