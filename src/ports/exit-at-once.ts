@@ -2,10 +2,10 @@
  * Ends the process at once, as `kill -9` would but with an exit code: libc's `_exit`, so no
  * `exit` listener runs, no native cleanup hook and no join of libuv's threads. After a failed LMDB
  * commit `process.exit` ran lmdb-js's exit listener, which closes every environment while another
- * environment's writer thread may be committing: a node on a full disk hung in that close (5 runs
- * of 44) or corrupted its heap and aborted, leaving acknowledged history chunks unreadable (3 of 14;
- * a hostile review, 2026-12-06). A `kill -9` loses nothing acknowledged (every ack follows its
- * commit), so neither does this. Without koffi or libc: SIGKILL (exit status 137).
+ * environment's writer thread may be committing: a node on a full disk hung in that close (5 stops
+ * of 44) or aborted on a corrupted heap (3 of 14; a hostile review, 2026-12-06). A `kill -9` loses
+ * nothing acknowledged (every ack follows its commit), so neither does this. Without koffi or
+ * libc: SIGKILL (exit status 137).
  */
 import { loadLibc } from './libc.js';
 
@@ -19,6 +19,6 @@ export function exitAtOnce(code: number): never {
     }
   }
   process.kill(process.pid, 'SIGKILL');
-  // SIGKILL is not deliverable later than now; this line is for the type checker
+  // SIGKILL to itself ends the process before kill returns; this line is for the type checker
   throw new Error('unreachable');
 }
