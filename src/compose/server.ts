@@ -214,7 +214,6 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
   const dataDir = !isClusterMode(config) && config.dataDir !== MEMORY ? config.dataDir : undefined;
   metrics.attach({ ...(dataDir !== undefined ? { dataDir } : {}), answers: pendingAnswers, admission: limits.refusals, push: ports.push, draining: () => draining, ...(memory ? { memory: memory.reading, ...(heap ? { heapReleases: heap } : {}) } : {}) });
   mountHubGateway(app, {
-    // in a cluster a node lagging the one that claimed a nonce by up to the skew still refuses its replay
     admission: new HubAdmission(ports.registry, ports.nonces, config.authSkewS, Date.now, fleet.box, isClusterMode(config) ? config.authSkewS : 0),
     limits,
     sessions: hubDeps,

@@ -135,11 +135,9 @@ export class LmdbEventHistory implements EventHistory {
   }
 
   /**
-   * Seals the home's open chunk and flushes at the end of the turn; resolves once every chunk of the
-   * home is committed, each by the transaction it went in: a later transaction committing says
-   * nothing of an earlier one the disk refused (until 2026-12-06 a home whose chunk was issued
-   * already waited for the last flush, and a full disk had events acknowledged that were never
-   * stored: the write of a chunk failed where the next, smaller one still fitted).
+   * Seals the home's open chunk and flushes at the end of the turn; resolves once each chunk of the
+   * home is committed by its own transaction (until 2026-12-06 the last flush's: a later commit that
+   * fitted a full disk answered for an earlier chunk the disk refused).
    */
   durable(homeId: string): Promise<void> {
     const live = this.homes.get(homeId);
