@@ -25,7 +25,7 @@ import { configuredPushSender, pushQueueOptions } from './push-sender.js';
  * says why and what to do).
  */
 export async function diskPorts(config: Config, timers: TimerWheel, log: Logger, observe?: BackendObserver): Promise<Ports> {
-  const data = openDataStore(config.dataDir, { sync: config.dataSync, owner: config.nodeId, watchDirMs: 1_000, warn: (message) => log.warn(message) });
+  const data = openDataStore(config.dataDir, { sync: config.dataSync, owner: config.nodeId, watchDirMs: 1_000, reserveBytes: config.diskReserveMb * 1024 ** 2, warn: (message) => log.warn(message) });
   const opened: Array<{ close(): Promise<void> }> = [];
   try {
     // meaningless after the process ends: in memory (the directory too, below the shadows)

@@ -108,6 +108,8 @@ export interface Config {
   shadowBatchMs: number;
   /** @default 0 (ms): embedded default: a batch of shadow writes waits this long to share one commit (acks later by as much) */
   diskBatchMs: number;
+  /** embedded default: MB of room the store's files must keep on DATA_DIR's disk; below it the node stops (0: never) */
+  diskReserveMb: number;
   /** @default 5_000 (ms): a hub session's cache of its devices not used this long (to twice this) is packed into one string; 0: never */
   shadowPackMs: number;
   /** @default 10_000 (ms): how often the node looks whether its resident size grew enough to call glibc's malloc_trim; 0: never */
@@ -446,6 +448,7 @@ const FIELDS: { [K in keyof Config]: Field<K> } = {
   redisPrefix: { env: 'TIER_REDIS_PREFIX', parse: text, default: 'tier:' },
   shadowBatchMs: { env: 'TIER_SHADOW_BATCH_MS', parse: int(0, 10_000), default: 50 },
   diskBatchMs: { env: 'TIER_DISK_BATCH_MS', parse: int(0, 1_000), default: 0 },
+  diskReserveMb: { env: 'TIER_DISK_RESERVE_MB', parse: int(0, 1_000_000), default: 64 },
   shadowPackMs: { env: 'TIER_SHADOW_PACK_MS', parse: int(0, 3_600_000), default: 5_000 },
   mallocTrimMs: { env: 'TIER_MALLOC_TRIM_MS', parse: int(0, 3_600_000), default: 10_000 },
   parallelGc: { env: 'TIER_PARALLEL_GC', parse: bool, default: true },

@@ -18,6 +18,7 @@ import { commitFailureCause, describeWriteError, errnoName, watchCommits, type C
 import { DataStoreError } from './data-store-error.js';
 import { claimDirectory, LOCK_FILE } from './dir-lock.js';
 import { exitAtOnce } from './exit-at-once.js';
+import { diskRoom } from './disk-room.js';
 
 export { DataStoreError };
 
@@ -43,6 +44,12 @@ export interface DataStoreOptions {
    * at its next start, so it must stop acknowledging. @default 0
    */
   watchDirMs?: number;
+  /**
+   * bytes the store's files must keep room to grow by (disk-room.ts): below it an open is refused,
+   * and a running node (with `watchDirMs`) stops as on a failed commit, before the disk refuses a
+   * write. @default 0: none
+   */
+  reserveBytes?: number;
   /** told what the node runs without (flock unavailable: dir-lock.ts); @default a `data warning: …` line on stderr */
   warn?: (message: string) => void;
 }
@@ -110,6 +117,13 @@ export function openDataStore(dir: string, options: DataStoreOptions = {}): Data
   const watched: Array<CommitWatch | DirWatch> = [];
   // the lock's inode is recorded now, while it is surely the file this process holds
   watchDir(path, LOCK, options, watched);
+  const short = roomShort(path, options.reserveBytes ?? 0);
+  if (short !== null) {
+    for (const w of watched) w.stop();
+    release();
+    throw short;
+  }
+  watchRoom(path, options, watched);
   let root: RootDatabase;
   try {
     // LMDB maps the file and trusts it: a damaged one can crash the process, so look first (lmdb-file-check.ts)
@@ -216,6 +230,34 @@ function watchDir(path: string, file: string, options: DataStoreOptions, watched
       ),
     ),
   );
+}
+
+/** The files whose growth the reserve is kept for. */
+const GROWING = [FILE, 'history.mdb'];
+
+/** The DataStoreError of a DATA_DIR with less room than `reserve`, or null. */
+function roomShort(path: string, reserve: number): DataStoreError | null {
+  if (reserve <= 0) return null;
+  const room = diskRoom(path, GROWING);
+  if (room >= reserve) return null;
+  const mb = (n: number) => `${(Math.max(0, n) / 1024 ** 2).toFixed(1)} MB`;
+  return new DataStoreError(
+    `DATA_DIR ${path}: ${mb(room)} left for the store to grow, below the reserve of ${mb(reserve)} (TIER_DISK_RESERVE_MB): the node stops before the disk refuses a write. Nothing acknowledged is lost: free space on its filesystem (df ${path}) and start the node again`,
+    path,
+  );
+}
+
+/** Every `watchDirMs`, the room left against the reserve: short, the node stops as on a failed commit. */
+function watchRoom(path: string, options: DataStoreOptions, watched: Array<CommitWatch | DirWatch>): void {
+  const reserve = options.reserveBytes ?? 0;
+  if ((options.watchDirMs ?? 0) <= 0 || reserve <= 0) return;
+  const timer = setInterval(() => {
+    const short = roomShort(path, reserve);
+    if (short === null) return;
+    clearInterval(timer);
+    (options.onCommitFailure ?? stopOnCommitFailure)(short);
+  }, options.watchDirMs).unref();
+  watched.push({ stop: () => clearInterval(timer) });
 }
 
 /** A file the check finds damaged (lmdb-file-check.ts): no process using it makes it look so. */

@@ -20,7 +20,8 @@ afterAll(async () => {
 describe.skipIf(!hasPrlimit)('a full data disk (needs util-linux prlimit)', () => {
   it('a running node stops with a data error at the first write the disk refuses; what it acknowledged is there after the restart', async () => {
     const dataDir = freshDataDir();
-    server = await startServerProcess({ DATA_DIR: dataDir });
+    // no reserve: the last line of defence, a commit the disk refuses
+    server = await startServerProcess({ DATA_DIR: dataDir, TIER_DISK_RESERVE_MB: '0' });
     const node = server;
     const admin = (method: string, path: string, body?: unknown) => api(node.httpUrl, method, path, node.adminToken, body);
     // the disk is full: the store file cannot grow past its size
@@ -46,7 +47,7 @@ describe.skipIf(!hasPrlimit)('a full data disk (needs util-linux prlimit)', () =
 
   it('a node started on a disk that refuses its first writes exits 1 with a data error naming DATA_DIR and the disk error, no stack', async () => {
     const dataDir = freshDataDir();
-    const err = await startServerProcess({ DATA_DIR: dataDir }, fileSizeLimit(40 * 1024)).then(
+    const err = await startServerProcess({ DATA_DIR: dataDir, TIER_DISK_RESERVE_MB: '0' }, fileSizeLimit(40 * 1024)).then(
       () => undefined,
       (e: unknown) => e,
     );
@@ -55,5 +56,35 @@ describe.skipIf(!hasPrlimit)('a full data disk (needs util-linux prlimit)', () =
     expect(exited.exitCode).toBe(1);
     expect(exited.output).toMatch(new RegExp(`data error: DATA_DIR ${dataDir.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: cannot write hubtier\\.mdb \\(File too large \\(EFBIG\\)\\)`));
     expect(exited.output).not.toMatch(/^\s+at /m);
+  });
+
+  it('a running node whose disk has less room than TIER_DISK_RESERVE_MB stops before any write is refused; what it acknowledged is there after', async () => {
+    const dataDir = freshDataDir();
+    server = await startServerProcess({ DATA_DIR: dataDir, TIER_DISK_RESERVE_MB: '1' });
+    const node = server;
+    for (let n = 0; n < 5; n++) expect((await api(node.httpUrl, 'POST', '/v1/admin/hubs', node.adminToken, { hubId: `dr-${n}`, homeId: 'home-dr' })).status).toBe(201);
+    // half the reserve left to the largest file, and nothing more written: the watch stops it
+    const largest = Math.max(...['hubtier.mdb', 'history.mdb'].map((f) => statSync(join(dataDir, f), { throwIfNoEntry: false })?.size ?? 0));
+    execFileSync('prlimit', ['--pid', String(node.pid), `--fsize=${largest + 512 * 1024}:`]);
+    expect(await node.exited).toBe(1);
+    server = undefined;
+    const stderr = node.logs.flatMap((l) => (typeof l.stderr === 'string' ? [l.stderr] : [])).join('\n');
+    expect(stderr).toMatch(/data error: DATA_DIR .*: 0\.5 MB left for the store to grow, below the reserve of 1\.0 MB \(TIER_DISK_RESERVE_MB\): the node stops before the disk refuses a write\. Nothing acknowledged is lost/);
+    expect(stderr).not.toMatch(/Write error|cannot write|Commit failed/);
+    server = await startServerProcess({ DATA_DIR: dataDir });
+    for (let n = 0; n < 5; n++) expect((await api(server.httpUrl, 'GET', `/v1/hubs/dr-${n}`, server.adminToken)).status).toBe(200);
+  });
+
+  it('a node is not started on a disk with less room than the reserve (64 MB by default): exit 1, a data error, nothing written', async () => {
+    const dataDir = freshDataDir();
+    const err = await startServerProcess({ DATA_DIR: dataDir }, fileSizeLimit(40 * 1024)).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(ExitedError);
+    const exited = err as ExitedError;
+    expect(exited.exitCode).toBe(1);
+    expect(exited.output).toMatch(/data error: DATA_DIR .*: 0\.0 MB left for the store to grow, below the reserve of 64\.0 MB \(TIER_DISK_RESERVE_MB\)/);
+    expect(exited.output).not.toMatch(/Write error|cannot write/);
   });
 });
