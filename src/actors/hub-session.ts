@@ -35,8 +35,10 @@ const IDLE_TIMER = -2;
 const DRAIN_TIMER = -3;
 /** How long a draining node keeps a hub's socket for the results of commands the hub runs (within a pod's grace period) */
 export const DRAIN_RESULTS_MS = 5_000;
-/** `closeReason` while a draining session waits for those results, its socket still open */
-const AWAITING_RESULTS = 'draining: awaiting results';
+/** `closeReason` while a draining (or shed) session waits for those results, its socket still open: by why it closes */
+const AWAITING_RESULTS = { draining: 'draining: awaiting results', rebalancing: 'rebalancing: awaiting results' } as const;
+const awaiting = (reason: string | null): 'draining' | 'rebalancing' | null =>
+  reason === AWAITING_RESULTS.draining ? 'draining' : reason === AWAITING_RESULTS.rebalancing ? 'rebalancing' : null;
 
 /** How late a hello or idle check may fire: a tenth of its period, at most 1 s, so a node's thousands share a few wake-ups. */
 function slackOf(periodMs: number): number {
@@ -429,26 +431,26 @@ export class HubSession extends Actor<HubMessage> implements TimerTarget, BusLis
     this.timer = this.deps.system.timers.schedule(delay, this, IDLE_TIMER, slackOf(this.deps.idleMs));
   }
 
-  /** Node shutdown: tells the hub to reconnect after `afterMs` (spread by the caller), then closes. */
-  shutdown(afterMs: number, resultsMs = DRAIN_RESULTS_MS): void {
+  /** Node shutdown (or a shed, `why`): tells the hub to reconnect after `afterMs` (spread by the caller), then closes. */
+  shutdown(afterMs: number, resultsMs = DRAIN_RESULTS_MS, why: 'draining' | 'rebalancing' = 'draining'): void {
     if (this.state === 'closed' || this.state === 'draining') return;
-    this.send({ t: FrameType.reconnect, after: afterMs, e: 'draining' });
+    this.send({ t: FrameType.reconnect, after: afterMs, e: why });
     this.drain();
     // commands the hub runs now: their results may come for `resultsMs` more, where closing at
     // once told each caller `session_closed` though the hub ran it (a hostile review, 2026-12-06)
     if (resultsMs > 0 && (this.commands?.callersWaiting ?? 0) > 0) {
-      this.closeReason = AWAITING_RESULTS;
+      this.closeReason = AWAITING_RESULTS[why];
       this.deps.system.timers.cancel(this.timer);
       this.timer = this.deps.system.timers.schedule(resultsMs, this, DRAIN_TIMER, 0);
       return;
     }
-    this.closeReason = 'draining';
-    this.link.close(CloseCode.goingAway, 'draining');
+    this.closeReason = why;
+    this.link.close(CloseCode.goingAway, why);
   }
 
   /** A frame after the session stopped: only the results a drain waits for are taken. */
   private whileDraining(frame: HubToServerFrame): void {
-    if (this.closeReason !== AWAITING_RESULTS) return;
+    if (awaiting(this.closeReason) === null) return;
     if (frame.t === FrameType.result) this.commands?.result(frame);
     else if (frame.t === FrameType.error) this.commands?.hubRefused(frame);
     this.closeWhenAnswered();
@@ -456,11 +458,12 @@ export class HubSession extends Actor<HubMessage> implements TimerTarget, BusLis
 
   /** Ends a drain's wait once no caller waits for the hub (or at its deadline: `force`). */
   private closeWhenAnswered(force = false): void {
-    if (this.closeReason !== AWAITING_RESULTS || (!force && (this.commands?.callersWaiting ?? 0) > 0)) return;
+    const why = awaiting(this.closeReason);
+    if (why === null || (!force && (this.commands?.callersWaiting ?? 0) > 0)) return;
     this.deps.system.timers.cancel(this.timer);
     this.timer = null;
-    this.closeReason = 'draining';
-    this.link.close(CloseCode.goingAway, 'draining');
+    this.closeReason = why;
+    this.link.close(CloseCode.goingAway, why);
   }
 
   /** Sends bye (for a reason a hub should know) and closes; cleanup follows on `closed`. */

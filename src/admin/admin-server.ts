@@ -1,5 +1,6 @@
 import type { AdminTokens } from '../auth/admin-tokens.js';
 import type { NodeMetrics } from './metrics.js';
+import type { Shedder } from '../actors/shed.js';
 import type { DiagnoseReport } from './diagnose.js';
 import { isLogLevel, setLogLevel, type Logger } from '../log/logger.js';
 import { guardApp } from '../transport/guard.js';
@@ -37,6 +38,8 @@ export interface AdminDeps {
   diagnose?: { adminToken: AdminTokens; run: () => Promise<DiagnoseReport> };
   /** serves `GET`/`PUT /debug/log-level` behind the admin token, for `log` and its children; absent: not served */
   logLevel?: { adminToken: AdminTokens };
+  /** serves `POST /debug/shed` behind the admin token: some of this node's hubs told to reconnect (shed.ts); absent: not served */
+  shed?: { adminToken: AdminTokens; shedder: Pick<Shedder, 'start'> };
 }
 
 /**
@@ -75,6 +78,7 @@ export function createAdminApp(uws: UwsModule, deps: AdminDeps): TemplatedApp {
   });
   if (deps.diagnose) mountDiagnose(app, deps.diagnose, deps.log);
   if (deps.logLevel) mountLogLevel(app, deps.logLevel.adminToken, deps.log);
+  if (deps.shed) mountShed(app, deps.shed, deps.log);
   app.any('/*', (res) => {
     res.cork(() => noSniff(res.writeStatus('404 Not Found')).end());
   });
@@ -147,30 +151,59 @@ function mountLogLevel(app: TemplatedApp, token: AdminTokens, log: Logger): void
   });
   app.put('/debug/log-level', (res, req) => {
     if (!adminOnly(res, req, token)) return;
-    const state = { aborted: false };
-    res.onAborted(() => {
-      state.aborted = true;
+    withJsonBody(res, (body, answer) => {
+      const level = body?.level;
+      if (!isLogLevel(level)) {
+        answer('400 Bad Request', JSON.stringify({ ok: false, code: 'invalid_field', field: 'level', message: 'level: one of fatal, error, warn, info, debug, trace, silent' }));
+        return;
+      }
+      const changed = setLogLevel(log, level);
+      // at info: in the log unless the new level is above it; not `level`, pino's own field
+      log.info({ from: changed.old, to: changed.level }, 'log level changed');
+      answer('200 OK', JSON.stringify(changed));
     });
-    readBody(res, 1024).then(
-      (body) => {
-        let level: unknown;
-        try {
-          level = (JSON.parse(body.toString('utf8')) as { level?: unknown } | null)?.level;
-        } catch {
-          level = undefined;
-        }
-        if (!isLogLevel(level)) {
-          json(res, state, '400 Bad Request', JSON.stringify({ ok: false, code: 'invalid_field', field: 'level', message: 'level: one of fatal, error, warn, info, debug, trace, silent' }));
-          return;
-        }
-        const changed = setLogLevel(log, level);
-        // at info: in the log unless the new level is above it; not `level`, pino's own field
-        log.info({ from: changed.old, to: changed.level }, 'log level changed');
-        json(res, state, '200 OK', JSON.stringify(changed));
-      },
-      () => json(res, state, '413 Payload Too Large', '{"ok":false,"code":"frame_too_large","message":"body larger than 1024 bytes"}'),
-    );
   });
+}
+
+/**
+ * `POST /debug/shed` `{"hubs": N, "overS"?: S}`: N of this node's hub sessions (at most all) are
+ * told to reconnect, spread over S seconds (default 60), most landing on other nodes; answers
+ * `202 {ok, shedding, sessions, overS}`. For a node holding more than its share after a rolling update.
+ */
+function mountShed(app: TemplatedApp, shed: NonNullable<AdminDeps['shed']>, log: Logger): void {
+  app.post('/debug/shed', (res, req) => {
+    if (!adminOnly(res, req, shed.adminToken)) return;
+    withJsonBody(res, (body, answer) => {
+      const hubs = body?.hubs;
+      const overS = body?.overS ?? 60;
+      const bad = (field: string, message: string) => answer('400 Bad Request', JSON.stringify({ ok: false, code: 'invalid_field', field, message }));
+      if (!Number.isSafeInteger(hubs) || (hubs as number) < 1) return bad('hubs', 'hubs: how many hub sessions to move, an integer from 1');
+      if (!Number.isSafeInteger(overS) || (overS as number) < 1 || (overS as number) > 3_600) return bad('overS', 'overS: seconds to spread them over, an integer 1-3600');
+      const started = shed.shedder.start(hubs as number, (overS as number) * 1_000);
+      log.info({ ...started, overS }, 'shedding hub sessions (POST /debug/shed)');
+      answer('202 Accepted', JSON.stringify({ ok: true, ...started, overS }));
+    });
+  });
+}
+
+/** Reads a JSON object body of at most 1 KiB, then `then(body, answer)`; not an object: `body` undefined. */
+function withJsonBody(res: HttpResponse, then: (body: Record<string, unknown> | undefined, answer: (status: string, json: string) => void) => void): void {
+  const state = { aborted: false };
+  res.onAborted(() => {
+    state.aborted = true;
+  });
+  readBody(res, 1024).then(
+    (raw) => {
+      let body: unknown;
+      try {
+        body = JSON.parse(raw.toString('utf8'));
+      } catch {
+        body = undefined;
+      }
+      then(typeof body === 'object' && body !== null && !Array.isArray(body) ? (body as Record<string, unknown>) : undefined, (status, text) => json(res, state, status, text));
+    },
+    () => json(res, state, '413 Payload Too Large', '{"ok":false,"code":"frame_too_large","message":"body larger than 1024 bytes"}'),
+  );
 }
 
 function mountDiagnose(app: TemplatedApp, diagnose: NonNullable<AdminDeps['diagnose']>, log: Logger): void {

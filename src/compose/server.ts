@@ -12,6 +12,7 @@ import { Interner } from '../actors/intern.js';
 import { AttrShapes } from '../actors/attr-shapes.js';
 import { TimerWheel } from '../actors/timer-wheel.js';
 import { createAdminApp, notReadyReasons } from '../admin/admin-server.js';
+import { Shedder } from '../actors/shed.js';
 import { runChecks } from '../admin/diagnose.js';
 import { diagnoseChecks, fdVerdict } from '../admin/diagnose-checks.js';
 import { NodeMetrics } from '../admin/metrics.js';
@@ -288,7 +289,6 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
     access,
     audit,
   });
-
   let started = false;
   let draining = false;
   let pause: ListenPause | undefined;
@@ -298,8 +298,8 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
   const admin = createAdminApp(binding.uws, {
     metrics,
     log,
-    // PUT /debug/log-level sets the level of this logger and of every child of it
     logLevel: { adminToken: adminTokens },
+    shed: { adminToken: adminTokens, shedder: new Shedder(sessions) },
     // this node alone: a shared backend's outage is detail, or every pod would leave the Service at once
     readiness: () => {
       const h = health();

@@ -260,6 +260,20 @@ describe('HubSession', () => {
     await settle();
     idle.session.shutdown(500);
     expect(idle.link.closed).toEqual({ code: 1001, reason: 'draining' });
+
+    // shed to another node (POST /debug/shed): the same, said as rebalancing, the commands' wait too
+    const shed = setup();
+    shed.frame({ t: 1, v: 1, b: 'boot' });
+    await settle();
+    const waiting = shed.deps.bus.request('hub.hub-1.cmd', encodeValue({ d: 'lamp', m: 'set', p: { on: true }, to: 60_000 }), 60_000).then(decodeCommandReply);
+    await settle();
+    shed.session.shutdown(700, undefined, 'rebalancing');
+    expect(shed.link.frames.at(-1)).toMatchObject({ t: 11, after: 700, e: 'rebalancing' });
+    expect(shed.link.closed).toBeNull();
+    await vi.advanceTimersByTimeAsync(DRAIN_RESULTS_MS + 100);
+    await settle();
+    expect(shed.link.closed).toEqual({ code: 1001, reason: 'rebalancing' });
+    expect(await waiting).toMatchObject({ ok: false, e: 'session_closed' });
   });
 
   it("reads its hub's record once subscribed: deleted, disabled, provisioned again or moved while the hub connected, the session closes as the order it missed would have; unchanged, it goes online", async () => {
