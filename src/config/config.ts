@@ -484,6 +484,8 @@ const FIELDS: { [K in keyof Config]: Field<K> } = {
 };
 
 const ENV_PREFIX = 'TIER_';
+/** The secrets README.md's examples use (its quick start and its three nodes on one machine). */
+const README_DEMO_VALUES: ReadonlySet<string> = new Set(['demo-admin-token-0123456789', 'demo-jwt-secret-0123456789abcdef']);
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): LoadedConfig {
   const warnings: string[] = [];
@@ -503,6 +505,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): LoadedConfig {
   // each node would generate its own: tokens minted on one node would be refused by the others
   for (const [key, env] of [['adminToken', 'ADMIN_TOKEN'], ['jwtSecret', 'JWT_SECRET']] as const) {
     if (cluster && out[key] === undefined) throw new ConfigError(`${env}: cluster mode needs it set (not empty), the same on every node; make one with ${MAKE_SECRET}`);
+  }
+  // long enough to pass the checks, and printed in the README for anyone to read
+  for (const [key, env] of [['adminToken', 'ADMIN_TOKEN'], ['jwtSecret', 'JWT_SECRET']] as const) {
+    if (typeof out[key] === 'string' && README_DEMO_VALUES.has(out[key])) warnings.push(`${env}: the README's demo value, which anyone can read: for a demo only; make one with ${MAKE_SECRET}`);
   }
   const generated: LoadedConfig['generated'] = [];
   if (out.adminToken === undefined) {

@@ -98,6 +98,18 @@ describe('secrets given to the node', () => {
     expect(loadConfig(cluster({ CONFIG_FILE: file })).config.jwtSecretsAccepted).toEqual([other]);
   });
 
+  it("the README's demo secrets start a node (its examples run) with a warning naming each", () => {
+    const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+    const admin = /ADMIN_TOKEN=(demo-\S+)/.exec(readme)![1]!;
+    const jwt = /JWT_SECRET=(demo-\S+)/.exec(readme)![1]!;
+    const { warnings } = loadConfig(cluster({ ADMIN_TOKEN: admin, JWT_SECRET: jwt }));
+    expect(warnings.filter((w) => w.includes("the README's demo value"))).toEqual([
+      expect.stringMatching(/^ADMIN_TOKEN: the README's demo value/),
+      expect.stringMatching(/^JWT_SECRET: the README's demo value/),
+    ]);
+    expect(loadConfig(cluster({})).warnings.some((w) => w.includes('demo value'))).toBe(false);
+  });
+
   it('one character repeated is refused for the tokens too', () => {
     expect(refusal(cluster({ ADMIN_TOKEN: 'x'.repeat(40) })).message).toMatch(/^ADMIN_TOKEN: one character repeated/);
   });
