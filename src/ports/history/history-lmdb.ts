@@ -405,12 +405,13 @@ export class LmdbEventHistory implements EventHistory {
     for (const [homeId, , chunk] of sealed) {
       chunk.issued = true;
       size += chunk.count;
-      last = this.entries.put([homeId, chunk.start], chunk.packed(homeId));
+      // its own put's promise: lmdb-js may split a turn's writes into several transactions
+      last = chunk.commit = this.entries.put([homeId, chunk.start], chunk.packed(homeId));
+      chunk.commit.catch(() => {}); // a refused commit stops the node (lmdb.ts); `durable` callers hear of it
     }
     // before the removals of the same transaction: no commit leaves a home without its newest offset
     for (const [homeId, live] of emptied) last = this.ranges.put(homeId, { first: live.top + 1, top: live.top });
     for (const key of removals) last = this.entries.remove(key);
-    for (const [, , chunk] of sealed) chunk.commit = last!;
     this.written = last!.then(
       () => {
         this.batches?.flushed(size, (performance.now() - started) / 1000);
