@@ -160,5 +160,20 @@ describe('CachingHubRegistry', () => {
     expect(await unknown).toBeNull();
     inner.gate = null;
     expect((await cache.lookup('h9'))?.homeId).toBe('home');
+
+    // a write or a notice of another hub takes nothing from a read in flight (a rollout's notices, one per hub)
+    cache.forgetAll();
+    let reads = 0;
+    const counted = inner.lookup.bind(inner);
+    inner.lookup = (hubId: string) => (reads++, counted(hubId));
+    inner.gate = new Promise((r) => (release = r));
+    const busy = cache.lookup('h8');
+    cache.forget('other-hub');
+    await cache.update('h9', { homeId: 'elsewhere' });
+    release();
+    expect((await busy)?.homeId).toBe('new-home');
+    inner.gate = null;
+    expect((await cache.lookup('h8'))?.homeId).toBe('new-home');
+    expect(reads).toBe(1);
   });
 });

@@ -60,11 +60,12 @@ class Entry {
 export class CachingHubRegistry implements HubRegistry {
   private readonly entries = new Map<string, Entry>();
   /**
-   * Counts the drops (writes, `forget`s). A read keeps its answer only if none happened while it
-   * was in flight: it may have read the record before the write, and kept, that answer would stand
-   * for the ttl (a moved hub's old home for 30 s).
+   * The hubs with a read in flight, and the drops of each (writes, `forget`s) since: a read keeps its
+   * answer only if its hub had none meanwhile (it may have read the record before the write, and
+   * kept, that answer would stand for the ttl: a moved hub's old home for 30 s). Per hub: one count
+   * for the node let a rollout's notices keep every lookup from being cached.
    */
-  private drops = 0;
+  private readonly reading = new Map<string, { readers: number; drops: number }>();
 
   constructor(
     private readonly inner: HubRegistry,
@@ -92,9 +93,14 @@ export class CachingHubRegistry implements HubRegistry {
   }
 
   async get(hubId: string): Promise<HubRecord | null> {
-    const drops = this.drops;
-    const record = await this.inner.get(hubId);
-    this.keep(hubId, record, this.now(), drops);
+    const read = this.beginRead(hubId);
+    let record: HubRecord | null;
+    try {
+      record = await this.inner.get(hubId);
+    } finally {
+      this.endRead(hubId);
+    }
+    if (read.undisturbed()) this.keep(hubId, record, this.now());
     return record;
   }
 
@@ -105,14 +111,16 @@ export class CachingHubRegistry implements HubRegistry {
     const ttl = hit?.homeId === undefined ? Math.min(1_000, this.ttlMs) : this.ttlMs;
     if (hit && now - hit.at < ttl) return hit.info();
     let record: HubInfo | null;
-    const drops = this.drops;
+    const read = this.beginRead(hubId);
     try {
       record = await this.inner.lookup(hubId);
     } catch (err) {
       if (hit && hit.homeId !== undefined && now - hit.at < this.staleMs) return hit.info();
       throw err;
+    } finally {
+      this.endRead(hubId);
     }
-    this.keep(hubId, record, now, drops);
+    if (read.undisturbed()) this.keep(hubId, record, now);
     return record;
   }
 
@@ -155,19 +163,31 @@ export class CachingHubRegistry implements HubRegistry {
     }
   }
 
-  /**
-   * `record` as read at `now` (its secrets left out, labels copied), unless an entry was dropped
-   * since the read began (`drops` then); the oldest entry goes past maxEntries.
-   */
-  private keep(hubId: string, record: HubInfo | null, now: number, drops: number): void {
-    if (drops !== this.drops) return;
+  /** `record` as read at `now` (its secrets left out, labels copied); the oldest entry goes past maxEntries. */
+  private keep(hubId: string, record: HubInfo | null, now: number): void {
     this.entries.delete(hubId);
     this.entries.set(hubId, new Entry(hubId, record, now));
     if (this.entries.size > this.maxEntries) this.entries.delete(this.entries.keys().next().value!);
   }
 
+  /** A read of `hubId` begins; `undisturbed()` then says whether no drop of the hub came since. */
+  private beginRead(hubId: string): { undisturbed(): boolean } {
+    let read = this.reading.get(hubId);
+    if (!read) this.reading.set(hubId, (read = { readers: 0, drops: 0 }));
+    read.readers++;
+    const at = read.drops;
+    const same = read;
+    return { undisturbed: () => same.drops === at };
+  }
+
+  private endRead(hubId: string): void {
+    const read = this.reading.get(hubId);
+    if (read && --read.readers === 0) this.reading.delete(hubId);
+  }
+
   private drop(hubId: string): void {
-    this.drops++;
+    const read = this.reading.get(hubId);
+    if (read) read.drops++;
     this.entries.delete(hubId);
   }
 
@@ -177,7 +197,7 @@ export class CachingHubRegistry implements HubRegistry {
   }
 
   forgetAll(): void {
-    this.drops++;
+    for (const read of this.reading.values()) read.drops++;
     this.entries.clear();
     this.inner.forgetAll();
   }
