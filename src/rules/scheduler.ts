@@ -229,31 +229,38 @@ export class CronScheduler {
 
   private async due(entry: Entry, now: number, report: TickReport): Promise<void> {
     while (entry.next !== null && entry.next <= now) {
-      // skip every due instant but the latest (no burst after an outage)
+      // every due instant is walked; the latest within its own trigger's catch-up fires, the others
+      // are skipped (no burst after an outage; a frequent trigger's late instant does not mask a
+      // daily one's still within its hour)
       let t = entry.next;
       let following = nextAfter(entry.crons, t + this.gap);
-      let skipped = 0;
-      let lastSkipped = 0;
+      let walked = 0;
+      let previous = 0;
+      // the instant that fires: when, its place in the walk, the instant walked before it
+      let chosen: { at: number; index: number; before: number } | null = null;
+      if (now - t <= catchUpOf(entry, t)) chosen = { at: t, index: 0, before: 0 };
       while (following !== null && following <= now) {
-        skipped++;
-        lastSkipped = t;
+        walked++;
+        previous = t;
         t = following;
-        if (skipped >= MAX_SKIP_WALK) {
+        if (walked >= MAX_SKIP_WALK) {
           // a very long outage of a frequent pattern: jump to the last instant before now
           const back = entry.crons.map((c) => c.latestAtOrBefore(now) ?? -Infinity);
           const latest = Math.max(...back);
           if (latest > t) t = latest;
+          if (now - t <= catchUpOf(entry, t)) chosen = { at: t, index: walked, before: previous };
           following = nextAfter(entry.crons, t + this.gap);
           break;
         }
+        if (now - t <= catchUpOf(entry, t)) chosen = { at: t, index: walked, before: previous };
         following = nextAfter(entry.crons, t + this.gap);
       }
-      const catchUpMs = catchUpOf(entry, t);
-      // one record of the instants skipped: the earlier ones, with the latest when it is too late too
-      if (now - t > catchUpMs) await this.skip(entry, t, skipped + 1, true, catchUpMs, now, report);
+      // one record of the instants skipped before the one that fires, one of those after it
+      if (chosen === null) await this.skip(entry, t, walked + 1, true, catchUpOf(entry, t), now, report);
       else {
-        if (skipped > 0) await this.skip(entry, lastSkipped, skipped, false, catchUpMs, now, report);
-        await this.fireOnce(entry, t, catchUpMs, now, report);
+        if (chosen.index > 0) await this.skip(entry, chosen.before, chosen.index, false, catchUpOf(entry, chosen.at), now, report);
+        await this.fireOnce(entry, chosen.at, catchUpOf(entry, chosen.at), now, report);
+        if (chosen.at < t) await this.skip(entry, t, walked - chosen.index, true, catchUpOf(entry, t), now, report);
       }
       entry.after = t;
       entry.next = following;

@@ -199,6 +199,20 @@ describe('restart and catch-up policy', () => {
     expect(s.fired.map((f) => [f.ruleId, new Date(f.at).toISOString()])).toEqual([[paired.id, '2024-01-08T18:00:00.000Z']]);
   });
 
+  it("the latest instant within its own trigger's catch-up fires: a frequent trigger's later, too-late instant does not mask it", async () => {
+    const s = await setup(berlinWinter(2024, 1, 8, 6, 50));
+    const curtains = await s.store.createRule('home1', validateRuleSpec({ ...CURTAINS, triggers: [{ type: 'cron', cron: '*/5 * * * *' }, { type: 'cron', cron: '0 8 * * *', catchUpMs: 3_600_000 }] }));
+    // down from 07:50 to 08:07: 07:55 and 08:05 are past their 60 s, 08:00 is within its hour
+    s.clock.now = berlinWinter(2024, 1, 8, 8, 7);
+    const [a] = track(node('node-a', s.store, s.lease, s.clock, s.fired));
+    expect(await a!.tick()).toMatchObject({ missed: expect.any(Number) });
+    expect(s.fired.filter((f) => f.ruleId === curtains.id).map((f) => new Date(f.at).toISOString())).toEqual(['2024-01-08T07:00:00.000Z']);
+    // the cursor passed 08:05: nothing more fires for it
+    s.clock.now += 1_000;
+    await a!.tick();
+    expect(s.fired.filter((f) => f.ruleId === curtains.id)).toHaveLength(1);
+  });
+
   it("a skipped instant is in the rule's statistics (errors, lastError), with how late it was, as a missed event is", async () => {
     const s = await setup(berlinWinter(2024, 1, 8, 6, 0));
     s.clock.now = berlinWinter(2024, 1, 8, 7, 1, 17);
