@@ -11,9 +11,9 @@
  * Restarts and missed firings (catch-up policy): the cursor is durable, so a scheduler that
  * starts (or a node that comes back) looks at the instants after the cursor (and after the rule's
  * last change: a new or edited rule never fires for instants before it existed):
- * - the latest instant at or before now fires late if it is at most `catchUpMs` old (that of the
- *   trigger naming it, default 60 s; the longest when several name it), else it is skipped;
- * - every earlier missed instant is skipped: after an outage a rule fires at most once, never a
+ * - of the instants at or before now, the latest that is at most `catchUpMs` old fires late (that of
+ *   the trigger naming it, default 60 s; the longest when several name it);
+ * - every other missed instant is skipped: after an outage a rule fires at most once, never a
  *   burst. Skipped instants are counted (`missed`), logged, recorded in the cursor and in the
  *   rule's statistics (`errors`, `lastError`), so its status says why it did not run.
  *
