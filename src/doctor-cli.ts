@@ -23,14 +23,13 @@ async function main(): Promise<number> {
     process.stdout.write(`${USAGE}\n`);
     return 0;
   }
-  // as the node reads them: the environment over CONFIG_FILE
-  const settings = toolSettings(['adminToken', 'adminPort']);
-  const token = values.token ?? settings.adminToken;
+  // as the node reads them (the environment over CONFIG_FILE), and only those no flag gives
+  const token = values.token ?? toolSettings(['adminToken']).adminToken;
   if (!token) {
     process.stderr.write(`--token or ADMIN_TOKEN is required\n${USAGE}\n`);
     return 2;
   }
-  const base = (values.url ?? `http://127.0.0.1:${settings.adminPort}`).replace(/\/+$/, '');
+  const base = (values.url ?? `http://127.0.0.1:${toolSettings(['adminPort']).adminPort}`).replace(/\/+$/, '');
   let res: Response;
   try {
     res = await fetch(`${base}/debug/diagnose`, { headers: { authorization: `Bearer ${token}` }, signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) });

@@ -135,8 +135,8 @@ async function main(): Promise<number> {
     process.stderr.write(`${USAGE}\n`);
     return values.help ? 0 : 2;
   }
-  const settings = toolSettings(['adminToken', 'port']);
-  const adminToken = values['admin-token'] ?? settings.adminToken;
+  // only the settings no flag gives: a flag works whatever the environment holds
+  const adminToken = values['admin-token'] ?? toolSettings(['adminToken']).adminToken;
   if (!adminToken) {
     process.stderr.write(`--admin-token or ADMIN_TOKEN is required\n${USAGE}\n`);
     return 2;
@@ -145,7 +145,7 @@ async function main(): Promise<number> {
     process.stderr.write(`${resolve(values.out)} exists: secrets are written once, to a new file\n`);
     return 2;
   }
-  const url = values.url ?? `http://127.0.0.1:${settings.port}`;
+  const url = values.url ?? `http://127.0.0.1:${toolSettings(['port']).port}`;
   const signals = stopOnSignals(values.out);
   const report = await importHubs(file, { url, adminToken, out: values.out, stop: signals.stop, cancel: signals.cancel }).finally(signals.done);
   for (const f of report.failed) process.stderr.write(`line ${f.line}${f.hubId ? ` (${f.hubId})` : ''}: ${f.code}: ${f.message}\n`);
