@@ -8,12 +8,18 @@
  */
 import { readFileSync, statfsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { loadLibc } from './libc.js';
 
-export function diskRoom(dir: string, files: readonly string[]): number {
-  const fs = statfsSync(dir);
-  const free = fs.bavail * fs.bsize;
+export interface DiskRoom {
+  bytes: number;
+  /** what leaves the least: the filesystem's free space, or the process's file size limit */
+  by: 'disk' | 'file size limit';
+}
+
+export function diskRoom(dir: string, files: readonly string[]): DiskRoom {
+  const free = freeBytes(dir);
   const limit = fileSizeLimit();
-  if (limit === Infinity) return free;
+  if (limit === Infinity) return { bytes: free, by: 'disk' };
   let largest = 0;
   for (const f of files) {
     try {
@@ -22,7 +28,43 @@ export function diskRoom(dir: string, files: readonly string[]): number {
       // not made yet: it starts empty
     }
   }
-  return Math.min(free, limit - largest);
+  return limit - largest < free ? { bytes: limit - largest, by: 'file size limit' } : { bytes: free, by: 'disk' };
+}
+
+/**
+ * Free bytes for an unprivileged process: blocks available × the fragment size. Node's statfs has
+ * no fragment size, and its block size is the preferred I/O size, 256 times the fragment on
+ * virtiofs, ZFS or CephFS (a reserve would never be met there): statvfs(3) through libc on 64-bit
+ * Linux, where its layout is fixed; elsewhere Node's figure.
+ */
+function freeBytes(dir: string): number {
+  const vfs = statvfsCall();
+  if (vfs !== null) {
+    const buf = Buffer.alloc(STATVFS_SIZE);
+    if (vfs(dir, buf) === 0) return Number(buf.readBigUInt64LE(FRSIZE_AT) * buf.readBigUInt64LE(BAVAIL_AT));
+  }
+  const fs = statfsSync(dir);
+  return fs.bavail * fs.bsize;
+}
+
+/** struct statvfs of glibc and musl on 64-bit Linux: f_bsize, f_frsize, f_blocks, f_bfree, f_bavail… 8 bytes each, 112 in all */
+const STATVFS_SIZE = 112;
+const FRSIZE_AT = 8;
+const BAVAIL_AT = 32;
+let statvfs: ((path: string, buf: Buffer) => number) | null | undefined;
+
+function statvfsCall(): ((path: string, buf: Buffer) => number) | null {
+  if (statvfs !== undefined) return statvfs;
+  statvfs = null;
+  if (process.platform !== 'linux' || !['x64', 'arm64'].includes(process.arch)) return null;
+  const libc = loadLibc();
+  if ('unavailable' in libc) return null;
+  try {
+    statvfs = libc.func('int statvfs(const char *path, _Out_ uint8_t *buf)') as (path: string, buf: Buffer) => number;
+  } catch {
+    statvfs = null;
+  }
+  return statvfs;
 }
 
 /** The soft RLIMIT_FSIZE in bytes from /proc/self/limits; Infinity when unlimited or unknown (not Linux). */

@@ -6,8 +6,8 @@
 import { createRequire } from 'node:module';
 
 export interface Libc {
-  /** a function of the library by its C prototype, e.g. `int flock(int fd, int op)` */
-  func(prototype: string): (...args: number[]) => number;
+  /** a function of the library by its C prototype, e.g. `int flock(int fd, int op)`; pointers are Buffers, strings strings */
+  func(prototype: string): (...args: unknown[]) => number;
   /** errno of the last call */
   errno(): number;
 }
@@ -38,7 +38,7 @@ function lookUp(): Libc | { unavailable: string } {
   for (const name of names) {
     try {
       const lib = koffi.load(name);
-      return { func: (prototype) => lib.func(prototype) as (...args: number[]) => number, errno: () => koffi.errno() };
+      return { func: (prototype) => lib.func(prototype) as (...args: unknown[]) => number, errno: () => koffi.errno() };
     } catch (err) {
       first ??= (err as Error).message.split('\n')[0];
     }

@@ -239,10 +239,12 @@ const GROWING = [FILE, 'history.mdb'];
 function roomShort(path: string, reserve: number): DataStoreError | null {
   if (reserve <= 0) return null;
   const room = diskRoom(path, GROWING);
-  if (room >= reserve) return null;
-  const mb = (n: number) => `${(Math.max(0, n) / 1024 ** 2).toFixed(1)} MB`;
+  if (room.bytes >= reserve) return null;
+  // rounded down: never "64.0 MB left, below 64.0 MB"
+  const mb = (n: number) => `${(Math.floor((Math.max(0, n) / 1024 ** 2) * 10) / 10).toFixed(1)} MB`;
+  const what = room.by === 'disk' ? `free space on its filesystem (df ${path})` : "the process's file size limit (ulimit -f; the disk itself has room): raise it";
   return new DataStoreError(
-    `DATA_DIR ${path}: ${mb(room)} left for the store to grow, below the reserve of ${mb(reserve)} (TIER_DISK_RESERVE_MB): the node stops before the disk refuses a write. Nothing acknowledged is lost: free space on its filesystem (df ${path}) and start the node again`,
+    `DATA_DIR ${path}: ${mb(room.bytes)} left for the store to grow (${room.by}), below the reserve of ${mb(reserve)} (TIER_DISK_RESERVE_MB): the node stops before the disk refuses a write. Nothing acknowledged is lost: ${what} and start the node again`,
     path,
   );
 }

@@ -69,7 +69,7 @@ describe.skipIf(!hasPrlimit)('a full data disk (needs util-linux prlimit)', () =
     expect(await node.exited).toBe(1);
     server = undefined;
     const stderr = node.logs.flatMap((l) => (typeof l.stderr === 'string' ? [l.stderr] : [])).join('\n');
-    expect(stderr).toMatch(/data error: DATA_DIR .*: 0\.5 MB left for the store to grow, below the reserve of 1\.0 MB \(TIER_DISK_RESERVE_MB\): the node stops before the disk refuses a write\. Nothing acknowledged is lost/);
+    expect(stderr).toMatch(/data error: DATA_DIR .*: 0\.[3-5] MB left for the store to grow \(file size limit\), below the reserve of 1\.0 MB \(TIER_DISK_RESERVE_MB\): the node stops before the disk refuses a write\. Nothing acknowledged is lost: the process's file size limit \(ulimit -f/);
     expect(stderr).not.toMatch(/Write error|cannot write|Commit failed/);
     server = await startServerProcess({ DATA_DIR: dataDir });
     for (let n = 0; n < 5; n++) expect((await api(server.httpUrl, 'GET', `/v1/hubs/dr-${n}`, server.adminToken)).status).toBe(200);
@@ -84,7 +84,7 @@ describe.skipIf(!hasPrlimit)('a full data disk (needs util-linux prlimit)', () =
     expect(err).toBeInstanceOf(ExitedError);
     const exited = err as ExitedError;
     expect(exited.exitCode).toBe(1);
-    expect(exited.output).toMatch(/data error: DATA_DIR .*: 0\.0 MB left for the store to grow, below the reserve of 64\.0 MB \(TIER_DISK_RESERVE_MB\)/);
+    expect(exited.output).toMatch(/data error: DATA_DIR .*: 0\.0 MB left for the store to grow \(file size limit\), below the reserve of 64\.0 MB \(TIER_DISK_RESERVE_MB\)/);
     expect(exited.output).not.toMatch(/Write error|cannot write/);
   });
 });

@@ -15,7 +15,8 @@ describe('the command-line tools and their settings', () => {
   it('a flag wins: settings it gives are not read, so a bad value in the environment or CONFIG_FILE stops nothing', async () => {
     // a port nothing listens on: the doctor gets as far as asking it
     const flags = ['--url', 'http://127.0.0.1:9', '--token', 'cli-settings-admin-token-0123456789'];
-    for (const env of [{ ADMIN_TOKEN: 'short' }, { ADMIN_PORT: 'abc' }, { CONFIG_FILE: '/nonexistent/hubtier.json' }]) {
+    const bad: Array<Record<string, string>> = [{ ADMIN_TOKEN: 'short' }, { ADMIN_PORT: 'abc' }, { CONFIG_FILE: '/nonexistent/hubtier.json' }];
+    for (const env of bad) {
       const r = await run('src/doctor-cli.ts', flags, env);
       expect(r.code, JSON.stringify(env)).toBe(1);
       expect(r.stderr, JSON.stringify(env)).toMatch(/cannot reach http:\/\/127\.0\.0\.1:9/);
