@@ -10,6 +10,8 @@ import type { SessionView } from './session-index.js';
 
 /** A session as the shedder sees it: HubSession.shutdown. */
 export interface Sheddable {
+  /** `online` until told to go (a session already told, or closing, is not picked again) */
+  readonly state: string;
   shutdown(afterMs: number, resultsMs: undefined, why: 'rebalancing'): void;
 }
 
@@ -24,10 +26,10 @@ export class Shedder {
     private readonly now: () => number = Date.now,
   ) {}
 
-  /** Starts shedding `n` sessions (at most all) evenly over `overMs`; answers how many of how many. */
+  /** Starts shedding `n` sessions (at most all online) evenly over `overMs`; answers how many of how many online. */
   start(n: number, overMs: number): { shedding: number; sessions: number } {
     this.stop();
-    const all = this.sessions.list();
+    const all = this.sessions.list().filter((s) => s.state === 'online');
     const k = Math.min(n, all.length);
     // the first k of a random order (a partial Fisher–Yates)
     for (let i = 0; i < k; i++) {
