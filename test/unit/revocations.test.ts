@@ -64,6 +64,23 @@ describe('RevocationList', () => {
     expect(list.size).toBe(1);
   });
 
+  it('a storm of revocations in one second walks the entries once, not once per add', () => {
+    const list = new RevocationList(() => 1_000);
+    let walked = 0;
+    class Counting<K, V> extends Map<K, V> {
+      override *[Symbol.iterator](): MapIterator<[K, V]> {
+        for (const e of super[Symbol.iterator]()) {
+          walked++;
+          yield e;
+        }
+      }
+    }
+    (list as unknown as { byJti: Map<string, number> }).byJti = new Counting<string, number>();
+    for (let i = 0; i < 10_000; i++) list.add({ jti: `j${i}`, exp: 2_000 });
+    expect(list.size).toBe(10_000);
+    expect(walked).toBeLessThan(20_000);
+  });
+
   it('keeps at most maxEntries, the oldest added going first', () => {
     const list = new RevocationList(() => 0, 3);
     for (let i = 0; i < 5; i++) list.add({ jti: `j${i}`, exp: 10 });
