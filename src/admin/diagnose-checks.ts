@@ -2,7 +2,8 @@
  * The checks of self-diagnosis. Each verdict is a pure function of what was read (unit-tested
  * without a backend); the checks around them only read. Thresholds are written where they apply.
  */
-import { readdir, readFile, statfs } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
+import { diskSpace } from '../ports/disk-room.js';
 import type { SecretDifference } from '../auth/secret-digests.js';
 import type { DiagnoseProbes, RedisProbe } from '../ports/ports.js';
 import type { RulePoolStats } from '../rules/pool.js';
@@ -304,8 +305,8 @@ export function diagnoseChecks(ctx: DiagnoseContext): Check[] {
       name: 'data-dir',
       hintOnError: 'cannot read the data directory: check DATA_DIR and its volume mount',
       run: async () => {
-        const s = await statfs(dir);
-        return diskVerdict(dir, s.bavail * s.bsize, s.blocks * s.bsize);
+        const s = diskSpace(dir);
+        return diskVerdict(dir, s.free, s.size);
       },
     });
   }

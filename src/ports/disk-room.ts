@@ -17,7 +17,7 @@ export interface DiskRoom {
 }
 
 export function diskRoom(dir: string, files: readonly string[]): DiskRoom {
-  const free = freeBytes(dir);
+  const { free } = diskSpace(dir);
   const limit = fileSizeLimit();
   if (limit === Infinity) return { bytes: free, by: 'disk' };
   let largest = 0;
@@ -32,24 +32,29 @@ export function diskRoom(dir: string, files: readonly string[]): DiskRoom {
 }
 
 /**
- * Free bytes for an unprivileged process: blocks available × the fragment size. Node's statfs has
- * no fragment size, and its block size is the preferred I/O size, 256 times the fragment on
- * virtiofs, ZFS or CephFS (a reserve would never be met there): statvfs(3) through libc on 64-bit
- * Linux, where its layout is fixed; elsewhere Node's figure.
+ * The filesystem of `dir`: bytes free to an unprivileged process and its size, in blocks × the
+ * fragment size. Node's statfs has no fragment size, and its block size is the preferred I/O size,
+ * 256 times the fragment on virtiofs, ZFS or CephFS (a reserve would never be met there, the
+ * disk metrics and the doctor would overstate): statvfs(3) through libc on 64-bit Linux, where its
+ * layout is fixed; elsewhere Node's figures. Throws as statfs does (the directory gone).
  */
-function freeBytes(dir: string): number {
+export function diskSpace(dir: string): { free: number; size: number } {
   const vfs = statvfsCall();
   if (vfs !== null) {
     const buf = Buffer.alloc(STATVFS_SIZE);
-    if (vfs(dir, buf) === 0) return Number(buf.readBigUInt64LE(FRSIZE_AT) * buf.readBigUInt64LE(BAVAIL_AT));
+    if (vfs(dir, buf) === 0) {
+      const frsize = buf.readBigUInt64LE(FRSIZE_AT);
+      return { free: Number(frsize * buf.readBigUInt64LE(BAVAIL_AT)), size: Number(frsize * buf.readBigUInt64LE(BLOCKS_AT)) };
+    }
   }
   const fs = statfsSync(dir);
-  return fs.bavail * fs.bsize;
+  return { free: fs.bavail * fs.bsize, size: fs.blocks * fs.bsize };
 }
 
 /** struct statvfs of glibc and musl on 64-bit Linux: f_bsize, f_frsize, f_blocks, f_bfree, f_bavail… 8 bytes each, 112 in all */
 const STATVFS_SIZE = 112;
 const FRSIZE_AT = 8;
+const BLOCKS_AT = 16;
 const BAVAIL_AT = 32;
 let statvfs: ((path: string, buf: Buffer) => number) | null | undefined;
 

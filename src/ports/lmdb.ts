@@ -9,7 +9,7 @@
  * the promise resolves before the fsync, so a write that must survive a power loss awaits
  * `durable()` after it. With `sync: 'os'` the OS writes the pages when it chooses.
  */
-import { accessSync, constants, mkdirSync, rmSync, statfsSync } from 'node:fs';
+import { accessSync, constants, mkdirSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { open, type Database, type RootDatabase } from 'lmdb';
 import { checkLmdbFile } from './lmdb-file-check.js';
@@ -18,7 +18,7 @@ import { commitFailureCause, describeWriteError, errnoName, watchCommits, type C
 import { DataStoreError } from './data-store-error.js';
 import { claimDirectory, LOCK_FILE } from './dir-lock.js';
 import { exitAtOnce } from './exit-at-once.js';
-import { diskRoom } from './disk-room.js';
+import { diskRoom, diskSpace } from './disk-room.js';
 
 export { DataStoreError };
 
@@ -314,8 +314,7 @@ export function writeErrorText(err: Error, free: () => number | undefined): stri
 
 function freeBytes(path: string): number | undefined {
   try {
-    const s = statfsSync(path);
-    return s.bavail * s.bsize;
+    return diskSpace(path).free;
   } catch {
     return undefined;
   }
