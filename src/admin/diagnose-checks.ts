@@ -3,7 +3,7 @@
  * without a backend); the checks around them only read. Thresholds are written where they apply.
  */
 import { readdir, readFile } from 'node:fs/promises';
-import { diskSpace } from '../ports/disk-room.js';
+import type { DataDisk } from './disk-metrics.js';
 import type { SecretDifference } from '../auth/secret-digests.js';
 import type { DiagnoseProbes, RedisProbe } from '../ports/ports.js';
 import type { RulePoolStats } from '../rules/pool.js';
@@ -245,7 +245,7 @@ export interface DiagnoseContext {
   pool: () => RulePoolStats;
   binding: { packageName: string; native: boolean };
   /** the embedded default's DATA_DIR on disk; undefined in cluster mode or in memory */
-  dataDir: string | undefined;
+  dataDisk: DataDisk | undefined;
   maxHubSessions: number;
   /** @default 0: the node's TIER_MAX_APP_SOCKETS (set or derived) */
   maxAppSockets?: number;
@@ -299,14 +299,14 @@ export function diagnoseChecks(ctx: DiagnoseContext): Check[] {
   );
   const memory = ctx.memory;
   if (memory) checks.push({ name: 'memory', hintOnError: '', run: async () => memoryVerdict(memory.reading(), memory.shedAbove, ctx.maxHubSessions) });
-  if (ctx.dataDir !== undefined) {
-    const dir = ctx.dataDir;
+  if (ctx.dataDisk !== undefined) {
+    const disk = ctx.dataDisk;
     checks.push({
       name: 'data-dir',
       hintOnError: 'cannot read the data directory: check DATA_DIR and its volume mount',
       run: async () => {
-        const s = diskSpace(dir);
-        return diskVerdict(dir, s.free, s.size);
+        const s = disk.space();
+        return diskVerdict(disk.dir, s.free, s.size);
       },
     });
   }

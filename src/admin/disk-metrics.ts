@@ -1,25 +1,31 @@
 import { Gauge, type Registry } from 'prom-client';
-import { diskSpace } from '../ports/disk-room.js';
+
+/** The embedded default's DATA_DIR and a reading of its filesystem (the composition root's: src/ports/disk-room.ts). */
+export interface DataDisk {
+  dir: string;
+  /** bytes free to the node and the filesystem's size; throws when the directory cannot be read */
+  space(): { free: number; size: number };
+}
 
 /**
- * The embedded default's DATA_DIR filesystem, read at scrape time (disk-room.ts: one statvfs): a
+ * The embedded default's DATA_DIR filesystem, read at scrape time (one statvfs): a
  * node stops below TIER_DISK_RESERVE_MB of room, or at the first write its disk refuses (`data
  * error`, src/ports/lmdb.ts), so the space left is what an alert watches before that (HubtierDataDiskFilling). 0 and 0 in cluster mode and in memory (the
  * alert's ratio is then no number, and never fires); a read that fails (the directory's volume gone:
  * the node stops for that too) leaves the last values.
  */
-export function registerDiskMetrics(registers: Registry[], dataDir: () => string | undefined): void {
+export function registerDiskMetrics(registers: Registry[], disk: () => DataDisk | undefined): void {
   const gauge = (name: string, help: string, bytes: (s: { free: number; size: number }) => number) =>
     new Gauge({
       name,
       help,
       registers,
       collect() {
-        const dir = dataDir();
-        if (dir === undefined) return;
+        const d = disk();
+        if (d === undefined) return;
         let s: { free: number; size: number };
         try {
-          s = diskSpace(dir);
+          s = d.space();
         } catch {
           return;
         }

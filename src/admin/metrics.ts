@@ -11,7 +11,7 @@ import type { HubGatewayMetrics } from '../transport/hub-gateway.js';
 import type { HttpMetrics, HttpObserver } from '../transport/http.js';
 import type { AdmissionRefusals } from '../transport/upgrade-limits.js';
 import { registerMemoryMetrics, type MemorySources } from './memory-metrics.js';
-import { registerDiskMetrics } from './disk-metrics.js';
+import { registerDiskMetrics, type DataDisk } from './disk-metrics.js';
 import { Tally, type TallyConfig } from './tally.js';
 
 const FRAME_NAMES: Record<number, string> = Object.fromEntries(Object.entries(FrameType).map(([name, code]) => [code, name]));
@@ -57,7 +57,7 @@ export interface NodeSources extends MemorySources {
   /** this node's clock minus Redis's (seconds; cluster mode, where Redis's clock decides cron instants) */
   clockSkew?: () => Promise<number>;
   /** the embedded default's DATA_DIR on disk (not in cluster mode, nor in memory) */
-  dataDir?: string;
+  dataDisk?: DataDisk;
 }
 
 /**
@@ -179,7 +179,7 @@ export class NodeMetrics implements HubSessionMetrics, HubGatewayMetrics, AppGat
       },
     });
     registerMemoryMetrics(registers, () => self.sources);
-    registerDiskMetrics(registers, () => self.sources.dataDir);
+    registerDiskMetrics(registers, () => self.sources.dataDisk);
     let skew = 0;
     new Gauge({
       name: 'tier_clock_skew_seconds',

@@ -8,6 +8,8 @@ import { ConfigError, isClusterMode, type Config } from '../config/config.js';
 import type { Logger } from '../log/logger.js';
 import type { BackendObserver } from '../ports/ports.js';
 import type { Ports } from '../ports/ports.js';
+import { diskSpace } from '../ports/disk-room.js';
+import type { DataDisk } from '../admin/disk-metrics.js';
 import { clusterPorts, type StartHold } from './cluster-ports.js';
 import { diskPorts } from './disk-ports.js';
 import { memoryPorts } from './memory-ports.js';
@@ -16,6 +18,13 @@ import { BackendStartError } from './until-reachable.js';
 
 /** DATA_DIR that keeps the embedded default in memory (tests, throwaway demos) */
 export const MEMORY = ':memory:';
+
+/** The embedded default's data directory on disk, for the disk metrics and the doctor; undefined in cluster mode or in memory. */
+export function dataDiskOf(config: Config): DataDisk | undefined {
+  if (isClusterMode(config) || config.dataDir === MEMORY) return undefined;
+  const dir = config.dataDir;
+  return { dir, space: () => diskSpace(dir) };
+}
 
 /** `observe`: the node's metrics, told of backend calls and store batches; `hold`: see clusterPorts */
 export async function portsFor(config: Config, timers: TimerWheel, log: Logger, observe?: BackendObserver, hold?: StartHold): Promise<Ports> {

@@ -25,7 +25,7 @@ import { AccessLog } from '../log/access-log.js';
 import { addLogFields, type Logger } from '../log/logger.js';
 import { failureLog } from '../log/sampler.js';
 import type { Ports, PortsHealth } from '../ports/ports.js';
-import { MEMORY, portsFor } from './ports.js';
+import { dataDiskOf, portsFor } from './ports.js';
 import { createAutomation } from '../rules/automation.js';
 import { prometheusRuleMetrics } from '../rules/metrics.js';
 import { mountAppGateway } from '../transport/app-gateway.js';
@@ -212,8 +212,8 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
   });
   const redisClock = ports.diagnose?.redis;
   if (redisClock) metrics.attach({ clockSkew: async () => { const t = await redisClock.time(); return (t.localMs - t.serverMs) / 1000; } });
-  const dataDir = !isClusterMode(config) && config.dataDir !== MEMORY ? config.dataDir : undefined;
-  metrics.attach({ ...(dataDir !== undefined ? { dataDir } : {}), answers: pendingAnswers, admission: limits.refusals, push: ports.push, draining: () => draining, ...(memory ? { memory: memory.reading, ...(heap ? { heapReleases: heap } : {}) } : {}) });
+  const dataDisk = dataDiskOf(config);
+  metrics.attach({ ...(dataDisk !== undefined ? { dataDisk } : {}), answers: pendingAnswers, admission: limits.refusals, push: ports.push, draining: () => draining, ...(memory ? { memory: memory.reading, ...(heap ? { heapReleases: heap } : {}) } : {}) });
   mountHubGateway(app, {
     admission: new HubAdmission(ports.registry, ports.nonces, config.authSkewS, Date.now, fleet.box, isClusterMode(config) ? config.authSkewS : 0),
     limits,
@@ -333,7 +333,7 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
             ...(ports.secretRecord ? { sharedSecrets: sharedSecretsProbe(ports.secretRecord, config) } : {}),
             pool: () => automation.pool.stats(),
             binding,
-            dataDir,
+            dataDisk,
             maxHubSessions: config.maxHubSessions,
             maxAppSockets: appLimits.maxSockets,
             loop,

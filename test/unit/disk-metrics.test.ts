@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { Registry } from 'prom-client';
 import { afterEach, describe, expect, it } from 'vitest';
 import { registerDiskMetrics } from '../../src/admin/disk-metrics.js';
+import { diskSpace } from '../../src/ports/disk-room.js';
 
 const dirs: string[] = [];
 afterEach(() => {
@@ -13,7 +14,10 @@ afterEach(() => {
 
 async function values(dataDir: () => string | undefined): Promise<Record<string, number>> {
   const registry = new Registry();
-  registerDiskMetrics([registry], dataDir);
+  registerDiskMetrics([registry], () => {
+    const dir = dataDir();
+    return dir === undefined ? undefined : { dir, space: () => diskSpace(dir) };
+  });
   const metrics = await registry.getMetricsAsJSON();
   return Object.fromEntries(metrics.map((m) => [m.name, m.values[0]?.value ?? NaN]));
 }
