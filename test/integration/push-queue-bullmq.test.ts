@@ -5,7 +5,7 @@
  *   for as long as the sender's `timeoutMs` (it used to drop it after 2 s: the job stalled);
  * - a job that stalled (a worker stopped mid-delivery) is handed on, not failed, until it stalled
  *   more often than it has attempts; then it is failed, logged and counted as any failure;
- * - a job holding no valid notification (not an object, null, data that is not JSON) is failed at
+ * - a job holding no valid notification (not an object, null, data or options that are not JSON) is failed at
  *   once with the reason, never reaches the sender, and is logged once (not as a "redis error").
  * BullMQ's stalled-job check runs when a worker starts: a stall is staged in Redis (the job active,
  * unlocked and marked) before the worker opens, rather than waiting out its 30 s interval.
@@ -125,16 +125,18 @@ describe('BullMqPushQueue', () => {
     for (const [name, data] of bad) await producer.queue.add('push', data as never, { jobId: name.replace(' ', '-'), attempts: 5 });
     await raw.hset(fx.key('not-json'), 'name', 'push', 'data', '{not json', 'opts', '{"attempts":5}', 'timestamp', String(Date.now()), 'delay', '0', 'priority', '0');
     await raw.lpush(fx.key('wait'), 'not-json');
+    await raw.hset(fx.key('opts-not-json'), 'name', 'push', 'data', JSON.stringify(note()), 'opts', '{"attempts":', 'timestamp', String(Date.now()), 'delay', '0', 'priority', '0');
+    await raw.lpush(fx.key('wait'), 'opts-not-json');
     const good = await producer.enqueue(note());
     await fx.open(fx.record);
     await eventually(signal, 'every job settled', async () => {
       const s = await producer.stats();
-      return s.failed + s.delivered >= 5 ? true : undefined;
+      return s.failed + s.delivered >= 6 ? true : undefined;
     });
     // only the valid notification reached the sender
     expect(fx.delivered.map((d) => d.id)).toEqual([good.id]);
-    expect(await producer.stats()).toMatchObject({ failed: 4, delivered: 1, active: 0, waiting: 0, delayed: 0 });
-    const reasons = [...bad.map(([name, , reason]) => [name.replace(' ', '-'), `not a push notification: ${reason}`]), ['not-json', 'not a push notification: its stored data is not JSON']];
+    expect(await producer.stats()).toMatchObject({ failed: 5, delivered: 1, active: 0, waiting: 0, delayed: 0 });
+    const reasons = [...bad.map(([name, , reason]) => [name.replace(' ', '-'), `not a push notification: ${reason}`]), ...['not-json', 'opts-not-json'].map((id) => [id, 'not a push notification: its stored data or options are not JSON'])];
     for (const [id, reason] of reasons) {
       // in the failed set after one attempt, no retry
       expect(await raw.zscore(fx.key('failed'), id!), id).not.toBeNull();
@@ -142,7 +144,7 @@ describe('BullMqPushQueue', () => {
     }
     const invalid = fx.msgs('push job invalid: failed without delivery (kept as failed)');
     expect(invalid.map((l) => [l.pushId, l.err])).toEqual(expect.arrayContaining(reasons));
-    expect(invalid).toHaveLength(4);
+    expect(invalid).toHaveLength(5);
     expect(fx.failed).toEqual([]);
     expect(fx.lines.filter((l) => String(l.msg).includes('redis error'))).toEqual([]);
   });

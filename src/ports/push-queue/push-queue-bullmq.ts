@@ -1,6 +1,6 @@
 import type { CallObserver } from '../ports.js';
 import { randomUUID } from 'node:crypto';
-import { MetricsTime, Queue, UnrecoverableError, Worker, type Job, type JobJson, type JobsOptions } from 'bullmq';
+import { Job, MetricsTime, Queue, UnrecoverableError, Worker, type JobJson, type JobsOptions } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { closeRedis, connectRedis, RedisKeys } from '../redis.js';
 import { isUnreachable, TierError } from '../../errors.js';
@@ -76,7 +76,7 @@ const JOB_NAME = 'push';
  * - `close` lets the deliveries in progress finish (each ends by the sender's `timeoutMs`), then gives
  *   BullMQ CLOSE_WAIT_MS to record them (its Redis may be down) before dropping the connections: a
  *   graceful stop leaves no stalled job behind.
- * - A job that holds no valid notification (its data not JSON, or not one `validatePushNotification`
+ * - A job that holds no valid notification (its data or options not JSON, or not one `validatePushNotification`
  *   accepts: someone with Redis access, an older producer) is failed at once, without a retry or a
  *   call to the sender; logged and counted.
  * - Dead letters: jobs that used up their attempts stay in BullMQ's failed set for a week (at
@@ -149,6 +149,7 @@ export class BullMqPushQueue implements PushQueue {
         },
       },
     );
+    worker.redis = connections.worker;
     worker.on('error', (err: Error) => this.redisError('worker', err));
     worker.on('stalled', (jobId: string) => this.log.warn({ pushId: jobId }, 'push notification stalled (its worker stopped mid-delivery): queued again'));
     // after every failed attempt; only one that moved the job to failed is the notification's failure
@@ -341,7 +342,7 @@ class InvalidPushJob extends UnrecoverableError {}
 
 /** The job's notification, validated (a clean copy); throws InvalidPushJob for anything else. */
 function notificationOf(job: Job<PushNotification, void, string>, worker: PushWorker): PushNotification {
-  if (worker.unreadable.has(job)) throw new InvalidPushJob('not a push notification: its stored data is not JSON');
+  if (worker.unreadable.has(job)) throw new InvalidPushJob('not a push notification: its stored data or options are not JSON');
   try {
     return validatePushNotification(job.data);
   } catch (err) {
@@ -349,13 +350,24 @@ function notificationOf(job: Job<PushNotification, void, string>, worker: PushWo
   }
 }
 
+function parsesAsJson(text: string | undefined): boolean {
+  try {
+    JSON.parse(text || '{}');
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /**
- * BullMQ's worker, reading a job whose stored data is not JSON (written by hand, a bad restore):
+ * BullMQ's worker, reading a job whose stored data or options are not JSON (written by hand, a bad restore):
  * BullMQ's own read throws before any processor runs and leaves the job active, taken again after
  * every stalled check, forever. Here it is read with no data and marked, so the processor fails it.
  */
 class PushWorker extends Worker<PushNotification, void, string> {
   readonly unreadable = new WeakSet<Job<PushNotification, void, string>>();
+  /** commands of our own for a job BullMQ could not take (its backend keeps its client to itself) */
+  redis: Redis | undefined;
 
   protected override createJob(json: JobJson, jobId: string): Job<PushNotification, void, string> {
     try {
@@ -365,5 +377,41 @@ class PushWorker extends Worker<PushNotification, void, string> {
       this.unreadable.add(job);
       return job;
     }
+  }
+
+  /**
+   * BullMQ parses a job's stored options (and progress) as it takes the job, after its script made
+   * the job active under `token`: unreadable ones threw there and left the job active for good. The
+   * job is found by its lock, those fields reset to defaults, and it is handed on marked unreadable.
+   */
+  protected override async moveToActive(token: string, name?: string): Promise<Job<PushNotification, void, string>> {
+    try {
+      return await super.moveToActive(token, name);
+    } catch (err) {
+      if (!(err instanceof SyntaxError)) throw err;
+      const job = await this.takenUnreadable(token);
+      if (!job) throw err;
+      return job;
+    }
+  }
+
+  private async takenUnreadable(token: string): Promise<Job<PushNotification, void, string> | undefined> {
+    const client = this.redis;
+    if (!client) return undefined;
+    // the active list holds at most the workers' concurrency
+    for (const id of await client.lrange(this.keys.active!, 0, -1)) {
+      if ((await client.get(`${this.toKey(id)}:lock`)) !== token) continue;
+      const [opts, progress] = await client.hmget(this.toKey(id), 'opts', 'progress');
+      const reset: string[] = [];
+      if (!parsesAsJson(opts ?? undefined)) reset.push('opts', '{}');
+      if (!parsesAsJson(progress ?? undefined)) reset.push('progress', '0');
+      if (reset.length > 0) await client.hset(this.toKey(id), ...reset);
+      const job = await Job.fromId<PushNotification, void, string>(this, id);
+      if (!job) return undefined;
+      job.token = token;
+      this.unreadable.add(job);
+      return job;
+    }
+    return undefined;
   }
 }
