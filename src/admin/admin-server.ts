@@ -1,4 +1,6 @@
 import type { AdminTokens } from '../auth/admin-tokens.js';
+import { onlyAllowedHosts, type AdminHosts } from './admin-hosts.js';
+import { checkAdminToken, type GuessWatch } from './guess-limit.js';
 import type { NodeMetrics } from './metrics.js';
 import type { Shedder } from '../actors/shed.js';
 import type { DiagnoseReport } from './diagnose.js';
@@ -40,6 +42,10 @@ export interface AdminDeps {
   logLevel?: { adminToken: AdminTokens };
   /** serves `POST /debug/shed` behind the admin token: some of this node's hubs told to reconnect (shed.ts); absent: not served */
   shed?: { adminToken: AdminTokens; shedder: Pick<Shedder, 'start'> };
+  /** the names the port answers to (admin-hosts.ts); absent: any */
+  hosts?: AdminHosts;
+  /** wrong admin tokens by address (guess-limit.ts); absent: not limited */
+  guesses?: GuessWatch;
 }
 
 /**
@@ -50,7 +56,8 @@ export interface AdminDeps {
  * answers HEAD as it answers GET, without the body: probes and load balancers send HEAD.
  */
 export function createAdminApp(uws: UwsModule, deps: AdminDeps): TemplatedApp {
-  const app = withHead(guardApp(uws.App(), deps.log));
+  const guarded = guardApp(uws.App(), deps.log);
+  const app = withHead(deps.hosts ? onlyAllowedHosts(guarded, deps.hosts, () => deps.metrics.adminRefused.inc({ reason: 'host' })) : guarded);
   app.get('/healthz', (res) => {
     res.cork(() => noSniff(res).writeHeader('content-type', 'application/json').end('{"ok":true}'));
   });
@@ -59,6 +66,7 @@ export function createAdminApp(uws: UwsModule, deps: AdminDeps): TemplatedApp {
     res.cork(() =>
       noSniff(res.writeStatus(r.ready ? '200 OK' : '503 Service Unavailable'))
         .writeHeader('content-type', 'application/json')
+        .writeHeader('cache-control', 'no-store')
         .end(JSON.stringify({ ready: r.ready, ...r.detail })),
     );
   });
@@ -76,9 +84,9 @@ export function createAdminApp(uws: UwsModule, deps: AdminDeps): TemplatedApp {
       },
     );
   });
-  if (deps.diagnose) mountDiagnose(app, deps.diagnose, deps.log);
-  if (deps.logLevel) mountLogLevel(app, deps.logLevel.adminToken, deps.log);
-  if (deps.shed) mountShed(app, deps.shed, deps.log);
+  if (deps.diagnose) mountDiagnose(app, deps.diagnose, deps.log, deps.guesses);
+  if (deps.logLevel) mountLogLevel(app, deps.logLevel.adminToken, deps.log, deps.guesses);
+  if (deps.shed) mountShed(app, deps.shed, deps.log, deps.guesses);
   app.any('/*', (res) => {
     res.cork(() => noSniff(res.writeStatus('404 Not Found')).end());
   });
@@ -127,10 +135,20 @@ function json(res: HttpResponse, state: { aborted: boolean }, status: string, bo
   res.cork(() => noSniff(res.writeStatus(status)).writeHeader('content-type', 'application/json').writeHeader('cache-control', 'no-store').end(body));
 }
 
-/** true when the request carries the admin token; otherwise answers 401 and returns false. */
-function adminOnly(res: HttpResponse, req: HttpRequest, tokens: AdminTokens): boolean {
+/** true when the request carries the admin token; otherwise answers 401 (429 to an address past its wrong guesses) and returns false. */
+function adminOnly(res: HttpResponse, req: HttpRequest, tokens: AdminTokens, guesses: GuessWatch | undefined): boolean {
   const bearer = /^Bearer\s+(\S+)$/i.exec(req.getHeader('authorization'))?.[1];
-  if (bearer !== undefined && tokens.matches(bearer)) return true;
+  const verdict = checkAdminToken(tokens, bearer, Buffer.from(res.getRemoteAddressAsText()).toString(), 'debug', guesses);
+  if (verdict.ok) return true;
+  if (verdict.lockedMs > 0) {
+    res.cork(() =>
+      noSniff(res.writeStatus('429 Too Many Requests'))
+        .writeHeader('retry-after', String(Math.ceil(verdict.lockedMs / 1000)))
+        .writeHeader('content-type', 'application/json')
+        .end('{"ok":false,"code":"rate_limited","message":"too many wrong admin tokens from this address: try again after retry-after seconds"}'),
+    );
+    return false;
+  }
   res.cork(() =>
     noSniff(res.writeStatus('401 Unauthorized'))
       .writeHeader('www-authenticate', 'Bearer')
@@ -144,13 +162,13 @@ function adminOnly(res: HttpResponse, req: HttpRequest, tokens: AdminTokens): bo
  * `GET /debug/log-level` answers `{ level }`; `PUT` with `{"level":"debug"}` sets it for the whole
  * node (every child logger follows) and answers `{ old, level }`. Not kept across a restart.
  */
-function mountLogLevel(app: TemplatedApp, token: AdminTokens, log: Logger): void {
+function mountLogLevel(app: TemplatedApp, token: AdminTokens, log: Logger, guesses: GuessWatch | undefined): void {
   app.get('/debug/log-level', (res, req) => {
-    if (!adminOnly(res, req, token)) return;
-    res.cork(() => noSniff(res).writeHeader('content-type', 'application/json').end(JSON.stringify({ level: log.level })));
+    if (!adminOnly(res, req, token, guesses)) return;
+    res.cork(() => noSniff(res).writeHeader('content-type', 'application/json').writeHeader('cache-control', 'no-store').end(JSON.stringify({ level: log.level })));
   });
   app.put('/debug/log-level', (res, req) => {
-    if (!adminOnly(res, req, token)) return;
+    if (!adminOnly(res, req, token, guesses)) return;
     withJsonBody(res, (body, answer) => {
       const level = body?.level;
       if (!isLogLevel(level)) {
@@ -170,9 +188,9 @@ function mountLogLevel(app: TemplatedApp, token: AdminTokens, log: Logger): void
  * told to reconnect, spread over S seconds (default 60), most landing on other nodes; answers
  * `202 {ok, shedding, sessions, overS}`. For a node holding more than its share after a rolling update.
  */
-function mountShed(app: TemplatedApp, shed: NonNullable<AdminDeps['shed']>, log: Logger): void {
+function mountShed(app: TemplatedApp, shed: NonNullable<AdminDeps['shed']>, log: Logger, guesses: GuessWatch | undefined): void {
   app.post('/debug/shed', (res, req) => {
-    if (!adminOnly(res, req, shed.adminToken)) return;
+    if (!adminOnly(res, req, shed.adminToken, guesses)) return;
     withJsonBody(res, (body, answer) => {
       const hubs = body?.hubs;
       const overS = body?.overS ?? 60;
@@ -206,9 +224,9 @@ function withJsonBody(res: HttpResponse, then: (body: Record<string, unknown> | 
   );
 }
 
-function mountDiagnose(app: TemplatedApp, diagnose: NonNullable<AdminDeps['diagnose']>, log: Logger): void {
+function mountDiagnose(app: TemplatedApp, diagnose: NonNullable<AdminDeps['diagnose']>, log: Logger, guesses: GuessWatch | undefined): void {
   app.get('/debug/diagnose', (res, req) => {
-    if (!adminOnly(res, req, diagnose.adminToken)) return;
+    if (!adminOnly(res, req, diagnose.adminToken, guesses)) return;
     const state = { aborted: false };
     res.onAborted(() => {
       state.aborted = true;

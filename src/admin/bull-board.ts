@@ -29,6 +29,7 @@ import { sameBytes } from '../auth/constant-time.js';
 import { TierError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 import { noSniff, readBody } from '../transport/http.js';
+import { checkAdminToken, type GuessWatch } from './guess-limit.js';
 import type { HttpRequest, HttpResponse, TemplatedApp } from '../transport/uws.js';
 
 export interface BullBoardOptions {
@@ -47,6 +48,8 @@ export interface BullBoardOptions {
   sessionTtlS?: number;
   /** @default Date.now */
   now?: () => number;
+  /** wrong admin tokens by address (guess-limit.ts); absent: not limited */
+  guesses?: GuessWatch;
 }
 
 const COOKIE = 'tier_board';
@@ -99,15 +102,28 @@ export function mountBullBoard(app: TemplatedApp, options: BullBoardOptions): vo
     const headers = new Headers();
     req.forEach((k, v) => headers.append(k, v));
     const secure = headers.get('x-forwarded-proto') === 'https';
+    const remote = Buffer.from(res.getRemoteAddressAsText()).toString();
+    const check = (given: string | undefined) => checkAdminToken(sessions, given, remote, 'board', options.guesses);
+    const tooMany = (lockedMs: number, page: boolean) =>
+      reply(res, state, 429, page ? signInPage(basePath, 'Too many wrong tokens from this address: try again later.') : 'too many wrong admin tokens from this address\n', {
+        ...(page ? HTML : {}),
+        'retry-after': String(Math.ceil(lockedMs / 1000)),
+      });
 
     const signedIn = (location: string) => reply(res, state, 303, '', { location, 'set-cookie': `${COOKIE}=${sessions.issue()}; Path=${basePath}; Max-Age=${sessions.ttlS}; HttpOnly; SameSite=Strict${secure ? '; Secure' : ''}` });
+    if (path === `${basePath}/logout`) {
+      // the cookie is cleared in this browser (sessions are signed, not stored: a copy elsewhere lasts until its expiry)
+      if (method === 'POST') return reply(res, state, 303, '', { location: basePath, 'set-cookie': `${COOKIE}=; Path=${basePath}; Max-Age=0; HttpOnly; SameSite=Strict${secure ? '; Secure' : ''}` });
+      return reply(res, state, 200, signOutPage(basePath), HTML);
+    }
     if (path === `${basePath}/login` && method === 'POST') {
       // no origin check: Chromium sends `Origin: null` under the board's no-referrer policy, and a
       // forged sign-in would need the admin token, which signs in whoever holds it anyway
       readBody(res, LOGIN_BODY_BYTES).then(
         (buf) => {
-          const typed = new URLSearchParams(buf.toString('utf8')).get('token');
-          if (typed === null || !sessions.isToken(typed)) return reply(res, state, 401, signInPage(basePath, 'That is not the admin token.'), HTML);
+          const verdict = check(new URLSearchParams(buf.toString('utf8')).get('token') ?? undefined);
+          if (!verdict.ok && verdict.lockedMs > 0) return tooMany(verdict.lockedMs, true);
+          if (!verdict.ok) return reply(res, state, 401, signInPage(basePath, 'That is not the admin token.'), HTML);
           signedIn(basePath);
         },
         () => reply(res, state, 413, `body larger than ${LOGIN_BODY_BYTES} bytes\n`),
@@ -116,7 +132,8 @@ export function mountBullBoard(app: TemplatedApp, options: BullBoardOptions): vo
     }
     const token = query.get('token');
     if (token !== null && method === 'GET') {
-      if (!sessions.isToken(token)) return reply(res, state, 401, 'admin token refused\n');
+      const verdict = check(token);
+      if (!verdict.ok) return verdict.lockedMs > 0 ? tooMany(verdict.lockedMs, false) : reply(res, state, 401, 'admin token refused\n');
       // swap the token for a session cookie, and drop it from the address bar
       query.delete('token');
       const rest = query.toString();
@@ -124,7 +141,9 @@ export function mountBullBoard(app: TemplatedApp, options: BullBoardOptions): vo
     }
     const bearer = /^Bearer\s+(.+)$/i.exec(headers.get('authorization') ?? '')?.[1];
     const cookie = readCookie(headers.get('cookie'), COOKIE);
-    if (!(bearer !== undefined && sessions.isToken(bearer)) && !(cookie !== undefined && sessions.isValid(cookie))) {
+    const byBearer = bearer === undefined ? undefined : check(bearer);
+    if (byBearer && !byBearer.ok && byBearer.lockedMs > 0) return tooMany(byBearer.lockedMs, false);
+    if (!byBearer?.ok && !(cookie !== undefined && sessions.isValid(cookie))) {
       // a browser asking for a page is shown the sign-in form; anything else the way to authenticate
       if (method === 'GET' && (headers.get('accept') ?? '').includes('text/html')) return reply(res, state, 401, signInPage(basePath, ''), { ...HTML, 'www-authenticate': 'Bearer' });
       return reply(res, state, 401, `admin token required: sign in at ${basePath} in a browser, or send Authorization: Bearer <ADMIN_TOKEN>\n`, {
@@ -134,7 +153,8 @@ export function mountBullBoard(app: TemplatedApp, options: BullBoardOptions): vo
     if (method !== 'GET' && method !== 'HEAD' && !sameOrigin(headers)) return reply(res, state, 403, 'cross-origin request refused\n');
 
     const body = method === 'GET' || method === 'HEAD' ? Promise.resolve(null) : readBody(res, maxBodyBytes);
-    const url = `http://${headers.get('host') || 'admin'}${path}${query.size > 0 ? `?${query.toString()}` : ''}`;
+    // not the request's Host: one the URL parser refuses failed the request (the board's links come from basePath)
+    const url = `http://admin${path}${query.size > 0 ? `?${query.toString()}` : ''}`;
     body
       .then(async (buf) => {
         const response = await board.fetch(new Request(url, { method, headers, body: buf === null ? null : new Uint8Array(buf) }));
@@ -167,7 +187,7 @@ class Sessions {
     private readonly now: () => number,
   ) {}
 
-  isToken(given: string): boolean {
+  matches(given: string): boolean {
     return this.tokens.matches(given);
   }
 
@@ -201,6 +221,17 @@ function readCookie(header: string | null, name: string): string | undefined {
 /** A token is a few dozen bytes: a sign-in body past this is not one. */
 const LOGIN_BODY_BYTES = 4_096;
 const HTML = { 'content-type': 'text/html; charset=utf-8' };
+
+/** Signing out: a button, since a link cannot POST and a GET may not change anything. */
+function signOutPage(basePath: string): string {
+  return `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>hubtier queues: sign out</title><link rel="icon" href="data:,"></head>
+<body style="font-family: system-ui, sans-serif; max-width: 28rem; margin: 4rem auto">
+<h1 style="font-size: 1.3rem">hubtier queues</h1>
+<form method="post" action="${basePath}/logout"><button type="submit">Sign out of this browser</button></form>
+</body></html>
+`;
+}
 
 /** The sign-in form: no script (the CSP allows none inline), posted to the same origin only. */
 function signInPage(basePath: string, problem: string): string {

@@ -3,13 +3,16 @@ import { Authenticator } from '../auth/authenticator.js';
 import type { RevocationList } from '../auth/revocations.js';
 import type { Config } from '../config/config.js';
 import type { NodeMetrics } from '../admin/metrics.js';
+import { AdminHosts } from '../admin/admin-hosts.js';
+import { guessWatch, type GuessWatch } from '../admin/guess-limit.js';
+import type { Logger } from '../log/logger.js';
 
 /**
  * Who is calling, as the node checks it: one check of the admin token for the API, the admin port
  * and its pages (a rotation lets in the same tokens everywhere), and the user tokens' verifier.
  * What a rotation's old values still let in is counted (`tier_auth_accepted_secret_total`).
  */
-export function nodeAuth(config: Config, metrics: NodeMetrics, revoked: RevocationList, sharedNow: () => Promise<number | null>): { adminTokens: AdminTokens; auth: Authenticator } {
+export function nodeAuth(config: Config, metrics: NodeMetrics, log: Logger, revoked: RevocationList, sharedNow: () => Promise<number | null>): { adminTokens: AdminTokens; auth: Authenticator; gate: AdminGate } {
   const adminTokens = new AdminTokens(config.adminToken, config.adminTokensAccepted, () => metrics.acceptedSecret.inc({ kind: 'admin' }));
   const auth = new Authenticator(adminTokens, config.jwtSecret, {
     requireExp: config.jwtRequireExp,
@@ -21,5 +24,18 @@ export function nodeAuth(config: Config, metrics: NodeMetrics, revoked: Revocati
     jwtSecretsAccepted: config.jwtSecretsAccepted,
     onAccepted: () => metrics.acceptedSecret.inc({ kind: 'jwt' }),
   });
-  return { adminTokens, auth };
+  return { adminTokens, auth, gate: adminGate(config, metrics, log) };
+}
+
+/** What the admin port checks before its routes: the names it answers to and the wrong tokens by address. */
+export interface AdminGate {
+  hosts: AdminHosts;
+  guesses: GuessWatch;
+}
+
+export function adminGate(config: Config, metrics: NodeMetrics, log: Logger): AdminGate {
+  return {
+    hosts: new AdminHosts([config.adminHost, ...config.adminAllowedHosts]),
+    guesses: guessWatch(log, (reason) => metrics.adminRefused.inc({ reason })),
+  };
 }

@@ -121,7 +121,7 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
   const held = { sessions, close: (s: HubSession, e: CloseOrder['e']) => void s.tell({ type: 'closeOrder', data: encodeBus({ e }) }), metrics: ports.link ? prometheusFleetSyncMetrics(metrics.registry) : undefined };
   const fleet = await fleetParts(config, ports, log, metrics, commandBus, (event, epoch) => events.publish(event, epoch), held);
   await checkSealingKey(ports.registry, fleet.box, isClusterMode(config) ? 'the cluster registry (Redis)' : resolve(config.dataDir), log);
-  const { adminTokens, auth } = nodeAuth(config, metrics, fleet.revoked, () => ports.rules.sharedTime());
+  const { adminTokens, auth, gate } = nodeAuth(config, metrics, log, fleet.revoked, () => ports.rules.sharedTime());
   // every control action: stored (ports.audit) and published on `audit.events` for a SIEM
   const audit = new AuditTrail({ ...(ports.audit ? { store: ports.audit } : {}), bus: ports.bus, node: config.nodeId, log: log.child({ part: 'audit' }) });
   // the node's one hub → home lookup: the cluster registry caches it (CachingHubRegistry), the embedded one reads LMDB
@@ -298,8 +298,8 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
   const admin = createAdminApp(binding.uws, {
     metrics,
     log,
-    logLevel: { adminToken: adminTokens },
-    shed: { adminToken: adminTokens, shedder: new Shedder(sessions) },
+    ...gate, // the names the port answers to, and wrong admin tokens limited by address
+    logLevel: { adminToken: adminTokens }, shed: { adminToken: adminTokens, shedder: new Shedder(sessions) },
     // this node alone: a shared backend's outage is detail, or every pod would leave the Service at once
     readiness: () => {
       const h = health();
@@ -345,7 +345,7 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
   });
 
   // pages of the adapters (the BullMQ dashboard of a Redis push queue), behind the admin token
-  for (const mount of ports.adminPages ?? []) mount(admin, { adminToken: adminTokens, log, maxBodyBytes: config.maxBodyBytes });
+  for (const mount of ports.adminPages ?? []) mount(admin, { adminToken: adminTokens, guesses: gate.guesses, log, maxBodyBytes: config.maxBodyBytes });
   // events stored but not evaluated when the last process died: queued in each home before hubs are back
   await automation.engine.replayUnevaluated().catch((err: unknown) => log.error({ err }, 'rules: events left unevaluated by an unclean stop not replayed'));
   const main = await listen(app, config.host, config.port, config.reusePort);

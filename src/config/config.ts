@@ -19,6 +19,8 @@ export interface Config {
   adminPort: number;
   /** @default '127.0.0.1' */
   adminHost: string;
+  /** @default []: more names the admin port answers to, besides IP addresses, localhost and ADMIN_HOST (`*`: any) */
+  adminAllowedHosts: readonly string[];
   /** bearer token of the administrator, at least 24 characters; embedded default: generated (into SECRETS_FILE) when not set; cluster mode: required */
   adminToken: string;
   /** HS256 key of user JWTs, at least 32 characters; embedded default: generated (into SECRETS_FILE) when not set; cluster mode: required */
@@ -259,6 +261,13 @@ const secretList =
       .map((s: unknown) => (typeof s === 'string' ? s.trim() : s))
       .filter((s: unknown) => s !== '')
       .map((s: unknown, i: number) => secret(minChars)(s, `${key}[${i}]`));
+/** Host names comma-separated (or a JSON list in CONFIG_FILE), `*` for any. */
+const hostNames: Parser<readonly string[]> = (raw, key) =>
+  (Array.isArray(raw) ? raw : text(raw, key).split(',')).map((n: unknown, i: number) => {
+    const name = text(typeof n === 'string' ? n.trim() : n, `${key}[${i}]`);
+    if (name !== '*' && !/^[A-Za-z0-9.-]+$/.test(name)) throw new ConfigError(`${key}[${i}]: "${name}" is not a host name (letters, digits, dots and hyphens, no port)`);
+    return name;
+  });
 const secretKey: Parser<string> = (raw, key) => {
   const s = text(raw, key);
   refusePlaceholder(s, key, '`openssl rand -hex 32`');
@@ -403,6 +412,7 @@ const FIELDS: { [K in keyof Config]: Field<K> } = {
   host: { env: 'HOST', parse: text, default: '0.0.0.0' },
   adminPort: { env: 'ADMIN_PORT', parse: int(0, 65535), default: 9090 },
   adminHost: { env: 'ADMIN_HOST', parse: text, default: '127.0.0.1' },
+  adminAllowedHosts: { env: 'ADMIN_ALLOWED_HOSTS', parse: hostNames, default: [] },
   adminToken: { env: 'ADMIN_TOKEN', parse: secret(SECRET_MIN_CHARS.ADMIN_TOKEN) },
   jwtSecret: { env: 'JWT_SECRET', parse: secret(SECRET_MIN_CHARS.JWT_SECRET) },
   jwtSecretsAccepted: { env: 'JWT_SECRETS_ACCEPTED', parse: secretList(SECRET_MIN_CHARS.JWT_SECRET), default: [] },

@@ -6,6 +6,7 @@
 import type { TemplatedApp } from '../transport/uws.js';
 import type { Logger } from '../log/logger.js';
 import type { AdminTokens } from '../auth/admin-tokens.js';
+import type { GuessWatch } from '../admin/guess-limit.js';
 import type { AuditLog } from './audit/audit.js';
 import type { Bus, BusLink } from './bus/bus.js';
 import type { Directory } from './directory/directory.js';
@@ -54,7 +55,7 @@ export interface Ports {
 }
 
 /** Mounts an adapter's page on the admin port, behind the admin token. */
-export type AdminPage = (admin: TemplatedApp, context: { adminToken: AdminTokens; log: Logger; maxBodyBytes: number }) => void;
+export type AdminPage = (admin: TemplatedApp, context: { adminToken: AdminTokens; guesses?: GuessWatch; log: Logger; maxBodyBytes: number }) => void;
 
 /**
  * The backends' state. Readiness answers for this node alone: a shared backend's outage (NATS,

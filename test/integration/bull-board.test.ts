@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createAdminApp } from '../../src/admin/admin-server.js';
 import { mountBullBoard } from '../../src/admin/bull-board.js';
 import { AdminTokens } from '../../src/auth/admin-tokens.js';
+import { GuessLimit, guessWatch } from '../../src/admin/guess-limit.js';
 import { NodeMetrics } from '../../src/admin/metrics.js';
 import { RedisKeys } from '../../src/ports/redis.js';
 import { BullMqPushQueue } from '../../src/ports/push-queue/push-queue-bullmq.js';
@@ -24,6 +25,7 @@ let redis: Backend;
 let push: BullMqPushQueue;
 let socket: us_listen_socket;
 let base: string;
+let admin: ReturnType<typeof createAdminApp>;
 
 beforeAll(async () => {
   redis = await startRedis();
@@ -32,7 +34,7 @@ beforeAll(async () => {
     if (d.notification.title === 'fails') throw new Error('push service said no');
   } });
   // the admin app as the server builds it (its catch-all 404 is registered first)
-  const admin = createAdminApp(binding.uws, { metrics: new NodeMetrics(() => 0), log, readiness: () => ({ ready: true, detail: {} }) });
+  admin = createAdminApp(binding.uws, { metrics: new NodeMetrics(() => 0), log, readiness: () => ({ ready: true, detail: {} }) });
   mountBullBoard(admin, { queues: [push.queue], adminToken: new AdminTokens(TOKEN), log });
   // the board of a node in the second roll of a rotation: NEW is its token, TOKEN accepted beside it
   mountBullBoard(admin, { queues: [push.queue], adminToken: new AdminTokens(NEW, [TOKEN]), log, basePath: '/rotated' });
@@ -134,6 +136,33 @@ describe('bull-board on the admin port', () => {
     expect(api.status).toBe(200);
     // the queue's jobs hold a home's notifications: no cache keeps them
     expect(api.headers.get('cache-control')).toBe('no-store');
+  });
+
+  it('/queues/logout shows a sign-out button; its POST clears the cookie', async () => {
+    const page = await fetch(`${base}/queues/logout`);
+    expect(page.status).toBe(200);
+    expect(await page.text()).toContain('<form method="post" action="/queues/logout">');
+    const out = await fetch(`${base}/queues/logout`, { method: 'POST', redirect: 'manual' });
+    expect(out.status).toBe(303);
+    expect(out.headers.get('location')).toBe('/queues');
+    expect(out.headers.get('set-cookie')).toBe('tier_board=; Path=/queues; Max-Age=0; HttpOnly; SameSite=Strict');
+  });
+
+  it('wrong tokens past the limit lock the address out of every way in, the right token too, with 429 and Retry-After', async () => {
+    const counted: string[] = [];
+    mountBullBoard(admin, { queues: [push.queue], adminToken: new AdminTokens(TOKEN), log: createLogger('silent'), basePath: '/limited', guesses: guessWatch(createLogger('silent'), (r) => counted.push(r), new GuessLimit({ limit: 2 })) });
+    const login = (token: string) => fetch(`${base}/limited/login`, { method: 'POST', redirect: 'manual', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: `token=${encodeURIComponent(token)}` });
+    expect((await login('wrong-1')).status).toBe(401);
+    expect((await fetch(`${base}/limited?token=wrong-2`, { redirect: 'manual' })).status).toBe(401);
+    const locked = await login(TOKEN);
+    expect(locked.status).toBe(429);
+    expect(Number(locked.headers.get('retry-after'))).toBeGreaterThan(0);
+    expect(await locked.text()).toContain('Too many wrong tokens from this address');
+    expect((await fetch(`${base}/limited/api/queues`, { headers: bearer })).status).toBe(429);
+    expect((await fetch(`${base}/limited?token=${TOKEN}`, { redirect: 'manual' })).status).toBe(429);
+    expect(counted).toEqual(['token', 'token', 'locked', 'locked', 'locked']);
+    // the board without a limit is not affected
+    expect((await fetch(`${base}/queues/api/queues`, { headers: bearer })).status).toBe(200);
   });
 
   it('an action from another origin is refused; from the dashboard itself it runs', async () => {
