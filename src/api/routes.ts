@@ -1,7 +1,8 @@
 import { readFileSync } from 'node:fs';
 import type { Attrs } from '../../proto/frames.js';
 import type { Static } from '@sinclair/typebox';
-import { publishDesired, sendCommand, type CommandMetrics } from '../actors/commands.js';
+import { sendCommand, type CommandMetrics } from '../actors/commands.js';
+import { writeDesired } from '../actors/desired-write.js';
 import { DEFAULT_HUB_LIMITS, type HubLimits } from '../actors/hub-limits.js';
 import type { Bus } from '../ports/bus/bus.js';
 import type { Directory } from '../ports/directory/directory.js';
@@ -182,8 +183,7 @@ export function mountApi(app: TemplatedApp, deps: ApiDeps): void {
         checkDesiredChange(patch);
         what.detail = Object.keys(patch).join(',');
         // checked by the store in the same step as the write: concurrent writers cannot pass a limit together
-        const device = await deps.shadows.setDesired(hub.hubId, deviceId, patch, deps.hubLimits ?? DEFAULT_HUB_LIMITS);
-        publishDesired(deps.bus, hub.hubId, deviceId, device);
+        const device = await writeDesired(deps, hub.hubId, hub.homeId, deviceId, patch, deps.hubLimits ?? DEFAULT_HUB_LIMITS);
         const reply: Static<typeof DesiredReply> = { ok: true, hubId: hub.hubId, deviceId, device };
         return { status: 200, body: reply };
       });

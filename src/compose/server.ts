@@ -1,7 +1,7 @@
 import { resolve } from 'node:path';
 import { CloseCode } from '../../proto/errors.js';
 import { actorFailureLog, type ActorSystem } from '../actors/actor.js';
-import { publishDesired } from '../actors/commands.js';
+import { writeDesired } from '../actors/desired-write.js';
 import { DRAIN_RESULTS_MS, type HubSession, type HubSessionDeps } from '../actors/hub-session.js';
 import { HubErrorLog } from '../actors/hub-error-log.js';
 import type { HubLimits } from '../actors/hub-limits.js';
@@ -142,9 +142,8 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
     shadows: ports.shadows,
     homeOfHub,
     runCommand: fleet.commandTo,
-    setDesired: async (hubId, deviceId, patch) => {
-      publishDesired(ports.bus, hubId, deviceId, await ports.shadows.setDesired(hubId, deviceId, patch, hubLimits));
-    },
+    // as PUT .../desired writes it: refused and undone if the hub left the rule's home meanwhile
+    setDesired: (hubId, deviceId, patch, homeId) => writeDesired({ shadows: ports.shadows, registry: ports.registry, bus: ports.bus }, hubId, homeId, deviceId, patch, hubLimits),
     timers,
     log: log.child({ part: 'rules' }),
     nodeId: config.nodeId,

@@ -45,7 +45,7 @@ export interface ActionDeps {
   pendingRuns?: PendingRuns;
   /** a rule's commands; a `WaitingSender` re-checks the hub's home before each try after the first */
   runCommand: WaitingSender;
-  setDesired(hubId: string, deviceId: string, patch: Attrs): Promise<unknown>;
+  setDesired(hubId: string, deviceId: string, patch: Attrs, homeId: string): Promise<unknown>;
   push(notification: PushNotification): Promise<unknown>;
   /** what each home's runs may start per second (commands, a scene's each, desired changes, notifications) */
   budget: ActionBudget;
@@ -319,7 +319,7 @@ async function perform(deps: ActionDeps, homeId: string, rule: Rule, a: PlannedA
     case 'desired':
       await audited({ action: 'desired.set', hubId: a.hub, deviceId: a.device, detail: Object.keys(a.desired).join(',') }, async () => {
         await deps.scope.require(a.hub, homeId);
-        await deps.setDesired(a.hub, a.device, a.desired);
+        await deps.setDesired(a.hub, a.device, a.desired, homeId);
       });
       return;
     case 'scene':

@@ -33,7 +33,7 @@ export interface AutomationDeps {
   /** the normal command path (`sendCommand` over the bus) */
   runCommand: CommandSender;
   /** writes desired state and tells the node holding the hub (as `PUT .../desired` does) */
-  setDesired(hubId: string, deviceId: string, patch: Attrs): Promise<unknown>;
+  setDesired(hubId: string, deviceId: string, patch: Attrs, homeId: string): Promise<unknown>;
   timers: TimerWheel;
   log: Logger;
   nodeId: string;

@@ -58,7 +58,7 @@ export interface RulesEngineDeps {
   /** reported attributes of these devices, by `deviceKey(hub, device)`; unknown devices left out */
   stateOf(refs: readonly DeviceRef[]): Promise<Record<string, Attrs>>;
   runCommand: CommandSender;
-  setDesired(hubId: string, deviceId: string, patch: Attrs): Promise<unknown>;
+  setDesired(hubId: string, deviceId: string, patch: Attrs, homeId: string): Promise<unknown>;
   push(notification: PushNotification): Promise<unknown>;
   /**
    * The home a hub is provisioned in: the node's registry lookup, asked at every check (it is the

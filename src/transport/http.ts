@@ -94,7 +94,7 @@ export type RouteTable = Array<{ method: string; pattern: string }>;
 
 /**
  * Registers an async JSON handler. The wrapper keeps the uWS rules: it copies what it needs from
- * the request synchronously, starts reading the body at once with a size cap, pairs every
+ * the request synchronously, reads the body with a size cap before the handler runs, pairs every
  * response with `onAborted`, corks the write, and turns any throw into a JSON error answer, so
  * no rejected promise ever reaches uWS.
  */
@@ -146,8 +146,6 @@ function mount(app: TemplatedApp, method: Method | 'head', pattern: string, hand
       params.push(param);
     }
     const body = method === 'get' || method === 'head' || method === 'del' ? null : readBody(res, opts.maxBodyBytes);
-    // a handler may answer before reading the body (bad token): its rejection is not unhandled
-    body?.catch(() => {});
     let log: Logger | undefined;
     const call: HttpCall = {
       method: req.getMethod(),
@@ -171,8 +169,11 @@ function mount(app: TemplatedApp, method: Method | 'head', pattern: string, hand
       answer(errorReply(e));
     };
     // a sampled span is active for the handler and the answer: their lines carry its trace ids
-    if (span === undefined) run(handler, call).then(answer, failed);
-    else inSpan(span, () => run(handler, call).then(answer, failed));
+    const start = () => (span === undefined ? run(handler, call).then(answer, failed) : inSpan(span, () => run(handler, call).then(answer, failed)));
+    // the handler runs once the body is in, so its checks (the token, the hub's home) hold when it
+    // acts: a body held back for seconds had outlived a revocation, an erasure or a hub's move
+    if (body === null) start();
+    else body.then(start, start);
   });
 }
 

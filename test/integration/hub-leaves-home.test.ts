@@ -5,6 +5,7 @@
  * embedded default (one process, LMDB on disk) and a cluster (two nodes, NATS, Redis), where the
  * operator's node, the hub's and the apps' differ.
  */
+import { connect } from 'node:net';
 import { afterAll, expect, it } from 'vitest';
 import type { HubClient } from '../../load/wire/hub-client.js';
 import { AppSocket } from '../helpers/app-socket.js';
@@ -96,6 +97,54 @@ function leavingSteps(mode: 'embedded' | 'cluster', nodes: () => ServerProcess[]
     const behind = await app(home, { epoch: seen.epoch, offset: seen.offset - 1 });
     expect(behind.result).toMatchObject({ recovered: false, reason: 'too_old' });
   });
+
+  it('a request whose body is held back is judged when its body is in: not after a move, a revocation or a delete', async () => {
+    const id = `${p}-held`;
+    const [from, to] = [`${p}-held-old`, `${p}-held-new`];
+    const hub = await hubWithLamp(id, from);
+    const user = async (sub: string) => (await admin(0, 'POST', '/v1/admin/tokens', { sub, homes: [from] })).body.token as string;
+    const [mover, revoked] = [await user(`${p}-mover`), await user(`${p}-revoked`)];
+    const desired = held(at(0).httpUrl, 'PUT', `/v1/hubs/${id}/devices/lamp/desired`, mover, { desired: { on: true } });
+    const command = held(at(0).httpUrl, 'POST', `/v1/hubs/${id}/devices/lamp/commands`, revoked, { set: { on: true } });
+    const byAdmin = held(at(0).httpUrl, 'PUT', `/v1/hubs/${id}/devices/lamp/desired`, ADMIN, { desired: { level: 7 } });
+    await Promise.all([desired.sent, command.sent, byAdmin.sent]);
+    expect((await admin(0, 'POST', '/v1/admin/tokens/revoke', { sub: `${p}-revoked` })).status).toBe(200);
+    expect((await admin(0, 'POST', `/v1/admin/hubs/${id}/move`, { homeId: to })).status).toBe(200);
+    // the old home's user may no longer reach the hub; the revoked token nothing
+    expect(await desired.release()).toMatchObject({ status: 403, body: { code: 'forbidden' } });
+    expect(await command.release()).toMatchObject({ status: 401, body: { code: 'unauthorized' } });
+    expect((await hub.closed).code).toBe(4008);
+    const shadow = await admin(0, 'GET', `/v1/hubs/${id}/shadow`);
+    expect(shadow.body.devices.lamp.desired).toEqual({});
+
+    // the admin's write, its body in after the hub was deleted: refused, no shadow made again
+    expect((await admin(0, 'DELETE', `/v1/admin/hubs/${id}`)).status).toBe(200);
+    expect(await byAdmin.release()).toMatchObject({ status: 404, body: { code: 'not_found' } });
+    expect((await admin(0, 'POST', '/v1/admin/hubs', { hubId: id, homeId: to })).status).toBe(201);
+    expect((await admin(0, 'GET', `/v1/hubs/${id}/shadow`)).body.devices).toEqual({});
+  });
+}
+
+/** A request whose headers are sent now (`sent`) and whose body only at `release`, which answers with its status and JSON body. */
+function held(httpUrl: string, method: string, path: string, token: string, body: unknown) {
+  const text = JSON.stringify(body);
+  const url = new URL(httpUrl);
+  const socket = connect(Number(url.port), url.hostname);
+  let answer = '';
+  socket.on('data', (chunk: Buffer) => (answer += chunk.toString()));
+  const ended = new Promise<void>((resolve) => socket.on('close', () => resolve()));
+  const sent = new Promise<void>((resolve, reject) => {
+    socket.on('error', reject);
+    socket.on('connect', () => socket.write(`${method} ${path} HTTP/1.1\r\nhost: ${url.host}\r\nauthorization: Bearer ${token}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(text)}\r\nconnection: close\r\n\r\n`, () => resolve()));
+  });
+  return {
+    sent,
+    async release(): Promise<{ status: number; body: any }> {
+      socket.write(text);
+      await ended;
+      return { status: Number(/^HTTP\/1\.1 (\d+)/.exec(answer)?.[1]), body: JSON.parse(answer.slice(answer.indexOf('\r\n\r\n') + 4)) };
+    },
+  };
 }
 
 inBothModes('a hub leaving its home', { ADMIN_TOKEN: ADMIN, JWT_SECRET: JWT }, leavingSteps);
