@@ -117,11 +117,11 @@ export function operations(limits: { commandTimeoutMaxMs: number }): Record<stri
     'put /v1/hubs/:hubId/devices/:deviceId/desired': {
       summary: 'Set desired state (null removes a key); an online hub gets the delta at once',
       description:
-        'Held to the hub’s limits (PROTOCOL.md §1): at most 64 attributes in one change (nulls included) and on the device, strings of at most 1024 characters, 512 devices and 128 KiB of desired state per hub (the defaults). Beyond one, `422 limit_exceeded` naming the limit and the field; nothing of the change is stored. A malformed body (a value that is not a string, finite number, boolean or null; a bad attribute name) is `400 invalid_field`.',
+        'Held to the hub’s limits (PROTOCOL.md §1): at most 64 attributes in one change (nulls included) and on the device, strings of at most 1024 characters, 512 devices and 128 KiB of desired state per hub (the defaults). Beyond one, `422 limit_exceeded` naming the limit and the field; nothing of the change is stored. A malformed body (a value that is not a string, finite number, boolean or null; a bad attribute name) is `400 invalid_field`. A hub moved to another home while the change was written: `409 hub_moved`, the change undone; deleted meanwhile: `404 not_found`.',
       tag: 'hubs',
       request: { schema: DesiredRequest, bad: { desired: { level: [40] } } },
       ok: { status: 200, description: 'the device’s shadow after the change', schema: DesiredReply },
-      errors: ['not_found', 'limit_exceeded'],
+      errors: ['not_found', 'limit_exceeded', 'hub_moved'],
     },
     'post /v1/admin/hubs': {
       summary: 'Provision a hub; its secret is returned only here',
@@ -205,10 +205,11 @@ export function operations(limits: { commandTimeoutMaxMs: number }): Record<stri
     },
     'post /v1/admin/tokens/revoke': {
       summary: 'Revoke user tokens: one by `jti`, every token of a `sub` issued before a time, or a `home` taken from every token issued before a time',
-      description: 'Takes effect on every node within a second: requests with the tokens are refused (`unauthorized`) and app sockets open with them are closed (4007). With `home`, the tokens keep their other homes: requests for the home answer `forbidden`, a token left with no home is refused, and the app sockets of the tokens that named the home are closed so the app reconnects with the homes it keeps (a user removed from a shared home; a home erased).',
+      description: 'Takes effect on every node within a second: requests with the tokens are refused (`unauthorized`) and app sockets open with them are closed (4007). With `home`, the tokens keep their other homes: requests for the home answer `forbidden`, a token left with no home is refused, and the app sockets of the tokens that named the home are closed so the app reconnects with the homes it keeps (a user removed from a shared home; a home erased). At most 1,000,000 revocations are in force: past that, one that would add an entry is `422 limit_exceeded` (never is a live one dropped to make room).',
       tag: 'admin',
       request: { schema: RevokeRequest, bad: { sub: 'alice', before: '12/31/2025' }, examples: revokeExamples },
       ok: { status: 200, description: 'revoked', schema: RevokeReply },
+      errors: ['limit_exceeded'],
     },
     'get /v1/admin/tokens/revocations': {
       summary: 'The token revocations in force, the longest kept first',

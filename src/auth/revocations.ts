@@ -3,7 +3,9 @@
  * every token of a `sub` issued at or before a time (seconds: a token of that second counts), or a
  * home taken from every token issued at or before a time (the token keeps its other homes).
  * Bounded: an entry is dropped once the tokens it revokes would have expired anyway (its `exp`,
- * Unix seconds), swept as entries are added; past `maxEntries` live entries the oldest added go first.
+ * Unix seconds), swept as entries are added; a revocation that would take the live entries past
+ * `maxEntries` is refused where it is made (`room`), never made room for by dropping a live one:
+ * that would let a revoked token in again.
  */
 import type { TokenRevocation } from '../../proto/subjects.js';
 
@@ -31,8 +33,8 @@ export class RevocationList {
 
   constructor(
     private readonly nowS: () => number = () => Math.floor(Date.now() / 1000),
-    /** @default 1_000_000: live entries kept at most */
-    private readonly maxEntries = 1_000_000,
+    /** @default 1_000_000: live entries a new revocation may take the list to */
+    readonly maxEntries = 1_000_000,
   ) {}
 
   get size(): number {
@@ -51,7 +53,16 @@ export class RevocationList {
     if (r.jti !== undefined) this.byJti.set(r.jti, Math.max(r.exp, this.byJti.get(r.jti) ?? 0));
     else if (r.sub !== undefined) widen(this.bySub, r.sub, r.before ?? now, r.exp);
     else if (r.home !== undefined) widen(this.byHome, r.home, r.before ?? now, r.exp);
-    this.bound();
+  }
+
+  /** False when `r` would add an entry to a list already holding `maxEntries` live ones (one for a revoked jti, sub or home only widens its entry). */
+  room(r: TokenRevocation): boolean {
+    const now = this.nowS();
+    if (this.size < this.maxEntries) return true;
+    this.sweptAt = now;
+    this.sweep(now);
+    if (this.size < this.maxEntries) return true;
+    return r.jti !== undefined ? this.byJti.has(r.jti) : r.sub !== undefined ? this.bySub.has(r.sub) : r.home !== undefined && this.byHome.has(r.home);
   }
 
   /** True when the whole token is refused (by its `jti` or `sub`); see revokedHomes for its homes. */
@@ -83,15 +94,6 @@ export class RevocationList {
     for (const [k, exp] of this.byJti) if (exp <= now) this.byJti.delete(k);
     for (const [k, e] of this.bySub) if (e.exp <= now) this.bySub.delete(k);
     for (const [k, e] of this.byHome) if (e.exp <= now) this.byHome.delete(k);
-  }
-
-  private bound(): void {
-    while (this.size > this.maxEntries) {
-      const first = this.byJti.keys().next();
-      if (!first.done) this.byJti.delete(first.value);
-      else if (this.bySub.size > 0) this.bySub.delete(this.bySub.keys().next().value!);
-      else this.byHome.delete(this.byHome.keys().next().value!);
-    }
   }
 }
 

@@ -7,6 +7,7 @@
  * server) also the healing after an outage: notices held and sent again, and a reconcile of this
  * node's cache, revocations and hub sessions when its bus comes back (src/api/fleet-reconcile.ts).
  */
+import { TierError } from '../errors.js';
 import { subjects, type CloseOrder, type TokenRevocation } from '../../proto/subjects.js';
 import { FleetReconciler, type HeldHub } from '../api/fleet-reconcile.js';
 import { NoticeOutbox } from '../api/notice-outbox.js';
@@ -104,6 +105,9 @@ export async function fleetParts<S extends HeldHub>(config: Config, ports: Ports
   /** Stored first (for nodes that start later), then announced to every node, this one included. */
   async function revoke(r: RevokeOrder): Promise<TokenRevocation> {
     const revocation: TokenRevocation = 'jti' in r ? { jti: r.jti, exp: nowS() + MAX_TTL_S } : { ...r, exp: r.before + MAX_TTL_S };
+    if (!revoked.room(revocation)) {
+      throw new TierError('limit_exceeded', `the revocation list holds ${revoked.maxEntries} live revocations, its most: revoke by sub or home (one entry for all of a user's or home's tokens), or rotate JWT_SECRET to end every token`);
+    }
     await ports.revocations?.add(revocation);
     revoked.add(revocation);
     notices.publish(subjects.tokensRevoked, encodeBus(revocation));

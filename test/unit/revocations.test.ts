@@ -81,12 +81,23 @@ describe('RevocationList', () => {
     expect(walked).toBeLessThan(20_000);
   });
 
-  it('keeps at most maxEntries, the oldest added going first', () => {
-    const list = new RevocationList(() => 0, 3);
-    for (let i = 0; i < 5; i++) list.add({ jti: `j${i}`, exp: 10 });
-    expect(list.size).toBe(3);
-    expect(list.isRevoked({ sub: 's', jti: 'j0' })).toBe(false);
-    expect(list.isRevoked({ sub: 's', jti: 'j4' })).toBe(true);
+  it('never drops a live entry: at maxEntries a new one has no room, one that widens an entry has, expired ones make room', () => {
+    let now = 0;
+    const list = new RevocationList(() => now, 3);
+    list.add({ jti: 'j0', exp: 10 });
+    list.add({ sub: 'alice', before: 0, exp: 20 });
+    list.add({ home: 'h1', before: 0, exp: 20 });
+    expect(list.room({ jti: 'j1', exp: 30 })).toBe(false);
+    expect(list.room({ sub: 'bob', before: 0, exp: 30 })).toBe(false);
+    expect(list.room({ home: 'h2', before: 0, exp: 30 })).toBe(false);
+    expect([list.room({ jti: 'j0', exp: 30 }), list.room({ sub: 'alice', before: 1, exp: 30 }), list.room({ home: 'h1', before: 1, exp: 30 })]).toEqual([true, true, true]);
+    // added anyway (another node's notice, the store at start): kept, and every live one still refused
+    list.add({ jti: 'j1', exp: 30 });
+    expect(list.size).toBe(4);
+    expect(['j0', 'j1'].map((jti) => list.isRevoked({ sub: 's', jti }))).toEqual([true, true]);
+    now = 20;
+    expect(list.room({ jti: 'j2', exp: 30 })).toBe(true);
+    expect(list.size).toBe(1);
   });
 });
 
