@@ -93,6 +93,39 @@ describe('LmdbRuleStore across a restart', () => {
   });
 });
 
+describe('LmdbRuleStore while it runs', () => {
+  it('deletes sweep tombstones older than a day: rules created and deleted in a loop leave about a day of them, not one per delete', async () => {
+    let now = Date.UTC(2026, 0, 1);
+    const data = start();
+    const store = await LmdbRuleStore.open(data, { now: () => now });
+    const tombstones = () => {
+      const out: number[] = [];
+      for (const { key, value } of data.db<unknown>('rules').getRange({ start: ['cursor'] })) {
+        if ((key as unknown[])[0] !== 'cursor') break;
+        if (typeof value === 'object' && value !== null) out.push((value as { deletedAt: number }).deletedAt);
+      }
+      return out;
+    };
+    const churn = async (n: number) => {
+      for (let i = 0; i < n; i++) await store.deleteRule('home1', (await store.createRule('home1', cronRule(`r${i}`))).id);
+    };
+    await churn(40);
+    expect(tombstones()).toHaveLength(40);
+    const kept = await store.createRule('home1', cronRule('kept'));
+    await store.advanceCursor('home1', kept.id, now);
+    // within the day every tombstone stays (a scheduler tick racing a delete cannot revive its cursor)
+    now += 3_600_000;
+    await churn(10);
+    expect(tombstones()).toHaveLength(50);
+    now += 86_400_000;
+    await churn(10);
+    expect(tombstones().filter((t) => now - t >= 86_400_000)).toEqual([]);
+    expect(tombstones()).toHaveLength(10);
+    expect(await store.getCursor(kept.id)).not.toBeNull();
+    await store.close();
+  });
+});
+
 /** Retry timers run by hand: each request is kept with its delay, and fired by the test. */
 function manualTimers() {
   const requests: Array<{ ms: number; fn: () => void; cancelled: boolean }> = [];

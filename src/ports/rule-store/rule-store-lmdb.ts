@@ -13,6 +13,8 @@ export interface LmdbRuleStoreOptions {
 
 /** how long a deleted rule's cursor refuses a late `advanceCursor` (as the Redis store) */
 const TOMBSTONE_MS = 86_400_000;
+/** cursors a delete looks at for expired tombstones: more than the one it leaves, so they cannot pile up */
+const SWEEP_PER_DELETE = 8;
 
 type Kind = 'rule' | 'scene';
 type Key = Array<string | number>;
@@ -44,7 +46,9 @@ type Cursor = number | { deletedAt: number };
  *
  * Deleting a rule leaves a tombstone on its cursor for a day, so a scheduler tick racing the
  * delete cannot bring the cursor back (`advanceCursor` answers false, as the Redis store);
- * tombstones older than that are swept when the store opens.
+ * tombstones older than that are swept when the store opens, and while it runs by every delete,
+ * which looks at the next few cursors in turn: a home's users creating and deleting rules in a
+ * loop leave at most about a day of tombstones, not one per delete for the process's life.
  *
  * `watch` (one process only: the store belongs to one node): listeners are called after the
  * commit, once per change, in commit order; a listener that throws is skipped.
@@ -56,6 +60,8 @@ export class LmdbRuleStore implements RuleStore {
   private readonly limits: HomeItemLimits;
   private readonly listeners = new Set<(change: RuleStoreChange) => void>();
   private closed = false;
+  /** where the next delete's sweep goes on from: the cursor it stopped at */
+  private sweepFrom: Key = ['cursor'];
 
   /** The store stays the caller's: `close()` stops this adapter, not the DataStore. */
   private constructor(
@@ -288,6 +294,7 @@ export class LmdbRuleStore implements RuleStore {
         void this.db.remove(['cron', homeId, id]);
         void this.db.put(['cursor', id], { deletedAt: this.now() });
         void stats?.remove([homeId, id]);
+        this.sweepSome(SWEEP_PER_DELETE);
       }
       return true;
     });
@@ -345,10 +352,29 @@ export class LmdbRuleStore implements RuleStore {
   private async sweepTombstones(): Promise<void> {
     const now = this.now();
     await this.data.root.transaction(() => {
-      const expired = [...this.range(['cursor'])].filter(({ value }) => typeof value === 'object' && value !== null && now - (value as { deletedAt: number }).deletedAt >= TOMBSTONE_MS);
+      const expired = [...this.range(['cursor'])].filter(({ value }) => expiredTombstone(value, now));
       for (const { key } of expired) void this.db.remove(key);
     });
   }
+
+  /** The next `count` cursors after the last looked at, expired tombstones removed (inside a write transaction); past the last, from the first again. */
+  private sweepSome(count: number): void {
+    const now = this.now();
+    let seen = 0;
+    for (const { key, value } of this.db.getRange({ start: this.sweepFrom })) {
+      if (key[0] !== 'cursor') break;
+      if (seen++ === count) {
+        this.sweepFrom = key;
+        return;
+      }
+      if (expiredTombstone(value, now)) void this.db.remove(key);
+    }
+    this.sweepFrom = ['cursor'];
+  }
+}
+
+function expiredTombstone(value: unknown, now: number): boolean {
+  return typeof value === 'object' && value !== null && now - (value as { deletedAt: number }).deletedAt >= TOMBSTONE_MS;
 }
 
 /** A spec as stored data: a deep copy the caller's later changes cannot reach. */
