@@ -129,7 +129,7 @@ export async function clusterPorts(config: Config, log: Logger, observe?: Backen
   // a hung Redis keeps its connections open and ready: only an unanswered PING on the control connection tells
   const ping = new RedisPing(shared, { intervalMs: config.redisPingMs, log: log.child({ port: 'redis' }) });
   const directory = new RedisDirectory(shared, { keys, ttlMs: config.directoryTtlMs });
-  const registry = new CachingHubRegistry(new RedisHubRegistry(shared, { keys }));
+  const registry = new CachingHubRegistry(new RedisHubRegistry(shared, { keys }), undefined, undefined, undefined, undefined, () => ping.answering);
   const nonces = new RedisNonceStore(shared, { keys });
   // rule writes are rare: on the control connection; the store opens its own subscriber for `watch`
   const rules = new RedisRuleStore(shared, { log: log.child({ port: 'rules' }), keys, limits: homeLimits(config) });

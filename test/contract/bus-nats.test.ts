@@ -109,6 +109,22 @@ describe('NatsBus', () => {
     await until('the responder answers again', () => answers(b, `${p}.echo`, 're'));
   });
 
+  it('a flush to a hung server the client still counts as connected fails unavailable after 2 s, not at its stale check', async () => {
+    // pings far apart: the client keeps the hung connection for the whole test
+    const b = await NatsBus.connect(nats.url, { name: 'test', log: capture().log, reconnectTimeWaitMs: 50, pingIntervalMs: BEYOND_TEST_MS });
+    opened.push(b);
+    await b.flush();
+    nats.pause();
+    try {
+      const flushed = b.flush();
+      await expect(flushed).rejects.toMatchObject({ code: 'unavailable', temporary: true });
+      expect(b.connected).toBe(true);
+    } finally {
+      nats.resume();
+    }
+    await b.flush();
+  });
+
   it('drops and counts what is published while disconnected; publishing works again after the reconnect', async () => {
     const { log, messages } = capture();
     const b = await bus(log);

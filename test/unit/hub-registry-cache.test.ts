@@ -36,6 +36,40 @@ describe('CachingHubRegistry', () => {
     await expect(cache.lookup('h2')).rejects.toThrow('ECONNREFUSED'); // never seen
   });
 
+  it('while Redis is reported not answering, a stale entry is answered at once (no read waited on), refreshed by one read per hub behind it', async () => {
+    let now = 0;
+    let answering = true;
+    const inner = new FlakyRegistry();
+    await inner.create(record('h1'));
+    // a hung Redis: reads never answer until it resumes
+    let resume: () => void = () => {};
+    const hung = new Promise<void>((r) => (resume = r));
+    const lookup = inner.lookup.bind(inner);
+    let lookups = 0;
+    inner.lookup = async (hubId) => {
+      lookups++;
+      if (!answering) await hung;
+      return lookup(hubId);
+    };
+    const cache = new CachingHubRegistry(inner, 1_000, 60_000, 100, () => now, () => answering);
+    await cache.lookup('h1');
+    answering = false;
+    now = 5_000;
+    const answers = await Promise.all([cache.lookup('h1'), cache.lookup('h1'), cache.lookup('h1')]);
+    expect(answers.map((a) => a?.homeId)).toEqual(['home', 'home', 'home']);
+    expect(lookups).toBe(2); // one refresh in flight, not one per lookup
+    // an id never seen, or one too old to trust, still waits for the registry
+    now = 70_000;
+    let settled = false;
+    const old = cache.lookup('h1').finally(() => (settled = true));
+    await new Promise((r) => setImmediate(r));
+    expect(settled).toBe(false);
+    await inner.update('h1', { homeId: 'home-2' });
+    answering = true;
+    resume();
+    expect((await old)?.homeId).toBe('home-2');
+  });
+
   it('reads the registry on every get (the handshake check) and keeps the record for lookups, without its secrets', async () => {
     let now = 0;
     const inner = new FlakyRegistry();

@@ -32,6 +32,9 @@ export interface NatsBusStatus {
   dropped: number;
 }
 
+/** how long a flush waits for the server's answer (ms): the time every Redis call gets */
+const FLUSH_TIMEOUT_MS = 2_000;
+
 export interface NatsBusOptions {
   /** client name shown by the server's monitoring (`connz`), e.g. the node id */
   name: string;
@@ -196,7 +199,19 @@ export class NatsBus implements Bus, BusLink {
   async flush(): Promise<void> {
     if (this.isClosed()) return;
     if (this.state === 'reconnecting') throw new TierError('unavailable', 'bus disconnected: cannot flush');
-    await this.nc.flush();
+    // a hung server keeps the connection up until two pings go unanswered: a handshake waited ~10 s, then failed `internal`
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new TierError('unavailable', `bus server did not answer a flush within ${FLUSH_TIMEOUT_MS} ms`)), FLUSH_TIMEOUT_MS);
+    });
+    try {
+      await Promise.race([this.nc.flush(), late]);
+    } catch (err) {
+      if (err instanceof TierError) throw err;
+      throw new TierError('unavailable', `bus flush failed: ${(err as Error).message}`, { cause: err });
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   /** Drains (delivers what is in flight, sends what is buffered), closing hard after `drainTimeoutMs`. */

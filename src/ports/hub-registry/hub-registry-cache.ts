@@ -77,6 +77,8 @@ export class CachingHubRegistry implements HubRegistry {
     private readonly maxEntries = 100_000,
     /** @default monotonicMs: on the wall clock, a step back kept a disabled hub's entry valid until it caught up */
     private readonly now: () => number = monotonicMs,
+    /** false while the registry's Redis is reported not answering (its PING): a stale entry is answered at once */
+    private readonly answering: () => boolean = () => true,
   ) {}
 
   get inTurn(): boolean {
@@ -110,12 +112,24 @@ export class CachingHubRegistry implements HubRegistry {
     // unknown ids are re-checked sooner: a hub provisioned on another node shows up within a second
     const ttl = hit?.homeId === undefined ? Math.min(1_000, this.ttlMs) : this.ttlMs;
     if (hit && now - hit.at < ttl) return hit.info();
+    const usable = hit !== undefined && hit.homeId !== undefined && now - hit.at < this.staleMs;
+    if (usable && !this.answering()) {
+      // a hung Redis: every read would wait its 2 s timeout before the stale answer (twice for an
+      // app's command: its commands missed their timeouts); one read per hub refreshes behind it
+      if (!this.reading.has(hubId)) this.read(hubId, hit, now).catch(() => {});
+      return hit.info();
+    }
+    return this.read(hubId, usable ? hit : undefined, now);
+  }
+
+  /** The registry's answer, kept unless the hub changed meanwhile; `stale` answered when the read fails. */
+  private async read(hubId: string, stale: Entry | undefined, now: number): Promise<HubInfo | null> {
     let record: HubInfo | null;
     const read = this.beginRead(hubId);
     try {
       record = await this.inner.lookup(hubId);
     } catch (err) {
-      if (hit && hit.homeId !== undefined && now - hit.at < this.staleMs) return hit.info();
+      if (stale) return stale.info();
       throw err;
     } finally {
       this.endRead(hubId);
