@@ -63,18 +63,13 @@ if not e then e = ARGV[1]; redis.call('HSET', KEYS[2], 'e', e); redis.call('PEXP
  * the meta hash; see HistoryPosition): only for a home with an epoch, where an app may hold a position.
  * With the services' stream (`events`, a Lua variable: nil without one), a `lost` entry goes there
  * too: those events have no offset, so a service would see no gap where they are missing.
- * `newEpoch` (a late append's note): the home's next events take a new epoch, offsets going on. The
- * node that sent a late append may be dead (killed while Redis hung), its events published by
- * nobody, while its shadow writes, queued on the same Redis, landed and acknowledged the reports:
- * only an epoch change tells the apps that stayed subscribed to reload.
  */
-const LOST = (meta: string, home: string, maxLen: string, newEpoch?: string) => `if redis.call('HEXISTS', ${meta}, 'e') == 1 then
+const LOST = (meta: string, home: string, maxLen: string) => `if redis.call('HEXISTS', ${meta}, 'e') == 1 then
   local lo = redis.call('HGET', ${meta}, 'o') or '0'
   -- noted once per offset: a hung Redis resumed runs every late call at once (76 equal entries in 3 ms)
   if redis.call('HGET', ${meta}, 'l') ~= lo then
     redis.call('HSET', ${meta}, 'l', lo)
     if events then redis.call('XADD', events, 'MAXLEN', '~', ${maxLen}, '*', 'home', ${home}, 'epoch', redis.call('HGET', ${meta}, 'e'), 'offset', lo, 'lost', '1') end
-    ${newEpoch === undefined ? '' : `redis.call('HSET', ${meta}, 'e', ${newEpoch})`}
   end
 end`;
 
@@ -104,7 +99,7 @@ if deadline > 0 and now > deadline then
   for i = 1, homes do
     local home, k = ARGV[a], tonumber(ARGV[a + 3])
     a = a + 4 + 3 * k
-    ${LOST('KEYS[2 * i + 2]', 'home', 'ARGV[4]', 'ARGV[1]')}
+    ${LOST('KEYS[2 * i + 2]', 'home', 'ARGV[4]')}
   end
   return {now}
 end
@@ -224,8 +219,7 @@ ${LOST('KEYS[1]', 'ARGV[1]', 'ARGV[2]')}`);
  * That call touches several homes' keys and the services' stream: it needs one Redis (standalone or
  * a single primary), not Redis Cluster. A call that reaches Redis `lateMs` after it was sent (a hung
  * Redis, resumed) stores nothing and is refused (`NotedLostError`): its events go out without a
- * position, and the same call notes the homes' events lost (`noteLost`, `HistoryPosition.lost`)
- * and starts a new epoch for each of its homes (see LOST: its sender may be dead).
+ * position, and the same call notes the homes' events lost (`noteLost`, `HistoryPosition.lost`).
  * With `nodeId`, the same call carries the node's rules marks (history-redis-marks.ts).
  */
 export class RedisEventHistory implements EventHistory {
