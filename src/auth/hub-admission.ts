@@ -3,6 +3,7 @@ import type { HubRecord, HubRegistry, NonceStore } from '../ports/hub-registry/h
 import { AuthError } from '../errors.js';
 import { isValidId } from '../../proto/subjects.js';
 import type { SecretBox } from './secret-box.js';
+import type { HelloRate } from './hello-rate.js';
 
 /**
  * Decides whether a hub may open a session, before the WebSocket upgrade completes: the hub is
@@ -12,7 +13,7 @@ import type { SecretBox } from './secret-box.js';
  * and a second, plus `spreadS` where several nodes share the store; on the wall and the monotonic
  * clock: a step of the wall clock forgets none). Stored secrets are sealed: `box` opens them (without a box
  * they are taken as stored). The nonce is claimed only after the signature verifies, so forged
- * attempts cannot burn nonces.
+ * attempts cannot burn nonces, and after the hub's own handshake rate (`rate`).
  */
 export class HubAdmission {
   constructor(
@@ -26,6 +27,8 @@ export class HubAdmission {
      * admits a hello that much longer, so its nonce is kept that much longer; 0 with one node
      */
     private readonly spreadS = 0,
+    /** handshakes per hub (hello-rate.ts); absent: not limited */
+    private readonly rate?: HelloRate,
   ) {}
 
   /** True when `admit` settles in its caller's turn: both stores say they answer in it (`inTurn`). */
@@ -40,6 +43,8 @@ export class HubAdmission {
     // whole seconds on both sides, as the hub counts them: else now − skew is refused while now + skew passes
     const skew = Math.abs(Math.floor(this.now() / 1000) - c.ts);
     if (skew > this.skewS) throw new AuthError('stale_timestamp', `timestamp is ${skew} s away from the server clock (allowed ${this.skewS} s)`);
+    // before the nonce is stored: a hub over its rate leaves nothing behind
+    if (this.rate && !this.rate.take(c.hubId)) throw new AuthError('rate_limited', 'this hub connects more often than the node allows (TIER_HUB_HELLOS_PER_MIN): retry after Retry-After');
     // a hello at ts = now + skew is admitted until the end of second ts + skew, up to 2 × skew + 1 s
     // after this claim: kept only 2 × skew, it could be replayed in that last second (until 2026-12-06)
     if (!(await this.nonces.claim(`${c.hubId}:${c.nonce}`, (this.skewS * 2 + 1 + this.spreadS) * 1000))) throw new AuthError('nonce_reused');

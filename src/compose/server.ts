@@ -12,6 +12,7 @@ import { Interner } from '../actors/intern.js';
 import { AttrShapes } from '../actors/attr-shapes.js';
 import { TimerWheel } from '../actors/timer-wheel.js';
 import { createAdminApp, notReadyReasons } from '../admin/admin-server.js';
+import { HelloRate } from '../auth/hello-rate.js';
 import { Shedder } from '../actors/shed.js';
 import { runChecks } from '../admin/diagnose.js';
 import { diagnoseChecks, fdVerdict } from '../admin/diagnose-checks.js';
@@ -214,7 +215,7 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
   const dataDisk = dataDiskOf(config);
   metrics.attach({ ...(dataDisk !== undefined ? { dataDisk } : {}), answers: pendingAnswers, admission: limits.refusals, push: ports.push, draining: () => draining, ...(memory ? { memory: memory.reading, ...(heap ? { heapReleases: heap } : {}) } : {}) });
   mountHubGateway(app, {
-    admission: new HubAdmission(ports.registry, ports.nonces, config.authSkewS, Date.now, fleet.box, isClusterMode(config) ? config.authSkewS : 0),
+    admission: new HubAdmission(ports.registry, ports.nonces, config.authSkewS, Date.now, fleet.box, isClusterMode(config) ? config.authSkewS : 0, HelloRate.perMinute(config.hubHellosPerMin)),
     limits,
     sessions: hubDeps,
     log,

@@ -120,6 +120,8 @@ export interface Config {
   parallelGc: boolean;
   /** @default 19_000: hub sockets a node holds at most (the open-file limit here is 20,000) */
   maxHubSessions: number;
+  /** @default 10: handshakes one hub may make a minute on a node (a burst of as many, refilled evenly); 0: any */
+  hubHellosPerMin: number;
   /**
    * App sockets a node holds at most; unset: what the open-file limit leaves beside the hub
    * sessions and 500 of the node's own files (at least 64; 10,000 where the limit cannot be read)
@@ -463,6 +465,7 @@ const FIELDS: { [K in keyof Config]: Field<K> } = {
   mallocTrimMs: { env: 'TIER_MALLOC_TRIM_MS', parse: int(0, 3_600_000), default: 10_000 },
   parallelGc: { env: 'TIER_PARALLEL_GC', parse: bool, default: true },
   maxHubSessions: { env: 'TIER_MAX_HUB_SESSIONS', parse: int(1, 10_000_000), default: 19_000 },
+  hubHellosPerMin: { env: 'TIER_HUB_HELLOS_PER_MIN', parse: int(0, 60_000), default: 10 },
   maxAppSockets: { env: 'TIER_MAX_APP_SOCKETS', parse: int(1, 10_000_000) },
   maxAppSocketsPerUser: { env: 'TIER_MAX_APP_SOCKETS_PER_USER', parse: int(1, 1_000_000), default: 32 },
   maxPendingUpgrades: { env: 'TIER_MAX_PENDING_UPGRADES', parse: int(1, 1_000_000), default: 1_000 },

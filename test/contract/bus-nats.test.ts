@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -116,6 +117,8 @@ describe('NatsBus', () => {
     await b.flush();
     nats.pause();
     try {
+      // SIGSTOP lands a moment later: the server may still answer a flush sent at once
+      await until('the server is stopped', () => readFileSync(`/proc/${nats.pid}/stat`, 'utf8').split(') ')[1]?.startsWith('T') === true);
       const flushed = b.flush();
       await expect(flushed).rejects.toMatchObject({ code: 'unavailable', temporary: true });
       expect(b.connected).toBe(true);

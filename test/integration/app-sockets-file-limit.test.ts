@@ -49,7 +49,7 @@ async function keptConnection(port: number): Promise<{ get: (path: string) => Pr
           }
         };
         s.on('data', onData);
-        s.write(`GET ${path} HTTP/1.1\r\nHost: x\r\n\r\n`);
+        s.write(`GET ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n`);
       }),
     close: () => s.destroy(),
   };

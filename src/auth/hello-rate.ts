@@ -1,0 +1,58 @@
+/**
+ * Handshakes per hub: a bucket of `burst` hellos refilled one per `everyMs`, taken after the
+ * signature verifies and before the nonce is claimed. One hub's credentials (its owner can read
+ * them out of the device) could otherwise connect at the node's whole connect rate: every real
+ * hub's handshakes crowded out, and a nonce stored per hello for ten minutes (millions on disk).
+ * Buckets full again are forgotten, so the map holds only hubs that connected lately.
+ */
+export interface HelloRateOptions {
+  /** @default 10 */
+  burst?: number;
+  /** @default 6_000 (ms): ten hellos a minute, sustained */
+  everyMs?: number;
+  now?: () => number;
+}
+
+export class HelloRate {
+  private readonly buckets = new Map<string, { tokens: number; at: number }>();
+  private readonly burst: number;
+  private readonly everyMs: number;
+  private readonly now: () => number;
+  private sweptAt = 0;
+
+  constructor(options: HelloRateOptions = {}) {
+    this.burst = options.burst ?? 10;
+    this.everyMs = options.everyMs ?? 6_000;
+    this.now = options.now ?? Date.now;
+  }
+
+  /** `perMin` handshakes a minute, a burst of as many; 0: none (no limit) */
+  static perMinute(perMin: number): HelloRate | undefined {
+    return perMin === 0 ? undefined : new HelloRate({ burst: perMin, everyMs: 60_000 / perMin });
+  }
+
+  /** True when the hub may open a session now (a hello taken from its bucket). */
+  take(hubId: string): boolean {
+    const now = this.now();
+    if (now - this.sweptAt >= this.fullAfterMs()) this.sweep(now);
+    const b = this.buckets.get(hubId);
+    const tokens = b === undefined ? this.burst : Math.min(this.burst, b.tokens + (now - b.at) / this.everyMs);
+    if (tokens < 1) return false;
+    this.buckets.set(hubId, { tokens: tokens - 1, at: now });
+    return true;
+  }
+
+  get size(): number {
+    return this.buckets.size;
+  }
+
+  private fullAfterMs(): number {
+    return this.burst * this.everyMs;
+  }
+
+  /** Forgets the buckets that are full again: once per refill time, not per hello. */
+  private sweep(now: number): void {
+    this.sweptAt = now;
+    for (const [hubId, b] of this.buckets) if (b.tokens + (now - b.at) / this.everyMs >= this.burst) this.buckets.delete(hubId);
+  }
+}

@@ -1,0 +1,48 @@
+/**
+ * Handshakes per hub (TIER_HUB_HELLOS_PER_MIN): a burst, then one per refill; counted only once the
+ * signature verifies (a forger spends nothing of a hub's rate) and before the nonce is stored (a hub
+ * over its rate leaves no nonce); other hubs unaffected; the buckets of quiet hubs forgotten.
+ */
+import { describe, expect, it } from 'vitest';
+import { HelloRate } from '../../src/auth/hello-rate.js';
+import { HubAdmission } from '../../src/auth/hub-admission.js';
+import { hubCredentials } from '../../src/auth/hub-signature.js';
+import { MemoryHubRegistry, MemoryNonceStore } from '../../src/ports/hub-registry/hub-registry-memory.js';
+
+describe('HelloRate', () => {
+  it('a burst, then one per refill; each hub its own; full buckets forgotten', () => {
+    let now = 0;
+    const rate = new HelloRate({ burst: 3, everyMs: 1_000, now: () => now });
+    expect([1, 2, 3, 4].map(() => rate.take('a'))).toEqual([true, true, true, false]);
+    expect(rate.take('b')).toBe(true);
+    now = 999;
+    expect(rate.take('a')).toBe(false);
+    now = 1_000;
+    expect([rate.take('a'), rate.take('a')]).toEqual([true, false]);
+    expect(HelloRate.perMinute(0)).toBeUndefined();
+    now = 10_000;
+    rate.take('c');
+    expect(rate.size).toBe(1);
+  });
+});
+
+describe('HubAdmission with a hello rate', () => {
+  it('refuses rate_limited past the rate, storing no nonce; a forged hello spends nothing of it', async () => {
+    const now = 1_700_000_000_000;
+    const registry = new MemoryHubRegistry();
+    for (const hubId of ['r-hub', 'r-other']) await registry.create({ hubId, homeId: 'r-home', model: undefined, secret: `${hubId}-secret`, enabled: true, createdAt: 1 });
+    const nonces = new MemoryNonceStore(() => now);
+    const claimed: string[] = [];
+    const claim = nonces.claim.bind(nonces);
+    nonces.claim = (key, ttlMs) => (claimed.push(key), claim(key, ttlMs));
+    const admission = new HubAdmission(registry, nonces, 300, () => now, undefined, 0, new HelloRate({ burst: 2, everyMs: 60_000, now: () => now }));
+    const outcome = (c: ReturnType<typeof hubCredentials>) => admission.admit(c).then(() => 'admitted', (err: { code: string }) => err.code);
+    expect(await outcome({ ...hubCredentials('r-hub', 'r-hub-secret', now), signature: '0'.repeat(64) })).toBe('bad_signature');
+    expect(await outcome(hubCredentials('r-hub', 'r-hub-secret', now))).toBe('admitted');
+    expect(await outcome(hubCredentials('r-hub', 'r-hub-secret', now))).toBe('admitted');
+    expect(claimed).toHaveLength(2);
+    expect(await outcome(hubCredentials('r-hub', 'r-hub-secret', now))).toBe('rate_limited');
+    expect(claimed).toHaveLength(2);
+    expect(await outcome(hubCredentials('r-other', 'r-other-secret', now))).toBe('admitted');
+  });
+});
