@@ -241,6 +241,8 @@ export class NodeMetrics implements HubSessionMetrics, HubGatewayMetrics, AppGat
     const self = this;
     let last: PushQueueStats | null = null;
     const read = async (): Promise<PushQueueStats | null> => {
+      // Redis reported down or hung: each scrape waited the call's 2 s timeout for nothing
+      if (self.readBackends?.().redis === false) return last;
       try {
         last = (await self.sources.push?.stats()) ?? null;
       } catch {
