@@ -60,6 +60,12 @@ export interface HubSessionDeps {
    * event is acknowledged only then, since the shadow does not hold it. Absent: at once
    */
   readonly eventsDurable?: (homeId: string) => Promise<void>;
+  /**
+   * a report's state is written to the shadow store only once `eventsDurable` resolves (cluster
+   * mode: the store is shared, and a write queued on Redis lands even if this node dies before its
+   * event is published); else at once, beside the event
+   */
+  readonly stateAfterEvents?: boolean;
   /** whether this node's rules may trigger on `event`; asked only while tracing is on, to trace the step that published it */
   readonly rulesListen?: (event: AppEventMessage) => boolean;
   /** the node's index of live sessions: a session claims its hub there when online, releases it when closed */

@@ -14,10 +14,12 @@ import { inSpan } from '../trace/active-span.js';
 import { startActorStep } from '../trace/actor-step.js';
 import { endSpan, SpanKind, tracing, type Span, type Tracing } from '../trace/tracing.js';
 import {
+  copyAttrs,
   desiredDelta,
   mergeAttrs,
   reportedSide,
   type CursorListener,
+  type DeviceShadow,
   type HubShadow,
   type SeqCursor,
 } from '../ports/shadow-store/shadow-store.js';
@@ -237,7 +239,7 @@ export class HubReports implements CursorListener, Packable {
    * `from`: the first sequence number of a report that absorbed later ones (see the mailbox's
    * overflow); `queued`: when it entered the mailbox (tracing on).
    */
-  report(frame: ReportFrame, from?: number, queued?: number): void {
+  report(frame: ReportFrame, from?: number, queued?: number): void | Promise<void> {
     // a coalesced report spans from..s; re-applying its older part is harmless (same values)
     if (!this.accept(frame.s, from)) return;
     const table = this.reported; // read once: each read tells the packer
@@ -259,6 +261,8 @@ export class HubReports implements CursorListener, Packable {
     const { hubId, homeId, epoch } = this.host;
     const now = Date.now();
     let step: Span | undefined;
+    // shared stores (cluster mode): written once the events are in the history, see below
+    const later = this.deps.stateAfterEvents === true && this.deps.eventsDurable ? new Map<string, DeviceShadow>() : undefined;
     for (const deviceId in frame.r) {
       const patch = frame.r[deviceId]!;
       // a device not known whose patch sets nothing is not stored: the cache must not hold it either
@@ -272,13 +276,23 @@ export class HubReports implements CursorListener, Packable {
       const prev: Attrs = {};
       if (!mergeAttrs(reported, attrs, prev)) continue;
       const version = nextReportedVersion(reported);
-      this.deps.shadows.writeReported(hubId, deviceId, reportedSide(reported, version, now), epoch);
+      if (later) later.set(deviceId, reportedSide(copyAttrs(reported), version, now));
+      else this.deps.shadows.writeReported(hubId, deviceId, reportedSide(reported, version, now), epoch);
       const event: AppEventMessage = { op: 'evt', kind: 'state', home: homeId, hub: hubId, device: deviceId, attrs, version, ts: frame.ts ?? now, prev };
       if (tracing === null) this.deps.publishEvent(event, this.host.epoch);
       else step = this.publishTraced(tracing, event, 'report', step, queued);
     }
     if (step) endSpan(step);
-    this.acknowledge(frame.s);
+    if (later === undefined || later.size === 0) return this.acknowledge(frame.s);
+    // the state goes to the shared store only after its events are appended (or published without
+    // a position): a node killed while Redis hung had its queued shadow writes land on resume and
+    // acknowledge reports whose events nobody published; now such a report is not stored, and the
+    // hub resends it to the node it reconnects to. The session's next frames wait, as for events.
+    const write = () => {
+      for (const [deviceId, side] of later) this.deps.shadows.writeReported(hubId, deviceId, side, epoch);
+      this.acknowledge(frame.s);
+    };
+    return this.deps.eventsDurable!(homeId).then(write, write);
   }
 
   /** A device the hub has not told of before: nothing reported, version 0. */

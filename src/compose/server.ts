@@ -180,7 +180,7 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
     rateBurst: config.hubRateBurst,
     limits: hubLimits,
     publishEvent,
-    eventsDurable: (homeId) => events.durable(homeId),
+    eventsDurable: (homeId) => events.durable(homeId), stateAfterEvents: isClusterMode(config),
     // asked only while tracing is on: a report the rules may trigger on is traced from the hub
     rulesListen: (event) => automation.engine.listens(event),
     sessions,

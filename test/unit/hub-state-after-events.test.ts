@@ -1,0 +1,72 @@
+/**
+ * Cluster mode (`stateAfterEvents`): a report's state goes to the shared shadow store only once its
+ * events are in the home's history (or were published without a position), then the report is
+ * acknowledged. A node killed while Redis hung had its queued shadow write land on resume and
+ * acknowledge a report whose event nobody published (an outage review, 2026-12-06): apps that
+ * stayed subscribed kept the old value. Written before its event settles, no write is left behind.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { FrameType, type ServerToHubFrame } from '../../proto/frames.js';
+import { HubSession, type HubLink, type HubSessionDeps } from '../../src/actors/hub-session.js';
+import { TimerWheel } from '../../src/actors/timer-wheel.js';
+import { decodeHubFrame, decodeServerFrame, encodeValue } from '../../src/protocol/codec.js';
+import { eventually } from '../helpers/eventually.js';
+import { hubSessionDeps } from '../helpers/hub-session-deps.js';
+
+class RecordingLink implements HubLink {
+  readonly frames: ServerToHubFrame[] = [];
+  send(bytes: Uint8Array): boolean {
+    this.frames.push(decodeServerFrame(bytes));
+    return true;
+  }
+  close(): void {}
+  acks(): number[] {
+    return this.frames.flatMap((f) => (f.t === FrameType.ack ? [f.s] : []));
+  }
+}
+
+const wheels: TimerWheel[] = [];
+afterEach(() => wheels.splice(0).forEach((w) => w.close()));
+const settle = () => new Promise((r) => setImmediate(r));
+
+/** A session whose home's events settle only when the test says so. */
+function session(overrides: Partial<HubSessionDeps>) {
+  const wheel = new TimerWheel();
+  wheels.push(wheel);
+  let settleEvents: () => void = () => {};
+  let durable = Promise.resolve();
+  const hold = () => (durable = new Promise<void>((r) => (settleEvents = r)));
+  const deps = hubSessionDeps(wheel, { eventsDurable: () => durable, ...overrides });
+  const link = new RecordingLink();
+  const s = new HubSession('hub-1', 'home-1', link, deps);
+  return { deps, link, hold, settle: () => settleEvents(), frame: (f: object) => s.receiveFrame(decodeHubFrame(encodeValue(f))) };
+}
+
+describe('a report in cluster mode', () => {
+  it('is written and acknowledged only once its event settled; the next frame waits for it', async () => {
+    const { deps, link, hold, settle: settleEvents, frame } = session({ stateAfterEvents: true });
+    frame({ t: FrameType.hello, v: 1, b: 'boot' });
+    await eventually(AbortSignal.timeout(10_000), 'online', async () => (link.frames.some((f) => f.t === FrameType.welcome) ? true : undefined));
+    hold();
+    frame({ t: FrameType.report, s: 1, r: { door: { open: true } } });
+    frame({ t: FrameType.report, s: 2, r: { door: { open: false } } });
+    for (let i = 0; i < 5; i++) await settle();
+    await deps.shadows.flush();
+    // the event is out (to the history), the state is not in the store, nothing acknowledged
+    expect((await deps.shadows.load('hub-1')).door).toBeUndefined();
+    expect(link.acks()).toEqual([]);
+    settleEvents();
+    await eventually(AbortSignal.timeout(10_000), 'both acknowledged', async () => (link.acks().includes(2) ? true : undefined));
+    expect((await deps.shadows.load('hub-1')).door?.reported).toEqual({ open: false });
+  });
+
+  it('in the embedded default the state is written at once, beside its event', async () => {
+    const { deps, link, hold, frame } = session({});
+    frame({ t: FrameType.hello, v: 1, b: 'boot' });
+    await eventually(AbortSignal.timeout(10_000), 'online', async () => (link.frames.some((f) => f.t === FrameType.welcome) ? true : undefined));
+    hold();
+    frame({ t: FrameType.report, s: 1, r: { door: { open: true } } });
+    await eventually(AbortSignal.timeout(10_000), 'acknowledged', async () => (link.acks().includes(1) ? true : undefined));
+    expect((await deps.shadows.load('hub-1')).door?.reported).toEqual({ open: true });
+  });
+});
