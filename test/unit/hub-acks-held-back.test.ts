@@ -8,29 +8,15 @@
  *   one, and the hub's resend was taken for a duplicate.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { FrameType, type ErrorFrame, type ServerToHubFrame } from '../../proto/frames.js';
-import { HubSession, type HubLink, type HubSessionDeps } from '../../src/actors/hub-session.js';
+import { FrameType } from '../../proto/frames.js';
+import { HubSession, type HubSessionDeps } from '../../src/actors/hub-session.js';
 import { TimerWheel } from '../../src/actors/timer-wheel.js';
 import { MemoryDirectory } from '../../src/ports/directory/directory-memory.js';
 import type { HubClaim } from '../../src/ports/directory/directory.js';
-import { decodeHubFrame, decodeServerFrame, encodeValue } from '../../src/protocol/codec.js';
+import { decodeHubFrame, encodeValue } from '../../src/protocol/codec.js';
 import { eventually } from '../helpers/eventually.js';
+import { RecordingLink } from '../helpers/recording-link.js';
 import { hubSessionDeps } from '../helpers/hub-session-deps.js';
-
-class RecordingLink implements HubLink {
-  readonly frames: ServerToHubFrame[] = [];
-  send(bytes: Uint8Array): boolean {
-    this.frames.push(decodeServerFrame(bytes));
-    return true;
-  }
-  close(): void {}
-  acks(): number[] {
-    return this.frames.flatMap((f) => (f.t === FrameType.ack ? [f.s] : []));
-  }
-  errors(): ErrorFrame[] {
-    return this.frames.filter((f): f is ErrorFrame => f.t === FrameType.error);
-  }
-}
 
 /** A directory whose claims wait until opened: the hello waits, and frames fill the mailbox behind it. */
 class GatedDirectory extends MemoryDirectory {

@@ -6,24 +6,13 @@
  * stayed subscribed kept the old value. Written before its event settles, no write is left behind.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { FrameType, type ServerToHubFrame } from '../../proto/frames.js';
-import { HubSession, type HubLink, type HubSessionDeps } from '../../src/actors/hub-session.js';
+import { FrameType } from '../../proto/frames.js';
+import { HubSession, type HubSessionDeps } from '../../src/actors/hub-session.js';
 import { TimerWheel } from '../../src/actors/timer-wheel.js';
-import { decodeHubFrame, decodeServerFrame, encodeValue } from '../../src/protocol/codec.js';
+import { decodeHubFrame, encodeValue } from '../../src/protocol/codec.js';
 import { eventually } from '../helpers/eventually.js';
+import { RecordingLink } from '../helpers/recording-link.js';
 import { hubSessionDeps } from '../helpers/hub-session-deps.js';
-
-class RecordingLink implements HubLink {
-  readonly frames: ServerToHubFrame[] = [];
-  send(bytes: Uint8Array): boolean {
-    this.frames.push(decodeServerFrame(bytes));
-    return true;
-  }
-  close(): void {}
-  acks(): number[] {
-    return this.frames.flatMap((f) => (f.t === FrameType.ack ? [f.s] : []));
-  }
-}
 
 const wheels: TimerWheel[] = [];
 afterEach(() => wheels.splice(0).forEach((w) => w.close()));
