@@ -2,9 +2,10 @@
  * A desired change as the API and the rules make it: written for a hub of `homeId`, then the hub's
  * record read again, and only then told to the session holding the hub. A move changes the record
  * before it clears the desired side, a delete before it removes the shadow: a write that landed
- * after either (its caller checked the home a moment before) sees it here, is undone (the hub's
- * desired side cleared, or its shadow removed again) and refused, and never reaches the hub. The
- * old home's intent does not reach the new one, nor a deleted hub's shadow come back.
+ * after either (its caller checked the home a moment before) sees it here, is undone (the keys it
+ * set removed, or the deleted hub's shadow removed again) and refused, and never reaches the hub.
+ * The old home's intent does not reach the new one, nor a deleted hub's shadow come back. A key
+ * the new home set in the same moment is removed with it (its writer had its answer).
  */
 import type { Attrs } from '../../proto/frames.js';
 import { TierError } from '../errors.js';
@@ -14,7 +15,7 @@ import type { DesiredLimits, DeviceShadow, ShadowStore } from '../ports/shadow-s
 import { publishDesired } from './commands.js';
 
 export interface DesiredWriteDeps {
-  shadows: Pick<ShadowStore, 'setDesired' | 'clearDesired' | 'remove'>;
+  shadows: Pick<ShadowStore, 'setDesired' | 'remove'>;
   /** read from the registry itself, not a cache: a cached home could be the one the hub left */
   registry: Pick<HubRegistry, 'get'>;
   bus: Bus;
@@ -28,7 +29,10 @@ export async function writeDesired(deps: DesiredWriteDeps, hubId: string, homeId
     throw new TierError('not_found', `hub ${hubId} was deleted while the change was written: nothing was kept`);
   }
   if (now !== homeId) {
-    await deps.shadows.clearDesired(hubId);
+    // only what this write set: the new home's own writes, and what a move with keepDesired kept, stay
+    const undo: Attrs = {};
+    for (const key in patch) undo[key] = null;
+    await deps.shadows.setDesired(hubId, deviceId, undo);
     throw new TierError('hub_moved', `hub ${hubId} moved to another home while the change was written: nothing was kept`);
   }
   publishDesired(deps.bus, hubId, deviceId, device);

@@ -59,9 +59,12 @@ export class RevocationList {
   room(r: TokenRevocation): boolean {
     const now = this.nowS();
     if (this.size < this.maxEntries) return true;
-    this.sweptAt = now;
-    this.sweep(now);
-    if (this.size < this.maxEntries) return true;
+    // once a second at most, as in `add`: a full list is not walked at every refused revocation
+    if (now !== this.sweptAt) {
+      this.sweptAt = now;
+      this.sweep(now);
+      if (this.size < this.maxEntries) return true;
+    }
     return r.jti !== undefined ? this.byJti.has(r.jti) : r.sub !== undefined ? this.bySub.has(r.sub) : r.home !== undefined && this.byHome.has(r.home);
   }
 

@@ -128,6 +128,19 @@ describe('NatsBus', () => {
     await b.flush();
   });
 
+  it('a flush whose answer came during a stall of the event loop longer than its timeout resolves', async () => {
+    const b = await bus(capture().log);
+    await b.flush();
+    const flushed = b.flush();
+    // the PING goes out; then the loop stalls past the 2 s while the server's answer waits in the socket
+    await new Promise((r) => setImmediate(r));
+    const until = Date.now() + 2_300;
+    while (Date.now() < until) {
+      // a stalled event loop (a long GC, a blocking call)
+    }
+    await expect(flushed).resolves.toBeUndefined();
+  });
+
   it('drops and counts what is published while disconnected; publishing works again after the reconnect', async () => {
     const { log, messages } = capture();
     const b = await bus(log);

@@ -127,16 +127,18 @@ describe('BullMqPushQueue', () => {
     await raw.lpush(fx.key('wait'), 'not-json');
     await raw.hset(fx.key('opts-not-json'), 'name', 'push', 'data', JSON.stringify(note()), 'opts', '{"attempts":', 'timestamp', String(Date.now()), 'delay', '0', 'priority', '0');
     await raw.lpush(fx.key('wait'), 'opts-not-json');
+    await raw.hset(fx.key('none-json'), 'name', 'push', 'data', '{nope', 'opts', '{"attempts":', 'timestamp', String(Date.now()), 'delay', '0', 'priority', '0');
+    await raw.lpush(fx.key('wait'), 'none-json');
     const good = await producer.enqueue(note());
     await fx.open(fx.record);
     await eventually(signal, 'every job settled', async () => {
       const s = await producer.stats();
-      return s.failed + s.delivered >= 6 ? true : undefined;
+      return s.failed + s.delivered >= 7 ? true : undefined;
     });
     // only the valid notification reached the sender
     expect(fx.delivered.map((d) => d.id)).toEqual([good.id]);
-    expect(await producer.stats()).toMatchObject({ failed: 5, delivered: 1, active: 0, waiting: 0, delayed: 0 });
-    const reasons = [...bad.map(([name, , reason]) => [name.replace(' ', '-'), `not a push notification: ${reason}`]), ...['not-json', 'opts-not-json'].map((id) => [id, 'not a push notification: its stored data or options are not JSON'])];
+    expect(await producer.stats()).toMatchObject({ failed: 6, delivered: 1, active: 0, waiting: 0, delayed: 0 });
+    const reasons = [...bad.map(([name, , reason]) => [name.replace(' ', '-'), `not a push notification: ${reason}`]), ...['not-json', 'opts-not-json', 'none-json'].map((id) => [id, 'not a push notification: its stored data or options are not JSON'])];
     for (const [id, reason] of reasons) {
       // in the failed set after one attempt, no retry
       expect(await raw.zscore(fx.key('failed'), id!), id).not.toBeNull();
@@ -144,7 +146,8 @@ describe('BullMqPushQueue', () => {
     }
     const invalid = fx.msgs('push job invalid: failed without delivery (kept as failed)');
     expect(invalid.map((l) => [l.pushId, l.err])).toEqual(expect.arrayContaining(reasons));
-    expect(invalid).toHaveLength(5);
+    expect(invalid).toHaveLength(6);
+    expect(await raw.hget(fx.key('none-json'), 'unreadableData')).toBe('{nope');
     expect(fx.failed).toEqual([]);
     expect(fx.lines.filter((l) => String(l.msg).includes('redis error'))).toEqual([]);
   });

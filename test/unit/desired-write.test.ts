@@ -34,16 +34,17 @@ describe('writeDesired', () => {
     expect(told).toHaveLength(1);
   });
 
-  it('the hub moved while the write was on its way: undone, refused hub_moved, never told to the hub', async () => {
+  it('the hub moved while the write was on its way: its keys undone, refused hub_moved, never told to the hub; the rest stays', async () => {
     const { registry, shadows, told, deps } = await fixture();
+    // kept by a move with keepDesired, and the new home's own write of another key
     await shadows.setDesired('h1', 'lamp', { on: true });
-    // the move's record change and its clear came between the caller's check and this write
+    await shadows.setDesired('h1', 'lock', { autoLock: true });
+    // the move's record change came between the caller's check and this write
     await registry.update('h1', { homeId: 'home-b' });
-    await shadows.clearDesired('h1');
     await expect(writeDesired(deps, 'h1', 'home-a', 'lock', { pin: '0000' })).rejects.toMatchObject({ code: 'hub_moved' });
     const shadow = await shadows.load('h1');
-    expect(shadow.lock?.desired ?? {}).toEqual({});
-    expect(shadow.lamp?.desired).toEqual({});
+    expect(shadow.lock?.desired).toEqual({ autoLock: true });
+    expect(shadow.lamp?.desired).toEqual({ on: true });
     await new Promise((r) => setImmediate(r));
     expect(told).toEqual([]);
   });

@@ -13,21 +13,22 @@ describe('HelloRate', () => {
   it('a burst, then one per refill; each hub its own; full buckets forgotten', () => {
     let now = 0;
     const rate = new HelloRate({ burst: 3, everyMs: 1_000, now: () => now });
-    expect([1, 2, 3, 4].map(() => rate.take('a'))).toEqual([true, true, true, false]);
-    expect(rate.take('b')).toBe(true);
+    const hello = (hubId: string) => rate.allows(hubId) && (rate.take(hubId), true);
+    expect([1, 2, 3, 4].map(() => hello('a'))).toEqual([true, true, true, false]);
+    expect(hello('b')).toBe(true);
     now = 999;
-    expect(rate.take('a')).toBe(false);
+    expect(hello('a')).toBe(false);
     now = 1_000;
-    expect([rate.take('a'), rate.take('a')]).toEqual([true, false]);
+    expect([hello('a'), hello('a')]).toEqual([true, false]);
     expect(HelloRate.perMinute(0)).toBeUndefined();
     now = 10_000;
-    rate.take('c');
+    hello('c');
     expect(rate.size).toBe(1);
   });
 });
 
 describe('HubAdmission with a hello rate', () => {
-  it('refuses rate_limited past the rate, storing no nonce; a forged hello spends nothing of it', async () => {
+  it('refuses rate_limited past the rate, storing no nonce; a forged or replayed hello spends nothing of it', async () => {
     const now = 1_700_000_000_000;
     const registry = new MemoryHubRegistry();
     for (const hubId of ['r-hub', 'r-other']) await registry.create({ hubId, homeId: 'r-home', model: undefined, secret: `${hubId}-secret`, enabled: true, createdAt: 1 });
@@ -38,11 +39,14 @@ describe('HubAdmission with a hello rate', () => {
     const admission = new HubAdmission(registry, nonces, 300, () => now, undefined, 0, new HelloRate({ burst: 2, everyMs: 60_000, now: () => now }));
     const outcome = (c: ReturnType<typeof hubCredentials>) => admission.admit(c).then(() => 'admitted', (err: { code: string }) => err.code);
     expect(await outcome({ ...hubCredentials('r-hub', 'r-hub-secret', now), signature: '0'.repeat(64) })).toBe('bad_signature');
+    const first = hubCredentials('r-hub', 'r-hub-secret', now);
+    expect(await outcome(first)).toBe('admitted');
+    // replays of a captured hello are refused by the nonce and spend nothing of the hub's rate
+    for (let i = 0; i < 5; i++) expect(await outcome(first)).toBe('nonce_reused');
     expect(await outcome(hubCredentials('r-hub', 'r-hub-secret', now))).toBe('admitted');
-    expect(await outcome(hubCredentials('r-hub', 'r-hub-secret', now))).toBe('admitted');
-    expect(claimed).toHaveLength(2);
+    expect(claimed).toHaveLength(7);
     expect(await outcome(hubCredentials('r-hub', 'r-hub-secret', now))).toBe('rate_limited');
-    expect(claimed).toHaveLength(2);
+    expect(claimed).toHaveLength(7);
     expect(await outcome(hubCredentials('r-other', 'r-other-secret', now))).toBe('admitted');
   });
 });

@@ -202,7 +202,9 @@ export class NatsBus implements Bus, BusLink {
     // a hung server keeps the connection up until two pings go unanswered: a handshake waited ~10 s, then failed `internal`
     let timer: NodeJS.Timeout | undefined;
     const late = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new TierError('unavailable', `bus server did not answer a flush within ${FLUSH_TIMEOUT_MS} ms`)), FLUSH_TIMEOUT_MS);
+      // judged after the loop's I/O: timers run first after a stall, when the answer may be read and waiting
+      const refuse = () => reject(new TierError('unavailable', `bus server did not answer a flush within ${FLUSH_TIMEOUT_MS} ms`));
+      timer = setTimeout(() => setImmediate(refuse), FLUSH_TIMEOUT_MS);
     });
     try {
       await Promise.race([this.nc.flush(), late]);

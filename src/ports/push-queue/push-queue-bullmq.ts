@@ -401,10 +401,12 @@ class PushWorker extends Worker<PushNotification, void, string> {
     // the active list holds at most the workers' concurrency
     for (const id of await client.lrange(this.keys.active!, 0, -1)) {
       if ((await client.get(`${this.toKey(id)}:lock`)) !== token) continue;
-      const [opts, progress] = await client.hmget(this.toKey(id), 'opts', 'progress');
+      const [opts, progress, data] = await client.hmget(this.toKey(id), 'opts', 'progress', 'data');
       const reset: string[] = [];
       if (!parsesAsJson(opts ?? undefined)) reset.push('opts', '{}');
       if (!parsesAsJson(progress ?? undefined)) reset.push('progress', '0');
+      // the data too (BullMQ's read of the job would throw again); kept beside it for whoever looks
+      if (!parsesAsJson(data ?? undefined)) reset.push('data', 'null', 'unreadableData', data ?? '');
       if (reset.length > 0) await client.hset(this.toKey(id), ...reset);
       const job = await Job.fromId<PushNotification, void, string>(this, id);
       if (!job) return undefined;

@@ -48,7 +48,8 @@ type Cursor = number | { deletedAt: number };
  * delete cannot bring the cursor back (`advanceCursor` answers false, as the Redis store);
  * tombstones older than that are swept when the store opens, and while it runs by every delete,
  * which looks at the next few cursors in turn: a home's users creating and deleting rules in a
- * loop leave at most about a day of tombstones, not one per delete for the process's life.
+ * loop leave a day of tombstones plus those of one pass over every cursor, not one per delete for
+ * the process's life.
  *
  * `watch` (one process only: the store belongs to one node): listeners are called after the
  * commit, once per change, in commit order; a listener that throws is skipped.
