@@ -1,6 +1,6 @@
 import type { AdminTokens } from '../auth/admin-tokens.js';
 import { onlyAllowedHosts, type AdminHosts } from './admin-hosts.js';
-import { checkAdminToken, type GuessWatch } from './guess-limit.js';
+import { checkAdminToken, type GuessWatch } from '../auth/guess-limit.js';
 import type { NodeMetrics } from './metrics.js';
 import type { Shedder } from '../actors/shed.js';
 import type { DiagnoseReport } from './diagnose.js';

@@ -29,7 +29,7 @@ import { sameBytes } from '../auth/constant-time.js';
 import { TierError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 import { noSniff, readBody } from '../transport/http.js';
-import { checkAdminToken, type GuessWatch } from './guess-limit.js';
+import { checkAdminToken, type GuessWatch } from '../auth/guess-limit.js';
 import type { HttpRequest, HttpResponse, TemplatedApp } from '../transport/uws.js';
 
 export interface BullBoardOptions {

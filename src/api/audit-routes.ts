@@ -40,7 +40,7 @@ export function mountAuditApi(app: TemplatedApp, deps: AuditApiDeps): void {
     'get',
     '/v1/admin/audit',
     async (call) => {
-      requireAdmin(await auth.fromHeader(call.authorization));
+      requireAdmin(await auth.fromHeader(call.authorization, call.remote));
       return page(auditQuery(call.query, true));
     },
     opts,
@@ -51,7 +51,7 @@ export function mountAuditApi(app: TemplatedApp, deps: AuditApiDeps): void {
     'get',
     '/v1/homes/:homeId/audit',
     async (call) => {
-      const principal = await auth.fromHeader(call.authorization);
+      const principal = await auth.fromHeader(call.authorization, call.remote);
       const homeId = parseId(call.params[0], 'homeId');
       requireHome(principal, homeId);
       return page({ ...auditQuery(call.query, false), homeId }, principal.kind === 'admin' ? undefined : homeView);

@@ -48,11 +48,11 @@ export interface FleetApiDeps extends RouteHost {
 export function mountFleetApi(app: TemplatedApp, deps: FleetApiDeps): void {
   const { auth, fleet } = deps;
   const opts = routeOptions(deps);
-  const admin = async (call: HttpCall) => requireAdmin(await auth.fromHeader(call.authorization));
+  const admin = async (call: HttpCall) => requireAdmin(await auth.fromHeader(call.authorization, call.remote));
   const audit = deps.audit ?? NO_AUDIT;
   /** An admin action, recorded once the caller is known (a user refused here is recorded too). */
   const adminAction = async <T>(call: HttpCall, what: AuditWhat, action: () => Promise<T>): Promise<T> => {
-    const principal = await auth.fromHeader(call.authorization);
+    const principal = await auth.fromHeader(call.authorization, call.remote);
     return audit.run(byCaller(principal, call), what, async () => {
       requireAdmin(principal);
       return action();
@@ -255,7 +255,7 @@ export function mountFleetApi(app: TemplatedApp, deps: FleetApiDeps): void {
     'get',
     '/v1/homes/:homeId/hubs',
     async (call) => {
-      const principal = await auth.fromHeader(call.authorization);
+      const principal = await auth.fromHeader(call.authorization, call.remote);
       const homeId = parseId(call.params[0], 'homeId');
       requireHome(principal, homeId);
       const { after } = homeHubsQuery(call.query);

@@ -43,7 +43,7 @@ export function mountHomeApi(app: TemplatedApp, deps: HomeApiDeps): void {
     'get',
     '/v1/homes/:homeId/export',
     async (call) => {
-      const principal = await auth.fromHeader(call.authorization);
+      const principal = await auth.fromHeader(call.authorization, call.remote);
       const homeId = parseId(call.params[0], 'homeId');
       // the home only once the caller may see it: a refused attempt is the caller's entry (see rules-routes `change`)
       const what: AuditWhat = { action: 'home.export' };
@@ -78,7 +78,7 @@ export function mountHomeApi(app: TemplatedApp, deps: HomeApiDeps): void {
     'del',
     '/v1/admin/homes/:homeId',
     async (call) => {
-      const principal = await auth.fromHeader(call.authorization);
+      const principal = await auth.fromHeader(call.authorization, call.remote);
       const homeId = parseId(call.params[0], 'homeId');
       const what: AuditWhat = { action: 'home.erase' };
       return audit.run(byCaller(principal, call), what, async () => {

@@ -88,7 +88,7 @@ export function mountApi(app: TemplatedApp, deps: ApiDeps): void {
 
   /** Authenticates and loads the hub the caller may touch. */
   async function hubFor(call: HttpCall): Promise<{ principal: Principal; hub: HubInfo }> {
-    const principal = await auth.fromHeader(call.authorization);
+    const principal = await auth.fromHeader(call.authorization, call.remote);
     return { principal, hub: await hubOf(principal, parseId(call.params[0], 'hubId')) };
   }
 
@@ -106,7 +106,7 @@ export function mountApi(app: TemplatedApp, deps: ApiDeps): void {
    * action of anyone): the hub's home is added when the caller may see it.
    */
   async function onHub<T>(call: HttpCall, what: AuditWhat, action: (hub: HubInfo) => Promise<T>): Promise<T> {
-    const principal = await auth.fromHeader(call.authorization);
+    const principal = await auth.fromHeader(call.authorization, call.remote);
     const hubId = parseId(call.params[0], 'hubId');
     what.hubId = hubId;
     return audit.run(byCaller(principal, call), what, async () => {
@@ -198,7 +198,7 @@ export function mountApi(app: TemplatedApp, deps: ApiDeps): void {
     'post',
     '/v1/admin/tokens',
     async (call) => {
-      const principal = await auth.fromHeader(call.authorization);
+      const principal = await auth.fromHeader(call.authorization, call.remote);
       const what: AuditWhat = { action: 'token.issue' };
       return audit.run(byCaller(principal, call), what, async () => {
         requireAdmin(principal);

@@ -55,7 +55,7 @@ export function mountRulesApi(app: TemplatedApp, deps: RulesApiDeps): void {
   const now = deps.now ?? Date.now;
 
   async function homeOf(call: HttpCall): Promise<string> {
-    const principal = await auth.fromHeader(call.authorization);
+    const principal = await auth.fromHeader(call.authorization, call.remote);
     const homeId = parseId(call.params[0], 'homeId');
     requireHome(principal, homeId);
     return homeId;
@@ -70,7 +70,7 @@ export function mountRulesApi(app: TemplatedApp, deps: RulesApiDeps): void {
    * could, with a `target` of its own text: a hostile review).
    */
   async function change(call: HttpCall, action: AuditAction, run: (homeId: string, what: AuditWhat) => Promise<HttpReply>): Promise<HttpReply> {
-    const principal = await auth.fromHeader(call.authorization);
+    const principal = await auth.fromHeader(call.authorization, call.remote);
     const homeId = parseId(call.params[0], 'homeId');
     const what: AuditWhat = { action };
     const target = call.params[1];

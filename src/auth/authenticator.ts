@@ -1,3 +1,4 @@
+import { checkAdminToken, type GuessWatch } from './guess-limit.js';
 import { randomUUID } from 'node:crypto';
 import { createSigner, createVerifier, TokenError } from 'fast-jwt';
 import { AuthError } from '../errors.js';
@@ -11,6 +12,11 @@ import type { TokenClaims } from './revocations.js';
 export type Principal = { kind: 'admin' } | { kind: 'user'; sub: string; homes: ReadonlySet<string>; jti?: string; iat?: number; exp?: number };
 
 export interface AuthenticatorOptions {
+  /**
+   * wrong admin tokens by client address (guess-limit.ts), for calls that name their address: a
+   * bearer not shaped as a JWT is an admin-token guess; absent: not limited
+   */
+  guesses?: GuessWatch;
   /** @default true: a user token without `exp` is refused (it would never expire) */
   requireExp?: boolean;
   /** revoked tokens: refused as `unauthorized`; revoked homes: taken from the token's */
@@ -49,6 +55,9 @@ type Verify = (token: string) => Record<string, unknown>;
  * callback. An upgrade answered from a later turn goes through `res.cork`, which in the uWS v20.30
  * binaries may close the new socket right after `open` (uNetworking/uWebSockets#1928).
  */
+/** Three base64url parts: a JWT (a user token); anything else is taken for the admin token. */
+const JWT_SHAPE = /^[\w-]+\.[\w-]+\.[\w-]*$/;
+
 export class Authenticator {
   private readonly admin: AdminTokens;
   private readonly verify: Verify;
@@ -85,14 +94,22 @@ export class Authenticator {
   }
 
   /** From an `Authorization` header value (`Bearer <token>`). */
-  async fromHeader(header: string | undefined): Promise<Principal> {
+  async fromHeader(header: string | undefined, remote?: string): Promise<Principal> {
     if (!header) throw new AuthError('unauthorized', 'Authorization: Bearer <token> is required');
     const m = /^Bearer\s+(\S+)$/i.exec(header);
     if (!m) throw new AuthError('unauthorized', 'Authorization must be "Bearer <token>"');
-    return this.fromToken(m[1]!);
+    return this.fromToken(m[1]!, remote);
   }
 
-  async fromToken(token: string): Promise<Principal> {
+  /** `remote`: the client's address, where wrong admin tokens are limited by it. */
+  async fromToken(token: string, remote?: string): Promise<Principal> {
+    const guesses = this.options.guesses;
+    if (guesses !== undefined && remote !== undefined && !JWT_SHAPE.test(token)) {
+      const verdict = checkAdminToken(this.admin, token, remote, 'api', guesses);
+      if (verdict.ok) return { kind: 'admin' };
+      if (verdict.lockedMs > 0) throw new AuthError('rate_limited', `too many wrong admin tokens from this address: try again in ${Math.ceil(verdict.lockedMs / 1000)} s`);
+      throw new AuthError('unauthorized', 'invalid token');
+    }
     if (this.admin.matches(token)) return { kind: 'admin' };
     let payload;
     try {

@@ -4,7 +4,7 @@ import type { RevocationList } from '../auth/revocations.js';
 import type { Config } from '../config/config.js';
 import type { NodeMetrics } from '../admin/metrics.js';
 import { AdminHosts } from '../admin/admin-hosts.js';
-import { guessWatch, type GuessWatch } from '../admin/guess-limit.js';
+import { GuessLimit, guessWatch, type GuessWatch } from '../auth/guess-limit.js';
 import type { Logger } from '../log/logger.js';
 
 /**
@@ -14,7 +14,10 @@ import type { Logger } from '../log/logger.js';
  */
 export function nodeAuth(config: Config, metrics: NodeMetrics, log: Logger, revoked: RevocationList, sharedNow: () => Promise<number | null>): { adminTokens: AdminTokens; auth: Authenticator; gate: AdminGate } {
   const adminTokens = new AdminTokens(config.adminToken, config.adminTokensAccepted, () => metrics.acceptedSecret.inc({ kind: 'admin' }));
+  const gate = adminGate(config, metrics, log);
   const auth = new Authenticator(adminTokens, config.jwtSecret, {
+    // one count of wrong admin tokens per address, whichever port they come to
+    ...(gate.guesses ? { guesses: gate.guesses } : {}),
     requireExp: config.jwtRequireExp,
     revoked,
     audience: config.jwtAudience,
@@ -24,18 +27,19 @@ export function nodeAuth(config: Config, metrics: NodeMetrics, log: Logger, revo
     jwtSecretsAccepted: config.jwtSecretsAccepted,
     onAccepted: () => metrics.acceptedSecret.inc({ kind: 'jwt' }),
   });
-  return { adminTokens, auth, gate: adminGate(config, metrics, log) };
+  return { adminTokens, auth, gate };
 }
 
 /** What the admin port checks before its routes: the names it answers to and the wrong tokens by address. */
 export interface AdminGate {
   hosts: AdminHosts;
-  guesses: GuessWatch;
+  /** absent: TIER_ADMIN_TOKEN_GUESSES=0 */
+  guesses?: GuessWatch;
 }
 
 export function adminGate(config: Config, metrics: NodeMetrics, log: Logger): AdminGate {
   return {
     hosts: new AdminHosts([config.adminHost, ...config.adminAllowedHosts]),
-    guesses: guessWatch(log, (reason) => metrics.adminRefused.inc({ reason })),
+    ...(config.adminTokenGuesses === 0 ? {} : { guesses: guessWatch(log, (reason) => metrics.adminRefused.inc({ reason }), new GuessLimit({ limit: config.adminTokenGuesses })) }),
   };
 }

@@ -21,6 +21,8 @@ export interface Config {
   adminHost: string;
   /** @default []: more names the admin port answers to, besides IP addresses, localhost and ADMIN_HOST (`*`: any) */
   adminAllowedHosts: readonly string[];
+  /** @default 10: wrong admin tokens one address may send in 10 s before it is refused unchecked; 0: any */
+  adminTokenGuesses: number;
   /** bearer token of the administrator, at least 24 characters; embedded default: generated (into SECRETS_FILE) when not set; cluster mode: required */
   adminToken: string;
   /** HS256 key of user JWTs, at least 32 characters; embedded default: generated (into SECRETS_FILE) when not set; cluster mode: required */
@@ -415,6 +417,7 @@ const FIELDS: { [K in keyof Config]: Field<K> } = {
   adminPort: { env: 'ADMIN_PORT', parse: int(0, 65535), default: 9090 },
   adminHost: { env: 'ADMIN_HOST', parse: text, default: '127.0.0.1' },
   adminAllowedHosts: { env: 'ADMIN_ALLOWED_HOSTS', parse: hostNames, default: [] },
+  adminTokenGuesses: { env: 'TIER_ADMIN_TOKEN_GUESSES', parse: int(0, 1_000_000), default: 10 },
   adminToken: { env: 'ADMIN_TOKEN', parse: secret(SECRET_MIN_CHARS.ADMIN_TOKEN) },
   jwtSecret: { env: 'JWT_SECRET', parse: secret(SECRET_MIN_CHARS.JWT_SECRET) },
   jwtSecretsAccepted: { env: 'JWT_SECRETS_ACCEPTED', parse: secretList(SECRET_MIN_CHARS.JWT_SECRET), default: [] },

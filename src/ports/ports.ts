@@ -6,7 +6,7 @@
 import type { TemplatedApp } from '../transport/uws.js';
 import type { Logger } from '../log/logger.js';
 import type { AdminTokens } from '../auth/admin-tokens.js';
-import type { GuessWatch } from '../admin/guess-limit.js';
+import type { GuessWatch } from '../auth/guess-limit.js';
 import type { AuditLog } from './audit/audit.js';
 import type { Bus, BusLink } from './bus/bus.js';
 import type { Directory } from './directory/directory.js';

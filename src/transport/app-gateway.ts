@@ -244,7 +244,7 @@ export function mountAppGateway(
       const answer = offered.includes(APP_SUBPROTOCOL) ? APP_SUBPROTOCOL : (bearer ?? '');
       const authorization = req.getHeader('authorization');
       const token = query.get('token') ?? (bearer === undefined ? undefined : bearerToken(bearer));
-      const principal = token ? auth.fromToken(token) : auth.fromHeader(authorization);
+      const principal = token ? auth.fromToken(token, remote) : auth.fromHeader(authorization, remote);
       principal.then(
         (p) => {
           if (state.aborted) return;

@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createAdminApp } from '../../src/admin/admin-server.js';
 import { mountBullBoard } from '../../src/admin/bull-board.js';
 import { AdminTokens } from '../../src/auth/admin-tokens.js';
-import { GuessLimit, guessWatch } from '../../src/admin/guess-limit.js';
+import { GuessLimit, guessWatch } from '../../src/auth/guess-limit.js';
 import { NodeMetrics } from '../../src/admin/metrics.js';
 import { RedisKeys } from '../../src/ports/redis.js';
 import { BullMqPushQueue } from '../../src/ports/push-queue/push-queue-bullmq.js';

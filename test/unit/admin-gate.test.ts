@@ -8,7 +8,7 @@ import { request } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createAdminApp } from '../../src/admin/admin-server.js';
 import { AdminHosts } from '../../src/admin/admin-hosts.js';
-import { GuessLimit, guessWatch } from '../../src/admin/guess-limit.js';
+import { GuessLimit, guessWatch } from '../../src/auth/guess-limit.js';
 import { NodeMetrics } from '../../src/admin/metrics.js';
 import { AdminTokens } from '../../src/auth/admin-tokens.js';
 import { createLogger } from '../../src/log/logger.js';

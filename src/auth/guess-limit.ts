@@ -1,6 +1,6 @@
 /**
- * Wrong admin tokens, counted by the client's address: past `limit` in a window, the address is
- * refused without a check until the window ends. A person-chosen ADMIN_TOKEN could otherwise be
+ * Wrong admin tokens, counted by the client's address on both ports (the API takes the admin token
+ * too): past `limit` in a window, the address is refused without a check until the window ends. A person-chosen ADMIN_TOKEN could otherwise be
  * guessed at thousands a second, from a script or a rebound page in an operator's browser. Behind
  * a port-forward every client is 127.0.0.1: a guesser locks the operators out too, for the window.
  */
@@ -89,9 +89,9 @@ export function checkAdminToken(tokens: { matches(given: string): boolean }, giv
   return { ok: false, lockedMs: 0 };
 }
 
-/** The node's watch: each refusal counted (`count`), and logged at warn with the address, 10 lines per address and 10 s. */
+/** The node's watch, for both ports: each refusal counted (`count`), and logged at warn with the address and where (`surface`), 10 lines per address and 10 s. */
 export function guessWatch(log: Logger, count: (reason: 'token' | 'locked') => void, limit = new GuessLimit()): GuessWatch {
-  const lines = new SampledLog(log, new Sampler(10, 10_000), 'admin port: wrong admin tokens not logged', 'remote', Date.now, 'warn');
+  const lines = new SampledLog(log, new Sampler(10, 10_000), 'wrong admin tokens not logged', 'remote', Date.now, 'warn');
   return {
     limit,
     refused(reason, address, surface) {
