@@ -11,7 +11,7 @@ import { attrs } from './protocol/codec.js';
 import { decodeHubRecord } from './ports/hub-registry/hub-registry-lmdb.js';
 import { decodePushRecord } from './ports/push-queue/push-queue-lmdb.js';
 import { validatePushNotification, type PushNotification } from './ports/push-queue/push-queue.js';
-import { decodeRuleRecord } from './ports/rule-store/rule-store-lmdb.js';
+import { decodeRuleRecord } from './ports/rule-store/rule-store-lmdb-records.js';
 import { decodeShadowRecords, NAMES_DB, namesOf } from './ports/shadow-store/shadow-store-lmdb.js';
 import { validateRuleSpec, validateSceneSpec, validateSettings } from './rules/validate.js';
 

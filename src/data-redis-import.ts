@@ -30,7 +30,7 @@ import { BullMqPushQueue } from './ports/push-queue/push-queue-bullmq.js';
 import type { PushNotification } from './ports/push-queue/push-queue.js';
 import type { PendingRun } from './ports/pending-runs/pending-runs.js';
 import { RedisPendingRuns } from './ports/pending-runs/pending-runs-redis.js';
-import { decodeRuleRecord } from './ports/rule-store/rule-store-lmdb.js';
+import { decodeRuleRecord } from './ports/rule-store/rule-store-lmdb-records.js';
 import { RedisRuleStore } from './ports/rule-store/rule-store-redis.js';
 import { RedisRevocationStore } from './ports/revocations/revocations-redis.js';
 import { revocationOfRecord, type RevocationRecord } from './ports/revocations/revocations-lmdb.js';

@@ -1,6 +1,7 @@
 import type { Database } from 'lmdb';
 import type { DataStore } from '../lmdb.js';
 import { TierError } from '../../errors.js';
+import type { HomeRecord } from './rule-store-lmdb-records.js';
 import { DEFAULT_SETTINGS, type HomeSettings, type Rule, type RuleSpec, type Scene, type SceneSpec } from '../../rules/model.js';
 import { DEFAULT_HOME_LIMITS, created, homeFull, newId, noRunStats, scheduledOf, toggled, updated, withDelta, type HomeItemLimits, type RuleRunDelta, type RuleRunStats, type RuleStore, type RuleStoreChange, type ScheduledRule } from './rule-store.js';
 
@@ -18,11 +19,6 @@ const SWEEP_PER_DELETE = 8;
 
 type Kind = 'rule' | 'scene';
 type Key = Array<string | number>;
-/** the home record: its version, its settings as JSON */
-interface HomeRecord {
-  v: number;
-  settings?: string;
-}
 /** a cron cursor (ms), or the tombstone a deleted rule leaves */
 type Cursor = number | { deletedAt: number };
 
@@ -385,31 +381,4 @@ function fresh(spec: RuleSpec | SceneSpec): RuleSpec | SceneSpec {
 
 function closedError(): TierError {
   return new TierError('draining', 'rule store is closed');
-}
-
-/** One record of sub-database `rules` as a backup holds it, decoded (see `decodeRuleRecord`). */
-export type RuleRecord =
-  | { type: 'home'; homeId: string; settings: HomeSettings | null }
-  | { type: 'rule'; item: Rule }
-  | { type: 'scene'; item: Scene }
-  | { type: 'cron'; homeId: string; ruleId: string }
-  | { type: 'cursor'; ruleId: string; at: number | null };
-
-/**
- * Decodes one record of sub-database `rules` (a key and value as this adapter stores them, e.g.
- * read from a backup). A cursor's `at` is null for a deleted rule's tombstone. Throws a TypeError
- * on anything else.
- */
-export function decodeRuleRecord(key: unknown, value: unknown): RuleRecord {
-  const k = Array.isArray(key) ? (key as unknown[]) : [];
-  if (k[0] === 'home' && k.length === 2 && typeof k[1] === 'string') {
-    const raw = (value as HomeRecord).settings;
-    return { type: 'home', homeId: k[1], settings: raw ? (JSON.parse(raw) as HomeSettings) : null };
-  }
-  if ((k[0] === 'rule' || k[0] === 'scene') && k.length === 3 && typeof value === 'string') {
-    return k[0] === 'rule' ? { type: 'rule', item: JSON.parse(value) as Rule } : { type: 'scene', item: JSON.parse(value) as Scene };
-  }
-  if (k[0] === 'cron' && k.length === 3) return { type: 'cron', homeId: String(k[1]), ruleId: String(k[2]) };
-  if (k[0] === 'cursor' && k.length === 2 && typeof k[1] === 'string') return { type: 'cursor', ruleId: k[1], at: typeof value === 'number' ? value : null };
-  throw new TypeError(`not a rule store record: ${JSON.stringify(key)}`);
 }
