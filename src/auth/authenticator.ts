@@ -1,9 +1,9 @@
-import { checkAdminToken, type GuessWatch } from './guess-limit.js';
 import { randomUUID } from 'node:crypto';
 import { createSigner, createVerifier, TokenError } from 'fast-jwt';
 import { AuthError } from '../errors.js';
 import { AdminTokens } from './admin-tokens.js';
 import type { TokenClaims } from './revocations.js';
+import { checkAdminToken, type GuessWatch } from './guess-limit.js';
 
 /**
  * Who is calling: the administrator (everything) or a user limited to the homes of the token;
@@ -44,6 +44,9 @@ export interface AuthenticatorOptions {
 
 type Verify = (token: string) => Record<string, unknown>;
 
+/** Three base64url parts: a JWT (a user token); anything else is taken for the admin token. */
+const JWT_SHAPE = /^[\w-]+\.[\w-]+\.[\w-]*$/;
+
 /**
  * Checks bearer credentials: the configured admin token, or an HS256 JWT signed with the JWT
  * secret (or one of the keys accepted beside it during a rotation; only JWT_SECRET signs) carrying
@@ -55,9 +58,6 @@ type Verify = (token: string) => Record<string, unknown>;
  * callback. An upgrade answered from a later turn goes through `res.cork`, which in the uWS v20.30
  * binaries may close the new socket right after `open` (uNetworking/uWebSockets#1928).
  */
-/** Three base64url parts: a JWT (a user token); anything else is taken for the admin token. */
-const JWT_SHAPE = /^[\w-]+\.[\w-]+\.[\w-]*$/;
-
 export class Authenticator {
   private readonly admin: AdminTokens;
   private readonly verify: Verify;

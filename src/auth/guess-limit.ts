@@ -1,8 +1,10 @@
 /**
  * Wrong admin tokens, counted by the client's address on both ports (the API takes the admin token
- * too): past `limit` in a window, the address is refused without a check until the window ends. A person-chosen ADMIN_TOKEN could otherwise be
- * guessed at thousands a second, from a script or a rebound page in an operator's browser. Behind
- * a port-forward every client is 127.0.0.1: a guesser locks the operators out too, for the window.
+ * too): past `limit` in a window, the address is refused without a check until the window ends. A
+ * person-chosen ADMIN_TOKEN could otherwise be guessed at thousands a second, from a script or a
+ * rebound page in an operator's browser. Behind a port-forward every client is 127.0.0.1: a
+ * guesser locks the operators out too, for the window. Per address only: a guesser with many
+ * addresses (an IPv6 prefix) gets `limit` a window from each.
  */
 import type { Logger } from '../log/logger.js';
 import { SampledLog, Sampler } from '../log/sampler.js';

@@ -1,10 +1,11 @@
 /**
  * Handshakes per hub: a bucket of `burst` hellos refilled one per `everyMs`, checked after the
  * signature verifies and before the nonce is claimed, taken once the hello is admitted (a replay
- * refused `nonce_reused`, or one failing on a backend, spends nothing of the real hub's). One hub's credentials (its owner can read
- * them out of the device) could otherwise connect at the node's whole connect rate: every real
- * hub's handshakes crowded out, and a nonce stored per hello for ten minutes (millions on disk).
- * Buckets full again are forgotten, so the map holds only hubs that connected lately.
+ * refused `nonce_reused`, or one failing on a backend, spends nothing of the real hub's). One
+ * hub's credentials (its owner can read them out of the device) could otherwise connect at the
+ * node's whole connect rate: every real hub's handshakes crowded out, and a nonce stored per hello
+ * for ten minutes (millions on disk). Buckets full again are forgotten, so the map holds only hubs
+ * that connected lately.
  */
 export interface HelloRateOptions {
   /** @default 10 */
