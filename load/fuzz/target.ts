@@ -36,6 +36,8 @@ export const FUZZ_SERVER_ENV: Readonly<Record<string, string>> = {
   TIER_HUB_RATE_BURST: '1000000',
   // the fuzz opens thousands of sessions of a few hubs: no limit on a hub's handshakes
   TIER_HUB_HELLOS_PER_MIN: '0',
+  // and sends wrong tokens from the address it then uses the admin token from
+  TIER_ADMIN_TOKEN_GUESSES: '0',
 };
 
 const TAIL = 120;

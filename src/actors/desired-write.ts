@@ -4,8 +4,9 @@
  * before it clears the desired side, a delete before it removes the shadow: a write that landed
  * after either (its caller checked the home a moment before) sees it here, is undone (the keys it
  * set removed, or the deleted hub's shadow removed again) and refused, and never reaches the hub.
- * The old home's intent does not reach the new one, nor a deleted hub's shadow come back. A key
- * the new home set in the same moment is removed with it (its writer had its answer).
+ * The old home's intent does not reach the new one, nor a deleted hub's shadow come back. A value
+ * under one of its keys that the new home set in the same moment, or that a move with keepDesired
+ * kept, is removed with it: the value before the write is not known here.
  */
 import type { Attrs } from '../../proto/frames.js';
 import { TierError } from '../errors.js';

@@ -77,6 +77,8 @@ export class HubReports implements CursorListener, Packable {
   private ackedSeq = -1;
   /** a sequenced frame was accepted in this session: from now on gaps are refused */
   private sequenced = false;
+  /** the last deferred acknowledgement (acknowledge's `after`), until it is queued */
+  private waiting: Promise<void> | null = null;
   /** the lowest sequence number refused for now (rate, busy) before any was accepted: the first may not skip past it */
   private firstHeldBack: number | undefined;
   /** a hub heartbeat answered once `ackedSeq` reaches this (-1: none waiting) */
@@ -189,10 +191,25 @@ export class HubReports implements CursorListener, Packable {
    * Consumes a sequence number: the cursor is queued with the frame's writes, and the hub gets
    * its (cumulative) ack when the store says they are durable (`cursorStored`), not before.
    */
-  private acknowledge(seq: number): void {
+  /**
+   * Consumes `seq`: its cursor is queued (the ack follows once stored). `after` (cluster mode, a
+   * report): `write` (its state) and the cursor are queued once `after` settles, and every later
+   * frame's cursor waits its turn behind them, so an ack never covers a state not yet queued; the
+   * session goes on to its next frames meanwhile (commands and heartbeats are not held up).
+   */
+  private acknowledge(seq: number, write?: () => void, after?: Promise<void>): void {
     this.lastSeq = seq;
     this.sequenced = true;
-    this.deps.shadows.writeCursor(this.host.hubId, { boot: this.boot, seq }, this.host.epoch, this);
+    const commit = () => {
+      write?.();
+      this.deps.shadows.writeCursor(this.host.hubId, { boot: this.boot, seq }, this.host.epoch, this);
+    };
+    if (after === undefined && this.waiting === null) return commit();
+    const step = (this.waiting ?? Promise.resolve()).then(() => after).then(commit, commit);
+    this.waiting = step;
+    void step.then(() => {
+      if (this.waiting === step) this.waiting = null;
+    });
   }
 
   /** The store wrote the cursor `seq` and everything queued before it: acknowledge up to it. */
@@ -239,7 +256,7 @@ export class HubReports implements CursorListener, Packable {
    * `from`: the first sequence number of a report that absorbed later ones (see the mailbox's
    * overflow); `queued`: when it entered the mailbox (tracing on).
    */
-  report(frame: ReportFrame, from?: number, queued?: number): void | Promise<void> {
+  report(frame: ReportFrame, from?: number, queued?: number): void {
     // a coalesced report spans from..s; re-applying its older part is harmless (same values)
     if (!this.accept(frame.s, from)) return;
     const table = this.reported; // read once: each read tells the packer
@@ -287,12 +304,11 @@ export class HubReports implements CursorListener, Packable {
     // the state goes to the shared store only after its events are appended (or published without
     // a position): a node killed while Redis hung had its queued shadow writes land on resume and
     // acknowledge reports whose events nobody published; now such a report is not stored, and the
-    // hub resends it to the node it reconnects to. The session's next frames wait, as for events.
+    // hub resends it to the node it reconnects to
     const write = () => {
       for (const [deviceId, side] of later) this.deps.shadows.writeReported(hubId, deviceId, side, epoch);
-      this.acknowledge(frame.s);
     };
-    return this.deps.eventsDurable!(homeId).then(write, write);
+    this.acknowledge(frame.s, write, this.deps.eventsDurable!(homeId));
   }
 
   /** A device the hub has not told of before: nothing reported, version 0. */

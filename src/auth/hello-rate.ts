@@ -1,7 +1,8 @@
 /**
  * Handshakes per hub: a bucket of `burst` hellos refilled one per `everyMs`, checked after the
- * signature verifies and before the nonce is claimed, taken once the hello is admitted (a replay
- * refused `nonce_reused`, or one failing on a backend, spends nothing of the real hub's). One
+ * signature verifies and before the nonce is claimed (hellos arriving together each take one),
+ * given back unless the hello is admitted (a replay refused `nonce_reused`, or one failing on a
+ * backend, spends nothing of the real hub's). One
  * hub's credentials (its owner can read them out of the device) could otherwise connect at the
  * node's whole connect rate: every real hub's handshakes crowded out, and a nonce stored per hello
  * for ten minutes (millions on disk). Buckets full again are forgotten, so the map holds only hubs
@@ -33,16 +34,20 @@ export class HelloRate {
     return perMin === 0 ? undefined : new HelloRate({ burst: perMin, everyMs: 60_000 / perMin });
   }
 
-  /** True when the hub may open a session now: it has a hello left (none taken: see `take`). */
-  allows(hubId: string): boolean {
-    return this.tokens(hubId, this.now()) >= 1;
-  }
-
-  /** Takes one of the hub's hellos: for a hello admitted, so replays and outages spend none. */
-  take(hubId: string): void {
+  /** Takes one of the hub's hellos; false when it has none left. */
+  take(hubId: string): boolean {
     const now = this.now();
     if (now - this.sweptAt >= this.fullAfterMs()) this.sweep(now);
-    this.buckets.set(hubId, { tokens: Math.max(0, this.tokens(hubId, now) - 1), at: now });
+    const tokens = this.tokens(hubId, now);
+    if (tokens < 1) return false;
+    this.buckets.set(hubId, { tokens: tokens - 1, at: now });
+    return true;
+  }
+
+  /** Gives back a hello taken for one that was not admitted (a replay, a backend away). */
+  giveBack(hubId: string): void {
+    const now = this.now();
+    this.buckets.set(hubId, { tokens: Math.min(this.burst, this.tokens(hubId, now) + 1), at: now });
   }
 
   private tokens(hubId: string, now: number): number {

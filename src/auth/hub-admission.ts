@@ -44,12 +44,17 @@ export class HubAdmission {
     const skew = Math.abs(Math.floor(this.now() / 1000) - c.ts);
     if (skew > this.skewS) throw new AuthError('stale_timestamp', `timestamp is ${skew} s away from the server clock (allowed ${this.skewS} s)`);
     // before the nonce is stored: a hub over its rate leaves nothing behind
-    if (this.rate && !this.rate.allows(c.hubId)) throw new AuthError('rate_limited', 'this hub connects more often than the node allows (TIER_HUB_HELLOS_PER_MIN): retry after Retry-After');
-    // a hello at ts = now + skew is admitted until the end of second ts + skew, up to 2 × skew + 1 s
-    // after this claim: kept only 2 × skew, it could be replayed in that last second (until 2026-12-06)
-    if (!(await this.nonces.claim(`${c.hubId}:${c.nonce}`, (this.skewS * 2 + 1 + this.spreadS) * 1000))) throw new AuthError('nonce_reused');
-    if (!record.enabled) throw new AuthError('hub_disabled');
-    this.rate?.take(c.hubId);
+    // taken before the claim's await (hellos arriving together each need one), given back unless admitted
+    if (this.rate && !this.rate.take(c.hubId)) throw new AuthError('rate_limited', 'this hub connects more often than the node allows (TIER_HUB_HELLOS_PER_MIN): retry after Retry-After');
+    try {
+      // a hello at ts = now + skew is admitted until the end of second ts + skew, up to 2 × skew + 1 s
+      // after this claim: kept only 2 × skew, it could be replayed in that last second (until 2026-12-06)
+      if (!(await this.nonces.claim(`${c.hubId}:${c.nonce}`, (this.skewS * 2 + 1 + this.spreadS) * 1000))) throw new AuthError('nonce_reused');
+      if (!record.enabled) throw new AuthError('hub_disabled');
+    } catch (err) {
+      this.rate?.giveBack(c.hubId);
+      throw err;
+    }
     return record;
   }
 

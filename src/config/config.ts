@@ -255,6 +255,10 @@ const secret =
     const s = text(raw, key);
     refusePlaceholder(s, key, MAKE_SECRET);
     if (s.length < minChars) throw new ConfigError(`${key}: must be at least ${minChars} characters, got ${s.length}; make one with ${MAKE_SECRET}`);
+    // the API tells the admin token from a user JWT by its shape, and limits guesses of it by that
+    if (minChars === SECRET_MIN_CHARS.ADMIN_TOKEN && /^[\w-]+\.[\w-]+\.[\w-]*$/.test(s)) {
+      throw new ConfigError(`${key}: shaped like a JWT (three parts joined by dots), which the API takes for a user token; make one with ${MAKE_SECRET}`);
+    }
     return s;
   };
 /** Secrets comma-separated (or a JSON list in CONFIG_FILE), each checked as `secret(minChars)` checks one: a rotation's other values. */

@@ -50,6 +50,14 @@ describe('secrets given to the node', () => {
     expect(refusal(cluster({ ADMIN_TOKEN: ADMIN.slice(1) })).message).toBe('ADMIN_TOKEN: must be at least 24 characters, got 23; make one with `openssl rand -base64 32`');
   });
 
+  it('an admin token shaped like a JWT is refused (the API tells them apart by shape, and limits guesses of the admin token by it)', () => {
+    const jwtShaped = 'correct.horse.battery-staple-2026';
+    expect(refusal(cluster({ ADMIN_TOKEN: jwtShaped })).message).toBe('ADMIN_TOKEN: shaped like a JWT (three parts joined by dots), which the API takes for a user token; make one with `openssl rand -base64 32`');
+    expect(refusal(cluster({ ADMIN_TOKENS_ACCEPTED: jwtShaped })).message).toMatch(/^ADMIN_TOKENS_ACCEPTED\[0\]: shaped like a JWT/);
+    // a JWT secret may have any shape
+    expect(loadConfig(cluster({ JWT_SECRET: 'aaaaaaaaaa.bbbbbbbbbbbbbbb.cccccccccccc' })).config.jwtSecret).toBe('aaaaaaaaaa.bbbbbbbbbbbbbbb.cccccccccccc');
+  });
+
   it('JWT_SECRET shorter than 32 characters (an HS256 key of 256 bits) is refused', () => {
     expect(refusal(cluster({ JWT_SECRET: JWT.slice(1) })).message).toBe('JWT_SECRET: must be at least 32 characters, got 31; make one with `openssl rand -base64 32`');
   });

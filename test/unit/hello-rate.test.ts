@@ -13,7 +13,7 @@ describe('HelloRate', () => {
   it('a burst, then one per refill; each hub its own; full buckets forgotten', () => {
     let now = 0;
     const rate = new HelloRate({ burst: 3, everyMs: 1_000, now: () => now });
-    const hello = (hubId: string) => rate.allows(hubId) && (rate.take(hubId), true);
+    const hello = (hubId: string) => rate.take(hubId);
     expect([1, 2, 3, 4].map(() => hello('a'))).toEqual([true, true, true, false]);
     expect(hello('b')).toBe(true);
     now = 999;
@@ -48,5 +48,19 @@ describe('HubAdmission with a hello rate', () => {
     expect(await outcome(hubCredentials('r-hub', 'r-hub-secret', now))).toBe('rate_limited');
     expect(claimed).toHaveLength(7);
     expect(await outcome(hubCredentials('r-other', 'r-other-secret', now))).toBe('admitted');
+  });
+
+  it('hellos arriving together each take one: no more than the rate is admitted while nonce claims wait on their store', async () => {
+    const now = 1_700_000_000_000;
+    const registry = new MemoryHubRegistry();
+    await registry.create({ hubId: 'c-hub', homeId: 'c-home', model: undefined, secret: 'c-hub-secret', enabled: true, createdAt: 1 });
+    const nonces = new MemoryNonceStore(() => now);
+    // a store answering in a later turn, as Redis does
+    const claim = nonces.claim.bind(nonces);
+    nonces.claim = async (key, ttlMs) => (await new Promise((r) => setTimeout(r, 5)), claim(key, ttlMs));
+    const admission = new HubAdmission(registry, nonces, 300, () => now, undefined, 0, new HelloRate({ burst: 3, everyMs: 60_000, now: () => now }));
+    const outcomes = await Promise.all(Array.from({ length: 10 }, () => admission.admit(hubCredentials('c-hub', 'c-hub-secret', now)).then(() => 'admitted', (err: { code: string }) => err.code)));
+    expect(outcomes.filter((o) => o === 'admitted')).toHaveLength(3);
+    expect(outcomes.filter((o) => o === 'rate_limited')).toHaveLength(7);
   });
 });

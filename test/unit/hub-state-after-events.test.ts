@@ -3,7 +3,8 @@
  * events are in the home's history (or were published without a position), then the report is
  * acknowledged. A node killed while Redis hung had its queued shadow write land on resume and
  * acknowledge a report whose event nobody published (an outage review, 2026-12-06): apps that
- * stayed subscribed kept the old value. Written before its event settles, no write is left behind.
+ * stayed subscribed kept the old value. The session does not wait meanwhile: its next frames are
+ * handled (commands and heartbeats were held up behind a hung Redis), their acks after.
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { FrameType } from '../../proto/frames.js';
@@ -25,15 +26,16 @@ function session(overrides: Partial<HubSessionDeps>) {
   let settleEvents: () => void = () => {};
   let durable = Promise.resolve();
   const hold = () => (durable = new Promise<void>((r) => (settleEvents = r)));
-  const deps = hubSessionDeps(wheel, { eventsDurable: () => durable, ...overrides });
+  const published: unknown[] = [];
+  const deps = hubSessionDeps(wheel, { eventsDurable: () => durable, publishEvent: (e) => void published.push(e), ...overrides });
   const link = new RecordingLink();
   const s = new HubSession('hub-1', 'home-1', link, deps);
-  return { deps, link, hold, settle: () => settleEvents(), frame: (f: object) => s.receiveFrame(decodeHubFrame(encodeValue(f))) };
+  return { deps, link, published, hold, settle: () => settleEvents(), frame: (f: object) => s.receiveFrame(decodeHubFrame(encodeValue(f))) };
 }
 
 describe('a report in cluster mode', () => {
-  it('is written and acknowledged only once its event settled; the next frame waits for it', async () => {
-    const { deps, link, hold, settle: settleEvents, frame } = session({ stateAfterEvents: true });
+  it('is written and acknowledged only once its event settled, in order; the next frames are not held up', async () => {
+    const { deps, link, published, hold, settle: settleEvents, frame } = session({ stateAfterEvents: true });
     frame({ t: FrameType.hello, v: 1, b: 'boot' });
     await eventually(AbortSignal.timeout(10_000), 'online', async () => (link.frames.some((f) => f.t === FrameType.welcome) ? true : undefined));
     hold();
@@ -41,12 +43,19 @@ describe('a report in cluster mode', () => {
     frame({ t: FrameType.report, s: 2, r: { door: { open: false } } });
     for (let i = 0; i < 5; i++) await settle();
     await deps.shadows.flush();
-    // the event is out (to the history), the state is not in the store, nothing acknowledged
+    // both events are out (to the history): the second report did not wait for the first's;
+    // the state is not in the store, nothing acknowledged
+    expect(published.filter((e) => (e as { kind: string }).kind === 'state')).toHaveLength(2);
     expect((await deps.shadows.load('hub-1')).door).toBeUndefined();
     expect(link.acks()).toEqual([]);
+    // a device event behind them is acknowledged only after them
+    frame({ t: FrameType.event, s: 3, d: 'door', e: 'tamper' });
+    for (let i = 0; i < 5; i++) await settle();
+    expect(link.acks()).toEqual([]);
     settleEvents();
-    await eventually(AbortSignal.timeout(10_000), 'both acknowledged', async () => (link.acks().includes(2) ? true : undefined));
+    await eventually(AbortSignal.timeout(10_000), 'all acknowledged', async () => (link.acks().includes(3) ? true : undefined));
     expect((await deps.shadows.load('hub-1')).door?.reported).toEqual({ open: false });
+    expect(link.acks()).toEqual([...link.acks()].sort((a, b) => a - b));
   });
 
   it('in the embedded default the state is written at once, beside its event', async () => {
