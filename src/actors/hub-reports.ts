@@ -77,8 +77,9 @@ export class HubReports implements CursorListener, Packable {
   private ackedSeq = -1;
   /** a sequenced frame was accepted in this session: from now on gaps are refused */
   private sequenced = false;
-  /** the last deferred acknowledgement (acknowledge's `after`), until it is queued */
-  private waiting: Promise<void> | null = null;
+  /** deferred acknowledgements (acknowledge's `after`) not yet queued, and the last of them */
+  private deferred = 0;
+  private waiting: Promise<void> = Promise.resolve();
   /** the lowest sequence number refused for now (rate, busy) before any was accepted: the first may not skip past it */
   private firstHeldBack: number | undefined;
   /** a hub heartbeat answered once `ackedSeq` reaches this (-1: none waiting) */
@@ -204,12 +205,14 @@ export class HubReports implements CursorListener, Packable {
       write?.();
       this.deps.shadows.writeCursor(this.host.hubId, { boot: this.boot, seq }, this.host.epoch, this);
     };
-    if (after === undefined && this.waiting === null) return commit();
-    const step = (this.waiting ?? Promise.resolve()).then(() => after).then(commit, commit);
-    this.waiting = step;
-    void step.then(() => {
-      if (this.waiting === step) this.waiting = null;
-    });
+    if (after === undefined && this.deferred === 0) return commit();
+    // one promise a report while none waits before it (the common case), two behind another
+    const run = () => {
+      this.deferred--;
+      commit();
+    };
+    const turn = this.deferred++ === 0 ? after! : this.waiting.then(() => after);
+    this.waiting = turn.then(run, run);
   }
 
   /** The store wrote the cursor `seq` and everything queued before it: acknowledge up to it. */

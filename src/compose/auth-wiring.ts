@@ -39,7 +39,12 @@ export interface AdminGate {
 
 export function adminGate(config: Config, metrics: NodeMetrics, log: Logger): AdminGate {
   return {
-    hosts: new AdminHosts([config.adminHost, ...config.adminAllowedHosts]),
+    hosts: adminHostsOf(config),
     ...(config.adminTokenGuesses === 0 ? {} : { guesses: guessWatch(log, (reason) => metrics.adminRefused.inc({ reason }), new GuessLimit({ limit: config.adminTokenGuesses })) }),
   };
+}
+
+/** The names the admin port answers to besides IP addresses and localhost: ADMIN_HOST and ADMIN_ALLOWED_HOSTS (also the start-up wait's port). */
+export function adminHostsOf(config: Config): AdminHosts {
+  return new AdminHosts([config.adminHost, ...config.adminAllowedHosts]);
 }

@@ -1,4 +1,5 @@
-import { AdminHosts, onlyAllowedHosts } from '../admin/admin-hosts.js';
+import { onlyAllowedHosts } from '../admin/admin-hosts.js';
+import { adminHostsOf } from './auth-wiring.js';
 import type { Config } from '../config/config.js';
 import type { Logger } from '../log/logger.js';
 import type { NodeMetrics } from '../admin/metrics.js';
@@ -30,7 +31,7 @@ export async function portsWhenReachable(
   metrics.backendsUp((): Record<string, boolean> => (waitingFor === 'nats' ? { nats: false } : waitingFor === 'redis' ? { nats: true, redis: false } : {}));
   // a port of its own, not the node's admin app (that needs the ports): every answer closes its
   // connection, so no probe keeps talking to this one after the hand-over
-  const admin = onlyAllowedHosts(guardApp(deps.uws.App(), log), new AdminHosts([config.adminHost, ...config.adminAllowedHosts]), () => metrics.adminRefused.inc({ reason: 'host' }));
+  const admin = onlyAllowedHosts(guardApp(deps.uws.App(), log), adminHostsOf(config), () => metrics.adminRefused.inc({ reason: 'host' }));
   const answer = (res: HttpResponse, head: boolean, status: string, type: string, body: string) =>
     res.cork(() => {
       noSniff(res.writeStatus(status)).writeHeader('content-type', type);

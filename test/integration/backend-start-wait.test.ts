@@ -5,6 +5,7 @@
  * once NATS and Redis start on the ports it was given it becomes ready and takes a hub. Past TIER_BACKEND_START_WAIT_MS it exits 1 with one fatal line; SIGTERM
  * while waiting exits 0. A drain while Redis is down ends within the grace with JSON lines only.
  */
+import { request } from 'node:http';
 import { afterEach, describe, expect, it } from 'vitest';
 import { freePort, startNats, startNode, startRedis, uniquePrefix, ExitedError, type Backend, type NodeProc } from '../../load/harness/index.js';
 import { HubClient } from '../../load/wire/hub-client.js';
@@ -63,6 +64,12 @@ describe('cluster node started before its backends', { timeout: 90_000 }, () => 
     expect(natsDown).not.toMatch(/^tier_backend_up\{backend="redis"\}/m);
     expect(natsDown).toMatch(/^tier_hub_sessions 0$/m);
     expect((await api(admin, 'GET', '/healthz', undefined)).status).toBe(200);
+    // the waiting port answers only the names the admin port does (a rebound page reads nothing)
+    expect(await new Promise<number>((resolve, reject) => {
+      const req = request({ host: '127.0.0.1', port: adminPort, path: '/readyz', headers: { host: 'rebound.example' }, agent: false }, (res) => (res.resume(), resolve(res.statusCode!)));
+      req.on('error', reject);
+      req.end();
+    })).toBe(421);
     // no hub or app is taken meanwhile: the main port is not open
     await expect(fetch(`http://127.0.0.1:${port}/v1/health`)).rejects.toThrow();
     const waiting = await eventually(signal, 'the waiting line', async () => lines.map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l.msg === 'waiting for backends'));
