@@ -10,15 +10,16 @@ import { parseArgs } from 'node:util';
 import { SECRET_KEY_FILE, secretBoxFor } from './compose/secret-key.js';
 import { toolSettings } from './config/config.js';
 import { importHubs, lineRanges } from './fleet-import.js';
-import { resealAll, type ResealReport } from './fleet-reseal.js';
+import { resealAll, resealKeyRefusal, type ResealReport } from './fleet-reseal.js';
 import { createLogger } from './log/logger.js';
 import { LmdbHubRegistry } from './ports/hub-registry/hub-registry-lmdb.js';
 import { RedisHubRegistry } from './ports/hub-registry/hub-registry-redis.js';
 import { openDataStore, STORE_FILE } from './ports/lmdb.js';
-import { RedisKeys } from './ports/redis.js';
+import { connectRedis, RedisKeys } from './ports/redis.js';
+import { RedisSecretRecord } from './ports/secret-record/secret-record-redis.js';
 
 const USAGE = `usage: npm run fleet -- import FILE --out SECRETS [--url URL] [--admin-token TOKEN]
-       npm run fleet -- reseal [--data-dir DIR | --redis URL [--prefix P]]
+       npm run fleet -- reseal [--data-dir DIR | --redis URL [--prefix P] [--force]]
 
 import  provisions every hub of FILE through the node at URL, 1,000 per request, and
         writes each new hub's secret once to SECRETS ("hubId,secret" lines, mode 0600;
@@ -41,11 +42,13 @@ reseal  seals every hub secret anew with TIER_SECRET_KEY (those sealed with a ke
         nothing. The embedded default's store (--data-dir, default $DATA_DIR or ./data; its
         key file when TIER_SECRET_KEY is unset): stop the node first. A cluster's Redis
         (--redis, --prefix defaults to $TIER_REDIS_PREFIX, else tier:): nodes may run, given
-        the old keys in TIER_SECRET_KEYS_OLD until it is done. Exit 1 when a hub was
+        the old keys in TIER_SECRET_KEYS_OLD until it is done; refused (exit 1, nothing
+        resealed) when TIER_SECRET_KEY is not the key the last node started seals with,
+        unless --force. Exit 1 when a hub was
         skipped, and when none was found (a mistyped --data-dir, --redis or --prefix): a
         DATA_DIR without a store is refused, never made.`;
 
-async function reseal(values: { 'data-dir'?: string | undefined; redis?: string | undefined; prefix?: string | undefined }): Promise<number> {
+async function reseal(values: { 'data-dir'?: string | undefined; redis?: string | undefined; prefix?: string | undefined; force?: boolean | undefined }): Promise<number> {
   // as the node reads them: the environment over CONFIG_FILE
   const env = toolSettings(['secretKey', 'secretKeysOld', 'redisPrefix', 'dataDir']);
   let report: ResealReport;
@@ -55,8 +58,16 @@ async function reseal(values: { 'data-dir'?: string | undefined; redis?: string 
       return 2;
     }
     const box = secretBoxFor({ ...env, dataDir: ':memory:' });
-    const registry = await RedisHubRegistry.connect(values.redis, { name: 'fleet-reseal', log: createLogger('warn'), keys: new RedisKeys(values.prefix ?? env.redisPrefix) });
+    const keys = new RedisKeys(values.prefix ?? env.redisPrefix);
+    const client = await connectRedis(values.redis, { name: 'fleet-reseal', log: createLogger('warn') });
+    const registry = new RedisHubRegistry(client, { keys });
     try {
+      const record = new RedisSecretRecord(client, { keys });
+      const refusal = values.force ? null : resealKeyRefusal(await record.read(), box, record.where);
+      if (refusal !== null) {
+        process.stderr.write(`fleet error: ${refusal}\nnothing resealed\n`);
+        return 1;
+      }
       // records of versions before the registry's indexes are listed only once indexed
       process.stdout.write(`indexed ${await registry.reindex()} hub records\n`);
       report = await resealAll(registry, box);
@@ -127,7 +138,7 @@ function stopOnSignals(out: string): { stop: AbortSignal; cancel: AbortSignal; d
 async function main(): Promise<number> {
   const { positionals, values } = parseArgs({
     allowPositionals: true,
-    options: { out: { type: 'string' }, url: { type: 'string' }, 'admin-token': { type: 'string' }, 'data-dir': { type: 'string' }, redis: { type: 'string' }, prefix: { type: 'string' }, help: { type: 'boolean' } },
+    options: { out: { type: 'string' }, url: { type: 'string' }, 'admin-token': { type: 'string' }, 'data-dir': { type: 'string' }, redis: { type: 'string' }, prefix: { type: 'string' }, force: { type: 'boolean' }, help: { type: 'boolean' } },
   });
   const [command, file] = positionals;
   if (command === 'reseal' && positionals.length === 1 && !values.help) return reseal(values);

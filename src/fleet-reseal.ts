@@ -44,3 +44,20 @@ export async function resealAll(registry: HubRegistry, box: SecretBox, pageSize 
   } while (after !== undefined);
   return report;
 }
+
+/**
+ * Refuses a cluster reseal whose key is not the one the cluster's nodes seal with, as recorded by
+ * the last node started (src/compose/shared-secrets-check.ts): run before the nodes were given it,
+ * or with a mistyped key, the reseal left every hub sealed with a key no node had, and a key kept
+ * only in a shell variable lost every hub secret. Answers the refusal, or null to go on; a cluster
+ * whose nodes never started records no key and is not refused.
+ */
+export function resealKeyRefusal(recorded: Readonly<Record<string, string>>, box: SecretBox, where: string): string | null {
+  const nodes = recorded.TIER_SECRET_KEY;
+  if (nodes === undefined || nodes === box.currentId) return null;
+  return (
+    `TIER_SECRET_KEY (key ${box.currentId}) is not the key this cluster's nodes seal with (${nodes}, recorded by the last node started in ${where}): ` +
+    `resealed with it, no node could open a hub's secret. Give every node the new key first (and the old one in TIER_SECRET_KEYS_OLD), then reseal; ` +
+    `--force reseals anyway (when no node will run with ${nodes} again)`
+  );
+}

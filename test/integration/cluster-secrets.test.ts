@@ -4,9 +4,14 @@
  * naming it (it used to start ready and refuse the other nodes' tokens and hubs); the same secrets,
  * a documented key rotation, a token rotation in two rolls (JWT_SECRETS_ACCEPTED, ADMIN_TOKENS_ACCEPTED)
  * in which every node takes every other's tokens, and one declared with TIER_SECRETS_CHANGED start, and
- * `/debug/diagnose` of a running node tells when another node's start changed the record.
+ * `/debug/diagnose` of a running node tells when another node's start changed the record; `fleet reseal --redis`
+ * refuses a key the nodes do not seal with.
  */
+import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ExitedError, startNats, startNode, startRedis, uniquePrefix, type Backend } from '../../load/harness/index.js';
 import type { CheckResult, DiagnoseReport } from '../../src/admin/diagnose.js';
@@ -14,13 +19,24 @@ import { startServer, type RunningServer } from '../../src/compose/server.js';
 import { ConfigError } from '../../src/config/config.js';
 import { createLogger } from '../../src/log/logger.js';
 import { inProcessConfig } from '../helpers/in-process-config.js';
-import { api } from '../helpers/server-process.js';
+import { api, scriptArgs } from '../helpers/server-process.js';
+import { keyId } from '../../src/auth/secret-box.js';
 
 const ADMIN = 'cluster-admin-token-0123456789abcdef';
 const JWT = 'cluster-jwt-secret-0123456789abcdef0123';
 const key = (name: string) => createHash('sha256').update(`cluster-secrets-test:${name}`).digest('hex');
 const K1 = key('one');
 const K2 = key('two');
+const keyOf = (hex: string) => keyId(Buffer.from(hex, 'hex'));
+/** One field of a hash in the test's Redis, on a connection of its own. */
+const redisHget = async (url: string, hash: string, field: string): Promise<string | null> => {
+  const client = new Redis(url);
+  try {
+    return await client.hget(hash, field);
+  } finally {
+    client.disconnect();
+  }
+};
 
 describe('cluster nodes must share their secrets', { timeout: 60_000 }, () => {
   let nats: Backend;
@@ -158,6 +174,34 @@ describe('cluster nodes must share their secrets', { timeout: 60_000 }, () => {
     const message = await refusal(node({ JWT_SECRETS_ACCEPTED: JWT }, ADMIN, NEW));
     expect(message).toMatch(/^JWT_SECRET: .*roll it out there first/);
     expect(message).not.toContain(NEW);
+  });
+
+  it('fleet reseal --redis refuses a key the nodes do not seal with, leaving every hub as it was; --force and the documented order reseal', async () => {
+    prefix = uniquePrefix();
+    const a = await node();
+    expect((await api(`http://127.0.0.1:${a.port}`, 'POST', '/v1/admin/hubs', ADMIN, { hubId: 'reseal-1', homeId: 'h1' })).status).toBe(201);
+    const sealedWith = async () => (await redisHget(redis.url, `${prefix}{h:reseal-1}:hub`, 'secret'))?.split('.')[1];
+    const root = fileURLToPath(new URL('../..', import.meta.url));
+    const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('TIER_SECRET_KEY')));
+    const reseal = (key: string, old: string, ...flags: string[]) =>
+      promisify(execFile)(process.execPath, [...scriptArgs('src/fleet-cli.ts'), 'reseal', '--redis', redis.url, '--prefix', prefix, ...flags], { cwd: root, env: { ...env, TIER_SECRET_KEY: key, TIER_SECRET_KEYS_OLD: old } }).then(
+        (r) => ({ code: 0, ...r }),
+        (e: { code: number; stdout: string; stderr: string }) => e,
+      );
+    // the new key before any node has it: refused, nothing written
+    const refused = await reseal(K2, K1);
+    expect(refused).toMatchObject({ code: 1, stdout: '' });
+    expect(refused.stderr).toMatch(new RegExp(`^fleet error: TIER_SECRET_KEY \\(key ${keyOf(K2)}\\) is not the key this cluster's nodes seal with \\(${keyOf(K1)}, recorded by the last node started in Redis key ${prefix}cluster:secrets\\)`));
+    expect(refused.stderr).not.toContain(K2);
+    expect(await sealedWith()).toBe(keyOf(K1));
+    // the documented order: a node given the new key (the old one beside it), then the reseal
+    await node({ TIER_SECRET_KEY: K2, TIER_SECRET_KEYS_OLD: K1 });
+    expect(await reseal(K2, K1)).toMatchObject({ code: 0, stdout: expect.stringContaining('examined 1 hubs, resealed 1, skipped 0') });
+    expect(await sealedWith()).toBe(keyOf(K2));
+    // --force: the operator's word that no node runs with the recorded key any more
+    expect(await reseal(K1, K2)).toMatchObject({ code: 1 });
+    expect(await reseal(K1, K2, '--force')).toMatchObject({ code: 0, stdout: expect.stringContaining('resealed 1, skipped 0') });
+    expect(await sealedWith()).toBe(keyOf(K1));
   });
 
   it('a node process refused for its JWT_SECRET exits 2 with a configuration error on stderr', async () => {
