@@ -139,6 +139,10 @@ export class HubReports implements CursorListener, Packable {
     // -1: nothing accepted for this boot yet, so a first frame with `s: 0` is new, not a duplicate
     this.lastSeq = cursor !== null && cursor.boot === boot ? cursor.seq : -1;
     this.ackedSeq = this.lastSeq;
+    // the counter follows the latest hello, not the latest frame: a hub back on an earlier boot id
+    // after one that sent nothing got that boot's old number, and its next frames were acked as
+    // duplicates, never stored (a firmware review, 2026-12-06). -1: nothing accepted for it
+    if (cursor !== null && cursor.boot !== boot) this.deps.shadows.writeCursor(this.host.hubId, { boot, seq: -1 }, this.host.epoch);
     return this.lastSeq;
   }
 

@@ -156,6 +156,37 @@ describe('HubSession acknowledges only what is stored', () => {
   });
 });
 
+describe('HubSession counts for the boot id of the latest hello', () => {
+  it('a hub back on an earlier boot id after one that sent nothing starts again at 0: its next report is stored, not acked as a duplicate', async () => {
+    const wheel = new TimerWheel();
+    wheels.push(wheel);
+    const shadows = new MemoryShadowStore();
+    const directory = new MemoryDirectory();
+    const connect = async (boot: string) => {
+      const link = new RecordingLink();
+      const session = new HubSession('hub-1', 'home-1', link, hubSessionDeps(wheel, { system: { timers: wheel, log: createLogger('silent'), mailboxSize: 64 }, directory, shadows }));
+      const frame = (f: object) => session.receiveFrame(decodeHubFrame(encodeValue(f)));
+      frame({ t: 1, v: 1, b: boot });
+      await settle();
+      const welcome = link.frames.find((f) => f.t === FrameType.welcome);
+      return { link, frame, welcomeSeq: welcome?.t === FrameType.welcome ? welcome.s : undefined };
+    };
+    const a = await connect('boot-a');
+    for (let s = 1; s <= 5; s++) a.frame({ t: 4, s, r: { lamp: { n: s } } });
+    await settle();
+    expect(a.link.acks().at(-1)).toBe(5);
+    expect((await connect('boot-b')).welcomeSeq).toBe(0);
+    const again = await connect('boot-a');
+    expect(again.welcomeSeq).toBe(0);
+    again.frame({ t: 4, s: 1, r: { lamp: { n: 1001 } } });
+    await settle();
+    expect(again.link.acks()).toEqual([1]);
+    expect((await shadows.load('hub-1')).lamp!.reported).toEqual({ n: 1001 });
+    // the same boot id again resumes its count
+    expect((await connect('boot-a')).welcomeSeq).toBe(1);
+  });
+});
+
 describe('HubSession never acknowledges a frame it failed to apply', () => {
   it('a frame whose write throws is never covered by a later ack: the session closes (1011) and starts over from the store', async () => {
     const { link, shadows, frame } = await online();
