@@ -11,12 +11,15 @@ export class TierError extends Error {
   readonly field: string | undefined;
   /** the sequence number or command id of the refused frame, when known */
   ref: number | undefined;
+  /** when a refusal for now knows when it ends (a rate's next token), ms: said as `Retry-After` */
+  readonly retryAfterMs: number | undefined;
 
-  constructor(code: ErrorCode, message?: string, options?: { cause?: unknown; field?: string; ref?: number }) {
+  constructor(code: ErrorCode, message?: string, options?: { cause?: unknown; field?: string; ref?: number; retryAfterMs?: number }) {
     super(message ?? ErrorCodes[code].text, options?.cause === undefined ? undefined : { cause: options.cause });
     this.code = code;
     this.field = options?.field;
     this.ref = options?.ref;
+    this.retryAfterMs = options?.retryAfterMs;
   }
 
   get numeric(): number {

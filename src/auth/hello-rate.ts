@@ -50,6 +50,12 @@ export class HelloRate {
     this.buckets.set(hubId, { tokens: Math.min(this.burst, this.tokens(hubId, now) + 1), at: now });
   }
 
+  /** How long until the hub has a hello again, ms (0: it has one): what its refusal's Retry-After says. */
+  waitMs(hubId: string): number {
+    // less a hair: the float of a refill a millisecond short rounds up to two
+    return Math.max(0, Math.ceil((1 - this.tokens(hubId, this.now())) * this.everyMs - 1e-6));
+  }
+
   private tokens(hubId: string, now: number): number {
     const b = this.buckets.get(hubId);
     return b === undefined ? this.burst : Math.min(this.burst, b.tokens + (now - b.at) / this.everyMs);

@@ -45,7 +45,9 @@ export class HubAdmission {
     if (skew > this.skewS) throw new AuthError('stale_timestamp', `timestamp is ${skew} s away from the server clock (allowed ${this.skewS} s)`);
     // before the nonce is stored: a hub over its rate leaves nothing behind
     // taken before the claim's await (hellos arriving together each need one), given back unless admitted
-    if (this.rate && !this.rate.take(c.hubId)) throw new AuthError('rate_limited', 'this hub connects more often than the node allows (TIER_HUB_HELLOS_PER_MIN): retry after Retry-After');
+    if (this.rate && !this.rate.take(c.hubId)) {
+      throw new AuthError('rate_limited', 'this hub connects more often than the node allows (TIER_HUB_HELLOS_PER_MIN): retry after Retry-After', { retryAfterMs: this.rate.waitMs(c.hubId) });
+    }
     try {
       // a hello at ts = now + skew is admitted until the end of second ts + skew, up to 2 × skew + 1 s
       // after this claim: kept only 2 × skew, it could be replayed in that last second (until 2026-12-06)

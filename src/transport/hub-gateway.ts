@@ -372,7 +372,7 @@ export function mountHubGateway(app: TemplatedApp, deps: HubGatewayDeps): void {
     limits.finish(true);
     const temporary = ErrorCodes[e.code].temporary;
     link.send(encode(errorFrameFor(e.code, e.message)));
-    if (temporary) link.send(encode({ t: FrameType.reconnect, after: outageRetryMs(), e: e.code }));
+    if (temporary) link.send(encode({ t: FrameType.reconnect, after: e.retryAfterMs ?? outageRetryMs(), e: e.code }));
     link.send(encode({ t: FrameType.bye, e: e.code }));
     link.close(temporary ? CloseCode.internal : e.code === 'hub_disabled' ? CloseCode.hubDisabled : CloseCode.unauthorized, e.code);
   }
@@ -405,7 +405,8 @@ export function mountHubGateway(app: TemplatedApp, deps: HubGatewayDeps): void {
     const e = noteRefusal(err, state.aborted ? undefined : Buffer.from(res.getRemoteAddressAsText()).toString(), hubId);
     // a backend away (registry, nonces): the hub comes back later, spread as the in-session outage hint is
     const reply = errorReply(e);
-    if (ErrorCodes[e.code].temporary) reply.headers = { 'retry-after': String(Math.ceil(outageRetryMs() / 1000)) };
+    // a rate says when its next hello frees; a backend away is waited out spread over 1–5 s
+    if (ErrorCodes[e.code].temporary && e.retryAfterMs === undefined) reply.headers = { 'retry-after': String(Math.ceil(outageRetryMs() / 1000)) };
     // at the end of the turn: an upgrade pipelined behind a refused one then closes the connection
     // (answered at once, 200 forged upgrades a write held the loop for seconds)
     send(res, state, reply, writes);

@@ -15,8 +15,11 @@ describe('HelloRate', () => {
     const rate = new HelloRate({ burst: 3, everyMs: 1_000, now: () => now });
     const hello = (hubId: string) => rate.take(hubId);
     expect([1, 2, 3, 4].map(() => hello('a'))).toEqual([true, true, true, false]);
+    expect(rate.waitMs('a')).toBe(1_000);
     expect(hello('b')).toBe(true);
+    expect(rate.waitMs('b')).toBe(0);
     now = 999;
+    expect(rate.waitMs('a')).toBe(1);
     expect(hello('a')).toBe(false);
     now = 1_000;
     expect([hello('a'), hello('a')]).toEqual([true, false]);
@@ -46,6 +49,8 @@ describe('HubAdmission with a hello rate', () => {
     expect(await outcome(hubCredentials('r-hub', 'r-hub-secret', now))).toBe('admitted');
     expect(claimed).toHaveLength(7);
     expect(await outcome(hubCredentials('r-hub', 'r-hub-secret', now))).toBe('rate_limited');
+    // its refusal says when the next hello is allowed (Retry-After, or `reconnect.after` after an upgrade)
+    await expect(admission.admit(hubCredentials('r-hub', 'r-hub-secret', now))).rejects.toMatchObject({ code: 'rate_limited', retryAfterMs: 60_000 });
     expect(claimed).toHaveLength(7);
     expect(await outcome(hubCredentials('r-other', 'r-other-secret', now))).toBe('admitted');
   });

@@ -30,13 +30,17 @@ const adminGet = (path: string, headers: Record<string, string>) =>
   });
 
 describe('a node with its limits set', () => {
-  it('admits a hub TIER_HUB_HELLOS_PER_MIN times a minute, then 429 rate_limited', async () => {
+  it('admits a hub TIER_HUB_HELLOS_PER_MIN times a minute, then 429 rate_limited with the seconds until its next hello', async () => {
     const provisioned = await fetch(`${node.http}/v1/admin/hubs`, { method: 'POST', headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' }, body: JSON.stringify({ hubId: 'wire-hub', homeId: 'wire-home' }) });
     const { secret } = (await provisioned.json()) as { secret: string };
     const hello = () => upgradeAnswer(`${node.wsUrl}/hub/v1`, hubAuthHeaderMap(hubCredentials('wire-hub', secret)));
     expect(await hello()).toBe('open');
     expect(await hello()).toBe('open');
-    expect(await hello()).toMatchObject({ status: 429, body: { code: 'rate_limited' } });
+    const refused = await hello();
+    expect(refused).toMatchObject({ status: 429, body: { code: 'rate_limited' } });
+    // two a minute: the next one in 30 s (less the moments the test took), not the 1–5 s of an outage
+    expect(Number((refused as { retryAfter: string }).retryAfter)).toBeGreaterThanOrEqual(25);
+    expect(Number((refused as { retryAfter: string }).retryAfter)).toBeLessThanOrEqual(30);
   });
 
   it('counts wrong admin tokens of both ports together, then refuses the address the right one too', async () => {
