@@ -16,6 +16,7 @@ import { decodeValue } from '../protocol/codec.js';
 import { DEFAULT_SETTINGS, type HomeSettings, type Rule, type Scene } from '../rules/model.js';
 import type { FleetHub } from '../schemas/fleet.js';
 import { MAX_HOME_HUBS, type Fleet } from './fleet.js';
+import { mapInSlices } from './sliced.js';
 
 export interface HomeDataDeps {
   fleet: Fleet;
@@ -151,5 +152,5 @@ async function retainedEvents(history: EventHistory, homeId: string): Promise<Ho
     found = await read(lo);
   }
   if (!found.ok) throw new TierError('unavailable', `the history of home ${homeId} changed during the export (${found.reason}): try again`);
-  return found.entries.map((e: HistoryEntry) => ({ epoch: found.epoch, offset: e.offset, event: decodeValue(e.data) }));
+  return mapInSlices(found.entries, (e: HistoryEntry) => ({ epoch: found.epoch, offset: e.offset, event: decodeValue(e.data) }));
 }

@@ -10,7 +10,10 @@
  * memory (a home's retained events may be TIER_HISTORY_SIZE of them, up to a million): a node
  * builds (and holds for its reader) at most `maxExports` at once and answers others `503 busy`,
  * so repeated requests cannot hold a copy each; nor one while its large answers waiting for
- * readers are at their ceiling (`requireAnswerRoom`).
+ * readers are at their ceiling (`requireAnswerRoom`). It is built and serialised in slices the
+ * loop turns between (src/api/sliced.ts), and a home's next export waits out nine times the
+ * build of its last one past 50 ms (src/api/export-pace.ts): one home's exports take at most a
+ * tenth of the node.
  */
 import type { Static } from '@sinclair/typebox';
 import { TierError } from '../errors.js';
@@ -20,7 +23,9 @@ import { parseId } from '../schemas/common.js';
 import type { EraseHomeReply } from '../schemas/homes.js';
 import { requireAnswerRoom, route, routeOptions, type RouteHost } from '../transport/http.js';
 import type { TemplatedApp } from '../transport/uws.js';
+import { ExportPace } from './export-pace.js';
 import { eraseHome, exportHome, type HomeDataDeps } from './home-data.js';
+import { stringifyInSlices } from './sliced.js';
 
 export interface HomeApiDeps extends RouteHost {
   auth: Authenticator;
@@ -37,6 +42,7 @@ export function mountHomeApi(app: TemplatedApp, deps: HomeApiDeps): void {
   const maxExports = deps.maxExports ?? 2;
   let exporting = 0;
   const exportingHomes = new Set<string>();
+  const pace = new ExportPace();
 
   route(
     app,
@@ -51,6 +57,7 @@ export function mountHomeApi(app: TemplatedApp, deps: HomeApiDeps): void {
         requireHome(principal, homeId);
         what.homeId = homeId;
         requireAnswerRoom();
+        pace.check(homeId);
         if (exporting >= maxExports) throw new TierError('busy', `${exporting} home exports are being built on this node: try again shortly`);
         // one at a time per home: a home's users cannot hold every slot of the node from the others
         if (exportingHomes.has(homeId)) throw new TierError('busy', `an export of home ${homeId} is being built or read: try again once it is done`);
@@ -62,12 +69,15 @@ export function mountHomeApi(app: TemplatedApp, deps: HomeApiDeps): void {
         };
         // the slot is held until the client has taken the answer (or left): a client that asks
         // and does not read holds a copy as surely as one being built
-        const body = await exportHome(data, homeId).catch((err: unknown) => {
+        const started = performance.now();
+        const built = exportHome(data, homeId).then(async (body) => ({ body, text: await stringifyInSlices(body) }));
+        const { body, text } = await built.catch((err: unknown) => {
           done();
           throw err;
         });
+        pace.built(homeId, performance.now() - started);
         what.detail = `${body.hubs.length} hubs, ${body.rules.length} rules, ${body.scenes.length} scenes, ${body.events.length} events`;
-        return { status: 200, body, onSent: done };
+        return { status: 200, text, contentType: 'application/json', onSent: done };
       });
     },
     opts,

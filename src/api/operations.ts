@@ -184,10 +184,10 @@ export function operations(limits: { commandTimeoutMaxMs: number }): Record<stri
     'get /v1/homes/:homeId/export': {
       summary: 'Everything kept of a home, in one document (a copy for its owner)',
       description:
-        'For the home’s users (and the admin): its settings, every hub (never a secret) with every device’s shadow, its rules and scenes as stored, and the events its history still keeps, oldest first (`TIER_HISTORY_SIZE`, `TIER_HISTORY_MAX_AGE_S`). Its audit trail is `GET /v1/homes/{homeId}/audit`. An unknown home answers an empty document. A node builds at most two exports at once (each is held whole in memory): a third answers `503 busy`, to be tried again, as does one while the node holds `TIER_HTTP_PENDING_BYTES` of large answers for clients that have not read them. Recorded in the audit trail (`home.export`).',
+        'For the home’s users (and the admin): its settings, every hub (never a secret) with every device’s shadow, its rules and scenes as stored, and the events its history still keeps, oldest first (`TIER_HISTORY_SIZE`, `TIER_HISTORY_MAX_AGE_S`). Its audit trail is `GET /v1/homes/{homeId}/audit`. An unknown home answers an empty document. A node builds at most two exports at once (each is held whole in memory): a third answers `503 busy`, to be tried again, as does one while the node holds `TIER_HTTP_PENDING_BYTES` of large answers for clients that have not read them. The document is built and serialised in slices of a few milliseconds (the node goes on serving hubs and apps between them), and a home whose export took more than 50 ms to build is exported again only after nine times that: sooner answers `429 rate_limited` with `Retry-After` (one home’s exports take at most a tenth of a node). Recorded in the audit trail (`home.export`).',
       tag: 'homes',
       ok: { status: 200, description: 'the home’s data', schema: HomeExport(max) },
-      errors: ['unavailable', 'busy'],
+      errors: ['unavailable', 'busy', 'rate_limited'],
     },
     'delete /v1/admin/homes/:homeId': {
       summary: 'Erase a home: its rules, scenes, settings, hubs and stored events',
