@@ -24,7 +24,7 @@ export interface InvalidVector {
   name: string;
   hex: string;
   error: ErrorCode;
-  field?: string;
+  field: string | null;
 }
 export interface Vectors {
   valid: ValidVector[];

@@ -186,7 +186,8 @@ function scan(b: Uint8Array, utf8: boolean): void {
       // ASCII (every byte < 0x80) is valid UTF-8: the native check runs only on other strings
       const end = pos + strLen;
       if (!utf8) for (let i = pos; i < end; i++) high |= b[i]!;
-      else if (faultCode === null && !isAscii(b, pos, end) && !isUtf8(b.subarray(pos, end))) fault(b, top, 'invalid_field', isKey ? 'a key that is not valid UTF-8' : 'a string that is not valid UTF-8');
+      // a key that is not UTF-8 is named by its map's path: its own bytes read as text would put U+FFFD in `f`
+      else if (faultCode === null && !isAscii(b, pos, end) && !isUtf8(b.subarray(pos, end))) fault(b, top, 'invalid_field', isKey ? 'a key that is not valid UTF-8' : 'a string that is not valid UTF-8', isKey ? top - 1 : top);
       pos += strLen;
     } else if (isKey) stackKeyLen[top] = -1;
     if (open > 0) {
