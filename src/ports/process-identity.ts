@@ -35,13 +35,27 @@ export function ownIdentity(): string {
   return processIdentity(process.pid) ?? token;
 }
 
-/** True while a process of that pid exists, this user's or another's. */
+/**
+ * True while a process of that pid runs, this user's or another's. A zombie (exited, never
+ * reaped: a node under a parent that does not wait, a container without an init) does not: it
+ * holds nothing, and its lock would have refused every restart for good.
+ */
 export function processAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (err) {
     // EPERM: it exists but belongs to another user
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
+    if ((err as NodeJS.ErrnoException).code !== 'EPERM') return false;
+  }
+  return processState(pid) !== 'Z';
+}
+
+/** The state letter of /proc/<pid>/stat (R, S, D, Z, …), undefined where there is none. */
+export function processState(pid: number): string | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[0];
+  } catch {
+    return undefined;
   }
 }

@@ -14,6 +14,7 @@ import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { afterEach, describe, expect, it } from 'vitest';
 import { DataStoreError, openDataStore, writeErrorText, type DataStore } from '../../src/ports/lmdb.js';
+import { processAlive, processIdentity, processState } from '../../src/ports/process-identity.js';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 const HELPER = 'test/helpers/dir-lock-child.ts';
@@ -112,6 +113,22 @@ describe('one process per DATA_DIR (flock on node.lock)', () => {
     expect(await holder.ask('close')).toBe('closed');
     expect(existsSync(lock)).toBe(false);
     stores.push(openDataStore(d));
+  });
+
+  it('opens a DATA_DIR whose lock names a zombie: a node that exited and was never reaped holds nothing', async () => {
+    const d = dir();
+    // the subshell of `true &` exits, and its parent, now `sleep`, never waits for it
+    const parent = spawn('sh', ['-c', 'true & echo $!; exec sleep 30']);
+    try {
+      const zombie = Number(await new Promise<string>((ok) => createInterface({ input: parent.stdout }).once('line', ok)));
+      while (processState(zombie) !== 'Z') await new Promise((r) => setTimeout(r, 10));
+      writeFileSync(join(d, 'node.lock'), `${zombie}\nnode-exited\n${processIdentity(zombie) ?? ''}\n${BOOT ?? ''}\n`);
+      stores.push(openDataStore(d));
+      expect(processAlive(zombie)).toBe(false);
+      expect(processAlive(parent.pid!)).toBe(true);
+    } finally {
+      parent.kill();
+    }
   });
 
   it('without flock (koffi missing) warns and judges by the pid; a node with flock still refuses such a live holder (an upgrade)', async () => {
