@@ -182,6 +182,9 @@ export async function importStore(store: DataStore, file: string): Promise<Recor
         if (isLegacyHistory(r.db)) continue;
         const db = dbs.get(r.db);
         if (db === undefined) throw changed();
+        // the store starts empty, so a key it holds was a line before this one: no export writes a key
+        // twice, and the later line silently won (a hub counted twice, a scene replaced)
+        if (db.doesExist(r.key as string)) throw new BackupError(`${source.name}:${r.line}: ${r.db} record: a second record with the key ${JSON.stringify(r.key)} (an export writes each key once: edited?)`);
         try {
           void db.put(r.key as string, r.value);
         } catch (err) {

@@ -40,6 +40,11 @@ export async function readImportFile(file: string): Promise<ImportFile> {
     n++;
     const line = raw.trim();
     if (line === '' || line.startsWith('#')) continue;
+    // the stream reads bytes that are not UTF-8 as U+FFFD: such a model was provisioned as "��"
+    if (line.includes('\uFFFD')) {
+      out.bad.push({ line: n, hubId: null, code: 'invalid_field', message: 'not valid UTF-8 (or holds U+FFFD): save the file as UTF-8' });
+      continue;
+    }
     let value: unknown;
     if (line.startsWith('{')) {
       try {

@@ -8,6 +8,7 @@ import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
 import { BackupError, exportStore, importStore } from '../../src/data-backup.js';
 import { KNOWN_DBS, SHADOWS_LAYOUT } from '../../src/data-backup-check.js';
+import { MAX_LINE_BYTES } from '../../src/data-backup-file.js';
 import { TimerWheel } from '../../src/actors/timer-wheel.js';
 import { diskPorts } from '../../src/compose/disk-ports.js';
 import { loadConfig } from '../../src/config/config.js';
@@ -204,6 +205,8 @@ describe('data backup (JSON lines)', () => {
       // the export's digest: one character of a value changed (the record still valid), or a record's line written twice and the count mended
       ['a value changed after the export', exported.map((l, i) => (i === hub - 1 ? l.replace('"hub-1"', '"hub-7"') : l)), new RegExp(`:${last}: the lines before the end line are not those exported`)],
       ['a record repeated after the export', [...exported.slice(0, hub), exported[hub - 1]!, ...exported.slice(hub, -1), JSON.stringify({ ...JSON.parse(exported[last - 1]!), records: last - 1 })], new RegExp(`:${last + 1}: the lines before the end line are not those exported`)],
+      // the same without a digest (a backup before 2026-12-06): the later line silently won, counted twice
+      ['a record twice, its count mended', [...lines.slice(0, hub), lines[hub - 1]!, ...lines.slice(hub, -1), JSON.stringify({ hubtier: 'end', records: last - 1 })], new RegExp(`:${hub + 1}: hubs record: a second record with the key "hub-1"`)],
     ];
     const target = store();
     for (const [what, content, message] of cases) {
@@ -212,6 +215,14 @@ describe('data backup (JSON lines)', () => {
       await expect(importStore(target, file), what).rejects.toThrow(message);
       expect(dump(target), what).toEqual({});
     }
+    // bytes, not text: a line that is not UTF-8, and one longer than any record (read in bounded memory)
+    const bytes = (file: string, ...parts: Array<string | Buffer>) => (writeFileSync(file, Buffer.concat(parts.map((p) => (typeof p === 'string' ? Buffer.from(p) : p)))), file);
+    const [before, after] = [lines.slice(0, hub - 1).join('\n') + '\n', '\n' + lines.slice(hub).join('\n') + '\n'];
+    const invalid = bytes(join(dir(), 'utf8.jsonl'), before, lines[hub - 1]!.replace('"hub-1"', '"hub-'), Buffer.from([0xc0, 0xaf]), '"', lines[hub - 1]!.slice(lines[hub - 1]!.indexOf('"hub-1"') + 7), after);
+    await expect(importStore(target, invalid)).rejects.toThrow(new RegExp(`:${hub}: not valid UTF-8`));
+    const long = bytes(join(dir(), 'long.jsonl'), before, '{"db":"audit","key":"', Buffer.alloc(MAX_LINE_BYTES, 'a'), '","value":1}', after);
+    await expect(importStore(target, long)).rejects.toThrow(new RegExp(`:${hub}: a line longer than 64 MiB`));
+    expect(dump(target)).toEqual({});
     await importStore(target, good);
     expect(dump(target)).toEqual(dump(a));
   });

@@ -30,6 +30,14 @@ describe('a fleet import CSV file', () => {
     ]);
   });
 
+  it('reports a line that is not UTF-8 as bad, never a model of U+FFFD', async () => {
+    const path = join(dir, 'latin1.csv');
+    writeFileSync(path, Buffer.concat([Buffer.from('hubId,homeId,model\nh-1,home,'), Buffer.from([0xff, 0xfe]), Buffer.from('\nh-2,home,h2\n')]));
+    const read = await readImportFile(path);
+    expect(read.items.map((i) => i.item.hubId)).toEqual(['h-2']);
+    expect(read.bad).toEqual([expect.objectContaining({ line: 2, code: 'invalid_field', message: expect.stringMatching(/^not valid UTF-8/) })]);
+  });
+
   it('refuses a quoted header naming the file and line', async () => {
     const path = file('quoted.csv', '"hubId","homeId"\nh-1,home\n');
     await expect(readImportFile(path)).rejects.toThrow(`${path}:1: quoted CSV is not read`);
