@@ -320,7 +320,12 @@ describe('data backup (JSON lines)', () => {
       ['a shadow layout newer than this version reads', variant('{"db":"layouts","key":"shadows"', value(String(SHADOWS_LAYOUT + 1))), /layouts record: shadow records of layout 5; this version reads layouts up to 4/],
       // the node crashed at start on these (a TypeError reading `at` of null)
       ['a push dedup entry of null', variant('{"db":"push","key":["dedup"', value('null')), /push record: a push dedup entry must be \{"id", "at"\}/],
-      ['a push counter that is no number', variant('{"db":"push","key":["count"', value('"lots"')), /push record: a push counter must be a number/],
+      ['a push counter that is no number', variant('{"db":"push","key":["count"', value('"lots"')), /push record: a push counter must be a whole number, 0 or more/],
+      // values no node writes (a review, 2026-12-06): each imported, and then misbehaved quietly
+      ['a push counter below 0', variant('{"db":"push","key":["count"', value('-5')), /push record: a push counter must be a whole number, 0 or more/],
+      ['a cron cursor far in the future', variant('{"db":"rules","key":["rule"', (l) => `${l}\n{"db":"rules","key":["cursor",${JSON.stringify(ruleId)}],"value":1000000000000000}`, '{"db":"rules","key":["cursor"'), /rules record: a cron cursor must be a time \(ms\) no later than now/],
+      ['a revocation that never ends', variant('{"db":"layouts"', (l) => `${l}\n{"db":"revocations","key":"jti-x","value":["jti-x",null,null,1e300,null]}`, '{"db":"revocations"'), /revocations record: a revocation's exp must be a time in seconds, not 1e\+300/],
+      ['a hub secret in the sealed form\'s prefix that is not sealed', variant('{"db":"hubs","key":"hub-9"', (l) => l.replace('"s3cret"', '"s1.x"')), /hubs record: hub "hub-9": a secret that is not a sealed value/],
       ['a dead letter whose notification the queue refuses', variant('{"db":"push","key":["failed"', (l) => l.replace('\\"title\\":\\"t\\",', '')), /push record: push notification title: must be a string/],
       ['a device attribute that is an object', variant('{"db":"shadows","key":[0,"lamp"]', (l) => l.replace('[true,40]', '[{"nested":{"deep":1}},40]')), /shadows record: device lamp reported\.on: must be a string, finite number, boolean or nil/],
       ['a device attribute named __proto__', variant('{"db":"shadow-names","key":1', value('["__proto__","level"]'), '{"db":"shadows","key":[0,"lamp"]'), /shadows record: device lamp reported\.__proto__: attribute name/],
