@@ -174,10 +174,11 @@ export function openApiDocument(table: RouteTable, version: string, limits: Docu
           ? { description: ok.description, content: { 'text/javascript': { schema: { type: 'string' }, example: ok.script } } }
           : { description: ok.description, content: { 'application/json': { schema: components.use(ok.schema), examples: examplesOf(ok.schema) } } };
       // every route with a path parameter, a query or a body may refuse it; a body may also not be
-      // JSON or be over the cap (src/transport/http.ts); every guarded one may refuse the token; and
-      // a guarded route reads or writes a backend, which may be away (`unavailable`)
+      // JSON or be over the cap (src/transport/http.ts); every guarded one may refuse the token, or
+      // the caller's address after too many wrong admin tokens (`rate_limited`); and a guarded
+      // route reads or writes a backend, which may be away (`unavailable`)
       const codes = new Set<ErrorCode>([
-        ...(op.open ? [] : (['unauthorized', 'forbidden', 'unavailable'] as const)),
+        ...(op.open ? [] : (['unauthorized', 'forbidden', 'rate_limited', 'unavailable'] as const)),
         ...(names.length > 0 || op.request || op.query ? (['invalid_field'] as const) : []),
         ...(op.request ? (['malformed_frame', 'frame_too_large'] as const) : []),
         ...(op.errors ?? []),
@@ -189,9 +190,9 @@ export function openApiDocument(table: RouteTable, version: string, limits: Docu
         entry.content['application/json'].examples[code] = { summary: ErrorCodes[code].text, value: errorExample(code, op, names, limits.maxBodyBytes ?? 65_536) };
       }
     } else responses['200'] = { description: 'undocumented' };
-    // every answer of the node's routes echoes the request id; a 500 or 503 also says when to retry (src/transport/http.ts)
+    // every answer of the node's routes echoes the request id; a 429, 500 or 503 also says when to retry (src/transport/http.ts)
     for (const [status, r] of Object.entries(responses) as Array<[string, Json]>) {
-      r.headers = { 'x-request-id': { $ref: '#/components/headers/RequestId' }, ...(status === '500' || status === '503' ? { 'retry-after': { $ref: '#/components/headers/RetryAfter' } } : {}) };
+      r.headers = { 'x-request-id': { $ref: '#/components/headers/RequestId' }, ...(status === '429' || status === '500' || status === '503' ? { 'retry-after': { $ref: '#/components/headers/RetryAfter' } } : {}) };
     }
     (paths[path] ??= {})[method] = {
       operationId: operationId(method, pattern),
@@ -239,8 +240,8 @@ export function openApiDocument(table: RouteTable, version: string, limits: Docu
       headers: {
         RequestId: { description: 'The request id: the caller\'s `x-request-id` when valid, otherwise the one the node generated', schema: REQUEST_ID_SCHEMA },
         RetryAfter: {
-          description: 'Seconds to wait before trying again: 1–5, spread, when a backend the node needs is away (`503 unavailable`, or a `500 internal` it could not tell from one); 1 for another `503` (busy, draining, a session closing)',
-          schema: { type: 'integer', minimum: 1, maximum: 5 },
+          description: 'Seconds to wait before trying again: 1–5, spread, when a backend the node needs is away (`503 unavailable`, or a `500 internal` it could not tell from one); 1 for another `503` (busy, draining, a session closing); for `429 rate_limited` the seconds until the limit lets the caller in again (wrong admin tokens from its address, a home’s export paced), 1 where that is not known',
+          schema: { type: 'integer', minimum: 1 },
         },
       },
       schemas: components.schemas,

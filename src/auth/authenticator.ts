@@ -107,7 +107,7 @@ export class Authenticator {
     if (guesses !== undefined && remote !== undefined && !JWT_SHAPE.test(token)) {
       const verdict = checkAdminToken(this.admin, token, remote, 'api', guesses);
       if (verdict.ok) return { kind: 'admin' };
-      if (verdict.lockedMs > 0) throw new AuthError('rate_limited', `too many wrong admin tokens from this address: try again in ${Math.ceil(verdict.lockedMs / 1000)} s`);
+      if (verdict.lockedMs > 0) throw new AuthError('rate_limited', `too many wrong admin tokens from this address: try again in ${Math.ceil(verdict.lockedMs / 1000)} s`, { retryAfterMs: verdict.lockedMs });
       throw new AuthError('unauthorized', 'invalid token');
     }
     if (this.admin.matches(token)) return { kind: 'admin' };

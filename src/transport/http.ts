@@ -213,7 +213,8 @@ export function errorReply(err: TierError): HttpReply {
   // a backend the node needs away (`unavailable`, or an `internal` it could not tell from one):
   // callers come back spread over 1–5 s, as hubs do; another 503 (busy, draining, a session
   // closing) after a second
-  if (err.retryAfterMs !== undefined) return { status: e.http, body, headers: { 'retry-after': String(Math.max(1, Math.ceil(err.retryAfterMs / 1000))) } };
+  // a limit says when it lets the caller in again; one that cannot say, a second
+  if (err.retryAfterMs !== undefined || e.http === 429) return { status: e.http, body, headers: { 'retry-after': String(Math.max(1, Math.ceil((err.retryAfterMs ?? 1_000) / 1000))) } };
   if (e.temporary && (e.http === 500 || e.http === 503)) {
     const outage = err.code === 'unavailable' || e.http === 500;
     return { status: e.http, body, headers: { 'retry-after': String(outage ? Math.ceil(outageRetryMs() / 1000) : 1) } };

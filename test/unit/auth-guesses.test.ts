@@ -20,7 +20,8 @@ describe('Authenticator with a guess limit', () => {
     const outcome = (header: string, remote?: string) => auth.fromHeader(header, remote).then((p) => p.kind, (err: { code: string }) => err.code);
     const user = await auth.issue('alice', ['h1'], 3_600);
     for (let i = 0; i < 3; i++) expect(await outcome(`Bearer wrong-admin-${i}`, '10.0.0.9')).toBe('unauthorized');
-    expect(await outcome(`Bearer ${ADMIN}`, '10.0.0.9')).toBe('rate_limited');
+    // the refusal says when the window lets the address in again (Retry-After)
+    await expect(auth.fromHeader(`Bearer ${ADMIN}`, '10.0.0.9')).rejects.toMatchObject({ code: 'rate_limited', retryAfterMs: 10_000 });
     // a forged JWT is not a guess of the admin token; the user's own token still works
     expect(await outcome('Bearer aaa.bbb.ccc', '10.0.0.9')).toBe('unauthorized');
     expect(await outcome(`Bearer ${user}`, '10.0.0.9')).toBe('user');

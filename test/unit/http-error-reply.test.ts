@@ -25,8 +25,13 @@ describe('errorReply', () => {
     }
   });
 
+  it('a 429 says when the limit lets the caller in again, a second where it cannot say', () => {
+    expect(errorReply(new TierError('rate_limited', 'x', { retryAfterMs: 9_200 })).headers).toEqual({ 'retry-after': '10' });
+    expect(errorReply(new TierError('rate_limited')).headers).toEqual({ 'retry-after': '1' });
+  });
+
   it('sends no Retry-After with any other code', () => {
-    const others = (Object.keys(ErrorCodes) as ErrorCode[]).filter((c) => ErrorCodes[c].http !== 500 && ErrorCodes[c].http !== 503);
+    const others = (Object.keys(ErrorCodes) as ErrorCode[]).filter((c) => ![429, 500, 503].includes(ErrorCodes[c].http));
     expect(others).toContain('hub_offline');
     for (const code of others) expect(errorReply(new TierError(code)).headers, code).toBeUndefined();
   });
