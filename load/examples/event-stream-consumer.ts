@@ -9,12 +9,13 @@ for (;;) {
   for (const [, entries] of batch ?? []) {
     for (const [id, fields] of entries) {
       const f = Object.fromEntries(fields.flatMap((v, i) => (i % 2 ? [] : [[v.toString(), fields[i + 1]!]])));
-      const home = f.home!.toString();
+      const [home, epoch] = [f.home!.toString(), f.epoch!.toString()];
       // a `lost` entry: events of the home up to this offset may be missing; reload its state
-      if (f.lost) console.log(JSON.stringify({ home, lostUpTo: Number(f.offset) }));
+      if (f.lost) console.log(JSON.stringify({ home, epoch, lostUpTo: Number(f.offset) }));
       // an `erased` entry: the home was erased (its earlier entries are gone); erase what you keep of it
       else if (f.erased) console.log(JSON.stringify({ home, erased: true }));
-      else console.log(JSON.stringify({ home, offset: Number(f.offset), event: unpack(f.event!) }));
+      // an epoch other than the home's last one: its offsets started again (Redis lost its newest writes): reload its state
+      else console.log(JSON.stringify({ home, epoch, offset: Number(f.offset), event: unpack(f.event!) }));
       from = id.toString(); // keep it to resume after a restart (or read with XREADGROUP)
     }
   }

@@ -2,7 +2,7 @@ import { APP_SUBPROTOCOL, bearerToken, isBearerProtocol, type AppEndMessage, typ
 import { CloseCode } from '../../proto/errors.js';
 import { AppSession, type AppLink, type AppSessionDeps, type FeedSubscriber } from '../actors/app-session.js';
 import type { Authenticator, Principal } from '../auth/authenticator.js';
-import { asTierError, TierError } from '../errors.js';
+import { asTierError, AuthError, TierError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 import type { RequestIds } from '../log/request-id.js';
 import { refusalLog } from '../log/sampler.js';
@@ -243,8 +243,16 @@ export function mountAppGateway(
       // the fixed name when offered: echoing the bearer one sends the token back in a header
       const answer = offered.includes(APP_SUBPROTOCOL) ? APP_SUBPROTOCOL : (bearer ?? '');
       const authorization = req.getHeader('authorization');
-      const token = query.get('token') ?? (bearer === undefined ? undefined : bearerToken(bearer));
-      const principal = token ? auth.fromToken(token, remote) : auth.fromHeader(authorization, remote);
+      const fromBearer = bearer === undefined ? undefined : bearerToken(bearer);
+      const token = query.get('token') ?? fromBearer;
+      // a bearer subprotocol that does not decode is refused as such, never passed over for the
+      // Authorization header (which then silently decided) with a message naming that header
+      const principal =
+        token === undefined && bearer !== undefined
+          ? Promise.reject(new AuthError('unauthorized', bearer.startsWith('bearer64.') ? 'subprotocol bearer64.<token>: not the unpadded base64url of a token' : 'subprotocol bearer.<token>: no token'))
+          : token
+            ? auth.fromToken(token, remote)
+            : auth.fromHeader(authorization, remote);
       principal.then(
         (p) => {
           if (state.aborted) return;

@@ -159,13 +159,19 @@ describe('hub and user admission (real server process)', () => {
       bad.on('error', () => {});
     });
     expect(refused).toBe(401);
-    // a bearer64 that is not base64url is refused as a bad token, and the node goes on
-    const malformed = await new Promise<number>((resolve) => {
-      const bad = new WebSocket(`${server.wsUrl}/app/v1`, ['bearer64.!!!']);
-      bad.on('unexpected-response', (_req, res) => resolve(res.statusCode ?? 0));
+    // a bearer64 that is not base64url is refused as a bad token, and the node goes on; never
+    // passed over for an Authorization header beside it (until 2026-12-06 that header decided)
+    const malformed = await new Promise<{ status: number; body: string }>((resolve) => {
+      const bad = new WebSocket(`${server.wsUrl}/app/v1`, ['bearer64.!!!'], { headers: { authorization: `Bearer ${server.adminToken}` } });
+      bad.on('unexpected-response', (_req, res) => {
+        let body = '';
+        res.on('data', (c: Buffer) => (body += c.toString()));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      });
+      bad.on('open', () => resolve({ status: 101, body: '' }));
       bad.on('error', () => {});
     });
-    expect(malformed).toBe(401);
+    expect(malformed).toMatchObject({ status: 401, body: expect.stringContaining('subprotocol bearer64.<token>: not the unpadded base64url of a token') });
   });
 
   it("reports readiness with the uWS binding on the admin port, its data disk's space, and counts refused upgrades by code", async () => {

@@ -5,7 +5,12 @@
  * data, after the node closed it at its token's exp or took a home from its token, or after
  * attempts that hung (the network's or the token function's).
  */
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import WebSocket from 'ws';
 import { SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -442,5 +447,36 @@ describe('app client library against a real node', () => {
     expect(events.items.filter((e) => e.hub === hubId && e.kind === 'state').map((e) => (e.kind === 'state' ? e.attrs.n : null))).toEqual([1, 2]);
     expect(events.items.some((e) => e.hub === hubId && e.kind === 'offline')).toBe(true);
     expectContiguous(events.items);
+  }, 60_000);
+
+  it("runs README's example as written: connects with ws, reports its states, gets its command's answer and the home's events", async () => {
+    const hubId = await provision('readme');
+    const hub = await online(hubId);
+    const readme = readFileSync(fileURLToPath(new URL('../../README.md', import.meta.url)), 'utf8');
+    const start = readme.indexOf("import { ClientError, HubtierClient } from 'hubtier/client';");
+    const example = readme.slice(start, readme.indexOf('```', start));
+    expect(example).toContain("url: 'wss://hubs.example.com'");
+    // only its names of the outside world changed: this node, its home and hub, the library and ws by path
+    const code = example
+      .replace("'hubtier/client'", JSON.stringify(fileURLToPath(new URL('../../src/client/index.ts', import.meta.url))))
+      .replace("'ws'", JSON.stringify(createRequire(import.meta.url).resolve('ws')))
+      .replace("'wss://hubs.example.com'", JSON.stringify(server.wsUrl))
+      .replaceAll("'home-1'", JSON.stringify(HOME))
+      .replace("'hub-7'", JSON.stringify(hubId));
+    const seen = { states: [] as string[], events: [] as AppEventMessage[], reloads: [] as string[] };
+    const world = { fetchToken: () => mint(server.jwtSecret), render: (e: AppEventMessage) => seen.events.push(e), reloadHome: (_home: string, reason: string) => seen.reloads.push(reason), log: (s: string) => seen.states.push(s) };
+    (globalThis as { readmeWorld?: unknown }).readmeWorld = world;
+    const dir = mkdtempSync(join(tmpdir(), 'readme-example-'));
+    const file = join(dir, 'example.ts');
+    writeFileSync(file, `const { fetchToken, render, reloadHome, log } = (globalThis as any).readmeWorld;\nconst console = { log };\n${code}\nexport { client, result };\n`);
+    const { client: c, result } = (await import(file)) as { client: HubtierClient; result: unknown };
+    clients.push(c);
+    // the hub's default handler runs `set`: the command's answer, not an error
+    expect(result).not.toBeInstanceOf(ClientError);
+    expect(result).toEqual({ on: true });
+    expect(seen.states).toContain('open');
+    await hub.report({ lamp: { on: false } });
+    await expect.poll(() => seen.events.some((e) => e.kind === 'state' && e.hub === hubId)).toBe(true);
+    expect(seen.reloads).toEqual([]);
   }, 60_000);
 });

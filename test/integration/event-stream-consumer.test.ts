@@ -41,11 +41,12 @@ describe('the README\'s example consumer of the services\' event stream', () => 
       if (lines.length === events.length + 2) break;
     }
     child.kill();
+    const epoch = { 'home-x': (await history.position('home-x')).epoch, 'home-y': (await history.position('home-y')).epoch };
     expect(lines).toEqual([
-      { home: 'home-x', offset: 1, event: events[0] },
-      { home: 'home-y', offset: 1, event: events[1] },
-      { home: 'home-x', offset: 2, event: events[2] },
-      { home: 'home-y', lostUpTo: 1 },
+      { home: 'home-x', epoch: epoch['home-x'], offset: 1, event: events[0] },
+      { home: 'home-y', epoch: epoch['home-y'], offset: 1, event: events[1] },
+      { home: 'home-x', epoch: epoch['home-x'], offset: 2, event: events[2] },
+      { home: 'home-y', epoch: epoch['home-y'], lostUpTo: 1 },
       // home-z's event went with its erasure
       { home: 'home-z', erased: true },
     ]);

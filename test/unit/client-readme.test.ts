@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 describe("README's client library example", () => {
   it('is the code test/types/readme-client.ts compiles', () => {
     const file = readFileSync('test/types/readme-client.ts', 'utf8');
-    const example = file.slice(file.indexOf("import { HubtierClient } from 'hubtier/client';"), file.indexOf('void result;'));
+    const example = file.slice(file.indexOf("import { ClientError, HubtierClient } from 'hubtier/client';"), file.indexOf('void result;'));
     expect(example).toContain('client.subscribe(');
     expect(readFileSync('README.md', 'utf8')).toContain('```ts\n' + example + '```');
   });
