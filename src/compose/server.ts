@@ -59,6 +59,7 @@ import { prometheusFleetSyncMetrics } from '../admin/fleet-sync-metrics.js';
 import { AuditTrail } from '../actors/audit-trail.js';
 import { mountAuditApi } from '../api/audit-routes.js';
 import { homeHubIds } from '../ports/hub-registry/hub-registry.js';
+import { keepNodeAlive } from './node-liveness.js';
 
 export interface RunningServer {
   readonly port: number;
@@ -348,6 +349,8 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
   for (const mount of ports.adminPages ?? []) mount(admin, { adminToken: adminTokens, guesses: gate.guesses, log, maxBodyBytes: config.maxBodyBytes });
   // events stored but not evaluated when the last process died: queued in each home before hubs are back
   await automation.engine.replayUnevaluated().catch((err: unknown) => log.error({ err }, 'rules: events left unevaluated by an unclean stop not replayed'));
+  // this node's entries kept alive; the hubs of nodes that died (an earlier process of this id first) said offline
+  const stopLiveness = await keepNodeAlive({ directory: ports.directory, nodeId: config.nodeId, placements: (ids) => ports.registry.placements(ids), publishEvent, log }, config);
   const main = await listen(app, config.host, config.port, config.reusePort);
   // the port the start-up wait served on: handed over at once, so probes see it answer throughout
   waited?.closeAdmin();
@@ -364,12 +367,6 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
   });
   const listening = pause;
 
-  // keeps this node's directory entries alive; they expire if the process stops
-  const refresh = setInterval(() => {
-    ports.directory.refreshNode(config.nodeId).catch((err: unknown) => log.warn({ err }, 'directory refresh failed'));
-  }, Math.floor(config.directoryTtlMs / 3));
-  refresh.unref();
-  await ports.directory.refreshNode(config.nodeId);
   automation.start();
   started = true;
 
@@ -384,7 +381,7 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
       const drainStarted = Date.now();
       // one `drain step` line per step, with counts: how far a slow or stuck shutdown got
       const step = (name: string, fields: Record<string, unknown> = {}) => log.info({ step: name, ms: Date.now() - drainStarted, ...fields }, 'drain step');
-      clearInterval(refresh);
+      stopLiveness();
       trimmer?.stop();
       fleet.close();
       listening.stop();

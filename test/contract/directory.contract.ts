@@ -289,6 +289,40 @@ export function directoryContract(name: string, make: DirectoryFactory): void {
         expect(await dir.holds(hub, nodeA, kept.epoch)).toBe(true);
         expect(await dir.holds(other, nodeB, gone.epoch)).toBe(false);
       });
+
+      it("takeOrphans hands a lapsed node's sessions to one caller: those no later claim took, none released", async () => {
+        await dir.refreshNode(nodeA);
+        await dir.refreshNode(nodeB);
+        const [moved, released, left] = [`${hub}-moved`, `${hub}-released`, `${hub}-left`];
+        const a = await dir.claim(left, nodeA);
+        await dir.claim(moved, nodeA);
+        const r = await dir.claim(released, nodeA);
+        await dir.release(released, nodeA, r.epoch);
+        // the hub reconnected to B while A was dying
+        await dir.claim(moved, nodeB);
+        expect(await dir.takeOrphans(nodeB)).toEqual([]);
+        // A stops refreshing; B goes on
+        await passUntil(async () => (await dir.lookup(left)) === null, TTL_MS / 4, TTL_MS * 5, () => dir.refreshNode(nodeB));
+        await elapse(TTL_MS / 4);
+        await dir.refreshNode(nodeB);
+        const [first, second] = await Promise.all([dir.takeOrphans(nodeB), dir.takeOrphans(`${nodeB}-too`)]);
+        expect([...first, ...second]).toEqual([{ hubId: left, node: nodeA, epoch: a.epoch }]);
+        expect(await dir.takeOrphans(nodeB)).toEqual([]);
+      });
+    });
+
+    describe('takeOrphans at start', () => {
+      it("with own, a node takes its own id's sessions (an earlier process's), and only then", async () => {
+        await dir.refreshNode(nodeA);
+        const a = await dir.claim(hub, nodeA);
+        expect(await dir.takeOrphans(nodeA)).toEqual([]);
+        expect(await dir.takeOrphans(nodeA, true)).toEqual([{ hubId: hub, node: nodeA, epoch: a.epoch }]);
+        expect(await dir.takeOrphans(nodeA, true)).toEqual([]);
+        // a live node's sessions are never another's to take
+        const b = await dir.claim(`${hub}-b`, nodeB);
+        expect(await dir.takeOrphans(nodeA)).toEqual([]);
+        expect(await dir.holds(`${hub}-b`, nodeB, b.epoch)).toBe(true);
+      });
     });
   });
 }

@@ -177,8 +177,11 @@ describe('cluster mode: three nodes, one NATS, one Redis (real processes)', { ti
     expect(status.body.node).toBe(winner === one ? 'node-a' : 'node-b');
   });
 
-  it('recovers the hubs of a node killed with SIGKILL on another node, shadows intact', async ({ signal }) => {
+  it('recovers the hubs of a node killed with SIGKILL on another node, shadows intact; apps elsewhere are told offline', async ({ signal }) => {
     const victim = await startNode('victim');
+    const app = appSocket(`${nodes.c.wsUrl}/app/v1?token=${shared.ADMIN_TOKEN}`);
+    await app.opened;
+    expect(await app.request({ op: 'sub', home: 'home-c-kill' })).toMatchObject({ op: 'ok' });
     const hub = await hubOn(victim, 'c-kill', 'boot-k');
     const seq = await hub.report({ t1: { temperature: 22.25 } });
     // durable once the batch window has passed and another node can read it
@@ -194,6 +197,11 @@ describe('cluster mode: three nodes, one NATS, one Redis (real processes)', { ti
       return s.body.online === false ? true : undefined;
     });
     expect((await cmd(nodes.b, 'c-kill')).body.code).toBe('hub_offline');
+    // no session closed to say it: a live node took the dead one's sessions and said it (until 2026-12-06 nobody did)
+    const online = await app.next((m) => m.op === 'evt' && m.kind === 'online' && m.hub === 'c-kill');
+    const offline = await app.next((m) => m.op === 'evt' && m.kind === 'offline' && m.hub === 'c-kill');
+    expect(offline).toMatchObject({ home: 'home-c-kill', reason: '1006', pos: { epoch: online.pos.epoch, offset: expect.any(Number) } });
+    expect(offline.pos.offset).toBeGreaterThan(online.pos.offset);
     const back = new HubClient({ url: nodes.b.wsUrl, hubId: 'c-kill', secret: secrets['c-kill']!, boot: 'boot-k' });
     clients.push(back);
     const welcome = await back.connect();
@@ -201,6 +209,10 @@ describe('cluster mode: three nodes, one NATS, one Redis (real processes)', { ti
     const shadow = await api(nodes.c.httpUrl, 'GET', '/v1/hubs/c-kill/shadow', shared.ADMIN_TOKEN);
     expect(shadow.body.devices.t1.reported).toEqual({ temperature: 22.25 });
     expect((await cmd(nodes.c, 'c-kill')).status).toBe(200);
+    // once: the back session's online follows, no second offline
+    await app.next((m) => m.op === 'evt' && m.kind === 'online' && m.hub === 'c-kill' && m.node === 'node-b');
+    expect(app.messages.filter((m) => m.op === 'evt' && m.kind === 'offline' && m.hub === 'c-kill')).toHaveLength(1);
+    app.ws.close();
   });
 
   it('drains on SIGTERM: hubs get a reconnect hint, entries are released at once, not after the ttl', async () => {

@@ -1,5 +1,5 @@
 import { CLOCK_ORIGIN, sinceOrigin } from '../../actors/clock.js';
-import type { Directory, HubClaim, HubLocation } from './directory.js';
+import type { Directory, HubClaim, HubLocation, OrphanSession } from './directory.js';
 
 /** A held hub's entry: `since` in ms since CLOCK_ORIGIN (a small integer, not a heap number per hub). */
 interface Held {
@@ -70,6 +70,20 @@ export class MemoryDirectory implements Directory {
 
   async refreshNode(node: string): Promise<void> {
     this.nodeSeen.set(node, this.now());
+  }
+
+  async takeOrphans(node: string, own = false): Promise<OrphanSession[]> {
+    const lapsed = [...this.nodeSeen.keys()].filter((n) => (n === node ? own : !this.alive(n)));
+    if (lapsed.length === 0) return [];
+    const out: OrphanSession[] = [];
+    for (const [hubId, e] of this.hubs) {
+      if (typeof e !== 'object' || !lapsed.includes(e.node)) continue;
+      out.push({ hubId, node: e.node, epoch: e.epoch });
+      // handed over once: the entry keeps only its epoch, as a release leaves it
+      this.hubs.set(hubId, e.epoch);
+    }
+    for (const n of lapsed) if (n !== node) this.nodeSeen.delete(n);
+    return out;
   }
 
   async close(): Promise<void> {}

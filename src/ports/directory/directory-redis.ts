@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis';
 import type { Logger } from '../../log/logger.js';
-import type { Directory, HubClaim, HubLocation } from './directory.js';
+import type { Directory, HubClaim, HubLocation, OrphanSession } from './directory.js';
 import { closeRedis, connectRedis, LuaScript, RedisKeys } from '../redis.js';
 
 export interface RedisDirectoryOptions {
@@ -38,6 +38,22 @@ end
 if cur[2] and tonumber(cur[2]) > tonumber(ARGV[2]) then return 0 end
 return 1`);
 
+/** Forgets a session of the node's list (KEYS[1]) if the list still has that epoch for the hub. */
+const FORGET = new LuaScript(`
+if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then redis.call('HDEL', KEYS[1], ARGV[1]) end
+return 1`);
+
+/**
+ * Takes a node's list of sessions (KEYS[2]) unless its liveness (KEYS[1]) is there and ARGV[1] is
+ * not '1': answers the list (hub, epoch, …) and deletes it, in one step, so one caller gets it;
+ * false while the node is alive.
+ */
+const TAKE = new LuaScript(`
+if ARGV[1] ~= '1' and redis.call('EXISTS', KEYS[1]) == 1 then return false end
+local all = redis.call('HGETALL', KEYS[2])
+redis.call('DEL', KEYS[2])
+return all`);
+
 /**
  * The directory in Redis, for many nodes. Keys (prefix `tier:` by default):
  *
@@ -51,6 +67,10 @@ return 1`);
  * - `{n:<nodeId>}:alive`: the node's liveness, `SET … PX ttlMs` by `refreshNode` (and by `claim`).
  *   An entry whose node's liveness key is gone counts as absent: one key per node keeps tens of
  *   thousands of hubs alive, instead of a TTL refresh per hub.
+ * - `{n:<nodeId>}:held`: the node's sessions, a hash hub → epoch (set after a claim, removed after
+ *   its release, neither waited for), and `nodes`: a sorted set node → its last refresh (ms, its
+ *   clock): `takeOrphans` looks for nodes not refreshed for a ttl, takes the list of each whose
+ *   liveness key is gone, and keeps the sessions whose entry still names them.
  *
  * Claim and release are Lua scripts over the hub's two keys (one Redis Cluster slot). The liveness
  * key lives in another slot, so no script touches it: `lookup` and `holds` read it with a separate
@@ -82,10 +102,13 @@ export class RedisDirectory implements Directory {
       CLAIM.run(this.client, [this.keys.hub(hubId, 'epoch'), this.keys.hub(hubId, 'loc')], [node, now]),
     ]);
     const [epoch, displaced] = answer as [number, number];
+    // not waited for: the list only tells who said nothing when a node died (takeOrphans)
+    this.client.hset(this.heldKey(node), hubId, String(epoch)).catch(() => {});
     return { node, epoch: Number(epoch), since: now, displaced: displaced === 1 };
   }
 
   async release(hubId: string, node: string, epoch: number): Promise<boolean> {
+    FORGET.run(this.client, [this.heldKey(node)], [hubId, epoch]).catch(() => {});
     return (await RELEASE.run(this.client, [this.keys.hub(hubId, 'loc')], [node, epoch])) === 1;
   }
 
@@ -107,7 +130,25 @@ export class RedisDirectory implements Directory {
   }
 
   async refreshNode(node: string): Promise<void> {
-    await this.client.set(this.aliveKey(node), '1', 'PX', this.ttlMs);
+    await Promise.all([this.client.set(this.aliveKey(node), '1', 'PX', this.ttlMs), this.client.zadd(this.nodesKey, Date.now(), node)]);
+  }
+
+  async takeOrphans(node: string, own = false): Promise<OrphanSession[]> {
+    const lapsed = await this.client.zrangebyscore(this.nodesKey, '-inf', Date.now() - this.ttlMs);
+    const candidates = own ? [node, ...lapsed.filter((n) => n !== node)] : lapsed.filter((n) => n !== node);
+    const out: OrphanSession[] = [];
+    for (const dead of candidates) {
+      const list = (await TAKE.run(this.client, [this.aliveKey(dead), this.heldKey(dead)], [dead === node ? '1' : '0'])) as string[] | null;
+      if (list === null) continue;
+      // a node come back refreshes its score: only a lapsed one leaves the set
+      if (dead !== node) await this.client.zrem(this.nodesKey, dead);
+      const sessions: OrphanSession[] = [];
+      for (let i = 0; i < list.length; i += 2) sessions.push({ hubId: list[i]!, node: dead, epoch: Number(list[i + 1]) });
+      // those a later claim has not taken since
+      const entries = await Promise.all(sessions.map((s) => this.client.hmget(this.keys.hub(s.hubId, 'loc'), 'node', 'epoch')));
+      sessions.forEach((s, i) => entries[i]![0] === s.node && entries[i]![1] === String(s.epoch) && out.push(s));
+    }
+    return out;
   }
 
   async close(): Promise<void> {
@@ -116,5 +157,13 @@ export class RedisDirectory implements Directory {
 
   private aliveKey(node: string): string {
     return this.keys.node(node, 'alive');
+  }
+
+  private heldKey(node: string): string {
+    return this.keys.node(node, 'held');
+  }
+
+  private get nodesKey(): string {
+    return this.keys.single('nodes');
   }
 }

@@ -17,6 +17,13 @@ export interface HubClaim extends HubLocation {
   displaced: boolean;
 }
 
+/** A session its node held when its liveness lapsed, as `takeOrphans` hands it over. */
+export interface OrphanSession {
+  hubId: string;
+  node: string;
+  epoch: number;
+}
+
 /**
  * Which node holds which hub.
  *
@@ -32,6 +39,12 @@ export interface HubClaim extends HubLocation {
  * - Entries live as long as their node refreshes its liveness (`refreshNode`) within `ttlMs`;
  *   after that `lookup` answers null, as if the hub were offline. `holds` and `lookup` read the
  *   entry and the liveness separately (different Redis Cluster slots): not one atomic snapshot.
+ * - `takeOrphans` hands over the sessions that nodes whose liveness lapsed (killed, frozen past the
+ *   ttl) still held, each to exactly one caller, and only those whose entry still names that node
+ *   and epoch (no later claim): their hubs went offline without their sessions saying so. With
+ *   `own`, the caller's node id also counts as lapsed (a node at start takes what an earlier process
+ *   of its id left). A node records a session at its claim and forgets it at its release, without
+ *   waiting for either: a session claimed in the instant before its node dies may be missed.
  */
 export interface Directory {
   claim(hubId: string, node: string, now?: number): Promise<HubClaim>;
@@ -41,5 +54,6 @@ export interface Directory {
   holds(hubId: string, node: string, epoch: number): Promise<boolean>;
   /** Marks the node alive for another ttl; call every ttl/3. */
   refreshNode(node: string): Promise<void>;
+  takeOrphans(node: string, own?: boolean): Promise<OrphanSession[]>;
   close(): Promise<void>;
 }

@@ -1,0 +1,52 @@
+/**
+ * The hubs of a node that died: no session closed there to publish their `offline`, so apps showed
+ * them online until they came back, and rules on `offline` never fired (an app team's review,
+ * 2026-12-06). At each liveness refresh a node takes the sessions of nodes whose liveness lapsed
+ * (`Directory.takeOrphans`: each to one node) and publishes `offline` for each, reason `1006` (the
+ * socket ended without a close), under the dead session's epoch: should a later session of the hub
+ * have published meanwhile, the history drops it as stale. At start it takes what an earlier process
+ * of its own id left (a node restarted under the same NODE_ID within the ttl is never seen lapsed).
+ */
+import type { AppEventMessage } from '../../proto/app.js';
+import type { Logger } from '../log/logger.js';
+import type { Directory } from '../ports/directory/directory.js';
+import type { HubPlacement } from '../ports/hub-registry/hub-registry.js';
+
+/** what the socket of a node that died ended with, as its hubs and apps saw it */
+const ABNORMAL_CLOSE = '1006';
+
+export interface OfflineSweepDeps {
+  directory: Directory;
+  nodeId: string;
+  /** each hub's home (null: deleted meanwhile, nothing to say) */
+  placements(hubIds: readonly string[]): Promise<Array<HubPlacement | null>>;
+  publishEvent(event: AppEventMessage, epoch: number): void;
+  log: Logger;
+}
+
+export class OfflineSweep {
+  private running = false;
+
+  constructor(private readonly deps: OfflineSweepDeps) {}
+
+  /** Publishes the `offline` of every session handed over; answers how many. One sweep at a time. */
+  async sweep(own = false): Promise<number> {
+    if (this.running) return 0;
+    this.running = true;
+    try {
+      const { directory, nodeId, publishEvent, log } = this.deps;
+      const orphans = await directory.takeOrphans(nodeId, own);
+      if (orphans.length === 0) return 0;
+      const homes = await this.deps.placements(orphans.map((o) => o.hubId));
+      const ts = Date.now();
+      orphans.forEach((o, i) => {
+        const home = homes[i]?.homeId;
+        if (home !== undefined) publishEvent({ op: 'evt', kind: 'offline', home, hub: o.hubId, reason: ABNORMAL_CLOSE, ts }, o.epoch);
+      });
+      log.warn({ hubs: orphans.length, nodes: [...new Set(orphans.map((o) => o.node))] }, 'hubs of nodes that stopped without closing their sessions: offline published');
+      return orphans.length;
+    } finally {
+      this.running = false;
+    }
+  }
+}

@@ -1,0 +1,22 @@
+/**
+ * This node's liveness in the directory: refreshed every ttl/3 (its hubs' entries expire if the
+ * process stops), and at each refresh the `offline` of hubs whose nodes lapsed published
+ * (src/actors/offline-sweep.ts). Started before the node listens: its first sweep takes what an
+ * earlier process of its id left, which must not include a session of this one.
+ */
+import { OfflineSweep, type OfflineSweepDeps } from '../actors/offline-sweep.js';
+import type { Config } from '../config/config.js';
+
+/** Answers the function that stops it. */
+export async function keepNodeAlive(deps: OfflineSweepDeps, config: Pick<Config, 'directoryTtlMs'>): Promise<() => void> {
+  const { directory, nodeId, log } = deps;
+  const sweep = new OfflineSweep(deps);
+  const swept = (err: unknown) => log.warn({ err }, 'hubs of lapsed nodes not looked for; tried again at the next refresh');
+  const refresh = setInterval(() => {
+    directory.refreshNode(nodeId).then(() => sweep.sweep(), (err: unknown) => log.warn({ err }, 'directory refresh failed')).catch(swept);
+  }, Math.floor(config.directoryTtlMs / 3));
+  refresh.unref();
+  await directory.refreshNode(nodeId);
+  await sweep.sweep(true).catch(swept);
+  return () => clearInterval(refresh);
+}
