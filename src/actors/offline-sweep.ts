@@ -5,7 +5,8 @@
  * (`Directory.takeOrphans`: each to one node) and publishes `offline` for each, reason `1006` (the
  * socket ended without a close), under the dead session's epoch: should a later session of the hub
  * have published meanwhile, the history drops it as stale. At start it takes what an earlier process
- * of its own id left (a node restarted under the same NODE_ID within the ttl is never seen lapsed).
+ * of its own id left, once that id's liveness lapsed (restarted within the ttl, the earlier
+ * process's sessions stay listed: said offline when this node dies, if no later session took them).
  */
 import type { AppEventMessage } from '../../proto/app.js';
 import type { Logger } from '../log/logger.js';

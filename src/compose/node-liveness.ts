@@ -1,8 +1,9 @@
 /**
  * This node's liveness in the directory: refreshed every ttl/3 (its hubs' entries expire if the
  * process stops), and at each refresh the `offline` of hubs whose nodes lapsed published
- * (src/actors/offline-sweep.ts). Started before the node listens: its first sweep takes what an
- * earlier process of its id left, which must not include a session of this one.
+ * (src/actors/offline-sweep.ts). Started before the node listens and before its first refresh:
+ * its first sweep takes what an earlier process of its id left, once that id's liveness lapsed
+ * (never a session of this process, nor of another node given the same NODE_ID by mistake).
  */
 import { OfflineSweep, type OfflineSweepDeps } from '../actors/offline-sweep.js';
 import type { Config } from '../config/config.js';
@@ -16,7 +17,7 @@ export async function keepNodeAlive(deps: OfflineSweepDeps, config: Pick<Config,
     directory.refreshNode(nodeId).then(() => sweep.sweep(), (err: unknown) => log.warn({ err }, 'directory refresh failed')).catch(swept);
   }, Math.floor(config.directoryTtlMs / 3));
   refresh.unref();
-  await directory.refreshNode(nodeId);
   await sweep.sweep(true).catch(swept);
+  await directory.refreshNode(nodeId);
   return () => clearInterval(refresh);
 }

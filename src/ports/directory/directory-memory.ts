@@ -73,7 +73,7 @@ export class MemoryDirectory implements Directory {
   }
 
   async takeOrphans(node: string, own = false): Promise<OrphanSession[]> {
-    const lapsed = [...this.nodeSeen.keys()].filter((n) => (n === node ? own : !this.alive(n)));
+    const lapsed = [...this.nodeSeen.keys()].filter((n) => (n !== node || own) && !this.alive(n));
     if (lapsed.length === 0) return [];
     const out: OrphanSession[] = [];
     for (const [hubId, e] of this.hubs) {

@@ -44,12 +44,11 @@ if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then redis.call('HDEL', KEYS[
 return 1`);
 
 /**
- * Takes a node's list of sessions (KEYS[2]) unless its liveness (KEYS[1]) is there and ARGV[1] is
- * not '1': answers the list (hub, epoch, …) and deletes it, in one step, so one caller gets it;
- * false while the node is alive.
+ * Takes a node's list of sessions (KEYS[2]) unless its liveness (KEYS[1]) is there: answers the
+ * list (hub, epoch, …) and deletes it, in one step, so one caller gets it; false while the node is alive.
  */
 const TAKE = new LuaScript(`
-if ARGV[1] ~= '1' and redis.call('EXISTS', KEYS[1]) == 1 then return false end
+if redis.call('EXISTS', KEYS[1]) == 1 then return false end
 local all = redis.call('HGETALL', KEYS[2])
 redis.call('DEL', KEYS[2])
 return all`);
@@ -138,7 +137,7 @@ export class RedisDirectory implements Directory {
     const candidates = own ? [node, ...lapsed.filter((n) => n !== node)] : lapsed.filter((n) => n !== node);
     const out: OrphanSession[] = [];
     for (const dead of candidates) {
-      const list = (await TAKE.run(this.client, [this.aliveKey(dead), this.heldKey(dead)], [dead === node ? '1' : '0'])) as string[] | null;
+      const list = (await TAKE.run(this.client, [this.aliveKey(dead), this.heldKey(dead)], [])) as string[] | null;
       if (list === null) continue;
       // a node come back refreshes its score: only a lapsed one leaves the set
       if (dead !== node) await this.client.zrem(this.nodesKey, dead);

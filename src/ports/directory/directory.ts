@@ -42,9 +42,11 @@ export interface OrphanSession {
  * - `takeOrphans` hands over the sessions that nodes whose liveness lapsed (killed, frozen past the
  *   ttl) still held, each to exactly one caller, and only those whose entry still names that node
  *   and epoch (no later claim): their hubs went offline without their sessions saying so. With
- *   `own`, the caller's node id also counts as lapsed (a node at start takes what an earlier process
- *   of its id left). A node records a session at its claim and forgets it at its release, without
- *   waiting for either: a session claimed in the instant before its node dies may be missed.
+ *   `own`, the caller's node id too, once lapsed (a node at start, before its first refresh, takes
+ *   what an earlier process of its id left; while that id is alive, which another node given the
+ *   same id by mistake would keep it, nothing). A node records a session at its claim and forgets it
+ *   at its release, without waiting for either: a session claimed in the instant before its node
+ *   dies may be missed.
  */
 export interface Directory {
   claim(hubId: string, node: string, now?: number): Promise<HubClaim>;
