@@ -22,6 +22,8 @@ export interface OfflineSweepDeps {
   /** each hub's home (null: deleted meanwhile, nothing to say) */
   placements(hubIds: readonly string[]): Promise<Array<HubPlacement | null>>;
   publishEvent(event: AppEventMessage, epoch: number): void;
+  /** the sessions this node holds open now */
+  held(): Array<{ hubId: string; homeId: string; epoch: number }>;
   log: Logger;
 }
 
@@ -49,5 +51,21 @@ export class OfflineSweep {
     } finally {
       this.running = false;
     }
+  }
+
+  /**
+   * This node was seen dead (its loop stalled past the ttl) and another said its hubs offline,
+   * though their sessions stayed open here: they are listed again and said online, under their
+   * own epochs, after that offline (a review of this sweep, 2026-12-06: such hubs stayed offline
+   * for apps and rules while they reported, and the node's own death later would have gone unsaid).
+   */
+  async back(): Promise<number> {
+    const { directory, nodeId, publishEvent, log } = this.deps;
+    const held = this.deps.held();
+    await directory.relist(nodeId, held);
+    const ts = Date.now();
+    for (const s of held) publishEvent({ op: 'evt', kind: 'online', home: s.homeId, hub: s.hubId, node: nodeId, ts }, s.epoch);
+    log.warn({ hubs: held.length }, 'this node was taken for dead (a stall past the directory ttl) and its hubs said offline: said online again');
+    return held.length;
   }
 }

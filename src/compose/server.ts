@@ -350,7 +350,8 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
   // events stored but not evaluated when the last process died: queued in each home before hubs are back
   await automation.engine.replayUnevaluated().catch((err: unknown) => log.error({ err }, 'rules: events left unevaluated by an unclean stop not replayed'));
   // this node's entries kept alive; the hubs of nodes that died (an earlier process of this id first) said offline
-  const stopLiveness = await keepNodeAlive({ directory: ports.directory, nodeId: config.nodeId, placements: (ids) => ports.registry.placements(ids), publishEvent, log }, config);
+  const open = () => sessions.list().filter((s) => s.state === 'online');
+  const stopLiveness = await keepNodeAlive({ directory: ports.directory, nodeId: config.nodeId, placements: (ids) => ports.registry.placements(ids), publishEvent, held: open, log }, config);
   const main = await listen(app, config.host, config.port, config.reusePort);
   // the port the start-up wait served on: handed over at once, so probes see it answer throughout
   waited?.closeAdmin();

@@ -224,6 +224,11 @@ export function mountAppGateway(
     sendPingsAutomatically: true,
 
     upgrade: (res: HttpResponse, req: HttpRequest, context) => {
+      const bearerPrincipal = (bearer: string, remote: string): Promise<Principal> => {
+        const token = bearerToken(bearer);
+        if (token) return auth.fromToken(token, remote);
+        return Promise.reject(new AuthError('unauthorized', bearer.startsWith('bearer64.') ? 'subprotocol bearer64.<token>: not the unpadded base64url of a token' : 'subprotocol bearer.<token>: no token'));
+      };
       const state = { aborted: false };
       res.onAborted(() => {
         state.aborted = true;
@@ -243,15 +248,17 @@ export function mountAppGateway(
       // the fixed name when offered: echoing the bearer one sends the token back in a header
       const answer = offered.includes(APP_SUBPROTOCOL) ? APP_SUBPROTOCOL : (bearer ?? '');
       const authorization = req.getHeader('authorization');
-      const fromBearer = bearer === undefined ? undefined : bearerToken(bearer);
-      const token = query.get('token') ?? fromBearer;
-      // a bearer subprotocol that does not decode is refused as such, never passed over for the
-      // Authorization header (which then silently decided) with a message naming that header
+      // where the token comes from, first found: the query, a bearer subprotocol, the header. One
+      // given empty or not decoding is refused as such, never passed over for the next (the
+      // Authorization header then silently decided, and the refusal named it)
+      const inQuery = query.get('token');
       const principal =
-        token === undefined && bearer !== undefined
-          ? Promise.reject(new AuthError('unauthorized', bearer.startsWith('bearer64.') ? 'subprotocol bearer64.<token>: not the unpadded base64url of a token' : 'subprotocol bearer.<token>: no token'))
-          : token
-            ? auth.fromToken(token, remote)
+        inQuery !== null
+          ? inQuery === ''
+            ? Promise.reject(new AuthError('unauthorized', '?token= is empty'))
+            : auth.fromToken(inQuery, remote)
+          : bearer !== undefined
+            ? bearerPrincipal(bearer, remote)
             : auth.fromHeader(authorization, remote);
       principal.then(
         (p) => {

@@ -302,12 +302,23 @@ export function directoryContract(name: string, make: DirectoryFactory): void {
         await dir.claim(moved, nodeB);
         expect(await dir.takeOrphans(nodeB)).toEqual([]);
         // A stops refreshing; B goes on
-        await passUntil(async () => (await dir.lookup(left)) === null, TTL_MS / 4, TTL_MS * 5, () => dir.refreshNode(nodeB));
+        await passUntil(async () => (await dir.lookup(left)) === null, TTL_MS / 4, TTL_MS * 5, async () => void (await dir.refreshNode(nodeB)));
         await elapse(TTL_MS / 4);
         await dir.refreshNode(nodeB);
         const [first, second] = await Promise.all([dir.takeOrphans(nodeB), dir.takeOrphans(`${nodeB}-too`)]);
         expect([...first, ...second]).toEqual([{ hubId: left, node: nodeA, epoch: a.epoch }]);
         expect(await dir.takeOrphans(nodeB)).toEqual([]);
+        expect(await dir.refreshNode(nodeB)).toBe(false);
+        // A was only stalled: its refresh hears that its sessions were taken, once, and lists them again
+        expect(await dir.refreshNode(nodeA)).toBe(true);
+        expect(await dir.refreshNode(nodeA)).toBe(false);
+        await dir.relist(nodeA, [{ hubId: left, epoch: a.epoch }]);
+        expect(await dir.holds(left, nodeA, a.epoch)).toBe(true);
+        // and should it die now, they are handed over again
+        await passUntil(async () => (await dir.lookup(left)) === null, TTL_MS / 4, TTL_MS * 5, async () => void (await dir.refreshNode(nodeB)));
+        await elapse(TTL_MS / 4);
+        await dir.refreshNode(nodeB);
+        expect(await dir.takeOrphans(nodeB)).toEqual([{ hubId: left, node: nodeA, epoch: a.epoch }]);
       });
     });
 

@@ -305,8 +305,10 @@ describe('Redis Cluster compatibility', () => {
     }
     // the registry's indexes: of every hub (any slot) and of the home (the home's tag)
     const otherKeys = found.filter((k) => !k.includes(hub)).sort();
-    expect(otherKeys).toEqual([keys.node(node, 'alive'), keys.single('hubs'), keys.home('home-1', 'hubs')].sort());
+    // the node's list of the sessions it holds, in its own slot (the directory's takeOrphans)
+    expect(otherKeys).toEqual([keys.node(node, 'alive'), keys.node(node, 'held'), keys.single('hubs'), keys.home('home-1', 'hubs')].sort());
     expect(hashTagOf(keys.node(node, 'alive'))).toBe(`n:${node}`);
+    expect(hashTagOf(keys.node(node, 'held'))).toBe(`n:${node}`);
     expect(hashTagOf(keys.home('home-1', 'hubs'))).toBe('home:home-1');
   });
 

@@ -160,18 +160,23 @@ describe('hub and user admission (real server process)', () => {
     });
     expect(refused).toBe(401);
     // a bearer64 that is not base64url is refused as a bad token, and the node goes on; never
-    // passed over for an Authorization header beside it (until 2026-12-06 that header decided)
-    const malformed = await new Promise<{ status: number; body: string }>((resolve) => {
-      const bad = new WebSocket(`${server.wsUrl}/app/v1`, ['bearer64.!!!'], { headers: { authorization: `Bearer ${server.adminToken}` } });
-      bad.on('unexpected-response', (_req, res) => {
-        let body = '';
-        res.on('data', (c: Buffer) => (body += c.toString()));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    // passed over for an Authorization header beside it (until 2026-12-06 that header decided), nor
+    // is a bearer subprotocol without a token, or a ?token= without one
+    const answer = (url: string, protocols: string[]) =>
+      new Promise<{ status: number; body: string }>((resolve) => {
+        const ws = new WebSocket(url, protocols, { headers: { authorization: `Bearer ${server.adminToken}` } });
+        ws.on('unexpected-response', (_req, res) => {
+          let body = '';
+          res.on('data', (c: Buffer) => (body += c.toString()));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+        });
+        ws.on('open', () => (ws.close(), resolve({ status: 101, body: '' })));
+        ws.on('error', () => {});
       });
-      bad.on('open', () => resolve({ status: 101, body: '' }));
-      bad.on('error', () => {});
-    });
-    expect(malformed).toMatchObject({ status: 401, body: expect.stringContaining('subprotocol bearer64.<token>: not the unpadded base64url of a token') });
+    expect(await answer(`${server.wsUrl}/app/v1`, ['bearer64.!!!'])).toMatchObject({ status: 401, body: expect.stringContaining('subprotocol bearer64.<token>: not the unpadded base64url of a token') });
+    expect(await answer(`${server.wsUrl}/app/v1`, ['bearer.'])).toMatchObject({ status: 401, body: expect.stringContaining('subprotocol bearer.<token>: no token') });
+    expect(await answer(`${server.wsUrl}/app/v1?token=`, [`bearer.${server.adminToken}`])).toMatchObject({ status: 401, body: expect.stringContaining('?token= is empty') });
+    expect(await answer(`${server.wsUrl}/app/v1`, [`bearer.${server.adminToken}`])).toMatchObject({ status: 101 });
   });
 
   it("reports readiness with the uWS binding on the admin port, its data disk's space, and counts refused upgrades by code", async () => {

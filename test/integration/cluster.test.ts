@@ -107,7 +107,7 @@ describe('cluster mode: three nodes, one NATS, one Redis (real processes)', { ti
       TIER_COMMAND_TIMEOUT_MAX_MS: '600000',
     };
     [nodes.a, nodes.b, nodes.c] = await Promise.all([startNode('a'), startNode('b'), startNode('c')]);
-    for (const hub of ['c-cmd', 'c-off', 'c-app', 'c-race', 'c-kill', 'c-nats', 'c-nats-down', 'c-redis', 'c-redis-restart']) {
+    for (const hub of ['c-cmd', 'c-off', 'c-app', 'c-race', 'c-kill', 'c-stall', 'c-nats', 'c-nats-down', 'c-redis', 'c-redis-restart']) {
       const res = await api(nodes.a.httpUrl, 'POST', '/v1/admin/hubs', shared.ADMIN_TOKEN, { hubId: hub, homeId: `home-${hub}` });
       expect(res.status).toBe(201);
       secrets[hub] = res.body.secret;
@@ -212,6 +212,33 @@ describe('cluster mode: three nodes, one NATS, one Redis (real processes)', { ti
     // once: the back session's online follows, no second offline
     await app.next((m) => m.op === 'evt' && m.kind === 'online' && m.hub === 'c-kill' && m.node === 'node-b');
     expect(app.messages.filter((m) => m.op === 'evt' && m.kind === 'offline' && m.hub === 'c-kill')).toHaveLength(1);
+    app.ws.close();
+  });
+
+  it('a node stalled past the ttl: another says its hubs offline, it says them online again as it resumes, and its later death is said too', async ({ signal }) => {
+    const staller = await startNode('staller');
+    const app = appSocket(`${nodes.c.wsUrl}/app/v1?token=${shared.ADMIN_TOKEN}`);
+    await app.opened;
+    expect(await app.request({ op: 'sub', home: 'home-c-stall' })).toMatchObject({ op: 'ok' });
+    const hub = await hubOn(staller, 'c-stall', 'boot-s');
+    const evts = (kind: string) => app.messages.filter((m) => m.op === 'evt' && m.kind === kind && m.hub === 'c-stall');
+    await app.next((m) => m.op === 'evt' && m.kind === 'online' && m.hub === 'c-stall');
+    staller.child.kill('SIGSTOP');
+    try {
+      await app.next((m) => m.op === 'evt' && m.kind === 'offline' && m.hub === 'c-stall');
+    } finally {
+      staller.child.kill('SIGCONT');
+    }
+    // resumed: the session never closed; its hub said online again, after the offline (until 2026-12-06 it stayed offline)
+    await eventually(signal, 'online again', async () => (evts('online').length === 2 ? true : undefined));
+    const [offline] = evts('offline');
+    expect(evts('online')[1]).toMatchObject({ node: 'node-staller' });
+    expect(evts('online')[1].pos.offset).toBeGreaterThan(offline.pos.offset);
+    await hub.report({ t1: { temperature: 20.5 } });
+    await app.next((m) => m.op === 'evt' && m.kind === 'state' && m.hub === 'c-stall');
+    // listed again: its death now is said as well
+    await staller.kill();
+    await eventually(signal, 'offline after the death', async () => (evts('offline').length === 2 ? true : undefined));
     app.ws.close();
   });
 

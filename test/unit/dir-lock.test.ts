@@ -117,11 +117,15 @@ describe('one process per DATA_DIR (flock on node.lock)', () => {
 
   it('opens a DATA_DIR whose lock names a zombie: a node that exited and was never reaped holds nothing', async () => {
     const d = dir();
-    // the subshell of `true &` exits, and its parent, now `sleep`, never waits for it
-    const parent = spawn('sh', ['-c', 'true & echo $!; exec sleep 30']);
+    // the child exits once its parent has become `sleep`, which never waits for it (one that exited
+    // before the exec could be reaped by the shell)
+    const parent = spawn('sh', ['-c', 'sleep 0.2 & echo $!; exec sleep 30']);
     try {
       const zombie = Number(await new Promise<string>((ok) => createInterface({ input: parent.stdout }).once('line', ok)));
-      while (processState(zombie) !== 'Z') await new Promise((r) => setTimeout(r, 10));
+      // a blocking wait: a worker that runs files one after another may hold another file's fake timers
+      let state: string | undefined;
+      while ((state = processState(zombie)) !== 'Z' && state !== undefined) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 10);
+      expect(state).toBe('Z');
       writeFileSync(join(d, 'node.lock'), `${zombie}\nnode-exited\n${processIdentity(zombie) ?? ''}\n${BOOT ?? ''}\n`);
       stores.push(openDataStore(d));
       expect(processAlive(zombie)).toBe(false);

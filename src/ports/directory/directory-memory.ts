@@ -18,6 +18,8 @@ interface Held {
 export class MemoryDirectory implements Directory {
   private readonly hubs = new Map<string, Held | number>();
   private readonly nodeSeen = new Map<string, number>();
+  /** nodes whose sessions another took, until their next refresh says so */
+  private readonly taken = new Set<string>();
 
   constructor(
     /** @default 15_000 (ms) */
@@ -68,8 +70,14 @@ export class MemoryDirectory implements Directory {
     return typeof e === 'object' && e.node === node && e.epoch === epoch && this.alive(node);
   }
 
-  async refreshNode(node: string): Promise<void> {
+  async refreshNode(node: string): Promise<boolean> {
     this.nodeSeen.set(node, this.now());
+    return this.taken.delete(node);
+  }
+
+  async relist(node: string, sessions: ReadonlyArray<{ hubId: string; epoch: number }>): Promise<void> {
+    const since = sinceOrigin(this.now());
+    for (const { hubId, epoch } of sessions) if (this.hubs.get(hubId) === epoch) this.hubs.set(hubId, { node, epoch, since });
   }
 
   async takeOrphans(node: string, own = false): Promise<OrphanSession[]> {
@@ -82,7 +90,10 @@ export class MemoryDirectory implements Directory {
       // handed over once: the entry keeps only its epoch, as a release leaves it
       this.hubs.set(hubId, e.epoch);
     }
-    for (const n of lapsed) if (n !== node) this.nodeSeen.delete(n);
+    for (const n of lapsed) {
+      if (n !== node) this.nodeSeen.delete(n);
+      if (out.some((o) => o.node === n)) this.taken.add(n);
+    }
     return out;
   }
 

@@ -45,13 +45,20 @@ return 1`);
 
 /**
  * Takes a node's list of sessions (KEYS[2]) unless its liveness (KEYS[1]) is there: answers the
- * list (hub, epoch, …) and deletes it, in one step, so one caller gets it; false while the node is alive.
+ * list (hub, epoch, …) and deletes it, in one step, so one caller gets it; false while the node is
+ * alive. Leaves a mark (KEYS[3], a day) that the node's next refresh finds, should it be alive after all.
  */
 const TAKE = new LuaScript(`
 if redis.call('EXISTS', KEYS[1]) == 1 then return false end
 local all = redis.call('HGETALL', KEYS[2])
 redis.call('DEL', KEYS[2])
+if #all > 0 then redis.call('SET', KEYS[3], '1', 'PX', 86400000) end
 return all`);
+
+/** Renews a node's liveness (KEYS[1], ARGV[1] ms); answers 1 when its sessions were taken since (the mark KEYS[2], removed). */
+const REFRESH = new LuaScript(`
+redis.call('SET', KEYS[1], '1', 'PX', ARGV[1])
+return redis.call('DEL', KEYS[2])`);
 
 /**
  * The directory in Redis, for many nodes. Keys (prefix `tier:` by default):
@@ -128,8 +135,13 @@ export class RedisDirectory implements Directory {
     return holder === node && held === String(epoch) && alive === 1;
   }
 
-  async refreshNode(node: string): Promise<void> {
-    await Promise.all([this.client.set(this.aliveKey(node), '1', 'PX', this.ttlMs), this.client.zadd(this.nodesKey, Date.now(), node)]);
+  async refreshNode(node: string): Promise<boolean> {
+    const [taken] = await Promise.all([REFRESH.run(this.client, [this.aliveKey(node), this.takenKey(node)], [this.ttlMs]), this.client.zadd(this.nodesKey, Date.now(), node)]);
+    return taken === 1;
+  }
+
+  async relist(node: string, sessions: ReadonlyArray<{ hubId: string; epoch: number }>): Promise<void> {
+    if (sessions.length > 0) await this.client.hset(this.heldKey(node), Object.fromEntries(sessions.map((s) => [s.hubId, String(s.epoch)])));
   }
 
   async takeOrphans(node: string, own = false): Promise<OrphanSession[]> {
@@ -137,7 +149,7 @@ export class RedisDirectory implements Directory {
     const candidates = own ? [node, ...lapsed.filter((n) => n !== node)] : lapsed.filter((n) => n !== node);
     const out: OrphanSession[] = [];
     for (const dead of candidates) {
-      const list = (await TAKE.run(this.client, [this.aliveKey(dead), this.heldKey(dead)], [])) as string[] | null;
+      const list = (await TAKE.run(this.client, [this.aliveKey(dead), this.heldKey(dead), this.takenKey(dead)], [])) as string[] | null;
       if (list === null) continue;
       // a node come back refreshes its score: only a lapsed one leaves the set
       if (dead !== node) await this.client.zrem(this.nodesKey, dead);
@@ -160,6 +172,10 @@ export class RedisDirectory implements Directory {
 
   private heldKey(node: string): string {
     return this.keys.node(node, 'held');
+  }
+
+  private takenKey(node: string): string {
+    return this.keys.node(node, 'taken');
   }
 
   private get nodesKey(): string {

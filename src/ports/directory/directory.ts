@@ -54,8 +54,14 @@ export interface Directory {
   lookup(hubId: string): Promise<HubLocation | null>;
   /** true while `node` holds `hubId` with exactly `epoch` */
   holds(hubId: string, node: string, epoch: number): Promise<boolean>;
-  /** Marks the node alive for another ttl; call every ttl/3. */
-  refreshNode(node: string): Promise<void>;
+  /**
+   * Marks the node alive for another ttl; call every ttl/3. True when another node took this
+   * node's sessions since its last refresh (`takeOrphans`: it was seen dead, a stall past the ttl,
+   * and its hubs were said offline): the caller lists them again (`relist`) and says them online.
+   */
+  refreshNode(node: string): Promise<boolean>;
   takeOrphans(node: string, own?: boolean): Promise<OrphanSession[]>;
+  /** Records the node's sessions again (after `refreshNode` said they were taken); those a later claim holds stay another's. */
+  relist(node: string, sessions: ReadonlyArray<{ hubId: string; epoch: number }>): Promise<void>;
   close(): Promise<void>;
 }
