@@ -79,8 +79,9 @@ return redis.call('DEL', KEYS[2])`);
  *   liveness key is gone, and keeps the sessions whose entry still names them.
  *
  * Claim and release are Lua scripts over the hub's two keys (one Redis Cluster slot). The liveness
- * key lives in another slot, so no script touches it: `lookup` and `holds` read it with a separate
- * command, and `claim` refreshes it with a separate SET. A Redis error rejects the call; nothing is
+ * key lives in another slot, so neither touches it: `lookup` and `holds` read it with a separate
+ * command, and `claim` refreshes it with a separate SET (the node's own scripts, REFRESH and TAKE,
+ * touch it with the node's other keys, in the node's slot). A Redis error rejects the call; nothing is
  * retried here (a refused hello is retried by the hub).
  */
 export class RedisDirectory implements Directory {
