@@ -40,7 +40,11 @@ export class OfflineSweep {
       const { directory, nodeId, publishEvent, log } = this.deps;
       const orphans = await directory.takeOrphans(nodeId, own);
       if (orphans.length === 0) return 0;
-      const homes = await this.deps.placements(orphans.map((o) => o.hubId));
+      const homes = await this.deps.placements(orphans.map((o) => o.hubId)).catch(async (err: unknown) => {
+        // taken and not said: listed again under their node, for the next sweep (here or elsewhere)
+        for (const node of new Set(orphans.map((o) => o.node))) await directory.relist(node, orphans.filter((o) => o.node === node)).catch(() => {});
+        throw err;
+      });
       const ts = Date.now();
       orphans.forEach((o, i) => {
         const home = homes[i]?.homeId;

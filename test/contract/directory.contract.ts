@@ -308,6 +308,9 @@ export function directoryContract(name: string, make: DirectoryFactory): void {
         const [first, second] = await Promise.all([dir.takeOrphans(nodeB), dir.takeOrphans(`${nodeB}-too`)]);
         expect([...first, ...second]).toEqual([{ hubId: left, node: nodeA, epoch: a.epoch }]);
         expect(await dir.takeOrphans(nodeB)).toEqual([]);
+        // a sweep that failed to say them puts them back: the next one gets them again
+        await dir.relist(nodeA, [{ hubId: left, epoch: a.epoch }]);
+        expect(await dir.takeOrphans(nodeB)).toEqual([{ hubId: left, node: nodeA, epoch: a.epoch }]);
         expect(await dir.refreshNode(nodeB)).toBe(false);
         // A was only stalled: its refresh hears that its sessions were taken, once, and lists them again
         expect(await dir.refreshNode(nodeA)).toBe(true);

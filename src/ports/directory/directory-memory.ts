@@ -78,6 +78,8 @@ export class MemoryDirectory implements Directory {
   async relist(node: string, sessions: ReadonlyArray<{ hubId: string; epoch: number }>): Promise<void> {
     const since = sinceOrigin(this.now());
     for (const { hubId, epoch } of sessions) if (this.hubs.get(hubId) === epoch) this.hubs.set(hubId, { node, epoch, since });
+    // a node no longer known (its sessions taken, put back by a sweep that failed) is known again as lapsed
+    if (!this.nodeSeen.has(node)) this.nodeSeen.set(node, this.now() - this.ttlMs);
   }
 
   async takeOrphans(node: string, own = false): Promise<OrphanSession[]> {

@@ -142,7 +142,9 @@ export class RedisDirectory implements Directory {
   }
 
   async relist(node: string, sessions: ReadonlyArray<{ hubId: string; epoch: number }>): Promise<void> {
-    if (sessions.length > 0) await this.client.hset(this.heldKey(node), Object.fromEntries(sessions.map((s) => [s.hubId, String(s.epoch)])));
+    if (sessions.length === 0) return;
+    // a node that left the set (its sessions taken, put back by a sweep that failed) goes back in as lapsed; a live one keeps its score
+    await Promise.all([this.client.hset(this.heldKey(node), Object.fromEntries(sessions.map((s) => [s.hubId, String(s.epoch)]))), this.client.zadd(this.nodesKey, 'NX', 0, node)]);
   }
 
   async takeOrphans(node: string, own = false): Promise<OrphanSession[]> {

@@ -61,7 +61,11 @@ export interface Directory {
    */
   refreshNode(node: string): Promise<boolean>;
   takeOrphans(node: string, own?: boolean): Promise<OrphanSession[]>;
-  /** Records the node's sessions again (after `refreshNode` said they were taken); those a later claim holds stay another's. */
+  /**
+   * Records the node's sessions again: after `refreshNode` said they were taken, or sessions taken
+   * from a dead node and not said (a sweep that failed), for the next `takeOrphans`; those a later
+   * claim holds stay another's.
+   */
   relist(node: string, sessions: ReadonlyArray<{ hubId: string; epoch: number }>): Promise<void>;
   close(): Promise<void>;
 }

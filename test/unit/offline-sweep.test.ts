@@ -1,0 +1,73 @@
+/**
+ * The offline of hubs whose node died (src/actors/offline-sweep.ts) over the memory directory: said
+ * once, under the dead session's epoch, for the hubs no later claim took; a sweep whose registry
+ * read fails lists them again for the next; a node taken for dead while only stalled says its open
+ * sessions online again and lists them, so its later death is said too.
+ */
+import { describe, expect, it } from 'vitest';
+import type { AppEventMessage } from '../../proto/app.js';
+import { OfflineSweep } from '../../src/actors/offline-sweep.js';
+import { createLogger } from '../../src/log/logger.js';
+import { MemoryDirectory } from '../../src/ports/directory/directory-memory.js';
+
+function rig() {
+  let now = 1_000_000;
+  const directory = new MemoryDirectory(3_000, () => now);
+  const published: Array<{ event: AppEventMessage; epoch: number }> = [];
+  let failReads = 0;
+  const held: Array<{ hubId: string; homeId: string; epoch: number }> = [];
+  const sweep = (nodeId: string) =>
+    new OfflineSweep({
+      directory,
+      nodeId,
+      placements: async (ids) => {
+        if (failReads-- > 0) throw new Error('registry away');
+        return ids.map((id) => (id === 'gone' ? null : { homeId: `home-of-${id}`, enabled: true, createdAt: 1 }));
+      },
+      publishEvent: (event, epoch) => published.push({ event, epoch }),
+      held: () => held,
+      log: createLogger('silent'),
+    });
+  return { directory, published, held, sweep, pass: (ms: number) => (now += ms), failNext: () => (failReads = 1) };
+}
+
+describe('OfflineSweep', () => {
+  it('says offline once, under the dead session epoch, for the hubs no later claim took; a failed registry read leaves them for the next sweep', async () => {
+    const { directory, published, sweep, pass, failNext } = rig();
+    await directory.refreshNode('dead');
+    const h1 = await directory.claim('h1', 'dead');
+    await directory.claim('h2', 'dead');
+    await directory.claim('gone', 'dead');
+    await directory.claim('h2', 'live'); // h2 reconnected elsewhere
+    pass(3_001);
+    await directory.refreshNode('live');
+    const live = sweep('live');
+    failNext();
+    await expect(live.sweep()).rejects.toThrow('registry away');
+    expect(published).toEqual([]);
+    expect(await live.sweep()).toBe(2);
+    expect(published).toEqual([{ event: { op: 'evt', kind: 'offline', home: 'home-of-h1', hub: 'h1', reason: '1006', ts: expect.any(Number) }, epoch: h1.epoch }]);
+    expect(await live.sweep()).toBe(0);
+    expect(published).toHaveLength(1);
+  });
+
+  it('a node only stalled says its open sessions online again and lists them: its later death is said too', async () => {
+    const { directory, published, held, sweep, pass } = rig();
+    await directory.refreshNode('staller');
+    const h = await directory.claim('h1', 'staller');
+    held.push({ hubId: 'h1', homeId: 'home-of-h1', epoch: h.epoch });
+    pass(3_001);
+    await directory.refreshNode('live');
+    await sweep('live').sweep();
+    expect(published.map((p) => p.event.kind)).toEqual(['offline']);
+    // it resumes: its refresh hears its sessions were taken
+    expect(await directory.refreshNode('staller')).toBe(true);
+    expect(await sweep('staller').back()).toBe(1);
+    expect(published.at(-1)).toEqual({ event: { op: 'evt', kind: 'online', home: 'home-of-h1', hub: 'h1', node: 'staller', ts: expect.any(Number) }, epoch: h.epoch });
+    expect(await directory.holds('h1', 'staller', h.epoch)).toBe(true);
+    pass(3_001);
+    await directory.refreshNode('live');
+    await sweep('live').sweep();
+    expect(published.map((p) => p.event.kind)).toEqual(['offline', 'online', 'offline']);
+  });
+});
