@@ -6,7 +6,8 @@ import type { Shedder } from '../actors/shed.js';
 import type { DiagnoseReport } from './diagnose.js';
 import { isLogLevel, setLogLevel, type Logger } from '../log/logger.js';
 import { guardApp } from '../transport/guard.js';
-import { endHead, noSniff, readBody } from '../transport/http.js';
+import { endHead, errorReply, noSniff, readBody, send } from '../transport/http.js';
+import { AuthError } from '../errors.js';
 import type { HttpRequest, HttpResponse, TemplatedApp, UwsModule } from '../transport/uws.js';
 
 export interface Readiness {
@@ -140,21 +141,13 @@ function adminOnly(res: HttpResponse, req: HttpRequest, tokens: AdminTokens, gue
   const bearer = /^Bearer\s+(\S+)$/i.exec(req.getHeader('authorization'))?.[1];
   const verdict = checkAdminToken(tokens, bearer, Buffer.from(res.getRemoteAddressAsText()).toString(), 'debug', guesses);
   if (verdict.ok) return true;
+  // the API's refusals, as the public port writes them (num, temporary; Retry-After from the lock)
   if (verdict.lockedMs > 0) {
-    res.cork(() =>
-      noSniff(res.writeStatus('429 Too Many Requests'))
-        .writeHeader('retry-after', String(Math.ceil(verdict.lockedMs / 1000)))
-        .writeHeader('content-type', 'application/json')
-        .end('{"ok":false,"code":"rate_limited","message":"too many wrong admin tokens from this address: try again after retry-after seconds"}'),
-    );
+    send(res, { aborted: false }, errorReply(new AuthError('rate_limited', `too many wrong admin tokens from this address: try again in ${Math.ceil(verdict.lockedMs / 1000)} s`, { retryAfterMs: verdict.lockedMs })));
     return false;
   }
-  res.cork(() =>
-    noSniff(res.writeStatus('401 Unauthorized'))
-      .writeHeader('www-authenticate', 'Bearer')
-      .writeHeader('content-type', 'application/json')
-      .end('{"ok":false,"code":"unauthorized","message":"Authorization: Bearer <ADMIN_TOKEN> is required"}'),
-  );
+  const reply = errorReply(new AuthError('unauthorized', 'Authorization: Bearer <ADMIN_TOKEN> is required'));
+  send(res, { aborted: false }, { ...reply, headers: { ...reply.headers, 'www-authenticate': 'Bearer' } });
   return false;
 }
 

@@ -87,11 +87,16 @@ describe('admin port: wrong admin tokens', () => {
     const [tokenBefore, lockedBefore] = [await refused('token'), await refused('locked')];
     // no token at all is not a guess
     for (let i = 0; i < 5; i++) expect((await get('/debug/log-level', { host })).status).toBe(401);
+    const none = await get('/debug/log-level', { host });
+    expect(none.headers['www-authenticate']).toBe('Bearer');
+    expect(JSON.parse(none.body)).toMatchObject({ ok: false, code: 'unauthorized', num: 200 });
     for (let i = 0; i < 3; i++) expect((await get('/debug/log-level', auth(`wrong-${i}`))).status).toBe(401);
     const locked = await get('/debug/log-level', auth(TOKEN));
     expect(locked.status).toBe(429);
     expect(locked.headers['retry-after']).toBe('10');
     expect(JSON.parse(locked.body)).toMatchObject({ code: 'rate_limited' });
+    // the public port's refusal body, on this port too
+    expect(JSON.parse(locked.body)).toMatchObject({ ok: false, num: 302, temporary: true });
     now += 6_000;
     expect((await get('/debug/log-level', auth('wrong-x'))).headers['retry-after']).toBe('4');
     now += 4_000;
