@@ -193,11 +193,8 @@ export class HubReports implements CursorListener, Packable {
   }
 
   /**
-   * Consumes a sequence number: the cursor is queued with the frame's writes, and the hub gets
-   * its (cumulative) ack when the store says they are durable (`cursorStored`), not before.
-   */
-  /**
-   * Consumes `seq`: its cursor is queued (the ack follows once stored). `after` (cluster mode, a
+   * Consumes `seq`: its cursor is queued with the frame's writes, and the hub gets its (cumulative)
+   * ack when the store says they are durable (`cursorStored`), not before. `after` (cluster mode, a
    * report): `write` (its state) and the cursor are queued once `after` settles, and every later
    * frame's cursor waits its turn behind them, so an ack never covers a state not yet queued; the
    * session goes on to its next frames meanwhile (commands and heartbeats are not held up).

@@ -1,5 +1,5 @@
 /**
- * How often one home may be exported: after an export whose build took `t` past `freeMs`, the
+ * How often one home may be exported: after an export whose build took `t` of the loop past `freeMs`, the
  * home's next one is refused `429 rate_limited` for `(share⁻¹ − 1) × t`, so one home's exports
  * take at most `share` of the node's time however fast its users ask again (a user repeating a
  * 25 MB export kept a node's loop busy most of the time: a hostile review, 2026-12-06). Small
@@ -29,7 +29,7 @@ export class ExportPace {
     throw new TierError('rate_limited', `home ${homeId} was exported a moment ago and its export is large: try again in ${Math.ceil(wait / 1000)} s`, { retryAfterMs: wait });
   }
 
-  /** An export of the home took `ms` to build. */
+  /** An export of the home took `ms` of the loop (the slices of its build, not the turns between). */
   built(homeId: string, ms: number): void {
     if (ms < this.freeMs) return;
     const now = this.now();

@@ -16,7 +16,7 @@ import { decodeValue } from '../protocol/codec.js';
 import { DEFAULT_SETTINGS, type HomeSettings, type Rule, type Scene } from '../rules/model.js';
 import type { FleetHub } from '../schemas/fleet.js';
 import { MAX_HOME_HUBS, type Fleet } from './fleet.js';
-import { mapInSlices } from './sliced.js';
+import { mapInSlices, type Meter } from './sliced.js';
 
 export interface HomeDataDeps {
   fleet: Fleet;
@@ -63,13 +63,14 @@ export interface HomeErasure {
 /** Hubs deleted at once: each waits up to 2 s for its session to let go. */
 const ERASE_PARALLEL = 16;
 
-export async function exportHome(deps: HomeDataDeps, homeId: string): Promise<HomeExport> {
+/** `meter`: the loop time its events' decoding took is added to it (the node's share an export takes). */
+export async function exportHome(deps: HomeDataDeps, homeId: string, meter?: Meter): Promise<HomeExport> {
   const [hubs, rules, scenes, settings, events] = await Promise.all([
     hubsWithShadows(deps, homeId),
     deps.rules.listRules(homeId),
     deps.rules.listScenes(homeId),
     deps.rules.getSettings(homeId),
-    deps.history ? retainedEvents(deps.history, homeId) : [],
+    deps.history ? retainedEvents(deps.history, homeId, meter) : [],
   ]);
   return { homeId, exportedAt: new Date((deps.now ?? Date.now)()).toISOString(), settings, hubs, rules, scenes, events };
 }
@@ -136,7 +137,7 @@ function gone(err: unknown): void {
  * The home's events still retained: a read from offset `s` succeeds for every `s` at or past the
  * oldest entry kept, so the oldest is found by halving (about 10 reads for a thousand events).
  */
-async function retainedEvents(history: EventHistory, homeId: string): Promise<HomeExport['events']> {
+async function retainedEvents(history: EventHistory, homeId: string, meter?: Meter): Promise<HomeExport['events']> {
   const pos = await history.position(homeId);
   const max = history.retention.maxEvents;
   const read = (from: number) => history.read(homeId, { epoch: pos.epoch, offset: from }, pos.offset, max);
@@ -152,5 +153,5 @@ async function retainedEvents(history: EventHistory, homeId: string): Promise<Ho
     found = await read(lo);
   }
   if (!found.ok) throw new TierError('unavailable', `the history of home ${homeId} changed during the export (${found.reason}): try again`);
-  return mapInSlices(found.entries, (e: HistoryEntry) => ({ epoch: found.epoch, offset: e.offset, event: decodeValue(e.data) }));
+  return mapInSlices(found.entries, (e: HistoryEntry) => ({ epoch: found.epoch, offset: e.offset, event: decodeValue(e.data) }), undefined, meter);
 }

@@ -204,6 +204,12 @@ export function mountAppGateway(
   let opens = 0;
   const sent = metrics ? (op: string, frames: number) => metrics.appFramesOut(op, frames) : () => {};
   const authFailures = refusalLog(log, 'app auth failures, not logged');
+  /** The principal of a bearer subprotocol; one without a token, or not decoding, refused as such. */
+  const bearerPrincipal = (bearer: string, remote: string): Promise<Principal> => {
+    const token = bearerToken(bearer);
+    if (token) return auth.fromToken(token, remote);
+    return Promise.reject(new AuthError('unauthorized', bearer.startsWith('bearer64.') ? 'subprotocol bearer64.<token>: not the unpadded base64url of a token' : 'subprotocol bearer.<token>: no token'));
+  };
   const limitRefusals = refusalLog(log, 'app upgrades refused for the socket limits, not logged');
   /** Refused before the socket exists: the node full is `busy` (503, Retry-After), the user at its bound `limit_exceeded` (422). */
   const refuse = (res: HttpResponse, state: { aborted: boolean }, reason: AppRefusal, who: string, remote: string) => {
@@ -224,11 +230,6 @@ export function mountAppGateway(
     sendPingsAutomatically: true,
 
     upgrade: (res: HttpResponse, req: HttpRequest, context) => {
-      const bearerPrincipal = (bearer: string, remote: string): Promise<Principal> => {
-        const token = bearerToken(bearer);
-        if (token) return auth.fromToken(token, remote);
-        return Promise.reject(new AuthError('unauthorized', bearer.startsWith('bearer64.') ? 'subprotocol bearer64.<token>: not the unpadded base64url of a token' : 'subprotocol bearer.<token>: no token'));
-      };
       const state = { aborted: false };
       res.onAborted(() => {
         state.aborted = true;

@@ -6,6 +6,7 @@
 import { connect, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Authenticator } from '../../src/auth/authenticator.js';
+import { ExportPace } from '../../src/api/export-pace.js';
 import { mountHomeApi } from '../../src/api/home-routes.js';
 import type { HomeDataDeps } from '../../src/api/home-data.js';
 import { loadUws, type us_listen_socket } from '../../src/transport/uws.js';
@@ -36,10 +37,18 @@ const data: HomeDataDeps = {
 
 let base: string;
 let socket: us_listen_socket;
+/** the pace's clock (ms): still unless a test moves it */
+let clock = 0;
+/** loop time added to each export's own (ms): an export of 'home-p' as long as a large home's */
+class SlowHomes extends ExportPace {
+  override built(homeId: string, ms: number): void {
+    super.built(homeId, homeId === 'home-p' ? ms + 200 : ms);
+  }
+}
 
 beforeAll(async () => {
   const app = binding.uws.App();
-  mountHomeApi(app, { auth, data, log: silentLog, maxBodyBytes: 65_536, maxExports: 2 });
+  mountHomeApi(app, { auth, data, log: silentLog, maxBodyBytes: 65_536, maxExports: 2, exportPace: new SlowHomes(0.1, 50, () => clock) });
   socket = await new Promise<us_listen_socket>((resolve, reject) => app.listen('127.0.0.1', 0, (s) => (s ? resolve(s) : reject(new Error('listen failed')))));
   base = `http://127.0.0.1:${binding.uws.us_socket_local_port(socket as never)}`;
 });
@@ -125,6 +134,27 @@ describe('home exports at once on a node', () => {
     await until(n + 3);
     waiting[n + 2]!.go();
     expect((await next).status).toBe(200);
+  });
+
+  it('paces a home whose export took long: 429 with Retry-After until nine times its build has passed, other homes going on', async () => {
+    const n = waiting.length;
+    const first = exportOf('home-p');
+    await until(n + 1);
+    waiting[n]!.go();
+    expect((await first).status).toBe(200);
+    const paced = await fetch(`${base}/v1/homes/home-p/export`, { headers: { authorization: `Bearer ${ADMIN}` } });
+    expect(paced.status).toBe(429);
+    expect(paced.headers.get('retry-after')).toBe('2');
+    expect(await paced.json()).toMatchObject({ code: 'rate_limited', temporary: true });
+    const other = exportOf('home-q');
+    await until(n + 2);
+    waiting[n + 1]!.go();
+    expect((await other).status).toBe(200);
+    clock += 2_000; // past nine times the 200 ms (and the export's own fraction of a ms)
+    const later = exportOf('home-p');
+    await until(n + 3);
+    waiting[n + 2]!.go();
+    expect((await later).status).toBe(200);
   });
 
 });

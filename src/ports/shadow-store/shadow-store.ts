@@ -54,7 +54,10 @@ export function notifyStored(listener: CursorListener, hubId: string, seq: numbe
   }
 }
 
-/** Where a hub's inbound sequence stands: the boot id and the last sequence number accepted. */
+/**
+ * Where a hub's inbound sequence stands: the boot id of its latest hello and the last sequence
+ * number accepted under it, -1 for none yet (written at a hello with another boot id).
+ */
 export interface SeqCursor {
   boot: string;
   seq: number;
