@@ -58,12 +58,11 @@ export interface ReportHost {
  * boot id (a resend is re-acknowledged, not applied; a skipped number answers `sequence_gap`),
  * and acknowledged cumulatively once the store says its writes are durable, not before.
  *
- * The cache keeps only what the session reads, in one table keyed by device id (a node holds one
- * per hub, so no object per device besides its attributes; see DeviceTable): each device's reported attributes,
- * their version and the desired side's beside them under symbols (CachedAttrs). Kinds, models,
- * times and desired attributes are the store's; the welcome's delta is taken from the stored shadow.
- * A cache not used for a while is packed into one string (`pack`, told by the node's
- * ShadowPacker) and unpacked at its next use.
+ * The cache keeps only what the session reads, in one table keyed by device id (one per hub, no
+ * object per device besides its attributes; see DeviceTable): each device's reported attributes, their
+ * version and the desired side's under symbols (CachedAttrs). Kinds, models, times and desired
+ * attributes are the store's; the welcome's delta is taken from the stored shadow. A cache not used
+ * for a while is packed into one string (`pack`, told by the ShadowPacker), unpacked at its next use.
  */
 export class HubReports implements CursorListener, Packable {
   /** every device of the hub, with the attributes it reported and their versions; a string while idle (cold-devices.ts) */
@@ -93,7 +92,6 @@ export class HubReports implements CursorListener, Packable {
   private get deps(): HubSessionDeps {
     return this.host.deps;
   }
-
   private get limits(): HubLimits {
     return this.deps.limits ?? DEFAULT_HUB_LIMITS;
   }
@@ -109,7 +107,6 @@ export class HubReports implements CursorListener, Packable {
   private set reported(table: DeviceTable<CachedAttrs>) {
     this.cache = table;
   }
-
   /** Makes the cache its idle form (told by the packer); a cache of a device with an odd id stays a table. */
   pack(): number {
     if (typeof this.cache === 'string' || this.host.state === 'closed') return 0;
@@ -139,11 +136,24 @@ export class HubReports implements CursorListener, Packable {
     // -1: nothing accepted for this boot yet, so a first frame with `s: 0` is new, not a duplicate
     this.lastSeq = cursor !== null && cursor.boot === boot ? cursor.seq : -1;
     this.ackedSeq = this.lastSeq;
-    // the counter follows the latest hello, not the latest frame: a hub back on an earlier boot id
-    // after one that sent nothing got that boot's old number, and its next frames were acked as
-    // duplicates, never stored (a firmware review, 2026-12-06). -1: nothing accepted for it
-    if (cursor !== null && cursor.boot !== boot) this.deps.shadows.writeCursor(this.host.hubId, { boot, seq: -1 }, this.host.epoch);
     return this.lastSeq;
+  }
+
+  /**
+   * The count follows the latest hello (a hub back on an earlier boot id after one that sent nothing
+   * had its next frames acked as duplicates, never stored: 2026-12-06), so the welcome waits for
+   * `{boot, -1}` to be durable; false when not within `waitMs` (backend away, session taken over).
+   */
+  storeBoot(boot: string, cursor: SeqCursor | null, waitMs: number): Promise<boolean> | null {
+    if (cursor === null || cursor.boot === boot) return null;
+    return new Promise((resolve) => {
+      const timer = setTimeout(resolve, waitMs, false);
+      const cursorStored = () => {
+        clearTimeout(timer);
+        resolve(true);
+      };
+      this.deps.shadows.writeCursor(this.host.hubId, { boot, seq: -1 }, this.host.epoch, { cursorStored });
+    });
   }
 
   /** Whether a command may name this device: any, until the hub has told its devices. */

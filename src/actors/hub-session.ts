@@ -269,6 +269,9 @@ export class HubSession extends Actor<HubMessage> implements TimerTarget, BusLis
       this.closeWith(CloseCode.takeover, 'session_taken_over');
     }
     if (this.stopped || this.state !== 'connecting') return; // cleanup follows on `closed`
+    const boot = this.reports.storeBoot(hello.b, cursor, this.deps.helloTimeoutMs);
+    if (boot !== null && !(await boot)) throw new TierError('unavailable', "the hub's boot id was not stored in time");
+    if (this.stopped || this.state !== 'connecting') return;
     const delta = hubDelta(shadow);
     const lastSeq = this.reports.resume(hello.b, shadow, cursor);
     this.deps.sessions.claim(this)?.tell({ type: 'superseded' });

@@ -185,6 +185,40 @@ describe('HubSession counts for the boot id of the latest hello', () => {
     // the same boot id again resumes its count
     expect((await connect('boot-a')).welcomeSeq).toBe(1);
   });
+
+  it('the welcome of a hello on another boot id waits until its reset count is stored; one never stored closes the session (1011 unavailable)', async () => {
+    const wheel = new TimerWheel();
+    wheels.push(wheel);
+    const shadows = new HeldShadowStore();
+    shadows.writeCursor('hub-1', { boot: 'boot-a', seq: 5 });
+    shadows.release();
+    const connect = (boot: string, helloTimeoutMs: number) => {
+      const link = new RecordingLink();
+      const session = new HubSession('hub-1', 'home-1', link, hubSessionDeps(wheel, { system: { timers: wheel, log: createLogger('silent'), mailboxSize: 64 }, shadows, helloTimeoutMs }));
+      session.receiveFrame(decodeHubFrame(encodeValue({ t: 1, v: 1, b: boot })));
+      return { link, session };
+    };
+    const b = connect('boot-b', 10_000);
+    await settle();
+    // a node killed now would have left {boot-a, 5}: no welcome yet
+    expect(b.link.frames).toEqual([]);
+    expect(await shadows.loadCursor('hub-1')).toEqual({ boot: 'boot-a', seq: 5 });
+    shadows.release();
+    await settle();
+    expect(b.link.frames.find((f) => f.t === FrameType.welcome)).toMatchObject({ s: 0 });
+    expect(await shadows.loadCursor('hub-1')).toEqual({ boot: 'boot-b', seq: -1 });
+    // the same boot id again: nothing to store, welcomed at once
+    const again = connect('boot-b', 10_000);
+    await settle();
+    expect(again.session.state).toBe('online');
+    // a reset never stored (the backend away): no welcome, the hub told to come back later
+    const c = connect('boot-c', 30);
+    await new Promise((r) => setTimeout(r, 80));
+    await settle();
+    expect(c.link.frames.some((f) => f.t === FrameType.welcome)).toBe(false);
+    expect(c.link.frames.find((f) => f.t === FrameType.error)).toMatchObject({ e: 'unavailable' });
+    expect(c.link.closedWith).toEqual({ code: 1011, reason: 'unavailable' });
+  });
 });
 
 describe('HubSession never acknowledges a frame it failed to apply', () => {
