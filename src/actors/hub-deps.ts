@@ -45,6 +45,8 @@ export interface HubSessionDeps {
   readonly heartbeatMs: number;
   readonly idleMs: number;
   readonly helloTimeoutMs: number;
+  /** the node drains: a handshake that ends now is told to reconnect elsewhere, not welcomed */
+  readonly draining?: () => boolean;
   readonly maxFrameBytes: number;
   readonly ratePerSec: number;
   readonly rateBurst: number;

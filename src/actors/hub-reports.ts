@@ -26,17 +26,7 @@ import {
 import { decodeValue, isPlainObject } from '../protocol/codec.js';
 import { checkReport, DEFAULT_HUB_LIMITS, setsNothing, shadowBytes, type HubLimits } from './hub-limits.js';
 import { tableDelete, tableGet, tableIds, tableSet, tableSize, type DeviceTable } from './device-table.js';
-import {
-  cached,
-  coldHas,
-  desiredVersion,
-  nextReportedVersion,
-  NO_COLD_DEVICES,
-  packDevices,
-  setDesiredVersion,
-  unpackDevices,
-  type CachedAttrs,
-} from './cold-devices.js';
+import { cached, coldHas, desiredVersion, nextReportedVersion, NO_COLD_DEVICES, packDevices, setDesiredVersion, unpackDevices, type CachedAttrs } from './cold-devices.js';
 import type { Packable } from './shadow-packer.js';
 import type { HubSessionDeps, SessionState } from './hub-deps.js';
 
@@ -379,6 +369,8 @@ export class HubReports implements CursorListener, Packable {
       this.acknowledge(frame.s);
       return;
     }
+    // earlier reports' writes waiting for their events go first: after the list, they put back a device that left
+    if (this.deferred > 0) await this.waiting;
     const changed = await this.deps.shadows.writeDevices(this.host.hubId, joined, left, full, this.host.epoch);
     for (const id of removed) tableDelete(this.reported, id);
     for (const d of joined) if (tableGet(this.reported, d.d) === undefined) this.addDevice(d.d);

@@ -35,6 +35,8 @@ const IDLE_TIMER = -2;
 const DRAIN_TIMER = -3;
 /** How long a draining node keeps a hub's socket for the results of commands the hub runs (within a pod's grace period) */
 export const DRAIN_RESULTS_MS = 5_000;
+/** A draining node's `reconnect {after}`: its hubs come back spread over 5 s (to another node in a cluster) */
+export const drainSpreadMs = (): number => Math.floor(Math.random() * 5_000);
 /** `closeReason` while a draining (or shed) session waits for those results, its socket still open: by why it closes */
 const AWAITING_RESULTS = { draining: 'draining: awaiting results', rebalancing: 'rebalancing: awaiting results' } as const;
 const awaiting = (reason: string | null): 'draining' | 'rebalancing' | null =>
@@ -212,6 +214,7 @@ export class HubSession extends Actor<HubMessage> implements TimerTarget, BusLis
   private async onHello(hello: HelloFrame): Promise<void> {
     this.deps.system.timers.cancel(this.timer);
     this.timer = null;
+    if (this.deps.draining?.()) return this.shutdown(drainSpreadMs(), 0);
     let claim: HubClaim | undefined;
     try {
       claim = await this.deps.directory.claim(this.hubId, this.deps.nodeId);
@@ -272,6 +275,9 @@ export class HubSession extends Actor<HubMessage> implements TimerTarget, BusLis
     const boot = this.reports.storeBoot(hello.b, cursor, this.deps.helloTimeoutMs);
     if (boot !== null && !(await boot)) throw new TierError('unavailable', "the hub's boot id was not stored in time");
     if (this.stopped || this.state !== 'connecting') return;
+    // the drain told the sessions online when it began; one that was still handshaking is told now,
+    // where it was welcomed and left open until the process ended (a race review, 2026-12-06)
+    if (this.deps.draining?.()) return this.shutdown(drainSpreadMs(), 0);
     const delta = hubDelta(shadow);
     const lastSeq = this.reports.resume(hello.b, shadow, cursor);
     this.deps.sessions.claim(this)?.tell({ type: 'superseded' });

@@ -2,7 +2,7 @@ import { resolve } from 'node:path';
 import { CloseCode } from '../../proto/errors.js';
 import { actorFailureLog, type ActorSystem } from '../actors/actor.js';
 import { writeDesired } from '../actors/desired-write.js';
-import { DRAIN_RESULTS_MS, type HubSession, type HubSessionDeps } from '../actors/hub-session.js';
+import { DRAIN_RESULTS_MS, drainSpreadMs, type HubSession, type HubSessionDeps } from '../actors/hub-session.js';
 import { HubErrorLog } from '../actors/hub-error-log.js';
 import type { HubLimits } from '../actors/hub-limits.js';
 import { SessionIndex, type SessionView } from '../actors/session-index.js';
@@ -176,6 +176,7 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
     heartbeatMs: config.heartbeatMs,
     idleMs: config.idleMs,
     helloTimeoutMs: config.helloTimeoutMs,
+    draining: () => draining,
     maxFrameBytes: config.maxFrameBytes,
     ratePerSec: config.hubRatePerSec,
     rateBurst: config.hubRateBurst,
@@ -389,7 +390,7 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
       step('stopped_accepting', { sessions: sessions.size, hubSockets: limits.stats.sockets });
       // hubs come back spread over a few seconds instead of all at once (to another node in a cluster)
       const closing = sessions.list();
-      for (const s of closing) s.shutdown(Math.floor(Math.random() * 5_000));
+      for (const s of closing) s.shutdown(drainSpreadMs());
       step('hubs_told_to_reconnect', { hubs: closing.length });
       // released entries and offline events must leave before the ports close (bounded wait)
       await Promise.race([Promise.allSettled(closing.map((s) => s.whenClosed())), new Promise((r) => setTimeout(r, 5_000 + DRAIN_RESULTS_MS).unref())]);

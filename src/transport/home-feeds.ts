@@ -223,6 +223,9 @@ export class HomeFeeds {
       }
       if (read.epoch !== since.epoch) return stop('epoch_changed');
       if (missedUnplaced()) return stop('too_old');
+      // the history lacks what the feed delivered (it lost its newest entries, keeping its epoch): an
+      // empty read made no progress, and the loop read again for ever (a race review, 2026-12-06)
+      if (reached <= last) return stop('too_old');
       if (!answered) {
         sub.answer({ home: homeId, pos: since, recovered: true });
         answered = true;
@@ -264,15 +267,20 @@ export class HomeFeeds {
 
   /** Subscribes first (flushed, so every later event reaches this node), then reads where the history stands. */
   private async start(feed: Feed, history: EventHistory): Promise<void> {
+    const restart = feed.state === 'unordered';
     try {
       await this.bus.flush();
       const pos = await history.position(feed.homeId);
       if (feed.closed) return;
+      feed.state = 'ordered';
+      // events went out unordered, and the position read may hold some that arrive after it (then
+      // dropped) or miss some that went out before it (then read again): subscribers reload here
+      // (a race review, 2026-12-06: an event twice, or never, to apps on the topic)
+      if (restart) return this.reload(feed, 'unavailable', { epoch: pos.epoch, offset: pos.offset });
       // the history's own note is read at each catch-up (lostMark); what the feed saw of another epoch goes
       if (feed.epoch !== null && feed.epoch !== pos.epoch) feed.lost = -1;
       feed.epoch = pos.epoch;
       feed.delivered = pos.offset;
-      feed.state = 'ordered';
     } catch (err) {
       if (feed.closed) return;
       // events pass through unordered meanwhile; subscribers are told recovery is unavailable

@@ -1,6 +1,6 @@
 import { CloseCode, ErrorCodes } from '../../proto/errors.js';
 import { FrameType } from '../../proto/frames.js';
-import { HubSession, type HubLink, type HubSessionDeps } from '../actors/hub-session.js';
+import { drainSpreadMs, HubSession, type HubLink, type HubSessionDeps } from '../actors/hub-session.js';
 import { monotonicMs } from '../actors/clock.js';
 import { spend } from '../actors/hub-rate.js';
 import { outageRetryMs } from '../actors/outage-retry.js';
@@ -353,7 +353,7 @@ export function mountHubGateway(app: TemplatedApp, deps: HubGatewayDeps): void {
     limits.finish(true); // counted now: `close` decrements it whatever happens next
     if (deps.draining?.()) {
       // the drain told the sessions it found; this one came after: the same, with no session
-      link.send(encode({ t: FrameType.reconnect, after: Math.floor(Math.random() * 5_000), e: 'draining' }));
+      link.send(encode({ t: FrameType.reconnect, after: drainSpreadMs(), e: 'draining' }));
       return link.close(CloseCode.goingAway, 'draining');
     }
     metrics?.hubConnected();

@@ -276,6 +276,33 @@ describe('HubSession', () => {
     expect(await waiting).toMatchObject({ ok: false, e: 'session_closed' });
   });
 
+  it('a handshake that ends while the node drains is told to reconnect and closed (1001), never welcomed: a hello that came after the drain began, or one whose claim was under way', async () => {
+    let draining = true;
+    const events: AppEventMessage[] = [];
+    const late = setup({ draining: () => draining, publishEvent: (e) => void events.push(e) });
+    late.frame({ t: 1, v: 1, b: 'boot' });
+    await settle();
+    expect(late.link.frames).toEqual([expect.objectContaining({ t: 11, e: 'draining' })]);
+    expect(late.link.closed).toEqual({ code: 1001, reason: 'draining' });
+    expect(await late.deps.directory.lookup('hub-1')).toBeNull();
+    expect(events).toEqual([]); // nothing claimed, so no offline to say
+
+    draining = false;
+    const directory = new GatedDirectory();
+    directory.hold();
+    const midway = setup({ draining: () => draining, publishEvent: (e) => void events.push(e) }, directory);
+    midway.frame({ t: 1, v: 1, b: 'boot' });
+    await settle();
+    draining = true; // the drain takes its list of sessions now: this one is not in it
+    directory.open();
+    await settle();
+    await settle();
+    expect(midway.link.frames.map((f) => f.t)).toEqual([11]);
+    expect(midway.link.closed).toEqual({ code: 1001, reason: 'draining' });
+    expect(events.map((e) => e.kind)).toEqual(['offline']); // its claim released, as for a session drained
+    expect(await directory.lookup('hub-1')).toBeNull();
+  });
+
   it("reads its hub's record once subscribed: deleted, disabled, provisioned again or moved while the hub connected, the session closes as the order it missed would have; unchanged, it goes online", async () => {
     const opened = async (placement: { homeId: string; enabled: boolean; createdAt: number } | null, provisioned = 0) => {
       const wheel = new TimerWheel();
