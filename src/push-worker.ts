@@ -36,13 +36,14 @@ async function main(): Promise<void> {
 
   const url = config.redisUrl;
   // to TIER_PUSH_WEBHOOK_URL, else the log (as a node's)
-  const sender = configuredPushSender(config, log).sender;
+  const { sender, probe } = configuredPushSender(config, log);
   const connect = () =>
     BullMqPushQueue.connect(url, {
       name: `${config.redisPrefix}${config.nodeId}:push-worker`,
       log,
       keys: new RedisKeys(config.redisPrefix),
       sender,
+      logsOnly: !probe.delivers,
       ...pushQueueOptions(config),
     }).catch((err: unknown) => {
       throw err instanceof TierError && err.code === 'unavailable' ? new BackendStartError('redis', err) : err;

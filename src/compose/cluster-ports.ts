@@ -95,11 +95,11 @@ export async function clusterPorts(config: Config, log: Logger, observe?: Backen
     });
     const batches = shadows;
     opened.push(() => batches.close());
-    // every node also delivers (to TIER_PUSH_WEBHOOK_URL, else the log);
+    // every node also delivers (to TIER_PUSH_WEBHOOK_URL, else the log, giving way to nodes that post);
     // `npm run push-worker` adds delivery-only processes
     const pushLog = log.child({ port: 'push' });
     pushSender = configuredPushSender(config, pushLog);
-    push = await BullMqPushQueue.connect(config.redisUrl, { name: `${config.redisPrefix}${node}:push`, log: pushLog, keys, sender: pushSender.sender, ...pushQueueOptions(config), ...calls('push') });
+    push = await BullMqPushQueue.connect(config.redisUrl, { name: `${config.redisPrefix}${node}:push`, log: pushLog, keys, sender: pushSender.sender, logsOnly: !pushSender.probe.delivers, ...pushQueueOptions(config), ...calls('push') });
     const queue = push;
     opened.push(() => queue.close());
     // rules waiting in a delay: owned by this node, taken over by another if it dies

@@ -185,6 +185,11 @@ describe('RedisEventHistory of a home without events', () => {
     const first = await history.append('never-used', Uint8Array.from([1]));
     expect(first).toEqual({ epoch: looked.epoch, offset: 1 });
     expect(await client.pttl(meta('never-used'))).toBe(-1);
+    // a hash with events and the look's expiry (a release before 2026-12-06 appended to a home a newer
+    // node had looked at first: it expired while the hub reported, every app reloaded): the next event keeps it
+    await client.pexpire(meta('never-used'), 60_000);
+    expect(await history.append('never-used', Uint8Array.from([2]))).toEqual({ epoch: looked.epoch, offset: 2 });
+    expect(await client.pttl(meta('never-used'))).toBe(-1);
     await client.quit();
     await history.close();
   });

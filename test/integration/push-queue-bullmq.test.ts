@@ -45,8 +45,8 @@ function fixture() {
   const log = createLogger('info', {}, { write: (s: string) => lines.push(JSON.parse(s) as Record<string, unknown>) });
   const delivered: PushDelivery[] = [];
   const failed: Array<{ delivery: PushDelivery; err: unknown }> = [];
-  const open = async (sender?: PushSender, attempts = 3) => {
-    const queue = await BullMqPushQueue.connect(redis.url, { name: 'test-push', log, keys: new RedisKeys(prefix), attempts, ...(sender ? { sender, onFailed: (delivery, err) => failed.push({ delivery, err }) } : {}) });
+  const open = async (sender?: PushSender, attempts = 3, more: { logsOnly?: boolean; delivererTtlMs?: number } = {}) => {
+    const queue = await BullMqPushQueue.connect(redis.url, { name: 'test-push', log, keys: new RedisKeys(prefix), attempts, ...more, ...(sender ? { sender, onFailed: (delivery, err) => failed.push({ delivery, err }) } : {}) });
     opened.push(queue);
     return queue;
   };
@@ -151,4 +151,25 @@ describe('BullMqPushQueue', () => {
     expect(fx.failed).toEqual([]);
     expect(fx.lines.filter((l) => String(l.msg).includes('redis error'))).toEqual([]);
   });
+
+  it('a worker that only logs gives every job back while a worker that delivers runs, and takes them once none has for the mark\'s ttl', async ({ signal }) => {
+    const fx = fixture();
+    const logged: string[] = [];
+    const logger = async (d: PushDelivery) => void logged.push(d.id);
+    // the logging worker first: it would take every job it can
+    await fx.open(logger, 3, { logsOnly: true });
+    const poster = await fx.open(fx.record, 3, { delivererTtlMs: 1_500 });
+    const producer = await fx.open();
+    const ids: string[] = [];
+    for (let i = 0; i < 20; i++) ids.push((await producer.enqueue(note())).id);
+    await eventually(signal, 'all 20 delivered', async () => ((await producer.stats()).delivered >= 20 ? true : undefined));
+    expect(logged).toEqual([]);
+    expect(fx.delivered.map((d) => d.id).sort()).toEqual([...ids].sort());
+    // given back without an attempt counted
+    expect(fx.delivered.every((d) => d.attempt === 1)).toBe(true);
+    // the poster gone, its mark lapses: the logging worker takes the queue's jobs
+    await poster.close();
+    const later = (await producer.enqueue(note())).id;
+    await eventually(signal, 'the later job logged', async () => (logged.includes(later) ? true : undefined));
+  }, 30_000);
 });

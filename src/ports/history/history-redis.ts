@@ -52,7 +52,7 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)`;
 /**
  * The home's epoch, created at the first look at the home so its position never changes epoch by
  * itself. A hash made by a look alone expires after the max age (ARGV[n]): a `sub` to a home that
- * never has an event (a mistyped id) left a key for good; the first append keeps it (PERSIST). An
+ * never has an event (a mistyped id) left a key for good; an append keeps it (PERSIST). An
  * app holding offset 0 of an expired one is told `epoch_changed` and reloads an empty home.
  */
 const epoch = (maxAgeArg: number) => `local e = redis.call('HGET', KEYS[2], 'e')
@@ -121,7 +121,8 @@ for i = 1, homes do
   end
   if not e then e = ARGV[1]; redis.call('HSET', meta, 'e', e) end
   local o = redis.call('HGET', meta, 'o')
-  if not o then redis.call('PERSIST', meta) end
+  -- at every append, not only the first: a hash a look made that an older release appended to kept its expiry
+  redis.call('PERSIST', meta)
   local top = tonumber(o or '0')
   local first = top
   local stale = {}

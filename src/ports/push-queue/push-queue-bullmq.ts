@@ -1,9 +1,10 @@
 import type { CallObserver } from '../ports.js';
 import { randomUUID } from 'node:crypto';
-import { MetricsTime, Queue, UnrecoverableError, type Job, type JobsOptions, type Worker } from 'bullmq';
+import { MetricsTime, Queue, UnrecoverableError, Worker, type Job, type JobsOptions } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { closeRedis, connectRedis, RedisKeys } from '../redis.js';
 import { InvalidPushJob, notificationOf, PushWorker } from './push-worker-bullmq.js';
+import { DelivererMark } from './push-deliverers.js';
 import { isUnreachable, TierError } from '../../errors.js';
 import type { Logger } from '../../log/logger.js';
 import { failureLog, type SampledLog } from '../../log/sampler.js';
@@ -31,6 +32,14 @@ export interface BullMqPushQueueOptions extends PushQueueOptions {
    * Absent: it only enqueues; a worker elsewhere (`src/push-worker.ts`) delivers.
    */
   sender?: PushSender;
+  /**
+   * The sender only logs (no push service here): while a worker that delivers is running on the
+   * queue (its mark in Redis, push-deliverers.ts), each job is given back to the queue untried and
+   * this worker waits `giveWayMs`. Otherwise this process marks the queue as delivered.
+   */
+  logsOnly?: boolean;
+  /** @default 30_000 (ms): how long a delivering worker's mark outlives its last refresh */
+  delivererTtlMs?: number;
   /**
    * a notification given up (also logged): its attempts used up, or stalled more often than
    * `attempts`; not a job that holds no valid notification (logged and counted, kept as failed)
@@ -102,6 +111,8 @@ export class BullMqPushQueue implements PushQueue {
   /** BullMQ's `error` events other than a lost connection, sampled: 10 per side and 10 s */
   private readonly errors: SampledLog;
   private closed = false;
+  /** this worker's side of push-deliverers.ts (null: no worker here) */
+  private mark: DelivererMark | null = null;
 
   /** Takes ownership of the connections: `close()` quits them. */
   constructor(
@@ -123,9 +134,16 @@ export class BullMqPushQueue implements PushQueue {
     const sender = options.sender;
     if (!sender) return;
     if (!connections.worker) throw new TypeError('a push queue with a sender needs a worker connection');
+    const mark = new DelivererMark(connections.queue, `${prefix}:${name}:deliverer`, options.delivererTtlMs);
+    this.mark = mark;
     const worker: PushWorker = new PushWorker(
       name,
       async (job: Job<PushNotification, void, string>) => {
+        if (options.logsOnly && (await mark.alive())) {
+          // back to the queue without an attempt counted; this worker takes none for a while
+          await worker.rateLimit(GIVE_WAY_MS);
+          throw Worker.RateLimitError();
+        }
         const attempt = sender({ ...delivery(job), notification: notificationOf(job, worker) });
         this.delivering.add(attempt);
         try {
@@ -174,6 +192,11 @@ export class BullMqPushQueue implements PushQueue {
     this.worker = worker;
   }
 
+  /** A delivering worker marks the queue before it takes jobs (see `logsOnly`). */
+  private async markDelivering(logsOnly: boolean): Promise<void> {
+    if (this.mark && !logsOnly) await this.mark.hold((err) => this.redisError('queue', err as Error));
+  }
+
   /**
    * Opens its own connections to `url` ('fail' profile for the queue, 'wait' for a worker) and
    * resolves once BullMQ is ready on them.
@@ -186,6 +209,7 @@ export class BullMqPushQueue implements PushQueue {
       if (options.sender) worker = await connectRedis(url, { name: `${options.name}:worker`, log: options.log, offline: 'wait' });
       const push = new BullMqPushQueue({ queue, worker }, options);
       await push.ready();
+      await push.markDelivering(options.logsOnly === true);
       return push;
     } catch (err) {
       await Promise.allSettled([closeRedis(queue), worker ? closeRedis(worker) : Promise.resolve()]);
@@ -289,6 +313,7 @@ export class BullMqPushQueue implements PushQueue {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.mark?.close();
     const closing = (async () => {
       // stops taking jobs at once; resolves once the jobs it holds are recorded
       await this.worker?.close().catch((err: unknown) => this.log.warn({ err }, 'push worker close failed'));
@@ -322,6 +347,8 @@ const CLOSE_WAIT_MS = 2_000;
 
 /** How long `close` waits for the deliveries in progress of a sender that names no `timeoutMs` (ms): the webhook's default. */
 const DELIVERY_WAIT_MS = 10_000;
+/** how long a worker that only logs takes no job after giving one back to a delivering worker */
+const GIVE_WAY_MS = 5_000;
 
 /** `p`'s value, or undefined once `ms` passed. */
 async function within<T>(p: Promise<T>, ms: number): Promise<T | undefined> {
