@@ -1,4 +1,5 @@
 import type { ErrorFrame } from '../../proto/frames.js';
+import { monotonicMs } from './clock.js';
 import type { Logger } from '../log/logger.js';
 import { SampledLog, Sampler } from '../log/sampler.js';
 
@@ -13,7 +14,7 @@ export const HUB_ERROR_MSG_CHARS = 160;
 export class HubErrorLog {
   private readonly lines: SampledLog;
 
-  constructor(log: Logger, perHub = 10, windowMs = 60_000, now: () => number = Date.now) {
+  constructor(log: Logger, perHub = 10, windowMs = 60_000, now: () => number = monotonicMs) {
     this.lines = new SampledLog(log, new Sampler(perHub, windowMs), 'hub error frames, not logged', 'hubId', now, 'warn');
   }
 

@@ -40,6 +40,9 @@ export interface TimerWheelOptions {
   onError?: (err: unknown) => void;
 }
 
+/** The longest delay setTimeout takes as given. */
+const MAX_TIMEOUT_MS = 2 ** 31 - 1;
+
 export class TimerWheel {
   private readonly tickMs: number;
   private readonly mask: number;
@@ -136,7 +139,9 @@ export class TimerWheel {
   private wakeAt(tick: number): void {
     if (this.wake !== null) clearTimeout(this.wake);
     this.wakeTick = tick;
-    const delay = Math.max(1, tick * this.tickMs - this.now());
+    // at most setTimeout's 2^31-1 ms: past it Node fires at once, with a warning on stderr (a 30-day
+    // token's expiry on a quiet node); waking early, the wheel arms again for what is due
+    const delay = Math.min(MAX_TIMEOUT_MS, Math.max(1, tick * this.tickMs - this.now()));
     // one timer serves every handle: a span active where one was scheduled must not stay in it
     this.wake = tracing === null ? setTimeout(this.onWake, delay) : outsideSpans(() => setTimeout(this.onWake, delay));
     this.wake.unref();

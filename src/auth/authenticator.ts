@@ -85,6 +85,9 @@ export class Authenticator {
         ...(issuer === undefined ? {} : { allowedIss: issuer }),
         // fast-jwt checks aud and iss only when the token has them
         requiredClaims: [...(audience === undefined ? [] : ['aud']), ...(issuer === undefined ? [] : ['iss'])],
+        // checked below with the skew `iat` has: fast-jwt allowed none, and an issuer a few seconds
+        // ahead that writes nbf = iat had its fresh tokens refused as not permanent (2026-12-06)
+        ignoreNotBefore: true,
       });
     this.verify = verifier(jwtSecret);
     this.verifyAccepted = (options.jwtSecretsAccepted ?? []).map(verifier);
@@ -128,6 +131,9 @@ export class Authenticator {
     if (typeof payload.iat === 'number') {
       if (payload.iat > Date.now() / 1000 + this.skewS) throw new AuthError('unauthorized', `token issued in the future (iat more than ${this.skewS} s ahead of this node's clock)`);
       p.iat = payload.iat;
+    }
+    if (payload.nbf !== undefined && (typeof payload.nbf !== 'number' || payload.nbf > Date.now() / 1000 + this.skewS)) {
+      throw new AuthError('unauthorized', `token not yet valid (nbf not a number, or more than ${this.skewS} s ahead of this node's clock)`);
     }
     if (typeof payload.exp === 'number') p.exp = payload.exp;
     const revoked = this.options.revoked;

@@ -6,6 +6,7 @@
  * guesser locks the operators out too, for the window. Per address only: a guesser with many
  * addresses (an IPv6 prefix) gets `limit` a window from each.
  */
+import { monotonicMs } from '../actors/clock.js';
 import type { Logger } from '../log/logger.js';
 import { SampledLog, Sampler } from '../log/sampler.js';
 
@@ -30,7 +31,8 @@ export class GuessLimit {
     this.limit = options.limit ?? 10;
     this.windowMs = options.windowMs ?? 10_000;
     this.maxAddresses = options.maxAddresses ?? 10_000;
-    this.now = options.now ?? Date.now;
+    // a lock measured on the wall clock lasted as long as a step back of it (a review of clocks, 2026-12-06)
+    this.now = options.now ?? monotonicMs;
   }
 
   /** ms until `address` may try again; 0: it may now */
@@ -93,7 +95,7 @@ export function checkAdminToken(tokens: { matches(given: string): boolean }, giv
 
 /** The node's watch, for both ports: each refusal counted (`count`), and logged at warn with the address and where (`surface`), 10 lines per address and 10 s. */
 export function guessWatch(log: Logger, count: (reason: 'token' | 'locked') => void, limit = new GuessLimit()): GuessWatch {
-  const lines = new SampledLog(log, new Sampler(10, 10_000), 'wrong admin tokens not logged', 'remote', Date.now, 'warn');
+  const lines = new SampledLog(log, new Sampler(10, 10_000), 'wrong admin tokens not logged', 'remote', monotonicMs, 'warn');
   return {
     limit,
     refused(reason, address, surface) {

@@ -1,3 +1,5 @@
+import { monotonicMs } from '../actors/clock.js';
+
 /**
  * Handshakes per hub: a bucket of `burst` hellos refilled one per `everyMs`, checked after the
  * signature verifies and before the nonce is claimed (hellos arriving together each take one),
@@ -26,7 +28,8 @@ export class HelloRate {
   constructor(options: HelloRateOptions = {}) {
     this.burst = options.burst ?? 10;
     this.everyMs = options.everyMs ?? 6_000;
-    this.now = options.now ?? Date.now;
+    // on the wall clock, a step back refused hubs that had connected before it until it caught up (2026-12-06)
+    this.now = options.now ?? monotonicMs;
   }
 
   /** `perMin` handshakes a minute, a burst of as many; 0: none (no limit) */

@@ -1,3 +1,4 @@
+import { monotonicMs } from '../actors/clock.js';
 import type { Logger } from './logger.js';
 import { RequestIds } from './request-id.js';
 import { SampledLog, Sampler } from './sampler.js';
@@ -20,7 +21,7 @@ export class AccessLog {
     nodeId: string,
     /** @default 100: lines per route and second; 0 writes server errors only */
     ratePerSec = 100,
-    now: () => number = Date.now,
+    now: () => number = monotonicMs,
   ) {
     this.ids = new RequestIds(nodeId);
     this.sampled = new SampledLog(log, new Sampler(ratePerSec, 1_000), 'http requests not logged', 'request', now);

@@ -1,3 +1,4 @@
+import { monotonicMs } from '../actors/clock.js';
 import type { Logger } from './logger.js';
 
 interface Window {
@@ -91,7 +92,8 @@ export class SampledLog {
     private readonly summaryMsg: string,
     /** the field the key is written as in the summary (`route`, `remote`) */
     private readonly keyField: string,
-    private readonly now: () => number = Date.now,
+    /** windows are measured on the monotonic clock: a step of the wall clock back silenced every key that had one for the step */
+    private readonly now: () => number = monotonicMs,
     /** the level of `write`'s lines and of the summary */
     private readonly level: 'info' | 'warn' | 'error' = 'info',
   ) {}
@@ -137,7 +139,7 @@ export class SampledLog {
  * alike): @default 10 lines per kind and 10 s, then one summary at the same level with the count.
  */
 export function failureLog(log: Logger, summaryMsg: string, level: 'warn' | 'error', perKind = 10, windowMs = 10_000): SampledLog {
-  return new SampledLog(log, new Sampler(perKind, windowMs), summaryMsg, 'kind', Date.now, level);
+  return new SampledLog(log, new Sampler(perKind, windowMs), summaryMsg, 'kind', monotonicMs, level);
 }
 
 /** Refusals logged per source address: @default 10 lines per source and 10 s, then one summary. */

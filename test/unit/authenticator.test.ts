@@ -54,6 +54,17 @@ describe('Authenticator', () => {
     expect(await refusal(await at(now + 60))).toBe('accepted');
   });
 
+  it('takes `nbf` with the same skew as `iat`: an issuer a few seconds ahead that writes nbf = iat is accepted (until 2026-12-06 refused), one an hour ahead or an nbf not a number is not', async () => {
+    const at = (nbf: number | string) =>
+      new SignJWT({ homes: ['h1'], nbf: nbf as number }).setProtectedHeader({ alg: 'HS256' }).setSubject('bob').setIssuedAt().setExpirationTime('3h').sign(key);
+    const now = Math.floor(Date.now() / 1000);
+    expect(await refusal(await at(now + 10))).toBe('accepted');
+    expect(await refusal(await at(now - 10))).toBe('accepted');
+    const late = await auth.fromToken(await at(now + 3_600)).catch((err: Error) => err.message);
+    expect(late).toContain('token not yet valid');
+    expect(await refusal(await at('soon'))).toBe('unauthorized');
+  });
+
   it('with an audience and an issuer configured, refuses tokens for another service or without them, and mints tokens that carry them', async () => {
     const strict = new Authenticator('authenticator-admin-token-0123', SECRET, { audience: 'hubtier', issuer: 'acme-auth' });
     const signed = (claims: Record<string, unknown>) => new SignJWT({ homes: ['h1'], ...claims }).setProtectedHeader({ alg: 'HS256' }).setSubject('bob').setExpirationTime('1m').sign(key);

@@ -36,7 +36,7 @@ afterEach(() => {
 describe('lines of an outage', () => {
   it("hub sessions' failed messages: 10 lines per message type and 10 s, then one with the count not logged", async () => {
     const { lines, log } = capture();
-    vi.useFakeTimers({ toFake: ['Date', 'setTimeout', 'clearTimeout'] });
+    vi.useFakeTimers({ toFake: ['Date', 'performance', 'setTimeout', 'clearTimeout'] });
     const wheel = new TimerWheel();
     wheels.push(wheel);
     const deps = hubSessionDeps(wheel, {});

@@ -403,6 +403,21 @@ describe('TimerWheel on the real clock', () => {
     expect(fired).toEqual([]);
   });
 
+  it("arms no setTimeout past its 2^31-1 ms (Node fires such a timer at once, with a warning): a 30-day token's expiry on a quiet wheel", async () => {
+    const wheel = new TimerWheel({ tickMs: 5 });
+    wheels.push(wheel);
+    const warnings: string[] = [];
+    const onWarning = (w: Error) => void warnings.push(w.name);
+    process.on('warning', onWarning);
+    const fired: string[] = [];
+    wheel.schedule(30 * 86_400_000, { onTimer: () => fired.push('expiry') });
+    await new Promise((r) => setTimeout(r, 50));
+    process.off('warning', onWarning);
+    expect(warnings).toEqual([]);
+    expect(fired).toEqual([]);
+    expect(wheel.size).toBe(1);
+  });
+
   it('ticks by itself while timers are pending', async () => {
     const wheel = new TimerWheel({ tickMs: 5 });
     wheels.push(wheel);

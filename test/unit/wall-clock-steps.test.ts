@@ -6,6 +6,10 @@
  */
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { TimerWheel } from '../../src/actors/timer-wheel.js';
+import { GuessLimit } from '../../src/auth/guess-limit.js';
+import { HelloRate } from '../../src/auth/hello-rate.js';
+import { createLogger } from '../../src/log/logger.js';
+import { failureLog } from '../../src/log/sampler.js';
 import { CachingHubRegistry } from '../../src/ports/hub-registry/hub-registry-cache.js';
 import { MemoryHubRegistry } from '../../src/ports/hub-registry/hub-registry-memory.js';
 import { UpgradeLimits } from '../../src/transport/upgrade-limits.js';
@@ -60,5 +64,39 @@ describe('a step of the wall clock', () => {
     stepWallClock(-HOUR);
     vi.advanceTimersByTime(31_000);
     expect((await cache.lookup('h1'))?.enabled).toBe(false);
+  });
+
+  // until 2026-12-06 on the wall clock (a review of clocks): a hub that connected just before a
+  // 4-minute step back was refused for 3 more, a 10 s admin lock lasted the step, and the access
+  // lines of every route used before it went quiet for it
+  it('back: a hub keeps its handshakes (TIER_HUB_HELLOS_PER_MIN)', () => {
+    const rate = new HelloRate({ burst: 10, everyMs: 6_000 });
+    expect(rate.take('hub-1')).toBe(true);
+    stepWallClock(-240_000);
+    expect(rate.take('hub-1')).toBe(true);
+    expect(rate.waitMs('hub-1')).toBe(0);
+  });
+
+  it('back: an admin token lock ends after its window', () => {
+    const guesses = new GuessLimit({ limit: 2, windowMs: 10_000 });
+    guesses.wrong('10.0.0.1');
+    guesses.wrong('10.0.0.1');
+    expect(guesses.lockedFor('10.0.0.1')).toBe(10_000);
+    stepWallClock(-HOUR);
+    vi.advanceTimersByTime(10_000);
+    expect(guesses.lockedFor('10.0.0.1')).toBe(0);
+  });
+
+  it('back: a log window ends after its length; the lines after it are written, the skipped ones summed up', () => {
+    const lines: Array<Record<string, unknown>> = [];
+    const log = createLogger('info', {}, { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) });
+    const sampled = failureLog(log, 'skipped lines', 'warn', 1, 10_000);
+    sampled.write('redis', {}, 'redis away');
+    sampled.write('redis', {}, 'redis away');
+    stepWallClock(-HOUR);
+    vi.advanceTimersByTime(10_000);
+    sampled.write('redis', {}, 'redis away');
+    sampled.close();
+    expect(lines.map((l) => l.msg)).toEqual(['redis away', 'skipped lines', 'redis away']);
   });
 });
