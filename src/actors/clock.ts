@@ -27,3 +27,14 @@ export function sinceOrigin(ms: number): number {
   const small = t | 0;
   return small === t ? small : t;
 }
+
+/**
+ * The wall clock as the process found it at its start, advanced by the monotonic clock: what
+ * retention is judged on (the audit trail's age, expired revocations removed). A step of the wall
+ * clock while the node runs (NTP, a VM resumed) then removes nothing early: judged on it, a clock
+ * a month ahead for a moment deleted every revocation and the whole audit trail for good (2026-12-06).
+ * A process started with a wrong clock keeps it: keep nodes on NTP before they start.
+ */
+export function steadyWallMs(): number {
+  return performance.timeOrigin + performance.now();
+}

@@ -55,6 +55,16 @@ redis.call('DEL', KEYS[2])
 if #all > 0 then redis.call('SET', KEYS[3], '1', 'PX', 86400000) end
 return all`);
 
+/**
+ * A node's last refresh in the set of nodes (KEYS[1], node ARGV[1]), and the nodes not refreshed for
+ * ARGV[1] ms, both on Redis's clock: on each node's own (until 2026-12-06), a dead node whose clock
+ * ran an hour ahead had its hubs said offline an hour late.
+ */
+const MARK_REFRESHED = new LuaScript(`local t = redis.call('TIME')
+redis.call('ZADD', KEYS[1], tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000), ARGV[1])`);
+const LAPSED = new LuaScript(`local t = redis.call('TIME')
+return redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) - tonumber(ARGV[1]))`);
+
 /** Renews a node's liveness (KEYS[1], ARGV[1] ms); answers 1 when its sessions were taken since (the mark KEYS[2], removed). */
 const REFRESH = new LuaScript(`
 redis.call('SET', KEYS[1], '1', 'PX', ARGV[1])
@@ -74,7 +84,7 @@ return redis.call('DEL', KEYS[2])`);
  *   An entry whose node's liveness key is gone counts as absent: one key per node keeps tens of
  *   thousands of hubs alive, instead of a TTL refresh per hub.
  * - `{n:<nodeId>}:held`: the node's sessions, a hash hub → epoch (set after a claim, removed after
- *   its release, neither waited for), and `nodes`: a sorted set node → its last refresh (ms, its
+ *   its release, neither waited for), and `nodes`: a sorted set node → its last refresh (ms, Redis's
  *   clock): `takeOrphans` looks for nodes not refreshed for a ttl, takes the list of each whose
  *   liveness key is gone, and keeps the sessions whose entry still names them.
  *
@@ -137,7 +147,7 @@ export class RedisDirectory implements Directory {
   }
 
   async refreshNode(node: string): Promise<boolean> {
-    const [taken] = await Promise.all([REFRESH.run(this.client, [this.aliveKey(node), this.takenKey(node)], [this.ttlMs]), this.client.zadd(this.nodesKey, Date.now(), node)]);
+    const [taken] = await Promise.all([REFRESH.run(this.client, [this.aliveKey(node), this.takenKey(node)], [this.ttlMs]), MARK_REFRESHED.run(this.client, [this.nodesKey], [node])]);
     return taken === 1;
   }
 
@@ -148,7 +158,7 @@ export class RedisDirectory implements Directory {
   }
 
   async takeOrphans(node: string, own = false): Promise<OrphanSession[]> {
-    const lapsed = await this.client.zrangebyscore(this.nodesKey, '-inf', Date.now() - this.ttlMs);
+    const lapsed = (await LAPSED.run(this.client, [this.nodesKey], [this.ttlMs])) as string[];
     const candidates = own ? [node, ...lapsed.filter((n) => n !== node)] : lapsed.filter((n) => n !== node);
     const out: OrphanSession[] = [];
     for (const dead of candidates) {

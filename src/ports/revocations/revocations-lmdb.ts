@@ -1,4 +1,5 @@
 import type { Database } from 'lmdb';
+import { steadyWallMs } from '../../actors/clock.js';
 import type { DataStore } from '../lmdb.js';
 import { revocationKey, type RevocationStore, type TokenRevocation } from './revocations.js';
 
@@ -39,9 +40,12 @@ export class LmdbRevocationStore implements RevocationStore {
   async list(nowS: number): Promise<TokenRevocation[]> {
     const out: TokenRevocation[] = [];
     const expired: string[] = [];
+    // removed only once expired on the clock a step of the wall clock does not move (clock.ts): one
+    // listing while the clock read a month ahead removed every revocation for good
+    const removeS = Math.min(nowS, steadyWallMs() / 1000);
     for (const { key, value } of this.db.getRange()) {
-      if (value[3] <= nowS) expired.push(key);
-      else out.push(revocationOfRecord(value));
+      if (value[3] <= removeS) expired.push(key);
+      if (value[3] > nowS) out.push(revocationOfRecord(value));
     }
     if (expired.length > 0) await this.db.transaction(() => expired.forEach((k) => void this.db.remove(k)));
     return out;

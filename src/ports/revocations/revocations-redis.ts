@@ -1,6 +1,14 @@
 import type { Redis } from 'ioredis';
-import { RedisKeys } from '../redis.js';
+import { LuaScript, RedisKeys } from '../redis.js';
 import { revocationKey, type RevocationStore, type TokenRevocation } from './revocations.js';
+
+/**
+ * Adds a revocation and removes those expired by Redis's clock: by the adding node's (until
+ * 2026-12-06), one node whose clock ran a month ahead removed every revocation of the cluster.
+ */
+const ADD = new LuaScript(`local t = redis.call('TIME')
+redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', tonumber(t[1]))`);
 
 /**
  * Revocations in Redis, shared by the nodes of a cluster: the sorted set `<prefix>revocations`,
@@ -20,7 +28,7 @@ export class RedisRevocationStore implements RevocationStore {
 
   async add(r: TokenRevocation): Promise<void> {
     const member = JSON.stringify({ k: revocationKey(r), jti: r.jti, sub: r.sub, home: r.home, before: r.before, exp: r.exp });
-    await this.client.multi().zadd(this.key, r.exp, member).zremrangebyscore(this.key, '-inf', Math.floor(Date.now() / 1000)).exec();
+    await ADD.run(this.client, [this.key], [r.exp, member]);
   }
 
   async list(nowS: number): Promise<TokenRevocation[]> {
