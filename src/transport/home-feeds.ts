@@ -13,9 +13,8 @@ export interface TopicPublisher {
   publish(topic: string, message: Uint8Array | string, isBinary: boolean): boolean;
 }
 
-/** Epochs a feed remembers having left. */
+/** Epochs a feed remembers having left; ms before a feed whose history position could not be read tries again. */
 const RETIRED_EPOCHS = 4;
-/** ms before a feed whose history position could not be read tries again */
 const RESTART_MS = 1_000;
 
 /** uWS topic of a home's events in one encoding. */
@@ -91,7 +90,6 @@ export interface HomeFeedsOptions {
  * (events of one home published by two nodes arrive out of order, or one was lost) waits briefly
  * and is then filled from the history. That order is what lets a subscriber join at an exact
  * position: the missed events from the history, then the topic, with nothing twice or missing.
- *
  * Bus bytes go to msgpack subscribers as they are and are converted once (not per subscriber) for
  * JSON subscribers; uWS topic publish fans each out.
  */
@@ -223,8 +221,7 @@ export class HomeFeeds {
       }
       if (read.epoch !== since.epoch) return stop('epoch_changed');
       if (missedUnplaced()) return stop('too_old');
-      // the history lacks what the feed delivered (it lost its newest entries, keeping its epoch): an
-      // empty read made no progress, and the loop read again for ever (a race review, 2026-12-06)
+      // the history lost what the feed delivered (same epoch): an empty read looped for ever until 2026-12-06
       if (reached <= last) return stop('too_old');
       if (!answered) {
         sub.answer({ home: homeId, pos: since, recovered: true });
@@ -273,9 +270,7 @@ export class HomeFeeds {
       const pos = await history.position(feed.homeId);
       if (feed.closed) return;
       feed.state = 'ordered';
-      // events went out unordered, and the position read may hold some that arrive after it (then
-      // dropped) or miss some that went out before it (then read again): subscribers reload here
-      // (a race review, 2026-12-06: an event twice, or never, to apps on the topic)
+      // events went out unordered (the position may hold some not yet here): subscribers reload there (since 2026-12-06)
       if (restart) return this.reload(feed, 'unavailable', { epoch: pos.epoch, offset: pos.offset });
       // the history's own note is read at each catch-up (lostMark); what the feed saw of another epoch goes
       if (feed.epoch !== null && feed.epoch !== pos.epoch) feed.lost = -1;
