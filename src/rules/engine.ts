@@ -218,7 +218,10 @@ export class RulesEngine {
     this.#forgetTimer = this.#forgetIdleMs > 0 ? setInterval(() => this.forgetIdleHomes(), this.#forgetIdleMs).unref() : null;
     this.#dryRuns = new DryRunLimits(homeDeps.homeCpuMsPerSecond);
     this.#unwatch = store.watch((change) => {
-      this.#homes.get(change.homeId)?.tell({ type: 'changed', version: change.version });
+      const home = this.#homes.get(change.homeId);
+      // stale at once: the events queued behind the notice are not evaluated on the rules it replaces
+      home?.noteChanged(change.version);
+      home?.tell({ type: 'changed', version: change.version });
     });
   }
 

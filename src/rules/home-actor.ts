@@ -34,7 +34,7 @@ import type { DropReason, RuleMetricsSink, RuleStats } from './metrics.js';
 import { ruleEventOf, type EvalTask, type Rule, type RuleEvent } from './model.js';
 import { RulePoolError, type RuleRunner } from './pool.js';
 import type { RunGuard } from './run-guard.js';
-import { HomeRules, type RulesSnapshot } from './home-rules.js';
+import { HomeRules, unchangedIn, type RulesSnapshot } from './home-rules.js';
 import { HomeCpuBudget } from './home-cpu.js';
 import { inSpan } from '../trace/active-span.js';
 import { endSpan, SpanKind, tracing, type Span } from '../trace/tracing.js';
@@ -91,6 +91,11 @@ export class HomeActor extends Actor<HomeMessage> {
     this.#rules = new HomeRules(homeId, deps);
   }
 
+  /** The store told of the home's `version` (also told as a `changed` message): the snapshot is stale from now. */
+  noteChanged(version: number): void {
+    this.#rules.changed(version);
+  }
+
   /** derived on use (logs and failure counts): a string kept per home would cost 32 B */
   get address(): string {
     return `rules:home:${this.homeId}`;
@@ -99,7 +104,6 @@ export class HomeActor extends Actor<HomeMessage> {
   get #values(): LastValues {
     return (this.#lastValues ??= new LastValues());
   }
-
   get #cpu(): HomeCpuBudget {
     return (this.#cpuBudget ??= new HomeCpuBudget(this.deps.homeCpuMsPerSecond, monotonicMs));
   }
@@ -357,6 +361,8 @@ export class HomeActor extends Actor<HomeMessage> {
       this.#failAll(rules, reason, err instanceof Error ? err.message : String(err), err);
       return out;
     }
+    // a change told meanwhile: matches of rules since deleted, disabled or edited are dropped (they ran until 2026-12-06)
+    const live = snap.stale ? await this.#rules.load().catch(() => snap) : snap;
     metrics.evaluation((performance.now() - started) / 1000);
     this.#cpu.charge(result.outcomes.reduce((ms, o) => ms + o.evalUs / 1000, 0));
     if (span) {
@@ -367,7 +373,7 @@ export class HomeActor extends Actor<HomeMessage> {
     let overBudget = 0;
     for (const o of result.outcomes) {
       const rule = rules.find((r) => r.id === o.ruleId);
-      if (!rule) continue;
+      if (!rule || (live !== snap && !unchangedIn(live, rule))) continue;
       const c = stats.of(rule);
       c.evaluated++;
       c.lastEvaluatedAt = at;

@@ -28,6 +28,12 @@ export interface RulesSnapshot {
 const NO_RULES: ReadonlyMap<string, Rule> = new Map();
 const NO_TRIGGERS = new TriggerIndex([]);
 
+/** Whether `rule` is in `snap` as it was: not deleted, disabled or edited since. */
+export function unchangedIn(snap: RulesSnapshot, rule: Rule): boolean {
+  const now = snap.rules.get(rule.id);
+  return now !== undefined && now.enabled && now.version === rule.version;
+}
+
 /** while the store is unreachable, a home with cached rules asks it again after this long (ms), not at every event */
 const STORE_RETRY_MS = 1_000;
 
@@ -116,9 +122,8 @@ export class HomeRules {
   #retire(old: RulesSnapshot, next: RulesSnapshot): void {
     const { guard, stats } = this.deps;
     for (const [id, rule] of old.rules) {
-      const now = next.rules.get(id);
-      if (now && now.enabled && now.version === rule.version) continue;
-      if (!now) {
+      if (unchangedIn(next, rule)) continue;
+      if (!next.rules.has(id)) {
         guard.forget(id);
         stats.delete(id);
         // edited: the waiting run's plan is the old version's, so it stops as a disabled rule's does
