@@ -172,4 +172,26 @@ describe('BullMqPushQueue', () => {
     const later = (await producer.enqueue(note())).id;
     await eventually(signal, 'the later job logged', async () => (logged.includes(later) ? true : undefined));
   }, 30_000);
+
+  it("a home's job its erasure could not see (an enqueue in flight, a job between states) is dropped by the worker, not delivered, and kept nowhere", async ({ signal }) => {
+    const fx = fixture();
+    const producer = await fx.open();
+    const { id } = await producer.enqueue(note({ homeId: 'erased-home' }));
+    const other = await producer.enqueue(note({ homeId: 'kept-home' }));
+    // the erasure's scan misses the job, as one whose add lands after the scan read its state
+    const queue = (producer as unknown as { queue: { getJobs: () => Promise<unknown[]> } }).queue;
+    const getJobs = queue.getJobs;
+    queue.getJobs = async () => [];
+    expect(await producer.removeHome('erased-home')).toBe(0);
+    queue.getJobs = getJobs;
+    await fx.open(fx.record);
+    await eventually(signal, 'the other home\'s job delivered and the erased one gone', async () => {
+      const s = await producer.stats();
+      return s.delivered >= 1 && s.waiting + s.active === 0 && (await raw.exists(fx.key(id))) === 0 ? true : undefined;
+    });
+    expect(fx.delivered.map((d) => d.id)).toEqual([other.id]);
+    expect(await raw.zscore(fx.key('failed'), id)).toBeNull();
+    expect(fx.failed).toEqual([]);
+    expect(fx.msgs('push notification of an erased home dropped')).toEqual([expect.objectContaining({ pushId: id, homeId: 'erased-home' })]);
+  }, 30_000);
 });

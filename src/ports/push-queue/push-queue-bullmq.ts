@@ -139,12 +139,14 @@ export class BullMqPushQueue implements PushQueue {
     const worker: PushWorker = new PushWorker(
       name,
       async (job: Job<PushNotification, void, string>) => {
+        const notification = notificationOf(job, worker);
+        if (await this.erasedSince(notification.homeId, job.timestamp)) throw new HomeErased('its home was erased after it was queued');
         if (options.logsOnly && (await mark.alive())) {
           // back to the queue without an attempt counted; this worker takes none for a while
           await worker.rateLimit(GIVE_WAY_MS);
           throw Worker.RateLimitError();
         }
-        const attempt = sender({ ...delivery(job), notification: notificationOf(job, worker) });
+        const attempt = sender({ ...delivery(job), notification });
         this.delivering.add(attempt);
         try {
           await attempt;
@@ -176,6 +178,12 @@ export class BullMqPushQueue implements PushQueue {
       if (!job || !(err instanceof UnrecoverableError || job.attemptsMade >= (job.opts.attempts ?? 1))) return;
       const data: unknown = job.data;
       const homeId = typeof data === 'object' && data !== null && 'homeId' in data && typeof data.homeId === 'string' ? data.homeId : undefined;
+      if (err instanceof HomeErased) {
+        // removed, not kept as failed: an erased home's notification keeps none of its words
+        void job.remove().catch(() => {});
+        this.log.info({ pushId: job.id, homeId }, 'push notification of an erased home dropped');
+        return;
+      }
       if (err instanceof InvalidPushJob) {
         this.log.warn({ pushId: job.id, homeId, err: err.message }, 'push job invalid: failed without delivery (kept as failed)');
         return;
@@ -280,6 +288,9 @@ export class BullMqPushQueue implements PushQueue {
    * it is kept an hour.
    */
   async removeHome(homeId: string): Promise<number> {
+    // first: a job this scan cannot see (an enqueue in flight, a job moving between states) is
+    // dropped by the worker that takes it (until 2026-12-06 it was delivered: a race review)
+    await this.connections.queue.set(this.erasedKey(homeId), String(Date.now()), 'PX', ERASED_KEEP_MS);
     const ids = new Set<string>();
     for (const state of ['waiting', 'prioritized', 'delayed', 'failed', 'completed'] as const) {
       for (let start = 0; ; start += REMOVE_PAGE) {
@@ -294,6 +305,16 @@ export class BullMqPushQueue implements PushQueue {
       removed += await this.queue.remove(id).catch(() => 0);
     }
     return removed;
+  }
+
+  /** Whether the home was erased after a job queued at `queuedAt` (ms, the queuing node's clock); false if Redis cannot say. */
+  private async erasedSince(homeId: string, queuedAt: number): Promise<boolean> {
+    const at = await this.connections.queue.get(this.erasedKey(homeId)).catch(() => null);
+    return at !== null && queuedAt <= Number(at) + ERASED_SKEW_MS;
+  }
+
+  private erasedKey(homeId: string): string {
+    return `${this.queue.opts.prefix}:${this.queue.name}:erased:${homeId}`;
   }
 
   async drain(): Promise<void> {
@@ -347,6 +368,10 @@ const CLOSE_WAIT_MS = 2_000;
 
 /** How long `close` waits for the deliveries in progress of a sender that names no `timeoutMs` (ms): the webhook's default. */
 const DELIVERY_WAIT_MS = 10_000;
+/** A home's erasure mark: jobs of the home queued before it (give or take the nodes' clock skew) are dropped, not delivered. */
+class HomeErased extends UnrecoverableError {}
+const ERASED_KEEP_MS = 3_600_000;
+const ERASED_SKEW_MS = 5_000;
 /** how long a worker that only logs takes no job after giving one back to a delivering worker */
 const GIVE_WAY_MS = 5_000;
 

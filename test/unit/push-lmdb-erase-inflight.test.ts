@@ -1,0 +1,37 @@
+/**
+ * The embedded push queue: an enqueue whose commit is out when a home's `removeHome` runs is not
+ * seen by it (its id joins `waiting` only once committed). Until 2026-12-06 (a race review) it was
+ * delivered after the erasure answered; now it removes itself.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { expect, it } from 'vitest';
+import { openDataStore } from '../../src/ports/lmdb.js';
+import { LmdbPushQueue } from '../../src/ports/push-queue/push-queue-lmdb.js';
+import type { PushDelivery } from '../../src/ports/push-queue/push-queue.js';
+
+it("a notification whose commit is out while its home is erased removes itself: not delivered after the erasure", async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'races2-push-'));
+  const data = openDataStore(dir, { sync: 'os' });
+  const sent: PushDelivery[] = [];
+  const q = await LmdbPushQueue.open(data, { sender: async (d) => void sent.push(d), backoffMs: 1 });
+  try {
+    // a rule run's notify, its commit in flight
+    const queued = q.enqueue({ homeId: 'home1', title: 'Water leak', body: 'kitchen', dedupKey: 'rule:r1:x:0' });
+    // the erasure's last step, in the same moment
+    const removed = await q.removeHome('home1');
+    await queued;
+    await q.drain();
+    expect(removed).toBe(0);
+    expect(sent).toEqual([]);
+    // a later notification of the home (created again) is delivered
+    await q.enqueue({ homeId: 'home1', title: 'Door', body: 'open', dedupKey: 'rule:r2:x:0' });
+    await q.drain();
+    expect(sent.map((d) => d.notification.title)).toEqual(['Door']);
+  } finally {
+    await q.close();
+    await data.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
