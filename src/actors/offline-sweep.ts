@@ -29,6 +29,8 @@ export interface OfflineSweepDeps {
 
 export class OfflineSweep {
   private running = false;
+  /** `back` said the hubs online: once more at the next refresh (see `back`) */
+  private sayAgain = false;
 
   constructor(private readonly deps: OfflineSweepDeps) {}
 
@@ -64,12 +66,27 @@ export class OfflineSweep {
    * for apps and rules while they reported, and the node's own death later would have gone unsaid).
    */
   async back(): Promise<number> {
-    const { directory, nodeId, publishEvent, log } = this.deps;
     const held = this.deps.held();
-    await directory.relist(nodeId, held);
-    const ts = Date.now();
-    for (const s of held) publishEvent({ op: 'evt', kind: 'online', home: s.homeId, hub: s.hubId, node: nodeId, ts }, s.epoch);
-    log.warn({ hubs: held.length }, 'this node was taken for dead (a stall past the directory ttl) and its hubs said offline: said online again');
+    await this.deps.directory.relist(this.deps.nodeId, held);
+    this.sayOnline(held);
+    // the sweep that took them may publish its offline after this online (its registry read slow):
+    // said once more at the next refresh (until then the hubs could stay offline: a race review)
+    this.sayAgain = true;
+    this.deps.log.warn({ hubs: held.length }, 'this node was taken for dead (a stall past the directory ttl) and its hubs said offline: said online again');
     return held.length;
+  }
+
+  /** At a refresh that found nothing taken: the second `online` of a `back` before it, else nothing. */
+  again(): number {
+    if (!this.sayAgain) return 0;
+    this.sayAgain = false;
+    const held = this.deps.held();
+    this.sayOnline(held);
+    return held.length;
+  }
+
+  private sayOnline(held: Array<{ hubId: string; homeId: string; epoch: number }>): void {
+    const ts = Date.now();
+    for (const s of held) this.deps.publishEvent({ op: 'evt', kind: 'online', home: s.homeId, hub: s.hubId, node: this.deps.nodeId, ts }, s.epoch);
   }
 }

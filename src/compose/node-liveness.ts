@@ -14,7 +14,7 @@ export async function keepNodeAlive(deps: OfflineSweepDeps, config: Pick<Config,
   const sweep = new OfflineSweep(deps);
   const swept = (err: unknown) => log.warn({ err }, 'hubs of lapsed nodes not looked for; tried again at the next refresh');
   const refresh = setInterval(() => {
-    directory.refreshNode(nodeId).then((taken) => (taken ? sweep.back() : undefined), (err: unknown) => log.warn({ err }, 'directory refresh failed')).then(() => sweep.sweep()).catch(swept);
+    directory.refreshNode(nodeId).then((taken) => (taken ? sweep.back() : sweep.again()), (err: unknown) => log.warn({ err }, 'directory refresh failed')).then(() => sweep.sweep()).catch(swept);
   }, Math.floor(config.directoryTtlMs / 3));
   refresh.unref();
   await sweep.sweep(true).catch(swept);

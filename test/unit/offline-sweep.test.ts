@@ -70,4 +70,25 @@ describe('OfflineSweep', () => {
     await sweep('live').sweep();
     expect(published.map((p) => p.event.kind)).toEqual(['offline', 'online', 'offline']);
   });
+
+  it("says its hubs online once more at the next refresh after a back: a sweep that took them can say offline after the back's online (a race review, 2026-12-06)", async () => {
+    const { directory, published, held, sweep, pass } = rig();
+    await directory.refreshNode('staller');
+    const h = await directory.claim('h1', 'staller');
+    held.push({ hubId: 'h1', homeId: 'home-of-h1', epoch: h.epoch });
+    pass(3_001);
+    await directory.refreshNode('live');
+    const staller = sweep('staller');
+    // the other node's sweep has taken the hub and reads its home, slowly
+    const orphans = await directory.takeOrphans('live');
+    expect(orphans.map((o) => o.hubId)).toEqual(['h1']);
+    expect(await directory.refreshNode('staller')).toBe(true);
+    await staller.back();
+    // the slow sweep's offline lands now, after the back's online
+    published.push({ event: { op: 'evt', kind: 'offline', home: 'home-of-h1', hub: 'h1', reason: '1006', ts: 0 }, epoch: h.epoch });
+    expect(await directory.refreshNode('staller')).toBe(false);
+    expect(staller.again()).toBe(1);
+    expect(published.map((p) => p.event.kind)).toEqual(['online', 'offline', 'online']);
+    expect(staller.again()).toBe(0);
+  });
 });
