@@ -218,6 +218,8 @@ export class ActorDirectory<A extends Actor<{ type: string }>> {
     private readonly create: (key: string) => A,
     /** actors kept; @default 50_000 */
     private readonly max = 50_000,
+    /** whether an idle actor may be retired to make room now (a rules home whose run's first stretch is out may not) */
+    private readonly retirable: (actor: A) => boolean = () => true,
   ) {}
 
   /** The actor for `key`, created (or re-created after a stop) when needed. */
@@ -263,7 +265,7 @@ export class ActorDirectory<A extends Actor<{ type: string }>> {
           entry.used = false;
           continue;
         }
-        if (!entry.actor.isStopped && !entry.actor.retire()) continue;
+        if (!entry.actor.isStopped && (!this.retirable(entry.actor) || !entry.actor.retire())) continue;
         this.#entries.delete(key);
         n--;
       }

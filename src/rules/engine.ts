@@ -213,7 +213,7 @@ export class RulesEngine {
       closing: () => this.#closed,
       ...(deps.marks ? { marks: deps.marks } : {}),
     };
-    this.#homes = new ActorDirectory((homeId) => new HomeActor(homeId, system, homeDeps), deps.maxHomes ?? 50_000);
+    this.#homes = new ActorDirectory((homeId) => new HomeActor(homeId, system, homeDeps), deps.maxHomes ?? 50_000, (home) => home.settled);
     this.#forgetIdleMs = deps.forgetIdleMs ?? 3 * homeDeps.cacheTtlMs;
     this.#forgetTimer = this.#forgetIdleMs > 0 ? setInterval(() => this.forgetIdleHomes(), this.#forgetIdleMs).unref() : null;
     this.#dryRuns = new DryRunLimits(homeDeps.homeCpuMsPerSecond);

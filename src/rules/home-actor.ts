@@ -152,7 +152,19 @@ export class HomeActor extends Actor<HomeMessage> {
    * a rule made later is told each value before by the session (`prev`), as a new home is.
    */
   forgettable(now: number, idleMs: number): boolean {
-    return this.#rules.noneSince(now, idleMs) && (this.#mark === null || this.#mark.settled);
+    return this.#rules.noneSince(now, idleMs) && this.settled;
+  }
+
+  /**
+   * No run of its rules is under way and its mark waits for none: it may be retired to make room
+   * (RulesEngine's maxHomes). Retired with one (until 2026-12-06, a race review), its mark passed
+   * that run's event (a kill -9 lost the run) and a change of the rule no longer reached the run.
+   */
+  get settled(): boolean {
+    if (this.#mark !== null && !this.#mark.settled) return false;
+    const snap = this.#rules.current;
+    if (snap !== null) for (const id of snap.rules.keys()) if (this.deps.guard.running(id)) return false;
+    return true;
   }
 
   /** Whether this home's rules may trigger on `event`: true while they are not loaded or are stale. */

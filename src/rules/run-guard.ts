@@ -127,6 +127,12 @@ export class RunGuard {
     return true;
   }
 
+  /** Whether a run of the rule is under way (its actions, or waiting in a delay). */
+  running(ruleId: string): boolean {
+    const rt = this.#rules.get(ruleId);
+    return rt !== undefined && (rt.current !== null || rt.older !== null);
+  }
+
   /** A run finished or was cancelled: the rule has no current run unless a newer one began. */
   ended(ruleId: string, run: Run): void {
     const rt = this.#rules.get(ruleId);
