@@ -3,6 +3,7 @@ import { failureLog, type SampledLog } from '../log/sampler.js';
 import { outsideSpans } from '../trace/active-span.js';
 import { tracing } from '../trace/tracing.js';
 import type { TimerWheel } from './timer-wheel.js';
+import { monotonicMs } from './clock.js';
 
 /** When a supervisor gives up on an actor: this many failed messages within `withinMs`. */
 export interface Supervision {
@@ -31,7 +32,7 @@ export interface ActorSystem {
    * backend away fails every session's messages alike, so the node samples them (failureLog). Absent: each is logged
    */
   readonly failureLog?: SampledLog;
-  /** the wall clock (ms) of the supervisor and of app tokens' expiry, replaceable in tests; @default Date.now */
+  /** the clock (ms) of the supervisor's window and of app tokens' expiry, replaceable in tests; @default the monotonic clock for the window, Date.now for expiry */
   readonly now?: () => number;
 }
 
@@ -137,7 +138,9 @@ export abstract class Actor<M extends { type: string }> {
 
   #fail(msg: M, err: unknown): void {
     const { maxFailures, withinMs } = this.system.supervision ?? DEFAULT_SUPERVISION;
-    const now = (this.system.now ?? Date.now)();
+    // the window on the monotonic clock: after a step of the wall clock back, failures before it were
+    // never forgotten and one every 30 s stopped the actor (until 2026-12-06: a review of the day's fixes)
+    const now = (this.system.now ?? monotonicMs)();
     const times = (this.#failures ??= []);
     times.push(now);
     while (times.length > 0 && times[0]! <= now - withinMs) times.shift();

@@ -219,7 +219,7 @@ export class HubSession extends Actor<HubMessage> implements TimerTarget, BusLis
     try {
       claim = await this.deps.directory.claim(this.hubId, this.deps.nodeId);
       this.epoch = claim.epoch;
-      await this.open(hello);
+      await this.open(hello, claim);
     } catch (err) {
       // the directory, the bus or the shadow store is unreachable: the hub retries with backoff
       if (this.deps.openFailures) this.deps.openFailures.write('open', { err, hubId: this.hubId }, 'hub session could not open');
@@ -250,7 +250,7 @@ export class HubSession extends Actor<HubMessage> implements TimerTarget, BusLis
   }
 
   /** The rest of the handshake, once the directory has given the session its epoch. */
-  private async open(hello: HelloFrame): Promise<void> {
+  private async open(hello: HelloFrame, claim: HubClaim): Promise<void> {
     const { bus, directory, shadows, nodeId } = this.deps;
     // the previous holder, here or on another node, closes when it sees a larger epoch. Announced
     // before subscribing, so this session is not handed its own notice to decode and drop
@@ -276,8 +276,13 @@ export class HubSession extends Actor<HubMessage> implements TimerTarget, BusLis
     if (boot !== null && !(await boot)) throw new TierError('unavailable', "the hub's boot id was not stored in time");
     if (this.stopped || this.state !== 'connecting') return;
     // the drain told the sessions online when it began; one that was still handshaking is told now,
-    // where it was welcomed and left open until the process ended (a race review, 2026-12-06)
-    if (this.deps.draining?.()) return this.shutdown(drainSpreadMs(), 0);
+    // where it was welcomed and left open until the process ended (a race review, 2026-12-06). Never
+    // online, it gives its claim back as a session that failed to open: `offline` only for one displaced
+    if (this.deps.draining?.()) {
+      this.giveBack(claim);
+      this.epoch = 0;
+      return this.shutdown(drainSpreadMs(), 0);
+    }
     const delta = hubDelta(shadow);
     const lastSeq = this.reports.resume(hello.b, shadow, cursor);
     this.deps.sessions.claim(this)?.tell({ type: 'superseded' });

@@ -7,6 +7,7 @@
  * `maxEntries` is refused where it is made (`room`), never made room for by dropping a live one:
  * that would let a revoked token in again.
  */
+import { steadyWallMs } from '../actors/clock.js';
 import type { TokenRevocation } from '../../proto/subjects.js';
 
 /** What a revocation is checked against: the claims of a verified user token. */
@@ -43,13 +44,14 @@ export class RevocationList {
 
   add(r: TokenRevocation): void {
     const now = this.nowS();
+    const gone = expiredBy(now);
     // expired entries are only memory (every check compares `exp`): a walk per add made a storm of
     // revocations quadratic (100,000 adds walked 5 billion entries on the event loop)
     if (now !== this.sweptAt) {
       this.sweptAt = now;
-      this.sweep(now);
+      this.sweep(gone);
     }
-    if (r.exp <= now) return;
+    if (r.exp <= gone) return;
     if (r.jti !== undefined) this.byJti.set(r.jti, Math.max(r.exp, this.byJti.get(r.jti) ?? 0));
     else if (r.sub !== undefined) widen(this.bySub, r.sub, r.before ?? now, r.exp);
     else if (r.home !== undefined) widen(this.byHome, r.home, r.before ?? now, r.exp);
@@ -62,7 +64,7 @@ export class RevocationList {
     // once a second at most, as in `add`: a full list is not walked at every refused revocation
     if (now !== this.sweptAt) {
       this.sweptAt = now;
-      this.sweep(now);
+      this.sweep(expiredBy(now));
       if (this.size < this.maxEntries) return true;
     }
     return r.jti !== undefined ? this.byJti.has(r.jti) : r.sub !== undefined ? this.bySub.has(r.sub) : r.home !== undefined && this.byHome.has(r.home);
@@ -98,6 +100,16 @@ export class RevocationList {
     for (const [k, e] of this.bySub) if (e.exp <= now) this.bySub.delete(k);
     for (const [k, e] of this.byHome) if (e.exp <= now) this.byHome.delete(k);
   }
+}
+
+/**
+ * The second up to which entries are dropped as expired: the wall clock's, never past the clock the
+ * process started with advanced by the monotonic one (clock.ts). Until 2026-12-06 one revocation
+ * added while the clock read a month ahead dropped every entry, and revoked tokens worked again once
+ * it was right, until the node restarted (a review of the day's fixes).
+ */
+function expiredBy(nowS: number): number {
+  return Math.min(nowS, Math.floor(steadyWallMs() / 1000));
 }
 
 /** Keeps the later `before` and the later `exp` of two revocations of the same sub or home. */

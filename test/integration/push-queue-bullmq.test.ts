@@ -157,7 +157,8 @@ describe('BullMqPushQueue', () => {
     const logged: string[] = [];
     const logger = async (d: PushDelivery) => void logged.push(d.id);
     // the logging worker first: it would take every job it can
-    await fx.open(logger, 3, { logsOnly: true });
+    const logging = await fx.open(logger, 3, { logsOnly: true });
+    const paused = () => (logging as unknown as { worker: { isPaused(): boolean } }).worker.isPaused();
     const poster = await fx.open(fx.record, 3, { delivererTtlMs: 1_500 });
     const producer = await fx.open();
     const ids: string[] = [];
@@ -167,10 +168,14 @@ describe('BullMqPushQueue', () => {
     expect(fx.delivered.map((d) => d.id).sort()).toEqual([...ids].sort());
     // given back without an attempt counted
     expect(fx.delivered.every((d) => d.attempt === 1)).toBe(true);
+    // and paused while the mark stands: fetching, it took the wake-ups left for the poster, which
+    // then slept 5-10 s before a job it should have taken at once (a review, 2026-12-06)
+    await eventually(signal, 'the logging worker paused', async () => (paused() ? true : undefined));
     // the poster gone, its mark lapses: the logging worker takes the queue's jobs
     await poster.close();
     const later = (await producer.enqueue(note())).id;
     await eventually(signal, 'the later job logged', async () => (logged.includes(later) ? true : undefined));
+    expect(paused()).toBe(false);
   }, 30_000);
 
   it("a home's job its erasure could not see (an enqueue in flight, a job between states) is dropped by the worker, not delivered, and kept nowhere", async ({ signal }) => {

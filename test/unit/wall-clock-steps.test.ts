@@ -5,6 +5,7 @@
  * faked; `vi.setSystemTime` steps Date alone, as such a step does.
  */
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { Actor, type ActorSystem } from '../../src/actors/actor.js';
 import { TimerWheel } from '../../src/actors/timer-wheel.js';
 import { GuessLimit } from '../../src/auth/guess-limit.js';
 import { HelloRate } from '../../src/auth/hello-rate.js';
@@ -98,5 +99,28 @@ describe('a step of the wall clock', () => {
     sampled.write('redis', {}, 'redis away');
     sampled.close();
     expect(lines.map((l) => l.msg)).toEqual(['redis away', 'skipped lines', 'redis away']);
+  });
+
+  it("back: an actor's failures older than the supervisor's window are forgotten (one failure every 30 s does not stop it)", () => {
+    class Failing extends Actor<{ type: 'fail' }> {
+      readonly address = 'test:failing';
+      constructor(protected readonly system: ActorSystem) {
+        super();
+      }
+      protected receive(): void {
+        throw new Error('failed');
+      }
+      protected onStop(): void {}
+    }
+    const timers = new TimerWheel();
+    const actor = new Failing({ timers, log: createLogger('silent'), mailboxSize: 8, supervision: { maxFailures: 3, withinMs: 60_000 } });
+    actor.tell({ type: 'fail' });
+    stepWallClock(-HOUR);
+    for (let i = 0; i < 5; i++) {
+      vi.advanceTimersByTime(30_000);
+      actor.tell({ type: 'fail' });
+    }
+    expect(actor.isStopped).toBe(false);
+    timers.close();
   });
 });

@@ -111,8 +111,9 @@ export class BullMqPushQueue implements PushQueue {
   /** BullMQ's `error` events other than a lost connection, sampled: 10 per side and 10 s */
   private readonly errors: SampledLog;
   private closed = false;
-  /** this worker's side of push-deliverers.ts (null: no worker here) */
+  /** this worker's side of push-deliverers.ts (null: no worker here), and a logging worker's look at it */
   private mark: DelivererMark | null = null;
+  private giveWay: NodeJS.Timeout | null = null;
 
   /** Takes ownership of the connections: `close()` quits them. */
   constructor(
@@ -198,6 +199,24 @@ export class BullMqPushQueue implements PushQueue {
       options.onFailed?.({ ...delivery(job), attempt: job.attemptsMade, notification }, err);
     });
     this.worker = worker;
+    if (options.logsOnly) this.pauseWhileDelivered(worker, new DelivererMark(connections.queue, mark.key, options.delivererTtlMs));
+  }
+
+  /**
+   * A worker that only logs takes no job at all while a delivering worker's mark stands (paused,
+   * looked at each second with a look-up of its own). Giving jobs back alone, its blocking fetch took
+   * the wake-up each give-back left for the delivering worker, which then slept 5–10 s (a review of
+   * the day's fixes, 2026-12-06); the give-back stays for the second before a look sees a new mark.
+   */
+  private pauseWhileDelivered(worker: PushWorker, watch: DelivererMark): void {
+    const look = async () => {
+      const alive = await watch.alive();
+      if (this.closed) return;
+      if (alive && !worker.isPaused()) await worker.pause(true);
+      else if (!alive && worker.isPaused()) worker.resume();
+    };
+    void look().catch(() => {});
+    this.giveWay = setInterval(() => void look().catch(() => {}), 1_000).unref();
   }
 
   /** A delivering worker marks the queue before it takes jobs (see `logsOnly`). */
@@ -335,6 +354,7 @@ export class BullMqPushQueue implements PushQueue {
     if (this.closed) return;
     this.closed = true;
     this.mark?.close();
+    if (this.giveWay) clearInterval(this.giveWay);
     const closing = (async () => {
       // stops taking jobs at once; resolves once the jobs it holds are recorded
       await this.worker?.close().catch((err: unknown) => this.log.warn({ err }, 'push worker close failed'));
