@@ -192,6 +192,8 @@ function* recordsOf(source: BackupSource): Generator<BackupRecord> {
     try {
       parsed = JSON.parse(line);
     } catch {
+      // `npm run data -- export -` writes npm's own banner to stdout first (a newcomer's walk, 2026-12-06)
+      if (header === null && line.startsWith('> ')) throw new BackupError(`${file}:${lineNo}: npm's "> …" banner, not JSON: this copy was made through \`npm run\` without -s; remove the lines before the first "{" (export with \`npm run -s data -- export -\`)`);
       throw new BackupError(`${file}:${lineNo}: not JSON (a copy cut short, or edited?)`);
     }
     if (header === null) {

@@ -4,6 +4,7 @@ import { ConfigError, isClusterMode, type Config, type LoadedConfig } from './co
 import { closeOnSignals, loadConfigOrExit, runMain } from './config/process.js';
 import { createLogger, type Logger } from './log/logger.js';
 import { startOrExit } from './compose/until-reachable.js';
+import { adoptSavedSecrets, secretsFilePath } from './config/saved-secrets.js';
 import { startServer } from './compose/server.js';
 import { applyParallelGc } from './compose/parallel-gc.js';
 import { DataStoreError } from './ports/lmdb.js';
@@ -11,10 +12,15 @@ import { UwsLoadError } from './transport/uws.js';
 
 /** `npm start`: one connection node on the embedded default unless NATS_URL and REDIS_URL are set. */
 async function main(): Promise<void> {
+  const secretsFile = secretsFilePath(process.env);
+  // before the configuration is read: what an earlier start generated is used again, not replaced
+  const saved = adoptSavedSecrets(process.env, secretsFile);
   const { config, warnings, generated } = loadConfigOrExit();
   const log = createLogger(config.logLevel, { node: config.nodeId });
   for (const w of warnings) log.warn(w);
-  if (generated.length > 0) reportGeneratedSecrets(config, generated, log);
+  if (saved !== null && 'adopted' in saved) log.warn({ file: secretsFile }, `${saved.adopted.join(' and ')} not set: read from the file an earlier start wrote (remove it for new ones)`);
+  if (saved !== null && 'refused' in saved) log.warn({ file: secretsFile }, `secrets file not read: ${saved.refused}`);
+  if (generated.length > 0) reportGeneratedSecrets(config, generated, secretsFile, log);
   if (applyParallelGc(config.parallelGc)) log.info('V8 collects in its pauses on the main thread alone (TIER_PARALLEL_GC=false)');
 
   const cluster = isClusterMode(config);
@@ -72,15 +78,14 @@ async function main(): Promise<void> {
  * Generated secrets are never printed (stdout goes to log stores): they are written to a file only
  * this user can read, and the log says where, so the operator reads them once.
  */
-function reportGeneratedSecrets(config: Config, generated: LoadedConfig['generated'], log: Logger): void {
+function reportGeneratedSecrets(config: Config, generated: LoadedConfig['generated'], path: string, log: Logger): void {
   const names = generated.map((key) => (key === 'adminToken' ? 'ADMIN_TOKEN' : 'JWT_SECRET'));
-  // empty is unset, as for every variable (`??` took '' for the working directory)
-  const path = resolve(process.env.SECRETS_FILE || '.hubtier-secrets.env');
   try {
-    const lines = generated.map((key, i) => `${names[i]}=${config[key]}\n`).join('');
+    // both, one of them perhaps read from this file: the next start reads them again
+    const lines = `ADMIN_TOKEN=${config.adminToken}\nJWT_SECRET=${config.jwtSecret}\n`;
     writeFileSync(path, lines, { mode: 0o600 });
     chmodSync(path, 0o600); // an existing file keeps its mode on write
-    log.warn({ file: path }, `${names.join(' and ')} not set: generated for this run only; read once with \`cat ${path}\` (mode 0600), or set them to keep them across restarts`);
+    log.warn({ file: path }, `${names.join(' and ')} not set: generated and kept in ${path} (mode 0600) for the next starts; read them with \`cat ${path}\`, or set them`);
   } catch (err) {
     log.warn({ err, file: path }, `${names.join(' and ')} not set: generated for this run only and could not be saved; set them to know them`);
   }

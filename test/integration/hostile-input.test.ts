@@ -3,7 +3,7 @@ import { request } from 'node:http';
 import { connect } from 'node:net';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
-import { readFileSync, mkdtempSync } from 'node:fs';
+import { chmodSync, readFileSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -421,6 +421,22 @@ describe('9. secrets are never printed', { timeout: 60_000 }, () => {
     expect(logs).not.toContain(token!);
     expect(logs).not.toContain(secret!);
     expect(logs).toContain(file);
+
+    // the next start reads them again (until 2026-12-06 it made new ones: the README's quick start
+    // broke on its second run); a file others may read is passed over, and new ones are made
+    const again = await startServerProcess({ ADMIN_TOKEN: '', JWT_SECRET: '', SECRETS_FILE: file });
+    try {
+      expect((await api(again.httpUrl, 'GET', '/v1/homes/home-x/hubs', token!)).status).toBe(200);
+      expect(readFileSync(file, 'utf8')).toBe(text);
+      expect(JSON.stringify(again.logs)).toContain('read from the file an earlier start wrote');
+    } finally {
+      await again.stop();
+    }
+    chmodSync(file, 0o644);
+    const open = await startServerProcess({ ADMIN_TOKEN: '', JWT_SECRET: '', SECRETS_FILE: file });
+    await open.stop();
+    expect(JSON.stringify(open.logs)).toContain('secrets file not read: readable by others');
+    expect(readFileSync(file, 'utf8')).not.toBe(text);
   });
 });
 

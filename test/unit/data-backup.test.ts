@@ -190,6 +190,8 @@ describe('data backup (JSON lines)', () => {
     const hub = at('hubs');
     const cases: Array<[string, string[], RegExp]> = [
       ['cut mid-line', [...lines.slice(0, last - 2), lines[last - 2]!.slice(0, 20)], new RegExp(`:${last - 1}: not JSON`)],
+      // made with `npm run data -- export -` (no -s): npm's banner first, named as such
+      ['behind npm\'s banner', ['', '> hubtier@0.1.0 data', '> node --import tsx src/data-cli.ts export -', '', ...lines], /:2: npm's "> …" banner, not JSON: .*npm run -s data -- export -/],
       ['cut at a line end', lines.slice(0, last - 1), new RegExp(`:${last - 1}: cut short \\(no end line after ${last - 2} records\\)`)],
       ['a key that is an object', bad(hub, '{"db":"hubs","key":{"a":1},"value":1}'), new RegExp(`:${hub}: hubs record: .*key \\{"a":1\\} is not a string`)],
       ['a hub that is not a record', bad(hub, '{"db":"hubs","key":"hub-1","value":"garbage"}'), new RegExp(`:${hub}: hubs record`)],
