@@ -221,7 +221,7 @@ export class ActorDirectory<A extends Actor<{ type: string }>> {
     private readonly create: (key: string) => A,
     /** actors kept; @default 50_000 */
     private readonly max = 50_000,
-    /** whether an idle actor may be retired to make room now (a rules home whose run's first stretch is out may not) */
+    /** whether an idle actor may be retired to make room now (a rules home with a run of its rules running its actions may not) */
     private readonly retirable: (actor: A) => boolean = () => true,
   ) {}
 

@@ -8,14 +8,26 @@
 import { OfflineSweep, type OfflineSweepDeps } from '../actors/offline-sweep.js';
 import type { Config } from '../config/config.js';
 
+/**
+ * One refresh: the node's liveness renewed, its hubs said online again if it was taken for dead
+ * (`back`) or once more at the refresh after that (`again`), then the sweep of lapsed nodes.
+ */
+export function refreshOnce(deps: Pick<OfflineSweepDeps, 'directory' | 'nodeId' | 'log'>, sweep: OfflineSweep): Promise<unknown> {
+  const { directory, nodeId, log } = deps;
+  const swept = (err: unknown) => log.warn({ err }, 'hubs of lapsed nodes not looked for; tried again at the next refresh');
+  return directory
+    .refreshNode(nodeId)
+    .then((taken) => (taken ? sweep.back() : sweep.again()), (err: unknown) => log.warn({ err }, 'directory refresh failed'))
+    .then(() => sweep.sweep())
+    .catch(swept);
+}
+
 /** Answers the function that stops it. */
 export async function keepNodeAlive(deps: OfflineSweepDeps, config: Pick<Config, 'directoryTtlMs'>): Promise<() => void> {
   const { directory, nodeId, log } = deps;
   const sweep = new OfflineSweep(deps);
   const swept = (err: unknown) => log.warn({ err }, 'hubs of lapsed nodes not looked for; tried again at the next refresh');
-  const refresh = setInterval(() => {
-    directory.refreshNode(nodeId).then((taken) => (taken ? sweep.back() : sweep.again()), (err: unknown) => log.warn({ err }, 'directory refresh failed')).then(() => sweep.sweep()).catch(swept);
-  }, Math.floor(config.directoryTtlMs / 3));
+  const refresh = setInterval(() => void refreshOnce(deps, sweep), Math.floor(config.directoryTtlMs / 3));
   refresh.unref();
   await sweep.sweep(true).catch(swept);
   await directory.refreshNode(nodeId);

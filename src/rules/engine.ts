@@ -283,6 +283,11 @@ export class RulesEngine {
     return this.#homes.get(event.home)?.listens(event) ?? true;
   }
 
+  /** Homes this node holds an actor for (at most about `maxHomes`, more while runs of theirs are running). */
+  get homesHeld(): number {
+    return this.#homes.size;
+  }
+
   /** Forgets the idle homes without rules (`forgetIdleMs`); answers how many. Runs every `forgetIdleMs`. */
   forgetIdleHomes(): number {
     const now = this.#now();

@@ -34,7 +34,7 @@ import type { DropReason, RuleMetricsSink, RuleStats } from './metrics.js';
 import { ruleEventOf, type EvalTask, type Rule, type RuleEvent } from './model.js';
 import { RulePoolError, type RuleRunner } from './pool.js';
 import type { RunGuard } from './run-guard.js';
-import { HomeRules, unchangedIn, type RulesSnapshot } from './home-rules.js';
+import { HomeRules, type RulesSnapshot } from './home-rules.js';
 import { HomeCpuBudget } from './home-cpu.js';
 import { inSpan } from '../trace/active-span.js';
 import { endSpan, SpanKind, tracing, type Span } from '../trace/tracing.js';
@@ -156,14 +156,16 @@ export class HomeActor extends Actor<HomeMessage> {
   }
 
   /**
-   * No run of its rules is under way and its mark waits for none: it may be retired to make room
-   * (RulesEngine's maxHomes). Retired with one (until 2026-12-06, a race review), its mark passed
-   * that run's event (a kill -9 lost the run) and a change of the rule no longer reached the run.
+   * No run of its rules is running its actions and its mark waits for none: it may be retired to
+   * make room (RulesEngine's maxHomes). Retired with one (until 2026-12-06, a race review), its mark
+   * passed that run's event (a kill -9 lost the run) and a change of the rule no longer reached the
+   * run. A run parked in a delay does not hold it (delays last up to a day: homes past the bound
+   * would never go); it reads its rule again when it wakes.
    */
   get settled(): boolean {
     if (this.#mark !== null && !this.#mark.settled) return false;
     const snap = this.#rules.current;
-    if (snap !== null) for (const id of snap.rules.keys()) if (this.deps.guard.running(id)) return false;
+    if (snap !== null) for (const id of snap.rules.keys()) if (this.deps.guard.executing(id)) return false;
     return true;
   }
 
@@ -373,8 +375,10 @@ export class HomeActor extends Actor<HomeMessage> {
       this.#failAll(rules, reason, err instanceof Error ? err.message : String(err), err);
       return out;
     }
-    // a change told meanwhile: matches of rules since deleted, disabled or edited are dropped (they ran until 2026-12-06)
-    const live = snap.stale ? await this.#rules.load().catch(() => snap) : snap;
+    // a change told meanwhile: matches of rules since deleted or disabled are dropped (they ran until
+    // 2026-12-06); an edited rule's runs, as matched on the version the event came to. A store that
+    // failed a moment ago is not waited for again (its hold, HomeRules.fresh)
+    const live = snap.stale ? (this.#rules.fresh ?? (await this.#rules.load().catch(() => snap))) : snap;
     metrics.evaluation((performance.now() - started) / 1000);
     this.#cpu.charge(result.outcomes.reduce((ms, o) => ms + o.evalUs / 1000, 0));
     if (span) {
@@ -385,7 +389,7 @@ export class HomeActor extends Actor<HomeMessage> {
     let overBudget = 0;
     for (const o of result.outcomes) {
       const rule = rules.find((r) => r.id === o.ruleId);
-      if (!rule || (live !== snap && !unchangedIn(live, rule))) continue;
+      if (!rule || (live !== snap && live.rules.get(rule.id)?.enabled !== true)) continue;
       const c = stats.of(rule);
       c.evaluated++;
       c.lastEvaluatedAt = at;

@@ -127,10 +127,10 @@ export class RunGuard {
     return true;
   }
 
-  /** Whether a run of the rule is under way (its actions, or waiting in a delay). */
-  running(ruleId: string): boolean {
+  /** Whether a run of the rule is running its actions (not parked in a delay: that one reads its rule again when it wakes). */
+  executing(ruleId: string): boolean {
     const rt = this.#rules.get(ruleId);
-    return rt !== undefined && (rt.current !== null || rt.older !== null);
+    return rt !== undefined && ((rt.current !== null && !rt.current.waiting) || rt.older !== null);
   }
 
   /** A run finished or was cancelled: the rule has no current run unless a newer one began. */

@@ -7,6 +7,7 @@
 import { describe, expect, it } from 'vitest';
 import type { AppEventMessage } from '../../proto/app.js';
 import { OfflineSweep } from '../../src/actors/offline-sweep.js';
+import { refreshOnce } from '../../src/compose/node-liveness.js';
 import { createLogger } from '../../src/log/logger.js';
 import { MemoryDirectory } from '../../src/ports/directory/directory-memory.js';
 
@@ -28,7 +29,17 @@ function rig() {
       held: () => held,
       log: createLogger('silent'),
     });
-  return { directory, published, held, sweep, pass: (ms: number) => (now += ms), failNext: () => (failReads = 1) };
+  const pass = (ms: number) => (now += ms);
+  /** 'staller' holds h1 and lets its liveness lapse; 'live' refreshes */
+  const stalled = async () => {
+    await directory.refreshNode('staller');
+    const h = await directory.claim('h1', 'staller');
+    held.push({ hubId: 'h1', homeId: 'home-of-h1', epoch: h.epoch });
+    pass(3_001);
+    await directory.refreshNode('live');
+    return h;
+  };
+  return { directory, published, held, sweep, pass, stalled, failNext: () => (failReads = 1) };
 }
 
 describe('OfflineSweep', () => {
@@ -52,12 +63,8 @@ describe('OfflineSweep', () => {
   });
 
   it('a node only stalled says its open sessions online again and lists them: its later death is said too', async () => {
-    const { directory, published, held, sweep, pass } = rig();
-    await directory.refreshNode('staller');
-    const h = await directory.claim('h1', 'staller');
-    held.push({ hubId: 'h1', homeId: 'home-of-h1', epoch: h.epoch });
-    pass(3_001);
-    await directory.refreshNode('live');
+    const { directory, published, sweep, pass, stalled } = rig();
+    const h = await stalled();
     await sweep('live').sweep();
     expect(published.map((p) => p.event.kind)).toEqual(['offline']);
     // it resumes: its refresh hears its sessions were taken
@@ -72,12 +79,8 @@ describe('OfflineSweep', () => {
   });
 
   it("says its hubs online once more at the next refresh after a back: a sweep that took them can say offline after the back's online (a race review, 2026-12-06)", async () => {
-    const { directory, published, held, sweep, pass } = rig();
-    await directory.refreshNode('staller');
-    const h = await directory.claim('h1', 'staller');
-    held.push({ hubId: 'h1', homeId: 'home-of-h1', epoch: h.epoch });
-    pass(3_001);
-    await directory.refreshNode('live');
+    const { directory, published, sweep, stalled } = rig();
+    const h = await stalled();
     const staller = sweep('staller');
     // the other node's sweep has taken the hub and reads its home, slowly
     const orphans = await directory.takeOrphans('live');
@@ -90,5 +93,17 @@ describe('OfflineSweep', () => {
     expect(staller.again()).toBe(1);
     expect(published.map((p) => p.event.kind)).toEqual(['online', 'offline', 'online']);
     expect(staller.again()).toBe(0);
+  });
+
+  it("the node's refresh says them online as it comes back and once more at the refresh after (node-liveness wiring)", async () => {
+    const { directory, published, sweep, stalled } = rig();
+    const log = createLogger('silent');
+    await stalled();
+    await sweep('live').sweep();
+    const staller = sweep('staller');
+    await refreshOnce({ directory, nodeId: 'staller', log }, staller);
+    await refreshOnce({ directory, nodeId: 'staller', log }, staller);
+    await refreshOnce({ directory, nodeId: 'staller', log }, staller);
+    expect(published.map((p) => p.event.kind)).toEqual(['offline', 'online', 'online']);
   });
 });

@@ -35,3 +35,33 @@ it("a notification whose commit is out while its home is erased removes itself: 
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+it('an enqueue that begins while removeHome commits its removals is not delivered after the erasure answered either (a review of the fix)', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'push-erase-'));
+  const data = openDataStore(dir, { sync: 'os' });
+  const sent: PushDelivery[] = [];
+  let failing = true;
+  // the webhook is down: the home's first notification waits for a retry (delayed)
+  const sender = async (d: PushDelivery) => {
+    if (failing) throw new Error('webhook down');
+    sent.push(d);
+  };
+  const q = await LmdbPushQueue.open(data, { sender, backoffMs: 60_000 });
+  try {
+    await q.enqueue({ homeId: 'home1', title: 'Earlier', body: 'x', dedupKey: 'k0' });
+    await new Promise((r) => setTimeout(r, 100));
+    failing = false;
+    // the erasure's last step; a rule run's notify begins in the same moment, after removeHome began
+    const removing = q.removeHome('home1');
+    const queued = q.enqueue({ homeId: 'home1', title: 'Water leak', body: 'kitchen', dedupKey: 'k1' });
+    const removed = await removing;
+    expect(removed).toBe(1);
+    await queued;
+    await q.drain();
+    expect(sent).toEqual([]);
+  } finally {
+    await q.close();
+    await data.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -78,3 +78,45 @@ it('a rule deleted while its home is retired and its run waits for a hub: the re
   await r.settle();
   expect(r.pushes).toEqual([]);
 });
+
+const LIGHT = (home: string) =>
+  validateRuleSpec({
+    name: 'Porch light for an hour',
+    triggers: [{ type: 'event', hub: `${home}-hub`, device: 'button', event: 'press' }],
+    conditions: [],
+    actions: [
+      { type: 'command', hub: `${home}-hub`, device: 'light', set: { on: true } },
+      { type: 'delay', ms: 3_600_000 },
+      { type: 'command', hub: `${home}-hub`, device: 'light', set: { on: false } },
+    ],
+  });
+
+it('a run parked in a delay does not hold its home: homes with such runs past maxHomes are retired (the first fix kept them all)', async () => {
+  r = rig(pool(), Date.UTC(2024, 6, 1, 12), { maxHomes: 50 });
+  for (let i = 0; i < 300; i++) await r.store.createRule(`h${i}`, LIGHT(`h${i}`));
+  let most = 0;
+  for (let i = 0; i < 300; i++) {
+    r.hubs.event(`h${i}-hub`, 'button', 'press');
+    if (i % 25 === 24) {
+      await r.settle();
+      most = Math.max(most, r.engine.homesHeld);
+    }
+  }
+  await r.settle();
+  expect(r.hubs.commands.length).toBe(300);
+  expect(most).toBeLessThanOrEqual(75);
+}, 60_000);
+
+it('a retired home whose run waits in a delay and whose rule is then deleted: the run ends at its delay', async () => {
+  r = rig(pool(), Date.UTC(2024, 6, 1, 12), { maxHomes: 2 });
+  const rule = await r.store.createRule('home1', LIGHT('home1'));
+  r.hubs.event('home1-hub', 'button', 'press');
+  await r.settle();
+  for (const h of ['home2', 'home3', 'home4', 'home5']) r.hubs.event(`${h}-hub`, 'button', 'press');
+  await r.settle();
+  await r.store.deleteRule('home1', rule.id);
+  await r.settle();
+  r.advance(3_600_000 + 1_000);
+  await r.settle();
+  expect(r.hubs.commands.filter((c) => c.hub === 'home1-hub' && JSON.stringify(c.spec).includes('false'))).toEqual([]);
+});

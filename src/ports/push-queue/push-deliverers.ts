@@ -29,20 +29,47 @@ export class DelivererMark {
     this.timer = setInterval(refresh, Math.max(10, Math.floor(this.ttlMs / 3))).unref();
   }
 
-  /** Whether a worker that delivers ran within the mark's ttl (looked up at most once a second); false if Redis cannot say. */
-  async alive(): Promise<boolean> {
+  /** Whether a worker that delivers ran within the mark's ttl (looked up at most once a second); null while Redis cannot say. */
+  async alive(): Promise<boolean | null> {
     const now = performance.now();
     if (this.seen !== null && now - this.seen.at < LOOK_MS) return this.seen.alive;
     const alive = await this.redis.exists(this.key).then(
       (n) => n > 0,
-      () => false,
+      () => null,
     );
-    this.seen = { alive, at: now };
+    if (alive !== null) this.seen = { alive, at: now };
     return alive;
   }
 
   close(): void {
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
+  }
+}
+
+/**
+ * When a worker that only logs pauses and resumes, from its looks at the mark. A mark gone is only
+ * believed once a delivering worker would have set it again (its refresh, a third of the ttl, and
+ * 2 s), and a look Redis could not answer changes nothing: until 2026-12-06 a mark lapsed in a
+ * Redis outage resumed the logging workers at once, and they logged most notifications until the
+ * delivering worker's next refresh (a review of the fix).
+ */
+export class GiveWay {
+  private absentSince: number | null = null;
+  private readonly resumeAfterMs: number;
+
+  constructor(ttlMs = DELIVERER_TTL_MS) {
+    this.resumeAfterMs = ttlMs / 3 + 2_000;
+  }
+
+  /** What to do after a look at `now` (ms, monotonic) found the mark `alive` (null: unknown), the worker `paused` or not. */
+  next(alive: boolean | null, paused: boolean, now: number): 'pause' | 'resume' | null {
+    if (alive === null) return null;
+    if (alive) {
+      this.absentSince = null;
+      return paused ? null : 'pause';
+    }
+    this.absentSince ??= now;
+    return paused && now - this.absentSince >= this.resumeAfterMs ? 'resume' : null;
   }
 }

@@ -4,7 +4,7 @@ import { MetricsTime, Queue, UnrecoverableError, Worker, type Job, type JobsOpti
 import type { Redis } from 'ioredis';
 import { closeRedis, connectRedis, RedisKeys } from '../redis.js';
 import { InvalidPushJob, notificationOf, PushWorker } from './push-worker-bullmq.js';
-import { DelivererMark } from './push-deliverers.js';
+import { DelivererMark, GiveWay } from './push-deliverers.js';
 import { isUnreachable, TierError } from '../../errors.js';
 import type { Logger } from '../../log/logger.js';
 import { failureLog, type SampledLog } from '../../log/sampler.js';
@@ -142,7 +142,7 @@ export class BullMqPushQueue implements PushQueue {
       async (job: Job<PushNotification, void, string>) => {
         const notification = notificationOf(job, worker);
         if (await this.erasedSince(notification.homeId, job.timestamp)) throw new HomeErased('its home was erased after it was queued');
-        if (options.logsOnly && (await mark.alive())) {
+        if (options.logsOnly && (await mark.alive()) === true) {
           // back to the queue without an attempt counted; this worker takes none for a while
           await worker.rateLimit(GIVE_WAY_MS);
           throw Worker.RateLimitError();
@@ -199,7 +199,7 @@ export class BullMqPushQueue implements PushQueue {
       options.onFailed?.({ ...delivery(job), attempt: job.attemptsMade, notification }, err);
     });
     this.worker = worker;
-    if (options.logsOnly) this.pauseWhileDelivered(worker, new DelivererMark(connections.queue, mark.key, options.delivererTtlMs));
+    if (options.logsOnly) this.pauseWhileDelivered(worker, new DelivererMark(connections.queue, mark.key, options.delivererTtlMs), options.delivererTtlMs);
   }
 
   /**
@@ -208,12 +208,14 @@ export class BullMqPushQueue implements PushQueue {
    * the wake-up each give-back left for the delivering worker, which then slept 5–10 s (a review of
    * the day's fixes, 2026-12-06); the give-back stays for the second before a look sees a new mark.
    */
-  private pauseWhileDelivered(worker: PushWorker, watch: DelivererMark): void {
+  private pauseWhileDelivered(worker: PushWorker, watch: DelivererMark, ttlMs?: number): void {
+    const giveWay = new GiveWay(ttlMs);
     const look = async () => {
       const alive = await watch.alive();
       if (this.closed) return;
-      if (alive && !worker.isPaused()) await worker.pause(true);
-      else if (!alive && worker.isPaused()) worker.resume();
+      const step = giveWay.next(alive, worker.isPaused(), performance.now());
+      if (step === 'pause') await worker.pause(true);
+      else if (step === 'resume') worker.resume();
     };
     void look().catch(() => {});
     this.giveWay = setInterval(() => void look().catch(() => {}), 1_000).unref();

@@ -95,11 +95,13 @@ export class LmdbPushQueue implements PushQueue {
   private failed = 0;
   private closed = false;
   /**
-   * Enqueues whose commit is out, and the homes erased meanwhile: `removeHome` cannot see such a job
-   * (queued only once committed), so it removes itself (until 2026-12-06 it was delivered after the
-   * erasure answered: a race review). Forgotten once no enqueue is out.
+   * Enqueues whose commit is out, erasures under way, and the homes erased meanwhile: `removeHome`
+   * cannot see such a job (queued only once committed), so it removes itself (until 2026-12-06 it
+   * was delivered after the erasure answered: a race review, and one begun during the erasure's own
+   * commit: a review of that fix). Forgotten once neither is out.
    */
   private committing = 0;
+  private erasing = 0;
   private readonly erasedWhileCommitting = new Set<string>();
   private idleWaiters: Array<() => void> = [];
 
@@ -154,7 +156,8 @@ export class LmdbPushQueue implements PushQueue {
       if (this.dedup.get(n.dedupKey)?.id === id) this.dedup.delete(n.dedupKey);
       throw new TierError('internal', `push notification not queued: ${(err as Error).message}`, { cause: err });
     } finally {
-      if (--this.committing === 0) this.erasedWhileCommitting.clear();
+      this.committing--;
+      this.forgetErasures();
     }
     if (this.closed) return { id, duplicate: false }; // committed: the next start delivers it
     this.waiting.push(id);
@@ -173,7 +176,21 @@ export class LmdbPushQueue implements PushQueue {
 
   /** Queued and delayed jobs of the home (not one with the sender now: it is left to its outcome) and its dead letters, removed in one commit. */
   async removeHome(homeId: string): Promise<number> {
-    if (this.committing > 0) this.erasedWhileCommitting.add(homeId);
+    this.erasing++;
+    this.erasedWhileCommitting.add(homeId);
+    try {
+      return await this.removeHomeJobs(homeId);
+    } finally {
+      this.erasing--;
+      this.forgetErasures();
+    }
+  }
+
+  private forgetErasures(): void {
+    if (this.committing === 0 && this.erasing === 0) this.erasedWhileCommitting.clear();
+  }
+
+  private async removeHomeJobs(homeId: string): Promise<number> {
     const ofHome = (notification: string) => (JSON.parse(notification) as PushNotification).homeId === homeId;
     const ids = new Set<string>();
     for (const id of [...this.waiting, ...this.delayed.keys()]) {
