@@ -42,7 +42,9 @@ async function main(): Promise<number> {
     return 1;
   }
   if (!res.ok) {
-    process.stderr.write(`✗ ${base}/debug/diagnose answered ${res.status}: ${(await res.text()).slice(0, 200)}\n`);
+    // the public port has no /debug routes: 404 there (a newcomer's walk, 2026-12-06)
+    const hint = res.status === 404 ? '\n    → is this the node\'s admin port (ADMIN_PORT, default 9090), not its public PORT?' : '';
+    process.stderr.write(`✗ ${base}/debug/diagnose answered ${res.status}: ${(await res.text()).slice(0, 200)}${hint}\n`);
     return 1;
   }
   const report: unknown = await res.json().catch(() => null);

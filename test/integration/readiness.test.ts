@@ -136,4 +136,13 @@ describe('self-diagnosis of the embedded default on disk', () => {
     expect(err?.code).toBe(1);
     expect(err?.stderr).toMatch(/refused the token \(401\)/);
   });
+
+  it('npm run doctor pointed at the public port says to use the admin port', async () => {
+    const err = await run(process.execPath, [...scriptArgs('src/doctor-cli.ts'), '--url', `http://127.0.0.1:${server.port}`, '--token', ADMIN], { cwd: ROOT }).then(
+      () => null,
+      (e: { code: number; stderr: string }) => e,
+    );
+    expect(err?.code).toBe(1);
+    expect(err?.stderr).toMatch(/answered 404.*\n.*admin port \(ADMIN_PORT, default 9090\), not its public PORT/s);
+  });
 });

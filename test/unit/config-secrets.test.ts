@@ -118,8 +118,9 @@ describe('secrets given to the node', () => {
     expect(loadConfig(cluster({})).warnings.some((w) => w.includes('demo value'))).toBe(false);
   });
 
-  it('one character repeated is refused for the tokens too', () => {
+  it('one character repeated is refused for the tokens too; one or two characters for their length', () => {
     expect(refusal(cluster({ ADMIN_TOKEN: 'x'.repeat(40) })).message).toMatch(/^ADMIN_TOKEN: one character repeated/);
+    expect(refusal(cluster({ ADMIN_TOKEN: 'x' })).message).toMatch(/^ADMIN_TOKEN: must be at least 24 characters, got 1/);
   });
 
   it('a placeholder in CONFIG_FILE is refused too, named by its file key', () => {
