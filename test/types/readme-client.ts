@@ -11,7 +11,7 @@ import { ClientError, HubtierClient } from 'hubtier/client';
 import WebSocket from 'ws'; // Node 20; in a browser leave the option out
 
 const client = new HubtierClient({ url: 'wss://hubs.example.com', token: () => fetchToken(), WebSocket });
-client.onState((s) => console.log(s.state)); // connecting, open, closed (code, reason, next attempt)
+client.onState((s) => console.log(s.state)); // open, closed (code, reason, next attempt), connecting: the first attempt began in the constructor (its `onState` option hears it)
 client.subscribe('home-1', {
   onEvent: (event) => render(event), // typed: state, event, devices, online, offline, removed; in order, once
   onReload: ({ reason }) => reloadHome('home-1', reason), // history reset or trimmed: fetch the snapshot
