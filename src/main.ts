@@ -1,10 +1,9 @@
-import { chmodSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { ConfigError, isClusterMode, type Config, type LoadedConfig } from './config/config.js';
 import { closeOnSignals, loadConfigOrExit, runMain } from './config/process.js';
 import { createLogger, type Logger } from './log/logger.js';
 import { startOrExit } from './compose/until-reachable.js';
-import { adoptSavedSecrets, secretsFilePath } from './config/saved-secrets.js';
+import { adoptSavedSecrets, saveSecrets, secretsFilePath, type SavedSecrets } from './config/saved-secrets.js';
 import { startServer } from './compose/server.js';
 import { applyParallelGc } from './compose/parallel-gc.js';
 import { DataStoreError } from './ports/lmdb.js';
@@ -18,9 +17,9 @@ async function main(): Promise<void> {
   const { config, warnings, generated } = loadConfigOrExit();
   const log = createLogger(config.logLevel, { node: config.nodeId });
   for (const w of warnings) log.warn(w);
-  if (saved !== null && 'adopted' in saved) log.warn({ file: secretsFile }, `${saved.adopted.join(' and ')} not set: read from the file an earlier start wrote (remove it for new ones)`);
-  if (saved !== null && 'refused' in saved) log.warn({ file: secretsFile }, `secrets file not read: ${saved.refused}`);
-  if (generated.length > 0) reportGeneratedSecrets(config, generated, secretsFile, log);
+  if (saved.adopted.length > 0) log.warn({ file: secretsFile }, `${saved.adopted.join(' and ')} not set: read from the file an earlier start wrote (remove it for new ones)`);
+  if (saved.refused !== null) log.warn({ file: secretsFile }, `secrets file not read: ${saved.refused}`);
+  if (generated.length > 0) reportGeneratedSecrets(config, generated, saved, log);
   if (applyParallelGc(config.parallelGc)) log.info('V8 collects in its pauses on the main thread alone (TIER_PARALLEL_GC=false)');
 
   const cluster = isClusterMode(config);
@@ -78,16 +77,16 @@ async function main(): Promise<void> {
  * Generated secrets are never printed (stdout goes to log stores): they are written to a file only
  * this user can read, and the log says where, so the operator reads them once.
  */
-function reportGeneratedSecrets(config: Config, generated: LoadedConfig['generated'], path: string, log: Logger): void {
+function reportGeneratedSecrets(config: Config, generated: LoadedConfig['generated'], saved: SavedSecrets, log: Logger): void {
   const names = generated.map((key) => (key === 'adminToken' ? 'ADMIN_TOKEN' : 'JWT_SECRET'));
+  const path = saved.path;
+  // the generated ones and those read back from the file: never a value the environment gave
+  const kept = (name: 'ADMIN_TOKEN' | 'JWT_SECRET', key: 'adminToken' | 'jwtSecret') => (generated.includes(key) || saved.adopted.includes(name) ? config[key] : undefined);
   try {
-    // both, one of them perhaps read from this file: the next start reads them again
-    const lines = `ADMIN_TOKEN=${config.adminToken}\nJWT_SECRET=${config.jwtSecret}\n`;
-    writeFileSync(path, lines, { mode: 0o600 });
-    chmodSync(path, 0o600); // an existing file keeps its mode on write
+    saveSecrets(saved, { ADMIN_TOKEN: kept('ADMIN_TOKEN', 'adminToken'), JWT_SECRET: kept('JWT_SECRET', 'jwtSecret') });
     log.warn({ file: path }, `${names.join(' and ')} not set: generated and kept in ${path} (mode 0600) for the next starts; read them with \`cat ${path}\`, or set them`);
   } catch (err) {
-    log.warn({ err, file: path }, `${names.join(' and ')} not set: generated for this run only and could not be saved; set them to know them`);
+    log.warn({ err, file: path }, `${names.join(' and ')} not set: generated for this run only and not saved; set them to know them`);
   }
 }
 

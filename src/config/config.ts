@@ -247,7 +247,7 @@ const MAKE_SECRET = '`openssl rand -base64 32`';
 function refusePlaceholder(s: string, key: string, make: string): void {
   if (/change-?me/i.test(s)) throw new ConfigError(`${key}: still a placeholder (it contains "change-me"); set a random value of your own, e.g. ${make}`);
   // a value of one or two characters is refused for its length (the next check), not as repeated
-  if (s.trim().length > 2 && /^(.)\1*$/.test(s.trim())) throw new ConfigError(`${key}: one character repeated is not a secret; set a random value, e.g. ${make}`);
+  if (s.length > 2 && /^(.)\1*$/.test(s.trim())) throw new ConfigError(`${key}: one character repeated is not a secret; set a random value, e.g. ${make}`);
 }
 
 const secret =

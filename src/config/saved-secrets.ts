@@ -2,45 +2,82 @@
  * The embedded default's generated ADMIN_TOKEN and JWT_SECRET, kept across restarts in SECRETS_FILE.
  * Until 2026-12-06 each start generated new ones while DATA_DIR kept the hubs: the README's quick
  * start broke on its second run (the simulator's hubs skipped, user tokens refused: a newcomer's
- * walk through the README). A start without them reads the file an earlier start wrote, if it is
- * a regular file of this user that only this user can read; cluster mode never does (every node
- * needs the same values, set).
+ * walk through the README). A start without them reads the file an earlier start wrote, if it is a
+ * regular file of this user that only this user can read; never in cluster mode (every node needs
+ * the same values, set) nor with CONFIG_FILE (its values are the operator's). Only generated values
+ * (and those read back) are written, to a new file renamed over the path, and never over a file the
+ * read refused: a file or symlink planted by another user would otherwise receive them (a review).
  */
-import { lstatSync, readFileSync } from 'node:fs';
+import { lstatSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 
 export const SECRET_NAMES = ['ADMIN_TOKEN', 'JWT_SECRET'] as const;
 export type SecretName = (typeof SECRET_NAMES)[number];
+
+/** the shortest value config.ts takes for each: a shorter one in the file is passed over, not refused at start */
+const MIN_CHARS: Record<SecretName, number> = { ADMIN_TOKEN: 24, JWT_SECRET: 32 };
+
+export interface SavedSecrets {
+  readonly path: string;
+  /** names whose value came from the file */
+  readonly adopted: SecretName[];
+  /** why the file was passed over, and so is not written either (null: read, or absent) */
+  readonly refused: string | null;
+}
 
 /** Where generated secrets are written and read (SECRETS_FILE; empty is unset). */
 export function secretsFilePath(env: NodeJS.ProcessEnv): string {
   return resolve(env.SECRETS_FILE || '.hubtier-secrets.env');
 }
 
-/**
- * Sets in `env` the secrets it lacks (unset or empty) from the file at `path`, in the embedded
- * default only; answers the names set, or why the file was passed over (null: no file, or none lacking).
- */
-export function adoptSavedSecrets(env: NodeJS.ProcessEnv, path: string): { adopted: SecretName[] } | { refused: string } | null {
-  if (env.NATS_URL || env.REDIS_URL) return null;
-  const lacking = SECRET_NAMES.filter((name) => !env[name]);
-  if (lacking.length === 0) return null;
-  let text: string;
+/** Why `path` is not this user's own 0600 regular file (null: it is, or it does not exist). */
+function foreign(path: string): string | null {
   try {
     const stat = lstatSync(path);
-    if (!stat.isFile()) return { refused: 'not a regular file' };
-    if (typeof process.getuid === 'function' && stat.uid !== process.getuid()) return { refused: 'owned by another user' };
-    if ((stat.mode & 0o077) !== 0) return { refused: 'readable by others (its mode is not 0600)' };
-    text = readFileSync(path, 'utf8');
+    if (!stat.isFile()) return 'not a regular file (a symlink or a directory)';
+    if (typeof process.getuid === 'function' && stat.uid !== process.getuid()) return 'owned by another user';
+    if ((stat.mode & 0o077) !== 0) return 'readable or writable by others (its mode is not 0600)';
+    return null;
   } catch {
     return null;
   }
+}
+
+/** Sets in `env` the secrets it lacks (unset or empty) from the file, in the embedded default without CONFIG_FILE. */
+export function adoptSavedSecrets(env: NodeJS.ProcessEnv, path: string): SavedSecrets {
+  const none = { path, adopted: [], refused: null };
+  if (env.NATS_URL || env.REDIS_URL || env.CONFIG_FILE) return none;
+  const lacking = SECRET_NAMES.filter((name) => !env[name]);
+  if (lacking.length === 0) return none;
+  const refused = foreign(path);
+  if (refused !== null) return { path, adopted: [], refused };
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch {
+    return none;
+  }
   const adopted: SecretName[] = [];
   for (const name of lacking) {
-    const value = new RegExp(`^${name}=(\\S+)$`, 'm').exec(text)?.[1];
-    if (value === undefined) continue;
+    const value = new RegExp(`^${name}=(\\S+)\\s*$`, 'm').exec(text)?.[1];
+    if (value === undefined || value.length < MIN_CHARS[name]) continue;
     env[name] = value;
     adopted.push(name);
   }
-  return adopted.length > 0 ? { adopted } : null;
+  return { path, adopted, refused: null };
+}
+
+/** Writes `values` (generated or read back: never one the environment gave) to a new 0600 file renamed over the path; throws on failure. */
+export function saveSecrets(saved: SavedSecrets, values: Partial<Record<SecretName, string>>): void {
+  if (saved.refused !== null) throw new Error(`${saved.path} was not read (${saved.refused}), so it is not written either`);
+  const lines = SECRET_NAMES.flatMap((name) => (values[name] === undefined ? [] : [`${name}=${values[name]}\n`])).join('');
+  const aside = `${saved.path}.${process.pid}.partial`;
+  try {
+    // a new file ('wx'): nothing at the path, symlink or not, is written through
+    writeFileSync(aside, lines, { mode: 0o600, flag: 'wx' });
+    renameSync(aside, saved.path);
+  } catch (err) {
+    rmSync(aside, { force: true });
+    throw err;
+  }
 }

@@ -432,11 +432,19 @@ describe('9. secrets are never printed', { timeout: 60_000 }, () => {
     } finally {
       await again.stop();
     }
+    // a file others may read is passed over, and not written either (a planted one would receive them)
     chmodSync(file, 0o644);
     const open = await startServerProcess({ ADMIN_TOKEN: '', JWT_SECRET: '', SECRETS_FILE: file });
     await open.stop();
-    expect(JSON.stringify(open.logs)).toContain('secrets file not read: readable by others');
-    expect(readFileSync(file, 'utf8')).not.toBe(text);
+    expect(JSON.stringify(open.logs)).toContain('secrets file not read: readable or writable by others');
+    expect(JSON.stringify(open.logs)).toContain('generated for this run only and not saved');
+    expect(readFileSync(file, 'utf8')).toBe(text);
+
+    // a token the environment gives is never written there (a later start without it would take it up again)
+    const other = join(mkdtempSync(join(tmpdir(), 'secrets-')), 'secrets.env');
+    const half = await startServerProcess({ JWT_SECRET: '', SECRETS_FILE: other });
+    await half.stop();
+    expect(readFileSync(other, 'utf8')).toMatch(/^JWT_SECRET=\S+\n$/);
   });
 });
 

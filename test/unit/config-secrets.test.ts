@@ -121,6 +121,8 @@ describe('secrets given to the node', () => {
   it('one character repeated is refused for the tokens too; one or two characters for their length', () => {
     expect(refusal(cluster({ ADMIN_TOKEN: 'x'.repeat(40) })).message).toMatch(/^ADMIN_TOKEN: one character repeated/);
     expect(refusal(cluster({ ADMIN_TOKEN: 'x' })).message).toMatch(/^ADMIN_TOKEN: must be at least 24 characters, got 1/);
+    // padded with spaces, still one character
+    expect(refusal(cluster({ ADMIN_TOKEN: `x${' '.repeat(29)}` })).message).toMatch(/^ADMIN_TOKEN: one character repeated/);
   });
 
   it('a placeholder in CONFIG_FILE is refused too, named by its file key', () => {

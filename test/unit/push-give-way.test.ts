@@ -23,5 +23,13 @@ describe('GiveWay', () => {
     expect(way.next(false, true, 80_000)).toBeNull();
     expect(way.next(false, true, 92_000)).toBe('resume');
     expect(way.next(false, false, 93_000)).toBeNull();
+    // gone before an outage: the clock starts again after it (a review of the fix)
+    const outage = new GiveWay(30_000);
+    expect(outage.next(true, false, 0)).toBe('pause');
+    expect(outage.next(false, true, 1_000)).toBeNull();
+    expect(outage.next(null, true, 40_000)).toBeNull();
+    expect(outage.next(false, true, 41_000)).toBeNull();
+    expect(outage.next(false, true, 52_000)).toBeNull();
+    expect(outage.next(false, true, 53_000)).toBe('resume');
   });
 });

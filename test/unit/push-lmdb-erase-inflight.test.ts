@@ -65,3 +65,40 @@ it('an enqueue that begins while removeHome commits its removals is not delivere
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+it('a notification of a home created again after its erasure answered is delivered while other homes enqueue without pause (the first fix dropped it for as long as any commit was out)', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'push-erase-'));
+  const data = openDataStore(dir, { sync: 'os' });
+  const sent: PushDelivery[] = [];
+  const q = await LmdbPushQueue.open(data, { sender: async (d) => void sent.push(d), backoffMs: 1 });
+  let stop = false;
+  let i = 0;
+  // another home's notifications, each begun before the one before has committed
+  const traffic = (async () => {
+    const out: Promise<unknown>[] = [];
+    while (!stop) {
+      out.push(q.enqueue({ homeId: 'home2', title: 't', body: 'b', dedupKey: `k${i++}` }));
+      await new Promise((r) => setImmediate(r));
+    }
+    await Promise.all(out);
+  })();
+  try {
+    await new Promise((r) => setTimeout(r, 50));
+    const removed = await q.removeHome('home1'); // the erasure answered
+    expect(removed).toBe(0);
+    await new Promise((r) => setTimeout(r, 200)); // the home is created again, a rule notifies
+    const res = await q.enqueue({ homeId: 'home1', title: 'Door', body: 'open', dedupKey: 'rule:r2:x:0' });
+    expect(res.duplicate).toBe(false);
+    await new Promise((r) => setTimeout(r, 200));
+    stop = true;
+    await traffic;
+    await q.drain();
+    expect(sent.filter((d) => d.notification.homeId === 'home1').map((d) => d.notification.title)).toEqual(['Door']);
+  } finally {
+    stop = true;
+    await traffic.catch(() => {});
+    await q.close();
+    await data.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

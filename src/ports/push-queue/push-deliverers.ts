@@ -64,7 +64,11 @@ export class GiveWay {
 
   /** What to do after a look at `now` (ms, monotonic) found the mark `alive` (null: unknown), the worker `paused` or not. */
   next(alive: boolean | null, paused: boolean, now: number): 'pause' | 'resume' | null {
-    if (alive === null) return null;
+    // unknown: the absence seen before counts from the next answer (an outage is no proof of absence)
+    if (alive === null) {
+      this.absentSince = null;
+      return null;
+    }
     if (alive) {
       this.absentSince = null;
       return paused ? null : 'pause';

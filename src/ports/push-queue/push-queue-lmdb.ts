@@ -75,6 +75,9 @@ const SWEEP_PER_CALL = 100;
  *   writes issued; what is queued stays for the next start. The DataStore stays open.
  * - Timers: one unref'd timer, for the earliest retry due.
  */
+/** How long a home's erasure is remembered once it ended, for the enqueues whose commit was out (ms). */
+const ERASURE_KEPT_MS = 60_000;
+
 export class LmdbPushQueue implements PushQueue {
   readonly durable = true;
   private readonly db: Database<unknown, Key>;
@@ -95,14 +98,14 @@ export class LmdbPushQueue implements PushQueue {
   private failed = 0;
   private closed = false;
   /**
-   * Enqueues whose commit is out, erasures under way, and the homes erased meanwhile: `removeHome`
-   * cannot see such a job (queued only once committed), so it removes itself (until 2026-12-06 it
-   * was delivered after the erasure answered: a race review, and one begun during the erasure's own
-   * commit: a review of that fix). Forgotten once neither is out.
+   * Each home's latest erasure (its number, whether it ended, when): an enqueue whose commit was out
+   * when it began, or that began while it ran, removes its job once committed, since `removeHome`
+   * cannot see it (queued only then; until 2026-12-06 delivered after the erasure answered: a race
+   * review, and one begun during the erasure's own commit: a review of that fix). Kept a minute
+   * after it ends: an enqueue begun after it (the home created again) is not touched.
    */
-  private committing = 0;
-  private erasing = 0;
-  private readonly erasedWhileCommitting = new Set<string>();
+  private erasures = 0;
+  private readonly erased = new Map<string, { n: number; ended: number | null }>();
   private idleWaiters: Array<() => void> = [];
 
   private constructor(
@@ -143,21 +146,20 @@ export class LmdbPushQueue implements PushQueue {
     this.dedup.delete(n.dedupKey);
     this.dedup.set(n.dedupKey, { id, at: now });
     const job: StoredJob = { notification: JSON.stringify(n), attempt: 0, dueAt: 0, enqueuedAt: now };
-    this.committing++;
+    const before = this.erasures;
+    const erasingAtStart = this.erased.get(n.homeId)?.ended === null;
     try {
       // puts of one turn commit as one transaction
       await Promise.all([this.db.put(['dedup', n.dedupKey], { id, at: now }), this.db.put(['job', id], job)]);
       await this.data.durable();
-      if (this.erasedWhileCommitting.has(n.homeId)) {
+      const erasure = this.erased.get(n.homeId);
+      if (erasure !== undefined && (erasure.n > before || erasingAtStart)) {
         await this.db.remove(['job', id]);
         return { id, duplicate: false };
       }
     } catch (err) {
       if (this.dedup.get(n.dedupKey)?.id === id) this.dedup.delete(n.dedupKey);
       throw new TierError('internal', `push notification not queued: ${(err as Error).message}`, { cause: err });
-    } finally {
-      this.committing--;
-      this.forgetErasures();
     }
     if (this.closed) return { id, duplicate: false }; // committed: the next start delivers it
     this.waiting.push(id);
@@ -176,18 +178,15 @@ export class LmdbPushQueue implements PushQueue {
 
   /** Queued and delayed jobs of the home (not one with the sender now: it is left to its outcome) and its dead letters, removed in one commit. */
   async removeHome(homeId: string): Promise<number> {
-    this.erasing++;
-    this.erasedWhileCommitting.add(homeId);
+    const now = performance.now();
+    for (const [home, e] of this.erased) if (e.ended !== null && now - e.ended > ERASURE_KEPT_MS) this.erased.delete(home);
+    const erasure = { n: ++this.erasures, ended: null as number | null };
+    this.erased.set(homeId, erasure);
     try {
       return await this.removeHomeJobs(homeId);
     } finally {
-      this.erasing--;
-      this.forgetErasures();
+      erasure.ended = performance.now();
     }
-  }
-
-  private forgetErasures(): void {
-    if (this.committing === 0 && this.erasing === 0) this.erasedWhileCommitting.clear();
   }
 
   private async removeHomeJobs(homeId: string): Promise<number> {

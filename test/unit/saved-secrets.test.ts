@@ -1,0 +1,67 @@
+/**
+ * The embedded default's generated secrets kept in SECRETS_FILE (src/config/saved-secrets.ts): read
+ * back only from this user's own 0600 regular file, never written through a file the read refused
+ * (a symlink, another user's or a world-readable file: a review found the node wrote its secrets
+ * into a file it had refused), and not read at all in cluster mode or with CONFIG_FILE.
+ */
+import { chmodSync, lstatSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { adoptSavedSecrets, saveSecrets } from '../../src/config/saved-secrets.js';
+
+const ADMIN = 'a'.repeat(10) + 'b'.repeat(20);
+const JWT = 'c'.repeat(20) + 'd'.repeat(20);
+const dir = () => mkdtempSync(join(tmpdir(), 'saved-secrets-'));
+const own = (path: string, text: string) => {
+  writeFileSync(path, text, { mode: 0o600 });
+  chmodSync(path, 0o600);
+};
+
+describe('saved secrets', () => {
+  it('reads back the missing ones from its own 0600 file (CRLF and other lines tolerated); a value too short is passed over', () => {
+    const path = join(dir(), 's.env');
+    own(path, `# kept\r\nADMIN_TOKEN=${ADMIN}\r\nJWT_SECRET=short\r\n`);
+    const env: NodeJS.ProcessEnv = {};
+    expect(adoptSavedSecrets(env, path)).toEqual({ path, adopted: ['ADMIN_TOKEN'], refused: null });
+    expect(env).toEqual({ ADMIN_TOKEN: ADMIN });
+  });
+
+  it('reads nothing in cluster mode, with CONFIG_FILE, or when both are set', () => {
+    const path = join(dir(), 's.env');
+    own(path, `ADMIN_TOKEN=${ADMIN}\nJWT_SECRET=${JWT}\n`);
+    for (const env of [{ NATS_URL: 'nats://x' }, { CONFIG_FILE: '/etc/hubtier.json' }, { ADMIN_TOKEN: 'x'.repeat(30) + 'y', JWT_SECRET: 'z'.repeat(40) + 'w' }]) {
+      const copy: NodeJS.ProcessEnv = { ...env };
+      expect(adoptSavedSecrets(copy, path).adopted).toEqual([]);
+      expect(copy).toEqual(env);
+    }
+  });
+
+  it('a symlink, or a file others may read, is neither read nor written through', () => {
+    const d = dir();
+    const target = join(d, 'victim');
+    own(target, 'precious\n');
+    const link = join(d, 'link.env');
+    symlinkSync(target, link);
+    const viaLink = adoptSavedSecrets({}, link);
+    expect(viaLink.refused).toMatch(/not a regular file/);
+    expect(() => saveSecrets(viaLink, { JWT_SECRET: JWT })).toThrow(/not read/);
+    expect(readFileSync(target, 'utf8')).toBe('precious\n');
+    expect(lstatSync(link).isSymbolicLink()).toBe(true);
+
+    const open = join(d, 'open.env');
+    writeFileSync(open, `ADMIN_TOKEN=${ADMIN}\n`);
+    chmodSync(open, 0o666);
+    const shared = adoptSavedSecrets({}, open);
+    expect(shared.refused).toMatch(/readable or writable by others/);
+    expect(() => saveSecrets(shared, { JWT_SECRET: JWT })).toThrow();
+    expect(readFileSync(open, 'utf8')).toBe(`ADMIN_TOKEN=${ADMIN}\n`);
+  });
+
+  it('writes the values given, to a new 0600 file renamed over the path', () => {
+    const path = join(dir(), 's.env');
+    saveSecrets(adoptSavedSecrets({}, path), { JWT_SECRET: JWT });
+    expect(readFileSync(path, 'utf8')).toBe(`JWT_SECRET=${JWT}\n`);
+    expect(lstatSync(path).mode & 0o777).toBe(0o600);
+  });
+});
