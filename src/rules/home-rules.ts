@@ -29,7 +29,7 @@ const NO_RULES: ReadonlyMap<string, Rule> = new Map();
 const NO_TRIGGERS = new TriggerIndex([]);
 
 /** Whether `rule` is in `snap` as it was: not deleted, disabled or edited since. */
-export function unchangedIn(snap: RulesSnapshot, rule: Rule): boolean {
+function unchangedIn(snap: RulesSnapshot, rule: Rule): boolean {
   const now = snap.rules.get(rule.id);
   return now !== undefined && now.enabled && now.version === rule.version;
 }

@@ -68,3 +68,27 @@ describe('a report in cluster mode', () => {
     expect((await deps.shadows.load('hub-1')).door?.reported).toEqual({ open: true });
   });
 });
+
+describe('a device that leaves right after a report (cluster mode)', () => {
+  // until 2026-12-06 the list was written at once and the report's late write put the device back (a race review)
+  it('stays gone: the report is written before the list that removes it', async () => {
+    const { deps, link, hold, settle: settleEvents, frame } = session({ stateAfterEvents: true });
+    frame({ t: FrameType.hello, v: 1, b: 'boot' });
+    await eventually(AbortSignal.timeout(10_000), 'online', async () => (link.frames.some((f) => f.t === FrameType.welcome) ? true : undefined));
+    frame({ t: FrameType.devices, s: 0, f: true, j: [{ d: 'plug', k: 'switch' }, { d: 'door', k: 'sensor.door' }] });
+    frame({ t: FrameType.report, s: 1, r: { plug: { on: true }, door: { open: false } } });
+    await eventually(AbortSignal.timeout(10_000), 'acked 1', async () => (link.acks().includes(1) ? true : undefined));
+    // the home's history is slow for a moment (a Redis round trip under load)
+    hold();
+    frame({ t: FrameType.report, s: 2, r: { plug: { on: false } } });
+    frame({ t: FrameType.devices, s: 3, l: ['plug'] }); // the plug is unpaired
+    for (let i = 0; i < 5; i++) await settle();
+    await deps.shadows.flush();
+    settleEvents();
+    await eventually(AbortSignal.timeout(10_000), 'acked 3', async () => (link.acks().includes(3) ? true : undefined));
+    await deps.shadows.flush();
+    const stored = await deps.shadows.load('hub-1');
+    expect(link.acks().slice(-2)).toEqual([2, 3]);
+    expect(Object.keys(stored)).toEqual(['door']);
+  });
+});

@@ -3,7 +3,8 @@
  * (no TIER_PUSH_WEBHOOK_URL) "delivers" to its log; on a queue shared with workers that post to the
  * webhook, it took its share of every notification and they never reached the receiver (a rolling
  * update that adds the webhook, one pod missing the setting: a review, 2026-12-06). So workers that
- * deliver keep a mark in Redis, and one that only logs gives every job back while the mark stands.
+ * deliver keep a mark in Redis, and one that only logs is paused while the mark stands (GiveWay),
+ * giving back untried a job it took before it saw the mark.
  */
 import type { Redis } from 'ioredis';
 

@@ -34,8 +34,8 @@ export interface BullMqPushQueueOptions extends PushQueueOptions {
   sender?: PushSender;
   /**
    * The sender only logs (no push service here): while a worker that delivers is running on the
-   * queue (its mark in Redis, push-deliverers.ts), each job is given back to the queue untried and
-   * this worker waits `giveWayMs`. Otherwise this process marks the queue as delivered.
+   * queue (its mark in Redis, push-deliverers.ts), this worker is paused, and a job it took before
+   * it saw the mark goes back to the queue untried. Otherwise this process marks the queue as delivered.
    */
   logsOnly?: boolean;
   /** @default 30_000 (ms): how long a delivering worker's mark outlives its last refresh */

@@ -86,10 +86,11 @@ export interface PushQueueStats {
  * - No order is promised between notifications; at most `concurrency` are with the sender at once.
  * - `removeHome` drops the home's notifications still queued, waiting for a retry or kept (failed,
  *   and delivered where the backend keeps those) and answers how many; one with the sender at that
- *   moment is left to its outcome (a retry of it included). One it cannot see, queued before it (an
- *   enqueue not yet committed, a job moving between states), is dropped, never delivered: the
- *   embedded queue's enqueue removes it as it commits; BullMQ's worker drops a job queued up to 5 s
- *   (the nodes' clock skew) after the erasure began, for an hour. A home's erasure calls it.
+ *   moment is left to its outcome (embedded: a retry of it included; BullMQ: a retry of it is
+ *   dropped as below). One it cannot see, queued before it (an enqueue not yet committed, a job
+ *   moving between states), is dropped, never delivered: the embedded queue's enqueue removes it
+ *   as it commits; BullMQ's worker drops a job queued up to 5 s (the nodes' clock skew) after the
+ *   erasure began, for an hour. A home's erasure calls it.
  * - `drain` resolves when nothing is waiting, delayed or active; `close` stops taking and
  *   delivering (memory: what is still queued is lost; durable backends keep it for the next worker,
  *   or, on local disk, for the node's next start).
