@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { copyFile, mkdir, rm, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -49,8 +49,9 @@ export async function build(out: string, opts: BuildOptions = {}): Promise<strin
   }
   // GET /client.js serves this file when compiled (src/api/client-bundle.ts)
   await writeFile(join(out, 'src/api', PREBUILT_BUNDLE), await buildClientBundle());
-  // the emitted files are ES modules wherever the directory is copied to
-  await writeFile(join(out, 'package.json'), `${JSON.stringify({ type: 'module', private: true }, null, 2)}\n`);
+  // the emitted files are ES modules wherever the directory is copied to; the version names the release (src/config/release.ts)
+  const { version } = JSON.parse(await readFile(join(ROOT, 'package.json'), 'utf8')) as { version: string };
+  await writeFile(join(out, 'package.json'), `${JSON.stringify({ type: 'module', private: true, version }, null, 2)}\n`);
   return join(out, 'src/main.js');
 }
 

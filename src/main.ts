@@ -23,6 +23,7 @@ async function main(): Promise<void> {
   if (applyParallelGc(config.parallelGc)) log.info('V8 collects in its pauses on the main thread alone (TIER_PARALLEL_GC=false)');
 
   const cluster = isClusterMode(config);
+  log.info({ release: config.release, mode: cluster ? 'cluster' : 'embedded' }, 'starting');
   // a stop signal during the start (a cluster node may wait minutes for its backends) ends it cleanly;
   // one before this point (the modules loading, about a second) ends the process at once (exit 143),
   // with nothing open yet

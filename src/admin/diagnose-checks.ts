@@ -6,6 +6,7 @@ import { readdir, readFile } from 'node:fs/promises';
 import type { DataDisk } from './disk-metrics.js';
 import type { SecretDifference } from '../auth/secret-digests.js';
 import type { DiagnoseProbes, RedisProbe } from '../ports/ports.js';
+import type { NodeRelease } from '../ports/directory/node-releases-redis.js';
 import type { RulePoolStats } from '../rules/pool.js';
 import type { LoopLag } from '../transport/loop-lag.js';
 import type { MemoryReading } from '../transport/cgroup-memory.js';
@@ -238,11 +239,32 @@ export function pushSenderVerdict(sender: DiagnoseProbes['pushSender']): Finding
   return ok(`${sender.name} configured`);
 }
 
+/** Node names listed per release before "and N more". */
+const NODES_LISTED = 5;
+
+/** One release on every live node, or which runs where (a rolling update under way, or stopped half-way). */
+export function releasesVerdict(nodes: readonly NodeRelease[], own: string): Finding {
+  const byRelease = new Map<string | null, string[]>();
+  for (const n of nodes) byRelease.set(n.release, [...(byRelease.get(n.release) ?? []), n.node]);
+  if (byRelease.size <= 1 && !byRelease.has(null)) return ok(`${nodes.length === 1 ? 'the one live node runs' : `all ${nodes.length} live nodes run`} ${own}`);
+  const listed = [...byRelease].map(([release, names]) => {
+    const shown = names.slice(0, NODES_LISTED).join(', ') + (names.length > NODES_LISTED ? ` and ${names.length - NODES_LISTED} more` : '');
+    return `${release ?? 'a release from before 2026-12-07 (says none)'} on ${shown}`;
+  });
+  return {
+    verdict: 'warn',
+    detail: `${byRelease.size} releases on ${nodes.length} live nodes (this one ${own}): ${listed.join('; ')}`,
+    hint: 'a rolling update is under way or stopped half-way: until every node runs one release, what docs/runbooks.md "Upgrading a cluster" lists holds (a revocation by home or an erasure is not enforced by older nodes); finish the roll, or roll back',
+  };
+}
+
 export interface DiagnoseContext {
   probes: DiagnoseProbes | undefined;
   /** cluster mode: this node's shared secrets against the cluster's record (src/compose/shared-secrets-check.ts) */
   sharedSecrets?: () => Promise<{ recorded: boolean; differences: SecretDifference[] }>;
   pool: () => RulePoolStats;
+  /** this node's release (config `release`) */
+  release: string;
   binding: { packageName: string; native: boolean };
   /** the embedded default's DATA_DIR on disk; undefined in cluster mode or in memory */
   dataDisk: DataDisk | undefined;
@@ -266,6 +288,8 @@ export function diagnoseChecks(ctx: DiagnoseContext): Check[] {
     checks.push({ name: 'nats', hintOnError: 'NATS is unreachable: commands across nodes and app events fail; check NATS_URL, the NATS pods and the network policy', run: async () => latencyVerdict('NATS', await rtt()) });
   }
   if (probes?.redis) checks.push(...redisChecks(probes.redis));
+  const releases = probes?.releases;
+  if (releases) checks.push({ name: 'releases', hintOnError: 'Redis is unreachable or hung: which release each node runs cannot be read; check REDIS_URL', run: async () => releasesVerdict(await releases(), ctx.release) });
   const secrets = ctx.sharedSecrets;
   if (secrets) {
     checks.push({

@@ -22,6 +22,8 @@ export interface CheckResult extends Finding {
 export interface DiagnoseReport {
   node: string;
   mode: 'cluster' | 'embedded';
+  /** the release the node runs (src/config/release.ts); absent from nodes before 2026-12-07 */
+  release?: string;
   /** the worst verdict of the checks */
   verdict: Verdict;
   checks: CheckResult[];
@@ -42,7 +44,7 @@ export const DEFAULT_CHECK_TIMEOUT_MS = 2_000;
 const RANK: Record<Verdict, number> = { ok: 0, warn: 1, fail: 2 };
 
 /** Runs every check at once; a throw or a timeout is a `fail` naming it, never a rejection. */
-export async function runChecks(checks: readonly Check[], meta: { node: string; mode: DiagnoseReport['mode'] }, timeoutMs = DEFAULT_CHECK_TIMEOUT_MS): Promise<DiagnoseReport> {
+export async function runChecks(checks: readonly Check[], meta: Pick<DiagnoseReport, 'node' | 'mode' | 'release'>, timeoutMs = DEFAULT_CHECK_TIMEOUT_MS): Promise<DiagnoseReport> {
   const results = await Promise.all(checks.map((check) => runOne(check, check.timeoutMs ?? timeoutMs)));
   const verdict = results.reduce<Verdict>((worst, r) => (RANK[r.verdict] > RANK[worst] ? r.verdict : worst), 'ok');
   return { ...meta, verdict, checks: results };
@@ -82,7 +84,7 @@ const printable = (text: string) => text.replace(HIDDEN, (c) => `\\u${c.charCode
 
 /** The report as a checklist for a terminal: one line per check, its hint indented below when not ok. */
 export function formatChecklist(report: DiagnoseReport): string {
-  const lines = [printable(`${report.node} (${report.mode})`)];
+  const lines = [printable(`${report.node} (${report.mode}${typeof report.release === 'string' ? `, ${report.release}` : ''})`)];
   for (const c of report.checks) {
     lines.push(printable(`${MARK[c.verdict]} ${c.name}: ${c.detail}`));
     if (c.verdict !== 'ok' && c.hint) lines.push(`    → ${printable(c.hint)}`);

@@ -9,6 +9,7 @@ import { mountBullBoard } from '../admin/bull-board.js';
 import type { Ports } from '../ports/ports.js';
 import { NatsBus } from '../ports/bus/bus-nats.js';
 import { RedisDirectory } from '../ports/directory/directory-redis.js';
+import { RedisNodeReleases } from '../ports/directory/node-releases-redis.js';
 import { CachingHubRegistry } from '../ports/hub-registry/hub-registry-cache.js';
 import { RedisHubRegistry, RedisNonceStore } from '../ports/hub-registry/hub-registry-redis.js';
 import { closeRedis, connectRedis, RedisKeys } from '../ports/redis.js';
@@ -128,6 +129,8 @@ export async function clusterPorts(config: Config, log: Logger, observe?: Backen
   }
   // a hung Redis keeps its connections open and ready: only an unanswered PING on the control connection tells
   const ping = new RedisPing(shared, { intervalMs: config.redisPingMs, log: log.child({ port: 'redis' }) });
+  const releases = new RedisNodeReleases(shared, { keys, nodeId: config.nodeId, release: config.release, ttlMs: config.directoryTtlMs });
+  releases.start();
   const directory = new RedisDirectory(shared, { keys, ttlMs: config.directoryTtlMs });
   const registry = new CachingHubRegistry(new RedisHubRegistry(shared, { keys }), undefined, undefined, undefined, undefined, () => ping.answering);
   const nonces = new RedisNonceStore(shared, { keys });
@@ -175,9 +178,11 @@ export async function clusterPorts(config: Config, log: Logger, observe?: Backen
       natsRtt: () => bus.rtt(),
       redis: redisProbe(shared, { keys, eventStreamMaxLen: historyOn ? config.eventStreamMaxLen : 0 }),
       pushSender: pushSender.probe,
+      releases: () => releases.live(),
     },
     async close() {
       ping.stop();
+      releases.stop();
       await Promise.allSettled([bus.close(), shadows.close(), push.close(), pendingRuns.close(), history?.close(), audit.close()]);
       // the rule store quits its subscriber and the control connection (the lease shares it)
       await rules.close();

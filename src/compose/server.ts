@@ -102,6 +102,7 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
       : null;
   const ports = waited ? waited.ports : makePorts ? await makePorts(timers) : await connect();
   metrics.binding.set({ package: binding.packageName, native: String(binding.native) }, 1);
+  metrics.build.set({ release: config.release }, 1);
   // what timers read of the process (its resident size, its cgroup) fails counted, never thrown (EMFILE)
   const readFailures = new ReadFailures(log);
   metrics.attach({ readFailures: readFailures.counts });
@@ -334,6 +335,7 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
             probes: ports.diagnose,
             ...(ports.secretRecord ? { sharedSecrets: sharedSecretsProbe(ports.secretRecord, config) } : {}),
             pool: () => automation.pool.stats(),
+            release: config.release,
             binding,
             dataDisk,
             maxHubSessions: config.maxHubSessions,
@@ -341,7 +343,7 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
             loop,
             ...(memory ? { memory: { reading: memory.reading, shedAbove: config.shedMemoryFraction } } : {}),
           }),
-          { node: config.nodeId, mode },
+          { node: config.nodeId, mode, release: config.release },
         ),
     },
   });

@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { parseSecretKey } from '../auth/secret-box.js';
 import { natsConnectTarget, redactUrl } from './backend-urls.js';
+import { codeRelease } from './release.js';
 
 /**
  * The one typed configuration, layered defaults → JSON file (`CONFIG_FILE`) → environment.
@@ -33,6 +34,8 @@ export interface Config {
   adminTokensAccepted: readonly string[];
   /** generated when not set */
   nodeId: string;
+  /** @default the package version and a hash of the running code (src/config/release.ts): what diagnose compares across nodes */
+  release: string;
   /** NATS server(s), comma-separated; `user:pass@` or `token@` in them is handed to the client as credentials */
   natsUrl: string | undefined;
   /** @default 5_000 (ms): NATS pings this often; a server that misses two is left (reconnect) */
@@ -428,6 +431,7 @@ const FIELDS: { [K in keyof Config]: Field<K> } = {
   jwtSecretsAccepted: { env: 'JWT_SECRETS_ACCEPTED', parse: secretList(SECRET_MIN_CHARS.JWT_SECRET), default: [] },
   adminTokensAccepted: { env: 'ADMIN_TOKENS_ACCEPTED', parse: secretList(SECRET_MIN_CHARS.ADMIN_TOKEN), default: [] },
   nodeId: { env: 'NODE_ID', parse: text },
+  release: { env: 'TIER_RELEASE', parse: text },
   natsUrl: { env: 'NATS_URL', parse: url(['nats:', 'tls:', 'ws:', 'wss:'], true) },
   natsPingMs: { env: 'TIER_NATS_PING_MS', parse: int(100, 600_000), default: 5_000 },
   redisUrl: { env: 'REDIS_URL', parse: url(['redis:', 'rediss:']) },
@@ -541,6 +545,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): LoadedConfig {
     generated.push('jwtSecret');
   }
   out.nodeId ??= `node-${randomUUID().slice(0, 8)}`;
+  out.release ??= codeRelease();
   const config = out as unknown as Config;
   if ((config.natsUrl === undefined) !== (config.redisUrl === undefined)) {
     throw new ConfigError('NATS_URL and REDIS_URL: cluster mode needs both (set both, or neither for the embedded default)');

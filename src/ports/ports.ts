@@ -10,6 +10,7 @@ import type { GuessWatch } from '../auth/guess-limit.js';
 import type { AuditLog } from './audit/audit.js';
 import type { Bus, BusLink } from './bus/bus.js';
 import type { Directory } from './directory/directory.js';
+import type { NodeRelease } from './directory/node-releases-redis.js';
 import type { HubRegistry, NonceStore } from './hub-registry/hub-registry.js';
 import type { EventHistory } from './history/history.js';
 import type { Lease } from './lease/lease.js';
@@ -85,6 +86,8 @@ export interface DiagnoseProbes {
    * when notifications are only logged. Absent: reported as the log (a warning).
    */
   pushSender?: { name: string; delivers: boolean; missing?: readonly string[] };
+  /** cluster mode: every live node and the release it runs (src/ports/directory/node-releases-redis.ts) */
+  releases?(): Promise<NodeRelease[]>;
 }
 
 /** The Redis questions of self-diagnosis, asked on the node's control connection. */

@@ -13,6 +13,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startNats, startRedis, uniquePrefix, type Backend } from '../../load/harness/index.js';
 import { HubClient } from '../../load/wire/hub-client.js';
 import type { CheckResult, DiagnoseReport } from '../../src/admin/diagnose.js';
+import { RedisNodeReleases } from '../../src/ports/directory/node-releases-redis.js';
+import { RedisKeys } from '../../src/ports/redis.js';
 import { api, scriptArgs, type ServerProcess, startServerProcess } from '../helpers/server-process.js';
 import { eventually } from '../helpers/eventually.js';
 
@@ -24,6 +26,7 @@ describe('cluster node: readiness and diagnose with its own NATS and Redis', { t
   let redis: Backend;
   let node: ServerProcess;
   let hub: HubClient | undefined;
+  const prefix = uniquePrefix();
 
   const diagnose = async (): Promise<Map<string, CheckResult>> => {
     const r = await api(node.adminUrl, 'GET', '/debug/diagnose', node.adminToken);
@@ -39,7 +42,7 @@ describe('cluster node: readiness and diagnose with its own NATS and Redis', { t
     const setup = new Redis(redis.url);
     await setup.config('SET', 'maxmemory-policy', 'allkeys-lru');
     await setup.quit();
-    node = await startServerProcess({ NATS_URL: nats.url, REDIS_URL: redis.url, TIER_REDIS_PREFIX: uniquePrefix(), NODE_ID: 'node-diag' });
+    node = await startServerProcess({ NATS_URL: nats.url, REDIS_URL: redis.url, TIER_REDIS_PREFIX: prefix, NODE_ID: 'node-diag', TIER_RELEASE: 'hubtier:new' });
   }, 60_000);
 
   afterAll(async () => {
@@ -57,6 +60,20 @@ describe('cluster node: readiness and diagnose with its own NATS and Redis', { t
     expect(checks.get('clock-skew')?.verdict).toBe('ok');
     expect(checks.get('event-stream')).toMatchObject({ verdict: 'ok', detail: expect.stringMatching(/of 100000 entries/) });
     expect(checks.has('data-dir')).toBe(false);
+    expect(checks.get('releases')).toEqual({ name: 'releases', verdict: 'ok', detail: 'the one live node runs hubtier:new', hint: '' });
+  });
+
+  it('says its release in /metrics and diagnose, and warns while another node runs an older one', async () => {
+    const metrics = await fetch(`${node.adminUrl}/metrics`).then((r) => r.text());
+    expect(metrics).toMatch(/^tier_build_info\{release="hubtier:new"\} 1$/m);
+    // a node of an older release, as Redis sees it: its liveness in the directory and its own entry
+    const client = new Redis(redis.url);
+    await new RedisNodeReleases(client, { keys: new RedisKeys(prefix), nodeId: 'node-old', release: 'hubtier:old', ttlMs: 15_000 }).advertise();
+    client.disconnect();
+    const checks = await diagnose();
+    expect(checks.get('releases')).toMatchObject({ verdict: 'warn', detail: '2 releases on 2 live nodes (this one hubtier:new): hubtier:new on node-diag; hubtier:old on node-old' });
+    const report = (await api(node.adminUrl, 'GET', '/debug/diagnose', node.adminToken)).body as DiagnoseReport;
+    expect(report.release).toBe('hubtier:new');
   });
 
   it('npm run doctor prints the failing check with its hint and exits 1', async () => {
@@ -65,7 +82,7 @@ describe('cluster node: readiness and diagnose with its own NATS and Redis', { t
       (e: { code: number; stdout: string }) => e,
     );
     expect(err?.code).toBe(1);
-    expect(err?.stdout).toMatch(/^node-diag \(cluster\)$/m);
+    expect(err?.stdout).toMatch(/^node-diag \(cluster, hubtier:new\)$/m);
     expect(err?.stdout).toMatch(/^✓ nats: reachable/m);
     expect(err?.stdout).toMatch(/^! redis-eviction: maxmemory-policy allkeys-lru.*\n {4}→ CONFIG SET maxmemory-policy noeviction/m);
     expect(err?.stdout).toMatch(/^✗ redis-persistence: no persistence/m);

@@ -21,6 +21,7 @@ import {
   poolVerdict,
   pushSenderVerdict,
   readFdUsage,
+  releasesVerdict,
   skewVerdict,
   streamVerdict,
 } from '../../src/admin/diagnose-checks.js';
@@ -165,6 +166,20 @@ describe('the other verdicts', () => {
     expect(pushSenderVerdict(undefined).verdict).toBe('warn');
     expect(pushSenderVerdict({ name: 'fcm', delivers: true, missing: ['FCM_CREDENTIALS'] }).verdict).toBe('fail');
     expect(pushSenderVerdict({ name: 'fcm', delivers: true }).verdict).toBe('ok');
+  });
+
+  it('releases: one on every live node, or a warning naming which runs where (a node saying none is older)', () => {
+    expect(releasesVerdict([{ node: 'a', release: '1.0+x' }, { node: 'b', release: '1.0+x' }], '1.0+x')).toEqual({ verdict: 'ok', detail: 'all 2 live nodes run 1.0+x', hint: '' });
+    expect(releasesVerdict([{ node: 'a', release: '1.0+x' }], '1.0+x').detail).toBe('the one live node runs 1.0+x');
+    const rolling = releasesVerdict([{ node: 'a', release: '1.0+x' }, { node: 'b', release: '1.1+y' }, { node: 'c', release: '1.1+y' }], '1.1+y');
+    expect(rolling).toMatchObject({ verdict: 'warn', detail: '2 releases on 3 live nodes (this one 1.1+y): 1.0+x on a; 1.1+y on b, c', hint: expect.stringMatching(/Upgrading a cluster/) });
+    const older = releasesVerdict([{ node: 'a', release: null }, { node: 'b', release: '1.1+y' }], '1.1+y');
+    expect(older.verdict).toBe('warn');
+    expect(older.detail).toMatch(/a release from before 2026-12-07 \(says none\) on a/);
+    // every node saying none is a roll too: this node itself says one
+    expect(releasesVerdict([{ node: 'a', release: null }], '1.1+y').verdict).toBe('warn');
+    const many = releasesVerdict([...Array.from({ length: 7 }, (_, i) => ({ node: `n${i}`, release: 'old' })), { node: 'z', release: 'new' }], 'new');
+    expect(many.detail).toMatch(/old on n0, n1, n2, n3, n4 and 2 more; new on z/);
   });
 });
 
