@@ -5,8 +5,7 @@
 import { readdir, readFile } from 'node:fs/promises';
 import type { DataDisk } from './disk-metrics.js';
 import type { SecretDifference } from '../auth/secret-digests.js';
-import type { DiagnoseProbes, RedisProbe } from '../ports/ports.js';
-import type { NodeRelease } from '../ports/directory/node-releases-redis.js';
+import type { DiagnoseProbes, NodeRelease, RedisProbe } from '../ports/ports.js';
 import type { RulePoolStats } from '../rules/pool.js';
 import type { LoopLag } from '../transport/loop-lag.js';
 import type { MemoryReading } from '../transport/cgroup-memory.js';

@@ -83,7 +83,6 @@ export class NodeMetrics implements HubSessionMetrics, HubGatewayMetrics, AppGat
   readonly actorFailures = new Counter({ name: 'tier_actor_failures_total', help: 'Actor messages that threw', labelNames: ['message'], registers: this.registers });
   readonly adminRefused = new Counter({ name: 'tier_admin_refused_total', help: 'Requests refused before their route: host, an admin port request naming a Host not in ADMIN_ALLOWED_HOSTS; token, a wrong admin token (either port; a bearer not shaped as a JWT on the public one); locked, an address past its wrong tokens, refused unchecked', labelNames: ['reason'], registers: this.registers });
   readonly acceptedSecret = new Counter({ name: 'tier_auth_accepted_secret_total', help: 'Requests and upgrades authenticated by JWT_SECRETS_ACCEPTED or ADMIN_TOKENS_ACCEPTED rather than JWT_SECRET or ADMIN_TOKEN (kind: jwt, admin); once it stops growing after a rotation, the old value can go', labelNames: ['kind'], registers: this.registers });
-  readonly build = new Gauge({ name: 'tier_build_info', help: 'the release this node runs (1): TIER_RELEASE, or the version and a hash of the code', labelNames: ['release'], registers: this.registers });
   readonly binding = new Gauge({ name: 'tier_uws_binding_info', help: 'uWebSockets.js build in use (1)', labelNames: ['package', 'native'], registers: this.registers });
   private readonly trims = new Counter({ name: 'tier_malloc_trims_total', help: "glibc malloc_trim calls, made once the resident size grew (TIER_MALLOC_TRIM_MS)", registers: this.registers });
   private readonly trimSeconds = new Counter({ name: 'tier_malloc_trim_seconds_total', help: 'Time spent in malloc_trim', registers: this.registers });
@@ -127,9 +126,10 @@ export class NodeMetrics implements HubSessionMetrics, HubGatewayMetrics, AppGat
   private readonly flushSeconds = new Histogram({ name: 'tier_store_flush_duration_seconds', help: 'From a batch being started to it being durable, by store', labelNames: ['store'], buckets: BACKEND_BUCKETS, registers: this.registers });
   // tier_backend_up (per backend, 1/0) belongs here, next to the backend series
 
-  constructor(sessions: () => number) {
+  constructor(sessions: () => number, release?: string) {
     const self = this;
     const registers = this.registers;
+    if (release !== undefined) new Gauge({ name: 'tier_build_info', help: 'the release this node runs (1): TIER_RELEASE, or the version and a hash of the code', labelNames: ['release'], registers }).set({ release }, 1);
     new Gauge({ name: 'tier_hub_sessions', help: 'Hub sessions held by this node', registers, collect() { this.set(sessions()); } });
     new Gauge({
       name: 'tier_sessions',

@@ -88,7 +88,7 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
   const timers = new TimerWheel({ onError: (err) => log.error({ err }, 'timer callback failed') });
   pendingAnswers.max = config.httpPendingBytes; // one process, one node
   const sessions = new SessionIndex<HubSession>();
-  const metrics = new NodeMetrics(() => sessions.size);
+  const metrics = new NodeMetrics(() => sessions.size, config.release);
   metrics.attach({ hubs: sessions });
   // the bus of an attempt that failed on Redis is kept for the next one
   const hold = new StartHold();
@@ -102,7 +102,6 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
       : null;
   const ports = waited ? waited.ports : makePorts ? await makePorts(timers) : await connect();
   metrics.binding.set({ package: binding.packageName, native: String(binding.native) }, 1);
-  metrics.build.set({ release: config.release }, 1);
   // what timers read of the process (its resident size, its cgroup) fails counted, never thrown (EMFILE)
   const readFailures = new ReadFailures(log);
   metrics.attach({ readFailures: readFailures.counts });

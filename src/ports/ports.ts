@@ -10,7 +10,6 @@ import type { GuessWatch } from '../auth/guess-limit.js';
 import type { AuditLog } from './audit/audit.js';
 import type { Bus, BusLink } from './bus/bus.js';
 import type { Directory } from './directory/directory.js';
-import type { NodeRelease } from './directory/node-releases-redis.js';
 import type { HubRegistry, NonceStore } from './hub-registry/hub-registry.js';
 import type { EventHistory } from './history/history.js';
 import type { Lease } from './lease/lease.js';
@@ -88,6 +87,12 @@ export interface DiagnoseProbes {
   pushSender?: { name: string; delivers: boolean; missing?: readonly string[] };
   /** cluster mode: every live node and the release it runs (src/ports/directory/node-releases-redis.ts) */
   releases?(): Promise<NodeRelease[]>;
+}
+
+/** A live node and the release it runs; null for a node that says none (a release before 2026-12-07). */
+export interface NodeRelease {
+  node: string;
+  release: string | null;
 }
 
 /** The Redis questions of self-diagnosis, asked on the node's control connection. */

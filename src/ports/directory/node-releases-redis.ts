@@ -1,11 +1,7 @@
 import type { Redis } from 'ioredis';
+import type { NodeRelease } from '../ports.js';
 import { LuaScript, type RedisKeys } from '../redis.js';
 
-/** A live node and the release it runs; null for a node that says none (a release before 2026-12-07). */
-export interface NodeRelease {
-  node: string;
-  release: string | null;
-}
 
 /** HSET node → "<Redis's now in ms> <release>" (its own slot: the releases hash is used alone). */
 const ADVERTISE = new LuaScript(`local t = redis.call('TIME')
