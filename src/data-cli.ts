@@ -7,6 +7,7 @@ import { parseArgs } from 'node:util';
 import { existsSync, fstatSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { ConfigError, toolSettings } from './config/config.js';
+import { commandLinePath } from './config/cli-paths.js';
 import { BackupError, exportStore, importStore } from './data-backup.js';
 import { importIntoRedis } from './data-redis-import.js';
 import { TierError } from './errors.js';
@@ -36,7 +37,9 @@ the JSON file named by $CONFIG_FILE.`;
 
 async function main(): Promise<number> {
   const { positionals, values } = parseArgs({ allowPositionals: true, options: { 'data-dir': { type: 'string' }, redis: { type: 'string' }, prefix: { type: 'string' }, help: { type: 'boolean' } } });
-  const [command, file] = positionals;
+  const [command, given] = positionals;
+  const file = given === undefined ? undefined : commandLinePath(given);
+  if (values['data-dir'] !== undefined) values['data-dir'] = commandLinePath(values['data-dir']);
   if (values.help || (command !== 'export' && command !== 'import') || file === undefined || positionals.length !== 2) {
     process.stderr.write(`${USAGE}\n`);
     return values.help ? 0 : 2;

@@ -7,6 +7,7 @@
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { commandLinePath } from './config/cli-paths.js';
 import { SECRET_KEY_FILE, secretBoxFor } from './compose/secret-key.js';
 import { toolSettings } from './config/config.js';
 import { importHubs, lineRanges } from './fleet-import.js';
@@ -140,7 +141,10 @@ async function main(): Promise<number> {
     allowPositionals: true,
     options: { out: { type: 'string' }, url: { type: 'string' }, 'admin-token': { type: 'string' }, 'data-dir': { type: 'string' }, redis: { type: 'string' }, prefix: { type: 'string' }, force: { type: 'boolean' }, help: { type: 'boolean' } },
   });
-  const [command, file] = positionals;
+  const [command, given] = positionals;
+  const file = given === undefined ? undefined : commandLinePath(given);
+  if (values.out !== undefined) values.out = commandLinePath(values.out);
+  if (values['data-dir'] !== undefined) values['data-dir'] = commandLinePath(values['data-dir']);
   if (command === 'reseal' && positionals.length === 1 && !values.help) return reseal(values);
   if (values.help || command !== 'import' || file === undefined || positionals.length !== 2 || values.out === undefined) {
     process.stderr.write(`${USAGE}\n`);

@@ -3,7 +3,7 @@ import { once } from 'node:events';
 import type { Readable } from 'node:stream';
 import { existsSync, lstatSync, mkdtempSync, readFileSync, readdirSync, renameSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
 import { BackupError, exportStore, importStore } from '../../src/data-backup.js';
@@ -447,6 +447,12 @@ describe('data backup (JSON lines)', () => {
     expect(await new LmdbHubRegistry(t).get('hub-9')).toEqual(HUB_9);
     await expect(cli('import', file, '--data-dir', to)).rejects.toMatchObject({ code: 1, stderr: expect.stringMatching(/data error: DATA_DIR .* is in use by another node/) });
     await expect(cli('nonsense')).rejects.toMatchObject({ code: 2, stderr: expect.stringMatching(/^usage: npm run data -- export FILE/) });
+
+    // run by npm from another directory (INIT_CWD): its relative FILE and --data-dir are taken from there, not the package's
+    const started = dir();
+    const fromNpm = (...args: string[]) => run(process.execPath, [...scriptArgs('src/data-cli.ts'), ...args], { cwd: ROOT, env: { ...process.env, INIT_CWD: started } });
+    expect((await fromNpm('export', 'here.jsonl', '--data-dir', relative(started, from))).stdout).toMatch(/^exported 2 records/);
+    expect(readdirSync(started)).toEqual(['here.jsonl']);
 
     // - is stdout and stdin: one streamed into the other (`export - | import -`), the `exported` line on stderr, out of the stream
     const piped = dir();
