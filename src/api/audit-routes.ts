@@ -54,7 +54,8 @@ export function mountAuditApi(app: TemplatedApp, deps: AuditApiDeps): void {
       const principal = await auth.fromHeader(call.authorization, call.remote);
       const homeId = parseId(call.params[0], 'homeId');
       requireHome(principal, homeId);
-      return page({ ...auditQuery(call.query, false), homeId }, principal.kind === 'admin' ? undefined : homeView);
+      // a user reads the trail of the home since its last erasure: the id may have been another household's
+      return principal.kind === 'admin' ? page({ ...auditQuery(call.query, false), homeId }) : page({ ...auditQuery(call.query, false), homeId, afterErasure: true }, homeView);
     },
     opts,
   );

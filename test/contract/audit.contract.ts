@@ -191,6 +191,32 @@ export function auditLogContract(name: string, make: AuditLogFactory): void {
       expect(kept).toEqual(refused.slice(600 - kept.length).reverse());
     });
 
+    it("after a home's erasure its users' view (afterErasure) starts anew, whatever the time bounds and cursor; the rest see all", async () => {
+      const log = await open();
+      const before = [entry(1, { homeId: 'h1' }), entry(2, { homeId: 'h1', deviceId: 'lock' })];
+      const failed = entry(3, { homeId: 'h1', action: 'home.erase', outcome: 'unavailable', actor: { kind: 'admin' } });
+      const erased = entry(4, { homeId: 'h1', action: 'home.erase', actor: { kind: 'admin' } });
+      const other = entry(5, { homeId: 'h2' });
+      const after = entry(6, { homeId: 'h1', actor: { kind: 'user', sub: 'bob' } });
+      for (const e of [...before, failed, erased, other, after]) log.record(e);
+      await log.flushed();
+      const users = (q: Omit<AuditQuery, 'limit'>) => all(log, { ...q, homeId: 'h1', afterErasure: true }, 2);
+      expect(await users({})).toEqual([after]);
+      // no bound reaches before it: a time range or a cursor of the earlier entries
+      expect(await users({ until: base + 3 })).toEqual([]);
+      expect(await users({ since: base })).toEqual([after]);
+      const page = await log.list({ homeId: 'h1', limit: 1 });
+      expect(await all(log, { homeId: 'h1', afterErasure: true, ...(page.next ? { cursor: page.next } : {}) })).toEqual([]);
+      // the trail itself keeps them: the admin's view, another home's users
+      expect(await all(log, { homeId: 'h1' })).toEqual([after, erased, failed, ...before].sort((a, b) => b.at - a.at));
+      expect(await all(log, { homeId: 'h2', afterErasure: true })).toEqual([other]);
+      // a second erasure moves the start again
+      const again = entry(7, { homeId: 'h1', action: 'home.erase', actor: { kind: 'admin' } });
+      log.record(again);
+      await log.flushed();
+      expect(await users({})).toEqual([]);
+    });
+
     it('hostile ids are data: homes, hubs, devices and actors named like Object.prototype members', async () => {
       const log = await open();
       const names = ['__proto__', 'constructor', 'toString'];

@@ -126,8 +126,12 @@ function homeDataSteps(mode: 'embedded' | 'cluster', nodes: () => ServerProcess[
     // a token minted after the erasure's second grants the home (empty now)
     const revokedS = Date.parse(erased.body.tokensRevokedBefore) / 1000;
     while (Date.now() < (revokedS + 1) * 1000) await new Promise((r) => setTimeout(r, 50));
-    const after = (await as(await userToken([home]), 'GET', `/v1/homes/${home}/export`)).body;
+    const newOwner = await userToken([home], `${p}-new-owner`);
+    const after = (await as(newOwner, 'GET', `/v1/homes/${home}/export`)).body;
     expect(after).toMatchObject({ homeId: home, settings: { timeZone: 'UTC' }, hubs: [], rules: [], scenes: [], events: [] });
+    // the trail its new household reads starts after the erasure: nothing of the one before (the admin reads it all, below)
+    const trail = (await as(newOwner, 'GET', `/v1/homes/${home}/audit`)).body.entries as Array<{ action: string; actor: { sub?: string } }>;
+    expect(trail.map((e) => [e.action, e.actor.sub])).toEqual([['home.export', `${p}-new-owner`]]);
     // sent again: nothing left, zeros
     expect((await admin('DELETE', `/v1/admin/homes/${home}`)).body).toEqual({ ok: true, homeId: home, tokensRevokedBefore: expect.any(String), hubs: [], rules: 0, scenes: 0, settingsReset: false, pushNotifications: 0, streamEntries: 0 });
 

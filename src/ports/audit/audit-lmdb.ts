@@ -3,7 +3,7 @@ import { steadyWallMs } from '../../actors/clock.js';
 import type { Logger } from '../../log/logger.js';
 import type { DataStore } from '../lmdb.js';
 import { BucketCounts, bucketOf, bucketOfStored } from './audit-buckets.js';
-import { AUDIT_SCAN_MAX, decodeCursor, encodeCursor, entryOf, matches, type AuditEntry, type AuditLog, type AuditPage, type AuditQuery, type AuditRetention } from './audit.js';
+import { AUDIT_SCAN_MAX, decodeCursor, encodeCursor, entryOf, erasureOf, matches, type AuditEntry, type AuditLog, type AuditPage, type AuditQuery, type AuditRetention } from './audit.js';
 
 /**
  * ms an entry waits to be written with the others: one commit (and its fsync) per 100 ms at most,
@@ -84,6 +84,8 @@ export class LmdbAuditLog implements AuditLog {
     for (const entry of batch) {
       last = this.db.put([entry.at, entry.id], entry);
       if (entry.homeId !== undefined) last = this.byHome.put([entry.homeId, entry.at, entry.id], 1);
+      const erased = erasureOf(entry);
+      if (erased !== undefined) last = this.markErased(erased, entry.at);
       const bucket = bucketOf(entry);
       last = this.byBucket.put([bucket, entry.at, entry.id], 1);
       this.buckets.add(bucket);
@@ -101,7 +103,8 @@ export class LmdbAuditLog implements AuditLog {
     this.write();
     await this.data.flushed();
     const oldest = this.now() - this.retention.maxAgeMs;
-    const since = Math.max(q.since ?? 0, oldest);
+    const erasedAt = q.afterErasure && q.homeId !== undefined ? this.erasedAt(q.homeId) : undefined;
+    const since = Math.max(q.since ?? 0, oldest, erasedAt === undefined ? 0 : erasedAt + 1);
     const from = decodeCursor(q.cursor);
     const out: AuditEntry[] = [];
     let scanned = 0;
@@ -135,6 +138,21 @@ export class LmdbAuditLog implements AuditLog {
     }
     const at = seen.last;
     return { entries: out, next: more && at ? encodeCursor(at[0], at[1]) : null };
+  }
+
+  /**
+   * A home's erasures in its index, below every entry: [homeId, 0, "<at>"] (no entry is at 0, and
+   * lists end at the trail's age); the last one replaces those before it.
+   */
+  private markErased(homeId: string, at: number): Promise<boolean> {
+    for (const key of this.byHome.getKeys({ start: [homeId, 0], end: [homeId, 1] })) void this.byHome.remove(key).catch(this.failedTrim);
+    return this.byHome.put([homeId, 0, String(at)], 1);
+  }
+
+  private erasedAt(homeId: string): number | undefined {
+    let at: number | undefined;
+    for (const key of this.byHome.getKeys({ start: [homeId, 0], end: [homeId, 1] })) at = Math.max(at ?? 0, Number(key[2]));
+    return at;
   }
 
   async flushed(): Promise<void> {

@@ -1,5 +1,5 @@
 import { BucketCounts, bucketOf } from './audit-buckets.js';
-import { AUDIT_SCAN_MAX, compareKey, decodeCursor, encodeCursor, matches, type AuditEntry, type AuditLog, type AuditPage, type AuditQuery, type AuditRetention } from './audit.js';
+import { AUDIT_SCAN_MAX, compareKey, decodeCursor, encodeCursor, erasureOf, matches, type AuditEntry, type AuditLog, type AuditPage, type AuditQuery, type AuditRetention } from './audit.js';
 
 /** The audit trail of this process only (DATA_DIR=:memory:, tests): a restart forgets it. */
 export class MemoryAuditLog implements AuditLog {
@@ -9,6 +9,8 @@ export class MemoryAuditLog implements AuditLog {
   private readonly byBucket = new Map<string, AuditEntry[]>();
   private readonly counts = new BucketCounts();
   readonly lost = 0;
+  /** home → the time of its last erasure */
+  private readonly erased = new Map<string, number>();
 
   constructor(
     readonly retention: AuditRetention,
@@ -23,11 +25,15 @@ export class MemoryAuditLog implements AuditLog {
     insert(this.entries, e);
     insert(list, e);
     this.counts.add(b);
+    const home = erasureOf(e);
+    if (home !== undefined) this.erased.set(home, Math.max(e.at, this.erased.get(home) ?? 0));
     this.trim();
   }
 
-  async list(q: AuditQuery): Promise<AuditPage> {
+  async list(query: AuditQuery): Promise<AuditPage> {
     this.trim();
+    const erasedAt = query.afterErasure && query.homeId !== undefined ? this.erased.get(query.homeId) : undefined;
+    const q = erasedAt === undefined ? query : { ...query, since: Math.max(query.since ?? 0, erasedAt + 1) };
     const from = decodeCursor(q.cursor);
     let i = this.entries.length - 1;
     if (from) while (i >= 0 && compareKey(key(this.entries[i]!), from) >= 0) i--;

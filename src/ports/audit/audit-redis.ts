@@ -2,7 +2,7 @@ import type { Redis } from 'ioredis';
 import type { Logger } from '../../log/logger.js';
 import { LuaScript, RedisKeys } from '../redis.js';
 import { bucketOf } from './audit-buckets.js';
-import { AUDIT_SCAN_MAX, entryOf, matches, type AuditEntry, type AuditLog, type AuditPage, type AuditQuery, type AuditRetention } from './audit.js';
+import { AUDIT_SCAN_MAX, entryOf, erasureOf, matches, type AuditEntry, type AuditLog, type AuditPage, type AuditQuery, type AuditRetention } from './audit.js';
 
 /**
  * The keys both scripts start with: the trail, the buckets' counts (a sorted set of the buckets'
@@ -182,6 +182,11 @@ export class RedisAuditLog implements AuditLog {
       const h = e.homeId !== undefined ? at(this.keys.home(e.homeId, 'audit')) : 0;
       args.push(h, at(this.keys.single(`audit:b:${bucketOf(e)}`)), JSON.stringify(e));
     }
+    // a home's last erasure, kept as long as the entries before it (`afterErasure`)
+    for (const e of batch) {
+      const erased = erasureOf(e);
+      if (erased !== undefined) void this.client.set(this.keys.home(erased, 'audit-erased'), e.at, 'PX', this.retention.maxAgeMs).catch(() => {});
+    }
     const done: Promise<void> = APPEND.run(this.client, keys, args).then(
       (sum) =>
         Number(sum) > this.retention.maxEntries
@@ -213,7 +218,8 @@ export class RedisAuditLog implements AuditLog {
     // this node's entries still queued first: a caller reads its own last action on the node it used
     await this.flushed();
     const out: AuditEntry[] = [];
-    const since = Math.max(q.since ?? 0, Date.now() - this.retention.maxAgeMs);
+    const erasedAt = q.afterErasure && q.homeId !== undefined ? await this.client.get(this.keys.home(q.homeId, 'audit-erased')) : null;
+    const since = Math.max(q.since ?? 0, Date.now() - this.retention.maxAgeMs, erasedAt === null ? 0 : Number(erasedAt) + 1);
     const query = { ...q, since };
     let start = q.cursor !== undefined && STREAM_ID.test(q.cursor) ? `(${q.cursor}` : q.until !== undefined ? `${q.until + SKEW_MS}` : '+';
     const end = `${Math.max(0, since - SKEW_MS)}`;

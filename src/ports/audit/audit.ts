@@ -24,6 +24,13 @@ export interface AuditQuery {
   limit: number;
   /** the `next` of the previous page */
   cursor?: string;
+  /** with homeId: only entries after the home's last erasure (what the home's users read: an id given again to another household starts a new trail) */
+  afterErasure?: boolean;
+}
+
+/** A home's erasure that succeeded: the stores keep its time for `afterErasure` as long as the trail's age. */
+export function erasureOf(e: AuditEntry): string | undefined {
+  return e.action === 'home.erase' && e.outcome === 'ok' ? e.homeId : undefined;
 }
 
 export interface AuditPage {
