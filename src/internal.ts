@@ -26,6 +26,7 @@ export { openDataStore, type DataSync } from './ports/lmdb.js';
 export { emptyDevice, type ShadowStore } from './ports/shadow-store/shadow-store.js';
 export { MemoryShadowStore } from './ports/shadow-store/shadow-store-memory.js';
 export { LmdbShadowStore } from './ports/shadow-store/shadow-store-lmdb.js';
+export { RedisShadowStore } from './ports/shadow-store/shadow-store-redis.js';
 export { connectRedis, RedisKeys } from './ports/redis.js';
 export { RedisEventHistory } from './ports/history/history-redis.js';
 export { LmdbEventHistory } from './ports/history/history-lmdb.js';

@@ -83,7 +83,7 @@ export interface Automation {
 }
 
 /**
- * Reads `reported` of the named devices from the shadow store, one load per hub. Only devices the
+ * Reads `reported` of the named devices from the shadow store, one read per hub of those devices alone. Only devices the
  * loaded shadow owns count: a device id named like an Object.prototype member (`toString`) that
  * the hub never reported has no state, whatever a plain-object shadow inherits under that name.
  */
@@ -98,7 +98,7 @@ export function shadowState(shadows: ShadowStore): (refs: readonly DeviceRef[]) 
     const out: Record<string, Attrs> = {};
     await Promise.all(
       [...byHub].map(async ([hub, list]) => {
-        const shadow = await shadows.load(hub);
+        const shadow = await shadows.loadDevices(hub, list.map((r) => r.device));
         for (const r of list) {
           if (!Object.hasOwn(shadow, r.device)) continue;
           const device = shadow[r.device];

@@ -58,6 +58,27 @@ export function shadowStoreContract(name: string, make: ShadowStoreFactory): voi
       it('of an unknown hub is empty', async () => {
         expect(await store.load(hub)).toEqual({});
         expect(await store.loadCursor(hub)).toBeNull();
+        expect(await store.loadDevices(hub, ['d1'])).toEqual({});
+      });
+    });
+
+    describe('loadDevices', () => {
+      it('answers what load answers of the named devices alone: reported, desired, kinds, queued writes; unknown ids left out', async () => {
+        await store.writeDevices(hub, [{ d: 'lamp', k: 'light', m: 'L1' }, { d: 'listed', k: 'sensor' }, { d: 'other', k: 'plug' }], [], true);
+        store.writeReported(hub, 'lamp', device({ on: true }, 2, 2_000, 'light'));
+        store.writeReported(hub, 'other', device({ on: false }, 1, 1_000, 'plug'));
+        await store.setDesired(hub, 'lamp', { on: false });
+        await store.flush();
+        store.writeReported(hub, 'lamp', device({ on: true, level: 9 }, 3, 3_000, 'light')); // queued, not flushed
+        const whole = await store.load(hub);
+        const named = ['lamp', 'listed', 'lamp', 'missing', '__proto__', 'toString'];
+        const some = await store.loadDevices(hub, named);
+        expect(Object.keys(some).sort()).toEqual(['lamp', 'listed']);
+        expect(some).toEqual({ lamp: whole.lamp, listed: whole.listed });
+        expect(some.lamp).toMatchObject({ reported: { on: true, level: 9 }, reportedVersion: 3, desired: { on: false }, kind: 'light', model: 'L1' });
+        expect(Object.getPrototypeOf(some)).toBe(Object.getPrototypeOf(whole));
+        await store.flush();
+        expect(await store.loadDevices(hub, ['other'])).toEqual({ other: (await store.load(hub)).other });
       });
     });
 

@@ -185,6 +185,25 @@ export class LmdbShadowStore implements ShadowStore {
     return this.scan(hubId).shadow;
   }
 
+  async loadDevices(hubId: string, deviceIds: readonly string[]): Promise<HubShadow> {
+    await this.durableWrites(hubId);
+    const out = newShadow();
+    const h = this.hubs.read(hubId);
+    const kinds = this.kindsOf(hubId);
+    for (const id of new Set(deviceIds)) {
+      // as `scan`: a device is its own record (its desired one with it), or its kinds entry alone
+      const own = h === undefined || h[3] < 0 ? undefined : (this.db.get([h[3], id]) as StoredDevice | NumberedDevice | LegacyDevice | undefined);
+      const km = kinds.get(id);
+      if (own === undefined && km === undefined) continue;
+      const device = own === undefined ? emptyDevice() : toDevice(ownOf(own, this.names), undefined);
+      const desired = own === undefined ? undefined : (this.db.get([h![3], id, EXTRA]) as StoredDesired | undefined);
+      if (desired) withDesired(device, desired);
+      if (km) withKind(device, km);
+      out[id] = device;
+    }
+    return out;
+  }
+
   async loadSession(hubId: string, epoch = 0): Promise<SessionStart> {
     // before the wait: an older session's write queued from now on, or in a batch not yet written, is refused
     if (epoch > 0) this.hubs.open(hubId, epoch);

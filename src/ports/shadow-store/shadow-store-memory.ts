@@ -49,6 +49,13 @@ export class MemoryShadowStore implements ShadowStore {
     return out;
   }
 
+  async loadDevices(hubId: string, deviceIds: readonly string[]): Promise<HubShadow> {
+    const hub = this.hubs.get(hubId);
+    const out = newShadow();
+    if (hub) for (const id of deviceIds) if (Object.hasOwn(hub, id)) out[id] = copyDevice(hub[id]!);
+    return out;
+  }
+
   writeReported(hubId: string, deviceId: string, device: DeviceShadow, epoch = 0): void {
     if (this.stale(hubId, epoch)) return;
     const hub = this.hub(hubId);

@@ -225,6 +225,17 @@ export class RedisShadowStore implements ShadowStore {
     return shadowOf(fields, overlayOf(pending, fenceOf(fields.ep)));
   }
 
+  async loadDevices(hubId: string, deviceIds: readonly string[]): Promise<HubShadow> {
+    const ids = [...new Set(deviceIds)];
+    const pending = this.pendingOf(hubId);
+    const names = ids.flatMap((id) => [`r:${id}`, `d:${id}`, `k:${id}`, `m:${id}`]);
+    const values = await this.client.hmget(this.key(hubId), 'ep', ...names);
+    const fields: Record<string, string> = Object.create(null) as Record<string, string>;
+    for (let i = 0; i < names.length; i++) if (values[i + 1] != null) fields[names[i]!] = values[i + 1]!;
+    const wanted = new Set(ids);
+    return shadowOf(fields, overlayOf(pending, fenceOf(values[0] ?? undefined)).filter(([id]) => wanted.has(id)));
+  }
+
   async setDesired(hubId: string, deviceId: string, patch: Attrs, limits?: DesiredLimits): Promise<DeviceShadow> {
     if (limits === undefined) return this.writeDesired(hubId, deviceId, patch, undefined);
     // this process's checked writes of a hub take turns: racing, all but one would read again
