@@ -248,7 +248,7 @@ export function releasesVerdict(nodes: readonly NodeRelease[], own: string): Fin
   if (byRelease.size <= 1 && !byRelease.has(null)) return ok(`${nodes.length === 1 ? 'the one live node runs' : `all ${nodes.length} live nodes run`} ${own}`);
   const listed = [...byRelease].map(([release, names]) => {
     const shown = names.slice(0, NODES_LISTED).join(', ') + (names.length > NODES_LISTED ? ` and ${names.length - NODES_LISTED} more` : '');
-    return `${release ?? 'a release from before 2026-12-07 (says none)'} on ${shown}`;
+    return `${release ?? 'an older release (says none)'} on ${shown}`;
   });
   return {
     verdict: 'warn',

@@ -22,7 +22,7 @@ export interface CheckResult extends Finding {
 export interface DiagnoseReport {
   node: string;
   mode: 'cluster' | 'embedded';
-  /** the release the node runs (src/config/release.ts); absent from nodes before 2026-12-07 */
+  /** the release the node runs (src/config/release.ts); absent from nodes of older releases */
   release?: string;
   /** the worst verdict of the checks */
   verdict: Verdict;

@@ -89,7 +89,7 @@ export interface DiagnoseProbes {
   releases?(): Promise<NodeRelease[]>;
 }
 
-/** A live node and the release it runs; null for a node that says none (a release before 2026-12-07). */
+/** A live node and the release it runs; null for a node that says none (an older release). */
 export interface NodeRelease {
   node: string;
   release: string | null;
