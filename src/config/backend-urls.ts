@@ -28,17 +28,30 @@ export interface NatsConnectTarget {
   user?: string;
   pass?: string;
   token?: string;
+  /** a `tls://` server was named: TLS required of every server (the client alone drops the scheme and would talk plaintext to one that offers none) */
+  tls?: Record<string, never>;
+}
+
+/** A userinfo part, percent-escapes decoded; an escape that is not one is named, not a bare URIError. */
+function decoded(part: string): string {
+  try {
+    return decodeURIComponent(part);
+  } catch {
+    throw new TypeError('NATS_URL: its user, password or token holds a % that starts no percent-escape: write % as %25');
+  }
 }
 
 /**
  * Splits NATS_URL (several servers separated by commas) into bare servers and credentials:
  * `user:pass@` gives `user`/`pass`, a lone `token@` gives `token` (percent-escapes decoded).
  * Throws when two servers name different credentials: the client has one set for all of them.
+ * One `tls://` server requires TLS of all (`tls`): the client has one setting for all of them too.
  */
 export function natsConnectTarget(url: string): NatsConnectTarget {
   const target: NatsConnectTarget = { servers: [] };
   let seen: string | undefined;
   for (const raw of url.split(',').map((s) => s.trim()).filter((s) => s.length > 0)) {
+    if (/^tls:\/\//i.test(raw)) target.tls = {};
     const m = USERINFO.exec(raw);
     if (!m) {
       target.servers.push(raw);
@@ -49,10 +62,10 @@ export function natsConnectTarget(url: string): NatsConnectTarget {
     if (seen !== undefined && seen !== userinfo) throw new TypeError(`NATS_URL: the servers name different credentials (${redactUrl(url)}); give one user for all`);
     seen = userinfo;
     const colon = userinfo.indexOf(':');
-    if (colon < 0) target.token = decodeURIComponent(userinfo);
+    if (colon < 0) target.token = decoded(userinfo);
     else {
-      target.user = decodeURIComponent(userinfo.slice(0, colon));
-      target.pass = decodeURIComponent(userinfo.slice(colon + 1));
+      target.user = decoded(userinfo.slice(0, colon));
+      target.pass = decoded(userinfo.slice(colon + 1));
     }
   }
   return target;

@@ -333,6 +333,12 @@ const url =
         throw new ConfigError(`${key}: not a URL: ${redactUrl(part)}`);
       }
       if (!schemes.includes(parsed.protocol)) throw new ConfigError(`${key}: expected a ${schemes.join(' or ')} URL, got ${redactUrl(part)}`);
+      try {
+        decodeURIComponent(parsed.username + parsed.password);
+      } catch {
+        // the client would throw it later, with a stack and without the setting's name
+        throw new ConfigError(`${key}: its user, password or token holds a % that starts no percent-escape: write % as %25`);
+      }
     }
     if (list) {
       try {
@@ -432,7 +438,7 @@ const FIELDS: { [K in keyof Config]: Field<K> } = {
   adminTokensAccepted: { env: 'ADMIN_TOKENS_ACCEPTED', parse: secretList(SECRET_MIN_CHARS.ADMIN_TOKEN), default: [] },
   nodeId: { env: 'NODE_ID', parse: text },
   release: { env: 'TIER_RELEASE', parse: text },
-  natsUrl: { env: 'NATS_URL', parse: url(['nats:', 'tls:', 'ws:', 'wss:'], true) },
+  natsUrl: { env: 'NATS_URL', parse: url(['nats:', 'tls:'], true) },
   natsPingMs: { env: 'TIER_NATS_PING_MS', parse: int(100, 600_000), default: 5_000 },
   redisUrl: { env: 'REDIS_URL', parse: url(['redis:', 'rediss:']) },
   redisPingMs: { env: 'TIER_REDIS_PING_MS', parse: int(100, 600_000), default: 5_000 },

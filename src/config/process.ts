@@ -35,9 +35,14 @@ export function closeOnSignals(log: Logger, what: string, close: () => Promise<v
   process.on('SIGINT', () => stop('SIGINT'));
 }
 
-/** Runs a process entry point; anything it throws is printed and exits 1. */
+/** Runs a process entry point; anything it throws is printed and exits 1 (a ConfigError: its message, exit 2). */
 export function runMain(main: () => Promise<void>): void {
   main().catch((err: unknown) => {
+    // found while starting (a Redis user refused what the node needs): the message says what to fix
+    if (err instanceof ConfigError) {
+      process.stderr.write(`configuration error: ${err.message}\n`);
+      process.exit(2);
+    }
     process.stderr.write(`fatal: ${(err as Error).stack ?? String(err)}\n`);
     process.exit(1);
   });

@@ -4,6 +4,7 @@ import { TierError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 import type { CallObserver } from './ports.js';
 import { redactUrl } from '../config/backend-urls.js';
+import { ConfigError } from '../config/config.js';
 
 /** @default 'tier:': every key starts with it, so one Redis can serve several deployments or tests. */
 export const DEFAULT_REDIS_PREFIX = 'tier:';
@@ -89,6 +90,16 @@ export async function connectRedis(url: string, options: RedisClientOptions): Pr
   } catch (err) {
     client.disconnect();
     throw new TierError('unavailable', `redis at ${where} is unreachable: ${connectFailure(lastError ?? (err as Error))}`, { cause: lastError ?? err });
+  }
+  // BullMQ reads INFO and, refused it, spins a core without a word (a user made `-@dangerous` held
+  // the node unready and deaf to SIGTERM): a user without it is a configuration to fix, said at start
+  const refused = await client.info('server').then(
+    () => null,
+    (err: Error) => (/NOPERM/.test(err.message) ? err : null),
+  );
+  if (refused) {
+    client.disconnect();
+    throw new ConfigError(`REDIS_URL: the Redis user may not run INFO, which BullMQ needs (${refused.message}); allow it: ACL SETUSER <user> +info`);
   }
   return client;
 }

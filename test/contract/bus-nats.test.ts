@@ -1,4 +1,6 @@
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -196,6 +198,35 @@ describe('NatsBus', () => {
     expect(() => b.subscribe(`${p}.y`, () => {})).toThrow(TierError);
     await expect(b.request(`${p}.r`, enc(''), 100)).rejects.toMatchObject({ code: 'draining' });
     await expect(b.flush()).resolves.toBeUndefined();
+  });
+
+  it('a tls:// server that offers no TLS is refused: the credentials never go out in plaintext', async () => {
+    const plain = nats.url.replace('nats://', 'tls://u:secret@');
+    await expect(NatsBus.connect(plain, { name: 'test', log: capture().log, connectTimeoutMs: 2_000 })).rejects.toThrow(/TLS/i);
+  });
+
+  it('reconnects once the server takes its credentials again after refusing them (a rotation on the server)', { timeout: 60_000 }, async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'bus-auth-'));
+    const conf = join(dir, 'nats.conf');
+    const users = (pass: string) => writeFileSync(conf, `authorization { user: hubtier, password: "${pass}" }\n`);
+    users('first-pass');
+    const server = await startNats({ config: conf });
+    try {
+      const b = await NatsBus.connect(server.url.replace('nats://', 'nats://hubtier:first-pass@'), { name: 'test', log: capture().log, reconnectTimeWaitMs: 50 });
+      opened.push(b);
+      users('rotated-pass');
+      process.kill(server.pid, 'SIGHUP');
+      await until('the server to refuse the bus', () => b.status().state !== 'connected');
+      // refused over and over meanwhile: the client once gave up after two
+      await new Promise((r) => setTimeout(r, 1_000));
+      users('first-pass');
+      process.kill(server.pid, 'SIGHUP');
+      await until('the bus to be back', () => b.status().state === 'connected');
+      expect(await b.rtt()).toBeGreaterThanOrEqual(0);
+    } finally {
+      await server.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('fails start-up when no server answers', async () => {

@@ -44,7 +44,7 @@ describe('backend URLs shown', () => {
 
   it('a NATS_URL of the wrong scheme is refused without its password, naming the user', () => {
     const err = refusal(cluster({ NATS_URL: `http://nu:${PW}@h:4222` }));
-    expect(err.message).toBe('NATS_URL: expected a nats: or tls: or ws: or wss: URL, got http://nu:***@h:4222');
+    expect(err.message).toBe('NATS_URL: expected a nats: or tls: URL, got http://nu:***@h:4222');
   });
 
   it('NATS_URL may list several servers (the client takes them all)', () => {
@@ -65,6 +65,19 @@ describe('NATS credentials from NATS_URL', () => {
   });
 
   it('without userinfo nothing is added', () => {
-    expect(natsConnectTarget(' nats://h:4222 , tls://h2:4222')).toEqual({ servers: ['nats://h:4222', 'tls://h2:4222'] });
+    expect(natsConnectTarget(' nats://h:4222 , nats://h2:4222')).toEqual({ servers: ['nats://h:4222', 'nats://h2:4222'] });
+  });
+
+  it('a tls:// server requires TLS of every server: the client drops the scheme itself', () => {
+    expect(natsConnectTarget('tls://u:p@h:4222')).toEqual({ servers: ['tls://h:4222'], user: 'u', pass: 'p', tls: {} });
+    expect(natsConnectTarget('nats://h:4222,TLS://h2:4222')).toEqual({ servers: ['nats://h:4222', 'TLS://h2:4222'], tls: {} });
+  });
+
+  it('a % that starts no percent-escape is named, in NATS_URL and REDIS_URL, never a bare URIError', () => {
+    expect(() => natsConnectTarget('nats://u:50%off@h:4222')).toThrow(/NATS_URL: .* % that starts no percent-escape: write % as %25/);
+    expect(() => loadConfig({ NATS_URL: 'nats://u:50%off@h:4222', REDIS_URL: 'redis://h:6379', TIER_SECRET_KEY: 'a'.repeat(64) })).toThrow(/NATS_URL: .*write % as %25/);
+    expect(() => loadConfig({ NATS_URL: 'nats://h:4222', REDIS_URL: 'redis://u:50%off@h:6379', TIER_SECRET_KEY: 'a'.repeat(64) })).toThrow(/REDIS_URL: .*write % as %25/);
+    // a ws:// NATS server the node's client cannot reach is refused, not accepted and failed later
+    expect(() => loadConfig({ NATS_URL: 'ws://h:8080', REDIS_URL: 'redis://h:6379', TIER_SECRET_KEY: 'a'.repeat(64) })).toThrow(/NATS_URL: expected a nats: or tls: URL/);
   });
 });

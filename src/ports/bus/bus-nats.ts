@@ -116,6 +116,9 @@ export class NatsBus implements Bus, BusLink {
         maxPingOut: 2,
         // fail start-up instead of waiting forever for a server that is not there
         waitOnFirstConnect: false,
+        // the client gives up for good after two refusals of its credentials in a row: a rotation
+        // on the server (every node at once) left the fleet without NATS until restarted by hand
+        ignoreAuthErrorAbort: true,
       });
     } catch (err) {
       throw new TierError('unavailable', `nats at ${servers.join(',')} is unreachable: ${connectFailure(err as Error)}`, { cause: err });

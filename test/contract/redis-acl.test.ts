@@ -1,0 +1,38 @@
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ConfigError } from '../../src/config/config.js';
+import { createLogger } from '../../src/log/logger.js';
+import { closeRedis, connectRedis } from '../../src/ports/redis.js';
+import { startRedis, type Backend } from '../../load/harness/index.js';
+
+/** What a Redis user must be allowed, said at connect (review "cloud", 2026-12-06). */
+
+let redis: Backend;
+beforeAll(async () => {
+  redis = await startRedis();
+  const admin = new Redis(redis.url);
+  // the usual hardening recipe: INFO is in @dangerous
+  await admin.acl('SETUSER', 'nodanger', 'on', '>NoDanger-pass', '~*', '&*', '+@all', '-@dangerous');
+  await admin.acl('SETUSER', 'withinfo', 'on', '>WithInfo-pass', '~*', '&*', '+@all', '-@dangerous', '+info');
+  admin.disconnect();
+});
+afterAll(async () => {
+  await redis?.stop();
+});
+
+describe('connectRedis and the Redis user', () => {
+  const as = (user: string, pass: string) => redis.url.replace('redis://', `redis://${user}:${pass}@`);
+
+  it('refuses a user that may not run INFO (BullMQ needs it: it spun a core without it), naming the ACL to add', async () => {
+    const err = await connectRedis(as('nodanger', 'NoDanger-pass'), { name: 'test-acl', log: createLogger('silent') }).then(() => null, (e: unknown) => e);
+    expect(err).toBeInstanceOf(ConfigError);
+    expect((err as Error).message).toMatch(/^REDIS_URL: the Redis user may not run INFO.*ACL SETUSER <user> \+info$/);
+    expect((err as Error).message).not.toMatch(/NoDanger-pass/);
+  });
+
+  it('connects a user without the other dangerous commands once it may run INFO', async () => {
+    const client = await connectRedis(as('withinfo', 'WithInfo-pass'), { name: 'test-acl', log: createLogger('silent') });
+    expect(await client.ping()).toBe('PONG');
+    await closeRedis(client);
+  });
+});
