@@ -42,3 +42,23 @@ it('entries written before buckets do not count against the new ones: none of th
   await log.close();
   await closeRedis(client);
 });
+
+it('entries past the age leave Redis at the next write, all of them: an approximate trim kept those sharing a stream node with newer ones (review erasure)', async () => {
+  const client = await connectRedis(redis.url, { name: 'audit-redis', log: createLogger('silent') });
+  const keys = new RedisKeys(uniquePrefix());
+  const day = 86_400_000;
+  const entry = (id: string, at: number): AuditEntry => ({ id, at, actor: { kind: 'user', sub: 'carol' }, from: { node: 'n' }, action: 'command', homeId: 'h', outcome: 'ok' });
+  // five entries of 100 days ago in the trail and the home's index, as a node wrote them then
+  const old = Date.now() - 100 * day;
+  for (let i = 0; i < 5; i++) {
+    const id = await client.xadd(keys.single('audit'), `${old + i}-0`, 'e', JSON.stringify(entry(`old-${i}`, old + i)));
+    await client.xadd(keys.home('h', 'audit'), id!, 'x', '');
+  }
+  const log = new RedisAuditLog(client, { maxAgeMs: 90 * day, maxEntries: 10_000 }, { keys });
+  log.record(entry('new', Date.now()));
+  await log.flushed();
+  expect(await client.xlen(keys.single('audit'))).toBe(1);
+  expect(await client.xlen(keys.home('h', 'audit'))).toBe(1);
+  await log.close();
+  await closeRedis(client);
+});

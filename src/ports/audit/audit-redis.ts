@@ -39,9 +39,9 @@ for i = 1, n do
   redis.call('XADD', KEYS[b], id, 'x', '')
   buckets[b] = true
 end
-redis.call('XTRIM', KEYS[1], 'MINID', '~', minId)
+redis.call('XTRIM', KEYS[1], 'MINID', minId)
 for h in pairs(homes) do
-  redis.call('XTRIM', KEYS[h], 'MINID', '~', minId)
+  redis.call('XTRIM', KEYS[h], 'MINID', minId)
   redis.call('PEXPIRE', KEYS[h], maxAge)
 end
 for b in pairs(buckets) do
