@@ -194,6 +194,8 @@ export interface Config {
   pushAttempts: number;
   /** @default 60_000 (ms): the cap of the retries' doubling backoff (from 1 s) */
   pushMaxBackoffMs: number;
+  /** @default 604_800 (s, a week): dead letters (a notification's attempts used up) kept this long, then removed with their words */
+  pushKeepFailedS: number;
   /**
    * Share the port with other processes (SO_REUSEPORT). @default false in the embedded default (a
    * second node on the port would hold separate state and get every other request), true in cluster mode.
@@ -512,6 +514,7 @@ const FIELDS: { [K in keyof Config]: Field<K> } = {
   pushConcurrency: { env: 'TIER_PUSH_CONCURRENCY', parse: int(1, 256), default: 8 },
   pushAttempts: { env: 'TIER_PUSH_ATTEMPTS', parse: int(1, 1_000), default: 10 },
   pushMaxBackoffMs: { env: 'TIER_PUSH_MAX_BACKOFF_MS', parse: int(1_000, 3_600_000), default: 60_000 },
+  pushKeepFailedS: { env: 'TIER_PUSH_KEEP_FAILED_S', parse: int(60, 31_536_000), default: 604_800 },
 };
 
 const ENV_PREFIX = 'TIER_';

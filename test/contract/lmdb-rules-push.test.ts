@@ -248,6 +248,32 @@ describe('LmdbPushQueue across a restart', () => {
     await queue.close();
   });
 
+  it('dead letters past keepFailedMs are removed (at open, and by the timer of a quiet queue), with their words; the younger stay', async () => {
+    let now = 10_000_000;
+    const data = start();
+    const failing = deliveries(true);
+    const keepFailedMs = 3_600_000;
+    let queue = await LmdbPushQueue.open(data, { ...base, attempts: 1, keepFailedMs, now: () => now, sender: failing.sender });
+    const { id: first } = await queue.enqueue(note('old'));
+    await queue.drain();
+    now += keepFailedMs / 2;
+    const { id: second } = await queue.enqueue(note('young'));
+    await queue.drain();
+    expect(queue.failedJobs().map((f) => f.id)).toEqual([first, second]);
+    // the first is past the age: a quiet queue's timer removes it, the second stays
+    now += keepFailedMs / 2 + 1;
+    await queue.trimFailed();
+    expect(queue.failedJobs().map((f) => f.id)).toEqual([second]);
+    await queue.close();
+    // past the second's age while the node was stopped: gone at open
+    now += keepFailedMs;
+    queue = await LmdbPushQueue.open(data, { ...base, keepFailedMs, now: () => now, sender: failing.sender });
+    expect(queue.failedJobs()).toEqual([]);
+    expect((await queue.stats()).failed).toBe(2);
+    await queue.close();
+    await stop(data);
+  });
+
   it('the failed set and its count outlive the restart; a failed job is not delivered again', async () => {
     let now = 5_000_000;
     let data = start();
@@ -267,7 +293,7 @@ describe('LmdbPushQueue across a restart', () => {
 
     data = start();
     const after = deliveries();
-    queue = await LmdbPushQueue.open(data, { ...base, sender: after.sender });
+    queue = await LmdbPushQueue.open(data, { ...base, now: () => now, sender: after.sender });
     expect(await queue.stats()).toMatchObject({ waiting: 0, delayed: 0, active: 0, delivered: 0, failed: 1 });
     expect(queue.failedJobs()).toEqual([{ id, notification: { ...note('leak'), audience: 'home' }, attempts: 2, error: 'push service down', failedAt: now }]);
     await queue.drain();

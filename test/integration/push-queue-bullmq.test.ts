@@ -45,7 +45,7 @@ function fixture() {
   const log = createLogger('info', {}, { write: (s: string) => lines.push(JSON.parse(s) as Record<string, unknown>) });
   const delivered: PushDelivery[] = [];
   const failed: Array<{ delivery: PushDelivery; err: unknown }> = [];
-  const open = async (sender?: PushSender, attempts = 3, more: { logsOnly?: boolean; delivererTtlMs?: number } = {}) => {
+  const open = async (sender?: PushSender, attempts = 3, more: { logsOnly?: boolean; delivererTtlMs?: number; keepFailedMs?: number } = {}) => {
     const queue = await BullMqPushQueue.connect(redis.url, { name: 'test-push', log, keys: new RedisKeys(prefix), attempts, ...more, ...(sender ? { sender, onFailed: (delivery, err) => failed.push({ delivery, err }) } : {}) });
     opened.push(queue);
     return queue;
@@ -111,6 +111,24 @@ describe('BullMqPushQueue', () => {
     expect(fx.delivered).toEqual([]);
     expect(fx.msgs('push notification failed: attempts used up (kept as failed)')).toEqual([expect.objectContaining({ pushId: id, homeId: 'home-7', level: 40, err: 'job stalled more than allowable limit' })]);
     expect(fx.failed).toEqual([{ delivery: expect.objectContaining({ id, notification: expect.objectContaining({ homeId: 'home-7', title: 'Door' }) }), err: expect.objectContaining({ message: 'job stalled more than allowable limit' }) }]);
+  });
+
+  it("removes dead letters past keepFailedMs and delivered jobs past the hour in a quiet queue: BullMQ's own removal waits for another job to finish", async ({ signal }) => {
+    const fx = fixture();
+    const queue = await fx.open(async () => {
+      throw new Error('receiver down');
+    }, 1, { keepFailedMs: 1_000 });
+    const { id } = await queue.enqueue(note({ title: 'Front door unlocked by Alice' }));
+    await eventually(signal, 'the job failed', async () => ((await raw.zscore(fx.key('failed'), id)) !== null ? true : undefined));
+    // a delivered one, finished two hours ago as BullMQ records it
+    const done = randomUUID();
+    await raw.hset(fx.key(done), 'name', 'push', 'data', JSON.stringify(note()), 'finishedOn', String(Date.now() - 7_200_000));
+    await raw.zadd(fx.key('completed'), Date.now() - 7_200_000, done);
+    expect(await queue.cleanKept()).toBe(1); // the completed one; the dead letter is younger than its second
+    await new Promise((r) => setTimeout(r, 1_100));
+    expect(await queue.cleanKept()).toBe(1);
+    expect(await raw.exists(fx.key(id), fx.key(done))).toBe(0);
+    expect(await raw.zcard(fx.key('failed'))).toBe(0);
   });
 
   it('fails a job holding no valid notification at once, without the sender, logged once', async ({ signal }) => {

@@ -61,8 +61,11 @@ export interface BullMqConnections {
 const BACKOFF_TYPE = 'push-exponential';
 /** delivered jobs kept for inspection (bull-board): an hour, at most 1 000 */
 const KEEP_COMPLETED = { age: 3_600, count: 1_000 };
-/** dead letters kept: a week, at most 10 000 */
-const KEEP_FAILED = { age: 7 * 86_400, count: 10_000 };
+/** dead letters kept: `keepFailedMs` (a week by default), at most 10 000 */
+const KEEP_FAILED_COUNT = 10_000;
+/** BullMQ applies both only as another job finishes (a quiet queue kept them, words and all): a worker's node also cleans this often */
+const CLEAN_EVERY_MS = 300_000;
+const CLEAN_LIMIT = 1_000;
 const JOB_NAME = 'push';
 
 /**
@@ -102,7 +105,8 @@ export class BullMqPushQueue implements PushQueue {
   readonly queue: Queue<PushNotification, void, string>;
   private readonly worker: Worker<PushNotification, void, string> | null = null;
   private readonly log: Logger;
-  private readonly jobOptions: { attempts: number; backoffMs: number; dedupTtlMs: number };
+  private readonly jobOptions: { attempts: number; backoffMs: number; dedupTtlMs: number; keepFailed: { age: number; count: number } };
+  private cleaner: NodeJS.Timeout | undefined;
   /** how long `close` waits for the deliveries in progress: the sender's `timeoutMs` */
   private readonly deliveryTimeoutMs: number;
   /** the sender's attempts in progress: `close` waits for them */
@@ -121,8 +125,8 @@ export class BullMqPushQueue implements PushQueue {
     options: BullMqPushQueueOptions,
   ) {
     this.log = options.log;
-    const { attempts, backoffMs, maxBackoffMs, dedupTtlMs, concurrency } = pushQueueSettings(options);
-    this.jobOptions = { attempts, backoffMs, dedupTtlMs };
+    const { attempts, backoffMs, maxBackoffMs, dedupTtlMs, concurrency, keepFailedMs } = pushQueueSettings(options);
+    this.jobOptions = { attempts, backoffMs, dedupTtlMs, keepFailed: { age: Math.ceil(keepFailedMs / 1000), count: KEEP_FAILED_COUNT } };
     this.deliveryTimeoutMs = options.sender?.timeoutMs ?? DELIVERY_WAIT_MS;
     this.drainPollMs = options.drainPollMs ?? 25;
     const keys = options.keys ?? new RedisKeys();
@@ -172,6 +176,7 @@ export class BullMqPushQueue implements PushQueue {
       },
     );
     worker.redis = connections.worker;
+    this.cleaner = setInterval(() => void this.cleanKept().catch((err: Error) => this.redisError('queue', err)), CLEAN_EVERY_MS).unref();
     worker.on('error', (err: Error) => this.redisError('worker', err));
     worker.on('stalled', (jobId: string) => this.log.warn({ pushId: jobId }, 'push notification stalled (its worker stopped mid-delivery): queued again'));
     // after every failed attempt; only one that moved the job to failed is the notification's failure
@@ -265,6 +270,13 @@ export class BullMqPushQueue implements PushQueue {
     return this.connections.queue.status === 'ready' && (this.connections.worker?.status ?? 'ready') === 'ready';
   }
 
+  /** Removes delivered jobs past an hour and dead letters past `keepFailedMs`; answers how many. */
+  async cleanKept(): Promise<number> {
+    const done = await this.queue.clean(KEEP_COMPLETED.age * 1000, CLEAN_LIMIT, 'completed');
+    const failed = await this.queue.clean(this.jobOptions.keepFailed.age * 1000, CLEAN_LIMIT, 'failed');
+    return done.length + failed.length;
+  }
+
   async enqueue(notification: PushNotification): Promise<EnqueueResult> {
     if (this.closed) throw new TierError('draining', 'push queue is closed');
     const n = validatePushNotification(notification);
@@ -275,7 +287,7 @@ export class BullMqPushQueue implements PushQueue {
       backoff: { type: BACKOFF_TYPE, delay: this.jobOptions.backoffMs },
       deduplication: { id: n.dedupKey, ttl: this.jobOptions.dedupTtlMs },
       removeOnComplete: KEEP_COMPLETED,
-      removeOnFail: KEEP_FAILED,
+      removeOnFail: this.jobOptions.keepFailed,
     };
     let job: Job<PushNotification, void, string>;
     try {
@@ -357,6 +369,7 @@ export class BullMqPushQueue implements PushQueue {
     this.closed = true;
     this.mark?.close();
     if (this.giveWay) clearInterval(this.giveWay);
+    clearInterval(this.cleaner);
     const closing = (async () => {
       // stops taking jobs at once; resolves once the jobs it holds are recorded
       await this.worker?.close().catch((err: unknown) => this.log.warn({ err }, 'push worker close failed'));

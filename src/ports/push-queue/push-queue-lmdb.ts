@@ -51,6 +51,8 @@ type Key = Array<string | number>;
 
 /** dead letters kept: the newest 10 000 (the BullMQ queue's bound), older ones dropped as new ones come */
 const KEEP_FAILED = 10_000;
+/** dead letters past `keepFailedMs` are looked for this often (and at open, and at each failure) */
+const TRIM_FAILED_EVERY_MS = 3_600_000;
 /** expired dedup keys removed per enqueue: the work of one call stays bounded */
 const SWEEP_PER_CALL = 100;
 
@@ -107,6 +109,7 @@ export class LmdbPushQueue implements PushQueue {
   private erasures = 0;
   private readonly erased = new Map<string, { n: number; ended: number | null }>();
   private idleWaiters: Array<() => void> = [];
+  private trimTimer: NodeJS.Timeout | undefined;
 
   private constructor(
     private readonly data: DataStore,
@@ -131,6 +134,7 @@ export class LmdbPushQueue implements PushQueue {
   static async open(data: DataStore, options: LmdbPushQueueOptions): Promise<LmdbPushQueue> {
     const q = new LmdbPushQueue(data, options);
     await q.load();
+    await q.trimFailed();
     return q;
   }
 
@@ -223,6 +227,7 @@ export class LmdbPushQueue implements PushQueue {
     this.closed = true;
     this.armed?.cancel();
     this.armed = null;
+    clearInterval(this.trimTimer);
     this.settle();
     // deliveries with the sender finish and record their outcome; queued jobs stay stored
     while (this.active > 0) await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
@@ -277,6 +282,7 @@ export class LmdbPushQueue implements PushQueue {
           break;
         }
       }
+      writes.push(...this.expiredFailures(now));
       await Promise.all(writes);
       await this.data.durable();
       this.log?.warn({ pushId: id, homeId: delivery.notification.homeId, attempts: attempt, err: error }, 'push notification failed: attempts used up (kept as failed)');
@@ -317,6 +323,22 @@ export class LmdbPushQueue implements PushQueue {
     }
     if (next !== Infinity) this.arm(next);
     this.pump();
+  }
+
+  /** Removes the dead letters kept past `keepFailedMs` (oldest first: they sort by instant). */
+  private expiredFailures(now: number): Array<Promise<boolean>> {
+    const removed: Array<Promise<boolean>> = [];
+    for (const { key } of this.range('failed')) {
+      if ((key[1] as number) > now - this.settings.keepFailedMs) break;
+      removed.push(this.db.remove(key));
+    }
+    return removed;
+  }
+
+  /** Removes the expired dead letters now and every TRIM_FAILED_EVERY_MS: a quiet queue keeps none past the age. */
+  trimFailed(): Promise<unknown> {
+    this.trimTimer ??= setInterval(() => void this.trimFailed(), TRIM_FAILED_EVERY_MS).unref();
+    return Promise.all(this.expiredFailures(this.now())).catch((err: unknown) => this.log?.warn({ err }, 'push dead letters past their age not removed; tried again later'));
   }
 
   // ---- state ------------------------------------------------------------------------------------

@@ -123,6 +123,8 @@ export interface PushQueueOptions {
   dedupTtlMs?: number;
   /** notifications with the sender at once; @default 8 */
   concurrency?: number;
+  /** dead letters (attempts used up) kept this long, by a timer too (they hold the notification's words); @default 604_800_000 (ms: a week) */
+  keepFailedMs?: number;
 }
 
 /**
@@ -136,6 +138,7 @@ export function pushQueueSettings(options: PushQueueOptions): Required<PushQueue
     maxBackoffMs: options.maxBackoffMs ?? 60_000,
     dedupTtlMs: options.dedupTtlMs ?? 600_000,
     concurrency: options.concurrency ?? 8,
+    keepFailedMs: options.keepFailedMs ?? 604_800_000,
   };
   for (const [name, v] of Object.entries(settings)) {
     if (!Number.isInteger(v) || v < 1) throw new RangeError(`push queue ${name} must be a positive integer, got ${v}`);
