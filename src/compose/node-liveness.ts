@@ -30,6 +30,8 @@ export async function keepNodeAlive(deps: OfflineSweepDeps, config: Pick<Config,
   const refresh = setInterval(() => void refreshOnce(deps, sweep), Math.floor(config.directoryTtlMs / 3));
   refresh.unref();
   await sweep.sweep(true).catch(swept);
-  await directory.refreshNode(nodeId);
+  // Redis lost right here (a managed failover during a rollout) ended the start with a bare stack
+  // (review cloud): the refresh every ttl/3 tries again, and a hub's claim refreshes it too
+  await directory.refreshNode(nodeId).catch((err: unknown) => log.warn({ err }, 'directory refresh failed at start; tried again at the next refresh'));
   return () => clearInterval(refresh);
 }

@@ -7,7 +7,7 @@
 import { describe, expect, it } from 'vitest';
 import type { AppEventMessage } from '../../proto/app.js';
 import { OfflineSweep } from '../../src/actors/offline-sweep.js';
-import { refreshOnce } from '../../src/compose/node-liveness.js';
+import { keepNodeAlive, refreshOnce } from '../../src/compose/node-liveness.js';
 import { createLogger } from '../../src/log/logger.js';
 import { MemoryDirectory } from '../../src/ports/directory/directory-memory.js';
 
@@ -93,6 +93,18 @@ describe('OfflineSweep', () => {
     expect(staller.again()).toBe(1);
     expect(published.map((p) => p.event.kind)).toEqual(['online', 'offline', 'online']);
     expect(staller.again()).toBe(0);
+  });
+
+  it('a start whose first refresh fails (Redis lost for a moment) goes on, said in one line: the refresh every ttl/3 tries again', async () => {
+    const { directory } = rig();
+    const lines: string[] = [];
+    const log = createLogger('warn', {}, { write: (s: string) => void lines.push((JSON.parse(s) as { msg: string }).msg) });
+    const refresh = directory.refreshNode.bind(directory);
+    let fail = 1;
+    directory.refreshNode = (node: string) => (fail-- > 0 ? Promise.reject(new Error("Stream isn't writeable")) : refresh(node));
+    const stop = await keepNodeAlive({ directory, nodeId: 'starting', placements: async () => [], publishEvent: () => {}, held: () => [], log }, { directoryTtlMs: 3_000 });
+    stop();
+    expect(lines).toEqual(['directory refresh failed at start; tried again at the next refresh']);
   });
 
   it("the node's refresh says them online as it comes back and once more at the refresh after (node-liveness wiring)", async () => {
