@@ -5,7 +5,7 @@
  * cannot be asked, 2 for a usage error.
  */
 import { parseArgs } from 'node:util';
-import { formatChecklist, isDiagnoseReport } from './admin/diagnose.js';
+import { formatChecklist, isDiagnoseReport, printable } from './admin/diagnose.js';
 import { toolSettings } from './config/config.js';
 
 const USAGE = `usage: npm run doctor -- [--url http://HOST:ADMIN_PORT] [--token ADMIN_TOKEN]
@@ -41,6 +41,11 @@ async function main(): Promise<number> {
     process.stderr.write(`✗ ${base} refused the token (401)\n    → pass the node's ADMIN_TOKEN with --token\n`);
     return 1;
   }
+  const starting = res.status === 503 ? startingNode(await res.clone().json().catch(() => null)) : null;
+  if (starting !== null) {
+    process.stderr.write(starting);
+    return 1;
+  }
   if (!res.ok) {
     // the public port has no /debug routes: 404 there (a newcomer's walk, 2026-12-06)
     const hint = res.status === 404 ? '\n    → is this the node\'s admin port (ADMIN_PORT, default 9090), not its public PORT?' : '';
@@ -54,6 +59,20 @@ async function main(): Promise<number> {
   }
   process.stdout.write(formatChecklist(report));
   return report.checks.some((c) => c.verdict === 'fail') ? 1 : 0;
+}
+
+/**
+ * A cluster node still waiting for its backends answers as its /readyz does (src/compose/backend-wait.ts):
+ * what it waits for and the last error, said as such (it was taken for another service's port).
+ */
+function startingNode(body: unknown): string | null {
+  const b = body as { reasons?: unknown; node?: unknown; waitingFor?: unknown; waitingMs?: unknown; lastError?: unknown } | null;
+  if (typeof b !== 'object' || b === null || !Array.isArray(b.reasons) || !b.reasons.includes('starting')) return null;
+  const backend = b.waitingFor === 'nats' || b.waitingFor === 'redis' ? b.waitingFor : null;
+  const waited = typeof b.waitingMs === 'number' ? ` for ${Math.round(b.waitingMs / 1000)} s` : '';
+  const why = typeof b.lastError === 'string' && b.lastError !== '' ? `: ${b.lastError}` : '';
+  const hint = backend ? `check ${backend === 'nats' ? 'NATS_URL' : 'REDIS_URL'} and that ${backend} runs; the node waits up to TIER_BACKEND_START_WAIT_MS, then exits 1` : 'it answers once started';
+  return printable(`✗ ${String(b.node)} is starting, waiting for ${backend ?? 'its backends'}${waited}${why}`) + `\n    → ${hint}\n`;
 }
 
 main().then(

@@ -80,7 +80,8 @@ export function isDiagnoseReport(x: unknown): x is DiagnoseReport {
 // control characters (a terminal's escape sequences among them) and bidirectional overrides: what
 // a check's detail quotes (an error message, a path) is printed, never obeyed by the terminal
 const HIDDEN = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g;
-const printable = (text: string) => text.replace(HIDDEN, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+/** `text` with control characters and bidirectional overrides shown as `\uXXXX`. */
+export const printable = (text: string) => text.replace(HIDDEN, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 
 /** The report as a checklist for a terminal: one line per check, its hint indented below when not ok. */
 export function formatChecklist(report: DiagnoseReport): string {

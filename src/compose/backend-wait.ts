@@ -53,7 +53,7 @@ export async function portsWhenReachable(
     const [status, body] =
       url === '/healthz'
         ? ['200 OK', '{"ok":true}']
-        : url === '/readyz'
+        : url === '/readyz' || url === '/debug/diagnose'
           ? ['503 Service Unavailable', JSON.stringify({ ready: false, reasons: waitingFor ? ['starting', `waiting_for_${waitingFor}`] : ['starting'], node: config.nodeId, mode: 'cluster', waitingFor, waitingMs: Date.now() - started, lastError })]
           : ['404 Not Found', ''];
     answer(res, head, status, 'application/json', body);

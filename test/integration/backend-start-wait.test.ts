@@ -9,9 +9,14 @@ import { request } from 'node:http';
 import { afterEach, describe, expect, it } from 'vitest';
 import { freePort, startNats, startNode, startRedis, uniquePrefix, ExitedError, type Backend, type NodeProc } from '../../load/harness/index.js';
 import { HubClient } from '../../load/wire/hub-client.js';
-import { api, startServerProcess, type ServerProcess } from '../helpers/server-process.js';
+import { execFile } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { api, scriptArgs, startServerProcess, type ServerProcess } from '../helpers/server-process.js';
 import { eventually } from '../helpers/eventually.js';
 
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const run = promisify(execFile);
 const started: Array<Backend | NodeProc | ServerProcess> = [];
 afterEach(async () => {
   await Promise.allSettled(started.splice(0).map((p) => ('kind' in p ? p.stop() : p.kill())));
@@ -74,6 +79,10 @@ describe('cluster node started before its backends', { timeout: 90_000 }, () => 
     await expect(fetch(`http://127.0.0.1:${port}/v1/health`)).rejects.toThrow();
     const waiting = await eventually(signal, 'the waiting line', async () => lines.map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l.msg === 'waiting for backends'));
     expect(waiting).toMatchObject({ level: 40, backend: 'nats', err: expect.stringMatching(/nats at .* is unreachable/), maxWaitMs: 120_000 });
+
+    // npm run doctor says the node is starting and what it waits for (it asked "is this the admin port?")
+    const doctor = await run(process.execPath, [...scriptArgs('src/doctor-cli.ts'), '--url', admin, '--token', 'any-token-of-24-characters'], { cwd: ROOT }).then(() => null, (e: { code: number; stderr: string }) => e);
+    expect(doctor).toMatchObject({ code: 1, stderr: expect.stringMatching(/^✗ node-late is starting, waiting for nats for \d+ s: nats at .* is unreachable.*\n {4}→ check NATS_URL and that nats runs/) });
 
     started.push(await startNats({ port: natsPort }));
     expect((await waitingFor('redis')).body.reasons).toEqual(['starting', 'waiting_for_redis']);
