@@ -3,11 +3,11 @@
  * store (DATA_DIR, as the node reads it) to JSON lines, or fills an empty DATA_DIR from one. The
  * node must be stopped: the store has one owner at a time.
  */
-import { parseArgs } from 'node:util';
 import { existsSync, fstatSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { ConfigError, toolSettings } from './config/config.js';
 import { commandLinePath } from './config/cli-paths.js';
+import { parseCommandLine } from './config/cli-redis.js';
 import { BackupError, exportStore, importStore } from './data-backup.js';
 import { importIntoRedis } from './data-redis-import.js';
 import { TierError } from './errors.js';
@@ -16,7 +16,7 @@ import { DataStoreError, openDataStore, STORE_FILE } from './ports/lmdb.js';
 
 const USAGE = `usage: npm run data -- export FILE [--data-dir DIR]
        npm run data -- import FILE [--data-dir DIR]
-       npm run data -- import FILE --redis URL [--prefix P]
+       npm run data -- import FILE (--redis URL | --cluster) [--prefix P]
 
 export  writes every record of DATA_DIR's store to FILE (JSON lines, mode 0600): a new
         file renamed over FILE at the end (an existing FILE or symlink is replaced). FILE -
@@ -26,7 +26,8 @@ import  checks all of FILE, then reads it into DATA_DIR, which must hold no reco
         one transaction: a bad or cut-short FILE, an error or a crash writes nothing. FILE is
         opened once; - is stdin (gunzip -c b.jsonl.gz | ... import -); a pipe is held in
         memory between the check and the write
---redis   imports FILE into a cluster's Redis instead, after the same check. Nothing is
+--redis   imports FILE into a cluster's Redis instead, after the same check (--cluster:
+          the Redis of REDIS_URL, the password kept off the command line). Nothing is
           overwritten: what Redis holds as FILE does counts as imported (a rerun finishes
           a run cut short), what it holds otherwise is reported and the exit code is 1;
           nonces and dead letters are not moved. --prefix defaults to $TIER_REDIS_PREFIX,
@@ -36,7 +37,9 @@ DATA_DIR and TIER_REDIS_PREFIX are read as the node reads them: the environment,
 the JSON file named by $CONFIG_FILE.`;
 
 async function main(): Promise<number> {
-  const { positionals, values } = parseArgs({ allowPositionals: true, options: { 'data-dir': { type: 'string' }, redis: { type: 'string' }, prefix: { type: 'string' }, help: { type: 'boolean' } } });
+  const parsed = parseCommandLine({ 'data-dir': { type: 'string' }, redis: { type: 'string' }, cluster: { type: 'boolean' }, prefix: { type: 'string' }, help: { type: 'boolean' } }, USAGE);
+  if (parsed === null) return 2;
+  const { positionals, values } = parsed;
   const [command, given] = positionals;
   const file = given === undefined ? undefined : commandLinePath(given);
   if (values['data-dir'] !== undefined) values['data-dir'] = commandLinePath(values['data-dir']);

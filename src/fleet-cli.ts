@@ -6,8 +6,8 @@
  */
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { parseArgs } from 'node:util';
 import { commandLinePath } from './config/cli-paths.js';
+import { parseCommandLine } from './config/cli-redis.js';
 import { SECRET_KEY_FILE, secretBoxFor } from './compose/secret-key.js';
 import { toolSettings } from './config/config.js';
 import { importHubs, lineRanges } from './fleet-import.js';
@@ -20,7 +20,7 @@ import { connectRedis, RedisKeys } from './ports/redis.js';
 import { RedisSecretRecord } from './ports/secret-record/secret-record-redis.js';
 
 const USAGE = `usage: npm run fleet -- import FILE --out SECRETS [--url URL] [--admin-token TOKEN]
-       npm run fleet -- reseal [--data-dir DIR | --redis URL [--prefix P] [--force]]
+       npm run fleet -- reseal [--data-dir DIR | (--redis URL | --cluster) [--prefix P] [--force]]
 
 import  provisions every hub of FILE through the node at URL, 1,000 per request, and
         writes each new hub's secret once to SECRETS ("hubId,secret" lines, mode 0600;
@@ -42,7 +42,8 @@ reseal  seals every hub secret anew with TIER_SECRET_KEY (those sealed with a ke
         TIER_SECRET_KEYS_OLD, and those stored in clear by earlier versions); hubs notice
         nothing. The embedded default's store (--data-dir, default $DATA_DIR or ./data; its
         key file when TIER_SECRET_KEY is unset): stop the node first. A cluster's Redis
-        (--redis, --prefix defaults to $TIER_REDIS_PREFIX, else tier:): nodes may run, given
+        (--redis, or --cluster for REDIS_URL's, the password kept off the command line;
+        --prefix defaults to $TIER_REDIS_PREFIX, else tier:): nodes may run, given
         the old keys in TIER_SECRET_KEYS_OLD until it is done; refused (exit 1, nothing
         resealed) when TIER_SECRET_KEY is not the key the last node started seals with,
         unless --force. Exit 1 when a hub was
@@ -137,10 +138,9 @@ function stopOnSignals(out: string): { stop: AbortSignal; cancel: AbortSignal; d
 }
 
 async function main(): Promise<number> {
-  const { positionals, values } = parseArgs({
-    allowPositionals: true,
-    options: { out: { type: 'string' }, url: { type: 'string' }, 'admin-token': { type: 'string' }, 'data-dir': { type: 'string' }, redis: { type: 'string' }, prefix: { type: 'string' }, force: { type: 'boolean' }, help: { type: 'boolean' } },
-  });
+  const parsed = parseCommandLine({ out: { type: 'string' }, url: { type: 'string' }, 'admin-token': { type: 'string' }, 'data-dir': { type: 'string' }, redis: { type: 'string' }, cluster: { type: 'boolean' }, prefix: { type: 'string' }, force: { type: 'boolean' }, help: { type: 'boolean' } }, USAGE);
+  if (parsed === null) return 2;
+  const { positionals, values } = parsed;
   const [command, given] = positionals;
   const file = given === undefined ? undefined : commandLinePath(given);
   if (values.out !== undefined) values.out = commandLinePath(values.out);

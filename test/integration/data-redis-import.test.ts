@@ -285,7 +285,8 @@ describe('importing a backup into redis', () => {
     // a rerun of the finished import: nothing written, and it says so; a hub changed in the cluster since stays, exit 0
     const client = await connectRedis(redis.url, { name: 'test-change', log });
     await new RedisHubRegistry(client, { keys: new RedisKeys(prefix) }).setEnabled('hub-2', true);
-    const again = await cli({}, 'import', file, '--redis', redis.url, '--prefix', prefix);
+    // --cluster: the Redis of REDIS_URL, its password kept off the command line
+    const again = await cli({ REDIS_URL: redis.url }, 'import', file, '--cluster', '--prefix', prefix);
     expect(again.stdout).toMatch(/: nothing\nnot moved: this file's import finished at \S+ \(record \S+\): nothing written again/);
     expect(again.stdout).not.toContain('NOT IMPORTED');
     expect((await new RedisHubRegistry(client, { keys: new RedisKeys(prefix) }).get('hub-2'))?.enabled).toBe(true);
@@ -299,6 +300,10 @@ describe('importing a backup into redis', () => {
       stderr: expect.stringContaining('data error: 1 not imported'),
     });
     await expect(cli({}, 'export', file, '--redis', redis.url)).rejects.toMatchObject({ code: 2, stderr: expect.stringMatching(/^--redis URL goes with import only/) });
+    // an option without its value, or --cluster without REDIS_URL or with --redis: the usage, no stack
+    await expect(cli({}, 'import', file, '--redis')).rejects.toMatchObject({ code: 2, stderr: expect.stringMatching(/^Option '--redis <value>' argument missing\nusage: /) });
+    await expect(cli({ REDIS_URL: '' }, 'import', file, '--cluster')).rejects.toMatchObject({ code: 2, stderr: expect.stringMatching(/^--cluster reads REDIS_URL .* which is not set\nusage: /) });
+    await expect(cli({ REDIS_URL: redis.url }, 'import', file, '--cluster', '--redis', redis.url)).rejects.toMatchObject({ code: 2, stderr: expect.stringMatching(/^--redis URL or --cluster, not both/) });
   });
 
   it('checks the whole file first: one bad hub record, even the last, writes nothing', async () => {

@@ -1,0 +1,31 @@
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { toolSettings } from './config.js';
+
+type Options = NonNullable<ParseArgsConfig['options']>;
+type Parsed<O extends Options> = ReturnType<typeof parseArgs<{ allowPositionals: true; options: O }>>;
+
+/**
+ * A CLI's arguments (positionals allowed), with `--cluster` resolved into `--redis`: the REDIS_URL
+ * the node reads (the environment, else CONFIG_FILE), so a password need not be on the command
+ * line, where `ps` and a Kubernetes Job's spec show it. Null after printing what was wrong and the
+ * usage (exit 2): an option without its value threw a stack before.
+ */
+export function parseCommandLine<O extends Options>(options: O, usage: string): Parsed<O> | null {
+  const refuse = (message: string) => {
+    process.stderr.write(`${message}\n${usage}\n`);
+    return null;
+  };
+  let parsed: Parsed<O>;
+  try {
+    parsed = parseArgs({ allowPositionals: true, options });
+  } catch (err) {
+    return refuse((err as Error).message);
+  }
+  const values = parsed.values as { redis?: string; cluster?: boolean };
+  if (!values.cluster) return parsed;
+  if (values.redis !== undefined) return refuse('--redis URL or --cluster, not both');
+  const url = toolSettings(['redisUrl']).redisUrl;
+  if (url === undefined) return refuse('--cluster reads REDIS_URL (the environment, else CONFIG_FILE), which is not set');
+  values.redis = url;
+  return parsed;
+}
