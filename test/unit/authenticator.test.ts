@@ -80,6 +80,12 @@ describe('Authenticator', () => {
     expect(await refusal(await signed({ aud: 'billing', iss: 'evil' }))).toBe('accepted');
   });
 
+  it('refuses a signed token whose homes are not all strings, or not a list (a mutation review found no test)', async () => {
+    const signed = (homes: unknown) => new SignJWT({ homes }).setProtectedHeader({ alg: 'HS256' }).setSubject('bob').setExpirationTime('1m').sign(key);
+    for (const homes of [['h1', 2], [['h1']], [{ h: 1 }], 'h1', null]) expect(await refusal(await signed(homes)), JSON.stringify(homes)).toBe('unauthorized');
+    expect(await refusal(await signed(['h1', 'h2']))).toBe('accepted');
+  });
+
   it('settles in the caller’s turn, accepted or refused (an app upgrade is answered inside uWS’s callback)', async () => {
     const good = await auth.issue('bob', ['h1'], 60);
     expect(await settledIn(auth.fromToken(good))).toBe('this turn');

@@ -1,0 +1,51 @@
+/**
+ * An app connection's commands in flight are capped (app-session.ts `maxCommandsInFlight`, 64 by
+ * default): past it `busy`, and a command is taken again once one is answered. Until a mutation
+ * review of 2026-12-06 no test held the cap.
+ */
+import { expect, it } from 'vitest';
+import type { AppEndMessage, AppReply } from '../../proto/app.js';
+import { AppSession, type AppLink, type FeedSubscriber } from '../../src/actors/app-session.js';
+import { TimerWheel } from '../../src/actors/timer-wheel.js';
+import { createLogger } from '../../src/log/logger.js';
+
+class Link implements AppLink {
+  open = true;
+  readonly sent: Array<AppReply | AppEndMessage> = [];
+  reply(msg: AppReply | AppEndMessage): void {
+    this.sent.push(msg);
+  }
+  subscriber(): FeedSubscriber {
+    throw new Error('not used');
+  }
+  leave(): void {}
+  closeAfterReplies(): void {
+    this.open = false;
+  }
+}
+
+it('answers busy past maxCommandsInFlight, and takes a command again once one is answered', async () => {
+  const link = new Link();
+  const hanging: Array<(v: unknown) => void> = [];
+  const s = new AppSession(
+    { kind: 'user', sub: 'ann', homes: new Set(['h1']) },
+    link,
+    {
+      system: { timers: new TimerWheel(), log: createLogger('silent'), mailboxSize: 1_000 },
+      feeds: { acquire() {}, release() {}, position: () => null, catchUp: async () => true },
+      sendCommand: () => new Promise((r) => hanging.push(r)),
+      homeOf: async () => 'h1',
+      commandTimeoutMs: 60_000,
+      maxSubscriptions: 4,
+      maxCommandsInFlight: 3,
+    },
+    'app:cap',
+  );
+  for (let id = 1; id <= 4; id++) s.tell({ type: 'request', request: { op: 'cmd', id, hub: 'hub-1', device: 'd', method: 'm' } });
+  await expect.poll(() => hanging.length).toBe(3);
+  expect(link.sent).toMatchObject([{ op: 'err', id: 4, code: 'busy' }]);
+  hanging[0]!('done');
+  await expect.poll(() => link.sent.length).toBe(2);
+  s.tell({ type: 'request', request: { op: 'cmd', id: 5, hub: 'hub-1', device: 'd', method: 'm' } });
+  await expect.poll(() => hanging.length).toBe(4);
+});
