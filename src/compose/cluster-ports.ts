@@ -7,7 +7,7 @@ import { RedisRuleStore } from '../ports/rule-store/rule-store-redis.js';
 import type { Logger } from '../log/logger.js';
 import { mountBullBoard } from '../admin/bull-board.js';
 import type { Ports } from '../ports/ports.js';
-import { NatsBus } from '../ports/bus/bus-nats.js';
+import { NatsBus, type NatsBusOptions } from '../ports/bus/bus-nats.js';
 import { RedisDirectory } from '../ports/directory/directory-redis.js';
 import { RedisNodeReleases } from '../ports/directory/node-releases-redis.js';
 import { CachingHubRegistry } from '../ports/hub-registry/hub-registry-cache.js';
@@ -58,6 +58,13 @@ export class StartHold {
   }
 }
 
+/** NATS_CREDS_FILE and the NATS_TLS_* files, as NatsBus takes them. */
+function natsAuth(config: Config): Pick<NatsBusOptions, 'credsFile' | 'tls'> {
+  const tls = { caFile: config.natsTlsCaFile, certFile: config.natsTlsCertFile, keyFile: config.natsTlsKeyFile };
+  const given = Object.fromEntries(Object.entries(tls).filter(([, v]) => v !== undefined));
+  return { ...(config.natsCredsFile ? { credsFile: config.natsCredsFile } : {}), ...(Object.keys(given).length > 0 ? { tls: given } : {}) };
+}
+
 /**
  * The ports of cluster mode: NATS for the bus, Redis for the rest. The shadow store's batches get
  * a connection of their own so a large pipeline never delays a handshake's directory claim;
@@ -81,7 +88,7 @@ export async function clusterPorts(config: Config, log: Logger, observe?: Backen
   try {
     // each connection role is its own `client` label: a slow shadow pipeline shows apart from the control calls
     const calls = (role: string) => (observe ? { observe: observe.redis(role) } : {});
-    bus = (await hold?.take()) ?? (await NatsBus.connect(config.natsUrl, { name: node, log: log.child({ port: 'bus' }), pingIntervalMs: config.natsPingMs, ...(observe ? { observe: observe.bus } : {}) }));
+    bus = (await hold?.take()) ?? (await NatsBus.connect(config.natsUrl, { name: node, log: log.child({ port: 'bus' }), pingIntervalMs: config.natsPingMs, ...natsAuth(config), ...(observe ? { observe: observe.bus } : {}) }));
     connecting = 'redis';
     shared = await connectRedis(config.redisUrl, { name: `${config.redisPrefix}${node}:control`, log: log.child({ port: 'redis' }), ...calls('control') });
     const client = shared;

@@ -1,5 +1,5 @@
 import { randomBytes, randomUUID } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { accessSync, constants, readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { parseSecretKey } from '../auth/secret-box.js';
 import { natsConnectTarget, redactUrl } from './backend-urls.js';
@@ -40,6 +40,12 @@ export interface Config {
   natsUrl: string | undefined;
   /** @default 5_000 (ms): NATS pings this often; a server that misses two is left (reconnect) */
   natsPingMs: number;
+  /** NATS_CREDS_FILE: a `.creds` file (JWT and nkey seed) instead of credentials in NATS_URL */
+  natsCredsFile: string | undefined;
+  /** NATS_TLS_CA_FILE, NATS_TLS_CERT_FILE and NATS_TLS_KEY_FILE: the CA to trust, a client certificate and its key (mTLS); any of them requires TLS */
+  natsTlsCaFile: string | undefined;
+  natsTlsCertFile: string | undefined;
+  natsTlsKeyFile: string | undefined;
   /** `redis[s]://[user:pass@]host:port[/db]` */
   redisUrl: string | undefined;
   /** @default 5_000 (ms): Redis is pinged this often; a PING unanswered for 2 s reports it down until it answers */
@@ -276,6 +282,16 @@ const secretList =
       .filter((s: unknown) => s !== '')
       .map((s: unknown, i: number) => secret(minChars)(s, `${key}[${i}]`));
 /** Host names comma-separated (or a JSON list in CONFIG_FILE), `*` for any. */
+/** A file the node reads (a certificate, a credentials file): refused at start when it cannot be read, not at the first connect. */
+const readableFile: Parser<string> = (raw, key) => {
+  const path = text(raw, key);
+  try {
+    accessSync(path, constants.R_OK);
+  } catch (err) {
+    throw new ConfigError(`${key}: cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+  return path;
+};
 const hostNames: Parser<readonly string[]> = (raw, key) =>
   (Array.isArray(raw) ? raw : text(raw, key).split(',')).map((n: unknown, i: number) => {
     const name = text(typeof n === 'string' ? n.trim() : n, `${key}[${i}]`);
@@ -442,6 +458,10 @@ const FIELDS: { [K in keyof Config]: Field<K> } = {
   release: { env: 'TIER_RELEASE', parse: text },
   natsUrl: { env: 'NATS_URL', parse: url(['nats:', 'tls:'], true) },
   natsPingMs: { env: 'TIER_NATS_PING_MS', parse: int(100, 600_000), default: 5_000 },
+  natsCredsFile: { env: 'NATS_CREDS_FILE', parse: readableFile },
+  natsTlsCaFile: { env: 'NATS_TLS_CA_FILE', parse: readableFile },
+  natsTlsCertFile: { env: 'NATS_TLS_CERT_FILE', parse: readableFile },
+  natsTlsKeyFile: { env: 'NATS_TLS_KEY_FILE', parse: readableFile },
   redisUrl: { env: 'REDIS_URL', parse: url(['redis:', 'rediss:']) },
   redisPingMs: { env: 'TIER_REDIS_PING_MS', parse: int(100, 600_000), default: 5_000 },
   logLevel: { env: 'LOG_LEVEL', parse: oneOf(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']), default: 'info' },
@@ -568,6 +588,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): LoadedConfig {
       `PORT and ADMIN_PORT: both ${config.port} on HOST ${config.host} and ADMIN_HOST ${config.adminHost}, which overlap; the admin port (metrics, readiness, the admin API) needs a port of its own`,
     );
   }
+  if ((config.natsTlsCertFile === undefined) !== (config.natsTlsKeyFile === undefined)) throw new ConfigError('NATS_TLS_CERT_FILE and NATS_TLS_KEY_FILE: a client certificate goes with its key (set both, or neither)');
   if (config.idleMs <= config.heartbeatMs) throw new ConfigError(`TIER_IDLE_MS (${config.idleMs}) must exceed TIER_HEARTBEAT_MS (${config.heartbeatMs})`);
   if (config.commandTimeoutMs > config.commandTimeoutMaxMs) throw new ConfigError('TIER_COMMAND_TIMEOUT_MS must not exceed TIER_COMMAND_TIMEOUT_MAX_MS');
   // an unsigned request would let anyone who reaches the receiver send notifications to a home's people

@@ -8,6 +8,7 @@ import { BusUnavailableError, NoRespondersError } from '../../src/ports/bus/bus.
 import { NatsBus } from '../../src/ports/bus/bus-nats.js';
 import { TierError } from '../../src/errors.js';
 import { freePort, startNats, uniquePrefix, type Backend } from '../../load/harness/index.js';
+import { makeNatsOperator, makeTestPki } from '../helpers/test-pki.js';
 
 /** What NatsBus promises beyond the Bus contract: reconnecting forever, status for readiness, closing. */
 
@@ -223,6 +224,40 @@ describe('NatsBus', () => {
       process.kill(server.pid, 'SIGHUP');
       await until('the bus to be back', () => b.status().state === 'connected');
       expect(await b.rtt()).toBeGreaterThanOrEqual(0);
+    } finally {
+      await server.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('NATS_TLS_* files: a server of a private CA that asks for a client certificate (mTLS) takes the node with them, refuses it without', { timeout: 60_000 }, async () => {
+    const pki = makeTestPki();
+    const conf = join(pki.dir, 'nats.conf');
+    writeFileSync(conf, `tls { cert_file: "${pki.serverCert}", key_file: "${pki.serverKey}", ca_file: "${pki.ca}", verify: true }\n`);
+    const server = await startNats({ config: conf });
+    try {
+      const url = server.url.replace('nats://', 'tls://');
+      const b = await NatsBus.connect(url, { name: 'test', log: capture().log, tls: { caFile: pki.ca, certFile: pki.clientCert, keyFile: pki.clientKey } });
+      opened.push(b);
+      expect(await b.rtt()).toBeGreaterThanOrEqual(0);
+      await expect(NatsBus.connect(url, { name: 'test', log: capture().log, connectTimeoutMs: 2_000, tls: { caFile: pki.ca } })).rejects.toBeInstanceOf(TierError);
+      // the private CA is not trusted without its file
+      await expect(NatsBus.connect(url, { name: 'test', log: capture().log, connectTimeoutMs: 2_000, tls: { certFile: pki.clientCert, keyFile: pki.clientKey } })).rejects.toThrow(/certificate/i);
+    } finally {
+      await server.stop();
+      rmSync(pki.dir, { recursive: true, force: true });
+    }
+  });
+
+  it('NATS_CREDS_FILE: an operator-mode server takes the node with its .creds file, refuses it without, naming the setting', { timeout: 60_000 }, async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'bus-creds-'));
+    const { config, creds } = makeNatsOperator(dir);
+    const server = await startNats({ config });
+    try {
+      const b = await NatsBus.connect(server.url, { name: 'test', log: capture().log, credsFile: creds });
+      opened.push(b);
+      expect(await b.rtt()).toBeGreaterThanOrEqual(0);
+      await expect(NatsBus.connect(server.url, { name: 'test', log: capture().log, connectTimeoutMs: 2_000 })).rejects.toThrow(/Authorization Violation.*NATS_CREDS_FILE/);
     } finally {
       await server.stop();
       rmSync(dir, { recursive: true, force: true });

@@ -8,7 +8,10 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort, startNats, startNode, startRedis, uniquePrefix, ExitedError, type Backend, type NodeProc } from '../../load/harness/index.js';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { api } from '../helpers/server-process.js';
+import { makeNatsOperator, makeTestPki } from '../helpers/test-pki.js';
 import { eventually } from '../helpers/eventually.js';
 
 const NATS_USER = 'hubtier';
@@ -71,9 +74,26 @@ describe('backends that require credentials', { timeout: 90_000 }, () => {
     expect(text).not.toContain(REDIS_PASS);
   });
 
+  it('a node logs in to an operator-mode NATS with NATS_CREDS_FILE and to a mTLS one with the NATS_TLS_* files', async () => {
+    const pki = makeTestPki();
+    const operator = makeNatsOperator(pki.dir);
+    const mtlsConf = join(pki.dir, 'nats-mtls.conf');
+    writeFileSync(mtlsConf, `tls { cert_file: "${pki.serverCert}", key_file: "${pki.serverKey}", ca_file: "${pki.ca}", verify: true }\n`);
+    const [withCreds, withTls] = await Promise.all([startNats({ config: operator.config }), startNats({ config: mtlsConf })]);
+    started.push(withCreds, withTls);
+    const tlsFiles = { NATS_TLS_CA_FILE: pki.ca, NATS_TLS_CERT_FILE: pki.clientCert, NATS_TLS_KEY_FILE: pki.clientKey };
+    const nodes: Array<Record<string, string>> = [{ NATS_URL: withCreds.url, NATS_CREDS_FILE: operator.creds }, { NATS_URL: withTls.url.replace('nats://', 'tls://'), ...tlsFiles }];
+    for (const more of nodes) {
+      // a cluster of its own each (its own secrets)
+      const node = await startNode({ env: { REDIS_URL: redisUrl(REDIS_PASS), TIER_REDIS_PREFIX: uniquePrefix(), LOG_LEVEL: 'info', ...more }, measured: false });
+      started.push(node);
+      expect((await api(node.adminUrl, 'GET', '/readyz', undefined)).body).toMatchObject({ backendsUp: { nats: true, redis: true } });
+    }
+  });
+
   it('a wrong NATS password is named as a refused login, in the log line and /readyz, without the password', async ({ signal }) => {
     const { readyz, raw, lines, text } = await waitingNode({ NATS_URL: natsUrl(WRONG), REDIS_URL: redisUrl(REDIS_PASS) }, 'nats', signal);
-    expect(readyz.lastError).toMatch(/nats at nats:\/\/127\.0\.0\.1:\d+ is unreachable: .*Authorization Violation.*check the credentials in NATS_URL/i);
+    expect(readyz.lastError).toMatch(/nats at nats:\/\/127\.0\.0\.1:\d+ is unreachable: .*Authorization Violation.*check the credentials in NATS_URL, or NATS_CREDS_FILE/i);
     expect(lines.find((l) => l.msg === 'waiting for backends')).toMatchObject({ backend: 'nats', err: expect.stringMatching(/Authorization Violation/i) });
     expect(raw).not.toContain(WRONG);
     expect(text).not.toContain(WRONG);

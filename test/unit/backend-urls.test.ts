@@ -77,6 +77,11 @@ describe('NATS credentials from NATS_URL', () => {
     expect(() => natsConnectTarget('nats://u:50%off@h:4222')).toThrow(/NATS_URL: .* % that starts no percent-escape: write % as %25/);
     expect(() => loadConfig({ NATS_URL: 'nats://u:50%off@h:4222', REDIS_URL: 'redis://h:6379', TIER_SECRET_KEY: 'a'.repeat(64) })).toThrow(/NATS_URL: .*write % as %25/);
     expect(() => loadConfig({ NATS_URL: 'nats://h:4222', REDIS_URL: 'redis://u:50%off@h:6379', TIER_SECRET_KEY: 'a'.repeat(64) })).toThrow(/REDIS_URL: .*write % as %25/);
+    // the NATS files are read at start: one that cannot be, or a certificate without its key, is refused naming it
+    const cluster = { NATS_URL: 'tls://h:4222', REDIS_URL: 'redis://h:6379', TIER_SECRET_KEY: '0123456789abcdef'.repeat(4), ADMIN_TOKEN: 'backend-urls-admin-token-0123456789', JWT_SECRET: 'backend-urls-jwt-secret-0123456789abcdef' };
+    expect(() => loadConfig({ ...cluster, NATS_CREDS_FILE: '/nonexistent/user.creds' })).toThrow(/^NATS_CREDS_FILE: cannot read \/nonexistent\/user.creds: ENOENT/);
+    expect(() => loadConfig({ ...cluster, NATS_TLS_CERT_FILE: import.meta.filename })).toThrow(/^NATS_TLS_CERT_FILE and NATS_TLS_KEY_FILE: a client certificate goes with its key/);
+    expect(loadConfig({ ...cluster, NATS_TLS_CA_FILE: import.meta.filename }).config.natsTlsCaFile).toBe(import.meta.filename);
     // a ws:// NATS server the node's client cannot reach is refused, not accepted and failed later
     expect(() => loadConfig({ NATS_URL: 'ws://h:8080', REDIS_URL: 'redis://h:6379', TIER_SECRET_KEY: 'a'.repeat(64) })).toThrow(/NATS_URL: expected a nats: or tls: URL/);
   });

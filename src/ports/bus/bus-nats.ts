@@ -1,5 +1,6 @@
 import type { BusObserver, BusRequestOutcome } from '../ports.js';
-import { connect, errors, type Msg, type NatsConnection, type Status } from '@nats-io/transport-node';
+import { readFileSync } from 'node:fs';
+import { connect, credsAuthenticator, errors, type Msg, type NatsConnection, type Status } from '@nats-io/transport-node';
 import { natsConnectTarget } from '../../config/backend-urls.js';
 import { TierError } from '../../errors.js';
 import type { Logger } from '../../log/logger.js';
@@ -54,6 +55,10 @@ export interface NatsBusOptions {
   pingIntervalMs?: number;
   /** told of each request's outcome and round trip */
   observe?: BusObserver;
+  /** a `.creds` file (the user's JWT and nkey seed: NGS, an operator-mode server), read at each connect so a rotated file is used */
+  credsFile?: string;
+  /** TLS files: the CA to trust, and a client certificate with its key for a server that asks for one (mTLS); any of them requires TLS */
+  tls?: { caFile?: string; certFile?: string; keyFile?: string };
 }
 
 /**
@@ -103,11 +108,14 @@ export class NatsBus implements Bus, BusLink {
    */
   static async connect(url: string, options: NatsBusOptions): Promise<NatsBus> {
     const { servers, ...credentials } = natsConnectTarget(url);
+    const { credsFile, tls } = options;
     let nc: NatsConnection;
     try {
       nc = await connect({
         servers,
         ...credentials,
+        ...(tls ? { tls: { ...credentials.tls, ...tls } } : {}),
+        ...(credsFile ? { authenticator: credsAuthenticator(() => readFileSync(credsFile)) } : {}),
         name: options.name,
         maxReconnectAttempts: -1,
         reconnectTimeWait: options.reconnectTimeWaitMs ?? 2_000,
@@ -357,5 +365,5 @@ class NatsMessage implements BusMessage {
 
 /** Why a first connection failed; a refused login says where the credentials come from. */
 function connectFailure(err: Error): string {
-  return /authori[sz]ation violation|authentication/i.test(err.message) ? `${err.message} (check the credentials in NATS_URL)` : err.message;
+  return /authori[sz]ation violation|authentication/i.test(err.message) ? `${err.message} (check the credentials in NATS_URL, or NATS_CREDS_FILE)` : err.message;
 }
