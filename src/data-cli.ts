@@ -6,8 +6,7 @@
 import { existsSync, fstatSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { ConfigError, toolSettings } from './config/config.js';
-import { commandLinePath } from './config/cli-paths.js';
-import { parseCommandLine } from './config/cli-redis.js';
+import { commandLinePath, parseCommandLine } from './config/command-line.js';
 import { BackupError, exportStore, importStore } from './data-backup.js';
 import { importIntoRedis } from './data-redis-import.js';
 import { TierError } from './errors.js';

@@ -6,8 +6,7 @@
  */
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { commandLinePath } from './config/cli-paths.js';
-import { parseCommandLine } from './config/cli-redis.js';
+import { commandLinePath, parseCommandLine } from './config/command-line.js';
 import { SECRET_KEY_FILE, secretBoxFor } from './compose/secret-key.js';
 import { toolSettings } from './config/config.js';
 import { importHubs, lineRanges } from './fleet-import.js';

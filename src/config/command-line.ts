@@ -1,3 +1,4 @@
+import { resolve } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { toolSettings } from './config.js';
 
@@ -28,4 +29,13 @@ export function parseCommandLine<O extends Options>(options: O, usage: string): 
   if (url === undefined) return refuse('--cluster reads REDIS_URL (the environment, else CONFIG_FILE), which is not set');
   values.redis = url;
   return parsed;
+}
+
+/**
+ * A path given on a command line, as its user meant it: `npm run` starts a script in the package's
+ * directory, so a relative path is taken from where npm was started (`INIT_CWD`), not from there.
+ * `-` (stdin or stdout) stays as it is.
+ */
+export function commandLinePath(path: string, env: NodeJS.ProcessEnv = process.env): string {
+  return path === '-' ? path : resolve(env.INIT_CWD ?? process.cwd(), path);
 }
