@@ -165,6 +165,11 @@ export class MemoryNonceStore implements NonceStore {
     return true;
   }
 
+  /** claims held (their expired ones swept at each claim) */
+  get size(): number {
+    return this.seen.size;
+  }
+
   async close(): Promise<void> {}
 
   private sweep(now: number, steady: number): void {
