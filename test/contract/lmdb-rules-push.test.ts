@@ -274,6 +274,35 @@ describe('LmdbPushQueue across a restart', () => {
     await stop(data);
   });
 
+  it('keeps the newest maxFailed dead letters, by the size of the set: after many failures in a life and the old ones gone by age, new ones stay (review diff7)', async () => {
+    let now = 20_000_000;
+    const data = start();
+    const failing = deliveries(true);
+    let queue = await LmdbPushQueue.open(data, { ...base, attempts: 1, maxFailed: 3, keepFailedMs: 3_600_000, now: () => now, sender: failing.sender });
+    const ids: string[] = [];
+    for (let i = 0; i < 5; i++) {
+      ids.push((await queue.enqueue(note(`first-${i}`))).id);
+      await queue.drain();
+      now += 1;
+    }
+    expect(queue.failedJobs().map((f) => f.id)).toEqual(ids.slice(2));
+    await queue.close();
+    // the three age out while the node is stopped; then three new failures are all kept
+    now += 3_600_001;
+    queue = await LmdbPushQueue.open(data, { ...base, attempts: 1, maxFailed: 3, keepFailedMs: 3_600_000, now: () => now, sender: failing.sender });
+    expect(queue.failedJobs()).toEqual([]);
+    const later: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      later.push((await queue.enqueue(note(`later-${i}`))).id);
+      await queue.drain();
+      now += 1;
+    }
+    expect(queue.failedJobs().map((f) => f.id)).toEqual(later);
+    expect((await queue.stats()).failed).toBe(8);
+    await queue.close();
+    await stop(data);
+  });
+
   it('the failed set and its count outlive the restart; a failed job is not delivered again', async () => {
     let now = 5_000_000;
     let data = start();

@@ -27,6 +27,8 @@ export interface LmdbPushQueueOptions extends PushQueueOptions {
   now?: () => number;
   /** runs `fn` after `ms`, returns the cancel; @default an unref'd setTimeout */
   timer?: (fn: () => void, ms: number) => () => void;
+  /** dead letters kept at most, the newest; @default 10_000 */
+  maxFailed?: number;
 }
 
 /** A queued job as stored: `attempt` failed attempts so far, due at `dueAt` (ms; 0: now). */
@@ -110,6 +112,7 @@ export class LmdbPushQueue implements PushQueue {
   private readonly erased = new Map<string, { n: number; ended: number | null }>();
   private idleWaiters: Array<() => void> = [];
   private trimTimer: NodeJS.Timeout | undefined;
+  private readonly maxFailed: number;
 
   private constructor(
     private readonly data: DataStore,
@@ -117,6 +120,7 @@ export class LmdbPushQueue implements PushQueue {
   ) {
     this.db = data.db<unknown>('push') as Database<unknown, Key>;
     this.settings = pushQueueSettings(options);
+    this.maxFailed = options.maxFailed ?? KEEP_FAILED;
     this.sender = options.sender;
     this.onFailed = options.onFailed;
     this.log = options.log;
@@ -276,11 +280,12 @@ export class LmdbPushQueue implements PushQueue {
       const kept: StoredFailure = { id, notification: job.notification, attempts: attempt, error, failedAt: now };
       this.failed++;
       const writes = [this.db.remove(['job', id]), this.db.put(['failed', now, id], kept), this.db.put(['count', 'failed'], this.failed)];
-      if (this.failed > KEEP_FAILED) {
-        for (const { key } of this.range('failed')) {
-          writes.push(this.db.remove(key));
-          break;
-        }
+      // by the set's size, not the count of all failures: with dead letters gone by age or erasure
+      // the count stayed past the cap and every failure removed the oldest, however young
+      let over = this.db.getKeysCount({ start: ['failed'], end: ['failed', Number.MAX_SAFE_INTEGER] }) + 1 - this.maxFailed;
+      for (const { key } of this.range('failed')) {
+        if (over-- <= 0) break;
+        writes.push(this.db.remove(key));
       }
       writes.push(...this.expiredFailures(now));
       await Promise.all(writes);
