@@ -105,3 +105,32 @@ it('leaves no trim running after close while more entries are past the age than 
     await data.close();
   }
 });
+
+it("an erasure an earlier release wrote (no record of its time) is found in the home's entries, once: its users read from it on (review diff7)", async () => {
+  const tmp = await tempDataStore('commit');
+  cleanup = tmp.remove;
+  const base = Date.now() - 60_000;
+  const entry = (i: number, more: Partial<AuditEntry> = {}): AuditEntry => ({ id: `e-${String(i).padStart(4, '0')}`, at: base + i, actor: { kind: 'user', sub: 'alice' }, from: { node: 'n' }, action: 'command', homeId: 'h', outcome: 'ok', ...more });
+  const before = entry(1, { deviceId: 'front-door' });
+  const erased = entry(2, { action: 'home.erase', actor: { kind: 'admin' } });
+  const after = entry(3, { actor: { kind: 'user', sub: 'bob' } });
+  // as the release before wrote them: the trail and the home index, no erasure record
+  const db = tmp.data.db<AuditEntry>('audit');
+  const byHome = tmp.data.db<1>('audit-home');
+  for (const e of [before, erased, after]) {
+    void db.put([e.at, e.id], e);
+    void byHome.put([e.homeId!, e.at, e.id], 1);
+  }
+  void byHome.put(['never-erased', base, 'x'], 1);
+  await tmp.data.flushed();
+  const log = new LmdbAuditLog(tmp.data, { maxAgeMs: 86_400_000, maxEntries: 1_000 });
+  expect((await log.list({ limit: 10, homeId: 'h', afterErasure: true })).entries).toEqual([after]);
+  expect((await log.list({ limit: 10, homeId: 'h', afterErasure: true, until: base + 2 })).entries).toEqual([]);
+  expect((await log.list({ limit: 10, homeId: 'h' })).entries).toEqual([after, erased, before]);
+  // recorded: the home's index holds it, and a home never erased is recorded as such
+  await log.list({ limit: 10, homeId: 'never-erased', afterErasure: true });
+  await tmp.data.flushed();
+  expect([...byHome.getKeys({ start: ['h', 0], end: ['h', 1] })]).toEqual([['h', 0, String(erased.at)]]);
+  expect([...byHome.getKeys({ start: ['never-erased', 0], end: ['never-erased', 1] })]).toEqual([['never-erased', 0, '0']]);
+  await log.close();
+});

@@ -62,3 +62,22 @@ it('entries past the age leave Redis at the next write, all of them: an approxim
   await log.close();
   await closeRedis(client);
 });
+
+it("an erasure an earlier release wrote (no record of its time) is found in the home's entries, once: its users read from it on (review diff7)", async () => {
+  const client = await connectRedis(redis.url, { name: 'audit-redis', log: createLogger('silent') });
+  const keys = new RedisKeys(uniquePrefix());
+  const base = Date.now() - 60_000;
+  const entry = (i: number, more: Partial<AuditEntry> = {}): AuditEntry => ({ id: `e-${i}`, at: base + i, actor: { kind: 'user', sub: 'alice' }, from: { node: 'n' }, action: 'command', homeId: 'h', outcome: 'ok', ...more });
+  const log = new RedisAuditLog(client, { maxAgeMs: 86_400_000, maxEntries: 1_000 }, { keys });
+  const [before, erased, after] = [entry(1, { deviceId: 'front-door' }), entry(2, { action: 'home.erase', actor: { kind: 'admin' } }), entry(3, { actor: { kind: 'user', sub: 'bob' } })];
+  for (const e of [before, erased, after]) log.record(e);
+  await log.flushed();
+  // as the release before left it: no key of the erasure's time
+  await client.del(keys.home('h', 'audit-erased'));
+  expect((await log.list({ limit: 10, homeId: 'h', afterErasure: true })).entries).toEqual([after]);
+  expect(await client.get(keys.home('h', 'audit-erased'))).toBe(String(erased.at));
+  expect(await client.ttl(keys.home('h', 'audit-erased'))).toBe(-1);
+  expect((await log.list({ limit: 10, homeId: 'h' })).entries).toEqual([after, erased, before]);
+  await log.close();
+  await closeRedis(client);
+});

@@ -185,7 +185,8 @@ export class RedisAuditLog implements AuditLog {
     // a home's last erasure, kept as long as the entries before it (`afterErasure`)
     for (const e of batch) {
       const erased = erasureOf(e);
-      if (erased !== undefined) void this.client.set(this.keys.home(erased, 'audit-erased'), e.at, 'PX', this.retention.maxAgeMs).catch(() => {});
+      // no expiry: a retention raised later would bring the earlier household's entries back
+      if (erased !== undefined) void this.client.set(this.keys.home(erased, 'audit-erased'), e.at).catch((err: unknown) => this.options.log?.warn({ err, homeId: erased }, 'audit: a home\'s erasure time not recorded; found again from its entries when read'));
     }
     const done: Promise<void> = APPEND.run(this.client, keys, args).then(
       (sum) =>
@@ -218,8 +219,8 @@ export class RedisAuditLog implements AuditLog {
     // this node's entries still queued first: a caller reads its own last action on the node it used
     await this.flushed();
     const out: AuditEntry[] = [];
-    const erasedAt = q.afterErasure && q.homeId !== undefined ? await this.client.get(this.keys.home(q.homeId, 'audit-erased')) : null;
-    const since = Math.max(q.since ?? 0, Date.now() - this.retention.maxAgeMs, erasedAt === null ? 0 : Number(erasedAt) + 1);
+    const erasedAt = q.afterErasure && q.homeId !== undefined ? await this.erasedAt(q.homeId) : 0;
+    const since = Math.max(q.since ?? 0, Date.now() - this.retention.maxAgeMs, erasedAt > 0 ? erasedAt + 1 : 0);
     const query = { ...q, since };
     let start = q.cursor !== undefined && STREAM_ID.test(q.cursor) ? `(${q.cursor}` : q.until !== undefined ? `${q.until + SKEW_MS}` : '+';
     const end = `${Math.max(0, since - SKEW_MS)}`;
@@ -237,6 +238,33 @@ export class RedisAuditLog implements AuditLog {
       if (rows.length < CHUNK) return { entries: out, next: null };
       start = `(${rows[rows.length - 1]![0]}`;
     }
+  }
+
+  /**
+   * The home's last erasure, 0 for none. A home without the key (its erasures, if any, written by a
+   * release before 2026-12-06, or the key's write failed) is looked for in its index once, newest
+   * first, and the answer recorded.
+   */
+  private async erasedAt(homeId: string): Promise<number> {
+    const key = this.keys.home(homeId, 'audit-erased');
+    const known = await this.client.get(key);
+    if (known !== null) return Number(known);
+    let found = 0;
+    let start = '+';
+    for (;;) {
+      const rows = (await this.client.xrevrange(this.keys.home(homeId, 'audit'), start, '-', 'COUNT', CHUNK)) as Array<[string, string[]]>;
+      const entries = await this.resolve(rows.map(([id]) => id));
+      const erasure = entries.find((e) => e !== null && erasureOf(e) === homeId);
+      if (erasure) {
+        found = erasure.at;
+        break;
+      }
+      if (rows.length < CHUNK) break;
+      start = `(${rows[rows.length - 1]![0]}`;
+    }
+    // NX: an erasure recorded meanwhile stays
+    await this.client.set(key, found, 'NX');
+    return Number((await this.client.get(key)) ?? found);
   }
 
   /** The trail's entries of these ids, null for those trimmed since. */
