@@ -32,6 +32,8 @@ export interface RedisClientOptions {
   maxBackoffMs?: number;
   /** told of every call: a command alone, or a whole pipeline or MULTI (not each command in it) */
   observe?: CallObserver;
+  /** the connection serves BullMQ, which reads INFO: a user that may not, or a server without it, is refused at connect */
+  needsInfo?: boolean;
 }
 
 /**
@@ -93,13 +95,10 @@ export async function connectRedis(url: string, options: RedisClientOptions): Pr
   }
   // BullMQ reads INFO and, refused it, spins a core without a word (a user made `-@dangerous` held
   // the node unready and deaf to SIGTERM): a user without it is a configuration to fix, said at start
-  const refused = await client.info('server').then(
-    () => null,
-    (err: Error) => (/NOPERM/.test(err.message) ? err : null),
-  );
+  const refused = options.needsInfo ? await client.info('server').then(() => null, (err: Error) => (/NOPERM|unknown command/i.test(err.message) ? err : null)) : null;
   if (refused) {
     client.disconnect();
-    throw new ConfigError(`REDIS_URL: the Redis user may not run INFO, which BullMQ needs (${refused.message}); allow it: ACL SETUSER <user> +info`);
+    throw new ConfigError(`REDIS_URL: this Redis does not let its user run INFO, which the push queue (BullMQ) needs (${refused.message}); allow it (ACL SETUSER <user> +info), or do not rename INFO away`);
   }
   return client;
 }

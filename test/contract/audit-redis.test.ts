@@ -43,7 +43,7 @@ it('entries written before buckets do not count against the new ones: none of th
   await closeRedis(client);
 });
 
-it('entries past the age leave Redis at the next write, all of them: an approximate trim kept those sharing a stream node with newer ones (review erasure)', async () => {
+it('entries past the age are deleted from the stream at the next write, all of them: an approximate trim kept those sharing a stream node with newer ones (review erasure)', async () => {
   const client = await connectRedis(redis.url, { name: 'audit-redis', log: createLogger('silent') });
   const keys = new RedisKeys(uniquePrefix());
   const day = 86_400_000;

@@ -23,15 +23,19 @@ afterAll(async () => {
 describe('connectRedis and the Redis user', () => {
   const as = (user: string, pass: string) => redis.url.replace('redis://', `redis://${user}:${pass}@`);
 
-  it('refuses a user that may not run INFO (BullMQ needs it: it spun a core without it), naming the ACL to add', async () => {
-    const err = await connectRedis(as('nodanger', 'NoDanger-pass'), { name: 'test-acl', log: createLogger('silent') }).then(() => null, (e: unknown) => e);
+  it('refuses a user that may not run INFO for a connection of the push queue (BullMQ needs it: it spun a core without it), naming the ACL to add; other connections take it', async () => {
+    const err = await connectRedis(as('nodanger', 'NoDanger-pass'), { name: 'test-acl', log: createLogger('silent'), needsInfo: true }).then(() => null, (e: unknown) => e);
     expect(err).toBeInstanceOf(ConfigError);
-    expect((err as Error).message).toMatch(/^REDIS_URL: the Redis user may not run INFO.*ACL SETUSER <user> \+info$/);
+    expect((err as Error).message).toMatch(/^REDIS_URL: this Redis does not let its user run INFO, which the push queue \(BullMQ\) needs.*ACL SETUSER <user> \+info/);
     expect((err as Error).message).not.toMatch(/NoDanger-pass/);
+    // a CLI's connection (fleet reseal) runs no BullMQ
+    const plain = await connectRedis(as('nodanger', 'NoDanger-pass'), { name: 'test-acl', log: createLogger('silent') });
+    expect(await plain.ping()).toBe('PONG');
+    await closeRedis(plain);
   });
 
   it('connects a user without the other dangerous commands once it may run INFO', async () => {
-    const client = await connectRedis(as('withinfo', 'WithInfo-pass'), { name: 'test-acl', log: createLogger('silent') });
+    const client = await connectRedis(as('withinfo', 'WithInfo-pass'), { name: 'test-acl', log: createLogger('silent'), needsInfo: true });
     expect(await client.ping()).toBe('PONG');
     await closeRedis(client);
   });

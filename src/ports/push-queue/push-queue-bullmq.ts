@@ -237,10 +237,10 @@ export class BullMqPushQueue implements PushQueue {
    */
   static async connect(url: string, options: BullMqPushQueueOptions & { name: string; observe?: CallObserver }): Promise<BullMqPushQueue> {
     // the worker's connection blocks on purpose (waiting for jobs): only the queue's calls are timed
-    const queue = await connectRedis(url, { name: `${options.name}:queue`, log: options.log, observe: options.observe });
+    const queue = await connectRedis(url, { name: `${options.name}:queue`, log: options.log, observe: options.observe, needsInfo: true });
     let worker: Redis | undefined;
     try {
-      if (options.sender) worker = await connectRedis(url, { name: `${options.name}:worker`, log: options.log, offline: 'wait' });
+      if (options.sender) worker = await connectRedis(url, { name: `${options.name}:worker`, log: options.log, offline: 'wait', needsInfo: true });
       const push = new BullMqPushQueue({ queue, worker }, options);
       await push.ready();
       await push.markDelivering(options.logsOnly === true);
