@@ -1,4 +1,4 @@
-import { resolve } from 'node:path';
+import { basename, extname, resolve } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { toolSettings } from './config.js';
 
@@ -34,8 +34,11 @@ export function parseCommandLine<O extends Options>(options: O, usage: string): 
 /**
  * A path given on a command line, as its user meant it: `npm run` starts a script in the package's
  * directory, so a relative path is taken from where npm was started (`INIT_CWD`), not from there.
+ * Only when npm runs this very script (its command names `script`): an INIT_CWD inherited from
+ * another npm script (the CLI run with `node` inside it) is not this command line's (review diff7).
  * `-` (stdin or stdout) stays as it is.
  */
-export function commandLinePath(path: string, env: NodeJS.ProcessEnv = process.env): string {
-  return path === '-' ? path : resolve(env.INIT_CWD ?? process.cwd(), path);
+export function commandLinePath(path: string, env: NodeJS.ProcessEnv = process.env, script = basename(process.argv[1] ?? '', extname(process.argv[1] ?? ''))): string {
+  const viaNpm = env.INIT_CWD !== undefined && script !== '' && (env.npm_lifecycle_script ?? '').includes(script);
+  return path === '-' ? path : resolve(viaNpm ? env.INIT_CWD! : process.cwd(), path);
 }

@@ -1,7 +1,7 @@
 import { execFile, execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import type { Readable } from 'node:stream';
-import { existsSync, lstatSync, mkdtempSync, readFileSync, readdirSync, renameSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, lstatSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { promisify } from 'node:util';
@@ -450,9 +450,18 @@ describe('data backup (JSON lines)', () => {
 
     // run by npm from another directory (INIT_CWD): its relative FILE and --data-dir are taken from there, not the package's
     const started = dir();
-    const fromNpm = (...args: string[]) => run(process.execPath, [...scriptArgs('src/data-cli.ts'), ...args], { cwd: ROOT, env: { ...process.env, INIT_CWD: started } });
-    expect((await fromNpm('export', 'here.jsonl', '--data-dir', relative(started, from))).stdout).toMatch(/^exported 2 records/);
+    const fromNpm = (script: string, ...args: string[]) => run(process.execPath, [...scriptArgs('src/data-cli.ts'), ...args], { cwd: ROOT, env: { ...process.env, INIT_CWD: started, npm_lifecycle_script: script } });
+    expect((await fromNpm('node --import tsx src/data-cli.ts', 'export', 'here.jsonl', '--data-dir', relative(started, from))).stdout).toMatch(/^exported 2 records/);
     expect(readdirSync(started)).toEqual(['here.jsonl']);
+    // an INIT_CWD inherited from another npm script (the CLI run with node inside it) is not this command line's
+    const inherited = `inherited-${process.pid}.jsonl`;
+    try {
+      expect((await fromNpm('vitest run', 'export', inherited, '--data-dir', from)).stdout).toMatch(/^exported 2 records/);
+      expect(existsSync(join(ROOT, inherited))).toBe(true);
+      expect(readdirSync(started)).toEqual(['here.jsonl']);
+    } finally {
+      rmSync(join(ROOT, inherited), { force: true });
+    }
 
     // - is stdout and stdin: one streamed into the other (`export - | import -`), the `exported` line on stderr, out of the stream
     const piped = dir();
