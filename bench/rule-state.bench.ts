@@ -1,6 +1,6 @@
 /**
  * The state a rule's evaluation reads on the node's main thread: one device named on each of
- * `--hubs` hubs of `--devices` devices, read as until 2026-12-06 (`load`: each hub whole) and as
+ * `--hubs` hubs of `--devices` devices (each listed with its kind and model, then reported), read as until 2026-12-06 (`load`: each hub whole) and as
  * now (`loadDevices`: the named devices alone), in the memory store, LMDB and Redis (its own
  * redis-server). Reported: µs of wall time an evaluation's read takes (one at a time, so it is the
  * main thread's time plus, for Redis, the round trips), and the ratio of the two.
@@ -21,6 +21,8 @@ const reads = Number(args.reads);
 const log = createLogger('silent');
 
 async function fill(store: ShadowStore): Promise<void> {
+  // every real hub sends its device list (kinds and models) before it reports
+  for (let h = 0; h < hubs; h++) await store.writeDevices(`hub-${h}`, Array.from({ length: devices }, (_, d) => ({ d: `dev-${d}`, k: d % 2 === 0 ? 'switch' : 'sensor.temp', m: `model-${d % 7}` })), [], true);
   for (let h = 0; h < hubs; h++) {
     for (let d = 0; d < devices; d++) {
       store.writeReported(`hub-${h}`, `dev-${d}`, { ...emptyDevice(), reported: { on: d % 2 === 0, level: d, temp: 20.5, label: `device ${d}` }, reportedVersion: 1, reportedAt: Date.now() });
