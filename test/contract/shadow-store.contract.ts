@@ -79,6 +79,12 @@ export function shadowStoreContract(name: string, make: ShadowStoreFactory): voi
         expect(Object.getPrototypeOf(some)).toBe(Object.getPrototypeOf(whole));
         await store.flush();
         expect(await store.loadDevices(hub, ['other'])).toEqual({ other: (await store.load(hub)).other });
+        // a device list read before and changed since is read anew (a store that keeps what it decoded)
+        await store.writeDevices(hub, [{ d: 'lamp', k: 'dimmer' }, { d: 'listed', k: 'sensor' }], ['other'], false);
+        await store.flush();
+        expect((await store.loadDevices(hub, ['lamp'])).lamp).toEqual((await store.load(hub)).lamp);
+        expect((await store.loadDevices(hub, ['lamp'])).lamp?.kind).toBe('dimmer');
+        expect(await store.loadDevices(hub, ['other'])).toEqual({});
       });
     });
 
