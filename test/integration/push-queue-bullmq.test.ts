@@ -45,7 +45,7 @@ function fixture() {
   const log = createLogger('info', {}, { write: (s: string) => lines.push(JSON.parse(s) as Record<string, unknown>) });
   const delivered: PushDelivery[] = [];
   const failed: Array<{ delivery: PushDelivery; err: unknown }> = [];
-  const open = async (sender?: PushSender, attempts = 3, more: { logsOnly?: boolean; delivererTtlMs?: number; keepFailedMs?: number } = {}) => {
+  const open = async (sender?: PushSender, attempts = 3, more: { logsOnly?: boolean; delivererTtlMs?: number; keepFailedMs?: number; cleanEveryMs?: number } = {}) => {
     const queue = await BullMqPushQueue.connect(redis.url, { name: 'test-push', log, keys: new RedisKeys(prefix), attempts, ...more, ...(sender ? { sender, onFailed: (delivery, err) => failed.push({ delivery, err }) } : {}) });
     opened.push(queue);
     return queue;
@@ -129,6 +129,16 @@ describe('BullMqPushQueue', () => {
     expect(await queue.cleanKept()).toBe(1);
     expect(await raw.exists(fx.key(id), fx.key(done))).toBe(0);
     expect(await raw.zcard(fx.key('failed'))).toBe(0);
+  });
+
+  it('cleans on its own timer: a dead letter past its age leaves a queue nothing else moves', async ({ signal }) => {
+    const fx = fixture();
+    const queue = await fx.open(async () => {
+      throw new Error('receiver down');
+    }, 1, { keepFailedMs: 1_000, cleanEveryMs: 300 });
+    const { id } = await queue.enqueue(note());
+    await eventually(signal, 'the job failed', async () => ((await raw.zscore(fx.key('failed'), id)) !== null ? true : undefined));
+    await eventually(signal, 'the dead letter cleaned by the timer', async () => ((await raw.exists(fx.key(id))) === 0 ? true : undefined));
   });
 
   it('fails a job holding no valid notification at once, without the sender, logged once', async ({ signal }) => {

@@ -47,6 +47,8 @@ export interface BullMqPushQueueOptions extends PushQueueOptions {
   onFailed?: (delivery: PushDelivery, err: unknown) => void;
   /** @default 25 (ms): how often `drain` looks at the queue's counts */
   drainPollMs?: number;
+  /** @default CLEAN_EVERY_MS, the first after a random part of it (nodes started together clean apart) */
+  cleanEveryMs?: number;
 }
 
 /** The connections a queue runs on; `close()` quits them. */
@@ -64,8 +66,7 @@ const KEEP_COMPLETED = { age: 3_600, count: 1_000 };
 /** dead letters kept: `keepFailedMs` (a week by default), at most 10 000 */
 const KEEP_FAILED_COUNT = 10_000;
 /** BullMQ applies both only as another job finishes (a quiet queue kept them, words and all): a worker's node also cleans this often */
-const CLEAN_EVERY_MS = 300_000;
-const CLEAN_LIMIT = 1_000;
+const [CLEAN_EVERY_MS, CLEAN_LIMIT] = [300_000, 1_000];
 const JOB_NAME = 'push';
 
 /**
@@ -176,7 +177,10 @@ export class BullMqPushQueue implements PushQueue {
       },
     );
     worker.redis = connections.worker;
-    this.cleaner = setInterval(() => void this.cleanKept().catch((err: Error) => this.redisError('queue', err)), CLEAN_EVERY_MS).unref();
+    const every = options.cleanEveryMs ?? CLEAN_EVERY_MS;
+    const again = () => void (this.closed || (this.cleaner = setTimeout(clean, every).unref()));
+    const clean = () => void this.cleanKept().catch((err: Error) => this.redisError('queue', err)).finally(again);
+    this.cleaner = setTimeout(clean, Math.random() * every).unref();
     worker.on('error', (err: Error) => this.redisError('worker', err));
     worker.on('stalled', (jobId: string) => this.log.warn({ pushId: jobId }, 'push notification stalled (its worker stopped mid-delivery): queued again'));
     // after every failed attempt; only one that moved the job to failed is the notification's failure
@@ -272,9 +276,8 @@ export class BullMqPushQueue implements PushQueue {
 
   /** Removes delivered jobs past an hour and dead letters past `keepFailedMs`; answers how many. */
   async cleanKept(): Promise<number> {
-    const done = await this.queue.clean(KEEP_COMPLETED.age * 1000, CLEAN_LIMIT, 'completed');
-    const failed = await this.queue.clean(this.jobOptions.keepFailed.age * 1000, CLEAN_LIMIT, 'failed');
-    return done.length + failed.length;
+    const done = (await this.queue.clean(KEEP_COMPLETED.age * 1000, CLEAN_LIMIT, 'completed')).length;
+    return done + (await this.queue.clean(this.jobOptions.keepFailed.age * 1000, CLEAN_LIMIT, 'failed')).length;
   }
 
   async enqueue(notification: PushNotification): Promise<EnqueueResult> {
@@ -369,7 +372,7 @@ export class BullMqPushQueue implements PushQueue {
     this.closed = true;
     this.mark?.close();
     if (this.giveWay) clearInterval(this.giveWay);
-    clearInterval(this.cleaner);
+    clearTimeout(this.cleaner);
     const closing = (async () => {
       // stops taking jobs at once; resolves once the jobs it holds are recorded
       await this.worker?.close().catch((err: unknown) => this.log.warn({ err }, 'push worker close failed'));
