@@ -81,12 +81,31 @@ export function zoneClock(timeZone: string): ZoneClock {
 const MAX_WALK = 50_000;
 
 /** One cron pattern (5 fields, or 6 with seconds) in one zone. */
+/**
+ * croner gives every job a table of 10,000 years (80 KB): one paused job per pattern, shared by the
+ * rules that use it (a node held one per cron rule of the fleet: 80 MB a thousand rules, review
+ * herd). Paused and asked with a date, a job keeps no state between calls. The newest SHARED_CRONS
+ * patterns are kept here; a rule holds its own as long as it is scheduled.
+ */
+const SHARED_CRONS = 1_024;
+const crons = new Map<string, Cron>();
+
+function sharedCron(pattern: string): Cron {
+  let cron = crons.get(pattern);
+  if (cron === undefined) {
+    cron = new Cron(pattern, { paused: true, timezone: 'UTC' });
+    if (crons.size >= SHARED_CRONS) crons.delete(crons.keys().next().value!);
+    crons.set(pattern, cron);
+  }
+  return cron;
+}
+
 export class LocalCron {
   private readonly cron: Cron;
 
   /** Throws for a pattern croner refuses; `clock` may be shared by the patterns of one zone. */
   constructor(pattern: string, readonly clock: ZoneClock) {
-    this.cron = new Cron(pattern, { paused: true, timezone: 'UTC' });
+    this.cron = sharedCron(pattern);
   }
 
   /** The first firing strictly after instant `after`, or null when the pattern never fires again. */
