@@ -1,7 +1,7 @@
 import { resolve } from 'node:path';
 import { ConfigError, isClusterMode, type Config, type LoadedConfig } from './config/config.js';
 import { closeOnSignals, loadConfigOrExit, runMain } from './config/process.js';
-import { createLogger, type Logger } from './log/logger.js';
+import { createLogger, endLog, type Logger } from './log/logger.js';
 import { startOrExit } from './compose/until-reachable.js';
 import { adoptSavedSecrets, saveSecrets, secretsFilePath, type SavedSecrets } from './config/saved-secrets.js';
 import { startServer } from './compose/server.js';
@@ -42,7 +42,10 @@ async function main(): Promise<void> {
       process.stderr.write(`uWebSockets.js error: ${err.message}\n`);
       process.exit(1);
     }
-    throw err;
+    // anything else (Redis lost in a step of the start after the wait for it): one JSON line, not a
+    // bare stack on stderr, so the pod's log says why it restarts
+    log.fatal({ err }, 'start failed; the process exits (a supervisor starts it again)');
+    return endLog(log).then(() => process.exit(1));
   });
   if (stopped) {
     // the signal came after the wait, while the rest started: drain what did start

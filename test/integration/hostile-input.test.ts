@@ -390,11 +390,16 @@ describe('hostile input against a real node (embedded default)', () => {
         env: { ...process.env, HOST: '127.0.0.1', PORT: String(server.port), ADMIN_PORT: '0', ADMIN_TOKEN: server.adminToken, JWT_SECRET: server.jwtSecret, DATA_DIR: freshDataDir() },
         stdio: ['ignore', 'pipe', 'pipe'],
       });
+      let stdout = '';
       let stderr = '';
+      second.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
       second.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
       const code = await new Promise<number | null>((resolve) => second.once('exit', resolve));
       expect(code).toBe(1);
-      expect(stderr).toMatch(new RegExp(`cannot listen on 127\\.0\\.0\\.1:${server.port}: the port is in use`));
+      // one fatal JSON line (until 2026-12-06 a bare stack on stderr)
+      const fatal = stdout.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { level: number; msg: string; err?: { message: string } }).find((l) => l.level === 60);
+      expect(fatal).toMatchObject({ msg: 'start failed; the process exits (a supervisor starts it again)', err: { message: expect.stringMatching(new RegExp(`cannot listen on 127\\.0\\.0\\.1:${server.port}: the port is in use`)) } });
+      expect(stderr).toBe('');
       await alive();
     });
   });
