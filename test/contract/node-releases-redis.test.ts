@@ -60,4 +60,18 @@ describe('RedisNodeReleases', () => {
     await new Promise((r) => setTimeout(r, 1_100));
     expect(await reader.live()).toEqual([]);
   });
+
+  it('a node that writes also forgets, now and then, the entries of nodes gone for a day (no diagnose needed)', async () => {
+    const keys = new RedisKeys(uniquePrefix());
+    const [s] = await client.time();
+    await client.hset(keys.single('releases'), 'gone', `${Number(s) * 1000 - 2 * 86_400_000} r-old`);
+    const writer = new RedisNodeReleases(client, { keys, nodeId: 'node-w', release: 'r', ttlMs: 300, forgetEveryWrites: 2 });
+    writer.start();
+    try {
+      await new Promise((r) => setTimeout(r, 600));
+      expect(await client.hkeys(keys.single('releases'))).toEqual(['node-w']);
+    } finally {
+      writer.stop();
+    }
+  });
 });

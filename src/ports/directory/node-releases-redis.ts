@@ -16,6 +16,8 @@ return redis.call('ZRANGEBYSCORE', KEYS[1], now - tonumber(ARGV[1]), '+inf')`);
 
 /** An entry not refreshed for a day belongs to a node long gone: removed when read. */
 const FORGET_AFTER_MS = 86_400_000;
+/** writes between two reads that forget them: about an hour at the default ttl (one write every 5 s) */
+const FORGET_EVERY_WRITES = 720;
 
 /**
  * Which release each live node runs, for a rolling update's diagnosis: a node writes its release
@@ -32,15 +34,17 @@ export class RedisNodeReleases {
 
   constructor(
     private readonly client: Redis,
-    private readonly options: { keys: RedisKeys; nodeId: string; release: string; ttlMs: number },
+    private readonly options: { keys: RedisKeys; nodeId: string; release: string; ttlMs: number; forgetEveryWrites?: number },
   ) {
     this.#releasesKey = options.keys.single('releases');
     this.#nodesKey = options.keys.single('nodes');
   }
 
-  /** Writes this node's entry now and every ttl/3 (a failed write waits for the next). */
+  /** Writes this node's entry now and every ttl/3 (a failed write waits for the next), and forgets long-gone nodes' about hourly. */
   start(): void {
-    const write = () => void this.advertise().catch(() => {});
+    let writes = 0;
+    // pod names as node ids: every rollout brings new ones, and only a read forgets the old
+    const write = () => void this.advertise().then(() => (++writes % (this.options.forgetEveryWrites ?? FORGET_EVERY_WRITES) === 0 ? this.live() : undefined)).catch(() => {});
     write();
     this.#timer = setInterval(write, Math.max(1, Math.floor(this.options.ttlMs / 3)));
     this.#timer.unref();
