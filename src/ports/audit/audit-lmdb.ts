@@ -103,7 +103,7 @@ export class LmdbAuditLog implements AuditLog {
     this.write();
     await this.data.flushed();
     const oldest = this.now() - this.retention.maxAgeMs;
-    const erasedAt = q.afterErasure && q.homeId !== undefined ? this.erasedAt(q.homeId) : 0;
+    const erasedAt = q.afterErasure && q.homeId !== undefined ? await this.erasedAt(q.homeId) : 0;
     const since = Math.max(q.since ?? 0, oldest, erasedAt > 0 ? erasedAt + 1 : 0);
     const from = decodeCursor(q.cursor);
     const out: AuditEntry[] = [];
@@ -153,17 +153,20 @@ export class LmdbAuditLog implements AuditLog {
    * The home's last erasure, 0 for none. A home without the record (its erasures, if any, written
    * by a release before 2026-12-06) is looked for in its entries once, and the answer recorded.
    */
-  private erasedAt(homeId: string): number {
+  private async erasedAt(homeId: string): Promise<number> {
     let at: number | undefined;
     for (const key of this.byHome.getKeys({ start: [homeId, 0], end: [homeId, 1] })) at = Math.max(at ?? 0, Number(key[2]));
     if (at !== undefined) return at;
     at = 0;
+    let read = 0;
     for (const key of this.byHome.getKeys({ start: [homeId, END], end: [homeId, 1], reverse: true })) {
       const entry = this.db.get([key[1], key[2]]);
       if (entry !== undefined && erasureOf(entry) === homeId) {
         at = entry.at;
         break;
       }
+      // a home of many entries is read once, in slices: the node serves hubs between them
+      if (++read % 2_000 === 0) await new Promise((r) => setImmediate(r));
     }
     void this.byHome.put([homeId, 0, String(at)], 1).catch(this.failedTrim);
     return at;
