@@ -177,7 +177,8 @@ export class CronScheduler {
     const local = this.now();
     if (this.dirty || local - this.lastReload >= this.reloadMs) await this.reload(local);
     const now = await this.clusterNow(local);
-    const entries = [...this.entries.values()];
+    // only the rules with an instant due: a tick of a quiet minute walks no rule's instants
+    const entries = [...this.entries.values()].filter((e) => e.next !== null && e.next <= now);
     let next = 0;
     const work = async () => {
       while (next < entries.length && !this.stopping) {

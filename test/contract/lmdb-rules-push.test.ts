@@ -278,25 +278,26 @@ describe('LmdbPushQueue across a restart', () => {
     let now = 20_000_000;
     const data = start();
     const failing = deliveries(true);
-    let queue = await LmdbPushQueue.open(data, { ...base, attempts: 1, maxFailed: 3, keepFailedMs: 3_600_000, now: () => now, sender: failing.sender });
-    const ids: string[] = [];
-    for (let i = 0; i < 5; i++) {
-      ids.push((await queue.enqueue(note(`first-${i}`))).id);
-      await queue.drain();
-      now += 1;
-    }
+    const open = () => LmdbPushQueue.open(data, { ...base, attempts: 1, maxFailed: 3, keepFailedMs: 3_600_000, now: () => now, sender: failing.sender });
+    /** `n` notifications queued one after another, each failing its one attempt: their ids */
+    const fail = async (queue: LmdbPushQueue, prefix: string, n: number) => {
+      const ids: string[] = [];
+      for (let i = 0; i < n; i++) {
+        ids.push((await queue.enqueue(note(`${prefix}-${i}`))).id);
+        await queue.drain();
+        now += 1;
+      }
+      return ids;
+    };
+    let queue = await open();
+    const ids = await fail(queue, 'first', 5);
     expect(queue.failedJobs().map((f) => f.id)).toEqual(ids.slice(2));
     await queue.close();
     // the three age out while the node is stopped; then three new failures are all kept
     now += 3_600_001;
-    queue = await LmdbPushQueue.open(data, { ...base, attempts: 1, maxFailed: 3, keepFailedMs: 3_600_000, now: () => now, sender: failing.sender });
+    queue = await open();
     expect(queue.failedJobs()).toEqual([]);
-    const later: string[] = [];
-    for (let i = 0; i < 3; i++) {
-      later.push((await queue.enqueue(note(`later-${i}`))).id);
-      await queue.drain();
-      now += 1;
-    }
+    const later = await fail(queue, 'later', 3);
     expect(queue.failedJobs().map((f) => f.id)).toEqual(later);
     expect((await queue.stats()).failed).toBe(8);
     await queue.close();

@@ -62,6 +62,10 @@ export interface AuditRetention {
  *   fewer than `limit`, even none, and still give a `next`; the end is `next: null`. Following
  *   `next` never repeats an entry nor skips one present when the first page was read, except
  *   those trimmed meanwhile. A cursor from another store or a damaged one answers the first page.
+ * - `afterErasure` (with `homeId`): only entries after the home's last successful `home.erase`,
+ *   whatever `since`, `until` or `cursor` say. The store keeps each home's erasure time as long as
+ *   it runs (past the trail's age: a retention raised later must not bring entries back); a home
+ *   erased before the store kept it (an earlier release) is looked for in its entries.
  * - Retention: none older than `maxAgeMs` is listed; about `maxEntries` are kept. Past the count
  *   the oldest entry of the largest bucket (a home and an actor: `bucketOf`) is removed first, so
  *   one home's or one caller's flood evicts its own entries before any of a quieter bucket's.

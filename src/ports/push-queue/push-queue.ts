@@ -80,7 +80,9 @@ export interface PushQueueStats {
  *   `attempts` times; after a failed attempt n it waits `min(backoffMs × 2^(n-1), maxBackoffMs)`
  *   before attempt n+1 (exponential backoff), or longer where the sender's error asks for it
  *   (`retryAfterMs`, at most 10 minutes). After the last failed attempt it is kept as failed
- *   (dead letter) and counted; nothing is dropped silently. A sender that succeeds but whose
+ *   (dead letter) and counted; nothing is dropped silently. A dead letter is kept `keepFailedMs`
+ *   (a durable queue removes it then by a timer too, the queue quiet or not; the newest 10,000 at
+ *   most), the memory queue keeps none. A sender that succeeds but whose
  *   answer is lost, or whose process dies before the queue recorded the success, may see the
  *   same id again: senders de-duplicate by `id` when they must.
  * - No order is promised between notifications; at most `concurrency` are with the sender at once.
