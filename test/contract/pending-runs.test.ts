@@ -136,8 +136,10 @@ describe('RedisPendingRuns across nodes', () => {
     const a = await redisRuns(keys, 'node-a', TTL);
     const b = await redisRuns(keys, 'node-b', TTL);
     try {
-      await a.save(entry('r1'));
+      // measured from before the save, so it can only overstate the claim's life (read after
+      // the await, a reply read late under load understated it: CI saw 249 ms of 300)
       const saved = Date.now();
+      await a.save(entry('r1'));
       // node-a dies: no close, its connection gone, so no renewal either
       (a as unknown as { client: { disconnect(): void } }).client.disconnect();
       let taken: PendingRun[] = [];
