@@ -1,4 +1,4 @@
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { APP_NODE_OPS, APP_REQUEST_OPS } from '../../proto/app.js';
 import { CloseCode } from '../../proto/errors.js';
 import { FrameType } from '../../proto/frames.js';
@@ -12,6 +12,7 @@ import type { HttpMetrics, HttpObserver } from '../transport/http.js';
 import type { AdmissionRefusals } from '../transport/upgrade-limits.js';
 import { registerMemoryMetrics, type MemorySources } from './memory-metrics.js';
 import { registerDiskMetrics, type DataDisk } from './disk-metrics.js';
+import { registerNodeDefaults } from './default-metrics.js';
 import { Tally, type TallyConfig } from './tally.js';
 
 const FRAME_NAMES: Record<number, string> = Object.fromEntries(Object.entries(FrameType).map(([name, code]) => [code, name]));
@@ -201,11 +202,7 @@ export class NodeMetrics implements HubSessionMetrics, HubGatewayMetrics, AppGat
     new Gauge({ name: 'tier_draining', help: '1 once this node is draining (stopping), else 0', registers, collect() { this.set(self.sources.draining?.() ? 1 : 0); } });
     new Gauge({ name: 'tier_drain_sessions_remaining', help: 'Hub sessions still open on a draining node (0 when not draining)', registers, collect() { this.set(self.sources.draining?.() ? sessions() : 0); } });
     this.pushSeries();
-    // the loop-lag sampler is a native timer: at prom-client's default 10 ms it woke an idle node
-    // 100 times a second, which summed over the dozens of nodes of one machine took a tenth of a core
-    collectDefaultMetrics({ register: this.registry, eventLoopMonitoringPrecision: 100 });
-    // gauges named like counters (promtool refuses them); the per-type gauges without `_total` stay
-    for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) this.registry.removeSingleMetric(name);
+    registerNodeDefaults(this.registry);
   }
 
   /**
