@@ -5,6 +5,7 @@ import { natsConnectTarget } from '../../config/backend-urls.js';
 import { TierError } from '../../errors.js';
 import type { Logger } from '../../log/logger.js';
 import { subscriptions, type Subscribe } from './nats-subscriptions.js';
+import { untrustedCertificate } from '../tls-failure.js';
 import {
   BusUnavailableError,
   NoRespondersError,
@@ -365,5 +366,9 @@ class NatsMessage implements BusMessage {
 
 /** Why a first connection failed; a refused login says where the credentials come from. */
 function connectFailure(err: Error): string {
-  return /authori[sz]ation violation|authentication/i.test(err.message) ? `${err.message} (check the credentials in NATS_URL, or NATS_CREDS_FILE)` : err.message;
+  if (/authori[sz]ation violation|authentication/i.test(err.message)) return `${err.message} (check the credentials in NATS_URL, or NATS_CREDS_FILE)`;
+  if (untrustedCertificate(err)) return `${err.message} (the server's certificate is not trusted: give its CA in NATS_TLS_CA_FILE, and name in NATS_URL a host the certificate names)`;
+  // the client's own words for a tls:// URL to a server without TLS
+  if (/does not support 'tls'/.test(err.message)) return `${err.message} (NATS_URL names tls://: this server has no TLS; use nats:// if that is meant)`;
+  return err.message;
 }

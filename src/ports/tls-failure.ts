@@ -1,0 +1,36 @@
+/**
+ * Hints for a backend connection that failed at TLS, named in the error a node exits with: the bare
+ * symptom (`self-signed certificate`, `read ECONNRESET`, `connect ETIMEDOUT`) sent an SRE looking at
+ * the network when the URL's scheme or the trusted CAs were what to change (review "cloud", F5).
+ */
+
+/** Node's codes for a server certificate this process does not trust, or that names another host. */
+const UNTRUSTED = new Set([
+  'DEPTH_ZERO_SELF_SIGNED_CERT', 'SELF_SIGNED_CERT_IN_CHAIN', 'UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY', 'CERT_HAS_EXPIRED', 'CERT_NOT_YET_VALID', 'CERT_UNTRUSTED', 'ERR_TLS_CERT_ALTNAME_INVALID',
+]);
+
+const codeOf = (err: Error): string | undefined => {
+  const code = (err as { code?: unknown }).code;
+  return typeof code === 'string' ? code : undefined;
+};
+
+/** True when the server's certificate was refused: not trusted, expired, or not naming the host connected to. */
+export function untrustedCertificate(err: Error): boolean {
+  return UNTRUSTED.has(codeOf(err) ?? '');
+}
+
+/**
+ * What to check for a Redis connection that failed, or '' when the failure says nothing of TLS:
+ * a TLS-only server resets a plain connection, and a plain server never answers a TLS handshake.
+ */
+export function redisTlsHint(err: Error, url: string): string {
+  const tls = url.startsWith('rediss:');
+  if (untrustedCertificate(err)) {
+    return " (the server's certificate is not trusted: give its CA in NODE_EXTRA_CA_CERTS, and name in REDIS_URL a host the certificate names)";
+  }
+  const code = codeOf(err);
+  if (!tls && (code === 'ECONNRESET' || code === 'EPIPE')) return ' (a Redis that requires TLS resets a plain connection: if it does, use rediss://)';
+  if (tls && code === 'ETIMEDOUT') return ' (a Redis without TLS never answers the TLS handshake: if it has none, use redis://; else check the host and port)';
+  return '';
+}
