@@ -4,6 +4,7 @@ import { isIP } from 'node:net';
 import { parseSecretKey } from '../auth/secret-box.js';
 import { natsConnectTarget, redactUrl } from './backend-urls.js';
 import { codeRelease } from './release.js';
+import { closestName } from './closest-name.js';
 
 /**
  * The one typed configuration, layered defaults → JSON file (`CONFIG_FILE`) → environment.
@@ -545,11 +546,15 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): LoadedConfig {
   const warnings: string[] = [];
   const file = readConfigFile(env.CONFIG_FILE);
   for (const key of Object.keys(file)) {
-    if (!Object.hasOwn(FIELDS, key)) warnings.push(`CONFIG_FILE: unknown key "${key}" ignored (known: ${Object.keys(FIELDS).join(', ')})`);
+    if (Object.hasOwn(FIELDS, key)) continue;
+    const meant = closestName(key, Object.keys(FIELDS));
+    warnings.push(`CONFIG_FILE: unknown key "${key}" ignored (${meant ? `did you mean "${meant}"?` : `known: ${Object.keys(FIELDS).join(', ')}`})`);
   }
   const known = new Set(Object.values(FIELDS).map((f) => f.env));
   for (const name of Object.keys(env)) {
-    if (name.startsWith(ENV_PREFIX) && !known.has(name)) warnings.push(`environment: unknown variable ${name} ignored`);
+    if (!name.startsWith(ENV_PREFIX) || known.has(name)) continue;
+    const meant = closestName(name, known);
+    warnings.push(`environment: unknown variable ${name} ignored${meant ? ` (did you mean ${meant}?)` : ''}`);
   }
 
   const out: Record<string, unknown> = {};

@@ -1,0 +1,41 @@
+/** Settings the node does not know: ignored with a warning that names what was likely meant. */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { loadConfig } from '../../src/config/config.js';
+import { closestName } from '../../src/config/closest-name.js';
+
+describe('unknown settings', () => {
+  it('an unknown TIER_ variable is ignored, with the setting it is closest to', () => {
+    const { warnings, config } = loadConfig({ TIER_HEARTBEAT: '1000', TIER_HEARTBEAT_MSS: '2000', TIER_HEATRBEAT_MS: '3000', TIER_SOMETHING_ELSE_ENTIRELY: '1' });
+    expect(config.heartbeatMs).toBe(30_000);
+    expect(warnings).toContain('environment: unknown variable TIER_HEARTBEAT ignored (did you mean TIER_HEARTBEAT_MS?)');
+    expect(warnings).toContain('environment: unknown variable TIER_HEARTBEAT_MSS ignored (did you mean TIER_HEARTBEAT_MS?)');
+    expect(warnings).toContain('environment: unknown variable TIER_HEATRBEAT_MS ignored (did you mean TIER_HEARTBEAT_MS?)');
+    // nothing close: named alone
+    expect(warnings).toContain('environment: unknown variable TIER_SOMETHING_ELSE_ENTIRELY ignored');
+  });
+
+  it("an unknown CONFIG_FILE key names the closest key, or every key when none is close", () => {
+    const dir = mkdtempSync(join(tmpdir(), 'config-unknown-'));
+    try {
+      const file = join(dir, 'config.json');
+      writeFileSync(file, JSON.stringify({ heartbeatMS: 1000, zzz: 1 }));
+      const { warnings } = loadConfig({ CONFIG_FILE: file });
+      expect(warnings).toContain('CONFIG_FILE: unknown key "heartbeatMS" ignored (did you mean "heartbeatMs"?)');
+      expect(warnings.find((w) => w.includes('"zzz"'))).toMatch(/\(known: .*heartbeatMs/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('closestName: a left-off or added suffix, a typo within a quarter of the name; nothing farther', () => {
+    const known = ['TIER_HEARTBEAT_MS', 'TIER_IDLE_MS', 'TIER_MAX_HUB_SESSIONS'];
+    expect(closestName('TIER_IDLE', known)).toBe('TIER_IDLE_MS');
+    expect(closestName('TIER_MAX_HUB_SESSION', known)).toBe('TIER_MAX_HUB_SESSIONS');
+    expect(closestName('TIER_MAX_HBU_SESSIONS', known)).toBe('TIER_MAX_HUB_SESSIONS');
+    expect(closestName('TIER_PUSH_URL', known)).toBeUndefined();
+    expect(closestName('TIER_', known)).toBeUndefined();
+  });
+});
