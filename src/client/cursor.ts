@@ -9,6 +9,8 @@ const MAX_UNPLACED = 64;
  * the seam, among the first events with a position after the history is back.
  */
 const UNPLACED_FOR = 1_000;
+/** Epochs left behind that are remembered (their late events dropped without asking). */
+const LEFT_EPOCHS = 4;
 
 /**
  * Where an app is in one home's history: the position of the last event delivered, and the events
@@ -34,9 +36,17 @@ export class HomeCursor {
    */
   readonly skipped = new WeakSet<AppEventMessage>();
 
-  /** True while events are held: something between pos and them is missing. */
+  /**
+   * Epochs this cursor left at a reload, newest first: their late events are dropped quietly. An
+   * event of an epoch it never saw means a reload it did not get (one it could not read: a newer
+   * server's reason): that opens a gap, so it asks where it stands instead of dropping all silently.
+   */
+  private left: string[] = [];
+  private unknownEpoch = false;
+
+  /** True while events are held, or one came of an epoch never announced: something is missing. */
   get gapOpen(): boolean {
-    return this.held.length > 0;
+    return this.held.length > 0 || this.unknownEpoch;
   }
 
   /**
@@ -57,7 +67,10 @@ export class HomeCursor {
       this.pos = at;
       return [this.checkFresh(evt), ...this.release()];
     }
-    if (at.epoch !== this.pos.epoch) return [];
+    if (at.epoch !== this.pos.epoch) {
+      if (!this.left.includes(at.epoch)) this.unknownEpoch = true;
+      return [];
+    }
     if (at.offset <= this.pos.offset) return [];
     if (at.offset === this.pos.offset + 1) {
       this.pos = at;
@@ -72,7 +85,9 @@ export class HomeCursor {
    * events up to it are dropped, those right after it released.
    */
   jump(pos: Position | null): AppEventMessage[] {
+    if (this.pos !== null && pos !== null && pos.epoch !== this.pos.epoch) this.left = [this.pos.epoch, ...this.left.filter((e) => e !== pos.epoch)].slice(0, LEFT_EPOCHS);
     this.pos = pos;
+    this.unknownEpoch = false;
     if (pos === null || this.held.some((e) => e.pos!.epoch !== pos.epoch)) this.held = [];
     return this.release();
   }
@@ -90,6 +105,7 @@ export class HomeCursor {
   /** Forgets held events (the socket dropped: resubscribing from pos brings them again). */
   clearHeld(): void {
     this.held = [];
+    this.unknownEpoch = false;
   }
 
   private hold(evt: AppEventMessage): void {

@@ -45,8 +45,10 @@ export function parseIncoming(text: string): Incoming | null {
       return { type: 'event', event: m as unknown as AppEventMessage };
     }
     case 'reload':
-      if (typeof m.home !== 'string' || !isFailure(m.reason) || !isPosition(m.pos)) return null;
-      return { type: 'reload', reload: { op: 'reload', home: m.home, reason: m.reason, pos: m.pos } };
+      // a reason this client does not know (a newer server's) is still a reload: dropped, the app
+      // missed it and every event of the new epoch after it (review "compat")
+      if (typeof m.home !== 'string' || !isPosition(m.pos)) return null;
+      return { type: 'reload', reload: { op: 'reload', home: m.home, reason: isFailure(m.reason) ? m.reason : 'unavailable', pos: m.pos } };
     case 'end':
       // the same fields as an `err`, with the home in place of the request's id
       if (typeof m.home !== 'string' || !isErrReply({ ...m, op: 'err' })) return null;

@@ -116,6 +116,48 @@ describe('client positions and recovery (fake server)', () => {
     expect(l.events.items.map((e) => e.pos)).toEqual([{ epoch: 'e2', offset: 1 }]);
   });
 
+  it("takes a reload of a reason it does not know (a newer server's) as a reload, and goes on in the new epoch", async () => {
+    const l = listen(client());
+    const conn = await fx.server.connection(1);
+    await answerSub(conn, { pos: { epoch: 'e1', offset: 3 } });
+    conn.send({ op: 'reload', home: 'h1', reason: 'compacted', pos: { epoch: 'e2', offset: 100 } });
+    conn.evt('h1', 101, {}, 'e2');
+    await l.reached(101);
+    expect(l.reloads.items).toEqual([{ reason: 'unavailable', pos: { epoch: 'e2', offset: 100 } }]);
+  });
+
+  it('asks where it stands when events come of an epoch no reload announced, and drops late ones of an epoch it left quietly', async () => {
+    const c = client();
+    const l = listen(c);
+    const conn = await fx.server.connection(1);
+    await answerSub(conn, { pos: { epoch: 'e1', offset: 3 } });
+    // a reload it could not read (lost, or garbled): only the new epoch's events arrive
+    conn.evt('h1', 8, {}, 'e2');
+    const resub = await answerSub(conn, { pos: { epoch: 'e2', offset: 8 }, recovered: false, reason: 'epoch_changed' }, 1);
+    expect(resub.since).toEqual({ epoch: 'e1', offset: 3 });
+    expect(await l.reloads.next(() => true)).toEqual({ reason: 'epoch_changed', pos: { epoch: 'e2', offset: 8 } });
+    // a late event of the epoch it left asks nothing; the next of e2 is delivered
+    conn.evt('h1', 4, {}, 'e1');
+    conn.evt('h1', 9, {}, 'e2');
+    await l.reached(9);
+    expect(l.offsets()).toEqual([9]);
+    // a barrier: a later request reaches the fake after any sub the late event might have sent
+    c.subscribe('h2', { onEvent: () => {} });
+    await conn.sub('h2');
+    expect(conn.received.filter((m: any) => m.op === 'sub' && m.home === 'h1')).toHaveLength(2);
+  });
+
+  it('resubscribes with since holding only epoch and offset, whatever else a position carried', async () => {
+    const l = listen(client());
+    const first = await fx.server.connection(1);
+    await answerSub(first, { pos: { epoch: 'e1', offset: 4 } });
+    first.evt('h1', 5, { pos: { epoch: 'e1', offset: 5, shard: 3 } });
+    await l.reached(5);
+    first.close(1001, 'going away');
+    const again = await answerSub(await fx.server.connection(2), { pos: { epoch: 'e1', offset: 5 }, recovered: true });
+    expect(again.since).toEqual({ epoch: 'e1', offset: 5 });
+  });
+
   it('delivers events without a position and does not move the position', async () => {
     const l = listen(client());
     const conn = await fx.server.connection(1);
