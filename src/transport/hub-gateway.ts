@@ -15,11 +15,10 @@ import { errorReply, send, type HttpReply } from './http.js';
 import type { HttpRequest, HttpResponse, TemplatedApp, WebSocket } from './uws.js';
 import type { BusyReason, UpgradeLimits } from './upgrade-limits.js';
 import { FrameInbox } from './frame-inbox.js';
+import { countBadFrame, MAX_BAD_FRAMES } from './bad-frames.js';
 import { AdmittingHubs } from './admitting-hubs.js';
 import type { WriteBatch } from './write-batch.js';
 
-/** Malformed frames tolerated per session before it is closed with `malformed`. */
-const MAX_BAD_FRAMES = 10;
 /**
  * Bytes of frames the inbox holds at most: past it, what it holds is handled at once (as every
  * frame was before the inbox). One turn may read up to 512 KB from each of 1,024 ready sockets.
@@ -50,8 +49,10 @@ export interface HubGatewayMetrics {
 class UwsHubLink implements HubLink {
   open = true;
   session: HubSession | null = null;
-  /** malformed frames so far (see MAX_BAD_FRAMES) */
+  /** malformed frames counted, less those forgiven (bad-frames.ts) */
   badFrames = 0;
+  /** when badFrames last changed, in whole seconds of this process (a small integer, kept unboxed) */
+  badAtS = 0;
   /** true once a frame of type hello was handed to the session: a bad frame is then not the first */
   helloSeen = false;
   /** frames of this socket in the gateway's inbox, not handled yet */
@@ -196,7 +197,7 @@ export function mountHubGateway(app: TemplatedApp, deps: HubGatewayDeps): void {
       // a first frame that is not a hello, or cannot be read as one, closes the socket (PROTOCOL.md
       // §2.2); a hello of another version is only refused, so the hub may try version 1
       else if (!link.helloSeen && session.state === 'connecting' && e.code !== 'unsupported_version') session.closeWith(CloseCode.protocolError, 'hello_required');
-      else if (++link.badFrames >= MAX_BAD_FRAMES) session.closeWith(CloseCode.malformed, 'malformed_frame');
+      else if (countBadFrame(link) >= MAX_BAD_FRAMES) session.closeWith(CloseCode.malformed, 'malformed_frame');
     }
   }
 
