@@ -175,8 +175,9 @@ export class HubFrameGen {
         return { klass: 'hello:boot', data: pack(new MpMap([['t', 1], ['v', 1], ['b', b]])), ...(isStr(b, 64) ? { welcome: true } : { welcome: false, error: 'invalid_field' as const }) };
       }
       case 'fw': {
-        const fw = this.hostileString();
-        return { klass: 'hello:fw', data: pack(new MpMap([['t', 1], ['v', 1], ['b', boot], ['fw', fw]])), ...(isStr(fw, 64) ? { welcome: true } : { welcome: false, error: 'invalid_field' as const }) };
+        // a bad fw is dropped, not refused (PROTOCOL.md §2.2), unless its bytes break a rule of §1
+        const data = pack(new MpMap([['t', 1], ['v', 1], ['b', boot], ['fw', this.hostileString()]]));
+        return { klass: 'hello:fw', data, ...(breaksWireRules(data) ? { welcome: false, error: 'invalid_field' as const } : { welcome: true }) };
       }
       case 'version': {
         const v = this.rng.pick([0, 2, 255, 2 ** 32] as const);
@@ -634,7 +635,8 @@ export class HubFrameGen {
         return frame;
       }
       case 'result.e': {
-        const valid = isStr(h, 64);
+        // an empty e reads as none (§5)
+        const valid = h === '' || isStr(h, 64);
         return { klass: `hostile:${where}`, tag, data: pack(new MpMap([['t', 8], ['id', this.unknownCommandId()], ['ok', false], ['e', h]])), expect: [valid ? { kind: 'none' } : { kind: 'error', code: 'invalid_field' }], validFrame: valid };
       }
       case 'result.r': {
@@ -721,9 +723,10 @@ export class HubFrameGen {
     const ts = this.rng.pick<unknown>([undefined, null, 0, 1, clock, 2 ** 53 - 1, new MpInt(clock, 'u64'), new MpFloat(clock, 64), -1, 1.5, 2 ** 53, 'x', [], new MpFloat(NaN, 64)]);
     const entries: Array<[unknown, unknown]> = [['t', 3]];
     if (ts !== undefined) entries.push(['ts', ts]);
-    const tsValue = ts instanceof MpInt ? Number(ts.value) : ts instanceof MpFloat ? ts.value : ts;
-    const valid = tsValue === null || tsValue === undefined || (typeof tsValue === 'number' && Number.isSafeInteger(tsValue) && tsValue >= 0);
-    return { klass: 'heartbeat', data: pack(new MpMap(entries)), expect: [valid ? { kind: 'heartbeat' } : { kind: 'error', code: 'invalid_field' }], validFrame: valid };
+    // a bad ts is dropped: the heartbeat is answered (PROTOCOL.md §4), unless its bytes break a rule of §1
+    const data = pack(new MpMap(entries));
+    const valid = !breaksWireRules(data);
+    return { klass: 'heartbeat', data, expect: [valid ? { kind: 'heartbeat' } : { kind: 'error', code: 'invalid_field' }], validFrame: valid };
   }
 
   /** Sequence numbers at their edges: duplicates, gaps, 0, beyond 2^53. */

@@ -198,6 +198,17 @@ function optional<T>(v: unknown, check: (v: unknown, field: string) => T, field:
   return v === undefined || v === null ? undefined : check(v, field);
 }
 
+/** A field the server only notes (hello's fw, a heartbeat's ts): a bad value is dropped. Refused, a long build string locked a hub out (1002; review "compat"). */
+function ignoredIfBad<T>(v: unknown, check: (v: unknown, field: string) => T, field: string): T | undefined {
+  try {
+    return optional(v, check, field);
+  } catch (err) {
+    if (err instanceof ProtocolError) return undefined;
+    throw err;
+  }
+}
+const emptyAsNone = (v: unknown): unknown => (v === '' ? undefined : v); // C firmware sends msg "" on success: none
+
 /**
  * Attribute maps hold scalars only: the shadow stays flat and cheap to merge and store. `limits`
  * false leaves the count and string lengths to the caller (the HTTP API answers them 422, §1).
@@ -325,10 +336,10 @@ export function validateHubFrame(value: unknown): HubToServerFrame {
     case FrameType.hello: {
       const v = uint(f.v, 'v');
       if (v !== PROTOCOL_VERSION) throw new ProtocolError('unsupported_version', `protocol version ${v} is not supported (speak ${PROTOCOL_VERSION})`, { field: 'v' });
-      return { t: 1, v, b: str(f.b, 'b', LIMITS.idLength), fw: optional(f.fw, (x, k) => str(x, k, LIMITS.idLength), 'fw') };
+      return { t: 1, v, b: str(f.b, 'b', LIMITS.idLength), fw: ignoredIfBad(f.fw, (x, k) => str(x, k, LIMITS.idLength), 'fw') };
     }
     case FrameType.heartbeat:
-      return { t: 3, ts: optional(f.ts, uint, 'ts') };
+      return { t: 3, ts: ignoredIfBad(f.ts, uint, 'ts') };
     case FrameType.report:
       return { t: 4, s: uint(f.s, 's'), r: deviceMap(f.r, 'r'), ts: optional(f.ts, uint, 'ts') };
     case FrameType.event:
@@ -348,8 +359,8 @@ export function validateHubFrame(value: unknown): HubToServerFrame {
         id: uint(f.id, 'id'),
         ok,
         r: resultValue(f.r),
-        e: optional(f.e, (x, k) => str(x, k, LIMITS.idLength), 'e'),
-        msg: optional(f.msg, str, 'msg'),
+        e: optional(emptyAsNone(f.e), (x, k) => str(x, k, LIMITS.idLength), 'e'),
+        msg: optional(emptyAsNone(f.msg), str, 'msg'),
       };
     }
     case FrameType.devices: {

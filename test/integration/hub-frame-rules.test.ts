@@ -97,6 +97,29 @@ describe('hub frames that break a rule of PROTOCOL.md §1 (a real node, embedded
     }
   });
 
+  it("a field the server only notes is dropped when bad, not refused: a long fw is welcomed, a fractional heartbeat ts answered, a result's empty msg succeeds (review compat)", async () => {
+    const secret = await provision('rules-lenient');
+    const hub = new HubClient({ url: server.wsUrl, hubId: 'rules-lenient', secret, fw: `2.4.1+build.${'f'.repeat(80)}` });
+    clients.push(hub);
+    await hub.connect();
+    const errors: ServerToHubFrame[] = [];
+    hub.on('frame', (f: ServerToHubFrame) => f.t === FrameType.error && errors.push(f));
+    const answered = hub.waitFor((f) => f.t === FrameType.heartbeat);
+    hub.sendFrame({ t: 3, ts: Date.now() + 0.5 });
+    await answered;
+    await hub.report({ lamp: { on: false } });
+    hub.onCommand(() => new Promise(() => {})); // answered below with a raw result
+    hub.on('frame', function answer(f: ServerToHubFrame) {
+      if (f.t !== FrameType.command) return;
+      hub.off('frame', answer);
+      hub.sendFrame({ t: 8, id: f.id, ok: true, r: { on: true }, msg: '' });
+    });
+    const res = await api(server.httpUrl, 'POST', '/v1/hubs/rules-lenient/devices/lamp/commands', server.adminToken, { set: { on: true }, timeoutMs: 60_000 });
+    expect(res.status).toBe(200);
+    expect(res.body.result).toEqual({ on: true });
+    expect(errors).toEqual([]);
+  });
+
   describe('a first frame that is not a valid hello: its error, bye hello_required, close 1002 (§2.2)', () => {
     async function firstFrame(hubId: string, send: (ws: WebSocket) => void): Promise<{ frames: ServerToHubFrame[]; code: number }> {
       const secret = secrets[hubId] ?? (await provision(hubId));

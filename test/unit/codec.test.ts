@@ -408,6 +408,22 @@ describe('encoding and optional fields', () => {
     expect(frame).not.toHaveProperty('future');
   });
 
+  it("drops a bad value of a field the server only notes (hello's fw, a heartbeat's ts) instead of refusing the frame", () => {
+    for (const fw of ['', 'v'.repeat(65), 7, { build: 1 }]) {
+      expect(decodeHubFrame(encodeValue({ t: 1, v: 1, b: 'boot-1', fw }))).toEqual({ t: 1, v: 1, b: 'boot-1', fw: undefined });
+    }
+    expect(decodeHubFrame(encodeValue({ t: 1, v: 1, b: 'boot-1', fw: '1.2.3' }))).toMatchObject({ fw: '1.2.3' });
+    for (const ts of [1.5, -1, 'now']) expect(decodeHubFrame(encodeValue({ t: 3, ts }))).toEqual({ t: 3, ts: undefined });
+    // the fields the server reads stay strict
+    expectProtocolError(() => decodeHubFrame(encodeValue({ t: 1, v: 1, b: '' })), 'invalid_field', 'b');
+    expectProtocolError(() => decodeHubFrame(encodeValue({ t: 4, s: 1, r: {}, ts: 1.5 })), 'invalid_field', 'ts');
+  });
+
+  it('reads an empty e or msg of a result as absent (C firmware sends msg "" on success)', () => {
+    expect(decodeHubFrame(encodeValue({ t: 8, id: 3, ok: true, msg: '', e: '' }))).toMatchObject({ ok: true, e: undefined, msg: undefined });
+    expect(decodeHubFrame(encodeValue({ t: 8, id: 3, ok: false, e: 'jammed', msg: '' }))).toMatchObject({ ok: false, e: 'jammed', msg: undefined });
+  });
+
   it('fills defaults the types require: devices.f false, welcome.dl and command.p empty maps', () => {
     expect(decodeHubFrame(encodeValue({ t: 9, s: 1, l: ['a'] }))).toMatchObject({ f: false, l: ['a'] });
     const welcome = decodeServerFrame(encodeValue({ t: 2, v: 1, ep: 1, hb: 1, idle: 2, max: 3, ts: 4, s: 0 }));
