@@ -35,6 +35,7 @@ import {
   type ValidateOptions,
 } from '../rules/validate.js';
 import { triggerDevices, triggerWarnings, type RuleWarning } from '../rules/trigger-warnings.js';
+import { putHomeSettings } from '../rules/zone-change.js';
 
 export interface RulesApiDeps extends RouteHost {
   auth: Authenticator;
@@ -239,8 +240,10 @@ export function mountRulesApi(app: TemplatedApp, deps: RulesApiDeps): void {
     return ok(200, { homeId, settings: await store.getSettings(homeId) });
   }, opts);
 
-  route(app, 'put', '/v1/homes/:homeId/settings', (call) => change(call, 'settings.set', async (homeId) => {
+  route(app, 'put', '/v1/homes/:homeId/settings', (call) => change(call, 'settings.set', async (homeId, what) => {
     const settings = validateSettings(await call.json());
-    return ok(200, { homeId, settings: await store.putSettings(homeId, settings) });
+    // the trail says what was set: an alarm that moves an hour is traced to its zone's change
+    what.detail = `timeZone ${settings.timeZone}`;
+    return ok(200, { homeId, settings: await putHomeSettings(store, homeId, settings) });
   }), opts);
 }

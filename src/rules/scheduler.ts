@@ -231,7 +231,8 @@ export class CronScheduler {
         continue;
       }
       const cursor = await this.deps.store.getCursor(rule.ruleId);
-      // spaced from the last instant handled; a rule saved just now fires at its first instant
+      // spaced from the last instant handled; a rule saved just now fires at its first instant (a
+      // home's new zone moved the cursor to the change: zone-change.ts)
       const after = Math.max(cursor === null ? -Infinity : cursor + this.gap, rule.updatedAt);
       const entry: Entry = {
         rule,

@@ -79,6 +79,11 @@ describe('audit trail, cluster mode (two nodes, NATS, Redis)', { timeout: 60_000
     // the provisioning by the admin through node A, read on node B too
     const fleet = await api(b.httpUrl, 'GET', '/v1/admin/audit?action=hub.&homeId=x-home', ADMIN);
     expect(fleet.body.entries).toMatchObject([{ actor: { kind: 'admin' }, action: 'hub.provision', hubId: 'x-hub', outcome: 'ok', from: { node: 'audit-a' } }]);
+    // a settings change says what it set: an alarm that moved an hour is traced to its zone
+    expect((await api(a.httpUrl, 'PUT', '/v1/homes/x-home/settings', carol, { timeZone: 'America/New_York' })).status).toBe(200);
+    await until(async () => (await api(b.httpUrl, 'GET', '/v1/homes/x-home/audit?action=settings.set', carol)).body.entries.length === 1);
+    const set = await api(b.httpUrl, 'GET', '/v1/homes/x-home/audit?action=settings.set', carol);
+    expect(set.body.entries).toMatchObject([{ actor: { sub: 'carol' }, action: 'settings.set', outcome: 'ok', detail: 'timeZone America/New_York' }]);
   });
 });
 
