@@ -28,6 +28,8 @@ export interface HubLink {
   close(code: number, reason: string): void;
   /** the peer's address, for the log */
   readonly remote?: string;
+  /** true while the hub sent only hellos of a protocol version this node does not speak */
+  readonly versionRefused?: boolean;
 }
 
 /** What all hub sessions of a node share. */

@@ -403,7 +403,11 @@ export class HubSession extends Actor<HubMessage> implements TimerTarget, BusLis
   private onTimerTag(tag: number): void | Promise<void> {
     if (tag === HELLO_TIMER) {
       this.timer = null;
-      if (this.state === 'connecting') this.closeWith(CloseCode.helloTimeout, 'hello_timeout');
+      // a hub that offered only another version is told that, with a close it does not retry
+      // unchanged (1002): a temporary 4002 had it reconnect with the same hello forever (review "compat")
+      if (this.state !== 'connecting') return;
+      if (this.link.versionRefused) this.closeWith(CloseCode.protocolError, 'unsupported_version');
+      else this.closeWith(CloseCode.helloTimeout, 'hello_timeout');
     } else if (tag === IDLE_TIMER) {
       this.timer = null;
       const silent = monotonicMs() - this.lastSeen;

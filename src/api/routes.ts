@@ -248,8 +248,19 @@ export function mountApi(app: TemplatedApp, deps: ApiDeps): void {
     });
     // at the end of the turn, as every route answers: a request pipelined behind it then closes the
     // connection. Answered at once, a client pipelining 404s had the node answer each 512 KB read whole, stalling its loop
-    send(res, state, noRoute, deps.writes, undefined, req.getMethod() === 'head');
+    send(res, state, otherVersion(req.getUrl()) ?? noRoute, deps.writes, undefined, req.getMethod() === 'head');
   });
+}
+
+/**
+ * `/hub/vN` or `/app/vN` of a version this node does not speak: said as such, 400 (a future
+ * firmware's `/hub/v2` met a rolled-back node's 404 `not_found`, which a hub does not retry; review "compat").
+ */
+function otherVersion(url: string): HttpReply | null {
+  const m = /^\/(hub|app)\/v\d+$/.exec(url);
+  if (m === null || url.endsWith('/v1')) return null;
+  const spoken = `/${m[1]}/v1`;
+  return { status: 400, text: JSON.stringify(errorReply(new TierError('unsupported_version', `${url} is not spoken here: this node speaks ${spoken}`)).body), contentType: 'application/json' };
 }
 
 /** What a command did, for the audit trail: its method, or the attributes it set. */

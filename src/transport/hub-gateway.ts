@@ -15,14 +15,12 @@ import { errorReply, send, type HttpReply } from './http.js';
 import type { HttpRequest, HttpResponse, TemplatedApp, WebSocket } from './uws.js';
 import type { BusyReason, UpgradeLimits } from './upgrade-limits.js';
 import { FrameInbox } from './frame-inbox.js';
-import { countBadFrame, MAX_BAD_FRAMES } from './bad-frames.js';
+import { badFrameCount, countBadFrame, HELLO_NONE, HELLO_REFUSED, HELLO_SENT, MAX_BAD_FRAMES } from './hub-conduct.js';
 import { AdmittingHubs } from './admitting-hubs.js';
 import type { WriteBatch } from './write-batch.js';
 
-/**
- * Bytes of frames the inbox holds at most: past it, what it holds is handled at once (as every
- * frame was before the inbox). One turn may read up to 512 KB from each of 1,024 ready sockets.
- */
+/** Bytes of frames the inbox holds at most: past it, what it holds is handled at once (as every frame was before the inbox). */
+// one turn may read up to 512 KB from each of 1,024 ready sockets
 const MAX_INBOX_BYTES = 4 * 1024 * 1024;
 
 /** What uWS keeps on the socket: few properties, since each hub socket has its own. */
@@ -49,12 +47,10 @@ export interface HubGatewayMetrics {
 class UwsHubLink implements HubLink {
   open = true;
   session: HubSession | null = null;
-  /** malformed frames counted, less those forgiven (bad-frames.ts) */
+  /** malformed frames counted, less those forgiven, and when (hub-conduct.ts): one small integer */
   badFrames = 0;
-  /** when badFrames last changed, in whole seconds of this process (a small integer, kept unboxed) */
-  badAtS = 0;
-  /** true once a frame of type hello was handed to the session: a bad frame is then not the first */
-  helloSeen = false;
+  /** HELLO_SENT once a hello was handed to the session (a bad frame is then not the first); HELLO_REFUSED after one of another version only */
+  hello = HELLO_NONE;
   /** frames of this socket in the gateway's inbox, not handled yet */
   inbox = 0;
   /** closed by this side: what the socket sent after that is not handled (uWS would not hand it over) */
@@ -64,6 +60,9 @@ class UwsHubLink implements HubLink {
     private readonly ws: WebSocket<HubSocketData>,
     private readonly writes: WriteBatch,
   ) {}
+
+  /** Only hellos of versions this node does not speak came: the hello timeout says so (HubLink). */
+  get versionRefused(): boolean { return this.hello === HELLO_REFUSED; }
 
   /** Read from the socket when asked (the log of a session's opening), not kept: undefined once closed. */
   get remote(): string | undefined {
@@ -178,7 +177,7 @@ export function mountHubGateway(app: TemplatedApp, deps: HubGatewayDeps): void {
       const stray = id !== null && session.state !== 'connecting' && !session.awaits(id);
       if (stray && !admitStray(session, id, metrics)) return;
       const frame = decodeHubFrame(bytes, maxFrame);
-      if (frame.t === FrameType.hello) link.helloSeen = true;
+      if (frame.t === FrameType.hello) link.hello = HELLO_SENT;
       if (!stray) session.receiveFrame(frame);
     } catch (err) {
       const e = asTierError(err);
@@ -193,11 +192,12 @@ export function mountHubGateway(app: TemplatedApp, deps: HubGatewayDeps): void {
         if (t === FrameType.report || t === FrameType.event || t === FrameType.devices) session.refuse(e, e.ref, undefined);
         else if (t === FrameType.result || t === FrameType.error) session.refuse(e, undefined, e.ref);
       }
+      if (e.code === 'unsupported_version' && link.hello === HELLO_NONE) link.hello = HELLO_REFUSED;
       if (e.code === 'frame_too_large') session.closeWith(CloseCode.tooLarge, 'frame_too_large');
       // a first frame that is not a hello, or cannot be read as one, closes the socket (PROTOCOL.md
       // §2.2); a hello of another version is only refused, so the hub may try version 1
-      else if (!link.helloSeen && session.state === 'connecting' && e.code !== 'unsupported_version') session.closeWith(CloseCode.protocolError, 'hello_required');
-      else if (countBadFrame(link) >= MAX_BAD_FRAMES) session.closeWith(CloseCode.malformed, 'malformed_frame');
+      else if (link.hello !== HELLO_SENT && session.state === 'connecting' && e.code !== 'unsupported_version') session.closeWith(CloseCode.protocolError, 'hello_required');
+      else if (badFrameCount((link.badFrames = countBadFrame(link.badFrames))) >= MAX_BAD_FRAMES) session.closeWith(CloseCode.malformed, 'malformed_frame');
     }
   }
 

@@ -27,7 +27,8 @@ describe('hub frames that break a rule of PROTOCOL.md §1 (a real node, embedded
   }
 
   beforeAll(async () => {
-    server = await startServerProcess();
+    // the hello timeout short enough to wait for (a hub that offers only another version)
+    server = await startServerProcess({ TIER_HELLO_TIMEOUT_MS: '3000' });
   });
   afterAll(async () => {
     await Promise.all(clients.map((c) => c.terminate()));
@@ -164,6 +165,33 @@ describe('hub frames that break a rule of PROTOCOL.md §1 (a real node, embedded
       await welcome;
       expect(frames[0]).toMatchObject({ t: FrameType.error, e: 'unsupported_version' });
       ws.terminate();
+    });
+
+    it('a hub that offers only another version is closed at the hello timeout with bye unsupported_version and 1002, not a temporary 4002', async () => {
+      const { frames, code } = await firstFrame('only-v2', (ws) => ws.send(encodeValue({ t: 1, v: 2, b: 'boot' })));
+      expect(frames.map((f) => [f.t, (f as { e?: string }).e])).toEqual([
+        [FrameType.error, 'unsupported_version'],
+        [FrameType.bye, 'unsupported_version'],
+      ]);
+      expect(code).toBe(1002);
+    });
+
+    it('an upgrade to another protocol version of the path (/hub/v2, /app/v3) is refused 400 unsupported_version naming the one spoken', async () => {
+      for (const [path, spoken] of [['/hub/v2', '/hub/v1'], ['/app/v3', '/app/v1']] as const) {
+        // a WebSocket upgrade, as a hub or an app would try it
+        const ws = new WebSocket(`${server.httpUrl.replace('http', 'ws')}${path}`);
+        ws.on('error', () => {}); // the terminate below, before any connection
+        const [, res] = (await once(ws, 'unexpected-response')) as [unknown, import('node:http').IncomingMessage];
+        expect(res.statusCode, path).toBe(400);
+        let text = '';
+        for await (const chunk of res) text += chunk;
+        ws.terminate();
+        const body = JSON.parse(text) as { code: string; temporary: boolean; message: string };
+        expect(body).toMatchObject({ code: 'unsupported_version', temporary: false });
+        expect(body.message).toContain(spoken);
+      }
+      // an unknown path elsewhere is still not found
+      expect((await fetch(`${server.httpUrl}/hub/v1x`)).status).toBe(404);
     });
   });
 });
