@@ -638,7 +638,7 @@ export function toolSettings<K extends keyof Config>(keys: readonly K[], env: No
   return out;
 }
 
-function readConfigFile(path: string | undefined): Record<string, unknown> {
+export function readConfigFile(path: string | undefined): Record<string, unknown> {
   if (path === undefined || path === '') return {};
   let parsed: unknown;
   try {

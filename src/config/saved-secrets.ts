@@ -4,12 +4,13 @@
  * start broke on its second run (the simulator's hubs skipped, user tokens refused: a newcomer's
  * walk through the README). A start without them reads the file an earlier start wrote, if it is a
  * regular file of this user that only this user can read; never in cluster mode (every node needs
- * the same values, set) nor with CONFIG_FILE (its values are the operator's). Only generated values
+ * the same values, set) nor for a value CONFIG_FILE gives (the operator's). Only generated values
  * (and those read back) are written, to a new file renamed over the path, and never over a file the
  * read refused: a file or symlink planted by another user would otherwise receive them (a review).
  */
 import { lstatSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
+import { readConfigFile } from './config.js';
 
 export const SECRET_NAMES = ['ADMIN_TOKEN', 'JWT_SECRET'] as const;
 export type SecretName = (typeof SECRET_NAMES)[number];
@@ -43,11 +44,26 @@ function foreign(path: string): string | null {
   }
 }
 
-/** Sets in `env` the secrets it lacks (unset or empty) from the file, in the embedded default without CONFIG_FILE. */
+/** The CONFIG_FILE key of each. */
+const FILE_KEY: Record<SecretName, string> = { ADMIN_TOKEN: 'adminToken', JWT_SECRET: 'jwtSecret' };
+
+/**
+ * Sets in `env` the secrets it lacks (unset or empty) from the file, in the embedded default. A
+ * secret CONFIG_FILE sets is the operator's and is not replaced; one it lacks is generated as
+ * without it, so it is read back too (until 2026-12-06 a CONFIG_FILE left both generated anew at
+ * every start, every user token refused after a restart, while the log said they were kept).
+ */
 export function adoptSavedSecrets(env: NodeJS.ProcessEnv, path: string): SavedSecrets {
   const none = { path, adopted: [], refused: null };
-  if (env.NATS_URL || env.REDIS_URL || env.CONFIG_FILE) return none;
-  const lacking = SECRET_NAMES.filter((name) => !env[name]);
+  if (env.NATS_URL || env.REDIS_URL) return none;
+  let file: Record<string, unknown> = {};
+  try {
+    file = readConfigFile(env.CONFIG_FILE);
+  } catch {
+    return none; // the start refuses the file itself, naming it
+  }
+  if (file.natsUrl !== undefined || file.redisUrl !== undefined) return none;
+  const lacking = SECRET_NAMES.filter((name) => !env[name] && (file[FILE_KEY[name]] === undefined || file[FILE_KEY[name]] === ''));
   if (lacking.length === 0) return none;
   const refused = foreign(path);
   if (refused !== null) return { path, adopted: [], refused };

@@ -2,7 +2,7 @@
  * The embedded default's generated secrets kept in SECRETS_FILE (src/config/saved-secrets.ts): read
  * back only from this user's own 0600 regular file, never written through a file the read refused
  * (a symlink, another user's or a world-readable file: a review found the node wrote its secrets
- * into a file it had refused), and not read at all in cluster mode or with CONFIG_FILE.
+ * into a file it had refused), and not read in cluster mode nor for a value CONFIG_FILE sets.
  */
 import { chmodSync, lstatSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -27,14 +27,35 @@ describe('saved secrets', () => {
     expect(env).toEqual({ ADMIN_TOKEN: ADMIN });
   });
 
-  it('reads nothing in cluster mode, with CONFIG_FILE, or when both are set', () => {
-    const path = join(dir(), 's.env');
+  it('reads nothing in cluster mode (by the environment or CONFIG_FILE), for what CONFIG_FILE sets, or when both are set', () => {
+    const d = dir();
+    const path = join(d, 's.env');
     own(path, `ADMIN_TOKEN=${ADMIN}\nJWT_SECRET=${JWT}\n`);
-    for (const env of [{ NATS_URL: 'nats://x' }, { CONFIG_FILE: '/etc/hubtier.json' }, { ADMIN_TOKEN: 'x'.repeat(30) + 'y', JWT_SECRET: 'z'.repeat(40) + 'w' }]) {
+    const clusterFile = join(d, 'cluster.json');
+    writeFileSync(clusterFile, JSON.stringify({ natsUrl: 'nats://x:4222', redisUrl: 'redis://x:6379' }));
+    const setsBoth = join(d, 'both.json');
+    writeFileSync(setsBoth, JSON.stringify({ adminToken: 'f'.repeat(30) + 'g', jwtSecret: 'h'.repeat(40) + 'i' }));
+    for (const env of [{ NATS_URL: 'nats://x' }, { CONFIG_FILE: clusterFile }, { CONFIG_FILE: setsBoth }, { CONFIG_FILE: join(d, 'missing.json') }, { ADMIN_TOKEN: 'x'.repeat(30) + 'y', JWT_SECRET: 'z'.repeat(40) + 'w' }]) {
       const copy: NodeJS.ProcessEnv = { ...env };
       expect(adoptSavedSecrets(copy, path).adopted).toEqual([]);
       expect(copy).toEqual(env);
     }
+  });
+
+  it('reads back what a CONFIG_FILE leaves unset: generated at each start and never read, every token broke at a restart (review config)', () => {
+    const d = dir();
+    const path = join(d, 's.env');
+    own(path, `ADMIN_TOKEN=${ADMIN}\nJWT_SECRET=${JWT}\n`);
+    const portOnly = join(d, 'port.json');
+    writeFileSync(portOnly, JSON.stringify({ port: 8081 }));
+    const env: NodeJS.ProcessEnv = { CONFIG_FILE: portOnly };
+    expect(adoptSavedSecrets(env, path).adopted).toEqual(['ADMIN_TOKEN', 'JWT_SECRET']);
+    expect(env).toMatchObject({ ADMIN_TOKEN: ADMIN, JWT_SECRET: JWT });
+    const adminOnly = join(d, 'admin.json');
+    writeFileSync(adminOnly, JSON.stringify({ adminToken: 'f'.repeat(30) + 'g' }));
+    const env2: NodeJS.ProcessEnv = { CONFIG_FILE: adminOnly };
+    expect(adoptSavedSecrets(env2, path).adopted).toEqual(['JWT_SECRET']);
+    expect(env2.ADMIN_TOKEN).toBeUndefined();
   });
 
   it('a symlink, or a file others may read, is neither read nor written through', () => {
