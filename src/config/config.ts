@@ -244,6 +244,15 @@ const text: Parser<string> = (raw, key) => {
   if (typeof raw !== 'string' || raw.length === 0) throw new ConfigError(`${key}: expected a non-empty string`);
   return raw;
 };
+/** HOST, ADMIN_HOST: an IP address (IPv6 with or without brackets) or a host name, trimmed; `' '` and `[x]` bound nowhere and read as a port in use. */
+const listenHost: Parser<string> = (raw, key) => {
+  const v = text(raw, key).trim();
+  const host = v.startsWith('[') && v.endsWith(']') && isIP(v.slice(1, -1)) === 6 ? v.slice(1, -1) : v;
+  if (isIP(host) === 0 && !/^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/.test(host)) {
+    throw new ConfigError(`${key}: ${JSON.stringify(raw)} is neither an IP address nor a host name`);
+  }
+  return host;
+};
 /**
  * Shortest secrets accepted (characters). JWT_SECRET is an HS256 key: RFC 7518 §3.2 asks for 256
  * bits. ADMIN_TOKEN is a bearer token compared whole: 24 random characters are past online guessing.
@@ -446,9 +455,9 @@ interface Field<K extends keyof Config> {
 /** Every setting: its environment variable, parser and default. File keys are the Config names. */
 const FIELDS: { [K in keyof Config]: Field<K> } = {
   port: { env: 'PORT', parse: int(0, 65535), default: 8080 },
-  host: { env: 'HOST', parse: text, default: '0.0.0.0' },
+  host: { env: 'HOST', parse: listenHost, default: '0.0.0.0' },
   adminPort: { env: 'ADMIN_PORT', parse: int(0, 65535), default: 9090 },
-  adminHost: { env: 'ADMIN_HOST', parse: text, default: '127.0.0.1' },
+  adminHost: { env: 'ADMIN_HOST', parse: listenHost, default: '127.0.0.1' },
   adminAllowedHosts: { env: 'ADMIN_ALLOWED_HOSTS', parse: hostNames, default: [] },
   adminTokenGuesses: { env: 'TIER_ADMIN_TOKEN_GUESSES', parse: int(0, 1_000_000), default: 10 },
   adminToken: { env: 'ADMIN_TOKEN', parse: secret(SECRET_MIN_CHARS.ADMIN_TOKEN) },
