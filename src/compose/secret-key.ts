@@ -5,7 +5,8 @@
  * beside the LMDB store and not in it: a backup (`npm run data -- export`) or a copy of the store
  * file alone holds no secret that opens. `DATA_DIR=:memory:` gets a key for the process's life.
  */
-import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
+import { makeDirs } from '../ports/make-dirs.js';
 import { join, resolve } from 'node:path';
 import { parseSecretKey, SecretBox } from '../auth/secret-box.js';
 import type { Config } from '../config/config.js';
@@ -28,7 +29,7 @@ export function secretBoxFor(config: Pick<Config, 'secretKey' | 'secretKeysOld' 
   }
   if (raw !== null) return new SecretBox(parseSecretKey(raw, file), older);
   const key = SecretBox.randomKey();
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  makeDirs(resolve(dir), 0o700);
   // 'wx': two nodes starting on one directory cannot both write a key (the store's lock refuses the second anyway)
   writeFileSync(file, key.toString('hex') + '\n', { mode: 0o600, flag: 'wx' });
   chmodSync(file, 0o600);

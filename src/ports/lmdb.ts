@@ -9,7 +9,8 @@
  * the promise resolves before the fsync, so a write that must survive a power loss awaits
  * `durable()` after it. With `sync: 'os'` the OS writes the pages when it chooses.
  */
-import { accessSync, constants, mkdirSync, rmSync } from 'node:fs';
+import { accessSync, constants, rmSync } from 'node:fs';
+import { makeDirs } from './make-dirs.js';
 import { join, resolve } from 'node:path';
 import { open, type Database, type RootDatabase } from 'lmdb';
 import { checkLmdbFile } from './lmdb-file-check.js';
@@ -106,7 +107,7 @@ export function openDataStore(dir: string, options: DataStoreOptions = {}): Data
   const path = resolve(dir);
   try {
     // made by the node: its owner's alone (shadows, audit, revocations); an existing one is left as it is
-    mkdirSync(path, { recursive: true, mode: 0o700 });
+    makeDirs(path, 0o700);
     accessSync(path, constants.W_OK);
   } catch (err) {
     throw new DataStoreError(`DATA_DIR ${path}: cannot create or write the directory (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); choose another DATA_DIR or fix its permissions`, path, { cause: err });
