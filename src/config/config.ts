@@ -605,6 +605,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): LoadedConfig {
   if ((config.natsTlsCertFile === undefined) !== (config.natsTlsKeyFile === undefined)) throw new ConfigError('NATS_TLS_CERT_FILE and NATS_TLS_KEY_FILE: a client certificate goes with its key (set both, or neither)');
   if (config.idleMs <= config.heartbeatMs) throw new ConfigError(`TIER_IDLE_MS (${config.idleMs}) must exceed TIER_HEARTBEAT_MS (${config.heartbeatMs})`);
   if (config.commandTimeoutMs > config.commandTimeoutMaxMs) throw new ConfigError('TIER_COMMAND_TIMEOUT_MS must not exceed TIER_COMMAND_TIMEOUT_MAX_MS');
+  // a set of one attribute at its largest value must fit a frame to the hub: else a desired value is
+  // stored, answered 200 and never delivered (review "config"); 3 UTF-8 bytes a character, ids and framing
+  const oneValue = 3 * config.hubMaxValueBytes + 320;
+  if (config.maxFrameBytes < oneValue) throw new ConfigError(`TIER_MAX_FRAME_BYTES (${config.maxFrameBytes}) cannot carry one attribute of TIER_HUB_MAX_VALUE_BYTES (${config.hubMaxValueBytes} characters): it needs ${oneValue}; raise it or lower TIER_HUB_MAX_VALUE_BYTES`);
   // an unsigned request would let anyone who reaches the receiver send notifications to a home's people
   if (config.pushWebhookUrl !== undefined && config.pushWebhookSecret === undefined) {
     throw new ConfigError(`TIER_PUSH_WEBHOOK_SECRET: needed with TIER_PUSH_WEBHOOK_URL, the same on every node, so the receiver can check each request; make one with ${MAKE_SECRET}`);

@@ -1,4 +1,4 @@
-/** Settings the node does not know: ignored with a warning that names what was likely meant. */
+/** Settings the node does not know (ignored with a warning that names what was likely meant), and settings that do not fit together. */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -37,5 +37,13 @@ describe('unknown settings', () => {
     expect(closestName('TIER_MAX_HBU_SESSIONS', known)).toBe('TIER_MAX_HUB_SESSIONS');
     expect(closestName('TIER_PUSH_URL', known)).toBeUndefined();
     expect(closestName('TIER_', known)).toBeUndefined();
+  });
+});
+
+describe('settings that must fit together', () => {
+  it("TIER_MAX_FRAME_BYTES must carry one attribute of TIER_HUB_MAX_VALUE_BYTES: a desired value was stored and never delivered", () => {
+    expect(() => loadConfig({ TIER_MAX_FRAME_BYTES: '512' })).toThrow(/^TIER_MAX_FRAME_BYTES \(512\) cannot carry one attribute of TIER_HUB_MAX_VALUE_BYTES \(1024 characters\): it needs 3392/);
+    expect(loadConfig({ TIER_MAX_FRAME_BYTES: '512', TIER_HUB_MAX_VALUE_BYTES: '64' }).config.maxFrameBytes).toBe(512);
+    expect(loadConfig({ TIER_MAX_FRAME_BYTES: '3392' }).config.maxFrameBytes).toBe(3392);
   });
 });
