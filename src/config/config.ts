@@ -497,7 +497,9 @@ const FIELDS: { [K in keyof Config]: Field<K> } = {
   actorMaxFailures: { env: 'TIER_ACTOR_MAX_FAILURES', parse: int(1, 1_000_000), default: 10 },
   actorFailureWindowMs: { env: 'TIER_ACTOR_FAILURE_WINDOW_MS', parse: int(1_000, 86_400_000), default: 60_000 },
   hubRatePerSec: { env: 'TIER_HUB_RATE_PER_SEC', parse: int(1, 1_000_000), default: 50 },
-  hubRateBurst: { env: 'TIER_HUB_RATE_BURST', parse: int(1, 1_000_000), default: 200 },
+  // at least 4: a hub sends its device list, a report and a heartbeat at once after its welcome, and
+  // the burst is also the refusals tolerated before 4004 (at 1 every hub was closed 8 ms after its hello)
+  hubRateBurst: { env: 'TIER_HUB_RATE_BURST', parse: int(4, 1_000_000), default: 200 },
   appMaxBackpressure: { env: 'TIER_APP_MAX_BACKPRESSURE', parse: int(1024, 1 << 30), default: 1 << 20 },
   historySize: { env: 'TIER_HISTORY_SIZE', parse: int(0, 1_000_000), default: 100 },
   historyMaxAgeS: { env: 'TIER_HISTORY_MAX_AGE_S', parse: int(1, 30 * 86_400), default: 3_600 },
@@ -605,6 +607,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): LoadedConfig {
   if ((config.natsTlsCertFile === undefined) !== (config.natsTlsKeyFile === undefined)) throw new ConfigError('NATS_TLS_CERT_FILE and NATS_TLS_KEY_FILE: a client certificate goes with its key (set both, or neither)');
   if (config.idleMs <= config.heartbeatMs) throw new ConfigError(`TIER_IDLE_MS (${config.idleMs}) must exceed TIER_HEARTBEAT_MS (${config.heartbeatMs})`);
   if (config.commandTimeoutMs > config.commandTimeoutMaxMs) throw new ConfigError('TIER_COMMAND_TIMEOUT_MS must not exceed TIER_COMMAND_TIMEOUT_MAX_MS');
+  // OpenTelemetry's own variables (tracing.ts reads them): checked as ours are, or `0x0` sampled nothing
+  // and a garbage endpoint was taken without a word (review "config")
+  if (env.OTEL_TRACES_SAMPLER_ARG?.trim()) fraction(env.OTEL_TRACES_SAMPLER_ARG, 'OTEL_TRACES_SAMPLER_ARG');
+  for (const key of ['OTEL_EXPORTER_OTLP_ENDPOINT', 'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT']) if (env[key]) url(['http:', 'https:'])(env[key], key);
   // a set of one attribute at its largest value must fit a frame to the hub: else a desired value is
   // stored, answered 200 and never delivered (review "config"); 3 UTF-8 bytes a character, ids and framing
   const oneValue = 3 * config.hubMaxValueBytes + 320;

@@ -46,4 +46,16 @@ describe('settings that must fit together', () => {
     expect(loadConfig({ TIER_MAX_FRAME_BYTES: '512', TIER_HUB_MAX_VALUE_BYTES: '64' }).config.maxFrameBytes).toBe(512);
     expect(loadConfig({ TIER_MAX_FRAME_BYTES: '3392' }).config.maxFrameBytes).toBe(3392);
   });
+
+  it("OpenTelemetry's sampler argument and endpoints are checked as ours are: 0x0 sampled nothing, a garbage endpoint was silent", () => {
+    for (const arg of ['0x0', '5', 'abc', '1e-1']) expect(() => loadConfig({ OTEL_TRACES_SAMPLER_ARG: arg }), arg).toThrow(/^OTEL_TRACES_SAMPLER_ARG: expected a number in 0\.\.1/);
+    expect(() => loadConfig({ OTEL_TRACES_SAMPLER_ARG: ' 0.25 ', OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318' })).not.toThrow();
+    expect(() => loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'garbage' })).toThrow(/^OTEL_EXPORTER_OTLP_ENDPOINT: not a URL/);
+    expect(() => loadConfig({ OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'ftp://x/v1/traces' })).toThrow(/^OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: /);
+  });
+
+  it('TIER_HUB_RATE_BURST is at least 4: at 1 every hub was closed 4004 right after its hello', () => {
+    expect(() => loadConfig({ TIER_HUB_RATE_BURST: '1' })).toThrow(/^TIER_HUB_RATE_BURST: expected an integer in 4\.\./);
+    expect(loadConfig({ TIER_HUB_RATE_BURST: '4' }).config.hubRateBurst).toBe(4);
+  });
 });
