@@ -229,7 +229,8 @@ const DECIMAL = /^[+-]?[0-9]+$/;
 const int =
   (min: number, max: number): Parser<number> =>
   (raw, key) => {
-    const n = typeof raw === 'number' ? raw : DECIMAL.test(String(raw).trim()) ? Number(String(raw).trim()) : NaN;
+    // a string or a number only: String([8080]) is "8080", so a CONFIG_FILE list passed as a port
+    const n = typeof raw === 'number' ? raw : typeof raw === 'string' && DECIMAL.test(raw.trim()) ? Number(raw.trim()) : NaN;
     if (!Number.isInteger(n) || n < min || n > max) throw new ConfigError(`${key}: expected an integer in ${min}..${max}, got ${JSON.stringify(raw)}`);
     return n;
   };
@@ -243,6 +244,12 @@ const fraction: Parser<number> = (raw, key) => {
 const text: Parser<string> = (raw, key) => {
   if (typeof raw !== 'string' || raw.length === 0) throw new ConfigError(`${key}: expected a non-empty string`);
   return raw;
+};
+/** NODE_ID: a pod name or the like; a `{` or `}` would move its Redis keys' hash tag, a space or control character its log lines */
+const nodeIdText: Parser<string> = (raw, key) => {
+  const v = text(raw, key);
+  if (!/^[A-Za-z0-9._:-]{1,128}$/.test(v)) throw new ConfigError(`${key}: ${JSON.stringify(v)} must be 1..128 characters of [A-Za-z0-9._:-]`);
+  return v;
 };
 /** HOST, ADMIN_HOST: an IP address (IPv6 with or without brackets) or a host name, trimmed; `' '` and `[x]` bound nowhere and read as a port in use. */
 const listenHost: Parser<string> = (raw, key) => {
@@ -464,7 +471,7 @@ const FIELDS: { [K in keyof Config]: Field<K> } = {
   jwtSecret: { env: 'JWT_SECRET', parse: secret(SECRET_MIN_CHARS.JWT_SECRET) },
   jwtSecretsAccepted: { env: 'JWT_SECRETS_ACCEPTED', parse: secretList(SECRET_MIN_CHARS.JWT_SECRET), default: [] },
   adminTokensAccepted: { env: 'ADMIN_TOKENS_ACCEPTED', parse: secretList(SECRET_MIN_CHARS.ADMIN_TOKEN), default: [] },
-  nodeId: { env: 'NODE_ID', parse: text },
+  nodeId: { env: 'NODE_ID', parse: nodeIdText },
   release: { env: 'TIER_RELEASE', parse: text },
   natsUrl: { env: 'NATS_URL', parse: url(['nats:', 'tls:'], true) },
   natsPingMs: { env: 'TIER_NATS_PING_MS', parse: int(100, 600_000), default: 5_000 },

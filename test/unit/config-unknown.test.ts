@@ -54,6 +54,19 @@ describe('settings that must fit together', () => {
     expect(() => loadConfig({ OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'ftp://x/v1/traces' })).toThrow(/^OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: /);
   });
 
+  it('a CONFIG_FILE number given as a list is refused (String([8080]) read as a port); NODE_ID keeps to a pod name\'s characters', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'config-types-'));
+    try {
+      const file = join(dir, 'config.json');
+      writeFileSync(file, JSON.stringify({ port: [8080] }));
+      expect(() => loadConfig({ CONFIG_FILE: file })).toThrow(/^CONFIG_FILE\.port: expected an integer in 0\.\.65535, got \[8080\]|^port: expected an integer/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+    for (const id of ['a}b', 'node {x}', 'a b', 'x'.repeat(129)]) expect(() => loadConfig({ NODE_ID: id }), id).toThrow(/^NODE_ID: .* must be 1\.\.128 characters/);
+    expect(loadConfig({ NODE_ID: 'hubtier-7d9f8.pod_1:a' }).config.nodeId).toBe('hubtier-7d9f8.pod_1:a');
+  });
+
   it('TIER_HUB_RATE_BURST is at least 4: at 1 every hub was closed 4004 right after its hello', () => {
     expect(() => loadConfig({ TIER_HUB_RATE_BURST: '1' })).toThrow(/^TIER_HUB_RATE_BURST: expected an integer in 4\.\./);
     expect(loadConfig({ TIER_HUB_RATE_BURST: '4' }).config.hubRateBurst).toBe(4);
