@@ -234,6 +234,14 @@ const int =
     if (!Number.isInteger(n) || n < min || n > max) throw new ConfigError(`${key}: expected an integer in ${min}..${max}, got ${JSON.stringify(raw)}`);
     return n;
   };
+/** 0 (off) or a period of at least `min` ms: at 1 ms the resident-size read took 4 % of an idle node's core (review "config") */
+const offOrAtLeast =
+  (min: number, max: number): Parser<number> =>
+  (raw, key) => {
+    const n = int(0, max)(raw, key);
+    if (n !== 0 && n < min) throw new ConfigError(`${key}: expected 0 (off) or ${min}..${max}, got ${JSON.stringify(raw)}`);
+    return n;
+  };
 /** `0.25`, `1`, `.5`: decimal as written (`Number` also takes `0x0` and `5e-1`: `TIER_SHED_MEMORY=0x0` turned shedding off) */
 const DECIMAL_FRACTION = /^(?:\d+(?:\.\d*)?|\.\d+)$/;
 const fraction: Parser<number> = (raw, key) => {
@@ -520,8 +528,8 @@ const FIELDS: { [K in keyof Config]: Field<K> } = {
   shadowBatchMs: { env: 'TIER_SHADOW_BATCH_MS', parse: int(0, 10_000), default: 50 },
   diskBatchMs: { env: 'TIER_DISK_BATCH_MS', parse: int(0, 1_000), default: 0 },
   diskReserveMb: { env: 'TIER_DISK_RESERVE_MB', parse: int(0, 1_000_000), default: 64 },
-  shadowPackMs: { env: 'TIER_SHADOW_PACK_MS', parse: int(0, 3_600_000), default: 5_000 },
-  mallocTrimMs: { env: 'TIER_MALLOC_TRIM_MS', parse: int(0, 3_600_000), default: 10_000 },
+  shadowPackMs: { env: 'TIER_SHADOW_PACK_MS', parse: offOrAtLeast(100, 3_600_000), default: 5_000 },
+  mallocTrimMs: { env: 'TIER_MALLOC_TRIM_MS', parse: offOrAtLeast(100, 3_600_000), default: 10_000 },
   parallelGc: { env: 'TIER_PARALLEL_GC', parse: bool, default: true },
   maxHubSessions: { env: 'TIER_MAX_HUB_SESSIONS', parse: int(1, 10_000_000), default: 19_000 },
   hubHellosPerMin: { env: 'TIER_HUB_HELLOS_PER_MIN', parse: int(0, 60_000), default: 10 },

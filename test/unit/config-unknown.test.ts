@@ -67,6 +67,14 @@ describe('settings that must fit together', () => {
     expect(loadConfig({ NODE_ID: 'hubtier-7d9f8.pod_1:a' }).config.nodeId).toBe('hubtier-7d9f8.pod_1:a');
   });
 
+  it('TIER_MALLOC_TRIM_MS and TIER_SHADOW_PACK_MS are 0 (off) or at least 100 ms', () => {
+    for (const key of ['TIER_MALLOC_TRIM_MS', 'TIER_SHADOW_PACK_MS']) {
+      expect(() => loadConfig({ [key]: '1' }), key).toThrow(new RegExp(`^${key}: expected 0 \\(off\\) or 100\\.\\.3600000, got "1"$`));
+      expect(() => loadConfig({ [key]: '0' })).not.toThrow();
+      expect(() => loadConfig({ [key]: '100' })).not.toThrow();
+    }
+  });
+
   it('TIER_HUB_RATE_BURST is at least 4: at 1 every hub was closed 4004 right after its hello', () => {
     expect(() => loadConfig({ TIER_HUB_RATE_BURST: '1' })).toThrow(/^TIER_HUB_RATE_BURST: expected an integer in 4\.\./);
     expect(loadConfig({ TIER_HUB_RATE_BURST: '4' }).config.hubRateBurst).toBe(4);
