@@ -95,7 +95,9 @@ export function isAttrs(v: unknown): boolean {
  */
 export function paramsWithinLimits(v: unknown): boolean {
   if (typeof v === 'string') return asDecoded(v).length <= 1024;
-  if (typeof v !== 'object' || v === null || v instanceof Uint8Array) return true;
+  // a hub's bin is passed on as base64 text, held to a string's length (src/protocol/result-bin.ts)
+  if (v instanceof Uint8Array) return Math.ceil(v.length / 3) * 4 <= 1024;
+  if (typeof v !== 'object' || v === null) return true;
   if (Array.isArray(v)) return v.every(paramsWithinLimits);
   return Object.entries(v).every(([k, x]) => isStr(k, 64) && paramsWithinLimits(x));
 }

@@ -1,3 +1,4 @@
+// Over 400 lines: the hub wire's one codec, its encoders and the checks of every frame type of PROTOCOL.md §8 read in one place.
 import { Packr } from 'msgpackr';
 import {
   FrameType,
@@ -13,6 +14,7 @@ import type { AppWireMessage } from '../../proto/app.js';
 import { ID_RULE, isValidId, isValidKey, type BusPayload } from '../../proto/subjects.js';
 import { ErrorCodes, type ErrorCode } from '../../proto/errors.js';
 import { ProtocolError } from '../errors.js';
+import { binAsBase64 } from './result-bin.js';
 import { checkPlainMsgpack, MAX_DEPTH, RefusedValueError, type FrameFields } from './msgpack-scan.js';
 import { uintSize, writeUint } from './msgpack-uint.js';
 
@@ -260,8 +262,10 @@ export function paramsFit(v: unknown): boolean {
  * §1, §5): the caller, an app or a rule, may size its buffers by them as a hub does. At depth 2, inside the frame.
  */
 function resultValue(v: unknown): unknown {
-  if (!nestedFits(v, 2)) checkNested(v, 'r', 2);
-  return v;
+  if (nestedFits(v, 2)) return v;
+  const out = binAsBase64(v);
+  checkNested(out, 'r', 2);
+  return out;
 }
 
 /** `top`: the frame level `field` itself is at, for the message. */
@@ -283,6 +287,7 @@ function checkNested(v: unknown, field: string, depth: number, top = depth): voi
 function nestedFits(v: unknown, depth: number): boolean {
   if (typeof v === 'string') return v.length <= LIMITS.stringBytes;
   if (typeof v !== 'object' || v === null) return true;
+  if (v instanceof Uint8Array) return false; // as base64 text (result-bin.ts)
   if (depth > LIMITS.depth) return false;
   if (Array.isArray(v)) {
     for (let i = 0; i < v.length; i++) if (!nestedFits(v[i], depth + 1)) return false;

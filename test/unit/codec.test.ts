@@ -419,6 +419,13 @@ describe('encoding and optional fields', () => {
     expectProtocolError(() => decodeHubFrame(encodeValue({ t: 4, s: 1, r: {}, ts: 1.5 })), 'invalid_field', 'ts');
   });
 
+  it("passes a result's bin on as base64 text, at any depth, so JSON and msgpack apps see one shape; a bin whose text is too long is refused like a long string", () => {
+    const frame = decodeHubFrame(encodeValue({ t: 8, id: 4, ok: true, r: { fw: Buffer.from([0xde, 0xad]), parts: [Buffer.from('hi'), 1] } }));
+    expect(frame).toMatchObject({ ok: true, r: { fw: '3q0=', parts: ['aGk=', 1] } });
+    expect(decodeHubFrame(encodeValue({ t: 8, id: 5, ok: true, r: Buffer.from([1, 2, 3]) }))).toMatchObject({ r: 'AQID' });
+    expectProtocolError(() => decodeHubFrame(encodeValue({ t: 8, id: 6, ok: true, r: { blob: Buffer.alloc(800) } })), 'invalid_field', 'r.blob');
+  });
+
   it('reads an empty e or msg of a result as absent (C firmware sends msg "" on success)', () => {
     expect(decodeHubFrame(encodeValue({ t: 8, id: 3, ok: true, msg: '', e: '' }))).toMatchObject({ ok: true, e: undefined, msg: undefined });
     expect(decodeHubFrame(encodeValue({ t: 8, id: 3, ok: false, e: 'jammed', msg: '' }))).toMatchObject({ ok: false, e: 'jammed', msg: undefined });
