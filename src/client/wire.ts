@@ -51,8 +51,9 @@ export function parseIncoming(text: string): Incoming | null {
       return { type: 'reload', reload: { op: 'reload', home: m.home, reason: isFailure(m.reason) ? m.reason : 'unavailable', pos: m.pos } };
     case 'end':
       // the same fields as an `err`, with the home in place of the request's id
-      if (typeof m.home !== 'string' || !isErrReply({ ...m, op: 'err' })) return null;
-      return { type: 'end', home: m.home, error: new ClientError({ code: m.code as string, num: m.num as number, temporary: m.temporary as boolean, message: m.msg as string }) };
+      const reply = { ...m, op: 'err' };
+      if (typeof m.home !== 'string' || !isErrReply(reply)) return null;
+      return { type: 'end', home: m.home, error: ClientError.fromReply(reply) };
     default:
       return null;
   }

@@ -63,6 +63,21 @@ describe('client commands (fake server)', () => {
     expect(await invalid).toMatchObject({ code: 'invalid_field', num: 103, field: 'timeoutMs' });
   });
 
+  it("takes an err answer missing its num, temporary or msg (an older server, a proxy): filled from the code's row, or a code it does not know as not temporary", async () => {
+    const c = client();
+    const busy = c.command('hub-1', 'a', { set: { on: true } }, { timeoutMs: 999_999 }).catch((e: unknown) => e);
+    const odd = c.command('hub-1', 'b', { set: { on: true } }, { timeoutMs: 999_999 }).catch((e: unknown) => e);
+    const proto = c.command('hub-1', 'c', { set: { on: true } }, { timeoutMs: 999_999 }).catch((e: unknown) => e);
+    const conn = await fx.server.connection(1);
+    const [ra, rb, rc] = [await conn.next((m) => isCmd(m) && m.device === 'a'), await conn.next((m) => isCmd(m) && m.device === 'b'), await conn.next((m) => isCmd(m) && m.device === 'c')];
+    conn.send({ op: 'err', id: ra.id, code: 'busy' });
+    conn.send({ op: 'err', id: rb.id, code: 'quota_exceeded', msg: 'over the plan' });
+    conn.send({ op: 'err', id: rc.id, code: '__proto__' });
+    expect(await busy).toMatchObject({ code: 'busy', num: 303, temporary: true, message: 'busy' });
+    expect(await odd).toMatchObject({ code: 'quota_exceeded', num: 0, temporary: false, message: 'over the plan' });
+    expect(await proto).toMatchObject({ code: '__proto__', num: 0, temporary: false });
+  });
+
   it('rejects with command_timeout when no answer comes within the timeout and margin; a late answer is ignored', async () => {
     let opened: () => void = () => {};
     const open = new Promise<void>((resolve) => (opened = resolve));
