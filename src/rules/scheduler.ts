@@ -92,6 +92,8 @@ const FIRINGS_IN_FLIGHT = 256;
 
 export class CronScheduler {
   private readonly entries = new Map<string, Entry>();
+  /** rules this node cannot schedule, by id: the version and zone refused (said once each) */
+  private readonly refused = new Map<string, string>();
   private readonly metrics: RuleMetricsSink;
   private readonly now: () => number;
   private readonly pollMs: number;
@@ -227,7 +229,8 @@ export class CronScheduler {
         const clock = zoneClock(rule.timeZone);
         crons = rule.crons.map((c) => new LocalCron(c.cron, clock));
       } catch (err) {
-        this.deps.log.warn({ err, ruleId: rule.ruleId }, 'cron: pattern or time zone refused; rule not scheduled');
+        this.entries.delete(rule.ruleId);
+        await this.refuse(rule, err as Error, now);
         continue;
       }
       const cursor = await this.deps.store.getCursor(rule.ruleId);
@@ -245,7 +248,26 @@ export class CronScheduler {
       this.entries.set(rule.ruleId, entry);
     }
     for (const id of this.entries.keys()) if (!seen.has(id)) this.entries.delete(id);
+    for (const id of this.refused.keys()) if (!seen.has(id)) this.refused.delete(id);
     this.lastReload = now;
+  }
+
+  /**
+   * A rule this node cannot schedule: a zone its ICU does not know (a store written by a node of
+   * newer tzdata, in a rolling upgrade) or a pattern its croner refuses. Said once per version and
+   * zone, in the log and in the rule's status: it was a warning every reload and nothing in the
+   * status, while the rule never fired (review "tz").
+   */
+  private async refuse(rule: ScheduledRule, err: Error, now: number): Promise<void> {
+    const what = `${rule.version} ${rule.timeZone}`;
+    if (this.refused.get(rule.ruleId) === what) return;
+    this.refused.set(rule.ruleId, what);
+    const { homeId, ruleId, timeZone } = rule;
+    this.deps.log.warn({ err, homeId, ruleId, timeZone }, 'cron: pattern or time zone refused; rule not scheduled');
+    const message = `not scheduled on node ${this.deps.nodeId}: its pattern or time zone ${timeZone} is refused here (${err.message})`;
+    await this.deps.store.addRunStats([{ homeId, ruleId, counts: { errors: 1 }, lastError: { at: now, message } }]).catch((e: unknown) => {
+      this.failures.write('stats', { err: e, ruleId }, "cron: a rule not scheduled not added to the rule's statistics");
+    });
   }
 
   private async due(entry: Entry, now: number, report: TickReport): Promise<void> {

@@ -81,3 +81,20 @@ describe('a home whose time zone changes: an edit of its cron rules', () => {
     expect(await errors(store, ruleId)).toBe(0);
   });
 });
+
+describe('a zone this node does not know (a store written by a node of newer tzdata)', () => {
+  it('is said once, in the rule status and the log, not at every reload; the rule does not fire here', async () => {
+    fired.length = 0;
+    clock.now = Date.parse('2027-06-01T06:58:00Z');
+    const store = new MemoryRuleStore({ now: () => clock.now });
+    // the API refuses such a zone: written to the store directly, as a newer node would have
+    await store.putSettings('home1', { timeZone: 'America/Not_Yet_In_This_Tzdata' });
+    const rule = await store.createRule('home1', validateRuleSpec({ name: 'alarm', triggers: [{ type: 'cron', cron: '0 7 * * *' }], actions: [{ type: 'notify', title: 't', body: 'b' }] }));
+    const s = scheduler(store);
+    await runUntil(s, '2027-06-01T07:10:00Z');
+    expect(fired).toEqual([]);
+    const stats = (await store.getRunStats('home1', [rule.id])).get(rule.id);
+    expect(stats?.errors).toBe(1);
+    expect(stats?.lastError?.message).toMatch(/^not scheduled on node n: its pattern or time zone America\/Not_Yet_In_This_Tzdata is refused here/);
+  });
+});
