@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import { resolve } from 'node:path';
 import { ConfigError, isClusterMode, type Config, type LoadedConfig } from './config/config.js';
 import { closeOnSignals, loadConfigOrExit, runMain } from './config/process.js';
@@ -53,7 +54,9 @@ async function main(): Promise<void> {
     process.emit('SIGTERM');
     return;
   }
-  const host = config.host === '0.0.0.0' ? '127.0.0.1' : config.host;
+  // the address to reach it by, as a URL writes it: an IPv6 one in brackets (`::` and `0.0.0.0`: any, so this machine's)
+  const inUrl = (h: string) => (h === '0.0.0.0' ? '127.0.0.1' : h === '::' ? '[::1]' : isIP(h) === 6 ? `[${h}]` : h);
+  const host = inUrl(config.host);
   const data = cluster ? 'NATS and Redis (cluster mode)' : config.dataDir === ':memory:' ? 'in memory only (DATA_DIR=:memory:): a restart forgets everything' : `${resolve(config.dataDir)} (DATA_SYNC=${config.dataSync})`;
   // one JSON line (stdout goes to log stores): where it listens, where its data is, how to try it;
   // printed at any LOG_LEVEL, as the plain banner it replaces was (tools wait for it)
@@ -67,7 +70,7 @@ async function main(): Promise<void> {
       apps: `ws://${host}:${server.port}/app/v1`,
       api: `http://${host}:${server.port}/v1`,
       docs: `http://${host}:${server.port}/docs`,
-      admin: `http://${config.adminHost}:${server.adminPort}`,
+      admin: `http://${inUrl(config.adminHost)}:${server.adminPort}`,
       // never the token itself: this line lands in every log store
       try: `npm run sim -- --url ws://${host}:${server.port} --hubs 10 --devices 8 --admin-token "$ADMIN_TOKEN"`,
     },

@@ -102,6 +102,15 @@ export class HomeCursor {
     return this.jump(pos);
   }
 
+  /**
+   * A `sub` with the position is on its way: it answers for an epoch seen so far (a reload, or a
+   * recovery in the same epoch when the stray event was garbage). Cleared only by a reload, one
+   * stray event made every later event ask again (review "diff8").
+   */
+  asked(): void {
+    this.unknownEpoch = false;
+  }
+
   /** Forgets held events (the socket dropped: resubscribing from pos brings them again). */
   clearHeld(): void {
     this.held = [];

@@ -193,6 +193,7 @@ export class Subscriptions {
     // the two fields a `since` has: a key a newer server adds to positions would get it refused
     const at = h.cursor.pos;
     const since = at === null ? undefined : { epoch: at.epoch, offset: at.offset };
+    h.cursor.asked();
     const id = this.requests.add(
       (rid) => (since ? { op: 'sub', id: rid, home: h.home, since } : { op: 'sub', id: rid, home: h.home }),
       { ok: (result) => this.answered(h, since, parseSubResult(result, h.home)), fail: (err) => this.refused(h, err) },

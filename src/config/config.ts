@@ -242,6 +242,8 @@ const offOrAtLeast =
     if (n !== 0 && n < min) throw new ConfigError(`${key}: expected 0 (off) or ${min}..${max}, got ${JSON.stringify(raw)}`);
     return n;
   };
+/** OTEL_TRACES_SAMPLER_ARG as OpenTelemetry's SDKs read it: a decimal, with an exponent too, never hex */
+const SAMPLER_RATIO = /^(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?$/;
 /** `0.25`, `1`, `.5`: decimal as written (`Number` also takes `0x0` and `5e-1`: `TIER_SHED_MEMORY=0x0` turned shedding off) */
 const DECIMAL_FRACTION = /^(?:\d+(?:\.\d*)?|\.\d+)$/;
 const fraction: Parser<number> = (raw, key) => {
@@ -253,10 +255,13 @@ const text: Parser<string> = (raw, key) => {
   if (typeof raw !== 'string' || raw.length === 0) throw new ConfigError(`${key}: expected a non-empty string`);
   return raw;
 };
-/** NODE_ID: a pod name or the like; a `{` or `}` would move its Redis keys' hash tag, a space or control character its log lines */
+/**
+ * NODE_ID: a pod name, a Nomad allocation's `web.api[0]`, an ECS task's ARN; only what breaks is
+ * refused: a `{` or `}` would move its Redis keys' hash tag, whitespace or a control character its log lines.
+ */
 const nodeIdText: Parser<string> = (raw, key) => {
   const v = text(raw, key);
-  if (!/^[A-Za-z0-9._:-]{1,128}$/.test(v)) throw new ConfigError(`${key}: ${JSON.stringify(v)} must be 1..128 characters of [A-Za-z0-9._:-]`);
+  if (v.length > 256 || /[{}\s\p{Cc}]/u.test(v)) throw new ConfigError(`${key}: ${JSON.stringify(v)} must be 1..256 characters without braces, whitespace or control characters`);
   return v;
 };
 /** HOST, ADMIN_HOST: an IP address (IPv6 with or without brackets) or a host name, trimmed; `' '` and `[x]` bound nowhere and read as a port in use. */
@@ -622,10 +627,15 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): LoadedConfig {
   if ((config.natsTlsCertFile === undefined) !== (config.natsTlsKeyFile === undefined)) throw new ConfigError('NATS_TLS_CERT_FILE and NATS_TLS_KEY_FILE: a client certificate goes with its key (set both, or neither)');
   if (config.idleMs <= config.heartbeatMs) throw new ConfigError(`TIER_IDLE_MS (${config.idleMs}) must exceed TIER_HEARTBEAT_MS (${config.heartbeatMs})`);
   if (config.commandTimeoutMs > config.commandTimeoutMaxMs) throw new ConfigError('TIER_COMMAND_TIMEOUT_MS must not exceed TIER_COMMAND_TIMEOUT_MAX_MS');
-  // OpenTelemetry's own variables (tracing.ts reads them): checked as ours are, or `0x0` sampled nothing
-  // and a garbage endpoint was taken without a word (review "config")
-  if (env.OTEL_TRACES_SAMPLER_ARG?.trim()) fraction(env.OTEL_TRACES_SAMPLER_ARG, 'OTEL_TRACES_SAMPLER_ARG');
+  // OpenTelemetry's own variables, as tracing.ts reads them (only with an endpoint): `0x0` sampled
+  // nothing and a garbage endpoint was taken without a word (review "config"). The argument is a
+  // ratio only for the ratio samplers (another sampler's, jaeger_remote's, is not ours to refuse)
   for (const key of ['OTEL_EXPORTER_OTLP_ENDPOINT', 'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT']) if (env[key]) url(['http:', 'https:'])(env[key], key);
+  const sampler = env.OTEL_TRACES_SAMPLER?.trim() ?? '';
+  const ratioArg = ['', 'traceidratio', 'parentbased_traceidratio'].includes(sampler) ? env.OTEL_TRACES_SAMPLER_ARG?.trim() : undefined;
+  if ((env.OTEL_EXPORTER_OTLP_ENDPOINT || env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT) && ratioArg && !(SAMPLER_RATIO.test(ratioArg) && Number(ratioArg) <= 1)) {
+    throw new ConfigError(`OTEL_TRACES_SAMPLER_ARG: expected a ratio in 0..1 (a decimal, 1e-2 too), got ${JSON.stringify(env.OTEL_TRACES_SAMPLER_ARG)}`);
+  }
   // a set of one attribute at its largest value must fit a frame to the hub: else a desired value is
   // stored, answered 200 and never delivered (review "config"); 3 UTF-8 bytes a character, ids and framing
   const oneValue = 3 * config.hubMaxValueBytes + 320;

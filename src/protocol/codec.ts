@@ -262,7 +262,7 @@ export function paramsFit(v: unknown): boolean {
  * §1, §5): the caller, an app or a rule, may size its buffers by them as a hub does. At depth 2, inside the frame.
  */
 function resultValue(v: unknown): unknown {
-  if (nestedFits(v, 2)) return v;
+  if (nestedFits(v, 2, true)) return v;
   const out = binAsBase64(v);
   checkNested(out, 'r', 2);
   return out;
@@ -284,17 +284,17 @@ function checkNested(v: unknown, field: string, depth: number, top = depth): voi
   }
 }
 
-function nestedFits(v: unknown, depth: number): boolean {
+function nestedFits(v: unknown, depth: number, binOut = false): boolean {
   if (typeof v === 'string') return v.length <= LIMITS.stringBytes;
   if (typeof v !== 'object' || v === null) return true;
-  if (v instanceof Uint8Array) return false; // as base64 text (result-bin.ts)
+  if (binOut && v instanceof Uint8Array) return false; // a result's bin goes out as base64 text (result-bin.ts)
   if (depth > LIMITS.depth) return false;
   if (Array.isArray(v)) {
-    for (let i = 0; i < v.length; i++) if (!nestedFits(v[i], depth + 1)) return false;
+    for (let i = 0; i < v.length; i++) if (!nestedFits(v[i], depth + 1, binOut)) return false;
     return true;
   }
   for (const key of Object.keys(v)) {
-    if (key === '__proto__' || key.length === 0 || key.length > LIMITS.idLength || !nestedFits((v as Record<string, unknown>)[key], depth + 1)) return false;
+    if (key === '__proto__' || key.length === 0 || key.length > LIMITS.idLength || !nestedFits((v as Record<string, unknown>)[key], depth + 1, binOut)) return false;
   }
   return true;
 }

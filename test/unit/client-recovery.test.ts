@@ -147,6 +147,21 @@ describe('client positions and recovery (fake server)', () => {
     expect(conn.received.filter((m: any) => m.op === 'sub' && m.home === 'h1')).toHaveLength(2);
   });
 
+  it('asks once for a stray event of an unknown epoch that a recovery in the same epoch answers: no resubscription on every later event (review diff8)', async () => {
+    const c = client();
+    const l = listen(c);
+    const conn = await fx.server.connection(1);
+    await answerSub(conn, { pos: { epoch: 'e1', offset: 3 } });
+    conn.evt('h1', 50, {}, 'e0'); // a stray event of an epoch this client never saw
+    await answerSub(conn, { pos: { epoch: 'e1', offset: 3 }, recovered: true }, 1);
+    for (let o = 4; o <= 12; o++) conn.evt('h1', o);
+    await l.reached(12);
+    c.subscribe('h2', { onEvent: () => {} });
+    await conn.sub('h2');
+    expect(conn.received.filter((m: any) => m.op === 'sub' && m.home === 'h1')).toHaveLength(2);
+    expect(l.offsets()).toEqual([4, 5, 6, 7, 8, 9, 10, 11, 12]);
+  });
+
   it('resubscribes with since holding only epoch and offset, whatever else a position carried', async () => {
     const l = listen(client());
     const first = await fx.server.connection(1);

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { FrameType } from '../../proto/frames.js';
-import { DEFAULT_MAX_FRAME, LIMITS, decodeHubFrame, decodeServerFrame, decodeValue, encode, encodeAck, encodeValue, encodeWithin, paramsFit } from '../../src/protocol/codec.js';
+import { DEFAULT_MAX_FRAME, LIMITS, decodeHubFrame, decodeServerFrame, decodeValue, encode, encodeAck, encodeValue, encodeWithin, params, paramsFit } from '../../src/protocol/codec.js';
 import { ProtocolError } from '../../src/errors.js';
 import { checkPlainMsgpack } from '../../src/protocol/msgpack-scan.js';
 import { withRaw } from '../helpers/msgpack-raw.js';
@@ -424,6 +424,10 @@ describe('encoding and optional fields', () => {
     expect(frame).toMatchObject({ ok: true, r: { fw: '3q0=', parts: ['aGk=', 1] } });
     expect(decodeHubFrame(encodeValue({ t: 8, id: 5, ok: true, r: Buffer.from([1, 2, 3]) }))).toMatchObject({ r: 'AQID' });
     expectProtocolError(() => decodeHubFrame(encodeValue({ t: 8, id: 6, ok: true, r: { blob: Buffer.alloc(800) } })), 'invalid_field', 'r.blob');
+    // a command's params keep their bin as it is, and the quick check agrees with the full one (review diff8)
+    const p = { blob: Buffer.from([1, 2, 3]) };
+    expect(paramsFit(p)).toBe(true);
+    expect(params(p, 'params')).toEqual(p);
   });
 
   it('reads an empty e or msg of a result as absent (C firmware sends msg "" on success)', () => {

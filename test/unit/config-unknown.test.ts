@@ -48,8 +48,12 @@ describe('settings that must fit together', () => {
   });
 
   it("OpenTelemetry's sampler argument and endpoints are checked as ours are: 0x0 sampled nothing, a garbage endpoint was silent", () => {
-    for (const arg of ['0x0', '5', 'abc', '1e-1']) expect(() => loadConfig({ OTEL_TRACES_SAMPLER_ARG: arg }), arg).toThrow(/^OTEL_TRACES_SAMPLER_ARG: expected a number in 0\.\.1/);
-    expect(() => loadConfig({ OTEL_TRACES_SAMPLER_ARG: ' 0.25 ', OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318' })).not.toThrow();
+    const on = { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318' };
+    for (const arg of ['0x0', '5', 'abc', '-0.5']) expect(() => loadConfig({ ...on, OTEL_TRACES_SAMPLER_ARG: arg }), arg).toThrow(/^OTEL_TRACES_SAMPLER_ARG: expected a ratio in 0\.\.1/);
+    for (const arg of [' 0.25 ', '1e-2', '1']) expect(() => loadConfig({ ...on, OTEL_TRACES_SAMPLER_ARG: arg }), arg).not.toThrow();
+    // tracing off, or another sampler's argument: not ours to refuse (review diff8)
+    expect(() => loadConfig({ OTEL_TRACES_SAMPLER_ARG: '0x0' })).not.toThrow();
+    expect(() => loadConfig({ ...on, OTEL_TRACES_SAMPLER: 'jaeger_remote', OTEL_TRACES_SAMPLER_ARG: 'endpoint=http://j:14250,pollingIntervalMs=5000' })).not.toThrow();
     expect(() => loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'garbage' })).toThrow(/^OTEL_EXPORTER_OTLP_ENDPOINT: not a URL/);
     expect(() => loadConfig({ OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'ftp://x/v1/traces' })).toThrow(/^OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: /);
   });
@@ -63,8 +67,9 @@ describe('settings that must fit together', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
-    for (const id of ['a}b', 'node {x}', 'a b', 'x'.repeat(129)]) expect(() => loadConfig({ NODE_ID: id }), id).toThrow(/^NODE_ID: .* must be 1\.\.128 characters/);
-    expect(loadConfig({ NODE_ID: 'hubtier-7d9f8.pod_1:a' }).config.nodeId).toBe('hubtier-7d9f8.pod_1:a');
+    for (const id of ['a}b', 'node {x}', 'a b', 'tab\there', 'x'.repeat(257)]) expect(() => loadConfig({ NODE_ID: id }), id).toThrow(/^NODE_ID: .* must be 1\.\.256 characters without braces, whitespace or control characters$/);
+    // what schedulers name their tasks (review diff8): a pod, a Nomad allocation, an ECS task ARN
+    for (const id of ['hubtier-7d9f8.pod_1:a', 'web.api[0]', 'arn:aws:ecs:eu-west-1:123456789012:task/cluster/0f1e2d']) expect(loadConfig({ NODE_ID: id }).config.nodeId).toBe(id);
   });
 
   it('TIER_MALLOC_TRIM_MS and TIER_SHADOW_PACK_MS are 0 (off) or at least 100 ms', () => {

@@ -3,7 +3,7 @@ import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
 import { registerEventLoopDelay, registerNodeDefaults, type Delays } from '../../src/admin/default-metrics.js';
 
-const NAMES = ['min', 'max', 'mean', 'p50', 'p90', 'p99'].map((s) => `nodejs_eventloop_lag_${s}_seconds`);
+const NAMES = ['min', 'max', 'mean', 'p50', 'p90', 'p99', 'stddev'].map((s) => `nodejs_eventloop_lag_${s}_seconds`);
 
 async function scrape(registry: Registry): Promise<Record<string, number>> {
   const metrics = await registry.getMetricsAsJSON();
@@ -19,6 +19,7 @@ function fakeDelays(ms: number[]): Delays & { resets: number } {
     get min() { return samples.length > 0 ? ns()[0]! : 9223372036854775807; },
     get max() { return samples.length > 0 ? ns().at(-1)! : 0; },
     get mean() { return samples.length > 0 ? ns().reduce((a, b) => a + b, 0) / samples.length : NaN; },
+    get stddev() { return samples.length > 0 ? Math.sqrt(ns().reduce((a, b) => a + (b - this.mean) ** 2, 0) / samples.length) : NaN; },
     percentile(p: number) { return samples.length > 0 ? ns()[Math.ceil((p / 100) * samples.length) - 1]! : NaN; },
     reset() { samples = []; this.resets++; },
   };
@@ -35,6 +36,8 @@ describe('event-loop delay series', () => {
     expect(got['nodejs_eventloop_lag_p50_seconds']).toBeCloseTo(0.001, 6);
     expect(got['nodejs_eventloop_lag_p99_seconds']).toBeCloseTo(0.25, 6);
     expect(got['nodejs_eventloop_lag_mean_seconds']).toBeCloseTo((0.5 + 1 + 2 + 250) / 4 / 1000, 6);
+    // the spread of the samples, unshifted: the interval is in every one of them
+    expect(got['nodejs_eventloop_lag_stddev_seconds']).toBeCloseTo(Math.sqrt([100.5, 101, 102, 350].reduce((a, b) => a + (b - 163.375) ** 2, 0) / 4) / 1000, 6);
     expect(delays.resets).toBe(1);
     // nothing sampled since (an empty histogram: min huge, the rest NaN), and a run a little early: 0
     expect(Object.values(await scrape(registry))).toEqual(NAMES.map(() => 0));
