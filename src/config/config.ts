@@ -268,7 +268,8 @@ const nodeIdText: Parser<string> = (raw, key) => {
 const listenHost: Parser<string> = (raw, key) => {
   const v = text(raw, key).trim();
   const host = v.startsWith('[') && v.endsWith(']') && isIP(v.slice(1, -1)) === 6 ? v.slice(1, -1) : v;
-  if (isIP(host) === 0 && !/^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/.test(host)) {
+  // labels of letters, digits, `-` and `_` (compose service names), a trailing dot allowed
+  if (isIP(host) === 0 && !/^(?=.{1,254}$)[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\.?$/.test(host)) {
     throw new ConfigError(`${key}: ${JSON.stringify(raw)} is neither an IP address nor a host name`);
   }
   return host;

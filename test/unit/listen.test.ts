@@ -32,6 +32,7 @@ describe('HOST and ADMIN_HOST', () => {
   it('take an IP address (IPv6 bracketed or not) or a host name, trimmed', () => {
     expect(loadConfig({ HOST: ' 10.0.0.7 ', ADMIN_HOST: '[::1]' }).config).toMatchObject({ host: '10.0.0.7', adminHost: '::1' });
     expect(loadConfig({ HOST: 'node-1.internal', ADMIN_HOST: 'localhost' }).config).toMatchObject({ host: 'node-1.internal', adminHost: 'localhost' });
+    expect(loadConfig({ HOST: 'hub_tier', ADMIN_HOST: 'node-1.example.com.' }).config).toMatchObject({ host: 'hub_tier', adminHost: 'node-1.example.com.' });
   });
 
   it('refuse at start what binds nowhere, naming the setting', () => {
