@@ -1,7 +1,7 @@
-import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { createHistogram, type RecordableHistogram } from 'node:perf_hooks';
 import { Gauge, collectDefaultMetrics, type Registry } from 'prom-client';
 
-/** prom-client's event-loop delay series: each read its histogram as is. */
+/** prom-client's event-loop delay series, read off a histogram of how late the loop ran (ns). */
 const SERIES = [
   ['min', 'The minimum recorded event loop delay', (h: Delays) => h.min],
   ['max', 'The maximum recorded event loop delay', (h: Delays) => h.max],
@@ -9,12 +9,13 @@ const SERIES = [
   ['p50', 'The 50th percentile of the recorded event loop delays', (h: Delays) => h.percentile(50)],
   ['p90', 'The 90th percentile of the recorded event loop delays', (h: Delays) => h.percentile(90)],
   ['p99', 'The 99th percentile of the recorded event loop delays', (h: Delays) => h.percentile(99)],
-  // a spread: the interval, the same in every sample, is not in it
   ['stddev', 'The standard deviation of the recorded event loop delays', (h: Delays) => h.stddev],
 ] as const;
 
 /** ms between the event-loop sampler's runs */
 const LOOP_SAMPLE_MS = 100;
+/** The series cover the last window and the current one: 30 to 60 s, whatever the scrape interval. */
+const LOOP_WINDOW_MS = 30_000;
 
 /** Node's default series (prom-client's), with the corrections below. */
 export function registerNodeDefaults(registry: Registry): void {
@@ -22,57 +23,91 @@ export function registerNodeDefaults(registry: Registry): void {
   // 100 times a second, which summed over the dozens of nodes of one machine took a tenth of a core.
   // prom-client's own sampler feeds only the series replaced below: once every 10 s is plenty
   collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: 10_000 });
-  registerEventLoopDelay(registry, LOOP_SAMPLE_MS);
+  const sampler = new LoopDelaySampler(LOOP_SAMPLE_MS, LOOP_WINDOW_MS);
+  registerEventLoopDelay(registry, `past the ${LOOP_SAMPLE_MS} ms sampling interval over the last ${LOOP_WINDOW_MS / 1000}-${(2 * LOOP_WINDOW_MS) / 1000} s`, () => sampler.read());
   // gauges named like counters (promtool refuses them); the per-type gauges without `_total` stay
   for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) registry.removeSingleMetric(name);
 }
 
-/** What the series read of Node's histogram (ns), as `monitorEventLoopDelay` gives it. */
+/** What the series read of a histogram of delays (ns), as Node's histograms give it. */
 export interface Delays {
+  readonly count: number;
   readonly min: number;
   readonly max: number;
   readonly mean: number;
   readonly stddev: number;
   percentile(p: number): number;
-  reset(): void;
 }
 
 /**
- * `nodejs_eventloop_lag_{min,max,mean,p50,p90,p99,stddev}_seconds` as the delay past the sampling interval.
- * Node's histogram records the time between its timer's runs, the interval included: prom-client
- * reports that as is, so at 100 ms an idle node read 0.100 s and HubtierEventLoopDelay (> 0.1 s)
- * fired on every idle node. These replace prom-client's series of the same names (call after
- * `collectDefaultMetrics`); each scrape reads the delays since the previous one, as prom-client's did.
+ * `nodejs_eventloop_lag_{min,max,mean,p50,p90,p99,stddev}_seconds`, replacing prom-client's series
+ * of the same names (call after `collectDefaultMetrics`). prom-client's read Node's
+ * `monitorEventLoopDelay`, which records the time between its timer's runs, the interval included:
+ * at 100 ms an idle node read 0.100 s, and HubtierEventLoopDelay (> 0.1 s) fired on every idle node.
+ * And each read reset them: a curl of /metrics, or a second Prometheus, emptied the window the next
+ * scrape read (review "alerts"). `read` answers the delays themselves, and reading changes nothing.
  */
-export function registerEventLoopDelay(registry: Registry, intervalMs: number, delays: Delays = sampler(intervalMs)): void {
-  const intervalNs = intervalMs * 1e6;
-  // one scrape reads every series of one window: the first series' collect resets for the next
-  let read = SERIES.map(() => 0);
+export function registerEventLoopDelay(registry: Registry, span: string, read: () => Delays): void {
+  // one scrape reads every series off one snapshot: the first series' collect takes it
+  let values = SERIES.map(() => 0);
   for (const [i, [name, help]] of SERIES.entries()) {
     const full = `nodejs_eventloop_lag_${name}_seconds`;
     registry.removeSingleMetric(full);
     new Gauge({
       name: full,
-      help: `${help} past the ${intervalMs} ms sampling interval, in seconds.`,
+      help: `${help}, ${span}, in seconds.`,
       registers: [registry],
       collect() {
         if (i === 0) {
+          const delays = read();
           // an empty histogram reads min as a huge number and the rest as NaN: nothing late then
-          read = SERIES.map(([name, , v]) => {
-            const ns = v(delays);
-            if (!Number.isFinite(ns) || ns >= Number.MAX_SAFE_INTEGER) return 0;
-            return Math.max(0, name === 'stddev' ? ns : ns - intervalNs) / 1e9;
-          });
-          delays.reset();
+          values = SERIES.map(([, , v]) => (delays.count === 0 ? 0 : Math.max(0, v(delays)) / 1e9));
         }
-        this.set(read[i]!);
+        this.set(values[i]!);
       },
     });
   }
 }
 
-function sampler(intervalMs: number): Delays {
-  const h = monitorEventLoopDelay({ resolution: intervalMs });
-  h.enable();
-  return h;
+/**
+ * How late the event loop runs: a timer every `intervalMs` records how much later than due it ran,
+ * into two histograms turned every `windowMs`; a read merges the last window and the current one.
+ */
+export class LoopDelaySampler {
+  private current: RecordableHistogram = createHistogram();
+  private previous: RecordableHistogram = createHistogram();
+  private last = performance.now();
+  private turnedAt = this.last;
+  private readonly timer: NodeJS.Timeout;
+
+  constructor(
+    private readonly intervalMs: number,
+    private readonly windowMs: number,
+  ) {
+    this.timer = setInterval(() => this.sample(performance.now()), intervalMs);
+    this.timer.unref();
+  }
+
+  /** One run of the timer at `now` (ms of performance.now()). */
+  sample(now: number): void {
+    const lateNs = Math.round((now - this.last - this.intervalMs) * 1e6);
+    this.last = now;
+    // a histogram records integers ≥ 1: on time (or early: timers round) is 1 ns late
+    this.current.record(Math.max(1, lateNs));
+    if (now - this.turnedAt < this.windowMs) return;
+    this.turnedAt = now;
+    this.previous.reset();
+    [this.previous, this.current] = [this.current, this.previous];
+  }
+
+  read(): Delays {
+    const both = createHistogram();
+    both.add(this.previous);
+    both.add(this.current);
+    return both;
+  }
+
+  close(): void {
+    clearInterval(this.timer);
+  }
 }

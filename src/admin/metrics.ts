@@ -203,6 +203,8 @@ export class NodeMetrics implements HubSessionMetrics, HubGatewayMetrics, AppGat
     new Gauge({ name: 'tier_drain_sessions_remaining', help: 'Hub sessions still open on a draining node (0 when not draining)', registers, collect() { this.set(self.sources.draining?.() ? sessions() : 0); } });
     this.pushSeries();
     registerNodeDefaults(this.registry);
+    // both at 0 from the start: HubtierRefusalStorm compares them, and a node that never accepted one matched nothing
+    for (const result of ['accepted', 'refused']) this.connects.inc({ result }, 0);
   }
 
   /**

@@ -54,6 +54,9 @@ export async function connectRedis(url: string, options: RedisClientOptions): Pr
     connectTimeout: options.connectTimeoutMs ?? 5_000,
     enableReadyCheck: true,
     keepAlive: 10_000,
+    // ioredis sends CLIENT SETINFO at each connect, which a Redis before 7.2 refuses: two errors a
+    // connection on a healthy node (review "alerts"); connectionName names it already
+    disableClientInfo: true,
     retryStrategy: (attempt) => backoff(attempt, maxBackoffMs),
     ...(offline === 'fail'
       ? {

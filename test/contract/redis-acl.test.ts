@@ -5,7 +5,7 @@ import { createLogger } from '../../src/log/logger.js';
 import { closeRedis, connectRedis } from '../../src/ports/redis.js';
 import { startRedis, type Backend } from '../../load/harness/index.js';
 
-/** What a Redis user must be allowed, said at connect (review "cloud", 2026-12-06). */
+/** What a Redis user must be allowed, said at connect (review "cloud", 2026-12-06), and what a connect asks of Redis. */
 
 let redis: Backend;
 beforeAll(async () => {
@@ -37,6 +37,20 @@ describe('connectRedis and the Redis user', () => {
   it('connects a user without the other dangerous commands once it may run INFO', async () => {
     const client = await connectRedis(as('withinfo', 'WithInfo-pass'), { name: 'test-acl', log: createLogger('silent'), needsInfo: true });
     expect(await client.ping()).toBe('PONG');
+    await closeRedis(client);
+  });
+});
+
+describe('connectRedis and what it asks at connect', () => {
+  it('no call of its own fails against a Redis before 7.2: ioredis\'s CLIENT SETINFO counted two errors a connection on a healthy node (review alerts)', async () => {
+    let failed = 0;
+    const client = await connectRedis(redis.url, { name: 'test-info', log: createLogger('silent'), observe: { done: (_s, ok) => void (ok || failed++) } });
+    expect(await client.ping()).toBe('PONG');
+    // a reconnect sends what a connect sends again
+    client.disconnect(true);
+    await new Promise<void>((resolve) => client.once('ready', () => resolve()));
+    expect(await client.ping()).toBe('PONG');
+    expect(failed).toBe(0);
     await closeRedis(client);
   });
 });

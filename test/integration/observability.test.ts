@@ -79,6 +79,12 @@ describe('alert rules, dashboard and runbooks (files)', () => {
     expect(r.status).toBe(0);
   });
 
+  it.skipIf(!promtool)('promtool test rules: the alerts fire on the faults deploy/prometheus/alerts.test.yaml feeds them, and not at rest', () => {
+    const r = spawnSync(promtool!, ['test', 'rules', join(ROOT, 'deploy/prometheus/alerts.test.yaml')], { encoding: 'utf8' });
+    expect(r.stdout + r.stderr).toMatch(/SUCCESS/);
+    expect(r.status).toBe(0);
+  });
+
   it('every alert links a runbook section that exists, and every section has an alert', () => {
     const { runbookUrls } = expressions();
     const alertNames = [...readFileSync(ALERTS, 'utf8').matchAll(/- alert: (\w+)/g)].map((m) => m[1]!);

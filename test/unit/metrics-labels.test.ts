@@ -102,3 +102,11 @@ describe('metrics: clock skew against Redis', () => {
     expect(await gauge()).toBe(120.5);
   });
 });
+
+describe('series an alert compares', () => {
+  it('tier_hub_connects_total has both results at 0 from the start: HubtierRefusalStorm on a node that never accepted a hub matched nothing', async () => {
+    const text = await new NodeMetrics(() => 0).registry.metrics();
+    expect(text).toContain('tier_hub_connects_total{result="accepted"} 0');
+    expect(text).toContain('tier_hub_connects_total{result="refused"} 0');
+  });
+});
