@@ -93,13 +93,13 @@ export function isAttrs(v: unknown): boolean {
  * §1 limits anywhere in a command's parameters or a hub's result value: names (map keys) of 1..64
  * characters, strings ≤ 1024.
  */
-export function paramsWithinLimits(v: unknown): boolean {
+export function paramsWithinLimits(v: unknown, binAsText = false): boolean {
   if (typeof v === 'string') return asDecoded(v).length <= 1024;
-  // a hub's bin is passed on as base64 text, held to a string's length (src/protocol/result-bin.ts)
-  if (v instanceof Uint8Array) return Math.ceil(v.length / 3) * 4 <= 1024;
+  // a bin in a hub's result is passed on as base64 text, held to a string's length (src/protocol/result-bin.ts); in params, as it is
+  if (v instanceof Uint8Array) return !binAsText || Math.ceil(v.length / 3) * 4 <= 1024;
   if (typeof v !== 'object' || v === null) return true;
-  if (Array.isArray(v)) return v.every(paramsWithinLimits);
-  return Object.entries(v).every(([k, x]) => isStr(k, 64) && paramsWithinLimits(x));
+  if (Array.isArray(v)) return v.every((x) => paramsWithinLimits(x, binAsText));
+  return Object.entries(v).every(([k, x]) => isStr(k, 64) && paramsWithinLimits(x, binAsText));
 }
 
 /**

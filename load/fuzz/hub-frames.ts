@@ -797,7 +797,7 @@ function resultLimitsAware(data: Uint8Array, expect: Outcome[]): Outcome[] {
   } catch {
     return [...expect, { kind: 'error', code: 'invalid_field' }];
   }
-  return paramsWithinLimits(r) ? expect : [{ kind: 'error', code: 'invalid_field' }];
+  return paramsWithinLimits(r, true) ? expect : [{ kind: 'error', code: 'invalid_field' }];
 }
 
 /** "__proto__" as a msgpack fixstr */

@@ -403,8 +403,8 @@ export class HubSession extends Actor<HubMessage> implements TimerTarget, BusLis
   private onTimerTag(tag: number): void | Promise<void> {
     if (tag === HELLO_TIMER) {
       this.timer = null;
-      // a hub that offered only another version is told that, with a close it does not retry
-      // unchanged (1002): a temporary 4002 had it reconnect with the same hello forever (review "compat")
+      // a hub that offered only another version is told so by the close's reason (PROTOCOL.md §2.2:
+      // it backs off long); a 4002 hello_timeout said nothing of the version (review "compat")
       if (this.state !== 'connecting') return;
       if (this.link.versionRefused) this.closeWith(CloseCode.protocolError, 'unsupported_version');
       else this.closeWith(CloseCode.helloTimeout, 'hello_timeout');
