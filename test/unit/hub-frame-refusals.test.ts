@@ -53,15 +53,16 @@ const isError = (f: ServerToHubFrame): f is ErrorFrame => f.t === 10;
 const ackOf = (s: number) => (f: ServerToHubFrame): f is Extract<ServerToHubFrame, { t: 6 }> => f.t === 6 && f.s === s;
 
 describe('a refusal names only a frame whose number it consumes', () => {
-  it('an unknown frame type or a heartbeat carrying an s is refused without ref, and that number is still the next', async () => {
+  it('an unknown frame type or a bye carrying an s is refused without ref, and that number is still the next', async () => {
     const { c } = await online();
     let refused = next(c, isError);
     c.sendFrame({ t: 13, s: 1 });
     expect(await refused).toMatchObject({ e: 'unknown_frame_type', f: 't' });
     expect((await refused).ref).toBeUndefined();
     refused = next(c, isError);
-    c.sendFrame({ t: 3, s: 1, ts: -1 });
-    expect(await refused).toMatchObject({ e: 'invalid_field', f: 'ts' });
+    // (a heartbeat's bad ts is dropped since 2026-12-06, not refused: a bye's empty msg still is)
+    c.sendFrame({ t: 12, s: 1, msg: '' });
+    expect(await refused).toMatchObject({ e: 'invalid_field', f: 'msg' });
     expect((await refused).ref).toBeUndefined();
     // s 1 was not consumed: the hub's next report takes it and is acknowledged
     expect(await c.report({ lamp: { on: true } })).toBe(1);
