@@ -1,5 +1,5 @@
 import type { AppReply } from '../../proto/app.js';
-import { ErrorCodes, type ErrorCode } from '../../proto/errors.js';
+import { ErrorCodes, isErrorCode, type ErrorCode } from '../../proto/errors.js';
 
 type ErrReply = Extract<AppReply, { op: 'err' }>;
 
@@ -40,7 +40,7 @@ export class ClientError extends Error {
    * the message: dropped, the request waited for the client's own timeout instead (review "compat").
    */
   static fromReply(reply: ErrReply): ClientError {
-    const row = Object.hasOwn(ErrorCodes, reply.code) ? ErrorCodes[reply.code as ErrorCode] : undefined;
+    const row = isErrorCode(reply.code) ? ErrorCodes[reply.code] : undefined;
     const num = typeof reply.num === 'number' ? reply.num : (row?.code ?? 0);
     const temporary = typeof reply.temporary === 'boolean' ? reply.temporary : (row?.temporary ?? false);
     const message = typeof reply.msg === 'string' ? reply.msg : reply.code;

@@ -312,7 +312,6 @@ const secretList =
       .map((s: unknown) => (typeof s === 'string' ? s.trim() : s))
       .filter((s: unknown) => s !== '')
       .map((s: unknown, i: number) => secret(minChars)(s, `${key}[${i}]`));
-/** Host names comma-separated (or a JSON list in CONFIG_FILE), `*` for any. */
 /** A file the node reads (a certificate, a credentials file): refused at start when it cannot be read, not at the first connect. */
 const readableFile: Parser<string> = (raw, key) => {
   const path = text(raw, key);
@@ -323,6 +322,7 @@ const readableFile: Parser<string> = (raw, key) => {
   }
   return path;
 };
+/** Host names comma-separated (or a JSON list in CONFIG_FILE), `*` for any. */
 const hostNames: Parser<readonly string[]> = (raw, key) =>
   (Array.isArray(raw) ? raw : text(raw, key).split(',')).map((n: unknown, i: number) => {
     const name = text(typeof n === 'string' ? n.trim() : n, `${key}[${i}]`);

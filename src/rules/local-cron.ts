@@ -80,7 +80,6 @@ export function zoneClock(timeZone: string): ZoneClock {
 /** matches walked at most in one call: a fold of a few hours of a per-second pattern is well under it */
 const MAX_WALK = 50_000;
 
-/** One cron pattern (5 fields, or 6 with seconds) in one zone. */
 /**
  * croner gives every job a table of 10,000 years (80 KB): one paused job per pattern, shared by the
  * rules that use it (a node held one per cron rule of the fleet: 80 MB a thousand rules, review
@@ -100,6 +99,7 @@ function sharedCron(pattern: string): Cron {
   return cron;
 }
 
+/** One cron pattern (5 fields, or 6 with seconds) in one zone. */
 export class LocalCron {
   private readonly cron: Cron;
 

@@ -15,6 +15,8 @@ import { RulesEngine, type RulesEngineDeps } from '../../src/rules/engine.js';
 import { deviceKey, type DeviceRef } from '../../src/rules/model.js';
 import { RulePool, type RuleRunner } from '../../src/rules/pool.js';
 import { MemoryRuleStore } from '../../src/ports/rule-store/rule-store-memory.js';
+import { MemoryLease } from '../../src/ports/lease/lease-memory.js';
+import { CronScheduler } from '../../src/rules/scheduler.js';
 
 export interface SentCommand {
   hub: string;
@@ -88,6 +90,11 @@ export class FakeHubs {
 }
 
 export const silentLog = createLogger('silent');
+
+/** One node's cron scheduler over `store` on a fake clock, with an in-memory lease; `fire` gets each instant (ms). */
+export function cronOnClock(store: MemoryRuleStore, clock: { now: number }, fire: (at: number) => void): CronScheduler {
+  return new CronScheduler({ store, lease: new MemoryLease({ now: () => clock.now }), nodeId: 'n', log: silentLog, now: () => clock.now, fire: async (_h, _r, at) => fire(at) });
+}
 
 export interface Rig {
   clock: { now: number };

@@ -4,12 +4,11 @@
  * occurrence; the times of the skipped (spring) hour fire once, together, at the end of the gap.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { MemoryLease } from '../../src/ports/lease/lease-memory.js';
 import { MemoryRuleStore } from '../../src/ports/rule-store/rule-store-memory.js';
 import { ZoneClock } from '../../src/rules/local-cron.js';
 import { CronScheduler } from '../../src/rules/scheduler.js';
 import { validateRuleSpec } from '../../src/rules/validate.js';
-import { silentLog } from './rules-fixtures.js';
+import { cronOnClock } from './rules-fixtures.js';
 
 const schedulers: CronScheduler[] = [];
 afterEach(async () => {
@@ -23,14 +22,7 @@ async function firings(timeZone: string, pattern: string, from: string, to: stri
   await store.putSettings('home1', { timeZone });
   await store.createRule('home1', validateRuleSpec({ name: 'r', triggers: [{ type: 'cron', cron: pattern }], actions: [{ type: 'notify', title: 't', body: 'b' }] }));
   const fired: number[] = [];
-  const s = new CronScheduler({
-    store,
-    lease: new MemoryLease({ now: () => clock.now }),
-    nodeId: 'n',
-    log: silentLog,
-    now: () => clock.now,
-    fire: async (_h, _r, at) => void fired.push(at),
-  });
+  const s = cronOnClock(store, clock, (at) => void fired.push(at));
   schedulers.push(s);
   for (const end = Date.parse(to); clock.now <= end; clock.now += 30_000) await s.tick();
   const short = Date.parse(to) - Date.parse(from) < 86_400_000;

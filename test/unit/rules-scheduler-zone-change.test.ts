@@ -4,12 +4,11 @@
  * skipped, on a running scheduler and on one started after the change; the new zone's next instant fires.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { MemoryLease } from '../../src/ports/lease/lease-memory.js';
 import { MemoryRuleStore } from '../../src/ports/rule-store/rule-store-memory.js';
 import { CronScheduler } from '../../src/rules/scheduler.js';
 import { validateRuleSpec } from '../../src/rules/validate.js';
 import { putHomeSettings } from '../../src/rules/zone-change.js';
-import { silentLog } from './rules-fixtures.js';
+import { cronOnClock } from './rules-fixtures.js';
 
 const schedulers: CronScheduler[] = [];
 afterEach(async () => {
@@ -19,14 +18,7 @@ afterEach(async () => {
 const clock = { now: 0 };
 const fired: string[] = [];
 function scheduler(store: MemoryRuleStore): CronScheduler {
-  const s = new CronScheduler({
-    store,
-    lease: new MemoryLease({ now: () => clock.now }),
-    nodeId: 'n',
-    log: silentLog,
-    now: () => clock.now,
-    fire: async (_h, _r, at) => void fired.push(new Date(at).toISOString().slice(5, 16)),
-  });
+  const s = cronOnClock(store, clock, (at) => void fired.push(new Date(at).toISOString().slice(5, 16)));
   schedulers.push(s);
   return s;
 }

@@ -350,7 +350,6 @@ export class LmdbShadowStore implements ShadowStore {
     return out;
   }
 
-  /** Every device's kind and model of the hub, by device id: its kinds record read. */
   /**
    * The hub's kinds as `kindsOf` reads them, kept for the last MAX_OPENED hubs with the record's
    * bytes: a rule's read of a hub of 512 listed devices decoded them all, about 100 µs (review
@@ -367,6 +366,7 @@ export class LmdbShadowStore implements ShadowStore {
     return kinds;
   }
 
+  /** Every device's kind and model of the hub, by device id: its kinds record read. */
   private kindsOf(hubId: string): Map<string, KindModel> {
     const stored = this.db.get(kindsKey(hubId)) as HubKinds | undefined;
     return stored ? readHubKinds(stored, this.names) : new Map();
