@@ -44,6 +44,7 @@ describe('TIER_PARALLEL_GC', () => {
     expect(on.length).toBeGreaterThan(10);
     expect(off.length).toBeGreaterThan(10);
     expect(on.some((ms) => ms > 0)).toBe(true);
-    expect(off.every((ms) => ms === 0)).toBe(true);
+    // the first may have been under way (or its job posted) as the flags changed: once seen in CI
+    expect(off.slice(1).every((ms) => ms === 0)).toBe(true);
   });
 });
