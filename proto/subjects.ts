@@ -81,7 +81,8 @@ export interface CommandRequest {
 }
 
 /** `hub.<hubId>.cmd` reply; `hub`: the hub's own error code, when the hub refused the command. */
-export type CommandReply = { ok: true; r: unknown } | { ok: false; e: ErrorCode; msg?: string; hub?: string };
+/** `tmp`: the hub refused with an error frame that said it was temporary (busy: sending again may succeed) */
+export type CommandReply = { ok: true; r: unknown } | { ok: false; e: ErrorCode; msg?: string; hub?: string; tmp?: true };
 
 /** `hub.<hubId>.desired`: the device's whole desired map and its version (older versions are ignored). */
 export interface DesiredChange {

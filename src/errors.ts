@@ -52,10 +52,13 @@ export class CommandError extends TierError {
   override name = 'CommandError';
   /** the hub's own error code when the hub refused the command (`command_failed`, `unknown_device`) */
   readonly hubCode: string | undefined;
+  /** the hub said its refusal was temporary (an error frame's `tmp`): the same command may succeed later */
+  readonly hubTemporary: boolean;
 
-  constructor(code: ErrorCode, message?: string, options?: { cause?: unknown; hubCode?: string | undefined }) {
+  constructor(code: ErrorCode, message?: string, options?: { cause?: unknown; hubCode?: string | undefined; hubTemporary?: boolean }) {
     super(code, message, options);
     this.hubCode = options?.hubCode;
+    this.hubTemporary = options?.hubTemporary === true;
   }
 }
 

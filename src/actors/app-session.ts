@@ -230,6 +230,7 @@ export class AppSession extends Actor<AppMessage> implements TimerTarget {
     const reply: AppReply = { op: 'err', id, ...errorFields(err) };
     if (err.field !== undefined) reply.field = err.field;
     if (err instanceof CommandError && err.hubCode !== undefined) reply.hubCode = err.hubCode;
+    if (err instanceof CommandError && err.hubTemporary) reply.hubTemporary = true;
     this.link.reply(reply);
   }
 

@@ -28,14 +28,16 @@ export function encodeCommandReply(reply: CommandReply): Uint8Array {
 }
 
 export function decodeCommandReply(data: Uint8Array): CommandReply {
-  const v = decodeValue(data) as { ok?: unknown; r?: unknown; e?: unknown; msg?: unknown; hub?: unknown } | null;
+  const v = decodeValue(data) as { ok?: unknown; r?: unknown; e?: unknown; msg?: unknown; hub?: unknown; tmp?: unknown } | null;
   if (typeof v !== 'object' || v === null || typeof v.ok !== 'boolean') throw new ProtocolError('malformed_frame', 'command reply must be a map with ok');
   if (v.ok) return { ok: true, r: v.r };
   // a code outside the table (another service's, a newer version's) is not trusted as one of ours
-  return {
+  const reply: CommandReply = {
     ok: false,
     e: isErrorCode(v.e) ? v.e : 'internal',
     msg: typeof v.msg === 'string' ? v.msg : undefined,
     hub: typeof v.hub === 'string' ? v.hub.slice(0, 64) : undefined,
   };
+  if (v.tmp === true) reply.tmp = true;
+  return reply;
 }

@@ -65,7 +65,7 @@ async function roundTrip(bus: Bus, hubId: string, deviceId: string, spec: Comman
   }
   const reply = decodeCommandReply(data);
   if (reply.ok) return reply.r;
-  throw new CommandError(reply.e, reply.msg, { hubCode: reply.hub });
+  throw new CommandError(reply.e, reply.msg, { hubCode: reply.hub, hubTemporary: reply.tmp === true });
 }
 
 /**

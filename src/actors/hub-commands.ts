@@ -257,7 +257,7 @@ export class HubCommands {
    */
   hubRefused(frame: ErrorFrame): boolean {
     if (frame.ref === undefined || !this.pending.has(frame.ref)) return false;
-    this.settle(frame.ref, hubFailure(frame.e, frame.msg));
+    this.settle(frame.ref, hubFailure(frame.e, frame.msg, frame.tmp));
     return true;
   }
 
@@ -330,9 +330,12 @@ export class HubCommands {
  * caller's credentials or the server are not at fault when a hub answers unauthorized or internal;
  * only unknown_device keeps its meaning.
  */
-function hubFailure(hubCode: string | undefined, msg: string | undefined): CommandReply {
+function hubFailure(hubCode: string | undefined, msg: string | undefined, temporary = false): CommandReply {
   const code: ErrorCode = hubCode === 'unknown_device' ? 'unknown_device' : 'command_failed';
-  return { ok: false, e: code, msg: msg ?? `the hub answered ${hubCode ?? 'failure'}`, hub: hubCode };
+  const reply: CommandReply = { ok: false, e: code, msg: msg ?? `the hub answered ${hubCode ?? 'failure'}`, hub: hubCode };
+  // the caller's code stays the table's; the hub's word that it is busy, not refusing, goes with it
+  if (temporary) reply.tmp = true;
+  return reply;
 }
 
 /** The command of a bus request, or null after answering a malformed one. */

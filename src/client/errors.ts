@@ -16,6 +16,8 @@ export class ClientError extends Error {
   readonly temporary: boolean;
   /** the hub's own code of a command it refused (`command_failed`) */
   readonly hubCode?: string;
+  /** the hub refused the command as temporarily unable (busy): the same command may succeed later */
+  readonly hubTemporary?: true;
   /** the request field at fault (`invalid_field`) */
   readonly field?: string;
   /**
@@ -24,12 +26,13 @@ export class ClientError extends Error {
    */
   readonly sent?: boolean;
 
-  constructor(fields: { code: string; num: number; temporary: boolean; message: string; hubCode?: string | undefined; field?: string | undefined; sent?: boolean | undefined }, options?: { cause?: unknown }) {
+  constructor(fields: { code: string; num: number; temporary: boolean; message: string; hubCode?: string | undefined; hubTemporary?: boolean | undefined; field?: string | undefined; sent?: boolean | undefined }, options?: { cause?: unknown }) {
     super(fields.message, options);
     this.code = fields.code;
     this.num = fields.num;
     this.temporary = fields.temporary;
     if (fields.hubCode !== undefined) this.hubCode = fields.hubCode;
+    if (fields.hubTemporary === true) this.hubTemporary = true;
     if (fields.field !== undefined) this.field = fields.field;
     if (fields.sent !== undefined) this.sent = fields.sent;
   }
@@ -45,7 +48,7 @@ export class ClientError extends Error {
     const temporary = typeof reply.temporary === 'boolean' ? reply.temporary : (row?.temporary ?? false);
     const message = typeof reply.msg === 'string' ? reply.msg : reply.code;
     const text = (v: unknown) => (typeof v === 'string' ? v : undefined);
-    return new ClientError({ code: reply.code, num, temporary, message, hubCode: text(reply.hubCode), field: text(reply.field) });
+    return new ClientError({ code: reply.code, num, temporary, message, hubCode: text(reply.hubCode), hubTemporary: reply.hubTemporary === true, field: text(reply.field) });
   }
 
   /** An argument the client refuses before sending, as the server would (`invalid_field`). */

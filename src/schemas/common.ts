@@ -163,6 +163,7 @@ export const ErrorBody = Type.Object(
     message: Type.String({ description: 'human-readable detail; for validation errors it starts with the field' }),
     field: Type.Optional(Type.String({ description: 'the field at fault for validation errors: a path such as `set.temp`, `actions[0].hub` or a path parameter' })),
     hubCode: Type.Optional(Type.String({ description: 'the hub’s own code when the hub refused a command (`command_failed`)' })),
+    hubTemporary: Type.Optional(Type.Literal(true, { description: 'the hub refused the command as temporarily unable (busy): the same command may succeed later; absent otherwise' })),
   },
   {
     title: 'Error',

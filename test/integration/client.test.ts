@@ -15,6 +15,7 @@ import WebSocket from 'ws';
 import { SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { APP_SUBPROTOCOL, type AppEventMessage, type Position } from '../../proto/app.js';
+import { FrameType } from '../../proto/frames.js';
 import { HubClient } from '../../load/wire/hub-client.js';
 import { CONNECT_TIMEOUT_CLOSE, ClientError, HubtierClient, type ClientOptions, type ConnectionState, type ReloadInfo, type SubResult } from '../../src/client/index.js';
 import { Inbox } from '../helpers/fake-app-server.js';
@@ -173,6 +174,15 @@ describe('app client library against a real node', () => {
     const err = await c.command(hubId, 'lamp', { method: 'calibrate', params: { steps: 3 } }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ClientError);
     expect(err).toMatchObject({ code: 'command_failed', num: 403, temporary: false, hubCode: 'jammed' });
+    expect((err as ClientError).hubTemporary).toBeUndefined();
+    // an error frame the hub marks temporary (busy): the caller learns it may send the same again
+    hub.onCommand(() => new Promise(() => {}));
+    hub.on('frame', (f) => {
+      if (f.t === FrameType.command && f.m === 'calibrate') hub.sendFrame({ t: FrameType.error, c: 503, e: 'busy', tmp: true, ref: f.id });
+    });
+    const busy = await c.command(hubId, 'lamp', { method: 'calibrate', params: { steps: 3 } }).catch((e: unknown) => e);
+    expect(busy).toMatchObject({ code: 'command_failed', temporary: false, hubCode: 'busy', hubTemporary: true });
+    hub.onCommand((cmd) => hub.defaultHandler(cmd));
     const bad = await c.command(hubId, 'lamp', { set: { on: true } }, { timeoutMs: 60_001 }).catch((e: unknown) => e);
     expect(bad).toMatchObject({ code: 'invalid_field', field: 'timeoutMs' });
   });

@@ -294,7 +294,18 @@ describe('hostile input against a real node (embedded default)', () => {
         const res = await api(server.httpUrl, 'POST', '/v1/hubs/hub-errs/devices/lamp/commands', server.adminToken, { set: { on: true } });
         expect(res.status, code).toBe(502);
         expect(res.body).toMatchObject({ code: 'command_failed', hubCode: code });
+        expect(res.body.hubTemporary).toBeUndefined();
       }
+      // an error frame marked temporary ends the command the same way, and says so
+      hub.onCommand(() => new Promise(() => {}));
+      const busy = (f: ServerToHubFrame) => {
+        if (f.t === FrameType.command) hub.sendFrame({ t: FrameType.error, c: 503, e: 'busy', tmp: true, ref: f.id });
+      };
+      hub.on('frame', busy);
+      const res = await api(server.httpUrl, 'POST', '/v1/hubs/hub-errs/devices/lamp/commands', server.adminToken, { set: { on: true } });
+      hub.off('frame', busy);
+      expect(res.status).toBe(502);
+      expect(res.body).toMatchObject({ code: 'command_failed', temporary: false, hubCode: 'busy', hubTemporary: true });
     });
 
     it('a result refused by validation fails its command at once (no 504)', async () => {

@@ -112,6 +112,12 @@ describe('HubCommands', () => {
     expect(commands.hubRefused({ t: FrameType.error, c: 103, e: 'invalid_field', tmp: false, ref: 999 })).toBe(false);
     expect(commands.hubRefused({ t: FrameType.error, c: 500, e: 'internal', tmp: true })).toBe(false);
     expect(refused.answers()).toHaveLength(1);
+    // the hub's word that it is only busy travels with the failure
+    const busy = request('lamp', 'set', { on: true });
+    commands.forward(busy.message, devices);
+    const third = sent.at(-1)!;
+    expect(commands.hubRefused({ t: FrameType.error, c: 503, e: 'busy', tmp: true, ref: third.t === FrameType.command ? third.id : -1 })).toBe(true);
+    expect(busy.answers()).toEqual([{ ok: false, e: 'command_failed', msg: 'the hub answered busy', hub: 'busy', tmp: true }]);
   });
 
   it("a session's command ids start at random, so a result a hub carries over from an earlier session (whose ids began at 1 too) names none of them", () => {
