@@ -13,18 +13,20 @@ const SERIES = [
 ] as const;
 
 /** ms between the event-loop sampler's runs */
-const LOOP_SAMPLE_MS = 100;
+export const LOOP_SAMPLE_MS = 100;
 /** The series cover the last window and the current one: 30 to 60 s, whatever the scrape interval. */
-const LOOP_WINDOW_MS = 30_000;
+export const LOOP_WINDOW_MS = 30_000;
 
-/** Node's default series (prom-client's), with the corrections below. */
-export function registerNodeDefaults(registry: Registry): void {
+/**
+ * Node's default series (prom-client's), with the corrections below. A node passes the sampler its
+ * own loop-lag timer feeds (one timer, not two); without one the series get a sampler of their own.
+ */
+export function registerNodeDefaults(registry: Registry, sampler = new LoopDelaySampler(LOOP_SAMPLE_MS, LOOP_WINDOW_MS)): void {
   // the loop-lag sampler is a native timer: at prom-client's default 10 ms it woke an idle node
   // 100 times a second, which summed over the dozens of nodes of one machine took a tenth of a core.
   // prom-client's own sampler feeds only the series replaced below: once every 10 s is plenty
   collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: 10_000 });
-  const sampler = new LoopDelaySampler(LOOP_SAMPLE_MS, LOOP_WINDOW_MS);
-  registerEventLoopDelay(registry, `past the ${LOOP_SAMPLE_MS} ms sampling interval over the last ${LOOP_WINDOW_MS / 1000}-${(2 * LOOP_WINDOW_MS) / 1000} s`, () => sampler.read());
+  registerEventLoopDelay(registry, `past the ${sampler.intervalMs} ms sampling interval over the last ${sampler.windowMs / 1000}-${(2 * sampler.windowMs) / 1000} s`, () => sampler.read());
   // gauges named like counters (promtool refuses them); the per-type gauges without `_total` stay
   for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) registry.removeSingleMetric(name);
 }
@@ -72,18 +74,21 @@ export function registerEventLoopDelay(registry: Registry, span: string, read: (
 /**
  * How late the event loop runs: a timer every `intervalMs` records how much later than due it ran,
  * into two histograms turned every `windowMs`; a read merges the last window and the current one.
+ * With `ownTimer` false another timer of that interval calls `sample` (the node's LoopLag).
  */
 export class LoopDelaySampler {
   private current: RecordableHistogram = createHistogram();
   private previous: RecordableHistogram = createHistogram();
   private last = performance.now();
   private turnedAt = this.last;
-  private readonly timer: NodeJS.Timeout;
+  private readonly timer: NodeJS.Timeout | undefined;
 
   constructor(
-    private readonly intervalMs: number,
-    private readonly windowMs: number,
+    readonly intervalMs: number,
+    readonly windowMs: number,
+    ownTimer = true,
   ) {
+    if (!ownTimer) return;
     this.timer = setInterval(() => this.sample(performance.now()), intervalMs);
     this.timer.unref();
   }

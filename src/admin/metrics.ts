@@ -12,7 +12,7 @@ import type { HttpMetrics, HttpObserver } from '../transport/http.js';
 import type { AdmissionRefusals } from '../transport/upgrade-limits.js';
 import { registerMemoryMetrics, type MemorySources } from './memory-metrics.js';
 import { registerDiskMetrics, type DataDisk } from './disk-metrics.js';
-import { registerNodeDefaults } from './default-metrics.js';
+import { registerNodeDefaults, type LoopDelaySampler } from './default-metrics.js';
 import { Tally, type TallyConfig } from './tally.js';
 
 const FRAME_NAMES: Record<number, string> = Object.fromEntries(Object.entries(FrameType).map(([name, code]) => [code, name]));
@@ -127,7 +127,8 @@ export class NodeMetrics implements HubSessionMetrics, HubGatewayMetrics, AppGat
   private readonly flushSeconds = new Histogram({ name: 'tier_store_flush_duration_seconds', help: 'From a batch being started to it being durable, by store', labelNames: ['store'], buckets: BACKEND_BUCKETS, registers: this.registers });
   // tier_backend_up (per backend, 1/0) belongs here, next to the backend series
 
-  constructor(sessions: () => number, release?: string) {
+  /** `loopDelays`: the node's event-loop sampler, fed by its LoopLag (absent: the series sample on their own) */
+  constructor(sessions: () => number, release?: string, loopDelays?: LoopDelaySampler) {
     const self = this;
     const registers = this.registers;
     if (release !== undefined) new Gauge({ name: 'tier_build_info', help: 'the release this node runs (1): TIER_RELEASE, or the version and a hash of the code', labelNames: ['release'], registers }).set({ release }, 1);
@@ -202,7 +203,7 @@ export class NodeMetrics implements HubSessionMetrics, HubGatewayMetrics, AppGat
     new Gauge({ name: 'tier_draining', help: '1 once this node is draining (stopping), else 0', registers, collect() { this.set(self.sources.draining?.() ? 1 : 0); } });
     new Gauge({ name: 'tier_drain_sessions_remaining', help: 'Hub sessions still open on a draining node (0 when not draining)', registers, collect() { this.set(self.sources.draining?.() ? sessions() : 0); } });
     this.pushSeries();
-    registerNodeDefaults(this.registry);
+    registerNodeDefaults(this.registry, loopDelays);
     // both at 0 from the start: HubtierRefusalStorm compares them, and a node that never accepted one matched nothing
     for (const result of ['accepted', 'refused']) this.connects.inc({ result }, 0);
   }

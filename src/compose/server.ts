@@ -44,6 +44,7 @@ import { heapRelease } from './heap-release.js';
 import { UpgradeLimits } from '../transport/upgrade-limits.js';
 import { AppSocketLimits, defaultMaxAppSockets, ownOpenFileLimit } from '../transport/app-limits.js';
 import { LoopLag } from '../transport/loop-lag.js';
+import { LOOP_SAMPLE_MS, LOOP_WINDOW_MS, LoopDelaySampler } from '../admin/default-metrics.js';
 import { startMemoryGauge } from '../transport/cgroup-memory.js';
 import { guardApp } from '../transport/guard.js';
 import { WriteBatch } from '../transport/write-batch.js';
@@ -88,7 +89,8 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
   const timers = new TimerWheel({ onError: (err) => log.error({ err }, 'timer callback failed') });
   pendingAnswers.max = config.httpPendingBytes; // one process, one node
   const sessions = new SessionIndex<HubSession>();
-  const metrics = new NodeMetrics(() => sessions.size, config.release);
+  const loopDelays = new LoopDelaySampler(LOOP_SAMPLE_MS, LOOP_WINDOW_MS, false);
+  const metrics = new NodeMetrics(() => sessions.size, config.release, loopDelays);
   metrics.attach({ hubs: sessions });
   // the bus of an attempt that failed on Redis is kept for the next one
   const hold = new StartHold();
@@ -199,8 +201,8 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
   // request ids and the access line of every API route; app connections are named by the same ids
   const access = new AccessLog(log, config.nodeId, config.accessLogRate);
   const writes = new WriteBatch((err) => log.error({ err }, 'deferred write failed'));
-  // one event-loop sampler: admission sheds on it, the diagnose check reports it
-  const loop = new LoopLag();
+  // one event-loop sampler: admission sheds on it, the diagnose check reports it, /metrics serves it
+  const loop = new LoopLag(LOOP_SAMPLE_MS, undefined, (now) => loopDelays.sample(now));
   // read only when a hub knocks (or at a scrape): an idle node reads nothing
   const memory = startMemoryGauge(config.shedMemoryFraction, log, undefined, (err) => readFailures.failed('cgroup', err));
   const heap = memory ? heapRelease(log) : null;
@@ -406,10 +408,7 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
       if (!ports.push.durable) await Promise.race([ports.push.drain(), new Promise((r) => setTimeout(r, 2_000).unref())]);
       // a failed flush (a backend away) still closes everything below, then fails the close: nothing
       // that logs may outlive it (a push queue retrying Redis would write to the ended log)
-      const unflushed = await ports.shadows.flush().then(
-        () => null,
-        (err: unknown) => err,
-      );
+      const unflushed = await ports.shadows.flush().then(() => null, (err: unknown) => err);
       step('state_flushed', { pushDurable: ports.push.durable, flushed: unflushed === null });
       access.close();
       binding.uws.us_listen_socket_close(adminSocket.socket);

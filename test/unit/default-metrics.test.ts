@@ -2,6 +2,7 @@
 import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
 import { LoopDelaySampler, registerEventLoopDelay, registerNodeDefaults } from '../../src/admin/default-metrics.js';
+import { LoopLag } from '../../src/transport/loop-lag.js';
 
 const NAMES = ['min', 'max', 'mean', 'p50', 'p90', 'p99', 'stddev'].map((s) => `nodejs_eventloop_lag_${s}_seconds`);
 
@@ -62,5 +63,20 @@ describe('event-loop delay series', () => {
     while (performance.now() < until);
     await new Promise((r) => setTimeout(r, 250));
     expect((await scrape(registry))['nodejs_eventloop_lag_max_seconds']).toBeGreaterThanOrEqual(0.19);
+  });
+
+  it("on a node, ride the LoopLag's timer (one timer, not two): the stall admission sees is the one /metrics serves", async () => {
+    const registry = new Registry();
+    const delays = new LoopDelaySampler(20, 60_000, false);
+    const lag = new LoopLag(20, 500, (now) => delays.sample(now));
+    registerNodeDefaults(registry, delays);
+    await new Promise((r) => setTimeout(r, 100));
+    const until = performance.now() + 200;
+    while (performance.now() < until);
+    await new Promise((r) => setTimeout(r, 60));
+    lag.close();
+    expect(lag.ms).toBeGreaterThanOrEqual(150);
+    expect(delays.read().count).toBeGreaterThanOrEqual(3);
+    expect((await scrape(registry))['nodejs_eventloop_lag_max_seconds']).toBeCloseTo(lag.ms / 1000, 2);
   });
 });
