@@ -1,3 +1,5 @@
+import leven from 'leven';
+
 /**
  * The known name a mistyped one most likely meant (`TIER_HEARTBEAT` → `TIER_HEARTBEAT_MS`), or
  * undefined when none is close: an SRE's typo was otherwise ignored with a warning naming only it.
@@ -10,20 +12,9 @@ export function closestName(name: string, known: Iterable<string>): string | und
     const c = candidate.toUpperCase();
     // a unit suffix left off or added (`_MS`, `_S`, `_BYTES`) is the usual slip: as close as one edit
     const suffix = Math.abs(c.length - upper.length) <= '_BYTES'.length && (c.startsWith(upper) || upper.startsWith(c));
-    const d = suffix ? 1 : distance(upper, c);
+    const d = suffix ? 1 : leven(upper, c);
     if (d < bestDistance) [best, bestDistance] = [candidate, d];
   }
   // within a quarter of the name's length (at least 2 edits): farther is another setting altogether
   return bestDistance <= Math.max(2, Math.floor(name.length / 4)) ? best : undefined;
-}
-
-/** Levenshtein distance: insertions, deletions and substitutions of one character each. */
-function distance(a: string, b: string): number {
-  let row = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    const next = [i];
-    for (let j = 1; j <= b.length; j++) next[j] = Math.min(row[j]! + 1, next[j - 1]! + 1, row[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
-    row = next;
-  }
-  return row[b.length]!;
 }
