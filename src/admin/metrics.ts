@@ -59,6 +59,8 @@ export interface NodeSources extends MemorySources {
   clockSkew?: () => Promise<number>;
   /** the embedded default's DATA_DIR on disk (not in cluster mode, nor in memory) */
   dataDisk?: DataDisk;
+  /** another live process refreshes this node id's liveness too (cluster mode, the directory) */
+  nodeIdShared?: () => boolean;
 }
 
 /**
@@ -90,13 +92,7 @@ export class NodeMetrics implements HubSessionMetrics, HubGatewayMetrics, AppGat
   private readonly trimReturned = new Counter({ name: 'tier_malloc_trim_returned_bytes_total', help: 'Resident bytes the malloc_trim calls gave back (before less after)', registers: this.registers });
 
   // ---- commands as their callers see them (HTTP, app sockets, rules) ------------------------------
-  private readonly commandSeconds = new Histogram({
-    name: 'tier_command_duration_seconds',
-    help: 'Command round trip from the caller, by outcome (ok or error code) and path (local: the hub is on this node; remote: on another)',
-    labelNames: ['path', 'outcome'],
-    buckets: LATENCY_BUCKETS,
-    registers: this.registers,
-  });
+  private readonly commandSeconds = new Histogram({ name: 'tier_command_duration_seconds', help: 'Command round trip from the caller, by outcome (ok or error code) and path (local: the hub is on this node; remote: on another)', labelNames: ['path', 'outcome'], buckets: LATENCY_BUCKETS, registers: this.registers });
 
   // ---- app sockets --------------------------------------------------------------------------------
   private readonly appClosedBackpressure = new Counter({ name: 'tier_app_backpressure_closes_total', help: 'Subscribed app sockets dropped without a close frame (1006): the backpressure-limit close of a socket that does not read, or a client gone without closing', registers: this.registers });
@@ -200,6 +196,7 @@ export class NodeMetrics implements HubSessionMetrics, HubGatewayMetrics, AppGat
         this.set(skew);
       },
     });
+    new Gauge({ name: 'tier_node_id_shared', help: '1 while another live process refreshes this NODE_ID in the directory too (two nodes given one id), else 0', registers, collect() { this.set(self.sources.nodeIdShared?.() ? 1 : 0); } });
     new Gauge({ name: 'tier_draining', help: '1 once this node is draining (stopping), else 0', registers, collect() { this.set(self.sources.draining?.() ? 1 : 0); } });
     new Gauge({ name: 'tier_drain_sessions_remaining', help: 'Hub sessions still open on a draining node (0 when not draining)', registers, collect() { this.set(self.sources.draining?.() ? sessions() : 0); } });
     this.pushSeries();

@@ -217,7 +217,7 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
   const redisClock = ports.diagnose?.redis;
   if (redisClock) metrics.attach({ clockSkew: async () => { const t = await redisClock.time(); return (t.localMs - t.serverMs) / 1000; } });
   const dataDisk = dataDiskOf(config);
-  metrics.attach({ ...(dataDisk !== undefined ? { dataDisk } : {}), answers: pendingAnswers, admission: limits.refusals, push: ports.push, draining: () => draining, ...(memory ? { memory: memory.reading, ...(heap ? { heapReleases: heap } : {}) } : {}) });
+  metrics.attach({ ...(dataDisk !== undefined ? { dataDisk } : {}), nodeIdShared: () => ports.directory.nodeIdShared?.() === true, answers: pendingAnswers, admission: limits.refusals, push: ports.push, draining: () => draining, ...(memory ? { memory: memory.reading, ...(heap ? { heapReleases: heap } : {}) } : {}) });
   mountHubGateway(app, {
     admission: new HubAdmission(ports.registry, ports.nonces, config.authSkewS, Date.now, fleet.box, isClusterMode(config) ? config.authSkewS : 0, HelloRate.perMinute(config.hubHellosPerMin)),
     limits,

@@ -37,3 +37,43 @@ describe('RedisDirectory', () => {
     }
   });
 });
+
+describe('RedisDirectory: one NODE_ID in two live processes', () => {
+  it('each process finds the other at its next refresh; a restarted process does not take its predecessor for one; it clears once the other stops', async () => {
+    const log = createLogger('silent');
+    const keys = new RedisKeys(uniquePrefix());
+    const open = async () => new RedisDirectory(await connectRedis(redis.url, { name: 'test-directory', log }), { keys, ttlMs: 60_000 });
+    const first = await open();
+    await first.refreshNode('node-a');
+    await first.refreshNode('node-a');
+    expect(first.nodeIdShared()).toBe(false);
+    await first.close();
+
+    // a restart: the predecessor's refresh is found once, before this process refreshed at all
+    const restarted = await open();
+    await restarted.refreshNode('node-a');
+    expect(restarted.nodeIdShared()).toBe(false);
+    await restarted.refreshNode('node-a');
+    expect(restarted.nodeIdShared()).toBe(false);
+
+    // a second live process given the same id
+    const twin = await open();
+    try {
+      await twin.refreshNode('node-a');
+      await restarted.refreshNode('node-a');
+      expect(restarted.nodeIdShared()).toBe(true);
+      await twin.refreshNode('node-a');
+      expect(twin.nodeIdShared()).toBe(true);
+      // another node id is not affected
+      await twin.refreshNode('node-b');
+      await twin.refreshNode('node-b');
+      await restarted.refreshNode('node-a');
+      expect(restarted.nodeIdShared()).toBe(true);
+      // the twin stops: the next refresh finds this process's own
+      await restarted.refreshNode('node-a');
+      expect(restarted.nodeIdShared()).toBe(false);
+    } finally {
+      await Promise.all([restarted.close(), twin.close()]);
+    }
+  });
+});

@@ -7,8 +7,8 @@
 import { describe, expect, it } from 'vitest';
 import type { AppEventMessage } from '../../proto/app.js';
 import { OfflineSweep } from '../../src/actors/offline-sweep.js';
-import { keepNodeAlive, refreshOnce } from '../../src/compose/node-liveness.js';
-import { createLogger } from '../../src/log/logger.js';
+import { keepNodeAlive, refreshOnce, SharedIdWatch } from '../../src/compose/node-liveness.js';
+import { createLogger, type Logger } from '../../src/log/logger.js';
 import { MemoryDirectory } from '../../src/ports/directory/directory-memory.js';
 
 function rig() {
@@ -117,5 +117,25 @@ describe('OfflineSweep', () => {
     await refreshOnce({ directory, nodeId: 'staller', log }, staller);
     await refreshOnce({ directory, nodeId: 'staller', log }, staller);
     expect(published.map((p) => p.event.kind)).toEqual(['offline', 'online', 'online']);
+  });
+});
+
+describe('SharedIdWatch', () => {
+  it('logs once when another process starts refreshing the NODE_ID, once when it stops, never in between', () => {
+    const lines: Array<[string, string]> = [];
+    const log = { error: (_: unknown, msg: string) => lines.push(['error', msg]), info: (_: unknown, msg: string) => lines.push(['info', msg]) } as unknown as Logger;
+    const watch = new SharedIdWatch();
+    let shared = false;
+    const directory = { nodeIdShared: () => shared };
+    watch.check(directory, 'node-a', log);
+    shared = true;
+    watch.check(directory, 'node-a', log);
+    watch.check(directory, 'node-a', log);
+    shared = false;
+    watch.check(directory, 'node-a', log);
+    // a directory without the check (the embedded default) says nothing
+    watch.check({}, 'node-a', log);
+    expect(lines.map(([level]) => level)).toEqual(['error', 'info']);
+    expect(lines[0]![1]).toContain('another live process refreshes this NODE_ID');
   });
 });

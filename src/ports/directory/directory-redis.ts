@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { Logger } from '../../log/logger.js';
 import type { Directory, HubClaim, HubLocation, OrphanSession } from './directory.js';
@@ -65,10 +66,16 @@ redis.call('ZADD', KEYS[1], tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 
 const LAPSED = new LuaScript(`local t = redis.call('TIME')
 return redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) - tonumber(ARGV[1]))`);
 
-/** Renews a node's liveness (KEYS[1], ARGV[1] ms); answers 1 when its sessions were taken since (the mark KEYS[2], removed). */
+/**
+ * Renews a node's liveness (KEYS[1], ARGV[1] ms) and writes this process's id (ARGV[2]) as the one
+ * that refreshed it (KEYS[3], for 3 ttls); answers 1 when its sessions were taken since (the mark
+ * KEYS[2], removed) and the process id that refreshed it before (false: none within 3 ttls).
+ */
 const REFRESH = new LuaScript(`
 redis.call('SET', KEYS[1], '1', 'PX', ARGV[1])
-return redis.call('DEL', KEYS[2])`);
+local before = redis.call('GET', KEYS[3])
+redis.call('SET', KEYS[3], ARGV[2], 'PX', tonumber(ARGV[1]) * 3)
+return {redis.call('DEL', KEYS[2]), before}`);
 
 /**
  * The directory in Redis, for many nodes. Keys (prefix `tier:` by default):
@@ -83,6 +90,10 @@ return redis.call('DEL', KEYS[2])`);
  * - `{n:<nodeId>}:alive`: the node's liveness, `SET … PX ttlMs` by `refreshNode` (and by `claim`).
  *   An entry whose node's liveness key is gone counts as absent: one key per node keeps tens of
  *   thousands of hubs alive, instead of a TTL refresh per hub.
+ * - `{n:<nodeId>}:process`: the process that refreshed the liveness last (a random id per process,
+ *   3 ttls): a refresh that finds another's since its own previous one tells of two live processes
+ *   given one NODE_ID (`nodeIdShared`), which share every per-node key, and keep each other's
+ *   hubs "online" after one of them dies.
  * - `{n:<nodeId>}:held`: the node's sessions, a hash hub → epoch (set after a claim, removed after
  *   its release, neither waited for), and `nodes`: a sorted set node → its last refresh (ms, Redis's
  *   clock): `takeOrphans` looks for nodes not refreshed for a ttl, takes the list of each whose
@@ -97,6 +108,10 @@ return redis.call('DEL', KEYS[2])`);
 export class RedisDirectory implements Directory {
   readonly ttlMs: number;
   private readonly keys: RedisKeys;
+  /** this process, among those that may refresh one node id's liveness */
+  private readonly instance = randomUUID();
+  private refreshed = false;
+  private shared = false;
 
   /** Takes ownership of `client`: `close()` quits it. */
   constructor(
@@ -147,8 +162,20 @@ export class RedisDirectory implements Directory {
   }
 
   async refreshNode(node: string): Promise<boolean> {
-    const [taken] = await Promise.all([REFRESH.run(this.client, [this.aliveKey(node), this.takenKey(node)], [this.ttlMs]), MARK_REFRESHED.run(this.client, [this.nodesKey], [node])]);
+    const [answer] = await Promise.all([
+      REFRESH.run(this.client, [this.aliveKey(node), this.takenKey(node), this.keys.node(node, 'process')], [this.ttlMs, this.instance]),
+      MARK_REFRESHED.run(this.client, [this.nodesKey], [node]),
+    ]);
+    const [taken, before] = answer as [number, string | null];
+    // another process refreshed it since this one last did: two live processes with one NODE_ID
+    // (a process restarted finds its predecessor's id once, before it has refreshed at all)
+    if (this.refreshed) this.shared = before !== null && before !== this.instance;
+    this.refreshed = true;
     return taken === 1;
+  }
+
+  nodeIdShared(): boolean {
+    return this.shared;
   }
 
   async relist(node: string, sessions: ReadonlyArray<{ hubId: string; epoch: number }>): Promise<void> {

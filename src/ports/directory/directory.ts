@@ -67,5 +67,10 @@ export interface Directory {
    * claim holds stay another's.
    */
   relist(node: string, sessions: ReadonlyArray<{ hubId: string; epoch: number }>): Promise<void>;
+  /**
+   * True while another live process refreshes this node id's liveness too (two processes given one
+   * NODE_ID by mistake), as the last `refreshNode` found. Absent where one process holds the directory.
+   */
+  nodeIdShared?(): boolean;
   close(): Promise<void>;
 }
