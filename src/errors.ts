@@ -66,6 +66,12 @@ export class CommandError extends TierError {
 const UNREACHABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN']);
 /** What ioredis says of a Redis it cannot reach (offline queue off, no retries) or that does not answer. */
 const UNREACHABLE_MESSAGE = /^(Connection is closed|Command timed out|Stream isn't writeable)/;
+/**
+ * Redis refusing for now, not the request (full, a replica after a failover, loading, a failed
+ * save, cluster or script busy): each was a 500 and an unsampled error line (review "logs").
+ * Credentials (NOAUTH, WRONGPASS) are not here: they are a setting to fix, not an outage.
+ */
+const REDIS_NOT_NOW = /^(OOM|READONLY|LOADING|MISCONF|MASTERDOWN|CLUSTERDOWN|BUSY|TRYAGAIN|NOREPLICAS)\b/;
 
 /** A write's rejection by lmdb-js for a failed commit (the disk's error is in `commitError`; src/ports/lmdb-commit-failures.ts). */
 export function isCommitFailure(err: unknown): err is Error & { commitError: Promise<unknown> } {
@@ -85,6 +91,7 @@ export function isUnreachable(err: unknown): boolean {
     if ((e instanceof TierError && e.code === 'unavailable') || isCommitFailure(e)) return true;
     const code = (e as { code?: unknown }).code;
     if (e.name === 'MaxRetriesPerRequestError' || (typeof code === 'string' && UNREACHABLE_CODES.has(code)) || UNREACHABLE_MESSAGE.test(e.message)) return true;
+    if (e.name === 'ReplyError' && REDIS_NOT_NOW.test(e.message)) return true;
   }
   return false;
 }

@@ -11,8 +11,28 @@ export type LogLevel = (typeof LOG_LEVELS)[number];
  * `destination`: stdout unless given (tests capture lines).
  */
 export function createLogger(level: string, bindings: Record<string, unknown> = {}, destination?: DestinationStream): Logger {
-  const options = { level, base: { pid: process.pid, ...bindings } };
+  const options = { level, base: { pid: process.pid, ...bindings }, serializers: { err: serializeError } };
   return destination ? pino(options, destination) : pino(options);
+}
+
+/**
+ * pino's error serializer without the data a client library hangs on its errors: ioredis puts the
+ * whole command on a reply error (`command.args`: a shadow write's values, a batch of audit entries
+ * with user ids and addresses), and every `{ err }` line wrote it (review "logs"). The command's
+ * name stays; its arguments never reach the log.
+ */
+export function serializeError(err: unknown): unknown {
+  const out = pino.stdSerializers.err(err as Error) as unknown;
+  if (typeof out !== 'object' || out === null) return out;
+  // not an error (pino hands it back as it is): a copy, so the caller's object keeps its fields
+  const fields = (out === err ? { ...out } : out) as Record<string, unknown>;
+  const command = fields.command as { name?: unknown } | undefined;
+  if (command !== undefined) {
+    delete fields.command;
+    if (typeof command?.name === 'string') fields.redisCommand = command.name;
+  }
+  delete fields.args;
+  return fields;
 }
 
 export function isLogLevel(level: unknown): level is LogLevel {

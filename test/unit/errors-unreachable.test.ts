@@ -20,6 +20,13 @@ describe('asTierError', () => {
       new TierError('unavailable', 'bus disconnected'),
       new TierError('internal', 'nats request failed', { cause: withCode('write EPIPE', 'EPIPE') }),
       new Error('wrapped', { cause: new Error('Connection is closed.') }),
+      // Redis answering, but refusing for now (review "logs": each was a 500 and an unsampled error line)
+      named("OOM command not allowed when used memory > 'maxmemory'.", 'ReplyError'),
+      named("READONLY You can't write against a read only replica.", 'ReplyError'),
+      named('LOADING Redis is loading the dataset in memory', 'ReplyError'),
+      named('MISCONF Redis is configured to save RDB snapshots, but it is currently not able to persist on disk.', 'ReplyError'),
+      named('BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSCRIPT.', 'ReplyError'),
+      named('CLUSTERDOWN The cluster is down', 'ReplyError'),
     ];
     for (const err of away) {
       expect(isUnreachable(err), err.message).toBe(true);
@@ -28,7 +35,8 @@ describe('asTierError', () => {
   });
 
   it('leaves a bug internal and any other code as it is', () => {
-    for (const err of [new TypeError("Cannot read properties of undefined (reading 'x')"), new Error('disk full'), new TierError('internal', 'no outcome'), 'a string']) {
+    const replies = ['WRONGTYPE Operation against a key holding the wrong kind of value', 'BUSYGROUP Consumer Group name already exists', 'NOAUTH Authentication required.', 'ERR unknown command'].map((m) => named(m, 'ReplyError'));
+    for (const err of [new TypeError("Cannot read properties of undefined (reading 'x')"), new Error('disk full'), new TierError('internal', 'no outcome'), 'a string', ...replies, new Error('OOM in a message of another library')]) {
       expect(isUnreachable(err)).toBe(false);
       expect(asTierError(err).code).toBe('internal');
     }
