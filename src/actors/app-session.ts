@@ -8,6 +8,7 @@ import type { TimerHandle, TimerTarget } from './timer-wheel.js';
 import { inSpan } from '../trace/active-span.js';
 import { endSpan, SpanKind, tracing } from '../trace/tracing.js';
 import { byCaller, type AuditTrail, type AuditWhat } from './audit-trail.js';
+import { sharedSampledLog } from '../log/sampler.js';
 
 /** A socket joining a home's events (HomeFeeds.catchUp): each call writes at once, in call order. */
 export interface FeedSubscriber {
@@ -216,8 +217,9 @@ export class AppSession extends Actor<AppMessage> implements TimerTarget {
     const failed = (err: unknown) => {
       const e = asTierError(err);
       if (span) endSpan(span, e.code);
-      // the caller's side of a failure; failures the holding node saw are logged there too
-      this.system.log.info({ conn: this.conn, id: req.id, hubId: req.hub, requestId, code: e.code }, 'app command failed');
+      // the caller's side of a failure; failures the holding node saw are logged there too. Sampled
+      // per code node-wide: one socket's refused commands wrote 5,000 lines a second (review "logs")
+      sharedSampledLog(this.system.log, 'app command failures not logged', 'code').info(e.code, { conn: this.conn, id: req.id, hubId: req.hub, requestId, code: e.code }, 'app command failed');
       if (this.link.open) this.answerError(req.id, e);
     };
     const done = () => this.commandsInFlight--;

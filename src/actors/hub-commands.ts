@@ -3,7 +3,7 @@ import { FrameType, type Attrs, type CommandFrame, type ErrorFrame, type ResultF
 import type { CommandReply, CommandRequest } from '../../proto/subjects.js';
 import type { BusMessage } from '../ports/bus/bus.js';
 import type { Logger } from '../log/logger.js';
-import { SampledLog, Sampler } from '../log/sampler.js';
+import { sharedSampledLog, type SampledLog } from '../log/sampler.js';
 import { asTierError, TierError } from '../errors.js';
 import { attrs, encode, encodeWithin, errorFrameFor, params, paramsFit } from '../protocol/codec.js';
 import { inSpan } from '../trace/active-span.js';
@@ -20,13 +20,7 @@ import type { TimerHandle, TimerTarget } from './timer-wheel.js';
  * then one summary with the count. A flood of `busy` answers (one home's rules had sent 200,000
  * commands from one event) had been logged line by line on the main thread.
  */
-const failedOutcomes = new WeakMap<Logger, SampledLog>();
-
-function failedOutcomeLog(log: Logger): SampledLog {
-  let sampled = failedOutcomes.get(log);
-  if (sampled === undefined) failedOutcomes.set(log, (sampled = new SampledLog(log, new Sampler(10, 10_000), 'command outcomes not logged', 'code')));
-  return sampled;
-}
+const failedOutcomeLog = (log: Logger): SampledLog => sharedSampledLog(log, 'command outcomes not logged', 'code');
 
 /** What the command table needs of its session; the session routes command-id timer tags to `expire`. */
 export interface CommandHost extends TimerTarget {

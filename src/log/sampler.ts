@@ -146,3 +146,17 @@ export function failureLog(log: Logger, summaryMsg: string, level: 'warn' | 'err
 export function refusalLog(log: Logger, summaryMsg: string, perSource = 10, windowMs = 10_000): SampledLog {
   return new SampledLog(log, new Sampler(perSource, windowMs), summaryMsg, 'remote');
 }
+
+const perLog = new WeakMap<Logger, Map<string, SampledLog>>();
+
+/**
+ * The SampledLog of `summaryMsg` for `log`, made once: every session writing to one node's log
+ * shares its budget (10 lines per key and 10 s), so no number of sessions multiplies the lines.
+ */
+export function sharedSampledLog(log: Logger, summaryMsg: string, keyField: string, perKey = 10, windowMs = 10_000): SampledLog {
+  let logs = perLog.get(log);
+  if (logs === undefined) perLog.set(log, (logs = new Map()));
+  let sampled = logs.get(summaryMsg);
+  if (sampled === undefined) logs.set(summaryMsg, (sampled = new SampledLog(log, new Sampler(perKey, windowMs), summaryMsg, keyField)));
+  return sampled;
+}

@@ -8,6 +8,7 @@ import type { AppEndMessage, AppReply } from '../../proto/app.js';
 import { AppSession, type AppLink, type FeedSubscriber } from '../../src/actors/app-session.js';
 import { TimerWheel } from '../../src/actors/timer-wheel.js';
 import { createLogger } from '../../src/log/logger.js';
+import { sharedSampledLog } from '../../src/log/sampler.js';
 
 class Link implements AppLink {
   open = true;
@@ -48,4 +49,30 @@ it('answers busy past maxCommandsInFlight, and takes a command again once one is
   await expect.poll(() => link.sent.length).toBe(2);
   s.tell({ type: 'request', request: { op: 'cmd', id: 5, hub: 'hub-1', device: 'd', method: 'm' } });
   await expect.poll(() => hanging.length).toBe(4);
+});
+
+it("logs a socket's failed commands sampled per code node-wide: a flood of refusals writes ten lines and a summary (review logs: 5,000 lines a second)", async () => {
+  const lines: Array<{ msg: string; code?: string; skipped?: number }> = [];
+  const log = createLogger('info', {}, { write: (l: string) => lines.push(JSON.parse(l) as { msg: string }) });
+  const link = new Link();
+  const s = new AppSession(
+    { kind: 'user', sub: 'ann', homes: new Set(['h1']) },
+    link,
+    {
+      system: { timers: new TimerWheel(), log, mailboxSize: 10_000 },
+      feeds: { acquire() {}, release() {}, position: () => null, catchUp: async () => true },
+      sendCommand: async () => 'never',
+      // a hub of another home: every command refused forbidden
+      homeOf: async () => 'h2',
+      commandTimeoutMs: 60_000,
+      maxSubscriptions: 4,
+    },
+    'app:flood',
+  );
+  for (let id = 1; id <= 500; id++) s.tell({ type: 'request', request: { op: 'cmd', id, hub: 'hub-x', device: 'd', method: 'm' } });
+  await expect.poll(() => link.sent.length).toBe(500);
+  expect(link.sent.every((m) => m.op === 'err' && m.code === 'forbidden')).toBe(true);
+  expect(lines.filter((l) => l.msg === 'app command failed')).toHaveLength(10);
+  sharedSampledLog(log, 'app command failures not logged', 'code').flush(true);
+  expect(lines.filter((l) => l.msg === 'app command failures not logged')).toMatchObject([{ code: 'forbidden', skipped: 490 }]);
 });

@@ -97,6 +97,22 @@ describe('HTTP access log and request ids', () => {
     access.close();
   });
 
+  it('keeps refused requests to a budget of their own: a flood of bad tokens leaves the accepted ones their lines (review logs)', async () => {
+    const { lines, log } = capture();
+    let now = 0;
+    const access = new AccessLog(log, 'n1', 2, () => now);
+    let refuse = true;
+    const call = mounted(PATTERN, () => (refuse ? Promise.reject(new TierError('unauthorized', 'bad token')) : { status: 200, body: {} }), access, log);
+    for (let i = 0; i < 50; i++) await call(['h', 'd']);
+    refuse = false;
+    for (let i = 0; i < 2; i++) await call(['h', 'd']);
+    expect(lines.filter((l) => l.msg === 'http request').map((l) => l.status)).toEqual([401, 401, 200, 200]);
+    now = 1_000;
+    (access as unknown as { sampled: { flush(): void } }).sampled.flush();
+    expect(lines.filter((l) => l.msg === 'http requests not logged')).toEqual([expect.objectContaining({ request: `POST ${PATTERN} (refused)`, skipped: 48 })]);
+    access.close();
+  });
+
   it('writes nothing at warn', async () => {
     const { lines, log } = capture('warn');
     const call = mounted(PATTERN, () => ({ status: 200, body: {} }), new AccessLog(log, 'n1'), log);
