@@ -425,8 +425,7 @@ export function webhookTarget(raw: string): WebhookTarget {
   } catch {
     throw new TypeError('not a URL');
   }
-  const userinfo = u.password !== '' ? `${u.username}:***@` : u.username !== '' ? '***@' : '';
-  const shown = `${u.protocol}//${userinfo}${u.host}${u.pathname}${maskedQuery(u.search)}`;
+  const shown = shownUrl(u);
   let authorization: string | undefined;
   if (u.username !== '' || u.password !== '') {
     let user: string, password: string;
@@ -443,6 +442,27 @@ export function webhookTarget(raw: string): WebhookTarget {
   u.password = '';
   u.hash = '';
   return { url: u.href, ...(authorization !== undefined ? { authorization } : {}), shown };
+}
+
+/**
+ * A URL as logs and errors show it: the password (a lone user name: the userinfo), each path
+ * segment of 16 characters or more (Slack- and Teams-style hooks carry their secret there; a route
+ * name is shorter) and the query's values as `***`: `https://hooks.example.com/services/T0/B0/***`.
+ */
+export function shownUrl(u: URL): string {
+  const userinfo = u.password !== '' ? `${u.username}:***@` : u.username !== '' ? '***@' : '';
+  const path = u.pathname.split('/').map((s) => (s.length >= 16 ? '***' : s)).join('/');
+  return `${u.protocol}//${userinfo}${u.host}${path}${maskedQuery(u.search)}`;
+}
+
+/** `shownUrl` of a URL given as text; one that does not parse is not shown at all. */
+export function shownUrlText(raw: string | undefined): string | undefined {
+  if (raw === undefined) return undefined;
+  try {
+    return shownUrl(new URL(raw));
+  } catch {
+    return '(not a URL)';
+  }
 }
 
 /** A URL's `?…` with each value (or a parameter without one, whole) as `***`: `?api_key=***&***`. */
@@ -686,13 +706,32 @@ export function toolSettings<K extends keyof Config>(keys: readonly K[], env: No
 export function readConfigFile(path: string | undefined): Record<string, unknown> {
   if (path === undefined || path === '') return {};
   let parsed: unknown;
+  let text: string;
   try {
-    parsed = JSON.parse(readFileSync(path, 'utf8'));
+    text = readFileSync(path, 'utf8');
   } catch (err) {
     throw new ConfigError(`CONFIG_FILE: cannot read ${path}: ${(err as Error).message}`);
   }
+  try {
+    parsed = JSON.parse(text);
+  } catch (err) {
+    throw new ConfigError(`CONFIG_FILE: ${path} is not valid JSON${whereInvalid(text, err)}`);
+  }
   if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new ConfigError(`CONFIG_FILE: ${path} must hold a JSON object`);
   return parsed as Record<string, unknown>;
+}
+
+/**
+ * Where JSON.parse stopped, as a line and column when its message says (V8 quotes the text around
+ * other errors: a secret written unquoted or in single quotes showed its first characters; review
+ * "logs"), never the text itself.
+ */
+function whereInvalid(text: string, err: unknown): string {
+  const at = /at position (\d+)/.exec(err instanceof Error ? err.message : '');
+  if (at === null) return ' (a value unquoted or in single quotes, or a trailing comma?)';
+  const before = text.slice(0, Number(at[1]));
+  const line = before.split('\n').length;
+  return ` at line ${line}, column ${before.length - before.lastIndexOf('\n')}`;
 }
 
 /** Cluster mode is on when both backends are configured. */

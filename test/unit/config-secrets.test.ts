@@ -134,6 +134,21 @@ describe('secrets given to the node', () => {
     expect(refusal(env).message).toMatch(/^CONFIG_FILE\.jwtSecret: still a placeholder/);
   });
 
+  it('a CONFIG_FILE that is not JSON is refused without quoting it: a secret in single quotes or unquoted showed its first characters (review logs)', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'config-secrets-'));
+    for (const [name, body, where] of [
+      ['quoted.json', `{\n  "jwtSecret": 'JwtSecretValue-0123456789abcdef'\n}`, /is not valid JSON \(a value unquoted or in single quotes/],
+      ['bare.json', `{\n  "jwtSecret": Jwt-unquoted-secret-0123456789\n}`, /is not valid JSON \(a value unquoted/],
+      ['comma.json', `{\n  "port": 8080,\n}`, /is not valid JSON at line 3, column 1$/],
+    ] as const) {
+      const file = join(dir, name);
+      writeFileSync(file, body);
+      const message = refusal({ DATA_DIR: ':memory:', CONFIG_FILE: file }).message;
+      expect(message).toMatch(where);
+      expect(message).not.toMatch(/JwtSecret|Jwt-unq/);
+    }
+  });
+
   it('the embedded default with no secrets given still starts: it generates both, longer than the minimums', () => {
     const { config, generated } = loadConfig({ DATA_DIR: ':memory:' });
     expect(generated).toEqual(['adminToken', 'jwtSecret']);

@@ -9,7 +9,7 @@ import type { AddressInfo } from 'node:net';
 import type { Span } from '@opentelemetry/api';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { PushDelivery } from '../../src/ports/push-queue/push-queue.js';
-import { webhookTarget } from '../../src/config/config.js';
+import { shownUrlText, webhookTarget } from '../../src/config/config.js';
 import { parseRetryAfter, SIGNATURE_HEADER, webhookPushSender, WebhookError } from '../../src/ports/push-queue/push-webhook.js';
 import { inSpan } from '../../src/trace/active-span.js';
 
@@ -50,6 +50,12 @@ describe('webhookTarget', () => {
     // a lone user (an API key as the user name) is masked whole; a plain URL is shown as it is
     expect(webhookTarget('http://tok3n@127.0.0.1:8080/push')).toMatchObject({ url: 'http://127.0.0.1:8080/push', authorization: `Basic ${Buffer.from('tok3n:').toString('base64')}`, shown: 'http://***@127.0.0.1:8080/push' });
     expect(webhookTarget('http://127.0.0.1:8080/push')).toEqual({ url: 'http://127.0.0.1:8080/push', shown: 'http://127.0.0.1:8080/push' });
+    // a secret in the path (Slack, Teams): segments of 16 characters or more are masked (review logs)
+    expect(webhookTarget('https://hooks.slack.example/services/T0000/B0000/XXXXpathsecretXXXX').shown).toBe('https://hooks.slack.example/services/T0000/B0000/***');
+    // the OTLP endpoint of the `tracing on` line is shown the same way (it was logged as given)
+    expect(shownUrlText('http://user:OTELPASS@127.0.0.1:4318/x?token=OTELTOKEN')).toBe('http://user:***@127.0.0.1:4318/x?token=***');
+    expect(shownUrlText('not a url with a secret')).toBe('(not a URL)');
+    expect(shownUrlText(undefined)).toBeUndefined();
   });
 
   it('refuses credentials it cannot send, showing the URL masked', () => {
