@@ -9,6 +9,7 @@ import { guardApp } from '../transport/guard.js';
 import { endHead, errorReply, noSniff, readBody, send } from '../transport/http.js';
 import { AuthError } from '../errors.js';
 import type { HttpRequest, HttpResponse, TemplatedApp, UwsModule } from '../transport/uws.js';
+import { peerAddress } from '../transport/client-address.js';
 
 export interface Readiness {
   ready: boolean;
@@ -139,7 +140,7 @@ function json(res: HttpResponse, state: { aborted: boolean }, status: string, bo
 /** true when the request carries the admin token; otherwise answers 401 (429 to an address past its wrong guesses) and returns false. */
 function adminOnly(res: HttpResponse, req: HttpRequest, tokens: AdminTokens, guesses: GuessWatch | undefined): boolean {
   const bearer = /^Bearer\s+(\S+)$/i.exec(req.getHeader('authorization'))?.[1];
-  const verdict = checkAdminToken(tokens, bearer, Buffer.from(res.getRemoteAddressAsText()).toString(), 'debug', guesses);
+  const verdict = checkAdminToken(tokens, bearer, peerAddress(res), 'debug', guesses);
   if (verdict.ok) return true;
   // the API's refusals, as the public port writes them (num, temporary; Retry-After from the lock)
   if (verdict.lockedMs > 0) {

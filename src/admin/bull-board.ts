@@ -31,6 +31,7 @@ import type { Logger } from '../log/logger.js';
 import { noSniff, readBody } from '../transport/http.js';
 import { checkAdminToken, type GuessWatch } from '../auth/guess-limit.js';
 import type { HttpRequest, HttpResponse, TemplatedApp } from '../transport/uws.js';
+import { peerAddress } from '../transport/client-address.js';
 
 export interface BullBoardOptions {
   /** the BullMQ queues to show (the push queue) */
@@ -102,7 +103,7 @@ export function mountBullBoard(app: TemplatedApp, options: BullBoardOptions): vo
     const headers = new Headers();
     req.forEach((k, v) => headers.append(k, v));
     const secure = headers.get('x-forwarded-proto') === 'https';
-    const remote = Buffer.from(res.getRemoteAddressAsText()).toString();
+    const remote = peerAddress(res);
     const check = (given: string | undefined) => checkAdminToken(sessions, given, remote, 'board', options.guesses);
     const tooMany = (lockedMs: number, page: boolean) =>
       reply(res, state, 429, page ? signInPage(basePath, 'Too many wrong tokens from this address: try again later.') : 'too many wrong admin tokens from this address\n', {

@@ -48,7 +48,7 @@ import { LOOP_SAMPLE_MS, LOOP_WINDOW_MS, LoopDelaySampler } from '../admin/defau
 import { startMemoryGauge } from '../transport/cgroup-memory.js';
 import { guardApp } from '../transport/guard.js';
 import { WriteBatch } from '../transport/write-batch.js';
-import { pendingAnswers, type RouteTable } from '../transport/http.js';
+import { configureHttp, pendingAnswers, type RouteTable } from '../transport/http.js';
 import { traceFields } from '../trace/active-span.js';
 import { startTracing, stopTracing } from '../trace/tracing.js';
 import { fleetParts } from './fleet-wiring.js';
@@ -87,7 +87,7 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
   }
 
   const timers = new TimerWheel({ onError: (err) => log.error({ err }, 'timer callback failed') });
-  pendingAnswers.max = config.httpPendingBytes; // one process, one node
+  configureHttp(config);
   const sessions = new SessionIndex<HubSession>();
   const loopDelays = new LoopDelaySampler(LOOP_SAMPLE_MS, LOOP_WINDOW_MS, false);
   const metrics = new NodeMetrics(() => sessions.size, config.release, loopDelays);

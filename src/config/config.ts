@@ -5,6 +5,7 @@ import { parseSecretKey } from '../auth/secret-box.js';
 import { natsConnectTarget, redactUrl } from './backend-urls.js';
 import { codeRelease } from './release.js';
 import { closestName } from './closest-name.js';
+import { parseProxy } from './proxy.js';
 
 /**
  * The one typed configuration, layered defaults → JSON file (`CONFIG_FILE`) → environment.
@@ -55,6 +56,8 @@ export interface Config {
   logLevel: string;
   /** @default 100: HTTP access lines per route and second; past it one summary line per second (0: server errors only) */
   accessLogRate: number;
+  /** @default []: proxies (addresses, CIDR blocks) whose X-Forwarded-For names the caller of an API request or app upgrade */
+  trustedProxies: readonly string[];
   /** @default 1 (when OTEL_EXPORTER_OTLP_ENDPOINT is set): share of new traces sampled, 0..1; OTEL_TRACES_SAMPLER_ARG overrides it */
   traceRatio: number;
   /** fail at start-up when only the slow uWS shim is available */
@@ -322,6 +325,19 @@ const readableFile: Parser<string> = (raw, key) => {
   }
   return path;
 };
+/** Proxies comma-separated (or a JSON list in CONFIG_FILE): addresses and CIDR blocks. */
+const proxyList: Parser<readonly string[]> = (raw, key) =>
+  (Array.isArray(raw) ? raw : text(raw, key).split(','))
+    .map((p: unknown) => (typeof p === 'string' ? p.trim() : p))
+    .filter((p: unknown) => p !== '')
+    .map((p: unknown, i: number) => {
+      try {
+        parseProxy(text(p, `${key}[${i}]`));
+      } catch (err) {
+        throw new ConfigError(`${key}[${i}]: ${(err as Error).message}`);
+      }
+      return p as string;
+    });
 /** Host names comma-separated (or a JSON list in CONFIG_FILE), `*` for any. */
 const hostNames: Parser<readonly string[]> = (raw, key) =>
   (Array.isArray(raw) ? raw : text(raw, key).split(',')).map((n: unknown, i: number) => {
@@ -517,6 +533,7 @@ const FIELDS: { [K in keyof Config]: Field<K> } = {
   redisPingMs: { env: 'TIER_REDIS_PING_MS', parse: int(100, 600_000), default: 5_000 },
   logLevel: { env: 'LOG_LEVEL', parse: oneOf(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']), default: 'info' },
   accessLogRate: { env: 'TIER_ACCESS_LOG_RATE', parse: int(0, 1_000_000), default: 100 },
+  trustedProxies: { env: 'TIER_TRUSTED_PROXIES', parse: proxyList, default: [] },
   traceRatio: { env: 'TIER_TRACE_RATIO', parse: fraction, default: 1 },
   uwsRequireNative: { env: 'UWS_REQUIRE_NATIVE', parse: bool, default: false },
   heartbeatMs: { env: 'TIER_HEARTBEAT_MS', parse: int(1_000, 600_000), default: 30_000 },

@@ -11,6 +11,7 @@ import { appEventJson } from '../protocol/app-events.js';
 import { feedTopic, type HomeFeeds } from './home-feeds.js';
 import { errorReply, send } from './http.js';
 import type { HttpRequest, HttpResponse, TemplatedApp, WebSocket } from './uws.js';
+import { callerAddress } from './client-address.js';
 import type { WriteBatch } from './write-batch.js';
 import type { OpenAppSockets } from './app-sockets.js';
 import type { AppRefusal, AppSocketLimits } from './app-limits.js';
@@ -24,6 +25,8 @@ interface AppSocketData {
   link: UwsAppLink | null;
   /** counted by the limits at the upgrade: given back once, at the close */
   counted: boolean;
+  /** the caller's address at the upgrade (behind a trusted proxy, the one it vouched for) */
+  remote: string;
 }
 
 /** Exported for its unit test (test/unit/app-link-backpressure.test.ts). */
@@ -49,7 +52,7 @@ export class UwsAppLink implements AppLink {
     /** counts what is sent by op (the node's metrics); a no-op without them */
     private readonly sent: (op: string, frames: number) => void,
   ) {
-    this.remote = Buffer.from(ws.getRemoteAddressAsText()).toString();
+    this.remote = ws.getUserData().remote;
   }
 
   /** Written corked at the end of the turn: a command's answer arrives inside a hub socket's callback. */
@@ -237,7 +240,7 @@ export function mountAppGateway(
       const key = req.getHeader('sec-websocket-key');
       const protocolHeader = req.getHeader('sec-websocket-protocol');
       const extensions = req.getHeader('sec-websocket-extensions');
-      const remote = Buffer.from(res.getRemoteAddressAsText()).toString();
+      const remote = callerAddress(res, req);
       const query = new URLSearchParams(req.getQuery() ?? '');
       const asked = query.get('enc');
       // a misspelt encoding would have the app read JSON it did not ask for
@@ -267,7 +270,7 @@ export function mountAppGateway(
           const refused = deps.limits?.tryOpen(p);
           if (refused) return refuse(res, state, refused, p.kind === 'admin' ? 'admin' : p.sub, remote);
           const before = opens;
-          res.cork(() => res.upgrade<AppSocketData>({ principal: p, enc, link: null, counted: deps.limits !== undefined }, key, answer, extensions, context));
+          res.cork(() => res.upgrade<AppSocketData>({ principal: p, enc, link: null, counted: deps.limits !== undefined, remote }, key, answer, extensions, context));
           // uWS opens the socket inside upgrade (its user data a copy of ours); one it did not open never closes
           if (opens === before) deps.limits?.closed(p);
         },

@@ -9,6 +9,8 @@ import { failureLog } from '../log/sampler.js';
 import { inSpan } from '../trace/active-span.js';
 import { endSpan, SpanKind, tracing, type Span } from '../trace/tracing.js';
 import type { HttpRequest, HttpResponse, TemplatedApp } from './uws.js';
+import { callerAddress, clientAddresses } from './client-address.js';
+import type { Config } from '../config/config.js';
 import { endStreaming, PendingAnswers } from './stream-body.js';
 import type { WriteBatch } from './write-batch.js';
 
@@ -92,6 +94,12 @@ export interface HttpMetrics {
 /** The routes registered on an app, as `METHOD /pattern/:param`. */
 export type RouteTable = Array<{ method: string; pattern: string }>;
 
+/** One process, one node: the answers' memory bound and the proxies trusted to name callers, from the node's config. */
+export function configureHttp(config: Pick<Config, 'httpPendingBytes' | 'trustedProxies'>): void {
+  pendingAnswers.max = config.httpPendingBytes;
+  clientAddresses.trust(config.trustedProxies);
+}
+
 /**
  * Registers an async JSON handler. The wrapper keeps the uWS rules: it copies what it needs from
  * the request synchronously, reads the body with a size cap before the handler runs, pairs every
@@ -154,7 +162,7 @@ function mount(app: TemplatedApp, method: Method | 'head', pattern: string, hand
       query: new URLSearchParams(req.getQuery() ?? ''),
       authorization: req.getHeader('authorization'),
       requestId,
-      remote: Buffer.from(res.getRemoteAddressAsText()).toString(),
+      remote: callerAddress(res, req),
       span,
       // most requests write no line: a child logger per request would be made for nothing
       get log() {

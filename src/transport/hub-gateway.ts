@@ -13,6 +13,7 @@ import { decodeHubFrame, encode, errorFrameFor } from '../protocol/codec.js';
 import { isResultFrame, resultIdOf } from '../protocol/result-peek.js';
 import { errorReply, send, type HttpReply } from './http.js';
 import type { HttpRequest, HttpResponse, TemplatedApp, WebSocket } from './uws.js';
+import { peerAddress } from './client-address.js';
 import type { BusyReason, UpgradeLimits } from './upgrade-limits.js';
 import { FrameInbox } from './frame-inbox.js';
 import { badFrameCount, countBadFrame, HELLO_NONE, HELLO_REFUSED, HELLO_SENT, MAX_BAD_FRAMES } from './hub-conduct.js';
@@ -66,7 +67,7 @@ class UwsHubLink implements HubLink {
 
   /** Read from the socket when asked (the log of a session's opening), not kept: undefined once closed. */
   get remote(): string | undefined {
-    return this.open ? Buffer.from(this.ws.getRemoteAddressAsText()).toString() : undefined;
+    return this.open ? peerAddress(this.ws) : undefined;
   }
 
   send(bytes: Uint8Array): boolean {
@@ -403,7 +404,7 @@ export function mountHubGateway(app: TemplatedApp, deps: HubGatewayDeps): void {
   function refuse(res: HttpResponse, state: { aborted: boolean }, err: unknown, hubId: string | undefined): void {
     // read here, not at every upgrade: an admitted hub never needs it (the response is still ours
     // until it is aborted, whatever the turn)
-    const e = noteRefusal(err, state.aborted ? undefined : Buffer.from(res.getRemoteAddressAsText()).toString(), hubId);
+    const e = noteRefusal(err, state.aborted ? undefined : peerAddress(res), hubId);
     // a backend away (registry, nonces): the hub comes back later, spread as the in-session outage hint is
     const reply = errorReply(e);
     // a rate says when its next hello frees; a backend away is waited out spread over 1–5 s
