@@ -23,7 +23,7 @@ export const MEMORY = ':memory:';
 export function dataDiskOf(config: Config): DataDisk | undefined {
   if (isClusterMode(config) || config.dataDir === MEMORY) return undefined;
   const dir = config.dataDir;
-  return { dir, space: () => diskSpace(dir) };
+  return { dir, reserve: config.diskReserveMb * 1024 * 1024, space: () => diskSpace(dir) };
 }
 
 /** `observe`: the node's metrics, told of backend calls and store batches; `hold`: see clusterPorts */

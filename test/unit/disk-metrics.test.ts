@@ -16,7 +16,7 @@ async function values(dataDir: () => string | undefined): Promise<Record<string,
   const registry = new Registry();
   registerDiskMetrics([registry], () => {
     const dir = dataDir();
-    return dir === undefined ? undefined : { dir, space: () => diskSpace(dir) };
+    return dir === undefined ? undefined : { dir, reserve: 64 * 1024 * 1024, space: () => diskSpace(dir) };
   });
   const metrics = await registry.getMetricsAsJSON();
   return Object.fromEntries(metrics.map((m) => [m.name, m.values[0]?.value ?? NaN]));
@@ -31,10 +31,11 @@ describe('DATA_DIR disk gauges', () => {
     expect(got.tier_data_dir_size_bytes).toBe(s.blocks * s.bsize);
     expect(got.tier_data_dir_available_bytes).toBeGreaterThan(0);
     expect(got.tier_data_dir_available_bytes).toBeLessThanOrEqual(got.tier_data_dir_size_bytes!);
+    expect(got.tier_data_dir_reserve_bytes).toBe(64 * 1024 * 1024);
   });
 
   it('are 0 without a directory on disk (cluster mode, memory), and a failed read is not an error of the scrape', async () => {
-    expect(await values(() => undefined)).toEqual({ tier_data_dir_available_bytes: 0, tier_data_dir_size_bytes: 0 });
-    expect(await values(() => join(tmpdir(), 'hubtier-no-such-dir-' + process.pid))).toEqual({ tier_data_dir_available_bytes: 0, tier_data_dir_size_bytes: 0 });
+    expect(await values(() => undefined)).toEqual({ tier_data_dir_available_bytes: 0, tier_data_dir_size_bytes: 0, tier_data_dir_reserve_bytes: 0 });
+    expect(await values(() => join(tmpdir(), 'hubtier-no-such-dir-' + process.pid))).toEqual({ tier_data_dir_available_bytes: 0, tier_data_dir_size_bytes: 0, tier_data_dir_reserve_bytes: 64 * 1024 * 1024 });
   });
 });
