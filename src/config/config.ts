@@ -8,10 +8,10 @@ import { closestName } from './closest-name.js';
 import { parseProxy } from './proxy.js';
 
 /**
- * The one typed configuration, layered defaults → JSON file (`CONFIG_FILE`) → environment.
- * Bad values fail fast naming the key; unknown file keys and unknown `TIER_*` variables are
- * returned as warnings so typos do not pass silently. Over 400 lines: one object by design (each
- * setting's type, doc, variable, parser and default side by side), its checks beside it.
+ * The one typed configuration, layered defaults → JSON file (`CONFIG_FILE`) → environment. Over 400 lines:
+ * one object by design (each setting's type, doc, variable, parser and default side by side), its
+ * checks beside it. Bad values fail fast naming the key; unknown file keys and unknown `TIER_*`
+ * variables are returned as warnings so typos do not pass silently.
  */
 export interface Config {
   /** @default 8080: hubs (/hub/v1), apps (/app/v1) and the HTTP API */

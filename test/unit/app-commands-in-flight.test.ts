@@ -66,6 +66,7 @@ it("logs a socket's failed commands sampled per code node-wide: a flood of refus
       homeOf: async () => 'h2',
       commandTimeoutMs: 60_000,
       maxSubscriptions: 4,
+      maxCommandsInFlight: 1_000,
     },
     'app:flood',
   );

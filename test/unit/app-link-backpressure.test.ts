@@ -20,7 +20,7 @@ function fakeSocket(statuses: number[]) {
   const sent: string[] = [];
   const ends: Array<[number, string]> = [];
   const ws = {
-    getRemoteAddressAsText: () => new TextEncoder().encode('127.0.0.1').buffer,
+    getUserData: () => ({ remote: '127.0.0.1' }),
     cork: (fn: () => void) => fn(),
     send: (payload: string | Uint8Array) => {
       const status = statuses.shift() ?? SENT;
