@@ -9,8 +9,8 @@ import { BlockList, isIP } from 'node:net';
 import { parseProxy } from '../config/proxy.js';
 import type { HttpRequest, HttpResponse } from './uws.js';
 
-/** an IPv4 address mapped into IPv6, as URL writes it: `::ffff:a.b.c.d` never, `::ffff:7f00:1` */
-const MAPPED_V4 = /^::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/;
+/** an IPv4 address mapped into IPv6: uWS's `0000:…:ffff:7f00:0001`, or `::ffff:7f00:1`, or `::ffff:127.0.0.1` */
+const MAPPED_V4 = /^(?:(?:0{1,4}:){5}|::)ffff:(?:([0-9a-f]{1,4}):([0-9a-f]{1,4})|(\d{1,3}(?:\.\d{1,3}){3}))$/i;
 
 export class ClientAddresses {
   private trusted: BlockList | null = null;
@@ -77,9 +77,10 @@ export function peerAddress(socket: { getRemoteAddressAsText(): ArrayBuffer }): 
  * `0000:0000:0000:0000:0000:ffff:7f00:0001`) in its dotted form; anything else as it is.
  */
 function plain(address: string): string {
-  if (!address.toLowerCase().includes('ffff') || isIP(address) !== 6) return address;
-  const m = MAPPED_V4.exec(new URL(`http://[${address}]`).hostname.slice(1, -1));
+  // one regular expression per request, no parse: this runs for every API request
+  const m = MAPPED_V4.exec(address);
   if (m === null) return address;
+  if (m[3] !== undefined) return m[3];
   const [hi, lo] = [parseInt(m[1]!, 16), parseInt(m[2]!, 16)];
   return `${hi >> 8}.${hi & 255}.${lo >> 8}.${lo & 255}`;
 }
