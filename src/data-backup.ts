@@ -16,8 +16,25 @@ import { DATA_LAYOUT_VERSION, type DataStore } from './ports/lmdb.js';
 export { BackupError, readBackup, type BackupRecord } from './data-backup-file.js';
 
 /** Sub-databases of the store, as LMDB lists them (the main database holds their names). */
-function names(store: DataStore): string[] {
-  return [...store.root.getKeys()].filter((k): k is string => typeof k === 'string');
+function names(store: DataStore, transaction?: ReadTransaction): string[] {
+  return [...store.root.getKeys(transaction ? { transaction } : {})].filter((k): k is string => typeof k === 'string');
+}
+
+type ReadTransaction = ReturnType<DataStore['root']['useReadTransaction']>;
+
+/**
+ * Writes every record to `out` from one read transaction, and ends it: a consistent backup of a
+ * store a running node keeps writing (the admin port's `GET /debug/backup`). A copy of the running
+ * store's files could be torn, and start a node that crashed on it (review "upgrade"). The
+ * transaction keeps the pages it reads from reuse until the backup ends: a slow reader grows the file.
+ */
+export async function streamBackup(store: DataStore, out: Writable, name: string): Promise<Record<string, number>> {
+  const transaction = store.root.useReadTransaction();
+  try {
+    return await writeRecords(store, out, true, name, transaction);
+  } finally {
+    transaction.done();
+  }
 }
 
 /**
@@ -102,7 +119,7 @@ function sameFile(s: Stats, fd: number): boolean {
  * The header, every record and the end line; `end`s `out` (else waits for the last write: stdout
  * is not ended). A write error (EPIPE: the reader went away; ENOSPC) is a BackupError naming `name`.
  */
-async function writeRecords(store: DataStore, out: Writable, end: boolean, name: string): Promise<Record<string, number>> {
+async function writeRecords(store: DataStore, out: Writable, end: boolean, name: string, transaction?: ReadTransaction): Promise<Record<string, number>> {
   let failed: BackupError | null = null;
   const onError = (err: Error) => (failed ??= new BackupError(`cannot write ${name} (${err.message}): the backup is not whole`, { cause: err }));
   out.on('error', onError);
@@ -126,10 +143,10 @@ async function writeRecords(store: DataStore, out: Writable, end: boolean, name:
     const header: BackupHeader = { hubtier: 'data', layout: DATA_LAYOUT_VERSION, exportedAt: Date.now(), ends: true };
     await write(JSON.stringify(header));
     let records = 0;
-    for (const name of names(store)) {
+    for (const name of names(store, transaction)) {
       if (name === 'meta') continue; // the target store stamps its own
       let n = 0;
-      for (const { key, value } of store.db(name).getRange()) {
+      for (const { key, value } of store.db(name).getRange(transaction ? { transaction } : {})) {
         await write(JSON.stringify({ db: name, key, value }));
         n++;
       }

@@ -1,15 +1,14 @@
 import type { AdminTokens } from '../auth/admin-tokens.js';
 import { onlyAllowedHosts, type AdminHosts } from './admin-hosts.js';
-import { checkAdminToken, type GuessWatch } from '../auth/guess-limit.js';
+import type { GuessWatch } from '../auth/guess-limit.js';
 import type { NodeMetrics } from './metrics.js';
 import type { Shedder } from '../actors/shed.js';
 import type { DiagnoseReport } from './diagnose.js';
 import { isLogLevel, setLogLevel, type Logger } from '../log/logger.js';
 import { guardApp } from '../transport/guard.js';
-import { endHead, errorReply, noSniff, readBody, send } from '../transport/http.js';
-import { AuthError } from '../errors.js';
-import type { HttpRequest, HttpResponse, TemplatedApp, UwsModule } from '../transport/uws.js';
-import { peerAddress } from '../transport/client-address.js';
+import { endHead, noSniff, readBody } from '../transport/http.js';
+import type { HttpResponse, TemplatedApp, UwsModule } from '../transport/uws.js';
+import { adminOnly } from './admin-only.js';
 
 export interface Readiness {
   ready: boolean;
@@ -135,21 +134,6 @@ function json(res: HttpResponse, state: { aborted: boolean }, status: string, bo
   if (state.aborted) return;
   // diagnose and readiness answers describe the node's configuration: kept by no cache
   res.cork(() => noSniff(res.writeStatus(status)).writeHeader('content-type', 'application/json').writeHeader('cache-control', 'no-store').end(body));
-}
-
-/** true when the request carries the admin token; otherwise answers 401 (429 to an address past its wrong guesses) and returns false. */
-function adminOnly(res: HttpResponse, req: HttpRequest, tokens: AdminTokens, guesses: GuessWatch | undefined): boolean {
-  const bearer = /^Bearer\s+(\S+)$/i.exec(req.getHeader('authorization'))?.[1];
-  const verdict = checkAdminToken(tokens, bearer, peerAddress(res), 'debug', guesses);
-  if (verdict.ok) return true;
-  // the API's refusals, as the public port writes them (num, temporary; Retry-After from the lock)
-  if (verdict.lockedMs > 0) {
-    send(res, { aborted: false }, errorReply(new AuthError('rate_limited', `too many wrong admin tokens from this address: try again in ${Math.ceil(verdict.lockedMs / 1000)} s`, { retryAfterMs: verdict.lockedMs })));
-    return false;
-  }
-  const reply = errorReply(new AuthError('unauthorized', 'Authorization: Bearer <ADMIN_TOKEN> is required'));
-  send(res, { aborted: false }, { ...reply, headers: { ...reply.headers, 'www-authenticate': 'Bearer' } });
-  return false;
 }
 
 /**

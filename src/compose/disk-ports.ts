@@ -1,4 +1,6 @@
 import type { BackendObserver } from '../ports/ports.js';
+import { backupPage } from '../admin/backup-route.js';
+import { streamBackup } from '../data-backup.js';
 import type { TimerWheel } from '../actors/timer-wheel.js';
 import type { Config } from '../config/config.js';
 import type { Logger } from '../log/logger.js';
@@ -61,6 +63,8 @@ export async function diskPorts(config: Config, timers: TimerWheel, log: Logger,
       revocations: new LmdbRevocationStore(data),
       audit,
       diagnose: { pushSender: pushSender.probe },
+      // a consistent backup while the node runs (the files of a running store may be copied torn)
+      adminPages: [backupPage((out) => streamBackup(data, out, 'the backup answer'))],
       // the store is this node's own: a failing one makes the node not ready (a shared backend would not)
       health: () => ({ local: shadows.healthy, backends: {}, detail: { store: { healthy: shadows.healthy } } }),
       async close() {
