@@ -9,7 +9,7 @@
  * the promise resolves before the fsync, so a write that must survive a power loss awaits
  * `durable()` after it. With `sync: 'os'` the OS writes the pages when it chooses.
  */
-import { accessSync, constants, rmSync } from 'node:fs';
+import { accessSync, constants, renameSync, rmSync } from 'node:fs';
 import { makeDirs } from './make-dirs.js';
 import { join, resolve } from 'node:path';
 import { open, type Database, type RootDatabase } from 'lmdb';
@@ -174,7 +174,12 @@ export function openDataStore(dir: string, options: DataStoreOptions = {}): Data
         // holds every commit, a device event acknowledged among them (its users start a new epoch of
         // it all the same); after a machine crash with DATA_SYNC=os it may hold half a commit, and
         // starts empty. Until 2026-12-06 a kill -9 alone emptied it, losing acknowledged events
-        if ((stale && !sameBoot && options.sync === 'os') || !readable(file)) discardSide(file);
+        if (stale && !sameBoot && options.sync === 'os') discardSide(file);
+        else {
+          const damage = damaged(file);
+          // kept aside for a look, and said: it held acknowledged device events (review "upgrade": deleted unsaid)
+          if (damage !== null) warn(`${name}.mdb in ${path} is damaged (${damage}): moved to ${moveAside(file)}; a new one starts empty, its users start a new epoch (apps reload), the device events it held are lost`);
+        }
         // flushed as the main file is: unflushed, its dirty pages went to disk in the kernel's
         // writeback bursts, which held up the main file's flushes and so the acks (BENCHMARKS.md)
         env = open({ path: file, maxDbs: 8, mapSize: options.mapSize ?? 4 * 1024 ** 3, noSync: options.sync === 'os', encoding: 'msgpack' });
@@ -321,13 +326,22 @@ function freeBytes(path: string): number | undefined {
   }
 }
 
-function readable(file: string): boolean {
+/** What is wrong with an LMDB file (checkLmdbFile), or null when nothing is (or it does not exist). */
+function damaged(file: string): string | null {
   try {
     checkLmdbFile(file);
-    return true;
-  } catch {
-    return false;
+    return null;
+  } catch (err) {
+    return (err as Error).message;
   }
+}
+
+/** Renames a damaged side file (and drops its lock file); answers the new name. */
+function moveAside(file: string): string {
+  const aside = `${file}.damaged-${new Date().toISOString().replace(/[:.]/g, '-')}`;
+  renameSync(file, aside);
+  rmSync(`${file}-lock`, { force: true });
+  return aside;
 }
 
 /** Removes a side environment's file and its lock file (lmdb-js names it `<file>-lock`). */

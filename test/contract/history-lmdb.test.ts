@@ -2,7 +2,7 @@
  * The embedded history's own behaviour beyond the contract (history.test.ts runs that against every
  * adapter): chunks, their compression and check, timers, trims, sweeps, and what it keeps in memory.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { cpSync, mkdtempSync, readdirSync, rmSync, truncateSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it, vi } from 'vitest';
@@ -381,5 +381,39 @@ describe('LmdbEventHistory chunks', () => {
     await second.close();
     await store.close();
     rmSync(dir, { recursive: true, force: true });
+  });
+});
+
+describe('LmdbEventHistory: a file put back', () => {
+  it('a history.mdb copied back from elsewhere (a file-level restore) starts a new epoch; the same file reopened keeps its own, and its damage is moved aside, said', async () => {
+    const retention = { maxEvents: 64, maxAgeMs: 60_000 };
+    const dir = mkdtempSync(join(tmpdir(), 'hubtier-history-copy-'));
+    const copy = mkdtempSync(join(tmpdir(), 'hubtier-history-copy-'));
+    const epochOf = async (at: string, warnings: string[] = []) => {
+      const store = openDataStore(at, { sync: 'commit', warn: (m) => warnings.push(m) });
+      const history = await LmdbEventHistory.open(store, retention, { sweepMs: 0 });
+      const pos = await history.append('h', Uint8Array.from([1]));
+      await history.settle();
+      await history.close();
+      await store.close();
+      return pos.epoch;
+    };
+    const first = await epochOf(dir);
+    // the same file, stopped cleanly: the same epoch, offsets go on
+    expect(await epochOf(dir)).toBe(first);
+    // a backup of the directory taken now, put back in a new place (cp -a, rsync, tar: new files)
+    cpSync(dir, copy, { recursive: true });
+    expect(await epochOf(copy)).not.toBe(first);
+    // the original runs on in its epoch
+    expect(await epochOf(dir)).toBe(first);
+
+    // damage: the file cut short is moved aside and said, not deleted unsaid
+    truncateSync(join(dir, 'history.mdb'), 2_000);
+    const warnings: string[] = [];
+    expect(await epochOf(dir, warnings)).not.toBe(first);
+    expect(warnings).toEqual([expect.stringMatching(/^history\.mdb in .* is damaged \(.*\): moved to .*history\.mdb\.damaged-.*; a new one starts empty/)]);
+    expect(readdirSync(dir).filter((f) => f.startsWith('history.mdb.damaged-'))).toHaveLength(1);
+    rmSync(dir, { recursive: true, force: true });
+    rmSync(copy, { recursive: true, force: true });
   });
 });

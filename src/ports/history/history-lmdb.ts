@@ -1,4 +1,6 @@
 import type { BatchObserver } from '../ports.js';
+import { statSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Database } from 'lmdb';
 import type { DataStore } from '../lmdb.js';
 import type { EventHistory, HistoryEntry, HistoryRead, HistoryRetention, Position, UnevaluatedEntry } from './history.js';
@@ -106,11 +108,18 @@ export class LmdbEventHistory implements EventHistory {
       legacy = true;
     }
     let epoch = meta.get('epoch');
-    if (epoch === undefined || data.uncleanStart || legacy) {
+    // the file this is: a copy put back (cp, rsync, a file-level restore) is another file, whose
+    // epoch's offsets were handed out again since it was copied: apps holding them must reload
+    // (review "upgrade": they were told recovered). A block-level snapshot keeps the inode: README
+    const stat = statSync(join(data.dir, 'history.mdb'));
+    const here = `${stat.dev}:${stat.ino}`;
+    const copied = meta.get('file') !== undefined && meta.get('file') !== here;
+    if (epoch === undefined || data.uncleanStart || legacy || copied) {
       epoch = newEpoch();
       await meta.put('epoch', epoch);
-      await env.flushed;
     }
+    if (meta.get('file') !== here) await meta.put('file', here);
+    await env.flushed;
     return new LmdbEventHistory(data, epoch, retention, options);
   }
 
