@@ -44,8 +44,10 @@ export class ClientAddresses {
     let believed = plain(peer);
     if (this.trusted === null || !this.isTrusted(believed) || forwardedFor === '') return believed;
     const hops = forwardedFor.split(',');
-    for (let i = hops.length - 1; i >= 0; i--) {
-      const hop = plain(hops[i]!.trim());
+    // a chain of proxies is short: a header of thousands of trusted hops is not walked (review diff9)
+    const last = Math.max(0, hops.length - MAX_HOPS);
+    for (let i = hops.length - 1; i >= last; i--) {
+      const hop = plain(withoutPort(hops[i]!.trim()));
       if (isIP(hop) === 0) return believed;
       believed = hop;
       if (!this.isTrusted(hop)) return hop;
@@ -64,7 +66,30 @@ export const clientAddresses = new ClientAddresses();
 
 /** The caller of a uWS request (see ClientAddresses.of). */
 export function callerAddress(res: HttpResponse, req: HttpRequest): string {
-  return clientAddresses.readsForwarded ? clientAddresses.of(peerAddress(res), req.getHeader('x-forwarded-for')) : peerAddress(res);
+  return clientAddresses.readsForwarded ? clientAddresses.of(peerAddress(res), forwardedFor(req)) : peerAddress(res);
+}
+
+/**
+ * Every X-Forwarded-For line of the request, joined in order: a proxy may add a line of its own
+ * after the client's (HAProxy's `option forwardfor`), and the first alone, the client's, was
+ * believed (review diff9). uWS's getHeader answers the first line only.
+ */
+function forwardedFor(req: HttpRequest): string {
+  let joined = '';
+  req.forEach((key, value) => {
+    if (key === 'x-forwarded-for') joined = joined === '' ? value : `${joined},${value}`;
+  });
+  return joined;
+}
+
+/** hops of X-Forwarded-For walked at most, from the right */
+const MAX_HOPS = 16;
+
+/** `1.2.3.4:5678` and `[2001:db8::1]:5678` (Azure Application Gateway writes the port) as their address. */
+function withoutPort(hop: string): string {
+  if (hop.startsWith('[')) return hop.slice(1, hop.indexOf(']') < 0 ? undefined : hop.indexOf(']'));
+  const colon = hop.indexOf(':');
+  return colon > 0 && colon === hop.lastIndexOf(':') ? hop.slice(0, colon) : hop;
 }
 
 /** A uWS socket's or response's peer, a v4 one dotted (hubs, the admin port: no proxy is believed there). */

@@ -4,6 +4,7 @@
  * proxy's; a node that trusts no proxy ignores the header (review "logs": behind an ingress ten
  * anonymous wrong tokens locked the operator's own out, and every audit entry named the ingress).
  */
+import { request } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startServerProcess, type ServerProcess } from '../helpers/server-process.js';
 
@@ -40,6 +41,24 @@ describe('TIER_TRUSTED_PROXIES against a real node', { timeout: 60_000 }, () => 
       }
     };
     expect(await from(behind)).toBe('203.0.113.7');
+    // a proxy that adds a header line of its own after the client's: the last line's hop is the caller (review diff9)
+    const twoLines = await new Promise<number>((resolve, reject) => {
+      const req = request(`${behind.httpUrl}/v1/admin/hubs`, { method: 'POST', headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json', 'x-forwarded-for': ['192.0.2.1', '203.0.113.8'] } }, (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      });
+      req.on('error', reject);
+      req.end(JSON.stringify({ hubId: 'px-hub-2', homeId: 'px-home' }));
+    });
+    expect(twoLines).toBe(201);
+    for (;;) {
+      const page = await call(behind, 'GET', '/v1/admin/audit?hubId=px-hub-2', ADMIN);
+      if (page.body?.entries?.length > 0) {
+        expect(page.body.entries[0].from.ip).toBe('203.0.113.8');
+        break;
+      }
+      await new Promise((r) => setTimeout(r, 20));
+    }
     expect(await from(direct)).toMatch(/^(127\.0\.0\.1|::1|0000:0000:0000:0000:0000:0000:0000:0001)$/);
   });
 

@@ -38,6 +38,15 @@ describe('ClientAddresses', () => {
     expect(behind.of('0000:0000:0000:0000:0000:ffff:c633:6409', '')).toBe('198.51.100.9');
     expect(behind.of('::ffff:198.51.100.9', '203.0.113.7')).toBe('198.51.100.9');
   });
+
+  it('reads hops with a port (Azure Application Gateway), bracketed v6 hops, and walks at most 16 hops (review diff9)', () => {
+    expect(behind.of('10.1.2.3', '203.0.113.7:51234')).toBe('203.0.113.7');
+    expect(behind.of('10.1.2.3', '[2001:db8::5]:443, 10.0.0.9:80')).toBe('2001:db8::5');
+    expect(behind.of('10.1.2.3', '[2001:db8::5]')).toBe('2001:db8::5');
+    // a header of thousands of trusted hops: the 16 nearest walked, the last of them believed
+    const many = ['203.0.113.7', ...Array.from({ length: 5_000 }, (_, i) => `10.0.${i >> 8}.${i & 255}`)].join(',');
+    expect(behind.of('10.1.2.3', many)).toBe(`10.0.19.120`);
+  });
 });
 
 describe('TIER_TRUSTED_PROXIES', () => {
