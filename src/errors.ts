@@ -73,6 +73,14 @@ const UNREACHABLE_MESSAGE = /^(Connection is closed|Command timed out|Stream isn
  */
 const REDIS_NOT_NOW = /^(OOM|READONLY|LOADING|MISCONF|MASTERDOWN|CLUSTERDOWN|BUSY|TRYAGAIN|NOREPLICAS)\b/;
 
+/**
+ * A Redis that answers but refuses for now (full, read-only, loading, …): counted as away, yet it
+ * is the one outage no connection watch sees, so whoever logs only refusals must log these.
+ */
+export function isRedisRefusal(err: unknown): boolean {
+  return err instanceof Error && err.name === 'ReplyError' && REDIS_NOT_NOW.test(err.message);
+}
+
 /** A write's rejection by lmdb-js for a failed commit (the disk's error is in `commitError`; src/ports/lmdb-commit-failures.ts). */
 export function isCommitFailure(err: unknown): err is Error & { commitError: Promise<unknown> } {
   const commitError = (err as { commitError?: { then?: unknown } } | null | undefined)?.commitError;
@@ -91,7 +99,7 @@ export function isUnreachable(err: unknown): boolean {
     if ((e instanceof TierError && e.code === 'unavailable') || isCommitFailure(e)) return true;
     const code = (e as { code?: unknown }).code;
     if (e.name === 'MaxRetriesPerRequestError' || (typeof code === 'string' && UNREACHABLE_CODES.has(code)) || UNREACHABLE_MESSAGE.test(e.message)) return true;
-    if (e.name === 'ReplyError' && REDIS_NOT_NOW.test(e.message)) return true;
+    if (isRedisRefusal(e)) return true;
   }
   return false;
 }

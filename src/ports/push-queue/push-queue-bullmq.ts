@@ -5,7 +5,7 @@ import type { Redis } from 'ioredis';
 import { closeRedis, connectRedis, RedisKeys } from '../redis.js';
 import { InvalidPushJob, notificationOf, PushWorker } from './push-worker-bullmq.js';
 import { DelivererMark, GiveWay } from './push-deliverers.js';
-import { isUnreachable, TierError } from '../../errors.js';
+import { isRedisRefusal, isUnreachable, TierError } from '../../errors.js';
 import type { Logger } from '../../log/logger.js';
 import { failureLog, type SampledLog } from '../../log/sampler.js';
 import {
@@ -260,7 +260,7 @@ export class BullMqPushQueue implements PushQueue {
    * away): those are left to the connections' own lines, once per outage (connectRedis). The rest is sampled.
    */
   private redisError(side: 'queue' | 'worker', err: Error): void {
-    if (isUnreachable(err)) return;
+    if (isUnreachable(err) && !isRedisRefusal(err)) return; // a lost connection is told by its watch; a refusal by nothing else
     this.errors.write(side, { err: err.message }, side === 'queue' ? 'push queue: redis error' : 'push worker: redis error');
   }
 

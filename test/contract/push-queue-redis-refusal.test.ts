@@ -1,0 +1,40 @@
+/**
+ * A push queue whose Redis refuses for now (full: `maxmemory` with `noeviction`): the worker says
+ * so, sampled. Such errors count as the backend away (503), and the queue had dropped every such
+ * error unsaid: a full Redis left the worker silent while deliveries failed (review diff9).
+ */
+import { randomUUID } from 'node:crypto';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { startRedis, uniquePrefix, type Backend } from '../../load/harness/index.js';
+import { createLogger } from '../../src/log/logger.js';
+import { BullMqPushQueue } from '../../src/ports/push-queue/push-queue-bullmq.js';
+import { connectRedis, RedisKeys } from '../../src/ports/redis.js';
+
+let redis: Backend;
+beforeAll(async () => {
+  redis = await startRedis();
+});
+afterAll(async () => {
+  await redis?.stop();
+});
+
+it('a Redis that refuses writes is logged by the push worker (sampled), not dropped as a lost connection', { timeout: 30_000 }, async () => {
+  const lines: Array<{ level: number; msg: string; err?: unknown }> = [];
+  const log = createLogger('info', {}, { write: (s: string) => void lines.push(JSON.parse(s) as { level: number; msg: string }) });
+  const admin = await connectRedis(redis.url, { name: 'test-admin', log: createLogger('silent') });
+  const sender = Object.assign(async () => {
+    throw new Error('push service said no');
+  }, { timeoutMs: 1_000 });
+  const queue = await BullMqPushQueue.connect(redis.url, { name: 'refusal', log, sender, attempts: 50, backoffMs: 100, maxBackoffMs: 200, keys: new RedisKeys(uniquePrefix()) });
+  try {
+    await queue.enqueue({ homeId: 'home1', title: 'Water leak', body: 'x', dedupKey: `rule:r1:${randomUUID()}` });
+    await admin.config('SET', 'maxmemory-policy', 'noeviction');
+    await admin.config('SET', 'maxmemory', '1');
+    await expect.poll(() => lines.filter((l) => l.msg === 'push worker: redis error' || l.msg === 'push queue: redis error').length, { timeout: 20_000 }).toBeGreaterThan(0);
+    expect(lines.find((l) => /redis error/.test(l.msg))!.err).toMatch(/^OOM /);
+  } finally {
+    await admin.config('SET', 'maxmemory', '0');
+    await queue.close();
+    admin.disconnect();
+  }
+});
