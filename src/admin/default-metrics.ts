@@ -74,7 +74,7 @@ export function registerEventLoopDelay(registry: Registry, span: string, read: (
 /**
  * How late the event loop runs: a timer every `intervalMs` records how much later than due it ran,
  * into two histograms turned every `windowMs`; a read merges the last window and the current one.
- * With `ownTimer` false another timer of that interval calls `sample` (the node's LoopLag).
+ * With `ownTimer` false another timer of that interval calls `record` (the node's LoopLag).
  */
 export class LoopDelaySampler {
   private current: RecordableHistogram = createHistogram();
@@ -95,10 +95,15 @@ export class LoopDelaySampler {
 
   /** One run of the timer at `now` (ms of performance.now()). */
   sample(now: number): void {
-    const lateNs = Math.round((now - this.last - this.intervalMs) * 1e6);
+    const lateMs = now - this.last - this.intervalMs;
     this.last = now;
+    this.record(lateMs, now);
+  }
+
+  /** A run `lateMs` late, measured by the timer that feeds this one (LoopLag) from its own previous run. */
+  record(lateMs: number, now: number): void {
     // a histogram records integers ≥ 1: on time (or early: timers round) is 1 ns late
-    this.current.record(Math.max(1, lateNs));
+    this.current.record(Math.max(1, Math.round(lateMs * 1e6)));
     if (now - this.turnedAt < this.windowMs) return;
     this.turnedAt = now;
     this.previous.reset();

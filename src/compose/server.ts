@@ -90,6 +90,8 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
   configureHttp(config);
   const sessions = new SessionIndex<HubSession>();
   const loopDelays = new LoopDelaySampler(LOOP_SAMPLE_MS, LOOP_WINDOW_MS, false);
+  // one event-loop sampler from the start (a wait for backends too): admission, diagnose and /metrics read it
+  const loop = new LoopLag(LOOP_SAMPLE_MS, undefined, (lateMs, now) => loopDelays.record(lateMs, now));
   const metrics = new NodeMetrics(() => sessions.size, config.release, loopDelays);
   metrics.attach({ hubs: sessions });
   // the bus of an attempt that failed on Redis is kept for the next one
@@ -201,8 +203,6 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
   // request ids and the access line of every API route; app connections are named by the same ids
   const access = new AccessLog(log, config.nodeId, config.accessLogRate);
   const writes = new WriteBatch((err) => log.error({ err }, 'deferred write failed'));
-  // one event-loop sampler: admission sheds on it, the diagnose check reports it, /metrics serves it
-  const loop = new LoopLag(LOOP_SAMPLE_MS, undefined, (now) => loopDelays.sample(now));
   // read only when a hub knocks (or at a scrape): an idle node reads nothing
   const memory = startMemoryGauge(config.shedMemoryFraction, log, undefined, (err) => readFailures.failed('cgroup', err));
   const heap = memory ? heapRelease(log) : null;

@@ -12,11 +12,11 @@ export class LoopLag {
   private last = performance.now();
   private readonly timer: NodeJS.Timeout;
 
-  /** `onSample(now)` runs at each tick: the /metrics sampler rides this timer (one timer a node, not two) */
+  /** `onSample(lateMs, now)` runs at each tick: the /metrics sampler rides this timer (one timer a node, not two) */
   constructor(
     private readonly intervalMs = 100,
     windowMs = 500,
-    private readonly onSample?: (now: number) => void,
+    private readonly onSample?: (lateMs: number, now: number) => void,
   ) {
     this.recent = new Float64Array(Math.max(1, Math.round(windowMs / intervalMs)));
     this.timer = setInterval(this.sample, intervalMs);
@@ -31,7 +31,7 @@ export class LoopLag {
     // a window nobody reads stays bounded: the oldest samples go
     if (this.since.length >= MAX_WINDOW_SAMPLES) this.since.splice(0, MAX_WINDOW_SAMPLES / 2);
     this.since.push(late);
-    this.onSample?.(now);
+    this.onSample?.(late, now);
   };
 
   /** ms the loop ran late at worst within the last `windowMs` */
