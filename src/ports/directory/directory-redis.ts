@@ -77,6 +77,9 @@ local before = redis.call('GET', KEYS[3])
 redis.call('SET', KEYS[3], ARGV[2], 'PX', tonumber(ARGV[1]) * 3)
 return {redis.call('DEL', KEYS[2]), before}`);
 
+/** refreshes without another process's id before a shared NODE_ID counts as over */
+const SHARED_HOLD = 4;
+
 /**
  * The directory in Redis, for many nodes. Keys (prefix `tier:` by default):
  *
@@ -111,7 +114,8 @@ export class RedisDirectory implements Directory {
   /** this process, among those that may refresh one node id's liveness */
   private readonly instance = randomUUID();
   private refreshed = false;
-  private shared = false;
+  /** this process's refreshes since one found another's id (Infinity: none yet) */
+  private sinceOther = Infinity;
 
   /** Takes ownership of `client`: `close()` quits it. */
   constructor(
@@ -169,13 +173,18 @@ export class RedisDirectory implements Directory {
     const [taken, before] = answer as [number, string | null];
     // another process refreshed it since this one last did: two live processes with one NODE_ID
     // (a process restarted finds its predecessor's id once, before it has refreshed at all)
-    if (this.refreshed) this.shared = before !== null && before !== this.instance;
+    this.sinceOther = this.refreshed && before !== null && before !== this.instance ? 0 : this.sinceOther + 1;
     this.refreshed = true;
     return taken === 1;
   }
 
+  /**
+   * Held for SHARED_HOLD refreshes after the other's id was last found: two twins whose timers
+   * run close together find each other's id in some rounds and their own in others, and a flag
+   * that followed each round flipped (and logged) every few refreshes (review diff9).
+   */
   nodeIdShared(): boolean {
-    return this.shared;
+    return this.sinceOther <= SHARED_HOLD;
   }
 
   async relist(node: string, sessions: ReadonlyArray<{ hubId: string; epoch: number }>): Promise<void> {
