@@ -78,7 +78,11 @@ const REDIS_NOT_NOW = /^(OOM|READONLY|LOADING|MISCONF|MASTERDOWN|CLUSTERDOWN|BUS
  * is the one outage no connection watch sees, so whoever logs only refusals must log these.
  */
 export function isRedisRefusal(err: unknown): boolean {
-  return err instanceof Error && err.name === 'ReplyError' && REDIS_NOT_NOW.test(err.message);
+  if (!(err instanceof Error)) return false;
+  if (err.name === 'ReplyError' && REDIS_NOT_NOW.test(err.message)) return true;
+  // a MULTI refused because its commands were (full, say): EXECABORT with their errors
+  const previous = (err as { previousErrors?: unknown }).previousErrors;
+  return /^EXECABORT\b/.test(err.message) && Array.isArray(previous) && previous.length > 0 && previous.every(isRedisRefusal);
 }
 
 /** A write's rejection by lmdb-js for a failed commit (the disk's error is in `commitError`; src/ports/lmdb-commit-failures.ts). */

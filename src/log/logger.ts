@@ -25,14 +25,27 @@ export function serializeError(err: unknown): unknown {
   const out = pino.stdSerializers.err(err as Error) as unknown;
   if (typeof out !== 'object' || out === null) return out;
   // not an error (pino hands it back as it is): a copy, so the caller's object keeps its fields
-  const fields = (out === err ? { ...out } : out) as Record<string, unknown>;
-  const command = fields.command as { name?: unknown } | undefined;
+  return withoutArguments(out === err ? { ...out } : out, 0);
+}
+
+/**
+ * `fields` without any command's arguments, at any depth to 4: a MULTI refused carries its
+ * commands' errors (`previousErrors`), an AggregateError its errors, each with its command (review
+ * diff9). Copies what it changes below the top, so no caller's object loses a field.
+ */
+function withoutArguments(fields: object, depth: number): object {
+  if (Array.isArray(fields)) return depth > 4 ? [] : fields.map((v: unknown) => (typeof v === 'object' && v !== null ? withoutArguments(v, depth + 1) : v));
+  const out = depth === 0 ? (fields as Record<string, unknown>) : { ...(fields as Record<string, unknown>) };
+  const command = out.command as { name?: unknown } | undefined;
   if (command !== undefined) {
-    delete fields.command;
-    if (typeof command?.name === 'string') fields.redisCommand = command.name;
+    delete out.command;
+    if (typeof command?.name === 'string') out.redisCommand = command.name;
   }
-  delete fields.args;
-  return fields;
+  delete out.args;
+  for (const [key, value] of Object.entries(out)) {
+    if (typeof value === 'object' && value !== null) out[key] = depth >= 4 ? '[dropped: nested too deep]' : withoutArguments(value, depth + 1);
+  }
+  return out;
 }
 
 export function isLogLevel(level: unknown): level is LogLevel {

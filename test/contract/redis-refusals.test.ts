@@ -44,6 +44,20 @@ describe('a Redis that refuses for now', () => {
       const first = JSON.parse(lines[0]!) as { err: Record<string, unknown> };
       expect(first.err).toMatchObject({ type: 'ReplyError', redisCommand: 'hset' });
       expect(first.err.message).toMatch(/^OOM /);
+
+      // a MULTI refused carries its commands' errors, an AggregateError its errors: none of their arguments either (review diff9)
+      const multi = await client.multi().hsetnx('tier:secrets', 'adminToken', 'SECRET-IN-MULTI-0123').exec().catch((e: unknown) => e);
+      expect((multi as Error).message).toMatch(/^EXECABORT/);
+      expect(isUnreachable(multi)).toBe(true);
+      log.error({ err: multi }, 'claim failed');
+      log.error({ err: new AggregateError([err, multi], 'both failed') }, 'aggregate');
+      log.error({ err: Object.assign(new Error('holder'), { inner: err }) }, 'holder');
+      expect(lines).toHaveLength(5);
+      for (const line of lines.slice(2)) {
+        expect(line).not.toContain('SECRET-IN-MULTI');
+        expect(line).not.toContain('4711-secret');
+      }
+      expect(lines[2]).toContain('"redisCommand":"hsetnx"');
     } finally {
       await client.config('SET', 'maxmemory', '0');
       client.disconnect();
