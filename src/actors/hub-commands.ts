@@ -315,7 +315,7 @@ export class HubCommands {
     // the trace id links the line to the command's trace (only while tracing is on)
     const fields = { hubId: this.host.hubId, deviceId: cmd.device, method: cmd.method, requestId: cmd.rid, traceId: cmd.span?.spanContext().traceId, us };
     if (answer.ok) log.debug(fields, 'command outcome');
-    else log.info({ ...fields, code: answer.e, hubCode: answer.hub }, 'command outcome');
+    else log.info({ ...fields, code: answer.e, hubCode: answer.hub, hubTemporary: answer.tmp }, 'command outcome');
   }
 }
 

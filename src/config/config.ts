@@ -397,7 +397,8 @@ const url =
       } catch {
         throw new ConfigError(`${key}: not a URL: ${redactUrl(part)}`);
       }
-      if (!schemes.includes(parsed.protocol)) throw new ConfigError(`${key}: expected a ${schemes.join(' or ')} URL, got ${redactUrl(part)}`);
+      // shown as logs show it: a collector's or hook's token may sit in its path or query (review diff9)
+      if (!schemes.includes(parsed.protocol)) throw new ConfigError(`${key}: expected a ${schemes.join(' or ')} URL, got ${shownUrl(parsed)}`);
       try {
         decodeURIComponent(parsed.username + parsed.password);
       } catch {
@@ -730,7 +731,8 @@ export function readConfigFile(path: string | undefined): Record<string, unknown
     throw new ConfigError(`CONFIG_FILE: cannot read ${path}: ${(err as Error).message}`);
   }
   try {
-    parsed = JSON.parse(text);
+    // a byte-order mark (Windows editors) is no reason to refuse the file
+    parsed = JSON.parse(text.replace(/^\uFEFF/, ''));
   } catch (err) {
     throw new ConfigError(`CONFIG_FILE: ${path} is not valid JSON${whereInvalid(text, err)}`);
   }

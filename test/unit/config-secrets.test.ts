@@ -147,6 +147,14 @@ describe('secrets given to the node', () => {
       expect(message).toMatch(where);
       expect(message).not.toMatch(/JwtSecret|Jwt-unq/);
     }
+    // a byte-order mark (a Windows editor's) is read past
+    const bom = join(dir, 'bom.json');
+    writeFileSync(bom, `\uFEFF${JSON.stringify({ port: 8123 })}`);
+    expect(loadConfig({ DATA_DIR: ':memory:', CONFIG_FILE: bom }).config.port).toBe(8123);
+    // a URL of the wrong scheme is shown as logs show it: a token in its path or query is not
+    expect(refusal({ DATA_DIR: ':memory:', OTEL_EXPORTER_OTLP_ENDPOINT: 'ftp://otel.example.com/XyZsecretTokenInThePath0123?key=abc' }).message).toBe(
+      'OTEL_EXPORTER_OTLP_ENDPOINT: expected a http: or https: URL, got ftp://otel.example.com/***?key=***',
+    );
   });
 
   it('the embedded default with no secrets given still starts: it generates both, longer than the minimums', () => {
