@@ -1,12 +1,11 @@
 import type { BatchObserver } from '../ports.js';
-import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Database } from 'lmdb';
 import type { DataStore } from '../lmdb.js';
 import type { EventHistory, HistoryEntry, HistoryRead, HistoryRetention, Position, UnevaluatedEntry } from './history.js';
 import { PackedChunk, type ChunkEntries } from './history-chunk.js';
 import { dropAged, END, LEGACY, MAX_CHUNK, openChunks, readStored, storedTop, type Chunks, type Ranges } from './history-lmdb-chunks.js';
-import { checkRead, newEpoch } from './history-read.js';
+import { checkRead, openEpoch } from './history-read.js';
 import { LmdbEvaluatedMarks } from './history-lmdb-marks.js';
 import { appended, atRest, NONE_IN_FLIGHT, without, type Live } from './history-lmdb-live.js';
 
@@ -107,18 +106,7 @@ export class LmdbEventHistory implements EventHistory {
       await old.clearAsync();
       legacy = true;
     }
-    let epoch = meta.get('epoch');
-    // the file this is: a copy put back (cp, rsync, a file-level restore) is another file, whose
-    // epoch's offsets were handed out again since it was copied: apps holding them must reload
-    // (review "upgrade": they were told recovered). A block-level snapshot keeps the inode: README
-    const stat = statSync(join(data.dir, 'history.mdb'));
-    const here = `${stat.dev}:${stat.ino}`;
-    const copied = meta.get('file') !== undefined && meta.get('file') !== here;
-    if (epoch === undefined || data.uncleanStart || legacy || copied) {
-      epoch = newEpoch();
-      await meta.put('epoch', epoch);
-    }
-    if (meta.get('file') !== here) await meta.put('file', here);
+    const epoch = await openEpoch(meta, join(data.dir, 'history.mdb'), data.uncleanStart || legacy);
     await env.flushed;
     return new LmdbEventHistory(data, epoch, retention, options);
   }
