@@ -69,7 +69,8 @@ export interface Directory {
   relist(node: string, sessions: ReadonlyArray<{ hubId: string; epoch: number }>): Promise<void>;
   /**
    * True while another live process refreshes this node id's liveness too (two processes given one
-   * NODE_ID by mistake), as the last `refreshNode` found. Absent where one process holds the directory.
+   * NODE_ID by mistake), as the last `refreshNode` calls found (held a few refreshes after the other
+   * was last seen). Absent where one process holds the directory.
    */
   nodeIdShared?(): boolean;
   close(): Promise<void>;
