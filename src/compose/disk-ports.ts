@@ -1,4 +1,5 @@
 import type { BackendObserver } from '../ports/ports.js';
+import { sideUnusable } from '../ports/data-store-error.js';
 import { backupPage } from '../admin/backup-route.js';
 import { streamBackup } from '../data-backup.js';
 import type { TimerWheel } from '../actors/timer-wheel.js';
@@ -46,7 +47,7 @@ export async function diskPorts(config: Config, timers: TimerWheel, log: Logger,
     const pushSender = configuredPushSender(config, pushLog);
     const push = await LmdbPushQueue.open(data, { sender: pushSender.sender, ...pushQueueOptions(config), log: pushLog });
     opened.push(push);
-    const history = config.historySize > 0 ? await LmdbEventHistory.open(data, historyRetention(config), observe ? { batches: observe.store('history') } : {}) : undefined;
+    const history = config.historySize > 0 ? await LmdbEventHistory.open(data, historyRetention(config), observe ? { batches: observe.store('history') } : {}).catch((err: unknown) => Promise.reject(sideUnusable(data.dir, 'history', err))) : undefined;
     if (history) opened.push(history);
     const audit = new LmdbAuditLog(data, auditRetention(config), { log: log.child({ port: 'audit' }) });
     return {

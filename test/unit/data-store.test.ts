@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { DataStoreError, openDataStore, storedLayout, type DataStore } from '../../src/ports/lmdb.js';
 import { ownIdentity, processIdentity } from '../../src/ports/process-identity.js';
+import { sideUnusable } from '../../src/ports/data-store-error.js';
 
 const stores: DataStore[] = [];
 afterEach(async () => {
@@ -181,5 +182,15 @@ describe('openDataStore', () => {
     refusal(d);
     writeFileSync(join(d, 'hubtier.mdb'), Buffer.alloc(0));
     expect(open(d).dir).toBe(d);
+  });
+});
+
+describe('sideUnusable', () => {
+  it('says of a side file LMDB refuses what the main store says of its own (review upgrade: a bare stack ended the start), and passes a data error on as it is', () => {
+    const err = sideUnusable('/data', 'history', new Error('MDB_PROBLEM: Unexpected problem - txn should abort'));
+    expect(err).toBeInstanceOf(DataStoreError);
+    expect(err.message).toBe('DATA_DIR /data: LMDB cannot use history.mdb (MDB_PROBLEM: Unexpected problem - txn should abort). Nothing was changed. It is damaged: move it aside (a new one starts empty, apps reload, what it held is lost) or restore it from the same backup as the store');
+    const own = new DataStoreError('DATA_DIR /data: cannot write', '/data');
+    expect(sideUnusable('/data', 'history', own)).toBe(own);
   });
 });
