@@ -6,6 +6,8 @@
 import type { Writable } from 'node:stream';
 import type { Logger } from '../log/logger.js';
 import type { AdminPage } from '../ports/ports.js';
+import { TierError } from '../errors.js';
+import { errorReply, noSniff, send } from '../transport/http.js';
 import { responseWritable } from '../transport/response-writable.js';
 import { adminOnly } from './admin-only.js';
 
@@ -17,13 +19,13 @@ export function backupPage(write: (out: Writable) => Promise<Record<string, numb
     admin.get('/debug/backup', (res, req) => {
       if (!adminOnly(res, req, context.adminToken, context.guesses)) return;
       if (running) {
-        res.cork(() => res.writeStatus('409 Conflict').writeHeader('content-type', 'application/json').end('{"ok":false,"code":"busy","message":"a backup is being written: one at a time"}'));
+        send(res, { aborted: false }, { ...errorReply(new TierError('busy', 'a backup is being written: one at a time')), status: 409 });
         return;
       }
       running = true;
       const started = performance.now();
       res.cork(() => {
-        res.writeStatus('200 OK').writeHeader('content-type', 'application/x-ndjson').writeHeader('content-disposition', 'attachment; filename="hubtier-backup.jsonl"').writeHeader('cache-control', 'no-store').writeHeader('x-content-type-options', 'nosniff');
+        noSniff(res.writeStatus('200 OK')).writeHeader('content-type', 'application/x-ndjson').writeHeader('content-disposition', 'attachment; filename="hubtier-backup.jsonl"').writeHeader('cache-control', 'no-store');
       });
       const out = responseWritable(res);
       write(out).then(

@@ -311,10 +311,10 @@ const secret =
 const secretList =
   (minChars: number): Parser<readonly string[]> =>
   (raw, key) =>
-    (Array.isArray(raw) ? raw : text(raw, key).split(','))
-      .map((s: unknown) => (typeof s === 'string' ? s.trim() : s))
-      .filter((s: unknown) => s !== '')
-      .map((s: unknown, i: number) => secret(minChars)(s, `${key}[${i}]`));
+    listed(raw, key).map((s, i) => secret(minChars)(s, `${key}[${i}]`));
+/** The items of a comma-separated value (or a JSON list in CONFIG_FILE), trimmed, empty ones left out. */
+const listed = (raw: unknown, key: string): unknown[] =>
+  (Array.isArray(raw) ? raw : text(raw, key).split(',')).map((s: unknown) => (typeof s === 'string' ? s.trim() : s)).filter((s: unknown) => s !== '');
 /** A file the node reads (a certificate, a credentials file): refused at start when it cannot be read, not at the first connect. */
 const readableFile: Parser<string> = (raw, key) => {
   const path = text(raw, key);
@@ -327,17 +327,14 @@ const readableFile: Parser<string> = (raw, key) => {
 };
 /** Proxies comma-separated (or a JSON list in CONFIG_FILE): addresses and CIDR blocks. */
 const proxyList: Parser<readonly string[]> = (raw, key) =>
-  (Array.isArray(raw) ? raw : text(raw, key).split(','))
-    .map((p: unknown) => (typeof p === 'string' ? p.trim() : p))
-    .filter((p: unknown) => p !== '')
-    .map((p: unknown, i: number) => {
-      try {
-        parseProxy(text(p, `${key}[${i}]`));
-      } catch (err) {
-        throw new ConfigError(`${key}[${i}]: ${(err as Error).message}`);
-      }
-      return p as string;
-    });
+  listed(raw, key).map((p, i) => {
+    try {
+      parseProxy(text(p, `${key}[${i}]`));
+    } catch (err) {
+      throw new ConfigError(`${key}[${i}]: ${(err as Error).message}`);
+    }
+    return p as string;
+  });
 /** Host names comma-separated (or a JSON list in CONFIG_FILE), `*` for any. */
 const hostNames: Parser<readonly string[]> = (raw, key) =>
   (Array.isArray(raw) ? raw : text(raw, key).split(',')).map((n: unknown, i: number) => {
@@ -726,13 +723,13 @@ export function readConfigFile(path: string | undefined): Record<string, unknown
   let parsed: unknown;
   let text: string;
   try {
-    text = readFileSync(path, 'utf8');
+    // a byte-order mark (Windows editors) is no reason to refuse the file
+    text = readFileSync(path, 'utf8').replace(/^\uFEFF/, '');
   } catch (err) {
     throw new ConfigError(`CONFIG_FILE: cannot read ${path}: ${(err as Error).message}`);
   }
   try {
-    // a byte-order mark (Windows editors) is no reason to refuse the file
-    parsed = JSON.parse(text.replace(/^\uFEFF/, ''));
+    parsed = JSON.parse(text);
   } catch (err) {
     throw new ConfigError(`CONFIG_FILE: ${path} is not valid JSON${whereInvalid(text, err)}`);
   }

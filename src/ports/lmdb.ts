@@ -85,8 +85,9 @@ export interface DataStore {
    * A second environment in the directory (`<name>.mdb`) for data written behind the main store's
    * (the history): its commits do not grow the main store's, and are flushed to disk as the main
    * store's are (DATA_SYNC), each on its own schedule. Opened at the first call; flushed and closed
-   * with the store. When the file is damaged, or after an unclean start with DATA_SYNC=os whose
-   * lock names another boot (or none: a machine crash may have torn a commit), it starts empty;
+   * with the store. When the file is damaged (moved aside as `<name>.mdb.damaged-<time>`, with a
+   * warning), or after an unclean start with DATA_SYNC=os whose lock names another boot (or none: a
+   * machine crash may have torn a commit), it starts empty;
    * after one with each commit synced, or a process crash alone, it keeps what was committed.
    */
   side(name: string): RootDatabase;

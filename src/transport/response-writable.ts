@@ -3,7 +3,8 @@
  * a write the socket does not take at once is held by uWS, and the next waits for the socket to
  * drain (onWritable), so the node holds about one chunk per such answer whatever the client reads.
  * Write the status and headers (in a cork) before the first write. A client that goes away fails
- * the write in progress or the next one.
+ * the write in progress or the next one. A write is done at the next turn, so the chunks written
+ * meanwhile (a backup's lines, one each) go out together, in one cork: not a send per line.
  */
 import { Writable } from 'node:stream';
 import type { HttpResponse } from './uws.js';
@@ -24,15 +25,21 @@ export function responseWritable(res: HttpResponse): Writable {
     resume?.();
     return true;
   });
+  const send = (chunks: Buffer[], done: (err?: Error | null) => void) => {
+    if (aborted) return done(gone());
+    let taken = true;
+    res.cork(() => {
+      for (const chunk of chunks) taken = res.write(chunk);
+    });
+    if (taken) setImmediate(done);
+    else waiting = done;
+  };
   return new Writable({
     write(chunk: Buffer, _encoding, done) {
-      if (aborted) return done(gone());
-      let taken = false;
-      res.cork(() => {
-        taken = res.write(chunk);
-      });
-      if (taken) done();
-      else waiting = done;
+      send([chunk], done);
+    },
+    writev(chunks, done) {
+      send(chunks.map((c) => c.chunk as Buffer), done);
     },
     final(done) {
       if (aborted) return done(gone());

@@ -35,6 +35,20 @@ describe('responseWritable', () => {
     expect(calls).toEqual(['write a', 'write b', 'write c', 'end']);
   });
 
+  it('chunks written in one turn go out in one cork: not a send per line of a backup', async () => {
+    let corks = 0;
+    const { res, calls } = fakeResponse(() => true);
+    const cork = res.cork.bind(res);
+    (res as unknown as { cork: (f: () => void) => void }).cork = (f) => (corks++, cork(f));
+    const out = responseWritable(res);
+    for (let i = 0; i < 100; i++) out.write(String(i));
+    out.end();
+    await once(out, 'finish');
+    expect(calls.filter((c) => c.startsWith('write'))).toHaveLength(100);
+    // the first line alone, the 99 buffered meanwhile together, then the end
+    expect(corks).toBe(3);
+  });
+
   it('a client gone fails the write waiting and cuts nothing more', async () => {
     const { res, calls, handlers } = fakeResponse(() => false);
     const out = responseWritable(res);
