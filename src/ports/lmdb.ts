@@ -91,6 +91,8 @@ export interface DataStore {
    * after one with each commit synced, or a process crash alone, it keeps what was committed.
    */
   side(name: string): RootDatabase;
+  /** says what the store did to data it could not keep (a `data warning` line by default: DataStoreOptions.warn) */
+  warn(message: string): void;
   /** resolves once every write issued so far is committed and (with sync 'commit') on disk */
   flushed(): Promise<void>;
   /** after a committed write: waits for the disk when `sync` is 'commit', else resolves at once */
@@ -158,6 +160,7 @@ export function openDataStore(dir: string, options: DataStoreOptions = {}): Data
     dir: path,
     sync: options.sync ?? 'commit',
     uncleanStart: stale,
+    warn,
     root,
     db<V>(name: string) {
       let db = opened.get(name);

@@ -369,16 +369,52 @@ describe('LmdbEventHistory chunks', () => {
     ["chunk compressed with lmdb-js's dictionary", 'history-chunks-3', Uint8Array.from([0, 0, 0, 0, 0, 0, 240, 63, 1, 0, 0, 0, 1])],
   ])('opening a store of the %s layout drops it and starts a new epoch', async (_layout, name, value) => {
     const dir = mkdtempSync(join(tmpdir(), 'hubtier-history-'));
-    const store = openDataStore(dir, { sync: 'os' });
+    const warnings: string[] = [];
+    const store = openDataStore(dir, { sync: 'os', warn: (m) => warnings.push(m) });
     const first = await LmdbEventHistory.open(store, { maxEvents: 10, maxAgeMs: 60_000 }, { sweepMs: 0 });
     const epoch = (await first.position('h')).epoch;
     await first.close();
+    expect(warnings).toEqual([]);
     const old = store.side('history').openDB({ name, encoding: 'msgpack' });
     await old.put(['h', 1], value);
     const second = await LmdbEventHistory.open(store, { maxEvents: 10, maxAgeMs: 60_000 }, { sweepMs: 0 });
     expect((await second.position('h')).epoch).not.toBe(epoch);
     expect(old.getKeysCount()).toBe(0);
+    // said, not dropped unsaid (review "upgrade")
+    expect(warnings).toEqual([expect.stringMatching(/history\.mdb held device events in an earlier release's layout: dropped; a new epoch starts/)]);
     await second.close();
+    await store.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('a file a newer release laid out (a rollback) starts a new epoch, said, and is marked with this layout; the same layout reopened keeps its epoch', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'hubtier-history-'));
+    const warnings: string[] = [];
+    const store = openDataStore(dir, { sync: 'os', warn: (m) => warnings.push(m) });
+    const retention = { maxEvents: 10, maxAgeMs: 60_000 };
+    const epochNow = async () => {
+      const history = await LmdbEventHistory.open(store, retention, { sweepMs: 0 });
+      const pos = await history.append('h', Uint8Array.from([1]));
+      await history.settle();
+      await history.close();
+      return pos.epoch;
+    };
+    const meta = store.side('history').openDB({ name: 'history-epoch', encoding: 'msgpack' });
+    const first = await epochNow();
+    expect(meta.get('layout')).toBe(4);
+    expect(await epochNow()).toBe(first);
+    // a store of a release before the layout was kept: the same epoch, the key added
+    await meta.remove('layout');
+    expect(await epochNow()).toBe(first);
+    expect(meta.get('layout')).toBe(4);
+    expect(warnings).toEqual([]);
+    // a newer release ran on the file, gave out offsets in this epoch, and was rolled back
+    await meta.put('layout', 5);
+    const rolledBack = await epochNow();
+    expect(rolledBack).not.toBe(first);
+    expect(warnings).toEqual([expect.stringMatching(/history\.mdb was written by a newer release \(history layout 5, this one reads 4\): its events are not read; a new epoch starts/)]);
+    expect(meta.get('layout')).toBe(4);
+    expect(await epochNow()).toBe(rolledBack);
     await store.close();
     rmSync(dir, { recursive: true, force: true });
   });

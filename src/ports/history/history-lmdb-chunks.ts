@@ -23,6 +23,12 @@ export type Ranges = Database<{ first: number; top: number }, string>;
 const CHUNKS = 'history-chunks-4';
 export const LEGACY = ['history', 'history-chunks', 'history-chunks-2', 'history-chunks-3'];
 /**
+ * The file's layout, kept as `layout` in `history-epoch`: a release that lays history.mdb out anew
+ * raises it, so a rollback to an older one (which cannot read the newer records, and would give
+ * out again offsets the newer one gave) starts a new epoch rather than tell apps `recovered`.
+ */
+export const HISTORY_LAYOUT = 4;
+/**
  * Chunks from this many bytes are LZ4-compressed by lmdb-js on its write thread: a full chunk
  * (about 3.6 KB, an overflow page of its own uncompressed) shrinks to about a fifth, several to a
  * leaf page, and the file's pages are most of what the history adds to a node's RSS.

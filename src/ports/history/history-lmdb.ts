@@ -4,7 +4,7 @@ import type { Database } from 'lmdb';
 import type { DataStore } from '../lmdb.js';
 import type { EventHistory, HistoryEntry, HistoryRead, HistoryRetention, Position, UnevaluatedEntry } from './history.js';
 import { PackedChunk, type ChunkEntries } from './history-chunk.js';
-import { dropAged, END, LEGACY, MAX_CHUNK, openChunks, readStored, storedTop, type Chunks, type Ranges } from './history-lmdb-chunks.js';
+import { dropAged, END, HISTORY_LAYOUT, LEGACY, MAX_CHUNK, openChunks, readStored, storedTop, type Chunks, type Ranges } from './history-lmdb-chunks.js';
 import { checkRead, openEpoch } from './history-read.js';
 import { LmdbEvaluatedMarks } from './history-lmdb-marks.js';
 import { appended, atRest, NONE_IN_FLIGHT, without, type Live } from './history-lmdb-live.js';
@@ -97,7 +97,7 @@ export class LmdbEventHistory implements EventHistory {
 
   static async open(data: DataStore, retention: HistoryRetention, options: LmdbHistoryOptions = {}): Promise<LmdbEventHistory> {
     const env = data.side('history');
-    const meta = env.openDB({ name: 'history-epoch', encoding: 'msgpack' }) as unknown as Database<string, string>;
+    const meta = env.openDB({ name: 'history-epoch', encoding: 'msgpack' }) as unknown as Database<string | number, string>;
     // entries of the earlier layouts (one key per event; chunks in msgpack): dropped, and apps told to reload
     let legacy = false;
     for (const name of LEGACY) {
@@ -106,7 +106,14 @@ export class LmdbEventHistory implements EventHistory {
       await old.clearAsync();
       legacy = true;
     }
-    const epoch = await openEpoch(meta, join(data.dir, 'history.mdb'), data.uncleanStart || legacy);
+    const layout = meta.get('layout');
+    const newer = typeof layout === 'number' && layout > HISTORY_LAYOUT;
+    const file = join(data.dir, 'history.mdb');
+    if (legacy) data.warn(`${file} held device events in an earlier release's layout: dropped; a new epoch starts (apps reload)`);
+    if (newer) data.warn(`${file} was written by a newer release (history layout ${layout}, this one reads ${HISTORY_LAYOUT}): its events are not read; a new epoch starts (apps reload)`);
+    const epoch = await openEpoch(meta as Database<string, string>, file, data.uncleanStart || legacy || newer);
+    // raised over a newer one too: that release, back again, finds an older layout's file and treats it so
+    if (layout !== HISTORY_LAYOUT) await meta.put('layout', HISTORY_LAYOUT);
     await env.flushed;
     return new LmdbEventHistory(data, epoch, retention, options);
   }
