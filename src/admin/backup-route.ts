@@ -31,7 +31,8 @@ export function backupPage(write: (out: Writable) => Promise<Record<string, numb
       write(out).then(
         (counts) => log.info({ records: Object.values(counts).reduce((a, b) => a + b, 0), ms: Math.round(performance.now() - started) }, 'backup written (GET /debug/backup)'),
         (err: unknown) => {
-          out.destroy(err instanceof Error ? err : new Error(String(err)));
+          // its 'error' event has no listener left (the writer's is gone): unheard, it ended the process
+          out.on('error', () => undefined).destroy(err instanceof Error ? err : new Error(String(err)));
           log.warn({ err }, 'backup not written whole (GET /debug/backup): the connection was cut');
         },
       ).finally(() => {
