@@ -1,7 +1,8 @@
 /**
- * msgpack's unsigned integers in their smallest form (positive fixint, uint8/16/32/64), written and
- * read by hand where a frame is built or read without msgpackr: the ack (`encodeAck`) and the
- * event's position (`withPosition`, `positionOf`). For n < 2^32 the bytes are msgpackr's own.
+ * msgpack's unsigned integers as msgpackr writes them (positive fixint, uint8/16/32, and float64
+ * from 2^32), written and read by hand where a frame is built or read without msgpackr: the ack
+ * (`encodeAck`) and the event's position (`withPosition`, `positionOf`). Past 2^32 a uint64 would
+ * reach msgpackr's readers as a BigInt, unlike every other number the node sends (review "wrap").
  */
 
 /** Bytes of the smallest msgpack unsigned integer for n (a safe integer ≥ 0). */
@@ -22,17 +23,24 @@ export function writeUint(out: Buffer, at: number, n: number): void {
     out[at] = 0xce;
     out.writeUInt32BE(n, at + 1);
   } else {
-    out[at] = 0xcf;
-    out.writeUInt32BE(Math.floor(n / 2 ** 32), at + 1);
-    out.writeUInt32BE(n >>> 0, at + 5);
+    out[at] = 0xcb;
+    out.writeDoubleBE(n, at + 1);
   }
 }
 
-/** The msgpack unsigned integer at `at`, or null when there is none (another type, or cut short). */
+/**
+ * The msgpack unsigned integer at `at` (a float64 too when it holds a safe integer ≥ 0: as written
+ * past 2^32), or null when there is none (another type, or cut short).
+ */
 export function readUint(b: Uint8Array, at: number): number | null {
   const t = b[at];
   if (t === undefined) return null;
   if (t < 0x80) return t;
+  if (t === 0xcb) {
+    if (at + 9 > b.length) return null;
+    const n = new DataView(b.buffer, b.byteOffset + at + 1, 8).getFloat64(0);
+    return Number.isSafeInteger(n) && n >= 0 ? n : null;
+  }
   const size = t === 0xcc ? 1 : t === 0xcd ? 2 : t === 0xce ? 4 : t === 0xcf ? 8 : 0;
   if (size === 0 || at + 1 + size > b.length) return null;
   let n = 0;
