@@ -91,6 +91,8 @@ const INTERESTING_FLOATS = [0.5, -0, NaN, Infinity, -Infinity, 1e308, 5e-324, 3,
 const INTERESTING_BYTES = [0x00, 0x01, 0x7f, 0x80, 0x8f, 0x90, 0x9f, 0xa0, 0xbf, 0xc0, 0xc1, 0xc2, 0xc3, 0xc4, 0xc7, 0xca, 0xcb, 0xcc, 0xcf, 0xd3, 0xd4, 0xd8, 0xd9, 0xdb, 0xdc, 0xdd, 0xde, 0xdf, 0xe0, 0xff];
 const FRAME_TYPES = [1, 2, 4, 5, 6, 7, 8, 9, 10, 11, 12, 0, 13, 99, 255, -1, 2 ** 32, 2 ** 53];
 const MAX_SEQ = 2 ** 52;
+/** How far below the last accepted number a duplicate may go (PROTOCOL.md §3); further back is `invalid_field`. */
+const RESEND_WINDOW = 65_536;
 
 /** Byte ranges of a scalar value token (header and payload). */
 function tokenEnd(t: Token): number {
@@ -736,7 +738,8 @@ export class HubFrameGen {
     const report = (s: unknown) => pack(new MpMap([['t', 4], ['s', s], ['r', dev]]));
     switch (edge) {
       case 'zero':
-        // 0 is never above the last accepted number (≥ 0): a duplicate
+        // 0 is never above the last accepted number (≥ 0): a duplicate, or past the resend window a counter that wrapped (PROTOCOL.md §3)
+        if (ctx.known > RESEND_WINDOW) return { klass: 'sequence:zero', data: report(0), expect: [{ kind: 'error', code: 'invalid_field', ref: 0 }] };
         return { klass: 'sequence:zero', data: report(0), expect: [{ kind: 'dup' }], validFrame: true };
       case 'negative':
         return { klass: 'sequence:negative', data: report(-1), expect: [{ kind: 'error', code: 'invalid_field' }] };

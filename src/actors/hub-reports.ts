@@ -24,6 +24,7 @@ import {
   type SeqCursor,
 } from '../ports/shadow-store/shadow-store.js';
 import { decodeValue, isPlainObject } from '../protocol/codec.js';
+import { RESEND_WINDOW, refuseWentBack } from './resend-window.js';
 import { checkReport, DEFAULT_HUB_LIMITS, setsNothing, shadowBytes, type HubLimits } from './hub-limits.js';
 import { tableDelete, tableGet, tableIds, tableSet, tableSize, type DeviceTable } from './device-table.js';
 import { cached, coldHas, desiredVersion, nextReportedVersion, NO_COLD_DEVICES, packDevices, setDesiredVersion, unpackDevices, type CachedAttrs } from './cold-devices.js';
@@ -157,6 +158,7 @@ export class HubReports implements CursorListener, Packable {
   /** Applies a sequenced frame once: true when new, false when a duplicate or out of order. */
   private accept(seq: number, from = seq): boolean {
     if (seq <= this.lastSeq) {
+      if (this.lastSeq - seq > RESEND_WINDOW) return refuseWentBack(this.host, seq, this.lastSeq);
       // a resend: acknowledged again once stored (now, or when its batch is written)
       if (seq <= this.ackedSeq) this.host.send({ t: FrameType.ack, s: this.ackedSeq });
       return false;

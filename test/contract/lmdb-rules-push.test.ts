@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { openDataStore, type DataStore } from '../../src/ports/lmdb.js';
-import type { PushDelivery, PushNotification } from '../../src/ports/push-queue/push-queue.js';
+import { timerDelayMs, type PushDelivery, type PushNotification } from '../../src/ports/push-queue/push-queue.js';
 import { LmdbPushQueue, type LmdbPushQueueOptions } from '../../src/ports/push-queue/push-queue-lmdb.js';
 import { LmdbRuleStore } from '../../src/ports/rule-store/rule-store-lmdb.js';
 import { recorder } from './push-queue.contract.js';
@@ -246,6 +246,28 @@ describe('LmdbPushQueue across a restart', () => {
     expect(ok.seen.map((d) => [d.id, d.attempt])).toEqual([[id, 2]]);
     expect(await queue.stats()).toMatchObject({ delayed: 0, waiting: 0, delivered: 1, failed: 0 });
     await queue.close();
+  });
+
+  it('a retry stored while the clock ran weeks ahead waits at most the longest retry once the clock is right, its timer within what setTimeout takes (review wrap)', async () => {
+    const right = 1_000_000_000;
+    let now = right + 40 * 86_400_000;
+    let data = start();
+    const timers1 = manualTimers();
+    let queue = await LmdbPushQueue.open(data, { ...base, now: () => now, timer: timers1.timer, sender: deliveries(true).sender });
+    await queue.enqueue(note('ahead'));
+    await timers1.until(1);
+    await queue.close();
+    await stop(data);
+
+    now = right;
+    data = start();
+    const timers2 = manualTimers();
+    queue = await LmdbPushQueue.open(data, { ...base, now: () => now, timer: timers2.timer, sender: deliveries().sender });
+    // the longest retry (maxBackoffMs 600,000 here), not the 40 days its instant said: past 2^31 − 1 ms a timer fired at once, in a loop
+    expect(timers2.live().map((t) => t.ms)).toEqual([600_000]);
+    expect([timerDelayMs(right + 2 ** 40, right), timerDelayMs(right - 5, right)]).toEqual([2 ** 31 - 1, 0]);
+    await queue.close();
+    await stop(data);
   });
 
   it('dead letters past keepFailedMs are removed (at open, and by the timer of a quiet queue), with their words; the younger stay', async () => {

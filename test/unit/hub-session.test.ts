@@ -387,6 +387,27 @@ describe('HubSession', () => {
     expect((await shadows.load('hub-1')).d1).toMatchObject({ reported: { n: 2 }, reportedVersion: 2 });
   });
 
+  it('refuses a number further below the last accepted than any resend goes (a 32-bit counter that wrapped): said, not acked as a duplicate', async () => {
+    const { link, shadows, frame } = setup();
+    frame({ t: 1, v: 1, b: 'boot' });
+    await settle();
+    frame({ t: 4, s: 2 ** 32 - 1, r: { d1: { n: 1 } } });
+    await settle();
+    link.frames.length = 0;
+    // the counter wrapped: 0, 1 follow 2^32 − 1
+    frame({ t: 4, s: 0, r: { d1: { n: 2 } } });
+    frame({ t: 4, s: 1, r: { d1: { n: 3 } } });
+    // a resend within the window is still a duplicate, acked again
+    frame({ t: 4, s: 2 ** 32 - 1 - 65_536, r: { d1: { n: 4 } } });
+    await settle();
+    expect(link.frames).toEqual([
+      expect.objectContaining({ t: 10, e: 'invalid_field', ref: 0, f: 's', tmp: false, msg: expect.stringMatching(/^s 0 is 4294967295 below the last accepted \(4294967295\): .*start a new boot id$/) }),
+      expect.objectContaining({ t: 10, e: 'invalid_field', ref: 1, f: 's', tmp: false }),
+      { t: 6, s: 2 ** 32 - 1 },
+    ]);
+    expect((await shadows.load('hub-1')).d1).toMatchObject({ reported: { n: 1 } });
+  });
+
   it('a state event tells the values before of what the report changed (null: none), from the stored shadow in the next session too', async () => {
     const events: AppEventMessage[] = [];
     const shadows = new MemoryShadowStore();

@@ -5,7 +5,7 @@ import { TierError } from '../../errors.js';
 import type { Logger } from '../../log/logger.js';
 import {
   attemptDelivery,
-  retryDelay,
+  retryDelay, retryDueAt, timerDelayMs,
   keepOnly,
   pushQueueSettings,
   validatePushNotification,
@@ -311,7 +311,7 @@ export class LmdbPushQueue implements PushQueue {
   /** One timer, for the earliest retry: it moves every due retry to the waiting list. */
   private arm(at: number): void {
     this.armed?.cancel();
-    const cancel = this.timer(() => this.wake(), Math.max(0, at - this.now()));
+    const cancel = this.timer(() => this.wake(), timerDelayMs(at, this.now()));
     this.armed = { at, cancel };
   }
 
@@ -367,7 +367,7 @@ export class LmdbPushQueue implements PushQueue {
     // the oldest first, as enqueued
     for (const [id, job] of jobs.sort((a, b) => a[1].enqueuedAt - b[1].enqueuedAt)) {
       if (job.dueAt <= now) this.waiting.push(id);
-      else this.delay(id, job.dueAt);
+      else this.delay(id, retryDueAt(job.dueAt, now, this.settings.maxBackoffMs));
     }
     this.pump();
   }

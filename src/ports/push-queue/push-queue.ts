@@ -182,6 +182,18 @@ export function retryDelay(attempt: number, backoffMs: number, maxBackoffMs: num
   return asked === undefined ? backoff : Math.max(backoff, Math.min(asked, MAX_RETRY_AFTER_MS));
 }
 
+/**
+ * When a stored retry is due: no later than the longest retry from `now` (one stored while the wall
+ * clock ran ahead, since corrected, waited weeks), and the timer's delay for it, at most what
+ * setTimeout takes (past 2^31 − 1 ms it fires at once: a 1 ms loop, review "wrap").
+ */
+export function retryDueAt(dueAt: number, now: number, maxBackoffMs: number): number {
+  return Math.min(dueAt, now + Math.max(maxBackoffMs, MAX_RETRY_AFTER_MS));
+}
+export function timerDelayMs(at: number, now: number): number {
+  return Math.min(2 ** 31 - 1, Math.max(0, at - now));
+}
+
 function retryAfterOf(err: unknown): number | undefined {
   if (typeof err !== 'object' || err === null || !('retryAfterMs' in err)) return undefined;
   const ms = err.retryAfterMs;
