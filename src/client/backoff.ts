@@ -1,3 +1,5 @@
+import { MAX_DELAY_MS } from './delay.js';
+
 /** How long to wait before reconnecting: exponential growth, capped, with random jitter. */
 export interface BackoffOptions {
   /** @default 500 (ms): the ceiling of the first retry's delay */
@@ -20,7 +22,8 @@ export function backoffOptions(given: Partial<BackoffOptions> = {}): BackoffOpti
   const o = { ...DEFAULT_BACKOFF, ...given };
   const bad = (key: keyof BackoffOptions, rule: string) => new RangeError(`backoff.${key} must be ${rule} (got ${String(o[key])})`);
   if (!(o.initialMs > 0)) throw bad('initialMs', 'a positive number of ms');
-  if (!(o.maxMs >= o.initialMs)) throw bad('maxMs', 'at least initialMs');
+  // past 2^31 − 1 ms a timer fires at once: reconnects with no delay at all (delay.ts)
+  if (!(o.maxMs >= o.initialMs && o.maxMs <= MAX_DELAY_MS)) throw bad('maxMs', `at least initialMs, at most ${MAX_DELAY_MS}`);
   if (!(o.factor >= 1)) throw bad('factor', 'at least 1');
   if (!(o.jitter >= 0 && o.jitter <= 1)) throw bad('jitter', 'between 0 and 1');
   return o;

@@ -1,5 +1,6 @@
 import type { AppRequest } from '../../proto/app.js';
 import { CloseCode } from '../../proto/errors.js';
+import { delayMs, MAX_DELAY_MS } from './delay.js';
 import type { Attrs } from '../../proto/frames.js';
 import { backoffDelay, backoffOptions, type BackoffOptions } from './backoff.js';
 import { ClientError } from './errors.js';
@@ -132,15 +133,13 @@ export class HubtierClient {
     this.token = typeof token === 'string' ? () => Promise.resolve(token) : () => Promise.resolve().then(opts.token as () => string | Promise<string>);
     this.backoff = backoffOptions(opts.backoff);
     this.random = opts.random ?? Math.random;
-    this.stableAfterMs = opts.stableAfterMs ?? 10_000;
-    this.commandTimeoutMs = opts.commandTimeoutMs ?? 5_000;
-    this.commandMarginMs = opts.commandMarginMs ?? 2_000;
-    this.keepaliveMs = opts.keepaliveMs ?? 25_000;
-    this.keepaliveTimeoutMs = opts.keepaliveTimeoutMs ?? 10_000;
-    this.connectTimeoutMs = opts.connectTimeoutMs ?? 10_000;
-    if (!(this.connectTimeoutMs >= 0)) throw new RangeError(`connectTimeoutMs must be 0 or a positive number of ms (got ${String(opts.connectTimeoutMs)})`);
-    const subscribeTimeoutMs = opts.subscribeTimeoutMs ?? 10_000;
-    if (!(subscribeTimeoutMs >= 0)) throw new RangeError(`subscribeTimeoutMs must be 0 or a positive number of ms (got ${String(opts.subscribeTimeoutMs)})`);
+    this.stableAfterMs = delayMs('stableAfterMs', opts.stableAfterMs ?? 10_000);
+    this.commandTimeoutMs = delayMs('commandTimeoutMs', opts.commandTimeoutMs ?? 5_000);
+    this.commandMarginMs = delayMs('commandMarginMs', opts.commandMarginMs ?? 2_000);
+    this.keepaliveMs = delayMs('keepaliveMs', opts.keepaliveMs ?? 25_000);
+    this.keepaliveTimeoutMs = delayMs('keepaliveTimeoutMs', opts.keepaliveTimeoutMs ?? 10_000);
+    this.connectTimeoutMs = delayMs('connectTimeoutMs', opts.connectTimeoutMs ?? 10_000);
+    const subscribeTimeoutMs = delayMs('subscribeTimeoutMs', opts.subscribeTimeoutMs ?? 10_000);
     this.refreshable = typeof token === 'function';
     this.subs = new Subscriptions(
       this.requests,
@@ -190,7 +189,8 @@ export class HubtierClient {
     if (body.set !== undefined && body.method !== undefined) return Promise.reject(ClientError.invalid('method', 'set and method together: send one of them'));
     const timeoutMs = opts.timeoutMs ?? this.commandTimeoutMs;
     const spec = body.set !== undefined ? { set: body.set } : { method: body.method, params: body.params ?? {} };
-    const limit = timeoutMs + this.commandMarginMs;
+    // a timeout the node refuses (past TIER_COMMAND_TIMEOUT_MAX_MS) is answered by it, not timed out here at once
+    const limit = Math.min(MAX_DELAY_MS, timeoutMs + this.commandMarginMs);
     return new Promise<unknown>((resolve, reject) => {
       this.requests.add(
         (id): AppRequest => ({ op: 'cmd', id, hub: hubId, device: deviceId, ...spec, timeoutMs }),

@@ -52,6 +52,15 @@ describe('client connection (fake server)', () => {
     for (const connectTimeoutMs of [-1, Number.NaN]) expect(() => client({ connectTimeoutMs })).toThrow(RangeError);
   });
 
+  it('refuses every delay a timer does not take (past 2^31 − 1 ms, Infinity: it would fire at once), naming the option', () => {
+    for (const name of ['connectTimeoutMs', 'subscribeTimeoutMs', 'keepaliveMs', 'keepaliveTimeoutMs', 'stableAfterMs', 'commandTimeoutMs', 'commandMarginMs'] as const) {
+      for (const ms of [2 ** 31, Infinity]) expect(() => client({ [name]: ms })).toThrow(new RangeError(`${name} must be a number of ms from 0 to 2147483647 (24.8 days) (got ${ms})`));
+      expect(() => client({ [name]: 2 ** 31 - 1 })).not.toThrow();
+    }
+    expect(() => client({ backoff: { initialMs: 2 ** 32 } })).toThrow(/^backoff\.maxMs must be at least initialMs, at most 2147483647/);
+    expect(() => client({ backoff: { maxMs: Infinity } })).toThrow(/^backoff\.maxMs/);
+  });
+
   it('after a 401 at the upgrade, says so and connects with the token the function gives next', async () => {
     fx.server.accept = (t) => t !== 'expired';
     const tokens = ['expired', 'fresh'];
