@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { createSigner, createVerifier, TokenError } from 'fast-jwt';
 import { AuthError } from '../errors.js';
 import { AdminTokens } from './admin-tokens.js';
+import { MAX_TTL_S } from '../schemas/hubs.js';
 import type { TokenClaims } from './revocations.js';
 import { checkAdminToken, type GuessWatch } from './guess-limit.js';
 
@@ -135,7 +136,13 @@ export class Authenticator {
     if (payload.nbf !== undefined && (typeof payload.nbf !== 'number' || payload.nbf > Date.now() / 1000 + this.skewS)) {
       throw new AuthError('unauthorized', `token not yet valid (nbf not a number, or more than ${this.skewS} s ahead of this node's clock)`);
     }
-    if (typeof payload.exp === 'number') p.exp = payload.exp;
+    if (typeof payload.exp === 'number') {
+      // a revocation is kept 30 days (MAX_TTL_S): a token living longer (minted elsewhere, or an exp
+      // written in ms) came back once its revocation was dropped (review "wrap")
+      const from = p.iat ?? Date.now() / 1000;
+      if (payload.exp - from > MAX_TTL_S + this.skewS) throw new AuthError('unauthorized', `token lives longer than a revocation is kept (exp more than 30 days after ${p.iat === undefined ? "this node's clock" : 'iat'}): mint tokens of at most 30 days`);
+      p.exp = payload.exp;
+    }
     const revoked = this.options.revoked;
     if (revoked === undefined) return p;
     if (revoked.isRevoked(p)) throw new AuthError('unauthorized', 'token revoked');

@@ -54,6 +54,23 @@ describe('Authenticator', () => {
     expect(await refusal(await at(now + 60))).toBe('accepted');
   });
 
+  it('refuses a token that lives longer than a revocation is kept (30 days after iat, or after now without one): an exp in ms, a 90-day token', async () => {
+    const nowS = Math.floor(Date.now() / 1000);
+    const signed = (exp: number, iat?: number) => {
+      const jwt = new SignJWT({ homes: ['h1'] }).setProtectedHeader({ alg: 'HS256' }).setSubject('bob').setExpirationTime(exp);
+      return (iat === undefined ? jwt : jwt.setIssuedAt(iat)).sign(key);
+    };
+    const lives = /^token lives longer than a revocation is kept \(exp more than 30 days after (iat|this node's clock)\)/;
+    await expect(auth.fromToken(await signed(Date.now()))).rejects.toThrow(lives);
+    await expect(auth.fromToken(await signed(nowS + 90 * 86_400, nowS))).rejects.toThrow(/after iat/);
+    await expect(auth.fromToken(await signed(nowS + 31 * 86_400))).rejects.toThrow(/after this node's clock/);
+    // issued 10 days ago for 35: refused though it ends within 30 days of now (its revocation would end first)
+    await expect(auth.fromToken(await signed(nowS + 25 * 86_400, nowS - 10 * 86_400))).rejects.toThrow(/after iat/);
+    // 30 days (the longest the node mints), with or without iat: accepted
+    await expect(auth.fromToken(await signed(nowS + 30 * 86_400, nowS))).resolves.toMatchObject({ sub: 'bob' });
+    await expect(auth.fromToken(await signed(nowS + 30 * 86_400))).resolves.toMatchObject({ sub: 'bob' });
+  });
+
   it('takes `nbf` with the same skew as `iat`: an issuer a few seconds ahead that writes nbf = iat is accepted (until 2026-12-06 refused), one an hour ahead or an nbf not a number is not', async () => {
     const at = (nbf: number | string) =>
       new SignJWT({ homes: ['h1'], nbf: nbf as number }).setProtectedHeader({ alg: 'HS256' }).setSubject('bob').setIssuedAt().setExpirationTime('3h').sign(key);

@@ -3,9 +3,11 @@
  * its compression, the names of the layouts before it, which are dropped on open, and reading and
  * dropping what it stores.
  */
+import { join } from 'node:path';
 import type { Database } from 'lmdb';
 import type { DataStore } from '../lmdb.js';
 import { readChunk, type ChunkEntries } from './history-chunk.js';
+import { openEpoch } from './history-read.js';
 
 /** Entries per chunk at most: one put per 32 events instead of one each (at most half the count kept). */
 export const MAX_CHUNK = 32;
@@ -21,13 +23,13 @@ export type Ranges = Database<{ first: number; top: number }, string>;
  * `-3`: compressed with lmdb-js's default dictionary, which its records cannot be read without).
  */
 const CHUNKS = 'history-chunks-4';
-export const LEGACY = ['history', 'history-chunks', 'history-chunks-2', 'history-chunks-3'];
+const LEGACY = ['history', 'history-chunks', 'history-chunks-2', 'history-chunks-3'];
 /**
  * The file's layout, kept as `layout` in `history-epoch`: a release that lays history.mdb out anew
  * raises it, so a rollback to an older one (which cannot read the newer records, and would give
  * out again offsets the newer one gave) starts a new epoch rather than tell apps `recovered`.
  */
-export const HISTORY_LAYOUT = 4;
+const HISTORY_LAYOUT = 4;
 /**
  * Chunks from this many bytes are LZ4-compressed by lmdb-js on its write thread: a full chunk
  * (about 3.6 KB, an overflow page of its own uncompressed) shrinks to about a fifth, several to a
@@ -40,6 +42,32 @@ const COMPRESS_FROM = 512;
  * and as many pages (BENCHMARKS.md, 2026-12-03 sixth).
  */
 const NO_DICTIONARY = Buffer.alloc(0);
+
+/**
+ * The file's epoch, after its layout is checked: entries of earlier layouts (one key per event;
+ * chunks in msgpack) are dropped and a newer layout's left unread, each said (`data warning`), and
+ * either starts a new epoch, so apps reload.
+ */
+export async function openLayout(data: DataStore): Promise<string> {
+  const env = data.side('history');
+  const meta = env.openDB({ name: 'history-epoch', encoding: 'msgpack' }) as unknown as Database<string | number, string>;
+  let legacy = false;
+  for (const name of LEGACY) {
+    const old = env.openDB({ name, encoding: 'binary' });
+    if (old.getKeysCount({ limit: 1 }) === 0) continue;
+    await old.clearAsync();
+    legacy = true;
+  }
+  const layout = meta.get('layout');
+  const newer = typeof layout === 'number' && layout > HISTORY_LAYOUT;
+  const file = join(data.dir, 'history.mdb');
+  if (legacy) data.warn(`${file} held device events in an earlier release's layout: dropped; a new epoch starts (apps reload)`);
+  if (newer) data.warn(`${file} was written by a newer release (history layout ${layout}, this one reads ${HISTORY_LAYOUT}): its events are not read; a new epoch starts (apps reload)`);
+  const epoch = await openEpoch(meta as Database<string, string>, file, data.uncleanStart || legacy || newer);
+  // raised over a newer one too: that release, back again, finds an older layout's file and treats it so
+  if (layout !== HISTORY_LAYOUT) await meta.put('layout', HISTORY_LAYOUT);
+  return epoch;
+}
 
 /** The chunks' sub-database, always opened with the compression its records were written with. */
 export function openChunks(data: DataStore): Chunks {

@@ -1,11 +1,9 @@
 import type { BatchObserver } from '../ports.js';
-import { join } from 'node:path';
-import type { Database } from 'lmdb';
 import type { DataStore } from '../lmdb.js';
 import type { EventHistory, HistoryEntry, HistoryRead, HistoryRetention, Position, UnevaluatedEntry } from './history.js';
 import { PackedChunk, type ChunkEntries } from './history-chunk.js';
-import { dropAged, END, HISTORY_LAYOUT, LEGACY, MAX_CHUNK, openChunks, readStored, storedTop, type Chunks, type Ranges } from './history-lmdb-chunks.js';
-import { checkRead, openEpoch } from './history-read.js';
+import { dropAged, END, MAX_CHUNK, openLayout, openChunks, readStored, storedTop, type Chunks, type Ranges } from './history-lmdb-chunks.js';
+import { checkRead } from './history-read.js';
 import { LmdbEvaluatedMarks } from './history-lmdb-marks.js';
 import { appended, atRest, NONE_IN_FLIGHT, without, type Live } from './history-lmdb-live.js';
 
@@ -35,7 +33,7 @@ const FORGET_AFTER_MS = 60_000;
 /**
  * Every home's history in the DataStore's side environment `history.mdb`:
  * sub-database `history-chunks-4` keyed [homeId, first offset], each value up to MAX_CHUNK
- * consecutive entries (`history-chunk.ts`, LZ4-compressed from COMPRESS_FROM bytes, no dictionary); `history-epoch` with the store's epoch; `history-range` with the range of
+ * consecutive entries (`history-chunk.ts`, LZ4-compressed from COMPRESS_FROM bytes, no dictionary); `history-epoch` with the store's epoch, file and layout (`openLayout`); `history-range` with the range of
  * a home whose entries were all removed or aged out (its offsets go on); `rules-marks` (history-lmdb-marks.ts).
  *
  * An append is given its offset at once and is readable at once from the home's open chunk, kept
@@ -97,23 +95,7 @@ export class LmdbEventHistory implements EventHistory {
 
   static async open(data: DataStore, retention: HistoryRetention, options: LmdbHistoryOptions = {}): Promise<LmdbEventHistory> {
     const env = data.side('history');
-    const meta = env.openDB({ name: 'history-epoch', encoding: 'msgpack' }) as unknown as Database<string | number, string>;
-    // entries of the earlier layouts (one key per event; chunks in msgpack): dropped, and apps told to reload
-    let legacy = false;
-    for (const name of LEGACY) {
-      const old = env.openDB({ name, encoding: 'binary' });
-      if (old.getKeysCount({ limit: 1 }) === 0) continue;
-      await old.clearAsync();
-      legacy = true;
-    }
-    const layout = meta.get('layout');
-    const newer = typeof layout === 'number' && layout > HISTORY_LAYOUT;
-    const file = join(data.dir, 'history.mdb');
-    if (legacy) data.warn(`${file} held device events in an earlier release's layout: dropped; a new epoch starts (apps reload)`);
-    if (newer) data.warn(`${file} was written by a newer release (history layout ${layout}, this one reads ${HISTORY_LAYOUT}): its events are not read; a new epoch starts (apps reload)`);
-    const epoch = await openEpoch(meta as Database<string, string>, file, data.uncleanStart || legacy || newer);
-    // raised over a newer one too: that release, back again, finds an older layout's file and treats it so
-    if (layout !== HISTORY_LAYOUT) await meta.put('layout', HISTORY_LAYOUT);
+    const epoch = await openLayout(data);
     await env.flushed;
     return new LmdbEventHistory(data, epoch, retention, options);
   }
