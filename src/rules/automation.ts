@@ -87,8 +87,8 @@ export interface Automation {
  * loaded shadow owns count: a device id named like an Object.prototype member (`toString`) that
  * the hub never reported has no state, whatever a plain-object shadow inherits under that name.
  */
-export function shadowState(shadows: ShadowStore): (refs: readonly DeviceRef[]) => Promise<Record<string, Attrs>> {
-  return async (refs) => {
+export function shadowState(shadows: ShadowStore): (refs: readonly DeviceRef[], spent?: { ms: number }) => Promise<Record<string, Attrs>> {
+  return async (refs, spent) => {
     const byHub = new Map<string, DeviceRef[]>();
     for (const r of refs) {
       const list = byHub.get(r.hub);
@@ -98,7 +98,7 @@ export function shadowState(shadows: ShadowStore): (refs: readonly DeviceRef[]) 
     const out: Record<string, Attrs> = {};
     await Promise.all(
       [...byHub].map(async ([hub, list]) => {
-        const shadow = await shadows.loadDevices(hub, list.map((r) => r.device));
+        const shadow = await shadows.loadDevices(hub, list.map((r) => r.device), { reportedOnly: true, spent });
         for (const r of list) {
           if (!Object.hasOwn(shadow, r.device)) continue;
           const device = shadow[r.device];

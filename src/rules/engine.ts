@@ -56,7 +56,8 @@ export interface RulesEngineDeps {
   store: RuleStore;
   runner: RuleRunner;
   /** reported attributes of these devices, by `deviceKey(hub, device)`; unknown devices left out */
-  stateOf(refs: readonly DeviceRef[]): Promise<Record<string, Attrs>>;
+  /** `spent.ms`: added the main thread's time of the read (charged to the home's rules) */
+  stateOf(refs: readonly DeviceRef[], spent?: { ms: number }): Promise<Record<string, Attrs>>;
   runCommand: CommandSender;
   setDesired(hubId: string, deviceId: string, patch: Attrs, homeId: string): Promise<unknown>;
   push(notification: PushNotification): Promise<unknown>;

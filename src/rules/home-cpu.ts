@@ -1,7 +1,8 @@
 /**
  * A home's share of the rule workers: a token bucket of worker time. It fills at `msPerSecond` ms
- * of worker time per second of wall time, up to one second's worth; each evaluation takes what the
- * worker measured for it (after the fact: it may go below zero). While it is empty the home's
+ * per second of wall time, up to one second's worth; each evaluation takes what the worker measured
+ * for it and what the main thread spent on it (its state read, its task sent), after the fact: it
+ * may go below zero. While it is empty the home's
  * events are dropped (`tier_rule_dropped_total{reason="home_cpu"}`) instead of queued for the
  * workers, so a home whose rules are costly cannot keep the threads from other homes, and what it
  * had queued drains at once when its load stops.
@@ -33,7 +34,7 @@ export class HomeCpuBudget {
     return this.msPerSecond <= 0 || (!this.overdrawn && this.#tokens >= this.msPerSecond);
   }
 
-  /** Takes `ms` of worker time an evaluation of the home used. */
+  /** Takes `ms` an evaluation of the home used: its worker time, and the main thread's for its state read and task. */
   charge(ms: number): void {
     if (this.msPerSecond > 0) this.#tokens -= ms;
   }

@@ -14,7 +14,7 @@ import { deviceKey, type DeviceRef, type Rule } from './model.js';
 export class HomeScope {
   constructor(
     /** reported attributes of these devices, by `deviceKey(hub, device)`; unknown devices left out */
-    private readonly stateOf: (refs: readonly DeviceRef[]) => Promise<Record<string, Attrs>>,
+    private readonly stateOf: (refs: readonly DeviceRef[], spent?: { ms: number }) => Promise<Record<string, Attrs>>,
     private readonly homeOfHub?: (hubId: string) => Promise<string | null>,
   ) {}
 
@@ -26,8 +26,8 @@ export class HomeScope {
     if (!(await this.contains(hub, homeId))) throw new TierError('forbidden', `hub ${hub} is not in home ${homeId}`);
   }
 
-  /** Reported state of the devices `rules` reference, those of hubs in `homeId` only. */
-  async state(homeId: string, rules: readonly Rule[]): Promise<Record<string, Attrs>> {
+  /** Reported state of the devices `rules` reference, those of hubs in `homeId` only; `spent.ms` is added the read's main-thread time. */
+  async state(homeId: string, rules: readonly Rule[], spent?: { ms: number }): Promise<Record<string, Attrs>> {
     const refs = new Map<string, DeviceRef>();
     for (const r of rules) {
       for (const alias in r.devices) {
@@ -45,6 +45,6 @@ export class HomeScope {
       const outside = new Set(hubs.filter((_, i) => !inHome[i]));
       allowed = allowed.filter((ref) => !outside.has(ref.hub));
     }
-    return allowed.length === 0 ? {} : this.stateOf(allowed);
+    return allowed.length === 0 ? {} : this.stateOf(allowed, spent);
   }
 }

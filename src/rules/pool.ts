@@ -22,7 +22,13 @@ import type { EvalResult, EvalTask } from './model.js';
 
 /** What the engine needs of an evaluator: the pool, in production. */
 export interface RuleRunner {
-  evaluate(task: EvalTask): Promise<EvalResult>;
+  /** `cost.ms`: added the main thread's share of sending the task (its wire form and clone), charged to its home */
+  evaluate(task: EvalTask, cost?: MainThreadCost): Promise<EvalResult>;
+}
+
+/** Main-thread time (ms) spent for one home's evaluation, added to by each part that spends it. */
+export interface MainThreadCost {
+  ms: number;
 }
 
 export type RulePoolErrorCode = 'queue_full' | 'timeout' | 'worker_failed' | 'closed';
@@ -151,6 +157,7 @@ class Deadline implements TimerTarget {
 /** A task waiting for its batch's answer. */
 interface Waiting {
   task: EvalTask;
+  cost?: MainThreadCost;
   resolve(result: EvalResult): void;
   reject(err: RulePoolError): void;
   /** sent again already, after a batch-mate overran: not again */
@@ -209,14 +216,14 @@ export class RulePool implements RuleRunner {
    * Queues the task for the batch of this event-loop turn; refused at once when `maxQueue` tasks
    * already wait for a thread (this turn's, and those of batches no thread has started).
    */
-  evaluate(task: EvalTask): Promise<EvalResult> {
+  evaluate(task: EvalTask, cost?: MainThreadCost): Promise<EvalResult> {
     if (this.closed) return Promise.reject(new RulePoolError('closed', 'rule pool is closed'));
     if (this.waiting() >= this.maxQueue) {
       this.counts.rejected++;
       return Promise.reject(new RulePoolError('queue_full', `rule pool queue is full (${this.maxQueue} tasks waiting)`));
     }
     return new Promise((resolve, reject) => {
-      if (this.next.push({ task, resolve, reject }) === 1) setImmediate(this.flush);
+      if (this.next.push(cost === undefined ? { task, resolve, reject } : { task, cost, resolve, reject }) === 1) setImmediate(this.flush);
     });
   }
 
@@ -248,7 +255,10 @@ export class RulePool implements RuleRunner {
     Atomics.store(progress, 1, 0);
     const deadline = new Deadline(new AbortController(), progress, this.timers, this.taskTimeoutMs, this.maxWaitMs);
     try {
-      const results = await this.piscina.run({ tasks: batch.map((w) => wireTask(w.task)), progress }, { signal: deadline.controller.signal });
+      const posted = performance.now();
+      const running = this.piscina.run({ tasks: batch.map((w) => wireTask(w.task)), progress }, { signal: deadline.controller.signal });
+      shareCost(batch, performance.now() - posted);
+      const results = await running;
       batch.forEach((w, i) => {
         const r = results[i];
         if (r && !('error' in r)) {
@@ -350,4 +360,15 @@ export class RulePool implements RuleRunner {
     this.flush();
     await this.piscina.close();
   }
+}
+
+/**
+ * The main thread's time for a batch's wire form and its clone (when a thread was free to take it
+ * at once) shared among its tasks by their rules: one home's rules at their limit cost the main
+ * thread more than its worker, and only the worker's time was charged (review "complexity").
+ */
+function shareCost(batch: readonly Waiting[], ms: number): void {
+  let weight = 0;
+  for (const w of batch) weight += w.task.rules.length + 1;
+  for (const w of batch) if (w.cost) w.cost.ms += (ms * (w.task.rules.length + 1)) / weight;
 }

@@ -98,6 +98,31 @@ describe("a home's worker time per second", () => {
   });
 });
 
+describe("the main thread's part of a home's evaluations", () => {
+  it("is charged to the home's budget too: its state read and its task's sending (review complexity)", async () => {
+    for (const part of ['state read', 'task sent'] as const) {
+      const seen: string[] = [];
+      const { sink, counted } = drops();
+      // 1 µs of worker time a rule: the main thread's 10 s is what overdraws the home
+      const cheap = measuredRunner(1, seen);
+      const runner: RuleRunner = part === 'task sent' ? { evaluate: (task, cost) => ((cost!.ms += 10_000), cheap.evaluate(task)) } : cheap;
+      const stateOf = async (_refs: unknown, spent?: { ms: number }) => {
+        if (part === 'state read') spent!.ms += 10_000;
+        return {};
+      };
+      const r = rig(runner, 0, { metrics: sink, homeCpuMsPerSecond: 250, stateOf });
+      await r.store.createRule('homex', { ...ruleOf(), name: 'x', triggers: [{ type: 'state', attr: 'n' }], devices: { a: { hub: 'homex-hub', device: 'd' } } });
+      for (let i = 1; i <= 3; i++) {
+        r.hubs.report('homex-hub', 'd', { n: i });
+        await r.settle();
+      }
+      expect(seen, part).toEqual(['homex']);
+      expect(counted.filter((c) => c === 'home_cpu'), part).toHaveLength(2);
+      await r.close();
+    }
+  });
+});
+
 describe('close', () => {
   it("drops what the homes had queued (closed) and does not wait past closeWaitMs for an evaluation that does not end", async () => {
     const { sink, counted } = drops();

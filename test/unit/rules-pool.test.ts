@@ -96,6 +96,17 @@ describe('RulePool', () => {
     expect(results.map((r) => (r.status === 'fulfilled' ? r.value.outcomes[0]?.passed : (r.reason as RulePoolError).code))).toEqual([true, false, 'worker_failed', true]);
   });
 
+  it("adds the main thread's time for sending a batch to its tasks' costs, shared by their rules (review complexity)", async () => {
+    const p = pool();
+    await p.evaluate(task('home-warm')); // the thread is up
+    const one = { ms: 0 };
+    const three = { ms: 0 };
+    await Promise.all([p.evaluate(task('home-1'), one), p.evaluate({ ...task('home-2'), rules: [rule, { ...rule, id: 'r2' }, { ...rule, id: 'r3' }] }, three), p.evaluate(task('home-3'))]);
+    expect(one.ms).toBeGreaterThan(0);
+    // shares by rules + 1: 2 against 4
+    expect(three.ms).toBeCloseTo(one.ms * 2, 6);
+  });
+
   it('a task whose worker throws is rejected (worker_failed); the pool keeps serving', async () => {
     const p = pool({ filename: FAULTY });
     const err = await p.evaluate(task('fault-throw')).catch((e: unknown) => e);

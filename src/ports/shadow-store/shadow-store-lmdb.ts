@@ -11,7 +11,7 @@ import type { Attrs } from '../../../proto/frames.js';
 import type { Logger } from '../../log/logger.js';
 import type { DataStore } from '../lmdb.js';
 import { TierError } from '../../errors.js';
-import { checkDesired, emptyDevice, mergeAttrs, newShadow, notifyStored, staleInBatch, type CursorListener, type DesiredLimits, type DeviceShadow, type HubShadow, type SeqCursor, type SessionStart, type ShadowStore } from './shadow-store.js';
+import { checkDesired, emptyDevice, mergeAttrs, newShadow, notifyStored, staleInBatch, type CursorListener, type DesiredLimits, type DeviceRead, type DeviceShadow, type HubShadow, type SeqCursor, type SessionStart, type ShadowStore } from './shadow-store.js';
 import {
   desiredRecord,
   EXTRA,
@@ -187,8 +187,9 @@ export class LmdbShadowStore implements ShadowStore {
     return this.scan(hubId).shadow;
   }
 
-  async loadDevices(hubId: string, deviceIds: readonly string[]): Promise<HubShadow> {
+  async loadDevices(hubId: string, deviceIds: readonly string[], read?: DeviceRead): Promise<HubShadow> {
     await this.durableWrites(hubId);
+    const started = performance.now();
     const out = newShadow();
     const h = this.hubs.read(hubId);
     const kinds = this.kindsCached(hubId);
@@ -198,11 +199,12 @@ export class LmdbShadowStore implements ShadowStore {
       const km = kinds.get(id);
       if (own === undefined && km === undefined) continue;
       const device = own === undefined ? emptyDevice() : toDevice(ownOf(own, this.names), undefined);
-      const desired = own === undefined ? undefined : (this.db.get([h![3], id, EXTRA]) as StoredDesired | undefined);
+      const desired = own === undefined || read?.reportedOnly === true ? undefined : (this.db.get([h![3], id, EXTRA]) as StoredDesired | undefined);
       if (desired) withDesired(device, desired);
       if (km) withKind(device, km);
       out[id] = device;
     }
+    if (read?.spent) read.spent.ms += performance.now() - started;
     return out;
   }
 

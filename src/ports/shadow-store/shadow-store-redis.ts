@@ -29,7 +29,7 @@ import {
   SET_DESIRED,
   shadowOf,
 } from './shadow-store-redis-layout.js';
-import { checkDesired, emptyDevice, mergeAttrs, notifyStored, staleInBatch, type CursorListener, type DesiredLimits, type DeviceShadow, type HubShadow, type SeqCursor, type SessionStart, type ShadowStore } from './shadow-store.js';
+import { checkDesired, emptyDevice, mergeAttrs, notifyStored, staleInBatch, type CursorListener, type DesiredLimits, type DeviceRead, type DeviceShadow, type HubShadow, type SeqCursor, type SessionStart, type ShadowStore } from './shadow-store.js';
 
 export interface RedisShadowStoreOptions {
   log: Logger;
@@ -225,15 +225,18 @@ export class RedisShadowStore implements ShadowStore {
     return shadowOf(fields, overlayOf(pending, fenceOf(fields.ep)));
   }
 
-  async loadDevices(hubId: string, deviceIds: readonly string[]): Promise<HubShadow> {
+  async loadDevices(hubId: string, deviceIds: readonly string[], read?: DeviceRead): Promise<HubShadow> {
     const ids = [...new Set(deviceIds)];
     const pending = this.pendingOf(hubId);
-    const names = ids.flatMap((id) => [`r:${id}`, `d:${id}`, `k:${id}`, `m:${id}`]);
+    const names = ids.flatMap((id) => (read?.reportedOnly === true ? [`r:${id}`, `k:${id}`, `m:${id}`] : [`r:${id}`, `d:${id}`, `k:${id}`, `m:${id}`]));
     const values = await this.client.hmget(this.key(hubId), 'ep', ...names);
+    const started = performance.now();
     const fields: Record<string, string> = Object.create(null) as Record<string, string>;
     for (let i = 0; i < names.length; i++) if (values[i + 1] != null) fields[names[i]!] = values[i + 1]!;
     const wanted = new Set(ids);
-    return shadowOf(fields, overlayOf(pending, fenceOf(values[0] ?? undefined)).filter(([id]) => wanted.has(id)));
+    const shadow = shadowOf(fields, overlayOf(pending, fenceOf(values[0] ?? undefined)).filter(([id]) => wanted.has(id)));
+    if (read?.spent) read.spent.ms += performance.now() - started;
+    return shadow;
   }
 
   async setDesired(hubId: string, deviceId: string, patch: Attrs, limits?: DesiredLimits): Promise<DeviceShadow> {

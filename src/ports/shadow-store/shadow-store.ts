@@ -87,6 +87,14 @@ export interface SeqCursor {
  *   taken over meanwhile): they are refused when written, or dropped by a newer session's write.
  * - `delta` semantics: desired keys whose value differs from reported (see `desiredDelta`).
  */
+/** How `loadDevices` reads, for a rule's state: it reads only the reported side, and its home is charged the main thread's time. */
+export interface DeviceRead {
+  /** the desired side may be left empty: not read */
+  reportedOnly?: boolean;
+  /** added the main thread's time of the read, in ms (reading and decoding, not waiting) */
+  spent?: { ms: number };
+}
+
 export interface ShadowStore {
   /** the most a crash can lose of `writeReported`, ms (0: written through) */
   readonly batchWindowMs: number;
@@ -96,7 +104,7 @@ export interface ShadowStore {
    * names, at a cost that does not grow with the hub's other devices (a hub of 512 devices read
    * whole took 11-28 ms of the main thread an evaluation).
    */
-  loadDevices(hubId: string, deviceIds: readonly string[]): Promise<HubShadow>;
+  loadDevices(hubId: string, deviceIds: readonly string[], read?: DeviceRead): Promise<HubShadow>;
   /**
    * `epoch`: the writing session's directory epoch. Every adapter refuses a write whose epoch is
    * below the largest written or opened (`loadSession`) for the hub: a stale holder's late batch
