@@ -27,9 +27,14 @@ export type ReportedShadow = ReadonlyDeviceTable<Attrs>;
 export function shadowBytes(shadow: ReportedShadow): number {
   let bytes = 0;
   tableForEach(shadow, (attrs, id) => {
-    bytes += id.length + attrsBytes(attrs);
+    bytes += deviceBytes(id, attrs);
   });
   return bytes;
+}
+
+/** Bytes one device adds to its shadow's, as the limits count them. */
+export function deviceBytes(id: string, attrs: Attrs): number {
+  return id.length + attrsBytes(attrs);
 }
 
 /** A patch without a value to set (empty, or only removals): of a device not known, nothing to store. */

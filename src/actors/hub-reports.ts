@@ -25,7 +25,7 @@ import {
 } from '../ports/shadow-store/shadow-store.js';
 import { decodeValue, isPlainObject } from '../protocol/codec.js';
 import { RESEND_WINDOW, refuseWentBack } from './resend-window.js';
-import { checkReport, DEFAULT_HUB_LIMITS, setsNothing, shadowBytes, type HubLimits } from './hub-limits.js';
+import { checkReport, DEFAULT_HUB_LIMITS, deviceBytes, setsNothing, shadowBytes, type HubLimits } from './hub-limits.js';
 import { tableDelete, tableGet, tableIds, tableSet, tableSize, type DeviceTable } from './device-table.js';
 import { cached, coldHas, desiredVersion, nextReportedVersion, NO_COLD_DEVICES, packDevices, setDesiredVersion, unpackDevices, type CachedAttrs } from './cold-devices.js';
 import type { Packable } from './shadow-packer.js';
@@ -122,7 +122,7 @@ export class HubReports implements CursorListener, Packable {
       reported = tableSet(reported, id, attrs);
     }
     this.reported = reported;
-    this.countShadow();
+    this.shadowBytes = shadowBytes(reported);
     this.boot = boot;
     // -1: nothing accepted for this boot yet, so a first frame with `s: 0` is new, not a duplicate
     this.lastSeq = cursor !== null && cursor.boot === boot ? cursor.seq : -1;
@@ -254,10 +254,6 @@ export class HubReports implements CursorListener, Packable {
     if (this.accept(seq)) this.acknowledge(seq);
   }
 
-  private countShadow(): void {
-    this.shadowBytes = shadowBytes(this.reported);
-  }
-
   /**
    * `from`: the first sequence number of a report that absorbed later ones (see the mailbox's
    * overflow); `queued`: when it entered the mailbox (tracing on).
@@ -374,9 +370,18 @@ export class HubReports implements CursorListener, Packable {
     // earlier reports' writes waiting for their events go first: after the list, they put back a device that left
     if (this.deferred > 0) await this.waiting;
     const changed = await this.deps.shadows.writeDevices(this.host.hubId, joined, left, full, this.host.epoch);
-    for (const id of removed) tableDelete(this.reported, id);
-    for (const d of joined) if (tableGet(this.reported, d.d) === undefined) this.addDevice(d.d);
-    this.countShadow();
+    // the count follows the devices that come and go (recounted whole, a hub of 512 spent 1 ms a list)
+    for (const id of removed) {
+      const attrs = tableGet(this.reported, id);
+      if (attrs === undefined) continue;
+      this.shadowBytes -= deviceBytes(id, attrs);
+      tableDelete(this.reported, id);
+    }
+    for (const d of joined) {
+      if (tableGet(this.reported, d.d) !== undefined) continue;
+      this.addDevice(d.d);
+      this.shadowBytes += d.d.length;
+    }
     // a list the store already held (every reconnect sends one) is no news: no event, and the
     // home's history keeps its room for those that are
     if (changed) this.deps.publishEvent({ op: 'evt', kind: 'devices', home: this.host.homeId, hub: this.host.hubId, joined, left: removed, ts: Date.now() }, this.host.epoch);

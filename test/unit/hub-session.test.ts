@@ -6,7 +6,7 @@ import { TimerWheel } from '../../src/actors/timer-wheel.js';
 import { FLAT_DEVICES } from '../../src/actors/device-table.js';
 import { ShadowPacker } from '../../src/actors/shadow-packer.js';
 import { AttrShapes } from '../../src/actors/attr-shapes.js';
-import { DEFAULT_HUB_LIMITS } from '../../src/actors/hub-limits.js';
+import { DEFAULT_HUB_LIMITS, shadowBytes } from '../../src/actors/hub-limits.js';
 import { ProtocolError } from '../../src/errors.js';
 import { MemoryDirectory } from '../../src/ports/directory/directory-memory.js';
 import { provisionMark } from '../../src/ports/hub-registry/hub-registry.js';
@@ -602,6 +602,32 @@ describe('HubSession', () => {
     frame({ t: 9, s: 9, f: true, j: [{ d: 'lamp', k: 'switch' }] });
     await settle();
     expect(events.filter((e) => e.kind === 'devices')).toEqual([expect.objectContaining({ left: ['fan'] })]);
+  });
+
+  it("device lists keep the shadow's byte count as a recount would (joins, leaves, a full list, an id twice), without recounting the whole shadow", async () => {
+    const { link, session, frame } = setup();
+    const reports = (session as unknown as { reports: { shadowBytes: number; reported: Parameters<typeof shadowBytes>[0] } }).reports;
+    const counted = () => [reports.shadowBytes, shadowBytes(reports.reported)];
+    frame({ t: 1, v: 1, b: 'boot' });
+    await settle();
+    frame({ t: 4, s: 1, r: { lamp: { on: true, name: 'hall' }, fan: { speed: 3 }, door: { open: false } } });
+    await settle();
+    const steps: object[] = [
+      { j: [{ d: 'plug', k: 'plug' }, { d: 'lamp', k: 'light' }] },
+      { l: ['fan', 'fan', 'missing'] },
+      { j: [{ d: 'fan', k: 'fan' }], l: ['door'] },
+      { f: true, j: [{ d: 'lamp', k: 'light' }, { d: 'siren', k: 'siren' }] },
+    ];
+    let s = 2;
+    for (const step of steps) {
+      frame({ t: 9, s: s++, ...step });
+      await settle();
+      await settle();
+      const [running, recount] = counted();
+      expect(running, JSON.stringify(step)).toBe(recount);
+    }
+    expect(link.frames.filter((f) => f.t === 10)).toEqual([]);
+    expect(counted()[0]).toBe('lamp'.length + 'on'.length + 8 + 'name'.length + 'hall'.length + 'siren'.length);
   });
 
   it('a hub of more devices than a flat table holds keeps versions and removals right, and resumes with them', async () => {
