@@ -110,9 +110,11 @@ export function operations(limits: { commandTimeoutMaxMs: number }): Record<stri
     'get /v1/hubs/:hubId': { summary: 'Whether and where a hub is connected', tag: 'hubs', ok: { status: 200, description: 'the hub', schema: HubStatus }, errors: ['not_found'] },
     'get /v1/hubs/:hubId/shadow': {
       summary: 'Reported and desired state of every device of a hub',
+      description:
+        'A home’s shadow reads may take 100 ms of the node’s time a second (reading and writing them; a hub at its limits, 512 devices, is about 6 ms a read): past it they answer `429 rate_limited` with `Retry-After: 1` until the budget refills. A home whose reads cost less than 2 ms each is never counted.',
       tag: 'hubs',
       ok: { status: 200, description: 'the shadow', schema: ShadowReply },
-      errors: ['not_found'],
+      errors: ['not_found', 'rate_limited'],
     },
     'put /v1/hubs/:hubId/devices/:deviceId/desired': {
       summary: 'Set desired state (null removes a key); an online hub gets the delta at once',

@@ -21,6 +21,7 @@ import { byCaller, NO_AUDIT, type AuditTrail, type AuditWhat } from '../actors/a
 import { clientBundle } from './client-bundle.js';
 import { mountDocsPage } from './docs-page.js';
 import { openApiDocument } from './openapi.js';
+import { HomeReadBudget } from './read-budget.js';
 
 /** Version of the HTTP API in the OpenAPI document. */
 const API_VERSION = '1.0.0';
@@ -62,6 +63,8 @@ const CONSOLE_HEADERS = {
 const SCRIPT_HEADERS = { 'cache-control': 'no-cache' };
 
 export interface ApiDeps extends RouteHost {
+  /** @default 100 ms a second a home: the loop time its shadow reads may take (read-budget.ts) */
+  shadowReads?: HomeReadBudget;
   auth: Authenticator;
   bus: Bus;
   registry: HubRegistry;
@@ -85,6 +88,7 @@ export function mountApi(app: TemplatedApp, deps: ApiDeps): void {
   const opts = routeOptions(deps);
   const commandRequest = compile(CommandRequest(deps.commandTimeoutMaxMs));
   const audit = deps.audit ?? NO_AUDIT;
+  const reads = deps.shadowReads ?? new HomeReadBudget();
 
   /** Authenticates and loads the hub the caller may touch. */
   async function hubFor(call: HttpCall): Promise<{ principal: Principal; hub: HubInfo }> {
@@ -164,8 +168,15 @@ export function mountApi(app: TemplatedApp, deps: ApiDeps): void {
     '/v1/hubs/:hubId/shadow',
     async (call) => {
       const { hub } = await hubFor(call);
-      const shadow: Static<typeof ShadowReply> = { hubId: hub.hubId, homeId: hub.homeId, devices: await deps.shadows.load(hub.hubId) };
-      return { status: 200, body: shadow };
+      reads.check(hub.homeId);
+      const spent = { ms: 0 };
+      const devices = await deps.shadows.load(hub.hubId, { spent });
+      const shadow: Static<typeof ShadowReply> = { hubId: hub.hubId, homeId: hub.homeId, devices };
+      // written here, so that its time (as much as the read's, for a large shadow) is charged too
+      const started = performance.now();
+      const text = JSON.stringify(shadow);
+      reads.spent(hub.homeId, spent.ms + performance.now() - started);
+      return { status: 200, text, contentType: 'application/json' };
     },
     opts,
   );

@@ -182,9 +182,12 @@ export class LmdbShadowStore implements ShadowStore {
     return h === undefined || h[1] === null ? null : { boot: h[1], seq: h[2] };
   }
 
-  async load(hubId: string): Promise<HubShadow> {
+  async load(hubId: string, read?: Pick<DeviceRead, 'spent'>): Promise<HubShadow> {
     await this.durableWrites(hubId);
-    return this.scan(hubId).shadow;
+    const started = performance.now();
+    const shadow = this.scan(hubId).shadow;
+    if (read?.spent) read.spent.ms += performance.now() - started;
+    return shadow;
   }
 
   async loadDevices(hubId: string, deviceIds: readonly string[], read?: DeviceRead): Promise<HubShadow> {

@@ -218,11 +218,14 @@ export class RedisShadowStore implements ShadowStore {
     return { shadow: shadowOf(fields, overlayOf(pending, fence)), cursor: latestCursor(pending, fence) ?? cursorOf(fields.cursor ?? null) };
   }
 
-  async load(hubId: string): Promise<HubShadow> {
+  async load(hubId: string, read?: Pick<DeviceRead, 'spent'>): Promise<HubShadow> {
     // taken before the read: a batch that lands meanwhile is then in Redis or in this snapshot
     const pending = this.pendingOf(hubId);
     const fields = await this.client.hgetall(this.key(hubId));
-    return shadowOf(fields, overlayOf(pending, fenceOf(fields.ep)));
+    const started = performance.now();
+    const shadow = shadowOf(fields, overlayOf(pending, fenceOf(fields.ep)));
+    if (read?.spent) read.spent.ms += performance.now() - started;
+    return shadow;
   }
 
   async loadDevices(hubId: string, deviceIds: readonly string[], read?: DeviceRead): Promise<HubShadow> {

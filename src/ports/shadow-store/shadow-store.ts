@@ -98,7 +98,8 @@ export interface DeviceRead {
 export interface ShadowStore {
   /** the most a crash can lose of `writeReported`, ms (0: written through) */
   readonly batchWindowMs: number;
-  load(hubId: string): Promise<HubShadow>;
+  /** `read.spent.ms`: added the main thread's time of the read (an API read is charged to its home) */
+  load(hubId: string, read?: Pick<DeviceRead, 'spent'>): Promise<HubShadow>;
   /**
    * What `load` answers of these devices only (those the hub has): a rule's state reads the few it
    * names, at a cost that does not grow with the hub's other devices (a hub of 512 devices read
