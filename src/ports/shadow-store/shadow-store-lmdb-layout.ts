@@ -184,6 +184,20 @@ export function withKind(device: DeviceShadow, km: KindModel): DeviceShadow {
 }
 
 /** `device` with its stored desired side. */
+/**
+ * The bytes a stored desired side counts for `DesiredLimits.desiredBytes` (as `desiredBytes` of
+ * its attributes), read from the record as stored, without making its object.
+ */
+export function storedDesiredBytes(deviceId: string, d: StoredDesired): number {
+  const flat = d[0];
+  let n = 0;
+  for (let i = 0; i + 1 < flat.length; i += 2) {
+    const v = flat[i + 1];
+    n += (flat[i] as string).length + (typeof v === 'string' ? v.length : 8);
+  }
+  return n === 0 ? 0 : n + deviceId.length;
+}
+
 export function withDesired(device: DeviceShadow, d: StoredDesired): DeviceShadow {
   device.desired = d[0].length === 0 ? NO_DESIRED : unflatten(d[0]);
   device.desiredVersion = d[1];

@@ -269,23 +269,45 @@ export interface DesiredLimits {
  * `limits`: the refusal (`limit_exceeded`, its field named as the HTTP API names it), or null.
  */
 export function checkDesired(shadow: HubShadow, hubId: string, deviceId: string, patch: Attrs, limits: DesiredLimits): TierError | null {
+  const view: DesiredView = {
+    devices: () => Object.keys(shadow).length,
+    desiredOf: (id) => shadow[id]?.desired,
+    othersBytes: (id) => {
+      let bytes = 0;
+      for (const other in shadow) if (other !== id) bytes += desiredBytes(other, shadow[other]!.desired);
+      return bytes;
+    },
+  };
+  return checkDesiredIn(view, hubId, deviceId, patch, limits);
+}
+
+/** What a desired write's limits read of its hub, each part only when the write needs it. */
+export interface DesiredView {
+  /** how many devices the hub has */
+  devices(): number;
+  /** a device's desired side; undefined: not a device of the hub */
+  desiredOf(deviceId: string): Attrs | undefined;
+  /** the desired bytes of every device but `deviceId` */
+  othersBytes(deviceId: string): number;
+}
+
+/** `checkDesired` over a view of the hub: a store that reads the whole hub only to count it need not. */
+export function checkDesiredIn(view: DesiredView, hubId: string, deviceId: string, patch: Attrs, limits: DesiredLimits): TierError | null {
   for (const key in patch) {
     const v = patch[key];
     if (typeof v === 'string' && v.length > limits.valueBytes) return desiredLimit(`desired.${key}`, `string values are limited to ${limits.valueBytes} characters`);
   }
-  const device = shadow[deviceId];
-  if (device === undefined && Object.keys(shadow).length >= limits.devices) return desiredLimit('deviceId', `hub ${hubId} has ${limits.devices} devices, the most allowed`);
+  const desired = view.desiredOf(deviceId);
+  if (desired === undefined && view.devices() >= limits.devices) return desiredLimit('deviceId', `hub ${hubId} has ${limits.devices} devices, the most allowed`);
   // a hub already past a limit (lowered since) may still shrink: only growth past one is refused
-  const before = device?.desired ?? NO_DESIRED;
+  const before = desired ?? NO_DESIRED;
   const next = { ...before };
   mergeAttrs(next, patch);
   const keys = Object.keys(next).length;
   if (keys > limits.attrsPerDevice && keys > Object.keys(before).length) return desiredLimit('desired', `more than ${limits.attrsPerDevice} attributes on device ${deviceId}`);
   const grown = desiredBytes(deviceId, next);
   if (grown <= desiredBytes(deviceId, before)) return null;
-  let bytes = grown;
-  for (const id in shadow) if (id !== deviceId) bytes += desiredBytes(id, shadow[id]!.desired);
-  if (bytes > limits.desiredBytes) return desiredLimit('desired', `the desired state of hub ${hubId} would exceed ${limits.desiredBytes} bytes`);
+  if (grown + view.othersBytes(deviceId) > limits.desiredBytes) return desiredLimit('desired', `the desired state of hub ${hubId} would exceed ${limits.desiredBytes} bytes`);
   return null;
 }
 
