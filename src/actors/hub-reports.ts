@@ -406,9 +406,9 @@ export class HubReports implements CursorListener, Packable {
    * than the cached one. Returns the attributes the hub has not reported yet, or null.
    */
   newerDesired(deviceId: string, desired: Attrs, version: number): Attrs | null {
-    // a device not known yet is added: bounded where desired state is set (the API refuses
-    // devices beyond the hub's limit)
-    const reported = tableGet(this.reported, deviceId) ?? this.addDevice(deviceId);
+    // a device not known yet is added (bounded where desired state is set), its id counted: a list dropping it subtracts it (review diff10)
+    let reported = tableGet(this.reported, deviceId);
+    if (reported === undefined) (reported = this.addDevice(deviceId)), (this.shadowBytes += deviceId.length);
     if (version <= desiredVersion(reported)) return null;
     setDesiredVersion(reported, version);
     return desiredDelta({ desired, reported });

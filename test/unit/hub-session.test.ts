@@ -628,6 +628,16 @@ describe('HubSession', () => {
     }
     expect(link.frames.filter((f) => f.t === 10)).toEqual([]);
     expect(counted()[0]).toBe('lamp'.length + 'on'.length + 8 + 'name'.length + 'hall'.length + 'siren'.length);
+    // a device a desired change added (the hub does not have it) that a list then drops: counted both ways (review diff10: the count drifted below zero)
+    for (let v = 1; v <= 3; v++) {
+      session.tell({ type: 'desired', data: encodeValue({ d: 'ghost-device', desired: { on: true }, v }) });
+      await settle();
+      frame({ t: 9, s: s++, l: ['ghost-device'] });
+      await settle();
+      await settle();
+      const [running, recount] = counted();
+      expect(running).toBe(recount);
+    }
   });
 
   it('a hub of more devices than a flat table holds keeps versions and removals right, and resumes with them', async () => {

@@ -183,7 +183,6 @@ export function withKind(device: DeviceShadow, km: KindModel): DeviceShadow {
   return device;
 }
 
-/** `device` with its stored desired side. */
 /**
  * The bytes a stored desired side counts for `DesiredLimits.desiredBytes` (as `desiredBytes` of
  * its attributes), read from the record as stored, without making its object.
@@ -198,6 +197,7 @@ export function storedDesiredBytes(deviceId: string, d: StoredDesired): number {
   return n === 0 ? 0 : n + deviceId.length;
 }
 
+/** `device` with its stored desired side. */
 export function withDesired(device: DeviceShadow, d: StoredDesired): DeviceShadow {
   device.desired = d[0].length === 0 ? NO_DESIRED : unflatten(d[0]);
   device.desiredVersion = d[1];
