@@ -34,17 +34,18 @@ describe('the rate budget', () => {
     expect(gate.admit(report, T + 100, rate)).toBe('pass'); // 100 ms at 10/s: one token
   });
 
-  it('charges a report one token per 16 devices it changes (at least one, at most the burst): frames of 256 devices were 12,800 events a second (review complexity)', () => {
+  it('charges a report one token per 64 devices it changes (at least one, at most the burst): frames of 256 devices were 12,800 events a second (review complexity)', () => {
     const devices = (n: number) => Object.fromEntries(Array.from({ length: n }, (_, i) => [`d${i}`, { on: true }]));
-    const rate = { ratePerSec: 50, rateBurst: 40 };
+    const rate = { ratePerSec: 50, rateBurst: 12 };
     const gate = new Gate(rate, T);
-    // 16 devices: one token, as one device
-    for (let i = 0; i < 8; i++) expect(gate.admit({ t: 4, s: i + 1, r: devices(16) }, T, rate)).toBe('pass');
-    // 32 left: 17 devices take two, 256 take 16
-    expect(gate.admit({ t: 4, s: 9, r: devices(17) }, T, rate)).toBe('pass');
-    expect(gate.admit({ t: 4, s: 10, r: devices(256) }, T, rate)).toBe('pass');
-    expect(gate.rateTokens).toBe(14_000);
-    expect(gate.admit({ t: 4, s: 11, r: devices(256) }, T, rate)).toBe('refuse');
+    // 64 devices: one token, as one device (as when frames alone were counted)
+    for (let i = 0; i < 8; i++) expect(gate.admit({ t: 4, s: i + 1, r: devices(64) }, T, rate)).toBe('pass');
+    // 4 left: 65 devices take two, 256 would take 4
+    expect(gate.admit({ t: 4, s: 9, r: devices(65) }, T, rate)).toBe('pass');
+    expect(gate.rateTokens).toBe(2_000);
+    expect(gate.admit({ t: 4, s: 10, r: devices(256) }, T, rate)).toBe('refuse');
+    expect(gate.admit({ t: 4, s: 10, r: devices(256) }, T + 40, rate)).toBe('pass'); // 40 ms at 50/s: two tokens more
+    expect(gate.rateTokens).toBe(0);
     // more devices than the burst's tokens (a frame of 1,000): passes a full bucket, never refused for good
     const small = { ratePerSec: 50, rateBurst: 10 };
     const full = new Gate(small, T);
