@@ -59,6 +59,9 @@ const JWT_SHAPE = /^[\w-]+\.[\w-]+\.[\w-]*$/;
  * callback. An upgrade answered from a later turn goes through `res.cork`, which in the uWS v20.30
  * binaries may close the new socket right after `open` (uNetworking/uWebSockets#1928).
  */
+/** How far ahead of a node's clock a token's `iat` may be (s): revocations by `jti` are kept this much past 30 days. */
+export const CLOCK_SKEW_S = 300;
+
 export class Authenticator {
   private readonly admin: AdminTokens;
   private readonly verify: Verify;
@@ -94,7 +97,7 @@ export class Authenticator {
     this.verifyAccepted = (options.jwtSecretsAccepted ?? []).map(verifier);
     this.sign = createSigner({ key: jwtSecret, algorithm: 'HS256', ...(audience === undefined ? {} : { aud: audience }), ...(issuer === undefined ? {} : { iss: issuer }) });
     this.requireExp = options.requireExp ?? true;
-    this.skewS = options.skewS ?? 300;
+    this.skewS = options.skewS ?? CLOCK_SKEW_S;
   }
 
   /** From an `Authorization` header value (`Bearer <token>`). */
@@ -137,10 +140,11 @@ export class Authenticator {
       throw new AuthError('unauthorized', `token not yet valid (nbf not a number, or more than ${this.skewS} s ahead of this node's clock)`);
     }
     if (typeof payload.exp === 'number') {
-      // a revocation is kept 30 days (MAX_TTL_S): a token living longer (minted elsewhere, or an exp
-      // written in ms) came back once its revocation was dropped (review "wrap")
-      const from = p.iat ?? Date.now() / 1000;
-      if (payload.exp - from > MAX_TTL_S + this.skewS) throw new AuthError('unauthorized', `token lives longer than a revocation is kept (exp more than 30 days after ${p.iat === undefined ? "this node's clock" : 'iat'}): mint tokens of at most 30 days`);
+      // a revocation is kept 30 days (MAX_TTL_S) and the skew `iat` may be ahead: a token living longer
+      // (minted elsewhere, or an exp written in ms) came back once its revocation was dropped (review
+      // "wrap"). Without `iat` its life is not known: held to 30 days from now at each use alone
+      const from = p.iat ?? Date.now() / 1000 + this.skewS;
+      if (payload.exp - from > MAX_TTL_S) throw new AuthError('unauthorized', `token lives longer than a revocation is kept (exp more than 30 days after ${p.iat === undefined ? "this node's clock" : 'iat'}): mint tokens of at most 30 days`);
       p.exp = payload.exp;
     }
     const revoked = this.options.revoked;

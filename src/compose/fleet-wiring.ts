@@ -14,7 +14,7 @@ import { NoticeOutbox } from '../api/notice-outbox.js';
 import type { FleetSyncMetrics } from '../admin/fleet-sync-metrics.js';
 import type { SessionView } from '../actors/session-index.js';
 import { sendCommand, type CommandMetrics, type CommandSender, type CommandSpec } from '../actors/commands.js';
-import type { Authenticator } from '../auth/authenticator.js';
+import { CLOCK_SKEW_S, type Authenticator } from '../auth/authenticator.js';
 import { RevocationList } from '../auth/revocations.js';
 import type { SecretBox } from '../auth/secret-box.js';
 import { commandsToEnabledHubs, Fleet, watchHubChanges, type FleetDeps } from '../api/fleet.js';
@@ -104,7 +104,7 @@ export async function fleetParts<S extends HeldHub>(config: Config, ports: Ports
 
   /** Stored first (for nodes that start later), then announced to every node, this one included. */
   async function revoke(r: RevokeOrder): Promise<TokenRevocation> {
-    const revocation: TokenRevocation = 'jti' in r ? { jti: r.jti, exp: nowS() + MAX_TTL_S } : { ...r, exp: r.before + MAX_TTL_S };
+    const revocation: TokenRevocation = 'jti' in r ? { jti: r.jti, exp: nowS() + MAX_TTL_S + CLOCK_SKEW_S } : { ...r, exp: r.before + MAX_TTL_S };
     if (!revoked.room(revocation)) {
       throw new TierError('limit_exceeded', `the revocation list holds ${revoked.maxEntries} live revocations, its most: revoke by sub or home (one entry for all of a user's or home's tokens), or rotate JWT_SECRET to end every token`);
     }

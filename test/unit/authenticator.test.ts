@@ -66,6 +66,8 @@ describe('Authenticator', () => {
     await expect(auth.fromToken(await signed(nowS + 31 * 86_400))).rejects.toThrow(/after this node's clock/);
     // issued 10 days ago for 35: refused though it ends within 30 days of now (its revocation would end first)
     await expect(auth.fromToken(await signed(nowS + 25 * 86_400, nowS - 10 * 86_400))).rejects.toThrow(/after iat/);
+    // 30 days and a few minutes: the skew is not added to a known life (a revocation would end first: review diff10)
+    await expect(auth.fromToken(await signed(nowS + 30 * 86_400 + 290, nowS))).rejects.toThrow(/after iat/);
     // 30 days (the longest the node mints), with or without iat: accepted
     await expect(auth.fromToken(await signed(nowS + 30 * 86_400, nowS))).resolves.toMatchObject({ sub: 'bob' });
     await expect(auth.fromToken(await signed(nowS + 30 * 86_400))).resolves.toMatchObject({ sub: 'bob' });
