@@ -246,12 +246,12 @@ export class HubReports implements CursorListener, Packable {
   }
 
   /**
-   * A sequenced frame refused by validation or a limit is consumed (its number is acknowledged
-   * with the next ack, nothing of it stored): a permanent refusal would be refused again, and the
-   * hub must not stall on it.
+   * A sequenced frame refused by validation or a limit is consumed (its number is acknowledged with
+   * the next ack, nothing of it stored): a permanent refusal would be refused again, and the hub must
+   * not stall on it. A number past the resend window already had its error: not a second (diff10).
    */
   refused(seq: number): void {
-    if (this.accept(seq)) this.acknowledge(seq);
+    if (this.lastSeq - seq <= RESEND_WINDOW && this.accept(seq)) this.acknowledge(seq);
   }
 
   /**

@@ -388,7 +388,7 @@ describe('HubSession', () => {
   });
 
   it('refuses a number further below the last accepted than any resend goes (a 32-bit counter that wrapped): said, not acked as a duplicate', async () => {
-    const { link, shadows, frame } = setup();
+    const { link, session, shadows, frame } = setup();
     frame({ t: 1, v: 1, b: 'boot' });
     await settle();
     frame({ t: 4, s: 2 ** 32 - 1, r: { d1: { n: 1 } } });
@@ -399,11 +399,14 @@ describe('HubSession', () => {
     frame({ t: 4, s: 1, r: { d1: { n: 3 } } });
     // a resend within the window is still a duplicate, acked again
     frame({ t: 4, s: 2 ** 32 - 1 - 65_536, r: { d1: { n: 4 } } });
+    // a frame that far back and not valid either (the gateway refused it): its validation error alone, no second one (review diff10)
+    session.refuse(new ProtocolError('invalid_field', 'r: must be a map', { field: 'r' }), 2, undefined);
     await settle();
     expect(link.frames).toEqual([
       expect.objectContaining({ t: 10, e: 'invalid_field', ref: 0, f: 's', tmp: false, msg: expect.stringMatching(/^s 0 is 4294967295 below the last accepted \(4294967295\): .*start a new boot id$/) }),
       expect.objectContaining({ t: 10, e: 'invalid_field', ref: 1, f: 's', tmp: false }),
       { t: 6, s: 2 ** 32 - 1 },
+      // (the gateway sent ref 2 its validation error)
     ]);
     expect((await shadows.load('hub-1')).d1).toMatchObject({ reported: { n: 1 } });
   });
