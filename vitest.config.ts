@@ -8,7 +8,7 @@ const WAITING = [
   'docs-pipelining', 'hub-frame-rules', 'redis-hung', 'disk-full', 'client-expiry', 'openapi-examples',
   'backend-start-wait', 'backend-credentials', 'push-worker-redis', 'client', 'desired-overflow', 'hub-leaves-home', 'logs', 'memory-cgroup', 'rules-redis-outage', 'outage-lines', 'security-headers', 'traces',
   // one node (or an in-process one, or a stand-in) each, timing no stall and no backpressure limit: they ran alone for nothing
-  'redis-dies-mid-append', 'lean-hubs', 'load-apps', 'npm-start', 'desired-after-welcome',
+  'redis-dies-mid-append', 'lean-hubs', 'load-apps', 'npm-start', 'desired-after-welcome', 'shadow-read-budget',
 ].map((name) => `test/integration/${name}.test.ts`);
 /** Suites that replace a module (vi.mock): a module another file of the same worker loaded first would not be replaced. They run beside the waiting ones (a group's projects share its worker count). */
 const MOCKING = ['harness-ports', 'openapi-cached'].map((name) => `test/integration/${name}.test.ts`);
