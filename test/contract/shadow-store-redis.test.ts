@@ -1,5 +1,5 @@
 import type { Redis } from 'ioredis';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { Attrs } from '../../proto/frames.js';
 import { RedisDirectory } from '../../src/ports/directory/directory-redis.js';
 import { RedisHubRegistry } from '../../src/ports/hub-registry/hub-registry-redis.js';
@@ -316,5 +316,31 @@ describe('Redis Cluster compatibility', () => {
     expect(() => new RedisKeys('a{b}:')).toThrow(TypeError);
     expect(() => new RedisKeys('x:').hub('a}b', 'shadow')).toThrow(TypeError);
     expect(() => new RedisKeys('x:').hub('', 'shadow')).toThrow(TypeError);
+  });
+});
+
+describe('RedisShadowStore checked desired writes', () => {
+  it('reads the whole hub only for a write that adds a device or desired bytes (review cluster-cost): the device alone answers the others, limits held', async () => {
+    const s = await store();
+    const limits = { devices: 3, attrsPerDevice: 2, valueBytes: 8, desiredBytes: 30 };
+    for (const id of ['d1', 'd2']) s.writeReported(hub, id, device({ on: true }, 1));
+    await s.flush();
+    const client = (s as unknown as { client: Redis }).client;
+    const wholeReads = vi.spyOn(client, 'hgetall');
+    await s.setDesired(hub, 'd1', { level: 5 }, limits); // grows: the hub's total is read
+    expect(wholeReads).toHaveBeenCalledTimes(1);
+    await s.setDesired(hub, 'd1', { level: 7 }, limits); // a number for a number: the device alone
+    await s.setDesired(hub, 'd1', { level: null }, limits); // shrinks
+    expect(wholeReads).toHaveBeenCalledTimes(1);
+    // refusals the device alone answers, as before
+    await expect(s.setDesired(hub, 'd2', { name: 'x'.repeat(9) }, limits)).rejects.toMatchObject({ code: 'limit_exceeded' });
+    await s.setDesired(hub, 'd1', { a: 1, b: 2 }, limits);
+    await expect(s.setDesired(hub, 'd1', { a: null, c: 'x' }, limits)).resolves.toMatchObject({ desired: { b: 2, c: 'x' } });
+    await expect(s.setDesired(hub, 'd1', { d: 1 }, limits)).rejects.toMatchObject({ code: 'limit_exceeded', field: 'desired' });
+    // growth past the hub's bytes and a new device past the count: read whole, refused
+    await expect(s.setDesired(hub, 'd2', { long: 'abcdefgh', more: 'abcdefgh' }, limits)).rejects.toMatchObject({ code: 'limit_exceeded' });
+    await s.setDesired(hub, 'd3', { on: true }, limits);
+    await expect(s.setDesired(hub, 'd4', { on: true }, limits)).rejects.toMatchObject({ code: 'limit_exceeded', field: 'deviceId' });
+    wholeReads.mockRestore();
   });
 });

@@ -291,6 +291,18 @@ export interface DesiredView {
   othersBytes(deviceId: string): number;
 }
 
+/**
+ * Whether a desired write needs the rest of the hub to be checked: only when it adds the device
+ * (`before` undefined: the device count) or grows its desired bytes (the hub's total). Otherwise the
+ * device alone answers every limit (`checkDesiredIn` never asks the view for the rest).
+ */
+export function desiredGrows(deviceId: string, before: Attrs | undefined, patch: Attrs): boolean {
+  if (before === undefined) return true;
+  const next = { ...before };
+  mergeAttrs(next, patch);
+  return desiredBytes(deviceId, next) > desiredBytes(deviceId, before);
+}
+
 /** `checkDesired` over a view of the hub: a store that reads the whole hub only to count it need not. */
 export function checkDesiredIn(view: DesiredView, hubId: string, deviceId: string, patch: Attrs, limits: DesiredLimits): TierError | null {
   for (const key in patch) {
