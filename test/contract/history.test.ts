@@ -195,6 +195,59 @@ describe('RedisEventHistory of a home without events', () => {
   });
 });
 
+describe('RedisEventHistory reads from far back', () => {
+  it("starts at the indexed entry before `since` (every 256th offset's id in the meta hash) and answers as the read from the newest does: every page, a trimmed start, a stale or missing index", async ({ signal }) => {
+    const keys = new RedisKeys(uniquePrefix());
+    const history = await redisHistory({ maxEvents: 500, maxAgeMs: 600_000 }, keys);
+    const client = await connectRedis((await redis!).url, { name: 'test-history-index', log: createLogger('silent') });
+    const meta = keys.home('far', 'hist-meta');
+    let epoch = '';
+    for (let o = 1; o <= 2_000; o++) {
+      const pos = history.append('far', Buffer.from(`e${o}`));
+      if (o % 256 === 0 || o === 2_000) epoch = (await pos).epoch;
+    }
+    const pages = async () => {
+      const seen: string[] = [];
+      for (const since of [0, 1, 255, 256, 1_279, 1_280, 1_300, 1_450, 1_499, 1_500, 1_535, 1_536, 1_700, 1_999, 2_000]) {
+        const read = await history.read('far', { epoch, offset: since }, since + 300, 3_000);
+        if (!read.ok) {
+          seen.push(`${since}: ${read.reason}`);
+          continue;
+        }
+        const want = Array.from({ length: Math.min(300, 2_000 - since) }, (_, i) => since + 1 + i);
+        expect(read.entries.map((e) => e.offset), `since ${since}`).toEqual(want);
+        expect(read.entries.map((e) => Buffer.from(e.data).toString()), `since ${since}`).toEqual(want.map((o) => `e${o}`));
+        seen.push(`${since}: ok`);
+      }
+      return seen;
+    };
+    // a field per 256 offsets within a retention and two blocks back, the older ones removed as new ones came
+    const fields = await client.hgetall(meta);
+    const index = Object.keys(fields).filter((f) => f.startsWith('i:'));
+    expect(index.map((f) => Number(f.slice(2))).sort((a, b) => a - b)).toEqual([1_280, 1_536, 1_792]);
+    const indexed = await pages();
+    // about 500 kept (MAXLEN ~): the oldest pages are too old (1,280's entry among them: the index points before the stream), the rest served
+    expect(indexed.slice(0, 6)).toEqual(['0: too_old', '1: too_old', '255: too_old', '256: too_old', '1279: too_old', '1280: too_old']);
+    expect(indexed.slice(-4)).toEqual(['1536: ok', '1700: ok', '1999: ok', '2000: ok']);
+    // a page from far back walks from the indexed entry, not from the newest back (Redis shows a script's calls to MONITOR)
+    const monitor = await client.monitor();
+    const calls: string[] = [];
+    monitor.on('monitor', (_time: string, args: string[]) => void calls.push(args[0]!.toLowerCase()));
+    expect((await history.read('far', { epoch, offset: 1_536 }, 1_600, 3_000)).ok).toBe(true);
+    await eventually(signal, 'the read seen by MONITOR', async () => (calls.includes('xrange') ? true : undefined));
+    expect(calls).not.toContain('xrevrange');
+    monitor.disconnect();
+    // the same answers as the read from the newest entry back (no index: a stream appended to before it)
+    await client.hdel(meta, ...index);
+    expect(await pages()).toEqual(indexed);
+    // and with an index gone stale (ids of a stream since expired, or of nothing)
+    await client.hset(meta, ...index.flatMap((f) => [f, '1-0']));
+    expect(await pages()).toEqual(indexed);
+    await client.quit();
+    await history.close();
+  });
+});
+
 /** The services' stream's entries as field maps, `event` in hex. */
 async function streamEntries(client: Redis, keys: RedisKeys): Promise<Array<Record<string, string>>> {
   const rows = (await client.xrangeBuffer(keys.single('events'), '-', '+')) as Array<[Buffer, Buffer[]]>;
