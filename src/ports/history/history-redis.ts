@@ -1,4 +1,5 @@
 import type { CallObserver } from '../ports.js';
+import { INDEX, READ_FROM_INDEX } from './history-redis-index.js';
 import type { Redis } from 'ioredis';
 import type { Logger } from '../../log/logger.js';
 import { closeRedis, connectRedis, LuaScript, RedisKeys } from '../redis.js';
@@ -72,18 +73,6 @@ const LOST = (meta: string, home: string, maxLen: string) => `if redis.call('HEX
     if events then redis.call('XADD', events, 'MAXLEN', '~', ${maxLen}, '*', 'home', ${home}, 'epoch', redis.call('HGET', ${meta}, 'e'), 'offset', lo, 'lost', '1') end
   end
 end`;
-
-/**
- * Every INDEX_EVERY-th offset's stream id, kept in the meta hash as `i:<offset>` (the one a retention
- * and two blocks back removed as it is added): a read from far back starts there instead of walking
- * from the newest entry, which made an app's catch-up cost the square of the events it missed in
- * Redis (100,000 events: 29 s of Redis; one read at 1,000,000 held it 4.8 s: review "cluster-cost").
- */
-const INDEX_EVERY = 256;
-const INDEX = (meta: string, offset: string, id: string, maxLen: string) => `if ${offset} % ${INDEX_EVERY} == 0 then
-        redis.call('HSET', ${meta}, 'i:' .. ${offset}, ${id})
-        redis.call('HDEL', ${meta}, 'i:' .. (${offset} - ${INDEX_EVERY} * (math.floor(tonumber(${maxLen}) / ${INDEX_EVERY}) + 2)))
-      end`;
 
 /**
  * The appends of one turn, for several homes. KEYS: the node's rules marks hash and the marks'
@@ -196,25 +185,7 @@ if e ~= ARGV[2] or since > top then return {'epoch_changed', e, top} end
 local upper = math.min(tonumber(ARGV[4]), top)
 if upper - since <= 0 then return {'ok', e, top} end
 if upper - since > tonumber(ARGV[5]) then return {'too_old', e, top} end
--- from the indexed entry at or before since + 1, when its offsets run on from it (checked): a page
--- costs about itself; else from the newest entry back, as it was
-local base = math.floor((since + 1) / ${INDEX_EVERY}) * ${INDEX_EVERY}
-local from = base == 0 and '-' or redis.call('HGET', KEYS[2], 'i:' .. base)
-if from then
-  local rows = redis.call('XRANGE', KEYS[1], from, '+', 'COUNT', since + 1 - base + upper - since)
-  local j = rows[1] and since + 2 - tonumber(rows[1][2][2]) or 0
-  if j >= 1 and rows[j + upper - since - 1] and tonumber(rows[j][2][2]) == since + 1 and tonumber(rows[j + upper - since - 1][2][2]) == upper then
-    ${NOW}
-    if tonumber(string.match(rows[j][1], '^(%d+)')) < now - tonumber(ARGV[6]) then return {'too_old', e, top} end
-    local out = {'ok', e, top}
-    for i = j, j + upper - since - 1 do out[#out + 1] = rows[i][2][4] end
-    return out
-  end
-  if j < 1 and rows[1] and tonumber(rows[1][2][2]) > since + 1 and tonumber(rows[1][2][2]) <= top then
-    -- the entries from since + 1 are trimmed (the stream runs on without holes up to top)
-    return {'too_old', e, top}
-  end
-end
+${READ_FROM_INDEX(NOW)}
 local rows = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', top - since)
 if #rows < top - since then return {'too_old', e, top} end
 local oldest = rows[#rows]
