@@ -184,12 +184,13 @@ export function retryDelay(attempt: number, backoffMs: number, maxBackoffMs: num
 
 /**
  * When a stored retry is due: no later than the longest retry from `now` (one stored while the wall
- * clock ran ahead, since corrected, waited weeks), and the timer's delay for it, at most what
- * setTimeout takes (past 2^31 − 1 ms it fires at once: a 1 ms loop, review "wrap").
+ * clock ran ahead, since corrected, waited weeks; review "wrap").
  */
 export function retryDueAt(dueAt: number, now: number, maxBackoffMs: number): number {
   return Math.min(dueAt, now + Math.max(maxBackoffMs, MAX_RETRY_AFTER_MS));
 }
+
+/** The timer's delay for an instant: at most what setTimeout takes (past 2^31 − 1 ms it fires at once: a 1 ms loop). */
 export function timerDelayMs(at: number, now: number): number {
   return Math.min(2 ** 31 - 1, Math.max(0, at - now));
 }
