@@ -40,8 +40,8 @@ export interface TimerWheelOptions {
   onError?: (err: unknown) => void;
 }
 
-/** The longest delay setTimeout takes as given. */
-const MAX_TIMEOUT_MS = 2 ** 31 - 1;
+/** The longest delay setTimeout takes as given (past it a timer fires at once). */
+export const MAX_TIMEOUT_MS = 2 ** 31 - 1;
 
 export class TimerWheel {
   private readonly tickMs: number;

@@ -78,9 +78,15 @@ export function shadowStoreContract(name: string, make: ShadowStoreFactory): voi
         expect(some.lamp).toMatchObject({ reported: { on: true, level: 9 }, reportedVersion: 3, desired: { on: false }, kind: 'light', model: 'L1' });
         expect(Object.getPrototypeOf(some)).toBe(Object.getPrototypeOf(whole));
         // a rule's read: the reported side the same (the desired one may be left out)
-        const reported = await store.loadDevices(hub, named, { reportedOnly: true, spent: { ms: 0 } });
+        const spent = { ms: 0 };
+        const reported = await store.loadDevices(hub, named, { reportedOnly: true, spent });
         expect(Object.keys(reported).sort()).toEqual(['lamp', 'listed']);
         expect(reported.lamp).toMatchObject({ reported: { on: true, level: 9 }, reportedVersion: 3, kind: 'light' });
+        // every store adds the read's main-thread time (a rule's home and an API read's home are charged it)
+        expect(spent.ms).toBeGreaterThan(0);
+        const loaded = { ms: 0 };
+        await store.load(hub, { spent: loaded });
+        expect(loaded.ms).toBeGreaterThan(0);
         await store.flush();
         expect(await store.loadDevices(hub, ['other'])).toEqual({ other: (await store.load(hub)).other });
         // a device list read before and changed since is read anew (a store that keeps what it decoded)

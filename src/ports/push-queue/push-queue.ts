@@ -1,4 +1,5 @@
 import { isValidId } from '../../../proto/subjects.js';
+import { MAX_TIMEOUT_MS } from '../../actors/timer-wheel.js';
 import { TierError } from '../../errors.js';
 import { isValidTraceparent } from '../../trace/tracing.js';
 
@@ -192,7 +193,7 @@ export function retryDueAt(dueAt: number, now: number, maxBackoffMs: number): nu
 
 /** The timer's delay for an instant: at most what setTimeout takes (past 2^31 − 1 ms it fires at once: a 1 ms loop). */
 export function timerDelayMs(at: number, now: number): number {
-  return Math.min(2 ** 31 - 1, Math.max(0, at - now));
+  return Math.min(MAX_TIMEOUT_MS, Math.max(0, at - now));
 }
 
 function retryAfterOf(err: unknown): number | undefined {

@@ -1,6 +1,6 @@
 import type { Attrs } from '../../../proto/frames.js';
 import { TierError } from '../../errors.js';
-import { checkDesired, copyAttrs, emptyDevice, mergeAttrs, newShadow, NO_DESIRED, type CursorListener, type DesiredLimits, type DeviceShadow, type HubShadow, type SeqCursor, type SessionStart, type ShadowStore } from './shadow-store.js';
+import { checkDesired, copyAttrs, emptyDevice, mergeAttrs, newShadow, NO_DESIRED, type CursorListener, type DesiredLimits, type DeviceRead, type DeviceShadow, type HubShadow, type SeqCursor, type SessionStart, type ShadowStore } from './shadow-store.js';
 
 /**
  * Shadows held in this process (`DATA_DIR=:memory:`, tests). Writes are applied at once (batch
@@ -42,17 +42,21 @@ export class MemoryShadowStore implements ShadowStore {
     return { shadow: await this.load(hubId), cursor: await this.loadCursor(hubId) };
   }
 
-  async load(hubId: string): Promise<HubShadow> {
+  async load(hubId: string, read?: Pick<DeviceRead, 'spent'>): Promise<HubShadow> {
+    const started = performance.now();
     const hub = this.hubs.get(hubId);
     const out = newShadow();
     if (hub) for (const id in hub) out[id] = copyDevice(hub[id]!);
+    if (read?.spent) read.spent.ms += performance.now() - started;
     return out;
   }
 
-  async loadDevices(hubId: string, deviceIds: readonly string[]): Promise<HubShadow> {
+  async loadDevices(hubId: string, deviceIds: readonly string[], read?: DeviceRead): Promise<HubShadow> {
+    const started = performance.now();
     const hub = this.hubs.get(hubId);
     const out = newShadow();
     if (hub) for (const id of deviceIds) if (Object.hasOwn(hub, id)) out[id] = copyDevice(hub[id]!);
+    if (read?.spent) read.spent.ms += performance.now() - started;
     return out;
   }
 

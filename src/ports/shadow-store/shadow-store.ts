@@ -87,7 +87,10 @@ export interface SeqCursor {
  *   taken over meanwhile): they are refused when written, or dropped by a newer session's write.
  * - `delta` semantics: desired keys whose value differs from reported (see `desiredDelta`).
  */
-/** How `loadDevices` reads, for a rule's state: it reads only the reported side, and its home is charged the main thread's time. */
+/**
+ * How a shadow is read: a rule's state (`loadDevices`) needs only the reported side, and a rule's
+ * or an API read's home is charged the main thread's time of it (`spent`, which every store adds).
+ */
 export interface DeviceRead {
   /** the desired side may be left empty: not read */
   reportedOnly?: boolean;
