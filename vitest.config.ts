@@ -11,6 +11,8 @@ const WAITING = [
   'redis-dies-mid-append', 'lean-hubs', 'load-apps', 'npm-start', 'desired-after-welcome', 'shadow-read-budget',
   // nodes that wait on a nats-server, a redis-server or a proxy's cut, timing nothing: 53 s of the serial group (2026-12-07)
   'fleet', 'fleet-outage', 'push-queue-bullmq', 'home-data',
+  // a webhook receiver's retries (lower bounds only) and a recovery's seams, nodes that wait: 20 s of the serial group (2026-12-07)
+  'push-webhook', 'recovery',
 ].map((name) => `test/integration/${name}.test.ts`);
 /** Suites that replace a module (vi.mock): a module another file of the same worker loaded first would not be replaced. They run beside the waiting ones (a group's projects share its worker count). */
 const MOCKING = ['harness-ports', 'openapi-cached'].map((name) => `test/integration/${name}.test.ts`);

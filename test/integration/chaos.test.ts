@@ -30,7 +30,7 @@ function runChaos(args: string[]): Promise<{ code: number | null; stdout: string
 }
 
 /** The run's report; the table and the progress lines (stderr) are shown when it did not pass. */
-async function chaos(mode: 'embedded' | 'cluster', scenario: 'both' | 'all', kills: number): Promise<RunReport> {
+async function chaos(mode: 'embedded' | 'cluster', scenario: string, kills: number): Promise<RunReport> {
   const run = await runChaos(['--mode', mode, '--scenario', scenario, '--hubs', String(HUBS), '--kills', String(kills), '--gap', '2', '--blip', String(BLIP), '--apps', '6', '--seed', '7', '--max-time', '240', '--json']);
   expect(run.code, run.stderr).toBe(0);
   const report = JSON.parse(run.stdout) as RunReport;
@@ -60,7 +60,8 @@ function expectExercised(report: RunReport, faults: number): void {
   expect(report.apps!.delivered).toBeGreaterThan(report.totals.reportsSent / 2);
 }
 
-// the two modes at once: each run waits on restarts more than it computes (about a core between them)
+// three runs at once, the cluster's faults in two (its nine one after another took 54 s of a 490 s
+// suite, 2026-12-07): each run waits on restarts more than it computes (about a core among them)
 describe.concurrent('chaos (real node processes killed and restarted under traffic)', () => {
   it('embedded default: loses no acknowledged report through kill -9 and SIGTERM restarts, keeps acknowledging hubs that had reconnected, and apps reload only after a kill', async () => {
     const report = await chaos('embedded', 'both', 2);
@@ -74,11 +75,23 @@ describe.concurrent('chaos (real node processes killed and restarted under traff
     expect(report.events.map((e) => e.appReloads)).toEqual([HUBS / 10, HUBS / 10, 0]);
   }, 300_000);
 
-  it('cluster mode: loses nothing through a kill -9, a rolling restart, kills and hangs of the nats-server and the redis-server and a frozen node, and apps recover every event without a reload or an old value after a new one', async () => {
-    const report = await chaos('cluster', 'all', 1);
-    expectExercised(report, 9);
-    expect(report.events.map((e) => e.kind)).toEqual(['kill', 'rolling', 'rolling', 'rolling', 'nats', 'redis', 'nats-hang', 'redis-hang', 'freeze']);
-    expect(report.events.map((e) => e.appReloads)).toEqual([0, 0, 0, 0, 0, 0, 0, 0, 0]);
+  it('cluster mode: loses nothing through a kill -9 and a rolling restart, and apps recover every event on other nodes without a reload', async () => {
+    const report = await chaos('cluster', 'kill,rolling', 1);
+    expectExercised(report, 4);
+    expect(report.events.map((e) => e.kind)).toEqual(['kill', 'rolling', 'rolling', 'rolling']);
+    expect(report.events.map((e) => e.appReloads)).toEqual([0, 0, 0, 0]);
+    expect(report.apps!.reloads).toEqual({});
+    // the apps came back through the balancer after their nodes went, on other nodes too, and recovered there
+    const connections = Object.values(report.apps!.connectionsByNode);
+    expect(connections.length).toBe(3);
+    expect(connections.reduce((a, b) => a + b, 0)).toBeGreaterThan(6);
+  }, 300_000);
+
+  it('cluster mode: loses nothing through kills and hangs of the nats-server and the redis-server and a frozen node, and apps recover without an old value after a new one', async () => {
+    const report = await chaos('cluster', 'nats,redis,hang,freeze', 1);
+    expectExercised(report, 5);
+    expect(report.events.map((e) => e.kind)).toEqual(['nats', 'redis', 'nats-hang', 'redis-hang', 'freeze']);
+    expect(report.events.map((e) => e.appReloads)).toEqual([0, 0, 0, 0, 0]);
     // the frozen node's hubs gave up on it and were checked on their next session
     const freeze = report.events.at(-1)!;
     expect(freeze.ledger.sessionsEnded).toBeGreaterThan(0);
@@ -88,11 +101,8 @@ describe.concurrent('chaos (real node processes killed and restarted under traff
     // at most once a reconnect, and only where events went out without one
     const { too_old: lossReloads = 0, ...otherReloads } = report.apps!.reloads;
     expect(otherReloads).toEqual({});
-    // the apps came back through the balancer after their nodes went, on other nodes too, and recovered there
     const connections = Object.values(report.apps!.connectionsByNode);
     expect(lossReloads).toBeLessThanOrEqual(connections.reduce((a, b) => a + b, 0) - 6);
     if (lossReloads > 0) expect(report.apps!.unpositioned).toBeGreaterThan(0);
-    expect(connections.length).toBe(3);
-    expect(connections.reduce((a, b) => a + b, 0)).toBeGreaterThan(6);
   }, 300_000);
 });
