@@ -77,7 +77,7 @@ export function checkReport(frame: ReportFrame, shadow: ReportedShadow, deviceCo
       bytes += key.length + valueBytes(v);
     }
   }
-  if (bytes > limits.shadowBytes) return limitError('r', `the hub's shadow would exceed ${limits.shadowBytes} bytes`);
+  if (bytes > limits.shadowBytes) return limitError('r', `the hub's shadow would exceed ${limits.shadowBytes} (keys and strings counted in UTF-16 code units, other values as 8)`);
   return bytes;
 }
 
@@ -92,7 +92,10 @@ function limitError(field: string, what: string): TierError {
   return new TierError('limit_exceeded', `${field}: ${what}`, { field });
 }
 
-/** Bytes of an attribute value as the limits count them: strings by length, the rest 8. */
+/**
+ * Bytes of an attribute value as the limits count them: strings by length (UTF-16 code units, one
+ * per ASCII character; text beyond ASCII takes up to 3 bytes of UTF-8 a unit), the rest 8.
+ */
 function valueBytes(v: AttrValue): number {
   return typeof v === 'string' ? v.length : 8;
 }

@@ -11,7 +11,7 @@ import { TierError } from '../errors.js';
 import { AUDIT_PAGE_MAX, type AuditLog, type AuditQuery } from '../ports/audit/audit.js';
 import { parseId } from '../schemas/common.js';
 import { DATE_TIME_MESSAGE, dateTimeMs } from '../schemas/date-time.js';
-import type { AuditEntry } from '../../proto/subjects.js';
+import type { AuditActor, AuditEntry } from '../../proto/subjects.js';
 import type { AuditEntryView, AuditReply } from '../schemas/audit.js';
 import { route, routeOptions, type RouteHost } from '../transport/http.js';
 import type { TemplatedApp } from '../transport/uws.js';
@@ -73,6 +73,8 @@ export function homeView(entry: AuditEntry): Omit<AuditEntry, 'from'> {
   return rest;
 }
 
+const ACTOR_KINDS: ReadonlyArray<AuditActor['kind']> = ['admin', 'user', 'rule', 'system'];
+
 /** The latest instant a `Date` holds (ms): a larger `since` or `until` is no time at all. */
 const DATE_MAX_MS = 8_640_000_000_000_000;
 
@@ -106,6 +108,8 @@ export function auditQuery(q: URLSearchParams, withHome: boolean): AuditQuery {
   const homeId = withHome ? text('homeId', 64) : undefined;
   const hubId = text('hubId', 64);
   const actor = text('actor', 256);
+  const actorKind = text('actorKind', 16);
+  if (actorKind !== undefined && !ACTOR_KINDS.includes(actorKind as AuditActor['kind'])) throw bad('actorKind', `must be one of ${ACTOR_KINDS.join(', ')}`);
   const action = text('action', 64);
   const outcome = text('outcome', 64);
   const cursor = text('cursor', 512);
@@ -114,6 +118,7 @@ export function auditQuery(q: URLSearchParams, withHome: boolean): AuditQuery {
   if (homeId !== undefined) out.homeId = homeId;
   if (hubId !== undefined) out.hubId = hubId;
   if (actor !== undefined) out.actor = actor;
+  if (actorKind !== undefined) out.actorKind = actorKind as AuditActor['kind'];
   if (action !== undefined) out.action = action;
   if (outcome !== undefined) out.outcome = outcome;
   if (cursor !== undefined) out.cursor = cursor;

@@ -17,7 +17,8 @@
 import { isValidId } from '../../proto/subjects.js';
 import { requireHome, type Authenticator } from '../auth/authenticator.js';
 import { TierError } from '../errors.js';
-import { optionalJson, requireAnswerRoom, route, routeOptions, type HttpCall, type HttpReply, type RouteHost } from '../transport/http.js';
+import { requireAnswerRoom, route, routeOptions, type HttpCall, type HttpReply, type RouteHost } from '../transport/http.js';
+import { optionalJson } from '../transport/http-input.js';
 import type { TemplatedApp } from '../transport/uws.js';
 import type { RulesEngine } from '../rules/engine.js';
 import type { Rule, RuleSpec, Scene } from '../rules/model.js';

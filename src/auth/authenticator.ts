@@ -5,6 +5,7 @@ import { AdminTokens } from './admin-tokens.js';
 import { MAX_TTL_S } from '../schemas/hubs.js';
 import type { TokenClaims } from './revocations.js';
 import { checkAdminToken, type GuessWatch } from './guess-limit.js';
+import { wellFormed } from '../protocol/well-formed.js';
 
 /**
  * Who is calling: the administrator (everything) or a user limited to the homes of the token;
@@ -61,6 +62,13 @@ const JWT_SHAPE = /^[\w-]+\.[\w-]+\.[\w-]*$/;
  */
 /** How far ahead of a node's clock a token's `iat` may be (s): revocations by `jti` are kept this much past 30 days. */
 export const CLOCK_SKEW_S = 300;
+
+/** Longest `sub` and `jti`: what `POST /v1/admin/tokens/revoke` takes (src/schemas/fleet.ts RevokeRequest). */
+export const MAX_NAME = 128;
+
+function revocableName(v: unknown): boolean {
+  return typeof v === 'string' && v.length >= 1 && v.length <= MAX_NAME && wellFormed(v);
+}
 
 export class Authenticator {
   private readonly admin: AdminTokens;
@@ -128,10 +136,15 @@ export class Authenticator {
     if (typeof payload.sub !== 'string' || !Array.isArray(homes) || !homes.every((h) => typeof h === 'string')) {
       throw new AuthError('unauthorized', 'token must carry sub and homes: string[]');
     }
+    // a token must be revocable by what it names: the revocation route takes a sub or jti of 1..128
+    // well-formed characters, so another issuer's 200-character sub could only be stopped by
+    // rotating JWT_SECRET (review "unicode")
+    if (!revocableName(payload.sub)) throw new AuthError('unauthorized', `token sub must be 1..${MAX_NAME} characters of well-formed Unicode (a revocation names it)`);
+    if (payload.jti !== undefined && !revocableName(payload.jti)) throw new AuthError('unauthorized', `token jti must be a string of 1..${MAX_NAME} characters of well-formed Unicode (a revocation names it)`);
     if (this.requireExp && typeof payload.exp !== 'number') throw new AuthError('unauthorized', 'token must carry exp (tokens that never expire are refused: TIER_JWT_REQUIRE_EXP)');
     const granted = new Set(homes as string[]);
     const p: Principal = { kind: 'user', sub: payload.sub, homes: granted };
-    if (typeof payload.jti === 'string') p.jti = payload.jti;
+    if (payload.jti !== undefined) p.jti = payload.jti as string;
     if (typeof payload.iat === 'number') {
       if (payload.iat > Date.now() / 1000 + this.skewS) throw new AuthError('unauthorized', `token issued in the future (iat more than ${this.skewS} s ahead of this node's clock)`);
       p.iat = payload.iat;

@@ -15,6 +15,7 @@ import { ID_RULE, isValidId, isValidKey, type BusPayload } from '../../proto/sub
 import { ErrorCodes, type ErrorCode } from '../../proto/errors.js';
 import { ProtocolError } from '../errors.js';
 import { binAsBase64 } from './result-bin.js';
+import { cutText } from './well-formed.js';
 import { checkPlainMsgpack, MAX_DEPTH, RefusedValueError, type FrameFields } from './msgpack-scan.js';
 import { uintSize, writeUint } from './msgpack-uint.js';
 
@@ -39,10 +40,15 @@ export const DEFAULT_MAX_FRAME = 16 * 1024;
 /** Limits on what one frame may carry, so a frame cannot make the shadow grow without bound. */
 export const LIMITS = { devicesPerFrame: 256, attrsPerDevice: 64, stringBytes: 1024, idLength: 64, depth: MAX_DEPTH } as const;
 
-/** The error frame for a code of the table: its number and `temporary` flag come from the table. */
+/**
+ * The error frame for a code of the table: its number and `temporary` flag come from the table.
+ * `msg` and `f` are cut to the protocol's string limit (a refused 2,000-character name was repeated
+ * whole, and a hub decoding by §1 refused the error frame itself: review "unicode").
+ */
 export function errorFrameFor(code: ErrorCode, msg: string, ref?: number, field?: string): ErrorFrame {
   const row = ErrorCodes[code];
-  return { t: FrameType.error, c: row.code, e: code, tmp: row.temporary, msg, ref, f: field };
+  const f = field === undefined ? undefined : cutText(field, LIMITS.stringBytes);
+  return { t: FrameType.error, c: row.code, e: code, tmp: row.temporary, msg: cutText(msg, LIMITS.stringBytes), ref, f };
 }
 
 /** Encodes one frame of the hub protocol. */

@@ -5,22 +5,7 @@
  * queue refuses such text, so a rule would be saved and then never notify; it is fitted instead.
  */
 import { PUSH_LIMITS } from '../ports/push-queue/push-queue.js';
-
-/** Ends a cut text (one code unit, so a cut text is exactly at its limit). */
-export const CUT_MARK = '…';
-
-/**
- * `text` in at most `max` code units: longer, it is cut and ends with `…`. The cut falls between
- * code points: half a surrogate pair (an emoji) is no character, and JSON encoders and the phones'
- * push services mangle or refuse it.
- */
-export function cutText(text: string, max: number): string {
-  if (text.length <= max) return text;
-  let end = max - CUT_MARK.length;
-  const last = text.charCodeAt(end - 1);
-  if (last >= 0xd800 && last <= 0xdbff) end--; // a high surrogate whose low half would be cut off
-  return text.slice(0, end) + CUT_MARK;
-}
+import { cutText, toWellFormed } from '../protocol/well-formed.js';
 
 /**
  * The title and body a rule's notify action sends: an empty (or blank) rendering is replaced by
@@ -28,7 +13,16 @@ export function cutText(text: string, max: number): string {
  * Applying it twice changes nothing.
  */
 export function notificationText(title: string, body: string, ruleName: string): { title: string; body: string } {
-  return { title: cutText(orName(title, ruleName), PUSH_LIMITS.title), body: cutText(orName(body, ruleName), PUSH_LIMITS.body) };
+  return { title: fitted(orName(title, ruleName), PUSH_LIMITS.title), body: fitted(orName(body, ruleName), PUSH_LIMITS.body) };
+}
+
+/**
+ * Cut, and whole: CEL's `substring` counts UTF-16 units, so `{{ label.substring(0, 1) }}` of an
+ * emoji renders half of it, which one store kept as `\ud83d` (refused by strict JSON parsers) and
+ * another as U+FFFD (review "unicode"): U+FFFD everywhere.
+ */
+function fitted(text: string, max: number): string {
+  return cutText(toWellFormed(text), max);
 }
 
 function orName(text: string, ruleName: string): string {

@@ -13,6 +13,7 @@ import { callerAddress, clientAddresses } from './client-address.js';
 import type { Config } from '../config/config.js';
 import { endStreaming, PendingAnswers } from './stream-body.js';
 import type { WriteBatch } from './write-batch.js';
+import { decodeParam, malformedQueryParam, parseJson } from './http-input.js';
 
 /** A request as handlers see it: everything read from uWS before the first await. */
 export interface HttpCall {
@@ -153,13 +154,19 @@ function mount(app: TemplatedApp, method: Method | 'head', pattern: string, hand
       }
       params.push(param);
     }
+    const rawQuery = req.getQuery() ?? '';
+    const badParam = rawQuery === '' ? null : malformedQueryParam(rawQuery);
+    if (badParam !== null) {
+      answer(errorReply(new TierError('invalid_field', `${badParam}: not a valid percent-encoded UTF-8 query parameter`, { field: badParam })));
+      return;
+    }
     const body = method === 'get' || method === 'head' || method === 'del' ? null : readBody(res, opts.maxBodyBytes);
     let log: Logger | undefined;
     const call: HttpCall = {
       method: req.getMethod(),
       url: req.getUrl(),
       params,
-      query: new URLSearchParams(req.getQuery() ?? ''),
+      query: new URLSearchParams(rawQuery),
       authorization: req.getHeader('authorization'),
       requestId,
       remote: callerAddress(res, req),
@@ -194,15 +201,7 @@ function errorCodeOf(reply: HttpReply): string | undefined {
   return typeof body === 'object' && body !== null && typeof body.code === 'string' ? body.code : undefined;
 }
 
-/** A path segment percent-decoded, or null for a malformed escape or invalid UTF-8 (never a throw). */
-export function decodeParam(raw: string): string | null {
-  if (!raw.includes('%')) return raw;
-  try {
-    return decodeURIComponent(raw);
-  } catch {
-    return null;
-  }
-}
+
 
 async function run(handler: HttpHandler, call: HttpCall): Promise<HttpReply> {
   try {
@@ -364,54 +363,6 @@ export function readBody(res: HttpResponse, maxBytes: number): Promise<Buffer> {
   });
 }
 
-/** The JSON body of a route whose body may be left out: undefined when it is empty. */
-export async function optionalJson(call: HttpCall): Promise<unknown> {
-  try {
-    return await call.json();
-  } catch (err) {
-    if (err instanceof TierError && err.code === 'invalid_field' && err.field === 'body') return undefined;
-    throw err;
-  }
-}
 
-async function parseJson(body: Promise<Buffer> | null): Promise<unknown> {
-  if (body === null) return undefined;
-  const buf = await body;
-  if (buf.length === 0) throw new TierError('invalid_field', 'a JSON body is required', { field: 'body' });
-  const text = buf.toString('utf8');
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch {
-    throw new TierError('malformed_frame', 'body is not valid JSON', { field: 'body' });
-  }
-  // a lone surrogate comes only from a \u escape (decoded UTF-8 has none): walked only then. Taken,
-  // it was answered as given and stored as U+FFFD (a hostile review, 2026-12-06)
-  if (text.includes('\\u')) refuseLoneSurrogates(value);
-  return value;
-}
 
-/** Throws `invalid_field` naming the first key or string of `value` that is not well-formed UTF-16. */
-function refuseLoneSurrogates(value: unknown): void {
-  // iterative: a body may nest as deep as JSON.parse allows
-  const stack: Array<[unknown, string]> = [[value, '']];
-  const at = (path: string, key: string) => (path === '' ? key : `${path}.${key}`);
-  while (stack.length > 0) {
-    const [v, path] = stack.pop()!;
-    if (typeof v === 'string') {
-      if (!wellFormed(v)) throw new TierError('invalid_field', `${path || 'body'}: not well-formed Unicode (a lone surrogate)`, { field: path || 'body' });
-    } else if (Array.isArray(v)) {
-      for (let i = 0; i < v.length; i++) stack.push([v[i], at(path, String(i))]);
-    } else if (v !== null && typeof v === 'object') {
-      for (const [key, inner] of Object.entries(v)) {
-        if (!wellFormed(key)) throw new TierError('invalid_field', `${path || 'body'}: a key that is not well-formed Unicode (a lone surrogate)`, { field: path || 'body' });
-        stack.push([inner, at(path, key)]);
-      }
-    }
-  }
-}
 
-/** String.prototype.isWellFormed (Node 20; not in TypeScript's ES2022 library). */
-function wellFormed(s: string): boolean {
-  return (s as string & { isWellFormed(): boolean }).isWellFormed();
-}

@@ -111,6 +111,19 @@ export function auditLogContract(name: string, make: AuditLogFactory): void {
       expect(await ids({ homeId: 'h3' })).toEqual([]);
     });
 
+    it('tells actors of one name apart by kind: a user whose sub is admin, the admin token, a rule (review "unicode")', async () => {
+      const log = await open();
+      const es = [entry(0, { actor: { kind: 'admin' } }), entry(1, { actor: { kind: 'user', sub: 'admin' } }), entry(2, { actor: { kind: 'rule', sub: 'admin' } }), entry(3, { actor: { kind: 'user', sub: 'bob' } })];
+      for (const e of es) log.record(e);
+      await log.flushed();
+      const ids = async (q: Omit<AuditQuery, 'limit'>) => (await all(log, q)).map((e) => es.findIndex((x) => x.id === e.id));
+      expect(await ids({ actor: 'admin' })).toEqual([2, 1, 0]);
+      expect(await ids({ actor: 'admin', actorKind: 'admin' })).toEqual([0]);
+      expect(await ids({ actor: 'admin', actorKind: 'user' })).toEqual([1]);
+      expect(await ids({ actorKind: 'user' })).toEqual([3, 1]);
+      expect(await ids({ actorKind: 'system' })).toEqual([]);
+    });
+
     it('pages with the cursor: newest first, none twice, none skipped, next null at the end', async () => {
       const log = await open();
       const es = Array.from({ length: 25 }, (_, i) => entry(i, { homeId: i % 2 === 0 ? 'even' : 'odd' }));

@@ -85,6 +85,17 @@ describe('app requests', () => {
       expect.objectContaining({ code: 'invalid_field', field: expect.stringMatching(/^params\.p(\.a)+$/), ref: 2 }),
     );
   });
+
+  it('refuses a lone surrogate from a JSON escape in any string or key, naming it and the request (the hub got U+FFFD)', () => {
+    const text = (s: string) => new TextEncoder().encode(s).buffer as ArrayBuffer;
+    const refused = (json: string, field: string) => expect(() => decodeAppRequest(text(json), false, 1 << 20)).toThrow(expect.objectContaining({ code: 'invalid_field', field, ref: 7 }));
+    refused('{"op":"cmd","id":7,"hub":"h","device":"d","set":{"label":"a\\ud800"}}', 'set.label');
+    refused('{"op":"cmd","id":7,"hub":"h","device":"d","method":"m","params":{"list":["ok","\\udc00x"]}}', 'params.list.1');
+    refused('{"op":"cmd","id":7,"hub":"h","device":"d","set":{"a\\ud83d":1}}', 'set');
+    // a whole pair escaped, and the same text unescaped, are one emoji
+    const pair = decodeAppRequest(text('{"op":"cmd","id":7,"hub":"h","device":"d","set":{"label":"\\ud83d\\udeaa 🚪"}}'), false, 1 << 20);
+    expect(pair).toMatchObject({ set: { label: '🚪 🚪' } });
+  });
 });
 
 /** Values an attribute map or parameters may be sent as, hostile ones first. */

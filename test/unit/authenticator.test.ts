@@ -36,6 +36,15 @@ describe('Authenticator', () => {
     expect(await auth.fromToken(token)).toMatchObject({ kind: 'user', sub: 'eve' });
   });
 
+  it('refuses a sub or jti a revocation cannot name: empty, over 128 characters, a lone surrogate, not a string (review "unicode")', async () => {
+    const signed = (sub: string, jti?: unknown) => new SignJWT({ homes: ['h1'], ...(jti === undefined ? {} : { jti: jti as string }) }).setProtectedHeader({ alg: 'HS256' }).setSubject(sub).setIssuedAt().setExpirationTime('1m').sign(key);
+    for (const sub of ['', 'u'.repeat(129), 'a\ud800b']) expect(await refusal(await signed(sub)), JSON.stringify(sub)).toBe('unauthorized');
+    for (const jti of ['', 'j'.repeat(129), '\udc00', 42]) expect(await refusal(await signed('eve', jti)), JSON.stringify(jti)).toBe('unauthorized');
+    // at the limit, and text beyond ASCII, are taken
+    expect(await claims(auth, await signed('u'.repeat(128), 'j'.repeat(128)))).toMatchObject({ sub: 'u'.repeat(128), jti: 'j'.repeat(128) });
+    expect(await claims(auth, await signed('zoë 🚪'))).toMatchObject({ sub: 'zoë 🚪' });
+  });
+
   it('refuses a forged signature, another algorithm, no signature, an expired token and one without exp', async () => {
     const good = await auth.issue('bob', ['h1'], 60);
     const [header, payload] = good.split('.');

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { FrameType } from '../../proto/frames.js';
-import { DEFAULT_MAX_FRAME, LIMITS, decodeHubFrame, decodeServerFrame, decodeValue, encode, encodeAck, encodeValue, encodeWithin, params, paramsFit } from '../../src/protocol/codec.js';
+import { DEFAULT_MAX_FRAME, LIMITS, decodeHubFrame, decodeServerFrame, decodeValue, encode, encodeAck, encodeValue, encodeWithin, errorFrameFor, params, paramsFit } from '../../src/protocol/codec.js';
 import { ProtocolError } from '../../src/errors.js';
 import { checkPlainMsgpack } from '../../src/protocol/msgpack-scan.js';
 import { withRaw } from '../helpers/msgpack-raw.js';
@@ -446,5 +446,27 @@ describe('encoding and optional fields', () => {
     expect(encode({ t: 6, s: 200 }).toString('hex')).toBe('82a17406a173ccc8');
     expect(encode({ t: 6, s: 70000 }).toString('hex')).toBe('82a17406a173ce00011170');
     expect(encodeValue({ a: -33 }).toString('hex')).toBe('81a161d0df');
+  });
+});
+
+describe('error frames the server sends', () => {
+  it('repeat a refused 2,000-character name cut to the string limit, so a hub decoding by the protocol reads them (review "unicode")', () => {
+    const name = '🚪'.repeat(1_000);
+    const frame = encode({ t: FrameType.report, s: 1, r: { d1: { [name]: 1 } } } as never);
+    let refused: ProtocolError | undefined;
+    try {
+      decodeHubFrame(frame);
+    } catch (err) {
+      refused = err as ProtocolError;
+    }
+    expect(refused?.field?.length).toBeGreaterThan(LIMITS.stringBytes);
+    const error = errorFrameFor(refused!.code, refused!.message, 1, refused!.field);
+    const back = decodeServerFrame(encode(error)) as { msg: string; f: string };
+    for (const text of [back.msg, back.f]) {
+      expect(text.length).toBeLessThanOrEqual(LIMITS.stringBytes);
+      expect(text.endsWith('…')).toBe(true);
+      expect(/[\uD800-\uDFFF]/u.test(text)).toBe(false);
+    }
+    expect(back.f.startsWith(`r.d1.${'🚪'.repeat(10)}`)).toBe(true);
   });
 });

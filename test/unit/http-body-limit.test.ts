@@ -33,3 +33,35 @@ it('a malformed percent escape in a path id is refused 400, and the node goes on
   }
   expect((await api(node.http, 'GET', '/v1/admin/hubs', ADMIN)).status).toBe(200);
 });
+
+/** A request whose body is these raw bytes (fetch would encode a string as UTF-8). */
+async function rawBody(method: string, path: string, bytes: Buffer): Promise<{ status: number; body: any }> {
+  const res = await fetch(`${node.http}${path}`, { method, headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' }, body: new Uint8Array(bytes) as unknown as BodyInit });
+  return { status: res.status, body: await res.json() };
+}
+
+it('a body that is not UTF-8 is refused 400 invalid_field, where a body is optional too (it was stored as U+FFFD)', async () => {
+  expect((await api(node.http, 'POST', '/v1/admin/hubs', ADMIN, { hubId: 'bl-utf8', homeId: 'bl-home' })).status).toBe(201);
+  const bad = Buffer.from([...Buffer.from('{"label":"a'), 0xff, 0xc3, ...Buffer.from('b"}')]);
+  expect(await rawBody('PUT', '/v1/hubs/bl-utf8/devices/d1/desired', bad)).toMatchObject({ status: 400, body: { code: 'invalid_field', field: 'body' } });
+  expect((await api(node.http, 'GET', '/v1/hubs/bl-utf8/shadow', ADMIN)).body.devices).toEqual({});
+  // the rotation's body may be left out: bytes that are not UTF-8 are no empty body (the secret is not rotated)
+  const rotate = await rawBody('POST', '/v1/admin/hubs/bl-utf8/secret', Buffer.from([0x7b, 0xff, 0x7d]));
+  expect(rotate).toMatchObject({ status: 400, body: { code: 'invalid_field', field: 'body' } });
+  // a lone surrogate as the whole document is refused on an optional body too
+  expect(await rawBody('POST', '/v1/admin/hubs/bl-utf8/secret', Buffer.from('"\\ud800"'))).toMatchObject({ status: 400, body: { code: 'invalid_field', field: 'body' } });
+  // a UTF-8 body with a BOM and non-ASCII text is read
+  const ok = await rawBody('PUT', '/v1/hubs/bl-utf8/devices/d1/desired', Buffer.from('\ufeff{"desired":{"label":"café 日本 🚪"}}'));
+  expect(ok.status).toBe(200);
+  expect((await api(node.http, 'GET', '/v1/hubs/bl-utf8/shadow', ADMIN)).body.devices.d1.desired).toEqual({ label: 'café 日本 🚪' });
+});
+
+it('a malformed escape in a query parameter is refused 400 naming it, as in a path (it was read as U+FFFD or as given)', async () => {
+  for (const [query, field] of [['actor=%ED%A0%80', 'actor'], ['actor=%zz', 'actor'], ['limit=5&acto%E0r=x', 'acto%E0r'], ['homeId=a%', 'homeId']]) {
+    const res = await api(node.http, 'GET', `/v1/admin/audit?${query}`, ADMIN);
+    expect(res, query).toMatchObject({ status: 400, body: { code: 'invalid_field', field } });
+  }
+  // well-formed escapes, a + for a space and non-ASCII text still pass
+  expect((await api(node.http, 'GET', `/v1/admin/audit?actor=${encodeURIComponent('café 🚪')}&action=rule.`, ADMIN)).status).toBe(200);
+  expect((await api(node.http, 'GET', '/v1/admin/audit?actor=a+b', ADMIN)).status).toBe(200);
+});

@@ -6,7 +6,8 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { PUSH_LIMITS, validatePushNotification } from '../../src/ports/push-queue/push-queue.js';
-import { cutText, notificationText } from '../../src/rules/notify-text.js';
+import { notificationText } from '../../src/rules/notify-text.js';
+import { cutText } from '../../src/protocol/well-formed.js';
 import { validateRuleSpec } from '../../src/rules/validate.js';
 import { rig, warmPool, type Rig } from './rules-fixtures.js';
 
@@ -53,9 +54,21 @@ describe('notificationText', () => {
     expect(() => validatePushNotification({ homeId: 'home1', ...fitted, dedupKey: 'k' })).not.toThrow();
     expect(notificationText(fitted.title, fitted.body, 'r')).toEqual(fitted);
   });
+
+  it('a lone surrogate a template rendered (CEL substring counts UTF-16 units) becomes U+FFFD, as every store would keep it', () => {
+    expect(notificationText('\ud83d opened', 'a \udeaa b 🚪', 'r')).toEqual({ title: '\ufffd opened', body: 'a \ufffd b 🚪' });
+  });
 });
 
 describe('through the engine', () => {
+  it('half an emoji from substring reaches the push queue as U+FFFD, not as a lone surrogate (review "unicode")', async () => {
+    r = rig(pool(), Date.UTC(2026, 6, 1, 10));
+    await r.store.createRule('home1', validateRuleSpec(leakRule('{{ event.params.msg.substring(0, 1) }} opened', 'ok')));
+    r.hubs.event('home1-hub', 'bath-leak', 'leak', { msg: '🚪 front' });
+    await r.settle();
+    expect(r.pushes.map((p) => p.notification.title)).toEqual(['\ufffd opened']);
+  });
+
   it('a title and body rendered over the push limits are cut and queued, not dropped; the dry run shows the same text', async () => {
     r = rig(pool(), Date.UTC(2026, 6, 1, 10));
     // the review's two cases: a title built by map() (261 characters), a hub's 1,024-character attribute

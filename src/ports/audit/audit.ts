@@ -4,6 +4,7 @@
  */
 
 import type { AuditAction, AuditActor, AuditEntry } from '../../../proto/subjects.js';
+import { cutWhole } from '../../protocol/well-formed.js';
 
 export type { AuditAction, AuditActor, AuditEntry };
 
@@ -12,6 +13,8 @@ export interface AuditQuery {
   hubId?: string;
   /** a user's `sub`, or `admin` for the admin token, or a rule id */
   actor?: string;
+  /** the actor's kind: `actor=admin` alone also finds a user whose sub is `admin`, and a rule of that id */
+  actorKind?: AuditActor['kind'];
   /** an action or its prefix: `rule.` matches every rule action */
   action?: string;
   /** `ok`, an error code, or `error` for every outcome but ok */
@@ -96,6 +99,7 @@ export function matches(e: AuditEntry, q: AuditQuery): boolean {
   if (q.homeId !== undefined && e.homeId !== q.homeId) return false;
   if (q.hubId !== undefined && e.hubId !== q.hubId) return false;
   if (q.actor !== undefined && (e.actor.sub ?? e.actor.kind) !== q.actor) return false;
+  if (q.actorKind !== undefined && e.actor.kind !== q.actorKind) return false;
   if (q.action !== undefined && !e.action.startsWith(q.action)) return false;
   if (q.outcome !== undefined && (q.outcome === 'error' ? e.outcome === 'ok' : e.outcome !== q.outcome)) return false;
   if (q.since !== undefined && e.at < q.since) return false;
@@ -105,7 +109,8 @@ export function matches(e: AuditEntry, q: AuditQuery): boolean {
 
 /** Bounds every string of an entry (an entry built from a hostile request stays small). */
 export function bounded(e: AuditEntry): AuditEntry {
-  const cut = (s: string) => (s.length > DETAIL_MAX ? s.slice(0, DETAIL_MAX) : s);
+  // never through an emoji: half of it read back as U+FFFD from one store, a lone \ud83d from another (review "unicode")
+  const cut = (s: string) => cutWhole(s, DETAIL_MAX);
   const out: AuditEntry = { id: cut(e.id), at: e.at, actor: { kind: e.actor.kind }, from: { node: cut(e.from.node) }, action: cut(e.action) as AuditAction, outcome: cut(e.outcome) };
   if (e.actor.sub !== undefined) out.actor.sub = cut(e.actor.sub);
   if (e.from.ip !== undefined) out.from.ip = cut(e.from.ip);

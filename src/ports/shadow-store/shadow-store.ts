@@ -322,7 +322,7 @@ export function checkDesiredIn(view: DesiredView, hubId: string, deviceId: strin
   if (keys > limits.attrsPerDevice && keys > Object.keys(before).length) return desiredLimit('desired', `more than ${limits.attrsPerDevice} attributes on device ${deviceId}`);
   const grown = desiredBytes(deviceId, next);
   if (grown <= desiredBytes(deviceId, before)) return null;
-  if (grown + view.othersBytes(deviceId) > limits.desiredBytes) return desiredLimit('desired', `the desired state of hub ${hubId} would exceed ${limits.desiredBytes} bytes`);
+  if (grown + view.othersBytes(deviceId) > limits.desiredBytes) return desiredLimit('desired', `the desired state of hub ${hubId} would exceed ${limits.desiredBytes} (ids, keys and strings counted in UTF-16 code units, other values as 8)`);
   return null;
 }
 
