@@ -13,6 +13,8 @@ const WAITING = [
   'fleet', 'fleet-outage', 'push-queue-bullmq', 'home-data',
   // a webhook receiver's retries (lower bounds only) and a recovery's seams, nodes that wait: 20 s of the serial group (2026-12-07)
   'push-webhook', 'recovery',
+  // one node whose disk syncs slowly (an LD_PRELOAD shim): it counts syncs, it times nothing
+  'slow-disk',
 ].map((name) => `test/integration/${name}.test.ts`);
 /** Suites that replace a module (vi.mock): a module another file of the same worker loaded first would not be replaced. They run beside the waiting ones (a group's projects share its worker count). */
 const MOCKING = ['harness-ports', 'openapi-cached'].map((name) => `test/integration/${name}.test.ts`);

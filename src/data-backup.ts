@@ -211,7 +211,8 @@ export async function importStore(store: DataStore, file: string): Promise<Recor
       // thrown inside the transaction: what the second read wrote is rolled back
       if (source.rereadable && source.digest !== digest) throw changed();
     });
-    await store.durable();
+    // the transaction above committed synchronously: this waits for its sync
+    await store.written(Promise.resolve());
     return checked.counts;
   } finally {
     source.close();

@@ -406,9 +406,10 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
       step('rules_stopped');
       // a durable queue keeps its jobs for the other nodes; only one that forgets them is drained
       if (!ports.push.durable) await Promise.race([ports.push.drain(), new Promise((r) => setTimeout(r, 2_000).unref())]);
-      // a failed flush (a backend away) still closes everything below, then fails the close: nothing
-      // that logs may outlive it (a push queue retrying Redis would write to the ended log)
-      const unflushed = await ports.shadows.flush().then(() => null, (err: unknown) => err);
+      // a failed flush (a backend away) still closes everything below, then fails the close (a push queue retrying
+      // Redis would write to the ended log); unbounded, but said every 5 s while a slow disk holds it (review "slowdisk")
+      const waiting = setInterval(() => step('state_flush_waits_for_the_disk'), 5_000).unref();
+      const unflushed = await ports.shadows.flush().then(() => null, (err: unknown) => err).finally(() => clearInterval(waiting));
       step('state_flushed', { pushDurable: ports.push.durable, flushed: unflushed === null });
       access.close();
       binding.uws.us_listen_socket_close(adminSocket.socket);

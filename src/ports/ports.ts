@@ -139,4 +139,6 @@ export interface BusObserver {
 export interface BatchObserver {
   /** a batch of `size` writes (hubs or entries) became durable `seconds` after it was started */
   flushed(size: number, seconds: number): void;
+  /** how long the oldest batch not yet durable has waited (ms), read at each scrape */
+  waiting?(oldestMs: () => number): void;
 }

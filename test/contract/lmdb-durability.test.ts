@@ -236,7 +236,17 @@ describe('LmdbShadowStore', () => {
     // an instrumented store: flushes are held until the test lets them go
     let release!: () => void;
     const held = new Promise<void>((r) => (release = r));
-    const instrumented: DataStore = { ...data, db: data.db.bind(data), flushed: () => held.then(() => data.flushed()), close: () => data.close() };
+    const instrumented: DataStore = {
+      ...data,
+      db: data.db.bind(data),
+      flushed: () => held.then(() => data.flushed()),
+      written: async (write) => {
+        const result = await data.written(write);
+        await held;
+        return result;
+      },
+      close: () => data.close(),
+    };
     const store = new LmdbShadowStore(instrumented, { log });
     const raw = data.db<unknown>('shadows');
     const heard: Array<[number, unknown]> = [];

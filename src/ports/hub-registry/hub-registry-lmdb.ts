@@ -59,13 +59,14 @@ export class LmdbHubRegistry implements HubRegistry {
   }
 
   async create(record: HubRecord): Promise<void> {
-    const created = await this.db.transaction(() => {
-      if (this.db.get(record.hubId) !== undefined) return false;
-      this.write(record, null);
-      return true;
-    });
+    const created = await this.data.written(
+      this.db.transaction(() => {
+        if (this.db.get(record.hubId) !== undefined) return false;
+        this.write(record, null);
+        return true;
+      }),
+    );
     if (!created) throw new TierError('already_exists', `hub ${record.hubId} is already provisioned`);
-    await this.durable();
   }
 
   async get(hubId: string): Promise<HubRecord | null> {
@@ -114,15 +115,15 @@ export class LmdbHubRegistry implements HubRegistry {
   }
 
   async remove(hubId: string): Promise<boolean> {
-    const found = await this.db.transaction(() => {
-      const s = this.db.get(hubId);
-      if (s === undefined) return false;
-      void this.db.remove(hubId);
-      void this.homes.remove([s[0], hubId]);
-      return true;
-    });
-    await this.durable();
-    return found;
+    return this.data.written(
+      this.db.transaction(() => {
+        const s = this.db.get(hubId);
+        if (s === undefined) return false;
+        void this.db.remove(hubId);
+        void this.homes.remove([s[0], hubId]);
+        return true;
+      }),
+    );
   }
 
   forget(): void {}
@@ -145,17 +146,17 @@ export class LmdbHubRegistry implements HubRegistry {
   /** Reads, changes and writes one record in one transaction. */
   /** `f` answers the record to write, or null to write nothing. */
   private async change(hubId: string, f: (r: HubRecord) => HubRecord | null): Promise<HubRecord | null> {
-    const next = await this.db.transaction(() => {
-      const s = this.db.get(hubId);
-      if (s === undefined) return null;
-      const old = decodeHubRecord(hubId, s);
-      const r = f(old);
-      if (r === null) return null;
-      this.write(r, old.homeId);
-      return r;
-    });
-    await this.durable();
-    return next;
+    return this.data.written(
+      this.db.transaction(() => {
+        const s = this.db.get(hubId);
+        if (s === undefined) return null;
+        const old = decodeHubRecord(hubId, s);
+        const r = f(old);
+        if (r === null) return null;
+        this.write(r, old.homeId);
+        return r;
+      }),
+    );
   }
 
   /** Inside a transaction: the record and its home index entry (moved when the home changed). */
@@ -165,11 +166,6 @@ export class LmdbHubRegistry implements HubRegistry {
       if (oldHome !== null) void this.homes.remove([oldHome, r.hubId]);
       void this.homes.put([r.homeId, r.hubId], null);
     }
-  }
-
-  private async durable(): Promise<void> {
-    // a commit is visible at once; with sync 'commit' it is on disk only once flushed
-    if (this.data.sync === 'commit') await this.data.flushed();
   }
 }
 

@@ -19,8 +19,7 @@ export class LmdbPendingRuns implements PendingRuns {
   }
 
   async save(run: PendingRun): Promise<void> {
-    await this.#db.put(run.ruleId, run);
-    await this.#store.durable();
+    await this.#store.written(this.#db.put(run.ruleId, run));
   }
 
   async remove(ruleId: string, runId: string): Promise<void> {

@@ -158,8 +158,7 @@ export class LmdbPushQueue implements PushQueue {
     const erasingAtStart = this.erased.get(n.homeId)?.ended === null;
     try {
       // puts of one turn commit as one transaction
-      await Promise.all([this.db.put(['dedup', n.dedupKey], { id, at: now }), this.db.put(['job', id], job)]);
-      await this.data.durable();
+      await this.data.written(Promise.all([this.db.put(['dedup', n.dedupKey], { id, at: now }), this.db.put(['job', id], job)]));
       const erasure = this.erased.get(n.homeId);
       if (erasure !== undefined && (erasure.n > before || erasingAtStart)) {
         await this.db.remove(['job', id]);
@@ -209,8 +208,7 @@ export class LmdbPushQueue implements PushQueue {
     if (keys.length === 0) return 0;
     keepOnly(this.waiting, (id) => !ids.has(id));
     for (const id of ids) this.delayed.delete(id);
-    await Promise.all(keys.map((k) => this.db.remove(k)));
-    await this.data.durable();
+    await this.data.written(Promise.all(keys.map((k) => this.db.remove(k))));
     this.settle();
     return keys.length;
   }
@@ -267,8 +265,7 @@ export class LmdbPushQueue implements PushQueue {
   private async recordDelivered(id: string): Promise<void> {
     // counted first: outcomes of one turn each write a larger total, committed in order
     this.delivered++;
-    await Promise.all([this.db.remove(['job', id]), this.db.put(['count', 'delivered'], this.delivered)]);
-    await this.data.durable();
+    await this.data.written(Promise.all([this.db.remove(['job', id]), this.db.put(['count', 'delivered'], this.delivered)]));
   }
 
   private async retryOrFail(id: string, job: StoredJob, delivery: PushDelivery, err: unknown): Promise<void> {
@@ -288,15 +285,13 @@ export class LmdbPushQueue implements PushQueue {
         writes.push(this.db.remove(key));
       }
       writes.push(...this.expiredFailures(now));
-      await Promise.all(writes);
-      await this.data.durable();
+      await this.data.written(Promise.all(writes));
       this.log?.warn({ pushId: id, homeId: delivery.notification.homeId, attempts: attempt, err: error }, 'push notification failed: attempts used up (kept as failed)');
       this.onFailed?.(delivery, err);
       return;
     }
     const dueAt = this.now() + retryDelay(attempt, this.settings.backoffMs, this.settings.maxBackoffMs, err);
-    await this.db.put(['job', id], { ...job, attempt, dueAt } satisfies StoredJob);
-    await this.data.durable();
+    await this.data.written(this.db.put(['job', id], { ...job, attempt, dueAt } satisfies StoredJob));
     this.delay(id, dueAt);
   }
 

@@ -33,8 +33,7 @@ export class LmdbRevocationStore implements RevocationStore {
   }
 
   async add(r: TokenRevocation): Promise<void> {
-    await this.db.put(revocationKey(r), revocationRecord(r));
-    if (this.data.sync === 'commit') await this.data.flushed();
+    await this.data.written(this.db.put(revocationKey(r), revocationRecord(r)));
   }
 
   async list(nowS: number): Promise<TokenRevocation[]> {

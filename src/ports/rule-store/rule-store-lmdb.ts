@@ -170,15 +170,15 @@ export class LmdbRuleStore implements RuleStore {
     if (!Number.isSafeInteger(at)) return Promise.reject(new RangeError(`cursor instant must be an integer of ms, got ${at}`));
     if (this.closed) return Promise.reject(closedError());
     // LMDB runs one write transaction at a time: racing calls see each other's result
-    const moved = await this.data.root.transaction(() => {
-      const cur = this.db.get(['cursor', ruleId]) as Cursor | undefined;
-      if (typeof cur === 'number' && cur >= at) return false;
-      if (typeof cur === 'object' && this.now() - cur.deletedAt < TOMBSTONE_MS) return false;
-      void this.db.put(['cursor', ruleId], at);
-      return true;
-    });
-    if (moved) await this.data.durable();
-    return moved;
+    return this.data.written(
+      this.data.root.transaction(() => {
+        const cur = this.db.get(['cursor', ruleId]) as Cursor | undefined;
+        if (typeof cur === 'number' && cur >= at) return false;
+        if (typeof cur === 'object' && this.now() - cur.deletedAt < TOMBSTONE_MS) return false;
+        void this.db.put(['cursor', ruleId], at);
+        return true;
+      }),
+    );
   }
 
   async addRunStats(deltas: readonly RuleRunDelta[]): Promise<void> {
@@ -311,15 +311,16 @@ export class LmdbRuleStore implements RuleStore {
    */
   private async write(homeId: string, change: (home: HomeRecord) => boolean): Promise<boolean> {
     if (this.closed) throw closedError();
-    const version = await this.data.root.transaction(() => {
-      const home: HomeRecord = { ...(this.home(homeId) ?? { v: 0 }) };
-      if (!change(home)) return 0;
-      home.v = Math.max(home.v + 1, Math.round(this.now()));
-      void this.db.put(['home', homeId], home);
-      return home.v;
-    });
+    const version = await this.data.written(
+      this.data.root.transaction(() => {
+        const home: HomeRecord = { ...(this.home(homeId) ?? { v: 0 }) };
+        if (!change(home)) return 0;
+        home.v = Math.max(home.v + 1, Math.round(this.now()));
+        void this.db.put(['home', homeId], home);
+        return home.v;
+      }),
+    );
     if (version === 0) return false;
-    await this.data.durable();
     const note = { homeId, version };
     for (const l of [...this.listeners]) {
       try {

@@ -6,6 +6,7 @@
  * entries and numbers in shadow-store-lmdb-hubs.ts.
  */
 import type { BatchObserver } from '../ports.js';
+import { WriteStall } from '../write-stall.js';
 import type { Database } from 'lmdb';
 import type { Attrs } from '../../../proto/frames.js';
 import type { Logger } from '../../log/logger.js';
@@ -119,6 +120,9 @@ export class LmdbShadowStore implements ShadowStore {
   private readonly names: StoredNames;
   private readonly log: Logger;
   private readonly batches: BatchObserver | undefined;
+  /** the oldest transaction not yet durable, said when the disk holds it long */
+  private readonly stall: WriteStall;
+  private readonly stallCheck: NodeJS.Timeout;
   /** the batch still taking writes; `start` queues its transaction (at once, or at the window's end) */
   private open: { hubs: Map<string, QueuedHub>; settled: Promise<void>; start: (() => void) | null } | null = null;
   private windowTimer: NodeJS.Timeout | null = null;
@@ -154,6 +158,9 @@ export class LmdbShadowStore implements ShadowStore {
     this.log = options.log;
     this.names = new StoredNames(data.db<string[]>(NAMES_DB) as unknown as Database<string[], number>, options.log);
     this.batches = options.batches;
+    this.stall = new WriteStall(options.log, 'shadows');
+    this.batches?.waiting?.(() => this.stall.oldestMs());
+    this.stallCheck = setInterval(() => this.stall.check(), 1_000).unref();
     this.batchWindowMs = options.batchWindowMs ?? 0;
     if (!(this.batchWindowMs >= 0 && this.batchWindowMs < Infinity)) throw new RangeError(`batchWindowMs must be ≥ 0, got ${this.batchWindowMs}`);
     migrateShadowRecords(data, this.db, this.names, this.log);
@@ -472,6 +479,7 @@ export class LmdbShadowStore implements ShadowStore {
     this.closed = true;
     this.open = null;
     await this.flush();
+    clearInterval(this.stallCheck);
   }
 
   /** The hub's writes so far, once durable; a batch of them still in its window is queued now, not waited for. */
@@ -655,9 +663,10 @@ export class LmdbShadowStore implements ShadowStore {
     const done = this.db.transaction(body);
     const release = (): void => this.uncommitted.release([hubId]);
     void done.then(release, release);
-    this.pending.set(hubId, this.track(done, undefined, () => [hubId], () => {}));
+    const settled = this.track(done, undefined, () => [hubId], () => {});
+    this.pending.set(hubId, settled);
     const result = await done;
-    await this.durable();
+    await settled;
     return result;
   }
 
@@ -666,10 +675,12 @@ export class LmdbShadowStore implements ShadowStore {
    * names) point at it, or at `known` (a batch's promise handed out before), until then. Never rejects.
    */
   private track<T>(done: Promise<T>, known: Promise<void> | undefined, hubs: () => Iterable<string>, then: (result: T) => void): Promise<void> {
-    const settled: Promise<void> = done
+    // called as `done` is issued: `written` follows that transaction's own sync
+    const ended = this.stall.begin();
+    const settled: Promise<void> = this.data
+      .written(done)
       .then(
-        async (result) => {
-          await this.durable();
+        (result) => {
           this.#healthy = true;
           then(result);
         },
@@ -682,6 +693,7 @@ export class LmdbShadowStore implements ShadowStore {
         },
       )
       .finally(() => {
+        ended();
         for (const h of hubs()) if (this.pending.get(h) === settled || (known !== undefined && this.pending.get(h) === known)) this.pending.delete(h);
       });
     this.last = settled;
@@ -699,10 +711,5 @@ export class LmdbShadowStore implements ShadowStore {
    */
   get healthy(): boolean {
     return this.#healthy;
-  }
-
-  private async durable(): Promise<void> {
-    // with overlapping sync a commit is visible before it is on disk: wait for the flush
-    if (this.data.sync === 'commit') await this.data.flushed();
   }
 }
