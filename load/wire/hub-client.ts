@@ -6,6 +6,7 @@ import { mergeAttrs } from './devices.js';
 import { decodeServer, encodeFrame, frames, type CommandOutcome } from './frames.js';
 import { HubClientError, dial, hubEndpoint, signedHeaders } from './handshake.js';
 import { Outbox } from './outbox.js';
+import { ResendPacer } from './resend-pacer.js';
 import { FrameWaiters } from './waiters.js';
 
 export { HubClientError, type CommandOutcome };
@@ -92,6 +93,8 @@ export class HubClient extends EventEmitter<HubClientEvents> {
   private connecting: Connecting | null = null;
   private readonly outbox = new Outbox();
   private heartbeatTimer: NodeJS.Timeout | null = null;
+  /** sends the backlog after a reconnect, a gap or a refusal, paced (frames behind it wait their turn) */
+  private readonly resend = new ResendPacer(this.outbox, (bytes) => this.ws?.send(bytes));
   private readonly waiters = new FrameWaiters();
   private lastServerCode: string | null = null;
   private closedPromise: Promise<CloseInfo> = Promise.resolve({ code: 0, reason: 'not connected yet' });
@@ -203,17 +206,12 @@ export class HubClient extends EventEmitter<HubClientEvents> {
   }
 
   /**
-   * Sends every unacknowledged frame again, in order (after a reconnect with the same boot id, or
-   * when the server reported a gap). Returns how many were sent.
+   * Sends every unacknowledged frame from `fromSeq` again, in order and paced (ResendPacer: 100 at
+   * once, then 20 every 500 ms; frames sent meanwhile go in their turn), after a reconnect with the
+   * same boot id or when the server reported a gap. Returns how many are queued for it.
    */
   resendUnacked(fromSeq = 0): number {
-    if (!this.connected) return 0;
-    let n = 0;
-    for (const bytes of this.outbox.from(fromSeq)) {
-      this.ws!.send(bytes);
-      n++;
-    }
-    return n;
+    return this.connected ? this.resend.from(fromSeq) : 0;
   }
 
   /** Replaces the command handler; the default one is `defaultHandler`. */
@@ -344,6 +342,9 @@ export class HubClient extends EventEmitter<HubClientEvents> {
     }
     // refused (rate_limited, busy, ...): the caller learns it; the frame stays queued for a resend
     this.outbox.refused(frame.ref, new HubClientError(frame.e, `frame ${frame.ref} refused: ${frame.msg ?? frame.e}`, { temporary: frame.tmp }));
+    // refused for now, the server still expects it: sent again, paced. Left alone, every later frame met
+    // sequence_gap at a number already resent once, and the hub was never acked again (review "slowdisk")
+    if (frame.tmp && this.opts.autoResend !== false) this.resend.refused(frame.ref);
   }
 
   private runCommand(cmd: CommandFrame): void {
@@ -367,7 +368,8 @@ export class HubClient extends EventEmitter<HubClientEvents> {
 
   private sendSequenced(encode: (seq: number) => Buffer): Promise<number> {
     const { bytes, acked } = this.outbox.add(encode);
-    this.ws!.send(bytes);
+    // behind a paced resend it goes in its turn: sent now, it would reach the server out of order
+    if (!this.resend.running) this.ws!.send(bytes);
     return quiet(acked);
   }
 
@@ -390,6 +392,7 @@ export class HubClient extends EventEmitter<HubClientEvents> {
     this.generation++;
     if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
     this.heartbeatTimer = null;
+    this.resend.stop();
     const because = this.lastServerCode ?? (reason || 'closed');
     const err = () => new HubClientError(this.lastServerCode ?? 'closed', `hub ${this.hubId}: socket closed (${code} ${because})`, { closeCode: code });
     this.failConnect(err());

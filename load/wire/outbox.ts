@@ -65,6 +65,16 @@ export class Outbox {
     for (const o of this.unacked) if (o.seq >= fromSeq) yield o.bytes;
   }
 
+  /** Every queued frame from `fromSeq` on, in order, with its number. */
+  *entriesFrom(fromSeq: number): Iterable<{ seq: number; bytes: Buffer }> {
+    for (const o of this.unacked) if (o.seq >= fromSeq) yield o;
+  }
+
+  /** True while frame `seq` waits for its ack. */
+  holds(seq: number): boolean {
+    return this.unacked.some((o) => o.seq === seq);
+  }
+
   /** A `sequence_gap` naming `ref`: true the first time (resend from it), false until an ack moves past it. */
   gapAt(ref: number): boolean {
     if (this.gapResentFrom === ref) return false;
