@@ -39,7 +39,7 @@ function showState(s) {
     text += ' ' + s.code + (s.reason ? ' ' + s.reason : '') + (s.unauthorized ? ' (token refused)' : '');
     text += s.reconnectInMs === null ? '' : ', reconnecting in ' + s.reconnectInMs + ' ms';
   }
-  $('status').textContent = text;
+  $('status').textContent = visible(text);
   log('connection ' + text, s.state === 'closed' ? 'err' : 'note');
 }
 
@@ -79,11 +79,11 @@ $('connect').onclick = () => {
     onReload: (info) => {
       // a real app reloads the home's state here (GET /v1/hubs/…/shadow), then carries on
       const text = 'reload the home (' + info.reason + '), events go on from ' + at(info.pos);
-      $('sub').textContent = home + ': ' + text;
+      $('sub').textContent = visible(home + ': ' + text);
       log(text, 'note');
     },
     onError: (err) => {
-      $('sub').textContent = 'refused: ' + err.code;
+      $('sub').textContent = 'refused: ' + visible(err.code);
       log('subscription refused: ' + err.code + ' ' + err.message, 'err');
     },
   });
@@ -99,11 +99,12 @@ $('send').onclick = async () => {
   $('result').textContent = 'waiting for ' + hub + '/' + device;
   try {
     const result = await client.command(hub, device, { set });
-    $('result').textContent = 'ok ' + JSON.stringify(result);
+    $('result').textContent = 'ok ' + visible(JSON.stringify(result));
     log('command ' + hub + '/' + device + ' → ' + JSON.stringify(result), 'note');
   } catch (err) {
     const text = err.code + (err.temporary ? ' (temporary)' : '') + ': ' + err.message + (err.hubCode ? ' [hub: ' + err.hubCode + ']' : '');
-    $('result').textContent = 'error ' + text;
+    // the hub's own code and message, as the log shows them (review "unicode")
+    $('result').textContent = 'error ' + visible(text);
     log('command ' + hub + '/' + device + ' failed: ' + text, 'err');
   }
 };

@@ -408,7 +408,7 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
       if (!ports.push.durable) await Promise.race([ports.push.drain(), new Promise((r) => setTimeout(r, 2_000).unref())]);
       // a failed flush (a backend away) still closes everything below, then fails the close (a push queue retrying
       // Redis would write to the ended log); unbounded, but said every 5 s while a slow disk holds it (review "slowdisk")
-      const waiting = setInterval(() => step('state_flush_waits_for_the_disk'), 5_000).unref();
+      const waiting = setInterval(() => log.info({ ms: Date.now() - drainStarted }, 'drain waits for the store to flush the state'), 5_000).unref();
       const unflushed = await ports.shadows.flush().then(() => null, (err: unknown) => err).finally(() => clearInterval(waiting));
       step('state_flushed', { pushDurable: ports.push.durable, flushed: unflushed === null });
       access.close();

@@ -103,6 +103,12 @@ describe.skipIf(!found)(`demo console in headless Chromium${found ? '' : ` (skip
     await page.click('#send');
     expect(await textOf('#result', /^(ok|error) /)).toBe('ok {"on":true,"level":80}');
     await shot('command');
+    // the hub's answer in the result box shows control and bidi characters as the log does (review "unicode")
+    await page.fill('#set', '{"label":"x\u202ey"}');
+    await page.click('#send');
+    const shown = await textOf('#result', /label/);
+    expect(shown).toBe('ok {"on":true,"level":80,"label":"x\\u202ey"}');
+    expect(shown).not.toMatch(/\u202e/);
 
     await provision('browser-off');
     await page.fill('#hub', 'browser-off');
