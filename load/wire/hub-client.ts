@@ -207,7 +207,7 @@ export class HubClient extends EventEmitter<HubClientEvents> {
 
   /**
    * Sends every unacknowledged frame from `fromSeq` again, in order and paced (ResendPacer: 100 at
-   * once, then 20 every 500 ms; frames sent meanwhile go in their turn), after a reconnect with the
+   * once, then 25 every 500 ms; frames sent meanwhile go in their turn), after a reconnect with the
    * same boot id or when the server reported a gap. Returns how many are queued for it.
    */
   resendUnacked(fromSeq = 0): number {
@@ -344,7 +344,9 @@ export class HubClient extends EventEmitter<HubClientEvents> {
     this.outbox.refused(frame.ref, new HubClientError(frame.e, `frame ${frame.ref} refused: ${frame.msg ?? frame.e}`, { temporary: frame.tmp }));
     // refused for now, the server still expects it: sent again, paced. Left alone, every later frame met
     // sequence_gap at a number already resent once, and the hub was never acked again (review "slowdisk")
-    if (frame.tmp && this.opts.autoResend !== false) this.resend.refused(frame.ref);
+    // whatever autoResend says (it is about the welcome): the chaos hubs, which resend on their own
+    // after a reconnect, never sent a refused frame again (review "diff11")
+    if (frame.tmp) this.resend.refused(frame.ref);
   }
 
   private runCommand(cmd: CommandFrame): void {

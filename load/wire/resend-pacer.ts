@@ -2,8 +2,11 @@ import type { Outbox } from './outbox.js';
 
 /** frames a resend sends at once: half the server's default burst (TIER_HUB_RATE_BURST 200) */
 export const RESEND_BURST = 100;
-/** then this many every RESEND_STEP_MS: 40 a second, under the default 50 (TIER_HUB_RATE_PER_SEC) with the hub's own frames */
-export const RESEND_STEP = 20;
+/**
+ * then this many every RESEND_STEP_MS, the hub's new frames among them: 50 a second, the server's
+ * default sustained rate (TIER_HUB_RATE_PER_SEC); at 40 a hub sending 41-50 a second never caught up
+ */
+export const RESEND_STEP = 25;
 export const RESEND_STEP_MS = 500;
 
 /**
