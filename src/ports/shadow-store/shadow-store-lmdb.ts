@@ -478,8 +478,11 @@ export class LmdbShadowStore implements ShadowStore {
     this.startOpen();
     this.closed = true;
     this.open = null;
-    await this.flush();
-    clearInterval(this.stallCheck);
+    try {
+      await this.flush();
+    } finally {
+      clearInterval(this.stallCheck);
+    }
   }
 
   /** The hub's writes so far, once durable; a batch of them still in its window is queued now, not waited for. */
@@ -663,11 +666,9 @@ export class LmdbShadowStore implements ShadowStore {
     const done = this.db.transaction(body);
     const release = (): void => this.uncommitted.release([hubId]);
     void done.then(release, release);
-    const settled = this.track(done, undefined, () => [hubId], () => {});
-    this.pending.set(hubId, settled);
-    const result = await done;
-    await settled;
-    return result;
+    this.pending.set(hubId, this.track(done, undefined, () => [hubId], () => {}));
+    // its own wait, in the same turn: a failed commit or sync reaches the caller (`track` never rejects)
+    return this.data.written(done);
   }
 
   /**
