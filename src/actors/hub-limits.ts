@@ -1,6 +1,7 @@
-import type { AttrValue, Attrs, ReportFrame } from '../../proto/frames.js';
+import type { Attrs, ReportFrame } from '../../proto/frames.js';
 import { TierError } from '../errors.js';
 import { tableForEach, tableGet, type ReadonlyDeviceTable } from './device-table.js';
+import { valueBytes } from '../ports/shadow-store/shadow-store.js';
 
 /** What one hub may make a node hold; beyond, frames and desired writes are refused with `limit_exceeded`. */
 export interface HubLimits {
@@ -92,13 +93,6 @@ function limitError(field: string, what: string): TierError {
   return new TierError('limit_exceeded', `${field}: ${what}`, { field });
 }
 
-/**
- * Bytes of an attribute value as the limits count them: strings by length (UTF-16 code units, one
- * per ASCII character; text beyond ASCII takes up to 3 bytes of UTF-8 a unit), the rest 8.
- */
-function valueBytes(v: AttrValue): number {
-  return typeof v === 'string' ? v.length : 8;
-}
 
 function attrsBytes(a: Attrs): number {
   let n = 0;

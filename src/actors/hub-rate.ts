@@ -65,7 +65,7 @@ export function admit(budget: RateBudget, frame: HubToServerFrame, now: number, 
  * rules and fan-out. 64, so that a hub reporting up to 64 devices a frame spends what it did when
  * frames alone were counted (16 closed hubs that kept 50 frames/s of 17 devices: review diff10).
  */
-export const DEVICES_PER_TOKEN = 64;
+const DEVICES_PER_TOKEN = 64;
 
 /**
  * A report's tokens: one per DEVICES_PER_TOKEN devices it changes (at least one), at most the burst

@@ -208,6 +208,12 @@ describe('reading', () => {
     const iso = new Date().toISOString();
     expect((await audit(ADMIN, `/v1/admin/audit?since=0&until=${iso.replace('Z', '%2B00:00')}`)).status).toBe(200);
     expect(auditQuery(new URLSearchParams({ since: '1', until: '2026-01-31T09:00:00.5+01:00' }), true)).toMatchObject({ since: 1, until: Date.UTC(2026, 0, 31, 8, 0, 0, 500) });
+    // the actor's kind: one of four, through the route too
+    expect(auditQuery(new URLSearchParams({ actor: 'admin', actorKind: 'admin' }), true)).toMatchObject({ actor: 'admin', actorKind: 'admin' });
+    expect(() => auditQuery(new URLSearchParams({ actorKind: 'robot' }), true)).toThrow(expect.objectContaining({ code: 'invalid_field', field: 'actorKind' }));
+    const admins = (await audit(ADMIN, '/v1/admin/audit?actorKind=admin&limit=500')).body.entries as AuditEntry[];
+    expect(admins.length).toBeGreaterThan(0);
+    expect(admins.every((e) => e.actor.kind === 'admin')).toBe(true);
   });
 });
 

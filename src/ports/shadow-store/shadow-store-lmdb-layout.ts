@@ -4,7 +4,7 @@
  * decoding of a backup's records (any layout), and whether a device list is what the records hold.
  */
 import type { Attrs, AttrValue } from '../../../proto/frames.js';
-import { emptyDevice, NO_DESIRED, type DeviceShadow, type HubShadow, type SeqCursor } from './shadow-store.js';
+import { emptyDevice, NO_DESIRED, valueBytes, type DeviceShadow, type HubShadow, type SeqCursor } from './shadow-store.js';
 import type { StoredNames } from './shadow-store-lmdb-names.js';
 
 /**
@@ -192,7 +192,7 @@ export function storedDesiredBytes(deviceId: string, d: StoredDesired): number {
   let n = 0;
   for (let i = 0; i + 1 < flat.length; i += 2) {
     const v = flat[i + 1];
-    n += (flat[i] as string).length + (typeof v === 'string' ? v.length : 8);
+    n += (flat[i] as string).length + valueBytes(v as AttrValue);
   }
   return n === 0 ? 0 : n + deviceId.length;
 }

@@ -329,11 +329,17 @@ export function checkDesiredIn(view: DesiredView, hubId: string, deviceId: strin
 /** Bytes of one device's desired side as `DesiredLimits.desiredBytes` counts them (0 when empty). */
 export function desiredBytes(deviceId: string, desired: Attrs): number {
   let n = 0;
-  for (const key in desired) {
-    const v = desired[key]!;
-    n += key.length + (typeof v === 'string' ? v.length : 8);
-  }
+  for (const key in desired) n += key.length + valueBytes(desired[key]!);
   return n === 0 ? 0 : n + deviceId.length;
+}
+
+/**
+ * Bytes of an attribute value as every shadow limit counts them (reported and desired): a string
+ * by its length (UTF-16 code units, one per ASCII character; text beyond ASCII takes up to 3 bytes
+ * of UTF-8 a unit), any other value 8.
+ */
+export function valueBytes(v: AttrValue): number {
+  return typeof v === 'string' ? v.length : 8;
 }
 
 function desiredLimit(field: string, what: string): TierError {
