@@ -1,4 +1,5 @@
-import { webhookTarget, type Config } from '../config/config.js';
+import type { Config } from '../config/config.js';
+import { webhookTarget } from '../config/shown-url.js';
 import type { Logger } from '../log/logger.js';
 import { failureLog } from '../log/sampler.js';
 import type { DiagnoseProbes } from '../ports/ports.js';

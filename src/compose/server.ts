@@ -21,7 +21,7 @@ import { nodeAuth } from './auth-wiring.js';
 import { HubAdmission } from '../auth/hub-admission.js';
 import { mountApi } from '../api/routes.js';
 import { mountRulesApi } from '../api/rules-routes.js';
-import { isClusterMode, shownUrlText, type Config } from '../config/config.js';
+import { isClusterMode, type Config } from '../config/config.js';
 import { AccessLog } from '../log/access-log.js';
 import { addLogFields, type Logger } from '../log/logger.js';
 import { failureLog } from '../log/sampler.js';
@@ -83,7 +83,7 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
   if (tracer) {
     // every line written while a sampled span is active names it (traceId, spanId); off, lines pay nothing
     addLogFields(log, traceFields);
-    log.info({ ratio: tracer.ratio, endpoint: shownUrlText(process.env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT ?? process.env.OTEL_EXPORTER_OTLP_ENDPOINT) }, 'tracing on');
+    log.info({ ratio: tracer.ratio, endpoint: tracer.endpoint }, 'tracing on');
   }
 
   const timers = new TimerWheel({ onError: (err) => log.error({ err }, 'timer callback failed') });

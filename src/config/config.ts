@@ -1,16 +1,39 @@
 import { randomBytes, randomUUID } from 'node:crypto';
-import { accessSync, constants, readFileSync } from 'node:fs';
-import { isIP } from 'node:net';
-import { parseSecretKey } from '../auth/secret-box.js';
-import { natsConnectTarget, redactUrl } from './backend-urls.js';
+import { checkTogether } from './config-checks.js';
+import { readConfigFile } from './config-file.js';
 import { codeRelease } from './release.js';
 import { closestName } from './closest-name.js';
-import { parseProxy } from './proxy.js';
+import {
+  ConfigError,
+  MAKE_SECRET,
+  SECRET_MIN_CHARS,
+  bool,
+  fraction,
+  hostNames,
+  int,
+  listenHost,
+  nodeIdText,
+  offOrAtLeast,
+  oneOf,
+  proxyList,
+  readableFile,
+  secret,
+  secretKey,
+  secretKeyList,
+  secretList,
+  secretNames,
+  text,
+  url,
+  webhookUrl,
+  type Parser,
+} from './parsers.js';
+
+export { ConfigError } from './parsers.js';
 
 /**
  * The one typed configuration, layered defaults → JSON file (`CONFIG_FILE`) → environment. Over 400 lines:
- * one object by design (each setting's type, doc, variable, parser and default side by side), its
- * checks beside it. Bad values fail fast naming the key; unknown file keys and unknown `TIER_*`
+ * one object by design (each setting's type, doc, variable, parser and default side by side); the
+ * parsers are in parsers.ts, the checks of settings together in config-checks.ts. Bad values fail fast naming the key; unknown file keys and unknown `TIER_*`
  * variables are returned as warnings so typos do not pass silently.
  */
 export interface Config {
@@ -220,287 +243,6 @@ export interface LoadedConfig {
   generated: Array<'adminToken' | 'jwtSecret'>;
 }
 
-export class ConfigError extends Error {
-  override name = 'ConfigError';
-  readonly code = 'config_invalid';
-}
-
-type Parser<T> = (raw: unknown, key: string) => T;
-
-/** A decimal integer as written: `Number()` alone reads "0x1F90" as 8080 and "1e3" as 1000. */
-const DECIMAL = /^[+-]?[0-9]+$/;
-const int =
-  (min: number, max: number): Parser<number> =>
-  (raw, key) => {
-    // a string or a number only: String([8080]) is "8080", so a CONFIG_FILE list passed as a port
-    const n = typeof raw === 'number' ? raw : typeof raw === 'string' && DECIMAL.test(raw.trim()) ? Number(raw.trim()) : NaN;
-    if (!Number.isInteger(n) || n < min || n > max) throw new ConfigError(`${key}: expected an integer in ${min}..${max}, got ${JSON.stringify(raw)}`);
-    return n;
-  };
-/** 0 (off) or a period of at least `min` ms: at 1 ms the resident-size read took 4 % of an idle node's core (review "config") */
-const offOrAtLeast =
-  (min: number, max: number): Parser<number> =>
-  (raw, key) => {
-    const n = int(0, max)(raw, key);
-    if (n !== 0 && n < min) throw new ConfigError(`${key}: expected 0 (off) or ${min}..${max}, got ${JSON.stringify(raw)}`);
-    return n;
-  };
-/** OTEL_TRACES_SAMPLER_ARG as OpenTelemetry's SDKs read it: a decimal, with an exponent too, never hex */
-const SAMPLER_RATIO = /^(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?$/;
-/** `0.25`, `1`, `.5`: decimal as written (`Number` also takes `0x0` and `5e-1`: `TIER_SHED_MEMORY=0x0` turned shedding off) */
-const DECIMAL_FRACTION = /^(?:\d+(?:\.\d*)?|\.\d+)$/;
-const fraction: Parser<number> = (raw, key) => {
-  const n = typeof raw === 'number' ? raw : DECIMAL_FRACTION.test(String(raw).trim()) ? Number(String(raw).trim()) : NaN;
-  if (!Number.isFinite(n) || n < 0 || n > 1 || String(raw).trim() === '') throw new ConfigError(`${key}: expected a number in 0..1, got ${JSON.stringify(raw)}`);
-  return n;
-};
-const text: Parser<string> = (raw, key) => {
-  if (typeof raw !== 'string' || raw.length === 0) throw new ConfigError(`${key}: expected a non-empty string`);
-  return raw;
-};
-/**
- * NODE_ID: a pod name, a Nomad allocation's `web.api[0]`, an ECS task's ARN; only what breaks is
- * refused: a `{` or `}` would move its Redis keys' hash tag, whitespace or a control character its log lines.
- */
-const nodeIdText: Parser<string> = (raw, key) => {
-  const v = text(raw, key);
-  if (v.length > 256 || /[{}\s\p{Cc}]/u.test(v)) throw new ConfigError(`${key}: ${JSON.stringify(v)} must be 1..256 characters without braces, whitespace or control characters`);
-  return v;
-};
-/** HOST, ADMIN_HOST: an IP address (IPv6 with or without brackets) or a host name, trimmed; `' '` and `[x]` bound nowhere and read as a port in use. */
-const listenHost: Parser<string> = (raw, key) => {
-  const v = text(raw, key).trim();
-  const host = v.startsWith('[') && v.endsWith(']') && isIP(v.slice(1, -1)) === 6 ? v.slice(1, -1) : v;
-  // labels of letters, digits, `-` and `_` (compose service names), a trailing dot allowed
-  if (isIP(host) === 0 && !/^(?=.{1,254}$)[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\.?$/.test(host)) {
-    throw new ConfigError(`${key}: ${JSON.stringify(raw)} is neither an IP address nor a host name`);
-  }
-  return host;
-};
-/**
- * Shortest secrets accepted (characters). JWT_SECRET is an HS256 key: RFC 7518 §3.2 asks for 256
- * bits. ADMIN_TOKEN is a bearer token compared whole: 24 random characters are past online guessing.
- * Generated ones are longer (32 and 43).
- */
-export const SECRET_MIN_CHARS = { ADMIN_TOKEN: 24, JWT_SECRET: 32 } as const;
-const MAKE_SECRET = '`openssl rand -base64 32`';
-
-/**
- * Refuses what is a placeholder rather than a secret: the `change-me-…` values of deploy/k8s (so a
- * copied manifest cannot run as shipped) and one character repeated. The value is never echoed.
- */
-function refusePlaceholder(s: string, key: string, make: string): void {
-  if (/change-?me/i.test(s)) throw new ConfigError(`${key}: still a placeholder (it contains "change-me"); set a random value of your own, e.g. ${make}`);
-  // a value of one or two characters is refused for its length (the next check), not as repeated
-  if (s.length > 2 && /^(.)\1*$/.test(s.trim())) throw new ConfigError(`${key}: one character repeated is not a secret; set a random value, e.g. ${make}`);
-}
-
-const secret =
-  (minChars: number): Parser<string> =>
-  (raw, key) => {
-    const s = text(raw, key);
-    refusePlaceholder(s, key, MAKE_SECRET);
-    if (s.length < minChars) throw new ConfigError(`${key}: must be at least ${minChars} characters, got ${s.length}; make one with ${MAKE_SECRET}`);
-    // the API tells the admin token from a user JWT by its shape, and limits guesses of it by that
-    if (minChars === SECRET_MIN_CHARS.ADMIN_TOKEN && /^[\w-]+\.[\w-]+\.[\w-]*$/.test(s)) {
-      throw new ConfigError(`${key}: shaped like a JWT (three parts joined by dots), which the API takes for a user token; make one with ${MAKE_SECRET}`);
-    }
-    return s;
-  };
-/** Secrets comma-separated (or a JSON list in CONFIG_FILE), each checked as `secret(minChars)` checks one: a rotation's other values. */
-const secretList =
-  (minChars: number): Parser<readonly string[]> =>
-  (raw, key) =>
-    listed(raw, key).map((s, i) => secret(minChars)(s, `${key}[${i}]`));
-/** The items of a comma-separated value (or a JSON list in CONFIG_FILE), trimmed, empty ones left out. */
-const listed = (raw: unknown, key: string): unknown[] =>
-  (Array.isArray(raw) ? raw : text(raw, key).split(',')).map((s: unknown) => (typeof s === 'string' ? s.trim() : s)).filter((s: unknown) => s !== '');
-/** A file the node reads (a certificate, a credentials file): refused at start when it cannot be read, not at the first connect. */
-const readableFile: Parser<string> = (raw, key) => {
-  const path = text(raw, key);
-  try {
-    accessSync(path, constants.R_OK);
-  } catch (err) {
-    throw new ConfigError(`${key}: cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
-  }
-  return path;
-};
-/** Proxies comma-separated (or a JSON list in CONFIG_FILE): addresses and CIDR blocks. */
-const proxyList: Parser<readonly string[]> = (raw, key) =>
-  listed(raw, key).map((p, i) => {
-    try {
-      parseProxy(text(p, `${key}[${i}]`));
-    } catch (err) {
-      throw new ConfigError(`${key}[${i}]: ${(err as Error).message}`);
-    }
-    return p as string;
-  });
-/** Host names comma-separated (or a JSON list in CONFIG_FILE), `*` for any. */
-const hostNames: Parser<readonly string[]> = (raw, key) =>
-  (Array.isArray(raw) ? raw : text(raw, key).split(',')).map((n: unknown, i: number) => {
-    const name = text(typeof n === 'string' ? n.trim() : n, `${key}[${i}]`);
-    if (name !== '*' && !/^[A-Za-z0-9.-]+$/.test(name)) throw new ConfigError(`${key}[${i}]: "${name}" is not a host name (letters, digits, dots and hyphens, no port)`);
-    return name;
-  });
-const secretKey: Parser<string> = (raw, key) => {
-  const s = text(raw, key);
-  refusePlaceholder(s, key, '`openssl rand -hex 32`');
-  try {
-    parseSecretKey(s, key);
-  } catch (err) {
-    throw new ConfigError((err as Error).message);
-  }
-  return s;
-};
-const secretKeyList: Parser<string> = (raw, key) => {
-  const s = text(raw, key);
-  s.split(',').forEach((k, i) => secretKey(k, `${key}[${i}]`));
-  return s;
-};
-const SHARED_SECRETS = ['JWT_SECRET', 'ADMIN_TOKEN', 'TIER_SECRET_KEY'];
-const secretNames: Parser<readonly string[]> = (raw, key) => {
-  const names = text(raw, key).split(',').map((n) => n.trim()).filter(Boolean);
-  const bad = names.filter((n) => !SHARED_SECRETS.includes(n));
-  if (bad.length > 0) throw new ConfigError(`${key}: ${bad.join(', ')} is not a shared secret (expected some of ${SHARED_SECRETS.join(', ')})`);
-  return names;
-};
-const bool: Parser<boolean> = (raw, key) => {
-  if (typeof raw === 'boolean') return raw;
-  const s = String(raw).toLowerCase();
-  if (['1', 'true', 'yes'].includes(s)) return true;
-  if (['0', 'false', 'no', ''].includes(s)) return false;
-  throw new ConfigError(`${key}: expected 1/0/true/false, got ${JSON.stringify(raw)}`);
-};
-const oneOf =
-  <T extends string>(values: readonly T[]): Parser<T> =>
-  (raw, key) => {
-    if (typeof raw !== 'string' || !(values as readonly string[]).includes(raw)) throw new ConfigError(`${key}: expected one of ${values.join(', ')}, got ${JSON.stringify(raw)}`);
-    return raw as T;
-  };
-/**
- * A URL of one of `schemes` (`list`: several, comma-separated). Errors show it through `redactUrl`:
- * a backend URL carries its password, and the message lands in logs.
- */
-const url =
-  (schemes: string[], list = false): Parser<string> =>
-  (raw, key) => {
-    const s = text(raw, key);
-    const parts = list ? s.split(',').map((p) => p.trim()).filter((p) => p.length > 0) : [s];
-    if (parts.length === 0) throw new ConfigError(`${key}: expected a non-empty string`);
-    for (const part of parts) {
-      let parsed: URL;
-      try {
-        parsed = new URL(part);
-      } catch {
-        throw new ConfigError(`${key}: not a URL: ${redactUrl(part)}`);
-      }
-      // shown as logs show it: a collector's or hook's token may sit in its path or query (review diff9)
-      if (!schemes.includes(parsed.protocol)) throw new ConfigError(`${key}: expected a ${schemes.join(' or ')} URL, got ${shownUrl(parsed)}`);
-      try {
-        decodeURIComponent(parsed.username + parsed.password);
-      } catch {
-        // the client would throw it later, with a stack and without the setting's name
-        throw new ConfigError(`${key}: its user, password or token holds a % that starts no percent-escape: write % as %25`);
-      }
-    }
-    if (list) {
-      try {
-        natsConnectTarget(s);
-      } catch (err) {
-        throw new ConfigError((err as Error).message);
-      }
-    }
-    return s;
-  };
-
-/** TIER_PUSH_WEBHOOK_URL taken apart: what is fetched, the authorization its userinfo gives, and how it is shown. */
-export interface WebhookTarget {
-  /** the URL POSTed to: without userinfo (fetch refuses a URL with credentials) or fragment */
-  url: string;
-  /** `Basic <base64 of user:password>` when the URL has a userinfo */
-  authorization?: string;
-  /** for logs, errors and `/debug/diagnose`: the password (or a lone user) and every query value as `***` */
-  shown: string;
-}
-
-/**
- * Takes the webhook URL apart. Credentials in it become an `Authorization: Basic` header rather
- * than a refusal: a receiver behind a gateway that asks for Basic auth is common, and a userinfo
- * is how REDIS_URL and NATS_URL carry theirs (and curl reads it the same way); the signature still
- * proves the sender. The query stays in the URL fetched (a receiver keyed by `?api_key=`) but is
- * never shown. Throws a TypeError on a URL that does not parse, or (showing it masked) on
- * credentials Basic cannot carry: not valid percent-encoding, a colon in the user name. Here, so
- * the start refuses what the sender (ports/push-queue/push-webhook.ts) could not send.
- */
-export function webhookTarget(raw: string): WebhookTarget {
-  let u: URL;
-  try {
-    u = new URL(raw);
-  } catch {
-    throw new TypeError('not a URL');
-  }
-  const shown = shownUrl(u);
-  let authorization: string | undefined;
-  if (u.username !== '' || u.password !== '') {
-    let user: string, password: string;
-    try {
-      [user, password] = [decodeURIComponent(u.username), decodeURIComponent(u.password)];
-    } catch {
-      throw new TypeError(`its credentials are not valid percent-encoding: ${shown}`);
-    }
-    // RFC 7617: the user-id of Basic cannot hold a colon
-    if (user.includes(':')) throw new TypeError(`its user name holds a colon (%3A), which Basic authorization cannot carry: ${shown}`);
-    authorization = `Basic ${Buffer.from(`${user}:${password}`, 'utf8').toString('base64')}`;
-  }
-  u.username = '';
-  u.password = '';
-  u.hash = '';
-  return { url: u.href, ...(authorization !== undefined ? { authorization } : {}), shown };
-}
-
-/**
- * A URL as logs and errors show it: the password (a lone user name: the userinfo), each path
- * segment of 16 characters or more (Slack- and Teams-style hooks carry their secret there; a route
- * name is shorter) and the query's values as `***`: `https://hooks.example.com/services/T0/B0/***`.
- */
-export function shownUrl(u: URL): string {
-  const userinfo = u.password !== '' ? `${u.username}:***@` : u.username !== '' ? '***@' : '';
-  const path = u.pathname.split('/').map((s) => (s.length >= 16 ? '***' : s)).join('/');
-  return `${u.protocol}//${userinfo}${u.host}${path}${maskedQuery(u.search)}`;
-}
-
-/** `shownUrl` of a URL given as text; one that does not parse is not shown at all. */
-export function shownUrlText(raw: string | undefined): string | undefined {
-  if (raw === undefined) return undefined;
-  try {
-    return shownUrl(new URL(raw));
-  } catch {
-    return '(not a URL)';
-  }
-}
-
-/** A URL's `?…` with each value (or a parameter without one, whole) as `***`: `?api_key=***&***`. */
-function maskedQuery(search: string): string {
-  if (search === '') return '';
-  return `?${search.slice(1).split('&').map((p) => (p.includes('=') ? `${p.slice(0, p.indexOf('='))}=***` : '***')).join('&')}`;
-}
-
-/**
- * TIER_PUSH_WEBHOOK_URL: an http(s) URL whose credentials, if any, can be sent as a Basic
- * authorization (`webhookTarget`). Errors show it masked: its password and query values are secrets.
- */
-const webhookUrl: Parser<string> = (raw, key) => {
-  const s = text(raw, key);
-  let target: WebhookTarget;
-  try {
-    target = webhookTarget(s);
-  } catch (err) {
-    throw new ConfigError(`${key}: ${(err as Error).message}`);
-  }
-  if (!/^https?:\/\//.test(target.url)) throw new ConfigError(`${key}: expected a https: or http: URL, got ${target.shown}`);
-  return s;
-};
-
 interface Field<K extends keyof Config> {
   env: string;
   parse: Parser<NonNullable<Config[K]>>;
@@ -652,51 +394,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): LoadedConfig {
     throw new ConfigError('NATS_URL and REDIS_URL: cluster mode needs both (set both, or neither for the embedded default)');
   }
   config.reusePort ??= isClusterMode(config);
-  if (isClusterMode(config) && config.secretKey === undefined) {
-    throw new ConfigError('TIER_SECRET_KEY: cluster mode needs it, the same on every node (hub secrets are sealed with it in Redis); make one with `openssl rand -hex 32`');
-  }
-  if (config.port !== 0 && config.port === config.adminPort && hostsOverlap(config.host, config.adminHost)) {
-    throw new ConfigError(
-      `PORT and ADMIN_PORT: both ${config.port} on HOST ${config.host} and ADMIN_HOST ${config.adminHost}, which overlap; the admin port (metrics, readiness, the admin API) needs a port of its own`,
-    );
-  }
-  if ((config.natsTlsCertFile === undefined) !== (config.natsTlsKeyFile === undefined)) throw new ConfigError('NATS_TLS_CERT_FILE and NATS_TLS_KEY_FILE: a client certificate goes with its key (set both, or neither)');
-  if (config.idleMs <= config.heartbeatMs) throw new ConfigError(`TIER_IDLE_MS (${config.idleMs}) must exceed TIER_HEARTBEAT_MS (${config.heartbeatMs})`);
-  if (config.commandTimeoutMs > config.commandTimeoutMaxMs) throw new ConfigError('TIER_COMMAND_TIMEOUT_MS must not exceed TIER_COMMAND_TIMEOUT_MAX_MS');
-  // OpenTelemetry's own variables, as tracing.ts reads them (only with an endpoint): `0x0` sampled
-  // nothing and a garbage endpoint was taken without a word (review "config"). The argument is a
-  // ratio only for the ratio samplers (another sampler's, jaeger_remote's, is not ours to refuse)
-  for (const key of ['OTEL_EXPORTER_OTLP_ENDPOINT', 'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT']) if (env[key]) url(['http:', 'https:'])(env[key], key);
-  const sampler = env.OTEL_TRACES_SAMPLER?.trim() ?? '';
-  const ratioArg = ['', 'traceidratio', 'parentbased_traceidratio'].includes(sampler) ? env.OTEL_TRACES_SAMPLER_ARG?.trim() : undefined;
-  if ((env.OTEL_EXPORTER_OTLP_ENDPOINT || env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT) && ratioArg && !(SAMPLER_RATIO.test(ratioArg) && Number(ratioArg) <= 1)) {
-    throw new ConfigError(`OTEL_TRACES_SAMPLER_ARG: expected a ratio in 0..1 (a decimal, 1e-2 too), got ${JSON.stringify(env.OTEL_TRACES_SAMPLER_ARG)}`);
-  }
-  // a set of one attribute at its largest value must fit a frame to the hub: else a desired value is
-  // stored, answered 200 and never delivered (review "config"); 3 UTF-8 bytes a character, ids and framing
-  const oneValue = 3 * config.hubMaxValueBytes + 320;
-  if (config.maxFrameBytes < oneValue) throw new ConfigError(`TIER_MAX_FRAME_BYTES (${config.maxFrameBytes}) cannot carry one attribute of TIER_HUB_MAX_VALUE_BYTES (${config.hubMaxValueBytes} characters): it needs ${oneValue}; raise it or lower TIER_HUB_MAX_VALUE_BYTES`);
-  // an unsigned request would let anyone who reaches the receiver send notifications to a home's people
-  if (config.pushWebhookUrl !== undefined && config.pushWebhookSecret === undefined) {
-    throw new ConfigError(`TIER_PUSH_WEBHOOK_SECRET: needed with TIER_PUSH_WEBHOOK_URL, the same on every node, so the receiver can check each request; make one with ${MAKE_SECRET}`);
-  }
+  checkTogether(config, env, isClusterMode(config));
   return { config, warnings, generated };
-}
-
-/**
- * Whether two listeners' hosts can take the same port's connections: the same address, or either
- * one every address. Names other than `localhost` are not resolved: two names are taken to overlap.
- */
-function hostsOverlap(a: string, b: string): boolean {
-  const any = (h: string) => h === '0.0.0.0' || h === '::' || h === '[::]' || h === '';
-  // `localhost`, `127.0.0.1` and `::ffff:127.0.0.1` are one address (the start failed on the port instead)
-  const plain = (h: string) => {
-    const bare = h.replace(/^\[(.*)\]$/, '$1').toLowerCase().replace(/^::ffff:(\d+\.\d+\.\d+\.\d+)$/, '$1');
-    return bare === 'localhost' ? '127.0.0.1' : bare;
-  };
-  const literal = (h: string) => isIP(h) !== 0;
-  const [x, y] = [plain(a), plain(b)];
-  return x === y || any(x) || any(y) || !(literal(x) && literal(y));
 }
 
 /** One setting: the environment's value if set and not empty, else CONFIG_FILE's, else the default; parsed and checked. */
@@ -716,38 +415,6 @@ export function toolSettings<K extends keyof Config>(keys: readonly K[], env: No
   const out = {} as Pick<Config, K>;
   for (const key of keys) out[key] = readField(key, env, file);
   return out;
-}
-
-export function readConfigFile(path: string | undefined): Record<string, unknown> {
-  if (path === undefined || path === '') return {};
-  let parsed: unknown;
-  let text: string;
-  try {
-    // a byte-order mark (Windows editors) is no reason to refuse the file
-    text = readFileSync(path, 'utf8').replace(/^\uFEFF/, '');
-  } catch (err) {
-    throw new ConfigError(`CONFIG_FILE: cannot read ${path}: ${(err as Error).message}`);
-  }
-  try {
-    parsed = JSON.parse(text);
-  } catch (err) {
-    throw new ConfigError(`CONFIG_FILE: ${path} is not valid JSON${whereInvalid(text, err)}`);
-  }
-  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new ConfigError(`CONFIG_FILE: ${path} must hold a JSON object`);
-  return parsed as Record<string, unknown>;
-}
-
-/**
- * Where JSON.parse stopped, as a line and column when its message says (V8 quotes the text around
- * other errors: a secret written unquoted or in single quotes showed its first characters; review
- * "logs"), never the text itself.
- */
-function whereInvalid(text: string, err: unknown): string {
-  const at = /at position (\d+)/.exec(err instanceof Error ? err.message : '');
-  if (at === null) return ' (a value unquoted or in single quotes, or a trailing comma?)';
-  const before = text.slice(0, Number(at[1]));
-  const line = before.split('\n').length;
-  return ` at line ${line}, column ${before.length - before.lastIndexOf('\n')}`;
 }
 
 /** Cluster mode is on when both backends are configured. */

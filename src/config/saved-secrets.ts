@@ -10,7 +10,7 @@
  */
 import { lstatSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { readConfigFile } from './config.js';
+import { readConfigFile } from './config-file.js';
 
 export const SECRET_NAMES = ['ADMIN_TOKEN', 'JWT_SECRET'] as const;
 export type SecretName = (typeof SECRET_NAMES)[number];

@@ -3,6 +3,7 @@ import { ROOT_CONTEXT, SpanKind, SpanStatusCode, TraceFlags, trace, type Attribu
 import type { SpanExporter } from '@opentelemetry/sdk-trace-base';
 import type { Logger } from '../log/logger.js';
 import { openSpans } from './active-span.js';
+import { shownUrlText } from '../config/shown-url.js';
 
 export { SpanKind, type Span };
 
@@ -10,6 +11,8 @@ export { SpanKind, type Span };
 export interface Tracing {
   /** share of new (root) traces sampled, 0..1; a received trace keeps its caller's decision */
   readonly ratio: number;
+  /** where spans go, as logs show a URL (its secrets masked) */
+  readonly endpoint: string | undefined;
   /** A span, child of `parent` (a span of this node, or a `traceparent` received), else a root; a child of an unsampled parent is that parent (or its context). */
   start(name: string, kind: SpanKind, parent: Span | string | null | undefined, attributes?: Attributes): Span;
   /** Exports what is buffered and stops; later spans are dropped. */
@@ -114,6 +117,7 @@ export async function startTracing(settings: TraceSettings, nodeId: string, env:
   const tracer = provider.getTracer('hubtier');
   const started: Tracing = {
     ratio,
+    endpoint: shownUrlText(env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT || env.OTEL_EXPORTER_OTLP_ENDPOINT),
     start(name, kind, parent, attributes) {
       const unsampled = parent == null ? undefined : unsampledChild(parent);
       if (unsampled !== undefined) return unsampled;

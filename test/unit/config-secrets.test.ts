@@ -6,7 +6,8 @@ import { describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
 import { ROOT } from '../../load/harness/index.js';
 import { pushQueueOptions } from '../../src/compose/push-sender.js';
-import { loadConfig, SECRET_MIN_CHARS } from '../../src/config/config.js';
+import { loadConfig } from '../../src/config/config.js';
+import { SECRET_MIN_CHARS } from '../../src/config/parsers.js';
 import { refusal } from '../helpers/config-refusal.js';
 import { scriptArgs } from '../helpers/server-process.js';
 

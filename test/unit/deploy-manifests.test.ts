@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
 import { ROOT } from '../../load/harness/index.js';
-import { SECRET_MIN_CHARS } from '../../src/config/config.js';
+import { SECRET_MIN_CHARS } from '../../src/config/parsers.js';
 
 /**
  * Every document of deploy/k8s/*.yaml checked offline against the Kubernetes OpenAPI schemas

@@ -9,7 +9,7 @@ import type { AddressInfo } from 'node:net';
 import type { Span } from '@opentelemetry/api';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { PushDelivery } from '../../src/ports/push-queue/push-queue.js';
-import { shownUrlText, webhookTarget } from '../../src/config/config.js';
+import { shownUrlText, webhookTarget } from '../../src/config/shown-url.js';
 import { parseRetryAfter, SIGNATURE_HEADER, webhookPushSender, WebhookError } from '../../src/ports/push-queue/push-webhook.js';
 import { inSpan } from '../../src/trace/active-span.js';
 

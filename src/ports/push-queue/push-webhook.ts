@@ -7,7 +7,7 @@
 import { createHmac } from 'node:crypto';
 import { activeSpan } from '../../trace/active-span.js';
 import { traceparentOf } from '../../trace/tracing.js';
-import { webhookTarget, type WebhookTarget } from '../../config/config.js';
+import { webhookTarget, type WebhookTarget } from '../../config/shown-url.js';
 import type { PushDelivery, PushSender } from './push-queue.js';
 
 export interface WebhookOptions {
