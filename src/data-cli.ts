@@ -12,6 +12,7 @@ import { importIntoRedis } from './data-redis-import.js';
 import { TierError } from './errors.js';
 import { createLogger } from './log/logger.js';
 import { DataStoreError, openDataStore, STORE_FILE } from './ports/lmdb.js';
+import { redisTlsOf } from './ports/redis.js';
 
 const USAGE = `usage: npm run data -- export FILE [--data-dir DIR]
        npm run data -- import FILE [--data-dir DIR]
@@ -51,8 +52,9 @@ async function main(): Promise<number> {
       process.stderr.write(`--redis URL goes with import only, --prefix with --redis\n${USAGE}\n`);
       return 2;
     }
-    const prefix = values.prefix ?? toolSettings(['redisPrefix']).redisPrefix;
-    const report = await importIntoRedis(file, { url: values.redis, prefix, log: createLogger('warn') });
+    const env = toolSettings(['redisPrefix', 'redisTlsCaFile', 'redisTlsCertFile', 'redisTlsKeyFile']);
+    const prefix = values.prefix ?? env.redisPrefix;
+    const report = await importIntoRedis(file, { url: values.redis, prefix, log: createLogger('warn'), ...redisTlsOf(env) });
     const list = (counts: Record<string, number>) => Object.entries(counts).map(([kind, n]) => `${kind} ${n}`).join(', ');
     process.stdout.write(`imported into redis (prefix ${prefix}) from ${file === '-' ? 'stdin' : resolve(file)}: ${list(report.imported) || 'nothing'}\n`);
     if (Object.keys(report.present).length > 0) process.stdout.write(`already in redis as in the file: ${list(report.present)}\n`);

@@ -24,7 +24,7 @@ import type { Logger } from './log/logger.js';
 import { decodeHubRecord } from './ports/hub-registry/hub-registry-lmdb.js';
 import type { HubRecord } from './ports/hub-registry/hub-registry.js';
 import { RedisHubRegistry } from './ports/hub-registry/hub-registry-redis.js';
-import { closeRedis, connectRedis, RedisKeys } from './ports/redis.js';
+import { closeRedis, connectRedis, RedisKeys, type RedisTlsFiles } from './ports/redis.js';
 import { decodePushRecord } from './ports/push-queue/push-queue-lmdb.js';
 import { BullMqPushQueue } from './ports/push-queue/push-queue-bullmq.js';
 import type { PushNotification } from './ports/push-queue/push-queue.js';
@@ -48,6 +48,8 @@ export interface RedisImportOptions {
   /** the cluster's key prefix (TIER_REDIS_PREFIX) */
   prefix: string;
   log: Logger;
+  /** REDIS_TLS_* files for a `rediss://` URL */
+  tls?: RedisTlsFiles;
   /** for tests: called before each write to Redis (numbered from 0); a throw stops the import there, as a kill would */
   beforeWrite?: (n: number) => void | Promise<void>;
 }
@@ -100,7 +102,7 @@ export async function importIntoRedis(file: string, options: RedisImportOptions)
   const beforeWrite = async () => {
     await options.beforeWrite?.(writes++);
   };
-  const control = await connectRedis(options.url, { name: `${options.prefix}import:control`, log: options.log });
+  const control = await connectRedis(options.url, { name: `${options.prefix}import:control`, log: options.log, tls: options.tls });
   const writer = new Writer(control, keys, options, beforeWrite);
   try {
     const record = new ImportRecord(control, keys.single(`import:${digestOf(byDb)}`), beforeWrite);

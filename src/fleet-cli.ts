@@ -15,7 +15,7 @@ import { createLogger } from './log/logger.js';
 import { LmdbHubRegistry } from './ports/hub-registry/hub-registry-lmdb.js';
 import { RedisHubRegistry } from './ports/hub-registry/hub-registry-redis.js';
 import { openDataStore, STORE_FILE } from './ports/lmdb.js';
-import { connectRedis, RedisKeys } from './ports/redis.js';
+import { connectRedis, RedisKeys, redisTlsOf } from './ports/redis.js';
 import { RedisSecretRecord } from './ports/secret-record/secret-record-redis.js';
 
 const USAGE = `usage: npm run fleet -- import FILE --out SECRETS [--url URL] [--admin-token TOKEN]
@@ -51,7 +51,7 @@ reseal  seals every hub secret anew with TIER_SECRET_KEY (those sealed with a ke
 
 async function reseal(values: { 'data-dir'?: string | undefined; redis?: string | undefined; prefix?: string | undefined; force?: boolean | undefined }): Promise<number> {
   // as the node reads them: the environment over CONFIG_FILE
-  const env = toolSettings(['secretKey', 'secretKeysOld', 'redisPrefix', 'dataDir']);
+  const env = toolSettings(['secretKey', 'secretKeysOld', 'redisPrefix', 'dataDir', 'redisTlsCaFile', 'redisTlsCertFile', 'redisTlsKeyFile']);
   let report: ResealReport;
   if (values.redis !== undefined) {
     if (!env.secretKey) {
@@ -60,7 +60,7 @@ async function reseal(values: { 'data-dir'?: string | undefined; redis?: string 
     }
     const box = secretBoxFor({ ...env, dataDir: ':memory:' });
     const keys = new RedisKeys(values.prefix ?? env.redisPrefix);
-    const client = await connectRedis(values.redis, { name: 'fleet-reseal', log: createLogger('warn') });
+    const client = await connectRedis(values.redis, { name: 'fleet-reseal', log: createLogger('warn'), ...redisTlsOf(env) });
     const registry = new RedisHubRegistry(client, { keys });
     try {
       const record = new RedisSecretRecord(client, { keys });

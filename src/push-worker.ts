@@ -9,7 +9,7 @@
  * (within TIER_PUSH_WEBHOOK_TIMEOUT_MS, then 2 s to record them: the pod's grace period must cover
  * it), queued jobs stay in Redis for the other workers.
  */
-import { RedisKeys } from './ports/redis.js';
+import { RedisKeys, redisTlsOf } from './ports/redis.js';
 import { BackendStartError, startOrExit, untilReachable } from './compose/until-reachable.js';
 import { TierError } from './errors.js';
 import { closeOnSignals, loadConfigOrExit, runMain } from './config/process.js';
@@ -45,6 +45,7 @@ async function main(): Promise<void> {
       sender,
       logsOnly: !probe.delivers,
       ...pushQueueOptions(config),
+      ...redisTlsOf(config),
     }).catch((err: unknown) => {
       throw err instanceof TierError && err.code === 'unavailable' ? new BackendStartError('redis', err) : err;
     });

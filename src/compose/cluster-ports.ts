@@ -12,7 +12,7 @@ import { RedisDirectory } from '../ports/directory/directory-redis.js';
 import { RedisNodeReleases } from '../ports/directory/node-releases-redis.js';
 import { CachingHubRegistry } from '../ports/hub-registry/hub-registry-cache.js';
 import { RedisHubRegistry, RedisNonceStore } from '../ports/hub-registry/hub-registry-redis.js';
-import { closeRedis, connectRedis, RedisKeys } from '../ports/redis.js';
+import { closeRedis, connectRedis, RedisKeys, redisTlsOf } from '../ports/redis.js';
 import { RedisShadowStore } from '../ports/shadow-store/shadow-store-redis.js';
 import { redisProbe } from '../ports/redis-probe.js';
 import { RedisPing } from '../ports/redis-ping.js';
@@ -87,7 +87,7 @@ export async function clusterPorts(config: Config, log: Logger, observe?: Backen
   let connecting: BackendStartError['backend'] = 'nats';
   try {
     // each connection role is its own `client` label: a slow shadow pipeline shows apart from the control calls
-    const calls = (role: string) => (observe ? { observe: observe.redis(role) } : {});
+    const calls = (role: string) => ({ ...redisTlsOf(config), ...(observe ? { observe: observe.redis(role) } : {}) });
     bus = (await hold?.take()) ?? (await NatsBus.connect(config.natsUrl, { name: node, log: log.child({ port: 'bus' }), pingIntervalMs: config.natsPingMs, ...natsAuth(config), ...(observe ? { observe: observe.bus } : {}) }));
     connecting = 'redis';
     shared = await connectRedis(config.redisUrl, { name: `${config.redisPrefix}${node}:control`, log: log.child({ port: 'redis' }), ...calls('control') });

@@ -15,6 +15,10 @@ export function checkTogether(config: Config, env: NodeJS.ProcessEnv, cluster: b
       `PORT and ADMIN_PORT: both ${config.port} on HOST ${config.host} and ADMIN_HOST ${config.adminHost}, which overlap; the admin port (metrics, readiness, the admin API) needs a port of its own`,
     );
   }
+  if ((config.redisTlsCertFile === undefined) !== (config.redisTlsKeyFile === undefined)) throw new ConfigError('REDIS_TLS_CERT_FILE and REDIS_TLS_KEY_FILE: a client certificate goes with its key (set both, or neither)');
+  const redisTls = [['REDIS_TLS_CA_FILE', config.redisTlsCaFile], ['REDIS_TLS_CERT_FILE', config.redisTlsCertFile]].find(([, file]) => file !== undefined);
+  // given with redis:// the files would be ignored and the password sent in plaintext
+  if (redisTls !== undefined && !/^rediss:/i.test(config.redisUrl ?? '')) throw new ConfigError(`${redisTls[0]}: TLS files need REDIS_URL to be rediss://`);
   if ((config.natsTlsCertFile === undefined) !== (config.natsTlsKeyFile === undefined)) throw new ConfigError('NATS_TLS_CERT_FILE and NATS_TLS_KEY_FILE: a client certificate goes with its key (set both, or neither)');
   if (config.idleMs <= config.heartbeatMs) throw new ConfigError(`TIER_IDLE_MS (${config.idleMs}) must exceed TIER_HEARTBEAT_MS (${config.heartbeatMs})`);
   if (config.commandTimeoutMs > config.commandTimeoutMaxMs) throw new ConfigError('TIER_COMMAND_TIMEOUT_MS must not exceed TIER_COMMAND_TIMEOUT_MAX_MS');

@@ -3,38 +3,16 @@ import { checkTogether } from './config-checks.js';
 import { readConfigFile } from './config-file.js';
 import { codeRelease } from './release.js';
 import { closestName } from './closest-name.js';
-import {
-  ConfigError,
-  MAKE_SECRET,
-  SECRET_MIN_CHARS,
-  bool,
-  fraction,
-  hostNames,
-  int,
-  listenHost,
-  nodeIdText,
-  offOrAtLeast,
-  oneOf,
-  proxyList,
-  readableFile,
-  secret,
-  secretKey,
-  secretKeyList,
-  secretList,
-  secretNames,
-  text,
-  url,
-  webhookUrl,
-  type Parser,
-} from './parsers.js';
+import { ConfigError, MAKE_SECRET, SECRET_MIN_CHARS, bool, fraction, hostNames, int, listenHost, nodeIdText, offOrAtLeast, oneOf, proxyList, readableFile, secret, secretKey, secretKeyList, secretList, secretNames, text, url, webhookUrl, type Parser } from './parsers.js';
 
 export { ConfigError } from './parsers.js';
 
 /**
  * The one typed configuration, layered defaults → JSON file (`CONFIG_FILE`) → environment. Over 400 lines:
  * one object by design (each setting's type, doc, variable, parser and default side by side); the
- * parsers are in parsers.ts, the checks of settings together in config-checks.ts. Bad values fail fast naming the key; unknown file keys and unknown `TIER_*`
- * variables are returned as warnings so typos do not pass silently.
+ * parsers are in parsers.ts, the checks of settings together in config-checks.ts. Bad values fail
+ * fast naming the key; unknown file keys and unknown `TIER_*` variables are returned as warnings so
+ * typos do not pass silently.
  */
 export interface Config {
   /** @default 8080: hubs (/hub/v1), apps (/app/v1) and the HTTP API */
@@ -73,6 +51,10 @@ export interface Config {
   natsTlsKeyFile: string | undefined;
   /** `redis[s]://[user:pass@]host:port[/db]` */
   redisUrl: string | undefined;
+  /** REDIS_TLS_CA_FILE, REDIS_TLS_CERT_FILE and REDIS_TLS_KEY_FILE: the CA to trust, a client certificate and its key (mTLS); any of them requires `rediss://` */
+  redisTlsCaFile: string | undefined;
+  redisTlsCertFile: string | undefined;
+  redisTlsKeyFile: string | undefined;
   /** @default 5_000 (ms): Redis is pinged this often; a PING unanswered for 2 s reports it down until it answers */
   redisPingMs: number;
   /** @default 'info' */
@@ -270,6 +252,9 @@ const FIELDS: { [K in keyof Config]: Field<K> } = {
   natsTlsCertFile: { env: 'NATS_TLS_CERT_FILE', parse: readableFile },
   natsTlsKeyFile: { env: 'NATS_TLS_KEY_FILE', parse: readableFile },
   redisUrl: { env: 'REDIS_URL', parse: url(['redis:', 'rediss:']) },
+  redisTlsCaFile: { env: 'REDIS_TLS_CA_FILE', parse: readableFile },
+  redisTlsCertFile: { env: 'REDIS_TLS_CERT_FILE', parse: readableFile },
+  redisTlsKeyFile: { env: 'REDIS_TLS_KEY_FILE', parse: readableFile },
   redisPingMs: { env: 'TIER_REDIS_PING_MS', parse: int(100, 600_000), default: 5_000 },
   logLevel: { env: 'LOG_LEVEL', parse: oneOf(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']), default: 'info' },
   accessLogRate: { env: 'TIER_ACCESS_LOG_RATE', parse: int(0, 1_000_000), default: 100 },

@@ -1,14 +1,27 @@
 import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { Redis, type RedisOptions } from 'ioredis';
 import { TierError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 import type { CallObserver } from './ports.js';
 import { redactUrl } from '../config/backend-urls.js';
-import { ConfigError } from '../config/config.js';
+import { ConfigError, type Config } from '../config/config.js';
 import { redisTlsHint } from './tls-failure.js';
 
 /** @default 'tier:': every key starts with it, so one Redis can serve several deployments or tests. */
 export const DEFAULT_REDIS_PREFIX = 'tier:';
+
+/** REDIS_TLS_* files: the CA to trust (instead of Node's bundled ones) and a client certificate with its key (mutual TLS). */
+export interface RedisTlsFiles {
+  caFile?: string | undefined;
+  certFile?: string | undefined;
+  keyFile?: string | undefined;
+}
+
+/** The REDIS_TLS_* files, as every Redis client of a node or tool takes them. */
+export function redisTlsOf(config: Pick<Config, 'redisTlsCaFile' | 'redisTlsCertFile' | 'redisTlsKeyFile'>): { tls: RedisTlsFiles } {
+  return { tls: { caFile: config.redisTlsCaFile, certFile: config.redisTlsCertFile, keyFile: config.redisTlsKeyFile } };
+}
 
 export interface RedisClientOptions {
   /** connection name shown by `CLIENT LIST`, e.g. `tier:node-1:shadows` */
@@ -33,6 +46,8 @@ export interface RedisClientOptions {
   maxBackoffMs?: number;
   /** told of every call: a command alone, or a whole pipeline or MULTI (not each command in it) */
   observe?: CallObserver;
+  /** files for a `rediss://` URL; read when the client is made (a rotated certificate takes a restart) */
+  tls?: RedisTlsFiles | undefined;
   /** the connection serves BullMQ, which reads INFO: a user that may not, or a server without it, is refused at connect */
   needsInfo?: boolean;
 }
@@ -69,6 +84,8 @@ export async function connectRedis(url: string, options: RedisClientOptions): Pr
         }
       : { enableOfflineQueue: true, maxRetriesPerRequest: null }),
   };
+  const tls = tlsSettings(url, options.tls);
+  if (tls !== undefined) settings.tls = tls;
   const client = new Redis(url, settings);
   if (options.observe) observeCalls(client, options.observe);
   // before the first ready the rejection below tells it (and the start-up wait logs it): no line per attempt
@@ -263,4 +280,16 @@ export class LuaScript {
  */
 function connectFailure(err: Error, url: string): string {
   return /^(WRONGPASS|NOAUTH)\b/.test(err.message) ? `${err.message} (check the password in REDIS_URL)` : `${err.message}${redisTlsHint(err, url)}`;
+}
+
+/**
+ * ioredis' TLS options from REDIS_TLS_* files, undefined when none is given. A file given with a
+ * `redis://` URL is refused: it would be ignored, and the connection sent in plaintext.
+ */
+function tlsSettings(url: string, files: RedisTlsFiles | undefined): RedisOptions['tls'] {
+  if (files === undefined || (files.caFile === undefined && files.certFile === undefined && files.keyFile === undefined)) return undefined;
+  if (!/^rediss:/i.test(url)) throw new ConfigError(`REDIS_TLS_*: TLS files need a rediss:// URL, got ${redactUrl(url)}`);
+  const read = (path: string | undefined) => (path === undefined ? undefined : readFileSync(path));
+  const [ca, cert, key] = [read(files.caFile), read(files.certFile), read(files.keyFile)];
+  return { ...(ca ? { ca } : {}), ...(cert ? { cert } : {}), ...(key ? { key } : {}) };
 }

@@ -27,9 +27,16 @@ export function untrustedCertificate(err: Error): boolean {
 export function redisTlsHint(err: Error, url: string): string {
   const tls = url.startsWith('rediss:');
   if (untrustedCertificate(err)) {
-    return " (the server's certificate is not trusted: give its CA in NODE_EXTRA_CA_CERTS, and name in REDIS_URL a host the certificate names)";
+    return " (the server's certificate is not trusted: give its CA in REDIS_TLS_CA_FILE or NODE_EXTRA_CA_CERTS, and name in REDIS_URL a host the certificate names)";
   }
   const code = codeOf(err);
+  // TLS 1.3's alert for a client that sent none; 1.2 servers send a bare handshake failure
+  if (code === 'ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED' || (tls && code === 'ERR_SSL_SSLV3_ALERT_HANDSHAKE_FAILURE')) {
+    return ' (the server asks for a client certificate: give it in REDIS_TLS_CERT_FILE and REDIS_TLS_KEY_FILE)';
+  }
+  if (code === 'ERR_SSL_TLSV1_ALERT_UNKNOWN_CA' || code === 'ERR_SSL_SSLV3_ALERT_BAD_CERTIFICATE') {
+    return " (the server refused the client certificate of REDIS_TLS_CERT_FILE: it is not of a CA the server trusts, or has expired)";
+  }
   if (!tls && (code === 'ECONNRESET' || code === 'EPIPE')) return ' (a Redis that requires TLS resets a plain connection: if it does, use rediss://)';
   if (tls && code === 'ETIMEDOUT') return ' (a Redis without TLS never answers the TLS handshake: if it has none, use redis://; else check the host and port)';
   return '';

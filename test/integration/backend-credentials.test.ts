@@ -7,10 +7,10 @@
  * NATS connection instead of reconnecting NATS at every Redis attempt.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { freePort, startNats, startNode, startRedis, uniquePrefix, ExitedError, type Backend, type NodeProc } from '../../load/harness/index.js';
-import { writeFileSync } from 'node:fs';
+import { freePort, requireServer, start, startNats, startNode, startRedis, uniquePrefix, ExitedError, type Backend, type NodeProc } from '../../load/harness/index.js';
+import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { api } from '../helpers/server-process.js';
+import { api, scriptArgs } from '../helpers/server-process.js';
 import { makeNatsOperator, makeTestPki } from '../helpers/test-pki.js';
 import { eventually } from '../helpers/eventually.js';
 
@@ -88,6 +88,33 @@ describe('backends that require credentials', { timeout: 90_000 }, () => {
       const node = await startNode({ env: { REDIS_URL: redisUrl(REDIS_PASS), TIER_REDIS_PREFIX: uniquePrefix(), LOG_LEVEL: 'info', ...more }, measured: false });
       started.push(node);
       expect((await api(node.adminUrl, 'GET', '/readyz', undefined)).body).toMatchObject({ backendsUp: { nats: true, redis: true } });
+    }
+  });
+
+  it('a node and the push worker log in to a mTLS Redis with the REDIS_TLS_* files', async () => {
+    const pki = makeTestPki();
+    const port = await freePort();
+    const mtls = start(requireServer('redis-server'), [
+      '--port', '0', '--tls-port', String(port), '--bind', '127.0.0.1', '--tls-cert-file', pki.serverCert, '--tls-key-file', pki.serverKey,
+      '--tls-ca-cert-file', pki.ca, '--tls-auth-clients', 'yes', '--save', '', '--appendonly', 'no',
+    ]);
+    try {
+      await mtls.waitLine((l) => /Ready to accept connections/.test(l));
+      const env = { NATS_URL: natsUrl(NATS_PASS), REDIS_URL: `rediss://127.0.0.1:${port}`, REDIS_TLS_CA_FILE: pki.ca, REDIS_TLS_CERT_FILE: pki.clientCert, REDIS_TLS_KEY_FILE: pki.clientKey, TIER_REDIS_PREFIX: uniquePrefix(), LOG_LEVEL: 'info' };
+      const node = await startNode({ env, measured: false });
+      started.push(node);
+      // every connection role (control, shadows, push queue and worker, delays, history) opened before ready
+      expect((await api(node.adminUrl, 'GET', '/readyz', undefined)).body).toMatchObject({ ready: true, backendsUp: { nats: true, redis: true } });
+      expect((await api(node.httpUrl, 'POST', '/v1/admin/hubs', node.adminToken, { hubId: 'mtls-hub', homeId: 'home-mtls' })).status).toBe(201);
+      const worker = start(process.execPath, scriptArgs('src/push-worker.ts'), { env: { ...env, ADMIN_TOKEN: node.adminToken, JWT_SECRET: node.jwtSecret, TIER_SECRET_KEY: '0123456789abcdef'.repeat(4) } });
+      try {
+        await worker.waitLine((l) => /push worker ready/.test(l));
+      } finally {
+        await worker.stop();
+      }
+    } finally {
+      await mtls.stop();
+      rmSync(pki.dir, { recursive: true, force: true });
     }
   });
 

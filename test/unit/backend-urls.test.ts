@@ -83,6 +83,15 @@ describe('NATS credentials from NATS_URL', () => {
     expect(() => loadConfig({ ...cluster, NATS_CREDS_FILE: '/nonexistent/user.creds' })).toThrow(/^NATS_CREDS_FILE: cannot read \/nonexistent\/user.creds: ENOENT/);
     expect(() => loadConfig({ ...cluster, NATS_TLS_CERT_FILE: import.meta.filename })).toThrow(/^NATS_TLS_CERT_FILE and NATS_TLS_KEY_FILE: a client certificate goes with its key/);
     expect(loadConfig({ ...cluster, NATS_TLS_CA_FILE: import.meta.filename }).config.natsTlsCaFile).toBe(import.meta.filename);
+    // the Redis files likewise; and they need rediss://, which a redis:// URL would leave unused (in plaintext)
+    const tlsRedis = { ...cluster, REDIS_URL: 'rediss://h:6379' };
+    expect(() => loadConfig({ ...tlsRedis, REDIS_TLS_CA_FILE: '/nonexistent/ca.pem' })).toThrow(/^REDIS_TLS_CA_FILE: cannot read \/nonexistent\/ca.pem: ENOENT/);
+    expect(() => loadConfig({ ...tlsRedis, REDIS_TLS_KEY_FILE: import.meta.filename })).toThrow(/^REDIS_TLS_CERT_FILE and REDIS_TLS_KEY_FILE: a client certificate goes with its key/);
+    expect(() => loadConfig({ ...cluster, REDIS_TLS_CA_FILE: import.meta.filename })).toThrow(/^REDIS_TLS_CA_FILE: TLS files need REDIS_URL to be rediss:\/\//);
+    expect(() => loadConfig({ ...cluster, REDIS_TLS_CERT_FILE: import.meta.filename, REDIS_TLS_KEY_FILE: import.meta.filename })).toThrow(/^REDIS_TLS_CERT_FILE: TLS files need REDIS_URL to be rediss:\/\//);
+    expect(() => loadConfig({ REDIS_TLS_CA_FILE: import.meta.filename })).toThrow(/^REDIS_TLS_CA_FILE: TLS files need REDIS_URL/);
+    const files = { REDIS_TLS_CA_FILE: import.meta.filename, REDIS_TLS_CERT_FILE: import.meta.filename, REDIS_TLS_KEY_FILE: import.meta.filename };
+    expect(loadConfig({ ...tlsRedis, ...files }).config).toMatchObject({ redisTlsCaFile: import.meta.filename, redisTlsCertFile: import.meta.filename, redisTlsKeyFile: import.meta.filename });
     // a ws:// NATS server the node's client cannot reach is refused, not accepted and failed later
     expect(() => loadConfig({ NATS_URL: 'ws://h:8080', REDIS_URL: 'redis://h:6379', TIER_SECRET_KEY: 'a'.repeat(64) })).toThrow(/NATS_URL: expected a nats: or tls: URL/);
   });

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { Logger } from '../../log/logger.js';
 import type { Directory, HubClaim, HubLocation, OrphanSession } from './directory.js';
-import { closeRedis, connectRedis, LuaScript, RedisKeys } from '../redis.js';
+import { closeRedis, connectRedis, LuaScript, RedisKeys, type RedisTlsFiles } from '../redis.js';
 
 export interface RedisDirectoryOptions {
   /** key names and their prefix */
@@ -127,8 +127,8 @@ export class RedisDirectory implements Directory {
     if (!Number.isInteger(this.ttlMs) || this.ttlMs < 1) throw new RangeError(`directory ttlMs must be a positive integer, got ${this.ttlMs}`);
   }
 
-  static async connect(url: string, options: RedisDirectoryOptions & { name: string; log: Logger }): Promise<RedisDirectory> {
-    return new RedisDirectory(await connectRedis(url, { name: options.name, log: options.log }), options);
+  static async connect(url: string, options: RedisDirectoryOptions & { name: string; log: Logger; tls?: RedisTlsFiles }): Promise<RedisDirectory> {
+    return new RedisDirectory(await connectRedis(url, { name: options.name, log: options.log, tls: options.tls }), options);
   }
 
   async claim(hubId: string, node: string, now = Date.now()): Promise<HubClaim> {

@@ -2,7 +2,7 @@ import type { CallObserver } from '../ports.js';
 import { INDEX, READ_FROM_INDEX } from './history-redis-index.js';
 import type { Redis } from 'ioredis';
 import type { Logger } from '../../log/logger.js';
-import { closeRedis, connectRedis, LuaScript, RedisKeys } from '../redis.js';
+import { closeRedis, connectRedis, LuaScript, RedisKeys, type RedisTlsFiles } from '../redis.js';
 import { KnownPositions } from './known-positions.js';
 import { NotedLostError, StaleSessionError, type EventHistory, type HistoryPosition, type EventSource, type HistoryRead, type HistoryRetention, type Position, type RecoveryFailure } from './history.js';
 import { newEpoch } from './history-read.js';
@@ -266,8 +266,8 @@ export class RedisEventHistory implements EventHistory {
     if (options.nodeId !== undefined) this.marks = new RedisEvaluatedMarks(client, this.keys, { nodeId: options.nodeId, ttlMs: options.marksTtlMs ?? 15_000, log: options.log });
   }
 
-  static async connect(url: string, retention: HistoryRetention, options: RedisHistoryOptions & { name: string; observe?: CallObserver }): Promise<RedisEventHistory> {
-    return new RedisEventHistory(await connectRedis(url, { name: options.name, log: options.log, observe: options.observe }), retention, options);
+  static async connect(url: string, retention: HistoryRetention, options: RedisHistoryOptions & { name: string; observe?: CallObserver; tls?: RedisTlsFiles }): Promise<RedisEventHistory> {
+    return new RedisEventHistory(await connectRedis(url, { name: options.name, log: options.log, observe: options.observe, tls: options.tls }), retention, options);
   }
 
   append(homeId: string, data: Uint8Array, source?: EventSource): Promise<Position> {

@@ -18,7 +18,7 @@ import {
   type HubExpect,
   type NonceStore,
 } from './hub-registry.js';
-import { closeRedis, connectRedis, LuaScript, RedisKeys } from '../redis.js';
+import { closeRedis, connectRedis, LuaScript, RedisKeys, type RedisTlsFiles } from '../redis.js';
 
 export interface RedisRegistryOptions {
   /** key names and their prefix */
@@ -96,8 +96,8 @@ export class RedisHubRegistry implements HubRegistry {
     this.keys = options.keys ?? new RedisKeys();
   }
 
-  static async connect(url: string, options: RedisRegistryOptions & { name: string; log: Logger }): Promise<RedisHubRegistry> {
-    return new RedisHubRegistry(await connectRedis(url, { name: options.name, log: options.log }), options);
+  static async connect(url: string, options: RedisRegistryOptions & { name: string; log: Logger; tls?: RedisTlsFiles }): Promise<RedisHubRegistry> {
+    return new RedisHubRegistry(await connectRedis(url, { name: options.name, log: options.log, tls: options.tls }), options);
   }
 
   async create(record: HubRecord): Promise<void> {
@@ -334,8 +334,8 @@ export class RedisNonceStore implements NonceStore {
     this.keys = options.keys ?? new RedisKeys();
   }
 
-  static async connect(url: string, options: RedisRegistryOptions & { name: string; log: Logger }): Promise<RedisNonceStore> {
-    return new RedisNonceStore(await connectRedis(url, { name: options.name, log: options.log }), options);
+  static async connect(url: string, options: RedisRegistryOptions & { name: string; log: Logger; tls?: RedisTlsFiles }): Promise<RedisNonceStore> {
+    return new RedisNonceStore(await connectRedis(url, { name: options.name, log: options.log, tls: options.tls }), options);
   }
 
   async claim(key: string, ttlMs: number): Promise<boolean> {

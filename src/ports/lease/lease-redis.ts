@@ -1,5 +1,5 @@
 import type { Redis } from 'ioredis';
-import { closeRedis, connectRedis, LuaScript, RedisKeys } from '../redis.js';
+import { closeRedis, connectRedis, LuaScript, RedisKeys, type RedisTlsFiles } from '../redis.js';
 import type { Logger } from '../../log/logger.js';
 import type { Lease } from './lease.js';
 
@@ -38,8 +38,8 @@ export class RedisLease implements Lease {
     this.keys = options.keys ?? new RedisKeys();
   }
 
-  static async connect(url: string, options: RedisLeaseOptions & { name: string; log: Logger }): Promise<RedisLease> {
-    return new RedisLease(await connectRedis(url, { name: options.name, log: options.log }), options);
+  static async connect(url: string, options: RedisLeaseOptions & { name: string; log: Logger; tls?: RedisTlsFiles }): Promise<RedisLease> {
+    return new RedisLease(await connectRedis(url, { name: options.name, log: options.log, tls: options.tls }), options);
   }
 
   async tryAcquire(key: string, owner: string, ttlMs: number): Promise<boolean> {

@@ -1,7 +1,7 @@
 import type { CallObserver } from '../ports.js';
 import type { Redis } from 'ioredis';
 import type { Logger } from '../../log/logger.js';
-import { closeRedis, connectRedis, hashTag, LuaScript, RedisKeys } from '../redis.js';
+import { closeRedis, connectRedis, hashTag, LuaScript, RedisKeys, type RedisTlsFiles } from '../redis.js';
 import type { PendingRun, PendingRuns } from './pending-runs.js';
 
 export interface RedisPendingRunsOptions {
@@ -101,8 +101,8 @@ export class RedisPendingRuns implements PendingRuns {
     this.#renew.unref();
   }
 
-  static async connect(url: string, options: RedisPendingRunsOptions & { name: string; observe?: CallObserver }): Promise<RedisPendingRuns> {
-    return new RedisPendingRuns(await connectRedis(url, { name: options.name, log: options.log, observe: options.observe }), options);
+  static async connect(url: string, options: RedisPendingRunsOptions & { name: string; observe?: CallObserver; tls?: RedisTlsFiles }): Promise<RedisPendingRuns> {
+    return new RedisPendingRuns(await connectRedis(url, { name: options.name, log: options.log, observe: options.observe, tls: options.tls }), options);
   }
 
   async save(run: PendingRun): Promise<void> {

@@ -2,7 +2,7 @@ import type { CallObserver } from '../ports.js';
 import { randomUUID } from 'node:crypto';
 import { MetricsTime, Queue, UnrecoverableError, Worker, type Job, type JobsOptions } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { closeRedis, connectRedis, RedisKeys } from '../redis.js';
+import { closeRedis, connectRedis, RedisKeys, type RedisTlsFiles } from '../redis.js';
 import { InvalidPushJob, notificationOf, PushWorker } from './push-worker-bullmq.js';
 import { DelivererMark, GiveWay } from './push-deliverers.js';
 import { isRedisRefusal, isUnreachable, TierError } from '../../errors.js';
@@ -239,12 +239,12 @@ export class BullMqPushQueue implements PushQueue {
    * Opens its own connections to `url` ('fail' profile for the queue, 'wait' for a worker) and
    * resolves once BullMQ is ready on them.
    */
-  static async connect(url: string, options: BullMqPushQueueOptions & { name: string; observe?: CallObserver }): Promise<BullMqPushQueue> {
+  static async connect(url: string, options: BullMqPushQueueOptions & { name: string; observe?: CallObserver; tls?: RedisTlsFiles }): Promise<BullMqPushQueue> {
     // the worker's connection blocks on purpose (waiting for jobs): only the queue's calls are timed
-    const queue = await connectRedis(url, { name: `${options.name}:queue`, log: options.log, observe: options.observe, needsInfo: true });
+    const queue = await connectRedis(url, { name: `${options.name}:queue`, log: options.log, observe: options.observe, needsInfo: true, tls: options.tls });
     let worker: Redis | undefined;
     try {
-      if (options.sender) worker = await connectRedis(url, { name: `${options.name}:worker`, log: options.log, offline: 'wait', needsInfo: true });
+      if (options.sender) worker = await connectRedis(url, { name: `${options.name}:worker`, log: options.log, offline: 'wait', needsInfo: true, tls: options.tls });
       const push = new BullMqPushQueue({ queue, worker }, options);
       await push.ready();
       await push.markDelivering(options.logsOnly === true);

@@ -3,7 +3,7 @@
  * run statistics, import); its Lua scripts and statistics already live in their own modules.
  */
 import type { Redis } from 'ioredis';
-import { closeRedis, connectRedis, RedisKeys } from '../redis.js';
+import { closeRedis, connectRedis, RedisKeys, type RedisTlsFiles } from '../redis.js';
 import { ADVANCE, body, CREATE, CREATE_FULL, DELETE, PUT_SETTINGS, SCHEDULED, SET_ENABLED, stamp, UPDATE } from './rule-store-redis-scripts.js';
 import { TierError } from '../../errors.js';
 import type { Logger } from '../../log/logger.js';
@@ -107,8 +107,8 @@ export class RedisRuleStore implements RuleStore {
     this.cronHomes = this.keys.single('rules:cron-homes');
   }
 
-  static async connect(url: string, options: RedisRuleStoreOptions & { name: string }): Promise<RedisRuleStore> {
-    return new RedisRuleStore(await connectRedis(url, { name: options.name, log: options.log }), options);
+  static async connect(url: string, options: RedisRuleStoreOptions & { name: string; tls?: RedisTlsFiles }): Promise<RedisRuleStore> {
+    return new RedisRuleStore(await connectRedis(url, { name: options.name, log: options.log, tls: options.tls }), options);
   }
 
   /** true while changes from other nodes arrive (no `watch` yet: nothing to hear, also true) */

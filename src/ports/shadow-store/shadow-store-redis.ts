@@ -8,7 +8,7 @@ import { KeyedTurns } from '../../actors/keyed-turns.js';
 import { TierError } from '../../errors.js';
 import type { Logger } from '../../log/logger.js';
 import type { BatchObserver, CallObserver } from '../ports.js';
-import { closeRedis, connectRedis, backoff, RedisKeys } from '../redis.js';
+import { closeRedis, connectRedis, backoff, RedisKeys, type RedisTlsFiles } from '../redis.js';
 import {
   applyField,
   applyReported,
@@ -143,8 +143,8 @@ export class RedisShadowStore implements ShadowStore {
     if (!(FENCED_HSET_COMMAND in client)) client.defineCommand(FENCED_HSET_COMMAND, { numberOfKeys: 1, lua: FENCED_HSET });
   }
 
-  static async connect(url: string, options: RedisShadowStoreOptions & { name: string; observe?: CallObserver }): Promise<RedisShadowStore> {
-    return new RedisShadowStore(await connectRedis(url, { name: options.name, log: options.log, observe: options.observe }), options);
+  static async connect(url: string, options: RedisShadowStoreOptions & { name: string; observe?: CallObserver; tls?: RedisTlsFiles }): Promise<RedisShadowStore> {
+    return new RedisShadowStore(await connectRedis(url, { name: options.name, log: options.log, observe: options.observe, tls: options.tls }), options);
   }
 
   /** False while Redis is unreachable or the last batch failed: readiness should report it. */
