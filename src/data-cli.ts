@@ -98,7 +98,8 @@ async function main(): Promise<number> {
       // the close, a node starting on the directory in between would have had its files removed
       if (!done && command === 'import') removeNew(dir, before);
     } finally {
-      await store.close();
+      // a tool replays nothing: a crash before it stays the next start's to recover from
+      await store.close({ keepUncleanMark: true });
     }
   }
 }

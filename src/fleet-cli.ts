@@ -92,7 +92,7 @@ async function reseal(values: { 'data-dir'?: string | undefined; redis?: string 
     try {
       report = await resealAll(new LmdbHubRegistry(store), box);
     } finally {
-      await store.close();
+      await store.close({ keepUncleanMark: true });
     }
   }
   for (const line of report.skipped) process.stderr.write(`skipped ${line}\n`);

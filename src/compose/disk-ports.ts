@@ -77,7 +77,7 @@ export async function diskPorts(config: Config, timers: TimerWheel, log: Logger,
     };
   } catch (err) {
     await Promise.allSettled(opened.map((p) => p.close()));
-    await data.close().catch(() => undefined);
+    await data.close({ keepUncleanMark: true }).catch(() => undefined);
     // a write at start that the disk refused (full): a data error saying so, not lmdb-js's stack
     throw (await startWriteError(config.dataDir, err)) ?? err;
   }

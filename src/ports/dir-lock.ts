@@ -7,7 +7,7 @@
  * Until 2026-12-06 the pid in the file was the lock: two starters racing both took it, and a second
  * container (pid 1 too) took a running node's lock for a stale one of its own.
  */
-import { closeSync, constants, fstatSync, fsyncSync, ftruncateSync, openSync, readFileSync, readSync, rmSync, statSync, writeSync } from 'node:fs';
+import { closeSync, constants, fstatSync, fsyncSync, ftruncateSync, openSync, readFileSync, readSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { constants as os } from 'node:os';
 import { loadLibc } from './libc.js';
 import { join } from 'node:path';
@@ -24,8 +24,14 @@ export interface DirectoryClaim {
    * the process died, the page cache did not, so every commit it made is whole even unsynced.
    */
   readonly sameBoot: boolean;
-  /** removes the lock file (while it is still the one held) and drops the flock; idempotent */
-  release(): void;
+  /**
+   * Removes the lock file (while it is still the one held) and drops the flock; idempotent.
+   * `keepStale`: this process did not do what a start after an unclean stop does (its start failed
+   * on a full disk, or it is a tool): a stale lock's lines are written back instead, so the next
+   * start still sees that stop. Removed, a refused start made the crash before it read as clean
+   * (rules of acknowledged events not replayed, the history's epoch kept; review "diskfull").
+   */
+  release(keepStale?: boolean): void;
 }
 
 /**
@@ -82,16 +88,18 @@ function claimWithFlock(dir: string, owner: string, flock: FlockCall): Directory
       writeLock(dir, fd, owner);
       kept = true;
       let released = false;
-      const release = () => {
+      const stale = before.text !== '';
+      const release = (keepStale = false) => {
         if (released) return;
         released = true;
         try {
-          if (isFile(fd, lock)) rmSync(lock, { force: true });
+          if (!isFile(fd, lock)) return;
+          if (keepStale && stale) rewriteLock(dir, fd, before.text);
+          else rmSync(lock, { force: true });
         } finally {
           closeSync(fd);
         }
       };
-      const stale = before.text !== '';
       return { stale, sameBoot: stale && sameBoot(before.boot), release };
     } finally {
       if (!kept) closeSync(fd);
@@ -132,8 +140,13 @@ function isFile(fd: number, lock: string): boolean {
 
 /** Writes this process's lines, synced with the directory's entry: the boot id must outlive a machine crash. */
 function writeLock(dir: string, fd: number, owner: string): void {
+  rewriteLock(dir, fd, `${process.pid}\n${owner}\n${ownIdentity()}\n${bootId() ?? ''}\n`);
+}
+
+/** The lock's lines replaced by `text`, synced; on a full disk too: the truncation frees the page the write takes. */
+function rewriteLock(dir: string, fd: number, text: string): void {
   ftruncateSync(fd, 0);
-  writeSync(fd, `${process.pid}\n${owner}\n${ownIdentity()}\n${bootId() ?? ''}\n`, 0);
+  writeSync(fd, text, 0);
   fsyncSync(fd);
   try {
     const d = openSync(dir, 'r');
@@ -207,6 +220,7 @@ function claimByPid(dir: string, owner: string): DirectoryClaim {
   const lock = join(dir, LOCK_FILE);
   let stale = false;
   let recorded: string | undefined;
+  let found = '';
   for (let attempt = 0; attempt < 2; attempt++) {
     let fd: number;
     try {
@@ -220,15 +234,17 @@ function claimByPid(dir: string, owner: string): DirectoryClaim {
       rmSync(lock, { force: true });
       stale = true;
       recorded = before.boot;
+      found = before.text;
       continue;
     }
     writeLock(dir, fd, owner);
     closeSync(fd);
     let released = false;
-    const release = () => {
+    const release = (keepStale = false) => {
       if (released) return;
       released = true;
-      rmSync(lock, { force: true });
+      if (keepStale && stale) writeFileSync(lock, found, { mode: 0o600 });
+      else rmSync(lock, { force: true });
     };
     return { stale, sameBoot: stale && sameBoot(recorded), release };
   }

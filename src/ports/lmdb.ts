@@ -102,8 +102,12 @@ export interface DataStore {
    * disk an acknowledgement waited four or five syncs instead of one (review "slowdisk").
    */
   written<T>(write: Promise<T>): Promise<T>;
-  /** commits, closes the environment and releases the directory */
-  close(): Promise<void>;
+  /**
+   * Commits, closes the environment and releases the directory. `keepUncleanMark`: what a start
+   * after an unclean stop does was not done (the start failed, or a tool opened the store): that
+   * stop stays recorded for the next start (dir-lock.ts).
+   */
+  close(options?: { keepUncleanMark?: boolean }): Promise<void>;
 }
 
 /**
@@ -129,7 +133,7 @@ export function openDataStore(dir: string, options: DataStoreOptions = {}): Data
   const short = roomShort(path, options.reserveBytes ?? 0);
   if (short !== null) {
     for (const w of watched) w.stop();
-    release();
+    release(true);
     throw short;
   }
   watchRoom(path, options, watched);
@@ -152,7 +156,7 @@ export function openDataStore(dir: string, options: DataStoreOptions = {}): Data
     checkLayout(root, join(path, FILE));
   } catch (err) {
     for (const w of watched) w.stop();
-    release();
+    release(true);
     if (err instanceof DataStoreError) throw err;
     if (writeFailed(err)) throw cannotWrite(path, err);
     throw unopenable(path, err);
@@ -207,7 +211,7 @@ export function openDataStore(dir: string, options: DataStoreOptions = {}): Data
       await synced;
       return result;
     },
-    async close() {
+    async close(options) {
       try {
         for (const env of sides.values()) {
           await env.flushed;
@@ -217,7 +221,7 @@ export function openDataStore(dir: string, options: DataStoreOptions = {}): Data
         await root.close();
       } finally {
         for (const w of watched) w.stop();
-        release();
+        release(options?.keepUncleanMark === true);
       }
     },
   };

@@ -176,6 +176,34 @@ describe.skipIf(BOOT === undefined)('DATA_SYNC=os after an unclean start: the hi
       expect(history(after).get('k0'), `boot "${boot}"`).toBe(boot === BOOT ? 'event 0' : undefined);
     }
   });
+
+  it('a crash stays a crash through a start refused on a full disk and through a tool: the lock left behind is written back (review "diskfull")', async () => {
+    const d = dir();
+    const s = openDataStore(d, { sync: 'os' });
+    for (let i = 0; i < 200; i++) void history(s).put(`k${i}`, `event ${i}`);
+    await s.close();
+    // a node of another boot crashed (DATA_SYNC=os: its unsynced history is not to be trusted)
+    const left = `${await deadPid()}\nnode crashed\nx:1\n00000000-0000-0000-0000-000000000000\n`;
+    writeFileSync(join(d, 'node.lock'), left);
+    // the orchestrator restarts it while the disk is still below the reserve: refused
+    expect(() => openDataStore(d, { sync: 'os', reserveBytes: Number.MAX_SAFE_INTEGER })).toThrow(/below the reserve|reserve/);
+    expect(readFileSync(join(d, 'node.lock'), 'utf8')).toBe(left);
+    // an operator looks with a tool (npm run data -- export): it replays nothing either
+    const tool = openDataStore(d, { sync: 'os' });
+    expect(tool.uncleanStart).toBe(true);
+    await tool.close({ keepUncleanMark: true });
+    expect(readFileSync(join(d, 'node.lock'), 'utf8')).toBe(left);
+    // the node's start that succeeds sees the crash, and the other boot
+    const after = openDataStore(d, { sync: 'os' });
+    expect(after.uncleanStart).toBe(true);
+    expect(history(after).get('k0')).toBeUndefined();
+    await after.close();
+    // closed by a node that started, the lock goes: the next start is clean
+    expect(existsSync(join(d, 'node.lock'))).toBe(false);
+    const clean = openDataStore(d, { sync: 'os' });
+    stores.push(clean);
+    expect(clean.uncleanStart).toBe(false);
+  });
 });
 
 describe('a failed write on a full disk', () => {
