@@ -173,10 +173,24 @@ const PROCESS_BYTES = 100 * MIB;
 
 /**
  * The node's memory cgroup: what the kernel cannot reclaim against the limit (`shedAbove`: the
- * fraction at which hub handshakes are refused), and whether the limit leaves room for a burst of
- * TIER_MAX_HUB_SESSIONS reconnects.
+ * fraction at which hub handshakes are refused), whether the limit leaves room for a burst of
+ * TIER_MAX_HUB_SESSIONS reconnects; and V8's heap against its own limit, which is reached first
+ * when Node sized it (half a pod's limit).
  */
 export function memoryVerdict(r: MemoryReading, shedAbove: number, maxHubSessions: number): Finding {
+  const heap = `heap ${(r.heapUsed / MIB).toFixed(0)} MiB of its ${(r.heapLimit / MIB).toFixed(0)} MiB limit (${Math.round((100 * r.heapUsed) / r.heapLimit)} %)`;
+  if (shedAbove > 0 && r.heapUsed > r.heapLimit * shedAbove) {
+    return {
+      verdict: 'warn',
+      detail: `${heap}: hub handshakes are refused (TIER_SHED_MEMORY ${shedAbove})`,
+      hint: 'Node sizes the heap at about half a pod\'s memory limit: give it more with NODE_OPTIONS=--max-old-space-size=<MiB> (about three quarters of the limit), or lower TIER_MAX_HUB_SESSIONS or TIER_HUB_MAX_SHADOW_BYTES',
+    };
+  }
+  const withHeap = (f: Finding): Finding => ({ ...f, detail: `${f.detail}; ${heap}` });
+  return withHeap(cgroupVerdict(r, shedAbove, maxHubSessions));
+}
+
+function cgroupVerdict(r: MemoryReading, shedAbove: number, maxHubSessions: number): Finding {
   if (!Number.isFinite(r.limit)) return ok(`no memory limit (cgroup); ${(r.unreclaimable / MIB).toFixed(0)} MiB the kernel cannot reclaim`);
   const share = r.unreclaimable / r.limit;
   const detail = `${(r.unreclaimable / MIB).toFixed(0)} MiB of the ${(r.limit / MIB).toFixed(0)} MiB limit the kernel cannot reclaim (${Math.round(share * 100)} %)`;

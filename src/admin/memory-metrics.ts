@@ -1,3 +1,4 @@
+import { getHeapStatistics } from 'node:v8';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import type { MemoryReading } from '../transport/cgroup-memory.js';
 
@@ -60,6 +61,15 @@ export function registerMemoryMetrics(registers: Registry[], sources: () => Memo
       if (!counts) return;
       this.reset();
       for (const [kind, n] of Object.entries(counts)) this.inc({ kind }, n);
+    },
+  });
+  // prom-client has the heap's size and use, not its limit: Node sets it at about half a pod's, and a node that reaches it dies (exit 134)
+  new Gauge({
+    name: 'tier_heap_limit_bytes',
+    help: "V8's heap limit (--max-old-space-size, else Node's choice: about half a cgroup's limit); hub and app sockets are refused busy with nodejs_heap_size_used_bytes above TIER_SHED_MEMORY of it",
+    registers,
+    collect() {
+      this.set(getHeapStatistics().heap_size_limit);
     },
   });
   new Gauge({

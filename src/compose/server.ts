@@ -1,3 +1,4 @@
+/** The node's composition root. Over 400 lines: one start-up wiring every part in the order it needs them. */
 import { resolve } from 'node:path';
 import { CloseCode } from '../../proto/errors.js';
 import { actorFailureLog, type ActorSystem } from '../actors/actor.js';
@@ -45,7 +46,7 @@ import { UpgradeLimits } from '../transport/upgrade-limits.js';
 import { AppSocketLimits, defaultMaxAppSockets, ownOpenFileLimit } from '../transport/app-limits.js';
 import { LoopLag } from '../transport/loop-lag.js';
 import { LOOP_SAMPLE_MS, LOOP_WINDOW_MS, LoopDelaySampler } from '../admin/default-metrics.js';
-import { startMemoryGauge } from '../transport/cgroup-memory.js';
+import { memoryPressure, startMemoryGauge } from '../transport/cgroup-memory.js';
 import { guardApp } from '../transport/guard.js';
 import { WriteBatch } from '../transport/write-batch.js';
 import { configureHttp, pendingAnswers, type RouteTable } from '../transport/http.js';
@@ -206,6 +207,8 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
   // read only when a hub knocks (or at a scrape): an idle node reads nothing
   const memory = startMemoryGauge(config.shedMemoryFraction, log, undefined, (err) => readFailures.failed('cgroup', err));
   const heap = memory ? heapRelease(log) : null;
+  // the cgroup's or the heap's line passed: hubs and apps refused busy, the node not ready
+  const nearMemoryLimit = () => (memory === null ? null : memoryPressure(memory.reading(), config.shedMemoryFraction));
   const limits = new UpgradeLimits({
     maxSockets: config.maxHubSessions,
     maxPending: config.maxPendingUpgrades,
@@ -230,7 +233,7 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
   });
   const feeds = new HomeFeeds(ports.bus, app, log, { history: ports.history, framesOut: (op, frames) => metrics.appFramesOut(op, frames) });
   // hub sessions + app sockets + the node's own files fit the open-file limit: accept() never hits EMFILE
-  const appLimits = new AppSocketLimits(config.maxAppSockets ?? defaultMaxAppSockets(ownOpenFileLimit(), config.maxHubSessions), config.maxAppSocketsPerUser);
+  const appLimits = new AppSocketLimits(config.maxAppSockets ?? defaultMaxAppSockets(ownOpenFileLimit(), config.maxHubSessions), config.maxAppSocketsPerUser, () => nearMemoryLimit() !== null);
   const openFileLimit = ownOpenFileLimit();
   log.info({ maxAppSockets: appLimits.maxSockets, perUser: appLimits.maxPerUser, openFileLimit: openFileLimit ?? null, maxHubSessions: config.maxHubSessions }, 'app socket limits');
   // said at start, not only by /debug/diagnose: a pod sized for TIER_MAX_HUB_SESSIONS ran out of files at a fifth of it
@@ -308,7 +311,8 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
     readiness: () => {
       const h = health();
       const hubSockets = limits.stats;
-      const reasons = notReadyReasons({ started, draining, full: hubSockets.sockets >= config.maxHubSessions, localStoreOk: h.local !== false, listenPaused: pause?.paused === true });
+      const pressed = nearMemoryLimit();
+      const reasons = notReadyReasons({ started, draining, full: hubSockets.sockets >= config.maxHubSessions, nearMemoryLimit: pressed !== null, localStoreOk: h.local !== false, listenPaused: pause?.paused === true });
       return {
         ready: reasons.length === 0,
         detail: {
@@ -320,6 +324,7 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
           hubSockets,
           maxHubSessions: config.maxHubSessions,
           appSockets: { sockets: appLimits.sockets, max: appLimits.maxSockets, perUser: appLimits.maxPerUser },
+          ...(pressed !== null ? { nearMemoryLimit: pressed } : {}),
           draining,
           backendsUp: h.backends,
           degraded: Object.keys(h.backends).filter((name) => !h.backends[name]),

@@ -214,9 +214,9 @@ export function mountAppGateway(
     return Promise.reject(new AuthError('unauthorized', bearer.startsWith('bearer64.') ? 'subprotocol bearer64.<token>: not the unpadded base64url of a token' : 'subprotocol bearer.<token>: no token'));
   };
   const limitRefusals = refusalLog(log, 'app upgrades refused for the socket limits, not logged');
-  /** Refused before the socket exists: the node full is `busy` (503, Retry-After), the user at its bound `limit_exceeded` (422). */
+  /** Refused before the socket exists: the node full or near its memory limit is `busy` (503, Retry-After), the user at its bound `limit_exceeded` (422). */
   const refuse = (res: HttpResponse, state: { aborted: boolean }, reason: AppRefusal, who: string, remote: string) => {
-    const code = reason === 'full' ? 'busy' : 'limit_exceeded';
+    const code = reason === 'user' ? 'limit_exceeded' : 'busy';
     metrics?.appRefused(code);
     limitRefusals.info(remote, { code, sub: who, remote }, 'app upgrade refused');
     send(res, state, errorReply(new TierError(code, deps.limits?.message(reason) ?? code)), deps.writes);

@@ -38,8 +38,8 @@ export function ownOpenFileLimit(procDir = '/proc/self'): number | undefined {
   }
 }
 
-/** Why an app upgrade was refused: the node holds its maximum (`busy`), or the user does (`limit_exceeded`). */
-export type AppRefusal = 'full' | 'user';
+/** Why an app upgrade was refused: the node holds its maximum or is near its memory limit (`busy`), or the user holds its maximum (`limit_exceeded`). */
+export type AppRefusal = 'full' | 'memory' | 'user';
 
 /**
  * Admission of app sockets, counted at the upgrade before the socket exists: at most `maxSockets`
@@ -51,16 +51,19 @@ export class AppSocketLimits {
   private total = 0;
   private readonly bySub = new Map<string, number>();
   /** refusals since start, read by the metrics */
-  readonly refusals: Record<AppRefusal, number> = { full: 0, user: 0 };
+  readonly refusals: Record<AppRefusal, number> = { full: 0, memory: 0, user: 0 };
 
   constructor(
     readonly maxSockets: number,
     readonly maxPerUser: number,
+    /** true while the node refuses hubs for memory (UpgradeLimits' reading): apps are refused too, their sockets and subscriptions are memory as well */
+    private readonly nearMemoryLimit: () => boolean = () => false,
   ) {}
 
   /** Counts a socket of `principal`, or answers why not (then nothing is counted). */
   tryOpen(principal: Principal): AppRefusal | null {
     if (this.total >= this.maxSockets) return this.refuse('full');
+    if (this.nearMemoryLimit()) return this.refuse('memory');
     if (principal.kind === 'user') {
       const held = this.bySub.get(principal.sub) ?? 0;
       if (held >= this.maxPerUser) return this.refuse('user');
@@ -81,9 +84,14 @@ export class AppSocketLimits {
 
   /** What the refused app is told. */
   message(reason: AppRefusal): string {
-    return reason === 'full'
-      ? `this node holds its maximum of ${this.maxSockets} app sockets: retry later`
-      : `this user holds its maximum of ${this.maxPerUser} app sockets on this node: close one first`;
+    switch (reason) {
+      case 'full':
+        return `this node holds its maximum of ${this.maxSockets} app sockets: retry later`;
+      case 'memory':
+        return 'this node is near its memory limit: retry later';
+      case 'user':
+        return `this user holds its maximum of ${this.maxPerUser} app sockets on this node: close one first`;
+    }
   }
 
   get sockets(): number {

@@ -1,5 +1,6 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { getHeapStatistics } from 'node:v8';
 import type { Logger } from '../log/logger.js';
 
 /**
@@ -8,11 +9,38 @@ import type { Logger } from '../log/logger.js';
  * as each socket's 1.5 KB). Page cache (LMDB's mapped pages) is left out: under the limit the
  * kernel reclaims it before it kills (BENCHMARKS.md, "What a pod's memory limit sees").
  */
-export interface MemoryReading {
+export interface CgroupReading {
   /** bytes the cgroup may hold (Infinity: no limit) */
   limit: number;
   /** bytes charged that the kernel cannot reclaim without swap */
   unreclaimable: number;
+}
+
+/**
+ * The cgroup's reading with V8's heap beside it. Node sizes the heap's limit from the cgroup's, at
+ * about half of it (1 GiB in a 2 GiB pod): a node whose memory is its heap reaches that limit first,
+ * and dies of "heap out of memory" (exit 134) while the cgroup still reads 60-70 % (review "memlimit").
+ */
+export interface MemoryReading extends CgroupReading {
+  /** bytes of the heap in use, garbage not yet collected included */
+  heapUsed: number;
+  /** the most the heap may hold (`--max-old-space-size`, else V8's choice) */
+  heapLimit: number;
+}
+
+/** No cgroup to read, or its read failed: no limit there. */
+const NO_CGROUP: CgroupReading = { limit: Infinity, unreclaimable: 0 };
+
+export function heapReading(): Pick<MemoryReading, 'heapUsed' | 'heapLimit'> {
+  const heap = getHeapStatistics();
+  return { heapUsed: heap.used_heap_size, heapLimit: heap.heap_size_limit };
+}
+
+/** Which limit the node is past `fraction` of: its cgroup's (what the kernel cannot reclaim) or its heap's; null: neither. */
+export function memoryPressure(r: MemoryReading, fraction: number): 'cgroup' | 'heap' | null {
+  if (r.unreclaimable > r.limit * fraction) return 'cgroup';
+  if (r.heapUsed > r.heapLimit * fraction) return 'heap';
+  return null;
 }
 
 /** A limit at or above this is the kernel's "none" (cgroup v1 writes 2^63 rounded to a page). */
@@ -72,7 +100,7 @@ export class CgroupMemory {
     return { unavailable: `no memory cgroup of this process under ${root}` };
   }
 
-  read(): MemoryReading {
+  read(): CgroupReading {
     const keyed = parseKeyed(readFileSync(join(this.dir, 'memory.stat'), 'latin1'));
     const stat = (key: string): number => keyed.get(key) || 0;
     if (this.version === 1) {
@@ -97,11 +125,12 @@ export class CgroupMemory {
  * (the cgroup gone, EMFILE at the open-file limit) reads as no limit and is told to `onError`.
  */
 export class MemoryGauge {
-  private last: MemoryReading = { limit: Infinity, unreclaimable: 0 };
+  private last: MemoryReading = { ...NO_CGROUP, heapUsed: 0, heapLimit: Infinity };
   private lastAt = -Infinity;
 
   constructor(
-    private readonly source: () => MemoryReading,
+    /** the cgroup's reading; null: none to read (the heap alone is read) */
+    private readonly source: (() => CgroupReading) | null,
     private readonly everyMs = 200,
     private readonly now: () => number = performance.now.bind(performance),
     private readonly onError: (err: unknown) => void = () => {},
@@ -111,30 +140,29 @@ export class MemoryGauge {
     const now = this.now();
     if (now - this.lastAt >= this.everyMs) {
       this.lastAt = now;
+      let cgroup = NO_CGROUP;
       try {
-        this.last = this.source();
+        if (this.source) cgroup = this.source();
       } catch (err) {
         this.onError(err);
-        this.last = { limit: Infinity, unreclaimable: 0 };
       }
+      this.last = { ...cgroup, ...heapReading() };
     }
     return this.last;
   };
 }
 
 /**
- * The gauge admission control sheds on (TIER_SHED_MEMORY), or null when shedding is off or the
- * node has no memory cgroup to read (it then says so once: nothing is refused for memory).
+ * The gauge admission control sheds on (TIER_SHED_MEMORY), or null when shedding is off. Without a
+ * memory cgroup to read (it then says so once) the heap's limit alone is watched.
  */
 export function startMemoryGauge(fraction: number, log: Logger, find = () => CgroupMemory.find(), onError?: (err: unknown) => void): MemoryGauge | null {
   if (fraction === 0) return null;
   const cgroup = find();
-  if ('unavailable' in cgroup) {
-    log.info({ reason: cgroup.unavailable }, 'no memory cgroup: hub handshakes are not refused for memory');
-    return null;
-  }
-  const gauge = new MemoryGauge(() => cgroup.read(), undefined, undefined, onError);
-  const { limit, unreclaimable } = gauge.reading();
-  log.info({ cgroup: cgroup.dir, version: cgroup.version, limit: Number.isFinite(limit) ? limit : null, unreclaimable, shedAbove: Number.isFinite(limit) ? Math.round(limit * fraction) : null }, 'memory cgroup found: hub handshakes are refused busy near its limit');
+  const gauge = new MemoryGauge('unavailable' in cgroup ? null : () => cgroup.read(), undefined, undefined, onError);
+  const { limit, unreclaimable, heapLimit } = gauge.reading();
+  const heap = { heapLimit, heapShedAbove: Math.round(heapLimit * fraction) };
+  if ('unavailable' in cgroup) log.info({ reason: cgroup.unavailable, ...heap }, 'no memory cgroup: hub handshakes are refused busy near the heap limit only');
+  else log.info({ cgroup: cgroup.dir, version: cgroup.version, limit: Number.isFinite(limit) ? limit : null, unreclaimable, shedAbove: Number.isFinite(limit) ? Math.round(limit * fraction) : null, ...heap }, 'memory cgroup found: hub handshakes are refused busy near its limit or the heap limit');
   return gauge;
 }

@@ -1,5 +1,5 @@
 import { monotonicMs } from '../actors/clock.js';
-import type { MemoryReading } from './cgroup-memory.js';
+import { memoryPressure, type MemoryReading } from './cgroup-memory.js';
 
 /** Handshakes past TIER_MAX_HUB_SESSIONS of hubs that hold a session on the node (a takeover ends it). */
 const REPLACING_HEADROOM = 64;
@@ -26,7 +26,7 @@ export interface UpgradeLimitOptions {
   /** refuse while the event loop runs later than this (ms; 0: never), as `loopLagMs` tells */
   maxLoopLagMs?: number;
   loopLagMs?: () => number;
-  /** refuse while the memory the kernel cannot reclaim is above this fraction of the limit (0: never) */
+  /** refuse while the memory the kernel cannot reclaim, or the heap, is above this fraction of its limit (0: never) */
   maxMemoryFraction?: number;
   memory?: () => MemoryReading;
   /** told of each refusal for memory (the node then collects its garbage, HeapRelease) */
@@ -36,7 +36,7 @@ export interface UpgradeLimitOptions {
 /**
  * Admission control for hub upgrades: a node refuses a handshake with 503 `busy` (temporary, with
  * Retry-After) before doing any work for it when it is full, has too many handshakes in flight,
- * its memory nears its cgroup's limit (a pod's: a connect burst's garbage held by V8 for half a
+ * its memory nears its cgroup's limit or its heap's (a pod's: a connect burst's garbage held by V8 for half a
  * minute would get it killed, BENCHMARKS.md), is taking new hubs faster than its rate, or its
  * event loop runs late. A reconnect storm then becomes a queue in the hubs' backoff instead of an
  * overloaded or killed node, and the hubs that get in keep a working node. The last limit is off
@@ -76,8 +76,7 @@ export class UpgradeLimits {
     if (maxLag > 0 && this.options.loopLagMs && this.options.loopLagMs() > maxLag) return this.refuse('late');
     const most = this.options.maxMemoryFraction ?? 0;
     if (most > 0 && this.options.memory) {
-      const { limit, unreclaimable } = this.options.memory();
-      if (unreclaimable > limit * most) {
+      if (memoryPressure(this.options.memory(), most) !== null) {
         this.options.memoryPressed?.();
         return this.refuse('memory');
       }

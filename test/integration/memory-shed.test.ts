@@ -13,6 +13,12 @@ import { upgradeAnswer } from '../helpers/upgrade-answer.js';
 
 const writable = MemoryCgroup.writable();
 
+const knockHub = async (node: NodeProc, hubId: string) => {
+  const res = await api(node.httpUrl, 'POST', '/v1/admin/hubs', node.adminToken, { hubId, homeId: 'home-s' });
+  expect(res.status).toBe(201);
+  return upgradeAnswer(`${node.wsUrl}/hub/v1`, hubAuthHeaderMap(hubCredentials(hubId, res.body.secret as string)));
+};
+
 /** The value of one Prometheus series in an exposition text; undefined when absent. */
 function metric(text: string, series: string): number | undefined {
   const line = text.split('\n').find((l) => l.startsWith(`${series} `));
@@ -62,5 +68,37 @@ describe.skipIf(!writable)('shedding hub handshakes near the memory limit (real 
     await new Promise((r) => setTimeout(r, 300));
     expect(await knock()).toBe('open');
     expect(cgroup.read().oomKills).toBe(0);
+  });
+});
+
+describe("shedding near the heap's limit, reached first where Node sized it (review \"memlimit\")", () => {
+  let node: NodeProc | undefined;
+  afterAll(async () => {
+    await node?.kill();
+  });
+
+  it('refuses hubs and apps busy and reads not ready while the heap stands above TIER_SHED_MEMORY of its limit', async () => {
+    // a heap of 64 MiB old space, which a started node fills to about a third: past a line at 15 %
+    node = await startNode({ measured: false, nodeFlags: ['--max-old-space-size=64'], env: { TIER_SHED_MEMORY: '0.15' } });
+    const text = await (await fetch(`${node.adminUrl}/metrics`)).text();
+    const limit = metric(text, 'tier_heap_limit_bytes')!;
+    expect(limit).toBeGreaterThanOrEqual(64 * 2 ** 20);
+    expect(limit).toBeLessThan(160 * 2 ** 20);
+    expect(metric(text, 'nodejs_heap_size_used_bytes')).toBeGreaterThan(0.15 * limit);
+    await new Promise((r) => setTimeout(r, 300)); // the node's reading is at most 200 ms old
+
+    const refused = await knockHub(node, 'heap-1');
+    expect(refused).toMatchObject({ status: 503, body: { code: 'busy', temporary: true, message: expect.stringMatching(/memory limit/) } });
+    // apps too: their sockets and subscriptions are memory as well
+    const token = (await api(node.httpUrl, 'POST', '/v1/admin/tokens', node.adminToken, { sub: 'heap-user', homes: ['home-s'] })).body.token as string;
+    expect(await upgradeAnswer(`${node.wsUrl}/app/v1?token=${token}`, {})).toMatchObject({ status: 503, body: { code: 'busy', message: expect.stringMatching(/memory limit/) } });
+    // and the Service is told to send new connections elsewhere
+    const readyz = await api(node.adminUrl, 'GET', '/readyz', undefined);
+    expect(readyz.status).toBe(503);
+    expect(readyz.body).toMatchObject({ reasons: ['memory'] });
+    expect(['heap', 'cgroup']).toContain(readyz.body.nearMemoryLimit);
+    // where the machine sets no cgroup limit the heap is the one (this machine kind: none)
+    if (metric(text, 'tier_memory_limit_bytes') === 0) expect(readyz.body.nearMemoryLimit).toBe('heap');
+    expect(metric(await (await fetch(`${node.adminUrl}/metrics`)).text(), 'tier_hub_admission_refusals_total{reason="memory"}')).toBe(1);
   });
 });

@@ -28,7 +28,18 @@ describe('AppSocketLimits', () => {
     limits.closed(alice);
     expect(limits.tryOpen(alice)).toBeNull();
     for (const p of [alice, alice, bob, admin]) limits.closed(p);
-    expect({ sockets: limits.sockets, users: limits.users, refusals: limits.refusals }).toEqual({ sockets: 0, users: 0, refusals: { full: 1, user: 1 } });
+    expect({ sockets: limits.sockets, users: limits.users, refusals: limits.refusals }).toEqual({ sockets: 0, users: 0, refusals: { full: 1, memory: 0, user: 1 } });
+  });
+
+  it('refuses every app busy while the node is near its memory limit, counting nothing (review "memlimit")', () => {
+    let near = true;
+    const limits = new AppSocketLimits(4, 2, () => near);
+    const alice = { kind: 'user', sub: 'alice', homes: [] } as never;
+    expect([limits.tryOpen(alice), limits.tryOpen({ kind: 'admin' } as never)]).toEqual(['memory', 'memory']);
+    expect(limits.message('memory')).toMatch(/near its memory limit: retry later/);
+    expect({ sockets: limits.sockets, users: limits.users }).toEqual({ sockets: 0, users: 0 });
+    near = false;
+    expect(limits.tryOpen(alice)).toBeNull();
   });
 
   it('derives the node bound from the open-file limit less the hub sessions and the node’s own files', () => {

@@ -2,7 +2,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { CgroupMemory, MemoryGauge, type MemoryReading } from '../../src/transport/cgroup-memory.js';
+import { CgroupMemory, MemoryGauge, type CgroupReading } from '../../src/transport/cgroup-memory.js';
 
 /** A fake /sys/fs/cgroup: each path's files as given. */
 function tree(files: Record<string, string>): string {
@@ -31,7 +31,7 @@ describe('CgroupMemory', () => {
     const root = tree({ 'memory/pod/a/memory.stat': V1_STAT, 'memory/pod/a/memory.kmem.usage_in_bytes': '50000\n', 'memory/memory.stat': 'total_rss 1\n' });
     const c = found(CgroupMemory.find(root, () => '9:pids:/\n4:memory:/pod/a\n0::/\n'));
     expect(c.version).toBe(1);
-    expect(c.read()).toEqual<MemoryReading>({ limit: 4_096_000, unreclaimable: 300_000 + 2_000 + 50_000 });
+    expect(c.read()).toEqual<CgroupReading>({ limit: 4_096_000, unreclaimable: 300_000 + 2_000 + 50_000 });
   });
 
   it('reads v1\'s "no limit" (2^63 rounded to a page) as Infinity, and a controller line shared with others', () => {
@@ -83,14 +83,14 @@ describe('MemoryGauge', () => {
       if (fail) throw new Error('cgroup gone');
       return { limit: 100, unreclaimable: reads };
     }, 200, () => now);
-    expect(gauge.reading()).toEqual({ limit: 100, unreclaimable: 1 });
+    expect(gauge.reading()).toEqual({ limit: 100, unreclaimable: 1, heapUsed: expect.any(Number), heapLimit: expect.any(Number) });
     now = 150;
     expect(gauge.reading().unreclaimable).toBe(1);
     now = 200;
     expect(gauge.reading().unreclaimable).toBe(2);
     fail = true;
     now = 400;
-    expect(gauge.reading()).toEqual({ limit: Infinity, unreclaimable: 0 });
+    expect(gauge.reading()).toMatchObject({ limit: Infinity, unreclaimable: 0 });
     expect(reads).toBe(3);
   });
 
@@ -100,7 +100,7 @@ describe('MemoryGauge', () => {
     const gauge = new MemoryGauge(() => {
       throw Object.assign(new Error('EMFILE: too many open files'), { code: 'EMFILE' });
     }, 200, () => now, (err) => errors.push(err));
-    expect(gauge.reading()).toEqual({ limit: Infinity, unreclaimable: 0 });
+    expect(gauge.reading()).toMatchObject({ limit: Infinity, unreclaimable: 0 });
     now = 200;
     gauge.reading();
     expect(errors.map((e) => (e as { code: string }).code)).toEqual(['EMFILE', 'EMFILE']);

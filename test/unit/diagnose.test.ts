@@ -70,20 +70,28 @@ describe('file-descriptor headroom', () => {
 
 describe('memory against the cgroup limit', () => {
   const MiB = 2 ** 20;
+  const HEAP = { heapUsed: 200 * MiB, heapLimit: 1024 * MiB };
   it('says there is no limit, and warns when the node refuses hubs for memory', () => {
-    expect(memoryVerdict({ limit: Infinity, unreclaimable: 300 * MiB }, 0.85, 19_000)).toMatchObject({ verdict: 'ok', detail: expect.stringMatching(/no memory limit/) });
-    const shedding = memoryVerdict({ limit: 1024 * MiB, unreclaimable: 880 * MiB }, 0.85, 1_000);
+    expect(memoryVerdict({ limit: Infinity, unreclaimable: 300 * MiB, ...HEAP }, 0.85, 19_000)).toMatchObject({ verdict: 'ok', detail: expect.stringMatching(/no memory limit/) });
+    const shedding = memoryVerdict({ limit: 1024 * MiB, unreclaimable: 880 * MiB, ...HEAP }, 0.85, 1_000);
     expect(shedding.verdict).toBe('warn');
     expect(shedding.detail).toMatch(/880 MiB of the 1024 MiB limit .*\(86 %\).*refused/);
-    expect(memoryVerdict({ limit: 1024 * MiB, unreclaimable: 860 * MiB }, 0.85, 1_000).verdict).toBe('ok');
+    expect(memoryVerdict({ limit: 1024 * MiB, unreclaimable: 860 * MiB, ...HEAP }, 0.85, 1_000).verdict).toBe('ok');
   });
 
   it('warns when the limit leaves no room for a burst of TIER_MAX_HUB_SESSIONS reconnects', () => {
     // 100 MiB + 19,000 x 16 KiB = 397 MiB
-    const tight = memoryVerdict({ limit: 384 * MiB, unreclaimable: 120 * MiB }, 0.85, 19_000);
+    const tight = memoryVerdict({ limit: 384 * MiB, unreclaimable: 120 * MiB, ...HEAP }, 0.85, 19_000);
     expect(tight.verdict).toBe('warn');
     expect(tight.detail).toMatch(/TIER_MAX_HUB_SESSIONS \(19000\) = 397 MiB/);
-    expect(memoryVerdict({ limit: 2048 * MiB, unreclaimable: 120 * MiB }, 0.85, 19_000).verdict).toBe('ok');
+    expect(memoryVerdict({ limit: 2048 * MiB, unreclaimable: 120 * MiB, ...HEAP }, 0.85, 19_000).verdict).toBe('ok');
+  });
+
+  it('warns when the heap nears its own limit, which Node sets at half a pod\'s: reached first, and fatal (review "memlimit")', () => {
+    const ok = memoryVerdict({ limit: 2048 * MiB, unreclaimable: 1000 * MiB, heapUsed: 800 * MiB, heapLimit: 1024 * MiB }, 0.85, 19_000);
+    expect(ok).toMatchObject({ verdict: 'ok', detail: expect.stringMatching(/; heap 800 MiB of its 1024 MiB limit \(78 %\)$/) });
+    const near = memoryVerdict({ limit: 2048 * MiB, unreclaimable: 1000 * MiB, heapUsed: 880 * MiB, heapLimit: 1024 * MiB }, 0.85, 19_000);
+    expect(near).toMatchObject({ verdict: 'warn', detail: expect.stringMatching(/^heap 880 MiB .*refused/), hint: expect.stringMatching(/--max-old-space-size/) });
   });
 });
 
@@ -234,5 +242,7 @@ describe('readiness', () => {
     expect(notReadyReasons({ ...state, started: false })).toEqual(['starting']);
     expect(notReadyReasons({ ...state, draining: true, full: true })).toEqual(['draining', 'full']);
     expect(notReadyReasons({ ...state, localStoreOk: false })).toEqual(['local_store_failing']);
+    // refusing hubs and apps near its memory limit: the Service should send them elsewhere (review "memlimit")
+    expect(notReadyReasons({ ...state, nearMemoryLimit: true })).toEqual(['memory']);
   });
 });

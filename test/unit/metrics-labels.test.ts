@@ -9,7 +9,7 @@ const HOME = 'home-42b1';
 async function fed(): Promise<NodeMetrics> {
   const m = new NodeMetrics(() => 1);
   const rules = prometheusRuleMetrics(m.registry);
-  m.attach({ hubs: { has: (id) => id === HUB }, admission: { full: 1, handshakes: 2, rate: 3, late: 4, memory: 5 }, memory: () => ({ limit: 1 << 30, unreclaimable: 1 << 29 }), heapReleases: { count: 2, seconds: 0.25 }, answers: { bytes: 3_000_000, refused: 9 }, draining: () => false, events: { historyFailures: 6, staleEvents: 7 }, push: { stats: async () => ({ waiting: 1, delayed: 0, active: 0, delivered: 4, failed: 1 }) } });
+  m.attach({ hubs: { has: (id) => id === HUB }, admission: { full: 1, handshakes: 2, rate: 3, late: 4, memory: 5 }, memory: () => ({ limit: 1 << 30, unreclaimable: 1 << 29, heapUsed: 1 << 27, heapLimit: 1 << 29 }), heapReleases: { count: 2, seconds: 0.25 }, answers: { bytes: 3_000_000, refused: 9 }, draining: () => false, events: { historyFailures: 6, staleEvents: 7 }, push: { stats: async () => ({ waiting: 1, delayed: 0, active: 0, delivered: 4, failed: 1 }) } });
   m.frameIn(4);
   m.frameOut(7);
   m.frameIn(200); // an unknown type is `other`, not a new label value

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { LoopLag } from '../../src/transport/loop-lag.js';
 import { UpgradeLimits } from '../../src/transport/upgrade-limits.js';
+import { memoryPressure } from '../../src/transport/cgroup-memory.js';
 
 describe('UpgradeLimits', () => {
   it('refuses with busy when the node is full, until a socket closes', () => {
@@ -80,25 +81,41 @@ describe('UpgradeLimits', () => {
   });
 
   it('refuses while the memory the kernel cannot reclaim stands above its fraction of the limit', () => {
-    let reading = { limit: 1000, unreclaimable: 800 };
+    const heap = { heapUsed: 0, heapLimit: 1000 };
+    let reading = { limit: 1000, unreclaimable: 800, ...heap };
     let pressed = 0;
     const l = new UpgradeLimits({ maxSockets: 1000, maxPending: 1000, ratePerSec: 1000, maxMemoryFraction: 0.85, memory: () => reading, memoryPressed: () => pressed++ });
     expect(l.tryStart()).toBeNull();
     expect(pressed).toBe(0);
-    reading = { limit: 1000, unreclaimable: 851 };
+    reading = { limit: 1000, unreclaimable: 851, ...heap };
     expect(l.tryStart()).toBe('memory');
     expect(l.message('memory')).toMatch(/memory limit/);
     expect(l.refusals.memory).toBe(1);
     expect(pressed).toBe(1);
     expect(l.stats.pending).toBe(1);
     // the garbage collected (or the pod's limit raised): admitted again
-    reading = { limit: 2000, unreclaimable: 851 };
+    reading = { limit: 2000, unreclaimable: 851, ...heap };
     expect(l.tryStart()).toBeNull();
     // no limit, or the bound off: never refused for memory
-    reading = { limit: Infinity, unreclaimable: 1e12 };
+    reading = { limit: Infinity, unreclaimable: 1e12, ...heap };
     expect(l.tryStart()).toBeNull();
-    const off = new UpgradeLimits({ maxSockets: 1000, maxPending: 1000, ratePerSec: 1000, maxMemoryFraction: 0, memory: () => ({ limit: 1, unreclaimable: 2 }) });
+    const off = new UpgradeLimits({ maxSockets: 1000, maxPending: 1000, ratePerSec: 1000, maxMemoryFraction: 0, memory: () => ({ limit: 1, unreclaimable: 2, heapUsed: 2, heapLimit: 1 }) });
     expect(off.tryStart()).toBeNull();
+  });
+
+  it("refuses while the heap stands above its fraction of the heap's limit, the cgroup's memory far below its own (review \"memlimit\")", () => {
+    // a 512 MiB pod: V8's heap limit 259 MiB, the cgroup's 435 MiB shedding line never reached before the heap ran out
+    const MiB = 2 ** 20;
+    let reading = { limit: 512 * MiB, unreclaimable: 300 * MiB, heapUsed: 200 * MiB, heapLimit: 259 * MiB };
+    let pressed = 0;
+    const l = new UpgradeLimits({ maxSockets: 1000, maxPending: 1000, ratePerSec: 1000, maxMemoryFraction: 0.85, memory: () => reading, memoryPressed: () => pressed++ });
+    expect(l.tryStart()).toBeNull();
+    reading = { ...reading, heapUsed: 225 * MiB };
+    expect(l.tryStart()).toBe('memory');
+    expect(pressed).toBe(1);
+    expect(memoryPressure(reading, 0.85)).toBe('heap');
+    expect(memoryPressure({ ...reading, unreclaimable: 450 * MiB }, 0.85)).toBe('cgroup');
+    expect(memoryPressure({ ...reading, heapUsed: 100 * MiB }, 0.85)).toBeNull();
   });
 });
 
