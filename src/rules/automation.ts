@@ -19,6 +19,7 @@ import type { Lease } from '../ports/lease/lease.js';
 import { noRuleMetrics, type RuleMetricsSink } from './metrics.js';
 import { CRON_MIN_INTERVAL_MS, deviceKey, type DeviceRef } from './model.js';
 import { RulePool, type RulePoolOptions } from './pool.js';
+import { enqueueRetrying } from './push-retry.js';
 import type { RuleStore } from '../ports/rule-store/rule-store.js';
 import { CronScheduler } from './scheduler.js';
 
@@ -128,7 +129,7 @@ export function createAutomation(deps: AutomationDeps): Automation {
     stateOf: shadowState(deps.shadows),
     runCommand: deps.runCommand,
     setDesired: deps.setDesired,
-    push: (n) => deps.push.enqueue(n),
+    push: (n) => enqueueRetrying(() => deps.push.enqueue(n)),
     homeOfHub: deps.homeOfHub,
     timers: deps.timers,
     log,

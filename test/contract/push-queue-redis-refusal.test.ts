@@ -9,6 +9,8 @@ import { startRedis, uniquePrefix, type Backend } from '../../load/harness/index
 import { createLogger } from '../../src/log/logger.js';
 import { BullMqPushQueue } from '../../src/ports/push-queue/push-queue-bullmq.js';
 import { connectRedis, RedisKeys } from '../../src/ports/redis.js';
+import { enqueueRetrying } from '../../src/rules/push-retry.js';
+import { TierError } from '../../src/errors.js';
 
 let redis: Backend;
 beforeAll(async () => {
@@ -32,6 +34,32 @@ it('a Redis that refuses writes is logged by the push worker (sampled), not drop
     await admin.config('SET', 'maxmemory', '1');
     await expect.poll(() => lines.filter((l) => l.msg === 'push worker: redis error' || l.msg === 'push queue: redis error').length, { timeout: 20_000 }).toBeGreaterThan(0);
     expect(lines.find((l) => /redis error/.test(l.msg))!.err).toMatch(/^OOM /);
+  } finally {
+    await admin.config('SET', 'maxmemory', '0');
+    await queue.close();
+    admin.disconnect();
+  }
+});
+
+it("a rule's notification refused by a full Redis is `unavailable`, and waits for room instead of being dropped (review \"diskfull\")", { timeout: 30_000 }, async () => {
+  const admin = await connectRedis(redis.url, { name: 'test-admin-2', log: createLogger('silent') });
+  const queue = await BullMqPushQueue.connect(redis.url, { name: 'refusal-2', log: createLogger('silent'), keys: new RedisKeys(uniquePrefix()) });
+  try {
+    await admin.config('SET', 'maxmemory-policy', 'noeviction');
+    await admin.config('SET', 'maxmemory', '1');
+    const leak = { homeId: 'home2', title: 'Water leak', body: 'kitchen', dedupKey: `rule:r2:${randomUUID()}` };
+    const refused = await queue.enqueue(leak).catch((e: unknown) => e);
+    expect(refused).toBeInstanceOf(TierError);
+    expect(refused).toMatchObject({ code: 'unavailable', message: expect.stringMatching(/not queued: OOM/) });
+    // as the rules send it: tried again until Redis has room (here after about a second)
+    let tries = 0;
+    const sent = enqueueRetrying(() => (tries++, queue.enqueue(leak)));
+    await new Promise((r) => setTimeout(r, 1_000));
+    expect(tries).toBeGreaterThan(1);
+    await admin.config('SET', 'maxmemory', '0');
+    expect(await sent).toMatchObject({ duplicate: false });
+    // queued once: no worker here takes it
+    expect((await queue.stats()).waiting).toBe(1);
   } finally {
     await admin.config('SET', 'maxmemory', '0');
     await queue.close();

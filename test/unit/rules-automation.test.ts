@@ -16,6 +16,7 @@ import { MemoryRuleStore } from '../../src/ports/rule-store/rule-store-memory.js
 import { MemoryPendingRuns } from '../../src/ports/pending-runs/pending-runs-memory.js';
 import type { PendingRun, PendingRuns } from '../../src/ports/pending-runs/pending-runs.js';
 import { validateRuleSpec } from '../../src/rules/validate.js';
+import { TierError } from '../../src/errors.js';
 import { silentLog } from './rules-fixtures.js';
 
 describe('createAutomation', () => {
@@ -68,6 +69,27 @@ describe('createAutomation', () => {
     await automation.close();
     expect(automation.pool.stats().threads).toBe(0);
     await expect(automation.pool.evaluate({ homeId: 'x', homeVersion: 0, timeZone: 'UTC', now: 0, rules: [], event: { kind: 'manual', ts: 0 }, prev: {}, state: {} })).rejects.toMatchObject({ code: 'closed' });
+    await push.close();
+    timers.close();
+  });
+
+  it("sends a rule's notification its queue refused for now (a full Redis): tried again, not dropped (review \"diskfull\")", async () => {
+    const timers = new TimerWheel();
+    const store = new MemoryRuleStore();
+    const pushes: PushDelivery[] = [];
+    const push = new MemoryPushQueue({ sender: async (d) => void pushes.push(d) });
+    let refusals = 2;
+    const enqueue = push.enqueue.bind(push);
+    push.enqueue = (n) => (refusals-- > 0 ? Promise.reject(new TierError('unavailable', 'push notification not queued: OOM command not allowed')) : enqueue(n));
+    const automation = createAutomation({ store, lease: new MemoryLease(), push, shadows: new MemoryShadowStore(), homeOfHub: async () => 'home1', runCommand: async () => {}, setDesired: async () => {}, timers, log: silentLog, nodeId: 'node-a', pool: { threads: 1 } });
+    automation.start();
+    await store.createRule('home1', validateRuleSpec({ name: 'Leak', triggers: [{ type: 'event', hub: 'h1', device: 'leak', event: 'leak' }], actions: [{ type: 'notify', title: 'Water leak', body: 'kitchen' }] }));
+    automation.onEvent({ kind: 'event', home: 'home1', hub: 'h1', device: 'leak', event: 'leak', ts: Date.now() });
+    await automation.engine.idle();
+    await push.drain();
+    expect(refusals).toBe(-1);
+    expect(pushes.map((p) => p.notification.title)).toEqual(['Water leak']);
+    await automation.close();
     await push.close();
     timers.close();
   });

@@ -296,7 +296,8 @@ export class BullMqPushQueue implements PushQueue {
     try {
       job = await this.queue.add(JOB_NAME, n, opts);
     } catch (err) {
-      throw new TierError('internal', `push notification not queued: ${(err as Error).message}`, { cause: err });
+      // a Redis full or away is a wait (the rules retry it), not a bug
+      throw new TierError(isUnreachable(err) ? 'unavailable' : 'internal', `push notification not queued: ${(err as Error).message}`, { cause: err });
     }
     // a duplicate: BullMQ answers with the job that holds the dedup key
     return { id: job.id ?? id, duplicate: job.id !== undefined && job.id !== id };

@@ -1,0 +1,26 @@
+/**
+ * A rule's notification while the queue refuses it for now (its Redis full, `MISCONF` on a full
+ * disk, a failover, the connection down): tried again, 200 ms doubling to 5 s, for up to `maxWaitMs`.
+ * The notification's dedup key makes a second add of one that did land a duplicate, never a second
+ * notification. Past the wait, or on any other error, the action fails as before. Until 2026-12-07
+ * the first refusal dropped it for good, though the hub's event was acknowledged (review "diskfull").
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+import { isUnreachable } from '../errors.js';
+
+/** @default how long a notification waits for its queue: a minute late still warns of a leak */
+export const PUSH_RETRY_MS = 60_000;
+
+export async function enqueueRetrying<T>(enqueue: () => Promise<T>, maxWaitMs = PUSH_RETRY_MS, now: () => number = performance.now.bind(performance)): Promise<T> {
+  const started = now();
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await enqueue();
+    } catch (err) {
+      const waitMs = Math.min(200 * 2 ** attempt, 5_000) * (0.8 + Math.random() * 0.4);
+      if (!isUnreachable(err) || now() - started + waitMs > maxWaitMs) throw err;
+      // unref'd: a node stopping does not wait for a notification's next try (its rules stop within 5 s)
+      await sleep(waitMs, undefined, { ref: false });
+    }
+  }
+}
