@@ -67,6 +67,24 @@ export function evictionVerdict(policy: string | undefined, maxmemory?: string):
   return { verdict: 'warn', detail: `maxmemory-policy ${policy}${limit}: at maxmemory Redis deletes ${victims}`, hint };
 }
 
+/**
+ * Whether Redis takes writes now, from `INFO memory` and `INFO persistence`: at `maxmemory` it
+ * refuses them (OOM), and after a failed write of its append-only file or snapshot (a full disk)
+ * it refuses them too (MISCONF). Reachable, such a Redis read as healthy while every API write
+ * answered 503 and the alert said it could not be reached (review "diskfull").
+ */
+export function writesVerdict(memory: Record<string, string | undefined>, persistence: Record<string, string | undefined>): Finding {
+  const room = 'make room: raise maxmemory (or the Redis pod\'s memory) and check what fills it; after a MISCONF, free its disk (Redis takes writes again after its next successful save)';
+  if (persistence.aof_last_write_status === 'err') return { verdict: 'fail', detail: "its last write to the append-only file failed (a full disk?): Redis refuses every write (MISCONF)", hint: room };
+  if (persistence.rdb_last_bgsave_status === 'err') return { verdict: 'fail', detail: 'its last snapshot failed (a full disk?): with stop-writes-on-bgsave-error (the default) Redis refuses every write (MISCONF)', hint: room };
+  const [used, max] = [Number(memory.used_memory), Number(memory.maxmemory)];
+  if (!Number.isFinite(used) || !(max > 0)) return ok('takes writes (no maxmemory)');
+  const detail = `${(used / MIB).toFixed(0)} MiB used of maxmemory ${(max / MIB).toFixed(0)} MiB (${Math.round((100 * used) / max)} %)`;
+  if (used >= max) return { verdict: 'fail', detail: `${detail}: full, writes refused (OOM)`, hint: room };
+  if (used >= 0.9 * max) return { verdict: 'warn', detail: `${detail}: writes are refused at 100 %`, hint: room };
+  return ok(detail);
+}
+
 /** @default 500 (ms): directory expiry, cron leases and hub handshake timestamps compare clocks across machines */
 export const SKEW_WARN_MS = 500;
 /** @default 5_000 (ms) */
@@ -372,6 +390,14 @@ function redisChecks(redis: RedisProbe): Check[] {
       run: async () => {
         const info = await redis.info('memory');
         return evictionVerdict(info.maxmemory_policy ?? (await redis.config('maxmemory-policy')), info.maxmemory);
+      },
+    },
+    {
+      name: 'redis-writes',
+      hintOnError: down,
+      run: async () => {
+        const [memory, persistence] = await Promise.all([redis.info('memory'), redis.info('persistence')]);
+        return writesVerdict(memory, persistence);
       },
     },
     {

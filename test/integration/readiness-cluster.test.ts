@@ -57,6 +57,7 @@ describe('cluster node: readiness and diagnose with its own NATS and Redis', { t
     expect(checks.get('redis')).toMatchObject({ verdict: 'ok', detail: expect.stringMatching(/round trip/) });
     expect(checks.get('redis-eviction')).toMatchObject({ verdict: 'warn', detail: expect.stringMatching(/allkeys-lru/), hint: expect.stringMatching(/noeviction/) });
     expect(checks.get('redis-persistence')).toMatchObject({ verdict: 'fail', hint: expect.stringMatching(/appendonly yes/) });
+    expect(checks.get('redis-writes')).toMatchObject({ verdict: 'ok', detail: 'takes writes (no maxmemory)' });
     expect(checks.get('clock-skew')?.verdict).toBe('ok');
     expect(checks.get('event-stream')).toMatchObject({ verdict: 'ok', detail: expect.stringMatching(/of 100000 entries/) });
     expect(checks.has('data-dir')).toBe(false);
@@ -86,6 +87,21 @@ describe('cluster node: readiness and diagnose with its own NATS and Redis', { t
     expect(err?.stdout).toMatch(/^✓ nats: reachable/m);
     expect(err?.stdout).toMatch(/^! redis-eviction: maxmemory-policy allkeys-lru.*\n {4}→ CONFIG SET maxmemory-policy noeviction/m);
     expect(err?.stdout).toMatch(/^✗ redis-persistence: no persistence/m);
+  });
+
+  it('fails a Redis that is reachable but full: it refuses every write (review "diskfull": it read as healthy)', async () => {
+    const admin = new Redis(redis.url);
+    try {
+      await admin.config('SET', 'maxmemory-policy', 'noeviction');
+      await admin.config('SET', 'maxmemory', '1');
+      const checks = await diagnose();
+      expect(checks.get('redis')?.verdict).toBe('ok');
+      expect(checks.get('redis-writes')).toMatchObject({ verdict: 'fail', detail: expect.stringMatching(/maxmemory 0 MiB \(\d+ %\): full, writes refused \(OOM\)$/), hint: expect.stringMatching(/raise maxmemory/) });
+    } finally {
+      await admin.config('SET', 'maxmemory', '0');
+      await admin.quit();
+    }
+    expect((await diagnose()).get('redis-writes')?.verdict).toBe('ok');
   });
 
   it('stays ready while Redis is down, reports it, and still passes a command to its hub', async ({ signal }) => {

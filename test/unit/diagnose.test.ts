@@ -13,6 +13,7 @@ import {
   bindingVerdict,
   diskVerdict,
   evictionVerdict,
+  writesVerdict,
   fdVerdict,
   memoryVerdict,
   loopDelayVerdict,
@@ -109,6 +110,18 @@ describe('redis eviction policy', () => {
     expect(evictionVerdict('allkeys-lru').detail).toMatch(/hub registrations/);
     expect(evictionVerdict('volatile-lru').detail).toMatch(/directory entries/);
     expect(evictionVerdict(undefined).verdict).toBe('warn');
+  });
+});
+
+describe('redis takes writes', () => {
+  const MiB = 2 ** 20;
+  it('fails a full Redis and one whose last save failed (MISCONF), warns near maxmemory', () => {
+    expect(writesVerdict({ used_memory: String(10 * MiB), maxmemory: '0' }, {}).verdict).toBe('ok');
+    expect(writesVerdict({ used_memory: String(50 * MiB), maxmemory: String(100 * MiB) }, { aof_last_write_status: 'ok', rdb_last_bgsave_status: 'ok' })).toEqual({ verdict: 'ok', detail: '50 MiB used of maxmemory 100 MiB (50 %)', hint: '' });
+    expect(writesVerdict({ used_memory: String(95 * MiB), maxmemory: String(100 * MiB) }, {})).toMatchObject({ verdict: 'warn', detail: expect.stringMatching(/\(95 %\): writes are refused at 100 %/) });
+    expect(writesVerdict({ used_memory: String(100 * MiB), maxmemory: String(100 * MiB) }, {})).toMatchObject({ verdict: 'fail', detail: expect.stringMatching(/full, writes refused \(OOM\)/) });
+    expect(writesVerdict({ used_memory: '1', maxmemory: '0' }, { aof_last_write_status: 'err' })).toMatchObject({ verdict: 'fail', detail: expect.stringMatching(/append-only file failed.*MISCONF/) });
+    expect(writesVerdict({ used_memory: '1', maxmemory: '0' }, { rdb_last_bgsave_status: 'err' })).toMatchObject({ verdict: 'fail', detail: expect.stringMatching(/snapshot failed.*MISCONF/) });
   });
 });
 
