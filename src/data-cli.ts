@@ -11,7 +11,7 @@ import { BackupError, exportStore, importStore } from './data-backup.js';
 import { importIntoRedis } from './data-redis-import.js';
 import { TierError } from './errors.js';
 import { createLogger } from './log/logger.js';
-import { DataStoreError, openDataStore, STORE_FILE } from './ports/lmdb.js';
+import { DataStoreError, openDataStore, startWriteError, STORE_FILE } from './ports/lmdb.js';
 import { redisTlsOf } from './ports/redis.js';
 
 const USAGE = `usage: npm run data -- export FILE [--data-dir DIR]
@@ -91,6 +91,9 @@ async function main(): Promise<number> {
     const say = command === 'export' && (file === '-' || isStdout(file)) ? process.stderr : process.stdout;
     say.write(`${command === 'export' ? 'exported' : 'imported'} ${total} records (${what || 'none'}) ${command === 'export' ? 'from' : 'into'} ${store.dir} ${command === 'export' ? 'to' : 'from'} ${shown}\n`);
     return 0;
+  } catch (err) {
+    // an import the disk cannot hold: said as the node says it (no space left), not lmdb-js's EIO and a stack
+    throw (await startWriteError(dir, err)) ?? err;
   } finally {
     try {
       // a refused import leaves DATA_DIR as it found it: an empty store made here would start a node

@@ -433,6 +433,26 @@ describe('data backup (JSON lines)', () => {
   });
 
   // nine runs of the command line, each a node process loading tsx: a ceiling for a busy machine
+  it('an import the disk cannot hold says so, as the node does, and leaves the directory as it found it (review "diskfull": EIO and a stack)', { timeout: 60_000 }, async () => {
+    const from = dir();
+    const s = openDataStore(from);
+    const registry = new LmdbHubRegistry(s);
+    for (let i = 0; i < 3_000; i++) await registry.create({ ...HUB_9, hubId: `hub-${i}`, secret: `secret-${i}-${'x'.repeat(100)}` });
+    await s.close();
+    const file = join(dir(), 'big.jsonl');
+    await run(process.execPath, [...scriptArgs('src/data-cli.ts'), 'export', file, '--data-dir', from], { cwd: ROOT });
+    const to = join(dir(), 'new');
+    // a disk with room for 256 KiB of the store (the file size limit, as a full disk refuses the next page)
+    const failed = await run('prlimit', ['--fsize=262144', process.execPath, ...scriptArgs('src/data-cli.ts'), 'import', file, '--data-dir', to], { cwd: ROOT }).then(
+      () => null,
+      (e: { code: number; stderr: string }) => e,
+    );
+    expect(failed?.code).toBe(1);
+    expect(failed?.stderr).toMatch(/^data error: DATA_DIR .*new: cannot write hubtier\.mdb \(/);
+    expect(failed?.stderr).not.toMatch(/fatal|    at /);
+    expect(existsSync(to)).toBe(false);
+  });
+
   it('npm run data -- export / import: a round trip through the command line, and its usage', { timeout: 120_000 }, async () => {
     const from = dir();
     const s = openDataStore(from);
