@@ -231,7 +231,7 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
     metrics,
     draining: () => draining,
   });
-  const feeds = new HomeFeeds(ports.bus, app, log, { history: ports.history, framesOut: (op, frames) => metrics.appFramesOut(op, frames) });
+  const feeds = new HomeFeeds(ports.bus, app, log, { history: ports.history, link: ports.link, framesOut: (op, frames) => metrics.appFramesOut(op, frames) });
   // hub sessions + app sockets + the node's own files fit the open-file limit: accept() never hits EMFILE
   const appLimits = new AppSocketLimits(config.maxAppSockets ?? defaultMaxAppSockets(ownOpenFileLimit(), config.maxHubSessions), config.maxAppSocketsPerUser, () => nearMemoryLimit() !== null);
   const openFileLimit = ownOpenFileLimit();

@@ -1,8 +1,9 @@
+/** A home's events to the apps of this node. Over 400 lines: one feed's order, gap fills and catch-ups share its state. */
 import type { AppReloadMessage, Position, RecoveryFailure, SubResult } from '../../proto/app.js';
 import { subjects } from '../../proto/subjects.js';
 import type { FeedSubscriber } from '../actors/app-session.js';
 import type { Logger } from '../log/logger.js';
-import type { Bus, BusSubscription } from '../ports/bus/bus.js';
+import type { Bus, BusLink, BusSubscription } from '../ports/bus/bus.js';
 import type { EventHistory, HistoryEntry } from '../ports/history/history.js';
 import { encodeApp } from '../protocol/codec.js';
 import { appEventBytes, appEventJson, positionOf, withPosition } from '../protocol/app-events.js';
@@ -81,6 +82,8 @@ export interface HomeFeedsOptions {
   maxRecovery?: number;
   /** told how many sockets each published `evt` or `reload` reached (the node's app frame counter) */
   framesOut?: (op: 'evt' | 'reload', frames: number) => void;
+  /** the bus's connection (NATS): after a reconnect each feed reads what it missed (`caughtUp`) */
+  link?: BusLink | undefined;
 }
 
 /**
@@ -114,6 +117,29 @@ export class HomeFeeds {
     this.historyRetryMs = options.historyRetryMs ?? [100, 200, 400, 800, 1_600, 3_200];
     this.maxRecovery = options.maxRecovery ?? this.history?.retention.maxEvents ?? 0;
     this.framesOut = options.framesOut;
+    options.link?.onReconnect(() => this.caughtUp());
+  }
+
+  /**
+   * After the bus reconnected: events published while it was away never reach this node, and a
+   * feed found its gap only at the home's next event, which a quiet home may not send for hours
+   * (its apps stale meanwhile, review "slowreaders"). Each ordered feed reads where its home's
+   * history stands and fills from there; a gap past the history is the reload it would have been.
+   */
+  caughtUp(): void {
+    const history = this.history;
+    if (!history) return;
+    for (const feed of this.feeds.values()) {
+      if (feed.state !== 'ordered') continue;
+      const epoch = feed.epoch;
+      feed.reads = feed.reads.then(async () => {
+        const pos = await history.position(feed.homeId).catch((err: unknown) => (this.log.warn({ err, homeId: feed.homeId }, 'history position unavailable after the bus reconnected'), null));
+        if (pos === null || feed.closed || feed.state !== 'ordered' || feed.epoch !== epoch) return;
+        if (pos.epoch !== feed.epoch) return this.reload(feed, 'epoch_changed', { epoch: pos.epoch, offset: pos.offset });
+        feed.seen = Math.max(feed.seen, pos.offset);
+        if (feed.seen > feed.delivered) this.scheduleFill(feed);
+      });
+    }
   }
 
   acquire(homeId: string): void {

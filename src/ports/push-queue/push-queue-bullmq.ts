@@ -1,3 +1,4 @@
+/** The push queue on BullMQ and Redis. Over 400 lines: one adapter (queue, worker, dedup, erasure, cleanup, the deliverer's mark). */
 import type { CallObserver } from '../ports.js';
 import { randomUUID } from 'node:crypto';
 import { MetricsTime, Queue, UnrecoverableError, Worker, type Job, type JobsOptions } from 'bullmq';
