@@ -30,6 +30,7 @@ export const ErrorCodes = {
   rate_limited: { code: 302, temporary: true, http: 429, text: 'too many frames or requests' },
   busy: { code: 303, temporary: true, http: 503, text: 'the actor mailbox is full' },
   hello_timeout: { code: 304, temporary: true, http: 408, text: 'no hello within the handshake timeout' },
+  not_reading: { code: 305, temporary: true, http: 408, text: 'frames waited for the hub and it read none of them for an idle period' },
   // 4xx: commands
   hub_offline: { code: 400, temporary: true, http: 409, text: 'no node holds a session of this hub' },
   command_timeout: { code: 401, temporary: true, http: 504, text: 'the hub did not answer in time' },

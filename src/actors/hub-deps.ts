@@ -30,6 +30,12 @@ export interface HubLink {
   readonly remote?: string;
   /** true while the hub sent only hellos of a protocol version this node does not speak */
   readonly versionRefused?: boolean;
+  /**
+   * Asked once per idle check: true when frames wait for the hub now, waited at the last ask too,
+   * and it read none of them in between (a hub whose firmware stopped reading, its heartbeats
+   * still coming). Absent: never.
+   */
+  readingStalled?(): boolean;
 }
 
 /** What all hub sessions of a node share. */

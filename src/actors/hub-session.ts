@@ -413,6 +413,8 @@ export class HubSession extends Actor<HubMessage> implements TimerTarget, BusLis
       const silent = monotonicMs() - this.lastSeen;
       if (this.state !== 'online') return;
       if (silent >= this.deps.idleMs) this.closeWith(CloseCode.heartbeatTimeout, 'heartbeat_timeout');
+      // its commands would time out until the kernel's buffers and uWS's filled (megabytes: hours at a few a minute)
+      else if (this.link.readingStalled?.()) this.closeWith(CloseCode.backpressure, 'not_reading');
       else {
         this.armIdle(this.deps.idleMs - silent);
         return this.verifyHolder();

@@ -1,3 +1,4 @@
+/** The hub socket: its upgrade, admission and frames. Over 400 lines: one gateway, its handlers sharing the admission and inbox state. */
 import { CloseCode, ErrorCodes } from '../../proto/errors.js';
 import { FrameType } from '../../proto/frames.js';
 import { drainSpreadMs, HubSession, type HubLink, type HubSessionDeps } from '../actors/hub-session.js';
@@ -45,7 +46,7 @@ export interface HubGatewayMetrics {
  * the close. A frame the socket cannot take (backpressure past its limit) closes the socket, and
  * the session answers its pending commands with `session_closed`.
  */
-class UwsHubLink implements HubLink {
+export class UwsHubLink implements HubLink {
   open = true;
   session: HubSession | null = null;
   /** malformed frames counted, less those forgiven, and when (hub-conduct.ts): one small integer */
@@ -57,6 +58,9 @@ class UwsHubLink implements HubLink {
   /** closed by this side: what the socket sent after that is not handled (uWS would not hand it over) */
   ended = false;
   private queued: Uint8Array[] | null = null;
+  /** uWS's drains of this socket (the hub read some of what waited), and what the last `readingStalled` saw */
+  drains = 0;
+  private seen = { waiting: false, drains: 0 };
   constructor(
     private readonly ws: WebSocket<HubSocketData>,
     private readonly writes: WriteBatch,
@@ -68,6 +72,13 @@ class UwsHubLink implements HubLink {
   /** Read from the socket when asked (the log of a session's opening), not kept: undefined once closed. */
   get remote(): string | undefined {
     return this.open ? peerAddress(this.ws) : undefined;
+  }
+
+  readingStalled(): boolean {
+    const now = { waiting: this.open && this.ws.getBufferedAmount() > 0, drains: this.drains };
+    const stalled = now.waiting && this.seen.waiting && now.drains === this.seen.drains;
+    this.seen = now;
+    return stalled;
   }
 
   send(bytes: Uint8Array): boolean {
@@ -293,6 +304,12 @@ export function mountHubGateway(app: TemplatedApp, deps: HubGatewayDeps): void {
     },
 
     message: (ws, message, isBinary) => receive(ws.getUserData(), new Uint8Array(message), isBinary),
+
+    // the hub read some of what waited for it (readingStalled)
+    drain: (ws) => {
+      const link = ws.getUserData().link;
+      if (link) link.drains++;
+    },
 
     // a WebSocket ping is activity too: a hub may keep its session alive with pings alone
     ping: (ws) => ws.getUserData().link?.session?.touch(),

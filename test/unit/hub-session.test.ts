@@ -363,6 +363,31 @@ describe('HubSession', () => {
     expect(link.closed).toEqual({ code: 4001, reason: 'heartbeat_timeout' });
   });
 
+  it('closes a hub that reads nothing while frames wait for it, its heartbeats still coming: 4009 not_reading (review "slowreaders")', async () => {
+    fakeClock();
+    const { link, frame } = setup({ idleMs: 200 });
+    const asked: boolean[] = [];
+    let stalled = false;
+    (link as RecordingLink & { readingStalled(): boolean }).readingStalled = () => (asked.push(stalled), stalled);
+    frame({ t: 1, v: 1, b: 'boot' });
+    await settle();
+    for (let i = 0; i < 3; i++) {
+      await vi.advanceTimersByTimeAsync(100);
+      frame({ t: 3 });
+      await settle();
+    }
+    // reading: the idle checks ask, nothing closes
+    expect(asked.length).toBeGreaterThan(0);
+    expect(link.closed).toBeNull();
+    stalled = true;
+    for (let i = 0; i < 3 && !link.closed; i++) {
+      await vi.advanceTimersByTimeAsync(100);
+      frame({ t: 3 });
+      await settle();
+    }
+    expect(link.closed).toEqual({ code: 4009, reason: 'not_reading' });
+  });
+
   it('acknowledges a duplicate of the last accepted sequence number without applying or publishing it again', async () => {
     const events: AppEventMessage[] = [];
     const { link, shadows, frame } = setup({ publishEvent: (e) => events.push(e) });
