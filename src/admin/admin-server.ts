@@ -16,19 +16,20 @@ export interface Readiness {
 }
 
 /** Why a node should not get new traffic; none: ready. */
-export type NotReadyReason = 'starting' | 'draining' | 'full' | 'memory' | 'local_store_failing' | 'listen_paused';
+export type NotReadyReason = 'starting' | 'draining' | 'full' | 'local_store_failing' | 'listen_paused';
 
 /**
- * Readiness answers for this node alone: not started, draining, at its hub session limit, refusing
- * new sockets near its memory limit, its own store failing, or its public port closed for want of open files. A shared backend (NATS, Redis) is
+ * Readiness answers for this node alone: not started, draining, at its hub session limit, its own
+ * store failing, or its public port closed for want of open files. Its memory near a limit is not a
+ * reason (the body says it): load spreads evenly, so nodes cross the line together, and readiness
+ * would take every node, and the HTTP API with them, out of the Service (review "diff12"). A shared backend (NATS, Redis) is
  * not a reason: it is down for every node at once, and readiness would take the whole fleet out of the Service.
  */
-export function notReadyReasons(s: { started: boolean; draining: boolean; full: boolean; nearMemoryLimit?: boolean; localStoreOk: boolean; listenPaused?: boolean }): NotReadyReason[] {
+export function notReadyReasons(s: { started: boolean; draining: boolean; full: boolean; localStoreOk: boolean; listenPaused?: boolean }): NotReadyReason[] {
   const reasons: NotReadyReason[] = [];
   if (!s.started) reasons.push('starting');
   if (s.draining) reasons.push('draining');
   if (s.full) reasons.push('full');
-  if (s.nearMemoryLimit) reasons.push('memory');
   if (!s.localStoreOk) reasons.push('local_store_failing');
   if (s.listenPaused) reasons.push('listen_paused');
   return reasons;

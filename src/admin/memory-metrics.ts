@@ -1,6 +1,5 @@
-import { getHeapStatistics } from 'node:v8';
 import { Counter, Gauge, type Registry } from 'prom-client';
-import type { MemoryReading } from '../transport/cgroup-memory.js';
+import { heapReading, type MemoryReading } from '../transport/cgroup-memory.js';
 
 /** What the memory series read at scrape time (NodeSources' part). */
 export interface MemorySources {
@@ -63,13 +62,21 @@ export function registerMemoryMetrics(registers: Registry[], sources: () => Memo
       for (const [kind, n] of Object.entries(counts)) this.inc({ kind }, n);
     },
   });
-  // prom-client has the heap's size and use, not its limit: Node sets it at about half a pod's, and a node that reaches it dies (exit 134)
+  // prom-client has the heap's size and use, not the old generation's limit: Node sets it at about half a pod's, and a node that reaches it dies (exit 134)
   new Gauge({
     name: 'tier_heap_limit_bytes',
-    help: "V8's heap limit (--max-old-space-size, else Node's choice: about half a cgroup's limit); hub and app sockets are refused busy with nodejs_heap_size_used_bytes above TIER_SHED_MEMORY of it",
+    help: "V8's old generation limit (--max-old-space-size, else Node's choice: about half a cgroup's limit); hub and app sockets are refused busy with tier_heap_used_bytes above TIER_SHED_MEMORY of it",
     registers,
     collect() {
-      this.set(getHeapStatistics().heap_size_limit);
+      this.set(heapReading().heapLimit);
+    },
+  });
+  new Gauge({
+    name: 'tier_heap_used_bytes',
+    help: "V8's old generation in use, garbage not yet collected included (the heap less its young generation, which never fills)",
+    registers,
+    collect() {
+      this.set(heapReading().heapUsed);
     },
   });
   new Gauge({

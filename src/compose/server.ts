@@ -207,7 +207,7 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
   // read only when a hub knocks (or at a scrape): an idle node reads nothing
   const memory = startMemoryGauge(config.shedMemoryFraction, log, undefined, (err) => readFailures.failed('cgroup', err));
   const heap = memory ? heapRelease(log) : null;
-  // the cgroup's or the heap's line passed: hubs and apps refused busy, the node not ready
+  // the cgroup's or the heap's line passed: hubs and apps refused busy (readiness says it, stays ready)
   const nearMemoryLimit = () => (memory === null ? null : memoryPressure(memory.reading(), config.shedMemoryFraction));
   const limits = new UpgradeLimits({
     maxSockets: config.maxHubSessions,
@@ -312,7 +312,7 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
       const h = health();
       const hubSockets = limits.stats;
       const pressed = nearMemoryLimit();
-      const reasons = notReadyReasons({ started, draining, full: hubSockets.sockets >= config.maxHubSessions, nearMemoryLimit: pressed !== null, localStoreOk: h.local !== false, listenPaused: pause?.paused === true });
+      const reasons = notReadyReasons({ started, draining, full: hubSockets.sockets >= config.maxHubSessions, localStoreOk: h.local !== false, listenPaused: pause?.paused === true });
       return {
         ready: reasons.length === 0,
         detail: {

@@ -1,6 +1,6 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { getHeapStatistics } from 'node:v8';
+import { getHeapSpaceStatistics, getHeapStatistics } from 'node:v8';
 import type { Logger } from '../log/logger.js';
 
 /**
@@ -17,23 +17,41 @@ export interface CgroupReading {
 }
 
 /**
- * The cgroup's reading with V8's heap beside it. Node sizes the heap's limit from the cgroup's, at
- * about half of it (1 GiB in a 2 GiB pod): a node whose memory is its heap reaches that limit first,
- * and dies of "heap out of memory" (exit 134) while the cgroup still reads 60-70 % (review "memlimit").
+ * The cgroup's reading with V8's old generation beside it. Node sizes the heap's limit from the
+ * cgroup's, at about half of it (1 GiB in a 2 GiB pod): a node whose memory is its heap reaches
+ * that limit first, and dies of "heap out of memory" (exit 134) while the cgroup still reads 60-70 %
+ * (review "memlimit"). The old generation is what fills: V8's `heap_size_limit` also counts the
+ * young generation's reserve, 48 MiB that never fill, and a line drawn against it sat above the
+ * point of death in any heap under about 340 MiB (review "diff12").
  */
 export interface MemoryReading extends CgroupReading {
-  /** bytes of the heap in use, garbage not yet collected included */
+  /** bytes of the old generation in use (V8's heap less its young generation), garbage not yet collected included */
   heapUsed: number;
-  /** the most the heap may hold (`--max-old-space-size`, else V8's choice) */
+  /** the most the old generation may hold (`--max-old-space-size`, else V8's choice) */
   heapLimit: number;
 }
 
 /** No cgroup to read, or its read failed: no limit there. */
 const NO_CGROUP: CgroupReading = { limit: Infinity, unreclaimable: 0 };
 
+/** V8's young generation reserve within `heap_size_limit`: three semi-spaces, 16 MiB each on 64 bits unless `--max-semi-space-size` says (MiB). */
+export function youngReserveBytes(flags: readonly string[] = [...process.execArgv, ...(process.env.NODE_OPTIONS ?? '').split(/\s+/)]): number {
+  let semiMiB = 16;
+  for (const flag of flags) {
+    const m = /^--max[-_]semi[-_]space[-_]size=(\d+)$/.exec(flag);
+    if (m) semiMiB = Number(m[1]);
+  }
+  return 3 * semiMiB * 2 ** 20;
+}
+
+const YOUNG_RESERVE = youngReserveBytes();
+
+/** The old generation's use and limit (V8's heap less the young generation, used and reserved). */
 export function heapReading(): Pick<MemoryReading, 'heapUsed' | 'heapLimit'> {
   const heap = getHeapStatistics();
-  return { heapUsed: heap.used_heap_size, heapLimit: heap.heap_size_limit };
+  let young = 0;
+  for (const space of getHeapSpaceStatistics()) if (space.space_name === 'new_space' || space.space_name === 'new_large_object_space') young += space.space_used_size;
+  return { heapUsed: heap.used_heap_size - young, heapLimit: heap.heap_size_limit - YOUNG_RESERVE };
 }
 
 /** Which limit the node is past `fraction` of: its cgroup's (what the kernel cannot reclaim) or its heap's; null: neither. */

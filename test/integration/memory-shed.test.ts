@@ -10,6 +10,7 @@ import { startNode, type NodeProc } from '../../load/harness/index.js';
 import { hubAuthHeaderMap, hubCredentials } from '../../src/auth/hub-signature.js';
 import { api } from '../helpers/server-process.js';
 import { upgradeAnswer } from '../helpers/upgrade-answer.js';
+import { HubClient } from '../../load/wire/hub-client.js';
 
 const writable = MemoryCgroup.writable();
 
@@ -77,7 +78,7 @@ describe("shedding near the heap's limit, reached first where Node sized it (rev
     await node?.kill();
   });
 
-  it('refuses hubs and apps busy and reads not ready while the heap stands above TIER_SHED_MEMORY of its limit', async () => {
+  it('refuses hubs and apps busy, and says so in its readiness, while the heap stands above TIER_SHED_MEMORY of its limit', async () => {
     // a heap of 64 MiB old space, which a started node fills to about a third: past a line at 15 %
     node = await startNode({ measured: false, nodeFlags: ['--max-old-space-size=64'], env: { TIER_SHED_MEMORY: '0.15' } });
     const text = await (await fetch(`${node.adminUrl}/metrics`)).text();
@@ -92,13 +93,58 @@ describe("shedding near the heap's limit, reached first where Node sized it (rev
     // apps too: their sockets and subscriptions are memory as well
     const token = (await api(node.httpUrl, 'POST', '/v1/admin/tokens', node.adminToken, { sub: 'heap-user', homes: ['home-s'] })).body.token as string;
     expect(await upgradeAnswer(`${node.wsUrl}/app/v1?token=${token}`, {})).toMatchObject({ status: 503, body: { code: 'busy', message: expect.stringMatching(/memory limit/) } });
-    // and the Service is told to send new connections elsewhere
+    // readiness says it and stays ready: every node of a fleet crosses the line together, and 503s
+    // would take them all, the HTTP API with them, out of the Service (review "diff12")
     const readyz = await api(node.adminUrl, 'GET', '/readyz', undefined);
-    expect(readyz.status).toBe(503);
-    expect(readyz.body).toMatchObject({ reasons: ['memory'] });
+    expect(readyz.status).toBe(200);
+    expect(readyz.body).toMatchObject({ reasons: [] });
     expect(['heap', 'cgroup']).toContain(readyz.body.nearMemoryLimit);
     // where the machine sets no cgroup limit the heap is the one (this machine kind: none)
     if (metric(text, 'tier_memory_limit_bytes') === 0) expect(readyz.body.nearMemoryLimit).toBe('heap');
     expect(metric(await (await fetch(`${node.adminUrl}/metrics`)).text(), 'tier_hub_admission_refusals_total{reason="memory"}')).toBe(1);
+  });
+});
+
+describe("the heap's line at the default TIER_SHED_MEMORY comes before the heap runs out (review \"diff12\")", () => {
+  let node: NodeProc | undefined;
+  const hubs: HubClient[] = [];
+  afterAll(async () => {
+    await Promise.allSettled(hubs.map((h) => h.terminate()));
+    await node?.kill();
+  });
+
+  it('a small heap filled by hubs of large shadows refuses the next hubs busy and lives', { timeout: 120_000 }, async () => {
+    // 64 MiB of old generation, frames large enough for a ~110 KB shadow in one report
+    node = await startNode({ measured: false, nodeFlags: ['--max-old-space-size=64'], env: { TIER_MAX_FRAME_BYTES: '262144', TIER_HUB_RATE_PER_SEC: '1000' } });
+    const value = 'v'.repeat(1_000);
+    let refused: { at: number; used: number; limit: number } | null = null;
+    for (let i = 0; i < 600 && refused === null; i++) {
+      const res = await api(node.httpUrl, 'POST', '/v1/admin/hubs', node.adminToken, { hubId: `big-${i}`, homeId: `home-${i % 50}` });
+      expect(res.status).toBe(201);
+      const hub = new HubClient({ url: node.wsUrl, hubId: `big-${i}`, secret: res.body.secret as string });
+      const welcomed = await hub.connect().then(
+        () => true,
+        (err: { code?: string; status?: number }) => {
+          expect(err).toMatchObject({ code: 'busy', status: 503 });
+          return false;
+        },
+      );
+      if (!welcomed) {
+        const text = await (await fetch(`${node.adminUrl}/metrics`)).text();
+        refused = { at: i, used: metric(text, 'tier_heap_used_bytes')!, limit: metric(text, 'tier_heap_limit_bytes')! };
+        expect(metric(text, 'tier_hub_admission_refusals_total{reason="memory"}')).toBeGreaterThanOrEqual(1);
+        break;
+      }
+      hubs.push(hub);
+      const report: Record<string, Record<string, string>> = {};
+      for (let d = 0; d < 110; d++) report[`d${d}`] = { v: `${i}:${d}:${value}`.slice(0, 1_000) };
+      await hub.report(report);
+    }
+    expect(refused, 'no hub was refused for memory').not.toBeNull();
+    expect(refused!.limit).toBe(64 * 2 ** 20);
+    // alive, and its readiness says why it refuses
+    const readyz = await api(node.adminUrl, 'GET', '/readyz', undefined);
+    expect(readyz.status).toBe(200);
+    expect(['heap', undefined]).toContain(readyz.body.nearMemoryLimit);
   });
 });

@@ -2,7 +2,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { CgroupMemory, MemoryGauge, type CgroupReading } from '../../src/transport/cgroup-memory.js';
+import { CgroupMemory, MemoryGauge, youngReserveBytes, type CgroupReading } from '../../src/transport/cgroup-memory.js';
 
 /** A fake /sys/fs/cgroup: each path's files as given. */
 function tree(files: Record<string, string>): string {
@@ -104,5 +104,15 @@ describe('MemoryGauge', () => {
     now = 200;
     gauge.reading();
     expect(errors.map((e) => (e as { code: string }).code)).toEqual(['EMFILE', 'EMFILE']);
+  });
+});
+
+describe("V8's young generation reserve", () => {
+  it('is three semi-spaces: 16 MiB each by default, or as --max-semi-space-size says (the last one given)', () => {
+    const MiB = 2 ** 20;
+    expect(youngReserveBytes([])).toBe(48 * MiB);
+    expect(youngReserveBytes(['--max-old-space-size=64', '--max-semi-space-size=4'])).toBe(12 * MiB);
+    expect(youngReserveBytes(['--max_semi_space_size=2', '--max-semi-space-size=8'])).toBe(24 * MiB);
+    expect(youngReserveBytes(['--max-semi-space-size'])).toBe(48 * MiB);
   });
 });

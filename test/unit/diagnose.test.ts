@@ -255,7 +255,5 @@ describe('readiness', () => {
     expect(notReadyReasons({ ...state, started: false })).toEqual(['starting']);
     expect(notReadyReasons({ ...state, draining: true, full: true })).toEqual(['draining', 'full']);
     expect(notReadyReasons({ ...state, localStoreOk: false })).toEqual(['local_store_failing']);
-    // refusing hubs and apps near its memory limit: the Service should send them elsewhere (review "memlimit")
-    expect(notReadyReasons({ ...state, nearMemoryLimit: true })).toEqual(['memory']);
   });
 });
