@@ -93,7 +93,10 @@ async function main(): Promise<number> {
     return 0;
   } catch (err) {
     // an import the disk cannot hold: said as the node says it (no space left), not lmdb-js's EIO and a stack
-    throw (await startWriteError(dir, err)) ?? err;
+    const full = await startWriteError(dir, err, `npm run data -- ${command}`);
+    // on a line of its own: lmdb-js wrote the failed write's message to stderr without ending the line
+    if (full) process.stderr.write('\n');
+    throw full ?? err;
   } finally {
     try {
       // a refused import leaves DATA_DIR as it found it: an empty store made here would start a node

@@ -68,21 +68,21 @@ export function evictionVerdict(policy: string | undefined, maxmemory?: string):
 }
 
 /**
- * Whether Redis takes writes now, from `INFO memory` and `INFO persistence`: at `maxmemory` it
- * refuses them (OOM), and after a failed write of its append-only file or snapshot (a full disk)
- * it refuses them too (MISCONF). Reachable, such a Redis read as healthy while every API write
- * answered 503 and the alert said it could not be reached (review "diskfull").
+ * Whether Redis takes writes now: a key of its own written (`refusal` null: taken), with INFO
+ * memory's figures as the detail. A full Redis (`OOM`) or one whose save failed (`MISCONF`) is
+ * reachable and read as healthy while every API write answered 503 (review "diskfull"); judged
+ * from INFO alone, a failed manual snapshot without save points, or an evicting Redis at
+ * maxmemory, read as refusing writes they took (review "diff12").
  */
-export function writesVerdict(memory: Record<string, string | undefined>, persistence: Record<string, string | undefined>): Finding {
+export function writesVerdict(refusal: string | null, memory: Record<string, string | undefined>): Finding {
   const room = 'make room: raise maxmemory (or the Redis pod\'s memory) and check what fills it; after a MISCONF, free its disk (Redis takes writes again after its next successful save)';
-  if (persistence.aof_last_write_status === 'err') return { verdict: 'fail', detail: "its last write to the append-only file failed (a full disk?): Redis refuses every write (MISCONF)", hint: room };
-  if (persistence.rdb_last_bgsave_status === 'err') return { verdict: 'fail', detail: 'its last snapshot failed (a full disk?): with stop-writes-on-bgsave-error (the default) Redis refuses every write (MISCONF)', hint: room };
   const [used, max] = [Number(memory.used_memory), Number(memory.maxmemory)];
-  if (!Number.isFinite(used) || !(max > 0)) return ok('takes writes (no maxmemory)');
-  const detail = `${(used / MIB).toFixed(0)} MiB used of maxmemory ${(max / MIB).toFixed(0)} MiB (${Math.round((100 * used) / max)} %)`;
-  if (used >= max) return { verdict: 'fail', detail: `${detail}: full, writes refused (OOM)`, hint: room };
-  if (used >= 0.9 * max) return { verdict: 'warn', detail: `${detail}: writes are refused at 100 %`, hint: room };
-  return ok(detail);
+  const figures = Number.isFinite(used) && max > 0 ? `${(used / MIB).toFixed(0)} MiB used of maxmemory ${(max / MIB).toFixed(0)} MiB (${Math.round((100 * used) / max)} %)` : null;
+  if (refusal !== null) return { verdict: 'fail', detail: `refuses writes: ${refusal.slice(0, 200)}${figures ? `; ${figures}` : ''}`, hint: room };
+  if (figures === null) return ok('takes writes (no maxmemory)');
+  // at maxmemory a noeviction Redis refuses writes; an evicting one deletes keys (the eviction check says that)
+  if (used >= 0.9 * max && memory.maxmemory_policy === 'noeviction') return { verdict: 'warn', detail: `takes writes; ${figures}: refused at 100 %`, hint: room };
+  return ok(`takes writes; ${figures}`);
 }
 
 /** @default 500 (ms): directory expiry, cron leases and hub handshake timestamps compare clocks across machines */
@@ -396,8 +396,8 @@ function redisChecks(redis: RedisProbe): Check[] {
       name: 'redis-writes',
       hintOnError: down,
       run: async () => {
-        const [memory, persistence] = await Promise.all([redis.info('memory'), redis.info('persistence')]);
-        return writesVerdict(memory, persistence);
+        const [refusal, memory] = await Promise.all([redis.writeRefusal(), redis.info('memory')]);
+        return writesVerdict(refusal, memory);
       },
     },
     {

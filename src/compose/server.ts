@@ -233,7 +233,7 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
   });
   const feeds = new HomeFeeds(ports.bus, app, log, { history: ports.history, link: ports.link, framesOut: (op, frames) => metrics.appFramesOut(op, frames) });
   // hub sessions + app sockets + the node's own files fit the open-file limit: accept() never hits EMFILE
-  const appLimits = new AppSocketLimits(config.maxAppSockets ?? defaultMaxAppSockets(ownOpenFileLimit(), config.maxHubSessions), config.maxAppSocketsPerUser, () => nearMemoryLimit() !== null);
+  const appLimits = new AppSocketLimits(config.maxAppSockets ?? defaultMaxAppSockets(ownOpenFileLimit(), config.maxHubSessions), config.maxAppSocketsPerUser, () => nearMemoryLimit() !== null && (heap?.pressed(), true));
   const openFileLimit = ownOpenFileLimit();
   log.info({ maxAppSockets: appLimits.maxSockets, perUser: appLimits.maxPerUser, openFileLimit: openFileLimit ?? null, maxHubSessions: config.maxHubSessions }, 'app socket limits');
   // said at start, not only by /debug/diagnose: a pod sized for TIER_MAX_HUB_SESSIONS ran out of files at a fifth of it

@@ -240,9 +240,9 @@ function writeFailed(err: unknown): boolean {
  * nothing was changed and nothing acknowledged is lost; with space freed the node starts. Undefined
  * when `err` is not a failed write.
  */
-export async function startWriteError(dir: string, err: unknown): Promise<DataStoreError | undefined> {
+export async function startWriteError(dir: string, err: unknown, tool?: string): Promise<DataStoreError | undefined> {
   const cause = await commitFailureCause(err);
-  return cause !== err || writeFailed(cause) ? cannotWrite(resolve(dir), cause) : undefined;
+  return cause !== err || writeFailed(cause) ? cannotWrite(resolve(dir), cause, tool) : undefined;
 }
 
 /** Adds the watch of `file` in DATA_DIR (data-dir-watch.ts) when `watchDirMs` asks for one. */
@@ -315,9 +315,11 @@ function stopOnCommitFailure(err: DataStoreError): void {
   exitAtOnce(1);
 }
 
-function cannotWrite(path: string, err: unknown): DataStoreError {
+/** `tool`: the command that failed (`npm run data -- import`), told to run again rather than the node to start. */
+function cannotWrite(path: string, err: unknown, tool?: string): DataStoreError {
+  const next = tool === undefined ? `Nothing acknowledged is lost: free space on its filesystem (df ${path}) and start the node again` : `Free space on its filesystem (df ${path}) and run ${tool} again`;
   return new DataStoreError(
-    `DATA_DIR ${path}: cannot write ${FILE} (${writeErrorText(err as Error, () => freeBytes(path))}). Nothing acknowledged is lost: free space on its filesystem (df ${path}) and start the node again`,
+    `DATA_DIR ${path}: cannot write ${FILE} (${writeErrorText(err as Error, () => freeBytes(path))}). ${next}`,
     path,
     { cause: err },
   );

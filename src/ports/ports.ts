@@ -105,6 +105,8 @@ export interface RedisProbe {
   config(name: string): Promise<string | undefined>;
   /** `INFO section` as field → value */
   info(section: string): Promise<Record<string, string>>;
+  /** one short-lived key written (expires in 2 s): null when Redis took it, else its refusal (`OOM …`, `MISCONF …`, `READONLY …`) */
+  writeRefusal(): Promise<string | null>;
   /** the services' event stream: its length, its configured MAXLEN and its consumer groups' lag; null when it is off */
   eventStream(): Promise<{ length: number; maxLen: number; groups: Array<{ name: string; lag: number | null }> } | null>;
 }

@@ -1,15 +1,27 @@
 import type { Redis } from 'ioredis';
 import type { RedisProbe } from './ports.js';
 import type { RedisKeys } from './redis.js';
+import { isRedisRefusal } from '../errors.js';
 
 /**
  * The Redis side of self-diagnosis on an existing connection (the node's control connection):
- * read-only commands only. With the ports' fail-fast client, a question asked while Redis is
- * down rejects at once.
+ * read-only commands, and one key of its own written to see that writes are taken. With the
+ * ports' fail-fast client, a question asked while Redis is down rejects at once.
  */
 export function redisProbe(client: Redis, options: { keys: RedisKeys; eventStreamMaxLen: number }): RedisProbe {
   const eventsKey = options.keys.single('events');
+  const probeKey = options.keys.single('diagnose:write');
   return {
+    async writeRefusal() {
+      try {
+        await client.set(probeKey, String(Date.now()), 'PX', 2_000);
+        return null;
+      } catch (err) {
+        // a refusal for now is the answer; the connection down is the redis check's to say
+        if (isRedisRefusal(err)) return (err as Error).message;
+        throw err;
+      }
+    },
     async ping() {
       const started = performance.now();
       await client.ping();

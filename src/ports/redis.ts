@@ -112,7 +112,7 @@ export async function connectRedis(url: string, options: RedisClientOptions): Pr
     await client.connect();
   } catch (err) {
     client.disconnect();
-    throw new TierError('unavailable', `redis at ${where} is unreachable: ${connectFailure(lastError ?? (err as Error), url)}`, { cause: lastError ?? err });
+    throw new TierError('unavailable', `redis at ${where} is unreachable: ${connectFailure(lastError ?? (err as Error), url, options.tls?.certFile !== undefined)}`, { cause: lastError ?? err });
   }
   // BullMQ reads INFO and, refused it, spins a core without a word (a user made `-@dangerous` held
   // the node unready and deaf to SIGTERM): a user without it is a configuration to fix, said at start
@@ -278,8 +278,8 @@ export class LuaScript {
  * Why a first connection failed, so credentials read apart from the network: WRONGPASS and NOAUTH
  * (the password of REDIS_URL wrong or missing), ENOTFOUND, ECONNREFUSED, as Redis or the OS said it.
  */
-function connectFailure(err: Error, url: string): string {
-  return /^(WRONGPASS|NOAUTH)\b/.test(err.message) ? `${err.message} (check the password in REDIS_URL)` : `${err.message}${redisTlsHint(err, url)}`;
+function connectFailure(err: Error, url: string, clientCert: boolean): string {
+  return /^(WRONGPASS|NOAUTH)\b/.test(err.message) ? `${err.message} (check the password in REDIS_URL)` : `${err.message}${redisTlsHint(err, url, clientCert)}`;
 }
 
 /**

@@ -24,17 +24,18 @@ export function untrustedCertificate(err: Error): boolean {
  * What to check for a Redis connection that failed, or '' when the failure says nothing of TLS:
  * a TLS-only server resets a plain connection, and a plain server never answers a TLS handshake.
  */
-export function redisTlsHint(err: Error, url: string): string {
+export function redisTlsHint(err: Error, url: string, clientCert = false): string {
   const tls = url.startsWith('rediss:');
   if (untrustedCertificate(err)) {
     return " (the server's certificate is not trusted: give its CA in REDIS_TLS_CA_FILE or NODE_EXTRA_CA_CERTS, and name in REDIS_URL a host the certificate names)";
   }
   const code = codeOf(err);
-  // TLS 1.3's alert for a client that sent none; 1.2 servers send a bare handshake failure
-  if (code === 'ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED' || (tls && code === 'ERR_SSL_SSLV3_ALERT_HANDSHAKE_FAILURE')) {
+  // TLS 1.3's alert for a client that sent none; 1.2 servers send a bare handshake failure, for a
+  // missing certificate among other causes (no common cipher): said only when none was given
+  if (code === 'ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED' || (tls && !clientCert && code === 'ERR_SSL_SSLV3_ALERT_HANDSHAKE_FAILURE')) {
     return ' (the server asks for a client certificate: give it in REDIS_TLS_CERT_FILE and REDIS_TLS_KEY_FILE)';
   }
-  if (code === 'ERR_SSL_TLSV1_ALERT_UNKNOWN_CA' || code === 'ERR_SSL_SSLV3_ALERT_BAD_CERTIFICATE') {
+  if (code === 'ERR_SSL_TLSV1_ALERT_UNKNOWN_CA' || code === 'ERR_SSL_SSLV3_ALERT_BAD_CERTIFICATE' || code === 'ERR_SSL_SSLV3_ALERT_CERTIFICATE_EXPIRED') {
     return " (the server refused the client certificate of REDIS_TLS_CERT_FILE: it is not of a CA the server trusts, or has expired)";
   }
   if (!tls && (code === 'ECONNRESET' || code === 'EPIPE')) return ' (a Redis that requires TLS resets a plain connection: if it does, use rediss://)';

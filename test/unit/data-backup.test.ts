@@ -448,7 +448,7 @@ describe('data backup (JSON lines)', () => {
       (e: { code: number; stderr: string }) => e,
     );
     expect(failed?.code).toBe(1);
-    expect(failed?.stderr).toMatch(/^data error: DATA_DIR .*new: cannot write hubtier\.mdb \(/);
+    expect(failed?.stderr).toMatch(/^data error: DATA_DIR .*new: cannot write hubtier\.mdb \(.*\)\. Free space on its filesystem \(df .*\) and run npm run data -- import again$/m);
     expect(failed?.stderr).not.toMatch(/fatal|    at /);
     expect(existsSync(to)).toBe(false);
   });

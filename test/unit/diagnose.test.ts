@@ -115,13 +115,15 @@ describe('redis eviction policy', () => {
 
 describe('redis takes writes', () => {
   const MiB = 2 ** 20;
-  it('fails a full Redis and one whose last save failed (MISCONF), warns near maxmemory', () => {
-    expect(writesVerdict({ used_memory: String(10 * MiB), maxmemory: '0' }, {}).verdict).toBe('ok');
-    expect(writesVerdict({ used_memory: String(50 * MiB), maxmemory: String(100 * MiB) }, { aof_last_write_status: 'ok', rdb_last_bgsave_status: 'ok' })).toEqual({ verdict: 'ok', detail: '50 MiB used of maxmemory 100 MiB (50 %)', hint: '' });
-    expect(writesVerdict({ used_memory: String(95 * MiB), maxmemory: String(100 * MiB) }, {})).toMatchObject({ verdict: 'warn', detail: expect.stringMatching(/\(95 %\): writes are refused at 100 %/) });
-    expect(writesVerdict({ used_memory: String(100 * MiB), maxmemory: String(100 * MiB) }, {})).toMatchObject({ verdict: 'fail', detail: expect.stringMatching(/full, writes refused \(OOM\)/) });
-    expect(writesVerdict({ used_memory: '1', maxmemory: '0' }, { aof_last_write_status: 'err' })).toMatchObject({ verdict: 'fail', detail: expect.stringMatching(/append-only file failed.*MISCONF/) });
-    expect(writesVerdict({ used_memory: '1', maxmemory: '0' }, { rdb_last_bgsave_status: 'err' })).toMatchObject({ verdict: 'fail', detail: expect.stringMatching(/snapshot failed.*MISCONF/) });
+  it('fails on the refusal of a write (OOM, MISCONF), warns a noeviction Redis near maxmemory, and judges nothing else from INFO', () => {
+    expect(writesVerdict(null, { used_memory: String(10 * MiB), maxmemory: '0' })).toMatchObject({ verdict: 'ok', detail: 'takes writes (no maxmemory)' });
+    expect(writesVerdict(null, { used_memory: String(50 * MiB), maxmemory: String(100 * MiB), maxmemory_policy: 'noeviction' })).toEqual({ verdict: 'ok', detail: 'takes writes; 50 MiB used of maxmemory 100 MiB (50 %)', hint: '' });
+    expect(writesVerdict(null, { used_memory: String(95 * MiB), maxmemory: String(100 * MiB), maxmemory_policy: 'noeviction' })).toMatchObject({ verdict: 'warn', detail: expect.stringMatching(/\(95 %\): refused at 100 %/) });
+    // an evicting Redis at maxmemory takes writes (deleting keys: the eviction check warns of that)
+    expect(writesVerdict(null, { used_memory: String(100 * MiB), maxmemory: String(100 * MiB), maxmemory_policy: 'allkeys-lru' }).verdict).toBe('ok');
+    const oom = "OOM command not allowed when used memory > 'maxmemory'.";
+    expect(writesVerdict(oom, { used_memory: String(100 * MiB), maxmemory: String(100 * MiB) })).toMatchObject({ verdict: 'fail', detail: `refuses writes: ${oom}; 100 MiB used of maxmemory 100 MiB (100 %)` });
+    expect(writesVerdict('MISCONF Errors writing to the AOF file: No space left on device', {})).toMatchObject({ verdict: 'fail', detail: expect.stringMatching(/^refuses writes: MISCONF/), hint: expect.stringMatching(/free its disk/) });
   });
 });
 
