@@ -46,6 +46,10 @@ export interface HubGatewayMetrics {
  * the close. A frame the socket cannot take (backpressure past its limit) closes the socket, and
  * the session answers its pending commands with `session_closed`.
  */
+/** `UwsHubLink.reading`'s bits: frames waited at the last ask; the socket drained since */
+const WAITED = 1;
+const DRAINED = 2;
+
 export class UwsHubLink implements HubLink {
   open = true;
   session: HubSession | null = null;
@@ -58,9 +62,8 @@ export class UwsHubLink implements HubLink {
   /** closed by this side: what the socket sent after that is not handled (uWS would not hand it over) */
   ended = false;
   private queued: Uint8Array[] | null = null;
-  /** uWS's drains of this socket (the hub read some of what waited), and what the last `readingStalled` saw */
-  drains = 0;
-  private seen = { waiting: false, drains: 0 };
+  /** what `readingStalled` saw, and drains since (one small integer: a session's bytes count, BENCHMARKS.md) */
+  private reading = 0;
   constructor(
     private readonly ws: WebSocket<HubSocketData>,
     private readonly writes: WriteBatch,
@@ -75,10 +78,15 @@ export class UwsHubLink implements HubLink {
   }
 
   readingStalled(): boolean {
-    const now = { waiting: this.open && this.ws.getBufferedAmount() > 0, drains: this.drains };
-    const stalled = now.waiting && this.seen.waiting && now.drains === this.seen.drains;
-    this.seen = now;
+    const waiting = this.open && this.ws.getBufferedAmount() > 0;
+    const stalled = waiting && this.reading === WAITED;
+    this.reading = waiting ? WAITED : 0;
     return stalled;
+  }
+
+  /** uWS drained the socket: the hub read some of what waited for it. */
+  drained(): void {
+    this.reading |= DRAINED;
   }
 
   send(bytes: Uint8Array): boolean {
@@ -306,10 +314,7 @@ export function mountHubGateway(app: TemplatedApp, deps: HubGatewayDeps): void {
     message: (ws, message, isBinary) => receive(ws.getUserData(), new Uint8Array(message), isBinary),
 
     // the hub read some of what waited for it (readingStalled)
-    drain: (ws) => {
-      const link = ws.getUserData().link;
-      if (link) link.drains++;
-    },
+    drain: (ws) => ws.getUserData().link?.drained(),
 
     // a WebSocket ping is activity too: a hub may keep its session alive with pings alone
     ping: (ws) => ws.getUserData().link?.session?.touch(),

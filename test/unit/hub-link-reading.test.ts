@@ -23,7 +23,7 @@ describe('UwsHubLink.readingStalled', () => {
     expect(l.readingStalled()).toBe(false); // waiting now, not at the ask before
     expect(l.readingStalled()).toBe(true); // waiting at both, nothing read between
     // it read some (uWS drained), and more came: not stalled
-    l.drains++;
+    l.drained();
     expect(l.readingStalled()).toBe(false);
     expect(l.readingStalled()).toBe(true);
     // everything taken: not stalled however long
