@@ -20,10 +20,10 @@ export type NotReadyReason = 'starting' | 'draining' | 'full' | 'local_store_fai
 
 /**
  * Readiness answers for this node alone: not started, draining, at its hub session limit, its own
- * store failing, or its public port closed for want of open files. Its memory near a limit is not a
- * reason (the body says it): load spreads evenly, so nodes cross the line together, and readiness
- * would take every node, and the HTTP API with them, out of the Service (review "diff12"). A shared backend (NATS, Redis) is
- * not a reason: it is down for every node at once, and readiness would take the whole fleet out of the Service.
+ * store failing, or its public port closed for want of open files. A shared backend (NATS, Redis) is
+ * not a reason: it is down for every node at once, and readiness would take the whole fleet out of
+ * the Service. Nor is memory near a limit (the body says it): load spreads evenly, so nodes cross
+ * the line together, and the HTTP API would leave the Service with them (review "diff12").
  */
 export function notReadyReasons(s: { started: boolean; draining: boolean; full: boolean; localStoreOk: boolean; listenPaused?: boolean }): NotReadyReason[] {
   const reasons: NotReadyReason[] = [];

@@ -94,7 +94,7 @@ function claimWithFlock(dir: string, owner: string, flock: FlockCall): Directory
         released = true;
         try {
           if (!isFile(fd, lock)) return;
-          if (keepStale && stale) rewriteLock(dir, fd, before.text);
+          if (keepStale && stale) keepLines(() => rewriteLock(dir, fd, before.text));
           else rmSync(lock, { force: true });
         } finally {
           closeSync(fd);
@@ -143,10 +143,13 @@ function writeLock(dir: string, fd: number, owner: string): void {
   rewriteLock(dir, fd, `${process.pid}\n${owner}\n${ownIdentity()}\n${bootId() ?? ''}\n`);
 }
 
-/** The lock's lines replaced by `text`, synced; on a full disk too: the truncation frees the page the write takes. */
+/**
+ * The lock's lines replaced by `text`, synced: written over the old ones, then cut to its length, so
+ * a write a full disk refuses leaves the old lines rather than an empty file (which reads as a clean stop).
+ */
 function rewriteLock(dir: string, fd: number, text: string): void {
-  ftruncateSync(fd, 0);
   writeSync(fd, text, 0);
+  ftruncateSync(fd, Buffer.byteLength(text));
   fsyncSync(fd);
   try {
     const d = openSync(dir, 'r');
@@ -205,6 +208,18 @@ function bootId(): string | undefined {
   return boot ?? undefined;
 }
 
+/**
+ * A stale lock's lines written back at a release (`keepStale`); a disk that refuses even that keeps
+ * this process's lines, which still say an unclean stop, and the refusal being released for is not hidden.
+ */
+function keepLines(write: () => void): void {
+  try {
+    write();
+  } catch {
+    // the lines written at the claim stay: a stop that was not clean, of this boot
+  }
+}
+
 /** Unknown on either side counts as another boot: the history is then not trusted, as before. */
 function sameBoot(recorded: string | undefined): boolean {
   const now = bootId();
@@ -243,7 +258,7 @@ function claimByPid(dir: string, owner: string): DirectoryClaim {
     const release = (keepStale = false) => {
       if (released) return;
       released = true;
-      if (keepStale && stale) writeFileSync(lock, found, { mode: 0o600 });
+      if (keepStale && stale) keepLines(() => writeFileSync(lock, found, { mode: 0o600 }));
       else rmSync(lock, { force: true });
     };
     return { stale, sameBoot: stale && sameBoot(recorded), release };
