@@ -98,6 +98,7 @@ export class NodeMetrics implements HubSessionMetrics, HubGatewayMetrics, AppGat
   // ---- app sockets --------------------------------------------------------------------------------
   private readonly appClosedBackpressure = new Counter({ name: 'tier_app_backpressure_closes_total', help: 'Subscribed app sockets dropped without a close frame (1006): the backpressure-limit close of a socket that does not read, or a client gone without closing', registers: this.registers });
   private readonly appOpened = new Counter({ name: 'tier_app_connects_total', help: 'App sockets opened', registers: this.registers });
+  private readonly busReconnects = new Counter({ name: 'tier_bus_reconnects_total', help: 'Reconnects of the node to NATS: what was published while it was away never reached it (its app feeds read it back from the history); an outage of a second leaves tier_backend_up 1 at every scrape', registers: this.registers });
   private readonly appUpgradesRefused = new Counter({ name: 'tier_app_upgrades_refused_total', help: 'App upgrades refused by the socket limits: busy (TIER_MAX_APP_SOCKETS on the node), limit_exceeded (TIER_MAX_APP_SOCKETS_PER_USER)', labelNames: ['code'], registers: this.registers });
   /** by op, `unknown` for anything else: the label set stays the protocol's */
   private readonly appIn = opTally({ name: 'tier_app_frames_in_total', help: 'App socket requests by op (sub, unsub, cmd, ping; unknown: refused undecoded, an unknown op among them)', registers: this.registers }, APP_REQUEST_OPS);
@@ -358,6 +359,9 @@ export class NodeMetrics implements HubSessionMetrics, HubGatewayMetrics, AppGat
   appConnected(): void {
     this.appOpen++;
     this.appOpened.inc();
+  }
+  busReconnected(): void {
+    this.busReconnects.inc();
   }
   appClosed(backpressure: boolean): void {
     this.appOpen--;

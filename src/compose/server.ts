@@ -301,6 +301,7 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
   let pause: ListenPause | undefined;
   const health = (): PortsHealth => ports.health?.() ?? { backends: {}, detail: {} };
   metrics.backendsUp(() => health().backends);
+  ports.link?.onReconnect(() => metrics.busReconnected());
   const mode = isClusterMode(config) ? 'cluster' : 'embedded';
   const admin = createAdminApp(binding.uws, {
     metrics,

@@ -141,4 +141,34 @@ describe('fleet changes during a NATS outage are enforced once it is back (three
     expect(await user.app.closed).toEqual({ code: 4007, reason: 'token_revoked' });
     expect((await api(a.httpUrl, 'GET', '/v1/homes/p-home/hubs', user.token)).body).toMatchObject({ code: 'unauthorized', message: 'token revoked' });
   });
+
+  it('an app on the node cut off gets the events published meanwhile once it is back, though the home goes quiet (review "slowreaders")', async ({ signal }) => {
+    const hub = await hubOn(a, 'q-hub', 'q-home');
+    const { app } = await userOn(b, 'q-gina', ['q-home']);
+    expect(await app.request({ op: 'sub', home: 'q-home' })).toMatchObject({ op: 'ok' });
+    await hub.report({ door: { open: false } });
+    await app.next((m) => m.op === 'evt' && m.attrs?.open === false);
+    const reconnectsBefore = metric(await (await fetch(`${b.adminUrl}/metrics`)).text(), 'tier_bus_reconnects_total');
+    cut.cut();
+    try {
+      await seenDown(signal, [b]);
+      // published by node a while b is away: never on b's bus
+      await hub.report({ door: { open: true } });
+      await hub.report({ leak: { wet: true } });
+    } finally {
+      cut.mend();
+    }
+    await seenUp(signal, [b]);
+    // no event after these: the app on b still gets both, in order, from the history
+    const leak = await app.next((m) => m.op === 'evt' && m.attrs?.wet === true);
+    const door = app.messages.find((m) => m.op === 'evt' && m.attrs?.open === true);
+    expect(door?.pos.offset).toBe(leak.pos.offset - 1);
+    expect(metric(await (await fetch(`${b.adminUrl}/metrics`)).text(), 'tier_bus_reconnects_total')).toBe((reconnectsBefore ?? 0) + 1);
+  });
 });
+
+/** The value of one Prometheus series in an exposition text; undefined when absent. */
+function metric(text: string, series: string): number | undefined {
+  const line = text.split('\n').find((l) => l.startsWith(`${series} `));
+  return line === undefined ? undefined : Number(line.slice(series.length + 1));
+}
