@@ -21,8 +21,8 @@ export interface CgroupReading {
  * cgroup's, at about half of it (1 GiB in a 2 GiB pod): a node whose memory is its heap reaches
  * that limit first, and dies of "heap out of memory" (exit 134) while the cgroup still reads 60-70 %
  * (review "memlimit"). The old generation is what fills: V8's `heap_size_limit` also counts the
- * young generation's reserve, 48 MiB that never fill, and a line drawn against it sat above the
- * point of death in any heap under about 340 MiB (review "diff12").
+ * young generation's reserve, which never fills, and a line drawn against it sat above the point
+ * of death in any heap under about 340 MiB (review "diff12").
  */
 export interface MemoryReading extends CgroupReading {
   /** bytes of the old generation in use (V8's heap less its young generation), garbage not yet collected included */
@@ -34,24 +34,42 @@ export interface MemoryReading extends CgroupReading {
 /** No cgroup to read, or its read failed: no limit there. */
 const NO_CGROUP: CgroupReading = { limit: Infinity, unreclaimable: 0 };
 
-/** V8's young generation reserve within `heap_size_limit`: three semi-spaces, 16 MiB each on 64 bits unless `--max-semi-space-size` says (MiB). */
-export function youngReserveBytes(flags: readonly string[] = [...process.execArgv, ...(process.env.NODE_OPTIONS ?? '').split(/\s+/)]): number {
-  let semiMiB = 16;
+const MiB = 2 ** 20;
+
+/**
+ * The most V8's old generation may hold, from its `heap_size_limit`: what `--max-old-space-size`
+ * says when given (the young generation is then sized apart, from the machine), else what V8's own
+ * rule leaves: limit = old + 3 semi-spaces, a semi-space old/256 up to 256 MiB of old generation and
+ * old/128 above, between 1 and 16 MiB (3 MiB in a 512 MiB pod, 24 in a 2 GiB one, 48 on a large
+ * machine). Taken as a fixed 48 MiB it put the line 30 % low in small pods (review "diff13").
+ */
+export function oldGenerationLimit(heapSizeLimit: number, flags: readonly string[] = nodeFlags()): number {
+  let oldMiB: number | undefined;
   for (const flag of flags) {
-    const m = /^--max[-_]semi[-_]space[-_]size=(\d+)$/.exec(flag);
-    if (m) semiMiB = Number(m[1]);
+    const m = /^--max[-_]old[-_]space[-_]size=(\d+)$/.exec(flag);
+    if (m) oldMiB = Number(m[1]);
   }
-  return 3 * semiMiB * 2 ** 20;
+  if (oldMiB !== undefined) return Math.min(oldMiB * MiB, heapSizeLimit);
+  const semiOf = (old: number) => Math.ceil(Math.min(16 * MiB, Math.max(MiB, old / (old <= 256 * MiB ? 256 : 128))) / (256 * 1024)) * 256 * 1024;
+  for (let semi = MiB; semi <= 16 * MiB; semi += 256 * 1024) {
+    if (semiOf(heapSizeLimit - 3 * semi) === semi) return heapSizeLimit - 3 * semi;
+  }
+  // a rule of another V8, or a semi-space set by flag: the least young generation
+  return heapSizeLimit - 3 * MiB;
 }
 
-const YOUNG_RESERVE = youngReserveBytes();
+function nodeFlags(): string[] {
+  return [...process.execArgv, ...(process.env.NODE_OPTIONS ?? '').split(/\s+/)];
+}
+
+const OLD_LIMIT = oldGenerationLimit(getHeapStatistics().heap_size_limit);
 
 /** The old generation's use and limit (V8's heap less the young generation, used and reserved). */
 export function heapReading(): Pick<MemoryReading, 'heapUsed' | 'heapLimit'> {
   const heap = getHeapStatistics();
   let young = 0;
   for (const space of getHeapSpaceStatistics()) if (space.space_name === 'new_space' || space.space_name === 'new_large_object_space') young += space.space_used_size;
-  return { heapUsed: heap.used_heap_size - young, heapLimit: heap.heap_size_limit - YOUNG_RESERVE };
+  return { heapUsed: heap.used_heap_size - young, heapLimit: OLD_LIMIT };
 }
 
 /** Which limit the node is past `fraction` of: its cgroup's (what the kernel cannot reclaim) or its heap's; null: neither. */

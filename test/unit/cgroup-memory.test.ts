@@ -2,7 +2,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { CgroupMemory, MemoryGauge, youngReserveBytes, type CgroupReading } from '../../src/transport/cgroup-memory.js';
+import { CgroupMemory, MemoryGauge, oldGenerationLimit, type CgroupReading } from '../../src/transport/cgroup-memory.js';
 
 /** A fake /sys/fs/cgroup: each path's files as given. */
 function tree(files: Record<string, string>): string {
@@ -107,12 +107,18 @@ describe('MemoryGauge', () => {
   });
 });
 
-describe("V8's young generation reserve", () => {
-  it('is three semi-spaces: 16 MiB each by default, or as --max-semi-space-size says (the last one given)', () => {
-    const MiB = 2 ** 20;
-    expect(youngReserveBytes([])).toBe(48 * MiB);
-    expect(youngReserveBytes(['--max-old-space-size=64', '--max-semi-space-size=4'])).toBe(12 * MiB);
-    expect(youngReserveBytes(['--max_semi_space_size=2', '--max-semi-space-size=8'])).toBe(24 * MiB);
-    expect(youngReserveBytes(['--max-semi-space-size'])).toBe(48 * MiB);
+describe("V8's old generation limit", () => {
+  const MiB = 2 ** 20;
+  it("is --max-old-space-size when given, else what V8's rule leaves of heap_size_limit (measured in 512 MiB, 1 GiB and 2 GiB pods and on a large machine)", () => {
+    // Node's own sizing in a pod: 256 + 3, 512 + 12, 1024 + 24, 2048 + 48 MiB (review "diff13")
+    expect(oldGenerationLimit(259 * MiB, [])).toBe(256 * MiB);
+    expect(oldGenerationLimit(524 * MiB, [])).toBe(512 * MiB);
+    expect(oldGenerationLimit(1048 * MiB, [])).toBe(1024 * MiB);
+    expect(oldGenerationLimit(2096 * MiB, [])).toBe(2048 * MiB);
+    expect(oldGenerationLimit(4144 * MiB, [])).toBe(4096 * MiB);
+    // the flag says it, whatever young generation the machine gave (48 MiB here, 3 in a small pod)
+    expect(oldGenerationLimit(112 * MiB, ['--max-old-space-size=64'])).toBe(64 * MiB);
+    expect(oldGenerationLimit(67 * MiB, ['--max_old_space_size=64'])).toBe(64 * MiB);
+    expect(oldGenerationLimit(1584 * MiB, ['--max-old-space-size=1024', '--max-old-space-size=1536'])).toBe(1536 * MiB);
   });
 });
