@@ -117,7 +117,7 @@ export class HomeFeeds {
     this.historyRetryMs = options.historyRetryMs ?? [100, 200, 400, 800, 1_600, 3_200];
     this.maxRecovery = options.maxRecovery ?? this.history?.retention.maxEvents ?? 0;
     this.framesOut = options.framesOut;
-    options.link?.onReconnect(() => this.caughtUp());
+    options.link?.onReconnect(() => void this.caughtUp());
   }
 
   /**
@@ -126,19 +126,41 @@ export class HomeFeeds {
    * (its apps stale meanwhile, review "slowreaders"). Each ordered feed reads where its home's
    * history stands and fills from there; a gap past the history is the reload it would have been.
    */
-  caughtUp(): void {
+  async caughtUp(): Promise<void> {
     const history = this.history;
     if (!history) return;
+    // as a feed's start: every subscription registered where publishers' messages are routed first
+    await this.bus.flush().catch(() => undefined);
+    const unread = { homes: 0, err: undefined as unknown };
+    const reads: Array<Promise<void>> = [];
     for (const feed of this.feeds.values()) {
       if (feed.state !== 'ordered') continue;
       const epoch = feed.epoch;
-      feed.reads = feed.reads.then(async () => {
-        const pos = await history.position(feed.homeId).catch((err: unknown) => (this.log.warn({ err, homeId: feed.homeId }, 'history position unavailable after the bus reconnected'), null));
-        if (pos === null || feed.closed || feed.state !== 'ordered' || feed.epoch !== epoch) return;
+      const done = (feed.reads = feed.reads.then(() => this.reposition(feed, epoch, history, unread)));
+      reads.push(done);
+    }
+    await Promise.all(reads);
+    // one line for the reconnect, not one per home: the subscribers of those were told to reload
+    if (unread.homes > 0) this.log.warn({ err: unread.err, homes: unread.homes }, 'history position unavailable after the bus reconnected: subscribers told to reload');
+  }
+
+  /** One feed after a reconnect: where its home's history stands, read with the fill's retries; unreadable: its subscribers reload. */
+  private async reposition(feed: Feed, epoch: string | null, history: EventHistory, unread: { homes: number; err: unknown }): Promise<void> {
+    for (let away = 0; ; away++) {
+      const pos = await history.position(feed.homeId).catch((err: unknown) => ((unread.err = err), null));
+      if (feed.closed || feed.state !== 'ordered' || feed.epoch !== epoch) return;
+      if (pos !== null) {
         if (pos.epoch !== feed.epoch) return this.reload(feed, 'epoch_changed', { epoch: pos.epoch, offset: pos.offset });
         feed.seen = Math.max(feed.seen, pos.offset);
         if (feed.seen > feed.delivered) this.scheduleFill(feed);
-      });
+        return;
+      }
+      if (away >= this.historyRetryMs.length) {
+        unread.homes++;
+        return this.reload(feed, 'unavailable', this.at(feed));
+      }
+      // unref'd: a node shutting down does not wait for it (the feed is closed by then)
+      await new Promise((resolve) => setTimeout(resolve, this.historyRetryMs[away]).unref());
     }
   }
 

@@ -31,7 +31,7 @@ function setup(home: string, maxEvents = 1000) {
   const link: BusLink = { connected: true, onReconnect: (l) => (listeners.push(l), { unsubscribe: () => {} }) };
   const published: Uint8Array[] = [];
   const app = { numSubscribers: (topic: string) => (topic === `m/${home}` ? 1 : 0), publish: (_t: string, m: Uint8Array) => (published.push(m), true) };
-  const feeds = new HomeFeeds(bus, app, createLogger('silent'), { history, gapWaitMs: 0, link });
+  const feeds = new HomeFeeds(bus, app, createLogger('silent'), { history, gapWaitMs: 0, link, historyRetryMs: [10, 10, 10] });
   const subject = subjects.hubEvents(home, 'h1');
   /** an event stored in the history; on the bus too unless `missed` (published while this node's bus was away) */
   const event = async (n: number, missed = false) => {
@@ -79,5 +79,26 @@ describe('home feeds after the bus reconnected', () => {
     reconnected();
     await tick(20);
     expect(got()).toEqual([1, 'reload:too_old']);
+  });
+
+  it('read the position again while the history is away too (NATS and Redis back together), and tell the subscribers to reload if it stays away (review "diff13")', async () => {
+    const { feeds, event, got, reconnected, history } = setup('home-both');
+    feeds.acquire('home-both');
+    await tick(10);
+    await event(1);
+    await tick(10);
+    for (const n of [2, 3]) await event(n, true);
+    const real = history.position.bind(history);
+    let failures = 2;
+    history.position = (h: string) => (failures-- > 0 ? Promise.reject(new Error('redis away')) : real(h));
+    reconnected();
+    await tick(80);
+    expect(got()).toEqual([1, 2, 3]);
+    // away for good: the subscribers reload rather than sit on what they have
+    await event(4, true);
+    history.position = () => Promise.reject(new Error('redis away'));
+    reconnected();
+    await tick(80);
+    expect(got()).toEqual([1, 2, 3, 'reload:unavailable']);
   });
 });
