@@ -78,7 +78,9 @@ export function writesVerdict(refusal: string | null, memory: Record<string, str
   const room = 'make room: raise maxmemory (or the Redis pod\'s memory) and check what fills it; after a MISCONF, free its disk (Redis takes writes again after its next successful save)';
   const [used, max] = [Number(memory.used_memory), Number(memory.maxmemory)];
   const figures = Number.isFinite(used) && max > 0 ? `${(used / MIB).toFixed(0)} MiB used of maxmemory ${(max / MIB).toFixed(0)} MiB (${Math.round((100 * used) / max)} %)` : null;
-  if (refusal !== null) return { verdict: 'fail', detail: `refuses writes: ${refusal.slice(0, 200)}${figures ? `; ${figures}` : ''}`, hint: room };
+  // a user the ACL keeps from the node's own keys fails more than this check (README, ACL SETUSER)
+  const acl = 'give the node\'s Redis user the keys of its prefix: ACL SETUSER <user> ~<prefix>* (README, "Managed services with TLS and ACLs")';
+  if (refusal !== null) return { verdict: 'fail', detail: `refuses writes: ${refusal.slice(0, 200)}${figures ? `; ${figures}` : ''}`, hint: /^NOPERM\b/.test(refusal) ? acl : room };
   if (figures === null) return ok('takes writes (no maxmemory)');
   // at maxmemory a noeviction Redis refuses writes; an evicting one deletes keys (the eviction check says that)
   if (used >= 0.9 * max && memory.maxmemory_policy === 'noeviction') return { verdict: 'warn', detail: `takes writes; ${figures}: refused at 100 %`, hint: room };

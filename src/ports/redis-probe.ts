@@ -17,8 +17,8 @@ export function redisProbe(client: Redis, options: { keys: RedisKeys; eventStrea
         await client.set(probeKey, String(Date.now()), 'PX', 2_000);
         return null;
       } catch (err) {
-        // a refusal for now is the answer; the connection down is the redis check's to say
-        if (isRedisRefusal(err)) return (err as Error).message;
+        // a refusal (for now, or by the user's ACL) is the answer; the connection down is the redis check's to say
+        if (isRedisRefusal(err) || /^NOPERM\b/.test((err as Error).message)) return (err as Error).message;
         throw err;
       }
     },

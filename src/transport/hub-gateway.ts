@@ -103,9 +103,17 @@ export class UwsHubLink implements HubLink {
     const frames = this.queued;
     this.queued = null;
     if (!frames || !this.open) return;
+    // frames waited at the last idle check: uWS writes some of its backlog within a send, without a
+    // `drain`, when the hub has read some: that is reading too (review "diff13")
+    const before = this.reading & WAITED ? this.ws.getBufferedAmount() : -1;
+    let bytes = 0;
     this.ws.cork(() => {
-      for (const f of frames) this.ws.send(f, true);
+      for (const f of frames) {
+        this.ws.send(f, true);
+        bytes += f.byteLength;
+      }
     });
+    if (before >= 0 && this.ws.getBufferedAmount() < before + bytes) this.drained();
   }
 
   close(code: number, reason: string): void {

@@ -124,6 +124,8 @@ describe('redis takes writes', () => {
     const oom = "OOM command not allowed when used memory > 'maxmemory'.";
     expect(writesVerdict(oom, { used_memory: String(100 * MiB), maxmemory: String(100 * MiB) })).toMatchObject({ verdict: 'fail', detail: `refuses writes: ${oom}; 100 MiB used of maxmemory 100 MiB (100 %)` });
     expect(writesVerdict('MISCONF Errors writing to the AOF file: No space left on device', {})).toMatchObject({ verdict: 'fail', detail: expect.stringMatching(/^refuses writes: MISCONF/), hint: expect.stringMatching(/free its disk/) });
+    // a user the ACL keeps from the prefix's keys: named as such, not as an unreachable Redis (review "diff13")
+    expect(writesVerdict("NOPERM this user has no permissions to access one of the keys used as arguments", {})).toMatchObject({ verdict: 'fail', hint: expect.stringMatching(/ACL SETUSER <user> ~<prefix>\*/) });
   });
 });
 

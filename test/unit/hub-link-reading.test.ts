@@ -40,3 +40,28 @@ describe('UwsHubLink.readingStalled', () => {
     expect(l.readingStalled()).toBe(false);
   });
 });
+
+describe('UwsHubLink.readingStalled, frames sent between the asks', () => {
+  it('counts what uWS wrote within a send (no drain event) as read, and a send that only queued as not', async () => {
+    let buffered = 0;
+    let taken = 0;
+    const ws = {
+      getBufferedAmount: () => buffered,
+      cork: (f: () => void) => f(),
+      // uWS queues what the kernel does not take; `taken` bytes of its backlog leave as it sends
+      send: (data: Uint8Array) => void (buffered = Math.max(0, buffered - taken) + data.byteLength + 2),
+    } as never;
+    const writes = { defer: (f: () => void) => f() } as never;
+    const l = new UwsHubLink(ws, writes);
+    buffered = 10_000;
+    expect(l.readingStalled()).toBe(false);
+    // the hub read 5,000 bytes of the backlog while a frame went out: not stalled
+    taken = 5_000;
+    l.send(new Uint8Array(100));
+    expect(l.readingStalled()).toBe(false);
+    // it read nothing while another went out: stalled at the next ask
+    taken = 0;
+    l.send(new Uint8Array(100));
+    expect(l.readingStalled()).toBe(true);
+  });
+});
