@@ -12,13 +12,10 @@ import { formatChecklist, isDiagnoseReport, runChecks, type Check } from '../../
 import {
   bindingVerdict,
   diskVerdict,
-  evictionVerdict,
-  writesVerdict,
   fdVerdict,
   memoryVerdict,
   loopDelayVerdict,
   parseOpenFileLimit,
-  persistenceVerdict,
   poolVerdict,
   pushSenderVerdict,
   readFdUsage,
@@ -26,6 +23,7 @@ import {
   skewVerdict,
   streamVerdict,
 } from '../../src/admin/diagnose-checks.js';
+import { evictionVerdict, persistenceVerdict, writesVerdict } from '../../src/admin/diagnose-redis.js';
 import { parseInfo } from '../../src/ports/redis-probe.js';
 
 const LIMITS = `Limit                     Soft Limit           Hard Limit           Units
