@@ -15,6 +15,8 @@ const WAITING = [
   'push-webhook', 'recovery',
   // one node whose disk syncs slowly (an LD_PRELOAD shim): it counts syncs, it times nothing
   'slow-disk',
+  // CPU-bound but timing nothing of their own: beside the waiting suites, not after them (the suite had passed 600 s, 2026-12-07)
+  'build', 'docs-browser', 'console-browser',
 ].map((name) => `test/integration/${name}.test.ts`);
 /** Suites that replace a module (vi.mock): a module another file of the same worker loaded first would not be replaced. They run beside the waiting ones (a group's projects share its worker count). */
 const MOCKING = ['harness-ports', 'openapi-cached'].map((name) => `test/integration/${name}.test.ts`);

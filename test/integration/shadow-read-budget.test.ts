@@ -30,22 +30,31 @@ describe('shadow reads paced per home', () => {
     await ports.shadows.flush();
     const token = (await api(http, 'POST', '/v1/admin/tokens', ADMIN, { sub: 'u', homes: ['home-r'] })).body.token as string;
     const statuses: number[] = [];
-    let first: Response | undefined;
+    let first: Response;
     let firstText = '';
     let refused: Response | undefined;
     let refusedText = '';
-    for (let i = 0; i < 200 && refused === undefined; i++) {
+    const read = async () => {
       const res = await fetch(`${http}/v1/hubs/big-1/shadow`, { headers: { authorization: `Bearer ${token}` } });
-      const text = await res.text();
-      statuses.push(res.status);
-      if (i === 0) (first = res), (firstText = text);
-      if (res.status === 429) (refused = res), (refusedText = text);
+      return { res, text: await res.text() };
+    };
+    // the first alone; then eight at a time, so the reads outpace the budget's refill however slow
+    // this process is between them (one at a time on a loaded machine, 200 reads never passed it)
+    const one = await read();
+    statuses.push(one.res.status);
+    [first, firstText] = [one.res, one.text];
+    for (let batch = 0; batch < 50 && refused === undefined; batch++) {
+      for (const { res, text } of await Promise.all(Array.from({ length: 8 }, read))) {
+        statuses.push(res.status);
+        if (res.status === 429 && refused === undefined) (refused = res), (refusedText = text);
+      }
     }
-    expect(first!.headers.get('content-type')).toBe('application/json');
+    expect(first.headers.get('content-type')).toBe('application/json');
     expect(JSON.parse(firstText)).toMatchObject({ hubId: 'big-1', homeId: 'home-r' });
     expect(firstText).toBe(JSON.stringify({ hubId: 'big-1', homeId: 'home-r', devices: await ports.shadows.load('big-1') }));
     expect(refused?.headers.get('retry-after')).toBe('1');
-    expect(statuses.slice(0, -1).every((s) => s === 200)).toBe(true);
+    expect(statuses[0]).toBe(200);
+    expect(statuses.every((s) => s === 200 || s === 429)).toBe(true);
     expect(JSON.parse(refusedText)).toMatchObject({ ok: false, code: 'rate_limited' });
   }, 60_000);
 });
