@@ -38,3 +38,9 @@ export function sinceOrigin(ms: number): number {
 export function steadyWallMs(): number {
   return performance.timeOrigin + performance.now();
 }
+
+/** Retry delay: 100 ms doubling up to `capMs`, ±20 % jitter so nodes (or a node's many waiters) do not retry in step. */
+export function backoff(attempt: number, capMs: number): number {
+  const base = Math.min(100 * 2 ** Math.min(Math.max(attempt - 1, 0), 16), capMs);
+  return Math.round(base * (0.8 + Math.random() * 0.4));
+}

@@ -12,10 +12,9 @@ import type { MemoryReading } from '../transport/cgroup-memory.js';
 import { OWN_FILES, parseOpenFileLimit } from '../transport/app-limits.js';
 
 export { parseOpenFileLimit };
-import type { Check, Finding } from './diagnose.js';
+import { ok, type Check, type Finding } from './diagnose.js';
 import { evictionVerdict, persistenceVerdict, writesVerdict } from './diagnose-redis.js';
 
-const ok = (detail: string): Finding => ({ verdict: 'ok', detail, hint: '' });
 const ms = (n: number): string => `${n < 10 ? n.toFixed(1) : Math.round(n)} ms`;
 const GIB = 1024 ** 3;
 const MIB = 1024 ** 2;

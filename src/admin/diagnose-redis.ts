@@ -1,7 +1,6 @@
 /** What diagnose judges of a Redis's settings and state: persistence, eviction, whether it takes writes now. */
-import type { Finding } from './diagnose.js';
+import { ok, type Finding } from './diagnose.js';
 
-const ok = (detail: string): Finding => ({ verdict: 'ok', detail, hint: '' });
 const MIB = 1024 ** 2;
 
 /** Redis persistence from `CONFIG GET appendonly` / `save` (undefined: unreadable; save '': no snapshots). */

@@ -39,6 +39,9 @@ export interface Check {
 }
 
 /** @default 2_000 (ms): a check not settled by then is reported failed (a hung backend must not hang the report) */
+/** A finding that needs nothing done. */
+export const ok = (detail: string): Finding => ({ verdict: 'ok', detail, hint: '' });
+
 export const DEFAULT_CHECK_TIMEOUT_MS = 2_000;
 
 const RANK: Record<Verdict, number> = { ok: 0, warn: 1, fail: 2 };

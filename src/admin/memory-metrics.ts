@@ -1,5 +1,5 @@
 import { Counter, Gauge, type Registry } from 'prom-client';
-import { heapReading, type MemoryReading } from '../transport/cgroup-memory.js';
+import { heapReading, OLD_GENERATION_LIMIT, type MemoryReading } from '../transport/cgroup-memory.js';
 
 /** What the memory series read at scrape time (NodeSources' part). */
 export interface MemorySources {
@@ -68,7 +68,7 @@ export function registerMemoryMetrics(registers: Registry[], sources: () => Memo
     help: "V8's old generation limit (--max-old-space-size, else Node's choice: about half a cgroup's limit); hub and app sockets are refused busy with tier_heap_used_bytes above TIER_SHED_MEMORY of it",
     registers,
     collect() {
-      this.set(heapReading().heapLimit);
+      this.set(OLD_GENERATION_LIMIT);
     },
   });
   new Gauge({

@@ -7,7 +7,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { TierError } from '../errors.js';
 import { endLog, type Logger } from '../log/logger.js';
-import { backoff } from '../ports/redis.js';
+import { backoff } from '../actors/clock.js';
 
 /** The cap of the wait between two attempts (ms); the first ones come sooner (100 ms doubling). */
 const MAX_RETRY_MS = 5_000;

@@ -95,7 +95,7 @@ export interface NodeRelease {
   release: string | null;
 }
 
-/** The Redis questions of self-diagnosis, asked on the node's control connection. */
+/** The Redis questions of self-diagnosis, asked on the node's control connection: reads, and one write of a key of its own (`writeRefusal`). */
 export interface RedisProbe {
   /** PING round trip (ms) */
   ping(): Promise<number>;

@@ -7,6 +7,7 @@ import type { CallObserver } from './ports.js';
 import { redactUrl } from '../config/backend-urls.js';
 import { ConfigError, type Config } from '../config/config.js';
 import { redisTlsHint } from './tls-failure.js';
+import { backoff } from '../actors/clock.js';
 
 /** @default 'tier:': every key starts with it, so one Redis can serve several deployments or tests. */
 export const DEFAULT_REDIS_PREFIX = 'tier:';
@@ -200,11 +201,6 @@ export function redisAnswering(answering: boolean): void {
   quitBound = answering ? QUIT_ANSWERING_MS : QUIT_WITHIN_MS;
 }
 
-/** Reconnect delay: 100 ms doubling up to `capMs`, ±20 % jitter so nodes do not reconnect in step. */
-export function backoff(attempt: number, capMs: number): number {
-  const base = Math.min(100 * 2 ** Math.min(Math.max(attempt - 1, 0), 16), capMs);
-  return Math.round(base * (0.8 + Math.random() * 0.4));
-}
 
 /**
  * Key names. Keys of one hub carry the hash tag `{h:<hubId>}` so they hash to one Redis Cluster

@@ -7,6 +7,7 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { isUnreachable } from '../errors.js';
+import { backoff } from '../actors/clock.js';
 
 /** @default how long a notification waits for its queue: a minute late still warns of a leak */
 export const PUSH_RETRY_MS = 60_000;
@@ -17,7 +18,7 @@ export async function enqueueRetrying<T>(enqueue: () => Promise<T>, maxWaitMs = 
     try {
       return await enqueue();
     } catch (err) {
-      const waitMs = Math.min(200 * 2 ** attempt, 5_000) * (0.8 + Math.random() * 0.4);
+      const waitMs = backoff(attempt + 2, 5_000);
       if (!isUnreachable(err) || now() - started + waitMs > maxWaitMs) throw err;
       // unref'd: a node stopping does not wait for a notification's next try (its rules stop within 5 s)
       await sleep(waitMs, undefined, { ref: false });

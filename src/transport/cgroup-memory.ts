@@ -62,14 +62,15 @@ function nodeFlags(): string[] {
   return [...process.execArgv, ...(process.env.NODE_OPTIONS ?? '').split(/\s+/)];
 }
 
-const OLD_LIMIT = oldGenerationLimit(getHeapStatistics().heap_size_limit);
+/** fixed for the process's life: read once */
+export const OLD_GENERATION_LIMIT = oldGenerationLimit(getHeapStatistics().heap_size_limit);
 
 /** The old generation's use and limit (V8's heap less the young generation, used and reserved). */
 export function heapReading(): Pick<MemoryReading, 'heapUsed' | 'heapLimit'> {
   const heap = getHeapStatistics();
   let young = 0;
   for (const space of getHeapSpaceStatistics()) if (space.space_name === 'new_space' || space.space_name === 'new_large_object_space') young += space.space_used_size;
-  return { heapUsed: heap.used_heap_size - young, heapLimit: OLD_LIMIT };
+  return { heapUsed: heap.used_heap_size - young, heapLimit: OLD_GENERATION_LIMIT };
 }
 
 /** Which limit the node is past `fraction` of: its cgroup's (what the kernel cannot reclaim) or its heap's; null: neither. */

@@ -13,6 +13,7 @@ import { AppSocket } from '../helpers/app-socket.js';
 import { eventually } from '../helpers/eventually.js';
 import { api, startServerProcess, type ServerProcess } from '../helpers/server-process.js';
 import { TcpCut } from '../helpers/tcp-cut.js';
+import { metric } from '../helpers/metric.js';
 
 const ADMIN = 'fleet-outage-admin-token-0123456789';
 const JWT = 'fleet-outage-jwt-secret-0123456789abcdef';
@@ -167,8 +168,3 @@ describe('fleet changes during a NATS outage are enforced once it is back (three
   });
 });
 
-/** The value of one Prometheus series in an exposition text; undefined when absent. */
-function metric(text: string, series: string): number | undefined {
-  const line = text.split('\n').find((l) => l.startsWith(`${series} `));
-  return line === undefined ? undefined : Number(line.slice(series.length + 1));
-}

@@ -11,6 +11,7 @@ import { hubAuthHeaderMap, hubCredentials } from '../../src/auth/hub-signature.j
 import { api } from '../helpers/server-process.js';
 import { upgradeAnswer } from '../helpers/upgrade-answer.js';
 import { HubClient } from '../../load/wire/hub-client.js';
+import { metric } from '../helpers/metric.js';
 
 const writable = MemoryCgroup.writable();
 
@@ -20,11 +21,6 @@ const knockHub = async (node: NodeProc, hubId: string) => {
   return upgradeAnswer(`${node.wsUrl}/hub/v1`, hubAuthHeaderMap(hubCredentials(hubId, res.body.secret as string)));
 };
 
-/** The value of one Prometheus series in an exposition text; undefined when absent. */
-function metric(text: string, series: string): number | undefined {
-  const line = text.split('\n').find((l) => l.startsWith(`${series} `));
-  return line === undefined ? undefined : Number(line.slice(series.length + 1));
-}
 
 describe.skipIf(!writable)('shedding hub handshakes near the memory limit (real node in a real cgroup)', () => {
   let cgroup: MemoryCgroup | undefined;

@@ -105,6 +105,12 @@ export interface PushQueue {
    * lost, so a stopping node drains.
    */
   readonly durable: boolean;
+  /**
+   * Queues a notification (a duplicate of its dedup key within the window: the first one's id).
+   * While its store refuses for now (Redis full or away, a commit the disk refused) it rejects with
+   * an error `isUnreachable` knows (errors.ts; BullMQ's: `unavailable`): the caller may try again,
+   * the dedup key keeping a second add from queuing twice.
+   */
   enqueue(notification: PushNotification): Promise<EnqueueResult>;
   stats(): Promise<PushQueueStats>;
   removeHome(homeId: string): Promise<number>;

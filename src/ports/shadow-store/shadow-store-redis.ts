@@ -8,7 +8,8 @@ import { KeyedTurns } from '../../actors/keyed-turns.js';
 import { TierError } from '../../errors.js';
 import type { Logger } from '../../log/logger.js';
 import type { BatchObserver, CallObserver } from '../ports.js';
-import { closeRedis, connectRedis, backoff, RedisKeys, type RedisTlsFiles } from '../redis.js';
+import { closeRedis, connectRedis, RedisKeys, type RedisTlsFiles } from '../redis.js';
+import { backoff } from '../../actors/clock.js';
 import {
   applyField,
   applyReported,
