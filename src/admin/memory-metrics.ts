@@ -1,5 +1,5 @@
 import { Counter, Gauge, type Registry } from 'prom-client';
-import { heapReading, OLD_GENERATION_LIMIT, type MemoryReading } from '../transport/cgroup-memory.js';
+import { HEAP_LIMIT, heapReading, type MemoryReading } from '../transport/cgroup-memory.js';
 
 /** What the memory series read at scrape time (NodeSources' part). */
 export interface MemorySources {
@@ -65,10 +65,10 @@ export function registerMemoryMetrics(registers: Registry[], sources: () => Memo
   // prom-client has the heap's size and use, not the old generation's limit: Node sets it at about half a pod's, and a node that reaches it dies (exit 134)
   new Gauge({
     name: 'tier_heap_limit_bytes',
-    help: "V8's old generation limit (--max-old-space-size, else Node's choice: about half a cgroup's limit); hub and app sockets are refused busy with tier_heap_used_bytes above TIER_SHED_MEMORY of it",
+    help: "80 % of V8's old generation limit (--max-old-space-size, else Node's choice: about half a cgroup's limit), where V8 ends a process whose collections free little; hub and app sockets are refused busy with tier_heap_used_bytes above TIER_SHED_MEMORY of it",
     registers,
     collect() {
-      this.set(OLD_GENERATION_LIMIT);
+      this.set(HEAP_LIMIT);
     },
   });
   new Gauge({

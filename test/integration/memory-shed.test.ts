@@ -79,8 +79,8 @@ describe("shedding near the heap's limit, reached first where Node sized it (rev
     node = await startNode({ measured: false, nodeFlags: ['--max-old-space-size=64'], env: { TIER_SHED_MEMORY: '0.15' } });
     const text = await (await fetch(`${node.adminUrl}/metrics`)).text();
     const limit = metric(text, 'tier_heap_limit_bytes')!;
-    expect(limit).toBeGreaterThanOrEqual(64 * 2 ** 20);
-    expect(limit).toBeLessThan(160 * 2 ** 20);
+    // what the node counts on: 80 % of it, where V8 gives up on a heap whose collections free little
+    expect(limit).toBe(Math.floor(0.8 * 64 * 2 ** 20));
     expect(metric(text, 'nodejs_heap_size_used_bytes')).toBeGreaterThan(0.15 * limit);
     await new Promise((r) => setTimeout(r, 300)); // the node's reading is at most 200 ms old
 
@@ -110,11 +110,20 @@ describe("the heap's line at the default TIER_SHED_MEMORY comes before the heap 
   });
 
   it('a small heap filled by hubs of large shadows refuses the next hubs busy and lives', { timeout: 120_000 }, async () => {
-    // 48 MiB of old generation (a started node holds about 30), frames large enough for a ~110 KB shadow in one report
-    node = await startNode({ measured: false, nodeFlags: ['--max-old-space-size=48'], env: { TIER_MAX_FRAME_BYTES: '262144', TIER_HUB_RATE_PER_SEC: '1000' } });
+    // 48 MiB of old generation (a started node holds about 30), frames large enough for a ~110 KB shadow in one report;
+    // the line at 85 % of all 48 died about 1 run in 3 (V8 gave up at 82 %, collecting hard): it is 85 % of 80 % now
+    const lines: string[] = [];
+    node = await startNode({
+      measured: false,
+      nodeFlags: ['--max-old-space-size=48'],
+      env: { TIER_MAX_FRAME_BYTES: '262144', TIER_HUB_RATE_PER_SEC: '1000' },
+      onLine: (line) => lines.push(line),
+    });
     const value = 'v'.repeat(1_000);
     let refused: { at: number; used: number; limit: number } | null = null;
-    for (let i = 0; i < 600 && refused === null; i++) {
+    // a node that dies says why in its last lines (V8's heap report); the failure carries them
+    const said = (err: unknown) => new Error(`${String(err)}\nthe node's last lines:\n${lines.slice(-40).join('\n')}`);
+    for (let i = 0; i < 600 && refused === null; i++) try {
       const res = await api(node.httpUrl, 'POST', '/v1/admin/hubs', node.adminToken, { hubId: `big-${i}`, homeId: `home-${i % 50}` });
       expect(res.status).toBe(201);
       const hub = new HubClient({ url: node.wsUrl, hubId: `big-${i}`, secret: res.body.secret as string });
@@ -135,9 +144,11 @@ describe("the heap's line at the default TIER_SHED_MEMORY comes before the heap 
       const report: Record<string, Record<string, string>> = {};
       for (let d = 0; d < 110; d++) report[`d${d}`] = { v: `${i}:${d}:${value}`.slice(0, 1_000) };
       await hub.report(report);
+    } catch (err) {
+      throw said(err);
     }
     expect(refused, 'no hub was refused for memory').not.toBeNull();
-    expect(refused!.limit).toBe(48 * 2 ** 20);
+    expect(refused!.limit).toBe(Math.floor(0.8 * 48 * 2 ** 20));
     // alive, and its readiness says why it refuses
     const readyz = await api(node.adminUrl, 'GET', '/readyz', undefined);
     expect(readyz.status).toBe(200);
