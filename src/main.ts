@@ -20,6 +20,11 @@ async function main(): Promise<void> {
   for (const w of warnings) log.warn(w);
   if (saved.adopted.length > 0) log.warn({ file: secretsFile }, `${saved.adopted.join(' and ')} not set: read from the file an earlier start wrote (remove it for new ones)`);
   if (saved.refused !== null) log.warn({ file: secretsFile }, `secrets file not read: ${saved.refused}`);
+  if (saved.superseded.length > 0) {
+    const names = saved.superseded.join(' and ');
+    if (saved.unwritten === undefined) log.warn({ file: secretsFile }, `${names} set: the value an earlier start generated is taken out of the file (it would come back at a start without the variable)`);
+    else log.warn({ file: secretsFile, err: saved.unwritten }, `${names} set, but the file still holds the value an earlier start generated (it could not be written): a start without the variable would take that one again; remove the file`);
+  }
   if (generated.length > 0) reportGeneratedSecrets(config, generated, saved, log);
   if (applyParallelGc(config.parallelGc)) log.info('V8 collects in its pauses on the main thread alone (TIER_PARALLEL_GC=false)');
 

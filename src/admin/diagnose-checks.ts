@@ -191,6 +191,11 @@ export function sharedSecretsVerdict(recorded: boolean, differences: readonly Se
   if (differences.length === 0) return ok('JWT_SECRET, ADMIN_TOKEN and TIER_SECRET_KEY agree with what the cluster recorded');
   const names = differences.map((d) => d.name).join(', ');
   const detail = differences.map((d) => d.detail).join('; ');
+  const retired = differences.filter((d) => d.agreement === 'retired');
+  if (retired.length > 0) {
+    const fields = retired.map((d) => (d.name === 'JWT_SECRET' ? 'JWT_SECRETS_ACCEPTED' : 'ADMIN_TOKENS_ACCEPTED')).join(' and ');
+    return { verdict: 'fail', detail, hint: `a rotation's last roll, or a leak's, dropped that value and missed this node: restart it without it in ${fields} (README "Cluster secrets")` };
+  }
   if (differences.some((d) => d.agreement === 'differs')) {
     return { verdict: 'fail', detail, hint: `another node started with another ${names} (a rotation, TIER_SECRETS_CHANGED) or this node has the wrong one: give every node the same value and restart the odd ones (docs/runbooks.md)` };
   }

@@ -196,6 +196,9 @@ export function mountFleetApi(app: TemplatedApp, deps: FleetApiDeps): void {
         const { graceS = deps.secretGraceS, idempotencyKey } = rotateRequest.parse((await optionalJson(call)) ?? {});
         what.detail = `grace ${graceS}s`;
         const r = await fleet.rotateSecret(hubId, graceS, idempotencyKey);
+        // in the home's own trail too, with the version the hub now holds (review "rotation")
+        what.homeId = r.homeId;
+        what.detail = `version ${r.secretVersion}, grace ${graceS}s`;
         if (r.repeated) what.detail += ', a retry: nothing rotated';
         const reply: Static<typeof RotateReply> = {
           hubId,

@@ -283,14 +283,14 @@ export class Fleet {
    * answer lost) rotates nothing and answers that rotation again, so the secret the hub holds keeps
    * its grace. Without one, each call rotates: the secret before the replaced one stops at once.
    */
-  async rotateSecret(hubId: string, graceS: number, key?: string): Promise<{ secret: string; secretVersion: number; previousValidUntil: number; repeated: boolean }> {
+  async rotateSecret(hubId: string, graceS: number, key?: string): Promise<{ secret: string; secretVersion: number; previousValidUntil: number; repeated: boolean; homeId: string }> {
     const secret = newSecret();
     const sealed = this.deps.box.seal(hubId, secret);
     const hub = await this.deps.registry.rotateSecret(hubId, sealed, this.now() + graceS * 1_000, key);
     if (!hub) throw notFound(hubId);
     const repeated = hub.secret !== sealed;
     if (!repeated) this.changed(hubId);
-    return { secret: repeated ? this.deps.box.open(hubId, hub.secret) : secret, secretVersion: hub.secretVersion ?? 1, previousValidUntil: hub.previousSecret!.until, repeated };
+    return { secret: repeated ? this.deps.box.open(hubId, hub.secret) : secret, secretVersion: hub.secretVersion ?? 1, previousValidUntil: hub.previousSecret!.until, repeated, homeId: hub.homeId };
   }
 
   /**

@@ -60,13 +60,27 @@ export class HubAdmission {
     return record;
   }
 
-  /** The current secret, or the previous one before its grace end (both checked: constant time each). */
+  /**
+   * The current secret, or the previous one before its grace end (both checked: constant time each).
+   * Each is opened on its own: a current secret sealed with a key this node lacks yet (a key
+   * rotation rolling over the nodes) refused the previous one it could open (review "rotation").
+   */
   private signedByLiveSecret(record: HubRecord, c: HubCredentials): boolean {
-    const open = (sealed: string) => (this.box ? this.box.open(record.hubId, sealed) : sealed);
-    const current = signatureMatches(open(record.secret), c);
+    let unopened: unknown;
+    const matches = (sealed: string): boolean => {
+      try {
+        return signatureMatches(this.box ? this.box.open(record.hubId, sealed) : sealed, c);
+      } catch (err) {
+        unopened ??= err;
+        return false;
+      }
+    };
+    const current = matches(record.secret);
     const prev = record.previousSecret;
-    const previous = prev !== undefined && prev.until > this.now() && signatureMatches(open(prev.secret), c);
-    return current || previous;
+    const previous = prev !== undefined && prev.until > this.now() && matches(prev.secret);
+    if (current || previous) return true;
+    if (unopened !== undefined) throw unopened;
+    return false;
   }
 }
 

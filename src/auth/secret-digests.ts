@@ -34,11 +34,17 @@ export interface NodeSecrets {
   adminTokensAccepted?: readonly string[] | undefined;
 }
 
-/** The token secrets and the record field of the values each accepts beside it. */
+/**
+ * The token secrets, the record field of the values each accepts beside it, and the record field of
+ * the values the cluster dropped (a rotation's old value, current or accepted once, neither now).
+ */
 export const TOKEN_SECRETS = [
-  ['JWT_SECRET', 'JWT_SECRETS_ACCEPTED'],
-  ['ADMIN_TOKEN', 'ADMIN_TOKENS_ACCEPTED'],
+  ['JWT_SECRET', 'JWT_SECRETS_ACCEPTED', 'JWT_SECRETS_RETIRED'],
+  ['ADMIN_TOKEN', 'ADMIN_TOKENS_ACCEPTED', 'ADMIN_TOKENS_RETIRED'],
 ] as const;
+
+/** Dropped values a record remembers per token, newest first: a rotation a quarter for two years. */
+export const RETIRED_KEPT = 8;
 
 const scryptAsync = promisify(scrypt) as (secret: string, salt: string, length: number) => Promise<Buffer>;
 
@@ -71,7 +77,8 @@ export async function secretDigests(salt: string, s: NodeSecrets): Promise<Secre
  */
 export interface SecretDifference {
   name: SharedSecret;
-  agreement: 'differs' | 'rotating';
+  /** `retired`: this node accepts a value the cluster dropped (a rotation's old value, perhaps leaked) */
+  agreement: 'differs' | 'rotating' | 'retired';
   detail: string;
 }
 
@@ -79,7 +86,15 @@ export interface SecretDifference {
 export function compareDigests(recorded: Readonly<Record<string, string>>, mine: SecretDigests): SecretDifference[] {
   const out: SecretDifference[] = [];
   const refused = { JWT_SECRET: "user tokens of the other nodes are refused here (401) and this node's elsewhere", ADMIN_TOKEN: 'the admin token of the other nodes is refused here (401)' };
-  for (const [name, acceptedField] of TOKEN_SECRETS) {
+  for (const [name, acceptedField, retiredField] of TOKEN_SECRETS) {
+    // a node that missed a rotation's last roll, or started since with its middle roll's settings,
+    // let in tokens signed with the dropped value while every check said ok (review "rotation")
+    const retired = list(recorded[retiredField]);
+    const stale = list(mine[acceptedField]).filter((d) => retired.includes(d)).length;
+    if (stale > 0) {
+      const what = name === 'JWT_SECRET' ? 'user tokens signed with it are' : 'it is';
+      out.push({ name, agreement: 'retired', detail: `${acceptedField} holds ${stale === 1 ? 'a value' : `${stale} values`} the cluster dropped (a node started since accepts it no more): ${what} let in here` });
+    }
     const theirs = recorded[name];
     if (theirs === undefined || theirs === mine[name]) continue;
     const weAccept = list(mine[acceptedField]).includes(theirs);
@@ -106,6 +121,23 @@ export function compareDigests(recorded: Readonly<Record<string, string>>, mine:
     out.push({ name: 'TIER_SECRET_KEY', agreement: 'rotating', detail: `${keys}: a key rotation is under way; ${who}` });
   } else {
     out.push({ name: 'TIER_SECRET_KEY', agreement: 'differs', detail: `${keys}, and neither opens the other's: hubs provisioned through the other nodes are refused here ("the node could not admit this hub")` });
+  }
+  return out;
+}
+
+/**
+ * The retired fields of a record about to hold `next` (each token's current and accepted digests):
+ * the values it held and holds no more join the ones it dropped before, newest first, and a value
+ * taken back (TIER_SECRETS_CHANGED) leaves them. Only fields that change are answered.
+ */
+export function retiredAfter(recorded: Readonly<Record<string, string>>, next: Readonly<Record<string, string>>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [name, acceptedField, retiredField] of TOKEN_SECRETS) {
+    const held = (r: Readonly<Record<string, string>>) => [...list(r[name]), ...list(r[acceptedField])];
+    const kept = new Set(held(next));
+    const dropped = held(recorded).filter((d) => !kept.has(d));
+    const retired = [...new Set([...dropped, ...list(recorded[retiredField])])].filter((d) => !kept.has(d)).slice(0, RETIRED_KEPT).join(',');
+    if (retired !== (recorded[retiredField] ?? '')) out[retiredField] = retired;
   }
   return out;
 }

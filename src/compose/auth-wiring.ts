@@ -14,6 +14,10 @@ import type { Logger } from '../log/logger.js';
  */
 export function nodeAuth(config: Config, metrics: NodeMetrics, log: Logger, revoked: RevocationList, sharedNow: () => Promise<number | null>): { adminTokens: AdminTokens; auth: Authenticator; gate: AdminGate } {
   const adminTokens = new AdminTokens(config.adminToken, config.adminTokensAccepted, () => metrics.acceptedSecret.inc({ kind: 'admin' }));
+  // a rotation's old values are let in for as long as they are listed: said at each start, so one left behind shows
+  const jwtAccepted = config.jwtSecretsAccepted?.length ?? 0;
+  const adminAccepted = config.adminTokensAccepted?.length ?? 0;
+  if (jwtAccepted + adminAccepted > 0) log.warn({ JWT_SECRETS_ACCEPTED: jwtAccepted, ADMIN_TOKENS_ACCEPTED: adminAccepted }, "values accepted beside JWT_SECRET and ADMIN_TOKEN (a rotation's): remove them once it is done");
   const gate = adminGate(config, metrics, log);
   const auth = new Authenticator(adminTokens, config.jwtSecret, {
     // one count of wrong admin tokens per address, whichever port they come to

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { compareDigests, secretDigests, TOKEN_SECRETS, type SecretDifference, type SecretDigests } from '../auth/secret-digests.js';
+import { compareDigests, retiredAfter, secretDigests, TOKEN_SECRETS, type SecretDifference, type SecretDigests } from '../auth/secret-digests.js';
 import { ConfigError, type Config } from '../config/config.js';
 import type { Logger } from '../log/logger.js';
 import type { SecretRecord } from '../ports/secret-record/secret-record.js';
@@ -26,6 +26,14 @@ export async function checkSharedSecrets(record: SecretRecord, config: Secrets, 
   const recorded = await record.claim({ ...mine });
   const changed = new Set(config.secretsChanged);
   const differences = compareDigests(recorded, mine);
+  const retired = differences.filter((d) => d.agreement === 'retired' && !changed.has(d.name));
+  if (retired.length > 0) {
+    const names = retired.map((d) => d.name).join(', ');
+    throw new ConfigError(
+      `${names}: ${retired.map((d) => d.detail).join('. ')}. A rotation's old value, dropped by the other nodes, perhaps for a leak: ` +
+        `remove it from ${retired.map((d) => (d.name === 'JWT_SECRET' ? 'JWT_SECRETS_ACCEPTED' : 'ADMIN_TOKENS_ACCEPTED')).join(' and ')}; to take it back on purpose, start with TIER_SECRETS_CHANGED=${retired.map((d) => d.name).join(',')} (README "Cluster secrets")`,
+    );
+  }
   const refused = differences.filter((d) => d.agreement === 'differs' && !changed.has(d.name));
   if (refused.length > 0) {
     const names = refused.map((d) => d.name).join(', ');
@@ -34,15 +42,17 @@ export async function checkSharedSecrets(record: SecretRecord, config: Secrets, 
         `Give this node the same ${names} as the other nodes; for a rotation, start the nodes that bring the new value with TIER_SECRETS_CHANGED=${refused.map((d) => d.name).join(',')} (README "Cluster secrets")`,
     );
   }
-  const update: Partial<SecretDigests> = {};
+  const update: Partial<SecretDigests> & Record<string, string> = {};
   for (const d of differences) {
-    if (d.name === 'TIER_SECRET_KEY') continue;
+    if (d.name === 'TIER_SECRET_KEY' || d.agreement === 'retired') continue;
     update[d.name] = mine[d.name];
     if (d.agreement === 'rotating') log.warn({ secret: d.name }, `${d.detail}: recorded this node's`);
     else log.warn({ secret: d.name }, `${d.name} changed (TIER_SECRETS_CHANGED): recorded this node's; nodes still on the old value refuse its tokens until restarted with the new one, then remove TIER_SECRETS_CHANGED`);
   }
-  // the values accepted beside each token follow the last node started, as the keys do
+  // the values accepted beside each token follow the last node started, as the keys do; what it no
+  // longer accepts is remembered as dropped, and a node accepting it again is refused
   for (const [, accepted] of TOKEN_SECRETS) if (recorded[accepted] !== mine[accepted]) update[accepted] = mine[accepted];
+  Object.assign(update, retiredAfter(recorded, { ...recorded, ...update }));
   if (recorded.TIER_SECRET_KEY !== mine.TIER_SECRET_KEY || recorded.TIER_SECRET_KEYS_OLD !== mine.TIER_SECRET_KEYS_OLD) {
     update.TIER_SECRET_KEY = mine.TIER_SECRET_KEY;
     update.TIER_SECRET_KEYS_OLD = mine.TIER_SECRET_KEYS_OLD;

@@ -24,6 +24,10 @@ export interface SavedSecrets {
   readonly adopted: SecretName[];
   /** why the file was passed over, and so is not written either (null: read, or absent) */
   readonly refused: string | null;
+  /** names the environment or CONFIG_FILE now gives another value of, taken out of the file */
+  readonly superseded: SecretName[];
+  /** why the file could not be written without them (null: it was, or nothing was superseded) */
+  readonly unwritten?: string;
 }
 
 /** Where generated secrets are written and read (SECRETS_FILE; empty is unset). */
@@ -54,7 +58,7 @@ const FILE_KEY: Record<SecretName, string> = { ADMIN_TOKEN: 'adminToken', JWT_SE
  * every start, every user token refused after a restart, while the log said they were kept).
  */
 export function adoptSavedSecrets(env: NodeJS.ProcessEnv, path: string): SavedSecrets {
-  const none = { path, adopted: [], refused: null };
+  const none = { path, adopted: [], refused: null, superseded: [] };
   if (env.NATS_URL || env.REDIS_URL) return none;
   let file: Record<string, unknown> = {};
   try {
@@ -63,24 +67,40 @@ export function adoptSavedSecrets(env: NodeJS.ProcessEnv, path: string): SavedSe
     return none; // the start refuses the file itself, naming it
   }
   if (file.natsUrl !== undefined || file.redisUrl !== undefined) return none;
-  const lacking = SECRET_NAMES.filter((name) => !env[name] && (file[FILE_KEY[name]] === undefined || file[FILE_KEY[name]] === ''));
-  if (lacking.length === 0) return none;
+  const given = (name: SecretName): string | undefined => env[name] || (typeof file[FILE_KEY[name]] === 'string' && file[FILE_KEY[name]] !== '' ? (file[FILE_KEY[name]] as string) : undefined);
   const refused = foreign(path);
-  if (refused !== null) return { path, adopted: [], refused };
+  if (refused !== null) return SECRET_NAMES.some((name) => given(name) === undefined) ? { ...none, refused } : none;
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
   } catch {
     return none;
   }
+  const saved = Object.fromEntries(SECRET_NAMES.map((name) => [name, new RegExp(`^${name}=(\\S+)\\s*$`, 'm').exec(text)?.[1]])) as Record<SecretName, string | undefined>;
   const adopted: SecretName[] = [];
-  for (const name of lacking) {
-    const value = new RegExp(`^${name}=(\\S+)\\s*$`, 'm').exec(text)?.[1];
-    if (value === undefined || value.length < MIN_CHARS[name]) continue;
+  const superseded: SecretName[] = [];
+  for (const name of SECRET_NAMES) {
+    const value = saved[name];
+    if (value === undefined) continue;
+    const set = given(name);
+    // a value set since (a rotation) takes the generated one's place for good: left in the file,
+    // the rotated-out value came back at the first start without the variable (review "rotation")
+    if (set !== undefined) {
+      if (set !== value) superseded.push(name);
+      continue;
+    }
+    if (value.length < MIN_CHARS[name]) continue;
     env[name] = value;
     adopted.push(name);
   }
-  return { path, adopted, refused: null };
+  const result = { path, adopted, refused: null, superseded };
+  if (superseded.length === 0) return result;
+  try {
+    saveSecrets(result, Object.fromEntries(adopted.map((name) => [name, saved[name]])));
+    return result;
+  } catch (err) {
+    return { ...result, unwritten: (err as Error).message };
+  }
 }
 
 /** Writes `values` (generated or read back: never one the environment gave) to a new 0600 file renamed over the path; throws on failure. */

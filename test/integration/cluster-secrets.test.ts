@@ -168,6 +168,21 @@ describe('cluster nodes must share their secrets', { timeout: 60_000 }, () => {
     expect(await status(d, fromC)).toBe(200);
     expect(await status(d, fromB)).toBe(401);
     expect(await status(d, ADMIN)).toBe(401);
+    // a node the last roll missed still lets the dropped values in, and says so (review "rotation")
+    expect(await status(c, fromB)).toBe(200);
+    expect(await secretsCheck(c, NEW_ADMIN)).toMatchObject({
+      verdict: 'fail',
+      detail: expect.stringMatching(/JWT_SECRETS_ACCEPTED holds a value the cluster dropped.*ADMIN_TOKENS_ACCEPTED holds a value the cluster dropped/),
+      hint: expect.stringMatching(/restart it without it in JWT_SECRETS_ACCEPTED and ADMIN_TOKENS_ACCEPTED/),
+    });
+    expect(await secretsCheck(d, NEW_ADMIN)).toMatchObject({ verdict: 'ok' });
+    // and a node started since with the middle roll's settings is refused, unless it takes them back on purpose
+    const stale = await refusal(node({ JWT_SECRETS_ACCEPTED: JWT, ADMIN_TOKENS_ACCEPTED: ADMIN }, NEW_ADMIN, NEW));
+    expect(stale).toMatch(/^JWT_SECRET, ADMIN_TOKEN: JWT_SECRETS_ACCEPTED holds a value the cluster dropped.*TIER_SECRETS_CHANGED=JWT_SECRET,ADMIN_TOKEN/);
+    expect(stale).not.toContain(JWT);
+    const back = await node({ JWT_SECRETS_ACCEPTED: JWT, TIER_SECRETS_CHANGED: 'JWT_SECRET' }, NEW_ADMIN, NEW);
+    expect(await status(back, fromB)).toBe(200);
+    expect(await secretsCheck(c, NEW_ADMIN)).toMatchObject({ verdict: 'fail', detail: expect.not.stringMatching(/JWT_SECRETS_ACCEPTED/) });
     // a node of roll two against a cluster that never had roll one: what it mints would be refused there
     prefix = uniquePrefix();
     await node();

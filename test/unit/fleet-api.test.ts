@@ -353,6 +353,9 @@ describe('secrets', () => {
     // a rotation without a body takes the configured grace
     const again = await admin('POST', `/v1/admin/hubs/${hub.hubId}/secret`);
     expect(Date.parse(again.body.previousValidUntil) - Date.now()).toBeGreaterThan(6 * 86_400_000);
+    // each re-key is in the home's own trail, with the version it made (review "rotation")
+    const trail = (await admin('GET', '/v1/homes/rot-home/audit')).body.entries as Array<Record<string, unknown>>;
+    expect(trail.filter((e) => e.action === 'hub.secret_rotate').map((e) => e.detail)).toEqual(['version 3, grace 604800s', 'version 2, grace 1s']);
   });
 });
 

@@ -23,8 +23,27 @@ describe('saved secrets', () => {
     const path = join(dir(), 's.env');
     own(path, `# kept\r\nADMIN_TOKEN=${ADMIN}\r\nJWT_SECRET=short\r\n`);
     const env: NodeJS.ProcessEnv = {};
-    expect(adoptSavedSecrets(env, path)).toEqual({ path, adopted: ['ADMIN_TOKEN'], refused: null });
+    expect(adoptSavedSecrets(env, path)).toEqual({ path, adopted: ['ADMIN_TOKEN'], refused: null, superseded: [] });
     expect(env).toEqual({ ADMIN_TOKEN: ADMIN });
+  });
+
+  it('takes out of the file a value the environment now sets otherwise, so a rotated-out secret never comes back (review "rotation")', () => {
+    const path = join(dir(), 's.env');
+    own(path, `ADMIN_TOKEN=${ADMIN}\nJWT_SECRET=${JWT}\n`);
+    const ROTATED = 'r'.repeat(40);
+    const env: NodeJS.ProcessEnv = { JWT_SECRET: ROTATED };
+    expect(adoptSavedSecrets(env, path)).toEqual({ path, adopted: ['ADMIN_TOKEN'], refused: null, superseded: ['JWT_SECRET'] });
+    expect(env).toEqual({ ADMIN_TOKEN: ADMIN, JWT_SECRET: ROTATED });
+    expect(readFileSync(path, 'utf8')).toBe(`ADMIN_TOKEN=${ADMIN}\n`);
+    expect(lstatSync(path).mode & 0o777).toBe(0o600);
+    // the variable gone again: no old value to take back (the start generates a new one)
+    const later: NodeJS.ProcessEnv = {};
+    expect(adoptSavedSecrets(later, path).adopted).toEqual(['ADMIN_TOKEN']);
+    expect(later.JWT_SECRET).toBeUndefined();
+    // the same value set as kept: the file stays as it is
+    own(path, `ADMIN_TOKEN=${ADMIN}\nJWT_SECRET=${JWT}\n`);
+    expect(adoptSavedSecrets({ JWT_SECRET: JWT }, path).superseded).toEqual([]);
+    expect(readFileSync(path, 'utf8')).toContain(JWT);
   });
 
   it('reads nothing in cluster mode (by the environment or CONFIG_FILE), for what CONFIG_FILE sets, or when both are set', () => {

@@ -75,4 +75,19 @@ describe('HubAdmission with sealed secrets and a rotation', () => {
     await expect(admit('old-secret')).rejects.toMatchObject({ code: 'bad_signature' });
     await expect(admit('new-secret')).resolves.toMatchObject({ hubId: 'hub-1' });
   });
+
+  it('takes the previous secret it can open while the current one is sealed with a key it lacks yet (a key rotation rolling: review "rotation")', async () => {
+    const now = 1_700_000_000_000;
+    const rolled = new SecretBox(keyB, [keyA]);
+    const notYet = new SecretBox(keyA);
+    const registry = new MemoryHubRegistry();
+    const admission = new HubAdmission(registry, new MemoryNonceStore(() => now), 300, () => now, notYet);
+    await registry.create({ hubId: 'hub-1', homeId: 'home', model: undefined, secret: notYet.seal('hub-1', 'old-secret'), enabled: true, createdAt: now });
+    // re-keyed through a node that seals with the new key
+    await registry.rotateSecret('hub-1', rolled.seal('hub-1', 'new-secret'), now + 60_000);
+    const admit = (secret: string) => admission.admit(hubCredentials('hub-1', secret, now));
+    await expect(admit('old-secret')).resolves.toMatchObject({ hubId: 'hub-1' });
+    // what it cannot open it still says, when nothing it can open matches
+    await expect(admit('new-secret')).rejects.toThrow(/key/);
+  });
 });

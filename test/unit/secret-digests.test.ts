@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { compareDigests, secretDigests } from '../../src/auth/secret-digests.js';
+import { compareDigests, RETIRED_KEPT, retiredAfter, secretDigests } from '../../src/auth/secret-digests.js';
 import { sharedSecretsVerdict } from '../../src/admin/diagnose-checks.js';
 import { keyId } from '../../src/auth/secret-box.js';
 
@@ -57,7 +57,34 @@ describe('digests of the shared secrets', () => {
     expect((await agreement({ jwtSecretsAccepted: [admin] }, { adminToken: admin, adminTokensAccepted: [base.adminToken] })).map((d) => d[1])).toEqual(['differs']);
   });
 
+  it('remember the values a record drops, newest first and at most RETIRED_KEPT, and forget one taken back', () => {
+    const rec = { JWT_SECRET: 'new', JWT_SECRETS_ACCEPTED: 'old', ADMIN_TOKEN: 'a', ADMIN_TOKENS_ACCEPTED: '' };
+    // rolls one and two drop nothing; the last roll drops the old value
+    expect(retiredAfter({ JWT_SECRET: 'old' }, { JWT_SECRET: 'old', JWT_SECRETS_ACCEPTED: 'new' })).toEqual({});
+    expect(retiredAfter({ JWT_SECRET: 'old', JWT_SECRETS_ACCEPTED: 'new' }, rec)).toEqual({});
+    expect(retiredAfter(rec, { ...rec, JWT_SECRETS_ACCEPTED: '' })).toEqual({ JWT_SECRETS_RETIRED: 'old' });
+    // a one-roll rotation (TIER_SECRETS_CHANGED) drops the current value
+    expect(retiredAfter({ ...rec, JWT_SECRETS_RETIRED: 'older' }, { ...rec, ADMIN_TOKEN: 'b' })).toEqual({ ADMIN_TOKENS_RETIRED: 'a' });
+    expect(retiredAfter({ JWT_SECRET: 'x', JWT_SECRETS_RETIRED: 'older' }, { JWT_SECRET: 'y' })).toEqual({ JWT_SECRETS_RETIRED: 'x,older' });
+    // taken back on purpose: no longer dropped
+    expect(retiredAfter({ JWT_SECRET: 'new', JWT_SECRETS_RETIRED: 'old,older' }, { JWT_SECRET: 'new', JWT_SECRETS_ACCEPTED: 'old' })).toEqual({ JWT_SECRETS_RETIRED: 'older' });
+    const many = Array.from({ length: RETIRED_KEPT }, (_, i) => `r${i}`).join(',');
+    expect(retiredAfter({ JWT_SECRET: 'x', JWT_SECRETS_RETIRED: many }, { JWT_SECRET: 'y' }).JWT_SECRETS_RETIRED!.split(',')).toEqual(['x', ...many.split(',').slice(0, RETIRED_KEPT - 1)]);
+  });
+
+  it('name a value this node accepts that the record dropped, whatever else agrees', async () => {
+    const OLD = base.jwtSecret;
+    const NEW = 'rotated-jwt-secret-0123456789abcdef01';
+    const rec = { ...(await record('s', { jwtSecret: NEW })), JWT_SECRETS_RETIRED: (await secretDigests('s', base)).JWT_SECRET };
+    const stale = compareDigests(rec, await secretDigests('s', { ...base, jwtSecret: NEW, jwtSecretsAccepted: [OLD] }));
+    expect(stale).toEqual([{ name: 'JWT_SECRET', agreement: 'retired', detail: expect.stringMatching(/^JWT_SECRETS_ACCEPTED holds a value the cluster dropped/) }]);
+    expect(compareDigests(rec, await secretDigests('s', { ...base, jwtSecret: NEW }))).toEqual([]);
+    // the same value as an admin token is another digest: not the dropped JWT key
+    expect(compareDigests(rec, await secretDigests('s', { ...base, jwtSecret: NEW, adminTokensAccepted: [OLD] }))).toEqual([]);
+  });
+
   it('diagnose: differing fails, rotating warns, agreeing is ok', () => {
+    expect(sharedSecretsVerdict(true, [{ name: 'JWT_SECRET', agreement: 'retired', detail: 'd' }])).toMatchObject({ verdict: 'fail', hint: expect.stringMatching(/restart it without it in JWT_SECRETS_ACCEPTED/) });
     expect(sharedSecretsVerdict(true, []).verdict).toBe('ok');
     expect(sharedSecretsVerdict(false, []).verdict).toBe('warn');
     expect(sharedSecretsVerdict(true, [{ name: 'TIER_SECRET_KEY', agreement: 'rotating', detail: 'd' }]).verdict).toBe('warn');
