@@ -95,8 +95,10 @@ export function isAttrs(v: unknown): boolean {
  */
 export function paramsWithinLimits(v: unknown, binAsText = false): boolean {
   if (typeof v === 'string') return asDecoded(v).length <= 1024;
-  // a bin in a hub's result is passed on as base64 text, held to a string's length (src/protocol/result-bin.ts); in params, as it is
-  if (v instanceof Uint8Array) return !binAsText || Math.ceil(v.length / 3) * 4 <= 1024;
+  // a bin in a hub's result is passed on as base64 text, held to a string's length (src/protocol/result-bin.ts);
+  // params hold no bin and no NaN or ±Infinity (PROTOCOL.md §1, since review "msgpack")
+  if (v instanceof Uint8Array) return binAsText && Math.ceil(v.length / 3) * 4 <= 1024;
+  if (typeof v === 'number') return binAsText || Number.isFinite(v);
   if (typeof v !== 'object' || v === null) return true;
   if (Array.isArray(v)) return v.every((x) => paramsWithinLimits(x, binAsText));
   return Object.entries(v).every(([k, x]) => isStr(k, 64) && paramsWithinLimits(x, binAsText));
@@ -182,6 +184,7 @@ export const HOSTILE_JSON_TEXTS: readonly string[] = [
   '{"constructor":{"prototype":{"admin":true}}}',
   '{"x":"\\ud800"}',
   '{"x":1e400}',
+  '{"x":5149013111111111111}',
   '{"x":-0}',
   '\u0000',
 ];

@@ -4,6 +4,7 @@ import { ProtocolError } from '../errors.js';
 import { appRequest, RequestId } from '../schemas/app.js';
 import { compile, type Refuse, type Validator } from '../schemas/check.js';
 import { decodeValue, encodeApp, peekRefused } from './codec.js';
+import { pathOfRounded, roundedInteger, roundedMessage } from './json-integers.js';
 import { firstLoneSurrogate } from './well-formed.js';
 
 export type AppEncoding = 'json' | 'msgpack';
@@ -15,7 +16,7 @@ export type AppEncoding = 'json' | 'msgpack';
 export function decodeAppRequest(message: ArrayBuffer, isBinary: boolean, maxBytes: number, commandTimeoutMaxMs?: number): AppRequest {
   if (message.byteLength > maxBytes) throw new ProtocolError('frame_too_large', `message of ${message.byteLength} bytes exceeds ${maxBytes}`);
   let value: unknown;
-  let escaped = false;
+  let text: string | undefined;
   if (isBinary) {
     const bytes = new Uint8Array(message);
     try {
@@ -28,17 +29,22 @@ export function decodeAppRequest(message: ArrayBuffer, isBinary: boolean, maxByt
     }
   } else {
     // uWS closes a text message that is not UTF-8; a lone surrogate comes only from a \u escape
-    const text = Buffer.from(message).toString('utf8');
+    text = Buffer.from(message).toString('utf8');
     try {
       value = JSON.parse(text);
     } catch {
       throw new ProtocolError('malformed_frame', 'not valid JSON');
     }
-    escaped = text.includes('\\u');
   }
   const request = validateAppRequest(value, commandTimeoutMaxMs);
+  // as the msgpack socket refuses it (there the scanner sees the uint64): JSON.parse would round it
+  const rounded = text === undefined ? null : roundedInteger(text);
+  if (rounded !== null) {
+    const field = pathOfRounded(value, rounded, 'message');
+    throw new ProtocolError('invalid_field', roundedMessage(field, rounded), { field, ref: request.id });
+  }
   // as HTTP and the msgpack socket refuse it: taken, the hub got U+FFFD and the audit a mangled name (review "unicode")
-  const lone = escaped ? firstLoneSurrogate(value, 'message') : null;
+  const lone = text?.includes('\\u') ? firstLoneSurrogate(value, 'message') : null;
   if (lone) throw new ProtocolError('invalid_field', `${lone.field}: ${lone.key ? 'a key that is ' : ''}not well-formed Unicode (a lone surrogate)`, { field: lone.field, ref: request.id });
   return request;
 }

@@ -241,11 +241,12 @@ export function attrs(v: unknown, field: string, limits = true): Attrs {
  * map of any values nested at most `LIMITS.depth` - 1 deep (the frame holding it is the first level), with no `__proto__` key at any depth (a
  * JSON `__proto__` key is an own property; msgpack would rename it on the way to the hub), within
  * PROTOCOL.md §1's limits: keys (names) of 1 to `LIMITS.idLength` characters, strings of at most
- * `LIMITS.stringBytes`, since a hub may size its buffers by them.
+ * `LIMITS.stringBytes`, since a hub may size its buffers by them; numbers finite and no `bin`
+ * (§1 has no field of binary; a bin of any size, NaN and ±Infinity reached hubs: review "msgpack").
  */
 export function params(v: unknown, field: string): Record<string, unknown> {
   const m = map(v, field);
-  checkNested(m, field, PARAMS_DEPTH);
+  checkNested(m, field, PARAMS_DEPTH, PARAMS_DEPTH, true);
   return m;
 }
 
@@ -260,7 +261,7 @@ const levelsFrom = (depth: number) => LIMITS.depth - depth + 1;
  * command; the names are wanted only for a refusal). test/unit/app-codec.test.ts holds the two to the same answers.
  */
 export function paramsFit(v: unknown): boolean {
-  return isPlainObject(v) && nestedFits(v, PARAMS_DEPTH);
+  return isPlainObject(v) && nestedFits(v, PARAMS_DEPTH, 'params');
 }
 
 /**
@@ -268,39 +269,67 @@ export function paramsFit(v: unknown): boolean {
  * §1, §5): the caller, an app or a rule, may size its buffers by them as a hub does. At depth 2, inside the frame.
  */
 function resultValue(v: unknown): unknown {
-  if (nestedFits(v, 2, true)) return v;
+  if (nestedFits(v, 2, 'result')) return v;
+  const long = longBin(v, 'r');
+  // named as what the hub sent: "a string of at most 1024 characters" left a firmware team to work out 768 (review "msgpack")
+  if (long !== null) fail(long, `must be a bin of at most ${BIN_MAX} bytes (passed on as base64 text, held to ${LIMITS.stringBytes} characters)`);
   const out = binAsBase64(v);
   checkNested(out, 'r', 2);
   return out;
 }
 
-/** `top`: the frame level `field` itself is at, for the message. */
-function checkNested(v: unknown, field: string, depth: number, top = depth): void {
+/** the longest bin whose base64 text fits a string's limit */
+const BIN_MAX = (LIMITS.stringBytes / 4) * 3;
+
+/** The path of the first bin in `v` longer than BIN_MAX, or null (depth is checked after). */
+function longBin(v: unknown, field: string): string | null {
+  if (v instanceof Uint8Array) return v.length > BIN_MAX ? field : null;
+  if (typeof v !== 'object' || v === null) return null;
+  if (Array.isArray(v)) {
+    for (let i = 0; i < v.length; i++) {
+      const at = longBin(v[i], `${field}[${i}]`);
+      if (at !== null) return at;
+    }
+    return null;
+  }
+  for (const key of Object.keys(v)) {
+    const at = longBin((v as Record<string, unknown>)[key], `${field}.${key}`);
+    if (at !== null) return at;
+  }
+  return null;
+}
+
+/** `top`: the frame level `field` itself is at, for the message; `scalars`: numbers finite and no bin (command params). */
+function checkNested(v: unknown, field: string, depth: number, top = depth, scalars = false): void {
   if (typeof v === 'string' && v.length > LIMITS.stringBytes) fail(field, `must be a string of at most ${LIMITS.stringBytes} characters`);
+  if (scalars && typeof v === 'number' && !Number.isFinite(v)) fail(field, 'must be a finite number (not NaN or ±Infinity)');
   if (typeof v !== 'object' || v === null) return;
+  if (scalars && v instanceof Uint8Array) fail(field, 'must not be binary (no field of PROTOCOL.md §1 is): send text, base64 for bytes');
   if (depth > LIMITS.depth) fail(field, `nested deeper than ${levelsFrom(top)} levels`);
   if (Array.isArray(v)) {
-    for (let i = 0; i < v.length; i++) checkNested(v[i], `${field}[${i}]`, depth + 1, top);
+    for (let i = 0; i < v.length; i++) checkNested(v[i], `${field}[${i}]`, depth + 1, top, scalars);
     return;
   }
   for (const key of Object.keys(v)) {
     if (key === '__proto__') fail(`${field}.__proto__`, '__proto__ is not allowed as a key');
     if (key.length === 0 || key.length > LIMITS.idLength) fail(`${field}.${key}`, `a name of 1..${LIMITS.idLength} characters`);
-    checkNested((v as Record<string, unknown>)[key], `${field}.${key}`, depth + 1, top);
+    checkNested((v as Record<string, unknown>)[key], `${field}.${key}`, depth + 1, top, scalars);
   }
 }
 
-function nestedFits(v: unknown, depth: number, binOut = false): boolean {
+/** `params`: as checkNested with `scalars`; `result`: a bin does not fit as it is (it goes out as base64 text, result-bin.ts). */
+function nestedFits(v: unknown, depth: number, mode: 'params' | 'result'): boolean {
   if (typeof v === 'string') return v.length <= LIMITS.stringBytes;
+  if (typeof v === 'number') return mode === 'result' || Number.isFinite(v);
   if (typeof v !== 'object' || v === null) return true;
-  if (binOut && v instanceof Uint8Array) return false; // a result's bin goes out as base64 text (result-bin.ts)
+  if (v instanceof Uint8Array) return false;
   if (depth > LIMITS.depth) return false;
   if (Array.isArray(v)) {
-    for (let i = 0; i < v.length; i++) if (!nestedFits(v[i], depth + 1, binOut)) return false;
+    for (let i = 0; i < v.length; i++) if (!nestedFits(v[i], depth + 1, mode)) return false;
     return true;
   }
   for (const key of Object.keys(v)) {
-    if (key === '__proto__' || key.length === 0 || key.length > LIMITS.idLength || !nestedFits((v as Record<string, unknown>)[key], depth + 1, binOut)) return false;
+    if (key === '__proto__' || key.length === 0 || key.length > LIMITS.idLength || !nestedFits((v as Record<string, unknown>)[key], depth + 1, mode)) return false;
   }
   return true;
 }

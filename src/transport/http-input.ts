@@ -4,6 +4,7 @@
  * naming the part: read leniently, such text was stored as U+FFFD.
  */
 import { TierError } from '../errors.js';
+import { pathOfRounded, roundedInteger, roundedMessage } from '../protocol/json-integers.js';
 import { firstLoneSurrogate } from '../protocol/well-formed.js';
 import type { HttpCall } from './http.js';
 
@@ -56,6 +57,11 @@ export async function parseJson(body: Promise<Buffer> | null): Promise<unknown> 
     value = JSON.parse(text);
   } catch {
     throw new TierError('malformed_frame', 'body is not valid JSON', { field: 'body' });
+  }
+  const rounded = roundedInteger(text);
+  if (rounded !== null) {
+    const field = pathOfRounded(value, rounded, 'body');
+    throw new TierError('invalid_field', roundedMessage(field, rounded), { field });
   }
   // a lone surrogate comes only from a \u escape (decoded UTF-8 has none): walked only then. Taken,
   // it was answered as given and stored as U+FFFD (a hostile review, 2026-12-06)

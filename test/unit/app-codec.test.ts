@@ -113,6 +113,9 @@ const CORPUS: unknown[] = [
   { s: 'x'.repeat(1025) },
   { n: Number.NaN },
   { n: Infinity },
+  { a: [{ n: -Infinity }] },
+  { b: new Uint8Array(3) },
+  { a: [Buffer.from('x')] },
   { a: [1] },
   { a: { b: 1 } },
   Object.fromEntries(Array.from({ length: 64 }, (_, i) => [`k${i}`, i])),
@@ -160,5 +163,25 @@ describe('custom kinds agree with what they claim', () => {
     // names are never empty (§1): an empty key is refused like a long one, at any depth
     expect(compile(Params('x')).problem({ '': 1 }, 'params')).toEqual({ field: 'params.', what: 'a name of 1..64 characters' });
     expect(compile(Params('x')).problem({ list: [{ '': 1 }] }, 'params')).toEqual({ field: 'params.list[0].', what: 'a name of 1..64 characters' });
+    // §1 has no binary field and no NaN or ±Infinity: a bin of any size and NaN reached hubs (review "msgpack")
+    expect(compile(Params('x')).problem({ a: [1, { n: Number.NaN }] }, 'params')).toEqual({ field: 'params.a[1].n', what: 'must be a finite number (not NaN or ±Infinity)' });
+    expect(compile(Params('x')).problem({ blob: new Uint8Array(12_000) }, 'params')).toEqual({ field: 'params.blob', what: expect.stringMatching(/^must not be binary/) });
+  });
+});
+
+describe('integers JSON.parse would round (review "msgpack")', () => {
+  const text = (s: string) => new TextEncoder().encode(s).buffer as ArrayBuffer;
+  it('are refused on the JSON socket, naming the field and the request, as the msgpack socket refuses a uint64', () => {
+    const refused = (json: string, field: string) => expect(() => decodeAppRequest(text(json), false, 1 << 20)).toThrow(expect.objectContaining({ code: 'invalid_field', field, ref: 7, message: expect.stringMatching(/beyond ±\(2\^53 − 1\) and would be rounded.*as a string/) }));
+    refused('{"op":"cmd","id":7,"hub":"h","device":"d","set":{"eui":5149013111111111111}}', 'set.eui');
+    refused('{"op":"cmd","id":7,"hub":"h","device":"d","method":"m","params":{"ids":[1,-9007199254740993]}}', 'params.ids.1');
+    expect(() => decodeAppRequest(new Uint8Array(encodeValue({ ...cmd, id: 7, set: { eui: 5149013111111111111n } })).buffer as ArrayBuffer, true, 1 << 20)).toThrow(expect.objectContaining({ code: 'invalid_field' }));
+  });
+
+  it('leave alone what is exact or meant as a float: 2^53 − 1, digits in strings, fractions and exponents', () => {
+    const ok = (json: string) => expect(decodeAppRequest(text(json), false, 1 << 20)).toMatchObject({ op: 'cmd' });
+    ok('{"op":"cmd","id":7,"hub":"h","device":"d","set":{"max":9007199254740991,"min":-9007199254740991}}');
+    ok('{"op":"cmd","id":7,"hub":"h","device":"d","set":{"eui":"5149013111111111111","q":"say \\"12345678901234567\\" 12345678901234567"}}');
+    ok('{"op":"cmd","id":7,"hub":"h","device":"d","set":{"big":1e20,"f":12345678901234567.5,"e":1.2345678901234567E+30}}');
   });
 });

@@ -113,6 +113,12 @@ describe('duplicate keys at the top of a frame', () => {
     const deeper = withRaw({ t: 4, s: 1, r: { 'dev-1': '@raw@' } }, `82${str('a')}01${str('a')}02`);
     expect(decodeHubFrame(deeper)).toMatchObject({ r: { 'dev-1': { a: 2 } } });
   });
+  it('more than 64 keys of two characters or more are refused, naming the frame (2,670 cost a report twelve times over: review "msgpack")', () => {
+    const keys = (n: number) => Object.fromEntries(Array.from({ length: n }, (_, i) => [`k${i}`, null]));
+    expect(decodeHubFrame(encodeValue({ t: 4, s: 5, r: {}, ...keys(64) }))).toMatchObject({ t: 4, s: 5 });
+    expect(refusal(encodeValue({ t: 4, s: 5, r: {}, ...keys(65) }))).toMatchObject({ code: 'invalid_field', ref: 5, message: expect.stringMatching(/more than 64 keys/) });
+    expect(refusal(encodeValue({ t: 4, s: 6, r: {}, ...keys(2_000) }))).toMatchObject({ code: 'invalid_field', ref: 6 });
+  });
 });
 
 describe('the top-level fields of a refused frame are read by the scanner, exactly', () => {

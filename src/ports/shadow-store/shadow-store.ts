@@ -206,12 +206,23 @@ export function staleInBatch(epoch: number, queued: number): boolean {
   return epoch > 0 && epoch < queued;
 }
 
+/**
+ * Whether a reported value is the desired one. A hub that holds a fraction in a C `float` reports
+ * 21.3 as 21.299999237060547 (PROTOCOL.md §1 lets it write float32): compared exactly, its delta
+ * never cleared and every reconnect sent the setpoint again (review "msgpack"). Integers compare
+ * exactly: float32 rounds them past 2^24.
+ */
+export function reportedMeets(got: unknown, want: unknown): boolean {
+  if (got === want) return true;
+  return typeof got === 'number' && typeof want === 'number' && !Number.isInteger(want) && (Math.fround(want) === got || Math.fround(got) === want);
+}
+
 /** Desired attributes whose value the device has not reported yet. */
 export function desiredDelta(device: Pick<DeviceShadow, 'desired' | 'reported'>): Attrs | null {
   let out: Attrs | null = null;
   for (const key in device.desired) {
     const want = device.desired[key]!;
-    if (!Object.hasOwn(device.reported, key) || device.reported[key] !== want) (out ??= {})[key] = want;
+    if (!Object.hasOwn(device.reported, key) || !reportedMeets(device.reported[key], want)) (out ??= {})[key] = want;
   }
   return out;
 }
