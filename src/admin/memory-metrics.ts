@@ -1,4 +1,5 @@
 import { Counter, Gauge, type Registry } from 'prom-client';
+import { droppedLogLines } from '../log/logger.js';
 import { HEAP_LIMIT, heapReading, type MemoryReading } from '../transport/cgroup-memory.js';
 
 /** What the memory series read at scrape time (NodeSources' part). */
@@ -40,6 +41,8 @@ export function registerMemoryMetrics(registers: Registry[], sources: () => Memo
     });
   scrapedTotal('tier_memory_collections_total', 'Full garbage collections the node made while refusing hub handshakes for memory (at most one per 5 s)', () => sources().heapReleases?.count);
   scrapedTotal('tier_memory_collection_seconds_total', 'Time (s) those collections held the event loop', () => sources().heapReleases?.seconds);
+  // the log's own buffer is memory too: past LOG_BUFFER_MAX waiting for a stdout nobody reads, lines are dropped
+  scrapedTotal('tier_log_dropped_lines_total', 'Log lines dropped because stdout was not read (a stalled log shipper) while 16 MiB of lines waited', droppedLogLines);
   scrapedTotal('tier_http_answers_refused_total', 'Large HTTP answers refused 503 busy: the answers waiting for their readers were at TIER_HTTP_PENDING_BYTES', () => sources().answers?.refused);
   new Gauge({
     name: 'tier_http_pending_answer_bytes',
