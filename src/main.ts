@@ -1,7 +1,7 @@
 import { isIP } from 'node:net';
 import { resolve } from 'node:path';
 import { ConfigError, isClusterMode, type Config, type LoadedConfig } from './config/config.js';
-import { closeOnSignals, loadConfigOrExit, runMain } from './config/process.js';
+import { closeOnSignals, keepDebuggerShut, loadConfigOrExit, runMain } from './config/process.js';
 import { createLogger, endLog, type Logger } from './log/logger.js';
 import { startOrExit } from './compose/until-reachable.js';
 import { adoptSavedSecrets, saveSecrets, secretsFilePath, type SavedSecrets } from './config/saved-secrets.js';
@@ -17,6 +17,7 @@ async function main(): Promise<void> {
   const saved = adoptSavedSecrets(process.env, secretsFile);
   const { config, warnings, generated } = loadConfigOrExit();
   const log = createLogger(config.logLevel, { node: config.nodeId });
+  keepDebuggerShut(log);
   for (const w of warnings) log.warn(w);
   if (saved.adopted.length > 0) log.warn({ file: secretsFile }, `${saved.adopted.join(' and ')} not set: read from the file an earlier start wrote (remove it for new ones)`);
   if (saved.refused !== null) log.warn({ file: secretsFile }, `secrets file not read: ${saved.refused}`);

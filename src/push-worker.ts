@@ -12,7 +12,7 @@
 import { RedisKeys, redisTlsOf } from './ports/redis.js';
 import { BackendStartError, startOrExit, untilReachable } from './compose/until-reachable.js';
 import { TierError } from './errors.js';
-import { closeOnSignals, loadConfigOrExit, runMain } from './config/process.js';
+import { closeOnSignals, keepDebuggerShut, loadConfigOrExit, runMain } from './config/process.js';
 import { addLogFields, createLogger } from './log/logger.js';
 import { BullMqPushQueue } from './ports/push-queue/push-queue-bullmq.js';
 import { traceFields } from './trace/active-span.js';
@@ -26,6 +26,7 @@ async function main(): Promise<void> {
     process.exit(2);
   }
   const log = createLogger(config.logLevel, { node: config.nodeId, part: 'push-worker' });
+  keepDebuggerShut(log);
   for (const w of warnings) log.warn(w);
   // as a node's: on only with an OTLP endpoint; each delivery's span joins the rule run that queued it
   const tracer = await startTracing(config, config.nodeId);

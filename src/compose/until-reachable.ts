@@ -7,6 +7,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { TierError } from '../errors.js';
 import { endLog, type Logger } from '../log/logger.js';
+import { STOP_SIGNALS } from '../config/process.js';
 import { backoff } from '../actors/clock.js';
 
 /** The cap of the wait between two attempts (ms); the first ones come sooner (100 ms doubling). */
@@ -103,7 +104,7 @@ export async function startOrExit<T>(log: Logger, start: (signal: AbortSignal) =
     log.info({ signal }, 'stopped while starting');
     starting.abort();
   };
-  process.once('SIGTERM', stopStart).once('SIGINT', stopStart);
+  for (const signal of STOP_SIGNALS) process.once(signal, stopStart);
   try {
     const value = await start(starting.signal);
     return { value, stopped: starting.signal.aborted };
@@ -119,7 +120,7 @@ export async function startOrExit<T>(log: Logger, start: (signal: AbortSignal) =
     }
     throw err;
   } finally {
-    process.off('SIGTERM', stopStart).off('SIGINT', stopStart);
+    for (const signal of STOP_SIGNALS) process.off(signal, stopStart);
   }
 }
 

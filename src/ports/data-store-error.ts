@@ -16,8 +16,25 @@ export class DataStoreError extends Error {
  */
 export function sideUnusable(dir: string, name: string, err: unknown): DataStoreError {
   if (err instanceof DataStoreError) return err;
+  if (deniedAccess(err)) return deniedError(dir, `${name}.mdb`, err);
   return new DataStoreError(
     `DATA_DIR ${dir}: LMDB cannot use ${name}.mdb (${(err as Error).message}). Nothing was changed. It is damaged: move it aside (a new one starts empty, apps reload, what it held is lost) or restore it from the same backup as the store`,
+    dir,
+    { cause: err },
+  );
+}
+
+/** Whether LMDB or the system refused for permissions (lmdb-js says `Permission denied` in its message, with no code). */
+export function deniedAccess(err: unknown): boolean {
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  return code === 'EACCES' || code === 'EPERM' || /Permission denied|EACCES|EPERM/.test(String((err as Error | undefined)?.message));
+}
+
+/** A file the process may not use: said as the permission matter it is, never as damage to move aside (review "lifecycle"). */
+export function deniedError(dir: string, file: string, err: unknown): DataStoreError {
+  const uid = typeof process.getuid === 'function' ? String(process.getuid()) : '<user>';
+  return new DataStoreError(
+    `DATA_DIR ${dir}: LMDB may not use ${file} (${(err as Error).message}): a permission matter, not damage. Nothing was changed: give the directory and its files to the node's user (chown -R ${uid} ${dir}), then start again`,
     dir,
     { cause: err },
   );

@@ -16,7 +16,8 @@ import { open, type Database, type RootDatabase } from 'lmdb';
 import { checkLmdbFile } from './lmdb-file-check.js';
 import { watchDataDir, type DirWatch } from './data-dir-watch.js';
 import { commitFailureCause, describeWriteError, errnoName, watchCommits, type CommitWatch } from './lmdb-commit-failures.js';
-import { DataStoreError } from './data-store-error.js';
+import { DataStoreError, deniedAccess, deniedError } from './data-store-error.js';
+import { unusableFile } from './data-dir-access.js';
 import { claimDirectory, LOCK_FILE } from './dir-lock.js';
 import { exitAtOnce } from './exit-at-once.js';
 import { diskRoom, diskSpace } from './disk-room.js';
@@ -124,6 +125,8 @@ export function openDataStore(dir: string, options: DataStoreOptions = {}): Data
   } catch (err) {
     throw new DataStoreError(`DATA_DIR ${path}: cannot create or write the directory (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); choose another DATA_DIR or fix its permissions`, path, { cause: err });
   }
+  const foreign = unusableFile(path);
+  if (foreign !== null) throw foreign;
   const warn = options.warn ?? ((message: string) => process.stderr.write(`data warning: ${message}\n`));
   const { release, stale, sameBoot } = claimDirectory(path, options.owner ?? `pid ${process.pid}`, warn);
   const onFailure = (cause: Error): void => (options.onCommitFailure ?? stopOnCommitFailure)(cannotWrite(path, cause));
@@ -302,6 +305,7 @@ function corrupt(path: string, err: unknown): DataStoreError {
  * threw this too. Not called corrupt: moving aside a store another process uses loses its data.
  */
 function unopenable(path: string, err: unknown): DataStoreError {
+  if (deniedAccess(err)) return deniedError(path, FILE, err);
   return new DataStoreError(
     `DATA_DIR ${path}: LMDB cannot open ${FILE} (${(err as Error).message}). Nothing was changed. First make sure no other process uses it (a node or npm run data of a release before 2026-12-06, in another container or on another host sharing the volume): that is a cause too. If none does, the file is damaged: restore it from a backup (npm run data -- import FILE into an empty DATA_DIR), or move it aside to start empty`,
     path,

@@ -36,6 +36,13 @@ describe('deploy/Dockerfile', () => {
     expect(dataDir).toBe('/app/data');
     expect(runtime).toMatch(/^VOLUME \["\/app\/data"\]$/m);
     expect(runtime).toContain('chown 1000:1000 /app/data');
+    // its files (shadows, the audit trail) are the node's user's alone, on a bind mount too (review "lifecycle")
+    expect(runtime).toContain('chmod 700 /app/data');
+  });
+
+  it('runs the node under tini: PID 1 has no default action for SIGTERM, and orphans need reaping (review "lifecycle")', () => {
+    expect(runtime).toMatch(/apt-get install -y --no-install-recommends tini/);
+    expect(runtime).toMatch(/^ENTRYPOINT \["\/usr\/bin\/tini", "--"\]$/m);
   });
 
   it('runs as the numeric non-root user the Deployment asks for', () => {
