@@ -120,7 +120,7 @@ describe('RedisEventHistory services stream', () => {
     const client = await connectRedis((await redis!).url, { name: 'test-events', log: createLogger('silent') });
     // the stream write follows the append without being awaited: poll until both are there
     let rows: Array<[Buffer, Buffer[]]> = [];
-    for (let i = 0; i < 100 && rows.length < 2; i++) {
+    for (let i = 0; i < 2_000 && rows.length < 2; i++) {
       rows = (await client.xrangeBuffer(keys.single('events'), '-', '+')) as Array<[Buffer, Buffer[]]>;
       if (rows.length < 2) await new Promise((r) => setTimeout(r, 10));
     }

@@ -220,7 +220,7 @@ describe('the worker pool of lean hubs', () => {
     expect(await devicesOf(specs[0]!.id)).toEqual([0, 1, 2].map((j) => `${specs[0]!.id}-${j}`));
     expect(await devicesOf(specs[1]!.id)).toEqual(['dev-0', 'dev-1', 'dev-2']);
     // each hub's fill counted once when the ack covering its report came (bench:memory waits on it)
-    for (let i = 0; i < 250 && metrics.counters.reportAcks < 2; i++) await new Promise((r) => setTimeout(r, 20));
+    for (let i = 0; i < 1_000 && metrics.counters.reportAcks < 2; i++) await new Promise((r) => setTimeout(r, 20));
     expect(metrics.counters.reportAcks).toBe(2);
     expect(metrics.counters.acks).toBeGreaterThanOrEqual(2);
   });

@@ -94,9 +94,13 @@ describe('online backup of the embedded default', { timeout: 90_000 }, () => {
       expect(hub.status, `bk-${i}`).toBe(200);
       const shadow = await api(restored.httpUrl, 'GET', `/v1/hubs/bk-${i}/shadow`, restored.adminToken);
       const level = shadow.body.devices?.lamp?.reported?.level as number;
-      // at least what was acknowledged before the backup began; nothing the hub never sent
-      expect(level, `bk-${i}`).toBeGreaterThanOrEqual(before.get(`bk-${i}`) ?? i);
-      expect(level).toBeLessThanOrEqual(acked.get(`bk-${i}`)!);
+      // at least what was acknowledged before the backup began; nothing the hub never sent. A hub
+      // none of whose loop reports this process had read acknowledged yet holds the setup's level i
+      // or a loop report's (they restart at 0): a busy test process failed `≥ i` (review "flaky")
+      const floor = before.get(`bk-${i}`);
+      if (floor !== undefined) expect(level, `bk-${i}`).toBeGreaterThanOrEqual(floor);
+      else expect(level === i || level <= acked.get(`bk-${i}`)!, `bk-${i}: ${level}`).toBe(true);
+      expect(level).toBeLessThanOrEqual(Math.max(acked.get(`bk-${i}`)!, i));
     }
   });
 });

@@ -107,14 +107,13 @@ describe("one home's costly rules do not hold up another home's (real server pro
       }
     })();
     try {
-      const before = await dropsPast(0, signal);
+      await dropsPast(0, signal);
       const arrived = new Promise<void>((r) => (commanded = r));
       await hy.event('button', 'press');
       await arrived;
       // X was cut before the press and is cut after the command arrived (below); a command quicker
       // than X's next drop sees none between, which says nothing of fairness (it failed CI once so)
       const atCommand = await xDrops();
-      expect(atCommand).toBeGreaterThanOrEqual(before);
       // X is still flooding, and still cut, after Y's command arrived
       await dropsPast(atCommand, signal);
       expect(lamp).toMatchObject([{ d: 'lamp', m: 'toggle' }]);
