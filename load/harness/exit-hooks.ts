@@ -1,5 +1,7 @@
 import type { ChildProcess } from 'node:child_process';
-import { rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 /**
  * Whatever a caller forgets (or a crash skips), the harness's children and temporary dirs go with
@@ -17,6 +19,13 @@ export function killAtExit(child: ChildProcess): void {
   live.add(child);
   child.once('exit', () => live.delete(child));
   child.once('error', () => live.delete(child));
+}
+
+/** A new temporary directory (`prefix` then random characters), removed when this process ends. */
+export function tempDir(prefix: string): string {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  removeAtExit(dir);
+  return dir;
 }
 
 /** Removes `dir` (recursively, if it is still there) when this process ends. */

@@ -1,8 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { removeAtExit } from './exit-hooks.js';
+import { tempDir } from './exit-hooks.js';
 import { freePort } from './free-port.js';
 import { MEASURED_COMPILED_FLAGS, MEASURED_NODE_FLAGS } from './measured.js';
 import { ExitedError, start, type Proc, type ProcOptions } from './proc.js';
@@ -141,7 +138,5 @@ async function startNodeOn(opts: NodeOptions, port: number, adminPort: number): 
 
 /** A temporary DATA_DIR, removed when this process ends. */
 export function freshDataDir(): string {
-  const dir = mkdtempSync(join(tmpdir(), 'hubtier-data-'));
-  removeAtExit(dir);
-  return dir;
+  return tempDir('hubtier-data-');
 }

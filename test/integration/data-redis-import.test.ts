@@ -31,6 +31,8 @@ import { LmdbShadowStore } from '../../src/ports/shadow-store/shadow-store-lmdb.
 import { RedisShadowStore } from '../../src/ports/shadow-store/shadow-store-redis.js';
 import { reportedSide } from '../../src/ports/shadow-store/shadow-store.js';
 import { startRedis, uniquePrefix, type Backend } from '../../load/harness/index.js';
+// removed when the test process ends (review "flaky": each run left some in /tmp)
+import { tempDir } from '../../load/harness/exit-hooks.js';
 import { scriptArgs } from '../helpers/server-process.js';
 
 const log = createLogger('silent');
@@ -90,7 +92,7 @@ beforeAll(async () => {
     await until(async () => (await later.stats()).delayed === 1);
     await later.close();
     await data.flushed();
-    file = join(mkdtempSync(join(tmpdir(), 'redis-import-file-')), 'backup.jsonl');
+    file = join(tempDir('redis-import-file-'), 'backup.jsonl');
     await exportStore(data, file);
   } finally {
     await data.close();
@@ -476,7 +478,7 @@ async function stateOf(prefix: string): Promise<Map<string, unknown>> {
 function withLines(change: (records: string[]) => string[]): string {
   const lines = readFileSync(file, 'utf8').trimEnd().split('\n');
   const records = change(lines.slice(1, -1));
-  const out = join(mkdtempSync(join(tmpdir(), 'redis-import-file-')), 'changed.jsonl');
+  const out = join(tempDir('redis-import-file-'), 'changed.jsonl');
   writeFileSync(out, [lines[0]!, ...records, JSON.stringify({ hubtier: 'end', records: records.length })].join('\n') + '\n');
   return out;
 }

@@ -3,8 +3,7 @@ import { request } from 'node:http';
 import { connect } from 'node:net';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
-import { chmodSync, readFileSync, mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { chmodSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
@@ -15,6 +14,8 @@ import { encodeValue } from '../../src/protocol/codec.js';
 import { AppSocket } from '../helpers/app-socket.js';
 import { api, scriptArgs, type ServerProcess, startServerProcess } from '../helpers/server-process.js';
 import { freshDataDir } from '../../load/harness/index.js';
+// removed when the test process ends (review "flaky": each run left some in /tmp)
+import { tempDir } from '../../load/harness/exit-hooks.js';
 import { upgradeAnswer } from '../helpers/upgrade-answer.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -425,7 +426,7 @@ describe('9. secrets are never printed', { timeout: 60_000 }, () => {
     expect(out).not.toContain(given.adminToken);
     expect(out).not.toContain(given.jwtSecret);
 
-    const file = join(mkdtempSync(join(tmpdir(), 'secrets-')), 'secrets.env');
+    const file = join(tempDir('secrets-'), 'secrets.env');
     const generated = await startServerProcess({ ADMIN_TOKEN: '', JWT_SECRET: '', SECRETS_FILE: file });
     await generated.stop();
     const text = readFileSync(file, 'utf8');
@@ -457,7 +458,7 @@ describe('9. secrets are never printed', { timeout: 60_000 }, () => {
     expect(readFileSync(file, 'utf8')).toBe(text);
 
     // a token the environment gives is never written there (a later start without it would take it up again)
-    const other = join(mkdtempSync(join(tmpdir(), 'secrets-')), 'secrets.env');
+    const other = join(tempDir('secrets-'), 'secrets.env');
     const half = await startServerProcess({ JWT_SECRET: '', SECRETS_FILE: other });
     await half.stop();
     expect(readFileSync(other, 'utf8')).toMatch(/^JWT_SECRET=\S+\n$/);
