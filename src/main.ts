@@ -4,7 +4,7 @@ import { ConfigError, isClusterMode, type Config, type LoadedConfig } from './co
 import { closeOnSignals, keepDebuggerShut, loadConfigOrExit, runMain } from './config/process.js';
 import { createLogger, endLog, type Logger } from './log/logger.js';
 import { startOrExit } from './compose/until-reachable.js';
-import { adoptSavedSecrets, saveSecrets, secretsFilePath, type SavedSecrets } from './config/saved-secrets.js';
+import { adoptSavedSecrets, forgetSuperseded, saveSecrets, secretsFilePath, type SavedSecrets } from './config/saved-secrets.js';
 import { startServer } from './compose/server.js';
 import { applyParallelGc } from './compose/parallel-gc.js';
 import { DataStoreError } from './ports/lmdb.js';
@@ -23,8 +23,9 @@ async function main(): Promise<void> {
   if (saved.refused !== null) log.warn({ file: secretsFile }, `secrets file not read: ${saved.refused}`);
   if (saved.superseded.length > 0) {
     const names = saved.superseded.join(' and ');
-    if (saved.unwritten === undefined) log.warn({ file: secretsFile }, `${names} set: the value an earlier start generated is taken out of the file (it would come back at a start without the variable)`);
-    else log.warn({ file: secretsFile, err: saved.unwritten }, `${names} set, but the file still holds the value an earlier start generated (it could not be written): a start without the variable would take that one again; remove the file`);
+    const unwritten = forgetSuperseded(saved, process.env);
+    if (unwritten === undefined) log.warn({ file: secretsFile }, `${names} set: the value an earlier start generated is taken out of the file (it would come back at a start without the variable)`);
+    else log.warn({ file: secretsFile, err: unwritten }, `${names} set, but the file still holds the value an earlier start generated (it could not be written): a start without the variable would take that one again; remove the file`);
   }
   if (generated.length > 0) reportGeneratedSecrets(config, generated, saved, log);
   if (applyParallelGc(config.parallelGc)) log.info('V8 collects in its pauses on the main thread alone (TIER_PARALLEL_GC=false)');

@@ -35,12 +35,13 @@ export interface NodeSecrets {
 }
 
 /**
- * The token secrets, the record field of the values each accepts beside it, and the record field of
- * the values the cluster dropped (a rotation's old value, current or accepted once, neither now).
+ * The token secrets, the record field of the values each accepts beside it, the field of the
+ * values the cluster dropped (a rotation's old value: current once, then neither current nor
+ * accepted), and the field of the values that were current once.
  */
 export const TOKEN_SECRETS = [
-  ['JWT_SECRET', 'JWT_SECRETS_ACCEPTED', 'JWT_SECRETS_RETIRED'],
-  ['ADMIN_TOKEN', 'ADMIN_TOKENS_ACCEPTED', 'ADMIN_TOKENS_RETIRED'],
+  ['JWT_SECRET', 'JWT_SECRETS_ACCEPTED', 'JWT_SECRETS_RETIRED', 'JWT_SECRETS_FORMER'],
+  ['ADMIN_TOKEN', 'ADMIN_TOKENS_ACCEPTED', 'ADMIN_TOKENS_RETIRED', 'ADMIN_TOKENS_FORMER'],
 ] as const;
 
 /** Dropped values a record remembers per token, newest first: a rotation a quarter for two years. */
@@ -126,18 +127,25 @@ export function compareDigests(recorded: Readonly<Record<string, string>>, mine:
 }
 
 /**
- * The retired fields of a record about to hold `next` (each token's current and accepted digests):
- * the values it held and holds no more join the ones it dropped before, newest first, and a value
- * taken back (TIER_SECRETS_CHANGED) leaves them. Only fields that change are answered.
+ * The retired and former fields of a record about to hold `next` (each token's current and
+ * accepted digests). A value that was the cluster's current one and is now neither current nor
+ * accepted joins the ones dropped before, newest first; a value taken back (TIER_SECRETS_CHANGED)
+ * leaves them. A value only ever accepted is never retired: a node of the settings before a
+ * rotation's first roll, started during it (a rollout undone, a pod recreated), dropped the new
+ * value, and every node of the first roll was then refused for it (review "diff14"). Only fields
+ * that change are answered.
  */
 export function retiredAfter(recorded: Readonly<Record<string, string>>, next: Readonly<Record<string, string>>): Record<string, string> {
   const out: Record<string, string> = {};
-  for (const [name, acceptedField, retiredField] of TOKEN_SECRETS) {
+  for (const [name, acceptedField, retiredField, formerField] of TOKEN_SECRETS) {
+    const current = recorded[name];
+    const former = [...new Set([...(current !== undefined && current !== next[name] ? [current] : []), ...list(recorded[formerField])])].slice(0, RETIRED_KEPT);
     const held = (r: Readonly<Record<string, string>>) => [...list(r[name]), ...list(r[acceptedField])];
     const kept = new Set(held(next));
-    const dropped = held(recorded).filter((d) => !kept.has(d));
+    const dropped = held(recorded).filter((d) => !kept.has(d) && former.includes(d));
     const retired = [...new Set([...dropped, ...list(recorded[retiredField])])].filter((d) => !kept.has(d)).slice(0, RETIRED_KEPT).join(',');
     if (retired !== (recorded[retiredField] ?? '')) out[retiredField] = retired;
+    if (former.join(',') !== (recorded[formerField] ?? '')) out[formerField] = former.join(',');
   }
   return out;
 }

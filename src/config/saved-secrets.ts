@@ -24,10 +24,8 @@ export interface SavedSecrets {
   readonly adopted: SecretName[];
   /** why the file was passed over, and so is not written either (null: read, or absent) */
   readonly refused: string | null;
-  /** names the environment or CONFIG_FILE now gives another value of, taken out of the file */
+  /** names the environment or CONFIG_FILE now gives another value of: forgetSuperseded takes them out of the file */
   readonly superseded: SecretName[];
-  /** why the file could not be written without them (null: it was, or nothing was superseded) */
-  readonly unwritten?: string;
 }
 
 /** Where generated secrets are written and read (SECRETS_FILE; empty is unset). */
@@ -84,7 +82,8 @@ export function adoptSavedSecrets(env: NodeJS.ProcessEnv, path: string): SavedSe
     if (value === undefined) continue;
     const set = given(name);
     // a value set since (a rotation) takes the generated one's place for good: left in the file,
-    // the rotated-out value came back at the first start without the variable (review "rotation")
+    // the rotated-out value came back at the first start without the variable (review "rotation");
+    // taken out by forgetSuperseded once the configuration was taken
     if (set !== undefined) {
       if (set !== value) superseded.push(name);
       continue;
@@ -93,13 +92,21 @@ export function adoptSavedSecrets(env: NodeJS.ProcessEnv, path: string): SavedSe
     env[name] = value;
     adopted.push(name);
   }
-  const result = { path, adopted, refused: null, superseded };
-  if (superseded.length === 0) return result;
+  return { path, adopted, refused: null, superseded };
+}
+
+/**
+ * Takes the superseded values out of the file, keeping the ones read back; once the configuration
+ * was taken: a start refused for a bad value had already lost the saved secret, every user token
+ * refused at the next start (review "diff14"). Answers why it could not (undefined: done, or nothing to do).
+ */
+export function forgetSuperseded(saved: SavedSecrets, env: NodeJS.ProcessEnv): string | undefined {
+  if (saved.superseded.length === 0) return undefined;
   try {
-    saveSecrets(result, Object.fromEntries(adopted.map((name) => [name, saved[name]])));
-    return result;
+    saveSecrets(saved, Object.fromEntries(saved.adopted.map((name) => [name, env[name]])));
+    return undefined;
   } catch (err) {
-    return { ...result, unwritten: (err as Error).message };
+    return (err as Error).message;
   }
 }
 

@@ -28,12 +28,27 @@ export function droppedLogLines(): number {
   return dropped.lines;
 }
 
+/** Destinations that failed for good (a terminal gone, a full log disk): their lines are dropped. */
+const failed = new WeakSet<object>();
+
 /** stdout as pino's default writes it (asynchronously, retrying while the pipe is full), with its buffer bounded. */
 function stdoutDestination(): DestinationStream {
   const stream = pino.destination({ fd: process.stdout.fd ?? 1, sync: false, maxLength: LOG_BUFFER_MAX });
-  stream.on('drop', (data: unknown) => {
+  const drop = (data: unknown) => {
     dropped.lines++;
     dropped.bytes += typeof data === 'string' ? data.length : 0;
+  };
+  stream.on('drop', drop);
+  // pino gives up on a broken pipe only: EIO (the terminal of a SIGHUP gone) or ENOSPC (a full log
+  // disk) went uncaught, then its exit hook retried the write for ever and the node never exited
+  // (review "diff14"). Any write error ends the log's writes; later lines are counted as dropped
+  stream.on('error', () => {
+    if (failed.has(stream)) return;
+    failed.add(stream);
+    const writable = stream as unknown as { write: (data: unknown) => boolean; flushSync: () => void; end: () => void };
+    writable.write = (data) => (drop(data), true);
+    writable.flushSync = () => {};
+    writable.end = () => {};
   });
   return stream;
 }
@@ -103,8 +118,9 @@ export function addLogFields(log: Logger, fields: () => object): void {
 export function endLog(log: Logger, timeoutMs = 2_000): Promise<void> {
   const stream = (log as unknown as Record<symbol, unknown>)[symbols.streamSym] as Partial<EndableStream> | undefined;
   if (typeof stream?.end !== 'function' || typeof stream.once !== 'function' || stream.destroyed) return Promise.resolve();
-  // a broken pipe (`| head -1`): pino stubbed write and end with one no-op, so no close comes (each exit waited 2 s)
-  if ((stream as { write?: unknown }).write === stream.end) return Promise.resolve();
+  // a broken pipe (`| head -1`): pino stubbed write and end with one no-op, so no close comes (each
+  // exit waited 2 s); another write error: stubbed above
+  if ((stream as { write?: unknown }).write === stream.end || failed.has(stream)) return Promise.resolve();
   // a line written after the end would throw `SonicBoom destroyed` out of whatever logged it (a
   // backend client's late error event): the log and every child that follows its level go silent
   log.level = 'silent';

@@ -2,8 +2,12 @@ import { accessSync, constants, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { DataStoreError } from './data-store-error.js';
 
-/** The store's own files: LMDB's data and lock files, the node's lock, the sealing key. */
-const OWN_FILE = /^(?:.+\.mdb(?:-lock)?|node\.lock|secret\.key)$/;
+/**
+ * The store's own files, which it writes: LMDB's data and lock files, the node's lock. Not
+ * `secret.key`: the node only reads it, a read-only one is fine, and TIER_SECRET_KEY leaves it
+ * unused (review "diff14": a 0400 key was refused with advice that could not fix it).
+ */
+const OWN_FILE = /^(?:.+\.mdb(?:-lock)?|node\.lock)$/;
 
 /**
  * The first of the store's files this process may not read and write, said with its owner and the

@@ -148,6 +148,12 @@ describe('cluster nodes must share their secrets', { timeout: 60_000 }, () => {
     // roll one: every node accepts the new values beside the old, which still sign
     const b = await node({ JWT_SECRETS_ACCEPTED: NEW, ADMIN_TOKENS_ACCEPTED: NEW_ADMIN });
     expect(await secretsCheck(a)).toMatchObject({ verdict: 'ok' });
+    // a node of the settings before the roll, started during it (a rollout undone, a pod recreated),
+    // does not retire the new values: the roll's nodes go on starting and agreeing (review "diff14")
+    const undone = await node();
+    const again = await node({ JWT_SECRETS_ACCEPTED: NEW, ADMIN_TOKENS_ACCEPTED: NEW_ADMIN });
+    expect(await secretsCheck(b)).toMatchObject({ verdict: 'ok' });
+    await Promise.all([undone.close(), again.close()]);
     await a.close();
     // roll two: the new values sign, the old ones are accepted beside them
     const c = await node({ JWT_SECRETS_ACCEPTED: JWT, ADMIN_TOKENS_ACCEPTED: ADMIN }, NEW_ADMIN, NEW);

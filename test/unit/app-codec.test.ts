@@ -174,13 +174,17 @@ describe('integers JSON.parse would round (review "msgpack")', () => {
   it('are refused on the JSON socket, naming the field and the request, as the msgpack socket refuses a uint64', () => {
     const refused = (json: string, field: string) => expect(() => decodeAppRequest(text(json), false, 1 << 20)).toThrow(expect.objectContaining({ code: 'invalid_field', field, ref: 7, message: expect.stringMatching(/beyond ±\(2\^53 − 1\) and would be rounded.*as a string/) }));
     refused('{"op":"cmd","id":7,"hub":"h","device":"d","set":{"eui":5149013111111111111}}', 'set.eui');
-    refused('{"op":"cmd","id":7,"hub":"h","device":"d","method":"m","params":{"ids":[1,-9007199254740993]}}', 'params.ids.1');
+    refused('{"op":"cmd","id":7,"hub":"h","device":"d","method":"m","params":{"ids":[1,-9007199254740993]}}', 'params.ids[1]');
+    // the first in the document's order, not a float of the same value after it (review "diff14")
+    refused('{"op":"cmd","id":7,"hub":"h","device":"d","set":{"bad":10000000000000001,"fine":1e16}}', 'set.bad');
     expect(() => decodeAppRequest(new Uint8Array(encodeValue({ ...cmd, id: 7, set: { eui: 5149013111111111111n } })).buffer as ArrayBuffer, true, 1 << 20)).toThrow(expect.objectContaining({ code: 'invalid_field' }));
   });
 
   it('leave alone what is exact or meant as a float: 2^53 − 1, digits in strings, fractions and exponents', () => {
     const ok = (json: string) => expect(decodeAppRequest(text(json), false, 1 << 20)).toMatchObject({ op: 'cmd' });
     ok('{"op":"cmd","id":7,"hub":"h","device":"d","set":{"max":9007199254740991,"min":-9007199254740991}}');
+    // written back as read: 2^53, and 2^60 as the node itself writes a hub's float64 (review "diff14")
+    expect(decodeAppRequest(text('{"op":"cmd","id":7,"hub":"h","device":"d","set":{"a":9007199254740992,"b":1152921504606847000}}'), false, 1 << 20)).toMatchObject({ set: { a: 2 ** 53, b: 2 ** 60 } });
     ok('{"op":"cmd","id":7,"hub":"h","device":"d","set":{"eui":"5149013111111111111","q":"say \\"12345678901234567\\" 12345678901234567"}}');
     ok('{"op":"cmd","id":7,"hub":"h","device":"d","set":{"big":1e20,"f":12345678901234567.5,"e":1.2345678901234567E+30}}');
   });

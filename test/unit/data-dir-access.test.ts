@@ -6,7 +6,7 @@
  * so only where this test runs as root (CI does).
  */
 import { spawnSync } from 'node:child_process';
-import { chmodSync, chownSync, mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, chownSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -54,6 +54,15 @@ describe.skipIf(!asRoot)("a store's files the node's user may not use", { timeou
     const r = openAs1000(await storeWithRootFile('hubtier.mdb'));
     expect(r.out).toMatch(/hubtier\.mdb cannot be read and written/);
     expect(r.out).not.toMatch(/damaged: restore|move it aside/);
+  });
+
+  it('a read-only secret.key of the user is no refusal: the node only reads it (review "diff14")', async () => {
+    const dir = await storeWithRootFile('hubtier.mdb');
+    spawnSync('chown', ['-R', '1000:1000', dir]);
+    writeFileSync(join(dir, 'secret.key'), 'k'.repeat(64), { mode: 0o400 });
+    chownSync(join(dir, 'secret.key'), 1000, 1000);
+    chmodSync(join(dir, 'secret.key'), 0o400);
+    expect(openAs1000(dir).out).toMatch(/^opened/m);
   });
 
   it('the same store given wholly to the user opens', async () => {

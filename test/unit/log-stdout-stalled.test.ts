@@ -6,6 +6,7 @@
  * and its buffer grew without a bound (review "lifecycle").
  */
 import { spawn } from 'node:child_process';
+import { closeSync, existsSync, openSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { expect, it } from 'vitest';
 
@@ -25,7 +26,7 @@ it('drops what stdout cannot take past its bound, counts it, and exits once its 
   const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'pipe'] });
   child.stdout.pause(); // never read
   let err = '';
-  child.stderr.on('data', (b: Buffer) => (err += b.toString()));
+  child.stderr!.on('data', (b: Buffer) => (err += b.toString()));
   const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
   child.stdout.destroy();
   expect(code, err).toBe(0);
@@ -33,4 +34,25 @@ it('drops what stdout cannot take past its bound, counts it, and exits once its 
   // 40,000 lines of about 1.1 KB: all but the 16 MiB that waited (and what the pipe took) dropped
   expect(report.dropped).toBeGreaterThan(20_000);
   expect(report.dropped).toBeLessThan(40_000);
+});
+
+it.skipIf(!existsSync('/dev/full'))('exits when stdout refuses its writes for good (ENOSPC of a full log disk; EIO of a terminal gone): pino retried for ever (review "diff14")', async () => {
+  const script = `
+    const { createLogger, droppedLogLines, endLog } = await import(${JSON.stringify(logger)});
+    const log = createLogger('info');
+    for (let i = 0; i < 1_000; i++) log.info({ i }, 'a line');
+    await new Promise((r) => setTimeout(r, 100));
+    for (let i = 0; i < 10; i++) log.info({ i }, 'a later line');
+    await endLog(log, 5_000);
+    process.stderr.write(JSON.stringify({ dropped: droppedLogLines() }) + '\\n');
+    process.exit(0);`;
+  const full = openSync('/dev/full', 'w');
+  const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { stdio: ['ignore', full, 'pipe'] });
+  closeSync(full);
+  let err = '';
+  child.stderr!.on('data', (b: Buffer) => (err += b.toString()));
+  const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+  expect(code, err).toBe(0);
+  // the lines after the failure are counted, not retried
+  expect((JSON.parse(err.trim().split('\n').at(-1)!) as { dropped: number }).dropped).toBeGreaterThanOrEqual(10);
 });

@@ -8,7 +8,7 @@ import { chmodSync, lstatSync, mkdtempSync, readFileSync, symlinkSync, writeFile
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { adoptSavedSecrets, saveSecrets } from '../../src/config/saved-secrets.js';
+import { adoptSavedSecrets, forgetSuperseded, saveSecrets } from '../../src/config/saved-secrets.js';
 
 const ADMIN = 'a'.repeat(10) + 'b'.repeat(20);
 const JWT = 'c'.repeat(20) + 'd'.repeat(20);
@@ -32,8 +32,12 @@ describe('saved secrets', () => {
     own(path, `ADMIN_TOKEN=${ADMIN}\nJWT_SECRET=${JWT}\n`);
     const ROTATED = 'r'.repeat(40);
     const env: NodeJS.ProcessEnv = { JWT_SECRET: ROTATED };
-    expect(adoptSavedSecrets(env, path)).toEqual({ path, adopted: ['ADMIN_TOKEN'], refused: null, superseded: ['JWT_SECRET'] });
+    const saved = adoptSavedSecrets(env, path);
+    expect(saved).toEqual({ path, adopted: ['ADMIN_TOKEN'], refused: null, superseded: ['JWT_SECRET'] });
     expect(env).toEqual({ ADMIN_TOKEN: ADMIN, JWT_SECRET: ROTATED });
+    // nothing written before the configuration is taken: a start refused for a bad value lost the saved secret (review "diff14")
+    expect(readFileSync(path, 'utf8')).toContain(JWT);
+    expect(forgetSuperseded(saved, env)).toBeUndefined();
     expect(readFileSync(path, 'utf8')).toBe(`ADMIN_TOKEN=${ADMIN}\n`);
     expect(lstatSync(path).mode & 0o777).toBe(0o600);
     // the variable gone again: no old value to take back (the start generates a new one)
@@ -42,7 +46,9 @@ describe('saved secrets', () => {
     expect(later.JWT_SECRET).toBeUndefined();
     // the same value set as kept: the file stays as it is
     own(path, `ADMIN_TOKEN=${ADMIN}\nJWT_SECRET=${JWT}\n`);
-    expect(adoptSavedSecrets({ JWT_SECRET: JWT }, path).superseded).toEqual([]);
+    const same = adoptSavedSecrets({ JWT_SECRET: JWT }, path);
+    expect(same.superseded).toEqual([]);
+    expect(forgetSuperseded(same, {})).toBeUndefined();
     expect(readFileSync(path, 'utf8')).toContain(JWT);
   });
 

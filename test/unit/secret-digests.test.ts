@@ -57,19 +57,22 @@ describe('digests of the shared secrets', () => {
     expect((await agreement({ jwtSecretsAccepted: [admin] }, { adminToken: admin, adminTokensAccepted: [base.adminToken] })).map((d) => d[1])).toEqual(['differs']);
   });
 
-  it('remember the values a record drops, newest first and at most RETIRED_KEPT, and forget one taken back', () => {
-    const rec = { JWT_SECRET: 'new', JWT_SECRETS_ACCEPTED: 'old', ADMIN_TOKEN: 'a', ADMIN_TOKENS_ACCEPTED: '' };
-    // rolls one and two drop nothing; the last roll drops the old value
-    expect(retiredAfter({ JWT_SECRET: 'old' }, { JWT_SECRET: 'old', JWT_SECRETS_ACCEPTED: 'new' })).toEqual({});
-    expect(retiredAfter({ JWT_SECRET: 'old', JWT_SECRETS_ACCEPTED: 'new' }, rec)).toEqual({});
-    expect(retiredAfter(rec, { ...rec, JWT_SECRETS_ACCEPTED: '' })).toEqual({ JWT_SECRETS_RETIRED: 'old' });
+  it('remember the values a record drops that were its current one, newest first and at most RETIRED_KEPT, and forget one taken back', () => {
+    const J = 'JWT_SECRET', A = 'JWT_SECRETS_ACCEPTED', R = 'JWT_SECRETS_RETIRED', F = 'JWT_SECRETS_FORMER';
+    // the three rolls: the first drops nothing, the second makes old a former current value, the last drops it
+    expect(retiredAfter({ [J]: 'old' }, { [J]: 'old', [A]: 'new' })).toEqual({});
+    expect(retiredAfter({ [J]: 'old', [A]: 'new' }, { [J]: 'new', [A]: 'old' })).toEqual({ [F]: 'old' });
+    expect(retiredAfter({ [J]: 'new', [A]: 'old', [F]: 'old' }, { [J]: 'new', [A]: '' })).toEqual({ [R]: 'old' });
+    // a node of the settings before the first roll, started during it, drops a value never current:
+    // not retired, or every node of the first roll would be refused for it (review "diff14")
+    expect(retiredAfter({ [J]: 'old', [A]: 'new' }, { [J]: 'old', [A]: '' })).toEqual({});
     // a one-roll rotation (TIER_SECRETS_CHANGED) drops the current value
-    expect(retiredAfter({ ...rec, JWT_SECRETS_RETIRED: 'older' }, { ...rec, ADMIN_TOKEN: 'b' })).toEqual({ ADMIN_TOKENS_RETIRED: 'a' });
-    expect(retiredAfter({ JWT_SECRET: 'x', JWT_SECRETS_RETIRED: 'older' }, { JWT_SECRET: 'y' })).toEqual({ JWT_SECRETS_RETIRED: 'x,older' });
+    expect(retiredAfter({ [J]: 'x', [R]: 'older' }, { [J]: 'y' })).toEqual({ [R]: 'x,older', [F]: 'x' });
+    expect(retiredAfter({ ADMIN_TOKEN: 'a' }, { ADMIN_TOKEN: 'b' })).toEqual({ ADMIN_TOKENS_RETIRED: 'a', ADMIN_TOKENS_FORMER: 'a' });
     // taken back on purpose: no longer dropped
-    expect(retiredAfter({ JWT_SECRET: 'new', JWT_SECRETS_RETIRED: 'old,older' }, { JWT_SECRET: 'new', JWT_SECRETS_ACCEPTED: 'old' })).toEqual({ JWT_SECRETS_RETIRED: 'older' });
+    expect(retiredAfter({ [J]: 'new', [R]: 'old,older', [F]: 'old' }, { [J]: 'new', [A]: 'old' })).toEqual({ [R]: 'older' });
     const many = Array.from({ length: RETIRED_KEPT }, (_, i) => `r${i}`).join(',');
-    expect(retiredAfter({ JWT_SECRET: 'x', JWT_SECRETS_RETIRED: many }, { JWT_SECRET: 'y' }).JWT_SECRETS_RETIRED!.split(',')).toEqual(['x', ...many.split(',').slice(0, RETIRED_KEPT - 1)]);
+    expect(retiredAfter({ [J]: 'x', [R]: many }, { [J]: 'y' })[R]!.split(',')).toEqual(['x', ...many.split(',').slice(0, RETIRED_KEPT - 1)]);
   });
 
   it('name a value this node accepts that the record dropped, whatever else agrees', async () => {
