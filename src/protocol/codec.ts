@@ -14,7 +14,7 @@ import type { AppWireMessage } from '../../proto/app.js';
 import { ID_RULE, isValidId, isValidKey, type BusPayload } from '../../proto/subjects.js';
 import { ErrorCodes, type ErrorCode } from '../../proto/errors.js';
 import { ProtocolError } from '../errors.js';
-import { binAsBase64 } from './result-bin.js';
+import { binAsBase64, longBin } from './result-bin.js';
 import { cutText } from './well-formed.js';
 import { checkPlainMsgpack, MAX_DEPTH, RefusedValueError, type FrameFields } from './msgpack-scan.js';
 import { uintSize, writeUint } from './msgpack-uint.js';
@@ -270,7 +270,7 @@ export function paramsFit(v: unknown): boolean {
  */
 function resultValue(v: unknown): unknown {
   if (nestedFits(v, 2, 'result')) return v;
-  const long = longBin(v, 'r');
+  const long = longBin(v, 'r', BIN_MAX);
   // named as what the hub sent: "a string of at most 1024 characters" left a firmware team to work out 768 (review "msgpack")
   if (long !== null) fail(long, `must be a bin of at most ${BIN_MAX} bytes (passed on as base64 text, held to ${LIMITS.stringBytes} characters)`);
   const out = binAsBase64(v);
@@ -280,24 +280,6 @@ function resultValue(v: unknown): unknown {
 
 /** the longest bin whose base64 text fits a string's limit */
 const BIN_MAX = (LIMITS.stringBytes / 4) * 3;
-
-/** The path of the first bin in `v` longer than BIN_MAX, or null (depth is checked after). */
-function longBin(v: unknown, field: string): string | null {
-  if (v instanceof Uint8Array) return v.length > BIN_MAX ? field : null;
-  if (typeof v !== 'object' || v === null) return null;
-  if (Array.isArray(v)) {
-    for (let i = 0; i < v.length; i++) {
-      const at = longBin(v[i], `${field}[${i}]`);
-      if (at !== null) return at;
-    }
-    return null;
-  }
-  for (const key of Object.keys(v)) {
-    const at = longBin((v as Record<string, unknown>)[key], `${field}.${key}`);
-    if (at !== null) return at;
-  }
-  return null;
-}
 
 /** `top`: the frame level `field` itself is at, for the message; `scalars`: numbers finite and no bin (command params). */
 function checkNested(v: unknown, field: string, depth: number, top = depth, scalars = false): void {

@@ -11,3 +11,21 @@ export function binAsBase64(v: unknown): unknown {
   if (typeof v !== 'object' || v === null) return v;
   return Object.fromEntries(Object.keys(v).map((k) => [k, binAsBase64((v as Record<string, unknown>)[k])]));
 }
+
+/** The path of the first bin in `v` longer than `max` bytes, or null (the depth was bounded by the scanner). */
+export function longBin(v: unknown, field: string, max: number): string | null {
+  if (v instanceof Uint8Array) return v.length > max ? field : null;
+  if (typeof v !== 'object' || v === null) return null;
+  if (Array.isArray(v)) {
+    for (let i = 0; i < v.length; i++) {
+      const at = longBin(v[i], `${field}[${i}]`, max);
+      if (at !== null) return at;
+    }
+    return null;
+  }
+  for (const key of Object.keys(v)) {
+    const at = longBin((v as Record<string, unknown>)[key], `${field}.${key}`, max);
+    if (at !== null) return at;
+  }
+  return null;
+}
