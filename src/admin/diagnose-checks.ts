@@ -4,7 +4,7 @@
  */
 import { readdir, readFile } from 'node:fs/promises';
 import type { DataDisk } from './disk-metrics.js';
-import type { SecretDifference } from '../auth/secret-digests.js';
+import { acceptedSetting, type SecretDifference } from '../auth/secret-digests.js';
 import type { DiagnoseProbes, NodeRelease, RedisProbe } from '../ports/ports.js';
 import type { RulePoolStats } from '../rules/pool.js';
 import type { LoopLag } from '../transport/loop-lag.js';
@@ -193,7 +193,7 @@ export function sharedSecretsVerdict(recorded: boolean, differences: readonly Se
   const detail = differences.map((d) => d.detail).join('; ');
   const retired = differences.filter((d) => d.agreement === 'retired');
   if (retired.length > 0) {
-    const fields = retired.map((d) => (d.name === 'JWT_SECRET' ? 'JWT_SECRETS_ACCEPTED' : 'ADMIN_TOKENS_ACCEPTED')).join(' and ');
+    const fields = retired.map((d) => acceptedSetting(d.name)).join(' and ');
     return { verdict: 'fail', detail, hint: `a rotation's last roll, or a leak's, dropped that value and missed this node: restart it without it in ${fields} (README "Cluster secrets")` };
   }
   if (differences.some((d) => d.agreement === 'differs')) {

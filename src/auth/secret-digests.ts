@@ -44,6 +44,11 @@ export const TOKEN_SECRETS = [
   ['ADMIN_TOKEN', 'ADMIN_TOKENS_ACCEPTED', 'ADMIN_TOKENS_RETIRED', 'ADMIN_TOKENS_FORMER'],
 ] as const;
 
+/** The setting that lists the values accepted beside each token (`JWT_SECRETS_ACCEPTED`), for messages. */
+export function acceptedSetting(name: SharedSecret): string {
+  return TOKEN_SECRETS.find(([token]) => token === name)?.[1] ?? name;
+}
+
 /** Dropped values a record remembers per token, newest first: a rotation a quarter for two years. */
 export const RETIRED_KEPT = 8;
 

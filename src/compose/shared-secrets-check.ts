@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { compareDigests, retiredAfter, secretDigests, TOKEN_SECRETS, type SecretDifference, type SecretDigests } from '../auth/secret-digests.js';
+import { acceptedSetting, compareDigests, retiredAfter, secretDigests, TOKEN_SECRETS, type SecretDifference, type SecretDigests } from '../auth/secret-digests.js';
 import { ConfigError, type Config } from '../config/config.js';
 import type { Logger } from '../log/logger.js';
 import type { SecretRecord } from '../ports/secret-record/secret-record.js';
@@ -31,7 +31,7 @@ export async function checkSharedSecrets(record: SecretRecord, config: Secrets, 
     const names = retired.map((d) => d.name).join(', ');
     throw new ConfigError(
       `${names}: ${retired.map((d) => d.detail).join('. ')}. A rotation's old value, dropped by the other nodes, perhaps for a leak: ` +
-        `remove it from ${retired.map((d) => (d.name === 'JWT_SECRET' ? 'JWT_SECRETS_ACCEPTED' : 'ADMIN_TOKENS_ACCEPTED')).join(' and ')}; to take it back on purpose, start with TIER_SECRETS_CHANGED=${retired.map((d) => d.name).join(',')} (README "Cluster secrets")`,
+        `remove it from ${retired.map((d) => acceptedSetting(d.name)).join(' and ')}; to take it back on purpose, start with TIER_SECRETS_CHANGED=${retired.map((d) => d.name).join(',')} (README "Cluster secrets")`,
     );
   }
   const refused = differences.filter((d) => d.agreement === 'differs' && !changed.has(d.name));

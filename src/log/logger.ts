@@ -21,7 +21,7 @@ export function createLogger(level: string, bindings: Record<string, unknown> = 
  */
 export const LOG_BUFFER_MAX = 16 * 2 ** 20;
 
-const dropped = { lines: 0, bytes: 0 };
+const dropped = { lines: 0 };
 
 /** Lines dropped so far because stdout was not read (`tier_log_dropped_lines_total`). */
 export function droppedLogLines(): number {
@@ -34,10 +34,7 @@ const failed = new WeakSet<object>();
 /** stdout as pino's default writes it (asynchronously, retrying while the pipe is full), with its buffer bounded. */
 function stdoutDestination(): DestinationStream {
   const stream = pino.destination({ fd: process.stdout.fd ?? 1, sync: false, maxLength: LOG_BUFFER_MAX });
-  const drop = (data: unknown) => {
-    dropped.lines++;
-    dropped.bytes += typeof data === 'string' ? data.length : 0;
-  };
+  const drop = () => void dropped.lines++;
   stream.on('drop', drop);
   // pino gives up on a broken pipe only: EIO (the terminal of a SIGHUP gone) or ENOSPC (a full log
   // disk) went uncaught, then its exit hook retried the write for ever and the node never exited
@@ -46,7 +43,7 @@ function stdoutDestination(): DestinationStream {
     if (failed.has(stream)) return;
     failed.add(stream);
     const writable = stream as unknown as { write: (data: unknown) => boolean; flushSync: () => void; end: () => void };
-    writable.write = (data) => (drop(data), true);
+    writable.write = () => (drop(), true);
     writable.flushSync = () => {};
     writable.end = () => {};
   });

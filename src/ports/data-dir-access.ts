@@ -1,6 +1,6 @@
 import { accessSync, constants, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { DataStoreError } from './data-store-error.js';
+import { DataStoreError, processUid } from './data-store-error.js';
 
 /**
  * The store's own files, which it writes: LMDB's data and lock files, the node's lock. Not
@@ -37,9 +37,9 @@ export function unusableFile(path: string): DataStoreError | null {
       } catch {
         // said without its owner
       }
-      const user = typeof process.getuid === 'function' ? `uid ${process.getuid()}` : 'this user';
+      const uid = processUid();
       return new DataStoreError(
-        `DATA_DIR ${path}: ${name} cannot be read and written by this process (${code}: ${owner}the node runs as ${user}). Nothing was changed and nothing is damaged: give the directory's files to the node's user (chown -R ${typeof process.getuid === 'function' ? process.getuid() : '<user>'} ${path}), then start again`,
+        `DATA_DIR ${path}: ${name} cannot be read and written by this process (${code}: ${owner}the node runs as uid ${uid}). Nothing was changed and nothing is damaged: give the directory's files to the node's user (chown -R ${uid} ${path}), then start again`,
         path,
         { cause: err },
       );

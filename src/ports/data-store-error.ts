@@ -32,10 +32,14 @@ export function deniedAccess(err: unknown): boolean {
 
 /** A file the process may not use: said as the permission matter it is, never as damage to move aside (review "lifecycle"). */
 export function deniedError(dir: string, file: string, err: unknown): DataStoreError {
-  const uid = typeof process.getuid === 'function' ? String(process.getuid()) : '<user>';
   return new DataStoreError(
-    `DATA_DIR ${dir}: LMDB may not use ${file} (${(err as Error).message}): a permission matter, not damage. Nothing was changed: give the directory and its files to the node's user (chown -R ${uid} ${dir}), then start again`,
+    `DATA_DIR ${dir}: LMDB may not use ${file} (${(err as Error).message}): a permission matter, not damage. Nothing was changed: give the directory and its files to the node's user (chown -R ${processUid()} ${dir}), then start again`,
     dir,
     { cause: err },
   );
+}
+
+/** The user id this process runs as, for a `chown` the operator may copy ('<user>' where there is none). */
+export function processUid(): string {
+  return typeof process.getuid === 'function' ? String(process.getuid()) : '<user>';
 }
