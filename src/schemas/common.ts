@@ -136,7 +136,7 @@ const paramsKind = customKind<Record<string, unknown>>(
 
 /** Free-form command parameters, passed to the hub as they are. */
 export const Params = (description: string) =>
-  paramsKind(Type.Object({}, { additionalProperties: true, description: `${description}. Any JSON values (numbers finite, integers within ±(2^53 − 1); no binary in msgpack), nested at most ${LIMITS.depth - 1} levels (the hub's frame holding them is the first of its ${LIMITS.depth}); keys of 1 to ${LIMITS.idLength} characters, strings of at most ${LIMITS.stringBytes} (PROTOCOL.md §1); no key \`__proto__\` at any depth` }));
+  paramsKind(Type.Object({}, { additionalProperties: true, description: `${description}. Any JSON values (numbers finite, no integer a JSON parser would round; no binary in msgpack), nested at most ${LIMITS.depth - 1} levels (the hub's frame holding them is the first of its ${LIMITS.depth}); keys of 1 to ${LIMITS.idLength} characters, strings of at most ${LIMITS.stringBytes} (PROTOCOL.md §1); no key \`__proto__\` at any depth` }));
 
 /** A key refused when present (the other form of a body has it); the message says why. */
 export const Forbidden = (why: string) => Type.Optional(Type.Never({ description: `not allowed here: ${why}`, errorMessage: why }));

@@ -1,14 +1,16 @@
 /**
  * What a cluster recorded of the secrets its nodes must share (JWT_SECRET, ADMIN_TOKEN, the
- * TIER_SECRET_KEY ids): digests and key ids only, never a secret, so a node started with another
- * secret is refused instead of joining and refusing 1/N of tokens and hubs
+ * TIER_SECRET_KEY ids), and of the token values its rotations dropped: digests and key ids only,
+ * never a secret, so a node started with another secret, or still accepting a dropped one, is
+ * refused instead of joining and refusing 1/N of tokens and hubs (or letting a dropped one in)
  * (src/compose/shared-secrets-check.ts). One record per cluster (Redis key prefix).
  *
  * - `salt` answers the record's salt; the first caller's `fresh` becomes it, later calls answer it
  *   unchanged: of racing first callers exactly one salt wins and all of them are told that one.
  * - `claim` sets each field not set yet to the given value (first writer wins per field) and
  *   answers every field as recorded after it.
- * - `replace` overwrites the given fields (a rotation declared, or the key ids of a node accepted).
+ * - `replace` overwrites the given fields (a rotation declared, the key ids of a node accepted, the
+ *   values dropped).
  * - `read` answers every field; an empty record is `{}`. Any backend failure rejects the call.
  */
 export interface SecretRecord {
