@@ -47,7 +47,7 @@ export interface RedisClientOptions {
   maxBackoffMs?: number;
   /** told of every call: a command alone, or a whole pipeline or MULTI (not each command in it) */
   observe?: CallObserver;
-  /** files for a `rediss://` URL; read when the client is made (a rotated certificate takes a restart) */
+  /** files for a `rediss://` URL; read again at each connect, so a rotated certificate is used at the next reconnect */
   tls?: RedisTlsFiles | undefined;
   /** the connection serves BullMQ, which reads INFO: a user that may not, or a server without it, is refused at connect */
   needsInfo?: boolean;
@@ -85,7 +85,7 @@ export async function connectRedis(url: string, options: RedisClientOptions): Pr
         }
       : { enableOfflineQueue: true, maxRetriesPerRequest: null }),
   };
-  const tls = tlsSettings(url, options.tls);
+  const tls = tlsSettings(url, options.tls, log);
   if (tls !== undefined) settings.tls = tls;
   const client = new Redis(url, settings);
   if (options.observe) observeCalls(client, options.observe);
@@ -281,11 +281,27 @@ function connectFailure(err: Error, url: string, clientCert: boolean): string {
 /**
  * ioredis' TLS options from REDIS_TLS_* files, undefined when none is given. A file given with a
  * `redis://` URL is refused: it would be ignored, and the connection sent in plaintext.
+ * ioredis copies `tls` into each new socket's options, so each field is a getter that reads its
+ * file again: a rotated certificate, key or CA is used from the next reconnect on, without a
+ * restart. A file that cannot be read then (half-way through a rotation) keeps its last contents.
  */
-function tlsSettings(url: string, files: RedisTlsFiles | undefined): RedisOptions['tls'] {
+export function tlsSettings(url: string, files: RedisTlsFiles | undefined, log: Logger): RedisOptions['tls'] {
   if (files === undefined || (files.caFile === undefined && files.certFile === undefined && files.keyFile === undefined)) return undefined;
   if (!/^rediss:/i.test(url)) throw new ConfigError(`REDIS_TLS_*: TLS files need a rediss:// URL, got ${redactUrl(url)}`);
-  const read = (path: string | undefined) => (path === undefined ? undefined : readFileSync(path));
-  const [ca, cert, key] = [read(files.caFile), read(files.certFile), read(files.keyFile)];
-  return { ...(ca ? { ca } : {}), ...(cert ? { cert } : {}), ...(key ? { key } : {}) };
+  const tls = {};
+  for (const [field, path] of [['ca', files.caFile], ['cert', files.certFile], ['key', files.keyFile]] as const) {
+    if (path === undefined) continue;
+    // read now too: a file missing at start fails the start
+    let last = readFileSync(path);
+    const get = (): Buffer => {
+      try {
+        last = readFileSync(path);
+      } catch (err) {
+        log.warn({ err: (err as Error).message, file: path }, 'redis TLS file unreadable at reconnect; its last contents are used');
+      }
+      return last;
+    };
+    Object.defineProperty(tls, field, { enumerable: true, get });
+  }
+  return tls;
 }

@@ -8,7 +8,8 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort, requireServer, start, startNats, startNode, startRedis, uniquePrefix, ExitedError, type Backend, type NodeProc } from '../../load/harness/index.js';
-import { rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { api, scriptArgs } from '../helpers/server-process.js';
 import { makeNatsOperator, makeTestPki } from '../helpers/test-pki.js';
@@ -115,6 +116,44 @@ describe('backends that require credentials', { timeout: 90_000 }, () => {
     } finally {
       await mtls.stop();
       rmSync(pki.dir, { recursive: true, force: true });
+    }
+  });
+
+  it('rotated REDIS_TLS_* files (a new CA, client certificate and key) are used at the next reconnect, without a restart', async ({ signal }) => {
+    const [before, after] = [makeTestPki(), makeTestPki()];
+    const mounted = mkdtempSync(join(tmpdir(), 'hubtier-redis-tls-'));
+    const files = { ca: join(mounted, 'ca.crt'), cert: join(mounted, 'tls.crt'), key: join(mounted, 'tls.key') };
+    // as a Secret's volume does: every file replaced with the next one's
+    const mount = (pki: typeof before) => {
+      for (const [to, from] of [[files.ca, pki.ca], [files.cert, pki.clientCert], [files.key, pki.clientKey]] as const) copyFileSync(from, to);
+    };
+    const port = await freePort();
+    // each PKI's server trusts only its own CA: the node gets back only with the new files
+    const serve = async (pki: typeof before) => {
+      const server = start(requireServer('redis-server'), [
+        '--port', '0', '--tls-port', String(port), '--bind', '127.0.0.1', '--tls-cert-file', pki.serverCert, '--tls-key-file', pki.serverKey,
+        '--tls-ca-cert-file', pki.ca, '--tls-auth-clients', 'yes', '--save', '', '--appendonly', 'no',
+      ]);
+      await server.waitLine((l) => /Ready to accept connections/.test(l));
+      return server;
+    };
+    mount(before);
+    let server = await serve(before);
+    try {
+      const env = { NATS_URL: natsUrl(NATS_PASS), REDIS_URL: `rediss://127.0.0.1:${port}`, REDIS_TLS_CA_FILE: files.ca, REDIS_TLS_CERT_FILE: files.cert, REDIS_TLS_KEY_FILE: files.key, TIER_REDIS_PREFIX: uniquePrefix(), LOG_LEVEL: 'info' };
+      const node = await startNode({ env, measured: false });
+      started.push(node);
+      await server.stop();
+      mount(after);
+      server = await serve(after);
+      await eventually(signal, 'redis back with the rotated files', async () => {
+        const r = await api(node.adminUrl, 'GET', '/readyz', undefined);
+        return (r.body as { backendsUp?: { redis?: boolean } }).backendsUp?.redis === true ? true : undefined;
+      });
+      expect((await api(node.httpUrl, 'POST', '/v1/admin/hubs', node.adminToken, { hubId: 'rotated-tls-hub', homeId: 'home-rotated-tls' })).status).toBe(201);
+    } finally {
+      await server.stop();
+      for (const dir of [before.dir, after.dir, mounted]) rmSync(dir, { recursive: true, force: true });
     }
   });
 
