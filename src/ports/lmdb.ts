@@ -9,7 +9,7 @@
  * the promise resolves before the fsync, so a write that must survive a power loss goes through
  * `written()`. With `sync: 'os'` the OS writes the pages when it chooses.
  */
-import { accessSync, constants, renameSync, rmSync } from 'node:fs';
+import { accessSync, chmodSync, constants, existsSync, renameSync, rmSync } from 'node:fs';
 import { makeDirs } from './make-dirs.js';
 import { join, resolve } from 'node:path';
 import { open, type Database, type RootDatabase } from 'lmdb';
@@ -112,6 +112,18 @@ export interface DataStore {
 }
 
 /**
+ * Opens an LMDB file, making it (and its lock file) the owner's alone when this opening made it:
+ * LMDB makes them 0664 less the umask, readable by all in a DATA_DIR the node did not make (its own
+ * is 0700). An existing file keeps the mode it was given.
+ */
+function openOwned(file: string, settings: Omit<NonNullable<Parameters<typeof open>[0]>, 'path'>): RootDatabase {
+  const made = !existsSync(file);
+  const env = open({ ...settings, path: file });
+  if (made) for (const f of [file, `${file}-lock`]) if (existsSync(f)) chmodSync(f, 0o600);
+  return env;
+}
+
+/**
  * Opens (creating if needed) the store in `dir`. Refuses with a DataStoreError naming the path:
  * a directory that cannot be created or written, one held by another live process (dir-lock.ts), a
  * store written by another layout version, and a file LMDB cannot read (corrupt or truncated).
@@ -148,8 +160,7 @@ export function openDataStore(dir: string, options: DataStoreOptions = {}): Data
     } catch (err) {
       throw err instanceof DataStoreError || writeFailed(err) ? err : corrupt(path, err);
     }
-    root = open({
-      path: join(path, FILE),
+    root = openOwned(join(path, FILE), {
       maxDbs: 32,
       mapSize: options.mapSize ?? 4 * 1024 ** 3,
       noSync: options.sync === 'os',
@@ -198,7 +209,7 @@ export function openDataStore(dir: string, options: DataStoreOptions = {}): Data
         }
         // flushed as the main file is: unflushed, its dirty pages went to disk in the kernel's
         // writeback bursts, which held up the main file's flushes and so the acks (BENCHMARKS.md)
-        env = open({ path: file, maxDbs: 8, mapSize: options.mapSize ?? 4 * 1024 ** 3, noSync: options.sync === 'os', encoding: 'msgpack' });
+        env = openOwned(file, { maxDbs: 8, mapSize: options.mapSize ?? 4 * 1024 ** 3, noSync: options.sync === 'os', encoding: 'msgpack' });
         sides.set(name, env);
         watched.push(watchCommits(env, onFailure));
         // its acknowledged events would go on into a deleted file (freeing disk space by hand, say)

@@ -4,7 +4,7 @@
  * the file: a garbage file crashed the process with a segfault before this check).
  */
 import { spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -32,6 +32,22 @@ const refusal = (d: string): DataStoreError => {
 };
 
 describe('openDataStore', () => {
+  it("makes its files the owner's alone in a directory it did not make, and leaves an existing file's mode", () => {
+    const d = dir();
+    chmodSync(d, 0o755);
+    const a = open(d);
+    a.side('events');
+    const modes = () => Object.fromEntries(readdirSync(d).filter((f) => f.includes('.mdb')).map((f) => [f, statSync(join(d, f)).mode & 0o777]));
+    expect(modes()).toEqual({ 'hubtier.mdb': 0o600, 'hubtier.mdb-lock': 0o600, 'events.mdb': 0o600, 'events.mdb-lock': 0o600 });
+    // an operator's choice for a store it had (a backup agent of the group, say) stays
+    chmodSync(join(d, 'hubtier.mdb'), 0o640);
+    return a.close().then(() => {
+      stores.splice(stores.indexOf(a), 1);
+      open(d);
+      expect(statSync(join(d, 'hubtier.mdb')).mode & 0o777).toBe(0o640);
+    });
+  });
+
   it('creates the directory, keeps what was committed across a close, and takes one owner at a time', async () => {
     const d = join(dir(), 'nested', 'data');
     const a = open(d);
