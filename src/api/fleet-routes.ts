@@ -177,8 +177,7 @@ export function mountFleetApi(app: TemplatedApp, deps: FleetApiDeps): void {
         const hubId = (what.hubId = parseId(call.params[0], 'hubId'));
         const before = await fleet.get(hubId).catch(() => null);
         if (before) what.homeId = before.homeId;
-        const { closed } = await fleet.remove(hubId);
-        const reply: Static<typeof DeleteHubReply> = { ok: true, hubId, closed };
+        const reply: Static<typeof DeleteHubReply> = { ok: true, hubId, ...(await fleet.remove(hubId)) };
         return { status: 200, body: reply };
       });
     },

@@ -20,9 +20,10 @@ import type { Bus } from '../ports/bus/bus.js';
 import type { Directory, HubLocation } from '../ports/directory/directory.js';
 import type { HubInfo, HubLabels, HubPatch, HubQuery, HubRecord, HubRegistry } from '../ports/hub-registry/hub-registry.js';
 import type { RuleStore } from '../ports/rule-store/rule-store.js';
-import type { EventHistory } from '../ports/history/history.js';
 import type { ShadowStore } from '../ports/shadow-store/shadow-store.js';
-import type { BatchItem, BatchResult, FleetHub, HomeHub, MoveReply } from '../schemas/fleet.js';
+import type { BatchItem, BatchResult, FleetHub, HomeHub, MoveReply, Named as NamedSchema } from '../schemas/fleet.js';
+
+type Named = Static<typeof NamedSchema>;
 
 /** Hubs of a home per read of its index, and all that `listHome` shows (a home is not a fleet); the export and erasure page past it. */
 export const MAX_HOME_HUBS = 1_000;
@@ -35,8 +36,6 @@ export interface FleetDeps {
   directory: Directory;
   shadows: ShadowStore;
   rules: RuleStore;
-  /** the event history: a deleted hub's events go with its home's (the history is kept per home) */
-  history?: EventHistory | undefined;
   /**
    * A hub's event into its home's history and onto the bus, as its sessions publish theirs
    * (src/actors/event-publisher.ts; `epoch`: the session's, 0 for none): a hub leaving a home says
@@ -213,9 +212,15 @@ export class Fleet {
       this.left(hubId, from, 'moved', loc);
       await this.arrived(hubId, homeId);
     }
-    const [rules, scenes] = await Promise.all([this.deps.rules.listRules(from), this.deps.rules.listScenes(from)]);
-    const naming = (items: Array<{ id: string; name: string }>) => items.filter((i) => from !== homeId && namesHub(i, hubId)).map((i) => ({ id: i.id, name: i.name }));
-    return { hub: (await this.views([hub]))[0]!, from, desiredCleared, rules: naming(rules), scenes: naming(scenes) };
+    const naming = from !== homeId ? await this.naming(from, hubId) : { rules: [], scenes: [] };
+    return { hub: (await this.views([hub]))[0]!, from, desiredCleared, ...naming };
+  }
+
+  /** The rules and scenes of `homeId` that name the hub: a move or a delete leaves them as they are, and says so. */
+  private async naming(homeId: string, hubId: string): Promise<{ rules: Named[]; scenes: Named[] }> {
+    const [rules, scenes] = await Promise.all([this.deps.rules.listRules(homeId), this.deps.rules.listScenes(homeId)]);
+    const naming = (items: Array<{ id: string; name: string }>) => items.filter((i) => namesHub(i, hubId)).map((i) => ({ id: i.id, name: i.name }));
+    return { rules: naming(rules), scenes: naming(scenes) };
   }
 
   /**
@@ -236,16 +241,16 @@ export class Fleet {
 
   /**
    * Deletes a hub: the record first (no new session, no command), then its session is closed
-   * wherever it is, then its shadow once the session let go of it (bounded wait), then its home's
-   * event history (kept per home, not per hub), whose next event is the hub's `removed`: apps
-   * subscribed get it live, an app recovering from before it gets it when it was the last thing
-   * it missed, else `too_old` and a reload.
+   * wherever it is, then its shadow once the session let go of it (bounded wait); its home's next
+   * event is the hub's `removed`. The home's event history is left as a move leaves it: it holds
+   * the other hubs' acknowledged events too (until 2026-12-07 a delete emptied it, losing them:
+   * review "entities"); the hub's own past events age out with it, or go with a home's erasure.
    */
-  remove(hubId: string, waitMs = 2_000): Promise<{ closed: boolean }> {
+  remove(hubId: string, waitMs = 2_000): Promise<{ closed: boolean; rules: Named[]; scenes: Named[] }> {
     return this.changing.run(hubId, () => this.removeNow(hubId, waitMs));
   }
 
-  private async removeNow(hubId: string, waitMs: number): Promise<{ closed: boolean }> {
+  private async removeNow(hubId: string, waitMs: number): Promise<{ closed: boolean; rules: Named[]; scenes: Named[] }> {
     const loc = await this.deps.directory.lookup(hubId);
     const record = await this.deps.registry.get(hubId);
     if (!record || !(await this.deps.registry.remove(hubId))) throw notFound(hubId);
@@ -253,9 +258,8 @@ export class Fleet {
     this.closeSession(hubId, 'hub_disabled');
     if (loc !== null) await this.released(hubId, loc, waitMs);
     await this.deps.shadows.remove(hubId);
-    await this.deps.history?.remove(record.homeId);
     this.left(hubId, record.homeId, 'deleted', loc);
-    return { closed: loc !== null };
+    return { closed: loc !== null, ...(await this.naming(record.homeId, hubId)) };
   }
 
   /**

@@ -84,7 +84,7 @@ export async function fleetParts<S extends HeldHub>(config: Config, ports: Ports
         metrics: held?.metrics,
       })
     : null;
-  const fleet = new Fleet({ registry: ports.registry, bus: ports.bus, notices, directory: ports.directory, shadows: ports.shadows, rules: ports.rules, history: ports.history, publishEvent, box, log: fleetLog });
+  const fleet = new Fleet({ registry: ports.registry, bus: ports.bus, notices, directory: ports.directory, shadows: ports.shadows, rules: ports.rules, publishEvent, box, log: fleetLog });
   const stopWatching = watchHubChanges(ports.bus, ports.registry, fleetLog, reconciler ? (hubId) => void reconciler.hub(hubId) : undefined);
   const reconcileHeard = reconciler ? ports.bus.subscribe(subjects.fleetReconcile, () => void reconciler.all('notice')) : null;
   const reconnects = ports.link?.onReconnect((downSince) => {

@@ -24,8 +24,11 @@ export interface DryRunReport {
   passed: boolean;
   conditions: ConditionReport[];
   error: string | null;
-  /** what it would do, scenes expanded to their commands */
-  actions: Array<PlannedAction | { type: 'scene'; scene: string; commands: SceneCommand[] | null; problem?: string }>;
+  /**
+   * what it would do, scenes expanded to their commands; `problem`: why an action would fail at run
+   * time (no such scene, a hub not in the home: deleted or moved out since the rule was saved)
+   */
+  actions: Array<(PlannedAction & { problem?: string }) | { type: 'scene'; scene: string; commands: SceneCommand[] | null; problem?: string }>;
   /** why it would not run now although it matched: disabled, suspended, cooldown */
   blockedBy: string[];
   wouldRun: boolean;
@@ -73,15 +76,20 @@ export async function dryRun(deps: DryRunDeps, homeId: string, ruleId: string, e
   const o = result.outcomes[0];
   if (!o) throw new TierError('internal', 'the worker returned no outcome');
   const actions: DryRunReport['actions'] = [];
+  // the run refuses a hub outside the home (`forbidden`): said here too, not `wouldRun` alone (review "entities")
+  const outside = async (hubs: string[]): Promise<string | undefined> => {
+    for (const hub of hubs) if (!(await deps.scope.contains(hub, homeId))) return `hub ${hub} is not in the home`;
+    return undefined;
+  };
   for (const a of o.actions) {
     if (a.type !== 'scene') {
-      actions.push(a);
+      const problem = a.type === 'command' || a.type === 'desired' ? await outside([a.hub]) : undefined;
+      actions.push(problem === undefined ? a : { ...a, problem });
       continue;
     }
     const scene = await store.getScene(homeId, a.scene);
-    if (!scene) actions.push({ type: 'scene', scene: a.scene, commands: null, problem: 'no such scene' });
-    else if (!scene.enabled) actions.push({ type: 'scene', scene: a.scene, commands: scene.commands, problem: 'scene is disabled' });
-    else actions.push({ type: 'scene', scene: a.scene, commands: scene.commands });
+    const problem = !scene ? 'no such scene' : !scene.enabled ? 'scene is disabled' : await outside(scene.commands.map((c) => c.hub));
+    actions.push({ type: 'scene', scene: a.scene, commands: scene?.commands ?? null, ...(problem === undefined ? {} : { problem }) });
   }
   const blockedBy: string[] = [...(rule.enabled ? [] : ['disabled']), ...deps.guard.blockedBy(rule)];
   const matched = o.triggered && o.passed;

@@ -108,7 +108,7 @@ export const MoveRequest = Type.Object(
   { title: 'MoveRequest', description: 'Where the hub goes', examples: [{ homeId: 'home-43' }, { homeId: 'home-43', keepDesired: true }] },
 );
 
-const Named = Type.Object({ id: Type.String({ description: 'its id' }), name: Type.String({ description: 'its name' }) }, { description: 'a rule or scene' });
+export const Named = Type.Object({ id: Type.String({ description: 'its id' }), name: Type.String({ description: 'its name' }) }, { description: 'a rule or scene' });
 
 export const MoveReply = Type.Object(
   {
@@ -126,8 +126,18 @@ export const MoveReply = Type.Object(
 );
 
 export const DeleteHubReply = Type.Object(
-  { ok: Type.Literal(true, { description: 'deleted' }), hubId: Id('the hub'), closed: Type.Boolean({ description: 'a live session was told to close' }) },
-  { title: 'DeleteHubReply', description: 'The hub, its shadow and its session are gone', examples: [{ ok: true, hubId: 'hub-7', closed: true }] },
+  {
+    ok: Type.Literal(true, { description: 'deleted' }),
+    hubId: Id('the hub'),
+    closed: Type.Boolean({ description: 'a live session was told to close' }),
+    rules: Type.Array(Named, { description: 'rules of its home that name the hub: left unchanged, they no longer reach it (rewrite or delete them)' }),
+    scenes: Type.Array(Named, { description: 'scenes of its home that name the hub: left unchanged, they no longer reach it' }),
+  },
+  {
+    title: 'DeleteHubReply',
+    description: "The hub, its shadow and its session are gone (its home's event history is kept), and what of its home still names it",
+    examples: [{ ok: true, hubId: 'hub-7', closed: true, rules: [{ id: 'r1a2b3', name: 'Hall light at night' }], scenes: [] }],
+  },
 );
 
 export const RotateRequest = Type.Object(

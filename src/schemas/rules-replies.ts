@@ -203,7 +203,7 @@ export const DryRun = Type.Object(
     ),
     error: nullable(Type.String(), 'a compile or evaluation failure, null if none'),
     actions: Type.Array(
-      Type.Object({ type: Type.String({ description: 'the action type' }) }, { additionalProperties: true, description: 'an action with its templates filled in; a scene also lists its commands' }),
+      Type.Object({ type: Type.String({ description: 'the action type' }) }, { additionalProperties: true, description: 'an action with its templates filled in; a scene also lists its commands. `problem`: why it would fail at run time (`no such scene`, `scene is disabled`, `hub <id> is not in the home`)' }),
       { description: 'what the rule would do now (empty when it would not match)' },
     ),
     blockedBy: Type.Array(Type.String({ enum: ['disabled', 'suspended', 'cooldown'] }), { description: 'why it would not run now although it matched' }),

@@ -172,7 +172,7 @@ function fleetSteps(mode: string, nodes: () => ServerProcess[], rawStore: () => 
     const id = `${p}f-0004`;
     const c = hub(0, id);
     await c.connect();
-    expect((await admin(1, 'DELETE', `/v1/admin/hubs/${id}`)).body).toEqual({ ok: true, hubId: id, closed: true });
+    expect((await admin(1, 'DELETE', `/v1/admin/hubs/${id}`)).body).toEqual({ ok: true, hubId: id, closed: true, rules: [], scenes: [] });
     expect((await c.closed).code).toBe(4006);
     expect((await admin(2, 'GET', `/v1/admin/hubs?prefix=${id}`)).body.hubs).toEqual([]);
     await expect(hub(2, id).connect()).rejects.toMatchObject({ code: 'unknown_hub' });

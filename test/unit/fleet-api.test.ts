@@ -13,6 +13,7 @@ import { startInProcessNode, type InProcessNode } from '../helpers/in-process-no
 import type { Ports } from '../../src/ports/ports.js';
 import { api } from '../helpers/server-process.js';
 import { AppSocket } from '../helpers/app-socket.js';
+import { decodeValue } from '../../src/protocol/codec.js';
 
 const ADMIN = 'fleet-admin-token-0123456789';
 
@@ -311,21 +312,46 @@ describe('disable, move, delete', () => {
     for (const e of alices) expect(e).not.toHaveProperty('from');
   });
 
-  it('deleting removes record, shadow, session and the home\'s event history; the hub is unknown afterwards', async () => {
+  it("deleting removes record, shadow and session, keeps the home's events (the other hubs' too), names the rules left naming it; the hub is unknown afterwards", async () => {
     const hub = await provision('del-home');
+    const other = await provision('del-home');
     const c = await online(hub);
+    const kept = await online(other);
     await c.devices({ j: [{ d: 'lamp', k: 'switch' }], f: true });
+    await kept.devices({ j: [{ d: 'leak', k: 'sensor.water' }], f: true });
+    await kept.report({ leak: { wet: true } });
+    const scene = await admin('POST', '/v1/homes/del-home/scenes', { name: 'Lamp off', commands: [{ hub: hub.hubId, device: 'lamp', set: { on: false } }] });
+    expect(scene.status).toBe(201);
+    const rule = await admin('POST', '/v1/homes/del-home/rules', {
+      name: 'Lamp on a leak',
+      triggers: [{ type: 'state', hub: other.hubId, device: 'leak', attr: 'wet' }],
+      actions: [
+        { type: 'command', hub: hub.hubId, device: 'lamp', set: { on: true } },
+        { type: 'scene', scene: scene.body.scene.id },
+      ],
+    });
+    expect(rule.status).toBe(201);
     expect(Object.keys(await ports.shadows.load(hub.hubId))).toEqual(['lamp']);
     const history = ports.history!;
     const before = await history.position('del-home');
     expect(before.offset).toBeGreaterThan(0);
     const res = await admin('DELETE', `/v1/admin/hubs/${hub.hubId}`);
-    expect(res.body).toEqual({ ok: true, hubId: hub.hubId, closed: true });
+    expect(res.body).toEqual({ ok: true, hubId: hub.hubId, closed: true, rules: [{ id: rule.body.rule.id, name: 'Lamp on a leak' }], scenes: [{ id: scene.body.scene.id, name: 'Lamp off' }] });
     expect(await c.closed).toMatchObject({ code: 4006 });
     expect(await ports.shadows.load(hub.hubId)).toEqual({});
-    // the events it made are gone: a position from before them can no longer recover
+    // every acknowledged event of the home is still read from its first position, then the hub's `removed`
+    // (until 2026-12-07 a delete emptied the home's history: the other hub's leak went with it)
     const read = await history.read('del-home', { epoch: before.epoch, offset: 0 }, Number.MAX_SAFE_INTEGER, 1000);
-    expect(read).toMatchObject({ ok: false, reason: 'too_old' });
+    expect(read.ok).toBe(true);
+    const events = read.ok ? read.entries.map((e) => decodeValue(e.data) as { kind: string; hub: string }) : [];
+    expect(events.filter((e) => e.hub === other.hubId && e.kind === 'state')).toHaveLength(1);
+    expect(events.at(-1)).toMatchObject({ kind: 'removed', hub: hub.hubId });
+    // a dry run says the command would fail, as the run refuses it
+    const dry = await admin('POST', `/v1/homes/del-home/rules/${rule.body.rule.id}/test`, { event: { kind: 'state', hub: other.hubId, device: 'leak', attrs: { wet: true } } });
+    expect(dry.body.test.actions).toEqual([
+      expect.objectContaining({ type: 'command', hub: hub.hubId, problem: `hub ${hub.hubId} is not in the home` }),
+      expect.objectContaining({ type: 'scene', problem: `hub ${hub.hubId} is not in the home` }),
+    ]);
     expect((await admin('GET', `/v1/hubs/${hub.hubId}`)).status).toBe(404);
     await expect(c.connect()).rejects.toMatchObject({ code: 'unknown_hub' });
     expect((await admin('DELETE', `/v1/admin/hubs/${hub.hubId}`)).status).toBe(404);
