@@ -109,9 +109,12 @@ export type HubEvent =
    * `attrs`: what the hub reported (repeated values included); `prev`: the value before this report
    * of each attribute of `attrs` it changed, `null` when the device had none (its first report of
    * it). An attribute of `attrs` not in `prev` kept its value. Absent in events stored before it existed.
+   * `src` (state and device events): the hub frame it came from, `<boot tag>.<s>`; the same when the
+   * hub resends that frame after a failover, when the event may be stored again at a new offset:
+   * hub, device and `src` tell such a second copy. Absent in events stored before 2026-12-07.
    */
-  | { kind: 'state'; home: string; hub: string; device: string; attrs: Attrs; version: number; ts: number; prev?: Attrs }
-  | { kind: 'event'; home: string; hub: string; device: string; event: string; params?: Attrs; ts: number }
+  | { kind: 'state'; home: string; hub: string; device: string; attrs: Attrs; version: number; ts: number; src?: string; prev?: Attrs }
+  | { kind: 'event'; home: string; hub: string; device: string; event: string; params?: Attrs; ts: number; src?: string }
   /** published only when the hub's list changed what is stored (not for one sent again as it is) */
   | { kind: 'devices'; home: string; hub: string; joined: DeviceInfo[]; left: string[]; ts: number }
   | { kind: 'online'; home: string; hub: string; node: string; ts: number }

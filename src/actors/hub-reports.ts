@@ -1,3 +1,5 @@
+// Over 400 lines: one session's reported side; its cache, sequence numbers and acknowledgements
+// share one state (the device lists' handling is the next to move out).
 import type { ErrorCode } from '../../proto/errors.js';
 import {
   FrameType,
@@ -29,6 +31,7 @@ import { checkReport, DEFAULT_HUB_LIMITS, deviceBytes, setsNothing, shadowBytes,
 import { tableDelete, tableGet, tableIds, tableSet, tableSize, type DeviceTable } from './device-table.js';
 import { cached, coldHas, desiredVersion, nextReportedVersion, NO_COLD_DEVICES, packDevices, setDesiredVersion, unpackDevices, type CachedAttrs } from './cold-devices.js';
 import type { Packable } from './shadow-packer.js';
+import { bootTag } from './event-source.js';
 import type { HubSessionDeps, SessionState } from './hub-deps.js';
 
 /** What the reported side needs of its session. */
@@ -61,6 +64,8 @@ export class HubReports implements CursorListener, Packable {
   /** the estimated bytes of the reported side (see HubLimits) */
   private shadowBytes = 0;
   private boot = '';
+  /** the boot id's tag in events' `src` (event-source.ts) */
+  private bootTag = '';
   /** last sequence number accepted (-1: none for this boot); its writes may still be in flight */
   private lastSeq = -1;
   /** last sequence number acknowledged to the hub: stored */
@@ -124,6 +129,7 @@ export class HubReports implements CursorListener, Packable {
     this.reported = reported;
     this.shadowBytes = shadowBytes(reported);
     this.boot = boot;
+    this.bootTag = bootTag(boot);
     // -1: nothing accepted for this boot yet, so a first frame with `s: 0` is new, not a duplicate
     this.lastSeq = cursor !== null && cursor.boot === boot ? cursor.seq : -1;
     this.ackedSeq = this.lastSeq;
@@ -297,7 +303,7 @@ export class HubReports implements CursorListener, Packable {
       const version = nextReportedVersion(reported);
       if (later) later.set(deviceId, reportedSide(copyAttrs(reported), version, now));
       else this.deps.shadows.writeReported(hubId, deviceId, reportedSide(reported, version, now), epoch);
-      const event: AppEventMessage = { op: 'evt', kind: 'state', home: homeId, hub: hubId, device: deviceId, attrs, version, ts: frame.ts ?? now, prev };
+      const event: AppEventMessage = { op: 'evt', kind: 'state', home: homeId, hub: hubId, device: deviceId, attrs, version, ts: frame.ts ?? now, src: `${this.bootTag}.${frame.s}`, prev };
       if (tracing === null) this.deps.publishEvent(event, this.host.epoch);
       else step = this.publishTraced(tracing, event, 'report', step, queued);
     }
@@ -323,7 +329,7 @@ export class HubReports implements CursorListener, Packable {
   /** A device event: acknowledged once the history holding it is stored (the shadow does not hold it). */
   event(frame: EventFrame, queued?: number): void | Promise<void> {
     if (!this.accept(frame.s)) return;
-    const event: AppEventMessage = { op: 'evt', kind: 'event', home: this.host.homeId, hub: this.host.hubId, device: frame.d, event: frame.e, params: frame.p, ts: frame.ts ?? Date.now() };
+    const event: AppEventMessage = { op: 'evt', kind: 'event', home: this.host.homeId, hub: this.host.hubId, device: frame.d, event: frame.e, params: frame.p, ts: frame.ts ?? Date.now(), src: `${this.bootTag}.${frame.s}` };
     if (tracing === null) this.deps.publishEvent(event, this.host.epoch);
     else {
       const step = this.publishTraced(tracing, event, 'event', undefined, queued);

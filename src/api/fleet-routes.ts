@@ -177,7 +177,8 @@ export function mountFleetApi(app: TemplatedApp, deps: FleetApiDeps): void {
         const hubId = (what.hubId = parseId(call.params[0], 'hubId'));
         const before = await fleet.get(hubId).catch(() => null);
         if (before) what.homeId = before.homeId;
-        const reply: Static<typeof DeleteHubReply> = { ok: true, hubId, ...(await fleet.remove(hubId)) };
+        const { closed, homeId } = await fleet.remove(hubId);
+        const reply: Static<typeof DeleteHubReply> = { ok: true, hubId, closed, ...(await fleet.naming(homeId, hubId)) };
         return { status: 200, body: reply };
       });
     },

@@ -217,7 +217,7 @@ export class Fleet {
   }
 
   /** The rules and scenes of `homeId` that name the hub: a move or a delete leaves them as they are, and says so. */
-  private async naming(homeId: string, hubId: string): Promise<{ rules: Named[]; scenes: Named[] }> {
+  async naming(homeId: string, hubId: string): Promise<{ rules: Named[]; scenes: Named[] }> {
     const [rules, scenes] = await Promise.all([this.deps.rules.listRules(homeId), this.deps.rules.listScenes(homeId)]);
     const naming = (items: Array<{ id: string; name: string }>) => items.filter((i) => namesHub(i, hubId)).map((i) => ({ id: i.id, name: i.name }));
     return { rules: naming(rules), scenes: naming(scenes) };
@@ -246,11 +246,11 @@ export class Fleet {
    * the other hubs' acknowledged events too (until 2026-12-07 a delete emptied it, losing them:
    * review "entities"); the hub's own past events age out with it, or go with a home's erasure.
    */
-  remove(hubId: string, waitMs = 2_000): Promise<{ closed: boolean; rules: Named[]; scenes: Named[] }> {
+  remove(hubId: string, waitMs = 2_000): Promise<{ closed: boolean; homeId: string }> {
     return this.changing.run(hubId, () => this.removeNow(hubId, waitMs));
   }
 
-  private async removeNow(hubId: string, waitMs: number): Promise<{ closed: boolean; rules: Named[]; scenes: Named[] }> {
+  private async removeNow(hubId: string, waitMs: number): Promise<{ closed: boolean; homeId: string }> {
     const loc = await this.deps.directory.lookup(hubId);
     const record = await this.deps.registry.get(hubId);
     if (!record || !(await this.deps.registry.remove(hubId))) throw notFound(hubId);
@@ -259,7 +259,7 @@ export class Fleet {
     if (loc !== null) await this.released(hubId, loc, waitMs);
     await this.deps.shadows.remove(hubId);
     this.left(hubId, record.homeId, 'deleted', loc);
-    return { closed: loc !== null, ...(await this.naming(record.homeId, hubId)) };
+    return { closed: loc !== null, homeId: record.homeId };
   }
 
   /**

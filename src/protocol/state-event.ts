@@ -19,8 +19,9 @@ function fixstr(s: string): number[] {
 }
 
 /**
- * The map of 8 fields (9 with `prev`) in the order hub-reports builds them; each part ends with the
- * next field's name. It starts as every event of this node does (`op: "evt"`), where `withPosition` looks.
+ * The map of 8 fields (one more each with `src`, `prev`) in the order hub-reports builds them; each
+ * part ends with the next field's name. It starts as every event of this node does (`op: "evt"`),
+ * where `withPosition` looks.
  */
 const HEAD = Uint8Array.from([0x88, ...EVENT_HEAD, ...fixstr('kind'), ...fixstr('state'), ...fixstr('home')]);
 const HUB = Uint8Array.from(fixstr('hub'));
@@ -28,6 +29,7 @@ const DEVICE = Uint8Array.from(fixstr('device'));
 const ATTRS = Uint8Array.from(fixstr('attrs'));
 const VERSION = Uint8Array.from(fixstr('version'));
 const TS = Uint8Array.from(fixstr('ts'));
+const SRC = Uint8Array.from(fixstr('src'));
 const PREV = Uint8Array.from(fixstr('prev'));
 
 /** Events are written one after another into a pool and handed out as views, as msgpackr does. */
@@ -77,8 +79,15 @@ function writeEvent(b: Buffer, at: number, e: StateEvent): number {
   if (at < 0) return at;
   at = writeNumber(b, put(b, at, VERSION), e.version);
   at = writeNumber(b, put(b, at, TS), e.ts);
+  // the header HEAD wrote (0x88), plus one a field
+  let header = 0x88;
+  if (e.src !== undefined) {
+    b[start] = ++header;
+    at = writeString(b, put(b, at, SRC), e.src);
+    if (at < 0) return at;
+  }
   if (e.prev === undefined) return at;
-  b[start] = 0x89;
+  b[start] = ++header;
   return writeAttrs(b, put(b, at, PREV), e.prev);
 }
 

@@ -62,6 +62,13 @@ describe('the state event written by hand (encodeStateEvent)', () => {
     for (let i = 0; i < 400; i++) expectSame({ ...stateEvent('h', 'hub', 'd', { t: 'x'.repeat(i % 90) }, i, 2), prev: { t: 'y'.repeat((i * 7) % 90) } });
   });
 
+  it('writes the hub frame it came from (`src`) after `ts` and before `prev`, as hub-reports builds it', () => {
+    expectSame({ ...stateEvent('h', 'hub', 'd', { on: true }, 1, 2), src: 'AbCd-_12.7' });
+    expectSame({ ...stateEvent('h', 'hub', 'd', { on: true }, 1, 2), src: 'AbCd-_12.9007199254740990', prev: { on: false } });
+    expectSame({ ...stateEvent('h', 'hub', 'd', { on: true }, 1, 2), src: 'é'.repeat(40), prev: {} });
+    for (let i = 0; i < 400; i++) expectSame({ ...stateEvent('h', 'hub', 'd', { t: 'x'.repeat(i % 90) }, i, 2), src: `tag.${i}`, prev: { t: 'y'.repeat((i * 7) % 90) } });
+  });
+
   it('leaves to msgpackr what is not the plain form: a position, a value of another type, attributes without Object as prototype', () => {
     expectSame({ ...stateEvent('h', 'hub', 'd', { on: true }, 1, 2), pos: { epoch: 'e1', offset: 7 } });
     expectSame(stateEvent('h', 'hub', 'd', { nested: { a: 1 } as unknown as AttrValue, on: true }, 1, 2));
