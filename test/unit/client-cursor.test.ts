@@ -72,6 +72,19 @@ describe('HomeCursor: each event once, in offset order', () => {
     expect(c.pos).toEqual({ epoch: 'e1', offset: 6 });
   });
 
+  it('delivers a second press of the same content but another `src` (another hub frame) after one without a position', () => {
+    // a hub whose clock is not set repeats `ts`: only `src` tells its second press from the first
+    // coming again (review "retries")
+    const press = (src: string, offset: number | null) => ({ ...evt(offset), ts: 0, src }) as AppEventMessage;
+    const c = new HomeCursor();
+    c.start({ epoch: 'e1', offset: 10 });
+    expect(handed(c, c.place(press('AbCdEfGh.1', null)))).toHaveLength(1);
+    expect(offsets(handed(c, c.place(press('AbCdEfGh.2', 11))))).toEqual([11]);
+    // the first coming again with its position is still known as such
+    c.place(press('AbCdEfGh.3', null));
+    expect(handed(c, c.place(press('AbCdEfGh.3', 12)))).toEqual([]);
+  });
+
   it('knows the node\'s JSON of an event with its position for the same event as without one', () => {
     // the content compared is what the node sends: its bus bytes, with `pos` put in or not
     const sent: AppEventMessage[] = [
