@@ -1,3 +1,5 @@
+// Over 400 lines: one client's connection (attempts, backoff, keepalive, close) and its requests share
+// the socket's state; subscriptions, requests and the cursor are modules of their own.
 import type { AppRequest } from '../../proto/app.js';
 import { CloseCode } from '../../proto/errors.js';
 import { delayMs, MAX_DELAY_MS } from './delay.js';
@@ -8,6 +10,9 @@ import { Requests } from './requests.js';
 import { OPEN, appProtocols, appSocketUrl, errorText, messageText, refusedAs401, type WebSocketConstructor, type WebSocketLike } from './socket.js';
 import { Subscriptions, type Subscription, type SubscriptionHandlers, type SubscribeOptions } from './subscriptions.js';
 import { parseIncoming } from './wire.js';
+
+/** Where a browser (or a worker) says the network is back; absent in Node. */
+const onlineEvents = (globalThis as { addEventListener?: unknown }).addEventListener === undefined ? undefined : (globalThis as unknown as Pick<EventTarget, 'addEventListener' | 'removeEventListener'>);
 
 /** The code a WebSocket reports when no close frame came (RFC 6455 §7.1.5); also used when no socket could be made. */
 const NO_CLOSE_FRAME = 1006;
@@ -150,7 +155,29 @@ export class HubtierClient {
       (refusals) => backoffDelay(refusals, this.backoff, this.random),
     );
     if (opts.onState) this.listeners.add(opts.onState);
+    // a browser says when the network is back: waiting out the backoff (up to maxMs) was for nothing
+    onlineEvents?.addEventListener('online', this.onOnline);
     this.connect();
+  }
+
+  private readonly onOnline = (): void => this.reconnectNow();
+
+  /**
+   * The network is back (a browser's `online` event calls it; a mobile app coming to the
+   * foreground may): a client waiting out its backoff connects now; an open one pings at once, so
+   * a link that died unnoticed is replaced within `keepaliveTimeoutMs` instead of after
+   * `keepaliveMs` of silence. Nothing while connecting, or once closed.
+   */
+  reconnectNow(): void {
+    if (this.closing) return;
+    if (this.retry !== null) {
+      clearTimeout(this.retry);
+      return this.connect();
+    }
+    if (this.isOpen() && !this.pinging && this.keepaliveMs > 0) {
+      this.lastHeard = -Infinity;
+      this.checkAlive();
+    }
   }
 
   /** The connection's state now. */
@@ -188,12 +215,21 @@ export class HubtierClient {
     // plain JavaScript passes CommandBody's type check by; the node refuses both (invalid_field method)
     if (body.set !== undefined && body.method !== undefined) return Promise.reject(ClientError.invalid('method', 'set and method together: send one of them'));
     const timeoutMs = opts.timeoutMs ?? this.commandTimeoutMs;
+    // NaN or a negative number timed out here at once, "may have run", where the node refuses it unrun
+    if (!Number.isInteger(timeoutMs) || timeoutMs < 1) return Promise.reject(ClientError.invalid('timeoutMs', `timeoutMs must be a whole number of ms of at least 1 (got ${String(timeoutMs)})`));
     const spec = body.set !== undefined ? { set: body.set } : { method: body.method, params: body.params ?? {} };
     // a timeout the node refuses (past TIER_COMMAND_TIMEOUT_MAX_MS) is answered by it, not timed out here at once
     const limit = Math.min(MAX_DELAY_MS, timeoutMs + this.commandMarginMs);
+    const deadline = performance.now() + timeoutMs;
     return new Promise<unknown>((resolve, reject) => {
       this.requests.add(
-        (id): AppRequest => ({ op: 'cmd', id, hub: hubId, device: deviceId, ...spec, timeoutMs }),
+        // written after a reconnect, it gives the node what is left of its time: the node then answers
+        // within the margin of the client's own timeout, never after it (a hub that ran it was told
+        // the app `command_timeout`, and a retry ran it twice: review "clientlib"); none left: unsent
+        (id): AppRequest | null => {
+          const left = Math.ceil(deadline - performance.now());
+          return left < 1 ? null : { op: 'cmd', id, hub: hubId, device: deviceId, ...spec, timeoutMs: left };
+        },
         { ok: resolve, fail: reject },
         {
           onDrop: 'reject',
@@ -313,6 +349,7 @@ export class HubtierClient {
     if (this.closeWait !== null) clearTimeout(this.closeWait);
     this.socket = null;
     this.openedAt = null;
+    onlineEvents?.removeEventListener('online', this.onOnline);
     this.setState({ state: 'closed', code, reason, unauthorized: false, reconnectInMs: null });
     this.closedNow();
   }

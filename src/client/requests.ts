@@ -3,8 +3,11 @@ import { ClientError } from './errors.js';
 
 type Sendable = AppRequest;
 
+/** A request's message, built at each write (a command's timeout is what is left of it then); null: too late to write. */
+type Build = (id: number) => Sendable | null;
+
 interface Pending {
-  readonly msg: Sendable;
+  readonly build: Build;
   /** written on the current socket; an unsent one waits for the next open */
   sent: boolean;
   readonly ok: (result: unknown) => void;
@@ -33,22 +36,21 @@ export class Requests {
 
   /**
    * Registers a request and writes it when the socket is open, else at the next open (`queue`) or
-   * not at all (null).
+   * not at all (null). `build` makes its message at each write.
    * `timeoutMs`: forgotten after this long, sent or not, and `timeout(mayHaveRun)` called (instead
    * of a handler); `mayHaveRun` false: never written, or refused `unauthorized` and not written since.
    * `resendUnauthorized`: an `unauthorized` answer (the socket's token expired: not run) does not
    * settle it the first time; it waits, unsent, for the next open (a fresh token) instead.
    */
   add(
-    build: (id: number) => Sendable,
+    build: Build,
     handlers: { ok: (result: unknown) => void; fail: (err: ClientError) => void },
     opts: { onDrop: 'reject' | 'forget'; queue: boolean; timeoutMs?: number; timeout?: (mayHaveRun: boolean) => void; resendUnauthorized?: boolean },
   ): number | null {
     const id = this.nextId++;
-    const msg = build(id);
-    const sent = this.write(msg);
+    const sent = this.writeOf(id, build);
     if (!sent && !opts.queue) return null;
-    const p: Pending = { msg, sent, ok: handlers.ok, fail: handlers.fail, onDrop: opts.onDrop, mayHaveRun: sent, resendUnauthorized: opts.resendUnauthorized === true, timer: null };
+    const p: Pending = { build, sent, ok: handlers.ok, fail: handlers.fail, onDrop: opts.onDrop, mayHaveRun: sent, resendUnauthorized: opts.resendUnauthorized === true, timer: null };
     if (opts.timeoutMs !== undefined && opts.timeout !== undefined) {
       const timeout = opts.timeout;
       p.timer = setTimeout(() => {
@@ -83,7 +85,12 @@ export class Requests {
 
   /** Writes the requests queued while no socket was open. */
   flush(): void {
-    for (const p of this.pending.values()) if (!p.sent) p.sent = p.mayHaveRun = this.write(p.msg);
+    for (const [id, p] of this.pending) if (!p.sent) p.sent = p.mayHaveRun = this.writeOf(id, p.build);
+  }
+
+  private writeOf(id: number, build: Build): boolean {
+    const msg = build(id);
+    return msg !== null && this.write(msg);
   }
 
   /** The socket dropped: sent commands fail with `error`, sent subscriptions are forgotten, unsent requests wait. */

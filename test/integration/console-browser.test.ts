@@ -176,4 +176,33 @@ describe.skipIf(!found)(`demo console in headless Chromium${found ? '' : ` (skip
     await shot('log-bounded');
     expect(pageErrors).toEqual([]);
   });
+
+  it("the client library connects at the browser's `online` event instead of waiting out its backoff (review clientlib)", async () => {
+    await page.goto(`${server.httpUrl}/`);
+    // a string: vitest would rewrite an import() written here into its own loader, absent in the page
+    const script = `(async (good) => {
+      const { HubtierClient } = await import(location.origin + '/client.js');
+      const states = [];
+      let token = 'not-a-token';
+      const until = (state) => new Promise((resolve, reject) => {
+        const started = Date.now();
+        const t = setInterval(() => {
+          if (states.at(-1) === state) resolve(clearInterval(t));
+          else if (Date.now() - started > 10000) reject(new Error('no ' + state + ': ' + states.join(' ')));
+        }, 10);
+      });
+      const c = new HubtierClient({ url: location.origin, token: () => token, backoff: { initialMs: 60000, maxMs: 60000, factor: 2, jitter: 0 }, onState: (s) => states.push(s.state) });
+      await until('closed');
+      // the refused attempt waits 60 s; the network comes back, with a good token
+      token = good;
+      window.dispatchEvent(new Event('online'));
+      await until('open');
+      await c.close();
+      // closed for good: the event no longer reaches it
+      window.dispatchEvent(new Event('online'));
+      return states;
+    })(${JSON.stringify(token)})`;
+    expect(await page.evaluate(script)).toEqual(['connecting', 'closed', 'connecting', 'open', 'closed']);
+    expect(pageErrors).toEqual([]);
+  });
 });

@@ -124,6 +124,41 @@ describe('client commands (fake server)', () => {
     expect(await result).toBe('sent after open');
   });
 
+  it('a command held while connecting gives the node what is left of its time, so the node answers before the client gives up (review "clientlib")', async () => {
+    // the connection takes 600 ms (a token fetch on a slow network, a reconnect's backoff)
+    const c = client({ token: () => new Promise<string>((r) => setTimeout(() => r('tok'), 600)), commandMarginMs: 500 });
+    const called = performance.now();
+    const result = c.command('hub-1', 'garage', { method: 'toggle' }, { timeoutMs: 2_000 });
+    const conn = await fx.server.connection(1);
+    const req = await conn.next(isCmd);
+    const left = 2_000 - (performance.now() - called);
+    // until 2026-12-07 it went with its whole 2,000 ms: the node could answer after the client's
+    // own timeout (2,500 ms from the call) had told the app `command_timeout`
+    expect(req.timeoutMs).toBeLessThanOrEqual(Math.ceil(left) + 1);
+    expect(req.timeoutMs).toBeLessThan(1_500);
+    conn.ok(req.id, { open: true });
+    expect(await result).toEqual({ open: true });
+  });
+
+  it('a command held past its own time is not sent: command_timeout, not sent', async () => {
+    const c = client({ token: () => new Promise<string>((r) => setTimeout(() => r('tok'), 300)), commandMarginMs: 1_000 });
+    const result = c.command('hub-1', 'garage', { method: 'toggle' }, { timeoutMs: 50 }).catch((e: unknown) => e);
+    const conn = await fx.server.connection(1);
+    expect(await result).toMatchObject({ code: 'command_timeout', sent: false });
+    expect(conn.received.filter(isCmd)).toEqual([]);
+  });
+
+  for (const timeoutMs of [Number.NaN, -10_000, 0, 1.5, Infinity]) {
+    it(`timeoutMs ${timeoutMs} is refused unsent, invalid_field (it timed out at once as "may have run")`, async () => {
+      const c = client();
+      const err = await c.command('hub-1', 'lamp', { set: { on: true } }, { timeoutMs }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(ClientError);
+      expect(err).toMatchObject({ code: 'invalid_field', field: 'timeoutMs' });
+      const conn = await fx.server.connection(1);
+      expect(conn.received.filter(isCmd)).toEqual([]);
+    });
+  }
+
   it('rejects pending commands with session_closed when the client closes', async () => {
     const c = client();
     const pending = c.command('hub-1', 'lamp', { set: { on: true } }).catch((e: unknown) => e);

@@ -220,6 +220,34 @@ describe('client connection (fake server)', () => {
     }
   });
 
+  it('reconnectNow(): a client waiting out its backoff connects at once (review "clientlib": the network back, it waited up to maxMs)', async () => {
+    fx.server.accept = () => false;
+    const { c, states } = client({ backoff: { initialMs: 60_000, maxMs: 60_000, factor: 2, jitter: 0 } });
+    expect(await states.next(isClosed)).toMatchObject({ reconnectInMs: 60_000 });
+    fx.server.accept = () => true;
+    c.reconnectNow();
+    await states.next(isOpen);
+    expect(states.items.map((s) => s.state)).toEqual(['connecting', 'closed', 'connecting', 'open']);
+    // open: nothing to do but check the link, which answers
+    c.reconnectNow();
+    const conn = await fx.server.connection(fx.server.connections.length);
+    const ping = await conn.next((m) => m.op === 'ping');
+    conn.ok(ping.id, { ts: 0 });
+    await c.close();
+    c.reconnectNow();
+    expect(states.items.at(-1)).toMatchObject({ state: 'closed', reconnectInMs: null });
+  });
+
+  it('reconnectNow() on an open link that died unnoticed pings at once and replaces it within keepaliveTimeoutMs', async () => {
+    const { c, states } = client({ keepaliveMs: 600_000, keepaliveTimeoutMs: 20 });
+    const first = await fx.server.connection(1);
+    await states.next(isOpen);
+    c.reconnectNow();
+    await first.next((m) => m.op === 'ping');
+    expect(await states.next(isClosed)).toMatchObject({ code: KEEPALIVE_CLOSE });
+    await fx.server.connection(2);
+  });
+
   it('pings after a silence and keeps a link that answers', async () => {
     const { states } = client({ keepaliveMs: 20, keepaliveTimeoutMs: 1_000 });
     const conn = await fx.server.connection(1);
