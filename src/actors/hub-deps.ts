@@ -109,9 +109,10 @@ export type SessionState = 'connecting' | 'online' | 'draining' | 'closed';
 export type HubMessage =
   /**
    * `from`: first sequence number of a report that absorbed later ones while the mailbox was full;
-   * `beats`: the heartbeats a heartbeat stands for, when a full mailbox folded later ones into it (absent: 1)
+   * `beats`: the heartbeats a heartbeat stands for, when a full mailbox folded later ones into it (absent: 1);
+   * `seqs`: of such a report, the `s` of the last frame that carried each device (its event's `src`)
    */
-  | { type: 'frame'; frame: HubToServerFrame; from?: number; beats?: number; queued?: number }
+  | { type: 'frame'; frame: HubToServerFrame; from?: number; beats?: number; queued?: number; seqs?: Record<string, number> }
   /** a frame the gateway could not accept (validation): consumed in sequence, or failing its command */
   | { type: 'refused'; error: TierError; seq?: number; commandId?: number }
   | { type: 'command'; request: BusMessage; queued?: number }

@@ -262,9 +262,10 @@ export class HubReports implements CursorListener, Packable {
 
   /**
    * `from`: the first sequence number of a report that absorbed later ones (see the mailbox's
-   * overflow); `queued`: when it entered the mailbox (tracing on).
+   * overflow), `seqs` the number of the last of them that carried each device; `queued`: when it
+   * entered the mailbox (tracing on).
    */
-  report(frame: ReportFrame, from?: number, queued?: number): void {
+  report(frame: ReportFrame, from?: number, queued?: number, seqs?: Record<string, number>): void {
     // a coalesced report spans from..s; re-applying its older part is harmless (same values)
     if (!this.accept(frame.s, from)) return;
     const table = this.reported; // read once: each read tells the packer
@@ -303,7 +304,7 @@ export class HubReports implements CursorListener, Packable {
       const version = nextReportedVersion(reported);
       if (later) later.set(deviceId, reportedSide(copyAttrs(reported), version, now));
       else this.deps.shadows.writeReported(hubId, deviceId, reportedSide(reported, version, now), epoch);
-      const event: AppEventMessage = { op: 'evt', kind: 'state', home: homeId, hub: hubId, device: deviceId, attrs, version, ts: frame.ts ?? now, src: `${this.bootTag}.${frame.s}`, prev };
+      const event: AppEventMessage = { op: 'evt', kind: 'state', home: homeId, hub: hubId, device: deviceId, attrs, version, ts: frame.ts ?? now, src: `${this.bootTag}.${seqs?.[deviceId] ?? frame.s}`, prev };
       if (tracing === null) this.deps.publishEvent(event, this.host.epoch);
       else step = this.publishTraced(tracing, event, 'report', step, queued);
     }
@@ -424,11 +425,22 @@ export class HubReports implements CursorListener, Packable {
 /**
  * Merges report `next` into the queued report `tail` when it directly follows it (the mailbox is
  * full): `tail` then spans `from`..`next.s`, and one cumulative ack covers both. False otherwise.
+ * `seqs` keeps the number of the last frame that carried each device: its event's `src` is that
+ * frame's, as when the hub resends the frames one by one to another node (review diff15).
  */
-export function absorbReport(tail: { frame: HubToServerFrame; from?: number }, next: HubToServerFrame): boolean {
+export function absorbReport(tail: { frame: HubToServerFrame; from?: number; seqs?: Record<string, number> }, next: HubToServerFrame): boolean {
   const last = tail.frame;
   if (last.t !== FrameType.report || next.t !== FrameType.report || next.s !== last.s + 1) return false;
-  for (const id in next.r) last.r[id] = Object.hasOwn(last.r, id) ? { ...last.r[id], ...next.r[id] } : next.r[id]!;
+  if (tail.seqs === undefined) {
+    // device ids from the hub: no prototype, so `__proto__` is a key like another
+    const seqs = Object.create(null) as Record<string, number>;
+    for (const id in last.r) seqs[id] = last.s;
+    tail.seqs = seqs;
+  }
+  for (const id in next.r) {
+    last.r[id] = Object.hasOwn(last.r, id) ? { ...last.r[id], ...next.r[id] } : next.r[id]!;
+    tail.seqs[id] = next.s;
+  }
   tail.from ??= last.s;
   last.s = next.s;
   return true;

@@ -139,7 +139,7 @@ export class HubSession extends Actor<HubMessage> implements TimerTarget, BusLis
         // one count per frame the hub sent: a full mailbox folds heartbeats, and reports, into one message
         this.deps.metrics?.frameIn(msg.frame.t, framesIn(msg));
         try {
-          const done = this.onFrame(msg.frame, msg.from, msg.queued, msg.beats);
+          const done = this.onFrame(msg.frame, msg.from, msg.queued, msg.beats, msg.seqs);
           return done === undefined ? undefined : done.catch((err: unknown) => this.frameFailed(err));
         } catch (err) {
           return this.frameFailed(err);
@@ -179,7 +179,7 @@ export class HubSession extends Actor<HubMessage> implements TimerTarget, BusLis
     throw err;
   }
 
-  private onFrame(frame: HubToServerFrame, from?: number, queued?: number, beats = 1): void | Promise<void> {
+  private onFrame(frame: HubToServerFrame, from?: number, queued?: number, beats = 1, seqs?: Record<string, number>): void | Promise<void> {
     if (this.state === 'connecting') {
       if (frame.t === FrameType.hello) return this.onHello(frame);
       this.sendError('hello_required', 'send hello first');
@@ -191,7 +191,7 @@ export class HubSession extends Actor<HubMessage> implements TimerTarget, BusLis
       case FrameType.heartbeat:
         return this.reports.answerHeartbeat(beats);
       case FrameType.report:
-        return this.reports.report(frame, from, queued);
+        return this.reports.report(frame, from, queued, seqs);
       case FrameType.event:
         return this.reports.event(frame, queued);
       case FrameType.devices:

@@ -177,8 +177,10 @@ export function mountFleetApi(app: TemplatedApp, deps: FleetApiDeps): void {
         const hubId = (what.hubId = parseId(call.params[0], 'hubId'));
         const before = await fleet.get(hubId).catch(() => null);
         if (before) what.homeId = before.homeId;
-        const { closed, homeId } = await fleet.remove(hubId);
-        const reply: Static<typeof DeleteHubReply> = { ok: true, hubId, closed, ...(await fleet.naming(homeId, hubId)) };
+        // read before the delete: a read failing after it answered 500 for a hub gone, and the retry 404 (review diff15)
+        const naming = before ? await fleet.naming(before.homeId, hubId) : { rules: [], scenes: [] };
+        const { closed } = await fleet.remove(hubId);
+        const reply: Static<typeof DeleteHubReply> = { ok: true, hubId, closed, ...naming };
         return { status: 200, body: reply };
       });
     },

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { createSecureContext } from 'node:tls';
 import { Redis, type RedisOptions } from 'ioredis';
 import { TierError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
@@ -281,27 +282,42 @@ function connectFailure(err: Error, url: string, clientCert: boolean): string {
 /**
  * ioredis' TLS options from REDIS_TLS_* files, undefined when none is given. A file given with a
  * `redis://` URL is refused: it would be ignored, and the connection sent in plaintext.
- * ioredis copies `tls` into each new socket's options, so each field is a getter that reads its
- * file again: a rotated certificate, key or CA is used from the next reconnect on, without a
- * restart. A file that cannot be read then (half-way through a rotation) keeps its last contents.
+ * ioredis copies `tls` into each new socket's options, so its fields are getters: the first read of
+ * a copy reads the three files again, and a rotated certificate, key or CA is used from the next
+ * reconnect on, without a restart. The set read is used only if TLS takes it whole (a certificate
+ * and its key that match, whole PEMs): half-way through a rotation (the key replaced, not yet its
+ * certificate; a file half written or gone) the last good set is kept, with a warn line. Such a set
+ * made `tls.connect` throw, and ioredis then ended the client for good (review diff15).
  */
 export function tlsSettings(url: string, files: RedisTlsFiles | undefined, log: Logger): RedisOptions['tls'] {
   if (files === undefined || (files.caFile === undefined && files.certFile === undefined && files.keyFile === undefined)) return undefined;
   if (!/^rediss:/i.test(url)) throw new ConfigError(`REDIS_TLS_*: TLS files need a rediss:// URL, got ${redactUrl(url)}`);
+  const paths = { ca: files.caFile, cert: files.certFile, key: files.keyFile };
+  const read = (): Partial<Record<'ca' | 'cert' | 'key', Buffer>> => {
+    const set: Partial<Record<'ca' | 'cert' | 'key', Buffer>> = {};
+    for (const field of ['ca', 'cert', 'key'] as const) if (paths[field] !== undefined) set[field] = readFileSync(paths[field]);
+    // throws what tls.connect would: a key that does not match its certificate, a broken PEM
+    createSecureContext(set);
+    return set;
+  };
+  // at start a set that cannot be read or used fails the start
+  let last = read();
+  // read once per copy: Object.assign reads the getters in one synchronous run
+  let fresh = false;
+  const current = (): typeof last => {
+    if (fresh) return last;
+    fresh = true;
+    queueMicrotask(() => (fresh = false));
+    try {
+      last = read();
+    } catch (err) {
+      log.warn({ err: (err as Error).message, files: Object.values(paths).filter(Boolean) }, 'redis TLS files unusable at reconnect (half-way through a rotation?); the last usable set is used');
+    }
+    return last;
+  };
   const tls = {};
-  for (const [field, path] of [['ca', files.caFile], ['cert', files.certFile], ['key', files.keyFile]] as const) {
-    if (path === undefined) continue;
-    // read now too: a file missing at start fails the start
-    let last = readFileSync(path);
-    const get = (): Buffer => {
-      try {
-        last = readFileSync(path);
-      } catch (err) {
-        log.warn({ err: (err as Error).message, file: path }, 'redis TLS file unreadable at reconnect; its last contents are used');
-      }
-      return last;
-    };
-    Object.defineProperty(tls, field, { enumerable: true, get });
+  for (const field of ['ca', 'cert', 'key'] as const) {
+    if (paths[field] !== undefined) Object.defineProperty(tls, field, { enumerable: true, get: () => current()[field] });
   }
   return tls;
 }

@@ -141,9 +141,14 @@ describe('backends that require credentials', { timeout: 90_000 }, () => {
     let server = await serve(before);
     try {
       const env = { NATS_URL: natsUrl(NATS_PASS), REDIS_URL: `rediss://127.0.0.1:${port}`, REDIS_TLS_CA_FILE: files.ca, REDIS_TLS_CERT_FILE: files.cert, REDIS_TLS_KEY_FILE: files.key, TIER_REDIS_PREFIX: uniquePrefix(), LOG_LEVEL: 'info' };
-      const node = await startNode({ env, measured: false });
+      const lines: string[] = [];
+      const node = await startNode({ env, measured: false, onLine: (l) => lines.push(l) });
       started.push(node);
       await server.stop();
+      // half-way through the rotation: the new key beside the old certificate, while the node
+      // reconnects (at most 2 s apart); such a set used to end the Redis client for good
+      copyFileSync(after.clientKey, files.key);
+      await eventually(signal, 'the unusable set said', async () => (lines.some((l) => l.includes('redis TLS files unusable at reconnect')) ? true : undefined));
       mount(after);
       server = await serve(after);
       await eventually(signal, 'redis back with the rotated files', async () => {

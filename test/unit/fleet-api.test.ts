@@ -358,6 +358,24 @@ describe('disable, move, delete', () => {
   });
 });
 
+describe('delete, its rules read failing', () => {
+  it('deletes nothing and answers the failure: a retry deletes it and names the rules (review diff15: it answered 500 for a hub gone, the retry 404)', async () => {
+    const hub = await provision('del-fail-home');
+    const rules = ports.rules;
+    const real = rules.listRules.bind(rules);
+    rules.listRules = async () => {
+      throw new Error('rule store unavailable');
+    };
+    try {
+      expect((await admin('DELETE', `/v1/admin/hubs/${hub.hubId}`)).status).toBeGreaterThanOrEqual(500);
+    } finally {
+      rules.listRules = real;
+    }
+    expect((await admin('GET', `/v1/admin/hubs/${hub.hubId}`)).status).toBe(200);
+    expect((await admin('DELETE', `/v1/admin/hubs/${hub.hubId}`)).body).toEqual({ ok: true, hubId: hub.hubId, closed: false, rules: [], scenes: [] });
+  });
+});
+
 describe('secrets', () => {
   it('rotation: a new secret; the old one works during the grace period and fails after; the registry holds neither in clear', async () => {
     const hub = await provision('rot-home');

@@ -11,22 +11,11 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { FrameType } from '../../proto/frames.js';
 import { HubSession, type HubSessionDeps } from '../../src/actors/hub-session.js';
 import { TimerWheel } from '../../src/actors/timer-wheel.js';
-import { MemoryDirectory } from '../../src/ports/directory/directory-memory.js';
-import type { HubClaim } from '../../src/ports/directory/directory.js';
 import { decodeHubFrame, encodeValue } from '../../src/protocol/codec.js';
 import { eventually } from '../helpers/eventually.js';
 import { RecordingLink } from '../helpers/recording-link.js';
 import { hubSessionDeps } from '../helpers/hub-session-deps.js';
-
-/** A directory whose claims wait until opened: the hello waits, and frames fill the mailbox behind it. */
-class GatedDirectory extends MemoryDirectory {
-  open: () => void = () => {};
-  private gate: Promise<void> = new Promise((resolve) => (this.open = resolve));
-  override async claim(hubId: string, node: string, ...rest: unknown[]): Promise<HubClaim> {
-    await this.gate;
-    return (super.claim as (...a: unknown[]) => Promise<HubClaim>)(hubId, node, ...rest);
-  }
-}
+import { GatedDirectory } from '../helpers/gated-directory.js';
 
 const wheels: TimerWheel[] = [];
 afterEach(() => wheels.splice(0).forEach((w) => w.close()));
@@ -46,6 +35,7 @@ const attrs = (prefix: string, n: number) => Object.fromEntries(Array.from({ len
 describe('frames refused for now, then resent', () => {
   it('reports merged in a full mailbox that break a limit together are refused busy from the first, unacknowledged; resent one by one, the first is stored', async () => {
     const directory = new GatedDirectory();
+    directory.hold();
     const { deps, link, frame } = session({ directory });
     frame({ t: FrameType.hello, v: 1, b: 'boot' });
     for (let s = 1; s <= 3; s++) frame({ t: FrameType.report, s, r: { f: { n: s } } });

@@ -10,13 +10,14 @@ import { DEFAULT_HUB_LIMITS, shadowBytes } from '../../src/actors/hub-limits.js'
 import { ProtocolError } from '../../src/errors.js';
 import { MemoryDirectory } from '../../src/ports/directory/directory-memory.js';
 import { provisionMark } from '../../src/ports/hub-registry/hub-registry.js';
-import type { Directory, HubClaim } from '../../src/ports/directory/directory.js';
+import type { Directory } from '../../src/ports/directory/directory.js';
 import type { DeviceShadow, SeqCursor } from '../../src/ports/shadow-store/shadow-store.js';
 import { MemoryShadowStore } from '../../src/ports/shadow-store/shadow-store-memory.js';
 import { hubSessionDeps } from '../helpers/hub-session-deps.js';
 import { decodeServerFrame, encodeValue, decodeHubFrame } from '../../src/protocol/codec.js';
 import type { ServerToHubFrame } from '../../proto/frames.js';
 import { decodeCommandReply } from '../../src/actors/command-wire.js';
+import { GatedDirectory } from '../helpers/gated-directory.js';
 
 /** Records what the session sends and how it closes the socket. */
 class RecordingLink implements HubLink {
@@ -31,19 +32,6 @@ class RecordingLink implements HubLink {
   close(code: number, reason: string): void {
     this.closed = { code, reason };
     this.session?.tell({ type: 'closed', code });
-  }
-}
-
-/** A directory whose claims wait until the test lets them through. */
-class GatedDirectory extends MemoryDirectory {
-  private gate: Promise<void> = Promise.resolve();
-  open: () => void = () => {};
-  hold(): void {
-    this.gate = new Promise((r) => (this.open = r));
-  }
-  override async claim(hubId: string, node: string): Promise<HubClaim> {
-    await this.gate;
-    return super.claim(hubId, node);
   }
 }
 

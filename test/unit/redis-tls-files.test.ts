@@ -1,61 +1,89 @@
 /**
- * REDIS_TLS_* files as ioredis takes them: each field read again whenever ioredis copies `tls` into
- * a new socket's options (a reconnect), so a rotated file is used without a restart; a file gone
- * half-way through a rotation keeps its last contents, with a warn line.
+ * REDIS_TLS_* files as ioredis takes them: read again whenever ioredis copies `tls` into a new
+ * socket's options (a reconnect), so a rotated set is used without a restart; a set TLS cannot use
+ * (a key that does not match its certificate, a half-written PEM, a file gone) half-way through a
+ * rotation keeps the last usable set, with a warn line: it made tls.connect throw, and ioredis ended
+ * the client for good (review diff15).
  */
-import { mkdtempSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it, vi } from 'vitest';
+import { afterAll, describe, expect, it, vi } from 'vitest';
 import type { Logger } from '../../src/log/logger.js';
 import { ConfigError } from '../../src/config/config.js';
 import { tlsSettings } from '../../src/ports/redis.js';
+import { makeTestPki, type TestPki } from '../helpers/test-pki.js';
 
-const dirs: string[] = [];
-afterEach(() => {
-  for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
+const [one, two] = [makeTestPki(), makeTestPki()];
+const dirs: string[] = [one.dir, two.dir];
+afterAll(() => {
+  for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
 });
 
-function files() {
+/** REDIS_TLS_* files in a directory of their own, holding `pki`'s CA and client pair */
+function mounted(pki: TestPki) {
   const dir = mkdtempSync(join(tmpdir(), 'hubtier-redis-tls-unit-'));
   dirs.push(dir);
   const at = { caFile: join(dir, 'ca.crt'), certFile: join(dir, 'tls.crt'), keyFile: join(dir, 'tls.key') };
-  writeFileSync(at.caFile, 'ca-1');
-  writeFileSync(at.certFile, 'cert-1');
-  writeFileSync(at.keyFile, 'key-1');
+  mount(at, pki);
   return at;
 }
+function mount(at: { caFile: string; certFile: string; keyFile: string }, pki: TestPki): void {
+  copyFileSync(pki.ca, at.caFile);
+  copyFileSync(pki.clientCert, at.certFile);
+  copyFileSync(pki.clientKey, at.keyFile);
+}
 
-/** what ioredis' StandaloneConnector does at each connect */
+/** what ioredis' StandaloneConnector does at each connect (each in a turn of its own) */
 const socketOptions = (tls: object) => Object.assign({ host: '127.0.0.1' }, tls) as { ca?: Buffer; cert?: Buffer; key?: Buffer };
-const text = (o: ReturnType<typeof socketOptions>) => [o.ca, o.cert, o.key].map(String);
+const nextConnect = () => new Promise((r) => setImmediate(r));
+const sameAs = (o: ReturnType<typeof socketOptions>, pki: TestPki) =>
+  [o.ca, o.cert, o.key].every((b, i) => b !== undefined && b.equals(readFileSync([pki.ca, pki.clientCert, pki.clientKey][i]!)));
 
 describe('REDIS_TLS_* files', () => {
-  it('are read again at each connect: a rotated CA, certificate and key are used from the next one on', () => {
-    const at = files();
+  it('are read again at each connect: a rotated CA, certificate and key are used from the next one on', async () => {
+    const at = mounted(one);
     const warn = vi.fn();
     const tls = tlsSettings('rediss://127.0.0.1:1', at, { warn } as unknown as Logger) as object;
-    expect(text(socketOptions(tls))).toEqual(['ca-1', 'cert-1', 'key-1']);
-    writeFileSync(at.caFile, 'ca-2');
-    writeFileSync(at.certFile, 'cert-2');
-    writeFileSync(at.keyFile, 'key-2');
-    expect(text(socketOptions(tls))).toEqual(['ca-2', 'cert-2', 'key-2']);
+    expect(sameAs(socketOptions(tls), one)).toBe(true);
+    mount(at, two);
+    await nextConnect();
+    expect(sameAs(socketOptions(tls), two)).toBe(true);
     expect(warn).not.toHaveBeenCalled();
   });
 
-  it('a file gone at a reconnect keeps its last contents, said in a warn line; one missing at start fails it', () => {
-    const at = files();
+  it('half-way through a rotation (a key of another pair, a half-written key, a file gone) the last usable set is used, said in a warn line', async () => {
+    const at = mounted(one);
     const warn = vi.fn();
     const tls = tlsSettings('rediss://127.0.0.1:1', at, { warn } as unknown as Logger) as object;
-    writeFileSync(at.certFile, 'cert-2');
+    copyFileSync(two.clientKey, at.keyFile);
+    await nextConnect();
+    expect(sameAs(socketOptions(tls), one)).toBe(true);
+    expect(warn).toHaveBeenLastCalledWith(expect.objectContaining({ err: expect.stringMatching(/key values mismatch/) }), expect.stringMatching(/last usable set is used/));
+    writeFileSync(at.keyFile, '-----BEGIN PRIVATE KEY-----\nMIIEv');
+    await nextConnect();
+    expect(sameAs(socketOptions(tls), one)).toBe(true);
+    unlinkSync(at.certFile);
+    await nextConnect();
+    expect(sameAs(socketOptions(tls), one)).toBe(true);
+    expect(warn).toHaveBeenCalledTimes(3);
+    // the rotation done: the new set
+    mount(at, two);
+    await nextConnect();
+    expect(sameAs(socketOptions(tls), two)).toBe(true);
+  });
+
+  it('a set that cannot be read or used at start fails the start', () => {
+    const at = mounted(one);
+    const log = { warn: vi.fn() } as unknown as Logger;
+    copyFileSync(two.clientKey, at.keyFile);
+    expect(() => tlsSettings('rediss://127.0.0.1:1', at, log)).toThrow(/key values mismatch/);
     unlinkSync(at.keyFile);
-    expect(text(socketOptions(tls))).toEqual(['ca-1', 'cert-2', 'key-1']);
-    expect(warn).toHaveBeenCalledWith(expect.objectContaining({ file: at.keyFile }), expect.stringMatching(/last contents are used/));
-    expect(() => tlsSettings('rediss://127.0.0.1:1', at, { warn } as unknown as Logger)).toThrow(/ENOENT/);
+    expect(() => tlsSettings('rediss://127.0.0.1:1', at, log)).toThrow(/ENOENT/);
   });
 
   it('only the files given are fields, and files with redis:// are refused', () => {
-    const at = files();
+    const at = mounted(one);
     const log = { warn: vi.fn() } as unknown as Logger;
     expect(Object.keys(tlsSettings('rediss://h', { caFile: at.caFile }, log) as object)).toEqual(['ca']);
     expect(tlsSettings('rediss://h', {}, log)).toBeUndefined();

@@ -1,0 +1,81 @@
+/**
+ * An event's `src` (the hub frame it came from) is the same when the hub resends the frame to
+ * another node: also for reports a full mailbox merged on the first node, where each device's event
+ * takes the number of the last frame that carried the device, as the resend one by one gives it
+ * (review diff15: every device took the merge's last number, so the rule notification of a failover
+ * went out twice under two keys).
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import type { AppEventMessage } from '../../proto/app.js';
+import { HubSession, type HubLink } from '../../src/actors/hub-session.js';
+import { TimerWheel } from '../../src/actors/timer-wheel.js';
+import { bootTag } from '../../src/actors/event-source.js';
+import { MemoryDirectory } from '../../src/ports/directory/directory-memory.js';
+import { decodeHubFrame, encodeValue } from '../../src/protocol/codec.js';
+import { hubSessionDeps } from '../helpers/hub-session-deps.js';
+import { GatedDirectory } from '../helpers/gated-directory.js';
+
+class Link implements HubLink {
+  session: HubSession | null = null;
+  send(): boolean {
+    return true;
+  }
+  close(code: number): void {
+    this.session?.tell({ type: 'closed', code });
+  }
+}
+
+const wheels: TimerWheel[] = [];
+afterEach(() => wheels.splice(0).forEach((w) => w.close()));
+const settle = () => new Promise((r) => setImmediate(r));
+
+function session(directory: MemoryDirectory, events: AppEventMessage[]): (frame: object) => void {
+  const wheel = new TimerWheel();
+  wheels.push(wheel);
+  const deps = hubSessionDeps(wheel, { directory, publishEvent: (e: AppEventMessage) => void events.push(e) });
+  const link = new Link();
+  const s = new HubSession('hub-1', 'home-1', link, deps);
+  link.session = s;
+  return (f) => s.receiveFrame(decodeHubFrame(encodeValue(f)));
+}
+
+/** Reports 1..12: d1..d12 one each, and `lamp` in the fifth and ninth (both past a mailbox of 4: merged). */
+const report = (s: number) => ({ t: 4, s, r: { [`d${s}`]: { leak: true }, ...(s === 5 || s === 9 ? { lamp: { level: s } } : {}) } });
+const srcOf = (events: AppEventMessage[]) => Object.fromEntries(events.flatMap((e) => (e.kind === 'state' ? [[e.device, e.src]] : [])));
+
+describe("an event's src", () => {
+  it('is the same for a report merged in a full mailbox as for its frames resent one by one to another node', async () => {
+    const gated = new GatedDirectory();
+    gated.hold();
+    const merged: AppEventMessage[] = [];
+    const first = session(gated, merged);
+    first({ t: 1, v: 1, b: 'boot-x' });
+    for (let s = 1; s <= 12; s++) first(report(s));
+    gated.open();
+    await settle();
+    await settle();
+    // the first node merged them: one event of the lamp for two reports
+    expect(merged.filter((e) => e.kind === 'state' && e.device === 'lamp')).toHaveLength(1);
+    const resent: AppEventMessage[] = [];
+    const second = session(new MemoryDirectory(), resent);
+    second({ t: 1, v: 1, b: 'boot-x' });
+    await settle();
+    for (let s = 1; s <= 12; s++) {
+      second(report(s));
+      await settle();
+    }
+    const tag = bootTag('boot-x');
+    const expected: Record<string, string> = { lamp: `${tag}.9` };
+    for (let s = 1; s <= 12; s++) expected[`d${s}`] = `${tag}.${s}`;
+    expect(srcOf(merged)).toEqual(expected);
+    // one by one, the lamp's first report is an event of its own, with its own src
+    expect(resent.filter((e) => e.kind === 'state' && e.device === 'lamp').map((e) => (e as { src?: string }).src)).toEqual([`${tag}.5`, `${tag}.9`]);
+    expect(srcOf(resent)).toEqual(expected);
+  });
+
+  it("tags the boot id in 8 URL-safe characters, whatever the boot id's length", () => {
+    expect(bootTag('boot-x')).toMatch(/^[A-Za-z0-9_-]{8}$/);
+    expect(bootTag('x'.repeat(200))).toMatch(/^[A-Za-z0-9_-]{8}$/);
+    expect(bootTag('a')).not.toBe(bootTag('b'));
+  });
+});
