@@ -31,7 +31,7 @@ import { checkReport, DEFAULT_HUB_LIMITS, deviceBytes, setsNothing, shadowBytes,
 import { tableDelete, tableGet, tableIds, tableSet, tableSize, type DeviceTable } from './device-table.js';
 import { cached, coldHas, desiredVersion, nextReportedVersion, NO_COLD_DEVICES, packDevices, setDesiredVersion, unpackDevices, type CachedAttrs } from './cold-devices.js';
 import type { Packable } from './shadow-packer.js';
-import { bootTag } from './event-source.js';
+import { bootTag, restartTag } from './event-source.js';
 import type { HubSessionDeps, SessionState } from './hub-deps.js';
 
 /** What the reported side needs of its session. */
@@ -64,8 +64,10 @@ export class HubReports implements CursorListener, Packable {
   /** the estimated bytes of the reported side (see HubLimits) */
   private shadowBytes = 0;
   private boot = '';
-  /** the boot id's tag in events' `src` (event-source.ts) */
+  /** the tag of the boot id's numbering in events' `src` (event-source.ts), kept in the cursor */
   private bootTag = '';
+  /** the tag storeBoot made for a numbering begun again, until resume takes it */
+  private restartTag: string | undefined = undefined;
   /** last sequence number accepted (-1: none for this boot); its writes may still be in flight */
   private lastSeq = -1;
   /** last sequence number acknowledged to the hub: stored */
@@ -129,7 +131,9 @@ export class HubReports implements CursorListener, Packable {
     this.reported = reported;
     this.shadowBytes = shadowBytes(reported);
     this.boot = boot;
-    this.bootTag = bootTag(boot);
+    // the numbering goes on (a resend after a failover: the same tag), or begins: the tag storeBoot
+    // stored when it began again for a boot id used before, else the boot id's own
+    this.bootTag = cursor !== null && cursor.boot === boot ? (cursor.tag ?? bootTag(boot)) : (this.restartTag ?? bootTag(boot));
     // -1: nothing accepted for this boot yet, so a first frame with `s: 0` is new, not a duplicate
     this.lastSeq = cursor !== null && cursor.boot === boot ? cursor.seq : -1;
     this.ackedSeq = this.lastSeq;
@@ -143,13 +147,16 @@ export class HubReports implements CursorListener, Packable {
    */
   storeBoot(boot: string, cursor: SeqCursor | null, waitMs: number): Promise<boolean> | null {
     if (cursor === null || cursor.boot === boot) return null;
+    // the numbering starts again at 1: its events' `src` must not be those of an earlier numbering
+    // of this boot id (their notifications were dropped as repeats: review automation2)
+    const tag = (this.restartTag = restartTag());
     return new Promise((resolve) => {
       const timer = setTimeout(resolve, waitMs, false);
       const cursorStored = () => {
         clearTimeout(timer);
         resolve(true);
       };
-      this.deps.shadows.writeCursor(this.host.hubId, { boot, seq: -1 }, this.host.epoch, { cursorStored });
+      this.deps.shadows.writeCursor(this.host.hubId, { boot, seq: -1, tag }, this.host.epoch, { cursorStored });
     });
   }
 
@@ -212,7 +219,7 @@ export class HubReports implements CursorListener, Packable {
     this.sequenced = true;
     const commit = () => {
       write?.();
-      this.deps.shadows.writeCursor(this.host.hubId, { boot: this.boot, seq }, this.host.epoch, this);
+      this.deps.shadows.writeCursor(this.host.hubId, { boot: this.boot, seq, tag: this.bootTag }, this.host.epoch, this);
     };
     if (after === undefined && this.deferred === 0) return commit();
     // one promise a report while none waits before it (the common case), two behind another

@@ -104,7 +104,9 @@ export async function fleetParts<S extends HeldHub>(config: Config, ports: Ports
 
   /** Stored first (for nodes that start later), then announced to every node, this one included. */
   async function revoke(r: RevokeOrder): Promise<TokenRevocation> {
-    const revocation: TokenRevocation = 'jti' in r ? { jti: r.jti, exp: nowS() + MAX_TTL_S + CLOCK_SKEW_S } : { ...r, exp: r.before + MAX_TTL_S };
+    // kept as long as the token may live: 30 days from an `iat` up to the skew ahead (with a
+    // TIER_AUTH_SKEW_S above 300 the token outlived its revocation by the difference: review "tokens")
+    const revocation: TokenRevocation = 'jti' in r ? { jti: r.jti, exp: nowS() + MAX_TTL_S + Math.max(CLOCK_SKEW_S, config.authSkewS) } : { ...r, exp: r.before + MAX_TTL_S };
     if (!revoked.room(revocation)) {
       throw new TierError('limit_exceeded', `the revocation list holds ${revoked.maxEntries} live revocations, its most: revoke by sub or home (one entry for all of a user's or home's tokens), or rotate JWT_SECRET to end every token`);
     }

@@ -120,6 +120,8 @@ function checkStateTrigger(t: Static<typeof StateTrigger>, field: string): void 
   checkAnyDevice(t, field);
   const threshold = t.above !== undefined || t.below !== undefined;
   if (threshold && (t.to !== undefined || t.from !== undefined)) invalid(`${field}.above`, 'a threshold (above/below) cannot be combined with to/from');
+  // null in a report removes the attribute: a value before is never null, and such a rule saved and never ran (review automation2)
+  if (t.from === null) invalid(`${field}.from`, 'null never matches: a value reported null removes the attribute, so no change starts from null; `to: null` catches a removal');
   if (t.above !== undefined && t.below !== undefined && t.above >= t.below) invalid(`${field}.below`, 'must be greater than above');
 }
 

@@ -298,6 +298,23 @@ export function shadowStoreContract(name: string, make: ShadowStoreFactory): voi
         expect(await store.loadSession(hub)).toEqual(queued);
       });
 
+      it("keeps a cursor's tag (the numbering of its boot id, in events' src) queued and written, and a device write after it leaves it", async () => {
+        store.writeCursor(hub, { boot: 'b1', seq: -1, tag: 'AbCd_-12' });
+        expect((await store.loadSession(hub)).cursor).toEqual({ boot: 'b1', seq: -1, tag: 'AbCd_-12' });
+        await store.flush();
+        expect(await store.loadCursor(hub)).toEqual({ boot: 'b1', seq: -1, tag: 'AbCd_-12' });
+        store.writeReported(hub, 'lamp', device({ on: true }, 1, 1000));
+        await store.flush();
+        expect((await store.loadSession(hub)).cursor).toEqual({ boot: 'b1', seq: -1, tag: 'AbCd_-12' });
+        store.writeCursor(hub, { boot: 'b1', seq: 3, tag: 'AbCd_-12' });
+        await store.flush();
+        expect(await store.loadCursor(hub)).toEqual({ boot: 'b1', seq: 3, tag: 'AbCd_-12' });
+        // a cursor written without one (a release before 2026-12-07) has none
+        store.writeCursor(hub, { boot: 'b2', seq: 0 });
+        await store.flush();
+        expect(await store.loadCursor(hub)).toEqual({ boot: 'b2', seq: 0 });
+      });
+
       it("with an epoch, refuses an older session's writes from then on and never tells their listener", async () => {
         store.writeReported(hub, 'lamp', device({ on: true }, 1, 1_000), 5);
         store.writeCursor(hub, { boot: 'b1', seq: 3 }, 5);

@@ -11,6 +11,7 @@ import { HubSession, type HubLink } from '../../src/actors/hub-session.js';
 import { TimerWheel } from '../../src/actors/timer-wheel.js';
 import { bootTag } from '../../src/actors/event-source.js';
 import { MemoryDirectory } from '../../src/ports/directory/directory-memory.js';
+import { MemoryShadowStore } from '../../src/ports/shadow-store/shadow-store-memory.js';
 import { decodeHubFrame, encodeValue } from '../../src/protocol/codec.js';
 import { hubSessionDeps } from '../helpers/hub-session-deps.js';
 import { GatedDirectory } from '../helpers/gated-directory.js';
@@ -29,10 +30,10 @@ const wheels: TimerWheel[] = [];
 afterEach(() => wheels.splice(0).forEach((w) => w.close()));
 const settle = () => new Promise((r) => setImmediate(r));
 
-function session(directory: MemoryDirectory, events: AppEventMessage[]): (frame: object) => void {
+function session(directory: MemoryDirectory, events: AppEventMessage[], shadows?: MemoryShadowStore): (frame: object) => void {
   const wheel = new TimerWheel();
   wheels.push(wheel);
-  const deps = hubSessionDeps(wheel, { directory, publishEvent: (e: AppEventMessage) => void events.push(e) });
+  const deps = hubSessionDeps(wheel, { directory, publishEvent: (e: AppEventMessage) => void events.push(e), ...(shadows ? { shadows } : {}) });
   const link = new Link();
   const s = new HubSession('hub-1', 'home-1', link, deps);
   link.session = s;
@@ -71,6 +72,43 @@ describe("an event's src", () => {
     // one by one, the lamp's first report is an event of its own, with its own src
     expect(resent.filter((e) => e.kind === 'state' && e.device === 'lamp').map((e) => (e as { src?: string }).src)).toEqual([`${tag}.5`, `${tag}.9`]);
     expect(srcOf(resent)).toEqual(expected);
+  });
+
+  it('differs for a boot id used again (its numbering starts at 1 again), and stays the same for that numbering on another node (review automation2)', async () => {
+    const shadows = new MemoryShadowStore();
+    const directory = new MemoryDirectory();
+    const events: AppEventMessage[] = [];
+    const leak = (s: number) => ({ t: 5, s, d: 'sensor', e: 'leak' });
+    const connect = async (boot: string) => {
+      const frame = session(directory, events, shadows);
+      frame({ t: 1, v: 1, b: boot });
+      await settle();
+      await settle();
+      return frame;
+    };
+    (await connect('boot-a'))(leak(1));
+    await settle();
+    (await connect('boot-b'))(leak(1));
+    await settle();
+    // back on boot-a: welcome s 0, and its next leak is s 1 again
+    const again = await connect('boot-a');
+    again(leak(1));
+    await settle();
+    // that numbering's next session (a failover, say) resends s 1 and goes on with s 2
+    const next = await connect('boot-a');
+    next(leak(1));
+    next(leak(2));
+    await settle();
+    const srcs = events.flatMap((e) => (e.kind === 'event' ? [e.src] : []));
+    expect(srcs).toHaveLength(4);
+    const [first, other, reused, goesOn] = srcs;
+    // the hub's first numbering: its boot id's own tag; each one begun since: a tag of its own
+    expect(first).toBe(`${bootTag('boot-a')}.1`);
+    expect(other).toMatch(/^[A-Za-z0-9_-]{8}\.1$/);
+    expect(reused).toMatch(/^[A-Za-z0-9_-]{8}\.1$/);
+    expect(new Set([first, other, reused]).size).toBe(3);
+    // the resend of s 1 was a duplicate (not applied); s 2 carries the numbering's tag
+    expect(goesOn).toBe(`${reused!.split('.')[0]}.2`);
   });
 
   it("tags the boot id in 8 URL-safe characters, whatever the boot id's length", () => {

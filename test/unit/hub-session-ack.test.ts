@@ -81,7 +81,7 @@ describe('HubSession acknowledges only what is stored', () => {
     expect(link.acks()).toEqual([]);
     shadows.release();
     expect(link.acks()).toEqual([1, 2, 3]);
-    expect(await shadows.loadCursor('hub-1')).toEqual({ boot: 'boot', seq: 3 });
+    expect(await shadows.loadCursor('hub-1')).toEqual({ boot: 'boot', seq: 3, tag: expect.stringMatching(/^[\w-]{8}$/) });
   });
 
   it('a heartbeat is answered after the acks of the frames before it: answers keep the order of frames', async () => {
@@ -206,7 +206,7 @@ describe('HubSession counts for the boot id of the latest hello', () => {
     shadows.release();
     await settle();
     expect(b.link.frames.find((f) => f.t === FrameType.welcome)).toMatchObject({ s: 0 });
-    expect(await shadows.loadCursor('hub-1')).toEqual({ boot: 'boot-b', seq: -1 });
+    expect(await shadows.loadCursor('hub-1')).toEqual({ boot: 'boot-b', seq: -1, tag: expect.stringMatching(/^[\w-]{8}$/) });
     // the same boot id again: nothing to store, welcomed at once
     const again = connect('boot-b', 10_000);
     await settle();

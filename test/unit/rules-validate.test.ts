@@ -50,6 +50,8 @@ describe('validateRuleSpec', () => {
     [{ triggers: [{ type: 'state', attr: 'lux', above: 'x' }] }, 'triggers[0].above'],
     [{ triggers: [{ type: 'state', attr: 'lux', above: 30, below: 10 }] }, 'triggers[0].below'],
     [{ triggers: [{ type: 'state', attr: 'lux', above: 30, to: 40 }] }, 'triggers[0].above'],
+    // a reported null removes the attribute: no change starts from null (review automation2)
+    [{ triggers: [{ type: 'state', attr: 'on', from: null }] }, 'triggers[0].from'],
     [{ triggers: [{ type: 'state', attr: 'on', too: true }] }, 'triggers[0].too'],
     [{ triggers: [{ type: 'event', event: 'double press' }] }, 'triggers[0].event'],
     [{ triggers: [{ type: 'cron', cron: '61 * * * *' }] }, 'triggers[0].cron'],

@@ -34,6 +34,7 @@ export class QueuedHub {
   /** the cursor written (boot undefined: none) and who is told once it is durable */
   boot: string | undefined = undefined;
   seq = 0;
+  tag: string | undefined = undefined;
   stored: CursorListener | undefined = undefined;
   /** set in the transaction once the hub's batch passed the fence: its cursor is told when durable */
   written = false;

@@ -31,10 +31,22 @@ export type KindModel = readonly [string | null, string | null];
 export type LegacyDevice = [string | null, string | null, FlatAttrs, number, number, FlatAttrs, number];
 /**
  * A hub's entry, under `[HUB, hubId]`: [the largest session epoch written, cursor boot, cursor seq,
- * the hub's number (the first element of its device records' keys; -1 until its first one)];
- * before numbered hubs the first three under `hubId`.
+ * the hub's number (the first element of its device records' keys; -1 until its first one), the
+ * cursor's tag when it has one (since 2026-12-07)]; before numbered hubs the first three under `hubId`.
  */
-export type StoredHub = [number, string | null, number, number];
+export type StoredHub = [number, string | null, number, number] | [number, string | null, number, number, string];
+
+/** A hub's entry as written: the tag only when there is one (an entry without stays as before). */
+export function hubEntry(epoch: number, boot: string | null, seq: number, n: number, tag: string | undefined): StoredHub {
+  return tag === undefined ? [epoch, boot, seq, n] : [epoch, boot, seq, n, tag];
+}
+
+/** The cursor a hub's entry holds (null: none). */
+export function cursorOfEntry(h: StoredHub | LegacyHub | undefined): SeqCursor | null {
+  if (h === undefined || h[1] === null) return null;
+  const tag = h[4 as 3];
+  return typeof tag === 'string' ? { boot: h[1], seq: h[2], tag } : { boot: h[1], seq: h[2] };
+}
 /** A hub's entry before numbered hubs. */
 export type LegacyHub = [number, string | null, number];
 /**
@@ -230,7 +242,7 @@ export function* decodeShadowRecords(records: Iterable<{ key: unknown; value: un
   // each hub's kinds, by device: deleted as the device is yielded, the rest yielded at the end
   const kindsOf = new Map<string, Map<string, KindModel>>();
   let held: Extract<ShadowRecord, { type: 'device' }> | null = null;
-  const hub = (hubId: string, h: LegacyHub | StoredHub): ShadowRecord => ({ type: 'hub', hubId, epoch: h[0], cursor: h[1] === null ? null : { boot: h[1], seq: h[2] } });
+  const hub = (hubId: string, h: LegacyHub | StoredHub): ShadowRecord => ({ type: 'hub', hubId, epoch: h[0], cursor: cursorOfEntry(h) });
   const release = (): Extract<ShadowRecord, { type: 'device' }> | null => {
     const device = held;
     held = null;
@@ -297,7 +309,9 @@ export function* decodeShadowRecords(records: Iterable<{ key: unknown; value: un
 function isHubEntry(v: unknown, length: 3): v is LegacyHub;
 function isHubEntry(v: unknown, length: 4): v is StoredHub;
 function isHubEntry(v: unknown, length: number): boolean {
-  return Array.isArray(v) && v.length === length && typeof v[0] === 'number' && (v[1] === null || typeof v[1] === 'string') && typeof v[2] === 'number' && (length === 3 || Number.isInteger(v[3]));
+  // a numbered entry may carry its cursor's tag as a fifth
+  const tagged = length === 4 && Array.isArray(v) && v.length === 5 && typeof v[4] === 'string';
+  return Array.isArray(v) && (v.length === length || tagged) && typeof v[0] === 'number' && (v[1] === null || typeof v[1] === 'string') && typeof v[2] === 'number' && (length === 3 || Number.isInteger(v[3]));
 }
 
 /** The name lists of a backup's sub-database `shadow-names`. */

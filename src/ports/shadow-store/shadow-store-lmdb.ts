@@ -38,6 +38,8 @@ import {
   type StoredDesired,
   type StoredDevice,
   type StoredHub,
+  cursorOfEntry,
+  hubEntry,
 } from './shadow-store-lmdb-layout.js';
 import { HubEntries } from './shadow-store-lmdb-hubs.js';
 import { migrateShadowRecords } from './shadow-store-lmdb-migrate.js';
@@ -181,13 +183,13 @@ export class LmdbShadowStore implements ShadowStore {
     if (!hub) return;
     hub.boot = cursor.boot;
     hub.seq = cursor.seq;
+    hub.tag = cursor.tag;
     hub.stored = stored;
   }
 
   async loadCursor(hubId: string): Promise<SeqCursor | null> {
     await this.durableWrites(hubId);
-    const h = this.hubs.read(hubId);
-    return h === undefined || h[1] === null ? null : { boot: h[1], seq: h[2] };
+    return cursorOfEntry(this.hubs.read(hubId));
   }
 
   async load(hubId: string, read?: Pick<DeviceRead, 'spent'>): Promise<HubShadow> {
@@ -241,7 +243,7 @@ export class LmdbShadowStore implements ShadowStore {
     const shadow = newShadow();
     let whole = true;
     const h = this.hubs.read(hubId);
-    const cursor = h === undefined || h[1] === null ? null : { boot: h[1], seq: h[2] };
+    const cursor = cursorOfEntry(h);
     // a hub listed and never reported has its kinds record alone: no entry, no number
     const kinds = this.db.get(kindsKey(hubId)) as HubKinds | undefined;
     for (const { key, value } of h === undefined || h[3] < 0 ? [] : this.db.getRange(hubRange(h[3]))) {
@@ -618,7 +620,7 @@ export class LmdbShadowStore implements ShadowStore {
           // a new epoch without a cursor keeps the stored one
           if (!cursor && known !== undefined) h = this.hubs.read(hubId);
           epoch = Math.max(epoch, b.epoch);
-          last = this.db.put(hubKey(hubId), cursor ? [epoch, b.boot!, b.seq, n] : [epoch, h?.[1] ?? null, h?.[2] ?? 0, n]);
+          last = this.db.put(hubKey(hubId), cursor ? hubEntry(epoch, b.boot!, b.seq, n, b.tag) : hubEntry(epoch, h?.[1] ?? null, h?.[2] ?? 0, n, h?.[4]));
         }
         if (epoch !== known?.epoch || numbered) this.hubs.remember(hubId, epoch, n);
         b.written = cursor;

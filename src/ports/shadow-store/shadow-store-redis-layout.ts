@@ -19,6 +19,7 @@ export interface ReportedEntry {
 export interface CursorEntry {
   readonly boot: string;
   readonly seq: number;
+  readonly tag?: string;
   readonly order: number;
   /** told when this cursor is written */
   readonly stored: CursorListener | undefined;
@@ -167,7 +168,7 @@ export function fieldsOf(batch: HubBatch): Map<string, string> {
     fields.set(`r:${id}`, JSON.stringify({ a: e.a, v: e.v, at: e.at }));
     if (e.k !== undefined) fields.set(`k:${id}`, e.k);
   }
-  if (batch.cursor) fields.set('cursor', JSON.stringify({ boot: batch.cursor.boot, seq: batch.cursor.seq }));
+  if (batch.cursor) fields.set('cursor', JSON.stringify(plainCursor(batch.cursor)));
   return fields;
 }
 
@@ -224,6 +225,10 @@ export function shadowOf(fields: Record<string, string>, overlay: Array<[string,
 /** The cursor field's value, or null. */
 export function cursorOf(raw: string | null): SeqCursor | null {
   if (raw === null) return null;
-  const c = JSON.parse(raw) as SeqCursor;
-  return { boot: c.boot, seq: c.seq };
+  return plainCursor(JSON.parse(raw) as SeqCursor);
+}
+
+/** A cursor's stored fields alone (a queued one carries its listener and order besides). */
+export function plainCursor(c: SeqCursor): SeqCursor {
+  return typeof c.tag === 'string' ? { boot: c.boot, seq: c.seq, tag: c.tag } : { boot: c.boot, seq: c.seq };
 }

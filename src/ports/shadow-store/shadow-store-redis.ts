@@ -26,6 +26,7 @@ import {
   type HubBatch,
   type ReportedEntry,
   cursorOf,
+  plainCursor,
   DESIRED_REVISION,
   SET_DESIRED,
   shadowOf,
@@ -189,7 +190,7 @@ export class RedisShadowStore implements ShadowStore {
     const batch = this.batchOf(hubId, epoch);
     if (!batch) return;
     const order = ++this.order;
-    batch.cursor = { boot: cursor.boot, seq: cursor.seq, order: batch.cursor ? batch.cursor.order : order, stored };
+    batch.cursor = { ...plainCursor(cursor), order: batch.cursor ? batch.cursor.order : order, stored };
     this.schedule();
   }
 
@@ -449,7 +450,7 @@ export class RedisShadowStore implements ShadowStore {
   private pendingOf(hubId: string): PendingBatch[] {
     const out: PendingBatch[] = [];
     for (const b of [this.inflight?.batch.get(hubId), this.queued.get(hubId)]) {
-      if (b) out.push({ epoch: b.epoch, devices: [...b.devices], cursor: b.cursor && { boot: b.cursor.boot, seq: b.cursor.seq } });
+      if (b) out.push({ epoch: b.epoch, devices: [...b.devices], cursor: b.cursor && plainCursor(b.cursor) });
     }
     return out;
   }

@@ -61,6 +61,13 @@ export function notifyStored(listener: CursorListener, hubId: string, seq: numbe
 export interface SeqCursor {
   boot: string;
   seq: number;
+  /**
+   * The tag of this numbering of the boot id in its events' `src` (event-source.ts): made anew each
+   * time the numbering starts again for a boot id (a hub back on an earlier one), kept while it goes
+   * on, so a resend after a failover makes the same `src` and a reused boot id another. Absent in
+   * cursors written before 2026-12-07 (the tag is then the boot id's alone).
+   */
+  tag?: string;
 }
 
 /**
