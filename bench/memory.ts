@@ -255,7 +255,10 @@ async function main(): Promise<void> {
     // made before the node, so that its removal runs after the node's stop
     const cgroup = args.memoryLimit === null ? null : MemoryCgroup.create(`hubtier-bench-${process.pid}`);
     if (cgroup) stops.push(async () => cgroup.remove());
-    const node = await startNode({ env, ...(entry !== undefined ? { entry } : {}), ...(cgroup ? { spawnWith: cgroup.spawnInside } : {}) });
+    // its last lines, said if it dies: a node that exited showed only as sockets refused
+    const lastLines: string[] = [];
+    const onLine = (line: string) => void (lastLines.push(line) > 20 && lastLines.shift());
+    const node = await startNode({ env, onLine, ...(entry !== undefined ? { entry } : {}), ...(cgroup ? { spawnWith: cgroup.spawnInside } : {}) });
     stops.push(() => node.stop());
     if (args.warmup > 0) await warmUp(node, args, base);
     // the baseline after the same idle wait as every reading: V8 shrinks its young generation (up to
@@ -284,6 +287,7 @@ async function main(): Promise<void> {
     try {
       for (const [i, fleet] of fleets.entries()) steps.push(await measure(node, fleet, batches[i]!.length, args.devices > 0 ? batches[i]!.length : 0, args.idleMs, unpacked, args.connectRate));
     } catch (err) {
+      if (node.child.exitCode !== null || node.child.signalCode !== null) say(`the node ended (${node.child.exitCode ?? node.child.signalCode}); its last lines:\n${lastLines.join('\n')}`);
       const killed = cgroup?.read().oomKills ?? 0;
       if (killed > 0) throw new Error(`the node was killed for its memory limit (${(limited!.limitBytes / 2 ** 20).toFixed(1)} MB, peak ${(cgroup!.read().peak / 2 ** 20).toFixed(1)} MB)`, { cause: err });
       throw err;

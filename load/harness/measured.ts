@@ -33,6 +33,7 @@ export interface GcReading {
 /** Asks a process started with MEASURED_NODE_FLAGS to collect; its memory after the collection. */
 export async function collect(proc: Proc): Promise<GcReading> {
   const line = proc.waitLine((l) => l.startsWith('{"gcHook":true'), 300_000);
-  proc.child.kill('SIGUSR2');
+  // SIGUSR2 stops a node since 2026-12-06: bench:memory's node exited at its first reading
+  proc.child.kill('SIGWINCH');
   return JSON.parse(await line) as GcReading;
 }

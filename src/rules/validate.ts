@@ -23,7 +23,8 @@ export interface ValidateOptions {
   maxCommandTimeoutMs?: number;
   /**
    * false: expressions checked as before the typed checks (bool conditions, typed `time`, `between`
-   * literals), for rules a backup holds that an older node accepted; @default true
+   * literals), and a trigger's `from: null` taken (refused since 2026-12-07), for rules a backup
+   * holds that an older node accepted; @default true
    */
   strictExpressions?: boolean;
 }
@@ -116,17 +117,18 @@ function checkAnyDevice(t: { hub?: string; device?: string }, field: string): vo
   if (t.hub !== undefined && t.device === undefined) invalid(`${field}.device`, 'give both hub and device, or neither (any device of the home)');
 }
 
-function checkStateTrigger(t: Static<typeof StateTrigger>, field: string): void {
+/** `strict` false: a backup's rule an older node accepted (see `strictExpressions`). */
+function checkStateTrigger(t: Static<typeof StateTrigger>, field: string, strict: boolean): void {
   checkAnyDevice(t, field);
   const threshold = t.above !== undefined || t.below !== undefined;
   if (threshold && (t.to !== undefined || t.from !== undefined)) invalid(`${field}.above`, 'a threshold (above/below) cannot be combined with to/from');
   // null in a report removes the attribute: a value before is never null, and such a rule saved and never ran (review automation2)
-  if (t.from === null) invalid(`${field}.from`, 'null never matches: a value reported null removes the attribute, so no change starts from null; `to: null` catches a removal');
+  if (t.from === null && strict) invalid(`${field}.from`, 'null never matches: a value reported null removes the attribute, so no change starts from null; `to: null` catches a removal');
   if (t.above !== undefined && t.below !== undefined && t.above >= t.below) invalid(`${field}.below`, 'must be greater than above');
 }
 
 function trigger(t: Static<typeof TriggerBody>, field: string, opts: Required<ValidateOptions>): Trigger {
-  if (t.type === 'state') checkStateTrigger(t, field);
+  if (t.type === 'state') checkStateTrigger(t, field, opts.strictExpressions);
   else if (t.type === 'event') checkAnyDevice(t, field);
   else validateCron(t.cron, `${field}.cron`, opts.minCronIntervalMs);
   return { ...t };

@@ -1,11 +1,11 @@
 import { execFile, execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import type { Readable } from 'node:stream';
-import { existsSync, lstatSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, lstatSync, readFileSync, readdirSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { promisify } from 'node:util';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { testStores } from '../helpers/test-stores.js';
 import { BackupError, exportStore, importStore } from '../../src/data-backup.js';
 import { KNOWN_DBS, SHADOWS_LAYOUT } from '../../src/data-backup-check.js';
 import { MAX_LINE_BYTES } from '../../src/data-backup-file.js';
@@ -22,16 +22,7 @@ import { scriptArgs } from '../helpers/server-process.js';
 
 const run = promisify(execFile);
 const ROOT = join(import.meta.dirname, '../..');
-const open: DataStore[] = [];
-const dir = () => mkdtempSync(join(tmpdir(), 'backup-'));
-const store = (d = dir()) => {
-  const s = openDataStore(d);
-  open.push(s);
-  return s;
-};
-afterEach(async () => {
-  await Promise.allSettled(open.splice(0).map((s) => s.close()));
-});
+const { dir, store } = testStores('backup-');
 
 const HUB_9 = { hubId: 'hub-9', homeId: 'home-9', secret: 's3cret', enabled: true, createdAt: 1_700_000_000_000, model: undefined };
 

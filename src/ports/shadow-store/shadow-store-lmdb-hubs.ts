@@ -4,7 +4,7 @@
  * to hubs at their first device record (see HUB in shadow-store-lmdb-layout.ts).
  */
 import type { Database } from 'lmdb';
-import { HUB, hubKey, LEGACY_START, NEXT_HUB, type Key, type Stored, type StoredHub } from './shadow-store-lmdb-layout.js';
+import { HUB, hubEntry, hubKey, LEGACY_START, NEXT_HUB, type Key, type Stored, type StoredHub } from './shadow-store-lmdb-layout.js';
 
 /** Hubs whose entry's epoch and number are remembered at most. */
 const MAX_REMEMBERED = 1_024;
@@ -97,7 +97,8 @@ export class HubEntries {
     const h = this.read(hubId);
     if (h !== undefined && h[3] >= 0) return h[3];
     const n = this.give();
-    void this.db.put(hubKey(hubId), [h?.[0] ?? 0, h?.[1] ?? null, h?.[2] ?? 0, n]);
+    // the cursor's tag kept: dropped, a numbering begun again took its boot id's first tag (review diff16)
+    void this.db.put(hubKey(hubId), hubEntry(h?.[0] ?? 0, h?.[1] ?? null, h?.[2] ?? 0, n, h?.[4]));
     this.remember(hubId, h?.[0] ?? 0, n);
     return n;
   }
