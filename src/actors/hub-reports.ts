@@ -66,8 +66,6 @@ export class HubReports implements CursorListener, Packable {
   private boot = '';
   /** the tag of the boot id's numbering in events' `src` (event-source.ts), kept in the cursor */
   private bootTag = '';
-  /** the tag storeBoot made for a numbering begun again, until resume takes it */
-  private restartTag: string | undefined = undefined;
   /** last sequence number accepted (-1: none for this boot); its writes may still be in flight */
   private lastSeq = -1;
   /** last sequence number acknowledged to the hub: stored */
@@ -119,7 +117,7 @@ export class HubReports implements CursorListener, Packable {
     this.deps.packer?.forget(this);
   }
 
-  /** Starts from the stored shadow and cursor; returns the last sequence number accepted for this boot (-1: none). */
+  /** Starts from the stored shadow and cursor (after storeBoot, with the same cursor); returns the last sequence number accepted for this boot (-1: none). */
   resume(boot: string, shadow: HubShadow, cursor: SeqCursor | null): number {
     let reported: DeviceTable<CachedAttrs> = [];
     for (const id in shadow) {
@@ -131,9 +129,10 @@ export class HubReports implements CursorListener, Packable {
     this.reported = reported;
     this.shadowBytes = shadowBytes(reported);
     this.boot = boot;
-    // the numbering goes on (a resend after a failover: the same tag), or begins: the tag storeBoot
-    // stored when it began again for a boot id used before, else the boot id's own
-    this.bootTag = cursor !== null && cursor.boot === boot ? (cursor.tag ?? bootTag(boot)) : (this.restartTag ?? bootTag(boot));
+    // the hub's first numbering: its boot id's own tag; one that goes on (a resend after a failover):
+    // the stored tag; one begun again (another boot id stored): the tag storeBoot made and stored
+    if (cursor === null) this.bootTag = bootTag(boot);
+    else if (cursor.boot === boot) this.bootTag = cursor.tag ?? bootTag(boot);
     // -1: nothing accepted for this boot yet, so a first frame with `s: 0` is new, not a duplicate
     this.lastSeq = cursor !== null && cursor.boot === boot ? cursor.seq : -1;
     this.ackedSeq = this.lastSeq;
@@ -149,7 +148,7 @@ export class HubReports implements CursorListener, Packable {
     if (cursor === null || cursor.boot === boot) return null;
     // the numbering starts again at 1: its events' `src` must not be those of an earlier numbering
     // of this boot id (their notifications were dropped as repeats: review automation2)
-    const tag = (this.restartTag = restartTag());
+    const tag = (this.bootTag = restartTag());
     return new Promise((resolve) => {
       const timer = setTimeout(resolve, waitMs, false);
       const cursorStored = () => {
