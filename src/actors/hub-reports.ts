@@ -40,6 +40,8 @@ export interface ReportHost {
   readonly homeId: string;
   /** the session's directory epoch: every write carries it (see ShadowStore) */
   readonly epoch: number;
+  /** `provisionMark` of the hub record's `createdAt` (0: unknown): another for a hub id deleted and provisioned again */
+  readonly provisioned: number;
   readonly state: SessionState;
   readonly deps: HubSessionDeps;
   send(frame: ServerToHubFrame): boolean;
@@ -129,9 +131,10 @@ export class HubReports implements CursorListener, Packable {
     this.reported = reported;
     this.shadowBytes = shadowBytes(reported);
     this.boot = boot;
-    // the hub's first numbering: its boot id's own tag; one that goes on (a resend after a failover):
-    // the stored tag; one begun again (another boot id stored): the tag storeBoot made and stored
-    if (cursor === null) this.bootTag = bootTag(boot);
+    // the hub's first numbering: its boot id's own tag (with its record's, so a hub id provisioned
+    // again does not take a deleted hub's: review diff16); one that goes on (a resend after a
+    // failover): the stored tag; one begun again (another boot id stored): the tag storeBoot stored
+    if (cursor === null) this.bootTag = bootTag(this.host.provisioned === 0 ? boot : `${boot}\n${this.host.provisioned}`);
     else if (cursor.boot === boot) this.bootTag = cursor.tag ?? bootTag(boot);
     // -1: nothing accepted for this boot yet, so a first frame with `s: 0` is new, not a duplicate
     this.lastSeq = cursor !== null && cursor.boot === boot ? cursor.seq : -1;

@@ -30,12 +30,12 @@ const wheels: TimerWheel[] = [];
 afterEach(() => wheels.splice(0).forEach((w) => w.close()));
 const settle = () => new Promise((r) => setImmediate(r));
 
-function session(directory: MemoryDirectory, events: AppEventMessage[], shadows?: MemoryShadowStore): (frame: object) => void {
+function session(directory: MemoryDirectory, events: AppEventMessage[], shadows?: MemoryShadowStore, provisioned = 0): (frame: object) => void {
   const wheel = new TimerWheel();
   wheels.push(wheel);
   const deps = hubSessionDeps(wheel, { directory, publishEvent: (e: AppEventMessage) => void events.push(e), ...(shadows ? { shadows } : {}) });
   const link = new Link();
-  const s = new HubSession('hub-1', 'home-1', link, deps);
+  const s = new HubSession('hub-1', 'home-1', link, deps, provisioned);
   link.session = s;
   return (f) => s.receiveFrame(decodeHubFrame(encodeValue(f)));
 }
@@ -109,6 +109,22 @@ describe("an event's src", () => {
     expect(new Set([first, other, reused]).size).toBe(3);
     // the resend of s 1 was a duplicate (not applied); s 2 carries the numbering's tag
     expect(goesOn).toBe(`${reused!.split('.')[0]}.2`);
+  });
+
+  it("a hub id provisioned again (another record) gives a boot id's first numbering another tag; the same record the same on every node (review diff16)", async () => {
+    const firstSrc = async (provisioned: number) => {
+      const events: AppEventMessage[] = [];
+      const frame = session(new MemoryDirectory(), events, new MemoryShadowStore(), provisioned);
+      frame({ t: 1, v: 1, b: 'boot-a' });
+      await settle();
+      await settle();
+      frame({ t: 5, s: 1, d: 'sensor', e: 'leak' });
+      await settle();
+      return events.find((e) => e.kind === 'event')!.src;
+    };
+    const [before, sameRecord, provisionedAgain] = [await firstSrc(1234), await firstSrc(1234), await firstSrc(5678)];
+    expect(sameRecord).toBe(before);
+    expect(provisionedAgain).not.toBe(before);
   });
 
   it("tags the boot id in 8 URL-safe characters, whatever the boot id's length", () => {
