@@ -66,7 +66,7 @@ usage: npm run bench:memory -- [options]
                  print what the sessions added, by constructor
   -h, --help     this text
 
-Both processes are measured after a full garbage collection (--expose-gc and a SIGWINCH hook):
+Both processes are measured after a full garbage collection (--expose-gc and a SIGURG hook):
 resident memory (VmRSS) before and after the sockets, divided by their number; of it, the
 anonymous part (RssAnon: without the pages of memory-mapped files, which the embedded default's
 LMDB store adds to RSS as the page cache holds them); and the JS heap used.

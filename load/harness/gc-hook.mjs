@@ -4,12 +4,13 @@ import { getHeapSpaceStatistics, getHeapStatistics, writeHeapSnapshot } from 'no
 
 /**
  * Preloaded into measured processes (`--expose-gc --import tsx --import ./load/harness/gc-hook.mjs`):
- * on SIGWINCH it runs a full garbage collection and prints one JSON line on stderr with the heap
+ * on SIGURG it runs a full garbage collection and prints one JSON line on stderr with the heap
  * and resident sizes after it, so memory is read after a collection instead of at a random point.
  * With HEAP_SNAPSHOT_DIR set it also writes a heap snapshot there (its path is in the line).
  * Plain JavaScript: worker threads inherit the flags, and a `.ts` preload failed to load in them
- * (the rule workers of measured nodes never started). SIGWINCH, not SIGUSR2: the node drains and
- * exits at SIGUSR2 (a stop signal since 2026-12-06), and a process without this hook ignores SIGWINCH.
+ * (the rule workers of measured nodes never started). SIGURG, not SIGUSR2: the node drains and
+ * exits at SIGUSR2 (a stop signal since 2026-12-06); nor SIGWINCH, which a terminal's resize sends
+ * the whole process group. A process without this hook ignores SIGURG, and no terminal sends it.
  */
 let n = 0;
 
@@ -26,7 +27,7 @@ function residentSplit() {
     return {};
   }
 }
-process.on('SIGWINCH', () => {
+process.on('SIGURG', () => {
   const gc = globalThis.gc;
   gc?.();
   gc?.();

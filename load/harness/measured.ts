@@ -34,6 +34,6 @@ export interface GcReading {
 export async function collect(proc: Proc): Promise<GcReading> {
   const line = proc.waitLine((l) => l.startsWith('{"gcHook":true'), 300_000);
   // SIGUSR2 stops a node since 2026-12-06: bench:memory's node exited at its first reading
-  proc.child.kill('SIGWINCH');
+  proc.child.kill('SIGURG');
   return JSON.parse(await line) as GcReading;
 }
