@@ -8,7 +8,10 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 
-/** The tag of a boot id's first numbering: the same on every node, with no cursor stored yet. */
+/**
+ * The tag of a hub's first numbering of a boot id: the same on every node, with no cursor stored
+ * yet (hub-reports hashes the boot id with the hub record's provision mark).
+ */
 export function bootTag(boot: string): string {
   return createHash('sha256').update(boot).digest('base64url').slice(0, 8);
 }

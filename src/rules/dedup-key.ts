@@ -2,8 +2,8 @@
  * The notification dedup key of a hub event's rule runs (`rule:<id>:<key>:<action index>`): unique
  * per event, and the same when the event is evaluated again after a crash (replay.ts), or made
  * again from the hub's resend of its frame after a failover, so its notifications are not sent
- * twice. The event's `src` (the hub frame it came from: boot tag and `s`, event-source.ts) is all
- * of that: a resend after a kill -9 in the ack's window was stored again at a new offset, and its
+ * twice. The event's `src` (the hub frame it came from: the tag of its boot id's numbering and
+ * `s`, event-source.ts) is all of that: a resend after a kill -9 in the ack's window was stored again at a new offset, and its
  * offset-keyed notification went out a second time (review "retries", 2026-12-07).
  *
  * An event stored before `src` existed is keyed as it was: device versions and the hub's `ts` are
