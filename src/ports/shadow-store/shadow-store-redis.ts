@@ -189,8 +189,10 @@ export class RedisShadowStore implements ShadowStore {
     if (this.refuseAfterClose()) return;
     const batch = this.batchOf(hubId, epoch);
     if (!batch) return;
-    const order = ++this.order;
-    batch.cursor = { ...plainCursor(cursor), order: batch.cursor ? batch.cursor.order : order, stored };
+    const order = batch.cursor ? batch.cursor.order : ++this.order;
+    // one object a write (once per acknowledgement): the stored fields, the tag only when there is one
+    const { boot, seq, tag } = cursor;
+    batch.cursor = tag === undefined ? { boot, seq, order, stored } : { boot, seq, tag, order, stored };
     this.schedule();
   }
 

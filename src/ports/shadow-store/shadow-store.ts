@@ -130,7 +130,9 @@ export interface ShadowStore {
    * is told once the cursor and every `writeReported` of the hub queued before it are durable
    * (at once where writes are; never for a batch refused by the epoch fence). The hub session
    * acknowledges frames only then: an acknowledgement means stored. Cursors written in one batch
-   * window coalesce: `stored` hears the latest.
+   * window coalesce: `stored` hears the latest. Its `tag` is stored with it and answered by
+   * `loadCursor`/`loadSession` (a cursor written without one has none), also across a later
+   * device or desired write of the hub that does not write a cursor.
    */
   writeCursor(hubId: string, cursor: SeqCursor, epoch?: number, stored?: CursorListener): void;
   loadCursor(hubId: string): Promise<SeqCursor | null>;
