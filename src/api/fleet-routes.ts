@@ -13,7 +13,7 @@ import { DATE_TIME_MESSAGE, dateTimeMs } from '../schemas/date-time.js';
 import type { TokenRevocation } from '../../proto/subjects.js';
 import { BatchReply, BatchRequest, DeleteHubReply, HomeHubsReply, HubListReply, HubPatchRequest, MoveRequest, RevocationListReply, RevokeReply, RevokeRequest, RotateReply, RotateRequest } from '../schemas/fleet.js';
 import { MAX_TTL_S, ProvisionReply, ProvisionRequest } from '../schemas/hubs.js';
-import { route, routeOptions, type HttpCall, type RouteHost } from '../transport/http.js';
+import { route, routeOptions, storeWriteOptions, type HttpCall, type RouteHost } from '../transport/http.js';
 import { optionalJson } from '../transport/http-input.js';
 import type { TemplatedApp } from '../transport/uws.js';
 import { byCaller, NO_AUDIT, type AuditTrail, type AuditWhat } from '../actors/audit-trail.js';
@@ -49,6 +49,8 @@ export interface FleetApiDeps extends RouteHost {
 export function mountFleetApi(app: TemplatedApp, deps: FleetApiDeps): void {
   const { auth, fleet } = deps;
   const opts = routeOptions(deps);
+  // routes that wait for the node's store: refused at once while it stalls (api/store-admission.ts)
+  const writeOpts = storeWriteOptions(deps);
   const admin = async (call: HttpCall) => requireAdmin(await auth.fromHeader(call.authorization, call.remote));
   const audit = deps.audit ?? NO_AUDIT;
   /** An admin action, recorded once the caller is known (a user refused here is recorded too). */
@@ -74,7 +76,7 @@ export function mountFleetApi(app: TemplatedApp, deps: FleetApiDeps): void {
         return { status: 201, body: reply };
       });
     },
-    opts,
+    writeOpts,
   );
 
   route(
@@ -103,7 +105,7 @@ export function mountFleetApi(app: TemplatedApp, deps: FleetApiDeps): void {
         return { status: 200, body: reply };
       });
     },
-    opts,
+    writeOpts,
   );
 
   route(
@@ -144,7 +146,7 @@ export function mountFleetApi(app: TemplatedApp, deps: FleetApiDeps): void {
         return { status: 200, body: hub };
       });
     },
-    opts,
+    writeOpts,
   );
 
   route(
@@ -164,7 +166,7 @@ export function mountFleetApi(app: TemplatedApp, deps: FleetApiDeps): void {
         return { status: 200, body: moved };
       });
     },
-    opts,
+    writeOpts,
   );
 
   route(
@@ -184,7 +186,7 @@ export function mountFleetApi(app: TemplatedApp, deps: FleetApiDeps): void {
         return { status: 200, body: reply };
       });
     },
-    opts,
+    writeOpts,
   );
 
   route(
@@ -213,7 +215,7 @@ export function mountFleetApi(app: TemplatedApp, deps: FleetApiDeps): void {
         return { status: 200, body: reply };
       });
     },
-    opts,
+    writeOpts,
   );
 
   route(
@@ -235,7 +237,7 @@ export function mountFleetApi(app: TemplatedApp, deps: FleetApiDeps): void {
         return { status: 200, body: reply };
       });
     },
-    opts,
+    writeOpts,
   );
 
   route(

@@ -21,7 +21,7 @@ import { requireAdmin, requireHome, type Authenticator } from '../auth/authentic
 import { byCaller, NO_AUDIT, type AuditTrail, type AuditWhat } from '../actors/audit-trail.js';
 import { parseId } from '../schemas/common.js';
 import type { EraseHomeReply } from '../schemas/homes.js';
-import { requireAnswerRoom, route, routeOptions, type RouteHost } from '../transport/http.js';
+import { requireAnswerRoom, route, routeOptions, storeWriteOptions, type RouteHost } from '../transport/http.js';
 import type { TemplatedApp } from '../transport/uws.js';
 import { ExportPace } from './export-pace.js';
 import { eraseHome, exportHome, type HomeDataDeps } from './home-data.js';
@@ -40,6 +40,8 @@ export interface HomeApiDeps extends RouteHost {
 export function mountHomeApi(app: TemplatedApp, deps: HomeApiDeps): void {
   const { auth, data } = deps;
   const opts = routeOptions(deps);
+  // routes that wait for the node's store: refused at once while it stalls (api/store-admission.ts)
+  const writeOpts = storeWriteOptions(deps);
   const audit = deps.audit ?? NO_AUDIT;
   const maxExports = deps.maxExports ?? 2;
   let exporting = 0;
@@ -103,6 +105,6 @@ export function mountHomeApi(app: TemplatedApp, deps: HomeApiDeps): void {
         return { status: 200, body: reply };
       });
     },
-    opts,
+    writeOpts,
   );
 }

@@ -14,7 +14,7 @@ import { compile } from '../schemas/check.js';
 import { commandSpec } from '../schemas/command.js';
 import { parseId } from '../schemas/common.js';
 import { CommandReply, CommandRequest, DesiredReply, DesiredRequest, HubStatus, ShadowReply, TokenReply, TokenRequest } from '../schemas/hubs.js';
-import { errorReply, route, routeOptions, send, type HttpCall, type HttpReply, type RouteHost } from '../transport/http.js';
+import { errorReply, route, routeOptions, send, storeWriteOptions, type HttpCall, type HttpReply, type RouteHost } from '../transport/http.js';
 import type { TemplatedApp } from '../transport/uws.js';
 import { canSeeHome, requireAdmin, type Authenticator, type Principal } from '../auth/authenticator.js';
 import { byCaller, NO_AUDIT, type AuditTrail, type AuditWhat } from '../actors/audit-trail.js';
@@ -199,7 +199,7 @@ export function mountApi(app: TemplatedApp, deps: ApiDeps): void {
         return { status: 200, body: reply };
       });
     },
-    opts,
+    storeWriteOptions(deps),
   );
 
   // provisioning and the rest of the fleet: src/api/fleet-routes.ts

@@ -17,7 +17,7 @@
 import { isValidId } from '../../proto/subjects.js';
 import { requireHome, type Authenticator } from '../auth/authenticator.js';
 import { TierError } from '../errors.js';
-import { requireAnswerRoom, route, routeOptions, type HttpCall, type HttpReply, type RouteHost } from '../transport/http.js';
+import { requireAnswerRoom, route, routeOptions, storeWriteOptions, type HttpCall, type HttpReply, type RouteHost } from '../transport/http.js';
 import { optionalJson } from '../transport/http-input.js';
 import type { TemplatedApp } from '../transport/uws.js';
 import type { RulesEngine } from '../rules/engine.js';
@@ -54,6 +54,8 @@ export interface RulesApiDeps extends RouteHost {
 export function mountRulesApi(app: TemplatedApp, deps: RulesApiDeps): void {
   const { auth, store, engine } = deps;
   const opts = routeOptions(deps);
+  // routes that wait for the node's store: refused at once while it stalls (api/store-admission.ts)
+  const writeOpts = storeWriteOptions(deps);
   const now = deps.now ?? Date.now;
 
   async function homeOf(call: HttpCall): Promise<string> {
@@ -135,7 +137,7 @@ export function mountRulesApi(app: TemplatedApp, deps: RulesApiDeps): void {
     const rule = await store.createRule(homeId, spec);
     what.target = rule.id;
     return ok(201, { rule: await ruleView(rule), warnings: await warningsFor(spec) });
-  }), opts);
+  }), writeOpts);
 
   route(app, 'get', '/v1/homes/:homeId/rules/:ruleId', async (call) => {
     const homeId = await homeOf(call);
@@ -152,13 +154,13 @@ export function mountRulesApi(app: TemplatedApp, deps: RulesApiDeps): void {
     const rule = await store.updateRule(homeId, ruleId, spec);
     if (!rule) throw noRule(homeId, ruleId);
     return ok(200, { rule: await ruleView(rule), warnings: await warningsFor(spec) });
-  }), opts);
+  }), writeOpts);
 
   route(app, 'del', '/v1/homes/:homeId/rules/:ruleId', (call) => change(call, 'rule.delete', async (homeId) => {
     const ruleId = parseId(call.params[1], 'ruleId');
     if (!(await store.deleteRule(homeId, ruleId))) throw noRule(homeId, ruleId);
     return ok(200, { deleted: ruleId });
-  }), opts);
+  }), writeOpts);
 
   for (const [verb, enabled] of [['enable', true], ['disable', false]] as const) {
     route(app, 'post', `/v1/homes/:homeId/rules/:ruleId/${verb}`, (call) => change(call, `rule.${verb}`, async (homeId) => {
@@ -166,7 +168,7 @@ export function mountRulesApi(app: TemplatedApp, deps: RulesApiDeps): void {
       const rule = await store.setRuleEnabled(homeId, ruleId, enabled);
       if (!rule) throw noRule(homeId, ruleId);
       return ok(200, { rule: await ruleView(rule) });
-    }), opts);
+    }), writeOpts);
   }
 
   route(app, 'post', '/v1/homes/:homeId/rules/:ruleId/test', async (call) => {
@@ -191,7 +193,7 @@ export function mountRulesApi(app: TemplatedApp, deps: RulesApiDeps): void {
     const scene = await store.createScene(homeId, spec);
     what.target = scene.id;
     return ok(201, { scene });
-  }), opts);
+  }), writeOpts);
 
   route(app, 'get', '/v1/homes/:homeId/scenes/:sceneId', async (call) => {
     const homeId = await homeOf(call);
@@ -208,7 +210,7 @@ export function mountRulesApi(app: TemplatedApp, deps: RulesApiDeps): void {
     const scene = await store.updateScene(homeId, sceneId, spec);
     if (!scene) throw noScene(homeId, sceneId);
     return ok(200, { scene });
-  }), opts);
+  }), writeOpts);
 
   route(app, 'del', '/v1/homes/:homeId/scenes/:sceneId', (call) => change(call, 'scene.delete', async (homeId) => {
     const sceneId = parseId(call.params[1], 'sceneId');
@@ -216,7 +218,7 @@ export function mountRulesApi(app: TemplatedApp, deps: RulesApiDeps): void {
     // reported, not refused: as a hub move reports the rules naming the hub (the caller decides)
     const rules = (await store.listRules(homeId)).filter((r) => r.actions.some((a) => a.type === 'scene' && a.scene === sceneId));
     return ok(200, { deleted: sceneId, rules: rules.map((r) => ({ id: r.id, name: r.name })) });
-  }), opts);
+  }), writeOpts);
 
   for (const [verb, enabled] of [['enable', true], ['disable', false]] as const) {
     route(app, 'post', `/v1/homes/:homeId/scenes/:sceneId/${verb}`, (call) => change(call, `scene.${verb}`, async (homeId) => {
@@ -224,7 +226,7 @@ export function mountRulesApi(app: TemplatedApp, deps: RulesApiDeps): void {
       const scene = await store.setSceneEnabled(homeId, sceneId, enabled);
       if (!scene) throw noScene(homeId, sceneId);
       return ok(200, { scene });
-    }), opts);
+    }), writeOpts);
   }
 
   route(app, 'post', '/v1/homes/:homeId/scenes/:sceneId/run', (call) => change(call, 'scene.run', async (homeId, what) => {
@@ -246,5 +248,5 @@ export function mountRulesApi(app: TemplatedApp, deps: RulesApiDeps): void {
     // the trail says what was set: an alarm that moves an hour is traced to its zone's change
     what.detail = `timeZone ${settings.timeZone}`;
     return ok(200, { homeId, settings: await putHomeSettings(store, homeId, settings) });
-  }), opts);
+  }), writeOpts);
 }

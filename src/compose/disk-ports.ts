@@ -67,6 +67,7 @@ export async function diskPorts(config: Config, timers: TimerWheel, log: Logger,
       // a consistent backup while the node runs (the files of a running store may be copied torn)
       adminPages: [backupPage((out) => streamBackup(data, out, 'the backup answer'))],
       // the store is this node's own: a failing one makes the node not ready (a shared backend would not)
+      writesWaitingMs: () => data.pendingMs(),
       health: () => ({ local: shadows.healthy, backends: {}, detail: { store: { healthy: shadows.healthy } } }),
       async close() {
         await Promise.allSettled([bus.close(), directory.close(), lease.close()]);

@@ -48,7 +48,7 @@ export interface FleetParts {
    * The fleet's routes and a home's data as a whole (export, erasure); before mountApi (its
    * catch-all must stay last). `eventsSettled`: the node's published events are in the history.
    */
-  mount(app: TemplatedApp, context: { auth: Authenticator; writes: WriteBatch; table: RouteTable; httpMetrics?: HttpMetrics; access?: AccessLog; audit?: AuditTrail; eventsSettled: () => Promise<void> }): void;
+  mount(app: TemplatedApp, context: { auth: Authenticator; writes: WriteBatch; table: RouteTable; httpMetrics?: HttpMetrics; access?: AccessLog; audit?: AuditTrail; admitWrite?: (() => TierError | null) | undefined; eventsSettled: () => Promise<void> }): void;
   close(): void;
 }
 
@@ -122,12 +122,12 @@ export async function fleetParts<S extends HeldHub>(config: Config, ports: Ports
     revoked,
     sockets,
     commandTo: commandsToEnabledHubs(ports.registry, (hubId: string, deviceId: string, spec: CommandSpec, timeoutMs: number, requestId?: string, parent?: Span) => sendCommand(commandBus, hubId, deviceId, spec, timeoutMs, metrics, requestId, parent)),
-    mount(app, { auth, writes, table, httpMetrics, access, audit, eventsSettled }) {
+    mount(app, { auth, writes, table, httpMetrics, access, audit, admitWrite, eventsSettled }) {
       const revocations = async () => (await ports.revocations?.list(nowS())) ?? [];
-      mountFleetApi(app, { auth, fleet, revoke, revocations, log: fleetLog, maxBodyBytes: config.maxBodyBytes, secretGraceS: config.secretGraceS, writes, table, httpMetrics, access, ...(audit ? { audit } : {}) });
+      mountFleetApi(app, { auth, fleet, revoke, revocations, log: fleetLog, maxBodyBytes: config.maxBodyBytes, secretGraceS: config.secretGraceS, writes, table, httpMetrics, access, admitWrite, ...(audit ? { audit } : {}) });
       const revokeHome = async (home: string) => (await revoke({ home, before: Math.floor((await auth.revocationNow()) / 1000) })).before!;
       const data = { fleet, rules: ports.rules, shadows: ports.shadows, history: ports.history, push: ports.push, eventsSettled, revokeHome };
-      mountHomeApi(app, { auth, data, log: fleetLog, maxBodyBytes: config.maxBodyBytes, writes, table, httpMetrics, access, audit });
+      mountHomeApi(app, { auth, data, log: fleetLog, maxBodyBytes: config.maxBodyBytes, writes, table, httpMetrics, access, audit, admitWrite });
     },
     close() {
       stopWatching();

@@ -22,6 +22,8 @@ import { nodeAuth } from './auth-wiring.js';
 import { HubAdmission } from '../auth/hub-admission.js';
 import { mountApi } from '../api/routes.js';
 import { mountRulesApi } from '../api/rules-routes.js';
+import { storeWriteAdmission } from '../api/store-admission.js';
+import { STALL_WARN_MS } from '../ports/write-stall.js';
 import { isClusterMode, type Config } from '../config/config.js';
 import { AccessLog } from '../log/access-log.js';
 import { addLogFields, type Logger } from '../log/logger.js';
@@ -262,6 +264,7 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
   });
   // before mountApi: its catch-all 404 must stay the last route
   const table: RouteTable = [];
+  const admitWrite = storeWriteAdmission(ports.writesWaitingMs, STALL_WARN_MS);
   mountRulesApi(app, {
     auth,
     store: ports.rules,
@@ -275,8 +278,9 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
     access,
     validate: { maxCommandTimeoutMs: config.commandTimeoutMaxMs },
     audit,
+    admitWrite,
   });
-  fleet.mount(app, { auth, writes, table, httpMetrics: metrics, access, audit, eventsSettled: () => events.settled() });
+  fleet.mount(app, { auth, writes, table, httpMetrics: metrics, access, audit, admitWrite, eventsSettled: () => events.settled() });
   mountAuditApi(app, { auth, ...(ports.audit ? { store: ports.audit } : {}), log, maxBodyBytes: config.maxBodyBytes, writes, table, httpMetrics: metrics, access });
   mountApi(app, {
     auth,
@@ -295,6 +299,7 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
     commandMetrics: metrics,
     access,
     audit,
+    admitWrite,
   });
   let started = false;
   let draining = false;

@@ -21,6 +21,7 @@ import { unusableFile } from './data-dir-access.js';
 import { claimDirectory, LOCK_FILE } from './dir-lock.js';
 import { exitAtOnce } from './exit-at-once.js';
 import { diskRoom, diskSpace } from './disk-room.js';
+import { PendingWrites } from './write-stall.js';
 
 export { DataStoreError };
 
@@ -104,6 +105,11 @@ export interface DataStore {
    */
   written<T>(write: Promise<T>): Promise<T>;
   /**
+   * ms the oldest write passed to `written` has waited to be durable, 0 when none waits: a disk
+   * that stalls shows here before any batch ends (the node refuses API writes past a bound).
+   */
+  pendingMs(): number;
+  /**
    * Commits, closes the environment and releases the directory. `keepUncleanMark`: what a start
    * after an unclean stop does was not done (the start failed, or a tool opened the store): that
    * stop stays recorded for the next start (dir-lock.ts).
@@ -175,6 +181,7 @@ export function openDataStore(dir: string, options: DataStoreOptions = {}): Data
     if (writeFailed(err)) throw cannotWrite(path, err);
     throw unopenable(path, err);
   }
+  const pending = new PendingWrites();
   const opened = new Map<string, Database<never, never>>();
   const sides = new Map<string, RootDatabase>();
   watched.push(watchCommits(root, onFailure));
@@ -221,10 +228,16 @@ export function openDataStore(dir: string, options: DataStoreOptions = {}): Data
     async written<T>(write: Promise<T>): Promise<T> {
       // read now, before any await: the flush of the transaction this write is in
       const synced = options.sync === 'os' ? undefined : root.flushed.then(() => undefined);
-      const result = await write;
-      await synced;
-      return result;
+      const done = pending.begin();
+      try {
+        const result = await write;
+        await synced;
+        return result;
+      } finally {
+        done();
+      }
     },
+    pendingMs: () => pending.oldestMs(),
     async close(options) {
       try {
         for (const env of sides.values()) {

@@ -44,6 +44,8 @@ export interface Ports {
   audit?: AuditLog;
   /** digests of the secrets the nodes must share (a cluster's); absent in the embedded default, which has one node */
   secretRecord?: SecretRecord;
+  /** ms the oldest write to this node's own store (the embedded default) has waited for the disk; absent: no store of its own */
+  writesWaitingMs?(): number;
   /** the backends' state, read on every `/readyz` and scrape (synchronous, no I/O); absent: nothing to report */
   health?(): PortsHealth;
   /** what self-diagnosis (`/debug/diagnose`) may ask the shared backends; absent in the embedded default */

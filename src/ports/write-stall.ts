@@ -8,9 +8,27 @@ import type { Logger } from '../log/logger.js';
 /** A batch waiting longer than this is said (ms). */
 export const STALL_WARN_MS = 5_000;
 
-export class WriteStall {
-  /** start times (performance.now()) of the batches issued and not yet durable */
+/** The writes of a store issued and not yet durable, and how long the oldest has waited. */
+export class PendingWrites {
+  /** start times (performance.now()) of the writes issued and not yet durable */
   private readonly waiting = new Set<{ at: number }>();
+
+  /** A write (or batch) issued now; call the answer once it is durable or failed. */
+  begin(): () => void {
+    const batch = { at: performance.now() };
+    this.waiting.add(batch);
+    return () => void this.waiting.delete(batch);
+  }
+
+  /** ms the oldest write not yet durable has waited, 0 when none waits */
+  oldestMs(now = performance.now()): number {
+    let oldest = now;
+    for (const b of this.waiting) if (b.at < oldest) oldest = b.at;
+    return now - oldest;
+  }
+}
+
+export class WriteStall extends PendingWrites {
   /** when the stall under way was first said, null when none is */
   private saidAt: number | null = null;
 
@@ -18,20 +36,8 @@ export class WriteStall {
     private readonly log: Logger,
     private readonly store: string,
     private readonly warnMs = STALL_WARN_MS,
-  ) {}
-
-  /** A batch issued now; call the answer once it is durable or failed. */
-  begin(): () => void {
-    const batch = { at: performance.now() };
-    this.waiting.add(batch);
-    return () => void this.waiting.delete(batch);
-  }
-
-  /** ms the oldest batch not yet durable has waited, 0 when none waits */
-  oldestMs(now = performance.now()): number {
-    let oldest = now;
-    for (const b of this.waiting) if (b.at < oldest) oldest = b.at;
-    return now - oldest;
+  ) {
+    super();
   }
 
   /** Says a stall once when it passes `warnMs`, and once when its batches are durable again (a timer calls it). */

@@ -62,6 +62,8 @@ export interface RouteOptions {
   metrics?: HttpMetrics;
   /** one access line per request, sampled per route; it also makes the request ids */
   access?: AccessLog;
+  /** a route that writes the node's own store: refused at once (nothing done) while this answers an error */
+  admit?: () => TierError | null;
 }
 
 /** What the deps of every API module share: how its routes are registered, answered and observed. */
@@ -77,11 +79,18 @@ export interface RouteHost {
   httpMetrics?: HttpMetrics;
   /** the access log and request ids of the node's HTTP routes */
   access?: AccessLog;
+  /** refuses writes to the node's own store while it waits for its disk (api/store-admission.ts); absent, every write is tried */
+  admitWrite?: () => TierError | null;
 }
 
 /** The options every route of an API module registers with. */
 export function routeOptions(host: RouteHost): RouteOptions {
   return { maxBodyBytes: host.maxBodyBytes, log: host.log, writes: host.writes, table: host.table, metrics: host.httpMetrics, access: host.access };
+}
+
+/** The options of a route whose handler waits for a write to the node's store: refused while the store stalls. */
+export function storeWriteOptions(host: RouteHost): RouteOptions {
+  return { ...routeOptions(host), ...(host.admitWrite ? { admit: host.admitWrite } : {}) };
 }
 
 /** One route's request counter and timer, bound to its labels when the route is registered. */
@@ -158,6 +167,13 @@ function mount(app: TemplatedApp, method: Method | 'head', pattern: string, hand
     const badParam = rawQuery === '' ? null : malformedQueryParam(rawQuery);
     if (badParam !== null) {
       answer(errorReply(new TierError('invalid_field', `${badParam}: not a valid percent-encoded UTF-8 query parameter`, { field: badParam })));
+      return;
+    }
+    // a write the store cannot take now is refused before its body is read: piled up behind a
+    // stalled disk, each held its body and its socket for as long as the stall lasted
+    const refused = opts.admit?.() ?? null;
+    if (refused !== null) {
+      answer(errorReply(refused));
       return;
     }
     const body = method === 'get' || method === 'head' || method === 'del' ? null : readBody(res, opts.maxBodyBytes);

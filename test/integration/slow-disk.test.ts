@@ -61,17 +61,29 @@ it('acknowledges a report after the sync of its own transaction, not of the batc
   expect(counts.at(-1)).toBeLessThanOrEqual(3);
 });
 
-it('a stall is said: a warning line and tier_store_oldest_pending_seconds while the disk holds a batch, a line when it is durable again', async () => {
+it('a stall is said (a warning line and tier_store_oldest_pending_seconds while the disk holds a batch, a line when it is durable again) and API writes are refused while it lasts', async () => {
   const metric = async () => Number(/^tier_store_oldest_pending_seconds\{store="shadows"\} (\S+)$/m.exec(await (await fetch(`${node!.adminUrl}/metrics`)).text())?.[1]);
   expect(await metric()).toBe(0);
   writeFileSync(join(dir, 'delay'), '60000');
   const acked = hub!.report({ lamp: { level: 1_000 } });
   await eventually(AbortSignal.timeout(20_000), 'the stall said', async () => (node!.logs.some((l) => l.msg?.toString().startsWith('store writes wait for the disk') && l.store === 'shadows') ? true : undefined));
   expect(await metric()).toBeGreaterThan(5);
+  // API writes are refused at once with nothing done; reads go on
+  const desired = () => api(node!.httpUrl, 'PUT', '/v1/hubs/slow-disk-hub/devices/lamp/desired', node!.adminToken, { desired: { level: 7 } });
+  const refused = await desired();
+  expect(refused.status).toBe(503);
+  expect(refused.body).toMatchObject({ code: 'unavailable', temporary: true });
+  expect(String(refused.body.message)).toMatch(/for its disk: .*nothing was changed/);
+  expect((await api(node!.httpUrl, 'POST', '/v1/admin/hubs', node!.adminToken, { hubId: 'slow-disk-hub-2', homeId: 'slow-disk-home' })).status).toBe(503);
+  // (a shadow read waits for the hub's writes to be durable: that of a hub reporting waits with them)
+  expect((await api(node!.httpUrl, 'GET', '/v1/hubs/slow-disk-hub', node!.adminToken)).status).toBe(200);
   // the disk heals: the sync under way ends at its next step
   writeFileSync(join(dir, 'delay'), '0');
   await acked;
   await eventually(AbortSignal.timeout(10_000), 'the end of the stall said', async () => (node!.logs.some((l) => l.msg === 'store writes durable again') ? true : undefined));
   expect(await metric()).toBeLessThan(1);
+  expect(JSON.stringify((await api(node!.httpUrl, 'GET', '/v1/hubs/slow-disk-hub/shadow', node!.adminToken)).body)).not.toContain('"level":7');
+  expect((await desired()).status).toBe(200);
+  expect((await api(node!.httpUrl, 'GET', '/v1/admin/hubs/slow-disk-hub-2', node!.adminToken)).status).toBe(404);
 });
 

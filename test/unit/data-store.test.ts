@@ -136,6 +136,22 @@ describe('openDataStore', () => {
     expect(open(d).db<string>('a').getCount()).toBe(0);
   });
 
+  it('says how long its oldest write not yet durable has waited (pendingMs), 0 once none waits', async () => {
+    const s = open(dir());
+    expect(s.pendingMs()).toBe(0);
+    let commit!: () => void;
+    const held = s.written(new Promise<void>((r) => (commit = r)));
+    await new Promise((r) => setTimeout(r, 30));
+    expect(s.pendingMs()).toBeGreaterThanOrEqual(25);
+    const quick = s.written(s.db<number>('t').put('k', 1));
+    // the oldest still counts while a later write is durable
+    await quick;
+    expect(s.pendingMs()).toBeGreaterThanOrEqual(25);
+    commit();
+    await held;
+    expect(s.pendingMs()).toBe(0);
+  });
+
   it('flushes a side environment as it flushes the main store (DATA_SYNC)', async () => {
     for (const sync of ['commit', 'os'] as const) {
       const s = openDataStore(dir(), { sync });
