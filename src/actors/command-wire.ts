@@ -19,6 +19,8 @@ export function decodeCommandRequest(data: Uint8Array): CommandRequest {
   // only for the log and the trace: an invalid one is dropped rather than refusing the command
   const req: CommandRequest = { d: v.d, m: v.m, p: v.p, to: v.to };
   if (typeof v.rid === 'string' && isValidRequestId(v.rid)) req.rid = v.rid;
+  // a deadline that is not a time is dropped: the command then has its whole `to`, as from an older node
+  if (typeof v.dl === 'number' && Number.isSafeInteger(v.dl) && v.dl > 0) req.dl = v.dl;
   if (isValidTraceparent(v.tp)) req.tp = v.tp;
   return req;
 }

@@ -1,6 +1,6 @@
 import type { Attrs } from '../../proto/frames.js';
 import { subjects, type CommandRequest } from '../../proto/subjects.js';
-import { NoRespondersError, RequestTimeoutError, type Bus } from '../ports/bus/bus.js';
+import { NoRespondersError, RequestCutError, RequestTimeoutError, type Bus } from '../ports/bus/bus.js';
 import type { DeviceShadow } from '../ports/shadow-store/shadow-store.js';
 import { asTierError, CommandError, isUnreachable, TierError } from '../errors.js';
 import { encodeBus } from '../protocol/codec.js';
@@ -51,8 +51,9 @@ export async function sendCommand(bus: Bus, hubId: string, deviceId: string, spe
 
 async function roundTrip(bus: Bus, hubId: string, deviceId: string, spec: CommandSpec, timeoutMs: number, rid: string | undefined, tp: string | undefined): Promise<unknown> {
   const [m, p] = 'set' in spec ? ['set', spec.set] : [spec.method, spec.params];
-  // without an id or a trace the payload is what older nodes send
-  const request: CommandRequest = { d: deviceId, m, p, to: timeoutMs };
+  // the deadline goes with it: a command held up on its way (a frozen or overloaded node) is not
+  // sent to the hub after its caller was told `command_timeout` (review "commands")
+  const request: CommandRequest = { d: deviceId, m, p, to: timeoutMs, dl: Date.now() + timeoutMs };
   if (rid !== undefined) request.rid = rid;
   if (tp !== undefined) request.tp = tp;
   let data: Uint8Array;
@@ -61,6 +62,7 @@ async function roundTrip(bus: Bus, hubId: string, deviceId: string, spec: Comman
   } catch (err) {
     if (err instanceof NoRespondersError) throw new CommandError('hub_offline', `hub ${hubId} is not connected`, { cause: err });
     if (err instanceof RequestTimeoutError) throw new CommandError('command_timeout', `hub ${hubId} did not answer within ${timeoutMs} ms`, { cause: err });
+    if (err instanceof RequestCutError) throw new CommandError('command_timeout', `this node stopped before hub ${hubId} answered: the command went out and may have run`, { cause: err });
     throw err instanceof TierError ? err : new CommandError(isUnreachable(err) ? 'unavailable' : 'internal', 'command failed on the bus', { cause: err });
   }
   const reply = decodeCommandReply(data);

@@ -112,7 +112,18 @@ export class HubCommands {
       this.answer({ device: cmd.d, method: cmd.m, rid: cmd.rid, started: 0, span }, request, { ok: false, e: 'busy', msg: `${most} commands to hub ${this.host.hubId} are waiting for answers` });
       return;
     }
-    this.start(cmd.d, cmd.m, cmd.p, cmd.to, request, cmd.rid, span);
+    let to = cmd.to;
+    if (cmd.dl !== undefined) {
+      // its caller has been told `command_timeout` already, or is told so within `left`: a hub
+      // given the whole `to` ran a garage door's `open` seconds after the app heard it timed out
+      const left = cmd.dl - Date.now();
+      if (left <= 0) {
+        this.answer({ device: cmd.d, method: cmd.m, rid: cmd.rid, started: 0, span }, request, { ok: false, e: 'command_timeout', msg: `the command reached hub ${this.host.hubId}'s node ${Math.round(-left)} ms after its caller's deadline: not sent` });
+        return;
+      }
+      if (left < to) to = Math.ceil(left);
+    }
+    this.start(cmd.d, cmd.m, cmd.p, to, request, cmd.rid, span);
   }
 
   /** Whether command `id` waits for the hub's answer (not answered, not timed out). */

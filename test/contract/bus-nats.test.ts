@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { BusUnavailableError, NoRespondersError } from '../../src/ports/bus/bus.js';
+import { BusUnavailableError, NoRespondersError, RequestCutError } from '../../src/ports/bus/bus.js';
 import { NatsBus } from '../../src/ports/bus/bus-nats.js';
 import { TierError } from '../../src/errors.js';
 import { freePort, startNats, uniquePrefix, type Backend } from '../../load/harness/index.js';
@@ -199,6 +199,29 @@ describe('NatsBus', () => {
     expect(() => b.subscribe(`${p}.y`, () => {})).toThrow(TierError);
     await expect(b.request(`${p}.r`, enc(''), 100)).rejects.toMatchObject({ code: 'draining' });
     await expect(b.flush()).resolves.toBeUndefined();
+  });
+
+  it('a close waits for the answers of requests already sent; one still unanswered past drainTimeoutMs is cut with an outcome-unknown code, never draining (review "commands")', async () => {
+    const responder = await bus();
+    const p = uniquePrefix().slice(0, -1);
+    responder.subscribe(`${p}.slow`, (m) => void setTimeout(() => m.respond(enc('ran')), 300));
+    responder.subscribe(`${p}.never`, () => {});
+    await responder.flush();
+    const waits = await bus();
+    const answered = waits.request(`${p}.slow`, enc(''), BEYOND_TEST_MS);
+    await waits.flush();
+    const closed = waits.close();
+    // refused at once while the close waits: nothing is sent
+    await expect(waits.request(`${p}.slow`, enc(''), BEYOND_TEST_MS)).rejects.toMatchObject({ code: 'draining' });
+    expect(dec(await answered)).toBe('ran');
+    await closed;
+    const cuts = await NatsBus.connect(nats.url, { name: 'test', log: capture().log, drainTimeoutMs: 200 });
+    opened.push(cuts);
+    const cut = cuts.request(`${p}.never`, enc(''), BEYOND_TEST_MS);
+    await cuts.flush();
+    void cuts.close();
+    await expect(cut).rejects.toBeInstanceOf(RequestCutError);
+    await expect(cut).rejects.toMatchObject({ code: 'command_timeout' });
   });
 
   it('a tls:// server that offers no TLS is refused: the credentials never go out in plaintext', async () => {

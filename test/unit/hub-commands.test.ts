@@ -53,9 +53,9 @@ function answerAll(commands: HubCommands, sent: ServerToHubFrame[], from = 0): v
 }
 
 /** A command request as the bus delivers it, and the answers it gets. */
-function request(d: string, m: string, p: Record<string, unknown>) {
+function request(d: string, m: string, p: Record<string, unknown>, dl?: number) {
   const answers: Uint8Array[] = [];
-  const message = { subject: 'hub.hub-1.cmd', data: encodeCommandRequest({ d, m, p, to: 1000 }), respond: (b: Uint8Array) => (answers.push(b), true) } as unknown as BusMessage;
+  const message = { subject: 'hub.hub-1.cmd', data: encodeCommandRequest({ d, m, p, to: 1000, ...(dl === undefined ? {} : { dl }) }), respond: (b: Uint8Array) => (answers.push(b), true) } as unknown as BusMessage;
   return { message, answers: () => answers.map((a) => decodeCommandReply(a)) };
 }
 
@@ -76,6 +76,27 @@ describe('HubCommands', () => {
     expect(sent).toMatchObject([{ t: FrameType.command, d: 'lamp', m: 'set', p: { on: true } }]);
     expect(sizes.every((n) => n <= 16 * 1024)).toBe(true);
     expect(commands.waiting).toBe(1);
+  });
+
+  it("a command that reaches the node after its caller's deadline is answered command_timeout and not sent; one before it gives the hub only the time left (review \"commands\")", () => {
+    const { commands, sent } = table(4);
+    const devices = { mayCommand: () => true };
+    const late = request('door', 'open', {}, Date.now() - 3_000);
+    commands.forward(late.message, devices);
+    expect(late.answers()).toMatchObject([{ ok: false, e: 'command_timeout', msg: expect.stringMatching(/after its caller's deadline: not sent/) }]);
+    expect(sent).toEqual([]);
+    expect(commands.waiting).toBe(0);
+    const soon = request('door', 'open', {}, Date.now() + 300);
+    commands.forward(soon.message, devices);
+    const [frame] = commandsIn(sent);
+    expect(frame!.to).toBeGreaterThan(0);
+    expect(frame!.to).toBeLessThanOrEqual(300);
+    // a deadline beyond `to` (a caller's clock behind) leaves `to` as it is; none (an older node) too
+    const far = request('door', 'open', {}, Date.now() + 60_000);
+    commands.forward(far.message, devices);
+    const older = request('door', 'open', {});
+    commands.forward(older.message, devices);
+    expect(commandsIn(sent).slice(1).map((f) => f.to)).toEqual([1000, 1000]);
   });
 
   it("a command that reaches the node past the API edges yet would break PROTOCOL.md §1's limits is answered invalid_field naming the field and not sent", () => {

@@ -9,6 +9,7 @@ import { untrustedCertificate } from '../tls-failure.js';
 import {
   BusUnavailableError,
   NoRespondersError,
+  RequestCutError,
   RequestTimeoutError,
   validateSubject,
   type Bus,
@@ -83,6 +84,8 @@ export class NatsBus implements Bus, BusLink {
   private since = Date.now();
   private reconnects = 0;
   private closing: Promise<void> | null = null;
+  /** requests sent and not yet answered: a close waits for them (bounded) before it drains */
+  private readonly inFlight = new Set<Promise<unknown>>();
   private dropped = 0;
   private droppedThisOutage = 0;
   private readonly reconnectListeners = new Set<(downSince: number) => void>();
@@ -194,16 +197,21 @@ export class NatsBus implements Bus, BusLink {
       this.dropped++;
       throw new BusUnavailableError(subject);
     }
+    const sent = this.nc.request(subject, data, { timeout: Math.max(1, Math.round(timeoutMs)) });
+    this.inFlight.add(sent);
     try {
-      const reply = await this.nc.request(subject, data, { timeout: Math.max(1, Math.round(timeoutMs)) });
+      const reply = await sent;
       return reply.data;
     } catch (err) {
       if (err instanceof errors.TimeoutError) throw new RequestTimeoutError(subject, timeoutMs);
       if (err instanceof errors.NoRespondersError) throw new NoRespondersError(subject);
       if (err instanceof errors.RequestError && err.isNoResponders()) throw new NoRespondersError(subject);
       if (err instanceof errors.RequestError && err.cause instanceof errors.TimeoutError) throw new RequestTimeoutError(subject, timeoutMs);
-      if (this.isClosed()) throw new TierError('draining', `bus closed while requesting ${subject}`, { cause: err });
+      // it went out: the responder may have acted on it (a command the hub ran), so never `draining`
+      if (this.isClosed()) throw new RequestCutError(subject, { cause: err });
       throw new TierError('internal', `nats request on ${subject} failed: ${(err as Error).message}`, { cause: err });
+    } finally {
+      this.inFlight.delete(sent);
     }
   }
 
@@ -259,6 +267,14 @@ export class NatsBus implements Bus, BusLink {
 
   private async shutdown(): Promise<void> {
     if (this.nc.isClosed()) return;
+    // requests already sent get their answers first (a command's caller hears the hub's result, not
+    // that this node stopped; review "commands"): new ones are refused meanwhile, nothing sent
+    if (this.inFlight.size > 0) {
+      let wait: NodeJS.Timeout | undefined;
+      const waited = await Promise.race([Promise.allSettled([...this.inFlight]).then(() => 'answered' as const), new Promise<'timeout'>((r) => (wait = setTimeout(() => r('timeout'), this.drainTimeoutMs)))]);
+      clearTimeout(wait);
+      if (waited === 'timeout') this.log.warn({ ms: this.drainTimeoutMs, requests: this.inFlight.size }, 'nats close: requests still unanswered are cut (their callers are told the outcome is unknown)');
+    }
     let timer: NodeJS.Timeout | undefined;
     const timedOut = new Promise<'timeout'>((resolve) => {
       timer = setTimeout(() => resolve('timeout'), this.drainTimeoutMs);

@@ -95,6 +95,17 @@ export class RequestTimeoutError extends TierError {
   }
 }
 
+/**
+ * A request that went out and was cut by the bus closing (the node stopping) before its answer:
+ * the responder may have acted on it, so it is not `draining` (a refusal that sent nothing).
+ */
+export class RequestCutError extends TierError {
+  override name = 'RequestCutError';
+  constructor(subject: string, options?: { cause?: unknown }) {
+    super('command_timeout', `the bus closed (the node stopping) after the request on ${subject} went out, before its answer: its outcome is unknown`, options);
+  }
+}
+
 const WHITESPACE = /\s/;
 const DOT = 46;
 const STAR = 42;
