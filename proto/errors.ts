@@ -35,7 +35,7 @@ export const ErrorCodes = {
   hub_offline: { code: 400, temporary: true, http: 409, text: 'no node holds a session of this hub' },
   command_timeout: { code: 401, temporary: true, http: 504, text: 'the hub did not answer in time' },
   unknown_device: { code: 402, temporary: false, http: 404, text: 'the hub has no such device' },
-  command_failed: { code: 403, temporary: false, http: 502, text: 'the hub ran the command and reported failure' },
+  command_failed: { code: 403, temporary: false, http: 502, text: 'the hub reported failure, or its result was refused (hubCode invalid_result: the device may have acted)' },
   session_closed: { code: 404, temporary: true, http: 503, text: 'the session closed before the hub answered' },
   // 6xx: rules
   rule_timeout: { code: 600, temporary: true, http: 503, text: 'a rule evaluation ran past its deadline; its worker thread was replaced' },

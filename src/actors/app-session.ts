@@ -98,6 +98,8 @@ export class AppSession extends Actor<AppMessage> implements TimerTarget {
   /** subscribed homes, each with its subscription's own token (a sub after an unsub is another one) */
   private readonly homes = new Map<string, object>();
   private commandsInFlight = 0;
+  /** the ids of this connection's commands waiting for answers; made at its first command */
+  private commandIds: Set<number> | undefined;
   /** the token's `exp` in ms on the system's clock; null: it never expires (the admin token, a user token without exp) */
   private readonly expiresAt: number | null;
   private expiry: TimerHandle | null = null;
@@ -195,6 +197,9 @@ export class AppSession extends Actor<AppMessage> implements TimerTarget {
     const timeoutMs = req.timeoutMs ?? this.deps.commandTimeoutMs;
     const most = this.deps.maxCommandsInFlight ?? 64;
     if (this.commandsInFlight >= most) return this.answerError(req.id, new TierError('busy', `${most} commands of this connection are waiting for answers`));
+    // two answers with one id cannot be told apart: the second is refused, not run (review "commands")
+    const ids = (this.commandIds ??= new Set());
+    if (ids.has(req.id)) return this.answerError(req.id, new TierError('invalid_field', `id: ${req.id} is the id of a command of this connection still waiting for its answer`, { field: 'id' }));
     const spec: CommandSpec = req.set ? { set: req.set } : { method: req.method!, params: req.params ?? {} };
     const what: AuditWhat = { action: 'command', hubId: req.hub, deviceId: req.device, detail: req.set ? `set ${Object.keys(req.set).join(',')}` : (req.method ?? '') };
     const send = async () => {
@@ -210,6 +215,7 @@ export class AppSession extends Actor<AppMessage> implements TimerTarget {
     const audit = this.deps.audit;
     const run = audit ? () => audit.run(byCaller(this.principal, { remote: this.link.remote, requestId }), what, send) : send;
     this.commandsInFlight++;
+    ids.add(req.id);
     const answered = (result: unknown) => {
       if (span) endSpan(span);
       if (this.link.open) this.link.reply({ op: 'ok', id: req.id, result });
@@ -222,7 +228,10 @@ export class AppSession extends Actor<AppMessage> implements TimerTarget {
       sharedSampledLog(this.system.log, 'app command failures not logged', 'code').info(e.code, { conn: this.conn, id: req.id, hubId: req.hub, requestId, code: e.code }, 'app command failed');
       if (this.link.open) this.answerError(req.id, e);
     };
-    const done = () => this.commandsInFlight--;
+    const done = () => {
+      this.commandsInFlight--;
+      ids.delete(req.id);
+    };
     // a sampled span is active for the command and its answer: their lines carry its trace ids
     if (span === undefined) run().finally(done).then(answered, failed);
     else inSpan(span, () => run().finally(done).then(answered, failed));

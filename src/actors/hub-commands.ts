@@ -266,9 +266,13 @@ export class HubCommands {
     return true;
   }
 
-  /** A result the gateway refused (validation) fails its command now. */
+  /**
+   * A result the gateway refused (validation) fails its command now: `command_failed` as the
+   * protocol says, with `hubCode` `invalid_result`, since the hub may have said `ok` and the device
+   * acted (a lock locked, shown "failed" with nothing to tell it apart: review "commands").
+   */
   refused(id: number, error: TierError): void {
-    this.settle(id, { ok: false, e: 'command_failed', msg: `the hub's result was refused: ${error.message}` });
+    this.settle(id, { ok: false, e: 'command_failed', hub: 'invalid_result', msg: `the hub's result was refused (the device may have acted): ${error.message}` });
   }
 
   /** Answers a pending command; a late answer after its timeout is dropped (answered already). */

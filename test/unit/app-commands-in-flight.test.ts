@@ -51,6 +51,35 @@ it('answers busy past maxCommandsInFlight, and takes a command again once one is
   await expect.poll(() => hanging.length).toBe(4);
 });
 
+it("refuses a command whose id is that of one still waiting for its answer, invalid_field, not run; the id is free again once answered (review \"commands\")", async () => {
+  const link = new Link();
+  const hanging: Array<(v: unknown) => void> = [];
+  const s = new AppSession(
+    { kind: 'user', sub: 'ann', homes: new Set(['h1']) },
+    link,
+    {
+      system: { timers: new TimerWheel(), log: createLogger('silent'), mailboxSize: 1_000 },
+      feeds: { acquire() {}, release() {}, position: () => null, catchUp: async () => true },
+      sendCommand: () => new Promise((r) => hanging.push(r)),
+      homeOf: async () => 'h1',
+      commandTimeoutMs: 60_000,
+      maxSubscriptions: 4,
+    },
+    'app:dup',
+  );
+  const cmd = (id: number) => s.tell({ type: 'request', request: { op: 'cmd', id, hub: 'hub-1', device: 'lock', method: 'unlock' } });
+  cmd(7);
+  await expect.poll(() => hanging.length).toBe(1);
+  cmd(7);
+  await expect.poll(() => link.sent.length).toBe(1);
+  expect(link.sent).toMatchObject([{ op: 'err', id: 7, code: 'invalid_field', field: 'id' }]);
+  hanging[0]!('unlocked');
+  await expect.poll(() => link.sent.length).toBe(2);
+  expect(link.sent[1]).toMatchObject({ op: 'ok', id: 7, result: 'unlocked' });
+  cmd(7);
+  await expect.poll(() => hanging.length).toBe(2);
+});
+
 it("logs a socket's failed commands sampled per code node-wide: a flood of refusals writes ten lines and a summary (review logs: 5,000 lines a second)", async () => {
   const lines: Array<{ msg: string; code?: string; skipped?: number }> = [];
   const log = createLogger('info', {}, { write: (l: string) => lines.push(JSON.parse(l) as { msg: string }) });

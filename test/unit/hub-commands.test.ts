@@ -6,6 +6,7 @@ import { TimerWheel } from '../../src/actors/timer-wheel.js';
 import { createLogger } from '../../src/log/logger.js';
 import type { BusMessage } from '../../src/ports/bus/bus.js';
 import { decodeCommandReply, encodeCommandRequest } from '../../src/actors/command-wire.js';
+import { TierError } from '../../src/errors.js';
 
 const wheels: TimerWheel[] = [];
 afterEach(() => wheels.splice(0).forEach((w) => w.close()));
@@ -97,6 +98,15 @@ describe('HubCommands', () => {
     const older = request('door', 'open', {});
     commands.forward(older.message, devices);
     expect(commandsIn(sent).slice(1).map((f) => f.to)).toEqual([1000, 1000]);
+  });
+
+  it("a result the gateway refused fails its command command_failed with hubCode invalid_result: the hub may have acted (review \"commands\")", () => {
+    const { commands, sent } = table(4);
+    const lock = request('lock', 'set', { locked: true });
+    commands.forward(lock.message, { mayCommand: () => true });
+    const [frame] = commandsIn(sent);
+    commands.refused(frame!.id, new TierError('invalid_field', 'r: must be a map', { field: 'r' }));
+    expect(lock.answers()).toMatchObject([{ ok: false, e: 'command_failed', hub: 'invalid_result', msg: expect.stringMatching(/may have acted.*r: must be a map/) }]);
   });
 
   it("a command that reaches the node past the API edges yet would break PROTOCOL.md §1's limits is answered invalid_field naming the field and not sent", () => {
