@@ -5,12 +5,12 @@
  * (`Directory.takeOrphans`: each to one node) and publishes `offline` for each, reason `1006` (the
  * socket ended without a close), under the dead session's epoch: should a later session of the hub
  * have published meanwhile, the history drops it as stale. At start it takes what an earlier process
- * of its own id left, once that id's liveness lapsed (restarted within the ttl, the earlier
- * process's sessions stay listed: said offline when this node dies, if no later session took them).
+ * of its own id left, once that id's liveness lapsed; restarted within the ttl (the id never
+ * lapsed), at its second refresh (`leftovers`).
  */
 import type { AppEventMessage } from '../../proto/app.js';
 import type { Logger } from '../log/logger.js';
-import type { Directory } from '../ports/directory/directory.js';
+import type { Directory, OrphanSession } from '../ports/directory/directory.js';
 import type { HubPlacement } from '../ports/hub-registry/hub-registry.js';
 
 /** what the socket of a node that died ended with, as its hubs and apps saw it */
@@ -31,6 +31,8 @@ export class OfflineSweep {
   private running = false;
   /** `back` said the hubs online: once more at the next refresh (see `back`) */
   private sayAgain = false;
+  /** an earlier process's leftovers were looked for (`leftovers`) */
+  private leftoversTaken = false;
 
   constructor(private readonly deps: OfflineSweepDeps) {}
 
@@ -39,7 +41,7 @@ export class OfflineSweep {
     if (this.running) return 0;
     this.running = true;
     try {
-      const { directory, nodeId, publishEvent, log } = this.deps;
+      const { directory, nodeId, log } = this.deps;
       const orphans = await directory.takeOrphans(nodeId, own);
       if (orphans.length === 0) return 0;
       const homes = await this.deps.placements(orphans.map((o) => o.hubId)).catch(async (err: unknown) => {
@@ -47,16 +49,45 @@ export class OfflineSweep {
         for (const node of new Set(orphans.map((o) => o.node))) await directory.relist(node, orphans.filter((o) => o.node === node)).catch(() => {});
         throw err;
       });
-      const ts = Date.now();
-      orphans.forEach((o, i) => {
-        const home = homes[i]?.homeId;
-        if (home !== undefined) publishEvent({ op: 'evt', kind: 'offline', home, hub: o.hubId, reason: ABNORMAL_CLOSE, ts }, o.epoch);
-      });
+      this.sayOffline(orphans, homes);
       log.warn({ hubs: orphans.length, nodes: [...new Set(orphans.map((o) => o.node))] }, 'hubs of nodes that stopped without closing their sessions: offline published');
       return orphans.length;
     } finally {
       this.running = false;
     }
+  }
+
+  /**
+   * Once per process, as soon as the directory can tell: the sessions an earlier process of this
+   * node id left listed (it died and this one started within the ttl, so the id never lapsed),
+   * released and said offline; their hubs read online for good before (review "presence").
+   */
+  async leftovers(): Promise<number> {
+    const { directory, nodeId, log } = this.deps;
+    if (this.leftoversTaken || this.running || directory.takeOwnLeftovers === undefined) return 0;
+    this.running = true;
+    let taken: OrphanSession[] | null;
+    try {
+      taken = await directory.takeOwnLeftovers(nodeId, new Set(this.deps.held().map((h) => h.hubId)));
+    } finally {
+      this.running = false;
+    }
+    if (taken === null) return 0;
+    this.leftoversTaken = true;
+    if (taken.length === 0) return 0;
+    // released already: a registry away now leaves them unsaid (their entries read offline all the same)
+    const homes = await this.deps.placements(taken.map((o) => o.hubId));
+    this.sayOffline(taken, homes);
+    log.warn({ hubs: taken.length }, 'hubs an earlier process of this node id left listed (it stopped without closing their sessions): released, offline published');
+    return taken.length;
+  }
+
+  private sayOffline(orphans: readonly OrphanSession[], homes: ReadonlyArray<HubPlacement | null>): void {
+    const ts = Date.now();
+    orphans.forEach((o, i) => {
+      const home = homes[i]?.homeId;
+      if (home !== undefined) this.deps.publishEvent({ op: 'evt', kind: 'offline', home, hub: o.hubId, reason: ABNORMAL_CLOSE, ts }, o.epoch);
+    });
   }
 
   /**

@@ -2,8 +2,9 @@
  * This node's liveness in the directory: refreshed every ttl/3 (its hubs' entries expire if the
  * process stops), and at each refresh the `offline` of hubs whose nodes lapsed published
  * (src/actors/offline-sweep.ts). Started before the node listens and before its first refresh:
- * its first sweep takes what an earlier process of its id left, once that id's liveness lapsed
- * (never a session of this process, nor of another node given the same NODE_ID by mistake).
+ * its first sweep takes what an earlier process of its id left, once that id's liveness lapsed;
+ * restarted within the ttl, its second refresh does (`OfflineSweep.leftovers`): never a session of
+ * this process, nor of another live process given the same NODE_ID by mistake.
  */
 import { OfflineSweep, type OfflineSweepDeps } from '../actors/offline-sweep.js';
 import type { Config } from '../config/config.js';
@@ -22,6 +23,7 @@ export function refreshOnce(deps: Pick<OfflineSweepDeps, 'directory' | 'nodeId' 
       return taken ? sweep.back() : sweep.again();
     }, (err: unknown) => log.warn({ err }, 'directory refresh failed'))
     .then(() => sweep.sweep())
+    .then(() => sweep.leftovers())
     .catch(swept);
 }
 

@@ -82,3 +82,76 @@ describe('RedisDirectory: one NODE_ID in two live processes', () => {
     }
   });
 });
+
+describe('RedisDirectory: what a process of a node id leaves listed (review "presence")', () => {
+  const log = createLogger('silent');
+  const open = async (keys: RedisKeys) => new RedisDirectory(await connectRedis(redis.url, { name: 'test-directory', log }), { keys, ttlMs: 60_000 });
+
+  it("a process restarted within the ttl releases its predecessor's sessions no later claim took, at its second refresh, once", async () => {
+    const keys = new RedisKeys(uniquePrefix());
+    const dead = await open(keys);
+    await dead.refreshNode('node-a');
+    const gone = await dead.claim('hub-gone', 'node-a');
+    await dead.claim('hub-back', 'node-a');
+    await dead.claim('hub-moved', 'node-a');
+    await dead.close(); // killed: nothing released, and the id's liveness has not lapsed
+    const elsewhere = await open(keys);
+    await elsewhere.claim('hub-moved', 'node-b');
+    const restarted = await open(keys);
+    try {
+      await restarted.refreshNode('node-a');
+      const back = await restarted.claim('hub-back', 'node-a');
+      // one refresh cannot tell a restart from a twin
+      expect(await restarted.takeOwnLeftovers('node-a', new Set(['hub-back']))).toBeNull();
+      await restarted.refreshNode('node-a');
+      expect(await restarted.takeOwnLeftovers('node-a', new Set(['hub-back']))).toEqual([{ hubId: 'hub-gone', node: 'node-a', epoch: gone.epoch }]);
+      expect(await restarted.lookup('hub-gone')).toBeNull();
+      expect(await restarted.lookup('hub-back')).toMatchObject({ node: 'node-a', epoch: back.epoch });
+      expect(await restarted.lookup('hub-moved')).toMatchObject({ node: 'node-b' });
+      // nothing twice
+      expect(await restarted.takeOwnLeftovers('node-a', new Set(['hub-back']))).toEqual([]);
+    } finally {
+      await Promise.all([restarted.close(), elsewhere.close()]);
+    }
+  });
+
+  it("takes nothing of a twin's (another live process given the id): its sessions stay", async () => {
+    const keys = new RedisKeys(uniquePrefix());
+    const twin = await open(keys);
+    const me = await open(keys);
+    try {
+      await twin.refreshNode('node-a');
+      await twin.claim('hub-twin', 'node-a');
+      await me.refreshNode('node-a');
+      await twin.refreshNode('node-a');
+      await me.refreshNode('node-a');
+      expect(await me.takeOwnLeftovers('node-a', new Set())).toBeNull();
+      expect(await me.lookup('hub-twin')).toMatchObject({ node: 'node-a' });
+    } finally {
+      await Promise.all([twin.close(), me.close()]);
+    }
+  });
+
+  it('a release that failed (Redis not answering at the close) is made at the next refresh: the hub no longer reads online', async () => {
+    const keys = new RedisKeys(uniquePrefix());
+    const dir = await open(keys);
+    const admin = await connectRedis(redis.url, { name: 'test-admin', log });
+    try {
+      await dir.refreshNode('node-a');
+      const claim = await dir.claim('hub-1', 'node-a');
+      await admin.call('CLIENT', 'PAUSE', '3000', 'WRITE');
+      await expect(dir.release('hub-1', 'node-a', claim.epoch)).rejects.toThrow();
+      await admin.call('CLIENT', 'UNPAUSE');
+      // the call the client gave up on may still run once Redis takes writes again; one that never
+      // ran (its connection dropped) leaves the entry as it was: written back so
+      await new Promise((r) => setTimeout(r, 300));
+      await admin.hset(keys.hub('hub-1', 'loc'), 'node', 'node-a', 'epoch', String(claim.epoch), 'since', String(claim.since));
+      expect(await dir.lookup('hub-1')).toMatchObject({ node: 'node-a' });
+      await dir.refreshNode('node-a');
+      await expect.poll(() => dir.lookup('hub-1')).toBeNull();
+    } finally {
+      await admin.call('CLIENT', 'UNPAUSE').catch(() => {});
+      await Promise.all([dir.close(), admin.quit()]);
+    }
+  });
+});

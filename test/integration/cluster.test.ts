@@ -107,7 +107,7 @@ describe('cluster mode: three nodes, one NATS, one Redis (real processes)', { ti
       TIER_COMMAND_TIMEOUT_MAX_MS: '600000',
     };
     [nodes.a, nodes.b, nodes.c] = await Promise.all([startNode('a'), startNode('b'), startNode('c')]);
-    for (const hub of ['c-cmd', 'c-off', 'c-app', 'c-race', 'c-kill', 'c-stall', 'c-nats', 'c-nats-down', 'c-redis', 'c-redis-restart']) {
+    for (const hub of ['c-cmd', 'c-off', 'c-app', 'c-race', 'c-kill', 'c-stall', 'c-nats', 'c-nats-down', 'c-redis', 'c-redis-restart', 'c-restart']) {
       const res = await api(nodes.a.httpUrl, 'POST', '/v1/admin/hubs', shared.ADMIN_TOKEN, { hubId: hub, homeId: `home-${hub}` });
       expect(res.status).toBe(201);
       secrets[hub] = res.body.secret;
@@ -213,6 +213,25 @@ describe('cluster mode: three nodes, one NATS, one Redis (real processes)', { ti
     await app.next((m) => m.op === 'evt' && m.kind === 'online' && m.hub === 'c-kill' && m.node === 'node-b');
     expect(app.messages.filter((m) => m.op === 'evt' && m.kind === 'offline' && m.hub === 'c-kill')).toHaveLength(1);
     app.ws.close();
+  });
+
+  it('a node killed and started again under its NODE_ID within the ttl (a container restarted in its pod): a hub that does not come back is said offline and reads offline (review "presence")', async ({ signal }) => {
+    const first = await startNode('restarted');
+    const app = appSocket(`${nodes.c.wsUrl}/app/v1?token=${shared.ADMIN_TOKEN}`);
+    await app.opened;
+    expect(await app.request({ op: 'sub', home: 'home-c-restart' })).toMatchObject({ op: 'ok' });
+    const hub = await hubOn(first, 'c-restart');
+    await app.next((m) => m.op === 'evt' && m.kind === 'online' && m.hub === 'c-restart');
+    await first.kill();
+    await hub.terminate();
+    // at once, under the same id: its liveness never lapses, so no node takes its sessions
+    const second = await startNode('restarted');
+    const offline = await app.next((m) => m.op === 'evt' && m.kind === 'offline' && m.hub === 'c-restart');
+    expect(offline).toMatchObject({ home: 'home-c-restart', reason: '1006' });
+    // before: `online: true, node: node-restarted` for as long as the new process lived
+    await eventually(signal, 'the entry released', async () => ((await api(nodes.a.httpUrl, 'GET', '/v1/hubs/c-restart', shared.ADMIN_TOKEN)).body.online === false ? true : undefined));
+    app.ws.close();
+    await second.stop();
   });
 
   it('a node stalled past the ttl: another says its hubs offline, it says them online again as it resumes, and its later death is said too', async ({ signal }) => {

@@ -29,12 +29,15 @@ local displaced = redis.call('EXISTS', KEYS[2])
 redis.call('HSET', KEYS[2], 'node', ARGV[1], 'epoch', epoch, 'since', ARGV[2])
 return {epoch, displaced}`);
 
-/** Deletes the entry only if it still names this node and epoch; 0 when a later claim holds it. */
+/**
+ * Deletes the entry only if it still names this node and epoch: 2 when it did, 1 when there was
+ * none or an older one, 0 when a later claim holds it.
+ */
 const RELEASE = new LuaScript(`
 local cur = redis.call('HMGET', KEYS[1], 'node', 'epoch')
 if cur[1] == ARGV[1] and cur[2] == ARGV[2] then
   redis.call('DEL', KEYS[1])
-  return 1
+  return 2
 end
 if cur[2] and tonumber(cur[2]) > tonumber(ARGV[2]) then return 0 end
 return 1`);
@@ -79,6 +82,10 @@ return {redis.call('DEL', KEYS[2]), before}`);
 
 /** refreshes without another process's id before a shared NODE_ID counts as over */
 const SHARED_HOLD = 4;
+/** leftovers released per round of calls (pipelined on the connection) */
+const LEFTOVERS_AT_ONCE = 500;
+/** releases that failed (Redis away at a session's close), kept to try again at each refresh; past it the oldest are dropped */
+const UNRELEASED_MAX = 100_000;
 
 /**
  * The directory in Redis, for many nodes. Keys (prefix `tier:` by default):
@@ -116,6 +123,12 @@ export class RedisDirectory implements Directory {
   private refreshed = false;
   /** this process's refreshes since one found another's id (Infinity: none yet) */
   private sinceOther = Infinity;
+  /** this process's successful refreshes */
+  private refreshes = 0;
+  /** the epoch of this process's first claim: the sessions listed before it are an earlier process's */
+  private firstEpoch: number | undefined;
+  /** hub → the release of its closed session that failed (node, epoch), tried again at each refresh */
+  private readonly unreleased = new Map<string, { node: string; epoch: number }>();
 
   /** Takes ownership of `client`: `close()` quits it. */
   constructor(
@@ -138,6 +151,7 @@ export class RedisDirectory implements Directory {
       CLAIM.run(this.client, [this.keys.hub(hubId, 'epoch'), this.keys.hub(hubId, 'loc')], [node, now]),
     ]);
     const [epoch, displaced] = answer as [number, number];
+    this.firstEpoch ??= Number(epoch);
     // not waited for: the list only tells who said nothing when a node died (takeOrphans)
     this.client.hset(this.heldKey(node), hubId, String(epoch)).catch(() => {});
     return { node, epoch: Number(epoch), since: now, displaced: displaced === 1 };
@@ -145,7 +159,52 @@ export class RedisDirectory implements Directory {
 
   async release(hubId: string, node: string, epoch: number): Promise<boolean> {
     FORGET.run(this.client, [this.heldKey(node)], [hubId, epoch]).catch(() => {});
-    return (await RELEASE.run(this.client, [this.keys.hub(hubId, 'loc')], [node, epoch])) === 1;
+    try {
+      return (await RELEASE.run(this.client, [this.keys.hub(hubId, 'loc')], [node, epoch])) !== 0;
+    } catch (err) {
+      // left as it was, the entry read "online" for as long as this node lives (review "presence"):
+      // tried again at each refresh; conditional on node and epoch, so a later claim is never undone
+      this.unreleased.delete(hubId);
+      this.unreleased.set(hubId, { node, epoch });
+      if (this.unreleased.size > UNRELEASED_MAX) this.unreleased.delete(this.unreleased.keys().next().value!);
+      throw err;
+    }
+  }
+
+  /** The releases that failed, tried again (after a refresh: Redis answers again). */
+  private async releaseAgain(): Promise<void> {
+    for (const [hubId, { node, epoch }] of [...this.unreleased]) {
+      try {
+        await RELEASE.run(this.client, [this.keys.hub(hubId, 'loc')], [node, epoch]);
+        await FORGET.run(this.client, [this.heldKey(node)], [hubId, epoch]);
+        if (this.unreleased.get(hubId)?.epoch === epoch) this.unreleased.delete(hubId);
+      } catch {
+        return; // Redis away again: the next refresh goes on
+      }
+    }
+  }
+
+  async takeOwnLeftovers(node: string, open: ReadonlySet<string>): Promise<OrphanSession[] | null> {
+    // a twin (another live process given this id) would have refreshed between this one's first two
+    if (this.refreshes < 2 || this.nodeIdShared()) return null;
+    const listed = await this.client.hgetall(this.heldKey(node));
+    // read after the list: a claim of this process listed in it had set it before its entry went in
+    const before = this.firstEpoch;
+    // epochs follow Redis's clock: one below this process's first claim is an earlier process's
+    const left = Object.entries(listed).filter(([hubId, value]) => !open.has(hubId) && (before === undefined || Number(value) < before) && !this.unreleased.has(hubId));
+    const out: OrphanSession[] = [];
+    for (let i = 0; i < left.length; i += LEFTOVERS_AT_ONCE) {
+      const chunk = left.slice(i, i + LEFTOVERS_AT_ONCE);
+      const released = await Promise.all(
+        chunk.map(async ([hubId, value]) => {
+          await FORGET.run(this.client, [this.heldKey(node)], [hubId, value]);
+          // said offline only when its entry still named it: the hub's, no later claim's
+          return (await RELEASE.run(this.client, [this.keys.hub(hubId, 'loc')], [node, value])) === 2;
+        }),
+      );
+      chunk.forEach(([hubId, value], k) => released[k] && out.push({ hubId, node, epoch: Number(value) }));
+    }
+    return out;
   }
 
   async lookup(hubId: string): Promise<HubLocation | null> {
@@ -175,6 +234,8 @@ export class RedisDirectory implements Directory {
     // (a process restarted finds its predecessor's id once, before it has refreshed at all)
     this.sinceOther = this.refreshed && before !== null && before !== this.instance ? 0 : this.sinceOther + 1;
     this.refreshed = true;
+    this.refreshes++;
+    if (this.unreleased.size > 0) void this.releaseAgain();
     return taken === 1;
   }
 

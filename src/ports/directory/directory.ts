@@ -73,5 +73,15 @@ export interface Directory {
    * was last seen). Absent where one process holds the directory.
    */
   nodeIdShared?(): boolean;
+  /**
+   * The sessions an earlier process of this node id left listed and no later claim took, released
+   * (their entries deleted) and handed over once, for their `offline`: a process restarted within
+   * the ttl (a container restarted in its pod) keeps its id alive, so `takeOrphans` never takes
+   * them, and their hubs read online for good. Only those claimed before this process's first
+   * claim and not in `open` (hubs it holds now); answers null while that cannot be told yet (fewer
+   * than two refreshes, or another live process refreshes the id). Absent where the directory
+   * lives and dies with the process (memory).
+   */
+  takeOwnLeftovers?(node: string, open: ReadonlySet<string>): Promise<OrphanSession[] | null>;
   close(): Promise<void>;
 }
