@@ -19,7 +19,7 @@ import { performance } from 'node:perf_hooks';
 import type { Attrs } from '../../proto/frames.js';
 import type { CommandSpec } from '../actors/commands.js';
 import type { TimerHandle, TimerTarget, TimerWheel } from '../actors/timer-wheel.js';
-import { asTierError, isUnreachable, TierError } from '../errors.js';
+import { asTierError, CommandError, isUnreachable, TierError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 import type { SampledLog } from '../log/sampler.js';
 import type { AuditTrail, AuditWhat } from '../actors/audit-trail.js';
@@ -28,9 +28,10 @@ import type { PushNotification } from '../ports/push-queue/push-queue.js';
 import { ActionBudgetError, type ActionBudget } from './action-budget.js';
 import type { HomeScope } from './home-scope.js';
 import type { WaitingSender } from './hub-wait.js';
+import { SCENE_COMMANDS_PER_HUB, settleByHub } from './hub-lanes.js';
 import { notificationText } from './notify-text.js';
 import type { RuleMetricsSink, RuleStats } from './metrics.js';
-import type { PlannedAction, Rule, Scene } from './model.js';
+import type { PlannedAction, Rule, Scene, SceneCommand } from './model.js';
 import type { Run } from './run-guard.js';
 import { inSpan } from '../trace/active-span.js';
 import { endSpan, SpanKind, traceparentOf, tracing, type Span } from '../trace/tracing.js';
@@ -340,7 +341,7 @@ async function perform(deps: ActionDeps, homeId: string, rule: Rule, a: PlannedA
   }
 }
 
-/** A rule's scene action: the scene's commands at once; throws when any failed. */
+/** A rule's scene action: the scene's commands (`runSceneCommands`); throws when any failed. */
 async function runSceneAction(deps: ActionDeps, homeId: string, sceneId: string, run: Span | undefined): Promise<void> {
   const scene = await deps.getScene(homeId, sceneId);
   // error codes, not bare errors: the audit trail records the code as the outcome
@@ -353,15 +354,18 @@ async function runSceneAction(deps: ActionDeps, homeId: string, sceneId: string,
   if (failed.length > 0) throw new TierError('command_failed', `scene ${sceneId}: ${failed.length} of ${res.results.length} commands failed (${failed.map((f) => f.code).join(', ')})`);
 }
 
-/** A scene's commands at once, in parallel; one result per command, failures included. `parent`: the caller's span (tracing on). */
+/**
+ * A scene's commands in parallel, at most `SCENE_COMMANDS_PER_HUB` in flight per hub (the rest follow
+ * in the scene's order as answers come); one result per command, failures included. After a command
+ * fails `hub_offline`, the hub's commands not yet sent fail so too. `parent`: the caller's span (tracing on).
+ */
 export async function runSceneCommands(deps: Pick<ActionDeps, 'scope' | 'runCommand' | 'commandTimeoutMs'>, scene: Scene, parent?: Span): Promise<SceneRunResult> {
-  const settled = await Promise.allSettled(
-    scene.commands.map(async (c) => {
-      const inHome = () => deps.scope.require(c.hub, scene.homeId);
-      await inHome();
-      return deps.runCommand(c.hub, c.device, commandSpec(c), c.timeoutMs ?? deps.commandTimeoutMs, undefined, parent, inHome);
-    }),
-  );
+  const run = async (c: SceneCommand): Promise<unknown> => {
+    const inHome = () => deps.scope.require(c.hub, scene.homeId);
+    await inHome();
+    return deps.runCommand(c.hub, c.device, commandSpec(c), c.timeoutMs ?? deps.commandTimeoutMs, undefined, parent, inHome);
+  };
+  const settled = await settleByHub(scene.commands, SCENE_COMMANDS_PER_HUB, run, offlineAfter);
   return {
     sceneId: scene.id,
     results: settled.map((s, i) => {
@@ -371,6 +375,12 @@ export async function runSceneCommands(deps: Pick<ActionDeps, 'scope' | 'runComm
       return { hub: c.hub, device: c.device, ok: false, code: asTierError(err).code, message: err instanceof Error ? err.message : String(err) };
     }),
   };
+}
+
+/** The reason a hub's unsent commands fail once one failed `hub_offline` (after its wait, for rules). */
+function offlineAfter(err: unknown): CommandError | undefined {
+  if (!(err instanceof TierError) || err.code !== 'hub_offline') return undefined;
+  return new CommandError('hub_offline', `not sent: ${err.message}`, { cause: err });
 }
 
 function commandSpec(c: { set?: Attrs; method?: string; params?: Record<string, unknown> }): CommandSpec {

@@ -321,7 +321,7 @@ export class RulesEngine {
     return refs.length === 0 ? Promise.resolve({}) : this.deps.stateOf(refs);
   }
 
-  /** Runs a scene now: its commands at once, in parallel; one result per command. `parent`: the caller's span (tracing on). */
+  /** Runs a scene now: its commands in parallel, a few at a time per hub (`runSceneCommands`); one result per command. `parent`: the caller's span (tracing on). */
   async runScene(homeId: string, sceneId: string, parent?: Span): Promise<SceneRunResult> {
     const scene = await this.deps.store.getScene(homeId, sceneId);
     if (!scene) throw new TierError('not_found', `no scene ${sceneId} in home ${homeId}`);
