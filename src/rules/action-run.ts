@@ -356,8 +356,8 @@ async function runSceneAction(deps: ActionDeps, homeId: string, sceneId: string,
 
 /**
  * A scene's commands in parallel, at most `SCENE_COMMANDS_PER_HUB` in flight per hub (the rest follow
- * in the scene's order as answers come); one result per command, failures included. After a command
- * fails `hub_offline`, the hub's commands not yet sent fail so too. `parent`: the caller's span (tracing on).
+ * in the scene's order as answers come); one result per command, failures included. A hub offline or
+ * answering nothing has its commands not yet sent fail at once (`hubGivenUp`). `parent`: the caller's span (tracing on).
  */
 export async function runSceneCommands(deps: Pick<ActionDeps, 'scope' | 'runCommand' | 'commandTimeoutMs'>, scene: Scene, parent?: Span): Promise<SceneRunResult> {
   const run = async (c: SceneCommand): Promise<unknown> => {
@@ -365,7 +365,7 @@ export async function runSceneCommands(deps: Pick<ActionDeps, 'scope' | 'runComm
     await inHome();
     return deps.runCommand(c.hub, c.device, commandSpec(c), c.timeoutMs ?? deps.commandTimeoutMs, undefined, parent, inHome);
   };
-  const settled = await settleByHub(scene.commands, SCENE_COMMANDS_PER_HUB, run, offlineAfter);
+  const settled = await settleByHub(scene.commands, SCENE_COMMANDS_PER_HUB, run, hubGivenUp);
   return {
     sceneId: scene.id,
     results: settled.map((s, i) => {
@@ -377,10 +377,23 @@ export async function runSceneCommands(deps: Pick<ActionDeps, 'scope' | 'runComm
   };
 }
 
-/** The reason a hub's unsent commands fail once one failed `hub_offline` (after its wait, for rules). */
-function offlineAfter(err: unknown): CommandError | undefined {
-  if (!(err instanceof TierError) || err.code !== 'hub_offline') return undefined;
-  return new CommandError('hub_offline', `not sent: ${err.message}`, { cause: err });
+/**
+ * When a hub's unsent commands of a scene fail at once: after one failed `hub_offline` (past its wait,
+ * for rules), or timed out with no answer from the hub all the while it waited, so a hub answering
+ * nothing holds the run one command timeout, not one per window. A slow device among answers stops nothing.
+ */
+function hubGivenUp(hub: string): (result: PromiseSettledResult<unknown>, startedAt: number) => CommandError | undefined {
+  let answeredAt = Number.NEGATIVE_INFINITY;
+  return (result, startedAt) => {
+    const err = result.status === 'rejected' ? asTierError(result.reason) : undefined;
+    if (err?.code === 'hub_offline') return new CommandError('hub_offline', `not sent: ${err.message}`, { cause: err });
+    if (err?.code !== 'command_timeout') {
+      answeredAt = performance.now();
+      return undefined;
+    }
+    if (answeredAt >= startedAt) return undefined;
+    return new CommandError('command_timeout', `not sent: hub ${hub} answered nothing for ${Math.round(performance.now() - startedAt)} ms`, { cause: err });
+  };
 }
 
 function commandSpec(c: { set?: Attrs; method?: string; params?: Record<string, unknown> }): CommandSpec {

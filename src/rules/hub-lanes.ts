@@ -3,6 +3,7 @@
  * A hub refuses `busy` past its own bound (TIER_HUB_MAX_COMMANDS, 32, shared with apps and desired
  * state), and one scene may hold 50 commands to one hub: sent all at once, some were always refused.
  */
+import { performance } from 'node:perf_hooks';
 
 /** In flight per hub for one scene run: a quarter of the hub's default bound, the rest left to apps and desired state. */
 export const SCENE_COMMANDS_PER_HUB = 8;
@@ -10,14 +11,15 @@ export const SCENE_COMMANDS_PER_HUB = 8;
 /**
  * Runs `run` on every item, at most `width` at once per `item.hub`, each hub's items started in their
  * order; hubs do not wait for each other. One result per item, in the items' order; never rejects.
- * `unsent(err)`: when it returns a reason, the hub's items not started yet fail with it, unsent
- * (a hub found offline: each would wait for it and fail the same way, one window after the other).
+ * `judge(hub)` gives each hub a judge of its results as they come, each with when its item started
+ * (`performance.now()`, ms): once it returns a reason, the hub's items not started yet fail with it,
+ * unsent (a hub found offline, or answering nothing: each window would wait and fail alike in turn).
  */
 export async function settleByHub<T extends { readonly hub: string }, R>(
   items: readonly T[],
   width: number,
   run: (item: T) => Promise<R>,
-  unsent?: (err: unknown) => unknown,
+  judge?: (hub: string) => (result: PromiseSettledResult<R>, startedAt: number) => unknown,
 ): Promise<PromiseSettledResult<R>[]> {
   const results = new Array<PromiseSettledResult<R>>(items.length);
   const lanes = new Map<string, number[]>();
@@ -27,9 +29,10 @@ export async function settleByHub<T extends { readonly hub: string }, R>(
     else lanes.set(item.hub, [i]);
   });
   const workers: Promise<void>[] = [];
-  for (const lane of lanes.values()) {
+  for (const [hub, lane] of lanes) {
     let next = 0;
     let stop: { reason: unknown } | undefined;
+    const judged = judge?.(hub);
     const work = async (): Promise<void> => {
       while (next < lane.length) {
         const i = lane[next++]!;
@@ -37,13 +40,16 @@ export async function settleByHub<T extends { readonly hub: string }, R>(
           results[i] = { status: 'rejected', reason: stop.reason };
           continue;
         }
+        const startedAt = performance.now();
+        let result: PromiseSettledResult<R>;
         try {
-          results[i] = { status: 'fulfilled', value: await run(items[i]!) };
+          result = { status: 'fulfilled', value: await run(items[i]!) };
         } catch (err) {
-          results[i] = { status: 'rejected', reason: err };
-          const reason = unsent?.(err);
-          if (reason !== undefined) stop ??= { reason };
+          result = { status: 'rejected', reason: err };
         }
+        results[i] = result;
+        const reason = judged?.(result, startedAt);
+        if (reason !== undefined) stop ??= { reason };
       }
     };
     for (let w = 0; w < Math.min(Math.max(1, width), lane.length); w++) workers.push(work());

@@ -75,6 +75,39 @@ describe('a scene of many commands to one hub', () => {
     expect(r.hubs.commands.filter((c) => c.hub === 'home1-hub2')).toHaveLength(SCENE_COMMANDS_PER_HUB);
   });
 
+  it('a hub answering nothing holds the scene one command timeout: once a command timed out with no answer meanwhile, the rest are not sent', async () => {
+    let tries = 0;
+    r = rig(pool(), Date.UTC(2026, 0, 1), {
+      runCommand: async (hub, device, spec) => {
+        if (hub === 'home1-hub') return r.hubs.runCommand(hub, device, spec);
+        tries++;
+        await new Promise((resolve) => setTimeout(resolve, 30));
+        throw new CommandError('command_timeout', `hub ${hub} did not answer within 30 ms`);
+      },
+    });
+    const scene = await r.store.createScene('home1', validateSceneSpec({ name: 'All off', commands: [...lights('home1-hub2', 20), ...lights('home1-hub', 20)] }));
+    const res = await r.engine.runScene('home1', scene.id);
+    expect(res.results.slice(20).every((x) => x.ok)).toBe(true);
+    expect(res.results.slice(0, 20).map((x) => x.code)).toEqual(Array(20).fill('command_timeout'));
+    expect(res.results[19]?.message).toMatch(/^not sent: hub home1-hub2 answered nothing for \d+ ms$/);
+    expect(tries).toBe(SCENE_COMMANDS_PER_HUB);
+  });
+
+  it('a slow device timing out while the hub answers the others stops nothing: every other command runs', async () => {
+    r = rig(pool(), Date.UTC(2026, 0, 1), {
+      runCommand: async (hub, device, spec) => {
+        // the others answer in 5 ms each, so some are still to send when light-12 times out
+        await new Promise((resolve) => setTimeout(resolve, device === 'light-12' ? 12 : 5));
+        if (device !== 'light-12') return r.hubs.runCommand(hub, device, spec);
+        throw new CommandError('command_timeout', `hub ${hub} did not answer within 12 ms`);
+      },
+    });
+    const scene = await r.store.createScene('home1', validateSceneSpec({ name: 'All off', commands: lights('home1-hub', 40) }));
+    const res = await r.engine.runScene('home1', scene.id);
+    expect(res.results.filter((x) => !x.ok).map((x) => `${x.device} ${x.code}`)).toEqual(['light-12 command_timeout']);
+    expect(r.hubs.commands).toHaveLength(39);
+  });
+
   it('a rule\'s scene to a hub that reconnects within the hub wait: all 40 commands run once it is back', async () => {
     const bounded = boundedHub(32);
     r = rig(pool(), Date.UTC(2026, 0, 1), { runCommand: bounded.run, hubWaitMs: 10_000 });
