@@ -198,7 +198,7 @@ export const sceneFields = (max: number) => ({
   name: Type.String({ minLength: 1, maxLength: RULE_LIMITS.nameLength, description: 'shown in apps' }),
   description: Type.Optional(Type.String({ maxLength: RULE_LIMITS.descriptionLength, description: 'free text' })),
   enabled: Type.Optional(Type.Boolean({ description: 'a disabled scene does not run (default true)' })),
-  commands: Type.Array(SceneCommand(max), { minItems: 1, maxItems: RULE_LIMITS.sceneCommands, description: 'run at once, in parallel' }),
+  commands: Type.Array(SceneCommand(max), { minItems: 1, maxItems: RULE_LIMITS.sceneCommands, description: 'run in parallel, at most 8 at a time to one hub, sent to it in this order' }),
 });
 
 /** @param max the node's largest command timeout (ms) */
