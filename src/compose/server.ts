@@ -160,6 +160,7 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
     commandTimeoutMs: config.commandTimeoutMs,
     commandTimeoutMaxMs: config.commandTimeoutMaxMs,
     hubWaitMs: config.ruleHubWaitMs,
+    hubMaxCommands: config.hubMaxCommandsInFlight,
     homeCpuMsPerSecond: config.ruleHomeCpuMs, homeActionsPerSecond: config.ruleHomeActionsPerSec, homeNotificationsPerMinute: config.ruleHomeNotifyPerMin,
     supervision: { supervision: system.supervision, onFailure: system.onFailure, failureLog: system.failureLog },
     ...(ports.pendingRuns ? { pendingRuns: ports.pendingRuns } : {}),

@@ -55,6 +55,8 @@ export interface ActionDeps {
   timers: TimerWheel;
   /** for commands that set no timeout (ms) */
   commandTimeoutMs: number;
+  /** a scene run's commands in flight per hub (`sceneCommandsPerHub`); @default SCENE_COMMANDS_PER_HUB (8) */
+  sceneCommandsPerHub?: number;
   stats: RuleStats;
   metrics: RuleMetricsSink;
   log: Logger;
@@ -355,17 +357,17 @@ async function runSceneAction(deps: ActionDeps, homeId: string, sceneId: string,
 }
 
 /**
- * A scene's commands in parallel, at most `SCENE_COMMANDS_PER_HUB` in flight per hub (the rest follow
+ * A scene's commands in parallel, at most `sceneCommandsPerHub` (8) in flight per hub (the rest follow
  * in the scene's order as answers come); one result per command, failures included. A hub offline or
  * answering nothing has its commands not yet sent fail at once (`hubGivenUp`). `parent`: the caller's span (tracing on).
  */
-export async function runSceneCommands(deps: Pick<ActionDeps, 'scope' | 'runCommand' | 'commandTimeoutMs'>, scene: Scene, parent?: Span): Promise<SceneRunResult> {
+export async function runSceneCommands(deps: Pick<ActionDeps, 'scope' | 'runCommand' | 'commandTimeoutMs' | 'sceneCommandsPerHub'>, scene: Scene, parent?: Span): Promise<SceneRunResult> {
   const run = async (c: SceneCommand): Promise<unknown> => {
     const inHome = () => deps.scope.require(c.hub, scene.homeId);
     await inHome();
     return deps.runCommand(c.hub, c.device, commandSpec(c), c.timeoutMs ?? deps.commandTimeoutMs, undefined, parent, inHome);
   };
-  const settled = await settleByHub(scene.commands, SCENE_COMMANDS_PER_HUB, run, hubGivenUp);
+  const settled = await settleByHub(scene.commands, deps.sceneCommandsPerHub ?? SCENE_COMMANDS_PER_HUB, run, hubGivenUp);
   return {
     sceneId: scene.id,
     results: settled.map((s, i) => {

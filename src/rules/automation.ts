@@ -45,6 +45,8 @@ export interface AutomationDeps {
   commandTimeoutMaxMs?: number;
   /** how long a rule's command waits for its hub to connect (`HubWait`); @default 0: fails at once */
   hubWaitMs?: number;
+  /** each hub's bound of commands in flight (TIER_HUB_MAX_COMMANDS); @default 32: see RulesEngineDeps.hubMaxCommands */
+  hubMaxCommands?: number;
   pool?: Omit<RulePoolOptions, 'timers'>;
   /** worker time one home may use per second; @default 250 (ms): see RulesEngineDeps.homeCpuMsPerSecond */
   homeCpuMsPerSecond?: number;
@@ -136,6 +138,7 @@ export function createAutomation(deps: AutomationDeps): Automation {
     metrics,
     ...(deps.commandTimeoutMs === undefined ? {} : { commandTimeoutMs: deps.commandTimeoutMs }),
     ...(deps.hubWaitMs === undefined ? {} : { hubWaitMs: deps.hubWaitMs }),
+    ...(deps.hubMaxCommands === undefined ? {} : { hubMaxCommands: deps.hubMaxCommands }),
     ...(deps.homeCpuMsPerSecond === undefined ? {} : { homeCpuMsPerSecond: deps.homeCpuMsPerSecond }),
     ...(deps.homeActionsPerSecond === undefined ? {} : { homeActionsPerSecond: deps.homeActionsPerSecond }),
     ...(deps.homeNotificationsPerMinute === undefined ? {} : { homeNotificationsPerMinute: deps.homeNotificationsPerMinute }),

@@ -31,6 +31,7 @@ import type { EvaluatedMarks, UnevaluatedHome } from '../ports/history/history.j
 import type { PushNotification } from '../ports/push-queue/push-queue.js';
 import type { RuleStore } from '../ports/rule-store/rule-store.js';
 import { HubWait } from './hub-wait.js';
+import { sceneCommandsPerHub } from './hub-lanes.js';
 import { runSceneCommands, type ActionDeps, type SceneRunResult } from './action-run.js';
 import { dryRun, type DryRunReport } from './dry-run.js';
 import { DryRunLimits } from './dry-run-limits.js';
@@ -75,6 +76,8 @@ export interface RulesEngineDeps {
   commandTimeoutMs?: number;
   /** how long a rule's command waits for its hub to connect (`HubWait`); @default 0: fails at once, `hub_offline` */
   hubWaitMs?: number;
+  /** each hub's bound of commands in flight (TIER_HUB_MAX_COMMANDS): a scene sends a hub a quarter of it at a time, 8 at most; @default 32 */
+  hubMaxCommands?: number;
   /** the commands, desired changes and scene runs of rules are recorded here */
   audit?: AuditTrail;
   /** how long the loop guard suspends a rule; @default 600_000 (ms) */
@@ -186,6 +189,7 @@ export class RulesEngine {
       notifyBudget: new ActionBudget(deps.homeNotificationsPerMinute ?? 60, deps.now ?? monotonicMs, { windowMs: 60_000, what: 'notifications', setting: 'TIER_RULE_HOME_NOTIFY_PER_MIN' }),
       timers,
       commandTimeoutMs: deps.commandTimeoutMs ?? 5_000,
+      sceneCommandsPerHub: sceneCommandsPerHub(deps.hubMaxCommands ?? 32),
       stats,
       metrics,
       log,

@@ -8,6 +8,11 @@ import { performance } from 'node:perf_hooks';
 /** In flight per hub for one scene run: a quarter of the hub's default bound, the rest left to apps and desired state. */
 export const SCENE_COMMANDS_PER_HUB = 8;
 
+/** A scene run's commands in flight per hub, for a hub bound (TIER_HUB_MAX_COMMANDS) of `hubMaxCommands`: a quarter of it, 1 to 8. */
+export function sceneCommandsPerHub(hubMaxCommands: number): number {
+  return Math.max(1, Math.min(SCENE_COMMANDS_PER_HUB, Math.floor(hubMaxCommands / 4)));
+}
+
 /**
  * Runs `run` on every item, at most `width` at once per `item.hub`, each hub's items started in their
  * order; hubs do not wait for each other. One result per item, in the items' order; never rejects.

@@ -6,7 +6,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type { CommandSpec } from '../../src/actors/commands.js';
 import { CommandError } from '../../src/errors.js';
-import { SCENE_COMMANDS_PER_HUB } from '../../src/rules/hub-lanes.js';
+import { SCENE_COMMANDS_PER_HUB, sceneCommandsPerHub } from '../../src/rules/hub-lanes.js';
 import { deviceKey } from '../../src/rules/model.js';
 import { validateRuleSpec, validateSceneSpec } from '../../src/rules/validate.js';
 import { rig, warmPool, type Rig } from './rules-fixtures.js';
@@ -50,6 +50,16 @@ describe('a scene of many commands to one hub', () => {
     expect(bounded.hub.busy).toBe(0);
     expect(bounded.hub.most).toBe(SCENE_COMMANDS_PER_HUB);
     expect(r.hubs.commands.map((c) => c.device)).toEqual(lights('home1-hub', 50).map((c) => c.device));
+  });
+
+  it('with TIER_HUB_MAX_COMMANDS set to 8, a scene sends a hub a quarter of it at a time (2), and every command runs', async () => {
+    expect([1, 4, 8, 32, 100_000].map(sceneCommandsPerHub)).toEqual([1, 1, 2, 8, 8]);
+    const bounded = boundedHub(8 - 4);
+    r = rig(pool(), Date.UTC(2026, 0, 1), { runCommand: bounded.run, hubMaxCommands: 8 });
+    const scene = await r.store.createScene('home1', validateSceneSpec({ name: 'All off', commands: lights('home1-hub', 20) }));
+    const res = await r.engine.runScene('home1', scene.id);
+    expect(res.results.filter((x) => !x.ok)).toEqual([]);
+    expect(bounded.hub.most).toBe(2);
   });
 
   it('a rule\'s scene action of 40 commands to one hub runs all 40, with no error counted', async () => {
