@@ -14,6 +14,7 @@ export const ErrorCodes = {
   sequence_gap: { code: 107, temporary: true, http: 400, text: 'sequence number skips ahead: resend from the one expected' },
   not_found: { code: 106, temporary: false, http: 404, text: 'no such resource' },
   limit_exceeded: { code: 108, temporary: false, http: 422, text: 'a limit would be exceeded (a hub’s devices, attributes or bytes; a home’s rules or scenes; a rule whose conditions and templates could cost more than one event’s budget; a user’s app sockets on a node): refused whole' },
+  method_not_allowed: { code: 109, temporary: false, http: 405, text: 'the path exists, but not with this method: the `Allow` header lists those it has' },
   // 2xx: authentication and authorization
   unauthorized: { code: 200, temporary: false, http: 401, text: 'missing or invalid credentials' },
   forbidden: { code: 201, temporary: false, http: 403, text: 'credentials do not allow this' },

@@ -14,13 +14,14 @@ import { compile } from '../schemas/check.js';
 import { commandSpec } from '../schemas/command.js';
 import { parseId } from '../schemas/common.js';
 import { CommandReply, CommandRequest, DesiredReply, DesiredRequest, HubStatus, ShadowReply, TokenReply, TokenRequest } from '../schemas/hubs.js';
-import { errorReply, route, routeOptions, send, storeWriteOptions, type HttpCall, type HttpReply, type RouteHost } from '../transport/http.js';
+import { route, routeOptions, storeWriteOptions, type HttpCall, type RouteHost } from '../transport/http.js';
 import type { TemplatedApp } from '../transport/uws.js';
 import { canSeeHome, requireAdmin, type Authenticator, type Principal } from '../auth/authenticator.js';
 import { byCaller, NO_AUDIT, type AuditTrail, type AuditWhat } from '../actors/audit-trail.js';
 import { clientBundle } from './client-bundle.js';
 import { mountDocsPage } from './docs-page.js';
 import { openApiDocument } from './openapi.js';
+import { mountNoRoute } from './no-route.js';
 import { HomeReadBudget } from './read-budget.js';
 
 /** Version of the HTTP API in the OpenAPI document. */
@@ -251,27 +252,8 @@ export function mountApi(app: TemplatedApp, deps: ApiDeps): void {
     opts,
   );
 
-  const noRoute: HttpReply = { status: 404, text: JSON.stringify(errorReply(new TierError('not_found', 'no such route')).body), contentType: 'application/json' };
-  app.any('/*', (res, req) => {
-    const state = { aborted: false };
-    res.onAborted(() => {
-      state.aborted = true;
-    });
-    // at the end of the turn, as every route answers: a request pipelined behind it then closes the
-    // connection. Answered at once, a client pipelining 404s had the node answer each 512 KB read whole, stalling its loop
-    send(res, state, otherVersion(req.getUrl()) ?? noRoute, deps.writes, undefined, req.getMethod() === 'head');
-  });
-}
-
-/**
- * `/hub/vN` or `/app/vN` of a version this node does not speak: said as such, 400 (a future
- * firmware's `/hub/v2` met a rolled-back node's 404 `not_found`, which a hub does not retry; review "compat").
- */
-function otherVersion(url: string): HttpReply | null {
-  const m = /^\/(hub|app)\/v\d+$/.exec(url);
-  if (m === null || url.endsWith('/v1')) return null;
-  const spoken = `/${m[1]}/v1`;
-  return { status: 400, text: JSON.stringify(errorReply(new TierError('unsupported_version', `${url} is not spoken here: this node speaks ${spoken}`)).body), contentType: 'application/json' };
+  // last: what no route above answers
+  mountNoRoute(app, deps);
 }
 
 /** What a command did, for the audit trail: its method, or the attributes it set. */

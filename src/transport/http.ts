@@ -129,7 +129,7 @@ function mount(app: TemplatedApp, method: Method | 'head', pattern: string, hand
   const head = method === 'head';
   const observe = opts.metrics?.route(httpMethod, pattern);
   const access = opts.access?.route(httpMethod, pattern);
-  const ids = opts.access?.ids ?? (defaultIds ??= new RequestIds('node'));
+  const ids = requestIds(opts.access);
   // a backend away fails every request of the route alike: 10 lines per 10 s, then a count
   const outages = failureLog(opts.log, 'http requests failed with a backend away, not logged', 'warn');
   const routeKey = `${httpMethod} ${pattern}`;
@@ -210,6 +210,11 @@ function mount(app: TemplatedApp, method: Method | 'head', pattern: string, hand
 
 /** Ids of routes registered without an access log (tests, tools): still unique within the process. */
 let defaultIds: RequestIds | undefined;
+
+/** Where the request ids of an app's answers come from: its access log's, else the process's own. */
+export function requestIds(access: AccessLog | undefined): RequestIds {
+  return access?.ids ?? (defaultIds ??= new RequestIds('node'));
+}
 
 /** The `code` of an error answer's JSON body, for the access line. */
 function errorCodeOf(reply: HttpReply): string | undefined {

@@ -1,0 +1,57 @@
+/**
+ * The public API against its document and RFC 9110, on a node started in-process on the memory
+ * ports (review "apiconform"): what answers outside the route table say, HEAD of the export,
+ * the 401 challenge, how query parameters are read, and the revocation list's pages.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startInProcessNode, type InProcessNode } from '../helpers/in-process-node.js';
+
+const ADMIN = 'conform-admin-token-0123456789';
+
+let node: InProcessNode;
+let http: string;
+
+beforeAll(async () => {
+  node = await startInProcessNode(ADMIN, 'conform-jwt-secret-0123456789abcdef');
+  ({ http } = node);
+});
+
+afterAll(async () => {
+  await node?.server.close();
+});
+
+/** A raw answer: status, headers and body text. */
+async function raw(method: string, path: string, headers: Record<string, string> = {}) {
+  const res = await fetch(`${http}${path}`, { method, headers });
+  return { status: res.status, headers: res.headers, text: await res.text() };
+}
+
+describe('answers outside the route table', () => {
+  it('a path the table has under other methods: 405 method_not_allowed with Allow, and the caller’s x-request-id', async () => {
+    const put = await raw('PUT', '/v1/hubs/hub-7', { 'x-request-id': 'probe-405' });
+    expect(put.status).toBe(405);
+    expect(put.headers.get('allow')).toBe('GET, HEAD');
+    expect(put.headers.get('x-request-id')).toBe('probe-405');
+    expect(JSON.parse(put.text)).toMatchObject({ ok: false, code: 'method_not_allowed', num: 109, temporary: false });
+    // the methods of every pattern the path matches: /v1/admin/hubs/{hubId} has four
+    const post = await raw('POST', '/v1/admin/hubs/hub-7');
+    expect(post.status).toBe(405);
+    expect(post.headers.get('allow')?.split(', ').sort()).toEqual(['DELETE', 'GET', 'HEAD', 'PATCH']);
+    expect((await raw('OPTIONS', '/v1/openapi.json')).headers.get('allow')).toBe('GET, HEAD');
+    const get = await raw('GET', '/v1/hubs/hub-7/devices/lamp-1/commands');
+    expect([get.status, get.headers.get('allow')]).toEqual([405, 'POST']);
+  });
+
+  it('an unknown path is 404 not_found and another protocol version 400, each with an x-request-id: the caller’s, else one made', async () => {
+    const slash = await raw('GET', '/v1/hubs/hub-7/', { 'x-request-id': 'probe-404' });
+    expect([slash.status, slash.headers.get('x-request-id'), slash.headers.get('allow')]).toEqual([404, 'probe-404', null]);
+    expect(JSON.parse(slash.text)).toMatchObject({ code: 'not_found' });
+    const version = await raw('GET', '/hub/v2', { 'x-request-id': 'probe-400' });
+    expect([version.status, version.headers.get('x-request-id')]).toEqual([400, 'probe-400']);
+    const made = await raw('GET', '/nothing-here', { 'x-request-id': 'not valid!' });
+    expect(made.status).toBe(404);
+    expect(made.headers.get('x-request-id')).toMatch(/^[A-Za-z0-9._:-]+$/);
+    expect(made.headers.get('x-request-id')).not.toBe('not valid!');
+  });
+});
+
