@@ -85,7 +85,9 @@ export function mountHomeApi(app: TemplatedApp, deps: HomeApiDeps): void {
         return { status: 200, text, contentType: 'application/json', onSent: done };
       });
     },
-    opts,
+    // no HEAD: it would build the export, take a slot, count against the home's pace and record
+    // `home.export ok` with nothing sent (review "apiconform" F2); the catch-all answers it 405
+    { ...opts, head: false },
   );
 
   route(

@@ -72,7 +72,7 @@ class AllowedMethods {
     this.seen = this.table.length;
     this.patterns = this.table.map((r) => {
       const method = r.method.toUpperCase();
-      return { segments: r.pattern.split('/'), methods: method === 'GET' ? ['GET', 'HEAD'] : [method] };
+      return { segments: r.pattern.split('/'), methods: method === 'GET' && r.noHead !== true ? ['GET', 'HEAD'] : [method] };
     });
   }
 }

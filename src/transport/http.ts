@@ -64,6 +64,8 @@ export interface RouteOptions {
   access?: AccessLog;
   /** a route that writes the node's own store: refused at once (nothing done) while this answers an error */
   admit?: () => TierError | null;
+  /** @default true: a GET route answers HEAD too; false where GET's work has effects of its own (an export's audit entry and pacing) */
+  head?: boolean;
 }
 
 /** What the deps of every API module share: how its routes are registered, answered and observed. */
@@ -101,8 +103,8 @@ export interface HttpMetrics {
   route(method: string, pattern: string): HttpObserver;
 }
 
-/** The routes registered on an app, as `METHOD /pattern/:param`. */
-export type RouteTable = Array<{ method: string; pattern: string }>;
+/** The routes registered on an app, as `METHOD /pattern/:param`; `noHead`: a GET route that does not answer HEAD. */
+export type RouteTable = Array<{ method: string; pattern: string; noHead?: true }>;
 
 /** One process, one node: the answers' memory bound and the proxies trusted to name callers, from the node's config. */
 export function configureHttp(config: Pick<Config, 'httpPendingBytes' | 'trustedProxies'>): void {
@@ -117,10 +119,11 @@ export function configureHttp(config: Pick<Config, 'httpPendingBytes' | 'trusted
  * no rejected promise ever reaches uWS.
  */
 export function route(app: TemplatedApp, method: Method, pattern: string, handler: HttpHandler, opts: RouteOptions): void {
-  opts.table?.push({ method: method === 'del' ? 'delete' : method, pattern });
+  const head = method === 'get' && opts.head !== false;
+  opts.table?.push({ method: method === 'del' ? 'delete' : method, pattern, ...(method === 'get' && !head ? { noHead: true as const } : {}) });
   mount(app, method, pattern, handler, opts);
   // HEAD answers what GET would, without the body (RFC 9110 §9.3.2); not a route of its own in the table
-  if (method === 'get') mount(app, 'head', pattern, handler, opts);
+  if (head) mount(app, 'head', pattern, handler, opts);
 }
 
 function mount(app: TemplatedApp, method: Method | 'head', pattern: string, handler: HttpHandler, opts: RouteOptions): void {

@@ -5,6 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startInProcessNode, type InProcessNode } from '../helpers/in-process-node.js';
+import { api } from '../helpers/server-process.js';
 
 const ADMIN = 'conform-admin-token-0123456789';
 
@@ -20,11 +21,44 @@ afterAll(async () => {
   await node?.server.close();
 });
 
+const admin = (method: string, path: string, body?: unknown) => api(http, method, path, ADMIN, body);
+
 /** A raw answer: status, headers and body text. */
 async function raw(method: string, path: string, headers: Record<string, string> = {}) {
   const res = await fetch(`${http}${path}`, { method, headers });
   return { status: res.status, headers: res.headers, text: await res.text() };
 }
+
+/** The audit entries of an action, once `expected` are there (the trail is written after the answer). */
+async function auditEntries(action: string, expected: number): Promise<Array<{ requestId?: string }>> {
+  for (let i = 0; i < 100; i++) {
+    const { body } = await admin('GET', `/v1/admin/audit?action=${action}`);
+    if (body.entries.length >= expected) return body.entries;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  throw new Error(`fewer than ${expected} ${action} entries`);
+}
+
+describe('HEAD of a home’s export', () => {
+  it('is answered 405 with Allow: GET: no export built, none recorded in the audit trail, none counted against the home', async () => {
+    const head = await raw('HEAD', '/v1/homes/conform-home/export', { authorization: `Bearer ${ADMIN}`, 'x-request-id': 'head-export-1' });
+    expect(head.status).toBe(405);
+    expect(head.headers.get('allow')).toBe('GET');
+    expect(head.headers.get('x-request-id')).toBe('head-export-1');
+    expect(head.text).toBe('');
+    const get = await raw('GET', '/v1/homes/conform-home/export', { authorization: `Bearer ${ADMIN}`, 'x-request-id': 'get-export-1' });
+    expect(get.status).toBe(200);
+    // the GET's entry is there, and it is the only one: the HEAD recorded nothing
+    const entries = await auditEntries('home.export', 1);
+    expect(entries.map((e) => e.requestId)).toEqual(['get-export-1']);
+  });
+
+  it('every other GET route still answers HEAD', async () => {
+    const head = await raw('HEAD', '/v1/homes/conform-home/hubs', { authorization: `Bearer ${ADMIN}` });
+    expect(head.status).toBe(200);
+    expect(head.text).toBe('');
+  });
+});
 
 describe('answers outside the route table', () => {
   it('a path the table has under other methods: 405 method_not_allowed with Allow, and the caller’s x-request-id', async () => {
