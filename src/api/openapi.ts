@@ -190,9 +190,14 @@ export function openApiDocument(table: RouteTable, version: string, limits: Docu
         entry.content['application/json'].examples[code] = { summary: ErrorCodes[code].text, value: errorExample(code, op, names, limits.maxBodyBytes ?? 65_536) };
       }
     } else responses['200'] = { description: 'undocumented' };
-    // every answer of the node's routes echoes the request id; a 429, 500 or 503 also says when to retry (src/transport/http.ts)
+    // every answer of the node's routes echoes the request id; a 429, 500 or 503 also says when to
+    // retry, a 401 the scheme it takes (src/transport/http.ts)
     for (const [status, r] of Object.entries(responses) as Array<[string, Json]>) {
-      r.headers = { 'x-request-id': { $ref: '#/components/headers/RequestId' }, ...(status === '429' || status === '500' || status === '503' ? { 'retry-after': { $ref: '#/components/headers/RetryAfter' } } : {}) };
+      r.headers = {
+        'x-request-id': { $ref: '#/components/headers/RequestId' },
+        ...(status === '429' || status === '500' || status === '503' ? { 'retry-after': { $ref: '#/components/headers/RetryAfter' } } : {}),
+        ...(status === '401' ? { 'www-authenticate': { $ref: '#/components/headers/WwwAuthenticate' } } : {}),
+      };
     }
     (paths[path] ??= {})[method] = {
       operationId: operationId(method, pattern),
@@ -239,6 +244,7 @@ export function openApiDocument(table: RouteTable, version: string, limits: Docu
       },
       headers: {
         RequestId: { description: 'The request id: the caller\'s `x-request-id` when valid, otherwise the one the node generated', schema: REQUEST_ID_SCHEMA },
+        WwwAuthenticate: { description: 'The scheme the API takes: `Bearer` (RFC 9110 §11.6.1)', schema: { type: 'string', const: 'Bearer' } },
         RetryAfter: {
           description: 'Seconds to wait before trying again: 1–5, spread, when a backend the node needs is away (`503 unavailable`, or a `500 internal` it could not tell from one); 1 for another `503` (busy, draining, a session closing); for `429 rate_limited` the seconds until the limit lets the caller in again (wrong admin tokens from its address, a home’s export paced), 1 where that is not known',
           schema: { type: 'integer', minimum: 1 },

@@ -150,7 +150,7 @@ function mount(app: TemplatedApp, method: Method | 'head', pattern: string, hand
         // a 4xx is the caller's error, not this request failing (OpenTelemetry's HTTP server convention)
         endSpan(span, reply.status >= 500 ? (code ?? String(reply.status)) : undefined);
       }
-      send(res, state, reply, opts.writes, requestId, head);
+      send(res, state, challenged(reply), opts.writes, requestId, head);
     };
     const state = { aborted: false };
     res.onAborted(() => {
@@ -234,6 +234,15 @@ async function run(handler: HttpHandler, call: HttpCall): Promise<HttpReply> {
     if (err instanceof TierError && err.code !== 'internal') return errorReply(err);
     throw err;
   }
+}
+
+/**
+ * A 401 of the API names the scheme it takes (RFC 9110 §11.6.1 requires the header), as the admin
+ * port's do; not in errorReply, whose 401s include the hub handshake's, which is signed, not bearer.
+ */
+function challenged(reply: HttpReply): HttpReply {
+  if (reply.status !== 401 || reply.headers?.['www-authenticate'] !== undefined) return reply;
+  return { ...reply, headers: { ...reply.headers, 'www-authenticate': 'Bearer' } };
 }
 
 export function errorReply(err: TierError): HttpReply {

@@ -89,3 +89,15 @@ describe('answers outside the route table', () => {
   });
 });
 
+describe('401', () => {
+  it('names the scheme the API takes: WWW-Authenticate: Bearer (RFC 9110 §11.6.1)', async () => {
+    for (const auth of [{}, { authorization: 'Basic YTpi' }] as Array<Record<string, string>>) {
+      const res = await raw('GET', '/v1/homes/conform-home/hubs', auth);
+      expect(res.status).toBe(401);
+      expect(res.headers.get('www-authenticate')).toBe('Bearer');
+    }
+    // other answers carry none
+    expect((await raw('GET', '/v1/homes/conform-home/hubs', { authorization: `Bearer ${ADMIN}` })).headers.get('www-authenticate')).toBeNull();
+  });
+});
+

@@ -159,6 +159,19 @@ describe('OpenAPI document', () => {
     expect(doc.components.headers.RetryAfter.schema).toEqual({ type: 'integer', minimum: 1 });
   });
 
+  it('every 401 documents the WWW-Authenticate challenge the node sends with it', () => {
+    let with401 = 0;
+    for (const [path, methods] of Object.entries(doc.paths as Json)) {
+      for (const [method, op] of Object.entries(methods as Json)) {
+        for (const [status, res] of Object.entries(op.responses as Json)) {
+          expect((res as Json).headers?.['www-authenticate'], `${method} ${path} ${status}`).toEqual(status === '401' ? { $ref: '#/components/headers/WwwAuthenticate' } : undefined);
+          if (status === '401') with401++;
+        }
+      }
+    }
+    expect(with401).toBeGreaterThan(30);
+  });
+
   it('every guarded operation documents 401 and 403; every one with a path parameter or a body documents its 400', () => {
     for (const [path, methods] of Object.entries(doc.paths as Json)) {
       for (const [method, op] of Object.entries(methods as Json)) {
