@@ -176,12 +176,14 @@ export function openApiDocument(table: RouteTable, version: string, limits: Docu
       // every route with a path parameter, a query or a body may refuse it; a body may also not be
       // JSON or be over the cap (src/transport/http.ts); every guarded one may refuse the token, or
       // the caller's address after too many wrong admin tokens (`rate_limited`); and a guarded
-      // route reads or writes a backend, which may be away (`unavailable`)
+      // route reads or writes a backend, which may be away (`unavailable`); any handler's unexpected
+      // throw is `500 internal` (src/transport/http.ts), which the document had nowhere (review "apiconform" F6)
       const codes = new Set<ErrorCode>([
         ...(op.open ? [] : (['unauthorized', 'forbidden', 'rate_limited', 'unavailable'] as const)),
         ...(names.length > 0 || op.request || op.query ? (['invalid_field'] as const) : []),
         ...(op.request ? (['malformed_frame', 'frame_too_large'] as const) : []),
         ...(op.errors ?? []),
+        'internal',
       ]);
       for (const code of codes) {
         const status = String(ErrorCodes[code].http);

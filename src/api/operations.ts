@@ -89,7 +89,8 @@ const revokeExamples = (nowMs: number) => [
   { home: 'home-42' },
 ];
 
-const COMMAND_ERRORS: ErrorCode[] = ['hub_disabled', 'hub_offline', 'command_timeout', 'unknown_device', 'command_failed', 'busy', 'session_closed', 'not_found', 'frame_too_large'];
+/** `draining`: the node's bus closed under the request (it is shutting down) */
+const COMMAND_ERRORS: ErrorCode[] = ['hub_disabled', 'hub_offline', 'command_timeout', 'unknown_device', 'command_failed', 'busy', 'session_closed', 'draining', 'not_found', 'frame_too_large'];
 
 /** @param limits the node's limits, which the schemas state */
 export function operations(limits: { commandTimeoutMaxMs: number }): Record<string, Operation> {
@@ -280,7 +281,8 @@ export function operations(limits: { commandTimeoutMaxMs: number }): Record<stri
       tag: 'rules',
       request: { schema: TestRequest, bad: { event: { kind: 'sunrise' } }, optional: true },
       ok: { status: 200, description: 'the report', schema: DryRunReply },
-      errors: ['not_found', 'busy', 'rule_timeout', 'rate_limited'],
+      // draining: the rule pool closed (the node is shutting down), src/rules/dry-run.ts
+      errors: ['not_found', 'busy', 'rule_timeout', 'draining', 'rate_limited'],
     },
     'get /v1/homes/:homeId/scenes': { summary: 'List the home’s scenes', tag: 'scenes', ok: { status: 200, description: 'the scenes', schema: SceneList(max) }, errors: ['busy'] },
     'post /v1/homes/:homeId/scenes': { summary: 'Create a scene', tag: 'scenes', request: scene, ok: { ...sceneReply, status: 201, description: 'created' }, errors: ['limit_exceeded'] },

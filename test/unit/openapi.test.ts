@@ -159,6 +159,18 @@ describe('OpenAPI document', () => {
     expect(doc.components.headers.RetryAfter.schema).toEqual({ type: 'integer', minimum: 1 });
   });
 
+  it('every operation documents 500 internal (any handler’s unexpected throw), and routes that answer draining say so', () => {
+    for (const [path, methods] of Object.entries(doc.paths as Json)) {
+      for (const [method, op] of Object.entries(methods as Json)) {
+        expect(Object.keys(op.responses['500']?.content['application/json'].examples ?? {}), `${method} ${path}`).toEqual(['internal']);
+      }
+    }
+    // a closed rule pool (src/rules/dry-run.ts) and a closed bus (src/ports/bus/) answer 503 draining
+    for (const [path, method] of [['/v1/homes/{homeId}/rules/{ruleId}/test', 'post'], ['/v1/hubs/{hubId}/devices/{deviceId}/commands', 'post']] as const) {
+      expect(Object.keys(doc.paths[path][method].responses['503'].content['application/json'].examples), path).toContain('draining');
+    }
+  });
+
   it('every 401 documents the WWW-Authenticate challenge the node sends with it', () => {
     let with401 = 0;
     for (const [path, methods] of Object.entries(doc.paths as Json)) {
