@@ -14,6 +14,7 @@ import { DATE_TIME_MESSAGE, dateTimeMs } from '../schemas/date-time.js';
 import type { AuditActor, AuditEntry } from '../../proto/subjects.js';
 import type { AuditEntryView, AuditReply } from '../schemas/audit.js';
 import { route, routeOptions, type RouteHost } from '../transport/http.js';
+import { queryCount, queryOne } from '../transport/http-input.js';
 import type { TemplatedApp } from '../transport/uws.js';
 
 /** Entries per page when `limit` is not given. */
@@ -81,12 +82,7 @@ const DATE_MAX_MS = 8_640_000_000_000_000;
 /** The filters of a query string; a bad one answers invalid_field naming it. */
 export function auditQuery(q: URLSearchParams, withHome: boolean): AuditQuery {
   const bad = (field: string, what: string) => new TierError('invalid_field', `${field}: ${what}`, { field });
-  // a parameter given twice is ambiguous: a proxy or a log may read the other one
-  const one = (name: string): string | null => {
-    const all = q.getAll(name);
-    if (all.length > 1) throw bad(name, 'must be given once');
-    return all[0] ?? null;
-  };
+  const one = (name: string) => queryOne(q, name);
   const text = (name: string, max: number) => {
     const v = one(name);
     if (v === null) return undefined;
@@ -101,9 +97,7 @@ export function auditQuery(q: URLSearchParams, withHome: boolean): AuditQuery {
     if (ms === null || ms > DATE_MAX_MS) throw bad(name, `${DATE_TIME_MESSAGE} (a + of its offset sent as %2B), or ms since the epoch`);
     return ms;
   };
-  const rawLimit = one('limit');
-  const limit = rawLimit === null ? AUDIT_PAGE_DEFAULT : Number(rawLimit);
-  if (!Number.isInteger(limit) || limit < 1 || limit > AUDIT_PAGE_MAX) throw bad('limit', `must be an integer in 1..${AUDIT_PAGE_MAX}`);
+  const limit = queryCount(q, 'limit', AUDIT_PAGE_DEFAULT, AUDIT_PAGE_MAX);
   const out: AuditQuery = { limit };
   const homeId = withHome ? text('homeId', 64) : undefined;
   const hubId = text('hubId', 64);

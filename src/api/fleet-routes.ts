@@ -14,7 +14,7 @@ import type { TokenRevocation } from '../../proto/subjects.js';
 import { BatchReply, BatchRequest, DeleteHubReply, HomeHubsReply, HubListReply, HubPatchRequest, MoveRequest, RevocationListReply, RevokeReply, RevokeRequest, RotateReply, RotateRequest } from '../schemas/fleet.js';
 import { MAX_TTL_S, ProvisionReply, ProvisionRequest } from '../schemas/hubs.js';
 import { route, routeOptions, storeWriteOptions, type HttpCall, type RouteHost } from '../transport/http.js';
-import { optionalJson } from '../transport/http-input.js';
+import { optionalJson, queryCount, queryOne } from '../transport/http-input.js';
 import type { TemplatedApp } from '../transport/uws.js';
 import { byCaller, NO_AUDIT, type AuditTrail, type AuditWhat } from '../actors/audit-trail.js';
 import type { Fleet, FleetQuery } from './fleet.js';
@@ -288,17 +288,17 @@ export function revokedBefore(before: string | undefined, nowMs: number): number
   return Math.floor(ms / 1000);
 }
 
-/** `?jti&sub&home&limit` of the revocation list; a bad one answers invalid_field naming it. */
+/** `?jti&sub&home&limit` of the revocation list; a bad or repeated one answers invalid_field naming it. */
 export function revocationsQuery(q: URLSearchParams): { jti?: string; sub?: string; home?: string; limit: number } {
   const bad = (field: string, what: string) => new TierError('invalid_field', `${field}: ${what}`, { field });
   const out: { jti?: string; sub?: string; home?: string } = {};
   for (const name of ['jti', 'sub'] as const) {
-    const v = q.get(name);
+    const v = queryOne(q, name);
     if (v === null) continue;
     if (v.length === 0 || v.length > 128) throw bad(name, 'must be 1..128 characters');
     out[name] = v;
   }
-  const home = q.get('home');
+  const home = queryOne(q, 'home');
   if (home !== null) {
     if (!isValidId(home)) throw bad('home', `must be ${ID_RULE}`);
     out.home = home;
@@ -308,43 +308,40 @@ export function revocationsQuery(q: URLSearchParams): { jti?: string; sub?: stri
 
 /** `?limit`: PAGE_DEFAULT when absent, else an integer in 1..PAGE_MAX (invalid_field naming it). */
 function pageLimit(q: URLSearchParams): number {
-  const raw = q.get('limit');
-  const limit = raw === null ? PAGE_DEFAULT : Number(raw);
-  if (!Number.isInteger(limit) || limit < 1 || limit > PAGE_MAX) throw new TierError('invalid_field', `limit: must be an integer in 1..${PAGE_MAX}`, { field: 'limit' });
-  return limit;
+  return queryCount(q, 'limit', PAGE_DEFAULT, PAGE_MAX);
 }
 
-/** `?limit&after&prefix&home&model&firmware&enabled&online&node`; a bad one answers invalid_field naming it. */
 /** `GET /v1/homes/{homeId}/hubs`: `after`, the previous page's `next` (until 2026-12-06 the list stopped at 1,000 hubs, silently). */
 export function homeHubsQuery(q: URLSearchParams): { after?: string } {
-  const after = q.get('after');
+  const after = queryOne(q, 'after');
   if (after === null) return {};
   if (!isValidId(after)) throw new TierError('invalid_field', `after: must be ${ID_RULE}`, { field: 'after' });
   return { after };
 }
 
+/** `?limit&after&prefix&home&model&firmware&enabled&online&node`; a bad or repeated one answers invalid_field naming it. */
 export function listQuery(q: URLSearchParams): FleetQuery {
   const bad = (field: string, what: string) => new TierError('invalid_field', `${field}: ${what}`, { field });
   const id = (name: string) => {
-    const v = q.get(name);
+    const v = queryOne(q, name);
     if (v === null) return undefined;
     if (!isValidId(v)) throw bad(name, `must be ${ID_RULE}`);
     return v;
   };
   const flag = (name: string) => {
-    const v = q.get(name);
+    const v = queryOne(q, name);
     if (v === null) return undefined;
     if (v !== 'true' && v !== 'false') throw bad(name, 'must be true or false');
     return v === 'true';
   };
   const text = (name: string) => {
-    const v = q.get(name);
+    const v = queryOne(q, name);
     if (v === null) return undefined;
     if (v.length === 0 || v.length > 64) throw bad(name, 'must be 1..64 characters');
     return v;
   };
   const limit = pageLimit(q);
-  const prefix = q.get('prefix');
+  const prefix = queryOne(q, 'prefix');
   if (prefix !== null && !/^[A-Za-z0-9_-]{1,64}$/.test(prefix)) throw bad('prefix', 'must be 1..64 characters [A-Za-z0-9_-]');
   const out: FleetQuery = { limit };
   const after = id('after');

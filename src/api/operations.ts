@@ -146,7 +146,7 @@ export function operations(limits: { commandTimeoutMaxMs: number }): Record<stri
     'get /v1/admin/hubs': {
       summary: 'List and search hubs, a page at a time',
       description:
-        'Query: `limit` (1-1000, default 100), `after` (the previous page’s `next`), `prefix` (of the hub id), `home`, `model`, `firmware`, `enabled`, `online`, `node`; a bad one answers 400 `invalid_field` naming it. Hubs come in id order. One call examines at most 5,000 hubs, so a page may be short (even empty) with a `next` when the filters skip many: keep following `next` until it is null.',
+        'Query: `limit` (1-1000, default 100), `after` (the previous page’s `next`), `prefix` (of the hub id), `home`, `model`, `firmware`, `enabled`, `online`, `node`; each at most once, a bad or repeated one answers 400 `invalid_field` naming it. Hubs come in id order. One call examines at most 5,000 hubs, so a page may be short (even empty) with a `next` when the filters skip many: keep following `next` until it is null.',
       tag: 'admin',
       query: { params: HUB_QUERY, bad: 'limit=0', parse: listQuery },
       ok: { status: 200, description: 'a page', schema: HubListReply },

@@ -35,6 +35,28 @@ export function malformedQueryParam(raw: string): string | null {
   return null;
 }
 
+/**
+ * A query parameter's one value, or null when absent. Given twice it is refused `invalid_field`
+ * naming it: a proxy or a log may read the other one (the routes took the first, the audit routes refused).
+ */
+export function queryOne(q: URLSearchParams, name: string): string | null {
+  const all = q.getAll(name);
+  if (all.length > 1) throw new TierError('invalid_field', `${name}: must be given once`, { field: name });
+  return all[0] ?? null;
+}
+
+/**
+ * An integer parameter in 1..max (`fallback` when absent), written as plain decimal digits: `Number()`
+ * also took `0x10`, `1e2`, ` 5` and `1.0`, which the document's `type: integer` does not.
+ */
+export function queryCount(q: URLSearchParams, name: string, fallback: number, max: number): number {
+  const raw = queryOne(q, name);
+  if (raw === null) return fallback;
+  const n = /^\d{1,16}$/.test(raw) ? Number(raw) : NaN;
+  if (!(n >= 1 && n <= max)) throw new TierError('invalid_field', `${name}: must be an integer in 1..${max}`, { field: name });
+  return n;
+}
+
 /** A body left out; any other refusal of a body (not UTF-8, not JSON) stands where a body is optional. */
 class EmptyBody extends TierError {}
 

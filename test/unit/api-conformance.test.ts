@@ -101,3 +101,26 @@ describe('401', () => {
   });
 });
 
+describe('query parameters', () => {
+  const routes = ['/v1/admin/hubs', '/v1/admin/tokens/revocations', '/v1/admin/audit', '/v1/homes/conform-home/audit'];
+
+  it('an integer is plain decimal digits: 0x10, 1e2, " 5", 1.0, +5 and -1 are refused 400 naming it', async () => {
+    for (const route of routes) {
+      for (const limit of ['0x10', '1e2', '%205', '5%20', '1.0', '%2B5', '-1', '0', '', '1001']) {
+        const res = await admin('GET', `${route}?limit=${limit}`);
+        expect([res.status, res.body.code, res.body.field], `${route}?limit=${limit}`).toEqual([400, 'invalid_field', 'limit']);
+      }
+      expect((await admin('GET', `${route}?limit=5`)).status, route).toBe(200);
+    }
+  });
+
+  it('one given twice is refused 400 naming it, on every route that reads the query', async () => {
+    const repeated = ['limit=5&limit=0', 'limit=0&limit=5', 'limit=5&limit=5'];
+    for (const route of routes) {
+      for (const q of repeated) expect((await admin('GET', `${route}?${q}`)).body, `${route}?${q}`).toMatchObject({ code: 'invalid_field', field: 'limit', message: 'limit: must be given once' });
+    }
+    for (const q of ['after=a&after=b', 'home=h1&home=h2', 'online=true&online=false']) expect((await admin('GET', `/v1/admin/hubs?${q}`)).body, q).toMatchObject({ code: 'invalid_field', field: q.split('=')[0] });
+    for (const q of ['sub=a&sub=b', 'jti=a&jti=b', 'home=h1&home=h1']) expect((await admin('GET', `/v1/admin/tokens/revocations?${q}`)).body, q).toMatchObject({ code: 'invalid_field', field: q.split('=')[0] });
+    expect((await admin('GET', '/v1/homes/conform-home/hubs?after=a&after=b')).body).toMatchObject({ code: 'invalid_field', field: 'after' });
+  });
+});
