@@ -18,6 +18,7 @@ import { optionalJson, queryCount, queryOne } from '../transport/http-input.js';
 import type { TemplatedApp } from '../transport/uws.js';
 import { byCaller, NO_AUDIT, type AuditTrail, type AuditWhat } from '../actors/audit-trail.js';
 import type { Fleet, FleetQuery } from './fleet.js';
+import { revocationPage, revocationsQuery } from './revocation-list.js';
 
 const provisionRequest = compile(ProvisionRequest);
 const patchRequest = compile(HubPatchRequest);
@@ -246,13 +247,7 @@ export function mountFleetApi(app: TemplatedApp, deps: FleetApiDeps): void {
     '/v1/admin/tokens/revocations',
     async (call) => {
       await admin(call);
-      const q = revocationsQuery(call.query);
-      const matching = (await deps.revocations())
-        .filter((r) => (q.jti === undefined || r.jti === q.jti) && (q.sub === undefined || r.sub === q.sub) && (q.home === undefined || r.home === q.home))
-        .sort((a, b) => b.exp - a.exp);
-      const iso = (s: number) => new Date(s * 1000).toISOString();
-      const view = (r: TokenRevocation) => ({ ...(r.jti === undefined ? {} : { jti: r.jti }), ...(r.sub === undefined ? {} : { sub: r.sub }), ...(r.home === undefined ? {} : { home: r.home }), ...(r.before === undefined ? {} : { before: iso(r.before) }), until: iso(r.exp) });
-      const reply: Static<typeof RevocationListReply> = { revocations: matching.slice(0, q.limit).map(view), total: matching.length };
+      const reply: Static<typeof RevocationListReply> = revocationPage(await deps.revocations(), revocationsQuery(call.query));
       return { status: 200, body: reply };
     },
     opts,
@@ -286,24 +281,6 @@ export function revokedBefore(before: string | undefined, nowMs: number): number
   if (ms === null) throw new TierError('invalid_field', `before: ${DATE_TIME_MESSAGE}`, { field: 'before' });
   if (Math.abs(ms - nowMs) > MAX_TTL_S * 1000) throw new TierError('invalid_field', `before: must be within ${MAX_TTL_S / 86_400} days of now (tokens live at most that long)`, { field: 'before' });
   return Math.floor(ms / 1000);
-}
-
-/** `?jti&sub&home&limit` of the revocation list; a bad or repeated one answers invalid_field naming it. */
-export function revocationsQuery(q: URLSearchParams): { jti?: string; sub?: string; home?: string; limit: number } {
-  const bad = (field: string, what: string) => new TierError('invalid_field', `${field}: ${what}`, { field });
-  const out: { jti?: string; sub?: string; home?: string } = {};
-  for (const name of ['jti', 'sub'] as const) {
-    const v = queryOne(q, name);
-    if (v === null) continue;
-    if (v.length === 0 || v.length > 128) throw bad(name, 'must be 1..128 characters');
-    out[name] = v;
-  }
-  const home = queryOne(q, 'home');
-  if (home !== null) {
-    if (!isValidId(home)) throw bad('home', `must be ${ID_RULE}`);
-    out.home = home;
-  }
-  return { ...out, limit: pageLimit(q) };
 }
 
 /** `?limit`: PAGE_DEFAULT when absent, else an integer in 1..PAGE_MAX (invalid_field naming it). */

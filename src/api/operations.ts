@@ -16,7 +16,8 @@ import { AUDIT_PAGE_MAX } from '../ports/audit/audit.js';
 import type { TierError } from '../errors.js';
 import { auditQuery } from './audit-routes.js';
 import { alreadyProvisioned } from './fleet.js';
-import { homeHubsQuery, listQuery, PAGE_DEFAULT, PAGE_MAX, revocationsQuery } from './fleet-routes.js';
+import { homeHubsQuery, listQuery, PAGE_DEFAULT, PAGE_MAX } from './fleet-routes.js';
+import { REVOCATIONS_PAGE_DEFAULT, REVOCATIONS_PAGE_MAX, revocationsQuery } from './revocation-list.js';
 
 /** One parameter of a query string, as the document declares it ("Try it out" sends it). */
 export interface QueryParam {
@@ -219,14 +220,15 @@ export function operations(limits: { commandTimeoutMaxMs: number }): Record<stri
     'get /v1/admin/tokens/revocations': {
       summary: 'The token revocations in force, the longest kept first',
       description:
-        'What `POST /v1/admin/tokens/revoke` stored and every node enforces: one token (`jti`), a user’s tokens issued until `before` (`sub`), or a home taken from the tokens issued until `before` (`home`, also made by every home erasure), each kept `until` the tokens it covers would have expired. Query: `jti`, `sub` or `home` to find those of one token, user or home (a user’s `403` on a home it had: look for the home), `limit` (1-1000, default 100); `total` counts every match.',
+        'What `POST /v1/admin/tokens/revoke` stored and every node enforces: one token (`jti`), a user’s tokens issued until `before` (`sub`), or a home taken from the tokens issued until `before` (`home`, also made by every home erasure), each kept `until` the tokens it covers would have expired. Query: `jti`, `sub` or `home` to find those of one token, user or home (a user’s `403` on a home it had: look for the home), `limit` (1-1000, default 100), `after` (the previous page’s `next`: follow it until it is null to list every match); each at most once; `total` counts every match.',
       tag: 'admin',
       query: {
         params: [
           { name: 'jti', description: 'the revocation of this token', schema: text(128) },
           { name: 'sub', description: 'revocations of this user’s tokens', schema: text(128) },
           { name: 'home', description: 'revocations of this home', schema: { type: 'string', pattern: ID_REGEX } },
-          { name: 'limit', description: `revocations per answer (default ${PAGE_DEFAULT})`, schema: { type: 'integer', minimum: 1, maximum: PAGE_MAX, default: PAGE_DEFAULT } },
+          { name: 'limit', description: `revocations per answer (default ${REVOCATIONS_PAGE_DEFAULT})`, schema: { type: 'integer', minimum: 1, maximum: REVOCATIONS_PAGE_MAX, default: REVOCATIONS_PAGE_DEFAULT } },
+          { name: 'after', description: 'the previous page’s `next`: the revocations after its last', schema: text(512) },
         ],
         bad: 'home=a%2Fb',
         parse: revocationsQuery,

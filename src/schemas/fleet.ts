@@ -252,10 +252,11 @@ export const RevocationListReply = Type.Object(
   {
     revocations: Type.Array(RevocationView, { description: 'those matching the query, the longest kept first, at most `limit`' }),
     total: Type.Integer({ minimum: 0, description: 'how many match the query' }),
+    next: nullable(Type.String(), 'the cursor of the next page (`after=`), null on the last'),
   },
   {
     title: 'RevocationListReply',
     description: 'Revocations in force',
-    examples: [{ revocations: [{ home: 'home-42', before: '2025-01-31T08:00:00.000Z', until: '2025-03-02T08:00:00.000Z' }, { jti: '0f9c2a7e-1d4b-4c8a-9b1e-2f3a4b5c6d7e', until: '2025-03-01T10:00:00.000Z' }], total: 2 }],
+    examples: [{ revocations: [{ home: 'home-42', before: '2025-01-31T08:00:00.000Z', until: '2025-03-02T08:00:00.000Z' }, { jti: '0f9c2a7e-1d4b-4c8a-9b1e-2f3a4b5c6d7e', until: '2025-03-01T10:00:00.000Z' }], total: 2, next: null }],
   },
 );

@@ -6,6 +6,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startInProcessNode, type InProcessNode } from '../helpers/in-process-node.js';
 import { api } from '../helpers/server-process.js';
+import { revocationPage, revocationsQuery } from '../../src/api/revocation-list.js';
+import type { TokenRevocation } from '../../proto/subjects.js';
 
 const ADMIN = 'conform-admin-token-0123456789';
 
@@ -122,5 +124,52 @@ describe('query parameters', () => {
     for (const q of ['after=a&after=b', 'home=h1&home=h2', 'online=true&online=false']) expect((await admin('GET', `/v1/admin/hubs?${q}`)).body, q).toMatchObject({ code: 'invalid_field', field: q.split('=')[0] });
     for (const q of ['sub=a&sub=b', 'jti=a&jti=b', 'home=h1&home=h1']) expect((await admin('GET', `/v1/admin/tokens/revocations?${q}`)).body, q).toMatchObject({ code: 'invalid_field', field: q.split('=')[0] });
     expect((await admin('GET', '/v1/homes/conform-home/hubs?after=a&after=b')).body).toMatchObject({ code: 'invalid_field', field: 'after' });
+  });
+});
+
+describe('the revocation list', () => {
+  it('pages with after/next: following next lists every revocation in force once, in order, then null', async () => {
+    for (let i = 0; i < 7; i++) expect((await admin('POST', '/v1/admin/tokens/revoke', { sub: `conform-user-${i}` })).status).toBe(200);
+    for (let i = 0; i < 3; i++) expect((await admin('POST', '/v1/admin/tokens/revoke', { jti: `conform-jti-${i}` })).status).toBe(200);
+    const whole = (await admin('GET', '/v1/admin/tokens/revocations?limit=1000')).body as { revocations: unknown[]; total: number; next: string | null };
+    expect(whole.total).toBeGreaterThanOrEqual(10);
+    expect(whole.next).toBeNull();
+    const seen: unknown[] = [];
+    let after: string | null = null;
+    for (let pages = 0; pages < 20; pages++) {
+      const { status, body } = await admin('GET', `/v1/admin/tokens/revocations?limit=3${after === null ? '' : `&after=${after}`}`);
+      expect(status).toBe(200);
+      expect(body.total).toBe(whole.total);
+      seen.push(...body.revocations);
+      after = body.next;
+      if (after === null) break;
+      expect(body.revocations).toHaveLength(3);
+    }
+    expect(seen).toEqual(whole.revocations);
+    // with a filter too
+    const one = await admin('GET', '/v1/admin/tokens/revocations?sub=conform-user-3&limit=1');
+    expect(one.body).toMatchObject({ revocations: [{ sub: 'conform-user-3' }], total: 1, next: null });
+    for (const bad of ['x', 'eyJhIjoxfQ', '%5B1%2C%22a%22%5D', 'a'.repeat(600)]) expect((await admin('GET', `/v1/admin/tokens/revocations?after=${bad}`)).body, bad).toMatchObject({ code: 'invalid_field', field: 'after' });
+  });
+});
+
+describe('revocation pages', () => {
+  it('cut a run of revocations kept equally long by what they revoke: each listed once, whatever the page size', () => {
+    const all: TokenRevocation[] = [];
+    for (let i = 0; i < 40; i++) all.push(i % 2 === 0 ? { jti: `j${i}`, exp: 1_000 + (i % 3) } : { sub: `u${i}`, before: 500 + (i % 2), exp: 1_000 + (i % 3) });
+    all.push({ home: 'h1', before: 500, exp: 1_001 }, { home: 'h1', before: 501, exp: 1_001 });
+    const whole = revocationPage(all, revocationsQuery(new URLSearchParams('limit=1000')));
+    expect(whole.revocations.map((r) => Date.parse(r.until))).toEqual([...whole.revocations.map((r) => Date.parse(r.until))].sort((a, b) => b - a));
+    for (const limit of [1, 2, 7, 13, 41, 42]) {
+      const seen: unknown[] = [];
+      let after: string | null = null;
+      do {
+        const page = revocationPage(all, revocationsQuery(new URLSearchParams(`limit=${limit}${after === null ? '' : `&after=${after}`}`)));
+        seen.push(...page.revocations);
+        after = page.next;
+      } while (after !== null);
+      expect(seen, `limit ${limit}`).toEqual(whole.revocations);
+    }
+    expect(whole.revocations).toHaveLength(42);
   });
 });

@@ -521,7 +521,7 @@ describe('tokens', () => {
     expect((await admin('POST', '/v1/admin/tokens/revoke', { home: 'rv-list-home' })).status).toBe(200);
     const byHome = await admin('GET', '/v1/admin/tokens/revocations?home=rv-list-home');
     expect(byHome.status).toBe(200);
-    expect(byHome.body).toEqual({ revocations: [{ home: 'rv-list-home', before: expect.stringMatching(/^\d{4}-/), until: expect.stringMatching(/^\d{4}-/) }], total: 1 });
+    expect(byHome.body).toEqual({ revocations: [{ home: 'rv-list-home', before: expect.stringMatching(/^\d{4}-/), until: expect.stringMatching(/^\d{4}-/) }], total: 1, next: null });
     expect(Date.parse(byHome.body.revocations[0].until) - Date.parse(byHome.body.revocations[0].before)).toBe(30 * 86_400_000);
     expect((await admin('GET', `/v1/admin/tokens/revocations?jti=${jti}`)).body).toMatchObject({ revocations: [{ jti }], total: 1 });
     const all = (await admin('GET', '/v1/admin/tokens/revocations?limit=2')).body as { revocations: Array<{ until: string }>; total: number };
@@ -530,7 +530,7 @@ describe('tokens', () => {
     expect(Date.parse(all.revocations[0]!.until)).toBeGreaterThanOrEqual(Date.parse(all.revocations[1]!.until));
     expect((await admin('GET', '/v1/admin/tokens/revocations?home=__proto__')).body).toMatchObject({ code: 'invalid_field', field: 'home' });
     expect((await admin('GET', '/v1/admin/tokens/revocations?limit=0')).body).toMatchObject({ code: 'invalid_field', field: 'limit' });
-    expect((await admin('GET', '/v1/admin/tokens/revocations?home=toString')).body).toEqual({ revocations: [], total: 0 });
+    expect((await admin('GET', '/v1/admin/tokens/revocations?home=toString')).body).toEqual({ revocations: [], total: 0, next: null });
     expect((await api(http, 'GET', '/v1/admin/tokens/revocations', await userToken('rv-list', ['rv-home']))).body).toMatchObject({ code: 'forbidden' });
   });
 

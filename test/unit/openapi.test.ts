@@ -184,6 +184,12 @@ describe('OpenAPI document', () => {
     expect(with401).toBeGreaterThan(30);
   });
 
+  it('the revocation list documents its cursor: after in the query, next in the answer', () => {
+    const op = doc.paths['/v1/admin/tokens/revocations'].get;
+    expect(op.parameters.map((p: Json) => p.name)).toContain('after');
+    expect(doc.components.schemas.RevocationListReply.required).toContain('next');
+  });
+
   it('every guarded operation documents 401 and 403; every one with a path parameter or a body documents its 400', () => {
     for (const [path, methods] of Object.entries(doc.paths as Json)) {
       for (const [method, op] of Object.entries(methods as Json)) {
