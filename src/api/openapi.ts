@@ -121,7 +121,9 @@ function errorExample(code: ErrorCode, op: Operation, params: string[], maxBodyB
     try {
       if (op.request) compile(op.request.schema).parse(op.request.bad);
       else if (op.query) op.query.parse(new URLSearchParams(op.query.bad));
-      else parseId('not.an-id', params[0] ?? 'id');
+      else if (params.length > 0) parseId('not.an-id', params[0]!);
+      // a route that reads no input still refuses a query that is not percent-encoded UTF-8 (src/transport/http.ts)
+      else throw new TierError('invalid_field', 'q: not a valid percent-encoded UTF-8 query parameter', { field: 'q' });
     } catch (err) {
       if (err instanceof TierError) return errorReply(err).body;
       throw err;
@@ -180,7 +182,8 @@ export function openApiDocument(table: RouteTable, version: string, limits: Docu
       // throw is `500 internal` (src/transport/http.ts), which the document had nowhere (review "apiconform" F6)
       const codes = new Set<ErrorCode>([
         ...(op.open ? [] : (['unauthorized', 'forbidden', 'rate_limited', 'unavailable'] as const)),
-        ...(names.length > 0 || op.request || op.query ? (['invalid_field'] as const) : []),
+        // every route: a query not percent-encoded UTF-8 is refused before the handler (review "apiconform" F5)
+        'invalid_field',
         ...(op.request ? (['malformed_frame', 'frame_too_large'] as const) : []),
         ...(op.errors ?? []),
         'internal',

@@ -171,6 +171,15 @@ describe('OpenAPI document', () => {
     }
   });
 
+  it('every operation documents 400 invalid_field: a query not percent-encoded UTF-8 is refused on every route, open ones too (review apiconform F5)', () => {
+    for (const [path, methods] of Object.entries(doc.paths as Json)) {
+      for (const [method, op] of Object.entries(methods as Json)) {
+        expect(Object.keys(op.responses['400']?.content['application/json'].examples ?? {}), `${method} ${path}`).toContain('invalid_field');
+      }
+    }
+    expect(doc.paths['/'].get.responses['400'].content['application/json'].examples.invalid_field.value).toMatchObject({ code: 'invalid_field', field: 'q' });
+  });
+
   it('every 401 documents the WWW-Authenticate challenge the node sends with it', () => {
     let with401 = 0;
     for (const [path, methods] of Object.entries(doc.paths as Json)) {
