@@ -54,7 +54,7 @@ function isAdapter(path: string): boolean {
 }
 
 /** Modules that start a process or assemble one: they may pick adapters. */
-const ROOTS = new Set(['src/main.ts', 'src/push-worker.ts', 'src/data-cli.ts', 'src/fleet-cli.ts', 'src/data-backup.ts', 'src/data-backup-check.ts', 'src/data-backup-file.ts', 'src/data-redis-import.ts', 'src/index.ts', 'src/internal.ts']);
+const ROOTS = new Set(['src/main.ts', 'src/node-main.ts', 'src/push-worker.ts', 'src/data-cli.ts', 'src/fleet-cli.ts', 'src/data-backup.ts', 'src/data-backup-check.ts', 'src/data-backup-file.ts', 'src/data-redis-import.ts', 'src/index.ts', 'src/internal.ts']);
 const inCompose = (path: string) => path.startsWith('src/compose/') || ROOTS.has(path);
 
 describe('layout', () => {
