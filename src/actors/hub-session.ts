@@ -560,7 +560,13 @@ export class HubSession extends Actor<HubMessage> implements TimerTarget, BusLis
       this.state = 'closed';
       this.send({ t: FrameType.bye, e: 'internal' });
       this.link.close(CloseCode.internal, 'internal');
-      if (this.epoch !== 0) void this.deps.directory.release(this.hubId, this.deps.nodeId, this.epoch).catch(() => {});
+      if (this.epoch !== 0) {
+        // as a close says it: apps and rules were told nothing, and showed the hub online while
+        // the directory said offline (review "presence"); a release that failed is said all the same
+        const epoch = this.epoch;
+        const offline = () => this.deps.publishEvent({ op: 'evt', kind: 'offline', home: this.homeId, hub: this.hubId, reason: String(CloseCode.internal), ts: Date.now() }, epoch);
+        void this.deps.directory.release(this.hubId, this.deps.nodeId, epoch).then((current) => current && offline(), offline);
+      }
       this.finished();
     }
   }

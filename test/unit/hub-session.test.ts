@@ -74,6 +74,21 @@ function setup(overrides: Partial<HubSessionDeps> = {}, directory: Directory = n
 const settle = () => new Promise((r) => setImmediate(r));
 
 describe('HubSession', () => {
+  it('a session its supervisor stops says its hub offline (1011), as a close does, and releases its entry (review "presence")', async () => {
+    const events: AppEventMessage[] = [];
+    const directory = new MemoryDirectory();
+    const { session, frame } = setup({ publishEvent: (e) => events.push(e) }, directory);
+    frame({ t: 1, v: 1, b: 'boot' });
+    await settle();
+    await settle();
+    expect(events.map((e) => e.kind)).toEqual(['online']);
+    (session as unknown as { stop(reason: string): void }).stop('failed 5 times');
+    await settle();
+    expect(events.map((e) => e.kind)).toEqual(['online', 'offline']);
+    expect(events[1]).toMatchObject({ hub: 'hub-1', home: 'home-1', reason: '1011' });
+    expect(await directory.lookup('hub-1')).toBeNull();
+  });
+
   it('coalesces reports that overflow the mailbox during an async step, without a sequence gap', async () => {
     const directory = new GatedDirectory();
     directory.hold();
