@@ -126,6 +126,13 @@ export class HubCommands {
     this.start(cmd.d, cmd.m, cmd.p, to, request, cmd.rid, span);
   }
 
+  /** Whether a `set` or other command of device `deviceId` is held or waits for the hub's answer. */
+  busyWith(deviceId: string): boolean {
+    if (this.held.has(deviceId)) return true;
+    for (const p of this.pending.values()) if (p.device === deviceId) return true;
+    return false;
+  }
+
   /** Whether command `id` waits for the hub's answer (not answered, not timed out). */
   awaits(id: number): boolean {
     return this.pending.has(id);
@@ -155,10 +162,12 @@ export class HubCommands {
    * (`pump`). Sent as several `set`s when one frame of `max` bytes cannot hold the delta (a
    * caller's command is not split: it is one RPC with one answer, see `start`).
    */
-  own(deviceId: string, attrs: Attrs, timeoutMs: number): void {
+  own(deviceId: string, attrs: Attrs, timeoutMs: number, replace = false): void {
     // a delta may be larger than one frame allows: as several `set`s, each within it
     const { chunks, dropped } = setChunks(deviceId, attrs, this.deps.maxFrameBytes, timeoutMs);
     if (dropped.length > 0) this.deps.system.log.warn({ hubId: this.host.hubId, deviceId, dropped, maxFrameBytes: this.deps.maxFrameBytes }, 'desired attributes larger than a frame are not sent');
+    // the device's whole desired state: what was held for it is replaced, a key removed since not sent
+    if (replace) this.held.delete(deviceId);
     if (chunks.length === 0) return;
     const earlier = this.held.get(deviceId);
     if (earlier === undefined) this.held.set(deviceId, { chunks, timeoutMs });

@@ -408,26 +408,27 @@ export class HubReports implements CursorListener, Packable {
    * A desired change from the bus (`hub.<hubId>.desired`): taken when newer than the cached one.
    * Returns what the hub should apply now (device and delta), or null.
    */
-  desired(data: Uint8Array): { deviceId: string; delta: Attrs } | null {
+  desired(data: Uint8Array): DesiredChange | null {
     const value = decodeValue(data);
     if (!isPlainObject(value)) return null;
     const msg = value as Partial<DesiredChange>;
     if (typeof msg.d !== 'string' || typeof msg.desired !== 'object' || msg.desired === null || typeof msg.v !== 'number') return null;
-    const delta = this.newerDesired(msg.d, msg.desired, msg.v);
-    return delta ? { deviceId: msg.d, delta } : null;
+    return { d: msg.d, desired: msg.desired, v: msg.v };
   }
 
   /**
    * Device `deviceId`'s desired state at `version`, from the bus or the store: taken when newer
-   * than the cached one. Returns the attributes the hub has not reported yet, or null.
+   * than the cached one. Returns the attributes the hub has not reported yet, or null; with
+   * `whole`, the whole desired map (empty when none is left): the reported state cached is not
+   * to be trusted while a `set` of the device is on its way (see HubSession.applyDesired).
    */
-  newerDesired(deviceId: string, desired: Attrs, version: number): Attrs | null {
+  newerDesired(deviceId: string, desired: Attrs, version: number, whole = false): Attrs | null {
     // a device not known yet is added (bounded where desired state is set), its id counted: a list dropping it subtracts it (review diff10)
     let reported = tableGet(this.reported, deviceId);
     if (reported === undefined) (reported = this.addDevice(deviceId)), (this.shadowBytes += deviceId.length);
     if (version <= desiredVersion(reported)) return null;
     setDesiredVersion(reported, version);
-    return desiredDelta({ desired, reported });
+    return whole ? { ...desired } : desiredDelta({ desired, reported });
   }
 }
 

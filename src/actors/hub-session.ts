@@ -3,7 +3,7 @@
  * close); its parts that stand alone already live beside it (hub-commands, hub-reports, hub-rate).
  */
 import { CloseCode, type ErrorCode } from '../../proto/errors.js';
-import { FrameType, PROTOCOL_VERSION, type HelloFrame, type HubToServerFrame, type ServerToHubFrame } from '../../proto/frames.js';
+import { FrameType, PROTOCOL_VERSION, type Attrs, type HelloFrame, type HubToServerFrame, type ServerToHubFrame } from '../../proto/frames.js';
 import { hubVerbOf, subjects } from '../../proto/subjects.js';
 import type { BusListener, BusMessage, BusSubscription } from '../ports/bus/bus.js';
 import type { HubClaim } from '../ports/directory/directory.js';
@@ -351,7 +351,21 @@ export class HubSession extends Actor<HubMessage> implements TimerTarget, BusLis
   private onDesired(data: Uint8Array): void {
     if (this.state !== 'online') return;
     const change = this.reports.desired(data);
-    if (change) this.commandTable().own(change.deviceId, change.delta, this.deps.idleMs);
+    if (change) this.applyDesired(change.d, change.desired, change.v);
+  }
+
+  /**
+   * A device's newer desired state to the hub: what it has not reported yet, or, while a `set` of
+   * the device is in flight or held, the whole desired map in place of what is held. The reported
+   * state then is the one before that `set`: a lock unlocking, told to lock again, got nothing
+   * (locked was still reported) and stayed unlocked; a key removed while its `set` was held was
+   * still sent (review "desired").
+   */
+  private applyDesired(deviceId: string, desired: Attrs, version: number): void {
+    const table = this.commandTable();
+    const busy = table.busyWith(deviceId);
+    const delta = this.reports.newerDesired(deviceId, desired, version, busy);
+    if (delta) table.own(deviceId, delta, this.deps.idleMs, busy);
   }
 
   /**
@@ -372,8 +386,7 @@ export class HubSession extends Actor<HubMessage> implements TimerTarget, BusLis
     for (const id in shadow) {
       const device = shadow[id]!;
       if (device.desiredVersion === 0) continue;
-      const delta = this.reports.newerDesired(id, device.desired, device.desiredVersion);
-      if (delta) this.commandTable().own(id, delta, this.deps.idleMs);
+      this.applyDesired(id, device.desired, device.desiredVersion);
     }
   }
 

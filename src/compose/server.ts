@@ -4,6 +4,7 @@ import { CloseCode } from '../../proto/errors.js';
 import { actorFailureLog, type ActorSystem } from '../actors/actor.js';
 import { writeDesired } from '../actors/desired-write.js';
 import { DRAIN_RESULTS_MS, drainSpreadMs, type HubSession, type HubSessionDeps } from '../actors/hub-session.js';
+import { DESIRED_PENDING } from '../actors/hub-overflow.js';
 import { HubErrorLog } from '../actors/hub-error-log.js';
 import type { HubLimits } from '../actors/hub-limits.js';
 import { SessionIndex, type SessionView } from '../actors/session-index.js';
@@ -308,6 +309,9 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
   const health = (): PortsHealth => ports.health?.() ?? { backends: {}, detail: {} };
   metrics.backendsUp(() => health().backends);
   ports.link?.onReconnect(() => metrics.busReconnected());
+  // desired changes published while this node was off the bus never reached its sessions: each reads
+  // its stored desired state back (one shadow read a hub) and sends what is newer (review "desired")
+  ports.link?.onReconnect(() => sessions.list().forEach((s) => s.tell(DESIRED_PENDING)));
   const mode = isClusterMode(config) ? 'cluster' : 'embedded';
   const admin = createAdminApp(binding.uws, {
     metrics,

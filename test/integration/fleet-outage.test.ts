@@ -143,6 +143,24 @@ describe('fleet changes during a NATS outage are enforced once it is back (three
     expect((await api(a.httpUrl, 'GET', '/v1/homes/p-home/hubs', user.token)).body).toMatchObject({ code: 'unauthorized', message: 'token revoked' });
   });
 
+  it('a desired change stored while the node holding the hub is cut off reaches the online hub once that node is back (review "desired")', async ({ signal }) => {
+    const hub = await hubOn(b, 'p-want', 'p-home');
+    await hub.report({ lamp: { on: false } });
+    const sets: unknown[] = [];
+    hub.onCommand((c) => (sets.push(c.p), { ok: true }));
+    cut.cut();
+    try {
+      await seenDown(signal, [b]);
+      expect((await admin(a, 'PUT', '/v1/hubs/p-want/devices/lamp/desired', { desired: { on: true, level: 30 } })).status).toBe(200);
+    } finally {
+      cut.mend();
+    }
+    await seenUp(signal, [b]);
+    // before: only the hub's next welcome carried it, however long its session stayed up
+    await eventually(signal, 'the set at the hub', async () => (sets.length > 0 ? true : undefined));
+    expect(sets).toEqual([{ on: true, level: 30 }]);
+  });
+
   it('an app on the node cut off gets the events published meanwhile once it is back, though the home goes quiet (review "slowreaders")', async ({ signal }) => {
     const hub = await hubOn(a, 'q-hub', 'q-home');
     const { app } = await userOn(b, 'q-gina', ['q-home']);

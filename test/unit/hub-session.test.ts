@@ -1,6 +1,7 @@
 import type { SampledLog } from '../../src/log/sampler.js';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { AppEventMessage } from '../../proto/app.js';
+import type { CommandFrame } from '../../proto/frames.js';
 import { DRAIN_RESULTS_MS, HubSession, type HubLink, type HubSessionDeps } from '../../src/actors/hub-session.js';
 import { TimerWheel } from '../../src/actors/timer-wheel.js';
 import { FLAT_DEVICES } from '../../src/actors/device-table.js';
@@ -74,6 +75,43 @@ function setup(overrides: Partial<HubSessionDeps> = {}, directory: Directory = n
 const settle = () => new Promise((r) => setImmediate(r));
 
 describe('HubSession', () => {
+  it("a desired change while a set of the device is in flight goes to the hub whole: the reported state cached is the one before that set (review \"desired\": a lock told to lock again while unlocking got nothing)", async () => {
+    const { frame, session, link } = setup();
+    const desired = (v: number, want: object) => session.tell({ type: 'desired', data: encodeValue({ d: 'door', desired: want, v }) });
+    const sets = () => link.frames.filter((f): f is CommandFrame => f.t === 7 && (f as CommandFrame).d === 'door').map((f) => f.p);
+    frame({ t: 1, v: 1, b: 'boot' });
+    await settle();
+    frame({ t: 4, s: 1, r: { door: { locked: true, autoLockSec: 0 } } });
+    await settle();
+    desired(1, { locked: false });
+    await settle();
+    // the unlock runs (no result yet): locked is still reported; the user locks again
+    desired(2, { locked: true });
+    await settle();
+    expect(sets()).toEqual([{ locked: false }, { locked: true }]);
+  });
+
+  it('a desired key removed while its set is held is not sent: the held set is replaced by the whole desired state (review "desired")', async () => {
+    const { frame, session, link } = setup({ limits: { ...DEFAULT_HUB_LIMITS, commandsInFlight: 2 } });
+    const desired = (d: string, v: number, want: object) => session.tell({ type: 'desired', data: encodeValue({ d, desired: want, v }) });
+    const commands = () => link.frames.filter((f): f is CommandFrame => f.t === 7);
+    frame({ t: 1, v: 1, b: 'boot' });
+    await settle();
+    frame({ t: 4, s: 1, r: { lamp: { on: false }, lock: { unlocked: false } } });
+    await settle();
+    desired('lamp', 1, { on: true });
+    // one own set in flight at most (half of 2): the lock's is held
+    desired('lock', 1, { unlocked: true });
+    await settle();
+    expect(commands().map((c) => c.d)).toEqual(['lamp']);
+    // the app takes it back before it went out
+    desired('lock', 2, {});
+    await settle();
+    frame({ t: 8, id: commands()[0]!.id, ok: true });
+    await settle();
+    expect(commands().map((c) => c.d)).toEqual(['lamp']);
+  });
+
   it('a session its supervisor stops says its hub offline (1011), as a close does, and releases its entry (review "presence")', async () => {
     const events: AppEventMessage[] = [];
     const directory = new MemoryDirectory();
