@@ -72,9 +72,10 @@ export interface CommandRequest {
   /** ms the hub has to answer */
   to: number;
   /**
-   * the caller's deadline (ms since 1970, its clock): a command that reaches the hub's node after
-   * it is answered `command_timeout` unsent, and the hub is given only the time left. Nodes' clocks
-   * are taken as synced (NTP); older nodes send none, and take `to` whole
+   * the caller's deadline (ms since 1970 on the cluster's clock: Redis's, each node's offset to it
+   * measured at its liveness refresh; src/actors/cluster-clock.ts): a command that reaches the hub's
+   * node after it is answered `command_timeout` unsent, and the hub is given only the time left;
+   * older nodes send none, and take `to` whole
    */
   dl?: number;
   /** the caller's request id, logged with the outcome by the holding node; optional (older nodes send none) */

@@ -6,6 +6,7 @@ import { asTierError, CommandError, isUnreachable, TierError } from '../errors.j
 import { encodeBus } from '../protocol/codec.js';
 import { endSpan, SpanKind, traceparentOf, tracing, type Span } from '../trace/tracing.js';
 import { decodeCommandReply, encodeCommandRequest } from './command-wire.js';
+import { clusterNow } from './cluster-clock.js';
 
 /** What a caller (HTTP, app socket, rules) asks a device to do. */
 export type CommandSpec = { set: Attrs } | { method: string; params: Record<string, unknown> };
@@ -53,7 +54,7 @@ async function roundTrip(bus: Bus, hubId: string, deviceId: string, spec: Comman
   const [m, p] = 'set' in spec ? ['set', spec.set] : [spec.method, spec.params];
   // the deadline goes with it: a command held up on its way (a frozen or overloaded node) is not
   // sent to the hub after its caller was told `command_timeout` (review "commands")
-  const request: CommandRequest = { d: deviceId, m, p, to: timeoutMs, dl: Date.now() + timeoutMs };
+  const request: CommandRequest = { d: deviceId, m, p, to: timeoutMs, dl: clusterNow() + timeoutMs };
   if (rid !== undefined) request.rid = rid;
   if (tp !== undefined) request.tp = tp;
   let data: Uint8Array;

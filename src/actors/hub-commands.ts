@@ -1,4 +1,5 @@
 import type { ErrorCode } from '../../proto/errors.js';
+import { clusterNow } from './cluster-clock.js';
 import { FrameType, type Attrs, type CommandFrame, type ErrorFrame, type ResultFrame, type ServerToHubFrame } from '../../proto/frames.js';
 import type { CommandReply, CommandRequest } from '../../proto/subjects.js';
 import type { BusMessage } from '../ports/bus/bus.js';
@@ -116,7 +117,7 @@ export class HubCommands {
     if (cmd.dl !== undefined) {
       // its caller has been told `command_timeout` already, or is told so within `left`: a hub
       // given the whole `to` ran a garage door's `open` seconds after the app heard it timed out
-      const left = cmd.dl - Date.now();
+      const left = cmd.dl - clusterNow();
       if (left <= 0) {
         this.answer({ device: cmd.d, method: cmd.m, rid: cmd.rid, started: 0, span }, request, { ok: false, e: 'command_timeout', msg: `the command reached hub ${this.host.hubId}'s node ${Math.round(-left)} ms after its caller's deadline: not sent` });
         return;

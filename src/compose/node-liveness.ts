@@ -6,6 +6,7 @@
  * restarted within the ttl, its second refresh does (`OfflineSweep.leftovers`): never a session of
  * this process, nor of another live process given the same NODE_ID by mistake.
  */
+import { setClusterClockOffset } from '../actors/cluster-clock.js';
 import { OfflineSweep, type OfflineSweepDeps } from '../actors/offline-sweep.js';
 import type { Config } from '../config/config.js';
 
@@ -20,11 +21,18 @@ export function refreshOnce(deps: Pick<OfflineSweepDeps, 'directory' | 'nodeId' 
     .refreshNode(nodeId)
     .then((taken) => {
       sharedId.check(directory, nodeId, log);
+      takeClock(directory);
       return taken ? sweep.back() : sweep.again();
     }, (err: unknown) => log.warn({ err }, 'directory refresh failed'))
     .then(() => sweep.sweep())
     .then(() => sweep.leftovers())
     .catch(swept);
+}
+
+/** The cluster's clock (commands' deadlines) from the refresh's reading of Redis's. */
+function takeClock(directory: OfflineSweepDeps['directory']): void {
+  const offset = directory.clockOffsetMs?.();
+  if (offset !== undefined) setClusterClockOffset(offset);
 }
 
 /** Answers the function that stops it. */
@@ -38,7 +46,10 @@ export async function keepNodeAlive(deps: OfflineSweepDeps, config: Pick<Config,
   await sweep.sweep(true).catch(swept);
   // Redis lost right here (a managed failover during a rollout) ended the start with a bare stack
   // (review cloud): the refresh every ttl/3 tries again, and a hub's claim refreshes it too
-  await directory.refreshNode(nodeId).catch((err: unknown) => log.warn({ err }, 'directory refresh failed at start; tried again at the next refresh'));
+  await directory.refreshNode(nodeId).then(
+    () => takeClock(directory),
+    (err: unknown) => log.warn({ err }, 'directory refresh failed at start; tried again at the next refresh'),
+  );
   return () => clearInterval(refresh);
 }
 

@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { RedisDirectory } from '../../src/ports/directory/directory-redis.js';
 import { connectRedis, RedisKeys } from '../../src/ports/redis.js';
 import { createLogger } from '../../src/log/logger.js';
@@ -34,6 +34,28 @@ describe('RedisDirectory', () => {
       expect(await after.holds('hub-1', 'node-b', next.epoch)).toBe(true);
     } finally {
       await after.close();
+    }
+  });
+});
+
+describe("RedisDirectory: Redis's clock", () => {
+  it("reads its offset to this process's clock at each refresh: about 0 here, about −10 s for a process clock 10 s ahead", async () => {
+    const log = createLogger('silent');
+    const dir = new RedisDirectory(await connectRedis(redis.url, { name: 'test-directory', log }), { keys: new RedisKeys(uniquePrefix()), ttlMs: 60_000 });
+    try {
+      expect(dir.clockOffsetMs()).toBeUndefined();
+      await dir.refreshNode('node-a');
+      expect(Math.abs(dir.clockOffsetMs()!)).toBeLessThan(250);
+      const real = Date.now;
+      const ahead = vi.spyOn(Date, 'now').mockImplementation(() => real() + 10_000);
+      try {
+        await dir.refreshNode('node-a');
+      } finally {
+        ahead.mockRestore();
+      }
+      expect(Math.abs(dir.clockOffsetMs()! + 10_000)).toBeLessThan(250);
+    } finally {
+      await dir.close();
     }
   });
 });

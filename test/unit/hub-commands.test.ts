@@ -1,4 +1,5 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { setClusterClockOffset } from '../../src/actors/cluster-clock.js';
 import { FrameType, type CommandFrame, type ServerToHubFrame } from '../../proto/frames.js';
 import { HubCommands, type CommandHost } from '../../src/actors/hub-commands.js';
 import { decodeServerFrame, encode } from '../../src/protocol/codec.js';
@@ -98,6 +99,25 @@ describe('HubCommands', () => {
     const older = request('door', 'open', {});
     commands.forward(older.message, devices);
     expect(commandsIn(sent).slice(1).map((f) => f.to)).toEqual([1000, 1000]);
+  });
+
+  it("judges the deadline on the cluster's clock: a holding node whose own clock runs 5 s ahead, its offset to Redis's read, still sends the command with the time left (review diff18)", () => {
+    const { commands, sent } = table(4);
+    const real = Date.now();
+    // the caller's deadline on the cluster's clock (its own clock right): 300 ms from now
+    const cmd = request('door', 'open', {}, real + 300);
+    const ahead = vi.spyOn(Date, 'now').mockReturnValue(real + 5_000);
+    setClusterClockOffset(-5_000);
+    try {
+      commands.forward(cmd.message, { mayCommand: () => true });
+    } finally {
+      setClusterClockOffset(0);
+      ahead.mockRestore();
+    }
+    expect(cmd.answers()).toEqual([]);
+    const [frame] = commandsIn(sent);
+    expect(frame!.to).toBeGreaterThan(0);
+    expect(frame!.to).toBeLessThanOrEqual(300);
   });
 
   it("a result the gateway refused fails its command command_failed with hubCode invalid_result: the hub may have acted (review \"commands\")", () => {

@@ -78,7 +78,11 @@ const REFRESH = new LuaScript(`
 redis.call('SET', KEYS[1], '1', 'PX', ARGV[1])
 local before = redis.call('GET', KEYS[3])
 redis.call('SET', KEYS[3], ARGV[2], 'PX', tonumber(ARGV[1]) * 3)
-return {redis.call('DEL', KEYS[2]), before}`);
+local t = redis.call('TIME')
+return {redis.call('DEL', KEYS[2]), before, tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)}`);
+
+/** a refresh slower than this (ms) says too little of Redis's clock to take its reading */
+const CLOCK_READ_MAX_RTT_MS = 250;
 
 /** refreshes without another process's id before a shared NODE_ID counts as over */
 const SHARED_HOLD = 4;
@@ -125,6 +129,8 @@ export class RedisDirectory implements Directory {
   private sinceOther = Infinity;
   /** this process's successful refreshes */
   private refreshes = 0;
+  /** Redis's clock minus this process's at the last refresh fast enough to tell (ms) */
+  private offset: number | undefined;
   /** the epoch of this process's first claim: the sessions listed before it are an earlier process's */
   private firstEpoch: number | undefined;
   /** hub → the release of its closed session that failed (node, epoch), tried again at each refresh */
@@ -225,11 +231,15 @@ export class RedisDirectory implements Directory {
   }
 
   async refreshNode(node: string): Promise<boolean> {
+    const sent = Date.now();
     const [answer] = await Promise.all([
       REFRESH.run(this.client, [this.aliveKey(node), this.takenKey(node), this.keys.node(node, 'process')], [this.ttlMs, this.instance]),
       MARK_REFRESHED.run(this.client, [this.nodesKey], [node]),
     ]);
-    const [taken, before] = answer as [number, string | null];
+    const [taken, before, redisMs] = answer as [number, string | null, number];
+    const back = Date.now();
+    // Redis's clock read at about the middle of the round trip
+    if (typeof redisMs === 'number' && back - sent <= CLOCK_READ_MAX_RTT_MS) this.offset = redisMs - (sent + back) / 2;
     // another process refreshed it since this one last did: two live processes with one NODE_ID
     // (a process restarted finds its predecessor's id once, before it has refreshed at all)
     this.sinceOther = this.refreshed && before !== null && before !== this.instance ? 0 : this.sinceOther + 1;
@@ -244,6 +254,10 @@ export class RedisDirectory implements Directory {
    * run close together find each other's id in some rounds and their own in others, and a flag
    * that followed each round flipped (and logged) every few refreshes (review diff9).
    */
+  clockOffsetMs(): number | undefined {
+    return this.offset;
+  }
+
   nodeIdShared(): boolean {
     return this.sinceOther <= SHARED_HOLD;
   }

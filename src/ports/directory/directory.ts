@@ -73,6 +73,8 @@ export interface Directory {
    * was last seen). Absent where one process holds the directory.
    */
   nodeIdShared?(): boolean;
+  /** Redis's clock minus this process's (ms) as the last refresh read it; absent or undefined: not known (one process: none needed) */
+  clockOffsetMs?(): number | undefined;
   /**
    * The sessions an earlier process of this node id left listed and no later claim took, released
    * (their entries deleted) and handed over once, for their `offline`: a process restarted within
