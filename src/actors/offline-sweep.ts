@@ -6,7 +6,7 @@
  * socket ended without a close), under the dead session's epoch: should a later session of the hub
  * have published meanwhile, the history drops it as stale. At start it takes what an earlier process
  * of its own id left, once that id's liveness lapsed; restarted within the ttl (the id never
- * lapsed), at its second refresh (`leftovers`).
+ * lapsed), at its fifth refresh (`leftovers`).
  */
 import type { AppEventMessage } from '../../proto/app.js';
 import type { Logger } from '../log/logger.js';
@@ -33,6 +33,8 @@ export class OfflineSweep {
   private sayAgain = false;
   /** an earlier process's leftovers were looked for (`leftovers`) */
   private leftoversTaken = false;
+  /** leftovers released and not said yet (the registry was away) */
+  private unsaid: OrphanSession[] = [];
 
   constructor(private readonly deps: OfflineSweepDeps) {}
 
@@ -64,22 +66,27 @@ export class OfflineSweep {
    */
   async leftovers(): Promise<number> {
     const { directory, nodeId, log } = this.deps;
-    if (this.leftoversTaken || this.running || directory.takeOwnLeftovers === undefined) return 0;
+    if (this.running || directory.takeOwnLeftovers === undefined) return 0;
+    if (this.leftoversTaken && this.unsaid.length === 0) return 0;
     this.running = true;
-    let taken: OrphanSession[] | null;
     try {
-      taken = await directory.takeOwnLeftovers(nodeId, new Set(this.deps.held().map((h) => h.hubId)));
+      if (!this.leftoversTaken) {
+        const taken = await directory.takeOwnLeftovers(nodeId, new Set(this.deps.held().map((h) => h.hubId)));
+        if (taken === null) return 0;
+        this.leftoversTaken = true;
+        this.unsaid = taken;
+      }
+      const unsaid = this.unsaid;
+      if (unsaid.length === 0) return 0;
+      // released already: with the registry away they are kept here and said at a later refresh (review diff18)
+      const homes = await this.deps.placements(unsaid.map((o) => o.hubId));
+      this.unsaid = [];
+      this.sayOffline(unsaid, homes);
+      log.warn({ hubs: unsaid.length }, 'hubs an earlier process of this node id left listed (it stopped without closing their sessions): released, offline published');
+      return unsaid.length;
     } finally {
       this.running = false;
     }
-    if (taken === null) return 0;
-    this.leftoversTaken = true;
-    if (taken.length === 0) return 0;
-    // released already: a registry away now leaves them unsaid (their entries read offline all the same)
-    const homes = await this.deps.placements(taken.map((o) => o.hubId));
-    this.sayOffline(taken, homes);
-    log.warn({ hubs: taken.length }, 'hubs an earlier process of this node id left listed (it stopped without closing their sessions): released, offline published');
-    return taken.length;
   }
 
   private sayOffline(orphans: readonly OrphanSession[], homes: ReadonlyArray<HubPlacement | null>): void {

@@ -3,7 +3,7 @@
  * process stops), and at each refresh the `offline` of hubs whose nodes lapsed published
  * (src/actors/offline-sweep.ts). Started before the node listens and before its first refresh:
  * its first sweep takes what an earlier process of its id left, once that id's liveness lapsed;
- * restarted within the ttl, its second refresh does (`OfflineSweep.leftovers`): never a session of
+ * restarted within the ttl, its fifth refresh does (`OfflineSweep.leftovers`): never a session of
  * this process, nor of another live process given the same NODE_ID by mistake.
  */
 import { setClusterClockOffset } from '../actors/cluster-clock.js';

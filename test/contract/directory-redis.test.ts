@@ -109,7 +109,7 @@ describe('RedisDirectory: what a process of a node id leaves listed (review "pre
   const log = createLogger('silent');
   const open = async (keys: RedisKeys) => new RedisDirectory(await connectRedis(redis.url, { name: 'test-directory', log }), { keys, ttlMs: 60_000 });
 
-  it("a process restarted within the ttl releases its predecessor's sessions no later claim took, at its second refresh, once", async () => {
+  it("a process restarted within the ttl releases its predecessor's sessions no later claim took, at its fifth refresh (a twin would have been seen by then), once", async () => {
     const keys = new RedisKeys(uniquePrefix());
     const dead = await open(keys);
     await dead.refreshNode('node-a');
@@ -123,9 +123,11 @@ describe('RedisDirectory: what a process of a node id leaves listed (review "pre
     try {
       await restarted.refreshNode('node-a');
       const back = await restarted.claim('hub-back', 'node-a');
-      // one refresh cannot tell a restart from a twin
-      expect(await restarted.takeOwnLeftovers('node-a', new Set(['hub-back']))).toBeNull();
-      await restarted.refreshNode('node-a');
+      // four refreshes cannot tell a restart from a twin whose refresh came late or failed
+      for (let i = 0; i < 4; i++) {
+        expect(await restarted.takeOwnLeftovers('node-a', new Set(['hub-back']))).toBeNull();
+        await restarted.refreshNode('node-a');
+      }
       expect(await restarted.takeOwnLeftovers('node-a', new Set(['hub-back']))).toEqual([{ hubId: 'hub-gone', node: 'node-a', epoch: gone.epoch }]);
       expect(await restarted.lookup('hub-gone')).toBeNull();
       expect(await restarted.lookup('hub-back')).toMatchObject({ node: 'node-a', epoch: back.epoch });
@@ -147,6 +149,11 @@ describe('RedisDirectory: what a process of a node id leaves listed (review "pre
       await me.refreshNode('node-a');
       await twin.refreshNode('node-a');
       await me.refreshNode('node-a');
+      // each refreshes every ttl/3: one of the twin's between any two of mine
+      for (let i = 0; i < 6; i++) {
+        await twin.refreshNode('node-a');
+        await me.refreshNode('node-a');
+      }
       expect(await me.takeOwnLeftovers('node-a', new Set())).toBeNull();
       expect(await me.lookup('hub-twin')).toMatchObject({ node: 'node-a' });
     } finally {

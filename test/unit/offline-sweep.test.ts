@@ -43,6 +43,23 @@ function rig() {
 }
 
 describe('OfflineSweep', () => {
+  it("says an earlier process's leftovers offline once; a failed registry read keeps them for the next refresh (review diff18)", async () => {
+    const { directory, published, sweep, failNext } = rig();
+    const leftover = { hubId: 'h9', node: 'me', epoch: 7 };
+    let asked = 0;
+    // the memory directory has no leftovers (it dies with the process): the Redis one's answer, as given
+    Object.assign(directory, { takeOwnLeftovers: async () => (asked++ === 0 ? null : [leftover]) });
+    const me = sweep('me');
+    expect(await me.leftovers()).toBe(0); // not told yet
+    failNext();
+    await expect(me.leftovers()).rejects.toThrow('registry away');
+    expect(published).toEqual([]);
+    expect(await me.leftovers()).toBe(1);
+    expect(published).toEqual([{ event: { op: 'evt', kind: 'offline', home: 'home-of-h9', hub: 'h9', reason: '1006', ts: expect.any(Number) }, epoch: 7 }]);
+    expect(await me.leftovers()).toBe(0);
+    expect(asked).toBe(2);
+  });
+
   it('says offline once, under the dead session epoch, for the hubs no later claim took; a failed registry read leaves them for the next sweep', async () => {
     const { directory, published, sweep, pass, failNext } = rig();
     await directory.refreshNode('dead');

@@ -135,6 +135,8 @@ export class RedisDirectory implements Directory {
   private firstEpoch: number | undefined;
   /** hub → the release of its closed session that failed (node, epoch), tried again at each refresh */
   private readonly unreleased = new Map<string, { node: string; epoch: number }>();
+  /** a pass of `releaseAgain` is under way */
+  private releasing = false;
 
   /** Takes ownership of `client`: `close()` quits it. */
   constructor(
@@ -177,22 +179,27 @@ export class RedisDirectory implements Directory {
     }
   }
 
-  /** The releases that failed, tried again (after a refresh: Redis answers again). */
+  /** The releases that failed, tried again (after a refresh: Redis answers again); one pass at a time. */
   private async releaseAgain(): Promise<void> {
-    for (const [hubId, { node, epoch }] of [...this.unreleased]) {
-      try {
+    if (this.releasing) return;
+    this.releasing = true;
+    try {
+      for (const [hubId, { node, epoch }] of [...this.unreleased]) {
         await RELEASE.run(this.client, [this.keys.hub(hubId, 'loc')], [node, epoch]);
         await FORGET.run(this.client, [this.heldKey(node)], [hubId, epoch]);
         if (this.unreleased.get(hubId)?.epoch === epoch) this.unreleased.delete(hubId);
-      } catch {
-        return; // Redis away again: the next refresh goes on
       }
+    } catch {
+      // Redis away again: the next refresh goes on
+    } finally {
+      this.releasing = false;
     }
   }
 
   async takeOwnLeftovers(node: string, open: ReadonlySet<string>): Promise<OrphanSession[] | null> {
-    // a twin (another live process given this id) would have refreshed between this one's first two
-    if (this.refreshes < 2 || this.nodeIdShared()) return null;
+    // a twin (another live process given this id) refreshes between any two of this one's: over
+    // SHARED_HOLD + 1 of them, one late or failed refresh of either cannot hide it (review diff18)
+    if (this.refreshes <= SHARED_HOLD || this.nodeIdShared()) return null;
     const listed = await this.client.hgetall(this.heldKey(node));
     // read after the list: a claim of this process listed in it had set it before its entry went in
     const before = this.firstEpoch;

@@ -81,7 +81,7 @@ export interface Directory {
    * the ttl (a container restarted in its pod) keeps its id alive, so `takeOrphans` never takes
    * them, and their hubs read online for good. Only those claimed before this process's first
    * claim and not in `open` (hubs it holds now); answers null while that cannot be told yet (fewer
-   * than two refreshes, or another live process refreshes the id). Absent where the directory
+   * than five refreshes, or another live process refreshes the id). Absent where the directory
    * lives and dies with the process (memory).
    */
   takeOwnLeftovers?(node: string, open: ReadonlySet<string>): Promise<OrphanSession[] | null>;
