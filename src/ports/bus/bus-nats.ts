@@ -20,6 +20,9 @@ import {
   type SubscribeOptions,
 } from './bus.js';
 
+/** of a close's time, what the drain keeps after the wait for answers (ms): what is published goes out */
+const DRAIN_FLOOR_MS = 1_000;
+
 export type NatsBusState = 'connected' | 'reconnecting' | 'closed';
 
 /** What readiness reports about the bus. */
@@ -267,21 +270,25 @@ export class NatsBus implements Bus, BusLink {
 
   private async shutdown(): Promise<void> {
     if (this.nc.isClosed()) return;
+    // the close keeps within drainTimeoutMs, its wait for answers included (the drain's time budget, README)
+    const deadline = performance.now() + this.drainTimeoutMs;
     // requests already sent get their answers first (a command's caller hears the hub's result, not
     // that this node stopped; review "commands"): new ones are refused meanwhile, nothing sent
     if (this.inFlight.size > 0) {
+      const waitMs = Math.max(0, this.drainTimeoutMs - DRAIN_FLOOR_MS);
       let wait: NodeJS.Timeout | undefined;
-      const waited = await Promise.race([Promise.allSettled([...this.inFlight]).then(() => 'answered' as const), new Promise<'timeout'>((r) => (wait = setTimeout(() => r('timeout'), this.drainTimeoutMs)))]);
+      const waited = await Promise.race([Promise.allSettled([...this.inFlight]).then(() => 'answered' as const), new Promise<'timeout'>((r) => (wait = setTimeout(() => r('timeout'), waitMs)))]);
       clearTimeout(wait);
-      if (waited === 'timeout') this.log.warn({ ms: this.drainTimeoutMs, requests: this.inFlight.size }, 'nats close: requests still unanswered are cut (their callers are told the outcome is unknown)');
+      if (waited === 'timeout') this.log.warn({ ms: waitMs, requests: this.inFlight.size }, 'nats close: requests still unanswered are cut (their callers are told the outcome is unknown)');
     }
+    const drainMs = Math.max(Math.min(DRAIN_FLOOR_MS, this.drainTimeoutMs), deadline - performance.now());
     let timer: NodeJS.Timeout | undefined;
     const timedOut = new Promise<'timeout'>((resolve) => {
-      timer = setTimeout(() => resolve('timeout'), this.drainTimeoutMs);
+      timer = setTimeout(() => resolve('timeout'), drainMs);
     });
     try {
       const outcome = await Promise.race([this.nc.drain().then(() => 'drained' as const), timedOut]);
-      if (outcome === 'timeout') this.log.warn({ ms: this.drainTimeoutMs }, 'nats drain timed out; closing');
+      if (outcome === 'timeout') this.log.warn({ ms: Math.round(drainMs) }, 'nats drain timed out; closing');
     } catch (err) {
       this.log.warn({ err }, 'nats drain failed; closing');
     } finally {
