@@ -18,7 +18,7 @@ import { optionalJson, queryCount, queryOne } from '../transport/http-input.js';
 import type { TemplatedApp } from '../transport/uws.js';
 import { byCaller, NO_AUDIT, type AuditTrail, type AuditWhat } from '../actors/audit-trail.js';
 import type { Fleet, FleetQuery } from './fleet.js';
-import { revocationPage, revocationsQuery } from './revocation-list.js';
+import { RevocationPages, revocationsQuery } from './revocation-list.js';
 
 const provisionRequest = compile(ProvisionRequest);
 const patchRequest = compile(HubPatchRequest);
@@ -50,6 +50,8 @@ export interface FleetApiDeps extends RouteHost {
 export function mountFleetApi(app: TemplatedApp, deps: FleetApiDeps): void {
   const { auth, fleet } = deps;
   const opts = routeOptions(deps);
+  // the list route's pages, from one read and sort of the revocations at a time (revocation-list.ts)
+  const revocationPages = new RevocationPages(deps.revocations);
   // routes that wait for the node's store: refused at once while it stalls (api/store-admission.ts)
   const writeOpts = storeWriteOptions(deps);
   const admin = async (call: HttpCall) => requireAdmin(await auth.fromHeader(call.authorization, call.remote));
@@ -234,6 +236,7 @@ export function mountFleetApi(app: TemplatedApp, deps: FleetApiDeps): void {
         if (body.jti !== undefined && body.before !== undefined) throw bad('before', 'only with sub or home');
         const before = revokedBefore(body.before, await auth.revocationNow());
         const r = await deps.revoke(body.jti !== undefined ? { jti: body.jti } : body.home !== undefined ? { home: body.home, before } : { sub: body.sub!, before });
+        revocationPages.changed();
         const reply: Static<typeof RevokeReply> = { ok: true, until: new Date(r.exp * 1000).toISOString() };
         return { status: 200, body: reply };
       });
@@ -247,7 +250,7 @@ export function mountFleetApi(app: TemplatedApp, deps: FleetApiDeps): void {
     '/v1/admin/tokens/revocations',
     async (call) => {
       await admin(call);
-      const reply: Static<typeof RevocationListReply> = revocationPage(await deps.revocations(), revocationsQuery(call.query));
+      const reply: Static<typeof RevocationListReply> = await revocationPages.page(revocationsQuery(call.query));
       return { status: 200, body: reply };
     },
     opts,
