@@ -73,6 +73,8 @@ export class HubCommands {
    * changes come while the hub is slow to answer.
    */
   private readonly held = new Map<string, HeldDelta>();
+  /** devices sent a command since the hub last reported them (made at the first command) */
+  private unsettled: Set<string> | undefined;
   /**
    * Started at random, not at 0: a late result the hub carried over from an earlier session (its
    * ids counted from 1 too) then almost never names a command of this one (PROTOCOL.md §7). Below
@@ -127,11 +129,23 @@ export class HubCommands {
     this.start(cmd.d, cmd.m, cmd.p, to, request, cmd.rid, span);
   }
 
-  /** Whether a `set` or other command of device `deviceId` is held or waits for the hub's answer. */
+  /**
+   * Whether a command of device `deviceId` is held, waits for the hub's answer, or was answered and
+   * the hub has not reported the device since: its reported state cached may not be its state.
+   */
   busyWith(deviceId: string): boolean {
-    if (this.held.has(deviceId)) return true;
+    if (this.held.has(deviceId) || this.unsettled?.has(deviceId) === true) return true;
     for (const p of this.pending.values()) if (p.device === deviceId) return true;
     return false;
+  }
+
+  /** The hub reported these devices: what it reports is their state after the commands it answered. */
+  reported(devices: Record<string, unknown>): void {
+    const unsettled = this.unsettled;
+    if (unsettled === undefined || unsettled.size === 0) return;
+    for (const id in devices) unsettled.delete(id);
+    // a session holds no empty set: most hubs get a command now and then
+    if (unsettled.size === 0) this.unsettled = undefined;
   }
 
   /** Whether command `id` waits for the hub's answer (not answered, not timed out). */
@@ -167,10 +181,16 @@ export class HubCommands {
     // a delta may be larger than one frame allows: as several `set`s, each within it
     const { chunks, dropped } = setChunks(deviceId, attrs, this.deps.maxFrameBytes, timeoutMs);
     if (dropped.length > 0) this.deps.system.log.warn({ hubId: this.host.hubId, deviceId, dropped, maxFrameBytes: this.deps.maxFrameBytes }, 'desired attributes larger than a frame are not sent');
-    // the device's whole desired state: what was held for it is replaced, a key removed since not sent
-    if (replace) this.held.delete(deviceId);
-    if (chunks.length === 0) return;
     const earlier = this.held.get(deviceId);
+    if (replace && earlier !== undefined) {
+      // the device's whole desired state: what was held for it is replaced where it stands in the
+      // queue (review diff19: put last, a device changed often behind a backlog never went out), a
+      // key removed since not sent
+      if (chunks.length === 0) this.held.delete(deviceId);
+      else Object.assign(earlier, { chunks, timeoutMs });
+      return this.pump();
+    }
+    if (chunks.length === 0) return;
     if (earlier === undefined) this.held.set(deviceId, { chunks, timeoutMs });
     else {
       // after the device's held delta, never before it: merged (the later value of an attribute
@@ -229,6 +249,9 @@ export class HubCommands {
     }
     const timer = this.deps.system.timers.schedule(timeoutMs, this.host, id);
     this.pending.set(id, { request, timer, device: deviceId, method, rid, started: performance.now(), span });
+    // until the hub's next report of the device, the reported state cached may be the one before this
+    // command (its result's attributes are not reported state): see busyWith (review diff19)
+    (this.unsettled ??= new Set()).add(deviceId);
     if (request === null) this.ownWaiting++;
     return true;
   }

@@ -119,6 +119,8 @@ export type HubMessage =
   | { type: 'desired'; data: Uint8Array }
   /** desired changes a full mailbox could not queue: the hub's stored desired state is read and sent (one shared message) */
   | { type: 'desiredPending' }
+  /** the node is back on the bus: desired changes published meanwhile are read back as above, a failed read said, not closing (one shared message) */
+  | { type: 'desiredRecheck' }
   | { type: 'takeover'; data: Uint8Array }
   /** the operator disabled, deleted or moved the hub (`hub.<id>.close`) */
   | { type: 'closeOrder'; data: Uint8Array }

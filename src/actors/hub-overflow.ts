@@ -21,6 +21,8 @@ import { absorbReport } from './hub-reports.js';
 
 /** The mark of desired changes a full mailbox could not queue: one message shared by every session. */
 export const DESIRED_PENDING: HubMessage = Object.freeze({ type: 'desiredPending' });
+/** The node is back on the bus: desired changes published while it was off are read back (one message shared by every session). */
+export const DESIRED_RECHECK: HubMessage = Object.freeze({ type: 'desiredRecheck' });
 
 /** Keeps `msg` as above (queued, absorbed or marked): false when the session must refuse it. */
 export function keepPastBound(msg: HubMessage, queued: HubMessage[], commands: { awaits(commandId: number): boolean }): boolean {
@@ -35,6 +37,9 @@ export function keepPastBound(msg: HubMessage, queued: HubMessage[], commands: {
     case 'desired':
     case 'desiredPending':
       if (!queued.includes(DESIRED_PENDING)) queued.push(DESIRED_PENDING);
+      return true;
+    case 'desiredRecheck':
+      if (!queued.includes(DESIRED_PENDING) && !queued.includes(DESIRED_RECHECK)) queued.push(DESIRED_RECHECK);
       return true;
     case 'frame': {
       const tail = queued[queued.length - 1];

@@ -152,7 +152,9 @@ export class HubSession extends Actor<HubMessage> implements TimerTarget, BusLis
       case 'desired':
         return this.onDesired(msg.data);
       case 'desiredPending':
-        return this.sendStoredDesired();
+        return this.sendStoredDesired(true);
+      case 'desiredRecheck':
+        return this.sendStoredDesired(false);
       case 'takeover':
         return this.onTakeover(msg.data);
       case 'closeOrder':
@@ -191,6 +193,7 @@ export class HubSession extends Actor<HubMessage> implements TimerTarget, BusLis
       case FrameType.heartbeat:
         return this.reports.answerHeartbeat(beats);
       case FrameType.report:
+        this.commands?.reported(frame.r);
         return this.reports.report(frame, from, queued, seqs);
       case FrameType.event:
         return this.reports.event(frame, queued);
@@ -372,13 +375,17 @@ export class HubSession extends Actor<HubMessage> implements TimerTarget, BusLis
    * Desired changes a full mailbox could not queue (hub-overflow.ts): the store holds them, so they
    * are read back once for all, and each device whose stored version is newer than the cache's gets
    * its delta. A store that cannot be read closes the session: the hub's next welcome carries them.
+   * `closeOnFailure` false (the node back on the bus, where changes may have been missed or not):
+   * a failed read is said and the session stays (closing every hub of a node at each NATS
+   * reconnect while Redis was slow or away: review diff19).
    */
-  private async sendStoredDesired(): Promise<void> {
+  private async sendStoredDesired(closeOnFailure: boolean): Promise<void> {
     if (this.state !== 'online') return; // closing: the hub's next welcome carries the changes
     let shadow: HubShadow;
     try {
       shadow = await this.deps.shadows.load(this.hubId);
     } catch (err) {
+      if (!closeOnFailure) return void this.deps.openFailures?.write('desired', { err, hubId: this.hubId }, 'desired state not read back after the bus came back: the hub gets changes made meanwhile at its next welcome');
       this.log.warn({ err }, 'desired state refused by a full mailbox could not be read back');
       return this.closeForOutage(err, 'the server cannot read the desired state now, reconnect later');
     }

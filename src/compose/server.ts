@@ -4,7 +4,7 @@ import { CloseCode } from '../../proto/errors.js';
 import { actorFailureLog, type ActorSystem } from '../actors/actor.js';
 import { writeDesired } from '../actors/desired-write.js';
 import { DRAIN_RESULTS_MS, drainSpreadMs, type HubSession, type HubSessionDeps } from '../actors/hub-session.js';
-import { DESIRED_PENDING } from '../actors/hub-overflow.js';
+import { desiredRecheck } from './desired-recheck.js';
 import { HubErrorLog } from '../actors/hub-error-log.js';
 import type { HubLimits } from '../actors/hub-limits.js';
 import { SessionIndex, type SessionView } from '../actors/session-index.js';
@@ -310,8 +310,9 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
   metrics.backendsUp(() => health().backends);
   ports.link?.onReconnect(() => metrics.busReconnected());
   // desired changes published while this node was off the bus never reached its sessions: each reads
-  // its stored desired state back (one shadow read a hub) and sends what is newer (review "desired")
-  ports.link?.onReconnect(() => sessions.list().forEach((s) => s.tell(DESIRED_PENDING)));
+  // its stored desired state back (one shadow read a hub, paced) and sends what is newer (review "desired")
+  const recheck = desiredRecheck(() => sessions.list());
+  ports.link?.onReconnect(() => recheck.reconnected());
   const mode = isClusterMode(config) ? 'cluster' : 'embedded';
   const admin = createAdminApp(binding.uws, {
     metrics,
@@ -403,6 +404,7 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
       // one `drain step` line per step, with counts: how far a slow or stuck shutdown got
       const step = (name: string, fields: Record<string, unknown> = {}) => log.info({ step: name, ms: Date.now() - drainStarted, ...fields }, 'drain step');
       stopLiveness();
+      recheck.stop();
       trimmer?.stop();
       fleet.close();
       listening.stop();

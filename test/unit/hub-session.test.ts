@@ -1,7 +1,7 @@
 import type { SampledLog } from '../../src/log/sampler.js';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { AppEventMessage } from '../../proto/app.js';
-import type { CommandFrame } from '../../proto/frames.js';
+import { FrameType, type CommandFrame } from '../../proto/frames.js';
 import { DRAIN_RESULTS_MS, HubSession, type HubLink, type HubSessionDeps } from '../../src/actors/hub-session.js';
 import { TimerWheel } from '../../src/actors/timer-wheel.js';
 import { FLAT_DEVICES } from '../../src/actors/device-table.js';
@@ -91,6 +91,52 @@ describe('HubSession', () => {
     expect(sets()).toEqual([{ locked: false }, { locked: true }]);
   });
 
+  it("a desired change after the hub answered the device's set but before it reported the device goes whole too: the result's attributes are not reported state (review diff19)", async () => {
+    const { frame, session, link } = setup();
+    const desired = (v: number, want: object) => session.tell({ type: 'desired', data: encodeValue({ d: 'door', desired: want, v }) });
+    const sets = () => link.frames.filter((f): f is CommandFrame => f.t === 7 && (f as CommandFrame).d === 'door');
+    frame({ t: 1, v: 1, b: 'boot' });
+    await settle();
+    frame({ t: 4, s: 1, r: { door: { locked: true } } });
+    await settle();
+    desired(1, { locked: false });
+    await settle();
+    // the hub answers first (as the simulator does), its report comes after
+    frame({ t: 8, id: sets()[0]!.id, ok: true, r: { locked: false } });
+    await settle();
+    desired(2, { locked: true });
+    await settle();
+    expect(sets().map((f) => f.p)).toEqual([{ locked: false }, { locked: true }]);
+    // once the hub reported the device, a change goes as a delta again
+    frame({ t: 8, id: sets()[1]!.id, ok: true });
+    frame({ t: 4, s: 2, r: { door: { locked: true, battery: 80 } } });
+    await settle();
+    desired(3, { locked: true, autoLockSec: 30 });
+    await settle();
+    expect(sets().map((f) => f.p).at(-1)).toEqual({ autoLockSec: 30 });
+  });
+
+  it('a device whose held desired state changes keeps its place in the queue (review diff19)', async () => {
+    const { frame, session, link } = setup({ limits: { ...DEFAULT_HUB_LIMITS, commandsInFlight: 2 } });
+    const desired = (d: string, v: number, want: object) => session.tell({ type: 'desired', data: encodeValue({ d, desired: want, v }) });
+    const commands = () => link.frames.filter((f): f is CommandFrame => f.t === 7);
+    frame({ t: 1, v: 1, b: 'boot' });
+    await settle();
+    frame({ t: 4, s: 1, r: { a: { on: false }, b: { on: false }, c: { on: false } } });
+    await settle();
+    desired('a', 1, { on: true });
+    desired('b', 1, { on: true });
+    desired('c', 1, { on: true });
+    await settle();
+    // a in flight; b, then c held; b changes again
+    desired('b', 2, { on: true, level: 5 });
+    await settle();
+    frame({ t: 8, id: commands()[0]!.id, ok: true });
+    await settle();
+    expect(commands().map((c) => c.d)).toEqual(['a', 'b']);
+    expect(commands()[1]!.p).toEqual({ on: true, level: 5 });
+  });
+
   it('a desired key removed while its set is held is not sent: the held set is replaced by the whole desired state (review "desired")', async () => {
     const { frame, session, link } = setup({ limits: { ...DEFAULT_HUB_LIMITS, commandsInFlight: 2 } });
     const desired = (d: string, v: number, want: object) => session.tell({ type: 'desired', data: encodeValue({ d, desired: want, v }) });
@@ -110,6 +156,24 @@ describe('HubSession', () => {
     frame({ t: 8, id: commands()[0]!.id, ok: true });
     await settle();
     expect(commands().map((c) => c.d)).toEqual(['lamp']);
+  });
+
+  it('a desired state read back after a bus reconnect that fails leaves the session open; one for a full mailbox closes it (review diff19)', async () => {
+    const { session, frame, link, shadows } = setup();
+    frame({ t: 1, v: 1, b: 'boot' });
+    await settle();
+    const load = vi.spyOn(shadows, 'load').mockRejectedValue(new Error('redis timed out'));
+    const state = () => (session as unknown as { state: string }).state;
+    session.tell({ type: 'desiredRecheck' });
+    await settle();
+    await settle();
+    expect(state()).toBe('online');
+    expect(link.frames.filter((f) => f.t === FrameType.reconnect)).toEqual([]);
+    session.tell({ type: 'desiredPending' });
+    await settle();
+    await settle();
+    expect(state()).not.toBe('online');
+    load.mockRestore();
   });
 
   it('a session its supervisor stops says its hub offline (1011), as a close does, and releases its entry (review "presence")', async () => {
