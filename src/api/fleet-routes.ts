@@ -41,6 +41,8 @@ export interface FleetApiDeps extends RouteHost {
   revoke(r: RevokeOrder): Promise<TokenRevocation>;
   /** the revocations in force, as stored for nodes that start later */
   revocations(): Promise<TokenRevocation[]>;
+  /** the list route's pages of `revocations`, told of every revocation the node makes (the node's; absent, the routes make their own) */
+  revocationPages?: RevocationPages;
   /** @default 604_800 (s): grace of a rotated-out secret when the request names none */
   secretGraceS: number;
   /** every change to the fleet and every revocation is recorded here */
@@ -51,7 +53,7 @@ export function mountFleetApi(app: TemplatedApp, deps: FleetApiDeps): void {
   const { auth, fleet } = deps;
   const opts = routeOptions(deps);
   // the list route's pages, from one read and sort of the revocations at a time (revocation-list.ts)
-  const revocationPages = new RevocationPages(deps.revocations);
+  const revocationPages = deps.revocationPages ?? new RevocationPages(deps.revocations);
   // routes that wait for the node's store: refused at once while it stalls (api/store-admission.ts)
   const writeOpts = storeWriteOptions(deps);
   const admin = async (call: HttpCall) => requireAdmin(await auth.fromHeader(call.authorization, call.remote));
@@ -236,7 +238,7 @@ export function mountFleetApi(app: TemplatedApp, deps: FleetApiDeps): void {
         if (body.jti !== undefined && body.before !== undefined) throw bad('before', 'only with sub or home');
         const before = revokedBefore(body.before, await auth.revocationNow());
         const r = await deps.revoke(body.jti !== undefined ? { jti: body.jti } : body.home !== undefined ? { home: body.home, before } : { sub: body.sub!, before });
-        revocationPages.changed();
+        revocationPages.added(r);
         const reply: Static<typeof RevokeReply> = { ok: true, until: new Date(r.exp * 1000).toISOString() };
         return { status: 200, body: reply };
       });

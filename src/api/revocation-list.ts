@@ -87,49 +87,72 @@ export function pageOf(sorted: SortedRevocations, q: RevocationsQuery): Static<t
 }
 
 /**
- * The revocations as the list route pages them, read and sorted once for `keepMs`, and again after a
- * revocation made here: each page read and sorted the whole set, at the documented 1,000,000 some
- * seconds of the event loop a page, and a listing of every one a thousand pages (review diff18).
- * A page may miss what another node revoked within `keepMs`.
+ * The revocations as the list route pages them, read and sorted once, kept `keepMs` and then let go
+ * (at the 1,000,000 most, about 165 MB of heap): each page read and sorted the whole set, at
+ * 1,000,000 some seconds of the event loop a page, and a listing of every one a thousand pages
+ * (review diff18). A revocation made by this node goes into the kept list at once (`added`); one
+ * made on another node shows within `keepMs`.
  */
 export class RevocationPages {
-  private sorted: { list: SortedRevocations; at: number } | null = null;
+  private sorted: Array<{ r: TokenRevocation; at: Position }> | null = null;
   private reading: Promise<SortedRevocations> | null = null;
-  /** counts `changed`: a read begun before a change is not kept */
-  private generation = 0;
+  /** made while a read was under way: put into its answer */
+  private addedDuringRead: TokenRevocation[] = [];
+  private forget: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly read: () => Promise<TokenRevocation[]>,
     readonly keepMs = 30_000,
-    private readonly now: () => number = () => performance.now(),
   ) {}
 
-  /** A revocation was made: the next page reads the set again. */
-  changed(): void {
-    this.sorted = null;
-    this.generation++;
+  /** A revocation this node made: into the kept list where it belongs, one of the same key replaced. */
+  added(r: TokenRevocation): void {
+    if (this.reading !== null) this.addedDuringRead.push(r);
+    if (this.sorted !== null) insert(this.sorted, r);
   }
 
   async page(q: RevocationsQuery): Promise<Static<typeof RevocationListReply>> {
     return pageOf(await this.list(), q);
   }
 
+  /** Lets the kept list go now (a node stopping). */
+  close(): void {
+    clearTimeout(this.forget);
+    this.sorted = null;
+  }
+
   private list(): Promise<SortedRevocations> {
-    const kept = this.sorted;
-    if (kept !== null && this.now() - kept.at < this.keepMs) return Promise.resolve(kept.list);
+    if (this.sorted !== null) return Promise.resolve(this.sorted);
     // pages asked at once share one read
     return (this.reading ??= (async () => {
       try {
-        const at = this.now();
-        const generation = this.generation;
-        const list = sortRevocations(await this.read());
-        if (generation === this.generation) this.sorted = { list, at };
+        const list = sortRevocations(await this.read()) as Array<{ r: TokenRevocation; at: Position }>;
+        for (const r of this.addedDuringRead) insert(list, r);
+        this.sorted = list;
+        clearTimeout(this.forget);
+        this.forget = setTimeout(() => (this.sorted = null), this.keepMs).unref();
         return list;
       } finally {
         this.reading = null;
+        this.addedDuringRead = [];
       }
     })());
   }
+}
+
+/** `r` into `list` at its place in the list's order; one of the same key (a revocation widened) taken out first. */
+function insert(list: Array<{ r: TokenRevocation; at: Position }>, r: TokenRevocation): void {
+  const at = { exp: r.exp, key: keyOf(r) };
+  const same = list.findIndex((e) => e.at.key === at.key);
+  if (same >= 0) list.splice(same, 1);
+  let lo = 0;
+  let hi = list.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (compare(list[mid]!.at, at) < 0) lo = mid + 1;
+    else hi = mid;
+  }
+  list.splice(lo, 0, { r, at });
 }
 
 /** What a revocation covers, as one string: distinct for distinct revocations in force. */

@@ -7,6 +7,7 @@
  * server) also the healing after an outage: notices held and sent again, and a reconcile of this
  * node's cache, revocations and hub sessions when its bus comes back (src/api/fleet-reconcile.ts).
  */
+import { RevocationPages } from '../api/revocation-list.js';
 import { TierError } from '../errors.js';
 import { subjects, type CloseOrder, type TokenRevocation } from '../../proto/subjects.js';
 import { FleetReconciler, type HeldHub } from '../api/fleet-reconcile.js';
@@ -112,9 +113,12 @@ export async function fleetParts<S extends HeldHub>(config: Config, ports: Ports
     }
     await ports.revocations?.add(revocation);
     revoked.add(revocation);
+    revocationPages.added(revocation);
     notices.publish(subjects.tokensRevoked, encodeBus(revocation));
     return revocation;
   }
+  // the revocation list route's pages: one read kept a while, told of every revocation made here (an erasure's too)
+  const revocationPages = new RevocationPages(async () => (await ports.revocations?.list(nowS())) ?? []);
 
   return {
     box,
@@ -124,13 +128,14 @@ export async function fleetParts<S extends HeldHub>(config: Config, ports: Ports
     commandTo: commandsToEnabledHubs(ports.registry, (hubId: string, deviceId: string, spec: CommandSpec, timeoutMs: number, requestId?: string, parent?: Span) => sendCommand(commandBus, hubId, deviceId, spec, timeoutMs, metrics, requestId, parent)),
     mount(app, { auth, writes, table, httpMetrics, access, audit, admitWrite, eventsSettled }) {
       const revocations = async () => (await ports.revocations?.list(nowS())) ?? [];
-      mountFleetApi(app, { auth, fleet, revoke, revocations, log: fleetLog, maxBodyBytes: config.maxBodyBytes, secretGraceS: config.secretGraceS, writes, table, httpMetrics, access, admitWrite, ...(audit ? { audit } : {}) });
+      mountFleetApi(app, { auth, fleet, revoke, revocations, revocationPages, log: fleetLog, maxBodyBytes: config.maxBodyBytes, secretGraceS: config.secretGraceS, writes, table, httpMetrics, access, admitWrite, ...(audit ? { audit } : {}) });
       const revokeHome = async (home: string) => (await revoke({ home, before: Math.floor((await auth.revocationNow()) / 1000) })).before!;
       const data = { fleet, rules: ports.rules, shadows: ports.shadows, history: ports.history, push: ports.push, eventsSettled, revokeHome };
       mountHomeApi(app, { auth, data, log: fleetLog, maxBodyBytes: config.maxBodyBytes, writes, table, httpMetrics, access, audit, admitWrite });
     },
     close() {
       stopWatching();
+      revocationPages.close();
       heard.unsubscribe();
       reconcileHeard?.unsubscribe();
       reconnects?.unsubscribe();
