@@ -358,11 +358,12 @@ export class HubSession extends Actor<HubMessage> implements TimerTarget, BusLis
   }
 
   /**
-   * A device's newer desired state to the hub: what it has not reported yet, or, while a `set` of
-   * the device is in flight or held, the whole desired map in place of what is held. The reported
-   * state then is the one before that `set`: a lock unlocking, told to lock again, got nothing
-   * (locked was still reported) and stayed unlocked; a key removed while its `set` was held was
-   * still sent (review "desired").
+   * A device's newer desired state to the hub: what it has not reported yet, or, while a command of
+   * the device is held, in flight, or answered and not yet followed by a report of the device
+   * (HubCommands.busyWith), the whole desired map in place of what is held. The reported state then
+   * is the one before that command: a lock unlocking, told to lock again, got nothing (locked was
+   * still reported) and stayed unlocked; a key removed while its `set` was held was still sent
+   * (reviews "desired", diff19).
    */
   private applyDesired(deviceId: string, desired: Attrs, version: number): void {
     const table = this.commandTable();
