@@ -20,6 +20,8 @@ const WAITING = [
   // nodes that wait (heartbeat and idle timers, a frozen Redis, a drain, signals), bounds far from what they time under
   // load (review "flaky": 5/5 beside two busy loops; listen-file-limit's share 0.03 against 0.5): 40 s of the serial group
   'hub-sessions', 'listen-file-limit', 'node-freezes-mid-append', 'drain-late-hello', 'stop-signals',
+  // nodes that wait (a frozen node, a drain, a hub answering late; counts, no time measured): 10 s of the serial group (2026-12-07)
+  'command-deadline', 'scene-many-commands',
 ].map((name) => `test/integration/${name}.test.ts`);
 /** Suites that replace a module (vi.mock): a module another file of the same worker loaded first would not be replaced. They run beside the waiting ones (a group's projects share its worker count). */
 const MOCKING = ['harness-ports', 'openapi-cached'].map((name) => `test/integration/${name}.test.ts`);
