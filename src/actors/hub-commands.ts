@@ -49,6 +49,8 @@ interface PendingCommand extends CommandInfo {
   /** null for commands the session sent on its own (desired deltas) */
   request: BusMessage | null;
   timer: TimerHandle;
+  /** a `set`'s attributes (see `unsettled`) */
+  keys?: string[];
 }
 
 /** A device's desired delta waiting for room to be sent: the `set` parameters, each within a frame. */
@@ -73,8 +75,11 @@ export class HubCommands {
    * changes come while the hub is slow to answer.
    */
   private readonly held = new Map<string, HeldDelta>();
-  /** devices sent a command since the hub last reported them (made at the first command) */
-  private unsettled: Set<string> | undefined;
+  /**
+   * devices a command was answered for (or timed out) whose hub has not reported since what it set:
+   * the attributes still to report, or true for a method (any report settles it); made at the first
+   */
+  private unsettled: Map<string, Set<string> | true> | undefined;
   /**
    * Started at random, not at 0: a late result the hub carried over from an earlier session (its
    * ids counted from 1 too) then almost never names a command of this one (PROTOCOL.md §7). Below
@@ -139,13 +144,33 @@ export class HubCommands {
     return false;
   }
 
-  /** The hub reported these devices: what it reports is their state after the commands it answered. */
-  reported(devices: Record<string, unknown>): void {
-    const unsettled = this.unsettled;
-    if (unsettled === undefined || unsettled.size === 0) return;
-    for (const id in devices) unsettled.delete(id);
-    // a session holds no empty set: most hubs get a command now and then
-    if (unsettled.size === 0) this.unsettled = undefined;
+  /**
+   * A report taken names these attributes of a device: those a command answered (or timed out) had
+   * set are its state again; any attribute settles a command that set none known (a method). Only
+   * after the answer: a report before it may be the state before the command (review diff20).
+   */
+  reported(deviceId: string, patch: Attrs): void {
+    const open = this.unsettled?.get(deviceId);
+    if (open === undefined) return;
+    if (open === true) this.unsettled!.delete(deviceId);
+    else {
+      for (const key in patch) open.delete(key);
+      if (open.size === 0) this.unsettled!.delete(deviceId);
+    }
+    // a session holds no empty map: most hubs get a command now and then
+    if (this.unsettled!.size === 0) this.unsettled = undefined;
+  }
+
+  /** Command `p` was answered or timed out: its device is unsettled until a report names what it set. */
+  private unsettle(p: PendingCommand): void {
+    const unsettled = (this.unsettled ??= new Map());
+    const had = unsettled.get(p.device);
+    if (p.keys === undefined || had === true) unsettled.set(p.device, true);
+    else {
+      const keys = had ?? new Set<string>();
+      for (const k of p.keys) keys.add(k);
+      unsettled.set(p.device, keys);
+    }
   }
 
   /** Whether command `id` waits for the hub's answer (not answered, not timed out). */
@@ -248,10 +273,7 @@ export class HubCommands {
       return false;
     }
     const timer = this.deps.system.timers.schedule(timeoutMs, this.host, id);
-    this.pending.set(id, { request, timer, device: deviceId, method, rid, started: performance.now(), span });
-    // until the hub's next report of the device, the reported state cached may be the one before this
-    // command (its result's attributes are not reported state): see busyWith (review diff19)
-    (this.unsettled ??= new Set()).add(deviceId);
+    this.pending.set(id, { request, timer, device: deviceId, method, rid, started: performance.now(), span, ...(method === 'set' ? { keys: Object.keys(params) } : {}) });
     if (request === null) this.ownWaiting++;
     return true;
   }
@@ -313,6 +335,7 @@ export class HubCommands {
     const p = this.pending.get(id);
     if (!p) return;
     this.forget(id, p);
+    this.unsettle(p);
     this.deps.system.timers.cancel(p.timer);
     this.deps.metrics?.commandDone(answer.ok ? 'ok' : 'failed');
     this.answer(p, p.request, answer);
@@ -324,6 +347,7 @@ export class HubCommands {
     const p = this.pending.get(id);
     if (!p) return;
     this.forget(id, p);
+    this.unsettle(p);
     this.deps.metrics?.commandDone('timeout');
     this.answer(p, p.request, { ok: false, e: 'command_timeout', msg: 'the hub did not answer in time' });
     this.pump();

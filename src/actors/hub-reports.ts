@@ -46,6 +46,8 @@ export interface ReportHost {
   readonly deps: HubSessionDeps;
   send(frame: ServerToHubFrame): boolean;
   sendError(code: ErrorCode, msg: string, ref?: number, field?: string): void;
+  /** a report taken (not a duplicate, within the limits) names these attributes of a device */
+  reportedKeys?(deviceId: string, patch: Attrs): void;
 }
 
 /**
@@ -300,6 +302,7 @@ export class HubReports implements CursorListener, Packable {
     const later = this.deps.stateAfterEvents === true && this.deps.eventsDurable ? new Map<string, DeviceShadow>() : undefined;
     for (const deviceId in frame.r) {
       const patch = frame.r[deviceId]!;
+      this.host.reportedKeys?.(deviceId, patch);
       // a device not known whose patch sets nothing is not stored: the cache must not hold it either
       let reported = tableGet(this.reported, deviceId);
       if (reported === undefined) {

@@ -193,7 +193,6 @@ export class HubSession extends Actor<HubMessage> implements TimerTarget, BusLis
       case FrameType.heartbeat:
         return this.reports.answerHeartbeat(beats);
       case FrameType.report:
-        this.commands?.reported(frame.r);
         return this.reports.report(frame, from, queued, seqs);
       case FrameType.event:
         return this.reports.event(frame, queued);
@@ -343,6 +342,11 @@ export class HubSession extends Actor<HubMessage> implements TimerTarget, BusLis
 
   private commandTable(): HubCommands {
     return (this.commands ??= new HubCommands(this));
+  }
+
+  /** HubReports: a report taken names these attributes (HubCommands.reported). */
+  reportedKeys(deviceId: string, patch: Attrs): void {
+    this.commands?.reported(deviceId, patch);
   }
 
   /** Whether command `commandId` waits for the hub's answer (RateBudget: only answers to those are free). */

@@ -53,6 +53,7 @@ export function mountFleetApi(app: TemplatedApp, deps: FleetApiDeps): void {
   const { auth, fleet } = deps;
   const opts = routeOptions(deps);
   // the list route's pages, from one read and sort of the revocations at a time (revocation-list.ts)
+  const ownPages = deps.revocationPages === undefined;
   const revocationPages = deps.revocationPages ?? new RevocationPages(deps.revocations);
   // routes that wait for the node's store: refused at once while it stalls (api/store-admission.ts)
   const writeOpts = storeWriteOptions(deps);
@@ -238,7 +239,8 @@ export function mountFleetApi(app: TemplatedApp, deps: FleetApiDeps): void {
         if (body.jti !== undefined && body.before !== undefined) throw bad('before', 'only with sub or home');
         const before = revokedBefore(body.before, await auth.revocationNow());
         const r = await deps.revoke(body.jti !== undefined ? { jti: body.jti } : body.home !== undefined ? { home: body.home, before } : { sub: body.sub!, before });
-        revocationPages.added(r);
+        // the node's pages are told by its revoke (review diff20: told twice, each a walk of the list)
+        if (ownPages) revocationPages.added(r);
         const reply: Static<typeof RevokeReply> = { ok: true, until: new Date(r.exp * 1000).toISOString() };
         return { status: 200, body: reply };
       });

@@ -99,16 +99,24 @@ export class RevocationPages {
   /** made while a read was under way: put into its answer */
   private addedDuringRead: TokenRevocation[] = [];
   private forget: NodeJS.Timeout | undefined;
+  /** revocations put into the kept list since it was read */
+  private inserts = 0;
 
   constructor(
     private readonly read: () => Promise<TokenRevocation[]>,
     readonly keepMs = 30_000,
   ) {}
 
-  /** A revocation this node made: into the kept list where it belongs, one of the same key replaced. */
+  /**
+   * A revocation this node made: into the kept list where it belongs, one of the same key replaced;
+   * past INSERTS_KEPT since the read, the list is let go instead (each insert walks it: a storm of
+   * revocations beside a listing walked a million entries per revocation).
+   */
   added(r: TokenRevocation): void {
     if (this.reading !== null) this.addedDuringRead.push(r);
-    if (this.sorted !== null) insert(this.sorted, r);
+    if (this.sorted === null) return;
+    if (++this.inserts > INSERTS_KEPT) this.sorted = null;
+    else insert(this.sorted, r);
   }
 
   async page(q: RevocationsQuery): Promise<Static<typeof RevocationListReply>> {
@@ -129,6 +137,7 @@ export class RevocationPages {
         const list = sortRevocations(await this.read()) as Array<{ r: TokenRevocation; at: Position }>;
         for (const r of this.addedDuringRead) insert(list, r);
         this.sorted = list;
+        this.inserts = 0;
         clearTimeout(this.forget);
         this.forget = setTimeout(() => (this.sorted = null), this.keepMs).unref();
         return list;
@@ -139,6 +148,9 @@ export class RevocationPages {
     })());
   }
 }
+
+/** Revocations put into a kept list before it is let go instead. */
+const INSERTS_KEPT = 100;
 
 /** `r` into `list` at its place in the list's order; one of the same key (a revocation widened) taken out first. */
 function insert(list: Array<{ r: TokenRevocation; at: Position }>, r: TokenRevocation): void {

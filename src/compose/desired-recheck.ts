@@ -11,21 +11,38 @@ import type { HubMessage } from '../actors/hub-deps.js';
 const PER_STEP = 500;
 const STEP_MS = 250;
 
-/** Answers `reconnected()`: each call starts a pass over `sessions()` again, an earlier pass under way given up. */
+/**
+ * Answers `reconnected()`: a pass over `sessions()`; one more after it when the bus came back again
+ * meanwhile (starting again from the first at each reconnect, a flapping bus had the first sessions
+ * told at every flap and most never: review diff20).
+ */
 export function desiredRecheck(sessions: () => ReadonlyArray<{ tell(msg: HubMessage): unknown }>, perStep = PER_STEP, stepMs = STEP_MS): { reconnected(): void; stop(): void } {
   let timer: NodeJS.Timeout | undefined;
-  const stop = () => clearTimeout(timer);
+  let passing = false;
+  let again = false;
+  const pass = () => {
+    passing = true;
+    const list = sessions();
+    let next = 0;
+    const step = () => {
+      for (const end = Math.min(list.length, next + perStep); next < end; next++) list[next]!.tell(DESIRED_RECHECK);
+      if (next < list.length) timer = setTimeout(step, stepMs).unref();
+      else if (again) {
+        again = false;
+        timer = setTimeout(pass, stepMs).unref();
+      } else passing = false;
+    };
+    step();
+  };
   return {
     reconnected() {
-      stop();
-      const list = sessions();
-      let next = 0;
-      const step = () => {
-        for (const end = Math.min(list.length, next + perStep); next < end; next++) list[next]!.tell(DESIRED_RECHECK);
-        if (next < list.length) timer = setTimeout(step, stepMs).unref();
-      };
-      step();
+      if (passing) again = true;
+      else pass();
     },
-    stop,
+    stop() {
+      clearTimeout(timer);
+      passing = false;
+      again = false;
+    },
   };
 }

@@ -101,15 +101,19 @@ describe('HubSession', () => {
     await settle();
     desired(1, { locked: false });
     await settle();
-    // the hub answers first (as the simulator does), its report comes after
+    // a report before the answer may be the state before the set: it settles nothing (review diff20)
+    frame({ t: 4, s: 2, r: { door: { locked: true } } });
+    // the hub answers (as the simulator does, before its report of the new state)
     frame({ t: 8, id: sets()[0]!.id, ok: true, r: { locked: false } });
+    // a report of another attribute of the device settles nothing either (review diff20)
+    frame({ t: 4, s: 3, r: { door: { battery: 80 } } });
     await settle();
     desired(2, { locked: true });
     await settle();
     expect(sets().map((f) => f.p)).toEqual([{ locked: false }, { locked: true }]);
     // once the hub reported the device, a change goes as a delta again
     frame({ t: 8, id: sets()[1]!.id, ok: true });
-    frame({ t: 4, s: 2, r: { door: { locked: true, battery: 80 } } });
+    frame({ t: 4, s: 4, r: { door: { locked: true, battery: 79 } } });
     await settle();
     desired(3, { locked: true, autoLockSec: 30 });
     await settle();

@@ -66,3 +66,15 @@ it('keeps the list keepMs and then lets it go; a revocation made here goes in at
     vi.useRealTimers();
   }
 });
+
+it('lets the kept list go past 100 revocations put into it (each insert walks the list: a storm beside a listing)', async () => {
+  let reads = 0;
+  const pages = new RevocationPages(async () => (reads++, set(10)));
+  await pages.page(query());
+  for (let i = 0; i < 100; i++) pages.added({ jti: `storm-${i}`, exp: 2_100_000_000 + i });
+  expect((await pages.page(query())).total).toBe(110);
+  expect(reads).toBe(1);
+  pages.added({ jti: 'storm-100', exp: 2_100_000_100 });
+  await pages.page(query());
+  expect(reads).toBe(2);
+});
