@@ -49,8 +49,8 @@ interface PendingCommand extends CommandInfo {
   /** null for commands the session sent on its own (desired deltas) */
   request: BusMessage | null;
   timer: TimerHandle;
-  /** a `set`'s attributes (see `unsettled`) */
-  keys?: string[];
+  /** a `set`'s attributes, the frame's own object (see `unsettled`) */
+  set?: Record<string, unknown>;
 }
 
 /** A device's desired delta waiting for room to be sent: the `set` parameters, each within a frame. */
@@ -165,10 +165,10 @@ export class HubCommands {
   private unsettle(p: PendingCommand): void {
     const unsettled = (this.unsettled ??= new Map());
     const had = unsettled.get(p.device);
-    if (p.keys === undefined || had === true) unsettled.set(p.device, true);
+    if (p.set === undefined || had === true) unsettled.set(p.device, true);
     else {
       const keys = had ?? new Set<string>();
-      for (const k of p.keys) keys.add(k);
+      for (const k in p.set) keys.add(k);
       unsettled.set(p.device, keys);
     }
   }
@@ -273,7 +273,7 @@ export class HubCommands {
       return false;
     }
     const timer = this.deps.system.timers.schedule(timeoutMs, this.host, id);
-    this.pending.set(id, { request, timer, device: deviceId, method, rid, started: performance.now(), span, ...(method === 'set' ? { keys: Object.keys(params) } : {}) });
+    this.pending.set(id, { request, timer, device: deviceId, method, rid, started: performance.now(), span, ...(method === 'set' ? { set: params } : {}) });
     if (request === null) this.ownWaiting++;
     return true;
   }

@@ -25,10 +25,10 @@ class Link implements AppLink {
   }
 }
 
-it('answers busy past maxCommandsInFlight, and takes a command again once one is answered', async () => {
-  const link = new Link();
+/** A user's session on `link` whose commands wait until the test answers them (`hanging`), with `deps` over the defaults. */
+function hangingSession(link: Link, name: string, deps: { maxCommandsInFlight?: number } = {}) {
   const hanging: Array<(v: unknown) => void> = [];
-  const s = new AppSession(
+  const session = new AppSession(
     { kind: 'user', sub: 'ann', homes: new Set(['h1']) },
     link,
     {
@@ -38,10 +38,16 @@ it('answers busy past maxCommandsInFlight, and takes a command again once one is
       homeOf: async () => 'h1',
       commandTimeoutMs: 60_000,
       maxSubscriptions: 4,
-      maxCommandsInFlight: 3,
+      ...deps,
     },
-    'app:cap',
+    name,
   );
+  return { session, hanging };
+}
+
+it('answers busy past maxCommandsInFlight, and takes a command again once one is answered', async () => {
+  const link = new Link();
+  const { session: s, hanging } = hangingSession(link, 'app:cap', { maxCommandsInFlight: 3 });
   for (let id = 1; id <= 4; id++) s.tell({ type: 'request', request: { op: 'cmd', id, hub: 'hub-1', device: 'd', method: 'm' } });
   await expect.poll(() => hanging.length).toBe(3);
   expect(link.sent).toMatchObject([{ op: 'err', id: 4, code: 'busy' }]);
@@ -53,20 +59,7 @@ it('answers busy past maxCommandsInFlight, and takes a command again once one is
 
 it("refuses a command whose id is that of one still waiting for its answer, invalid_field, not run; the id is free again once answered (review \"commands\")", async () => {
   const link = new Link();
-  const hanging: Array<(v: unknown) => void> = [];
-  const s = new AppSession(
-    { kind: 'user', sub: 'ann', homes: new Set(['h1']) },
-    link,
-    {
-      system: { timers: new TimerWheel(), log: createLogger('silent'), mailboxSize: 1_000 },
-      feeds: { acquire() {}, release() {}, position: () => null, catchUp: async () => true },
-      sendCommand: () => new Promise((r) => hanging.push(r)),
-      homeOf: async () => 'h1',
-      commandTimeoutMs: 60_000,
-      maxSubscriptions: 4,
-    },
-    'app:dup',
-  );
+  const { session: s, hanging } = hangingSession(link, 'app:dup');
   const cmd = (id: number) => s.tell({ type: 'request', request: { op: 'cmd', id, hub: 'hub-1', device: 'lock', method: 'unlock' } });
   cmd(7);
   await expect.poll(() => hanging.length).toBe(1);

@@ -50,7 +50,10 @@ export interface SubscribeOptions {
  * - While disconnected (NATS), publishes and answers are dropped and counted, and requests fail at
  *   once with `BusUnavailableError` (temporary); subscriptions are restored by the implementation
  *   on reconnect.
- *   After `close()`, publishes are dropped and subscribe/request fail.
+ *   After `close()`, publishes are dropped and subscribe/request fail `draining` (nothing sent). A
+ *   request sent before it still gets its answer or its timeout; one whose connection the close
+ *   ends (NATS, after a bounded wait for answers) fails `RequestCutError` (its responder may have
+ *   acted on it), never `draining`.
  */
 export interface Bus {
   publish(subject: string, data: Uint8Array): void;

@@ -35,7 +35,9 @@ export interface OrphanSession {
  *   displaced an entry (one left by a dead node counts: its session said nothing either).
  * - `release` removes the entry only if it still names that node and epoch (a late release of a
  *   taken-over session changes nothing). It resolves false when a later claim holds the entry:
- *   the session was taken over, whether or not it heard so (its hub is online elsewhere).
+ *   the session was taken over, whether or not it heard so (its hub is online elsewhere). One that
+ *   rejects (the backend away) is made again by the directory at its next refreshes, where the
+ *   backend outlives the process (Redis): the entry must not read online for as long as the node lives.
  * - Entries live as long as their node refreshes its liveness (`refreshNode`) within `ttlMs`;
  *   after that `lookup` answers null, as if the hub were offline. `holds` and `lookup` read the
  *   entry and the liveness separately (different Redis Cluster slots): not one atomic snapshot.
