@@ -404,6 +404,8 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
       // one `drain step` line per step, with counts: how far a slow or stuck shutdown got
       const step = (name: string, fields: Record<string, unknown> = {}) => log.info({ step: name, ms: Date.now() - drainStarted, ...fields }, 'drain step');
       stopLiveness();
+      // a rule's action failing from here on may fail for the drain: its event is owed a replay
+      automation.engine.draining();
       recheck.stop();
       trimmer?.stop();
       fleet.close();

@@ -67,6 +67,8 @@ export interface ActionDeps {
   track(p: Promise<unknown>): void;
   /** commands, desired changes and scenes run by rules are recorded here, the rule as the actor */
   audit?: AuditTrail;
+  /** the node is closing: an action failing now may fail for that (a rule's command no longer waits for its hub) */
+  closing?(): boolean;
 }
 
 export interface SceneRunResult {
@@ -91,6 +93,7 @@ export class ActionRun implements TimerTarget, Run {
   #span: Span | undefined;
   /** the error code of the first failed action, for the span's status */
   #failure: string | undefined;
+  #cut = false;
 
   constructor(
     private readonly deps: ActionDeps,
@@ -108,6 +111,14 @@ export class ActionRun implements TimerTarget, Run {
     /** the `rule evaluation` span that decided the run (tracing on); a restored run has none */
     private readonly evaluation?: Span,
   ) {}
+
+  /**
+   * The node's close cut the run between delays (stopped it in an action, or an action failed while
+   * closing): its event is replayed at the next start (HomeMark), at least once.
+   */
+  get cut(): boolean {
+    return this.#cut;
+  }
 
   get waiting(): boolean {
     return this.#timer !== null && this.#timer.active;
@@ -173,6 +184,8 @@ export class ActionRun implements TimerTarget, Run {
 
   /** Node closing: stops the run and keeps its saved entry, so the next start resumes it. */
   detach(): void {
+    // in a delay, its saved entry resumes it; else it stops within an action or a save
+    if (this.#timer === null) this.#cut = true;
     this.#saved = null;
     this.cancel();
   }
@@ -236,6 +249,7 @@ export class ActionRun implements TimerTarget, Run {
         await perform(deps, this.homeId, rule, a, index, this.dedupBase, this.#span);
       } catch (err) {
         error = err ?? new Error('action failed');
+        if (deps.closing?.()) this.#cut = true;
       }
       deps.metrics.action(a.type, error === undefined ? 'ok' : error instanceof ActionBudgetError ? 'refused' : 'failed');
       // counted for a deleted rule, its counters would come back and stay for the node's life

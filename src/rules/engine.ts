@@ -15,21 +15,15 @@
  * whose events it lost included (replay-reports.ts), and `replayOrphans` what nodes that died left
  * (a history shared by a cluster).
  */
-import type { AuditTrail } from '../actors/audit-trail.js';
 import { performance } from 'node:perf_hooks';
 import type { HubEvent } from '../../proto/app.js';
 import type { AttrValue, Attrs } from '../../proto/frames.js';
 import { ActorDirectory, type ActorSystem } from '../actors/actor.js';
-import type { CommandSender } from '../actors/commands.js';
 import type { Span } from '../trace/tracing.js';
-import type { TimerWheel } from '../actors/timer-wheel.js';
 import { TierError } from '../errors.js';
-import type { Logger } from '../log/logger.js';
 import { failureLog, type SampledLog } from '../log/sampler.js';
-import type { PendingRun, PendingRuns } from '../ports/pending-runs/pending-runs.js';
-import type { EvaluatedMarks, UnevaluatedHome } from '../ports/history/history.js';
-import type { PushNotification } from '../ports/push-queue/push-queue.js';
-import type { RuleStore } from '../ports/rule-store/rule-store.js';
+import type { PendingRun } from '../ports/pending-runs/pending-runs.js';
+import type { UnevaluatedHome } from '../ports/history/history.js';
 import { HubWait } from './hub-wait.js';
 import { sceneCommandsPerHub } from './hub-lanes.js';
 import { runSceneCommands, type ActionDeps, type SceneRunResult } from './action-run.js';
@@ -39,106 +33,20 @@ import { HomeActor, type FireResult, type HomeDeps } from './home-actor.js';
 import { HomeScope } from './home-scope.js';
 import { ActionBudget } from './action-budget.js';
 import { monotonicMs } from '../actors/clock.js';
-import { RuleStats, noRuleMetrics, type RuleMetricsSink, type RuleStatsSnapshot } from './metrics.js';
+import { RuleStats, noRuleMetrics, type RuleMetricsSink } from './metrics.js';
 import { DEFAULT_CATCH_UP_MS, type DeviceRef, type RuleEvent } from './model.js';
-import type { RuleRunner } from './pool.js';
 import { resumePending, type ResumeReport } from './resume.js';
 import { replayHomes, type ReplayReport, type ReplayTell } from './replay.js';
 import { withLostReports, type LostReportsDeps } from './replay-reports.js';
 import { RunGuard } from './run-guard.js';
+import type { RulesEngineDeps, RuleStatus } from './engine-deps.js';
 
 export type { DryRunReport } from './dry-run.js';
 export type { FireResult } from './home-actor.js';
 export type { SceneRunResult } from './action-run.js';
 export type { ResumeReport } from './resume.js';
 export type { ReplayReport } from './replay.js';
-
-export interface RulesEngineDeps {
-  store: RuleStore;
-  runner: RuleRunner;
-  /** reported attributes of these devices, by `deviceKey(hub, device)`; unknown devices left out */
-  /** `spent.ms`: added the main thread's time of the read (charged to the home's rules) */
-  stateOf(refs: readonly DeviceRef[], spent?: { ms: number }): Promise<Record<string, Attrs>>;
-  runCommand: CommandSender;
-  setDesired(hubId: string, deviceId: string, patch: Attrs, homeId: string): Promise<unknown>;
-  push(notification: PushNotification): Promise<unknown>;
-  /**
-   * The home a hub is provisioned in: the node's registry lookup, asked at every check (it is the
-   * node's cache). When given, every hub a rule or scene reaches at run time must still be in the
-   * rule's home: state of other hubs is not read, commands to them fail.
-   */
-  homeOfHub?(hubId: string): Promise<string | null>;
-  timers: TimerWheel;
-  log: Logger;
-  metrics?: RuleMetricsSink;
-  now?: () => number;
-  /** @default 5_000 (ms) */
-  commandTimeoutMs?: number;
-  /** how long a rule's command waits for its hub to connect (`HubWait`); @default 0: fails at once, `hub_offline` */
-  hubWaitMs?: number;
-  /** each hub's bound of commands in flight (TIER_HUB_MAX_COMMANDS): a scene sends a hub a quarter of it at a time, 8 at most; @default 32 */
-  hubMaxCommands?: number;
-  /** the commands, desired changes and scene runs of rules are recorded here */
-  audit?: AuditTrail;
-  /** how long the loop guard suspends a rule; @default 600_000 (ms) */
-  suspendMs?: number;
-  /** a home's cached rules are re-checked against the store's version after this; @default 10_000 (ms) */
-  cacheTtlMs?: number;
-  /** events of one home accepted and not yet evaluated (the one in evaluation included); more are dropped and counted; @default 256 */
-  maxBacklogPerHome?: number;
-  /**
-   * worker time one home's evaluations may use per second (HomeCpuBudget); past it the home's
-   * events are dropped and counted (`home_cpu`); 0: no bound; @default 250 (ms)
-   */
-  homeCpuMsPerSecond?: number;
-  /**
-   * device commands (a scene's each), desired changes and notifications one home's rule runs may
-   * start per second (ActionBudget); past it actions are refused and counted; 0: no bound; @default 500
-   */
-  homeActionsPerSecond?: number;
-  /** notifications one home's rule runs may send per minute, besides those; 0: no bound; @default 60 */
-  homeNotificationsPerMinute?: number;
-  /**
-   * how long `close` waits for evaluations and action runs in progress; homes' queued events are
-   * dropped at once (`closed`), and what is still running past it is left to the pool's close; @default 5_000 (ms)
-   */
-  closeWaitMs?: number;
-  /** homes kept in memory (rules index, last values); idle ones beyond are forgotten; @default 50_000 */
-  maxHomes?: number;
-  /**
-   * a home without rules, idle this long since the store last said so, is forgotten (its next event
-   * reads the store again): most homes of a node have none, and each kept costs about 400 B;
-   * checked as often; 0: kept until `maxHomes`; @default 3 × cacheTtlMs
-   */
-  forgetIdleMs?: number;
-  /** the node's supervision of the home actors and its failure counter (tier_actor_failures_total) */
-  supervision?: Pick<ActorSystem, 'supervision' | 'onFailure' | 'failureLog'>;
-  /**
-   * where runs parked in a delay are saved, so they survive a restart (`resumePending`); absent,
-   * delays live in this node's memory only and a restart forgets them
-   */
-  pendingRuns?: PendingRuns;
-  /**
-   * how late past its due time a delay found at start still goes on, and how long ago an event
-   * replayed at start may have been stored; older ones are missed; @default 60_000 (ms), as cron's catch-up
-   */
-  delayCatchUpMs?: number;
-  /** the history's marks of how far each home's events are evaluated (replay.ts); absent: no replay */
-  marks?: EvaluatedMarks;
-  /**
-   * with `marks`: the shadow's devices and a home's hubs, to replay reports whose events the
-   * stop lost (replay-reports.ts); absent: only stored events are replayed
-   */
-  reports?: Pick<LostReportsDeps, 'devicesOf' | 'hubsOf'>;
-}
-
-export interface RuleStatus {
-  suspendedUntil: number | null;
-  lastRunAt: number | null;
-  /** a run is waiting in a delay */
-  waiting: boolean;
-  stats: RuleStatsSnapshot;
-}
+export type { RulesEngineDeps, RuleStatus } from './engine-deps.js';
 
 export class RulesEngine {
   /** this node's counters; what every node counted is read with `statusOf` */
@@ -157,6 +65,10 @@ export class RulesEngine {
   /** the homes' lines of a backend away (rule store, device state, pool), sampled node-wide per kind */
   readonly #outage: SampledLog;
   #closed = false;
+  /** the node drains (`draining`): an action failing from now on may fail for that */
+  #draining = false;
+  /** the close leaves stored events not evaluated (dropped, or their runs cut): the marks owe a replay */
+  #owed = false;
   #resumed = false;
   readonly #forgetIdleMs: number;
   readonly #forgetTimer: NodeJS.Timeout | null;
@@ -196,6 +108,7 @@ export class RulesEngine {
       outage,
       now,
       track,
+      closing: () => this.#draining || this.#closed,
     };
     // the homes' own system: their mailbox bound is the backlog (less the one in evaluation)
     const system: ActorSystem = { ...deps.supervision, timers, log, now, mailboxSize: Math.max(0, (deps.maxBacklogPerHome ?? 256) - 1) };
@@ -216,6 +129,7 @@ export class RulesEngine {
       catchUpMs,
       homeCpuMsPerSecond: deps.homeCpuMsPerSecond ?? 250,
       closing: () => this.#closed,
+      owe: () => void (this.#owed = true),
       ...(deps.marks ? { marks: deps.marks } : {}),
     };
     this.#homes = new ActorDirectory((homeId) => new HomeActor(homeId, system, homeDeps), deps.maxHomes ?? 50_000, (home) => home.settled);
@@ -236,7 +150,12 @@ export class RulesEngine {
    * the home's history, where stored: the home's mark moves to it once it is evaluated.
    */
   onEvent(event: HubEvent, parent?: Span, offset?: number): void {
-    if (this.#closed || (event.kind !== 'state' && event.kind !== 'event')) return;
+    if (event.kind !== 'state' && event.kind !== 'event') return;
+    if (this.#closed) {
+      // stored, and the rules stop before it (a hub's last report during the drain)
+      if (offset !== undefined) this.#owed = true;
+      return;
+    }
     const home = this.#homes.obtain(event.home);
     // `parent` (tracing on): the hub session's step, which the evaluation joins; else no such field
     home.tell(parent === undefined ? { type: 'event', event, received: performance.now(), offset } : { type: 'event', event, received: performance.now(), parent, offset });
@@ -259,7 +178,7 @@ export class RulesEngine {
       // queued before the replay: the home takes them first
       for (const [homeId, values] of lost.remember) this.#homes.obtain(homeId).tell({ type: 'remember', values });
     }
-    return this.#replay(homes, 'rules: events not evaluated before an unclean stop replayed');
+    return this.#replay(homes, 'rules: events not evaluated before the last stop replayed');
   }
 
   /**
@@ -377,6 +296,15 @@ export class RulesEngine {
     return this.#resume(pendingRuns.claimOrphans(), 'delays of a node gone');
   }
 
+  /**
+   * The node begins its drain (its hubs are told to go, before the rules close): events are still
+   * evaluated, but a run whose action fails from now on counts as cut by the close (the command
+   * answered `session_closed` as its hub left, say), so its event is replayed after the stop.
+   */
+  draining(): void {
+    this.#draining = true;
+  }
+
   /** Resolves when no evaluation or action is in progress (runs parked in a delay do not count). */
   async idle(): Promise<void> {
     while (this.#inflight.size > 0) await Promise.allSettled([...this.#inflight]);
@@ -400,6 +328,12 @@ export class RulesEngine {
     if (!waited) this.deps.log.warn({ inProgress: this.#inflight.size, waitMs }, 'rules: evaluations and actions still in progress at close; not waited for (the pool closes under them)');
     // evaluations that were in progress may have started runs that are now parked in a delay
     this.#guard.detachAll();
+    // a turn: the homes' marks hear of their runs' ends (cut or done) a few promises after the runs
+    await new Promise((r) => setImmediate(r));
+    if ((this.#owed || !waited) && this.deps.marks?.owe) {
+      this.deps.log.info({ cutShort: this.#owed, inProgress: waited ? 0 : this.#inflight.size }, 'rules: stopped before evaluating every stored event; the next start replays past the marks');
+      await this.deps.marks.owe().catch((err: unknown) => this.deps.log.error({ err }, 'rules: the replay owed was not kept; the events past the marks are not evaluated at the next start'));
+    }
     // the last counts go to the store before the ports close
     await this.stats.flush();
     this.#outage.close();

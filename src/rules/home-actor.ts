@@ -22,7 +22,7 @@ import { isUnreachable } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 import type { SampledLog } from '../log/sampler.js';
 import type { EvaluatedMarks } from '../ports/history/history.js';
-import { markDone, type HomeMark } from './home-mark.js';
+import { markDone, type HomeMark, type RunStretch } from './home-mark.js';
 import type { ReplayResult } from './replay.js';
 import type { FireResult, HomeMessage, RuleHubEvent } from './home-messages.js';
 import type { RuleStore } from '../ports/rule-store/rule-store.js';
@@ -65,7 +65,12 @@ export interface HomeDeps {
   homeCpuMsPerSecond: number;
   /** the engine is closing: queued events and cron instants are dropped (`closed`), not evaluated */
   closing(): boolean;
+  /** the close leaves a stored event not evaluated (dropped, or its run cut): the next start replays past the marks */
+  owe(): void;
 }
+
+/** A stored event's message: its evaluation moves the home's mark. */
+const stored = (msg: HomeMessage) => msg.type === 'replay' || (msg.type === 'event' && msg.offset !== undefined);
 
 /** The `lastError` of the rules of an event dropped because its home is past its worker time. */
 const homeCpuMessage = (ms: number) => `not evaluated: the home's rules used more than their ${ms} ms of worker time per second; events are dropped until they are back within it`;
@@ -224,6 +229,8 @@ export class HomeActor extends Actor<HomeMessage> {
    * of the home: counted and sampled, it does not reach its supervisor. Anything else is a bug: rethrown.
    */
   #unreachable(msg: HomeMessage, err: unknown): void {
+    // the pool or the store closed under it: the next start evaluates it
+    if (this.deps.closing() && stored(msg)) this.deps.owe();
     if (!isUnreachable(err)) throw err;
     // a replay counts its own events; a change notice evaluates nothing
     if (msg.type === 'event' || msg.type === 'schedule') this.deps.metrics.dropped('store_unavailable');
@@ -232,14 +239,15 @@ export class HomeActor extends Actor<HomeMessage> {
 
   #drop(msg: HomeMessage, reason: DropReason): void {
     if (msg.type === 'changed' || msg.type === 'remember') return;
+    if (reason === 'closed' && stored(msg)) this.deps.owe();
     this.deps.metrics.dropped(reason);
     if (msg.type === 'schedule') msg.reply('error');
     if (msg.type === 'replay') msg.reply({ replayed: 0, missed: 0 });
   }
 
   /** The event at `offset` (when stored) is evaluated; `runs`: the first stretches of the runs it began (HomeMark). */
-  #evaluated(offset: number | undefined, runs?: Array<Promise<void>>): void {
-    if (offset !== undefined && this.deps.marks) this.#mark = markDone(this.#mark, this.deps.marks, this.homeId, offset, runs);
+  #evaluated(offset: number | undefined, runs?: RunStretch[]): void {
+    if (offset !== undefined && this.deps.marks) this.#mark = markDone(this.#mark, this.deps.marks, this.homeId, this.deps.owe, offset, runs);
   }
 
   /**
@@ -286,7 +294,7 @@ export class HomeActor extends Actor<HomeMessage> {
    * Evaluates an event; answers the first stretches of the runs it began, undefined when no rule was
    * evaluated on it. `storedAt`: an event left by an unclean stop, stored then.
    */
-  async #event(event: RuleHubEvent, offset: number | undefined, received: number, parent: Span | undefined, storedAt?: number): Promise<Array<Promise<void>> | undefined> {
+  async #event(event: RuleHubEvent, offset: number | undefined, received: number, parent: Span | undefined, storedAt?: number): Promise<RunStretch[] | undefined> {
     // a fresh snapshot without a promise: most events of a home with rules
     const snap = this.#rules.fresh ?? (await this.#rules.load());
     const ev = ruleEventOf(event);
@@ -316,7 +324,7 @@ export class HomeActor extends Actor<HomeMessage> {
       } else rules.push(r);
     }
     if (rules.length === 0) return undefined;
-    const runs: Array<Promise<void>> = [];
+    const runs: RunStretch[] = [];
     await this.#evaluateAndRun(snap, rules, ev, prev, eventDedupKey(event, offset), received, storedAt ?? this.deps.now(), parent, runs, storedAt !== undefined);
     return runs;
   }
@@ -341,7 +349,7 @@ export class HomeActor extends Actor<HomeMessage> {
    * `happenedAt`: the instant `time.*` is read at (the event's, the cron instant's); `runs`: where the
    * first stretch of each run begun is put; `replayed`: an event after an unclean stop (a span attribute)
    */
-  async #evaluateAndRun(snap: RulesSnapshot, rules: Rule[], ev: RuleEvent, prev: Record<string, AttrValue>, dedup: string, received: number, happenedAt: number, parent?: Span, runs?: Array<Promise<void>>, replayed = false): Promise<Map<string, FireResult>> {
+  async #evaluateAndRun(snap: RulesSnapshot, rules: Rule[], ev: RuleEvent, prev: Record<string, AttrValue>, dedup: string, received: number, happenedAt: number, parent?: Span, runs?: RunStretch[], replayed = false): Promise<Map<string, FireResult>> {
     const { runner, scope, guard, stats, metrics } = this.deps;
     const out = new Map<string, FireResult>();
     const now = this.deps.now();
@@ -427,7 +435,7 @@ export class HomeActor extends Actor<HomeMessage> {
       const run = new ActionRun(this.deps.actions, this.homeId, rule, o.actions, `rule:${rule.id}:${dedup}`, received, (r) => guard.ended(rule.id, r), 0, span);
       guard.begin(rule.id, run);
       const stretch = run.start();
-      runs?.push(stretch);
+      runs?.push(stretch.then(() => run.cut));
     }
     if (overBudget > 0) this.deps.outage.write('event_budget', { homeId: this.homeId, dropped: overBudget }, "rules: an event's rules past its evaluation budget not evaluated (counted in tier_rule_dropped_total)");
     return out;

@@ -41,7 +41,7 @@ export type ReplayTell = (homeId: string, events: ReplayedEvent[], through: numb
  * Tells every home its events at once (in this turn); resolves with the report once every home is
  * through, logged as `what` (an unclean stop of this node, or a dead node's marks taken over).
  */
-export function replayHomes(homes: readonly UnevaluatedHome[], tell: ReplayTell, log: Logger, what = 'rules: events not evaluated before an unclean stop replayed'): Promise<ReplayReport> {
+export function replayHomes(homes: readonly UnevaluatedHome[], tell: ReplayTell, log: Logger, what = 'rules: events not evaluated before the last stop replayed'): Promise<ReplayReport> {
   const results: Array<Promise<ReplayResult>> = [];
   for (const { homeId, entries } of homes) {
     const last = entries[entries.length - 1];

@@ -130,6 +130,34 @@ describe('the embedded history keeps the rules marks', () => {
     ]);
   });
 
+  it("after a clean stop that owed a replay (runs cut by the close): the events past each mark once; the next clean stop owes nothing", async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'hubtier-marks-'));
+    dirs.push(dir);
+    let node = await start(dir);
+    const before = (await node.history.position('a')).epoch;
+    for (let n = 1; n <= 3; n++) node.history.appendNow('a', bytes(n));
+    await node.history.durable('a');
+    node.history.marks.note('a', 1, true);
+    await node.history.marks.owe();
+    const stop = async () => {
+      open = open.filter((o) => o !== node);
+      await node.history.close();
+      await node.store.close();
+    };
+    await stop();
+
+    node = await start(dir);
+    // a clean stop: the history's epoch goes on (apps recover), yet the rules get their events
+    expect((await node.history.position('a')).epoch).toBe(before);
+    expect((await node.history.marks.unevaluated()).map((h) => [h.homeId, h.entries.map((e) => e.offset)])).toEqual([['a', [2, 3]]]);
+    expect(await node.history.marks.unevaluated()).toEqual([]);
+    node.history.marks.note('a', 3, true);
+    await stop();
+    // owed once: a stop that owes nothing again leaves nothing to replay
+    node = await start(dir);
+    expect(await node.history.marks.unevaluated()).toEqual([]);
+  });
+
   it('after a clean stop, or an unclean one with DATA_SYNC=os whose lock names no boot id (a machine crash: the file starts over): none', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'hubtier-marks-'));
     dirs.push(dir);

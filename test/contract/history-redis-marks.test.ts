@@ -143,6 +143,28 @@ describe('the Redis history keeps rules marks per node', () => {
     expect(await other.marks.claimOrphans()).toEqual([]);
   });
 
+  it('a clean stop owing a replay (runs cut by the close) leaves its marks lapsed: claimed by another node at once, or found by its next process', async () => {
+    const keys = new RedisKeys(uniquePrefix());
+    const a = await node(keys, 'a');
+    for (let n = 1; n <= 3; n++) await a.history.append('h', bytes(n));
+    a.marks.note('h', 1, true);
+    await a.marks.owe!();
+    open = open.filter((o) => o.history !== a.history);
+    await a.history.close();
+    // its liveness lapsed with the stop, not a ttl later: the mark noted before it went with it
+    const b = await node(keys, 'b', 60_000);
+    expect(offsets(await b.marks.claimOrphans!())).toEqual({ h: [2, 3] });
+    expect(await b.marks.claimOrphans!()).toEqual([]);
+
+    const c = await node(keys, 'c');
+    await c.history.append('k', bytes(1));
+    await c.marks.owe!();
+    open = open.filter((o) => o.history !== c.history);
+    await c.history.close();
+    const again = await node(keys, 'c');
+    expect(offsets(await again.marks.unevaluated())).toEqual({ k: [1] });
+  });
+
   it('without a node id the history keeps no marks', async () => {
     redis ??= await startRedis();
     const keys = new RedisKeys(uniquePrefix());

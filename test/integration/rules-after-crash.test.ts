@@ -55,7 +55,7 @@ describe('rules after a kill -9 of an embedded node', () => {
     const line = await logLine(server, AbortSignal.timeout(30_000), pushedLeak);
     expect(line).toMatchObject({ homeId: HOME, body: 'level 3' });
     expect(closes).toEqual(['close']);
-    const replay = server.logs.find((l) => l.msg === 'rules: events not evaluated before an unclean stop replayed');
+    const replay = server.logs.find((l) => l.msg === 'rules: events not evaluated before the last stop replayed');
     expect(replay).toMatchObject({ homes: 1, replayed: 1, missed: 0 });
   }, 90_000);
 
@@ -101,7 +101,7 @@ describe('rules after a kill -9 of an embedded node', () => {
     // `from: false` fires only with the value before it, remembered from the stored history
     const line = await logLine(server, AbortSignal.timeout(30_000), pushed('Door opened'));
     expect(line).toMatchObject({ homeId: home, body: 'open was false' });
-    const replay = server.logs.find((l) => l.msg === 'rules: events not evaluated before an unclean stop replayed');
+    const replay = server.logs.find((l) => l.msg === 'rules: events not evaluated before the last stop replayed');
     expect(replay).toMatchObject({ homes: 1, missed: 0 });
     // the door's opening, and one earlier event when its mark (noted lazily when no rule ran on it,
     // src/rules/home-mark.ts) had not reached the disk before the kill (seen once in CI, 2026-12-05)
@@ -111,4 +111,69 @@ describe('rules after a kill -9 of an embedded node', () => {
     const shadow = await admin('GET', '/v1/hubs/door-hub/shadow');
     expect(shadow.body.devices).toMatchObject({ door: { reported: { open: true } }, light: { desired: { on: true } } });
   }, 90_000);
+});
+
+/** The valve answers its `close`: the hub as it comes back after a restart. */
+async function answeringHub(hubId: string, secret: string): Promise<{ hub: HubClient; closes: string[] }> {
+  const hub = new HubClient({ url: server!.wsUrl, hubId, secret });
+  clients.push(hub);
+  const closes: string[] = [];
+  hub.onCommand((cmd) => {
+    closes.push(cmd.m);
+    return { ok: true };
+  });
+  await hub.connect();
+  return { hub, closes };
+}
+
+const OWED = 'rules: stopped before evaluating every stored event; the next start replays past the marks';
+
+describe('rules a clean stop (SIGTERM) cut short', () => {
+  it("a replay's run still waiting for its hub when the restarted node is stopped again runs at the start after (review \"restart\" F1)", async () => {
+    await server?.stop();
+    const dir = freshDataDir();
+    const home = 'home-leak-twice';
+    server = await start(dir);
+    const created = await admin('POST', '/v1/admin/hubs', { hubId: 'twice-hub', homeId: home });
+    const hub = new HubClient({ url: server.wsUrl, hubId: 'twice-hub', secret: created.body.secret });
+    clients.push(hub);
+    await alarmWithStuckValve(hub, 'twice-hub', (body) => admin('POST', `/v1/homes/${home}/rules`, body));
+    await server.kill();
+
+    // the replay's run waits for the hub, which is not back before a rollout stops the node
+    server = await start(dir);
+    await logLine(server, AbortSignal.timeout(30_000), (l) => l.msg === 'rules: events not evaluated before the last stop replayed');
+    expect(await server.stop()).toBe(0);
+    expect(server.logs.some(pushedLeak)).toBe(false);
+    expect(server.logs.find((l) => l.msg === OWED)).toMatchObject({ cutShort: true });
+
+    server = await start(dir);
+    const { closes } = await answeringHub('twice-hub', created.body.secret);
+    expect(await logLine(server, AbortSignal.timeout(30_000), pushedLeak)).toMatchObject({ homeId: home, body: 'level 3' });
+    expect(closes).toEqual(['close']);
+    expect(server.logs.find((l) => l.msg === 'rules: events not evaluated before the last stop replayed')).toMatchObject({ homes: 1, replayed: 1, missed: 0 });
+  }, 120_000);
+
+  it('a live run whose command the drain cut (its hub told to go) sends it again at the next start; its notification once', async () => {
+    await server?.stop();
+    const dir = freshDataDir();
+    const home = 'home-leak-drained';
+    server = await start(dir);
+    const created = await admin('POST', '/v1/admin/hubs', { hubId: 'drained-hub', homeId: home });
+    const hub = new HubClient({ url: server.wsUrl, hubId: 'drained-hub', secret: created.body.secret });
+    clients.push(hub);
+    await alarmWithStuckValve(hub, 'drained-hub', (body) => admin('POST', `/v1/homes/${home}/rules`, body));
+    expect(await server.stop()).toBe(0);
+    expect(server.logs.find((l) => l.msg === OWED)).toMatchObject({ cutShort: true });
+    // the run went on past its failed command, as runs do: its notification went before the stop
+    const before = server.logs.filter(pushedLeak).length;
+
+    server = await start(dir);
+    const { closes } = await answeringHub('drained-hub', created.body.secret);
+    await expect.poll(() => closes).toEqual(['close']);
+    await server.stop();
+    // the replayed run's notification has the same dedup key: sent once in all
+    const after = server.logs.filter(pushedLeak).length;
+    expect(before + after).toBe(1);
+  }, 120_000);
 });

@@ -8,12 +8,16 @@
  * first one LAZY_MS after the last such write, so that a node whose reports trigger nothing writes a
  * record per home every few seconds, not one per event or per chunk (a put costs the main thread
  * about as much as a report's other history work: callgrind, BENCHMARKS.md 2026-12-04).
+ * A clean stop whose rules were not done (`owe`: runs cut, events dropped) leaves `rules-owed` in
+ * `history-epoch`, so the next start replays past the marks as after an unclean one.
  */
 import type { Database, RootDatabase } from 'lmdb';
 import type { EvaluatedMarks, MarkedHome, UnevaluatedEntry, UnevaluatedHome } from './history.js';
 
 /** ms between writes of the marks past events no rule listens to: a crash replays (and skips) up to this much more */
 const LAZY_MS = 5_000;
+/** the key, in the file's `history-epoch`, of a clean stop that left events its rules were not done with (`owe`) */
+const OWED = 'rules-owed';
 
 export interface MarkedHistory {
   /** the home's newest stored offset (0: none) */
@@ -26,6 +30,9 @@ export interface MarkedHistory {
 
 export class LmdbEvaluatedMarks implements EvaluatedMarks {
   private readonly db: Database<number, string>;
+  private readonly meta: Database<boolean, string>;
+  /** the last process stopped cleanly owing a replay (`owe`) */
+  private readonly owed: boolean;
   /** marks noted past an event a rule was evaluated on, for the next flush: the newest per home */
   private noted = new Map<string, number>();
   /** marks noted past events no rule listens to: written every LAZY_MS */
@@ -44,6 +51,14 @@ export class LmdbEvaluatedMarks implements EvaluatedMarks {
     private readonly unclean: boolean,
   ) {
     this.db = env.openDB({ name: 'rules-marks', encoding: 'msgpack' }) as unknown as Database<number, string>;
+    // the file's meta sub-database: its eight are taken (history-lmdb-chunks.ts)
+    this.meta = env.openDB({ name: 'history-epoch', encoding: 'msgpack' }) as unknown as Database<boolean, string>;
+    this.owed = this.meta.get(OWED) === true;
+  }
+
+  /** The next start replays past the marks (a clean stop cut runs): written before the history's last flush. */
+  async owe(): Promise<void> {
+    await this.meta.put(OWED, true);
   }
 
   note(homeId: string, offset: number, evaluated: boolean): void {
@@ -105,7 +120,7 @@ export class LmdbEvaluatedMarks implements EvaluatedMarks {
   }
 
   async unevaluated(): Promise<UnevaluatedHome[]> {
-    if (!this.unclean || this.replayed) return [];
+    if (!(this.unclean || this.owed) || this.replayed) return [];
     this.replayed = true;
     const out: UnevaluatedHome[] = [];
     const back: Array<[string, number]> = [];
@@ -115,8 +130,10 @@ export class LmdbEvaluatedMarks implements EvaluatedMarks {
       if (mark > top) back.push([homeId, top]);
       else if (mark < top) out.push({ homeId, entries: this.history.storedAfter(homeId, mark) });
     }
-    if (back.length > 0) await this.db.transaction(() => {
+    // owed once: a clean stop cutting this replay's runs owes it again
+    if (back.length > 0 || this.owed) await this.db.transaction(() => {
       for (const [homeId, top] of back) void this.db.put(homeId, top);
+      if (this.owed) void this.meta.remove(OWED);
     });
     return out;
   }

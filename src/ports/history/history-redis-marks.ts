@@ -67,6 +67,16 @@ ${MARKS(1)}
 return 1`);
 
 /**
+ * A clean stop owing a replay (`owe`): the marks noted, as NOTE, then the node's liveness lapsed at
+ * once, so the node that claims its hash (itself restarted under its id, or another at its next
+ * orphan check) replays past them.
+ */
+const LAPSE = new LuaScript(`${NOW}
+${MARKS(1)}
+if node ~= '' then redis.call('ZADD', KEYS[2], now - 1, node) end
+return 1`);
+
+/**
  * KEYS nodes zset, own marks hash; ARGV node, ttl, own ('1': also this node's fields), and the
  * marks key of a node as the text before and after its id. Takes the fields of every node whose
  * liveness lapsed into the node's own hash (a home in both: the lower mark, the higher top), forgets
@@ -142,6 +152,8 @@ export class RedisEvaluatedMarks implements EvaluatedMarks {
   readonly #renew: NodeJS.Timeout;
   #soon: NodeJS.Timeout | null = null;
   #started = false;
+  /** the rules stop with events they are not done with (`owe`): the hash is kept at close */
+  #owed = false;
 
   constructor(
     private readonly client: Redis,
@@ -209,12 +221,21 @@ export class RedisEvaluatedMarks implements EvaluatedMarks {
     return this.#claim(false);
   }
 
-  /** A clean stop: the node's rules are done with what it appended, so it leaves no marks to replay. */
+  owe(): Promise<void> {
+    this.#owed = true;
+    return Promise.resolve();
+  }
+
+  /**
+   * A clean stop: the node's rules are done with what it appended, so it leaves no marks to replay;
+   * owing (`owe`), it leaves them lapsed, for the first node to claim them.
+   */
   async close(): Promise<void> {
     clearInterval(this.#renew);
     if (this.#soon) clearTimeout(this.#soon);
     if (this.client.status !== 'ready') return;
-    await this.client.multi().del(this.#hash).zrem(this.#nodes, this.options.nodeId).exec();
+    if (this.#owed) await LAPSE.run(this.client, this.scriptKeys, this.take(true).args);
+    else await this.client.multi().del(this.#hash).zrem(this.#nodes, this.options.nodeId).exec();
   }
 
   #send(all: boolean): void {

@@ -155,8 +155,12 @@ export interface UnevaluatedHome {
  *   within seconds (replaying an event no rule listens to costs a lookup).
  *   A home whose first events are committed before any mark of it gets one just before them in the
  *   same commit, so an event stored is never without a mark below it.
- * - `unevaluated` answers, once per start and only when the last process did not stop cleanly, the
- *   events stored past each home's mark, oldest first; after a clean stop, or a second call, none.
+ * - `unevaluated` answers, once per start and only when the last process did not stop cleanly (or
+ *   stopped owing, below), the events stored past each home's mark, oldest first; after a clean
+ *   stop, or a second call, none.
+ * - `owe`: a clean stop cut runs of events or dropped events the rules had not reached (a command
+ *   waiting for its hub, a backlog): their marks stay before them and the next start (in a cluster,
+ *   the node that claims the marks) replays them as after an unclean stop.
  *   A mark past the home's newest stored event (events acknowledged to no one, lost with the
  *   process) is brought back to it, so the offsets given again from there are not skipped later.
  * - Marks and events live and go together: a store that starts over empty has no marks, and the
@@ -170,6 +174,12 @@ export interface UnevaluatedHome {
 export interface EvaluatedMarks {
   note(homeId: string, offset: number, evaluated: boolean): void;
   unevaluated(): Promise<UnevaluatedHome[]>;
+  /**
+   * The rules stop with events they are not done with (their marks stay before them): kept, so that
+   * the next start replays past the marks as after an unclean stop. Called by the rules' close,
+   * before the history closes. Absent: not kept (the events go with the process).
+   */
+  owe?(): Promise<void>;
   /** A store shared by a cluster: takes over the marks of nodes whose liveness lapsed, answered as `unevaluated` does. */
   claimOrphans?(): Promise<UnevaluatedHome[]>;
   /**
