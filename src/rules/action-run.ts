@@ -17,24 +17,22 @@
 import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import type { Attrs } from '../../proto/frames.js';
-import type { CommandSpec } from '../actors/commands.js';
 import type { TimerHandle, TimerTarget, TimerWheel } from '../actors/timer-wheel.js';
-import { asTierError, CommandError, isUnreachable, TierError } from '../errors.js';
+import { asTierError, CommandError, isUnreachable } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 import type { SampledLog } from '../log/sampler.js';
-import type { AuditTrail, AuditWhat } from '../actors/audit-trail.js';
+import type { AuditTrail } from '../actors/audit-trail.js';
 import type { PendingRun, PendingRuns } from '../ports/pending-runs/pending-runs.js';
 import type { PushNotification } from '../ports/push-queue/push-queue.js';
 import { ActionBudgetError, type ActionBudget } from './action-budget.js';
 import type { HomeScope } from './home-scope.js';
 import type { WaitingSender } from './hub-wait.js';
-import { SCENE_COMMANDS_PER_HUB, settleByHub } from './hub-lanes.js';
-import { notificationText } from './notify-text.js';
+import { perform } from './actions.js';
 import type { RuleMetricsSink, RuleStats } from './metrics.js';
-import type { PlannedAction, Rule, Scene, SceneCommand } from './model.js';
+import type { PlannedAction, Rule, Scene } from './model.js';
 import type { Run } from './run-guard.js';
 import { inSpan } from '../trace/active-span.js';
-import { endSpan, SpanKind, traceparentOf, tracing, type Span } from '../trace/tracing.js';
+import { endSpan, SpanKind, tracing, type Span } from '../trace/tracing.js';
 
 /** What actions reach, from the composition root, and where their outcomes are counted. */
 export interface ActionDeps {
@@ -67,13 +65,16 @@ export interface ActionDeps {
   track(p: Promise<unknown>): void;
   /** commands, desired changes and scenes run by rules are recorded here, the rule as the actor */
   audit?: AuditTrail;
-  /** the node is closing: an action failing now may fail for that (a rule's command no longer waits for its hub) */
+  /** the node drains or its rules close: a command failing for that keeps the run's actions from it for the next start */
   closing?(): boolean;
 }
 
-export interface SceneRunResult {
-  sceneId: string;
-  results: Array<{ hub: string; device: string; ok: boolean; result?: unknown; code?: string; message?: string }>;
+/**
+ * An action failed for the stop, not for itself: a command answered `session_closed` as its hub was
+ * told to go, or `hub_offline` once the wait for a hub ended with the close (HubWait).
+ */
+function cutByStop(deps: ActionDeps, error: unknown): boolean {
+  return deps.closing?.() === true && error instanceof CommandError && (error.code === 'session_closed' || error.code === 'hub_offline');
 }
 
 export class ActionRun implements TimerTarget, Run {
@@ -93,7 +94,10 @@ export class ActionRun implements TimerTarget, Run {
   #span: Span | undefined;
   /** the error code of the first failed action, for the span's status */
   #failure: string | undefined;
-  #cut = false;
+  /** the index of the action in progress; -1 between actions (a delay, its save, the rule's re-read) */
+  #at = -1;
+  /** resolves what `start` answered once the stop's cut-off actions are kept (`#keepRest`) */
+  #kept: (() => void) | null = null;
 
   constructor(
     private readonly deps: ActionDeps,
@@ -112,19 +116,15 @@ export class ActionRun implements TimerTarget, Run {
     private readonly evaluation?: Span,
   ) {}
 
-  /**
-   * The node's close cut the run between delays (stopped it in an action, or an action failed while
-   * closing): its event is replayed at the next start (HomeMark), at least once.
-   */
-  get cut(): boolean {
-    return this.#cut;
-  }
-
   get waiting(): boolean {
     return this.#timer !== null && this.#timer.active;
   }
 
-  /** Runs the plan; resolves once it has run up to its first delay (then saved) or its end. */
+  /**
+   * Runs the plan; resolves once it has run up to its first delay (then saved) or its end, or once
+   * the actions a stop cut off are kept for the next start (`#keepRest`; the stretch itself may wait
+   * on for an answer that never comes). The home's mark waits for this.
+   */
   start(): Promise<void> {
     let stretch: Promise<void>;
     if (tracing === null || this.evaluation === undefined) stretch = this.#execute(0);
@@ -134,7 +134,10 @@ export class ActionRun implements TimerTarget, Run {
       stretch = inSpan(span, () => this.#execute(0));
     }
     this.deps.track(stretch);
-    return stretch;
+    return new Promise<void>((resolve, reject) => {
+      this.#kept = resolve;
+      stretch.then(resolve, reject);
+    });
   }
 
   /**
@@ -182,12 +185,16 @@ export class ActionRun implements TimerTarget, Run {
     this.cancel();
   }
 
-  /** Node closing: stops the run and keeps its saved entry, so the next start resumes it. */
-  detach(): void {
-    // in a delay, its saved entry resumes it; else it stops within an action or a save
-    if (this.#timer === null) this.#cut = true;
+  /**
+   * Node closing: stops the run and keeps its saved entry, so the next start resumes it. Within an
+   * action (its outcome unknown), the actions from that one are kept instead: at least once.
+   */
+  detach(): Promise<void> | undefined {
+    const kept = this.#at >= 0 && !this.#cancelled ? this.#keepRest(this.#at) : undefined;
+    if (kept) this.deps.track(kept);
     this.#saved = null;
     this.cancel();
+    return kept;
   }
 
   onTimer(): void {
@@ -245,12 +252,13 @@ export class ActionRun implements TimerTarget, Run {
       }
       const index = this.offset + i;
       let error: unknown;
+      this.#at = i;
       try {
         await perform(deps, this.homeId, rule, a, index, this.dedupBase, this.#span);
       } catch (err) {
         error = err ?? new Error('action failed');
-        if (deps.closing?.()) this.#cut = true;
       }
+      this.#at = -1;
       deps.metrics.action(a.type, error === undefined ? 'ok' : error instanceof ActionBudgetError ? 'refused' : 'failed');
       // counted for a deleted rule, its counters would come back and stay for the node's life
       if (this.#deleted) return;
@@ -261,6 +269,10 @@ export class ActionRun implements TimerTarget, Run {
         // a home past its budget has every action refused alike: sampled as an outage is
         if (error instanceof ActionBudgetError) deps.outage.write('action_budget', { homeId: this.homeId, ruleId: rule.id }, 'rules: action refused, the home past its actions per second (counted in tier_rule_actions_total{result="refused"})');
         else this.#warn('action_failed', error, { ruleId: rule.id }, 'rules: action failed');
+        if (!this.#cancelled && cutByStop(deps, error)) {
+          await this.#keepRest(i);
+          return this.cancel();
+        }
       }
     }
     if (this.#cancelled) return;
@@ -282,6 +294,25 @@ export class ActionRun implements TimerTarget, Run {
     } catch (err) {
       this.#warn('run_not_checked', err, { homeId: this.homeId, ruleId: this.rule.id }, 'rules: not checked for a newer run after a delay; the run goes on');
       return false;
+    }
+  }
+
+  /**
+   * The stop cut the run at action `i`: the actions from it are saved as a pending run due now (it
+   * replaces the rule's entry), so the next start (or, in a cluster, the node that takes this one's
+   * entries) runs them within the catch-up window, with the same notification keys.
+   */
+  async #keepRest(i: number): Promise<void> {
+    const store = this.deps.pendingRuns;
+    if (!store) return;
+    const { homeId, rule } = this;
+    const fields = { homeId, ruleId: rule.id, action: this.offset + i };
+    try {
+      await store.save({ runId: randomUUID(), homeId, ruleId: rule.id, ruleVersion: rule.version, dueAt: this.deps.now(), actions: this.actions.slice(i), offset: this.offset + i, dedupBase: this.dedupBase });
+      this.#kept?.();
+      this.deps.log.info(fields, 'rules: run cut short by the stop; its actions from the one cut are kept for the next start');
+    } catch (err) {
+      this.#warn('cut_not_kept', err, fields, 'rules: run cut short by the stop; its remaining actions not kept');
     }
   }
 
@@ -314,98 +345,4 @@ export class ActionRun implements TimerTarget, Run {
     if (isUnreachable(err)) this.deps.outage.write(kind, { ...fields, err }, msg);
     else this.deps.log.warn({ ...fields, err }, msg);
   }
-}
-
-/**
- * Runs one planned action (not a delay); throws on failure. `run`: the run's span, the parent of what it sends.
- * The home's budget is taken first, outside the audit: a flood of refusals is counted, not audited one by one.
- */
-async function perform(deps: ActionDeps, homeId: string, rule: Rule, a: PlannedAction, index: number, dedupBase: string, run: Span | undefined): Promise<void> {
-  if (a.type === 'scene') deps.budget.check(homeId);
-  else if (a.type !== 'delay') deps.budget.take(homeId, 1);
-  const audit = deps.audit;
-  const audited = <T>(what: AuditWhat, action: () => Promise<T>): Promise<T> => (audit ? audit.run({ actor: { kind: 'rule', sub: rule.id } }, { homeId, ...what }, action) : action());
-  switch (a.type) {
-    case 'command':
-      await audited({ action: 'command', hubId: a.hub, deviceId: a.device, detail: a.set !== undefined ? `set ${Object.keys(a.set).join(',')}` : (a.method ?? 'set') }, async () => {
-        const inHome = () => deps.scope.require(a.hub, homeId);
-        await inHome();
-        await deps.runCommand(a.hub, a.device, commandSpec(a), a.timeoutMs ?? deps.commandTimeoutMs, undefined, run, inHome);
-      });
-      return;
-    case 'desired':
-      await audited({ action: 'desired.set', hubId: a.hub, deviceId: a.device, detail: Object.keys(a.desired).join(',') }, async () => {
-        await deps.scope.require(a.hub, homeId);
-        await deps.setDesired(a.hub, a.device, a.desired, homeId);
-      });
-      return;
-    case 'scene':
-      return audited({ action: 'scene.run', target: a.scene }, () => runSceneAction(deps, homeId, a.scene, run));
-    case 'notify': {
-      // phones, not devices: a home's flood would hold every other home's notifications back in the queue
-      deps.notifyBudget?.take(homeId, 1);
-      // the worker fitted the text already; again for plans an older node saved in the pending-runs store
-      const text = notificationText(a.title, a.body, rule.name);
-      const notification: PushNotification = { homeId, ...text, dedupKey: `${dedupBase}:${index}`, data: { ruleId: rule.id } };
-      // the delivery, on whichever node or push worker takes the job, joins the run's trace
-      if (run) notification.tp = traceparentOf(run);
-      await deps.push(notification);
-      return;
-    }
-    case 'delay':
-      return; // parks the run: ActionRun
-  }
-}
-
-/** A rule's scene action: the scene's commands (`runSceneCommands`); throws when any failed. */
-async function runSceneAction(deps: ActionDeps, homeId: string, sceneId: string, run: Span | undefined): Promise<void> {
-  const scene = await deps.getScene(homeId, sceneId);
-  // error codes, not bare errors: the audit trail records the code as the outcome
-  if (!scene) throw new TierError('not_found', `scene ${sceneId} does not exist`);
-  if (!scene.enabled) throw new TierError('invalid_field', `scene ${sceneId} is disabled`, { field: 'enabled' });
-  // each of its commands counts: all of them run or none
-  deps.budget.take(homeId, scene.commands.length);
-  const res = await runSceneCommands(deps, scene, run);
-  const failed = res.results.filter((r) => !r.ok);
-  if (failed.length > 0) throw new TierError('command_failed', `scene ${sceneId}: ${failed.length} of ${res.results.length} commands failed (${failed.map((f) => f.code).join(', ')})`);
-}
-
-/**
- * A scene's commands in parallel, at most `sceneCommandsPerHub` (8) in flight per hub (the rest follow
- * in the scene's order as answers come); one result per command, failures included. A hub offline or
- * answering nothing has its commands not yet sent fail at once (`hubGivenUp`). `parent`: the caller's span (tracing on).
- */
-export async function runSceneCommands(deps: Pick<ActionDeps, 'scope' | 'runCommand' | 'commandTimeoutMs' | 'sceneCommandsPerHub'>, scene: Scene, parent?: Span): Promise<SceneRunResult> {
-  const run = async (c: SceneCommand): Promise<unknown> => {
-    const inHome = () => deps.scope.require(c.hub, scene.homeId);
-    await inHome();
-    return deps.runCommand(c.hub, c.device, commandSpec(c), c.timeoutMs ?? deps.commandTimeoutMs, undefined, parent, inHome);
-  };
-  const settled = await settleByHub(scene.commands, deps.sceneCommandsPerHub ?? SCENE_COMMANDS_PER_HUB, run, hubGivenUp);
-  return {
-    sceneId: scene.id,
-    results: settled.map((s, i) => {
-      const c = scene.commands[i]!;
-      if (s.status === 'fulfilled') return { hub: c.hub, device: c.device, ok: true, result: s.value };
-      const err = s.reason as unknown;
-      return { hub: c.hub, device: c.device, ok: false, code: asTierError(err).code, message: err instanceof Error ? err.message : String(err) };
-    }),
-  };
-}
-
-/**
- * When a hub's unsent commands of a scene fail at once: after one failed `hub_offline` (past its wait,
- * for rules). Timeouts stop nothing: devices that do not answer (a dead bulb's) tell nothing of the
- * hub's others, whose commands then went unsent (review diff18); a hub that answers nothing at all
- * holds the run a timeout per window of its commands.
- */
-function hubGivenUp(): (result: PromiseSettledResult<unknown>) => CommandError | undefined {
-  return (result) => {
-    const err = result.status === 'rejected' ? asTierError(result.reason) : undefined;
-    return err?.code === 'hub_offline' ? new CommandError('hub_offline', `not sent: ${err.message}`, { cause: err }) : undefined;
-  };
-}
-
-function commandSpec(c: { set?: Attrs; method?: string; params?: Record<string, unknown> }): CommandSpec {
-  return c.set !== undefined ? { set: c.set } : { method: c.method ?? 'set', params: c.params ?? {} };
 }

@@ -26,7 +26,8 @@ import type { PendingRun } from '../ports/pending-runs/pending-runs.js';
 import type { UnevaluatedHome } from '../ports/history/history.js';
 import { HubWait } from './hub-wait.js';
 import { sceneCommandsPerHub } from './hub-lanes.js';
-import { runSceneCommands, type ActionDeps, type SceneRunResult } from './action-run.js';
+import type { ActionDeps } from './action-run.js';
+import { runSceneCommands, type SceneRunResult } from './actions.js';
 import { dryRun, type DryRunReport } from './dry-run.js';
 import { DryRunLimits } from './dry-run-limits.js';
 import { HomeActor, type FireResult, type HomeDeps } from './home-actor.js';
@@ -43,7 +44,7 @@ import type { RulesEngineDeps, RuleStatus } from './engine-deps.js';
 
 export type { DryRunReport } from './dry-run.js';
 export type { FireResult } from './home-actor.js';
-export type { SceneRunResult } from './action-run.js';
+export type { SceneRunResult } from './actions.js';
 export type { ResumeReport } from './resume.js';
 export type { ReplayReport } from './replay.js';
 export type { RulesEngineDeps, RuleStatus } from './engine-deps.js';
@@ -67,7 +68,7 @@ export class RulesEngine {
   #closed = false;
   /** the node drains (`draining`): an action failing from now on may fail for that */
   #draining = false;
-  /** the close leaves stored events not evaluated (dropped, or their runs cut): the marks owe a replay */
+  /** the close leaves stored events not evaluated (dropped from a backlog, their evaluation cut, after it): the marks owe a replay */
   #owed = false;
   #resumed = false;
   readonly #forgetIdleMs: number;
@@ -187,6 +188,8 @@ export class RulesEngine {
    */
   async replayOrphans(): Promise<{ homes: number; report: Promise<ReplayReport> }> {
     const found = this.#closed ? undefined : this.deps.marks?.claimOrphans?.();
+    // waited for by the close: a claim answered after it would have its events dropped, and owed too late (review "diff21" F5)
+    if (found) this.#track(found);
     return this.#replay(found ? await found : [], 'rules: events a dead node had not evaluated replayed');
   }
 
@@ -283,7 +286,7 @@ export class RulesEngine {
     const pendingRuns = this.deps.pendingRuns;
     if (!pendingRuns || this.#closed || this.#resumed) return Promise.resolve(noResume());
     this.#resumed = true;
-    return this.#resume(pendingRuns.load(), 'delays pending at the last stop');
+    return this.#resume(pendingRuns.load(), 'runs pending at the last stop (delays, actions a stop cut off)');
   }
 
   /**
@@ -298,8 +301,8 @@ export class RulesEngine {
 
   /**
    * The node begins its drain (its hubs are told to go, before the rules close): events are still
-   * evaluated, but a run whose action fails from now on counts as cut by the close (the command
-   * answered `session_closed` as its hub left, say), so its event is replayed after the stop.
+   * evaluated, but a run whose command fails from now on for the stop (`session_closed` as its hub
+   * left; `hub_offline` once the close ends its wait) keeps the actions from it for the next start.
    */
   draining(): void {
     this.#draining = true;
@@ -320,18 +323,21 @@ export class RulesEngine {
     if (this.#forgetTimer) clearInterval(this.#forgetTimer);
     this.#hubWait.close();
     this.#unwatch();
-    this.#guard.detachAll();
+    void this.#guard.detachAll();
     const waitMs = this.deps.closeWaitMs ?? 5_000;
     let timer: NodeJS.Timeout | undefined;
     const waited = await Promise.race([this.idle().then(() => true), new Promise<false>((r) => (timer = setTimeout(r, waitMs, false)))]);
     clearTimeout(timer);
     if (!waited) this.deps.log.warn({ inProgress: this.#inflight.size, waitMs }, 'rules: evaluations and actions still in progress at close; not waited for (the pool closes under them)');
-    // evaluations that were in progress may have started runs that are now parked in a delay
-    this.#guard.detachAll();
-    // a turn: the homes' marks hear of their runs' ends (cut or done) a few promises after the runs
+    // evaluations that were in progress may have started runs that are now parked in a delay, or
+    // within an action: those kept within a second (a store that hangs does not hold the drain)
+    let keptTimer: NodeJS.Timeout | undefined;
+    await Promise.race([this.#guard.detachAll(), new Promise((r) => (keptTimer = setTimeout(r, 1_000)))]);
+    clearTimeout(keptTimer);
+    // a turn: the homes drop what they had queued (owed) a few promises after their last work
     await new Promise((r) => setImmediate(r));
     if ((this.#owed || !waited) && this.deps.marks?.owe) {
-      this.deps.log.info({ cutShort: this.#owed, inProgress: waited ? 0 : this.#inflight.size }, 'rules: stopped before evaluating every stored event; the next start replays past the marks');
+      this.deps.log.info({ unevaluated: this.#owed, inProgress: waited ? 0 : this.#inflight.size }, 'rules: stopped before evaluating every stored event; the next start replays past the marks');
       await this.deps.marks.owe().catch((err: unknown) => this.deps.log.error({ err }, 'rules: the replay owed was not kept; the events past the marks are not evaluated at the next start'));
     }
     // the last counts go to the store before the ports close

@@ -22,7 +22,7 @@ import { isUnreachable } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 import type { SampledLog } from '../log/sampler.js';
 import type { EvaluatedMarks } from '../ports/history/history.js';
-import { markDone, type HomeMark, type RunStretch } from './home-mark.js';
+import { markDone, type HomeMark } from './home-mark.js';
 import type { ReplayResult } from './replay.js';
 import type { FireResult, HomeMessage, RuleHubEvent } from './home-messages.js';
 import type { RuleStore } from '../ports/rule-store/rule-store.js';
@@ -65,7 +65,7 @@ export interface HomeDeps {
   homeCpuMsPerSecond: number;
   /** the engine is closing: queued events and cron instants are dropped (`closed`), not evaluated */
   closing(): boolean;
-  /** the close leaves a stored event not evaluated (dropped, or its run cut): the next start replays past the marks */
+  /** the close leaves a stored event not evaluated (dropped from the backlog, its evaluation cut): the next start replays past the marks */
   owe(): void;
 }
 
@@ -246,8 +246,8 @@ export class HomeActor extends Actor<HomeMessage> {
   }
 
   /** The event at `offset` (when stored) is evaluated; `runs`: the first stretches of the runs it began (HomeMark). */
-  #evaluated(offset: number | undefined, runs?: RunStretch[]): void {
-    if (offset !== undefined && this.deps.marks) this.#mark = markDone(this.#mark, this.deps.marks, this.homeId, this.deps.owe, offset, runs);
+  #evaluated(offset: number | undefined, runs?: Array<Promise<void>>): void {
+    if (offset !== undefined && this.deps.marks) this.#mark = markDone(this.#mark, this.deps.marks, this.homeId, offset, runs);
   }
 
   /**
@@ -280,12 +280,12 @@ export class HomeActor extends Actor<HomeMessage> {
         result.missed++;
         for (const rule of snap.index.candidates(ruleEventOf(r.event), []).values()) {
           this.deps.metrics.dropped('missed');
-          this.deps.stats.error(rule, this.deps.now(), `event missed after an unclean stop: stored ${Math.round(late / 1000)} s before the start (catch-up ${Math.round(this.deps.catchUpMs / 1000)} s)`);
+          this.deps.stats.error(rule, this.deps.now(), `event missed after the last stop: stored ${Math.round(late / 1000)} s before the start (catch-up ${Math.round(this.deps.catchUpMs / 1000)} s)`);
         }
       }
       this.#evaluated(msg.through);
     } finally {
-      if (result.missed > 0) this.deps.log.warn({ homeId: this.homeId, missed: result.missed, catchUpMs: this.deps.catchUpMs }, 'rules: events stored before an unclean stop, older than the catch-up window, not evaluated');
+      if (result.missed > 0) this.deps.log.warn({ homeId: this.homeId, missed: result.missed, catchUpMs: this.deps.catchUpMs }, 'rules: events stored before the last stop, older than the catch-up window, not evaluated');
       msg.reply(result);
     }
   }
@@ -294,7 +294,7 @@ export class HomeActor extends Actor<HomeMessage> {
    * Evaluates an event; answers the first stretches of the runs it began, undefined when no rule was
    * evaluated on it. `storedAt`: an event left by an unclean stop, stored then.
    */
-  async #event(event: RuleHubEvent, offset: number | undefined, received: number, parent: Span | undefined, storedAt?: number): Promise<RunStretch[] | undefined> {
+  async #event(event: RuleHubEvent, offset: number | undefined, received: number, parent: Span | undefined, storedAt?: number): Promise<Array<Promise<void>> | undefined> {
     // a fresh snapshot without a promise: most events of a home with rules
     const snap = this.#rules.fresh ?? (await this.#rules.load());
     const ev = ruleEventOf(event);
@@ -324,7 +324,7 @@ export class HomeActor extends Actor<HomeMessage> {
       } else rules.push(r);
     }
     if (rules.length === 0) return undefined;
-    const runs: RunStretch[] = [];
+    const runs: Array<Promise<void>> = [];
     await this.#evaluateAndRun(snap, rules, ev, prev, eventDedupKey(event, offset), received, storedAt ?? this.deps.now(), parent, runs, storedAt !== undefined);
     return runs;
   }
@@ -349,7 +349,7 @@ export class HomeActor extends Actor<HomeMessage> {
    * `happenedAt`: the instant `time.*` is read at (the event's, the cron instant's); `runs`: where the
    * first stretch of each run begun is put; `replayed`: an event after an unclean stop (a span attribute)
    */
-  async #evaluateAndRun(snap: RulesSnapshot, rules: Rule[], ev: RuleEvent, prev: Record<string, AttrValue>, dedup: string, received: number, happenedAt: number, parent?: Span, runs?: RunStretch[], replayed = false): Promise<Map<string, FireResult>> {
+  async #evaluateAndRun(snap: RulesSnapshot, rules: Rule[], ev: RuleEvent, prev: Record<string, AttrValue>, dedup: string, received: number, happenedAt: number, parent?: Span, runs?: Array<Promise<void>>, replayed = false): Promise<Map<string, FireResult>> {
     const { runner, scope, guard, stats, metrics } = this.deps;
     const out = new Map<string, FireResult>();
     const now = this.deps.now();
@@ -435,7 +435,7 @@ export class HomeActor extends Actor<HomeMessage> {
       const run = new ActionRun(this.deps.actions, this.homeId, rule, o.actions, `rule:${rule.id}:${dedup}`, received, (r) => guard.ended(rule.id, r), 0, span);
       guard.begin(rule.id, run);
       const stretch = run.start();
-      runs?.push(stretch.then(() => run.cut));
+      runs?.push(stretch);
     }
     if (overBudget > 0) this.deps.outage.write('event_budget', { homeId: this.homeId, dropped: overBudget }, "rules: an event's rules past its evaluation budget not evaluated (counted in tier_rule_dropped_total)");
     return out;

@@ -4,26 +4,18 @@
  * first delay (what follows a delay is saved: resume.ts), and only after every earlier event's, so
  * the mark never passes an event whose run has not got that far. Most events reach no rule: a
  * field written, or the mark noted at once (`evaluated` false: stored lazily); no promise.
- * A run cut by the node's close (its stretch answers true) stops the mark where it is for good and
- * `owe`s a replay: the next start evaluates the event again rather than lose it.
  */
 import type { EvaluatedMarks } from '../ports/history/history.js';
-
-/** The first stretch of a run: resolves true when the node's close cut it (ActionRun.cut). */
-export type RunStretch = Promise<boolean>;
 
 export class HomeMark {
   /** the runs of earlier events the mark waits for, chained in offset order */
   #waiting: Promise<void> | null = null;
   /** the newest offset done, with no run of its own, while `#waiting` was pending */
   #after = 0;
-  /** a run was cut by the close: nothing more is noted (the mark stays before its event) */
-  #cut = false;
 
   constructor(
     private readonly marks: EvaluatedMarks,
     private readonly homeId: string,
-    private readonly owe: () => void,
   ) {}
 
   /** No run of an earlier event is waited for: a new mark for the home would note nothing out of order. */
@@ -35,21 +27,14 @@ export class HomeMark {
    * The event at `offset` is done; `runs`: the first stretches of the runs it began, absent when no
    * rule was evaluated on it (none listens, or all are suspended).
    */
-  done(offset: number, runs?: readonly RunStretch[]): void {
-    if (this.#cut) return;
+  done(offset: number, runs?: ReadonlyArray<Promise<void>>): void {
     if (!runs) {
       if (this.#waiting) this.#after = offset;
       else this.marks.note(this.homeId, offset, false);
       return;
     }
-    // a run that fails still ends its stretch: the mark goes on either way, unless the close cut it
-    const chained: Promise<void> = Promise.allSettled([this.#waiting, ...runs]).then((ended) => {
-      if (this.#cut || ended.some((r) => r.status === 'fulfilled' && r.value === true)) {
-        // left waiting: a home that is not settled is not retired, so no fresh mark notes past it
-        if (!this.#cut) this.owe();
-        this.#cut = true;
-        return;
-      }
+    // a run that fails still ends its stretch: the mark goes on either way
+    const chained: Promise<void> = Promise.allSettled([this.#waiting, ...runs]).then(() => {
       if (this.#waiting !== chained) return this.marks.note(this.homeId, offset, true);
       this.#waiting = null;
       this.marks.note(this.homeId, Math.max(offset, this.#after), true);
@@ -63,12 +48,12 @@ export class HomeMark {
  * until then): with no run waiting, an offset is noted at once. A node holds a rules actor per home
  * it serves, most with no rule, and each object counts. Answers the home's mark.
  */
-export function markDone(mark: HomeMark | null, marks: EvaluatedMarks, homeId: string, owe: () => void, offset: number, runs?: readonly RunStretch[]): HomeMark | null {
+export function markDone(mark: HomeMark | null, marks: EvaluatedMarks, homeId: string, offset: number, runs?: ReadonlyArray<Promise<void>>): HomeMark | null {
   if (mark === null && runs === undefined) {
     marks.note(homeId, offset, false);
     return null;
   }
-  mark ??= new HomeMark(marks, homeId, owe);
+  mark ??= new HomeMark(marks, homeId);
   mark.done(offset, runs);
   return mark;
 }

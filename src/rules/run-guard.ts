@@ -31,8 +31,8 @@ export interface Run {
   cancel(deleted?: boolean): void;
   /** a newer run of its rule began: cancelled now if it waits in a delay, else it ends at its next delay */
   supersede(): void;
-  /** stops it and keeps its saved remainder, for the next start (node closing) */
-  detach(): void;
+  /** stops it and keeps its saved remainder, for the next start (node closing); answers the keeping of actions it cut, if any */
+  detach(): Promise<void> | undefined;
 }
 
 export interface RunGuardDeps {
@@ -147,9 +147,14 @@ export class RunGuard {
     if (rt) this.#cancelAll(rt, 'rule_changed');
   }
 
-  /** Node closing: stops every run, keeping saved remainders for the next start. */
-  detachAll(): void {
-    for (const rt of this.#rules.values()) for (const run of runsOf(rt)) run.detach();
+  /** Node closing: stops every run, keeping saved remainders for the next start; resolves once those cut within an action are kept. */
+  detachAll(): Promise<unknown> {
+    const kept: Array<Promise<void>> = [];
+    for (const rt of this.#rules.values()) for (const run of runsOf(rt)) {
+      const k = run.detach();
+      if (k) kept.push(k);
+    }
+    return Promise.allSettled(kept);
   }
 
   /** A deleted rule: its runs are cancelled and its history dropped. */

@@ -151,9 +151,9 @@ describe('the embedded history keeps the rules marks', () => {
     expect((await node.history.position('a')).epoch).toBe(before);
     expect((await node.history.marks.unevaluated()).map((h) => [h.homeId, h.entries.map((e) => e.offset)])).toEqual([['a', [2, 3]]]);
     expect(await node.history.marks.unevaluated()).toEqual([]);
-    node.history.marks.note('a', 3, true);
+    // owed once: the next clean stop, owing nothing, leaves nothing to replay (3 past the mark too)
+    node.history.marks.note('a', 2, true);
     await stop();
-    // owed once: a stop that owes nothing again leaves nothing to replay
     node = await start(dir);
     expect(await node.history.marks.unevaluated()).toEqual([]);
   });

@@ -79,4 +79,30 @@ describe('rules after a kill -9 of a node in cluster mode', { timeout: 90_000 },
     const replay = alive.flatMap((n) => n.logs).filter((l) => l.msg === REPLAYED);
     expect(replay).toEqual([expect.objectContaining({ homes: 1, replayed: 1, missed: 0 })]);
   });
+
+  it("a rule's command the drain of a node stopped cleanly (SIGTERM) cut goes on at the node that takes its pending runs", async ({ signal }) => {
+    const [c, victim] = [await start('c'), await start('victim-2')];
+    const created = await api(c.httpUrl, 'POST', '/v1/admin/hubs', tokens.ADMIN_TOKEN, { hubId: 'drained-hub', homeId: 'home-drained' });
+    const hub = new HubClient({ url: victim.wsUrl, hubId: 'drained-hub', secret: created.body.secret });
+    clients.push(hub);
+    await alarmWithStuckValve(hub, 'drained-hub', (body) => api(c.httpUrl, 'POST', '/v1/homes/home-drained/rules', tokens.ADMIN_TOKEN, body));
+    // as firmware does: told to reconnect elsewhere, it goes, and its valve's `close` is answered session_closed
+    hub.on('reconnect', () => void hub.terminate());
+    expect(await victim.stop()).toBe(0);
+    expect(victim.logs.find((l) => l.msg === 'rules: run cut short by the stop; its actions from the one cut are kept for the next start')).toMatchObject({ homeId: 'home-drained', action: 0 });
+    expect(victim.logs.some(pushedLeak)).toBe(false);
+
+    const back = await reconnect(c.wsUrl, 'drained-hub', created.body.secret);
+    const closes: string[] = [];
+    back.onCommand((cmd) => {
+      closes.push(cmd.m);
+      return { ok: true };
+    });
+    // a node takes the stopped node's pending runs at its next orphan check (every 10 s)
+    const all = () => nodes.flatMap((n) => n.logs);
+    const line = await eventually(signal, 'the notification', async () => all().find((l) => pushedLeak(l) && l.homeId === 'home-drained'));
+    expect(line).toMatchObject({ body: 'level 3' });
+    expect(closes).toEqual(['close']);
+    expect(all().filter((l) => pushedLeak(l) && l.homeId === 'home-drained')).toHaveLength(1);
+  });
 });

@@ -8,7 +8,6 @@ import { Registry } from 'prom-client';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { AppEventMessage, HubEvent } from '../../proto/app.js';
 import type { EvaluatedMarks, UnevaluatedHome } from '../../src/ports/history/history.js';
-import { CommandError } from '../../src/errors.js';
 import { encodeBus } from '../../src/protocol/codec.js';
 import { encodeStateEvent } from '../../src/protocol/state-event.js';
 import { HomeMark } from '../../src/rules/home-mark.js';
@@ -30,12 +29,7 @@ class RecordingMarks implements EvaluatedMarks {
   readonly notes: Array<[string, number]> = [];
   /** the offsets noted as past an event that ran actions */
   readonly ran: number[] = [];
-  /** how many times the rules' close said it owes a replay */
-  owed = 0;
   constructor(private homes: UnevaluatedHome[] = []) {}
-  async owe(): Promise<void> {
-    this.owed++;
-  }
   note(homeId: string, offset: number, ran: boolean): void {
     this.notes.push([homeId, offset]);
     if (ran) this.ran.push(offset);
@@ -63,45 +57,26 @@ const alarm = (level: number, ts: number): HubEvent => ({ kind: 'event', home: '
 describe('HomeMark', () => {
   it('notes offsets in order, each once the runs of its event and of every earlier one have run their first stretch', async () => {
     const marks = new RecordingMarks();
-    const mark = new HomeMark(marks, 'h', () => expect.unreachable('nothing was cut'));
-    let end2!: (cut: boolean) => void;
-    let end4!: (cut: boolean) => void;
-    const run2 = new Promise<boolean>((resolve) => (end2 = resolve));
-    const run4 = new Promise<boolean>((resolve) => (end4 = resolve));
+    const mark = new HomeMark(marks, 'h');
+    let end2!: () => void;
+    let end4!: () => void;
+    const run2 = new Promise<void>((resolve) => (end2 = resolve));
+    const run4 = new Promise<void>((resolve) => (end4 = resolve));
     mark.done(1);
     mark.done(2, [run2]);
     mark.done(3);
     mark.done(4, [run4]);
     expect(marks.notes).toEqual([['h', 1]]);
-    end4(false);
+    end4();
     await run4;
     await new Promise((resolve) => setImmediate(resolve));
     // 4's run is through, but 2's is not: the mark may not pass 2
     expect(marks.notes).toEqual([['h', 1]]);
-    end2(false);
+    end2();
     await new Promise((resolve) => setImmediate(resolve));
     expect(marks.notes).toEqual([['h', 1], ['h', 2], ['h', 4]]);
     mark.done(5);
     expect(marks.notes.at(-1)).toEqual(['h', 5]);
-  });
-
-  it("a run cut by the node's close stops the mark before its event for good, and owes a replay once", async () => {
-    const marks = new RecordingMarks();
-    let owed = 0;
-    const mark = new HomeMark(marks, 'h', () => owed++);
-    let cut2!: (cut: boolean) => void;
-    mark.done(1);
-    mark.done(2, [new Promise<boolean>((resolve) => (cut2 = resolve))]);
-    mark.done(3, [Promise.resolve(false)]);
-    cut2(true);
-    await new Promise((resolve) => setImmediate(resolve));
-    // neither 2 nor 3 (whose run ended well), nor what comes after
-    mark.done(4);
-    mark.done(5, [Promise.resolve(true)]);
-    await new Promise((resolve) => setImmediate(resolve));
-    expect(marks.notes).toEqual([['h', 1]]);
-    expect(owed).toBe(1);
-    expect(mark.settled).toBe(false);
   });
 });
 
@@ -131,76 +106,6 @@ describe('the rules mark live events', () => {
   });
 });
 
-describe("the rules' close owes a replay of what it leaves", () => {
-  const VALVE_FIRST = { ...LEAK, actions: [{ type: 'command', hub: 'home1-hub', device: 'valve', method: 'close' }, LEAK.actions[0]] };
-
-  it("a run whose command fails in the drain (its hub told to go) is cut: the mark stays before its event and the marks owe a replay", async () => {
-    const marks = new RecordingMarks();
-    let fail!: (err: Error) => void;
-    let commanded!: () => void;
-    const sent = new Promise<void>((resolve) => (commanded = resolve));
-    r = rig(pool(), T0, { marks, runCommand: () => (commanded(), new Promise((_, reject) => (fail = reject))) });
-    await r.store.createRule('home1', validateRuleSpec(VALVE_FIRST));
-    r.engine.onEvent({ kind: 'state', home: 'home1', hub: 'home1-hub', device: 'sensor', attrs: { wet: false }, version: 1, ts: T0 }, undefined, 1);
-    r.engine.onEvent(alarm(3, T0), undefined, 2);
-    await sent;
-    r.engine.draining();
-    fail(new CommandError('session_closed', 'the hub session closed'));
-    // the run goes on past its failed command, as runs do, and ends before the rules close
-    await r.settle();
-    expect(r.pushes).toHaveLength(1);
-    await r.engine.close();
-    expect(marks.notes).toEqual([['home1', 1]]);
-    expect(marks.owed).toBe(1);
-  });
-
-  it('a run stopped within its command by the close is cut alike, its command answered or not; one whose command failed before the drain is not', async () => {
-    const marks = new RecordingMarks();
-    let fail!: (err: Error) => void;
-    let answer!: () => void;
-    let commanded!: () => void;
-    let sent = new Promise<void>((resolve) => (commanded = resolve));
-    // waited for as long as it takes: what is owed is the cut run's, not a close that gave up waiting
-    r = rig(pool(), T0, { marks, closeWaitMs: 600_000, runCommand: () => (commanded(), new Promise((resolve, reject) => ((fail = reject), (answer = () => resolve({ ok: true }))))) });
-    await r.store.createRule('home1', validateRuleSpec(VALVE_FIRST));
-    r.engine.onEvent(alarm(1, T0), undefined, 1);
-    await sent;
-    // a device's own failure, the node running on: the run ends, the mark goes past it
-    fail(new CommandError('command_failed', 'jammed'));
-    await r.settle();
-    expect(marks.notes).toEqual([['home1', 1]]);
-    sent = new Promise<void>((resolve) => (commanded = resolve));
-    r.engine.onEvent(alarm(2, T0), undefined, 2);
-    await sent;
-    // the close comes while the command waits: the run stops within it, whatever the answer
-    const closed = r.engine.close();
-    answer();
-    await closed;
-    expect(marks.notes).toEqual([['home1', 1]]);
-    expect(marks.owed).toBe(1);
-  });
-
-  it('events a home had queued when the rules closed are owed; a close that leaves nothing owes nothing', async () => {
-    const marks = new RecordingMarks();
-    r = rig(pool(), T0, { marks });
-    await r.store.createRule('home1', validateRuleSpec(LEAK));
-    r.engine.onEvent(alarm(1, T0), undefined, 1);
-    await r.settle();
-    const quiet = r.engine.close();
-    await quiet;
-    expect(marks.owed).toBe(0);
-
-    const later = new RecordingMarks();
-    r = rig(pool(), T0, { marks: later });
-    await r.store.createRule('home1', validateRuleSpec(LEAK));
-    // the home loads its rules for the first: the others wait in its mailbox, and the close drops them
-    for (let n = 1; n <= 3; n++) r.engine.onEvent(alarm(n, T0), undefined, n);
-    await r.engine.close();
-    expect(later.owed).toBe(1);
-    expect(later.notes.every(([, offset]) => offset < 3)).toBe(true);
-  });
-});
-
 describe('replay after an unclean stop', () => {
   it('evaluates the events past the mark within the catch-up window, counts older ones missed, and moves the mark past all', async () => {
     const registry = new Registry();
@@ -221,7 +126,7 @@ describe('replay after an unclean stop', () => {
     await r.settle();
     expect(r.pushes.map((p) => p.notification)).toEqual([expect.objectContaining({ title: 'Water leak', body: 'level 3', dedupKey: `rule:${rule.id}:home1-hub:sensor:alarm:o6:${T0 - 10_000}:0` })]);
     expect(await registry.metrics()).toMatch(/tier_rule_dropped_total\{reason="missed"\} 1\n/);
-    expect(r.engine.status(rule.id, rule.version).stats.lastError?.message).toMatch(/event missed after an unclean stop: stored 120 s before the start \(catch-up 60 s\)/);
+    expect(r.engine.status(rule.id, rule.version).stats.lastError?.message).toMatch(/event missed after the last stop: stored 120 s before the start \(catch-up 60 s\)/);
     // the mark goes past the last stored entry, an event no rule takes included
     expect(marks.notes.at(-1)).toEqual(['home1', 7]);
     // once per start

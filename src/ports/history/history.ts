@@ -158,9 +158,9 @@ export interface UnevaluatedHome {
  * - `unevaluated` answers, once per start and only when the last process did not stop cleanly (or
  *   stopped owing, below), the events stored past each home's mark, oldest first; after a clean
  *   stop, or a second call, none.
- * - `owe`: a clean stop cut runs of events or dropped events the rules had not reached (a command
- *   waiting for its hub, a backlog): their marks stay before them and the next start (in a cluster,
- *   the node that claims the marks) replays them as after an unclean stop.
+ * - `owe`: a clean stop left stored events the rules had not evaluated (dropped from a home's
+ *   backlog, stored after the rules closed): their marks stay before them and the next start (in a
+ *   cluster, the node that claims the marks) replays them as after an unclean stop.
  *   A mark past the home's newest stored event (events acknowledged to no one, lost with the
  *   process) is brought back to it, so the offsets given again from there are not skipped later.
  * - Marks and events live and go together: a store that starts over empty has no marks, and the

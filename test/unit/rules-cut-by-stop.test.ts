@@ -1,0 +1,233 @@
+/**
+ * Runs a clean stop cuts short (review "restart" F1, then "diff21"): a run stopped by the close
+ * within an action, or whose command fails for the stop once the drain began (`session_closed` as
+ * its hub is told to go, `hub_offline` once the close ends its wait), keeps its actions from that one
+ * as a pending run due at once; the restarted engine runs them once, with the same notification
+ * keys, and the home's mark moves on (no event is evaluated twice). Events the homes had queued,
+ * or that came after the close, are owed a replay. Fake clock and timer wheel; real worker threads.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import type { HubEvent } from '../../proto/app.js';
+import type { CommandSpec } from '../../src/actors/commands.js';
+import { CommandError } from '../../src/errors.js';
+import type { EvaluatedMarks, UnevaluatedHome } from '../../src/ports/history/history.js';
+import { MemoryPendingRuns } from '../../src/ports/pending-runs/pending-runs-memory.js';
+import { encodeBus } from '../../src/protocol/codec.js';
+import { validateRuleSpec } from '../../src/rules/validate.js';
+import { rig, warmPool, type Rig } from './rules-fixtures.js';
+
+const pool = warmPool();
+
+let r: Rig;
+afterEach(async () => {
+  await r?.close();
+});
+
+const T0 = Date.UTC(2024, 6, 1, 12);
+
+/** Marks that record each note and each `owe`. */
+class OwingMarks implements EvaluatedMarks {
+  readonly notes: Array<[string, number]> = [];
+  owed = 0;
+  note(homeId: string, offset: number): void {
+    this.notes.push([homeId, offset]);
+  }
+  async unevaluated(): Promise<UnevaluatedHome[]> {
+    return [];
+  }
+  async owe(): Promise<void> {
+    this.owed++;
+  }
+}
+
+/** The hub as the test drives it: each command waits until the test answers or fails it. */
+class HeldHub {
+  readonly sent: string[] = [];
+  #pending: Array<{ ok: (v: unknown) => void; fail: (e: Error) => void }> = [];
+  #waiters: Array<() => void> = [];
+  /** answer at once from now on (the hub is back) */
+  answering = false;
+  readonly runCommand = (_hub: string, _device: string, spec: CommandSpec): Promise<unknown> => {
+    this.sent.push('method' in spec ? spec.method : JSON.stringify(spec));
+    for (const w of this.#waiters.splice(0)) w();
+    if (this.answering) return Promise.resolve({ ok: true });
+    return new Promise((ok, fail) => this.#pending.push({ ok, fail }));
+  };
+  /** resolves once `n` commands were sent */
+  async sentCount(n: number): Promise<void> {
+    while (this.sent.length < n) await new Promise<void>((resolve) => this.#waiters.push(resolve));
+  }
+  answer(): void {
+    this.#pending.shift()!.ok({ ok: true });
+  }
+  fail(code: 'session_closed' | 'hub_offline' | 'command_failed'): void {
+    this.#pending.shift()!.fail(new CommandError(code, code));
+  }
+}
+
+const alarm = (offset: number): [HubEvent, undefined, number] => [{ kind: 'event', home: 'home1', hub: 'home1-hub', device: 'sensor', event: 'alarm', params: { level: 3 }, ts: T0 }, undefined, offset];
+const LEAK = {
+  name: 'Leak',
+  triggers: [{ type: 'event', hub: 'home1-hub', device: 'sensor', event: 'alarm' }],
+  actions: [
+    { type: 'command', hub: 'home1-hub', device: 'valve', method: 'close' },
+    { type: 'notify', title: 'Water leak', body: 'level {{ event.params.level }}' },
+  ],
+};
+
+async function leakRig(actions: unknown[] = LEAK.actions) {
+  const hub = new HeldHub();
+  const marks = new OwingMarks();
+  const runs = new MemoryPendingRuns();
+  r = rig(pool(), T0, { marks, pendingRuns: runs, runCommand: hub.runCommand, closeWaitMs: 600_000 });
+  const rule = await r.store.createRule('home1', validateRuleSpec({ ...LEAK, actions }));
+  return { hub, marks, runs, rule };
+}
+
+/** The kept pending runs: from which plan index, due when, and their actions' kinds (commands by method). */
+async function kept(runs: MemoryPendingRuns) {
+  return (await runs.load()).map((p) => ({ ruleId: p.ruleId, offset: p.offset, dueAt: p.dueAt, actions: p.actions.map((a) => (a.type === 'command' && 'method' in a ? a.method : a.type)) }));
+}
+
+/** A restart of the node half a second later: its engine closed, a new one over the same stores; the hub answers now. */
+async function restart(hub: HeldHub) {
+  hub.answering = true;
+  r.clock.now += 500;
+  const engine = await r.restart();
+  const resumed = await engine.resumePending();
+  await r.settle();
+  return resumed;
+}
+
+describe('a run the stop cuts short keeps the actions from the one cut', () => {
+  it('a command answered session_closed in the drain: the run stops there and the restarted engine runs it and what follows once, the notification under its key', async () => {
+    const { hub, marks, runs, rule } = await leakRig();
+    r.engine.onEvent(...alarm(1));
+    await hub.sentCount(1);
+    r.engine.draining();
+    hub.fail('session_closed');
+    await r.settle();
+    // stopped: its notification waits with its command for the next start
+    expect(r.pushes).toHaveLength(0);
+    expect(await kept(runs)).toEqual([{ ruleId: rule.id, dueAt: T0, offset: 0, actions: ['close', 'notify'] }]);
+    // the event is done with: its mark moves, nothing is owed (it is not evaluated again)
+    expect(marks.notes).toEqual([['home1', 1]]);
+
+    expect(await restart(hub)).toMatchObject({ late: 1, missed: 0 });
+    expect(hub.sent).toEqual(['close', 'close']);
+    expect(r.pushes.map((p) => p.notification.dedupKey)).toEqual([expect.stringMatching(new RegExp(`^rule:${rule.id}:.*:1$`))]);
+    expect(runs.size).toBe(0);
+    expect(marks.owed).toBe(0);
+  });
+
+  it.each([
+    ["a device's own failure in the drain", true, 'command_failed'],
+    ['a command answered session_closed before the drain', false, 'session_closed'],
+  ] as const)("%s is not the stop's: the run goes on and ends, nothing kept", async (_name, drain, code) => {
+    const { hub, runs } = await leakRig();
+    r.engine.onEvent(...alarm(1));
+    await hub.sentCount(1);
+    if (drain) r.engine.draining();
+    hub.fail(code);
+    await r.settle();
+    expect(r.pushes).toHaveLength(1);
+    expect(runs.size).toBe(0);
+  });
+
+  it('a run the close stops within its command (never answered) keeps it; its mark moves once kept; a cut before a delay runs its tail once (diff21 F3)', async () => {
+    const actions = [
+      { type: 'command', hub: 'home1-hub', device: 'light', method: 'on' },
+      { type: 'delay', ms: 2_000 },
+      { type: 'command', hub: 'home1-hub', device: 'light', method: 'toggle' },
+    ];
+    const { hub, marks, runs } = await leakRig(actions);
+    r.engine.onEvent(...alarm(1));
+    await hub.sentCount(1);
+    const closed = r.engine.close();
+    // kept while the command waits: the mark does not wait for its answer
+    await expect.poll(() => marks.notes).toEqual([['home1', 1]]);
+    expect(await kept(runs)).toEqual([expect.objectContaining({ offset: 0, actions: ['on', 'delay', 'toggle'] })]);
+    // answered late: the run stops all the same
+    hub.answer();
+    await closed;
+    expect(marks.owed).toBe(0);
+
+    expect(await restart(hub)).toMatchObject({ late: 1 });
+    r.advance(2_000);
+    await r.settle();
+    expect(hub.sent).toEqual(['on', 'on', 'toggle']);
+  });
+
+  it('a command after a delay that fails for the stop is kept from that command (diff21 F4)', async () => {
+    const actions = [{ type: 'delay', ms: 1_000 }, ...LEAK.actions];
+    const { hub, runs, rule } = await leakRig(actions);
+    r.engine.onEvent(...alarm(1));
+    await r.settle();
+    r.advance(1_000);
+    await hub.sentCount(1);
+    r.engine.draining();
+    hub.fail('session_closed');
+    await r.settle();
+    expect(await kept(runs)).toEqual([{ ruleId: rule.id, dueAt: T0 + 1_000, offset: 1, actions: ['close', 'notify'] }]);
+    expect(await restart(hub)).toMatchObject({ late: 1 });
+    expect(hub.sent).toEqual(['close', 'close']);
+    expect(r.pushes.map((p) => p.notification.dedupKey)).toEqual([expect.stringMatching(/:2$/)]);
+  });
+});
+
+describe("events the rules' close leaves unevaluated are owed a replay", () => {
+  it('those a home had queued; a close that leaves nothing owes nothing', async () => {
+    const { hub, marks } = await leakRig([LEAK.actions[1]]);
+    r.engine.onEvent(...alarm(1));
+    await r.settle();
+    await r.engine.close();
+    expect(marks.owed).toBe(0);
+    expect(hub.sent).toEqual([]);
+
+    const later = await leakRig([LEAK.actions[1]]);
+    // the home loads its rules for the first: the others wait in its mailbox, and the close drops them
+    for (let n = 1; n <= 3; n++) r.engine.onEvent(...alarm(n));
+    await r.engine.close();
+    expect(later.marks.owed).toBe(1);
+    expect(later.marks.notes.every(([, offset]) => offset < 3)).toBe(true);
+  });
+
+  it('one stored while the rules close', async () => {
+    const { marks } = await leakRig([LEAK.actions[1]]);
+    const closed = r.engine.close();
+    r.engine.onEvent(...alarm(1));
+    await closed;
+    expect(marks.owed).toBe(1);
+  });
+
+  it("a dead node's events claimed while the rules close (review \"diff21\" F5)", async () => {
+    let release!: () => void;
+    const marks = new OwingMarks();
+    // the claim script has taken the dead node's marks; its reads of their events are in flight
+    const claiming: EvaluatedMarks = Object.assign(marks, {
+      claimOrphans: () => new Promise<UnevaluatedHome[]>((resolve) => (release = () => resolve([{ homeId: 'home1', entries: [{ offset: 4, data: encodeBus({ op: 'evt', ...alarm(4)[0] }), at: T0 }] }]))),
+    });
+    r = rig(pool(), T0, { marks: claiming });
+    await r.store.createRule('home1', validateRuleSpec({ ...LEAK, actions: [LEAK.actions[1]] }));
+    const claimed = r.engine.replayOrphans();
+    const closed = r.engine.close();
+    // answered after a close that did not wait for it would have passed its last look
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    release();
+    await claimed;
+    await closed;
+    expect(marks.owed).toBe(1);
+  });
+
+  it('a run the close did not wait for, its actions not kept (no pending-runs store)', async () => {
+    const hub = new HeldHub();
+    const marks = new OwingMarks();
+    r = rig(pool(), T0, { marks, runCommand: hub.runCommand, closeWaitMs: 50 });
+    await r.store.createRule('home1', validateRuleSpec(LEAK));
+    r.engine.onEvent(...alarm(1));
+    await hub.sentCount(1);
+    await r.engine.close();
+    expect(marks.notes).toEqual([]);
+    expect(marks.owed).toBe(1);
+  });
+});
