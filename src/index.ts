@@ -3,7 +3,8 @@
  * implementation, tooling) may import. Everything else under src/ is internal and may change.
  */
 export { startServer, type RunningServer } from './compose/server.js';
-export { portsFor, memoryPorts, clusterPorts } from './compose/ports.js';
+export { portsFor, memoryPorts } from './compose/ports.js';
+export { clusterPorts } from './compose/cluster-ports.js';
 export type { Ports, AdminPage } from './ports/ports.js';
 export { loadConfig, isClusterMode, ConfigError, type Config, type LoadedConfig } from './config/config.js';
 export { createLogger, type Logger } from './log/logger.js';

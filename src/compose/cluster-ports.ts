@@ -8,6 +8,7 @@ import type { Logger } from '../log/logger.js';
 import { mountBullBoard } from '../admin/bull-board.js';
 import type { Ports } from '../ports/ports.js';
 import { NatsBus, type NatsBusOptions } from '../ports/bus/bus-nats.js';
+import type { StartHold } from './start-hold.js';
 import { RedisDirectory } from '../ports/directory/directory-redis.js';
 import { RedisNodeReleases } from '../ports/directory/node-releases-redis.js';
 import { CachingHubRegistry } from '../ports/hub-registry/hub-registry-cache.js';
@@ -24,39 +25,6 @@ import { RedisSecretRecord } from '../ports/secret-record/secret-record-redis.js
 import { TierError } from '../errors.js';
 import { BackendStartError } from './until-reachable.js';
 import { configuredPushSender, pushQueueOptions, type ConfiguredPushSender } from './push-sender.js';
-
-/**
- * What a failed start attempt leaves to the next: the bus, once NATS answered, so a node waiting
- * for Redis keeps one NATS connection instead of opening and closing one per attempt. `close` ends
- * it when the start gives up or is stopped; a bus kept after that is closed at once.
- */
-export class StartHold {
-  private bus: NatsBus | undefined;
-  private closed = false;
-
-  /** The kept bus if it is still connected (else it is closed and none is given). */
-  async take(): Promise<NatsBus | undefined> {
-    const bus = this.bus;
-    this.bus = undefined;
-    if (bus && !bus.connected) {
-      await bus.close();
-      return undefined;
-    }
-    return bus;
-  }
-
-  async keep(bus: NatsBus): Promise<void> {
-    if (this.closed) await bus.close();
-    else this.bus = bus;
-  }
-
-  async close(): Promise<void> {
-    this.closed = true;
-    const bus = this.bus;
-    this.bus = undefined;
-    await bus?.close();
-  }
-}
 
 /** NATS_CREDS_FILE and the NATS_TLS_* files, as NatsBus takes them. */
 function natsAuth(config: Config): Pick<NatsBusOptions, 'credsFile' | 'tls'> {

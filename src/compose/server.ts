@@ -41,7 +41,7 @@ import { loadUws, type UwsBinding } from '../transport/uws.js';
 import { listen } from './listen.js';
 import { ListenPause } from './listen-pause.js';
 import { portsWhenReachable } from './backend-wait.js';
-import { StartHold } from './cluster-ports.js';
+import { StartHold } from './start-hold.js';
 import { startMallocTrimmer } from './malloc-trim.js';
 import { ReadFailures } from '../log/read-failures.js';
 import { heapRelease } from './heap-release.js';

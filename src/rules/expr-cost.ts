@@ -12,7 +12,7 @@
  */
 import type { ASTNode } from '@marcbachmann/cel-js';
 import { LIMITS } from '../protocol/codec.js';
-import { RULE_LIMITS } from '../schemas/rules.js';
+import { RULE_LIMITS } from './rule-limits.js';
 
 /**
  * The most an expression may cost: one unit is about one step of the interpreter (an operator,

@@ -8,22 +8,9 @@ import { Type, type TProperties } from '@sinclair/typebox';
 import { EXPR_MAX_LENGTH } from '../rules/expr.js';
 import { command } from './command.js';
 import { AttrName, AttrValue, Attrs, Id, ServerOwned } from './common.js';
+import { RULE_LIMITS } from '../rules/rule-limits.js';
 
-export const RULE_LIMITS = {
-  triggers: 10,
-  devices: 20,
-  conditions: 10,
-  actions: 20,
-  sceneCommands: 50,
-  nameLength: 100,
-  descriptionLength: 500,
-  titleLength: 100,
-  bodyLength: 1_000,
-  cronLength: 100,
-  maxDelayMs: 86_400_000,
-  maxCooldownMs: 86_400_000,
-  maxCatchUpMs: 86_400_000,
-} as const;
+export { RULE_LIMITS } from '../rules/rule-limits.js';
 
 const strict = { additionalProperties: false } as const;
 
