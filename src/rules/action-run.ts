@@ -71,10 +71,11 @@ export interface ActionDeps {
 
 /**
  * An action failed for the stop, not for itself: a command answered `session_closed` as its hub was
- * told to go, or `hub_offline` once the wait for a hub ended with the close (HubWait).
+ * told to go. A wait for a hub the close ends is the close's `detach`; one that ran out in the
+ * drain would have failed all the same (review "diff22" S5).
  */
 function cutByStop(deps: ActionDeps, error: unknown): boolean {
-  return deps.closing?.() === true && error instanceof CommandError && (error.code === 'session_closed' || error.code === 'hub_offline');
+  return deps.closing?.() === true && error instanceof CommandError && error.code === 'session_closed';
 }
 
 export class ActionRun implements TimerTarget, Run {

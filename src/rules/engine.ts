@@ -332,11 +332,12 @@ export class RulesEngine {
     // evaluations that were in progress may have started runs that are now parked in a delay, or
     // within an action: those kept within a second (a store that hangs does not hold the drain)
     let keptTimer: NodeJS.Timeout | undefined;
-    await Promise.race([this.#guard.detachAll(), new Promise((r) => (keptTimer = setTimeout(r, 1_000)))]);
+    const kept = await Promise.race([this.#guard.detachAll().then(() => true), new Promise<false>((r) => (keptTimer = setTimeout(r, 1_000, false)))]);
     clearTimeout(keptTimer);
     // a turn: the homes drop what they had queued (owed) a few promises after their last work
     await new Promise((r) => setImmediate(r));
-    if ((this.#owed || !waited) && this.deps.marks?.owe) {
+    // a run not kept in time has not moved its event's mark: the event is replayed (review "diff22" L1)
+    if ((this.#owed || !waited || !kept) && this.deps.marks?.owe) {
       this.deps.log.info({ unevaluated: this.#owed, inProgress: waited ? 0 : this.#inflight.size }, 'rules: stopped before evaluating every stored event; the next start replays past the marks');
       await this.deps.marks.owe().catch((err: unknown) => this.deps.log.error({ err }, 'rules: the replay owed was not kept; the events past the marks are not evaluated at the next start'));
     }

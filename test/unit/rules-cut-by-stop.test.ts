@@ -123,6 +123,8 @@ describe('a run the stop cuts short keeps the actions from the one cut', () => {
   it.each([
     ["a device's own failure in the drain", true, 'command_failed'],
     ['a command answered session_closed before the drain', false, 'session_closed'],
+    // its wait for the hub ran out: it would have failed without the drain (review "diff22" S5)
+    ['a command answered hub_offline in the drain', true, 'hub_offline'],
   ] as const)("%s is not the stop's: the run goes on and ends, nothing kept", async (_name, drain, code) => {
     const { hub, runs } = await leakRig();
     r.engine.onEvent(...alarm(1));
