@@ -272,7 +272,9 @@ export class ActionRun implements TimerTarget, Run {
         else this.#warn('action_failed', error, { ruleId: rule.id }, 'rules: action failed');
         if (!this.#cancelled && cutByStop(deps, error)) {
           await this.#keepRest(i);
-          return this.cancel();
+          // the close may have detached it meanwhile: ended once
+          if (!this.#cancelled) this.cancel();
+          return;
         }
       }
     }
