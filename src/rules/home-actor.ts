@@ -86,6 +86,8 @@ export class HomeActor extends Actor<HomeMessage> {
   #lastValues: LastValues | null = null;
   #mark: HomeMark | null = null;
   #cpuBudget: HomeCpuBudget | null = null;
+  /** an evaluation failed as the rules closed: no mark moves from then on (its event is owed a replay) */
+  #cutByClose = false;
 
   constructor(
     readonly homeId: string,
@@ -247,7 +249,7 @@ export class HomeActor extends Actor<HomeMessage> {
 
   /** The event at `offset` (when stored) is evaluated; `runs`: the first stretches of the runs it began (HomeMark). */
   #evaluated(offset: number | undefined, runs?: Array<Promise<void>>): void {
-    if (offset !== undefined && this.deps.marks) this.#mark = markDone(this.#mark, this.deps.marks, this.homeId, offset, runs);
+    if (offset !== undefined && this.deps.marks && !this.#cutByClose) this.#mark = markDone(this.#mark, this.deps.marks, this.homeId, offset, runs);
   }
 
   /**
@@ -443,6 +445,11 @@ export class HomeActor extends Actor<HomeMessage> {
 
   #failAll(rules: readonly Rule[], reason: DropReason, message: string, err: unknown): void {
     const { stats, metrics } = this.deps;
+    // the pool or the store closing under it: its mark stays before the event, and the next start replays it
+    if (this.deps.closing()) {
+      this.#cutByClose = true;
+      this.deps.owe();
+    }
     metrics.dropped(reason);
     const at = this.deps.now();
     for (const r of rules) {

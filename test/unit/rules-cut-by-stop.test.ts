@@ -221,6 +221,43 @@ describe("events the rules' close leaves unevaluated are owed a replay", () => {
     expect(marks.owed).toBe(1);
   });
 
+  it('one whose evaluation the pool failed while the rules closed (the pool closing under it)', async () => {
+    const marks = new OwingMarks();
+    let fail!: (err: Error) => void;
+    let asked!: () => void;
+    const evaluating = new Promise<void>((resolve) => (asked = resolve));
+    const runner = { evaluate: () => (asked(), new Promise<never>((_, reject) => (fail = reject))) };
+    r = rig(runner, T0, { marks });
+    await r.store.createRule('home1', validateRuleSpec(LEAK));
+    r.engine.onEvent(...alarm(1));
+    await evaluating;
+    const closed = r.engine.close();
+    fail(new Error('the pool closed'));
+    await closed;
+    expect(marks.notes).toEqual([]);
+    expect(marks.owed).toBe(1);
+  });
+
+  it('a run begun while the close waited, its command out: kept before the close ends', async () => {
+    const hub = new HeldHub();
+    const marks = new OwingMarks();
+    const memory = new MemoryPendingRuns();
+    // a store that takes a while: the close must wait for the keep, not only start it
+    const runs = Object.assign(Object.create(memory) as MemoryPendingRuns, { save: (run: Parameters<MemoryPendingRuns['save']>[0]) => new Promise<void>((resolve) => setTimeout(() => void memory.save(run).then(resolve), 50)) });
+    let asked!: () => void;
+    const evaluating = new Promise<void>((resolve) => (asked = resolve));
+    const pooled = pool();
+    const runner = { evaluate: (...args: Parameters<typeof pooled.evaluate>) => (asked(), pooled.evaluate(...args)) };
+    r = rig(runner, T0, { marks, pendingRuns: runs, runCommand: hub.runCommand, closeWaitMs: 200 });
+    await r.store.createRule('home1', validateRuleSpec(LEAK));
+    r.engine.onEvent(...alarm(1));
+    await evaluating;
+    // closing before the evaluation comes back: its run begins after the close's first look
+    await r.engine.close();
+    expect(hub.sent).toEqual(['close']);
+    expect(await kept(memory)).toEqual([expect.objectContaining({ offset: 0, actions: ['close', 'notify'] })]);
+  });
+
   it('a run the close did not wait for, its actions not kept (no pending-runs store)', async () => {
     const hub = new HeldHub();
     const marks = new OwingMarks();
