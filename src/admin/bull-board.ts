@@ -18,12 +18,7 @@
  */
 import { createHmac } from 'node:crypto';
 import { STATUS_CODES } from 'node:http';
-import { createBullBoard } from '@bull-board/api';
-import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
-import { HonoAdapter } from '@bull-board/hono';
-import { serveStatic } from '@hono/node-server/serve-static';
 import type { Queue } from 'bullmq';
-import { Hono } from 'hono';
 import type { AdminTokens } from '../auth/admin-tokens.js';
 import { sameBytes } from '../auth/constant-time.js';
 import { TierError } from '../errors.js';
@@ -32,6 +27,11 @@ import { noSniff, readBody } from '../transport/http.js';
 import { checkAdminToken, type GuessWatch } from '../auth/guess-limit.js';
 import type { HttpRequest, HttpResponse, TemplatedApp } from '../transport/uws.js';
 import { peerAddress } from '../transport/client-address.js';
+
+/** The board's Hono app (bull-board-app.ts), as the bridge uses it. */
+interface BoardApp {
+  fetch(request: Request): Response | Promise<Response>;
+}
 
 export interface BullBoardOptions {
   /** the BullMQ queues to show (the push queue) */
@@ -81,15 +81,16 @@ export function mountBullBoard(app: TemplatedApp, options: BullBoardOptions): vo
   const sessions = new Sessions(options.adminToken, options.sessionTtlS ?? 43_200, options.now ?? Date.now);
   const { log } = options;
 
-  const serverAdapter = new HonoAdapter(serveStatic);
-  serverAdapter.setBasePath(basePath);
-  createBullBoard({
-    queues: options.queues.map((q) => new BullMQAdapter(q, { readOnlyMode: options.readOnly === true })),
-    serverAdapter,
-    options: { uiConfig: { boardTitle: 'hubtier queues' } },
-  });
-  const board = new Hono();
-  board.route(basePath, serverAdapter.registerPlugin());
+  // built at the first request that reaches it: loading bull-board and Hono cost every cluster node's start 0.14–0.16 s
+  let board: Promise<BoardApp> | null = null;
+  const boardApp = (): Promise<BoardApp> =>
+    (board ??= import('./bull-board-app.js').then(
+      (m) => m.boardApp(basePath, options.queues, options.readOnly === true),
+      (err: unknown) => {
+        board = null;
+        throw err;
+      },
+    ));
 
   const handler = (res: HttpResponse, req: HttpRequest): void => {
     const state = { aborted: false };
@@ -158,7 +159,7 @@ export function mountBullBoard(app: TemplatedApp, options: BullBoardOptions): vo
     const url = `http://admin${path}${query.size > 0 ? `?${query.toString()}` : ''}`;
     body
       .then(async (buf) => {
-        const response = await board.fetch(new Request(url, { method, headers, body: buf === null ? null : new Uint8Array(buf) }));
+        const response = await (await boardApp()).fetch(new Request(url, { method, headers, body: buf === null ? null : new Uint8Array(buf) }));
         const payload = method === 'HEAD' ? Buffer.alloc(0) : Buffer.from(await response.arrayBuffer());
         const out: Record<string, string> = {};
         response.headers.forEach((v, k) => {
