@@ -8,7 +8,7 @@
  * first one LAZY_MS after the last such write, so that a node whose reports trigger nothing writes a
  * record per home every few seconds, not one per event or per chunk (a put costs the main thread
  * about as much as a report's other history work: callgrind, BENCHMARKS.md 2026-12-04).
- * A clean stop whose rules were not done (`owe`: runs cut, events dropped) leaves `rules-owed` in
+ * A clean stop that left stored events unevaluated (`owe`: dropped from a backlog, say) leaves `rules-owed` in
  * `history-epoch`, so the next start replays past the marks as after an unclean one.
  */
 import type { Database, RootDatabase } from 'lmdb';
@@ -56,7 +56,7 @@ export class LmdbEvaluatedMarks implements EvaluatedMarks {
     this.owed = this.meta.get(OWED) === true;
   }
 
-  /** The next start replays past the marks (a clean stop cut runs): written before the history's last flush. */
+  /** The next start replays past the marks (a clean stop left events unevaluated): written before the history's last flush. */
   async owe(): Promise<void> {
     await this.meta.put(OWED, true);
   }
@@ -130,7 +130,7 @@ export class LmdbEvaluatedMarks implements EvaluatedMarks {
       if (mark > top) back.push([homeId, top]);
       else if (mark < top) out.push({ homeId, entries: this.history.storedAfter(homeId, mark) });
     }
-    // owed once: a clean stop cutting this replay's runs owes it again
+    // owed once: a clean stop leaving this replay's events unevaluated owes it again
     if (back.length > 0 || this.owed) await this.db.transaction(() => {
       for (const [homeId, top] of back) void this.db.put(homeId, top);
       if (this.owed) void this.meta.remove(OWED);
