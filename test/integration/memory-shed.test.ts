@@ -40,12 +40,16 @@ describe.skipIf(!writable)('shedding hub handshakes near the memory limit (real 
     const secret = res.body.secret as string;
     const knock = () => upgradeAnswer(`${node!.wsUrl}/hub/v1`, hubAuthHeaderMap(hubCredentials('shed-1', secret)));
 
-    // no limit yet: the node reads what the kernel charges its cgroup, and reads no limit
-    const before = await metrics();
-    const kernel = cgroup.read();
-    expect(metric(before, 'tier_memory_unreclaimable_bytes')).toBeGreaterThan(0.8 * (kernel.anon + kernel.kernel));
-    expect(metric(before, 'tier_memory_unreclaimable_bytes')).toBeLessThan(1.2 * (kernel.anon + kernel.kernel));
-    expect(metric(before, 'tier_memory_limit_bytes')).toBe(0);
+    // no limit yet: the node reads what the kernel charges its cgroup, and reads no limit. Its
+    // reading is up to 200 ms old and a node just started still grows (its rule threads warming):
+    // asked again until the two agree within a fifth, rather than compared once (failed in a CI run)
+    const within = async () => {
+      const read = metric(await metrics(), 'tier_memory_unreclaimable_bytes') ?? 0;
+      const kernel = cgroup!.read();
+      return read > 0.8 * (kernel.anon + kernel.kernel) && read < 1.2 * (kernel.anon + kernel.kernel);
+    };
+    await expect.poll(within).toBe(true);
+    expect(metric(await metrics(), 'tier_memory_limit_bytes')).toBe(0);
 
     // a limit the node's memory stands at 62 % of
     const now = cgroup.read();
