@@ -9,7 +9,9 @@
  * do before it waits (a delay-free run never touches the store). The entry is replaced at the next
  * delay and removed once the actions after the last one have run (a crash in between runs that
  * stretch again at the next start: at least once), or when the run is cancelled. Stopping the
- * node detaches waiting runs and keeps their entries (resume.ts picks them up at the next start).
+ * node detaches waiting runs and keeps their entries (resume.ts picks them up at the next start);
+ * a run it stops within an action, or whose command the drain answers `session_closed`, is saved
+ * from that action, due at once (`#keepRest`: the cut command goes again, at least once).
  * After every delay the run reads its rule again: deleted, disabled or edited (another version)
  * meanwhile, it ends there; the edited rule's next trigger starts a run of the new plan. It also
  * ends there when its saved wait was replaced by a newer run of the rule on another node.

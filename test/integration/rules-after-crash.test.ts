@@ -129,17 +129,23 @@ async function answeringHub(hubId: string, secret: string): Promise<{ hub: HubCl
 const KEPT = 'rules: run cut short by the stop; its actions from the one cut are kept for the next start';
 const RESUMED = 'rules: runs pending at the last stop (delays, actions a stop cut off) resumed';
 
+/** A node on a fresh DATA_DIR whose hub `hubId` of `home` has its leak alarm acknowledged and the rule's `close` out, never answered. */
+async function stuckLeak(home: string, hubId: string) {
+  await server?.stop();
+  const dir = freshDataDir();
+  server = await start(dir);
+  const created = await admin('POST', '/v1/admin/hubs', { hubId, homeId: home });
+  const hub = new HubClient({ url: server.wsUrl, hubId, secret: created.body.secret });
+  clients.push(hub);
+  await alarmWithStuckValve(hub, hubId, (body) => admin('POST', `/v1/homes/${home}/rules`, body));
+  return { dir, hub, secret: created.body.secret as string };
+}
+
 describe('rules a clean stop (SIGTERM) cut short', () => {
   it("a replay's run still waiting for its hub when the restarted node is stopped again runs at the start after (review \"restart\" F1)", async () => {
-    await server?.stop();
-    const dir = freshDataDir();
     const home = 'home-leak-twice';
-    server = await start(dir);
-    const created = await admin('POST', '/v1/admin/hubs', { hubId: 'twice-hub', homeId: home });
-    const hub = new HubClient({ url: server.wsUrl, hubId: 'twice-hub', secret: created.body.secret });
-    clients.push(hub);
-    await alarmWithStuckValve(hub, 'twice-hub', (body) => admin('POST', `/v1/homes/${home}/rules`, body));
-    await server.kill();
+    const { dir, secret } = await stuckLeak(home, 'twice-hub');
+    await server!.kill();
 
     // the replay's run waits for the hub, which is not back before a rollout stops the node
     server = await start(dir);
@@ -149,7 +155,7 @@ describe('rules a clean stop (SIGTERM) cut short', () => {
     expect(server.logs.find((l) => l.msg === KEPT)).toMatchObject({ homeId: home, action: 0 });
 
     server = await start(dir);
-    const { closes } = await answeringHub('twice-hub', created.body.secret);
+    const { closes } = await answeringHub('twice-hub', secret);
     expect(await logLine(server, AbortSignal.timeout(30_000), pushedLeak)).toMatchObject({ homeId: home, body: 'level 3' });
     expect(closes).toEqual(['close']);
     // the actions kept, not the event again: its mark had moved
@@ -158,23 +164,17 @@ describe('rules a clean stop (SIGTERM) cut short', () => {
   }, 120_000);
 
   it('a live run whose command the drain cut (its hub told to go) sends it again at the next start, then its notification', async () => {
-    await server?.stop();
-    const dir = freshDataDir();
     const home = 'home-leak-drained';
-    server = await start(dir);
-    const created = await admin('POST', '/v1/admin/hubs', { hubId: 'drained-hub', homeId: home });
-    const hub = new HubClient({ url: server.wsUrl, hubId: 'drained-hub', secret: created.body.secret });
-    clients.push(hub);
-    await alarmWithStuckValve(hub, 'drained-hub', (body) => admin('POST', `/v1/homes/${home}/rules`, body));
+    const { dir, hub, secret } = await stuckLeak(home, 'drained-hub');
     // as firmware does: told to reconnect elsewhere, it goes, and its valve's `close` is answered session_closed
     hub.on('reconnect', () => void hub.terminate());
-    expect(await server.stop()).toBe(0);
-    expect(server.logs.find((l) => l.msg === KEPT)).toMatchObject({ homeId: home, action: 0 });
+    expect(await server!.stop()).toBe(0);
+    expect(server!.logs.find((l) => l.msg === KEPT)).toMatchObject({ homeId: home, action: 0 });
     // the run stopped at the command the drain cut: its notification waits with it
-    expect(server.logs.some(pushedLeak)).toBe(false);
+    expect(server!.logs.some(pushedLeak)).toBe(false);
 
     server = await start(dir);
-    const { closes } = await answeringHub('drained-hub', created.body.secret);
+    const { closes } = await answeringHub('drained-hub', secret);
     expect(await logLine(server, AbortSignal.timeout(30_000), pushedLeak)).toMatchObject({ homeId: home, body: 'level 3' });
     expect(closes).toEqual(['close']);
   }, 120_000);

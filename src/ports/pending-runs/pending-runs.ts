@@ -2,7 +2,8 @@ import type { PlannedAction } from '../../rules/model.js';
 
 /**
  * The remainder of a rule's run parked in a delay: what it still has to do, and when. Saved when
- * the run reaches the delay, so "light off in 5 minutes" survives a restart of the node.
+ * the run reaches the delay, so "light off in 5 minutes" survives a restart of the node; also what
+ * a clean stop cut off (from the action it stopped, due at the stop: ActionRun's keep).
  */
 export interface PendingRun {
   /** this wait's id (unique per run and delay): a remove naming an older wait deletes nothing */
@@ -11,9 +12,9 @@ export interface PendingRun {
   ruleId: string;
   /** the rule's version when the run was planned: a rule edited since drops the entry at resume (resume.ts) */
   ruleVersion: number;
-  /** when the delay ends, ms since the Unix epoch */
+  /** when the delay ends (a cut run: the stop), ms since the Unix epoch */
   dueAt: number;
-  /** the planned actions after the delay, in order, as the worker resolved them (later delays included) */
+  /** the planned actions after the delay (a cut run: from the one cut), in order, as the worker resolved them (later delays included) */
   actions: PlannedAction[];
   /** the index of `actions[0]` in the run's full plan: a notification keeps its dedup key across a restart */
   offset: number;
