@@ -87,9 +87,14 @@ export interface CommandRequest {
   tp?: string;
 }
 
-/** `hub.<hubId>.cmd` reply; `hub`: the hub's own error code, when the hub refused the command. */
-/** `tmp`: the hub refused with an error frame that said it was temporary (busy: sending again may succeed) */
-export type CommandReply = { ok: true; r: unknown } | { ok: false; e: ErrorCode; msg?: string; hub?: string; tmp?: true };
+/**
+ * `hub.<hubId>.cmd` reply; `hub`: the hub's own error code, when the hub refused the command.
+ * `tmp`: the hub refused with an error frame that said it was temporary (busy: sending again may succeed).
+ * With `session_closed` only: `ns`, the session never sent it to the hub (closing as it came): safe
+ * to send again; `mv`, sent and unanswered when the node's drain (or a shed) closed the session,
+ * which told the hub to reconnect elsewhere: its outcome unknown. Older nodes send neither.
+ */
+export type CommandReply = { ok: true; r: unknown } | { ok: false; e: ErrorCode; msg?: string; hub?: string; tmp?: true; ns?: true; mv?: true };
 
 /** `hub.<hubId>.desired`: the device's whole desired map and its version (older versions are ignored). */
 export interface DesiredChange {

@@ -54,11 +54,17 @@ export class CommandError extends TierError {
   readonly hubCode: string | undefined;
   /** the hub said its refusal was temporary (an error frame's `tmp`): the same command may succeed later */
   readonly hubTemporary: boolean;
+  /** `session_closed` for a command the session never sent to the hub: safe to send again */
+  readonly unsent: boolean;
+  /** `session_closed` as the node's drain (or a shed) moved the hub away, the command unanswered: it may have run */
+  readonly hubMoving: boolean;
 
-  constructor(code: ErrorCode, message?: string, options?: { cause?: unknown; hubCode?: string | undefined; hubTemporary?: boolean }) {
+  constructor(code: ErrorCode, message?: string, options?: { cause?: unknown; hubCode?: string | undefined; hubTemporary?: boolean; unsent?: boolean; hubMoving?: boolean }) {
     super(code, message, options);
     this.hubCode = options?.hubCode;
     this.hubTemporary = options?.hubTemporary === true;
+    this.unsent = options?.unsent === true;
+    this.hubMoving = options?.hubMoving === true;
   }
 }
 

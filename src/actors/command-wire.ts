@@ -30,7 +30,7 @@ export function encodeCommandReply(reply: CommandReply): Uint8Array {
 }
 
 export function decodeCommandReply(data: Uint8Array): CommandReply {
-  const v = decodeValue(data) as { ok?: unknown; r?: unknown; e?: unknown; msg?: unknown; hub?: unknown; tmp?: unknown } | null;
+  const v = decodeValue(data) as { ok?: unknown; r?: unknown; e?: unknown; msg?: unknown; hub?: unknown; tmp?: unknown; ns?: unknown; mv?: unknown } | null;
   if (typeof v !== 'object' || v === null || typeof v.ok !== 'boolean') throw new ProtocolError('malformed_frame', 'command reply must be a map with ok');
   if (v.ok) return { ok: true, r: v.r };
   // a code outside the table (another service's, a newer version's) is not trusted as one of ours
@@ -41,5 +41,9 @@ export function decodeCommandReply(data: Uint8Array): CommandReply {
     hub: typeof v.hub === 'string' ? v.hub.slice(0, 64) : undefined,
   };
   if (v.tmp === true) reply.tmp = true;
+  if (reply.e === 'session_closed') {
+    if (v.ns === true) reply.ns = true;
+    if (v.mv === true) reply.mv = true;
+  }
   return reply;
 }

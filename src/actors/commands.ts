@@ -68,7 +68,7 @@ async function roundTrip(bus: Bus, hubId: string, deviceId: string, spec: Comman
   }
   const reply = decodeCommandReply(data);
   if (reply.ok) return reply.r;
-  throw new CommandError(reply.e, reply.msg, { hubCode: reply.hub, hubTemporary: reply.tmp === true });
+  throw new CommandError(reply.e, reply.msg, { hubCode: reply.hub, hubTemporary: reply.tmp === true, unsent: reply.ns === true, hubMoving: reply.mv === true });
 }
 
 /**

@@ -269,7 +269,7 @@ export class HubCommands {
     const bytes = this.encoded({ t: FrameType.command, id, d: deviceId, m: method, p: params, to: timeoutMs }, info, request);
     if (bytes === null) return true;
     if (!this.host.sendEncoded(FrameType.command, bytes)) {
-      this.answer(info, request, { ok: false, e: 'session_closed', msg: 'the hub socket refused the frame' });
+      this.answer(info, request, { ok: false, e: 'session_closed', msg: 'the hub socket refused the frame', ns: true });
       return false;
     }
     const timer = this.deps.system.timers.schedule(timeoutMs, this.host, id);
@@ -358,14 +358,17 @@ export class HubCommands {
     if (p.request === null) this.ownWaiting--;
   }
 
-  /** The session closes: every pending command is answered `session_closed`; held deltas are dropped (the next welcome carries them). */
-  closeAll(): void {
+  /**
+   * The session closes: every pending command is answered `session_closed` (`mv` when `moving`: the
+   * drain told the hub to reconnect elsewhere); held deltas are dropped (the next welcome carries them).
+   */
+  closeAll(moving = false): void {
     this.held.clear();
     this.ownWaiting = 0;
     for (const p of this.pending.values()) {
       this.deps.system.timers.cancel(p.timer);
       this.deps.metrics?.commandDone('closed');
-      this.answer(p, p.request, { ok: false, e: 'session_closed', msg: 'the hub disconnected before answering' });
+      this.answer(p, p.request, moving ? { ok: false, e: 'session_closed', msg: 'the node moved the hub away before it answered', mv: true } : { ok: false, e: 'session_closed', msg: 'the hub disconnected before answering' });
     }
     this.pending.clear();
   }

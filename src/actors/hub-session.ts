@@ -337,7 +337,7 @@ export class HubSession extends Actor<HubMessage> implements TimerTarget, BusLis
    */
   private answerClosed(request: BusMessage, msg: string): void {
     if (this.closeReason === 'session_taken_over') return;
-    reply(request, { ok: false, e: 'session_closed', msg });
+    reply(request, { ok: false, e: 'session_closed', msg, ns: true });
   }
 
   private commandTable(): HubCommands {
@@ -572,7 +572,9 @@ export class HubSession extends Actor<HubMessage> implements TimerTarget, BusLis
     this.subscription = null;
     this.deps.system.timers.cancel(this.timer);
     this.timer = null;
-    this.commands?.closeAll();
+    // closed by the drain or a shed: its hub was told to reconnect to another node
+    const why = awaiting(this.closeReason) ?? this.closeReason;
+    this.commands?.closeAll(why === 'draining' || why === 'rebalancing');
     this.commands = null;
     this.reports.release();
     this.deps.sessions.release(this);

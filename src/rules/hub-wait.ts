@@ -19,6 +19,9 @@ export type WaitingSender = (hubId: string, deviceId: string, spec: CommandSpec,
  * a takeover, a network blip. Apps' commands still fail fast with `hub_offline`: they can retry.
  * `close` ends every wait (the command then fails as it would have), so a draining node is not held.
  * A hub moved to another home while its command waits: `recheck` ends the wait before the next try.
+ * A `session_closed` is waited out too where the session never sent the command, or where a node's
+ * drain moved the hub away before it answered: sent again at least once, as a run the rules' own
+ * node's stop cuts is (review "diff22": a rule on another node lost its command in a rollout).
  */
 export class HubWait {
   readonly #pauses = new Set<{ timer: NodeJS.Timeout; done: () => void }>();
@@ -37,7 +40,7 @@ export class HubWait {
         return await this.send(hubId, deviceId, spec, timeoutMs, requestId, parent);
       } catch (err) {
         const left = until - performance.now();
-        if (this.#closed || left <= 0 || !(err instanceof CommandError) || err.code !== 'hub_offline') throw err;
+        if (this.#closed || left <= 0 || !awayForNow(err)) throw err;
         await this.#pause(Math.min(pause, left));
         if (this.#closed) throw err;
       }
@@ -68,4 +71,10 @@ export class HubWait {
       this.#pauses.add(p);
     });
   }
+}
+
+/** A failure that says the hub is away for now, not that the command failed on it. */
+function awayForNow(err: unknown): boolean {
+  if (!(err instanceof CommandError)) return false;
+  return err.code === 'hub_offline' || (err.code === 'session_closed' && (err.unsent || err.hubMoving));
 }

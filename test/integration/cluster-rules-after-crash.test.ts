@@ -2,7 +2,8 @@
  * Cluster mode: a device event acknowledged to its hub by a node that is then killed (kill -9)
  * before the rule it triggered has run is evaluated by another node: the dead node's rules marks in
  * Redis are claimed once its liveness lapses, and the events past them replayed, so the leak
- * alarm's notification is not lost with the process. Real nats-server, redis-server and three nodes.
+ * alarm's notification is not lost with the process; a clean stop (SIGTERM) loses no rule's
+ * command either, its own nodes' or another's. Real nats-server, redis-server and three nodes.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startNats, startRedis, uniquePrefix, type Backend } from '../../load/harness/index.js';
@@ -104,5 +105,48 @@ describe('rules after a kill -9 of a node in cluster mode', { timeout: 90_000 },
     expect(line).toMatchObject({ body: 'level 3' });
     expect(closes).toEqual(['close']);
     expect(all().filter((l) => pushedLeak(l) && l.homeId === 'home-drained')).toHaveLength(1);
+  });
+
+  it("a rule's command to a hub of another node, which the drain of that node moved away before it answered, goes again to the hub's new node (review diff22)", async ({ signal }) => {
+    const [d, victim] = [await start('d'), await start('victim-3')];
+    const hub = async (hubId: string) => (await api(d.httpUrl, 'POST', '/v1/admin/hubs', tokens.ADMIN_TOKEN, { hubId, homeId: 'home-split' })).body.secret as string;
+    const [sensorSecret, valveSecret] = [await hub('split-sensor'), await hub('split-valve')];
+    const sensor = new HubClient({ url: d.wsUrl, hubId: 'split-sensor', secret: sensorSecret });
+    const valve = new HubClient({ url: victim.wsUrl, hubId: 'split-valve', secret: valveSecret });
+    clients.push(sensor, valve);
+    // the valve's hub is on the node about to stop and never answers there; the rule runs on d
+    valve.onCommand(() => new Promise(() => undefined));
+    await Promise.all([sensor.connect(), valve.connect()]);
+    await sensor.report({ sensor: { wet: false } });
+    await valve.report({ valve: { open: true } });
+    const rule = await api(d.httpUrl, 'POST', '/v1/homes/home-split/rules', tokens.ADMIN_TOKEN, {
+      name: 'Leak',
+      triggers: [{ type: 'event', hub: 'split-sensor', device: 'sensor', event: 'alarm' }],
+      actions: [
+        { type: 'command', hub: 'split-valve', device: 'valve', method: 'close', timeoutMs: 30_000 },
+        { type: 'notify', title: 'Water leak', body: 'level {{ event.params.level }}' },
+      ],
+    });
+    expect(rule.status).toBe(201);
+    const closing = valveClose(valve, 30_000);
+    await sensor.event('sensor', 'alarm', { level: 3 });
+    await closing;
+    // as firmware does: told to reconnect elsewhere, it goes; d's rule hears `session_closed`
+    valve.on('reconnect', () => void valve.terminate());
+    expect(await victim.stop()).toBe(0);
+
+    const back = await reconnect(d.wsUrl, 'split-valve', valveSecret);
+    const closes: string[] = [];
+    back.onCommand((cmd) => {
+      closes.push(cmd.m);
+      return { ok: true };
+    });
+    // the push queue is the cluster's: any node's worker may send it
+    const split = () => nodes.flatMap((n) => n.logs).filter((l) => pushedLeak(l) && l.homeId === 'home-split');
+    const line = await eventually(signal, 'the notification', async () => split()[0]);
+    expect(line).toMatchObject({ body: 'level 3' });
+    // sent again, at least once: its answer was never heard (a `set` is what such a rule should send)
+    expect(closes).toEqual(['close']);
+    expect(split()).toHaveLength(1);
   });
 });

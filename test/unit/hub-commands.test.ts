@@ -62,6 +62,24 @@ function request(d: string, m: string, p: Record<string, unknown>, dl?: number) 
 }
 
 describe('HubCommands', () => {
+  it('a command the socket refuses is answered session_closed with `ns` (never sent: safe to send again); one pending at the close, without it (`mv` when the drain moved the hub)', () => {
+    const { commands, host } = table(4);
+    const devices = { mayCommand: () => true };
+    host.sendEncoded = () => false;
+    const refused = request('lamp', 'set', { on: true });
+    commands.forward(refused.message, devices);
+    expect(refused.answers()).toEqual([{ ok: false, e: 'session_closed', msg: 'the hub socket refused the frame', ns: true }]);
+    host.sendEncoded = () => true;
+    const [dropped, moved] = [request('lamp', 'set', { on: false }), request('fan', 'set', { on: false })];
+    commands.forward(dropped.message, devices);
+    commands.closeAll();
+    expect(dropped.answers()).toEqual([{ ok: false, e: 'session_closed', msg: 'the hub disconnected before answering' }]);
+    const again = new HubCommands(host as unknown as CommandHost);
+    again.forward(moved.message, devices);
+    again.closeAll(true);
+    expect(moved.answers()).toEqual([{ ok: false, e: 'session_closed', msg: 'the node moved the hub away before it answered', mv: true }]);
+  });
+
   it("a caller's command whose frame would pass the hub's max is answered frame_too_large and not sent, set or method; one within it goes", () => {
     const { commands, sent, sizes } = table(4);
     const devices = { mayCommand: () => true };

@@ -361,7 +361,8 @@ describe('HubSession', () => {
     await vi.advanceTimersByTimeAsync(DRAIN_RESULTS_MS + 100);
     await settle();
     expect(link.closed).toEqual({ code: 1001, reason: 'draining' });
-    expect(await plug).toMatchObject({ ok: false, e: 'session_closed' });
+    // `mv`: the drain moved the hub away unanswered (rules send it again to its next node)
+    expect(await plug).toMatchObject({ ok: false, e: 'session_closed', mv: true });
     void third;
 
     const idle = setup();
@@ -370,19 +371,36 @@ describe('HubSession', () => {
     idle.session.shutdown(500);
     expect(idle.link.closed).toEqual({ code: 1001, reason: 'draining' });
 
+    /** A session online with one command sent to its hub, and that command's reply. */
+    const withCommandOut = async () => {
+      const rig = setup();
+      rig.frame({ t: 1, v: 1, b: 'boot' });
+      await settle();
+      const reply = rig.deps.bus.request('hub.hub-1.cmd', encodeValue({ d: 'lamp', m: 'set', p: { on: true }, to: 60_000 }), 60_000).then(decodeCommandReply);
+      await settle();
+      return { ...rig, reply };
+    };
+
     // shed to another node (POST /debug/shed): the same, said as rebalancing, the commands' wait too
-    const shed = setup();
-    shed.frame({ t: 1, v: 1, b: 'boot' });
-    await settle();
-    const waiting = shed.deps.bus.request('hub.hub-1.cmd', encodeValue({ d: 'lamp', m: 'set', p: { on: true }, to: 60_000 }), 60_000).then(decodeCommandReply);
-    await settle();
+    const shed = await withCommandOut();
     shed.session.shutdown(700, undefined, 'rebalancing');
     expect(shed.link.frames.at(-1)).toMatchObject({ t: 11, after: 700, e: 'rebalancing' });
     expect(shed.link.closed).toBeNull();
     await vi.advanceTimersByTimeAsync(DRAIN_RESULTS_MS + 100);
     await settle();
     expect(shed.link.closed).toEqual({ code: 1001, reason: 'rebalancing' });
-    expect(await waiting).toMatchObject({ ok: false, e: 'session_closed' });
+    expect(await shed.reply).toMatchObject({ ok: false, e: 'session_closed', mv: true });
+
+    // the hub leaving on its own while the drain waits for it (told to reconnect, it went): the same
+    const gone = await withCommandOut();
+    gone.session.shutdown(700);
+    gone.link.close(1006, '');
+    expect(await gone.reply).toMatchObject({ ok: false, e: 'session_closed', mv: true });
+
+    // a hub that drops without a drain: no `mv` (nothing moved it; it may come back here)
+    const dropped = await withCommandOut();
+    dropped.link.close(1006, '');
+    expect(await dropped.reply).toEqual({ ok: false, e: 'session_closed', msg: 'the hub disconnected before answering' });
   });
 
   it('a handshake that ends while the node drains is told to reconnect and closed (1001), never welcomed: a hello that came after the drain began, or one whose claim was under way', async () => {
@@ -911,7 +929,8 @@ describe('HubSession', () => {
       await settle();
       const answers: string[] = [];
       session.onBusMessage({ ...notice, replyTo: undefined, respond: () => false });
-      const respond = (data: Uint8Array) => answers.push(String((decodeCommandReply(data) as { e?: string }).e)) > 0;
+      // `ns`: never sent to the hub, so safe to send again
+      const respond = (data: Uint8Array) => answers.push(Object.entries(decodeCommandReply(data)).filter(([k]) => k === 'e' || k === 'ns').map(([, v]) => String(v)).join(' ')) > 0;
       session.onBusMessage({ subject: 'hub.hub-1.cmd', data: encodeValue({ d: 'd1', m: 'set', p: { on: true }, to: 5_000 }), replyTo: '_INBOX.1', respond });
       release();
       await settle();
@@ -919,7 +938,7 @@ describe('HubSession', () => {
       return answers;
     }
     expect(await queuedBehind({ subject: 'hub.hub-1.takeover', data: encodeValue({ epoch: 2, node: 'n2' }) })).toEqual([]);
-    expect(await queuedBehind({ subject: 'hub.hub-1.close', data: encodeValue({ e: 'hub_disabled' }) })).toEqual(['session_closed']);
+    expect(await queuedBehind({ subject: 'hub.hub-1.close', data: encodeValue({ e: 'hub_disabled' }) })).toEqual(['session_closed true']);
   });
 
   it('acts on a takeover notice that finds the mailbox full at once: the frames queued before it are not acknowledged', async () => {

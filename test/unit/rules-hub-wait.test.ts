@@ -38,6 +38,25 @@ describe('HubWait: rules\' commands wait for an offline hub', () => {
     expect(timedOut.tries()).toBe(1);
   });
 
+  it('asks again after a session_closed that says the command was not sent, or that a drain moved the hub away unanswered; not after a plain one (the hub dropped: it may have run)', async () => {
+    const closed = (options: { unsent?: boolean; hubMoving?: boolean }) => {
+      let tries = 0;
+      const send: CommandSender = async () => {
+        if (++tries === 1) throw new CommandError('session_closed', 'closed', options);
+        return { done: true };
+      };
+      return { send, tries: () => tries };
+    };
+    for (const options of [{ unsent: true }, { hubMoving: true }]) {
+      const hub = closed(options);
+      await expect(new HubWait(hub.send, 30_000).sender('h', 'd', { set: {} }, 5_000)).resolves.toEqual({ done: true });
+      expect(hub.tries()).toBe(2);
+    }
+    const dropped = closed({});
+    await expect(new HubWait(dropped.send, 30_000).sender('h', 'd', { set: {} }, 5_000)).rejects.toMatchObject({ code: 'session_closed' });
+    expect(dropped.tries()).toBe(1);
+  });
+
   it('close ends every wait at once, so a draining node is not held', async () => {
     const away = hubAway(Infinity);
     const wait = new HubWait(away.send, 600_000);
