@@ -13,7 +13,7 @@ import { CommandError } from '../../src/errors.js';
 import type { EvaluatedMarks, UnevaluatedHome } from '../../src/ports/history/history.js';
 import { MemoryPendingRuns } from '../../src/ports/pending-runs/pending-runs-memory.js';
 import { encodeBus } from '../../src/protocol/codec.js';
-import { validateRuleSpec } from '../../src/rules/validate.js';
+import { validateRuleSpec, validateSceneSpec } from '../../src/rules/validate.js';
 import { rig, warmPool, type Rig } from './rules-fixtures.js';
 
 const pool = warmPool();
@@ -47,7 +47,10 @@ class HeldHub {
   #waiters: Array<() => void> = [];
   /** answer at once from now on (the hub is back) */
   answering = false;
+  /** no session holds the hub: commands fail `hub_offline`, unsent */
+  away = false;
   readonly runCommand = (_hub: string, _device: string, spec: CommandSpec): Promise<unknown> => {
+    if (this.away && !this.answering) return Promise.reject(new CommandError('hub_offline', 'hub home1-hub is not connected'));
     this.sent.push('method' in spec ? spec.method : JSON.stringify(spec));
     for (const w of this.#waiters.splice(0)) w();
     if (this.answering) return Promise.resolve({ ok: true });
@@ -60,8 +63,8 @@ class HeldHub {
   answer(): void {
     this.#pending.shift()!.ok({ ok: true });
   }
-  fail(code: 'session_closed' | 'hub_offline' | 'command_failed'): void {
-    this.#pending.shift()!.fail(new CommandError(code, code));
+  fail(code: 'session_closed' | 'hub_offline' | 'command_failed', options?: { hubMoving?: boolean }): void {
+    this.#pending.shift()!.fail(new CommandError(code, code, options));
   }
 }
 
@@ -158,6 +161,28 @@ describe('a run the stop cuts short keeps the actions from the one cut', () => {
     r.advance(2_000);
     await r.settle();
     expect(hub.sent).toEqual(['on', 'on', 'toggle']);
+  });
+
+  it("a scene whose command the drain moved away unanswered (`mv`) waits for the hub with its run; the close keeps the scene whole, and the next start runs it again (at least once)", async () => {
+    const hub = new HeldHub();
+    const runs = new MemoryPendingRuns();
+    r = rig(pool(), T0, { marks: new OwingMarks(), pendingRuns: runs, runCommand: hub.runCommand, closeWaitMs: 600_000, hubWaitMs: 60_000 });
+    const scene = await r.store.createScene('home1', validateSceneSpec({ name: 'Leak', commands: [{ hub: 'home1-hub', device: 'valve', method: 'close' }, { hub: 'home1-hub', device: 'pump', method: 'stop' }] }));
+    await r.store.createRule('home1', validateRuleSpec({ ...LEAK, actions: [{ type: 'scene', scene: scene.id }, LEAK.actions[1]] }));
+    r.engine.onEvent(...alarm(1));
+    await hub.sentCount(2);
+    r.engine.draining();
+    hub.answer();
+    hub.away = true;
+    hub.fail('session_closed', { hubMoving: true });
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    // neither failed nor gone on: the run waits for the hub
+    expect(r.pushes).toHaveLength(0);
+    expect(await kept(runs)).toEqual([]);
+    // kept at the close (due then): the restarted engine arms it, due at once
+    expect(await restart(hub)).toMatchObject({ armed: 1, missed: 0, failed: 0 });
+    expect(hub.sent).toEqual(['close', 'stop', 'close', 'stop']);
+    expect(r.pushes).toHaveLength(1);
   });
 
   it('a command after a delay that fails for the stop is kept from that command (diff21 F4)', async () => {
