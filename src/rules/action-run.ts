@@ -11,7 +11,8 @@
  * stretch again at the next start: at least once), or when the run is cancelled. Stopping the
  * node detaches waiting runs and keeps their entries (resume.ts picks them up at the next start);
  * a run it stops within an action, or whose command the drain answers `session_closed`, is saved
- * from that action, due at once (`#keepRest`: the cut command goes again, at least once).
+ * from that action, due at once (`#keepRest`: the cut command goes again, at least once, unless
+ * it is answered within the close's wait: `#passKept`).
  * After every delay the run reads its rule again: deleted, disabled or edited (another version)
  * meanwhile, it ends there; the edited rule's next trigger starts a run of the new plan. It also
  * ends there when its saved wait was replaced by a newer run of the rule on another node.
@@ -101,6 +102,8 @@ export class ActionRun implements TimerTarget, Run {
   #at = -1;
   /** resolves what `start` answered once the stop's cut-off actions are kept (`#keepRest`) */
   #kept: (() => void) | null = null;
+  /** the entry the stop's keep saved (from action `at`): passed on if that action then succeeds */
+  #keep: { runId: string; at: number } | null = null;
 
   constructor(
     private readonly deps: ActionDeps,
@@ -262,6 +265,8 @@ export class ActionRun implements TimerTarget, Run {
         error = err ?? new Error('action failed');
       }
       this.#at = -1;
+      // kept by the close while it ran, then answered: the next start goes on after it, not with it again
+      if (error === undefined && this.#keep?.at === i) deps.track(this.#passKept(i));
       deps.metrics.action(a.type, error === undefined ? 'ok' : error instanceof ActionBudgetError ? 'refused' : 'failed');
       // counted for a deleted rule, its counters would come back and stay for the node's life
       if (this.#deleted) return;
@@ -312,12 +317,42 @@ export class ActionRun implements TimerTarget, Run {
     if (!store) return;
     const { homeId, rule } = this;
     const fields = { homeId, ruleId: rule.id, action: this.offset + i };
+    // set before the save: an answer while it is in flight passes it on (calls apply in order)
+    const runId = randomUUID();
+    this.#keep = { runId, at: i };
     try {
-      await store.save({ runId: randomUUID(), homeId, ruleId: rule.id, ruleVersion: rule.version, dueAt: this.deps.now(), actions: this.actions.slice(i), offset: this.offset + i, dedupBase: this.dedupBase });
+      await store.save({ runId, homeId, ruleId: rule.id, ruleVersion: rule.version, dueAt: this.deps.now(), actions: this.actions.slice(i), offset: this.offset + i, dedupBase: this.dedupBase });
       this.#kept?.();
       this.deps.log.info(fields, 'rules: run cut short by the stop; its actions from the one cut are kept for the next start');
     } catch (err) {
       this.#warn('cut_not_kept', err, fields, 'rules: run cut short by the stop; its remaining actions not kept');
+    }
+  }
+
+  /**
+   * Action `i`, which the stop's keep saved the run from, succeeded after all (answered within the
+   * close's wait): the entry goes on from the next action, or after its delay as `#save` would, or
+   * is removed when none is left (review "diff22": the answered command went again at the next start).
+   */
+  async #passKept(i: number): Promise<void> {
+    const store = this.deps.pendingRuns;
+    const kept = this.#keep;
+    this.#keep = null;
+    if (!store || !kept) return;
+    const { homeId, rule } = this;
+    const next = this.actions[i + 1];
+    const from = next?.type === 'delay' ? i + 2 : i + 1;
+    try {
+      // replaced meanwhile by a newer run of the rule (on another node), or never stored: left alone
+      if (!(await store.holds(rule.id, kept.runId))) return;
+      if (from >= this.actions.length) await store.remove(rule.id, kept.runId);
+      else {
+        const dueAt = this.deps.now() + (next?.type === 'delay' ? next.ms : 0);
+        await store.save({ runId: randomUUID(), homeId, ruleId: rule.id, ruleVersion: rule.version, dueAt, actions: this.actions.slice(from), offset: this.offset + from, dedupBase: this.dedupBase });
+      }
+      this.deps.log.info({ homeId, ruleId: rule.id, action: this.offset + i }, 'rules: the action a stop cut was answered after all; the kept run goes on after it');
+    } catch (err) {
+      this.#warn('cut_not_passed', err, { homeId, ruleId: rule.id }, 'rules: the action a stop cut was answered after all, but the kept run still holds it; it may run again');
     }
   }
 

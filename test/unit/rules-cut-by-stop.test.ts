@@ -63,7 +63,7 @@ class HeldHub {
   answer(): void {
     this.#pending.shift()!.ok({ ok: true });
   }
-  fail(code: 'session_closed' | 'hub_offline' | 'command_failed', options?: { hubMoving?: boolean }): void {
+  fail(code: 'session_closed' | 'hub_offline' | 'command_failed' | 'command_timeout', options?: { hubMoving?: boolean }): void {
     this.#pending.shift()!.fail(new CommandError(code, code, options));
   }
 }
@@ -152,9 +152,10 @@ describe('a run the stop cuts short keeps the actions from the one cut', () => {
     // kept while the command waits: the mark does not wait for its answer
     await expect.poll(() => marks.notes).toEqual([['home1', 1]]);
     expect(await kept(runs)).toEqual([expect.objectContaining({ offset: 0, actions: ['on', 'delay', 'toggle'] })]);
-    // answered late: the run stops all the same
-    hub.answer();
+    // no answer within its timeout: the run stops all the same, the command kept
+    hub.fail('command_timeout');
     await closed;
+    expect(await kept(runs)).toEqual([expect.objectContaining({ offset: 0, actions: ['on', 'delay', 'toggle'] })]);
     expect(marks.owed).toBe(0);
 
     expect(await restart(hub)).toMatchObject({ late: 1 });
@@ -183,6 +184,41 @@ describe('a run the stop cuts short keeps the actions from the one cut', () => {
     expect(await restart(hub)).toMatchObject({ armed: 1, missed: 0, failed: 0 });
     expect(hub.sent).toEqual(['close', 'stop', 'close', 'stop']);
     expect(r.pushes).toHaveLength(1);
+  });
+
+  it('a command the close kept its run from, answered ok within the close\'s wait: the kept run goes on after it (after its delay, or from the next action), or is gone when it was the last (diff22)', async () => {
+    /** The rule's run closed within its first command, kept, then that command answered ok before the close ended. */
+    const answeredInClose = async (actions?: unknown[]) => {
+      const rigged = await leakRig(actions);
+      r.engine.onEvent(...alarm(1));
+      await rigged.hub.sentCount(1);
+      const closed = r.engine.close();
+      await expect.poll(() => kept(rigged.runs)).toEqual([expect.objectContaining({ offset: 0 })]);
+      rigged.hub.answer();
+      await closed;
+      return rigged;
+    };
+    const withDelay = await answeredInClose([
+      { type: 'command', hub: 'home1-hub', device: 'light', method: 'on' },
+      { type: 'delay', ms: 2_000 },
+      { type: 'command', hub: 'home1-hub', device: 'light', method: 'toggle' },
+    ]);
+    expect(await kept(withDelay.runs)).toEqual([expect.objectContaining({ offset: 2, dueAt: T0 + 2_000, actions: ['toggle'] })]);
+    expect(await restart(withDelay.hub)).toMatchObject({ armed: 1 });
+    r.advance(2_000);
+    await r.settle();
+    expect(withDelay.hub.sent).toEqual(['on', 'toggle']);
+    await r.close();
+
+    const leak = await answeredInClose();
+    expect(await kept(leak.runs)).toEqual([expect.objectContaining({ offset: 1, actions: ['notify'] })]);
+    await restart(leak.hub);
+    expect(leak.hub.sent).toEqual(['close']);
+    expect(r.pushes.map((p) => p.notification.dedupKey)).toEqual([expect.stringMatching(/:1$/)]);
+    await r.close();
+
+    const last = await answeredInClose([LEAK.actions[0]]);
+    expect(last.runs.size).toBe(0);
   });
 
   it('a command after a delay that fails for the stop is kept from that command (diff21 F4)', async () => {
