@@ -489,12 +489,13 @@ class Slot {
       }
       case 'unknown-hub':
         headers = signed(`fz-unknown-${this.rng.u32()}`, 'not-the-secret', now);
-        expect = 'unknown_hub';
+        // told as a bad signature: ids cannot be probed (review "tenant")
+        expect = 'bad_signature';
         break;
       case 'hostile-id': {
         const id = this.rng.pick(headerSafe);
         headers = signed(id, this.secret, now);
-        expect = isProtocolId(id) ? 'unknown_hub' : 'unauthorized';
+        expect = isProtocolId(id) ? 'bad_signature' : 'unauthorized';
         break;
       }
       case 'missing-header': {
@@ -538,7 +539,7 @@ class Slot {
         } catch {
           decoded = null;
         }
-        expect = decoded !== null && isProtocolId(decoded) ? 'unknown_hub' : 'unauthorized';
+        expect = decoded !== null && isProtocolId(decoded) ? 'bad_signature' : 'unauthorized';
         break;
       }
     }

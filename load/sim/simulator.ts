@@ -259,11 +259,12 @@ export class Simulator extends EventEmitter<SimulatorEvents> {
     const code = err instanceof HubClientError ? err.code : 'connect_failed';
     const message = err instanceof Error ? err.message : String(err);
     this.lastError = message;
-    if (code === 'unknown_hub') {
-      // the server forgot the hub (restarted without persistence): provision it again
+    // a node tells an id it does not know as a bad signature (ids cannot be probed); an older one said unknown_hub
+    if (code === 'unknown_hub' || code === 'bad_signature') {
+      // the server forgot the hub (restarted without persistence): provision it again; known, its secret was changed
       try {
         const secret = await this.provision(hub.id, hub.homeId);
-        if (secret === null) return this.fail(hub, 'it was provisioned again by someone else; its new secret is unknown');
+        if (secret === null) return this.fail(hub, code === 'bad_signature' ? `${message}: the hub is provisioned with another secret (changed by someone else)` : 'it was provisioned again by someone else; its new secret is unknown');
         hub.client.secret = secret;
         hub.attempt = 0; // fixed: come back soon rather than after the backoff built up while it was away
         await saveSecrets(this.secretsFile, this.registry, new Map([[hub.id, secret]]));

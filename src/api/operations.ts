@@ -172,7 +172,7 @@ export function operations(limits: { commandTimeoutMaxMs: number }): Record<stri
     },
     'delete /v1/admin/hubs/:hubId': {
       summary: 'Delete a hub: its record, its shadow, its session',
-      description: 'The session is closed at once wherever it is (close 4006); the hub’s handshakes answer `unknown_hub` afterwards. The home’s stored events go too; its apps then get the hub’s `removed` event.',
+      description: 'The session is closed at once wherever it is (close 4006); the hub’s handshakes answer `bad_signature` afterwards (as an id never provisioned: ids cannot be probed). The home’s stored events go too; its apps then get the hub’s `removed` event.',
       tag: 'admin',
       ok: { status: 200, description: 'deleted', schema: DeleteHubReply },
       errors: ['not_found'],

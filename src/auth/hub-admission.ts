@@ -6,6 +6,20 @@ import type { SecretBox } from './secret-box.js';
 import type { HelloRate } from './hello-rate.js';
 
 /**
+ * A hub id that is not provisioned, answered to the hub exactly as a bad signature: told apart, a
+ * stranger could list which ids (serials) are provisioned without any secret (review "tenant").
+ * The node's log line and metric still say `unknown_hub`: the operator's to know.
+ */
+export class UnprovisionedHubError extends AuthError {
+  constructor(readonly hubId: string) {
+    super('bad_signature');
+  }
+}
+
+/** Verified against for an unprovisioned id: its refusal takes a signature check's time, as a provisioned id's does. */
+const NO_SECRET = 'hub id not provisioned: no secret verifies';
+
+/**
  * Decides whether a hub may open a session, before the WebSocket upgrade completes: the hub is
  * provisioned and enabled, the signature verifies with its secret (or, until its grace period
  * ends, the secret a rotation replaced), the timestamp is within the allowed skew, and the nonce
@@ -13,7 +27,8 @@ import type { HelloRate } from './hello-rate.js';
  * and a second, plus `spreadS` where several nodes share the store; on the wall and the monotonic
  * clock: a step of the wall clock forgets none). Stored secrets are sealed: `box` opens them (without a box
  * they are taken as stored). The nonce is claimed only after the signature verifies, so forged
- * attempts cannot burn nonces, and after the hub's own handshake rate (`rate`).
+ * attempts cannot burn nonces, and after the hub's own handshake rate (`rate`). An id not
+ * provisioned is refused as a bad signature (`UnprovisionedHubError`).
  */
 export class HubAdmission {
   constructor(
@@ -38,7 +53,10 @@ export class HubAdmission {
 
   async admit(c: HubCredentials): Promise<HubRecord> {
     const record = await this.registry.get(c.hubId);
-    if (!record) throw new AuthError('unknown_hub', `hub ${c.hubId} is not provisioned`);
+    if (!record) {
+      signatureMatches(NO_SECRET, c);
+      throw new UnprovisionedHubError(c.hubId);
+    }
     if (!this.signedByLiveSecret(record, c)) throw new AuthError('bad_signature');
     // whole seconds on both sides, as the hub counts them: else now − skew is refused while now + skew passes
     const skew = Math.abs(Math.floor(this.now() / 1000) - c.ts);

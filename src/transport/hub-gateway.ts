@@ -5,7 +5,7 @@ import { drainSpreadMs, HubSession, type HubLink, type HubSessionDeps } from '..
 import { monotonicMs } from '../actors/clock.js';
 import { spend } from '../actors/hub-rate.js';
 import { outageRetryMs } from '../actors/outage-retry.js';
-import { readHubCredentials, type HubAdmission } from '../auth/hub-admission.js';
+import { readHubCredentials, UnprovisionedHubError, type HubAdmission } from '../auth/hub-admission.js';
 import { provisionMark, type HubRecord } from '../ports/hub-registry/hub-registry.js';
 import { AuthError, ProtocolError, TierError, asTierError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
@@ -412,9 +412,11 @@ export function mountHubGateway(app: TemplatedApp, deps: HubGatewayDeps): void {
   function noteRefusal(err: unknown, remote: string | undefined, hubId: string | undefined): TierError {
     const e = asTierError(err);
     if (e.code === 'internal' || e.code === 'unavailable') failures.write('admission', { err }, 'hub admission failed');
-    metrics?.upgradeRefused(e.code);
+    // the hub is told bad_signature; the operator is told why
+    const code = err instanceof UnprovisionedHubError ? 'unknown_hub' : e.code;
+    metrics?.upgradeRefused(code);
     // sampled per source: a flood of bad handshakes cannot fill the disk
-    refusals.info(remote ?? 'aborted', { code: e.code, remote, hubId }, 'hub handshake refused');
+    refusals.info(remote ?? 'aborted', { code, remote, hubId }, 'hub handshake refused');
     // the detail (a sealing key the node lacks, a backend's error) is the operator's, logged above, not the device's
     return e.code === 'internal' ? new TierError('internal', 'the node could not admit this hub; its log says why') : e;
   }

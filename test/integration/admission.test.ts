@@ -51,9 +51,14 @@ describe('hub and user admission (real server process)', () => {
     expect(await attempt(`${server.wsUrl}/hub/v1`, hubAuthHeaderMap(c))).toMatchObject({ status: 401, body: { code: 'stale_timestamp' } });
   });
 
-  it('refuses unknown hubs and missing credentials', async () => {
-    const c = hubCredentials('adm-unknown', secret);
-    expect(await attempt(`${server.wsUrl}/hub/v1`, hubAuthHeaderMap(c))).toMatchObject({ status: 401, body: { code: 'unknown_hub' } });
+  it("refuses an id not provisioned exactly as a provisioned one's bad signature (ids cannot be probed, review \"tenant\"), its log line and metric saying unknown_hub; and missing credentials", async ({ signal }) => {
+    const unknown = await attempt(`${server.wsUrl}/hub/v1`, hubAuthHeaderMap(hubCredentials('adm-unknown', secret)));
+    const forged = await attempt(`${server.wsUrl}/hub/v1`, hubAuthHeaderMap(hubCredentials('adm-1', 'not-the-secret')));
+    expect(unknown).toMatchObject({ status: 401, body: { code: 'bad_signature' } });
+    expect(unknown).toEqual(forged);
+    expect(await logLine(server, signal, (l) => l.msg === 'hub handshake refused' && l.hubId === 'adm-unknown')).toMatchObject({ code: 'unknown_hub' });
+    const text = await (await fetch(`${server.adminUrl}/metrics`)).text();
+    expect(metric(text, 'tier_hub_upgrades_refused_total{code="unknown_hub"}')).toBeGreaterThan(0);
     expect(await attempt(`${server.wsUrl}/hub/v1`, {})).toMatchObject({ status: 401, body: { code: 'unauthorized', field: 'x-hub-id' } });
   });
 

@@ -353,7 +353,7 @@ describe('disable, move, delete', () => {
       expect.objectContaining({ type: 'scene', problem: `hub ${hub.hubId} is not in the home` }),
     ]);
     expect((await admin('GET', `/v1/hubs/${hub.hubId}`)).status).toBe(404);
-    await expect(c.connect()).rejects.toMatchObject({ code: 'unknown_hub' });
+    await expect(c.connect()).rejects.toMatchObject({ code: 'bad_signature' });
     expect((await admin('DELETE', `/v1/admin/hubs/${hub.hubId}`)).status).toBe(404);
   });
 });

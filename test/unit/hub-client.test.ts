@@ -148,7 +148,7 @@ describe('HubClient against an in-process server', () => {
     expect(err).toMatchObject({ status: 401, code: 'bad_signature' });
 
     const unknown = client({ hubId: 'hc-never-provisioned', secret: 'whatever' });
-    await expect(unknown.connect()).rejects.toMatchObject({ status: 401, code: 'unknown_hub' });
+    await expect(unknown.connect()).rejects.toMatchObject({ status: 401, code: 'bad_signature' });
     expect(unknown.connected).toBe(false);
   });
 
