@@ -31,7 +31,12 @@ const CHAR_COST = 0.1;
 /** a macro's own work each time it runs (its scope and accumulator), measured against its steps */
 const MACRO_SETUP = 20;
 
-/** An upper bound of a value's size. */
+/**
+ * An upper bound of a value's size. Shapes are never changed once made, and are shared: a map
+ * literal `{v: v}` has one shape as its key and its value, so a chain of them is a DAG whose tree
+ * doubles per link. `weight` and `join` are memoized per shape, so they are linear in the DAG, not
+ * the tree (review "rulesdos": one 300-character condition held the node's main thread for seconds).
+ */
 export interface Shape {
   /** characters of a string, bytes of bytes */
   chars: number;
@@ -66,9 +71,18 @@ function joinOf(a: Shape | null, b: Shape | null): Shape | null {
   return a && b ? join(a, b) : (a ?? b);
 }
 
+const joined = new WeakMap<Shape, WeakMap<Shape, Shape>>();
+
 /** A bound of both values (a ternary's branches, a list's elements). */
 export function join(a: Shape, b: Shape): Shape {
-  return { chars: Math.max(a.chars, b.chars), items: Math.max(a.items, b.items), elem: joinOf(a.elem, b.elem), key: joinOf(a.key, b.key) };
+  if (a === b) return a;
+  let withA = joined.get(a);
+  const known = withA?.get(b);
+  if (known) return known;
+  const shape = { chars: Math.max(a.chars, b.chars), items: Math.max(a.items, b.items), elem: joinOf(a.elem, b.elem), key: joinOf(a.key, b.key) };
+  if (!withA) joined.set(a, (withA = new WeakMap()));
+  withA.set(b, shape);
+  return shape;
 }
 
 /** Both values' sizes added: what `+` of two strings, bytes or lists gives. */
@@ -76,9 +90,15 @@ function sum(a: Shape, b: Shape): Shape {
   return { chars: a.chars + b.chars, items: a.items + b.items, elem: joinOf(a.elem, b.elem), key: joinOf(a.key, b.key) };
 }
 
+const weights = new WeakMap<Shape, number>();
+
 /** The cost of reading all of a value (comparing, searching, converting, showing it). */
 export function weight(s: Shape): number {
-  return s.chars * CHAR_COST + s.items * (1 + (s.elem ? weight(s.elem) : 0) + (s.key ? weight(s.key) : 0));
+  const known = weights.get(s);
+  if (known !== undefined) return known;
+  const w = s.chars * CHAR_COST + s.items * (1 + (s.elem ? weight(s.elem) : 0) + (s.key ? weight(s.key) : 0));
+  weights.set(s, w);
+  return w;
 }
 
 /** The cost of building a value whose elements exist already (`+` of lists copies references). */
@@ -145,6 +165,8 @@ function estimate(node: ASTNode, scope: Scope | null): Estimate {
       let elem: Shape | null = null;
       for (const [k, v] of node.args) {
         const ke = estimate(k, scope);
+        // CEL's keys are scalars; an aggregate's type doubles per nesting, and cel-js's type check with it (review "rulesdos")
+        if (ke.shape.elem !== null || ke.shape.key !== null) throw new Unbounded('a map key must be an int, uint, bool or string, not a list or map');
         const ve = estimate(v, scope);
         cost += ke.cost + ve.cost;
         key = joinOf(key, ke.shape);

@@ -1,8 +1,9 @@
 /**
  * Condition expressions: CEL (Common Expression Language) through @marcbachmann/cel-js, a
  * tree-walking interpreter with no `eval`/`new Function`, no loops or recursion in the language,
- * and parse-time limits on size and depth. Used to check expressions at the API (parse only) and
- * to compile and run them on the rule workers (never on the main thread).
+ * and parse-time limits on size and depth. Used to check expressions at the API (parse, type check
+ * and the cost bound, each linear in the expression: never evaluated there) and to compile and run
+ * them on the rule workers (never on the main thread).
  *
  * Variables: `dev.<alias>.<attr>` (reported state of the rule's devices), `time.*` (the home's
  * local time), `event.*` (what fired the rule). One extra function: `between(hhmm, from, to)`,
@@ -69,6 +70,9 @@ export function checkExpression(src: string, aliases: ReadonlySet<string>, how: 
   } catch (err) {
     return firstLine(err);
   }
+  // the cost first: it refuses what would make cel-js's type check exponential (a map keyed by maps)
+  const cost = costProblem(expressionCost(parsed.ast, aliases.size));
+  if (cost) return cost;
   let check = parsed.check();
   if (!check.valid && !how.loose) {
     const asDouble = environment('double').parse(src).check();
@@ -80,7 +84,7 @@ export function checkExpression(src: string, aliases: ReadonlySet<string>, how: 
     const problem = betweenProblem(parsed.ast);
     if (problem) return problem;
   }
-  return walk(parsed.ast, aliases) ?? costProblem(expressionCost(parsed.ast, aliases.size));
+  return walk(parsed.ast, aliases);
 }
 
 /**

@@ -6,7 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import { TierError } from '../../src/errors.js';
 import { checkExpression, compile } from '../../src/rules/expr.js';
-import { EXPR_MAX_COST, expressionCost } from '../../src/rules/expr-cost.js';
+import { EXPR_MAX_COST, expressionCost, join, weight, type Shape } from '../../src/rules/expr-cost.js';
 import { RuleEvaluator } from '../../src/rules/evaluate.js';
 import { ruleOf } from '../helpers/rule.js';
 import { validateRuleSpec } from '../../src/rules/validate.js';
@@ -93,6 +93,32 @@ describe('the cost of an expression', () => {
     expect(checkExpression('dev', aliases)).toBeNull();
     const twenty = new Set(Array.from({ length: 20 }, (_, i) => `d${i}`));
     expect(checkExpression('dev', twenty)).toMatch(/too costly/);
+  });
+
+  it('refuses a map keyed by a list or map before the type check: cel-js typed each `{v: v}` link twice the size of the last (review "rulesdos": 24 links of a 325-character condition held the node 73 s and took 2 GB)', () => {
+    const chain = (link: string, n: number) => `size([1]${link.repeat(n)}) > 0`;
+    for (const src of [chain('.map(v,{v:v})', 24), chain('.map(v,{dyn(v):v})', 27), chain('.map(v,cel.bind(x,v,{x:x}))', 20), '{[1]: 1}.size() > 0', "{{'a': 1}: 1}.size() > 0"]) {
+      expect(checkExpression(src, aliases, { condition: true }), src).toBe('a map key must be an int, uint, bool or string, not a list or map');
+    }
+    // stored before the check, a worker refuses it without compiling it further
+    expect(expressionCost(compile(chain('.map(v,{v:v})', 24)).ast)).toEqual({ problem: 'a map key must be an int, uint, bool or string, not a list or map' });
+    expect(refusal({ ...LEAK, conditions: [chain('.map(v,{v:v})', 24)] })).toMatchObject({ code: 'invalid_field', field: 'conditions[0]' });
+    // scalar keys, literal or computed, as before
+    for (const src of ["{'a': 1, 'b': 2}.size() == 2", '{1: true}[1]', "[1,2].map(v, {string(v): v}).size() == 2", "{dev.x.name: 1}.size() == 1"]) expect(checkExpression(src, aliases, { condition: true }), src).toBeNull();
+  });
+
+  it('weighs and joins a shape shared by its key and its value once, not once per path (2^40 paths here)', () => {
+    const chain = (leaf: Shape) => {
+      let s = leaf;
+      for (let i = 0; i < 40; i++) s = { chars: 0, items: 1, elem: s, key: s };
+      return s;
+    };
+    const a = chain({ chars: 1, items: 0, elem: null, key: null });
+    const b = chain({ chars: 2, items: 0, elem: null, key: null });
+    // each level reads its one entry's key and value: w(n) = 1 + 2 w(n-1), the leaf 0.1 (a character)
+    expect(weight(a)).toBeCloseTo(2 ** 40 - 1 + 2 ** 40 * 0.1, -3);
+    expect(weight(join(a, b))).toBeCloseTo(2 ** 40 - 1 + 2 ** 40 * 0.2, -3);
+    expect(join(a, a)).toBe(a);
   });
 
   it('refuses a function it cannot bound (json parses any shape)', () => {
