@@ -69,6 +69,8 @@ export class HubSession extends Actor<HubMessage> implements TimerTarget, BusLis
   /** when the socket was accepted (`monotonicMs`); why this side closed it (null: the hub or the network did) */
   private readonly since = monotonicMs();
   private closeReason: string | null = null;
+  /** a newer session of the hub exists (its notice came, whatever this one was doing): commands it holds are left to that one */
+  private takenOver = false;
   /** the frame budget (hub-rate.ts), filled in the constructor: fields here, not an object per hub */
   rateTokens = 0;
   rateRefilled = 0;
@@ -160,6 +162,7 @@ export class HubSession extends Actor<HubMessage> implements TimerTarget, BusLis
       case 'closeOrder':
         return this.onCloseOrder(msg.data);
       case 'superseded':
+        this.takenOver = true;
         return this.closeWith(CloseCode.takeover, 'session_taken_over');
       case 'timer':
         return this.onTimerTag(msg.tag);
@@ -308,6 +311,11 @@ export class HubSession extends Actor<HubMessage> implements TimerTarget, BusLis
    * refused result fails its command now.
    */
   private onRefused(error: TierError, seq: number | undefined, commandId: number | undefined): void {
+    // a drain waiting for results takes a refused one as it takes a result (whileDraining)
+    if (commandId !== undefined && awaiting(this.closeReason) !== null) {
+      this.commands?.refused(commandId, error);
+      return this.closeWhenAnswered();
+    }
     if (this.state !== 'online') return;
     if (seq !== undefined) this.reports.refused(seq);
     if (commandId !== undefined) this.commands?.refused(commandId, error);
@@ -320,7 +328,10 @@ export class HubSession extends Actor<HubMessage> implements TimerTarget, BusLis
       const cmd: HubMessage = tracing === null ? { type: 'command', request: msg } : { type: 'command', request: msg, queued: performance.now() };
       if (!this.tell(cmd) && this.stopped) this.answerClosed(msg, 'the session is closed');
     } else if (verb === 'desired') this.tell({ type: 'desired', data: msg.data });
-    else if (verb === 'takeover') this.tell({ type: 'takeover', data: msg.data });
+    else if (verb === 'takeover') {
+      // a stopped session still hears notices in flight: a command after one is the new session's too
+      if (!this.tell({ type: 'takeover', data: msg.data }) && this.stopped) this.noteTakeover(msg.data);
+    }
     else if (verb === 'close') this.tell({ type: 'closeOrder', data: msg.data });
   }
 
@@ -336,7 +347,7 @@ export class HubSession extends Actor<HubMessage> implements TimerTarget, BusLis
    * review, 2026-12-06). A command the new session never got times out instead: its outcome unknown.
    */
   private answerClosed(request: BusMessage, msg: string): void {
-    if (this.closeReason === 'session_taken_over') return;
+    if (this.closeReason === 'session_taken_over' || this.takenOver) return;
     reply(request, { ok: false, e: 'session_closed', msg, ns: true });
   }
 
@@ -402,11 +413,15 @@ export class HubSession extends Actor<HubMessage> implements TimerTarget, BusLis
     }
   }
 
+  /** A takeover notice a stopped session can no longer act on: a command after it is the new session's too. */
+  private noteTakeover(data: Uint8Array): boolean {
+    const notice = decodeValue(data);
+    if (isPlainObject(notice) && typeof notice.epoch === 'number' && notice.epoch > this.epoch) this.takenOver = true;
+    return this.takenOver;
+  }
+
   private onTakeover(data: Uint8Array): void {
-    const msg = decodeValue(data);
-    if (isPlainObject(msg) && typeof msg.epoch === 'number' && msg.epoch > this.epoch && this.state !== 'closed') {
-      this.closeWith(CloseCode.takeover, 'session_taken_over');
-    }
+    if (this.noteTakeover(data) && this.state !== 'closed') this.closeWith(CloseCode.takeover, 'session_taken_over');
   }
 
   /**
@@ -610,6 +625,7 @@ export class HubSession extends Actor<HubMessage> implements TimerTarget, BusLis
   }
 
   protected override refused(msg: HubMessage): void {
+    if (msg.type === 'takeover' && this.stopped) this.noteTakeover(msg.data);
     if (msg.type === 'command') {
       if (this.stopped) this.answerClosed(msg.request, 'the session is closed');
       else reply(msg.request, { ok: false, e: 'busy', msg: 'the hub session is busy' });

@@ -35,14 +35,18 @@ export class HubWait {
   /** The sender for rules: as `send`, asking again while the hub is offline and the wait lasts. */
   readonly sender: WaitingSender = async (hubId, deviceId, spec, timeoutMs, requestId, parent, recheck) => {
     const until = performance.now() + this.waitMs;
+    // a session_closed waited out is what the wait ends with, not a later try's hub_offline: the
+    // command may have gone out (mv), and a drain's cut-by-stop goes by session_closed
+    let closed: unknown;
     for (let pause = FIRST_PAUSE_MS; ; pause = Math.min(pause * 2, MAX_PAUSE_MS)) {
       try {
         return await this.send(hubId, deviceId, spec, timeoutMs, requestId, parent);
       } catch (err) {
+        if (err instanceof CommandError && err.code === 'session_closed') closed = err;
         const left = until - performance.now();
-        if (this.#closed || left <= 0 || !awayForNow(err)) throw err;
+        if (this.#closed || left <= 0 || !awayForNow(err)) throw awayForNow(err) ? (closed ?? err) : err;
         await this.#pause(Math.min(pause, left));
-        if (this.#closed) throw err;
+        if (this.#closed) throw closed ?? err;
       }
       // checked when the caller sent, but a hub reconnecting after a move must not run the old home's command
       if (recheck) await recheck();

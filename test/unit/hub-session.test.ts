@@ -397,6 +397,18 @@ describe('HubSession', () => {
     gone.link.close(1006, '');
     expect(await gone.reply).toMatchObject({ ok: false, e: 'session_closed', mv: true });
 
+    // a result refused by validation while the drain waits: the command fails as it would online
+    // (the hub answered: it may have acted), not `mv`, which rules send again (review diff23 F3)
+    const refused = await withCommandOut();
+    refused.session.shutdown(700);
+    const sent = refused.link.frames.find((f): f is CommandFrame => f.t === FrameType.command)!;
+    refused.session.refuse(new ProtocolError('invalid_field', 'r.x: string over 1024', { ref: sent.id }), undefined, sent.id);
+    await settle();
+    // closed once answered, not at the drain's deadline
+    expect(refused.link.closed).toEqual({ code: 1001, reason: 'draining' });
+    await vi.advanceTimersByTimeAsync(DRAIN_RESULTS_MS + 100);
+    expect(await refused.reply).toMatchObject({ ok: false, e: 'command_failed', hub: 'invalid_result' });
+
     // a hub that drops without a drain: no `mv` (nothing moved it; it may come back here)
     const dropped = await withCommandOut();
     dropped.link.close(1006, '');
@@ -914,8 +926,10 @@ describe('HubSession', () => {
   });
 
   it('leaves a command it holds behind a takeover to the session that took over (no session_closed the caller would take first), and answers it session_closed when closed for another reason', async () => {
-    async function queuedBehind(notice: { subject: string; data: Uint8Array }): Promise<string[]> {
-      const { session, frame, deps } = setup();
+    /** `closeFirst`: what closed the session before the notice came (it was stopping already) */
+    async function queuedBehind(notice: { subject: string; data: Uint8Array }, closeFirst?: (rig: ReturnType<typeof setup>) => void): Promise<string[]> {
+      const rig = setup();
+      const { session, frame, deps } = rig;
       frame({ t: 1, v: 1, b: 'boot' });
       await settle();
       // the session waits on a slow device list's write while the notice and a command queue up
@@ -927,18 +941,24 @@ describe('HubSession', () => {
       };
       frame({ t: 9, s: 1, f: true, j: [{ d: 'd1', k: 'switch' }] });
       await settle();
+      closeFirst?.(rig);
       const answers: string[] = [];
       session.onBusMessage({ ...notice, replyTo: undefined, respond: () => false });
       // `ns`: never sent to the hub, so safe to send again
       const respond = (data: Uint8Array) => answers.push(Object.entries(decodeCommandReply(data)).filter(([k]) => k === 'e' || k === 'ns').map(([, v]) => String(v)).join(' ')) > 0;
       session.onBusMessage({ subject: 'hub.hub-1.cmd', data: encodeValue({ d: 'd1', m: 'set', p: { on: true }, to: 5_000 }), replyTo: '_INBOX.1', respond });
       release();
-      await settle();
-      await settle();
+      for (let i = 0; i < 5; i++) await settle();
       return answers;
     }
-    expect(await queuedBehind({ subject: 'hub.hub-1.takeover', data: encodeValue({ epoch: 2, node: 'n2' }) })).toEqual([]);
+    const takeover = { subject: 'hub.hub-1.takeover', data: encodeValue({ epoch: 2, node: 'n2' }) };
+    expect(await queuedBehind(takeover)).toEqual([]);
     expect(await queuedBehind({ subject: 'hub.hub-1.close', data: encodeValue({ e: 'hub_disabled' }) })).toEqual(['session_closed true']);
+    // closing already for another reason (the node's drain, the hub's bye, its socket dropped): the
+    // command is the new session's all the same, never `ns` (rules would send it again: review diff23 F1)
+    expect(await queuedBehind(takeover, ({ session }) => session.shutdown(500))).toEqual([]);
+    expect(await queuedBehind(takeover, ({ frame }) => frame({ t: 12 }))).toEqual([]);
+    expect(await queuedBehind(takeover, ({ session }) => session.tell({ type: 'closed', code: 1006 }))).toEqual([]);
   });
 
   it('acts on a takeover notice that finds the mailbox full at once: the frames queued before it are not acknowledged', async () => {

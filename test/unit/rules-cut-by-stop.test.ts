@@ -123,6 +123,26 @@ describe('a run the stop cuts short keeps the actions from the one cut', () => {
     expect(marks.owed).toBe(0);
   });
 
+  it("a command the drain moved away unanswered (`mv`) whose wait for the hub runs out before the rules close: still the stop's, kept (review diff23 F2: it failed hub_offline and the run went on)", async () => {
+    const hub = new HeldHub();
+    const runs = new MemoryPendingRuns();
+    r = rig(pool(), T0, { marks: new OwingMarks(), pendingRuns: runs, runCommand: hub.runCommand, closeWaitMs: 600_000, hubWaitMs: 300 });
+    await r.store.createRule('home1', validateRuleSpec(LEAK));
+    r.engine.onEvent(...alarm(1));
+    await hub.sentCount(1);
+    r.engine.draining();
+    // the drain told the hub to go: embedded, it cannot come back to this node before the restart
+    hub.away = true;
+    hub.fail('session_closed', { hubMoving: true });
+    // the rest of the drain before the rules close outlasts the wait
+    await new Promise((resolve) => setTimeout(resolve, 700));
+    await r.settle();
+    expect(r.pushes).toHaveLength(0);
+    expect((await kept(runs)).map((k) => k.actions)).toEqual([['close', 'notify']]);
+    await restart(hub);
+    expect(hub.sent).toEqual(['close', 'close']);
+  });
+
   it.each([
     ["a device's own failure in the drain", true, 'command_failed'],
     ['a command answered session_closed before the drain', false, 'session_closed'],

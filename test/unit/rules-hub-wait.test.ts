@@ -2,6 +2,12 @@ import { describe, expect, it } from 'vitest';
 import type { CommandSender } from '../../src/actors/commands.js';
 import { CommandError, TierError } from '../../src/errors.js';
 import { HubWait } from '../../src/rules/hub-wait.js';
+import { sendCommand } from '../../src/actors/commands.js';
+import { encodeCommandReply } from '../../src/actors/command-wire.js';
+import { MemoryBus } from '../../src/ports/bus/bus-memory.js';
+import { TimerWheel } from '../../src/actors/timer-wheel.js';
+import { createLogger } from '../../src/log/logger.js';
+import type { CommandReply } from '../../proto/subjects.js';
 
 /** A sender whose hub comes online at its `online`-th try; counts the tries. */
 function hubAway(online: number, other?: Error): { send: CommandSender; tries: () => number } {
@@ -55,6 +61,23 @@ describe('HubWait: rules\' commands wait for an offline hub', () => {
     const dropped = closed({});
     await expect(new HubWait(dropped.send, 30_000).sender('h', 'd', { set: {} }, 5_000)).rejects.toMatchObject({ code: 'session_closed' });
     expect(dropped.tries()).toBe(1);
+  });
+
+  it("reads the flags off the bus reply as a session sends them: `ns` and `mv` asked again, a plain session_closed not", async () => {
+    const tries = async (first: CommandReply) => {
+      const timers = new TimerWheel();
+      const bus = new MemoryBus(timers, createLogger('silent'));
+      let n = 0;
+      bus.subscribe('hub.h.cmd', (msg) => void msg.respond(encodeCommandReply(++n === 1 ? first : { ok: true, r: { done: true } })));
+      const wait = new HubWait((hub, device, spec, timeoutMs) => sendCommand(bus, hub, device, spec, timeoutMs), 30_000);
+      const outcome = await wait.sender('h', 'd', { set: {} }, 5_000).catch((err: unknown) => err);
+      await bus.close();
+      timers.close();
+      return { n, outcome };
+    };
+    expect(await tries({ ok: false, e: 'session_closed', msg: 'closing', ns: true })).toEqual({ n: 2, outcome: { done: true } });
+    expect(await tries({ ok: false, e: 'session_closed', msg: 'moved', mv: true })).toEqual({ n: 2, outcome: { done: true } });
+    expect(await tries({ ok: false, e: 'session_closed', msg: 'dropped' })).toMatchObject({ n: 1, outcome: { code: 'session_closed' } });
   });
 
   it('close ends every wait at once, so a draining node is not held', async () => {
