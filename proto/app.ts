@@ -98,7 +98,7 @@ export type AppRequest =
 
 export type AppReply =
   | { op: 'ok'; id: number; result?: unknown }
-  | { op: 'err'; id?: number; code: string; num: number; temporary: boolean; msg: string; field?: string; hubCode?: string; hubTemporary?: true };
+  | { op: 'err'; id?: number; code: string; num: number; temporary: boolean; msg: string; field?: string; hubCode?: string; hubTemporary?: true; sent?: false };
 
 /** Why a hub left a home: the operator moved it to another home, or deleted it. */
 export type RemovedReason = 'moved' | 'deleted';

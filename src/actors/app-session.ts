@@ -242,6 +242,7 @@ export class AppSession extends Actor<AppMessage> implements TimerTarget {
     if (err.field !== undefined) reply.field = err.field;
     if (err instanceof CommandError && err.hubCode !== undefined) reply.hubCode = err.hubCode;
     if (err instanceof CommandError && err.hubTemporary) reply.hubTemporary = true;
+    if (err instanceof CommandError && err.unsent) reply.sent = false;
     this.link.reply(reply);
   }
 

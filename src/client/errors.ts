@@ -21,8 +21,10 @@ export class ClientError extends Error {
   /** the request field at fault (`invalid_field`) */
   readonly field?: string;
   /**
-   * on the client's own `command_timeout`: false when the command never reached the node in a form
-   * it could run (never written to a socket, or refused `unauthorized` and not resent): safe to send again
+   * false when the command did not run: on the client's own `command_timeout`, it never reached the
+   * node in a form it could run (never written to a socket, or refused `unauthorized` and not
+   * resent); on the server's `session_closed`, the hub's session closed before sending it to the hub.
+   * Safe to send again
    */
   readonly sent?: boolean;
 
@@ -48,7 +50,7 @@ export class ClientError extends Error {
     const temporary = typeof reply.temporary === 'boolean' ? reply.temporary : (row?.temporary ?? false);
     const message = typeof reply.msg === 'string' ? reply.msg : reply.code;
     const text = (v: unknown) => (typeof v === 'string' ? v : undefined);
-    return new ClientError({ code: reply.code, num, temporary, message, hubCode: text(reply.hubCode), hubTemporary: reply.hubTemporary === true, field: text(reply.field) });
+    return new ClientError({ code: reply.code, num, temporary, message, hubCode: text(reply.hubCode), hubTemporary: reply.hubTemporary === true, field: text(reply.field), sent: reply.sent === false ? false : undefined });
   }
 
   /** An argument the client refuses before sending, as the server would (`invalid_field`). */

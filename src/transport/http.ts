@@ -251,6 +251,7 @@ export function errorReply(err: TierError): HttpReply {
   if (err.field !== undefined) body.field = err.field;
   if (err instanceof CommandError && err.hubCode !== undefined) body.hubCode = err.hubCode;
   if (err instanceof CommandError && err.hubTemporary) body.hubTemporary = true;
+  if (err instanceof CommandError && err.unsent) body.sent = false;
   // a backend the node needs away (`unavailable`, or an `internal` it could not tell from one):
   // callers come back spread over 1–5 s, as hubs do; another 503 (busy, draining, a session
   // closing) after a second

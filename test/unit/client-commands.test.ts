@@ -66,6 +66,19 @@ describe('client commands (fake server)', () => {
     expect(e1).toBeInstanceOf(Error);
     expect(e1).toMatchObject({ name: 'ClientError', code: 'command_failed', num: 403, temporary: false, hubCode: 'E_JAM', message: 'jammed' });
     expect(await invalid).toMatchObject({ code: 'invalid_field', num: 103, field: 'timeoutMs' });
+    expect((e1 as ClientError).sent).toBeUndefined();
+  });
+
+  it("carries the server's `sent: false` of a session_closed (the hub's session closed before sending it: safe to send again); without it, may have run", async () => {
+    const c = client();
+    const unsent = c.command('hub-1', 'a', { set: { on: true } }).catch((e: unknown) => e);
+    const maybe = c.command('hub-1', 'b', { set: { on: true } }).catch((e: unknown) => e);
+    const conn = await fx.server.connection(1);
+    const [ra, rb] = [await conn.next((m) => isCmd(m) && m.device === 'a'), await conn.next((m) => isCmd(m) && m.device === 'b')];
+    conn.send({ op: 'err', id: ra.id, code: 'session_closed', num: 404, temporary: true, msg: 'the session is closing', sent: false });
+    conn.send({ op: 'err', id: rb.id, code: 'session_closed', num: 404, temporary: true, msg: 'the hub disconnected before answering' });
+    expect(await unsent).toMatchObject({ code: 'session_closed', sent: false });
+    expect(((await maybe) as ClientError).sent).toBeUndefined();
   });
 
   it("takes an err answer missing its num, temporary or msg (an older server, a proxy): filled from the code's row, or a code it does not know as not temporary", async () => {

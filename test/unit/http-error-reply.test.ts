@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ErrorCodes, type ErrorCode } from '../../proto/errors.js';
-import { TierError } from '../../src/errors.js';
+import { CommandError, TierError } from '../../src/errors.js';
 import { errorReply } from '../../src/transport/http.js';
 
 /** The HTTP answer of an error: the code's status and body, and when a temporary 500 or 503 may be tried again. */
@@ -23,6 +23,11 @@ describe('errorReply', () => {
     for (const code of ['busy', 'draining', 'session_closed'] as const) {
       expect(errorReply(new TierError(code))).toMatchObject({ status: 503, headers: { 'retry-after': '1' } });
     }
+  });
+
+  it('says `sent: false` of a session_closed whose command the session never sent to its hub (safe to send again), nothing of one that may have run', () => {
+    expect(errorReply(new CommandError('session_closed', 'the session is closing', { unsent: true })).body).toMatchObject({ code: 'session_closed', sent: false });
+    expect(errorReply(new CommandError('session_closed', 'the node moved the hub away before it answered', { hubMoving: true })).body).not.toHaveProperty('sent');
   });
 
   it('a 429 says when the limit lets the caller in again, a second where it cannot say', () => {
