@@ -101,6 +101,28 @@ export function weight(s: Shape): number {
   return w;
 }
 
+/**
+ * How deep lists and maps may nest in what an expression builds: no rule needs more, and each
+ * level is a type cel-js's check keeps (review "exprfuzz": depth-14 literals, ~150 types a check).
+ */
+export const MAX_NESTING = 4;
+
+const depths = new WeakMap<Shape, number>();
+
+function depthOf(s: Shape): number {
+  const known = depths.get(s);
+  if (known !== undefined) return known;
+  const d = s.elem === null && s.key === null ? 0 : 1 + Math.max(s.elem ? depthOf(s.elem) : 0, s.key ? depthOf(s.key) : 0);
+  depths.set(s, d);
+  return d;
+}
+
+/** `shape`, refused (Unbounded) when it nests lists and maps deeper than MAX_NESTING. */
+function nested(shape: Shape): Shape {
+  if (depthOf(shape) > MAX_NESTING) throw new Unbounded(`lists and maps nest at most ${MAX_NESTING} deep`);
+  return shape;
+}
+
 /** The cost of building a value whose elements exist already (`+` of lists copies references). */
 function shallow(s: Shape): number {
   return s.chars * CHAR_COST + s.items;
@@ -157,7 +179,7 @@ function estimate(node: ASTNode, scope: Scope | null): Estimate {
         cost += e.cost;
         elem = joinOf(elem, e.shape);
       }
-      return { cost, shape: list(node.args.length, elem ?? SCALAR) };
+      return { cost, shape: nested(list(node.args.length, elem ?? SCALAR)) };
     }
     case 'map': {
       let cost = 1 + node.args.length;
@@ -172,7 +194,7 @@ function estimate(node: ASTNode, scope: Scope | null): Estimate {
         key = joinOf(key, ke.shape);
         elem = joinOf(elem, ve.shape);
       }
-      return { cost, shape: map(node.args.length, key ?? SCALAR, elem ?? SCALAR) };
+      return { cost, shape: nested(map(node.args.length, key ?? SCALAR, elem ?? SCALAR)) };
     }
     case '?:': {
       const [c, t, f] = node.args.map((a) => estimate(a, scope)) as [Estimate, Estimate, Estimate];
@@ -242,6 +264,8 @@ function call(name: string, target: ASTNode | null, args: readonly ASTNode[], sc
   const out = (shape: Shape, work = read + shallow(shape)): Estimate => ({ cost: cost + work, shape });
   switch (name) {
     case 'size':
+      // a string's counts its code points one by one (cel-js), a list's or map's is its length (review "exprfuzz")
+      return out(SCALAR, self.chars * CHAR_COST);
     case 'hasValue':
     case 'at':
       return out(SCALAR, 0);
@@ -269,7 +293,9 @@ function call(name: string, target: ASTNode | null, args: readonly ASTNode[], sc
     case 'base64':
       return out(str(Math.ceil(self.chars / 3) * 4));
     case 'of': // optional.of(x): the receiver is the namespace
-      return out(as[0]?.shape ?? SCALAR);
+    case 'ofNonZeroValue':
+      // each optional<…> it wraps is one more type cel-js keeps for the process's life, with no bound on the nesting: `.?` and `orValue` do what a rule needs
+      throw new Unbounded(`optional.${name}() is not allowed (its types nest without bound): use \`.?\` and orValue()`);
     case 'dyn':
     case 'value':
     case 'lowerAscii':
@@ -312,7 +338,7 @@ function macro(name: string, target: ASTNode, args: readonly ASTNode[], scope: S
   const bodies = args.slice(1).map((a) => estimate(a, inner));
   const perEntry = 1 + bodies.reduce((n, b) => n + b.cost, 0);
   const n = range.shape.items;
-  const shape = name === 'map' ? list(n, bodies[bodies.length - 1]!.shape) : name === 'filter' ? list(n, inner.shape) : SCALAR;
+  const shape = name === 'map' ? nested(list(n, bodies[bodies.length - 1]!.shape)) : name === 'filter' ? list(n, inner.shape) : SCALAR;
   return { cost: MACRO_SETUP + range.cost + n * (perEntry + 1), shape };
 }
 
