@@ -85,7 +85,9 @@ export class RulesEngine {
     const scope = (this.#scope = new HomeScope(deps.stateOf.bind(deps), deps.homeOfHub?.bind(deps)));
     const push = deps.push.bind(deps);
     // runs measured on a monotonic clock, unless the caller gave its own (tests drive both with one)
-    const guard = (this.#guard = new RunGuard({ stats, metrics, log, push, track, suspendMs: deps.suspendMs ?? 600_000, ...(deps.now === undefined ? {} : { clock: deps.now }) }));
+    // the home's notifications a minute: its rules' and the loop guard's reports alike (review "rulesdos2")
+    const notifyBudget = new ActionBudget(deps.homeNotificationsPerMinute ?? 60, deps.now ?? monotonicMs, { windowMs: 60_000, what: 'notifications', setting: 'TIER_RULE_HOME_NOTIFY_PER_MIN' });
+    const guard = (this.#guard = new RunGuard({ stats, metrics, log, push, track, notifyBudget, suspendMs: deps.suspendMs ?? 600_000, ...(deps.now === undefined ? {} : { clock: deps.now }) }));
     const outage = (this.#outage = failureLog(log, 'rules: lines not logged, backend away', 'warn'));
     this.#hubWait = new HubWait(deps.runCommand.bind(deps), deps.hubWaitMs ?? 0);
     this.#actions = {
@@ -99,7 +101,7 @@ export class RulesEngine {
       push,
       // on the guard's clock: monotonic unless the caller gave its own
       budget: new ActionBudget(deps.homeActionsPerSecond ?? 500, deps.now ?? monotonicMs),
-      notifyBudget: new ActionBudget(deps.homeNotificationsPerMinute ?? 60, deps.now ?? monotonicMs, { windowMs: 60_000, what: 'notifications', setting: 'TIER_RULE_HOME_NOTIFY_PER_MIN' }),
+      notifyBudget,
       timers,
       commandTimeoutMs: deps.commandTimeoutMs ?? 5_000,
       sceneCommandsPerHub: sceneCommandsPerHub(deps.hubMaxCommands ?? 32),

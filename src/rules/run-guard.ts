@@ -22,6 +22,7 @@ import type { Logger } from '../log/logger.js';
 import type { PushNotification } from '../ports/push-queue/push-queue.js';
 import type { RuleMetricsSink, RuleStats } from './metrics.js';
 import type { Rule } from './model.js';
+import { ActionBudgetError, type ActionBudget } from './action-budget.js';
 
 /** A run of a rule's actions, as the guard sees it. */
 export interface Run {
@@ -40,6 +41,8 @@ export interface RunGuardDeps {
   metrics: RuleMetricsSink;
   log: Logger;
   push(notification: PushNotification): Promise<unknown>;
+  /** the home's notifications a minute, which the loop guard's report is charged to as a rule's notify is */
+  notifyBudget?: ActionBudget;
   /** the loop-guard report is a promise the engine's close waits for */
   track(p: Promise<unknown>): void;
   /** how long the loop guard suspends a rule (ms) */
@@ -199,6 +202,16 @@ export class RunGuard {
     return rt;
   }
 
+  #mayNotify(homeId: string): boolean {
+    try {
+      this.deps.notifyBudget?.take(homeId, 1);
+      return true;
+    } catch (err) {
+      if (err instanceof ActionBudgetError) return false;
+      throw err;
+    }
+  }
+
   #suspend(homeId: string, rule: Rule, rt: RuleRuntime, now: number, tick: number): void {
     const { suspendMs, stats, metrics, log } = this.deps;
     rt.suspendedUntil = now + suspendMs;
@@ -211,6 +224,9 @@ export class RunGuard {
     stats.error(rule, now, message);
     metrics.loopStopped();
     log.warn({ homeId, ruleId: rule.id, name: rule.name, maxRuns: rule.limit.maxRuns, windowMs: rule.limit.windowMs, suspendMs }, 'rules: rule suspended by the loop guard');
+    // past the home's notifications a minute, the suspension is shown (status, log) but not pushed:
+    // rules suspended and re-enabled in a loop pushed thousands a minute past it (review "rulesdos2")
+    if (!this.#mayNotify(homeId)) return;
     const report = this.deps
       .push({
         homeId,

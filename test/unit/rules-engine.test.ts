@@ -293,6 +293,25 @@ describe('loop guard', () => {
     expect(r.engine.status(again.id, again.version).stats.loopStops).toBe(2);
   });
 
+  it("charges its report to the home's notifications a minute: suspended and re-enabled in a loop, the rule is still suspended each time, pushed only within the limit (review \"rulesdos2\": 6,450 a minute)", async () => {
+    r = rig(pool, berlin(1, 10), { suspendMs: 600_000, homeNotificationsPerMinute: 2 });
+    let rule = await r.store.createRule(
+      'home1',
+      validateRuleSpec({ name: 'Twice', triggers: [{ type: 'event', hub: 'home1-hub', device: 'bell', event: 'press' }], actions: [{ type: 'command', hub: 'home1-hub', device: 'chime', method: 'ring' }], limit: { maxRuns: 1, windowMs: 60_000 } }),
+    );
+    for (let round = 1; round <= 4; round++) {
+      // a second apart: each report has its own dedup key
+      r.advance(1_000);
+      r.hubs.event('home1-hub', 'bell', 'press');
+      r.hubs.event('home1-hub', 'bell', 'press');
+      await r.settle();
+      expect(r.engine.status(rule.id, rule.version).stats.loopStops, `round ${round}`).toBe(round);
+      await r.store.setRuleEnabled('home1', rule.id, false);
+      rule = (await r.store.setRuleEnabled('home1', rule.id, true))!;
+    }
+    expect(r.pushes.map((p) => p.notification.title)).toEqual(['Automation paused', 'Automation paused']);
+  });
+
   it('forgets runs that left the window: the rule runs again once the window has passed, and counts the runs still in it', async () => {
     r = rig(pool, berlin(1, 10));
     const rule = await r.store.createRule(
