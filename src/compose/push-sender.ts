@@ -16,7 +16,7 @@ export interface ConfiguredPushSender {
 
 /** The retries and concurrency of the configuration, for every queue (embedded, cluster, push worker). */
 export function pushQueueOptions(config: Config): PushQueueOptions {
-  return { concurrency: config.pushConcurrency, attempts: config.pushAttempts, maxBackoffMs: config.pushMaxBackoffMs, keepFailedMs: config.pushKeepFailedS * 1000 };
+  return { concurrency: config.pushConcurrency, attempts: config.pushAttempts, maxBackoffMs: config.pushMaxBackoffMs, keepFailedMs: config.pushKeepFailedS * 1000, maxQueued: config.pushMaxQueued };
 }
 
 /**

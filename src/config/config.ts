@@ -211,6 +211,8 @@ export interface Config {
   pushMaxBackoffMs: number;
   /** @default 604_800 (s, a week): dead letters (a notification's attempts used up) kept this long, then removed with their words */
   pushKeepFailedS: number;
+  /** notifications queued at most (every node's, in cluster mode); past it refused `unavailable` */
+  pushMaxQueued: number;
   /**
    * Share the port with other processes (SO_REUSEPORT). @default false in the embedded default (a
    * second node on the port would hold separate state and get every other request), true in cluster mode.
@@ -330,6 +332,7 @@ const FIELDS: { [K in keyof Config]: Field<K> } = {
   pushAttempts: { env: 'TIER_PUSH_ATTEMPTS', parse: int(1, 1_000), default: 10 },
   pushMaxBackoffMs: { env: 'TIER_PUSH_MAX_BACKOFF_MS', parse: int(1_000, 3_600_000), default: 60_000 },
   pushKeepFailedS: { env: 'TIER_PUSH_KEEP_FAILED_S', parse: int(60, 31_536_000), default: 604_800 },
+  pushMaxQueued: { env: 'TIER_PUSH_MAX_QUEUED', parse: int(100, 100_000_000), default: 100_000 },
 };
 
 const ENV_PREFIX = 'TIER_';

@@ -248,6 +248,26 @@ export function pushQueueContract(name: string, make: PushQueueFactory): void {
       expect(peak).toBe(2);
     });
 
+    it('refuses an enqueue past maxQueued with unavailable (a receiver that takes nothing: the queue does not grow without bound), a duplicate of a queued key still answered, and takes them again once delivered', async () => {
+      const rec = recorder();
+      const held: Array<() => void> = [];
+      const queue = await open((d) => new Promise<void>((resolve) => held.push(() => resolve(rec.record(d)))), { concurrency: 1, maxQueued: 3 });
+      const first = note();
+      for (const n of [first, note(), note()]) await queue.enqueue(n);
+      const refused = await queue.enqueue(note()).catch((e: unknown) => e);
+      expect(refused).toBeInstanceOf(TierError);
+      expect(refused).toMatchObject({ code: 'unavailable', message: expect.stringMatching(/^push queue full: 3 notifications queued \(TIER_PUSH_MAX_QUEUED\)/) });
+      expect(await queue.enqueue(first)).toMatchObject({ duplicate: true });
+      while (rec.seen.length < 3) {
+        await expect.poll(() => held.length).toBeGreaterThan(0);
+        held.shift()!();
+      }
+      await queue.drain();
+      // counted again (a shared queue counts at most once a second)
+      await expect.poll(() => queue.enqueue(note()).then(() => true, () => false), { interval: 250 }).toBe(true);
+      while (held.length > 0) held.shift()!();
+    });
+
     it('refuses a bad notification naming the field', async () => {
       const queue = await open(async () => {});
       const cases: Array<[Partial<PushNotification>, string]> = [

@@ -75,10 +75,11 @@ describe('secrets given to the node', () => {
     expect(refusal({ TIER_PUSH_WEBHOOK_URL: WEBHOOK, TIER_PUSH_WEBHOOK_SECRET: SIGNING, TIER_PUSH_WEBHOOK_TIMEOUT_MS: '50' }).message).toMatch(/^TIER_PUSH_WEBHOOK_TIMEOUT_MS/);
   });
 
-  it('the push queue: TIER_PUSH_CONCURRENCY (8), TIER_PUSH_ATTEMPTS (10), TIER_PUSH_MAX_BACKOFF_MS (60 s), TIER_PUSH_KEEP_FAILED_S (a week), each bounded', () => {
-    expect(pushQueueOptions(loadConfig({}).config)).toEqual({ concurrency: 8, attempts: 10, maxBackoffMs: 60_000, keepFailedMs: 604_800_000 });
-    const set = { TIER_PUSH_CONCURRENCY: '32', TIER_PUSH_ATTEMPTS: '20', TIER_PUSH_MAX_BACKOFF_MS: '300000', TIER_PUSH_KEEP_FAILED_S: '86400' };
-    expect(pushQueueOptions(loadConfig(set).config)).toEqual({ concurrency: 32, attempts: 20, maxBackoffMs: 300_000, keepFailedMs: 86_400_000 });
+  it('the push queue: TIER_PUSH_CONCURRENCY (8), TIER_PUSH_ATTEMPTS (10), TIER_PUSH_MAX_BACKOFF_MS (60 s), TIER_PUSH_KEEP_FAILED_S (a week), TIER_PUSH_MAX_QUEUED (100,000), each bounded', () => {
+    expect(pushQueueOptions(loadConfig({}).config)).toEqual({ concurrency: 8, attempts: 10, maxBackoffMs: 60_000, keepFailedMs: 604_800_000, maxQueued: 100_000 });
+    const set = { TIER_PUSH_CONCURRENCY: '32', TIER_PUSH_ATTEMPTS: '20', TIER_PUSH_MAX_BACKOFF_MS: '300000', TIER_PUSH_KEEP_FAILED_S: '86400', TIER_PUSH_MAX_QUEUED: '5000' };
+    expect(pushQueueOptions(loadConfig(set).config)).toEqual({ concurrency: 32, attempts: 20, maxBackoffMs: 300_000, keepFailedMs: 86_400_000, maxQueued: 5_000 });
+    for (const bad of ['99', '100000001']) expect(refusal({ TIER_PUSH_MAX_QUEUED: bad }).message, bad).toMatch(/^TIER_PUSH_MAX_QUEUED/);
     for (const bad of ['59', '31536001']) expect(refusal({ TIER_PUSH_KEEP_FAILED_S: bad }).message, bad).toMatch(/^TIER_PUSH_KEEP_FAILED_S/);
     for (const bad of ['0', '257', 'many']) expect(refusal({ TIER_PUSH_CONCURRENCY: bad }).message, bad).toMatch(/^TIER_PUSH_CONCURRENCY/);
     for (const bad of ['0', '1001']) expect(refusal({ TIER_PUSH_ATTEMPTS: bad }).message, bad).toMatch(/^TIER_PUSH_ATTEMPTS/);

@@ -12,6 +12,7 @@ import { failureLog, type SampledLog } from '../../log/sampler.js';
 import {
   retryDelay,
   pushQueueSettings,
+  queueFull,
   validatePushNotification,
   type EnqueueResult,
   type PushDelivery,
@@ -117,6 +118,9 @@ export class BullMqPushQueue implements PushQueue {
   /** BullMQ's `error` events other than a lost connection, sampled: 10 per side and 10 s */
   private readonly errors: SampledLog;
   private closed = false;
+  private readonly maxQueued: number;
+  /** the queue's jobs as Redis last counted them (every node's), when, and what this node added since */
+  private queued = { n: 0, at: -Infinity, added: 0, counting: null as Promise<void> | null };
   /** this worker's side of push-deliverers.ts (null: no worker here), and a logging worker's look at it */
   private mark: DelivererMark | null = null;
   private giveWay: NodeJS.Timeout | null = null;
@@ -127,7 +131,8 @@ export class BullMqPushQueue implements PushQueue {
     options: BullMqPushQueueOptions,
   ) {
     this.log = options.log;
-    const { attempts, backoffMs, maxBackoffMs, dedupTtlMs, concurrency, keepFailedMs } = pushQueueSettings(options);
+    const { attempts, backoffMs, maxBackoffMs, dedupTtlMs, concurrency, keepFailedMs, maxQueued } = pushQueueSettings(options);
+    this.maxQueued = maxQueued;
     this.jobOptions = { attempts, backoffMs, dedupTtlMs, keepFailed: { age: Math.ceil(keepFailedMs / 1000), count: KEEP_FAILED_COUNT } };
     this.deliveryTimeoutMs = options.sender?.timeoutMs ?? DELIVERY_WAIT_MS;
     this.drainPollMs = options.drainPollMs ?? 25;
@@ -295,13 +300,40 @@ export class BullMqPushQueue implements PushQueue {
     };
     let job: Job<PushNotification, void, string>;
     try {
+      if ((await this.queuedNow()) >= this.maxQueued) {
+        // a duplicate is answered as it would be with room (Redis holds the key: the add would take nothing)
+        const held = await this.queue.getDeduplicationJobId(n.dedupKey);
+        if (held) return { id: held, duplicate: true };
+        throw queueFull(this.maxQueued);
+      }
       job = await this.queue.add(JOB_NAME, n, opts);
+      this.queued.added++;
     } catch (err) {
+      if (err instanceof TierError) throw err;
       // a Redis full or away is a wait (the rules retry it), not a bug
       throw new TierError(isUnreachable(err) ? 'unavailable' : 'internal', `push notification not queued: ${(err as Error).message}`, { cause: err });
     }
     // a duplicate: BullMQ answers with the job that holds the dedup key
     return { id: job.id ?? id, duplicate: job.id !== undefined && job.id !== id };
+  }
+
+  /**
+   * The jobs queued (every node's), counted by Redis at most once a second (a round trip an
+   * enqueue waits for then), plus what this node added since: the bound holds within the other
+   * nodes' adds of that second.
+   */
+  private async queuedNow(): Promise<number> {
+    const q = this.queued;
+    if (performance.now() - q.at >= 1_000) {
+      q.counting ??= this.queue.getJobCounts('waiting', 'prioritized', 'delayed', 'active').then((c) => {
+        this.queued = { n: (c.waiting ?? 0) + (c.prioritized ?? 0) + (c.delayed ?? 0) + (c.active ?? 0), at: performance.now(), added: 0, counting: null };
+      }, (err: unknown) => {
+        q.counting = null;
+        throw err;
+      });
+      await q.counting;
+    }
+    return this.queued.n + this.queued.added;
   }
 
   async stats(): Promise<PushQueueStats> {

@@ -8,6 +8,7 @@ import {
   retryDelay, retryDueAt, timerDelayMs,
   keepOnly,
   pushQueueSettings,
+  queueFull,
   validatePushNotification,
   type EnqueueResult,
   type PushDelivery,
@@ -149,6 +150,7 @@ export class LmdbPushQueue implements PushQueue {
     this.sweepDedup(now);
     const seen = this.dedup.get(n.dedupKey);
     if (seen && now - seen.at < this.settings.dedupTtlMs) return { id: seen.id, duplicate: true };
+    if (this.waiting.length + this.delayed.size + this.active >= this.settings.maxQueued) throw queueFull(this.settings.maxQueued);
     const id = randomUUID();
     // the mirror first: an enqueue of the same key in this turn is a duplicate already
     this.dedup.delete(n.dedupKey);

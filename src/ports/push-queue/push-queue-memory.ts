@@ -5,6 +5,7 @@ import {
   retryDelay,
   keepOnly,
   pushQueueSettings,
+  queueFull,
   validatePushNotification,
   type EnqueueResult,
   type PushDelivery,
@@ -40,6 +41,7 @@ export class MemoryPushQueue implements PushQueue {
   private readonly maxBackoffMs: number;
   private readonly dedupTtlMs: number;
   private readonly concurrency: number;
+  private readonly maxQueued: number;
   private readonly now: () => number;
   private readonly onFailed: ((delivery: PushDelivery, err: unknown) => void) | undefined;
   private readonly dedup = new Map<string, { id: string; at: number }>();
@@ -55,7 +57,7 @@ export class MemoryPushQueue implements PushQueue {
 
   constructor(options: MemoryPushQueueOptions) {
     this.sender = options.sender;
-    ({ attempts: this.attempts, backoffMs: this.backoffMs, maxBackoffMs: this.maxBackoffMs, dedupTtlMs: this.dedupTtlMs, concurrency: this.concurrency } = pushQueueSettings(options));
+    ({ attempts: this.attempts, backoffMs: this.backoffMs, maxBackoffMs: this.maxBackoffMs, dedupTtlMs: this.dedupTtlMs, concurrency: this.concurrency, maxQueued: this.maxQueued } = pushQueueSettings(options));
     this.now = options.now ?? Date.now;
     this.onFailed = options.onFailed;
   }
@@ -67,6 +69,7 @@ export class MemoryPushQueue implements PushQueue {
     this.sweepDedup(now);
     const seen = this.dedup.get(n.dedupKey);
     if (seen && now - seen.at < this.dedupTtlMs) return { id: seen.id, duplicate: true };
+    if (this.waiting.length + this.delayed.size + this.active >= this.maxQueued) throw queueFull(this.maxQueued);
     const id = randomUUID();
     this.dedup.set(n.dedupKey, { id, at: now });
     this.waiting.push({ id, notification: n, attempt: 0 });

@@ -134,6 +134,21 @@ export interface PushQueueOptions {
   concurrency?: number;
   /** dead letters (attempts used up) kept this long, by a timer too (they hold the notification's words); @default 604_800_000 (ms: a week) */
   keepFailedMs?: number;
+  /**
+   * notifications queued at most (waiting, waiting for a retry, with the sender): past it an
+   * enqueue is refused `unavailable` (`queueFull`), as while the store is away; @default 100_000
+   */
+  maxQueued?: number;
+}
+
+/**
+ * An enqueue past `maxQueued`: the receiver has not taken the notifications for long (down, or
+ * slower than the homes' notifications), and a queue that only grows holds the node's memory and
+ * disk, or Redis's (review "rulesdos2": nothing bounded it). `unavailable`: callers treat it as a
+ * backend away (rules sample their lines).
+ */
+export function queueFull(maxQueued: number): TierError {
+  return new TierError('unavailable', `push queue full: ${maxQueued} notifications queued (TIER_PUSH_MAX_QUEUED); the push receiver is not taking them`);
 }
 
 /**
@@ -148,6 +163,7 @@ export function pushQueueSettings(options: PushQueueOptions): Required<PushQueue
     dedupTtlMs: options.dedupTtlMs ?? 600_000,
     concurrency: options.concurrency ?? 8,
     keepFailedMs: options.keepFailedMs ?? 604_800_000,
+    maxQueued: options.maxQueued ?? 100_000,
   };
   for (const [name, v] of Object.entries(settings)) {
     if (!Number.isInteger(v) || v < 1) throw new RangeError(`push queue ${name} must be a positive integer, got ${v}`);
