@@ -16,7 +16,8 @@ export class UnprovisionedHubError extends AuthError {
   }
 }
 
-/** Verified against for an unprovisioned id: its refusal takes a signature check's time, as a provisioned id's does. */
+/** The id of the decoy record an unprovisioned id is checked against: not a valid hub id, so no hub has it. */
+const DECOY_ID = 'decoy:no-hub';
 const NO_SECRET = 'hub id not provisioned: no secret verifies';
 
 /**
@@ -46,6 +47,13 @@ export class HubAdmission {
     private readonly rate?: HelloRate,
   ) {}
 
+  #decoyRecord: HubRecord | undefined;
+
+  /** A record no hub has, its secret sealed as a real one is (sealed once: the seal is not timed). */
+  #decoy(): HubRecord {
+    return (this.#decoyRecord ??= { hubId: DECOY_ID, homeId: DECOY_ID, model: undefined, secret: this.box ? this.box.seal(DECOY_ID, NO_SECRET) : NO_SECRET, enabled: false, createdAt: 0 });
+  }
+
   /** True when `admit` settles in its caller's turn: both stores say they answer in it (`inTurn`). */
   get inTurn(): boolean {
     return this.registry.inTurn && this.nonces.inTurn;
@@ -54,7 +62,9 @@ export class HubAdmission {
   async admit(c: HubCredentials): Promise<HubRecord> {
     const record = await this.registry.get(c.hubId);
     if (!record) {
-      signatureMatches(NO_SECRET, c);
+      // the work of a provisioned id's check (its secret opened, the signature computed): a bare
+      // signature check left it 35 µs faster, told apart over loopback (review "diff24")
+      this.signedByLiveSecret(this.#decoy(), c);
       throw new UnprovisionedHubError(c.hubId);
     }
     if (!this.signedByLiveSecret(record, c)) throw new AuthError('bad_signature');

@@ -103,7 +103,7 @@ export class ActionRun implements TimerTarget, Run {
   /** resolves what `start` answered once the stop's cut-off actions are kept (`#keepRest`) */
   #kept: (() => void) | null = null;
   /** the entry the stop's keep saved (from action `at`): passed on if that action then succeeds */
-  #keep: { runId: string; at: number } | null = null;
+  #keep: { runId: string; at: number; saved: Promise<unknown> } | null = null;
 
   constructor(
     private readonly deps: ActionDeps,
@@ -317,11 +317,12 @@ export class ActionRun implements TimerTarget, Run {
     if (!store) return;
     const { homeId, rule } = this;
     const fields = { homeId, ruleId: rule.id, action: this.offset + i };
-    // set before the save: an answer while it is in flight passes it on (calls apply in order)
+    // set before the save: an answer while it is in flight passes it on once the save is done
     const runId = randomUUID();
-    this.#keep = { runId, at: i };
+    const saved = store.save({ runId, homeId, ruleId: rule.id, ruleVersion: rule.version, dueAt: this.deps.now(), actions: this.actions.slice(i), offset: this.offset + i, dedupBase: this.dedupBase });
+    this.#keep = { runId, at: i, saved };
     try {
-      await store.save({ runId, homeId, ruleId: rule.id, ruleVersion: rule.version, dueAt: this.deps.now(), actions: this.actions.slice(i), offset: this.offset + i, dedupBase: this.dedupBase });
+      await saved;
       this.#kept?.();
       this.deps.log.info(fields, 'rules: run cut short by the stop; its actions from the one cut are kept for the next start');
     } catch (err) {
@@ -343,6 +344,8 @@ export class ActionRun implements TimerTarget, Run {
     const next = this.actions[i + 1];
     const from = next?.type === 'delay' ? i + 2 : i + 1;
     try {
+      // after the keep's commit: an LMDB read in flight with it does not see it (review "diff24")
+      await kept.saved.catch(() => undefined);
       // replaced meanwhile by a newer run of the rule (on another node), or never stored: left alone
       if (!(await store.holds(rule.id, kept.runId))) return;
       if (from >= this.actions.length) await store.remove(rule.id, kept.runId);

@@ -187,8 +187,9 @@ function estimate(node: ASTNode, scope: Scope | null): Estimate {
       let elem: Shape | null = null;
       for (const [k, v] of node.args) {
         const ke = estimate(k, scope);
-        // CEL's keys are scalars; an aggregate's type doubles per nesting, and cel-js's type check with it (review "rulesdos")
-        if (ke.shape.elem !== null || ke.shape.key !== null) throw new Unbounded('a map key must be an int, uint, bool or string, not a list or map');
+        // CEL's keys are scalars; an aggregate's type doubles per nesting, and cel-js's type check with it (review "rulesdos").
+        // Only a certain one: `event.*` may be a string or a map (its params), typed dyn, as any value of `dev` (review "diff24")
+        if ((ke.shape.elem !== null || ke.shape.key !== null) && ke.shape.chars === 0) throw new Unbounded('a map key must be an int, uint, bool or string, not a list or map');
         const ve = estimate(v, scope);
         cost += ke.cost + ve.cost;
         key = joinOf(key, ke.shape);

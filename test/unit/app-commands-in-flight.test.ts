@@ -9,6 +9,7 @@ import { AppSession, type AppLink, type FeedSubscriber } from '../../src/actors/
 import { TimerWheel } from '../../src/actors/timer-wheel.js';
 import { createLogger } from '../../src/log/logger.js';
 import { sharedSampledLog } from '../../src/log/sampler.js';
+import { CommandError } from '../../src/errors.js';
 
 class Link implements AppLink {
   open = true;
@@ -26,7 +27,7 @@ class Link implements AppLink {
 }
 
 /** A user's session on `link` whose commands wait until the test answers them (`hanging`), with `deps` over the defaults. */
-function hangingSession(link: Link, name: string, deps: { maxCommandsInFlight?: number } = {}) {
+function hangingSession(link: Link, name: string, deps: { maxCommandsInFlight?: number; sendCommand?: () => Promise<unknown> } = {}) {
   const hanging: Array<(v: unknown) => void> = [];
   const session = new AppSession(
     { kind: 'user', sub: 'ann', homes: new Set(['h1']) },
@@ -98,4 +99,22 @@ it("logs a socket's failed commands sampled per code node-wide: a flood of refus
   expect(lines.filter((l) => l.msg === 'app command failed')).toHaveLength(10);
   sharedSampledLog(log, 'app command failures not logged', 'code').flush(true);
   expect(lines.filter((l) => l.msg === 'app command failures not logged')).toMatchObject([{ code: 'forbidden', skipped: 490 }]);
+});
+
+it("carries a failed command's detail to the app: hubCode, hubTemporary, and sent: false for a session_closed whose command the hub's session never sent (safe to send again)", async () => {
+  const failures = [
+    new CommandError('session_closed', 'the session is closing', { unsent: true }),
+    new CommandError('session_closed', 'the node moved the hub away before it answered', { hubMoving: true }),
+    new CommandError('command_failed', 'busy', { hubCode: 'busy', hubTemporary: true }),
+  ];
+  const link = new Link();
+  const { session: s } = hangingSession(link, 'app:detail', { sendCommand: () => Promise.reject(failures.shift()) });
+  for (let id = 1; id <= 3; id++) s.tell({ type: 'request', request: { op: 'cmd', id, hub: 'hub-1', device: 'd', method: 'm' } });
+  await expect.poll(() => link.sent.length).toBe(3);
+  const byId = new Map(link.sent.map((m) => [(m as { id: number }).id, m]));
+  expect(byId.get(1)).toMatchObject({ op: 'err', code: 'session_closed', sent: false });
+  expect(byId.get(2)).toMatchObject({ op: 'err', code: 'session_closed' });
+  expect(byId.get(2)).not.toHaveProperty('sent');
+  expect(byId.get(3)).toMatchObject({ op: 'err', code: 'command_failed', hubCode: 'busy', hubTemporary: true });
+  expect(byId.get(3)).not.toHaveProperty('sent');
 });

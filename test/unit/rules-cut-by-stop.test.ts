@@ -12,6 +12,11 @@ import type { CommandSpec } from '../../src/actors/commands.js';
 import { CommandError } from '../../src/errors.js';
 import type { EvaluatedMarks, UnevaluatedHome } from '../../src/ports/history/history.js';
 import { MemoryPendingRuns } from '../../src/ports/pending-runs/pending-runs-memory.js';
+import { LmdbPendingRuns } from '../../src/ports/pending-runs/pending-runs-lmdb.js';
+import { openDataStore } from '../../src/ports/lmdb.js';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { encodeBus } from '../../src/protocol/codec.js';
 import { validateRuleSpec, validateSceneSpec } from '../../src/rules/validate.js';
 import { rig, warmPool, type Rig } from './rules-fixtures.js';
@@ -239,6 +244,35 @@ describe('a run the stop cuts short keeps the actions from the one cut', () => {
 
     const last = await answeredInClose([LEAK.actions[0]]);
     expect(last.runs.size).toBe(0);
+  });
+
+  it("over LMDB (the default store), a command answered while the close's keep is being written: passed once the keep is committed, not sent again (review diff24)", async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cut-by-stop-'));
+    const data = openDataStore(dir, { sync: 'os' });
+    try {
+      const hub = new HeldHub();
+      const runs = new LmdbPendingRuns(data);
+      r = rig(pool(), T0, { marks: new OwingMarks(), pendingRuns: runs, runCommand: hub.runCommand, closeWaitMs: 600_000 });
+      await r.store.createRule('home1', validateRuleSpec({ ...LEAK, actions: [LEAK.actions[0]] }));
+      r.engine.onEvent(...alarm(1));
+      await hub.sentCount(1);
+      // the hub's answer arrives as the keep's put is issued, before it commits
+      const save = runs.save.bind(runs);
+      runs.save = (run) => {
+        const written = save(run);
+        runs.save = save;
+        hub.answer();
+        return written;
+      };
+      await r.engine.close();
+      expect(await runs.load()).toEqual([]);
+      await restart(hub);
+      expect(hub.sent).toEqual(['close']);
+    } finally {
+      await r.close();
+      await data.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('a command after a delay that fails for the stop is kept from that command (diff21 F4)', async () => {

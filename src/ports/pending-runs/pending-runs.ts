@@ -28,8 +28,9 @@ export interface PendingRun {
  * - One entry per rule id: `save` replaces the rule's entry (a rule has one current run; a new run
  *   supersedes the one waiting).
  * - `save` resolves once the entry is stored as durably as the adapter stores anything (LMDB: the
- *   transaction is committed and, with DATA_SYNC=commit, on disk; Redis: acknowledged); calls take
- *   effect in the order they are made, awaited or not.
+ *   transaction is committed and, with DATA_SYNC=commit, on disk; Redis: acknowledged); writes take
+ *   effect in the order they are made, awaited or not. A read (`holds`, `load`) is sure to see
+ *   only the writes that resolved before it was made (LMDB reads the last commit).
  * - `remove(ruleId, runId)` deletes the rule's entry only while it is that wait: a late remove of
  *   an older run never deletes a newer run's entry.
  * - `holds(ruleId, runId)`: whether the rule's entry is still that wait. False once a newer run of
