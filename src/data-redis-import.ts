@@ -360,7 +360,9 @@ class Writer {
   /** Enqueued anew; a run cut short may have enqueued it, and a worker delivered it, which Redis cannot tell. */
   private async push(mode: Mode, notification: PushNotification): Promise<string | null> {
     if (mode === 'cut') return `push notification of home ${notification.homeId} (dedup key ${notification.dedupKey}): the run cut short may have queued it, and it may have been delivered since (not queued again)`;
-    this.queue ??= await BullMqPushQueue.connect(this.options.url, { name: `${this.options.prefix}import:push`, log: this.options.log, keys: this.keys });
+    // what the backup held queued is queued again whatever the cluster's bound (TIER_PUSH_MAX_QUEUED):
+    // refused, the import stopped there, before the revocations (review "diff25")
+    this.queue ??= await BullMqPushQueue.connect(this.options.url, { name: `${this.options.prefix}import:push`, log: this.options.log, keys: this.keys, maxQueued: Number.MAX_SAFE_INTEGER });
     await this.beforeWrite();
     // a duplicate: its dedup key is queued in redis already, delivered once
     this.tally(!(await this.queue.enqueue(notification)).duplicate, 'push jobs');

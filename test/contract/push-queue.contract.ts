@@ -268,6 +268,19 @@ export function pushQueueContract(name: string, make: PushQueueFactory): void {
       while (held.length > 0) held.shift()!();
     });
 
+    it('holds maxQueued under a burst of enqueues at once: those whose write is out count (review "diff25": 1,000 of 1,000 taken at a bound of 100)', async () => {
+      const held: Array<() => void> = [];
+      const queue = await open(() => new Promise<void>((resolve) => held.push(resolve)), { concurrency: 1, maxQueued: 10 });
+      const outcomes = await Promise.allSettled(Array.from({ length: 40 }, () => queue.enqueue(note())));
+      expect(outcomes.filter((o) => o.status === 'fulfilled')).toHaveLength(10);
+      expect(outcomes.filter((o) => o.status === 'rejected').every((o) => (o as PromiseRejectedResult).reason.code === 'unavailable')).toBe(true);
+      // the receiver answers: the queue empties and closes
+      while (held.length > 0 || (await queue.stats()).active + (await queue.stats()).waiting > 0) {
+        held.splice(0).forEach((resolve) => resolve());
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    });
+
     it('refuses a bad notification naming the field', async () => {
       const queue = await open(async () => {});
       const cases: Array<[Partial<PushNotification>, string]> = [

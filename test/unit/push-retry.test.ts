@@ -2,6 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { TierError } from '../../src/errors.js';
 import { enqueueRetrying } from '../../src/rules/push-retry.js';
+import { queueFull } from '../../src/ports/push-queue/push-queue.js';
 
 const full = () => Object.assign(new Error('OOM command not allowed when used memory > \'maxmemory\'.'), { name: 'ReplyError' });
 
@@ -21,6 +22,14 @@ describe('enqueueRetrying', () => {
     const err = new TierError('invalid_field', 'title too long');
     await expect(enqueueRetrying(async () => (tries++, Promise.reject(err)))).rejects.toBe(err);
     expect(tries).toBe(1);
+  });
+
+  it('fails at once when the queue is full (TIER_PUSH_MAX_QUEUED): its receiver is away for long, and the run\'s next actions must not wait a minute (review "diff25")', async () => {
+    let tries = 0;
+    const err = queueFull(100);
+    await expect(enqueueRetrying(async () => (tries++, Promise.reject(err)))).rejects.toBe(err);
+    expect(tries).toBe(1);
+    expect(err.code).toBe('unavailable');
   });
 
   it('gives up once the wait is spent, with the last refusal', async () => {

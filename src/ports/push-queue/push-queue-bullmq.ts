@@ -299,16 +299,19 @@ export class BullMqPushQueue implements PushQueue {
       removeOnFail: this.jobOptions.keepFailed,
     };
     let job: Job<PushNotification, void, string>;
+    let counted: { added: number } | null = null;
     try {
-      if ((await this.queuedNow()) >= this.maxQueued) {
+      counted = await this.reserve();
+      if (!counted) {
         // a duplicate is answered as it would be with room (Redis holds the key: the add would take nothing)
         const held = await this.queue.getDeduplicationJobId(n.dedupKey);
         if (held) return { id: held, duplicate: true };
         throw queueFull(this.maxQueued);
       }
       job = await this.queue.add(JOB_NAME, n, opts);
-      this.queued.added++;
+      if (job.id !== undefined && job.id !== id) counted.added--;
     } catch (err) {
+      if (counted) counted.added--;
       if (err instanceof TierError) throw err;
       // a Redis full or away is a wait (the rules retry it), not a bug
       throw new TierError(isUnreachable(err) ? 'unavailable' : 'internal', `push notification not queued: ${(err as Error).message}`, { cause: err });
@@ -318,22 +321,27 @@ export class BullMqPushQueue implements PushQueue {
   }
 
   /**
-   * The jobs queued (every node's), counted by Redis at most once a second (a round trip an
-   * enqueue waits for then), plus what this node added since: the bound holds within the other
-   * nodes' adds of that second.
+   * A place for one more job, counted as added (null: the queue is full): the jobs queued (every
+   * node's), counted by Redis at most once a second (a round trip an enqueue waits for then), plus
+   * what this node added since, adds still out included (checked and counted in one step: a burst
+   * all passed the check while their adds were out, review "diff25"). The bound holds within the
+   * other nodes' adds of that second.
    */
-  private async queuedNow(): Promise<number> {
-    const q = this.queued;
-    if (performance.now() - q.at >= 1_000) {
-      q.counting ??= this.queue.getJobCounts('waiting', 'prioritized', 'delayed', 'active').then((c) => {
+  private async reserve(): Promise<{ added: number } | null> {
+    const stale = this.queued;
+    if (performance.now() - stale.at >= 1_000) {
+      stale.counting ??= this.queue.getJobCounts('waiting', 'prioritized', 'delayed', 'active').then((c) => {
         this.queued = { n: (c.waiting ?? 0) + (c.prioritized ?? 0) + (c.delayed ?? 0) + (c.active ?? 0), at: performance.now(), added: 0, counting: null };
       }, (err: unknown) => {
-        q.counting = null;
+        stale.counting = null;
         throw err;
       });
-      await q.counting;
+      await stale.counting;
     }
-    return this.queued.n + this.queued.added;
+    const q = this.queued;
+    if (q.n + q.added >= this.maxQueued) return null;
+    q.added++;
+    return q;
   }
 
   async stats(): Promise<PushQueueStats> {

@@ -102,6 +102,8 @@ export class LmdbPushQueue implements PushQueue {
   private delivered = 0;
   private failed = 0;
   private closed = false;
+  /** enqueues whose commit is out: counted against `maxQueued` */
+  private enqueuing = 0;
   /**
    * Each home's latest erasure (its number, whether it ended, when): an enqueue whose commit was out
    * when it began, or that began while it ran, removes its job once committed, since `removeHome`
@@ -150,7 +152,17 @@ export class LmdbPushQueue implements PushQueue {
     this.sweepDedup(now);
     const seen = this.dedup.get(n.dedupKey);
     if (seen && now - seen.at < this.settings.dedupTtlMs) return { id: seen.id, duplicate: true };
-    if (this.waiting.length + this.delayed.size + this.active >= this.settings.maxQueued) throw queueFull(this.settings.maxQueued);
+    // enqueues whose commit is out count too: a burst all passed the check before (review "diff25")
+    if (this.waiting.length + this.delayed.size + this.active + this.enqueuing >= this.settings.maxQueued) throw queueFull(this.settings.maxQueued);
+    this.enqueuing++;
+    try {
+      return await this.store(n, now);
+    } finally {
+      this.enqueuing--;
+    }
+  }
+
+  private async store(n: PushNotification, now: number): Promise<EnqueueResult> {
     const id = randomUUID();
     // the mirror first: an enqueue of the same key in this turn is a duplicate already
     this.dedup.delete(n.dedupKey);

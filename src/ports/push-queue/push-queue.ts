@@ -147,8 +147,16 @@ export interface PushQueueOptions {
  * disk, or Redis's (review "rulesdos2": nothing bounded it). `unavailable`: callers treat it as a
  * backend away (rules sample their lines).
  */
-export function queueFull(maxQueued: number): TierError {
-  return new TierError('unavailable', `push queue full: ${maxQueued} notifications queued (TIER_PUSH_MAX_QUEUED); the push receiver is not taking them`);
+export function queueFull(maxQueued: number): QueueFullError {
+  return new QueueFullError(`push queue full: ${maxQueued} notifications queued (TIER_PUSH_MAX_QUEUED); the push receiver is not taking them`);
+}
+
+/** `queueFull`'s refusal: not one to wait out in seconds, as a Redis failover is (push-retry.ts tries it once). */
+export class QueueFullError extends TierError {
+  override name = 'QueueFullError';
+  constructor(message: string) {
+    super('unavailable', message);
+  }
 }
 
 /**
