@@ -1,3 +1,4 @@
+/** The embedded default's push queue on LMDB. Over 400 lines: one adapter (its jobs, retries, dedup, erasures and dead letters share their state). */
 import { randomUUID } from 'node:crypto';
 import type { Database } from 'lmdb';
 import type { DataStore } from '../lmdb.js';
