@@ -69,8 +69,12 @@ export class HubSession extends Actor<HubMessage> implements TimerTarget, BusLis
   /** when the socket was accepted (`monotonicMs`); why this side closed it (null: the hub or the network did) */
   private readonly since = monotonicMs();
   private closeReason: string | null = null;
-  /** a newer session of the hub exists (its notice came, whatever this one was doing): commands it holds are left to that one */
-  private takenOver = false;
+  /**
+   * A newer session of the hub exists (its notice came, whatever this one was doing): commands it
+   * holds are left to that one. Declared, not initialized: set on the few sessions taken over, it
+   * costs the others no slot (an initialized field was 13–18 B a session, BENCHMARKS 2026-12-07 eighth).
+   */
+  declare private takenOver?: true;
   /** the frame budget (hub-rate.ts), filled in the constructor: fields here, not an object per hub */
   rateTokens = 0;
   rateRefilled = 0;
@@ -347,7 +351,7 @@ export class HubSession extends Actor<HubMessage> implements TimerTarget, BusLis
    * review, 2026-12-06). A command the new session never got times out instead: its outcome unknown.
    */
   private answerClosed(request: BusMessage, msg: string): void {
-    if (this.closeReason === 'session_taken_over' || this.takenOver) return;
+    if (this.closeReason === 'session_taken_over' || this.takenOver === true) return;
     reply(request, { ok: false, e: 'session_closed', msg, ns: true });
   }
 
@@ -417,7 +421,7 @@ export class HubSession extends Actor<HubMessage> implements TimerTarget, BusLis
   private noteTakeover(data: Uint8Array): boolean {
     const notice = decodeValue(data);
     if (isPlainObject(notice) && typeof notice.epoch === 'number' && notice.epoch > this.epoch) this.takenOver = true;
-    return this.takenOver;
+    return this.takenOver === true;
   }
 
   private onTakeover(data: Uint8Array): void {
