@@ -19,7 +19,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { encodeBus } from '../../src/protocol/codec.js';
 import { validateRuleSpec, validateSceneSpec } from '../../src/rules/validate.js';
-import { rig, warmPool, type Rig } from './rules-fixtures.js';
+import { RecordingMarks, rig, warmPool, type Rig } from './rules-fixtures.js';
 
 const pool = warmPool();
 
@@ -29,21 +29,6 @@ afterEach(async () => {
 });
 
 const T0 = Date.UTC(2024, 6, 1, 12);
-
-/** Marks that record each note and each `owe`. */
-class OwingMarks implements EvaluatedMarks {
-  readonly notes: Array<[string, number]> = [];
-  owed = 0;
-  note(homeId: string, offset: number): void {
-    this.notes.push([homeId, offset]);
-  }
-  async unevaluated(): Promise<UnevaluatedHome[]> {
-    return [];
-  }
-  async owe(): Promise<void> {
-    this.owed++;
-  }
-}
 
 /** The hub as the test drives it: each command waits until the test answers or fails it. */
 class HeldHub {
@@ -85,7 +70,7 @@ const LEAK = {
 
 async function leakRig(actions: unknown[] = LEAK.actions) {
   const hub = new HeldHub();
-  const marks = new OwingMarks();
+  const marks = new RecordingMarks();
   const runs = new MemoryPendingRuns();
   r = rig(pool(), T0, { marks, pendingRuns: runs, runCommand: hub.runCommand, closeWaitMs: 600_000 });
   const rule = await r.store.createRule('home1', validateRuleSpec({ ...LEAK, actions }));
@@ -131,7 +116,7 @@ describe('a run the stop cuts short keeps the actions from the one cut', () => {
   it("a command the drain moved away unanswered (`mv`) whose wait for the hub runs out before the rules close: still the stop's, kept (review diff23 F2: it failed hub_offline and the run went on)", async () => {
     const hub = new HeldHub();
     const runs = new MemoryPendingRuns();
-    r = rig(pool(), T0, { marks: new OwingMarks(), pendingRuns: runs, runCommand: hub.runCommand, closeWaitMs: 600_000, hubWaitMs: 300 });
+    r = rig(pool(), T0, { marks: new RecordingMarks(), pendingRuns: runs, runCommand: hub.runCommand, closeWaitMs: 600_000, hubWaitMs: 300 });
     await r.store.createRule('home1', validateRuleSpec(LEAK));
     r.engine.onEvent(...alarm(1));
     await hub.sentCount(1);
@@ -192,7 +177,7 @@ describe('a run the stop cuts short keeps the actions from the one cut', () => {
   it("a scene whose command the drain moved away unanswered (`mv`) waits for the hub with its run; the close keeps the scene whole, and the next start runs it again (at least once)", async () => {
     const hub = new HeldHub();
     const runs = new MemoryPendingRuns();
-    r = rig(pool(), T0, { marks: new OwingMarks(), pendingRuns: runs, runCommand: hub.runCommand, closeWaitMs: 600_000, hubWaitMs: 60_000 });
+    r = rig(pool(), T0, { marks: new RecordingMarks(), pendingRuns: runs, runCommand: hub.runCommand, closeWaitMs: 600_000, hubWaitMs: 60_000 });
     const scene = await r.store.createScene('home1', validateSceneSpec({ name: 'Leak', commands: [{ hub: 'home1-hub', device: 'valve', method: 'close' }, { hub: 'home1-hub', device: 'pump', method: 'stop' }] }));
     await r.store.createRule('home1', validateRuleSpec({ ...LEAK, actions: [{ type: 'scene', scene: scene.id }, LEAK.actions[1]] }));
     r.engine.onEvent(...alarm(1));
@@ -252,7 +237,7 @@ describe('a run the stop cuts short keeps the actions from the one cut', () => {
     try {
       const hub = new HeldHub();
       const runs = new LmdbPendingRuns(data);
-      r = rig(pool(), T0, { marks: new OwingMarks(), pendingRuns: runs, runCommand: hub.runCommand, closeWaitMs: 600_000 });
+      r = rig(pool(), T0, { marks: new RecordingMarks(), pendingRuns: runs, runCommand: hub.runCommand, closeWaitMs: 600_000 });
       await r.store.createRule('home1', validateRuleSpec({ ...LEAK, actions: [LEAK.actions[0]] }));
       r.engine.onEvent(...alarm(1));
       await hub.sentCount(1);
@@ -319,7 +304,7 @@ describe("events the rules' close leaves unevaluated are owed a replay", () => {
 
   it("a dead node's events claimed while the rules close (review \"diff21\" F5)", async () => {
     let release!: () => void;
-    const marks = new OwingMarks();
+    const marks = new RecordingMarks();
     // the claim script has taken the dead node's marks; its reads of their events are in flight
     const claiming: EvaluatedMarks = Object.assign(marks, {
       claimOrphans: () => new Promise<UnevaluatedHome[]>((resolve) => (release = () => resolve([{ homeId: 'home1', entries: [{ offset: 4, data: encodeBus({ op: 'evt', ...alarm(4)[0] }), at: T0 }] }]))),
@@ -337,7 +322,7 @@ describe("events the rules' close leaves unevaluated are owed a replay", () => {
   });
 
   it('one whose evaluation the pool failed while the rules closed (the pool closing under it)', async () => {
-    const marks = new OwingMarks();
+    const marks = new RecordingMarks();
     let fail!: (err: Error) => void;
     let asked!: () => void;
     const evaluating = new Promise<void>((resolve) => (asked = resolve));
@@ -355,7 +340,7 @@ describe("events the rules' close leaves unevaluated are owed a replay", () => {
 
   it('a run begun while the close waited, its command out: kept before the close ends', async () => {
     const hub = new HeldHub();
-    const marks = new OwingMarks();
+    const marks = new RecordingMarks();
     const memory = new MemoryPendingRuns();
     // a store that takes a while: the close must wait for the keep, not only start it
     const runs = Object.assign(Object.create(memory) as MemoryPendingRuns, { save: (run: Parameters<MemoryPendingRuns['save']>[0]) => new Promise<void>((resolve) => setTimeout(() => void memory.save(run).then(resolve), 50)) });
@@ -375,7 +360,7 @@ describe("events the rules' close leaves unevaluated are owed a replay", () => {
 
   it('a run the close did not wait for, its actions not kept (no pending-runs store)', async () => {
     const hub = new HeldHub();
-    const marks = new OwingMarks();
+    const marks = new RecordingMarks();
     r = rig(pool(), T0, { marks, runCommand: hub.runCommand, closeWaitMs: 50 });
     await r.store.createRule('home1', validateRuleSpec(LEAK));
     r.engine.onEvent(...alarm(1));

@@ -17,6 +17,7 @@ import { RulePool, type RuleRunner } from '../../src/rules/pool.js';
 import { MemoryRuleStore } from '../../src/ports/rule-store/rule-store-memory.js';
 import { MemoryLease } from '../../src/ports/lease/lease-memory.js';
 import { CronScheduler } from '../../src/rules/scheduler.js';
+import type { EvaluatedMarks, UnevaluatedHome } from '../../src/ports/history/history.js';
 
 export interface SentCommand {
   hub: string;
@@ -200,4 +201,25 @@ export function warmPool(): () => RulePool {
     timers.close();
   });
   return () => pool!;
+}
+
+/** Marks that record each note (and the offsets of events that ran actions) and each `owe`, and answer the homes given once. */
+export class RecordingMarks implements EvaluatedMarks {
+  readonly notes: Array<[string, number]> = [];
+  /** the offsets noted as past an event that ran actions */
+  readonly ran: number[] = [];
+  owed = 0;
+  constructor(private homes: UnevaluatedHome[] = []) {}
+  note(homeId: string, offset: number, ran: boolean): void {
+    this.notes.push([homeId, offset]);
+    if (ran) this.ran.push(offset);
+  }
+  async unevaluated(): Promise<UnevaluatedHome[]> {
+    const homes = this.homes;
+    this.homes = [];
+    return homes;
+  }
+  async owe(): Promise<void> {
+    this.owed++;
+  }
 }

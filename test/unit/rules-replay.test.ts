@@ -7,13 +7,13 @@
 import { Registry } from 'prom-client';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { AppEventMessage, HubEvent } from '../../proto/app.js';
-import type { EvaluatedMarks, UnevaluatedHome } from '../../src/ports/history/history.js';
+import type { UnevaluatedHome } from '../../src/ports/history/history.js';
 import { encodeBus } from '../../src/protocol/codec.js';
 import { encodeStateEvent } from '../../src/protocol/state-event.js';
 import { HomeMark } from '../../src/rules/home-mark.js';
 import { prometheusRuleMetrics } from '../../src/rules/metrics.js';
 import { validateRuleSpec } from '../../src/rules/validate.js';
-import { rig, warmPool, type Rig } from './rules-fixtures.js';
+import { RecordingMarks, rig, warmPool, type Rig } from './rules-fixtures.js';
 
 const pool = warmPool();
 
@@ -23,23 +23,6 @@ afterEach(async () => {
 });
 
 const T0 = Date.UTC(2024, 6, 1, 12);
-
-/** Marks that record each note, and answer the homes given once. */
-class RecordingMarks implements EvaluatedMarks {
-  readonly notes: Array<[string, number]> = [];
-  /** the offsets noted as past an event that ran actions */
-  readonly ran: number[] = [];
-  constructor(private homes: UnevaluatedHome[] = []) {}
-  note(homeId: string, offset: number, ran: boolean): void {
-    this.notes.push([homeId, offset]);
-    if (ran) this.ran.push(offset);
-  }
-  async unevaluated(): Promise<UnevaluatedHome[]> {
-    const homes = this.homes;
-    this.homes = [];
-    return homes;
-  }
-}
 
 /** A stored entry as the history holds it (the event without its position), stored at `at`. */
 function stored(offset: number, event: HubEvent, at: number) {
