@@ -66,3 +66,22 @@ it("a rule's notification refused by a full Redis is `unavailable`, and waits fo
     admin.disconnect();
   }
 });
+
+it('TIER_PUSH_MAX_QUEUED counts every node\'s jobs: a node that queued none is refused once the others filled the queue (Redis counts them at most once a second)', { timeout: 30_000 }, async () => {
+  const keys = new RedisKeys(uniquePrefix());
+  // a's receiver refuses: its jobs wait for a retry a minute away (delayed, not waiting: both count)
+  const failing = Object.assign(async () => {
+    throw new Error('push service down');
+  }, { timeoutMs: 1_000 });
+  const a = await BullMqPushQueue.connect(redis.url, { name: 'bound', log: createLogger('silent'), keys, maxQueued: 3, sender: failing, backoffMs: 60_000, maxBackoffMs: 60_000 });
+  const b = await BullMqPushQueue.connect(redis.url, { name: 'bound', log: createLogger('silent'), keys, maxQueued: 3 });
+  try {
+    const note = () => ({ homeId: 'home3', title: 'Water leak', body: 'x', dedupKey: `rule:r3:${randomUUID()}` });
+    for (let i = 0; i < 3; i++) await a.enqueue(note());
+    await expect.poll(async () => (await b.stats()).delayed).toBe(3);
+    // b's first enqueue counts Redis's jobs: a's three
+    await expect(b.enqueue(note())).rejects.toMatchObject({ code: 'unavailable', message: expect.stringMatching(/^push queue full: 3/) });
+  } finally {
+    await Promise.all([a.close(), b.close()]);
+  }
+});
