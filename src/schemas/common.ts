@@ -89,17 +89,20 @@ export const Attrs = (description: string, atLeastOne?: string) => {
   return kind(described);
 };
 
+/** What an empty desired change is told, as a rule's desired action is: it changed nothing and made a device of an unknown id (review "desired" F5). */
+const NO_DESIRED_ATTR = 'must name at least one attribute';
+
 const desiredAttrsKind = customKind<AttrMap>(
   'DesiredAttrs',
-  (value) => attrsProblem(value, '', undefined, false) === null,
-  (value, field) => attrsProblem(value, field, undefined, false) ?? { field, what: 'must be an object' },
+  (value) => attrsProblem(value, '', NO_DESIRED_ATTR, false) === null,
+  (value, field) => attrsProblem(value, field, NO_DESIRED_ATTR, false) ?? { field, what: 'must be an object' },
 );
 
 /**
- * Attrs of a desired change: the caller checks their count and string lengths as the limits they
- * are (`422 limit_exceeded`, PROTOCOL.md §1), not as a malformed body. The document still states them.
+ * Attrs of a desired change, at least one: the caller checks their count and string lengths as the
+ * limits they are (`422 limit_exceeded`, PROTOCOL.md §1), not as a malformed body. The document still states them.
  */
-export const DesiredAttrs = (description: string) => desiredAttrsKind(attrsDocument(description));
+export const DesiredAttrs = (description: string) => desiredAttrsKind(attrsDocument(description, NO_DESIRED_ATTR));
 
 /**
  * The problem of free-form parameters: codec `params()` (a plain object, no `__proto__` key at

@@ -48,6 +48,11 @@ describe('desired state over HTTP: limits are 422 limit_exceeded', () => {
     expect(await put('bad', { a: [1] })).toMatchObject({ status: 400, body: { code: 'invalid_field', field: 'desired.a' } });
     expect(await put('bad', { ['k'.repeat(65)]: 1 })).toMatchObject({ status: 400, body: { code: 'invalid_field' } });
   });
+
+  it('an empty change is 400 invalid_field, as a rule\'s is, and makes no device (review "desired" F5)', async () => {
+    expect(await put('none', {})).toMatchObject({ status: 400, body: { code: 'invalid_field', field: 'desired', message: expect.stringContaining('at least one attribute') } });
+    expect((await node.ports.shadows.load('dlh-1')).none).toBeUndefined();
+  });
 });
 
 describe('JSON bodies with \\u escapes', () => {
