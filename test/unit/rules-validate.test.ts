@@ -87,6 +87,8 @@ describe('validateRuleSpec', () => {
     [{ actions: [{ type: 'scene', scene: '' }] }, 'actions[0].scene'],
     [{ actions: [{ type: 'notify', title: 'Leak', body: 'at {{ dev.nope.x }}' }] }, 'actions[0].body'],
     [{ actions: [{ type: 'notify', title: '', body: 'b' }] }, 'actions[0].title'],
+    [{ actions: [{ type: 'notify', title: 'Leak', body: 'at {{ }}' }] }, 'actions[0].body'],
+    [{ actions: [{ type: 'notify', title: 'Leak {{}}', body: 'b' }] }, 'actions[0].title'],
     [{ actions: [{ type: 'command', hub: 'hub1', device: 'l', set: { on: true } }, { type: 'delay', ms: 10 }] }, 'actions[1]'],
     [{ actions: [{ type: 'delay', ms: 0 }, { type: 'scene', scene: 's1' }] }, 'actions[0].ms'],
     [{ cooldownMs: 1.5 }, 'cooldownMs'],
