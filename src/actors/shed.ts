@@ -7,6 +7,7 @@
  * whole spread. One shed at a time: a new one replaces the one in progress.
  */
 import type { SessionView } from './session-index.js';
+import { monotonicMs } from './clock.js';
 
 /** A session as the shedder sees it: HubSession.shutdown. */
 export interface Sheddable {
@@ -23,7 +24,8 @@ export class Shedder {
   constructor(
     private readonly sessions: SessionView<Sheddable>,
     private readonly random: () => number = Math.random,
-    private readonly now: () => number = Date.now,
+    /** intervals on the monotonic clock: on the wall clock a step forward told every session at once (review "clock") */
+    private readonly now: () => number = monotonicMs,
   ) {}
 
   /** Starts shedding `n` sessions (at most all online) evenly over `overMs`; answers how many of how many online. */

@@ -22,6 +22,7 @@ import type { HubInfo, HubLabels, HubPatch, HubQuery, HubRecord, HubRegistry } f
 import type { RuleStore } from '../ports/rule-store/rule-store.js';
 import type { ShadowStore } from '../ports/shadow-store/shadow-store.js';
 import type { BatchItem, BatchResult, FleetHub, HomeHub, MoveReply, Named as NamedSchema } from '../schemas/fleet.js';
+import { monotonicMs } from '../actors/clock.js';
 
 type Named = Static<typeof NamedSchema>;
 
@@ -322,10 +323,11 @@ export class Fleet {
 
   /** Waits until the session at `loc` released the hub (or `waitMs` passed), then one shadow batch window more. */
   private async released(hubId: string, loc: HubLocation, waitMs: number): Promise<void> {
-    const until = this.now() + waitMs;
+    // a wait, on the monotonic clock: a step back of the wall clock made it longer (review "clock")
+    const until = monotonicMs() + waitMs;
     for (;;) {
       const now = await this.deps.directory.lookup(hubId).catch(() => null);
-      if (now === null || now.epoch !== loc.epoch || this.now() >= until) break;
+      if (now === null || now.epoch !== loc.epoch || monotonicMs() >= until) break;
       await new Promise((r) => setTimeout(r, 20));
     }
     await new Promise((r) => setTimeout(r, this.deps.shadows.batchWindowMs));

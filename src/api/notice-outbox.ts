@@ -7,6 +7,7 @@
 import { subjects } from '../../proto/subjects.js';
 import type { Bus, BusLink } from '../ports/bus/bus.js';
 import { encodeBus } from '../protocol/codec.js';
+import { steadyWallMs } from '../actors/clock.js';
 
 export interface NoticeOutboxOptions {
   /**
@@ -48,7 +49,8 @@ export class NoticeOutbox {
   ) {
     this.recentMs = options.recentMs ?? 30_000;
     this.max = options.max ?? 10_000;
-    this.now = options.now ?? Date.now;
+    // as the bus's outage times (bus-nats.ts): a step back of the wall clock in an outage dropped its notices from the resend
+    this.now = options.now ?? steadyWallMs;
   }
 
   get size(): number {

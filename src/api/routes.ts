@@ -23,6 +23,7 @@ import { mountDocsPage } from './docs-page.js';
 import { openApiDocument } from './openapi.js';
 import { mountNoRoute } from './no-route.js';
 import { HomeReadBudget } from './read-budget.js';
+import { monotonicMs } from '../actors/clock.js';
 
 /** Version of the HTTP API in the OpenAPI document. */
 const API_VERSION = '1.0.0';
@@ -242,10 +243,11 @@ export function mountApi(app: TemplatedApp, deps: ApiDeps): void {
     'get',
     '/v1/openapi.json',
     () => {
-      const now = Date.now();
-      if (openApi === null || now - openApi.at >= OPENAPI_REMADE_MS) {
-        const doc = openApiDocument(deps.table ?? [], API_VERSION, { commandTimeoutMaxMs: deps.commandTimeoutMaxMs, maxBodyBytes: deps.maxBodyBytes }, now);
-        openApi = { text: JSON.stringify(doc), at: now };
+      // its age on the monotonic clock (a step back of the wall clock kept it until the clock caught up); its dates on the wall clock
+      const at = monotonicMs();
+      if (openApi === null || at - openApi.at >= OPENAPI_REMADE_MS) {
+        const doc = openApiDocument(deps.table ?? [], API_VERSION, { commandTimeoutMaxMs: deps.commandTimeoutMaxMs, maxBodyBytes: deps.maxBodyBytes }, Date.now());
+        openApi = { text: JSON.stringify(doc), at };
       }
       return { status: 200, text: openApi.text, contentType: 'application/json' };
     },

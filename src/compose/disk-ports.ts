@@ -20,6 +20,7 @@ import { auditRetention, historyRetention, homeLimits } from './history-retentio
 import { LmdbAuditLog } from '../ports/audit/audit-lmdb.js';
 import { LmdbRevocationStore } from '../ports/revocations/revocations-lmdb.js';
 import { configuredPushSender, pushQueueOptions } from './push-sender.js';
+import { steadyWallMs } from '../actors/clock.js';
 
 /**
  * The embedded default: everything a node must remember in one LMDB store in DATA_DIR; what only
@@ -40,7 +41,7 @@ export async function diskPorts(config: Config, timers: TimerWheel, log: Logger,
     const shadows = new LmdbShadowStore(data, { log: log.child({ port: 'shadows' }), batchWindowMs: config.diskBatchMs, ...(observe ? { batches: observe.store('shadows') } : {}) });
     opened.push(shadows);
     // a hub's epochs go on from the last its shadow's fence holds: a restart does not make its next session stale
-    const directory = new MemoryDirectory(config.directoryTtlMs, Date.now, (hubId) => shadows.lastEpoch(hubId));
+    const directory = new MemoryDirectory(config.directoryTtlMs, steadyWallMs, (hubId) => shadows.lastEpoch(hubId));
     const rules = await LmdbRuleStore.open(data, { limits: homeLimits(config) });
     opened.push(rules);
     const pushLog = log.child({ port: 'push' });

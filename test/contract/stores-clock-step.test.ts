@@ -13,6 +13,12 @@ import { startRedis, uniquePrefix, type Backend } from '../../load/harness/index
 import { createLogger } from '../../src/log/logger.js';
 import { LmdbAuditLog } from '../../src/ports/audit/audit-lmdb.js';
 import { RedisDirectory } from '../../src/ports/directory/directory-redis.js';
+import { MemoryDirectory } from '../../src/ports/directory/directory-memory.js';
+import { RedisAuditLog } from '../../src/ports/audit/audit-redis.js';
+import { LmdbEventHistory } from '../../src/ports/history/history-lmdb.js';
+import { MemoryEventHistory } from '../../src/ports/history/history-memory.js';
+import { LmdbPushQueue } from '../../src/ports/push-queue/push-queue-lmdb.js';
+import type { PushDelivery } from '../../src/ports/push-queue/push-queue.js';
 import type { AuditEntry } from '../../src/ports/audit/audit.js';
 import { closeRedis, connectRedis, RedisKeys } from '../../src/ports/redis.js';
 import { LmdbRevocationStore } from '../../src/ports/revocations/revocations-lmdb.js';
@@ -102,4 +108,83 @@ it('the offline sweep: a dead node whose clock ran an hour ahead is found lapsed
   expect(await sweeper.lookup('hub-1')).toBeNull();
   expect((await sweeper.takeOrphans('node-b')).map((o) => o.hubId)).toEqual(['hub-1']);
   await sweeper.close();
+});
+
+// the review "clock" (2026-12-07): what was still judged on the wall clock
+
+it('the embedded history: an append while the wall clock read 2 h ahead (retention 1 h) remove none of its events', async () => {
+  const tmp = await tempDataStore('commit');
+  cleanup = tmp.remove;
+  const retention = { maxEvents: 100, maxAgeMs: 3_600_000 };
+  // faked first: a store takes its clock when made
+  fakeWallClock();
+  const histories = [await LmdbEventHistory.open(tmp.data, retention, { sweepMs: 0 }), new MemoryEventHistory(retention)];
+  const now = Date.now();
+  for (const history of histories) for (let i = 0; i < 10; i++) await history.append('home-a', Buffer.from(`e${i}`));
+  vi.setSystemTime(now + 2 * 3_600_000);
+  for (const history of histories) {
+    await history.append('home-a', Buffer.from('ahead'));
+    const read = await history.read('home-a', { epoch: (await history.position('home-a')).epoch, offset: 0 }, 11, 100);
+    expect(read).toMatchObject({ ok: true });
+    expect(read.ok && read.entries.map((e) => e.offset)).toEqual(Array.from({ length: 11 }, (_, i) => i + 1));
+  }
+  vi.setSystemTime(now);
+  const lmdb = histories[0] as LmdbEventHistory;
+  await lmdb.durable('home-a');
+  expect(await lmdb.read('home-a', { epoch: (await lmdb.position('home-a')).epoch, offset: 0 }, 11, 100)).toMatchObject({ ok: true });
+  await lmdb.close();
+});
+
+it('the embedded push queue: a retry due in 100 ms runs on time through a 1 h step back; a key seen stays a duplicate through an 11 min step forward', async () => {
+  const tmp = await tempDataStore('commit');
+  cleanup = tmp.remove;
+  const seen: PushDelivery[] = [];
+  let fail = true;
+  fakeWallClock();
+  const queue = await LmdbPushQueue.open(tmp.data, {
+    attempts: 3,
+    backoffMs: 100,
+    maxBackoffMs: 100,
+    dedupTtlMs: 600_000,
+    sender: async (d) => {
+      seen.push(d);
+      if (fail) throw new Error('receiver down');
+    },
+  });
+  const now = Date.now();
+  const note = { homeId: 'home1', title: 'Leak', body: 'bath', dedupKey: 'k1', data: { ruleId: 'r1' } };
+  await queue.enqueue(note);
+  await expect.poll(() => seen.length).toBe(1);
+  fail = false;
+  vi.setSystemTime(now - 3_600_000);
+  // real time passes (the monotonic clock's); the wall clock stays an hour back
+  await expect.poll(() => seen.length, { timeout: 5_000 }).toBe(2);
+  vi.setSystemTime(now + 11 * 60_000);
+  expect(await queue.enqueue(note)).toMatchObject({ duplicate: true });
+  vi.useRealTimers();
+  await queue.drain();
+  expect(seen).toHaveLength(2);
+  await queue.close();
+});
+
+it('the embedded directory: a hub held is found through a step forward past the nodes\' liveness ttl', async () => {
+  fakeWallClock();
+  const directory = new MemoryDirectory(15_000);
+  await directory.claim('hub-1', 'node-a');
+  vi.setSystemTime(Date.now() + 60_000);
+  expect(await directory.lookup('hub-1')).toMatchObject({ node: 'node-a' });
+});
+
+it("Redis's audit trail: a node whose clock reads 2 days ahead (retention 1 day) still lists the entries of the last hours", async () => {
+  const client = await connectRedis(redis.url, { name: 'test-audit-clock', log: createLogger('silent') });
+  const log = new RedisAuditLog(client, { maxAgeMs: DAY, maxEntries: 100 }, { keys: new RedisKeys(uniquePrefix()) });
+  const now = Date.now();
+  for (let i = 0; i < 3; i++) log.record({ id: `e-${i}`, at: now - i * 3_600_000, actor: { kind: 'user', sub: 'alice' }, from: { node: 'n' }, action: 'command', homeId: 'home-1', outcome: 'ok' });
+  await log.flushed();
+  fakeWallClock();
+  vi.setSystemTime(now + 2 * DAY);
+  expect((await log.list({ limit: 100 })).entries).toHaveLength(3);
+  vi.useRealTimers();
+  await log.close();
+  await closeRedis(client);
 });

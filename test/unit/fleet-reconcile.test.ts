@@ -4,11 +4,12 @@
  * the reconciler that re-checks held hub sessions against the registry in batches and closes the
  * app sockets of revocations it had missed.
  */
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { isSmi } from '../helpers/is-smi.js';
 import { subjects, type TokenRevocation } from '../../proto/subjects.js';
 import { FleetReconciler, verdictOf, type HeldHub } from '../../src/api/fleet-reconcile.js';
 import { NoticeOutbox } from '../../src/api/notice-outbox.js';
+import { steadyWallMs } from '../../src/actors/clock.js';
 import { RevocationList } from '../../src/auth/revocations.js';
 import { createLogger } from '../../src/log/logger.js';
 import { MemoryHubRegistry } from '../../src/ports/hub-registry/hub-registry-memory.js';
@@ -57,6 +58,24 @@ describe('NoticeOutbox', () => {
     now += 31_000;
     outbox.publish(subjects.hubsChanged, notice('later'));
     expect(outbox.size).toBe(1);
+  });
+
+  it('a step back of the wall clock during an outage leaves its notices in the resend (review "clock")', () => {
+    // only Date is faked, first: the outbox takes its clock when made; the bus's outage time is steady (bus-nats.ts)
+    vi.useFakeTimers({ toFake: ['Date'], now: Date.now() });
+    try {
+      const { sent, link, bus } = fakeLink();
+      const outbox = new NoticeOutbox(bus, link, { recentMs: 30_000 });
+      link.connected = false;
+      const downSince = steadyWallMs();
+      vi.setSystemTime(Date.now() - 60_000);
+      outbox.publish(subjects.hubsChanged, notice('during'));
+      link.connected = true;
+      expect(outbox.reconnected(downSince)).toEqual({ resent: 1, reconcile: false });
+      expect(sent.map((s) => s.body)).toEqual([{ hub: 'during' }]);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it('keeps the newest when full, and then announces fleet.reconcile instead of what it lost', () => {

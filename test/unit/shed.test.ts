@@ -43,6 +43,23 @@ describe('Shedder: hub sessions moved off a node', () => {
     expect(told).toHaveLength(30);
   });
 
+  it('a step of the wall clock changes nothing of the spread: forward 10 min, none told early; back 1 h, none held (review "clock")', () => {
+    vi.useFakeTimers({ now: 0 });
+    const { told, view } = fleet(1_000);
+    new Shedder(view).start(1_000, 600_000);
+    vi.advanceTimersByTime(3_000);
+    const early = told.length;
+    expect(early).toBeLessThanOrEqual(7);
+    // the wall clock alone steps (the monotonic clock and the timers go on)
+    vi.setSystemTime(Date.now() + 600_000);
+    vi.advanceTimersByTime(300);
+    expect(told.length).toBeLessThanOrEqual(early + 1);
+    vi.setSystemTime(Date.now() - 3_600_000);
+    vi.advanceTimersByTime(60_000);
+    expect(told.length).toBeGreaterThanOrEqual(100);
+    expect(told.length).toBeLessThanOrEqual(110);
+  });
+
   it('at most every session online; a new shed replaces the one in progress and never picks one already told', () => {
     vi.useFakeTimers({ now: 0 });
     const { told, view } = fleet(5);

@@ -220,7 +220,10 @@ export class RedisAuditLog implements AuditLog {
     await this.flushed();
     const out: AuditEntry[] = [];
     const erasedAt = q.afterErasure && q.homeId !== undefined ? await this.erasedAt(q.homeId) : 0;
-    const since = Math.max(q.since ?? 0, Date.now() - this.retention.maxAgeMs, erasedAt > 0 ? erasedAt + 1 : 0);
+    // the age on Redis's clock, as the trim judges it: a node's clock ahead hid the oldest entries (review "clock")
+    const [s, us] = await this.client.time();
+    const redisNow = Number(s) * 1000 + Math.floor(Number(us) / 1000);
+    const since = Math.max(q.since ?? 0, redisNow - this.retention.maxAgeMs, erasedAt > 0 ? erasedAt + 1 : 0);
     const query = { ...q, since };
     let start = q.cursor !== undefined && STREAM_ID.test(q.cursor) ? `(${q.cursor}` : q.until !== undefined ? `${q.until + SKEW_MS}` : '+';
     const end = `${Math.max(0, since - SKEW_MS)}`;

@@ -19,6 +19,7 @@ import {
   type BusSubscription,
   type SubscribeOptions,
 } from './bus.js';
+import { steadyWallMs } from '../../actors/clock.js';
 
 /** of a close's time, what the drain keeps after the wait for answers (ms): what is published goes out */
 const DRAIN_FLOOR_MS = 1_000;
@@ -84,7 +85,8 @@ export interface NatsBusOptions {
  */
 export class NatsBus implements Bus, BusLink {
   private state: NatsBusState = 'connected';
-  private since = Date.now();
+  // steady: the notice outbox compares it with its notices' times (api/notice-outbox.ts)
+  private since = steadyWallMs();
   private reconnects = 0;
   private closing: Promise<void> | null = null;
   /** requests sent and not yet answered: a close waits for them (bounded) before it drains */
@@ -320,7 +322,7 @@ export class NatsBus implements Bus, BusLink {
         const downSince = this.since;
         this.reconnects++;
         this.setState('connected');
-        this.log.info({ server: s.server, dropped: this.droppedThisOutage, downMs: Date.now() - downSince }, 'nats reconnected');
+        this.log.info({ server: s.server, dropped: this.droppedThisOutage, downMs: steadyWallMs() - downSince }, 'nats reconnected');
         this.droppedThisOutage = 0;
         for (const listener of this.reconnectListeners) {
           try {
@@ -358,7 +360,7 @@ export class NatsBus implements Bus, BusLink {
   private setState(state: NatsBusState): void {
     if (this.state === state || this.state === 'closed') return;
     this.state = state;
-    this.since = Date.now();
+    this.since = steadyWallMs();
   }
 }
 

@@ -1,4 +1,4 @@
-import { CLOCK_ORIGIN, sinceOrigin } from '../../actors/clock.js';
+import { CLOCK_ORIGIN, sinceOrigin, steadyWallMs } from '../../actors/clock.js';
 import type { Directory, HubClaim, HubLocation, OrphanSession } from './directory.js';
 
 /** A held hub's entry: `since` in ms since CLOCK_ORIGIN (a small integer, not a heap number per hub). */
@@ -24,7 +24,8 @@ export class MemoryDirectory implements Directory {
   constructor(
     /** @default 15_000 (ms) */
     private readonly ttlMs = 15_000,
-    private readonly now: () => number = Date.now,
+    /** liveness on a clock a wall-clock step does not move: a step forward made every hub offline for a refresh (review "clock") */
+    private readonly now: () => number = steadyWallMs,
     /**
      * the largest epoch known for a hub this process has not claimed yet (default: 0). Without it a
      * restarted embedded node gave every hub epoch 1 again, and the shadow store refused the

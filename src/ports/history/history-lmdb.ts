@@ -6,6 +6,7 @@ import { dropAged, END, MAX_CHUNK, openLayout, openChunks, readStored, storedTop
 import { checkRead } from './history-read.js';
 import { LmdbEvaluatedMarks } from './history-lmdb-marks.js';
 import { appended, atRest, NONE_IN_FLIGHT, without, type Live } from './history-lmdb-live.js';
+import { steadyWallMs } from '../../actors/clock.js';
 
 export interface LmdbHistoryOptions {
   now?: () => number;
@@ -81,7 +82,9 @@ export class LmdbEventHistory implements EventHistory {
     const env = data.side('history');
     this.entries = openChunks(data);
     this.ranges = env.openDB({ name: 'history-range', encoding: 'msgpack' }) as unknown as Ranges;
-    this.now = options.now ?? Date.now;
+    // ages are judged on a clock a step of the wall clock does not move: a step forward past the
+    // retention aged out, and removed, every home's events for good (review "clock")
+    this.now = options.now ?? steadyWallMs;
     this.batches = options.batches;
     // the file kept through an unclean stop: its marks find their events, numbered on (history-lmdb-marks.ts)
     const marked = { top: (homeId: string) => this.home(homeId, false).top, storedAfter: this.storedAfter, wake: () => void (this.flushTimer ??= setTimeout(this.flush, FLUSH_MS).unref()) };

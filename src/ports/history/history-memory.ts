@@ -1,5 +1,6 @@
 import type { EventHistory, HistoryEntry, HistoryRead, HistoryRetention, Position } from './history.js';
 import { checkRead, newEpoch } from './history-read.js';
+import { steadyWallMs } from '../../actors/clock.js';
 
 interface Stored extends HistoryEntry {
   readonly at: number;
@@ -22,7 +23,7 @@ export class MemoryEventHistory implements EventHistory {
 
   constructor(
     readonly retention: HistoryRetention,
-    private readonly now: () => number = Date.now,
+    private readonly now: () => number = steadyWallMs,
   ) {}
 
   append(homeId: string, data: Uint8Array): Promise<Position> {

@@ -19,13 +19,17 @@ import {
   type PushQueueStats,
   type PushSender,
 } from './push-queue.js';
+import { steadyWallMs } from '../../actors/clock.js';
 
 export interface LmdbPushQueueOptions extends PushQueueOptions {
   sender: PushSender;
   /** a notification given up after its last attempt (also logged) */
   onFailed?: (delivery: PushDelivery, err: unknown) => void;
   log?: Logger;
-  /** the clock of retry instants and the dedup window (ms); @default Date.now */
+  /**
+   * the clock of retry instants and the dedup window (ms); @default steadyWallMs: on the wall clock a
+   * step back held a retry for as long as the step, and a step forward made the window forget keys (review "clock")
+   */
   now?: () => number;
   /** runs `fn` after `ms`, returns the cancel; @default an unref'd setTimeout */
   timer?: (fn: () => void, ms: number) => () => void;
@@ -128,7 +132,7 @@ export class LmdbPushQueue implements PushQueue {
     this.sender = options.sender;
     this.onFailed = options.onFailed;
     this.log = options.log;
-    this.now = options.now ?? Date.now;
+    this.now = options.now ?? steadyWallMs;
     this.timer =
       options.timer ??
       ((fn, ms) => {
