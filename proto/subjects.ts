@@ -90,8 +90,8 @@ export interface CommandRequest {
 /**
  * `hub.<hubId>.cmd` reply; `hub`: the hub's own error code, when the hub refused the command.
  * `tmp`: the hub refused with an error frame that said it was temporary (busy: sending again may succeed).
- * With `session_closed` only: `ns`, the session never sent it to the hub (closing as it came): safe
- * to send again; `mv`, sent and unanswered when the node's drain (or a shed) closed the session,
+ * `ns` (with `session_closed` or `command_timeout`): the session never sent it to the hub (closing as
+ * it came, or the command reached the node past its caller's deadline): safe to send again; with `session_closed` only, `mv`, sent and unanswered when the node's drain (or a shed) closed the session,
  * which told the hub to reconnect elsewhere: its outcome unknown. Older nodes send neither.
  */
 export type CommandReply = { ok: true; r: unknown } | { ok: false; e: ErrorCode; msg?: string; hub?: string; tmp?: true; ns?: true; mv?: true };

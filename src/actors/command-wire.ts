@@ -41,9 +41,8 @@ export function decodeCommandReply(data: Uint8Array): CommandReply {
     hub: typeof v.hub === 'string' ? v.hub.slice(0, 64) : undefined,
   };
   if (v.tmp === true) reply.tmp = true;
-  if (reply.e === 'session_closed') {
-    if (v.ns === true) reply.ns = true;
-    if (v.mv === true) reply.mv = true;
-  }
+  // never sent: a session closing, or a command that reached the hub's node past its caller's deadline
+  if ((reply.e === 'session_closed' || reply.e === 'command_timeout') && v.ns === true) reply.ns = true;
+  if (reply.e === 'session_closed' && v.mv === true) reply.mv = true;
   return reply;
 }

@@ -126,7 +126,7 @@ export class HubCommands {
       // given the whole `to` ran a garage door's `open` seconds after the app heard it timed out
       const left = cmd.dl - clusterNow();
       if (left <= 0) {
-        this.answer({ device: cmd.d, method: cmd.m, rid: cmd.rid, started: 0, span }, request, { ok: false, e: 'command_timeout', msg: `the command reached hub ${this.host.hubId}'s node ${Math.round(-left)} ms after its caller's deadline: not sent` });
+        this.answer({ device: cmd.d, method: cmd.m, rid: cmd.rid, started: 0, span }, request, { ok: false, e: 'command_timeout', msg: `the command reached hub ${this.host.hubId}'s node ${Math.round(-left)} ms after its caller's deadline: not sent`, ns: true });
         return;
       }
       if (left < to) to = Math.ceil(left);

@@ -38,7 +38,8 @@ export class UwsAppLink implements AppLink {
   readonly remote: string;
   /** uWS dropped a message for this socket: it is closed when the corked sends end */
   private dropped = false;
-  private drainWaiters: Array<() => void> = [];
+  /** recoveries waiting for a drain, with their home: one whose subscription ends is let go at once (`leave`) */
+  private drainWaiters: Array<{ home: string; resolve: () => void }> = [];
 
   /**
    * @param budget bytes a recovery lets the socket hold before it waits for a drain: half the
@@ -113,7 +114,7 @@ export class UwsAppLink implements AppLink {
         this.sent('evt', i - from);
         return i - from;
       },
-      drained: () => (this.open && this.ws.getBufferedAmount() >= this.budget / 2 ? new Promise<void>((resolve) => this.drainWaiters.push(resolve)) : Promise.resolve()),
+      drained: () => (this.open && this.ws.getBufferedAmount() >= this.budget / 2 ? new Promise<void>((resolve) => this.drainWaiters.push({ home: homeId, resolve })) : Promise.resolve()),
       reload: (reason, pos) => {
         if (!this.open) return;
         this.sent('reload', 1);
@@ -129,11 +130,18 @@ export class UwsAppLink implements AppLink {
   /** uWS drain: the socket wrote some of what it held. */
   drained(): void {
     if (this.ws.getBufferedAmount() >= this.budget / 2) return;
-    for (const resolve of this.drainWaiters.splice(0)) resolve();
+    for (const w of this.drainWaiters.splice(0)) w.resolve();
   }
 
   leave(homeId: string): void {
     if (this.open) this.ws.unsubscribe(feedTopic(this.enc, homeId));
+    // the home's recovery waiting for a drain ends now (it sees its subscription ended): left until
+    // the socket read, each sub/unsub of a socket that stopped reading kept one (review "recovery")
+    if (this.drainWaiters.some((w) => w.home === homeId)) {
+      const ended = this.drainWaiters.filter((w) => w.home === homeId);
+      this.drainWaiters = this.drainWaiters.filter((w) => w.home !== homeId);
+      for (const w of ended) w.resolve();
+    }
   }
 
   /** A revocation took these homes from the socket's token, which keeps others (OpenAppSockets). */
@@ -156,7 +164,7 @@ export class UwsAppLink implements AppLink {
   /** The socket is gone: waiters for a drain are let go (they see `open` false). */
   closed(): void {
     this.open = false;
-    for (const resolve of this.drainWaiters.splice(0)) resolve();
+    for (const w of this.drainWaiters.splice(0)) w.resolve();
   }
 }
 

@@ -276,11 +276,16 @@ export class HomeFeeds {
         answered = true;
       }
       const events = read.entries.map((e) => withPosition(e.data, { epoch: read.epoch, offset: e.offset }));
-      for (let i = sub.send(events, 0); i < events.length; i += sub.send(events, i)) {
+      const taken = sub.send(events, 0);
+      sent += taken;
+      if (taken < events.length) {
+        // the rest is read again once the socket drained: a page held through the wait was memory
+        // an app that stopped reading piled up, sub after unsub (review "recovery": gigabytes)
+        if (taken > 0) last = read.entries[taken - 1]!.offset;
         await sub.drained();
         if (!sub.open) return true;
+        continue;
       }
-      sent += events.length;
       last = reached;
     }
   }

@@ -103,7 +103,7 @@ describe('HubCommands', () => {
     const devices = { mayCommand: () => true };
     const late = request('door', 'open', {}, Date.now() - 3_000);
     commands.forward(late.message, devices);
-    expect(late.answers()).toMatchObject([{ ok: false, e: 'command_timeout', msg: expect.stringMatching(/after its caller's deadline: not sent/) }]);
+    expect(late.answers()).toMatchObject([{ ok: false, e: 'command_timeout', msg: expect.stringMatching(/after its caller's deadline: not sent/), ns: true }]);
     expect(sent).toEqual([]);
     expect(commands.waiting).toBe(0);
     const soon = request('door', 'open', {}, Date.now() + 300);
