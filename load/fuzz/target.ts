@@ -34,6 +34,8 @@ export const FUZZ_SERVER_ENV: Readonly<Record<string, string>> = {
   LOG_LEVEL: 'warn',
   TIER_HUB_RATE_PER_SEC: '1000000',
   TIER_HUB_RATE_BURST: '1000000',
+  TIER_APP_REQUESTS_PER_SEC: '1000000',
+  TIER_APP_REQUESTS_BURST: '1000000',
   // the fuzz opens thousands of sessions of a few hubs: no limit on a hub's handshakes
   TIER_HUB_HELLOS_PER_MIN: '0',
   // and sends wrong tokens from the address it then uses the admin token from

@@ -78,11 +78,19 @@ function reportTokens(devices: object, rate: RateLimit): number {
   return n <= DEVICES_PER_TOKEN ? 1 : Math.min(rate.rateBurst, Math.ceil(n / DEVICES_PER_TOKEN));
 }
 
+/** The part of a budget `spend` uses: an app socket's requests have one too (app-gateway.ts). */
+export type TokenBucket = Pick<RateBudget, 'rateTokens' | 'rateRefilled' | 'rateViolations'>;
+
+/** A full bucket at `t` (ms on the monotonic clock). */
+export function fullBucket(rate: RateLimit, t: number): TokenBucket {
+  return { rateTokens: rate.rateBurst * 1000, rateRefilled: t, rateViolations: null };
+}
+
 /**
  * The verdict on a frame that is not free: `tokens` of the budget, else a refusal counted towards
  * closing. The gateway asks it for a result read no further than its id (`admit` for the rest).
  */
-export function spend(budget: RateBudget, now: number, rate: RateLimit, tokens = 1): RateVerdict {
+export function spend(budget: TokenBucket, now: number, rate: RateLimit, tokens = 1): RateVerdict {
   if (take(budget, now, rate, tokens * 1000)) return 'pass';
   let v = budget.rateViolations;
   if (v === null) v = budget.rateViolations = { count: 0, since: now };
@@ -108,7 +116,7 @@ function free(budget: RateBudget, frame: HubToServerFrame, now: number): boolean
   return true;
 }
 
-function take(budget: RateBudget, now: number, rate: RateLimit, cost: number): boolean {
+function take(budget: TokenBucket, now: number, rate: RateLimit, cost: number): boolean {
   const elapsed = now - budget.rateRefilled;
   if (elapsed > 0) {
     budget.rateTokens = Math.min(rate.rateBurst * 1000, budget.rateTokens + elapsed * rate.ratePerSec);

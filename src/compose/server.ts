@@ -250,6 +250,7 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
     maxMessageBytes: config.maxFrameBytes,
     commandTimeoutMaxMs: config.commandTimeoutMaxMs,
     maxBackpressure: config.appMaxBackpressure,
+    requestRate: { ratePerSec: config.appRequestsPerSec, rateBurst: config.appRequestsBurst },
     writes,
     sockets: fleet.sockets,
     limits: appLimits,

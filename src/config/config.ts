@@ -108,6 +108,10 @@ export interface Config {
   hubRateBurst: number;
   /** @default 1_048_576 (bytes): app socket backpressure beyond which the app is closed */
   appMaxBackpressure: number;
+  /** @default 50 (requests/s) sustained per app socket */
+  appRequestsPerSec: number;
+  /** @default 200 (requests): burst per app socket, and the refusals it is allowed before it is closed 4004 */
+  appRequestsBurst: number;
   /** @default 100: events kept per home for apps to recover from; 0: no history, events carry no position */
   historySize: number;
   /** @default 3_600 (s): events older than this are not recovered (the app reloads instead) */
@@ -286,6 +290,9 @@ const FIELDS: { [K in keyof Config]: Field<K> } = {
   // the burst is also the refusals tolerated before 4004 (at 1 every hub was closed 8 ms after its hello)
   hubRateBurst: { env: 'TIER_HUB_RATE_BURST', parse: int(4, 1_000_000), default: 200 },
   appMaxBackpressure: { env: 'TIER_APP_MAX_BACKPRESSURE', parse: int(1024, 1 << 30), default: 1 << 20 },
+  appRequestsPerSec: { env: 'TIER_APP_REQUESTS_PER_SEC', parse: int(1, 1_000_000), default: 50 },
+  // at least 70: an app back after a reconnect subscribes to its homes (64 at most) and pings at once
+  appRequestsBurst: { env: 'TIER_APP_REQUESTS_BURST', parse: int(70, 1_000_000), default: 200 },
   historySize: { env: 'TIER_HISTORY_SIZE', parse: int(0, 1_000_000), default: 100 },
   historyMaxAgeS: { env: 'TIER_HISTORY_MAX_AGE_S', parse: int(1, 30 * 86_400), default: 3_600 },
   eventStreamMaxLen: { env: 'TIER_EVENT_STREAM_MAXLEN', parse: int(0, 100_000_000), default: 100_000 },

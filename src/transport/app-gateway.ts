@@ -15,6 +15,8 @@ import { callerAddress } from './client-address.js';
 import type { WriteBatch } from './write-batch.js';
 import type { OpenAppSockets } from './app-sockets.js';
 import type { AppRefusal, AppSocketLimits } from './app-limits.js';
+import { fullBucket, spend, type RateLimit, type TokenBucket } from '../actors/hub-rate.js';
+import { monotonicMs } from '../actors/clock.js';
 
 /** uWS's send status of a message it dropped: the socket held more than maxBackpressure unsent. */
 const DROPPED = 2;
@@ -38,6 +40,8 @@ export class UwsAppLink implements AppLink {
   readonly remote: string;
   /** uWS dropped a message for this socket: it is closed when the corked sends end */
   private dropped = false;
+  /** its requests' budget, made at its first request (absent: no limit) */
+  requests: TokenBucket | undefined;
   /** recoveries waiting for a drain, with their home: one whose subscription ends is let go at once (`leave`) */
   private drainWaiters: Array<{ home: string; resolve: () => void }> = [];
 
@@ -206,9 +210,17 @@ export function mountAppGateway(
     metrics?: AppGatewayMetrics;
     /** names each connection (`conn` in its log lines; with the request id, the command's request id) */
     requestIds?: RequestIds;
+    /** each socket's request budget (`TIER_APP_REQUESTS_PER_SEC`, `TIER_APP_REQUESTS_BURST`); absent: none */
+    requestRate?: RateLimit;
   },
 ): void {
   const { auth, log, metrics } = deps;
+  const rate = deps.requestRate;
+  /** A request over the socket's budget: answered `rate_limited`; past the burst of refusals in 10 s, the socket closed 4004. */
+  const refuseRate = (link: UwsAppLink, session: AppSession, verdict: 'refuse' | 'close', id: number | undefined): void => {
+    session.rejectRaw(new TierError('rate_limited', `more than ${rate!.ratePerSec} requests a second on this socket (a burst of ${rate!.rateBurst}): send it again later`, { ...(id !== undefined ? { ref: id } : {}), retryAfterMs: 1_000 }));
+    if (verdict === 'close') link.closeAfterReplies(CloseCode.rateLimited, 'rate_limited');
+  };
   const sessionDeps: AppSessionDeps = { ...deps.session, feeds: metrics ? countedFeeds(deps.feeds, metrics) : deps.feeds };
   let connections = 0;
   /** sockets opened: counted so an upgrade can tell whether it opened one */
@@ -306,9 +318,13 @@ export function mountAppGateway(
       const link = ws.getUserData().link;
       const session = link?.session;
       if (!link || !session) return;
+      // every message spends the socket's budget, a malformed one too: one socket sent 3,200
+      // sub/unsub pairs a second, 42 % of a core and other sockets' pings 180 ms late (review "recovery")
+      const verdict = rate ? spend((link.requests ??= fullBucket(rate, monotonicMs())), monotonicMs(), rate) : 'pass';
       try {
         const request = decodeAppRequest(message, isBinary, deps.maxMessageBytes, deps.commandTimeoutMaxMs);
         metrics?.appFrameIn(request.op);
+        if (verdict !== 'pass') return refuseRate(link, session, verdict, 'id' in request ? request.id : undefined);
         session.tell({ type: 'request', request });
       } catch (err) {
         metrics?.appFrameIn('unknown');
@@ -316,6 +332,7 @@ export function mountAppGateway(
         if (e.code === 'internal') log.error({ err }, 'app message handling failed');
         session.rejectRaw(e);
         if (e.code === 'frame_too_large') link.closeAfterReplies(CloseCode.tooLarge, 'frame_too_large');
+        else if (verdict === 'close') link.closeAfterReplies(CloseCode.rateLimited, 'rate_limited');
       }
     },
 

@@ -42,7 +42,8 @@ describe('answers an app does not read (real server process)', () => {
   let server: ServerProcess;
 
   beforeAll(async () => {
-    server = await startServerProcess({ TIER_APP_MAX_BACKPRESSURE: '1024' });
+    // no request budget: the close tested is the backpressure's, not the rate limit's
+    server = await startServerProcess({ TIER_APP_MAX_BACKPRESSURE: '1024', TIER_APP_REQUESTS_PER_SEC: '1000000', TIER_APP_REQUESTS_BURST: '1000000' });
   });
 
   afterAll(async () => {
