@@ -39,6 +39,22 @@ export function steadyWallMs(): number {
   return performance.timeOrigin + performance.now();
 }
 
+/**
+ * The earlier of the wall clock and `steadyWallMs`: what the age of a time stored from the wall
+ * clock is judged against (retention, dedup windows). Times are stored as the wall clock gives them,
+ * so they mean the same to the next process; judged on the earlier clock, a step of the wall clock
+ * either way, before a restart or while the node runs, ages nothing early (stored on `steadyWallMs`
+ * alone, they looked a step old to the next process: every home's history `too_old`, review diff26).
+ */
+export function agingNowMs(): number {
+  return Math.min(Date.now(), steadyWallMs());
+}
+
+/** The later of the two: what a stored due time (a push retry) is checked against, so a step back of the wall clock delays nothing. */
+export function dueNowMs(): number {
+  return Math.max(Date.now(), steadyWallMs());
+}
+
 /** Retry delay: 100 ms doubling up to `capMs`, ±20 % jitter so nodes (or a node's many waiters) do not retry in step. */
 export function backoff(attempt: number, capMs: number): number {
   const base = Math.min(100 * 2 ** Math.min(Math.max(attempt - 1, 0), 16), capMs);

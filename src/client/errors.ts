@@ -23,7 +23,8 @@ export class ClientError extends Error {
   /**
    * false when the command did not run: on the client's own `command_timeout`, it never reached the
    * node in a form it could run (never written to a socket, or refused `unauthorized` and not
-   * resent); on the server's `session_closed`, the hub's session closed before sending it to the hub.
+   * resent); on the server's `session_closed`, the hub's session closed before sending it to the hub;
+   * on the server's `command_timeout`, the command reached the hub's node after its deadline, unsent.
    * Safe to send again
    */
   readonly sent?: boolean;

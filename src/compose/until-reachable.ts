@@ -8,7 +8,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { TierError } from '../errors.js';
 import { endLog, type Logger } from '../log/logger.js';
 import { STOP_SIGNALS } from '../config/process.js';
-import { backoff } from '../actors/clock.js';
+import { backoff, monotonicMs } from '../actors/clock.js';
 
 /** The cap of the wait between two attempts (ms); the first ones come sooner (100 ms doubling). */
 const MAX_RETRY_MS = 5_000;
@@ -61,7 +61,7 @@ export interface WaitOptions {
  */
 export async function untilReachable<T extends { close?(): Promise<void> | void }>(connect: () => Promise<T>, options: WaitOptions): Promise<T> {
   const { maxWaitMs, log, signal } = options;
-  const started = Date.now();
+  const started = monotonicMs();
   let waitingFor: BackendStartError['backend'] | null = null;
   let logged = { backend: '', at: 0 };
   for (let attempt = 1; ; attempt++) {
@@ -76,18 +76,18 @@ export async function untilReachable<T extends { close?(): Promise<void> | void 
         throw new StartAbortedError('stopped while waiting for the backends');
       }
       if (!(err instanceof BackendStartError)) throw err;
-      const waited = Date.now() - started;
+      const waited = monotonicMs() - started;
       if (waited >= maxWaitMs) throw new BackendWaitError(err.backend, waited, err);
       waitingFor = err.backend;
       options.onWaiting?.(err.backend, err);
-      if (logged.backend !== err.backend || Date.now() - logged.at >= LOG_EVERY_MS) {
+      if (logged.backend !== err.backend || monotonicMs() - logged.at >= LOG_EVERY_MS) {
         log.warn({ backend: err.backend, err: err.message, attempt, waitedMs: waited, maxWaitMs }, 'waiting for backends');
-        logged = { backend: err.backend, at: Date.now() };
+        logged = { backend: err.backend, at: monotonicMs() };
       }
       await sleep(Math.min(backoff(attempt, MAX_RETRY_MS), maxWaitMs - waited), undefined, signal ? { signal } : {}).catch(() => undefined);
       continue;
     }
-    if (waitingFor) log.info({ waitedMs: Date.now() - started, attempts: attempt }, 'backends reachable');
+    if (waitingFor) log.info({ waitedMs: monotonicMs() - started, attempts: attempt }, 'backends reachable');
     return value;
   }
 }

@@ -167,7 +167,7 @@ export const ErrorBody = Type.Object(
     field: Type.Optional(Type.String({ description: 'the field at fault for validation errors: a path such as `set.temp`, `actions[0].hub` or a path parameter' })),
     hubCode: Type.Optional(Type.String({ description: 'the hub’s own code when the hub refused a command (`command_failed`)' })),
     hubTemporary: Type.Optional(Type.Literal(true, { description: 'the hub refused the command as temporarily unable (busy): the same command may succeed later; absent otherwise' })),
-    sent: Type.Optional(Type.Literal(false, { description: 'with `session_closed`: the hub’s session closed before it sent the command to the hub, so it did not run: safe to send again. Absent when it may have run' })),
+    sent: Type.Optional(Type.Literal(false, { description: 'with `session_closed`: the hub’s session closed before it sent the command to the hub; with `command_timeout`: the command reached the hub’s node after its deadline and was not sent. Either way it did not run: safe to send again. Absent when it may have run' })),
   },
   {
     title: 'Error',

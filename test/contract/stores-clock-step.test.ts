@@ -188,3 +188,51 @@ it("Redis's audit trail: a node whose clock reads 2 days ahead (retention 1 day)
   await log.close();
   await closeRedis(client);
 });
+
+// the review of those fixes (diff26): times stored on the steady clock looked a step off to the next process
+
+it('the embedded history stores each event at the wall clock\'s time (rules replay it by that) and reads it back whole while the steady clock is 2 h behind', async () => {
+  const tmp = await tempDataStore('commit');
+  cleanup = tmp.remove;
+  // the wall clock 2 h ahead of the clock the process started with: a node started 2 h behind, then corrected
+  fakeWallClock();
+  vi.setSystemTime(Date.now() + 2 * 3_600_000);
+  const history = await LmdbEventHistory.open(tmp.data, { maxEvents: 100, maxAgeMs: 3_600_000 }, { sweepMs: 0 });
+  const at = Date.now();
+  for (let i = 0; i < 3; i++) history.appendNow('home-a', Buffer.from(`e${i}`));
+  await history.durable('home-a');
+  expect(history.marks.stored('home-a').map((e) => e.at)).toEqual([at, at, at]);
+  expect(await history.read('home-a', { epoch: (await history.position('home-a')).epoch, offset: 0 }, 3, 100)).toMatchObject({ ok: true });
+  await history.close();
+});
+
+it('the embedded push queue: after a step back of the wall clock a failed delivery waits its backoff, not nothing', async () => {
+  const tmp = await tempDataStore('commit');
+  cleanup = tmp.remove;
+  const waits: number[] = [];
+  let tries = 0;
+  fakeWallClock();
+  const queue = await LmdbPushQueue.open(tmp.data, {
+    attempts: 3,
+    backoffMs: 5_000,
+    maxBackoffMs: 5_000,
+    dedupTtlMs: 600_000,
+    timer: (fn, ms) => {
+      waits.push(ms);
+      const t = setTimeout(fn, ms);
+      return () => clearTimeout(t);
+    },
+    sender: async () => {
+      tries++;
+      throw new Error('receiver down');
+    },
+  });
+  vi.setSystemTime(Date.now() - 3_600_000);
+  await queue.enqueue({ homeId: 'home1', title: 'Leak', body: 'bath', dedupKey: 'k2', data: { ruleId: 'r1' } });
+  await expect.poll(() => waits.length).toBe(1);
+  expect(tries).toBe(1);
+  // the backoff (±20 % jitter at most), not 0: due on the wall clock an hour back, every retry was due at once
+  expect(waits[0]).toBeGreaterThanOrEqual(3_000);
+  vi.useRealTimers();
+  await queue.close();
+});

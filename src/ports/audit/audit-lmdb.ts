@@ -1,5 +1,5 @@
 import type { Database } from 'lmdb';
-import { steadyWallMs } from '../../actors/clock.js';
+import { agingNowMs } from '../../actors/clock.js';
 import type { Logger } from '../../log/logger.js';
 import type { DataStore } from '../lmdb.js';
 import { BucketCounts, bucketOf, bucketOfStored } from './audit-buckets.js';
@@ -54,7 +54,7 @@ export class LmdbAuditLog implements AuditLog {
     this.db = data.db<AuditEntry>('audit') as unknown as Database<AuditEntry, [number, string]>;
     this.byHome = data.db<1>('audit-home') as unknown as Database<1, [string, number, string]>;
     // retention on the clock a step of the wall clock does not move (clock.ts)
-    this.now = options.now ?? steadyWallMs;
+    this.now = options.now ?? agingNowMs;
     this.byBucket = data.db<1>('audit-bucket') as unknown as Database<1, [string, number, string]>;
     this.count = this.db.getCount();
     // a store written before buckets has entries none indexes: index them all once

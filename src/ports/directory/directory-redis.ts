@@ -239,14 +239,17 @@ export class RedisDirectory implements Directory {
 
   async refreshNode(node: string): Promise<boolean> {
     const sent = Date.now();
+    const sentAt = performance.now();
     const [answer] = await Promise.all([
       REFRESH.run(this.client, [this.aliveKey(node), this.takenKey(node), this.keys.node(node, 'process')], [this.ttlMs, this.instance]),
       MARK_REFRESHED.run(this.client, [this.nodesKey], [node]),
     ]);
     const [taken, before, redisMs] = answer as [number, string | null, number];
     const back = Date.now();
-    // Redis's clock read at about the middle of the round trip
-    if (typeof redisMs === 'number' && back - sent <= CLOCK_READ_MAX_RTT_MS) this.offset = redisMs - (sent + back) / 2;
+    const rtt = performance.now() - sentAt;
+    // Redis's clock read at about the middle of the round trip, timed on the monotonic clock; not
+    // when the wall clock stepped during it (the middle would be off by the step)
+    if (typeof redisMs === 'number' && rtt <= CLOCK_READ_MAX_RTT_MS && Math.abs(back - sent - rtt) <= CLOCK_READ_MAX_RTT_MS) this.offset = redisMs - (sent + back) / 2;
     // another process refreshed it since this one last did: two live processes with one NODE_ID
     // (a process restarted finds its predecessor's id once, before it has refreshed at all)
     this.sinceOther = this.refreshed && before !== null && before !== this.instance ? 0 : this.sinceOther + 1;

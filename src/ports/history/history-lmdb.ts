@@ -6,9 +6,10 @@ import { dropAged, END, MAX_CHUNK, openLayout, openChunks, readStored, storedTop
 import { checkRead } from './history-read.js';
 import { LmdbEvaluatedMarks } from './history-lmdb-marks.js';
 import { appended, atRest, NONE_IN_FLIGHT, without, type Live } from './history-lmdb-live.js';
-import { steadyWallMs } from '../../actors/clock.js';
+import { agingNowMs } from '../../actors/clock.js';
 
 export interface LmdbHistoryOptions {
+  /** the clock of entries' times and ages (ms); @default entries on the wall clock, aged on agingNowMs */
   now?: () => number;
   /** ms between sweeps that drop chunks past their age in homes nobody appends to; 0: none */
   sweepMs?: number;
@@ -54,6 +55,7 @@ export class LmdbEventHistory implements EventHistory {
   /** homes with an open chunk, in the order their chunks opened (the oldest first) */
   private readonly opens = new Map<string, Live>();
   private readonly now: () => number;
+  private readonly ageNow: () => number;
   private readonly chunkSize: number;
   private readonly timers: NodeJS.Timeout[] = [];
   /** runs `sealOld` while any chunk is open: an idle node is not woken for it */
@@ -82,9 +84,10 @@ export class LmdbEventHistory implements EventHistory {
     const env = data.side('history');
     this.entries = openChunks(data);
     this.ranges = env.openDB({ name: 'history-range', encoding: 'msgpack' }) as unknown as Ranges;
-    // ages are judged on a clock a step of the wall clock does not move: a step forward past the
-    // retention aged out, and removed, every home's events for good (review "clock")
-    this.now = options.now ?? steadyWallMs;
+    this.now = options.now ?? Date.now;
+    // ages on the earlier of the wall and steady clocks: a step forward past the retention aged out,
+    // and removed, every home's events for good (review "clock")
+    this.ageNow = options.now ?? agingNowMs;
     this.batches = options.batches;
     // the file kept through an unclean stop: its marks find their events, numbered on (history-lmdb-marks.ts)
     const marked = { top: (homeId: string) => this.home(homeId, false).top, storedAfter: this.storedAfter, wake: () => void (this.flushTimer ??= setTimeout(this.flush, FLUSH_MS).unref()) };
@@ -119,7 +122,7 @@ export class LmdbEventHistory implements EventHistory {
     }
     open.append(t, data);
     if (open.count >= this.chunkSize) this.seal(homeId, live);
-    this.trim(homeId, live, t);
+    this.trim(homeId, live, this.ageNow());
     return { epoch: this.epoch, offset };
   }
 
@@ -169,7 +172,7 @@ export class LmdbEventHistory implements EventHistory {
       take(live.inflight.find((c) => c.start === start)?.entries() ?? this.stored(homeId, start), start, end);
     }
     if (live.open) take(live.open.entries(), live.open.start, live.top);
-    if (entries.length !== plan.count || oldest < this.now() - this.retention.maxAgeMs) return Promise.resolve(tooOld);
+    if (entries.length !== plan.count || oldest < this.ageNow() - this.retention.maxAgeMs) return Promise.resolve(tooOld);
     return Promise.resolve({ ok: true, epoch: this.epoch, entries });
   }
 
@@ -222,8 +225,8 @@ export class LmdbEventHistory implements EventHistory {
     this.flush();
     // what was just issued is read back from the store below
     await this.written;
-    this.forgetAtRest(this.now() - FORGET_AFTER_MS);
-    const oldest = this.now() - this.retention.maxAgeMs;
+    this.forgetAtRest(this.ageNow() - FORGET_AFTER_MS);
+    const oldest = this.ageNow() - this.retention.maxAgeMs;
     let dropped = 0;
     let start: [string, number] = [this.sweepFrom ?? '', 0];
     let homes = 0;

@@ -1,6 +1,6 @@
 import type { EventHistory, HistoryEntry, HistoryRead, HistoryRetention, Position } from './history.js';
 import { checkRead, newEpoch } from './history-read.js';
-import { steadyWallMs } from '../../actors/clock.js';
+import { agingNowMs } from '../../actors/clock.js';
 
 interface Stored extends HistoryEntry {
   readonly at: number;
@@ -21,10 +21,17 @@ export class MemoryEventHistory implements EventHistory {
   private readonly homes = new Map<string, HomeLog>();
   private readonly epoch = newEpoch();
 
+  /** entries' times on the wall clock, their ages on the earlier of it and the steady one (clock.ts); `now` (tests): both */
+  private readonly now: () => number;
+  private readonly ageNow: () => number;
+
   constructor(
     readonly retention: HistoryRetention,
-    private readonly now: () => number = steadyWallMs,
-  ) {}
+    now?: () => number,
+  ) {
+    this.now = now ?? Date.now;
+    this.ageNow = now ?? agingNowMs;
+  }
 
   append(homeId: string, data: Uint8Array): Promise<Position> {
     return Promise.resolve(this.appendNow(homeId, data));
@@ -40,7 +47,7 @@ export class MemoryEventHistory implements EventHistory {
     // a copy: an encoder's output is often a view of an 8 KB buffer it shares with later
     // payloads, which a kept view would keep alive whole (about 6 KB per kept event, measured)
     log.entries.push({ offset: ++log.top, data: new Uint8Array(data), at });
-    this.trim(log, at);
+    this.trim(log, this.ageNow());
     return { epoch: this.epoch, offset: log.top };
   }
 
@@ -52,7 +59,7 @@ export class MemoryEventHistory implements EventHistory {
     const first = log.entries[log.head];
     const start = first ? log.head + (since.offset + 1 - first.offset) : -1;
     const oldest = log.entries[start];
-    if (!first || start < log.head || !oldest || oldest.at < this.now() - this.retention.maxAgeMs) {
+    if (!first || start < log.head || !oldest || oldest.at < this.ageNow() - this.retention.maxAgeMs) {
       return Promise.resolve({ ok: false, reason: 'too_old', pos });
     }
     const entries = log.entries.slice(start, start + plan.count).map(({ offset, data }) => ({ offset, data }));

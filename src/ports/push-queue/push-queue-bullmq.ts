@@ -22,6 +22,7 @@ import {
   type PushQueueStats,
   type PushSender,
 } from './push-queue.js';
+import { monotonicMs } from '../../actors/clock.js';
 
 export interface BullMqPushQueueOptions extends PushQueueOptions {
   log: Logger;
@@ -421,13 +422,13 @@ export class BullMqPushQueue implements PushQueue {
       await this.queue.close().catch((err: unknown) => this.log.warn({ err }, 'push queue close failed'));
       return true;
     })();
-    const deadline = Date.now() + this.deliveryTimeoutMs + CLOSE_WAIT_MS;
+    const deadline = monotonicMs() + this.deliveryTimeoutMs + CLOSE_WAIT_MS;
     let closed: boolean | undefined;
     // again while a job BullMQ was taking as the close began is being delivered
     do {
-      while (this.delivering.size > 0 && Date.now() < deadline) await within(Promise.allSettled([...this.delivering]), deadline - Date.now());
-      closed = await within(closing, Math.max(0, Math.min(CLOSE_WAIT_MS, deadline - Date.now())));
-    } while (closed === undefined && this.delivering.size > 0 && Date.now() < deadline);
+      while (this.delivering.size > 0 && monotonicMs() < deadline) await within(Promise.allSettled([...this.delivering]), deadline - monotonicMs());
+      closed = await within(closing, Math.max(0, Math.min(CLOSE_WAIT_MS, deadline - monotonicMs())));
+    } while (closed === undefined && this.delivering.size > 0 && monotonicMs() < deadline);
     // dropping the connections ends a close still waiting for Redis; after one, a QUIT would only wait too
     const quitWithinMs = closed ? undefined : 0;
     const { queue, worker } = this.connections;

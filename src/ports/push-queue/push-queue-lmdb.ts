@@ -19,7 +19,7 @@ import {
   type PushQueueStats,
   type PushSender,
 } from './push-queue.js';
-import { steadyWallMs } from '../../actors/clock.js';
+import { agingNowMs, dueNowMs } from '../../actors/clock.js';
 
 export interface LmdbPushQueueOptions extends PushQueueOptions {
   sender: PushSender;
@@ -27,8 +27,10 @@ export interface LmdbPushQueueOptions extends PushQueueOptions {
   onFailed?: (delivery: PushDelivery, err: unknown) => void;
   log?: Logger;
   /**
-   * the clock of retry instants and the dedup window (ms); @default steadyWallMs: on the wall clock a
-   * step back held a retry for as long as the step, and a step forward made the window forget keys (review "clock")
+   * the clock of retry instants and the dedup window (ms); @default times stored on the wall clock,
+   * due times checked on dueNowMs and ages on agingNowMs: on the wall clock alone a step back held a
+   * retry for as long as the step, and a step forward made the window forget keys (review "clock");
+   * stored on the steady clock, the next process judged them a step off (review diff26)
    */
   now?: () => number;
   /** runs `fn` after `ms`, returns the cancel; @default an unref'd setTimeout */
@@ -96,6 +98,8 @@ export class LmdbPushQueue implements PushQueue {
   private readonly onFailed: LmdbPushQueueOptions['onFailed'];
   private readonly log: Logger | undefined;
   private readonly now: () => number;
+  private readonly dueNow: () => number;
+  private readonly ageNow: () => number;
   private readonly timer: (fn: () => void, ms: number) => () => void;
   /** dedup keys by accepted instant, oldest first (a mirror of the stored ones, for sweeping) */
   private readonly dedup = new Map<string, { id: string; at: number }>();
@@ -132,7 +136,9 @@ export class LmdbPushQueue implements PushQueue {
     this.sender = options.sender;
     this.onFailed = options.onFailed;
     this.log = options.log;
-    this.now = options.now ?? steadyWallMs;
+    this.now = options.now ?? Date.now;
+    this.dueNow = options.now ?? dueNowMs;
+    this.ageNow = options.now ?? agingNowMs;
     this.timer =
       options.timer ??
       ((fn, ms) => {
@@ -153,15 +159,15 @@ export class LmdbPushQueue implements PushQueue {
   async enqueue(notification: PushNotification): Promise<EnqueueResult> {
     if (this.closed) throw new TierError('draining', 'push queue is closed');
     const n = validatePushNotification(notification);
-    const now = this.now();
-    this.sweepDedup(now);
+    const age = this.ageNow();
+    this.sweepDedup(age);
     const seen = this.dedup.get(n.dedupKey);
-    if (seen && now - seen.at < this.settings.dedupTtlMs) return { id: seen.id, duplicate: true };
+    if (seen && age - seen.at < this.settings.dedupTtlMs) return { id: seen.id, duplicate: true };
     // enqueues whose commit is out count too: a burst all passed the check before (review "diff25")
     if (this.waiting.length + this.delayed.size + this.active + this.enqueuing >= this.settings.maxQueued) throw queueFull(this.settings.maxQueued);
     this.enqueuing++;
     try {
-      return await this.store(n, now);
+      return await this.store(n, this.now());
     } finally {
       this.enqueuing--;
     }
@@ -303,13 +309,14 @@ export class LmdbPushQueue implements PushQueue {
         if (over-- <= 0) break;
         writes.push(this.db.remove(key));
       }
-      writes.push(...this.expiredFailures(now));
+      writes.push(...this.expiredFailures(this.ageNow()));
       await this.data.written(Promise.all(writes));
       this.log?.warn({ pushId: id, homeId: delivery.notification.homeId, attempts: attempt, err: error }, 'push notification failed: attempts used up (kept as failed)');
       this.onFailed?.(delivery, err);
       return;
     }
-    const dueAt = this.now() + retryDelay(attempt, this.settings.backoffMs, this.settings.maxBackoffMs, err);
+    // on the due clock: from the wall clock after a step back, each retry was due at once
+    const dueAt = this.dueNow() + retryDelay(attempt, this.settings.backoffMs, this.settings.maxBackoffMs, err);
     await this.data.written(this.db.put(['job', id], { ...job, attempt, dueAt } satisfies StoredJob));
     this.delay(id, dueAt);
   }
@@ -325,14 +332,14 @@ export class LmdbPushQueue implements PushQueue {
   /** One timer, for the earliest retry: it moves every due retry to the waiting list. */
   private arm(at: number): void {
     this.armed?.cancel();
-    const cancel = this.timer(() => this.wake(), timerDelayMs(at, this.now()));
+    const cancel = this.timer(() => this.wake(), timerDelayMs(at, this.dueNow()));
     this.armed = { at, cancel };
   }
 
   private wake(): void {
     this.armed = null;
     if (this.closed) return;
-    const now = this.now();
+    const now = this.dueNow();
     let next = Infinity;
     for (const [id, at] of this.delayed) {
       if (at <= now) {
@@ -357,21 +364,22 @@ export class LmdbPushQueue implements PushQueue {
   /** Removes the expired dead letters now and every TRIM_FAILED_EVERY_MS: a quiet queue keeps none past the age. */
   trimFailed(): Promise<unknown> {
     this.trimTimer ??= setInterval(() => void this.trimFailed(), TRIM_FAILED_EVERY_MS).unref();
-    return Promise.all(this.expiredFailures(this.now())).catch((err: unknown) => this.log?.warn({ err }, 'push dead letters past their age not removed; tried again later'));
+    return Promise.all(this.expiredFailures(this.ageNow())).catch((err: unknown) => this.log?.warn({ err }, 'push dead letters past their age not removed; tried again later'));
   }
 
   // ---- state ------------------------------------------------------------------------------------
 
   /** Reads what an earlier run left: counters, dedup keys (expired ones removed), queued jobs. */
   private async load(): Promise<void> {
-    const now = this.now();
+    const age = this.ageNow();
+    const now = this.dueNow();
     this.delivered = (this.db.get(['count', 'delivered']) as number | undefined) ?? 0;
     this.failed = (this.db.get(['count', 'failed']) as number | undefined) ?? 0;
     const dedup: Array<[string, { id: string; at: number }]> = [];
     const expired: Key[] = [];
     for (const { key, value } of this.range('dedup')) {
       const d = value as { id: string; at: number };
-      if (now - d.at < this.settings.dedupTtlMs) dedup.push([key[1] as string, d]);
+      if (age - d.at < this.settings.dedupTtlMs) dedup.push([key[1] as string, d]);
       else expired.push(key);
     }
     for (const [k, d] of dedup.sort((a, b) => a[1].at - b[1].at)) this.dedup.set(k, d);

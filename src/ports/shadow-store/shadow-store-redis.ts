@@ -9,7 +9,7 @@ import { TierError } from '../../errors.js';
 import type { Logger } from '../../log/logger.js';
 import type { BatchObserver, CallObserver } from '../ports.js';
 import { closeRedis, connectRedis, RedisKeys, type RedisTlsFiles } from '../redis.js';
-import { backoff } from '../../actors/clock.js';
+import { backoff, monotonicMs } from '../../actors/clock.js';
 import {
   applyField,
   applyReported,
@@ -371,12 +371,12 @@ export class RedisShadowStore implements ShadowStore {
    */
   async flush(): Promise<void> {
     const target = this.order;
-    const deadline = Date.now() + this.flushTimeoutMs;
+    const deadline = monotonicMs() + this.flushTimeoutMs;
     while (this.oldestPending() <= target) {
       if (this.inflight) await this.inflight.done;
       else if (this.failures === 0) await this.sendNow();
       else {
-        const left = deadline - Date.now();
+        const left = deadline - monotonicMs();
         if (left <= 0) {
           this.flushTimedOut = true;
           throw new TierError('unavailable', `${this.pendingWrites} shadow writes not durable after ${this.flushTimeoutMs} ms: redis unreachable`);
