@@ -22,6 +22,12 @@ export interface FeedSubscriber {
   send(events: readonly Uint8Array[], from: number): number;
   /** resolves when the socket has written most of what it holds (or closed) */
   drained(): Promise<void>;
+  /**
+   * Whether a recovery may hold `bytes` of events it could not send yet while it waits for the
+   * drain (a negative count gives them back): at most the socket's budget, all its recoveries
+   * together. Absent: always. Refused, it reads them again after the drain.
+   */
+  keep?(bytes: number): boolean;
   /** the recovery failed after its answer: reload, then go on from `pos` */
   reload(reason: RecoveryFailure, pos: Position): void;
   /** joins the home's fan-out: the live events follow */

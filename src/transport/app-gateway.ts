@@ -40,6 +40,8 @@ export class UwsAppLink implements AppLink {
   readonly remote: string;
   /** uWS dropped a message for this socket: it is closed when the corked sends end */
   private dropped = false;
+  /** bytes of events its recoveries hold while they wait for a drain (`keep`) */
+  private held = 0;
   /** its requests' budget, made at its first request (absent: no limit) */
   requests: TokenBucket | undefined;
   /** recoveries waiting for a drain, with their home: one whose subscription ends is let go at once (`leave`) */
@@ -119,6 +121,11 @@ export class UwsAppLink implements AppLink {
         return i - from;
       },
       drained: () => (this.open && this.ws.getBufferedAmount() >= this.budget / 2 ? new Promise<void>((resolve) => this.drainWaiters.push({ home: homeId, resolve })) : Promise.resolve()),
+      keep: (bytes) => {
+        if (bytes > 0 && this.held + bytes > this.budget) return false;
+        this.held += bytes;
+        return true;
+      },
       reload: (reason, pos) => {
         if (!this.open) return;
         this.sent('reload', 1);

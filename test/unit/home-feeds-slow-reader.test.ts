@@ -26,7 +26,7 @@ const stateEvent = (home: string, n: number): AppEventMessage => ({ op: 'evt', k
 const offsetOf = (bytes: Uint8Array) => (decode(bytes) as { pos: { offset: number } }).pos.offset;
 
 describe('a recovery to a socket that takes a few events at a time', () => {
-  it('reads again what the socket could not take, after each drain: every event once, in order, no page kept through a wait', async () => {
+  it('past what the socket may hold, reads again what it could not take, after each drain: every event once, in order, no page kept through a wait', async () => {
     const home = 'home-slow';
     const wheel = new TimerWheel();
     wheels.push(wheel);
@@ -56,6 +56,8 @@ describe('a recovery to a socket that takes a few events at a time', () => {
         return n;
       },
       drained: () => new Promise<void>((resolve) => (drain = resolve)),
+      // the socket's recoveries hold all they may already
+      keep: (bytes) => bytes <= 0,
       reload() {},
       join() {},
     };
@@ -75,6 +77,18 @@ describe('a recovery to a socket that takes a few events at a time', () => {
 });
 
 describe('an app link', () => {
+  it('lets its recoveries hold at most its budget of unsent events, all together, and have it back', () => {
+    const ws = { getUserData: () => ({ remote: '127.0.0.1' }), cork: (fn: () => void) => fn(), send: () => 0, getBufferedAmount: () => 0, end() {}, subscribe: () => true, unsubscribe: () => true };
+    const link = new UwsAppLink(ws as never, 'msgpack', new WriteBatch(() => {}), 1_000, () => {});
+    const a = link.subscriber('home-a', 1, () => true);
+    const b = link.subscriber('home-b', 2, () => true);
+    expect(a.keep!(600)).toBe(true);
+    expect(b.keep!(600)).toBe(false);
+    expect(b.keep!(400)).toBe(true);
+    a.keep!(-600);
+    expect(b.keep!(600)).toBe(true);
+  });
+
   it('lets a recovery waiting for a drain go when its home is left (unsub, revocation); another home\'s keeps waiting', async () => {
     const ws = { getUserData: () => ({ remote: '127.0.0.1' }), cork: (fn: () => void) => fn(), send: () => 0, getBufferedAmount: () => 1 << 20, end() {}, subscribe: () => true, unsubscribe: () => true };
     const link = new UwsAppLink(ws as never, 'msgpack', new WriteBatch(() => {}), 1 << 19, () => {});
