@@ -22,8 +22,8 @@ const WAITING = [
   'hub-sessions', 'listen-file-limit', 'node-freezes-mid-append', 'drain-late-hello', 'stop-signals',
   // nodes that wait (a frozen node, a drain, a hub answering late; counts, no time measured): 10 s of the serial group (2026-12-07)
   'command-deadline', 'scene-many-commands',
-  // one node, an app socket's request budget at 1 a second (counts, no time measured)
-  'app-request-rate',
+  // one node, an app socket's request budget at 1 a second (counts, no time measured); one node killed and started again
+  'app-request-rate', 'recovery-after-crash',
 ].map((name) => `test/integration/${name}.test.ts`);
 /** Suites that replace a module (vi.mock): a module another file of the same worker loaded first would not be replaced. They run beside the waiting ones (a group's projects share its worker count). */
 const MOCKING = ['harness-ports', 'openapi-cached'].map((name) => `test/integration/${name}.test.ts`);

@@ -68,6 +68,8 @@ export type RecoveryFailure =
  * - without `since`: the home's current position; live events follow.
  * - with `since`, `recovered: true`: `pos` is `since`; exactly the events after it follow, in order,
  *   then the live ones. Should the history lose them meanwhile, a `reload` to this app says so.
+ *   With `carry: true` and a `since` of an epoch the history continues (an embedded node's unclean
+ *   stop kept what it committed), `pos` is the same offset in the current epoch.
  * - with `since`, `recovered: false` and `reason`: reload the home's snapshot, then go on from `pos`
  *   (the current position).
  * A second `sub` of a home already subscribed on the connection answers `pos` alone.
@@ -80,7 +82,7 @@ export interface SubResult {
 }
 
 export type AppRequest =
-  | { op: 'sub'; id: number; home: string; since?: Position }
+  | { op: 'sub'; id: number; home: string; since?: Position; carry?: true }
   | { op: 'unsub'; id: number; home: string }
   | {
       op: 'cmd';

@@ -60,7 +60,7 @@ export interface AppSessionDeps {
      * answers the subscriber, sends what it missed, and joins it with nothing missed and nothing
      * twice (HomeFeeds); false: it did not answer, the subscription having ended first
      */
-    catchUp(homeId: string, since: Position | undefined, subscriber: FeedSubscriber): Promise<boolean>;
+    catchUp(homeId: string, since: Position | undefined, subscriber: FeedSubscriber, carry?: boolean): Promise<boolean>;
   };
   /** `requestId`: carried to the holding node, which logs it with the outcome */
   readonly sendCommand: CommandSender;
@@ -146,7 +146,7 @@ export class AppSession extends Actor<AppMessage> implements TimerTarget {
       case 'sub':
         // not awaited: a long recovery must not hold the connection's commands, pings and unsubs
         // (an unsub ends it); the subscription itself is taken in order, before the first await
-        this.subscribe(req.id, req.home, req.since).catch((err: unknown) => this.answerError(req.id, asTierError(err)));
+        this.subscribe(req.id, req.home, req.since, req.carry === true).catch((err: unknown) => this.answerError(req.id, asTierError(err)));
         return;
       case 'unsub':
         if (this.homes.delete(req.home)) {
@@ -165,7 +165,7 @@ export class AppSession extends Actor<AppMessage> implements TimerTarget {
    * missed since `since`, then the live ones. A second `sub` of a subscribed home answers with
    * where the feed stands and recovers nothing: the app already receives the home's events.
    */
-  private async subscribe(id: number, homeId: string, since: Position | undefined): Promise<void> {
+  private async subscribe(id: number, homeId: string, since: Position | undefined, carry: boolean): Promise<void> {
     if (!canSeeHome(this.principal, homeId)) return this.answerError(id, new TierError('forbidden', `not allowed to subscribe to home ${homeId}`));
     const again = this.homes.has(homeId);
     if (!again) {
@@ -176,7 +176,7 @@ export class AppSession extends Actor<AppMessage> implements TimerTarget {
     if (again) return this.link.reply({ op: 'ok', id, result: { home: homeId, pos: this.deps.feeds.position(homeId) } });
     // unsubscribed or closed meanwhile: the feed was released, nothing more is sent
     const token = this.homes.get(homeId);
-    const answered = await this.deps.feeds.catchUp(homeId, since, this.link.subscriber(homeId, id, () => this.homes.get(homeId) === token));
+    const answered = await this.deps.feeds.catchUp(homeId, since, this.link.subscriber(homeId, id, () => this.homes.get(homeId) === token), carry);
     if (answered) return;
     // ended before its answer (an unsub, or the home taken from the token): a node answers every sub
     const why = canSeeHome(this.principal, homeId)

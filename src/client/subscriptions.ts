@@ -195,7 +195,8 @@ export class Subscriptions {
     const since = at === null ? undefined : { epoch: at.epoch, offset: at.offset };
     h.cursor.asked();
     const id = this.requests.add(
-      (rid) => (since ? { op: 'sub', id: rid, home: h.home, since } : { op: 'sub', id: rid, home: h.home }),
+      // `carry`: a position of an epoch the server's history continues is taken over (answered in the new one)
+      (rid) => (since ? { op: 'sub', id: rid, home: h.home, since, carry: true } : { op: 'sub', id: rid, home: h.home }),
       { ok: (result) => this.answered(h, since, parseSubResult(result, h.home)), fail: (err) => this.refused(h, err) },
       this.answerTimeoutMs > 0 ? { onDrop: 'forget', queue: false, timeoutMs: this.answerTimeoutMs, timeout: () => this.unanswered(h.home) } : { onDrop: 'forget', queue: false },
     );
@@ -213,7 +214,9 @@ export class Subscriptions {
     let released: AppEventMessage[] = [];
     let reload: ReloadInfo | null = null;
     if (since !== undefined && result.recovered === true) {
-      // the missed events follow this answer as ordinary events: the cursor stays at since
+      // the missed events follow this answer as ordinary events: the cursor stays at since, or
+      // moves to the same offset of the epoch it was carried into
+      if (result.pos !== null && result.pos.epoch !== since.epoch) released = h.cursor.jump(result.pos);
     } else if (since !== undefined || !first) {
       // not recovered (or a server that keeps no history, or resubscribed without a position):
       // what happened while away is unknown, so the app reloads, then goes on from pos

@@ -216,7 +216,8 @@ export function openDataStore(dir: string, options: DataStoreOptions = {}): Data
         }
         // flushed as the main file is: unflushed, its dirty pages went to disk in the kernel's
         // writeback bursts, which held up the main file's flushes and so the acks (BENCHMARKS.md)
-        env = openOwned(file, { maxDbs: 8, mapSize: options.mapSize ?? 4 * 1024 ** 3, noSync: options.sync === 'os', encoding: 'msgpack' });
+        // history.mdb opens 10 sub-databases (the chunks, the earlier layouts' looked at, epoch, range, marks, starts)
+        env = openOwned(file, { maxDbs: 16, mapSize: options.mapSize ?? 4 * 1024 ** 3, noSync: options.sync === 'os', encoding: 'msgpack' });
         sides.set(name, env);
         watched.push(watchCommits(env, onFailure));
         // its acknowledged events would go on into a deleted file (freeing disk space by hand, say)

@@ -82,7 +82,8 @@ export function validateAppRequest(v: unknown, commandTimeoutMaxMs?: number): Ap
   const id = m.id;
   switch (m.op) {
     case 'sub':
-      return m.since === undefined ? { op: 'sub', id, home: m.home } : { op: 'sub', id, home: m.home, since: { epoch: m.since.epoch, offset: m.since.offset } };
+      if (m.since === undefined) return { op: 'sub', id, home: m.home };
+      return { op: 'sub', id, home: m.home, since: { epoch: m.since.epoch, offset: m.since.offset }, ...(m.carry === true ? { carry: true as const } : {}) };
     case 'unsub':
       return { op: m.op, id, home: m.home };
     case 'ping':

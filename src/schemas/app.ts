@@ -30,7 +30,12 @@ export const Position = Type.Object(
 export function appRequest(max: number | undefined) {
   const variants = [
     Type.Object(
-      { ...op('sub'), home, since: Type.Optional({ ...Position, description: 'the last event the app has: deliver the ones after it first' }) },
+      {
+        ...op('sub'),
+        home,
+        since: Type.Optional({ ...Position, description: 'the last event the app has: deliver the ones after it first' }),
+        carry: Type.Optional(Type.Boolean({ description: 'with `since`: the app takes its position carried into a newer epoch that continues its own (the answer’s `pos` is then of that epoch)' })),
+      },
       { description: 'start receiving a home’s events' },
     ),
     Type.Object({ ...op('unsub'), home }, { description: 'stop receiving a home’s events' }),

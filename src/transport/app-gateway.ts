@@ -377,6 +377,6 @@ function countedFeeds(feeds: HomeFeeds, metrics: AppGatewayMetrics): AppSessionD
       feeds.release(homeId);
     },
     position: (homeId) => feeds.position(homeId),
-    catchUp: (homeId, since, subscriber) => feeds.catchUp(homeId, since, subscriber),
+    catchUp: (homeId, since, subscriber, carry) => feeds.catchUp(homeId, since, subscriber, carry),
   };
 }

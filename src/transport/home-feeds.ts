@@ -213,9 +213,10 @@ export class HomeFeeds {
    * the feed's position; with `since`, the events after it are read from the history and sent
    * (paced by the socket's buffer, so a long recovery never trips the backpressure limit) until
    * the reads reach what the feed has delivered, and it joins in the turn that saw them meet.
-   * False: not answered, the subscription having ended first (unsub, revocation, close).
+   * False: not answered, the subscription having ended first (unsub, revocation, close). `carry`:
+   * the app takes a `since` of an epoch the history continues as the current one's (answered so).
    */
-  async catchUp(homeId: string, since: Position | undefined, sub: FeedSubscriber): Promise<boolean> {
+  async catchUp(homeId: string, since: Position | undefined, sub: FeedSubscriber, carry = false): Promise<boolean> {
     const feed = this.feeds.get(homeId);
     if (!feed) return false;
     await feed.ready;
@@ -224,7 +225,13 @@ export class HomeFeeds {
     if (!this.history || feed.state !== 'ordered') return join(since ? { home: homeId, pos: null, recovered: false, reason: 'unavailable' } : { home: homeId, pos: null });
     if (!since) return join({ home: homeId, pos: this.at(feed) });
     const fail = (reason: RecoveryFailure) => join({ home: homeId, pos: this.at(feed), recovered: false, reason });
-    if (since.epoch !== feed.epoch) return fail('epoch_changed');
+    if (since.epoch !== feed.epoch) {
+      // an app that takes a position carried over (`carry`) from an epoch the history continues
+      const carried = carry ? await this.history.carried?.(homeId, since).catch(() => null) : null;
+      if (feed.closed || !sub.open) return false;
+      if (!carried || carried.epoch !== feed.epoch) return fail('epoch_changed');
+      since = carried;
+    }
     if (feed.delivered - since.offset > this.maxRecovery) return fail('too_old');
     // an event that went out without a position after `since` is in no read: the app reloads
     const unplaced = feed.unplaced;

@@ -4,50 +4,19 @@
  * home's mark are answered once, across the epoch the start begins; none after a clean stop or
  * when the file was discarded (DATA_SYNC=os).
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
-import { LmdbEventHistory } from '../../src/ports/history/history-lmdb.js';
-import { openDataStore, type DataSync, type DataStore } from '../../src/ports/lmdb.js';
+import { expect, describe, it } from 'vitest';
+import { historyNodes, type HistoryNode } from './fixtures/history-lmdb-nodes.js';
 
-const RETENTION = { maxEvents: 1_000, maxAgeMs: 3_600_000 };
-/** Above Linux's largest pid (4,194,304): a lock holder that is surely gone. */
-const GONE_PID = 4_194_305;
-
-let dirs: string[] = [];
-let open: Array<{ history: LmdbEventHistory; store: DataStore }> = [];
-afterEach(async () => {
-  for (const o of open) {
-    await o.history.close();
-    await o.store.close();
-  }
-  for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
-  dirs = [];
-  open = [];
-});
-
-async function start(dir: string, sync: DataSync = 'commit', now?: () => number) {
-  const store = openDataStore(dir, { sync });
-  const history = await LmdbEventHistory.open(store, RETENTION, { sweepMs: 0, ...(now ? { now } : {}) });
-  open.push({ history, store });
-  return { store, history };
-}
-
+const nodes = historyNodes();
+const { start } = nodes;
 /** Stops cleanly, then leaves the lock of a process that died: the next start is unclean. */
-async function crash(node: { history: LmdbEventHistory; store: DataStore }): Promise<void> {
-  open = open.filter((o) => o !== node);
-  await node.history.close();
-  await node.store.close();
-  writeFileSync(join(node.store.dir, 'node.lock'), `${GONE_PID}\ngone\n`);
-}
+const crash = (node: HistoryNode) => nodes.stop(node, true);
 
 const bytes = (n: number) => Uint8Array.from([n]);
 
 describe('the embedded history keeps the rules marks', () => {
   it('with its commits, not per note: past an evaluated event at the next, others within seconds', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'hubtier-marks-'));
-    dirs.push(dir);
+    const dir = nodes.dir();
     let now = 1_000_000;
     const node = await start(dir, 'commit', () => now);
     const marks = node.store.side('history').openDB({ name: 'rules-marks', encoding: 'msgpack' });
@@ -81,8 +50,7 @@ describe('the embedded history keeps the rules marks', () => {
   });
 
   it('after an unclean stop: the events past each mark once, across the new epoch; a mark past the newest event comes back to it', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'hubtier-marks-'));
-    dirs.push(dir);
+    const dir = nodes.dir();
     let node = await start(dir);
     const before = (await node.history.position('a')).epoch;
     // a: its one event acknowledged (durable), never evaluated; b: two of three evaluated
@@ -131,19 +99,14 @@ describe('the embedded history keeps the rules marks', () => {
   });
 
   it("after a clean stop that owed a replay (runs cut by the close): the events past each mark once; the next clean stop owes nothing", async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'hubtier-marks-'));
-    dirs.push(dir);
+    const dir = nodes.dir();
     let node = await start(dir);
     const before = (await node.history.position('a')).epoch;
     for (let n = 1; n <= 3; n++) node.history.appendNow('a', bytes(n));
     await node.history.durable('a');
     node.history.marks.note('a', 1, true);
     await node.history.marks.owe();
-    const stop = async () => {
-      open = open.filter((o) => o !== node);
-      await node.history.close();
-      await node.store.close();
-    };
+    const stop = () => nodes.stop(node);
     await stop();
 
     node = await start(dir);
@@ -159,14 +122,11 @@ describe('the embedded history keeps the rules marks', () => {
   });
 
   it('after a clean stop, or an unclean one with DATA_SYNC=os whose lock names no boot id (a machine crash: the file starts over): none', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'hubtier-marks-'));
-    dirs.push(dir);
+    const dir = nodes.dir();
     let node = await start(dir, 'os');
     node.history.appendNow('a', bytes(1));
     await node.history.durable('a');
-    open = [];
-    await node.history.close();
-    await node.store.close();
+    await nodes.stop(node);
     node = await start(dir, 'os');
     expect(await node.history.marks.unevaluated()).toEqual([]);
     await crash(node);

@@ -59,6 +59,30 @@ describe('client positions and recovery (fake server)', () => {
     expect(l.sub.position).toEqual({ epoch: 'e1', offset: 9 });
   });
 
+  it('asks to carry its position into an epoch the history continues, and goes on in that epoch when the answer says so, without a reload', async () => {
+    const l = listen(client());
+    const first = await fx.server.connection(1);
+    await answerSub(first, { pos: { epoch: 'e1', offset: 4 } });
+    first.evt('h1', 5);
+    await l.reached(5);
+    first.close(1001, 'going away');
+    // the node stopped uncleanly: a new epoch, which continues e1 up to what it kept
+    const second = await fx.server.connection(2);
+    const again = await answerSub(second, { pos: { epoch: 'e2', offset: 5 }, recovered: true });
+    expect(again).toMatchObject({ since: { epoch: 'e1', offset: 5 }, carry: true });
+    second.evt('h1', 6, {}, 'e2');
+    second.evt('h1', 7, {}, 'e2');
+    await l.reached(7);
+    expect(l.offsets()).toEqual([5, 6, 7]);
+    expect(l.reloads.items).toEqual([]);
+    expect(l.sub.position).toEqual({ epoch: 'e2', offset: 7 });
+    // a late event of the epoch left is dropped quietly: no gap asked about
+    second.evt('h1', 6, {}, 'e1');
+    second.evt('h1', 8, {}, 'e2');
+    await l.reached(8);
+    expect(l.offsets()).toEqual([5, 6, 7, 8]);
+  });
+
   it('drops an event whose offset it has delivered already', async () => {
     const l = listen(client());
     const conn = await fx.server.connection(1);

@@ -48,7 +48,7 @@ const NO_DICTIONARY = Buffer.alloc(0);
  * chunks in msgpack) are dropped and a newer layout's left unread, each said (`data warning`), and
  * either starts a new epoch, so apps reload.
  */
-export async function openLayout(data: DataStore): Promise<string> {
+export async function openLayout(data: DataStore): Promise<{ epoch: string; lineage: string[] }> {
   const env = data.side('history');
   const meta = env.openDB({ name: 'history-epoch', encoding: 'msgpack' }) as unknown as Database<string | number, string>;
   let legacy = false;
@@ -63,10 +63,11 @@ export async function openLayout(data: DataStore): Promise<string> {
   const file = join(data.dir, 'history.mdb');
   if (legacy) data.warn(`${file} held device events in an earlier release's layout: dropped; a new epoch starts (apps reload)`);
   if (newer) data.warn(`${file} was written by a newer release (history layout ${layout}, this one reads ${HISTORY_LAYOUT}): its events are not read; a new epoch starts (apps reload)`);
-  const epoch = await openEpoch(meta as Database<string, string>, file, data.uncleanStart || legacy || newer);
+  // an unclean stop alone keeps what it committed: the epoch after it continues the one before
+  const opened = await openEpoch(meta as unknown as Database<unknown, string>, file, data.uncleanStart || legacy || newer, data.uncleanStart && !legacy && !newer);
   // raised over a newer one too: that release, back again, finds an older layout's file and treats it so
   if (layout !== HISTORY_LAYOUT) await meta.put('layout', HISTORY_LAYOUT);
-  return epoch;
+  return opened;
 }
 
 /** The chunks' sub-database, always opened with the compression its records were written with. */

@@ -7,9 +7,10 @@ import { checkRead } from './history-read.js';
 import { LmdbEvaluatedMarks } from './history-lmdb-marks.js';
 import { appended, atRest, NONE_IN_FLIGHT, without, type Live } from './history-lmdb-live.js';
 import { agingNowMs } from '../../actors/clock.js';
+import { EpochStarts } from './history-lmdb-starts.js';
 
 export interface LmdbHistoryOptions {
-  /** the clock of entries' times and ages (ms); @default entries on the wall clock, aged on agingNowMs */
+  /** the clock of entries' times and ages (ms); @default times of the wall clock, aged on agingNowMs (on the wall clock, a step forward removed every home's events: review "clock") */
   now?: () => number;
   /** ms between sweeps that drop chunks past their age in homes nobody appends to; 0: none */
   sweepMs?: number;
@@ -74,10 +75,10 @@ export class LmdbEventHistory implements EventHistory {
   private readonly batches: BatchObserver | undefined;
   /** how far the node's rules evaluated each home: written with the chunks (history-lmdb-marks.ts) */
   readonly marks: LmdbEvaluatedMarks;
-
   private constructor(
     data: DataStore,
     private readonly epoch: string,
+    private readonly starts: EpochStarts, // where homes' offsets went on in each epoch (`carried`)
     readonly retention: HistoryRetention,
     options: LmdbHistoryOptions,
   ) {
@@ -85,8 +86,6 @@ export class LmdbEventHistory implements EventHistory {
     this.entries = openChunks(data);
     this.ranges = env.openDB({ name: 'history-range', encoding: 'msgpack' }) as unknown as Ranges;
     this.now = options.now ?? Date.now;
-    // ages on the earlier of the wall and steady clocks: a step forward past the retention aged out,
-    // and removed, every home's events for good (review "clock")
     this.ageNow = options.now ?? agingNowMs;
     this.batches = options.batches;
     // the file kept through an unclean stop: its marks find their events, numbered on (history-lmdb-marks.ts)
@@ -101,9 +100,10 @@ export class LmdbEventHistory implements EventHistory {
 
   static async open(data: DataStore, retention: HistoryRetention, options: LmdbHistoryOptions = {}): Promise<LmdbEventHistory> {
     const env = data.side('history');
-    const epoch = await openLayout(data);
+    const { epoch, lineage } = await openLayout(data);
+    const starts = await EpochStarts.open(env, epoch, lineage);
     await env.flushed;
-    return new LmdbEventHistory(data, epoch, retention, options);
+    return new LmdbEventHistory(data, epoch, starts, retention, options);
   }
 
   append(homeId: string, data: Uint8Array): Promise<Position> {
@@ -114,6 +114,7 @@ export class LmdbEventHistory implements EventHistory {
     const live = this.home(homeId);
     const t = this.now();
     const offset = ++live.top;
+    this.starts.appended(homeId, offset);
     let open = live.open;
     if (!open) {
       open = live.open = new PackedChunk(offset, live.room);
@@ -178,6 +179,12 @@ export class LmdbEventHistory implements EventHistory {
 
   position(homeId: string): Promise<Position> {
     return Promise.resolve({ epoch: this.epoch, offset: this.home(homeId, false).top });
+  }
+
+  /** `since` of an epoch this one continues as this epoch's position, when it names what is stored (history-lmdb-starts.ts); else null. */
+  carried(homeId: string, since: Position): Promise<Position | null> {
+    const kept = this.starts.keptThrough(homeId, since.epoch, () => this.home(homeId, false).top);
+    return Promise.resolve(kept !== null && since.offset <= kept ? { epoch: this.epoch, offset: since.offset } : null);
   }
 
   /** A home's stored entries past `after`, with their times (the events past its rules mark, at start). */
@@ -392,6 +399,7 @@ export class LmdbEventHistory implements EventHistory {
     this.emptied = new Map();
     const started = this.batches ? performance.now() : 0;
     let size = removals.length;
+    this.starts.issue();
     // a home's first mark goes before its first chunk, in this transaction
     let last = this.marks.issue(sealed.map(([homeId, , chunk]) => [homeId, chunk.start] as const), this.now());
     for (const [homeId, , chunk] of sealed) {

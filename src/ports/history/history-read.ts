@@ -21,22 +21,36 @@ export function checkRead(current: Position, since: Position, upTo: number, limi
   return { ok: true, count };
 }
 
+/** Epochs a history file remembers it continued from (`lineage`): apps away through more unclean stops reload. */
+const LINEAGE_KEPT = 8;
+
 /**
  * The history file's epoch, a new one when `fresh` (an unclean stop, dropped entries) or when the
  * file is not the one last opened: a copy put back (cp -a, rsync, a file-level restore) is another
  * inode, and the offsets of its epoch were handed out again since it was copied, so apps holding
  * them must reload (review "upgrade": they were told recovered). A block-level snapshot keeps the
- * inode (README). `meta` holds `epoch` and `file` (device and inode).
+ * inode (README). `meta` holds `epoch`, `file` (device and inode) and `lineage`.
+ *
+ * `lineage`: the epochs this one continues, oldest first, itself last. A new epoch after an unclean
+ * stop alone (`carried`: nothing dropped, the same file) continues the one before: the events that
+ * stop kept are the ones every app of that epoch was given, up to the offset it lost its tail at
+ * (LmdbEventHistory.carried). Any other new epoch starts a lineage of its own.
  */
-export async function openEpoch(meta: { get(key: string): string | undefined; put(key: string, value: string): Promise<boolean> }, file: string, fresh: boolean): Promise<string> {
+export async function openEpoch(meta: { get(key: string): unknown; put(key: string, value: unknown): Promise<boolean> }, file: string, fresh: boolean, carried = false): Promise<{ epoch: string; lineage: string[] }> {
   const stat = statSync(file);
   const here = `${stat.dev}:${stat.ino}`;
   const copied = meta.get('file') !== undefined && meta.get('file') !== here;
-  let epoch = meta.get('epoch');
+  const kept = meta.get('epoch');
+  const before = typeof kept === 'string' ? kept : undefined;
+  let epoch = before;
   if (epoch === undefined || fresh || copied) {
     epoch = newEpoch();
     await meta.put('epoch', epoch);
   }
   if (meta.get('file') !== here) await meta.put('file', here);
-  return epoch;
+  const stored = meta.get('lineage');
+  const prior = Array.isArray(stored) && stored.every((e) => typeof e === 'string') && stored[stored.length - 1] === before ? (stored as string[]) : before === undefined ? [] : [before];
+  const lineage = epoch === before ? (prior.length > 0 ? prior : [epoch]) : carried && !copied && before !== undefined ? [...prior, epoch].slice(-LINEAGE_KEPT) : [epoch];
+  if (!Array.isArray(stored) || stored.join(' ') !== lineage.join(' ')) await meta.put('lineage', lineage);
+  return { epoch, lineage };
 }

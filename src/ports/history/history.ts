@@ -107,6 +107,13 @@ export interface EventHistory {
    */
   readonly marks?: EvaluatedMarks;
   read(homeId: string, since: Position, upTo: number, limit: number): Promise<HistoryRead>;
+  /**
+   * For an adapter whose new epoch may continue an earlier one (the embedded store after an unclean
+   * stop: the events it committed are kept, the offsets of its lost last second given again): `since`
+   * of such an earlier epoch as the current epoch's position naming the same event, when every event
+   * the app was given up to it is stored as given; null otherwise (the app reloads). Absent: never.
+   */
+  carried?(homeId: string, since: Position): Promise<Position | null>;
   position(homeId: string): Promise<HistoryPosition>;
   /**
    * For an adapter shared by several nodes (Redis): notes that an event of the home goes out
