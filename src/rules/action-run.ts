@@ -85,6 +85,10 @@ export class ActionRun implements TimerTarget, Run {
   #cancelled = false;
   /** a newer run of its rule began while this one ran its actions: it ends at its next delay */
   #superseded = false;
+  /** a later event's run began first (RunGuard.supersedeAfter): the plan's delays may add up to this (ms), null: any */
+  #supersededAfter: number | null = null;
+  /** the plan's delays so far (ms) */
+  #delayed = 0;
   /** cancelled because its rule was deleted: the node's counters for the rule are gone, and stay so */
   #deleted = false;
   #timer: TimerHandle | null = null;
@@ -176,6 +180,11 @@ export class ActionRun implements TimerTarget, Run {
     this.onEnd(this);
   }
 
+  /** RunGuard.begin of an older event's run (replayed): its delays past `ms` from its event end it there. */
+  supersedeAfter(ms: number): void {
+    this.#supersededAfter = ms;
+  }
+
   /** RunGuard.begin: cancelled now if waiting in a delay; running its actions, they go on up to its next delay. */
   supersede(): void {
     if (this.#cancelled) return;
@@ -242,7 +251,8 @@ export class ActionRun implements TimerTarget, Run {
       if (this.#cancelled) return;
       const a = this.actions[i]!;
       if (a.type === 'delay') {
-        if (this.#superseded) return this.#endSuperseded();
+        this.#delayed += a.ms;
+        if (this.#superseded || (this.#supersededAfter !== null && this.#delayed > this.#supersededAfter)) return this.#endSuperseded();
         this.#next = i + 1;
         const dueAt = deps.now() + a.ms;
         if (deps.pendingRuns && i + 1 < this.actions.length) await this.#save(deps.pendingRuns, dueAt, i + 1);
@@ -319,7 +329,7 @@ export class ActionRun implements TimerTarget, Run {
     const fields = { homeId, ruleId: rule.id, action: this.offset + i };
     // set before the save: an answer while it is in flight passes it on once the save is done
     const runId = randomUUID();
-    const saved = store.save({ runId, homeId, ruleId: rule.id, ruleVersion: rule.version, dueAt: this.deps.now(), actions: this.actions.slice(i), offset: this.offset + i, dedupBase: this.dedupBase });
+    const saved = store.save({ runId, homeId, ruleId: rule.id, ruleVersion: rule.version, dueAt: this.deps.now(), actions: this.actions.slice(i), offset: this.offset + i, dedupBase: this.dedupBase, savedAt: this.deps.now() });
     this.#keep = { runId, at: i, saved };
     try {
       await saved;
@@ -351,7 +361,7 @@ export class ActionRun implements TimerTarget, Run {
       if (from >= this.actions.length) await store.remove(rule.id, kept.runId);
       else {
         const dueAt = this.deps.now() + (next?.type === 'delay' ? next.ms : 0);
-        await store.save({ runId: randomUUID(), homeId, ruleId: rule.id, ruleVersion: rule.version, dueAt, actions: this.actions.slice(from), offset: this.offset + from, dedupBase: this.dedupBase });
+        await store.save({ runId: randomUUID(), homeId, ruleId: rule.id, ruleVersion: rule.version, dueAt, actions: this.actions.slice(from), offset: this.offset + from, dedupBase: this.dedupBase, savedAt: this.deps.now() });
       }
       this.deps.log.info({ homeId, ruleId: rule.id, action: this.offset + i }, 'rules: the action a stop cut was answered after all; the kept run goes on after it');
     } catch (err) {
@@ -367,7 +377,8 @@ export class ActionRun implements TimerTarget, Run {
     this.#stored = false;
     const { homeId, rule } = this;
     try {
-      await store.save({ runId, homeId, ruleId: rule.id, ruleVersion: rule.version, dueAt, actions: this.actions.slice(next), offset: this.offset + next, dedupBase: this.dedupBase });
+      // an older event's run (replayed) is kept beside the rule's current run's entry, not over it
+      await store.save({ runId, homeId, ruleId: rule.id, ruleVersion: rule.version, dueAt, actions: this.actions.slice(next), offset: this.offset + next, dedupBase: this.dedupBase, savedAt: this.deps.now(), ...(this.#supersededAfter !== null ? { apart: true as const } : {}) });
       this.#stored = this.#saved === runId;
     } catch (err) {
       this.#warn('delay_not_saved', err, { homeId, ruleId: rule.id, dueAt }, 'rules: delay not saved; a restart before it ends forgets it');

@@ -435,7 +435,7 @@ export class HomeActor extends Actor<HomeMessage> {
       metrics.outcome('matched');
       out.set(rule.id, 'ran');
       const run = new ActionRun(this.deps.actions, this.homeId, rule, o.actions, `rule:${rule.id}:${dedup}`, received, (r) => guard.ended(rule.id, r), 0, span);
-      guard.begin(rule.id, run);
+      guard.begin(rule.id, run, happenedAt, replayed);
       const stretch = run.start();
       runs?.push(stretch);
     }

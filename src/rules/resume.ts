@@ -8,7 +8,8 @@
  * - past due by at most the catch-up window: goes on at once;
  * - older: missed. Logged at warn (home, rule, due, lateness), counted as
  *   `tier_rule_dropped_total{reason="missed"}`, shown as the rule's last error, and removed.
- * A run of the rule that began since the start (an event came first) supersedes the entry.
+ * A run of the rule that began since the start (an event came first) supersedes the entry, unless
+ * the entry was past due (its delay ended before that run began) or stored apart: it goes on beside it.
  * In a cluster sharing the store, the runs of a node that died are resumed the same way by the
  * node that claims them (`PendingRuns.claimOrphans`).
  */
@@ -66,7 +67,8 @@ async function resumeOne(deps: ResumeDeps, p: PendingRun): Promise<keyof ResumeR
     log.warn({ homeId: p.homeId, ruleId: p.ruleId, dueAt: p.dueAt, lateMs, catchUpMs: deps.catchUpMs }, 'rules: the rest of a run after its delay was missed (node down past its due time)');
   } else {
     const run = new ActionRun(deps.actions, p.homeId, rule, p.actions, p.dedupBase, performance.now(), (r) => guard.ended(rule.id, r), p.offset);
-    if (guard.adopt(rule.id, run)) {
+    // past due: its delay ended before any run begun since (its node was down), so it goes on beside it
+    if (guard.adopt(rule.id, run, lateMs > 0 || p.apart === true)) {
       run.restore(p);
       return lateMs > 0 ? 'late' : 'armed';
     }

@@ -32,6 +32,11 @@ export interface Run {
   cancel(deleted?: boolean): void;
   /** a newer run of its rule began: cancelled now if it waits in a delay, else it ends at its next delay */
   supersede(): void;
+  /**
+   * A run of a later event began before this one (an event replayed after a crash): it ends at the
+   * delay that ends past `ms` after its own event, as it would have live; the delays before go on.
+   */
+  supersedeAfter(ms: number): void;
   /** stops it and keeps its saved remainder, for the next start (node closing); answers the keeping of actions it cut, if any */
   detach(): Promise<void> | undefined;
 }
@@ -63,6 +68,8 @@ interface RuleRuntime {
   /** the rule version the suspension applies to */
   suspendedVersion: number;
   current: Run | null;
+  /** when the current run's event happened (ms, the wall clock; 0: not known, a restored run) */
+  currentAt: number;
   /** runs superseded while running their actions, until they end (at their next delay at the latest) */
   older: Set<Run> | null;
 }
@@ -106,12 +113,24 @@ export class RunGuard {
     return true;
   }
 
-  /** Makes `run` the current run of an admitted rule, superseding the one before (see the restart above). */
-  begin(ruleId: string, run: Run): void {
+  /**
+   * Makes `run` the current run of an admitted rule, superseding the one before (see the restart
+   * above). `happenedAt`: when its event happened (ms); `replayed`: an event replayed after a crash,
+   * whose run never supersedes one of a later event (taking a dead node's marks over, a node replayed
+   * events older than runs it had begun, and cancelled their delays: review "kill9b"): it runs as the
+   * older one instead.
+   */
+  begin(ruleId: string, run: Run, happenedAt = 0, replayed = false): void {
     const rt = this.#rules.get(ruleId);
     if (!rt) return;
     const before = rt.current;
+    if (replayed && before && rt.currentAt > happenedAt) {
+      (rt.older ??= new Set()).add(run);
+      run.supersedeAfter(rt.currentAt - happenedAt);
+      return;
+    }
     rt.current = run;
+    rt.currentAt = happenedAt;
     if (!before) return;
     // kept until it ends: disabling or deleting the rule, or the node closing, must still reach it
     (rt.older ??= new Set()).add(before);
@@ -121,12 +140,18 @@ export class RunGuard {
   /**
    * A run restored from the store becomes the rule's current run, with no cooldown or loop-guard
    * record (it was counted when it started). False when the rule has a current run already: a
-   * newer run began since the restart and supersedes the restored one.
+   * newer run began since the restart and supersedes the restored one; unless the restored one is
+   * `overdue` (its delay ended before that run began: its node was down): it goes on beside it.
    */
-  adopt(ruleId: string, run: Run): boolean {
+  adopt(ruleId: string, run: Run, overdue = false): boolean {
     const rt = this.#runtime(ruleId);
-    if (rt.current || rt.older) return false;
+    if (rt.current || rt.older) {
+      if (!overdue) return false;
+      (rt.older ??= new Set()).add(run);
+      return true;
+    }
     rt.current = run;
+    rt.currentAt = 0;
     return true;
   }
 
@@ -196,7 +221,7 @@ export class RunGuard {
   #runtime(ruleId: string): RuleRuntime {
     let rt = this.#rules.get(ruleId);
     if (!rt) {
-      rt = { runs: [], lastRunAt: null, lastRunTick: 0, suspendedUntil: 0, suspendedUntilTick: 0, suspendedVersion: -1, current: null, older: null };
+      rt = { runs: [], lastRunAt: null, lastRunTick: 0, suspendedUntil: 0, suspendedUntilTick: 0, suspendedVersion: -1, current: null, currentAt: 0, older: null };
       this.#rules.set(ruleId, rt);
     }
     return rt;

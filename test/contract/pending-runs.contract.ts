@@ -101,6 +101,38 @@ export function pendingRunsContract(name: string, make: PendingRunsFactory): voi
       expect(await runs.holds('r1', newer.runId)).toBe(false);
     });
 
+    it("a newer run's save keeps another run's entry apart when it was due by then (its node died or is late): both load, hold, and go once removed (review kill9b)", async () => {
+      const due = pending('r1', { dueAt: 1_000, dedupBase: 'rule:r1:e1' });
+      const waiting = pending('r1', { dueAt: 5_000, dedupBase: 'rule:r1:e2' });
+      await runs.save(due);
+      // saved at 2,000: the first was due at 1,000, its delay over before this run began
+      const later = pending('r1', { dueAt: 9_000, dedupBase: 'rule:r1:e3', savedAt: 2_000 });
+      await runs.save(later);
+      expect((await runs.load()).map((r) => r.runId).sort()).toEqual([due.runId, later.runId].sort());
+      expect(await runs.holds('r1', due.runId)).toBe(true);
+      expect(await runs.holds('r1', later.runId)).toBe(true);
+      // a save of the same run (its next delay) and one saved before the entry was due replace it
+      await runs.save({ ...later, runId: 'next-of-later', dueAt: 12_000, savedAt: 10_000 });
+      expect(await runs.holds('r1', later.runId)).toBe(false);
+      await runs.save(waiting);
+      expect(await runs.holds('r1', 'next-of-later')).toBe(false);
+      await runs.remove('r1', due.runId);
+      expect(await runs.holds('r1', due.runId)).toBe(false);
+      expect((await runs.load()).map((r) => r.runId)).toEqual([waiting.runId]);
+    });
+
+    it('a run saved apart (an older event replayed after a crash) is kept beside the rule\'s entry, never over it', async () => {
+      const current = pending('r1', { dedupBase: 'rule:r1:e2' });
+      await runs.save(current);
+      const replayed = pending('r1', { dedupBase: 'rule:r1:e1', apart: true });
+      await runs.save(replayed);
+      expect(await runs.holds('r1', current.runId)).toBe(true);
+      expect(await runs.holds('r1', replayed.runId)).toBe(true);
+      expect((await runs.load()).map((r) => r.runId).sort()).toEqual([current.runId, replayed.runId].sort());
+      await runs.remove('r1', replayed.runId);
+      expect((await runs.load()).map((r) => r.runId)).toEqual([current.runId]);
+    });
+
     it('calls take effect in the order made, not awaited: save, remove, save again', async () => {
       const a = pending('r1');
       const b = pending('r1');

@@ -1,6 +1,6 @@
 import type { Database } from 'lmdb';
 import type { DataStore } from '../lmdb.js';
-import type { PendingRun, PendingRuns } from './pending-runs.js';
+import { keptApart, keyOf, overdueKey, type PendingRun, type PendingRuns } from './pending-runs.js';
 
 /**
  * Pending runs on local disk: the sub-database `delays` of the node's DataStore, one msgpack
@@ -19,18 +19,26 @@ export class LmdbPendingRuns implements PendingRuns {
   }
 
   async save(run: PendingRun): Promise<void> {
-    await this.#store.written(this.#db.put(run.ruleId, run));
+    // read and replace in one write transaction: an overdue entry is kept apart (pending-runs.ts)
+    await this.#store.written(
+      this.#db.transaction(() => {
+        const old = run.apart ? undefined : this.#db.get(run.ruleId);
+        if (keptApart(old, run)) void this.#db.put(overdueKey(old.ruleId, old.runId), old);
+        void this.#db.put(keyOf(run), run);
+      }),
+    );
   }
 
   async remove(ruleId: string, runId: string): Promise<void> {
     // read and delete in one write transaction: a save issued before this one is seen
     await this.#db.transaction(() => {
       if (this.#db.get(ruleId)?.runId === runId) void this.#db.remove(ruleId);
+      else void this.#db.remove(overdueKey(ruleId, runId));
     });
   }
 
   async holds(ruleId: string, runId: string): Promise<boolean> {
-    return this.#db.get(ruleId)?.runId === runId;
+    return this.#db.get(ruleId)?.runId === runId || this.#db.get(overdueKey(ruleId, runId)) !== undefined;
   }
 
   async load(): Promise<PendingRun[]> {

@@ -1,4 +1,4 @@
-import type { PendingRun, PendingRuns } from './pending-runs.js';
+import { keptApart, keyOf, overdueKey, type PendingRun, type PendingRuns } from './pending-runs.js';
 
 /**
  * Pending runs in this process: the behaviour of a node without a data directory, where a
@@ -9,15 +9,18 @@ export class MemoryPendingRuns implements PendingRuns {
   readonly #runs = new Map<string, PendingRun>();
 
   async save(run: PendingRun): Promise<void> {
-    this.#runs.set(run.ruleId, structuredClone(run));
+    const old = run.apart ? undefined : this.#runs.get(run.ruleId);
+    if (keptApart(old, run)) this.#runs.set(overdueKey(old.ruleId, old.runId), old);
+    this.#runs.set(keyOf(run), structuredClone(run));
   }
 
   async remove(ruleId: string, runId: string): Promise<void> {
     if (this.#runs.get(ruleId)?.runId === runId) this.#runs.delete(ruleId);
+    else this.#runs.delete(overdueKey(ruleId, runId));
   }
 
   async holds(ruleId: string, runId: string): Promise<boolean> {
-    return this.#runs.get(ruleId)?.runId === runId;
+    return this.#runs.get(ruleId)?.runId === runId || this.#runs.has(overdueKey(ruleId, runId));
   }
 
   async load(): Promise<PendingRun[]> {

@@ -2,7 +2,7 @@ import type { CallObserver } from '../ports.js';
 import type { Redis } from 'ioredis';
 import type { Logger } from '../../log/logger.js';
 import { closeRedis, connectRedis, hashTag, LuaScript, RedisKeys, type RedisTlsFiles } from '../redis.js';
-import type { PendingRun, PendingRuns } from './pending-runs.js';
+import { keyOf, overdueKey, type PendingRun, type PendingRuns } from './pending-runs.js';
 
 export interface RedisPendingRunsOptions {
   /** this node's name: the owner of the entries it saves */
@@ -28,19 +28,32 @@ end
 const RENEW = new LuaScript(`${CLOCK}
 return 1`);
 
-/** KEYS runs, owners, nodes; ARGV node, ttl, ruleId, json. */
+/**
+ * KEYS runs, owners, nodes; ARGV node, ttl, ruleId, json, dedupBase, savedAt ('' if none). The
+ * rule's entry of another run, due by `savedAt`, is kept apart under "<ruleId> <runId>" with its
+ * owner (pending-runs.ts `keptApart`).
+ */
 const SAVE = new LuaScript(`${CLOCK}
+local old = redis.call('HGET', KEYS[1], ARGV[3])
+if old then
+  local o = cjson.decode(old)
+  if ARGV[6] ~= '' and o.dedupBase ~= ARGV[5] and tonumber(o.dueAt) <= tonumber(ARGV[6]) then
+    local apart = ARGV[3] .. ' ' .. o.runId
+    redis.call('HSET', KEYS[1], apart, old)
+    redis.call('HSET', KEYS[2], apart, redis.call('HGET', KEYS[2], ARGV[3]) or ARGV[1])
+  end
+end
 redis.call('HSET', KEYS[1], ARGV[3], ARGV[4])
 redis.call('HSET', KEYS[2], ARGV[3], ARGV[1])
 return 1`);
 
-/** KEYS runs, owners; ARGV ruleId, runId: deletes the entry only while it is that wait. */
+/** KEYS runs, owners; ARGV ruleId, runId: deletes the entry only while it is that wait, or that wait kept apart. */
 const REMOVE = new LuaScript(`
 local v = redis.call('HGET', KEYS[1], ARGV[1])
-if not v or cjson.decode(v).runId ~= ARGV[2] then return 0 end
-redis.call('HDEL', KEYS[1], ARGV[1])
-redis.call('HDEL', KEYS[2], ARGV[1])
-return 1`);
+local field = ARGV[1]
+if not v or cjson.decode(v).runId ~= ARGV[2] then field = ARGV[1] .. ' ' .. ARGV[2] end
+redis.call('HDEL', KEYS[2], field)
+return redis.call('HDEL', KEYS[1], field)`);
 
 /**
  * KEYS runs, owners, nodes; ARGV node, ttl, own ('1': also this node's own entries). Takes every
@@ -106,7 +119,9 @@ export class RedisPendingRuns implements PendingRuns {
   }
 
   async save(run: PendingRun): Promise<void> {
-    await SAVE.run(this.client, this.#keys, [this.#nodeId, this.#ttl, run.ruleId, JSON.stringify(run)]);
+    // beside the rule's entry (`apart`): as an overdue one kept apart, which its field names already
+    if (run.apart) await SAVE.run(this.client, this.#keys, [this.#nodeId, this.#ttl, keyOf(run), JSON.stringify(run), run.dedupBase, '']);
+    else await SAVE.run(this.client, this.#keys, [this.#nodeId, this.#ttl, run.ruleId, JSON.stringify(run), run.dedupBase, run.savedAt ?? '']);
   }
 
   async remove(ruleId: string, runId: string): Promise<void> {
@@ -114,8 +129,8 @@ export class RedisPendingRuns implements PendingRuns {
   }
 
   async holds(ruleId: string, runId: string): Promise<boolean> {
-    const json = await this.client.hget(this.#keys[0], ruleId);
-    return json !== null && (JSON.parse(json) as PendingRun).runId === runId;
+    const [json, apart] = await Promise.all([this.client.hget(this.#keys[0], ruleId), this.client.hexists(this.#keys[0], overdueKey(ruleId, runId))]);
+    return (json !== null && (JSON.parse(json) as PendingRun).runId === runId) || apart === 1;
   }
 
   load(): Promise<PendingRun[]> {
