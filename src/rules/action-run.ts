@@ -89,6 +89,8 @@ export class ActionRun implements TimerTarget, Run {
   #supersededAfter: number | null = null;
   /** the plan's delays so far (ms) */
   #delayed = 0;
+  /** saved beside its rule's entry, never over it: an older run beside the current one (replayed, or resumed past due) */
+  #apart = false;
   /** cancelled because its rule was deleted: the node's counters for the rule are gone, and stay so */
   #deleted = false;
   #timer: TimerHandle | null = null;
@@ -155,6 +157,7 @@ export class ActionRun implements TimerTarget, Run {
    * that has passed. Its first action is no event's first action: no event-to-action latency.
    */
   restore(pending: PendingRun): void {
+    if (pending.apart) this.#apart = true;
     this.#saved = pending.runId;
     this.#stored = true;
     this.#started = true;
@@ -173,6 +176,11 @@ export class ActionRun implements TimerTarget, Run {
     this.#ended();
   }
 
+  /** What a save of an older run beside the current one adds: stored apart, never over the rule's entry. */
+  #beside(): { apart?: true } {
+    return this.#apart ? { apart: true } : {};
+  }
+
   /** The run is over (done, cancelled, or its rule changed): its span ends, its guard hears of it. */
   #ended(): void {
     if (this.#span) endSpan(this.#span, this.#failure);
@@ -183,6 +191,7 @@ export class ActionRun implements TimerTarget, Run {
   /** RunGuard.begin of an older event's run (replayed): its delays past `ms` from its event end it there. */
   supersedeAfter(ms: number): void {
     this.#supersededAfter = ms;
+    this.#apart = true;
   }
 
   /** RunGuard.begin: cancelled now if waiting in a delay; running its actions, they go on up to its next delay. */
@@ -310,7 +319,7 @@ export class ActionRun implements TimerTarget, Run {
     const runId = this.#saved;
     if (!store || runId === null || !this.#stored) return false;
     try {
-      return !(await store.holds(this.rule.id, runId));
+      return !(await store.holds(this.rule.id, runId, this.dedupBase));
     } catch (err) {
       this.#warn('run_not_checked', err, { homeId: this.homeId, ruleId: this.rule.id }, 'rules: not checked for a newer run after a delay; the run goes on');
       return false;
@@ -329,7 +338,7 @@ export class ActionRun implements TimerTarget, Run {
     const fields = { homeId, ruleId: rule.id, action: this.offset + i };
     // set before the save: an answer while it is in flight passes it on once the save is done
     const runId = randomUUID();
-    const saved = store.save({ runId, homeId, ruleId: rule.id, ruleVersion: rule.version, dueAt: this.deps.now(), actions: this.actions.slice(i), offset: this.offset + i, dedupBase: this.dedupBase, savedAt: this.deps.now() });
+    const saved = store.save({ runId, homeId, ruleId: rule.id, ruleVersion: rule.version, dueAt: this.deps.now(), actions: this.actions.slice(i), offset: this.offset + i, dedupBase: this.dedupBase, savedAt: this.deps.now(), ...this.#beside() });
     this.#keep = { runId, at: i, saved };
     try {
       await saved;
@@ -357,11 +366,11 @@ export class ActionRun implements TimerTarget, Run {
       // after the keep's commit: an LMDB read in flight with it does not see it (review "diff24")
       await kept.saved.catch(() => undefined);
       // replaced meanwhile by a newer run of the rule (on another node), or never stored: left alone
-      if (!(await store.holds(rule.id, kept.runId))) return;
-      if (from >= this.actions.length) await store.remove(rule.id, kept.runId);
+      if (!(await store.holds(rule.id, kept.runId, this.dedupBase))) return;
+      if (from >= this.actions.length) await store.remove(rule.id, kept.runId, this.dedupBase);
       else {
         const dueAt = this.deps.now() + (next?.type === 'delay' ? next.ms : 0);
-        await store.save({ runId: randomUUID(), homeId, ruleId: rule.id, ruleVersion: rule.version, dueAt, actions: this.actions.slice(from), offset: this.offset + from, dedupBase: this.dedupBase, savedAt: this.deps.now() });
+        await store.save({ runId: randomUUID(), homeId, ruleId: rule.id, ruleVersion: rule.version, dueAt, actions: this.actions.slice(from), offset: this.offset + from, dedupBase: this.dedupBase, savedAt: this.deps.now(), ...this.#beside() });
       }
       this.deps.log.info({ homeId, ruleId: rule.id, action: this.offset + i }, 'rules: the action a stop cut was answered after all; the kept run goes on after it');
     } catch (err) {
@@ -377,8 +386,7 @@ export class ActionRun implements TimerTarget, Run {
     this.#stored = false;
     const { homeId, rule } = this;
     try {
-      // an older event's run (replayed) is kept beside the rule's current run's entry, not over it
-      await store.save({ runId, homeId, ruleId: rule.id, ruleVersion: rule.version, dueAt, actions: this.actions.slice(next), offset: this.offset + next, dedupBase: this.dedupBase, savedAt: this.deps.now(), ...(this.#supersededAfter !== null ? { apart: true as const } : {}) });
+      await store.save({ runId, homeId, ruleId: rule.id, ruleVersion: rule.version, dueAt, actions: this.actions.slice(next), offset: this.offset + next, dedupBase: this.dedupBase, savedAt: this.deps.now(), ...this.#beside() });
       this.#stored = this.#saved === runId;
     } catch (err) {
       this.#warn('delay_not_saved', err, { homeId, ruleId: rule.id, dueAt }, 'rules: delay not saved; a restart before it ends forgets it');
@@ -391,7 +399,7 @@ export class ActionRun implements TimerTarget, Run {
     if (runId === null || !store) return;
     this.#saved = null;
     const { homeId, rule } = this;
-    this.deps.track(store.remove(rule.id, runId).catch((err: unknown) => this.#warn('delay_not_removed', err, { homeId, ruleId: rule.id }, 'rules: finished delay not removed; it may run again after a restart')));
+    this.deps.track(store.remove(rule.id, runId, this.dedupBase).catch((err: unknown) => this.#warn('delay_not_removed', err, { homeId, ruleId: rule.id }, 'rules: finished delay not removed; it may run again after a restart')));
   }
 
   /** A warn line of this run; sampled per `kind` when a backend is away, as every run then fails alike. */

@@ -74,6 +74,6 @@ async function resumeOne(deps: ResumeDeps, p: PendingRun): Promise<keyof ResumeR
     }
     outcome = 'dropped';
   }
-  await deps.pendingRuns.remove(p.ruleId, p.runId);
+  await deps.pendingRuns.remove(p.ruleId, p.runId, p.dedupBase);
   return outcome;
 }

@@ -147,7 +147,9 @@ export class RunGuard {
     const rt = this.#runtime(ruleId);
     if (rt.current || rt.older) {
       if (!overdue) return false;
+      // the current run began after its delay ended: it ends at its next delay, stored beside it
       (rt.older ??= new Set()).add(run);
+      run.supersedeAfter(0);
       return true;
     }
     rt.current = run;

@@ -108,28 +108,35 @@ export function pendingRunsContract(name: string, make: PendingRunsFactory): voi
       // saved at 2,000: the first was due at 1,000, its delay over before this run began
       const later = pending('r1', { dueAt: 9_000, dedupBase: 'rule:r1:e3', savedAt: 2_000 });
       await runs.save(later);
-      expect((await runs.load()).map((r) => r.runId).sort()).toEqual([due.runId, later.runId].sort());
-      expect(await runs.holds('r1', due.runId)).toBe(true);
-      expect(await runs.holds('r1', later.runId)).toBe(true);
+      expect((await runs.load()).map((r) => [r.runId, r.apart ?? false]).sort()).toEqual([[due.runId, true], [later.runId, false]].sort());
+      expect(await runs.holds('r1', due.runId, due.dedupBase)).toBe(true);
+      expect(await runs.holds('r1', due.runId)).toBe(false);
+      expect(await runs.holds('r1', later.runId, later.dedupBase)).toBe(true);
       // a save of the same run (its next delay) and one saved before the entry was due replace it
       await runs.save({ ...later, runId: 'next-of-later', dueAt: 12_000, savedAt: 10_000 });
-      expect(await runs.holds('r1', later.runId)).toBe(false);
+      expect(await runs.holds('r1', later.runId, later.dedupBase)).toBe(false);
       await runs.save(waiting);
-      expect(await runs.holds('r1', 'next-of-later')).toBe(false);
-      await runs.remove('r1', due.runId);
-      expect(await runs.holds('r1', due.runId)).toBe(false);
+      expect(await runs.holds('r1', 'next-of-later', later.dedupBase)).toBe(false);
+      // a remove naming another wait of the run apart deletes nothing
+      await runs.remove('r1', 'not-that-wait', due.dedupBase);
+      expect(await runs.holds('r1', due.runId, due.dedupBase)).toBe(true);
+      await runs.remove('r1', due.runId, due.dedupBase);
+      expect(await runs.holds('r1', due.runId, due.dedupBase)).toBe(false);
       expect((await runs.load()).map((r) => r.runId)).toEqual([waiting.runId]);
     });
 
-    it('a run saved apart (an older event replayed after a crash) is kept beside the rule\'s entry, never over it', async () => {
+    it('a run saved apart (an older event replayed after a crash) is kept beside the rule\'s entry, never over it; its later saves replace its own', async () => {
       const current = pending('r1', { dedupBase: 'rule:r1:e2' });
       await runs.save(current);
       const replayed = pending('r1', { dedupBase: 'rule:r1:e1', apart: true });
       await runs.save(replayed);
-      expect(await runs.holds('r1', current.runId)).toBe(true);
-      expect(await runs.holds('r1', replayed.runId)).toBe(true);
-      expect((await runs.load()).map((r) => r.runId).sort()).toEqual([current.runId, replayed.runId].sort());
-      await runs.remove('r1', replayed.runId);
+      const next = { ...replayed, runId: 'replayed-next' };
+      await runs.save(next);
+      expect(await runs.holds('r1', current.runId, current.dedupBase)).toBe(true);
+      expect(await runs.holds('r1', replayed.runId, replayed.dedupBase)).toBe(false);
+      expect(await runs.holds('r1', next.runId, next.dedupBase)).toBe(true);
+      expect((await runs.load()).map((r) => r.runId).sort()).toEqual([current.runId, next.runId].sort());
+      await runs.remove('r1', next.runId, next.dedupBase);
       expect((await runs.load()).map((r) => r.runId)).toEqual([current.runId]);
     });
 

@@ -51,7 +51,10 @@ describe('RunGuard: replayed and overdue runs', () => {
     expect(g.admit('home', rule, 0)).toBe(true);
     g.begin('r1', run(), 5_000);
     expect(g.adopt('r1', run())).toBe(false);
-    expect(g.adopt('r1', run(), true)).toBe(true);
+    const overdue = run();
+    expect(g.adopt('r1', overdue, true)).toBe(true);
+    // it ends at its next delay: the current run began after its delay had ended
+    expect(overdue.told).toEqual(['after 0']);
     expect(g.executing('r1')).toBe(true);
   });
 });

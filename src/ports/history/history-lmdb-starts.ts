@@ -47,6 +47,11 @@ export class EpochStarts {
     if (stored === undefined) this.toWrite.set(homeId, offset);
   }
 
+  /** A home let go at rest: its start, written, is read back at its next append. */
+  forget(homeId: string): void {
+    if (!this.toWrite.has(homeId)) this.started.delete(homeId);
+  }
+
   /** Issues the writes of the starts noted since the last call: before the chunks, so a chunk committed has its start. */
   issue(): void {
     if (this.toWrite.size === 0) return;

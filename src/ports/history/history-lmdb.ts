@@ -1,3 +1,4 @@
+// Over 400 lines: one store whose appends, reads, trimming, sweeps and write-behind share each home's state in memory.
 import type { BatchObserver } from '../ports.js';
 import type { DataStore } from '../lmdb.js';
 import type { EventHistory, HistoryEntry, HistoryRead, HistoryRetention, Position, UnevaluatedEntry } from './history.js';
@@ -206,7 +207,8 @@ export class LmdbEventHistory implements EventHistory {
 
   async remove(homeId: string): Promise<void> {
     const live = this.home(homeId);
-    // a put on its way would bring its chunk back after the removal below: let them commit first
+    // puts on their way (and the home's start in this epoch, which no chunk may carry now) commit first
+    this.starts.issue();
     this.flush();
     await this.written;
     // appends made meanwhile are removed too; what they sealed is not written
@@ -266,7 +268,10 @@ export class LmdbEventHistory implements EventHistory {
       if (live.open !== null || live.inflight.length > 0 || pending.has(homeId) || this.emptied.has(homeId)) continue;
       // NaN: a chunk stored by an earlier process, not written since
       const newest = live.times[live.times.length - 1];
-      if (newest === undefined || Number.isNaN(newest) || newest < before) this.homes.delete(homeId);
+      if (newest === undefined || Number.isNaN(newest) || newest < before) {
+        this.homes.delete(homeId);
+        this.starts.forget(homeId);
+      }
     }
   }
 

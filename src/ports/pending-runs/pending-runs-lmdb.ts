@@ -23,22 +23,22 @@ export class LmdbPendingRuns implements PendingRuns {
     await this.#store.written(
       this.#db.transaction(() => {
         const old = run.apart ? undefined : this.#db.get(run.ruleId);
-        if (keptApart(old, run)) void this.#db.put(overdueKey(old.ruleId, old.runId), old);
+        if (keptApart(old, run)) void this.#db.put(overdueKey(old.ruleId, old.dedupBase), { ...old, apart: true });
         void this.#db.put(keyOf(run), run);
       }),
     );
   }
 
-  async remove(ruleId: string, runId: string): Promise<void> {
+  async remove(ruleId: string, runId: string, dedupBase?: string): Promise<void> {
     // read and delete in one write transaction: a save issued before this one is seen
     await this.#db.transaction(() => {
       if (this.#db.get(ruleId)?.runId === runId) void this.#db.remove(ruleId);
-      else void this.#db.remove(overdueKey(ruleId, runId));
+      else if (dedupBase !== undefined && this.#db.get(overdueKey(ruleId, dedupBase))?.runId === runId) void this.#db.remove(overdueKey(ruleId, dedupBase));
     });
   }
 
-  async holds(ruleId: string, runId: string): Promise<boolean> {
-    return this.#db.get(ruleId)?.runId === runId || this.#db.get(overdueKey(ruleId, runId)) !== undefined;
+  async holds(ruleId: string, runId: string, dedupBase?: string): Promise<boolean> {
+    return this.#db.get(ruleId)?.runId === runId || (dedupBase !== undefined && this.#db.get(overdueKey(ruleId, dedupBase))?.runId === runId);
   }
 
   async load(): Promise<PendingRun[]> {

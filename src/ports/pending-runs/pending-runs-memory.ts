@@ -10,17 +10,17 @@ export class MemoryPendingRuns implements PendingRuns {
 
   async save(run: PendingRun): Promise<void> {
     const old = run.apart ? undefined : this.#runs.get(run.ruleId);
-    if (keptApart(old, run)) this.#runs.set(overdueKey(old.ruleId, old.runId), old);
+    if (keptApart(old, run)) this.#runs.set(overdueKey(old.ruleId, old.dedupBase), { ...old, apart: true });
     this.#runs.set(keyOf(run), structuredClone(run));
   }
 
-  async remove(ruleId: string, runId: string): Promise<void> {
+  async remove(ruleId: string, runId: string, dedupBase?: string): Promise<void> {
     if (this.#runs.get(ruleId)?.runId === runId) this.#runs.delete(ruleId);
-    else this.#runs.delete(overdueKey(ruleId, runId));
+    else if (dedupBase !== undefined && this.#runs.get(overdueKey(ruleId, dedupBase))?.runId === runId) this.#runs.delete(overdueKey(ruleId, dedupBase));
   }
 
-  async holds(ruleId: string, runId: string): Promise<boolean> {
-    return this.#runs.get(ruleId)?.runId === runId || this.#runs.has(overdueKey(ruleId, runId));
+  async holds(ruleId: string, runId: string, dedupBase?: string): Promise<boolean> {
+    return this.#runs.get(ruleId)?.runId === runId || (dedupBase !== undefined && this.#runs.get(overdueKey(ruleId, dedupBase))?.runId === runId);
   }
 
   async load(): Promise<PendingRun[]> {

@@ -30,15 +30,15 @@ return 1`);
 
 /**
  * KEYS runs, owners, nodes; ARGV node, ttl, ruleId, json, dedupBase, savedAt ('' if none). The
- * rule's entry of another run, due by `savedAt`, is kept apart under "<ruleId> <runId>" with its
- * owner (pending-runs.ts `keptApart`).
+ * rule's entry of another run, due by `savedAt`, is kept apart under "<ruleId> <its dedupBase>"
+ * with its owner (pending-runs.ts `keptApart`); a field with a space is an entry apart (CLAIM).
  */
 const SAVE = new LuaScript(`${CLOCK}
 local old = redis.call('HGET', KEYS[1], ARGV[3])
 if old then
   local o = cjson.decode(old)
   if ARGV[6] ~= '' and o.dedupBase ~= ARGV[5] and tonumber(o.dueAt) <= tonumber(ARGV[6]) then
-    local apart = ARGV[3] .. ' ' .. o.runId
+    local apart = ARGV[3] .. ' ' .. o.dedupBase
     redis.call('HSET', KEYS[1], apart, old)
     redis.call('HSET', KEYS[2], apart, redis.call('HGET', KEYS[2], ARGV[3]) or ARGV[1])
   end
@@ -47,11 +47,16 @@ redis.call('HSET', KEYS[1], ARGV[3], ARGV[4])
 redis.call('HSET', KEYS[2], ARGV[3], ARGV[1])
 return 1`);
 
-/** KEYS runs, owners; ARGV ruleId, runId: deletes the entry only while it is that wait, or that wait kept apart. */
+/** KEYS runs, owners; ARGV ruleId, runId, dedupBase ('' none): deletes the entry only while it is that wait, or the run's entry apart while it is. */
 const REMOVE = new LuaScript(`
-local v = redis.call('HGET', KEYS[1], ARGV[1])
 local field = ARGV[1]
-if not v or cjson.decode(v).runId ~= ARGV[2] then field = ARGV[1] .. ' ' .. ARGV[2] end
+local v = redis.call('HGET', KEYS[1], field)
+if not v or cjson.decode(v).runId ~= ARGV[2] then
+  if ARGV[3] == '' then return 0 end
+  field = ARGV[1] .. ' ' .. ARGV[3]
+  v = redis.call('HGET', KEYS[1], field)
+  if not v or cjson.decode(v).runId ~= ARGV[2] then return 0 end
+end
 redis.call('HDEL', KEYS[2], field)
 return redis.call('HDEL', KEYS[1], field)`);
 
@@ -68,7 +73,10 @@ for i = 1, #owners, 2 do
   if (mine and ARGV[3] == '1') or (not mine and not alive(owner)) then
     if not mine then redis.call('HSET', KEYS[2], rule, ARGV[1]) end
     local v = redis.call('HGET', KEYS[1], rule)
-    if v then out[#out + 1] = v end
+    if v then
+      out[#out + 1] = rule
+      out[#out + 1] = v
+    end
   end
 end
 -- nodes whose claim lapsed own nothing now: forget them
@@ -124,13 +132,14 @@ export class RedisPendingRuns implements PendingRuns {
     else await SAVE.run(this.client, this.#keys, [this.#nodeId, this.#ttl, run.ruleId, JSON.stringify(run), run.dedupBase, run.savedAt ?? '']);
   }
 
-  async remove(ruleId: string, runId: string): Promise<void> {
-    await REMOVE.run(this.client, this.#keys.slice(0, 2), [ruleId, runId]);
+  async remove(ruleId: string, runId: string, dedupBase?: string): Promise<void> {
+    await REMOVE.run(this.client, this.#keys.slice(0, 2), [ruleId, runId, dedupBase ?? '']);
   }
 
-  async holds(ruleId: string, runId: string): Promise<boolean> {
-    const [json, apart] = await Promise.all([this.client.hget(this.#keys[0], ruleId), this.client.hexists(this.#keys[0], overdueKey(ruleId, runId))]);
-    return (json !== null && (JSON.parse(json) as PendingRun).runId === runId) || apart === 1;
+  async holds(ruleId: string, runId: string, dedupBase?: string): Promise<boolean> {
+    const fields = dedupBase === undefined ? [ruleId] : [ruleId, overdueKey(ruleId, dedupBase)];
+    const found = await this.client.hmget(this.#keys[0], ...fields);
+    return found.some((json) => json !== null && (JSON.parse(json) as PendingRun).runId === runId);
   }
 
   load(): Promise<PendingRun[]> {
@@ -156,6 +165,13 @@ export class RedisPendingRuns implements PendingRuns {
 
   async #claim(own: boolean): Promise<PendingRun[]> {
     const found = (await CLAIM.run(this.client, this.#keys, [this.#nodeId, this.#ttl, own ? '1' : '0'])) as string[];
-    return found.map((json) => JSON.parse(json) as PendingRun);
+    const out: PendingRun[] = [];
+    for (let i = 0; i + 1 < found.length; i += 2) {
+      const run = JSON.parse(found[i + 1]!) as PendingRun;
+      // kept apart by another run's save (its field names it so): resumed as such
+      if (found[i]!.includes(' ')) run.apart = true;
+      out.push(run);
+    }
+    return out;
   }
 }

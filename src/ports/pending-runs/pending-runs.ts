@@ -32,16 +32,17 @@ export interface PendingRun {
  * - One entry per rule id: `save` replaces the rule's entry (a rule has one current run; a new run
  *   supersedes the one waiting), unless that entry, another run's, was due already when the new one
  *   was saved (`savedAt`; its delay had ended and its run had not finished: its node died, or is late): that one is kept
- *   apart (`overdueKey`) and still resumed, since it ended its delay before the new run began. A
+ *   apart (`overdueKey`, `apart` set) and still resumed, since it ended its delay before the new
+ *   run began. A run's entries apart replace each other (one key per run: its `dedupBase`). A
  *   cluster's second run on another node replaced a dead node's overdue run before any node took it
  *   over, and its notification was never sent (review "kill9b").
  * - `save` resolves once the entry is stored as durably as the adapter stores anything (LMDB: the
  *   transaction is committed and, with DATA_SYNC=commit, on disk; Redis: acknowledged); writes take
  *   effect in the order they are made, awaited or not. A read (`holds`, `load`) is sure to see
  *   only the writes that resolved before it was made (LMDB reads the last commit).
- * - `remove(ruleId, runId)` deletes the rule's entry only while it is that wait (or that wait kept
- *   apart): a late remove of an older run never deletes a newer run's entry.
- * - `holds(ruleId, runId)`: whether the rule's entry is still that wait, or it is kept apart. False once a newer run of
+ * - `remove(ruleId, runId, dedupBase)` deletes the rule's entry only while it is that wait (or the
+ *   run's entry apart, while it is that wait): a late remove of an older run never deletes a newer run's entry.
+ * - `holds(ruleId, runId, dedupBase)`: whether the rule's entry is still that wait, or the run's entry apart is. False once a newer run of
  *   the rule saved its own (on any node of a shared store) or the entry is gone: a run ending its
  *   delay asks, since a newer run on another node is one its node's RunGuard never saw.
  * - `load` returns the entries this node is to resume at its start (copies, any order); loading
@@ -57,22 +58,22 @@ export interface PendingRun {
 export interface PendingRuns {
   readonly durable: boolean;
   save(run: PendingRun): Promise<void>;
-  remove(ruleId: string, runId: string): Promise<void>;
-  holds(ruleId: string, runId: string): Promise<boolean>;
+  remove(ruleId: string, runId: string, dedupBase?: string): Promise<void>;
+  holds(ruleId: string, runId: string, dedupBase?: string): Promise<boolean>;
   load(): Promise<PendingRun[]>;
   claimOrphans?(): Promise<PendingRun[]>;
   /** the adapter's own resources only (a shared LMDB environment is its owner's to close) */
   close(): Promise<void>;
 }
 
-/** Where `save` keeps a rule's overdue entry apart from its newer one (rule ids hold no space). */
-export function overdueKey(ruleId: string, runId: string): string {
-  return `${ruleId} ${runId}`;
+/** Where a run's entry apart from its rule's is kept: one per run (rule ids hold no space). */
+export function overdueKey(ruleId: string, dedupBase: string): string {
+  return `${ruleId} ${dedupBase}`;
 }
 
 /** The key `run` is stored under: its rule's, or beside it (`apart`). */
 export function keyOf(run: PendingRun): string {
-  return run.apart ? overdueKey(run.ruleId, run.runId) : run.ruleId;
+  return run.apart ? overdueKey(run.ruleId, run.dedupBase) : run.ruleId;
 }
 
 /** Whether `old`, the rule's entry, is kept apart when `run` is saved: another run's (another event's), due when `run` was saved. */
