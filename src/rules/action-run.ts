@@ -319,7 +319,12 @@ export class ActionRun implements TimerTarget, Run {
     const runId = this.#saved;
     if (!store || runId === null || !this.#stored) return false;
     try {
-      return !(await store.holds(this.rule.id, runId, this.dedupBase));
+      if (!this.#apart && (await store.holds(this.rule.id, runId))) return false;
+      if (!(await store.holds(this.rule.id, runId, this.dedupBase))) return true;
+      // kept apart by a newer run's save (its delay had ended first: this node late): it goes on as
+      // the older run, to its next delay, stored beside the newer run's entry, never over it
+      if (!this.#apart) this.supersedeAfter(0);
+      return false;
     } catch (err) {
       this.#warn('run_not_checked', err, { homeId: this.homeId, ruleId: this.rule.id }, 'rules: not checked for a newer run after a delay; the run goes on');
       return false;
