@@ -1,6 +1,6 @@
 /**
- * A run kept apart (overdue when a newer run of its rule saved: its node died) is resumed beside the
- * newer run, ends at its next delay and leaves nothing stored. Until review "diff27" its next save
+ * A run kept apart (overdue when a newer run of its rule saved: its node died, or stalled) is
+ * resumed, or goes on, beside the newer run, ends at its next delay and leaves nothing stored. Until review "diff27" its next save
  * went over the rule's entry: the newer run found its entry replaced and ended, its actions lost,
  * and the overdue entry was never removed (the next start ran it again).
  */
@@ -65,5 +65,29 @@ describe('a run resumed past due beside a newer run of its rule', () => {
     // A's run ends at its next delay (B's run began after it was due): the fan is B's alone
     expect(sent.filter((c) => c.startsWith('hall-fan:')).length).toBe(1);
     expect(await runs.inner.load()).toEqual([]);
+  });
+
+  it("a run late past its delay, kept apart by another node's newer run, goes on to its next delay beside it and leaves that run's entry alone", async () => {
+    const runs = new MemoryPendingRuns();
+    r = rig(pool(), T0, { pendingRuns: runs });
+    const rule = await r.store.createRule('home1', validateRuleSpec(SPEC));
+    r.hubs.report('home1-hub', 'hall-motion', { motion: false });
+    r.hubs.report('home1-hub', 'hall-motion', { motion: true });
+    await r.settle();
+    const [own] = await runs.load();
+    expect(own).toBeDefined();
+    // another node's run of a newer event saves its wait after this one's was due (this node stalled)
+    const newer = { ...own!, runId: 'other-node-run', dedupBase: 'rule:other:event', dueAt: own!.dueAt + 61_000, savedAt: own!.dueAt + 1_000 };
+    await runs.save(newer);
+    r.advance(60_100);
+    await r.settle();
+    r.advance(60_100);
+    await r.settle();
+    const sent = r.hubs.sent();
+    expect(sent.filter((c) => c.startsWith('hall-light:{"set":{"on":false}}'))).toHaveLength(1);
+    // ended at its next delay: the fan is the newer run's to turn on
+    expect(sent.filter((c) => c.startsWith('hall-fan:'))).toHaveLength(0);
+    expect(await runs.holds(rule.id, newer.runId)).toBe(true);
+    expect((await runs.load()).map((p) => p.runId)).toEqual([newer.runId]);
   });
 });
