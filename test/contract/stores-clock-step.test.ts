@@ -17,7 +17,8 @@ import { MemoryDirectory } from '../../src/ports/directory/directory-memory.js';
 import { RedisAuditLog } from '../../src/ports/audit/audit-redis.js';
 import { LmdbEventHistory } from '../../src/ports/history/history-lmdb.js';
 import { MemoryEventHistory } from '../../src/ports/history/history-memory.js';
-import { LmdbPushQueue } from '../../src/ports/push-queue/push-queue-lmdb.js';
+import { LmdbPushQueue, type LmdbPushQueueOptions } from '../../src/ports/push-queue/push-queue-lmdb.js';
+import type { DataStore } from '../../src/ports/lmdb.js';
 import type { PushDelivery } from '../../src/ports/push-queue/push-queue.js';
 import type { AuditEntry } from '../../src/ports/audit/audit.js';
 import { closeRedis, connectRedis, RedisKeys } from '../../src/ports/redis.js';
@@ -39,6 +40,11 @@ afterEach(async () => {
   await cleanup?.();
   cleanup = undefined;
 });
+/** An embedded push queue retrying three times, `backoffMs` apart, remembering keys 10 minutes. */
+const retryingQueue = (data: DataStore, backoffMs: number, options: Pick<LmdbPushQueueOptions, 'sender'> & Partial<LmdbPushQueueOptions>) =>
+  LmdbPushQueue.open(data, { attempts: 3, backoffMs, maxBackoffMs: backoffMs, dedupTtlMs: 600_000, ...options });
+const notification = (dedupKey: string) => ({ homeId: 'home1', title: 'Leak', body: 'bath', dedupKey, data: { ruleId: 'r1' } });
+
 /** Only Date is faked: the wall clock steps, performance (the monotonic clock) does not. */
 const fakeWallClock = () => vi.useFakeTimers({ toFake: ['Date'], now: Date.now() });
 
@@ -141,18 +147,14 @@ it('the embedded push queue: a retry due in 100 ms runs on time through a 1 h st
   const seen: PushDelivery[] = [];
   let fail = true;
   fakeWallClock();
-  const queue = await LmdbPushQueue.open(tmp.data, {
-    attempts: 3,
-    backoffMs: 100,
-    maxBackoffMs: 100,
-    dedupTtlMs: 600_000,
+  const queue = await retryingQueue(tmp.data, 100, {
     sender: async (d) => {
       seen.push(d);
       if (fail) throw new Error('receiver down');
     },
   });
   const now = Date.now();
-  const note = { homeId: 'home1', title: 'Leak', body: 'bath', dedupKey: 'k1', data: { ruleId: 'r1' } };
+  const note = notification('k1');
   await queue.enqueue(note);
   await expect.poll(() => seen.length).toBe(1);
   fail = false;
@@ -212,11 +214,7 @@ it('the embedded push queue: after a step back of the wall clock a failed delive
   const waits: number[] = [];
   let tries = 0;
   fakeWallClock();
-  const queue = await LmdbPushQueue.open(tmp.data, {
-    attempts: 3,
-    backoffMs: 5_000,
-    maxBackoffMs: 5_000,
-    dedupTtlMs: 600_000,
+  const queue = await retryingQueue(tmp.data, 5_000, {
     timer: (fn, ms) => {
       waits.push(ms);
       const t = setTimeout(fn, ms);
@@ -228,7 +226,7 @@ it('the embedded push queue: after a step back of the wall clock a failed delive
     },
   });
   vi.setSystemTime(Date.now() - 3_600_000);
-  await queue.enqueue({ homeId: 'home1', title: 'Leak', body: 'bath', dedupKey: 'k2', data: { ruleId: 'r1' } });
+  await queue.enqueue(notification('k2'));
   await expect.poll(() => waits.length).toBe(1);
   expect(tries).toBe(1);
   // the backoff (±20 % jitter at most), not 0: due on the wall clock an hour back, every retry was due at once

@@ -1,6 +1,6 @@
 import type { Database } from 'lmdb';
 import type { DataStore } from '../lmdb.js';
-import { keptApart, keyOf, overdueKey, type PendingRun, type PendingRuns } from './pending-runs.js';
+import { heldKey, keptApart, keyOf, overdueKey, type PendingRun, type PendingRuns } from './pending-runs.js';
 
 /**
  * Pending runs on local disk: the sub-database `delays` of the node's DataStore, one msgpack
@@ -32,13 +32,13 @@ export class LmdbPendingRuns implements PendingRuns {
   async remove(ruleId: string, runId: string, dedupBase?: string): Promise<void> {
     // read and delete in one write transaction: a save issued before this one is seen
     await this.#db.transaction(() => {
-      if (this.#db.get(ruleId)?.runId === runId) void this.#db.remove(ruleId);
-      else if (dedupBase !== undefined && this.#db.get(overdueKey(ruleId, dedupBase))?.runId === runId) void this.#db.remove(overdueKey(ruleId, dedupBase));
+      const key = heldKey((k) => this.#db.get(k), ruleId, runId, dedupBase);
+      if (key !== null) void this.#db.remove(key);
     });
   }
 
   async holds(ruleId: string, runId: string, dedupBase?: string): Promise<boolean> {
-    return this.#db.get(ruleId)?.runId === runId || (dedupBase !== undefined && this.#db.get(overdueKey(ruleId, dedupBase))?.runId === runId);
+    return heldKey((k) => this.#db.get(k), ruleId, runId, dedupBase) !== null;
   }
 
   async load(): Promise<PendingRun[]> {

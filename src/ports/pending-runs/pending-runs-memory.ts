@@ -1,4 +1,4 @@
-import { keptApart, keyOf, overdueKey, type PendingRun, type PendingRuns } from './pending-runs.js';
+import { heldKey, keptApart, keyOf, overdueKey, type PendingRun, type PendingRuns } from './pending-runs.js';
 
 /**
  * Pending runs in this process: the behaviour of a node without a data directory, where a
@@ -15,12 +15,12 @@ export class MemoryPendingRuns implements PendingRuns {
   }
 
   async remove(ruleId: string, runId: string, dedupBase?: string): Promise<void> {
-    if (this.#runs.get(ruleId)?.runId === runId) this.#runs.delete(ruleId);
-    else if (dedupBase !== undefined && this.#runs.get(overdueKey(ruleId, dedupBase))?.runId === runId) this.#runs.delete(overdueKey(ruleId, dedupBase));
+    const key = heldKey((k) => this.#runs.get(k), ruleId, runId, dedupBase);
+    if (key !== null) this.#runs.delete(key);
   }
 
   async holds(ruleId: string, runId: string, dedupBase?: string): Promise<boolean> {
-    return this.#runs.get(ruleId)?.runId === runId || (dedupBase !== undefined && this.#runs.get(overdueKey(ruleId, dedupBase))?.runId === runId);
+    return heldKey((k) => this.#runs.get(k), ruleId, runId, dedupBase) !== null;
   }
 
   async load(): Promise<PendingRun[]> {

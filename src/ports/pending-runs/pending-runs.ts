@@ -76,6 +76,13 @@ export function keyOf(run: PendingRun): string {
   return run.apart ? overdueKey(run.ruleId, run.dedupBase) : run.ruleId;
 }
 
+/** The key under which the rule's wait `runId` is stored (its rule's, or its run's apart), null if it is not; for stores read synchronously. */
+export function heldKey(get: (key: string) => PendingRun | undefined, ruleId: string, runId: string, dedupBase?: string): string | null {
+  if (get(ruleId)?.runId === runId) return ruleId;
+  const apart = dedupBase === undefined ? undefined : overdueKey(ruleId, dedupBase);
+  return apart !== undefined && get(apart)?.runId === runId ? apart : null;
+}
+
 /** Whether `old`, the rule's entry, is kept apart when `run` is saved: another run's (another event's), due when `run` was saved. */
 export function keptApart(old: PendingRun | undefined, run: PendingRun): old is PendingRun {
   return old !== undefined && old.dedupBase !== run.dedupBase && run.savedAt !== undefined && old.dueAt <= run.savedAt;
