@@ -23,6 +23,11 @@ export class HomeMark {
     return this.#waiting === null;
   }
 
+  /** Resolves once every event done so far has its mark noted. */
+  noted(): Promise<void> {
+    return this.#waiting ?? Promise.resolve();
+  }
+
   /**
    * The event at `offset` is done; `runs`: the first stretches of the runs it began, absent when no
    * rule was evaluated on it (none listens, or all are suspended).

@@ -112,14 +112,90 @@ describe('the Redis history keeps rules marks per node', () => {
     // claimed once
     expect(await b.marks.claimOrphans()).toEqual([]);
     expect(await c.marks.claimOrphans()).toEqual([]);
-    // c keeps them as its own: were c to die before its rules are through, they are replayed again
+    // c keeps them as taken fields: were c to die before its rules are through, they are replayed again
     const look = await inspector();
-    expect(await look.hget(keys.node('c', 'rules-marks'), 'h')).toBe('1 4');
+    const hash = keys.node('c', 'rules-marks');
+    expect(await look.hgetall(hash)).toEqual({ '~h': '1 4', '~other': '0 1' });
     expect(await look.exists(keys.node('a', 'rules-marks'))).toBe(0);
-    // the one with the renewal, the other within NOTE_MS
-    c.marks.note('h', 4, false);
-    c.marks.note('other', 1, true);
-    await eventually(signal, "c's fields to go", async () => ((await look.hlen(keys.node('c', 'rules-marks'))) === 0 ? true : undefined));
+    // c's own events and marks of the home leave the taken field alone (review "kill9b" F3)
+    await c.history.append('h', bytes(5));
+    c.marks.note('h', 5, true);
+    await eventually(signal, "c's own field to go", async () => ((await look.hget(hash, 'h')) === null ? true : undefined));
+    expect(await look.hget(hash, '~h')).toBe('1 4');
+    // the replay through: each goes
+    c.marks.replayed!('h');
+    c.marks.replayed!('other');
+    await eventually(signal, "c's fields to go", async () => ((await look.hlen(hash)) === 0 ? true : undefined));
+    await look.quit();
+  });
+
+  it('a node dying while it replays what it took: the next node replays it again, however far its own events went', async ({ signal }) => {
+    const keys = new RedisKeys(uniquePrefix());
+    const [a, b] = [await node(keys, 'a'), await node(keys, 'b')];
+    await a.history.append('h', bytes(1));
+    await a.history.append('h', bytes(2));
+    kill(a);
+    const claimed = await eventually(signal, 'a to be found dead', async () => {
+      const found = await b.marks.claimOrphans();
+      return found.length > 0 ? found : undefined;
+    });
+    expect(offsets(claimed)).toEqual({ h: [1, 2] });
+    // b's own events of the home, evaluated past a's, before its replay of a's is through
+    await b.history.append('h', bytes(3));
+    b.marks.note('h', 3, true);
+    await b.history.append('h', bytes(4));
+    const look = await inspector();
+    await eventually(signal, "b's own mark to be written", async () => ((await look.hget(keys.node('b', 'rules-marks'), 'h')) === '3 4' ? true : undefined));
+    await look.quit();
+    kill(b);
+    const c = await node(keys, 'c');
+    const again = await eventually(signal, 'b to be found dead', async () => {
+      const found = await c.marks.claimOrphans();
+      return found.length > 0 ? found : undefined;
+    });
+    // a's events (b's replay never ended) and b's own past its mark, not the one b was done with
+    expect(offsets(again)).toEqual({ h: [1, 2, 4] });
+  });
+
+  it("a node's next process finds what its last one took and had not replayed, and lets it go once replayed", async ({ signal }) => {
+    const keys = new RedisKeys(uniquePrefix());
+    const [a, b] = [await node(keys, 'a'), await node(keys, 'b')];
+    await a.history.append('h', bytes(1));
+    kill(a);
+    await eventually(signal, 'a to be found dead', async () => ((await b.marks.claimOrphans()).length > 0 ? true : undefined));
+    kill(b);
+    const next = await node(keys, 'b');
+    expect(offsets(await next.marks.unevaluated())).toEqual({ h: [1] });
+    const look = await inspector();
+    const hash = keys.node('b', 'rules-marks');
+    expect(await look.hgetall(hash)).toEqual({ '~h': '0 1' });
+    next.marks.replayed!('h');
+    await eventually(signal, 'the field to go', async () => ((await look.hlen(hash)) === 0 ? true : undefined));
+    await look.quit();
+  });
+
+  it('two claims of one home: its taken field goes only once both replays are through', async ({ signal }) => {
+    const keys = new RedisKeys(uniquePrefix());
+    const [a, b, c] = [await node(keys, 'a'), await node(keys, 'b'), await node(keys, 'c')];
+    await a.history.append('h', bytes(1));
+    kill(a);
+    await eventually(signal, 'a to be found dead', async () => ((await c.marks.claimOrphans()).length > 0 ? true : undefined));
+    await b.history.append('h', bytes(2));
+    kill(b);
+    const second = await eventually(signal, 'b to be found dead', async () => {
+      const found = await c.marks.claimOrphans();
+      return found.length > 0 ? found : undefined;
+    });
+    expect(offsets(second)).toEqual({ h: [2] });
+    const look = await inspector();
+    const hash = keys.node('c', 'rules-marks');
+    expect(await look.hget(hash, '~h')).toBe('0 2');
+    c.marks.replayed!('h');
+    // the second replay is not through: kept
+    await new Promise((r) => setTimeout(r, 50));
+    expect(await look.hget(hash, '~h')).toBe('0 2');
+    c.marks.replayed!('h');
+    await eventually(signal, 'the field to go', async () => ((await look.hget(hash, '~h')) === null ? true : undefined));
     await look.quit();
   });
 

@@ -204,6 +204,11 @@ describe("replay of a dead node's events (a history shared by a cluster)", () =>
       this.orphans = [];
       return homes;
     }
+    /** per home whose replay was through: how many marks had been noted then */
+    readonly through: Array<[string, number]> = [];
+    replayed(homeId: string): void {
+      this.through.push([homeId, this.notes.length]);
+    }
   }
 
   it('evaluates the events claimed as a start does, behind the events the home already has, and moves the mark past them', async () => {
@@ -220,6 +225,8 @@ describe("replay of a dead node's events (a history shared by a cluster)", () =>
     expect(r.pushes[1]!.notification.dedupKey).toBe(`rule:${rule.id}:home1-hub:sensor:alarm:o4:${T0 - 20_000}:0`);
     // the replay's mark comes after the newer event's: a shared store keeps the higher one
     expect(marks.notes.slice(-2)).toEqual([['home1', 6], ['home1', 5]]);
+    // what was taken is let go once the replay's marks are noted, not before (review "kill9b" F3)
+    expect(marks.through).toEqual([['home1', marks.notes.length]]);
     // claimed once
     expect((await r.engine.replayOrphans()).homes).toBe(0);
   });

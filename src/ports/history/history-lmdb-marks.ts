@@ -40,7 +40,7 @@ export class LmdbEvaluatedMarks implements EvaluatedMarks {
   private lazyAt = 0;
   /** homes known to have a stored mark (or one issued) */
   private readonly known = new Set<string>();
-  private replayed = false;
+  private answered = false;
   /** what `unevaluated` found: every home with a mark */
   private found: MarkedHome[] = [];
 
@@ -120,8 +120,8 @@ export class LmdbEvaluatedMarks implements EvaluatedMarks {
   }
 
   async unevaluated(): Promise<UnevaluatedHome[]> {
-    if (!(this.unclean || this.owed) || this.replayed) return [];
-    this.replayed = true;
+    if (!(this.unclean || this.owed) || this.answered) return [];
+    this.answered = true;
     const out: UnevaluatedHome[] = [];
     const back: Array<[string, number]> = [];
     for (const { key: homeId, value: mark } of this.db.getRange()) {

@@ -9,7 +9,9 @@
  * (events no rule listens to: most reports) with the liveness renewal every ttl/3, so that a report
  * costs its home's field one write, not a delete and a write again. Zset `<prefix>rules-marks-nodes`
  * (node → alive until, on Redis' clock) tells a dead node: the first node to claim takes its fields
- * into its own hash (so its own death would replay them again) and replays them (`claimOrphans`).
+ * into its own hash as taken fields, `~<home>` (so its own death would replay them again), and
+ * replays them (`claimOrphans`). A taken field is not its own mark: its live events never move it,
+ * only the end of the replay removes it (`replayed`; review "kill9b" F3).
  */
 import type { Redis } from 'ioredis';
 import type { Logger } from '../../log/logger.js';
@@ -76,11 +78,15 @@ ${MARKS(1)}
 if node ~= '' then redis.call('ZADD', KEYS[2], now - 1, node) end
 return 1`);
 
+/** A taken field's name: `~` is in no id (ID_PATTERN), so it never meets a home's own field. */
+const TAKEN = '~';
+
 /**
  * KEYS nodes zset, own marks hash; ARGV node, ttl, own ('1': also this node's fields), and the
  * marks key of a node as the text before and after its id. Takes the fields of every node whose
- * liveness lapsed into the node's own hash (a home in both: the lower mark, the higher top), forgets
- * those nodes, and answers home, "mark top" pairs: the ones taken (and its own when asked).
+ * liveness lapsed (their own and those they had taken) into the node's hash as taken fields (a home
+ * taken before: the lower mark, the higher top), forgets those nodes, and answers field, "mark top",
+ * the taken field's value now: the ones taken (and its own when asked).
  */
 const CLAIM = new LuaScript(`${NOW}
 local function range(v)
@@ -89,29 +95,42 @@ local function range(v)
 end
 redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
 local out = {}
-if ARGV[3] == '1' then out = redis.call('HGETALL', KEYS[2]) end
+if ARGV[3] == '1' then
+  local own = redis.call('HGETALL', KEYS[2])
+  for i = 1, #own, 2 do
+    out[#out + 1] = own[i]
+    out[#out + 1] = own[i + 1]
+    out[#out + 1] = own[i + 1]
+  end
+end
 for _, n in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now)) do
   if n ~= ARGV[1] then
     local key = ARGV[4] .. n .. ARGV[5]
     local theirs = redis.call('HGETALL', key)
     for i = 1, #theirs, 2 do
-      local home, v = theirs[i], theirs[i + 1]
-      local mine = redis.call('HGET', KEYS[2], home)
+      local field, v = theirs[i], theirs[i + 1]
+      if string.sub(field, 1, 1) ~= '${TAKEN}' then field = '${TAKEN}' .. field end
+      local mine = redis.call('HGET', KEYS[2], field)
       local merged = v
       if mine then
         local m1, t1 = range(v)
         local m2, t2 = range(mine)
         merged = math.min(m1, m2) .. ' ' .. math.max(t1, t2)
       end
-      redis.call('HSET', KEYS[2], home, merged)
-      out[#out + 1] = home
+      redis.call('HSET', KEYS[2], field, merged)
+      out[#out + 1] = field
       out[#out + 1] = v
+      out[#out + 1] = merged
     end
     redis.call('DEL', key)
     redis.call('ZREM', KEYS[1], n)
   end
 end
 return out`);
+
+/** KEYS marks hash; ARGV a taken field, its value when the replay began: removed unless a claim since took more into it. */
+const REPLAYED = new LuaScript(`if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then redis.call('HDEL', KEYS[1], ARGV[1]) end
+return 1`);
 
 /**
  * KEYS stream, meta of a home; ARGV mark, top. Answers offset, stored at (ms, from the entry's id),
@@ -154,6 +173,8 @@ export class RedisEvaluatedMarks implements EvaluatedMarks {
   #started = false;
   /** the rules stop with events they are not done with (`owe`): the hash is kept at close */
   #owed = false;
+  /** per home with a taken field: its value after the latest claim, and the replays of it not through yet */
+  #taken = new Map<string, { value: string; replays: number }>();
 
   constructor(
     private readonly client: Redis,
@@ -221,6 +242,21 @@ export class RedisEvaluatedMarks implements EvaluatedMarks {
     return this.#claim(false);
   }
 
+  /**
+   * The home's replay (of its taken field) is through, the marks of its runs noted: once every replay
+   * of it is, the field goes, unless a claim since took more into it (that claim's replay removes it).
+   */
+  replayed(homeId: string): void {
+    const taken = this.#taken.get(homeId);
+    if (!taken || --taken.replays > 0) return;
+    this.#taken.delete(homeId);
+    if (this.client.status !== 'ready') return;
+    REPLAYED.run(this.client, [this.#hash], [TAKEN + homeId, taken.value]).catch((err: unknown) => {
+      // kept: were this node to die, the home's events would be replayed again (at least once)
+      this.options.log.warn({ err, homeId }, 'rules marks: a replayed field not removed');
+    });
+  }
+
   owe(): Promise<void> {
     this.#owed = true;
     return Promise.resolve();
@@ -249,19 +285,34 @@ export class RedisEvaluatedMarks implements EvaluatedMarks {
   async #claim(own: boolean): Promise<UnevaluatedHome[]> {
     const [before, after] = this.keys.node('\u0000', 'rules-marks').split('\u0000') as [string, string];
     const found = (await CLAIM.run(this.client, [this.#nodes, this.#hash], [this.options.nodeId, this.#ttl, own ? '1' : '0', before, after])) as string[];
-    // a home in several of them: the lowest mark, the highest top
-    const ranges = new Map<string, [number, number]>();
-    for (let i = 0; i < found.length; i += 2) {
-      const [m, top] = found[i + 1]!.split(' ').map(Number) as [number, number];
-      const was = ranges.get(found[i]!);
-      ranges.set(found[i]!, was ? [Math.min(was[0], m), Math.max(was[1], top)] : [m, top]);
+    // a home in several of them: the events in any of its ranges, each once
+    const ranges = new Map<string, Array<[number, number]>>();
+    const taken = new Map<string, string>();
+    for (let i = 0; i < found.length; i += 3) {
+      const field = found[i]!;
+      const homeId = field.startsWith(TAKEN) ? field.slice(TAKEN.length) : field;
+      if (homeId !== field) taken.set(homeId, found[i + 2]!);
+      const range = found[i + 1]!.split(' ').map(Number) as [number, number];
+      const was = ranges.get(homeId);
+      if (was) was.push(range);
+      else ranges.set(homeId, [range]);
+    }
+    for (const [homeId, value] of taken) {
+      const was = this.#taken.get(homeId);
+      this.#taken.set(homeId, { value, replays: (was?.replays ?? 0) + 1 });
     }
     const out: UnevaluatedHome[] = [];
-    for (const [homeId, [mark, top]] of ranges) {
-      const entries = await this.#stored(homeId, mark, top);
-      // none left (trimmed, expired): nothing to replay, the field goes
-      if (entries.length === 0) this.note(homeId, top, false);
-      else out.push({ homeId, entries });
+    for (const [homeId, spans] of ranges) {
+      const top = Math.max(...spans.map((r) => r[1]));
+      const all = await this.#stored(homeId, Math.min(...spans.map((r) => r[0])), top);
+      const entries = spans.length === 1 ? all : all.filter((e) => spans.some(([m, t]) => e.offset > m && e.offset <= t));
+      if (entries.length > 0) {
+        out.push({ homeId, entries });
+        continue;
+      }
+      // none left (trimmed, expired): nothing to replay, the fields go
+      this.note(homeId, top, false);
+      if (taken.has(homeId)) this.replayed(homeId);
     }
     return out;
   }

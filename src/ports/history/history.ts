@@ -190,6 +190,12 @@ export interface EvaluatedMarks {
   /** A store shared by a cluster: takes over the marks of nodes whose liveness lapsed, answered as `unevaluated` does. */
   claimOrphans?(): Promise<UnevaluatedHome[]>;
   /**
+   * The home's replay of events `unevaluated` or `claimOrphans` found is through, the marks of its
+   * runs noted (a run past its first delay is saved): what was taken from a dead node may go. Absent:
+   * a node's own marks say it all.
+   */
+  replayed?(homeId: string): void;
+  /**
    * Every home `unevaluated` found a mark of (each home the history keeps events of), with its mark
    * and newest stored offset: where acknowledged events the stop lost may be missing (a report's,
    * src/rules/replay-reports.ts). Answered once, after `unevaluated`; else empty. Absent: not told.
