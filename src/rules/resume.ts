@@ -10,6 +10,7 @@
  *   `tier_rule_dropped_total{reason="missed"}`, shown as the rule's last error, and removed.
  * A run of the rule that began since the start (an event came first) supersedes the entry, unless
  * the entry was past due (its delay ended before that run began) or stored apart: it goes on beside it.
+ * A rule's own entry is resumed before its entries kept apart, which go on beside it.
  * In a cluster sharing the store, the runs of a node that died are resumed the same way by the
  * node that claims them (`PendingRuns.claimOrphans`).
  */
@@ -41,7 +42,10 @@ export interface ResumeReport {
 /** Resumes `entries`: those of `load` at start, or those `claimOrphans` took from a dead node. */
 export async function resumePending(deps: ResumeDeps, entries: readonly PendingRun[], what: string): Promise<ResumeReport> {
   const report: ResumeReport = { armed: 0, late: 0, missed: 0, dropped: 0, failed: 0 };
-  for (const p of entries) {
+  // a rule's own entry before those kept apart: adopted first, an older run kept apart would take
+  // its place and the newer one, not yet due, would be dropped as superseded (stores answer in any order)
+  const ordered = [...entries].sort((a, b) => Number(a.apart === true) - Number(b.apart === true));
+  for (const p of ordered) {
     try {
       report[await resumeOne(deps, p)]++;
     } catch (err) {
