@@ -174,6 +174,17 @@ describe('the Redis history keeps rules marks per node', () => {
     await look.quit();
   });
 
+  it('a clean stop before the replay of what it took is through leaves its marks lapsed: another node claims them', async ({ signal }) => {
+    const keys = new RedisKeys(uniquePrefix());
+    const [a, b] = [await node(keys, 'a'), await node(keys, 'b')];
+    await a.history.append('h', bytes(1));
+    kill(a);
+    await eventually(signal, 'a to be found dead', async () => ((await b.marks.claimOrphans()).length > 0 ? true : undefined));
+    await b.history.close();
+    const c = await node(keys, 'c');
+    expect(offsets(await c.marks.claimOrphans())).toEqual({ h: [1] });
+  });
+
   it('two claims of one home: its taken field goes only once both replays are through', async ({ signal }) => {
     const keys = new RedisKeys(uniquePrefix());
     const [a, b, c] = [await node(keys, 'a'), await node(keys, 'b'), await node(keys, 'c')];

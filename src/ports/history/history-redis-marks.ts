@@ -264,13 +264,14 @@ export class RedisEvaluatedMarks implements EvaluatedMarks {
 
   /**
    * A clean stop: the node's rules are done with what it appended, so it leaves no marks to replay;
-   * owing (`owe`), it leaves them lapsed, for the first node to claim them.
+   * owing (`owe`), or with a dead node's events taken and not replayed, it leaves them lapsed, for
+   * the first node to claim them.
    */
   async close(): Promise<void> {
     clearInterval(this.#renew);
     if (this.#soon) clearTimeout(this.#soon);
     if (this.client.status !== 'ready') return;
-    if (this.#owed) await LAPSE.run(this.client, this.scriptKeys, this.take(true).args);
+    if (this.#owed || this.#taken.size > 0) await LAPSE.run(this.client, this.scriptKeys, this.take(true).args);
     else await this.client.multi().del(this.#hash).zrem(this.#nodes, this.options.nodeId).exec();
   }
 
