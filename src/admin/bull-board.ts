@@ -27,6 +27,7 @@ import { noSniff, readBody } from '../transport/http.js';
 import { checkAdminToken, type GuessWatch } from '../auth/guess-limit.js';
 import type { HttpRequest, HttpResponse, TemplatedApp } from '../transport/uws.js';
 import { peerAddress } from '../transport/client-address.js';
+import { fromAnotherSite } from '../auth/another-site.js';
 
 /** The board's Hono app (bull-board-app.ts), as the bridge uses it. */
 interface BoardApp {
@@ -112,15 +113,20 @@ export function mountBullBoard(app: TemplatedApp, options: BullBoardOptions): vo
         'retry-after': String(Math.ceil(lockedMs / 1000)),
       });
 
+    // an admin token a page of another site had the operator's browser send: refused unchecked,
+    // not counted (its wrong guesses would lock the operators out) and no sign-out either
+    const foreign = fromAnotherSite((name) => headers.get(name));
+    const refuseForeign = () => reply(res, state, 403, 'refused: a request a page of another site sent through this browser; open the board at its own address\n');
     const signedIn = (location: string) => reply(res, state, 303, '', { location, 'set-cookie': `${COOKIE}=${sessions.issue()}; Path=${basePath}; Max-Age=${sessions.ttlS}; HttpOnly; SameSite=Strict${secure ? '; Secure' : ''}` });
     if (path === `${basePath}/logout`) {
       // the cookie is cleared in this browser (sessions are signed, not stored: a copy elsewhere lasts until its expiry)
+      if (method === 'POST' && foreign) return refuseForeign();
       if (method === 'POST') return reply(res, state, 303, '', { location: basePath, 'set-cookie': `${COOKIE}=; Path=${basePath}; Max-Age=0; HttpOnly; SameSite=Strict${secure ? '; Secure' : ''}` });
       return reply(res, state, 200, signOutPage(basePath), HTML);
     }
     if (path === `${basePath}/login` && method === 'POST') {
-      // no origin check: Chromium sends `Origin: null` under the board's no-referrer policy, and a
-      // forged sign-in would need the admin token, which signs in whoever holds it anyway
+      // Chromium sends `Origin: null` under the board's no-referrer policy: fetch metadata tells
+      if (foreign) return refuseForeign();
       readBody(res, LOGIN_BODY_BYTES).then(
         (buf) => {
           const verdict = check(new URLSearchParams(buf.toString('utf8')).get('token') ?? undefined);
@@ -134,6 +140,7 @@ export function mountBullBoard(app: TemplatedApp, options: BullBoardOptions): vo
     }
     const token = query.get('token');
     if (token !== null && method === 'GET') {
+      if (foreign) return refuseForeign();
       const verdict = check(token);
       if (!verdict.ok) return verdict.lockedMs > 0 ? tooMany(verdict.lockedMs, false) : reply(res, state, 401, 'admin token refused\n');
       // swap the token for a session cookie, and drop it from the address bar

@@ -49,6 +49,11 @@ type Verify = (token: string) => Record<string, unknown>;
 /** Three base64url parts: a JWT (a user token); anything else is taken for the admin token. */
 const JWT_SHAPE = /^[\w-]+\.[\w-]+\.[\w-]*$/;
 
+/** A token not shaped as a JWT: checked as the admin token (and counted by the guess limit when wrong). */
+export function adminShaped(token: string): boolean {
+  return !JWT_SHAPE.test(token);
+}
+
 /**
  * Checks bearer credentials: the configured admin token, or an HS256 JWT signed with the JWT
  * secret (or one of the keys accepted beside it during a rotation; only JWT_SECRET signs) carrying
@@ -119,7 +124,7 @@ export class Authenticator {
   /** `remote`: the client's address, where wrong admin tokens are limited by it. */
   async fromToken(token: string, remote?: string): Promise<Principal> {
     const guesses = this.options.guesses;
-    if (guesses !== undefined && remote !== undefined && !JWT_SHAPE.test(token)) {
+    if (guesses !== undefined && remote !== undefined && adminShaped(token)) {
       const verdict = checkAdminToken(this.admin, token, remote, 'api', guesses);
       if (verdict.ok) return { kind: 'admin' };
       if (verdict.lockedMs > 0) throw new AuthError('rate_limited', `too many wrong admin tokens from this address: try again in ${Math.ceil(verdict.lockedMs / 1000)} s`, { retryAfterMs: verdict.lockedMs });

@@ -1,7 +1,8 @@
 import { APP_SUBPROTOCOL, bearerToken, isBearerProtocol, type AppEndMessage, type AppReply } from '../../proto/app.js';
 import { CloseCode } from '../../proto/errors.js';
 import { AppSession, type AppLink, type AppSessionDeps, type FeedSubscriber } from '../actors/app-session.js';
-import type { Authenticator, Principal } from '../auth/authenticator.js';
+import { adminShaped, type Authenticator, type Principal } from '../auth/authenticator.js';
+import { fromAnotherSite } from '../auth/another-site.js';
 import { asTierError, AuthError, TierError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 import type { RequestIds } from '../log/request-id.js';
@@ -235,9 +236,12 @@ export function mountAppGateway(
   const sent = metrics ? (op: string, frames: number) => metrics.appFramesOut(op, frames) : () => {};
   const authFailures = refusalLog(log, 'app auth failures, not logged');
   /** The principal of a bearer subprotocol; one without a token, or not decoding, refused as such. */
-  const bearerPrincipal = (bearer: string, remote: string): Promise<Principal> => {
+  /** `foreign`: the upgrade came from a page of another site (another-site.ts), where an admin token is refused unchecked. */
+  const tokenPrincipal = (token: string, remote: string, foreign: boolean): Promise<Principal> =>
+    foreign && adminShaped(token) ? Promise.reject(new AuthError('unauthorized', 'an admin token is not taken from a page of another site')) : auth.fromToken(token, remote);
+  const bearerPrincipal = (bearer: string, remote: string, foreign: boolean): Promise<Principal> => {
     const token = bearerToken(bearer);
-    if (token) return auth.fromToken(token, remote);
+    if (token) return tokenPrincipal(token, remote, foreign);
     return Promise.reject(new AuthError('unauthorized', bearer.startsWith('bearer64.') ? 'subprotocol bearer64.<token>: not the unpadded base64url of a token' : 'subprotocol bearer.<token>: no token'));
   };
   const limitRefusals = refusalLog(log, 'app upgrades refused for the socket limits, not logged');
@@ -268,6 +272,7 @@ export function mountAppGateway(
       const protocolHeader = req.getHeader('sec-websocket-protocol');
       const extensions = req.getHeader('sec-websocket-extensions');
       const remote = callerAddress(res, req);
+      const foreign = fromAnotherSite((name) => req.getHeader(name));
       const query = new URLSearchParams(req.getQuery() ?? '');
       const asked = query.get('enc');
       // a misspelt encoding would have the app read JSON it did not ask for
@@ -287,9 +292,9 @@ export function mountAppGateway(
         inQuery !== null
           ? inQuery === ''
             ? Promise.reject(new AuthError('unauthorized', '?token= is empty'))
-            : auth.fromToken(inQuery, remote)
+            : tokenPrincipal(inQuery, remote, foreign)
           : bearer !== undefined
-            ? bearerPrincipal(bearer, remote)
+            ? bearerPrincipal(bearer, remote, foreign)
             : auth.fromHeader(authorization, remote);
       principal.then(
         (p) => {

@@ -165,6 +165,29 @@ describe('bull-board on the admin port', () => {
     expect((await fetch(`${base}/queues/api/queues`, { headers: bearer })).status).toBe(200);
   });
 
+  it("a page of another site cannot spend the address's wrong guesses, nor sign the operator out (review \"web\")", async () => {
+    const counted: string[] = [];
+    mountBullBoard(admin, { queues: [push.queue], adminToken: new AdminTokens(TOKEN), log: createLogger('silent'), basePath: '/sites', guesses: guessWatch(createLogger('silent'), (r) => counted.push(r), new GuessLimit({ limit: 2 })) });
+    const form = { 'content-type': 'application/x-www-form-urlencoded' };
+    for (const site of ['cross-site', 'same-site']) {
+      const page = { 'sec-fetch-site': site };
+      for (let i = 0; i < 3; i++) {
+        expect((await fetch(`${base}/sites?token=wrong-${i}`, { redirect: 'manual', headers: page })).status).toBe(403);
+        expect((await fetch(`${base}/sites/login`, { method: 'POST', redirect: 'manual', headers: { ...form, ...page }, body: `token=wrong-${i}` })).status).toBe(403);
+      }
+      const out = await fetch(`${base}/sites/logout`, { method: 'POST', redirect: 'manual', headers: page });
+      expect(out.status).toBe(403);
+      expect(out.headers.get('set-cookie')).toBeNull();
+    }
+    // a browser without fetch metadata: an Origin of another host
+    expect((await fetch(`${base}/sites/login`, { method: 'POST', redirect: 'manual', headers: { ...form, origin: 'http://evil.example' }, body: 'token=wrong' })).status).toBe(403);
+    expect(counted).toEqual([]);
+    // the operator's own: typed in the address bar, the board's own form (Chromium's Origin: null)
+    expect((await fetch(`${base}/sites?token=${TOKEN}`, { redirect: 'manual', headers: { 'sec-fetch-site': 'none' } })).status).toBe(303);
+    expect((await fetch(`${base}/sites/login`, { method: 'POST', redirect: 'manual', headers: { ...form, origin: 'null', 'sec-fetch-site': 'same-origin' }, body: `token=${TOKEN}` })).status).toBe(303);
+    expect((await fetch(`${base}/sites/logout`, { method: 'POST', redirect: 'manual', headers: { origin: 'null', 'sec-fetch-site': 'same-origin' } })).status).toBe(303);
+  });
+
   it('an action from another origin is refused; from the dashboard itself it runs', async () => {
     const retry = `${base}/queues/api/queues/push/retry/failed`;
     const foreign = await fetch(retry, { method: 'PUT', headers: { ...bearer, origin: 'http://evil.example' } });

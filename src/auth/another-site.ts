@@ -1,0 +1,28 @@
+/**
+ * Whether a browser sent a request on behalf of a page of another site: such a page can make an
+ * operator's browser send wrong admin tokens (a navigation, a form, a WebSocket), which the guess
+ * limit counts against the operator's address and then refuses the right token too (review "web").
+ * Admin tokens arriving this way are refused unchecked and uncounted.
+ */
+
+/** A request's header by its lower-case name (uWS `getHeader`, or a `Headers` object's `get`). */
+export type HeaderOf = (name: string) => string | null | undefined;
+
+/**
+ * True for `Sec-Fetch-Site: cross-site` or `same-site` (another port of the same host is a page the
+ * node did not serve), or, from a browser without fetch metadata, an `Origin` of another host than
+ * `Host`. `none` (typed in the address bar) and `same-origin` pass; so does `Origin: null`, which
+ * Chromium sends for the board's own forms under its no-referrer policy, and a client that is not a
+ * browser (neither header).
+ */
+export function fromAnotherSite(header: HeaderOf): boolean {
+  const site = header('sec-fetch-site');
+  if (site) return site === 'cross-site' || site === 'same-site';
+  const origin = header('origin');
+  if (!origin || origin === 'null') return false;
+  try {
+    return new URL(origin).host !== (header('host') ?? '');
+  } catch {
+    return true;
+  }
+}
