@@ -46,6 +46,14 @@ async function inspector() {
   return connectRedis(redis.url, { name: 'test-marks-inspect', log });
 }
 
+/** What `by` claims once `dead`'s liveness has lapsed. */
+function claimedBy(signal: AbortSignal, by: { marks: { claimOrphans?(): Promise<UnevaluatedHome[]> } }, dead: string): Promise<UnevaluatedHome[]> {
+  return eventually(signal, `${dead} to be found dead`, async () => {
+    const found = await by.marks.claimOrphans!();
+    return found.length > 0 ? found : undefined;
+  });
+}
+
 const bytes = (n: number) => Uint8Array.from([n]);
 const offsets = (homes: UnevaluatedHome[]) => Object.fromEntries(homes.map((h) => [h.homeId, h.entries.map((e) => e.offset)]));
 
@@ -98,10 +106,7 @@ describe('the Redis history keeps rules marks per node', () => {
     await b.history.append('other', bytes(2));
     kill(a);
     expect(await b.marks.claimOrphans()).toEqual([]);
-    const claimed = await eventually(signal, 'a to be found dead', async () => {
-      const found = await c.marks.claimOrphans();
-      return found.length > 0 ? found : undefined;
-    });
+    const claimed = await claimedBy(signal, c, 'a');
     // a's range past its mark (b's event 3 inside it is evaluated again: at least once)
     expect(offsets(claimed)).toEqual({ h: [2, 3, 4], other: [1] });
     const first = claimed.find((h) => h.homeId === 'h')!.entries[0]!;
@@ -135,10 +140,7 @@ describe('the Redis history keeps rules marks per node', () => {
     await a.history.append('h', bytes(1));
     await a.history.append('h', bytes(2));
     kill(a);
-    const claimed = await eventually(signal, 'a to be found dead', async () => {
-      const found = await b.marks.claimOrphans();
-      return found.length > 0 ? found : undefined;
-    });
+    const claimed = await claimedBy(signal, b, 'a');
     expect(offsets(claimed)).toEqual({ h: [1, 2] });
     // b's own events of the home, evaluated past a's, before its replay of a's is through
     await b.history.append('h', bytes(3));
@@ -149,10 +151,7 @@ describe('the Redis history keeps rules marks per node', () => {
     await look.quit();
     kill(b);
     const c = await node(keys, 'c');
-    const again = await eventually(signal, 'b to be found dead', async () => {
-      const found = await c.marks.claimOrphans();
-      return found.length > 0 ? found : undefined;
-    });
+    const again = await claimedBy(signal, c, 'b');
     // a's events (b's replay never ended) and b's own past its mark, not the one b was done with
     expect(offsets(again)).toEqual({ h: [1, 2, 4] });
   });
@@ -162,7 +161,7 @@ describe('the Redis history keeps rules marks per node', () => {
     const [a, b] = [await node(keys, 'a'), await node(keys, 'b')];
     await a.history.append('h', bytes(1));
     kill(a);
-    await eventually(signal, 'a to be found dead', async () => ((await b.marks.claimOrphans()).length > 0 ? true : undefined));
+    await claimedBy(signal, b, 'a');
     kill(b);
     const next = await node(keys, 'b');
     expect(offsets(await next.marks.unevaluated())).toEqual({ h: [1] });
@@ -179,7 +178,7 @@ describe('the Redis history keeps rules marks per node', () => {
     const [a, b] = [await node(keys, 'a'), await node(keys, 'b')];
     await a.history.append('h', bytes(1));
     kill(a);
-    await eventually(signal, 'a to be found dead', async () => ((await b.marks.claimOrphans()).length > 0 ? true : undefined));
+    await claimedBy(signal, b, 'a');
     await b.history.close();
     const c = await node(keys, 'c');
     expect(offsets(await c.marks.claimOrphans())).toEqual({ h: [1] });
@@ -190,13 +189,10 @@ describe('the Redis history keeps rules marks per node', () => {
     const [a, b, c] = [await node(keys, 'a'), await node(keys, 'b'), await node(keys, 'c')];
     await a.history.append('h', bytes(1));
     kill(a);
-    await eventually(signal, 'a to be found dead', async () => ((await c.marks.claimOrphans()).length > 0 ? true : undefined));
+    await claimedBy(signal, c, 'a');
     await b.history.append('h', bytes(2));
     kill(b);
-    const second = await eventually(signal, 'b to be found dead', async () => {
-      const found = await c.marks.claimOrphans();
-      return found.length > 0 ? found : undefined;
-    });
+    const second = await claimedBy(signal, c, 'b');
     expect(offsets(second)).toEqual({ h: [2] });
     const look = await inspector();
     const hash = keys.node('c', 'rules-marks');
