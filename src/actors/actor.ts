@@ -247,6 +247,11 @@ export class ActorDirectory<A extends Actor<{ type: string }>> {
     return this.#entries.size;
   }
 
+  /** Calls `fn` with every actor held (stopped ones included). */
+  each(fn: (actor: A) => void): void {
+    for (const entry of this.#entries.values()) fn(entry.actor);
+  }
+
   /** Retires and forgets every idle actor that `idle` answers true for; answers how many. */
   forget(idle: (actor: A) => boolean): number {
     let n = 0;

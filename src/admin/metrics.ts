@@ -62,6 +62,8 @@ export interface NodeSources extends MemorySources {
   dataDisk?: DataDisk;
   /** another live process refreshes this node id's liveness too (cluster mode, the directory) */
   nodeIdShared?: () => boolean;
+  /** Redis was found without the data this node started with (cluster mode, redis-data-watch.ts) */
+  recordsLost?: () => boolean;
 }
 
 /**
@@ -212,6 +214,7 @@ export class NodeMetrics implements HubSessionMetrics, HubGatewayMetrics, AppGat
       },
     });
     new Gauge({ name: 'tier_node_id_shared', help: '1 while another live process refreshes this NODE_ID in the directory too (two nodes given one id), else 0', registers, collect() { this.set(self.sources.nodeIdShared?.() ? 1 : 0); } });
+    new Gauge({ name: 'tier_redis_data_lost', help: "1 while Redis is found without the cluster's secrets record this node started with (it lost its data: restarted empty, flushed, replaced), else 0", registers, collect() { this.set(self.sources.recordsLost?.() ? 1 : 0); } });
     new Gauge({ name: 'tier_draining', help: '1 once this node is draining (stopping), else 0', registers, collect() { this.set(self.sources.draining?.() ? 1 : 0); } });
     new Gauge({ name: 'tier_drain_sessions_remaining', help: 'Hub sessions still open on a draining node (0 when not draining)', registers, collect() { this.set(self.sources.draining?.() ? sessions() : 0); } });
     this.pushSeries();

@@ -1,6 +1,6 @@
 import { HUB_AUTH_HEADERS, NONCE_PATTERN, signatureMatches, type HubCredentials } from './hub-signature.js';
 import type { HubRecord, HubRegistry, NonceStore } from '../ports/hub-registry/hub-registry.js';
-import { AuthError } from '../errors.js';
+import { AuthError, TierError } from '../errors.js';
 import { isValidId } from '../../proto/subjects.js';
 import type { SecretBox } from './secret-box.js';
 import type { HelloRate } from './hello-rate.js';
@@ -45,6 +45,12 @@ export class HubAdmission {
     private readonly spreadS = 0,
     /** handshakes per hub (hello-rate.ts); absent: not limited */
     private readonly rate?: HelloRate,
+    /**
+     * true while the registry's store is known to have lost its data (cluster mode: Redis restarted
+     * empty, redis-data-watch.ts): an id not found is then told to retry later, not refused for good,
+     * so the fleet comes back once the data is restored
+     */
+    private readonly recordsLost: () => boolean = () => false,
   ) {}
 
   #decoyRecord: HubRecord | undefined;
@@ -62,6 +68,7 @@ export class HubAdmission {
   async admit(c: HubCredentials): Promise<HubRecord> {
     const record = await this.registry.get(c.hubId);
     if (!record) {
+      if (this.recordsLost()) throw new TierError('unavailable', 'the hub records are not available now: retry later');
       // the work of a provisioned id's check (its secret opened, the signature computed): a bare
       // signature check left it 35 µs faster, told apart over loopback (review "diff24")
       this.signedByLiveSecret(this.#decoy(), c);

@@ -65,6 +65,7 @@ import { AuditTrail } from '../actors/audit-trail.js';
 import { mountAuditApi } from '../api/audit-routes.js';
 import { homeHubIds } from '../ports/hub-registry/hub-registry.js';
 import { keepNodeAlive } from './node-liveness.js';
+import { RedisDataWatch } from './redis-data-watch.js';
 
 export interface RunningServer {
   readonly port: number;
@@ -224,9 +225,20 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
   const redisClock = ports.diagnose?.redis;
   if (redisClock) metrics.attach({ clockSkew: async () => { const t = await redisClock.time(); return (t.localMs - t.serverMs) / 1000; } });
   const dataDisk = dataDiskOf(config);
-  metrics.attach({ ...(dataDisk !== undefined ? { dataDisk } : {}), nodeIdShared: () => ports.directory.nodeIdShared?.() === true, answers: pendingAnswers, admission: limits.refusals, push: ports.push, draining: () => draining, ...(memory ? { memory: memory.reading, ...(heap ? { heapReleases: heap } : {}) } : {}) });
+  // a Redis that lost its data answers as before: the secrets record's salt tells (redis-data-watch.ts)
+  const record = ports.secretRecord;
+  const dataWatch = record
+    ? new RedisDataWatch({
+        readMark: async () => (await record.read()).salt,
+        log,
+        onLost: () => log.warn({ homes: automation.storeLost() }, 'rules: every home held reads its rules again, the cron triggers too'),
+        everyMs: Math.max(1_000, Math.floor(config.directoryTtlMs / 3)),
+      })
+    : undefined;
+  const recordsLost = () => dataWatch?.lostSince != null;
+  metrics.attach({ recordsLost, ...(dataDisk !== undefined ? { dataDisk } : {}), nodeIdShared: () => ports.directory.nodeIdShared?.() === true, answers: pendingAnswers, admission: limits.refusals, push: ports.push, draining: () => draining, ...(memory ? { memory: memory.reading, ...(heap ? { heapReleases: heap } : {}) } : {}) });
   mountHubGateway(app, {
-    admission: new HubAdmission(ports.registry, ports.nonces, config.authSkewS, Date.now, fleet.box, isClusterMode(config) ? config.authSkewS : 0, HelloRate.perMinute(config.hubHellosPerMin)),
+    admission: new HubAdmission(ports.registry, ports.nonces, config.authSkewS, Date.now, fleet.box, isClusterMode(config) ? config.authSkewS : 0, HelloRate.perMinute(config.hubHellosPerMin), recordsLost),
     limits,
     sessions: hubDeps,
     log,
@@ -340,7 +352,8 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
           ...(pressed !== null ? { nearMemoryLimit: pressed } : {}),
           draining,
           backendsUp: h.backends,
-          degraded: Object.keys(h.backends).filter((name) => !h.backends[name]),
+          degraded: [...Object.keys(h.backends).filter((name) => !h.backends[name]), ...(recordsLost() ? ['redis-data'] : [])],
+          ...(dataWatch?.lostSince != null ? { redisDataLostSince: new Date(dataWatch.lostSince).toISOString() } : {}),
           backends: h.detail,
           rules: automation.pool.stats(),
         },
@@ -373,6 +386,7 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
   await automation.engine.replayUnevaluated().catch((err: unknown) => log.error({ err }, 'rules: events left unevaluated by an unclean stop not replayed'));
   // this node's entries kept alive; the hubs of nodes that died (an earlier process of this id first) said offline
   const open = () => sessions.list().filter((s) => s.state === 'online');
+  await dataWatch?.start();
   const stopLiveness = await keepNodeAlive({ directory: ports.directory, nodeId: config.nodeId, placements: (ids) => ports.registry.placements(ids), publishEvent, held: open, log }, config);
   const main = await listen(app, config.host, config.port, config.reusePort);
   // the port the start-up wait served on: handed over at once, so probes see it answer throughout
@@ -405,6 +419,7 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
       // one `drain step` line per step, with counts: how far a slow or stuck shutdown got
       const step = (name: string, fields: Record<string, unknown> = {}) => log.info({ step: name, ms: Date.now() - drainStarted, ...fields }, 'drain step');
       stopLiveness();
+      dataWatch?.stop();
       // a rule's action failing from here on may fail for the drain: its event is owed a replay
       automation.engine.draining();
       recheck.stop();

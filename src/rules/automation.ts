@@ -81,6 +81,8 @@ export interface Automation {
   onEvent(event: HubEvent, parent?: Span, offset?: number): void;
   /** warms the worker threads up, resumes the delays pending at the last stop, starts the cron scheduler */
   start(): void;
+  /** the rule store lost its data (Redis restarted empty): rules and cron triggers are read again now; answers the homes re-read */
+  storeLost(): number;
   /** scheduler, engine (waits for running actions), pool; the ports are the caller's to close */
   close(): Promise<void>;
 }
@@ -173,6 +175,10 @@ export function createAutomation(deps: AutomationDeps): Automation {
     pool,
     scheduler,
     onEvent: (event, parent, offset) => engine.onEvent(event, parent, offset),
+    storeLost() {
+      scheduler.storeLost();
+      return engine.rulesLost();
+    },
     start() {
       void pool.warmUp();
       // the engine tracks it (close waits for it); a store that cannot be read is logged, not fatal

@@ -212,6 +212,21 @@ export class RulesEngine {
     return this.#homes.get(event.home)?.listens(event) ?? true;
   }
 
+  /**
+   * The rule store lost its data (cluster mode: Redis restarted empty, redis-data-watch.ts): every
+   * home reads its rules again now, so a rule gone with the data stops (and its waiting run with
+   * it) instead of running from the cache until its ttl; answers how many homes had rules cached.
+   */
+  rulesLost(): number {
+    let homes = 0;
+    this.#homes.each((home) => {
+      if (home.isStopped) return;
+      homes++;
+      home.rulesLost();
+    });
+    return homes;
+  }
+
   /** Homes this node holds an actor for (at most about `maxHomes`, more while runs of theirs are running). */
   get homesHeld(): number {
     return this.#homes.size;

@@ -103,6 +103,11 @@ export class HomeActor extends Actor<HomeMessage> {
     this.#rules.changed(version);
   }
 
+  /** The rule store lost its data (Redis restarted empty): the cached rules are read again now, not after their ttl. */
+  rulesLost(): void {
+    if (this.#rules.lost()) this.tell({ type: 'changed', version: 0 });
+  }
+
   /** derived on use (logs and failure counts): a string kept per home would cost 32 B */
   get address(): string {
     return `rules:home:${this.homeId}`;
@@ -141,7 +146,9 @@ export class HomeActor extends Actor<HomeMessage> {
         work = this.#schedule(msg);
         break;
       case 'changed': {
-        if (!this.#rules.changed(msg.version)) return;
+        // stale by this notice, an earlier one, or the store's loss (`rulesLost`); a load since took it
+        this.#rules.changed(msg.version);
+        if (!this.#rules.current?.stale) return;
         // reload now rather than at the next event, so a disabled or deleted rule's waiting run stops
         work = this.#rules.load().then(() => undefined);
         break;

@@ -66,6 +66,17 @@ export class HomeRules {
     return snap !== null && snap.rules.size === 0 && !snap.stale && snap.heldUntil === 0 && now - snap.checkedAt >= idleMs;
   }
 
+  /**
+   * The store may no longer hold what the snapshot does (it lost its data, its versions with it):
+   * stale, and no version waited for. True when there is a snapshot to read again.
+   */
+  lost(): boolean {
+    this.#wanted = 0;
+    if (this.#snap === null) return false;
+    this.#snap.stale = true;
+    return true;
+  }
+
   /** The store told of the home's `version`: true when the snapshot is older (now stale) and should be reloaded. */
   changed(version: number): boolean {
     this.#wanted = Math.max(this.#wanted, version);

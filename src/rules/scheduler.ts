@@ -132,6 +132,11 @@ export class CronScheduler {
     });
   }
 
+  /** The store lost its data (its change notices with it): the rules are read again at the next tick. */
+  storeLost(): void {
+    this.dirty = true;
+  }
+
   /** Ticks every `pollMs` until `stop`. */
   start(): void {
     if (this.interval) return;
