@@ -247,6 +247,13 @@ export class HubClient extends EventEmitter<HubClientEvents> {
     return true;
   }
 
+  /** A WebSocket ping (keep-alive as some firmware does it, or a flood for tests). False when not open. */
+  ping(): boolean {
+    if (this.ws?.readyState !== WebSocket.OPEN) return false;
+    this.ws.ping();
+    return true;
+  }
+
   /** Starts the closing handshake; resolves when the socket has closed. */
   close(code = 1000, reason = ''): Promise<CloseInfo> {
     const ws = this.ws;

@@ -350,6 +350,13 @@ export function mountAppGateway(
 
     drain: (ws) => ws.getUserData().link?.drained(),
 
+    // uWS answers a ping by itself: each one spends the socket's budget as a request does, so a
+    // flood is closed 4004 (a hub's 843,000 a second had cost a core: review "conn")
+    ping: (ws) => {
+      const link = ws.getUserData().link;
+      if (link && rate && spend((link.requests ??= fullBucket(rate, monotonicMs())), monotonicMs(), rate) === 'close') link.closeAfterReplies(CloseCode.rateLimited, 'rate_limited');
+    },
+
     close: (ws, code) => {
       const data = ws.getUserData();
       // every close (by the app, a revocation, a drain, backpressure, an error) passes here once

@@ -3,7 +3,7 @@ import { CloseCode, ErrorCodes } from '../../proto/errors.js';
 import { FrameType } from '../../proto/frames.js';
 import { drainSpreadMs, HubSession, type HubLink, type HubSessionDeps } from '../actors/hub-session.js';
 import { monotonicMs } from '../actors/clock.js';
-import { spend } from '../actors/hub-rate.js';
+import { admitPing, spend } from '../actors/hub-rate.js';
 import { outageRetryMs } from '../actors/outage-retry.js';
 import { readHubCredentials, UnprovisionedHubError, type HubAdmission } from '../auth/hub-admission.js';
 import { provisionMark, type HubRecord } from '../ports/hub-registry/hub-registry.js';
@@ -324,9 +324,10 @@ export function mountHubGateway(app: TemplatedApp, deps: HubGatewayDeps): void {
     // the hub read some of what waited for it (readingStalled)
     drain: (ws) => ws.getUserData().link?.drained(),
 
-    // a WebSocket ping is activity too: a hub may keep its session alive with pings alone
-    ping: (ws) => ws.getUserData().link?.session?.touch(),
-    pong: (ws) => ws.getUserData().link?.session?.touch(),
+    // a WebSocket ping is activity too: a hub may keep its session alive with pings alone; past
+    // one a second they spend its budget (uWS answers each one by itself: nothing else bounds them)
+    ping: (ws) => pinged(ws.getUserData().link?.session),
+    pong: (ws) => pinged(ws.getUserData().link?.session),
 
     close: (ws, code) => {
       const data = ws.getUserData();
@@ -445,6 +446,13 @@ export function mountHubGateway(app: TemplatedApp, deps: HubGatewayDeps): void {
     // (answered at once, 200 forged upgrades a write held the loop for seconds)
     send(res, state, reply, writes);
   }
+}
+
+/** A ping or pong of the hub: its session touched, and closed 4004 past the burst of refusals (`admitPing`). */
+function pinged(session: HubSession | null | undefined): void {
+  if (!session) return;
+  session.touch();
+  if (admitPing(session, monotonicMs(), session.deps) === 'close') session.closeWith(CloseCode.rateLimited, 'rate_limited');
 }
 
 /**

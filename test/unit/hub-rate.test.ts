@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { admit, fillBudget, spend, type RateBudget, type RateLimit } from '../../src/actors/hub-rate.js';
+import { admit, admitPing, fillBudget, spend, type RateBudget, type RateLimit } from '../../src/actors/hub-rate.js';
 import type { HubToServerFrame } from '../../proto/frames.js';
 
 const report: HubToServerFrame = { t: 4, s: 1, r: {} };
@@ -61,6 +61,19 @@ describe('the rate budget', () => {
     expect(gate.admit(heartbeat, T + 10, rate)).toBe('pass'); // charged: the one token
     expect(gate.admit(heartbeat, T + 20, rate)).toBe('refuse');
     expect(gate.admit(heartbeat, T + 1_000, rate)).toBe('pass'); // free again a second after the last free one
+  });
+
+  it('lets one WebSocket ping a second through free (the heartbeat\'s allowance), charges the others, and closes a flood past the burst of refusals (review conn)', () => {
+    const rate = { ratePerSec: 0.001, rateBurst: 2 };
+    const gate = new Gate(rate, T);
+    expect(admitPing(gate, T, rate)).toBe('pass'); // free
+    expect([admitPing(gate, T + 1, rate), admitPing(gate, T + 2, rate)]).toEqual(['pass', 'pass']); // the two tokens
+    expect([admitPing(gate, T + 3, rate), admitPing(gate, T + 4, rate), admitPing(gate, T + 5, rate)]).toEqual(['refuse', 'refuse', 'close']);
+    // a heartbeat and a ping share the one free a second
+    const other = new Gate({ ratePerSec: 0.001, rateBurst: 1 }, T);
+    expect(other.admit(heartbeat, T, rate)).toBe('pass');
+    expect(admitPing(other, T + 10, { ratePerSec: 0.001, rateBurst: 1 })).toBe('pass'); // charged: the one token
+    expect(admitPing(other, T + 1_000, { ratePerSec: 0.001, rateBurst: 1 })).toBe('pass'); // free again
   });
 
   it('charges a result for no pending command like any frame: refused past the budget, closed past the burst of refusals', () => {
