@@ -10,16 +10,18 @@ export type HeaderOf = (name: string) => string | null | undefined;
 
 /**
  * True for `Sec-Fetch-Site: cross-site` or `same-site` (another port of the same host is a page the
- * node did not serve), or, from a browser without fetch metadata, an `Origin` of another host than
- * `Host`. `none` (typed in the address bar) and `same-origin` pass; so does `Origin: null`, which
- * Chromium sends for the board's own forms under its no-referrer policy, and a client that is not a
- * browser (neither header).
+ * node did not serve); without fetch metadata (Chromium sends none on a WebSocket upgrade), for an
+ * `Origin` of another host than `Host`, or `null`: a sandboxed or `data:` frame, which any page can
+ * make (review "diff28"). `none` (typed in the address bar) and `same-origin` pass, so the board's
+ * own forms do though Chromium sends them with `Origin: null` under its no-referrer policy; so does
+ * a client that is not a browser (neither header).
  */
 export function fromAnotherSite(header: HeaderOf): boolean {
   const site = header('sec-fetch-site');
   if (site) return site === 'cross-site' || site === 'same-site';
   const origin = header('origin');
-  if (!origin || origin === 'null') return false;
+  if (!origin) return false;
+  if (origin === 'null') return true;
   try {
     return new URL(origin).host !== (header('host') ?? '');
   } catch {

@@ -44,8 +44,10 @@ describe('admin tokens sent on behalf of another site', { timeout: 60_000 }, () 
   it('on the app socket: refused unchecked and uncounted, the right one too; a page of the node itself and a client that is no browser are checked', async () => {
     for (let i = 0; i < 6; i++) expect(await upgrade(node, `wrong-admin-${i}`, EVIL)).toBe(401);
     expect(await upgrade(node, 'wrong-admin-p', { origin: 'http://evil.example' }, `bearer.wrong-admin-p`)).toBe(401);
-    // an older browser without fetch metadata: its Origin tells
+    // Chromium's upgrades carry no fetch metadata: the Origin tells, a sandboxed frame's `null` too (review "diff28")
     expect(await upgrade(node, 'wrong-admin-o', { origin: 'http://evil.example' })).toBe(401);
+    expect(await upgrade(node, 'wrong-admin-n', { origin: 'null' })).toBe(401);
+    expect(await upgrade(node, 'wrong-admin-n2', { origin: 'null' })).toBe(401);
     expect(await upgrade(node, ADMIN, EVIL)).toBe(401);
     // none of those counted: the operator's token still works
     expect(await api(node, ADMIN)).toBe(200);
