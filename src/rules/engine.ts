@@ -197,7 +197,7 @@ export class RulesEngine {
 
   #replay(homes: UnevaluatedHome[], what: string): { homes: number; report: Promise<ReplayReport> } {
     // a home that refuses it (stopped) has replied already
-    const tell: ReplayTell = (homeId, events, through) => new Promise((reply) => void this.#homes.obtain(homeId).tell({ type: 'replay', events, through, reply }));
+    const tell: ReplayTell = (homeId, events, through, taken) => new Promise((reply) => void this.#homes.obtain(homeId).tell(taken === undefined ? { type: 'replay', events, through, reply } : { type: 'replay', events, through, reply, taken }));
     const report = replayHomes(homes, tell, this.deps.log, what);
     this.#track(report);
     return { homes: homes.length, report };

@@ -294,8 +294,9 @@ export class HomeActor extends Actor<HomeMessage> {
       }
       this.#evaluated(msg.through);
       // a dead node's events taken over are let go once their runs' marks are (review "kill9b" F3)
-      const marks = this.deps.marks;
-      if (marks?.replayed && !this.#cutByClose) void (this.#mark?.noted() ?? Promise.resolve()).then(() => !this.#cutByClose && marks.replayed!(this.homeId));
+      const { marks } = this.deps;
+      const taken = msg.taken;
+      if (marks?.replayed && taken !== undefined && !this.#cutByClose) void (this.#mark?.noted() ?? Promise.resolve()).then(() => !this.#cutByClose && marks.replayed!(this.homeId, taken));
     } finally {
       if (result.missed > 0) this.deps.log.warn({ homeId: this.homeId, missed: result.missed, catchUpMs: this.deps.catchUpMs }, 'rules: events stored before the last stop, older than the catch-up window, not evaluated');
       msg.reply(result);

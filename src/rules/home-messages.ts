@@ -19,7 +19,7 @@ export type HomeMessage =
    * the home's events past its mark after an unclean stop (replay.ts), oldest first; its mark moves
    * to `through` after them; `reply` is called exactly once
    */
-  | { type: 'replay'; events: ReplayedEvent[]; through: number; reply(result: ReplayResult): void }
+  | { type: 'replay'; events: ReplayedEvent[]; through: number; reply(result: ReplayResult): void; taken?: string }
   /**
    * before a `replay`: the last values its triggers watch as the stored events before its mark left
    * them (replay-reports.ts), so a replayed report's transition sees the value before it

@@ -90,7 +90,7 @@ export async function withLostReports(homes: UnevaluatedHome[], marks: Evaluated
     const replayed = byHome.get(home.homeId);
     if (events.length > 0) {
       const entries = [...(replayed?.entries ?? []), ...events];
-      byHome.set(home.homeId, { homeId: home.homeId, entries });
+      byHome.set(home.homeId, { ...replayed, homeId: home.homeId, entries });
     }
     if (byHome.has(home.homeId) && before.length > 0) remember.set(home.homeId, before);
   }

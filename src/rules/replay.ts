@@ -35,7 +35,7 @@ export interface ReplayReport {
 }
 
 /** Sends each home its replay; `tell` answers the home's result once it has gone through them. */
-export type ReplayTell = (homeId: string, events: ReplayedEvent[], through: number) => Promise<ReplayResult>;
+export type ReplayTell = (homeId: string, events: ReplayedEvent[], through: number, taken?: string) => Promise<ReplayResult>;
 
 /**
  * Tells every home its events at once (in this turn); resolves with the report once every home is
@@ -43,7 +43,7 @@ export type ReplayTell = (homeId: string, events: ReplayedEvent[], through: numb
  */
 export function replayHomes(homes: readonly UnevaluatedHome[], tell: ReplayTell, log: Logger, what = 'rules: events not evaluated before the last stop replayed'): Promise<ReplayReport> {
   const results: Array<Promise<ReplayResult>> = [];
-  for (const { homeId, entries } of homes) {
+  for (const { homeId, entries, taken } of homes) {
     const last = entries[entries.length - 1];
     if (!last) continue;
     const events: ReplayedEvent[] = [];
@@ -51,7 +51,7 @@ export function replayHomes(homes: readonly UnevaluatedHome[], tell: ReplayTell,
       const event = ruleEventIn(entry.data);
       if (event) events.push({ event, offset: entry.offset, at: entry.at });
     }
-    results.push(tell(homeId, events, last.offset));
+    results.push(tell(homeId, events, last.offset, taken));
   }
   if (results.length === 0) return Promise.resolve({ homes: 0, replayed: 0, missed: 0 });
   return Promise.all(results).then((all) => {

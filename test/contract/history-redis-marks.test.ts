@@ -55,6 +55,8 @@ function claimedBy(signal: AbortSignal, by: { marks: { claimOrphans?(): Promise<
 }
 
 const bytes = (n: number) => Uint8Array.from([n]);
+/** The token of what the claim took for `homeId`, for `replayed`. */
+const takenFor = (homes: UnevaluatedHome[], homeId: string) => homes.find((h) => h.homeId === homeId)!.taken!;
 const offsets = (homes: UnevaluatedHome[]) => Object.fromEntries(homes.map((h) => [h.homeId, h.entries.map((e) => e.offset)]));
 
 describe('the Redis history keeps rules marks per node', () => {
@@ -128,8 +130,8 @@ describe('the Redis history keeps rules marks per node', () => {
     await eventually(signal, "c's own field to go", async () => ((await look.hget(hash, 'h')) === null ? true : undefined));
     expect(await look.hget(hash, '~h')).toBe('1 4');
     // the replay through: each goes
-    c.marks.replayed!('h');
-    c.marks.replayed!('other');
+    c.marks.replayed!('h', takenFor(claimed, 'h'));
+    c.marks.replayed!('other', takenFor(claimed, 'other'));
     await eventually(signal, "c's fields to go", async () => ((await look.hlen(hash)) === 0 ? true : undefined));
     await look.quit();
   });
@@ -164,11 +166,12 @@ describe('the Redis history keeps rules marks per node', () => {
     await claimedBy(signal, b, 'a');
     kill(b);
     const next = await node(keys, 'b');
-    expect(offsets(await next.marks.unevaluated())).toEqual({ h: [1] });
+    const found = await next.marks.unevaluated();
+    expect(offsets(found)).toEqual({ h: [1] });
     const look = await inspector();
     const hash = keys.node('b', 'rules-marks');
     expect(await look.hgetall(hash)).toEqual({ '~h': '0 1' });
-    next.marks.replayed!('h');
+    next.marks.replayed!('h', takenFor(found, 'h'));
     await eventually(signal, 'the field to go', async () => ((await look.hlen(hash)) === 0 ? true : undefined));
     await look.quit();
   });
@@ -184,24 +187,46 @@ describe('the Redis history keeps rules marks per node', () => {
     expect(offsets(await c.marks.claimOrphans())).toEqual({ h: [1] });
   });
 
-  it('two claims of one home: its taken field goes only once both replays are through', async ({ signal }) => {
+  it("two claims of one home: each keeps its own span, goes once its replay is through, and the events evaluated live between them are not replayed (review \"diff28\" F3, F4)", async ({ signal }) => {
+    const keys = new RedisKeys(uniquePrefix());
+    const [a, b, c, live] = [await node(keys, 'a'), await node(keys, 'b'), await node(keys, 'c'), await node(keys, 'live')];
+    await a.history.append('h', bytes(1));
+    kill(a);
+    await claimedBy(signal, c, 'a');
+    // events 2-4 appended and evaluated by a live node
+    for (const n of [2, 3, 4]) await live.history.append('h', bytes(n));
+    live.marks.note('h', 4, true);
+    await b.history.append('h', bytes(5));
+    kill(b);
+    const second = await claimedBy(signal, c, 'b');
+    expect(offsets(second)).toEqual({ h: [5] });
+    const look = await inspector();
+    const hash = keys.node('c', 'rules-marks');
+    expect(await look.hget(hash, '~h')).toBe('0 1,4 5');
+    // c dies with both replays running: the next node replays what a and b owed, not 2-4
+    const d = await node(keys, 'd');
+    kill(c);
+    expect(offsets(await claimedBy(signal, d, 'c'))).toEqual({ h: [1, 5] });
+    expect(await look.hget(keys.node('d', 'rules-marks'), '~h')).toBe('0 1,4 5');
+    await look.quit();
+  });
+
+  it("each claim's span goes once its own replay is through, whatever the order", async ({ signal }) => {
     const keys = new RedisKeys(uniquePrefix());
     const [a, b, c] = [await node(keys, 'a'), await node(keys, 'b'), await node(keys, 'c')];
     await a.history.append('h', bytes(1));
     kill(a);
-    await claimedBy(signal, c, 'a');
+    const first = await claimedBy(signal, c, 'a');
     await b.history.append('h', bytes(2));
     kill(b);
     const second = await claimedBy(signal, c, 'b');
-    expect(offsets(second)).toEqual({ h: [2] });
     const look = await inspector();
     const hash = keys.node('c', 'rules-marks');
-    expect(await look.hget(hash, '~h')).toBe('0 2');
-    c.marks.replayed!('h');
-    // the second replay is not through: kept
-    await new Promise((r) => setTimeout(r, 50));
-    expect(await look.hget(hash, '~h')).toBe('0 2');
-    c.marks.replayed!('h');
+    expect(await look.hget(hash, '~h')).toBe('0 1,1 2');
+    // the second through first (the first dropped so far): only its span goes
+    c.marks.replayed!('h', takenFor(second, 'h'));
+    await eventually(signal, "the second's span to go", async () => ((await look.hget(hash, '~h')) === '0 1' ? true : undefined));
+    c.marks.replayed!('h', takenFor(first, 'h'));
     await eventually(signal, 'the field to go', async () => ((await look.hget(hash, '~h')) === null ? true : undefined));
     await look.quit();
   });

@@ -204,15 +204,15 @@ describe("replay of a dead node's events (a history shared by a cluster)", () =>
       this.orphans = [];
       return homes;
     }
-    /** per home whose replay was through: how many marks had been noted then */
-    readonly through: Array<[string, number]> = [];
-    replayed(homeId: string): void {
-      this.through.push([homeId, this.notes.length]);
+    /** per claim whose replay was through: its home and token, and how many marks had been noted then */
+    readonly through: Array<[string, string, number]> = [];
+    replayed(homeId: string, taken: string): void {
+      this.through.push([homeId, taken, this.notes.length]);
     }
   }
 
   it('evaluates the events claimed as a start does, behind the events the home already has, and moves the mark past them', async () => {
-    const marks = new SharedMarks([{ homeId: 'home1', entries: [stored(4, alarm(3, T0 - 20_000), T0 - 20_000), stored(5, alarm(1, T0 - 90_000), T0 - 90_000)] }]);
+    const marks = new SharedMarks([{ homeId: 'home1', entries: [stored(4, alarm(3, T0 - 20_000), T0 - 20_000), stored(5, alarm(1, T0 - 90_000), T0 - 90_000)], taken: 'claim-1' }]);
     r = rig(pool(), T0, { marks });
     const rule = await r.store.createRule('home1', validateRuleSpec(LEAK));
     // the hub's newer event, on this node since the other died
@@ -226,7 +226,7 @@ describe("replay of a dead node's events (a history shared by a cluster)", () =>
     // the replay's mark comes after the newer event's: a shared store keeps the higher one
     expect(marks.notes.slice(-2)).toEqual([['home1', 6], ['home1', 5]]);
     // what was taken is let go once the replay's marks are noted, not before (review "kill9b" F3)
-    expect(marks.through).toEqual([['home1', marks.notes.length]]);
+    expect(marks.through).toEqual([['home1', 'claim-1', marks.notes.length]]);
     // claimed once
     expect((await r.engine.replayOrphans()).homes).toBe(0);
   });

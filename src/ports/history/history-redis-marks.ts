@@ -9,9 +9,10 @@
  * (events no rule listens to: most reports) with the liveness renewal every ttl/3, so that a report
  * costs its home's field one write, not a delete and a write again. Zset `<prefix>rules-marks-nodes`
  * (node → alive until, on Redis' clock) tells a dead node: the first node to claim takes its fields
- * into its own hash as taken fields, `~<home>` (so its own death would replay them again), and
- * replays them (`claimOrphans`). A taken field is not its own mark: its live events never move it,
- * only the end of the replay removes it (`replayed`; review "kill9b" F3).
+ * into its own hash as taken fields, `~<home>` → the dead nodes' spans (so its own death would
+ * replay them again), and replays them (`claimOrphans`). A taken field is not its own mark: its live
+ * events never move it, only the end of each claim's replay removes that claim's spans (`replayed`
+ * with the claim's token; reviews "kill9b" F3, "diff28" F3-F5).
  */
 import type { Redis } from 'ioredis';
 import type { Logger } from '../../log/logger.js';
@@ -81,28 +82,21 @@ return 1`);
 /** A taken field's name: `~` is in no id (ID_PATTERN), so it never meets a home's own field. */
 const TAKEN = '~';
 
+/** Spans a taken field keeps apart before it folds them into one (from the lowest mark to the highest top). */
+const MAX_SPANS = 32;
+
 /**
  * KEYS nodes zset, own marks hash; ARGV node, ttl, own ('1': also this node's fields), and the
  * marks key of a node as the text before and after its id. Takes the fields of every node whose
- * liveness lapsed (their own and those they had taken) into the node's hash as taken fields (a home
- * taken before: the lower mark, the higher top), forgets those nodes, and answers field, "mark top",
- * the taken field's value now: the ones taken (and its own when asked).
+ * liveness lapsed (their own and those they had taken) into the node's hash as taken fields, each
+ * dead node's spans added to the home's list (`m t,m t`: an event one of them owes, not one
+ * evaluated live between them, is replayed; review "diff28" F3), forgets those nodes, and answers
+ * field, spans: the ones taken (and its own when asked).
  */
 const CLAIM = new LuaScript(`${NOW}
-local function range(v)
-  local m, top = string.match(v, '^(%d+) (%d+)$')
-  return tonumber(m), tonumber(top)
-end
 redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
 local out = {}
-if ARGV[3] == '1' then
-  local own = redis.call('HGETALL', KEYS[2])
-  for i = 1, #own, 2 do
-    out[#out + 1] = own[i]
-    out[#out + 1] = own[i + 1]
-    out[#out + 1] = own[i + 1]
-  end
-end
+if ARGV[3] == '1' then out = redis.call('HGETALL', KEYS[2]) end
 for _, n in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now)) do
   if n ~= ARGV[1] then
     local key = ARGV[4] .. n .. ARGV[5]
@@ -111,16 +105,21 @@ for _, n in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now)) do
       local field, v = theirs[i], theirs[i + 1]
       if string.sub(field, 1, 1) ~= '${TAKEN}' then field = '${TAKEN}' .. field end
       local mine = redis.call('HGET', KEYS[2], field)
-      local merged = v
-      if mine then
-        local m1, t1 = range(v)
-        local m2, t2 = range(mine)
-        merged = math.min(m1, m2) .. ' ' .. math.max(t1, t2)
+      local list = v
+      if mine then list = mine .. ',' .. v end
+      local _, commas = string.gsub(list, ',', ',')
+      if commas >= ${MAX_SPANS} then
+        local lo, hi
+        for m, t in string.gmatch(list, '(%d+) (%d+)') do
+          m, t = tonumber(m), tonumber(t)
+          if not lo or m < lo then lo = m end
+          if not hi or t > hi then hi = t end
+        end
+        list = lo .. ' ' .. hi
       end
-      redis.call('HSET', KEYS[2], field, merged)
+      redis.call('HSET', KEYS[2], field, list)
       out[#out + 1] = field
       out[#out + 1] = v
-      out[#out + 1] = merged
     end
     redis.call('DEL', key)
     redis.call('ZREM', KEYS[1], n)
@@ -128,8 +127,24 @@ for _, n in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now)) do
 end
 return out`);
 
-/** KEYS marks hash; ARGV a taken field, its value when the replay began: removed unless a claim since took more into it. */
-const REPLAYED = new LuaScript(`if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then redis.call('HDEL', KEYS[1], ARGV[1]) end
+/**
+ * KEYS marks hash; ARGV a taken field, then the spans replayed: each removed from the field's list
+ * once (a claim since added its own), the field gone once none is left. A list folded since
+ * (MAX_SPANS) no longer has them: kept, for the next owner to replay again.
+ */
+const REPLAYED = new LuaScript(`local v = redis.call('HGET', KEYS[1], ARGV[1])
+if not v then return 1 end
+local left = {}
+for span in string.gmatch(v, '[^,]+') do left[#left + 1] = span end
+for j = 2, #ARGV do
+  for k = 1, #left do
+    if left[k] == ARGV[j] then
+      table.remove(left, k)
+      break
+    end
+  end
+end
+if #left == 0 then redis.call('HDEL', KEYS[1], ARGV[1]) else redis.call('HSET', KEYS[1], ARGV[1], table.concat(left, ',')) end
 return 1`);
 
 /**
@@ -173,8 +188,11 @@ export class RedisEvaluatedMarks implements EvaluatedMarks {
   #started = false;
   /** the rules stop with events they are not done with (`owe`): the hash is kept at close */
   #owed = false;
-  /** per home with a taken field: its value after the latest claim, and the replays of it not through yet */
-  #taken = new Map<string, { value: string; replays: number }>();
+  /** what each claim took (by the token its homes carry, `taken`): the home and its spans, until the replay of them is through */
+  #taken = new Map<string, { homeId: string; spans: string[] }>();
+  /** tokens whose spans the last removal did not reach Redis with: sent again with the renewal */
+  #unremoved = new Set<string>();
+  #claims = 0;
 
   constructor(
     private readonly client: Redis,
@@ -243,18 +261,24 @@ export class RedisEvaluatedMarks implements EvaluatedMarks {
   }
 
   /**
-   * The home's replay (of its taken field) is through, the marks of its runs noted: once every replay
-   * of it is, the field goes, unless a claim since took more into it (that claim's replay removes it).
+   * The replay of what a claim took for the home (`taken`, its token) is through, the marks of its
+   * runs noted: its spans leave the home's taken field (the field with them once none is left).
+   * Until Redis says so they stay this node's to remove (again with the renewal) and its close
+   * leaves its marks lapsed, so a death before then replays them again, never loses them.
    */
-  replayed(homeId: string): void {
-    const taken = this.#taken.get(homeId);
-    if (!taken || --taken.replays > 0) return;
-    this.#taken.delete(homeId);
-    if (this.client.status !== 'ready') return;
-    REPLAYED.run(this.client, [this.#hash], [TAKEN + homeId, taken.value]).catch((err: unknown) => {
-      // kept: were this node to die, the home's events would be replayed again (at least once)
-      this.options.log.warn({ err, homeId }, 'rules marks: a replayed field not removed');
-    });
+  replayed(_homeId: string, taken: string): void {
+    const entry = this.#taken.get(taken);
+    if (!entry) return;
+    REPLAYED.run(this.client, [this.#hash], [TAKEN + entry.homeId, ...entry.spans]).then(
+      () => {
+        this.#taken.delete(taken);
+        this.#unremoved.delete(taken);
+      },
+      (err: unknown) => {
+        if (!this.#unremoved.has(taken)) this.options.log.warn({ err, homeId: entry.homeId }, 'rules marks: a replayed field not removed; tried again with the renewal');
+        this.#unremoved.add(taken);
+      },
+    );
   }
 
   owe(): Promise<void> {
@@ -276,6 +300,7 @@ export class RedisEvaluatedMarks implements EvaluatedMarks {
   }
 
   #send(all: boolean): void {
+    if (all) for (const taken of this.#unremoved) this.replayed('', taken);
     const { args, failed } = this.take(all);
     NOTE.run(this.client, this.scriptKeys, args).catch((err: unknown) => {
       failed();
@@ -286,34 +311,34 @@ export class RedisEvaluatedMarks implements EvaluatedMarks {
   async #claim(own: boolean): Promise<UnevaluatedHome[]> {
     const [before, after] = this.keys.node('\u0000', 'rules-marks').split('\u0000') as [string, string];
     const found = (await CLAIM.run(this.client, [this.#nodes, this.#hash], [this.options.nodeId, this.#ttl, own ? '1' : '0', before, after])) as string[];
-    // a home in several of them: the events in any of its ranges, each once
+    // a home in several of them: the events in any of its spans, each once
     const ranges = new Map<string, Array<[number, number]>>();
-    const taken = new Map<string, string>();
-    for (let i = 0; i < found.length; i += 3) {
+    const takenSpans = new Map<string, string[]>();
+    for (let i = 0; i < found.length; i += 2) {
       const field = found[i]!;
       const homeId = field.startsWith(TAKEN) ? field.slice(TAKEN.length) : field;
-      if (homeId !== field) taken.set(homeId, found[i + 2]!);
-      const range = found[i + 1]!.split(' ').map(Number) as [number, number];
-      const was = ranges.get(homeId);
-      if (was) was.push(range);
-      else ranges.set(homeId, [range]);
-    }
-    for (const [homeId, value] of taken) {
-      const was = this.#taken.get(homeId);
-      this.#taken.set(homeId, { value, replays: (was?.replays ?? 0) + 1 });
+      const spans = found[i + 1]!.split(',');
+      if (homeId !== field) takenSpans.set(homeId, [...(takenSpans.get(homeId) ?? []), ...spans]);
+      const list = ranges.get(homeId) ?? [];
+      for (const span of spans) list.push(span.split(' ').map(Number) as [number, number]);
+      ranges.set(homeId, list);
     }
     const out: UnevaluatedHome[] = [];
     for (const [homeId, spans] of ranges) {
+      const spansTaken = takenSpans.get(homeId);
+      // the claim's token, set before the read below: a close meanwhile leaves the marks lapsed
+      const taken = spansTaken === undefined ? undefined : `${++this.#claims}`;
+      if (taken !== undefined) this.#taken.set(taken, { homeId, spans: spansTaken! });
       const top = Math.max(...spans.map((r) => r[1]));
       const all = await this.#stored(homeId, Math.min(...spans.map((r) => r[0])), top);
       const entries = spans.length === 1 ? all : all.filter((e) => spans.some(([m, t]) => e.offset > m && e.offset <= t));
       if (entries.length > 0) {
-        out.push({ homeId, entries });
+        out.push(taken === undefined ? { homeId, entries } : { homeId, entries, taken });
         continue;
       }
       // none left (trimmed, expired): nothing to replay, the fields go
       this.note(homeId, top, false);
-      if (taken.has(homeId)) this.replayed(homeId);
+      if (taken !== undefined) this.replayed(homeId, taken);
     }
     return out;
   }

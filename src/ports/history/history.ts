@@ -148,6 +148,8 @@ export interface UnevaluatedHome {
   readonly homeId: string;
   /** in offset order */
   readonly entries: readonly UnevaluatedEntry[];
+  /** what the store took from a dead node for them: handed back to `replayed` once they are; absent: nothing taken */
+  readonly taken?: string;
 }
 
 /**
@@ -190,11 +192,12 @@ export interface EvaluatedMarks {
   /** A store shared by a cluster: takes over the marks of nodes whose liveness lapsed, answered as `unevaluated` does. */
   claimOrphans?(): Promise<UnevaluatedHome[]>;
   /**
-   * The home's replay of events `unevaluated` or `claimOrphans` found is through, the marks of its
-   * runs noted (a run past its first delay is saved): what was taken from a dead node may go. Absent:
-   * a node's own marks say it all.
+   * The home's replay of events `unevaluated` or `claimOrphans` found with `taken` is through, the
+   * marks of its runs noted (a run past its first delay is saved): what was taken from a dead node
+   * for them may go. A replay dropped or cut short never calls it: what it took stays, for the next
+   * owner. Absent: a node's own marks say it all.
    */
-  replayed?(homeId: string): void;
+  replayed?(homeId: string, taken: string): void;
   /**
    * Every home `unevaluated` found a mark of (each home the history keeps events of), with its mark
    * and newest stored offset: where acknowledged events the stop lost may be missing (a report's,
