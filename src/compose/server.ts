@@ -229,7 +229,8 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
   const record = ports.secretRecord;
   const dataWatch = record
     ? new RedisDataWatch({
-        readMark: async () => (await record.read()).salt,
+        readMark: () => record.dataMark(),
+        noteLost: (at) => record.noteDataLost(at),
         log,
         onLost: () => log.warn({ homes: automation.storeLost() }, 'rules: every home held reads its rules again, the cron triggers too'),
         everyMs: Math.max(1_000, Math.floor(config.directoryTtlMs / 3)),

@@ -12,13 +12,17 @@ const SALT = 'salt';
  */
 export class RedisSecretRecord implements SecretRecord {
   private readonly key: string;
+  /** `<prefix>cluster:data-lost`: when a node found the data gone; absent from the data a backup restores */
+  private readonly lostKey: string;
   readonly where: string;
 
   constructor(
     private readonly client: Redis,
     options: { keys?: RedisKeys } = {},
   ) {
-    this.key = (options.keys ?? new RedisKeys()).single('cluster:secrets');
+    const keys = options.keys ?? new RedisKeys();
+    this.key = keys.single('cluster:secrets');
+    this.lostKey = keys.single('cluster:data-lost');
     this.where = `Redis key ${this.key}`;
   }
 
@@ -38,6 +42,15 @@ export class RedisSecretRecord implements SecretRecord {
 
   async replace(fields: Readonly<Record<string, string>>): Promise<void> {
     if (Object.keys(fields).length > 0) await this.client.hset(this.key, fields);
+  }
+
+  async dataMark(): Promise<{ salt?: string; lostAt?: number }> {
+    const [salt, lost] = await Promise.all([this.client.hget(this.key, SALT), this.client.get(this.lostKey)]);
+    return { ...(salt !== null ? { salt } : {}), ...(lost !== null ? { lostAt: Number(lost) } : {}) };
+  }
+
+  async noteDataLost(at: number): Promise<void> {
+    await this.client.set(this.lostKey, String(at), 'NX');
   }
 
   async read(): Promise<Record<string, string>> {

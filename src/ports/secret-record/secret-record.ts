@@ -20,4 +20,11 @@ export interface SecretRecord {
   claim(fields: Readonly<Record<string, string>>): Promise<Record<string, string>>;
   replace(fields: Readonly<Record<string, string>>): Promise<void>;
   read(): Promise<Record<string, string>>;
+  /**
+   * The salt as the store holds it now, and when a node found the cluster's data lost
+   * (`noteDataLost`): the mark that the store still holds its data (src/compose/redis-data-watch.ts).
+   */
+  dataMark(): Promise<{ salt?: string; lostAt?: number }>;
+  /** Notes that a node found the cluster's data lost at `at` (ms), unless noted already: a node started since learns of it. */
+  noteDataLost(at: number): Promise<void>;
 }
