@@ -89,7 +89,15 @@ const byKind = (kind: string) => manifests.filter((m) => m.doc.kind === kind).ma
 describe('deploy/k8s manifests', () => {
   it('holds the objects the deployment needs', () => {
     const kinds = manifests.map((m) => m.doc.kind).sort();
-    expect(kinds).toEqual(['ConfigMap', 'Deployment', 'HorizontalPodAutoscaler', 'NetworkPolicy', 'PodDisruptionBudget', 'Secret', 'Service', 'Service', 'ServiceMonitor']);
+    expect(kinds).toEqual(['ConfigMap', 'Deployment', 'HorizontalPodAutoscaler', 'Ingress', 'NetworkPolicy', 'PodDisruptionBudget', 'Secret', 'Service', 'Service', 'ServiceMonitor']);
+  });
+
+  it('bounds what one client address may hold at the ingress, routed to the ws port (review conn)', () => {
+    const [ingress] = byKind('Ingress');
+    expect(Number(ingress.metadata.annotations['nginx.ingress.kubernetes.io/limit-connections'])).toBeGreaterThan(0);
+    expect(ingress.spec.rules[0].http.paths[0].backend.service).toEqual({ name: 'hubtier', port: { name: 'ws' } });
+    const ws = byKind('Service').find((s) => s.metadata.name === 'hubtier').spec.ports.find((p: { name: string }) => p.name === 'ws');
+    expect(ws).toBeDefined();
   });
 
   it.each(manifests.map((m) => [`${m.file} #${m.index} ${String(m.doc.kind)}`, m] as const))('%s is valid against its schema', async (_name, m) => {
