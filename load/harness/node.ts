@@ -1,4 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
+import { join } from 'node:path';
 import { tempDir } from './exit-hooks.js';
 import { freePort } from './free-port.js';
 import { MEASURED_COMPILED_FLAGS, MEASURED_NODE_FLAGS } from './measured.js';
@@ -106,6 +107,14 @@ async function startNodeOn(opts: NodeOptions, port: number, adminPort: number): 
       LOG_LEVEL: 'warn',
       ...(measured ? { UWS_REQUIRE_NATIVE: '1' } : {}),
       DATA_DIR: dataDir,
+      // its own: started in the repository, it took the quick start's generated admin token out of
+      // ./.hubtier-secrets.env (it was given one), and the demo's user tokens were refused (review "sre")
+      SECRETS_FILE: join(tempDir('hubtier-secrets-'), 'secrets.env'),
+      // a standalone node unless told otherwise: the shell's cluster settings (README's three-node
+      // block exports them) made test and bench nodes join the user's cluster
+      NATS_URL: undefined,
+      REDIS_URL: undefined,
+      CONFIG_FILE: undefined,
       // cluster nodes must share a key that seals hub secrets: nodes of one cluster share the admin token
       ...(opts.env?.NATS_URL ? { TIER_SECRET_KEY: createHash('sha256').update(`hubtier-harness-secret-key:${adminToken}`).digest('hex') } : {}),
       ...opts.env,

@@ -10,8 +10,8 @@ const TAIL_LINES = 50;
 const DRAIN_MS = 250;
 
 export interface ProcOptions {
-  /** on top of this process's environment */
-  env?: Record<string, string>;
+  /** on top of this process's environment; a name set to undefined is left out of it */
+  env?: Record<string, string | undefined>;
   /** every output line, as it comes */
   onLine?: (line: string, stream: 'stdout' | 'stderr') => void;
   /** runs the (synchronous) spawn: e.g. with this process in a cgroup for that moment, which the child then starts in */

@@ -192,7 +192,7 @@ function inUse(dir: string, holder: LockLines): DataStoreError {
   // this pid is ours but the identity not: the same pid in another PID namespace
   const where = pid === process.pid && holder.identity !== ownIdentity() ? ' in another PID namespace (another container)' : '';
   const who = pid === undefined ? 'its lock names no owner yet: it is starting' : `${holder.owner ?? `pid ${pid}`}, pid ${pid}${where}`;
-  return new DataStoreError(`DATA_DIR ${dir} is in use by another node (${who}): two nodes must not share one data directory; give each its own DATA_DIR`, dir);
+  return new DataStoreError(`DATA_DIR ${dir} is in use by another node (${who}): two nodes must not share one data directory; give each its own DATA_DIR (a tool such as \`npm run data\`: stop the node first, or take a running node's backup from its admin port, GET /debug/backup)`, dir);
 }
 
 let boot: string | null | undefined;

@@ -105,7 +105,7 @@ describe('one process per DATA_DIR (flock on node.lock)', () => {
     const before = statSync(lock);
     const err = refusal(d);
     expect(err).toBeInstanceOf(DataStoreError);
-    expect(err.message).toBe(`DATA_DIR ${d} is in use by another node (node-in-pod-a, pid ${process.pid} in another PID namespace (another container)): two nodes must not share one data directory; give each its own DATA_DIR`);
+    expect(err.message).toBe(`DATA_DIR ${d} is in use by another node (node-in-pod-a, pid ${process.pid} in another PID namespace (another container)): two nodes must not share one data directory; give each its own DATA_DIR (a tool such as \`npm run data\`: stop the node first, or take a running node's backup from its admin port, GET /debug/backup)`);
     expect(statSync(lock).ino).toBe(before.ino);
     expect(readFileSync(lock, 'utf8')).toBe(`${process.pid}\nnode-in-pod-a\nother-boot:1\n${BOOT ?? ''}\n`);
     // the same for the command-line tools (a backup job's pod): refused, never called corrupt
