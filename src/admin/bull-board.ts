@@ -125,7 +125,6 @@ export function mountBullBoard(app: TemplatedApp, options: BullBoardOptions): vo
       return reply(res, state, 200, signOutPage(basePath), HTML);
     }
     if (path === `${basePath}/login` && method === 'POST') {
-      // Chromium sends `Origin: null` under the board's no-referrer policy: fetch metadata tells
       if (foreign) return refuseForeign();
       readBody(res, LOGIN_BODY_BYTES).then(
         (buf) => {
@@ -141,6 +140,11 @@ export function mountBullBoard(app: TemplatedApp, options: BullBoardOptions): vo
     const token = query.get('token');
     if (token !== null && method === 'GET') {
       if (foreign) return refuseForeign();
+      // only what a browser says was typed or came from the board itself: an <img> of another page
+      // over plain HTTP to a non-loopback address carries no fetch metadata, no Origin and no Referer,
+      // and its wrong tokens locked the operators out (review "diff29"); other clients have the form or a bearer
+      const site = headers.get('sec-fetch-site');
+      if (site !== 'none' && site !== 'same-origin') return reply(res, state, 401, `?token= is taken only from the address bar: sign in with the form at ${basePath}, or send Authorization: Bearer <ADMIN_TOKEN>\n`, { 'www-authenticate': 'Bearer' });
       const verdict = check(token);
       if (!verdict.ok) return verdict.lockedMs > 0 ? tooMany(verdict.lockedMs, false) : reply(res, state, 401, 'admin token refused\n');
       // swap the token for a session cookie, and drop it from the address bar
@@ -274,7 +278,9 @@ function reply(res: HttpResponse, state: { aborted: boolean }, status: number, b
     res.writeStatus(`${status} ${STATUS_CODES[status] ?? ''}`);
     // the board's answers carry queued notifications (a home's alerts): kept by no cache, unless it says otherwise
     if (!('cache-control' in headers) || (status >= 300 && status < 500)) res.writeHeader('cache-control', 'no-store');
-    noSniff(res).writeHeader('content-security-policy', BOARD_CSP).writeHeader('x-frame-options', 'DENY').writeHeader('referrer-policy', 'no-referrer');
+    // same-origin, not no-referrer: under no-referrer Chromium sent the board's own forms with `Origin: null`, what a sandboxed
+    // frame of another site sends (review "diff29"); other sites still get no Referer (a ?token= address)
+    noSniff(res).writeHeader('content-security-policy', BOARD_CSP).writeHeader('x-frame-options', 'DENY').writeHeader('referrer-policy', 'same-origin');
     for (const [k, v] of Object.entries(headers)) res.writeHeader(k, v);
     if (status >= 400 && !('content-type' in headers)) res.writeHeader('content-type', 'text/plain; charset=utf-8');
     res.end(body);

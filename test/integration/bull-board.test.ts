@@ -19,6 +19,8 @@ import { loadUws, type us_listen_socket } from '../../src/transport/uws.js';
 import { startRedis, uniquePrefix, type Backend } from '../../load/harness/index.js';
 
 const TOKEN = 'board-test-admin-token-0123456789';
+/** What a browser sends for an address typed in its bar: the only `?token=` the board takes. */
+const TYPED = { 'sec-fetch-site': 'none' };
 const NEW = 'board-test-rotated-token-0123456789';
 const binding = loadUws({ requireNative: false });
 let redis: Backend;
@@ -58,7 +60,7 @@ describe('bull-board on the admin port', () => {
       expect(res.headers.get('www-authenticate')).toBe('Bearer');
     }
     expect((await fetch(`${base}/queues/api/queues`, { headers: { authorization: 'Bearer wrong-token-wrong-token-000' } })).status).toBe(401);
-    expect((await fetch(`${base}/queues?token=wrong`, { redirect: 'manual' })).status).toBe(401);
+    expect((await fetch(`${base}/queues?token=wrong`, { redirect: 'manual', headers: TYPED })).status).toBe(401);
     expect((await fetch(`${base}/queues/api/queues`, { headers: { cookie: 'tier_board=99999999999.forged' } })).status).toBe(401);
     // the admin port's own routes are untouched
     expect((await fetch(`${base}/healthz`)).status).toBe(200);
@@ -81,7 +83,7 @@ describe('bull-board on the admin port', () => {
   });
 
   it('?token= swaps the token for a session cookie and a redirect without it; the cookie then works', async () => {
-    const res = await fetch(`${base}/queues?token=${TOKEN}&x=1`, { redirect: 'manual' });
+    const res = await fetch(`${base}/queues?token=${TOKEN}&x=1`, { redirect: 'manual', headers: TYPED });
     expect(res.status).toBe(303);
     expect(res.headers.get('location')).toBe('/queues?x=1');
     const setCookie = res.headers.get('set-cookie') ?? '';
@@ -99,7 +101,7 @@ describe('bull-board on the admin port', () => {
   });
 
   it('in a rotation takes the accepted token and the sessions signed in under it; a node without the new token refuses both of it', async () => {
-    const session = async (path: string, token: string) => ((await fetch(`${base}${path}?token=${token}`, { redirect: 'manual' })).headers.get('set-cookie') ?? '').split(';')[0]!;
+    const session = async (path: string, token: string) => ((await fetch(`${base}${path}?token=${token}`, { redirect: 'manual', headers: TYPED })).headers.get('set-cookie') ?? '').split(';')[0]!;
     const status = async (path: string, headers: Record<string, string>) => (await fetch(`${base}${path}/api/queues`, { headers })).status;
     const old = await session('/queues', TOKEN);
     const rotated = await session('/rotated', TOKEN);
@@ -153,13 +155,13 @@ describe('bull-board on the admin port', () => {
     mountBullBoard(admin, { queues: [push.queue], adminToken: new AdminTokens(TOKEN), log: createLogger('silent'), basePath: '/limited', guesses: guessWatch(createLogger('silent'), (r) => counted.push(r), new GuessLimit({ limit: 2 })) });
     const login = (token: string) => fetch(`${base}/limited/login`, { method: 'POST', redirect: 'manual', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: `token=${encodeURIComponent(token)}` });
     expect((await login('wrong-1')).status).toBe(401);
-    expect((await fetch(`${base}/limited?token=wrong-2`, { redirect: 'manual' })).status).toBe(401);
+    expect((await fetch(`${base}/limited?token=wrong-2`, { redirect: 'manual', headers: TYPED })).status).toBe(401);
     const locked = await login(TOKEN);
     expect(locked.status).toBe(429);
     expect(Number(locked.headers.get('retry-after'))).toBeGreaterThan(0);
     expect(await locked.text()).toContain('Too many wrong tokens from this address');
     expect((await fetch(`${base}/limited/api/queues`, { headers: bearer })).status).toBe(429);
-    expect((await fetch(`${base}/limited?token=${TOKEN}`, { redirect: 'manual' })).status).toBe(429);
+    expect((await fetch(`${base}/limited?token=${TOKEN}`, { redirect: 'manual', headers: TYPED })).status).toBe(429);
     expect(counted).toEqual(['token', 'token', 'locked', 'locked', 'locked']);
     // the board without a limit is not affected
     expect((await fetch(`${base}/queues/api/queues`, { headers: bearer })).status).toBe(200);
@@ -179,6 +181,9 @@ describe('bull-board on the admin port', () => {
       expect(out.status).toBe(403);
       expect(out.headers.get('set-cookie')).toBeNull();
     }
+    // an <img> of another page over plain HTTP: no fetch metadata, no Origin, no Referer (review "diff29")
+    expect((await fetch(`${base}/sites?token=wrong`, { redirect: 'manual' })).status).toBe(401);
+    expect((await fetch(`${base}/sites?token=${TOKEN}`, { redirect: 'manual' })).status).toBe(401);
     // a browser without fetch metadata: an Origin of another host
     expect((await fetch(`${base}/sites/login`, { method: 'POST', redirect: 'manual', headers: { ...form, origin: 'http://evil.example' }, body: 'token=wrong' })).status).toBe(403);
     expect(counted).toEqual([]);
@@ -205,7 +210,7 @@ describe('bull-board on the admin port', () => {
     const asset = /src="(static\/js\/main\.[^"]+\.js)"/.exec(html)?.[1];
     const answers: Array<[string, RequestInit, number]> = [
       ['/queues', {}, 401],
-      [`/queues?token=${TOKEN}`, { redirect: 'manual' }, 303],
+      [`/queues?token=${TOKEN}`, { redirect: 'manual', headers: TYPED }, 303],
       ['/queues', { headers: bearer }, 200],
       [`/queues/${asset}`, { headers: bearer }, 200],
       ['/queues/api/queues', { headers: bearer }, 200],
