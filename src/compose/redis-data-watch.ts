@@ -6,19 +6,22 @@
  *
  * The mark is the salt of the cluster's secrets record (`<prefix>cluster:secrets`), written once by
  * the first node ever started and never changed: each node takes it at start and reads it again
- * every `everyMs`. Gone or another value: Redis lost its data. The node says so once and notes it
- * in Redis (`<prefix>cluster:data-lost`), so that a node started since, which finds a record of its
- * own making, learns of the loss too (review "diff28"). The loss is over once that note is gone
- * and a salt is there: a restore of a backup (which predates the note) or an operator who accepts
- * the loss and deletes it; the node then takes the salt it finds.
+ * every `everyMs`. Gone or another value: Redis lost its data. The node says so once and notes the
+ * loss in Redis (`<prefix>cluster:data-lost`, with the salt from before it), so that a node started
+ * since, whose start wrote a record of its own, knows it too, and writes the note again if Redis is
+ * emptied again (review "diff28"). The loss is over when the salt from before it is back (a restore)
+ * or an operator accepts it (`SET <prefix>cluster:data-lost accepted`, which the nodes turn into
+ * `accepted:<salt>`): a salt of any other node's making ends nothing (review "diff29").
  */
 import type { Logger } from '../log/logger.js';
 
 export interface RedisDataWatchDeps {
-  /** the record's salt as Redis holds it now, and when a node noted the loss (rejects while Redis is away) */
-  readMark(): Promise<{ salt?: string; lostAt?: number }>;
-  /** notes the loss for every node, unless noted already */
-  noteLost(at: number): Promise<void>;
+  /** the record's salt as Redis holds it now, and the loss note (rejects while Redis is away) */
+  readMark(): Promise<{ salt?: string; note?: string }>;
+  /** writes a loss's note, unless another loss's is there */
+  noteLost(note: string): Promise<void>;
+  /** turns an operator's bare `accepted` into `accepted:<salt>` */
+  noteAccepted(salt: string): Promise<void>;
   log: Logger;
   /** told once at each loss: the node lets go of what it cached from the lost data */
   onLost(): void;
@@ -26,11 +29,30 @@ export interface RedisDataWatchDeps {
   everyMs: number;
 }
 
+const ACCEPTED = 'accepted';
+
+/** What a note says: a loss (when, and the salt before it), an acceptance (of the loss that left `salt`), or nothing. */
+type Note = { kind: 'none' } | { kind: 'loss'; at: number; salt: string | undefined } | { kind: 'accepted'; salt: string | undefined };
+
+function readNote(text: string | undefined): Note {
+  if (text === undefined) return { kind: 'none' };
+  if (text === ACCEPTED) return { kind: 'accepted', salt: undefined };
+  if (text.startsWith(`${ACCEPTED}:`)) return { kind: 'accepted', salt: text.slice(ACCEPTED.length + 1) };
+  try {
+    const { at, salt } = JSON.parse(text) as { at?: unknown; salt?: unknown };
+    return { kind: 'loss', at: typeof at === 'number' ? at : Date.now(), salt: typeof salt === 'string' ? salt : undefined };
+  } catch {
+    // a note nobody here wrote: a loss all the same, of unknown salt
+    return { kind: 'loss', at: Date.now(), salt: undefined };
+  }
+}
+
 export class RedisDataWatch {
+  /** the salt of the data this node works with */
   #adopted: string | undefined;
+  /** while lost: the salt from before the loss, whose return is a restore */
+  #awaited: string | undefined;
   #lostSince: number | null = null;
-  /** the note of this loss was seen in Redis: its absence later means a restore or an operator's word */
-  #noted = false;
   #timer: NodeJS.Timeout | null = null;
 
   constructor(private readonly deps: RedisDataWatchDeps) {}
@@ -45,7 +67,8 @@ export class RedisDataWatch {
     const mark = await this.deps.readMark();
     this.#adopted = mark.salt;
     // started during a loss another node noted: this start's record is not the cluster's data
-    if (mark.lostAt !== undefined) this.#lost(mark.lostAt, true);
+    const note = readNote(mark.note);
+    if (note.kind === 'loss') this.#lost(note.at, note.salt, true);
     this.#timer = setInterval(() => void this.check(), this.deps.everyMs);
     this.#timer.unref();
   }
@@ -57,39 +80,49 @@ export class RedisDataWatch {
 
   /** One look (the timer's; tests call it). A Redis that does not answer says nothing of its data: an outage is told elsewhere. */
   async check(): Promise<void> {
-    let mark: { salt?: string; lostAt?: number };
+    let mark: { salt?: string; note?: string };
     try {
       mark = await this.deps.readMark();
     } catch {
       return;
     }
-    if (this.#lostSince === null) {
-      // started with no record (it was lost before the watch read it): the first one written is the cluster's
-      this.#adopted ??= mark.salt;
-      if (mark.lostAt === undefined && mark.salt === this.#adopted) return;
-      this.#lost(Date.now(), mark.lostAt !== undefined);
-    } else if (mark.lostAt !== undefined) {
-      this.#noted = true;
-      return;
-    } else if (mark.salt !== undefined && (mark.salt === this.#adopted || this.#noted)) {
-      this.#lostSince = null;
-      this.#noted = false;
-      this.#adopted = mark.salt;
-      this.deps.log.warn("Redis holds the cluster's data again (restored, or its loss accepted): the data-loss flag is cleared");
+    const { salt } = mark;
+    const note = readNote(mark.note);
+    // an acceptance of the loss that left this salt (or the operator's bare word): that data is the cluster's now
+    if (note.kind === 'accepted' && (note.salt === undefined || note.salt === salt)) {
+      if (note.salt === undefined && salt !== undefined) await this.deps.noteAccepted(salt).catch(() => undefined);
+      if (this.#lostSince !== null) this.#clear(salt, 'accepted');
+      else this.#adopted = salt ?? this.#adopted;
       return;
     }
-    // noted once seen; again when the salt is gone too (flushed again: a node started next would not know)
-    if (!this.#noted || mark.salt === undefined) await this.deps.noteLost(this.#lostSince ?? Date.now()).catch(() => undefined);
+    if (this.#lostSince === null) {
+      // started with no record (it was lost before the watch read it): the first one written is the cluster's
+      this.#adopted ??= salt;
+      if (note.kind === 'loss') return this.#lost(note.at, note.salt, true);
+      if (salt === this.#adopted) return;
+      this.#lost(Date.now(), this.#adopted, false);
+    } else if (salt !== undefined && salt === this.#awaited) {
+      return this.#clear(salt, 'restored');
+    }
+    // noted for every node, again after a second emptying (a loss's note is never written over)
+    if (note.kind !== 'loss') await this.deps.noteLost(JSON.stringify({ at: this.#lostSince, ...(this.#awaited !== undefined ? { salt: this.#awaited } : {}) })).catch(() => undefined);
   }
 
-  #lost(at: number, noted: boolean): void {
+  #lost(at: number, awaited: string | undefined, noted: boolean): void {
     this.#lostSince = at;
-    this.#noted = noted;
+    this.#awaited = awaited;
     this.deps.log.error(
       { noted },
       "Redis lost its data: the cluster's secrets record this node started with is gone (a restart without persistence, a FLUSHALL, an empty replacement). " +
         'Hub records and secrets, rules, scenes, settings and pending delays went with it; hubs not known any more are told to retry later. Restore Redis from its backup (runbook HubtierRedisDataLost)',
     );
     this.deps.onLost();
+  }
+
+  #clear(salt: string | undefined, how: 'restored' | 'accepted'): void {
+    this.#lostSince = null;
+    this.#awaited = undefined;
+    this.#adopted = salt;
+    this.deps.log.warn({ how }, "Redis holds the cluster's data again (restored, or its loss accepted): the data-loss flag is cleared");
   }
 }

@@ -230,7 +230,8 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
   const dataWatch = record
     ? new RedisDataWatch({
         readMark: () => record.dataMark(),
-        noteLost: (at) => record.noteDataLost(at),
+        noteLost: (note) => record.noteDataLost(note),
+        noteAccepted: (salt) => record.noteAccepted(salt),
         log,
         onLost: () => log.warn({ homes: automation.storeLost() }, 'rules: every home held reads its rules again, the cron triggers too'),
         everyMs: Math.max(1_000, Math.floor(config.directoryTtlMs / 3)),

@@ -1,9 +1,10 @@
 /**
  * The watch of Redis's data (redis-data-watch.ts) over a store standing in for Redis's two keys (the
- * record's salt, the loss note): the salt the node started with gone or replaced is a loss, said
- * once and noted for every node; a node started during a loss learns of it from the note; a restore
- * (the salt back, no note) or an operator deleting the note ends it, and the node takes the salt it
- * finds; a Redis that does not answer says nothing of its data (reviews "redisloss", "diff28").
+ * record's salt, the loss note, written as the Redis adapter's scripts write it): the salt a node
+ * started with gone or replaced is a loss, said once and noted with that salt; a node started during
+ * a loss learns of it from the note; the loss ends when that salt is back (a restore) or an operator
+ * accepts it, never because another node's start wrote a salt of its own; a Redis that does not
+ * answer says nothing of its data (reviews "redisloss", "diff28", "diff29").
  */
 import { describe, expect, it } from 'vitest';
 import { RedisDataWatch } from '../../src/compose/redis-data-watch.js';
@@ -12,97 +13,126 @@ import { createLogger } from '../../src/log/logger.js';
 /** Redis's two keys; `away` makes every call fail. */
 class Store {
   salt: string | undefined = 'salt-1';
-  lostAt: number | undefined;
+  note: string | undefined;
   away = false;
   async readMark() {
     if (this.away) throw new Error('ECONNREFUSED');
-    return { ...(this.salt !== undefined ? { salt: this.salt } : {}), ...(this.lostAt !== undefined ? { lostAt: this.lostAt } : {}) };
+    return { ...(this.salt !== undefined ? { salt: this.salt } : {}), ...(this.note !== undefined ? { note: this.note } : {}) };
   }
-  async noteLost(at: number) {
+  async noteLost(note: string) {
     if (this.away) throw new Error('ECONNREFUSED');
-    this.lostAt ??= at;
+    if (this.note === undefined || this.note.startsWith('accepted')) this.note = note;
+  }
+  async noteAccepted(salt: string) {
+    if (this.note === 'accepted') this.note = `accepted:${salt}`;
+  }
+  /** FLUSHALL */
+  empty() {
+    this.salt = undefined;
+    this.note = undefined;
   }
   /** what a backup made before the loss brings back */
   restore(salt: string) {
     this.salt = salt;
-    this.lostAt = undefined;
+    this.note = undefined;
   }
 }
 
-function watchOn(store: Store) {
+/** A node's watch over `store`; `start` as the node does, after its start wrote a salt if none was there. */
+async function nodeOn(store: Store, ownSalt: string) {
+  store.salt ??= ownSalt;
   const told = { n: 0 };
-  const watch = new RedisDataWatch({ readMark: () => store.readMark(), noteLost: (at) => store.noteLost(at), log: createLogger('silent'), onLost: () => told.n++, everyMs: 600_000 });
-  return { watch, told };
+  const watch = new RedisDataWatch({ readMark: () => store.readMark(), noteLost: (n) => store.noteLost(n), noteAccepted: (s) => store.noteAccepted(s), log: createLogger('silent'), onLost: () => told.n++, everyMs: 600_000 });
+  await watch.start();
+  return { watch, told, lost: () => watch.lostSince !== null };
 }
 
 describe('RedisDataWatch', () => {
   it('a loss is told once and noted; an outage is not a loss; a restore clears it', async () => {
     const store = new Store();
-    const { watch, told } = watchOn(store);
-    await watch.start();
-    await watch.check();
-    expect(watch.lostSince).toBeNull();
+    const a = await nodeOn(store, 'unused');
+    await a.watch.check();
+    expect(a.lost()).toBe(false);
     store.away = true;
-    await watch.check();
-    expect(watch.lostSince).toBeNull();
+    await a.watch.check();
+    expect(a.lost()).toBe(false);
     store.away = false;
-    store.salt = undefined;
-    await watch.check();
-    expect(watch.lostSince).not.toBeNull();
-    expect(told.n).toBe(1);
-    expect(store.lostAt).toBeDefined();
-    // a node started since wrote a salt of its own: still lost, told once
-    store.salt = 'salt-2';
-    await watch.check();
-    expect(told.n).toBe(1);
+    store.empty();
+    await a.watch.check();
+    expect(a.lost()).toBe(true);
+    expect(a.told.n).toBe(1);
+    expect(JSON.parse(store.note!)).toMatchObject({ salt: 'salt-1' });
+    await a.watch.check();
+    expect(a.told.n).toBe(1);
     store.restore('salt-1');
-    await watch.check();
-    expect(watch.lostSince).toBeNull();
+    await a.watch.check();
+    expect(a.lost()).toBe(false);
     // replaced again: a second loss
     store.salt = 'salt-3';
-    await watch.check();
-    expect(told.n).toBe(2);
-    watch.stop();
+    await a.watch.check();
+    expect(a.told.n).toBe(2);
+    a.watch.stop();
   });
 
   it('a node started during a loss learns of it from the note, and clears with the others at the restore', async () => {
     const store = new Store();
-    const early = watchOn(store);
-    await early.watch.start();
-    store.salt = undefined;
+    const early = await nodeOn(store, 'unused');
+    store.empty();
     await early.watch.check();
-    // the late node's start wrote a salt of its own into the empty record
-    store.salt = 'salt-late';
-    const late = watchOn(store);
-    await late.watch.start();
-    expect(late.watch.lostSince).not.toBeNull();
-    expect(late.told.n).toBe(1);
+    const late = await nodeOn(store, 'salt-late');
+    expect(late.lost()).toBe(true);
     store.restore('salt-1');
     await Promise.all([early.watch.check(), late.watch.check()]);
-    expect([early.watch.lostSince, late.watch.lostSince]).toEqual([null, null]);
+    expect([early.lost(), late.lost()]).toEqual([false, false]);
     // both took the restored salt: its loss again is seen by both
-    store.salt = undefined;
+    store.empty();
     await Promise.all([early.watch.check(), late.watch.check()]);
     expect([early.told.n, late.told.n]).toEqual([2, 2]);
     early.watch.stop();
     late.watch.stop();
   });
 
-  it('an operator accepting the loss (the note deleted) clears it; the node takes the salt it finds', async () => {
+  it('emptied a second time with a node restarted between two looks: no one clears, the restarted node learns of it (review diff29 F3)', async () => {
     const store = new Store();
-    const { watch, told } = watchOn(store);
-    await watch.start();
-    store.salt = undefined;
-    await watch.check();
-    store.salt = 'salt-new';
-    await watch.check();
-    expect(watch.lostSince).not.toBeNull();
-    store.lostAt = undefined;
-    await watch.check();
-    expect(watch.lostSince).toBeNull();
-    await watch.check();
-    expect(watch.lostSince).toBeNull();
-    expect(told.n).toBe(1);
-    watch.stop();
+    const a = await nodeOn(store, 'unused');
+    store.empty();
+    await a.watch.check();
+    store.empty();
+    const c = await nodeOn(store, 'salt-c');
+    expect(c.lost()).toBe(false);
+    await a.watch.check();
+    expect(a.lost()).toBe(true);
+    await c.watch.check();
+    expect(c.lost()).toBe(true);
+    // the backup still ends it for both
+    store.restore('salt-1');
+    await Promise.all([a.watch.check(), c.watch.check()]);
+    expect([a.lost(), c.lost()]).toEqual([false, false]);
+  });
+
+  it('an operator accepting the loss clears it on every node, also one that sees the loss only after (review diff29 F4, F5)', async () => {
+    const store = new Store();
+    const [a, b] = [await nodeOn(store, 'unused'), await nodeOn(store, 'unused')];
+    store.empty();
+    await a.watch.check();
+    // no node restarted: no salt yet. Deleting the note is not accepting: it is noted again
+    store.note = undefined;
+    await a.watch.check();
+    expect(store.note).toBeDefined();
+    store.note = 'accepted';
+    await a.watch.check();
+    expect(a.lost()).toBe(false);
+    // b looks only now: the acceptance holds for it too
+    await b.watch.check();
+    expect(b.lost()).toBe(false);
+    expect(b.told.n).toBe(0);
+    // a node started since writes the cluster's salt; the acceptance is bound to it, and a later loss is one
+    const c = await nodeOn(store, 'salt-new');
+    await Promise.all([a.watch.check(), b.watch.check(), c.watch.check()]);
+    expect(store.note).toBe('accepted:salt-new');
+    expect([a.lost(), b.lost(), c.lost()]).toEqual([false, false, false]);
+    store.empty();
+    await Promise.all([a.watch.check(), b.watch.check(), c.watch.check()]);
+    expect([a.lost(), b.lost(), c.lost()]).toEqual([true, true, true]);
   });
 });

@@ -1,6 +1,15 @@
 import type { Redis } from 'ioredis';
-import { RedisKeys } from '../redis.js';
+import { LuaScript, RedisKeys } from '../redis.js';
 import type { SecretRecord } from './secret-record.js';
+
+/** KEYS the loss note; ARGV a loss's note: written over none or an acceptance, never over another loss's. */
+const NOTE_LOSS = new LuaScript(`local v = redis.call('GET', KEYS[1])
+if not v or string.sub(v, 1, 8) == 'accepted' then redis.call('SET', KEYS[1], ARGV[1]) end
+return 1`);
+
+/** KEYS the loss note; ARGV the salt: an operator's bare `accepted` becomes `accepted:<salt>`. */
+const NOTE_ACCEPTED = new LuaScript(`if redis.call('GET', KEYS[1]) == 'accepted' then redis.call('SET', KEYS[1], 'accepted:' .. ARGV[1]) end
+return 1`);
 
 /** The field of the record's salt; the other fields are named after the secrets. */
 const SALT = 'salt';
@@ -44,13 +53,17 @@ export class RedisSecretRecord implements SecretRecord {
     if (Object.keys(fields).length > 0) await this.client.hset(this.key, fields);
   }
 
-  async dataMark(): Promise<{ salt?: string; lostAt?: number }> {
-    const [salt, lost] = await Promise.all([this.client.hget(this.key, SALT), this.client.get(this.lostKey)]);
-    return { ...(salt !== null ? { salt } : {}), ...(lost !== null ? { lostAt: Number(lost) } : {}) };
+  async dataMark(): Promise<{ salt?: string; note?: string }> {
+    const [salt, note] = await Promise.all([this.client.hget(this.key, SALT), this.client.get(this.lostKey)]);
+    return { ...(salt !== null ? { salt } : {}), ...(note !== null ? { note } : {}) };
   }
 
-  async noteDataLost(at: number): Promise<void> {
-    await this.client.set(this.lostKey, String(at), 'NX');
+  async noteDataLost(note: string): Promise<void> {
+    await NOTE_LOSS.run(this.client, [this.lostKey], [note]);
+  }
+
+  async noteAccepted(salt: string): Promise<void> {
+    await NOTE_ACCEPTED.run(this.client, [this.lostKey], [salt]);
   }
 
   async read(): Promise<Record<string, string>> {

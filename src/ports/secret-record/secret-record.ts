@@ -21,10 +21,12 @@ export interface SecretRecord {
   replace(fields: Readonly<Record<string, string>>): Promise<void>;
   read(): Promise<Record<string, string>>;
   /**
-   * The salt as the store holds it now, and when a node found the cluster's data lost
-   * (`noteDataLost`): the mark that the store still holds its data (src/compose/redis-data-watch.ts).
+   * The salt as the store holds it now, and the note of a loss of the cluster's data (a node's, or
+   * an operator's acceptance): the mark that the store still holds its data (src/compose/redis-data-watch.ts).
    */
-  dataMark(): Promise<{ salt?: string; lostAt?: number }>;
-  /** Notes that a node found the cluster's data lost at `at` (ms), unless noted already: a node started since learns of it. */
-  noteDataLost(at: number): Promise<void>;
+  dataMark(): Promise<{ salt?: string; note?: string }>;
+  /** Writes the note of a loss, unless a note of a loss is there already (over none, or an acceptance). */
+  noteDataLost(note: string): Promise<void>;
+  /** Turns an operator's bare acceptance (`accepted`) into one of the salt found with it (`accepted:<salt>`). */
+  noteAccepted(salt: string): Promise<void>;
 }
