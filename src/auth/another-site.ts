@@ -12,9 +12,10 @@ export type HeaderOf = (name: string) => string | null | undefined;
  * True for `Sec-Fetch-Site: cross-site` or `same-site` (another port of the same host is a page the
  * node did not serve); without fetch metadata (Chromium sends none on a WebSocket upgrade), for an
  * `Origin` of another host than `Host`, or `null`: a sandboxed or `data:` frame, which any page can
- * make (review "diff28"). `none` (typed in the address bar) and `same-origin` pass, so the board's
- * own forms do though Chromium sends them with `Origin: null` under its no-referrer policy; so does
- * a client that is not a browser (neither header).
+ * make (review "diff28"). `none` (typed in the address bar) and `same-origin` pass, and so does a
+ * client that is not a browser (neither header). A page of the node's own under a no-referrer policy
+ * would send its forms with `Origin: null` where a browser sends no fetch metadata (plain HTTP to a
+ * non-loopback address): the board says `Referrer-Policy: same-origin` for that (review "diff29").
  */
 export function fromAnotherSite(header: HeaderOf): boolean {
   const site = header('sec-fetch-site');

@@ -215,7 +215,7 @@ export class RulesEngine {
   /**
    * The rule store lost its data (cluster mode: Redis restarted empty, redis-data-watch.ts): every
    * home reads its rules again now, so a rule gone with the data stops (and its waiting run with
-   * it) instead of running from the cache until its ttl; answers how many homes had rules cached.
+   * it) instead of running from the cache until its ttl; answers how many homes were told.
    */
   rulesLost(): number {
     let homes = 0;
