@@ -235,10 +235,10 @@ export function mountAppGateway(
   let opens = 0;
   const sent = metrics ? (op: string, frames: number) => metrics.appFramesOut(op, frames) : () => {};
   const authFailures = refusalLog(log, 'app auth failures, not logged');
-  /** The principal of a bearer subprotocol; one without a token, or not decoding, refused as such. */
   /** `foreign`: the upgrade came from a page of another site (another-site.ts), where an admin token is refused unchecked. */
   const tokenPrincipal = (token: string, remote: string, foreign: boolean): Promise<Principal> =>
     foreign && adminShaped(token) ? Promise.reject(new AuthError('unauthorized', 'an admin token is not taken from a page of another site')) : auth.fromToken(token, remote);
+  /** The principal of a bearer subprotocol; one without a token, or not decoding, refused as such. */
   const bearerPrincipal = (bearer: string, remote: string, foreign: boolean): Promise<Principal> => {
     const token = bearerToken(bearer);
     if (token) return tokenPrincipal(token, remote, foreign);

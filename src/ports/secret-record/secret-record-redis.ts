@@ -21,7 +21,7 @@ const SALT = 'salt';
  */
 export class RedisSecretRecord implements SecretRecord {
   private readonly key: string;
-  /** `<prefix>cluster:data-lost`: when a node found the data gone; absent from the data a backup restores */
+  /** `<prefix>cluster:data-lost`: a loss's note (when, and the salt before it) or an operator's acceptance; absent from the data a backup restores */
   private readonly lostKey: string;
   readonly where: string;
 
