@@ -11,7 +11,9 @@
  * since, whose start wrote a record of its own, knows it too, and writes the note again if Redis is
  * emptied again (review "diff28"). The loss is over when the salt from before it is back (a restore)
  * or an operator accepts it (`SET <prefix>cluster:data-lost accepted`, which the nodes turn into
- * `accepted:<salt>`): a salt of any other node's making ends nothing (review "diff29").
+ * `accepted:<salt>`, writing a new record first when none is there): a salt of any other node's
+ * making ends nothing (review "diff29"). A loss's note beside the very salt it names is a restore
+ * that kept it (key by key): deleted, not a loss (review "diff30").
  */
 import type { Logger } from '../log/logger.js';
 
@@ -22,6 +24,12 @@ export interface RedisDataWatchDeps {
   noteLost(note: string): Promise<void>;
   /** turns an operator's bare `accepted` into `accepted:<salt>` */
   noteAccepted(salt: string): Promise<void>;
+  /** deletes the note while it is the one given */
+  clearNote(note: string): Promise<void>;
+  /** the record's salt, `fresh` written first when there is none (the shared-secrets check's own call) */
+  saltOr(fresh: string): Promise<string>;
+  /** a salt of this node's making, for an acceptance that finds no record */
+  freshSalt(): string;
   log: Logger;
   /** told once at each loss: the node lets go of what it cached from the lost data */
   onLost(): void;
@@ -68,7 +76,7 @@ export class RedisDataWatch {
     this.#adopted = mark.salt;
     // started during a loss another node noted: this start's record is not the cluster's data
     const note = readNote(mark.note);
-    if (note.kind === 'loss') this.#lost(note.at, note.salt, true);
+    if (note.kind === 'loss' && !this.#restoredBeside(note, mark)) this.#lost(note.at, note.salt, true);
     this.#timer = setInterval(() => void this.check(), this.deps.everyMs);
     this.#timer.unref();
   }
@@ -86,13 +94,30 @@ export class RedisDataWatch {
     } catch {
       return;
     }
-    const { salt } = mark;
+    let { salt } = mark;
     const note = readNote(mark.note);
     // an acceptance of the loss that left this salt (or the operator's bare word): that data is the cluster's now
     if (note.kind === 'accepted' && (note.salt === undefined || note.salt === salt)) {
-      if (note.salt === undefined && salt !== undefined) await this.deps.noteAccepted(salt).catch(() => undefined);
+      if (note.salt === undefined) {
+        try {
+          // no record yet: one of this node's making, so that the next loss has a salt to miss (review "diff30")
+          salt ??= await this.deps.saltOr(this.deps.freshSalt());
+          await this.deps.noteAccepted(salt);
+        } catch {
+          return;
+        }
+      }
       if (this.#lostSince !== null) this.#clear(salt, 'accepted');
-      else this.#adopted = salt ?? this.#adopted;
+      else if (salt !== this.#adopted) {
+        // a loss this node did not see (frozen, cut off) was accepted meanwhile: its caches are of the old data
+        this.#adopted = salt;
+        this.deps.log.warn("Redis holds other data than this node started with, its loss accepted while this node did not look: what it cached goes");
+        this.deps.onLost();
+      }
+      return;
+    }
+    if (this.#restoredBeside(note, mark)) {
+      if (this.#lostSince !== null) this.#clear(salt, 'restored');
       return;
     }
     if (this.#lostSince === null) {
@@ -106,6 +131,13 @@ export class RedisDataWatch {
     }
     // noted for every node, again after a second emptying (a loss's note is never written over)
     if (note.kind !== 'loss') await this.deps.noteLost(JSON.stringify({ at: this.#lostSince, ...(this.#awaited !== undefined ? { salt: this.#awaited } : {}) })).catch(() => undefined);
+  }
+
+  /** A loss's note beside the very salt it names: a restore that kept the note (key by key). Deleted, unless written over since. */
+  #restoredBeside(note: Note, mark: { salt?: string; note?: string }): boolean {
+    if (note.kind !== 'loss' || note.salt === undefined || note.salt !== mark.salt) return false;
+    void this.deps.clearNote(mark.note!).catch(() => undefined);
+    return true;
   }
 
   #lost(at: number, awaited: string | undefined, noted: boolean): void {

@@ -1,4 +1,5 @@
 /** The node's composition root. Over 400 lines: one start-up wiring every part in the order it needs them. */
+import { randomBytes } from 'node:crypto';
 import { resolve } from 'node:path';
 import { CloseCode } from '../../proto/errors.js';
 import { actorFailureLog, type ActorSystem } from '../actors/actor.js';
@@ -232,6 +233,9 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
         readMark: () => record.dataMark(),
         noteLost: (note) => record.noteDataLost(note),
         noteAccepted: (salt) => record.noteAccepted(salt),
+        clearNote: (note) => record.clearDataLost(note),
+        saltOr: (fresh) => record.salt(fresh),
+        freshSalt: () => randomBytes(16).toString('base64url'),
         log,
         onLost: () => log.warn({ homes: automation.storeLost() }, 'rules: every home held reads its rules again, the cron triggers too'),
         everyMs: Math.max(1_000, Math.floor(config.directoryTtlMs / 3)),

@@ -11,6 +11,10 @@ return 1`);
 const NOTE_ACCEPTED = new LuaScript(`if redis.call('GET', KEYS[1]) == 'accepted' then redis.call('SET', KEYS[1], 'accepted:' .. ARGV[1]) end
 return 1`);
 
+/** KEYS the loss note; ARGV the note read: deleted while it is still that one. */
+const CLEAR_NOTE = new LuaScript(`if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
+return 1`);
+
 /** The field of the record's salt; the other fields are named after the secrets. */
 const SALT = 'salt';
 
@@ -64,6 +68,10 @@ export class RedisSecretRecord implements SecretRecord {
 
   async noteAccepted(salt: string): Promise<void> {
     await NOTE_ACCEPTED.run(this.client, [this.lostKey], [salt]);
+  }
+
+  async clearDataLost(note: string): Promise<void> {
+    await CLEAR_NOTE.run(this.client, [this.lostKey], [note]);
   }
 
   async read(): Promise<Record<string, string>> {

@@ -29,4 +29,6 @@ export interface SecretRecord {
   noteDataLost(note: string): Promise<void>;
   /** Turns an operator's bare acceptance (`accepted`) into one of the salt found with it (`accepted:<salt>`). */
   noteAccepted(salt: string): Promise<void>;
+  /** Deletes the note while it is `note` (a loss's note left beside the salt it names: a restore that kept it). */
+  clearDataLost(note: string): Promise<void>;
 }
