@@ -20,8 +20,8 @@ import type { Logger } from '../log/logger.js';
 export interface RedisDataWatchDeps {
   /** the record's salt as Redis holds it now, and the loss note (rejects while Redis is away) */
   readMark(): Promise<{ salt?: string; note?: string }>;
-  /** writes a loss's note, unless another loss's is there */
-  noteLost(note: string): Promise<void>;
+  /** writes a loss's note while the note and salt are still those the node read */
+  noteLost(note: string, seen: { salt?: string; note?: string }): Promise<void>;
   /** turns an operator's bare `accepted` into `accepted:<salt>` */
   noteAccepted(salt: string): Promise<void>;
   /** deletes the note while it is the one given */
@@ -44,15 +44,18 @@ type Note = { kind: 'none' } | { kind: 'loss'; at: number; salt: string | undefi
 
 function readNote(text: string | undefined): Note {
   if (text === undefined) return { kind: 'none' };
-  if (text === ACCEPTED) return { kind: 'accepted', salt: undefined };
+  // an operator's word as typed: `Accepted`, or `accepted\n` from `echo accepted | redis-cli -x SET` (review "diff31")
+  const word = text.trim().toLowerCase();
+  if (word === ACCEPTED) return { kind: 'accepted', salt: undefined };
   if (text.startsWith(`${ACCEPTED}:`)) return { kind: 'accepted', salt: text.slice(ACCEPTED.length + 1) };
   try {
     const { at, salt } = JSON.parse(text) as { at?: unknown; salt?: unknown };
-    return { kind: 'loss', at: typeof at === 'number' ? at : Date.now(), salt: typeof salt === 'string' ? salt : undefined };
+    if (typeof at === 'number') return { kind: 'loss', at, salt: typeof salt === 'string' ? salt : undefined };
   } catch {
-    // a note nobody here wrote: a loss all the same, of unknown salt
-    return { kind: 'loss', at: Date.now(), salt: undefined };
+    // below
   }
+  // a note none of the nodes wrote: not a loss (a node that finds one writes its own over it)
+  return { kind: 'none' };
 }
 
 export class RedisDataWatch {
@@ -62,6 +65,9 @@ export class RedisDataWatch {
   #awaited: string | undefined;
   #lostSince: number | null = null;
   #timer: NodeJS.Timeout | null = null;
+  /** the look under way, and when the last began (`recheck` shares it) */
+  #looking: Promise<void> | null = null;
+  #lookedAt = 0;
 
   constructor(private readonly deps: RedisDataWatchDeps) {}
 
@@ -86,8 +92,21 @@ export class RedisDataWatch {
     this.#timer = null;
   }
 
+  /**
+   * Whether the data is lost, looked at again unless a look began within `freshMs`: asked by a
+   * hub's admission, so that a hub reconnecting before the next timed look after a loss is told to
+   * retry, not refused for good (review "diff31"); one look at a time, shared, so at most 20 a
+   * second however many hubs connect.
+   */
+  async recheck(freshMs = 50): Promise<boolean> {
+    if (this.#looking === null && Date.now() - this.#lookedAt >= freshMs) this.#looking = this.check().finally(() => (this.#looking = null));
+    await this.#looking;
+    return this.#lostSince !== null;
+  }
+
   /** One look (the timer's; tests call it). A Redis that does not answer says nothing of its data: an outage is told elsewhere. */
   async check(): Promise<void> {
+    this.#lookedAt = Date.now();
     let mark: { salt?: string; note?: string };
     try {
       mark = await this.deps.readMark();
@@ -130,7 +149,7 @@ export class RedisDataWatch {
       return this.#clear(salt, 'restored');
     }
     // noted for every node, again after a second emptying (a loss's note is never written over)
-    if (note.kind !== 'loss') await this.deps.noteLost(JSON.stringify({ at: this.#lostSince, ...(this.#awaited !== undefined ? { salt: this.#awaited } : {}) })).catch(() => undefined);
+    if (note.kind !== 'loss') await this.deps.noteLost(JSON.stringify({ at: this.#lostSince, ...(this.#awaited !== undefined ? { salt: this.#awaited } : {}) }), mark).catch(() => undefined);
   }
 
   /** A loss's note beside the very salt it names: a restore that kept the note (key by key). Deleted, unless written over since. */

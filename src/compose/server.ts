@@ -231,7 +231,7 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
   const dataWatch = record
     ? new RedisDataWatch({
         readMark: () => record.dataMark(),
-        noteLost: (note) => record.noteDataLost(note),
+        noteLost: (note, seen) => record.noteDataLost(note, seen),
         noteAccepted: (salt) => record.noteAccepted(salt),
         clearNote: (note) => record.clearDataLost(note),
         saltOr: (fresh) => record.salt(fresh),
@@ -244,7 +244,7 @@ export async function startServer(config: Config, log: Logger, makePorts?: (time
   const recordsLost = () => dataWatch?.lostSince != null;
   metrics.attach({ recordsLost, ...(dataDisk !== undefined ? { dataDisk } : {}), nodeIdShared: () => ports.directory.nodeIdShared?.() === true, answers: pendingAnswers, admission: limits.refusals, push: ports.push, draining: () => draining, ...(memory ? { memory: memory.reading, ...(heap ? { heapReleases: heap } : {}) } : {}) });
   mountHubGateway(app, {
-    admission: new HubAdmission(ports.registry, ports.nonces, config.authSkewS, Date.now, fleet.box, isClusterMode(config) ? config.authSkewS : 0, HelloRate.perMinute(config.hubHellosPerMin), recordsLost),
+    admission: new HubAdmission(ports.registry, ports.nonces, config.authSkewS, Date.now, fleet.box, isClusterMode(config) ? config.authSkewS : 0, HelloRate.perMinute(config.hubHellosPerMin), dataWatch ? () => dataWatch.recheck().catch(() => recordsLost()) : recordsLost),
     limits,
     sessions: hubDeps,
     log,

@@ -2,9 +2,14 @@ import type { Redis } from 'ioredis';
 import { LuaScript, RedisKeys } from '../redis.js';
 import type { SecretRecord } from './secret-record.js';
 
-/** KEYS the loss note; ARGV a loss's note: written over none or an acceptance, never over another loss's. */
-const NOTE_LOSS = new LuaScript(`local v = redis.call('GET', KEYS[1])
-if not v or string.sub(v, 1, 8) == 'accepted' then redis.call('SET', KEYS[1], ARGV[1]) end
+/**
+ * KEYS the loss note, the secrets record; ARGV a loss's note, then the note and the salt the node
+ * read ('' for none): written only while both are still those, so an acceptance or a restore since
+ * is never written over (review "diff31").
+ */
+const NOTE_LOSS = new LuaScript(`local v = redis.call('GET', KEYS[1]) or ''
+local salt = redis.call('HGET', KEYS[2], 'salt') or ''
+if v == ARGV[2] and salt == ARGV[3] then redis.call('SET', KEYS[1], ARGV[1]) end
 return 1`);
 
 /** KEYS the loss note; ARGV the salt: an operator's bare `accepted` becomes `accepted:<salt>`. */
@@ -62,8 +67,8 @@ export class RedisSecretRecord implements SecretRecord {
     return { ...(salt !== null ? { salt } : {}), ...(note !== null ? { note } : {}) };
   }
 
-  async noteDataLost(note: string): Promise<void> {
-    await NOTE_LOSS.run(this.client, [this.lostKey], [note]);
+  async noteDataLost(note: string, seen: { salt?: string; note?: string }): Promise<void> {
+    await NOTE_LOSS.run(this.client, [this.lostKey, this.key], [note, seen.note ?? '', seen.salt ?? '']);
   }
 
   async noteAccepted(salt: string): Promise<void> {

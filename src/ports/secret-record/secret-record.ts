@@ -25,8 +25,8 @@ export interface SecretRecord {
    * an operator's acceptance): the mark that the store still holds its data (src/compose/redis-data-watch.ts).
    */
   dataMark(): Promise<{ salt?: string; note?: string }>;
-  /** Writes the note of a loss, unless a note of a loss is there already (over none, or an acceptance). */
-  noteDataLost(note: string): Promise<void>;
+  /** Writes the note of a loss while the note and the salt are still those `seen` (an operator's acceptance since is kept). */
+  noteDataLost(note: string, seen: { salt?: string; note?: string }): Promise<void>;
   /** Turns an operator's bare acceptance (`accepted`) into one of the salt found with it (`accepted:<salt>`). */
   noteAccepted(salt: string): Promise<void>;
   /** Deletes the note while it is `note` (a loss's note left beside the salt it names: a restore that kept it). */
