@@ -5,6 +5,7 @@
  * (screenshot in test/artifacts/; skipped where /usr/bin/chromium is absent).
  */
 import { existsSync, mkdirSync } from 'node:fs';
+import { networkInterfaces } from 'node:os';
 import { chromium } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createAdminApp } from '../../src/admin/admin-server.js';
@@ -269,6 +270,31 @@ describe('bull-board on the admin port', () => {
       expect(others(problems)).toEqual([]);
     } finally {
       await browser.close();
+    }
+  });
+
+  /** An IPv4 address of this machine other than loopback: over plain HTTP there, browsers send no fetch metadata. */
+  const outside = Object.values(networkInterfaces())
+    .flat()
+    .find((a) => a !== undefined && a.family === 'IPv4' && !a.internal)?.address;
+  it.skipIf(!existsSync(CHROMIUM) || outside === undefined)('its own sign-in and sign-out forms work over plain HTTP at an address other than loopback (review "diff29": they were refused as another site\'s)', async () => {
+    const wide = await new Promise<us_listen_socket>((resolve, reject) => admin.listen('0.0.0.0', 0, (s) => (s ? resolve(s) : reject(new Error('no listen')))));
+    const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'] });
+    try {
+      const page = await browser.newPage();
+      page.setDefaultTimeout(15_000);
+      const at = `http://${outside}:${binding.uws.us_socket_local_port(wide as never)}`;
+      await page.goto(`${at}/queues`);
+      await page.fill('#token', TOKEN);
+      const [signIn] = await Promise.all([page.waitForNavigation(), page.click('button[type=submit]')]);
+      expect(signIn?.status()).toBe(200);
+      expect((await page.context().cookies()).map((c) => c.name)).toContain('tier_board');
+      await page.goto(`${at}/queues/logout`);
+      await Promise.all([page.waitForNavigation(), page.click('button[type=submit]')]);
+      expect((await page.context().cookies()).map((c) => c.name)).not.toContain('tier_board');
+    } finally {
+      await browser.close();
+      binding.uws.us_listen_socket_close(wide);
     }
   });
 });
