@@ -83,7 +83,8 @@ export class RedisDataWatch {
     // started during a loss another node noted: this start's record is not the cluster's data
     const note = readNote(mark.note);
     if (note.kind === 'loss' && !this.#restoredBeside(note, mark)) this.#lost(note.at, note.salt, true);
-    this.#timer = setInterval(() => void this.check(), this.deps.everyMs);
+    // through the shared look: a timed look and a handshake's never run at once
+    this.#timer = setInterval(() => void this.recheck(0), this.deps.everyMs);
     this.#timer.unref();
   }
 
@@ -148,7 +149,7 @@ export class RedisDataWatch {
     } else if (salt !== undefined && salt === this.#awaited) {
       return this.#clear(salt, 'restored');
     }
-    // noted for every node, again after a second emptying (a loss's note is never written over)
+    // noted for every node, again after a second emptying (only over the note and salt just read)
     if (note.kind !== 'loss') await this.deps.noteLost(JSON.stringify({ at: this.#lostSince, ...(this.#awaited !== undefined ? { salt: this.#awaited } : {}) }), mark).catch(() => undefined);
   }
 

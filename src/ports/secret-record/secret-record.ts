@@ -11,7 +11,15 @@
  *   answers every field as recorded after it.
  * - `replace` overwrites the given fields (a rotation declared, the key ids of a node accepted, the
  *   values dropped).
- * - `read` answers every field; an empty record is `{}`. Any backend failure rejects the call.
+ * - `read` answers every field; an empty record is `{}`.
+ * - The salt, never changed once written, is also the mark that the store still holds the cluster's
+ *   data (src/compose/redis-data-watch.ts): `dataMark` answers it with the loss note beside it;
+ *   `noteDataLost` writes a note only while note and salt are still those the caller read (compare
+ *   and set: an acceptance or a restore since is never written over); `noteAccepted` binds an
+ *   operator's bare `accepted` to the salt; `clearDataLost` deletes the note only while it is the one
+ *   read.
+ *
+ * Any backend failure rejects the call.
  */
 export interface SecretRecord {
   /** where the record lives, for messages to the operator (`Redis key tier:cluster:secrets`) */
